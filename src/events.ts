@@ -1,0 +1,42 @@
+import { EventEmitter } from 'node:events';
+
+/**
+ * A typed event emitter whose `safeEmit` isolates a throwing listener: one broken listener must
+ * not tear down a publisher or a transponder that other listeners still depend on.
+ */
+export class TypedEmitter<Events extends Record<string, unknown[]>> {
+  readonly #emitter = new EventEmitter();
+
+  constructor(private readonly onListenerError: (event: string, error: unknown) => void = () => {}) {
+    this.#emitter.setMaxListeners(0);
+  }
+
+  on<E extends keyof Events & string>(event: E, listener: (...args: Events[E]) => void): this {
+    this.#emitter.on(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  once<E extends keyof Events & string>(event: E, listener: (...args: Events[E]) => void): this {
+    this.#emitter.once(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  off<E extends keyof Events & string>(event: E, listener: (...args: Events[E]) => void): this {
+    this.#emitter.off(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  protected safeEmit<E extends keyof Events & string>(event: E, ...args: Events[E]): void {
+    for (const listener of this.#emitter.listeners(event)) {
+      try {
+        (listener as (...a: unknown[]) => void)(...args);
+      } catch (error) {
+        this.onListenerError(event, error);
+      }
+    }
+  }
+
+  protected removeAllListeners(): void {
+    this.#emitter.removeAllListeners();
+  }
+}

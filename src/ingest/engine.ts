@@ -1,0 +1,40 @@
+import type { TypedEmitter } from '../events.js';
+import type { MediaKind, VideoCodec } from '../media/codecs.js';
+import type { MediaPacket } from '../media/rtp.js';
+
+/**
+ * The boundary between the gateway and a WebRTC implementation. Nothing outside `src/ingest/`
+ * touches the engine's own types, so another engine can be added behind the same interface.
+ */
+export interface IngestTrack {
+  readonly kind: MediaKind;
+  readonly clockRate: number;
+  /** Set for video tracks. */
+  readonly videoCodec?: VideoCodec;
+  /** Subscribes to decrypted, RTX-unwrapped RTP packets; returns the unsubscribe function. */
+  onPacket(listener: (packet: MediaPacket) => void): () => void;
+  /** Asks the sender for a keyframe (RTCP PLI). A no-op for audio. */
+  requestKeyframe(): void;
+}
+
+export type IngestSessionEvents = {
+  connected: [];
+  /** The session ended; `reason` says why (peer closed, ICE failed, closed by the gateway). */
+  closed: [reason: string];
+};
+
+export interface IngestSession extends TypedEmitter<IngestSessionEvents> {
+  readonly id: string;
+  /** The SDP answer to send back to the publisher. */
+  readonly answer: string;
+  /** The publisher's tracks, known from the offer: at most one audio and one video. */
+  readonly tracks: readonly IngestTrack[];
+  readonly videoCodec: VideoCodec | undefined;
+  readonly hasAudio: boolean;
+  close(reason?: string): Promise<void>;
+}
+
+export interface IngestEngine {
+  /** Answers a publisher's offer. Throws `OfferError` for offers the gateway cannot take. */
+  accept(offer: string): Promise<IngestSession>;
+}

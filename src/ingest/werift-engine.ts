@@ -1,0 +1,186 @@
+import { randomUUID } from 'node:crypto';
+import { isIPv4, isIPv6 } from 'node:net';
+import {
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  useNACK,
+  usePLI,
+  useSdesMid,
+  type MediaStreamTrack,
+  type RTCRtpTransceiver,
+} from 'werift';
+import { TypedEmitter } from '../events.js';
+import { OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE, type VideoCodec } from '../media/codecs.js';
+import type { MediaPacket } from '../media/rtp.js';
+import { RemoteAddressFilter, filterOfferCandidates, keepAnnouncedCandidates } from './address-filter.js';
+import type { IngestEngine, IngestSession, IngestSessionEvents, IngestTrack } from './engine.js';
+import { addBitrateHints, selectCodecs, type OfferedCodec } from './sdp.js';
+
+export interface WeriftEngineOptions {
+  /** The only addresses gathered and announced as host candidates. */
+  addresses: readonly string[];
+  portRange: [number, number];
+  remoteNetworks: readonly string[];
+  videoCodecs: readonly VideoCodec[];
+  videoBitrateKbps: number;
+  videoMinBitrateKbps: number;
+  /** How long ICE gathering may take before the answer is sent with what was gathered. */
+  gatherTimeoutMs?: number;
+  onListenerError?: (event: string, error: unknown) => void;
+}
+
+export class WeriftEngine implements IngestEngine {
+  readonly #remoteFilter: RemoteAddressFilter;
+  readonly #announced: ReadonlySet<string>;
+
+  constructor(private readonly options: WeriftEngineOptions) {
+    this.#remoteFilter = new RemoteAddressFilter(options.remoteNetworks);
+    this.#announced = new Set(options.addresses);
+  }
+
+  async accept(offer: string): Promise<IngestSession> {
+    const selection = selectCodecs(filterOfferCandidates(offer, this.#remoteFilter), this.options.videoCodecs);
+    const pc = new RTCPeerConnection(this.#peerConfig(selection.video?.offered, selection.video?.codec));
+    const session = new WeriftSession(pc, selection.video?.codec, selection.audio !== undefined, this.options.onListenerError);
+    try {
+      await pc.setRemoteDescription({ type: 'offer', sdp: selection.sdp });
+      session.tracks = pc.getTransceivers().flatMap((transceiver) =>
+        transceiver.receiver.tracks.map((track) => new WeriftTrack(track, transceiver, selection.video?.codec)),
+      );
+      await pc.setLocalDescription(await pc.createAnswer());
+      await waitForGathering(pc, this.options.gatherTimeoutMs ?? 3000);
+      const local = pc.localDescription?.sdp;
+      if (!local) throw new Error('the WebRTC engine produced no answer');
+      const bitrate = this.options.videoBitrateKbps;
+      session.answer = addBitrateHints(keepAnnouncedCandidates(local, this.#announced), {
+        start: bitrate,
+        min: this.options.videoMinBitrateKbps,
+        max: bitrate,
+      });
+      return session;
+    } catch (error) {
+      await session.close('negotiation failed');
+      throw error;
+    }
+  }
+
+  #peerConfig(video: OfferedCodec | undefined, codec: VideoCodec | undefined): ConstructorParameters<typeof RTCPeerConnection>[0] {
+    const { addresses } = this.options;
+    const v4 = addresses.filter((a) => isIPv4(a));
+    const v6 = addresses.filter((a) => isIPv6(a));
+    const filter = this.#remoteFilter;
+    const announced = this.#announced;
+    const videoCodecs = video && codec
+      ? [
+          new RTCRtpCodecParameters({
+            mimeType: `video/${codec}`,
+            clockRate: VIDEO_CLOCK_RATE,
+            rtcpFeedback: [useNACK(), usePLI()],
+            parameters: codec === 'H264' ? Object.entries(video.fmtp).map(([k, v]) => `${k}=${v}`).join(';') : undefined,
+          }),
+        ]
+      : [];
+    return {
+      iceServers: [],
+      // Host addresses come only from configuration: the engine's own interface scan is off.
+      iceUseIpv4: false,
+      iceUseIpv6: false,
+      iceAdditionalHostAddresses: [...addresses],
+      // Bind sockets to the configured address itself when there is one per family.
+      iceInterfaceAddresses: {
+        ...(v4.length === 1 ? { udp4: v4[0] } : {}),
+        ...(v6.length === 1 ? { udp6: v6[0] } : {}),
+      },
+      icePortRange: this.options.portRange,
+      iceFilterStunResponse: (_message, address) => filter.allows(address[0]),
+      iceFilterCandidatePair: (pair) => announced.has(pair.localCandidate.host) && filter.allows(pair.remoteCandidate.host),
+      codecs: {
+        video: videoCodecs,
+        audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: OPUS_CLOCK_RATE, channels: 2 })],
+      },
+      // No transport-cc: werift's feedback for it collapses Chromium's bandwidth estimate.
+      headerExtensions: { video: [useSdesMid()], audio: [useSdesMid()] },
+    };
+  }
+}
+
+function waitForGathering(pc: RTCPeerConnection, timeoutMs: number): Promise<void> {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, timeoutMs);
+    const { unSubscribe } = pc.iceGatheringStateChange.subscribe((state) => {
+      if (state === 'complete') done();
+    });
+    function done(): void {
+      clearTimeout(timer);
+      unSubscribe();
+      resolve();
+    }
+  });
+}
+
+class WeriftSession extends TypedEmitter<IngestSessionEvents> implements IngestSession {
+  readonly id = randomUUID();
+  answer = '';
+  tracks: IngestTrack[] = [];
+  #closed = false;
+
+  constructor(
+    private readonly pc: RTCPeerConnection,
+    readonly videoCodec: VideoCodec | undefined,
+    readonly hasAudio: boolean,
+    onListenerError?: (event: string, error: unknown) => void,
+  ) {
+    super(onListenerError);
+    pc.connectionStateChange.subscribe((state) => {
+      if (state === 'connected') this.safeEmit('connected');
+      else if (state === 'failed' || state === 'closed') void this.close(`WebRTC connection ${state}`);
+    });
+  }
+
+  async close(reason = 'closed by the gateway'): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.pc.close();
+    } finally {
+      this.safeEmit('closed', reason);
+      this.removeAllListeners();
+    }
+  }
+}
+
+class WeriftTrack implements IngestTrack {
+  readonly kind: 'audio' | 'video';
+  readonly clockRate: number;
+  readonly videoCodec?: VideoCodec;
+
+  constructor(
+    private readonly track: MediaStreamTrack,
+    private readonly transceiver: RTCRtpTransceiver,
+    videoCodec: VideoCodec | undefined,
+  ) {
+    this.kind = track.kind === 'video' ? 'video' : 'audio';
+    this.clockRate = this.kind === 'video' ? VIDEO_CLOCK_RATE : OPUS_CLOCK_RATE;
+    if (this.kind === 'video') this.videoCodec = videoCodec;
+  }
+
+  onPacket(listener: (packet: MediaPacket) => void): () => void {
+    const { unSubscribe } = this.track.onReceiveRtp.subscribe((rtp) => {
+      listener({
+        sequenceNumber: rtp.header.sequenceNumber,
+        timestamp: rtp.header.timestamp,
+        marker: rtp.header.marker,
+        payload: rtp.payload,
+      });
+    });
+    return unSubscribe;
+  }
+
+  requestKeyframe(): void {
+    if (this.kind !== 'video' || this.track.ssrc === undefined) return;
+    this.transceiver.receiver.sendRtcpPLI(this.track.ssrc).catch(() => {
+      // The transport may be closing; the next request will tell.
+    });
+  }
+}

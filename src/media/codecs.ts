@@ -1,0 +1,209 @@
+/**
+ * Codec facts shared by ingest and transponders. Payload types toward ffmpeg are fixed here, so the
+ * SDP file for a transponder can be written before or independently of the WebRTC negotiation.
+ */
+export type VideoCodec = 'H264' | 'VP8' | 'VP9';
+export type AudioCodec = 'opus';
+export type MediaKind = 'audio' | 'video';
+
+export const VIDEO_CLOCK_RATE = 90000;
+export const OPUS_CLOCK_RATE = 48000;
+
+export const FFMPEG_PAYLOAD_TYPE: Record<VideoCodec | AudioCodec, number> = {
+  H264: 96,
+  VP8: 97,
+  VP9: 98,
+  opus: 111,
+};
+
+export function videoCodecFromMime(mime: string): VideoCodec | undefined {
+  switch (mime.toLowerCase()) {
+    case 'video/h264':
+      return 'H264';
+    case 'video/vp8':
+      return 'VP8';
+    case 'video/vp9':
+      return 'VP9';
+    default:
+      return undefined;
+  }
+}
+
+/** Whether this RTP payload starts a keyframe (an IDR picture for H.264). */
+export function isKeyframeStart(codec: VideoCodec, payload: Buffer): boolean {
+  if (payload.length < 2) return false;
+  switch (codec) {
+    case 'H264':
+      return h264StartsKeyframe(payload);
+    case 'VP8':
+      return vp8StartsKeyframe(payload);
+    case 'VP9':
+      return vp9StartsKeyframe(payload);
+  }
+}
+
+const NAL_IDR = 5;
+const NAL_SPS = 7;
+const NAL_PPS = 8;
+const NAL_STAP_A = 24;
+const NAL_FU_A = 28;
+
+function h264StartsKeyframe(payload: Buffer): boolean {
+  const type = payload[0]! & 0x1f;
+  if (type === NAL_IDR || type === NAL_SPS) return true;
+  if (type === NAL_FU_A) {
+    const fuHeader = payload[1]!;
+    return (fuHeader & 0x80) !== 0 && (fuHeader & 0x1f) === NAL_IDR;
+  }
+  if (type === NAL_STAP_A) {
+    for (const nal of stapANalUnits(payload)) {
+      const t = nal[0]! & 0x1f;
+      if (t === NAL_IDR || t === NAL_SPS) return true;
+    }
+  }
+  return false;
+}
+
+function* stapANalUnits(payload: Buffer): Generator<Buffer> {
+  let offset = 1;
+  while (offset + 2 <= payload.length) {
+    const size = payload.readUInt16BE(offset);
+    offset += 2;
+    if (size === 0 || offset + size > payload.length) return;
+    yield payload.subarray(offset, offset + size);
+    offset += size;
+  }
+}
+
+/** SPS and PPS NAL units carried by this H.264 RTP payload (single NAL unit or STAP-A). */
+export function h264ParameterSets(payload: Buffer): { sps?: Buffer; pps?: Buffer } {
+  const found: { sps?: Buffer; pps?: Buffer } = {};
+  const take = (nal: Buffer): void => {
+    const t = nal[0]! & 0x1f;
+    if (t === NAL_SPS) found.sps = Buffer.from(nal);
+    else if (t === NAL_PPS) found.pps = Buffer.from(nal);
+  };
+  if (payload.length === 0) return found;
+  const type = payload[0]! & 0x1f;
+  if (type === NAL_STAP_A) for (const nal of stapANalUnits(payload)) take(nal);
+  else take(payload);
+  return found;
+}
+
+/** Width and height coded in an H.264 SPS (frame cropping applied). */
+export function h264SpsDimensions(sps: Buffer): { width: number; height: number } | undefined {
+  try {
+    const r = new BitReader(removeEmulationPrevention(sps.subarray(1)));
+    const profileIdc = r.bits(8);
+    r.bits(16); // constraint flags + level_idc
+    r.ue(); // seq_parameter_set_id
+    let chromaFormatIdc = 1;
+    if ([100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135].includes(profileIdc)) {
+      chromaFormatIdc = r.ue();
+      if (chromaFormatIdc === 3) r.bits(1);
+      r.ue();
+      r.ue();
+      r.bits(1);
+      if (r.bits(1)) {
+        for (let i = 0; i < (chromaFormatIdc !== 3 ? 8 : 12); i++) {
+          if (r.bits(1)) skipScalingList(r, i < 6 ? 16 : 64);
+        }
+      }
+    }
+    r.ue(); // log2_max_frame_num_minus4
+    const pocType = r.ue();
+    if (pocType === 0) r.ue();
+    else if (pocType === 1) {
+      r.bits(1);
+      r.se();
+      r.se();
+      const n = r.ue();
+      for (let i = 0; i < n; i++) r.se();
+    }
+    r.ue(); // max_num_ref_frames
+    r.bits(1);
+    const widthMbs = r.ue() + 1;
+    const heightMapUnits = r.ue() + 1;
+    const frameMbsOnly = r.bits(1);
+    if (!frameMbsOnly) r.bits(1);
+    r.bits(1);
+    let crop = { l: 0, r: 0, t: 0, b: 0 };
+    if (r.bits(1)) crop = { l: r.ue(), r: r.ue(), t: r.ue(), b: r.ue() };
+    const cropUnitX = chromaFormatIdc === 0 || chromaFormatIdc === 3 ? 1 : 2;
+    const cropUnitY = (chromaFormatIdc === 1 ? 2 : 1) * (2 - frameMbsOnly);
+    return {
+      width: widthMbs * 16 - (crop.l + crop.r) * cropUnitX,
+      height: (2 - frameMbsOnly) * heightMapUnits * 16 - (crop.t + crop.b) * cropUnitY,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+function skipScalingList(r: BitReader, size: number): void {
+  let last = 8;
+  let next = 8;
+  for (let j = 0; j < size; j++) {
+    if (next !== 0) next = (last + r.se() + 256) % 256;
+    last = next === 0 ? last : next;
+  }
+}
+
+function removeEmulationPrevention(data: Buffer): Buffer {
+  const out: number[] = [];
+  for (let i = 0; i < data.length; i++) {
+    if (i >= 2 && data[i] === 3 && data[i - 1] === 0 && data[i - 2] === 0) continue;
+    out.push(data[i]!);
+  }
+  return Buffer.from(out);
+}
+
+class BitReader {
+  #pos = 0;
+  constructor(private readonly data: Buffer) {}
+  bits(n: number): number {
+    let v = 0;
+    for (let i = 0; i < n; i++) {
+      const byte = this.data[this.#pos >> 3];
+      if (byte === undefined) throw new RangeError('SPS ended early');
+      v = v * 2 + ((byte >> (7 - (this.#pos & 7))) & 1);
+      this.#pos++;
+    }
+    return v;
+  }
+  ue(): number {
+    let zeros = 0;
+    while (this.bits(1) === 0) {
+      if (++zeros > 31) throw new RangeError('bad Exp-Golomb code');
+    }
+    return 2 ** zeros - 1 + this.bits(zeros);
+  }
+  se(): number {
+    const k = this.ue();
+    return k % 2 === 1 ? (k + 1) / 2 : -(k / 2);
+  }
+}
+
+/** RFC 7741: a VP8 keyframe starts where S=1, PID=0 and the payload header's P bit is 0. */
+function vp8StartsKeyframe(payload: Buffer): boolean {
+  const b0 = payload[0]!;
+  const start = (b0 & 0x10) !== 0 && (b0 & 0x07) === 0;
+  if (!start) return false;
+  let offset = 1;
+  if (b0 & 0x80) {
+    const x = payload[offset++]!;
+    if (x & 0x80) offset += (payload[offset]! & 0x80) !== 0 ? 2 : 1; // PictureID
+    if (x & 0x40) offset += 1; // TL0PICIDX
+    if (x & 0x30) offset += 1; // TID/KEYIDX
+  }
+  const header = payload[offset];
+  return header !== undefined && (header & 0x01) === 0;
+}
+
+/** VP9 payload descriptor: B (start of frame) set and P (inter-picture predicted) clear. */
+function vp9StartsKeyframe(payload: Buffer): boolean {
+  const b0 = payload[0]!;
+  const interPredicted = (b0 & 0x40) !== 0;
+  const startOfFrame = (b0 & 0x08) !== 0;
+  return startOfFrame && !interPredicted;
+}

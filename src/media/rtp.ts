@@ -1,0 +1,104 @@
+/** A received media packet, engine-neutral: what the RTP header says plus the payload. */
+export interface MediaPacket {
+  sequenceNumber: number;
+  timestamp: number;
+  marker: boolean;
+  payload: Buffer;
+}
+
+const RTP_HEADER_SIZE = 12;
+
+/** Serialises a minimal RTP packet (no CSRC, no extensions) with the given payload type and SSRC. */
+export function serializeRtp(packet: MediaPacket, payloadType: number, ssrc: number): Buffer {
+  const buf = Buffer.allocUnsafe(RTP_HEADER_SIZE + packet.payload.length);
+  buf[0] = 0x80;
+  buf[1] = (packet.marker ? 0x80 : 0) | (payloadType & 0x7f);
+  buf.writeUInt16BE(packet.sequenceNumber & 0xffff, 2);
+  buf.writeUInt32BE(packet.timestamp >>> 0, 4);
+  buf.writeUInt32BE(ssrc >>> 0, 8);
+  packet.payload.copy(buf, RTP_HEADER_SIZE);
+  return buf;
+}
+
+const NTP_EPOCH_OFFSET_S = 2208988800;
+
+/**
+ * An RTCP sender report (RFC 3550 §6.4.1) with no report blocks. The gateway sends its own to
+ * ffmpeg so that audio and video share one clock from their first packet (see `ClockMapping`).
+ */
+export function serializeSenderReport(ssrc: number, wallclockMs: number, rtpTimestamp: number): Buffer {
+  const buf = Buffer.alloc(28);
+  buf[0] = 0x80;
+  buf[1] = 200;
+  buf.writeUInt16BE(6, 2); // length in 32-bit words minus one
+  buf.writeUInt32BE(ssrc >>> 0, 4);
+  const seconds = Math.floor(wallclockMs / 1000);
+  const fraction = Math.floor(((wallclockMs % 1000) / 1000) * 2 ** 32);
+  buf.writeUInt32BE((seconds + NTP_EPOCH_OFFSET_S) >>> 0, 8);
+  buf.writeUInt32BE(fraction >>> 0, 12);
+  buf.writeUInt32BE(rtpTimestamp >>> 0, 16);
+  return buf; // packet and octet counts stay 0: ffmpeg does not use them
+}
+
+/**
+ * Maps a track's RTP timestamps to wall-clock milliseconds, anchored at the arrival of the track's
+ * first packet. Audio and video anchored on the same clock keep their relative timing within the
+ * arrival jitter of their first packets, which is what ffmpeg needs to interleave them.
+ */
+export class ClockMapping {
+  constructor(
+    readonly clockRate: number,
+    readonly anchorTimestamp: number,
+    readonly anchorWallclockMs: number,
+  ) {}
+
+  wallclockMs(timestamp: number): number {
+    const delta = ((timestamp - this.anchorTimestamp) << 0) / this.clockRate; // signed 32-bit difference
+    return this.anchorWallclockMs + delta * 1000;
+  }
+}
+
+/**
+ * Drops repeated sequence numbers, such as Chromium's RTX bandwidth probes that re-send packets
+ * already received; ffmpeg would log them as "dropping old packet". Remembers the last 2048
+ * sequence numbers in a bitmap, so the check costs O(1) per packet.
+ */
+export class DuplicateFilter {
+  static readonly WINDOW = 2048;
+  static readonly RESET_DISTANCE = 16384;
+  readonly #seen = new Uint8Array(65536 / 8);
+  #highest: number | undefined;
+
+  /** True when the packet is new and should be forwarded. */
+  accept(sequenceNumber: number): boolean {
+    const seq = sequenceNumber & 0xffff;
+    if (this.#highest !== undefined) {
+      const ahead = (seq - this.#highest) & 0xffff;
+      if (ahead !== 0 && ahead < 0x8000) {
+        // Moving forward: forget the numbers that fall out of the window.
+        for (let i = 1; i <= Math.min(ahead, DuplicateFilter.WINDOW); i++) this.#clear((this.#highest + i - DuplicateFilter.WINDOW) & 0xffff);
+        this.#highest = seq;
+      } else {
+        const behind = (this.#highest - seq) & 0xffff;
+        if (behind > DuplicateFilter.RESET_DISTANCE) {
+          // Far out of order: the sender restarted its numbering, so start afresh.
+          this.#seen.fill(0);
+          this.#highest = seq;
+        } else if (behind >= DuplicateFilter.WINDOW) {
+          return false; // older than the window: too late to be of use
+        }
+      }
+    } else {
+      this.#highest = seq;
+    }
+    const byte = seq >> 3;
+    const bit = 1 << (seq & 7);
+    if (this.#seen[byte]! & bit) return false;
+    this.#seen[byte]! |= bit;
+    return true;
+  }
+
+  #clear(seq: number): void {
+    this.#seen[seq >> 3]! &= ~(1 << (seq & 7));
+  }
+}

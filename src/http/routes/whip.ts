@@ -1,0 +1,64 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { GatewayError, notFound } from '../../errors.js';
+import { OfferError } from '../../ingest/sdp.js';
+import type { PublisherRegistry } from '../../publishers/registry.js';
+
+const CORS = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-methods': 'POST, DELETE, PATCH, OPTIONS',
+  'access-control-allow-headers': 'content-type, authorization, if-match',
+  'access-control-expose-headers': 'location, link, etag, accept-patch, accept-post',
+};
+
+function withCors(reply: FastifyReply): FastifyReply {
+  return reply.headers(CORS);
+}
+
+/**
+ * WHIP (RFC 9725): POST an SDP offer to `/whip/{streamName}`, get 201 with the answer and the
+ * session resource in `Location`; DELETE on that resource ends the publish. Candidates travel in
+ * the offer and answer only: trickle ICE and ICE restarts are not offered (PATCH answers 405).
+ */
+export function whipRoutes(app: FastifyInstance, publishers: PublisherRegistry): void {
+  app.options('/whip/:streamName', async (_request, reply) =>
+    withCors(reply).code(204).header('accept-post', 'application/sdp').send(),
+  );
+  app.options('/whip/:streamName/:sessionId', async (_request, reply) =>
+    withCors(reply).code(204).header('allow', 'DELETE, OPTIONS').send(),
+  );
+
+  app.post<{ Params: { streamName: string } }>('/whip/:streamName', async (request, reply) => {
+    withCors(reply);
+    const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/sdp') {
+      throw new GatewayError('unsupported_media_type', 'the offer must be sent as Content-Type: application/sdp');
+    }
+    const offer = typeof request.body === 'string' ? request.body : '';
+    const { streamName } = request.params;
+    let publisher;
+    try {
+      publisher = await publishers.publish(streamName, offer);
+    } catch (error) {
+      if (error instanceof OfferError) throw new GatewayError('invalid_request', `offer: ${error.message}`, 'offer');
+      throw error;
+    }
+    return reply
+      .code(201)
+      .header('content-type', 'application/sdp')
+      .header('location', `/whip/${encodeURIComponent(streamName)}/${publisher.id}`)
+      .header('etag', `"${publisher.id}"`)
+      .send(publisher.session.answer);
+  });
+
+  app.delete<{ Params: { streamName: string; sessionId: string } }>('/whip/:streamName/:sessionId', async (request, reply) => {
+    withCors(reply);
+    const publisher = publishers.get(request.params.streamName);
+    if (!publisher || publisher.id !== request.params.sessionId) throw notFound('no such WHIP session');
+    await publisher.close('WHIP session deleted');
+    return reply.code(200).send();
+  });
+
+  app.patch('/whip/:streamName/:sessionId', async (_request, reply) =>
+    withCors(reply).code(405).header('allow', 'DELETE, OPTIONS').send(),
+  );
+}

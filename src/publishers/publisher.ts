@@ -1,0 +1,213 @@
+import { randomInt } from 'node:crypto';
+import type { Logger } from 'pino';
+import { TypedEmitter } from '../events.js';
+import type { IngestSession, IngestTrack } from '../ingest/engine.js';
+import {
+  FFMPEG_PAYLOAD_TYPE,
+  h264ParameterSets,
+  h264SpsDimensions,
+  isKeyframeStart,
+  type MediaKind,
+  type VideoCodec,
+} from '../media/codecs.js';
+import { ClockMapping, DuplicateFilter, serializeRtp, serializeSenderReport, type MediaPacket } from '../media/rtp.js';
+
+/** Receives a publisher's media, normalised: fixed payload types and SSRCs, no header extensions. */
+export interface MediaSink {
+  write(kind: MediaKind, rtp: Buffer, timestamp: number): void;
+}
+
+export type PublisherState = 'connecting' | 'publishing' | 'closed';
+
+export type PublisherEvents = {
+  publishing: [];
+  keyframe: [];
+  closed: [reason: string];
+};
+
+export interface PublisherOptions {
+  keyframeIntervalMs: number;
+  log: Logger;
+}
+
+/**
+ * Upper bound of the cached group of pictures, in packets (~5 s of 720p at 2.5 Mb/s). A GOP larger
+ * than this is not cached: a new transponder then waits for the next keyframe instead.
+ */
+const MAX_GOP_PACKETS = 3000;
+
+/** Fraction of the keyframe interval after which the next keyframe is requested. */
+const KEYFRAME_REQUEST_LEAD = 0.95;
+
+interface TrackPipeline {
+  kind: MediaKind;
+  track: IngestTrack;
+  payloadType: number;
+  ssrc: number;
+  filter: DuplicateFilter;
+  clock?: ClockMapping;
+}
+
+interface CachedPacket {
+  kind: MediaKind;
+  rtp: Buffer;
+  timestamp: number;
+}
+
+/**
+ * One published stream: owns its ingest session, normalises its packets, keeps the current group
+ * of pictures so that a new transponder starts from a keyframe at once, and asks the sender for a
+ * keyframe every `keyframeIntervalMs` so passed-through H.264 meets the platforms' 2 s GOP advice.
+ */
+export class Publisher extends TypedEmitter<PublisherEvents> {
+  state: PublisherState = 'connecting';
+  readonly createdAt = Date.now();
+  readonly videoCodec: VideoCodec | undefined;
+  readonly hasAudio: boolean;
+  readonly counters = { packets: 0, bytes: 0, duplicates: 0, keyframes: 0 };
+  videoSize: { width: number; height: number } | undefined;
+
+  readonly #pipelines = new Map<MediaKind, TrackPipeline>();
+  readonly #sinks = new Set<MediaSink>();
+  #gop: CachedPacket[] = [];
+  #gopTimestamp: number | undefined;
+  #sps: Buffer | undefined;
+  #pps: Buffer | undefined;
+  #keyframeTimer: NodeJS.Timeout | undefined;
+  #unsubscribers: (() => void)[] = [];
+  #closeReason: string | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly session: IngestSession,
+    private readonly options: PublisherOptions,
+  ) {
+    super((event, error) => options.log.error({ err: error, event }, 'publisher listener failed'));
+    this.videoCodec = session.videoCodec;
+    this.hasAudio = session.hasAudio;
+    for (const track of session.tracks) {
+      const payloadType = track.kind === 'video' ? FFMPEG_PAYLOAD_TYPE[track.videoCodec ?? 'H264'] : FFMPEG_PAYLOAD_TYPE.opus;
+      const pipeline: TrackPipeline = { kind: track.kind, track, payloadType, ssrc: randomInt(1, 2 ** 31), filter: new DuplicateFilter() };
+      this.#pipelines.set(track.kind, pipeline);
+      this.#unsubscribers.push(track.onPacket((packet) => this.#onPacket(pipeline, packet)));
+    }
+    session.on('connected', () => {
+      if (this.state !== 'connecting') return;
+      this.state = 'publishing';
+      options.log.info({ video: this.videoCodec, audio: this.hasAudio }, 'publishing');
+      this.safeEmit('publishing');
+    });
+    session.on('closed', (reason) => void this.close(reason));
+  }
+
+  get id(): string {
+    return this.session.id;
+  }
+
+  get isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  get closeReason(): string | undefined {
+    return this.#closeReason;
+  }
+
+  /** H.264 SPS and PPS as an SDP `sprop-parameter-sets` value, once seen. */
+  get spropParameterSets(): string | undefined {
+    if (!this.#sps || !this.#pps) return undefined;
+    return `${this.#sps.toString('base64')},${this.#pps.toString('base64')}`;
+  }
+
+  /** Whether a keyframe and what followed it are cached, ready to start a new sink from. */
+  get hasKeyframe(): boolean {
+    return this.#gopTimestamp !== undefined;
+  }
+
+  requestKeyframe(): void {
+    this.#pipelines.get('video')?.track.requestKeyframe();
+  }
+
+  /**
+   * Adds a sink. With `fromKeyframe`, the cached packets since the last keyframe are written to it
+   * first, in the same tick, so it sees a gapless stream that starts with a keyframe.
+   */
+  attach(sink: MediaSink, fromKeyframe: boolean): void {
+    if (fromKeyframe) for (const p of this.#gop) sink.write(p.kind, p.rtp, p.timestamp);
+    this.#sinks.add(sink);
+  }
+
+  detach(sink: MediaSink): void {
+    this.#sinks.delete(sink);
+  }
+
+  /**
+   * An RTCP sender report for the track, mapping `timestamp` onto the publisher's shared clock.
+   * Sent to ffmpeg before a track's first packet, it makes ffmpeg place audio and video on one
+   * timeline instead of starting each at zero from its own first packet.
+   */
+  senderReport(kind: MediaKind, timestamp: number): Buffer | undefined {
+    const pipeline = this.#pipelines.get(kind);
+    if (!pipeline?.clock) return undefined;
+    return serializeSenderReport(pipeline.ssrc, pipeline.clock.wallclockMs(timestamp), timestamp);
+  }
+
+  async close(reason = 'closed by the gateway'): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.#closeReason = reason;
+    clearInterval(this.#keyframeTimer);
+    for (const unsubscribe of this.#unsubscribers) unsubscribe();
+    this.#sinks.clear();
+    this.#gop = [];
+    this.options.log.info({ reason }, 'publisher closed');
+    await this.session.close(reason);
+    this.safeEmit('closed', reason);
+    this.removeAllListeners();
+  }
+
+  #onPacket(pipeline: TrackPipeline, packet: MediaPacket): void {
+    if (!pipeline.filter.accept(packet.sequenceNumber)) {
+      this.counters.duplicates++;
+      return;
+    }
+    this.counters.packets++;
+    this.counters.bytes += packet.payload.length;
+    pipeline.clock ??= new ClockMapping(pipeline.track.clockRate, packet.timestamp, Date.now());
+    const rtp = serializeRtp(packet, pipeline.payloadType, pipeline.ssrc);
+    if (pipeline.kind === 'video') this.#onVideo(packet);
+    if (this.#gopTimestamp !== undefined) {
+      this.#gop.push({ kind: pipeline.kind, rtp, timestamp: packet.timestamp });
+      if (this.#gop.length > MAX_GOP_PACKETS) {
+        this.#gop = [];
+        this.#gopTimestamp = undefined;
+      }
+    }
+    for (const sink of this.#sinks) sink.write(pipeline.kind, rtp, packet.timestamp);
+  }
+
+  #onVideo(packet: MediaPacket): void {
+    if (!this.#keyframeTimer) {
+      this.requestKeyframe();
+      // Requested a little early: the keyframe lands on the next captured frame after the request,
+      // up to one frame interval later, and the gap between keyframes must not exceed the target.
+      this.#keyframeTimer = setInterval(() => this.requestKeyframe(), this.options.keyframeIntervalMs * KEYFRAME_REQUEST_LEAD);
+    }
+    const codec = this.videoCodec;
+    if (!codec || !isKeyframeStart(codec, packet.payload)) return;
+    if (codec === 'H264') this.#captureParameterSets(packet.payload);
+    if (packet.timestamp === this.#gopTimestamp) return; // another packet of the same keyframe
+    this.#gop = [];
+    this.#gopTimestamp = packet.timestamp;
+    this.counters.keyframes++;
+    this.safeEmit('keyframe');
+  }
+
+  #captureParameterSets(payload: Buffer): void {
+    const { sps, pps } = h264ParameterSets(payload);
+    if (sps && !sps.equals(this.#sps ?? Buffer.alloc(0))) {
+      this.#sps = sps;
+      this.videoSize = h264SpsDimensions(sps);
+    }
+    if (pps) this.#pps = pps;
+  }
+}

@@ -1,0 +1,55 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from './config/load.js';
+import { buildGateway } from './app.js';
+import { createLogger } from './log.js';
+import { DEFAULT_CONFIG_FILE } from './paths.js';
+import { FfmpegProcess } from './transponders/ffmpeg-process.js';
+
+/** Process concerns: configuration, listening, signals, and making sure no ffmpeg outlives us. */
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } } });
+  const file = values.config ?? process.env.GATEWAY_CONFIG ?? DEFAULT_CONFIG_FILE;
+  let config;
+  try {
+    config = loadConfig(file);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const log = createLogger(config.log_level);
+  const gateway = buildGateway(config, log);
+
+  process.on('exit', () => FfmpegProcess.killAll());
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => {
+      log.error('shutdown took too long: killing what is left');
+      process.exit(1);
+    }, 10_000);
+    force.unref();
+    gateway.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+
+  const address = await gateway.app.listen({ host: config.http_host, port: config.http_port });
+  log.info({ address, ice: config.webrtc_ice_addresses }, 'gateway listening');
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`gateway failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  FfmpegProcess.killAll();
+  process.exit(1);
+});

@@ -1,0 +1,127 @@
+import { invalid } from '../errors.js';
+
+/**
+ * An RTMP destination parsed from a request's `rtmpUrl`. `url` is the secret form that only ffmpeg
+ * sees; everything that reaches a log, a metric or an API listing uses `redactedUrl` and
+ * `redactedStreamName`. `secrets` lists every substring to scrub from ffmpeg's output.
+ */
+export interface Destination {
+  protocol: 'rtmp' | 'rtmps';
+  host: string;
+  port: number;
+  /** Application (and instance) path, without slashes at either end. */
+  app: string;
+  /** The stream name published on the RTMP server. */
+  streamName: string;
+  /** The rtmpUrl as the client gave it (secret): the transponder's identity with the stream. */
+  requestedUrl: string;
+  /** The full URL handed to ffmpeg (secret). Do not log it: use `redactedUrl`. */
+  url: string;
+  redactedUrl: string;
+  redactedRequestedUrl: string;
+  redactedStreamName: string;
+  secrets: string[];
+}
+
+export interface NamingRules {
+  prefix: string;
+  /** Take the stream name from the URL's last path segment instead of prefix + published name. */
+  fullUrl: boolean;
+}
+
+const MASK = '***';
+const MAX_URL_LENGTH = 2048;
+
+/**
+ * Parses and checks an RTMP URL and derives the name published on the server:
+ * prefix mode `rtmp://host/app` + stream `test` → `rtmp://host/app/rtmp_test`;
+ * full-URL mode `rtmp://host/app/KEY` → stream name `KEY` (a stream key: redacted everywhere).
+ */
+export function parseDestination(rtmpUrl: string, publishedName: string, rules: NamingRules, field = 'rtmpUrl'): Destination {
+  if (rtmpUrl.length > MAX_URL_LENGTH) throw invalid(field, `must be at most ${MAX_URL_LENGTH} characters`);
+  // eslint-disable-next-line no-control-regex
+  if (/[\s\x00-\x1f\x7f]/.test(rtmpUrl)) throw invalid(field, 'must not contain spaces or control characters');
+  if (!/^rtmps?:\/\//i.test(rtmpUrl)) throw invalid(field, 'must start with rtmp:// or rtmps://');
+  let parsed: URL;
+  try {
+    parsed = new URL(rtmpUrl);
+  } catch {
+    throw invalid(field, 'is not a valid URL');
+  }
+  const protocol = parsed.protocol === 'rtmps:' ? 'rtmps' : 'rtmp';
+  if (!parsed.hostname) throw invalid(field, 'has no host');
+  if (parsed.hash) throw invalid(field, 'must not contain a fragment (#)');
+  if (!/^[A-Za-z0-9.\-[\]:]+$/.test(parsed.hostname)) throw invalid(field, 'has an invalid host');
+  const port = parsed.port ? Number(parsed.port) : protocol === 'rtmps' ? 443 : 1935;
+  const segments = parsed.pathname.split('/').filter(Boolean).map(decodeSegment(field));
+  if (segments.length === 0) throw invalid(field, 'needs an application path, e.g. rtmp://host/live');
+
+  let app: string;
+  let streamName: string;
+  if (rules.fullUrl) {
+    if (segments.length < 2) throw invalid(field, 'needs an application and a stream name (rtmp://host/app/stream) in full-URL mode');
+    streamName = segments[segments.length - 1]!;
+    app = segments.slice(0, -1).join('/');
+  } else {
+    app = segments.join('/');
+    streamName = `${rules.prefix}${publishedName}`;
+  }
+
+  const userinfo = parsed.username ? `${parsed.username}${parsed.password ? `:${parsed.password}` : ''}@` : '';
+  const redactedUserinfo = parsed.username ? `${parsed.username}${parsed.password ? `:${MASK}` : ''}@` : '';
+  const query = parsed.search;
+  const redactedQuery = query ? `?${[...parsed.searchParams.keys()].map((k) => `${k}=${MASK}`).join('&')}` : '';
+  const origin = `${protocol}://${parsed.host.replace(/:\d+$/, '')}:${port}`;
+  const redactedStreamName = rules.fullUrl ? MASK : streamName;
+  const base = `${protocol}://${userinfo}${parsed.host.replace(/:\d+$/, '')}:${port}/${app}`;
+
+  const secrets = [
+    parsed.password,
+    ...[...parsed.searchParams.values()],
+    ...(rules.fullUrl ? [streamName, encodeURIComponent(streamName)] : []),
+  ].filter((s) => s.length >= 3);
+
+  const url = `${base}/${streamName}${query}`;
+  return {
+    protocol,
+    host: parsed.hostname.replace(/^\[|\]$/g, ''),
+    port,
+    app,
+    streamName,
+    requestedUrl: rtmpUrl,
+    url,
+    redactedUrl: `${protocol}://${redactedUserinfo}${origin.slice(protocol.length + 3)}/${app}/${redactedStreamName}${redactedQuery}`,
+    redactedRequestedUrl: rules.fullUrl
+      ? `${protocol}://${redactedUserinfo}${origin.slice(protocol.length + 3)}/${app}/${MASK}${redactedQuery}`
+      : `${protocol}://${redactedUserinfo}${origin.slice(protocol.length + 3)}/${app}${redactedQuery}`,
+    redactedStreamName,
+    secrets: secrets.sort((a, b) => b.length - a.length),
+  };
+}
+
+function decodeSegment(field: string): (segment: string) => string {
+  return (segment) => {
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(segment);
+    } catch {
+      throw invalid(field, 'has a badly escaped path');
+    }
+    if (decoded.startsWith('-')) throw invalid(field, 'path segments must not start with "-"');
+    if (!/^[\w.~!$&'()*+,;=:@%-]+$/.test(segment)) throw invalid(field, 'has characters not allowed in a path');
+    return decoded;
+  };
+}
+
+/** Replaces every secret in `text` with `***`. Secrets are ordered longest first. */
+export function scrub(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) if (out.includes(secret)) out = out.split(secret).join(MASK);
+  return out;
+}
+
+/** Scrubs a line of ffmpeg output: the full URL becomes its redacted form, other secrets `***`. */
+export function scrubDestination(text: string, destination: Destination): string {
+  const withUrl = text.split(destination.url).join(destination.redactedUrl);
+  return scrub(withUrl, destination.secrets);
+}

@@ -1,0 +1,63 @@
+import { GatewayError } from '../errors.js';
+import type { VideoCodec } from '../media/codecs.js';
+
+/** What a startup request asks of the output video; 0 or absent means "as the source". */
+export interface VideoRequest {
+  width?: number;
+  height?: number;
+  fps?: number;
+  /** Keyframe interval in frames, as Web Call Server counts it. */
+  keyFrameInterval?: number;
+}
+
+export interface EncodingSettings {
+  keepAspectRatio: boolean;
+  transcodingEnabled: boolean;
+  videoBitrateKbps: number;
+  preset: string;
+  audioBitrateKbps: number;
+  audioSampleRate: number;
+  /** Keyframe spacing for transcoded output when the request names none, in seconds. */
+  keyframeIntervalS: number;
+}
+
+export type EncodingPlan =
+  | { video: 'copy' }
+  | {
+      video: 'transcode';
+      reason: string;
+      /** ffmpeg scale target; -2 keeps the aspect ratio with an even size. */
+      scale?: { width: number; height: number };
+      fps?: number;
+      keyFrameInterval?: number;
+    };
+
+/**
+ * Web Call Server's transcoding rules: no width/height/fps/keyFrameInterval (or all 0) passes H.264
+ * through; height transcodes to that height; width counts only with height and aspect-ratio
+ * preservation off; fps or keyFrameInterval transcode. VP8/VP9 sources always transcode to H.264.
+ */
+export function planEncoding(source: VideoCodec, request: VideoRequest, settings: EncodingSettings): EncodingPlan {
+  const height = request.height || 0;
+  const width = request.width || 0;
+  const fps = request.fps || 0;
+  const keyFrameInterval = request.keyFrameInterval || 0;
+  const reasons: string[] = [];
+  if (source !== 'H264') reasons.push(`source codec ${source} is not H.264`);
+  if (height) reasons.push(`height ${height} requested`);
+  if (fps) reasons.push(`fps ${fps} requested`);
+  if (keyFrameInterval) reasons.push(`keyFrameInterval ${keyFrameInterval} requested`);
+  if (reasons.length === 0) return { video: 'copy' };
+  if (!settings.transcodingEnabled) {
+    throw new GatewayError('not_supported', `transcoding is disabled in the configuration but needed: ${reasons.join(', ')}`);
+  }
+  return {
+    video: 'transcode',
+    reason: reasons.join(', '),
+    ...(height ? { scale: { width: width && !settings.keepAspectRatio ? evenUp(width) : -2, height: evenUp(height) } } : {}),
+    ...(fps ? { fps } : {}),
+    ...(keyFrameInterval ? { keyFrameInterval } : {}),
+  };
+}
+
+const evenUp = (n: number): number => n + (n % 2);

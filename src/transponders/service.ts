@@ -1,0 +1,126 @@
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import type { Logger } from 'pino';
+import { conflict, GatewayError, invalid, notFound } from '../errors.js';
+import type { Publisher } from '../publishers/publisher.js';
+import type { PublisherRegistry } from '../publishers/registry.js';
+import { parseDestination, type Destination, type NamingRules } from './destination.js';
+import { planEncoding, type VideoRequest } from './encoding.js';
+import { Transponder, type TransponderSettings } from './transponder.js';
+
+export interface StartupRequest extends VideoRequest {
+  streamName: string;
+  rtmpUrl: string;
+  rtmpTransponderFullUrl?: boolean;
+  options?: Record<string, unknown>;
+}
+
+export interface FindFilter {
+  streamName?: string;
+  rtmpUrl?: string;
+}
+
+/**
+ * Creates, finds and ends transponders. Every check that can fail runs before anything is
+ * spawned; a transponder that fails to start is removed before the error is returned.
+ */
+export class TransponderService {
+  readonly #byId = new Map<string, Transponder>();
+
+  constructor(
+    private readonly publishers: PublisherRegistry,
+    private readonly naming: NamingRules,
+    private readonly settings: TransponderSettings,
+    private readonly log: Logger,
+    private readonly resolveHost: (host: string) => Promise<unknown> = (host) => lookup(host),
+  ) {
+    publishers.on('closed', (publisher, reason) => void this.#endFor(publisher, reason));
+  }
+
+  /** Checks a destination without starting anything: for the SDK's rtmpUrl before publishing. */
+  checkDestination(rtmpUrl: string, streamName: string, fullUrl?: boolean, field = 'rtmpUrl'): Destination {
+    return parseDestination(rtmpUrl, streamName, this.#rules(fullUrl), field);
+  }
+
+  async startup(request: StartupRequest): Promise<Transponder> {
+    const destination = this.checkDestination(request.rtmpUrl, request.streamName, request.rtmpTransponderFullUrl);
+    if (request.options && 'action' in request.options) {
+      throw new GatewayError('not_supported', 'options.action: audio actions are not supported yet', 'options.action');
+    }
+    const publisher = this.publishers.get(request.streamName);
+    if (!publisher || publisher.isClosed) throw notFound(`stream ${request.streamName} is not publishing`);
+    for (const t of this.#byId.values()) {
+      if (t.publisher === publisher && (t.destination.requestedUrl === request.rtmpUrl || t.destination.url === destination.url)) {
+        throw conflict(`a transponder of ${request.streamName} to ${destination.redactedRequestedUrl} exists: ${t.mediaSessionId}`);
+      }
+    }
+    const plan = planEncoding(publisher.videoCodec ?? 'H264', request, this.settings.encoding);
+    if (isIP(destination.host) === 0) {
+      try {
+        await this.resolveHost(destination.host);
+      } catch {
+        throw invalid('rtmpUrl', `host ${destination.host} does not resolve`);
+      }
+    }
+    if (publisher.isClosed) throw notFound(`stream ${request.streamName} is not publishing`);
+
+    const transponder = new Transponder(
+      publisher,
+      destination,
+      plan,
+      { options: request.options ?? {} },
+      this.settings,
+      this.log.child({ stream: publisher.name, destination: destination.redactedUrl }),
+    );
+    this.#byId.set(transponder.mediaSessionId, transponder);
+    transponder.start();
+    await transponder.ready;
+    if (transponder.state !== 'running') {
+      const reason = transponder.lastError ?? `transponder is ${transponder.state}`;
+      await this.#remove(transponder);
+      throw new GatewayError('internal', `transponder failed to start: ${reason}`);
+    }
+    return transponder;
+  }
+
+  find(filter: FindFilter): Transponder[] {
+    return [...this.#byId.values()].filter(
+      (t) =>
+        (filter.streamName === undefined || t.publisher.name === filter.streamName) &&
+        (filter.rtmpUrl === undefined || t.destination.requestedUrl === filter.rtmpUrl),
+    );
+  }
+
+  all(): Transponder[] {
+    return [...this.#byId.values()];
+  }
+
+  get(mediaSessionId: string): Transponder {
+    const t = this.#byId.get(mediaSessionId);
+    if (!t) throw notFound(`no transponder ${mediaSessionId}`);
+    return t;
+  }
+
+  async terminate(mediaSessionId: string): Promise<void> {
+    await this.#remove(this.get(mediaSessionId));
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all(this.all().map((t) => this.#remove(t)));
+  }
+
+  async #remove(transponder: Transponder): Promise<void> {
+    this.#byId.delete(transponder.mediaSessionId);
+    await transponder.stop();
+  }
+
+  async #endFor(publisher: Publisher, reason: string): Promise<void> {
+    const mine = this.all().filter((t) => t.publisher === publisher);
+    if (mine.length) this.log.info({ stream: publisher.name, count: mine.length, reason }, 'publisher ended: ending its transponders');
+    await Promise.all(mine.map((t) => this.#remove(t)));
+  }
+
+  #rules(fullUrl: boolean | undefined): NamingRules {
+    return { prefix: this.naming.prefix, fullUrl: fullUrl ?? this.naming.fullUrl };
+  }
+}

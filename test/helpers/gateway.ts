@@ -1,0 +1,46 @@
+import { parseConfig } from '../../src/config/load.js';
+import type { GatewayConfig } from '../../src/config/schema.js';
+import { buildGateway, type Gateway } from '../../src/app.js';
+import { createLogger } from '../../src/log.js';
+
+/**
+ * A gateway for one test: listens on an ephemeral loopback port, gathers and answers ICE on
+ * loopback only, so no packet leaves 127.0.0.0/8.
+ */
+export interface TestGateway extends Gateway {
+  baseUrl: string;
+  config: GatewayConfig;
+  post(path: string, body?: unknown): Promise<{ status: number; body: any }>;
+}
+
+export async function startGateway(overrides: Partial<GatewayConfig> = {}): Promise<TestGateway> {
+  const config = parseConfig({
+    http_port: 0,
+    log_level: process.env.TEST_LOG_LEVEL ?? 'silent',
+    webrtc_ice_addresses: ['127.0.0.1'],
+    webrtc_ice_remote_networks: ['127.0.0.0/8'],
+    ...overrides,
+  });
+  const gateway = buildGateway(config, createLogger(config.log_level));
+  const address = await gateway.app.listen({ host: '127.0.0.1', port: 0 });
+  return {
+    ...gateway,
+    baseUrl: address,
+    config,
+    async post(path: string, body?: unknown) {
+      const response = await fetch(address + path, {
+        method: 'POST',
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await response.text();
+      let parsed: unknown = text;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        // Not JSON: keep the text.
+      }
+      return { status: response.status, body: parsed };
+    },
+  };
+}

@@ -1,0 +1,68 @@
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+
+/**
+ * Every process a test starts goes through here, so teardown can stop each one by PID, in its
+ * own process group, even when the test failed half-way.
+ */
+const started = new Set<ChildProcess>();
+
+export function startProcess(command: string, args: string[], options: SpawnOptions = {}): ChildProcess {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...options });
+  started.add(child);
+  child.once('exit', () => started.delete(child));
+  return child;
+}
+
+export async function stopProcess(child: ChildProcess, timeoutMs = 3000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  signal(child, 'SIGTERM');
+  const timer = setTimeout(() => signal(child, 'SIGKILL'), timeoutMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+function signal(child: ChildProcess, name: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, name);
+  } catch {
+    try {
+      child.kill(name);
+    } catch {
+      // Gone already.
+    }
+  }
+}
+
+export async function stopAllProcesses(): Promise<void> {
+  await Promise.all([...started].map((child) => stopProcess(child)));
+}
+
+/** PIDs of running processes whose command line contains `needle`. */
+export async function pidsMatching(needle: string): Promise<number[]> {
+  const { readdir, readFile } = await import('node:fs/promises');
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = (await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0').join(' ');
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
+      if (cmdline.includes(needle) && !/\) Z /.test(stat)) pids.push(Number(entry));
+    } catch {
+      // Ended while we looked.
+    }
+  }
+  return pids;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}

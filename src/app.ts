@@ -11,7 +11,7 @@ import { WeriftEngine } from './ingest/werift-engine.js';
 import { createMetrics } from './metrics.js';
 import { PublisherRegistry } from './publishers/registry.js';
 import { FfmpegProcess } from './transponders/ffmpeg-process.js';
-import { TransponderService } from './transponders/service.js';
+import { TransponderService, type HostResolver } from './transponders/service.js';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -37,7 +37,13 @@ export function createEngine(config: GatewayConfig, log: Logger): IngestEngine {
 }
 
 /** Composes the gateway: domain services, HTTP routes, signalling. Owns nothing process-wide. */
-export function buildGateway(config: GatewayConfig, log: Logger, engine = createEngine(config, log)): Gateway {
+export interface GatewayDependencies {
+  engine?: IngestEngine;
+  resolveHost?: HostResolver;
+}
+
+export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDependencies = {}): Gateway {
+  const engine = deps.engine ?? createEngine(config, log);
   const publishers = new PublisherRegistry(engine, { keyframeIntervalMs: config.webrtc_keyframe_interval_ms, log });
   const transponders = new TransponderService(
     publishers,
@@ -60,6 +66,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, engine = create
       ioTimeoutUs: 5_000_000,
     },
     log.child({ component: 'transponders' }),
+    deps.resolveHost,
   );
   const metrics = createMetrics(publishers, transponders);
 
@@ -73,7 +80,9 @@ export function buildGateway(config: GatewayConfig, log: Logger, engine = create
       done(new GatewayError('invalid_request', 'body: not valid JSON', 'body'), undefined);
     }
   });
-  app.addContentTypeParser('application/sdp', { parseAs: 'string' }, (_request, body, done) => done(null, body));
+  app.addContentTypeParser(['application/sdp', 'application/trickle-ice-sdpfrag'], { parseAs: 'string' }, (_request, body, done) =>
+    done(null, body),
+  );
 
   app.setErrorHandler((error, request, reply) => {
     if (error instanceof GatewayError) {

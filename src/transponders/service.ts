@@ -15,6 +15,9 @@ export interface StartupRequest extends VideoRequest {
   options?: Record<string, unknown>;
 }
 
+/** Resolves a destination host; rejects when it does not resolve. */
+export type HostResolver = (host: string) => Promise<unknown>;
+
 export interface FindFilter {
   streamName?: string;
   rtmpUrl?: string;
@@ -32,7 +35,7 @@ export class TransponderService {
     private readonly naming: NamingRules,
     private readonly settings: TransponderSettings,
     private readonly log: Logger,
-    private readonly resolveHost: (host: string) => Promise<unknown> = (host) => lookup(host),
+    private readonly resolveHost: HostResolver = (host) => lookup(host),
   ) {
     publishers.on('closed', (publisher, reason) => void this.#endFor(publisher, reason));
   }
@@ -47,6 +50,13 @@ export class TransponderService {
     if (request.options && 'action' in request.options) {
       throw new GatewayError('not_supported', 'options.action: audio actions are not supported yet', 'options.action');
     }
+    if (isIP(destination.host) === 0) {
+      try {
+        await this.resolveHost(destination.host);
+      } catch {
+        throw invalid('rtmpUrl', `host ${destination.host} does not resolve`);
+      }
+    }
     const publisher = this.publishers.get(request.streamName);
     if (!publisher || publisher.isClosed) throw notFound(`stream ${request.streamName} is not publishing`);
     for (const t of this.#byId.values()) {
@@ -55,13 +65,6 @@ export class TransponderService {
       }
     }
     const plan = planEncoding(publisher.videoCodec ?? 'H264', request, this.settings.encoding);
-    if (isIP(destination.host) === 0) {
-      try {
-        await this.resolveHost(destination.host);
-      } catch {
-        throw invalid('rtmpUrl', `host ${destination.host} does not resolve`);
-      }
-    }
     if (publisher.isClosed) throw notFound(`stream ${request.streamName} is not publishing`);
 
     const transponder = new Transponder(

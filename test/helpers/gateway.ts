@@ -13,6 +13,15 @@ export interface TestGateway extends Gateway {
   post(path: string, body?: unknown): Promise<{ status: number; body: any }>;
 }
 
+/**
+ * Tests never query DNS (that would leave loopback): `localhost` resolves, any other name fails
+ * as an unknown host does.
+ */
+export async function resolveWithoutNetwork(host: string): Promise<string> {
+  if (host === 'localhost') return '127.0.0.1';
+  throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
+}
+
 export async function startGateway(overrides: Partial<GatewayConfig> = {}): Promise<TestGateway> {
   const config = parseConfig({
     http_port: 0,
@@ -21,7 +30,7 @@ export async function startGateway(overrides: Partial<GatewayConfig> = {}): Prom
     webrtc_ice_remote_networks: ['127.0.0.0/8'],
     ...overrides,
   });
-  const gateway = buildGateway(config, createLogger(config.log_level));
+  const gateway = buildGateway(config, createLogger(config.log_level), { resolveHost: resolveWithoutNetwork });
   const address = await gateway.app.listen({ host: '127.0.0.1', port: 0 });
   return {
     ...gateway,

@@ -1,0 +1,51 @@
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { parse } from 'yaml';
+import { ConfigError, envOverrides, loadConfig, parseConfig } from '../../src/config/load.js';
+import { configSchema } from '../../src/config/schema.js';
+import { DEFAULT_CONFIG_FILE } from '../../src/paths.js';
+
+t.test('the default config file names every key with its default value', async (t) => {
+  const file = parse(readFileSync(DEFAULT_CONFIG_FILE, 'utf8')) as Record<string, unknown>;
+  const defaults = parseConfig({});
+  t.same(Object.keys(file).sort(), Object.keys(configSchema.shape).sort());
+  t.same(file, defaults);
+});
+
+t.test('an unknown key stops the gateway naming the key', async (t) => {
+  t.throws(() => parseConfig({ http_prot: 80 }), { name: 'ConfigError', message: /http_prot: unknown key/ });
+});
+
+t.test('a bad value stops the gateway naming the key', async (t) => {
+  t.throws(() => parseConfig({ webrtc_ice_addresses: ['localhost'] }), { message: /webrtc_ice_addresses\.0: must be an IP address/ });
+  t.throws(() => parseConfig({ webrtc_ice_port_min: 5000, webrtc_ice_port_max: 4000 }), { message: /webrtc_ice_port_max/ });
+  t.throws(() => parseConfig({ webrtc_ice_remote_networks: ['10.0.0.0/33'] }), { message: /webrtc_ice_remote_networks\.0/ });
+  t.throws(() => parseConfig({ rtmp_transponder_stream_name_prefix: 'a/b' }), { message: /rtmp_transponder_stream_name_prefix/ });
+});
+
+t.test('environment variables override the file, with JSON or comma-separated values', async (t) => {
+  t.same(
+    envOverrides({
+      GATEWAY_HTTP_PORT: '9000',
+      GATEWAY_RTMP_TRANSPONDER_FULL_URL: 'true',
+      GATEWAY_WEBRTC_ICE_ADDRESSES: '127.0.0.1, 127.0.0.2',
+      GATEWAY_RTMP_TRANSPONDER_STREAM_NAME_PREFIX: '',
+      GATEWAY_LOG_LEVEL: 'debug',
+      UNRELATED: 'x',
+    }),
+    {
+      http_port: 9000,
+      rtmp_transponder_full_url: true,
+      webrtc_ice_addresses: ['127.0.0.1', '127.0.0.2'],
+      rtmp_transponder_stream_name_prefix: '',
+      log_level: 'debug',
+    },
+  );
+  const config = loadConfig(DEFAULT_CONFIG_FILE, { GATEWAY_HTTP_PORT: '9001' });
+  t.equal(config.http_port, 9001);
+});
+
+t.test('a missing or malformed file is a ConfigError', async (t) => {
+  t.throws(() => loadConfig('/nonexistent/gateway.yml', {}), ConfigError);
+  t.throws(() => loadConfig(DEFAULT_CONFIG_FILE, { GATEWAY_HTTP_PORT: 'eighty' }), { message: /http_port/ });
+});

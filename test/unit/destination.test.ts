@@ -1,0 +1,66 @@
+import t from 'tap';
+import { parseDestination, scrubDestination } from '../../src/transponders/destination.js';
+
+const prefix = { prefix: 'rtmp_', fullUrl: false };
+const full = { prefix: 'rtmp_', fullUrl: true };
+
+t.test('prefix mode: the stream goes out as prefix + published name under the URL path', async (t) => {
+  const d = parseDestination('rtmp://example.com/live', 'test', prefix);
+  t.equal(d.app, 'live');
+  t.equal(d.streamName, 'rtmp_test');
+  t.equal(d.port, 1935);
+  t.equal(d.url, 'rtmp://example.com:1935/live/rtmp_test');
+  t.equal(d.redactedUrl, d.url, 'nothing secret to hide');
+});
+
+t.test('an empty prefix publishes the name as it is', async (t) => {
+  t.equal(parseDestination('rtmp://h/live/', 'cam1', { prefix: '', fullUrl: false }).streamName, 'cam1');
+});
+
+t.test('full-URL mode: the last path segment is the stream name and is redacted everywhere', async (t) => {
+  const d = parseDestination('rtmp://a.rtmp.youtube.com/live2/abcd-efgh-ijkl-mnop', 'test', full);
+  t.equal(d.app, 'live2');
+  t.equal(d.streamName, 'abcd-efgh-ijkl-mnop');
+  t.equal(d.redactedStreamName, '***');
+  t.equal(d.redactedUrl, 'rtmp://a.rtmp.youtube.com:1935/live2/***');
+  t.equal(d.redactedRequestedUrl, 'rtmp://a.rtmp.youtube.com:1935/live2/***');
+  const line = `Output #0, flv, to '${d.url}': error with abcd-efgh-ijkl-mnop`;
+  const scrubbed = scrubDestination(line, d);
+  t.notMatch(scrubbed, /abcd-efgh/);
+  t.match(scrubbed, /rtmp:\/\/a\.rtmp\.youtube\.com:1935\/live2\/\*\*\*/);
+});
+
+t.test('application instance paths are kept', async (t) => {
+  const d = parseDestination('rtmp://h:1936/app/instance/stream', 's', full);
+  t.equal(d.app, 'app/instance');
+  t.equal(d.streamName, 'stream');
+  t.equal(d.port, 1936);
+});
+
+t.test('rtmps defaults to port 443', async (t) => {
+  t.equal(parseDestination('rtmps://live-api-s.facebook.com/rtmp/KEY123', 's', full).port, 443);
+});
+
+t.test('passwords and query values are secrets', async (t) => {
+  const d = parseDestination('rtmp://user:s3cret@h/app?token=tok123&x=1', 's', prefix);
+  t.equal(d.redactedUrl, 'rtmp://user:***@h:1935/app/rtmp_s?token=***&x=***');
+  t.notMatch(scrubDestination(`failed: s3cret tok123 ${d.url}`, d), /s3cret|tok123/);
+});
+
+t.test('bad URLs are refused naming the field', async (t) => {
+  const bad: [string, RegExp][] = [
+    ['http://h/app', /must start with rtmp/],
+    ['-version', /must start with rtmp/],
+    ['file:///etc/passwd', /must start with rtmp/],
+    ['rtmp://', /not a valid URL|no host/],
+    ['rtmp://h', /needs an application path/],
+    ['rtmp://h/app/ x', /spaces/],
+    ['rtmp://h/app#frag', /fragment/],
+    ['rtmp://h/-app', /must not start with "-"/],
+    ['rtmp://h/' + 'a'.repeat(3000), /at most 2048/],
+  ];
+  for (const [url, message] of bad) {
+    t.throws(() => parseDestination(url, 's', prefix), { field: 'rtmpUrl', message }, url);
+  }
+  t.throws(() => parseDestination('rtmp://h/app', 's', full), { message: /full-URL mode/ });
+});

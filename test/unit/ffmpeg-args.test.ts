@@ -1,0 +1,75 @@
+import t from 'tap';
+import { planEncoding, type EncodingSettings } from '../../src/transponders/encoding.js';
+import { buildFfmpegArgs, buildInputSdp } from '../../src/transponders/ffmpeg-args.js';
+
+const settings: EncodingSettings = {
+  keepAspectRatio: true,
+  transcodingEnabled: true,
+  videoBitrateKbps: 2500,
+  preset: 'veryfast',
+  audioBitrateKbps: 128,
+  audioSampleRate: 48000,
+  keyframeIntervalS: 2,
+};
+
+t.test('H.264 with no size, fps or keyframe request passes through', async (t) => {
+  t.same(planEncoding('H264', {}, settings), { video: 'copy' });
+  t.same(planEncoding('H264', { width: 0, height: 0, fps: 0, keyFrameInterval: 0 }, settings), { video: 'copy' });
+  t.same(planEncoding('H264', { width: 640 }, settings), { video: 'copy' }, 'width alone is ignored');
+});
+
+t.test('VP8 and VP9 are transcoded', async (t) => {
+  t.match(planEncoding('VP8', {}, settings), { video: 'transcode', reason: /VP8/ });
+  t.match(planEncoding('VP9', {}, settings), { video: 'transcode' });
+});
+
+t.test('height transcodes keeping the aspect ratio; width counts only without aspect preservation', async (t) => {
+  t.match(planEncoding('H264', { height: 360, width: 100 }, settings), { scale: { width: -2, height: 360 } });
+  t.match(planEncoding('H264', { height: 361, width: 641 }, { ...settings, keepAspectRatio: false }), { scale: { width: 642, height: 362 } });
+});
+
+t.test('disabled transcoding refuses a request that needs it', async (t) => {
+  t.throws(() => planEncoding('VP8', {}, { ...settings, transcodingEnabled: false }), { code: 'not_supported', message: /VP8/ });
+});
+
+t.test('the input SDP carries fixed payload types and sprop-parameter-sets', async (t) => {
+  const sdp = buildInputSdp({ video: { codec: 'H264', port: 20000, spropParameterSets: 'Z0LgHw==,aM4G4g==' }, audio: { port: 20002 } });
+  t.match(sdp, /m=video 20000 RTP\/AVP 96\na=rtpmap:96 H264\/90000\na=fmtp:96 packetization-mode=1;sprop-parameter-sets=Z0LgHw==,aM4G4g==/);
+  t.match(sdp, /m=audio 20002 RTP\/AVP 111\na=rtpmap:111 opus\/48000\/2/);
+  t.notMatch(buildInputSdp({ audio: { port: 1 } }), /m=video/);
+});
+
+const job = {
+  sdpPath: '/tmp/x/input.sdp',
+  input: { video: { codec: 'H264' as const, port: 20000 }, audio: { port: 20002 } },
+  settings,
+  outputUrl: 'rtmp://h:1935/live/rtmp_s',
+  analyzeDurationUs: 200000,
+  ioTimeoutUs: 5000000,
+};
+
+t.test('passthrough copies video and converts Opus to AAC 48 kHz', async (t) => {
+  const args = buildFfmpegArgs({ ...job, plan: { video: 'copy' } });
+  const joined = args.join(' ');
+  t.match(joined, /-map 0:v:0 -c:v copy/);
+  t.match(joined, /-map 0:a:0 -c:a aac -b:a 128k -ar 48000 -ac 2/);
+  t.notMatch(joined, /libx264/);
+});
+
+t.test('the output URL is last, behind a protocol whitelist, after -f flv', async (t) => {
+  const args = buildFfmpegArgs({ ...job, plan: { video: 'copy' }, outputUrl: '-version' });
+  t.equal(args.at(-1), '-version');
+  t.same(args.slice(-3, -1), ['-protocol_whitelist', 'rtmp,rtmps,tcp,tls']);
+  t.ok(args.indexOf('-f') < args.length - 3);
+  t.ok(args.includes('-rw_timeout'));
+});
+
+t.test('transcoding uses libx264 with a 2 s keyframe interval, or the requested one in frames', async (t) => {
+  const plan = planEncoding('VP8', {}, settings);
+  const joined = buildFfmpegArgs({ ...job, plan }).join(' ');
+  t.match(joined, /-c:v libx264 -preset veryfast -tune zerolatency/);
+  t.match(joined, /-force_key_frames expr:gte\(t,n_forced\*2\)/);
+  const sized = buildFfmpegArgs({ ...job, plan: planEncoding('H264', { height: 480, fps: 25, keyFrameInterval: 50 }, settings) }).join(' ');
+  t.match(sized, /-vf scale=-2:480,fps=25/);
+  t.match(sized, /-g 50 -keyint_min 50/);
+});

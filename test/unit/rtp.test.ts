@@ -1,0 +1,56 @@
+import t from 'tap';
+import { ClockMapping, DuplicateFilter, serializeRtp, serializeSenderReport } from '../../src/media/rtp.js';
+
+t.test('serializeRtp writes a 12-byte header with the given payload type, SSRC and marker', async (t) => {
+  const buf = serializeRtp({ sequenceNumber: 65535, timestamp: 0xfffffffe, marker: true, payload: Buffer.from([1, 2, 3]) }, 96, 0xdeadbeef);
+  t.equal(buf.length, 15);
+  t.equal(buf[0], 0x80);
+  t.equal(buf[1], 0x80 | 96);
+  t.equal(buf.readUInt16BE(2), 65535);
+  t.equal(buf.readUInt32BE(4), 0xfffffffe);
+  t.equal(buf.readUInt32BE(8), 0xdeadbeef);
+  t.same([...buf.subarray(12)], [1, 2, 3]);
+});
+
+t.test('serializeSenderReport encodes NTP time and RTP timestamp', async (t) => {
+  const sr = serializeSenderReport(42, Date.UTC(2026, 0, 1) + 500, 123456);
+  t.equal(sr[1], 200);
+  t.equal(sr.readUInt32BE(4), 42);
+  t.equal(sr.readUInt32BE(8), Date.UTC(2026, 0, 1) / 1000 + 2208988800);
+  t.equal(sr.readUInt32BE(12), 2 ** 31);
+  t.equal(sr.readUInt32BE(16), 123456);
+});
+
+t.test('ClockMapping maps RTP time onto the wall clock across a timestamp wrap', async (t) => {
+  const clock = new ClockMapping(90000, 0xffffff00, 1000);
+  t.equal(clock.wallclockMs(0xffffff00 + 90000 - 2 ** 32), 2000);
+  t.equal(clock.wallclockMs(0xffffff00 - 9000), 900);
+});
+
+t.test('DuplicateFilter drops repeated sequence numbers, also across the 16-bit wrap', async (t) => {
+  const f = new DuplicateFilter();
+  t.ok(f.accept(65534));
+  t.ok(f.accept(65535));
+  t.ok(f.accept(0));
+  t.notOk(f.accept(65535), 'a probe re-sending an old packet is dropped');
+  t.notOk(f.accept(0));
+  t.ok(f.accept(2));
+  t.ok(f.accept(1), 'a late but new packet passes');
+  t.notOk(f.accept(1));
+});
+
+t.test('DuplicateFilter forgets numbers that left the window, so they pass after a full cycle', async (t) => {
+  const f = new DuplicateFilter();
+  let accepted = 0;
+  for (let i = 0; i < 70000; i++) if (f.accept(i & 0xffff)) accepted++;
+  t.equal(accepted, 70000, "every number is new when it comes round again");
+  t.notOk(f.accept((70000 - DuplicateFilter.WINDOW - 10) & 0xffff), 'too old for the window');
+});
+
+t.test('DuplicateFilter starts afresh when the sender restarts its numbering', async (t) => {
+  const f = new DuplicateFilter();
+  for (let i = 30000; i < 30010; i++) f.accept(i);
+  t.ok(f.accept(5), 'far behind: treated as a new sequence');
+  t.ok(f.accept(6));
+  t.notOk(f.accept(5));
+});

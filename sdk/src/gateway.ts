@@ -173,6 +173,11 @@ export class Stream extends Emitter {
     return this.#status;
   }
 
+  /** WebRTC statistics of the publishing connection (bitrate, frames sent, ...). */
+  async getStats(): Promise<RTCStatsReport | undefined> {
+    return this.#pc?.getStats();
+  }
+
   /** The published media, once publish() has obtained it. */
   getMediaStream(): MediaStream | undefined {
     return this.#media;

@@ -53,7 +53,6 @@ export function buildFfmpegArgs(job: FfmpegJob): string[] {
     '-stats_period', '1',
     '-protocol_whitelist', 'file,udp,rtp',
     '-analyzeduration', String(job.analyzeDurationUs),
-    '-fflags', '+nobuffer',
     '-i', job.sdpPath,
   ];
   if (input.video) {

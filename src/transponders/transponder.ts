@@ -69,6 +69,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   #reported = new Set<MediaKind>();
   #workDir: string | undefined;
   #recentLines: string[] = [];
+  #outputStreamsSeen: number | undefined;
   #settled: Promise<void>;
   #settle!: () => void;
   #closing: Promise<void> | undefined;
@@ -195,15 +196,23 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     this.#recentLines.push(line);
     if (this.#recentLines.length > KEPT_LOG_LINES) this.#recentLines.shift();
     this.log.debug({ ffmpeg: line });
-    if (this.state === 'starting' && /\[info\] Output #0, flv/.test(line)) {
-      this.#transition('running');
-      this.log.info('publishing to the destination');
-      this.#settle();
+    if (this.state !== 'starting') return;
+    // ffmpeg prints "Output #0, flv, to ..." once the destination accepted the publish, then one
+    // "Stream #0:N" line per output stream: running once all of them are described.
+    if (/\[info\] Output #0, flv/.test(line)) {
+      this.#outputStreamsSeen = 0;
       return;
     }
-    const size = /\[info\]\s+Stream #0:\d+: Video: .*?, (\d{2,5})x(\d{2,5})/.exec(line);
-    if (size && this.state === 'running' && !this.outputSize) {
-      this.outputSize = { width: Number(size[1]), height: Number(size[2]) };
+    if (this.#outputStreamsSeen === undefined) return;
+    const stream = /\[info\]\s+Stream #0:\d+: (Video|Audio): (.*)$/.exec(line);
+    if (!stream) return;
+    const size = stream[1] === 'Video' ? /, (\d{2,5})x(\d{2,5})[ ,]/.exec(stream[2]!) : null;
+    if (size) this.outputSize = { width: Number(size[1]), height: Number(size[2]) };
+    const expected = Object.keys(this.#ports).length;
+    if (++this.#outputStreamsSeen >= expected) {
+      this.#transition('running');
+      this.log.info({ size: this.outputSize }, 'publishing to the destination');
+      this.#settle();
     }
   }
 

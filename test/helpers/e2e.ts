@@ -1,0 +1,71 @@
+import type { Test } from 'tap';
+import type { Page } from 'playwright-core';
+import { FfmpegProcess } from '../../src/transponders/ffmpeg-process.js';
+import { keyframeCount, maxKeyframeGap, monotonic, probe, recordedFps } from './probe.js';
+import { pidsMatching, sleep, waitFor } from './processes.js';
+import type { NginxRtmp } from './rtmp-server.js';
+import type { TestGateway } from './gateway.js';
+
+/** Frames the page's video sender has sent, and when (browser clock, ms). */
+export async function framesSent(page: Page, statsExpression: string): Promise<{ frames: number; at: number }> {
+  return page.evaluate(async (expr) => {
+    // eslint-disable-next-line no-eval
+    const report: RTCStatsReport = await (0, eval)(expr);
+    let frames = 0;
+    report.forEach((s: any) => {
+      if (s.type === 'outbound-rtp' && s.kind === 'video') frames = s.framesSent;
+    });
+    return { frames, at: performance.now() };
+  }, statsExpression);
+}
+
+/**
+ * Pushes for `seconds`, terminates the transponder, then checks what nginx-rtmp recorded: H.264 +
+ * AAC at 1280x720, keyframes at most 2 s apart, at least 90 % of the browser's frame rate,
+ * strictly increasing timestamps; and that the RTMP stream ended and no ffmpeg is left.
+ */
+export async function pushAndVerify(
+  t: Test,
+  gw: TestGateway,
+  nginx: NginxRtmp,
+  page: Page,
+  opts: { mediaSessionId: string; rtmpStream: string; statsExpression: string; seconds: number },
+): Promise<void> {
+  const before = await framesSent(page, opts.statsExpression);
+  await sleep(opts.seconds * 1000);
+  const after = await framesSent(page, opts.statsExpression);
+  const browserFps = ((after.frames - before.frames) * 1000) / (after.at - before.at);
+
+  const listed = await gw.post('/rest-api/push/find', { streamName: gw.transponders.get(opts.mediaSessionId).publisher.name });
+  t.equal(listed.status, 200);
+  t.match(listed.body[0], { mediaSessionId: opts.mediaSessionId, state: 'running', width: 1280, height: 720 });
+  const ffmpegPid = await pidsMatching(opts.rtmpStream);
+
+  const terminated = await gw.post('/rest-api/push/terminate', { mediaSessionId: opts.mediaSessionId });
+  t.equal(terminated.status, 200, 'terminate answers 200');
+  await waitFor('the RTMP stream to end', async () => !(await nginx.streams()).some((s) => s.name === opts.rtmpStream), 5000);
+  t.pass('the RTMP server no longer has the stream');
+  t.equal(FfmpegProcess.count, 0, 'the gateway tracks no ffmpeg');
+  t.ok(ffmpegPid.length >= 1, 'ffmpeg was running before terminate');
+  t.same(await pidsMatching(opts.rtmpStream), [], 'no ffmpeg process with that destination is left');
+  t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: opts.mediaSessionId })).status, 404, 'a second terminate is 404');
+
+  const rec = await probe(nginx.recording(opts.rtmpStream));
+  const video = rec.streams.find((s) => s.codec_type === 'video');
+  const audio = rec.streams.find((s) => s.codec_type === 'audio');
+  t.equal(video?.codec_name, 'h264');
+  t.equal(audio?.codec_name, 'aac');
+  t.equal(video?.width, 1280);
+  t.equal(video?.height, 720);
+  const gap = maxKeyframeGap(rec.video);
+  t.ok(keyframeCount(rec.video) >= Math.floor(opts.seconds / 2), `keyframes: ${keyframeCount(rec.video)}`);
+  t.ok(gap > 0 && gap <= 2.0, `largest keyframe gap ${gap.toFixed(3)} s is at most 2 s`);
+  const fps = recordedFps(rec.video);
+  t.ok(fps >= 0.9 * browserFps, `recorded ${fps.toFixed(2)} fps vs ${browserFps.toFixed(2)} sent by the browser (>= 90 %)`);
+  t.ok(monotonic(rec.video), 'video timestamps strictly increase');
+  t.ok(monotonic(rec.audio), 'audio timestamps strictly increase');
+  const firstVideo = Number(rec.video[0]?.pts_time);
+  const firstAudio = Number(rec.audio[0]?.pts_time);
+  t.ok(Math.abs(firstVideo - firstAudio) < 0.1, `audio and video start together (${firstVideo} / ${firstAudio} s)`);
+  t.comment(`recorded ${rec.video.length} video frames, ${rec.audio.length} audio packets, ${fps.toFixed(2)} fps, browser ${browserFps.toFixed(2)} fps, max GOP ${gap.toFixed(3)} s`);
+}

@@ -1,0 +1,70 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface ProbedStream {
+  index: number;
+  codec_type: 'video' | 'audio';
+  codec_name: string;
+  width?: number;
+  height?: number;
+}
+
+export interface ProbedPacket {
+  stream_index: number;
+  pts_time: string;
+  dts_time: string;
+  flags: string;
+}
+
+export interface Recording {
+  streams: ProbedStream[];
+  video: ProbedPacket[];
+  audio: ProbedPacket[];
+}
+
+/** What ffprobe sees in a recording: streams and every packet's timing and flags. */
+export async function probe(file: string): Promise<Recording> {
+  const { stdout } = await run('ffprobe', [
+    '-v', 'error',
+    '-show_streams',
+    '-show_packets',
+    '-show_entries', 'stream=index,codec_type,codec_name,width,height:packet=stream_index,pts_time,dts_time,flags',
+    '-of', 'json',
+    file,
+  ], { maxBuffer: 64 * 1024 * 1024 });
+  const json = JSON.parse(stdout) as { streams: ProbedStream[]; packets: ProbedPacket[] };
+  const video = json.streams.find((s) => s.codec_type === 'video');
+  const audio = json.streams.find((s) => s.codec_type === 'audio');
+  return {
+    streams: json.streams,
+    video: json.packets.filter((p) => p.stream_index === video?.index),
+    audio: json.packets.filter((p) => p.stream_index === audio?.index),
+  };
+}
+
+/** Largest gap between consecutive keyframes, in seconds. */
+export function maxKeyframeGap(video: ProbedPacket[]): number {
+  const keys = video.filter((p) => p.flags.startsWith('K')).map((p) => Number(p.pts_time));
+  let max = 0;
+  for (let i = 1; i < keys.length; i++) max = Math.max(max, keys[i]! - keys[i - 1]!);
+  return max;
+}
+
+export function keyframeCount(video: ProbedPacket[]): number {
+  return video.filter((p) => p.flags.startsWith('K')).length;
+}
+
+/** Whether decode timestamps strictly increase. */
+export function monotonic(packets: ProbedPacket[]): boolean {
+  for (let i = 1; i < packets.length; i++) if (Number(packets[i]!.dts_time) <= Number(packets[i - 1]!.dts_time)) return false;
+  return true;
+}
+
+/** Frames per second over the recording, from the first to the last video packet. */
+export function recordedFps(video: ProbedPacket[]): number {
+  if (video.length < 2) return 0;
+  const span = Number(video.at(-1)!.pts_time) - Number(video[0]!.pts_time);
+  return (video.length - 1) / span;
+}

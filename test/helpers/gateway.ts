@@ -22,7 +22,7 @@ export async function resolveWithoutNetwork(host: string): Promise<string> {
   throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
 }
 
-export async function startGateway(overrides: Partial<GatewayConfig> = {}): Promise<TestGateway> {
+export async function startGateway(overrides: Partial<GatewayConfig> = {}, logLines?: string[]): Promise<TestGateway> {
   const config = parseConfig({
     http_port: 0,
     log_level: process.env.TEST_LOG_LEVEL ?? 'silent',
@@ -30,7 +30,8 @@ export async function startGateway(overrides: Partial<GatewayConfig> = {}): Prom
     webrtc_ice_remote_networks: ['127.0.0.0/8'],
     ...overrides,
   });
-  const gateway = buildGateway(config, createLogger(config.log_level), { resolveHost: resolveWithoutNetwork });
+  const destination = logLines ? { write: (line: string) => void logLines.push(line) } : undefined;
+  const gateway = buildGateway(config, createLogger(config.log_level, destination), { resolveHost: resolveWithoutNetwork });
   const address = await gateway.app.listen({ host: '127.0.0.1', port: 0 });
   return {
     ...gateway,

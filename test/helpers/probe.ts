@@ -56,10 +56,13 @@ export function keyframeCount(video: ProbedPacket[]): number {
   return video.filter((p) => p.flags.startsWith('K')).length;
 }
 
-/** Whether decode timestamps strictly increase. */
-export function monotonic(packets: ProbedPacket[]): boolean {
-  for (let i = 1; i < packets.length; i++) if (Number(packets[i]!.dts_time) <= Number(packets[i - 1]!.dts_time)) return false;
-  return true;
+/** Places where decode timestamps fail to increase, as "previous -> this" pairs (empty when monotonic). */
+export function nonMonotonic(packets: ProbedPacket[]): string[] {
+  const out: string[] = [];
+  for (let i = 1; i < packets.length; i++) {
+    if (Number(packets[i]!.dts_time) <= Number(packets[i - 1]!.dts_time)) out.push(`#${i}: ${packets[i - 1]!.dts_time} -> ${packets[i]!.dts_time}`);
+  }
+  return out;
 }
 
 /** Frames per second over the recording, from the first to the last video packet. */

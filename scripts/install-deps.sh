@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the gateway needs on Debian/Ubuntu: ffmpeg, and with --test also what the test
+# suite needs (nginx with the RTMP module, Chromium). Then npm packages and the build.
+# Everything comes from Debian's packages and the npm registry; nothing else is downloaded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want=(ffmpeg)
+[[ "${1:-}" == "--test" ]] && want+=(nginx libnginx-mod-rtmp chromium)
+
+missing=()
+for pkg in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+
+if ((${#missing[@]})); then
+  echo "installing Debian packages: ${missing[*]}"
+  sudo=()
+  [[ $(id -u) -ne 0 ]] && sudo=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -q
+  "${sudo[@]}" apt-get install -y -q "${missing[@]}"
+fi
+
+if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  npm ci --no-audit --no-fund
+fi
+npm run --silent build

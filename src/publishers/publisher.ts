@@ -36,8 +36,17 @@ export interface PublisherOptions {
  */
 const MAX_GOP_PACKETS = 3000;
 
-/** Fraction of the keyframe interval after which the next keyframe is requested. */
-const KEYFRAME_REQUEST_LEAD = 0.95;
+/**
+ * Keyframes are requested once this fraction of the interval has passed since the last one
+ * arrived: the keyframe lands on the next captured frame after the request, up to a frame later,
+ * and the gap must not exceed the interval.
+ */
+const KEYFRAME_REQUEST_LEAD = 0.9;
+/** A request that brought no keyframe is repeated after this long (Chromium can miss one PLI). */
+const KEYFRAME_RETRY_MS = 300;
+const KEYFRAME_CHECK_MS = 100;
+/** Audio kept to start a new sink in step with the cached keyframe's capture time. */
+const AUDIO_HISTORY_MS = 4000;
 
 interface TrackPipeline {
   kind: MediaKind;
@@ -52,6 +61,13 @@ interface CachedPacket {
   kind: MediaKind;
   rtp: Buffer;
   timestamp: number;
+}
+
+interface RecentAudio extends CachedPacket {
+  /** Capture time on the publisher's clock (ms). */
+  wallclockMs: number;
+  /** Arrival order among all packets. */
+  arrival: number;
 }
 
 /**
@@ -71,6 +87,12 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   readonly #sinks = new Set<MediaSink>();
   #gop: CachedPacket[] = [];
   #gopTimestamp: number | undefined;
+  /** Capture time of the cached keyframe and the arrival count when it came. */
+  #gopStart = { wallclockMs: 0, arrival: 0 };
+  #recentAudio: RecentAudio[] = [];
+  #arrivals = 0;
+  #lastKeyframeAt = 0;
+  #lastRequestAt = 0;
   #sps: Buffer | undefined;
   #pps: Buffer | undefined;
   #keyframeTimer: NodeJS.Timeout | undefined;
@@ -124,6 +146,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   }
 
   requestKeyframe(): void {
+    this.#lastRequestAt = Date.now();
     this.#pipelines.get('video')?.track.requestKeyframe();
   }
 
@@ -132,7 +155,14 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
    * first, in the same tick, so it sees a gapless stream that starts with a keyframe.
    */
   attach(sink: MediaSink, fromKeyframe: boolean): void {
-    if (fromKeyframe) for (const p of this.#gop) sink.write(p.kind, p.rtp, p.timestamp);
+    if (fromKeyframe) {
+      // Audio captured after the keyframe but received before it (video is encoded and sent
+      // later than audio) goes first, so the new sink's audio starts with its video.
+      for (const a of this.#recentAudio) {
+        if (a.arrival < this.#gopStart.arrival && a.wallclockMs >= this.#gopStart.wallclockMs) sink.write(a.kind, a.rtp, a.timestamp);
+      }
+      for (const p of this.#gop) sink.write(p.kind, p.rtp, p.timestamp);
+    }
     this.#sinks.add(sink);
   }
 
@@ -159,6 +189,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     for (const unsubscribe of this.#unsubscribers) unsubscribe();
     this.#sinks.clear();
     this.#gop = [];
+    this.#recentAudio = [];
     this.options.log.info({ reason }, 'publisher closed');
     await this.session.close(reason);
     this.safeEmit('closed', reason);
@@ -172,9 +203,11 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     }
     this.counters.packets++;
     this.counters.bytes += packet.payload.length;
-    pipeline.clock ??= new ClockMapping(pipeline.track.clockRate, packet.timestamp, Date.now());
+    const clock = (pipeline.clock ??= new ClockMapping(pipeline.track.clockRate, packet.timestamp, Date.now()));
     const rtp = serializeRtp(packet, pipeline.payloadType, pipeline.ssrc);
-    if (pipeline.kind === 'video') this.#onVideo(packet);
+    const arrival = ++this.#arrivals;
+    if (pipeline.kind === 'video') this.#onVideo(packet, clock, arrival);
+    else if (this.videoCodec) this.#rememberAudio(rtp, packet.timestamp, clock.wallclockMs(packet.timestamp), arrival);
     if (this.#gopTimestamp !== undefined) {
       this.#gop.push({ kind: pipeline.kind, rtp, timestamp: packet.timestamp });
       if (this.#gop.length > MAX_GOP_PACKETS) {
@@ -185,21 +218,34 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     for (const sink of this.#sinks) sink.write(pipeline.kind, rtp, packet.timestamp);
   }
 
-  #onVideo(packet: MediaPacket): void {
-    if (!this.#keyframeTimer) {
-      this.requestKeyframe();
-      // Requested a little early: the keyframe lands on the next captured frame after the request,
-      // up to one frame interval later, and the gap between keyframes must not exceed the target.
-      this.#keyframeTimer = setInterval(() => this.requestKeyframe(), this.options.keyframeIntervalMs * KEYFRAME_REQUEST_LEAD);
-    }
+  #onVideo(packet: MediaPacket, clock: ClockMapping, arrival: number): void {
+    this.#keyframeTimer ??= this.#startKeyframeRequests();
     const codec = this.videoCodec;
     if (!codec || !isKeyframeStart(codec, packet.payload)) return;
     if (codec === 'H264') this.#captureParameterSets(packet.payload);
     if (packet.timestamp === this.#gopTimestamp) return; // another packet of the same keyframe
     this.#gop = [];
     this.#gopTimestamp = packet.timestamp;
+    this.#gopStart = { wallclockMs: clock.wallclockMs(packet.timestamp), arrival };
+    this.#lastKeyframeAt = Date.now();
     this.counters.keyframes++;
     this.safeEmit('keyframe');
+  }
+
+  /** Asks for a keyframe now and then whenever the last one is getting old. */
+  #startKeyframeRequests(): NodeJS.Timeout {
+    this.requestKeyframe();
+    const due = this.options.keyframeIntervalMs * KEYFRAME_REQUEST_LEAD;
+    return setInterval(() => {
+      const now = Date.now();
+      if (now - this.#lastKeyframeAt >= due && now - this.#lastRequestAt >= KEYFRAME_RETRY_MS) this.requestKeyframe();
+    }, KEYFRAME_CHECK_MS);
+  }
+
+  #rememberAudio(rtp: Buffer, timestamp: number, wallclockMs: number, arrival: number): void {
+    const recent = this.#recentAudio;
+    recent.push({ kind: 'audio', rtp, timestamp, wallclockMs, arrival });
+    while (recent.length > 0 && recent[0]!.wallclockMs < wallclockMs - AUDIO_HISTORY_MS) recent.shift();
   }
 
   #captureParameterSets(payload: Buffer): void {

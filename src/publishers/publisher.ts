@@ -37,9 +37,10 @@ export interface PublisherOptions {
 const MAX_GOP_PACKETS = 3000;
 
 /**
- * Keyframes are requested once this fraction of the interval has passed since the last one
- * arrived: the keyframe lands on the next captured frame after the request, up to a frame later,
- * and the gap must not exceed the interval.
+ * Keyframes are requested once this fraction of the interval has passed, in capture time, since
+ * the last one: the keyframe lands on the next captured frame after the request, up to a frame
+ * later, and the gap must not exceed the interval. Capture time rather than arrival, because the
+ * stream's first keyframe can reach us long after it was captured.
  */
 const KEYFRAME_REQUEST_LEAD = 0.9;
 /** A request that brought no keyframe is repeated after this long (Chromium can miss one PLI). */
@@ -87,11 +88,17 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   readonly #sinks = new Set<MediaSink>();
   #gop: CachedPacket[] = [];
   #gopTimestamp: number | undefined;
+  /** The frame before the cached keyframe: see `attach`. */
+  #leadIn: CachedPacket[] = [];
+  #frame: CachedPacket[] = [];
+  #frameIsKey = false;
+  #previousFrame: CachedPacket[] = [];
+  #previousFrameIsKey = false;
   /** Capture time of the cached keyframe and the arrival count when it came. */
   #gopStart = { wallclockMs: 0, arrival: 0 };
   #recentAudio: RecentAudio[] = [];
   #arrivals = 0;
-  #lastKeyframeAt = 0;
+  #latestVideoCaptureMs = 0;
   #lastRequestAt = 0;
   #sps: Buffer | undefined;
   #pps: Buffer | undefined;
@@ -140,12 +147,15 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     return `${this.#sps.toString('base64')},${this.#pps.toString('base64')}`;
   }
 
-  /** Whether a keyframe and what followed it are cached, ready to start a new sink from. */
+  /**
+   * Whether a keyframe, the (non-key) frame before it and what followed are cached, to start a new
+   * sink from. Until then keyframes are requested every KEYFRAME_RETRY_MS.
+   */
   get hasKeyframe(): boolean {
-    return this.#gopTimestamp !== undefined;
+    return this.#gopTimestamp !== undefined && this.#leadIn.length > 0;
   }
 
-  requestKeyframe(): void {
+  #requestKeyframe(): void {
     this.#lastRequestAt = Date.now();
     this.#pipelines.get('video')?.track.requestKeyframe();
   }
@@ -156,6 +166,10 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
    */
   attach(sink: MediaSink, fromKeyframe: boolean): void {
     if (fromKeyframe) {
+      // ffmpeg (5.1) gives the first frame it parses from an RTP input no timestamp and then
+      // guesses one that can collide with the next frame's. The frame before the keyframe goes
+      // first to take that place: ffmpeg drops it, as a stream copy starts at a keyframe.
+      for (const p of this.#leadIn) sink.write(p.kind, p.rtp, p.timestamp);
       // Audio captured after the keyframe but received before it (video is encoded and sent
       // later than audio) goes first, so the new sink's audio starts with its video.
       for (const a of this.#recentAudio) {
@@ -189,6 +203,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     for (const unsubscribe of this.#unsubscribers) unsubscribe();
     this.#sinks.clear();
     this.#gop = [];
+    this.#leadIn = this.#frame = this.#previousFrame = [];
     this.#recentAudio = [];
     this.options.log.info({ reason }, 'publisher closed');
     await this.session.close(reason);
@@ -206,7 +221,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     const clock = (pipeline.clock ??= new ClockMapping(pipeline.track.clockRate, packet.timestamp, Date.now()));
     const rtp = serializeRtp(packet, pipeline.payloadType, pipeline.ssrc);
     const arrival = ++this.#arrivals;
-    if (pipeline.kind === 'video') this.#onVideo(packet, clock, arrival);
+    if (pipeline.kind === 'video') this.#onVideo(packet, rtp, clock, arrival);
     else if (this.videoCodec) this.#rememberAudio(rtp, packet.timestamp, clock.wallclockMs(packet.timestamp), arrival);
     if (this.#gopTimestamp !== undefined) {
       this.#gop.push({ kind: pipeline.kind, rtp, timestamp: packet.timestamp });
@@ -218,27 +233,45 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     for (const sink of this.#sinks) sink.write(pipeline.kind, rtp, packet.timestamp);
   }
 
-  #onVideo(packet: MediaPacket, clock: ClockMapping, arrival: number): void {
+  #onVideo(packet: MediaPacket, rtp: Buffer, clock: ClockMapping, arrival: number): void {
     this.#keyframeTimer ??= this.#startKeyframeRequests();
+    this.#latestVideoCaptureMs = Math.max(this.#latestVideoCaptureMs, clock.wallclockMs(packet.timestamp));
     const codec = this.videoCodec;
-    if (!codec || !isKeyframeStart(codec, packet.payload)) return;
+    const keyStart = codec !== undefined && isKeyframeStart(codec, packet.payload);
+    this.#trackFrames(rtp, packet.timestamp, keyStart);
+    if (!keyStart) return;
     if (codec === 'H264') this.#captureParameterSets(packet.payload);
     if (packet.timestamp === this.#gopTimestamp) return; // another packet of the same keyframe
     this.#gop = [];
     this.#gopTimestamp = packet.timestamp;
+    this.#leadIn = this.#previousFrameIsKey ? [] : this.#previousFrame;
     this.#gopStart = { wallclockMs: clock.wallclockMs(packet.timestamp), arrival };
-    this.#lastKeyframeAt = Date.now();
     this.counters.keyframes++;
     this.safeEmit('keyframe');
   }
 
-  /** Asks for a keyframe now and then whenever the last one is getting old. */
+  /** Keeps the packets of the current and the previous video frame. */
+  #trackFrames(rtp: Buffer, timestamp: number, keyStart: boolean): void {
+    if (this.#frame[0] && this.#frame[0].timestamp !== timestamp) {
+      this.#previousFrame = this.#frame;
+      this.#previousFrameIsKey = this.#frameIsKey;
+      this.#frame = [];
+      this.#frameIsKey = false;
+    }
+    this.#frame.push({ kind: 'video', rtp, timestamp });
+    if (keyStart) this.#frameIsKey = true;
+  }
+
+  /**
+   * Asks for a keyframe whenever the last one is getting old, and until one usable to start a sink
+   * from is cached. The stream's first frame is a keyframe with no frame before it: the next one,
+   * asked for at the first check, is the one new transponders start from.
+   */
   #startKeyframeRequests(): NodeJS.Timeout {
-    this.requestKeyframe();
     const due = this.options.keyframeIntervalMs * KEYFRAME_REQUEST_LEAD;
     return setInterval(() => {
-      const now = Date.now();
-      if (now - this.#lastKeyframeAt >= due && now - this.#lastRequestAt >= KEYFRAME_RETRY_MS) this.requestKeyframe();
+      const age = this.hasKeyframe ? this.#latestVideoCaptureMs - this.#gopStart.wallclockMs : Infinity;
+      if (age >= due && Date.now() - this.#lastRequestAt >= KEYFRAME_RETRY_MS) this.#requestKeyframe();
     }, KEYFRAME_CHECK_MS);
   }
 

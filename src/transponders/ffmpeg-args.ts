@@ -27,14 +27,6 @@ export function buildInputSdp(input: RtpInput): string {
   return lines.join('\n') + '\n';
 }
 
-/**
- * ffmpeg 5.1's H.264 parser hands the first frame of an RTP input over without a timestamp, and
- * stream copy then guesses one that can equal the next frame's, which FLV cannot carry. Give such a
- * frame the next frame's time less 10 ms; every frame that has a timestamp keeps it.
- */
-const FIRST_FRAME_TIMESTAMP_FIX =
-  'setts=pts=if(eq(PTS\\,NOPTS)\\,NEXT_PTS-0.01/TB\\,PTS):dts=if(eq(PTS\\,NOPTS)\\,NEXT_PTS-0.01/TB\\,DTS)';
-
 export interface FfmpegJob {
   sdpPath: string;
   input: RtpInput;
@@ -65,7 +57,7 @@ export function buildFfmpegArgs(job: FfmpegJob): string[] {
   ];
   if (input.video) {
     args.push('-map', '0:v:0');
-    if (plan.video === 'copy') args.push('-c:v', 'copy', '-bsf:v', FIRST_FRAME_TIMESTAMP_FIX);
+    if (plan.video === 'copy') args.push('-c:v', 'copy');
     else args.push(...x264Args(plan, settings));
   }
   if (input.audio) {

@@ -44,8 +44,6 @@ export type TransponderEvents = {
   closed: [];
 };
 
-/** Chromium sometimes ignores one PLI: repeat the request this often until a keyframe arrives. */
-const KEYFRAME_RETRY_MS = 350;
 const PORT_POLL_MS = 10;
 const KEPT_LOG_LINES = 20;
 
@@ -144,7 +142,6 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     this.#socket = createSocket('udp4');
     this.#socket.on('error', (error) => this.log.warn({ err: error }, 'RTP socket error'));
     publisher.attach(this, publisher.hasKeyframe);
-    if (!publisher.hasKeyframe) publisher.requestKeyframe();
   }
 
   write(kind: MediaKind, rtp: Buffer, timestamp: number): void {
@@ -161,17 +158,17 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     this.counters.bytesSent += rtp.length;
   }
 
+  /** Waits until the publisher caches a keyframe to start from (it asks the sender for one). */
   async #awaitKeyframe(): Promise<void> {
-    if (this.publisher.hasKeyframe) return;
+    const publisher = this.publisher;
+    if (publisher.hasKeyframe) return;
     await new Promise<void>((resolve, reject) => {
-      const publisher = this.publisher;
-      const retry = setInterval(() => publisher.requestKeyframe(), KEYFRAME_RETRY_MS);
       const timeout = setTimeout(() => finish(new Error('no keyframe arrived from the publisher')), this.settings.startTimeoutMs);
-      const onKeyframe = (): void => finish();
+      const onKeyframe = (): void => {
+        if (publisher.hasKeyframe) finish();
+      };
       publisher.on('keyframe', onKeyframe);
-      publisher.requestKeyframe();
       function finish(error?: Error): void {
-        clearInterval(retry);
         clearTimeout(timeout);
         publisher.off('keyframe', onKeyframe);
         if (error) reject(error);

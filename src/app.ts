@@ -101,8 +101,9 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   pushRoutes(app, transponders);
   whipRoutes(app, publishers);
   staticRoutes(app);
-  app.get('/health', async () => ({ status: 'ok', publishers: publishers.all().length, transponders: transponders.all().length }));
-  app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+  // Probes and scrapes are frequent: keep them out of the info log.
+  app.get('/health', { logLevel: 'warn' }, async () => ({ status: 'ok', publishers: publishers.all().length, transponders: transponders.all().length }));
+  app.get('/metrics', { logLevel: 'warn' }, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
 
   const signaling = new SignalingServer(publishers, transponders, log);
   app.server.on('upgrade', (request, socket, head) => signaling.handleUpgrade(request, socket, head));

@@ -24,24 +24,13 @@ export class RemoteAddressFilter {
   }
 }
 
-/** Removes candidate lines the gateway will not use: hostnames (mDNS) and disallowed addresses. */
-export function filterOfferCandidates(sdp: string, filter: RemoteAddressFilter): string {
+/** Keeps the SDP's `a=candidate` lines whose address passes `keep`, and every other line. */
+export function filterCandidates(sdp: string, keep: (address: string) => boolean): string {
   return sdp
     .split(/\r?\n/)
     .filter((line) => {
       const m = /^a=candidate:\S+ \d+ \S+ \d+ (\S+) /.exec(line);
-      return !m || filter.allows(m[1]!);
-    })
-    .join('\r\n');
-}
-
-/** Keeps only the candidates on the configured addresses in an answer. */
-export function keepAnnouncedCandidates(sdp: string, addresses: ReadonlySet<string>): string {
-  return sdp
-    .split(/\r?\n/)
-    .filter((line) => {
-      const m = /^a=candidate:\S+ \d+ \S+ \d+ (\S+) /.exec(line);
-      return !m || addresses.has(m[1]!);
+      return !m || keep(m[1]!);
     })
     .join('\r\n');
 }

@@ -12,7 +12,7 @@ import {
 import { TypedEmitter } from '../events.js';
 import { OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE, type VideoCodec } from '../media/codecs.js';
 import type { MediaPacket } from '../media/rtp.js';
-import { RemoteAddressFilter, filterOfferCandidates, keepAnnouncedCandidates } from './address-filter.js';
+import { RemoteAddressFilter, filterCandidates } from './address-filter.js';
 import type { IngestEngine, IngestSession, IngestSessionEvents, IngestTrack } from './engine.js';
 import { addBitrateHints, selectCodecs, type OfferedCodec } from './sdp.js';
 
@@ -39,7 +39,7 @@ export class WeriftEngine implements IngestEngine {
   }
 
   async accept(offer: string): Promise<IngestSession> {
-    const selection = selectCodecs(filterOfferCandidates(offer, this.#remoteFilter), this.options.videoCodecs);
+    const selection = selectCodecs(filterCandidates(offer, (a) => this.#remoteFilter.allows(a)), this.options.videoCodecs);
     const pc = new RTCPeerConnection(this.#peerConfig(selection.video?.offered, selection.video?.codec));
     const session = new WeriftSession(pc, selection.video?.codec, selection.audio !== undefined, this.options.onListenerError);
     try {
@@ -52,7 +52,7 @@ export class WeriftEngine implements IngestEngine {
       const local = pc.localDescription?.sdp;
       if (!local) throw new Error('the WebRTC engine produced no answer');
       const bitrate = this.options.videoBitrateKbps;
-      session.answer = addBitrateHints(keepAnnouncedCandidates(local, this.#announced), {
+      session.answer = addBitrateHints(filterCandidates(local, (a) => this.#announced.has(a)), {
         start: bitrate,
         min: this.options.videoMinBitrateKbps,
         max: bitrate,

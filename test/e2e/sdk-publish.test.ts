@@ -1,46 +1,30 @@
 import t from 'tap';
-import { TestBrowser } from '../helpers/browser.js';
 import { pushAndVerify } from '../helpers/e2e.js';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { stopAllProcesses, waitFor } from '../helpers/processes.js';
-import { NginxRtmp } from '../helpers/rtmp-server.js';
+import { waitFor } from '../helpers/processes.js';
+import { useStage } from '../helpers/stage.js';
 
-let nginx: NginxRtmp;
-let gw: TestGateway;
-let browser: TestBrowser;
-
-t.before(async () => {
-  nginx = await NginxRtmp.start();
-  gw = await startGateway();
-  browser = await TestBrowser.launch();
-});
-t.teardown(async () => {
-  await browser?.close();
-  await gw?.close();
-  await nginx?.stop();
-  await stopAllProcesses();
-});
+const stage = useStage();
 
 t.test('the publish page republishes the camera to RTMP through the SDK with rtmpUrl', async (t) => {
-  const page = browser.page;
+  const page = stage.browser.page;
   const loaded = Date.now();
-  await page.goto(gw.baseUrl + '/');
+  await page.goto(stage.gw.baseUrl + '/');
   await page.fill('#name', 'sdk1');
-  await page.fill('#rtmpUrl', nginx.url());
+  await page.fill('#rtmpUrl', stage.nginx.url());
   await page.uncheck('#fullUrl');
   await page.click('#publish');
   await waitFor('the page to say Live', async () => (await page.textContent('#status')) === 'Live', 15000);
 
-  const stream = await waitFor('video at the RTMP server', async () => (await nginx.streams()).find((s) => s.name === 'rtmp_sdk1' && s.width > 0), 15000, 10);
+  const stream = await waitFor('video at the RTMP server', async () => (await stage.nginx.streams()).find((s) => s.name === 'rtmp_sdk1' && s.width > 0), 15000, 10);
   t.comment(`page load to the stream's first video at the RTMP server: ${Date.now() - loaded} ms`);
   t.match(stream, { app: 'live', videoCodec: 'H264', audioCodec: 'AAC', width: 1280, height: 720, address: '127.0.0.1' });
 
-  const all = await gw.post('/rest-api/push/find_all');
+  const all = await stage.gw.post('/rest-api/push/find_all');
   t.equal(all.status, 200);
   t.equal(all.body.length, 1, 'the SDK-started transponder shows in find_all');
-  t.match(all.body[0], { streamName: 'rtmp_sdk1', sourceStreamName: 'sdk1', rtmpUrl: nginx.url(), muted: false, soundEnabled: false, transcoding: false });
+  t.match(all.body[0], { streamName: 'rtmp_sdk1', sourceStreamName: 'sdk1', rtmpUrl: stage.nginx.url(), muted: false, soundEnabled: false, transcoding: false });
 
-  await pushAndVerify(t, gw, nginx, page, {
+  await pushAndVerify(t, stage.gw, stage.nginx, page, {
     mediaSessionId: all.body[0].mediaSessionId,
     rtmpStream: 'rtmp_sdk1',
     statsExpression: 'window.gatewayStream.getStats()',
@@ -50,16 +34,16 @@ t.test('the publish page republishes the camera to RTMP through the SDK with rtm
 });
 
 t.test('when the publisher stops, its transponders end', async (t) => {
-  const page = browser.page;
+  const page = stage.browser.page;
   await page.reload();
   await page.fill('#name', 'sdk2');
-  await page.fill('#rtmpUrl', nginx.url());
+  await page.fill('#rtmpUrl', stage.nginx.url());
   await page.uncheck('#fullUrl');
   await waitFor('the SDK session', async () => (await page.textContent('#status')) === 'Ready', 10000);
   await page.click('#publish');
-  await waitFor('video at the RTMP server', async () => (await nginx.streams()).some((s) => s.name === 'rtmp_sdk2' && s.width > 0), 20000);
+  await waitFor('video at the RTMP server', async () => (await stage.nginx.streams()).some((s) => s.name === 'rtmp_sdk2' && s.width > 0), 20000);
   await page.click('#stop');
-  await waitFor('the RTMP stream to end', async () => !(await nginx.streams()).some((s) => s.name === 'rtmp_sdk2'), 8000);
-  t.equal((await gw.post('/rest-api/push/find_all')).status, 404, 'no transponder is left');
-  t.equal(gw.publishers.all().length, 0, 'no publisher is left');
+  await waitFor('the RTMP stream to end', async () => !(await stage.nginx.streams()).some((s) => s.name === 'rtmp_sdk2'), 8000);
+  t.equal((await stage.gw.post('/rest-api/push/find_all')).status, 404, 'no transponder is left');
+  t.equal(stage.gw.publishers.all().length, 0, 'no publisher is left');
 });

@@ -1,28 +1,12 @@
 import t from 'tap';
 import { candidateAddresses } from '../../src/ingest/sdp.js';
-import { TestBrowser } from '../helpers/browser.js';
 import { pushAndVerify } from '../helpers/e2e.js';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { stopAllProcesses, waitFor } from '../helpers/processes.js';
-import { NginxRtmp } from '../helpers/rtmp-server.js';
+import { waitFor } from '../helpers/processes.js';
+import { useStage } from '../helpers/stage.js';
 
-let nginx: NginxRtmp;
-let gw: TestGateway;
-let browser: TestBrowser;
 /** Everything the gateway logged, at debug level (which includes ffmpeg's own output). */
 const logLines: string[] = [];
-
-t.before(async () => {
-  nginx = await NginxRtmp.start();
-  gw = await startGateway({ log_level: 'debug' }, logLines);
-  browser = await TestBrowser.launch();
-});
-t.teardown(async () => {
-  await browser?.close();
-  await gw?.close();
-  await nginx?.stop();
-  await stopAllProcesses();
-});
+const stage = useStage([{ log_level: 'debug' }, logLines]);
 
 interface WhipResult {
   status: number;
@@ -34,7 +18,7 @@ interface WhipResult {
 
 /** A plain WHIP client in the page: no SDK, no codec preference, candidates only in the SDP. */
 async function whipPublish(url: string): Promise<WhipResult> {
-  return browser.page.evaluate(async (whipUrl) => {
+  return stage.browser.page.evaluate(async (whipUrl) => {
     const media = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: true });
     const pc = new RTCPeerConnection({ iceServers: [] });
     (window as any).pc = pc;
@@ -54,8 +38,8 @@ async function whipPublish(url: string): Promise<WhipResult> {
 }
 
 t.test('WHIP publish, then /push/startup republishes to RTMP; find and terminate manage it', async (t) => {
-  await browser.page.goto(gw.baseUrl + '/health');
-  const whip = await whipPublish(gw.baseUrl + '/whip/whip1');
+  await stage.browser.page.goto(stage.gw.baseUrl + '/health');
+  const whip = await whipPublish(stage.gw.baseUrl + '/whip/whip1');
   t.equal(whip.status, 201);
   t.match(whip.contentType, /application\/sdp/);
   t.match(whip.location, /^\/whip\/whip1\/[0-9a-f-]{36}$/);
@@ -63,75 +47,75 @@ t.test('WHIP publish, then /push/startup republishes to RTMP; find and terminate
   t.match(whip.answer, /a=rtpmap:\d+ H264\/90000/, 'H.264 was chosen');
   t.notMatch(whip.answer, /VP8|transport-cc/);
 
-  const again = await browser.page.evaluate(
+  const again = await stage.browser.page.evaluate(
     async ([url, offer]) => (await fetch(url!, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: offer })).status,
-    [gw.baseUrl + '/whip/whip1', whip.offer],
+    [stage.gw.baseUrl + '/whip/whip1', whip.offer],
   );
   t.equal(again, 409, 'a second publish of the same name is refused');
 
   const connectedAt = Date.now();
-  await waitFor('the WebRTC publish', async () => gw.publishers.get('whip1')?.state === 'publishing', 10000);
+  await waitFor('the WebRTC publish', async () => stage.gw.publishers.get('whip1')?.state === 'publishing', 10000);
   const target = await waitFor(
     'Chromium to reach the configured video bitrate',
     async () => {
-      const kbps = await browser.page.evaluate(async () => {
+      const kbps = await stage.browser.page.evaluate(async () => {
         let bps = 0;
         (await (window as any).pc.getStats()).forEach((s: any) => {
           if (s.type === 'outbound-rtp' && s.kind === 'video') bps = s.targetBitrate ?? 0;
         });
         return bps / 1000;
       });
-      return kbps >= 0.9 * gw.config.webrtc_video_bitrate_kbps ? kbps : false;
+      return kbps >= 0.9 * stage.gw.config.webrtc_video_bitrate_kbps ? kbps : false;
     },
     3000,
     100,
   );
   t.comment(`target bitrate ${Math.round(target)} kbit/s after ${Date.now() - connectedAt} ms`);
 
-  const url = nginx.url();
+  const url = stage.nginx.url();
   const started = Date.now();
-  const res = await gw.post('/rest-api/push/startup', { streamName: 'whip1', rtmpUrl: url });
+  const res = await stage.gw.post('/rest-api/push/startup', { streamName: 'whip1', rtmpUrl: url });
   t.equal(res.status, 200, JSON.stringify(res.body));
   t.comment(`/push/startup answered in ${Date.now() - started} ms`);
   t.match(res.body, { streamName: 'rtmp_whip1', rtmpUrl: url, width: 1280, height: 720, muted: false, soundEnabled: false, options: {}, state: 'running' });
   t.type(res.body.mediaSessionId, 'string');
-  await waitFor('video at the RTMP server', async () => (await nginx.streams()).some((s) => s.name === 'rtmp_whip1' && s.width > 0), 10000, 10);
+  await waitFor('video at the RTMP server', async () => (await stage.nginx.streams()).some((s) => s.name === 'rtmp_whip1' && s.width > 0), 10000, 10);
   t.comment(`/push/startup to video at the RTMP server: ${Date.now() - started} ms`);
 
-  const dup = await gw.post('/rest-api/push/startup', { streamName: 'whip1', rtmpUrl: url });
+  const dup = await stage.gw.post('/rest-api/push/startup', { streamName: 'whip1', rtmpUrl: url });
   t.equal(dup.status, 409, 'a second transponder to the same rtmpUrl is refused');
-  const byUrl = await gw.post('/rest-api/push/find', { rtmpUrl: url });
+  const byUrl = await stage.gw.post('/rest-api/push/find', { rtmpUrl: url });
   t.equal(byUrl.status, 200);
   t.equal(byUrl.body.length, 1);
-  t.equal((await gw.post('/rest-api/push/find', { streamName: 'whip1', rtmpUrl: url + '/other' })).status, 404);
+  t.equal((await stage.gw.post('/rest-api/push/find', { streamName: 'whip1', rtmpUrl: url + '/other' })).status, 404);
 
-  await pushAndVerify(t, gw, nginx, browser.page, {
+  await pushAndVerify(t, stage.gw, stage.nginx, stage.browser.page, {
     mediaSessionId: res.body.mediaSessionId,
     rtmpStream: 'rtmp_whip1',
     statsExpression: 'window.pc.getStats()',
     seconds: 8,
   });
 
-  const deleted = await browser.page.evaluate(async (u) => (await fetch(u, { method: 'DELETE' })).status, gw.baseUrl + whip.location);
+  const deleted = await stage.browser.page.evaluate(async (u) => (await fetch(u, { method: 'DELETE' })).status, stage.gw.baseUrl + whip.location);
   t.equal(deleted, 200, 'DELETE on the WHIP resource ends the publish');
-  t.equal(gw.publishers.all().length, 0);
-  t.equal((await gw.post('/rest-api/push/startup', { streamName: 'whip1', rtmpUrl: url })).status, 404, 'startup after the publish ended is 404');
+  t.equal(stage.gw.publishers.all().length, 0);
+  t.equal((await stage.gw.post('/rest-api/push/startup', { streamName: 'whip1', rtmpUrl: url })).status, 404, 'startup after the publish ended is 404');
 });
 
 t.test('a stream key given in full-URL mode never shows in listings', async (t) => {
-  await browser.page.goto(gw.baseUrl + '/health');
-  const whip = await whipPublish(gw.baseUrl + '/whip/whip2');
+  await stage.browser.page.goto(stage.gw.baseUrl + '/health');
+  const whip = await whipPublish(stage.gw.baseUrl + '/whip/whip2');
   t.equal(whip.status, 201);
-  const res = await gw.post('/rest-api/push/startup', { streamName: 'whip2', rtmpUrl: `${nginx.url()}/key-4f9a-secret`, rtmpTransponderFullUrl: true });
+  const res = await stage.gw.post('/rest-api/push/startup', { streamName: 'whip2', rtmpUrl: `${stage.nginx.url()}/key-4f9a-secret`, rtmpTransponderFullUrl: true });
   t.equal(res.status, 200, JSON.stringify(res.body));
-  await waitFor('the keyed stream at the RTMP server', async () => (await nginx.streams()).some((s) => s.name === 'key-4f9a-secret'), 10000);
-  const listings = JSON.stringify([(await gw.post('/rest-api/push/find_all')).body, (await gw.post('/rest-api/push/find', { streamName: 'whip2' })).body, res.body]);
+  await waitFor('the keyed stream at the RTMP server', async () => (await stage.nginx.streams()).some((s) => s.name === 'key-4f9a-secret'), 10000);
+  const listings = JSON.stringify([(await stage.gw.post('/rest-api/push/find_all')).body, (await stage.gw.post('/rest-api/push/find', { streamName: 'whip2' })).body, res.body]);
   t.notMatch(listings, /key-4f9a-secret/);
-  t.match(res.body, { streamName: '***', rtmpUrl: `${nginx.url().replace(/\/live$/, '')}/live/***` });
-  const metrics = await (await fetch(gw.baseUrl + '/metrics')).text();
+  t.match(res.body, { streamName: '***', rtmpUrl: `${stage.nginx.url().replace(/\/live$/, '')}/live/***` });
+  const metrics = await (await fetch(stage.gw.baseUrl + '/metrics')).text();
   t.notMatch(metrics, /key-4f9a-secret/);
   t.match(metrics, /gateway_transponders\{state="running"\} 1/);
-  await gw.post('/rest-api/push/terminate', { mediaSessionId: res.body.mediaSessionId });
+  await stage.gw.post('/rest-api/push/terminate', { mediaSessionId: res.body.mediaSessionId });
   const log = logLines.join('');
   t.match(log, /Output #0, flv, to 'rtmp:\/\/127\.0\.0\.1:\d+\/live\/\*\*\*'/, 'ffmpeg output reached the log, redacted');
   t.notMatch(log, /key-4f9a-secret/, 'the key is in no log line');

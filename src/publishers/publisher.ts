@@ -5,7 +5,6 @@ import type { IngestSession, IngestTrack } from '../ingest/engine.js';
 import {
   FFMPEG_PAYLOAD_TYPE,
   h264ParameterSets,
-  h264SpsDimensions,
   isKeyframeStart,
   type MediaKind,
   type VideoCodec,
@@ -82,7 +81,6 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   readonly videoCodec: VideoCodec | undefined;
   readonly hasAudio: boolean;
   readonly counters = { packets: 0, bytes: 0, duplicates: 0, keyframes: 0 };
-  videoSize: { width: number; height: number } | undefined;
 
   readonly #pipelines = new Map<MediaKind, TrackPipeline>();
   readonly #sinks = new Set<MediaSink>();
@@ -104,7 +102,6 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   #pps: Buffer | undefined;
   #keyframeTimer: NodeJS.Timeout | undefined;
   #unsubscribers: (() => void)[] = [];
-  #closeReason: string | undefined;
 
   constructor(
     readonly name: string,
@@ -135,10 +132,6 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
 
   get isClosed(): boolean {
     return this.state === 'closed';
-  }
-
-  get closeReason(): string | undefined {
-    return this.#closeReason;
   }
 
   /** H.264 SPS and PPS as an SDP `sprop-parameter-sets` value, once seen. */
@@ -198,7 +191,6 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   async close(reason = 'closed by the gateway'): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    this.#closeReason = reason;
     clearInterval(this.#keyframeTimer);
     for (const unsubscribe of this.#unsubscribers) unsubscribe();
     this.#sinks.clear();
@@ -283,10 +275,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
 
   #captureParameterSets(payload: Buffer): void {
     const { sps, pps } = h264ParameterSets(payload);
-    if (sps && !sps.equals(this.#sps ?? Buffer.alloc(0))) {
-      this.#sps = sps;
-      this.videoSize = h264SpsDimensions(sps);
-    }
+    if (sps) this.#sps = sps;
     if (pps) this.#pps = pps;
   }
 }

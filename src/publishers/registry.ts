@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { conflict, invalid, notFound } from '../errors.js';
+import { conflict, invalid } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import type { IngestEngine } from '../ingest/engine.js';
 import { Publisher } from './publisher.js';
@@ -53,11 +53,6 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
 
   get(name: string): Publisher | undefined {
     return this.#byName.get(name);
-  }
-
-  byId(id: string): Publisher {
-    for (const p of this.#byName.values()) if (p.id === id) return p;
-    throw notFound(`no publisher ${id}`);
   }
 
   all(): Publisher[] {

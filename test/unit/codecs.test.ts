@@ -1,9 +1,8 @@
 import t from 'tap';
-import { h264ParameterSets, h264SpsDimensions, isKeyframeStart } from '../../src/media/codecs.js';
+import { h264ParameterSets, isKeyframeStart } from '../../src/media/codecs.js';
 
 // SPS of Chromium's OpenH264 at 1280x720, constrained baseline 3.1.
 const SPS_720P = Buffer.from('Z0LAH4xoBQBbkBgB+lA=', 'base64');
-const SPS_1080P_CROPPED = Buffer.from('Z2QAKKzZQHgCJ+XARAAAAwAEAAADAPA8YMZY', 'base64');
 const PPS = Buffer.from([0x68, 0xce, 0x3c, 0x80]);
 
 function stapA(...nals: Buffer[]): Buffer {
@@ -32,10 +31,4 @@ t.test('parameter sets are taken from a STAP-A', async (t) => {
   const { sps, pps } = h264ParameterSets(stapA(SPS_720P, PPS));
   t.same(sps, SPS_720P);
   t.same(pps, PPS);
-});
-
-t.test('SPS dimensions, with frame cropping', async (t) => {
-  t.same(h264SpsDimensions(SPS_720P), { width: 1280, height: 720 });
-  t.same(h264SpsDimensions(SPS_1080P_CROPPED), { width: 1920, height: 1080 });
-  t.equal(h264SpsDimensions(Buffer.from([0x67])), undefined);
 });

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { candidateAddresses } from '../../src/ingest/sdp.js';
-import { pushAndVerify } from '../helpers/e2e.js';
+import { pushAndVerify, whipPublish } from '../helpers/e2e.js';
 import { waitFor } from '../helpers/processes.js';
 import { useStage } from '../helpers/stage.js';
 
@@ -8,38 +8,9 @@ import { useStage } from '../helpers/stage.js';
 const logLines: string[] = [];
 const stage = useStage([{ log_level: 'debug' }, logLines]);
 
-interface WhipResult {
-  status: number;
-  location: string | null;
-  contentType: string | null;
-  offer: string;
-  answer: string;
-}
-
-/** A plain WHIP client in the page: no SDK, no codec preference, candidates only in the SDP. */
-async function whipPublish(url: string): Promise<WhipResult> {
-  return stage.browser.page.evaluate(async (whipUrl) => {
-    const media = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: true });
-    const pc = new RTCPeerConnection({ iceServers: [] });
-    (window as any).pc = pc;
-    for (const track of media.getTracks()) pc.addTransceiver(track, { direction: 'sendonly' });
-    for (const sender of pc.getSenders()) {
-      if (sender.track?.kind !== 'video') continue;
-      const parameters: any = sender.getParameters();
-      parameters.degradationPreference = 'maintain-resolution';
-      await sender.setParameters(parameters);
-    }
-    await pc.setLocalDescription(await pc.createOffer());
-    const response = await fetch(whipUrl, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: pc.localDescription!.sdp });
-    const answer = await response.text();
-    if (response.status === 201) await pc.setRemoteDescription({ type: 'answer', sdp: answer });
-    return { status: response.status, location: response.headers.get('location'), contentType: response.headers.get('content-type'), offer: pc.localDescription!.sdp, answer };
-  }, url);
-}
-
 t.test('WHIP publish, then /push/startup republishes to RTMP; find and terminate manage it', async (t) => {
   await stage.browser.page.goto(stage.gw.baseUrl + '/health');
-  const whip = await whipPublish(stage.gw.baseUrl + '/whip/whip1');
+  const whip = await whipPublish(stage.browser.page, stage.gw.baseUrl + '/whip/whip1');
   t.equal(whip.status, 201);
   t.match(whip.contentType, /application\/sdp/);
   t.match(whip.location, /^\/whip\/whip1\/[0-9a-f-]{36}$/);
@@ -104,7 +75,7 @@ t.test('WHIP publish, then /push/startup republishes to RTMP; find and terminate
 
 t.test('a stream key given in full-URL mode never shows in listings', async (t) => {
   await stage.browser.page.goto(stage.gw.baseUrl + '/health');
-  const whip = await whipPublish(stage.gw.baseUrl + '/whip/whip2');
+  const whip = await whipPublish(stage.browser.page, stage.gw.baseUrl + '/whip/whip2');
   t.equal(whip.status, 201);
   const res = await stage.gw.post('/rest-api/push/startup', { streamName: 'whip2', rtmpUrl: `${stage.nginx.url()}/key-4f9a-secret`, rtmpTransponderFullUrl: true });
   t.equal(res.status, 200, JSON.stringify(res.body));

@@ -73,3 +73,33 @@ export async function pushAndVerify(
   t.same(nonMonotonic(rec.audio), [], 'audio timestamps strictly increase');
   t.comment(`recorded ${rec.video.length} video frames, ${rec.audio.length} audio packets, ${fps.toFixed(2)} fps, browser ${browserFps.toFixed(2)} fps, max GOP ${gap.toFixed(3)} s`);
 }
+
+export interface WhipResult {
+  status: number;
+  location: string | null;
+  contentType: string | null;
+  offer: string;
+  answer: string;
+}
+
+/** A plain WHIP client in the page: no SDK, no codec preference, candidates only in the SDP. */
+export async function whipPublish(page: Page, url: string): Promise<WhipResult> {
+  return page.evaluate(async (whipUrl) => {
+    const media = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: true });
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    (window as any).pc = pc;
+    for (const track of media.getTracks()) pc.addTransceiver(track, { direction: 'sendonly' });
+    for (const sender of pc.getSenders()) {
+      if (sender.track?.kind !== 'video') continue;
+      const parameters: any = sender.getParameters();
+      parameters.degradationPreference = 'maintain-resolution';
+      await sender.setParameters(parameters);
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    const response = await fetch(whipUrl, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: pc.localDescription!.sdp });
+    const answer = await response.text();
+    if (response.status === 201) await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    return { status: response.status, location: response.headers.get('location'), contentType: response.headers.get('content-type'), offer: pc.localDescription!.sdp, answer };
+  }, url);
+}
+

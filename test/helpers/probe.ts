@@ -44,12 +44,12 @@ export async function probe(file: string): Promise<Recording> {
   };
 }
 
-/** Largest gap between consecutive keyframes, in seconds. */
+/** Largest gap between consecutive keyframes, in seconds (to the millisecond, as FLV counts). */
 export function maxKeyframeGap(video: ProbedPacket[]): number {
-  const keys = video.filter((p) => p.flags.startsWith('K')).map((p) => Number(p.pts_time));
+  const keys = video.filter((p) => p.flags.startsWith('K')).map((p) => Math.round(Number(p.pts_time) * 1000));
   let max = 0;
   for (let i = 1; i < keys.length; i++) max = Math.max(max, keys[i]! - keys[i - 1]!);
-  return max;
+  return max / 1000;
 }
 
 export function keyframeCount(video: ProbedPacket[]): number {

@@ -1,0 +1,38 @@
+import t from 'tap';
+import { FfmpegProcess } from '../../src/transponders/ffmpeg-process.js';
+import { pushAndVerify, whipPublish } from '../helpers/e2e.js';
+import { waitFor } from '../helpers/processes.js';
+import { freePort } from '../helpers/rtmp-server.js';
+import { useStage } from '../helpers/stage.js';
+
+// A gateway that prefers VP8, so the browser sends VP8 and the transponder transcodes to H.264.
+const stage = useStage([{ webrtc_video_codecs: ['VP8', 'H264'] }]);
+
+t.test('a VP8 publish is transcoded to H.264 with keyframes at most 2 s apart', async (t) => {
+  const { gw, nginx, browser } = stage;
+  await browser.page.goto(gw.baseUrl + '/health');
+  const whip = await whipPublish(browser.page, gw.baseUrl + '/whip/vp8');
+  t.equal(whip.status, 201);
+  t.match(whip.answer, /a=rtpmap:\d+ VP8\/90000/);
+  await waitFor('the WebRTC publish', async () => gw.publishers.get('vp8')?.state === 'publishing', 10000);
+
+  const res = await gw.post('/rest-api/push/startup', { streamName: 'vp8', rtmpUrl: nginx.url() });
+  t.equal(res.status, 200, JSON.stringify(res.body));
+  t.match(res.body, { transcoding: true, width: 1280, height: 720, state: 'running' });
+  await pushAndVerify(t, gw, nginx, browser.page, {
+    mediaSessionId: res.body.mediaSessionId,
+    rtmpStream: 'rtmp_vp8',
+    statsExpression: 'window.pc.getStats()',
+    seconds: 8,
+  });
+});
+
+t.test('a destination that refuses the connection answers 500 with the reason, and nothing is left', async (t) => {
+  const { gw } = stage;
+  const closedPort = await freePort();
+  const res = await gw.post('/rest-api/push/startup', { streamName: 'vp8', rtmpUrl: `rtmp://127.0.0.1:${closedPort}/live` });
+  t.equal(res.status, 500);
+  t.match(res.body, { error: 'internal', message: /transponder failed to start: ffmpeg exited .*(Connection refused|Cannot open)/i });
+  t.equal((await gw.post('/rest-api/push/find', { streamName: 'vp8' })).status, 404, 'the failed transponder is not listed');
+  t.equal(FfmpegProcess.count, 0);
+});

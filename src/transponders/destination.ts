@@ -71,9 +71,10 @@ export function parseDestination(rtmpUrl: string, publishedName: string, rules: 
   const redactedUserinfo = parsed.username ? `${parsed.username}${parsed.password ? `:${MASK}` : ''}@` : '';
   const query = parsed.search;
   const redactedQuery = query ? `?${[...parsed.searchParams.keys()].map((k) => `${k}=${MASK}`).join('&')}` : '';
-  const origin = `${protocol}://${parsed.host.replace(/:\d+$/, '')}:${port}`;
   const redactedStreamName = rules.fullUrl ? MASK : streamName;
-  const base = `${protocol}://${userinfo}${parsed.host.replace(/:\d+$/, '')}:${port}/${app}`;
+  const hostPort = `${parsed.host.replace(/:\d+$/, '')}:${port}`;
+  const base = `${protocol}://${userinfo}${hostPort}/${app}`;
+  const redactedBase = `${protocol}://${redactedUserinfo}${hostPort}/${app}`;
 
   const secrets = [
     parsed.password,
@@ -90,10 +91,9 @@ export function parseDestination(rtmpUrl: string, publishedName: string, rules: 
     streamName,
     requestedUrl: rtmpUrl,
     url,
-    redactedUrl: `${protocol}://${redactedUserinfo}${origin.slice(protocol.length + 3)}/${app}/${redactedStreamName}${redactedQuery}`,
-    redactedRequestedUrl: rules.fullUrl
-      ? `${protocol}://${redactedUserinfo}${origin.slice(protocol.length + 3)}/${app}/${MASK}${redactedQuery}`
-      : `${protocol}://${redactedUserinfo}${origin.slice(protocol.length + 3)}/${app}${redactedQuery}`,
+    redactedUrl: `${redactedBase}/${redactedStreamName}${redactedQuery}`,
+    // In full-URL mode the requested URL ends with the stream name; in prefix mode it ends at the app.
+    redactedRequestedUrl: rules.fullUrl ? `${redactedBase}/${MASK}${redactedQuery}` : `${redactedBase}${redactedQuery}`,
     redactedStreamName,
     secrets: secrets.sort((a, b) => b.length - a.length),
   };

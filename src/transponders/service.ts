@@ -65,7 +65,6 @@ export class TransponderService {
       }
     }
     const plan = planEncoding(publisher.videoCodec ?? 'H264', request, this.settings.encoding);
-    if (publisher.isClosed) throw notFound(`stream ${request.streamName} is not publishing`);
 
     const transponder = new Transponder(
       publisher,

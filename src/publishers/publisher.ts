@@ -10,6 +10,7 @@ import {
   type VideoCodec,
 } from '../media/codecs.js';
 import { ClockMapping, DuplicateFilter, serializeRtp, serializeSenderReport, type MediaPacket } from '../media/rtp.js';
+import { StartCache, type CachedPacket } from './start-cache.js';
 
 /** Receives a publisher's media, normalised: fixed payload types and SSRCs, no header extensions. */
 export interface MediaSink {
@@ -30,12 +31,6 @@ export interface PublisherOptions {
 }
 
 /**
- * Upper bound of the cached group of pictures, in packets (~5 s of 720p at 2.5 Mb/s). A GOP larger
- * than this is not cached: a new transponder then waits for the next keyframe instead.
- */
-const MAX_GOP_PACKETS = 3000;
-
-/**
  * Keyframes are requested once this fraction of the interval has passed, in capture time, since
  * the last one: the keyframe lands on the next captured frame after the request, up to a frame
  * later, and the gap must not exceed the interval. Capture time rather than arrival, because the
@@ -45,8 +40,6 @@ const KEYFRAME_REQUEST_LEAD = 0.9;
 /** A request that brought no keyframe is repeated after this long (Chromium can miss one PLI). */
 const KEYFRAME_RETRY_MS = 300;
 const KEYFRAME_CHECK_MS = 100;
-/** Audio kept to start a new sink in step with the cached keyframe's capture time. */
-const AUDIO_HISTORY_MS = 4000;
 
 interface TrackPipeline {
   kind: MediaKind;
@@ -55,19 +48,6 @@ interface TrackPipeline {
   ssrc: number;
   filter: DuplicateFilter;
   clock?: ClockMapping;
-}
-
-interface CachedPacket {
-  kind: MediaKind;
-  rtp: Buffer;
-  timestamp: number;
-}
-
-interface RecentAudio extends CachedPacket {
-  /** Capture time on the publisher's clock (ms). */
-  wallclockMs: number;
-  /** Arrival order among all packets. */
-  arrival: number;
 }
 
 /**
@@ -84,18 +64,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
 
   readonly #pipelines = new Map<MediaKind, TrackPipeline>();
   readonly #sinks = new Set<MediaSink>();
-  #gop: CachedPacket[] = [];
-  #gopTimestamp: number | undefined;
-  /** The frame before the cached keyframe: see `attach`. */
-  #leadIn: CachedPacket[] = [];
-  #frame: CachedPacket[] = [];
-  #frameIsKey = false;
-  #previousFrame: CachedPacket[] = [];
-  #previousFrameIsKey = false;
-  /** Capture time of the cached keyframe and the arrival count when it came. */
-  #gopStart = { wallclockMs: 0, arrival: 0 };
-  #recentAudio: RecentAudio[] = [];
-  #arrivals = 0;
+  readonly #startCache = new StartCache();
   #latestVideoCaptureMs = 0;
   #lastRequestAt = 0;
   #sps: Buffer | undefined;
@@ -141,11 +110,11 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   }
 
   /**
-   * Whether a keyframe, the (non-key) frame before it and what followed are cached, to start a new
-   * sink from. Until then keyframes are requested every KEYFRAME_RETRY_MS.
+   * Whether a new sink can start from a cached keyframe (see `StartCache.ready`). Until then
+   * keyframes are requested every KEYFRAME_RETRY_MS.
    */
   get hasKeyframe(): boolean {
-    return this.#gopTimestamp !== undefined && this.#leadIn.length > 0;
+    return this.#startCache.ready;
   }
 
   #requestKeyframe(): void {
@@ -158,18 +127,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
    * first, in the same tick, so it sees a gapless stream that starts with a keyframe.
    */
   attach(sink: MediaSink, fromKeyframe: boolean): void {
-    if (fromKeyframe) {
-      // ffmpeg (5.1) gives the first frame it parses from an RTP input no timestamp and then
-      // guesses one that can collide with the next frame's. The frame before the keyframe goes
-      // first to take that place: ffmpeg drops it, as a stream copy starts at a keyframe.
-      for (const p of this.#leadIn) sink.write(p.kind, p.rtp, p.timestamp);
-      // Audio captured after the keyframe but received before it (video is encoded and sent
-      // later than audio) goes first, so the new sink's audio starts with its video.
-      for (const a of this.#recentAudio) {
-        if (a.arrival < this.#gopStart.arrival && a.wallclockMs >= this.#gopStart.wallclockMs) sink.write(a.kind, a.rtp, a.timestamp);
-      }
-      for (const p of this.#gop) sink.write(p.kind, p.rtp, p.timestamp);
-    }
+    if (fromKeyframe) this.#startCache.replay((p) => sink.write(p.kind, p.rtp, p.timestamp));
     this.#sinks.add(sink);
   }
 
@@ -194,9 +152,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     clearInterval(this.#keyframeTimer);
     for (const unsubscribe of this.#unsubscribers) unsubscribe();
     this.#sinks.clear();
-    this.#gop = [];
-    this.#leadIn = this.#frame = this.#previousFrame = [];
-    this.#recentAudio = [];
+    this.#startCache.clear();
     this.options.log.info({ reason }, 'publisher closed');
     await this.session.close(reason);
     this.safeEmit('closed', reason);
@@ -212,46 +168,23 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     this.counters.bytes += packet.payload.length;
     const clock = (pipeline.clock ??= new ClockMapping(pipeline.track.clockRate, packet.timestamp, Date.now()));
     const rtp = serializeRtp(packet, pipeline.payloadType, pipeline.ssrc);
-    const arrival = ++this.#arrivals;
-    if (pipeline.kind === 'video') this.#onVideo(packet, rtp, clock, arrival);
-    else if (this.videoCodec) this.#rememberAudio(rtp, packet.timestamp, clock.wallclockMs(packet.timestamp), arrival);
-    if (this.#gopTimestamp !== undefined) {
-      this.#gop.push({ kind: pipeline.kind, rtp, timestamp: packet.timestamp });
-      if (this.#gop.length > MAX_GOP_PACKETS) {
-        this.#gop = [];
-        this.#gopTimestamp = undefined;
-      }
-    }
+    const cached = { kind: pipeline.kind, rtp, timestamp: packet.timestamp };
+    const wallclockMs = clock.wallclockMs(packet.timestamp);
+    if (pipeline.kind === 'video') this.#onVideo(packet, cached, wallclockMs);
+    else if (this.videoCodec) this.#startCache.addAudio(cached, wallclockMs);
     for (const sink of this.#sinks) sink.write(pipeline.kind, rtp, packet.timestamp);
   }
 
-  #onVideo(packet: MediaPacket, rtp: Buffer, clock: ClockMapping, arrival: number): void {
+  #onVideo(packet: MediaPacket, cached: CachedPacket, wallclockMs: number): void {
     this.#keyframeTimer ??= this.#startKeyframeRequests();
-    this.#latestVideoCaptureMs = Math.max(this.#latestVideoCaptureMs, clock.wallclockMs(packet.timestamp));
+    this.#latestVideoCaptureMs = Math.max(this.#latestVideoCaptureMs, wallclockMs);
     const codec = this.videoCodec;
     const keyStart = codec !== undefined && isKeyframeStart(codec, packet.payload);
-    this.#trackFrames(rtp, packet.timestamp, keyStart);
-    if (!keyStart) return;
-    if (codec === 'H264') this.#captureParameterSets(packet.payload);
-    if (packet.timestamp === this.#gopTimestamp) return; // another packet of the same keyframe
-    this.#gop = [];
-    this.#gopTimestamp = packet.timestamp;
-    this.#leadIn = this.#previousFrameIsKey ? [] : this.#previousFrame;
-    this.#gopStart = { wallclockMs: clock.wallclockMs(packet.timestamp), arrival };
-    this.counters.keyframes++;
-    this.safeEmit('keyframe');
-  }
-
-  /** Keeps the packets of the current and the previous video frame. */
-  #trackFrames(rtp: Buffer, timestamp: number, keyStart: boolean): void {
-    if (this.#frame[0] && this.#frame[0].timestamp !== timestamp) {
-      this.#previousFrame = this.#frame;
-      this.#previousFrameIsKey = this.#frameIsKey;
-      this.#frame = [];
-      this.#frameIsKey = false;
+    if (keyStart && codec === 'H264') this.#captureParameterSets(packet.payload);
+    if (this.#startCache.addVideo(cached, keyStart, wallclockMs)) {
+      this.counters.keyframes++;
+      this.safeEmit('keyframe');
     }
-    this.#frame.push({ kind: 'video', rtp, timestamp });
-    if (keyStart) this.#frameIsKey = true;
   }
 
   /**
@@ -262,15 +195,10 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   #startKeyframeRequests(): NodeJS.Timeout {
     const due = this.options.keyframeIntervalMs * KEYFRAME_REQUEST_LEAD;
     return setInterval(() => {
-      const age = this.hasKeyframe ? this.#latestVideoCaptureMs - this.#gopStart.wallclockMs : Infinity;
+      const keyframeMs = this.#startCache.ready ? this.#startCache.keyframeWallclockMs : undefined;
+      const age = keyframeMs === undefined ? Infinity : this.#latestVideoCaptureMs - keyframeMs;
       if (age >= due && Date.now() - this.#lastRequestAt >= KEYFRAME_RETRY_MS) this.#requestKeyframe();
     }, KEYFRAME_CHECK_MS);
-  }
-
-  #rememberAudio(rtp: Buffer, timestamp: number, wallclockMs: number, arrival: number): void {
-    const recent = this.#recentAudio;
-    recent.push({ kind: 'audio', rtp, timestamp, wallclockMs, arrival });
-    while (recent.length > 0 && recent[0]!.wallclockMs < wallclockMs - AUDIO_HISTORY_MS) recent.shift();
   }
 
   #captureParameterSets(payload: Buffer): void {

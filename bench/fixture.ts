@@ -1,0 +1,120 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * Pre-encoded media for synthetic publishers: 10 s of 1280x720 at 30 fps, constrained-baseline
+ * H.264 at ~2.5 Mb/s with a keyframe every 2 s (what Chromium sends), and 20 ms Opus frames.
+ * Made locally with ffmpeg the first time it is needed, never downloaded.
+ */
+export interface Fixture {
+  fps: number;
+  /** Access units in decoding order; each is its NAL units without start codes. */
+  video: { nals: Buffer[]; key: boolean }[];
+  /** Opus packets, 20 ms each. */
+  audio: Buffer[];
+  audioFrameMs: number;
+}
+
+export const FIXTURE_FPS = 30;
+const SECONDS = 10;
+const AUDIO_FRAME_MS = 20;
+
+export function loadFixture(dir: string): Fixture {
+  const videoPath = join(dir, `video-720p${FIXTURE_FPS}.h264`);
+  const audioPath = join(dir, 'audio-sine.ogg');
+  if (!existsSync(videoPath) || !existsSync(audioPath)) makeFixture(dir, videoPath, audioPath);
+  return {
+    fps: FIXTURE_FPS,
+    video: accessUnits(readFileSync(videoPath)),
+    audio: oggPackets(readFileSync(audioPath)).slice(2), // OpusHead and OpusTags come first
+    audioFrameMs: AUDIO_FRAME_MS,
+  };
+}
+
+function makeFixture(dir: string, videoPath: string, audioPath: string): void {
+  mkdirSync(dir, { recursive: true });
+  const gop = FIXTURE_FPS * 2;
+  ffmpeg([
+    '-f', 'lavfi', '-i', `testsrc2=s=1280x720:r=${FIXTURE_FPS}:d=${SECONDS},noise=alls=14:allf=t+u`,
+    '-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'baseline', '-level', '3.1', '-pix_fmt', 'yuv420p',
+    // aud=1 marks every access unit, so frames can be split without parsing slice headers.
+    '-x264-params', `aud=1:keyint=${gop}:min-keyint=${gop}:scenecut=0:bframes=0`,
+    '-b:v', '2500k', '-maxrate', '2500k', '-bufsize', '1250k',
+    '-f', 'h264', videoPath,
+  ]);
+  ffmpeg([
+    '-f', 'lavfi', '-i', `sine=f=440:r=48000:d=${SECONDS}`,
+    '-ac', '2', '-c:a', 'libopus', '-b:a', '64k', '-frame_duration', String(AUDIO_FRAME_MS), '-application', 'audio',
+    '-f', 'ogg', audioPath,
+  ]);
+}
+
+function ffmpeg(args: string[]): void {
+  const result = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', ...args], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`ffmpeg could not make the fixture: ${result.stderr || result.error}`);
+}
+
+const NAL_AUD = 9;
+const NAL_SEI = 6;
+const NAL_IDR = 5;
+
+/** Splits an Annex B stream into access units at each access unit delimiter; drops AUD and SEI. */
+export function accessUnits(stream: Buffer): Fixture['video'] {
+  const units: Fixture['video'] = [];
+  for (const nal of annexBNals(stream)) {
+    const type = nal[0]! & 0x1f;
+    if (type === NAL_AUD) units.push({ nals: [], key: false });
+    else if (type !== NAL_SEI && units.length > 0) {
+      const unit = units[units.length - 1]!;
+      unit.nals.push(nal);
+      if (type === NAL_IDR) unit.key = true;
+    }
+  }
+  return units.filter((unit) => unit.nals.length > 0);
+}
+
+function annexBNals(stream: Buffer): Buffer[] {
+  const nals: Buffer[] = [];
+  let start = -1;
+  let i = 0;
+  while (i + 2 < stream.length) {
+    if (stream[i] === 0 && stream[i + 1] === 0 && stream[i + 2] === 1) {
+      if (start >= 0) nals.push(trimZeros(stream.subarray(start, i)));
+      i += 3;
+      start = i;
+    } else i++;
+  }
+  if (start >= 0) nals.push(stream.subarray(start));
+  return nals.filter((nal) => nal.length > 0);
+}
+
+/** A four-byte start code leaves a zero byte at the end of the preceding NAL unit. */
+function trimZeros(nal: Buffer): Buffer {
+  let end = nal.length;
+  while (end > 0 && nal[end - 1] === 0) end--;
+  return nal.subarray(0, end);
+}
+
+/** The packets of an Ogg stream with one logical stream (RFC 3533). */
+export function oggPackets(file: Buffer): Buffer[] {
+  const packets: Buffer[] = [];
+  let pending: Buffer[] = [];
+  let offset = 0;
+  while (offset + 27 <= file.length) {
+    if (file.toString('latin1', offset, offset + 4) !== 'OggS') throw new Error(`not an Ogg page at byte ${offset}`);
+    const segments = file[offset + 26]!;
+    const table = file.subarray(offset + 27, offset + 27 + segments);
+    let data = offset + 27 + segments;
+    for (const size of table) {
+      pending.push(file.subarray(data, data + size));
+      data += size;
+      if (size < 255) {
+        packets.push(Buffer.concat(pending));
+        pending = [];
+      }
+    }
+    offset = data;
+  }
+  return packets;
+}

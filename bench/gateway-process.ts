@@ -1,0 +1,71 @@
+import type { ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { startProcess, stopProcess, waitFor } from '../test/helpers/processes.js';
+import { freePort } from '../test/helpers/rtmp-server.js';
+
+/**
+ * The built gateway as its own process, configured through the environment as an operator would,
+ * so that its CPU and memory can be read from /proc apart from the benchmark's.
+ */
+export class GatewayProcess {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly baseUrl: string,
+  ) {}
+
+  static async start(logFile: string, env: Record<string, string> = {}): Promise<GatewayProcess> {
+    const port = await freePort();
+    const child = startProcess('node', ['dist/server/server.js'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        GATEWAY_HTTP_HOST: '127.0.0.1',
+        GATEWAY_HTTP_PORT: String(port),
+        GATEWAY_LOG_LEVEL: 'warn',
+        GATEWAY_WEBRTC_ICE_ADDRESSES: '["127.0.0.1"]',
+        GATEWAY_WEBRTC_ICE_REMOTE_NETWORKS: '["127.0.0.0/8"]',
+        ...env,
+      },
+    });
+    const log = createWriteStream(logFile);
+    child.stdout!.pipe(log);
+    child.stderr!.pipe(log);
+    const gateway = new GatewayProcess(child, `http://127.0.0.1:${port}`);
+    await waitFor(`the gateway to listen (log: ${logFile})`, async () => {
+      if (child.exitCode !== null) throw new Error(`the gateway exited with ${child.exitCode}; see ${logFile}`);
+      return fetch(`${gateway.baseUrl}/health`).then((r) => r.ok, () => false);
+    });
+    return gateway;
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** PIDs of the ffmpeg processes the gateway runs now. */
+  async ffmpegPids(): Promise<number[]> {
+    const pids: number[] = [];
+    for (const entry of await readdir('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+      const [, comm, rest] = /^\d+ \((.*)\) (.*)$/s.exec(stat.trim()) ?? [];
+      if (comm === 'ffmpeg' && Number(rest?.split(' ')[1]) === this.pid) pids.push(Number(entry));
+    }
+    return pids;
+  }
+
+  async request(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+    const response = await fetch(this.baseUrl + path, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : undefined };
+  }
+
+  async stop(): Promise<void> {
+    await stopProcess(this.child, 15_000);
+  }
+}

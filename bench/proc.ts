@@ -1,0 +1,63 @@
+import { readFileSync } from 'node:fs';
+
+/** Clock ticks per second for /proc CPU times; 100 on Linux. */
+const HZ = 100;
+
+/** User + system CPU time of a process so far, in seconds (undefined once it is gone). */
+export function cpuSeconds(pid: number): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / HZ;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resident memory of a process in MB. */
+export function rssMb(pid: number): number {
+  try {
+    const match = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Busy and total CPU time of the whole machine, in seconds. */
+function machineSeconds(): { busy: number; total: number } {
+  const values = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = values.reduce((a, b) => a + b, 0);
+  const idle = values[3]! + (values[4] ?? 0);
+  return { busy: (total - idle) / HZ, total: total / HZ };
+}
+
+export interface CpuReading {
+  /** Percent of one core used by each process over the window. */
+  percent: Map<number, number>;
+  /** Percent of all cores in use over the window (100 = every core busy). */
+  machinePercent: number;
+  seconds: number;
+}
+
+/** CPU use of a set of processes over a window, measured from /proc. */
+export class CpuWindow {
+  readonly #start = new Map<number, number>();
+  readonly #machine = machineSeconds();
+  readonly #startedAt = performance.now();
+
+  constructor(readonly pids: readonly number[]) {
+    for (const pid of pids) this.#start.set(pid, cpuSeconds(pid) ?? 0);
+  }
+
+  end(): CpuReading {
+    const seconds = (performance.now() - this.#startedAt) / 1000;
+    const percent = new Map<number, number>();
+    for (const pid of this.pids) {
+      const used = (cpuSeconds(pid) ?? this.#start.get(pid)!) - this.#start.get(pid)!;
+      percent.set(pid, (used / seconds) * 100);
+    }
+    const machine = machineSeconds();
+    const machinePercent = ((machine.busy - this.#machine.busy) / (machine.total - this.#machine.total)) * 100;
+    return { percent, machinePercent, seconds };
+  }
+}

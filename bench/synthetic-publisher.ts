@@ -1,0 +1,194 @@
+import { randomInt } from 'node:crypto';
+import {
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  RtpHeader,
+  RtpPacket,
+  useNACK,
+  usePLI,
+  useSdesMid,
+  type RTCRtpSender,
+} from 'werift';
+import type { Fixture } from './fixture.js';
+import { packetizeH264 } from './h264-packetizer.js';
+
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
+export const now = (): number => performance.timeOrigin + performance.now();
+
+export interface SentFrame {
+  /** Frames sent by this publisher before this one. */
+  index: number;
+  key: boolean;
+  sentAt: number;
+}
+
+const VIDEO_PT = 96;
+const AUDIO_PT = 111;
+const TICK_MS = 5;
+
+/**
+ * A WebRTC publisher without a browser: werift as the client, WHIP for signalling, pre-encoded
+ * H.264 and Opus from the fixture sent at real-time pace. All publishers of a process share one
+ * timer, so a hundred of them cost little more than one.
+ */
+export class SyntheticPublisher {
+  readonly frames: SentFrame[] = [];
+  #resource?: string;
+  #video?: RTCRtpSender;
+  #audio?: RTCRtpSender;
+  #startedAt = 0;
+  #videoSent = 0;
+  #audioSent = 0;
+  #withAudio = true;
+  #videoSeq = randomInt(0, 0xffff);
+  #audioSeq = randomInt(0, 0xffff);
+  readonly #videoTs0 = randomInt(0, 0x7fffffff);
+  readonly #audioTs0 = randomInt(0, 0x7fffffff);
+  readonly #pc: RTCPeerConnection;
+  readonly #payloads: Buffer[][];
+
+  private constructor(
+    private readonly fixture: Fixture,
+    readonly name: string,
+  ) {
+    this.#payloads = fixture.video.map((unit) => packetizeH264(unit.nals));
+    this.#pc = new RTCPeerConnection({
+      iceServers: [],
+      bundlePolicy: 'max-bundle',
+      iceUseIpv4: false,
+      iceUseIpv6: false,
+      iceAdditionalHostAddresses: ['127.0.0.1'],
+      iceInterfaceAddresses: { udp4: '127.0.0.1' },
+      codecs: {
+        video: [
+          new RTCRtpCodecParameters({
+            mimeType: 'video/H264',
+            clockRate: 90000,
+            payloadType: VIDEO_PT,
+            rtcpFeedback: [useNACK(), usePLI()],
+            parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
+          }),
+        ],
+        audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: AUDIO_PT })],
+      },
+      headerExtensions: { video: [useSdesMid()], audio: [useSdesMid()] },
+    });
+  }
+
+  /** Publishes `name` to the gateway's WHIP endpoint and starts sending once connected. */
+  static async publish(fixture: Fixture, baseUrl: string, name: string, options: { audio?: boolean } = {}): Promise<SyntheticPublisher> {
+    const publisher = new SyntheticPublisher(fixture, name);
+    publisher.#withAudio = options.audio ?? true;
+    try {
+      await publisher.#connect(baseUrl);
+    } catch (error) {
+      await publisher.stop();
+      throw error;
+    }
+    return publisher;
+  }
+
+  async #connect(baseUrl: string): Promise<void> {
+    const pc = this.#pc;
+    this.#video = pc.addTransceiver('video', { direction: 'sendonly' }).sender;
+    if (this.#withAudio) this.#audio = pc.addTransceiver('audio', { direction: 'sendonly' }).sender;
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    const response = await fetch(`${baseUrl}/whip/${encodeURIComponent(this.name)}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp' },
+      body: pc.localDescription!.sdp,
+    });
+    const answer = await response.text();
+    if (response.status !== 201) throw new Error(`WHIP publish of ${this.name} answered ${response.status}: ${answer}`);
+    this.#resource = new URL(response.headers.get('location')!, baseUrl).href;
+    const connected = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.name}: WebRTC did not connect in 10 s`)), 10_000);
+      pc.connectionStateChange.subscribe((state) => {
+        if (state === 'connected') {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    await connected;
+    this.#startedAt = now();
+    pacer.add(this);
+  }
+
+  /** Sends whatever is due by `time`; called by the shared pacer. */
+  tick(time: number): void {
+    const frameMs = 1000 / this.fixture.fps;
+    while (this.#startedAt + this.#videoSent * frameMs <= time) this.#sendVideoFrame();
+    if (!this.#audio) return;
+    while (this.#startedAt + this.#audioSent * this.fixture.audioFrameMs <= time) this.#sendAudioFrame();
+  }
+
+  #sendVideoFrame(): void {
+    const index = this.#videoSent++;
+    const unit = index % this.fixture.video.length;
+    const payloads = this.#payloads[unit]!;
+    const timestamp = (this.#videoTs0 + index * (90000 / this.fixture.fps)) >>> 0;
+    payloads.forEach((payload, i) => {
+      this.#videoSeq = (this.#videoSeq + 1) & 0xffff;
+      send(this.#video!, VIDEO_PT, this.#videoSeq, timestamp, i === payloads.length - 1, payload);
+    });
+    this.frames.push({ index, key: this.fixture.video[unit]!.key, sentAt: now() });
+  }
+
+  #sendAudioFrame(): void {
+    const index = this.#audioSent++;
+    const timestamp = (this.#audioTs0 + index * 48 * this.fixture.audioFrameMs) >>> 0;
+    this.#audioSeq = (this.#audioSeq + 1) & 0xffff;
+    send(this.#audio!, AUDIO_PT, this.#audioSeq, timestamp, false, this.fixture.audio[index % this.fixture.audio.length]!);
+  }
+
+  /** Stops sending, ends the WHIP session and closes the connection. */
+  async stop(): Promise<void> {
+    pacer.remove(this);
+    if (this.#resource) {
+      await fetch(this.#resource, { method: 'DELETE' }).catch(() => undefined);
+      this.#resource = undefined;
+    }
+    await this.#pc.close();
+  }
+}
+
+function send(sender: RTCRtpSender, payloadType: number, sequenceNumber: number, timestamp: number, marker: boolean, payload: Buffer): void {
+  const header = new RtpHeader({ payloadType, sequenceNumber, timestamp, marker });
+  sender.sendRtp(new RtpPacket(header, payload)).catch(() => {
+    // The transport is closing; the publisher is being stopped.
+  });
+}
+
+function gathered(pc: RTCPeerConnection): Promise<void> {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    pc.iceGatheringStateChange.subscribe((state) => {
+      if (state === 'complete') resolve();
+    });
+  });
+}
+
+/** One timer for every publisher in the process. */
+const pacer = new (class Pacer {
+  readonly #publishers = new Set<SyntheticPublisher>();
+  #timer?: NodeJS.Timeout;
+
+  add(publisher: SyntheticPublisher): void {
+    this.#publishers.add(publisher);
+    this.#timer ??= setInterval(() => {
+      const time = now();
+      for (const p of this.#publishers) p.tick(time);
+    }, TICK_MS);
+  }
+
+  remove(publisher: SyntheticPublisher): void {
+    this.#publishers.delete(publisher);
+    if (this.#publishers.size === 0 && this.#timer) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+})();

@@ -14,9 +14,9 @@ export class GatewayProcess {
     readonly baseUrl: string,
   ) {}
 
-  static async start(logFile: string, env: Record<string, string> = {}): Promise<GatewayProcess> {
+  static async start(logFile: string, env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<GatewayProcess> {
     const port = await freePort();
-    const child = startProcess('node', ['dist/server/server.js'], {
+    const child = startProcess('node', [...nodeArgs, 'dist/server/server.js'], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
         ...process.env,

@@ -3,7 +3,8 @@
  * Prints a table and writes JSON. `--quick` runs a smaller version in about a minute.
  *
  *   npm run bench -- [--quick] [--only startup,sdk,latency,capacity] [--steps 8,16,24]
- *                    [--out file.json] [--log-level debug]
+ *                    [--out file.json] [--log-level debug] [--profile: CPU profile of the gateway
+ *                    in .bench/profiles, for Chrome DevTools or speedscope]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,6 +28,7 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: '.bench/results.json' },
     steps: { type: 'string' },
     'log-level': { type: 'string', default: 'warn' },
+    profile: { type: 'boolean', default: false },
   },
 });
 const quick = args.quick!;
@@ -364,7 +366,11 @@ async function main(): Promise<void> {
     ffmpeg: execFileSync('ffmpeg', ['-version'], { encoding: 'utf8' }).split('\n')[0],
   };
   console.log(`Benchmark (${quick ? 'quick' : 'full'}) on ${machine.cpus} x ${machine.cpuModel}, Node ${machine.node}, ${machine.ffmpeg}`);
-  const gateway = await GatewayProcess.start(join(WORK, 'gateway.log'), { GATEWAY_LOG_LEVEL: args['log-level']! });
+  const gateway = await GatewayProcess.start(
+    join(WORK, 'gateway.log'),
+    { GATEWAY_LOG_LEVEL: args['log-level']! },
+    args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(WORK, 'profiles')}`] : process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : [],
+  );
   const receiver = await RtmpReceiver.start();
   let nginx: NginxRtmp | undefined;
   try {

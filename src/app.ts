@@ -11,7 +11,7 @@ import { WeriftEngine } from './ingest/werift-engine.js';
 import { createMetrics } from './metrics.js';
 import { PublisherRegistry } from './publishers/registry.js';
 import { FfmpegProcess } from './transponders/ffmpeg-process.js';
-import { TransponderService, type HostResolver } from './transponders/service.js';
+import { resolveHost, TransponderService, type HostResolver } from './transponders/service.js';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -63,10 +63,11 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       stopTimeoutMs: config.ffmpeg_stop_timeout_ms,
       rtpPortRange: RTP_PORT_RANGE,
       analyzeDurationUs: 200_000,
-      ioTimeoutUs: 5_000_000,
+      connectTimeoutMs: 10_000,
+      flashVer: 'FMLE/3.0 (compatible; FMSc/1.0)',
+      resolveHost: deps.resolveHost ?? resolveHost,
     },
     log.child({ component: 'transponders' }),
-    deps.resolveHost,
   );
   const metrics = createMetrics(publishers, transponders);
 

@@ -42,11 +42,11 @@ export function isKeyframeStart(codec: VideoCodec, payload: Buffer): boolean {
   }
 }
 
-const NAL_IDR = 5;
-const NAL_SPS = 7;
-const NAL_PPS = 8;
-const NAL_STAP_A = 24;
-const NAL_FU_A = 28;
+export const NAL_IDR = 5;
+export const NAL_SPS = 7;
+export const NAL_PPS = 8;
+export const NAL_STAP_A = 24;
+export const NAL_FU_A = 28;
 
 function h264StartsKeyframe(payload: Buffer): boolean {
   const type = payload[0]! & 0x1f;
@@ -64,7 +64,7 @@ function h264StartsKeyframe(payload: Buffer): boolean {
   return false;
 }
 
-function* stapANalUnits(payload: Buffer): Generator<Buffer> {
+export function* stapANalUnits(payload: Buffer): Generator<Buffer> {
   let offset = 1;
   while (offset + 2 <= payload.length) {
     const size = payload.readUInt16BE(offset);

@@ -122,6 +122,16 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     this.#pipelines.get('video')?.track.requestKeyframe();
   }
 
+  /** Asks the sender for a keyframe now (after a loss), unless one was just asked for. */
+  requestKeyframe(): void {
+    if (Date.now() - this.#lastRequestAt >= KEYFRAME_RETRY_MS) this.#requestKeyframe();
+  }
+
+  /** A track's RTP timestamp on the publisher's shared clock, in milliseconds. */
+  wallclockMs(kind: MediaKind, timestamp: number): number | undefined {
+    return this.#pipelines.get(kind)?.clock?.wallclockMs(timestamp);
+  }
+
   /**
    * Adds a sink. With `fromKeyframe`, the cached packets since the last keyframe are written to it
    * first, in the same tick, so it sees a gapless stream that starts with a keyframe.

@@ -29,19 +29,18 @@ export function buildInputSdp(input: RtpInput): string {
 
 export interface FfmpegJob {
   sdpPath: string;
+  /** What ffmpeg reads: audio, and video only when it transcodes it. */
   input: RtpInput;
   plan: EncodingPlan;
   settings: EncodingSettings;
-  outputUrl: string;
-  /** How long ffmpeg probes the input before it opens the output, in microseconds. */
+  /** How long ffmpeg probes the input before it starts writing, in microseconds. */
   analyzeDurationUs: number;
-  /** Output socket timeout, in microseconds: a stalled destination ends ffmpeg after this. */
-  ioTimeoutUs: number;
 }
 
 /**
- * ffmpeg's argument array. The output URL is the last argument and is preceded by a protocol
- * whitelist, so a URL can never be read as an option or reach another protocol (file:, http:...).
+ * ffmpeg's argument array: RTP in (from the SDP file), FLV tags out on stdout, which the gateway
+ * forwards to the destination itself. ffmpeg never sees the destination, so no URL or stream key
+ * is in its arguments, and it can reach no network: inputs are limited to file, udp and rtp.
  */
 export function buildFfmpegArgs(job: FfmpegJob): string[] {
   const { input, plan, settings } = job;
@@ -49,8 +48,6 @@ export function buildFfmpegArgs(job: FfmpegJob): string[] {
     '-hide_banner',
     '-nostats',
     '-loglevel', 'level+info',
-    '-progress', 'pipe:1',
-    '-stats_period', '1',
     '-protocol_whitelist', 'file,udp,rtp',
     '-analyzeduration', String(job.analyzeDurationUs),
     '-i', job.sdpPath,
@@ -69,13 +66,7 @@ export function buildFfmpegArgs(job: FfmpegJob): string[] {
       '-ac', '2',
     );
   }
-  args.push(
-    '-f', 'flv',
-    '-flvflags', 'no_duration_filesize',
-    '-rw_timeout', String(job.ioTimeoutUs),
-    '-protocol_whitelist', 'rtmp,rtmps,tcp,tls',
-    job.outputUrl,
-  );
+  args.push('-f', 'flv', '-flvflags', 'no_duration_filesize', '-flush_packets', '1', 'pipe:1');
   return args;
 }
 

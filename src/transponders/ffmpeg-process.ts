@@ -3,17 +3,11 @@ import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { TypedEmitter } from '../events.js';
 
-export interface FfmpegProgress {
-  frames: number;
-  /** Bytes ffmpeg has written to its output. Grows while kernel buffers fill, so not proof of delivery. */
-  bytes: number;
-  outTimeMs: number;
-}
-
 export type FfmpegEvents = {
-  /** A line of ffmpeg's log, already scrubbed of secrets. */
+  /** A line of ffmpeg's log. */
   line: [line: string];
-  progress: [FfmpegProgress];
+  /** Bytes ffmpeg wrote to its standard output. */
+  output: [data: Buffer];
   exit: [code: number | null, signal: NodeJS.Signals | null];
 };
 
@@ -36,11 +30,7 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
   #exitCode: number | null | undefined;
   #stopping: Promise<void> | undefined;
 
-  constructor(
-    binary: string,
-    args: readonly string[],
-    private readonly scrub: (line: string) => string,
-  ) {
+  constructor(binary: string, args: readonly string[]) {
     super();
     this.#child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     live.add(this);
@@ -56,8 +46,8 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
       this.safeEmit('line', `failed to start ${binary}: ${error.message}`);
     });
     this.#child.stdin.on('error', () => {}); // EPIPE once ffmpeg is gone
-    createInterface({ input: this.#child.stderr }).on('line', (line) => this.safeEmit('line', this.scrub(line)));
-    this.#readProgress();
+    createInterface({ input: this.#child.stderr }).on('line', (line) => this.safeEmit('line', line));
+    this.#child.stdout.on('data', (data: Buffer) => this.safeEmit('output', data));
   }
 
   get pid(): number | undefined {
@@ -108,20 +98,6 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
     } catch {
       // Already gone.
     }
-  }
-
-  #readProgress(): void {
-    const progress: FfmpegProgress = { frames: 0, bytes: 0, outTimeMs: 0 };
-    createInterface({ input: this.#child.stdout }).on('line', (line) => {
-      const eq = line.indexOf('=');
-      if (eq < 0) return;
-      const key = line.slice(0, eq);
-      const value = line.slice(eq + 1);
-      if (key === 'frame') progress.frames = Number(value) || 0;
-      else if (key === 'total_size') progress.bytes = Number(value) || 0;
-      else if (key === 'out_time_us') progress.outTimeMs = Math.max(0, Math.round(Number(value) / 1000) || 0);
-      else if (key === 'progress') this.safeEmit('progress', { ...progress });
-    });
   }
 
   /** Kills every ffmpeg still running, synchronously: for the gateway's last moments. */

@@ -15,8 +15,10 @@ export interface StartupRequest extends VideoRequest {
   options?: Record<string, unknown>;
 }
 
-/** Resolves a destination host; rejects when it does not resolve. */
-export type HostResolver = (host: string) => Promise<unknown>;
+/** Resolves a destination host to the address to connect to; rejects when it does not resolve. */
+export type HostResolver = (host: string) => Promise<string>;
+
+export const resolveHost: HostResolver = async (host) => (await lookup(host)).address;
 
 export interface FindFilter {
   streamName?: string;
@@ -35,7 +37,6 @@ export class TransponderService {
     private readonly naming: NamingRules,
     private readonly settings: TransponderSettings,
     private readonly log: Logger,
-    private readonly resolveHost: HostResolver = (host) => lookup(host),
   ) {
     publishers.on('closed', (publisher, reason) => void this.#endFor(publisher, reason));
   }
@@ -52,7 +53,7 @@ export class TransponderService {
     }
     if (isIP(destination.host) === 0) {
       try {
-        await this.resolveHost(destination.host);
+        await this.settings.resolveHost(destination.host);
       } catch {
         throw invalid('rtmpUrl', `host ${destination.host} does not resolve`);
       }

@@ -1,12 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { TypedEmitter } from '../events.js';
 import type { MediaKind } from '../media/codecs.js';
+import { avcFrame, avcSequenceHeader, FlvReader, FlvTagType, type FlvTag } from '../media/flv.js';
+import { avcDecoderConfiguration, H264Depacketizer, parameterSets, spsPictureSize, type AccessUnit } from '../media/h264.js';
+import { parseRtp } from '../media/rtp.js';
 import type { MediaSink, Publisher } from '../publishers/publisher.js';
+import { decodeAmf0, type Amf0Value } from '../rtmp/amf0.js';
+import { RtmpPublisher } from '../rtmp/client.js';
 import { scrubDestination, type Destination } from './destination.js';
 import type { EncodingPlan, EncodingSettings } from './encoding.js';
 import { buildFfmpegArgs, buildInputSdp, type RtpInput } from './ffmpeg-args.js';
@@ -31,7 +37,11 @@ export interface TransponderSettings {
   stopTimeoutMs: number;
   rtpPortRange: [number, number];
   analyzeDurationUs: number;
-  ioTimeoutUs: number;
+  /** Connecting to the destination and publishing must take no longer. */
+  connectTimeoutMs: number;
+  flashVer: string;
+  /** Resolves the destination host to the address to connect to, once per connection. */
+  resolveHost: (host: string) => Promise<string>;
 }
 
 export interface TransponderOptions {
@@ -46,10 +56,14 @@ export type TransponderEvents = {
 
 const PORT_POLL_MS = 10;
 const KEPT_LOG_LINES = 20;
+/** How long the depacketizer waits for a missing video packet (a NACK retransmission). */
+const REORDER_WAIT_MS = 100;
 
 /**
- * One (stream, destination) pair: an ffmpeg process fed with the publisher's RTP over loopback UDP
- * and publishing to one RTMP destination.
+ * One (stream, destination) pair. The gateway publishes to the destination over its own RTMP
+ * connection: H.264 is passed through by the gateway itself (depacketized, written as FLV tags the
+ * moment a frame is complete); ffmpeg, fed the publisher's RTP over loopback UDP, turns Opus into
+ * AAC and transcodes video when needed, and hands its FLV tags back on stdout.
  */
 export class Transponder extends TypedEmitter<TransponderEvents> implements MediaSink {
   readonly mediaSessionId = randomUUID();
@@ -57,17 +71,27 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   state: TransponderState = 'starting';
   lastError: string | undefined;
   outputSize: { width: number; height: number } | undefined;
-  readonly counters = { packetsSent: 0, bytesSent: 0, frames: 0, outputBytes: 0 };
+  readonly counters = { packetsSent: 0, bytesSent: 0, frames: 0 };
   muted = false;
   soundEnabled = false;
 
+  #rtmp: RtmpPublisher | undefined;
   #ffmpeg: FfmpegProcess | undefined;
+  #ffmpegOutput: Promise<void> | undefined;
   #socket: Socket | undefined;
   #ports: Partial<Record<MediaKind, number>> = {};
   #reported = new Set<MediaKind>();
+  #depacketizer: H264Depacketizer | undefined;
+  readonly #flv = new FlvReader();
   #workDir: string | undefined;
   #recentLines: string[] = [];
-  #outputStreamsSeen: number | undefined;
+  /** Publisher clock (ms) of RTMP timestamp 0. */
+  #baseMs: number | undefined;
+  /** Publisher clock (ms) of the first audio packet ffmpeg was given: its output's time 0. */
+  #audioStartMs: number | undefined;
+  #lastTimestamp = { audio: 0, video: 0 };
+  #sps: Buffer | undefined;
+  #pps: Buffer | undefined;
   #settled: Promise<void>;
   #settle!: () => void;
   #closing: Promise<void> | undefined;
@@ -90,21 +114,73 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     return this.#settled;
   }
 
+  /** Whether ffmpeg carries the video (transcoding) rather than the gateway (passthrough). */
+  get #videoInFfmpeg(): boolean {
+    return this.publisher.videoCodec !== undefined && this.plan.video === 'transcode';
+  }
+
   /** Starts the pipeline in the background; `ready` tells when it is up. */
   start(): void {
     this.#run().catch((error: unknown) => this.#fail(error instanceof Error ? error.message : String(error)));
   }
 
   async #run(): Promise<void> {
-    const { publisher, settings } = this;
+    const { publisher } = this;
     if (publisher.videoCodec) await this.#awaitKeyframe();
     if (this.state !== 'starting') return;
+    const needFfmpeg = this.#videoInFfmpeg || publisher.hasAudio;
+    // The destination handshake and ffmpeg's start-up run side by side.
+    const [rtmp] = await Promise.all([this.#connect(), needFfmpeg ? this.#startFfmpeg() : undefined]);
+    if (this.state !== 'starting') {
+      await rtmp.close();
+      return;
+    }
+    this.#rtmp = rtmp;
+    rtmp.on('closed', (error) => {
+      if (error) this.#fail(`destination connection lost: ${scrubDestination(error.message, this.destination)}`);
+    });
+    if (publisher.videoCodec && !this.#videoInFfmpeg) {
+      this.#depacketizer = new H264Depacketizer((unit) => this.#writeVideoUnit(unit), {
+        maxWaitMs: REORDER_WAIT_MS,
+        onLoss: () => publisher.requestKeyframe(),
+      });
+    }
+    publisher.attach(this, publisher.hasKeyframe);
+    if (this.#ffmpegOutput) await this.#ffmpegOutput;
+    if (this.state !== 'starting') return;
+    this.#transition('running');
+    this.log.info({ size: this.outputSize, plan: this.plan.video }, 'publishing to the destination');
+    this.#settle();
+  }
 
+  async #connect(): Promise<RtmpPublisher> {
+    const { destination, settings } = this;
+    const address = isIP(destination.host) ? destination.host : await settings.resolveHost(destination.host);
+    const query = destination.url.includes('?') ? destination.url.slice(destination.url.indexOf('?')) : '';
+    try {
+      return await RtmpPublisher.publish({
+        protocol: destination.protocol,
+        address,
+        port: destination.port,
+        host: destination.host,
+        app: destination.app,
+        tcUrl: `${destination.protocol}://${destination.host}:${destination.port}/${destination.app}`,
+        streamName: destination.streamName + query,
+        flashVer: settings.flashVer,
+        timeoutMs: settings.connectTimeoutMs,
+      });
+    } catch (error) {
+      throw new Error(`could not publish to the destination: ${scrubDestination((error as Error).message, this.destination)}`);
+    }
+  }
+
+  async #startFfmpeg(): Promise<void> {
+    const { publisher, settings } = this;
     const base = await reservePorts(settings.rtpPortRange, 4);
     const input: RtpInput = {};
-    if (publisher.videoCodec) {
+    if (this.#videoInFfmpeg) {
       this.#ports.video = base;
-      input.video = { codec: publisher.videoCodec, port: base, spropParameterSets: publisher.spropParameterSets };
+      input.video = { codec: publisher.videoCodec!, port: base, spropParameterSets: publisher.spropParameterSets };
     }
     if (publisher.hasAudio) {
       this.#ports.audio = base + 2;
@@ -113,49 +189,138 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     this.#workDir = await mkdtemp(join(tmpdir(), 'transponder-'));
     const sdpPath = join(this.#workDir, 'input.sdp');
     await writeFile(sdpPath, buildInputSdp(input), { mode: 0o600 });
-    if (this.state !== 'starting') {
-      await rm(this.#workDir, { recursive: true, force: true }); // released before the folder existed
-      return;
-    }
+    if (this.state !== 'starting') return;
 
-    const args = buildFfmpegArgs({
-      sdpPath,
-      input,
-      plan: this.plan,
-      settings: settings.encoding,
-      outputUrl: this.destination.url,
-      analyzeDurationUs: settings.analyzeDurationUs,
-      ioTimeoutUs: settings.ioTimeoutUs,
-    });
-    const ffmpeg = new FfmpegProcess(settings.ffmpegPath, args, (line) => scrubDestination(line, this.destination));
+    const args = buildFfmpegArgs({ sdpPath, input, plan: this.plan, settings: settings.encoding, analyzeDurationUs: settings.analyzeDurationUs });
+    const ffmpeg = new FfmpegProcess(settings.ffmpegPath, args);
     this.#ffmpeg = ffmpeg;
+    this.#ffmpegOutput = new Promise((resolve) => ffmpeg.once('output', () => resolve()));
     ffmpeg.on('line', (line) => this.#onLine(line));
-    ffmpeg.on('progress', (p) => {
-      this.counters.frames = p.frames;
-      this.counters.outputBytes = p.bytes;
-    });
+    ffmpeg.on('output', (data) => this.#onFfmpegOutput(data));
     ffmpeg.on('exit', (code, signal) => this.#onExit(code, signal));
     this.log.info({ pid: ffmpeg.pid, plan: this.plan.video }, 'ffmpeg started');
-
     await this.#awaitPortsBound();
-    if (this.state !== 'starting') return;
     this.#socket = createSocket('udp4');
     this.#socket.on('error', (error) => this.log.warn({ err: error }, 'RTP socket error'));
-    publisher.attach(this, publisher.hasKeyframe);
   }
 
   write(kind: MediaKind, rtp: Buffer, timestamp: number): void {
+    this.counters.packetsSent++;
+    this.counters.bytesSent += rtp.length;
+    if (kind === 'video' && this.#depacketizer) {
+      this.#depacketizer.push(parseRtp(rtp));
+      return;
+    }
     const port = this.#ports[kind];
     const socket = this.#socket;
     if (port === undefined || !socket) return;
     if (!this.#reported.has(kind)) {
       this.#reported.add(kind);
-      const report = this.publisher.senderReport(kind, timestamp);
+      // With video in ffmpeg too, sender reports put both on one clock there. Alone, audio starts
+      // at ffmpeg's time 0 with its first packet, and the gateway maps that time back itself.
+      const report = this.#videoInFfmpeg ? this.publisher.senderReport(kind, timestamp) : undefined;
       if (report) socket.send(report, port, '127.0.0.1');
+      if (kind === 'audio') this.#audioStartMs = this.publisher.wallclockMs('audio', timestamp);
     }
     socket.send(rtp, port, '127.0.0.1');
-    this.counters.packetsSent++;
-    this.counters.bytesSent += rtp.length;
+  }
+
+  /** RTMP timestamp of a moment on the publisher's clock; the first media written is time 0. */
+  #timestamp(kind: MediaKind, wallclockMs: number): number {
+    this.#baseMs ??= wallclockMs;
+    return Math.round(wallclockMs - this.#baseMs);
+  }
+
+  #writeVideoUnit(unit: AccessUnit): void {
+    const rtmp = this.#rtmp;
+    const wallclockMs = this.publisher.wallclockMs('video', unit.timestamp);
+    if (!rtmp || wallclockMs === undefined) return;
+    const timestamp = Math.max(this.#lastTimestamp.video, this.#timestamp('video', wallclockMs));
+    const { sps, pps } = parameterSets(unit);
+    if (sps && pps && !(this.#sps?.equals(sps) && this.#pps?.equals(pps))) {
+      this.#sps = sps;
+      this.#pps = pps;
+      this.#updateSize(sps);
+      if (this.counters.frames === 0) rtmp.writeMetadata(this.#metadata());
+      rtmp.writeVideo(timestamp, avcSequenceHeader(avcDecoderConfiguration(sps, pps)));
+    }
+    if (!this.#sps) return; // no decoder configuration yet: nothing decodable to send
+    rtmp.writeVideo(timestamp, avcFrame(unit));
+    this.#lastTimestamp.video = timestamp;
+    this.counters.frames++;
+  }
+
+  #updateSize(sps: Buffer): void {
+    try {
+      this.outputSize = spsPictureSize(sps);
+    } catch (error) {
+      this.log.warn({ err: error }, 'unreadable SPS');
+    }
+  }
+
+  /** onMetaData for passthrough; ffmpeg writes its own when it transcodes. */
+  #metadata(): Record<string, Amf0Value> {
+    const { encoding } = this.settings;
+    return {
+      ...(this.outputSize ? { width: this.outputSize.width, height: this.outputSize.height } : {}),
+      videocodecid: 7,
+      ...(this.publisher.hasAudio
+        ? { audiocodecid: 10, audiosamplerate: encoding.audioSampleRate, audiosamplesize: 16, stereo: true, audiodatarate: encoding.audioBitrateKbps }
+        : {}),
+      encoder: 'webrtc-rtmp-gateway',
+    };
+  }
+
+  #onFfmpegOutput(data: Buffer): void {
+    let tags: FlvTag[];
+    try {
+      tags = this.#flv.push(data);
+    } catch (error) {
+      this.#fail(`ffmpeg wrote unreadable output: ${(error as Error).message}`);
+      return;
+    }
+    for (const tag of tags) this.#forwardTag(tag);
+  }
+
+  /**
+   * Forwards a tag from ffmpeg. Transcoded output keeps ffmpeg's timeline. AAC made from passed-
+   * through video's audio is mapped onto the publisher's clock: ffmpeg's time 0 is its first input
+   * packet, shifted by the encoder's priming (1024 samples), which ffmpeg moves to time 0 in FLV.
+   */
+  #forwardTag(tag: FlvTag): void {
+    const rtmp = this.#rtmp;
+    if (!rtmp) return;
+    if (tag.type === FlvTagType.SCRIPT) {
+      if (!this.#videoInFfmpeg) return; // ffmpeg describes only the audio: the gateway's own onMetaData stands
+      const [, metadata] = decodeAmf0(tag.body);
+      if (metadata && typeof metadata === 'object') rtmp.writeMetadata({ ...(metadata as Record<string, Amf0Value>), encoder: 'webrtc-rtmp-gateway' });
+      return;
+    }
+    const kind = tag.type === FlvTagType.VIDEO ? 'video' : tag.type === FlvTagType.AUDIO ? 'audio' : undefined;
+    if (!kind) return;
+    const sequenceHeader = tag.body[1] === 0;
+    let timestamp = tag.timestamp;
+    if (kind === 'audio' && !this.#videoInFfmpeg) {
+      if (this.#audioStartMs === undefined) return;
+      const primingMs = (1024 / this.settings.encoding.audioSampleRate) * 1000;
+      timestamp = this.#timestamp('audio', this.#audioStartMs + tag.timestamp - primingMs);
+      if (timestamp < 0 && !sequenceHeader) return; // audio from before the first video frame
+    }
+    timestamp = Math.max(this.#lastTimestamp[kind], timestamp);
+    if (kind === 'audio') rtmp.writeAudio(timestamp, tag.body);
+    else {
+      if (sequenceHeader) this.#sizeFromConfiguration(tag.body.subarray(5));
+      else this.counters.frames++;
+      rtmp.writeVideo(timestamp, tag.body);
+    }
+    this.#lastTimestamp[kind] = timestamp;
+  }
+
+  /** Output size of transcoded video, from the SPS in its decoder configuration record. */
+  #sizeFromConfiguration(record: Buffer): void {
+    if (record.length < 8) return;
+    const length = record.readUInt16BE(6);
+    if (record.length >= 8 + length) this.#updateSize(record.subarray(8, 8 + length));
   }
 
   /** Waits until the publisher caches a keyframe to start from (it asks the sender for one). */
@@ -177,7 +342,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     });
   }
 
-  /** Forwarding starts only once ffmpeg listens: a keyframe sent earlier would be lost. */
+  /** Forwarding starts only once ffmpeg listens: a packet sent earlier would be lost. */
   async #awaitPortsBound(): Promise<void> {
     const deadline = Date.now() + this.settings.startTimeoutMs;
     for (const port of Object.values(this.#ports)) {
@@ -193,24 +358,6 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     this.#recentLines.push(line);
     if (this.#recentLines.length > KEPT_LOG_LINES) this.#recentLines.shift();
     this.log.debug({ ffmpeg: line });
-    if (this.state !== 'starting') return;
-    // ffmpeg prints "Output #0, flv, to ..." once the destination accepted the publish, then one
-    // "Stream #0:N" line per output stream: running once all of them are described.
-    if (/\[info\] Output #0, flv/.test(line)) {
-      this.#outputStreamsSeen = 0;
-      return;
-    }
-    if (this.#outputStreamsSeen === undefined) return;
-    const stream = /\[info\]\s+Stream #0:\d+: (Video|Audio): (.*)$/.exec(line);
-    if (!stream) return;
-    const size = stream[1] === 'Video' ? /, (\d{2,5})x(\d{2,5})[ ,]/.exec(stream[2]!) : null;
-    if (size) this.outputSize = { width: Number(size[1]), height: Number(size[2]) };
-    const expected = Object.keys(this.#ports).length;
-    if (++this.#outputStreamsSeen >= expected) {
-      this.#transition('running');
-      this.log.info({ size: this.outputSize }, 'publishing to the destination');
-      this.#settle();
-    }
   }
 
   #onExit(code: number | null, signal: NodeJS.Signals | null): void {
@@ -236,8 +383,8 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   }
 
   /**
-   * Stops ffmpeg and releases everything; a failed transponder keeps its `failed` state and
-   * `lastError`. Idempotent; resolves when all is released.
+   * Ends the publish and ffmpeg and releases everything; a failed transponder keeps its `failed`
+   * state and `lastError`. Idempotent; resolves when all is released.
    */
   stop(): Promise<void> {
     this.#closing ??= (async () => {
@@ -254,9 +401,8 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
 
   #release(): Promise<void> {
     this.#releasing ??= (async () => {
-      // Stop ffmpeg while media still flows: it reads `q` between packets.
-      await this.#ffmpeg?.stop(this.settings.stopTimeoutMs);
       this.publisher.detach(this);
+      await Promise.all([this.#rtmp?.close(), this.#ffmpeg?.stop(this.settings.stopTimeoutMs)]);
       this.#socket?.close();
       this.#socket = undefined;
       if (this.#workDir) await rm(this.#workDir, { recursive: true, force: true });
@@ -280,7 +426,12 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       ...(this.lastError ? { lastError: this.lastError } : {}),
       transcoding: this.plan.video === 'transcode',
       createdAt: new Date(this.createdAt).toISOString(),
-      counters: { ...this.counters },
+      counters: {
+        ...this.counters,
+        framesLost: this.#depacketizer?.framesLost ?? 0,
+        outputBytes: this.#rtmp?.bytesWritten ?? 0,
+        acknowledgedBytes: this.#rtmp?.bytesAcknowledged ?? 0,
+      },
     };
   }
 }

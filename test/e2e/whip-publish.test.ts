@@ -1,7 +1,7 @@
 import t from 'tap';
 import { candidateAddresses } from '../../src/ingest/sdp.js';
 import { pushAndVerify, whipPublish } from '../helpers/e2e.js';
-import { waitFor } from '../helpers/processes.js';
+import { pidsMatching, waitFor } from '../helpers/processes.js';
 import { useStage } from '../helpers/stage.js';
 
 /** Everything the gateway logged, at debug level (which includes ffmpeg's own output). */
@@ -85,9 +85,10 @@ t.test('a stream key given in full-URL mode never shows in listings', async (t) 
   t.match(res.body, { streamName: '***', rtmpUrl: `${stage.nginx.url().replace(/\/live$/, '')}/live/***` });
   const metrics = await (await fetch(stage.gw.baseUrl + '/metrics')).text();
   t.notMatch(metrics, /key-4f9a-secret/);
+  t.same(await pidsMatching('key-4f9a-secret'), [], 'no process has the key in its command line');
   t.match(metrics, /gateway_transponders\{state="running"\} 1/);
   await stage.gw.post('/rest-api/push/terminate', { mediaSessionId: res.body.mediaSessionId });
   const log = logLines.join('');
-  t.match(log, /Output #0, flv, to 'rtmp:\/\/127\.0\.0\.1:\d+\/live\/\*\*\*'/, 'ffmpeg output reached the log, redacted');
+  t.match(log, /"destination":"rtmp:\/\/127\.0\.0\.1:\d+\/live\/\*\*\*".*"msg":"publishing to the destination"/, 'the destination reached the log, redacted');
   t.notMatch(log, /key-4f9a-secret/, 'the key is in no log line');
 });

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
-import { decodeAmf0, encodeAmf0, type Amf0Value } from './amf0.js';
+import { decodeAmf0, encodeAmf0, type Amf0Value } from '../../src/rtmp/amf0.js';
+import { ChunkReader, DEFAULT_CHUNK_SIZE, encodeMessage } from '../../src/rtmp/chunks.js';
 
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
 const now = (): number => performance.timeOrigin + performance.now();
@@ -77,24 +78,12 @@ export class RtmpReceiver extends EventEmitter<RtmpReceiverEvents> {
   }
 }
 
-interface ChunkStream {
-  timestamp: number;
-  delta: number;
-  length: number;
-  type: number;
-  streamId: number;
-  extended: boolean;
-  body?: Buffer[];
-  received: number;
-}
-
 const HANDSHAKE_SIZE = 1536;
 
 class Connection {
   #buffer = Buffer.alloc(0);
   #stage: 'c0c1' | 'c2' | 'chunks' = 'c0c1';
-  #chunkSize = 128;
-  readonly #streams = new Map<number, ChunkStream>();
+  readonly #reader = new ChunkReader();
   #connect: Record<string, Amf0Value> = {};
   #publish?: RtmpPublish;
 
@@ -103,9 +92,8 @@ class Connection {
     private readonly receiver: RtmpReceiver,
   ) {
     socket.on('data', (data) => {
-      this.#buffer = this.#buffer.length ? Buffer.concat([this.#buffer, data]) : data;
       try {
-        this.#consume(now());
+        this.#consume(data, now());
       } catch (error) {
         socket.destroy(error as Error);
       }
@@ -115,92 +103,29 @@ class Connection {
     });
   }
 
-  #consume(arrivalMs: number): void {
-    for (;;) {
-      if (this.#stage === 'c0c1') {
-        if (this.#buffer.length < 1 + HANDSHAKE_SIZE) return;
-        const c1 = this.#buffer.subarray(1, 1 + HANDSHAKE_SIZE);
-        const s1 = Buffer.concat([Buffer.alloc(8), randomBytes(HANDSHAKE_SIZE - 8)]);
-        this.socket.write(Buffer.concat([Buffer.from([3]), s1, c1]));
-        this.#buffer = this.#buffer.subarray(1 + HANDSHAKE_SIZE);
-        this.#stage = 'c2';
-      } else if (this.#stage === 'c2') {
-        if (this.#buffer.length < HANDSHAKE_SIZE) return;
-        this.#buffer = this.#buffer.subarray(HANDSHAKE_SIZE);
-        this.#stage = 'chunks';
-      } else if (!this.#readChunk(arrivalMs)) return;
+  #consume(data: Buffer, arrivalMs: number): void {
+    if (this.#stage === 'chunks') {
+      for (const message of this.#reader.push(data)) this.#onMessage(message.type, message.timestamp, message.body, arrivalMs);
+      return;
     }
-  }
-
-  /** Reads one chunk if the buffer holds a whole one. */
-  #readChunk(arrivalMs: number): boolean {
-    const b = this.#buffer;
-    if (b.length < 1) return false;
-    const format = b[0]! >> 6;
-    let csid = b[0]! & 0x3f;
-    let offset = 1;
-    if (csid === 0) {
-      if (b.length < 2) return false;
-      csid = 64 + b[1]!;
-      offset = 2;
-    } else if (csid === 1) {
-      if (b.length < 3) return false;
-      csid = 64 + b[1]! + b[2]! * 256;
-      offset = 3;
+    this.#buffer = Buffer.concat([this.#buffer, data]);
+    if (this.#stage === 'c0c1') {
+      if (this.#buffer.length < 1 + HANDSHAKE_SIZE) return;
+      const c1 = this.#buffer.subarray(1, 1 + HANDSHAKE_SIZE);
+      const s1 = Buffer.concat([Buffer.alloc(8), randomBytes(HANDSHAKE_SIZE - 8)]);
+      this.socket.write(Buffer.concat([Buffer.from([3]), s1, c1]));
+      this.#buffer = this.#buffer.subarray(1 + HANDSHAKE_SIZE);
+      this.#stage = 'c2';
     }
-    const headerSize = [11, 7, 3, 0][format]!;
-    if (b.length < offset + headerSize) return false;
-    const previous = this.#streams.get(csid);
-    const stream: ChunkStream = previous ?? { timestamp: 0, delta: 0, length: 0, type: 0, streamId: 0, extended: false, received: 0 };
-    const startsMessage = stream.body === undefined;
-    let field = format < 3 ? b.readUIntBE(offset, 3) : undefined;
-    if (format <= 1) {
-      stream.length = b.readUIntBE(offset + 3, 3);
-      stream.type = b[offset + 6]!;
+    if (this.#stage === 'c2' && this.#buffer.length >= HANDSHAKE_SIZE) {
+      const rest = this.#buffer.subarray(HANDSHAKE_SIZE);
+      this.#stage = 'chunks';
+      if (rest.length) this.#consume(rest, arrivalMs);
     }
-    if (format === 0) stream.streamId = b.readUInt32LE(offset + 7);
-    offset += headerSize;
-    const extended = field === 0xffffff || (format === 3 && stream.extended);
-    if (extended) {
-      if (b.length < offset + 4) return false;
-      const value = b.readUInt32BE(offset);
-      if (format < 3) field = value;
-      offset += 4;
-    }
-    const chunk = Math.min(this.#chunkSize, stream.length - (startsMessage ? 0 : stream.received));
-    if (b.length < offset + chunk) return false;
-
-    if (format < 3) stream.extended = extended;
-    if (format === 0) {
-      stream.timestamp = field!;
-      stream.delta = 0;
-    } else if (format < 3) {
-      stream.delta = field!;
-      stream.timestamp += stream.delta;
-    } else if (startsMessage) {
-      stream.timestamp += stream.delta;
-    }
-    if (startsMessage) {
-      stream.body = [];
-      stream.received = 0;
-    }
-    stream.body!.push(b.subarray(offset, offset + chunk));
-    stream.received += chunk;
-    this.#streams.set(csid, stream);
-    this.#buffer = b.subarray(offset + chunk);
-    if (stream.received >= stream.length) {
-      const body = Buffer.concat(stream.body!);
-      stream.body = undefined;
-      this.#onMessage(stream.type, stream.timestamp, body, arrivalMs);
-    }
-    return true;
   }
 
   #onMessage(type: number, timestamp: number, body: Buffer, arrivalMs: number): void {
     switch (type) {
-      case 1:
-        this.#chunkSize = body.readUInt32BE(0) & 0x7fffffff;
-        return;
       case 20:
         return this.#onCommand(decodeAmf0(body));
       case 18: {
@@ -272,18 +197,7 @@ class Connection {
     }
   }
 
-  /** Writes one message: a type-0 chunk, then type-3 chunks of 128 bytes. */
   #send(csid: number, type: number, body: Buffer, streamId = 0): void {
-    const header = Buffer.alloc(12);
-    header[0] = csid;
-    header.writeUIntBE(body.length, 4, 3);
-    header[7] = type;
-    header.writeUInt32LE(streamId, 8);
-    const parts: Buffer[] = [header];
-    for (let offset = 0; offset < body.length; offset += 128) {
-      if (offset > 0) parts.push(Buffer.from([0xc0 | csid]));
-      parts.push(body.subarray(offset, offset + 128));
-    }
-    this.socket.write(Buffer.concat(parts));
+    this.socket.write(encodeMessage(csid, { type, timestamp: 0, streamId, body }, DEFAULT_CHUNK_SIZE));
   }
 }

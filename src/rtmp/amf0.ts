@@ -1,5 +1,10 @@
 /** AMF0 (Adobe's Action Message Format 0), just what RTMP commands and onMetaData use. */
-export type Amf0Value = number | boolean | string | null | undefined | Date | Amf0Value[] | { [key: string]: Amf0Value };
+export type Amf0Value = number | boolean | string | null | undefined | Date | Amf0Value[] | EcmaArray | { [key: string]: Amf0Value };
+
+/** An associative array (marker 0x08), which onMetaData is by convention; written like an object otherwise. */
+export class EcmaArray {
+  constructor(readonly entries: Record<string, Amf0Value>) {}
+}
 
 export function decodeAmf0(buffer: Buffer): Amf0Value[] {
   const values: Amf0Value[] = [];
@@ -81,8 +86,16 @@ function writeValue(value: Amf0Value): Buffer {
   if (typeof value === 'boolean') return Buffer.from([0x01, value ? 1 : 0]);
   if (typeof value === 'string') return Buffer.concat([Buffer.from([0x02]), shortString(value)]);
   if (value instanceof Date || Array.isArray(value)) throw new Error('AMF0 dates and arrays are not written');
-  const parts: Buffer[] = [Buffer.from([0x03])];
-  for (const [key, item] of Object.entries(value)) parts.push(shortString(key), writeValue(item));
+  const ecma = value instanceof EcmaArray;
+  const entries = Object.entries(ecma ? value.entries : value);
+  const parts: Buffer[] = [];
+  if (ecma) {
+    const head = Buffer.alloc(5);
+    head[0] = 0x08;
+    head.writeUInt32BE(entries.length, 1);
+    parts.push(head);
+  } else parts.push(Buffer.from([0x03]));
+  for (const [key, item] of entries) parts.push(shortString(key), writeValue(item));
   parts.push(Buffer.from([0x00, 0x00, 0x09]));
   return Buffer.concat(parts);
 }

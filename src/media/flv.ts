@@ -1,0 +1,60 @@
+import type { AccessUnit } from './h264.js';
+
+/** FLV tag bodies (Adobe FLV and F4V specification 10.1, annex E), as RTMP carries them. */
+
+export const FlvTagType = { AUDIO: 8, VIDEO: 9, SCRIPT: 18 } as const;
+
+const AVC_CODEC_ID = 7;
+const KEY_FRAME = 1;
+const INTER_FRAME = 2;
+
+/** The AVC sequence header: frame type key, AVCPacketType 0, the decoder configuration record. */
+export function avcSequenceHeader(configuration: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([(KEY_FRAME << 4) | AVC_CODEC_ID, 0, 0, 0, 0]), configuration]);
+}
+
+/** One access unit as AVCPacketType 1 with 4-byte NAL unit lengths and composition time 0. */
+export function avcFrame(unit: AccessUnit): Buffer {
+  const parts: Buffer[] = [Buffer.from([((unit.key ? KEY_FRAME : INTER_FRAME) << 4) | AVC_CODEC_ID, 1, 0, 0, 0])];
+  for (const nal of unit.nals) {
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(nal.length);
+    parts.push(length, nal);
+  }
+  return Buffer.concat(parts);
+}
+
+export interface FlvTag {
+  type: number;
+  /** Milliseconds. */
+  timestamp: number;
+  body: Buffer;
+}
+
+/** Reads FLV tags from a byte stream (ffmpeg's `-f flv pipe:1`) as they complete. */
+export class FlvReader {
+  #buffer: Buffer = Buffer.alloc(0);
+  #headerRead = false;
+
+  push(data: Buffer): FlvTag[] {
+    this.#buffer = this.#buffer.length ? Buffer.concat([this.#buffer, data]) : data;
+    const tags: FlvTag[] = [];
+    if (!this.#headerRead) {
+      if (this.#buffer.length < 13) return tags;
+      if (this.#buffer.toString('latin1', 0, 3) !== 'FLV') throw new Error('not an FLV stream');
+      const headerSize = this.#buffer.readUInt32BE(5);
+      this.#buffer = this.#buffer.subarray(headerSize + 4); // header and PreviousTagSize0
+      this.#headerRead = true;
+    }
+    for (;;) {
+      const b = this.#buffer;
+      if (b.length < 11) break;
+      const size = b.readUIntBE(1, 3);
+      if (b.length < 11 + size + 4) break;
+      const timestamp = (b.readUIntBE(4, 3) | (b[7]! << 24)) >>> 0;
+      tags.push({ type: b[0]! & 0x1f, timestamp, body: b.subarray(11, 11 + size) });
+      this.#buffer = b.subarray(11 + size + 4);
+    }
+    return tags;
+  }
+}

@@ -1,0 +1,249 @@
+import { NAL_FU_A, NAL_IDR, NAL_PPS, NAL_SPS, NAL_STAP_A, stapANalUnits } from './codecs.js';
+import type { MediaPacket } from './rtp.js';
+
+/** One H.264 picture: its NAL units without start codes, in decoding order. */
+export interface AccessUnit {
+  /** RTP timestamp (90 kHz). */
+  timestamp: number;
+  nals: Buffer[];
+  key: boolean;
+}
+
+export interface DepacketizerOptions {
+  /** How long a missing packet is waited for (a NACK retransmission) before it counts as lost. */
+  maxWaitMs: number;
+  /** Called when a loss was found; the stream resumes at the next keyframe, so ask for one. */
+  onLoss?: () => void;
+}
+
+interface PendingFrame {
+  timestamp: number;
+  nals: Buffer[];
+  key: boolean;
+  /** The NAL unit being reassembled from FU-A fragments. */
+  fragments?: Buffer[];
+  damaged: boolean;
+}
+
+interface Held {
+  packet: MediaPacket;
+  arrivedAt: number;
+}
+
+/** Packets held for reordering at most; more than this ahead of a hole declares it lost. */
+const MAX_HELD = 512;
+
+/**
+ * RTP (RFC 6184, packetization-mode 1: single NAL units, STAP-A, FU-A) to access units. Packets
+ * are put back in sequence order, waiting up to `maxWaitMs` for a missing one; a frame with a hole
+ * is never emitted, and after a loss output resumes at the next keyframe, so what goes out always
+ * decodes cleanly. Output starts at the first keyframe.
+ */
+export class H264Depacketizer {
+  /** Frames dropped because a packet was lost. */
+  framesLost = 0;
+
+  #next: number | undefined;
+  readonly #held = new Map<number, Held>();
+  #frame: PendingFrame | undefined;
+  #awaitingKeyframe = true;
+
+  constructor(
+    private readonly onUnit: (unit: AccessUnit) => void,
+    private readonly options: DepacketizerOptions,
+  ) {}
+
+  push(packet: MediaPacket, now = performance.now()): void {
+    const seq = packet.sequenceNumber & 0xffff;
+    this.#next ??= seq;
+    const ahead = (seq - this.#next) & 0xffff;
+    if (ahead >= 0x8000) return; // late or repeated
+    if (ahead > 0) {
+      this.#held.set(seq, { packet, arrivedAt: now });
+      this.#skipLostPackets(now);
+      return;
+    }
+    this.#consume(packet);
+    this.#drain();
+  }
+
+  /** Gives up on a hole once the packet after it waited too long. */
+  #skipLostPackets(now: number): void {
+    let oldest = Infinity;
+    for (const held of this.#held.values()) oldest = Math.min(oldest, held.arrivedAt);
+    if (now - oldest < this.options.maxWaitMs && this.#held.size < MAX_HELD) return;
+    let nearest = 0x10000;
+    for (const seq of this.#held.keys()) nearest = Math.min(nearest, (seq - this.#next!) & 0xffff);
+    this.#next = (this.#next! + nearest) & 0xffff;
+    this.#lose();
+    this.#drain();
+  }
+
+  #drain(): void {
+    for (let held = this.#held.get(this.#next!); held; held = this.#held.get(this.#next!)) {
+      this.#held.delete(this.#next!);
+      this.#consume(held.packet);
+    }
+  }
+
+  #consume(packet: MediaPacket): void {
+    this.#next = (packet.sequenceNumber + 1) & 0xffff;
+    if (this.#frame && this.#frame.timestamp !== packet.timestamp) this.#finish(); // its last packet was lost
+    const frame = (this.#frame ??= { timestamp: packet.timestamp, nals: [], key: false, damaged: false });
+    this.#parse(frame, packet.payload);
+    if (packet.marker) this.#finish();
+  }
+
+  #parse(frame: PendingFrame, payload: Buffer): void {
+    if (payload.length === 0) return;
+    const type = payload[0]! & 0x1f;
+    if (type >= 1 && type <= 23) this.#addNal(frame, payload);
+    else if (type === NAL_STAP_A) for (const nal of stapANalUnits(payload)) this.#addNal(frame, nal);
+    else if (type === NAL_FU_A && payload.length > 2) {
+      const header = payload[1]!;
+      if (header & 0x80) frame.fragments = [Buffer.from([(payload[0]! & 0xe0) | (header & 0x1f)]), payload.subarray(2)];
+      else if (frame.fragments) frame.fragments.push(payload.subarray(2));
+      else frame.damaged = true; // a fragment whose start is missing
+      if (header & 0x40 && frame.fragments) {
+        this.#addNal(frame, Buffer.concat(frame.fragments));
+        frame.fragments = undefined;
+      }
+    }
+  }
+
+  #addNal(frame: PendingFrame, nal: Buffer): void {
+    frame.nals.push(nal);
+    if ((nal[0]! & 0x1f) === NAL_IDR) frame.key = true;
+  }
+
+  #finish(): void {
+    const frame = this.#frame;
+    this.#frame = undefined;
+    if (!frame) return;
+    if (frame.damaged || frame.fragments) {
+      this.#lose();
+      return;
+    }
+    if (frame.nals.length === 0 || (this.#awaitingKeyframe && !frame.key)) return;
+    this.#awaitingKeyframe = false;
+    this.onUnit({ timestamp: frame.timestamp, nals: frame.nals, key: frame.key });
+  }
+
+  #lose(): void {
+    if (this.#frame) this.#frame.damaged = true;
+    if (!this.#awaitingKeyframe) {
+      this.#awaitingKeyframe = true;
+      this.options.onLoss?.();
+    }
+    this.framesLost++;
+  }
+}
+
+/** The SPS and PPS of an access unit, when it carries them. */
+export function parameterSets(unit: AccessUnit): { sps?: Buffer; pps?: Buffer } {
+  const sps = unit.nals.find((nal) => (nal[0]! & 0x1f) === NAL_SPS);
+  const pps = unit.nals.find((nal) => (nal[0]! & 0x1f) === NAL_PPS);
+  return { sps, pps };
+}
+
+/** AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.2.4.1) for one SPS and one PPS. */
+export function avcDecoderConfiguration(sps: Buffer, pps: Buffer): Buffer {
+  const head = Buffer.from([1, sps[1]!, sps[2]!, sps[3]!, 0xff, 0xe1]);
+  const spsLength = Buffer.alloc(2);
+  spsLength.writeUInt16BE(sps.length);
+  const ppsLength = Buffer.alloc(3);
+  ppsLength[0] = 1;
+  ppsLength.writeUInt16BE(pps.length, 1);
+  return Buffer.concat([head, spsLength, sps, ppsLength, pps]);
+}
+
+/** Picture size coded in an SPS, cropping applied (ITU-T H.264 §7.3.2.1.1). */
+export function spsPictureSize(sps: Buffer): { width: number; height: number } {
+  const r = new BitReader(unescape(sps.subarray(1)));
+  const profile = r.bits(8);
+  r.bits(16); // constraint flags, level
+  r.ue(); // seq_parameter_set_id
+  let chromaFormat = 1;
+  if ([100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135].includes(profile)) {
+    chromaFormat = r.ue();
+    if (chromaFormat === 3) r.bits(1);
+    r.ue(); // bit_depth_luma_minus8
+    r.ue(); // bit_depth_chroma_minus8
+    r.bits(1);
+    if (r.bits(1)) {
+      for (let i = 0; i < (chromaFormat !== 3 ? 8 : 12); i++) if (r.bits(1)) skipScalingList(r, i < 6 ? 16 : 64);
+    }
+  }
+  r.ue(); // log2_max_frame_num_minus4
+  const pocType = r.ue();
+  if (pocType === 0) r.ue();
+  else if (pocType === 1) {
+    r.bits(1);
+    r.se();
+    r.se();
+    const cycle = r.ue();
+    for (let i = 0; i < cycle; i++) r.se();
+  }
+  r.ue(); // max_num_ref_frames
+  r.bits(1);
+  const widthMbs = r.ue() + 1;
+  const heightUnits = r.ue() + 1;
+  const frameMbsOnly = r.bits(1);
+  if (!frameMbsOnly) r.bits(1);
+  r.bits(1);
+  let crop = [0, 0, 0, 0];
+  if (r.bits(1)) crop = [r.ue(), r.ue(), r.ue(), r.ue()];
+  const cropX = chromaFormat === 0 || chromaFormat === 3 ? 1 : 2;
+  const cropY = (chromaFormat === 1 ? 2 : 1) * (2 - frameMbsOnly);
+  return {
+    width: widthMbs * 16 - cropX * (crop[0]! + crop[1]!),
+    height: (2 - frameMbsOnly) * heightUnits * 16 - cropY * (crop[2]! + crop[3]!),
+  };
+}
+
+function skipScalingList(r: BitReader, size: number): void {
+  let last = 8;
+  let next = 8;
+  for (let j = 0; j < size; j++) {
+    if (next !== 0) next = (last + r.se() + 256) % 256;
+    last = next === 0 ? last : next;
+  }
+}
+
+/** Removes emulation prevention bytes (00 00 03 → 00 00). */
+function unescape(rbsp: Buffer): Buffer {
+  const out = Buffer.alloc(rbsp.length);
+  let length = 0;
+  for (let i = 0; i < rbsp.length; i++) {
+    if (i >= 2 && rbsp[i] === 3 && rbsp[i - 1] === 0 && rbsp[i - 2] === 0) continue;
+    out[length++] = rbsp[i]!;
+  }
+  return out.subarray(0, length);
+}
+
+class BitReader {
+  #bit = 0;
+  constructor(private readonly data: Buffer) {}
+
+  bits(count: number): number {
+    let value = 0;
+    for (let i = 0; i < count; i++) {
+      const byte = this.data[this.#bit >> 3];
+      if (byte === undefined) throw new RangeError('SPS ended early');
+      value = value * 2 + ((byte >> (7 - (this.#bit & 7))) & 1);
+      this.#bit++;
+    }
+    return value;
+  }
+
+  ue(): number {
+    let zeros = 0;
+    while (this.bits(1) === 0) if (++zeros > 31) throw new RangeError('bad exp-Golomb code in SPS');
+    return 2 ** zeros - 1 + this.bits(zeros);
+  }
+
+  se(): number {
+    const k = this.ue();
+    return k % 2 ? (k + 1) / 2 : -k / 2;
+  }
+}

@@ -1,0 +1,327 @@
+import { randomBytes } from 'node:crypto';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { checkServerIdentity, connect as tlsConnect } from 'node:tls';
+import { TypedEmitter } from '../events.js';
+import { decodeAmf0, EcmaArray, encodeAmf0, type Amf0Value } from './amf0.js';
+import { ChunkReader, encodeMessage, MessageType, type RtmpMessage } from './chunks.js';
+
+export interface RtmpPublishOptions {
+  protocol: 'rtmp' | 'rtmps';
+  /** The address to connect to, resolved by the caller for this attempt. */
+  address: string;
+  port: number;
+  /** The destination's host name: TLS server name (SNI) and the name its certificate must carry. */
+  host: string;
+  app: string;
+  tcUrl: string;
+  /** The name given to `publish`, query string included. Secret: never logged. */
+  streamName: string;
+  flashVer: string;
+  /** Local address to connect from. */
+  localAddress?: string;
+  /** Certificate authorities trusted for RTMPS instead of Node's defaults. */
+  ca?: string[];
+  /** Connecting, handshake, connect, createStream and publish together must finish within this. */
+  timeoutMs: number;
+}
+
+/** A refusal or failure of the destination, with the server's own code and description when it gave one. */
+export class RtmpError extends Error {
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+    this.name = 'RtmpError';
+  }
+}
+
+export type RtmpPublisherEvents = {
+  /** The connection ended; with an error unless `close()` ended it. */
+  closed: [error?: Error];
+};
+
+const HANDSHAKE_SIZE = 1536;
+const OUT_CHUNK_SIZE = 4096;
+/** Window after which the server is asked to acknowledge what it received. */
+const ACK_WINDOW = 256 * 1024;
+const CSID = { control: 2, command: 3, audio: 4, data: 5, video: 6 } as const;
+
+/**
+ * An RTMP client that publishes one stream (what FMLE, OBS and ffmpeg do): TCP or TLS, the plain
+ * handshake, connect, releaseStream, FCPublish, createStream, publish; then FLV tag bodies as audio,
+ * video and data messages. The gateway owns this socket, so it chooses the local address, checks
+ * certificates, counts bytes and sees the server's acknowledgements.
+ */
+export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
+  /** Bytes written to the socket (after chunking). */
+  bytesWritten = 0;
+  /** Bytes the server acknowledged having received. */
+  bytesAcknowledged = 0;
+
+  readonly #reader = new ChunkReader();
+  readonly #pending = new Map<number, { resolve: (values: Amf0Value[]) => void; reject: (error: Error) => void }>();
+  #transactions = 0;
+  #streamId = 0;
+  #received = 0;
+  #lastAckSent = 0;
+  #serverWindow = 0;
+  #publishing?: { resolve: () => void; reject: (error: Error) => void };
+  #closed = false;
+  #closedByUs = false;
+  #error: Error | undefined;
+
+  private constructor(private readonly socket: Socket) {
+    super();
+    socket.on('error', (error) => (this.#error ??= error));
+  }
+
+  /** Connects and publishes; resolves once the server said NetStream.Publish.Start. */
+  static async publish(options: RtmpPublishOptions): Promise<RtmpPublisher> {
+    const socket = await openSocket(options);
+    const client = new RtmpPublisher(socket);
+    const timer = setTimeout(() => client.#abort(new RtmpError(`the destination did not accept the publish within ${options.timeoutMs} ms`)), options.timeoutMs);
+    try {
+      await client.#handshake();
+      await client.#startPublishing(options);
+      return client;
+    } catch (error) {
+      client.#abort(error instanceof Error ? error : new Error(String(error)));
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Bytes accepted by `write*` but not yet handed to the kernel. */
+  get bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  writeMetadata(metadata: Record<string, Amf0Value>): void {
+    this.#send(CSID.data, MessageType.DATA_AMF0, 0, encodeAmf0('@setDataFrame', 'onMetaData', new EcmaArray(metadata)), this.#streamId);
+  }
+
+  writeVideo(timestamp: number, body: Buffer): void {
+    this.#send(CSID.video, MessageType.VIDEO, timestamp, body, this.#streamId);
+  }
+
+  writeAudio(timestamp: number, body: Buffer): void {
+    this.#send(CSID.audio, MessageType.AUDIO, timestamp, body, this.#streamId);
+  }
+
+  /** Unpublishes politely and closes; resolves when the socket is closed. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closedByUs = true;
+    if (this.#streamId) {
+      this.#command('FCUnpublish', [null, '']);
+      this.#command('deleteStream', [null, this.#streamId]);
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.socket.destroy(), 1000);
+      this.socket.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.socket.end();
+    });
+  }
+
+  #abort(error: Error): void {
+    if (this.#closed) return;
+    this.#error ??= error;
+    this.socket.destroy();
+  }
+
+  async #handshake(): Promise<void> {
+    const c1 = Buffer.concat([Buffer.alloc(8), randomBytes(HANDSHAKE_SIZE - 8)]);
+    this.socket.write(Buffer.concat([Buffer.from([3]), c1]));
+    const s0s1s2 = await this.#readExactly(1 + 2 * HANDSHAKE_SIZE);
+    if (s0s1s2[0] !== 3) throw new RtmpError(`the destination answered the RTMP handshake with version ${s0s1s2[0]}`);
+    this.socket.write(s0s1s2.subarray(1, 1 + HANDSHAKE_SIZE)); // C2 echoes S1
+    this.socket.on('data', (data: Buffer) => this.#onData(data));
+    this.socket.on('close', () => this.#onClose());
+  }
+
+  /** Reads the handshake reply, then hands any bytes that followed it to the chunk reader. */
+  #readExactly(size: number): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const parts: Buffer[] = [];
+      let length = 0;
+      const onData = (data: Buffer): void => {
+        parts.push(data);
+        length += data.length;
+        if (length < size) return;
+        cleanup();
+        const all = Buffer.concat(parts);
+        if (all.length > size) setImmediate(() => this.#onData(all.subarray(size)));
+        resolve(all.subarray(0, size));
+      };
+      const onEnd = (): void => {
+        cleanup();
+        reject(this.#error ?? new RtmpError('the destination closed the connection during the RTMP handshake'));
+      };
+      const cleanup = (): void => {
+        this.socket.off('data', onData);
+        this.socket.off('close', onEnd);
+      };
+      this.socket.on('data', onData);
+      this.socket.on('close', onEnd);
+    });
+  }
+
+  async #startPublishing(options: RtmpPublishOptions): Promise<void> {
+    this.#sendControl(MessageType.SET_CHUNK_SIZE, uint32(OUT_CHUNK_SIZE));
+    this.#sendControl(MessageType.WINDOW_ACK_SIZE, uint32(ACK_WINDOW));
+    await this.#call('connect', [{ app: options.app, type: 'nonprivate', flashVer: options.flashVer, tcUrl: options.tcUrl }]);
+    this.#command('releaseStream', [null, options.streamName]);
+    this.#command('FCPublish', [null, options.streamName]);
+    const created = await this.#call('createStream', [null]);
+    const streamId = created.find((v): v is number => typeof v === 'number');
+    if (streamId === undefined) throw new RtmpError('the destination did not give a stream id for createStream');
+    this.#streamId = streamId;
+    const started = new Promise<void>((resolve, reject) => (this.#publishing = { resolve, reject }));
+    this.#command('publish', [null, options.streamName, 'live'], streamId);
+    await started;
+  }
+
+  /** Sends a command and waits for its _result; an _error rejects with the server's reason. */
+  #call(name: string, args: Amf0Value[]): Promise<Amf0Value[]> {
+    return new Promise((resolve, reject) => {
+      const transaction = this.#command(name, args);
+      this.#pending.set(transaction, { resolve, reject });
+    });
+  }
+
+  #command(name: string, args: Amf0Value[], streamId = 0): number {
+    const transaction = ++this.#transactions;
+    this.#send(CSID.command, MessageType.COMMAND_AMF0, 0, encodeAmf0(name, transaction, ...args), streamId);
+    return transaction;
+  }
+
+  #sendControl(type: number, body: Buffer): void {
+    this.#send(CSID.control, type, 0, body, 0);
+  }
+
+  #send(csid: number, type: number, timestamp: number, body: Buffer, streamId: number): void {
+    if (this.#closed) return;
+    const chunks = encodeMessage(csid, { type, timestamp, streamId, body }, OUT_CHUNK_SIZE);
+    this.bytesWritten += chunks.length;
+    this.socket.write(chunks);
+  }
+
+  #onData(data: Buffer): void {
+    this.#received += data.length;
+    if (this.#serverWindow && this.#received - this.#lastAckSent >= this.#serverWindow) {
+      this.#lastAckSent = this.#received;
+      this.#sendControl(MessageType.ACKNOWLEDGEMENT, uint32(this.#received >>> 0));
+    }
+    let messages: RtmpMessage[];
+    try {
+      messages = this.#reader.push(data);
+    } catch (error) {
+      this.#abort(new RtmpError(`the destination sent malformed RTMP: ${(error as Error).message}`));
+      return;
+    }
+    for (const message of messages) this.#onMessage(message);
+  }
+
+  #onMessage(message: RtmpMessage): void {
+    const { body } = message;
+    switch (message.type) {
+      case MessageType.WINDOW_ACK_SIZE:
+        this.#serverWindow = body.readUInt32BE(0);
+        return;
+      case MessageType.ACKNOWLEDGEMENT:
+        this.bytesAcknowledged = body.readUInt32BE(0);
+        return;
+      case MessageType.USER_CONTROL:
+        // PingRequest (6) is answered with PingResponse (7) carrying the same timestamp.
+        if (body.readUInt16BE(0) === 6) this.#sendControl(MessageType.USER_CONTROL, Buffer.concat([Buffer.from([0, 7]), body.subarray(2, 6)]));
+        return;
+      case MessageType.COMMAND_AMF0:
+        return this.#onCommand(decodeAmf0(body));
+      default:
+    }
+  }
+
+  #onCommand([name, transaction, , ...args]: Amf0Value[]): void {
+    if (name === '_result' || name === '_error') {
+      const pending = this.#pending.get(Number(transaction));
+      if (!pending) return;
+      this.#pending.delete(Number(transaction));
+      if (name === '_result') pending.resolve(args);
+      else pending.reject(statusError(args[0], 'the destination refused the connection'));
+    } else if (name === 'onStatus') {
+      const info = (args[0] ?? {}) as Record<string, Amf0Value>;
+      if (info.code === 'NetStream.Publish.Start') {
+        this.#publishing?.resolve();
+        this.#publishing = undefined;
+      } else if (info.level === 'error') {
+        const error = statusError(info, 'the destination refused the stream');
+        if (this.#publishing) this.#publishing.reject(error);
+        else this.#abort(error);
+      }
+    }
+  }
+
+  #onClose(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const error = this.#closedByUs ? undefined : (this.#error ?? new RtmpError('the destination closed the connection'));
+    const failure = error ?? new RtmpError('the connection was closed');
+    for (const pending of this.#pending.values()) pending.reject(failure);
+    this.#pending.clear();
+    this.#publishing?.reject(failure);
+    this.safeEmit('closed', error);
+    this.removeAllListeners();
+  }
+}
+
+function statusError(info: Amf0Value, fallback: string): RtmpError {
+  const fields = (info && typeof info === 'object' ? info : {}) as Record<string, Amf0Value>;
+  const code = typeof fields.code === 'string' ? fields.code : undefined;
+  const description = typeof fields.description === 'string' ? fields.description : undefined;
+  return new RtmpError([code, description].filter(Boolean).join(': ') || fallback, code);
+}
+
+function uint32(value: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(value >>> 0);
+  return b;
+}
+
+function openSocket(options: RtmpPublishOptions): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const common = { host: options.address, port: options.port, localAddress: options.localAddress, noDelay: true };
+    const socket =
+      options.protocol === 'rtmps'
+        ? tlsConnect({
+            ...common,
+            servername: isIP(options.host) ? undefined : options.host,
+            ca: options.ca,
+            checkServerIdentity: (_name, cert) => checkServerIdentity(options.host, cert),
+          })
+        : netConnect(common);
+    const ready = options.protocol === 'rtmps' ? 'secureConnect' : 'connect';
+    const timer = setTimeout(() => socket.destroy(new RtmpError(`could not connect within ${options.timeoutMs} ms`)), options.timeoutMs);
+    socket.once(ready, () => {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      socket.on('error', () => {
+        // Reported through 'close'.
+      });
+      resolve(socket);
+    });
+    const onError = (error: Error): void => {
+      clearTimeout(timer);
+      reject(error);
+    };
+    socket.once('error', onError);
+  });
+}

@@ -46,6 +46,9 @@ export interface RtmpReceiverEvents {
 export class RtmpReceiver extends EventEmitter<RtmpReceiverEvents> {
   readonly #sockets = new Set<Socket>();
 
+  /** When set, every publish is refused with this onStatus error. */
+  refuse: { code: string; description: string } | undefined;
+
   private constructor(
     private readonly server: Server,
     readonly port: number,
@@ -184,13 +187,11 @@ class Connection {
           streamName: String(args[0] ?? ''),
           remoteAddress: this.socket.remoteAddress ?? '',
         };
-        this.#send(
-          5,
-          20,
-          encodeAmf0('onStatus', 0, null, { level: 'status', code: 'NetStream.Publish.Start', description: 'Publishing.' }),
-          1,
-        );
-        this.receiver.emit('publish', this.#publish);
+        const refusal = this.receiver.refuse;
+        const status = refusal ? { level: 'error', ...refusal } : { level: 'status', code: 'NetStream.Publish.Start', description: 'Publishing.' };
+        this.#send(5, 20, encodeAmf0('onStatus', 0, null, status), 1);
+        if (refusal) this.#publish = undefined;
+        else this.receiver.emit('publish', this.#publish);
         return;
       }
       default:

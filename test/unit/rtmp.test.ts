@@ -1,0 +1,62 @@
+import t from 'tap';
+import { FlvReader } from '../../src/media/flv.js';
+import { decodeAmf0, EcmaArray, encodeAmf0 } from '../../src/rtmp/amf0.js';
+import { ChunkReader, encodeMessage, MessageType } from '../../src/rtmp/chunks.js';
+
+t.test('AMF0 round trip: strings, numbers, booleans, null, objects and ECMA arrays', async (t) => {
+  const encoded = encodeAmf0('connect', 1, { app: 'live', n: 2.5, ok: true }, null, new EcmaArray({ width: 1280 }));
+  t.same(decodeAmf0(encoded), ['connect', 1, { app: 'live', n: 2.5, ok: true }, null, { width: 1280 }]);
+  t.equal(encodeAmf0(new EcmaArray({ a: 1 }))[0], 0x08, 'onMetaData is written as an ECMA array');
+  t.throws(() => decodeAmf0(Buffer.from([0x11])), /not supported/);
+});
+
+t.test('messages larger than the chunk size are split and reassembled, byte by byte', async (t) => {
+  const body = Buffer.alloc(10_000, 7);
+  const wire = Buffer.concat([
+    encodeMessage(2, { type: MessageType.SET_CHUNK_SIZE, timestamp: 0, streamId: 0, body: Buffer.from([0, 0, 0x10, 0]) }, 128),
+    encodeMessage(6, { type: MessageType.VIDEO, timestamp: 40, streamId: 1, body }, 4096),
+    encodeMessage(4, { type: MessageType.AUDIO, timestamp: 0x1234567, streamId: 1, body: Buffer.alloc(300, 1) }, 4096),
+    encodeMessage(300, { type: MessageType.AUDIO, timestamp: 5, streamId: 1, body: Buffer.from([1]) }, 4096),
+  ]);
+  const reader = new ChunkReader();
+  const messages = [...wire].flatMap((byte) => reader.push(Buffer.from([byte])));
+  t.same(messages.map((m) => [m.type, m.timestamp, m.streamId, m.body.length]), [
+    [MessageType.SET_CHUNK_SIZE, 0, 0, 4],
+    [MessageType.VIDEO, 40, 1, 10_000],
+    [MessageType.AUDIO, 0x1234567, 1, 300],
+    [MessageType.AUDIO, 5, 1, 1],
+  ]);
+  t.ok(messages[1]!.body.equals(body));
+});
+
+t.test('extended timestamps are carried in continuation chunks too', async (t) => {
+  const wire = encodeMessage(6, { type: MessageType.VIDEO, timestamp: 0xffffff + 10, streamId: 1, body: Buffer.alloc(300, 2) }, 128);
+  t.equal(wire.length, 12 + 4 + 300 + 2 * (1 + 4));
+  const [message] = new ChunkReader().push(wire);
+  t.equal(message!.timestamp, 0xffffff + 10);
+  t.equal(message!.body.length, 300);
+});
+
+t.test('FLV reader returns tags as they complete', async (t) => {
+  const tag = (type: number, timestamp: number, body: Buffer): Buffer => {
+    const header = Buffer.alloc(11);
+    header[0] = type;
+    header.writeUIntBE(body.length, 1, 3);
+    header.writeUIntBE(timestamp & 0xffffff, 4, 3);
+    header[7] = timestamp >>> 24;
+    const size = Buffer.alloc(4);
+    size.writeUInt32BE(11 + body.length);
+    return Buffer.concat([header, body, size]);
+  };
+  const stream = Buffer.concat([
+    Buffer.from('FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00', 'latin1'),
+    tag(8, 21, Buffer.from([0xaf, 0, 0x11, 0x90])),
+    tag(9, 0x01000002, Buffer.from([0x17, 1, 0, 0, 0])),
+  ]);
+  const reader = new FlvReader();
+  const first = reader.push(stream.subarray(0, 20));
+  t.same(first, []);
+  const tags = reader.push(stream.subarray(20));
+  t.same(tags.map((x) => [x.type, x.timestamp, x.body.length]), [[8, 21, 4], [9, 0x01000002, 5]]);
+  t.throws(() => new FlvReader().push(Buffer.alloc(20)), /not an FLV stream/);
+});

@@ -225,7 +225,7 @@ async function push(gateway: GatewayProcess, fixture: Fixture, receiver: RtmpRec
       latencies.push(message.arrivalMs - sent.sentAt);
       if (mode === 'passthrough') {
         compared++;
-        const expected = fixture.video[index % fixture.video.length]!.nals.at(-1)!;
+        const expected = fixture.video[sent.unit]!.nals.at(-1)!;
         if (flvNals(message.data).at(-1)?.equals(expected)) identical++;
       }
     }
@@ -342,8 +342,13 @@ async function capacity(gateway: GatewayProcess, fixture: Fixture, nginx: NginxR
     sustained = count;
   }
   details.capacity = steps;
-  const last = steps.findLast((s) => s.pushes === sustained);
-  if (last) report(`gateway + ffmpeg CPU per push at ${sustained} pushes`, last.gatewayCpu / sustained + last.ffmpegCpuEach, '% of a core');
+  // The cost of one more push, once the gateway's fixed costs are shared: at the first step and
+  // at the largest one sustained.
+  const sustainedSteps = steps.filter((s) => s.pushes <= sustained);
+  for (const step of new Set([sustainedSteps[0], sustainedSteps.at(-1)])) {
+    if (!step) continue;
+    report(`gateway + ffmpeg CPU per push at ${step.pushes} pushes`, step.gatewayCpu / step.pushes + step.ffmpegCpuEach, '% of a core', { max: 6 });
+  }
   report(`concurrent passthrough pushes sustained on ${cpus().length} cores`, sustained, 'pushes', { min: quick ? 0 : 32 });
 }
 

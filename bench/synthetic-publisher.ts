@@ -18,6 +18,8 @@ export const now = (): number => performance.timeOrigin + performance.now();
 export interface SentFrame {
   /** Frames sent by this publisher before this one. */
   index: number;
+  /** The fixture's access unit that was sent. */
+  unit: number;
   key: boolean;
   sentAt: number;
 }
@@ -38,6 +40,9 @@ export class SyntheticPublisher {
   #audio?: RTCRtpSender;
   #startedAt = 0;
   #videoSent = 0;
+  /** Next fixture access unit to send. */
+  #unit = 0;
+  #keyframeRequested = false;
   #audioSent = 0;
   #withAudio = true;
   #videoSeq = randomInt(0, 0xffff);
@@ -92,6 +97,9 @@ export class SyntheticPublisher {
     const pc = this.#pc;
     this.#video = pc.addTransceiver('video', { direction: 'sendonly' }).sender;
     if (this.#withAudio) this.#audio = pc.addTransceiver('audio', { direction: 'sendonly' }).sender;
+    // As an encoder would, answer a keyframe request with the next frame: here by skipping ahead
+    // to the fixture's next keyframe.
+    this.#video.onPictureLossIndication.subscribe(() => (this.#keyframeRequested = true));
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc);
     const response = await fetch(`${baseUrl}/whip/${encodeURIComponent(this.name)}`, {
@@ -127,14 +135,20 @@ export class SyntheticPublisher {
 
   #sendVideoFrame(): void {
     const index = this.#videoSent++;
-    const unit = index % this.fixture.video.length;
+    const units = this.fixture.video;
+    if (this.#keyframeRequested) {
+      this.#keyframeRequested = false;
+      while (!units[this.#unit]!.key) this.#unit = (this.#unit + 1) % units.length;
+    }
+    const unit = this.#unit;
+    this.#unit = (unit + 1) % units.length;
     const payloads = this.#payloads[unit]!;
     const timestamp = (this.#videoTs0 + index * (90000 / this.fixture.fps)) >>> 0;
     payloads.forEach((payload, i) => {
       this.#videoSeq = (this.#videoSeq + 1) & 0xffff;
       send(this.#video!, VIDEO_PT, this.#videoSeq, timestamp, i === payloads.length - 1, payload);
     });
-    this.frames.push({ index, key: this.fixture.video[unit]!.key, sentAt: now() });
+    this.frames.push({ index, unit, key: units[unit]!.key, sentAt: now() });
   }
 
   #sendAudioFrame(): void {

@@ -58,6 +58,8 @@ const PORT_POLL_MS = 10;
 const KEPT_LOG_LINES = 20;
 /** How long the depacketizer waits for a missing video packet (a NACK retransmission). */
 const REORDER_WAIT_MS = 100;
+/** Output waiting in the gateway for a slow destination beyond this fails the transponder (~50 s at 2.5 Mb/s). */
+const MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
 
 /**
  * One (stream, destination) pair. The gateway publishes to the destination over its own RTMP
@@ -130,11 +132,14 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     if (this.state !== 'starting') return;
     const needFfmpeg = this.#videoInFfmpeg || publisher.hasAudio;
     // The destination handshake and ffmpeg's start-up run side by side.
-    const [rtmp] = await Promise.all([this.#connect(), needFfmpeg ? this.#startFfmpeg() : undefined]);
-    if (this.state !== 'starting') {
-      await rtmp.close();
+    const [connected, ffmpeg] = await Promise.allSettled([this.#connect(), needFfmpeg ? this.#startFfmpeg() : undefined]);
+    if (connected.status === 'rejected' || ffmpeg.status === 'rejected' || this.state !== 'starting') {
+      if (connected.status === 'fulfilled') await connected.value.close();
+      if (connected.status === 'rejected') throw connected.reason;
+      if (ffmpeg.status === 'rejected') throw ffmpeg.reason;
       return;
     }
+    const rtmp = connected.value;
     this.#rtmp = rtmp;
     rtmp.on('closed', (error) => {
       if (error) this.#fail(`destination connection lost: ${scrubDestination(error.message, this.destination)}`);
@@ -226,7 +231,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   }
 
   /** RTMP timestamp of a moment on the publisher's clock; the first media written is time 0. */
-  #timestamp(kind: MediaKind, wallclockMs: number): number {
+  #timestamp(wallclockMs: number): number {
     this.#baseMs ??= wallclockMs;
     return Math.round(wallclockMs - this.#baseMs);
   }
@@ -235,7 +240,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     const rtmp = this.#rtmp;
     const wallclockMs = this.publisher.wallclockMs('video', unit.timestamp);
     if (!rtmp || wallclockMs === undefined) return;
-    const timestamp = Math.max(this.#lastTimestamp.video, this.#timestamp('video', wallclockMs));
+    const timestamp = Math.max(this.#lastTimestamp.video, this.#timestamp(wallclockMs));
     const { sps, pps } = parameterSets(unit);
     if (sps && pps && !(this.#sps?.equals(sps) && this.#pps?.equals(pps))) {
       this.#sps = sps;
@@ -248,6 +253,14 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     rtmp.writeVideo(timestamp, avcFrame(unit));
     this.#lastTimestamp.video = timestamp;
     this.counters.frames++;
+    this.#checkBacklog(rtmp);
+  }
+
+  /** A destination that takes less than it is sent would make the gateway buffer without end. */
+  #checkBacklog(rtmp: RtmpPublisher): void {
+    if (rtmp.bufferedBytes > MAX_BACKLOG_BYTES) {
+      this.#fail(`the destination does not keep up: ${Math.round(rtmp.bufferedBytes / 1048576)} MB waiting to be sent`);
+    }
   }
 
   #updateSize(sps: Buffer): void {
@@ -303,7 +316,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     if (kind === 'audio' && !this.#videoInFfmpeg) {
       if (this.#audioStartMs === undefined) return;
       const primingMs = (1024 / this.settings.encoding.audioSampleRate) * 1000;
-      timestamp = this.#timestamp('audio', this.#audioStartMs + tag.timestamp - primingMs);
+      timestamp = this.#timestamp(this.#audioStartMs + tag.timestamp - primingMs);
       if (timestamp < 0 && !sequenceHeader) return; // audio from before the first video frame
     }
     timestamp = Math.max(this.#lastTimestamp[kind], timestamp);
@@ -314,6 +327,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       rtmp.writeVideo(timestamp, tag.body);
     }
     this.#lastTimestamp[kind] = timestamp;
+    this.#checkBacklog(rtmp);
   }
 
   /** Output size of transcoded video, from the SPS in its decoder configuration record. */

@@ -64,7 +64,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       rtpPortRange: RTP_PORT_RANGE,
       analyzeDurationUs: 200_000,
       connectTimeoutMs: 10_000,
-      flashVer: 'FMLE/3.0 (compatible; FMSc/1.0)',
+      flashVer: config.rtmp_flash_ver_subscriber,
       resolveHost: deps.resolveHost ?? resolveHost,
     },
     log.child({ component: 'transponders' }),

@@ -32,6 +32,12 @@ export const configSchema = z
 
     rtmp_transponder_stream_name_prefix: z.string().regex(/^[\w.-]*$/, 'may hold letters, digits, _ . - only').default('rtmp_'),
     rtmp_transponder_full_url: z.boolean().default(false),
+    rtmp_flash_ver_subscriber: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[\x20-\x7e]+$/, 'must be printable ASCII')
+      .default('FMLE/3.0 (compatible; FMSc/1.0)'),
 
     ffmpeg_path: z.string().min(1).default('ffmpeg'),
     ffmpeg_stop_timeout_ms: z.number().int().min(100).max(60000).default(2000),

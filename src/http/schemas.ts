@@ -14,6 +14,7 @@ export const startupSchema = z.strictObject({
   streamName: z.string().min(1).max(128),
   rtmpUrl: z.string().min(1),
   rtmpTransponderFullUrl: z.boolean().optional(),
+  rtmpFlashVersion: z.string().min(1).max(128).regex(/^[\x20-\x7e]+$/, 'must be printable ASCII').optional(),
   width: dimension.optional(),
   height: dimension.optional(),
   fps: z.number().int().min(0).max(120).optional(),

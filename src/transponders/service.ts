@@ -12,6 +12,8 @@ export interface StartupRequest extends VideoRequest {
   streamName: string;
   rtmpUrl: string;
   rtmpTransponderFullUrl?: boolean;
+  /** flashVer for the RTMP connect, instead of the configured one. */
+  rtmpFlashVersion?: string;
   options?: Record<string, unknown>;
 }
 
@@ -71,7 +73,7 @@ export class TransponderService {
       publisher,
       destination,
       plan,
-      { options: request.options ?? {} },
+      { options: request.options ?? {}, flashVer: request.rtmpFlashVersion },
       this.settings,
       this.log.child({ stream: publisher.name, destination: destination.redactedUrl }),
     );

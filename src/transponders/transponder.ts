@@ -47,6 +47,8 @@ export interface TransponderSettings {
 export interface TransponderOptions {
   /** Startup options as the request gave them (`options` in Web Call Server's API). */
   options: Record<string, unknown>;
+  /** flashVer for the RTMP connect, when the request set one. */
+  flashVer?: string;
 }
 
 export type TransponderEvents = {
@@ -171,7 +173,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
         app: destination.app,
         tcUrl: `${destination.protocol}://${destination.host}:${destination.port}/${destination.app}`,
         streamName: destination.streamName + query,
-        flashVer: settings.flashVer,
+        flashVer: this.request.flashVer ?? settings.flashVer,
         timeoutMs: settings.connectTimeoutMs,
       });
     } catch (error) {

@@ -17,7 +17,7 @@ t.test('the publish page republishes the camera to RTMP through the SDK with rtm
 
   const stream = await waitFor('video at the RTMP server', async () => (await stage.nginx.streams()).find((s) => s.name === 'rtmp_sdk1' && s.width > 0), 15000, 10);
   t.comment(`page load to the stream's first video at the RTMP server: ${Date.now() - loaded} ms`);
-  t.match(stream, { app: 'live', videoCodec: 'H264', audioCodec: 'AAC', width: 1280, height: 720, address: '127.0.0.1' });
+  t.match(stream, { app: 'live', videoCodec: 'H264', audioCodec: 'AAC', width: 1280, height: 720, address: '127.0.0.1', flashver: 'FMLE/3.0 (compatible; FMSc/1.0)' });
 
   const all = await stage.gw.post('/rest-api/push/find_all');
   t.equal(all.status, 200);

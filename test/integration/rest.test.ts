@@ -22,6 +22,7 @@ t.test('startup: 400 names the missing or invalid field, and nothing is spawned'
     [{ streamName: 'a', rtmpUrl: 'rtmp://h/live', bogus: 1 }, 'bogus', /bogus: unknown field/],
     [{ streamName: 'a', rtmpUrl: 'rtmp://h/live', height: -1 }, 'height', /height/],
     [{ streamName: 'a', rtmpUrl: 'rtmp://h/live', fps: 'x' }, 'fps', /fps/],
+    [{ streamName: 'a', rtmpUrl: 'rtmp://h/live', rtmpFlashVersion: 'FMLE\n3.0' }, 'rtmpFlashVersion', /printable ASCII/],
     [{ streamName: 'a', rtmpUrl: 'rtmp://h/live', options: { action: 'dance' } }, 'options.action', /options\.action/],
     [{ streamName: 'a', rtmpUrl: 'rtmp://no-such-host.example/live' }, 'rtmpUrl', /does not resolve/],
     [{ streamName: 'a', rtmpUrl: 'rtmp://localhost/live', options: { action: 'mute' } }, 'options.action', /not supported yet/],

@@ -65,6 +65,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       analyzeDurationUs: 200_000,
       connectTimeoutMs: 10_000,
       flashVer: config.rtmp_flash_ver_subscriber,
+      localAddress: config.rtmp_publisher_ip || undefined,
       resolveHost: deps.resolveHost ?? resolveHost,
     },
     log.child({ component: 'transponders' }),

@@ -38,6 +38,7 @@ export const configSchema = z
       .max(128)
       .regex(/^[\x20-\x7e]+$/, 'must be printable ASCII')
       .default('FMLE/3.0 (compatible; FMSc/1.0)'),
+    rtmp_publisher_ip: z.union([z.literal(''), ipAddress]).default(''),
 
     ffmpeg_path: z.string().min(1).default('ffmpeg'),
     ffmpeg_stop_timeout_ms: z.number().int().min(100).max(60000).default(2000),

@@ -40,6 +40,8 @@ export interface TransponderSettings {
   /** Connecting to the destination and publishing must take no longer. */
   connectTimeoutMs: number;
   flashVer: string;
+  /** Local address of the outbound RTMP connection; undefined lets the system choose. */
+  localAddress?: string;
   /** Resolves the destination host to the address to connect to, once per connection. */
   resolveHost: (host: string) => Promise<string>;
 }
@@ -174,6 +176,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
         tcUrl: `${destination.protocol}://${destination.host}:${destination.port}/${destination.app}`,
         streamName: destination.streamName + query,
         flashVer: this.request.flashVer ?? settings.flashVer,
+        localAddress: settings.localAddress,
         timeoutMs: settings.connectTimeoutMs,
       });
     } catch (error) {

@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want=(ffmpeg)
-[[ "${1:-}" == "--test" ]] && want+=(nginx libnginx-mod-rtmp chromium)
+want=(ffmpeg ca-certificates)
+[[ "${1:-}" == "--test" ]] && want+=(nginx libnginx-mod-rtmp chromium openssl)
 
 missing=()
 for pkg in "${want[@]}"; do

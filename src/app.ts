@@ -1,3 +1,4 @@
+import { createSecureContext } from 'node:tls';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from './config/schema.js';
@@ -10,6 +11,7 @@ import type { IngestEngine } from './ingest/engine.js';
 import { WeriftEngine } from './ingest/werift-engine.js';
 import { createMetrics } from './metrics.js';
 import { PublisherRegistry } from './publishers/registry.js';
+import { rtmpsTrust } from './rtmp/trust.js';
 import { FfmpegProcess } from './transponders/ffmpeg-process.js';
 import { resolveHost, TransponderService, type HostResolver } from './transponders/service.js';
 
@@ -66,6 +68,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       connectTimeoutMs: 10_000,
       flashVer: config.rtmp_flash_ver_subscriber,
       localAddress: config.rtmp_publisher_ip || undefined,
+      secureContext: createSecureContext({ ca: rtmpsTrust(config.rtmps_ca_file) }),
       resolveHost: deps.resolveHost ?? resolveHost,
     },
     log.child({ component: 'transponders' }),

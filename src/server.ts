@@ -10,8 +10,12 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } } });
   const file = values.config ?? process.env.GATEWAY_CONFIG ?? DEFAULT_CONFIG_FILE;
   let config;
+  let log;
+  let gateway;
   try {
     config = loadConfig(file);
+    log = createLogger(config.log_level);
+    gateway = buildGateway(config, log);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n`);
@@ -19,8 +23,6 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const log = createLogger(config.log_level);
-  const gateway = buildGateway(config, log);
 
   process.on('exit', () => FfmpegProcess.killAll());
   let stopping = false;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
-import { checkServerIdentity, connect as tlsConnect } from 'node:tls';
+import { checkServerIdentity, connect as tlsConnect, type SecureContext } from 'node:tls';
 import { TypedEmitter } from '../events.js';
 import { decodeAmf0, EcmaArray, encodeAmf0, type Amf0Value } from './amf0.js';
 import { ChunkReader, encodeMessage, MessageType, type RtmpMessage } from './chunks.js';
@@ -19,8 +19,8 @@ export interface RtmpPublishOptions {
   flashVer: string;
   /** Local address to connect from. */
   localAddress?: string;
-  /** Certificate authorities trusted for RTMPS instead of Node's defaults. */
-  ca?: string[];
+  /** TLS context for RTMPS, holding the trusted certificate authorities; Node's defaults without it. */
+  secureContext?: SecureContext;
   /** Connecting, handshake, connect, createStream and publish together must finish within this. */
   timeoutMs: number;
 }
@@ -304,7 +304,7 @@ function openSocket(options: RtmpPublishOptions): Promise<Socket> {
         ? tlsConnect({
             ...common,
             servername: isIP(options.host) ? undefined : options.host,
-            ca: options.ca,
+            secureContext: options.secureContext,
             checkServerIdentity: (_name, cert) => checkServerIdentity(options.host, cert),
           })
         : netConnect(common);

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
+import type { SecureContext } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -42,6 +43,8 @@ export interface TransponderSettings {
   flashVer: string;
   /** Local address of the outbound RTMP connection; undefined lets the system choose. */
   localAddress?: string;
+  /** TLS context for RTMPS: the certificate authorities trusted. */
+  secureContext: SecureContext;
   /** Resolves the destination host to the address to connect to, once per connection. */
   resolveHost: (host: string) => Promise<string>;
 }
@@ -177,6 +180,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
         streamName: destination.streamName + query,
         flashVer: this.request.flashVer ?? settings.flashVer,
         localAddress: settings.localAddress,
+        secureContext: settings.secureContext,
         timeoutMs: settings.connectTimeoutMs,
       });
     } catch (error) {

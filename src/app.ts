@@ -68,6 +68,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       connectTimeoutMs: 10_000,
       flashVer: config.rtmp_flash_ver_subscriber,
       localAddress: config.rtmp_publisher_ip || undefined,
+      sendMetadata: config.rtmp_transponder_send_metadata,
       secureContext: createSecureContext({ ca: rtmpsTrust(config.rtmps_ca_file) }),
       resolveHost: deps.resolveHost ?? resolveHost,
     },

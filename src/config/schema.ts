@@ -40,6 +40,7 @@ export const configSchema = z
       .default('FMLE/3.0 (compatible; FMSc/1.0)'),
     rtmp_publisher_ip: z.union([z.literal(''), ipAddress]).default(''),
     rtmps_ca_file: z.string().default(''),
+    rtmp_transponder_send_metadata: z.boolean().default(true),
 
     ffmpeg_path: z.string().min(1).default('ffmpeg'),
     ffmpeg_stop_timeout_ms: z.number().int().min(100).max(60000).default(2000),

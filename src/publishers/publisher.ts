@@ -40,6 +40,8 @@ const KEYFRAME_REQUEST_LEAD = 0.9;
 /** A request that brought no keyframe is repeated after this long (Chromium can miss one PLI). */
 const KEYFRAME_RETRY_MS = 300;
 const KEYFRAME_CHECK_MS = 100;
+/** Frames the frame rate is measured over. */
+const FRAME_RATE_WINDOW = 60;
 
 interface TrackPipeline {
   kind: MediaKind;
@@ -66,6 +68,8 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   readonly #sinks = new Set<MediaSink>();
   readonly #startCache = new StartCache();
   #latestVideoCaptureMs = 0;
+  /** Capture times of the latest video frames, oldest first, for the frame rate. */
+  readonly #frameTimes: number[] = [];
   #lastRequestAt = 0;
   #sps: Buffer | undefined;
   #pps: Buffer | undefined;
@@ -125,6 +129,13 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   /** Asks the sender for a keyframe now (after a loss), unless one was just asked for. */
   requestKeyframe(): void {
     if (Date.now() - this.#lastRequestAt >= KEYFRAME_RETRY_MS) this.#requestKeyframe();
+  }
+
+  /** Video frames per second over the latest frames, once there are a few. */
+  get frameRate(): number | undefined {
+    const times = this.#frameTimes;
+    if (times.length < 5) return undefined;
+    return ((times.length - 1) * 1000) / (times.at(-1)! - times[0]!);
   }
 
   /** A track's RTP timestamp on the publisher's shared clock, in milliseconds. */
@@ -187,6 +198,10 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
 
   #onVideo(packet: MediaPacket, cached: CachedPacket, wallclockMs: number): void {
     this.#keyframeTimer ??= this.#startKeyframeRequests();
+    if (wallclockMs > this.#latestVideoCaptureMs) {
+      this.#frameTimes.push(wallclockMs);
+      if (this.#frameTimes.length > FRAME_RATE_WINDOW) this.#frameTimes.shift();
+    }
     this.#latestVideoCaptureMs = Math.max(this.#latestVideoCaptureMs, wallclockMs);
     const codec = this.videoCodec;
     const keyStart = codec !== undefined && isKeyframeStart(codec, packet.payload);

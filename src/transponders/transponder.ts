@@ -43,6 +43,8 @@ export interface TransponderSettings {
   flashVer: string;
   /** Local address of the outbound RTMP connection; undefined lets the system choose. */
   localAddress?: string;
+  /** Whether onMetaData is sent. */
+  sendMetadata: boolean;
   /** TLS context for RTMPS: the certificate authorities trusted. */
   secureContext: SecureContext;
   /** Resolves the destination host to the address to connect to, once per connection. */
@@ -255,7 +257,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       this.#sps = sps;
       this.#pps = pps;
       this.#updateSize(sps);
-      if (this.counters.frames === 0) rtmp.writeMetadata(this.#metadata());
+      if (this.counters.frames === 0 && this.settings.sendMetadata) rtmp.writeMetadata(this.#metadata());
       rtmp.writeVideo(timestamp, avcSequenceHeader(avcDecoderConfiguration(sps, pps)));
     }
     if (!this.#sps) return; // no decoder configuration yet: nothing decodable to send
@@ -283,8 +285,10 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   /** onMetaData for passthrough; ffmpeg writes its own when it transcodes. */
   #metadata(): Record<string, Amf0Value> {
     const { encoding } = this.settings;
+    const frameRate = this.publisher.frameRate;
     return {
       ...(this.outputSize ? { width: this.outputSize.width, height: this.outputSize.height } : {}),
+      ...(frameRate ? { framerate: Math.round(frameRate * 100) / 100 } : {}),
       videocodecid: 7,
       ...(this.publisher.hasAudio
         ? { audiocodecid: 10, audiosamplerate: encoding.audioSampleRate, audiosamplesize: 16, stereo: true, audiodatarate: encoding.audioBitrateKbps }
@@ -313,7 +317,8 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     const rtmp = this.#rtmp;
     if (!rtmp) return;
     if (tag.type === FlvTagType.SCRIPT) {
-      if (!this.#videoInFfmpeg) return; // ffmpeg describes only the audio: the gateway's own onMetaData stands
+      // Passing video through, ffmpeg describes only the audio: the gateway's own onMetaData stands.
+      if (!this.#videoInFfmpeg || !this.settings.sendMetadata) return;
       const [, metadata] = decodeAmf0(tag.body);
       if (metadata && typeof metadata === 'object') rtmp.writeMetadata({ ...(metadata as Record<string, Amf0Value>), encoder: 'webrtc-rtmp-gateway' });
       return;

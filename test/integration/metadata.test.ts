@@ -1,0 +1,57 @@
+import t from 'tap';
+import { join } from 'node:path';
+import { loadFixture } from '../../bench/fixture.js';
+import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
+import type { Amf0Value } from '../../src/rtmp/amf0.js';
+import { startGateway } from '../helpers/gateway.js';
+import { waitFor, sleep } from '../helpers/processes.js';
+import { RtmpReceiver } from '../helpers/rtmp-receiver.js';
+
+// onMetaData as an RTMP server receives it, from a real WebRTC publisher (werift over WHIP) at 720p30.
+const fixture = loadFixture(join(import.meta.dirname, '..', '..', '.bench', 'fixture'));
+
+async function firstMessages(sendMetadata: boolean, request: Record<string, unknown>): Promise<{ metadata: Record<string, Amf0Value>[]; order: string[]; body: any }> {
+  const receiver = await RtmpReceiver.start();
+  const gw = await startGateway({ rtmp_transponder_send_metadata: sendMetadata });
+  const publisher = await SyntheticPublisher.publish(fixture, gw.baseUrl, 'meta');
+  const metadata: Record<string, Amf0Value>[] = [];
+  const order: string[] = [];
+  receiver.on('metadata', (_p, m) => {
+    metadata.push(m);
+    order.push('metadata');
+  });
+  receiver.on('media', (m) => order.push(m.kind));
+  try {
+    await sleep(1500); // a keyframe to start from, and a frame rate to report
+    const res = await gw.post('/rest-api/push/startup', { streamName: 'meta', rtmpUrl: receiver.url(), ...request });
+    await waitFor('video at the RTMP server', () => order.filter((k) => k === 'video').length > 20, 10000);
+    return { metadata, order, body: res.body };
+  } finally {
+    await publisher.stop();
+    await gw.close();
+    await receiver.close();
+  }
+}
+
+t.test('passthrough: onMetaData with the source size, frame rate and codecs comes before any media', async (t) => {
+  const { metadata, order, body } = await firstMessages(true, {});
+  t.equal(metadata.length, 1);
+  t.match(metadata[0], { width: 1280, height: 720, videocodecid: 7, audiocodecid: 10, audiosamplerate: 48000, stereo: true });
+  t.ok(Math.abs(Number(metadata[0]!.framerate) - 30) < 1, `framerate ${metadata[0]!.framerate}`);
+  t.equal(order[0], 'metadata');
+  t.match(body, { width: 1280, height: 720, transcoding: false }, 'the response says what is sent');
+});
+
+t.test('transcoding: onMetaData and the response give the transcoded size', async (t) => {
+  const { metadata, order, body } = await firstMessages(true, { height: 480 });
+  t.equal(metadata.length, 1);
+  t.match(metadata[0], { width: 854, height: 480, videocodecid: 7, audiocodecid: 10 });
+  t.equal(order[0], 'metadata');
+  t.match(body, { width: 854, height: 480, transcoding: true });
+});
+
+t.test('rtmp_transponder_send_metadata false: no onMetaData', async (t) => {
+  const { metadata, order } = await firstMessages(false, {});
+  t.same(metadata, []);
+  t.equal(order[0], 'video');
+});

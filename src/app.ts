@@ -73,6 +73,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       resolveHost: deps.resolveHost ?? resolveHost,
     },
     log.child({ component: 'transponders' }),
+    config.rtmp_push_auto_start ? config.rtmp_push_auto_start_url : undefined,
   );
   const metrics = createMetrics(publishers, transponders);
 

@@ -41,6 +41,8 @@ export const configSchema = z
     rtmp_publisher_ip: z.union([z.literal(''), ipAddress]).default(''),
     rtmps_ca_file: z.string().default(''),
     rtmp_transponder_send_metadata: z.boolean().default(true),
+    rtmp_push_auto_start: z.boolean().default(false),
+    rtmp_push_auto_start_url: z.union([z.literal(''), z.string().regex(/^rtmps?:\/\/\S+$/i, 'must be an rtmp:// or rtmps:// URL')]).default(''),
 
     ffmpeg_path: z.string().min(1).default('ffmpeg'),
     ffmpeg_stop_timeout_ms: z.number().int().min(100).max(60000).default(2000),
@@ -55,6 +57,9 @@ export const configSchema = z
   .superRefine((c, ctx) => {
     if (c.webrtc_ice_port_max <= c.webrtc_ice_port_min) {
       ctx.addIssue({ code: 'custom', path: ['webrtc_ice_port_max'], message: 'must be greater than webrtc_ice_port_min' });
+    }
+    if (c.rtmp_push_auto_start && !c.rtmp_push_auto_start_url) {
+      ctx.addIssue({ code: 'custom', path: ['rtmp_push_auto_start_url'], message: 'must be set when rtmp_push_auto_start is true' });
     }
     if (c.webrtc_video_min_bitrate_kbps > c.webrtc_video_bitrate_kbps) {
       ctx.addIssue({

@@ -39,8 +39,20 @@ export class TransponderService {
     private readonly naming: NamingRules,
     private readonly settings: TransponderSettings,
     private readonly log: Logger,
+    /** Republish every stream that starts publishing to this URL (Web Call Server's auto-start). */
+    autoStartUrl?: string,
   ) {
     publishers.on('closed', (publisher, reason) => void this.#endFor(publisher, reason));
+    if (autoStartUrl) publishers.on('publishing', (publisher) => void this.#autoStart(publisher, autoStartUrl));
+  }
+
+  async #autoStart(publisher: Publisher, rtmpUrl: string): Promise<void> {
+    try {
+      const transponder = await this.startup({ streamName: publisher.name, rtmpUrl });
+      this.log.info({ stream: publisher.name, mediaSessionId: transponder.mediaSessionId }, 'auto-started');
+    } catch (error) {
+      this.log.warn({ stream: publisher.name, reason: (error as Error).message }, 'auto-start failed');
+    }
   }
 
   /** Checks a destination without starting anything: for the SDK's rtmpUrl before publishing. */

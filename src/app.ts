@@ -53,8 +53,8 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     {
       ffmpegPath: config.ffmpeg_path,
       encoding: {
-        keepAspectRatio: true,
-        transcodingEnabled: true,
+        keepAspectRatio: config.transcoding_keep_aspect_ratio,
+        transcodingEnabled: config.transcoding_enabled,
         videoBitrateKbps: config.transcoding_video_bitrate_kbps,
         preset: config.transcoding_preset,
         audioBitrateKbps: config.audio_bitrate_kbps,

@@ -47,6 +47,8 @@ export const configSchema = z
     ffmpeg_path: z.string().min(1).default('ffmpeg'),
     ffmpeg_stop_timeout_ms: z.number().int().min(100).max(60000).default(2000),
     ffmpeg_start_timeout_ms: z.number().int().min(1000).max(60000).default(10000),
+    transcoding_enabled: z.boolean().default(true),
+    transcoding_keep_aspect_ratio: z.boolean().default(true),
     transcoding_video_bitrate_kbps: z.number().int().min(100).max(50000).default(2500),
     transcoding_preset: z
       .enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium'])

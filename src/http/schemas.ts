@@ -19,6 +19,8 @@ export const startupSchema = z.strictObject({
   height: dimension.optional(),
   fps: z.number().int().min(0).max(120).optional(),
   keyFrameInterval: z.number().int().min(0).max(1200).optional(),
+  videoBitrate: z.number().int().min(0).max(50000).optional(),
+  audioBitrate: z.number().int().min(0).max(320).optional(),
   options: startupOptionsSchema.optional(),
 });
 

@@ -8,6 +8,10 @@ export interface VideoRequest {
   fps?: number;
   /** Keyframe interval in frames, as Web Call Server counts it. */
   keyFrameInterval?: number;
+  /** Video bitrate of the transcoded output, kbps (transcodes). */
+  videoBitrate?: number;
+  /** AAC bitrate, kbps (no transcoding of video needed). */
+  audioBitrate?: number;
 }
 
 export interface EncodingSettings {
@@ -21,7 +25,7 @@ export interface EncodingSettings {
   keyframeIntervalS: number;
 }
 
-export type EncodingPlan =
+export type EncodingPlan = (
   | { video: 'copy' }
   | {
       video: 'transcode';
@@ -30,7 +34,12 @@ export type EncodingPlan =
       scale?: { width: number; height: number };
       fps?: number;
       keyFrameInterval?: number;
-    };
+      videoBitrateKbps?: number;
+    }
+) & {
+  /** AAC bitrate when the request set one. */
+  audioBitrateKbps?: number;
+};
 
 /**
  * Web Call Server's transcoding rules: no width/height/fps/keyFrameInterval (or all 0) passes H.264
@@ -42,12 +51,15 @@ export function planEncoding(source: VideoCodec, request: VideoRequest, settings
   const width = request.width || 0;
   const fps = request.fps || 0;
   const keyFrameInterval = request.keyFrameInterval || 0;
+  const videoBitrate = request.videoBitrate || 0;
+  const audio = request.audioBitrate ? { audioBitrateKbps: request.audioBitrate } : {};
   const reasons: string[] = [];
   if (source !== 'H264') reasons.push(`source codec ${source} is not H.264`);
   if (height) reasons.push(`height ${height} requested`);
   if (fps) reasons.push(`fps ${fps} requested`);
   if (keyFrameInterval) reasons.push(`keyFrameInterval ${keyFrameInterval} requested`);
-  if (reasons.length === 0) return { video: 'copy' };
+  if (videoBitrate) reasons.push(`videoBitrate ${videoBitrate} requested`);
+  if (reasons.length === 0) return { video: 'copy', ...audio };
   if (!settings.transcodingEnabled) {
     throw new GatewayError('not_supported', `transcoding is disabled in the configuration but needed: ${reasons.join(', ')}`);
   }
@@ -57,6 +69,8 @@ export function planEncoding(source: VideoCodec, request: VideoRequest, settings
     ...(height ? { scale: { width: width && !settings.keepAspectRatio ? evenUp(width) : -2, height: evenUp(height) } } : {}),
     ...(fps ? { fps } : {}),
     ...(keyFrameInterval ? { keyFrameInterval } : {}),
+    ...(videoBitrate ? { videoBitrateKbps: videoBitrate } : {}),
+    ...audio,
   };
 }
 

@@ -61,7 +61,7 @@ export function buildFfmpegArgs(job: FfmpegJob): string[] {
     args.push(
       '-map', '0:a:0',
       '-c:a', 'aac',
-      '-b:a', `${settings.audioBitrateKbps}k`,
+      '-b:a', `${plan.audioBitrateKbps ?? settings.audioBitrateKbps}k`,
       '-ar', String(settings.audioSampleRate),
       '-ac', '2',
     );
@@ -74,7 +74,7 @@ function x264Args(plan: Extract<EncodingPlan, { video: 'transcode' }>, settings:
   const filters: string[] = [];
   if (plan.scale) filters.push(`scale=${plan.scale.width}:${plan.scale.height}`);
   if (plan.fps) filters.push(`fps=${plan.fps}`);
-  const kbps = settings.videoBitrateKbps;
+  const kbps = plan.videoBitrateKbps ?? settings.videoBitrateKbps;
   const gop = plan.keyFrameInterval
     ? ['-g', String(plan.keyFrameInterval), '-keyint_min', String(plan.keyFrameInterval)]
     : ['-force_key_frames', `expr:gte(t,n_forced*${settings.keyframeIntervalS})`];

@@ -16,6 +16,7 @@ export interface ProbedPacket {
   pts_time: string;
   dts_time: string;
   flags: string;
+  size: string;
 }
 
 export interface Recording {
@@ -30,7 +31,7 @@ export async function probe(file: string): Promise<Recording> {
     '-v', 'error',
     '-show_streams',
     '-show_packets',
-    '-show_entries', 'stream=index,codec_type,codec_name,width,height:packet=stream_index,pts_time,dts_time,flags',
+    '-show_entries', 'stream=index,codec_type,codec_name,width,height:packet=stream_index,pts_time,dts_time,flags,size',
     '-of', 'json',
     file,
   ], { maxBuffer: 64 * 1024 * 1024 });
@@ -63,6 +64,13 @@ export function nonMonotonic(packets: ProbedPacket[]): string[] {
     if (Number(packets[i]!.dts_time) <= Number(packets[i - 1]!.dts_time)) out.push(`#${i}: ${packets[i - 1]!.dts_time} -> ${packets[i]!.dts_time}`);
   }
   return out;
+}
+
+/** Bitrate of a stream's packets over their time span, kbps. */
+export function bitrateKbps(packets: ProbedPacket[]): number {
+  if (packets.length < 2) return 0;
+  const bytes = packets.slice(0, -1).reduce((sum, p) => sum + Number(p.size), 0);
+  return (bytes * 8) / (Number(packets.at(-1)!.pts_time) - Number(packets[0]!.pts_time)) / 1000;
 }
 
 /** Frames per second over the recording, from the first to the last video packet. */

@@ -30,6 +30,16 @@ t.test('height transcodes keeping the aspect ratio; width counts only without as
 
 t.test('disabled transcoding refuses a request that needs it', async (t) => {
   t.throws(() => planEncoding('VP8', {}, { ...settings, transcodingEnabled: false }), { code: 'not_supported', message: /VP8/ });
+  t.throws(() => planEncoding('H264', { height: 480 }, { ...settings, transcodingEnabled: false }), { message: /height 480/ });
+  t.same(planEncoding('H264', { audioBitrate: 64 }, { ...settings, transcodingEnabled: false }), { video: 'copy', audioBitrateKbps: 64 }, 'audio bitrate alone needs no transcoding');
+});
+
+t.test('videoBitrate transcodes at that bitrate; audioBitrate sets the AAC bitrate', async (t) => {
+  const plan = planEncoding('H264', { videoBitrate: 800, audioBitrate: 64 }, settings);
+  t.match(plan, { video: 'transcode', reason: /videoBitrate 800/, videoBitrateKbps: 800, audioBitrateKbps: 64 });
+  const args = buildFfmpegArgs({ sdpPath: '/x.sdp', input: { video: { codec: 'H264', port: 1 }, audio: { port: 3 } }, plan, settings, analyzeDurationUs: 1 }).join(' ');
+  t.match(args, /-b:v 800k -maxrate 800k -bufsize 1600k/);
+  t.match(args, /-b:a 64k/);
 });
 
 t.test('the input SDP carries fixed payload types and sprop-parameter-sets', async (t) => {

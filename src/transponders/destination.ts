@@ -13,6 +13,8 @@ export interface Destination {
   app: string;
   /** The stream name published on the RTMP server. */
   streamName: string;
+  /** The URL's query string without `?` (secret: its values may be credentials), or "". */
+  query: string;
   /** The rtmpUrl as the client gave it (secret): the transponder's identity with the stream. */
   requestedUrl: string;
   /** The full URL handed to ffmpeg (secret). Do not log it: use `redactedUrl`. */
@@ -89,6 +91,7 @@ export function parseDestination(rtmpUrl: string, publishedName: string, rules: 
     port,
     app,
     streamName,
+    query: query.replace(/^\?/, ''),
     requestedUrl: rtmpUrl,
     url,
     redactedUrl: `${redactedBase}/${redactedStreamName}${redactedQuery}`,

@@ -170,15 +170,17 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   async #connect(): Promise<RtmpPublisher> {
     const { destination, settings } = this;
     const address = isIP(destination.host) ? destination.host : await settings.resolveHost(destination.host);
-    const query = destination.url.includes('?') ? destination.url.slice(destination.url.indexOf('?')) : '';
+    // Query parameters go where servers look for them: in connect (app and tcUrl, as Web Call
+    // Server and FMLE send them) and after the published name (nginx-rtmp's on_publish, Wowza).
+    const query = destination.query ? `?${destination.query}` : '';
     try {
       return await RtmpPublisher.publish({
         protocol: destination.protocol,
         address,
         port: destination.port,
         host: destination.host,
-        app: destination.app,
-        tcUrl: `${destination.protocol}://${destination.host}:${destination.port}/${destination.app}`,
+        app: destination.app + query,
+        tcUrl: `${destination.protocol}://${isIP(destination.host) === 6 ? `[${destination.host}]` : destination.host}:${destination.port}/${destination.app}${query}`,
         streamName: destination.streamName + query,
         flashVer: this.request.flashVer ?? settings.flashVer,
         localAddress: settings.localAddress,

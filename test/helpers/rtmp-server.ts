@@ -40,7 +40,11 @@ export class NginxRtmp {
     private readonly process: ChildProcess,
   ) {}
 
-  static async start(): Promise<NginxRtmp> {
+  /**
+   * `onPublish`: an HTTP URL nginx-rtmp posts each publish to (its `on_publish` callback).
+   * `apps`: applications besides `live`, such as `live/instance`.
+   */
+  static async start(options: { onPublish?: string; apps?: string[] } = {}): Promise<NginxRtmp> {
     const dir = await mkdtemp(join(tmpdir(), 'nginx-rtmp-'));
     const rtmpPort = await freePort();
     const httpPort = await freePort();
@@ -54,12 +58,13 @@ events { worker_connections 256; }
 rtmp {
   server {
     listen 127.0.0.1:${rtmpPort};
-    application live {
-      live on;
+${['live', ...(options.apps ?? [])].map((app) => `    application ${app} {
+      live on;${options.onPublish ? `
+      on_publish ${options.onPublish};` : ''}
       record all;
       record_path ${dir}/rec;
       record_unique off;
-    }
+    }`).join('\n')}
   }
 }
 http {

@@ -1,0 +1,58 @@
+import t from 'tap';
+import { createServer } from 'node:http';
+import { join } from 'node:path';
+import { loadFixture } from '../../bench/fixture.js';
+import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
+import { startGateway } from '../helpers/gateway.js';
+import { waitFor } from '../helpers/processes.js';
+import { NginxRtmp } from '../helpers/rtmp-server.js';
+
+// URL forms of Web Call Server, as nginx-rtmp sees them: its stat page (application, stream) and
+// its on_publish callback (the publish's arguments and the connect's tcUrl).
+const fixture = loadFixture(join(import.meta.dirname, '..', '..', '.bench', 'fixture'));
+
+t.test('application instances, query parameters and full URLs reach the RTMP server as given', async (t) => {
+  const notified: URLSearchParams[] = [];
+  const http = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      notified.push(new URLSearchParams(body));
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise<void>((r) => http.close(() => r())));
+  const nginx = await NginxRtmp.start({ onPublish: `http://127.0.0.1:${(http.address() as { port: number }).port}/on_publish`, apps: ['live/inst1'] });
+  t.teardown(() => nginx.stop());
+  const gw = await startGateway();
+  t.teardown(() => gw.close());
+  const publisher = await SyntheticPublisher.publish(fixture, gw.baseUrl, 'src');
+  t.teardown(() => publisher.stop());
+
+  const base = `rtmp://127.0.0.1:${nginx.rtmpPort}`;
+  const startups = [
+    { rtmpUrl: `${base}/live/?user=u1&pass=secret-pass-1` },
+    { rtmpUrl: `${base}/live/inst1` },
+    { rtmpUrl: `${base}/live/inst1/key-in-url-7`, rtmpTransponderFullUrl: true },
+  ];
+  const replies = [];
+  for (const s of startups) replies.push(await gw.post('/rest-api/push/startup', { streamName: 'src', ...s }));
+  t.same(replies.map((r) => r.status), [200, 200, 200], 'every startup answers 200');
+  const streams = await waitFor('three streams at nginx-rtmp', async () => {
+    const all = await nginx.streams();
+    return all.length === 3 && all;
+  }, 10000);
+  t.same(streams.map((s) => `${s.app} ${s.name}`).sort(), ['live rtmp_src', 'live/inst1 key-in-url-7', 'live/inst1 rtmp_src']);
+
+  const withQuery = notified.find((n) => n.get('user') === 'u1');
+  t.ok(withQuery, 'on_publish got the query parameters');
+  t.equal(withQuery?.get('pass'), 'secret-pass-1');
+  t.equal(withQuery?.get('name'), 'rtmp_src');
+  t.match(withQuery?.get('tcurl'), /\/live\?user=u1&pass=secret-pass-1$/, 'and the connect carried them in tcUrl');
+  t.equal(notified.find((n) => n.get('name') === 'key-in-url-7')?.get('app'), 'live/inst1');
+
+  const listing = JSON.stringify((await gw.post('/rest-api/push/find_all')).body);
+  t.notMatch(listing, /secret-pass-1|key-in-url-7/, 'query values and keys stay out of listings');
+  t.match(listing, /"rtmpUrl":"rtmp:\/\/127\.0\.0\.1:\d+\/live\?user=\*\*\*&pass=\*\*\*"/);
+});

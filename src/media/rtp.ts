@@ -20,16 +20,6 @@ export function serializeRtp(packet: MediaPacket, payloadType: number, ssrc: num
   return buf;
 }
 
-/** Reads back a packet made by `serializeRtp` (fixed 12-byte header). */
-export function parseRtp(buf: Buffer): MediaPacket {
-  return {
-    sequenceNumber: buf.readUInt16BE(2),
-    timestamp: buf.readUInt32BE(4),
-    marker: (buf[1]! & 0x80) !== 0,
-    payload: buf.subarray(RTP_HEADER_SIZE),
-  };
-}
-
 const NTP_EPOCH_OFFSET_S = 2208988800;
 
 /**

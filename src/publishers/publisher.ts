@@ -14,7 +14,7 @@ import { StartCache, type CachedPacket } from './start-cache.js';
 
 /** Receives a publisher's media, normalised: fixed payload types and SSRCs, no header extensions. */
 export interface MediaSink {
-  write(kind: MediaKind, rtp: Buffer, timestamp: number): void;
+  write(packet: CachedPacket): void;
 }
 
 export type PublisherState = 'connecting' | 'publishing' | 'closed';
@@ -148,7 +148,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
    * first, in the same tick, so it sees a gapless stream that starts with a keyframe.
    */
   attach(sink: MediaSink, fromKeyframe: boolean): void {
-    if (fromKeyframe) this.#startCache.replay((p) => sink.write(p.kind, p.rtp, p.timestamp));
+    if (fromKeyframe) this.#startCache.replay((p) => sink.write(p));
     this.#sinks.add(sink);
   }
 
@@ -189,11 +189,11 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     this.counters.bytes += packet.payload.length;
     const clock = (pipeline.clock ??= new ClockMapping(pipeline.track.clockRate, packet.timestamp, Date.now()));
     const rtp = serializeRtp(packet, pipeline.payloadType, pipeline.ssrc);
-    const cached = { kind: pipeline.kind, rtp, timestamp: packet.timestamp };
+    const cached: CachedPacket = { ...packet, kind: pipeline.kind, rtp };
     const wallclockMs = clock.wallclockMs(packet.timestamp);
     if (pipeline.kind === 'video') this.#onVideo(packet, cached, wallclockMs);
     else if (this.videoCodec) this.#startCache.addAudio(cached, wallclockMs);
-    for (const sink of this.#sinks) sink.write(pipeline.kind, rtp, packet.timestamp);
+    for (const sink of this.#sinks) sink.write(cached);
   }
 
   #onVideo(packet: MediaPacket, cached: CachedPacket, wallclockMs: number): void {

@@ -1,10 +1,10 @@
 import type { MediaKind } from '../media/codecs.js';
+import type { MediaPacket } from '../media/rtp.js';
 
-/** A normalised packet as sinks receive it. */
-export interface CachedPacket {
+/** A normalised packet as sinks receive it: its fields, and the RTP packet made of them for ffmpeg. */
+export interface CachedPacket extends MediaPacket {
   kind: MediaKind;
   rtp: Buffer;
-  timestamp: number;
 }
 
 /**

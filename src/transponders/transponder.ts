@@ -10,8 +10,8 @@ import { TypedEmitter } from '../events.js';
 import type { MediaKind } from '../media/codecs.js';
 import { avcFrame, avcSequenceHeader, FlvReader, FlvTagType, type FlvTag } from '../media/flv.js';
 import { avcDecoderConfiguration, H264Depacketizer, parameterSets, spsPictureSize, type AccessUnit } from '../media/h264.js';
-import { parseRtp } from '../media/rtp.js';
 import type { MediaSink, Publisher } from '../publishers/publisher.js';
+import type { CachedPacket } from '../publishers/start-cache.js';
 import { decodeAmf0, type Amf0Value } from '../rtmp/amf0.js';
 import { RtmpPublisher } from '../rtmp/client.js';
 import { scrubDestination, type Destination } from './destination.js';
@@ -222,11 +222,12 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     this.#socket.on('error', (error) => this.log.warn({ err: error }, 'RTP socket error'));
   }
 
-  write(kind: MediaKind, rtp: Buffer, timestamp: number): void {
+  write(packet: CachedPacket): void {
+    const { kind, rtp, timestamp } = packet;
     this.counters.packetsSent++;
     this.counters.bytesSent += rtp.length;
     if (kind === 'video' && this.#depacketizer) {
-      this.#depacketizer.push(parseRtp(rtp));
+      this.#depacketizer.push(packet);
       return;
     }
     const port = this.#ports[kind];

@@ -1,8 +1,16 @@
 import t from 'tap';
 import { StartCache, type CachedPacket } from '../../src/publishers/start-cache.js';
 
-const video = (timestamp: number, tag: string): CachedPacket => ({ kind: 'video', rtp: Buffer.from(tag), timestamp });
-const audio = (timestamp: number, tag: string): CachedPacket => ({ kind: 'audio', rtp: Buffer.from(tag), timestamp });
+const packet = (kind: CachedPacket['kind'], timestamp: number, tag: string): CachedPacket => ({
+  kind,
+  rtp: Buffer.from(tag),
+  sequenceNumber: 0,
+  timestamp,
+  marker: false,
+  payload: Buffer.alloc(0),
+});
+const video = (timestamp: number, tag: string): CachedPacket => packet('video', timestamp, tag);
+const audio = (timestamp: number, tag: string): CachedPacket => packet('audio', timestamp, tag);
 const replayed = (cache: StartCache): string[] => {
   const out: string[] = [];
   cache.replay((p) => out.push(p.rtp.toString()));

@@ -13,13 +13,13 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { TestBrowser } from '../test/helpers/browser.js';
 import { probe } from '../test/helpers/probe.js';
-import { stopAllProcesses, sleep, waitFor } from '../test/helpers/processes.js';
+import { now, stopAllProcesses, sleep, waitFor } from '../test/helpers/processes.js';
 import { RtmpReceiver, type RtmpMediaMessage } from '../test/helpers/rtmp-receiver.js';
 import { NginxRtmp } from '../test/helpers/rtmp-server.js';
 import { loadFixture, type Fixture } from './fixture.js';
 import { GatewayProcess } from './gateway-process.js';
 import { CpuWindow, rssMb } from './proc.js';
-import { SyntheticPublisher, now } from './synthetic-publisher.js';
+import { SyntheticPublisher } from './synthetic-publisher.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -9,11 +9,10 @@ import {
   useSdesMid,
   type RTCRtpSender,
 } from 'werift';
+import { now } from '../test/helpers/processes.js';
 import type { Fixture } from './fixture.js';
 import { packetizeH264 } from './h264-packetizer.js';
 
-/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
-export const now = (): number => performance.timeOrigin + performance.now();
 
 export interface SentFrame {
   /** Frames sent by this publisher before this one. */

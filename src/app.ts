@@ -13,7 +13,7 @@ import { createMetrics } from './metrics.js';
 import { PublisherRegistry } from './publishers/registry.js';
 import { rtmpsTrust } from './rtmp/trust.js';
 import { FfmpegProcess } from './transponders/ffmpeg-process.js';
-import { resolveHost, TransponderService, type HostResolver } from './transponders/service.js';
+import { resolveHost, TransponderService, withAddressLiterals, type HostResolver } from './transponders/service.js';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -70,7 +70,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       localAddress: config.rtmp_publisher_ip || undefined,
       sendMetadata: config.rtmp_transponder_send_metadata,
       secureContext: createSecureContext({ ca: rtmpsTrust(config.rtmps_ca_file) }),
-      resolveHost: deps.resolveHost ?? resolveHost,
+      resolveHost: withAddressLiterals(deps.resolveHost ?? resolveHost),
     },
     log.child({ component: 'transponders' }),
     config.rtmp_push_auto_start ? config.rtmp_push_auto_start_url : undefined,

@@ -1,9 +1,10 @@
 import { invalid } from '../errors.js';
 
 /**
- * An RTMP destination parsed from a request's `rtmpUrl`. `url` is the secret form that only ffmpeg
- * sees; everything that reaches a log, a metric or an API listing uses `redactedUrl` and
- * `redactedStreamName`. `secrets` lists every substring to scrub from ffmpeg's output.
+ * An RTMP destination parsed from a request's `rtmpUrl`. `url`, `streamName` (in full-URL mode)
+ * and `query` are secret and go only into the RTMP connection; everything that reaches a log, a
+ * metric or an API listing uses `redactedUrl` and `redactedStreamName`. `secrets` lists every
+ * substring to scrub from a destination's error messages.
  */
 export interface Destination {
   protocol: 'rtmp' | 'rtmps';
@@ -15,9 +16,11 @@ export interface Destination {
   streamName: string;
   /** The URL's query string without `?` (secret: its values may be credentials), or "". */
   query: string;
+  /** `protocol://host:port/app`, the tcUrl of the RTMP connect (without the query). */
+  tcUrl: string;
   /** The rtmpUrl as the client gave it (secret): the transponder's identity with the stream. */
   requestedUrl: string;
-  /** The full URL handed to ffmpeg (secret). Do not log it: use `redactedUrl`. */
+  /** The full destination URL (secret): identifies a transponder. Do not log it: use `redactedUrl`. */
   url: string;
   redactedUrl: string;
   redactedRequestedUrl: string;
@@ -92,6 +95,7 @@ export function parseDestination(rtmpUrl: string, publishedName: string, rules: 
     app,
     streamName,
     query: query.replace(/^\?/, ''),
+    tcUrl: `${protocol}://${hostPort}/${app}`,
     requestedUrl: rtmpUrl,
     url,
     redactedUrl: `${redactedBase}/${redactedStreamName}${redactedQuery}`,
@@ -123,7 +127,7 @@ export function scrub(text: string, secrets: readonly string[]): string {
   return out;
 }
 
-/** Scrubs a line of ffmpeg output: the full URL becomes its redacted form, other secrets `***`. */
+/** Scrubs a message about the destination: the full URL becomes its redacted form, other secrets `***`. */
 export function scrubDestination(text: string, destination: Destination): string {
   const withUrl = text.split(destination.url).join(destination.redactedUrl);
   return scrub(withUrl, destination.secrets);

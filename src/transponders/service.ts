@@ -22,6 +22,11 @@ export type HostResolver = (host: string) => Promise<string>;
 
 export const resolveHost: HostResolver = async (host) => (await lookup(host)).address;
 
+/** A resolver that answers an IP address with itself and asks `resolve` for names only. */
+export function withAddressLiterals(resolve: HostResolver): HostResolver {
+  return (host) => (isIP(host) ? Promise.resolve(host) : resolve(host));
+}
+
 export interface FindFilter {
   streamName?: string;
   rtmpUrl?: string;
@@ -65,12 +70,10 @@ export class TransponderService {
     if (request.options && 'action' in request.options) {
       throw new GatewayError('not_supported', 'options.action: audio actions are not supported yet', 'options.action');
     }
-    if (isIP(destination.host) === 0) {
-      try {
-        await this.settings.resolveHost(destination.host);
-      } catch {
-        throw invalid('rtmpUrl', `host ${destination.host} does not resolve`);
-      }
+    try {
+      await this.settings.resolveHost(destination.host);
+    } catch {
+      throw invalid('rtmpUrl', `host ${destination.host} does not resolve`);
     }
     const publisher = this.publishers.get(request.streamName);
     if (!publisher || publisher.isClosed) throw notFound(`stream ${request.streamName} is not publishing`);

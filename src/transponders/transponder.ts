@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { isIP } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -169,7 +168,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
 
   async #connect(): Promise<RtmpPublisher> {
     const { destination, settings } = this;
-    const address = isIP(destination.host) ? destination.host : await settings.resolveHost(destination.host);
+    const address = await settings.resolveHost(destination.host);
     // Query parameters go where servers look for them: in connect (app and tcUrl, as Web Call
     // Server and FMLE send them) and after the published name (nginx-rtmp's on_publish, Wowza).
     const query = destination.query ? `?${destination.query}` : '';
@@ -180,7 +179,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
         port: destination.port,
         host: destination.host,
         app: destination.app + query,
-        tcUrl: `${destination.protocol}://${isIP(destination.host) === 6 ? `[${destination.host}]` : destination.host}:${destination.port}/${destination.app}${query}`,
+        tcUrl: destination.tcUrl + query,
         streamName: destination.streamName + query,
         flashVer: this.request.flashVer ?? settings.flashVer,
         localAddress: settings.localAddress,

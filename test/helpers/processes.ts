@@ -57,6 +57,9 @@ export async function pidsMatching(needle: string): Promise<number[]> {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
+export const now = (): number => performance.timeOrigin + performance.now();
+
 export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15000, everyMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

@@ -3,9 +3,8 @@ import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { decodeAmf0, encodeAmf0, type Amf0Value } from '../../src/rtmp/amf0.js';
 import { ChunkReader, DEFAULT_CHUNK_SIZE, encodeMessage } from '../../src/rtmp/chunks.js';
+import { now } from './processes.js';
 
-/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
-const now = (): number => performance.timeOrigin + performance.now();
 
 export interface RtmpPublish {
   app: string;

@@ -1,20 +1,18 @@
 import t from 'tap';
-import { join } from 'node:path';
-import { loadFixture } from '../../bench/fixture.js';
 import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
 import { parseConfig } from '../../src/config/load.js';
 import { startGateway } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/processes.js';
 import { NginxRtmp } from '../helpers/rtmp-server.js';
+import { testFixture } from '../helpers/synthetic.js';
 
-const fixture = loadFixture(join(import.meta.dirname, '..', '..', '.bench', 'fixture'));
 
 t.test('rtmp_push_auto_start republishes every stream that starts publishing, by the naming rules', async (t) => {
   const nginx = await NginxRtmp.start();
   t.teardown(() => nginx.stop());
   const gw = await startGateway({ rtmp_push_auto_start: true, rtmp_push_auto_start_url: nginx.url() });
   t.teardown(() => gw.close());
-  const publishers = await Promise.all(['auto1', 'auto2'].map((name) => SyntheticPublisher.publish(fixture, gw.baseUrl, name)));
+  const publishers = await Promise.all(['auto1', 'auto2'].map((name) => SyntheticPublisher.publish(testFixture(), gw.baseUrl, name)));
   t.teardown(() => Promise.all(publishers.map((p) => p.stop())));
 
   const streams = await waitFor('both streams at nginx-rtmp', async () => {

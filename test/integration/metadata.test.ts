@@ -1,19 +1,17 @@
 import t from 'tap';
-import { join } from 'node:path';
-import { loadFixture } from '../../bench/fixture.js';
 import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
 import type { Amf0Value } from '../../src/rtmp/amf0.js';
 import { startGateway } from '../helpers/gateway.js';
 import { waitFor, sleep } from '../helpers/processes.js';
 import { RtmpReceiver } from '../helpers/rtmp-receiver.js';
+import { testFixture } from '../helpers/synthetic.js';
 
 // onMetaData as an RTMP server receives it, from a real WebRTC publisher (werift over WHIP) at 720p30.
-const fixture = loadFixture(join(import.meta.dirname, '..', '..', '.bench', 'fixture'));
 
 async function firstMessages(sendMetadata: boolean, request: Record<string, unknown>): Promise<{ metadata: Record<string, Amf0Value>[]; order: string[]; body: any }> {
   const receiver = await RtmpReceiver.start();
   const gw = await startGateway({ rtmp_transponder_send_metadata: sendMetadata });
-  const publisher = await SyntheticPublisher.publish(fixture, gw.baseUrl, 'meta');
+  const publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'meta');
   const metadata: Record<string, Amf0Value>[] = [];
   const order: string[] = [];
   receiver.on('metadata', (_p, m) => {

@@ -1,21 +1,14 @@
 import t from 'tap';
-import { join } from 'node:path';
-import { loadFixture } from '../../bench/fixture.js';
-import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
-import { startGateway } from '../helpers/gateway.js';
+import { syntheticPublish } from '../helpers/synthetic.js';
 import { waitFor } from '../helpers/processes.js';
 import { NginxRtmp } from '../helpers/rtmp-server.js';
 
 // A real WebRTC publisher without a browser (werift as the client, over WHIP), a real nginx-rtmp.
-const fixture = loadFixture(join(import.meta.dirname, '..', '..', '.bench', 'fixture'));
 
 t.test('rtmp_publisher_ip: the RTMP server sees the connection come from that address', async (t) => {
   const nginx = await NginxRtmp.start();
   t.teardown(() => nginx.stop());
-  const gw = await startGateway({ rtmp_publisher_ip: '127.0.0.2' });
-  t.teardown(() => gw.close());
-  const publisher = await SyntheticPublisher.publish(fixture, gw.baseUrl, 'out1');
-  t.teardown(() => publisher.stop());
+  const { gw } = await syntheticPublish(t, { rtmp_publisher_ip: '127.0.0.2' }, 'out1');
 
   const res = await gw.post('/rest-api/push/startup', { streamName: 'out1', rtmpUrl: nginx.url() });
   t.equal(res.status, 200, JSON.stringify(res.body));
@@ -28,10 +21,7 @@ t.test('an address this machine does not have fails the startup with the reason,
   const nginx = await NginxRtmp.start();
   t.teardown(() => nginx.stop());
   // 198.51.100.0/24 is reserved for documentation: binding to it fails before any packet leaves.
-  const gw = await startGateway({ rtmp_publisher_ip: '198.51.100.7' });
-  t.teardown(() => gw.close());
-  const publisher = await SyntheticPublisher.publish(fixture, gw.baseUrl, 'out2');
-  t.teardown(() => publisher.stop());
+  const { gw } = await syntheticPublish(t, { rtmp_publisher_ip: '198.51.100.7' }, 'out2');
 
   const res = await gw.post('/rest-api/push/startup', { streamName: 'out2', rtmpUrl: nginx.url() });
   t.equal(res.status, 500);

@@ -1,18 +1,17 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import { join } from 'node:path';
-import { loadFixture } from '../../bench/fixture.js';
 import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
 import { ConfigError } from '../../src/config/load.js';
 import { rtmpsTrust } from '../../src/rtmp/trust.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/processes.js';
 import { NginxRtmp } from '../helpers/rtmp-server.js';
+import { testFixture } from '../helpers/synthetic.js';
 import { TestCa, TlsTerminator } from '../helpers/tls.js';
 
 // RTMPS the way ingest points do it: TLS terminated in front of a plain RTMP server (nginx-rtmp),
 // certificates from a throw-away CA, a real WebRTC publisher without a browser.
-const fixture = loadFixture(join(import.meta.dirname, '..', '..', '.bench', 'fixture'));
 const ca = TestCa.create();
 const otherCa = TestCa.create();
 t.teardown(() => {
@@ -26,7 +25,7 @@ let publisher: SyntheticPublisher;
 t.before(async () => {
   nginx = await NginxRtmp.start();
   gw = await startGateway({ rtmps_ca_file: ca.file });
-  publisher = await SyntheticPublisher.publish(fixture, gw.baseUrl, 'secure');
+  publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'secure');
 });
 t.teardown(async () => {
   await publisher.stop();

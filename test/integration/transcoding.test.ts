@@ -1,16 +1,12 @@
 import t, { type Test as Tap } from 'tap';
-import { join } from 'node:path';
-import { loadFixture } from '../../bench/fixture.js';
-import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
 import type { GatewayConfig } from '../../src/config/schema.js';
-import { startGateway } from '../helpers/gateway.js';
 import { bitrateKbps, maxKeyframeGap, probe, recordedFps } from '../helpers/probe.js';
 import { sleep, waitFor } from '../helpers/processes.js';
 import { NginxRtmp } from '../helpers/rtmp-server.js';
+import { syntheticPublish } from '../helpers/synthetic.js';
 
 // Web Call Server's transcoding rules, proved by what nginx-rtmp recorded (ffprobe), from a real
 // WebRTC publisher (werift over WHIP) sending 1280x720 at 30 fps, ~2.5 Mb/s.
-const fixture = loadFixture(join(import.meta.dirname, '..', '..', '.bench', 'fixture'));
 
 interface Case {
   name: string;
@@ -22,10 +18,7 @@ interface Case {
 async function pushCases(t: Tap, config: Partial<GatewayConfig>, cases: Case[], seconds = 6): Promise<void> {
   const nginx = await NginxRtmp.start();
   t.teardown(() => nginx.stop());
-  const gw = await startGateway(config);
-  t.teardown(() => gw.close());
-  const publisher = await SyntheticPublisher.publish(fixture, gw.baseUrl, 'src');
-  t.teardown(() => publisher.stop());
+  const { gw } = await syntheticPublish(t, config, 'src');
   await sleep(1000);
   const started = await Promise.all(
     cases.map(async (c) => {
@@ -105,10 +98,7 @@ t.test('aspect-ratio preservation off: width and height are both applied', async
 });
 
 t.test('transcoding disabled: a startup that needs it is a 400 with the reason, and nothing starts', async (t) => {
-  const gw = await startGateway({ transcoding_enabled: false });
-  t.teardown(() => gw.close());
-  const publisher = await SyntheticPublisher.publish(fixture, gw.baseUrl, 'src');
-  t.teardown(() => publisher.stop());
+  const { gw } = await syntheticPublish(t, { transcoding_enabled: false }, 'src');
   const res = await gw.post('/rest-api/push/startup', { streamName: 'src', rtmpUrl: 'rtmp://127.0.0.1:1/live', height: 480 });
   t.equal(res.status, 400);
   t.match(res.body.message, /transcoding is disabled .*height 480 requested/);

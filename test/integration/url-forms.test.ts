@@ -1,15 +1,11 @@
 import t from 'tap';
 import { createServer } from 'node:http';
-import { join } from 'node:path';
-import { loadFixture } from '../../bench/fixture.js';
-import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
-import { startGateway } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/processes.js';
 import { NginxRtmp } from '../helpers/rtmp-server.js';
+import { syntheticPublish } from '../helpers/synthetic.js';
 
 // URL forms of Web Call Server, as nginx-rtmp sees them: its stat page (application, stream) and
 // its on_publish callback (the publish's arguments and the connect's tcUrl).
-const fixture = loadFixture(join(import.meta.dirname, '..', '..', '.bench', 'fixture'));
 
 t.test('application instances, query parameters and full URLs reach the RTMP server as given', async (t) => {
   const notified: URLSearchParams[] = [];
@@ -25,10 +21,7 @@ t.test('application instances, query parameters and full URLs reach the RTMP ser
   t.teardown(() => new Promise<void>((r) => http.close(() => r())));
   const nginx = await NginxRtmp.start({ onPublish: `http://127.0.0.1:${(http.address() as { port: number }).port}/on_publish`, apps: ['live/inst1'] });
   t.teardown(() => nginx.stop());
-  const gw = await startGateway();
-  t.teardown(() => gw.close());
-  const publisher = await SyntheticPublisher.publish(fixture, gw.baseUrl, 'src');
-  t.teardown(() => publisher.stop());
+  const { gw } = await syntheticPublish(t, {}, 'src');
 
   const base = `rtmp://127.0.0.1:${nginx.rtmpPort}`;
   const startups = [

@@ -4,6 +4,8 @@ import { checkServerIdentity, connect as tlsConnect, type SecureContext } from '
 import { TypedEmitter } from '../events.js';
 import { decodeAmf0, EcmaArray, encodeAmf0, type Amf0Value } from './amf0.js';
 import { ChunkReader, encodeMessage, MessageType, type RtmpMessage } from './chunks.js';
+import { RtmpAuthenticator, type RtmpCredentials } from './auth.js';
+import { ConnectRefused, RtmpError } from './errors.js';
 
 export interface RtmpPublishOptions {
   protocol: 'rtmp' | 'rtmps';
@@ -14,8 +16,16 @@ export interface RtmpPublishOptions {
   host: string;
   app: string;
   tcUrl: string;
-  /** The name given to `publish`, query string included. Secret: never logged. */
+  /** The name given to `publish`. Secret (a stream key): never logged. */
   streamName: string;
+  /**
+   * The destination URL's query without `?` (secret): added to app and tcUrl in connect, where
+   * Wowza and Web Call Server look for it, and to the published name, where nginx-rtmp's
+   * on_publish and Wowza's publish handlers do.
+   */
+  query?: string;
+  /** For servers that ask for Adobe or Limelight authentication. */
+  credentials?: RtmpCredentials;
   flashVer: string;
   /** Local address to connect from. */
   localAddress?: string;
@@ -23,17 +33,6 @@ export interface RtmpPublishOptions {
   secureContext?: SecureContext;
   /** Connecting, handshake, connect, createStream and publish together must finish within this. */
   timeoutMs: number;
-}
-
-/** A refusal or failure of the destination, with the server's own code and description when it gave one. */
-export class RtmpError extends Error {
-  constructor(
-    message: string,
-    readonly code?: string,
-  ) {
-    super(message);
-    this.name = 'RtmpError';
-  }
 }
 
 export type RtmpPublisherEvents = {
@@ -76,14 +75,33 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
     socket.on('error', (error) => (this.#error ??= error));
   }
 
-  /** Connects and publishes; resolves once the server said NetStream.Publish.Start. */
+  /**
+   * Connects and publishes; resolves once the server said NetStream.Publish.Start. A server that
+   * asks for authentication gets it on new connections to the same address (up to two more).
+   */
   static async publish(options: RtmpPublishOptions): Promise<RtmpPublisher> {
-    const socket = await openSocket(options);
+    const deadline = Date.now() + options.timeoutMs;
+    const authenticator = new RtmpAuthenticator(options.credentials);
+    let auth = '';
+    for (;;) {
+      try {
+        return await RtmpPublisher.#attempt(options, auth, deadline - Date.now());
+      } catch (error) {
+        const next = error instanceof ConnectRefused ? authenticator.next(error.description ?? '', options.app) : undefined;
+        if (next === undefined) throw error;
+        auth = next;
+      }
+    }
+  }
+
+  static async #attempt(options: RtmpPublishOptions, auth: string, timeoutMs: number): Promise<RtmpPublisher> {
+    if (timeoutMs <= 0) throw new RtmpError(`the destination did not accept the publish within ${options.timeoutMs} ms`);
+    const socket = await openSocket(options, timeoutMs);
     const client = new RtmpPublisher(socket);
-    const timer = setTimeout(() => client.#abort(new RtmpError(`the destination did not accept the publish within ${options.timeoutMs} ms`)), options.timeoutMs);
+    const timer = setTimeout(() => client.#abort(new RtmpError(`the destination did not accept the publish within ${options.timeoutMs} ms`)), timeoutMs);
     try {
       await client.#handshake();
-      await client.#startPublishing(options);
+      await client.#startPublishing(options, auth);
       return client;
     } catch (error) {
       client.#abort(error instanceof Error ? error : new Error(String(error)));
@@ -175,18 +193,24 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
     });
   }
 
-  async #startPublishing(options: RtmpPublishOptions): Promise<void> {
+  async #startPublishing(options: RtmpPublishOptions, auth: string): Promise<void> {
     this.#sendControl(MessageType.SET_CHUNK_SIZE, uint32(OUT_CHUNK_SIZE));
     this.#sendControl(MessageType.WINDOW_ACK_SIZE, uint32(ACK_WINDOW));
-    await this.#call('connect', [{ app: options.app, type: 'nonprivate', flashVer: options.flashVer, tcUrl: options.tcUrl }]);
-    this.#command('releaseStream', [null, options.streamName]);
-    this.#command('FCPublish', [null, options.streamName]);
+    const query = options.query ?? '';
+    const app = withQuery(withQuery(options.app, query), auth);
+    const tcUrl = withQuery(withQuery(options.tcUrl, query), auth);
+    await this.#call('connect', [{ app, type: 'nonprivate', flashVer: options.flashVer, tcUrl }]).catch((error: unknown) => {
+      throw error instanceof RtmpError ? new ConnectRefused(error) : error;
+    });
+    const streamName = withQuery(options.streamName, query);
+    this.#command('releaseStream', [null, streamName]);
+    this.#command('FCPublish', [null, streamName]);
     const created = await this.#call('createStream', [null]);
     const streamId = created.find((v): v is number => typeof v === 'number');
     if (streamId === undefined) throw new RtmpError('the destination did not give a stream id for createStream');
     this.#streamId = streamId;
     const started = new Promise<void>((resolve, reject) => (this.#publishing = { resolve, reject }));
-    this.#command('publish', [null, options.streamName, 'live'], streamId);
+    this.#command('publish', [null, streamName, 'live'], streamId);
     await started;
   }
 
@@ -287,7 +311,13 @@ function statusError(info: Amf0Value, fallback: string): RtmpError {
   const fields = (info && typeof info === 'object' ? info : {}) as Record<string, Amf0Value>;
   const code = typeof fields.code === 'string' ? fields.code : undefined;
   const description = typeof fields.description === 'string' ? fields.description : undefined;
-  return new RtmpError([code, description].filter(Boolean).join(': ') || fallback, code);
+  return new RtmpError([code, description].filter(Boolean).join(': ') || fallback, code, description);
+}
+
+/** Appends `extra` to a URL-like string's query. */
+function withQuery(text: string, extra: string): string {
+  if (!extra) return text;
+  return `${text}${text.includes('?') ? '&' : '?'}${extra}`;
 }
 
 function uint32(value: number): Buffer {
@@ -296,7 +326,7 @@ function uint32(value: number): Buffer {
   return b;
 }
 
-function openSocket(options: RtmpPublishOptions): Promise<Socket> {
+function openSocket(options: RtmpPublishOptions, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const common = { host: options.address, port: options.port, localAddress: options.localAddress, noDelay: true };
     const socket =
@@ -309,7 +339,7 @@ function openSocket(options: RtmpPublishOptions): Promise<Socket> {
           })
         : netConnect(common);
     const ready = options.protocol === 'rtmps' ? 'secureConnect' : 'connect';
-    const timer = setTimeout(() => socket.destroy(new RtmpError(`could not connect within ${options.timeoutMs} ms`)), options.timeoutMs);
+    const timer = setTimeout(() => socket.destroy(new RtmpError(`could not connect within ${options.timeoutMs} ms`)), timeoutMs);
     socket.once(ready, () => {
       clearTimeout(timer);
       socket.off('error', onError);

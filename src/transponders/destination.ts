@@ -1,4 +1,5 @@
 import { invalid } from '../errors.js';
+import type { RtmpCredentials } from '../rtmp/auth.js';
 
 /**
  * An RTMP destination parsed from a request's `rtmpUrl`. `url`, `streamName` (in full-URL mode)
@@ -16,6 +17,8 @@ export interface Destination {
   streamName: string;
   /** The URL's query string without `?` (secret: its values may be credentials), or "". */
   query: string;
+  /** From `rtmp://user:password@host/app`, for servers that ask for RTMP authentication (secret). */
+  credentials?: RtmpCredentials;
   /** `protocol://host:port/app`, the tcUrl of the RTMP connect (without the query). */
   tcUrl: string;
   /** The rtmpUrl as the client gave it (secret): the transponder's identity with the stream. */
@@ -72,6 +75,7 @@ export function parseDestination(rtmpUrl: string, publishedName: string, rules: 
     streamName = `${rules.prefix}${publishedName}`;
   }
 
+  const credentials = parseCredentials(parsed, field);
   const userinfo = parsed.username ? `${parsed.username}${parsed.password ? `:${parsed.password}` : ''}@` : '';
   const redactedUserinfo = parsed.username ? `${parsed.username}${parsed.password ? `:${MASK}` : ''}@` : '';
   const query = parsed.search;
@@ -83,6 +87,7 @@ export function parseDestination(rtmpUrl: string, publishedName: string, rules: 
 
   const secrets = [
     parsed.password,
+    credentials?.password ?? '',
     ...[...parsed.searchParams.values()],
     ...(rules.fullUrl ? [streamName, encodeURIComponent(streamName)] : []),
   ].filter((s) => s.length >= 3);
@@ -95,6 +100,7 @@ export function parseDestination(rtmpUrl: string, publishedName: string, rules: 
     app,
     streamName,
     query: query.replace(/^\?/, ''),
+    credentials,
     tcUrl: `${protocol}://${hostPort}/${app}`,
     requestedUrl: rtmpUrl,
     url,
@@ -104,6 +110,16 @@ export function parseDestination(rtmpUrl: string, publishedName: string, rules: 
     redactedStreamName,
     secrets: secrets.sort((a, b) => b.length - a.length),
   };
+}
+
+function parseCredentials(parsed: URL, field: string): RtmpCredentials | undefined {
+  if (!parsed.username && !parsed.password) return undefined;
+  if (!parsed.username || !parsed.password) throw invalid(field, 'credentials need both a user name and a password (rtmp://user:password@host/app)');
+  try {
+    return { user: decodeURIComponent(parsed.username), password: decodeURIComponent(parsed.password) };
+  } catch {
+    throw invalid(field, 'has badly escaped credentials');
+  }
 }
 
 function decodeSegment(field: string): (segment: string) => string {

@@ -169,18 +169,17 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   async #connect(): Promise<RtmpPublisher> {
     const { destination, settings } = this;
     const address = await settings.resolveHost(destination.host);
-    // Query parameters go where servers look for them: in connect (app and tcUrl, as Web Call
-    // Server and FMLE send them) and after the published name (nginx-rtmp's on_publish, Wowza).
-    const query = destination.query ? `?${destination.query}` : '';
     try {
       return await RtmpPublisher.publish({
         protocol: destination.protocol,
         address,
         port: destination.port,
         host: destination.host,
-        app: destination.app + query,
-        tcUrl: destination.tcUrl + query,
-        streamName: destination.streamName + query,
+        app: destination.app,
+        tcUrl: destination.tcUrl,
+        streamName: destination.streamName,
+        query: destination.query,
+        credentials: destination.credentials,
         flashVer: this.request.flashVer ?? settings.flashVer,
         localAddress: settings.localAddress,
         secureContext: settings.secureContext,

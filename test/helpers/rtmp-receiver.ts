@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { decodeAmf0, encodeAmf0, type Amf0Value } from '../../src/rtmp/amf0.js';
@@ -30,7 +30,16 @@ export interface RtmpMediaMessage {
   data: Buffer;
 }
 
+/** RTMP authentication as Wowza (authmod=adobe) and Limelight (authmod=llnw) ask for it. */
+export interface ReceiverAuth {
+  method: 'adobe' | 'llnw';
+  user: string;
+  password: string;
+}
+
 export interface RtmpReceiverEvents {
+  /** Every connect command, with its command object (app, tcUrl, flashVer, …). */
+  connect: [Record<string, Amf0Value>];
   publish: [RtmpPublish];
   media: [RtmpMediaMessage];
   metadata: [RtmpPublish, Record<string, Amf0Value>];
@@ -47,6 +56,12 @@ export class RtmpReceiver extends EventEmitter<RtmpReceiverEvents> {
 
   /** When set, every publish is refused with this onStatus error. */
   refuse: { code: string; description: string } | undefined;
+
+  /** When set, connects must authenticate. */
+  auth: ReceiverAuth | undefined;
+
+  /** Challenges handed out, by opaque (adobe) or nonce (llnw), each answerable once. */
+  readonly challenges = new Map<string, { salt: string; challenge: string }>();
 
   private constructor(
     private readonly server: Server,
@@ -160,8 +175,16 @@ class Connection {
   #onCommand([name, transaction, command, ...args]: Amf0Value[]): void {
     const txn = typeof transaction === 'number' ? transaction : 0;
     switch (name) {
-      case 'connect':
+      case 'connect': {
         this.#connect = (command ?? {}) as Record<string, Amf0Value>;
+        this.receiver.emit('connect', this.#connect);
+        const refusal = this.receiver.auth && authenticate(this.receiver, this.receiver.auth, String(this.#connect.app ?? ''));
+        if (refusal) {
+          // As Wowza: the reason in the description of an _error, then the connection is closed.
+          this.#send(3, 20, encodeAmf0('_error', txn, null, { level: 'error', code: 'NetConnection.Connect.Rejected', description: refusal }));
+          this.socket.end();
+          return;
+        }
         this.#send(2, 5, Buffer.from([0, 0x26, 0x25, 0xa0])); // window acknowledgement size 2.5 MB
         this.#send(
           3,
@@ -174,6 +197,7 @@ class Connection {
           }),
         );
         return;
+      }
       case 'createStream':
         this.#send(3, 20, encodeAmf0('_result', txn, null, 1));
         return;
@@ -200,4 +224,50 @@ class Connection {
   #send(csid: number, type: number, body: Buffer, streamId = 0): void {
     this.socket.write(encodeMessage(csid, { type, timestamp: 0, streamId, body }, DEFAULT_CHUNK_SIZE));
   }
+}
+
+/**
+ * Checks a connect's app against the receiver's credentials; returns the refusal's description, or
+ * undefined when accepted. The three steps and the hashes are those of Wowza's and Limelight's
+ * RTMP authentication, as ffmpeg, FMLE and OBS answer them (ffmpeg itself is tested against this).
+ */
+function authenticate(receiver: RtmpReceiver, auth: ReceiverAuth, app: string): string | undefined {
+  const reject = (reason: string): string => `[ AccessManager.Reject ] : [ authmod=${auth.method} ] : ${reason}`;
+  const query = new Map(
+    (app.split('?')[1] ?? '')
+      .split('&')
+      .filter((pair) => pair.includes('='))
+      .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)] as const),
+  );
+  const user = query.get('user');
+  if (query.get('authmod') !== auth.method || user === undefined) return `[ AccessManager.Reject ] : [ code=403 need auth; authmod=${auth.method} ] : `;
+  if (decodeURIComponent(user) !== auth.user) return reject('?reason=nosuchuser');
+  const md5 = (text: string, encoding: 'base64' | 'hex'): string => createHash('md5').update(text).digest(encoding);
+  if (auth.method === 'adobe') {
+    const opaque = query.get('opaque');
+    const session = opaque === undefined ? undefined : receiver.challenges.get(opaque);
+    if (!query.has('response') || !session) {
+      // Salt and challenge with base64's '+', '/' and '=' as real servers send them; opaque differs from challenge.
+      const salt = `${randomBytes(6).toString('base64')}+/=`;
+      const challenge = randomBytes(4).toString('base64');
+      const nextOpaque = randomBytes(4).toString('hex');
+      receiver.challenges.set(nextOpaque, { salt, challenge });
+      return reject(`?reason=needauth&user=${user}&salt=${salt}&challenge=${challenge}&opaque=${nextOpaque}`);
+    }
+    receiver.challenges.delete(opaque!);
+    const secret = md5(auth.user + session.salt + auth.password, 'base64');
+    return query.get('response') === md5(secret + opaque + (query.get('challenge') ?? ''), 'base64') ? undefined : reject(`?reason=authfailed&opaque=${opaque}`);
+  }
+  const nonce = query.get('nonce');
+  if (!query.has('response') || nonce === undefined || !receiver.challenges.has(nonce)) {
+    const next = randomBytes(8).toString('hex');
+    receiver.challenges.set(next, { salt: '', challenge: next });
+    return reject(`?reason=needauth&user=${user}&nonce=${next}`);
+  }
+  receiver.challenges.delete(nonce);
+  const appName = app.split('?')[0]!;
+  const ha1 = md5(`${auth.user}:live:${auth.password}`, 'hex');
+  const ha2 = md5(`publish:/${appName.includes('/') ? appName : `${appName}/_definst_`}`, 'hex');
+  const expected = md5(`${ha1}:${nonce}:${query.get('nc')}:${query.get('cnonce')}:auth:${ha2}`, 'hex');
+  return query.get('response') === expected ? undefined : reject('?reason=authfailed');
 }

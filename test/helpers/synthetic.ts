@@ -15,14 +15,16 @@ export function testFixture(): Fixture {
 
 /**
  * A gateway configured with `config`, and a real WebRTC publisher without a browser (werift over
- * WHIP) publishing `streamName` to it; both are ended when the test ends.
+ * WHIP) publishing `streamName` to it; both are ended when the test ends. Log lines go to
+ * `logLines` when given.
  */
 export async function syntheticPublish(
   t: Test,
   config: Partial<GatewayConfig>,
   streamName: string,
+  logLines?: string[],
 ): Promise<{ gw: TestGateway; publisher: SyntheticPublisher }> {
-  const gw = await startGateway(config);
+  const gw = await startGateway(config, logLines);
   t.teardown(() => gw.close());
   const publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, streamName);
   t.teardown(() => publisher.stop());

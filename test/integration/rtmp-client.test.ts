@@ -1,8 +1,10 @@
 import t from 'tap';
-import { RtmpError, RtmpPublisher, type RtmpPublishOptions } from '../../src/rtmp/client.js';
+import { RtmpPublisher, type RtmpPublishOptions } from '../../src/rtmp/client.js';
+import { RtmpError } from '../../src/rtmp/errors.js';
 import type { Amf0Value } from '../../src/rtmp/amf0.js';
 import { RtmpReceiver, type RtmpMediaMessage, type RtmpPublish } from '../helpers/rtmp-receiver.js';
 import { freePort } from '../helpers/rtmp-server.js';
+import { startProcess, stopProcess } from '../helpers/processes.js';
 
 let receiver: RtmpReceiver;
 t.before(async () => {
@@ -17,7 +19,8 @@ const options = (overrides: Partial<RtmpPublishOptions> = {}): RtmpPublishOption
   host: 'localhost',
   app: 'live/instance',
   tcUrl: `rtmp://localhost:${receiver.port}/live/instance`,
-  streamName: 'stream1?token=abc',
+  streamName: 'stream1',
+  query: 'token=abc',
   flashVer: 'FMLE/3.0 (compatible; test)',
   timeoutMs: 2000,
   ...overrides,
@@ -70,4 +73,54 @@ t.test('a server that never answers the handshake times out', async (t) => {
   const error = await RtmpPublisher.publish(options({ port: (silent.address() as { port: number }).port, timeoutMs: 300 })).catch((e: unknown) => e);
   t.match(String(error), /did not accept the publish within 300 ms/);
   t.ok(Date.now() - started < 1500);
+});
+
+t.test('RTMP authentication: Adobe and Limelight, as Wowza and Limelight ask for them', async (t) => {
+  t.teardown(() => (receiver.auth = undefined));
+  const connects: Record<string, Amf0Value>[] = [];
+  const onConnect = (c: Record<string, Amf0Value>): void => void connects.push(c);
+  receiver.on('connect', onConnect);
+  t.teardown(() => receiver.off('connect', onConnect));
+  const credentials = { user: 'pub lisher', password: 'p@ss:w/rd+' };
+
+  for (const method of ['adobe', 'llnw'] as const) {
+    receiver.auth = { method, ...credentials };
+    connects.length = 0;
+    const client = await RtmpPublisher.publish(options({ credentials }));
+    t.equal(connects.length, 3, `${method}: three connects (need auth, challenge, response)`);
+    t.equal(connects[0]?.app, 'live/instance?token=abc', `${method}: the first connect is plain`);
+    t.match(connects[1]?.app, new RegExp(`^live/instance\\?token=abc&authmod=${method}&user=pub%20lisher$`));
+    t.match(connects[2]?.app, new RegExp(`^live/instance\\?token=abc&authmod=${method}&user=pub%20lisher&.*response=`));
+    t.match(connects[2]?.tcUrl, new RegExp(`^rtmp://localhost:\\d+/live/instance\\?token=abc&authmod=${method}&`), `${method}: tcUrl carries the same query`);
+    t.notMatch(JSON.stringify(connects), /p@ss|w\/rd/, `${method}: the password itself is never sent`);
+    await client.close();
+  }
+
+  receiver.auth = { method: 'adobe', ...credentials };
+  const wrong = await RtmpPublisher.publish(options({ credentials: { ...credentials, password: 'wrong-password' } })).catch((e: unknown) => e);
+  t.type(wrong, RtmpError);
+  t.equal((wrong as Error).message, 'the destination refused the user name or password');
+  const unknown = await RtmpPublisher.publish(options({ credentials: { user: 'nobody', password: 'x' } })).catch((e: unknown) => e);
+  t.equal((unknown as Error).message, 'the destination does not know the user name');
+  const none = await RtmpPublisher.publish(options()).catch((e: unknown) => e);
+  t.match((none as Error).message, /requires a user name and password \(adobe authentication\): give them in the URL, rtmp:\/\/user:password@host\/app/);
+});
+
+t.test('the test server authenticates as real servers do: ffmpeg\'s own RTMP client gets in with the password and not without it', async (t) => {
+  t.teardown(() => (receiver.auth = undefined));
+  for (const method of ['adobe', 'llnw'] as const) {
+    receiver.auth = { method, user: 'ffuser', password: 'ffpass' };
+    for (const [password, accepted] of [['ffpass', true], ['nope', false]] as const) {
+      let published = false;
+      const onPublish = (): void => void (published = true);
+      receiver.on('publish', onPublish);
+      const ffmpeg = startProcess('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-f', 'lavfi', '-i', 'color=size=64x64:rate=5', '-frames:v', '5', '-c:v', 'flv', '-f', 'flv', `rtmp://ffuser:${password}@127.0.0.1:${receiver.port}/live/ff`]);
+      t.teardown(() => stopProcess(ffmpeg));
+      const code = await new Promise<number | null>((resolve) => ffmpeg.once('exit', (c) => resolve(c)));
+      receiver.off('publish', onPublish);
+      const outcome = accepted ? 'published' : 'was refused';
+      t.equal(published, accepted, `${method}, ${accepted ? 'right' : 'wrong'} password: ffmpeg ${outcome}`);
+      t.equal(code === 0, accepted, `${method}: ffmpeg's exit status agrees`);
+    }
+  }
 });

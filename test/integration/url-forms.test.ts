@@ -1,6 +1,7 @@
 import t from 'tap';
 import { createServer } from 'node:http';
 import { waitFor } from '../helpers/processes.js';
+import { RtmpReceiver, type RtmpPublish } from '../helpers/rtmp-receiver.js';
 import { NginxRtmp } from '../helpers/rtmp-server.js';
 import { syntheticPublish } from '../helpers/synthetic.js';
 
@@ -48,4 +49,32 @@ t.test('application instances, query parameters and full URLs reach the RTMP ser
   const listing = JSON.stringify((await gw.post('/rest-api/push/find_all')).body);
   t.notMatch(listing, /secret-pass-1|key-in-url-7/, 'query values and keys stay out of listings');
   t.match(listing, /"rtmpUrl":"rtmp:\/\/127\.0\.0\.1:\d+\/live\?user=\*\*\*&pass=\*\*\*"/);
+});
+
+t.test('credentials in the URL answer the server\'s RTMP authentication; they never show', async (t) => {
+  const receiver = await RtmpReceiver.start();
+  t.teardown(() => receiver.close());
+  receiver.auth = { method: 'adobe', user: 'wowza-user', password: 'pa55-w0rd' };
+  const published = new Promise<RtmpPublish>((resolve) => receiver.once('publish', resolve));
+  const logs: string[] = [];
+  const { gw } = await syntheticPublish(t, { log_level: 'debug' }, 'authed', logs);
+  const base = `127.0.0.1:${receiver.port}/live`;
+
+  const ok = await gw.post('/rest-api/push/startup', { streamName: 'authed', rtmpUrl: `rtmp://wowza-user:pa55-w0rd@${base}` });
+  t.equal(ok.status, 200, JSON.stringify(ok.body));
+  t.match(ok.body, { state: 'running', rtmpUrl: `rtmp://wowza-user:***@${base}` });
+  t.match((await published).streamName, 'rtmp_authed');
+  t.notMatch(JSON.stringify((await gw.post('/rest-api/push/find_all')).body), /pa55-w0rd/);
+
+  const wrong = await gw.post('/rest-api/push/startup', { streamName: 'authed', rtmpUrl: `rtmp://wowza-user:not-it-42@${base}` });
+  t.equal(wrong.status, 500, JSON.stringify(wrong.body));
+  t.match(wrong.body.message, /could not publish to the destination: the destination refused the user name or password$/);
+  const none = await gw.post('/rest-api/push/startup', { streamName: 'authed', rtmpUrl: `rtmp://${base}` });
+  t.match(none.body.message, /requires a user name and password \(adobe authentication\)/);
+  const half = await gw.post('/rest-api/push/startup', { streamName: 'authed', rtmpUrl: `rtmp://wowza-user@${base}` });
+  t.equal(half.status, 400);
+  t.match(half.body.message, /rtmpUrl: credentials need both a user name and a password/);
+  t.equal((await gw.post('/rest-api/push/find_all')).body.length, 1, 'only the authenticated push is left');
+  t.ok(logs.length > 10, 'the gateway logged at debug level');
+  t.notMatch(logs.join('\n'), /pa55-w0rd|not-it-42/, 'passwords stay out of the log');
 });

@@ -47,6 +47,16 @@ t.test('passwords and query values are secrets', async (t) => {
   t.notMatch(scrubDestination(`failed: s3cret tok123 ${d.url}`, d), /s3cret|tok123/);
 });
 
+t.test('credentials are decoded for RTMP authentication and kept secret', async (t) => {
+  const d = parseDestination('rtmp://us%20er:p%40ss%3Aword@h/app/KEY99', 's', full);
+  t.same(d.credentials, { user: 'us er', password: 'p@ss:word' });
+  t.equal(d.redactedUrl, 'rtmp://us%20er:***@h:1935/app/***');
+  t.equal(scrubDestination('said p@ss:word and p%40ss%3Aword', d), 'said *** and ***');
+  t.equal(parseDestination('rtmp://h/app', 's', prefix).credentials, undefined);
+  t.throws(() => parseDestination('rtmp://user@h/app', 's', prefix), /rtmpUrl: credentials need both a user name and a password/);
+  t.throws(() => parseDestination('rtmp://:pw@h/app', 's', prefix), /rtmpUrl: credentials need both/);
+});
+
 t.test('bad URLs are refused naming the field', async (t) => {
   const bad: [string, RegExp][] = [
     ['http://h/app', /must start with rtmp/],

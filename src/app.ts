@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -10,6 +11,7 @@ import { whipRoutes } from './http/routes/whip.js';
 import type { IngestEngine } from './ingest/engine.js';
 import { WeriftEngine } from './ingest/werift-engine.js';
 import { createMetrics } from './metrics.js';
+import { ROOT } from './paths.js';
 import { PublisherRegistry } from './publishers/registry.js';
 import { rtmpsTrust } from './rtmp/trust.js';
 import { FfmpegProcess } from './transponders/ffmpeg-process.js';
@@ -52,6 +54,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     { prefix: config.rtmp_transponder_stream_name_prefix, fullUrl: config.rtmp_transponder_full_url },
     {
       ffmpegPath: config.ffmpeg_path,
+      mediaDir: resolve(ROOT, config.media_dir),
       encoding: {
         keepAspectRatio: config.transcoding_keep_aspect_ratio,
         transcodingEnabled: config.transcoding_enabled,

@@ -31,8 +31,15 @@ export const findSchema = z.strictObject({
 
 export const findAllSchema = z.strictObject({});
 
-export const mediaSessionSchema = z.strictObject({
-  mediaSessionId: z.string().min(1).max(64),
+const mediaSessionId = z.string().min(1).max(64);
+
+export const mediaSessionSchema = z.strictObject({ mediaSessionId });
+
+export const soundOnSchema = z.strictObject({
+  mediaSessionId,
+  soundFile: z.string().min(1).max(255),
+  loop: z.boolean().optional(),
+  volume: z.number().min(0).max(1).optional(),
 });
 
 /** Browser SDK signalling, client to gateway. */

@@ -20,30 +20,10 @@ export function serializeRtp(packet: MediaPacket, payloadType: number, ssrc: num
   return buf;
 }
 
-const NTP_EPOCH_OFFSET_S = 2208988800;
-
-/**
- * An RTCP sender report (RFC 3550 §6.4.1) with no report blocks. The gateway sends its own to
- * ffmpeg so that audio and video share one clock from their first packet (see `ClockMapping`).
- */
-export function serializeSenderReport(ssrc: number, wallclockMs: number, rtpTimestamp: number): Buffer {
-  const buf = Buffer.alloc(28);
-  buf[0] = 0x80;
-  buf[1] = 200;
-  buf.writeUInt16BE(6, 2); // length in 32-bit words minus one
-  buf.writeUInt32BE(ssrc >>> 0, 4);
-  const seconds = Math.floor(wallclockMs / 1000);
-  const fraction = Math.floor(((wallclockMs % 1000) / 1000) * 2 ** 32);
-  buf.writeUInt32BE((seconds + NTP_EPOCH_OFFSET_S) >>> 0, 8);
-  buf.writeUInt32BE(fraction >>> 0, 12);
-  buf.writeUInt32BE(rtpTimestamp >>> 0, 16);
-  return buf; // packet and octet counts stay 0: ffmpeg does not use them
-}
-
 /**
  * Maps a track's RTP timestamps to wall-clock milliseconds, anchored at the arrival of the track's
  * first packet. Audio and video anchored on the same clock keep their relative timing within the
- * arrival jitter of their first packets, which is what ffmpeg needs to interleave them.
+ * arrival jitter of their first packets: the clock every output timestamp is mapped from.
  */
 export class ClockMapping {
   constructor(

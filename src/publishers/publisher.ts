@@ -9,7 +9,7 @@ import {
   type MediaKind,
   type VideoCodec,
 } from '../media/codecs.js';
-import { ClockMapping, DuplicateFilter, serializeRtp, serializeSenderReport, type MediaPacket } from '../media/rtp.js';
+import { ClockMapping, DuplicateFilter, serializeRtp, type MediaPacket } from '../media/rtp.js';
 import { StartCache, type CachedPacket } from './start-cache.js';
 
 /** Receives a publisher's media, normalised: fixed payload types and SSRCs, no header extensions. */
@@ -154,17 +154,6 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
 
   detach(sink: MediaSink): void {
     this.#sinks.delete(sink);
-  }
-
-  /**
-   * An RTCP sender report for the track, mapping `timestamp` onto the publisher's shared clock.
-   * Sent to ffmpeg before a track's first packet, it makes ffmpeg place audio and video on one
-   * timeline instead of starting each at zero from its own first packet.
-   */
-  senderReport(kind: MediaKind, timestamp: number): Buffer | undefined {
-    const pipeline = this.#pipelines.get(kind);
-    if (!pipeline?.clock) return undefined;
-    return serializeSenderReport(pipeline.ssrc, pipeline.clock.wallclockMs(timestamp), timestamp);
   }
 
   async close(reason = 'closed by the gateway'): Promise<void> {

@@ -1,71 +1,54 @@
-import { FFMPEG_PAYLOAD_TYPE, OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE, type VideoCodec } from '../media/codecs.js';
+import { FFMPEG_PAYLOAD_TYPE, VIDEO_CLOCK_RATE, type VideoCodec } from '../media/codecs.js';
+import { PCM_CHANNELS, PCM_SAMPLE_RATE } from './audio-mixer.js';
 import type { EncodingPlan, EncodingSettings } from './encoding.js';
 
-export interface RtpInput {
-  video?: { codec: VideoCodec; port: number; spropParameterSets?: string };
-  audio?: { port: number };
+export interface VideoRtpInput {
+  codec: VideoCodec;
+  port: number;
+  spropParameterSets?: string;
 }
 
-/**
- * The SDP file ffmpeg reads its RTP input from. A file rather than a pipe: ffmpeg ignores stdin
- * commands (used to stop it with `q`) when an input is `pipe:`.
- */
-export function buildInputSdp(input: RtpInput): string {
+/** The SDP file ffmpeg reads the RTP video it transcodes from. */
+export function buildInputSdp(video: VideoRtpInput): string {
   const lines = ['v=0', 'o=- 0 0 IN IP4 127.0.0.1', 's=transponder', 'c=IN IP4 127.0.0.1', 't=0 0'];
-  if (input.video) {
-    const pt = FFMPEG_PAYLOAD_TYPE[input.video.codec];
-    lines.push(`m=video ${input.video.port} RTP/AVP ${pt}`, `a=rtpmap:${pt} ${input.video.codec}/${VIDEO_CLOCK_RATE}`);
-    if (input.video.codec === 'H264') {
-      const sprop = input.video.spropParameterSets ? `;sprop-parameter-sets=${input.video.spropParameterSets}` : '';
-      lines.push(`a=fmtp:${pt} packetization-mode=1${sprop}`);
-    }
-  }
-  if (input.audio) {
-    const pt = FFMPEG_PAYLOAD_TYPE.opus;
-    lines.push(`m=audio ${input.audio.port} RTP/AVP ${pt}`, `a=rtpmap:${pt} opus/${OPUS_CLOCK_RATE}/2`);
+  const pt = FFMPEG_PAYLOAD_TYPE[video.codec];
+  lines.push(`m=video ${video.port} RTP/AVP ${pt}`, `a=rtpmap:${pt} ${video.codec}/${VIDEO_CLOCK_RATE}`);
+  if (video.codec === 'H264') {
+    const sprop = video.spropParameterSets ? `;sprop-parameter-sets=${video.spropParameterSets}` : '';
+    lines.push(`a=fmtp:${pt} packetization-mode=1${sprop}`);
   }
   return lines.join('\n') + '\n';
 }
 
 export interface FfmpegJob {
-  sdpPath: string;
-  /** What ffmpeg reads: audio, and video only when it transcodes it. */
-  input: RtpInput;
+  /** The SDP file of the RTP video to transcode; absent when the gateway passes video through. */
+  videoSdpPath?: string;
   plan: EncodingPlan;
   settings: EncodingSettings;
-  /** How long ffmpeg probes the input before it starts writing, in microseconds. */
+  /** How long ffmpeg probes the RTP input before it starts writing, in microseconds. */
   analyzeDurationUs: number;
 }
 
 /**
- * ffmpeg's argument array: RTP in (from the SDP file), FLV tags out on stdout, which the gateway
- * forwards to the destination itself. ffmpeg never sees the destination, so no URL or stream key
- * is in its arguments, and it can reach no network: inputs are limited to file, udp and rtp.
+ * ffmpeg's argument array. In: the gateway's mixed audio as raw PCM on stdin, and the RTP video
+ * when it is transcoded (from the SDP file). Out: FLV tags on stdout, which the gateway forwards to
+ * the destination itself. ffmpeg never sees the destination, so no URL or stream key is in its
+ * arguments, and it can reach no network: inputs are limited to file, udp, rtp and the pipe.
  */
 export function buildFfmpegArgs(job: FfmpegJob): string[] {
-  const { input, plan, settings } = job;
-  const args = [
-    '-hide_banner',
-    '-nostats',
-    '-loglevel', 'level+info',
-    '-protocol_whitelist', 'file,udp,rtp',
-    '-analyzeduration', String(job.analyzeDurationUs),
-    '-i', job.sdpPath,
-  ];
-  if (input.video) {
-    args.push('-map', '0:v:0');
-    if (plan.video === 'copy') args.push('-c:v', 'copy');
-    else args.push(...x264Args(plan, settings));
-  }
-  if (input.audio) {
-    args.push(
-      '-map', '0:a:0',
-      '-c:a', 'aac',
-      '-b:a', `${plan.audioBitrateKbps ?? settings.audioBitrateKbps}k`,
-      '-ar', String(settings.audioSampleRate),
-      '-ac', '2',
-    );
-  }
+  const { plan, settings } = job;
+  const args = ['-hide_banner', '-nostats', '-nostdin', '-loglevel', 'level+info', '-protocol_whitelist', 'file,udp,rtp,pipe'];
+  if (job.videoSdpPath) args.push('-analyzeduration', String(job.analyzeDurationUs), '-i', job.videoSdpPath);
+  args.push('-f', 's16le', '-ar', String(PCM_SAMPLE_RATE), '-ac', String(PCM_CHANNELS), '-i', 'pipe:0');
+  const audioInput = job.videoSdpPath ? 1 : 0;
+  if (job.videoSdpPath && plan.video === 'transcode') args.push('-map', '0:v:0', ...x264Args(plan, settings));
+  args.push(
+    '-map', `${audioInput}:a:0`,
+    '-c:a', 'aac',
+    '-b:a', `${plan.audioBitrateKbps ?? settings.audioBitrateKbps}k`,
+    '-ar', String(settings.audioSampleRate),
+    '-ac', '2',
+  );
   args.push('-f', 'flv', '-flvflags', 'no_duration_filesize', '-flush_packets', '1', 'pipe:1');
   return args;
 }

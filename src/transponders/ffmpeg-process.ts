@@ -13,14 +13,14 @@ export type FfmpegEvents = {
 
 const live = new Set<FfmpegProcess>();
 
-/** How long `q` on stdin gets before signals: ffmpeg reads it between packets (audio: every 20 ms). */
+/** How long the end of standard input gets before signals (ffmpeg with an RTP input ignores it). */
 const QUIT_GRACE_MS = 300;
 /** Gap between the two SIGINTs, so the kernel delivers two signals rather than merging them. */
 const SIGNAL_GAP_MS = 100;
 
 /**
- * One ffmpeg child in its own process group. `stop()` escalates `q` on stdin → SIGINT twice →
- * SIGKILL on the group. ffmpeg reads `q` only between input packets, and after its start-up a
+ * One ffmpeg child in its own process group. `stop()` escalates end of stdin → SIGINT twice →
+ * SIGKILL on the group. An ffmpeg reading PCM from stdin ends at its end; after its start-up a
  * single SIGINT only asks the main loop to end: the second one also interrupts a blocking read,
  * which is what ends an ffmpeg whose input has gone quiet.
  */
@@ -58,9 +58,30 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
     return this.#exitCode === undefined && this.#child.pid !== undefined;
   }
 
-  /** Sends a line to ffmpeg's stdin command interface. */
-  command(line: string): void {
-    if (this.running) this.#child.stdin.write(`${line}\n`);
+  /** The exit code once it has exited (null when a signal ended it), else undefined. */
+  get exitCode(): number | null | undefined {
+    return this.#exitCode;
+  }
+
+  /** Writes to ffmpeg's standard input (its raw PCM input); false once it is gone. */
+  write(data: Buffer): boolean {
+    if (!this.running || this.#child.stdin.writableEnded) return false;
+    this.#child.stdin.write(data);
+    return true;
+  }
+
+  /** Bytes written to standard input that ffmpeg has not read yet. */
+  get inputBacklog(): number {
+    return this.#child.stdin.writableLength;
+  }
+
+  /** Stops reading ffmpeg's output until `resumeOutput`: ffmpeg blocks once the pipe is full. */
+  pauseOutput(): void {
+    this.#child.stdout.pause();
+  }
+
+  resumeOutput(): void {
+    this.#child.stdout.resume();
   }
 
   stop(stepTimeoutMs: number): Promise<void> {
@@ -70,7 +91,7 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
 
   async #escalate(stepTimeoutMs: number): Promise<void> {
     if (!this.running) return this.exited;
-    this.command('q');
+    this.#child.stdin.end(); // end of input: ffmpeg flushes its encoders and exits
     if (await this.#exitsWithin(Math.min(QUIT_GRACE_MS, stepTimeoutMs))) return;
     this.#signalGroup('SIGINT');
     if (await this.#exitsWithin(SIGNAL_GAP_MS)) return;
@@ -78,6 +99,12 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
     if (await this.#exitsWithin(stepTimeoutMs)) return;
     this.#signalGroup('SIGKILL');
     await this.exited;
+  }
+
+  /** Kills it at once (for a process whose output is no longer wanted); resolves when it has exited. */
+  kill(): Promise<void> {
+    this.#signalGroup('SIGKILL');
+    return this.exited;
   }
 
   #exitsWithin(ms: number): Promise<boolean> {

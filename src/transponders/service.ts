@@ -6,6 +6,7 @@ import type { Publisher } from '../publishers/publisher.js';
 import type { PublisherRegistry } from '../publishers/registry.js';
 import { parseDestination, type Destination, type NamingRules } from './destination.js';
 import { planEncoding, type VideoRequest } from './encoding.js';
+import { resolveSoundFile, SoundPlayer } from './sound.js';
 import { Transponder, type TransponderSettings } from './transponder.js';
 
 export interface StartupRequest extends VideoRequest {
@@ -14,7 +15,22 @@ export interface StartupRequest extends VideoRequest {
   rtmpTransponderFullUrl?: boolean;
   /** flashVer for the RTMP connect, instead of the configured one. */
   rtmpFlashVersion?: string;
-  options?: Record<string, unknown>;
+  options?: StartupOptions;
+}
+
+/** `options` at startup: an audio action applied from the first moment. */
+export interface StartupOptions {
+  action?: 'mute' | 'sound_on';
+  soundFile?: string;
+  loop?: boolean;
+  volume?: number;
+}
+
+export interface SoundRequest {
+  soundFile: string;
+  loop?: boolean;
+  /** Gain of the file, 0..1 (1 when absent). */
+  volume?: number;
 }
 
 /** Resolves a destination host to the address to connect to; rejects when it does not resolve. */
@@ -67,9 +83,13 @@ export class TransponderService {
 
   async startup(request: StartupRequest): Promise<Transponder> {
     const destination = this.checkDestination(request.rtmpUrl, request.streamName, request.rtmpTransponderFullUrl);
-    if (request.options && 'action' in request.options) {
-      throw new GatewayError('not_supported', 'options.action: audio actions are not supported yet', 'options.action');
+    const options = request.options ?? {};
+    if (options.action !== 'sound_on') {
+      for (const key of ['soundFile', 'loop', 'volume'] as const) {
+        if (key in options) throw invalid(`options.${key}`, 'is used only with "action": "sound_on"');
+      }
     }
+    if (options.action === 'sound_on' && !options.soundFile) throw invalid('options.soundFile', 'is required with "action": "sound_on"');
     try {
       await this.settings.resolveHost(destination.host);
     } catch {
@@ -83,16 +103,20 @@ export class TransponderService {
       }
     }
     const plan = planEncoding(publisher.videoCodec ?? 'H264', request, this.settings.encoding);
+    // The sound file is checked and its decoding started before anything else is.
+    const sound = options.soundFile ? await this.#startSound(options as SoundRequest, 'options.soundFile') : undefined;
 
     const transponder = new Transponder(
       publisher,
       destination,
       plan,
-      { options: request.options ?? {}, flashVer: request.rtmpFlashVersion },
+      { options, flashVer: request.rtmpFlashVersion },
       this.settings,
       this.log.child({ stream: publisher.name, destination: destination.redactedUrl }),
     );
     this.#byId.set(transponder.mediaSessionId, transponder);
+    if (options.action === 'mute') transponder.setMuted(true);
+    if (sound) transponder.playSound(sound);
     transponder.start();
     await transponder.ready;
     if (transponder.state !== 'running') {
@@ -123,6 +147,37 @@ export class TransponderService {
 
   async terminate(mediaSessionId: string): Promise<void> {
     await this.#remove(this.get(mediaSessionId));
+  }
+
+  /** Silences (or restores) the publisher's audio in one transponder's output. */
+  setMuted(mediaSessionId: string, muted: boolean): void {
+    this.get(mediaSessionId).setMuted(muted);
+  }
+
+  /** Plays a WAV file of the media directory into one transponder's output, over the live audio. */
+  async soundOn(mediaSessionId: string, request: SoundRequest): Promise<void> {
+    const transponder = this.#active(mediaSessionId);
+    const player = await this.#startSound(request, 'soundFile');
+    if (this.#byId.get(mediaSessionId) !== transponder || !transponder.isActive) {
+      await player.stop();
+      throw conflict(`transponder ${mediaSessionId} ended meanwhile`);
+    }
+    transponder.playSound(player);
+  }
+
+  async soundOff(mediaSessionId: string): Promise<void> {
+    await this.get(mediaSessionId).stopSound();
+  }
+
+  #active(mediaSessionId: string): Transponder {
+    const transponder = this.get(mediaSessionId);
+    if (!transponder.isActive) throw conflict(`transponder ${mediaSessionId} is ${transponder.state}`);
+    return transponder;
+  }
+
+  async #startSound(request: SoundRequest, field: string): Promise<SoundPlayer> {
+    const path = await resolveSoundFile(this.settings.mediaDir, request.soundFile, field);
+    return SoundPlayer.start(this.settings.ffmpegPath, path, { loop: request.loop ?? false, volume: request.volume ?? 1 }, field);
   }
 
   async closeAll(): Promise<void> {

@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { TypedEmitter } from '../events.js';
-import type { MediaKind } from '../media/codecs.js';
 import { avcFrame, avcSequenceHeader, FlvReader, FlvTagType, type FlvTag } from '../media/flv.js';
 import { avcDecoderConfiguration, H264Depacketizer, parameterSets, spsPictureSize, type AccessUnit } from '../media/h264.js';
 import type { MediaSink, Publisher } from '../publishers/publisher.js';
@@ -15,8 +14,10 @@ import { decodeAmf0, type Amf0Value } from '../rtmp/amf0.js';
 import { RtmpPublisher } from '../rtmp/client.js';
 import { scrubDestination, type Destination } from './destination.js';
 import type { EncodingPlan, EncodingSettings } from './encoding.js';
-import { buildFfmpegArgs, buildInputSdp, type RtpInput } from './ffmpeg-args.js';
+import { AudioMixer, PCM_SAMPLE_RATE } from './audio-mixer.js';
+import { buildFfmpegArgs, buildInputSdp } from './ffmpeg-args.js';
 import { FfmpegProcess } from './ffmpeg-process.js';
+import type { SoundPlayer } from './sound.js';
 import { reservePorts, udpPortBound } from './udp-ports.js';
 
 export type TransponderState = 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
@@ -32,6 +33,8 @@ const TRANSITIONS: Record<TransponderState, readonly TransponderState[]> = {
 
 export interface TransponderSettings {
   ffmpegPath: string;
+  /** Where sound files for `sound_on` are found. */
+  mediaDir: string;
   encoding: EncodingSettings;
   startTimeoutMs: number;
   stopTimeoutMs: number;
@@ -52,7 +55,7 @@ export interface TransponderSettings {
 
 export interface TransponderOptions {
   /** Startup options as the request gave them (`options` in Web Call Server's API). */
-  options: Record<string, unknown>;
+  options: object;
   /** flashVer for the RTMP connect, when the request set one. */
   flashVer?: string;
 }
@@ -68,12 +71,16 @@ const KEPT_LOG_LINES = 20;
 const REORDER_WAIT_MS = 100;
 /** Output waiting in the gateway for a slow destination beyond this fails the transponder (~50 s at 2.5 Mb/s). */
 const MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
+/** PCM ffmpeg has not read beyond this (~10 s) means it no longer keeps up. */
+const MAX_PCM_BACKLOG_BYTES = 10 * PCM_SAMPLE_RATE * 4;
 
 /**
  * One (stream, destination) pair. The gateway publishes to the destination over its own RTMP
  * connection: H.264 is passed through by the gateway itself (depacketized, written as FLV tags the
- * moment a frame is complete); ffmpeg, fed the publisher's RTP over loopback UDP, turns Opus into
- * AAC and transcodes video when needed, and hands its FLV tags back on stdout.
+ * moment a frame is complete). Audio is decoded and mixed in the gateway (mute, sound files) and
+ * written to ffmpeg as PCM; ffmpeg encodes it to AAC, transcodes video when needed (fed the
+ * publisher's RTP over loopback UDP) and hands its FLV tags back on stdout. Every output timestamp is
+ * on the publisher's clock, mapped by the gateway, so the tracks stay in sync.
  */
 export class Transponder extends TypedEmitter<TransponderEvents> implements MediaSink {
   readonly mediaSessionId = randomUUID();
@@ -89,16 +96,17 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   #ffmpeg: FfmpegProcess | undefined;
   #ffmpegOutput: Promise<void> | undefined;
   #socket: Socket | undefined;
-  #ports: Partial<Record<MediaKind, number>> = {};
-  #reported = new Set<MediaKind>();
+  #videoPort: number | undefined;
+  #mixer: AudioMixer | undefined;
+  #sound: SoundPlayer | undefined;
   #depacketizer: H264Depacketizer | undefined;
   readonly #flv = new FlvReader();
   #workDir: string | undefined;
   #recentLines: string[] = [];
-  /** Publisher clock (ms) of RTMP timestamp 0. */
+  /** Publisher clock (ms) of RTMP timestamp 0: the first packet written, also the mixer's time 0. */
   #baseMs: number | undefined;
-  /** Publisher clock (ms) of the first audio packet ffmpeg was given: its output's time 0. */
-  #audioStartMs: number | undefined;
+  /** Publisher clock (ms) of the first video packet ffmpeg was given: its video output's time 0. */
+  #videoStartMs: number | undefined;
   #lastTimestamp = { audio: 0, video: 0 };
   #sps: Buffer | undefined;
   #pps: Buffer | undefined;
@@ -124,6 +132,11 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     return this.#settled;
   }
 
+  /** Starting or running: audio commands apply. */
+  get isActive(): boolean {
+    return this.state === 'starting' || this.state === 'running';
+  }
+
   /** Whether ffmpeg carries the video (transcoding) rather than the gateway (passthrough). */
   get #videoInFfmpeg(): boolean {
     return this.publisher.videoCodec !== undefined && this.plan.video === 'transcode';
@@ -138,9 +151,8 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     const { publisher } = this;
     if (publisher.videoCodec) await this.#awaitKeyframe();
     if (this.state !== 'starting') return;
-    const needFfmpeg = this.#videoInFfmpeg || publisher.hasAudio;
     // The destination handshake and ffmpeg's start-up run side by side.
-    const [connected, ffmpeg] = await Promise.allSettled([this.#connect(), needFfmpeg ? this.#startFfmpeg() : undefined]);
+    const [connected, ffmpeg] = await Promise.allSettled([this.#connect(), this.#startFfmpeg(), this.#startMixer()]);
     if (connected.status === 'rejected' || ffmpeg.status === 'rejected' || this.state !== 'starting') {
       if (connected.status === 'fulfilled') await connected.value.close();
       if (connected.status === 'rejected') throw connected.reason;
@@ -159,7 +171,9 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       });
     }
     publisher.attach(this, publisher.hasKeyframe);
-    if (this.#ffmpegOutput) await this.#ffmpegOutput;
+    // With no packet yet (an audio-only publisher that is silent), the audio timeline starts now.
+    this.#mixer?.begin((this.#baseMs ??= Date.now()));
+    await this.#ffmpegOutput;
     if (this.state !== 'starting') return;
     this.#transition('running');
     this.log.info({ size: this.outputSize, plan: this.plan.video }, 'publishing to the destination');
@@ -190,24 +204,29 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     }
   }
 
+  async #startMixer(): Promise<void> {
+    const mixer = await AudioMixer.create({ write: (pcm) => this.#writePcm(pcm) });
+    if (this.state !== 'starting') {
+      mixer.close();
+      return;
+    }
+    mixer.muted = this.muted;
+    mixer.source = this.#sound;
+    this.#mixer = mixer;
+  }
+
   async #startFfmpeg(): Promise<void> {
     const { publisher, settings } = this;
-    const base = await reservePorts(settings.rtpPortRange, 4);
-    const input: RtpInput = {};
+    let videoSdpPath: string | undefined;
     if (this.#videoInFfmpeg) {
-      this.#ports.video = base;
-      input.video = { codec: publisher.videoCodec!, port: base, spropParameterSets: publisher.spropParameterSets };
+      this.#videoPort = (await reservePorts(settings.rtpPortRange, 2));
+      this.#workDir = await mkdtemp(join(tmpdir(), 'transponder-'));
+      videoSdpPath = join(this.#workDir, 'input.sdp');
+      const sdp = buildInputSdp({ codec: publisher.videoCodec!, port: this.#videoPort, spropParameterSets: publisher.spropParameterSets });
+      await writeFile(videoSdpPath, sdp, { mode: 0o600 });
+      if (this.state !== 'starting') return;
     }
-    if (publisher.hasAudio) {
-      this.#ports.audio = base + 2;
-      input.audio = { port: base + 2 };
-    }
-    this.#workDir = await mkdtemp(join(tmpdir(), 'transponder-'));
-    const sdpPath = join(this.#workDir, 'input.sdp');
-    await writeFile(sdpPath, buildInputSdp(input), { mode: 0o600 });
-    if (this.state !== 'starting') return;
-
-    const args = buildFfmpegArgs({ sdpPath, input, plan: this.plan, settings: settings.encoding, analyzeDurationUs: settings.analyzeDurationUs });
+    const args = buildFfmpegArgs({ videoSdpPath, plan: this.plan, settings: settings.encoding, analyzeDurationUs: settings.analyzeDurationUs });
     const ffmpeg = new FfmpegProcess(settings.ffmpegPath, args);
     this.#ffmpeg = ffmpeg;
     this.#ffmpegOutput = new Promise((resolve) => ffmpeg.once('output', () => resolve()));
@@ -215,31 +234,64 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     ffmpeg.on('output', (data) => this.#onFfmpegOutput(data));
     ffmpeg.on('exit', (code, signal) => this.#onExit(code, signal));
     this.log.info({ pid: ffmpeg.pid, plan: this.plan.video }, 'ffmpeg started');
-    await this.#awaitPortsBound();
+    if (this.#videoPort === undefined) return;
+    await this.#awaitPortBound(this.#videoPort);
     this.#socket = createSocket('udp4');
     this.#socket.on('error', (error) => this.log.warn({ err: error }, 'RTP socket error'));
   }
 
   write(packet: CachedPacket): void {
     const { kind, rtp, timestamp } = packet;
+    const wallclockMs = this.publisher.wallclockMs(kind, timestamp);
+    if (wallclockMs === undefined) return;
     this.counters.packetsSent++;
     this.counters.bytesSent += rtp.length;
-    if (kind === 'video' && this.#depacketizer) {
+    if (this.#baseMs === undefined) {
+      this.#baseMs = wallclockMs;
+      this.#mixer?.begin(wallclockMs);
+    }
+    if (kind === 'audio') {
+      this.#mixer?.push(packet.payload, wallclockMs);
+    } else if (this.#depacketizer) {
       this.#depacketizer.push(packet);
-      return;
+    } else if (this.#socket && this.#videoPort !== undefined) {
+      this.#videoStartMs ??= wallclockMs;
+      this.#socket.send(rtp, this.#videoPort, '127.0.0.1');
     }
-    const port = this.#ports[kind];
-    const socket = this.#socket;
-    if (port === undefined || !socket) return;
-    if (!this.#reported.has(kind)) {
-      this.#reported.add(kind);
-      // With video in ffmpeg too, sender reports put both on one clock there. Alone, audio starts
-      // at ffmpeg's time 0 with its first packet, and the gateway maps that time back itself.
-      const report = this.#videoInFfmpeg ? this.publisher.senderReport(kind, timestamp) : undefined;
-      if (report) socket.send(report, port, '127.0.0.1');
-      if (kind === 'audio') this.#audioStartMs = this.publisher.wallclockMs('audio', timestamp);
-    }
-    socket.send(rtp, port, '127.0.0.1');
+  }
+
+  #writePcm(pcm: Buffer): void {
+    const ffmpeg = this.#ffmpeg;
+    if (!ffmpeg?.write(pcm)) return;
+    if (ffmpeg.inputBacklog > MAX_PCM_BACKLOG_BYTES) this.#fail('ffmpeg does not keep up with the audio');
+  }
+
+  /** Mutes or unmutes the publisher's audio in this output (a sound being played goes on). */
+  setMuted(muted: boolean): void {
+    this.muted = muted;
+    if (this.#mixer) this.#mixer.muted = muted;
+  }
+
+  /** Plays `player` into the output, replacing any sound playing; it ends by itself unless looping. */
+  playSound(player: SoundPlayer): void {
+    const previous = this.#sound;
+    this.#sound = player;
+    this.soundEnabled = true;
+    if (this.#mixer) this.#mixer.source = player;
+    player.once('ended', (error) => {
+      if (error) this.log.warn({ error }, 'sound file ended with an error');
+      if (this.#sound === player) void this.stopSound();
+    });
+    void previous?.stop();
+  }
+
+  /** Stops the sound being played, if any. */
+  async stopSound(): Promise<void> {
+    const player = this.#sound;
+    this.#sound = undefined;
+    this.soundEnabled = false;
+    if (this.#mixer) this.#mixer.source = undefined;
+    await player?.stop();
   }
 
   /** RTMP timestamp of a moment on the publisher's clock; the first media written is time 0. */
@@ -291,9 +343,11 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       ...(this.outputSize ? { width: this.outputSize.width, height: this.outputSize.height } : {}),
       ...(frameRate ? { framerate: Math.round(frameRate * 100) / 100 } : {}),
       videocodecid: 7,
-      ...(this.publisher.hasAudio
-        ? { audiocodecid: 10, audiosamplerate: encoding.audioSampleRate, audiosamplesize: 16, stereo: true, audiodatarate: encoding.audioBitrateKbps }
-        : {}),
+      audiocodecid: 10,
+      audiosamplerate: encoding.audioSampleRate,
+      audiosamplesize: 16,
+      stereo: true,
+      audiodatarate: this.plan.audioBitrateKbps ?? encoding.audioBitrateKbps,
       encoder: 'webrtc-rtmp-gateway',
     };
   }
@@ -310,9 +364,8 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   }
 
   /**
-   * Forwards a tag from ffmpeg. Transcoded output keeps ffmpeg's timeline. AAC made from passed-
-   * through video's audio is mapped onto the publisher's clock: ffmpeg's time 0 is its first input
-   * packet, shifted by the encoder's priming (1024 samples), which ffmpeg moves to time 0 in FLV.
+   * Forwards a tag from ffmpeg, its time mapped onto the publisher's clock: ffmpeg's audio time 0 is
+   * the mixer's first sample, its video time 0 the first video packet it was given.
    */
   #forwardTag(tag: FlvTag): void {
     const rtmp = this.#rtmp;
@@ -327,13 +380,12 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     const kind = tag.type === FlvTagType.VIDEO ? 'video' : tag.type === FlvTagType.AUDIO ? 'audio' : undefined;
     if (!kind) return;
     const sequenceHeader = tag.body[1] === 0;
-    let timestamp = tag.timestamp;
-    if (kind === 'audio' && !this.#videoInFfmpeg) {
-      if (this.#audioStartMs === undefined) return;
-      const primingMs = (1024 / this.settings.encoding.audioSampleRate) * 1000;
-      timestamp = this.#timestamp(this.#audioStartMs + tag.timestamp - primingMs);
-      if (timestamp < 0 && !sequenceHeader) return; // audio from before the first video frame
-    }
+    const start = kind === 'audio' ? this.#mixer?.startMs : this.#videoStartMs;
+    if (start === undefined) return;
+    // ffmpeg starts each input at time 0; AAC's 1024 priming samples are moved to time 0 in FLV.
+    const primingMs = kind === 'audio' ? (1024 / this.settings.encoding.audioSampleRate) * 1000 : 0;
+    let timestamp = this.#timestamp(start + tag.timestamp - primingMs);
+    if (timestamp < 0 && !sequenceHeader) return; // the encoder's priming
     timestamp = Math.max(this.#lastTimestamp[kind], timestamp);
     if (kind === 'audio') rtmp.writeAudio(timestamp, tag.body);
     else {
@@ -372,14 +424,12 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   }
 
   /** Forwarding starts only once ffmpeg listens: a packet sent earlier would be lost. */
-  async #awaitPortsBound(): Promise<void> {
+  async #awaitPortBound(port: number): Promise<void> {
     const deadline = Date.now() + this.settings.startTimeoutMs;
-    for (const port of Object.values(this.#ports)) {
-      while (!(await udpPortBound(port))) {
-        if (this.state !== 'starting') return;
-        if (Date.now() > deadline) throw new Error('ffmpeg did not open its RTP input in time');
-        await new Promise((r) => setTimeout(r, PORT_POLL_MS));
-      }
+    while (!(await udpPortBound(port))) {
+      if (this.state !== 'starting') return;
+      if (Date.now() > deadline) throw new Error('ffmpeg did not open its RTP input in time');
+      await new Promise((r) => setTimeout(r, PORT_POLL_MS));
     }
   }
 
@@ -431,7 +481,8 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   #release(): Promise<void> {
     this.#releasing ??= (async () => {
       this.publisher.detach(this);
-      await Promise.all([this.#rtmp?.close(), this.#ffmpeg?.stop(this.settings.stopTimeoutMs)]);
+      this.#mixer?.close();
+      await Promise.all([this.#rtmp?.close(), this.#ffmpeg?.stop(this.settings.stopTimeoutMs), this.stopSound()]);
       this.#socket?.close();
       this.#socket = undefined;
       if (this.#workDir) await rm(this.#workDir, { recursive: true, force: true });

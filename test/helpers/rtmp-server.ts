@@ -19,6 +19,8 @@ export async function freePort(): Promise<number> {
 export interface RtmpStream {
   app: string;
   name: string;
+  /** nginx-rtmp's id of the publishing connection: the same id means the same connection. */
+  clientId: string;
   flashver: string;
   address: string;
   bytesIn: number;
@@ -129,6 +131,7 @@ http {
         out.push({
           app: app[1]!,
           name: tag('name'),
+          clientId: tag('id', publisher),
           flashver: tag('flashver', publisher),
           address: tag('address', publisher),
           bytesIn: Number(tag('bytes_in')),

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { notFound } from '../../errors.js';
 import type { TransponderService } from '../../transponders/service.js';
-import { findAllSchema, findSchema, mediaSessionSchema, startupSchema } from '../schemas.js';
+import { findAllSchema, findSchema, mediaSessionSchema, soundOnSchema, startupSchema } from '../schemas.js';
 import { parseBody } from '../validation.js';
 
 /** Web Call Server's transponder API: `/rest-api/push/*`, JSON in and out. */
@@ -28,6 +28,28 @@ export function pushRoutes(app: FastifyInstance, transponders: TransponderServic
   app.post('/rest-api/push/terminate', async (request, reply) => {
     const { mediaSessionId } = parseBody(mediaSessionSchema, request.body);
     await transponders.terminate(mediaSessionId);
+    return reply.code(200).send();
+  });
+
+  // Audio commands, applied to the live output without reconnecting: 200 with no body, as Web Call Server.
+  app.post('/rest-api/push/mute', async (request, reply) => {
+    transponders.setMuted(parseBody(mediaSessionSchema, request.body).mediaSessionId, true);
+    return reply.code(200).send();
+  });
+
+  app.post('/rest-api/push/unmute', async (request, reply) => {
+    transponders.setMuted(parseBody(mediaSessionSchema, request.body).mediaSessionId, false);
+    return reply.code(200).send();
+  });
+
+  app.post('/rest-api/push/sound_on', async (request, reply) => {
+    const { mediaSessionId, ...sound } = parseBody(soundOnSchema, request.body);
+    await transponders.soundOn(mediaSessionId, sound);
+    return reply.code(200).send();
+  });
+
+  app.post('/rest-api/push/sound_off', async (request, reply) => {
+    await transponders.soundOff(parseBody(mediaSessionSchema, request.body).mediaSessionId);
     return reply.code(200).send();
   });
 }

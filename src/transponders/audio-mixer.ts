@@ -1,0 +1,133 @@
+import { OpusDecoder } from 'opus-decoder';
+
+/** The PCM the mixer writes: 48 kHz, stereo, signed 16-bit little-endian, interleaved. */
+export const PCM_SAMPLE_RATE = 48000;
+export const PCM_CHANNELS = 2;
+const FRAMES_PER_MS = PCM_SAMPLE_RATE / 1000;
+
+/** Audio mixed over the live audio: a sound file being played. */
+export interface MixSource {
+  /** Up to `frames` interleaved stereo frames; fewer when it has no more yet, or has ended. */
+  take(frames: number): Int16Array;
+  /** Gain applied to the source, 0..1. */
+  readonly volume: number;
+}
+
+export interface AudioMixerOptions {
+  /** Receives each block of PCM in order, with no gap in time. */
+  write: (pcm: Buffer) => void;
+  /** The publisher clock now (the clock `push` times are on). */
+  now?: () => number;
+}
+
+/** A live packet missing for this long means the publisher's audio stalled: silence is written. */
+const STALL_MS = 100;
+/** While stalled, silence is written up to this far behind now, leaving room for late packets. */
+const STALL_LAG_MS = 60;
+const TICK_MS = 20;
+/** Packets further ahead of now than this cannot be placed (a sender whose clock jumped). */
+const MAX_AHEAD_MS = 1000;
+
+/**
+ * The audio of one transponder, as PCM on one unbroken timeline: the publisher's Opus decoded,
+ * silenced while muted, with a sound file mixed over it. Sample n is at `startMs + n / 48` on the
+ * publisher's clock, so the encoder's output maps back exactly. Lost packets become silence, late
+ * ones are dropped, and when the publisher's audio stops (or it never had any) silence keeps the
+ * timeline moving in real time.
+ */
+export class AudioMixer {
+  muted = false;
+  source: MixSource | undefined;
+  /** Frames written so far. */
+  written = 0;
+
+  readonly #decoder = new OpusDecoder({ forceStereo: true });
+  readonly #options: AudioMixerOptions;
+  readonly #now: () => number;
+  #timer: NodeJS.Timeout | undefined;
+  #startMs: number | undefined;
+  #lastLiveAt = 0;
+  #closed = false;
+
+  private constructor(options: AudioMixerOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** A mixer whose Opus decoder is ready. */
+  static async create(options: AudioMixerOptions): Promise<AudioMixer> {
+    const mixer = new AudioMixer(options);
+    await mixer.#decoder.ready;
+    return mixer;
+  }
+
+  /** Publisher clock (ms) of the first sample: the output's time 0. Undefined until `begin`. */
+  get startMs(): number | undefined {
+    return this.#startMs;
+  }
+
+  /** Starts the timeline at `startMs` on the publisher's clock; from then on time never stops. */
+  begin(startMs: number): void {
+    if (this.#startMs !== undefined || this.#closed) return;
+    this.#startMs = startMs;
+    this.#lastLiveAt = this.#now();
+    this.#timer = setInterval(() => this.#fillStall(), TICK_MS);
+  }
+
+  /** An Opus packet of the publisher's, at `wallclockMs` on the publisher's clock. */
+  push(payload: Uint8Array, wallclockMs: number): void {
+    if (this.#closed || this.#startMs === undefined) return;
+    const position = Math.round((wallclockMs - this.#startMs) * FRAMES_PER_MS);
+    if (wallclockMs > this.#now() + MAX_AHEAD_MS) return;
+    this.#lastLiveAt = this.#now();
+    const decoded = this.#decoder.decodeFrame(payload);
+    const frames = decoded.samplesDecoded;
+    if (frames === 0 || position + frames <= this.written) return; // undecodable, or its time is written already
+    if (position > this.written) this.#mix(position - this.written);
+    const skip = this.written - position; // > 0 when it overlaps silence written for a stall
+    this.#mix(frames - Math.max(0, skip), decoded.channelData, Math.max(0, skip));
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#decoder.free();
+  }
+
+  /** Keeps time moving with silence when no live audio arrives. */
+  #fillStall(): void {
+    const now = this.#now();
+    if (now - this.#lastLiveAt < STALL_MS || this.#startMs === undefined) return;
+    const target = Math.floor((now - STALL_LAG_MS - this.#startMs) * FRAMES_PER_MS);
+    if (target > this.written) this.#mix(target - this.written);
+  }
+
+  /** Writes `frames` frames: live samples from `offset` (silence without them or when muted) plus the source. */
+  #mix(frames: number, live?: Float32Array[], offset = 0): void {
+    const out = new Int16Array(frames * PCM_CHANNELS);
+    if (live && !this.muted) {
+      const [left, right = left] = live as [Float32Array, Float32Array?];
+      for (let i = 0; i < frames; i++) {
+        out[2 * i] = toInt16(left[offset + i]!);
+        out[2 * i + 1] = toInt16(right[offset + i]!);
+      }
+    }
+    const source = this.source;
+    if (source) {
+      const added = source.take(frames);
+      const gain = source.volume;
+      for (let i = 0; i < added.length; i++) out[i] = clamp(out[i]! + added[i]! * gain);
+    }
+    this.written += frames;
+    this.#options.write(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
+  }
+}
+
+function toInt16(sample: number): number {
+  return clamp(Math.round(sample * 32767));
+}
+
+function clamp(value: number): number {
+  return value > 32767 ? 32767 : value < -32768 ? -32768 : Math.round(value);
+}

@@ -1,0 +1,154 @@
+import { open, realpath, stat } from 'node:fs/promises';
+import { join, sep } from 'node:path';
+import { GatewayError, invalid } from '../errors.js';
+import { TypedEmitter } from '../events.js';
+import type { MixSource } from './audio-mixer.js';
+import { PCM_CHANNELS, PCM_SAMPLE_RATE } from './audio-mixer.js';
+import { FfmpegProcess } from './ffmpeg-process.js';
+
+const BYTES_PER_FRAME = 2 * PCM_CHANNELS;
+/** Decoded audio held ahead of playback: ~5 s; the decoder is paused beyond it. */
+const HIGH_WATER_BYTES = 5 * PCM_SAMPLE_RATE * BYTES_PER_FRAME;
+const LOW_WATER_BYTES = HIGH_WATER_BYTES / 4;
+const DECODE_START_TIMEOUT_MS = 5000;
+
+/**
+ * The path of a sound file named in a request: a plain file name of a regular RIFF WAV file inside
+ * the media directory. Anything else is refused before anything starts, naming the field: 404
+ * "No such file" when it does not exist, 400 for a path, `..`, a symlink leading out of the
+ * directory, or a file that is not RIFF WAV.
+ */
+export async function resolveSoundFile(mediaDir: string, name: string, field = 'soundFile'): Promise<string> {
+  // eslint-disable-next-line no-control-regex
+  if (name === '.' || name === '..' || /[/\\\x00-\x1f]/.test(name)) throw invalid(field, 'must be a plain file name inside the media directory');
+  let path: string;
+  let dir: string;
+  try {
+    dir = await realpath(mediaDir);
+    path = await realpath(join(dir, name));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new GatewayError('not_found', 'No such file', field);
+    throw invalid(field, `cannot be read: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  if (!path.startsWith(dir + sep)) throw invalid(field, 'leads outside the media directory');
+  if (!(await stat(path)).isFile()) throw invalid(field, 'is not a regular file');
+  const header = Buffer.alloc(12);
+  const file = await open(path, 'r');
+  try {
+    await file.read(header, 0, 12, 0);
+  } finally {
+    await file.close();
+  }
+  if (header.toString('latin1', 0, 4) !== 'RIFF' || header.toString('latin1', 8, 12) !== 'WAVE') throw invalid(field, 'is not a RIFF WAV file');
+  return path;
+}
+
+export interface SoundOptions {
+  loop: boolean;
+  volume: number;
+}
+
+export type SoundPlayerEvents = {
+  /** Played to the end (not looping), or its decoder failed. */
+  ended: [error?: string];
+};
+
+/**
+ * A WAV file played into a transponder's mix. ffmpeg decodes it (any PCM or float format, any sample
+ * rate and channel count) to 48 kHz stereo s16le, looping with `-stream_loop -1` when asked; only a
+ * few seconds are held ahead, so a file of any length costs the same memory.
+ */
+export class SoundPlayer extends TypedEmitter<SoundPlayerEvents> implements MixSource {
+  readonly volume: number;
+  readonly #decoder: FfmpegProcess;
+  readonly #chunks: Buffer[] = [];
+  #buffered = 0;
+  #paused = false;
+  #decoded = false;
+  #ended = false;
+
+  private constructor(ffmpegPath: string, path: string, options: SoundOptions) {
+    super();
+    this.volume = options.volume;
+    const args = [
+      '-hide_banner', '-nostdin', '-loglevel', 'error',
+      '-protocol_whitelist', 'file',
+      ...(options.loop ? ['-stream_loop', '-1'] : []),
+      '-f', 'wav', '-i', `file:${path}`,
+      '-f', 's16le', '-ar', String(PCM_SAMPLE_RATE), '-ac', String(PCM_CHANNELS), 'pipe:1',
+    ];
+    this.#decoder = new FfmpegProcess(ffmpegPath, args);
+    this.#decoder.on('output', (data) => this.#onData(data));
+  }
+
+  /** Starts decoding `path`; resolves once audio is ready to play, rejects when it cannot be decoded. */
+  static async start(ffmpegPath: string, path: string, options: SoundOptions, field = 'soundFile'): Promise<SoundPlayer> {
+    const player = new SoundPlayer(ffmpegPath, path, options);
+    const decoder = player.#decoder;
+    const errors: string[] = [];
+    decoder.on('line', (line) => errors.push(line));
+    const outcome = await new Promise<'ready' | 'failed' | 'timeout'>((resolve) => {
+      const timer = setTimeout(() => done('timeout'), DECODE_START_TIMEOUT_MS);
+      function done(result: 'ready' | 'failed' | 'timeout'): void {
+        clearTimeout(timer);
+        resolve(result);
+      }
+      decoder.once('output', () => done('ready'));
+      void decoder.exited.then(() => done(decoder.exitCode === 0 && player.#buffered > 0 ? 'ready' : 'failed'));
+    });
+    if (outcome !== 'ready') {
+      await decoder.kill();
+      const reason = outcome === 'timeout' ? 'decoding did not start in time' : (errors.at(-1) ?? 'it holds no audio');
+      throw invalid(field, `could not be decoded: ${reason.replace(/^.*?: /, '')}`);
+    }
+    void decoder.exited.then(() => {
+      player.#decoded = true;
+      if (decoder.exitCode !== 0) player.#end(`decoding failed: ${errors.at(-1) ?? `code ${decoder.exitCode}`}`);
+    });
+    return player;
+  }
+
+  take(frames: number): Int16Array {
+    const wanted = Math.min(frames * BYTES_PER_FRAME, this.#buffered - (this.#buffered % BYTES_PER_FRAME));
+    const out = new Int16Array(wanted / 2);
+    const bytes = Buffer.from(out.buffer);
+    let filled = 0;
+    while (filled < wanted) {
+      const chunk = this.#chunks[0]!;
+      const n = Math.min(chunk.length, wanted - filled);
+      chunk.copy(bytes, filled, 0, n);
+      filled += n;
+      if (n === chunk.length) this.#chunks.shift();
+      else this.#chunks[0] = chunk.subarray(n);
+    }
+    this.#buffered -= wanted;
+    if (this.#paused && this.#buffered < LOW_WATER_BYTES) {
+      this.#paused = false;
+      this.#decoder.resumeOutput();
+    }
+    if (this.#decoded && this.#buffered < BYTES_PER_FRAME) this.#end();
+    return out;
+  }
+
+  /** Stops decoding; resolves when the decoder is gone. */
+  async stop(): Promise<void> {
+    this.#ended = true;
+    this.removeAllListeners();
+    await this.#decoder.kill();
+  }
+
+  #onData(data: Buffer): void {
+    this.#chunks.push(data);
+    this.#buffered += data.length;
+    if (!this.#paused && this.#buffered > HIGH_WATER_BYTES) {
+      this.#paused = true;
+      this.#decoder.pauseOutput();
+    }
+  }
+
+  #end(error?: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.safeEmit('ended', error);
+  }
+}

@@ -103,7 +103,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   readonly #flv = new FlvReader();
   #workDir: string | undefined;
   #recentLines: string[] = [];
-  /** Publisher clock (ms) of RTMP timestamp 0: the first packet written, also the mixer's time 0. */
+  /** Publisher clock (ms) of RTMP timestamp 0: the first tag sent. */
   #baseMs: number | undefined;
   /** Publisher clock (ms) of the first video packet ffmpeg was given: its video output's time 0. */
   #videoStartMs: number | undefined;
@@ -172,7 +172,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     }
     publisher.attach(this, publisher.hasKeyframe);
     // With no packet yet (an audio-only publisher that is silent), the audio timeline starts now.
-    this.#mixer?.begin((this.#baseMs ??= Date.now()));
+    this.#mixer?.begin(Date.now());
     await this.#ffmpegOutput;
     if (this.state !== 'starting') return;
     this.#transition('running');
@@ -246,10 +246,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     if (wallclockMs === undefined) return;
     this.counters.packetsSent++;
     this.counters.bytesSent += rtp.length;
-    if (this.#baseMs === undefined) {
-      this.#baseMs = wallclockMs;
-      this.#mixer?.begin(wallclockMs);
-    }
+    this.#mixer?.begin(wallclockMs); // the audio timeline starts with the first packet of either kind
     if (kind === 'audio') {
       this.#mixer?.push(packet.payload, wallclockMs);
     } else if (this.#depacketizer) {

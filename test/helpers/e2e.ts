@@ -28,6 +28,9 @@ export async function framesSent(page: Page, statsExpression: string): Promise<{
  * AAC at 1280x720, keyframes at most 2 s apart, at least 90 % of the browser's frame rate,
  * strictly increasing timestamps; and that the RTMP stream ended and no ffmpeg is left.
  */
+/** What only a transponder's ffmpeg has in its command line: the gateway's PCM on stdin. */
+const TRANSPONDER_FFMPEG = '-ac 2 -i pipe:0';
+
 export async function pushAndVerify(
   t: Test,
   gw: TestGateway,
@@ -43,7 +46,7 @@ export async function pushAndVerify(
   const listed = await gw.post('/rest-api/push/find', { streamName: gw.transponders.get(opts.mediaSessionId).publisher.name });
   t.equal(listed.status, 200);
   t.match(listed.body[0], { mediaSessionId: opts.mediaSessionId, state: 'running', width: 1280, height: 720 });
-  const ffmpegPids = await pidsMatching('/input.sdp');
+  const ffmpegPids = await pidsMatching(TRANSPONDER_FFMPEG);
 
   const terminated = await gw.post('/rest-api/push/terminate', { mediaSessionId: opts.mediaSessionId });
   t.equal(terminated.status, 200, 'terminate answers 200');
@@ -51,7 +54,7 @@ export async function pushAndVerify(
   t.pass('the RTMP server no longer has the stream');
   t.equal(FfmpegProcess.count, 0, 'the gateway tracks no ffmpeg');
   t.equal(ffmpegPids.length, 1, 'one ffmpeg was running before terminate');
-  t.same(await pidsMatching('/input.sdp'), [], 'no ffmpeg is left');
+  t.same(await pidsMatching(TRANSPONDER_FFMPEG), [], 'no ffmpeg is left');
   t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: opts.mediaSessionId })).status, 404, 'a second terminate is 404');
 
   // Kept for inspection after the run: .test-output/ is ignored by git.

@@ -25,7 +25,9 @@ t.test('startup: 400 names the missing or invalid field, and nothing is spawned'
     [{ streamName: 'a', rtmpUrl: 'rtmp://h/live', rtmpFlashVersion: 'FMLE\n3.0' }, 'rtmpFlashVersion', /printable ASCII/],
     [{ streamName: 'a', rtmpUrl: 'rtmp://h/live', options: { action: 'dance' } }, 'options.action', /options\.action/],
     [{ streamName: 'a', rtmpUrl: 'rtmp://no-such-host.example/live' }, 'rtmpUrl', /does not resolve/],
-    [{ streamName: 'a', rtmpUrl: 'rtmp://localhost/live', options: { action: 'mute' } }, 'options.action', /not supported yet/],
+    [{ streamName: 'a', rtmpUrl: 'rtmp://localhost/live', options: { soundFile: 'chime.wav' } }, 'options.soundFile', /only with "action": "sound_on"/],
+    [{ streamName: 'a', rtmpUrl: 'rtmp://localhost/live', options: { action: 'sound_on' } }, 'options.soundFile', /is required/],
+    [{ streamName: 'a', rtmpUrl: 'rtmp://localhost/live', options: { action: 'mute', volume: 3 } }, 'options.volume', /options\.volume/],
   ];
   for (const [body, field, message] of cases) {
     const res = await startup(body);

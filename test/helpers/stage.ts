@@ -14,12 +14,12 @@ export interface Stage {
  * The end-to-end stage of a test file: nginx-rtmp, a gateway and headless Chromium, started before
  * the first test and stopped, with every process by PID, after the last one (also on failure).
  */
-export function useStage(gatewayArgs: Parameters<typeof startGateway> = []): Stage {
+export function useStage(gatewayArgs: Parameters<typeof startGateway> = [], browserArgs: string[] = []): Stage {
   const stage = {} as Stage;
   t.before(async () => {
     stage.nginx = await NginxRtmp.start();
     stage.gw = await startGateway(...gatewayArgs);
-    stage.browser = await TestBrowser.launch();
+    stage.browser = await TestBrowser.launch(browserArgs);
   });
   t.teardown(async () => {
     await stage.browser?.close();

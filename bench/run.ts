@@ -1,8 +1,9 @@
 /**
- * The benchmark: startup time, added latency, cost per push and capacity, each beside its target.
+ * The benchmark: startup time, added latency, audio commands, cost per push and capacity, each
+ * beside its target.
  * Prints a table and writes JSON. `--quick` runs a smaller version in about a minute.
  *
- *   npm run bench -- [--quick] [--only startup,sdk,latency,capacity] [--steps 8,16,24]
+ *   npm run bench -- [--quick] [--only startup,sdk,latency,audio,capacity] [--steps 8,16,24]
  *                    [--out file.json] [--log-level debug] [--profile: CPU profile of the gateway
  *                    in .bench/profiles, for Chrome DevTools or speedscope]
  */
@@ -16,6 +17,7 @@ import { probe } from '../test/helpers/probe.js';
 import { now, stopAllProcesses, sleep, waitFor } from '../test/helpers/processes.js';
 import { RtmpReceiver, type RtmpMediaMessage } from '../test/helpers/rtmp-receiver.js';
 import { NginxRtmp } from '../test/helpers/rtmp-server.js';
+import { changeLatency, levelsOfFrames } from './audio-commands.js';
 import { loadFixture, type Fixture } from './fixture.js';
 import { GatewayProcess } from './gateway-process.js';
 import { CpuWindow, rssMb } from './proc.js';
@@ -32,10 +34,10 @@ const { values: args } = parseArgs({
   },
 });
 const quick = args.quick!;
-const sections = new Set((args.only ?? 'startup,sdk,latency,capacity').split(','));
+const sections = new Set((args.only ?? 'startup,sdk,latency,audio,capacity').split(','));
 const plan = quick
-  ? { startupRuns: 3, sdkRuns: 3, pushSeconds: 8, capacitySteps: [2, 4], capacitySeconds: 6 }
-  : { startupRuns: 10, sdkRuns: 10, pushSeconds: 20, capacitySteps: [8, 16, 24, 32, 40, 48, 56, 64], capacitySeconds: 15 };
+  ? { startupRuns: 3, sdkRuns: 3, audioRuns: 2, pushSeconds: 8, capacitySteps: [2, 4], capacitySeconds: 6 }
+  : { startupRuns: 10, sdkRuns: 10, audioRuns: 6, pushSeconds: 20, capacitySteps: [8, 16, 24, 32, 40, 48, 56, 64], capacitySeconds: 15 };
 if (args.steps) plan.capacitySteps = args.steps.split(',').map(Number);
 const MAX_LOSS = 0.005;
 const WORK = resolve('.bench');
@@ -122,6 +124,59 @@ async function startup(gateway: GatewayProcess, fixture: Fixture, receiver: Rtmp
   report('/push/startup -> 200, median', median(replies) / 1000, 's');
   report('/push/startup -> first video frame at RTMP server, median', median(firsts) / 1000, 's', { max: 0.5 });
   report('/push/startup -> first video frame at RTMP server, p95', percentile(firsts, 95) / 1000, 's', { max: 0.5 });
+}
+
+/**
+ * Audio commands on a live push: from the reply to mute, unmute or sound_on (muted, the shipped
+ * chime) to the first audio frame at the RTMP server that carries the change.
+ */
+async function audioCommands(gateway: GatewayProcess, fixture: Fixture, receiver: RtmpReceiver): Promise<void> {
+  console.log(`\nAudio commands on a live push (${plan.audioRuns} runs of mute, sound_on, unmute)`);
+  const name = 'audio-commands';
+  const publisher = await SyntheticPublisher.publish(fixture, gateway.baseUrl, name);
+  const messages: RtmpMediaMessage[] = [];
+  const collect = (m: RtmpMediaMessage): void => {
+    if (m.kind === 'audio' && m.publish.streamName === `rtmp_${name}`) messages.push(m);
+  };
+  receiver.on('media', collect);
+  const commands: Array<{ action: string; sentMs: number; answeredMs: number }> = [];
+  try {
+    await sleep(1000);
+    const started = await gateway.request('POST', '/rest-api/push/startup', { streamName: name, rtmpUrl: receiver.url() });
+    if (started.status !== 200) throw new Error(`startup answered ${started.status}`);
+    const command = async (action: string, body: object = {}): Promise<void> => {
+      const sentMs = now();
+      const reply = await gateway.request('POST', `/rest-api/push/${action}`, { mediaSessionId: started.body.mediaSessionId, ...body });
+      if (reply.status !== 200) throw new Error(`${action} answered ${reply.status}: ${JSON.stringify(reply.body)}`);
+      commands.push({ action, sentMs, answeredMs: now() });
+    };
+    await sleep(1500);
+    for (let i = 0; i < plan.audioRuns; i++) {
+      await command('mute');
+      await sleep(700 + ((i * 131) % 300));
+      await command('sound_on', { soundFile: 'chime.wav' });
+      await sleep(1300);
+      await command('unmute');
+      await sleep(700 + ((i * 173) % 300));
+    }
+    await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: started.body.mediaSessionId });
+  } finally {
+    receiver.off('media', collect);
+    await publisher.stop();
+  }
+  const frames = await levelsOfFrames(messages, join(WORK, 'audio-commands.flv'));
+  const heard = (db: number): boolean => db > -50;
+  const latencies: Record<string, number[]> = { mute: [], sound_on: [], unmute: [] };
+  for (const c of commands) {
+    const latency = changeLatency(frames, c.sentMs, c.answeredMs, c.action === 'mute' ? (db) => !heard(db) : heard);
+    if (latency === undefined) throw new Error(`${c.action} at ${c.sentMs} never showed in the output`);
+    latencies[c.action]!.push(latency);
+  }
+  details.audioCommands = Object.fromEntries(Object.entries(latencies).map(([k, v]) => [k, v.map(round)]));
+  for (const [action, values] of Object.entries(latencies)) {
+    report(`${action} reply -> change at RTMP server, median`, median(values) / 1000, 's');
+    report(`${action} reply -> change at RTMP server, max`, Math.max(...values) / 1000, 's', { max: 0.5 });
+  }
 }
 
 async function sdkStartup(gateway: GatewayProcess, receiver: RtmpReceiver): Promise<void> {
@@ -385,6 +440,7 @@ async function main(): Promise<void> {
       await push(gateway, fixture, receiver, 'passthrough');
       await push(gateway, fixture, receiver, 'transcode');
     }
+    if (sections.has('audio')) await audioCommands(gateway, fixture, receiver);
     if (sections.has('capacity')) {
       nginx = await NginxRtmp.start();
       await capacity(gateway, fixture, nginx);

@@ -173,7 +173,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     publisher.attach(this, publisher.hasKeyframe);
     // With no packet yet (an audio-only publisher that is silent), the audio timeline starts now.
     this.#mixer?.begin(Date.now());
-    await this.#ffmpegOutput;
+    await this.#withinStartTimeout(this.#ffmpegOutput, 'ffmpeg wrote no output');
     if (this.state !== 'starting') return;
     this.#transition('running');
     this.log.info({ size: this.outputSize, plan: this.plan.video }, 'publishing to the destination');
@@ -418,6 +418,19 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
         else resolve();
       }
     });
+  }
+
+  /** `promise`, or an error saying `what` once the start-up timeout has passed. */
+  async #withinStartTimeout<T>(promise: Promise<T> | undefined, what: string): Promise<T | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} within ${this.settings.startTimeoutMs} ms`)), this.settings.startTimeoutMs);
+    });
+    try {
+      return await Promise.race([promise, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Forwarding starts only once ffmpeg listens: a packet sent earlier would be lost. */

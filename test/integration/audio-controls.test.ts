@@ -198,3 +198,18 @@ t.test('startup options apply the audio action from the first moment; bad ones s
   }
   t.equal((await gw.post('/rest-api/push/find_all')).body.length, 2, 'no transponder was added by a refused startup');
 });
+
+t.test('an ffmpeg that takes the audio but writes nothing fails the startup within the start timeout', async (t) => {
+  const { writeFile, chmod } = await import('node:fs/promises');
+  const silent = join(mediaDir, 'silent-ffmpeg.sh');
+  await writeFile(silent, '#!/bin/sh\ncat > /dev/null\n'); // the shell stays, its path in its command line
+  await chmod(silent, 0o755);
+  const { gw } = await syntheticPublish(t, { ffmpeg_path: silent, ffmpeg_start_timeout_ms: 1000 }, 'mute-ffmpeg');
+  const started = Date.now();
+  const res = await gw.post('/rest-api/push/startup', { streamName: 'mute-ffmpeg', rtmpUrl: nginx.url() });
+  t.equal(res.status, 500);
+  t.match(res.body.message, /ffmpeg wrote no output within 1000 ms/);
+  t.ok(Date.now() - started < 4000, 'answered soon after the timeout');
+  t.equal((await gw.post('/rest-api/push/find_all')).status, 404, 'nothing is left listed');
+  t.same(await pidsMatching(silent), [], 'and nothing is left running');
+});

@@ -152,11 +152,12 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     if (publisher.videoCodec) await this.#awaitKeyframe();
     if (this.state !== 'starting') return;
     // The destination handshake and ffmpeg's start-up run side by side.
-    const [connected, ffmpeg] = await Promise.allSettled([this.#connect(), this.#startFfmpeg(), this.#startMixer()]);
-    if (connected.status === 'rejected' || ffmpeg.status === 'rejected' || this.state !== 'starting') {
+    const [connected, ...local] = await Promise.allSettled([this.#connect(), this.#startFfmpeg(), this.#startMixer()]);
+    const failed = local.find((result) => result.status === 'rejected');
+    if (connected.status === 'rejected' || failed || this.state !== 'starting') {
       if (connected.status === 'fulfilled') await connected.value.close();
       if (connected.status === 'rejected') throw connected.reason;
-      if (ffmpeg.status === 'rejected') throw ffmpeg.reason;
+      if (failed) throw failed.reason;
       return;
     }
     const rtmp = connected.value;
@@ -219,7 +220,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     const { publisher, settings } = this;
     let videoSdpPath: string | undefined;
     if (this.#videoInFfmpeg) {
-      this.#videoPort = (await reservePorts(settings.rtpPortRange, 2));
+      this.#videoPort = await reservePorts(settings.rtpPortRange, 2);
       this.#workDir = await mkdtemp(join(tmpdir(), 'transponder-'));
       videoSdpPath = join(this.#workDir, 'input.sdp');
       const sdp = buildInputSdp({ codec: publisher.videoCodec!, port: this.#videoPort, spropParameterSets: publisher.spropParameterSets });

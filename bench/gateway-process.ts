@@ -14,14 +14,15 @@ export class GatewayProcess {
     readonly baseUrl: string,
   ) {}
 
-  static async start(logFile: string, env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<GatewayProcess> {
-    const port = await freePort();
-    const child = startProcess('node', [...nodeArgs, 'dist/server/server.js'], {
+  /** `script`: the built server by default; tests run `src/server.ts` with `--import tsx`. */
+  static async start(logFile: string, env: Record<string, string> = {}, nodeArgs: string[] = [], script = 'dist/server/server.js'): Promise<GatewayProcess> {
+    const port = env.GATEWAY_HTTP_PORT ?? String(await freePort());
+    const child = startProcess('node', [...nodeArgs, script], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
         ...process.env,
         GATEWAY_HTTP_HOST: '127.0.0.1',
-        GATEWAY_HTTP_PORT: String(port),
+        GATEWAY_HTTP_PORT: port,
         GATEWAY_LOG_LEVEL: 'warn',
         GATEWAY_WEBRTC_ICE_ADDRESSES: '["127.0.0.1"]',
         GATEWAY_WEBRTC_ICE_REMOTE_NETWORKS: '["127.0.0.0/8"]',
@@ -67,5 +68,12 @@ export class GatewayProcess {
 
   async stop(): Promise<void> {
     await stopProcess(this.child, 15_000);
+  }
+
+  /** Sends `signal` to the gateway alone and resolves with its exit code (null when a signal ended it). */
+  async signal(signal: NodeJS.Signals): Promise<number | null> {
+    const exited = new Promise<number | null>((resolve) => this.child.once('exit', (code) => resolve(code)));
+    process.kill(this.pid, signal);
+    return exited;
   }
 }

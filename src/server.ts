@@ -1,8 +1,10 @@
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load.js';
 import { buildGateway } from './app.js';
 import { createLogger } from './log.js';
-import { DEFAULT_CONFIG_FILE } from './paths.js';
+import { DEFAULT_CONFIG_FILE, ROOT } from './paths.js';
+import { ChildRegistry } from './transponders/child-registry.js';
 import { FfmpegProcess } from './transponders/ffmpeg-process.js';
 
 /** Process concerns: configuration, listening, signals, and making sure no ffmpeg outlives us. */
@@ -24,6 +26,11 @@ async function main(): Promise<void> {
     throw error;
   }
 
+  // ffmpeg processes a gateway killed outright on this port left behind are ended before anything starts.
+  const registryFile = join(resolve(ROOT, config.run_dir), `ffmpeg-${config.http_port}.json`);
+  const reaped = ChildRegistry.reap(registryFile);
+  if (reaped.length) log.warn({ pids: reaped }, 'ended ffmpeg processes left by a previous gateway');
+  FfmpegProcess.registry = new ChildRegistry(registryFile);
   process.on('exit', () => FfmpegProcess.killAll());
   let stopping = false;
   const shutdown = (signal: string): void => {

@@ -56,6 +56,7 @@ export const configSchema = z
     audio_bitrate_kbps: z.number().int().min(32).max(512).default(128),
     audio_sample_rate: z.union([z.literal(44100), z.literal(48000)]).default(48000),
     media_dir: z.string().min(1).default('media'),
+    run_dir: z.string().min(1).default('run'),
   })
   .superRefine((c, ctx) => {
     if (c.webrtc_ice_port_max <= c.webrtc_ice_port_min) {

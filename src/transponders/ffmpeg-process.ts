@@ -25,6 +25,10 @@ const SIGNAL_GAP_MS = 100;
  * which is what ends an ffmpeg whose input has gone quiet.
  */
 export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
+  /** Told of every ffmpeg started and ended, so that one a killed gateway left can be found. */
+  static registry: { add(pid: number): void; remove(pid: number): void } | undefined;
+
+
   readonly #child: ChildProcessByStdio<Writable, Readable, Readable>;
   readonly exited: Promise<void>;
   #exitCode: number | null | undefined;
@@ -34,10 +38,13 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
     super();
     this.#child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     live.add(this);
+    const pid = this.#child.pid;
+    if (pid !== undefined) FfmpegProcess.registry?.add(pid);
     this.exited = new Promise((resolve) => {
       this.#child.once('exit', (code, signal) => {
         this.#exitCode = code;
         live.delete(this);
+        if (pid !== undefined) FfmpegProcess.registry?.remove(pid);
         this.safeEmit('exit', code, signal);
         resolve();
       });

@@ -1,0 +1,78 @@
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+interface Entry {
+  pid: number;
+  /** Start time from /proc/<pid>/stat, so that a PID the system reused is never taken for ours. */
+  startTime: string;
+}
+
+/**
+ * The gateway's ffmpeg processes, recorded in a file as they start and end. A gateway that was
+ * killed outright (SIGKILL, a crash of the machine's OOM killer) cannot end its children; at the
+ * next start `reap` ends those still running, each checked by its start time and its name.
+ */
+export class ChildRegistry {
+  readonly #entries = new Map<number, Entry>();
+
+  constructor(private readonly file: string) {
+    mkdirSync(dirname(file), { recursive: true });
+    this.#save();
+  }
+
+  add(pid: number): void {
+    const startTime = processStartTime(pid);
+    if (startTime === undefined) return;
+    this.#entries.set(pid, { pid, startTime });
+    this.#save();
+  }
+
+  remove(pid: number): void {
+    if (this.#entries.delete(pid)) this.#save();
+  }
+
+  /** Kills the process groups of the ffmpeg processes a previous gateway recorded in `file`; returns their PIDs. */
+  static reap(file: string): number[] {
+    let entries: Entry[];
+    try {
+      entries = (JSON.parse(readFileSync(file, 'utf8')) as { children: Entry[] }).children;
+    } catch {
+      return [];
+    }
+    const reaped: number[] = [];
+    for (const { pid, startTime } of entries) {
+      if (processStartTime(pid) !== startTime || processName(pid) !== 'ffmpeg') continue;
+      try {
+        process.kill(-pid, 'SIGKILL'); // each ffmpeg leads its own process group
+        reaped.push(pid);
+      } catch {
+        // Ended meanwhile.
+      }
+    }
+    return reaped;
+  }
+
+  #save(): void {
+    const temporary = `${this.file}.${process.pid}.tmp`;
+    writeFileSync(temporary, JSON.stringify({ gatewayPid: process.pid, children: [...this.#entries.values()] }));
+    renameSync(temporary, this.file);
+  }
+}
+
+function stat(pid: number): string[] | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    return [text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')), ...text.slice(text.lastIndexOf(')') + 2).split(' ')];
+  } catch {
+    return undefined;
+  }
+}
+
+function processStartTime(pid: number): string | undefined {
+  return stat(pid)?.[20]; // field 22 of stat; [0] is comm (field 2), [1] is state (field 3)
+}
+
+function processName(pid: number): string | undefined {
+  return stat(pid)?.[0];
+}

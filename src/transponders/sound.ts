@@ -86,7 +86,10 @@ export class SoundPlayer extends TypedEmitter<SoundPlayerEvents> implements MixS
     const player = new SoundPlayer(ffmpegPath, path, options);
     const decoder = player.#decoder;
     const errors: string[] = [];
-    decoder.on('line', (line) => errors.push(line));
+    decoder.on('line', (line) => {
+      errors.push(line);
+      if (errors.length > 5) errors.shift(); // only the latest say why it failed
+    });
     const outcome = await new Promise<'ready' | 'failed' | 'timeout'>((resolve) => {
       const timer = setTimeout(() => done('timeout'), DECODE_START_TIMEOUT_MS);
       function done(result: 'ready' | 'failed' | 'timeout'): void {

@@ -1,19 +1,17 @@
 /**
- * Codec facts shared by ingest and transponders. Payload types toward ffmpeg are fixed here, so the
- * SDP file for a transponder can be written before or independently of the WebRTC negotiation.
+ * Codec facts shared by ingest and transponders. Video payload types toward ffmpeg are fixed here, so
+ * the SDP file for a transponder can be written before or independently of the WebRTC negotiation.
  */
 export type VideoCodec = 'H264' | 'VP8' | 'VP9';
-export type AudioCodec = 'opus';
 export type MediaKind = 'audio' | 'video';
 
 export const VIDEO_CLOCK_RATE = 90000;
 export const OPUS_CLOCK_RATE = 48000;
 
-export const FFMPEG_PAYLOAD_TYPE: Record<VideoCodec | AudioCodec, number> = {
+export const FFMPEG_PAYLOAD_TYPE: Record<VideoCodec, number> = {
   H264: 96,
   VP8: 97,
   VP9: 98,
-  opus: 111,
 };
 
 export function videoCodecFromMime(mime: string): VideoCodec | undefined {

@@ -6,7 +6,7 @@ export interface MediaPacket {
   payload: Buffer;
 }
 
-const RTP_HEADER_SIZE = 12;
+export const RTP_HEADER_SIZE = 12;
 
 /** Serialises a minimal RTP packet (no CSRC, no extensions) with the given payload type and SSRC. */
 export function serializeRtp(packet: MediaPacket, payloadType: number, ssrc: number): Buffer {

@@ -46,7 +46,7 @@ const FRAME_RATE_WINDOW = 60;
 interface TrackPipeline {
   kind: MediaKind;
   track: IngestTrack;
-  payloadType: number;
+  /** The SSRC of RTP toward ffmpeg. */
   ssrc: number;
   filter: DuplicateFilter;
   clock?: ClockMapping;
@@ -85,8 +85,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     this.videoCodec = session.videoCodec;
     this.hasAudio = session.hasAudio;
     for (const track of session.tracks) {
-      const payloadType = track.kind === 'video' ? FFMPEG_PAYLOAD_TYPE[track.videoCodec ?? 'H264'] : FFMPEG_PAYLOAD_TYPE.opus;
-      const pipeline: TrackPipeline = { kind: track.kind, track, payloadType, ssrc: randomInt(1, 2 ** 31), filter: new DuplicateFilter() };
+      const pipeline: TrackPipeline = { kind: track.kind, track, ssrc: randomInt(1, 2 ** 31), filter: new DuplicateFilter() };
       this.#pipelines.set(track.kind, pipeline);
       this.#unsubscribers.push(track.onPacket((packet) => this.#onPacket(pipeline, packet)));
     }
@@ -177,15 +176,21 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     this.counters.packets++;
     this.counters.bytes += packet.payload.length;
     const clock = (pipeline.clock ??= new ClockMapping(pipeline.track.clockRate, packet.timestamp, Date.now()));
-    const rtp = serializeRtp(packet, pipeline.payloadType, pipeline.ssrc);
-    const cached: CachedPacket = { ...packet, kind: pipeline.kind, rtp };
-    const wallclockMs = clock.wallclockMs(packet.timestamp);
-    if (pipeline.kind === 'video') this.#onVideo(packet, cached, wallclockMs);
-    else if (this.videoCodec) this.#startCache.addAudio(cached, wallclockMs);
+    const cached: CachedPacket = { ...packet, kind: pipeline.kind, wallclockMs: clock.wallclockMs(packet.timestamp) };
+    if (pipeline.kind === 'video') this.#onVideo(cached);
+    else if (this.videoCodec) this.#startCache.addAudio(cached);
     for (const sink of this.#sinks) sink.write(cached);
   }
 
-  #onVideo(packet: MediaPacket, cached: CachedPacket, wallclockMs: number): void {
+  /** A video packet as RTP toward ffmpeg (fixed payload type, the publisher's SSRC), made once. */
+  videoRtp(packet: CachedPacket): Buffer {
+    const pipeline = this.#pipelines.get('video');
+    if (!pipeline || !this.videoCodec) throw new Error(`${this.name} has no video`);
+    return (packet.rtp ??= serializeRtp(packet, FFMPEG_PAYLOAD_TYPE[this.videoCodec], pipeline.ssrc));
+  }
+
+  #onVideo(packet: CachedPacket): void {
+    const { wallclockMs } = packet;
     this.#keyframeTimer ??= this.#startKeyframeRequests();
     if (wallclockMs > this.#latestVideoCaptureMs) {
       this.#frameTimes.push(wallclockMs);
@@ -195,7 +200,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     const codec = this.videoCodec;
     const keyStart = codec !== undefined && isKeyframeStart(codec, packet.payload);
     if (keyStart && codec === 'H264') this.#captureParameterSets(packet.payload);
-    if (this.#startCache.addVideo(cached, keyStart, wallclockMs)) {
+    if (this.#startCache.addVideo(packet, keyStart)) {
       this.counters.keyframes++;
       this.safeEmit('keyframe');
     }

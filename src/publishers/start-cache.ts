@@ -4,7 +4,10 @@ import type { MediaPacket } from '../media/rtp.js';
 /** A normalised packet as sinks receive it: its fields, and the RTP packet made of them for ffmpeg. */
 export interface CachedPacket extends MediaPacket {
   kind: MediaKind;
-  rtp: Buffer;
+  /** Capture time on the publisher's clock (ms). */
+  wallclockMs: number;
+  /** The packet as RTP toward ffmpeg, made on first need by `Publisher.videoRtp`. */
+  rtp?: Buffer;
 }
 
 /**
@@ -15,9 +18,8 @@ const MAX_GOP_PACKETS = 3000;
 /** Audio kept to start a new sink in step with the cached keyframe's capture time. */
 const AUDIO_HISTORY_MS = 4000;
 
-interface RecentAudio extends CachedPacket {
-  /** Capture time on the publisher's clock (ms). */
-  wallclockMs: number;
+interface RecentAudio {
+  packet: CachedPacket;
   /** Arrival order among all packets. */
   arrival: number;
 }
@@ -54,7 +56,7 @@ export class StartCache {
   }
 
   /** Adds a video packet; true when it starts a new keyframe. */
-  addVideo(packet: CachedPacket, keyStart: boolean, wallclockMs: number): boolean {
+  addVideo(packet: CachedPacket, keyStart: boolean): boolean {
     const arrival = ++this.#arrivals;
     this.#trackFrames(packet, keyStart);
     const newKeyframe = keyStart && packet.timestamp !== this.#gopTimestamp;
@@ -62,17 +64,17 @@ export class StartCache {
       this.#gop = [];
       this.#gopTimestamp = packet.timestamp;
       this.#leadIn = this.#previousFrameIsKey ? [] : this.#previousFrame;
-      this.#gopStart = { wallclockMs, arrival };
+      this.#gopStart = { wallclockMs: packet.wallclockMs, arrival };
     }
     this.#addToGop(packet);
     return newKeyframe;
   }
 
-  addAudio(packet: CachedPacket, wallclockMs: number): void {
+  addAudio(packet: CachedPacket): void {
     const arrival = ++this.#arrivals;
     const recent = this.#recentAudio;
-    recent.push({ ...packet, wallclockMs, arrival });
-    while (recent.length > 0 && recent[0]!.wallclockMs < wallclockMs - AUDIO_HISTORY_MS) recent.shift();
+    recent.push({ packet, arrival });
+    while (recent.length > 0 && recent[0]!.packet.wallclockMs < packet.wallclockMs - AUDIO_HISTORY_MS) recent.shift();
     this.#addToGop(packet);
   }
 
@@ -84,8 +86,8 @@ export class StartCache {
     for (const p of this.#leadIn) write(p);
     // Audio captured after the keyframe but received before it (video is encoded and sent later
     // than audio) goes next, so the new sink's audio starts with its video.
-    for (const a of this.#recentAudio) {
-      if (a.arrival < this.#gopStart.arrival && a.wallclockMs >= this.#gopStart.wallclockMs) write(a);
+    for (const { packet, arrival } of this.#recentAudio) {
+      if (arrival < this.#gopStart.arrival && packet.wallclockMs >= this.#gopStart.wallclockMs) write(packet);
     }
     for (const p of this.#gop) write(p);
   }

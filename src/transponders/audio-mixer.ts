@@ -117,7 +117,7 @@ export class AudioMixer {
     if (source) {
       const added = source.take(frames);
       const gain = source.volume;
-      for (let i = 0; i < added.length; i++) out[i] = clamp(out[i]! + added[i]! * gain);
+      for (let i = 0; i < added.length; i++) out[i] = clamp(Math.round(out[i]! + added[i]! * gain));
     }
     this.written += frames;
     this.#options.write(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
@@ -129,5 +129,5 @@ function toInt16(sample: number): number {
 }
 
 function clamp(value: number): number {
-  return value > 32767 ? 32767 : value < -32768 ? -32768 : Math.round(value);
+  return value > 32767 ? 32767 : value < -32768 ? -32768 : value;
 }

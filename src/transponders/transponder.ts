@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { TypedEmitter } from '../events.js';
 import { avcFrame, avcSequenceHeader, FlvReader, FlvTagType, type FlvTag } from '../media/flv.js';
 import { avcDecoderConfiguration, H264Depacketizer, parameterSets, spsPictureSize, type AccessUnit } from '../media/h264.js';
+import { RTP_HEADER_SIZE } from '../media/rtp.js';
 import type { MediaSink, Publisher } from '../publishers/publisher.js';
 import type { CachedPacket } from '../publishers/start-cache.js';
 import { decodeAmf0, type Amf0Value } from '../rtmp/amf0.js';
@@ -242,11 +243,9 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   }
 
   write(packet: CachedPacket): void {
-    const { kind, rtp, timestamp } = packet;
-    const wallclockMs = this.publisher.wallclockMs(kind, timestamp);
-    if (wallclockMs === undefined) return;
+    const { kind, wallclockMs } = packet;
     this.counters.packetsSent++;
-    this.counters.bytesSent += rtp.length;
+    this.counters.bytesSent += RTP_HEADER_SIZE + packet.payload.length;
     this.#mixer?.begin(wallclockMs); // the audio timeline starts with the first packet of either kind
     if (kind === 'audio') {
       this.#mixer?.push(packet.payload, wallclockMs);
@@ -254,7 +253,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       this.#depacketizer.push(packet);
     } else if (this.#socket && this.#videoPort !== undefined) {
       this.#videoStartMs ??= wallclockMs;
-      this.#socket.send(rtp, this.#videoPort, '127.0.0.1');
+      this.#socket.send(this.publisher.videoRtp(packet), this.#videoPort, '127.0.0.1');
     }
   }
 

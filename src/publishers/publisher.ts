@@ -31,12 +31,16 @@ export interface PublisherOptions {
 }
 
 /**
- * Keyframes are requested once this fraction of the interval has passed, in capture time, since
- * the last one: the keyframe lands on the next captured frame after the request, up to a frame
- * later, and the gap must not exceed the interval. Capture time rather than arrival, because the
- * stream's first keyframe can reach us long after it was captured.
+ * Keyframes are requested ahead of the interval, in capture time since the last one, by at least
+ * this fraction of it: the keyframe lands on a captured frame some time after the request, and the
+ * gap must not exceed the interval. Capture time rather than arrival, because the stream's first
+ * keyframe can reach us long after it was captured.
  */
-const KEYFRAME_REQUEST_LEAD = 0.9;
+const KEYFRAME_MIN_LEAD = 0.1;
+/** The lead never exceeds this fraction of the interval, however slow the sender answers. */
+const KEYFRAME_MAX_LEAD = 0.5;
+/** How many recent answers to requests the lead is sized from (the slowest of them, doubled). */
+const KEYFRAME_ANSWERS_KEPT = 4;
 /** A request that brought no keyframe is repeated after this long (Chromium can miss one PLI). */
 const KEYFRAME_RETRY_MS = 300;
 const KEYFRAME_CHECK_MS = 100;
@@ -71,6 +75,10 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   /** Capture times of the latest video frames, oldest first, for the frame rate. */
   readonly #frameTimes: number[] = [];
   #lastRequestAt = 0;
+  /** Capture time of the latest frame when the outstanding keyframe request was made. */
+  #requestCaptureMs: number | undefined;
+  /** Capture-time delays between the latest requests and the keyframes that answered them. */
+  readonly #answerDelays: number[] = [];
   #sps: Buffer | undefined;
   #pps: Buffer | undefined;
   #keyframeTimer: NodeJS.Timeout | undefined;
@@ -122,6 +130,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
 
   #requestKeyframe(): void {
     this.#lastRequestAt = Date.now();
+    this.#requestCaptureMs ??= this.#latestVideoCaptureMs;
     this.#pipelines.get('video')?.track.requestKeyframe();
   }
 
@@ -202,6 +211,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     if (keyStart && codec === 'H264') this.#captureParameterSets(packet.payload);
     if (this.#startCache.addVideo(packet, keyStart)) {
       this.counters.keyframes++;
+      this.#noteKeyframeAnswer(wallclockMs);
       this.safeEmit('keyframe');
     }
   }
@@ -212,12 +222,31 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
    * asked for at the first check, is the one new transponders start from.
    */
   #startKeyframeRequests(): NodeJS.Timeout {
-    const due = this.options.keyframeIntervalMs * KEYFRAME_REQUEST_LEAD;
     return setInterval(() => {
+      const due = this.options.keyframeIntervalMs - this.#keyframeLeadMs();
       const keyframeMs = this.#startCache.ready ? this.#startCache.keyframeWallclockMs : undefined;
       const age = keyframeMs === undefined ? Infinity : this.#latestVideoCaptureMs - keyframeMs;
       if (age >= due && Date.now() - this.#lastRequestAt >= KEYFRAME_RETRY_MS) this.#requestKeyframe();
     }, KEYFRAME_CHECK_MS);
+  }
+
+  /**
+   * How long before the interval is up a keyframe is asked for: twice the slowest recent answer
+   * plus one check period, between KEYFRAME_MIN_LEAD and KEYFRAME_MAX_LEAD of the interval. A
+   * sender that answers in 250 ms (a loaded machine) still keeps every gap within the interval.
+   */
+  #keyframeLeadMs(): number {
+    const interval = this.options.keyframeIntervalMs;
+    const slowest = Math.max(0, ...this.#answerDelays);
+    const lead = 2 * slowest + KEYFRAME_CHECK_MS;
+    return Math.min(interval * KEYFRAME_MAX_LEAD, Math.max(interval * KEYFRAME_MIN_LEAD, lead));
+  }
+
+  #noteKeyframeAnswer(captureMs: number): void {
+    if (this.#requestCaptureMs === undefined) return;
+    this.#answerDelays.push(Math.max(0, captureMs - this.#requestCaptureMs));
+    if (this.#answerDelays.length > KEYFRAME_ANSWERS_KEPT) this.#answerDelays.shift();
+    this.#requestCaptureMs = undefined;
   }
 
   #captureParameterSets(payload: Buffer): void {

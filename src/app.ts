@@ -74,6 +74,12 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       sendMetadata: config.rtmp_transponder_send_metadata,
       secureContext: createSecureContext({ ca: rtmpsTrust(config.rtmps_ca_file) }),
       resolveHost: withAddressLiterals(deps.resolveHost ?? resolveHost),
+      restore: {
+        enabled: config.rtmp_push_restore,
+        attempts: config.rtmp_push_restore_attempts,
+        intervalMs: config.rtmp_push_restore_interval_ms,
+      },
+      stallTimeoutMs: config.rtmp_push_stall_timeout_ms,
     },
     log.child({ component: 'transponders' }),
     config.rtmp_push_auto_start ? config.rtmp_push_auto_start_url : undefined,

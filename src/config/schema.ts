@@ -41,6 +41,10 @@ export const configSchema = z
     rtmp_publisher_ip: z.union([z.literal(''), ipAddress]).default(''),
     rtmps_ca_file: z.string().default(''),
     rtmp_transponder_send_metadata: z.boolean().default(true),
+    rtmp_push_restore: z.boolean().default(true),
+    rtmp_push_restore_attempts: z.number().int().min(0).max(100000).default(0),
+    rtmp_push_restore_interval_ms: z.number().int().min(100).max(600000).default(1000),
+    rtmp_push_stall_timeout_ms: z.number().int().min(1000).max(60000).default(5000),
     rtmp_push_auto_start: z.boolean().default(false),
     rtmp_push_auto_start_url: z.union([z.literal(''), z.string().regex(/^rtmps?:\/\/\S+$/i, 'must be an rtmp:// or rtmps:// URL')]).default(''),
 

@@ -208,6 +208,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     this.#latestVideoCaptureMs = Math.max(this.#latestVideoCaptureMs, wallclockMs);
     const codec = this.videoCodec;
     const keyStart = codec !== undefined && isKeyframeStart(codec, packet.payload);
+    if (keyStart) packet.keyframe = true;
     if (keyStart && codec === 'H264') this.#captureParameterSets(packet.payload);
     if (this.#startCache.addVideo(packet, keyStart)) {
       this.counters.keyframes++;

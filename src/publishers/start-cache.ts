@@ -8,6 +8,8 @@ export interface CachedPacket extends MediaPacket {
   wallclockMs: number;
   /** The packet as RTP toward ffmpeg, made on first need by `Publisher.videoRtp`. */
   rtp?: Buffer;
+  /** Set on the first packet of a video keyframe. */
+  keyframe?: true;
 }
 
 /**

@@ -33,6 +33,11 @@ export interface RtmpPublishOptions {
   secureContext?: SecureContext;
   /** Connecting, handshake, connect, createStream and publish together must finish within this. */
   timeoutMs: number;
+  /**
+   * Once publishing, output the server has not acknowledged for this long counts as a stall: the
+   * connection is ended with an error, as a dead one would be. Undefined: not watched.
+   */
+  stallTimeoutMs?: number;
 }
 
 export type RtmpPublisherEvents = {
@@ -42,8 +47,13 @@ export type RtmpPublisherEvents = {
 
 const HANDSHAKE_SIZE = 1536;
 const OUT_CHUNK_SIZE = 4096;
-/** Window after which the server is asked to acknowledge what it received. */
-const ACK_WINDOW = 256 * 1024;
+/**
+ * Window after which the server is asked to acknowledge what it received. Small, so that even an
+ * audio-only stream (~20 KB/s) is acknowledged every couple of seconds: acknowledgements are what
+ * proves delivery (a stopped server's kernel keeps taking bytes for a long time).
+ */
+const ACK_WINDOW = 32 * 1024;
+const STALL_CHECK_MS = 250;
 const CSID = { control: 2, command: 3, audio: 4, data: 5, video: 6 } as const;
 
 /**
@@ -69,6 +79,10 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
   #closed = false;
   #closedByUs = false;
   #error: Error | undefined;
+  #acknowledgements = 0;
+  /** Since when more than a window has gone unacknowledged (or, from a server that never acknowledges, the socket stayed backed up). */
+  #overdueSince: number | undefined;
+  #stallTimer: NodeJS.Timeout | undefined;
 
   private constructor(private readonly socket: Socket) {
     super();
@@ -102,6 +116,7 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
     try {
       await client.#handshake();
       await client.#startPublishing(options, auth);
+      if (options.stallTimeoutMs) client.#watchStalls(options.stallTimeoutMs);
       return client;
     } catch (error) {
       client.#abort(error instanceof Error ? error : new Error(String(error)));
@@ -130,6 +145,30 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
 
   writeAudio(timestamp: number, body: Buffer): void {
     this.#send(CSID.audio, MessageType.AUDIO, timestamp, body, this.#streamId);
+  }
+
+  /** Bytes written that the server has not acknowledged yet (acknowledgements count modulo 2^32). */
+  get unacknowledgedBytes(): number {
+    return Math.max(0, (this.bytesWritten - this.bytesAcknowledged) % 2 ** 32);
+  }
+
+  /**
+   * Output stalls when the server stops acknowledging while more than a window is outstanding; a
+   * server that has never acknowledged anything is judged by its socket instead, backed up (the
+   * kernel's buffer full) for the whole timeout.
+   */
+  #watchStalls(timeoutMs: number): void {
+    this.#stallTimer = setInterval(() => {
+      const now = Date.now();
+      const behind = this.#acknowledgements > 0 ? this.unacknowledgedBytes > ACK_WINDOW : this.socket.writableLength > 0;
+      if (!behind) this.#overdueSince = undefined;
+      else this.#overdueSince ??= now;
+      if (this.#overdueSince !== undefined && now - this.#overdueSince >= timeoutMs) {
+        const what = this.#acknowledgements > 0 ? `acknowledged nothing of the last ${Math.round(this.unacknowledgedBytes / 1024)} KB` : 'took no data';
+        this.#abort(new RtmpError(`the destination ${what} for ${Math.round((now - this.#overdueSince) / 1000)} s`));
+      }
+    }, STALL_CHECK_MS);
+    this.#stallTimer.unref();
   }
 
   /** Unpublishes politely and closes; resolves when the socket is closed. */
@@ -263,6 +302,7 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
         return;
       case MessageType.ACKNOWLEDGEMENT:
         this.bytesAcknowledged = body.readUInt32BE(0);
+        this.#acknowledgements++;
         return;
       case MessageType.USER_CONTROL:
         // PingRequest (6) is answered with PingResponse (7) carrying the same timestamp.
@@ -297,6 +337,7 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
   #onClose(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#stallTimer);
     const error = this.#closedByUs ? undefined : (this.#error ?? new RtmpError('the destination closed the connection'));
     const failure = error ?? new RtmpError('the connection was closed');
     for (const pending of this.#pending.values()) pending.reject(failure);

@@ -14,6 +14,7 @@ import type { CachedPacket } from '../publishers/start-cache.js';
 import { decodeAmf0, type Amf0Value } from '../rtmp/amf0.js';
 import { RtmpPublisher } from '../rtmp/client.js';
 import { scrubDestination, type Destination } from './destination.js';
+import { classifyFailure, HEALTHY_RESET_MS, RestorePolicy, type FailureKind, type RestoreSettings } from './restore.js';
 import type { EncodingPlan, EncodingSettings } from './encoding.js';
 import { AudioMixer, PCM_SAMPLE_RATE } from './audio-mixer.js';
 import { buildFfmpegArgs, buildInputSdp } from './ffmpeg-args.js';
@@ -21,12 +22,13 @@ import { FfmpegProcess } from './ffmpeg-process.js';
 import type { SoundPlayer } from './sound.js';
 import { reservePorts, udpPortBound } from './udp-ports.js';
 
-export type TransponderState = 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+export type TransponderState = 'starting' | 'running' | 'reconnecting' | 'stopping' | 'stopped' | 'failed';
 
 /** Allowed state changes; anything else is a bug and is refused loudly. */
 const TRANSITIONS: Record<TransponderState, readonly TransponderState[]> = {
   starting: ['running', 'stopping', 'failed'],
-  running: ['stopping', 'failed'],
+  running: ['reconnecting', 'stopping', 'failed'],
+  reconnecting: ['running', 'stopping', 'failed'],
   failed: [],
   stopping: ['stopped'],
   stopped: [],
@@ -52,6 +54,10 @@ export interface TransponderSettings {
   secureContext: SecureContext;
   /** Resolves the destination host to the address to connect to, once per connection. */
   resolveHost: (host: string) => Promise<string>;
+  /** Restoring the output after a drop. */
+  restore: RestoreSettings;
+  /** Output the destination has not acknowledged for this long is a drop. */
+  stallTimeoutMs: number;
 }
 
 export interface TransponderOptions {
@@ -72,8 +78,41 @@ const KEPT_LOG_LINES = 20;
 const REORDER_WAIT_MS = 100;
 /** Output waiting in the gateway for a slow destination beyond this fails the transponder (~50 s at 2.5 Mb/s). */
 const MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
-/** PCM ffmpeg has not read beyond this (~10 s) means it no longer keeps up. */
-const MAX_PCM_BACKLOG_BYTES = 10 * PCM_SAMPLE_RATE * 4;
+/** PCM ffmpeg has not read beyond this (~5 s) means it no longer keeps up. */
+const MAX_PCM_BACKLOG_BYTES = 5 * PCM_SAMPLE_RATE * 4;
+/** An ffmpeg that has written nothing for this long (it writes AAC every ~21 ms) is replaced. */
+const FFMPEG_STALL_MS = 5000;
+const WATCH_MS = 500;
+
+/** A failed attempt to open the output, and what kind of failure it was. */
+class OpenError extends Error {
+  constructor(
+    message: string,
+    readonly kind: FailureKind,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The local half of the output, replaced as a whole: ffmpeg (AAC, transcoded video), the audio
+ * mixer feeding it, the UDP socket and SDP file of transcoded video. Its time 0 for audio is the
+ * mixer's first sample, for video the first packet given to ffmpeg.
+ */
+interface Pipeline {
+  ffmpeg: FfmpegProcess;
+  /** Resolves at ffmpeg's first output; rejects if it exits first. */
+  output: Promise<void>;
+  flv: FlvReader;
+  mixer?: AudioMixer;
+  socket?: Socket;
+  videoPort?: number;
+  workDir?: string;
+  videoStartMs?: number;
+  lastOutputAt: number;
+  lines: string[];
+  watch?: NodeJS.Timeout;
+}
 
 /**
  * One (stream, destination) pair. The gateway publishes to the destination over its own RTMP
@@ -82,6 +121,12 @@ const MAX_PCM_BACKLOG_BYTES = 10 * PCM_SAMPLE_RATE * 4;
  * written to ffmpeg as PCM; ffmpeg encodes it to AAC, transcodes video when needed (fed the
  * publisher's RTP over loopback UDP) and hands its FLV tags back on stdout. Every output timestamp is
  * on the publisher's clock, mapped by the gateway, so the tracks stay in sync.
+ *
+ * The output has two halves that fail separately: the link (the RTMP connection) and the pipeline
+ * (ffmpeg and what feeds it). When either breaks while running, the transponder goes to
+ * `reconnecting`, opens what is missing again after a wait (`RestorePolicy`), and each new link
+ * starts with codec headers and a keyframe, its timestamps going on from where the last one ended.
+ * The publisher's side is not touched.
  */
 export class Transponder extends TypedEmitter<TransponderEvents> implements MediaSink {
   readonly mediaSessionId = randomUUID();
@@ -89,28 +134,28 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   state: TransponderState = 'starting';
   lastError: string | undefined;
   outputSize: { width: number; height: number } | undefined;
-  readonly counters = { packetsSent: 0, bytesSent: 0, frames: 0 };
+  readonly counters = { packetsSent: 0, bytesSent: 0, frames: 0, drops: 0, reconnects: 0 };
   muted = false;
   soundEnabled = false;
 
   #rtmp: RtmpPublisher | undefined;
-  #ffmpeg: FfmpegProcess | undefined;
-  #ffmpegOutput: Promise<void> | undefined;
-  #socket: Socket | undefined;
-  #videoPort: number | undefined;
-  #mixer: AudioMixer | undefined;
+  #pipe: Pipeline | undefined;
   #sound: SoundPlayer | undefined;
   #depacketizer: H264Depacketizer | undefined;
-  readonly #flv = new FlvReader();
-  #workDir: string | undefined;
-  #recentLines: string[] = [];
-  /** Publisher clock (ms) of RTMP timestamp 0: the first tag sent. */
-  #baseMs: number | undefined;
-  /** Publisher clock (ms) of the first video packet ffmpeg was given: its video output's time 0. */
-  #videoStartMs: number | undefined;
-  #lastTimestamp = { audio: 0, video: 0 };
+  /** RTMP time of the current link's first video keyframe: audio before it is not sent. */
+  #linkStartTs: number | undefined;
+  /** SPS and PPS of the sequence header sent on the current link. */
   #sps: Buffer | undefined;
   #pps: Buffer | undefined;
+  /** Bytes written and acknowledged on earlier links. */
+  #pastOutput = { written: 0, acknowledged: 0 };
+  /** Publisher clock (ms) of RTMP timestamp 0: the first tag sent. */
+  #baseMs: number | undefined;
+  #lastTimestamp = { audio: 0, video: 0 };
+  readonly #policy: RestorePolicy;
+  #retryTimer: NodeJS.Timeout | undefined;
+  /** When output was last restored (or first started). */
+  #upSince = 0;
   #settled: Promise<void>;
   #settle!: () => void;
   #closing: Promise<void> | undefined;
@@ -126,6 +171,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   ) {
     super((event, error) => log.error({ err: error, event }, 'transponder listener failed'));
     this.#settled = new Promise((resolve) => (this.#settle = resolve));
+    this.#policy = new RestorePolicy(settings.restore);
   }
 
   /** Resolves once the transponder is running, has failed, or is being stopped. */
@@ -133,14 +179,19 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     return this.#settled;
   }
 
-  /** Starting or running: audio commands apply. */
+  /** Starting, running or reconnecting: audio commands apply. */
   get isActive(): boolean {
-    return this.state === 'starting' || this.state === 'running';
+    return this.state === 'starting' || this.state === 'running' || this.state === 'reconnecting';
   }
 
   /** Whether ffmpeg carries the video (transcoding) rather than the gateway (passthrough). */
   get #videoInFfmpeg(): boolean {
     return this.publisher.videoCodec !== undefined && this.plan.video === 'transcode';
+  }
+
+  /** Whether an attempt to open the output is still wanted. */
+  get #opening(): boolean {
+    return this.state === 'starting' || this.state === 'reconnecting';
   }
 
   /** Starts the pipeline in the background; `ready` tells when it is up. */
@@ -149,43 +200,59 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   }
 
   async #run(): Promise<void> {
-    const { publisher } = this;
-    if (publisher.videoCodec) await this.#awaitKeyframe();
+    if (this.publisher.videoCodec) await this.#awaitKeyframe();
     if (this.state !== 'starting') return;
-    // The destination handshake and ffmpeg's start-up run side by side.
-    const [connected, ...local] = await Promise.allSettled([this.#connect(), this.#startFfmpeg(), this.#startMixer()]);
-    const failed = local.find((result) => result.status === 'rejected');
-    if (connected.status === 'rejected' || failed || this.state !== 'starting') {
-      if (connected.status === 'fulfilled') await connected.value.close();
-      if (connected.status === 'rejected') throw connected.reason;
-      if (failed) throw failed.reason;
-      return;
-    }
-    const rtmp = connected.value;
-    this.#rtmp = rtmp;
-    rtmp.on('closed', (error) => {
-      if (error) this.#fail(`destination connection lost: ${scrubDestination(error.message, this.destination)}`);
-    });
-    if (publisher.videoCodec && !this.#videoInFfmpeg) {
-      this.#depacketizer = new H264Depacketizer((unit) => this.#writeVideoUnit(unit), {
-        maxWaitMs: REORDER_WAIT_MS,
-        onLoss: () => publisher.requestKeyframe(),
-      });
-    }
-    publisher.attach(this, publisher.hasKeyframe);
-    // With no packet yet (an audio-only publisher that is silent), the audio timeline starts now.
-    this.#mixer?.begin(Date.now());
-    await this.#withinStartTimeout(this.#ffmpegOutput, 'ffmpeg wrote no output');
+    await this.#open();
     if (this.state !== 'starting') return;
+    this.#upSince = Date.now();
     this.#transition('running');
     this.log.info({ size: this.outputSize, plan: this.plan.video }, 'publishing to the destination');
     this.#settle();
   }
 
+  /**
+   * Opens what is missing of the output, the link and the pipeline side by side, starts feeding
+   * them and waits for ffmpeg's first output. Throws an `OpenError`; closes what it opened when it
+   * fails or is no longer wanted.
+   */
+  async #open(): Promise<void> {
+    const first = this.state === 'starting';
+    const [linked, piped] = await Promise.allSettled([
+      this.#rtmp ? Promise.resolve(undefined) : this.#connect(),
+      this.#pipe ? Promise.resolve(undefined) : this.#startPipeline(),
+    ]);
+    const link = linked.status === 'fulfilled' ? linked.value : undefined;
+    const pipe = piped.status === 'fulfilled' ? piped.value : undefined;
+    if (linked.status === 'rejected' || piped.status === 'rejected' || !this.#opening) {
+      await Promise.all([link?.close(), pipe && this.#closePipeline(pipe)]);
+      if (linked.status === 'rejected') throw linked.reason;
+      if (piped.status === 'rejected') throw new OpenError((piped.reason as Error).message, 'local');
+      return;
+    }
+    if (link) this.#useLink(link);
+    if (pipe) this.#usePipeline(pipe);
+    const { publisher } = this;
+    if (first) publisher.attach(this, publisher.hasKeyframe);
+    else {
+      publisher.attach(this, false);
+      publisher.requestKeyframe();
+    }
+    // With no packet yet (an audio-only publisher that is silent), the audio timeline starts now.
+    this.#pipe?.mixer?.begin(Date.now());
+    try {
+      await this.#withinStartTimeout(this.#pipe?.output, 'ffmpeg wrote no output');
+    } catch (error) {
+      throw new OpenError((error as Error).message, 'local');
+    }
+    if (!this.#opening) return;
+    if (!this.#rtmp) throw new OpenError(this.lastError ?? 'the destination connection was lost', 'unreachable');
+    if (!this.#pipe) throw new OpenError(this.lastError ?? 'ffmpeg ended', 'local');
+  }
+
   async #connect(): Promise<RtmpPublisher> {
     const { destination, settings } = this;
-    const address = await settings.resolveHost(destination.host);
     try {
+      const address = await settings.resolveHost(destination.host);
       return await RtmpPublisher.publish({
         protocol: destination.protocol,
         address,
@@ -200,73 +267,192 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
         localAddress: settings.localAddress,
         secureContext: settings.secureContext,
         timeoutMs: settings.connectTimeoutMs,
+        stallTimeoutMs: settings.stallTimeoutMs,
       });
     } catch (error) {
-      throw new Error(`could not publish to the destination: ${scrubDestination((error as Error).message, this.destination)}`);
+      const message = `could not publish to the destination: ${scrubDestination((error as Error).message, this.destination)}`;
+      throw new OpenError(message, classifyFailure(error));
     }
   }
 
-  async #startMixer(): Promise<void> {
-    const mixer = await AudioMixer.create({ write: (pcm) => this.#writePcm(pcm) });
-    if (this.state !== 'starting') {
-      mixer.close();
-      return;
+  /** Makes `rtmp` the link: a new RTMP session, which starts with headers and a keyframe. */
+  #useLink(rtmp: RtmpPublisher): void {
+    this.#rtmp = rtmp;
+    this.#sps = undefined;
+    this.#pps = undefined;
+    this.#linkStartTs = this.publisher.videoCodec ? undefined : this.#lastTimestamp.audio;
+    rtmp.on('closed', (error) => {
+      if (this.#rtmp !== rtmp || !error) return;
+      this.#dropLink();
+      this.#lose(`destination connection lost: ${scrubDestination(error.message, this.destination)}`, classifyFailure(error), false);
+    });
+    if (this.publisher.videoCodec && !this.#videoInFfmpeg) {
+      this.#depacketizer = new H264Depacketizer((unit) => this.#writeVideoUnit(unit), {
+        maxWaitMs: REORDER_WAIT_MS,
+        onLoss: () => this.publisher.requestKeyframe(),
+      });
     }
+  }
+
+  #dropLink(): void {
+    const rtmp = this.#rtmp;
+    this.#rtmp = undefined;
+    this.#depacketizer = undefined;
+    if (!rtmp) return;
+    this.#pastOutput.written += rtmp.bytesWritten;
+    this.#pastOutput.acknowledged += rtmp.bytesAcknowledged;
+    void rtmp.close();
+  }
+
+  async #startPipeline(): Promise<Pipeline> {
+    const { publisher, settings } = this;
+    const mixer = await AudioMixer.create({ write: (pcm) => this.#writePcm(pipe, pcm) });
     mixer.muted = this.muted;
     mixer.source = this.#sound;
-    this.#mixer = mixer;
-  }
-
-  async #startFfmpeg(): Promise<void> {
-    const { publisher, settings } = this;
     let videoSdpPath: string | undefined;
-    if (this.#videoInFfmpeg) {
-      this.#videoPort = await reservePorts(settings.rtpPortRange, 2);
-      this.#workDir = await mkdtemp(join(tmpdir(), 'transponder-'));
-      videoSdpPath = join(this.#workDir, 'input.sdp');
-      const sdp = buildInputSdp({ codec: publisher.videoCodec!, port: this.#videoPort, spropParameterSets: publisher.spropParameterSets });
-      await writeFile(videoSdpPath, sdp, { mode: 0o600 });
-      if (this.state !== 'starting') return;
+    let videoPort: number | undefined;
+    let workDir: string | undefined;
+    try {
+      if (this.#videoInFfmpeg) {
+        videoPort = await reservePorts(settings.rtpPortRange, 2);
+        workDir = await mkdtemp(join(tmpdir(), 'transponder-'));
+        videoSdpPath = join(workDir, 'input.sdp');
+        const sdp = buildInputSdp({ codec: publisher.videoCodec!, port: videoPort, spropParameterSets: publisher.spropParameterSets });
+        await writeFile(videoSdpPath, sdp, { mode: 0o600 });
+      }
+    } catch (error) {
+      mixer.close();
+      if (workDir) await rm(workDir, { recursive: true, force: true });
+      throw error;
     }
     const args = buildFfmpegArgs({ videoSdpPath, plan: this.plan, settings: settings.encoding, analyzeDurationUs: settings.analyzeDurationUs });
     const ffmpeg = new FfmpegProcess(settings.ffmpegPath, args);
-    this.#ffmpeg = ffmpeg;
-    this.#ffmpegOutput = new Promise((resolve) => ffmpeg.once('output', () => resolve()));
-    ffmpeg.on('line', (line) => this.#onLine(line));
-    ffmpeg.on('output', (data) => this.#onFfmpegOutput(data));
-    ffmpeg.on('exit', (code, signal) => this.#onExit(code, signal));
+    const pipe: Pipeline = { ffmpeg, output: Promise.resolve(), flv: new FlvReader(), mixer, videoPort, workDir, lastOutputAt: Date.now(), lines: [] };
+    pipe.output = new Promise<void>((resolve, reject) => {
+      ffmpeg.once('output', () => resolve());
+      ffmpeg.once('exit', (code, signal) => reject(new Error(this.#exitReason(pipe, code, signal))));
+    });
+    pipe.output.catch(() => {}); // also reported through 'exit'
+    ffmpeg.on('line', (line) => this.#onLine(pipe, line));
+    ffmpeg.on('output', (data) => this.#onFfmpegOutput(pipe, data));
+    ffmpeg.on('exit', (code, signal) => this.#onExit(pipe, code, signal));
     this.log.info({ pid: ffmpeg.pid, plan: this.plan.video }, 'ffmpeg started');
-    if (this.#videoPort === undefined) return;
-    await this.#awaitPortBound(this.#videoPort);
-    this.#socket = createSocket('udp4');
-    this.#socket.on('error', (error) => this.log.warn({ err: error }, 'RTP socket error'));
+    if (videoPort !== undefined) {
+      try {
+        await this.#awaitPortBound(pipe, videoPort);
+      } catch (error) {
+        await this.#closePipeline(pipe);
+        throw error;
+      }
+      pipe.socket = createSocket('udp4');
+      pipe.socket.on('error', (error) => this.log.warn({ err: error }, 'RTP socket error'));
+    }
+    return pipe;
+  }
+
+  /** Makes `pipe` the pipeline and watches that ffmpeg keeps writing and reading. */
+  #usePipeline(pipe: Pipeline): void {
+    this.#pipe = pipe;
+    pipe.watch = setInterval(() => {
+      if (this.#pipe !== pipe || this.state !== 'running') return;
+      const silentMs = Date.now() - pipe.lastOutputAt;
+      if (silentMs >= FFMPEG_STALL_MS) this.#losePipeline(pipe, `ffmpeg made no progress for ${Math.round(silentMs / 1000)} s`);
+    }, WATCH_MS);
+  }
+
+  #losePipeline(pipe: Pipeline, reason: string): void {
+    if (this.#pipe !== pipe) return;
+    this.#pipe = undefined;
+    void this.#closePipeline(pipe);
+    this.#lose(reason, 'local', true);
+  }
+
+  async #closePipeline(pipe: Pipeline): Promise<void> {
+    clearInterval(pipe.watch);
+    pipe.mixer?.close();
+    await pipe.ffmpeg.stop(this.settings.stopTimeoutMs);
+    pipe.socket?.close();
+    if (pipe.workDir) await rm(pipe.workDir, { recursive: true, force: true });
+  }
+
+  /**
+   * Output broke while running: go to `reconnecting` and open what is missing again after a wait,
+   * or fail when restoring is off or exhausted. Before the first start a failure fails the startup;
+   * during an attempt, the attempt reports it.
+   */
+  #lose(reason: string, kind: FailureKind, keepLink: boolean): void {
+    if (this.state === 'starting') return this.#fail(reason);
+    if (this.state !== 'running') return;
+    this.counters.drops++;
+    this.lastError = reason;
+    this.log.warn({ reason }, 'output lost');
+    if (Date.now() - this.#upSince >= HEALTHY_RESET_MS) this.#policy.healthy();
+    this.#transition('reconnecting');
+    this.publisher.detach(this);
+    if (!keepLink) this.#dropLink();
+    const pipe = this.#pipe;
+    this.#pipe = undefined;
+    if (pipe) void this.#closePipeline(pipe);
+    this.#scheduleAttempt(kind, reason);
+  }
+
+  #scheduleAttempt(kind: FailureKind, reason: string): void {
+    const decision = this.#policy.next(kind, reason);
+    if ('giveUp' in decision) return this.#fail(decision.giveUp);
+    this.log.info({ attempt: this.#policy.attempt, inMs: decision.retryInMs }, 'restoring the output');
+    this.#retryTimer = setTimeout(() => void this.#restore(), decision.retryInMs);
+  }
+
+  async #restore(): Promise<void> {
+    if (this.state !== 'reconnecting') return;
+    try {
+      await this.#open();
+    } catch (error) {
+      if (this.state !== 'reconnecting') return;
+      this.publisher.detach(this);
+      const pipe = this.#pipe;
+      this.#pipe = undefined;
+      if (pipe) void this.#closePipeline(pipe);
+      this.lastError = (error as Error).message;
+      this.log.warn({ reason: this.lastError, attempt: this.#policy.attempt }, 'restore attempt failed');
+      this.#scheduleAttempt(error instanceof OpenError ? error.kind : 'local', this.lastError);
+      return;
+    }
+    if (this.state !== 'reconnecting') return;
+    this.#policy.restored();
+    this.#upSince = Date.now();
+    this.counters.reconnects++;
+    this.#transition('running');
+    this.log.info({ attempt: this.#policy.attempt }, 'output restored');
   }
 
   write(packet: CachedPacket): void {
     const { kind, wallclockMs } = packet;
     this.counters.packetsSent++;
     this.counters.bytesSent += RTP_HEADER_SIZE + packet.payload.length;
-    this.#mixer?.begin(wallclockMs); // the audio timeline starts with the first packet of either kind
+    const pipe = this.#pipe;
+    pipe?.mixer?.begin(wallclockMs); // the audio timeline starts with the first packet of either kind
     if (kind === 'audio') {
-      this.#mixer?.push(packet.payload, wallclockMs);
+      pipe?.mixer?.push(packet.payload, wallclockMs);
     } else if (this.#depacketizer) {
       this.#depacketizer.push(packet);
-    } else if (this.#socket && this.#videoPort !== undefined) {
-      this.#videoStartMs ??= wallclockMs;
-      this.#socket.send(this.publisher.videoRtp(packet), this.#videoPort, '127.0.0.1');
+    } else if (pipe?.socket && pipe.videoPort !== undefined) {
+      // ffmpeg is given video from a keyframe on, which it can decode.
+      if (pipe.videoStartMs === undefined && !packet.keyframe) return;
+      pipe.videoStartMs ??= wallclockMs;
+      pipe.socket.send(this.publisher.videoRtp(packet), pipe.videoPort, '127.0.0.1');
     }
   }
 
-  #writePcm(pcm: Buffer): void {
-    const ffmpeg = this.#ffmpeg;
-    if (!ffmpeg?.write(pcm)) return;
-    if (ffmpeg.inputBacklog > MAX_PCM_BACKLOG_BYTES) this.#fail('ffmpeg does not keep up with the audio');
+  #writePcm(pipe: Pipeline, pcm: Buffer): void {
+    if (!pipe.ffmpeg.write(pcm)) return;
+    if (pipe.ffmpeg.inputBacklog > MAX_PCM_BACKLOG_BYTES) this.#losePipeline(pipe, 'ffmpeg does not keep up with the audio');
   }
 
   /** Mutes or unmutes the publisher's audio in this output (a sound being played goes on). */
   setMuted(muted: boolean): void {
     this.muted = muted;
-    if (this.#mixer) this.#mixer.muted = muted;
+    if (this.#pipe?.mixer) this.#pipe.mixer.muted = muted;
   }
 
   /** Plays `player` into the output, replacing any sound playing; it ends by itself unless looping. */
@@ -274,7 +460,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     const previous = this.#sound;
     this.#sound = player;
     this.soundEnabled = true;
-    if (this.#mixer) this.#mixer.source = player;
+    if (this.#pipe?.mixer) this.#pipe.mixer.source = player;
     player.once('ended', (error) => {
       if (error) this.log.warn({ error }, 'sound file ended with an error');
       if (this.#sound === player) void this.stopSound();
@@ -287,7 +473,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     const player = this.#sound;
     this.#sound = undefined;
     this.soundEnabled = false;
-    if (this.#mixer) this.#mixer.source = undefined;
+    if (this.#pipe?.mixer) this.#pipe.mixer.source = undefined;
     await player?.stop();
   }
 
@@ -304,13 +490,15 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     const timestamp = Math.max(this.#lastTimestamp.video, this.#timestamp(wallclockMs));
     const { sps, pps } = parameterSets(unit);
     if (sps && pps && !(this.#sps?.equals(sps) && this.#pps?.equals(pps))) {
+      const first = !this.#sps;
       this.#sps = sps;
       this.#pps = pps;
       this.#updateSize(sps);
-      if (this.counters.frames === 0 && this.settings.sendMetadata) rtmp.writeMetadata(this.#metadata());
+      if (first && this.settings.sendMetadata) rtmp.writeMetadata(this.#metadata());
       rtmp.writeVideo(timestamp, avcSequenceHeader(avcDecoderConfiguration(sps, pps)));
     }
     if (!this.#sps) return; // no decoder configuration yet: nothing decodable to send
+    this.#linkStartTs ??= timestamp;
     rtmp.writeVideo(timestamp, avcFrame(unit));
     this.#lastTimestamp.video = timestamp;
     this.counters.frames++;
@@ -319,8 +507,10 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
 
   /** A destination that takes less than it is sent would make the gateway buffer without end. */
   #checkBacklog(rtmp: RtmpPublisher): void {
-    if (rtmp.bufferedBytes > MAX_BACKLOG_BYTES) {
-      this.#fail(`the destination does not keep up: ${Math.round(rtmp.bufferedBytes / 1048576)} MB waiting to be sent`);
+    if (rtmp.bufferedBytes > MAX_BACKLOG_BYTES && this.#rtmp === rtmp) {
+      const reason = `the destination does not keep up: ${Math.round(rtmp.bufferedBytes / 1048576)} MB waiting to be sent`;
+      this.#dropLink();
+      this.#lose(reason, 'unreachable', false);
     }
   }
 
@@ -349,22 +539,25 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     };
   }
 
-  #onFfmpegOutput(data: Buffer): void {
+  #onFfmpegOutput(pipe: Pipeline, data: Buffer): void {
+    if (this.#pipe !== pipe) return;
+    pipe.lastOutputAt = Date.now();
     let tags: FlvTag[];
     try {
-      tags = this.#flv.push(data);
+      tags = pipe.flv.push(data);
     } catch (error) {
-      this.#fail(`ffmpeg wrote unreadable output: ${(error as Error).message}`);
+      this.#losePipeline(pipe, `ffmpeg wrote unreadable output: ${(error as Error).message}`);
       return;
     }
-    for (const tag of tags) this.#forwardTag(tag);
+    for (const tag of tags) this.#forwardTag(pipe, tag);
   }
 
   /**
    * Forwards a tag from ffmpeg, its time mapped onto the publisher's clock: ffmpeg's audio time 0 is
-   * the mixer's first sample, its video time 0 the first video packet it was given.
+   * the mixer's first sample, its video time 0 the first video packet it was given. Codec headers
+   * always go through; frames start on each link with a video keyframe.
    */
-  #forwardTag(tag: FlvTag): void {
+  #forwardTag(pipe: Pipeline, tag: FlvTag): void {
     const rtmp = this.#rtmp;
     if (!rtmp) return;
     if (tag.type === FlvTagType.SCRIPT) {
@@ -377,17 +570,24 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     const kind = tag.type === FlvTagType.VIDEO ? 'video' : tag.type === FlvTagType.AUDIO ? 'audio' : undefined;
     if (!kind) return;
     const sequenceHeader = tag.body[1] === 0;
-    const start = kind === 'audio' ? this.#mixer?.startMs : this.#videoStartMs;
+    const start = kind === 'audio' ? pipe.mixer?.startMs : pipe.videoStartMs;
     if (start === undefined) return;
     // ffmpeg starts each input at time 0; AAC's 1024 priming samples are moved to time 0 in FLV.
     const primingMs = kind === 'audio' ? (1024 / this.settings.encoding.audioSampleRate) * 1000 : 0;
     let timestamp = this.#timestamp(start + tag.timestamp - primingMs);
     if (timestamp < 0 && !sequenceHeader) return; // the encoder's priming
     timestamp = Math.max(this.#lastTimestamp[kind], timestamp);
-    if (kind === 'audio') rtmp.writeAudio(timestamp, tag.body);
-    else {
+    if (kind === 'audio') {
+      if (!sequenceHeader && (this.#linkStartTs === undefined || timestamp < this.#linkStartTs)) return;
+      rtmp.writeAudio(timestamp, tag.body);
+    } else {
+      const keyframe = tag.body[0]! >> 4 === 1;
       if (sequenceHeader) this.#sizeFromConfiguration(tag.body.subarray(5));
-      else this.counters.frames++;
+      else if (this.#linkStartTs === undefined && !keyframe) return;
+      else {
+        this.#linkStartTs ??= timestamp;
+        this.counters.frames++;
+      }
       rtmp.writeVideo(timestamp, tag.body);
     }
     this.#lastTimestamp[kind] = timestamp;
@@ -434,26 +634,31 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   }
 
   /** Forwarding starts only once ffmpeg listens: a packet sent earlier would be lost. */
-  async #awaitPortBound(port: number): Promise<void> {
+  async #awaitPortBound(pipe: Pipeline, port: number): Promise<void> {
     const deadline = Date.now() + this.settings.startTimeoutMs;
     while (!(await udpPortBound(port))) {
-      if (this.state !== 'starting') return;
+      if (!this.#opening) return;
+      if (pipe.ffmpeg.exitCode !== undefined) throw new Error(this.#exitReason(pipe, pipe.ffmpeg.exitCode, null));
       if (Date.now() > deadline) throw new Error('ffmpeg did not open its RTP input in time');
       await new Promise((r) => setTimeout(r, PORT_POLL_MS));
     }
   }
 
-  #onLine(line: string): void {
-    this.#recentLines.push(line);
-    if (this.#recentLines.length > KEPT_LOG_LINES) this.#recentLines.shift();
+  #onLine(pipe: Pipeline, line: string): void {
+    pipe.lines.push(line);
+    if (pipe.lines.length > KEPT_LOG_LINES) pipe.lines.shift();
     this.log.debug({ ffmpeg: line });
   }
 
-  #onExit(code: number | null, signal: NodeJS.Signals | null): void {
-    if (this.state === 'stopping' || this.state === 'stopped') return;
-    const errors = this.#recentLines.filter((l) => /\[(error|fatal)\]/.test(l)).map((l) => l.replace(/^.*\[(error|fatal)\]\s*/, ''));
-    const reason = errors.slice(-3).join('; ') || this.#recentLines.at(-1) || 'ffmpeg ended';
-    this.#fail(`ffmpeg exited (${signal ?? `code ${code}`}): ${reason}`);
+  #exitReason(pipe: Pipeline, code: number | null, signal: NodeJS.Signals | null): string {
+    const errors = pipe.lines.filter((l) => /\[(error|fatal)\]/.test(l)).map((l) => l.replace(/^.*\[(error|fatal)\]\s*/, ''));
+    const reason = errors.slice(-3).join('; ') || pipe.lines.at(-1) || 'ffmpeg ended';
+    return `ffmpeg exited (${signal ?? `code ${code}`}): ${reason}`;
+  }
+
+  #onExit(pipe: Pipeline, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.#pipe !== pipe) return;
+    this.#losePipeline(pipe, this.#exitReason(pipe, code, signal));
   }
 
   #fail(reason: string): void {
@@ -490,17 +695,22 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
 
   #release(): Promise<void> {
     this.#releasing ??= (async () => {
+      clearTimeout(this.#retryTimer);
       this.publisher.detach(this);
-      this.#mixer?.close();
-      await Promise.all([this.#rtmp?.close(), this.#ffmpeg?.stop(this.settings.stopTimeoutMs), this.stopSound()]);
-      this.#socket?.close();
-      this.#socket = undefined;
-      if (this.#workDir) await rm(this.#workDir, { recursive: true, force: true });
+      const rtmp = this.#rtmp;
+      const pipe = this.#pipe;
+      this.#rtmp = undefined;
+      this.#pipe = undefined;
+      if (rtmp) {
+        this.#pastOutput.written += rtmp.bytesWritten;
+        this.#pastOutput.acknowledged += rtmp.bytesAcknowledged;
+      }
+      await Promise.all([rtmp?.close(), pipe && this.#closePipeline(pipe), this.stopSound()]);
     })();
     return this.#releasing;
   }
 
-  /** The Web Call Server shape, plus `state`, `lastError` and counters. Holds no secret. */
+  /** The Web Call Server shape, plus `state`, `lastError`, restore attempts and counters. Holds no secret. */
   toJSON(): Record<string, unknown> {
     return {
       mediaSessionId: this.mediaSessionId,
@@ -514,13 +724,14 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       options: this.request.options,
       state: this.state,
       ...(this.lastError ? { lastError: this.lastError } : {}),
+      reconnectAttempt: this.#policy.attempt,
       transcoding: this.plan.video === 'transcode',
       createdAt: new Date(this.createdAt).toISOString(),
       counters: {
         ...this.counters,
         framesLost: this.#depacketizer?.framesLost ?? 0,
-        outputBytes: this.#rtmp?.bytesWritten ?? 0,
-        acknowledgedBytes: this.#rtmp?.bytesAcknowledged ?? 0,
+        outputBytes: this.#pastOutput.written + (this.#rtmp?.bytesWritten ?? 0),
+        acknowledgedBytes: this.#pastOutput.acknowledged + (this.#rtmp?.bytesAcknowledged ?? 0),
       },
     };
   }

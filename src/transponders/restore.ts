@@ -1,0 +1,81 @@
+import { RtmpError } from '../rtmp/errors.js';
+
+/** How a transponder restores its output after a drop (Web Call Server's `rtmp_push_restore*`). */
+export interface RestoreSettings {
+  enabled: boolean;
+  /** Attempts per outage; 0 is unlimited. */
+  attempts: number;
+  /** Wait before the first attempt; later waits grow from it. */
+  intervalMs: number;
+}
+
+/**
+ * Why an attempt failed, which sets how long the next one waits:
+ * - `unreachable`: nothing answered or the connection broke (server down, network cut): retried
+ *   soon, it costs the server nothing;
+ * - `busy`: the server still holds a stream of that name ("already publishing", usually our own
+ *   session before the drop): retried with a growing wait;
+ * - `rejected`: the server refused the publish otherwise (bad key or application): retried once;
+ * - `local`: ffmpeg or the audio mixer could not start here.
+ */
+export type FailureKind = 'unreachable' | 'busy' | 'rejected' | 'local';
+
+/** Waits grow by this factor per attempt in an outage. */
+const GROWTH = 1.5;
+/** Ceiling of the wait while the destination is unreachable: a dead host costs only a SYN. */
+const UNREACHABLE_MAX_WAIT_MS = 5000;
+/** Ceiling of the wait while the destination refuses. */
+const REFUSED_MAX_WAIT_MS = 30_000;
+/** Each wait is lengthened by up to this fraction, so transponders do not retry in step. */
+const JITTER = 0.25;
+/** Output healthy for this long forgets the attempts of earlier outages. */
+export const HEALTHY_RESET_MS = 60_000;
+
+export function classifyFailure(error: unknown): FailureKind {
+  if (!(error instanceof RtmpError) || error.code === undefined) return 'unreachable';
+  const text = `${error.code} ${error.description ?? ''}`;
+  return /already (publishing|has a stream|exists|in use)|in use|already/i.test(text) ? 'busy' : 'rejected';
+}
+
+export type RestoreDecision = { retryInMs: number } | { giveUp: string };
+
+/**
+ * The attempts of one transponder: how long to wait before the next, and when to give up. One
+ * instance lives as long as its transponder; `healthy()` is called when output has run long enough
+ * to start counting afresh.
+ */
+export class RestorePolicy {
+  /** Attempts made in the current outage. */
+  attempt = 0;
+  #previousKind: FailureKind | undefined;
+
+  constructor(
+    private readonly settings: RestoreSettings,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  /** After a drop or a failed attempt: wait this long and try again, or give up (and why). */
+  next(kind: FailureKind, reason: string): RestoreDecision {
+    if (!this.settings.enabled) return { giveUp: reason };
+    if (kind === 'rejected' && this.#previousKind === 'rejected') return { giveUp: reason };
+    if (this.settings.attempts > 0 && this.attempt >= this.settings.attempts) {
+      return { giveUp: `${reason} (after ${this.attempt} restore attempt${this.attempt === 1 ? '' : 's'})` };
+    }
+    this.#previousKind = kind;
+    this.attempt++;
+    const { intervalMs } = this.settings;
+    const ceiling = Math.max(intervalMs, kind === 'unreachable' || kind === 'local' ? UNREACHABLE_MAX_WAIT_MS : REFUSED_MAX_WAIT_MS);
+    const wait = Math.min(ceiling, intervalMs * GROWTH ** (this.attempt - 1));
+    return { retryInMs: Math.round(wait * (1 + JITTER * this.random())) };
+  }
+
+  /** Output is back: the next outage starts with a short wait only once it has stayed up. */
+  restored(): void {
+    this.#previousKind = undefined;
+  }
+
+  healthy(): void {
+    this.attempt = 0;
+    this.#previousKind = undefined;
+  }
+}

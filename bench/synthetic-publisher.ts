@@ -79,6 +79,11 @@ export class SyntheticPublisher {
     });
   }
 
+  /** The WebRTC connection's state, as the peer sees it. */
+  get connectionState(): string {
+    return this.#pc.connectionState;
+  }
+
   /** Publishes `name` to the gateway's WHIP endpoint and starts sending once connected. */
   static async publish(fixture: Fixture, baseUrl: string, name: string, options: { audio?: boolean } = {}): Promise<SyntheticPublisher> {
     const publisher = new SyntheticPublisher(fixture, name);

@@ -33,6 +33,8 @@ export interface RtmpPublishOptions {
   secureContext?: SecureContext;
   /** Connecting, handshake, connect, createStream and publish together must finish within this. */
   timeoutMs: number;
+  /** The TCP (and TLS) connection alone must be made within this; `timeoutMs` when absent. */
+  socketTimeoutMs?: number;
   /**
    * Once publishing, output the server has not acknowledged for this long counts as a stall: the
    * connection is ended with an error, as a dead one would be. Undefined: not watched.
@@ -110,7 +112,7 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
 
   static async #attempt(options: RtmpPublishOptions, auth: string, timeoutMs: number): Promise<RtmpPublisher> {
     if (timeoutMs <= 0) throw new RtmpError(`the destination did not accept the publish within ${options.timeoutMs} ms`);
-    const socket = await openSocket(options, timeoutMs);
+    const socket = await openSocket(options, Math.min(timeoutMs, options.socketTimeoutMs ?? timeoutMs));
     const client = new RtmpPublisher(socket);
     const timer = setTimeout(() => client.#abort(new RtmpError(`the destination did not accept the publish within ${options.timeoutMs} ms`)), timeoutMs);
     try {
@@ -380,7 +382,7 @@ function openSocket(options: RtmpPublishOptions, timeoutMs: number): Promise<Soc
           })
         : netConnect(common);
     const ready = options.protocol === 'rtmps' ? 'secureConnect' : 'connect';
-    const timer = setTimeout(() => socket.destroy(new RtmpError(`could not connect within ${options.timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => socket.destroy(new RtmpError(`could not connect within ${timeoutMs} ms`)), timeoutMs);
     socket.once(ready, () => {
       clearTimeout(timer);
       socket.off('error', onError);

@@ -10,31 +10,38 @@ export interface RestoreSettings {
 }
 
 /**
- * Why an attempt failed, which sets how long the next one waits:
- * - `unreachable`: nothing answered or the connection broke (server down, network cut): retried
- *   soon, it costs the server nothing;
- * - `busy`: the server still holds a stream of that name ("already publishing", usually our own
- *   session before the drop): retried with a growing wait;
- * - `rejected`: the server refused the publish otherwise (bad key or application): retried once;
+ * Why an attempt failed:
+ * - `unreachable`: nothing answered or the connection broke (server down, network cut);
+ * - `busy`: the server still holds a stream of that name ("already publishing"): usually our own
+ *   session from before the drop, which it lets go once the old connection's end reaches it;
+ * - `rejected`: the server refused the publish otherwise (bad key or application): tried once more,
+ *   then the transponder fails with the server's reason;
  * - `local`: ffmpeg or the audio mixer could not start here.
  */
 export type FailureKind = 'unreachable' | 'busy' | 'rejected' | 'local';
 
-/** Waits grow by this factor per attempt in an outage. */
+/** Waits grow by this factor per attempt in an outage… */
 const GROWTH = 1.5;
-/** Ceiling of the wait while the destination is unreachable: a dead host costs only a SYN. */
-const UNREACHABLE_MAX_WAIT_MS = 5000;
-/** Ceiling of the wait while the destination refuses. */
-const REFUSED_MAX_WAIT_MS = 30_000;
+/**
+ * …up to this (or the interval, if longer). Short on purpose: an attempt costs a SYN or one RTMP
+ * handshake, and the output is back within this long of the server or the network returning.
+ */
+const MAX_WAIT_MS = 2000;
 /** Each wait is lengthened by up to this fraction, so transponders do not retry in step. */
 const JITTER = 0.25;
 /** Output healthy for this long forgets the attempts of earlier outages. */
 export const HEALTHY_RESET_MS = 60_000;
+/**
+ * While reconnecting, a TCP connection not made within this long is given up and tried afresh:
+ * the kernel's own SYN retries back off to 3 s, 7 s and more, which would leave a returned network
+ * unused for seconds.
+ */
+export const RECONNECT_SOCKET_TIMEOUT_MS = 2000;
 
 export function classifyFailure(error: unknown): FailureKind {
   if (!(error instanceof RtmpError) || error.code === undefined) return 'unreachable';
   const text = `${error.code} ${error.description ?? ''}`;
-  return /already (publishing|has a stream|exists|in use)|in use|already/i.test(text) ? 'busy' : 'rejected';
+  return /already|in use/i.test(text) ? 'busy' : 'rejected';
 }
 
 export type RestoreDecision = { retryInMs: number } | { giveUp: string };
@@ -64,8 +71,7 @@ export class RestorePolicy {
     this.#previousKind = kind;
     this.attempt++;
     const { intervalMs } = this.settings;
-    const ceiling = Math.max(intervalMs, kind === 'unreachable' || kind === 'local' ? UNREACHABLE_MAX_WAIT_MS : REFUSED_MAX_WAIT_MS);
-    const wait = Math.min(ceiling, intervalMs * GROWTH ** (this.attempt - 1));
+    const wait = Math.min(Math.max(intervalMs, MAX_WAIT_MS), intervalMs * GROWTH ** (this.attempt - 1));
     return { retryInMs: Math.round(wait * (1 + JITTER * this.random())) };
   }
 

@@ -14,7 +14,7 @@ import type { CachedPacket } from '../publishers/start-cache.js';
 import { decodeAmf0, type Amf0Value } from '../rtmp/amf0.js';
 import { RtmpPublisher } from '../rtmp/client.js';
 import { scrubDestination, type Destination } from './destination.js';
-import { classifyFailure, HEALTHY_RESET_MS, RestorePolicy, type FailureKind, type RestoreSettings } from './restore.js';
+import { classifyFailure, HEALTHY_RESET_MS, RECONNECT_SOCKET_TIMEOUT_MS, RestorePolicy, type FailureKind, type RestoreSettings } from './restore.js';
 import type { EncodingPlan, EncodingSettings } from './encoding.js';
 import { AudioMixer, PCM_SAMPLE_RATE } from './audio-mixer.js';
 import { buildFfmpegArgs, buildInputSdp } from './ffmpeg-args.js';
@@ -267,6 +267,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
         localAddress: settings.localAddress,
         secureContext: settings.secureContext,
         timeoutMs: settings.connectTimeoutMs,
+        socketTimeoutMs: this.state === 'reconnecting' ? RECONNECT_SOCKET_TIMEOUT_MS : undefined,
         stallTimeoutMs: settings.stallTimeoutMs,
       });
     } catch (error) {
@@ -652,8 +653,9 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
 
   #exitReason(pipe: Pipeline, code: number | null, signal: NodeJS.Signals | null): string {
     const errors = pipe.lines.filter((l) => /\[(error|fatal)\]/.test(l)).map((l) => l.replace(/^.*\[(error|fatal)\]\s*/, ''));
-    const reason = errors.slice(-3).join('; ') || pipe.lines.at(-1) || 'ffmpeg ended';
-    return `ffmpeg exited (${signal ?? `code ${code}`}): ${reason}`;
+    if (errors.length) return `ffmpeg exited (${signal ?? `code ${code}`}): ${errors.slice(-3).join('; ')}`;
+    if (signal) return `ffmpeg was ended by ${signal}`;
+    return `ffmpeg exited (code ${code})${pipe.lines.length ? `: ${pipe.lines.at(-1)!.trim()}` : ''}`;
   }
 
   #onExit(pipe: Pipeline, code: number | null, signal: NodeJS.Signals | null): void {

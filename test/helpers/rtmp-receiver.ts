@@ -13,6 +13,8 @@ export interface RtmpPublish {
   /** The name given to `publish`, query string included. */
   streamName: string;
   remoteAddress: string;
+  /** Which connection, counted from 1: a reconnecting publisher comes back with a new one. */
+  connection: number;
 }
 
 export interface RtmpMediaMessage {
@@ -57,6 +59,12 @@ export class RtmpReceiver extends EventEmitter<RtmpReceiverEvents> {
   /** When set, every publish is refused with this onStatus error. */
   refuse: { code: string; description: string } | undefined;
 
+  /** Refusals for the next publishes, one each, before `refuse` applies. */
+  readonly refusals: { code: string; description: string }[] = [];
+
+  /** Connections accepted so far. */
+  connections = 0;
+
   /** When set, connects must authenticate. */
   auth: ReceiverAuth | undefined;
 
@@ -72,7 +80,7 @@ export class RtmpReceiver extends EventEmitter<RtmpReceiverEvents> {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
       socket.on('error', () => socket.destroy());
-      new Connection(socket, this);
+      new Connection(socket, this, ++this.connections);
     });
   }
 
@@ -87,6 +95,11 @@ export class RtmpReceiver extends EventEmitter<RtmpReceiverEvents> {
 
   url(app = 'live'): string {
     return `rtmp://127.0.0.1:${this.port}/${app}`;
+  }
+
+  /** Ends every connection, as a server that drops its publishers does. */
+  dropAll(): void {
+    for (const socket of this.#sockets) socket.destroy();
   }
 
   async close(): Promise<void> {
@@ -107,6 +120,7 @@ class Connection {
   constructor(
     private readonly socket: Socket,
     private readonly receiver: RtmpReceiver,
+    private readonly id: number,
   ) {
     socket.on('data', (data) => {
       try {
@@ -209,8 +223,9 @@ class Connection {
           flashVer: text('flashVer'),
           streamName: String(args[0] ?? ''),
           remoteAddress: this.socket.remoteAddress ?? '',
+          connection: this.id,
         };
-        const refusal = this.receiver.refuse;
+        const refusal = this.receiver.refusals.shift() ?? this.receiver.refuse;
         const status = refusal ? { level: 'error', ...refusal } : { level: 'status', code: 'NetStream.Publish.Start', description: 'Publishing.' };
         this.#send(5, 20, encodeAmf0('onStatus', 0, null, status), 1);
         if (refusal) this.#publish = undefined;

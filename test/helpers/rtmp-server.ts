@@ -30,24 +30,35 @@ export interface RtmpStream {
   audioCodec: string;
 }
 
+export interface NginxOptions {
+  /** An HTTP URL nginx-rtmp posts each publish to (its `on_publish` callback). */
+  onPublish?: string;
+  /** Applications besides `live`, such as `live/instance`. */
+  apps?: string[];
+  /** Each publish recorded to its own file, `<stream>-<time>.flv` (see `recordings`). */
+  recordUnique?: boolean;
+  /** Runs nginx in this network namespace, listening on `address` there. */
+  netns?: { name: string; address: string };
+}
+
 /**
- * A real RTMP server for tests: nginx with libnginx-mod-rtmp, on loopback, recording every
- * publish to `<dir>/rec/<stream>.flv`, with `rtmp_stat` served over HTTP.
+ * A real RTMP server for tests: nginx with libnginx-mod-rtmp, on loopback (or in a network
+ * namespace the test made), recording every publish to `<dir>/rec/<stream>.flv`, with `rtmp_stat`
+ * served over HTTP.
  */
 export class NginxRtmp {
   private constructor(
     readonly dir: string,
+    readonly address: string,
     readonly rtmpPort: number,
     readonly httpPort: number,
-    private readonly process: ChildProcess,
+    private process: ChildProcess,
+    private readonly options: NginxOptions,
   ) {}
 
-  /**
-   * `onPublish`: an HTTP URL nginx-rtmp posts each publish to (its `on_publish` callback).
-   * `apps`: applications besides `live`, such as `live/instance`.
-   */
-  static async start(options: { onPublish?: string; apps?: string[] } = {}): Promise<NginxRtmp> {
+  static async start(options: NginxOptions = {}): Promise<NginxRtmp> {
     const dir = await mkdtemp(join(tmpdir(), 'nginx-rtmp-'));
+    const address = options.netns?.address ?? '127.0.0.1';
     const rtmpPort = await freePort();
     const httpPort = await freePort();
     const conf = `
@@ -59,13 +70,13 @@ error_log ${dir}/error.log info;
 events { worker_connections 256; }
 rtmp {
   server {
-    listen 127.0.0.1:${rtmpPort};
+    listen ${address}:${rtmpPort};
 ${['live', ...(options.apps ?? [])].map((app) => `    application ${app} {
       live on;${options.onPublish ? `
       on_publish ${options.onPublish};` : ''}
       record all;
       record_path ${dir}/rec;
-      record_unique off;
+      record_unique ${options.recordUnique ? 'on' : 'off'};
     }`).join('\n')}
   }
 }
@@ -77,7 +88,7 @@ http {
   uwsgi_temp_path ${dir}/tmp-uwsgi;
   scgi_temp_path ${dir}/tmp-scgi;
   server {
-    listen 127.0.0.1:${httpPort};
+    listen ${address}:${httpPort};
     location /stat { rtmp_stat all; }
   }
 }
@@ -85,35 +96,63 @@ http {
     await writeFile(join(dir, 'nginx.conf'), conf);
     const { mkdir } = await import('node:fs/promises');
     await mkdir(join(dir, 'rec'));
-    const child = startProcess('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir]);
+    const server = new NginxRtmp(dir, address, rtmpPort, httpPort, await NginxRtmp.#spawn(dir, address, httpPort, options), options);
+    return server;
+  }
+
+  static async #spawn(dir: string, address: string, httpPort: number, options: NginxOptions): Promise<ChildProcess> {
+    const nginx = ['nginx', '-c', join(dir, 'nginx.conf'), '-p', dir];
+    const child = options.netns ? startProcess('ip', ['netns', 'exec', options.netns.name, ...nginx]) : startProcess(nginx[0]!, nginx.slice(1));
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    const server = new NginxRtmp(dir, rtmpPort, httpPort, child);
     await waitFor(`nginx-rtmp to listen (${stderr})`, async () => {
       if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`);
       try {
-        return (await fetch(`http://127.0.0.1:${httpPort}/stat`)).ok;
+        return (await fetch(`http://${address}:${httpPort}/stat`)).ok;
       } catch {
         return false;
       }
     });
-    return server;
+    return child;
   }
 
   get pid(): number | undefined {
     return this.process.pid;
   }
 
+  /** Stops nginx (its RTMP sessions end) and starts it again on the same ports; resolves once it listens. */
+  async restart(downMs = 0): Promise<void> {
+    await stopProcess(this.process);
+    if (downMs) await new Promise((r) => setTimeout(r, downMs));
+    this.process = await NginxRtmp.#spawn(this.dir, this.address, this.httpPort, this.options);
+  }
+
+  /** SIGSTOP: nginx takes no more data, though its kernel still accepts some. */
+  pause(): void {
+    this.process.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.process.kill('SIGCONT');
+  }
+
   url(app = 'live'): string {
-    return `rtmp://127.0.0.1:${this.rtmpPort}/${app}`;
+    return `rtmp://${this.address}:${this.rtmpPort}/${app}`;
   }
 
   recording(stream: string): string {
     return join(this.dir, 'rec', `${stream}.flv`);
   }
 
+  /** With `recordUnique`: the recordings of `stream`, one per publish, oldest first. */
+  async recordings(stream: string): Promise<string[]> {
+    const { readdir } = await import('node:fs/promises');
+    const names = (await readdir(join(this.dir, 'rec'))).filter((n) => n.startsWith(`${stream}-`) && n.endsWith('.flv'));
+    return names.sort((a, b) => Number(a.slice(stream.length + 1, -4)) - Number(b.slice(stream.length + 1, -4))).map((n) => join(this.dir, 'rec', n));
+  }
+
   async statXml(): Promise<string> {
-    return (await fetch(`http://127.0.0.1:${this.httpPort}/stat`)).text();
+    return (await fetch(`http://${this.address}:${this.httpPort}/stat`)).text();
   }
 
   /** Streams being published now, as nginx-rtmp's stat page lists them. */
@@ -150,6 +189,7 @@ http {
   }
 
   async stop(): Promise<void> {
+    this.process.kill('SIGCONT');
     await stopProcess(this.process);
     await rm(this.dir, { recursive: true, force: true });
   }

@@ -3,7 +3,7 @@
  * beside its target.
  * Prints a table and writes JSON. `--quick` runs a smaller version in about a minute.
  *
- *   npm run bench -- [--quick] [--only startup,sdk,latency,audio,capacity] [--steps 8,16,24]
+ *   npm run bench -- [--quick] [--only startup,sdk,latency,audio,resilience,capacity] [--steps 8,16,24]
  *                    [--out file.json] [--log-level debug] [--profile: CPU profile of the gateway
  *                    in .bench/profiles, for Chrome DevTools or speedscope]
  */
@@ -18,6 +18,7 @@ import { now, stopAllProcesses, sleep, waitFor } from '../test/helpers/processes
 import { RtmpReceiver, type RtmpMediaMessage } from '../test/helpers/rtmp-receiver.js';
 import { NginxRtmp } from '../test/helpers/rtmp-server.js';
 import { changeLatency, levelsOfFrames } from './audio-commands.js';
+import { destinationRestart, networkCut, reconnectCycles } from './resilience.js';
 import { loadFixture, type Fixture } from './fixture.js';
 import { GatewayProcess } from './gateway-process.js';
 import { CpuWindow, rssMb } from './proc.js';
@@ -34,10 +35,20 @@ const { values: args } = parseArgs({
   },
 });
 const quick = args.quick!;
-const sections = new Set((args.only ?? 'startup,sdk,latency,audio,capacity').split(','));
+const sections = new Set((args.only ?? 'startup,sdk,latency,audio,resilience,capacity').split(','));
 const plan = quick
-  ? { startupRuns: 3, sdkRuns: 3, audioRuns: 2, pushSeconds: 8, capacitySteps: [2, 4], capacitySeconds: 6 }
-  : { startupRuns: 10, sdkRuns: 10, audioRuns: 6, pushSeconds: 20, capacitySteps: [8, 16, 24, 32, 40, 48, 56, 64], capacitySeconds: 15 };
+  ? { startupRuns: 3, sdkRuns: 3, audioRuns: 2, restartDownMs: [200, 800], cutRuns: 1, reconnectCycles: 20, pushSeconds: 8, capacitySteps: [2, 4], capacitySeconds: 6 }
+  : {
+      startupRuns: 10,
+      sdkRuns: 10,
+      audioRuns: 6,
+      restartDownMs: [100, 300, 500, 700, 900],
+      cutRuns: 3,
+      reconnectCycles: 100,
+      pushSeconds: 20,
+      capacitySteps: [8, 16, 24, 32, 40, 48, 56, 64],
+      capacitySeconds: 15,
+    };
 if (args.steps) plan.capacitySteps = args.steps.split(',').map(Number);
 const MAX_LOSS = 0.005;
 const WORK = resolve('.bench');
@@ -441,6 +452,12 @@ async function main(): Promise<void> {
       await push(gateway, fixture, receiver, 'transcode');
     }
     if (sections.has('audio')) await audioCommands(gateway, fixture, receiver);
+    if (sections.has('resilience')) {
+      console.log('\nResilience: destination restarts, 10 s network cuts, reconnect cycles');
+      details.restartMs = await destinationRestart(gateway, fixture, report, plan.restartDownMs);
+      details.networkCutMs = await networkCut(gateway, fixture, report, plan.cutRuns);
+      await reconnectCycles(join(WORK, 'gateway-cycles.log'), fixture, report, plan.reconnectCycles);
+    }
     if (sections.has('capacity')) {
       nginx = await NginxRtmp.start();
       await capacity(gateway, fixture, nginx);

@@ -134,9 +134,17 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     this.#pipelines.get('video')?.track.requestKeyframe();
   }
 
-  /** Asks the sender for a keyframe now (after a loss), unless one was just asked for. */
-  requestKeyframe(): void {
-    if (Date.now() - this.#lastRequestAt >= KEYFRAME_RETRY_MS) this.#requestKeyframe();
+  /**
+   * Asks the sender for a keyframe now (after a loss), unless one was just asked for; with `force`,
+   * even then (a sink that was not attached may have missed the keyframe that answered).
+   */
+  requestKeyframe(force = false): void {
+    if (force || Date.now() - this.#lastRequestAt >= KEYFRAME_RETRY_MS) this.#requestKeyframe();
+  }
+
+  /** Capture time (publisher clock, ms) of the cached keyframe a sink can start from, if any. */
+  get cachedKeyframeMs(): number | undefined {
+    return this.#startCache.ready ? this.#startCache.keyframeWallclockMs : undefined;
   }
 
   /** Video frames per second over the latest frames, once there are a few. */

@@ -39,7 +39,9 @@ export function buildFfmpegArgs(job: FfmpegJob): string[] {
   const { plan, settings } = job;
   const args = ['-hide_banner', '-nostats', '-nostdin', '-loglevel', 'level+info', '-protocol_whitelist', 'file,udp,rtp,pipe'];
   if (job.videoSdpPath) args.push('-analyzeduration', String(job.analyzeDurationUs), '-i', job.videoSdpPath);
-  args.push('-f', 's16le', '-ar', String(PCM_SAMPLE_RATE), '-ac', String(PCM_CHANNELS), '-i', 'pipe:0');
+  // The PCM's format is given, so nothing is probed: by default ffmpeg would read ~1 s of it first,
+  // and the mixer writes it in real time.
+  args.push('-probesize', '32', '-f', 's16le', '-ar', String(PCM_SAMPLE_RATE), '-ac', String(PCM_CHANNELS), '-i', 'pipe:0');
   const audioInput = job.videoSdpPath ? 1 : 0;
   if (job.videoSdpPath && plan.video === 'transcode') args.push('-map', '0:v:0', ...x264Args(plan, settings));
   args.push(

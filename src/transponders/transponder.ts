@@ -231,12 +231,13 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     }
     if (link) this.#useLink(link);
     if (pipe) this.#usePipeline(pipe);
+    // A new link starts from the cached keyframe when it is newer than anything sent before: at
+    // once, its timestamps going on. Otherwise from the keyframe asked for now.
     const { publisher } = this;
-    if (first) publisher.attach(this, publisher.hasKeyframe);
-    else {
-      publisher.attach(this, false);
-      publisher.requestKeyframe();
-    }
+    const cachedMs = publisher.cachedKeyframeMs;
+    const fromCache = cachedMs !== undefined && (first || (this.#baseMs !== undefined && cachedMs - this.#baseMs > this.#lastTimestamp.video));
+    publisher.attach(this, fromCache);
+    if (!fromCache) publisher.requestKeyframe(true);
     // With no packet yet (an audio-only publisher that is silent), the audio timeline starts now.
     this.#pipe?.mixer?.begin(Date.now());
     try {
@@ -389,8 +390,10 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     this.log.warn({ reason }, 'output lost');
     if (Date.now() - this.#upSince >= HEALTHY_RESET_MS) this.#policy.healthy();
     this.#transition('reconnecting');
-    this.publisher.detach(this);
-    if (!keepLink) this.#dropLink();
+    if (!keepLink) {
+      this.#dropLink();
+      this.publisher.detach(this);
+    }
     const pipe = this.#pipe;
     this.#pipe = undefined;
     if (pipe) void this.#closePipeline(pipe);
@@ -410,7 +413,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       await this.#open();
     } catch (error) {
       if (this.state !== 'reconnecting') return;
-      this.publisher.detach(this);
+      if (!this.#rtmp) this.publisher.detach(this); // passed-through video goes on over a kept link
       const pipe = this.#pipe;
       this.#pipe = undefined;
       if (pipe) void this.#closePipeline(pipe);

@@ -67,7 +67,7 @@ t.test('ffmpeg writes FLV to stdout and can reach nothing but its inputs', async
 
 t.test('transcoding reads the video from the SDP file (input 0) and the audio from stdin (input 1)', async (t) => {
   const joined = buildFfmpegArgs({ ...job, plan: planEncoding('VP8', {}, settings) }).join(' ');
-  t.match(joined, /-i \/tmp\/x\/input\.sdp -f s16le .* -i pipe:0 -map 0:v:0 .*-map 1:a:0 -c:a aac/);
+  t.match(joined, /-i \/tmp\/x\/input\.sdp -probesize 32 -f s16le .* -i pipe:0 -map 0:v:0 .*-map 1:a:0 -c:a aac/);
 });
 
 t.test('transcoding uses libx264 with a 2 s keyframe interval, or the requested one in frames', async (t) => {

@@ -23,8 +23,10 @@ async function listed(gateway: GatewayProcess, mediaSessionId: string): Promise<
 }
 
 /**
- * The RTMP server goes away for a while and comes back on the same port (a restart): from the
- * moment it accepts connections again to the first video frame it gets (a keyframe, after headers).
+ * The RTMP server goes away for a while and comes back on the same port (a restart), under a push
+ * that was healthy (each run on a new transponder: waits grow over outages close together): from
+ * the moment the server accepts connections again to the first video frame it gets (a keyframe,
+ * after headers).
  */
 export async function destinationRestart(gateway: GatewayProcess, fixture: Fixture, report: Report, downMs: number[]): Promise<number[]> {
   const name = 'restart';
@@ -33,8 +35,8 @@ export async function destinationRestart(gateway: GatewayProcess, fixture: Fixtu
   const publisher = await SyntheticPublisher.publish(fixture, gateway.baseUrl, name);
   const results: number[] = [];
   try {
-    const id = await startPush(gateway, name, receiver.url());
     for (const down of downMs) {
+      const id = await startPush(gateway, name, receiver.url());
       await sleep(1500);
       await receiver.close();
       await sleep(down);
@@ -43,8 +45,8 @@ export async function destinationRestart(gateway: GatewayProcess, fixture: Fixtu
       const frame = await new Promise<RtmpMediaMessage>((resolve) => receiver.on('media', (m) => m.kind === 'video' && !m.sequenceHeader && resolve(m)));
       results.push(frame.arrivalMs - acceptingAt);
       console.log(`    down ${down} ms: first frame ${Math.round(frame.arrivalMs - acceptingAt)} ms after the server accepted again (keyframe: ${frame.key})`);
+      await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: id });
     }
-    await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: id });
   } finally {
     await publisher.stop();
     await receiver.close();

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the gateway needs on Debian/Ubuntu: ffmpeg, and with --test also what the test
-# suite needs (nginx with the RTMP module, Chromium). Then npm packages and the build.
+# suite needs (nginx with the RTMP module, Chromium, iproute2 for test network namespaces). Then npm
+# packages and the build.
 # Everything comes from Debian's packages and the npm registry; nothing else is downloaded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want=(ffmpeg ca-certificates)
-[[ "${1:-}" == "--test" ]] && want+=(nginx libnginx-mod-rtmp chromium openssl)
+[[ "${1:-}" == "--test" ]] && want+=(nginx libnginx-mod-rtmp chromium openssl iproute2)
 
 missing=()
 for pkg in "${want[@]}"; do

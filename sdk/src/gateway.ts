@@ -264,7 +264,8 @@ export class Stream extends Emitter {
     } else if (message.type === 'status' && message.status === 'UNPUBLISHED') {
       this._closed(message.info ?? 'unpublished');
     } else if (message.type === 'transponder' && message.error) {
-      console.warn(`gateway: republishing ${this.options.name} failed: ${message.error}`);
+      const what = message.state === 'reconnecting' ? 'reconnecting after' : 'failed';
+      console.warn(`gateway: republishing ${this.options.name} ${what}: ${message.error}`);
     }
   }
 

@@ -113,7 +113,14 @@ class SignalingSession {
 
   #startTransponder(streamName: string, rtmpUrl: string, fullUrl: boolean | undefined): void {
     this.transponders.startup({ streamName, rtmpUrl, rtmpTransponderFullUrl: fullUrl }).then(
-      (t) => this.#send({ type: 'transponder', name: streamName, mediaSessionId: t.mediaSessionId, state: t.state }),
+      (t) => {
+        this.#send({ type: 'transponder', name: streamName, mediaSessionId: t.mediaSessionId, state: t.state });
+        // Later changes too: reconnecting, running again, failed (lastError holds no secret).
+        t.on('state', (state) => {
+          const error = state === 'reconnecting' || state === 'failed' ? t.lastError : undefined;
+          this.#send({ type: 'transponder', name: streamName, mediaSessionId: t.mediaSessionId, state, ...(error ? { error } : {}) });
+        });
+      },
       (error: unknown) => {
         const message = error instanceof GatewayError ? error.message : 'transponder failed to start';
         this.log.warn({ stream: streamName, reason: message }, 'republishing from the SDK failed');

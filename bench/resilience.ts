@@ -6,6 +6,7 @@ import { RtmpReceiver, type RtmpMediaMessage } from '../test/helpers/rtmp-receiv
 import { NginxRtmp } from '../test/helpers/rtmp-server.js';
 import type { Fixture } from './fixture.js';
 import { GatewayProcess } from './gateway-process.js';
+import { median } from './stats.js';
 import { SyntheticPublisher } from './synthetic-publisher.js';
 
 type Report = (name: string, value: number, unit: string, target?: { max?: number; min?: number }) => void;
@@ -189,9 +190,4 @@ export async function reconnectCycles(logFile: string, fixture: Fixture, report:
     await receiver.close();
     await gateway.stop();
   }
-}
-
-function median(xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }

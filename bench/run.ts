@@ -19,6 +19,7 @@ import { RtmpReceiver, type RtmpMediaMessage } from '../test/helpers/rtmp-receiv
 import { NginxRtmp } from '../test/helpers/rtmp-server.js';
 import { changeLatency, levelsOfFrames } from './audio-commands.js';
 import { destinationRestart, networkCut, reconnectCycles } from './resilience.js';
+import { median, percentile } from './stats.js';
 import { loadFixture, type Fixture } from './fixture.js';
 import { GatewayProcess } from './gateway-process.js';
 import { CpuWindow, rssMb } from './proc.js';
@@ -74,12 +75,6 @@ function report(name: string, value: number, unit: string, target?: { max?: numb
 }
 
 const round = (n: number): number => Math.round(n * 1000) / 1000;
-const median = (xs: number[]): number => percentile(xs, 50);
-function percentile(xs: number[], p: number): number {
-  if (xs.length === 0) return NaN;
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 
 /** The next video frame (not a sequence header) the receiver gets for `streamName`. */
 function firstVideo(receiver: RtmpReceiver, streamName: string, timeoutMs = 10_000): Promise<RtmpMediaMessage> {

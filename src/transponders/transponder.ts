@@ -147,8 +147,8 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   /** SPS and PPS of the sequence header sent on the current link. */
   #sps: Buffer | undefined;
   #pps: Buffer | undefined;
-  /** Bytes written and acknowledged on earlier links. */
-  #pastOutput = { written: 0, acknowledged: 0 };
+  /** Bytes written and acknowledged, and frames lost, on earlier links. */
+  #pastOutput = { written: 0, acknowledged: 0, framesLost: 0 };
   /** Publisher clock (ms) of RTMP timestamp 0: the first tag sent. */
   #baseMs: number | undefined;
   #lastTimestamp = { audio: 0, video: 0 };
@@ -285,7 +285,6 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     this.#linkStartTs = this.publisher.videoCodec ? undefined : this.#lastTimestamp.audio;
     rtmp.on('closed', (error) => {
       if (this.#rtmp !== rtmp || !error) return;
-      this.#dropLink();
       this.#lose(`destination connection lost: ${scrubDestination(error.message, this.destination)}`, classifyFailure(error), false);
     });
     if (this.publisher.videoCodec && !this.#videoInFfmpeg) {
@@ -296,14 +295,16 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     }
   }
 
-  #dropLink(): void {
+  /** Ends the link, its counts kept; resolves when its socket is closed. */
+  async #dropLink(): Promise<void> {
     const rtmp = this.#rtmp;
+    this.#pastOutput.framesLost += this.#depacketizer?.framesLost ?? 0;
     this.#rtmp = undefined;
     this.#depacketizer = undefined;
     if (!rtmp) return;
     this.#pastOutput.written += rtmp.bytesWritten;
     this.#pastOutput.acknowledged += rtmp.bytesAcknowledged;
-    void rtmp.close();
+    await rtmp.close();
   }
 
   async #startPipeline(): Promise<Pipeline> {
@@ -363,10 +364,14 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   }
 
   #losePipeline(pipe: Pipeline, reason: string): void {
-    if (this.#pipe !== pipe) return;
+    if (this.#pipe === pipe) this.#lose(reason, 'local', true);
+  }
+
+  /** Ends the current pipeline, if any; resolves when ffmpeg is gone. */
+  async #dropPipeline(): Promise<void> {
+    const pipe = this.#pipe;
     this.#pipe = undefined;
-    void this.#closePipeline(pipe);
-    this.#lose(reason, 'local', true);
+    if (pipe) await this.#closePipeline(pipe);
   }
 
   async #closePipeline(pipe: Pipeline): Promise<void> {
@@ -378,11 +383,14 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   }
 
   /**
-   * Output broke while running: go to `reconnecting` and open what is missing again after a wait,
-   * or fail when restoring is off or exhausted. Before the first start a failure fails the startup;
-   * during an attempt, the attempt reports it.
+   * Output broke: the pipeline (and the link, unless kept) is ended. While running, go to
+   * `reconnecting` and open what is missing again after a wait, or fail when restoring is off or
+   * exhausted. Before the first start a failure fails the startup; during an attempt, the attempt
+   * reports it.
    */
   #lose(reason: string, kind: FailureKind, keepLink: boolean): void {
+    if (!keepLink) void this.#dropLink();
+    void this.#dropPipeline();
     if (this.state === 'starting') return this.#fail(reason);
     if (this.state !== 'running') return;
     this.counters.drops++;
@@ -390,13 +398,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     this.log.warn({ reason }, 'output lost');
     if (Date.now() - this.#upSince >= HEALTHY_RESET_MS) this.#policy.healthy();
     this.#transition('reconnecting');
-    if (!keepLink) {
-      this.#dropLink();
-      this.publisher.detach(this);
-    }
-    const pipe = this.#pipe;
-    this.#pipe = undefined;
-    if (pipe) void this.#closePipeline(pipe);
+    if (!keepLink) this.publisher.detach(this);
     this.#scheduleAttempt(kind, reason);
   }
 
@@ -414,9 +416,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     } catch (error) {
       if (this.state !== 'reconnecting') return;
       if (!this.#rtmp) this.publisher.detach(this); // passed-through video goes on over a kept link
-      const pipe = this.#pipe;
-      this.#pipe = undefined;
-      if (pipe) void this.#closePipeline(pipe);
+      void this.#dropPipeline();
       this.lastError = (error as Error).message;
       this.log.warn({ reason: this.lastError, attempt: this.#policy.attempt }, 'restore attempt failed');
       this.#scheduleAttempt(error instanceof OpenError ? error.kind : 'local', this.lastError);
@@ -512,9 +512,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   /** A destination that takes less than it is sent would make the gateway buffer without end. */
   #checkBacklog(rtmp: RtmpPublisher): void {
     if (rtmp.bufferedBytes > MAX_BACKLOG_BYTES && this.#rtmp === rtmp) {
-      const reason = `the destination does not keep up: ${Math.round(rtmp.bufferedBytes / 1048576)} MB waiting to be sent`;
-      this.#dropLink();
-      this.#lose(reason, 'unreachable', false);
+      this.#lose(`the destination does not keep up: ${Math.round(rtmp.bufferedBytes / 1048576)} MB waiting to be sent`, 'unreachable', false);
     }
   }
 
@@ -702,15 +700,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     this.#releasing ??= (async () => {
       clearTimeout(this.#retryTimer);
       this.publisher.detach(this);
-      const rtmp = this.#rtmp;
-      const pipe = this.#pipe;
-      this.#rtmp = undefined;
-      this.#pipe = undefined;
-      if (rtmp) {
-        this.#pastOutput.written += rtmp.bytesWritten;
-        this.#pastOutput.acknowledged += rtmp.bytesAcknowledged;
-      }
-      await Promise.all([rtmp?.close(), pipe && this.#closePipeline(pipe), this.stopSound()]);
+      await Promise.all([this.#dropLink(), this.#dropPipeline(), this.stopSound()]);
     })();
     return this.#releasing;
   }
@@ -734,7 +724,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       createdAt: new Date(this.createdAt).toISOString(),
       counters: {
         ...this.counters,
-        framesLost: this.#depacketizer?.framesLost ?? 0,
+        framesLost: this.#pastOutput.framesLost + (this.#depacketizer?.framesLost ?? 0),
         outputBytes: this.#pastOutput.written + (this.#rtmp?.bytesWritten ?? 0),
         acknowledgedBytes: this.#pastOutput.acknowledged + (this.#rtmp?.bytesAcknowledged ?? 0),
       },

@@ -35,6 +35,14 @@ async function awaitState(gw: TestGateway, streamName: string, state: string, se
   }, timeoutMs, 25);
 }
 
+/** Waits until the one transponder ffmpeg running is another than `pid`. */
+async function ffmpegReplaced(pid: number, timeoutMs: number): Promise<void> {
+  await waitFor(`ffmpeg ${pid} to be replaced`, async () => {
+    const pids = await pidsMatching(TRANSPONDER_FFMPEG);
+    return pids.length === 1 && pids[0] !== pid;
+  }, timeoutMs);
+}
+
 function byConnection(messages: RtmpMediaMessage[], connection: number): RtmpMediaMessage[] {
   return messages.filter((m) => m.publish.connection === connection);
 }
@@ -119,11 +127,10 @@ t.test('nginx-rtmp restarted: the push comes back by itself, the new recording s
   const id = await startPush(t, gw, 'restart', nginx.url());
   await sleep(2500);
   await nginx.restart();
-  const seen = ['running'];
-  const running = await awaitState(gw, 'restart', 'running', [...seen, 'reconnecting'], 8000).then(async (listed) => {
-    if (listed.counters.reconnects >= 1) return listed;
-    return waitFor('a reconnect', async () => ((await find(gw, 'restart')).counters.reconnects >= 1 ? find(gw, 'restart') : undefined), 8000);
-  });
+  const running = await waitFor('a reconnect', async () => {
+    const listed = await find(gw, 'restart');
+    return listed.state === 'running' && listed.counters.reconnects >= 1 ? listed : undefined;
+  }, 8000);
   t.equal(running.counters.reconnects, 1, 'reconnected once');
   await waitFor('the stream at nginx again', async () => (await nginx.streams()).some((s) => s.name === 'rtmp_restart'), 5000);
   await sleep(3000);
@@ -176,20 +183,14 @@ t.test('ffmpeg killed or stopped: replaced, while the RTMP session to the destin
   const [killed] = await pidsMatching(TRANSPONDER_FFMPEG);
   process.kill(killed!, 'SIGKILL');
   const seen = ['running'];
-  await waitFor('the ffmpeg to be replaced', async () => {
-    const pids = await pidsMatching(TRANSPONDER_FFMPEG);
-    return pids.length === 1 && pids[0] !== killed;
-  }, 8000);
+  await ffmpegReplaced(killed!, 8000);
   const running = await awaitState(gw, 'ffkill', 'running', seen, 8000);
   t.match(running.lastError, /ffmpeg was ended by SIGKILL/, `lastError: ${running.lastError}`);
 
   const [stopped] = await pidsMatching(TRANSPONDER_FFMPEG);
   process.kill(stopped!, 'SIGSTOP');
   const stoppedAt = Date.now();
-  await waitFor('the stopped ffmpeg to be replaced', async () => {
-    const pids = await pidsMatching(TRANSPONDER_FFMPEG);
-    return pids.length === 1 && pids[0] !== stopped;
-  }, 15000);
+  await ffmpegReplaced(stopped!, 15000);
   t.ok(Date.now() - stoppedAt <= 10000, `a stopped ffmpeg was replaced after ${Date.now() - stoppedAt} ms`);
   t.match((await find(gw, 'ffkill')).lastError, /ffmpeg (made no progress|does not keep up)/);
   await awaitState(gw, 'ffkill', 'running', seen, 8000);

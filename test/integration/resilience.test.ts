@@ -3,7 +3,7 @@ import { FfmpegProcess } from '../../src/transponders/ffmpeg-process.js';
 import { keyframeCount, maxKeyframeGap, nonMonotonic, probe } from '../helpers/probe.js';
 import { pidsMatching, sleep, waitFor } from '../helpers/processes.js';
 import { RtmpReceiver, type RtmpMediaMessage } from '../helpers/rtmp-receiver.js';
-import { NginxRtmp } from '../helpers/rtmp-server.js';
+import { NginxRtmp, type NginxOptions } from '../helpers/rtmp-server.js';
 import { TestNetwork } from '../helpers/netns.js';
 import { syntheticPublish } from '../helpers/synthetic.js';
 import type { TestGateway } from '../helpers/gateway.js';
@@ -24,6 +24,14 @@ async function startPush(t: Test, gw: TestGateway, streamName: string, rtmpUrl: 
   const res = await gw.post('/rest-api/push/startup', { streamName, rtmpUrl });
   t.equal(res.status, 200, `startup: ${JSON.stringify(res.body)}`);
   return res.body.mediaSessionId;
+}
+
+/** nginx-rtmp, a publisher of `streamName` and a push of it to nginx, all ended with the test. */
+async function pushToNginx(t: Test, streamName: string, options: NginxOptions = {}): Promise<{ nginx: NginxRtmp; gw: TestGateway; id: string }> {
+  const nginx = await NginxRtmp.start(options);
+  t.teardown(() => nginx.stop());
+  const { gw } = await syntheticPublish(t, {}, streamName);
+  return { nginx, gw, id: await startPush(t, gw, streamName, nginx.url()) };
 }
 
 /** Polls find until `state`, recording every state seen on the way. */
@@ -121,10 +129,7 @@ t.test('"already publishing" is retried; a refused stream key fails after one re
 });
 
 t.test('nginx-rtmp restarted: the push comes back by itself, the new recording starts with a keyframe', async (t) => {
-  const nginx = await NginxRtmp.start({ recordUnique: true });
-  t.teardown(() => nginx.stop());
-  const { gw } = await syntheticPublish(t, {}, 'restart');
-  const id = await startPush(t, gw, 'restart', nginx.url());
+  const { nginx, gw, id } = await pushToNginx(t, 'restart', { recordUnique: true });
   await sleep(2500);
   await nginx.restart();
   const running = await waitFor('a reconnect', async () => {
@@ -150,10 +155,7 @@ t.test('nginx-rtmp restarted: the push comes back by itself, the new recording s
 });
 
 t.test('a stopped RTMP server (SIGSTOP) is detected within 10 s and the push returns after SIGCONT', async (t) => {
-  const nginx = await NginxRtmp.start();
-  t.teardown(() => nginx.stop());
-  const { gw } = await syntheticPublish(t, {}, 'stopped');
-  const id = await startPush(t, gw, 'stopped', nginx.url());
+  const { nginx, gw, id } = await pushToNginx(t, 'stopped');
   await sleep(1500);
   const [before] = (await nginx.streams()).filter((s) => s.name === 'rtmp_stopped');
   nginx.pause();
@@ -172,10 +174,7 @@ t.test('a stopped RTMP server (SIGSTOP) is detected within 10 s and the push ret
 });
 
 t.test('ffmpeg killed or stopped: replaced, while the RTMP session to the destination stays', async (t) => {
-  const nginx = await NginxRtmp.start();
-  t.teardown(() => nginx.stop());
-  const { gw } = await syntheticPublish(t, {}, 'ffkill');
-  const id = await startPush(t, gw, 'ffkill', nginx.url());
+  const { nginx, gw, id } = await pushToNginx(t, 'ffkill');
   await sleep(1000);
   const [session] = (await nginx.streams()).filter((s) => s.name === 'rtmp_ffkill');
   t.ok(session, 'publishing at nginx');
@@ -214,10 +213,7 @@ const netns = (await TestNetwork.available()) ? false : 'needs root and iproute2
 t.test('a network cut of 10 s (the link to the destination down): detected as a stall, restored once the link is back', { skip: netns }, async (t) => {
   const net = await TestNetwork.create();
   t.teardown(() => net.destroy());
-  const nginx = await NginxRtmp.start({ netns: { name: net.ns, address: net.peerAddress }, recordUnique: true });
-  t.teardown(() => nginx.stop());
-  const { gw } = await syntheticPublish(t, {}, 'cut');
-  const id = await startPush(t, gw, 'cut', nginx.url());
+  const { nginx, gw, id } = await pushToNginx(t, 'cut', { netns: { name: net.ns, address: net.peerAddress }, recordUnique: true });
   await sleep(1500);
   await net.cut();
   const cutAt = Date.now();

@@ -55,6 +55,17 @@ export function buildFfmpegArgs(job: FfmpegJob): string[] {
   return args;
 }
 
+/**
+ * Keyframes never further apart than `intervalS`. A keyframe is forced once the frame *after* this
+ * one could land past the interval: the time since the last forced keyframe plus 1.5 average frame
+ * durations (at most 0.25 s) reaches it. Forcing at multiples of the interval instead
+ * (`gte(t,n_forced*I)`) lets a gap reach the interval plus one frame (2.04 s at 25 fps), which
+ * destinations asking for "at most 2 s" count against the stream.
+ */
+export function keyframeExpression(intervalS: number): string {
+  return `expr:gte(t-if(isnan(prev_forced_t),0,prev_forced_t)+min(1.5*t/max(n,1),0.25),${intervalS})`;
+}
+
 function x264Args(plan: Extract<EncodingPlan, { video: 'transcode' }>, settings: EncodingSettings): string[] {
   const filters: string[] = [];
   if (plan.scale) filters.push(`scale=${plan.scale.width}:${plan.scale.height}`);
@@ -62,7 +73,7 @@ function x264Args(plan: Extract<EncodingPlan, { video: 'transcode' }>, settings:
   const kbps = plan.videoBitrateKbps ?? settings.videoBitrateKbps;
   const gop = plan.keyFrameInterval
     ? ['-g', String(plan.keyFrameInterval), '-keyint_min', String(plan.keyFrameInterval)]
-    : ['-force_key_frames', `expr:gte(t,n_forced*${settings.keyframeIntervalS})`];
+    : ['-force_key_frames', keyframeExpression(settings.keyframeIntervalS)];
   return [
     ...(filters.length ? ['-vf', filters.join(',')] : []),
     '-c:v', 'libx264',

@@ -23,7 +23,7 @@ import { median, percentile } from './stats.js';
 import { loadFixture, type Fixture } from './fixture.js';
 import { GatewayProcess } from './gateway-process.js';
 import { CpuWindow, rssMb } from './proc.js';
-import { SyntheticPublisher } from './synthetic-publisher.js';
+import { flvNals, SyntheticPublisher } from './synthetic-publisher.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -221,17 +221,6 @@ async function sdkStartup(gateway: GatewayProcess, receiver: RtmpReceiver): Prom
   details.startupSdk = { firstFrameMs: firsts.map(round) };
   report('SDK publish() -> first video frame at RTMP server, median', median(firsts) / 1000, 's', { max: 1.0 });
   report('SDK publish() -> first video frame at RTMP server, p95', percentile(firsts, 95) / 1000, 's', { max: 1.0 });
-}
-
-/** AVCC NAL units of an FLV video tag body. */
-function flvNals(body: Buffer): Buffer[] {
-  const nals: Buffer[] = [];
-  for (let offset = 5; offset + 4 <= body.length; ) {
-    const size = body.readUInt32BE(offset);
-    nals.push(body.subarray(offset + 4, offset + 4 + size));
-    offset += 4 + size;
-  }
-  return nals;
 }
 
 /**

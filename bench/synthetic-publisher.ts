@@ -21,6 +21,8 @@ export interface SentFrame {
   unit: number;
   key: boolean;
   sentAt: number;
+  /** When it was due: when a camera would have captured it. Later than `sentAt` only after a stall. */
+  dueAt: number;
 }
 
 const VIDEO_PT = 96;
@@ -42,6 +44,8 @@ export class SyntheticPublisher {
   /** Next fixture access unit to send. */
   #unit = 0;
   #keyframeRequested = false;
+  /** Nothing is sent before this; then everything due goes at once, as after a network hiccup. */
+  #heldUntil = 0;
   #audioSent = 0;
   #withAudio = true;
   #videoSeq = randomInt(0, 0xffff);
@@ -129,8 +133,29 @@ export class SyntheticPublisher {
     pacer.add(this);
   }
 
+  /**
+   * The frame an FLV video tag (passed through by the gateway) carries: the last one sent before
+   * `beforeMs` with the same picture. The fixture repeats every 10 s, so the match is unique for
+   * any delay shorter than that.
+   */
+  frameOf(body: Buffer, beforeMs: number): SentFrame | undefined {
+    const picture = flvNals(body).at(-1);
+    if (!picture) return undefined;
+    for (let i = this.frames.length - 1; i >= 0; i--) {
+      const frame = this.frames[i]!;
+      if (frame.sentAt <= beforeMs && this.fixture.video[frame.unit]!.nals.at(-1)!.equals(picture)) return frame;
+    }
+    return undefined;
+  }
+
+  /** Sends nothing for `ms`, then at once what fell due meanwhile: a burst of late packets. */
+  stall(ms: number): void {
+    this.#heldUntil = now() + ms;
+  }
+
   /** Sends whatever is due by `time`; called by the shared pacer. */
   tick(time: number): void {
+    if (time < this.#heldUntil) return;
     const frameMs = 1000 / this.fixture.fps;
     while (this.#startedAt + this.#videoSent * frameMs <= time) this.#sendVideoFrame();
     if (!this.#audio) return;
@@ -152,7 +177,7 @@ export class SyntheticPublisher {
       this.#videoSeq = (this.#videoSeq + 1) & 0xffff;
       send(this.#video!, VIDEO_PT, this.#videoSeq, timestamp, i === payloads.length - 1, payload);
     });
-    this.frames.push({ index, unit, key: units[unit]!.key, sentAt: now() });
+    this.frames.push({ index, unit, key: units[unit]!.key, sentAt: now(), dueAt: this.#startedAt + (index * 1000) / this.fixture.fps });
   }
 
   #sendAudioFrame(): void {
@@ -171,6 +196,17 @@ export class SyntheticPublisher {
     }
     await this.#pc.close();
   }
+}
+
+/** AVCC NAL units of an FLV video tag body. */
+export function flvNals(body: Buffer): Buffer[] {
+  const nals: Buffer[] = [];
+  for (let offset = 5; offset + 4 <= body.length; ) {
+    const size = body.readUInt32BE(offset);
+    nals.push(body.subarray(offset + 4, offset + 4 + size));
+    offset += 4 + size;
+  }
+  return nals;
 }
 
 function send(sender: RTCRtpSender, payloadType: number, sequenceNumber: number, timestamp: number, marker: boolean, payload: Buffer): void {

@@ -80,6 +80,13 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
         intervalMs: config.rtmp_push_restore_interval_ms,
       },
       stallTimeoutMs: config.rtmp_push_stall_timeout_ms,
+      outBuffer: {
+        enabled: config.rtmp_out_buffer_enabled,
+        startMs: config.rtmp_out_buffer_start_size,
+        maxMs: config.rtmp_out_buffer_initial_size,
+        pollingMs: config.rtmp_out_buffer_polling_time,
+        maxBufferings: config.rtmp_out_buffer_max_bufferings_allowed,
+      },
     },
     log.child({ component: 'transponders' }),
     config.rtmp_push_auto_start ? config.rtmp_push_auto_start_url : undefined,

@@ -45,6 +45,11 @@ export const configSchema = z
     rtmp_push_restore_attempts: z.number().int().min(0).max(100000).default(0),
     rtmp_push_restore_interval_ms: z.number().int().min(100).max(600000).default(1000),
     rtmp_push_stall_timeout_ms: z.number().int().min(1000).max(60000).default(5000),
+    rtmp_out_buffer_enabled: z.boolean().default(false),
+    rtmp_out_buffer_start_size: z.number().int().min(1).max(30000).default(300),
+    rtmp_out_buffer_initial_size: z.number().int().min(1).max(30000).default(2000),
+    rtmp_out_buffer_polling_time: z.number().int().min(5).max(1000).default(100),
+    rtmp_out_buffer_max_bufferings_allowed: z.number().int().min(-1).max(1000000).default(-1),
     rtmp_push_auto_start: z.boolean().default(false),
     rtmp_push_auto_start_url: z.union([z.literal(''), z.string().regex(/^rtmps?:\/\/\S+$/i, 'must be an rtmp:// or rtmps:// URL')]).default(''),
 
@@ -68,6 +73,9 @@ export const configSchema = z
     }
     if (c.rtmp_push_auto_start && !c.rtmp_push_auto_start_url) {
       ctx.addIssue({ code: 'custom', path: ['rtmp_push_auto_start_url'], message: 'must be set when rtmp_push_auto_start is true' });
+    }
+    if (c.rtmp_out_buffer_start_size > c.rtmp_out_buffer_initial_size) {
+      ctx.addIssue({ code: 'custom', path: ['rtmp_out_buffer_start_size'], message: 'must not exceed rtmp_out_buffer_initial_size' });
     }
     if (c.webrtc_video_min_bitrate_kbps > c.webrtc_video_bitrate_kbps) {
       ctx.addIssue({

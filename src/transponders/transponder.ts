@@ -19,6 +19,7 @@ import type { EncodingPlan, EncodingSettings } from './encoding.js';
 import { AudioMixer, PCM_SAMPLE_RATE } from './audio-mixer.js';
 import { buildFfmpegArgs, buildInputSdp } from './ffmpeg-args.js';
 import { FfmpegProcess } from './ffmpeg-process.js';
+import { OutputBuffer, type MediaOutput, type OutBufferSettings } from './out-buffer.js';
 import type { SoundPlayer } from './sound.js';
 import { reservePorts, udpPortBound } from './udp-ports.js';
 
@@ -58,6 +59,8 @@ export interface TransponderSettings {
   restore: RestoreSettings;
   /** Output the destination has not acknowledged for this long is a drop. */
   stallTimeoutMs: number;
+  /** Output buffering in front of each link. */
+  outBuffer: OutBufferSettings;
 }
 
 export interface TransponderOptions {
@@ -139,6 +142,9 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   soundEnabled = false;
 
   #rtmp: RtmpPublisher | undefined;
+  /** Where the link's media is written: the output buffer when enabled, else the link itself. */
+  #out: MediaOutput | undefined;
+  #buffer: OutputBuffer | undefined;
   #pipe: Pipeline | undefined;
   #sound: SoundPlayer | undefined;
   #depacketizer: H264Depacketizer | undefined;
@@ -148,7 +154,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   #sps: Buffer | undefined;
   #pps: Buffer | undefined;
   /** Bytes written and acknowledged, and frames lost, on earlier links. */
-  #pastOutput = { written: 0, acknowledged: 0, framesLost: 0 };
+  #pastOutput = { written: 0, acknowledged: 0, framesLost: 0, bufferings: 0 };
   /** Publisher clock (ms) of RTMP timestamp 0: the first tag sent. */
   #baseMs: number | undefined;
   #lastTimestamp = { audio: 0, video: 0 };
@@ -280,6 +286,11 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   /** Makes `rtmp` the link: a new RTMP session, which starts with headers and a keyframe. */
   #useLink(rtmp: RtmpPublisher): void {
     this.#rtmp = rtmp;
+    const { outBuffer } = this.settings;
+    this.#buffer = outBuffer.enabled
+      ? new OutputBuffer(rtmp, outBuffer, undefined, (state) => this.log.debug({ state }, 'output buffer'))
+      : undefined;
+    this.#out = this.#buffer ?? rtmp;
     this.#sps = undefined;
     this.#pps = undefined;
     this.#linkStartTs = this.publisher.videoCodec ? undefined : this.#lastTimestamp.audio;
@@ -300,6 +311,10 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     const rtmp = this.#rtmp;
     this.#pastOutput.framesLost += this.#depacketizer?.framesLost ?? 0;
     this.#rtmp = undefined;
+    this.#pastOutput.bufferings += this.#buffer?.bufferings ?? 0;
+    this.#buffer?.close();
+    this.#buffer = undefined;
+    this.#out = undefined;
     this.#depacketizer = undefined;
     if (!rtmp) return;
     this.#pastOutput.written += rtmp.bytesWritten;
@@ -489,8 +504,9 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
 
   #writeVideoUnit(unit: AccessUnit): void {
     const rtmp = this.#rtmp;
+    const out = this.#out;
     const wallclockMs = this.publisher.wallclockMs('video', unit.timestamp);
-    if (!rtmp || wallclockMs === undefined) return;
+    if (!rtmp || !out || wallclockMs === undefined) return;
     const timestamp = Math.max(this.#lastTimestamp.video, this.#timestamp(wallclockMs));
     const { sps, pps } = parameterSets(unit);
     if (sps && pps && !(this.#sps?.equals(sps) && this.#pps?.equals(pps))) {
@@ -498,12 +514,12 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       this.#sps = sps;
       this.#pps = pps;
       this.#updateSize(sps);
-      if (first && this.settings.sendMetadata) rtmp.writeMetadata(this.#metadata());
-      rtmp.writeVideo(timestamp, avcSequenceHeader(avcDecoderConfiguration(sps, pps)));
+      if (first && this.settings.sendMetadata) out.writeMetadata(this.#metadata());
+      out.writeVideo(timestamp, avcSequenceHeader(avcDecoderConfiguration(sps, pps)));
     }
     if (!this.#sps) return; // no decoder configuration yet: nothing decodable to send
     this.#linkStartTs ??= timestamp;
-    rtmp.writeVideo(timestamp, avcFrame(unit));
+    out.writeVideo(timestamp, avcFrame(unit));
     this.#lastTimestamp.video = timestamp;
     this.counters.frames++;
     this.#checkBacklog(rtmp);
@@ -561,12 +577,13 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
    */
   #forwardTag(pipe: Pipeline, tag: FlvTag): void {
     const rtmp = this.#rtmp;
-    if (!rtmp) return;
+    const out = this.#out;
+    if (!rtmp || !out) return;
     if (tag.type === FlvTagType.SCRIPT) {
       // Passing video through, ffmpeg describes only the audio: the gateway's own onMetaData stands.
       if (!this.#videoInFfmpeg || !this.settings.sendMetadata) return;
       const [, metadata] = decodeAmf0(tag.body);
-      if (metadata && typeof metadata === 'object') rtmp.writeMetadata({ ...(metadata as Record<string, Amf0Value>), encoder: 'webrtc-rtmp-gateway' });
+      if (metadata && typeof metadata === 'object') out.writeMetadata({ ...(metadata as Record<string, Amf0Value>), encoder: 'webrtc-rtmp-gateway' });
       return;
     }
     const kind = tag.type === FlvTagType.VIDEO ? 'video' : tag.type === FlvTagType.AUDIO ? 'audio' : undefined;
@@ -581,7 +598,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     timestamp = Math.max(this.#lastTimestamp[kind], timestamp);
     if (kind === 'audio') {
       if (!sequenceHeader && (this.#linkStartTs === undefined || timestamp < this.#linkStartTs)) return;
-      rtmp.writeAudio(timestamp, tag.body);
+      out.writeAudio(timestamp, tag.body);
     } else {
       const keyframe = tag.body[0]! >> 4 === 1;
       if (sequenceHeader) this.#sizeFromConfiguration(tag.body.subarray(5));
@@ -590,7 +607,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
         this.#linkStartTs ??= timestamp;
         this.counters.frames++;
       }
-      rtmp.writeVideo(timestamp, tag.body);
+      out.writeVideo(timestamp, tag.body);
     }
     this.#lastTimestamp[kind] = timestamp;
     this.#checkBacklog(rtmp);
@@ -720,6 +737,9 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       state: this.state,
       ...(this.lastError ? { lastError: this.lastError } : {}),
       reconnectAttempt: this.#policy.attempt,
+      ...(this.settings.outBuffer.enabled
+        ? { outputBuffer: { state: this.#buffer?.state, levelMs: this.#buffer?.levelMs ?? 0, bufferings: this.#pastOutput.bufferings + (this.#buffer?.bufferings ?? 0) } }
+        : {}),
       transcoding: this.plan.video === 'transcode',
       createdAt: new Date(this.createdAt).toISOString(),
       counters: {

@@ -21,6 +21,8 @@ t.test('a bad value stops the gateway naming the key', async (t) => {
   t.throws(() => parseConfig({ webrtc_ice_port_min: 5000, webrtc_ice_port_max: 4000 }), { message: /webrtc_ice_port_max/ });
   t.throws(() => parseConfig({ webrtc_ice_remote_networks: ['10.0.0.0/33'] }), { message: /webrtc_ice_remote_networks\.0/ });
   t.throws(() => parseConfig({ rtmp_transponder_stream_name_prefix: 'a/b' }), { message: /rtmp_transponder_stream_name_prefix/ });
+  t.throws(() => parseConfig({ rtmp_out_buffer_start_size: 3000 }), { message: /rtmp_out_buffer_start_size: must not exceed rtmp_out_buffer_initial_size/ });
+  t.throws(() => parseConfig({ rtmp_out_buffer_max_bufferings_allowed: -2 }), { message: /rtmp_out_buffer_max_bufferings_allowed/ });
 });
 
 t.test('environment variables override the file, with JSON or comma-separated values', async (t) => {

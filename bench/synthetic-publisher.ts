@@ -187,6 +187,13 @@ export class SyntheticPublisher {
     send(this.#audio!, AUDIO_PT, this.#audioSeq, timestamp, false, this.fixture.audio[index % this.fixture.audio.length]!);
   }
 
+  /** Goes away without a word, as a closed page does: stops sending and closes the connection, no WHIP DELETE. */
+  async vanish(): Promise<void> {
+    pacer.remove(this);
+    this.#resource = undefined;
+    await this.#pc.close();
+  }
+
   /** Stops sending, ends the WHIP session and closes the connection. */
   async stop(): Promise<void> {
     pacer.remove(this);

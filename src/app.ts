@@ -87,6 +87,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
         pollingMs: config.rtmp_out_buffer_polling_time,
         maxBufferings: config.rtmp_out_buffer_max_bufferings_allowed,
       },
+      publisherGraceMs: config.rtmp_push_publisher_grace_ms,
     },
     log.child({ component: 'transponders' }),
     config.rtmp_push_auto_start ? config.rtmp_push_auto_start_url : undefined,

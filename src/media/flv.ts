@@ -24,6 +24,36 @@ export function avcFrame(unit: AccessUnit): Buffer {
   return Buffer.concat(parts);
 }
 
+/**
+ * A video keyframe as an H.264 Annex B byte stream a decoder can start from: the parameter sets of
+ * the AVC sequence header `header`, then the NAL units of the keyframe tag `frame` (both FLV video
+ * tag bodies), each after a start code.
+ */
+export function annexBKeyframe(header: Buffer, frame: Buffer): Buffer {
+  const record = header.subarray(5);
+  if (record.length < 7) throw new Error('AVC sequence header too short');
+  const lengthSize = (record[4]! & 0x03) + 1;
+  const nals: Buffer[] = [];
+  let offset = 5;
+  // SPS count (low 5 bits), then the PPS count as a whole byte.
+  for (const countMask of [0x1f, 0xff]) {
+    const count = record[offset]! & countMask;
+    offset += 1;
+    for (let i = 0; i < count; i++) {
+      const length = record.readUInt16BE(offset);
+      nals.push(record.subarray(offset + 2, offset + 2 + length));
+      offset += 2 + length;
+    }
+  }
+  for (let at = 5; at + lengthSize <= frame.length; ) {
+    const length = frame.readUIntBE(at, lengthSize);
+    nals.push(frame.subarray(at + lengthSize, at + lengthSize + length));
+    at += lengthSize + length;
+  }
+  const startCode = Buffer.from([0, 0, 0, 1]);
+  return Buffer.concat(nals.flatMap((nal) => [startCode, nal]));
+}
+
 export interface FlvTag {
   type: number;
   /** Milliseconds. */

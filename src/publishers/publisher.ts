@@ -22,7 +22,8 @@ export type PublisherState = 'connecting' | 'publishing' | 'closed';
 export type PublisherEvents = {
   publishing: [];
   keyframe: [];
-  closed: [reason: string];
+  /** `lost`: the publisher went away (connection gone, page closed) rather than ending on purpose. */
+  closed: [reason: string, lost: boolean];
 };
 
 export interface PublisherOptions {
@@ -103,7 +104,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       options.log.info({ video: this.videoCodec, audio: this.hasAudio }, 'publishing');
       this.safeEmit('publishing');
     });
-    session.on('closed', (reason) => void this.close(reason));
+    session.on('closed', (reason) => void this.close(reason, true));
   }
 
   get id(): string {
@@ -172,7 +173,8 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     this.#sinks.delete(sink);
   }
 
-  async close(reason = 'closed by the gateway'): Promise<void> {
+  /** Ends the stream; `lost` when the publisher went away rather than ending it on purpose. */
+  async close(reason = 'closed by the gateway', lost = false): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closed';
     clearInterval(this.#keyframeTimer);
@@ -181,7 +183,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     this.#startCache.clear();
     this.options.log.info({ reason }, 'publisher closed');
     await this.session.close(reason);
-    this.safeEmit('closed', reason);
+    this.safeEmit('closed', reason, lost);
     this.removeAllListeners();
   }
 

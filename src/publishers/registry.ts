@@ -7,7 +7,8 @@ import { Publisher } from './publisher.js';
 export type RegistryEvents = {
   /** A stream became publishing (WebRTC connected). */
   publishing: [Publisher];
-  closed: [Publisher, reason: string];
+  /** `lost`: it went away (connection gone, page closed) rather than being ended on purpose. */
+  closed: [Publisher, reason: string, lost: boolean];
 };
 
 /** Stream names: what Web Call Server accepts in practice, kept safe for URLs and file names. */
@@ -41,9 +42,9 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
       });
       this.#byName.set(name, publisher);
       publisher.on('publishing', () => this.safeEmit('publishing', publisher));
-      publisher.on('closed', (reason) => {
+      publisher.on('closed', (reason, lost) => {
         if (this.#byName.get(name) === publisher) this.#byName.delete(name);
-        this.safeEmit('closed', publisher, reason);
+        this.safeEmit('closed', publisher, reason, lost);
       });
       return publisher;
     } finally {

@@ -27,6 +27,11 @@ export interface FfmpegJob {
   settings: EncodingSettings;
   /** How long ffmpeg probes the RTP input before it starts writing, in microseconds. */
   analyzeDurationUs: number;
+  /**
+   * While the publisher is away: an H.264 Annex B file of the last keyframe sent, shown as a still
+   * picture at `fps`, in real time, instead of any video input.
+   */
+  still?: { path: string; fps: number };
 }
 
 /**
@@ -38,12 +43,14 @@ export interface FfmpegJob {
 export function buildFfmpegArgs(job: FfmpegJob): string[] {
   const { plan, settings } = job;
   const args = ['-hide_banner', '-nostats', '-nostdin', '-loglevel', 'level+info', '-protocol_whitelist', 'file,udp,rtp,pipe'];
-  if (job.videoSdpPath) args.push('-analyzeduration', String(job.analyzeDurationUs), '-i', job.videoSdpPath);
+  if (job.still) args.push('-f', 'h264', '-i', job.still.path);
+  else if (job.videoSdpPath) args.push('-analyzeduration', String(job.analyzeDurationUs), '-i', job.videoSdpPath);
   // The PCM's format is given, so nothing is probed: by default ffmpeg would read ~1 s of it first,
   // and the mixer writes it in real time.
   args.push('-probesize', '32', '-f', 's16le', '-ar', String(PCM_SAMPLE_RATE), '-ac', String(PCM_CHANNELS), '-i', 'pipe:0');
-  const audioInput = job.videoSdpPath ? 1 : 0;
-  if (job.videoSdpPath && plan.video === 'transcode') args.push('-map', '0:v:0', ...x264Args(plan, settings));
+  const audioInput = job.still || job.videoSdpPath ? 1 : 0;
+  if (job.still) args.push('-map', '0:v:0', ...stillArgs(job.still.fps, plan, settings));
+  else if (job.videoSdpPath && plan.video === 'transcode') args.push('-map', '0:v:0', ...x264Args(plan, settings));
   args.push(
     '-map', `${audioInput}:a:0`,
     '-c:a', 'aac',
@@ -70,12 +77,29 @@ function x264Args(plan: Extract<EncodingPlan, { video: 'transcode' }>, settings:
   const filters: string[] = [];
   if (plan.scale) filters.push(`scale=${plan.scale.width}:${plan.scale.height}`);
   if (plan.fps) filters.push(`fps=${plan.fps}`);
-  const kbps = plan.videoBitrateKbps ?? settings.videoBitrateKbps;
   const gop = plan.keyFrameInterval
     ? ['-g', String(plan.keyFrameInterval), '-keyint_min', String(plan.keyFrameInterval)]
     : ['-force_key_frames', keyframeExpression(settings.keyframeIntervalS)];
+  return [...(filters.length ? ['-vf', filters.join(',')] : []), ...libx264(plan.videoBitrateKbps ?? settings.videoBitrateKbps, settings), ...gop];
+}
+
+/**
+ * The still picture: its one frame repeated for ever (`loop`), numbered at `fps` and let out in
+ * real time (`realtime`), encoded with a keyframe every keyframe interval. A still costs x264
+ * almost nothing after the first frame.
+ */
+function stillArgs(fps: number, plan: EncodingPlan, settings: EncodingSettings): string[] {
+  const gop = String(Math.max(1, Math.round(fps * settings.keyframeIntervalS)));
   return [
-    ...(filters.length ? ['-vf', filters.join(',')] : []),
+    '-vf', `loop=loop=-1:size=1:start=0,setpts=N/${fps}/TB,realtime`,
+    '-r', String(fps),
+    ...libx264((plan.video === 'transcode' && plan.videoBitrateKbps) || settings.videoBitrateKbps, settings),
+    '-g', gop, '-keyint_min', gop,
+  ];
+}
+
+function libx264(kbps: number, settings: EncodingSettings): string[] {
+  return [
     '-c:v', 'libx264',
     '-preset', settings.preset,
     '-tune', 'zerolatency',
@@ -85,6 +109,5 @@ function x264Args(plan: Extract<EncodingPlan, { video: 'transcode' }>, settings:
     '-maxrate', `${kbps}k`,
     '-bufsize', `${kbps * 2}k`,
     '-sc_threshold', '0',
-    ...gop,
   ];
 }

@@ -5,7 +5,7 @@ import { conflict, GatewayError, invalid, notFound } from '../errors.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { PublisherRegistry } from '../publishers/registry.js';
 import { parseDestination, type Destination, type NamingRules } from './destination.js';
-import { planEncoding, type VideoRequest } from './encoding.js';
+import { planEncoding, type EncodingPlan, type VideoRequest } from './encoding.js';
 import { resolveSoundFile, SoundPlayer } from './sound.js';
 import { Transponder, type TransponderSettings } from './transponder.js';
 
@@ -43,6 +43,12 @@ export function withAddressLiterals(resolve: HostResolver): HostResolver {
   return (host) => (isIP(host) ? Promise.resolve(host) : resolve(host));
 }
 
+/** The fields of a startup request that decide the encoding. */
+function videoRequest(request: VideoRequest): VideoRequest {
+  const { width, height, fps, keyFrameInterval, videoBitrate, audioBitrate } = request;
+  return { width, height, fps, keyFrameInterval, videoBitrate, audioBitrate };
+}
+
 export interface FindFilter {
   streamName?: string;
   rtmpUrl?: string;
@@ -54,6 +60,8 @@ export interface FindFilter {
  */
 export class TransponderService {
   readonly #byId = new Map<string, Transponder>();
+  /** Ends the transponders waiting for a lost publisher, by stream name, at the end of the grace period. */
+  readonly #graceTimers = new Map<string, NodeJS.Timeout>();
 
   constructor(
     private readonly publishers: PublisherRegistry,
@@ -63,7 +71,9 @@ export class TransponderService {
     /** Republish every stream that starts publishing to this URL (Web Call Server's auto-start). */
     autoStartUrl?: string,
   ) {
-    publishers.on('closed', (publisher, reason) => void this.#endFor(publisher, reason));
+    publishers.on('closed', (publisher, reason, lost) => void this.#endFor(publisher, reason, lost));
+    // Before auto-start, so that a transponder waiting for the stream takes it back first.
+    publishers.on('publishing', (publisher) => void this.#resumeFor(publisher));
     if (autoStartUrl) publishers.on('publishing', (publisher) => void this.#autoStart(publisher, autoStartUrl));
   }
 
@@ -110,7 +120,7 @@ export class TransponderService {
       publisher,
       destination,
       plan,
-      { options, flashVer: request.rtmpFlashVersion },
+      { options, flashVer: request.rtmpFlashVersion, video: videoRequest(request) },
       this.settings,
       this.log.child({ stream: publisher.name, destination: destination.redactedUrl }),
     );
@@ -181,6 +191,8 @@ export class TransponderService {
   }
 
   async closeAll(): Promise<void> {
+    for (const timer of this.#graceTimers.values()) clearTimeout(timer);
+    this.#graceTimers.clear();
     await Promise.all(this.all().map((t) => this.#remove(t)));
   }
 
@@ -189,10 +201,57 @@ export class TransponderService {
     await transponder.stop();
   }
 
-  async #endFor(publisher: Publisher, reason: string): Promise<void> {
+  /**
+   * A publisher ended. Its transponders end with it when it ended on purpose (WHIP DELETE, the SDK's
+   * unpublish) or when there is no grace period; when it was lost (connection gone, page closed)
+   * they hold the output with a still picture until the stream is published again or the grace
+   * period ends.
+   */
+  async #endFor(publisher: Publisher, reason: string, lost: boolean): Promise<void> {
     const mine = this.all().filter((t) => t.publisher === publisher);
-    if (mine.length) this.log.info({ stream: publisher.name, count: mine.length, reason }, 'publisher ended: ending its transponders');
-    await Promise.all(mine.map((t) => this.#remove(t)));
+    const graceMs = this.settings.publisherGraceMs;
+    const holding = lost && graceMs > 0 ? mine.filter((t) => t.state === 'running' || t.state === 'reconnecting') : [];
+    const ending = mine.filter((t) => !holding.includes(t));
+    if (ending.length) this.log.info({ stream: publisher.name, count: ending.length, reason }, 'publisher ended: ending its transponders');
+    if (holding.length) {
+      this.log.info({ stream: publisher.name, count: holding.length, reason, graceMs }, 'publisher lost: transponders wait for it');
+      for (const t of holding) t.publisherLost(reason, graceMs);
+      clearTimeout(this.#graceTimers.get(publisher.name));
+      this.#graceTimers.set(publisher.name, setTimeout(() => void this.#graceOver(publisher.name), graceMs));
+    }
+    await Promise.all(ending.map((t) => this.#remove(t)));
+  }
+
+  #waitingFor(name: string): Transponder[] {
+    return this.all().filter((t) => t.awaitedStream === name);
+  }
+
+  async #graceOver(name: string): Promise<void> {
+    this.#graceTimers.delete(name);
+    const waiting = this.#waitingFor(name);
+    if (waiting.length) this.log.info({ stream: name, count: waiting.length }, 'publisher did not come back: ending its transponders');
+    await Promise.all(waiting.map((t) => this.#remove(t)));
+  }
+
+  /** The stream is published again: the transponders waiting for it go live with the new publisher. */
+  async #resumeFor(publisher: Publisher): Promise<void> {
+    const waiting = this.#waitingFor(publisher.name);
+    if (!waiting.length) return;
+    clearTimeout(this.#graceTimers.get(publisher.name));
+    this.#graceTimers.delete(publisher.name);
+    this.log.info({ stream: publisher.name, count: waiting.length }, 'publisher back: its transponders go live again');
+    await Promise.all(
+      waiting.map(async (t) => {
+        let plan: EncodingPlan;
+        try {
+          plan = planEncoding(publisher.videoCodec ?? 'H264', t.request.video, this.settings.encoding);
+        } catch (error) {
+          this.log.warn({ mediaSessionId: t.mediaSessionId, reason: (error as Error).message }, 'the returning publisher cannot be sent: ending the transponder');
+          return this.#remove(t);
+        }
+        t.resume(publisher, plan);
+      }),
+    );
   }
 
   #rules(fullUrl: boolean | undefined): NamingRules {

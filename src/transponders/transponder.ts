@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { TypedEmitter } from '../events.js';
-import { avcFrame, avcSequenceHeader, FlvReader, FlvTagType, type FlvTag } from '../media/flv.js';
+import { annexBKeyframe, avcFrame, avcSequenceHeader, FlvReader, FlvTagType, type FlvTag } from '../media/flv.js';
 import { avcDecoderConfiguration, H264Depacketizer, parameterSets, spsPictureSize, type AccessUnit } from '../media/h264.js';
 import { RTP_HEADER_SIZE } from '../media/rtp.js';
 import type { MediaSink, Publisher } from '../publishers/publisher.js';
@@ -15,7 +15,7 @@ import { decodeAmf0, type Amf0Value } from '../rtmp/amf0.js';
 import { RtmpPublisher } from '../rtmp/client.js';
 import { scrubDestination, type Destination } from './destination.js';
 import { classifyFailure, HEALTHY_RESET_MS, RECONNECT_SOCKET_TIMEOUT_MS, RestorePolicy, type FailureKind, type RestoreSettings } from './restore.js';
-import type { EncodingPlan, EncodingSettings } from './encoding.js';
+import type { EncodingPlan, EncodingSettings, VideoRequest } from './encoding.js';
 import { AudioMixer, PCM_SAMPLE_RATE } from './audio-mixer.js';
 import { buildFfmpegArgs, buildInputSdp } from './ffmpeg-args.js';
 import { FfmpegProcess } from './ffmpeg-process.js';
@@ -23,13 +23,14 @@ import { OutputBuffer, type MediaOutput, type OutBufferSettings } from './out-bu
 import type { SoundPlayer } from './sound.js';
 import { reservePorts, udpPortBound } from './udp-ports.js';
 
-export type TransponderState = 'starting' | 'running' | 'reconnecting' | 'stopping' | 'stopped' | 'failed';
+export type TransponderState = 'starting' | 'running' | 'standby' | 'reconnecting' | 'stopping' | 'stopped' | 'failed';
 
 /** Allowed state changes; anything else is a bug and is refused loudly. */
 const TRANSITIONS: Record<TransponderState, readonly TransponderState[]> = {
   starting: ['running', 'stopping', 'failed'],
-  running: ['reconnecting', 'stopping', 'failed'],
-  reconnecting: ['running', 'stopping', 'failed'],
+  running: ['standby', 'reconnecting', 'stopping', 'failed'],
+  standby: ['running', 'reconnecting', 'stopping', 'failed'],
+  reconnecting: ['running', 'standby', 'stopping', 'failed'],
   failed: [],
   stopping: ['stopped'],
   stopped: [],
@@ -61,11 +62,15 @@ export interface TransponderSettings {
   stallTimeoutMs: number;
   /** Output buffering in front of each link. */
   outBuffer: OutBufferSettings;
+  /** How long a transponder whose publisher went away holds the output with a still picture; 0: it ends at once. */
+  publisherGraceMs: number;
 }
 
 export interface TransponderOptions {
   /** Startup options as the request gave them (`options` in Web Call Server's API). */
   options: object;
+  /** The video fields of the request: the plan is made again for a publisher that comes back. */
+  video: VideoRequest;
   /** flashVer for the RTMP connect, when the request set one. */
   flashVer?: string;
 }
@@ -112,6 +117,8 @@ interface Pipeline {
   videoPort?: number;
   workDir?: string;
   videoStartMs?: number;
+  /** Shows the last keyframe as a still picture (the publisher is away). */
+  still?: boolean;
   lastOutputAt: number;
   lines: string[];
   watch?: NodeJS.Timeout;
@@ -142,6 +149,13 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   soundEnabled = false;
 
   #rtmp: RtmpPublisher | undefined;
+  /** The publisher is away: the output goes on with a still picture and silence until it returns. */
+  #standby: { reason: string; until: number } | undefined;
+  /** The latest AVC sequence header sent, and the latest keyframe after it: the still picture. */
+  #videoHeader: Buffer | undefined;
+  #lastKeyframe: { header: Buffer; frame: Buffer } | undefined;
+  /** Counts pipeline switches (to and from the still picture): a switch overtaken by another gives way. */
+  #switches = 0;
   /** Where the link's media is written: the output buffer when enabled, else the link itself. */
   #out: MediaOutput | undefined;
   #buffer: OutputBuffer | undefined;
@@ -168,9 +182,9 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   #releasing: Promise<void> | undefined;
 
   constructor(
-    readonly publisher: Publisher,
+    public publisher: Publisher,
     readonly destination: Destination,
-    readonly plan: EncodingPlan,
+    public plan: EncodingPlan,
     readonly request: TransponderOptions,
     private readonly settings: TransponderSettings,
     private readonly log: Logger,
@@ -185,14 +199,85 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     return this.#settled;
   }
 
-  /** Starting, running or reconnecting: audio commands apply. */
+  /** Starting, running, in standby or reconnecting: audio commands apply. */
   get isActive(): boolean {
-    return this.state === 'starting' || this.state === 'running' || this.state === 'reconnecting';
+    return this.state === 'starting' || this.state === 'running' || this.state === 'standby' || this.state === 'reconnecting';
   }
 
-  /** Whether ffmpeg carries the video (transcoding) rather than the gateway (passthrough). */
+  /** Output is up: live, or the still picture while the publisher is away. */
+  get #up(): boolean {
+    return this.state === 'running' || this.state === 'standby';
+  }
+
+  /** Whether ffmpeg carries the publisher's video (transcoding) rather than the gateway (passthrough). */
   get #videoInFfmpeg(): boolean {
-    return this.publisher.videoCodec !== undefined && this.plan.video === 'transcode';
+    return this.publisher.videoCodec !== undefined && this.plan.video === 'transcode' && !this.#standby;
+  }
+
+  /** The stream name a transponder in standby waits to be published again. */
+  get awaitedStream(): string | undefined {
+    return this.#standby ? this.publisher.name : undefined;
+  }
+
+  /**
+   * The publisher went away (not ended on purpose): the RTMP session is kept with the last
+   * keyframe sent as a still picture, and silence (or the sound being played), until `resume` or
+   * the end of the grace period, which the service enforces.
+   */
+  publisherLost(reason: string, graceMs: number): void {
+    if (this.state !== 'running' && this.state !== 'reconnecting') return;
+    this.publisher.detach(this);
+    this.#standby = { reason, until: Date.now() + graceMs };
+    this.lastError = `publisher lost: ${reason}`;
+    this.log.info({ reason, graceMs }, 'publisher lost: holding the output with a still picture');
+    if (this.state === 'running') {
+      this.#transition('standby');
+      void this.#switchPipeline();
+    } // reconnecting: the restore opens the still picture
+  }
+
+  /** The stream is published again: `publisher`'s live media replaces the still picture. */
+  resume(publisher: Publisher, plan: EncodingPlan): void {
+    if (!this.#standby) return;
+    this.publisher = publisher;
+    this.plan = plan;
+    this.#standby = undefined;
+    this.log.info('publisher back: live again');
+    if (this.state === 'standby') {
+      this.#transition('running');
+      void this.#switchPipeline();
+    } // reconnecting: the restore attaches the new publisher
+  }
+
+  /**
+   * Replaces the pipeline for the current source (the still picture or the publisher), keeping the
+   * link: the new source starts with its own codec headers and a keyframe, timestamps going on.
+   */
+  async #switchPipeline(): Promise<void> {
+    const switchNo = ++this.#switches;
+    await this.#dropPipeline();
+    this.#resetVideo();
+    let pipe: Pipeline;
+    try {
+      pipe = await this.#startPipeline();
+    } catch (error) {
+      if (switchNo === this.#switches && this.#up) this.#lose((error as Error).message, 'local', true);
+      return;
+    }
+    if (switchNo !== this.#switches || !this.#up || this.#pipe || !this.#rtmp) {
+      await this.#closePipeline(pipe);
+      return;
+    }
+    this.#usePipeline(pipe);
+    this.#attachSource(false);
+  }
+
+  /** A new source on the link: its sequence header and metadata are sent again. */
+  #resetVideo(): void {
+    this.#sps = undefined;
+    this.#pps = undefined;
+    if (this.#rtmp && this.publisher.videoCodec && !this.#videoInFfmpeg && !this.#standby) this.#depacketizer = this.#newDepacketizer();
+    else this.#depacketizer = undefined;
   }
 
   /** Whether an attempt to open the output is still wanted. */
@@ -237,15 +322,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     }
     if (link) this.#useLink(link);
     if (pipe) this.#usePipeline(pipe);
-    // A new link starts from the cached keyframe when it is newer than anything sent before: at
-    // once, its timestamps going on. Otherwise from the keyframe asked for now.
-    const { publisher } = this;
-    const cachedMs = publisher.cachedKeyframeMs;
-    const fromCache = cachedMs !== undefined && (first || (this.#baseMs !== undefined && cachedMs - this.#baseMs > this.#lastTimestamp.video));
-    publisher.attach(this, fromCache);
-    if (!fromCache) publisher.requestKeyframe(true);
-    // With no packet yet (an audio-only publisher that is silent), the audio timeline starts now.
-    this.#pipe?.mixer?.begin(Date.now());
+    this.#attachSource(first);
     try {
       await this.#withinStartTimeout(this.#pipe?.output, 'ffmpeg wrote no output');
     } catch (error) {
@@ -254,6 +331,25 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     if (!this.#opening) return;
     if (!this.#rtmp) throw new OpenError(this.lastError ?? 'the destination connection was lost', 'unreachable');
     if (!this.#pipe) throw new OpenError(this.lastError ?? 'ffmpeg ended', 'local');
+  }
+
+  /**
+   * Starts feeding the output. The publisher: from the cached keyframe when it is newer than
+   * anything sent before (at once, its timestamps going on), otherwise from the keyframe asked for
+   * now. The still picture: from now.
+   */
+  #attachSource(first: boolean): void {
+    const { publisher } = this;
+    if (!this.#standby) {
+      const cachedMs = publisher.cachedKeyframeMs;
+      const fromCache = cachedMs !== undefined && (first || (this.#baseMs !== undefined && cachedMs - this.#baseMs > this.#lastTimestamp.video));
+      publisher.attach(this, fromCache);
+      if (!fromCache) publisher.requestKeyframe(true);
+    }
+    // With no packet yet (an audio-only publisher that is silent, or none), the audio timeline starts now.
+    const pipe = this.#pipe;
+    pipe?.mixer?.begin(Date.now());
+    if (pipe?.still) pipe.videoStartMs = pipe.mixer?.startMs;
   }
 
   async #connect(): Promise<RtmpPublisher> {
@@ -291,19 +387,21 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       ? new OutputBuffer(rtmp, outBuffer, undefined, (state) => this.log.debug({ state }, 'output buffer'))
       : undefined;
     this.#out = this.#buffer ?? rtmp;
-    this.#sps = undefined;
-    this.#pps = undefined;
-    this.#linkStartTs = this.publisher.videoCodec ? undefined : this.#lastTimestamp.audio;
+    // Audio waits for the link's first keyframe, if video is to come.
+    const video = this.#standby ? this.#lastKeyframe !== undefined : this.publisher.videoCodec !== undefined;
+    this.#linkStartTs = video ? undefined : this.#lastTimestamp.audio;
     rtmp.on('closed', (error) => {
       if (this.#rtmp !== rtmp || !error) return;
       this.#lose(`destination connection lost: ${scrubDestination(error.message, this.destination)}`, classifyFailure(error), false);
     });
-    if (this.publisher.videoCodec && !this.#videoInFfmpeg) {
-      this.#depacketizer = new H264Depacketizer((unit) => this.#writeVideoUnit(unit), {
-        maxWaitMs: REORDER_WAIT_MS,
-        onLoss: () => this.publisher.requestKeyframe(),
-      });
-    }
+    this.#resetVideo();
+  }
+
+  #newDepacketizer(): H264Depacketizer {
+    return new H264Depacketizer((unit) => this.#writeVideoUnit(unit), {
+      maxWaitMs: REORDER_WAIT_MS,
+      onLoss: () => this.publisher.requestKeyframe(),
+    });
   }
 
   /** Ends the link, its counts kept; resolves when its socket is closed. */
@@ -330,8 +428,14 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     let videoSdpPath: string | undefined;
     let videoPort: number | undefined;
     let workDir: string | undefined;
+    const stillFrame = this.#standby && this.#lastKeyframe;
+    let still: { path: string; fps: number } | undefined;
     try {
-      if (this.#videoInFfmpeg) {
+      if (stillFrame) {
+        workDir = await mkdtemp(join(tmpdir(), 'transponder-'));
+        still = { path: join(workDir, 'still.h264'), fps: Math.min(30, Math.max(5, Math.round(publisher.frameRate ?? 30))) };
+        await writeFile(still.path, annexBKeyframe(stillFrame.header, stillFrame.frame), { mode: 0o600 });
+      } else if (this.#videoInFfmpeg) {
         videoPort = await reservePorts(settings.rtpPortRange, 2);
         workDir = await mkdtemp(join(tmpdir(), 'transponder-'));
         videoSdpPath = join(workDir, 'input.sdp');
@@ -343,9 +447,9 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       if (workDir) await rm(workDir, { recursive: true, force: true });
       throw error;
     }
-    const args = buildFfmpegArgs({ videoSdpPath, plan: this.plan, settings: settings.encoding, analyzeDurationUs: settings.analyzeDurationUs });
+    const args = buildFfmpegArgs({ videoSdpPath, still, plan: this.plan, settings: settings.encoding, analyzeDurationUs: settings.analyzeDurationUs });
     const ffmpeg = new FfmpegProcess(settings.ffmpegPath, args);
-    const pipe: Pipeline = { ffmpeg, output: Promise.resolve(), flv: new FlvReader(), mixer, videoPort, workDir, lastOutputAt: Date.now(), lines: [] };
+    const pipe: Pipeline = { ffmpeg, output: Promise.resolve(), flv: new FlvReader(), mixer, videoPort, workDir, still: still !== undefined, lastOutputAt: Date.now(), lines: [] };
     pipe.output = new Promise<void>((resolve, reject) => {
       ffmpeg.once('output', () => resolve());
       ffmpeg.once('exit', (code, signal) => reject(new Error(this.#exitReason(pipe, code, signal))));
@@ -354,7 +458,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     ffmpeg.on('line', (line) => this.#onLine(pipe, line));
     ffmpeg.on('output', (data) => this.#onFfmpegOutput(pipe, data));
     ffmpeg.on('exit', (code, signal) => this.#onExit(pipe, code, signal));
-    this.log.info({ pid: ffmpeg.pid, plan: this.plan.video }, 'ffmpeg started');
+    this.log.info({ pid: ffmpeg.pid, plan: still ? 'still' : this.plan.video }, 'ffmpeg started');
     if (videoPort !== undefined) {
       try {
         await this.#awaitPortBound(pipe, videoPort);
@@ -372,7 +476,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   #usePipeline(pipe: Pipeline): void {
     this.#pipe = pipe;
     pipe.watch = setInterval(() => {
-      if (this.#pipe !== pipe || this.state !== 'running') return;
+      if (this.#pipe !== pipe || !this.#up) return;
       const silentMs = Date.now() - pipe.lastOutputAt;
       if (silentMs >= FFMPEG_STALL_MS) this.#losePipeline(pipe, `ffmpeg made no progress for ${Math.round(silentMs / 1000)} s`);
     }, WATCH_MS);
@@ -407,11 +511,12 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     if (!keepLink) void this.#dropLink();
     void this.#dropPipeline();
     if (this.state === 'starting') return this.#fail(reason);
-    if (this.state !== 'running') return;
+    if (!this.#up) return;
     this.counters.drops++;
     this.lastError = reason;
     this.log.warn({ reason }, 'output lost');
     if (Date.now() - this.#upSince >= HEALTHY_RESET_MS) this.#policy.healthy();
+    this.#switches++; // a switch under way gives way to the restore
     this.#transition('reconnecting');
     if (!keepLink) this.publisher.detach(this);
     this.#scheduleAttempt(kind, reason);
@@ -441,7 +546,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     this.#policy.restored();
     this.#upSince = Date.now();
     this.counters.reconnects++;
-    this.#transition('running');
+    this.#transition(this.#standby ? 'standby' : 'running');
     this.log.info({ attempt: this.#policy.attempt }, 'output restored');
   }
 
@@ -515,11 +620,14 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       this.#pps = pps;
       this.#updateSize(sps);
       if (first && this.settings.sendMetadata) out.writeMetadata(this.#metadata());
-      out.writeVideo(timestamp, avcSequenceHeader(avcDecoderConfiguration(sps, pps)));
+      this.#videoHeader = avcSequenceHeader(avcDecoderConfiguration(sps, pps));
+      out.writeVideo(timestamp, this.#videoHeader);
     }
     if (!this.#sps) return; // no decoder configuration yet: nothing decodable to send
     this.#linkStartTs ??= timestamp;
-    out.writeVideo(timestamp, avcFrame(unit));
+    const frame = avcFrame(unit);
+    if (unit.key && this.#videoHeader) this.#lastKeyframe = { header: this.#videoHeader, frame };
+    out.writeVideo(timestamp, frame);
     this.#lastTimestamp.video = timestamp;
     this.counters.frames++;
     this.#checkBacklog(rtmp);
@@ -580,8 +688,9 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     const out = this.#out;
     if (!rtmp || !out) return;
     if (tag.type === FlvTagType.SCRIPT) {
-      // Passing video through, ffmpeg describes only the audio: the gateway's own onMetaData stands.
-      if (!this.#videoInFfmpeg || !this.settings.sendMetadata) return;
+      // Passing video through, ffmpeg describes only the audio, and the still picture is no new
+      // stream: the gateway's own onMetaData stands.
+      if (!this.#videoInFfmpeg || pipe.still || !this.settings.sendMetadata) return;
       const [, metadata] = decodeAmf0(tag.body);
       if (metadata && typeof metadata === 'object') out.writeMetadata({ ...(metadata as Record<string, Amf0Value>), encoder: 'webrtc-rtmp-gateway' });
       return;
@@ -601,11 +710,14 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       out.writeAudio(timestamp, tag.body);
     } else {
       const keyframe = tag.body[0]! >> 4 === 1;
-      if (sequenceHeader) this.#sizeFromConfiguration(tag.body.subarray(5));
-      else if (this.#linkStartTs === undefined && !keyframe) return;
+      if (sequenceHeader) {
+        this.#sizeFromConfiguration(tag.body.subarray(5));
+        if (!pipe.still) this.#videoHeader = tag.body;
+      } else if (this.#linkStartTs === undefined && !keyframe) return;
       else {
         this.#linkStartTs ??= timestamp;
         this.counters.frames++;
+        if (keyframe && !pipe.still && this.#videoHeader) this.#lastKeyframe = { header: this.#videoHeader, frame: tag.body };
       }
       out.writeVideo(timestamp, tag.body);
     }
@@ -736,6 +848,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       options: this.request.options,
       state: this.state,
       ...(this.lastError ? { lastError: this.lastError } : {}),
+      ...(this.#standby ? { standbyUntil: new Date(this.#standby.until).toISOString() } : {}),
       reconnectAttempt: this.#policy.attempt,
       ...(this.settings.outBuffer.enabled
         ? { outputBuffer: { state: this.#buffer?.state, levelMs: this.#buffer?.levelMs ?? 0, bufferings: this.#pastOutput.bufferings + (this.#buffer?.bufferings ?? 0) } }

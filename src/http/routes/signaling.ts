@@ -7,6 +7,7 @@ import { OfferError } from '../../ingest/sdp.js';
 import type { Publisher } from '../../publishers/publisher.js';
 import type { PublisherRegistry } from '../../publishers/registry.js';
 import type { TransponderService } from '../../transponders/service.js';
+import type { Transponder } from '../../transponders/transponder.js';
 import { clientMessageSchema, type ClientMessage } from '../schemas.js';
 import { parseBody } from '../validation.js';
 
@@ -56,7 +57,8 @@ class SignalingSession {
   ) {
     socket.on('message', (data, isBinary) => void this.#onMessage(isBinary ? '' : data.toString()));
     socket.on('close', () => {
-      for (const publisher of this.#streams.values()) void publisher.close('SDK session disconnected');
+      // The page was closed or its network went away: the publisher is lost, not ended.
+      for (const publisher of this.#streams.values()) void publisher.close('SDK session disconnected', true);
       this.#streams.clear();
     });
     this.#send({ type: 'hello', version: PROTOCOL_VERSION });
@@ -112,21 +114,26 @@ class SignalingSession {
   }
 
   #startTransponder(streamName: string, rtmpUrl: string, fullUrl: boolean | undefined): void {
+    // A transponder that waited for this stream after its page was closed has taken it back.
+    const resumed = this.transponders.find({ streamName, rtmpUrl }).find((t) => t.isActive);
+    if (resumed) return this.#follow(streamName, resumed);
     this.transponders.startup({ streamName, rtmpUrl, rtmpTransponderFullUrl: fullUrl }).then(
-      (t) => {
-        this.#send({ type: 'transponder', name: streamName, mediaSessionId: t.mediaSessionId, state: t.state });
-        // Later changes too: reconnecting, running again, failed (lastError holds no secret).
-        t.on('state', (state) => {
-          const error = state === 'reconnecting' || state === 'failed' ? t.lastError : undefined;
-          this.#send({ type: 'transponder', name: streamName, mediaSessionId: t.mediaSessionId, state, ...(error ? { error } : {}) });
-        });
-      },
+      (t) => this.#follow(streamName, t),
       (error: unknown) => {
         const message = error instanceof GatewayError ? error.message : 'transponder failed to start';
         this.log.warn({ stream: streamName, reason: message }, 'republishing from the SDK failed');
         this.#send({ type: 'transponder', name: streamName, state: 'failed', error: message });
       },
     );
+  }
+
+  /** Tells the SDK of the transponder, and of its later states: reconnecting, running again, failed. */
+  #follow(streamName: string, t: Transponder): void {
+    this.#send({ type: 'transponder', name: streamName, mediaSessionId: t.mediaSessionId, state: t.state });
+    t.on('state', (state) => {
+      const error = state === 'reconnecting' || state === 'failed' ? t.lastError : undefined; // lastError holds no secret
+      this.#send({ type: 'transponder', name: streamName, mediaSessionId: t.mediaSessionId, state, ...(error ? { error } : {}) });
+    });
   }
 
   #sendError(error: unknown, requestId?: string): void {

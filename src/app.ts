@@ -48,7 +48,11 @@ export interface GatewayDependencies {
 
 export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDependencies = {}): Gateway {
   const engine = deps.engine ?? createEngine(config, log);
-  const publishers = new PublisherRegistry(engine, { keyframeIntervalMs: config.webrtc_keyframe_interval_ms, log });
+  const publishers = new PublisherRegistry(engine, {
+    keyframeIntervalMs: config.webrtc_keyframe_interval_ms,
+    mediaTimeoutMs: config.webrtc_media_timeout_ms,
+    log,
+  });
   const transponders = new TransponderService(
     publishers,
     { prefix: config.rtmp_transponder_stream_name_prefix, fullUrl: config.rtmp_transponder_full_url },

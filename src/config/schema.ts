@@ -28,6 +28,7 @@ export const configSchema = z
     webrtc_video_bitrate_kbps: z.number().int().min(100).max(50000).default(2500),
     webrtc_video_min_bitrate_kbps: z.number().int().min(50).max(50000).default(300),
     webrtc_keyframe_interval_ms: z.number().int().min(500).max(10000).default(2000),
+    webrtc_media_timeout_ms: z.number().int().min(1000).max(60000).default(5000),
     webrtc_video_codecs: z.array(z.enum(['H264', 'VP8', 'VP9'])).min(1).default(['H264', 'VP8', 'VP9']),
 
     rtmp_transponder_stream_name_prefix: z.string().regex(/^[\w.-]*$/, 'may hold letters, digits, _ . - only').default('rtmp_'),

@@ -28,6 +28,8 @@ export type PublisherEvents = {
 
 export interface PublisherOptions {
   keyframeIntervalMs: number;
+  /** A publishing stream that sends no RTP for this long is lost (0: never). */
+  mediaTimeoutMs?: number;
   log: Logger;
 }
 
@@ -83,6 +85,8 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   #sps: Buffer | undefined;
   #pps: Buffer | undefined;
   #keyframeTimer: NodeJS.Timeout | undefined;
+  #mediaWatch: NodeJS.Timeout | undefined;
+  #lastPacketAt = 0;
   #unsubscribers: (() => void)[] = [];
 
   constructor(
@@ -101,10 +105,26 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     session.on('connected', () => {
       if (this.state !== 'connecting') return;
       this.state = 'publishing';
+      this.#watchMedia();
       options.log.info({ video: this.videoCodec, audio: this.hasAudio }, 'publishing');
       this.safeEmit('publishing');
     });
     session.on('closed', (reason) => void this.close(reason, true));
+  }
+
+  /**
+   * A publisher whose page was closed or whose network went away says nothing; WebRTC itself
+   * notices only when consent expires (30 s). Silence on every track notices it sooner: a browser
+   * sends frames even for a muted microphone or a disabled camera.
+   */
+  #watchMedia(): void {
+    const timeoutMs = this.options.mediaTimeoutMs ?? 0;
+    if (!timeoutMs) return;
+    this.#lastPacketAt = Date.now();
+    this.#mediaWatch = setInterval(() => {
+      const silentMs = Date.now() - this.#lastPacketAt;
+      if (silentMs >= timeoutMs) void this.close(`no media from the publisher for ${Math.round(silentMs / 100) / 10} s`, true);
+    }, Math.min(500, timeoutMs / 4));
   }
 
   get id(): string {
@@ -178,6 +198,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     if (this.state === 'closed') return;
     this.state = 'closed';
     clearInterval(this.#keyframeTimer);
+    clearInterval(this.#mediaWatch);
     for (const unsubscribe of this.#unsubscribers) unsubscribe();
     this.#sinks.clear();
     this.#startCache.clear();
@@ -194,6 +215,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     }
     this.counters.packets++;
     this.counters.bytes += packet.payload.length;
+    this.#lastPacketAt = Date.now();
     const clock = (pipeline.clock ??= new ClockMapping(pipeline.track.clockRate, packet.timestamp, Date.now()));
     const cached: CachedPacket = { ...packet, kind: pipeline.kind, wallclockMs: clock.wallclockMs(packet.timestamp) };
     if (pipeline.kind === 'video') this.#onVideo(cached);

@@ -25,7 +25,7 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
 
   constructor(
     private readonly engine: IngestEngine,
-    private readonly options: { keyframeIntervalMs: number; log: Logger },
+    private readonly options: { keyframeIntervalMs: number; mediaTimeoutMs: number; log: Logger },
   ) {
     super((event, error) => options.log.error({ err: error, event }, 'registry listener failed'));
   }
@@ -38,6 +38,7 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
       const session = await this.engine.accept(offer);
       const publisher = new Publisher(name, session, {
         keyframeIntervalMs: this.options.keyframeIntervalMs,
+        mediaTimeoutMs: this.options.mediaTimeoutMs,
         log: this.options.log.child({ stream: name, publisher: session.id }),
       });
       this.#byName.set(name, publisher);

@@ -94,6 +94,8 @@ function stillArgs(fps: number, plan: EncodingPlan, settings: EncodingSettings):
     '-vf', `loop=loop=-1:size=1:start=0,setpts=N/${fps}/TB,realtime`,
     '-r', String(fps),
     ...libx264((plan.video === 'transcode' && plan.videoBitrateKbps) || settings.videoBitrateKbps, settings),
+    // Constant quality under the bitrate cap: a picture that does not change costs next to nothing.
+    '-crf', '28',
     '-g', gop, '-keyint_min', gop,
   ];
 }

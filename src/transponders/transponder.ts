@@ -119,6 +119,10 @@ interface Pipeline {
   videoStartMs?: number;
   /** Shows the last keyframe as a still picture (the publisher is away). */
   still?: boolean;
+  /** Tags of a pipeline waiting to take over, kept until its first video keyframe. */
+  held?: FlvTag[];
+  /** Added to the pipeline's timestamps: a pipeline that took over starts after what was sent. */
+  shiftMs?: number;
   lastOutputAt: number;
   lines: string[];
   watch?: NodeJS.Timeout;
@@ -156,6 +160,8 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   #lastKeyframe: { header: Buffer; frame: Buffer } | undefined;
   /** Counts pipeline switches (to and from the still picture): a switch overtaken by another gives way. */
   #switches = 0;
+  /** A transcoding pipeline for a publisher back from standby, fed while the still picture goes on. */
+  #pending: Pipeline | undefined;
   /** Where the link's media is written: the output buffer when enabled, else the link itself. */
   #out: MediaOutput | undefined;
   #buffer: OutputBuffer | undefined;
@@ -255,7 +261,11 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
    */
   async #switchPipeline(): Promise<void> {
     const switchNo = ++this.#switches;
-    await this.#dropPipeline();
+    void this.#dropPending();
+    // Transcoded video back from standby takes a while to come out of ffmpeg: the still picture
+    // goes on until it does. Otherwise the current pipeline goes now.
+    const handOver = this.#videoInFfmpeg && this.#pipe?.still === true;
+    if (!handOver) void this.#dropPipeline();
     this.#resetVideo();
     let pipe: Pipeline;
     try {
@@ -264,12 +274,43 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       if (switchNo === this.#switches && this.#up) this.#lose((error as Error).message, 'local', true);
       return;
     }
-    if (switchNo !== this.#switches || !this.#up || this.#pipe || !this.#rtmp) {
+    if (switchNo !== this.#switches || !this.#up || !this.#rtmp || (this.#pipe && !handOver)) {
       await this.#closePipeline(pipe);
       return;
     }
-    this.#usePipeline(pipe);
+    if (handOver && this.#pipe) {
+      pipe.held = [];
+      this.#pending = pipe;
+      // Without video from it in time, it takes over anyway.
+      setTimeout(() => this.#takeOver(pipe), this.settings.startTimeoutMs).unref();
+    } else {
+      this.#usePipeline(pipe);
+    }
     this.#attachSource(false);
+  }
+
+  /** The pending pipeline replaces the current one, what it held going out first. */
+  #takeOver(pipe: Pipeline): void {
+    if (this.#pending !== pipe) return;
+    this.#pending = undefined;
+    void this.#dropPipeline();
+    this.#usePipeline(pipe);
+    const held = pipe.held ?? [];
+    pipe.held = undefined;
+    // Its first keyframe was captured before the last still frames were sent: its timeline is moved
+    // on to one frame after them, audio and video alike.
+    const keyframe = held.find((tag) => tag.type === FlvTagType.VIDEO && tag.body[1] === 1);
+    if (keyframe && pipe.videoStartMs !== undefined) {
+      const frameMs = 1000 / (this.publisher.frameRate ?? 30);
+      pipe.shiftMs = Math.max(0, this.#lastTimestamp.video + frameMs - this.#timestamp(pipe.videoStartMs + keyframe.timestamp));
+    }
+    for (const tag of held) this.#forwardTag(pipe, tag);
+  }
+
+  async #dropPending(): Promise<void> {
+    const pipe = this.#pending;
+    this.#pending = undefined;
+    if (pipe) await this.#closePipeline(pipe);
   }
 
   /** A new source on the link: its sequence header and metadata are sent again. */
@@ -347,7 +388,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       if (!fromCache) publisher.requestKeyframe(true);
     }
     // With no packet yet (an audio-only publisher that is silent, or none), the audio timeline starts now.
-    const pipe = this.#pipe;
+    const pipe = this.#pending ?? this.#pipe;
     pipe?.mixer?.begin(Date.now());
     if (pipe?.still) pipe.videoStartMs = pipe.mixer?.startMs;
   }
@@ -490,7 +531,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   async #dropPipeline(): Promise<void> {
     const pipe = this.#pipe;
     this.#pipe = undefined;
-    if (pipe) await this.#closePipeline(pipe);
+    await Promise.all([pipe && this.#closePipeline(pipe), this.#dropPending()]);
   }
 
   async #closePipeline(pipe: Pipeline): Promise<void> {
@@ -554,7 +595,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     const { kind, wallclockMs } = packet;
     this.counters.packetsSent++;
     this.counters.bytesSent += RTP_HEADER_SIZE + packet.payload.length;
-    const pipe = this.#pipe;
+    const pipe = this.#pending ?? this.#pipe;
     pipe?.mixer?.begin(wallclockMs); // the audio timeline starts with the first packet of either kind
     if (kind === 'audio') {
       pipe?.mixer?.push(packet.payload, wallclockMs);
@@ -666,13 +707,18 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   }
 
   #onFfmpegOutput(pipe: Pipeline, data: Buffer): void {
-    if (this.#pipe !== pipe) return;
+    if (this.#pipe !== pipe && this.#pending !== pipe) return;
     pipe.lastOutputAt = Date.now();
     let tags: FlvTag[];
     try {
       tags = pipe.flv.push(data);
     } catch (error) {
       this.#losePipeline(pipe, `ffmpeg wrote unreadable output: ${(error as Error).message}`);
+      return;
+    }
+    if (pipe.held) {
+      pipe.held.push(...tags);
+      if (tags.some((tag) => tag.type === FlvTagType.VIDEO && tag.body[0]! >> 4 === 1 && tag.body[1] === 1)) this.#takeOver(pipe);
       return;
     }
     for (const tag of tags) this.#forwardTag(pipe, tag);
@@ -702,8 +748,10 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     if (start === undefined) return;
     // ffmpeg starts each input at time 0; AAC's 1024 priming samples are moved to time 0 in FLV.
     const primingMs = kind === 'audio' ? (1024 / this.settings.encoding.audioSampleRate) * 1000 : 0;
-    let timestamp = this.#timestamp(start + tag.timestamp - primingMs);
+    let timestamp = this.#timestamp(start + tag.timestamp - primingMs) + Math.round(pipe.shiftMs ?? 0);
     if (timestamp < 0 && !sequenceHeader) return; // the encoder's priming
+    // Audio of a new pipeline from before what was already sent (a hand-over) would overlap it.
+    if (kind === 'audio' && !sequenceHeader && timestamp < this.#lastTimestamp.audio) return;
     timestamp = Math.max(this.#lastTimestamp[kind], timestamp);
     if (kind === 'audio') {
       if (!sequenceHeader && (this.#linkStartTs === undefined || timestamp < this.#linkStartTs)) return;
@@ -789,6 +837,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   }
 
   #onExit(pipe: Pipeline, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.#pending === pipe) this.#takeOver(pipe); // and is lost at once, below
     if (this.#pipe !== pipe) return;
     this.#losePipeline(pipe, this.#exitReason(pipe, code, signal));
   }

@@ -47,3 +47,38 @@ t.test('when the publisher stops, its transponders end', async (t) => {
   t.equal((await stage.gw.post('/rest-api/push/find_all')).status, 404, 'no transponder is left');
   t.equal(stage.gw.publishers.all().length, 0, 'no publisher is left');
 });
+
+t.test('closing the publisher\'s page keeps the RTMP session with a still picture; publishing the stream again takes it back', async (t) => {
+  const page = stage.browser.page;
+  const publish = async (): Promise<void> => {
+    await page.goto(stage.gw.baseUrl + '/');
+    await page.fill('#name', 'sdk3');
+    await page.fill('#rtmpUrl', stage.nginx.url());
+    await page.uncheck('#fullUrl');
+    await waitFor('the SDK session', async () => (await page.textContent('#status')) === 'Ready', 10000);
+    await page.click('#publish');
+    await waitFor('the page to say Live', async () => (await page.textContent('#status')) === 'Live', 15000);
+  };
+  const find = async (): Promise<any> => (await stage.gw.post('/rest-api/push/find', { streamName: 'sdk3' })).body?.[0];
+  await publish();
+  const first = await waitFor('video at the RTMP server', async () => (await stage.nginx.streams()).find((s) => s.name === 'rtmp_sdk3' && s.width > 0), 20000);
+  const { mediaSessionId } = await find();
+
+  await page.goto('about:blank'); // the page is gone: its WebSocket and peer connection with it
+  const standby = await waitFor('standby', async () => ((await find())?.state === 'standby' ? find() : undefined), 10000);
+  t.match(standby, { mediaSessionId, lastError: /publisher lost: SDK session disconnected/ });
+  t.equal(stage.gw.publishers.all().length, 0, 'the publisher is gone');
+  const bytesBefore = (await stage.nginx.streams()).find((s) => s.name === 'rtmp_sdk3')!.bytesIn;
+  await new Promise((r) => setTimeout(r, 2000));
+  const held = (await stage.nginx.streams()).find((s) => s.name === 'rtmp_sdk3');
+  t.equal(held?.clientId, first.clientId, 'the RTMP session is kept');
+  t.ok(held!.bytesIn > bytesBefore, `media keeps flowing in standby: ${held!.bytesIn - bytesBefore} bytes in 2 s`);
+
+  await publish();
+  const live = await waitFor('running again', async () => ((await find())?.state === 'running' ? find() : undefined), 15000);
+  t.equal(live.mediaSessionId, mediaSessionId, 'the same transponder goes on');
+  t.equal((await stage.gw.post('/rest-api/push/find_all')).body.length, 1, 'and no second one was started');
+  t.equal((await stage.nginx.streams()).find((s) => s.name === 'rtmp_sdk3')?.clientId, first.clientId, 'in the same RTMP session');
+  await stage.gw.post('/rest-api/push/terminate', { mediaSessionId });
+  await page.click('#stop');
+});

@@ -37,9 +37,10 @@ export interface PublisherOptions {
  * Keyframes are requested ahead of the interval, in capture time since the last one, by at least
  * this fraction of it: the keyframe lands on a captured frame some time after the request, and the
  * gap must not exceed the interval. Capture time rather than arrival, because the stream's first
- * keyframe can reach us long after it was captured.
+ * keyframe can reach us long after it was captured. A fifth (400 ms of 2 s): with a tenth, a
+ * loaded machine's Chromium still overshot a 2 s interval by 49 ms now and then.
  */
-const KEYFRAME_MIN_LEAD = 0.1;
+const KEYFRAME_MIN_LEAD = 0.2;
 /** The lead never exceeds this fraction of the interval, however slow the sender answers. */
 const KEYFRAME_MAX_LEAD = 0.5;
 /** How many recent answers to requests the lead is sized from (the slowest of them, doubled). */

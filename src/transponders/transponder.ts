@@ -239,7 +239,9 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     if (this.state === 'running') {
       this.#transition('standby');
       void this.#switchPipeline();
-    } // reconnecting: the restore opens the still picture
+    } else {
+      this.#resetVideo(); // reconnecting: the restore opens the still picture
+    }
   }
 
   /** The stream is published again: `publisher`'s live media replaces the still picture. */
@@ -252,7 +254,9 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     if (this.state === 'standby') {
       this.#transition('running');
       void this.#switchPipeline();
-    } // reconnecting: the restore attaches the new publisher
+    } else {
+      this.#resetVideo(); // reconnecting: the restore attaches the new publisher
+    }
   }
 
   /**

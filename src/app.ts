@@ -14,7 +14,6 @@ import { createMetrics } from './metrics.js';
 import { ROOT } from './paths.js';
 import { PublisherRegistry } from './publishers/registry.js';
 import { rtmpsTrust } from './rtmp/trust.js';
-import { FfmpegProcess } from './transponders/ffmpeg-process.js';
 import { resolveHost, TransponderService, withAddressLiterals, type HostResolver } from './transponders/service.js';
 
 export interface Gateway {

@@ -87,7 +87,6 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   #pps: Buffer | undefined;
   #keyframeTimer: NodeJS.Timeout | undefined;
   #mediaWatch: NodeJS.Timeout | undefined;
-  #lastPacketAt = 0;
   #unsubscribers: (() => void)[] = [];
 
   constructor(
@@ -121,10 +120,17 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   #watchMedia(): void {
     const timeoutMs = this.options.mediaTimeoutMs ?? 0;
     if (!timeoutMs) return;
-    this.#lastPacketAt = Date.now();
+    // Told by the packet count standing still between checks, not by a clock read per packet.
+    let packets = this.counters.packets;
+    let silentSince = Date.now();
     this.#mediaWatch = setInterval(() => {
-      const silentMs = Date.now() - this.#lastPacketAt;
-      if (silentMs >= timeoutMs) void this.close(`no media from the publisher for ${Math.round(silentMs / 100) / 10} s`, true);
+      const now = Date.now();
+      if (this.counters.packets !== packets) {
+        packets = this.counters.packets;
+        silentSince = now;
+      } else if (now - silentSince >= timeoutMs) {
+        void this.close(`no media from the publisher for ${Math.round((now - silentSince) / 100) / 10} s`, true);
+      }
     }, Math.min(500, timeoutMs / 4));
   }
 
@@ -216,7 +222,6 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     }
     this.counters.packets++;
     this.counters.bytes += packet.payload.length;
-    this.#lastPacketAt = Date.now();
     const clock = (pipeline.clock ??= new ClockMapping(pipeline.track.clockRate, packet.timestamp, Date.now()));
     const cached: CachedPacket = { ...packet, kind: pipeline.kind, wallclockMs: clock.wallclockMs(packet.timestamp) };
     if (pipeline.kind === 'video') this.#onVideo(cached);

@@ -153,8 +153,8 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   soundEnabled = false;
 
   #rtmp: RtmpPublisher | undefined;
-  /** The publisher is away: the output goes on with a still picture and silence until it returns. */
-  #standby: { reason: string; until: number } | undefined;
+  /** The publisher is away until it returns or this time passes: the output goes on with a still picture and silence. */
+  #standbyUntil: number | undefined;
   /** The latest AVC sequence header sent, and the latest keyframe after it: the still picture. */
   #videoHeader: Buffer | undefined;
   #lastKeyframe: { header: Buffer; frame: Buffer } | undefined;
@@ -217,12 +217,17 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
 
   /** Whether ffmpeg carries the publisher's video (transcoding) rather than the gateway (passthrough). */
   get #videoInFfmpeg(): boolean {
-    return this.publisher.videoCodec !== undefined && this.plan.video === 'transcode' && !this.#standby;
+    return this.publisher.videoCodec !== undefined && this.plan.video === 'transcode' && !this.#awaitingPublisher;
+  }
+
+  /** The publisher went away and has not come back (the state is `standby`, or `reconnecting` meanwhile). */
+  get #awaitingPublisher(): boolean {
+    return this.#standbyUntil !== undefined;
   }
 
   /** The stream name a transponder in standby waits to be published again. */
   get awaitedStream(): string | undefined {
-    return this.#standby ? this.publisher.name : undefined;
+    return this.#awaitingPublisher ? this.publisher.name : undefined;
   }
 
   /**
@@ -233,7 +238,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   publisherLost(reason: string, graceMs: number): void {
     if (this.state !== 'running' && this.state !== 'reconnecting') return;
     this.publisher.detach(this);
-    this.#standby = { reason, until: Date.now() + graceMs };
+    this.#standbyUntil = Date.now() + graceMs;
     this.lastError = `publisher lost: ${reason}`;
     this.log.info({ reason, graceMs }, 'publisher lost: holding the output with a still picture');
     if (this.state === 'running') {
@@ -246,10 +251,10 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
 
   /** The stream is published again: `publisher`'s live media replaces the still picture. */
   resume(publisher: Publisher, plan: EncodingPlan): void {
-    if (!this.#standby) return;
+    if (!this.#awaitingPublisher) return;
     this.publisher = publisher;
     this.plan = plan;
-    this.#standby = undefined;
+    this.#standbyUntil = undefined;
     this.log.info('publisher back: live again');
     if (this.state === 'standby') {
       this.#transition('running');
@@ -321,7 +326,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   #resetVideo(): void {
     this.#sps = undefined;
     this.#pps = undefined;
-    if (this.#rtmp && this.publisher.videoCodec && !this.#videoInFfmpeg && !this.#standby) this.#depacketizer = this.#newDepacketizer();
+    if (this.#rtmp && this.publisher.videoCodec && !this.#videoInFfmpeg && !this.#awaitingPublisher) this.#depacketizer = this.#newDepacketizer();
     else this.#depacketizer = undefined;
   }
 
@@ -385,7 +390,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
    */
   #attachSource(first: boolean): void {
     const { publisher } = this;
-    if (!this.#standby) {
+    if (!this.#awaitingPublisher) {
       const cachedMs = publisher.cachedKeyframeMs;
       const fromCache = cachedMs !== undefined && (first || (this.#baseMs !== undefined && cachedMs - this.#baseMs > this.#lastTimestamp.video));
       publisher.attach(this, fromCache);
@@ -433,7 +438,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       : undefined;
     this.#out = this.#buffer ?? rtmp;
     // Audio waits for the link's first keyframe, if video is to come.
-    const video = this.#standby ? this.#lastKeyframe !== undefined : this.publisher.videoCodec !== undefined;
+    const video = this.#awaitingPublisher ? this.#lastKeyframe !== undefined : this.publisher.videoCodec !== undefined;
     this.#linkStartTs = video ? undefined : this.#lastTimestamp.audio;
     rtmp.on('closed', (error) => {
       if (this.#rtmp !== rtmp || !error) return;
@@ -473,7 +478,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     let videoSdpPath: string | undefined;
     let videoPort: number | undefined;
     let workDir: string | undefined;
-    const stillFrame = this.#standby && this.#lastKeyframe;
+    const stillFrame = this.#awaitingPublisher && this.#lastKeyframe;
     let still: { path: string; fps: number } | undefined;
     try {
       if (stillFrame) {
@@ -591,7 +596,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     this.#policy.restored();
     this.#upSince = Date.now();
     this.counters.reconnects++;
-    this.#transition(this.#standby ? 'standby' : 'running');
+    this.#transition(this.#awaitingPublisher ? 'standby' : 'running');
     this.log.info({ attempt: this.#policy.attempt }, 'output restored');
   }
 
@@ -901,7 +906,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       options: this.request.options,
       state: this.state,
       ...(this.lastError ? { lastError: this.lastError } : {}),
-      ...(this.#standby ? { standbyUntil: new Date(this.#standby.until).toISOString() } : {}),
+      ...(this.#standbyUntil !== undefined ? { standbyUntil: new Date(this.#standbyUntil).toISOString() } : {}),
       reconnectAttempt: this.#policy.attempt,
       ...(this.settings.outBuffer.enabled
         ? { outputBuffer: { state: this.#buffer?.state, levelMs: this.#buffer?.levelMs ?? 0, bufferings: this.#pastOutput.bufferings + (this.#buffer?.bufferings ?? 0) } }

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { pushAndVerify } from '../helpers/e2e.js';
 import { waitFor } from '../helpers/processes.js';
+import { findPush } from '../helpers/pushes.js';
 import { useStage } from '../helpers/stage.js';
 
 const stage = useStage();
@@ -59,7 +60,7 @@ t.test('closing the publisher\'s page keeps the RTMP session with a still pictur
     await page.click('#publish');
     await waitFor('the page to say Live', async () => (await page.textContent('#status')) === 'Live', 15000);
   };
-  const find = async (): Promise<any> => (await stage.gw.post('/rest-api/push/find', { streamName: 'sdk3' })).body?.[0];
+  const find = (): Promise<any> => findPush(stage.gw, 'sdk3');
   await publish();
   const first = await waitFor('video at the RTMP server', async () => (await stage.nginx.streams()).find((s) => s.name === 'rtmp_sdk3' && s.width > 0), 20000);
   const { mediaSessionId } = await find();

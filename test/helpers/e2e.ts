@@ -7,6 +7,7 @@ import { keyframeCount, maxKeyframeGap, nonMonotonic, probe, recordedFps } from 
 import { pidsMatching, sleep, waitFor } from './processes.js';
 import type { NginxRtmp } from './rtmp-server.js';
 import type { TestGateway } from './gateway.js';
+import { TRANSPONDER_FFMPEG } from './pushes.js';
 
 const ARTIFACTS = join(import.meta.dirname ?? '.', '..', '..', '.test-output');
 
@@ -28,9 +29,6 @@ export async function framesSent(page: Page, statsExpression: string): Promise<{
  * AAC at 1280x720, keyframes at most 2 s apart, at least 90 % of the browser's frame rate,
  * strictly increasing timestamps; and that the RTMP stream ended and no ffmpeg is left.
  */
-/** What only a transponder's ffmpeg has in its command line: the gateway's PCM on stdin. */
-const TRANSPONDER_FFMPEG = '-ac 2 -i pipe:0';
-
 export async function pushAndVerify(
   t: Test,
   gw: TestGateway,

@@ -4,6 +4,7 @@ import { median } from '../../bench/stats.js';
 import type { TestGateway } from '../helpers/gateway.js';
 import { now, pidsMatching, sleep, waitFor } from '../helpers/processes.js';
 import { RtmpReceiver, type RtmpMediaMessage } from '../helpers/rtmp-receiver.js';
+import { findPush, TRANSPONDER_FFMPEG } from '../helpers/pushes.js';
 import { syntheticPublish } from '../helpers/synthetic.js';
 
 // Output buffering (rtmp_out_buffer_*) with real components: a werift publisher over WHIP whose
@@ -62,13 +63,6 @@ async function bufferedPush(
   return { gw, publisher, arrivals, unmatched: () => (match(), unmatched), videoArrivals };
 }
 
-async function find(gw: TestGateway, name: string): Promise<any> {
-  return (await gw.post('/rest-api/push/find', { streamName: name })).body[0];
-}
-
-/** What only a transponder's ffmpeg has in its command line: the gateway's PCM on stdin. */
-const TRANSPONDER_FFMPEG = '-ac 2 -i pipe:0';
-
 const range = (values: number[]): number => Math.max(...values) - Math.min(...values);
 
 t.test('bursty input leaves evenly, no later than the configured most', async (t) => {
@@ -93,7 +87,7 @@ t.test('bursty input leaves evenly, no later than the configured most', async (t
   t.ok(Math.max(...arrivedLate) <= 1200 + 100, 'no frame later than rtmp_out_buffer_initial_size (+ a polling period and the hops)');
   t.ok(median(arrivedLate) >= 400, `held about rtmp_out_buffer_start_size: median ${Math.round(median(arrivedLate))} ms after due`);
 
-  const listed = await find(gw, 'bursty');
+  const listed = await findPush(gw, 'bursty');
   t.match(listed, { state: 'running', outputBuffer: { state: 'playing', bufferings: 0 } }, 'the buffer never ran dry');
   t.ok(listed.outputBuffer.levelMs > 300 && listed.outputBuffer.levelMs <= 1200, `level ${listed.outputBuffer.levelMs} ms`);
 });
@@ -106,14 +100,14 @@ t.test('output that stops for longer than what is buffered (ffmpeg paused): the 
   t.ok(pid, 'the transponder\'s ffmpeg');
   process.kill(pid!, 'SIGSTOP');
   try {
-    await waitFor('the buffer to run dry', async () => (await find(gw, 'gappy')).outputBuffer.state === 'buffering', 3000);
+    await waitFor('the buffer to run dry', async () => (await findPush(gw, 'gappy')).outputBuffer.state === 'buffering', 3000);
   } finally {
     process.kill(pid!, 'SIGCONT');
   }
   const resumed = now();
-  await waitFor('the buffer to fill and play again', async () => (await find(gw, 'gappy')).outputBuffer.state === 'playing', 3000);
+  await waitFor('the buffer to fill and play again', async () => (await findPush(gw, 'gappy')).outputBuffer.state === 'playing', 3000);
   await sleep(1000);
-  const listed = await find(gw, 'gappy');
+  const listed = await findPush(gw, 'gappy');
   t.match(listed, { state: 'running', outputBuffer: { state: 'playing', bufferings: 1 }, counters: { drops: 0 } }, 'one buffering, no drop');
   t.ok(videoArrivals.filter((at) => at > resumed).length >= 15, 'video flows again');
 });

@@ -1,11 +1,11 @@
 import t, { type Test } from 'tap';
 import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
 import { FfmpegProcess } from '../../src/transponders/ffmpeg-process.js';
-import type { TestGateway } from '../helpers/gateway.js';
 import { nonMonotonic, probe } from '../helpers/probe.js';
 import { median } from '../../bench/stats.js';
 import { sleep, waitFor } from '../helpers/processes.js';
 import { NginxRtmp } from '../helpers/rtmp-server.js';
+import { awaitPushState } from '../helpers/pushes.js';
 import { syntheticPublish, testFixture } from '../helpers/synthetic.js';
 
 // A publisher that goes away (its page closed: no WHIP DELETE, the connection just ends): its
@@ -16,10 +16,6 @@ import { syntheticPublish, testFixture } from '../helpers/synthetic.js';
 /** How long a silent publisher takes to count as lost, here. */
 const MEDIA_TIMEOUT_MS = 2000;
 
-async function find(gw: TestGateway, streamName: string): Promise<any> {
-  return (await gw.post('/rest-api/push/find', { streamName })).body?.[0];
-}
-
 async function pushToNginx(t: Test, name: string, graceMs: number) {
   const nginx = await NginxRtmp.start({ recordUnique: true });
   t.teardown(() => nginx.stop());
@@ -28,13 +24,6 @@ async function pushToNginx(t: Test, name: string, graceMs: number) {
   const res = await gw.post('/rest-api/push/startup', { streamName: name, rtmpUrl: nginx.url() });
   t.equal(res.status, 200, JSON.stringify(res.body));
   return { nginx, gw, publisher, id: res.body.mediaSessionId as string };
-}
-
-async function awaitState(gw: TestGateway, name: string, state: string, timeoutMs: number): Promise<any> {
-  return waitFor(`state ${state}`, async () => {
-    const listed = await find(gw, name);
-    return listed?.state === state ? listed : undefined;
-  }, timeoutMs);
 }
 
 /** ffmpeg processes are stopped after a transponder is unlisted: they are all gone soon after. */
@@ -64,7 +53,7 @@ t.test('a lost publisher: standby with a still picture, live again when it comes
   await sleep(2000);
   const lostAt = Date.now();
   await publisher.vanish();
-  const standby = await awaitState(gw, 'cam', 'standby', MEDIA_TIMEOUT_MS + 3000);
+  const standby = await awaitPushState(gw, 'cam', 'standby', [], MEDIA_TIMEOUT_MS + 3000);
   t.comment(`standby ${Date.now() - lostAt} ms after the publisher went silent`);
   t.match(standby, { mediaSessionId: id, lastError: /publisher lost: no media from the publisher/, standbyUntil: String });
   t.match(await gw.post('/rest-api/push/find', { streamName: 'cam' }), { body: [{ state: 'standby' }, { state: 'standby', transcoding: true }] });
@@ -72,7 +61,7 @@ t.test('a lost publisher: standby with a still picture, live again when it comes
   await sleep(3000);
   const back = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'cam');
   t.teardown(() => back.stop());
-  const live = await awaitState(gw, 'cam', 'running', 10000);
+  const live = await awaitPushState(gw, 'cam', 'running', [], 10000);
   t.equal(live.mediaSessionId, id, 'the same transponder');
   await waitFor('both running', async () => (await gw.post('/rest-api/push/find', { streamName: 'cam' })).body.every((x: any) => x.state === 'running'), 10000);
   await sleep(3000);
@@ -120,7 +109,7 @@ t.test('after the grace period the transponder ends; 0 ends it at once', async (
       const { nginx, gw, publisher, id } = await pushToNginx(t, 'gone', graceMs);
       await sleep(1000);
       await publisher.vanish();
-      if (graceMs) await awaitState(gw, 'gone', 'standby', MEDIA_TIMEOUT_MS + 3000);
+      if (graceMs) await awaitPushState(gw, 'gone', 'standby', [], MEDIA_TIMEOUT_MS + 3000);
       const standbyAt = Date.now();
       await waitFor('the transponder to end', async () => (await gw.post('/rest-api/push/find', { streamName: 'gone' })).status === 404, MEDIA_TIMEOUT_MS + graceMs + 3000);
       if (graceMs) t.ok(Date.now() - standbyAt >= graceMs - 200, `ended ${Date.now() - standbyAt} ms after standby began`);

@@ -5,19 +5,12 @@ import { pidsMatching, sleep, waitFor } from '../helpers/processes.js';
 import { RtmpReceiver, type RtmpMediaMessage } from '../helpers/rtmp-receiver.js';
 import { NginxRtmp, type NginxOptions } from '../helpers/rtmp-server.js';
 import { TestNetwork } from '../helpers/netns.js';
+import { awaitPushState, findPush, TRANSPONDER_FFMPEG } from '../helpers/pushes.js';
 import { syntheticPublish } from '../helpers/synthetic.js';
 import type { TestGateway } from '../helpers/gateway.js';
 
 // Chaos with real components: a werift publisher over WHIP, the gateway, nginx-rtmp or a recording
 // RTMP server; the destination restarted, stopped, dropped or refusing, ffmpeg killed or stopped.
-
-/** What only a transponder's ffmpeg has in its command line: the gateway's PCM on stdin. */
-const TRANSPONDER_FFMPEG = '-ac 2 -i pipe:0';
-
-async function find(gw: TestGateway, streamName: string): Promise<any> {
-  const res = await gw.post('/rest-api/push/find', { streamName });
-  return res.body?.[0];
-}
 
 async function startPush(t: Test, gw: TestGateway, streamName: string, rtmpUrl: string): Promise<string> {
   await sleep(1200); // a keyframe cached to start from
@@ -32,15 +25,6 @@ async function pushToNginx(t: Test, streamName: string, options: NginxOptions = 
   t.teardown(() => nginx.stop());
   const { gw } = await syntheticPublish(t, {}, streamName);
   return { nginx, gw, id: await startPush(t, gw, streamName, nginx.url()) };
-}
-
-/** Polls find until `state`, recording every state seen on the way. */
-async function awaitState(gw: TestGateway, streamName: string, state: string, seen: string[], timeoutMs: number): Promise<any> {
-  return waitFor(`state ${state} (seen ${seen.join(' → ')})`, async () => {
-    const listed = await find(gw, streamName);
-    if (listed && seen.at(-1) !== listed.state) seen.push(listed.state);
-    return listed?.state === state ? listed : undefined;
-  }, timeoutMs, 25);
 }
 
 /** Waits until the one transponder ffmpeg running is another than `pid`. */
@@ -69,10 +53,10 @@ t.test('a dropped destination: reconnecting, then a new RTMP session that starts
 
   receiver.dropAll();
   const seen: string[] = ['running'];
-  const reconnecting = await awaitState(gw, 'drop', 'reconnecting', seen, 3000);
+  const reconnecting = await awaitPushState(gw, 'drop', 'reconnecting', seen, 3000);
   t.match(reconnecting.lastError, /destination connection lost/, `lastError: ${reconnecting.lastError}`);
   t.ok(reconnecting.reconnectAttempt >= 1, 'find shows the attempt');
-  const running = await awaitState(gw, 'drop', 'running', seen, 8000);
+  const running = await awaitPushState(gw, 'drop', 'running', seen, 8000);
   t.same(seen, ['running', 'reconnecting', 'running'], 'find reported the states in order');
   t.equal(running.counters.reconnects, 1, 'one reconnect counted');
   t.equal(running.counters.drops, 1, 'one drop counted');
@@ -113,15 +97,15 @@ t.test('"already publishing" is retried; a refused stream key fails after one re
   publishes = 0;
   receiver.dropAll();
   const seen = ['running'];
-  await awaitState(gw, 'refuse', 'reconnecting', seen, 3000);
-  const running = await awaitState(gw, 'refuse', 'running', seen, 10000);
+  await awaitPushState(gw, 'refuse', 'reconnecting', seen, 3000);
+  const running = await awaitPushState(gw, 'refuse', 'running', seen, 10000);
   t.equal(publishes, 3, 'two refusals, then accepted');
   t.equal(running.reconnectAttempt, 3, 'find counts three attempts');
 
   receiver.refuse = { code: 'NetStream.Publish.Rejected', description: 'invalid stream key' };
   publishes = 0;
   receiver.dropAll();
-  const failed = await awaitState(gw, 'refuse', 'failed', seen, 10000);
+  const failed = await awaitPushState(gw, 'refuse', 'failed', seen, 10000);
   t.equal(publishes, 2, 'refused once, retried once');
   t.match(failed.lastError, /NetStream\.Publish\.Rejected: invalid stream key/, `lastError: ${failed.lastError}`);
   await waitFor('ffmpeg to end', () => FfmpegProcess.count === 0, 5000);
@@ -133,7 +117,7 @@ t.test('nginx-rtmp restarted: the push comes back by itself, the new recording s
   await sleep(2500);
   await nginx.restart();
   const running = await waitFor('a reconnect', async () => {
-    const listed = await find(gw, 'restart');
+    const listed = await findPush(gw, 'restart');
     return listed.state === 'running' && listed.counters.reconnects >= 1 ? listed : undefined;
   }, 8000);
   t.equal(running.counters.reconnects, 1, 'reconnected once');
@@ -161,13 +145,13 @@ t.test('a stopped RTMP server (SIGSTOP) is detected within 10 s and the push ret
   nginx.pause();
   const stoppedAt = Date.now();
   const seen = ['running'];
-  const reconnecting = await awaitState(gw, 'stopped', 'reconnecting', seen, 12000);
+  const reconnecting = await awaitPushState(gw, 'stopped', 'reconnecting', seen, 12000);
   const detectedMs = Date.now() - stoppedAt;
   t.ok(detectedMs <= 10000, `the stall was detected after ${detectedMs} ms`);
   t.match(reconnecting.lastError, /acknowledged nothing/, `lastError: ${reconnecting.lastError}`);
   await sleep(1500);
   nginx.resume();
-  await awaitState(gw, 'stopped', 'running', seen, 15000);
+  await awaitPushState(gw, 'stopped', 'running', seen, 15000);
   const after = await waitFor('the stream at nginx again', async () => (await nginx.streams()).find((s) => s.name === 'rtmp_stopped'), 10000);
   t.not(after.clientId, before?.clientId, 'on a new connection');
   t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: id })).status, 200);
@@ -183,7 +167,7 @@ t.test('ffmpeg killed or stopped: replaced, while the RTMP session to the destin
   process.kill(killed!, 'SIGKILL');
   const seen = ['running'];
   await ffmpegReplaced(killed!, 8000);
-  const running = await awaitState(gw, 'ffkill', 'running', seen, 8000);
+  const running = await awaitPushState(gw, 'ffkill', 'running', seen, 8000);
   t.match(running.lastError, /ffmpeg was ended by SIGKILL/, `lastError: ${running.lastError}`);
 
   const [stopped] = await pidsMatching(TRANSPONDER_FFMPEG);
@@ -191,8 +175,8 @@ t.test('ffmpeg killed or stopped: replaced, while the RTMP session to the destin
   const stoppedAt = Date.now();
   await ffmpegReplaced(stopped!, 15000);
   t.ok(Date.now() - stoppedAt <= 10000, `a stopped ffmpeg was replaced after ${Date.now() - stoppedAt} ms`);
-  t.match((await find(gw, 'ffkill')).lastError, /ffmpeg (made no progress|does not keep up)/);
-  await awaitState(gw, 'ffkill', 'running', seen, 8000);
+  t.match((await findPush(gw, 'ffkill')).lastError, /ffmpeg (made no progress|does not keep up)/);
+  await awaitPushState(gw, 'ffkill', 'running', seen, 8000);
 
   const [now] = (await nginx.streams()).filter((s) => s.name === 'rtmp_ffkill');
   t.equal(now?.clientId, session?.clientId, 'the same RTMP connection throughout');
@@ -218,13 +202,13 @@ t.test('a network cut of 10 s (the link to the destination down): detected as a 
   await net.cut();
   const cutAt = Date.now();
   const seen = ['running'];
-  const reconnecting = await awaitState(gw, 'cut', 'reconnecting', seen, 12000);
+  const reconnecting = await awaitPushState(gw, 'cut', 'reconnecting', seen, 12000);
   t.ok(Date.now() - cutAt <= 10000, `the cut was detected after ${Date.now() - cutAt} ms`);
   t.match(reconnecting.lastError, /acknowledged nothing/, `lastError: ${reconnecting.lastError}`);
   await sleep(cutAt + 10000 - Date.now());
   await net.restore();
   const backAt = Date.now();
-  const running = await awaitState(gw, 'cut', 'running', seen, 15000);
+  const running = await awaitPushState(gw, 'cut', 'running', seen, 15000);
   t.comment(`running again ${Date.now() - backAt} ms after the link came back, after ${running.reconnectAttempt} attempts`);
   t.ok(running.reconnectAttempt >= 2, 'attempts failed while the link was down');
   await sleep(2500);

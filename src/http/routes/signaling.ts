@@ -23,11 +23,7 @@ const MAX_MESSAGE_BYTES = 256 * 1024;
 export class SignalingServer {
   readonly #wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
 
-  constructor(
-    private readonly publishers: PublisherRegistry,
-    private readonly transponders: TransponderService,
-    private readonly log: Logger,
-  ) {
+  constructor(publishers: PublisherRegistry, transponders: TransponderService, log: Logger) {
     this.#wss.on('connection', (socket) => new SignalingSession(socket, publishers, transponders, log.child({ component: 'signaling' })));
   }
 

@@ -1,0 +1,19 @@
+import type { TestGateway } from './gateway.js';
+import { waitFor } from './processes.js';
+
+/** What only a transponder's ffmpeg has in its command line: the gateway's PCM on stdin. */
+export const TRANSPONDER_FFMPEG = '-ac 2 -i pipe:0';
+
+/** The first transponder `find` lists for `streamName`, if any. */
+export async function findPush(gw: TestGateway, streamName: string): Promise<any> {
+  return (await gw.post('/rest-api/push/find', { streamName })).body?.[0];
+}
+
+/** Polls find until `state`, recording every state seen on the way in `seen`. */
+export async function awaitPushState(gw: TestGateway, streamName: string, state: string, seen: string[], timeoutMs: number): Promise<any> {
+  return waitFor(`state ${state} (seen ${seen.join(' → ')})`, async () => {
+    const listed = await findPush(gw, streamName);
+    if (listed && seen.at(-1) !== listed.state) seen.push(listed.state);
+    return listed?.state === state ? listed : undefined;
+  }, timeoutMs, 25);
+}

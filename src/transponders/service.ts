@@ -210,12 +210,11 @@ export class TransponderService {
   async #endFor(publisher: Publisher, reason: string, lost: boolean): Promise<void> {
     const mine = this.all().filter((t) => t.publisher === publisher);
     const graceMs = this.settings.publisherGraceMs;
-    const holding = lost && graceMs > 0 ? mine.filter((t) => t.state === 'running' || t.state === 'reconnecting') : [];
+    const holding = lost && graceMs > 0 ? mine.filter((t) => t.publisherLost(reason, graceMs)) : [];
     const ending = mine.filter((t) => !holding.includes(t));
     if (ending.length) this.log.info({ stream: publisher.name, count: ending.length, reason }, 'publisher ended: ending its transponders');
     if (holding.length) {
       this.log.info({ stream: publisher.name, count: holding.length, reason, graceMs }, 'publisher lost: transponders wait for it');
-      for (const t of holding) t.publisherLost(reason, graceMs);
       clearTimeout(this.#graceTimers.get(publisher.name));
       this.#graceTimers.set(publisher.name, setTimeout(() => void this.#graceOver(publisher.name), graceMs));
     }

@@ -233,10 +233,11 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   /**
    * The publisher went away (not ended on purpose): the RTMP session is kept with the last
    * keyframe sent as a still picture, and silence (or the sound being played), until `resume` or
-   * the end of the grace period, which the service enforces.
+   * the end of the grace period, which the service enforces. False when the output was not up
+   * (still starting, or ended): such a transponder ends with its publisher.
    */
-  publisherLost(reason: string, graceMs: number): void {
-    if (this.state !== 'running' && this.state !== 'reconnecting') return;
+  publisherLost(reason: string, graceMs: number): boolean {
+    if (this.state !== 'running' && this.state !== 'reconnecting') return false;
     this.publisher.detach(this);
     this.#standbyUntil = Date.now() + graceMs;
     this.lastError = `publisher lost: ${reason}`;
@@ -247,6 +248,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     } else {
       this.#resetVideo(); // reconnecting: the restore opens the still picture
     }
+    return true;
   }
 
   /** The stream is published again: `publisher`'s live media replaces the still picture. */

@@ -26,6 +26,7 @@ export class GatewayProcess {
         GATEWAY_LOG_LEVEL: 'warn',
         GATEWAY_WEBRTC_ICE_ADDRESSES: '["127.0.0.1"]',
         GATEWAY_WEBRTC_ICE_REMOTE_NETWORKS: '["127.0.0.0/8"]',
+        GATEWAY_DESTINATION_ALLOW_LOOPBACK: 'true',
         ...env,
       },
     });

@@ -14,7 +14,8 @@ import { createMetrics } from './metrics.js';
 import { ROOT } from './paths.js';
 import { PublisherRegistry } from './publishers/registry.js';
 import { rtmpsTrust } from './rtmp/trust.js';
-import { resolveHost, TransponderService, withAddressLiterals, type HostResolver } from './transponders/service.js';
+import { DestinationPolicy, destinationResolver, type HostLookup } from './security/destination-policy.js';
+import { lookupHost, TransponderService } from './transponders/service.js';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -42,7 +43,8 @@ export function createEngine(config: GatewayConfig, log: Logger): IngestEngine {
 /** Composes the gateway: domain services, HTTP routes, signalling. Owns nothing process-wide. */
 export interface GatewayDependencies {
   engine?: IngestEngine;
-  resolveHost?: HostResolver;
+  /** DNS for destination hosts; tests answer without the network. */
+  lookupHost?: HostLookup;
 }
 
 export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDependencies = {}): Gateway {
@@ -76,7 +78,16 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       localAddress: config.rtmp_publisher_ip || undefined,
       sendMetadata: config.rtmp_transponder_send_metadata,
       secureContext: createSecureContext({ ca: rtmpsTrust(config.rtmps_ca_file) }),
-      resolveHost: withAddressLiterals(deps.resolveHost ?? resolveHost),
+      resolveDestination: destinationResolver(
+        deps.lookupHost ?? lookupHost,
+        new DestinationPolicy({
+          allowLoopback: config.destination_allow_loopback,
+          allowPrivate: config.destination_allow_private,
+          allowedHosts: config.destination_allowed_hosts,
+          deniedHosts: config.destination_denied_hosts,
+          allowedPorts: config.destination_allowed_ports,
+        }),
+      ),
       restore: {
         enabled: config.rtmp_push_restore,
         attempts: config.rtmp_push_restore_attempts,

@@ -4,19 +4,29 @@
  */
 export type ErrorCode =
   | 'invalid_request'
+  | 'unauthorized'
+  | 'forbidden'
   | 'not_found'
   | 'conflict'
+  | 'payload_too_large'
   | 'unsupported_media_type'
   | 'not_supported'
-  | 'internal';
+  | 'too_many_requests'
+  | 'internal'
+  | 'unavailable';
 
 const STATUS: Record<ErrorCode, number> = {
   invalid_request: 400,
   not_supported: 400,
+  unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
   conflict: 409,
+  payload_too_large: 413,
   unsupported_media_type: 415,
+  too_many_requests: 429,
   internal: 500,
+  unavailable: 503,
 };
 
 export class GatewayError extends Error {
@@ -25,6 +35,8 @@ export class GatewayError extends Error {
     message: string,
     /** The request field the error is about, when there is one (e.g. `rtmpUrl`, `options.action`). */
     readonly field?: string,
+    /** For 429 and 503: when to try again, in seconds (the `Retry-After` header). */
+    readonly retryAfterS?: number,
   ) {
     super(message);
     this.name = 'GatewayError';
@@ -37,6 +49,12 @@ export const invalid = (field: string, message: string): GatewayError =>
 export const notFound = (message: string): GatewayError => new GatewayError('not_found', message);
 
 export const conflict = (message: string): GatewayError => new GatewayError('conflict', message);
+
+/** The gateway is at a configured capacity: try again later. */
+export const unavailable = (message: string, retryAfterS = 5): GatewayError => new GatewayError('unavailable', message, undefined, retryAfterS);
+
+/** One caller (a client address, a stream) is at its quota. */
+export const tooMany = (message: string, retryAfterS = 5): GatewayError => new GatewayError('too_many_requests', message, undefined, retryAfterS);
 
 export function statusFor(code: ErrorCode): number {
   return STATUS[code];

@@ -12,6 +12,26 @@ const cidr = z.string().refine((v) => {
 }, 'must be a CIDR block such as 127.0.0.0/8');
 
 /**
+ * A secret given inline, by the name of an environment variable, or by a file holding it (one of
+ * the three). Inline secrets suit tests; operators keep them out of the file.
+ */
+const secretSource = {
+  secret: z.string().min(16, 'must be at least 16 characters').optional(),
+  secret_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+  secret_file: z.string().min(1).optional(),
+};
+const keyId = z.string().regex(/^[\w.-]{1,64}$/, 'must be 1-64 letters, digits, "_", "." or "-"');
+function oneSecret(value: { secret?: string; secret_env?: string; secret_file?: string }, ctx: z.RefinementCtx): void {
+  const given = [value.secret, value.secret_env, value.secret_file].filter((v) => v !== undefined).length;
+  if (given !== 1) ctx.addIssue({ code: 'custom', path: ['secret'], message: 'give exactly one of secret, secret_env, secret_file' });
+}
+/** Stream-name patterns: exact names, or `*` for any run of characters (`team-*`). */
+const streamPattern = z.string().regex(/^[A-Za-z0-9_.*-]{1,128}$/, 'must be a stream name, "*" matching any characters');
+/** Destination host patterns: a host name (`*.youtube.com`), an IP address or a CIDR block. */
+const hostPattern = z.string().regex(/^[A-Za-z0-9.*:_\/[\]-]{1,253}$/, 'must be a host name (with * for a label), an address or a CIDR block');
+export const destinationGrant = z.union([z.enum(['none', 'any']), z.array(hostPattern).min(1)]);
+
+/**
  * Every configuration key, with its default. `config/gateway.yml` documents each one; keep the two
  * in step. Names follow Web Call Server's properties where it has one.
  */
@@ -19,12 +39,73 @@ export const configSchema = z
   .strictObject({
     http_host: z.string().min(1).default('127.0.0.1'),
     http_port: z.number().int().min(0).max(65535).default(8080),
+    /** Names the gateway answers to (Host header); empty: its own address, and loopback names when it listens on loopback. */
+    http_allowed_hosts: z.array(z.string().regex(/^[A-Za-z0-9.*:[\]-]{1,253}$/, 'must be a host name, "*.example.com" or an address')).default([]),
+    /** Page origins allowed to use the REST API and the SDK's WebSocket; empty: the gateway's own and localhost pages. */
+    http_allowed_origins: z.array(z.string().regex(/^(\*|https?:\/\/[A-Za-z0-9.*:[\]-]+)$/, 'must be an origin such as https://app.example.com, or "*"')).default([]),
+    http_request_timeout_ms: z.number().int().min(1000).max(600000).default(30000),
+    http_headers_timeout_ms: z.number().int().min(1000).max(120000).default(10000),
+    https_cert_file: z.string().default(''),
+    https_key_file: z.string().default(''),
+    /** A second port for HTTPS; 0: HTTPS replaces HTTP on http_port when a certificate is set. */
+    https_port: z.number().int().min(0).max(65535).default(0),
+    /** Take the client address from X-Forwarded-For: true for any proxy, or the proxies' CIDR blocks. */
+    trust_proxy: z.union([z.boolean(), z.array(cidr)]).default(false),
+
+    api_keys: z
+      .array(
+        z
+          .strictObject({ id: keyId, scope: z.array(z.enum(['control', 'metrics'])).min(1).default(['control', 'metrics']), ...secretSource })
+          .superRefine(oneSecret),
+      )
+      .default([]),
+    /** Serve the control API without keys on a non-loopback address (refused unless set). */
+    api_auth_disabled: z.boolean().default(false),
+    auth_failures_per_minute: z.number().int().min(1).max(10000).default(10),
+    publish_keys: z
+      .array(
+        z
+          .strictObject({ id: keyId, streams: z.array(streamPattern).min(1).default(['*']), destinations: destinationGrant.default('none'), ...secretSource })
+          .superRefine(oneSecret),
+      )
+      .default([]),
+    publish_jwt_keys: z
+      .array(
+        z
+          .strictObject({ id: keyId, alg: z.enum(['HS256', 'ES256', 'RS256']), public_key_file: z.string().min(1).optional(), ...secretSource })
+          .superRefine((k, ctx) => {
+            if (k.alg === 'HS256') return oneSecret(k, ctx);
+            if (!k.public_key_file) ctx.addIssue({ code: 'custom', path: ['public_key_file'], message: `is required for ${k.alg}` });
+            if (k.secret ?? k.secret_env ?? k.secret_file) ctx.addIssue({ code: 'custom', path: ['secret'], message: `${k.alg} takes public_key_file, not a secret` });
+          }),
+      )
+      .default([]),
+    publish_jwt_issuer: z.string().default(''),
+    publish_jwt_audience: z.string().default(''),
+    publish_auth_url: z.union([z.literal(''), z.string().regex(/^https?:\/\/\S+$/, 'must be an http:// or https:// URL')]).default(''),
+    publish_auth_timeout_ms: z.number().int().min(100).max(30000).default(3000),
+
+    limit_publishers: z.number().int().min(1).max(100000).default(100),
+    limit_transponders: z.number().int().min(1).max(100000).default(200),
+    limit_transponders_per_stream: z.number().int().min(1).max(1000).default(10),
+    /** Concurrent WHIP sessions and SDK WebSockets from one client address. */
+    limit_sessions_per_client: z.number().int().min(1).max(100000).default(20),
+
+    destination_allow_loopback: z.boolean().default(false),
+    destination_allow_private: z.boolean().default(false),
+    destination_allowed_hosts: z.array(hostPattern).default([]),
+    destination_denied_hosts: z.array(hostPattern).default([]),
+    destination_allowed_ports: z.array(port).default([]),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
     webrtc_ice_addresses: z.array(ipAddress).min(1).default(['127.0.0.1']),
     webrtc_ice_port_min: port.default(40000),
     webrtc_ice_port_max: port.default(49999),
     webrtc_ice_remote_networks: z.array(cidr).default([]),
+    /** Resolve `.local` (mDNS) candidates, which sends multicast queries; off: they are ignored. */
+    webrtc_ice_allow_mdns: z.boolean().default(false),
+    /** A session whose ICE and DTLS are not done after this long is closed and its sockets freed. */
+    webrtc_connect_timeout_ms: z.number().int().min(1000).max(120000).default(20000),
     webrtc_video_bitrate_kbps: z.number().int().min(100).max(50000).default(2500),
     webrtc_video_min_bitrate_kbps: z.number().int().min(50).max(50000).default(300),
     webrtc_keyframe_interval_ms: z.number().int().min(500).max(10000).default(2000),
@@ -78,6 +159,12 @@ export const configSchema = z
     }
     if (c.rtmp_out_buffer_start_size > c.rtmp_out_buffer_initial_size) {
       ctx.addIssue({ code: 'custom', path: ['rtmp_out_buffer_start_size'], message: 'must not exceed rtmp_out_buffer_initial_size' });
+    }
+    if (Boolean(c.https_cert_file) !== Boolean(c.https_key_file)) {
+      ctx.addIssue({ code: 'custom', path: [c.https_cert_file ? 'https_key_file' : 'https_cert_file'], message: 'https_cert_file and https_key_file go together' });
+    }
+    if (c.https_port && !c.https_cert_file) {
+      ctx.addIssue({ code: 'custom', path: ['https_port'], message: 'needs https_cert_file and https_key_file' });
     }
     if (c.webrtc_video_min_bitrate_kbps > c.webrtc_video_bitrate_kbps) {
       ctx.addIssue({

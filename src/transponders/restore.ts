@@ -1,3 +1,4 @@
+import { GatewayError } from '../errors.js';
 import { RtmpError } from '../rtmp/errors.js';
 
 /** How a transponder restores its output after a drop (Web Call Server's `rtmp_push_restore*`). */
@@ -39,6 +40,8 @@ export const HEALTHY_RESET_MS = 60_000;
 export const RECONNECT_SOCKET_TIMEOUT_MS = 2000;
 
 export function classifyFailure(error: unknown): FailureKind {
+  // The destination policy refused the address a reconnect's lookup gave.
+  if (error instanceof GatewayError) return 'rejected';
   if (!(error instanceof RtmpError) || error.code === undefined) return 'unreachable';
   const text = `${error.code} ${error.description ?? ''}`;
   return /already|in use/i.test(text) ? 'busy' : 'rejected';

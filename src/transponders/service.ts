@@ -1,5 +1,4 @@
 import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import { conflict, GatewayError, invalid, notFound } from '../errors.js';
 import type { Publisher } from '../publishers/publisher.js';
@@ -8,6 +7,7 @@ import { parseDestination, type Destination, type NamingRules } from './destinat
 import { planEncoding, type EncodingPlan, type VideoRequest } from './encoding.js';
 import { resolveSoundFile, SoundPlayer } from './sound.js';
 import { Transponder, type TransponderSettings } from './transponder.js';
+import type { HostLookup } from '../security/destination-policy.js';
 
 export interface StartupRequest extends VideoRequest {
   streamName: string;
@@ -33,15 +33,8 @@ export interface SoundRequest {
   volume?: number;
 }
 
-/** Resolves a destination host to the address to connect to; rejects when it does not resolve. */
-export type HostResolver = (host: string) => Promise<string>;
-
-export const resolveHost: HostResolver = async (host) => (await lookup(host)).address;
-
-/** A resolver that answers an IP address with itself and asks `resolve` for names only. */
-export function withAddressLiterals(resolve: HostResolver): HostResolver {
-  return (host) => (isIP(host) ? Promise.resolve(host) : resolve(host));
-}
+/** Every address of a host, from the system's resolver (as a TCP connect would see them). */
+export const lookupHost: HostLookup = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
 
 /** The fields of a startup request that decide the encoding. */
 function videoRequest(request: VideoRequest): VideoRequest {
@@ -100,11 +93,8 @@ export class TransponderService {
       }
     }
     if (options.action === 'sound_on' && !options.soundFile) throw invalid('options.soundFile', 'is required with "action": "sound_on"');
-    try {
-      await this.settings.resolveHost(destination.host);
-    } catch {
-      throw invalid('rtmpUrl', `host ${destination.host} does not resolve`);
-    }
+    // One lookup, checked against the destination policy; the first connection goes to this address.
+    const address = await this.settings.resolveDestination(destination.host, destination.port);
     const publisher = this.publishers.get(request.streamName);
     if (!publisher || publisher.isClosed) throw notFound(`stream ${request.streamName} is not publishing`);
     for (const t of this.#byId.values()) {
@@ -123,6 +113,7 @@ export class TransponderService {
       { options, flashVer: request.rtmpFlashVersion, video: videoRequest(request) },
       this.settings,
       this.log.child({ stream: publisher.name, destination: destination.redactedUrl }),
+      address,
     );
     this.#byId.set(transponder.mediaSessionId, transponder);
     if (options.action === 'mute') transponder.setMuted(true);

@@ -13,6 +13,7 @@ import type { MediaSink, Publisher } from '../publishers/publisher.js';
 import type { CachedPacket } from '../publishers/start-cache.js';
 import { decodeAmf0, type Amf0Value } from '../rtmp/amf0.js';
 import { RtmpPublisher } from '../rtmp/client.js';
+import type { DestinationResolver } from '../security/destination-policy.js';
 import { scrubDestination, type Destination } from './destination.js';
 import { classifyFailure, HEALTHY_RESET_MS, RECONNECT_SOCKET_TIMEOUT_MS, RestorePolicy, type FailureKind, type RestoreSettings } from './restore.js';
 import type { EncodingPlan, EncodingSettings, VideoRequest } from './encoding.js';
@@ -55,7 +56,8 @@ export interface TransponderSettings {
   /** TLS context for RTMPS: the certificate authorities trusted. */
   secureContext: SecureContext;
   /** Resolves the destination host to the address to connect to, once per connection. */
-  resolveHost: (host: string) => Promise<string>;
+  /** Looks the destination host up and checks every answer against the destination policy. */
+  resolveDestination: DestinationResolver;
   /** Restoring the output after a drop. */
   restore: RestoreSettings;
   /** Output the destination has not acknowledged for this long is a drop. */
@@ -182,6 +184,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   #retryTimer: NodeJS.Timeout | undefined;
   /** When output was last restored (or first started). */
   #upSince = 0;
+  #pinnedAddress: string | undefined;
   #settled: Promise<void>;
   #settle!: () => void;
   #closing: Promise<void> | undefined;
@@ -194,8 +197,11 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     readonly request: TransponderOptions,
     private readonly settings: TransponderSettings,
     private readonly log: Logger,
+    /** The address the startup resolved and checked, for the first connection. */
+    pinnedAddress?: string,
   ) {
     super((event, error) => log.error({ err: error, event }, 'transponder listener failed'));
+    this.#pinnedAddress = pinnedAddress;
     this.#settled = new Promise((resolve) => (this.#settle = resolve));
     this.#policy = new RestorePolicy(settings.restore);
   }
@@ -407,7 +413,9 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   async #connect(): Promise<RtmpPublisher> {
     const { destination, settings } = this;
     try {
-      const address = await settings.resolveHost(destination.host);
+      // The startup's checked address for the first connection; every reconnect looks up and checks again.
+      const address = this.#pinnedAddress ?? (await settings.resolveDestination(destination.host, destination.port));
+      this.#pinnedAddress = undefined;
       return await RtmpPublisher.publish({
         protocol: destination.protocol,
         address,

@@ -17,8 +17,8 @@ export interface TestGateway extends Gateway {
  * Tests never query DNS (that would leave loopback): `localhost` resolves, any other name fails
  * as an unknown host does.
  */
-export async function resolveWithoutNetwork(host: string): Promise<string> {
-  if (host === 'localhost') return '127.0.0.1';
+export async function resolveWithoutNetwork(host: string): Promise<string[]> {
+  if (host === 'localhost') return ['127.0.0.1'];
   throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
 }
 
@@ -28,10 +28,12 @@ export async function startGateway(overrides: Partial<GatewayConfig> = {}, logLi
     log_level: process.env.TEST_LOG_LEVEL ?? 'silent',
     webrtc_ice_addresses: ['127.0.0.1'],
     webrtc_ice_remote_networks: ['127.0.0.0/8'],
+    // Test destinations (nginx-rtmp, the tests' RTMP servers) listen on loopback.
+    destination_allow_loopback: true,
     ...overrides,
   });
   const destination = logLines ? { write: (line: string) => void logLines.push(line) } : undefined;
-  const gateway = buildGateway(config, createLogger(config.log_level, destination), { resolveHost: resolveWithoutNetwork });
+  const gateway = buildGateway(config, createLogger(config.log_level, destination), { lookupHost: resolveWithoutNetwork });
   const address = await gateway.app.listen({ host: '127.0.0.1', port: 0 });
   return {
     ...gateway,

@@ -1,0 +1,126 @@
+import { isIP } from 'node:net';
+import { invalid } from '../errors.js';
+import { classifyAddress, addressBytes, inNetwork, parseNetwork, type AddressClass, type Network } from './addresses.js';
+
+/**
+ * Where the gateway may open RTMP connections on a caller's behalf (server-side request forgery).
+ * Checked on every address the destination's host resolves to, before any packet leaves; the
+ * connection then goes to the checked address.
+ */
+export interface DestinationPolicyConfig {
+  allowLoopback: boolean;
+  allowPrivate: boolean;
+  /** When not empty, only these: host name patterns (`*.youtube.com`), addresses and CIDR blocks. */
+  allowedHosts: readonly string[];
+  /** Never these (same forms). */
+  deniedHosts: readonly string[];
+  /** When not empty, only these ports. */
+  allowedPorts: readonly number[];
+}
+
+/** Never reachable as a destination, whatever the configuration: cloud metadata lives at link-local. */
+const ALWAYS_REFUSED: ReadonlySet<AddressClass> = new Set(['unspecified', 'link-local', 'multicast', 'broadcast', 'reserved']);
+
+interface HostRules {
+  names: RegExp[];
+  networks: Network[];
+}
+
+function compileHosts(patterns: readonly string[]): HostRules {
+  const rules: HostRules = { names: [], networks: [] };
+  for (const pattern of patterns) {
+    const network = parseNetwork(pattern.replace(/^\[|\]$/g, ''));
+    if (network) rules.networks.push(network);
+    else rules.names.push(hostNamePattern(pattern));
+  }
+  return rules;
+}
+
+/** `*.example.com` matches any name under example.com (one or more labels); matching ignores case. */
+export function hostNamePattern(pattern: string): RegExp {
+  const body = pattern
+    .toLowerCase()
+    .replace(/\.$/, '')
+    .split('*')
+    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+    .join('[a-z0-9.-]+');
+  return new RegExp(`^${body}$`);
+}
+
+function matchesName(rules: HostRules, host: string): boolean {
+  const name = host.toLowerCase().replace(/\.$/, '');
+  return isIP(name) === 0 && rules.names.some((r) => r.test(name));
+}
+
+function matchesAddress(rules: HostRules, address: string): boolean {
+  const bytes = addressBytes(address);
+  return bytes !== undefined && rules.networks.some((n) => inNetwork(bytes, n));
+}
+
+const CLASS_KEY: Partial<Record<AddressClass, string>> = { loopback: 'destination_allow_loopback', private: 'destination_allow_private' };
+
+export class DestinationPolicy {
+  readonly #allowed: HostRules;
+  readonly #denied: HostRules;
+
+  constructor(private readonly config: DestinationPolicyConfig) {
+    this.#allowed = compileHosts(config.allowedHosts);
+    this.#denied = compileHosts(config.deniedHosts);
+  }
+
+  /** What can be refused from the URL alone, before any lookup: the port and denied or unlisted names. */
+  checkName(host: string, port: number, field = 'rtmpUrl'): void {
+    const { allowedPorts, allowedHosts } = this.config;
+    if (allowedPorts.length && !allowedPorts.includes(port)) throw invalid(field, `port ${port} is not allowed (destination_allowed_ports)`);
+    if (matchesName(this.#denied, host)) throw invalid(field, `host ${host} is denied (destination_denied_hosts)`);
+    if (allowedHosts.length && isIP(host) === 0 && this.#allowed.names.length && !matchesName(this.#allowed, host) && !this.#allowed.networks.length) {
+      throw invalid(field, `host ${host} is not among the allowed destinations (destination_allowed_hosts)`);
+    }
+  }
+
+  /**
+   * Checks every address the host resolved to; one refused address refuses the destination, so a
+   * name cannot slip an internal address in beside a public one. The message names the rule, not
+   * the address, so refusals tell a caller nothing about the internal network.
+   */
+  check(host: string, port: number, addresses: readonly string[], field = 'rtmpUrl'): void {
+    this.checkName(host, port, field);
+    if (addresses.length === 0) throw invalid(field, `host ${host} does not resolve`);
+    const listed = matchesName(this.#allowed, host);
+    const subject = isIP(host) ? `address ${host}` : `host ${host} resolves to`;
+    for (const address of addresses) {
+      const kind = classifyAddress(address);
+      if (kind === undefined) throw invalid(field, `host ${host} resolves to something that is not an IP address`);
+      const article = /^[aeiou]/.test(kind) ? 'an' : 'a';
+      if (ALWAYS_REFUSED.has(kind)) throw invalid(field, `${subject} ${article} ${kind} address, never allowed as a destination`);
+      if (matchesAddress(this.#denied, address)) throw invalid(field, `${subject} a denied address (destination_denied_hosts)`);
+      const addressListed = matchesAddress(this.#allowed, address);
+      if (this.config.allowedHosts.length && !listed && !addressListed) {
+        throw invalid(field, `host ${host} is not among the allowed destinations (destination_allowed_hosts)`);
+      }
+      const key = CLASS_KEY[kind];
+      const allowedByClass = (kind === 'loopback' && this.config.allowLoopback) || (kind === 'private' && this.config.allowPrivate);
+      if (key && !allowedByClass && !addressListed) throw invalid(field, `${subject} ${article} ${kind} address, not allowed (set ${key}, or list it in destination_allowed_hosts)`);
+    }
+  }
+}
+
+/** Answers a host with every address it resolves to; rejects when it does not resolve. */
+export type HostLookup = (host: string) => Promise<string[]>;
+
+/** Resolves a destination host once, checks every answer, and returns the address to connect to. */
+export type DestinationResolver = (host: string, port: number, field?: string) => Promise<string>;
+
+export function destinationResolver(lookup: HostLookup, policy: DestinationPolicy): DestinationResolver {
+  return async (host, port, field = 'rtmpUrl') => {
+    policy.checkName(host, port, field);
+    let addresses: string[];
+    try {
+      addresses = isIP(host) ? [host] : await lookup(host);
+    } catch {
+      throw invalid(field, `host ${host} does not resolve`);
+    }
+    policy.check(host, port, addresses, field);
+    return addresses[0]!;
+  };
+}

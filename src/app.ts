@@ -3,7 +3,9 @@ import { createSecureContext } from 'node:tls';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from './config/schema.js';
+import { ConfigError } from './config/load.js';
 import { GatewayError, statusFor } from './errors.js';
+import { installGuard, type RequestGuard } from './http/guard.js';
 import { pushRoutes } from './http/routes/push.js';
 import { SignalingServer } from './http/routes/signaling.js';
 import { staticRoutes } from './http/routes/static.js';
@@ -14,7 +16,15 @@ import { createMetrics } from './metrics.js';
 import { ROOT } from './paths.js';
 import { PublisherRegistry } from './publishers/registry.js';
 import { rtmpsTrust } from './rtmp/trust.js';
+import { ApiKeyring } from './security/api-keys.js';
+import { AuthFailureLimiter } from './security/auth-failures.js';
+import { clientAddressReader } from './security/client-address.js';
+import { ClientQuota } from './security/client-quota.js';
 import { DestinationPolicy, destinationResolver, type HostLookup } from './security/destination-policy.js';
+import { classifyAddress } from './security/addresses.js';
+import { OriginPolicy } from './security/origins.js';
+import { PublishAuthorizer } from './security/publish-auth.js';
+import { readSecret } from './security/secrets.js';
 import { lookupHost, TransponderService } from './transponders/service.js';
 
 export interface Gateway {
@@ -27,12 +37,57 @@ export interface Gateway {
 
 /** RTP ports for ffmpeg inputs on loopback, away from the ICE range. */
 const RTP_PORT_RANGE: [number, number] = [20000, 29999];
+/** REST bodies are small JSON objects; offers have their own limit (MAX_OFFER_BYTES). */
+const REST_BODY_LIMIT = 64 * 1024;
+
+/** Who may do what: control keys, publish authorization, names and origins, per-client quotas. */
+export interface AccessControl {
+  guard: RequestGuard;
+  publishAuth: PublishAuthorizer;
+  quota: ClientQuota;
+}
+
+function isLoopbackListen(host: string): boolean {
+  return host === 'localhost' || classifyAddress(host) === 'loopback';
+}
+
+export function createAccessControl(config: GatewayConfig, env: NodeJS.ProcessEnv = process.env): AccessControl {
+  const apiKeys = new ApiKeyring(config.api_keys.map((k, i) => ({ id: k.id, scope: k.scope, secret: readSecret(k, `api_keys.${i}`, env) })));
+  if (!apiKeys.enabled && !isLoopbackListen(config.http_host) && !config.api_auth_disabled) {
+    throw new ConfigError(
+      `http_host ${config.http_host} is not a loopback address, and no api_keys are set: set api_keys (the control API needs them off loopback), or api_auth_disabled: true to serve it open`,
+    );
+  }
+  const publishAuth = new PublishAuthorizer({
+    keys: config.publish_keys.map((k, i) => ({ id: k.id, streams: k.streams, destinations: k.destinations, secret: readSecret(k, `publish_keys.${i}`, env) })),
+    jwtKeys: config.publish_jwt_keys.map((k, i) => ({
+      id: k.id,
+      alg: k.alg,
+      publicKeyFile: k.public_key_file,
+      secret: k.alg === 'HS256' ? readSecret(k, `publish_jwt_keys.${i}`, env) : undefined,
+    })),
+    jwtIssuer: config.publish_jwt_issuer,
+    jwtAudience: config.publish_jwt_audience,
+    hookUrl: config.publish_auth_url,
+    hookTimeoutMs: config.publish_auth_timeout_ms,
+    isControlKey: (token) => apiKeys.verify(token, 'control'),
+    controlKeysSet: apiKeys.enabled,
+  });
+  const guard: RequestGuard = {
+    apiKeys,
+    failures: new AuthFailureLimiter(config.auth_failures_per_minute),
+    origins: new OriginPolicy({ listenHost: config.http_host, allowedHosts: config.http_allowed_hosts, allowedOrigins: config.http_allowed_origins }),
+  };
+  return { guard, publishAuth, quota: new ClientQuota(config.limit_sessions_per_client) };
+}
 
 export function createEngine(config: GatewayConfig, log: Logger): IngestEngine {
   return new WeriftEngine({
     addresses: config.webrtc_ice_addresses,
     portRange: [config.webrtc_ice_port_min, config.webrtc_ice_port_max],
     remoteNetworks: config.webrtc_ice_remote_networks,
+    allowMdns: config.webrtc_ice_allow_mdns,
+    connectTimeoutMs: config.webrtc_connect_timeout_ms,
     videoCodecs: config.webrtc_video_codecs,
     videoBitrateKbps: config.webrtc_video_bitrate_kbps,
     videoMinBitrateKbps: config.webrtc_video_min_bitrate_kbps,
@@ -48,8 +103,13 @@ export interface GatewayDependencies {
 }
 
 export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDependencies = {}): Gateway {
+  const access = createAccessControl(config);
+  if (!access.publishAuth.enabled && !isLoopbackListen(config.http_host)) {
+    log.warn('publishing needs no token (no publish_keys, publish_jwt_keys or publish_auth_url): anyone who reaches the gateway can publish, but not push');
+  }
   const engine = deps.engine ?? createEngine(config, log);
   const publishers = new PublisherRegistry(engine, {
+    maxPublishers: config.limit_publishers,
     keyframeIntervalMs: config.webrtc_keyframe_interval_ms,
     mediaTimeoutMs: config.webrtc_media_timeout_ms,
     log,
@@ -102,13 +162,24 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
         maxBufferings: config.rtmp_out_buffer_max_bufferings_allowed,
       },
       publisherGraceMs: config.rtmp_push_publisher_grace_ms,
+      limits: { total: config.limit_transponders, perStream: config.limit_transponders_per_stream },
     },
     log.child({ component: 'transponders' }),
     config.rtmp_push_auto_start ? config.rtmp_push_auto_start_url : undefined,
   );
   const metrics = createMetrics(publishers, transponders);
 
-  const app: FastifyInstance = Fastify({ loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger, bodyLimit: 256 * 1024 });
+  const app: FastifyInstance = Fastify({
+    loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
+    bodyLimit: REST_BODY_LIMIT,
+    // A 128-character stream name and a session id fit in a WHIP resource path.
+    maxParamLength: 256,
+    trustProxy: config.trust_proxy,
+    // Slow clients cannot hold connections: headers, then the whole request, within these.
+    requestTimeout: config.http_request_timeout_ms,
+  });
+  app.server.headersTimeout = config.http_headers_timeout_ms;
+  installGuard(app, access.guard);
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     if (body === '') return done(null, {});
@@ -125,11 +196,15 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   app.setErrorHandler((error, request, reply) => {
     if (error instanceof GatewayError) {
       if (error.code === 'internal') request.log.warn({ reason: error.message }, 'request failed');
+      if (error.code === 'unauthorized') reply.header('www-authenticate', `Bearer realm="gateway"${error.message.includes('not valid') ? ', error="invalid_token"' : ''}`);
+      if (error.retryAfterS !== undefined) reply.header('retry-after', String(error.retryAfterS));
       return reply.code(statusFor(error.code)).send({ error: error.code, message: error.message, ...(error.field ? { field: error.field } : {}) });
     }
     const status = (error as { statusCode?: number }).statusCode;
     if (status && status >= 400 && status < 500) {
-      return reply.code(status).send({ error: 'invalid_request', message: (error as Error).message });
+      const code = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : 'invalid_request';
+      const message = status === 413 ? 'body: larger than this route takes' : (error as Error).message;
+      return reply.code(status).send({ error: code, message, field: 'body' });
     }
     request.log.error({ err: error }, 'unexpected error');
     return reply.code(500).send({ error: 'internal', message: 'internal error' });
@@ -137,13 +212,13 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` }));
 
   pushRoutes(app, transponders);
-  whipRoutes(app, publishers);
+  whipRoutes(app, publishers, access);
   staticRoutes(app);
   // Probes and scrapes are frequent: keep them out of the info log.
   app.get('/health', { logLevel: 'warn' }, async () => ({ status: 'ok', publishers: publishers.all().length, transponders: transponders.all().length }));
   app.get('/metrics', { logLevel: 'warn' }, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
 
-  const signaling = new SignalingServer(publishers, transponders, log);
+  const signaling = new SignalingServer(publishers, transponders, access, log, clientAddressReader(config.trust_proxy));
   app.server.on('upgrade', (request, socket, head) => signaling.handleUpgrade(request, socket, head));
 
   let closing: Promise<void> | undefined;

@@ -19,6 +19,11 @@ export type StreamStatus = (typeof STREAM_STATUS)[keyof typeof STREAM_STATUS] | 
 export interface SessionOptions {
   /** The gateway's address: `ws://host:8080`, `wss://host`, or an http(s) URL of the same server. */
   urlServer: string;
+  /**
+   * A publish token from your backend (a publish key or a JWT it signed), sent with each publish
+   * over the WebSocket, never in a URL. Needed when the gateway requires publish authorization.
+   */
+  token?: string;
 }
 
 export interface StreamOptions {
@@ -33,6 +38,8 @@ export interface StreamOptions {
   rtmpTransponderFullUrl?: boolean;
   /** Publish this stream instead of asking for the camera. */
   mediaStream?: MediaStream;
+  /** A publish token for this stream, instead of the session's. */
+  token?: string;
 }
 
 /** Details passed to status handlers: `info` says why for UNPUBLISHED and FAILED. */
@@ -94,8 +101,12 @@ export class Session extends Emitter {
   readonly #streams = new Map<string, Stream>();
   #requests = 0;
 
+  /** @internal */
+  readonly _token: string | undefined;
+
   constructor(options: SessionOptions) {
     super();
+    this._token = options.token;
     this.#socket = new WebSocket(signalingUrl(options.urlServer));
     this.#socket.onmessage = (event) => this.#onMessage(JSON.parse(String(event.data)) as ServerMessage);
     this.#socket.onerror = () => {
@@ -224,6 +235,7 @@ export class Stream extends Emitter {
       sdp: offer.sdp,
       ...(this.options.rtmpUrl !== undefined ? { rtmpUrl: this.options.rtmpUrl } : {}),
       ...(this.options.rtmpTransponderFullUrl !== undefined ? { rtmpTransponderFullUrl: this.options.rtmpTransponderFullUrl } : {}),
+      ...((this.options.token ?? this.session._token) !== undefined ? { token: this.options.token ?? this.session._token } : {}),
     });
   }
 

@@ -1,4 +1,8 @@
 import { z } from 'zod';
+import { streamNameSchema } from '../publishers/stream-name.js';
+
+/** The largest SDK signalling message (an offer is 5-10 KB). */
+export const MAX_SIGNALING_MESSAGE_BYTES = 64 * 1024;
 
 const dimension = z.number().int().min(0).max(4096);
 
@@ -11,8 +15,8 @@ export const startupOptionsSchema = z.strictObject({
 });
 
 export const startupSchema = z.strictObject({
-  streamName: z.string().min(1).max(128),
-  rtmpUrl: z.string().min(1),
+  streamName: streamNameSchema,
+  rtmpUrl: z.string().min(1).max(2048),
   rtmpTransponderFullUrl: z.boolean().optional(),
   rtmpFlashVersion: z.string().min(1).max(128).regex(/^[\x20-\x7e]+$/, 'must be printable ASCII').optional(),
   width: dimension.optional(),
@@ -25,8 +29,8 @@ export const startupSchema = z.strictObject({
 });
 
 export const findSchema = z.strictObject({
-  streamName: z.string().min(1).optional(),
-  rtmpUrl: z.string().min(1).optional(),
+  streamName: z.string().min(1).max(256).optional(),
+  rtmpUrl: z.string().min(1).max(2048).optional(),
 });
 
 export const findAllSchema = z.strictObject({});
@@ -47,14 +51,16 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('publish'),
     requestId: z.string().min(1).max(64),
-    name: z.string().min(1).max(128),
-    sdp: z.string().min(1).max(100_000),
-    rtmpUrl: z.string().min(1).optional(),
+    name: streamNameSchema,
+    sdp: z.string().min(1).max(MAX_SIGNALING_MESSAGE_BYTES),
+    rtmpUrl: z.string().min(1).max(2048).optional(),
     rtmpTransponderFullUrl: z.boolean().optional(),
+    /** A publish token (publish key or JWT) from the integrator's backend, when publishing needs one. */
+    token: z.string().min(1).max(4096).optional(),
   }),
   z.strictObject({
     type: z.literal('unpublish'),
-    name: z.string().min(1).max(128),
+    name: streamNameSchema,
   }),
 ]);
 

@@ -14,7 +14,8 @@ import { OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE, type VideoCodec } from '../media/cod
 import type { MediaPacket } from '../media/rtp.js';
 import { RemoteAddressFilter, filterCandidates } from './address-filter.js';
 import type { IngestEngine, IngestSession, IngestSessionEvents, IngestTrack } from './engine.js';
-import { addBitrateHints, selectCodecs, type OfferedCodec } from './sdp.js';
+import { checkOffer } from './offer-check.js';
+import { addBitrateHints, OfferError, selectCodecs, type OfferedCodec } from './sdp.js';
 
 export interface WeriftEngineOptions {
   /** The only addresses gathered and announced as host candidates. */
@@ -26,6 +27,10 @@ export interface WeriftEngineOptions {
   videoMinBitrateKbps: number;
   /** How long ICE gathering may take before the answer is sent with what was gathered. */
   gatherTimeoutMs?: number;
+  /** Let the engine resolve `.local` candidates (multicast DNS queries); off: they are dropped. */
+  allowMdns?: boolean;
+  /** A session not connected (ICE and DTLS) after this long is closed and its sockets freed. */
+  connectTimeoutMs?: number;
   onListenerError?: (event: string, error: unknown) => void;
 }
 
@@ -34,20 +39,26 @@ export class WeriftEngine implements IngestEngine {
   readonly #announced: ReadonlySet<string>;
 
   constructor(private readonly options: WeriftEngineOptions) {
-    this.#remoteFilter = new RemoteAddressFilter(options.remoteNetworks);
+    this.#remoteFilter = new RemoteAddressFilter(options.remoteNetworks, options.allowMdns);
     this.#announced = new Set(options.addresses);
   }
 
   async accept(offer: string): Promise<IngestSession> {
+    checkOffer(offer);
     const selection = selectCodecs(filterCandidates(offer, (a) => this.#remoteFilter.allows(a)), this.options.videoCodecs);
     const pc = new RTCPeerConnection(this.#peerConfig(selection.video?.offered, selection.video?.codec));
-    const session = new WeriftSession(pc, selection.video?.codec, selection.audio !== undefined, this.options.onListenerError);
+    const session = new WeriftSession(pc, selection.video?.codec, selection.audio !== undefined, this.options);
     try {
-      await pc.setRemoteDescription({ type: 'offer', sdp: selection.sdp });
-      session.tracks = pc.getTransceivers().flatMap((transceiver) =>
-        transceiver.receiver.tracks.map((track) => new WeriftTrack(track, transceiver, selection.video?.codec)),
-      );
-      await pc.setLocalDescription(await pc.createAnswer());
+      // What the engine refuses in the offer itself is the offer's fault: a 400, never a 500.
+      try {
+        await pc.setRemoteDescription({ type: 'offer', sdp: selection.sdp });
+        session.tracks = pc.getTransceivers().flatMap((transceiver) =>
+          transceiver.receiver.tracks.map((track) => new WeriftTrack(track, transceiver, selection.video?.codec)),
+        );
+        await pc.setLocalDescription(await pc.createAnswer());
+      } catch (error) {
+        throw new OfferError(`the WebRTC engine cannot take this offer (${(error as Error).message ?? error})`);
+      }
       await waitForGathering(pc, this.options.gatherTimeoutMs ?? 3000);
       const local = pc.localDescription?.sdp;
       if (!local) throw new Error('the WebRTC engine produced no answer');
@@ -124,23 +135,31 @@ class WeriftSession extends TypedEmitter<IngestSessionEvents> implements IngestS
   answer = '';
   tracks: IngestTrack[] = [];
   #closed = false;
+  readonly #connectTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly pc: RTCPeerConnection,
     readonly videoCodec: VideoCodec | undefined,
     readonly hasAudio: boolean,
-    onListenerError?: (event: string, error: unknown) => void,
+    options: Pick<WeriftEngineOptions, 'onListenerError' | 'connectTimeoutMs'>,
   ) {
-    super(onListenerError);
+    super(options.onListenerError);
+    const timeoutMs = options.connectTimeoutMs;
+    if (timeoutMs) {
+      this.#connectTimer = setTimeout(() => void this.close(`ICE and DTLS not done within ${timeoutMs / 1000} s`), timeoutMs);
+    }
     pc.connectionStateChange.subscribe((state) => {
-      if (state === 'connected') this.safeEmit('connected');
-      else if (state === 'failed' || state === 'closed') void this.close(`WebRTC connection ${state}`);
+      if (state === 'connected') {
+        clearTimeout(this.#connectTimer);
+        this.safeEmit('connected');
+      } else if (state === 'failed' || state === 'closed') void this.close(`WebRTC connection ${state}`);
     });
   }
 
   async close(reason = 'closed by the gateway'): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#connectTimer);
     try {
       await this.pc.close();
     } finally {

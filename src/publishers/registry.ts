@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
-import { conflict, invalid } from '../errors.js';
+import { conflict, unavailable } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import type { IngestEngine } from '../ingest/engine.js';
 import { Publisher } from './publisher.js';
+import { checkStreamName } from './stream-name.js';
 
 export type RegistryEvents = {
   /** A stream became publishing (WebRTC connected). */
@@ -11,13 +12,6 @@ export type RegistryEvents = {
   closed: [Publisher, reason: string, lost: boolean];
 };
 
-/** Stream names: what Web Call Server accepts in practice, kept safe for URLs and file names. */
-export const STREAM_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
-
-export function checkStreamName(name: string, field = 'streamName'): void {
-  if (!STREAM_NAME.test(name)) throw invalid(field, 'must be 1-128 letters, digits, "_", "." or "-"');
-}
-
 /** Owns every publisher, keyed by stream name; a name publishes once at a time. */
 export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
   readonly #byName = new Map<string, Publisher>();
@@ -25,7 +19,7 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
 
   constructor(
     private readonly engine: IngestEngine,
-    private readonly options: { keyframeIntervalMs: number; mediaTimeoutMs: number; log: Logger },
+    private readonly options: { keyframeIntervalMs: number; mediaTimeoutMs: number; log: Logger; maxPublishers?: number },
   ) {
     super((event, error) => options.log.error({ err: error, event }, 'registry listener failed'));
   }
@@ -33,6 +27,8 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
   async publish(name: string, offer: string): Promise<Publisher> {
     checkStreamName(name);
     if (this.#byName.has(name) || this.#pending.has(name)) throw conflict(`stream ${name} is already publishing`);
+    const max = this.options.maxPublishers ?? Infinity;
+    if (this.#byName.size + this.#pending.size >= max) throw unavailable(`the gateway is at its limit of ${max} publishers (limit_publishers)`);
     this.#pending.add(name);
     try {
       const session = await this.engine.accept(offer);

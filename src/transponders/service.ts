@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import type { Logger } from 'pino';
-import { conflict, GatewayError, invalid, notFound } from '../errors.js';
+import { conflict, GatewayError, invalid, notFound, tooMany, unavailable } from '../errors.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { PublisherRegistry } from '../publishers/registry.js';
 import { parseDestination, type Destination, type NamingRules } from './destination.js';
@@ -84,6 +84,13 @@ export class TransponderService {
     return parseDestination(rtmpUrl, streamName, this.#rules(fullUrl), field);
   }
 
+  /** Parses a destination and checks where it resolves against the destination policy, starting nothing. */
+  async vetDestination(rtmpUrl: string, streamName: string, fullUrl?: boolean): Promise<Destination> {
+    const destination = this.checkDestination(rtmpUrl, streamName, fullUrl);
+    await this.settings.resolveDestination(destination.host, destination.port);
+    return destination;
+  }
+
   async startup(request: StartupRequest): Promise<Transponder> {
     const destination = this.checkDestination(request.rtmpUrl, request.streamName, request.rtmpTransponderFullUrl);
     const options = request.options ?? {};
@@ -97,6 +104,10 @@ export class TransponderService {
     const address = await this.settings.resolveDestination(destination.host, destination.port);
     const publisher = this.publishers.get(request.streamName);
     if (!publisher || publisher.isClosed) throw notFound(`stream ${request.streamName} is not publishing`);
+    const { limits } = this.settings;
+    if (this.#byId.size >= limits.total) throw unavailable(`the gateway is at its limit of ${limits.total} transponders (limit_transponders)`);
+    const ofStream = this.find({ streamName: request.streamName }).length;
+    if (ofStream >= limits.perStream) throw tooMany(`stream ${request.streamName} has ${ofStream} transponders, its limit (limit_transponders_per_stream)`);
     for (const t of this.#byId.values()) {
       if (t.publisher === publisher && (t.destination.requestedUrl === request.rtmpUrl || t.destination.url === destination.url)) {
         throw conflict(`a transponder of ${request.streamName} to ${destination.redactedRequestedUrl} exists: ${t.mediaSessionId}`);

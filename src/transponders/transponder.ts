@@ -56,6 +56,8 @@ export interface TransponderSettings {
   /** TLS context for RTMPS: the certificate authorities trusted. */
   secureContext: SecureContext;
   /** Resolves the destination host to the address to connect to, once per connection. */
+  /** Transponders in all, and per stream. */
+  limits: { total: number; perStream: number };
   /** Looks the destination host up and checks every answer against the destination policy. */
   resolveDestination: DestinationResolver;
   /** Restoring the output after a drop. */

@@ -2,38 +2,69 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { GatewayError } from '../../errors.js';
+import type { AccessControl } from '../../app.js';
+import { GatewayError, statusFor } from '../../errors.js';
 import { OfferError } from '../../ingest/sdp.js';
 import type { Publisher } from '../../publishers/publisher.js';
 import type { PublisherRegistry } from '../../publishers/registry.js';
 import type { TransponderService } from '../../transponders/service.js';
 import type { Transponder } from '../../transponders/transponder.js';
-import { clientMessageSchema, type ClientMessage } from '../schemas.js';
+import { checkHost, checkOrigin } from '../guard.js';
+import { clientMessageSchema, MAX_SIGNALING_MESSAGE_BYTES, type ClientMessage } from '../schemas.js';
 import { parseBody } from '../validation.js';
 
 export const SIGNALING_PATH = '/ws';
 export const PROTOCOL_VERSION = 1;
-const MAX_MESSAGE_BYTES = 256 * 1024;
+
+/** The client address of an upgrade request, as fastify's trust_proxy setting would see it. */
+export type ClientAddress = (request: IncomingMessage) => string;
 
 /**
  * WebSocket signalling for the browser SDK. One connection is one SDK session: the streams it
- * publishes end when it disconnects. Every message is validated; a bad one gets an `error` reply
- * naming the field and changes nothing.
+ * publishes end when it disconnects. The upgrade passes the gateway's name, origin and per-client
+ * checks; every message is validated, and a bad one gets an `error` reply naming the field and
+ * changes nothing. A malformed frame (bad masking, invalid UTF-8, a reserved opcode or close code,
+ * over 64 KiB) ends that connection with the matching close code, and only it.
  */
 export class SignalingServer {
-  readonly #wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
+  readonly #wss = new WebSocketServer({ noServer: true, maxPayload: MAX_SIGNALING_MESSAGE_BYTES });
 
-  constructor(publishers: PublisherRegistry, transponders: TransponderService, log: Logger) {
-    this.#wss.on('connection', (socket) => new SignalingSession(socket, publishers, transponders, log.child({ component: 'signaling' })));
+  constructor(
+    publishers: PublisherRegistry,
+    transponders: TransponderService,
+    private readonly access: AccessControl,
+    private readonly log: Logger,
+    private readonly clientAddress: ClientAddress = (request) => request.socket.remoteAddress ?? 'unknown',
+  ) {
+    const sessionLog = log.child({ component: 'signaling' });
+    this.#wss.on('connection', (socket: WebSocket, request: IncomingMessage, release: () => void) => {
+      socket.on('close', release);
+      new SignalingSession(socket, publishers, transponders, access, this.clientAddress(request), sessionLog);
+    });
+    this.#wss.on('error', (error) => sessionLog.warn({ err: error }, 'signalling server error'));
   }
 
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // A client that resets mid-handshake must not take the process with it.
+    socket.on('error', () => socket.destroy());
     const path = (request.url ?? '').split('?')[0];
-    if (path !== SIGNALING_PATH) {
-      socket.destroy();
-      return;
+    if (path !== SIGNALING_PATH) return refuseUpgrade(socket, 404, 'no WebSocket here');
+    let release: () => void;
+    try {
+      checkHost(this.access.guard, request.headers.host);
+      checkOrigin(this.access.guard, request.headers.origin, request.headers.host);
+      release = this.access.quota.acquire(this.clientAddress(request), 'SDK session');
+    } catch (error) {
+      const status = error instanceof GatewayError ? statusFor(error.code) : 400;
+      return refuseUpgrade(socket, status, error instanceof Error ? error.message : 'refused');
     }
-    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#wss.emit('connection', ws, request));
+    try {
+      this.#wss.handleUpgrade(request, socket, head, (ws) => this.#wss.emit('connection', ws, request, release));
+    } catch (error) {
+      release();
+      this.log.debug({ err: error }, 'WebSocket upgrade failed');
+      socket.destroy();
+    }
   }
 
   close(): void {
@@ -42,6 +73,13 @@ export class SignalingServer {
   }
 }
 
+function refuseUpgrade(socket: Duplex, status: number, message: string): void {
+  const body = JSON.stringify({ error: 'refused', message });
+  socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Refused'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests', 503: 'Service Unavailable' };
+
 class SignalingSession {
   readonly #streams = new Map<string, Publisher>();
 
@@ -49,8 +87,12 @@ class SignalingSession {
     private readonly socket: WebSocket,
     private readonly publishers: PublisherRegistry,
     private readonly transponders: TransponderService,
+    private readonly access: AccessControl,
+    private readonly client: string,
     private readonly log: Logger,
   ) {
+    // ws closes the connection itself on a protocol error (1002, 1007, 1009): here it is only told.
+    socket.on('error', (error) => log.debug({ reason: error.message, client }, 'signalling connection failed'));
     socket.on('message', (data, isBinary) => void this.#onMessage(isBinary ? '' : data.toString()));
     socket.on('close', () => {
       // The page was closed or its network went away: the publisher is lost, not ended.
@@ -84,15 +126,20 @@ class SignalingSession {
 
   async #publish(message: Extract<ClientMessage, { type: 'publish' }>): Promise<void> {
     const { name, rtmpUrl, rtmpTransponderFullUrl } = message;
-    // Checked before anything is created: a bad rtmpUrl never starts a publish.
-    if (rtmpUrl !== undefined) this.transponders.checkDestination(rtmpUrl, name, rtmpTransponderFullUrl);
+    // Checked before anything is created: a bad rtmpUrl or token never starts a publish.
+    const destination = rtmpUrl === undefined ? undefined : this.transponders.checkDestination(rtmpUrl, name, rtmpTransponderFullUrl);
+    await this.#authorize(name, message.token, destination?.host, destination?.redactedRequestedUrl);
+    if (rtmpUrl !== undefined) await this.transponders.vetDestination(rtmpUrl, name, rtmpTransponderFullUrl);
+    const release = this.access.quota.acquire(this.client, 'SDK publish');
     let publisher: Publisher;
     try {
       publisher = await this.publishers.publish(name, message.sdp);
     } catch (error) {
+      release();
       if (error instanceof OfferError) throw new GatewayError('invalid_request', `sdp: ${error.message}`, 'sdp');
       throw error;
     }
+    publisher.on('closed', release);
     if (this.socket.readyState !== this.socket.OPEN) {
       await publisher.close('SDK session disconnected');
       return;
@@ -107,6 +154,18 @@ class SignalingSession {
       this.#send({ type: 'status', name, status: 'UNPUBLISHED', info: reason });
     });
     this.#send({ type: 'answer', requestId: message.requestId, sdp: publisher.session.answer });
+  }
+
+  /** The token authorizes this stream, and the push when there is one; failures count against the client. */
+  async #authorize(stream: string, token: string | undefined, destinationHost?: string, redactedDestination?: string): Promise<void> {
+    const { publishAuth, guard } = this.access;
+    if (publishAuth.enabled) guard.failures.check(this.client);
+    try {
+      await publishAuth.authorize({ stream, token, client: this.client, destinationHost, redactedDestination });
+    } catch (error) {
+      if (error instanceof GatewayError && error.code === 'unauthorized') guard.failures.record(this.client);
+      throw error;
+    }
   }
 
   #startTransponder(streamName: string, rtmpUrl: string, fullUrl: boolean | undefined): void {

@@ -1,13 +1,17 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { AccessControl } from '../../app.js';
 import { GatewayError, notFound } from '../../errors.js';
+import { MAX_OFFER_BYTES } from '../../ingest/offer-check.js';
 import { OfferError } from '../../ingest/sdp.js';
 import type { PublisherRegistry } from '../../publishers/registry.js';
+import { checkStreamName } from '../../publishers/stream-name.js';
+import { bearerToken } from '../../security/bearer.js';
 
 const CORS = {
   'access-control-allow-origin': '*',
   'access-control-allow-methods': 'POST, DELETE, PATCH, OPTIONS',
   'access-control-allow-headers': 'content-type, authorization, if-match',
-  'access-control-expose-headers': 'location, link, etag, accept-patch, accept-post',
+  'access-control-expose-headers': 'location, link, etag, accept-patch, accept-post, www-authenticate, retry-after',
 };
 
 function withCors(reply: FastifyReply): FastifyReply {
@@ -18,8 +22,24 @@ function withCors(reply: FastifyReply): FastifyReply {
  * WHIP (RFC 9725): POST an SDP offer to `/whip/{streamName}`, get 201 with the answer and the
  * session resource in `Location`; DELETE on that resource ends the publish. Candidates travel in
  * the offer and answer only: trickle ICE and ICE restarts are not offered (PATCH answers 405).
+ * CORS stays open for browser WHIP clients: when publishing needs a token, the token is what
+ * authorizes, `Authorization: Bearer` on POST and DELETE alike.
  */
-export function whipRoutes(app: FastifyInstance, publishers: PublisherRegistry): void {
+export function whipRoutes(app: FastifyInstance, publishers: PublisherRegistry, access: AccessControl): void {
+  const { publishAuth, quota, guard } = access;
+
+  /** Checks the bearer token for this stream; failures count toward the client's limit. */
+  async function authorize(stream: string, authorization: string | undefined, client: string): Promise<void> {
+    if (!publishAuth.enabled) return;
+    guard.failures.check(client);
+    try {
+      await publishAuth.authorize({ stream, token: bearerToken(authorization), client });
+    } catch (error) {
+      if (error instanceof GatewayError && error.code === 'unauthorized') guard.failures.record(client);
+      throw error;
+    }
+  }
+
   app.options('/whip/:streamName', async (_request, reply) =>
     withCors(reply).code(204).header('accept-post', 'application/sdp').send(),
   );
@@ -27,21 +47,26 @@ export function whipRoutes(app: FastifyInstance, publishers: PublisherRegistry):
     withCors(reply).code(204).header('allow', 'DELETE, OPTIONS').send(),
   );
 
-  app.post<{ Params: { streamName: string } }>('/whip/:streamName', async (request, reply) => {
+  app.post<{ Params: { streamName: string } }>('/whip/:streamName', { bodyLimit: MAX_OFFER_BYTES }, async (request, reply) => {
     withCors(reply);
     const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/sdp') {
       throw new GatewayError('unsupported_media_type', 'the offer must be sent as Content-Type: application/sdp');
     }
-    const offer = typeof request.body === 'string' ? request.body : '';
     const { streamName } = request.params;
+    checkStreamName(streamName);
+    await authorize(streamName, request.headers.authorization, request.ip);
+    const offer = typeof request.body === 'string' ? request.body : '';
+    const release = quota.acquire(request.ip, 'WHIP session');
     let publisher;
     try {
       publisher = await publishers.publish(streamName, offer);
     } catch (error) {
+      release();
       if (error instanceof OfferError) throw new GatewayError('invalid_request', `offer: ${error.message}`, 'offer');
       throw error;
     }
+    publisher.on('closed', release);
     return reply
       .code(201)
       .header('content-type', 'application/sdp')
@@ -52,6 +77,7 @@ export function whipRoutes(app: FastifyInstance, publishers: PublisherRegistry):
 
   app.delete<{ Params: { streamName: string; sessionId: string } }>('/whip/:streamName/:sessionId', async (request, reply) => {
     withCors(reply);
+    await authorize(request.params.streamName, request.headers.authorization, request.ip);
     const publisher = publishers.get(request.params.streamName);
     if (!publisher || publisher.id !== request.params.sessionId) throw notFound('no such WHIP session');
     await publisher.close('WHIP session deleted');

@@ -1,0 +1,42 @@
+import { tooMany } from '../errors.js';
+
+const WINDOW_MS = 60_000;
+/** Client addresses remembered at most; the oldest is forgotten first (memory stays bounded). */
+const MAX_CLIENTS = 10_000;
+
+/**
+ * Failed authentications per client address over the last minute. Past the limit the client is
+ * answered 429 before its credentials are even looked at, until the minute has passed.
+ */
+export class AuthFailureLimiter {
+  readonly #failures = new Map<string, number[]>();
+
+  constructor(
+    private readonly perMinute: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Throws 429 when `client` failed too often in the last minute. */
+  check(client: string): void {
+    const recent = this.#recent(client);
+    if (recent.length >= this.perMinute) {
+      const retryAfterS = Math.max(1, Math.ceil((recent[0]! + WINDOW_MS - this.now()) / 1000));
+      throw tooMany(`too many failed authentications from this address: try again in ${retryAfterS} s`, retryAfterS);
+    }
+  }
+
+  record(client: string): void {
+    const recent = this.#recent(client);
+    recent.push(this.now());
+    this.#failures.delete(client);
+    this.#failures.set(client, recent);
+    if (this.#failures.size > MAX_CLIENTS) this.#failures.delete(this.#failures.keys().next().value!);
+  }
+
+  #recent(client: string): number[] {
+    const since = this.now() - WINDOW_MS;
+    const recent = (this.#failures.get(client) ?? []).filter((t) => t > since);
+    if (recent.length === 0) this.#failures.delete(client);
+    return recent;
+  }
+}

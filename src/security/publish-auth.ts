@@ -1,0 +1,208 @@
+import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { errors as joseErrors, jwtVerify, decodeProtectedHeader, type JWTPayload } from 'jose';
+import { ConfigError } from '../config/load.js';
+import { GatewayError } from '../errors.js';
+import { hostNamePattern } from './destination-policy.js';
+import { SecretDigest } from './bearer.js';
+
+/** Where a publisher may have the gateway push with the SDK's `rtmpUrl`. */
+export type DestinationGrant = 'none' | 'any' | readonly string[];
+
+/** What one authorized publisher may do. */
+export interface PublishGrant {
+  /** Who: a key id, `jwt:<kid>/<sub>`, `hook`, or `anonymous`. Safe to log. */
+  subject: string;
+  /** Stream-name patterns (`*` matches any characters). */
+  streams: readonly string[];
+  destinations: DestinationGrant;
+}
+
+export interface PublishRequest {
+  stream: string;
+  token: string | undefined;
+  client: string;
+  /** The SDK's rtmpUrl host, when the publish asks for a push. */
+  destinationHost?: string;
+  /** The redacted rtmpUrl, for the authorization hook. */
+  redactedDestination?: string;
+}
+
+export interface PublishKeyConfig {
+  id: string;
+  secret: string;
+  streams: readonly string[];
+  destinations: DestinationGrant;
+}
+
+export interface JwtKeyConfig {
+  id: string;
+  alg: 'HS256' | 'ES256' | 'RS256';
+  secret?: string;
+  publicKeyFile?: string;
+}
+
+export interface PublishAuthConfig {
+  keys: readonly PublishKeyConfig[];
+  jwtKeys: readonly JwtKeyConfig[];
+  jwtIssuer: string;
+  jwtAudience: string;
+  hookUrl: string;
+  hookTimeoutMs: number;
+  /** Control API keys also authorize publishing, with every stream and destination. */
+  isControlKey: (token: string) => string | undefined;
+  /** With control keys set but no publish authorization, anonymous publishers may not push anywhere. */
+  controlKeysSet: boolean;
+}
+
+const unauthorized = (message: string): GatewayError => new GatewayError('unauthorized', message, 'token');
+const forbidden = (message: string, field = 'token'): GatewayError => new GatewayError('forbidden', message, field);
+
+export function streamPattern(pattern: string): RegExp {
+  return new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\-]/g, '\\$&').replace(/\*/g, '.*')}$`);
+}
+
+/**
+ * Decides who may publish which stream, and where a publisher may have the gateway push:
+ * control keys, static publish keys, JWTs signed by the integrator's backend (HS256, ES256, RS256;
+ * claims `streams`, `destinations`, `exp`, `nbf`), and an HTTP hook that answers 2xx to allow.
+ * With none of them configured publishing is open (a gateway on loopback, the quick start).
+ */
+export class PublishAuthorizer {
+  readonly #keys: { config: PublishKeyConfig; digest: SecretDigest }[];
+  readonly #jwtKeys = new Map<string, { alg: string; key: KeyObject }>();
+
+  constructor(private readonly config: PublishAuthConfig) {
+    this.#keys = config.keys.map((k) => ({ config: k, digest: new SecretDigest(k.secret) }));
+    for (const k of config.jwtKeys) {
+      let key: KeyObject;
+      try {
+        key = k.alg === 'HS256' ? createSecretKey(Buffer.from(k.secret!, 'utf8')) : createPublicKey(readFileSync(k.publicKeyFile!));
+      } catch (error) {
+        throw new ConfigError(`publish_jwt_keys ${k.id}: cannot load the key: ${(error as Error).message}`);
+      }
+      this.#jwtKeys.set(k.id, { alg: k.alg, key });
+    }
+  }
+
+  /** Whether publishing needs a token. */
+  get enabled(): boolean {
+    return this.#keys.length > 0 || this.#jwtKeys.size > 0 || this.config.hookUrl !== '';
+  }
+
+  /**
+   * Answers the grant for a publish of `stream`, or throws 401 (no or bad token) or 403 (a good token
+   * that does not cover this stream or destination). A refusal starts and changes nothing.
+   */
+  async authorize(request: PublishRequest): Promise<PublishGrant> {
+    const grant = await this.#grantFor(request);
+    if (!grant.streams.some((p) => streamPattern(p).test(request.stream))) {
+      throw forbidden(`the token does not allow publishing stream ${request.stream}`);
+    }
+    if (request.destinationHost !== undefined) checkDestinationGrant(grant, request.destinationHost);
+    return grant;
+  }
+
+  async #grantFor(request: PublishRequest): Promise<PublishGrant> {
+    const { token } = request;
+    if (!this.enabled) {
+      return { subject: 'anonymous', streams: ['*'], destinations: this.config.controlKeysSet ? 'none' : 'any' };
+    }
+    if (token !== undefined) {
+      const control = this.config.isControlKey(token);
+      if (control) return { subject: `api-key:${control}`, streams: ['*'], destinations: 'any' };
+      let key: PublishKeyConfig | undefined;
+      for (const k of this.#keys) if (k.digest.matches(token) && !key) key = k.config;
+      if (key) return { subject: `publish-key:${key.id}`, streams: key.streams, destinations: key.destinations };
+      if (this.#jwtKeys.size && /^[\w-]+\.[\w-]+\.[\w-]*$/.test(token)) return this.#verifyJwt(token);
+    }
+    if (this.config.hookUrl) return this.#askHook(request);
+    throw unauthorized(token === undefined ? 'publishing needs a token (Authorization: Bearer, or the SDK token option)' : 'the token is not valid');
+  }
+
+  async #verifyJwt(token: string): Promise<PublishGrant> {
+    let kid: string | undefined;
+    try {
+      kid = decodeProtectedHeader(token).kid;
+    } catch {
+      throw unauthorized('the token is malformed');
+    }
+    if (kid === undefined && this.#jwtKeys.size > 1) throw unauthorized('the token names no key id (kid), and several keys are configured');
+    const id = kid ?? this.#jwtKeys.keys().next().value!;
+    const key = this.#jwtKeys.get(id);
+    if (!key) throw unauthorized(`the token is signed with unknown key id ${JSON.stringify(id.slice(0, 64))}`);
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, key.key, {
+        algorithms: [key.alg],
+        clockTolerance: 5,
+        ...(this.config.jwtIssuer ? { issuer: this.config.jwtIssuer } : {}),
+        ...(this.config.jwtAudience ? { audience: this.config.jwtAudience } : {}),
+      }));
+    } catch (error) {
+      throw unauthorized(jwtRefusal(error));
+    }
+    return grantFromClaims(payload, `jwt:${id}${typeof payload.sub === 'string' ? `/${payload.sub.slice(0, 64)}` : ''}`);
+  }
+
+  /** The integrator's endpoint decides (as nginx-rtmp's on_publish): 2xx allows, anything else refuses. */
+  async #askHook(request: PublishRequest): Promise<PublishGrant> {
+    let response: Response;
+    try {
+      response = await fetch(this.config.hookUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          action: 'publish',
+          stream: request.stream,
+          clientAddress: request.client,
+          token: request.token ?? null,
+          destination: request.redactedDestination ?? null,
+          destinationHost: request.destinationHost ?? null,
+        }),
+        signal: AbortSignal.timeout(this.config.hookTimeoutMs),
+        redirect: 'error',
+      });
+      await response.body?.cancel();
+    } catch {
+      throw new GatewayError('unavailable', 'the publish authorization service did not answer', undefined, 5);
+    }
+    if (response.status >= 200 && response.status < 300) {
+      return { subject: 'hook', streams: [request.stream], destinations: request.destinationHost ? [request.destinationHost] : 'none' };
+    }
+    if (response.status === 401) throw unauthorized(`the publish authorization service refused the token (${response.status})`);
+    throw forbidden(`the publish authorization service refused this publish (${response.status})`);
+  }
+}
+
+/** Throws 403 naming `rtmpUrl` when the grant does not cover a push to `host`. */
+export function checkDestinationGrant(grant: PublishGrant, host: string): void {
+  const { destinations } = grant;
+  if (destinations === 'any') return;
+  const name = host.toLowerCase();
+  if (destinations !== 'none' && destinations.some((p) => hostNamePattern(p).test(name))) return;
+  const why = grant.subject === 'anonymous' ? 'anonymous publishers may not choose a destination (set publish_keys or publish_jwt_keys)' : 'the token does not allow pushing to this host';
+  throw forbidden(`rtmpUrl: ${why}`, 'rtmpUrl');
+}
+
+function grantFromClaims(payload: JWTPayload, subject: string): PublishGrant {
+  const streams = payload.streams ?? (typeof payload.stream === 'string' ? [payload.stream] : undefined);
+  if (!Array.isArray(streams) || streams.length === 0 || !streams.every((s) => typeof s === 'string' && /^[A-Za-z0-9_.*-]{1,128}$/.test(s))) {
+    throw unauthorized('the token has no valid "streams" claim (a list of stream names or patterns)');
+  }
+  const d = payload.destinations ?? 'none';
+  const valid = d === 'none' || d === 'any' || (Array.isArray(d) && d.every((h) => typeof h === 'string' && /^[A-Za-z0-9.*:-]{1,253}$/.test(h)));
+  if (!valid) throw unauthorized('the token\'s "destinations" claim must be "none", "any" or a list of host patterns');
+  return { subject, streams: streams as string[], destinations: d as DestinationGrant };
+}
+
+function jwtRefusal(error: unknown): string {
+  if (error instanceof joseErrors.JWTExpired) return 'the token has expired';
+  if (error instanceof joseErrors.JWTClaimValidationFailed) {
+    if (error.claim === 'nbf') return 'the token is not valid yet (nbf)';
+    return `the token's "${error.claim}" claim is not accepted`;
+  }
+  if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'the token\'s signing algorithm is not allowed for its key';
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return 'the token\'s signature does not verify';
+  return 'the token is malformed';
+}

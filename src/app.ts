@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
+import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https';
 import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -29,6 +32,10 @@ import { lookupHost, TransponderService } from './transponders/service.js';
 
 export interface Gateway {
   app: FastifyInstance;
+  /** HTTPS on `https_port`, beside HTTP on `http_port`; the caller listens on it. */
+  secondary?: HttpsServer;
+  /** Reads the certificate and key files again for new connections (SIGHUP); live ones go on. */
+  reloadCertificates(): void;
   publishers: PublisherRegistry;
   transponders: TransponderService;
   /** Ends every transponder and publisher, then the HTTP server. Idempotent. */
@@ -102,6 +109,14 @@ export interface GatewayDependencies {
   lookupHost?: HostLookup;
 }
 
+function readCertificate(config: GatewayConfig): { cert: Buffer; key: Buffer } {
+  try {
+    return { cert: readFileSync(config.https_cert_file), key: readFileSync(config.https_key_file) };
+  } catch (error) {
+    throw new ConfigError(`https_cert_file / https_key_file: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+}
+
 export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDependencies = {}): Gateway {
   const access = createAccessControl(config);
   if (!access.publishAuth.enabled && !isLoopbackListen(config.http_host)) {
@@ -169,16 +184,28 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   );
   const metrics = createMetrics(publishers, transponders);
 
+  const tls = config.https_cert_file ? readCertificate(config) : undefined;
+  const secure: HttpsServer[] = [];
+  let secondary: HttpsServer | undefined;
   const app: FastifyInstance = Fastify({
+    // HTTP or HTTPS on http_port, and HTTPS on https_port too when set: one handler serves them all.
+    serverFactory: (handler: RequestListener) => {
+      const primary: Server = tls && !config.https_port ? createHttpsServer(tls, handler) : createHttpServer(handler);
+      if (primary instanceof HttpsServer) secure.push(primary);
+      if (tls && config.https_port) secure.push((secondary = createHttpsServer(tls, handler)));
+      for (const server of [primary, secondary]) {
+        if (!server) continue;
+        server.requestTimeout = config.http_request_timeout_ms;
+        server.headersTimeout = config.http_headers_timeout_ms;
+      }
+      return primary;
+    },
     loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
     bodyLimit: REST_BODY_LIMIT,
     // A 128-character stream name and a session id fit in a WHIP resource path.
     maxParamLength: 256,
     trustProxy: config.trust_proxy,
-    // Slow clients cannot hold connections: headers, then the whole request, within these.
-    requestTimeout: config.http_request_timeout_ms,
   });
-  app.server.headersTimeout = config.http_headers_timeout_ms;
   installGuard(app, access.guard);
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
@@ -219,19 +246,25 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   app.get('/metrics', { logLevel: 'warn' }, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
 
   const signaling = new SignalingServer(publishers, transponders, access, log, clientAddressReader(config.trust_proxy));
-  app.server.on('upgrade', (request, socket, head) => signaling.handleUpgrade(request, socket, head));
+  for (const server of [app.server, secondary]) server?.on('upgrade', (request, socket, head) => signaling.handleUpgrade(request, socket, head));
 
   let closing: Promise<void> | undefined;
   return {
     app,
+    secondary,
     publishers,
     transponders,
+    reloadCertificates() {
+      const fresh = readCertificate(config);
+      for (const server of secure) server.setSecureContext(fresh);
+    },
     close() {
       closing ??= (async () => {
         signaling.close();
         await transponders.closeAll();
         await publishers.closeAll('gateway shutting down');
         await app.close();
+        if (secondary?.listening) await new Promise((done) => secondary!.close(done));
       })();
       return closing;
     },

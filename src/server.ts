@@ -52,9 +52,22 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // New certificates (a renewal) serve new connections; live streams and sockets go on.
+  process.on('SIGHUP', () => {
+    try {
+      gateway.reloadCertificates();
+      log.info('certificates reloaded');
+    } catch (error) {
+      log.error({ reason: (error as Error).message }, 'certificates not reloaded: keeping the current ones');
+    }
+  });
 
   const address = await gateway.app.listen({ host: config.http_host, port: config.http_port });
-  log.info({ address, ice: config.webrtc_ice_addresses }, 'gateway listening');
+  const secondary = gateway.secondary;
+  if (secondary) {
+    await new Promise<void>((done, fail) => secondary.once('error', fail).listen(config.https_port, config.http_host, done));
+  }
+  log.info({ address, https: secondary ? config.https_port : undefined, ice: config.webrtc_ice_addresses }, 'gateway listening');
 }
 
 main().catch((error: unknown) => {

@@ -79,17 +79,23 @@ export function parseDestination(rtmpUrl: string, publishedName: string, rules: 
   const userinfo = parsed.username ? `${parsed.username}${parsed.password ? `:${parsed.password}` : ''}@` : '';
   const redactedUserinfo = parsed.username ? `${parsed.username}${parsed.password ? `:${MASK}` : ''}@` : '';
   const query = parsed.search;
-  const redactedQuery = query ? `?${[...parsed.searchParams.keys()].map((k) => `${k}=${MASK}`).join('&')}` : '';
+  // Each query part is a secret: its value, or a bare word (`?TOKEN`) itself.
+  const queryParts = query.slice(1).split('&').filter(Boolean).map((part) => {
+    const eq = part.indexOf('=');
+    return eq < 0 ? { key: undefined, value: part } : { key: part.slice(0, eq), value: part.slice(eq + 1) };
+  });
+  const redactedQuery = queryParts.length ? `?${queryParts.map((p) => (p.key === undefined ? MASK : `${p.key}=${MASK}`)).join('&')}` : '';
   const redactedStreamName = rules.fullUrl ? MASK : streamName;
   const hostPort = `${parsed.host.replace(/:\d+$/, '')}:${port}`;
   const base = `${protocol}://${userinfo}${hostPort}/${app}`;
   const redactedBase = `${protocol}://${redactedUserinfo}${hostPort}/${app}`;
 
+  const rawSegments = parsed.pathname.split('/').filter(Boolean);
   const secrets = [
-    parsed.password,
-    credentials?.password ?? '',
-    ...[...parsed.searchParams.values()],
-    ...(rules.fullUrl ? [streamName, encodeURIComponent(streamName)] : []),
+    ...spellings(parsed.password),
+    ...spellings(credentials?.password ?? ''),
+    ...queryParts.flatMap((p) => spellings(p.value)),
+    ...(rules.fullUrl ? [...spellings(rawSegments.at(-1)!), ...spellings(streamName)] : []),
   ].filter((s) => s.length >= 3);
 
   const url = `${base}/${streamName}${query}`;
@@ -108,8 +114,26 @@ export function parseDestination(rtmpUrl: string, publishedName: string, rules: 
     // In full-URL mode the requested URL ends with the stream name; in prefix mode it ends at the app.
     redactedRequestedUrl: rules.fullUrl ? `${redactedBase}/${MASK}${redactedQuery}` : `${redactedBase}${redactedQuery}`,
     redactedStreamName,
-    secrets: secrets.sort((a, b) => b.length - a.length),
+    secrets: [...new Set(secrets)].sort((a, b) => b.length - a.length),
   };
+}
+
+/**
+ * The forms a secret can come back in from a destination that echoes what it was sent (in a
+ * refusal's description, say): as written in the URL, decoded, decoded with `+` as a space, and
+ * encoded again both ways.
+ */
+function spellings(raw: string): string[] {
+  const decode = (text: string): string | undefined => {
+    try {
+      return decodeURIComponent(text);
+    } catch {
+      return undefined;
+    }
+  };
+  const forms = [raw, decode(raw), decode(raw.replace(/\+/g, ' '))].filter((f): f is string => f !== undefined);
+  for (const form of [...forms]) forms.push(encodeURIComponent(form), encodeURIComponent(form).replace(/%20/g, '+'), new URLSearchParams({ v: form }).toString().slice(2));
+  return forms;
 }
 
 function parseCredentials(parsed: URL, field: string): RtmpCredentials | undefined {

@@ -74,3 +74,13 @@ t.test('bad URLs are refused naming the field', async (t) => {
   }
   t.throws(() => parseDestination('rtmp://h/app', 's', full), { message: /full-URL mode/ });
 });
+
+t.test('query secrets are scrubbed in every spelling a destination can echo back; bare query words are secrets', async (t) => {
+  const d = parseDestination('rtmp://h/app?token=CANARY+TOK%2F1&BARETOKEN', 's', { prefix: 'rtmp_', fullUrl: false });
+  t.equal(d.redactedUrl, 'rtmp://h:1935/app/rtmp_s?token=***&***');
+  for (const echoed of ['CANARY+TOK%2F1', 'CANARY TOK/1', 'CANARY+TOK/1', 'CANARY%20TOK%2F1', 'BARETOKEN']) {
+    t.notMatch(scrubDestination(`refused: app=live?token=${echoed}`, d), /CANARY|TOK|BARETOKEN/, echoed);
+  }
+  const key = parseDestination('rtmp://h/live2/KEY%2Bwith%20space', 's', { prefix: '', fullUrl: true });
+  for (const echoed of ['KEY%2Bwith%20space', 'KEY+with space', 'KEY%2Bwith+space']) t.notMatch(scrubDestination(echoed, key), /KEY|with/, echoed);
+});

@@ -47,6 +47,8 @@ export class SyntheticPublisher {
   /** Nothing is sent before this; then everything due goes at once, as after a network hiccup. */
   #heldUntil = 0;
   #audioSent = 0;
+  /** The WHIP Authorization header, when publishing needs a token. */
+  #auth: Record<string, string> = {};
   #withAudio = true;
   #videoSeq = randomInt(0, 0xffff);
   #audioSeq = randomInt(0, 0xffff);
@@ -89,9 +91,10 @@ export class SyntheticPublisher {
   }
 
   /** Publishes `name` to the gateway's WHIP endpoint and starts sending once connected. */
-  static async publish(fixture: Fixture, baseUrl: string, name: string, options: { audio?: boolean } = {}): Promise<SyntheticPublisher> {
+  static async publish(fixture: Fixture, baseUrl: string, name: string, options: { audio?: boolean; token?: string } = {}): Promise<SyntheticPublisher> {
     const publisher = new SyntheticPublisher(fixture, name);
     publisher.#withAudio = options.audio ?? true;
+    publisher.#auth = options.token ? { authorization: `Bearer ${options.token}` } : {};
     try {
       await publisher.#connect(baseUrl);
     } catch (error) {
@@ -112,7 +115,7 @@ export class SyntheticPublisher {
     await gathered(pc);
     const response = await fetch(`${baseUrl}/whip/${encodeURIComponent(this.name)}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/sdp' },
+      headers: { 'content-type': 'application/sdp', ...this.#auth },
       body: pc.localDescription!.sdp,
     });
     const answer = await response.text();
@@ -198,7 +201,7 @@ export class SyntheticPublisher {
   async stop(): Promise<void> {
     pacer.remove(this);
     if (this.#resource) {
-      await fetch(this.#resource, { method: 'DELETE' }).catch(() => undefined);
+      await fetch(this.#resource, { method: 'DELETE', headers: this.#auth }).catch(() => undefined);
       this.#resource = undefined;
     }
     await this.#pc.close();

@@ -203,7 +203,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
     bodyLimit: REST_BODY_LIMIT,
     // A 128-character stream name and a session id fit in a WHIP resource path.
-    maxParamLength: 256,
+    routerOptions: { maxParamLength: 256 },
     trustProxy: config.trust_proxy,
   });
   installGuard(app, access.guard);

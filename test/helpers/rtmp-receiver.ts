@@ -74,6 +74,7 @@ export class RtmpReceiver extends EventEmitter<RtmpReceiverEvents> {
   private constructor(
     private readonly server: Server,
     readonly port: number,
+    readonly host: string,
   ) {
     super();
     server.on('connection', (socket) => {
@@ -84,17 +85,17 @@ export class RtmpReceiver extends EventEmitter<RtmpReceiverEvents> {
     });
   }
 
-  static async start(port = 0): Promise<RtmpReceiver> {
+  static async start(port = 0, host = '127.0.0.1'): Promise<RtmpReceiver> {
     const server = createServer({ noDelay: true });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
+      server.listen(port, host, () => resolve());
     });
-    return new RtmpReceiver(server, (server.address() as { port: number }).port);
+    return new RtmpReceiver(server, (server.address() as { port: number }).port, host);
   }
 
   url(app = 'live'): string {
-    return `rtmp://127.0.0.1:${this.port}/${app}`;
+    return `rtmp://${this.host}:${this.port}/${app}`;
   }
 
   /** Ends every connection, as a server that drops its publishers does. */

@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
+import { TEST_NETWORKS } from '../test/helpers/netns.js';
 import { startProcess, stopProcess, waitFor } from '../test/helpers/processes.js';
 import { freePort } from '../test/helpers/rtmp-server.js';
 
@@ -27,6 +28,8 @@ export class GatewayProcess {
         GATEWAY_WEBRTC_ICE_ADDRESSES: '["127.0.0.1"]',
         GATEWAY_WEBRTC_ICE_REMOTE_NETWORKS: '["127.0.0.0/8"]',
         GATEWAY_DESTINATION_ALLOW_LOOPBACK: 'true',
+        // Destinations: loopback, and the hosts in network namespaces the benchmark and tests make.
+        GATEWAY_DESTINATION_ALLOWED_HOSTS: JSON.stringify(['127.0.0.0/8', TEST_NETWORKS]),
         ...env,
       },
     });

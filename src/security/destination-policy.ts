@@ -87,7 +87,7 @@ export class DestinationPolicy {
     this.checkName(host, port, field);
     if (addresses.length === 0) throw invalid(field, `host ${host} does not resolve`);
     const listed = matchesName(this.#allowed, host);
-    const subject = isIP(host) ? `address ${host}` : `host ${host} resolves to`;
+    const subject = isIP(host) ? `address ${host} is` : `host ${host} resolves to`;
     for (const address of addresses) {
       const kind = classifyAddress(address);
       if (kind === undefined) throw invalid(field, `host ${host} resolves to something that is not an IP address`);

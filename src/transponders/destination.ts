@@ -101,7 +101,7 @@ export function parseDestination(rtmpUrl: string, publishedName: string, rules: 
   const url = `${base}/${streamName}${query}`;
   return {
     protocol,
-    host: parsed.hostname.replace(/^\[|\]$/g, ''),
+    host: canonicalHost(parsed.hostname),
     port,
     app,
     streamName,
@@ -158,6 +158,22 @@ function decodeSegment(field: string): (segment: string) => string {
     if (!/^[\w.~!$&'()*+,;=:@%-]+$/.test(segment)) throw invalid(field, 'has characters not allowed in a path');
     return decoded;
   };
+}
+
+/**
+ * The host as the network sees it. `rtmp:` is no special scheme to the URL parser, so legacy IPv4
+ * spellings (`127.1`, `2130706433`, `0x7f000001`) are left as they are, and the system's resolver
+ * would take them as addresses: they are normalised here, as a browser would, so every check sees
+ * the real address.
+ */
+function canonicalHost(hostname: string): string {
+  const bare = hostname.replace(/^\[|\]$/g, '');
+  if (!/^[0-9a-fx.]+$/i.test(bare) || !/^(0x[0-9a-f]*|\d+)(\.(0x[0-9a-f]*|\d+)){0,3}\.?$/i.test(bare)) return bare;
+  try {
+    return new URL(`http://${bare}/`).hostname;
+  } catch {
+    return bare;
+  }
 }
 
 /** Replaces every secret in `text` with `***`. Secrets are ordered longest first. */

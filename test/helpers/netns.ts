@@ -11,6 +11,9 @@ let made = 0;
  * side: packets are then dropped in silence (a blackhole, as a failed route or cable is), and
  * `restore()` brings it back. Needs root (CAP_NET_ADMIN).
  */
+/** The addresses of the test hosts made in network namespaces: the tests' own, never anyone else's. */
+export const TEST_NETWORKS = '10.213.0.0/16';
+
 export class TestNetwork {
   private constructor(
     readonly ns: string,

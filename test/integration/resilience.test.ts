@@ -23,7 +23,8 @@ async function startPush(t: Test, gw: TestGateway, streamName: string, rtmpUrl: 
 async function pushToNginx(t: Test, streamName: string, options: NginxOptions = {}): Promise<{ nginx: NginxRtmp; gw: TestGateway; id: string }> {
   const nginx = await NginxRtmp.start(options);
   t.teardown(() => nginx.stop());
-  const { gw } = await syntheticPublish(t, {}, streamName);
+  // A destination in the test's own namespace has a private address: allowed by listing it.
+  const { gw } = await syntheticPublish(t, options.netns ? { destination_allowed_hosts: [options.netns.address] } : {}, streamName);
   return { nginx, gw, id: await startPush(t, gw, streamName, nginx.url()) };
 }
 

@@ -4,7 +4,7 @@ import { OfferError } from './sdp.js';
 export const MAX_OFFER_BYTES = 128 * 1024;
 
 const TOKEN = /^[\w.!#$%&'*+^`{|}~-]{1,64}$/;
-const M_LINE = /^m=(\w+) (\d{1,5})(?:\/\d+)? ([\w/]+)((?: [\w*]+)+)$/;
+const M_LINE = /^m=(\w+) (\d{1,5})(?:\/\d+)? ([\w/]+)((?: [\w*-]+)+)$/;
 const FINGERPRINT = /^a=fingerprint:(sha-1|sha-224|sha-256|sha-384|sha-512) ([0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2})+)$/;
 const SETUP = /^a=setup:(actpass|active|passive|holdconn)$/;
 /** RFC 8839 candidate grammar, far enough for the engine: foundation, component, transport, priority, address, port, type. */

@@ -190,9 +190,11 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   const app: FastifyInstance = Fastify({
     // HTTP or HTTPS on http_port, and HTTPS on https_port too when set: one handler serves them all.
     serverFactory: (handler: RequestListener) => {
-      const primary: Server = tls && !config.https_port ? createHttpsServer(tls, handler) : createHttpServer(handler);
+      // Header and request timeouts are enforced at each check: every second, not Node's 30 s.
+      const options = { connectionsCheckingInterval: 1000 };
+      const primary: Server = tls && !config.https_port ? createHttpsServer({ ...tls, ...options }, handler) : createHttpServer(options, handler);
       if (primary instanceof HttpsServer) secure.push(primary);
-      if (tls && config.https_port) secure.push((secondary = createHttpsServer(tls, handler)));
+      if (tls && config.https_port) secure.push((secondary = createHttpsServer({ ...tls, ...options }, handler)));
       for (const server of [primary, secondary]) {
         if (!server) continue;
         server.requestTimeout = config.http_request_timeout_ms;

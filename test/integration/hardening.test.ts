@@ -99,9 +99,9 @@ t.test('malformed WebSocket frames end only their own connection, with the right
     t.equal(await rawFrame(frame), code, what);
     t.equal((await fetch(gw.baseUrl + '/health')).status, 200, `alive after ${what}`);
   }
-  const before = gw.transponders.get(pushId).toJSON().counters.frames;
+  const before = (gw.transponders.get(pushId).toJSON() as any).counters.frames as number;
   await sleep(500);
-  const push = gw.transponders.get(pushId).toJSON();
+  const push = gw.transponders.get(pushId).toJSON() as any;
   t.equal(push.state, 'running', 'the push runs on');
   t.ok(push.counters.frames > before, `and keeps sending (${before} → ${push.counters.frames} frames)`);
 });

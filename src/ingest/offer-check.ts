@@ -63,10 +63,13 @@ export function checkOffer(offer: string): void {
       if (pt !== undefined && pt !== '*' && !payloadTypes.includes(pt)) throw new OfferError(`${where}: ${line.split(' ')[0]} names a payload type not in the media line`);
     }
   }
-  const bundle = lines.find((l) => l.startsWith('a=group:BUNDLE'));
-  if (bundle) {
-    for (const mid of bundle.split(' ').slice(1)) if (!mids.has(mid)) throw new OfferError(`a=group:BUNDLE names mid ${mid}, which no media line has`);
-  }
+  // One transport per publisher (one UDP port): every media line in one BUNDLE group. The engine
+  // leaves a separate transport running when an unbundled line's transport is replaced.
+  const bundles = lines.filter((l) => l.startsWith('a=group:BUNDLE'));
+  if (bundles.length > 1) throw new OfferError('the offer has more than one a=group:BUNDLE');
+  const bundled = new Set(bundles[0]?.split(' ').slice(1) ?? []);
+  for (const mid of bundled) if (!mids.has(mid)) throw new OfferError(`a=group:BUNDLE names mid ${mid}, which no media line has`);
+  if (sections.length > 1 && [...mids].some((mid) => !bundled.has(mid))) throw new OfferError('every media line must be in one a=group:BUNDLE (max-bundle)');
 }
 
 function checkAttribute(line: string, where: string): void {

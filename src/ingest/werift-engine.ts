@@ -52,10 +52,14 @@ export class WeriftEngine implements IngestEngine {
       // What the engine refuses in the offer itself is the offer's fault: a 400, never a 500.
       try {
         await pc.setRemoteDescription({ type: 'offer', sdp: selection.sdp });
+        session.noteTransports();
         session.tracks = pc.getTransceivers().flatMap((transceiver) =>
           transceiver.receiver.tracks.map((track) => new WeriftTrack(track, transceiver, selection.video?.codec)),
         );
-        await pc.setLocalDescription(await pc.createAnswer());
+        const answer = await pc.createAnswer();
+        session.noteTransports();
+        await pc.setLocalDescription(answer);
+        session.noteTransports();
       } catch (error) {
         throw new OfferError(`the WebRTC engine cannot take this offer (${(error as Error).message ?? error})`);
       }
@@ -136,6 +140,8 @@ class WeriftSession extends TypedEmitter<IngestSessionEvents> implements IngestS
   tracks: IngestTrack[] = [];
   #closed = false;
   readonly #connectTimer: NodeJS.Timeout | undefined;
+  /** Every ICE connection the engine made for this session, including transports it replaced. */
+  readonly #connections = new Set<{ state: string; close(): Promise<void> }>();
 
   constructor(
     private readonly pc: RTCPeerConnection,
@@ -156,17 +162,31 @@ class WeriftSession extends TypedEmitter<IngestSessionEvents> implements IngestS
     });
   }
 
+  noteTransports(): void {
+    for (const transport of this.pc.iceTransports) this.#connections.add(transport.connection);
+  }
+
   async close(reason = 'closed by the gateway'): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#connectTimer);
+    this.noteTransports();
+    const connections = [...this.#connections];
     try {
       await this.pc.close();
     } finally {
+      // werift's candidate gathering ends by setting its ICE connection "completed": a close that
+      // lands while gathering finishes is undone, and the connection then polls its checks every
+      // 20 ms for good. Such a connection is closed again once gathering must be over.
+      for (const delayMs of [1000, 6000, 15000]) setTimeout(() => closeLingering(connections), delayMs).unref();
       this.safeEmit('closed', reason);
       this.removeAllListeners();
     }
   }
+}
+
+function closeLingering(connections: { state: string; close(): Promise<void> }[]): void {
+  for (const connection of connections) if (connection.state !== 'closed') connection.close().catch(() => {});
 }
 
 class WeriftTrack implements IngestTrack {

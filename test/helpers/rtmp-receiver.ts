@@ -56,7 +56,10 @@ export interface RtmpReceiverEvents {
 export class RtmpReceiver extends EventEmitter<RtmpReceiverEvents> {
   readonly #sockets = new Set<Socket>();
 
-  /** When set, every publish is refused with this onStatus error. */
+  /**
+   * When set, every publish is refused with this onStatus error. `{tcUrl}`, `{app}` and `{stream}` in
+   * the description are replaced with what the client sent, as servers that echo them do.
+   */
   refuse: { code: string; description: string } | undefined;
 
   /** Refusals for the next publishes, one each, before `refuse` applies. */
@@ -227,7 +230,9 @@ class Connection {
           connection: this.id,
         };
         const refusal = this.receiver.refusals.shift() ?? this.receiver.refuse;
-        const status = refusal ? { level: 'error', ...refusal } : { level: 'status', code: 'NetStream.Publish.Start', description: 'Publishing.' };
+        const publish = this.#publish;
+        const echo = (d: string): string => d.replace('{tcUrl}', publish.tcUrl).replace('{app}', publish.app).replace('{stream}', publish.streamName);
+        const status = refusal ? { level: 'error', code: refusal.code, description: echo(refusal.description) } : { level: 'status', code: 'NetStream.Publish.Start', description: 'Publishing.' };
         this.#send(5, 20, encodeAmf0('onStatus', 0, null, status), 1);
         if (refusal) this.#publish = undefined;
         else this.receiver.emit('publish', this.#publish);

@@ -1,0 +1,90 @@
+import { readdir, readFile, rm, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { GatewayProcess } from '../../bench/gateway-process.js';
+import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
+import { sleep, stopAllProcesses, waitFor } from '../helpers/processes.js';
+import { RtmpReceiver } from '../helpers/rtmp-receiver.js';
+import { testFixture } from '../helpers/synthetic.js';
+
+// A canary stream key, RTMP password and query token go through everything the gateway does with a
+// destination: startup, a refusal that echoes them back, find, a reconnect, debug logs with ffmpeg's
+// output, metrics, every process's command line, the files it writes. They must show up nowhere,
+// in no spelling: raw, percent-encoded, with + for space, base64 or hex.
+
+const KEY = 'SKEYcanary7731';
+const PASSWORD = 'PWcanary4419';
+const TOKEN_URL = 'QTcanary+5512%2F9'; // the query value as written in the URL: "QTcanary 5512/9"
+const BARE = 'BAREcanary2207';
+const CANARIES = [KEY, PASSWORD, 'QTcanary 5512/9', BARE];
+
+/** Every spelling a canary could be written in. */
+function spellings(secret: string): string[] {
+  const out = new Set([secret, encodeURIComponent(secret), encodeURIComponent(secret).replace(/%20/g, '+'), secret.replace(/ /g, '+')]);
+  for (const pad of ['', 'x', 'xx']) {
+    const b64 = Buffer.from(pad + secret).toString('base64');
+    out.add(b64.slice(4, -4)); // the part independent of the padding's alignment
+  }
+  out.add(Buffer.from(secret).toString('hex'));
+  return [...out];
+}
+
+const runDir = await mkdtemp(join(tmpdir(), 'gateway-canary-'));
+const logFile = join(runDir, 'gateway.log');
+const receiver = await RtmpReceiver.start();
+receiver.auth = { method: 'adobe', user: 'streamer', password: PASSWORD };
+t.teardown(async () => {
+  await stopAllProcesses();
+  await receiver.close();
+  await rm(runDir, { recursive: true, force: true });
+});
+
+t.test('the canaries appear in no response, log line, metric, command line, ffmpeg output or file', async (t) => {
+  const gateway = await GatewayProcess.start(logFile, { GATEWAY_LOG_LEVEL: 'debug', GATEWAY_RUN_DIR: runDir, GATEWAY_RTMP_PUSH_RESTORE_INTERVAL_MS: '200' }, ['--import', 'tsx'], 'src/server.ts');
+  const publisher = await SyntheticPublisher.publish(testFixture(), gateway.baseUrl, 'cam');
+  t.teardown(() => publisher.stop());
+  await sleep(800);
+  const rtmpUrl = `rtmp://streamer:${PASSWORD}@127.0.0.1:${receiver.port}/live/${KEY}?token=${TOKEN_URL}&${BARE}`;
+  const seen: string[] = [];
+  const keep = (what: string, value: unknown): void => void seen.push(`${what}: ${typeof value === 'string' ? value : JSON.stringify(value)}`);
+
+  // A destination that refuses, echoing back its tcUrl, app and stream name, encoded as sent.
+  receiver.refusals.push({ code: 'NetStream.Publish.BadName', description: 'refused {tcUrl} app={app} stream={stream}' });
+  const refused = await gateway.request('POST', '/rest-api/push/startup', { streamName: 'cam', rtmpUrl, rtmpTransponderFullUrl: true });
+  t.equal(refused.status, 500, 'the refusal is reported');
+  t.match(refused.body.message, /refused/, `with the server's words: ${refused.body.message}`);
+  keep('refusal', refused.body);
+
+  const started = await gateway.request('POST', '/rest-api/push/startup', { streamName: 'cam', rtmpUrl, rtmpTransponderFullUrl: true });
+  t.equal(started.status, 200, 'startup after authenticating with the password');
+  keep('startup', started.body);
+  const id = started.body.mediaSessionId;
+  keep('find', (await gateway.request('POST', '/rest-api/push/find', { rtmpUrl })).body);
+  keep('find_all', (await gateway.request('POST', '/rest-api/push/find_all')).body);
+  keep('conflict', (await gateway.request('POST', '/rest-api/push/startup', { streamName: 'cam', rtmpUrl, rtmpTransponderFullUrl: true })).body);
+
+  for (const pid of [gateway.pid, ...(await gateway.ffmpegPids())]) keep(`cmdline ${pid}`, (await readFile(`/proc/${pid}/cmdline`, 'utf8')).replace(/\0/g, ' '));
+  t.equal((await gateway.ffmpegPids()).length, 1, 'one ffmpeg runs');
+
+  // A reconnect: the destination drops the connection; the password is answered again.
+  receiver.dropAll();
+  await waitFor('the push to reconnect', async () => {
+    const [push] = (await gateway.request('POST', '/rest-api/push/find', { rtmpUrl })).body;
+    keep('find while reconnecting', push);
+    return push?.counters.reconnects >= 1 && push.state === 'running';
+  }, 15_000);
+  keep('metrics', await (await fetch(gateway.baseUrl + '/metrics')).text());
+  t.equal((await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: id })).status, 200);
+  await gateway.stop();
+
+  keep('log', await readFile(logFile, 'utf8'));
+  for (const file of await readdir(runDir)) if (file !== 'gateway.log') keep(`file ${file}`, await readFile(join(runDir, file), 'utf8'));
+  const text = seen.join('\n');
+  t.match(text, /ffmpeg/i, 'the debug log holds ffmpeg\'s own output');
+  t.match(text, /\*\*\*/, 'the secrets were there, redacted');
+  for (const canary of CANARIES) {
+    for (const spelling of spellings(canary)) t.notOk(text.includes(spelling), `${canary} nowhere as ${spelling}`);
+  }
+  t.notMatch(text, /canary/i, 'no trace of any canary');
+});

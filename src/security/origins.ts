@@ -32,6 +32,8 @@ export class OriginPolicy {
   readonly #anyHost: boolean;
   readonly #origins: ReadonlySet<string>;
   readonly #anyOrigin: boolean;
+  /** With no origins listed, localhost pages (a developer's) may drive the gateway. */
+  readonly #localPages: boolean;
 
   constructor(config: OriginPolicyConfig) {
     const listen = config.listenHost.toLowerCase();
@@ -44,6 +46,7 @@ export class OriginPolicy {
     if (isIP(listen) && !['0.0.0.0', '::'].includes(listen)) this.#hosts.push(hostNamePattern(listen));
     this.#origins = new Set(config.allowedOrigins.filter((o) => o !== '*').map((o) => o.toLowerCase()));
     this.#anyOrigin = config.allowedOrigins.includes('*');
+    this.#localPages = config.allowedOrigins.length === 0;
   }
 
   allowsHost(header: string | undefined): boolean {
@@ -54,7 +57,7 @@ export class OriginPolicy {
 
   /**
    * A request without `Origin` (curl, a backend) is no page and passes; a page passes when it is the
-   * gateway's own origin, a localhost page, or listed.
+   * gateway's own origin or listed, or, with none listed, a localhost page.
    */
   allowsOrigin(origin: string | undefined, host: string | undefined): boolean {
     if (origin === undefined) return true;
@@ -63,6 +66,6 @@ export class OriginPolicy {
     if (this.#origins.has(lower)) return true;
     const m = /^https?:\/\/([^/]+)$/.exec(lower);
     if (!m) return false; // "null" (sandboxed frames, files) and anything malformed
-    return (host !== undefined && m[1] === host.toLowerCase()) || isLoopbackName(hostName(m[1]!));
+    return (host !== undefined && m[1] === host.toLowerCase()) || (this.#localPages && isLoopbackName(hostName(m[1]!)));
   }
 }

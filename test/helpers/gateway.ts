@@ -34,7 +34,8 @@ export async function startGateway(overrides: Partial<GatewayConfig> = {}, logLi
   });
   const destination = logLines ? { write: (line: string) => void logLines.push(line) } : undefined;
   const gateway = buildGateway(config, createLogger(config.log_level, destination), { lookupHost: resolveWithoutNetwork });
-  const address = await gateway.app.listen({ host: '127.0.0.1', port: 0 });
+  const listened = await gateway.app.listen({ host: '127.0.0.1', port: 0 });
+  const address = config.https_cert_file && !config.https_port ? listened.replace(/^http:/, 'https:') : listened;
   return {
     ...gateway,
     baseUrl: address,

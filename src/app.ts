@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { GatewayConfig } from './config/schema.js';
 import { ConfigError } from './config/load.js';
 import { GatewayError, statusFor } from './errors.js';
-import { installGuard, type RequestGuard } from './http/guard.js';
+import { installGuard } from './http/guard.js';
 import { pushRoutes } from './http/routes/push.js';
 import { SignalingServer } from './http/routes/signaling.js';
 import { staticRoutes } from './http/routes/static.js';
@@ -19,15 +19,9 @@ import { createMetrics } from './metrics.js';
 import { ROOT } from './paths.js';
 import { PublisherRegistry } from './publishers/registry.js';
 import { rtmpsTrust } from './rtmp/trust.js';
-import { ApiKeyring } from './security/api-keys.js';
-import { AuthFailureLimiter } from './security/auth-failures.js';
+import { createAccessControl, isLoopbackListen } from './security/access.js';
 import { clientAddressReader } from './security/client-address.js';
-import { ClientQuota } from './security/client-quota.js';
 import { DestinationPolicy, destinationResolver, type HostLookup } from './security/destination-policy.js';
-import { classifyAddress } from './security/addresses.js';
-import { OriginPolicy } from './security/origins.js';
-import { PublishAuthorizer } from './security/publish-auth.js';
-import { readSecret } from './security/secrets.js';
 import { lookupHost, TransponderService } from './transponders/service.js';
 
 export interface Gateway {
@@ -46,47 +40,6 @@ export interface Gateway {
 const RTP_PORT_RANGE: [number, number] = [20000, 29999];
 /** REST bodies are small JSON objects; offers have their own limit (MAX_OFFER_BYTES). */
 const REST_BODY_LIMIT = 64 * 1024;
-
-/** Who may do what: control keys, publish authorization, names and origins, per-client quotas. */
-export interface AccessControl {
-  guard: RequestGuard;
-  publishAuth: PublishAuthorizer;
-  quota: ClientQuota;
-}
-
-function isLoopbackListen(host: string): boolean {
-  return host === 'localhost' || classifyAddress(host) === 'loopback';
-}
-
-export function createAccessControl(config: GatewayConfig, env: NodeJS.ProcessEnv = process.env): AccessControl {
-  const apiKeys = new ApiKeyring(config.api_keys.map((k, i) => ({ id: k.id, scope: k.scope, secret: readSecret(k, `api_keys.${i}`, env) })));
-  if (!apiKeys.enabled && !isLoopbackListen(config.http_host) && !config.api_auth_disabled) {
-    throw new ConfigError(
-      `http_host ${config.http_host} is not a loopback address, and no api_keys are set: set api_keys (the control API needs them off loopback), or api_auth_disabled: true to serve it open`,
-    );
-  }
-  const publishAuth = new PublishAuthorizer({
-    keys: config.publish_keys.map((k, i) => ({ id: k.id, streams: k.streams, destinations: k.destinations, secret: readSecret(k, `publish_keys.${i}`, env) })),
-    jwtKeys: config.publish_jwt_keys.map((k, i) => ({
-      id: k.id,
-      alg: k.alg,
-      publicKeyFile: k.public_key_file,
-      secret: k.alg === 'HS256' ? readSecret(k, `publish_jwt_keys.${i}`, env) : undefined,
-    })),
-    jwtIssuer: config.publish_jwt_issuer,
-    jwtAudience: config.publish_jwt_audience,
-    hookUrl: config.publish_auth_url,
-    hookTimeoutMs: config.publish_auth_timeout_ms,
-    isControlKey: (token) => apiKeys.verify(token, 'control'),
-    controlKeysSet: apiKeys.enabled,
-  });
-  const guard: RequestGuard = {
-    apiKeys,
-    failures: new AuthFailureLimiter(config.auth_failures_per_minute),
-    origins: new OriginPolicy({ listenHost: config.http_host, allowedHosts: config.http_allowed_hosts, allowedOrigins: config.http_allowed_origins }),
-  };
-  return { guard, publishAuth, quota: new ClientQuota(config.limit_sessions_per_client) };
-}
 
 export function createEngine(config: GatewayConfig, log: Logger): IngestEngine {
   return new WeriftEngine({

@@ -1,16 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { GatewayError } from '../errors.js';
-import type { ApiKeyring, ApiScope } from '../security/api-keys.js';
-import type { AuthFailureLimiter } from '../security/auth-failures.js';
+import type { RequestGuard } from '../security/access.js';
+import type { ApiScope } from '../security/api-keys.js';
 import { bearerToken } from '../security/bearer.js';
-import type { OriginPolicy } from '../security/origins.js';
-
-/** What every request passes before a route sees it: the gateway's names, page origins, control keys. */
-export interface RequestGuard {
-  origins: OriginPolicy;
-  apiKeys: ApiKeyring;
-  failures: AuthFailureLimiter;
-}
 
 /** Routes of the control API and of monitoring, and the key scope each needs. */
 function scopeOf(path: string): ApiScope | undefined {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import WebSocket from 'ws';
-import { createAccessControl } from '../../src/app.js';
+import { createAccessControl } from '../../src/security/access.js';
 import { parseConfig } from '../../src/config/load.js';
 import { FfmpegProcess } from '../../src/transponders/ffmpeg-process.js';
 import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { AccessControl } from '../../app.js';
+import type { AccessControl } from '../../security/access.js';
 import { GatewayError, statusFor } from '../../errors.js';
 import { OfferError } from '../../ingest/sdp.js';
 import type { Publisher } from '../../publishers/publisher.js';

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { AccessControl } from '../../app.js';
+import type { AccessControl } from '../../security/access.js';
 import { GatewayError, notFound } from '../../errors.js';
 import { MAX_OFFER_BYTES } from '../../ingest/offer-check.js';
 import { OfferError } from '../../ingest/sdp.js';

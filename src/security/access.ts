@@ -1,0 +1,58 @@
+import type { GatewayConfig } from '../config/schema.js';
+import { ConfigError } from '../config/load.js';
+import { classifyAddress } from './addresses.js';
+import { ApiKeyring } from './api-keys.js';
+import { AuthFailureLimiter } from './auth-failures.js';
+import { ClientQuota } from './client-quota.js';
+import { OriginPolicy } from './origins.js';
+import { PublishAuthorizer } from './publish-auth.js';
+import { readSecret } from './secrets.js';
+
+/** What every request passes before a route sees it: the gateway's names, page origins, control keys. */
+export interface RequestGuard {
+  origins: OriginPolicy;
+  apiKeys: ApiKeyring;
+  failures: AuthFailureLimiter;
+}
+
+/** Who may do what: control keys, publish authorization, names and origins, per-client quotas. */
+export interface AccessControl {
+  guard: RequestGuard;
+  publishAuth: PublishAuthorizer;
+  quota: ClientQuota;
+}
+
+export function isLoopbackListen(host: string): boolean {
+  return host === 'localhost' || classifyAddress(host) === 'loopback';
+}
+
+export function createAccessControl(config: GatewayConfig, env: NodeJS.ProcessEnv = process.env): AccessControl {
+  const apiKeys = new ApiKeyring(config.api_keys.map((k, i) => ({ id: k.id, scope: k.scope, secret: readSecret(k, `api_keys.${i}`, env) })));
+  if (!apiKeys.enabled && !isLoopbackListen(config.http_host) && !config.api_auth_disabled) {
+    throw new ConfigError(
+      `http_host ${config.http_host} is not a loopback address, and no api_keys are set: set api_keys (the control API needs them off loopback), or api_auth_disabled: true to serve it open`,
+    );
+  }
+  const publishAuth = new PublishAuthorizer({
+    keys: config.publish_keys.map((k, i) => ({ id: k.id, streams: k.streams, destinations: k.destinations, secret: readSecret(k, `publish_keys.${i}`, env) })),
+    jwtKeys: config.publish_jwt_keys.map((k, i) => ({
+      id: k.id,
+      alg: k.alg,
+      publicKeyFile: k.public_key_file,
+      secret: k.alg === 'HS256' ? readSecret(k, `publish_jwt_keys.${i}`, env) : undefined,
+    })),
+    jwtIssuer: config.publish_jwt_issuer,
+    jwtAudience: config.publish_jwt_audience,
+    hookUrl: config.publish_auth_url,
+    hookTimeoutMs: config.publish_auth_timeout_ms,
+    isControlKey: (token) => apiKeys.verify(token, 'control'),
+    controlKeysSet: apiKeys.enabled,
+  });
+  const guard: RequestGuard = {
+    apiKeys,
+    failures: new AuthFailureLimiter(config.auth_failures_per_minute),
+    origins: new OriginPolicy({ listenHost: config.http_host, allowedHosts: config.http_allowed_hosts, allowedOrigins: config.http_allowed_origins }),
+  };
+  return { guard, publishAuth, quota: new ClientQuota(config.limit_sessions_per_client) };
+}
+

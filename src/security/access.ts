@@ -1,11 +1,12 @@
 import type { GatewayConfig } from '../config/schema.js';
 import { ConfigError } from '../config/load.js';
+import { GatewayError } from '../errors.js';
 import { classifyAddress } from './addresses.js';
 import { ApiKeyring } from './api-keys.js';
 import { AuthFailureLimiter } from './auth-failures.js';
 import { ClientQuota } from './client-quota.js';
 import { OriginPolicy } from './origins.js';
-import { PublishAuthorizer } from './publish-auth.js';
+import { PublishAuthorizer, type PublishGrant, type PublishRequest } from './publish-auth.js';
 import { readSecret } from './secrets.js';
 
 /** What every request passes before a route sees it: the gateway's names, page origins, control keys. */
@@ -56,3 +57,18 @@ export function createAccessControl(config: GatewayConfig, env: NodeJS.ProcessEn
   return { guard, publishAuth, quota: new ClientQuota(config.limit_sessions_per_client) };
 }
 
+
+/**
+ * Authorizes a publish (WHIP or SDK): a client that failed too often is refused before its token is
+ * looked at, and a refused token counts as a failure of its client.
+ */
+export async function authorizePublish(access: AccessControl, request: PublishRequest): Promise<PublishGrant> {
+  const { publishAuth, guard } = access;
+  if (publishAuth.enabled) guard.failures.check(request.client);
+  try {
+    return await publishAuth.authorize(request);
+  } catch (error) {
+    if (error instanceof GatewayError && error.code === 'unauthorized') guard.failures.record(request.client);
+    throw error;
+  }
+}

@@ -121,12 +121,13 @@ export class PublishAuthorizer {
   }
 
   async #verifyJwt(token: string): Promise<PublishGrant> {
-    let kid: string | undefined;
+    let kid: unknown;
     try {
       kid = decodeProtectedHeader(token).kid;
     } catch {
       throw unauthorized('the token is malformed');
     }
+    if (kid !== undefined && typeof kid !== 'string') throw unauthorized('the token\'s key id (kid) is not a string');
     if (kid === undefined && this.#jwtKeys.size > 1) throw unauthorized('the token names no key id (kid), and several keys are configured');
     const id = kid ?? this.#jwtKeys.keys().next().value!;
     const key = this.#jwtKeys.get(id);

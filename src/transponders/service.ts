@@ -84,11 +84,9 @@ export class TransponderService {
     return parseDestination(rtmpUrl, streamName, this.#rules(fullUrl), field);
   }
 
-  /** Parses a destination and checks where it resolves against the destination policy, starting nothing. */
-  async vetDestination(rtmpUrl: string, streamName: string, fullUrl?: boolean): Promise<Destination> {
-    const destination = this.checkDestination(rtmpUrl, streamName, fullUrl);
+  /** Checks where a destination resolves against the destination policy, starting nothing. */
+  async checkAddresses(destination: Destination): Promise<void> {
     await this.settings.resolveDestination(destination.host, destination.port);
-    return destination;
   }
 
   async startup(request: StartupRequest): Promise<Transponder> {

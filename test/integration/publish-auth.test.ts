@@ -72,6 +72,8 @@ t.test('WHIP: no token and bad tokens are 401, a token for another stream 403; g
     ['another key id', await jwt({ streams: ['cam'] }, { kid: 'retired' }), 401, /unknown key id/],
     ['HS256 token claiming RS256 key', await jwt({ streams: ['cam'] }, { kid: 'rs' }), 401, /algorithm/],
     ['no streams claim', await jwt({}), 401, /streams/],
+    ['a key id that is no string', `${b64({ alg: 'HS256', kid: 7 })}.${b64({ streams: ['cam'] })}.c2ln`, 401, /key id/],
+    ['a header that is no JSON', 'bm90IGpzb24.e30.c2ln', 401, /malformed/],
     ['publish key, stream outside its pattern', PUBLISH_KEY, 403, /does not allow publishing stream cam/],
   ];
   for (const [what, token, status, message] of cases) {

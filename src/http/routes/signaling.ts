@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { AccessControl } from '../../security/access.js';
+import { authorizePublish, type AccessControl } from '../../security/access.js';
 import { GatewayError, statusFor } from '../../errors.js';
 import { OfferError } from '../../ingest/sdp.js';
 import type { Publisher } from '../../publishers/publisher.js';
@@ -128,8 +128,8 @@ class SignalingSession {
     const { name, rtmpUrl, rtmpTransponderFullUrl } = message;
     // Checked before anything is created: a bad rtmpUrl or token never starts a publish.
     const destination = rtmpUrl === undefined ? undefined : this.transponders.checkDestination(rtmpUrl, name, rtmpTransponderFullUrl);
-    await this.#authorize(name, message.token, destination?.host, destination?.redactedRequestedUrl);
-    if (rtmpUrl !== undefined) await this.transponders.vetDestination(rtmpUrl, name, rtmpTransponderFullUrl);
+    await authorizePublish(this.access, { stream: name, token: message.token, client: this.client, destinationHost: destination?.host, redactedDestination: destination?.redactedRequestedUrl });
+    if (destination) await this.transponders.checkAddresses(destination);
     const release = this.access.quota.acquire(this.client, 'SDK publish');
     let publisher: Publisher;
     try {
@@ -154,18 +154,6 @@ class SignalingSession {
       this.#send({ type: 'status', name, status: 'UNPUBLISHED', info: reason });
     });
     this.#send({ type: 'answer', requestId: message.requestId, sdp: publisher.session.answer });
-  }
-
-  /** The token authorizes this stream, and the push when there is one; failures count against the client. */
-  async #authorize(stream: string, token: string | undefined, destinationHost?: string, redactedDestination?: string): Promise<void> {
-    const { publishAuth, guard } = this.access;
-    if (publishAuth.enabled) guard.failures.check(this.client);
-    try {
-      await publishAuth.authorize({ stream, token, client: this.client, destinationHost, redactedDestination });
-    } catch (error) {
-      if (error instanceof GatewayError && error.code === 'unauthorized') guard.failures.record(this.client);
-      throw error;
-    }
   }
 
   #startTransponder(streamName: string, rtmpUrl: string, fullUrl: boolean | undefined): void {

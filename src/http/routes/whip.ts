@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { AccessControl } from '../../security/access.js';
+import { authorizePublish, type AccessControl } from '../../security/access.js';
 import { GatewayError, notFound } from '../../errors.js';
 import { MAX_OFFER_BYTES } from '../../ingest/offer-check.js';
 import { OfferError } from '../../ingest/sdp.js';
@@ -26,19 +26,9 @@ function withCors(reply: FastifyReply): FastifyReply {
  * authorizes, `Authorization: Bearer` on POST and DELETE alike.
  */
 export function whipRoutes(app: FastifyInstance, publishers: PublisherRegistry, access: AccessControl): void {
-  const { publishAuth, quota, guard } = access;
-
-  /** Checks the bearer token for this stream; failures count toward the client's limit. */
-  async function authorize(stream: string, authorization: string | undefined, client: string): Promise<void> {
-    if (!publishAuth.enabled) return;
-    guard.failures.check(client);
-    try {
-      await publishAuth.authorize({ stream, token: bearerToken(authorization), client });
-    } catch (error) {
-      if (error instanceof GatewayError && error.code === 'unauthorized') guard.failures.record(client);
-      throw error;
-    }
-  }
+  const { quota } = access;
+  const authorize = (stream: string, authorization: string | undefined, client: string): Promise<unknown> =>
+    authorizePublish(access, { stream, token: bearerToken(authorization), client });
 
   app.options('/whip/:streamName', async (_request, reply) =>
     withCors(reply).code(204).header('accept-post', 'application/sdp').send(),

@@ -128,7 +128,10 @@ t.test('SDK: the token goes in the publish message; destinations the token does 
   t.teardown(session.close);
   const publish = (token: string | undefined, rtmpUrl?: string): Promise<any> =>
     session.send({ type: 'publish', requestId: 'r', name: 'cam', sdp: 'v=0', ...(token ? { token } : {}), ...(rtmpUrl ? { rtmpUrl } : {}) });
-  t.match(await publish(undefined), { type: 'error', code: 'unauthorized', field: 'token' });
+  t.match(await publish(undefined), { type: 'error', code: 'unauthorized', field: 'token' }, 'no token');
+  t.match(await publish('wrong-token-0123456789'), { type: 'error', code: 'unauthorized', field: 'token', message: /not valid/ }, 'a wrong token');
+  t.match(await publish(PUBLISH_KEY.replace('studio', 'studia')), { code: 'unauthorized' }, 'a near miss of a publish key');
+  t.match(await publish(await jwt({ streams: ['cam'] })), { code: 'invalid_request', field: 'sdp' }, 'the right token: on to the offer');
   t.match(await publish(await jwt({ streams: ['cam'] }), 'rtmp://127.0.0.1/live'), { code: 'forbidden', field: 'rtmpUrl', message: /does not allow pushing/ }, 'default grant: no destination');
   t.match(await publish(await jwt({ streams: ['cam'], destinations: ['*.youtube.com'] }), 'rtmp://127.0.0.1/live'), { code: 'forbidden', field: 'rtmpUrl' });
   t.match(await publish(await jwt({ streams: ['cam'], destinations: ['127.0.0.1'] }), 'rtmp://127.0.0.1/live'), { code: 'invalid_request', field: 'sdp' }, 'granted host: authorized');

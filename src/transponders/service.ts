@@ -42,6 +42,9 @@ function videoRequest(request: VideoRequest): VideoRequest {
   return { width, height, fps, keyFrameInterval, videoBitrate, audioBitrate };
 }
 
+/** How long a transponder that failed while live stays in find, with its lastError. */
+export const FAILED_KEPT_MS = 5 * 60_000;
+
 export interface FindFilter {
   streamName?: string;
   rtmpUrl?: string;
@@ -53,6 +56,8 @@ export interface FindFilter {
  */
 export class TransponderService {
   readonly #byId = new Map<string, Transponder>();
+  /** Failed transponders stay listed (with lastError) this long, then go; each timer is cleared on removal. */
+  readonly #expiry = new Map<Transponder, NodeJS.Timeout>();
   /** Ends the transponders waiting for a lost publisher, by stream name, at the end of the grace period. */
   readonly #graceTimers = new Map<string, NodeJS.Timeout>();
 
@@ -103,14 +108,16 @@ export class TransponderService {
     const publisher = this.publishers.get(request.streamName);
     if (!publisher || publisher.isClosed) throw notFound(`stream ${request.streamName} is not publishing`);
     const { limits } = this.settings;
-    if (this.#byId.size >= limits.total) throw unavailable(`the gateway is at its limit of ${limits.total} transponders (limit_transponders)`);
-    const ofStream = this.find({ streamName: request.streamName }).length;
+    const active = this.all().filter((t) => t.isActive);
+    if (active.length >= limits.total) throw unavailable(`the gateway is at its limit of ${limits.total} transponders (limit_transponders)`);
+    const ofStream = active.filter((t) => t.publisher.name === request.streamName).length;
     if (ofStream >= limits.perStream) throw tooMany(`stream ${request.streamName} has ${ofStream} transponders, its limit (limit_transponders_per_stream)`);
-    for (const t of this.#byId.values()) {
-      if (t.publisher === publisher && (t.destination.requestedUrl === request.rtmpUrl || t.destination.url === destination.url)) {
-        throw conflict(`a transponder of ${request.streamName} to ${destination.redactedRequestedUrl} exists: ${t.mediaSessionId}`);
-      }
-    }
+    const sameDestination = (t: Transponder): boolean =>
+      t.publisher.name === request.streamName && (t.destination.requestedUrl === request.rtmpUrl || t.destination.url === destination.url);
+    const existing = this.all().find((t) => sameDestination(t) && t.isActive);
+    if (existing) throw conflict(`a transponder of ${request.streamName} to ${destination.redactedRequestedUrl} exists: ${existing.mediaSessionId}`);
+    // One that failed is replaced by the new one rather than blocking it.
+    await Promise.all(this.all().filter(sameDestination).map((t) => this.#remove(t)));
     const plan = planEncoding(publisher.videoCodec ?? 'H264', request, this.settings.encoding);
     // The sound file is checked and its decoding started before anything else is.
     const sound = options.soundFile ? await this.#startSound(options as SoundRequest, 'options.soundFile') : undefined;
@@ -125,6 +132,9 @@ export class TransponderService {
       address,
     );
     this.#byId.set(transponder.mediaSessionId, transponder);
+    transponder.on('state', (state) => {
+      if (state === 'failed' && this.#byId.get(transponder.mediaSessionId) === transponder) this.#keepFailed(transponder);
+    });
     if (options.action === 'mute') transponder.setMuted(true);
     if (sound) transponder.playSound(sound);
     transponder.start();
@@ -196,8 +206,16 @@ export class TransponderService {
     await Promise.all(this.all().map((t) => this.#remove(t)));
   }
 
+  /** A transponder that failed while live stays in find for FAILED_KEPT_MS, telling why, then goes. */
+  #keepFailed(transponder: Transponder): void {
+    this.log.info({ mediaSessionId: transponder.mediaSessionId, keptMs: FAILED_KEPT_MS }, 'transponder failed: listed until it expires');
+    this.#expiry.set(transponder, setTimeout(() => void this.#remove(transponder), FAILED_KEPT_MS));
+  }
+
   async #remove(transponder: Transponder): Promise<void> {
-    this.#byId.delete(transponder.mediaSessionId);
+    clearTimeout(this.#expiry.get(transponder));
+    this.#expiry.delete(transponder);
+    if (this.#byId.get(transponder.mediaSessionId) === transponder) this.#byId.delete(transponder.mediaSessionId);
     await transponder.stop();
   }
 

@@ -919,7 +919,8 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       state: this.state,
       ...(this.lastError ? { lastError: this.lastError } : {}),
       ...(this.#standbyUntil !== undefined ? { standbyUntil: new Date(this.#standbyUntil).toISOString() } : {}),
-      reconnectAttempt: this.#policy.attempt,
+      // Attempts of the current outage, shown as 0 once output has been healthy for a minute.
+      reconnectAttempt: this.#up && Date.now() - this.#upSince >= HEALTHY_RESET_MS ? 0 : this.#policy.attempt,
       ...(this.settings.outBuffer.enabled
         ? { outputBuffer: { state: this.#buffer?.state, levelMs: this.#buffer?.levelMs ?? 0, bufferings: this.#pastOutput.bufferings + (this.#buffer?.bufferings ?? 0) } }
         : {}),

@@ -1,5 +1,8 @@
 import { EventEmitter } from 'node:events';
 
+/** Told of a listener that threw: the emitter goes on with its other listeners. */
+export type ListenerErrorHandler = (event: string, error: unknown) => void;
+
 /**
  * A typed event emitter whose `safeEmit` isolates a throwing listener: one broken listener must
  * not tear down a publisher or a transponder that other listeners still depend on.
@@ -7,7 +10,7 @@ import { EventEmitter } from 'node:events';
 export class TypedEmitter<Events extends Record<string, unknown[]>> {
   readonly #emitter = new EventEmitter();
 
-  constructor(private readonly onListenerError: (event: string, error: unknown) => void = () => {}) {
+  constructor(private readonly onListenerError: ListenerErrorHandler = () => {}) {
     this.#emitter.setMaxListeners(0);
   }
 

@@ -70,7 +70,8 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   readonly createdAt = Date.now();
   readonly videoCodec: VideoCodec | undefined;
   readonly hasAudio: boolean;
-  readonly counters = { packets: 0, bytes: 0, duplicates: 0, keyframes: 0 };
+  readonly counters = { packets: 0, bytes: 0, duplicates: 0, keyframes: 0, sinkErrors: 0 };
+  readonly #failedSinks = new WeakSet<MediaSink>();
 
   readonly #pipelines = new Map<MediaKind, TrackPipeline>();
   readonly #sinks = new Set<MediaSink>();
@@ -226,7 +227,21 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     const cached: CachedPacket = { ...packet, kind: pipeline.kind, wallclockMs: clock.wallclockMs(packet.timestamp) };
     if (pipeline.kind === 'video') this.#onVideo(cached);
     else if (this.videoCodec) this.#startCache.addAudio(cached);
-    for (const sink of this.#sinks) sink.write(cached);
+    for (const sink of this.#sinks) {
+      try {
+        sink.write(cached);
+      } catch (error) {
+        this.#sinkFailed(sink, error);
+      }
+    }
+  }
+
+  /** One sink's exception must not keep the packet from the others; each broken sink is logged once. */
+  #sinkFailed(sink: MediaSink, error: unknown): void {
+    this.counters.sinkErrors++;
+    if (this.#failedSinks.has(sink)) return;
+    this.#failedSinks.add(sink);
+    this.options.log.error({ err: error }, 'a media sink threw: the others still get the stream');
   }
 
   /** A video packet as RTP toward ffmpeg (fixed payload type, the publisher's SSRC), made once. */

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, type SecureContext } from 'node:tls';
-import { TypedEmitter } from '../events.js';
+import { TypedEmitter, type ListenerErrorHandler } from '../events.js';
 import { decodeAmf0, EcmaArray, encodeAmf0, type Amf0Value } from './amf0.js';
 import { ChunkReader, encodeMessage, MessageType, type RtmpMessage } from './chunks.js';
 import { RtmpAuthenticator, type RtmpCredentials } from './auth.js';
@@ -31,6 +31,8 @@ export interface RtmpPublishOptions {
   localAddress?: string;
   /** TLS context for RTMPS, holding the trusted certificate authorities; Node's defaults without it. */
   secureContext?: SecureContext;
+  /** Hears of a listener of the publisher's events that threw. */
+  onListenerError?: ListenerErrorHandler;
   /** Connecting, handshake, connect, createStream and publish together must finish within this. */
   timeoutMs: number;
   /** The TCP (and TLS) connection alone must be made within this; `timeoutMs` when absent. */
@@ -86,8 +88,11 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
   #overdueSince: number | undefined;
   #stallTimer: NodeJS.Timeout | undefined;
 
-  private constructor(private readonly socket: Socket) {
-    super();
+  private constructor(
+    private readonly socket: Socket,
+    onListenerError?: ListenerErrorHandler,
+  ) {
+    super(onListenerError);
     socket.on('error', (error) => (this.#error ??= error));
   }
 
@@ -113,7 +118,7 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
   static async #attempt(options: RtmpPublishOptions, auth: string, timeoutMs: number): Promise<RtmpPublisher> {
     if (timeoutMs <= 0) throw new RtmpError(`the destination did not accept the publish within ${options.timeoutMs} ms`);
     const socket = await openSocket(options, Math.min(timeoutMs, options.socketTimeoutMs ?? timeoutMs));
-    const client = new RtmpPublisher(socket);
+    const client = new RtmpPublisher(socket, options.onListenerError);
     const timer = setTimeout(() => client.#abort(new RtmpError(`the destination did not accept the publish within ${options.timeoutMs} ms`)), timeoutMs);
     try {
       await client.#handshake();

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
-import { TypedEmitter } from '../events.js';
+import { TypedEmitter, type ListenerErrorHandler } from '../events.js';
 
 export type FfmpegEvents = {
   /** A line of ffmpeg's log. */
@@ -34,8 +34,9 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
   #exitCode: number | null | undefined;
   #stopping: Promise<void> | undefined;
 
-  constructor(binary: string, args: readonly string[]) {
-    super();
+  /** `onListenerError` hears of a listener that threw (isolated from the others and from this process). */
+  constructor(binary: string, args: readonly string[], onListenerError?: ListenerErrorHandler) {
+    super(onListenerError);
     this.#child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     live.add(this);
     const pid = this.#child.pid;

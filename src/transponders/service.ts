@@ -197,7 +197,8 @@ export class TransponderService {
 
   async #startSound(request: SoundRequest, field: string): Promise<SoundPlayer> {
     const path = await resolveSoundFile(this.settings.mediaDir, request.soundFile, field);
-    return SoundPlayer.start(this.settings.ffmpegPath, path, { loop: request.loop ?? false, volume: request.volume ?? 1 }, field);
+    const onListenerError = (event: string, error: unknown): void => this.log.error({ err: error, event }, 'sound player listener failed');
+    return SoundPlayer.start(this.settings.ffmpegPath, path, { loop: request.loop ?? false, volume: request.volume ?? 1, onListenerError }, field);
   }
 
   async closeAll(): Promise<void> {

@@ -1,7 +1,7 @@
 import { open, realpath, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { GatewayError, invalid } from '../errors.js';
-import { TypedEmitter } from '../events.js';
+import { TypedEmitter, type ListenerErrorHandler } from '../events.js';
 import type { MixSource } from './audio-mixer.js';
 import { PCM_CHANNELS, PCM_SAMPLE_RATE } from './audio-mixer.js';
 import { FfmpegProcess } from './ffmpeg-process.js';
@@ -46,6 +46,8 @@ export async function resolveSoundFile(mediaDir: string, name: string, field = '
 export interface SoundOptions {
   loop: boolean;
   volume: number;
+  /** Hears of a listener of the player's events that threw. */
+  onListenerError?: ListenerErrorHandler;
 }
 
 export type SoundPlayerEvents = {
@@ -68,7 +70,7 @@ export class SoundPlayer extends TypedEmitter<SoundPlayerEvents> implements MixS
   #ended = false;
 
   private constructor(ffmpegPath: string, path: string, options: SoundOptions) {
-    super();
+    super(options.onListenerError);
     this.volume = options.volume;
     const args = [
       '-hide_banner', '-nostdin', '-loglevel', 'error',
@@ -77,7 +79,7 @@ export class SoundPlayer extends TypedEmitter<SoundPlayerEvents> implements MixS
       '-f', 'wav', '-i', `file:${path}`,
       '-f', 's16le', '-ar', String(PCM_SAMPLE_RATE), '-ac', String(PCM_CHANNELS), 'pipe:1',
     ];
-    this.#decoder = new FfmpegProcess(ffmpegPath, args);
+    this.#decoder = new FfmpegProcess(ffmpegPath, args, options.onListenerError);
     this.#decoder.on('output', (data) => this.#onData(data));
   }
 

@@ -209,6 +209,9 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   }
 
   /** Resolves once the transponder is running, has failed, or is being stopped. */
+  /** For the emitters this transponder listens to: a listener that threw is logged, the others go on. */
+  readonly #listenerFailed = (event: string, error: unknown): void => this.log.error({ err: error, event }, 'transponder listener failed');
+
   get ready(): Promise<void> {
     return this.#settled;
   }
@@ -434,6 +437,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
         timeoutMs: settings.connectTimeoutMs,
         socketTimeoutMs: this.state === 'reconnecting' ? RECONNECT_SOCKET_TIMEOUT_MS : undefined,
         stallTimeoutMs: settings.stallTimeoutMs,
+        onListenerError: this.#listenerFailed,
       });
     } catch (error) {
       const message = `could not publish to the destination: ${scrubDestination((error as Error).message, this.destination)}`;
@@ -510,7 +514,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       throw error;
     }
     const args = buildFfmpegArgs({ videoSdpPath, still, plan: this.plan, settings: settings.encoding, analyzeDurationUs: settings.analyzeDurationUs });
-    const ffmpeg = new FfmpegProcess(settings.ffmpegPath, args);
+    const ffmpeg = new FfmpegProcess(settings.ffmpegPath, args, this.#listenerFailed);
     const pipe: Pipeline = { ffmpeg, output: Promise.resolve(), flv: new FlvReader(), mixer, videoPort, workDir, still: still !== undefined, lastOutputAt: Date.now(), lines: [] };
     pipe.output = new Promise<void>((resolve, reject) => {
       ffmpeg.once('output', () => resolve());

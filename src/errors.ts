@@ -12,6 +12,8 @@ export type ErrorCode =
   | 'unsupported_media_type'
   | 'not_supported'
   | 'too_many_requests'
+  | 'destination_refused'
+  | 'destination_unreachable'
   | 'internal'
   | 'unavailable';
 
@@ -25,6 +27,9 @@ const STATUS: Record<ErrorCode, number> = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   too_many_requests: 429,
+  // Web Call Server answers 500 for any failed startup; the code says whose fault it was.
+  destination_refused: 500,
+  destination_unreachable: 500,
   internal: 500,
   unavailable: 503,
 };

@@ -24,6 +24,9 @@ const SIGNAL_GAP_MS = 100;
  * single SIGINT only asks the main loop to end: the second one also interrupts a blocking read,
  * which is what ends an ffmpeg whose input has gone quiet.
  */
+/** The exit code reported for a binary that could not be started at all (as a shell reports it). */
+const SPAWN_FAILED = 127;
+
 export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
   /** Told of every ffmpeg started and ended, so that one a killed gateway left can be found. */
   static registry: { add(pid: number): void; remove(pid: number): void } | undefined;
@@ -42,16 +45,20 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
     const pid = this.#child.pid;
     if (pid !== undefined) FfmpegProcess.registry?.add(pid);
     this.exited = new Promise((resolve) => {
-      this.#child.once('exit', (code, signal) => {
+      const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
+        if (this.#exitCode !== undefined) return;
         this.#exitCode = code;
         live.delete(this);
         if (pid !== undefined) FfmpegProcess.registry?.remove(pid);
         this.safeEmit('exit', code, signal);
         resolve();
+      };
+      this.#child.once('exit', finish);
+      // A binary that cannot be started gets 'error' and no 'exit': it has ended all the same.
+      this.#child.once('error', (error) => {
+        this.safeEmit('line', `failed to start ${binary}: ${error.message}`);
+        if (pid === undefined) finish(SPAWN_FAILED, null);
       });
-    });
-    this.#child.once('error', (error) => {
-      this.safeEmit('line', `failed to start ${binary}: ${error.message}`);
     });
     this.#child.stdin.on('error', () => {}); // EPIPE once ffmpeg is gone
     createInterface({ input: this.#child.stderr }).on('line', (line) => this.safeEmit('line', line));

@@ -141,8 +141,9 @@ export class TransponderService {
     await transponder.ready;
     if (transponder.state !== 'running') {
       const reason = transponder.lastError ?? `transponder is ${transponder.state}`;
+      const code = transponder.errorCode ?? 'internal';
       await this.#remove(transponder);
-      throw new GatewayError('internal', `transponder failed to start: ${reason}`);
+      throw new GatewayError(code, `transponder failed to start: ${reason}`);
     }
     return transponder;
   }

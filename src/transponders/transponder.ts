@@ -187,6 +187,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   /** When output was last restored (or first started). */
   #upSince = 0;
   #pinnedAddress: string | undefined;
+  #failure: FailureKind | undefined;
   #settled: Promise<void>;
   #settle!: () => void;
   #closing: Promise<void> | undefined;
@@ -214,6 +215,16 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
 
   get ready(): Promise<void> {
     return this.#settled;
+  }
+
+  /**
+   * Whose fault a failure was: the destination's (it refused the publish, or could not be reached)
+   * or the gateway's own (ffmpeg, the pipeline). Undefined unless failed.
+   */
+  get errorCode(): 'destination_refused' | 'destination_unreachable' | 'internal' | undefined {
+    if (this.state !== 'failed') return undefined;
+    if (this.#failure === 'rejected' || this.#failure === 'busy') return 'destination_refused';
+    return this.#failure === 'unreachable' ? 'destination_unreachable' : 'internal';
   }
 
   /** Starting, running, in standby or reconnecting: audio commands apply. */
@@ -350,7 +361,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
 
   /** Starts the pipeline in the background; `ready` tells when it is up. */
   start(): void {
-    this.#run().catch((error: unknown) => this.#fail(error instanceof Error ? error.message : String(error)));
+    this.#run().catch((error: unknown) => this.#fail(error instanceof Error ? error.message : String(error), error instanceof OpenError ? error.kind : 'local'));
   }
 
   async #run(): Promise<void> {
@@ -576,7 +587,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   #lose(reason: string, kind: FailureKind, keepLink: boolean): void {
     if (!keepLink) void this.#dropLink();
     void this.#dropPipeline();
-    if (this.state === 'starting') return this.#fail(reason);
+    if (this.state === 'starting') return this.#fail(reason, kind);
     if (!this.#up) return;
     this.counters.drops++;
     this.lastError = reason;
@@ -590,7 +601,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
 
   #scheduleAttempt(kind: FailureKind, reason: string): void {
     const decision = this.#policy.next(kind, reason);
-    if ('giveUp' in decision) return this.#fail(decision.giveUp);
+    if ('giveUp' in decision) return this.#fail(decision.giveUp, kind);
     this.log.info({ attempt: this.#policy.attempt, inMs: decision.retryInMs }, 'restoring the output');
     this.#retryTimer = setTimeout(() => void this.#restore(), decision.retryInMs);
   }
@@ -867,9 +878,10 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     this.#losePipeline(pipe, this.#exitReason(pipe, code, signal));
   }
 
-  #fail(reason: string): void {
+  #fail(reason: string, kind: FailureKind): void {
     if (!TRANSITIONS[this.state].includes('failed')) return;
     this.lastError = reason;
+    this.#failure = kind;
     this.#transition('failed');
     this.log.warn({ reason }, 'transponder failed');
     this.#settle();
@@ -922,6 +934,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       options: this.request.options,
       state: this.state,
       ...(this.lastError ? { lastError: this.lastError } : {}),
+      ...(this.errorCode ? { errorCode: this.errorCode } : {}),
       ...(this.#standbyUntil !== undefined ? { standbyUntil: new Date(this.#standbyUntil).toISOString() } : {}),
       // Attempts of the current outage, shown as 0 once output has been healthy for a minute.
       reconnectAttempt: this.#up && Date.now() - this.#upSince >= HEALTHY_RESET_MS ? 0 : this.#policy.attempt,

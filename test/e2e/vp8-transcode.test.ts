@@ -32,7 +32,7 @@ t.test('a destination that refuses the connection answers 500 with the reason, a
   const closedPort = await freePort();
   const res = await gw.post('/rest-api/push/startup', { streamName: 'vp8', rtmpUrl: `rtmp://127.0.0.1:${closedPort}/live` });
   t.equal(res.status, 500);
-  t.match(res.body, { error: 'internal', message: /transponder failed to start: could not publish to the destination: connect ECONNREFUSED/ });
+  t.match(res.body, { error: 'destination_unreachable', message: /transponder failed to start: could not publish to the destination: connect ECONNREFUSED/ });
   t.equal((await gw.post('/rest-api/push/find', { streamName: 'vp8' })).status, 404, 'the failed transponder is not listed');
   t.equal(FfmpegProcess.count, 0);
 });

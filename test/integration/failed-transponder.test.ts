@@ -33,3 +33,23 @@ t.test('a transponder that failed at runtime: listed with its reason, and a new 
   t.equal(listed[0].state, 'running');
   t.equal((await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl })).status, 409, 'a running one still conflicts');
 });
+
+t.test('a failed startup says whose fault it was: the destination refusing, unreachable, or the gateway itself', async (t) => {
+  const receiver = await RtmpReceiver.start();
+  t.teardown(() => receiver.close());
+  const { gw } = await syntheticPublish(t, {}, 'codes');
+  await sleep(800);
+  receiver.refuse = { code: 'NetStream.Publish.BadName', description: 'no such stream key' };
+  const refused = await gw.post('/rest-api/push/startup', { streamName: 'codes', rtmpUrl: receiver.url() });
+  t.equal(refused.status, 500, 'Web Call Server\'s status');
+  t.match(refused.body, { error: 'destination_refused', message: /no such stream key/ });
+  const closedPort = await gw.post('/rest-api/push/startup', { streamName: 'codes', rtmpUrl: 'rtmp://127.0.0.1:1/live' });
+  t.match(closedPort.body, { error: 'destination_unreachable', message: /ECONNREFUSED/ });
+
+  const { gw: broken } = await syntheticPublish(t, { ffmpeg_path: '/nonexistent/ffmpeg' }, 'codes');
+  await sleep(800);
+  receiver.refuse = undefined;
+  const local = await broken.post('/rest-api/push/startup', { streamName: 'codes', rtmpUrl: receiver.url() });
+  t.equal(local.status, 500);
+  t.match(local.body, { error: 'internal', message: /ffmpeg/ }, 'the gateway\'s own fault');
+});

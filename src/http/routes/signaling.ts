@@ -164,8 +164,9 @@ class SignalingSession {
       (t) => this.#follow(streamName, t),
       (error: unknown) => {
         const message = error instanceof GatewayError ? error.message : 'transponder failed to start';
-        this.log.warn({ stream: streamName, reason: message }, 'republishing from the SDK failed');
-        this.#send({ type: 'transponder', name: streamName, state: 'failed', error: message });
+        const code = error instanceof GatewayError ? error.code : 'internal';
+        this.log.warn({ stream: streamName, code, reason: message }, 'republishing from the SDK failed');
+        this.#send({ type: 'transponder', name: streamName, state: 'failed', code, error: message });
       },
     );
   }

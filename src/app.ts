@@ -122,6 +122,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
         intervalMs: config.rtmp_push_restore_interval_ms,
       },
       stallTimeoutMs: config.rtmp_push_stall_timeout_ms,
+      maxLagMs: config.rtmp_push_max_lag_ms,
       outBuffer: {
         enabled: config.rtmp_out_buffer_enabled,
         startMs: config.rtmp_out_buffer_start_size,

@@ -127,6 +127,7 @@ export const configSchema = z
     rtmp_push_restore_attempts: z.number().int().min(0).max(100000).default(0),
     rtmp_push_restore_interval_ms: z.number().int().min(100).max(600000).default(1000),
     rtmp_push_stall_timeout_ms: z.number().int().min(1000).max(60000).default(5000),
+    rtmp_push_max_lag_ms: z.union([z.literal(0), z.number().int().min(500).max(60000)]).default(3000),
     rtmp_push_publisher_grace_ms: z.number().int().min(0).max(3600000).default(30000),
     rtmp_out_buffer_enabled: z.boolean().default(false),
     rtmp_out_buffer_start_size: z.number().int().min(1).max(30000).default(300),

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { connect as netConnect, isIP, type Socket } from 'node:net';
-import { checkServerIdentity, connect as tlsConnect, type SecureContext } from 'node:tls';
+import type { Socket } from 'node:net';
+import type { SecureContext } from 'node:tls';
 import { TypedEmitter, type ListenerErrorHandler } from '../events.js';
 import { decodeAmf0, EcmaArray, encodeAmf0, type Amf0Value } from './amf0.js';
 import { ChunkReader, encodeMessage, MessageType, type RtmpMessage } from './chunks.js';
 import { RtmpAuthenticator, type RtmpCredentials } from './auth.js';
 import { ConnectRefused, RtmpError } from './errors.js';
+import { openSocket } from './socket.js';
 
 export interface RtmpPublishOptions {
   protocol: 'rtmp' | 'rtmps';
@@ -133,6 +134,14 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
     }
   }
 
+  /**
+   * Bytes written that the destination has not received as far as can be told: unacknowledged
+   * ones, or before the server ever acknowledged anything, those not yet handed to the kernel.
+   */
+  get undeliveredBytes(): number {
+    return this.#acknowledgements > 0 ? this.unacknowledgedBytes : this.socket.writableLength;
+  }
+
   /** Bytes accepted by `write*` but not yet handed to the kernel. */
   get bufferedBytes(): number {
     return this.socket.writableLength;
@@ -162,13 +171,17 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
   /**
    * Output stalls when the server stops acknowledging while more than a window is outstanding; a
    * server that has never acknowledged anything is judged by its socket instead, backed up (the
-   * kernel's buffer full) for the whole timeout.
+   * kernel's buffer full) for the whole timeout. A server that acknowledges, however slowly, is
+   * not stalled: a slow one is the lag guard's to handle, not a reason to reconnect.
    */
   #watchStalls(timeoutMs: number): void {
+    let acknowledgements = this.#acknowledgements;
     this.#stallTimer = setInterval(() => {
       const now = Date.now();
+      const progressed = this.#acknowledgements !== acknowledgements;
+      acknowledgements = this.#acknowledgements;
       const behind = this.#acknowledgements > 0 ? this.unacknowledgedBytes > ACK_WINDOW : this.socket.writableLength > 0;
-      if (!behind) this.#overdueSince = undefined;
+      if (!behind || progressed) this.#overdueSince = undefined;
       else this.#overdueSince ??= now;
       if (this.#overdueSince !== undefined && now - this.#overdueSince >= timeoutMs) {
         const what = this.#acknowledgements > 0 ? `acknowledged nothing of the last ${Math.round(this.unacknowledgedBytes / 1024)} KB` : 'took no data';
@@ -372,34 +385,4 @@ function uint32(value: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeUInt32BE(value >>> 0);
   return b;
-}
-
-function openSocket(options: RtmpPublishOptions, timeoutMs: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const common = { host: options.address, port: options.port, localAddress: options.localAddress, noDelay: true };
-    const socket =
-      options.protocol === 'rtmps'
-        ? tlsConnect({
-            ...common,
-            servername: isIP(options.host) ? undefined : options.host,
-            secureContext: options.secureContext,
-            checkServerIdentity: (_name, cert) => checkServerIdentity(options.host, cert),
-          })
-        : netConnect(common);
-    const ready = options.protocol === 'rtmps' ? 'secureConnect' : 'connect';
-    const timer = setTimeout(() => socket.destroy(new RtmpError(`could not connect within ${timeoutMs} ms`)), timeoutMs);
-    socket.once(ready, () => {
-      clearTimeout(timer);
-      socket.off('error', onError);
-      socket.on('error', () => {
-        // Reported through 'close'.
-      });
-      resolve(socket);
-    });
-    const onError = (error: Error): void => {
-      clearTimeout(timer);
-      reject(error);
-    };
-    socket.once('error', onError);
-  });
 }

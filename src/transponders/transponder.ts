@@ -20,6 +20,7 @@ import type { EncodingPlan, EncodingSettings, VideoRequest } from './encoding.js
 import { AudioMixer, PCM_SAMPLE_RATE } from './audio-mixer.js';
 import { buildFfmpegArgs, buildInputSdp } from './ffmpeg-args.js';
 import { FfmpegProcess } from './ffmpeg-process.js';
+import { LagGuard } from './lag-guard.js';
 import { OutputBuffer, type MediaOutput, type OutBufferSettings } from './out-buffer.js';
 import type { SoundPlayer } from './sound.js';
 import { reservePorts, udpPortBound } from './udp-ports.js';
@@ -64,6 +65,8 @@ export interface TransponderSettings {
   restore: RestoreSettings;
   /** Output the destination has not acknowledged for this long is a drop. */
   stallTimeoutMs: number;
+  /** A destination lagging more than this (ms) gets media dropped up to a keyframe; 0: never. */
+  maxLagMs: number;
   /** Output buffering in front of each link. */
   outBuffer: OutBufferSettings;
   /** How long a transponder whose publisher went away holds the output with a still picture; 0: it ends at once. */
@@ -178,7 +181,9 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   #sps: Buffer | undefined;
   #pps: Buffer | undefined;
   /** Bytes written and acknowledged, and frames lost, on earlier links. */
-  #pastOutput = { written: 0, acknowledged: 0, framesLost: 0, bufferings: 0 };
+  #pastOutput = { written: 0, acknowledged: 0, framesLost: 0, bufferings: 0, framesDropped: 0 };
+  /** Drops media for a destination that lags too far behind, up to the next keyframe. */
+  #guard: LagGuard | undefined;
   /** Publisher clock (ms) of RTMP timestamp 0: the first tag sent. */
   #baseMs: number | undefined;
   #lastTimestamp = { audio: 0, video: 0 };
@@ -460,10 +465,11 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
   #useLink(rtmp: RtmpPublisher): void {
     this.#rtmp = rtmp;
     const { outBuffer } = this.settings;
+    this.#guard = new LagGuard(rtmp, rtmp, this.settings.maxLagMs);
     this.#buffer = outBuffer.enabled
-      ? new OutputBuffer(rtmp, outBuffer, undefined, (state) => this.log.debug({ state }, 'output buffer'))
+      ? new OutputBuffer(this.#guard, outBuffer, undefined, (state) => this.log.debug({ state }, 'output buffer'))
       : undefined;
-    this.#out = this.#buffer ?? rtmp;
+    this.#out = this.#buffer ?? this.#guard;
     // Audio waits for the link's first keyframe, if video is to come.
     const video = this.#awaitingPublisher ? this.#lastKeyframe !== undefined : this.publisher.videoCodec !== undefined;
     this.#linkStartTs = video ? undefined : this.#lastTimestamp.audio;
@@ -487,6 +493,8 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
     this.#pastOutput.framesLost += this.#depacketizer?.framesLost ?? 0;
     this.#rtmp = undefined;
     this.#pastOutput.bufferings += this.#buffer?.bufferings ?? 0;
+    this.#pastOutput.framesDropped += this.#guard?.framesDropped ?? 0;
+    this.#guard = undefined;
     this.#buffer?.close();
     this.#buffer = undefined;
     this.#out = undefined;
@@ -946,6 +954,8 @@ export class Transponder extends TypedEmitter<TransponderEvents> implements Medi
       counters: {
         ...this.counters,
         framesLost: this.#pastOutput.framesLost + (this.#depacketizer?.framesLost ?? 0),
+        framesDropped: this.#pastOutput.framesDropped + (this.#guard?.framesDropped ?? 0),
+        lagMs: Math.round(this.#guard?.lagMs ?? 0),
         outputBytes: this.#pastOutput.written + (this.#rtmp?.bytesWritten ?? 0),
         acknowledgedBytes: this.#pastOutput.acknowledged + (this.#rtmp?.bytesAcknowledged ?? 0),
       },

@@ -1,0 +1,110 @@
+import type { Amf0Value } from '../rtmp/amf0.js';
+import type { MediaOutput } from './out-buffer.js';
+
+/** What the guard reads of the connection it protects. */
+export interface DeliveryProbe {
+  /** Bytes written to the connection so far. */
+  readonly bytesWritten: number;
+  /** Bytes written that the destination has not acknowledged (or, before it ever did, not yet sent). */
+  readonly undeliveredBytes: number;
+}
+
+/** Delivery is measured over this much recent time. */
+const RATE_WINDOW_MS = 2000;
+const RATE_MIN_SPAN_MS = 500;
+/**
+ * Unacknowledged bytes that are normal on a healthy link (two of the 32 KB acknowledgement windows
+ * the gateway asks for): only what is in flight beyond them predicts lag.
+ */
+const IN_FLIGHT_ALLOWANCE = 64 * 1024;
+
+/**
+ * Keeps a slow destination's media fresh. Each message's position in the byte stream is noted with
+ * the time it was written; the lag is the age of the oldest byte the destination has not
+ * acknowledged (RTMP acknowledgements prove receipt; the kernel's buffers would hide a socket's
+ * backlog). What is already in flight will take undelivered bytes / delivery rate to arrive, so the
+ * guard acts on the larger of the two: past `maxLagMs`, media is dropped (counted) up to a video
+ * keyframe that comes once it is back under half of it, and the destination gets a gap, then
+ * current media, rather than ever older media. Codec headers and metadata always go through.
+ * 0 turns it off.
+ */
+export class LagGuard implements MediaOutput {
+  framesDropped = 0;
+  #dropping = false;
+  /** [byte offset at the end of a message, when it was written], oldest first. */
+  readonly #written: [number, number][] = [];
+  /** [when, bytes delivered by then], over the last RATE_WINDOW_MS. */
+  readonly #delivery: [number, number][] = [];
+
+  constructor(
+    private readonly output: MediaOutput,
+    private readonly probe: DeliveryProbe,
+    private readonly maxLagMs: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /**
+   * Age of the oldest media the destination has not received (ms); 0 when it has it all. The last
+   * IN_FLIGHT_ALLOWANCE bytes count as received: a server acknowledges whole windows only, so the
+   * tail of what was sent stays unacknowledged until more is sent.
+   */
+  get lagMs(): number {
+    const delivered = Math.min(this.probe.bytesWritten, this.probe.bytesWritten - this.probe.undeliveredBytes + IN_FLIGHT_ALLOWANCE);
+    while (this.#written.length && this.#written[0]![0] <= delivered) this.#written.shift();
+    return this.#written.length ? Math.max(0, this.now() - this.#written[0]![1]) : 0;
+  }
+
+  /** How long what is in flight will take to arrive at the recent delivery rate (ms). */
+  get #expectedLagMs(): number {
+    const now = this.now();
+    const delivered = this.probe.bytesWritten - this.probe.undeliveredBytes;
+    const samples = this.#delivery;
+    if (!samples.length || now - samples.at(-1)![0] >= 100) samples.push([now, delivered]);
+    while (samples.length > 2 && now - samples[0]![0] > RATE_WINDOW_MS) samples.shift();
+    const [t0, d0] = samples[0]!;
+    const beyond = this.probe.undeliveredBytes - IN_FLIGHT_ALLOWANCE;
+    if (beyond <= 0 || now - t0 < RATE_MIN_SPAN_MS) return 0;
+    // No delivery at all is a stall: the age of what waits tells it, and the stall timer reconnects.
+    const bytesPerMs = (delivered - d0) / (now - t0);
+    return bytesPerMs > 0 ? beyond / bytesPerMs : 0;
+  }
+
+  get dropping(): boolean {
+    return this.#dropping;
+  }
+
+  writeMetadata(metadata: Record<string, Amf0Value>): void {
+    this.output.writeMetadata(metadata);
+    this.#note();
+  }
+
+  writeVideo(timestamp: number, body: Buffer): void {
+    const header = body[1] === 0;
+    if (!header && this.#drop(body[0]! >> 4 === 1)) {
+      this.framesDropped++;
+      return;
+    }
+    this.output.writeVideo(timestamp, body);
+    this.#note();
+  }
+
+  writeAudio(timestamp: number, body: Buffer): void {
+    if (body[1] !== 0 && this.#drop(false)) return;
+    this.output.writeAudio(timestamp, body);
+    this.#note();
+  }
+
+  /** Whether this message goes unsent: lagging too far starts dropping; a keyframe once caught up ends it. */
+  #drop(keyframe: boolean): boolean {
+    if (!this.maxLagMs) return false;
+    const lag = Math.max(this.lagMs, this.#expectedLagMs);
+    if (!this.#dropping && lag > this.maxLagMs) this.#dropping = true;
+    else if (this.#dropping && keyframe && lag <= this.maxLagMs / 2) this.#dropping = false;
+    return this.#dropping;
+  }
+
+  #note(): void {
+    if (!this.maxLagMs) return;
+    this.#written.push([this.probe.bytesWritten, this.now()]);
+  }
+}

@@ -1,0 +1,82 @@
+import t from 'tap';
+import { LagGuard } from '../../src/transponders/lag-guard.js';
+import type { MediaOutput } from '../../src/transponders/out-buffer.js';
+
+// A destination that receives less than it is sent: the guard drops media up to a keyframe once
+// the oldest undelivered media is too old, and resumes when it has caught up.
+
+/** Frames of a 720p stream's size (~20 KB): a few of them exceed what is normally in flight. */
+const frame = (first: number): Buffer => Buffer.concat([Buffer.from([first, 1, 0, 0, 0]), Buffer.alloc(20_000, 9)]);
+const KEY = frame(0x17);
+const INTER = frame(0x27);
+const VIDEO_HEADER = Buffer.from([0x17, 0, 0, 0, 0, 1]);
+const AUDIO = Buffer.from([0xaf, 1, 5, 5]);
+
+function setup(maxLagMs: number): { guard: LagGuard; sent: string[]; tick: (ms: number) => void; deliverAll: () => void } {
+  let now = 0;
+  const probe = { bytesWritten: 0, undeliveredBytes: 0 };
+  const sent: string[] = [];
+  const output: MediaOutput = {
+    writeMetadata: () => sent.push('meta'),
+    writeVideo: (ts, body) => {
+      sent.push(`${body[1] === 0 ? 'header' : body[0] === 0x17 ? 'key' : 'inter'}@${ts}`);
+      probe.bytesWritten += body.length;
+      probe.undeliveredBytes += body.length;
+    },
+    writeAudio: (ts, body) => {
+      sent.push(`audio@${ts}`);
+      probe.bytesWritten += body.length;
+      probe.undeliveredBytes += body.length;
+    },
+  };
+  const guard = new LagGuard(output, probe, maxLagMs, () => now);
+  return { guard, sent, tick: (ms) => void (now += ms), deliverAll: () => void (probe.undeliveredBytes = 0) };
+}
+
+t.test('a destination that keeps up gets everything', async (t) => {
+  const { guard, sent, tick, deliverAll } = setup(1000);
+  for (let i = 0; i < 100; i++) {
+    guard.writeVideo(i * 33, i % 60 === 0 ? KEY : INTER);
+    tick(33);
+    deliverAll();
+  }
+  t.equal(sent.length, 100);
+  t.equal(guard.framesDropped, 0);
+  t.equal(guard.lagMs, 0);
+});
+
+t.test('past the lag limit media is dropped up to a keyframe that comes once caught up; headers always pass', async (t) => {
+  const { guard, sent, tick, deliverAll } = setup(1000);
+  guard.writeVideo(0, VIDEO_HEADER);
+  for (let i = 0; i < 40; i++) {
+    guard.writeVideo(i * 33, i === 0 ? KEY : INTER);
+    guard.writeAudio(i * 33, AUDIO);
+    tick(33); // nothing is delivered: the destination has stopped reading
+  }
+  t.ok(guard.lagMs > 1000, `lag ${guard.lagMs} ms`);
+  t.ok(guard.dropping, 'dropping');
+  const before = guard.framesDropped;
+  t.ok(before > 0, `${before} frames dropped so far`);
+  guard.writeVideo(2000, VIDEO_HEADER);
+  t.equal(sent.at(-1), 'header@2000', 'a codec header goes through while dropping');
+  guard.writeVideo(2033, KEY);
+  t.not(sent.at(-1), 'key@2033', 'a keyframe while still behind is dropped too');
+  deliverAll();
+  guard.writeVideo(2066, INTER);
+  t.not(sent.at(-1), 'inter@2066', 'caught up, but no keyframe yet: still dropping');
+  guard.writeVideo(2100, KEY);
+  t.equal(sent.at(-1), 'key@2100', 'resumes at the next keyframe once caught up');
+  guard.writeAudio(2100, AUDIO);
+  t.equal(sent.at(-1), 'audio@2100', 'and audio with it');
+  t.equal(guard.framesDropped, before + 2);
+});
+
+t.test('0 turns the guard off', async (t) => {
+  const { guard, sent, tick } = setup(0);
+  for (let i = 0; i < 200; i++) {
+    guard.writeVideo(i * 33, INTER);
+    tick(33);
+  }
+  t.equal(sent.length, 200);
+  t.equal(guard.framesDropped, 0);
+});

@@ -10,7 +10,7 @@ import { ConfigError } from './config/load.js';
 import { GatewayError, statusFor } from './errors.js';
 import { installGuard } from './http/guard.js';
 import { pushRoutes } from './http/routes/push.js';
-import { SignalingServer } from './http/routes/signaling.js';
+import { SignalingServer } from './signaling/server.js';
 import { staticRoutes } from './http/routes/static.js';
 import { whipRoutes } from './http/routes/whip.js';
 import type { IngestEngine } from './ingest/engine.js';

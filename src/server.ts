@@ -4,8 +4,8 @@ import { ConfigError, loadConfig } from './config/load.js';
 import { buildGateway } from './app.js';
 import { createLogger } from './log.js';
 import { DEFAULT_CONFIG_FILE, ROOT } from './paths.js';
-import { ChildRegistry } from './transponders/child-registry.js';
-import { FfmpegProcess } from './transponders/ffmpeg-process.js';
+import { ChildRegistry } from './ffmpeg/child-registry.js';
+import { FfmpegProcess } from './ffmpeg/ffmpeg-process.js';
 
 /** Process concerns: configuration, listening, signals, and making sure no ffmpeg outlives us. */
 async function main(): Promise<void> {

@@ -5,7 +5,7 @@ import type { Publisher } from '../publishers/publisher.js';
 import type { PublisherRegistry } from '../publishers/registry.js';
 import { parseDestination, type Destination, type NamingRules } from './destination.js';
 import { planEncoding, type EncodingPlan, type VideoRequest } from './encoding.js';
-import { resolveSoundFile, SoundPlayer } from './sound.js';
+import { resolveSoundFile, SoundPlayer } from '../audio/sound.js';
 import { Transponder, type TransponderSettings } from './transponder.js';
 import type { HostLookup } from '../security/destination-policy.js';
 

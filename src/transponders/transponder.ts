@@ -17,13 +17,13 @@ import type { DestinationResolver } from '../security/destination-policy.js';
 import { scrubDestination, type Destination } from './destination.js';
 import { classifyFailure, HEALTHY_RESET_MS, RECONNECT_SOCKET_TIMEOUT_MS, RestorePolicy, type FailureKind, type RestoreSettings } from './restore.js';
 import type { EncodingPlan, EncodingSettings, VideoRequest } from './encoding.js';
-import { AudioMixer, PCM_SAMPLE_RATE } from './audio-mixer.js';
-import { buildFfmpegArgs, buildInputSdp } from './ffmpeg-args.js';
-import { FfmpegProcess } from './ffmpeg-process.js';
+import { AudioMixer, PCM_SAMPLE_RATE } from '../audio/mixer.js';
+import { buildFfmpegArgs, buildInputSdp } from '../ffmpeg/ffmpeg-args.js';
+import { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import { LagGuard } from './lag-guard.js';
 import { OutputBuffer, type MediaOutput, type OutBufferSettings } from './out-buffer.js';
-import type { SoundPlayer } from './sound.js';
-import { reservePorts, udpPortBound } from './udp-ports.js';
+import type { SoundPlayer } from '../audio/sound.js';
+import { reservePorts, udpPortBound } from '../ffmpeg/udp-ports.js';
 
 export type TransponderState = 'starting' | 'running' | 'standby' | 'reconnecting' | 'stopping' | 'stopped' | 'failed';
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { FfmpegProcess } from '../../src/transponders/ffmpeg-process.js';
+import { FfmpegProcess } from '../../src/ffmpeg/ffmpeg-process.js';
 import { pushAndVerify, whipPublish } from '../helpers/e2e.js';
 import { waitFor } from '../helpers/processes.js';
 import { freePort } from '../helpers/rtmp-server.js';

@@ -2,7 +2,7 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import type { Page } from 'playwright-core';
-import { FfmpegProcess } from '../../src/transponders/ffmpeg-process.js';
+import { FfmpegProcess } from '../../src/ffmpeg/ffmpeg-process.js';
 import { keyframeCount, maxKeyframeGap, nonMonotonic, probe, recordedFps } from './probe.js';
 import { pidsMatching, sleep, waitFor } from './processes.js';
 import type { NginxRtmp } from './rtmp-server.js';

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import WebSocket from 'ws';
-import { FfmpegProcess } from '../../src/transponders/ffmpeg-process.js';
+import { FfmpegProcess } from '../../src/ffmpeg/ffmpeg-process.js';
 import { startGateway, type TestGateway } from './gateway.js';
 import { chromiumOffer } from './offers.js';
 

@@ -2,7 +2,7 @@ import t from 'tap';
 import WebSocket from 'ws';
 import { createAccessControl } from '../../src/security/access.js';
 import { parseConfig } from '../../src/config/load.js';
-import { FfmpegProcess } from '../../src/transponders/ffmpeg-process.js';
+import { FfmpegProcess } from '../../src/ffmpeg/ffmpeg-process.js';
 import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { RtmpReceiver } from '../helpers/rtmp-receiver.js';

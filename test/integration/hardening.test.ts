@@ -4,7 +4,7 @@ import { connect, type Socket } from 'node:net';
 import t from 'tap';
 import WebSocket from 'ws';
 import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
-import { FfmpegProcess } from '../../src/transponders/ffmpeg-process.js';
+import { FfmpegProcess } from '../../src/ffmpeg/ffmpeg-process.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { chromiumOffer } from '../helpers/offers.js';
 import { sleep } from '../helpers/processes.js';

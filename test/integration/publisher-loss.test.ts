@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
-import { FfmpegProcess } from '../../src/transponders/ffmpeg-process.js';
+import { FfmpegProcess } from '../../src/ffmpeg/ffmpeg-process.js';
 import { nonMonotonic, probe } from '../helpers/probe.js';
 import { median } from '../../bench/stats.js';
 import { sleep, waitFor } from '../helpers/processes.js';

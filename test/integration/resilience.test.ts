@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { FfmpegProcess } from '../../src/transponders/ffmpeg-process.js';
+import { FfmpegProcess } from '../../src/ffmpeg/ffmpeg-process.js';
 import { keyframeCount, maxKeyframeGap, nonMonotonic, probe } from '../helpers/probe.js';
 import { pidsMatching, sleep, waitFor } from '../helpers/processes.js';
 import { RtmpReceiver, type RtmpMediaMessage } from '../helpers/rtmp-receiver.js';

@@ -1,6 +1,6 @@
 import t from 'tap';
 import WebSocket from 'ws';
-import { FfmpegProcess } from '../../src/transponders/ffmpeg-process.js';
+import { FfmpegProcess } from '../../src/ffmpeg/ffmpeg-process.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 
 let gw: TestGateway;

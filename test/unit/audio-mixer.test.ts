@@ -1,5 +1,5 @@
 import t from 'tap';
-import { AudioMixer, type MixSource } from '../../src/transponders/audio-mixer.js';
+import { AudioMixer, type MixSource } from '../../src/audio/mixer.js';
 import { testFixture } from '../helpers/synthetic.js';
 
 // Real Opus packets (the fixture's 440 Hz tone, 20 ms each) through the mixer, with a clock the

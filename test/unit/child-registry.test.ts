@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ChildRegistry } from '../../src/transponders/child-registry.js';
+import { ChildRegistry } from '../../src/ffmpeg/child-registry.js';
 import { startProcess, stopProcess } from '../helpers/processes.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'registry-'));

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { planEncoding, type EncodingSettings } from '../../src/transponders/encoding.js';
-import { buildFfmpegArgs, buildInputSdp, keyframeExpression } from '../../src/transponders/ffmpeg-args.js';
+import { buildFfmpegArgs, buildInputSdp, keyframeExpression } from '../../src/ffmpeg/ffmpeg-args.js';
 
 const settings: EncodingSettings = {
   keepAspectRatio: true,

@@ -1,6 +1,6 @@
 import { FFMPEG_PAYLOAD_TYPE, VIDEO_CLOCK_RATE, type VideoCodec } from '../media/codecs.js';
-import { PCM_CHANNELS, PCM_SAMPLE_RATE } from './audio-mixer.js';
-import type { EncodingPlan, EncodingSettings } from './encoding.js';
+import { PCM_CHANNELS, PCM_SAMPLE_RATE } from '../audio/mixer.js';
+import type { EncodingPlan, EncodingSettings } from '../transponders/encoding.js';
 
 export interface VideoRtpInput {
   codec: VideoCodec;

@@ -2,9 +2,9 @@ import { open, realpath, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { GatewayError, invalid } from '../errors.js';
 import { TypedEmitter, type ListenerErrorHandler } from '../events.js';
-import type { MixSource } from './audio-mixer.js';
-import { PCM_CHANNELS, PCM_SAMPLE_RATE } from './audio-mixer.js';
-import { FfmpegProcess } from './ffmpeg-process.js';
+import type { MixSource } from './mixer.js';
+import { PCM_CHANNELS, PCM_SAMPLE_RATE } from './mixer.js';
+import { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 
 const BYTES_PER_FRAME = 2 * PCM_CHANNELS;
 /** Decoded audio held ahead of playback: ~5 s; the decoder is paused beyond it. */

@@ -179,7 +179,8 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   app.setErrorHandler((error, request, reply) => {
     if (error instanceof GatewayError) {
       if (statusFor(error.code) >= 500) request.log.warn({ code: error.code, reason: error.message }, 'request failed');
-      if (error.code === 'unauthorized') reply.header('www-authenticate', `Bearer realm="gateway"${error.message.includes('not valid') ? ', error="invalid_token"' : ''}`);
+      // RFC 6750: a token that was presented and refused is an invalid_token.
+      if (error.code === 'unauthorized') reply.header('www-authenticate', `Bearer realm="gateway"${request.headers.authorization ? ', error="invalid_token"' : ''}`);
       if (error.retryAfterS !== undefined) reply.header('retry-after', String(error.retryAfterS));
       return reply.code(statusFor(error.code)).send({ error: error.code, message: error.message, ...(error.field ? { field: error.field } : {}) });
     }

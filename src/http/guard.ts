@@ -27,16 +27,14 @@ export function checkOrigin(guard: RequestGuard, origin: string | undefined, hos
  * Checks a bearer token against the control keys; a client that failed too often is refused before
  * its token is looked at. Nothing is changed by a refused request: this runs before any route.
  */
-export function authenticate(guard: RequestGuard, authorization: string | string[] | undefined, scope: ApiScope, client: string): string | undefined {
+export async function authenticate(guard: RequestGuard, authorization: string | string[] | undefined, scope: ApiScope, client: string): Promise<string | undefined> {
   if (!guard.apiKeys.enabled) return undefined;
-  guard.failures.check(client);
-  const token = bearerToken(authorization);
-  const id = token === undefined ? undefined : guard.apiKeys.verify(token, scope);
-  if (id === undefined) {
-    guard.failures.record(client);
+  return guard.failures.attempt(client, () => {
+    const token = bearerToken(authorization);
+    const id = token === undefined ? undefined : guard.apiKeys.verify(token, scope);
+    if (id !== undefined) return id;
     throw new GatewayError('unauthorized', token === undefined ? 'Authorization: a Bearer API key is required' : 'Authorization: the API key is not valid for this route', 'Authorization');
-  }
-  return id;
+  });
 }
 
 export function installGuard(app: FastifyInstance, guard: RequestGuard): void {
@@ -45,7 +43,7 @@ export function installGuard(app: FastifyInstance, guard: RequestGuard): void {
     const scope = scopeOf(request.url.split('?')[0]!);
     if (scope === undefined) return;
     checkOrigin(guard, request.headers.origin, request.headers.host);
-    const keyId = authenticate(guard, request.headers.authorization, scope, request.ip);
+    const keyId = await authenticate(guard, request.headers.authorization, scope, request.ip);
     if (keyId) request.log = request.log.child({ apiKey: keyId });
   });
 }

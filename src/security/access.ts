@@ -1,6 +1,5 @@
 import type { GatewayConfig } from '../config/schema.js';
 import { ConfigError } from '../config/load.js';
-import { GatewayError } from '../errors.js';
 import { classifyAddress } from './addresses.js';
 import { ApiKeyring } from './api-keys.js';
 import { AuthFailureLimiter } from './auth-failures.js';
@@ -64,11 +63,6 @@ export function createAccessControl(config: GatewayConfig, env: NodeJS.ProcessEn
  */
 export async function authorizePublish(access: AccessControl, request: PublishRequest): Promise<PublishGrant> {
   const { publishAuth, guard } = access;
-  if (publishAuth.enabled) guard.failures.check(request.client);
-  try {
-    return await publishAuth.authorize(request);
-  } catch (error) {
-    if (error instanceof GatewayError && error.code === 'unauthorized') guard.failures.record(request.client);
-    throw error;
-  }
+  if (!publishAuth.enabled) return publishAuth.authorize(request);
+  return guard.failures.attempt(request.client, () => publishAuth.authorize(request));
 }

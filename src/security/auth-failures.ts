@@ -1,4 +1,4 @@
-import { tooMany } from '../errors.js';
+import { GatewayError, tooMany } from '../errors.js';
 
 const WINDOW_MS = 60_000;
 /** Client addresses remembered at most; the oldest is forgotten first (memory stays bounded). */
@@ -22,6 +22,20 @@ export class AuthFailureLimiter {
     if (recent.length >= this.perMinute) {
       const retryAfterS = Math.max(1, Math.ceil((recent[0]! + WINDOW_MS - this.now()) / 1000));
       throw tooMany(`too many failed authentications from this address: try again in ${retryAfterS} s`, retryAfterS);
+    }
+  }
+
+  /**
+   * Runs one authentication for `client`: refused with 429 first when it failed too often, and
+   * counted as a failure when it answers 401.
+   */
+  async attempt<T>(client: string, authenticate: () => T | Promise<T>): Promise<T> {
+    this.check(client);
+    try {
+      return await authenticate();
+    } catch (error) {
+      if (error instanceof GatewayError && error.code === 'unauthorized') this.record(client);
+      throw error;
     }
   }
 

@@ -70,10 +70,12 @@ export class DestinationPolicy {
 
   /** What can be refused from the URL alone, before any lookup: the port and denied or unlisted names. */
   checkName(host: string, port: number, field = 'rtmpUrl'): void {
-    const { allowedPorts, allowedHosts } = this.config;
+    const { allowedPorts } = this.config;
     if (allowedPorts.length && !allowedPorts.includes(port)) throw invalid(field, `port ${port} is not allowed (destination_allowed_ports)`);
     if (matchesName(this.#denied, host)) throw invalid(field, `host ${host} is denied (destination_denied_hosts)`);
-    if (allowedHosts.length && isIP(host) === 0 && this.#allowed.names.length && !matchesName(this.#allowed, host) && !this.#allowed.networks.length) {
+    // With only names allowed, an unlisted name is refused unlooked-up; with CIDRs, its addresses decide.
+    const namesOnly = this.#allowed.names.length > 0 && this.#allowed.networks.length === 0;
+    if (namesOnly && isIP(host) === 0 && !matchesName(this.#allowed, host)) {
       throw invalid(field, `host ${host} is not among the allowed destinations (destination_allowed_hosts)`);
     }
   }

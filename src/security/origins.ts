@@ -41,8 +41,7 @@ export class OriginPolicy {
     // Listening on loopback, only loopback names reach the gateway legitimately; on another address
     // its public names are not known here, so any name is answered (list them to be strict).
     this.#anyHost = config.allowedHosts.length === 0 && !onLoopback;
-    const hosts = config.allowedHosts.length ? config.allowedHosts : [];
-    this.#hosts = hosts.map((h) => hostNamePattern(hostName(h)));
+    this.#hosts = config.allowedHosts.map((h) => hostNamePattern(hostName(h)));
     if (isIP(listen) && !['0.0.0.0', '::'].includes(listen)) this.#hosts.push(hostNamePattern(listen));
     this.#origins = new Set(config.allowedOrigins.filter((o) => o !== '*').map((o) => o.toLowerCase()));
     this.#anyOrigin = config.allowedOrigins.includes('*');

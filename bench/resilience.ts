@@ -9,7 +9,7 @@ import { GatewayProcess } from './gateway-process.js';
 import { median } from './stats.js';
 import { SyntheticPublisher } from './synthetic-publisher.js';
 
-type Report = (name: string, value: number, unit: string, target?: { max?: number; min?: number }) => void;
+import type { Report } from './report.js';
 
 async function startPush(gateway: GatewayProcess, streamName: string, rtmpUrl: string): Promise<string> {
   await sleep(1200);

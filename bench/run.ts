@@ -3,7 +3,7 @@
  * beside its target.
  * Prints a table and writes JSON. `--quick` runs a smaller version in about a minute.
  *
- *   npm run bench -- [--quick] [--only startup,sdk,latency,audio,resilience,capacity] [--steps 8,16,24]
+ *   npm run bench -- [--quick] [--only startup,sdk,latency,fanout,audio,resilience,capacity] [--steps 8,16,24]
  *                    [--out file.json] [--log-level debug] [--profile: CPU profile of the gateway
  *                    in .bench/profiles, for Chrome DevTools or speedscope]
  */
@@ -20,6 +20,8 @@ import { NginxRtmp } from '../test/helpers/rtmp-server.js';
 import { changeLatency, levelsOfFrames } from './audio-commands.js';
 import { destinationRestart, networkCut, reconnectCycles } from './resilience.js';
 import { median, percentile } from './stats.js';
+import { fanout } from './fanout.js';
+import { Figures, round } from './report.js';
 import { loadFixture, type Fixture } from './fixture.js';
 import { GatewayProcess } from './gateway-process.js';
 import { CpuWindow, rssMb } from './proc.js';
@@ -36,7 +38,7 @@ const { values: args } = parseArgs({
   },
 });
 const quick = args.quick!;
-const sections = new Set((args.only ?? 'startup,sdk,latency,audio,resilience,capacity').split(','));
+const sections = new Set((args.only ?? 'startup,sdk,latency,fanout,audio,resilience,capacity').split(','));
 const plan = quick
   ? { startupRuns: 3, sdkRuns: 3, audioRuns: 2, restartDownMs: [200, 800], cutRuns: 1, reconnectCycles: 20, pushSeconds: 8, capacitySteps: [2, 4], capacitySeconds: 6 }
   : {
@@ -54,27 +56,9 @@ if (args.steps) plan.capacitySteps = args.steps.split(',').map(Number);
 const MAX_LOSS = 0.005;
 const WORK = resolve('.bench');
 
-interface Figure {
-  name: string;
-  value: number;
-  unit: string;
-  /** What the figure should be, e.g. "<= 0.5". */
-  target?: string;
-  ok?: boolean;
-}
-
-const figures: Figure[] = [];
+const figures = new Figures();
+const report = figures.report;
 const details: Record<string, unknown> = {};
-
-function report(name: string, value: number, unit: string, target?: { max?: number; min?: number }): void {
-  const figure: Figure = { name, value: round(value), unit };
-  if (target?.max !== undefined) Object.assign(figure, { target: `<= ${target.max}`, ok: value <= target.max });
-  if (target?.min !== undefined) Object.assign(figure, { target: `>= ${target.min}`, ok: value >= target.min });
-  figures.push(figure);
-  console.log(`  ${name}: ${figure.value} ${unit}${figure.target ? ` (target ${figure.target} ${unit}: ${figure.ok ? 'met' : 'MISSED'})` : ''}`);
-}
-
-const round = (n: number): number => Math.round(n * 1000) / 1000;
 
 /** The next video frame (not a sequence header) the receiver gets for `streamName`. */
 function firstVideo(receiver: RtmpReceiver, streamName: string, timeoutMs = 10_000): Promise<RtmpMediaMessage> {
@@ -402,15 +386,6 @@ async function capacity(gateway: GatewayProcess, fixture: Fixture, nginx: NginxR
   report(`concurrent passthrough pushes sustained on ${cpus().length} cores`, sustained, 'pushes', { min: quick ? 0 : 32 });
 }
 
-function printTable(): void {
-  const rows = figures.map((f) => [f.name, `${f.value} ${f.unit}`, f.target ? `${f.target} ${f.unit}` : '', f.ok === undefined ? '' : f.ok ? 'met' : 'MISSED']);
-  const header = ['figure', 'value', 'target', ''];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  console.log(`\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}`);
-  for (const row of rows) console.log(line(row));
-}
-
 async function main(): Promise<void> {
   mkdirSync(WORK, { recursive: true });
   const fixture = loadFixture(join(WORK, 'fixture'));
@@ -442,8 +417,12 @@ async function main(): Promise<void> {
       details.networkCutMs = await networkCut(gateway, fixture, report, plan.cutRuns);
       await reconnectCycles(join(WORK, 'gateway-cycles.log'), fixture, report, plan.reconnectCycles);
     }
+    if (sections.has('fanout')) {
+      nginx ??= await NginxRtmp.start();
+      details.fanoutCpu = await fanout(gateway, fixture, nginx, report, plan.pushSeconds);
+    }
     if (sections.has('capacity')) {
-      nginx = await NginxRtmp.start();
+      nginx ??= await NginxRtmp.start();
       await capacity(gateway, fixture, nginx);
     }
   } finally {
@@ -452,9 +431,9 @@ async function main(): Promise<void> {
     await gateway.stop();
     await stopAllProcesses();
   }
-  printTable();
+  figures.printTable();
   const out = resolve(args.out!);
-  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine, figures, details }, null, 2) + '\n');
+  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine, figures: figures.all, details }, null, 2) + '\n');
   console.log(`\nwritten to ${out}`);
 }
 

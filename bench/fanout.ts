@@ -1,0 +1,47 @@
+import { sleep } from '../test/helpers/processes.js';
+import type { NginxRtmp } from '../test/helpers/rtmp-server.js';
+import type { Fixture } from './fixture.js';
+import type { GatewayProcess } from './gateway-process.js';
+import { CpuWindow } from './proc.js';
+import type { Report } from './report.js';
+import { SyntheticPublisher } from './synthetic-publisher.js';
+
+/**
+ * One stream pushed to one, then three passthrough destinations: the gateway's CPU for each, and
+ * what every destination after the first adds. What a stream's work costs once (receiving,
+ * reordering, reassembling frames) is not paid again per destination.
+ */
+export async function fanout(gateway: GatewayProcess, fixture: Fixture, nginx: NginxRtmp, report: Report, seconds: number): Promise<Record<string, number>> {
+  console.log(`\nOne stream to 1 and to 3 passthrough destinations (${seconds} s each)`);
+  const publisher = await SyntheticPublisher.publish(fixture, gateway.baseUrl, 'fanout');
+  const ids: string[] = [];
+  const cpuWith = async (count: number): Promise<number> => {
+    while (ids.length < count) {
+      const reply = await gateway.request('POST', '/rest-api/push/startup', {
+        streamName: 'fanout',
+        rtmpUrl: `${nginx.url()}/fanout-${ids.length}`,
+        rtmpTransponderFullUrl: true,
+      });
+      if (reply.status !== 200) throw new Error(`startup answered ${reply.status}: ${JSON.stringify(reply.body)}`);
+      ids.push(reply.body.mediaSessionId);
+    }
+    await sleep(2000);
+    const window = new CpuWindow([gateway.pid]);
+    await sleep(seconds * 1000);
+    return window.end().percent.get(gateway.pid)!;
+  };
+  try {
+    await sleep(1000);
+    const idle = await cpuWith(0);
+    const one = await cpuWith(1);
+    const three = await cpuWith(3);
+    report('fan-out: gateway CPU, stream with no destination', idle, '% of a core');
+    report('fan-out: gateway CPU, 1 destination', one, '% of a core');
+    report('fan-out: gateway CPU, 3 destinations', three, '% of a core');
+    report('fan-out: gateway CPU per destination after the first', (three - one) / 2, '% of a core');
+    return { idle, one, three };
+  } finally {
+    for (const mediaSessionId of ids) await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId });
+    await publisher.stop();
+  }
+}

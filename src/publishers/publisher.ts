@@ -10,11 +10,18 @@ import {
   type VideoCodec,
 } from '../media/codecs.js';
 import { ClockMapping, DuplicateFilter, serializeRtp, type MediaPacket } from '../media/rtp.js';
+import { FrameStage, type VideoFrame } from './frames.js';
+import { KEYFRAME_CHECK_MS, KeyframeSchedule } from './keyframes.js';
 import { StartCache, type CachedPacket } from './start-cache.js';
 
-/** Receives a publisher's media, normalised: fixed payload types and SSRCs, no header extensions. */
+/**
+ * Receives a publisher's media, normalised: fixed payload types and SSRCs, no header extensions.
+ * Every packet goes to `write` (audio, and video RTP for ffmpeg); a sink that has `writeFrame` is
+ * also given complete H.264 frames, depacketized once for all sinks.
+ */
 export interface MediaSink {
   write(packet: CachedPacket): void;
+  writeFrame?(frame: VideoFrame): void;
 }
 
 export type PublisherState = 'connecting' | 'publishing' | 'closed';
@@ -33,21 +40,6 @@ export interface PublisherOptions {
   log: Logger;
 }
 
-/**
- * Keyframes are requested ahead of the interval, in capture time since the last one, by at least
- * this fraction of it: the keyframe lands on a captured frame some time after the request, and the
- * gap must not exceed the interval. Capture time rather than arrival, because the stream's first
- * keyframe can reach us long after it was captured. A fifth (400 ms of 2 s): with a tenth, a
- * loaded machine's Chromium still overshot a 2 s interval by 49 ms now and then.
- */
-const KEYFRAME_MIN_LEAD = 0.2;
-/** The lead never exceeds this fraction of the interval, however slow the sender answers. */
-const KEYFRAME_MAX_LEAD = 0.5;
-/** How many recent answers to requests the lead is sized from (the slowest of them, doubled). */
-const KEYFRAME_ANSWERS_KEPT = 4;
-/** A request that brought no keyframe is repeated after this long (Chromium can miss one PLI). */
-const KEYFRAME_RETRY_MS = 300;
-const KEYFRAME_CHECK_MS = 100;
 /** Frames the frame rate is measured over. */
 const FRAME_RATE_WINDOW = 60;
 
@@ -76,14 +68,12 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   readonly #pipelines = new Map<MediaKind, TrackPipeline>();
   readonly #sinks = new Set<MediaSink>();
   readonly #startCache = new StartCache();
+  /** H.264 frames for every sink that takes them, made once. */
+  readonly #frames: FrameStage | undefined;
   #latestVideoCaptureMs = 0;
+  readonly #keyframes: KeyframeSchedule;
   /** Capture times of the latest video frames, oldest first, for the frame rate. */
   readonly #frameTimes: number[] = [];
-  #lastRequestAt = 0;
-  /** Capture time of the latest frame when the outstanding keyframe request was made. */
-  #requestCaptureMs: number | undefined;
-  /** Capture-time delays between the latest requests and the keyframes that answered them. */
-  readonly #answerDelays: number[] = [];
   #sps: Buffer | undefined;
   #pps: Buffer | undefined;
   #keyframeTimer: NodeJS.Timeout | undefined;
@@ -98,6 +88,18 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     super((event, error) => options.log.error({ err: error, event }, 'publisher listener failed'));
     this.videoCodec = session.videoCodec;
     this.hasAudio = session.hasAudio;
+    this.#keyframes = new KeyframeSchedule(
+      options.keyframeIntervalMs,
+      () => this.#pipelines.get('video')?.track.requestKeyframe(),
+      () => this.cachedKeyframeMs,
+    );
+    if (this.videoCodec === 'H264') {
+      this.#frames = new FrameStage(
+        (timestamp) => this.wallclockMs('video', timestamp),
+        (frame) => this.#fanOut(frame),
+        () => this.requestKeyframe(),
+      );
+    }
     for (const track of session.tracks) {
       const pipeline: TrackPipeline = { kind: track.kind, track, ssrc: randomInt(1, 2 ** 31), filter: new DuplicateFilter() };
       this.#pipelines.set(track.kind, pipeline);
@@ -157,18 +159,12 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     return this.#startCache.ready;
   }
 
-  #requestKeyframe(): void {
-    this.#lastRequestAt = Date.now();
-    this.#requestCaptureMs ??= this.#latestVideoCaptureMs;
-    this.#pipelines.get('video')?.track.requestKeyframe();
-  }
-
   /**
    * Asks the sender for a keyframe now (after a loss), unless one was just asked for; with `force`,
    * even then (a sink that was not attached may have missed the keyframe that answered).
    */
   requestKeyframe(force = false): void {
-    if (force || Date.now() - this.#lastRequestAt >= KEYFRAME_RETRY_MS) this.#requestKeyframe();
+    this.#keyframes.request(force);
   }
 
   /** Capture time (publisher clock, ms) of the cached keyframe a sink can start from, if any. */
@@ -188,13 +184,26 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     return this.#pipelines.get(kind)?.clock?.wallclockMs(timestamp);
   }
 
+  /** Frames dropped since the stream began because a packet was lost. */
+  get framesLost(): number {
+    return this.#frames?.framesLost ?? 0;
+  }
+
   /**
-   * Adds a sink. With `fromKeyframe`, the cached packets since the last keyframe are written to it
-   * first, in the same tick, so it sees a gapless stream that starts with a keyframe.
+   * Adds a sink. With `fromKeyframe`, the cached packets (and frames) since the last keyframe are
+   * written to it first, in the same tick, so it sees a gapless stream that starts with a keyframe.
+   * True when it was started so; otherwise it starts at the next keyframe.
    */
-  attach(sink: MediaSink, fromKeyframe: boolean): void {
-    if (fromKeyframe) this.#startCache.replay((p) => sink.write(p));
+  attach(sink: MediaSink, fromKeyframe: boolean): boolean {
+    let started = false;
+    const frames = sink.writeFrame && this.#frames;
+    // A keyframe whose packets are arriving is cached as packets before it is a whole frame.
+    if (fromKeyframe && this.#startCache.ready && (!frames || frames.keyframeMs === this.#startCache.keyframeWallclockMs)) {
+      this.#startCache.replay((p) => sink.write(p));
+      started = frames ? frames.replay((frame) => sink.writeFrame!(frame)) : true;
+    }
     this.#sinks.add(sink);
+    return started;
   }
 
   detach(sink: MediaSink): void {
@@ -210,6 +219,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     for (const unsubscribe of this.#unsubscribers) unsubscribe();
     this.#sinks.clear();
     this.#startCache.clear();
+    this.#frames?.clear();
     this.options.log.info({ reason }, 'publisher closed');
     await this.session.close(reason);
     this.safeEmit('closed', reason, lost);
@@ -230,6 +240,18 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     for (const sink of this.#sinks) {
       try {
         sink.write(cached);
+      } catch (error) {
+        this.#sinkFailed(sink, error);
+      }
+    }
+    if (pipeline.kind === 'video') this.#frames?.push(cached);
+  }
+
+  #fanOut(frame: VideoFrame): void {
+    for (const sink of this.#sinks) {
+      if (!sink.writeFrame) continue;
+      try {
+        sink.writeFrame(frame);
       } catch (error) {
         this.#sinkFailed(sink, error);
       }
@@ -259,48 +281,21 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       if (this.#frameTimes.length > FRAME_RATE_WINDOW) this.#frameTimes.shift();
     }
     this.#latestVideoCaptureMs = Math.max(this.#latestVideoCaptureMs, wallclockMs);
+    this.#keyframes.frame(wallclockMs);
     const codec = this.videoCodec;
     const keyStart = codec !== undefined && isKeyframeStart(codec, packet.payload);
     if (keyStart) packet.keyframe = true;
     if (keyStart && codec === 'H264') this.#captureParameterSets(packet.payload);
     if (this.#startCache.addVideo(packet, keyStart)) {
       this.counters.keyframes++;
-      this.#noteKeyframeAnswer(wallclockMs);
+      this.#keyframes.keyframe(wallclockMs);
       this.safeEmit('keyframe');
     }
   }
 
-  /**
-   * Asks for a keyframe whenever the last one is getting old, and until one usable to start a sink
-   * from is cached. The stream's first frame is a keyframe with no frame before it: the next one,
-   * asked for at the first check, is the one new transponders start from.
-   */
+  /** Checks whether a keyframe is due, every KEYFRAME_CHECK_MS (see `KeyframeSchedule`). */
   #startKeyframeRequests(): NodeJS.Timeout {
-    return setInterval(() => {
-      const due = this.options.keyframeIntervalMs - this.#keyframeLeadMs();
-      const keyframeMs = this.#startCache.ready ? this.#startCache.keyframeWallclockMs : undefined;
-      const age = keyframeMs === undefined ? Infinity : this.#latestVideoCaptureMs - keyframeMs;
-      if (age >= due && Date.now() - this.#lastRequestAt >= KEYFRAME_RETRY_MS) this.#requestKeyframe();
-    }, KEYFRAME_CHECK_MS);
-  }
-
-  /**
-   * How long before the interval is up a keyframe is asked for: twice the slowest recent answer
-   * plus one check period, between KEYFRAME_MIN_LEAD and KEYFRAME_MAX_LEAD of the interval. A
-   * sender that answers in 250 ms (a loaded machine) still keeps every gap within the interval.
-   */
-  #keyframeLeadMs(): number {
-    const interval = this.options.keyframeIntervalMs;
-    const slowest = Math.max(0, ...this.#answerDelays);
-    const lead = 2 * slowest + KEYFRAME_CHECK_MS;
-    return Math.min(interval * KEYFRAME_MAX_LEAD, Math.max(interval * KEYFRAME_MIN_LEAD, lead));
-  }
-
-  #noteKeyframeAnswer(captureMs: number): void {
-    if (this.#requestCaptureMs === undefined) return;
-    this.#answerDelays.push(Math.max(0, captureMs - this.#requestCaptureMs));
-    if (this.#answerDelays.length > KEYFRAME_ANSWERS_KEPT) this.#answerDelays.shift();
-    this.#requestCaptureMs = undefined;
+    return setInterval(() => this.#keyframes.check(), KEYFRAME_CHECK_MS);
   }
 
   #captureParameterSets(payload: Buffer): void {

@@ -1,69 +1,44 @@
 import t from 'tap';
-import pino from 'pino';
-import { TypedEmitter } from '../../src/events.js';
-import type { IngestSession, IngestSessionEvents, IngestTrack } from '../../src/ingest/engine.js';
-import type { MediaPacket } from '../../src/media/rtp.js';
-import { Publisher } from '../../src/publishers/publisher.js';
-import { sleep } from '../helpers/processes.js';
+import { KEYFRAME_CHECK_MS, KeyframeSchedule } from '../../src/publishers/keyframes.js';
+
+// The keyframe schedule in fake time: a camera at 30 fps that sends a keyframe only when asked,
+// `answerMs` after the request (the encoder's and the network's delay), and otherwise never, so
+// every keyframe in the stream is one the schedule asked for. 5.5 s of stream take milliseconds.
 
 const FRAME_MS = 33;
-const IDR = Buffer.from([0x65, 0x88, 0x84]);
-const NON_IDR = Buffer.from([0x41, 0x9a, 0x02]);
 
-/**
- * A camera at 30 fps that sends a keyframe only when asked, `answerMs` after the request (the
- * encoder's and the network's delay), and otherwise never: every keyframe in the stream is one the
- * publisher asked for.
- */
-class AskedCamera implements IngestTrack {
-  readonly kind = 'video' as const;
-  readonly clockRate = 90000;
-  readonly videoCodec = 'H264' as const;
-  readonly keyframesAt: number[] = [];
-  #listener: ((packet: MediaPacket) => void) | undefined;
-  #sequence = 0;
-  #frame = 0;
-  #keyDueAt: number | undefined = 0;
-  #timer: NodeJS.Timeout | undefined;
-
-  constructor(private readonly answerMs: number) {}
-
-  onPacket(listener: (packet: MediaPacket) => void): () => void {
-    this.#listener = listener;
-    return () => (this.#listener = undefined);
-  }
-
-  requestKeyframe(): void {
-    this.#keyDueAt ??= this.#frame * FRAME_MS + this.answerMs;
-  }
-
-  start(): void {
-    this.#timer = setInterval(() => {
-      const captureMs = this.#frame * FRAME_MS;
-      const key = this.#keyDueAt !== undefined && captureMs >= this.#keyDueAt;
+/** Runs the camera and the schedule for `durationMs` of fake time; the keyframes' capture times. */
+function run(answerMs: number, intervalMs: number, durationMs: number): number[] {
+  let now = 0;
+  let frame = 0;
+  let keyDueAt: number | undefined = 0; // the stream starts with a keyframe
+  let cachedKeyframeMs: number | undefined;
+  let previousWasFrame = false;
+  const keyframesAt: number[] = [];
+  const schedule = new KeyframeSchedule(
+    intervalMs,
+    () => (keyDueAt ??= frame * FRAME_MS + answerMs),
+    () => cachedKeyframeMs,
+    () => now,
+  );
+  for (; now <= durationMs; now++) {
+    if (now % FRAME_MS === 0) {
+      const captureMs = frame * FRAME_MS;
+      const key = keyDueAt !== undefined && captureMs >= keyDueAt;
+      schedule.frame(captureMs);
       if (key) {
-        this.#keyDueAt = undefined;
-        this.keyframesAt.push(captureMs);
+        keyDueAt = undefined;
+        keyframesAt.push(captureMs);
+        // A sink can start from a keyframe that has a frame before it (not the stream's first).
+        if (previousWasFrame) cachedKeyframeMs = captureMs;
+        schedule.keyframe(captureMs);
       }
-      this.#listener?.({ sequenceNumber: this.#sequence++ & 0xffff, timestamp: this.#frame * FRAME_MS * 90, marker: true, payload: key ? IDR : NON_IDR });
-      this.#frame++;
-    }, FRAME_MS);
+      previousWasFrame = true;
+      frame++;
+    }
+    if (now % KEYFRAME_CHECK_MS === 0) schedule.check();
   }
-
-  stop(): void {
-    clearInterval(this.#timer);
-  }
-}
-
-class FakeSession extends TypedEmitter<IngestSessionEvents> implements IngestSession {
-  readonly id = 'fake';
-  readonly answer = '';
-  readonly videoCodec = 'H264' as const;
-  readonly hasAudio = false;
-  constructor(readonly tracks: IngestTrack[]) {
-    super();
-  }
-  async close(): Promise<void> {}
+  return keyframesAt;
 }
 
 function largestGap(times: number[]): number {
@@ -74,19 +49,31 @@ function largestGap(times: number[]): number {
 
 for (const answerMs of [0, 250]) {
   t.test(`keyframes stay within the interval when the sender answers in ${answerMs} ms`, async (t) => {
-    const camera = new AskedCamera(answerMs);
-    const publisher = new Publisher('cam', new FakeSession([camera]), { keyframeIntervalMs: 1000, log: pino({ level: 'silent' }) });
-    t.teardown(async () => {
-      camera.stop();
-      await publisher.close();
-    });
-    camera.start();
-    await sleep(5500);
-    const after = camera.keyframesAt.filter((ms) => ms > 1000);
-    t.comment(camera.keyframesAt.join(" "));
+    const keyframesAt = run(answerMs, 1000, 5500);
+    const after = keyframesAt.filter((ms) => ms > 1000);
+    t.comment(keyframesAt.join(' '));
     t.ok(after.length >= 4, `${after.length} keyframes after the first second`);
     const gap = largestGap(after);
     t.ok(gap <= 1000, `largest gap ${gap} ms is within the 1000 ms interval`);
     t.ok(gap >= 500, `largest gap ${gap} ms: keyframes are not asked for much more often than needed`);
   });
 }
+
+t.test('however slow the answers, the lead stays within half the interval', async (t) => {
+  const after = run(2000, 1000, 20_000).filter((ms) => ms > 1000);
+  const gaps = after.slice(1).map((ms, i) => ms - after[i]!);
+  t.ok(gaps.length >= 5, `${gaps.length} gaps`);
+  t.ok(Math.min(...gaps) >= 500, `the shortest gap, ${Math.min(...gaps)} ms, is at least half the interval`);
+});
+
+t.test('a request is repeated after 300 ms while no usable keyframe is cached', async (t) => {
+  let now = 0;
+  let sent = 0;
+  const schedule = new KeyframeSchedule(2000, () => sent++, () => undefined, () => now);
+  for (; now <= 1000; now += KEYFRAME_CHECK_MS) schedule.check();
+  t.equal(sent, 4, 'at 0, 300, 600 and 900 ms');
+  schedule.request();
+  t.equal(sent, 4, 'a request right after one is not sent again');
+  schedule.request(true);
+  t.equal(sent, 5, 'unless forced');
+});

@@ -5,8 +5,10 @@ import type { IngestSession, IngestSessionEvents, IngestTrack } from '../../src/
 import type { MediaPacket } from '../../src/media/rtp.js';
 import { Publisher, type MediaSink } from '../../src/publishers/publisher.js';
 import type { CachedPacket } from '../../src/publishers/start-cache.js';
+import type { VideoFrame } from '../../src/publishers/frames.js';
+import { FakeCamera, FakeTrack, fakePublisher, nal, PPS, SPS_720P } from '../helpers/fake-ingest.js';
 
-// One publisher's packets reach every sink; a sink that throws is logged once and hurts no other.
+// One publisher's packets and frames reach every sink; a sink that throws is logged once and hurts no other.
 
 class AudioTrack implements IngestTrack {
   readonly kind = 'audio' as const;
@@ -55,4 +57,75 @@ t.test('a throwing sink does not stop the others, and is logged once', async (t)
   t.same(after.sequences, all, 'the sink after the broken one got every packet');
   t.equal(publisher.counters.sinkErrors, 50, 'every failure is counted');
   t.equal(logged.filter((l) => /a media sink threw/.test(l)).length, 1, 'and logged once');
+});
+
+class FrameSink implements MediaSink {
+  readonly frames: VideoFrame[] = [];
+  packets = 0;
+  constructor(private readonly throws = false) {}
+  write(): void {
+    this.packets++;
+  }
+  writeFrame(frame: VideoFrame): void {
+    if (this.throws) throw new Error('broken sink');
+    this.frames.push(frame);
+  }
+}
+
+t.test('video is depacketized once: every sink gets the same frames, one throwing sink hurts no other', async (t) => {
+  const track = new FakeTrack('video');
+  const publisher = fakePublisher('cam', [track]);
+  t.teardown(() => publisher.close());
+  const camera = new FakeCamera(track);
+  const sinks = [new FrameSink(), new FrameSink(true), new FrameSink()];
+  const packetsOnly = new CountingSink();
+  for (const sink of [...sinks, packetsOnly]) publisher.attach(sink, false);
+  camera.frame(true);
+  for (let i = 0; i < 9; i++) camera.frame();
+  const [first, , last] = sinks;
+  t.equal(first!.frames.length, 10, 'the first sink got every frame');
+  t.equal(last!.frames.length, 10, 'the sink after the broken one got every frame');
+  t.ok(first!.frames.every((frame, i) => frame === last!.frames[i]), 'the very same frame objects: made once');
+  t.equal(first!.frames[3]!.flv(), last!.frames[3]!.flv(), 'and their FLV bodies made once');
+  t.ok(first!.frames[0]!.key && first!.frames[0]!.sps && first!.frames[0]!.pps, 'the first is a keyframe with its parameter sets');
+  t.same(first!.frames.map((f) => Math.round(f.wallclockMs - first!.frames[0]!.wallclockMs)), Array.from({ length: 10 }, (_, i) => Math.round((i * 3000) / 90)), 'timed on the publisher clock');
+  t.ok(packetsOnly.sequences.length > 10, 'a sink without writeFrame gets packets only');
+  t.equal(publisher.counters.sinkErrors, 10, 'every failure is counted');
+});
+
+t.test('a sink attached later starts from the cached keyframe, with the frames since', async (t) => {
+  const track = new FakeTrack('video');
+  const publisher = fakePublisher('cam', [track]);
+  t.teardown(() => publisher.close());
+  const camera = new FakeCamera(track);
+  camera.warmUp();
+  camera.frame();
+  const late = new FrameSink();
+  t.ok(publisher.attach(late, true), 'started from the keyframe');
+  t.same(late.frames.map((f) => f.key), [true, false, false], 'the keyframe and the two frames after it, at once');
+  camera.frame();
+  t.equal(late.frames.length, 4, 'then live frames');
+});
+
+t.test('after a lost packet, frames resume at the next keyframe and one is asked for', async (t) => {
+  const track = new FakeTrack('video');
+  const publisher = fakePublisher('cam', [track]);
+  t.teardown(() => publisher.close());
+  const sink = new FrameSink();
+  publisher.attach(sink, false);
+  track.sendFrame([SPS_720P, PPS, nal(5, 3000)], 0);
+  track.sendFrame([nal(1, 800)], 3000);
+  const requests = track.keyframeRequests;
+  // A frame of three fragments whose middle one never arrives; the next frames come 200 ms later.
+  const fragments = nal(1, 3000);
+  track.send(Buffer.concat([Buffer.from([0x7c, 0x81]), fragments.subarray(1, 1000)]), 6000, false, 10);
+  track.send(Buffer.concat([Buffer.from([0x7c, 0x41]), fragments.subarray(2000)]), 6000, true, 12);
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  track.sendFrame([nal(1, 800)], 9000);
+  t.equal(publisher.framesLost, 1, 'the broken frame counts as lost');
+  t.ok(track.keyframeRequests > requests, 'a keyframe is asked for');
+  t.equal(sink.frames.length, 2, 'nothing is given until a keyframe');
+  track.sendFrame([SPS_720P, PPS, nal(5, 3000)], 12000);
+  t.equal(sink.frames.at(-1)!.key, true, 'the keyframe goes out');
+  t.equal(sink.frames.length, 3);
 });

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import type { RtmpMediaMessage } from '../test/helpers/rtmp-receiver.js';
+import type { RtmpMediaMessage } from '../kit/rtmp-receiver.js';
 
 const run = promisify(execFile);
 const AAC_FRAME = 1024;

@@ -1,10 +1,10 @@
-import { sleep } from '../test/helpers/processes.js';
-import type { NginxRtmp } from '../test/helpers/rtmp-server.js';
-import type { Fixture } from './fixture.js';
-import type { GatewayProcess } from './gateway-process.js';
+import { sleep } from '../kit/processes.js';
+import type { NginxRtmp } from '../kit/rtmp-server.js';
+import type { Fixture } from '../kit/fixture.js';
+import type { GatewayProcess } from '../kit/gateway-process.js';
 import { CpuWindow } from './proc.js';
 import type { Report } from './report.js';
-import { SyntheticPublisher } from './synthetic-publisher.js';
+import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
 
 /**
  * One stream pushed to one, then three passthrough destinations: the gateway's CPU for each, and

@@ -1,13 +1,13 @@
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { now, sleep, waitFor } from '../test/helpers/processes.js';
-import { TestNetwork } from '../test/helpers/netns.js';
-import { RtmpReceiver, type RtmpMediaMessage } from '../test/helpers/rtmp-receiver.js';
-import { NginxRtmp } from '../test/helpers/rtmp-server.js';
-import type { Fixture } from './fixture.js';
-import { GatewayProcess } from './gateway-process.js';
-import { median } from './stats.js';
-import { SyntheticPublisher } from './synthetic-publisher.js';
+import { now, sleep, waitFor } from '../kit/processes.js';
+import { TestNetwork } from '../kit/netns.js';
+import { RtmpReceiver, type RtmpMediaMessage } from '../kit/rtmp-receiver.js';
+import { NginxRtmp } from '../kit/rtmp-server.js';
+import type { Fixture } from '../kit/fixture.js';
+import { GatewayProcess } from '../kit/gateway-process.js';
+import { median } from '../kit/stats.js';
+import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
 
 import type { Report } from './report.js';
 

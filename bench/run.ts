@@ -12,20 +12,20 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { TestBrowser } from '../test/helpers/browser.js';
-import { probe } from '../test/helpers/probe.js';
-import { now, stopAllProcesses, sleep, waitFor } from '../test/helpers/processes.js';
-import { RtmpReceiver, type RtmpMediaMessage } from '../test/helpers/rtmp-receiver.js';
-import { NginxRtmp } from '../test/helpers/rtmp-server.js';
+import { TestBrowser } from '../kit/browser.js';
+import { probe } from '../kit/probe.js';
+import { now, stopAllProcesses, sleep, waitFor } from '../kit/processes.js';
+import { RtmpReceiver, type RtmpMediaMessage } from '../kit/rtmp-receiver.js';
+import { NginxRtmp } from '../kit/rtmp-server.js';
 import { changeLatency, levelsOfFrames } from './audio-commands.js';
 import { destinationRestart, networkCut, reconnectCycles } from './resilience.js';
-import { median, percentile } from './stats.js';
+import { median, percentile } from '../kit/stats.js';
 import { fanout } from './fanout.js';
 import { Figures, round } from './report.js';
-import { loadFixture, type Fixture } from './fixture.js';
-import { GatewayProcess } from './gateway-process.js';
+import { loadFixture, type Fixture } from '../kit/fixture.js';
+import { GatewayProcess } from '../kit/gateway-process.js';
 import { CpuWindow, rssMb } from './proc.js';
-import { flvNals, SyntheticPublisher } from './synthetic-publisher.js';
+import { flvNals, SyntheticPublisher } from '../kit/synthetic-publisher.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -1,9 +1,9 @@
 import type { ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
-import { TEST_NETWORKS } from '../test/helpers/netns.js';
-import { startProcess, stopProcess, waitFor } from '../test/helpers/processes.js';
-import { freePort } from '../test/helpers/rtmp-server.js';
+import { TEST_NETWORKS } from './netns.js';
+import { startProcess, stopProcess, waitFor } from './processes.js';
+import { freePort } from './rtmp-server.js';
 
 /**
  * The built gateway as its own process, configured through the environment as an operator would,

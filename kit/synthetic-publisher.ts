@@ -9,7 +9,7 @@ import {
   useSdesMid,
   type RTCRtpSender,
 } from 'werift';
-import { now } from '../test/helpers/processes.js';
+import { now } from './processes.js';
 import type { Fixture } from './fixture.js';
 import { packetizeH264 } from './h264-packetizer.js';
 

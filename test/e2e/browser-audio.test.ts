@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sleep, waitFor } from '../helpers/processes.js';
+import { sleep, waitFor } from '../../kit/processes.js';
 import { useStage } from '../helpers/stage.js';
 import { bandLevels, runs, writeToneWav } from '../helpers/tones.js';
 

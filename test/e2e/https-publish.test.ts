@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { whipPublish } from '../helpers/e2e.js';
-import { waitFor } from '../helpers/processes.js';
+import { waitFor } from '../../kit/processes.js';
 import { useStage } from '../helpers/stage.js';
 import { TestCa } from '../helpers/tls.js';
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { pushAndVerify } from '../helpers/e2e.js';
-import { waitFor } from '../helpers/processes.js';
+import { waitFor } from '../../kit/processes.js';
 import { findPush } from '../helpers/pushes.js';
 import { useStage } from '../helpers/stage.js';
 

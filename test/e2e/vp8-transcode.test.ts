@@ -1,8 +1,7 @@
 import t from 'tap';
-import { FfmpegProcess } from '../../src/ffmpeg/ffmpeg-process.js';
 import { pushAndVerify, whipPublish } from '../helpers/e2e.js';
-import { waitFor } from '../helpers/processes.js';
-import { freePort } from '../helpers/rtmp-server.js';
+import { waitFor } from '../../kit/processes.js';
+import { freePort } from '../../kit/rtmp-server.js';
 import { useStage } from '../helpers/stage.js';
 
 // A gateway that prefers VP8, so the browser sends VP8 and the transponder transcodes to H.264.
@@ -34,5 +33,5 @@ t.test('a destination that refuses the connection answers 500 with the reason, a
   t.equal(res.status, 500);
   t.match(res.body, { error: 'destination_unreachable', message: /transponder failed to start: could not publish to the destination: connect ECONNREFUSED/ });
   t.equal((await gw.post('/rest-api/push/find', { streamName: 'vp8' })).status, 404, 'the failed transponder is not listed');
-  t.equal(FfmpegProcess.count, 0);
+  t.equal(gw.ffmpeg.count, 0);
 });

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { candidateAddresses } from '../../src/ingest/sdp.js';
 import { pushAndVerify, whipPublish } from '../helpers/e2e.js';
-import { pidsMatching, waitFor } from '../helpers/processes.js';
+import { pidsMatching, waitFor } from '../../kit/processes.js';
 import { useStage } from '../helpers/stage.js';
 
 /** Everything the gateway logged, at debug level (which includes ffmpeg's own output). */

@@ -2,10 +2,9 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import type { Page } from 'playwright-core';
-import { FfmpegProcess } from '../../src/ffmpeg/ffmpeg-process.js';
-import { keyframeCount, maxKeyframeGap, nonMonotonic, probe, recordedFps } from './probe.js';
-import { pidsMatching, sleep, waitFor } from './processes.js';
-import type { NginxRtmp } from './rtmp-server.js';
+import { keyframeCount, maxKeyframeGap, nonMonotonic, probe, recordedFps } from '../../kit/probe.js';
+import { pidsMatching, sleep, waitFor } from '../../kit/processes.js';
+import type { NginxRtmp } from '../../kit/rtmp-server.js';
 import type { TestGateway } from './gateway.js';
 import { TRANSPONDER_FFMPEG } from './pushes.js';
 
@@ -50,7 +49,7 @@ export async function pushAndVerify(
   t.equal(terminated.status, 200, 'terminate answers 200');
   await waitFor('the RTMP stream to end', async () => !(await nginx.streams()).some((s) => s.name === opts.rtmpStream), 5000);
   t.pass('the RTMP server no longer has the stream');
-  t.equal(FfmpegProcess.count, 0, 'the gateway tracks no ffmpeg');
+  t.equal(gw.ffmpeg.count, 0, 'the gateway tracks no ffmpeg');
   t.equal(ffmpegPids.length, 1, 'one ffmpeg was running before terminate');
   t.same(await pidsMatching(TRANSPONDER_FFMPEG), [], 'no ffmpeg is left');
   t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: opts.mediaSessionId })).status, 404, 'a second terminate is 404');

@@ -1,6 +1,5 @@
 import fc from 'fast-check';
 import WebSocket from 'ws';
-import { FfmpegProcess } from '../../src/ffmpeg/ffmpeg-process.js';
 import { startGateway, type TestGateway } from './gateway.js';
 import { chromiumOffer } from './offers.js';
 
@@ -122,7 +121,7 @@ export async function runFuzz(options: { cases: number; seed: number; onProgress
   } finally {
     report.alive = (await gw.app.inject({ method: 'GET', url: '/health' })).statusCode === 200;
     await gw.publishers.closeAll('fuzz done');
-    report.ffmpegLeft = FfmpegProcess.count;
+    report.ffmpegLeft = gw.ffmpeg.count;
     await gw.close();
     report.rssAfterMb = process.memoryUsage().rss / 2 ** 20;
   }

@@ -1,5 +1,5 @@
 import type { TestGateway } from './gateway.js';
-import { waitFor } from './processes.js';
+import { waitFor } from '../../kit/processes.js';
 
 /** What only a transponder's ffmpeg has in its command line: the gateway's PCM on stdin. */
 export const TRANSPONDER_FFMPEG = '-ac 2 -i pipe:0';

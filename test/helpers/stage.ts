@@ -1,8 +1,8 @@
 import t from 'tap';
-import { TestBrowser } from './browser.js';
+import { TestBrowser } from '../../kit/browser.js';
 import { startGateway, type TestGateway } from './gateway.js';
-import { stopAllProcesses } from './processes.js';
-import { NginxRtmp } from './rtmp-server.js';
+import { stopAllProcesses } from '../../kit/processes.js';
+import { NginxRtmp } from '../../kit/rtmp-server.js';
 
 export interface Stage {
   nginx: NginxRtmp;

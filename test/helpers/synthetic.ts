@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Test } from 'tap';
-import { loadFixture, type Fixture } from '../../bench/fixture.js';
-import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
+import { loadFixture, type Fixture } from '../../kit/fixture.js';
+import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import type { GatewayConfig } from '../../src/config/schema.js';
 import { startGateway, type TestGateway } from './gateway.js';
 

@@ -2,10 +2,9 @@ import t from 'tap';
 import WebSocket from 'ws';
 import { createAccessControl } from '../../src/security/access.js';
 import { parseConfig } from '../../src/config/load.js';
-import { FfmpegProcess } from '../../src/ffmpeg/ffmpeg-process.js';
-import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
+import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { RtmpReceiver } from '../helpers/rtmp-receiver.js';
+import { RtmpReceiver } from '../../kit/rtmp-receiver.js';
 import { testFixture } from '../helpers/synthetic.js';
 
 // Control API keys, the gateway's names and page origins, on a gateway with keys set.
@@ -52,7 +51,7 @@ t.test('every control route: 401 without a key and with a wrong one (nothing sta
     t.match(res.headers.get('www-authenticate'), /^Bearer realm="gateway"/);
     t.equal(res.body.field, 'Authorization');
   }
-  t.equal(FfmpegProcess.count, 0, 'no ffmpeg was spawned');
+  t.equal(gw.ffmpeg.count, 0, 'no ffmpeg was spawned');
   t.equal(receiver.connections, 0, 'no RTMP connection was made');
   t.equal(gw.transponders.all().length, 0);
 

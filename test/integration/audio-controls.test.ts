@@ -2,9 +2,9 @@ import t, { type Test } from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { probe } from '../helpers/probe.js';
-import { pidsMatching, sleep, waitFor } from '../helpers/processes.js';
-import { NginxRtmp } from '../helpers/rtmp-server.js';
+import { probe } from '../../kit/probe.js';
+import { pidsMatching, sleep, waitFor } from '../../kit/processes.js';
+import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { syntheticPublish } from '../helpers/synthetic.js';
 import { bandLevels, runs, writeToneWav, type Level } from '../helpers/tones.js';
 

@@ -1,9 +1,9 @@
 import t from 'tap';
-import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
+import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { parseConfig } from '../../src/config/load.js';
 import { startGateway } from '../helpers/gateway.js';
-import { waitFor } from '../helpers/processes.js';
-import { NginxRtmp } from '../helpers/rtmp-server.js';
+import { waitFor } from '../../kit/processes.js';
+import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { testFixture } from '../helpers/synthetic.js';
 
 

@@ -2,10 +2,10 @@ import { readdir, readFile, rm, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { GatewayProcess } from '../../bench/gateway-process.js';
-import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
-import { sleep, stopAllProcesses, waitFor } from '../helpers/processes.js';
-import { RtmpReceiver } from '../helpers/rtmp-receiver.js';
+import { GatewayProcess } from '../../kit/gateway-process.js';
+import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
+import { sleep, stopAllProcesses, waitFor } from '../../kit/processes.js';
+import { RtmpReceiver } from '../../kit/rtmp-receiver.js';
 import { testFixture } from '../helpers/synthetic.js';
 
 // A canary stream key, RTMP password and query token go through everything the gateway does with a

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { sleep, waitFor } from '../helpers/processes.js';
-import { RtmpReceiver } from '../helpers/rtmp-receiver.js';
+import { sleep, waitFor } from '../../kit/processes.js';
+import { RtmpReceiver } from '../../kit/rtmp-receiver.js';
 import { syntheticPublish } from '../helpers/synthetic.js';
 
 // A transponder that fails while live (its key refused on reconnect) stays listed with the reason,

@@ -3,12 +3,11 @@ import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import t from 'tap';
 import WebSocket from 'ws';
-import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
-import { FfmpegProcess } from '../../src/ffmpeg/ffmpeg-process.js';
+import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { chromiumOffer } from '../helpers/offers.js';
-import { sleep } from '../helpers/processes.js';
-import { RtmpReceiver } from '../helpers/rtmp-receiver.js';
+import { sleep } from '../../kit/processes.js';
+import { RtmpReceiver } from '../../kit/rtmp-receiver.js';
 import { testFixture } from '../helpers/synthetic.js';
 
 // Nothing a client sends stops the gateway: malformed WebSocket frames, oversize bodies, bad names
@@ -215,5 +214,5 @@ t.test('a session that never completes ICE is closed after webrtc_connect_timeou
 });
 
 t.test('nothing was left running by refused requests', async (t) => {
-  t.equal(FfmpegProcess.count, 1, 'only the running push\'s ffmpeg');
+  t.equal(gw.ffmpeg.count, 1, 'only the running push\'s ffmpeg');
 });

@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import t from 'tap';
-import { GatewayProcess } from '../../bench/gateway-process.js';
-import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
-import { sleep, stopAllProcesses } from '../helpers/processes.js';
-import { RtmpReceiver } from '../helpers/rtmp-receiver.js';
-import { freePort } from '../helpers/rtmp-server.js';
+import { GatewayProcess } from '../../kit/gateway-process.js';
+import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
+import { sleep, stopAllProcesses } from '../../kit/processes.js';
+import { RtmpReceiver } from '../../kit/rtmp-receiver.js';
+import { freePort } from '../../kit/rtmp-server.js';
 import { testFixture } from '../helpers/synthetic.js';
 import { TestCa } from '../helpers/tls.js';
 

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test as Tap } from 'tap';
 import { keyframeExpression } from '../../src/ffmpeg/ffmpeg-args.js';
-import { keyframeCount, maxKeyframeGap, probe } from '../helpers/probe.js';
-import { startProcess, stopProcess } from '../helpers/processes.js';
+import { keyframeCount, maxKeyframeGap, probe } from '../../kit/probe.js';
+import { startProcess, stopProcess } from '../../kit/processes.js';
 
 // A transcoded push has keyframes at most the configured interval apart, whatever the source's
 // frame rate and however unevenly its frames arrive (browsers' frames are 0–20 ms late).

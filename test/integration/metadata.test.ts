@@ -1,9 +1,9 @@
 import t from 'tap';
-import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
+import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import type { Amf0Value } from '../../src/rtmp/amf0.js';
 import { startGateway } from '../helpers/gateway.js';
-import { waitFor, sleep } from '../helpers/processes.js';
-import { RtmpReceiver } from '../helpers/rtmp-receiver.js';
+import { waitFor, sleep } from '../../kit/processes.js';
+import { RtmpReceiver } from '../../kit/rtmp-receiver.js';
 import { testFixture } from '../helpers/synthetic.js';
 
 // onMetaData as an RTMP server receives it, from a real WebRTC publisher (werift over WHIP) at 720p30.

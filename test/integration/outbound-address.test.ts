@@ -1,7 +1,7 @@
 import t from 'tap';
 import { syntheticPublish } from '../helpers/synthetic.js';
-import { waitFor } from '../helpers/processes.js';
-import { NginxRtmp } from '../helpers/rtmp-server.js';
+import { waitFor } from '../../kit/processes.js';
+import { NginxRtmp } from '../../kit/rtmp-server.js';
 
 // A real WebRTC publisher without a browser (werift as the client, over WHIP), a real nginx-rtmp.
 

@@ -1,9 +1,9 @@
 import t, { type Test } from 'tap';
-import type { SentFrame, SyntheticPublisher } from '../../bench/synthetic-publisher.js';
-import { median } from '../../bench/stats.js';
+import type { SentFrame, SyntheticPublisher } from '../../kit/synthetic-publisher.js';
+import { median } from '../../kit/stats.js';
 import type { TestGateway } from '../helpers/gateway.js';
-import { now, pidsMatching, sleep, waitFor } from '../helpers/processes.js';
-import { RtmpReceiver, type RtmpMediaMessage } from '../helpers/rtmp-receiver.js';
+import { now, pidsMatching, sleep, waitFor } from '../../kit/processes.js';
+import { RtmpReceiver, type RtmpMediaMessage } from '../../kit/rtmp-receiver.js';
 import { findPush, TRANSPONDER_FFMPEG } from '../helpers/pushes.js';
 import { syntheticPublish } from '../helpers/synthetic.js';
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import t from 'tap';
 import WebSocket from 'ws';
-import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
+import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { testFixture } from '../helpers/synthetic.js';
 

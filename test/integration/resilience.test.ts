@@ -1,10 +1,9 @@
 import t, { type Test } from 'tap';
-import { FfmpegProcess } from '../../src/ffmpeg/ffmpeg-process.js';
-import { keyframeCount, maxKeyframeGap, nonMonotonic, probe } from '../helpers/probe.js';
-import { pidsMatching, sleep, waitFor } from '../helpers/processes.js';
-import { RtmpReceiver, type RtmpMediaMessage } from '../helpers/rtmp-receiver.js';
-import { NginxRtmp, type NginxOptions } from '../helpers/rtmp-server.js';
-import { TestNetwork } from '../helpers/netns.js';
+import { keyframeCount, maxKeyframeGap, nonMonotonic, probe } from '../../kit/probe.js';
+import { pidsMatching, sleep, waitFor } from '../../kit/processes.js';
+import { RtmpReceiver, type RtmpMediaMessage } from '../../kit/rtmp-receiver.js';
+import { NginxRtmp, type NginxOptions } from '../../kit/rtmp-server.js';
+import { TestNetwork } from '../../kit/netns.js';
 import { awaitPushState, findPush, TRANSPONDER_FFMPEG } from '../helpers/pushes.js';
 import { syntheticPublish } from '../helpers/synthetic.js';
 import type { TestGateway } from '../helpers/gateway.js';
@@ -109,7 +108,7 @@ t.test('"already publishing" is retried; a refused stream key fails after one re
   const failed = await awaitPushState(gw, 'refuse', 'failed', seen, 10000);
   t.equal(publishes, 2, 'refused once, retried once');
   t.match(failed.lastError, /NetStream\.Publish\.Rejected: invalid stream key/, `lastError: ${failed.lastError}`);
-  await waitFor('ffmpeg to end', () => FfmpegProcess.count === 0, 5000);
+  await waitFor('ffmpeg to end', () => gw.ffmpeg.count === 0, 5000);
   t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: id })).status, 200);
 });
 

@@ -1,6 +1,5 @@
 import t from 'tap';
 import WebSocket from 'ws';
-import { FfmpegProcess } from '../../src/ffmpeg/ffmpeg-process.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 
 let gw: TestGateway;
@@ -35,7 +34,7 @@ t.test('startup: 400 names the missing or invalid field, and nothing is spawned'
     t.equal(res.body.field, field, `field for ${JSON.stringify(body)}`);
     t.match(res.body.message, message);
   }
-  t.equal(FfmpegProcess.count, 0, 'no ffmpeg was started');
+  t.equal(gw.ffmpeg.count, 0, 'no ffmpeg was started');
   t.equal(gw.transponders.all().length, 0);
 });
 

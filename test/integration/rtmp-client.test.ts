@@ -2,9 +2,9 @@ import t from 'tap';
 import { RtmpPublisher, type RtmpPublishOptions } from '../../src/rtmp/client.js';
 import { RtmpError } from '../../src/rtmp/errors.js';
 import type { Amf0Value } from '../../src/rtmp/amf0.js';
-import { RtmpReceiver, type RtmpMediaMessage, type RtmpPublish } from '../helpers/rtmp-receiver.js';
-import { freePort } from '../helpers/rtmp-server.js';
-import { startProcess, stopProcess } from '../helpers/processes.js';
+import { RtmpReceiver, type RtmpMediaMessage, type RtmpPublish } from '../../kit/rtmp-receiver.js';
+import { freePort } from '../../kit/rtmp-server.js';
+import { startProcess, stopProcess } from '../../kit/processes.js';
 
 let receiver: RtmpReceiver;
 t.before(async () => {

@@ -1,12 +1,12 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import { join } from 'node:path';
-import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
+import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { ConfigError } from '../../src/config/load.js';
 import { rtmpsTrust } from '../../src/rtmp/trust.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { waitFor } from '../helpers/processes.js';
-import { NginxRtmp } from '../helpers/rtmp-server.js';
+import { waitFor } from '../../kit/processes.js';
+import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { testFixture } from '../helpers/synthetic.js';
 import { TestCa, TlsTerminator } from '../helpers/tls.js';
 

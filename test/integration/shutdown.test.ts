@@ -2,10 +2,10 @@ import t, { type Test } from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GatewayProcess } from '../../bench/gateway-process.js';
-import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
-import { sleep, stopAllProcesses, waitFor } from '../helpers/processes.js';
-import { freePort, NginxRtmp } from '../helpers/rtmp-server.js';
+import { GatewayProcess } from '../../kit/gateway-process.js';
+import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
+import { sleep, stopAllProcesses, waitFor } from '../../kit/processes.js';
+import { freePort, NginxRtmp } from '../../kit/rtmp-server.js';
 import { testFixture } from '../helpers/synthetic.js';
 
 // The gateway as its own process (src/server.ts), as an operator runs it, stopped by signals.

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { sleep } from '../helpers/processes.js';
-import { NginxRtmp } from '../helpers/rtmp-server.js';
+import { sleep } from '../../kit/processes.js';
+import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { syntheticPublish } from '../helpers/synthetic.js';
 import { ThrottledProxy } from '../helpers/throttled-proxy.js';
 

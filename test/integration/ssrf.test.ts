@@ -4,8 +4,8 @@ import WebSocket from 'ws';
 import { buildGateway } from '../../src/app.js';
 import { parseConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
-import { SyntheticPublisher } from '../../bench/synthetic-publisher.js';
-import { RtmpReceiver } from '../helpers/rtmp-receiver.js';
+import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
+import { RtmpReceiver } from '../../kit/rtmp-receiver.js';
 import { testFixture } from '../helpers/synthetic.js';
 
 // The destination policy against server-side request forgery: listeners the test owns on loopback

@@ -1,8 +1,8 @@
 import t, { type Test as Tap } from 'tap';
 import type { GatewayConfig } from '../../src/config/schema.js';
-import { bitrateKbps, maxKeyframeGap, probe, recordedFps } from '../helpers/probe.js';
-import { sleep, waitFor } from '../helpers/processes.js';
-import { NginxRtmp } from '../helpers/rtmp-server.js';
+import { bitrateKbps, maxKeyframeGap, probe, recordedFps } from '../../kit/probe.js';
+import { sleep, waitFor } from '../../kit/processes.js';
+import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { syntheticPublish } from '../helpers/synthetic.js';
 
 // Web Call Server's transcoding rules, proved by what nginx-rtmp recorded (ffprobe), from a real

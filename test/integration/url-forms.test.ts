@@ -1,8 +1,8 @@
 import t from 'tap';
 import { createServer } from 'node:http';
-import { waitFor } from '../helpers/processes.js';
-import { RtmpReceiver, type RtmpPublish } from '../helpers/rtmp-receiver.js';
-import { NginxRtmp } from '../helpers/rtmp-server.js';
+import { waitFor } from '../../kit/processes.js';
+import { RtmpReceiver, type RtmpPublish } from '../../kit/rtmp-receiver.js';
+import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { syntheticPublish } from '../helpers/synthetic.js';
 
 // URL forms of Web Call Server, as nginx-rtmp sees them: its stat page (application, stream) and

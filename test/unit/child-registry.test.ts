@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChildRegistry } from '../../src/ffmpeg/child-registry.js';
-import { startProcess, stopProcess } from '../helpers/processes.js';
+import { startProcess, stopProcess } from '../../kit/processes.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'registry-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { packetizeH264 } from '../../bench/h264-packetizer.js';
+import { packetizeH264 } from '../../kit/h264-packetizer.js';
 import { avcFrame, avcSequenceHeader } from '../../src/media/flv.js';
 import { avcDecoderConfiguration, H264Depacketizer, parameterSets, spsPictureSize, type AccessUnit } from '../../src/media/h264.js';
 import type { MediaPacket } from '../../src/media/rtp.js';

@@ -1,0 +1,322 @@
+import t, { type Test } from 'tap';
+import pino from 'pino';
+import { FlvTagType, type FlvTag } from '../../src/media/flv.js';
+import type { Publisher } from '../../src/publishers/publisher.js';
+import { parseDestination } from '../../src/transponders/destination.js';
+import type { EncodingPlan } from '../../src/transponders/encoding.js';
+import type { MediaOutput } from '../../src/transponders/out-buffer.js';
+import type { TagSource } from '../../src/transponders/output.js';
+import type { Pipeline, PipelineSpec } from '../../src/transponders/pipeline.js';
+import { OpenError, type FailureKind } from '../../src/transponders/restore.js';
+import type { Link, LinkStats } from '../../src/transponders/rtmp-link.js';
+import type { TransponderConfig } from '../../src/transponders/settings.js';
+import { TRANSITIONS, type TransponderState } from '../../src/transponders/states.js';
+import { Transponder } from '../../src/transponders/transponder.js';
+import { FakeCamera, FakeTrack, fakePublisher } from '../helpers/fake-ingest.js';
+
+// The transponder's state table, restore loop, standby and hand-over, with a fake link and fake
+// pipelines: no socket, no ffmpeg, milliseconds each.
+
+class FakeLink implements Link {
+  readonly video: { timestamp: number; body: Buffer }[] = [];
+  readonly audio: number[] = [];
+  closed = false;
+  readonly stats: LinkStats = { written: 0, acknowledged: 0, bufferings: 0, framesDropped: 0 };
+  readonly lagMs = 0;
+  readonly buffer = undefined;
+  #lost: ((reason: string, kind: FailureKind) => void) | undefined;
+  readonly out: MediaOutput = {
+    writeMetadata: () => {},
+    writeVideo: (timestamp, body) => void this.video.push({ timestamp, body }),
+    writeAudio: (timestamp) => void this.audio.push(timestamp),
+  };
+  onLost(listener: (reason: string, kind: FailureKind) => void): void {
+    this.#lost = listener;
+  }
+  break(reason = 'connection reset', kind: FailureKind = 'unreachable'): void {
+    this.#lost?.(reason, kind);
+  }
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+class FakePipeline implements Pipeline {
+  readonly output: Promise<void>;
+  readonly source: TagSource;
+  audio = 0;
+  video = 0;
+  closed = false;
+  #tags: ((tags: FlvTag[]) => void) | undefined;
+  #lost: ((reason: string) => void) | undefined;
+  constructor(readonly spec: PipelineSpec) {
+    this.source = { shiftMs: 0, still: spec.still !== undefined, transcoding: spec.video !== undefined };
+    this.output = Promise.resolve();
+  }
+  begin(wallclockMs: number): void {
+    this.source.audioStartMs ??= wallclockMs;
+    if (this.source.still) this.source.videoStartMs ??= wallclockMs;
+  }
+  writeAudio(): void {
+    this.audio++;
+  }
+  writeVideo(keyframe: boolean, wallclockMs: number): void {
+    if (this.source.videoStartMs === undefined && !keyframe) return;
+    this.source.videoStartMs ??= wallclockMs;
+    this.video++;
+  }
+  setMuted(): void {}
+  setSound(): void {}
+  onTags(listener: (tags: FlvTag[]) => void): void {
+    this.#tags = listener;
+  }
+  onLost(listener: (reason: string) => void): void {
+    this.#lost = listener;
+  }
+  emit(tags: FlvTag[]): void {
+    this.#tags?.(tags);
+  }
+  lose(reason: string): void {
+    this.#lost?.(reason);
+  }
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+const keyframeTag = (timestamp: number): FlvTag => ({ type: FlvTagType.VIDEO, timestamp, body: Buffer.from([0x17, 1, 0, 0, 0, 9]) });
+
+interface Rig {
+  transponder: Transponder;
+  links: FakeLink[];
+  pipelines: FakePipeline[];
+  states: TransponderState[];
+  /** What the next link attempts do: a link, or an error of this kind. */
+  linkFailures: FailureKind[];
+}
+
+const config: TransponderConfig = {
+  startTimeoutMs: 200,
+  restore: { enabled: true, attempts: 3, intervalMs: 5 },
+  sendMetadata: true,
+  encoding: { keepAspectRatio: true, transcodingEnabled: true, videoBitrateKbps: 2500, preset: 'veryfast', audioBitrateKbps: 128, audioSampleRate: 48000, keyframeIntervalS: 2 },
+  outBuffer: { enabled: false, startMs: 0, maxMs: 0, pollingMs: 100, maxBufferings: -1 },
+};
+
+function rig(t: Test, publisher: Publisher, plan: EncodingPlan = { video: 'copy' }): Rig {
+  const links: FakeLink[] = [];
+  const pipelines: FakePipeline[] = [];
+  const linkFailures: FailureKind[] = [];
+  const destination = parseDestination('rtmp://127.0.0.1:1935/live', publisher.name, { prefix: '', fullUrl: false });
+  const transponder = new Transponder(
+    publisher,
+    destination,
+    plan,
+    { options: {}, video: {} },
+    config,
+    {
+      links: async () => {
+        const failure = linkFailures.shift();
+        if (failure) throw new OpenError(`refused (${failure})`, failure);
+        const link = new FakeLink();
+        links.push(link);
+        return link;
+      },
+      pipelines: async (spec) => {
+        const pipe = new FakePipeline(spec);
+        pipelines.push(pipe);
+        return pipe;
+      },
+    },
+    pino({ level: 'silent' }),
+  );
+  const states: TransponderState[] = [];
+  transponder.on('state', (state) => states.push(state));
+  t.teardown(() => transponder.stop());
+  return { transponder, links, pipelines, states, linkFailures };
+}
+
+const tick = (ms = 0): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function running(t: Test, publisher: Publisher, plan?: EncodingPlan): Promise<Rig> {
+  const r = rig(t, publisher, plan);
+  r.transponder.start();
+  await r.transponder.ready;
+  t.equal(r.transponder.state, 'running', 'running');
+  return r;
+}
+
+function videoPublisher(t: Test): { publisher: Publisher; camera: FakeCamera } {
+  const track = new FakeTrack('video');
+  const publisher = fakePublisher('cam', [track, new FakeTrack('audio')]);
+  t.teardown(() => publisher.close());
+  const camera = new FakeCamera(track);
+  camera.warmUp();
+  return { publisher, camera };
+}
+
+t.test('the table: ended states lead nowhere, and every state can end', async (t) => {
+  t.same(TRANSITIONS.failed, []);
+  t.same(TRANSITIONS.stopped, []);
+  for (const state of ['starting', 'running', 'standby', 'resuming', 'reconnecting'] as const) {
+    t.ok(TRANSITIONS[state].includes('stopping') && TRANSITIONS[state].includes('failed'), `${state} can stop and fail`);
+  }
+  t.notOk(TRANSITIONS.starting.includes('standby'), 'a transponder not yet up cannot hold the output');
+});
+
+t.test('starts: one link, one pipeline, the cached keyframe passed through at once', async (t) => {
+  const { publisher } = videoPublisher(t);
+  const { links, pipelines, states, transponder } = await running(t, publisher);
+  t.same(states, ['running']);
+  t.equal(links.length, 1);
+  t.equal(pipelines.length, 1);
+  t.notOk(pipelines[0]!.spec.video, 'the pipeline makes audio only: video is passed through');
+  t.ok(links[0]!.video.some((v) => v.body[0] === 0x17 && v.body[1] === 1), 'the keyframe went out');
+  t.equal(transponder.writer.frames, 2, 'the keyframe and the frame after it');
+});
+
+t.test('a lost link is restored after a wait; the counts say so', async (t) => {
+  const { publisher, camera } = videoPublisher(t);
+  const { links, states, transponder } = await running(t, publisher);
+  links[0]!.break();
+  t.equal(transponder.state, 'reconnecting');
+  t.ok(links[0]!.closed, 'the broken link is closed');
+  await tick(30);
+  camera.frame(true);
+  t.equal(transponder.state, 'running');
+  t.same(states, ['running', 'reconnecting', 'running']);
+  t.equal(links.length, 2);
+  t.match(transponder.toJSON(), { counters: { drops: 1, reconnects: 1 }, lastError: 'connection reset' });
+  t.ok(links[1]!.video.some((v) => v.body[1] === 0), 'the new link starts with a sequence header');
+});
+
+t.test('a destination that refuses twice fails the transponder, releasing everything', async (t) => {
+  const track = new FakeTrack('audio');
+  const publisher = fakePublisher('mic', [track]);
+  t.teardown(() => publisher.close());
+  const { links, pipelines, linkFailures, transponder } = await running(t, publisher);
+  linkFailures.push('rejected', 'rejected');
+  links[0]!.break('publish refused', 'rejected');
+  await tick(60);
+  t.equal(transponder.state, 'failed');
+  t.equal(transponder.errorCode, 'destination_refused');
+  t.ok(links.every((l) => l.closed) && pipelines.every((p) => p.closed), 'every link and pipeline is closed');
+});
+
+t.test('stop during a restore wait: no attempt comes after', async (t) => {
+  const track = new FakeTrack('audio');
+  const publisher = fakePublisher('mic', [track]);
+  t.teardown(() => publisher.close());
+  const { links, states, transponder } = await running(t, publisher);
+  links[0]!.break();
+  let closed = false;
+  transponder.on('closed', () => (closed = true));
+  await transponder.stop();
+  await tick(30);
+  t.equal(links.length, 1, 'no new link');
+  t.same(states, ['running', 'reconnecting', 'stopping', 'stopped']);
+  t.ok(closed, 'closed is told');
+});
+
+t.test('standby: the still picture, then the grace period ends the transponder', async (t) => {
+  const { publisher } = videoPublisher(t);
+  const { pipelines, links, states, transponder } = await running(t, publisher);
+  t.ok(transponder.standby.publisherLost('page closed', 50));
+  t.equal(transponder.state, 'standby');
+  await tick(5);
+  t.equal(pipelines.length, 2);
+  t.ok(pipelines[0]!.closed, 'the live pipeline is replaced');
+  t.ok(pipelines[1]!.spec.still, 'by one showing the still picture');
+  t.notOk(links[0]!.closed, 'over the same link');
+  t.match(transponder.toJSON(), { state: 'standby', lastError: /publisher lost: page closed/, standbyUntil: String });
+  await tick(80);
+  t.same(states, ['running', 'standby', 'stopping', 'stopped']);
+  t.match(transponder.lastError, /did not come back/);
+  t.ok(links[0]!.closed && pipelines[1]!.closed, 'everything is released');
+});
+
+t.test('passthrough back from standby: live at once', async (t) => {
+  const { publisher } = videoPublisher(t);
+  const { pipelines, states, transponder } = await running(t, publisher);
+  transponder.standby.publisherLost('gone', 10_000);
+  await tick(5);
+  const { publisher: back, camera } = videoPublisher(t);
+  transponder.resume(back, { video: 'copy' });
+  t.equal(transponder.state, 'running');
+  await tick(5);
+  t.equal(pipelines.length, 3);
+  t.notOk(pipelines[2]!.spec.still, 'a live pipeline again');
+  t.ok(pipelines[1]!.closed, 'the still picture ended');
+  camera.frame();
+  t.same(states, ['running', 'standby', 'running']);
+  t.equal(transponder.standby.until, undefined, 'no deadline left');
+});
+
+const transcode: EncodingPlan = { video: 'transcode', reason: 'size', scale: { width: 640, height: 360 } };
+
+t.test('transcoding back from standby: resuming until the new video\'s keyframe, then running', async (t) => {
+  const { publisher } = videoPublisher(t);
+  const { pipelines, links, states, transponder } = await running(t, publisher);
+  // A transcoding transponder had its still picture from a passthrough frame: give it one.
+  transponder.standby.publisherLost('gone', 10_000);
+  await tick(5);
+  const { publisher: back, camera } = videoPublisher(t);
+  transponder.resume(back, transcode);
+  t.equal(transponder.state, 'resuming');
+  await tick(5);
+  const pending = pipelines[2]!;
+  t.ok(pending.spec.video, 'the new pipeline transcodes');
+  t.notOk(pipelines[1]!.closed, 'the still picture goes on meanwhile');
+  camera.frame(true);
+  camera.frame();
+  t.ok(pending.video > 0, 'the new pipeline is fed');
+  const before = links[0]!.video.length;
+  pending.emit([keyframeTag(0)]);
+  t.equal(transponder.state, 'running');
+  t.ok(pipelines[1]!.closed, 'the still picture ended');
+  t.equal(links[0]!.video.length, before + 1, 'the keyframe it held went out');
+  t.ok(links[0]!.video.at(-1)!.timestamp > links[0]!.video[before - 1]!.timestamp, 'after what was sent');
+  t.same(states, ['running', 'standby', 'resuming', 'running']);
+});
+
+t.test('a hand-over without video in time takes over anyway', async (t) => {
+  const { publisher } = videoPublisher(t);
+  const { pipelines, transponder } = await running(t, publisher);
+  transponder.standby.publisherLost('gone', 10_000);
+  await tick(5);
+  const { publisher: back } = videoPublisher(t);
+  transponder.resume(back, transcode);
+  await tick(config.startTimeoutMs + 30);
+  t.equal(transponder.state, 'running');
+  t.ok(pipelines[1]!.closed);
+});
+
+t.test('the publisher lost again while resuming: back to standby, the pending pipeline dropped', async (t) => {
+  const { publisher } = videoPublisher(t);
+  const { pipelines, states, transponder } = await running(t, publisher);
+  transponder.standby.publisherLost('gone', 10_000);
+  await tick(5);
+  const { publisher: back } = videoPublisher(t);
+  transponder.resume(back, transcode);
+  await tick(5);
+  t.ok(transponder.standby.publisherLost('gone again', 10_000));
+  t.equal(transponder.state, 'standby');
+  await tick(5);
+  t.ok(pipelines[2]!.closed, 'the pending pipeline is closed');
+  t.notOk(pipelines[1]!.closed, 'the still picture goes on');
+  t.same(states, ['running', 'standby', 'resuming', 'standby']);
+});
+
+t.test('a pipeline lost while up is restored over the kept link', async (t) => {
+  const track = new FakeTrack('audio');
+  const publisher = fakePublisher('mic', [track]);
+  t.teardown(() => publisher.close());
+  const { pipelines, links, states, transponder } = await running(t, publisher);
+  pipelines[0]!.lose('ffmpeg exited');
+  t.equal(transponder.state, 'reconnecting');
+  await tick(30);
+  t.equal(transponder.state, 'running');
+  t.equal(links.length, 1, 'the link was kept');
+  t.equal(pipelines.length, 2);
+  t.same(states, ['running', 'reconnecting', 'running']);
+});

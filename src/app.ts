@@ -18,6 +18,7 @@ import { WeriftEngine } from './ingest/werift-engine.js';
 import { createMetrics } from './metrics.js';
 import { ROOT } from './paths.js';
 import { PublisherRegistry } from './publishers/registry.js';
+import { FfmpegSupervisor, type ChildRecord } from './ffmpeg/supervisor.js';
 import { rtmpsTrust } from './rtmp/trust.js';
 import { createAccessControl, isLoopbackListen } from './security/access.js';
 import { clientAddressReader } from './security/client-address.js';
@@ -32,6 +33,8 @@ export interface Gateway {
   reloadCertificates(): void;
   publishers: PublisherRegistry;
   transponders: TransponderService;
+  /** Every ffmpeg the gateway runs. */
+  ffmpeg: FfmpegSupervisor;
   /** Ends every transponder and publisher, then the HTTP server. Idempotent. */
   close(): Promise<void>;
 }
@@ -60,6 +63,8 @@ export interface GatewayDependencies {
   engine?: IngestEngine;
   /** DNS for destination hosts; tests answer without the network. */
   lookupHost?: HostLookup;
+  /** Where the PIDs of running ffmpeg processes are recorded (the server's `ChildRegistry`). */
+  childRecord?: ChildRecord;
 }
 
 function readCertificate(config: GatewayConfig): { cert: Buffer; key: Buffer } {
@@ -76,6 +81,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     log.warn('publishing needs no token (no publish_keys, publish_jwt_keys or publish_auth_url): anyone who reaches the gateway can publish, but not push');
   }
   const engine = deps.engine ?? createEngine(config, log);
+  const ffmpeg = new FfmpegSupervisor(deps.childRecord);
   const publishers = new PublisherRegistry(engine, {
     maxPublishers: config.limit_publishers,
     keyframeIntervalMs: config.webrtc_keyframe_interval_ms,
@@ -87,6 +93,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     { prefix: config.rtmp_transponder_stream_name_prefix, fullUrl: config.rtmp_transponder_full_url },
     {
       ffmpegPath: config.ffmpeg_path,
+      ffmpeg,
       mediaDir: resolve(ROOT, config.media_dir),
       encoding: {
         keepAspectRatio: config.transcoding_keep_aspect_ratio,
@@ -211,6 +218,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     secondary,
     publishers,
     transponders,
+    ffmpeg,
     reloadCertificates() {
       const fresh = readCertificate(config);
       for (const server of secure) server.setSecureContext(fresh);

@@ -1,23 +1,15 @@
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load.js';
-import { buildGateway } from './app.js';
+import { buildGateway, type Gateway } from './app.js';
 import { createLogger } from './log.js';
 import { DEFAULT_CONFIG_FILE, ROOT } from './paths.js';
 import { ChildRegistry } from './ffmpeg/child-registry.js';
-import { FfmpegProcess } from './ffmpeg/ffmpeg-process.js';
 
-/** Process concerns: configuration, listening, signals, and making sure no ffmpeg outlives us. */
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } } });
-  const file = values.config ?? process.env.GATEWAY_CONFIG ?? DEFAULT_CONFIG_FILE;
-  let config;
-  let log;
-  let gateway;
+/** `make()`, or the process ends with the configuration's error (status 2). */
+function exitOnConfigError<T>(make: () => T): T {
   try {
-    config = loadConfig(file);
-    log = createLogger(config.log_level);
-    gateway = buildGateway(config, log);
+    return make();
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n`);
@@ -25,13 +17,24 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+}
 
+/** The gateway once built, for ending its ffmpeg processes if starting fails. */
+let running: Gateway | undefined;
+
+/** Process concerns: configuration, listening, signals, and making sure no ffmpeg outlives us. */
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } } });
+  const file = values.config ?? process.env.GATEWAY_CONFIG ?? DEFAULT_CONFIG_FILE;
+  const config = exitOnConfigError(() => loadConfig(file));
+  const log = createLogger(config.log_level);
   // ffmpeg processes a gateway killed outright on this port left behind are ended before anything starts.
   const registryFile = join(resolve(ROOT, config.run_dir), `ffmpeg-${config.http_port}.json`);
   const reaped = ChildRegistry.reap(registryFile);
   if (reaped.length) log.warn({ pids: reaped }, 'ended ffmpeg processes left by a previous gateway');
-  FfmpegProcess.registry = new ChildRegistry(registryFile);
-  process.on('exit', () => FfmpegProcess.killAll());
+  const gateway = exitOnConfigError(() => buildGateway(config, log, { childRecord: new ChildRegistry(registryFile) }));
+  running = gateway;
+  process.on('exit', () => gateway.ffmpeg.killAll());
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;
@@ -72,6 +75,6 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   process.stderr.write(`gateway failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
-  FfmpegProcess.killAll();
+  running?.ffmpeg.killAll();
   process.exit(1);
 });

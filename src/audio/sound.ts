@@ -4,7 +4,8 @@ import { GatewayError, invalid } from '../errors.js';
 import { TypedEmitter, type ListenerErrorHandler } from '../events.js';
 import type { MixSource } from './mixer.js';
 import { PCM_CHANNELS, PCM_SAMPLE_RATE } from './mixer.js';
-import { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
+import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
+import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 
 const BYTES_PER_FRAME = 2 * PCM_CHANNELS;
 /** Decoded audio held ahead of playback: ~5 s; the decoder is paused beyond it. */
@@ -44,6 +45,8 @@ export async function resolveSoundFile(mediaDir: string, name: string, field = '
 }
 
 export interface SoundOptions {
+  /** Starts the decoding ffmpeg. */
+  ffmpeg: FfmpegSupervisor;
   loop: boolean;
   volume: number;
   /** Hears of a listener of the player's events that threw. */
@@ -79,7 +82,7 @@ export class SoundPlayer extends TypedEmitter<SoundPlayerEvents> implements MixS
       '-f', 'wav', '-i', `file:${path}`,
       '-f', 's16le', '-ar', String(PCM_SAMPLE_RATE), '-ac', String(PCM_CHANNELS), 'pipe:1',
     ];
-    this.#decoder = new FfmpegProcess(ffmpegPath, args, options.onListenerError);
+    this.#decoder = options.ffmpeg.spawn(ffmpegPath, args, options.onListenerError);
     this.#decoder.on('output', (data) => this.#onData(data));
   }
 

@@ -11,27 +11,21 @@ export type FfmpegEvents = {
   exit: [code: number | null, signal: NodeJS.Signals | null];
 };
 
-const live = new Set<FfmpegProcess>();
-
 /** How long the end of standard input gets before signals (ffmpeg with an RTP input ignores it). */
 const QUIT_GRACE_MS = 300;
 /** Gap between the two SIGINTs, so the kernel delivers two signals rather than merging them. */
 const SIGNAL_GAP_MS = 100;
 
-/**
- * One ffmpeg child in its own process group. `stop()` escalates end of stdin → SIGINT twice →
- * SIGKILL on the group. An ffmpeg reading PCM from stdin ends at its end; after its start-up a
- * single SIGINT only asks the main loop to end: the second one also interrupts a blocking read,
- * which is what ends an ffmpeg whose input has gone quiet.
- */
 /** The exit code reported for a binary that could not be started at all (as a shell reports it). */
 const SPAWN_FAILED = 127;
 
+/**
+ * One ffmpeg child in its own process group, started through `FfmpegSupervisor`. `stop()` escalates
+ * end of stdin → SIGINT twice → SIGKILL on the group. An ffmpeg reading PCM from stdin ends at its end; after its start-up a
+ * single SIGINT only asks the main loop to end: the second one also interrupts a blocking read,
+ * which is what ends an ffmpeg whose input has gone quiet.
+ */
 export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
-  /** Told of every ffmpeg started and ended, so that one a killed gateway left can be found. */
-  static registry: { add(pid: number): void; remove(pid: number): void } | undefined;
-
-
   readonly #child: ChildProcessByStdio<Writable, Readable, Readable>;
   readonly exited: Promise<void>;
   #exitCode: number | null | undefined;
@@ -41,15 +35,11 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
   constructor(binary: string, args: readonly string[], onListenerError?: ListenerErrorHandler) {
     super(onListenerError);
     this.#child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
-    live.add(this);
     const pid = this.#child.pid;
-    if (pid !== undefined) FfmpegProcess.registry?.add(pid);
     this.exited = new Promise((resolve) => {
       const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
         if (this.#exitCode !== undefined) return;
         this.#exitCode = code;
-        live.delete(this);
-        if (pid !== undefined) FfmpegProcess.registry?.remove(pid);
         this.safeEmit('exit', code, signal);
         resolve();
       };
@@ -140,14 +130,5 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
     } catch {
       // Already gone.
     }
-  }
-
-  /** Kills every ffmpeg still running, synchronously: for the gateway's last moments. */
-  static killAll(): void {
-    for (const p of live) p.#signalGroup('SIGKILL');
-  }
-
-  static get count(): number {
-    return live.size;
   }
 }

@@ -1,0 +1,40 @@
+import type { ListenerErrorHandler } from '../events.js';
+import { FfmpegProcess } from './ffmpeg-process.js';
+
+/** Where the PIDs of running children are recorded, so that a killed gateway's can be found (`ChildRegistry`). */
+export interface ChildRecord {
+  add(pid: number): void;
+  remove(pid: number): void;
+}
+
+/**
+ * Starts every ffmpeg of one gateway and knows which still run: each is recorded (when a record is
+ * given) from its start to its exit, and `killAll` ends them all at once in the gateway's last moments.
+ */
+export class FfmpegSupervisor {
+  readonly #live = new Set<FfmpegProcess>();
+
+  constructor(private readonly record?: ChildRecord) {}
+
+  spawn(binary: string, args: readonly string[], onListenerError?: ListenerErrorHandler): FfmpegProcess {
+    const child = new FfmpegProcess(binary, args, onListenerError);
+    const pid = child.pid;
+    this.#live.add(child);
+    if (pid !== undefined) this.record?.add(pid);
+    void child.exited.then(() => {
+      this.#live.delete(child);
+      if (pid !== undefined) this.record?.remove(pid);
+    });
+    return child;
+  }
+
+  /** ffmpeg processes running. */
+  get count(): number {
+    return this.#live.size;
+  }
+
+  /** Kills every ffmpeg still running; the signals are sent before it returns. */
+  killAll(): void {
+    for (const child of this.#live) void child.kill();
+  }
+}

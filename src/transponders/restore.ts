@@ -39,6 +39,24 @@ export const HEALTHY_RESET_MS = 60_000;
  */
 export const RECONNECT_SOCKET_TIMEOUT_MS = 2000;
 
+/** Whose fault a failure was: the destination's (it refused, or could not be reached) or the gateway's own. */
+export type ErrorCode = 'destination_refused' | 'destination_unreachable' | 'internal';
+
+export function errorCodeFor(kind: FailureKind): ErrorCode {
+  if (kind === 'rejected' || kind === 'busy') return 'destination_refused';
+  return kind === 'unreachable' ? 'destination_unreachable' : 'internal';
+}
+
+/** A failed attempt to open an output (its link or its pipeline), and what kind of failure it was. */
+export class OpenError extends Error {
+  constructor(
+    message: string,
+    readonly kind: FailureKind,
+  ) {
+    super(message);
+  }
+}
+
 export function classifyFailure(error: unknown): FailureKind {
   // The destination policy refused the address a reconnect's lookup gave.
   if (error instanceof GatewayError) return 'rejected';

@@ -1,37 +1,15 @@
 import { lookup } from 'node:dns/promises';
 import type { Logger } from 'pino';
-import { conflict, GatewayError, invalid, notFound, tooMany, unavailable } from '../errors.js';
+import { conflict, GatewayError, notFound, tooMany, unavailable } from '../errors.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { PublisherRegistry } from '../publishers/registry.js';
 import { parseDestination, type Destination, type NamingRules } from './destination.js';
 import { planEncoding, type EncodingPlan, type VideoRequest } from './encoding.js';
+import type { SoundRequest, StartupRequest } from './requests.js';
 import { resolveSoundFile, SoundPlayer } from '../audio/sound.js';
-import { Transponder, type TransponderSettings } from './transponder.js';
+import { Transponder } from './transponder.js';
+import { transponderParts, type TransponderSettings } from './settings.js';
 import type { HostLookup } from '../security/destination-policy.js';
-
-export interface StartupRequest extends VideoRequest {
-  streamName: string;
-  rtmpUrl: string;
-  rtmpTransponderFullUrl?: boolean;
-  /** flashVer for the RTMP connect, instead of the configured one. */
-  rtmpFlashVersion?: string;
-  options?: StartupOptions;
-}
-
-/** `options` at startup: an audio action applied from the first moment. */
-export interface StartupOptions {
-  action?: 'mute' | 'sound_on';
-  soundFile?: string;
-  loop?: boolean;
-  volume?: number;
-}
-
-export interface SoundRequest {
-  soundFile: string;
-  loop?: boolean;
-  /** Gain of the file, 0..1 (1 when absent). */
-  volume?: number;
-}
 
 /** Every address of a host, from the system's resolver (as a TCP connect would see them). */
 export const lookupHost: HostLookup = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
@@ -58,8 +36,6 @@ export class TransponderService {
   readonly #byId = new Map<string, Transponder>();
   /** Failed transponders stay listed (with lastError) this long, then go; each timer is cleared on removal. */
   readonly #expiry = new Map<Transponder, NodeJS.Timeout>();
-  /** Ends the transponders waiting for a lost publisher, by stream name, at the end of the grace period. */
-  readonly #graceTimers = new Map<string, NodeJS.Timeout>();
 
   constructor(
     private readonly publishers: PublisherRegistry,
@@ -97,12 +73,6 @@ export class TransponderService {
   async startup(request: StartupRequest): Promise<Transponder> {
     const destination = this.checkDestination(request.rtmpUrl, request.streamName, request.rtmpTransponderFullUrl);
     const options = request.options ?? {};
-    if (options.action !== 'sound_on') {
-      for (const key of ['soundFile', 'loop', 'volume'] as const) {
-        if (key in options) throw invalid(`options.${key}`, 'is used only with "action": "sound_on"');
-      }
-    }
-    if (options.action === 'sound_on' && !options.soundFile) throw invalid('options.soundFile', 'is required with "action": "sound_on"');
     // One lookup, checked against the destination policy; the first connection goes to this address.
     const address = await this.settings.resolveDestination(destination.host, destination.port);
     const publisher = this.publishers.get(request.streamName);
@@ -120,23 +90,19 @@ export class TransponderService {
     await Promise.all(this.all().filter(sameDestination).map((t) => this.#remove(t)));
     const plan = planEncoding(publisher.videoCodec ?? 'H264', request, this.settings.encoding);
     // The sound file is checked and its decoding started before anything else is.
-    const sound = options.soundFile ? await this.#startSound(options as SoundRequest, 'options.soundFile') : undefined;
+    const sound = options.soundFile ? await this.#startSound({ ...options, soundFile: options.soundFile }, 'options.soundFile') : undefined;
 
-    const transponder = new Transponder(
-      publisher,
-      destination,
-      plan,
-      { options, flashVer: request.rtmpFlashVersion, video: videoRequest(request) },
-      this.settings,
-      this.log.child({ stream: publisher.name, destination: destination.redactedUrl }),
-      address,
-    );
+    const log = this.log.child({ stream: publisher.name, destination: destination.redactedUrl });
+    const parts = transponderParts(destination, this.settings, log, request.rtmpFlashVersion, address);
+    const transponder = new Transponder(publisher, destination, plan, { options, video: videoRequest(request) }, this.settings, parts, log);
     this.#byId.set(transponder.mediaSessionId, transponder);
     transponder.on('state', (state) => {
       if (state === 'failed' && this.#byId.get(transponder.mediaSessionId) === transponder) this.#keepFailed(transponder);
     });
-    if (options.action === 'mute') transponder.setMuted(true);
-    if (sound) transponder.playSound(sound);
+    // However it ended (terminate, the publisher gone for good), it leaves the list.
+    transponder.on('closed', () => this.#forget(transponder));
+    if (options.action === 'mute') transponder.audio.setMuted(true);
+    if (sound) transponder.audio.play(sound);
     transponder.start();
     await transponder.ready;
     if (transponder.state !== 'running') {
@@ -172,7 +138,7 @@ export class TransponderService {
 
   /** Silences (or restores) the publisher's audio in one transponder's output. */
   setMuted(mediaSessionId: string, muted: boolean): void {
-    this.get(mediaSessionId).setMuted(muted);
+    this.get(mediaSessionId).audio.setMuted(muted);
   }
 
   /** Plays a WAV file of the media directory into one transponder's output, over the live audio. */
@@ -183,11 +149,11 @@ export class TransponderService {
       await player.stop();
       throw conflict(`transponder ${mediaSessionId} ended meanwhile`);
     }
-    transponder.playSound(player);
+    transponder.audio.play(player);
   }
 
   async soundOff(mediaSessionId: string): Promise<void> {
-    await this.get(mediaSessionId).stopSound();
+    await this.get(mediaSessionId).audio.stop();
   }
 
   #active(mediaSessionId: string): Transponder {
@@ -199,12 +165,10 @@ export class TransponderService {
   async #startSound(request: SoundRequest, field: string): Promise<SoundPlayer> {
     const path = await resolveSoundFile(this.settings.mediaDir, request.soundFile, field);
     const onListenerError = (event: string, error: unknown): void => this.log.error({ err: error, event }, 'sound player listener failed');
-    return SoundPlayer.start(this.settings.ffmpegPath, path, { loop: request.loop ?? false, volume: request.volume ?? 1, onListenerError }, field);
+    return SoundPlayer.start(this.settings.ffmpegPath, path, { ffmpeg: this.settings.ffmpeg, loop: request.loop ?? false, volume: request.volume ?? 1, onListenerError }, field);
   }
 
   async closeAll(): Promise<void> {
-    for (const timer of this.#graceTimers.values()) clearTimeout(timer);
-    this.#graceTimers.clear();
     await Promise.all(this.all().map((t) => this.#remove(t)));
   }
 
@@ -215,49 +179,36 @@ export class TransponderService {
   }
 
   async #remove(transponder: Transponder): Promise<void> {
+    this.#forget(transponder);
+    await transponder.stop();
+  }
+
+  #forget(transponder: Transponder): void {
     clearTimeout(this.#expiry.get(transponder));
     this.#expiry.delete(transponder);
     if (this.#byId.get(transponder.mediaSessionId) === transponder) this.#byId.delete(transponder.mediaSessionId);
-    await transponder.stop();
   }
 
   /**
    * A publisher ended. Its transponders end with it when it ended on purpose (WHIP DELETE, the SDK's
    * unpublish) or when there is no grace period; when it was lost (connection gone, page closed)
-   * they hold the output with a still picture until the stream is published again or the grace
-   * period ends.
+   * they hold the output with a still picture until the stream is published again or their grace
+   * period ends (each transponder keeps its own deadline, and ends itself at it).
    */
   async #endFor(publisher: Publisher, reason: string, lost: boolean): Promise<void> {
     const mine = this.all().filter((t) => t.publisher === publisher);
     const graceMs = this.settings.publisherGraceMs;
-    const holding = lost && graceMs > 0 ? mine.filter((t) => t.publisherLost(reason, graceMs)) : [];
+    const holding = lost && graceMs > 0 ? mine.filter((t) => t.standby.publisherLost(reason, graceMs)) : [];
     const ending = mine.filter((t) => !holding.includes(t));
     if (ending.length) this.log.info({ stream: publisher.name, count: ending.length, reason }, 'publisher ended: ending its transponders');
-    if (holding.length) {
-      this.log.info({ stream: publisher.name, count: holding.length, reason, graceMs }, 'publisher lost: transponders wait for it');
-      clearTimeout(this.#graceTimers.get(publisher.name));
-      this.#graceTimers.set(publisher.name, setTimeout(() => void this.#graceOver(publisher.name), graceMs));
-    }
+    if (holding.length) this.log.info({ stream: publisher.name, count: holding.length, reason, graceMs }, 'publisher lost: transponders wait for it');
     await Promise.all(ending.map((t) => this.#remove(t)));
-  }
-
-  #waitingFor(name: string): Transponder[] {
-    return this.all().filter((t) => t.awaitedStream === name);
-  }
-
-  async #graceOver(name: string): Promise<void> {
-    this.#graceTimers.delete(name);
-    const waiting = this.#waitingFor(name);
-    if (waiting.length) this.log.info({ stream: name, count: waiting.length }, 'publisher did not come back: ending its transponders');
-    await Promise.all(waiting.map((t) => this.#remove(t)));
   }
 
   /** The stream is published again: the transponders waiting for it go live with the new publisher. */
   async #resumeFor(publisher: Publisher): Promise<void> {
-    const waiting = this.#waitingFor(publisher.name);
+    const waiting = this.all().filter((t) => t.standby.awaiting && t.publisher.name === publisher.name);
     if (!waiting.length) return;
-    clearTimeout(this.#graceTimers.get(publisher.name));
-    this.#graceTimers.delete(publisher.name);
     this.log.info({ stream: publisher.name, count: waiting.length }, 'publisher back: its transponders go live again');
     await Promise.all(
       waiting.map(async (t) => {

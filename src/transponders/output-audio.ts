@@ -1,0 +1,53 @@
+import type { Logger } from 'pino';
+import type { SoundPlayer } from '../audio/sound.js';
+import type { Pipeline } from './pipeline.js';
+
+/**
+ * The audio commands of one output (Web Call Server's mute, unmute, sound_on, sound_off): kept
+ * here, applied to whichever pipelines run now, and given to every new one.
+ */
+export class OutputAudio {
+  #muted = false;
+  #sound: SoundPlayer | undefined;
+
+  constructor(
+    /** The pipelines running now. */
+    private readonly pipelines: () => (Pipeline | undefined)[],
+    private readonly log: Logger,
+  ) {}
+
+  get muted(): boolean {
+    return this.#muted;
+  }
+
+  /** The sound being played, if any. */
+  get sound(): SoundPlayer | undefined {
+    return this.#sound;
+  }
+
+  /** Mutes or unmutes the publisher's audio (a sound being played goes on). */
+  setMuted(muted: boolean): void {
+    this.#muted = muted;
+    for (const pipe of this.pipelines()) pipe?.setMuted(muted);
+  }
+
+  /** Plays `player` into the output, replacing any sound playing; it ends by itself unless looping. */
+  play(player: SoundPlayer): void {
+    const previous = this.#sound;
+    this.#sound = player;
+    for (const pipe of this.pipelines()) pipe?.setSound(player);
+    player.once('ended', (error) => {
+      if (error) this.log.warn({ error }, 'sound file ended with an error');
+      if (this.#sound === player) void this.stop();
+    });
+    void previous?.stop();
+  }
+
+  /** Stops the sound being played, if any. */
+  async stop(): Promise<void> {
+    const player = this.#sound;
+    this.#sound = undefined;
+    for (const pipe of this.pipelines()) pipe?.setSound(undefined);
+    await player?.stop();
+  }
+}

@@ -1,0 +1,186 @@
+import type { SecureContext } from 'node:tls';
+import type { Amf0Value } from '../rtmp/amf0.js';
+import { RtmpPublisher } from '../rtmp/client.js';
+import type { DestinationResolver } from '../security/destination-policy.js';
+import { scrubDestination, type Destination } from './destination.js';
+import { LagGuard } from './lag-guard.js';
+import { OutputBuffer, type MediaOutput, type OutBufferSettings, type OutBufferState } from './out-buffer.js';
+import { classifyFailure, OpenError, RECONNECT_SOCKET_TIMEOUT_MS, type FailureKind } from './restore.js';
+
+/** Output waiting in the gateway for a slow destination beyond this fails the link (~50 s at 2.5 Mb/s). */
+const MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
+
+/** What a link has done so far; added up over a transponder's links. */
+export interface LinkStats {
+  written: number;
+  acknowledged: number;
+  bufferings: number;
+  framesDropped: number;
+}
+
+/** What the links of one transponder did, added up: the ended ones, and the current one. */
+export class LinkTotals {
+  readonly #past: LinkStats = { written: 0, acknowledged: 0, bufferings: 0, framesDropped: 0 };
+
+  /** Counts an ended link. */
+  add(stats: LinkStats): void {
+    for (const key of Object.keys(this.#past) as (keyof LinkStats)[]) this.#past[key] += stats[key];
+  }
+
+  /** The totals with `current` (the link now) counted in. */
+  with(current: LinkStats | undefined): LinkStats {
+    const past = this.#past;
+    if (!current) return { ...past };
+    return {
+      written: past.written + current.written,
+      acknowledged: past.acknowledged + current.acknowledged,
+      bufferings: past.bufferings + current.bufferings,
+      framesDropped: past.framesDropped + current.framesDropped,
+    };
+  }
+}
+
+/** One RTMP session to the destination, as the transponder sees it. */
+export interface Link {
+  /** Where media for the destination is written. */
+  readonly out: MediaOutput;
+  readonly stats: LinkStats;
+  /** How far the destination lags behind what was written (ms). */
+  readonly lagMs: number;
+  /** The output buffer, when one is in front of the link. */
+  readonly buffer: { state: OutBufferState; levelMs: number } | undefined;
+  /** Called once when the link breaks by itself (not by `close`). */
+  onLost(listener: (reason: string, kind: FailureKind) => void): void;
+  close(): Promise<void>;
+}
+
+/** Opens a link; throws an `OpenError`. `reconnecting`: a restore attempt rather than the first start. */
+export type LinkFactory = (reconnecting: boolean) => Promise<Link>;
+
+export interface RtmpLinkSettings {
+  flashVer: string;
+  /** Local address of the outbound RTMP connection; undefined lets the system choose. */
+  localAddress?: string;
+  secureContext: SecureContext;
+  resolveDestination: DestinationResolver;
+  connectTimeoutMs: number;
+  stallTimeoutMs: number;
+  maxLagMs: number;
+  outBuffer: OutBufferSettings;
+  onListenerError: (event: string, error: unknown) => void;
+  onBufferState: (state: OutBufferState) => void;
+}
+
+/**
+ * Links to one destination: the first connects to `pinnedAddress` (what the startup resolved and
+ * checked), every later one looks the host up and checks it again.
+ */
+export function rtmpLinks(destination: Destination, settings: RtmpLinkSettings, pinnedAddress?: string): LinkFactory {
+  let pinned = pinnedAddress;
+  return async (reconnecting) => {
+    let rtmp: RtmpPublisher;
+    try {
+      const address = pinned ?? (await settings.resolveDestination(destination.host, destination.port));
+      pinned = undefined;
+      rtmp = await RtmpPublisher.publish({
+        protocol: destination.protocol,
+        address,
+        port: destination.port,
+        host: destination.host,
+        app: destination.app,
+        tcUrl: destination.tcUrl,
+        streamName: destination.streamName,
+        query: destination.query,
+        credentials: destination.credentials,
+        flashVer: settings.flashVer,
+        localAddress: settings.localAddress,
+        secureContext: settings.secureContext,
+        timeoutMs: settings.connectTimeoutMs,
+        socketTimeoutMs: reconnecting ? RECONNECT_SOCKET_TIMEOUT_MS : undefined,
+        stallTimeoutMs: settings.stallTimeoutMs,
+        onListenerError: settings.onListenerError,
+      });
+    } catch (error) {
+      throw new OpenError(`could not publish to the destination: ${scrubDestination((error as Error).message, destination)}`, classifyFailure(error));
+    }
+    return new RtmpLink(rtmp, destination, settings);
+  };
+}
+
+/**
+ * The RTMP link: the publish session, a `LagGuard` that drops media up to a keyframe for a
+ * destination too far behind, and the output buffer when enabled. Media the destination does not
+ * take piling up beyond MAX_BACKLOG_BYTES, a stall, or the connection's end is a loss.
+ */
+export class RtmpLink implements Link {
+  readonly out: MediaOutput;
+  readonly #guard: LagGuard;
+  readonly #buffer: OutputBuffer | undefined;
+  #lost: ((reason: string, kind: FailureKind) => void) | undefined;
+  #closed = false;
+
+  constructor(
+    private readonly rtmp: RtmpPublisher,
+    private readonly destination: Destination,
+    settings: RtmpLinkSettings,
+  ) {
+    this.#guard = new LagGuard(rtmp, rtmp, settings.maxLagMs);
+    this.#buffer = settings.outBuffer.enabled ? new OutputBuffer(this.#guard, settings.outBuffer, undefined, settings.onBufferState) : undefined;
+    const inner = this.#buffer ?? this.#guard;
+    this.out = {
+      writeMetadata: (metadata: Record<string, Amf0Value>) => inner.writeMetadata(metadata),
+      writeVideo: (timestamp, body) => {
+        inner.writeVideo(timestamp, body);
+        this.#checkBacklog();
+      },
+      writeAudio: (timestamp, body) => {
+        inner.writeAudio(timestamp, body);
+        this.#checkBacklog();
+      },
+    };
+    rtmp.on('closed', (error) => {
+      if (error) this.#lose(`destination connection lost: ${scrubDestination(error.message, this.destination)}`, classifyFailure(error));
+    });
+  }
+
+  get stats(): LinkStats {
+    return {
+      written: this.rtmp.bytesWritten,
+      acknowledged: this.rtmp.bytesAcknowledged,
+      bufferings: this.#buffer?.bufferings ?? 0,
+      framesDropped: this.#guard.framesDropped,
+    };
+  }
+
+  get lagMs(): number {
+    return this.#guard.lagMs;
+  }
+
+  get buffer(): { state: OutBufferState; levelMs: number } | undefined {
+    return this.#buffer && { state: this.#buffer.state, levelMs: this.#buffer.levelMs };
+  }
+
+  onLost(listener: (reason: string, kind: FailureKind) => void): void {
+    this.#lost = listener;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#buffer?.close();
+    await this.rtmp.close();
+  }
+
+  /** A destination that takes less than it is sent would make the gateway buffer without end. */
+  #checkBacklog(): void {
+    const waiting = this.rtmp.bufferedBytes;
+    if (waiting > MAX_BACKLOG_BYTES) this.#lose(`the destination does not keep up: ${Math.round(waiting / 1048576)} MB waiting to be sent`, 'unreachable');
+  }
+
+  #lose(reason: string, kind: FailureKind): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const listener = this.#lost;
+    this.#lost = undefined;
+    listener?.(reason, kind);
+  }
+}

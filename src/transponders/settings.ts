@@ -1,0 +1,76 @@
+import type { SecureContext } from 'node:tls';
+import type { Logger } from 'pino';
+import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
+import type { DestinationResolver } from '../security/destination-policy.js';
+import type { Destination } from './destination.js';
+import type { EncodingSettings, VideoRequest } from './encoding.js';
+import type { OutBufferSettings } from './out-buffer.js';
+import { ffmpegPipelines, type PipelineFactory } from './pipeline.js';
+import type { RestoreSettings } from './restore.js';
+import { rtmpLinks, type LinkFactory } from './rtmp-link.js';
+
+export interface TransponderSettings {
+  ffmpegPath: string;
+  /** Starts and keeps track of every ffmpeg of the gateway. */
+  ffmpeg: FfmpegSupervisor;
+  /** Where sound files for `sound_on` are found. */
+  mediaDir: string;
+  encoding: EncodingSettings;
+  startTimeoutMs: number;
+  stopTimeoutMs: number;
+  rtpPortRange: [number, number];
+  analyzeDurationUs: number;
+  /** Connecting to the destination and publishing must take no longer. */
+  connectTimeoutMs: number;
+  flashVer: string;
+  /** Local address of the outbound RTMP connection; undefined lets the system choose. */
+  localAddress?: string;
+  /** Whether onMetaData is sent. */
+  sendMetadata: boolean;
+  /** TLS context for RTMPS: the certificate authorities trusted. */
+  secureContext: SecureContext;
+  /** Transponders in all, and per stream. */
+  limits: { total: number; perStream: number };
+  /** Looks the destination host up and checks every answer against the destination policy. */
+  resolveDestination: DestinationResolver;
+  /** Restoring the output after a drop. */
+  restore: RestoreSettings;
+  /** Output the destination has not acknowledged for this long is a drop. */
+  stallTimeoutMs: number;
+  /** A destination lagging more than this (ms) gets media dropped up to a keyframe; 0: never. */
+  maxLagMs: number;
+  /** Output buffering in front of each link. */
+  outBuffer: OutBufferSettings;
+  /** How long a transponder whose publisher went away holds the output with a still picture; 0: it ends at once. */
+  publisherGraceMs: number;
+}
+
+/** What a transponder needs of the gateway's settings. */
+export type TransponderConfig = Pick<TransponderSettings, 'startTimeoutMs' | 'restore' | 'sendMetadata' | 'encoding' | 'outBuffer'>;
+
+/** A transponder's startup request, as far as it keeps it. */
+export interface TransponderOptions {
+  /** Startup options as the request gave them (`options` in Web Call Server's API). */
+  options: object;
+  /** The video fields of the request: the plan is made again for a publisher that comes back. */
+  video: VideoRequest;
+}
+
+/** What a transponder opens its output with: links to its destination, and pipelines. */
+export interface TransponderParts {
+  links: LinkFactory;
+  pipelines: PipelineFactory;
+}
+
+/** The real parts: RTMP links to `destination` (the first to `pinnedAddress`), ffmpeg pipelines. */
+export function transponderParts(destination: Destination, settings: TransponderSettings, log: Logger, flashVer?: string, pinnedAddress?: string): TransponderParts {
+  const onListenerError = (event: string, error: unknown): void => log.error({ err: error, event }, 'transponder listener failed');
+  return {
+    links: rtmpLinks(
+      destination,
+      { ...settings, flashVer: flashVer ?? settings.flashVer, onListenerError, onBufferState: (state) => log.debug({ state }, 'output buffer') },
+      pinnedAddress,
+    ),
+    pipelines: ffmpegPipelines({ ...settings, spawn: (args) => settings.ffmpeg.spawn(settings.ffmpegPath, args, onListenerError), log }),
+  };
+}

@@ -1,0 +1,43 @@
+import type { Transponder } from './transponder.js';
+
+/**
+ * A transponder as `find` shows it: Web Call Server's fields, then `state`, `lastError`,
+ * `errorCode`, restore attempts, the output buffer and counters. Holds no secret: the destination
+ * is shown redacted.
+ */
+export function describe(t: Transponder): Record<string, unknown> {
+  const output = t.output;
+  const buffer = t.buffer;
+  const until = t.standby.until;
+  return {
+    mediaSessionId: t.mediaSessionId,
+    streamName: t.destination.redactedStreamName,
+    sourceStreamName: t.publisher.name,
+    rtmpUrl: t.destination.redactedRequestedUrl,
+    width: t.writer.size?.width ?? 0,
+    height: t.writer.size?.height ?? 0,
+    muted: t.audio.muted,
+    soundEnabled: t.audio.sound !== undefined,
+    options: t.request.options,
+    state: t.state,
+    ...(t.lastError ? { lastError: t.lastError } : {}),
+    ...(t.errorCode ? { errorCode: t.errorCode } : {}),
+    ...(until !== undefined ? { standbyUntil: new Date(until).toISOString() } : {}),
+    reconnectAttempt: t.reconnectAttempt,
+    ...(t.config.outBuffer.enabled ? { outputBuffer: { state: buffer?.state, levelMs: buffer?.levelMs ?? 0, bufferings: output.bufferings } } : {}),
+    transcoding: t.plan.video === 'transcode',
+    createdAt: new Date(t.createdAt).toISOString(),
+    counters: {
+      packetsSent: t.input.packets,
+      bytesSent: t.input.bytes,
+      frames: t.writer.frames,
+      drops: t.counters.drops,
+      reconnects: t.counters.reconnects,
+      framesLost: t.input.framesLost,
+      framesDropped: output.framesDropped,
+      lagMs: Math.round(output.lagMs),
+      outputBytes: output.written,
+      acknowledgedBytes: output.acknowledged,
+    },
+  };
+}

@@ -1,6 +1,7 @@
 // Bundles the browser SDK (ESM and a global `Gateway` for <script> tags) and its type declarations.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -10,3 +11,8 @@ const common = { entryPoints: [entry], bundle: true, target: 'es2020', sourcemap
 await build({ ...common, format: 'esm', outfile: join(root, 'dist/sdk/gateway.js') });
 await build({ ...common, format: 'iife', globalName: 'Gateway', outfile: join(root, 'dist/sdk/gateway.iife.js') });
 execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'sdk/tsconfig.json')], { stdio: 'inherit' });
+// The SDK's types are served as one file: its public types must not import anything (the signalling
+// protocol it shares with the server is internal to it).
+const types = readFileSync(join(root, 'dist/sdk-types/sdk/src/gateway.d.ts'), 'utf8');
+if (/^import\b|from '\./m.test(types)) throw new Error('the SDK\'s public types import another file: mark what uses it @internal');
+writeFileSync(join(root, 'dist/sdk/gateway.d.ts'), types);

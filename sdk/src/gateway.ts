@@ -10,6 +10,8 @@
  *   });
  */
 
+import { SIGNALING_PATH, type ClientMessage, type ServerMessage } from '../../src/signaling/protocol.js';
+
 export const SESSION_STATUS = { ESTABLISHED: 'ESTABLISHED', DISCONNECTED: 'DISCONNECTED', FAILED: 'FAILED' } as const;
 export const STREAM_STATUS = { PUBLISHING: 'PUBLISHING', UNPUBLISHED: 'UNPUBLISHED', FAILED: 'FAILED' } as const;
 
@@ -68,20 +70,6 @@ class Emitter {
   }
 }
 
-interface ServerMessage {
-  type: string;
-  requestId?: string;
-  name?: string;
-  sdp?: string;
-  status?: string;
-  info?: string;
-  message?: string;
-  field?: string;
-  state?: string;
-  error?: string;
-  mediaSessionId?: string;
-}
-
 export function createSession(options: SessionOptions): Session {
   return new Session(options);
 }
@@ -91,7 +79,7 @@ function signalingUrl(urlServer: string): string {
   if (url.protocol === 'http:') url.protocol = 'ws:';
   if (url.protocol === 'https:') url.protocol = 'wss:';
   if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new Error('urlServer must be a ws://, wss://, http:// or https:// URL');
-  url.pathname = url.pathname.replace(/\/+$/, '') + '/ws';
+  url.pathname = url.pathname.replace(/\/+$/, '') + SIGNALING_PATH;
   return url.toString();
 }
 
@@ -132,7 +120,7 @@ export class Session extends Emitter {
   }
 
   /** @internal */
-  _send(message: Record<string, unknown>): void {
+  _send(message: ClientMessage): void {
     this.#socket.send(JSON.stringify(message));
   }
 
@@ -153,7 +141,7 @@ export class Session extends Emitter {
       return;
     }
     const stream = [...this.#streams.values()].find(
-      (s) => (message.requestId !== undefined && s._requestId === message.requestId) || (message.name !== undefined && s.name() === message.name),
+      (s) => ('requestId' in message && s._requestId === message.requestId) || ('name' in message && s.name() === message.name),
     );
     if (!stream) return;
     stream._onMessage(message);
@@ -197,8 +185,8 @@ export class Stream extends Emitter {
   publish(): this {
     if (this.#status !== 'NEW') throw new Error(`stream ${this.options.name} was already published`);
     this.#status = 'PENDING';
-    this._requestId = this.session._register(this);
-    this.#start().catch((error: unknown) => this.#fail(error instanceof Error ? error.message : String(error)));
+    const requestId = (this._requestId = this.session._register(this));
+    this.#start(requestId).catch((error: unknown) => this.#fail(error instanceof Error ? error.message : String(error)));
     return this;
   }
 
@@ -209,7 +197,7 @@ export class Stream extends Emitter {
     this._closed('stopped by the client');
   }
 
-  async #start(): Promise<void> {
+  async #start(requestId: string): Promise<void> {
     const media =
       this.options.mediaStream ??
       (await navigator.mediaDevices.getUserMedia(this.options.constraints ?? { audio: true, video: { width: 1280, height: 720 } }));
@@ -228,9 +216,10 @@ export class Stream extends Emitter {
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     await this.#keepResolution(pc);
+    if (!offer.sdp) throw new Error('the browser made no SDP offer');
     this.session._send({
       type: 'publish',
-      requestId: this._requestId,
+      requestId,
       name: this.options.name,
       sdp: offer.sdp,
       ...(this.options.rtmpUrl !== undefined ? { rtmpUrl: this.options.rtmpUrl } : {}),
@@ -269,7 +258,7 @@ export class Stream extends Emitter {
     if (message.type === 'answer' && message.sdp && this.#pc) {
       this.#pc.setRemoteDescription({ type: 'answer', sdp: message.sdp }).catch((error: unknown) => this.#fail(String(error)));
     } else if (message.type === 'error') {
-      this.#fail(message.message ?? 'the gateway refused the stream', message.field);
+      this.#fail(message.message || 'the gateway refused the stream', message.field);
     } else if (message.type === 'status' && message.status === 'PUBLISHING') {
       this.#status = 'PUBLISHING';
       this.emit({ status: 'PUBLISHING' });

@@ -1,32 +1,10 @@
 import { z } from 'zod';
 import { streamNameSchema } from '../publishers/stream-name.js';
+import type { ClientMessage } from '../signaling/protocol.js';
+import { mediaSessionIdSchema } from '../transponders/requests.js';
 
 /** The largest SDK signalling message (an offer is 5-10 KB). */
 export const MAX_SIGNALING_MESSAGE_BYTES = 64 * 1024;
-
-const dimension = z.number().int().min(0).max(4096);
-
-/** `options` at startup: the audio actions of Web Call Server. */
-export const startupOptionsSchema = z.strictObject({
-  action: z.enum(['mute', 'sound_on']).optional(),
-  soundFile: z.string().min(1).max(255).optional(),
-  loop: z.boolean().optional(),
-  volume: z.number().min(0).max(1).optional(),
-});
-
-export const startupSchema = z.strictObject({
-  streamName: streamNameSchema,
-  rtmpUrl: z.string().min(1).max(2048),
-  rtmpTransponderFullUrl: z.boolean().optional(),
-  rtmpFlashVersion: z.string().min(1).max(128).regex(/^[\x20-\x7e]+$/, 'must be printable ASCII').optional(),
-  width: dimension.optional(),
-  height: dimension.optional(),
-  fps: z.number().int().min(0).max(120).optional(),
-  keyFrameInterval: z.number().int().min(0).max(1200).optional(),
-  videoBitrate: z.number().int().min(0).max(50000).optional(),
-  audioBitrate: z.number().int().min(0).max(320).optional(),
-  options: startupOptionsSchema.optional(),
-});
 
 export const findSchema = z.strictObject({
   streamName: z.string().min(1).max(256).optional(),
@@ -35,19 +13,10 @@ export const findSchema = z.strictObject({
 
 export const findAllSchema = z.strictObject({});
 
-const mediaSessionId = z.string().min(1).max(64);
+export const mediaSessionSchema = z.strictObject({ mediaSessionId: mediaSessionIdSchema });
 
-export const mediaSessionSchema = z.strictObject({ mediaSessionId });
-
-export const soundOnSchema = z.strictObject({
-  mediaSessionId,
-  soundFile: z.string().min(1).max(255),
-  loop: z.boolean().optional(),
-  volume: z.number().min(0).max(1).optional(),
-});
-
-/** Browser SDK signalling, client to gateway. */
-export const clientMessageSchema = z.discriminatedUnion('type', [
+/** Browser SDK signalling, client to gateway: checks what `ClientMessage` (the protocol) describes. */
+export const clientMessageSchema: z.ZodType<ClientMessage> = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('publish'),
     requestId: z.string().min(1).max(64),
@@ -63,5 +32,3 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
     name: streamNameSchema,
   }),
 ]);
-
-export type ClientMessage = z.infer<typeof clientMessageSchema>;

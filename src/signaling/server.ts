@@ -10,11 +10,10 @@ import type { PublisherRegistry } from '../publishers/registry.js';
 import type { TransponderService } from '../transponders/service.js';
 import type { Transponder } from '../transponders/transponder.js';
 import { checkHost, checkOrigin } from '../http/guard.js';
-import { clientMessageSchema, MAX_SIGNALING_MESSAGE_BYTES, type ClientMessage } from '../http/schemas.js';
+import { clientMessageSchema, MAX_SIGNALING_MESSAGE_BYTES } from '../http/schemas.js';
+import { PROTOCOL_VERSION, SIGNALING_PATH, type ClientMessage, type PublishMessage, type ServerMessage } from './protocol.js';
 import { parseBody } from '../http/validation.js';
 
-export const SIGNALING_PATH = '/ws';
-export const PROTOCOL_VERSION = 1;
 
 /** The client address of an upgrade request, as fastify's trust_proxy setting would see it. */
 export type ClientAddress = (request: IncomingMessage) => string;
@@ -124,7 +123,7 @@ class SignalingSession {
     }
   }
 
-  async #publish(message: Extract<ClientMessage, { type: 'publish' }>): Promise<void> {
+  async #publish(message: PublishMessage): Promise<void> {
     const { name, rtmpUrl, rtmpTransponderFullUrl } = message;
     // Checked before anything is created: a bad rtmpUrl or token never starts a publish.
     const destination = rtmpUrl === undefined ? undefined : this.transponders.checkDestination(rtmpUrl, name, rtmpTransponderFullUrl);
@@ -189,7 +188,7 @@ class SignalingSession {
     }
   }
 
-  #send(message: Record<string, unknown>): void {
+  #send(message: ServerMessage): void {
     if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(message));
   }
 }

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { notFound } from '../../errors.js';
 import type { TransponderService } from '../../transponders/service.js';
-import { findAllSchema, findSchema, mediaSessionSchema, soundOnSchema, startupSchema } from '../schemas.js';
+import { findAllSchema, findSchema, mediaSessionSchema } from '../schemas.js';
+import { soundOnSchema, startupSchema } from '../../transponders/requests.js';
 import { parseBody } from '../validation.js';
 
 /** Web Call Server's transponder API: `/rest-api/push/*`, JSON in and out. */

@@ -1,7 +1,14 @@
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import type { RtmpMediaMessage } from '../kit/rtmp-receiver.js';
+import { join } from 'node:path';
+import { now, sleep } from '../kit/processes.js';
+import type { RtmpMediaMessage, RtmpReceiver } from '../kit/rtmp-receiver.js';
+import { median } from '../kit/stats.js';
+import type { Fixture } from '../kit/fixture.js';
+import type { GatewayProcess } from '../kit/gateway-process.js';
+import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
+import { round, type Bench } from './report.js';
 
 const run = promisify(execFile);
 const AAC_FRAME = 1024;
@@ -65,4 +72,53 @@ function flv(messages: RtmpMediaMessage[]): Buffer {
     parts.push(tag, m.data, size);
   }
   return Buffer.concat(parts);
+}
+
+export async function audioCommands(bench: Bench, gateway: GatewayProcess, fixture: Fixture, receiver: RtmpReceiver): Promise<void> {
+  console.log(`\nAudio commands on a live push (${bench.plan.audioRuns} runs of mute, sound_on, unmute)`);
+  const name = 'audio-commands';
+  const publisher = await SyntheticPublisher.publish(fixture, gateway.baseUrl, name);
+  const messages: RtmpMediaMessage[] = [];
+  const collect = (m: RtmpMediaMessage): void => {
+    if (m.kind === 'audio' && m.publish.streamName === `rtmp_${name}`) messages.push(m);
+  };
+  receiver.on('media', collect);
+  const commands: Array<{ action: string; sentMs: number; answeredMs: number }> = [];
+  try {
+    await sleep(1000);
+    const started = await gateway.request('POST', '/rest-api/push/startup', { streamName: name, rtmpUrl: receiver.url() });
+    if (started.status !== 200) throw new Error(`startup answered ${started.status}`);
+    const command = async (action: string, body: object = {}): Promise<void> => {
+      const sentMs = now();
+      const reply = await gateway.request('POST', `/rest-api/push/${action}`, { mediaSessionId: started.body.mediaSessionId, ...body });
+      if (reply.status !== 200) throw new Error(`${action} answered ${reply.status}: ${JSON.stringify(reply.body)}`);
+      commands.push({ action, sentMs, answeredMs: now() });
+    };
+    await sleep(1500);
+    for (let i = 0; i < bench.plan.audioRuns; i++) {
+      await command('mute');
+      await sleep(700 + ((i * 131) % 300));
+      await command('sound_on', { soundFile: 'chime.wav' });
+      await sleep(1300);
+      await command('unmute');
+      await sleep(700 + ((i * 173) % 300));
+    }
+    await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: started.body.mediaSessionId });
+  } finally {
+    receiver.off('media', collect);
+    await publisher.stop();
+  }
+  const frames = await levelsOfFrames(messages, join(bench.work, 'audio-commands.flv'));
+  const heard = (db: number): boolean => db > -50;
+  const latencies: Record<string, number[]> = { mute: [], sound_on: [], unmute: [] };
+  for (const c of commands) {
+    const latency = changeLatency(frames, c.sentMs, c.answeredMs, c.action === 'mute' ? (db) => !heard(db) : heard);
+    if (latency === undefined) throw new Error(`${c.action} at ${c.sentMs} never showed in the output`);
+    latencies[c.action]!.push(latency);
+  }
+  bench.details.audioCommands = Object.fromEntries(Object.entries(latencies).map(([k, v]) => [k, v.map(round)]));
+  for (const [action, values] of Object.entries(latencies)) {
+    bench.report(`${action} reply -> change at RTMP server, median`, median(values) / 1000, 's');
+    bench.report(`${action} reply -> change at RTMP server, max`, Math.max(...values) / 1000, 's', { max: 0.5 });
+  }
 }

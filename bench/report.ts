@@ -8,6 +8,34 @@ export interface Figure {
   ok?: boolean;
 }
 
+/** How much each section measures: `--quick` runs a smaller version in about a minute. */
+export function benchPlan(quick: boolean) {
+  return quick
+    ? { startupRuns: 3, sdkRuns: 3, audioRuns: 2, restartDownMs: [200, 800], cutRuns: 1, reconnectCycles: 20, pushSeconds: 8, capacitySteps: [2, 4], capacitySeconds: 6 }
+    : {
+        startupRuns: 10,
+        sdkRuns: 10,
+        audioRuns: 6,
+        restartDownMs: [100, 300, 500, 700, 900],
+        cutRuns: 3,
+        reconnectCycles: 100,
+        pushSeconds: 20,
+        capacitySteps: [8, 16, 24, 32, 40, 48, 56, 64],
+        capacitySeconds: 15,
+      };
+}
+
+/** What every section of the benchmark is given. */
+export interface Bench {
+  quick: boolean;
+  plan: ReturnType<typeof benchPlan>;
+  report: Report;
+  /** Raw figures, written to the JSON results. */
+  details: Record<string, unknown>;
+  /** Where the benchmark keeps its files (.bench). */
+  work: string;
+}
+
 export type Report = (name: string, value: number, unit: string, target?: { max?: number; min?: number }) => void;
 
 export const round = (n: number): number => Math.round(n * 1000) / 1000;

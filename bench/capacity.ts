@@ -1,0 +1,117 @@
+import { rmSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { probe } from '../kit/probe.js';
+import { sleep, waitFor } from '../kit/processes.js';
+import type { NginxRtmp } from '../kit/rtmp-server.js';
+import type { Fixture } from '../kit/fixture.js';
+import type { GatewayProcess } from '../kit/gateway-process.js';
+import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
+import { CpuWindow, rssMb } from './proc.js';
+import { round, type Bench } from './report.js';
+
+/** Video frames lost beyond this share fail a capacity step. */
+const MAX_LOSS = 0.005;
+
+interface StepResult {
+  pushes: number;
+  running: number;
+  framesExpected: number;
+  framesLost: number;
+  lossPercent: number;
+  worstPushLossPercent: number;
+  gatewayCpu: number;
+  ffmpegCpuEach: number;
+  nginxCpu: number;
+  publishersCpu: number;
+  machineCpu: number;
+  gatewayRssMb: number;
+  /** Where frames are missing in each push's recording: "<time> +<gap>". */
+  gaps: Record<string, string[]>;
+}
+
+/** Runs `count` synthetic publishers each pushed to nginx-rtmp, and counts frames lost there. */
+async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixture, nginx: NginxRtmp, count: number): Promise<StepResult> {
+  const names = Array.from({ length: count }, (_, i) => `cap${count}-${i}`);
+  const publishers: SyntheticPublisher[] = [];
+  try {
+    for (const name of names) publishers.push(await SyntheticPublisher.publish(fixture, gateway.baseUrl, name));
+    await sleep(1000);
+    for (const name of names) {
+      const reply = await gateway.request('POST', '/rest-api/push/startup', { streamName: name, rtmpUrl: nginx.url() });
+      if (reply.status !== 200) throw new Error(`startup of ${name} answered ${reply.status}: ${JSON.stringify(reply.body)}`);
+    }
+    await sleep(2000);
+    const ffmpeg = await gateway.ffmpegPids();
+    const window = new CpuWindow([gateway.pid, nginx.pid!, process.pid, ...ffmpeg]);
+    await sleep(bench.plan.capacitySeconds * 1000);
+    const cpu = window.end();
+    const gatewayRssMb = rssMb(gateway.pid);
+    const listed = (await gateway.request('POST', '/rest-api/push/find_all')).body as { state: string }[];
+    const running = listed.filter((t) => t.state === 'running').length;
+    for (const publisher of publishers.splice(0)) await publisher.stop();
+    await waitFor('every push to end', async () => (await gateway.ffmpegPids()).length === 0, 30_000, 100);
+
+    let expected = 0;
+    let lost = 0;
+    let worst = 0;
+    const gaps: Record<string, string[]> = {};
+    for (const name of names) {
+      const file = nginx.recording(`rtmp_${name}`);
+      const video = (await probe(file).catch(() => ({ video: [] }))).video.map((p) => Number(p.pts_time));
+      const span = video.length > 1 ? video.at(-1)! - video[0]! : 0;
+      // Frames that should be there: the push's whole span at the fixture's rate, at least the window.
+      const due = Math.max(Math.round(span * fixture.fps) + 1, bench.plan.capacitySeconds * fixture.fps);
+      const missing = Math.max(0, due - video.length);
+      expected += due;
+      lost += missing;
+      worst = Math.max(worst, missing / due);
+      const holes = video.flatMap((t, i) => (i > 0 && t - video[i - 1]! > 1.5 / fixture.fps ? [`${video[i - 1]!.toFixed(3)} s +${(t - video[i - 1]!).toFixed(3)} s`] : []));
+      if (holes.length) gaps[name] = holes;
+      rmSync(file, { force: true });
+    }
+    const each = (pids: number[]): number => pids.reduce((sum, pid) => sum + cpu.percent.get(pid)!, 0) / Math.max(1, pids.length);
+    return {
+      pushes: count,
+      running,
+      framesExpected: expected,
+      framesLost: lost,
+      lossPercent: round((lost / expected) * 100),
+      worstPushLossPercent: round(worst * 100),
+      gatewayCpu: round(cpu.percent.get(gateway.pid)!),
+      ffmpegCpuEach: round(each(ffmpeg)),
+      nginxCpu: round(cpu.percent.get(nginx.pid!)!),
+      publishersCpu: round(cpu.percent.get(process.pid)!),
+      machineCpu: round(cpu.machinePercent),
+      gatewayRssMb: round(gatewayRssMb),
+      gaps,
+    };
+  } finally {
+    for (const publisher of publishers) await publisher.stop();
+  }
+}
+
+export async function capacity(bench: Bench, gateway: GatewayProcess, fixture: Fixture, nginx: NginxRtmp): Promise<void> {
+  console.log(`\nCapacity: concurrent passthrough pushes to nginx-rtmp, ${bench.plan.capacitySeconds} s a step, < ${MAX_LOSS * 100} % video frames lost`);
+  const steps: StepResult[] = [];
+  let sustained = 0;
+  for (const count of bench.plan.capacitySteps) {
+    const step = await capacityStep(bench, gateway, fixture, nginx, count);
+    steps.push(step);
+    const ok = step.running === count && step.lossPercent < MAX_LOSS * 100;
+    console.log(
+      `  ${count} pushes: ${step.running} running, ${step.framesLost}/${step.framesExpected} frames lost (${step.lossPercent} %, worst push ${step.worstPushLossPercent} %); ` +
+        `CPU % of a core: gateway ${step.gatewayCpu}, ffmpeg ${step.ffmpegCpuEach} each, nginx ${step.nginxCpu}, publishers ${step.publishersCpu}; machine ${step.machineCpu} % busy -> ${ok ? 'sustained' : 'FAILED'}`,
+    );
+    if (!ok) break;
+    sustained = count;
+  }
+  bench.details.capacity = steps;
+  // The cost of one more push, once the gateway's fixed costs are shared: at the first step and
+  // at the largest one sustained.
+  const sustainedSteps = steps.filter((s) => s.pushes <= sustained);
+  for (const step of new Set([sustainedSteps[0], sustainedSteps.at(-1)])) {
+    if (!step) continue;
+    bench.report(`gateway + ffmpeg CPU per push at ${step.pushes} pushes`, step.gatewayCpu / step.pushes + step.ffmpegCpuEach, '% of a core', { max: 6 });
+  }
+  bench.report(`concurrent passthrough pushes sustained on ${cpus().length} cores`, sustained, 'pushes', { min: bench.quick ? 0 : 32 });
+}

@@ -1,11 +1,43 @@
-import type { Transponder } from './transponder.js';
+import type { Publisher } from '../publishers/publisher.js';
+import type { Destination } from './destination.js';
+import type { EncodingPlan } from './encoding.js';
+import type { PublisherInput } from './input.js';
+import type { OutputAudio } from './output-audio.js';
+import type { OutputWriter } from './output.js';
+import type { ErrorCode } from './restore.js';
+import type { LinkStats } from './rtmp-link.js';
+import type { TransponderConfig, TransponderOptions } from './settings.js';
+import type { Standby } from './standby.js';
+import type { TransponderState } from './states.js';
+
+/** What `find` shows of a transponder. */
+export interface TransponderView {
+  readonly mediaSessionId: string;
+  readonly createdAt: number;
+  readonly destination: Destination;
+  readonly publisher: Publisher;
+  readonly request: TransponderOptions;
+  readonly config: TransponderConfig;
+  readonly plan: EncodingPlan;
+  readonly state: TransponderState;
+  readonly lastError: string | undefined;
+  readonly errorCode: ErrorCode | undefined;
+  readonly reconnectAttempt: number;
+  readonly counters: { drops: number; reconnects: number };
+  readonly output: LinkStats & { lagMs: number };
+  readonly buffer: { state: string; levelMs: number } | undefined;
+  readonly writer: OutputWriter;
+  readonly standby: Standby;
+  readonly audio: OutputAudio;
+  readonly input: PublisherInput;
+}
 
 /**
  * A transponder as `find` shows it: Web Call Server's fields, then `state`, `lastError`,
  * `errorCode`, restore attempts, the output buffer and counters. Holds no secret: the destination
  * is shown redacted.
  */
-export function describe(t: Transponder): Record<string, unknown> {
+export function describe(t: TransponderView): Record<string, unknown> {
   const output = t.output;
   const buffer = t.buffer;
   const until = t.standby.until;

@@ -28,6 +28,8 @@ export class GatewayProcess {
         GATEWAY_WEBRTC_ICE_ADDRESSES: '["127.0.0.1"]',
         GATEWAY_WEBRTC_ICE_REMOTE_NETWORKS: '["127.0.0.0/8"]',
         GATEWAY_DESTINATION_ALLOW_LOOPBACK: 'true',
+        // Every synthetic publisher of the benchmark comes from 127.0.0.1.
+        GATEWAY_LIMIT_SESSIONS_PER_CLIENT: '1000',
         // Destinations: loopback, and the hosts in network namespaces the benchmark and tests make.
         GATEWAY_DESTINATION_ALLOWED_HOSTS: JSON.stringify(['127.0.0.0/8', TEST_NETWORKS]),
         ...env,

@@ -39,8 +39,6 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-/** RTP ports for ffmpeg inputs on loopback, away from the ICE range. */
-const RTP_PORT_RANGE: [number, number] = [20000, 29999];
 /** REST bodies are small JSON objects; offers have their own limit (MAX_OFFER_BYTES). */
 const REST_BODY_LIMIT = 64 * 1024;
 
@@ -106,7 +104,6 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       },
       startTimeoutMs: config.ffmpeg_start_timeout_ms,
       stopTimeoutMs: config.ffmpeg_stop_timeout_ms,
-      rtpPortRange: RTP_PORT_RANGE,
       analyzeDurationUs: 200_000,
       connectTimeoutMs: 10_000,
       flashVer: config.rtmp_flash_ver_subscriber,

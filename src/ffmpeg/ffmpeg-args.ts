@@ -1,31 +1,12 @@
-import { FFMPEG_PAYLOAD_TYPE, VIDEO_CLOCK_RATE, type VideoCodec } from '../media/codecs.js';
 import { PCM_CHANNELS, PCM_SAMPLE_RATE } from '../audio/mixer.js';
 import type { EncodingPlan, EncodingSettings } from '../transponders/encoding.js';
 
-export interface VideoRtpInput {
-  codec: VideoCodec;
-  port: number;
-  spropParameterSets?: string;
-}
-
-/** The SDP file ffmpeg reads the RTP video it transcodes from. */
-export function buildInputSdp(video: VideoRtpInput): string {
-  const lines = ['v=0', 'o=- 0 0 IN IP4 127.0.0.1', 's=transponder', 'c=IN IP4 127.0.0.1', 't=0 0'];
-  const pt = FFMPEG_PAYLOAD_TYPE[video.codec];
-  lines.push(`m=video ${video.port} RTP/AVP ${pt}`, `a=rtpmap:${pt} ${video.codec}/${VIDEO_CLOCK_RATE}`);
-  if (video.codec === 'H264') {
-    const sprop = video.spropParameterSets ? `;sprop-parameter-sets=${video.spropParameterSets}` : '';
-    lines.push(`a=fmtp:${pt} packetization-mode=1${sprop}`);
-  }
-  return lines.join('\n') + '\n';
-}
-
 export interface FfmpegJob {
-  /** The SDP file of the RTP video to transcode; absent when the gateway passes video through. */
-  videoSdpPath?: string;
+  /** The video to transcode comes as IVF on `pipe:3`; false when the gateway passes video through. */
+  videoInput?: boolean;
   plan: EncodingPlan;
   settings: EncodingSettings;
-  /** How long ffmpeg probes the RTP input before it starts writing, in microseconds. */
+  /** How long ffmpeg probes the video input before it starts writing, in microseconds. */
   analyzeDurationUs: number;
   /**
    * While the publisher is away: an H.264 Annex B file of the last keyframe sent, shown as a still
@@ -35,22 +16,23 @@ export interface FfmpegJob {
 }
 
 /**
- * ffmpeg's argument array. In: the gateway's mixed audio as raw PCM on stdin, and the RTP video
- * when it is transcoded (from the SDP file). Out: FLV tags on stdout, which the gateway forwards to
- * the destination itself. ffmpeg never sees the destination, so no URL or stream key is in its
- * arguments, and it can reach no network: inputs are limited to file, udp, rtp and the pipe.
+ * ffmpeg's argument array. In: the gateway's mixed audio as raw PCM on stdin, and the video it
+ * transcodes as IVF on `pipe:3` (whole frames the gateway depacketized, timed on the publisher's
+ * clock). Out: FLV tags on stdout, which the gateway forwards to the destination itself. ffmpeg
+ * never sees the destination, so no URL or stream key is in its arguments, and it can reach no
+ * network: inputs are limited to files (the still picture) and pipes.
  */
 export function buildFfmpegArgs(job: FfmpegJob): string[] {
   const { plan, settings } = job;
-  const args = ['-hide_banner', '-nostats', '-nostdin', '-loglevel', 'level+info', '-protocol_whitelist', 'file,udp,rtp,pipe'];
+  const args = ['-hide_banner', '-nostats', '-nostdin', '-loglevel', 'level+info', '-protocol_whitelist', 'file,pipe'];
   if (job.still) args.push('-f', 'h264', '-i', job.still.path);
-  else if (job.videoSdpPath) args.push('-analyzeduration', String(job.analyzeDurationUs), '-i', job.videoSdpPath);
+  else if (job.videoInput) args.push('-analyzeduration', String(job.analyzeDurationUs), '-f', 'ivf', '-i', 'pipe:3');
   // The PCM's format is given, so nothing is probed: by default ffmpeg would read ~1 s of it first,
   // and the mixer writes it in real time.
   args.push('-probesize', '32', '-f', 's16le', '-ar', String(PCM_SAMPLE_RATE), '-ac', String(PCM_CHANNELS), '-i', 'pipe:0');
-  const audioInput = job.still || job.videoSdpPath ? 1 : 0;
+  const audioInput = job.still || job.videoInput ? 1 : 0;
   if (job.still) args.push('-map', '0:v:0', ...stillArgs(job.still.fps, plan, settings));
-  else if (job.videoSdpPath && plan.video === 'transcode') args.push('-map', '0:v:0', ...x264Args(plan, settings));
+  else if (job.videoInput && plan.video === 'transcode') args.push('-map', '0:v:0', ...x264Args(plan, settings));
   args.push(
     '-map', `${audioInput}:a:0`,
     '-c:a', 'aac',

@@ -27,14 +27,21 @@ const SPAWN_FAILED = 127;
  */
 export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
   readonly #child: ChildProcessByStdio<Writable, Readable, Readable>;
+  /** File descriptor 3 of ffmpeg (`pipe:3`): its video input, when it has one. */
+  readonly #video: Writable | undefined;
   readonly exited: Promise<void>;
   #exitCode: number | null | undefined;
   #stopping: Promise<void> | undefined;
 
-  /** `onListenerError` hears of a listener that threw (isolated from the others and from this process). */
-  constructor(binary: string, args: readonly string[], onListenerError?: ListenerErrorHandler) {
+  /**
+   * `onListenerError` hears of a listener that threw (isolated from the others and from this
+   * process); `videoInput` opens a fourth pipe, ffmpeg's `pipe:3`, for `writeVideo`.
+   */
+  constructor(binary: string, args: readonly string[], onListenerError?: ListenerErrorHandler, videoInput = false) {
     super(onListenerError);
-    this.#child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    this.#child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe', ...(videoInput ? (['pipe'] as const) : [])], detached: true }) as ChildProcessByStdio<Writable, Readable, Readable>;
+    this.#video = videoInput ? (this.#child.stdio[3] as Writable) : undefined;
+    this.#video?.on('error', () => {}); // EPIPE once ffmpeg is gone
     const pid = this.#child.pid;
     this.exited = new Promise((resolve) => {
       const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
@@ -75,6 +82,19 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
     return true;
   }
 
+  /** Writes to ffmpeg's video input (`pipe:3`); false once it is gone or when it has none. */
+  writeVideo(data: Buffer): boolean {
+    const video = this.#video;
+    if (!video || !this.running || video.writableEnded) return false;
+    video.write(data);
+    return true;
+  }
+
+  /** Bytes written to the video input that ffmpeg has not read yet. */
+  get videoBacklog(): number {
+    return this.#video?.writableLength ?? 0;
+  }
+
   /** Bytes written to standard input that ffmpeg has not read yet. */
   get inputBacklog(): number {
     return this.#child.stdin.writableLength;
@@ -96,6 +116,7 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
 
   async #escalate(stepTimeoutMs: number): Promise<void> {
     if (!this.running) return this.exited;
+    this.#video?.end();
     this.#child.stdin.end(); // end of input: ffmpeg flushes its encoders and exits
     if (await this.#exitsWithin(Math.min(QUIT_GRACE_MS, stepTimeoutMs))) return;
     this.#signalGroup('SIGINT');

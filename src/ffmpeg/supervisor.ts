@@ -16,8 +16,9 @@ export class FfmpegSupervisor {
 
   constructor(private readonly record?: ChildRecord) {}
 
-  spawn(binary: string, args: readonly string[], onListenerError?: ListenerErrorHandler): FfmpegProcess {
-    const child = new FfmpegProcess(binary, args, onListenerError);
+  /** Starts ffmpeg; with `videoInput`, its `pipe:3` is a video input (`FfmpegProcess.writeVideo`). */
+  spawn(binary: string, args: readonly string[], onListenerError?: ListenerErrorHandler, videoInput = false): FfmpegProcess {
+    const child = new FfmpegProcess(binary, args, onListenerError, videoInput);
     const pid = child.pid;
     this.#live.add(child);
     if (pid !== undefined) this.record?.add(pid);

@@ -1,18 +1,9 @@
-/**
- * Codec facts shared by ingest and transponders. Video payload types toward ffmpeg are fixed here, so
- * the SDP file for a transponder can be written before or independently of the WebRTC negotiation.
- */
+/** Codec facts shared by ingest, publishers and transponders. */
 export type VideoCodec = 'H264' | 'VP8' | 'VP9';
 export type MediaKind = 'audio' | 'video';
 
 export const VIDEO_CLOCK_RATE = 90000;
 export const OPUS_CLOCK_RATE = 48000;
-
-export const FFMPEG_PAYLOAD_TYPE: Record<VideoCodec, number> = {
-  H264: 96,
-  VP8: 97,
-  VP9: 98,
-};
 
 export function videoCodecFromMime(mime: string): VideoCodec | undefined {
   switch (mime.toLowerCase()) {

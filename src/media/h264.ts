@@ -1,5 +1,5 @@
 import { NAL_FU_A, NAL_IDR, NAL_PPS, NAL_SPS, NAL_STAP_A, stapANalUnits } from './codecs.js';
-import type { MediaPacket } from './rtp.js';
+import { Depacketizer, type PendingFrame } from './depacketizer.js';
 
 /** One H.264 picture: its NAL units without start codes, in decoding order. */
 export interface AccessUnit {
@@ -9,93 +9,19 @@ export interface AccessUnit {
   key: boolean;
 }
 
-export interface DepacketizerOptions {
-  /** How long a missing packet is waited for (a NACK retransmission) before it counts as lost. */
-  maxWaitMs: number;
-  /** Called when a loss was found; the stream resumes at the next keyframe, so ask for one. */
-  onLoss?: () => void;
-}
-
-interface PendingFrame {
-  timestamp: number;
+interface PendingUnit extends PendingFrame {
   nals: Buffer[];
-  key: boolean;
   /** The NAL unit being reassembled from FU-A fragments. */
   fragments?: Buffer[];
-  damaged: boolean;
 }
 
-interface Held {
-  packet: MediaPacket;
-  arrivedAt: number;
-}
-
-/** Packets held for reordering at most; more than this ahead of a hole declares it lost. */
-const MAX_HELD = 512;
-
-/**
- * RTP (RFC 6184, packetization-mode 1: single NAL units, STAP-A, FU-A) to access units. Packets
- * are put back in sequence order, waiting up to `maxWaitMs` for a missing one; a frame with a hole
- * is never emitted, and after a loss output resumes at the next keyframe, so what goes out always
- * decodes cleanly. Output starts at the first keyframe.
- */
-export class H264Depacketizer {
-  /** Frames dropped because a packet was lost. */
-  framesLost = 0;
-
-  #next: number | undefined;
-  readonly #held = new Map<number, Held>();
-  #frame: PendingFrame | undefined;
-  #awaitingKeyframe = true;
-
-  constructor(
-    private readonly onUnit: (unit: AccessUnit) => void,
-    private readonly options: DepacketizerOptions,
-  ) {}
-
-  push(packet: MediaPacket, now = performance.now()): void {
-    const seq = packet.sequenceNumber & 0xffff;
-    this.#next ??= seq;
-    const ahead = (seq - this.#next) & 0xffff;
-    if (ahead >= 0x8000) return; // late or repeated
-    if (ahead > 0) {
-      this.#held.set(seq, { packet, arrivedAt: now });
-      this.#skipLostPackets(now);
-      return;
-    }
-    this.#consume(packet);
-    this.#drain();
+/** RTP (RFC 6184, packetization-mode 1: single NAL units, STAP-A, FU-A) to access units. */
+export class H264Depacketizer extends Depacketizer<PendingUnit, AccessUnit> {
+  protected start(timestamp: number): PendingUnit {
+    return { timestamp, nals: [], key: false, damaged: false };
   }
 
-  /** Gives up on a hole once the packet after it waited too long. */
-  #skipLostPackets(now: number): void {
-    let oldest = Infinity;
-    for (const held of this.#held.values()) oldest = Math.min(oldest, held.arrivedAt);
-    if (now - oldest < this.options.maxWaitMs && this.#held.size < MAX_HELD) return;
-    let nearest = 0x10000;
-    for (const seq of this.#held.keys()) nearest = Math.min(nearest, (seq - this.#next!) & 0xffff);
-    this.#next = (this.#next! + nearest) & 0xffff;
-    this.#lose();
-    this.#drain();
-  }
-
-  #drain(): void {
-    for (let held = this.#held.get(this.#next!); held; held = this.#held.get(this.#next!)) {
-      this.#held.delete(this.#next!);
-      this.#consume(held.packet);
-    }
-  }
-
-  #consume(packet: MediaPacket): void {
-    this.#next = (packet.sequenceNumber + 1) & 0xffff;
-    if (this.#frame && this.#frame.timestamp !== packet.timestamp) this.#finish(); // its last packet was lost
-    const frame = (this.#frame ??= { timestamp: packet.timestamp, nals: [], key: false, damaged: false });
-    this.#parse(frame, packet.payload);
-    if (packet.marker) this.#finish();
-  }
-
-  #parse(frame: PendingFrame, payload: Buffer): void {
-    if (payload.length === 0) return;
+  protected parse(frame: PendingUnit, payload: Buffer): void {
     const type = payload[0]! & 0x1f;
     if (type >= 1 && type <= 23) this.#addNal(frame, payload);
     else if (type === NAL_STAP_A) for (const nal of stapANalUnits(payload)) this.#addNal(frame, nal);
@@ -111,33 +37,28 @@ export class H264Depacketizer {
     }
   }
 
-  #addNal(frame: PendingFrame, nal: Buffer): void {
+  protected complete(frame: PendingUnit): AccessUnit | undefined {
+    if (frame.fragments) {
+      frame.damaged = true; // its last fragment never came
+      return undefined;
+    }
+    return frame.nals.length > 0 ? { timestamp: frame.timestamp, nals: frame.nals, key: frame.key } : undefined;
+  }
+
+  #addNal(frame: PendingUnit, nal: Buffer): void {
     frame.nals.push(nal);
     if ((nal[0]! & 0x1f) === NAL_IDR) frame.key = true;
   }
-
-  #finish(): void {
-    const frame = this.#frame;
-    this.#frame = undefined;
-    if (!frame) return;
-    if (frame.damaged || frame.fragments) {
-      this.#lose();
-      return;
-    }
-    if (frame.nals.length === 0 || (this.#awaitingKeyframe && !frame.key)) return;
-    this.#awaitingKeyframe = false;
-    this.onUnit({ timestamp: frame.timestamp, nals: frame.nals, key: frame.key });
-  }
-
-  #lose(): void {
-    if (this.#frame) this.#frame.damaged = true;
-    if (!this.#awaitingKeyframe) {
-      this.#awaitingKeyframe = true;
-      this.options.onLoss?.();
-    }
-    this.framesLost++;
-  }
 }
+
+/** An access unit as an H.264 Annex B byte stream: each NAL unit after a start code. */
+export function annexB(unit: AccessUnit): Buffer {
+  const parts: Buffer[] = [];
+  for (const nal of unit.nals) parts.push(START_CODE, nal);
+  return Buffer.concat(parts);
+}
+
+const START_CODE = Buffer.from([0, 0, 0, 1]);
 
 /** The SPS and PPS of an access unit, when it carries them. */
 export function parameterSets(unit: AccessUnit): { sps?: Buffer; pps?: Buffer } {

@@ -8,18 +8,6 @@ export interface MediaPacket {
 
 export const RTP_HEADER_SIZE = 12;
 
-/** Serialises a minimal RTP packet (no CSRC, no extensions) with the given payload type and SSRC. */
-export function serializeRtp(packet: MediaPacket, payloadType: number, ssrc: number): Buffer {
-  const buf = Buffer.allocUnsafe(RTP_HEADER_SIZE + packet.payload.length);
-  buf[0] = 0x80;
-  buf[1] = (packet.marker ? 0x80 : 0) | (payloadType & 0x7f);
-  buf.writeUInt16BE(packet.sequenceNumber & 0xffff, 2);
-  buf.writeUInt32BE(packet.timestamp >>> 0, 4);
-  buf.writeUInt32BE(ssrc >>> 0, 8);
-  packet.payload.copy(buf, RTP_HEADER_SIZE);
-  return buf;
-}
-
 /**
  * Maps a track's RTP timestamps to wall-clock milliseconds, anchored at the arrival of the track's
  * first packet. Audio and video anchored on the same clock keep their relative timing within the

@@ -1,23 +1,16 @@
-import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import { TypedEmitter } from '../events.js';
 import type { IngestSession, IngestTrack } from '../ingest/engine.js';
-import {
-  FFMPEG_PAYLOAD_TYPE,
-  h264ParameterSets,
-  isKeyframeStart,
-  type MediaKind,
-  type VideoCodec,
-} from '../media/codecs.js';
-import { ClockMapping, DuplicateFilter, serializeRtp, type MediaPacket } from '../media/rtp.js';
+import { isKeyframeStart, type MediaKind, type VideoCodec } from '../media/codecs.js';
+import { ClockMapping, DuplicateFilter, type MediaPacket } from '../media/rtp.js';
 import { FrameStage, type VideoFrame } from './frames.js';
 import { KEYFRAME_CHECK_MS, KeyframeSchedule } from './keyframes.js';
 import { StartCache, type CachedPacket } from './start-cache.js';
 
 /**
- * Receives a publisher's media, normalised: fixed payload types and SSRCs, no header extensions.
- * Every packet goes to `write` (audio, and video RTP for ffmpeg); a sink that has `writeFrame` is
- * also given complete H.264 frames, depacketized once for all sinks.
+ * Receives a publisher's media: every packet goes to `write` (duplicates dropped, timed on the
+ * publisher's clock); a sink that has `writeFrame` is also given the complete video frames,
+ * depacketized once for all sinks.
  */
 export interface MediaSink {
   write(packet: CachedPacket): void;
@@ -46,8 +39,6 @@ const FRAME_RATE_WINDOW = 60;
 interface TrackPipeline {
   kind: MediaKind;
   track: IngestTrack;
-  /** The SSRC of RTP toward ffmpeg. */
-  ssrc: number;
   filter: DuplicateFilter;
   clock?: ClockMapping;
 }
@@ -74,8 +65,6 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   readonly #keyframes: KeyframeSchedule;
   /** Capture times of the latest video frames, oldest first, for the frame rate. */
   readonly #frameTimes: number[] = [];
-  #sps: Buffer | undefined;
-  #pps: Buffer | undefined;
   #keyframeTimer: NodeJS.Timeout | undefined;
   #mediaWatch: NodeJS.Timeout | undefined;
   #unsubscribers: (() => void)[] = [];
@@ -93,15 +82,16 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       () => this.#pipelines.get('video')?.track.requestKeyframe(),
       () => this.cachedKeyframeMs,
     );
-    if (this.videoCodec === 'H264') {
+    if (this.videoCodec) {
       this.#frames = new FrameStage(
+        this.videoCodec,
         (timestamp) => this.wallclockMs('video', timestamp),
         (frame) => this.#fanOut(frame),
         () => this.requestKeyframe(),
       );
     }
     for (const track of session.tracks) {
-      const pipeline: TrackPipeline = { kind: track.kind, track, ssrc: randomInt(1, 2 ** 31), filter: new DuplicateFilter() };
+      const pipeline: TrackPipeline = { kind: track.kind, track, filter: new DuplicateFilter() };
       this.#pipelines.set(track.kind, pipeline);
       this.#unsubscribers.push(track.onPacket((packet) => this.#onPacket(pipeline, packet)));
     }
@@ -143,12 +133,6 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
 
   get isClosed(): boolean {
     return this.state === 'closed';
-  }
-
-  /** H.264 SPS and PPS as an SDP `sprop-parameter-sets` value, once seen. */
-  get spropParameterSets(): string | undefined {
-    if (!this.#sps || !this.#pps) return undefined;
-    return `${this.#sps.toString('base64')},${this.#pps.toString('base64')}`;
   }
 
   /**
@@ -266,13 +250,6 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     this.options.log.error({ err: error }, 'a media sink threw: the others still get the stream');
   }
 
-  /** A video packet as RTP toward ffmpeg (fixed payload type, the publisher's SSRC), made once. */
-  videoRtp(packet: CachedPacket): Buffer {
-    const pipeline = this.#pipelines.get('video');
-    if (!pipeline || !this.videoCodec) throw new Error(`${this.name} has no video`);
-    return (packet.rtp ??= serializeRtp(packet, FFMPEG_PAYLOAD_TYPE[this.videoCodec], pipeline.ssrc));
-  }
-
   #onVideo(packet: CachedPacket): void {
     const { wallclockMs } = packet;
     this.#keyframeTimer ??= this.#startKeyframeRequests();
@@ -284,8 +261,6 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     this.#keyframes.frame(wallclockMs);
     const codec = this.videoCodec;
     const keyStart = codec !== undefined && isKeyframeStart(codec, packet.payload);
-    if (keyStart) packet.keyframe = true;
-    if (keyStart && codec === 'H264') this.#captureParameterSets(packet.payload);
     if (this.#startCache.addVideo(packet, keyStart)) {
       this.counters.keyframes++;
       this.#keyframes.keyframe(wallclockMs);
@@ -296,11 +271,5 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   /** Checks whether a keyframe is due, every KEYFRAME_CHECK_MS (see `KeyframeSchedule`). */
   #startKeyframeRequests(): NodeJS.Timeout {
     return setInterval(() => this.#keyframes.check(), KEYFRAME_CHECK_MS);
-  }
-
-  #captureParameterSets(payload: Buffer): void {
-    const { sps, pps } = h264ParameterSets(payload);
-    if (sps) this.#sps = sps;
-    if (pps) this.#pps = pps;
   }
 }

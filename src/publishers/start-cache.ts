@@ -1,15 +1,11 @@
 import type { MediaKind } from '../media/codecs.js';
 import type { MediaPacket } from '../media/rtp.js';
 
-/** A normalised packet as sinks receive it: its fields, and the RTP packet made of them for ffmpeg. */
+/** A packet as sinks receive it: its fields, its kind and its time on the publisher's clock. */
 export interface CachedPacket extends MediaPacket {
   kind: MediaKind;
   /** Capture time on the publisher's clock (ms). */
   wallclockMs: number;
-  /** The packet as RTP toward ffmpeg, made on first need by `Publisher.videoRtp`. */
-  rtp?: Buffer;
-  /** Set on the first packet of a video keyframe. */
-  keyframe?: true;
 }
 
 /**
@@ -82,9 +78,9 @@ export class StartCache {
 
   /** Writes what a new sink starts from, oldest first. */
   replay(write: (packet: CachedPacket) => void): void {
-    // ffmpeg (5.1) gives the first frame it parses from an RTP input no timestamp and then guesses
-    // one that can collide with the next frame's. The frame before the keyframe goes first to take
-    // that place: ffmpeg drops it, as a stream copy starts at a keyframe.
+    // The frame before the keyframe goes first: a sink's timeline starts with the first packet it
+    // gets, one frame ahead of the keyframe its video starts with (frames themselves come from the
+    // publisher's FrameStage, from the keyframe on).
     for (const p of this.#leadIn) write(p);
     // Audio captured after the keyframe but received before it (video is encoded and sent later
     // than audio) goes next, so the new sink's audio starts with its video.

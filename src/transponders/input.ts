@@ -10,9 +10,9 @@ export interface InputRoute {
 }
 
 /**
- * A transponder's place among its publisher's sinks: attached with frames (video passed through)
- * or packets only (audio, video to transcode); counts what it was given and the frames the
- * publisher lost while it was attached.
+ * A transponder's place among its publisher's sinks: it is given every packet (audio for its
+ * pipeline; all are counted) and every video frame; counts the frames the publisher lost while it
+ * was attached.
  */
 export class PublisherInput {
   packets = 0;
@@ -33,7 +33,7 @@ export class PublisherInput {
   }
 
   /** Attaches to `publisher` (see `Publisher.attach`); true when it starts from the cached keyframe. */
-  attach(publisher: Publisher, fromKeyframe: boolean, frames: boolean): boolean {
+  attach(publisher: Publisher, fromKeyframe: boolean): boolean {
     this.detach();
     const sink: MediaSink = {
       write: (packet) => {
@@ -41,7 +41,7 @@ export class PublisherInput {
         this.bytes += RTP_HEADER_SIZE + packet.payload.length;
         this.route.packet(packet);
       },
-      ...(frames ? { writeFrame: (frame: VideoFrame) => this.route.frame(frame) } : {}),
+      writeFrame: (frame) => this.route.frame(frame),
     };
     this.#attached = { publisher, sink, lostAtAttach: publisher.framesLost };
     return publisher.attach(sink, fromKeyframe);

@@ -1,22 +1,22 @@
-import { createSocket, type Socket } from 'node:dgram';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { AudioMixer, PCM_SAMPLE_RATE, type MixSource } from '../audio/mixer.js';
-import { buildFfmpegArgs, buildInputSdp } from '../ffmpeg/ffmpeg-args.js';
+import { buildFfmpegArgs } from '../ffmpeg/ffmpeg-args.js';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
-import { reservePorts, udpPortBound } from '../ffmpeg/udp-ports.js';
 import type { VideoCodec } from '../media/codecs.js';
 import { annexBKeyframe, FlvReader, type FlvTag } from '../media/flv.js';
+import { IVF_CLOCK_RATE, ivfFrameHeader, ivfHeader } from '../media/ivf.js';
+import type { VideoFrame } from '../publishers/frames.js';
 import type { EncodingPlan, EncodingSettings } from './encoding.js';
 import type { Picture, TagSource } from './output.js';
 
 /** What a pipeline is made for. */
 export interface PipelineSpec {
   plan: EncodingPlan;
-  /** The publisher's video, when ffmpeg transcodes it. */
-  video?: { codec: VideoCodec; spropParameterSets?: string };
+  /** The publisher's video codec, when ffmpeg transcodes it. */
+  video?: VideoCodec;
   /** The picture shown while the publisher is away, at this frame rate. */
   still?: { picture: Picture; fps: number };
   muted: boolean;
@@ -32,8 +32,8 @@ export interface Pipeline {
   /** Starts the audio timeline (and the still picture's) at this publisher-clock time, if not started. */
   begin(wallclockMs: number): void;
   writeAudio(payload: Buffer, wallclockMs: number): void;
-  /** A video packet as RTP, for a pipeline that transcodes; `rtp` makes it. */
-  writeVideo(keyframe: boolean, wallclockMs: number, rtp: () => Buffer): void;
+  /** A frame of the publisher's video, for a pipeline that transcodes (from a keyframe on). */
+  writeVideo(frame: VideoFrame): void;
   setMuted(muted: boolean): void;
   setSound(sound: MixSource | undefined): void;
   /** Tags it writes, and its end (with why) once: each listener set once. */
@@ -47,18 +47,18 @@ export type PipelineFactory = (spec: PipelineSpec) => Promise<Pipeline>;
 export interface FfmpegPipelineSettings {
   encoding: EncodingSettings;
   analyzeDurationUs: number;
-  rtpPortRange: [number, number];
   startTimeoutMs: number;
   stopTimeoutMs: number;
-  /** Starts ffmpeg with these arguments. */
-  spawn: (args: string[]) => FfmpegProcess;
+  /** Starts ffmpeg with these arguments; with `videoInput`, its `pipe:3` is open for video. */
+  spawn: (args: string[], videoInput: boolean) => FfmpegProcess;
   log: Logger;
 }
 
-const PORT_POLL_MS = 10;
 const KEPT_LOG_LINES = 20;
 /** PCM ffmpeg has not read beyond this (~5 s) means it no longer keeps up. */
 const MAX_PCM_BACKLOG_BYTES = 5 * PCM_SAMPLE_RATE * 4;
+/** Video ffmpeg has not read beyond this (~10 s at 2.5 Mb/s) means it no longer keeps up. */
+const MAX_VIDEO_BACKLOG_BYTES = 3 * 1024 * 1024;
 /** An ffmpeg that has written nothing for this long (it writes AAC every ~21 ms) is replaced. */
 const FFMPEG_STALL_MS = 5000;
 const WATCH_MS = 500;
@@ -70,18 +70,19 @@ export function ffmpegPipelines(settings: FfmpegPipelineSettings): PipelineFacto
 
 /**
  * ffmpeg with what feeds it: the audio mixer (the publisher's Opus decoded, muted or not, a sound
- * file over it) writing PCM to its stdin; for transcoding, the publisher's RTP over loopback UDP
- * described by an SDP file; for the still picture, the last keyframe as a file it loops. Its FLV
- * tags come back on stdout. Its audio time 0 is the mixer's first sample, its video time 0 the
- * first packet given to it. Lost when ffmpeg exits, stops writing, writes what cannot be read,
- * or no longer reads its audio.
+ * file over it) writing PCM to its stdin; for transcoding, the publisher's frames as IVF on
+ * `pipe:3` (depacketized once by the publisher, each stamped with its publisher-clock time); for
+ * the still picture, the last keyframe as a file it loops. Its FLV tags come back on stdout. Its
+ * audio time 0 is the mixer's first sample, its video time 0 the first frame given to it. Lost
+ * when ffmpeg exits, stops writing, writes what cannot be read, or no longer reads its input.
  */
 class FfmpegPipeline implements Pipeline {
   output: Promise<void> = Promise.resolve();
   readonly source: TagSource;
   readonly #flv = new FlvReader();
   readonly #lines: string[] = [];
-  #socket: Socket | undefined;
+  /** The IVF time of the last frame written. */
+  #lastPts = -1;
   #lastOutputAt: number | undefined;
   readonly #watch: NodeJS.Timeout;
   #tags: ((tags: FlvTag[]) => void) | undefined;
@@ -92,9 +93,8 @@ class FfmpegPipeline implements Pipeline {
     private readonly ffmpeg: FfmpegProcess,
     private readonly mixer: AudioMixer,
     private readonly settings: FfmpegPipelineSettings,
-    private readonly videoPort: number | undefined,
     private readonly workDir: string | undefined,
-    spec: PipelineSpec,
+    private readonly spec: PipelineSpec,
   ) {
     this.source = { shiftMs: 0, still: spec.still !== undefined, transcoding: spec.video !== undefined };
     this.output = new Promise<void>((resolve, reject) => {
@@ -123,8 +123,6 @@ class FfmpegPipeline implements Pipeline {
     const mixer = await AudioMixer.create({ write: (pcm) => writePcm(pcm) });
     mixer.muted = spec.muted;
     mixer.source = spec.sound;
-    let videoSdpPath: string | undefined;
-    let videoPort: number | undefined;
     let workDir: string | undefined;
     let still: { path: string; fps: number } | undefined;
     try {
@@ -132,32 +130,18 @@ class FfmpegPipeline implements Pipeline {
         workDir = await mkdtemp(join(tmpdir(), 'transponder-'));
         still = { path: join(workDir, 'still.h264'), fps: spec.still.fps };
         await writeFile(still.path, annexBKeyframe(spec.still.picture.header, spec.still.picture.frame), { mode: 0o600 });
-      } else if (spec.video) {
-        videoPort = await reservePorts(settings.rtpPortRange, 2);
-        workDir = await mkdtemp(join(tmpdir(), 'transponder-'));
-        videoSdpPath = join(workDir, 'input.sdp');
-        await writeFile(videoSdpPath, buildInputSdp({ codec: spec.video.codec, port: videoPort, spropParameterSets: spec.video.spropParameterSets }), { mode: 0o600 });
       }
     } catch (error) {
       mixer.close();
       if (workDir) await rm(workDir, { recursive: true, force: true });
       throw error;
     }
-    const args = buildFfmpegArgs({ videoSdpPath, still, plan: spec.plan, settings: settings.encoding, analyzeDurationUs: settings.analyzeDurationUs });
-    const ffmpeg = settings.spawn(args);
-    const pipeline = new FfmpegPipeline(ffmpeg, mixer, settings, videoPort, workDir, spec);
+    const videoInput = spec.video !== undefined;
+    const args = buildFfmpegArgs({ videoInput, still, plan: spec.plan, settings: settings.encoding, analyzeDurationUs: settings.analyzeDurationUs });
+    const ffmpeg = settings.spawn(args, videoInput);
+    const pipeline = new FfmpegPipeline(ffmpeg, mixer, settings, workDir, spec);
     writePcm = (pcm) => pipeline.#writePcm(pcm);
     settings.log.info({ pid: ffmpeg.pid, plan: still ? 'still' : spec.plan.video }, 'ffmpeg started');
-    if (videoPort !== undefined) {
-      try {
-        await pipeline.#awaitPortBound(videoPort);
-      } catch (error) {
-        await pipeline.close();
-        throw error;
-      }
-      pipeline.#socket = createSocket('udp4');
-      pipeline.#socket.on('error', (error) => settings.log.warn({ err: error }, 'RTP socket error'));
-    }
     return pipeline;
   }
 
@@ -171,12 +155,21 @@ class FfmpegPipeline implements Pipeline {
     this.mixer.push(payload, wallclockMs);
   }
 
-  writeVideo(keyframe: boolean, wallclockMs: number, rtp: () => Buffer): void {
-    if (!this.#socket || this.videoPort === undefined) return;
+  writeVideo(frame: VideoFrame): void {
+    if (this.spec.video === undefined) return;
+    const { source } = this;
     // ffmpeg is given video from a keyframe on, which it can decode.
-    if (this.source.videoStartMs === undefined && !keyframe) return;
-    this.source.videoStartMs ??= wallclockMs;
-    this.#socket.send(rtp(), this.videoPort, '127.0.0.1');
+    if (source.videoStartMs === undefined) {
+      if (!frame.key) return;
+      source.videoStartMs = frame.wallclockMs;
+      this.ffmpeg.writeVideo(ivfHeader(this.spec.video));
+    }
+    const data = frame.bitstream();
+    const pts = Math.max(this.#lastPts + 1, Math.round(((frame.wallclockMs - source.videoStartMs) * IVF_CLOCK_RATE) / 1000));
+    this.#lastPts = pts;
+    this.ffmpeg.writeVideo(ivfFrameHeader(data.length, pts));
+    if (!this.ffmpeg.writeVideo(data)) return;
+    if (this.ffmpeg.videoBacklog > MAX_VIDEO_BACKLOG_BYTES) this.#lose('ffmpeg does not keep up with the video');
   }
 
   setMuted(muted: boolean): void {
@@ -202,7 +195,6 @@ class FfmpegPipeline implements Pipeline {
       clearInterval(this.#watch);
       this.mixer.close();
       await this.ffmpeg.stop(this.settings.stopTimeoutMs);
-      this.#socket?.close();
       if (this.workDir) await rm(this.workDir, { recursive: true, force: true });
     })();
     return this.#closing;
@@ -230,17 +222,6 @@ class FfmpegPipeline implements Pipeline {
     this.#lost = undefined;
     clearInterval(this.#watch);
     listener?.(reason);
-  }
-
-  /** Forwarding starts only once ffmpeg listens: a packet sent earlier would be lost. */
-  async #awaitPortBound(port: number): Promise<void> {
-    const deadline = Date.now() + this.settings.startTimeoutMs;
-    while (!(await udpPortBound(port))) {
-      if (this.#closing) return;
-      if (this.ffmpeg.exitCode !== undefined) throw new Error(this.#exitReason(this.ffmpeg.exitCode, null));
-      if (Date.now() > deadline) throw new Error('ffmpeg did not open its RTP input in time');
-      await new Promise((r) => setTimeout(r, PORT_POLL_MS));
-    }
   }
 
   #onLine(line: string): void {

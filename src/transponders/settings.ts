@@ -18,7 +18,6 @@ export interface TransponderSettings {
   encoding: EncodingSettings;
   startTimeoutMs: number;
   stopTimeoutMs: number;
-  rtpPortRange: [number, number];
   analyzeDurationUs: number;
   /** Connecting to the destination and publishing must take no longer. */
   connectTimeoutMs: number;
@@ -71,6 +70,6 @@ export function transponderParts(destination: Destination, settings: Transponder
       { ...settings, flashVer: flashVer ?? settings.flashVer, onListenerError, onBufferState: (state) => log.debug({ state }, 'output buffer') },
       pinnedAddress,
     ),
-    pipelines: ffmpegPipelines({ ...settings, spawn: (args) => settings.ffmpeg.spawn(settings.ffmpegPath, args, onListenerError), log }),
+    pipelines: ffmpegPipelines({ ...settings, spawn: (args, videoInput) => settings.ffmpeg.spawn(settings.ffmpegPath, args, onListenerError, videoInput), log }),
   };
 }

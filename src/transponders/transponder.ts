@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { TypedEmitter } from '../events.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { CachedPacket } from '../publishers/start-cache.js';
+import type { VideoFrame } from '../publishers/frames.js';
 import type { Destination } from './destination.js';
 import type { EncodingPlan } from './encoding.js';
 import { OutputWriter, passthroughMetadata } from './output.js';
@@ -50,7 +51,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
   #link: Link | undefined;
   #pipe: Pipeline | undefined;
   /** What the publisher sends this transponder. */
-  readonly input = new PublisherInput({ packet: (packet) => this.#onPacket(packet), frame: (frame) => this.writer.writeFrame(frame) });
+  readonly input = new PublisherInput({ packet: (packet) => this.#onPacket(packet), frame: (frame) => this.#onFrame(frame) });
   /** Counts of the links so far. */
   readonly #links = new LinkTotals();
   readonly #policy: RestorePolicy;
@@ -231,7 +232,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
       if (!this.input.attached) {
         const cachedMs = publisher.cachedKeyframeMs;
         const fromCache = cachedMs !== undefined && (first || this.writer.timeline.isAhead(cachedMs));
-        started = this.input.attach(publisher, fromCache, publisher.videoCodec !== undefined && !this.videoInFfmpeg);
+        started = this.input.attach(publisher, fromCache);
       }
       if (!started) publisher.requestKeyframe(true);
     }
@@ -239,13 +240,18 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     (this.standby.pending ?? this.#pipe)?.begin(Date.now());
   }
 
-  /** Audio (and video to transcode) goes to the pipeline: the pending one while resuming. */
+  /** Audio goes to the pipeline: the pending one while resuming. */
   #onPacket(packet: CachedPacket): void {
     const pipe = this.standby.pending ?? this.#pipe;
     if (!pipe) return;
     pipe.begin(packet.wallclockMs); // the audio timeline starts with the first packet of either kind
     if (packet.kind === 'audio') pipe.writeAudio(packet.payload, packet.wallclockMs);
-    else if (this.videoInFfmpeg) pipe.writeVideo(packet.keyframe === true, packet.wallclockMs, () => this.#publisher.videoRtp(packet));
+  }
+
+  /** Video frames go out as they are, or to the pipeline that transcodes them. */
+  #onFrame(frame: VideoFrame): void {
+    if (!this.videoInFfmpeg) this.writer.writeFrame(frame);
+    else (this.standby.pending ?? this.#pipe)?.writeVideo(frame);
   }
 
   /** Starts a pipeline for the current source: the publisher, or the still picture while it is away. */
@@ -254,7 +260,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     const picture = this.standby.awaiting ? this.writer.picture : undefined;
     return this.parts.pipelines({
       plan: this.#plan,
-      video: this.videoInFfmpeg ? { codec: publisher.videoCodec!, spropParameterSets: publisher.spropParameterSets } : undefined,
+      video: this.videoInFfmpeg ? publisher.videoCodec : undefined,
       still: picture && { picture, fps: Math.min(30, Math.max(5, Math.round(publisher.frameRate ?? 30))) },
       muted: this.audio.muted,
       sound: this.audio.sound,

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { planEncoding, type EncodingSettings } from '../../src/transponders/encoding.js';
-import { buildFfmpegArgs, buildInputSdp, keyframeExpression } from '../../src/ffmpeg/ffmpeg-args.js';
+import { buildFfmpegArgs, keyframeExpression } from '../../src/ffmpeg/ffmpeg-args.js';
+import { IVF_CLOCK_RATE, ivfFrameHeader, ivfHeader } from '../../src/media/ivf.js';
 
 const settings: EncodingSettings = {
   keepAspectRatio: true,
@@ -37,37 +38,45 @@ t.test('disabled transcoding refuses a request that needs it', async (t) => {
 t.test('videoBitrate transcodes at that bitrate; audioBitrate sets the AAC bitrate', async (t) => {
   const plan = planEncoding('H264', { videoBitrate: 800, audioBitrate: 64 }, settings);
   t.match(plan, { video: 'transcode', reason: /videoBitrate 800/, videoBitrateKbps: 800, audioBitrateKbps: 64 });
-  const args = buildFfmpegArgs({ videoSdpPath: '/x.sdp', plan, settings, analyzeDurationUs: 1 }).join(' ');
+  const args = buildFfmpegArgs({ videoInput: true, plan, settings, analyzeDurationUs: 1 }).join(' ');
   t.match(args, /-b:v 800k -maxrate 800k -bufsize 1600k/);
   t.match(args, /-b:a 64k/);
 });
 
-t.test('the input SDP carries the video payload type and sprop-parameter-sets', async (t) => {
-  const sdp = buildInputSdp({ codec: 'H264', port: 20000, spropParameterSets: 'Z0LgHw==,aM4G4g==' });
-  t.match(sdp, /m=video 20000 RTP\/AVP 96\na=rtpmap:96 H264\/90000\na=fmtp:96 packetization-mode=1;sprop-parameter-sets=Z0LgHw==,aM4G4g==/);
-  t.notMatch(sdp, /m=audio/);
-  t.match(buildInputSdp({ codec: 'VP8', port: 1 }), /a=rtpmap:\d+ VP8\/90000/);
+t.test('the video to transcode is IVF: a 32-byte header naming the codec, frames timed at 90 kHz', async (t) => {
+  const header = ivfHeader('H264');
+  t.equal(header.length, 32);
+  t.equal(header.toString('latin1', 0, 4), 'DKIF');
+  t.equal(header.toString('latin1', 8, 12), 'H264');
+  t.equal(ivfHeader('VP8').toString('latin1', 8, 12), 'VP80');
+  t.equal(ivfHeader('VP9').toString('latin1', 8, 12), 'VP90');
+  t.equal(header.readUInt32LE(16), IVF_CLOCK_RATE, 'time base denominator');
+  t.equal(header.readUInt32LE(20), 1, 'time base numerator');
+  const frame = ivfFrameHeader(1234, 2 ** 33 + 5);
+  t.equal(frame.length, 12);
+  t.equal(frame.readUInt32LE(0), 1234);
+  t.equal(frame.readBigUInt64LE(4), BigInt(2 ** 33 + 5), 'a 64-bit timestamp');
 });
 
-const job = { videoSdpPath: '/tmp/x/input.sdp', settings, analyzeDurationUs: 200000 };
+const job = { videoInput: true, settings, analyzeDurationUs: 200000 };
 
 t.test('passing video through, ffmpeg only encodes the gateway\'s PCM to AAC 48 kHz', async (t) => {
   const joined = buildFfmpegArgs({ settings, analyzeDurationUs: 1, plan: { video: 'copy' } }).join(' ');
   t.match(joined, /-f s16le -ar 48000 -ac 2 -i pipe:0 -map 0:a:0 -c:a aac -b:a 128k -ar 48000 -ac 2/);
-  t.notMatch(joined, /0:v|libx264|\.sdp/);
+  t.notMatch(joined, /0:v|libx264|pipe:3/);
 });
 
 t.test('ffmpeg writes FLV to stdout and can reach nothing but its inputs', async (t) => {
   const args = buildFfmpegArgs({ ...job, plan: planEncoding('VP8', {}, settings) });
   t.same(args.slice(-7), ['-f', 'flv', '-flvflags', 'no_duration_filesize', '-flush_packets', '1', 'pipe:1']);
-  t.same(args.slice(args.indexOf('-protocol_whitelist'), args.indexOf('-protocol_whitelist') + 2), ['-protocol_whitelist', 'file,udp,rtp,pipe']);
+  t.same(args.slice(args.indexOf('-protocol_whitelist'), args.indexOf('-protocol_whitelist') + 2), ['-protocol_whitelist', 'file,pipe']);
   t.equal(args.filter((a) => a === '-protocol_whitelist').length, 1);
   t.notOk(args.some((a) => /rtmp/.test(a)), 'no destination in the arguments');
 });
 
-t.test('transcoding reads the video from the SDP file (input 0) and the audio from stdin (input 1)', async (t) => {
+t.test('transcoding reads the video as IVF from pipe:3 (input 0) and the audio from stdin (input 1)', async (t) => {
   const joined = buildFfmpegArgs({ ...job, plan: planEncoding('VP8', {}, settings) }).join(' ');
-  t.match(joined, /-i \/tmp\/x\/input\.sdp -probesize 32 -f s16le .* -i pipe:0 -map 0:v:0 .*-map 1:a:0 -c:a aac/);
+  t.match(joined, /-f ivf -i pipe:3 -probesize 32 -f s16le .* -i pipe:0 -map 0:v:0 .*-map 1:a:0 -c:a aac/);
 });
 
 t.test('transcoding uses libx264 with a 2 s keyframe interval, or the requested one in frames', async (t) => {

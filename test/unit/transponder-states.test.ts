@@ -2,6 +2,7 @@ import t, { type Test } from 'tap';
 import pino from 'pino';
 import { FlvTagType, type FlvTag } from '../../src/media/flv.js';
 import type { Publisher } from '../../src/publishers/publisher.js';
+import type { VideoFrame } from '../../src/publishers/frames.js';
 import { parseDestination } from '../../src/transponders/destination.js';
 import type { EncodingPlan } from '../../src/transponders/encoding.js';
 import type { MediaOutput } from '../../src/transponders/out-buffer.js';
@@ -60,9 +61,9 @@ class FakePipeline implements Pipeline {
   writeAudio(): void {
     this.audio++;
   }
-  writeVideo(keyframe: boolean, wallclockMs: number): void {
-    if (this.source.videoStartMs === undefined && !keyframe) return;
-    this.source.videoStartMs ??= wallclockMs;
+  writeVideo(frame: VideoFrame): void {
+    if (this.source.videoStartMs === undefined && !frame.key) return;
+    this.source.videoStartMs ??= frame.wallclockMs;
     this.video++;
   }
   setMuted(): void {}

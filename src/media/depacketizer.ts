@@ -1,0 +1,119 @@
+import type { MediaPacket } from './rtp.js';
+
+export interface DepacketizerOptions {
+  /** How long a missing packet is waited for (a NACK retransmission) before it counts as lost. */
+  maxWaitMs: number;
+  /** Called when a loss was found; the stream resumes at the next keyframe, so ask for one. */
+  onLoss?: () => void;
+}
+
+/** A frame being assembled from its packets. */
+export interface PendingFrame {
+  timestamp: number;
+  key: boolean;
+  /** A packet of it is missing or unreadable: it is never emitted. */
+  damaged: boolean;
+}
+
+interface Held {
+  packet: MediaPacket;
+  arrivedAt: number;
+}
+
+/** Packets held for reordering at most; more than this ahead of a hole declares it lost. */
+const MAX_HELD = 512;
+
+/**
+ * RTP packets to whole frames, whatever the codec: packets are put back in sequence order, waiting
+ * up to `maxWaitMs` for a missing one; a frame is the packets of one timestamp, ended by the marker
+ * bit; a frame with a hole is never emitted, and after a loss output resumes at the next keyframe,
+ * so what goes out always decodes cleanly. Output starts at the first keyframe. Subclasses read
+ * their codec's payloads into frames.
+ */
+export abstract class Depacketizer<F extends PendingFrame, U> {
+  /** Frames dropped because a packet was lost. */
+  framesLost = 0;
+
+  #next: number | undefined;
+  readonly #held = new Map<number, Held>();
+  #frame: F | undefined;
+  #awaitingKeyframe = true;
+
+  constructor(
+    private readonly onUnit: (unit: U) => void,
+    private readonly options: DepacketizerOptions,
+  ) {}
+
+  /** A new frame of `timestamp`, before any of its payloads. */
+  protected abstract start(timestamp: number): F;
+  /** Reads one packet's payload into `frame`. */
+  protected abstract parse(frame: F, payload: Buffer): void;
+  /** The unit a complete, undamaged frame makes; undefined when it is empty, or damaged after all. */
+  protected abstract complete(frame: F): U | undefined;
+
+  push(packet: MediaPacket, now = performance.now()): void {
+    const seq = packet.sequenceNumber & 0xffff;
+    this.#next ??= seq;
+    const ahead = (seq - this.#next) & 0xffff;
+    if (ahead >= 0x8000) return; // late or repeated
+    if (ahead > 0) {
+      this.#held.set(seq, { packet, arrivedAt: now });
+      this.#skipLostPackets(now);
+      return;
+    }
+    this.#consume(packet);
+    this.#drain();
+  }
+
+  /** Gives up on a hole once the packet after it waited too long. */
+  #skipLostPackets(now: number): void {
+    let oldest = Infinity;
+    for (const held of this.#held.values()) oldest = Math.min(oldest, held.arrivedAt);
+    if (now - oldest < this.options.maxWaitMs && this.#held.size < MAX_HELD) return;
+    let nearest = 0x10000;
+    for (const seq of this.#held.keys()) nearest = Math.min(nearest, (seq - this.#next!) & 0xffff);
+    this.#next = (this.#next! + nearest) & 0xffff;
+    // The frame being assembled has a hole: it counts as lost when it ends. A hole between frames is one frame lost.
+    if (this.#frame) this.#frame.damaged = true;
+    else this.framesLost++;
+    this.#awaitKeyframe();
+    this.#drain();
+  }
+
+  #drain(): void {
+    for (let held = this.#held.get(this.#next!); held; held = this.#held.get(this.#next!)) {
+      this.#held.delete(this.#next!);
+      this.#consume(held.packet);
+    }
+  }
+
+  #consume(packet: MediaPacket): void {
+    this.#next = (packet.sequenceNumber + 1) & 0xffff;
+    if (this.#frame && this.#frame.timestamp !== packet.timestamp) this.#finish(); // its last packet was lost
+    const frame = (this.#frame ??= this.start(packet.timestamp));
+    if (packet.payload.length > 0) this.parse(frame, packet.payload);
+    if (packet.marker) this.#finish();
+  }
+
+  #finish(): void {
+    const frame = this.#frame;
+    this.#frame = undefined;
+    if (!frame) return;
+    const unit = frame.damaged ? undefined : this.complete(frame);
+    if (frame.damaged) {
+      this.framesLost++;
+      this.#awaitKeyframe();
+      return;
+    }
+    if (unit === undefined || (this.#awaitingKeyframe && !frame.key)) return;
+    this.#awaitingKeyframe = false;
+    this.onUnit(unit);
+  }
+
+  /** After a loss, output waits for a keyframe, asked for once. */
+  #awaitKeyframe(): void {
+    if (this.#awaitingKeyframe) return;
+    this.#awaitingKeyframe = true;
+    this.options.onLoss?.();
+  }
+}

@@ -1,0 +1,103 @@
+import { Depacketizer, type PendingFrame } from './depacketizer.js';
+
+/** One VP8 or VP9 frame as the decoder reads it. */
+export interface CodedFrame {
+  /** RTP timestamp (90 kHz). */
+  timestamp: number;
+  data: Buffer;
+  key: boolean;
+}
+
+interface PendingVpx extends PendingFrame {
+  parts: Buffer[];
+  /** Its first packet (the start of the frame) was seen. */
+  started: boolean;
+}
+
+/** Where a VP8 or VP9 payload's data begins, and what its descriptor says of the frame. */
+interface Descriptor {
+  offset: number;
+  /** The packet starts the frame. */
+  start: boolean;
+  /** The frame is a keyframe (known on its first packet). */
+  key: boolean;
+}
+
+abstract class VpxDepacketizer extends Depacketizer<PendingVpx, CodedFrame> {
+  protected abstract describe(payload: Buffer): Descriptor | undefined;
+
+  protected start(timestamp: number): PendingVpx {
+    return { timestamp, parts: [], key: false, damaged: false, started: false };
+  }
+
+  protected parse(frame: PendingVpx, payload: Buffer): void {
+    const descriptor = this.describe(payload);
+    if (!descriptor || descriptor.offset >= payload.length) {
+      frame.damaged = true;
+      return;
+    }
+    if (descriptor.start) {
+      frame.started = true;
+      frame.key = descriptor.key;
+    } else if (!frame.started) {
+      frame.damaged = true; // its beginning is missing
+    }
+    frame.parts.push(payload.subarray(descriptor.offset));
+  }
+
+  protected complete(frame: PendingVpx): CodedFrame | undefined {
+    return frame.parts.length > 0 ? { timestamp: frame.timestamp, data: Buffer.concat(frame.parts), key: frame.key } : undefined;
+  }
+}
+
+/** RTP (RFC 7741) to VP8 frames: the payload descriptor stripped, the partitions joined. */
+export class Vp8Depacketizer extends VpxDepacketizer {
+  protected describe(payload: Buffer): Descriptor | undefined {
+    const b0 = payload[0]!;
+    let offset = 1;
+    if (b0 & 0x80) {
+      const x = payload[offset++];
+      if (x === undefined) return undefined;
+      if (x & 0x80) offset += (payload[offset]! & 0x80) !== 0 ? 2 : 1; // PictureID, 7 or 15 bits
+      if (x & 0x40) offset += 1; // TL0PICIDX
+      if (x & 0x30) offset += 1; // TID, Y, KEYIDX
+    }
+    // The start of partition 0 starts the frame; its payload header's P bit is 0 on a keyframe.
+    const start = (b0 & 0x10) !== 0 && (b0 & 0x07) === 0;
+    const header = payload[offset];
+    if (header === undefined) return undefined;
+    return { offset, start, key: start && (header & 0x01) === 0 };
+  }
+}
+
+/** RTP (the VP9 payload format, RFC 9628) to VP9 frames: the payload descriptor stripped. */
+export class Vp9Depacketizer extends VpxDepacketizer {
+  protected describe(payload: Buffer): Descriptor | undefined {
+    const b0 = payload[0]!;
+    const pictureId = (b0 & 0x80) !== 0;
+    const interPredicted = (b0 & 0x40) !== 0;
+    const layers = (b0 & 0x20) !== 0;
+    const flexible = (b0 & 0x10) !== 0;
+    const start = (b0 & 0x08) !== 0;
+    const scalability = (b0 & 0x02) !== 0;
+    let offset = 1;
+    if (pictureId) offset += (payload[offset]! & 0x80) !== 0 ? 2 : 1;
+    if (layers) offset += flexible ? 1 : 2; // layer indices, and TL0PICIDX in non-flexible mode
+    if (flexible && interPredicted) {
+      // Reference indices, each with N set while another follows (at most 3).
+      for (let i = 0; i < 3; i++) if ((payload[offset++]! & 0x01) === 0) break;
+    }
+    if (scalability) {
+      const ss = payload[offset++];
+      if (ss === undefined) return undefined;
+      const spatialLayers = (ss >> 5) + 1;
+      if (ss & 0x10) offset += 4 * spatialLayers; // widths and heights
+      if (ss & 0x08) {
+        const groups = payload[offset++] ?? 0;
+        for (let i = 0; i < groups && offset < payload.length; i++) offset += 1 + ((payload[offset]! >> 2) & 0x03);
+      }
+    }
+    if (offset > payload.length) return undefined;
+    return { offset, start, key: start && !interPredicted };
+  }
+}

@@ -59,7 +59,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   readonly #pipelines = new Map<MediaKind, TrackPipeline>();
   readonly #sinks = new Set<MediaSink>();
   readonly #startCache = new StartCache();
-  /** H.264 frames for every sink that takes them, made once. */
+  /** Video frames for every sink that takes them, made once. */
   readonly #frames: FrameStage | undefined;
   #latestVideoCaptureMs = 0;
   readonly #keyframes: KeyframeSchedule;

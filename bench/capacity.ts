@@ -6,7 +6,7 @@ import type { NginxRtmp } from '../kit/rtmp-server.js';
 import type { Fixture } from '../kit/fixture.js';
 import type { GatewayProcess } from '../kit/gateway-process.js';
 import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
-import { CpuWindow, rssMb } from './proc.js';
+import { CpuWindow, rssMb, udpCounters } from './proc.js';
 import { round, type Bench } from './report.js';
 
 /** Video frames lost beyond this share fail a capacity step. */
@@ -25,8 +25,23 @@ interface StepResult {
   publishersCpu: number;
   machineCpu: number;
   gatewayRssMb: number;
+  /** UDP datagrams the machine dropped for a full receive buffer during the window, of all it received. */
+  udpDropped: number;
+  udpReceived: number;
+  /** The gateway's event-loop delay over the window, 99th percentile (ms). */
+  eventLoopDelayP99Ms: number;
   /** Where frames are missing in each push's recording: "<time> +<gap>". */
   gaps: Record<string, string[]>;
+}
+
+/**
+ * The gateway's event-loop delay, 99th percentile (ms), since the previous call: prom-client's
+ * measurement, which starts afresh each time /metrics is read.
+ */
+async function eventLoopDelayP99Ms(gateway: GatewayProcess): Promise<number> {
+  const response = await fetch(`${gateway.baseUrl}/metrics`);
+  const match = /^nodejs_eventloop_lag_p99_seconds (\S+)$/m.exec(await response.text());
+  return match ? Number(match[1]) * 1000 : NaN;
 }
 
 /** Runs `count` synthetic publishers each pushed to nginx-rtmp, and counts frames lost there. */
@@ -42,9 +57,13 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
     }
     await sleep(2000);
     const ffmpeg = await gateway.ffmpegPids();
+    await eventLoopDelayP99Ms(gateway); // starts the gateway's measurement afresh
+    const udpBefore = udpCounters();
     const window = new CpuWindow([gateway.pid, nginx.pid!, process.pid, ...ffmpeg]);
     await sleep(bench.plan.capacitySeconds * 1000);
     const cpu = window.end();
+    const udpAfter = udpCounters();
+    const loopP99 = await eventLoopDelayP99Ms(gateway);
     const gatewayRssMb = rssMb(gateway.pid);
     const listed = (await gateway.request('POST', '/rest-api/push/find_all')).body as { state: string }[];
     const running = listed.filter((t) => t.state === 'running').length;
@@ -83,6 +102,9 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
       publishersCpu: round(cpu.percent.get(process.pid)!),
       machineCpu: round(cpu.machinePercent),
       gatewayRssMb: round(gatewayRssMb),
+      udpDropped: udpAfter.receiveBufferErrors - udpBefore.receiveBufferErrors,
+      udpReceived: udpAfter.received - udpBefore.received,
+      eventLoopDelayP99Ms: round(loopP99),
       gaps,
     };
   } finally {
@@ -100,7 +122,8 @@ export async function capacity(bench: Bench, gateway: GatewayProcess, fixture: F
     const ok = step.running === count && step.lossPercent < MAX_LOSS * 100;
     console.log(
       `  ${count} pushes: ${step.running} running, ${step.framesLost}/${step.framesExpected} frames lost (${step.lossPercent} %, worst push ${step.worstPushLossPercent} %); ` +
-        `CPU % of a core: gateway ${step.gatewayCpu}, ffmpeg ${step.ffmpegCpuEach} each, nginx ${step.nginxCpu}, publishers ${step.publishersCpu}; machine ${step.machineCpu} % busy -> ${ok ? 'sustained' : 'FAILED'}`,
+        `CPU % of a core: gateway ${step.gatewayCpu}, ffmpeg ${step.ffmpegCpuEach} each, nginx ${step.nginxCpu}, publishers ${step.publishersCpu}; machine ${step.machineCpu} % busy; ` +
+        `gateway event-loop delay p99 ${step.eventLoopDelayP99Ms} ms; UDP datagrams dropped for full receive buffers ${step.udpDropped} of ${step.udpReceived} -> ${ok ? 'sustained' : 'FAILED'}`,
     );
     if (!ok) break;
     sustained = count;

@@ -61,3 +61,12 @@ export class CpuWindow {
     return { percent, machinePercent, seconds };
   }
 }
+
+/** The machine's UDP counters (/proc/net/snmp): datagrams received, and those dropped for a full receive buffer. */
+export function udpCounters(): { received: number; receiveBufferErrors: number } {
+  const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
+  const names = lines[0]!.split(/\s+/).slice(1);
+  const values = lines[1]!.split(/\s+/).slice(1).map(Number);
+  const get = (name: string): number => values[names.indexOf(name)] ?? 0;
+  return { received: get('InDatagrams'), receiveBufferErrors: get('RcvbufErrors') };
+}

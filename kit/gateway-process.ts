@@ -30,6 +30,9 @@ export class GatewayProcess {
         GATEWAY_DESTINATION_ALLOW_LOOPBACK: 'true',
         // Every synthetic publisher of the benchmark comes from 127.0.0.1.
         GATEWAY_LIMIT_SESSIONS_PER_CLIENT: '1000',
+        // Capacity is measured up to the point where streams degrade, not where the gateway would refuse.
+        GATEWAY_OVERLOAD_EVENT_LOOP_DELAY_MS: '0',
+        GATEWAY_OVERLOAD_EVENT_LOOP_UTILIZATION: '0',
         // Destinations: loopback, and the hosts in network namespaces the benchmark and tests make.
         GATEWAY_DESTINATION_ALLOWED_HOSTS: JSON.stringify(['127.0.0.0/8', TEST_NETWORKS]),
         ...env,

@@ -16,6 +16,7 @@ import { whipRoutes } from './http/routes/whip.js';
 import type { IngestEngine } from './ingest/engine.js';
 import { WeriftEngine } from './ingest/werift-engine.js';
 import { createMetrics } from './metrics.js';
+import { LoadMonitor } from './load.js';
 import { ROOT } from './paths.js';
 import { PublisherRegistry } from './publishers/registry.js';
 import { FfmpegSupervisor, type ChildRecord } from './ffmpeg/supervisor.js';
@@ -43,7 +44,15 @@ export interface Gateway {
 const REST_BODY_LIMIT = 64 * 1024;
 
 export function createEngine(config: GatewayConfig, log: Logger): IngestEngine {
+  const granted = systemReceiveBufferMax();
+  if (granted !== undefined && granted < config.webrtc_udp_receive_buffer_bytes) {
+    log.warn(
+      { wanted: config.webrtc_udp_receive_buffer_bytes, granted },
+      'media sockets get a smaller receive buffer than webrtc_udp_receive_buffer_bytes: raise net.core.rmem_max (sysctl) for many streams',
+    );
+  }
   return new WeriftEngine({
+    receiveBufferBytes: config.webrtc_udp_receive_buffer_bytes,
     addresses: config.webrtc_ice_addresses,
     portRange: [config.webrtc_ice_port_min, config.webrtc_ice_port_max],
     remoteNetworks: config.webrtc_ice_remote_networks,
@@ -54,6 +63,15 @@ export function createEngine(config: GatewayConfig, log: Logger): IngestEngine {
     videoMinBitrateKbps: config.webrtc_video_min_bitrate_kbps,
     onListenerError: (event, error) => log.error({ err: error, event }, 'ingest listener failed'),
   });
+}
+
+/** The largest receive buffer the kernel grants a socket (Linux), if it can be read. */
+function systemReceiveBufferMax(): number | undefined {
+  try {
+    return Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8').trim());
+  } catch {
+    return undefined;
+  }
 }
 
 /** Composes the gateway: domain services, HTTP routes, signalling. Owns nothing process-wide. */
@@ -79,12 +97,19 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     log.warn('publishing needs no token (no publish_keys, publish_jwt_keys or publish_auth_url): anyone who reaches the gateway can publish, but not push');
   }
   const engine = deps.engine ?? createEngine(config, log);
+  const load = new LoadMonitor({
+    eventLoopDelayMs: config.overload_event_loop_delay_ms,
+    eventLoopUtilization: config.overload_event_loop_utilization,
+    machineCpuPercent: config.overload_machine_cpu_percent,
+  });
+  const admit = (what: string): void => load.admit(what);
   const ffmpeg = new FfmpegSupervisor(deps.childRecord);
   const publishers = new PublisherRegistry(engine, {
     maxPublishers: config.limit_publishers,
     keyframeIntervalMs: config.webrtc_keyframe_interval_ms,
     mediaTimeoutMs: config.webrtc_media_timeout_ms,
     log,
+    admit,
   });
   const transponders = new TransponderService(
     publishers,
@@ -136,11 +161,12 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       },
       publisherGraceMs: config.rtmp_push_publisher_grace_ms,
       limits: { total: config.limit_transponders, perStream: config.limit_transponders_per_stream },
+      admit,
     },
     log.child({ component: 'transponders' }),
     config.rtmp_push_auto_start ? config.rtmp_push_auto_start_url : undefined,
   );
-  const metrics = createMetrics(publishers, transponders);
+  const metrics = createMetrics(publishers, transponders, load);
 
   const tls = config.https_cert_file ? readCertificate(config) : undefined;
   const secure: HttpsServer[] = [];
@@ -203,7 +229,13 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   whipRoutes(app, publishers, access);
   staticRoutes(app);
   // Probes and scrapes are frequent: keep them out of the info log.
-  app.get('/health', { logLevel: 'warn' }, async () => ({ status: 'ok', publishers: publishers.all().length, transponders: transponders.all().length }));
+  app.get('/health', { logLevel: 'warn' }, async () => ({
+    status: 'ok',
+    publishers: publishers.all().length,
+    transponders: transponders.all().length,
+    // New publishes and pushes are refused (503) while true; a load balancer can send them elsewhere.
+    overloaded: load.overload !== undefined,
+  }));
   app.get('/metrics', { logLevel: 'warn' }, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
 
   const signaling = new SignalingServer(publishers, transponders, access, log, clientAddressReader(config.trust_proxy));
@@ -223,6 +255,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     close() {
       closing ??= (async () => {
         signaling.close();
+        load.close();
         await transponders.closeAll();
         await publishers.closeAll('gateway shutting down');
         await app.close();

@@ -91,6 +91,11 @@ export const configSchema = z
     /** Concurrent WHIP sessions and SDK WebSockets from one client address. */
     limit_sessions_per_client: z.number().int().min(1).max(100000).default(20),
 
+    /** New publishes and pushes are refused (503) past any of these; 0 turns one off. */
+    overload_event_loop_delay_ms: z.number().int().min(0).max(10000).default(150),
+    overload_event_loop_utilization: z.number().min(0).max(1).default(0.9),
+    overload_machine_cpu_percent: z.number().min(0).max(100).default(0),
+
     destination_allow_loopback: z.boolean().default(false),
     destination_allow_private: z.boolean().default(false),
     destination_allowed_hosts: z.array(hostPattern).default([]),
@@ -106,6 +111,7 @@ export const configSchema = z
     webrtc_ice_allow_mdns: z.boolean().default(false),
     /** A session whose ICE and DTLS are not done after this long is closed and its sockets freed. */
     webrtc_connect_timeout_ms: z.number().int().min(1000).max(120000).default(20000),
+    webrtc_udp_receive_buffer_bytes: z.number().int().min(65536).max(256 * 1024 * 1024).default(4 * 1024 * 1024),
     webrtc_video_bitrate_kbps: z.number().int().min(100).max(50000).default(2500),
     webrtc_video_min_bitrate_kbps: z.number().int().min(50).max(50000).default(300),
     webrtc_keyframe_interval_ms: z.number().int().min(500).max(10000).default(2000),

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:dgram';
 import { isIPv4, isIPv6 } from 'node:net';
 import {
   RTCPeerConnection,
@@ -31,6 +32,12 @@ export interface WeriftEngineOptions {
   allowMdns?: boolean;
   /** A session not connected (ICE and DTLS) after this long is closed and its sockets freed. */
   connectTimeoutMs?: number;
+  /**
+   * Receive buffer of each media socket (bytes; the kernel caps it at net.core.rmem_max). The
+   * default ~200 KB overflows when the event loop is busy for a few tens of milliseconds with many
+   * streams: every datagram that does not fit is lost.
+   */
+  receiveBufferBytes?: number;
   onListenerError?: (event: string, error: unknown) => void;
 }
 
@@ -64,6 +71,7 @@ export class WeriftEngine implements IngestEngine {
         throw new OfferError(`the WebRTC engine cannot take this offer (${(error as Error).message ?? error})`);
       }
       await waitForGathering(pc, this.options.gatherTimeoutMs ?? 3000);
+      if (this.options.receiveBufferBytes) session.setReceiveBuffers(this.options.receiveBufferBytes);
       const local = pc.localDescription?.sdp;
       if (!local) throw new Error('the WebRTC engine produced no answer');
       const bitrate = this.options.videoBitrateKbps;
@@ -164,6 +172,19 @@ class WeriftSession extends TypedEmitter<IngestSessionEvents> implements IngestS
 
   noteTransports(): void {
     for (const transport of this.pc.iceTransports) this.#connections.add(transport.connection);
+  }
+
+  /** Sets the receive buffer of every gathered UDP socket; the kernel may give less (net.core.rmem_max). */
+  setReceiveBuffers(bytes: number): void {
+    for (const connection of this.#connections) {
+      for (const protocol of (connection as unknown as { protocols?: { transport?: { socket?: Socket } }[] }).protocols ?? []) {
+        try {
+          protocol.transport?.socket?.setRecvBufferSize(bytes);
+        } catch {
+          // Not bound (a TCP candidate, or already closed): nothing to size.
+        }
+      }
+    }
   }
 
   async close(reason = 'closed by the gateway'): Promise<void> {

@@ -19,7 +19,14 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
 
   constructor(
     private readonly engine: IngestEngine,
-    private readonly options: { keyframeIntervalMs: number; mediaTimeoutMs: number; log: Logger; maxPublishers?: number },
+    private readonly options: {
+      keyframeIntervalMs: number;
+      mediaTimeoutMs: number;
+      log: Logger;
+      maxPublishers?: number;
+      /** Throws (503) when the gateway takes on no more work now. */
+      admit?: (what: string) => void;
+    },
   ) {
     super((event, error) => options.log.error({ err: error, event }, 'registry listener failed'));
   }
@@ -29,6 +36,7 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
     if (this.#byName.has(name) || this.#pending.has(name)) throw conflict(`stream ${name} is already publishing`);
     const max = this.options.maxPublishers ?? Infinity;
     if (this.#byName.size + this.#pending.size >= max) throw unavailable(`the gateway is at its limit of ${max} publishers (limit_publishers)`);
+    this.options.admit?.(`publishing ${name}`);
     this.#pending.add(name);
     try {
       const session = await this.engine.accept(offer);

@@ -82,6 +82,7 @@ export class TransponderService {
     if (active.length >= limits.total) throw unavailable(`the gateway is at its limit of ${limits.total} transponders (limit_transponders)`);
     const ofStream = active.filter((t) => t.publisher.name === request.streamName).length;
     if (ofStream >= limits.perStream) throw tooMany(`stream ${request.streamName} has ${ofStream} transponders, its limit (limit_transponders_per_stream)`);
+    this.settings.admit?.(`a push of ${request.streamName}`);
     const sameDestination = (t: Transponder): boolean =>
       t.publisher.name === request.streamName && (t.destination.requestedUrl === request.rtmpUrl || t.destination.url === destination.url);
     const existing = this.all().find((t) => sameDestination(t) && t.isActive);

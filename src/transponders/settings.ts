@@ -30,6 +30,8 @@ export interface TransponderSettings {
   secureContext: SecureContext;
   /** Transponders in all, and per stream. */
   limits: { total: number; perStream: number };
+  /** Throws (503) when the gateway takes on no more work now. */
+  admit?: (what: string) => void;
   /** Looks the destination host up and checks every answer against the destination policy. */
   resolveDestination: DestinationResolver;
   /** Restoring the output after a drop. */

@@ -30,6 +30,10 @@ export async function startGateway(overrides: Partial<GatewayConfig> = {}, logLi
     webrtc_ice_remote_networks: ['127.0.0.0/8'],
     // Test destinations (nginx-rtmp, the tests' RTMP servers) listen on loopback.
     destination_allow_loopback: true,
+    // The gateway shares its event loop with the test (browsers, fuzzing, 500 slow clients):
+    // overload refusals are tested on their own (overload.test.ts).
+    overload_event_loop_delay_ms: 0,
+    overload_event_loop_utilization: 0,
     ...overrides,
   });
   const destination = logLines ? { write: (line: string) => void logLines.push(line) } : undefined;

@@ -10,7 +10,7 @@ import { CpuWindow, rssMb, udpCounters } from './proc.js';
 import { round, type Bench } from './report.js';
 
 /** Video frames lost beyond this share fail a capacity step. */
-const MAX_LOSS = 0.005;
+export const MAX_LOSS = 0.005;
 
 interface StepResult {
   pushes: number;
@@ -35,10 +35,40 @@ interface StepResult {
 }
 
 /**
+ * Video frames missing from nginx's recordings of `streams` (each removed after): every push's
+ * whole span at the fixture's rate, at least `seconds` of it, against the frames recorded.
+ */
+export async function framesLost(
+  nginx: NginxRtmp,
+  streams: string[],
+  fixture: Fixture,
+  seconds: number,
+): Promise<{ expected: number; lost: number; worst: number; gaps: Record<string, string[]> }> {
+  let expected = 0;
+  let lost = 0;
+  let worst = 0;
+  const gaps: Record<string, string[]> = {};
+  for (const stream of streams) {
+    const file = nginx.recording(stream);
+    const video = (await probe(file).catch(() => ({ video: [] }))).video.map((p) => Number(p.pts_time));
+    const span = video.length > 1 ? video.at(-1)! - video[0]! : 0;
+    const due = Math.max(Math.round(span * fixture.fps) + 1, seconds * fixture.fps);
+    const missing = Math.max(0, due - video.length);
+    expected += due;
+    lost += missing;
+    worst = Math.max(worst, missing / due);
+    const holes = video.flatMap((t, i) => (i > 0 && t - video[i - 1]! > 1.5 / fixture.fps ? [`${video[i - 1]!.toFixed(3)} s +${(t - video[i - 1]!).toFixed(3)} s`] : []));
+    if (holes.length) gaps[stream] = holes;
+    rmSync(file, { force: true });
+  }
+  return { expected, lost, worst, gaps };
+}
+
+/**
  * The gateway's event-loop delay, 99th percentile (ms), since the previous call: prom-client's
  * measurement, which starts afresh each time /metrics is read.
  */
-async function eventLoopDelayP99Ms(gateway: GatewayProcess): Promise<number> {
+export async function eventLoopDelayP99Ms(gateway: GatewayProcess): Promise<number> {
   const response = await fetch(`${gateway.baseUrl}/metrics`);
   const match = /^nodejs_eventloop_lag_p99_seconds (\S+)$/m.exec(await response.text());
   return match ? Number(match[1]) * 1000 : NaN;
@@ -70,24 +100,7 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
     for (const publisher of publishers.splice(0)) await publisher.stop();
     await waitFor('every push to end', async () => (await gateway.ffmpegPids()).length === 0, 30_000, 100);
 
-    let expected = 0;
-    let lost = 0;
-    let worst = 0;
-    const gaps: Record<string, string[]> = {};
-    for (const name of names) {
-      const file = nginx.recording(`rtmp_${name}`);
-      const video = (await probe(file).catch(() => ({ video: [] }))).video.map((p) => Number(p.pts_time));
-      const span = video.length > 1 ? video.at(-1)! - video[0]! : 0;
-      // Frames that should be there: the push's whole span at the fixture's rate, at least the window.
-      const due = Math.max(Math.round(span * fixture.fps) + 1, bench.plan.capacitySeconds * fixture.fps);
-      const missing = Math.max(0, due - video.length);
-      expected += due;
-      lost += missing;
-      worst = Math.max(worst, missing / due);
-      const holes = video.flatMap((t, i) => (i > 0 && t - video[i - 1]! > 1.5 / fixture.fps ? [`${video[i - 1]!.toFixed(3)} s +${(t - video[i - 1]!).toFixed(3)} s`] : []));
-      if (holes.length) gaps[name] = holes;
-      rmSync(file, { force: true });
-    }
+    const { expected, lost, worst, gaps } = await framesLost(nginx, names.map((name) => `rtmp_${name}`), fixture, bench.plan.capacitySeconds);
     const each = (pids: number[]): number => pids.reduce((sum, pid) => sum + cpu.percent.get(pid)!, 0) / Math.max(1, pids.length);
     return {
       pushes: count,

@@ -3,7 +3,7 @@
  * beside its target.
  * Prints a table and writes JSON. `--quick` runs a smaller version in about a minute.
  *
- *   npm run bench -- [--quick] [--only startup,sdk,latency,fanout,audio,resilience,capacity] [--steps 8,16,24]
+ *   npm run bench -- [--quick] [--only startup,sdk,latency,fanout,audio,resilience,capacity,overload] [--steps 8,16,24]
  *                    [--out file.json] [--log-level debug] [--profile: CPU profile of the gateway
  *                    in .bench/profiles, for Chrome DevTools or speedscope]
  */
@@ -21,6 +21,7 @@ import { audioCommands } from './audio-commands.js';
 import { capacity } from './capacity.js';
 import { fanout } from './fanout.js';
 import { push } from './latency.js';
+import { overload } from './overload.js';
 import { benchPlan, Figures, type Bench } from './report.js';
 import { destinationRestart, networkCut, reconnectCycles } from './resilience.js';
 import { restStartup, sdkStartup } from './startup.js';
@@ -36,7 +37,7 @@ const { values: args } = parseArgs({
   },
 });
 const quick = args.quick!;
-const sections = new Set((args.only ?? 'startup,sdk,latency,fanout,audio,resilience,capacity').split(','));
+const sections = new Set((args.only ?? 'startup,sdk,latency,fanout,audio,resilience,capacity,overload').split(','));
 const plan = benchPlan(quick);
 if (args.steps) plan.capacitySteps = args.steps.split(',').map(Number);
 const WORK = resolve('.bench');
@@ -84,6 +85,10 @@ async function main(): Promise<void> {
     if (sections.has('capacity')) {
       nginx ??= await NginxRtmp.start();
       await capacity(bench, gateway, fixture, nginx);
+    }
+    if (sections.has('overload')) {
+      nginx ??= await NginxRtmp.start();
+      await overload(bench, fixture, nginx, quick ? 6 : 64);
     }
   } finally {
     await receiver.close();

@@ -1,0 +1,80 @@
+import { join } from 'node:path';
+import type { Fixture } from '../kit/fixture.js';
+import { GatewayProcess } from '../kit/gateway-process.js';
+import { sleep, waitFor } from '../kit/processes.js';
+import type { NginxRtmp } from '../kit/rtmp-server.js';
+import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
+import { eventLoopDelayP99Ms, framesLost, MAX_LOSS } from './capacity.js';
+import { round, type Bench } from './report.js';
+
+/**
+ * Beyond capacity, with the gateway's overload limits on (their defaults): streams are added one at
+ * a time, a publish and its push, until the gateway refuses them or `maxPushes` run, then it is
+ * held there while more are tried. What is measured: how many were taken, how many refused with 503,
+ * and the frames the taken ones lost (the goal: < 0.5 % on every push).
+ */
+export async function overload(bench: Bench, fixture: Fixture, nginx: NginxRtmp, maxPushes: number): Promise<void> {
+  console.log(`\nOverload: pushes added until the gateway refuses (overload limits at their defaults), then held ${bench.plan.capacitySeconds} s`);
+  const gateway = await GatewayProcess.start(join(bench.work, 'gateway-overload.log'), {
+    GATEWAY_OVERLOAD_EVENT_LOOP_DELAY_MS: '150',
+    GATEWAY_OVERLOAD_EVENT_LOOP_UTILIZATION: '0.9',
+  });
+  const publishers: SyntheticPublisher[] = [];
+  const taken: string[] = [];
+  let refused = 0;
+  /** Adds one stream and its push; false when the gateway refuses either with 503. */
+  const add = async (): Promise<boolean> => {
+    const name = `over-${taken.length + refused}`;
+    let publisher: SyntheticPublisher;
+    try {
+      publisher = await SyntheticPublisher.publish(fixture, gateway.baseUrl, name);
+    } catch (error) {
+      if (!/answered 503/.test((error as Error).message)) throw error;
+      refused++;
+      return false;
+    }
+    publishers.push(publisher);
+    await sleep(1000);
+    const reply = await gateway.request('POST', '/rest-api/push/startup', { streamName: name, rtmpUrl: nginx.url() });
+    if (reply.status === 503) {
+      refused++;
+      await publisher.stop();
+      return false;
+    }
+    if (reply.status !== 200) throw new Error(`startup of ${name} answered ${reply.status}: ${JSON.stringify(reply.body)}`);
+    taken.push(name);
+    return true;
+  };
+  try {
+    while (taken.length < maxPushes && (await add()));
+    const firstRefusalAt = taken.length;
+    await eventLoopDelayP99Ms(gateway);
+    // Held there: more are tried every few seconds, and should be refused while it is loaded.
+    const until = Date.now() + bench.plan.capacitySeconds * 1000;
+    while (Date.now() < until) {
+      await sleep(3000);
+      if (taken.length < maxPushes) await add();
+    }
+    const loopP99 = await eventLoopDelayP99Ms(gateway);
+    for (const publisher of publishers.splice(0)) await publisher.stop();
+    await waitFor('every push to end', async () => (await gateway.ffmpegPids()).length === 0, 30_000, 100);
+    // Pushes taken while held ran for less than the window: each is judged over its own span.
+    const held = await framesLost(nginx, taken.slice(0, firstRefusalAt).map((name) => `rtmp_${name}`), fixture, bench.plan.capacitySeconds);
+    const late = await framesLost(nginx, taken.slice(firstRefusalAt).map((name) => `rtmp_${name}`), fixture, 0);
+    const expected = held.expected + late.expected;
+    const lost = held.lost + late.lost;
+    const worst = Math.max(held.worst, late.worst);
+    const lossPercent = (lost / Math.max(1, expected)) * 100;
+    console.log(
+      `  first refusal after ${firstRefusalAt} pushes; ${taken.length} taken in all, ${refused} refused with 503; ` +
+        `${lost}/${expected} frames lost on the taken ones (${round(lossPercent)} %, worst push ${round(worst * 100)} %); gateway event-loop delay p99 ${round(loopP99)} ms`,
+    );
+    bench.details.overload = { firstRefusalAt, taken: taken.length, refused, framesExpected: expected, framesLost: lost, worstPushLossPercent: round(worst * 100), eventLoopDelayP99Ms: round(loopP99) };
+    bench.report('overload: pushes taken before the first 503', firstRefusalAt, 'pushes');
+    bench.report('overload: frames lost on the pushes taken', lossPercent, '%', { max: MAX_LOSS * 100 });
+    bench.report('overload: worst push, frames lost', worst * 100, '%', { max: MAX_LOSS * 100 });
+  } finally {
+    for (const publisher of publishers) await publisher.stop();
+    await gateway.stop();
+  }
+}

@@ -41,7 +41,8 @@ export class AudioMixer {
   /** Frames written so far. */
   written = 0;
 
-  readonly #decoder = new OpusDecoder({ forceStereo: true });
+  /** Its own Opus decoder, for `push`; a mixer fed decoded audio (`pushPcm`) has none. */
+  readonly #decoder: OpusDecoder | undefined;
   readonly #options: AudioMixerOptions;
   readonly #now: () => number;
   #timer: NodeJS.Timeout | undefined;
@@ -49,15 +50,21 @@ export class AudioMixer {
   #lastLiveAt = 0;
   #closed = false;
 
-  private constructor(options: AudioMixerOptions) {
+  private constructor(options: AudioMixerOptions, decoder?: OpusDecoder) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
+    this.#decoder = decoder;
   }
 
-  /** A mixer whose Opus decoder is ready. */
+  /** A mixer of decoded audio (`pushPcm`): a publisher's Opus is decoded once for all its outputs. */
+  static forPcm(options: AudioMixerOptions): AudioMixer {
+    return new AudioMixer(options);
+  }
+
+  /** A mixer that decodes Opus packets itself (`push`), once its decoder is ready. */
   static async create(options: AudioMixerOptions): Promise<AudioMixer> {
-    const mixer = new AudioMixer(options);
-    await mixer.#decoder.ready;
+    const mixer = new AudioMixer(options, new OpusDecoder({ forceStereo: true }));
+    await mixer.#decoder!.ready;
     return mixer;
   }
 
@@ -74,25 +81,34 @@ export class AudioMixer {
     this.#timer = setInterval(() => this.#fillStall(), TICK_MS);
   }
 
-  /** An Opus packet of the publisher's, at `wallclockMs` on the publisher's clock. */
+  /** An Opus packet of the publisher's, at `wallclockMs` on the publisher's clock (a mixer made by `create`). */
   push(payload: Uint8Array, wallclockMs: number): void {
+    if (this.#closed || !this.#decoder) return;
+    const decoded = this.#decoder.decodeFrame(payload);
+    this.pushPcm(decoded.samplesDecoded > 0 ? interleave(decoded.channelData, decoded.samplesDecoded) : undefined, wallclockMs);
+  }
+
+  /**
+   * A packet's samples (interleaved stereo) at `wallclockMs` on the publisher's clock; undefined for
+   * a packet that could not be decoded, which still says the publisher's audio goes on.
+   */
+  pushPcm(pcm: Int16Array | undefined, wallclockMs: number): void {
     if (this.#closed || this.#startMs === undefined) return;
     const position = Math.round((wallclockMs - this.#startMs) * FRAMES_PER_MS);
     if (wallclockMs > this.#now() + MAX_AHEAD_MS) return;
     this.#lastLiveAt = this.#now();
-    const decoded = this.#decoder.decodeFrame(payload);
-    const frames = decoded.samplesDecoded;
+    const frames = pcm ? pcm.length / PCM_CHANNELS : 0;
     if (frames === 0 || position + frames <= this.written) return; // undecodable, or its time is written already
     if (position > this.written) this.#mix(position - this.written);
     const skip = this.written - position; // > 0 when it overlaps silence written for a stall
-    this.#mix(frames - Math.max(0, skip), decoded.channelData, Math.max(0, skip));
+    this.#mix(frames - Math.max(0, skip), pcm, Math.max(0, skip));
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
-    this.#decoder.free();
+    this.#decoder?.free();
   }
 
   /** Keeps time moving with silence when no live audio arrives. */
@@ -103,16 +119,9 @@ export class AudioMixer {
     if (target > this.written) this.#mix(target - this.written);
   }
 
-  /** Writes `frames` frames: live samples from `offset` (silence without them or when muted) plus the source. */
-  #mix(frames: number, live?: Float32Array[], offset = 0): void {
-    const out = new Int16Array(frames * PCM_CHANNELS);
-    if (live && !this.muted) {
-      const [left, right = left] = live as [Float32Array, Float32Array?];
-      for (let i = 0; i < frames; i++) {
-        out[2 * i] = toInt16(left[offset + i]!);
-        out[2 * i + 1] = toInt16(right[offset + i]!);
-      }
-    }
+  /** Writes `frames` frames: live samples from frame `offset` (silence without them or when muted) plus the source. */
+  #mix(frames: number, live?: Int16Array, offset = 0): void {
+    const out = live && !this.muted ? live.slice(offset * PCM_CHANNELS, (offset + frames) * PCM_CHANNELS) : new Int16Array(frames * PCM_CHANNELS);
     const source = this.source;
     if (source) {
       const added = source.take(frames);
@@ -122,6 +131,17 @@ export class AudioMixer {
     this.written += frames;
     this.#options.write(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
   }
+}
+
+/** Float planes (as the Opus decoder gives them) to interleaved 16-bit stereo. */
+export function interleave(channels: Float32Array[], frames: number): Int16Array {
+  const [left, right = left] = channels as [Float32Array, Float32Array?];
+  const out = new Int16Array(frames * PCM_CHANNELS);
+  for (let i = 0; i < frames; i++) {
+    out[2 * i] = toInt16(left[i]!);
+    out[2 * i + 1] = toInt16(right[i]!);
+  }
+  return out;
 }
 
 function toInt16(sample: number): number {

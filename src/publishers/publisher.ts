@@ -3,6 +3,7 @@ import { TypedEmitter } from '../events.js';
 import type { IngestSession, IngestTrack } from '../ingest/engine.js';
 import { isKeyframeStart, type MediaKind, type VideoCodec } from '../media/codecs.js';
 import { ClockMapping, DuplicateFilter, type MediaPacket } from '../media/rtp.js';
+import { OpusStage } from '../audio/opus.js';
 import { FrameStage, type VideoFrame } from './frames.js';
 import { KEYFRAME_CHECK_MS, KeyframeSchedule } from './keyframes.js';
 import { StartCache, type CachedPacket } from './start-cache.js';
@@ -61,6 +62,8 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   readonly #startCache = new StartCache();
   /** Video frames for every sink that takes them, made once. */
   readonly #frames: FrameStage | undefined;
+  /** The Opus decoded once for every sink that asks (`audioPcm`). */
+  readonly #opus: OpusStage | undefined;
   #latestVideoCaptureMs = 0;
   readonly #keyframes: KeyframeSchedule;
   /** Capture times of the latest video frames, oldest first, for the frame rate. */
@@ -82,6 +85,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       () => this.#pipelines.get('video')?.track.requestKeyframe(),
       () => this.cachedKeyframeMs,
     );
+    if (this.hasAudio) this.#opus = new OpusStage();
     if (this.videoCodec) {
       this.#frames = new FrameStage(
         this.videoCodec,
@@ -168,6 +172,11 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     return this.#pipelines.get(kind)?.clock?.wallclockMs(timestamp);
   }
 
+  /** An audio packet's samples, interleaved stereo 16-bit at 48 kHz, decoded once for every sink. */
+  audioPcm(packet: CachedPacket): Int16Array | undefined {
+    return this.#opus?.pcm(packet);
+  }
+
   /** Frames dropped since the stream began because a packet was lost. */
   get framesLost(): number {
     return this.#frames?.framesLost ?? 0;
@@ -204,6 +213,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     this.#sinks.clear();
     this.#startCache.clear();
     this.#frames?.clear();
+    this.#opus?.close();
     this.options.log.info({ reason }, 'publisher closed');
     await this.session.close(reason);
     this.safeEmit('closed', reason, lost);
@@ -220,7 +230,10 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     const clock = (pipeline.clock ??= new ClockMapping(pipeline.track.clockRate, packet.timestamp, Date.now()));
     const cached: CachedPacket = { ...packet, kind: pipeline.kind, wallclockMs: clock.wallclockMs(packet.timestamp) };
     if (pipeline.kind === 'video') this.#onVideo(cached);
-    else if (this.videoCodec) this.#startCache.addAudio(cached);
+    else {
+      this.#opus?.arrived(cached);
+      if (this.videoCodec) this.#startCache.addAudio(cached);
+    }
     for (const sink of this.#sinks) {
       try {
         sink.write(cached);

@@ -31,7 +31,8 @@ export interface Pipeline {
   readonly source: TagSource;
   /** Starts the audio timeline (and the still picture's) at this publisher-clock time, if not started. */
   begin(wallclockMs: number): void;
-  writeAudio(payload: Buffer, wallclockMs: number): void;
+  /** A packet's samples (interleaved stereo, decoded by the publisher); undefined for one that could not be decoded. */
+  writeAudio(pcm: Int16Array | undefined, wallclockMs: number): void;
   /** A frame of the publisher's video, for a pipeline that transcodes (from a keyframe on). */
   writeVideo(frame: VideoFrame): void;
   setMuted(muted: boolean): void;
@@ -69,8 +70,8 @@ export function ffmpegPipelines(settings: FfmpegPipelineSettings): PipelineFacto
 }
 
 /**
- * ffmpeg with what feeds it: the audio mixer (the publisher's Opus decoded, muted or not, a sound
- * file over it) writing PCM to its stdin; for transcoding, the publisher's frames as IVF on
+ * ffmpeg with what feeds it: the audio mixer (the publisher's audio, decoded once by the publisher,
+ * muted or not, a sound file over it) writing PCM to its stdin; for transcoding, the publisher's frames as IVF on
  * `pipe:3` (depacketized once by the publisher, each stamped with its publisher-clock time); for
  * the still picture, the last keyframe as a file it loops. Its FLV tags come back on stdout. Its
  * audio time 0 is the mixer's first sample, its video time 0 the first frame given to it. Lost
@@ -120,7 +121,7 @@ class FfmpegPipeline implements Pipeline {
 
   static async start(spec: PipelineSpec, settings: FfmpegPipelineSettings): Promise<FfmpegPipeline> {
     let writePcm: (pcm: Buffer) => void = () => {};
-    const mixer = await AudioMixer.create({ write: (pcm) => writePcm(pcm) });
+    const mixer = AudioMixer.forPcm({ write: (pcm) => writePcm(pcm) });
     mixer.muted = spec.muted;
     mixer.source = spec.sound;
     let workDir: string | undefined;
@@ -151,8 +152,8 @@ class FfmpegPipeline implements Pipeline {
     if (this.source.still) this.source.videoStartMs ??= this.mixer.startMs;
   }
 
-  writeAudio(payload: Buffer, wallclockMs: number): void {
-    this.mixer.push(payload, wallclockMs);
+  writeAudio(pcm: Int16Array | undefined, wallclockMs: number): void {
+    this.mixer.pushPcm(pcm, wallclockMs);
   }
 
   writeVideo(frame: VideoFrame): void {

@@ -144,14 +144,9 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
   get errorCode(): ErrorCode | undefined {
     return this.#state === 'failed' ? errorCodeFor(this.#failure ?? 'local') : undefined;
   }
-
-  /** Counts of every link so far, and the current link's lag. */
-  get output(): LinkStats & { lagMs: number } {
-    return { ...this.#links.with(this.#link?.stats), lagMs: this.#link?.lagMs ?? 0 };
-  }
-
-  get buffer(): { state: string; levelMs: number } | undefined {
-    return this.#link?.buffer;
+  /** Counts of every link so far, and the current link's lag and output buffer. */
+  get output(): LinkStats & { lagMs: number; buffer?: { state: string; levelMs: number } } {
+    return { ...this.#links.with(this.#link?.stats), lagMs: this.#link?.lagMs ?? 0, buffer: this.#link?.buffer };
   }
 
   /** The stream is published again: `publisher`'s live media replaces the still picture. */
@@ -245,7 +240,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     const pipe = this.standby.pending ?? this.#pipe;
     if (!pipe) return;
     pipe.begin(packet.wallclockMs); // the audio timeline starts with the first packet of either kind
-    if (packet.kind === 'audio') pipe.writeAudio(packet.payload, packet.wallclockMs);
+    if (packet.kind === 'audio') pipe.writeAudio(this.#publisher.audioPcm(packet), packet.wallclockMs);
   }
 
   /** Video frames go out as they are, or to the pipeline that transcodes them. */

@@ -24,8 +24,7 @@ export interface TransponderView {
   readonly errorCode: ErrorCode | undefined;
   readonly reconnectAttempt: number;
   readonly counters: { drops: number; reconnects: number };
-  readonly output: LinkStats & { lagMs: number };
-  readonly buffer: { state: string; levelMs: number } | undefined;
+  readonly output: LinkStats & { lagMs: number; buffer?: { state: string; levelMs: number } };
   readonly writer: OutputWriter;
   readonly standby: Standby;
   readonly audio: OutputAudio;
@@ -39,7 +38,7 @@ export interface TransponderView {
  */
 export function describe(t: TransponderView): Record<string, unknown> {
   const output = t.output;
-  const buffer = t.buffer;
+  const buffer = output.buffer;
   const until = t.standby.until;
   return {
     mediaSessionId: t.mediaSessionId,

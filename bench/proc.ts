@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { machineCpuTimes } from '../src/load.js';
 
 /** Clock ticks per second for /proc CPU times; 100 on Linux. */
 const HZ = 100;
@@ -23,14 +24,6 @@ export function rssMb(pid: number): number {
   }
 }
 
-/** Busy and total CPU time of the whole machine, in seconds. */
-function machineSeconds(): { busy: number; total: number } {
-  const values = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const total = values.reduce((a, b) => a + b, 0);
-  const idle = values[3]! + (values[4] ?? 0);
-  return { busy: (total - idle) / HZ, total: total / HZ };
-}
-
 export interface CpuReading {
   /** Percent of one core used by each process over the window. */
   percent: Map<number, number>;
@@ -42,7 +35,7 @@ export interface CpuReading {
 /** CPU use of a set of processes over a window, measured from /proc. */
 export class CpuWindow {
   readonly #start = new Map<number, number>();
-  readonly #machine = machineSeconds();
+  readonly #machine = machineCpuTimes()!;
   readonly #startedAt = performance.now();
 
   constructor(readonly pids: readonly number[]) {
@@ -56,7 +49,7 @@ export class CpuWindow {
       const used = (cpuSeconds(pid) ?? this.#start.get(pid)!) - this.#start.get(pid)!;
       percent.set(pid, (used / seconds) * 100);
     }
-    const machine = machineSeconds();
+    const machine = machineCpuTimes()!;
     const machinePercent = ((machine.busy - this.#machine.busy) / (machine.total - this.#machine.total)) * 100;
     return { percent, machinePercent, seconds };
   }

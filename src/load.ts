@@ -106,7 +106,8 @@ export function processSampler(): LoadSampler {
   };
 }
 
-function machineCpuTimes(): { busy: number; total: number } | undefined {
+/** Busy and total CPU time of the whole machine so far (clock ticks), from /proc/stat; undefined off Linux. */
+export function machineCpuTimes(): { busy: number; total: number } | undefined {
   try {
     const values = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
     const total = values.reduce((a, b) => a + b, 0);

@@ -1,4 +1,3 @@
-import { OpusDecoder } from 'opus-decoder';
 
 /** The PCM the mixer writes: 48 kHz, stereo, signed 16-bit little-endian, interleaved. */
 export const PCM_SAMPLE_RATE = 48000;
@@ -41,8 +40,6 @@ export class AudioMixer {
   /** Frames written so far. */
   written = 0;
 
-  /** Its own Opus decoder, for `push`; a mixer fed decoded audio (`pushPcm`) has none. */
-  readonly #decoder: OpusDecoder | undefined;
   readonly #options: AudioMixerOptions;
   readonly #now: () => number;
   #timer: NodeJS.Timeout | undefined;
@@ -50,22 +47,10 @@ export class AudioMixer {
   #lastLiveAt = 0;
   #closed = false;
 
-  private constructor(options: AudioMixerOptions, decoder?: OpusDecoder) {
+  /** Its audio comes decoded (`pushPcm`): a publisher's Opus is decoded once for all its outputs (`OpusStage`). */
+  constructor(options: AudioMixerOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
-    this.#decoder = decoder;
-  }
-
-  /** A mixer of decoded audio (`pushPcm`): a publisher's Opus is decoded once for all its outputs. */
-  static forPcm(options: AudioMixerOptions): AudioMixer {
-    return new AudioMixer(options);
-  }
-
-  /** A mixer that decodes Opus packets itself (`push`), once its decoder is ready. */
-  static async create(options: AudioMixerOptions): Promise<AudioMixer> {
-    const mixer = new AudioMixer(options, new OpusDecoder({ forceStereo: true }));
-    await mixer.#decoder!.ready;
-    return mixer;
   }
 
   /** Publisher clock (ms) of the first sample: the output's time 0. Undefined until `begin`. */
@@ -79,13 +64,6 @@ export class AudioMixer {
     this.#startMs = startMs;
     this.#lastLiveAt = this.#now();
     this.#timer = setInterval(() => this.#fillStall(), TICK_MS);
-  }
-
-  /** An Opus packet of the publisher's, at `wallclockMs` on the publisher's clock (a mixer made by `create`). */
-  push(payload: Uint8Array, wallclockMs: number): void {
-    if (this.#closed || !this.#decoder) return;
-    const decoded = this.#decoder.decodeFrame(payload);
-    this.pushPcm(decoded.samplesDecoded > 0 ? interleave(decoded.channelData, decoded.samplesDecoded) : undefined, wallclockMs);
   }
 
   /**
@@ -108,7 +86,6 @@ export class AudioMixer {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
-    this.#decoder?.free();
   }
 
   /** Keeps time moving with silence when no live audio arrives. */

@@ -64,21 +64,6 @@ export function* stapANalUnits(payload: Buffer): Generator<Buffer> {
   }
 }
 
-/** SPS and PPS NAL units carried by this H.264 RTP payload (single NAL unit or STAP-A). */
-export function h264ParameterSets(payload: Buffer): { sps?: Buffer; pps?: Buffer } {
-  const found: { sps?: Buffer; pps?: Buffer } = {};
-  const take = (nal: Buffer): void => {
-    const t = nal[0]! & 0x1f;
-    if (t === NAL_SPS) found.sps = Buffer.from(nal);
-    else if (t === NAL_PPS) found.pps = Buffer.from(nal);
-  };
-  if (payload.length === 0) return found;
-  const type = payload[0]! & 0x1f;
-  if (type === NAL_STAP_A) for (const nal of stapANalUnits(payload)) take(nal);
-  else take(payload);
-  return found;
-}
-
 /** RFC 7741: a VP8 keyframe starts where S=1, PID=0 and the payload header's P bit is 0. */
 function vp8StartsKeyframe(payload: Buffer): boolean {
   const b0 = payload[0]!;

@@ -34,9 +34,9 @@ function once(make: () => Buffer): () => Buffer {
 /**
  * The stage of a publisher that turns its video RTP into frames, once for every sink: packets are
  * reordered and reassembled (H.264: RFC 6184; VP8: RFC 7741; VP9: RFC 9628), each frame is timed
- * on the publisher's clock, and the
- * frames since the last keyframe are kept, so a new sink starts from a keyframe at once. After a
- * loss, frames resume at the next keyframe, and `onLoss` asks the sender for one.
+ * on the publisher's clock, and the frames since the last keyframe are kept, so a new sink starts
+ * from a keyframe at once. After a loss, frames resume at the next keyframe, and `onLoss` asks the
+ * sender for one.
  */
 export class FrameStage {
   #gop: VideoFrame[] = [];

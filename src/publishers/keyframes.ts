@@ -38,6 +38,11 @@ export class KeyframeSchedule {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** Capture time of the latest video frame. */
+  get latestCaptureMs(): number {
+    return this.#latestCaptureMs;
+  }
+
   /** A video frame captured at `captureMs` arrived. */
   frame(captureMs: number): void {
     this.#latestCaptureMs = Math.max(this.#latestCaptureMs, captureMs);

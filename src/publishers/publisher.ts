@@ -64,7 +64,6 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   readonly #frames: FrameStage | undefined;
   /** The Opus decoded once for every sink that asks (`audioPcm`). */
   readonly #opus: OpusStage | undefined;
-  #latestVideoCaptureMs = 0;
   readonly #keyframes: KeyframeSchedule;
   /** Capture times of the latest video frames, oldest first, for the frame rate. */
   readonly #frameTimes: number[] = [];
@@ -230,10 +229,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     const clock = (pipeline.clock ??= new ClockMapping(pipeline.track.clockRate, packet.timestamp, Date.now()));
     const cached: CachedPacket = { ...packet, kind: pipeline.kind, wallclockMs: clock.wallclockMs(packet.timestamp) };
     if (pipeline.kind === 'video') this.#onVideo(cached);
-    else {
-      this.#opus?.arrived(cached);
-      if (this.videoCodec) this.#startCache.addAudio(cached);
-    }
+    else if (this.videoCodec) this.#startCache.addAudio(cached);
     for (const sink of this.#sinks) {
       try {
         sink.write(cached);
@@ -266,11 +262,10 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   #onVideo(packet: CachedPacket): void {
     const { wallclockMs } = packet;
     this.#keyframeTimer ??= this.#startKeyframeRequests();
-    if (wallclockMs > this.#latestVideoCaptureMs) {
+    if (wallclockMs > this.#keyframes.latestCaptureMs) {
       this.#frameTimes.push(wallclockMs);
       if (this.#frameTimes.length > FRAME_RATE_WINDOW) this.#frameTimes.shift();
     }
-    this.#latestVideoCaptureMs = Math.max(this.#latestVideoCaptureMs, wallclockMs);
     this.#keyframes.frame(wallclockMs);
     const codec = this.videoCodec;
     const keyStart = codec !== undefined && isKeyframeStart(codec, packet.payload);

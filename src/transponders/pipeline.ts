@@ -121,7 +121,7 @@ class FfmpegPipeline implements Pipeline {
 
   static async start(spec: PipelineSpec, settings: FfmpegPipelineSettings): Promise<FfmpegPipeline> {
     let writePcm: (pcm: Buffer) => void = () => {};
-    const mixer = AudioMixer.forPcm({ write: (pcm) => writePcm(pcm) });
+    const mixer = new AudioMixer({ write: (pcm) => writePcm(pcm) });
     mixer.muted = spec.muted;
     mixer.source = spec.sound;
     let workDir: string | undefined;

@@ -29,14 +29,9 @@ export class LinkTotals {
 
   /** The totals with `current` (the link now) counted in. */
   with(current: LinkStats | undefined): LinkStats {
-    const past = this.#past;
-    if (!current) return { ...past };
-    return {
-      written: past.written + current.written,
-      acknowledged: past.acknowledged + current.acknowledged,
-      bufferings: past.bufferings + current.bufferings,
-      framesDropped: past.framesDropped + current.framesDropped,
-    };
+    const total = { ...this.#past };
+    if (current) for (const key of Object.keys(total) as (keyof LinkStats)[]) total[key] += current[key];
+    return total;
   }
 }
 

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { h264ParameterSets, isKeyframeStart } from '../../src/media/codecs.js';
+import { isKeyframeStart } from '../../src/media/codecs.js';
+import { H264Depacketizer, parameterSets, type AccessUnit } from '../../src/media/h264.js';
 
 // SPS of Chromium's OpenH264 at 1280x720, constrained baseline 3.1.
 const SPS_720P = Buffer.from('Z0LAH4xoBQBbkBgB+lA=', 'base64');
@@ -28,7 +29,11 @@ t.test('VP8 and VP9 keyframe starts', async (t) => {
 });
 
 t.test('parameter sets are taken from a STAP-A', async (t) => {
-  const { sps, pps } = h264ParameterSets(stapA(SPS_720P, PPS));
+  const units: AccessUnit[] = [];
+  const depacketizer = new H264Depacketizer((unit) => units.push(unit), { maxWaitMs: 100 });
+  depacketizer.push({ sequenceNumber: 1, timestamp: 0, marker: false, payload: stapA(SPS_720P, PPS) });
+  depacketizer.push({ sequenceNumber: 2, timestamp: 0, marker: true, payload: Buffer.from([0x65, 0x88, 0x84]) });
+  const { sps, pps } = parameterSets(units[0]!);
   t.same(sps, SPS_720P);
   t.same(pps, PPS);
 });

@@ -20,6 +20,8 @@ export class OutputTimeline {
   /** Publisher clock (ms) of RTMP timestamp 0. */
   #baseMs: number | undefined;
   readonly #last = { audio: 0, video: 0 };
+  /** RTMP time of the last audio frame (not a sequence header) placed. */
+  #lastAudioFrame: number | undefined;
   /** RTMP time of the current link's first video keyframe: audio before it is not sent. */
   #linkStartTs: number | undefined;
 
@@ -69,13 +71,15 @@ export class OutputTimeline {
     const { kind, sequenceHeader } = tag;
     let timestamp = this.at(startMs + tag.timestamp - primingMs) + Math.round(shiftMs);
     if (timestamp < 0 && !sequenceHeader) return undefined; // the encoder's priming
-    // Audio of a new pipeline from before what was already sent (a hand-over) would overlap it.
-    if (kind === 'audio' && !sequenceHeader && timestamp < this.#last.audio) return undefined;
+    // Audio of a new pipeline from before what was already sent (a hand-over) would overlap it, and
+    // one at the very time of the last audio frame would repeat it.
+    if (kind === 'audio' && !sequenceHeader && (timestamp < this.#last.audio || timestamp <= (this.#lastAudioFrame ?? -1))) return undefined;
     timestamp = Math.max(this.#last[kind], timestamp);
     if (!sequenceHeader) {
       if (kind === 'audio' && (this.#linkStartTs === undefined || timestamp < this.#linkStartTs)) return undefined;
       if (kind === 'video' && this.#linkStartTs === undefined && !tag.keyframe) return undefined;
       if (kind === 'video') this.#linkStartTs ??= timestamp;
+      else this.#lastAudioFrame = timestamp;
     }
     this.#last[kind] = timestamp;
     return timestamp;

@@ -50,6 +50,8 @@ t.test('without video to come, audio goes on from where the last link ended', as
   t.equal(timeline.placeTag(audio(41), 0, 0, 0), 41);
   timeline.newLink(false);
   t.equal(timeline.placeTag(audio(30), 0, 0, 0), undefined, 'overlapping what was sent: left out');
+  t.equal(timeline.placeTag(audio(41), 0, 0, 0), undefined, 'at the time of the last frame sent: left out');
+  t.equal(timeline.placeTag(header('audio'), 0, 0, 0), 41, 'a codec header at that time still goes');
   t.equal(timeline.placeTag(audio(62), 0, 0, 0), 62);
 });
 

@@ -63,7 +63,8 @@ t.test('closing the publisher\'s page keeps the RTMP session with a still pictur
   const find = (): Promise<any> => findPush(stage.gw, 'sdk3');
   await publish();
   const first = await waitFor('video at the RTMP server', async () => (await stage.nginx.streams()).find((s) => s.name === 'rtmp_sdk3' && s.width > 0), 20000);
-  const { mediaSessionId } = await find();
+  // Video can reach the server before ffmpeg's first audio has: only an output that is up is held.
+  const { mediaSessionId } = await waitFor('the transponder to be running', async () => ((await find())?.state === 'running' ? find() : undefined), 15000);
 
   await page.goto('about:blank'); // the page is gone: its WebSocket and peer connection with it
   const standby = await waitFor('standby', async () => ((await find())?.state === 'standby' ? find() : undefined), 10000);

@@ -4,7 +4,7 @@ import { GatewayProcess } from '../kit/gateway-process.js';
 import { sleep, waitFor } from '../kit/processes.js';
 import type { NginxRtmp } from '../kit/rtmp-server.js';
 import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
-import { eventLoopDelayP99Ms, framesLost, MAX_LOSS } from './capacity.js';
+import { framesLost, MAX_LOSS, watchEventLoop } from './capacity.js';
 import { round, type Bench } from './report.js';
 
 /**
@@ -48,14 +48,14 @@ export async function overload(bench: Bench, fixture: Fixture, nginx: NginxRtmp,
   try {
     while (taken.length < maxPushes && (await add()));
     const firstRefusalAt = taken.length;
-    await eventLoopDelayP99Ms(gateway);
+    const loop = watchEventLoop(gateway);
     // Held there: more are tried every few seconds, and should be refused while it is loaded.
     const until = Date.now() + bench.plan.capacitySeconds * 1000;
     while (Date.now() < until) {
       await sleep(3000);
       if (taken.length < maxPushes) await add();
     }
-    const loopP99 = await eventLoopDelayP99Ms(gateway);
+    const loopP99 = await loop.stop();
     for (const publisher of publishers.splice(0)) await publisher.stop();
     await waitFor('every push to end', async () => (await gateway.ffmpegPids()).length === 0, 30_000, 100);
     // Pushes taken while held ran for less than the window: each is judged over its own span.

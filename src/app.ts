@@ -16,6 +16,10 @@ import { whipRoutes } from './http/routes/whip.js';
 import type { IngestEngine } from './ingest/engine.js';
 import { WeriftEngine } from './ingest/werift-engine.js';
 import { createMetrics } from './metrics.js';
+import { buildMediaCore, destinationChecks, type MediaCore, type MediaCoreDependencies } from './plane/core.js';
+import { LocalPlane } from './plane/local.js';
+import type { MediaPlane } from './plane/plane.js';
+import { WorkerPlane, workerCount } from './plane/workers.js';
 import { LoadMonitor } from './load.js';
 import { ROOT } from './paths.js';
 import { PublisherRegistry } from './publishers/registry.js';
@@ -32,10 +36,10 @@ export interface Gateway {
   secondary?: HttpsServer;
   /** Reads the certificate and key files again for new connections (SIGHUP); live ones go on. */
   reloadCertificates(): void;
-  publishers: PublisherRegistry;
-  transponders: TransponderService;
-  /** Every ffmpeg the gateway runs. */
-  ffmpeg: FfmpegSupervisor;
+  /** Where the streams run: this thread (`workers: 0`) or worker threads. */
+  plane: MediaPlane;
+  /** With `workers: 0`, the streams' objects in this thread (tests, embedding). */
+  local?: MediaCore;
   /** Ends every transponder and publisher, then the HTTP server. Idempotent. */
   close(): Promise<void>;
 }
@@ -43,45 +47,8 @@ export interface Gateway {
 /** REST bodies are small JSON objects; offers have their own limit (MAX_OFFER_BYTES). */
 const REST_BODY_LIMIT = 64 * 1024;
 
-export function createEngine(config: GatewayConfig, log: Logger): IngestEngine {
-  const granted = systemReceiveBufferMax();
-  if (granted !== undefined && granted < config.webrtc_udp_receive_buffer_bytes) {
-    log.warn(
-      { wanted: config.webrtc_udp_receive_buffer_bytes, granted },
-      'media sockets get a smaller receive buffer than webrtc_udp_receive_buffer_bytes: raise net.core.rmem_max (sysctl) for many streams',
-    );
-  }
-  return new WeriftEngine({
-    receiveBufferBytes: config.webrtc_udp_receive_buffer_bytes,
-    addresses: config.webrtc_ice_addresses,
-    portRange: [config.webrtc_ice_port_min, config.webrtc_ice_port_max],
-    remoteNetworks: config.webrtc_ice_remote_networks,
-    allowMdns: config.webrtc_ice_allow_mdns,
-    connectTimeoutMs: config.webrtc_connect_timeout_ms,
-    videoCodecs: config.webrtc_video_codecs,
-    videoBitrateKbps: config.webrtc_video_bitrate_kbps,
-    videoMinBitrateKbps: config.webrtc_video_min_bitrate_kbps,
-    onListenerError: (event, error) => log.error({ err: error, event }, 'ingest listener failed'),
-  });
-}
-
-/** The largest receive buffer the kernel grants a socket (Linux), if it can be read. */
-function systemReceiveBufferMax(): number | undefined {
-  try {
-    return Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8').trim());
-  } catch {
-    return undefined;
-  }
-}
-
 /** Composes the gateway: domain services, HTTP routes, signalling. Owns nothing process-wide. */
-export interface GatewayDependencies {
-  engine?: IngestEngine;
-  /** DNS for destination hosts; tests answer without the network. */
-  lookupHost?: HostLookup;
-  /** Where the PIDs of running ffmpeg processes are recorded (the server's `ChildRegistry`). */
-  childRecord?: ChildRecord;
-}
+export type GatewayDependencies = MediaCoreDependencies;
 
 function readCertificate(config: GatewayConfig): { cert: Buffer; key: Buffer } {
   try {
@@ -96,77 +63,11 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   if (!access.publishAuth.enabled && !isLoopbackListen(config.http_host)) {
     log.warn('publishing needs no token (no publish_keys, publish_jwt_keys or publish_auth_url): anyone who reaches the gateway can publish, but not push');
   }
-  const engine = deps.engine ?? createEngine(config, log);
-  const load = new LoadMonitor({
-    eventLoopDelayMs: config.overload_event_loop_delay_ms,
-    eventLoopUtilization: config.overload_event_loop_utilization,
-    machineCpuPercent: config.overload_machine_cpu_percent,
-  });
-  const admit = (what: string): void => load.admit(what);
-  const ffmpeg = new FfmpegSupervisor(deps.childRecord);
-  const publishers = new PublisherRegistry(engine, {
-    maxPublishers: config.limit_publishers,
-    keyframeIntervalMs: config.webrtc_keyframe_interval_ms,
-    mediaTimeoutMs: config.webrtc_media_timeout_ms,
-    log,
-    admit,
-  });
-  const transponders = new TransponderService(
-    publishers,
-    { prefix: config.rtmp_transponder_stream_name_prefix, fullUrl: config.rtmp_transponder_full_url },
-    {
-      ffmpegPath: config.ffmpeg_path,
-      ffmpeg,
-      mediaDir: resolve(ROOT, config.media_dir),
-      encoding: {
-        keepAspectRatio: config.transcoding_keep_aspect_ratio,
-        transcodingEnabled: config.transcoding_enabled,
-        videoBitrateKbps: config.transcoding_video_bitrate_kbps,
-        preset: config.transcoding_preset,
-        audioBitrateKbps: config.audio_bitrate_kbps,
-        audioSampleRate: config.audio_sample_rate,
-        keyframeIntervalS: config.webrtc_keyframe_interval_ms / 1000,
-      },
-      startTimeoutMs: config.ffmpeg_start_timeout_ms,
-      stopTimeoutMs: config.ffmpeg_stop_timeout_ms,
-      analyzeDurationUs: 200_000,
-      connectTimeoutMs: 10_000,
-      flashVer: config.rtmp_flash_ver_subscriber,
-      localAddress: config.rtmp_publisher_ip || undefined,
-      sendMetadata: config.rtmp_transponder_send_metadata,
-      secureContext: createSecureContext({ ca: rtmpsTrust(config.rtmps_ca_file) }),
-      resolveDestination: destinationResolver(
-        deps.lookupHost ?? lookupHost,
-        new DestinationPolicy({
-          allowLoopback: config.destination_allow_loopback,
-          allowPrivate: config.destination_allow_private,
-          allowedHosts: config.destination_allowed_hosts,
-          deniedHosts: config.destination_denied_hosts,
-          allowedPorts: config.destination_allowed_ports,
-        }),
-      ),
-      restore: {
-        enabled: config.rtmp_push_restore,
-        attempts: config.rtmp_push_restore_attempts,
-        intervalMs: config.rtmp_push_restore_interval_ms,
-      },
-      stallTimeoutMs: config.rtmp_push_stall_timeout_ms,
-      maxLagMs: config.rtmp_push_max_lag_ms,
-      outBuffer: {
-        enabled: config.rtmp_out_buffer_enabled,
-        startMs: config.rtmp_out_buffer_start_size,
-        maxMs: config.rtmp_out_buffer_initial_size,
-        pollingMs: config.rtmp_out_buffer_polling_time,
-        maxBufferings: config.rtmp_out_buffer_max_bufferings_allowed,
-      },
-      publisherGraceMs: config.rtmp_push_publisher_grace_ms,
-      limits: { total: config.limit_transponders, perStream: config.limit_transponders_per_stream },
-      admit,
-    },
-    log.child({ component: 'transponders' }),
-    config.rtmp_push_auto_start ? config.rtmp_push_auto_start_url : undefined,
-  );
-  const metrics = createMetrics(publishers, transponders, load);
+  const workers = workerCount(config);
+  if (workers > 0 && (deps.engine || deps.lookupHost)) throw new Error('an engine or host lookup of the caller runs the streams in this thread: set workers to 0');
+  const local = workers === 0 ? buildMediaCore(config, log, deps) : undefined;
+  const plane: MediaPlane = local ? new LocalPlane(local) : new WorkerPlane(config, log, { childRecord: deps.childRecord });
+  const metrics = createMetrics(plane);
 
   const tls = config.https_cert_file ? readCertificate(config) : undefined;
   const secure: HttpsServer[] = [];
@@ -225,29 +126,32 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` }));
 
-  pushRoutes(app, transponders);
-  whipRoutes(app, publishers, access);
+  pushRoutes(app, plane);
+  whipRoutes(app, plane, access);
   staticRoutes(app);
   // Probes and scrapes are frequent: keep them out of the info log.
-  app.get('/health', { logLevel: 'warn' }, async () => ({
-    status: 'ok',
-    publishers: publishers.all().length,
-    transponders: transponders.all().length,
-    // New publishes and pushes are refused (503) while true; a load balancer can send them elsewhere.
-    overloaded: load.overload !== undefined,
-  }));
+  app.get('/health', { logLevel: 'warn' }, async () => {
+    const status = plane.status();
+    return {
+      status: 'ok',
+      publishers: status.publishers,
+      transponders: Object.values(status.transponders).reduce<number>((a, b) => a + (b ?? 0), 0),
+      // New publishes are refused (503) while true; a load balancer can send them elsewhere.
+      overloaded: status.overloaded,
+      workers,
+    };
+  });
   app.get('/metrics', { logLevel: 'warn' }, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
 
-  const signaling = new SignalingServer(publishers, transponders, access, log, clientAddressReader(config.trust_proxy));
+  const signaling = new SignalingServer(plane, destinationChecks(config, deps.lookupHost), access, log, clientAddressReader(config.trust_proxy));
   for (const server of [app.server, secondary]) server?.on('upgrade', (request, socket, head) => signaling.handleUpgrade(request, socket, head));
 
   let closing: Promise<void> | undefined;
   return {
     app,
     secondary,
-    publishers,
-    transponders,
-    ffmpeg,
+    plane,
+    local,
     reloadCertificates() {
       const fresh = readCertificate(config);
       for (const server of secure) server.setSecureContext(fresh);
@@ -255,9 +159,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     close() {
       closing ??= (async () => {
         signaling.close();
-        load.close();
-        await transponders.closeAll();
-        await publishers.closeAll('gateway shutting down');
+        await plane.close();
         await app.close();
         if (secondary?.listening) await new Promise((done) => secondary!.close(done));
       })();

@@ -1,10 +1,8 @@
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { PublisherRegistry } from './publishers/registry.js';
-import type { TransponderService } from './transponders/service.js';
-import type { LoadMonitor } from './load.js';
+import type { MediaPlane } from './plane/plane.js';
 
-/** Prometheus metrics, read from the live objects at scrape time. Labels never carry a URL. */
-export function createMetrics(publishers: PublisherRegistry, transponders: TransponderService, load: LoadMonitor): Registry {
+/** Prometheus metrics, read from the plane at scrape time. Labels never carry a URL. */
+export function createMetrics(plane: MediaPlane): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   new Gauge({
@@ -12,7 +10,7 @@ export function createMetrics(publishers: PublisherRegistry, transponders: Trans
     help: 'Streams being published over WebRTC',
     registers: [registry],
     collect() {
-      this.set(publishers.all().length);
+      this.set(plane.status().publishers);
     },
   });
   new Gauge({
@@ -22,27 +20,32 @@ export function createMetrics(publishers: PublisherRegistry, transponders: Trans
     registers: [registry],
     collect() {
       this.reset();
-      for (const t of transponders.all()) this.inc({ state: t.state });
+      for (const [state, count] of Object.entries(plane.status().transponders)) this.set({ state }, count);
     },
   });
   new Gauge({
     name: 'gateway_overloaded',
-    help: '1 while new publishes and pushes are refused for load (overload_* settings)',
+    help: '1 while new publishes are refused for load (overload_* settings): no worker takes one',
     registers: [registry],
     collect() {
-      this.set(load.overload ? 1 : 0);
+      this.set(plane.status().overloaded ? 1 : 0);
     },
   });
   new Gauge({
     name: 'gateway_load',
-    help: 'The last second: event-loop delay p99 (ms), event-loop utilization (0..1), machine CPU (%)',
-    labelNames: ['measure'],
+    help: 'Each place that runs streams (worker), the last second: event-loop delay p99 (ms), event-loop utilization (0..1), machine CPU (%), publishers, overloaded (0/1)',
+    labelNames: ['worker', 'measure'],
     registers: [registry],
     collect() {
-      const { eventLoopDelayMs, eventLoopUtilization, machineCpuPercent } = load.last;
-      this.set({ measure: 'event_loop_delay_p99_ms' }, eventLoopDelayMs);
-      this.set({ measure: 'event_loop_utilization' }, eventLoopUtilization);
-      this.set({ measure: 'machine_cpu_percent' }, machineCpuPercent);
+      this.reset();
+      for (const place of plane.status().places) {
+        const worker = place.place;
+        this.set({ worker, measure: 'event_loop_delay_p99_ms' }, place.eventLoopDelayMs);
+        this.set({ worker, measure: 'event_loop_utilization' }, place.eventLoopUtilization);
+        this.set({ worker, measure: 'machine_cpu_percent' }, place.machineCpuPercent);
+        this.set({ worker, measure: 'publishers' }, place.publishers);
+        this.set({ worker, measure: 'overloaded' }, place.overload ? 1 : 0);
+      }
     },
   });
   return registry;

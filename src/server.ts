@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   if (reaped.length) log.warn({ pids: reaped }, 'ended ffmpeg processes left by a previous gateway');
   const gateway = exitOnConfigError(() => buildGateway(config, log, { childRecord: new ChildRegistry(registryFile) }));
   running = gateway;
-  process.on('exit', () => gateway.ffmpeg.killAll());
+  process.on('exit', () => gateway.plane.killChildren());
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;
@@ -75,6 +75,6 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   process.stderr.write(`gateway failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
-  running?.ffmpeg.killAll();
+  running?.plane.killChildren();
   process.exit(1);
 });

@@ -91,6 +91,14 @@ export const configSchema = z
     /** Concurrent WHIP sessions and SDK WebSockets from one client address. */
     limit_sessions_per_client: z.number().int().min(1).max(100000).default(20),
 
+    /**
+     * Worker threads that run the streams, each with its own event loop: 'auto' is one per core;
+     * 0 runs them in the main thread with the HTTP server.
+     */
+    workers: z
+      .union([z.literal('auto'), z.number().int().min(0).max(64)])
+      .default('auto'),
+
     /** New publishes and pushes are refused (503) past any of these; 0 turns one off. */
     overload_event_loop_delay_ms: z.number().int().min(0).max(10000).default(150),
     overload_event_loop_utilization: z.number().min(0).max(1).default(0.9),

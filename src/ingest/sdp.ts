@@ -1,3 +1,4 @@
+import { GatewayError } from '../errors.js';
 import type { VideoCodec } from '../media/codecs.js';
 
 /**
@@ -122,6 +123,11 @@ export interface OfferSelection {
 
 export class OfferError extends Error {
   override name = 'OfferError';
+}
+
+/** An `OfferError` as the 400 naming `field` (the offer's name in that API); any other error as it is. */
+export function offerError(error: unknown, field: string): unknown {
+  return error instanceof OfferError ? new GatewayError('invalid_request', `${field}: ${error.message}`, field) : error;
 }
 
 /**

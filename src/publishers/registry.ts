@@ -4,6 +4,7 @@ import { TypedEmitter } from '../events.js';
 import type { IngestEngine } from '../ingest/engine.js';
 import { Publisher } from './publisher.js';
 import { checkStreamName } from './stream-name.js';
+import { Slots } from '../plane/slots.js';
 
 export type RegistryEvents = {
   /** A stream became publishing (WebRTC connected). */
@@ -16,6 +17,8 @@ export type RegistryEvents = {
 export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
   readonly #byName = new Map<string, Publisher>();
   readonly #pending = new Set<string>();
+  /** The gateway's publishers: this registry's and, with workers, every other worker's. */
+  readonly #slots: Slots;
 
   constructor(
     private readonly engine: IngestEngine,
@@ -26,35 +29,43 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
       maxPublishers?: number;
       /** Throws (503) when the gateway takes on no more work now. */
       admit?: (what: string) => void;
+      /** Shared with the other workers; one of this registry's own by default. */
+      slots?: Slots;
     },
   ) {
     super((event, error) => options.log.error({ err: error, event }, 'registry listener failed'));
+    this.#slots = options.slots ?? new Slots(Slots.buffer(1), 0);
   }
 
   async publish(name: string, offer: string): Promise<Publisher> {
     checkStreamName(name);
     if (this.#byName.has(name) || this.#pending.has(name)) throw conflict(`stream ${name} is already publishing`);
     const max = this.options.maxPublishers ?? Infinity;
-    if (this.#byName.size + this.#pending.size >= max) throw unavailable(`the gateway is at its limit of ${max} publishers (limit_publishers)`);
-    this.options.admit?.(`publishing ${name}`);
+    if (!this.#slots.take(max)) throw unavailable(`the gateway is at its limit of ${max} publishers (limit_publishers)`);
     this.#pending.add(name);
+    let session;
     try {
-      const session = await this.engine.accept(offer);
-      const publisher = new Publisher(name, session, {
-        keyframeIntervalMs: this.options.keyframeIntervalMs,
-        mediaTimeoutMs: this.options.mediaTimeoutMs,
-        log: this.options.log.child({ stream: name, publisher: session.id }),
-      });
-      this.#byName.set(name, publisher);
-      publisher.on('publishing', () => this.safeEmit('publishing', publisher));
-      publisher.on('closed', (reason, lost) => {
-        if (this.#byName.get(name) === publisher) this.#byName.delete(name);
-        this.safeEmit('closed', publisher, reason, lost);
-      });
-      return publisher;
+      this.options.admit?.(`publishing ${name}`);
+      session = await this.engine.accept(offer);
+    } catch (error) {
+      this.#slots.give();
+      throw error;
     } finally {
       this.#pending.delete(name);
     }
+    const publisher = new Publisher(name, session, {
+      keyframeIntervalMs: this.options.keyframeIntervalMs,
+      mediaTimeoutMs: this.options.mediaTimeoutMs,
+      log: this.options.log.child({ stream: name, publisher: session.id }),
+    });
+    this.#byName.set(name, publisher);
+    publisher.on('publishing', () => this.safeEmit('publishing', publisher));
+    publisher.on('closed', (reason, lost) => {
+      if (this.#byName.get(name) === publisher) this.#byName.delete(name);
+      this.#slots.give();
+      this.safeEmit('closed', publisher, reason, lost);
+    });
+    return publisher;
   }
 
   get(name: string): Publisher | undefined {

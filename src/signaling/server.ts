@@ -4,11 +4,10 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { authorizePublish, type AccessControl } from '../security/access.js';
 import { GatewayError, statusFor } from '../errors.js';
-import { OfferError } from '../ingest/sdp.js';
-import type { Publisher } from '../publishers/publisher.js';
-import type { PublisherRegistry } from '../publishers/registry.js';
-import type { TransponderService } from '../transponders/service.js';
-import type { Transponder } from '../transponders/transponder.js';
+import { offerError } from '../ingest/sdp.js';
+import type { DestinationChecks } from '../plane/core.js';
+import type { MediaPlane, TransponderChange } from '../plane/plane.js';
+import { isActive } from '../transponders/states.js';
 import { checkHost, checkOrigin } from '../http/guard.js';
 import { clientMessageSchema, MAX_SIGNALING_MESSAGE_BYTES } from '../http/schemas.js';
 import { PROTOCOL_VERSION, SIGNALING_PATH, type ClientMessage, type PublishMessage, type ServerMessage } from './protocol.js';
@@ -29,8 +28,8 @@ export class SignalingServer {
   readonly #wss = new WebSocketServer({ noServer: true, maxPayload: MAX_SIGNALING_MESSAGE_BYTES });
 
   constructor(
-    publishers: PublisherRegistry,
-    transponders: TransponderService,
+    plane: MediaPlane,
+    destinations: DestinationChecks,
     private readonly access: AccessControl,
     private readonly log: Logger,
     private readonly clientAddress: ClientAddress = (request) => request.socket.remoteAddress ?? 'unknown',
@@ -38,7 +37,7 @@ export class SignalingServer {
     const sessionLog = log.child({ component: 'signaling' });
     this.#wss.on('connection', (socket: WebSocket, request: IncomingMessage, release: () => void) => {
       socket.on('close', release);
-      new SignalingSession(socket, publishers, transponders, access, this.clientAddress(request), sessionLog);
+      new SignalingSession(socket, plane, destinations, access, this.clientAddress(request), sessionLog);
     });
     this.#wss.on('error', (error) => sessionLog.warn({ err: error }, 'signalling server error'));
   }
@@ -80,12 +79,16 @@ function refuseUpgrade(socket: Duplex, status: number, message: string): void {
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests', 503: 'Service Unavailable' };
 
 class SignalingSession {
-  readonly #streams = new Map<string, Publisher>();
+  /** This session's publishes: stream name to publisher id. */
+  readonly #streams = new Map<string, string>();
+  /** The transponders this session follows (id to stream name), and what stops following them all. */
+  readonly #followed = new Map<string, string>();
+  #unwatch: (() => void) | undefined;
 
   constructor(
     private readonly socket: WebSocket,
-    private readonly publishers: PublisherRegistry,
-    private readonly transponders: TransponderService,
+    private readonly plane: MediaPlane,
+    private readonly destinations: DestinationChecks,
     private readonly access: AccessControl,
     private readonly client: string,
     private readonly log: Logger,
@@ -94,8 +97,9 @@ class SignalingSession {
     socket.on('error', (error) => log.debug({ reason: error.message, client }, 'signalling connection failed'));
     socket.on('message', (data, isBinary) => void this.#onMessage(isBinary ? '' : data.toString()));
     socket.on('close', () => {
+      this.#unwatch?.();
       // The page was closed or its network went away: the publisher is lost, not ended.
-      for (const publisher of this.#streams.values()) void publisher.close('SDK session disconnected', true);
+      for (const [name, id] of this.#streams) void this.#unpublish(name, id, 'SDK session disconnected', true);
       this.#streams.clear();
     });
     this.#send({ type: 'hello', version: PROTOCOL_VERSION });
@@ -117,7 +121,10 @@ class SignalingSession {
     }
     try {
       if (message.type === 'publish') await this.#publish(message);
-      else await this.#streams.get(message.name)?.close('unpublished by the SDK');
+      else {
+        const id = this.#streams.get(message.name);
+        if (id !== undefined) await this.plane.unpublish(message.name, id, 'unpublished by the SDK');
+      }
     } catch (error) {
       this.#sendError(error, 'requestId' in message ? message.requestId : undefined);
     }
@@ -126,56 +133,66 @@ class SignalingSession {
   async #publish(message: PublishMessage): Promise<void> {
     const { name, rtmpUrl, rtmpTransponderFullUrl } = message;
     // Checked before anything is created: a bad rtmpUrl or token never starts a publish.
-    const destination = rtmpUrl === undefined ? undefined : this.transponders.checkDestination(rtmpUrl, name, rtmpTransponderFullUrl);
+    const destination = rtmpUrl === undefined ? undefined : this.destinations.checkDestination(rtmpUrl, name, rtmpTransponderFullUrl);
     await authorizePublish(this.access, { stream: name, token: message.token, client: this.client, destinationHost: destination?.host, redactedDestination: destination?.redactedRequestedUrl });
-    if (destination) await this.transponders.checkAddresses(destination);
+    if (destination) await this.destinations.checkAddresses(destination);
     const release = this.access.quota.acquire(this.client, 'SDK publish');
-    let publisher: Publisher;
+    let published: { id: string; answer: string };
     try {
-      publisher = await this.publishers.publish(name, message.sdp);
+      published = await this.plane.publish(name, message.sdp, {
+        publishing: () => {
+          this.#send({ type: 'status', name, status: 'PUBLISHING' });
+          if (rtmpUrl !== undefined) this.#startTransponder(name, rtmpUrl, rtmpTransponderFullUrl);
+        },
+        closed: (reason) => {
+          release();
+          if (this.#streams.get(name) === published.id) this.#streams.delete(name);
+          this.#send({ type: 'status', name, status: 'UNPUBLISHED', info: reason });
+        },
+      });
     } catch (error) {
       release();
-      if (error instanceof OfferError) throw new GatewayError('invalid_request', `sdp: ${error.message}`, 'sdp');
-      throw error;
+      throw offerError(error, 'sdp');
     }
-    publisher.on('closed', release);
     if (this.socket.readyState !== this.socket.OPEN) {
-      await publisher.close('SDK session disconnected');
+      await this.#unpublish(name, published.id, 'SDK session disconnected');
       return;
     }
-    this.#streams.set(name, publisher);
-    publisher.on('publishing', () => {
-      this.#send({ type: 'status', name, status: 'PUBLISHING' });
-      if (rtmpUrl !== undefined) this.#startTransponder(name, rtmpUrl, rtmpTransponderFullUrl);
-    });
-    publisher.on('closed', (reason) => {
-      if (this.#streams.get(name) === publisher) this.#streams.delete(name);
-      this.#send({ type: 'status', name, status: 'UNPUBLISHED', info: reason });
-    });
-    this.#send({ type: 'answer', requestId: message.requestId, sdp: publisher.session.answer });
+    this.#streams.set(name, published.id);
+    this.#send({ type: 'answer', requestId: message.requestId, sdp: published.answer });
+  }
+
+  async #unpublish(name: string, id: string, reason: string, lost = false): Promise<void> {
+    try {
+      await this.plane.unpublish(name, id, reason, lost);
+    } catch (error) {
+      this.log.warn({ stream: name, reason: (error as Error).message }, 'ending an SDK publish failed');
+    }
   }
 
   #startTransponder(streamName: string, rtmpUrl: string, fullUrl: boolean | undefined): void {
-    // A transponder that waited for this stream after its page was closed has taken it back.
-    const resumed = this.transponders.find({ streamName, rtmpUrl }).find((t) => t.isActive);
-    if (resumed) return this.#follow(streamName, resumed);
-    this.transponders.startup({ streamName, rtmpUrl, rtmpTransponderFullUrl: fullUrl }).then(
-      (t) => this.#follow(streamName, t),
-      (error: unknown) => {
+    void (async () => {
+      try {
+        // A transponder that waited for this stream after its page was closed has taken it back.
+        const resumed = (await this.plane.find({ streamName, rtmpUrl })).find((t) => isActive(t.state));
+        this.#follow(streamName, resumed ?? (await this.plane.startup({ streamName, rtmpUrl, rtmpTransponderFullUrl: fullUrl })));
+      } catch (error) {
         const message = error instanceof GatewayError ? error.message : 'transponder failed to start';
         const code = error instanceof GatewayError ? error.code : 'internal';
         this.log.warn({ stream: streamName, code, reason: message }, 'republishing from the SDK failed');
         this.#send({ type: 'transponder', name: streamName, state: 'failed', code, error: message });
-      },
-    );
+      }
+    })();
   }
 
   /** Tells the SDK of the transponder, and of its later states: reconnecting, running again, failed. */
-  #follow(streamName: string, t: Transponder): void {
+  #follow(streamName: string, t: { mediaSessionId: string; state: TransponderChange['state'] }): void {
+    if (this.socket.readyState !== this.socket.OPEN) return;
     this.#send({ type: 'transponder', name: streamName, mediaSessionId: t.mediaSessionId, state: t.state });
-    t.on('state', (state) => {
-      const error = state === 'reconnecting' || state === 'failed' ? t.lastError : undefined; // lastError holds no secret
-      this.#send({ type: 'transponder', name: streamName, mediaSessionId: t.mediaSessionId, state, ...(error ? { error } : {}) });
+    this.#followed.set(t.mediaSessionId, streamName);
+    this.#unwatch ??= this.plane.watch(({ mediaSessionId, state, lastError }) => {
+      const name = this.#followed.get(mediaSessionId);
+      if (name !== undefined) this.#send({ type: 'transponder', name, mediaSessionId, state, ...(lastError ? { error: lastError } : {}) });
     });
   }
 

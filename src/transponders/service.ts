@@ -10,6 +10,9 @@ import { resolveSoundFile, SoundPlayer } from '../audio/sound.js';
 import { Transponder } from './transponder.js';
 import { transponderParts, type TransponderSettings } from './settings.js';
 import type { HostLookup } from '../security/destination-policy.js';
+import { Slots } from '../plane/slots.js';
+import { isActive, type TransponderState } from './states.js';
+import { TypedEmitter } from '../events.js';
 
 /** Every address of a host, from the system's resolver (as a TCP connect would see them). */
 export const lookupHost: HostLookup = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
@@ -32,8 +35,16 @@ export interface FindFilter {
  * Creates, finds and ends transponders. Every check that can fail runs before anything is
  * spawned; a transponder that fails to start is removed before the error is returned.
  */
-export class TransponderService {
+export type ServiceEvents = {
+  /** A transponder changed state (every transponder of the service). */
+  state: [Transponder, TransponderState];
+  /** A transponder left the service's list: ended, or expired after failing. */
+  removed: [Transponder];
+};
+
+export class TransponderService extends TypedEmitter<ServiceEvents> {
   readonly #byId = new Map<string, Transponder>();
+  readonly #slots: Slots;
   /** Failed transponders stay listed (with lastError) this long, then go; each timer is cleared on removal. */
   readonly #expiry = new Map<Transponder, NodeJS.Timeout>();
 
@@ -45,6 +56,8 @@ export class TransponderService {
     /** Republish every stream that starts publishing to this URL (Web Call Server's auto-start). */
     autoStartUrl?: string,
   ) {
+    super((event, error) => log.error({ err: error, event }, 'transponder service listener failed'));
+    this.#slots = settings.slots ?? new Slots(Slots.buffer(1), 0);
     publishers.on('closed', (publisher, reason, lost) => void this.#endFor(publisher, reason, lost));
     // Before auto-start, so that a transponder waiting for the stream takes it back first.
     publishers.on('publishing', (publisher) => void this.#resumeFor(publisher));
@@ -78,9 +91,9 @@ export class TransponderService {
     const publisher = this.publishers.get(request.streamName);
     if (!publisher || publisher.isClosed) throw notFound(`stream ${request.streamName} is not publishing`);
     const { limits } = this.settings;
-    const active = this.all().filter((t) => t.isActive);
-    if (active.length >= limits.total) throw unavailable(`the gateway is at its limit of ${limits.total} transponders (limit_transponders)`);
-    const ofStream = active.filter((t) => t.publisher.name === request.streamName).length;
+    const atLimit = (): GatewayError => unavailable(`the gateway is at its limit of ${limits.total} transponders (limit_transponders)`);
+    if (this.#slots.taken >= limits.total) throw atLimit();
+    const ofStream = this.all().filter((t) => t.isActive && t.publisher.name === request.streamName).length;
     if (ofStream >= limits.perStream) throw tooMany(`stream ${request.streamName} has ${ofStream} transponders, its limit (limit_transponders_per_stream)`);
     this.settings.admit?.(`a push of ${request.streamName}`);
     const sameDestination = (t: Transponder): boolean =>
@@ -93,15 +106,29 @@ export class TransponderService {
     // The sound file is checked and its decoding started before anything else is.
     const sound = options.soundFile ? await this.#startSound({ ...options, soundFile: options.soundFile }, 'options.soundFile') : undefined;
 
+    if (!this.#slots.take(limits.total)) {
+      await sound?.stop();
+      throw atLimit();
+    }
     const log = this.log.child({ stream: publisher.name, destination: destination.redactedUrl });
     const parts = transponderParts(destination, this.settings, log, request.rtmpFlashVersion, address);
     const transponder = new Transponder(publisher, destination, plan, { options, video: videoRequest(request) }, this.settings, parts, log);
     this.#byId.set(transponder.mediaSessionId, transponder);
+    let holdsSlot = true;
+    const giveSlot = (): void => {
+      if (holdsSlot) this.#slots.give();
+      holdsSlot = false;
+    };
     transponder.on('state', (state) => {
+      if (!isActive(state)) giveSlot();
       if (state === 'failed' && this.#byId.get(transponder.mediaSessionId) === transponder) this.#keepFailed(transponder);
+      this.safeEmit('state', transponder, state);
     });
     // However it ended (terminate, the publisher gone for good), it leaves the list.
-    transponder.on('closed', () => this.#forget(transponder));
+    transponder.on('closed', () => {
+      giveSlot();
+      this.#forget(transponder);
+    });
     if (options.action === 'mute') transponder.audio.setMuted(true);
     if (sound) transponder.audio.play(sound);
     transponder.start();
@@ -187,7 +214,9 @@ export class TransponderService {
   #forget(transponder: Transponder): void {
     clearTimeout(this.#expiry.get(transponder));
     this.#expiry.delete(transponder);
-    if (this.#byId.get(transponder.mediaSessionId) === transponder) this.#byId.delete(transponder.mediaSessionId);
+    if (this.#byId.get(transponder.mediaSessionId) !== transponder) return;
+    this.#byId.delete(transponder.mediaSessionId);
+    this.safeEmit('removed', transponder);
   }
 
   /**

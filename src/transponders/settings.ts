@@ -8,6 +8,7 @@ import type { OutBufferSettings } from './out-buffer.js';
 import { ffmpegPipelines, type PipelineFactory } from './pipeline.js';
 import type { RestoreSettings } from './restore.js';
 import { rtmpLinks, type LinkFactory } from './rtmp-link.js';
+import type { Slots } from '../plane/slots.js';
 
 export interface TransponderSettings {
   ffmpegPath: string;
@@ -30,6 +31,8 @@ export interface TransponderSettings {
   secureContext: SecureContext;
   /** Transponders in all, and per stream. */
   limits: { total: number; perStream: number };
+  /** Active transponders of the whole gateway, shared with the other workers; the service's own by default. */
+  slots?: Slots;
   /** Throws (503) when the gateway takes on no more work now. */
   admit?: (what: string) => void;
   /** Looks the destination host up and checks every answer against the destination policy. */

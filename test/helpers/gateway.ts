@@ -2,12 +2,13 @@ import { parseConfig } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/schema.js';
 import { buildGateway, type Gateway } from '../../src/app.js';
 import { createLogger } from '../../src/log.js';
+import type { MediaCore } from '../../src/plane/core.js';
 
 /**
  * A gateway for one test: listens on an ephemeral loopback port, gathers and answers ICE on
  * loopback only, so no packet leaves 127.0.0.0/8.
  */
-export interface TestGateway extends Gateway {
+export interface TestGateway extends Gateway, Pick<MediaCore, 'publishers' | 'transponders' | 'ffmpeg'> {
   baseUrl: string;
   config: GatewayConfig;
   post(path: string, body?: unknown): Promise<{ status: number; body: any }>;
@@ -34,14 +35,22 @@ export async function startGateway(overrides: Partial<GatewayConfig> = {}, logLi
     // overload refusals are tested on their own (overload.test.ts).
     overload_event_loop_delay_ms: 0,
     overload_event_loop_utilization: 0,
+    // Streams in the test's own thread, where it can reach the publishers and transponders
+    // (worker threads are tested through the built server: workers.test.ts).
+    workers: 0,
     ...overrides,
   });
   const destination = logLines ? { write: (line: string) => void logLines.push(line) } : undefined;
   const gateway = buildGateway(config, createLogger(config.log_level, destination), { lookupHost: resolveWithoutNetwork });
   const listened = await gateway.app.listen({ host: '127.0.0.1', port: 0 });
   const address = config.https_cert_file && !config.https_port ? listened.replace(/^http:/, 'https:') : listened;
+  const local = gateway.local;
+  if (!local) throw new Error('startGateway runs the streams in this thread (workers: 0)');
   return {
     ...gateway,
+    publishers: local.publishers,
+    transponders: local.transponders,
+    ffmpeg: local.ffmpeg,
     baseUrl: address,
     config,
     async post(path: string, body?: unknown) {

@@ -45,7 +45,7 @@ async function lookup(host: string): Promise<string[]> {
 }
 
 function gateway(overrides: Record<string, unknown> = {}) {
-  const config = parseConfig({ http_port: 0, log_level: 'silent', webrtc_ice_addresses: ['127.0.0.1'], webrtc_ice_remote_networks: ['127.0.0.0/8'], ...overrides });
+  const config = parseConfig({ http_port: 0, log_level: 'silent', webrtc_ice_addresses: ['127.0.0.1'], webrtc_ice_remote_networks: ['127.0.0.0/8'], workers: 0, ...overrides });
   return buildGateway(config, createLogger('silent'), { lookupHost: lookup });
 }
 
@@ -98,7 +98,7 @@ t.test('the SDK\'s rtmpUrl is checked before anything is published', async (t) =
   for (let i = 0; i < 100 && replies.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
   ws.close();
   t.match(replies[1], { type: 'error', field: 'rtmpUrl', message: /link-local/ });
-  t.equal(gw.publishers.all().length, 0);
+  t.equal(gw.local!.publishers.all().length, 0);
 });
 
 t.test('allowed ports and denied hosts refuse before any lookup', async (t) => {
@@ -130,7 +130,7 @@ t.test('one lookup, pinned: the connection goes to the checked address even when
   // A reconnect looks up again: the name now points at the metadata address, which is refused.
   receiver.dropAll();
   const id = res.json().mediaSessionId;
-  for (let i = 0; i < 100 && !/link-local/.test(gw.transponders.get(id).lastError ?? ''); i++) await new Promise((r) => setTimeout(r, 50));
-  t.match(gw.transponders.get(id).lastError, /link-local/, 'the reconnect\'s answer was checked and refused');
+  for (let i = 0; i < 100 && !/link-local/.test(gw.local!.transponders.get(id).lastError ?? ''); i++) await new Promise((r) => setTimeout(r, 50));
+  t.match(gw.local!.transponders.get(id).lastError, /link-local/, 'the reconnect\'s answer was checked and refused');
   t.equal(receiver.connections, 1, 'no further connection');
 });

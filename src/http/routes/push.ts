@@ -1,56 +1,56 @@
 import type { FastifyInstance } from 'fastify';
 import { notFound } from '../../errors.js';
-import type { TransponderService } from '../../transponders/service.js';
+import type { MediaPlane } from '../../plane/plane.js';
 import { findAllSchema, findSchema, mediaSessionSchema } from '../schemas.js';
 import { soundOnSchema, startupSchema } from '../../transponders/requests.js';
 import { parseBody } from '../validation.js';
 
 /** Web Call Server's transponder API: `/rest-api/push/*`, JSON in and out. */
-export function pushRoutes(app: FastifyInstance, transponders: TransponderService): void {
+export function pushRoutes(app: FastifyInstance, plane: MediaPlane): void {
   app.post('/rest-api/push/startup', async (request) => {
     const body = parseBody(startupSchema, request.body);
-    return (await transponders.startup(body)).toJSON();
+    return plane.startup(body);
   });
 
   app.post('/rest-api/push/find', async (request) => {
     const filter = parseBody(findSchema, request.body);
-    const found = transponders.find(filter);
+    const found = await plane.find(filter);
     if (found.length === 0) throw notFound('no transponder matches');
-    return found.map((t) => t.toJSON());
+    return found;
   });
 
   app.post('/rest-api/push/find_all', async (request) => {
     parseBody(findAllSchema, request.body);
-    const all = transponders.all();
+    const all = await plane.find({});
     if (all.length === 0) throw notFound('no transponders');
-    return all.map((t) => t.toJSON());
+    return all;
   });
 
   app.post('/rest-api/push/terminate', async (request, reply) => {
     const { mediaSessionId } = parseBody(mediaSessionSchema, request.body);
-    await transponders.terminate(mediaSessionId);
+    await plane.terminate(mediaSessionId);
     return reply.code(200).send();
   });
 
   // Audio commands, applied to the live output without reconnecting: 200 with no body, as Web Call Server.
   app.post('/rest-api/push/mute', async (request, reply) => {
-    transponders.setMuted(parseBody(mediaSessionSchema, request.body).mediaSessionId, true);
+    await plane.setMuted(parseBody(mediaSessionSchema, request.body).mediaSessionId, true);
     return reply.code(200).send();
   });
 
   app.post('/rest-api/push/unmute', async (request, reply) => {
-    transponders.setMuted(parseBody(mediaSessionSchema, request.body).mediaSessionId, false);
+    await plane.setMuted(parseBody(mediaSessionSchema, request.body).mediaSessionId, false);
     return reply.code(200).send();
   });
 
   app.post('/rest-api/push/sound_on', async (request, reply) => {
     const { mediaSessionId, ...sound } = parseBody(soundOnSchema, request.body);
-    await transponders.soundOn(mediaSessionId, sound);
+    await plane.soundOn(mediaSessionId, sound);
     return reply.code(200).send();
   });
 
   app.post('/rest-api/push/sound_off', async (request, reply) => {
-    await transponders.soundOff(parseBody(mediaSessionSchema, request.body).mediaSessionId);
+    await plane.soundOff(parseBody(mediaSessionSchema, request.body).mediaSessionId);
     return reply.code(200).send();
   });
 }

@@ -2,8 +2,8 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { authorizePublish, type AccessControl } from '../../security/access.js';
 import { GatewayError, notFound } from '../../errors.js';
 import { MAX_OFFER_BYTES } from '../../ingest/offer-check.js';
-import { OfferError } from '../../ingest/sdp.js';
-import type { PublisherRegistry } from '../../publishers/registry.js';
+import { offerError } from '../../ingest/sdp.js';
+import type { MediaPlane } from '../../plane/plane.js';
 import { checkStreamName } from '../../publishers/stream-name.js';
 import { bearerToken } from '../../security/bearer.js';
 
@@ -25,7 +25,7 @@ function withCors(reply: FastifyReply): FastifyReply {
  * CORS stays open for browser WHIP clients: when publishing needs a token, the token is what
  * authorizes, `Authorization: Bearer` on POST and DELETE alike.
  */
-export function whipRoutes(app: FastifyInstance, publishers: PublisherRegistry, access: AccessControl): void {
+export function whipRoutes(app: FastifyInstance, plane: MediaPlane, access: AccessControl): void {
   const { quota } = access;
   const authorize = (stream: string, authorization: string | undefined, client: string): Promise<unknown> =>
     authorizePublish(access, { stream, token: bearerToken(authorization), client });
@@ -48,29 +48,25 @@ export function whipRoutes(app: FastifyInstance, publishers: PublisherRegistry, 
     await authorize(streamName, request.headers.authorization, request.ip);
     const offer = typeof request.body === 'string' ? request.body : '';
     const release = quota.acquire(request.ip, 'WHIP session');
-    let publisher;
+    let published;
     try {
-      publisher = await publishers.publish(streamName, offer);
+      published = await plane.publish(streamName, offer, { closed: release });
     } catch (error) {
       release();
-      if (error instanceof OfferError) throw new GatewayError('invalid_request', `offer: ${error.message}`, 'offer');
-      throw error;
+      throw offerError(error, 'offer');
     }
-    publisher.on('closed', release);
     return reply
       .code(201)
       .header('content-type', 'application/sdp')
-      .header('location', `/whip/${encodeURIComponent(streamName)}/${publisher.id}`)
-      .header('etag', `"${publisher.id}"`)
-      .send(publisher.session.answer);
+      .header('location', `/whip/${encodeURIComponent(streamName)}/${published.id}`)
+      .header('etag', `"${published.id}"`)
+      .send(published.answer);
   });
 
   app.delete<{ Params: { streamName: string; sessionId: string } }>('/whip/:streamName/:sessionId', async (request, reply) => {
     withCors(reply);
     await authorize(request.params.streamName, request.headers.authorization, request.ip);
-    const publisher = publishers.get(request.params.streamName);
-    if (!publisher || publisher.id !== request.params.sessionId) throw notFound('no such WHIP session');
-    await publisher.close('WHIP session deleted');
+    if (!(await plane.unpublish(request.params.streamName, request.params.sessionId, 'WHIP session deleted'))) throw notFound('no such WHIP session');
     return reply.code(200).send();
   });
 

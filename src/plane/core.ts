@@ -1,0 +1,164 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '../config/schema.js';
+import type { IngestEngine } from '../ingest/engine.js';
+import { WeriftEngine } from '../ingest/werift-engine.js';
+import { LoadMonitor } from '../load.js';
+import { ROOT } from '../paths.js';
+import { PublisherRegistry } from '../publishers/registry.js';
+import { FfmpegSupervisor, type ChildRecord } from '../ffmpeg/supervisor.js';
+import { rtmpsTrust } from '../rtmp/trust.js';
+import { DestinationPolicy, destinationResolver, type DestinationResolver, type HostLookup } from '../security/destination-policy.js';
+import { parseDestination, type Destination } from '../transponders/destination.js';
+import { lookupHost, TransponderService } from '../transponders/service.js';
+import { PUBLISHER_SLOTS, Slots, TRANSPONDER_SLOTS } from './slots.js';
+
+/** What runs streams in one place (the main thread, or one worker): publishers, transponders, their ffmpeg. */
+export interface MediaCore {
+  publishers: PublisherRegistry;
+  transponders: TransponderService;
+  /** Every ffmpeg of this place. */
+  ffmpeg: FfmpegSupervisor;
+  load: LoadMonitor;
+}
+
+export interface MediaCoreDependencies {
+  engine?: IngestEngine;
+  /** DNS for destination hosts; tests answer without the network. */
+  lookupHost?: HostLookup;
+  /** Where the PIDs of running ffmpeg processes are recorded (the server's `ChildRegistry`). */
+  childRecord?: ChildRecord;
+  /** The gateway-wide counts behind the limits (`Slots.buffer()`), shared by every worker. */
+  slots?: SharedArrayBuffer;
+}
+
+export function createEngine(config: GatewayConfig, log: Logger): IngestEngine {
+  const granted = systemReceiveBufferMax();
+  if (granted !== undefined && granted < config.webrtc_udp_receive_buffer_bytes) {
+    log.warn(
+      { wanted: config.webrtc_udp_receive_buffer_bytes, granted },
+      'media sockets get a smaller receive buffer than webrtc_udp_receive_buffer_bytes: raise net.core.rmem_max (sysctl) for many streams',
+    );
+  }
+  return new WeriftEngine({
+    receiveBufferBytes: config.webrtc_udp_receive_buffer_bytes,
+    addresses: config.webrtc_ice_addresses,
+    portRange: [config.webrtc_ice_port_min, config.webrtc_ice_port_max],
+    remoteNetworks: config.webrtc_ice_remote_networks,
+    allowMdns: config.webrtc_ice_allow_mdns,
+    connectTimeoutMs: config.webrtc_connect_timeout_ms,
+    videoCodecs: config.webrtc_video_codecs,
+    videoBitrateKbps: config.webrtc_video_bitrate_kbps,
+    videoMinBitrateKbps: config.webrtc_video_min_bitrate_kbps,
+    onListenerError: (event, error) => log.error({ err: error, event }, 'ingest listener failed'),
+  });
+}
+
+/** The largest receive buffer the kernel grants a socket (Linux), if it can be read. */
+function systemReceiveBufferMax(): number | undefined {
+  try {
+    return Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+}
+
+/** The destination policy's check of where a host resolves. */
+export function resolverFor(config: GatewayConfig, lookup: HostLookup = lookupHost): DestinationResolver {
+  return destinationResolver(
+    lookup,
+    new DestinationPolicy({
+      allowLoopback: config.destination_allow_loopback,
+      allowPrivate: config.destination_allow_private,
+      allowedHosts: config.destination_allowed_hosts,
+      deniedHosts: config.destination_denied_hosts,
+      allowedPorts: config.destination_allowed_ports,
+    }),
+  );
+}
+
+/** Checks a destination before anything starts (the SDK's rtmpUrl): its form, then where it resolves. */
+export interface DestinationChecks {
+  checkDestination(rtmpUrl: string, streamName: string, fullUrl?: boolean): Destination;
+  checkAddresses(destination: Destination): Promise<void>;
+}
+
+export function destinationChecks(config: GatewayConfig, lookup?: HostLookup): DestinationChecks {
+  const resolveDestination = resolverFor(config, lookup);
+  return {
+    checkDestination: (rtmpUrl, streamName, fullUrl) =>
+      parseDestination(rtmpUrl, streamName, { prefix: config.rtmp_transponder_stream_name_prefix, fullUrl: fullUrl ?? config.rtmp_transponder_full_url }, 'rtmpUrl'),
+    checkAddresses: async (destination) => void (await resolveDestination(destination.host, destination.port)),
+  };
+}
+
+/** Builds the publishers and transponders of one place, with their load monitor. */
+export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCoreDependencies = {}): MediaCore {
+  const engine = deps.engine ?? createEngine(config, log);
+  const load = new LoadMonitor({
+    eventLoopDelayMs: config.overload_event_loop_delay_ms,
+    eventLoopUtilization: config.overload_event_loop_utilization,
+    machineCpuPercent: config.overload_machine_cpu_percent,
+  });
+  const admit = (what: string): void => load.admit(what);
+  const ffmpeg = new FfmpegSupervisor(deps.childRecord);
+  const slots = deps.slots ?? Slots.buffer();
+  const publishers = new PublisherRegistry(engine, {
+    maxPublishers: config.limit_publishers,
+    keyframeIntervalMs: config.webrtc_keyframe_interval_ms,
+    mediaTimeoutMs: config.webrtc_media_timeout_ms,
+    log,
+    admit,
+    slots: new Slots(slots, PUBLISHER_SLOTS),
+  });
+  const transponders = new TransponderService(
+    publishers,
+    { prefix: config.rtmp_transponder_stream_name_prefix, fullUrl: config.rtmp_transponder_full_url },
+    {
+      ffmpegPath: config.ffmpeg_path,
+      ffmpeg,
+      mediaDir: resolve(ROOT, config.media_dir),
+      encoding: {
+        keepAspectRatio: config.transcoding_keep_aspect_ratio,
+        transcodingEnabled: config.transcoding_enabled,
+        videoBitrateKbps: config.transcoding_video_bitrate_kbps,
+        preset: config.transcoding_preset,
+        audioBitrateKbps: config.audio_bitrate_kbps,
+        audioSampleRate: config.audio_sample_rate,
+        keyframeIntervalS: config.webrtc_keyframe_interval_ms / 1000,
+      },
+      startTimeoutMs: config.ffmpeg_start_timeout_ms,
+      stopTimeoutMs: config.ffmpeg_stop_timeout_ms,
+      analyzeDurationUs: 200_000,
+      connectTimeoutMs: 10_000,
+      flashVer: config.rtmp_flash_ver_subscriber,
+      localAddress: config.rtmp_publisher_ip || undefined,
+      sendMetadata: config.rtmp_transponder_send_metadata,
+      secureContext: createSecureContext({ ca: rtmpsTrust(config.rtmps_ca_file) }),
+      resolveDestination: resolverFor(config, deps.lookupHost),
+      restore: {
+        enabled: config.rtmp_push_restore,
+        attempts: config.rtmp_push_restore_attempts,
+        intervalMs: config.rtmp_push_restore_interval_ms,
+      },
+      stallTimeoutMs: config.rtmp_push_stall_timeout_ms,
+      maxLagMs: config.rtmp_push_max_lag_ms,
+      outBuffer: {
+        enabled: config.rtmp_out_buffer_enabled,
+        startMs: config.rtmp_out_buffer_start_size,
+        maxMs: config.rtmp_out_buffer_initial_size,
+        pollingMs: config.rtmp_out_buffer_polling_time,
+        maxBufferings: config.rtmp_out_buffer_max_bufferings_allowed,
+      },
+      publisherGraceMs: config.rtmp_push_publisher_grace_ms,
+      limits: { total: config.limit_transponders, perStream: config.limit_transponders_per_stream },
+      slots: new Slots(slots, TRANSPONDER_SLOTS),
+      admit,
+    },
+    log.child({ component: 'transponders' }),
+    config.rtmp_push_auto_start ? config.rtmp_push_auto_start_url : undefined,
+  );
+  return { publishers, transponders, ffmpeg, load };
+}

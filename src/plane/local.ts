@@ -1,0 +1,91 @@
+import type { FindFilter } from '../transponders/service.js';
+import type { SoundRequest, StartupRequest } from '../transponders/requests.js';
+import type { Transponder } from '../transponders/transponder.js';
+import type { TransponderState } from '../transponders/states.js';
+import type { MediaCore } from './core.js';
+import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers, TransponderChange, TransponderJson } from './plane.js';
+
+const json = (t: Transponder): TransponderJson => t.toJSON() as TransponderJson;
+
+/** Streams run in this thread: the plane of a gateway with `workers: 0`, and of each worker. */
+export class LocalPlane implements MediaPlane {
+  #closing: Promise<void> | undefined;
+
+  constructor(
+    readonly core: MediaCore,
+    private readonly place = 'main',
+  ) {}
+
+  async publish(name: string, offer: string, handlers: PublishHandlers = {}): Promise<{ id: string; answer: string }> {
+    const publisher = await this.core.publishers.publish(name, offer);
+    if (handlers.publishing) publisher.on('publishing', () => handlers.publishing!());
+    if (handlers.closed) publisher.on('closed', (reason, lost) => handlers.closed!(reason, lost));
+    return { id: publisher.id, answer: publisher.session.answer };
+  }
+
+  async unpublish(name: string, id: string | undefined, reason: string, lost = false): Promise<boolean> {
+    const publisher = this.core.publishers.get(name);
+    if (!publisher || (id !== undefined && publisher.id !== id)) return false;
+    await publisher.close(reason, lost);
+    return true;
+  }
+
+  async startup(request: StartupRequest): Promise<TransponderJson> {
+    return json(await this.core.transponders.startup(request));
+  }
+
+  async find(filter: FindFilter): Promise<TransponderJson[]> {
+    return this.core.transponders.find(filter).map(json);
+  }
+
+  async terminate(mediaSessionId: string): Promise<void> {
+    await this.core.transponders.terminate(mediaSessionId);
+  }
+
+  async setMuted(mediaSessionId: string, muted: boolean): Promise<void> {
+    this.core.transponders.setMuted(mediaSessionId, muted);
+  }
+
+  async soundOn(mediaSessionId: string, request: SoundRequest): Promise<void> {
+    await this.core.transponders.soundOn(mediaSessionId, request);
+  }
+
+  async soundOff(mediaSessionId: string): Promise<void> {
+    await this.core.transponders.soundOff(mediaSessionId);
+  }
+
+  watch(listener: (change: TransponderChange) => void): () => void {
+    const onState = (t: Transponder, state: TransponderState): void => {
+      const lastError = state === 'reconnecting' || state === 'failed' ? t.lastError : undefined; // lastError holds no secret
+      listener({ mediaSessionId: t.mediaSessionId, state, ...(lastError ? { lastError } : {}) });
+    };
+    this.core.transponders.on('state', onState);
+    return () => this.core.transponders.off('state', onState);
+  }
+
+  /** This place's load and counts. */
+  get load(): PlaceLoad {
+    const { load, publishers } = this.core;
+    return { place: this.place, ...load.last, publishers: publishers.all().length, overload: load.overload };
+  }
+
+  status(): PlaneStatus {
+    const transponders: PlaneStatus['transponders'] = {};
+    for (const t of this.core.transponders.all()) transponders[t.state] = (transponders[t.state] ?? 0) + 1;
+    const place = this.load;
+    return { publishers: place.publishers, transponders, overloaded: place.overload !== undefined, places: [place] };
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.core.load.close();
+      await this.core.transponders.closeAll();
+      await this.core.publishers.closeAll('gateway shutting down');
+    })();
+    return this.#closing;
+  }
+
+  killChildren(): void {
+    this.core.ffmpeg.killAll();
+  }
+}

@@ -1,0 +1,66 @@
+import type { FindFilter } from '../transponders/service.js';
+import type { SoundRequest, StartupRequest } from '../transponders/requests.js';
+import type { TransponderState } from '../transponders/states.js';
+import type { LoadSample } from '../load.js';
+
+/** A transponder as `find` shows it (`describe`): plain data, the same from any worker. */
+export type TransponderJson = Record<string, unknown> & { mediaSessionId: string; state: TransponderState; createdAt: string };
+
+/** What the plane tells of one publish, in order: publishing once connected, closed once. */
+export interface PublishHandlers {
+  publishing?(): void;
+  /** `lost`: the publisher went away (connection gone, page closed) rather than ending on purpose. */
+  closed?(reason: string, lost: boolean): void;
+}
+
+/** A transponder's state change, for those who follow it (the SDK session that started it). */
+export interface TransponderChange {
+  mediaSessionId: string;
+  state: TransponderState;
+  /** Why it reconnects or failed; never holds a secret. */
+  lastError?: string;
+}
+
+/** The load of one place that runs streams (a worker, or the main thread). */
+export interface PlaceLoad extends LoadSample {
+  place: string;
+  publishers: number;
+  /** Why it takes no new work now, or undefined. */
+  overload?: string;
+}
+
+/** Counts for `/health` and `/metrics`. */
+export interface PlaneStatus {
+  publishers: number;
+  transponders: Partial<Record<TransponderState, number>>;
+  /** True when no place takes a new publish now. */
+  overloaded: boolean;
+  places: PlaceLoad[];
+}
+
+/**
+ * Where streams run, behind one interface: the HTTP routes and the SDK's signalling speak only to
+ * this. A stream (its publisher and every transponder of it) lives in one place; the plane routes
+ * each request to the place that holds the stream or the transponder, and gathers `find` from all.
+ * `LocalPlane` runs them in this thread, `WorkerPlane` spreads them over worker threads; a plane
+ * of several machines would route the same requests over the network.
+ */
+export interface MediaPlane {
+  /** Starts a publish from an SDP offer; resolves with the publisher's id and the SDP answer. */
+  publish(name: string, offer: string, handlers?: PublishHandlers): Promise<{ id: string; answer: string }>;
+  /** Ends the publish `id` of `name` (WHIP DELETE, the SDK's unpublish); false when there is none. */
+  unpublish(name: string, id: string | undefined, reason: string, lost?: boolean): Promise<boolean>;
+  startup(request: StartupRequest): Promise<TransponderJson>;
+  find(filter: FindFilter): Promise<TransponderJson[]>;
+  terminate(mediaSessionId: string): Promise<void>;
+  setMuted(mediaSessionId: string, muted: boolean): Promise<void>;
+  soundOn(mediaSessionId: string, request: SoundRequest): Promise<void>;
+  soundOff(mediaSessionId: string): Promise<void>;
+  /** Follows every transponder's state changes; returns the function that stops following. */
+  watch(listener: (change: TransponderChange) => void): () => void;
+  status(): PlaneStatus;
+  /** Ends every stream, then the places themselves. Idempotent. */
+  close(): Promise<void>;
+  /** Kills every ffmpeg still running at once: the process's last moments. */
+  killChildren(): void;
+}

@@ -1,0 +1,48 @@
+import { GatewayError, type ErrorCode } from '../errors.js';
+import { OfferError } from '../ingest/sdp.js';
+import type { PlaceLoad, PlaneStatus, TransponderChange } from './plane.js';
+
+/** The methods a worker answers; their arguments and results are structured-clone data. */
+export type Method = 'publish' | 'unpublish' | 'startup' | 'find' | 'terminate' | 'setMuted' | 'soundOn' | 'soundOff' | 'close';
+
+/** From the main thread to a worker. */
+export interface Call {
+  kind: 'call';
+  id: number;
+  method: Method;
+  args: unknown[];
+}
+
+/** An error as it crosses between threads: what the HTTP answer needs, nothing more. */
+export interface WireError {
+  name: string;
+  message: string;
+  code?: ErrorCode;
+  field?: string;
+  retryAfterS?: number;
+}
+
+/** From a worker to the main thread, in the order they happened there. */
+export type WorkerMessage =
+  | { kind: 'reply'; id: number; value?: unknown; error?: WireError }
+  | { kind: 'publishing'; publisherId: string }
+  | { kind: 'closed'; publisherId: string; reason: string; lost: boolean }
+  | { kind: 'transponder'; change: TransponderChange }
+  | { kind: 'removed'; mediaSessionId: string }
+  /** The worker holds nothing more of this stream: no publisher, no transponder. */
+  | { kind: 'idle'; stream: string }
+  | { kind: 'status'; load: PlaceLoad; transponders: PlaneStatus['transponders'] }
+  | { kind: 'child'; op: 'add' | 'remove'; pid: number };
+
+export function toWire(error: unknown): WireError {
+  if (error instanceof GatewayError) {
+    return { name: error.name, message: error.message, code: error.code, field: error.field, retryAfterS: error.retryAfterS };
+  }
+  return { name: error instanceof Error ? error.name : 'Error', message: error instanceof Error ? error.message : String(error) };
+}
+
+export function fromWire(wire: WireError): Error {
+  if (wire.code) return new GatewayError(wire.code, wire.message, wire.field, wire.retryAfterS);
+  if (wire.name === 'OfferError') return new OfferError(wire.message);
+  return Object.assign(new Error(wire.message), { name: wire.name });
+}

@@ -1,0 +1,101 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import type { GatewayConfig } from '../config/schema.js';
+import { GatewayError } from '../errors.js';
+import { OfferError } from '../ingest/sdp.js';
+import { createLogger } from '../log.js';
+import { buildMediaCore } from './core.js';
+import { LocalPlane } from './local.js';
+import type { PlaneStatus } from './plane.js';
+import { toWire, type Call, type WorkerMessage } from './wire.js';
+
+/** What the main thread gives each worker. */
+export interface WorkerData {
+  config: GatewayConfig;
+  index: number;
+  /** The gateway-wide counts behind the limits (`Slots`). */
+  slots: SharedArrayBuffer;
+}
+
+/** How often the worker tells its load, and counts, to the main thread. */
+const STATUS_INTERVAL_MS = 1000;
+
+/**
+ * One worker thread: runs the streams placed on it (publishers, transponders, their ffmpeg) in a
+ * `LocalPlane` of its own, answers the main thread's calls and tells it what happens, in order.
+ */
+function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
+  const { config, index } = data;
+  const log = createLogger(config.log_level).child({ worker: index });
+  const post = (message: WorkerMessage): void => port.postMessage(message);
+  const core = buildMediaCore(config, log, {
+    slots: data.slots,
+    childRecord: { add: (pid) => post({ kind: 'child', op: 'add', pid }), remove: (pid) => post({ kind: 'child', op: 'remove', pid }) },
+  });
+  const plane = new LocalPlane(core, String(index));
+  const { publishers, transponders } = core;
+
+  const sendStatus = (): void => {
+    const counts: PlaneStatus['transponders'] = plane.status().transponders;
+    post({ kind: 'status', load: plane.load, transponders: counts });
+  };
+  const idleCheck = (stream: string): void => {
+    if (!publishers.get(stream) && transponders.find({ streamName: stream }).length === 0) post({ kind: 'idle', stream });
+  };
+  plane.watch((change) => {
+    post({ kind: 'transponder', change });
+    sendStatus();
+  });
+  transponders.on('removed', (t) => {
+    post({ kind: 'removed', mediaSessionId: t.mediaSessionId });
+    sendStatus();
+    idleCheck(t.publisher.name);
+  });
+  publishers.on('closed', (publisher) => {
+    sendStatus();
+    idleCheck(publisher.name);
+  });
+  const timer = setInterval(sendStatus, STATUS_INTERVAL_MS);
+
+  const methods = {
+    publish: async (name: string, offer: string) => {
+      let publisherId = ''; // known before either event can come: both follow the ICE exchange
+      const published = await plane.publish(name, offer, {
+        publishing: () => post({ kind: 'publishing', publisherId }),
+        closed: (reason, lost) => post({ kind: 'closed', publisherId, reason, lost }),
+      });
+      publisherId = published.id;
+      return published;
+    },
+    unpublish: (name: string, id: string | undefined, reason: string, lost?: boolean) => plane.unpublish(name, id, reason, lost),
+    startup: (request: Parameters<LocalPlane['startup']>[0]) => plane.startup(request),
+    find: (filter: Parameters<LocalPlane['find']>[0]) => plane.find(filter),
+    terminate: (id: string) => plane.terminate(id),
+    setMuted: (id: string, muted: boolean) => plane.setMuted(id, muted),
+    soundOn: (id: string, request: Parameters<LocalPlane['soundOn']>[1]) => plane.soundOn(id, request),
+    soundOff: (id: string) => plane.soundOff(id),
+    close: async () => {
+      clearInterval(timer);
+      await plane.close();
+    },
+  } satisfies Record<Call['method'], (...args: never[]) => Promise<unknown>>;
+
+  port.on('message', (call: Call) => {
+    void (async () => {
+      let reply: WorkerMessage;
+      try {
+        const value = await (methods[call.method] as (...args: unknown[]) => Promise<unknown>)(...call.args);
+        reply = { kind: 'reply', id: call.id, value };
+      } catch (error) {
+        if (!(error instanceof GatewayError || error instanceof OfferError)) log.error({ err: error, method: call.method }, 'worker call failed');
+        reply = { kind: 'reply', id: call.id, error: toWire(error) };
+      }
+      post(reply);
+      sendStatus();
+      const stream = call.method === 'publish' || call.method === 'unpublish' ? (call.args[0] as string) : undefined;
+      if (stream !== undefined) idleCheck(stream);
+    })();
+  });
+  process.on('exit', () => plane.killChildren());
+}
+
+if (parentPort) main(parentPort, workerData as WorkerData);

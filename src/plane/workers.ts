@@ -1,0 +1,299 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '../config/schema.js';
+import { notFound, unavailable } from '../errors.js';
+import type { ChildRecord } from '../ffmpeg/supervisor.js';
+import type { SoundRequest, StartupRequest } from '../transponders/requests.js';
+import type { FindFilter } from '../transponders/service.js';
+import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers, TransponderChange, TransponderJson } from './plane.js';
+import { Slots } from './slots.js';
+import type { WorkerData } from './worker.js';
+import { fromWire, type Call, type Method, type WorkerMessage } from './wire.js';
+
+/** The number of worker threads `config.workers` asks for: 'auto' is one per core. */
+export function workerCount(config: Pick<GatewayConfig, 'workers'>): number {
+  return config.workers === 'auto' ? availableParallelism() : config.workers;
+}
+
+/** How long the main thread waits for a worker to end its streams at shutdown. */
+const CLOSE_TIMEOUT_MS = 8000;
+/** How soon a worker that stopped unexpectedly is started again. */
+const RESTART_DELAY_MS = 1000;
+
+/** The entry of worker threads: the compiled file, or the TypeScript one when run through tsx. */
+const WORKER_ENTRY = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
+
+/** One worker thread: calls to it, and what it last told of its load. */
+class Place {
+  readonly worker: Worker;
+  readonly #calls = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
+  #next = 0;
+  #stopped: string | undefined;
+  load: PlaceLoad;
+  transponders: PlaneStatus['transponders'] = {};
+
+  constructor(
+    readonly index: number,
+    data: WorkerData,
+    onMessage: (place: Place, message: WorkerMessage) => void,
+    onStop: (place: Place, reason: string) => void,
+  ) {
+    this.load = { place: String(index), eventLoopDelayMs: 0, eventLoopUtilization: 0, machineCpuPercent: 0, publishers: 0 };
+    this.worker = new Worker(WORKER_ENTRY, { workerData: data, name: `media-${index}` });
+    this.worker.on('message', (message: WorkerMessage) => {
+      if (message.kind !== 'reply') return onMessage(this, message);
+      const call = this.#calls.get(message.id);
+      this.#calls.delete(message.id);
+      if (message.error) call?.reject(fromWire(message.error));
+      else call?.resolve(message.value);
+    });
+    this.worker.on('error', (error) => this.#stop(`failed: ${error.message}`, onStop));
+    this.worker.on('exit', (code) => this.#stop(`exited with ${code}`, onStop));
+  }
+
+  get alive(): boolean {
+    return this.#stopped === undefined;
+  }
+
+  call<T>(method: Method, ...args: unknown[]): Promise<T> {
+    if (this.#stopped) return Promise.reject(unavailable(`media worker ${this.index} ${this.#stopped}`));
+    const id = this.#next++;
+    return new Promise<T>((resolve, reject) => {
+      this.#calls.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      this.worker.postMessage({ kind: 'call', id, method, args } satisfies Call);
+    });
+  }
+
+  #stop(reason: string, onStop: (place: Place, reason: string) => void): void {
+    if (this.#stopped) return;
+    this.#stopped = reason;
+    for (const call of this.#calls.values()) call.reject(unavailable(`media worker ${this.index} ${reason}`));
+    this.#calls.clear();
+    onStop(this, reason);
+  }
+}
+
+/**
+ * Streams spread over worker threads, one per core by default, so that the gateway's WebRTC and
+ * RTMP work uses every core. The main thread keeps HTTP, the SDK's WebSockets and the routing:
+ * a stream is placed on the worker with the fewest publishers that is not overloaded, and stays
+ * there while the worker holds anything of it (a transponder waiting in standby for its publisher
+ * to come back takes it back in the same worker); transponders are found by the worker that told
+ * of them. Limits are counted across workers in shared memory (`Slots`).
+ */
+export class WorkerPlane implements MediaPlane {
+  readonly #places: Place[] = [];
+  /** Where each stream is placed, and calls on their way there that may place it. */
+  readonly #streams = new Map<string, { place: Place; pending: number }>();
+  readonly #sessions = new Map<string, Place>();
+  readonly #publishes = new Map<string, { place: Place; handlers: PublishHandlers }>();
+  readonly #watchers = new Set<(change: TransponderChange) => void>();
+  /** ffmpeg processes of every worker, and whose they are, for the process's last moments. */
+  readonly #children = new Map<number, Place>();
+  readonly #slots = Slots.buffer();
+  #closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly config: GatewayConfig,
+    private readonly log: Logger,
+    private readonly deps: { childRecord?: ChildRecord } = {},
+  ) {
+    const count = workerCount(config);
+    for (let index = 0; index < count; index++) this.#places.push(this.#start(index));
+  }
+
+  #start(index: number): Place {
+    const count = workerCount(this.config);
+    // Each worker gathers ICE on its own share of the port range.
+    const span = Math.floor((this.config.webrtc_ice_port_max - this.config.webrtc_ice_port_min + 1) / count);
+    const min = this.config.webrtc_ice_port_min + index * span;
+    const config = { ...this.config, webrtc_ice_port_min: min, webrtc_ice_port_max: min + span - 1 };
+    return new Place(index, { config, index, slots: this.#slots }, (place, message) => this.#onMessage(place, message), (place, reason) => this.#onStop(place, reason));
+  }
+
+  #onMessage(place: Place, message: WorkerMessage): void {
+    switch (message.kind) {
+      case 'publishing':
+        return this.#tell(() => this.#publishes.get(message.publisherId)?.handlers.publishing?.());
+      case 'closed':
+        return this.#closed(message.publisherId, message.reason, message.lost);
+      case 'transponder':
+        this.#sessions.set(message.change.mediaSessionId, place);
+        for (const watcher of this.#watchers) this.#tell(() => watcher(message.change));
+        return;
+      case 'removed':
+        if (this.#sessions.get(message.mediaSessionId) === place) this.#sessions.delete(message.mediaSessionId);
+        return;
+      case 'idle': {
+        const entry = this.#streams.get(message.stream);
+        if (entry?.place === place && entry.pending === 0) this.#streams.delete(message.stream);
+        return;
+      }
+      case 'status':
+        place.load = message.load;
+        place.transponders = message.transponders;
+        return;
+      case 'child':
+        if (message.op === 'add') this.#children.set(message.pid, place);
+        else this.#children.delete(message.pid);
+        return message.op === 'add' ? this.deps.childRecord?.add(message.pid) : this.deps.childRecord?.remove(message.pid);
+    }
+  }
+
+  #closed(publisherId: string, reason: string, lost: boolean): void {
+    const publish = this.#publishes.get(publisherId);
+    this.#publishes.delete(publisherId);
+    this.#tell(() => publish?.handlers.closed?.(reason, lost));
+  }
+
+  /** A listener's exception stays with it. */
+  #tell(listener: () => void): void {
+    try {
+      listener();
+    } catch (error) {
+      this.log.error({ err: error }, 'plane listener failed');
+    }
+  }
+
+  #onStop(place: Place, reason: string): void {
+    if (this.#closing) return;
+    this.log.error({ worker: place.index, reason }, 'media worker stopped: its streams are lost; starting it again');
+    for (const [name, entry] of this.#streams) if (entry.place === place) this.#streams.delete(name);
+    for (const [id, at] of this.#sessions) if (at === place) this.#sessions.delete(id);
+    for (const [id, publish] of this.#publishes) if (publish.place === place) this.#closed(id, `media worker ${reason}`, true);
+    for (const [pid, at] of this.#children) {
+      if (at !== place) continue;
+      killGroup(pid); // the worker's ffmpeg would otherwise run on
+      this.#children.delete(pid);
+      this.deps.childRecord?.remove(pid);
+    }
+    setTimeout(() => {
+      if (!this.#closing) this.#places[place.index] = this.#start(place.index);
+    }, RESTART_DELAY_MS).unref();
+  }
+
+  /** The place for a new publish of `name`: the one holding it, else the least busy that is not overloaded. */
+  #placeFor(name: string): Place {
+    const held = this.#streams.get(name)?.place;
+    if (held?.alive) return held;
+    const alive = this.#places.filter((p) => p.alive);
+    const open = alive.filter((p) => !p.load.overload);
+    if (!open.length) {
+      const reason = alive[0]?.load.overload ?? 'no media worker is running';
+      throw unavailable(`the gateway is overloaded (${reason}): publishing ${name} refused, the streams running keep their share`, 3);
+    }
+    const placed = (p: Place): number => [...this.#streams.values()].filter((e) => e.place === p).length;
+    return open.reduce((best, p) => (placed(p) < placed(best) ? p : best));
+  }
+
+  /** Runs `call` on the place of `name`, which holds the stream while it is on its way. */
+  async #onStream<T>(name: string, place: Place, call: (place: Place) => Promise<T>): Promise<T> {
+    let entry = this.#streams.get(name);
+    if (entry?.place !== place) this.#streams.set(name, (entry = { place, pending: 0 }));
+    entry.pending++;
+    try {
+      return await call(place);
+    } finally {
+      entry.pending--;
+    }
+  }
+
+  async publish(name: string, offer: string, handlers: PublishHandlers = {}): Promise<{ id: string; answer: string }> {
+    return this.#onStream(name, this.#placeFor(name), async (place) => {
+      const published = await place.call<{ id: string; answer: string }>('publish', name, offer);
+      this.#publishes.set(published.id, { place, handlers });
+      return published;
+    });
+  }
+
+  async unpublish(name: string, id: string | undefined, reason: string, lost = false): Promise<boolean> {
+    const place = this.#streams.get(name)?.place;
+    return place ? place.call<boolean>('unpublish', name, id, reason, lost) : false;
+  }
+
+  startup(request: StartupRequest): Promise<TransponderJson> {
+    // A stream placed nowhere is not publishing: any worker checks the request and answers so.
+    const place = this.#streams.get(request.streamName)?.place ?? this.#any();
+    return place.call<TransponderJson>('startup', request);
+  }
+
+  async find(filter: FindFilter): Promise<TransponderJson[]> {
+    const places = filter.streamName !== undefined ? [this.#streams.get(filter.streamName)?.place].filter((p) => p !== undefined) : this.#places;
+    const found = await Promise.all(places.filter((p) => p.alive).map((p) => p.call<TransponderJson[]>('find', filter)));
+    return found.flat().sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  #session(mediaSessionId: string): Place {
+    const place = this.#sessions.get(mediaSessionId);
+    if (!place) throw notFound(`no transponder ${mediaSessionId}`);
+    return place;
+  }
+
+  #any(): Place {
+    const place = this.#places.find((p) => p.alive);
+    if (!place) throw unavailable('no media worker is running', 3);
+    return place;
+  }
+
+  async terminate(mediaSessionId: string): Promise<void> {
+    await this.#session(mediaSessionId).call('terminate', mediaSessionId);
+  }
+
+  async setMuted(mediaSessionId: string, muted: boolean): Promise<void> {
+    await this.#session(mediaSessionId).call('setMuted', mediaSessionId, muted);
+  }
+
+  async soundOn(mediaSessionId: string, request: SoundRequest): Promise<void> {
+    await this.#session(mediaSessionId).call('soundOn', mediaSessionId, request);
+  }
+
+  async soundOff(mediaSessionId: string): Promise<void> {
+    await this.#session(mediaSessionId).call('soundOff', mediaSessionId);
+  }
+
+  watch(listener: (change: TransponderChange) => void): () => void {
+    this.#watchers.add(listener);
+    return () => this.#watchers.delete(listener);
+  }
+
+  status(): PlaneStatus {
+    const transponders: PlaneStatus['transponders'] = {};
+    for (const place of this.#places) {
+      for (const [state, n] of Object.entries(place.transponders) as [keyof PlaneStatus['transponders'], number][]) transponders[state] = (transponders[state] ?? 0) + n;
+    }
+    const alive = this.#places.filter((p) => p.alive);
+    return {
+      publishers: alive.reduce((sum, p) => sum + p.load.publishers, 0),
+      transponders,
+      overloaded: alive.every((p) => p.load.overload !== undefined),
+      places: this.#places.map((p) => p.load),
+    };
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.all(
+        this.#places.map(async (place) => {
+          const timeout = new Promise((done) => setTimeout(done, CLOSE_TIMEOUT_MS).unref());
+          await Promise.race([place.call('close').catch(() => undefined), timeout]);
+          await place.worker.terminate();
+        }),
+      );
+    })();
+    return this.#closing;
+  }
+
+  killChildren(): void {
+    for (const pid of this.#children.keys()) killGroup(pid);
+  }
+}
+
+/** Kills an ffmpeg and its process group (each ffmpeg leads its own). */
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // Ended already.
+  }
+}

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
+import { ConfigError } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { notFound, unavailable } from '../errors.js';
 import type { ChildRecord } from '../ffmpeg/supervisor.js';
@@ -18,11 +19,22 @@ export function workerCount(config: Pick<GatewayConfig, 'workers'>): number {
 
 /** How long the main thread waits for a worker to end its streams at shutdown. */
 const CLOSE_TIMEOUT_MS = 8000;
+/** Each worker's share of the ICE port range is at least this many ports. */
+const MIN_PORTS_PER_WORKER = 16;
 /** How soon a worker that stopped unexpectedly is started again. */
 const RESTART_DELAY_MS = 1000;
 
-/** The entry of worker threads: the compiled file, or the TypeScript one when run through tsx. */
-const WORKER_ENTRY = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
+/**
+ * Starts a worker thread on `worker.js`; from the TypeScript sources (run through tsx, as the tests
+ * do) on `worker.ts`, with tsx registered in the worker first: Node 20 runs no `--import` there.
+ */
+function startWorker(data: WorkerData, name: string): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url), { workerData: data, name });
+  const entry = new URL('./worker.ts', import.meta.url).href;
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const bootstrap = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`;
+  return new Worker(bootstrap, { eval: true, workerData: data, name });
+}
 
 /** One worker thread: calls to it, and what it last told of its load. */
 class Place {
@@ -40,7 +52,7 @@ class Place {
     onStop: (place: Place, reason: string) => void,
   ) {
     this.load = { place: String(index), eventLoopDelayMs: 0, eventLoopUtilization: 0, machineCpuPercent: 0, publishers: 0 };
-    this.worker = new Worker(WORKER_ENTRY, { workerData: data, name: `media-${index}` });
+    this.worker = startWorker(data, `media-${index}`);
     this.worker.on('message', (message: WorkerMessage) => {
       if (message.kind !== 'reply') return onMessage(this, message);
       const call = this.#calls.get(message.id);
@@ -100,6 +112,10 @@ export class WorkerPlane implements MediaPlane {
     private readonly deps: { childRecord?: ChildRecord } = {},
   ) {
     const count = workerCount(config);
+    const ports = config.webrtc_ice_port_max - config.webrtc_ice_port_min + 1;
+    if (ports < count * MIN_PORTS_PER_WORKER) {
+      throw new ConfigError(`webrtc_ice_port_min, webrtc_ice_port_max: ${ports} ports for ${count} workers (workers); each needs at least ${MIN_PORTS_PER_WORKER}`);
+    }
     for (let index = 0; index < count; index++) this.#places.push(this.#start(index));
   }
 

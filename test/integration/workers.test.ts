@@ -1,0 +1,90 @@
+import t from 'tap';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GatewayProcess } from '../../kit/gateway-process.js';
+import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
+import { stopAllProcesses, waitFor } from '../../kit/processes.js';
+import { NginxRtmp } from '../../kit/rtmp-server.js';
+import { testFixture } from '../helpers/synthetic.js';
+
+// Streams spread over worker threads (workers: 2), as an operator runs the gateway: every request
+// reaches the worker that holds its stream or transponder, and the limits hold for the whole gateway.
+
+const runDir = await mkdtemp(join(tmpdir(), 'gateway-workers-'));
+const nginx = await NginxRtmp.start();
+const gateway = await GatewayProcess.start(join(runDir, 'gateway.log'), { GATEWAY_WORKERS: '2', GATEWAY_LIMIT_PUBLISHERS: '4', GATEWAY_RUN_DIR: runDir }, ['--import', 'tsx'], 'src/server.ts');
+const publishers: SyntheticPublisher[] = [];
+t.teardown(async () => {
+  for (const publisher of publishers) await publisher.stop();
+  await gateway.stop();
+  await stopAllProcesses();
+  await nginx.stop();
+  await rm(runDir, { recursive: true, force: true });
+});
+
+/** Each worker's publishers, from /metrics. */
+async function publishersByWorker(): Promise<Record<string, number>> {
+  const text = await (await fetch(`${gateway.baseUrl}/metrics`)).text();
+  return Object.fromEntries([...text.matchAll(/^gateway_load\{worker="(\d+)",measure="publishers"\} (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
+}
+
+t.test('streams are spread over the workers and every request reaches the one that holds it', async (t) => {
+  t.match(await gateway.request('GET', '/health'), { status: 200, body: { workers: 2 } });
+  const names = ['w0', 'w1', 'w2', 'w3'];
+  for (const name of names) publishers.push(await SyntheticPublisher.publish(testFixture(), gateway.baseUrl, name));
+  await waitFor('both workers to tell their publishers', async () => Object.values(await publishersByWorker()).join() === '2,2', 5000);
+  t.pass('two publishers in each worker');
+
+  // limit_publishers counts across workers: each holds 2, the gateway 4.
+  const fifth = await SyntheticPublisher.publish(testFixture(), gateway.baseUrl, 'w4').then(
+    (p) => (publishers.push(p), 'taken'),
+    (error: Error) => error.message,
+  );
+  t.match(fifth, /answered 503: .*limit of 4 publishers \(limit_publishers\)/);
+
+  const ids: Record<string, string> = {};
+  for (const name of names) {
+    const res = await gateway.request('POST', '/rest-api/push/startup', { streamName: name, rtmpUrl: nginx.url() });
+    t.equal(res.status, 200, `${name}: ${JSON.stringify(res.body)}`);
+    ids[name] = res.body.mediaSessionId;
+  }
+  const all = await gateway.request('POST', '/rest-api/push/find_all');
+  t.same(all.body.map((x: any) => x.sourceStreamName).sort(), names, 'find_all gathers every worker');
+  t.match(await gateway.request('POST', '/rest-api/push/find', { streamName: 'w3' }), { status: 200, body: [{ mediaSessionId: ids.w3, state: 'running' }] });
+  t.equal((await gateway.request('POST', '/rest-api/push/find', { streamName: 'nobody' })).status, 404);
+  await waitFor('four streams at the RTMP server', async () => (await nginx.streams()).filter((s) => s.width > 0).length === 4, 10_000);
+
+  for (const command of ['mute', 'unmute', 'sound_off']) {
+    for (const name of ['w0', 'w1']) t.equal((await gateway.request('POST', `/rest-api/push/${command}`, { mediaSessionId: ids[name] })).status, 200, `${command} ${name}`);
+  }
+  t.match(await gateway.request('POST', '/rest-api/push/mute', { mediaSessionId: 'nope' }), { status: 404, body: { error: 'not_found' } });
+  t.equal((await gateway.request('POST', '/rest-api/push/startup', { streamName: 'w2', rtmpUrl: nginx.url() })).status, 409, 'a second push to the same destination conflicts in its worker');
+  t.equal((await gateway.request('POST', '/rest-api/push/startup', { streamName: 'absent', rtmpUrl: nginx.url() })).status, 404, 'a stream no worker holds is not publishing');
+
+  t.equal((await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: ids.w1 })).status, 200);
+  await waitFor('w1 to leave the RTMP server', async () => !(await nginx.streams()).some((s) => s.name === 'rtmp_w1'), 5000);
+  t.equal((await gateway.request('POST', '/rest-api/push/find_all')).body.length, 3);
+
+  // WHIP DELETE reaches the worker of its stream; the push of that stream ends with it.
+  await publishers.find((p) => p.name === 'w2')!.stop();
+  await waitFor('w2 to end', async () => (await gateway.request('POST', '/rest-api/push/find', { streamName: 'w2' })).status === 404, 5000);
+  // Its place is free again: a new publish is taken, by the worker with fewer streams.
+  publishers.push(await SyntheticPublisher.publish(testFixture(), gateway.baseUrl, 'w5'));
+  await waitFor('the publishers to be even again', async () => Object.values(await publishersByWorker()).join() === '2,2', 5000);
+  t.pass('the new publish went to the worker with fewer');
+
+  const pids = await gateway.ffmpegPids();
+  t.equal(pids.length, 2, 'one ffmpeg per push still running (w0, w3)');
+  t.equal(await gateway.signal('SIGTERM'), 0, 'the gateway ends cleanly');
+  t.same(pids.filter(alive), [], 'no ffmpeg of any worker is left');
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

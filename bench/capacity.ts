@@ -15,6 +15,8 @@ export const MAX_LOSS = 0.005;
 interface StepResult {
   pushes: number;
   running: number;
+  /** Publishes and pushes the gateway refused with 503 (overloaded, or at a limit). */
+  refused: number;
   framesExpected: number;
   framesLost: number;
   lossPercent: number;
@@ -87,11 +89,23 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
   const names = Array.from({ length: count }, (_, i) => `cap${count}-${i}`);
   const publishers: SyntheticPublisher[] = [];
   try {
-    for (const name of names) publishers.push(await SyntheticPublisher.publish(fixture, gateway.baseUrl, name));
-    await sleep(1000);
+    // A refusal (503) is counted, not an error: with its overload limits on, the gateway may refuse.
+    let refused = 0;
+    const published: string[] = [];
     for (const name of names) {
+      try {
+        publishers.push(await SyntheticPublisher.publish(fixture, gateway.baseUrl, name));
+        published.push(name);
+      } catch (error) {
+        if (!/answered 503/.test((error as Error).message)) throw error;
+        refused++;
+      }
+    }
+    await sleep(1000);
+    for (const name of published) {
       const reply = await gateway.request('POST', '/rest-api/push/startup', { streamName: name, rtmpUrl: nginx.url() });
-      if (reply.status !== 200) throw new Error(`startup of ${name} answered ${reply.status}: ${JSON.stringify(reply.body)}`);
+      if (reply.status === 503) refused++;
+      else if (reply.status !== 200) throw new Error(`startup of ${name} answered ${reply.status}: ${JSON.stringify(reply.body)}`);
     }
     await sleep(2000);
     const ffmpeg = await gateway.ffmpegPids();
@@ -113,6 +127,7 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
     return {
       pushes: count,
       running,
+      refused,
       framesExpected: expected,
       framesLost: lost,
       lossPercent: round((lost / expected) * 100),
@@ -142,7 +157,7 @@ export async function capacity(bench: Bench, gateway: GatewayProcess, fixture: F
     steps.push(step);
     const ok = step.running === count && step.lossPercent < MAX_LOSS * 100;
     console.log(
-      `  ${count} pushes: ${step.running} running, ${step.framesLost}/${step.framesExpected} frames lost (${step.lossPercent} %, worst push ${step.worstPushLossPercent} %); ` +
+      `  ${count} pushes: ${step.running} running, ${step.refused} refused, ${step.framesLost}/${step.framesExpected} frames lost (${step.lossPercent} %, worst push ${step.worstPushLossPercent} %); ` +
         `CPU % of a core: gateway ${step.gatewayCpu}, ffmpeg ${step.ffmpegCpuEach} each, nginx ${step.nginxCpu}, publishers ${step.publishersCpu}; machine ${step.machineCpu} % busy; ` +
         `worst worker event-loop delay p99 ${step.eventLoopDelayP99Ms} ms; UDP datagrams dropped for full receive buffers ${step.udpDropped} of ${step.udpReceived} -> ${ok ? 'sustained' : 'FAILED'}`,
     );
@@ -153,9 +168,18 @@ export async function capacity(bench: Bench, gateway: GatewayProcess, fixture: F
   // The cost of one more push, once the gateway's fixed costs are shared: at the first step and
   // at the largest one sustained.
   const sustainedSteps = steps.filter((s) => s.pushes <= sustained);
-  for (const step of new Set([sustainedSteps[0], sustainedSteps.at(-1)])) {
+  for (const step of new Set([sustainedSteps[0], sustainedSteps.find((s) => s.pushes === 16), sustainedSteps.at(-1)])) {
     if (!step) continue;
     bench.report(`gateway + ffmpeg CPU per push at ${step.pushes} pushes`, step.gatewayCpu / step.pushes + step.ffmpegCpuEach, '% of a core', { max: 4 });
   }
   bench.report(`concurrent passthrough pushes sustained on ${cpus().length} cores`, sustained, 'pushes', { min: bench.quick ? 0 : 32 });
+  // What the load generator on the same machine takes from the gateway, and what the gateway
+  // would carry on a machine of its own (90 % of every core for the gateway and its ffmpeg).
+  const largest = sustainedSteps.at(-1);
+  if (largest) {
+    const perPush = largest.gatewayCpu / largest.pushes + largest.ffmpegCpuEach;
+    bench.report(`gateway alone, CPU per push at ${largest.pushes} pushes`, largest.gatewayCpu / largest.pushes, '% of a core');
+    bench.report(`load generator, CPU per stream at ${largest.pushes} pushes`, largest.publishersCpu / largest.pushes, '% of a core');
+    bench.report(`projection: pushes on ${cpus().length} cores with no load generator or RTMP server beside`, Math.floor((cpus().length * 90) / perPush), 'pushes');
+  }
 }

@@ -9,10 +9,18 @@ import {
   useSdesMid,
   type RTCRtpSender,
 } from 'werift';
+import { WebSocket } from 'ws';
 import { now } from './processes.js';
 import type { Fixture } from './fixture.js';
 import { packetizeH264 } from './h264-packetizer.js';
 
+
+export interface PublishOptions {
+  audio?: boolean;
+  token?: string;
+  /** Publish over the SDK's WebSocket instead of WHIP, with `rtmpUrl` to republish to. */
+  sdk?: { rtmpUrl?: string };
+}
 
 export interface SentFrame {
   /** Frames sent by this publisher before this one. */
@@ -55,6 +63,10 @@ export class SyntheticPublisher {
   readonly #videoTs0 = randomInt(0, 0x7fffffff);
   readonly #audioTs0 = randomInt(0, 0x7fffffff);
   readonly #pc: RTCPeerConnection;
+  #sdk: { rtmpUrl?: string } | undefined;
+  #ws: WebSocket | undefined;
+  /** With `sdk`: the gateway's messages on the WebSocket, in order. */
+  readonly messages: Record<string, unknown>[] = [];
   readonly #payloads: Buffer[][];
 
   private constructor(
@@ -91,10 +103,11 @@ export class SyntheticPublisher {
   }
 
   /** Publishes `name` to the gateway's WHIP endpoint and starts sending once connected. */
-  static async publish(fixture: Fixture, baseUrl: string, name: string, options: { audio?: boolean; token?: string } = {}): Promise<SyntheticPublisher> {
+  static async publish(fixture: Fixture, baseUrl: string, name: string, options: PublishOptions = {}): Promise<SyntheticPublisher> {
     const publisher = new SyntheticPublisher(fixture, name);
     publisher.#withAudio = options.audio ?? true;
     publisher.#auth = options.token ? { authorization: `Bearer ${options.token}` } : {};
+    publisher.#sdk = options.sdk;
     try {
       await publisher.#connect(baseUrl);
     } catch (error) {
@@ -113,14 +126,7 @@ export class SyntheticPublisher {
     this.#video.onPictureLossIndication.subscribe(() => (this.#keyframeRequested = true));
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc);
-    const response = await fetch(`${baseUrl}/whip/${encodeURIComponent(this.name)}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/sdp', ...this.#auth },
-      body: pc.localDescription!.sdp,
-    });
-    const answer = await response.text();
-    if (response.status !== 201) throw new Error(`WHIP publish of ${this.name} answered ${response.status}: ${answer}`);
-    this.#resource = new URL(response.headers.get('location')!, baseUrl).href;
+    const answer = this.#sdk ? await this.#signal(baseUrl, pc.localDescription!.sdp, this.#sdk) : await this.#whip(baseUrl, pc.localDescription!.sdp);
     const connected = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${this.name}: WebRTC did not connect in 10 s`)), 10_000);
       pc.connectionStateChange.subscribe((state) => {
@@ -190,10 +196,45 @@ export class SyntheticPublisher {
     send(this.#audio!, AUDIO_PT, this.#audioSeq, timestamp, false, this.fixture.audio[index % this.fixture.audio.length]!);
   }
 
+  async #whip(baseUrl: string, offer: string): Promise<string> {
+    const response = await fetch(`${baseUrl}/whip/${encodeURIComponent(this.name)}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp', ...this.#auth },
+      body: offer,
+    });
+    const answer = await response.text();
+    if (response.status !== 201) throw new Error(`WHIP publish of ${this.name} answered ${response.status}: ${answer}`);
+    this.#resource = new URL(response.headers.get('location')!, baseUrl).href;
+    return answer;
+  }
+
+  /** Publishes as the browser SDK does, over the gateway's WebSocket; every message it gets is kept in `messages`. */
+  async #signal(baseUrl: string, offer: string, sdk: { rtmpUrl?: string }): Promise<string> {
+    const ws = (this.#ws = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/ws`));
+    ws.on('error', () => undefined); // a refused or reset connection shows as no answer
+    const answer = new Promise<string>((resolve, reject) => {
+      ws.on('message', (data) => {
+        const message = JSON.parse(data.toString()) as Record<string, unknown>;
+        this.messages.push(message);
+        if (message.type === 'answer') resolve(message.sdp as string);
+        if (message.type === 'error') reject(new Error(`SDK publish of ${this.name} answered ${message.code}: ${message.message}`));
+      });
+      ws.on('close', () => reject(new Error(`SDK publish of ${this.name}: the WebSocket closed`)));
+    });
+    answer.catch(() => undefined); // awaited below, once the socket is open
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('close', () => reject(new Error(`SDK publish of ${this.name}: the WebSocket did not open`)));
+    });
+    ws.send(JSON.stringify({ type: 'publish', requestId: '1', name: this.name, sdp: offer, ...(sdk.rtmpUrl ? { rtmpUrl: sdk.rtmpUrl } : {}) }));
+    return answer;
+  }
+
   /** Goes away without a word, as a closed page does: stops sending and closes the connection, no WHIP DELETE. */
   async vanish(): Promise<void> {
     pacer.remove(this);
     this.#resource = undefined;
+    this.#ws?.terminate();
     await this.#pc.close();
   }
 
@@ -204,6 +245,8 @@ export class SyntheticPublisher {
       await fetch(this.#resource, { method: 'DELETE', headers: this.#auth }).catch(() => undefined);
       this.#resource = undefined;
     }
+    if (this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(JSON.stringify({ type: 'unpublish', name: this.name }));
+    this.#ws?.close();
     await this.#pc.close();
   }
 }

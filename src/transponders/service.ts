@@ -45,6 +45,8 @@ export type ServiceEvents = {
 export class TransponderService extends TypedEmitter<ServiceEvents> {
   readonly #byId = new Map<string, Transponder>();
   readonly #slots: Slots;
+  /** Transponders removed from the list whose ffmpeg and link are still being ended. */
+  readonly #stopping = new Set<Promise<void>>();
   /** Failed transponders stay listed (with lastError) this long, then go; each timer is cleared on removal. */
   readonly #expiry = new Map<Transponder, NodeJS.Timeout>();
 
@@ -196,8 +198,9 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
     return SoundPlayer.start(this.settings.ffmpegPath, path, { ffmpeg: this.settings.ffmpeg, loop: request.loop ?? false, volume: request.volume ?? 1, onListenerError }, field);
   }
 
+  /** Ends every transponder, and waits for those already ending (terminated, their publisher gone). */
   async closeAll(): Promise<void> {
-    await Promise.all(this.all().map((t) => this.#remove(t)));
+    await Promise.all([...this.all().map((t) => this.#remove(t)), ...this.#stopping]);
   }
 
   /** A transponder that failed while live stays in find for FAILED_KEPT_MS, telling why, then goes. */
@@ -208,7 +211,9 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
 
   async #remove(transponder: Transponder): Promise<void> {
     this.#forget(transponder);
-    await transponder.stop();
+    const stopping = transponder.stop();
+    this.#stopping.add(stopping);
+    await stopping.finally(() => this.#stopping.delete(stopping));
   }
 
   #forget(transponder: Transponder): void {

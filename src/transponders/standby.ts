@@ -50,6 +50,8 @@ export class Standby {
   #handOverTimer: NodeJS.Timeout | undefined;
   /** Counts pipeline switches: a switch overtaken by another, or by a loss, gives way. */
   #switches = 0;
+  /** Switches under way: a pipeline they start is closed by them if it is no longer wanted. */
+  readonly #switching = new Set<Promise<void>>();
 
   constructor(private readonly host: StandbyHost) {}
 
@@ -84,7 +86,7 @@ export class Standby {
     host.log.info({ reason, graceMs }, 'publisher lost: holding the output with a still picture');
     if (state === 'running') {
       host.transition('standby');
-      void this.#switch();
+      this.#startSwitch();
     } else if (state === 'resuming') {
       this.#switches++; // the still picture is still the pipeline: it goes on
       void this.dropPending();
@@ -104,7 +106,7 @@ export class Standby {
     if (host.state === 'standby') {
       const handOver = host.videoInFfmpeg && host.pipe?.source.still === true;
       host.transition(handOver ? 'resuming' : 'running');
-      void this.#switch();
+      this.#startSwitch();
     } else {
       host.writer.newSource(); // reconnecting: the restore attaches the new publisher
     }
@@ -123,11 +125,22 @@ export class Standby {
     await pipe?.close();
   }
 
-  /** The transponder ends: no timer of standby fires after this. */
-  close(): void {
+  /**
+   * The transponder ends: no timer of standby fires after this; resolves once a switch under way
+   * has closed the pipeline it was starting (an ffmpeg must not outlive its transponder).
+   */
+  async close(): Promise<void> {
     this.#switches++;
     clearTimeout(this.#graceTimer);
     clearTimeout(this.#handOverTimer);
+    await Promise.all(this.#switching);
+  }
+
+  #startSwitch(): void {
+    const switching = this.#switch()
+      .catch((error: unknown) => this.host.log.warn({ err: error }, 'switching the source failed'))
+      .finally(() => this.#switching.delete(switching));
+    this.#switching.add(switching);
   }
 
   #graceOver(graceMs: number): void {

@@ -50,18 +50,16 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
   #lastError: string | undefined;
   #link: Link | undefined;
   #pipe: Pipeline | undefined;
-  /** What the publisher sends this transponder. */
   readonly input = new PublisherInput({ packet: (packet) => this.#onPacket(packet), frame: (frame) => this.#onFrame(frame) });
-  /** Counts of the links so far. */
   readonly #links = new LinkTotals();
   readonly #policy: RestorePolicy;
   #retryTimer: NodeJS.Timeout | undefined;
-  /** When output was last restored (or first started). */
-  #upSince = 0;
+  #upSince = 0; // when output was last restored (or first started)
   #failure: FailureKind | undefined;
   readonly #settled: Promise<void>;
   #settle!: () => void;
   #closing: Promise<void> | undefined;
+  readonly #dropping = new Set<Promise<void>>();
   #releasing: Promise<void> | undefined;
 
   constructor(
@@ -295,10 +293,13 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
   }
 
   /** Ends the current pipeline and any pending one; resolves when ffmpeg is gone. */
-  async #dropPipeline(): Promise<void> {
+  /** Ends the pipeline; `stop` waits for every one ended so far, so no ffmpeg outlives the transponder. */
+  #dropPipeline(): Promise<void> {
     const pipe = this.#pipe;
     this.#pipe = undefined;
-    await Promise.all([pipe?.close(), this.standby.dropPending()]);
+    const dropping: Promise<void> = Promise.all([pipe?.close(), this.standby.dropPending()]).then(() => void this.#dropping.delete(dropping));
+    this.#dropping.add(dropping);
+    return dropping;
   }
 
   /**
@@ -366,10 +367,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     this.safeEmit('state', next);
   }
 
-  /**
-   * Ends the publish and ffmpeg and releases everything; a failed transponder keeps its `failed`
-   * state and `lastError`. Idempotent; resolves when all is released.
-   */
+  /** Ends it all and releases everything (a failed one stays `failed`, with `lastError`); idempotent, resolves when all is released. */
   stop(): Promise<void> {
     this.#closing ??= (async () => {
       if (TRANSITIONS[this.#state].includes('stopping')) this.#transition('stopping');
@@ -386,9 +384,10 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
   #release(): Promise<void> {
     this.#releasing ??= (async () => {
       clearTimeout(this.#retryTimer);
-      this.standby.close();
+      const switching = this.standby.close();
       this.input.detach();
-      await Promise.all([this.#dropLink(), this.#dropPipeline(), this.audio.stop()]);
+      // With the pipelines ended earlier (a switch of source) that are still closing.
+      await Promise.all([this.#dropLink(), this.#dropPipeline(), this.audio.stop(), switching, ...this.#dropping]);
     })();
     return this.#releasing;
   }

@@ -13,13 +13,14 @@ import { testFixture } from '../helpers/synthetic.js';
 
 const runDir = await mkdtemp(join(tmpdir(), 'gateway-workers-'));
 const nginx = await NginxRtmp.start();
-const gateway = await GatewayProcess.start(join(runDir, 'gateway.log'), { GATEWAY_WORKERS: '2', GATEWAY_LIMIT_PUBLISHERS: '4', GATEWAY_RUN_DIR: runDir }, ['--import', 'tsx'], 'src/server.ts');
+const gateway = await GatewayProcess.start(join(runDir, 'gateway.log'), { GATEWAY_LOG_LEVEL: 'info', GATEWAY_WORKERS: '2', GATEWAY_LIMIT_PUBLISHERS: '4', GATEWAY_RUN_DIR: runDir }, ['--import', 'tsx'], 'src/server.ts');
 const publishers: SyntheticPublisher[] = [];
 t.teardown(async () => {
   for (const publisher of publishers) await publisher.stop();
   await gateway.stop();
   await stopAllProcesses();
   await nginx.stop();
+  if (process.env.KEEP_LOG) await import('node:fs/promises').then((fs) => fs.copyFile(join(runDir, 'gateway.log'), process.env.KEEP_LOG!));
   await rm(runDir, { recursive: true, force: true });
 });
 
@@ -73,11 +74,7 @@ t.test('streams are spread over the workers and every request reaches the one th
   publishers.push(await SyntheticPublisher.publish(testFixture(), gateway.baseUrl, 'w5'));
   await waitFor('the publishers to be even again', async () => Object.values(await publishersByWorker()).join() === '2,2', 5000);
   t.pass('the new publish went to the worker with fewer');
-
-  const pids = await gateway.ffmpegPids();
-  t.equal(pids.length, 2, 'one ffmpeg per push still running (w0, w3)');
-  t.equal(await gateway.signal('SIGTERM'), 0, 'the gateway ends cleanly');
-  t.same(pids.filter(alive), [], 'no ffmpeg of any worker is left');
+  t.equal((await gateway.ffmpegPids()).length, 2, 'one ffmpeg per push still running (w0, w3)');
 });
 
 function alive(pid: number): boolean {
@@ -88,3 +85,35 @@ function alive(pid: number): boolean {
     return false;
   }
 }
+
+t.test('the SDK through a worker: rtmpUrl starts the push, its states come back, a lost page is waited for in the same worker', async (t) => {
+  // Two places of limit_publishers freed: w1's push was terminated, w5 has none.
+  for (const publisher of publishers.filter((p) => p.name === 'w1' || p.name === 'w5')) await publisher.stop();
+  await waitFor('two publishers to end', async () => (await gateway.request('GET', '/health')).body.publishers === 2, 5000);
+  const sdk = { rtmpUrl: nginx.url() };
+  const first = await SyntheticPublisher.publish(testFixture(), gateway.baseUrl, 'sdk1', { sdk });
+  publishers.push(first);
+  const running = await waitFor('the SDK to be told the push runs', async () => first.messages.find((m) => m.type === 'transponder' && m.state === 'running'), 10_000);
+  t.match(first.messages.find((m) => m.type === 'status'), { status: 'PUBLISHING', name: 'sdk1' });
+  await waitFor('sdk1 at the RTMP server', async () => (await nginx.streams()).some((s) => s.name === 'rtmp_sdk1' && s.width > 0), 10_000);
+
+  await first.vanish(); // the page is gone: WebSocket and peer connection
+  await waitFor('standby', async () => (await gateway.request('POST', '/rest-api/push/find', { streamName: 'sdk1' })).body?.[0]?.state === 'standby', 10_000);
+  const again = await SyntheticPublisher.publish(testFixture(), gateway.baseUrl, 'sdk1', { sdk });
+  publishers.push(again);
+  const resumed = await waitFor('the push to go on with the new publisher', async () => again.messages.find((m) => m.type === 'transponder'), 10_000);
+  t.equal(resumed.mediaSessionId, running.mediaSessionId, 'the same transponder took the stream back: the publish went to the worker holding it');
+  await waitFor('running again', async () => (await gateway.request('POST', '/rest-api/push/find', { streamName: 'sdk1' })).body?.[0]?.state === 'running', 10_000);
+
+  await again.stop(); // unpublished on purpose: its push ends
+  await waitFor('the push to end', async () => (await gateway.request('POST', '/rest-api/push/find', { streamName: 'sdk1' })).status === 404, 10_000);
+  t.pass('unpublish ended it');
+});
+
+t.test('SIGTERM ends the pushes of every worker and leaves no ffmpeg', async (t) => {
+  const pids = await gateway.ffmpegPids();
+  t.ok(pids.length >= 2, `ffmpeg processes run (${pids.length})`);
+  t.comment(pids.join(' '));
+  t.equal(await gateway.signal('SIGTERM'), 0, 'the gateway ends cleanly');
+  t.same(pids.filter(alive), [], 'no ffmpeg of any worker is left');
+});

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GatewayProcess } from '../../kit/gateway-process.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
-import { sleep, stopAllProcesses, waitFor } from '../../kit/processes.js';
+import { sleep, stopAllProcesses, waitFor, isAlive } from '../../kit/processes.js';
 import { freePort, NginxRtmp } from '../../kit/rtmp-server.js';
 import { testFixture } from '../helpers/synthetic.js';
 
@@ -45,7 +45,7 @@ t.test('SIGTERM ends every transponder cleanly within 10 s and leaves no ffmpeg'
   const tookMs = Date.now() - started;
   t.equal(code, 0, 'the gateway exits with status 0');
   t.ok(tookMs < 10_000, `within 10 s (${tookMs} ms)`);
-  t.same(pids.filter(alive), [], 'no ffmpeg is left');
+  t.same(pids.filter(isAlive), [], 'no ffmpeg is left');
   t.same((await nginx.streams()).map((s) => s.name), [], 'both RTMP streams were unpublished');
 });
 
@@ -53,23 +53,15 @@ t.test('after kill -9, the next start ends the ffmpeg processes the gateway left
   const { gateway, pids } = await busyGateway(t);
   await gateway.signal('SIGKILL');
   await sleep(1000);
-  const orphans = pids.filter(alive);
+  const orphans = pids.filter(isAlive);
   t.ok(orphans.length > 0, `an ffmpeg outlived the killed gateway (${orphans.length} of ${pids.length})`);
   const next = await startGateway();
   t.teardown(() => next.stop());
-  await waitFor('the orphans to be ended', () => orphans.every((pid) => !alive(pid)), 3000);
+  await waitFor('the orphans to be ended', () => orphans.every((pid) => !isAlive(pid)), 3000);
   t.pass('the next start ended them');
   t.equal((await next.request('GET', '/health')).status, 200, 'and serves');
 });
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function kill(pid: number): void {
   try {

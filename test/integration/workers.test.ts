@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GatewayProcess } from '../../kit/gateway-process.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
-import { stopAllProcesses, waitFor } from '../../kit/processes.js';
+import { stopAllProcesses, waitFor, isAlive } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { testFixture } from '../helpers/synthetic.js';
 
@@ -77,14 +77,6 @@ t.test('streams are spread over the workers and every request reaches the one th
   t.equal((await gateway.ffmpegPids()).length, 2, 'one ffmpeg per push still running (w0, w3)');
 });
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 t.test('the SDK through a worker: rtmpUrl starts the push, its states come back, a lost page is waited for in the same worker', async (t) => {
   // Two places of limit_publishers freed: w1's push was terminated, w5 has none.
@@ -115,5 +107,5 @@ t.test('SIGTERM ends the pushes of every worker and leaves no ffmpeg', async (t)
   t.ok(pids.length >= 2, `ffmpeg processes run (${pids.length})`);
   t.comment(pids.join(' '));
   t.equal(await gateway.signal('SIGTERM'), 0, 'the gateway ends cleanly');
-  t.same(pids.filter(alive), [], 'no ffmpeg of any worker is left');
+  t.same(pids.filter(isAlive), [], 'no ffmpeg of any worker is left');
 });

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { parseConfig } from '../src/config/load.js';
 import type { Fixture } from '../kit/fixture.js';
 import { GatewayProcess } from '../kit/gateway-process.js';
 import { sleep, waitFor } from '../kit/processes.js';
@@ -15,9 +16,10 @@ import { round, type Bench } from './report.js';
  */
 export async function overload(bench: Bench, fixture: Fixture, nginx: NginxRtmp, maxPushes: number): Promise<void> {
   console.log(`\nOverload: pushes added until the gateway refuses (overload limits at their defaults), then held ${bench.plan.capacitySeconds} s`);
+  const defaults = parseConfig({});
   const gateway = await GatewayProcess.start(join(bench.work, 'gateway-overload.log'), {
-    GATEWAY_OVERLOAD_EVENT_LOOP_DELAY_MS: '150',
-    GATEWAY_OVERLOAD_EVENT_LOOP_UTILIZATION: '0.9',
+    GATEWAY_OVERLOAD_EVENT_LOOP_DELAY_MS: String(defaults.overload_event_loop_delay_ms),
+    GATEWAY_OVERLOAD_EVENT_LOOP_UTILIZATION: String(defaults.overload_event_loop_utilization),
   });
   const publishers: SyntheticPublisher[] = [];
   const taken: string[] = [];

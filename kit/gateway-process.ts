@@ -66,10 +66,18 @@ export class GatewayProcess {
   }
 
   async request(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-    const response = await fetch(this.baseUrl + path, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
+    const send = (): Promise<Response> =>
+      fetch(this.baseUrl + path, {
+        method,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    // A kept-alive connection the gateway closed as idle just as the request went out (the load
+    // generator's own timers run late on a saturated machine): the request went unread, so it
+    // is sent once more, on a new connection (a request the gateway had read would have been answered).
+    const response = await send().catch((error: Error & { cause?: { code?: string; message?: string } }) => {
+      if (error.cause?.code === 'UND_ERR_SOCKET' && error.cause.message === 'other side closed') return send();
+      throw error;
     });
     const text = await response.text();
     return { status: response.status, body: text ? JSON.parse(text) : undefined };

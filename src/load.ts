@@ -87,14 +87,19 @@ export class LoadMonitor {
   }
 }
 
+const DELAY_RESOLUTION_MS = 50;
+
 /** This process's event loop and the machine's CPU, from Node's perf hooks and /proc/stat. */
 export function processSampler(): LoadSampler {
-  const delay: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
+  // Sampled every 50 ms: an idle worker's timer wakes it 20 times a second rather than 100. The
+  // histogram holds the time between samples, which includes that period: the delay is what is
+  // beyond it.
+  const delay: IntervalHistogram = monitorEventLoopDelay({ resolution: DELAY_RESOLUTION_MS });
   delay.enable();
   let utilization: EventLoopUtilization = performance.eventLoopUtilization();
   let cpu = machineCpuTimes();
   return () => {
-    const delayMs = delay.count > 0 ? delay.percentile(99) / 1e6 : 0;
+    const delayMs = delay.count > 0 ? Math.max(0, delay.percentile(99) / 1e6 - DELAY_RESOLUTION_MS) : 0;
     delay.reset();
     const next = performance.eventLoopUtilization();
     const window = performance.eventLoopUtilization(next, utilization);

@@ -4,7 +4,8 @@ import type { MediaPlane } from './plane/plane.js';
 /** Prometheus metrics, read from the plane at scrape time. Labels never carry a URL. */
 export function createMetrics(plane: MediaPlane): Registry {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  // The main thread's event loop, sampled every 50 ms (as each worker's `LoadMonitor` samples its own).
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 50 });
   new Gauge({
     name: 'gateway_publishers',
     help: 'Streams being published over WebRTC',

@@ -63,6 +63,11 @@ const MAX_VIDEO_BACKLOG_BYTES = 3 * 1024 * 1024;
 /** An ffmpeg that has written nothing for this long (it writes AAC every ~21 ms) is replaced. */
 const FFMPEG_STALL_MS = 5000;
 const WATCH_MS = 500;
+/** PCM written to ffmpeg at a time (two Opus packets), once it is up. */
+const PCM_BATCH_MS = 40;
+const PCM_BATCH_BYTES = (PCM_BATCH_MS * PCM_SAMPLE_RATE * 4) / 1000;
+/** After an audio command, PCM goes out as it is mixed for this long: the change shows at once. */
+const PCM_EAGER_BYTES = (200 * PCM_SAMPLE_RATE * 4) / 1000;
 
 /** Pipelines of ffmpeg: `spec` says what each makes. */
 export function ffmpegPipelines(settings: FfmpegPipelineSettings): PipelineFactory {
@@ -89,6 +94,10 @@ class FfmpegPipeline implements Pipeline {
   #tags: ((tags: FlvTag[]) => void) | undefined;
   #lost: ((reason: string) => void) | undefined;
   #closing: Promise<void> | undefined;
+  #batch: Buffer[] = [];
+  #batchBytes = 0;
+  /** After a mute or a sound changed what the PCM carries: written at once, as the change fades in through the encoder. */
+  #eagerBytes = 0;
 
   private constructor(
     private readonly ffmpeg: FfmpegProcess,
@@ -175,10 +184,12 @@ class FfmpegPipeline implements Pipeline {
 
   setMuted(muted: boolean): void {
     this.mixer.muted = muted;
+    this.#eagerBytes = PCM_EAGER_BYTES;
   }
 
   setSound(sound: MixSource | undefined): void {
     this.mixer.source = sound;
+    this.#eagerBytes = PCM_EAGER_BYTES;
   }
 
   onTags(listener: (tags: FlvTag[]) => void): void {
@@ -201,8 +212,20 @@ class FfmpegPipeline implements Pipeline {
     return this.#closing;
   }
 
+  /**
+   * PCM goes to ffmpeg PCM_BATCH_MS at a time once it is up: every write wakes ffmpeg, and one
+   * write per 20 ms Opus packet was the largest cost of a push. What comes before the first output,
+   * and for a while after an audio command (mute, a sound), goes at once.
+   */
   #writePcm(pcm: Buffer): void {
-    if (!this.ffmpeg.write(pcm)) return;
+    this.#batch.push(pcm);
+    this.#batchBytes += pcm.length;
+    if (this.#batchBytes < PCM_BATCH_BYTES && this.#lastOutputAt !== undefined && this.#eagerBytes <= 0) return;
+    this.#eagerBytes -= this.#batchBytes;
+    const data = this.#batch.length === 1 ? this.#batch[0]! : Buffer.concat(this.#batch, this.#batchBytes);
+    this.#batch = [];
+    this.#batchBytes = 0;
+    if (!this.ffmpeg.write(data)) return;
     if (this.ffmpeg.inputBacklog > MAX_PCM_BACKLOG_BYTES) this.#lose('ffmpeg does not keep up with the audio');
   }
 

@@ -8,7 +8,8 @@ import type { ChildRecord } from '../ffmpeg/supervisor.js';
 import type { SoundRequest, StartupRequest } from '../transponders/requests.js';
 import type { FindFilter } from '../transponders/service.js';
 import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers, TransponderChange, TransponderJson } from './plane.js';
-import { Slots } from './slots.js';
+import { PUBLISHER_SLOTS, Slots, TRANSPONDER_SLOTS } from './slots.js';
+import { isActive, type TransponderState } from '../transponders/states.js';
 import type { WorkerData } from './worker.js';
 import { fromWire, type Call, type Method, type WorkerMessage } from './wire.js';
 
@@ -178,6 +179,13 @@ export class WorkerPlane implements MediaPlane {
     for (const [name, entry] of this.#streams) if (entry.place === place) this.#streams.delete(name);
     for (const [id, at] of this.#sessions) if (at === place) this.#sessions.delete(id);
     for (const [id, publish] of this.#publishes) if (publish.place === place) this.#closed(id, `media worker ${reason}`, true);
+    // The slots its streams held are given back, as it last told of them.
+    const publishers = new Slots(this.#slots, PUBLISHER_SLOTS);
+    const transponders = new Slots(this.#slots, TRANSPONDER_SLOTS);
+    for (let i = 0; i < place.load.publishers; i++) publishers.give();
+    for (const [state, count] of Object.entries(place.transponders) as [TransponderState, number][]) {
+      if (isActive(state)) for (let i = 0; i < count; i++) transponders.give();
+    }
     for (const [pid, at] of this.#children) {
       if (at !== place) continue;
       killGroup(pid); // the worker's ffmpeg would otherwise run on

@@ -1,8 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https';
-import { resolve } from 'node:path';
-import { createSecureContext } from 'node:tls';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from './config/schema.js';
@@ -13,22 +11,13 @@ import { pushRoutes } from './http/routes/push.js';
 import { SignalingServer } from './signaling/server.js';
 import { staticRoutes } from './http/routes/static.js';
 import { whipRoutes } from './http/routes/whip.js';
-import type { IngestEngine } from './ingest/engine.js';
-import { WeriftEngine } from './ingest/werift-engine.js';
 import { createMetrics } from './metrics.js';
-import { buildMediaCore, destinationChecks, type MediaCore, type MediaCoreDependencies } from './plane/core.js';
+import { buildMediaCore, checkReceiveBuffer, destinationChecks, type MediaCore, type MediaCoreDependencies } from './plane/core.js';
 import { LocalPlane } from './plane/local.js';
 import type { MediaPlane } from './plane/plane.js';
 import { WorkerPlane, workerCount } from './plane/workers.js';
-import { LoadMonitor } from './load.js';
-import { ROOT } from './paths.js';
-import { PublisherRegistry } from './publishers/registry.js';
-import { FfmpegSupervisor, type ChildRecord } from './ffmpeg/supervisor.js';
-import { rtmpsTrust } from './rtmp/trust.js';
 import { createAccessControl, isLoopbackListen } from './security/access.js';
 import { clientAddressReader } from './security/client-address.js';
-import { DestinationPolicy, destinationResolver, type HostLookup } from './security/destination-policy.js';
-import { lookupHost, TransponderService } from './transponders/service.js';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -63,6 +52,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   if (!access.publishAuth.enabled && !isLoopbackListen(config.http_host)) {
     log.warn('publishing needs no token (no publish_keys, publish_jwt_keys or publish_auth_url): anyone who reaches the gateway can publish, but not push');
   }
+  checkReceiveBuffer(config, log);
   const workers = workerCount(config);
   if (workers > 0 && (deps.engine || deps.lookupHost)) throw new Error('an engine or host lookup of the caller runs the streams in this thread: set workers to 0');
   const local = workers === 0 ? buildMediaCore(config, log, deps) : undefined;

@@ -34,7 +34,8 @@ export interface MediaCoreDependencies {
   slots?: SharedArrayBuffer;
 }
 
-export function createEngine(config: GatewayConfig, log: Logger): IngestEngine {
+/** Warns, once for the gateway, when the kernel grants media sockets less than the configured receive buffer. */
+export function checkReceiveBuffer(config: GatewayConfig, log: Logger): void {
   const granted = systemReceiveBufferMax();
   if (granted !== undefined && granted < config.webrtc_udp_receive_buffer_bytes) {
     log.warn(
@@ -42,6 +43,9 @@ export function createEngine(config: GatewayConfig, log: Logger): IngestEngine {
       'media sockets get a smaller receive buffer than webrtc_udp_receive_buffer_bytes: raise net.core.rmem_max (sysctl) for many streams',
     );
   }
+}
+
+export function createEngine(config: GatewayConfig, log: Logger): IngestEngine {
   return new WeriftEngine({
     receiveBufferBytes: config.webrtc_udp_receive_buffer_bytes,
     addresses: config.webrtc_ice_addresses,

@@ -36,7 +36,7 @@ export interface Gateway {
 /** REST bodies are small JSON objects; offers have their own limit (MAX_OFFER_BYTES). */
 const REST_BODY_LIMIT = 64 * 1024;
 
-/** Composes the gateway: domain services, HTTP routes, signalling. Owns nothing process-wide. */
+/** What a caller may put in place of the real parts; with workers, only `childRecord` (the others stay in this thread). */
 export type GatewayDependencies = MediaCoreDependencies;
 
 function readCertificate(config: GatewayConfig): { cert: Buffer; key: Buffer } {
@@ -47,6 +47,7 @@ function readCertificate(config: GatewayConfig): { cert: Buffer; key: Buffer } {
   }
 }
 
+/** Composes the gateway: the plane where streams run, HTTP routes, signalling. Owns nothing process-wide. */
 export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDependencies = {}): Gateway {
   const access = createAccessControl(config);
   if (!access.publishAuth.enabled && !isLoopbackListen(config.http_host)) {

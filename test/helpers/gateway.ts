@@ -36,7 +36,7 @@ export async function startGateway(overrides: Partial<GatewayConfig> = {}, logLi
     overload_event_loop_delay_ms: 0,
     overload_event_loop_utilization: 0,
     // Streams in the test's own thread, where it can reach the publishers and transponders
-    // (worker threads are tested through the built server: workers.test.ts).
+    // (worker threads are tested through the server as its own process: workers.test.ts).
     workers: 0,
     ...overrides,
   });

@@ -11,7 +11,7 @@ import { PublisherRegistry } from '../publishers/registry.js';
 import { FfmpegSupervisor, type ChildRecord } from '../ffmpeg/supervisor.js';
 import { rtmpsTrust } from '../rtmp/trust.js';
 import { DestinationPolicy, destinationResolver, type DestinationResolver, type HostLookup } from '../security/destination-policy.js';
-import { parseDestination, type Destination } from '../transponders/destination.js';
+import { parseDestination, withFullUrl, type Destination, type NamingRules } from '../transponders/destination.js';
 import { lookupHost, TransponderService } from '../transponders/service.js';
 import { PUBLISHER_SLOTS, Slots, TRANSPONDER_SLOTS } from './slots.js';
 
@@ -83,6 +83,11 @@ export function resolverFor(config: GatewayConfig, lookup: HostLookup = lookupHo
   );
 }
 
+/** How transponders name the stream at the destination (`rtmp_transponder_*`). */
+export function namingRules(config: GatewayConfig): NamingRules {
+  return { prefix: config.rtmp_transponder_stream_name_prefix, fullUrl: config.rtmp_transponder_full_url };
+}
+
 /** Checks a destination before anything starts (the SDK's rtmpUrl): its form, then where it resolves. */
 export interface DestinationChecks {
   checkDestination(rtmpUrl: string, streamName: string, fullUrl?: boolean): Destination;
@@ -92,8 +97,7 @@ export interface DestinationChecks {
 export function destinationChecks(config: GatewayConfig, lookup?: HostLookup): DestinationChecks {
   const resolveDestination = resolverFor(config, lookup);
   return {
-    checkDestination: (rtmpUrl, streamName, fullUrl) =>
-      parseDestination(rtmpUrl, streamName, { prefix: config.rtmp_transponder_stream_name_prefix, fullUrl: fullUrl ?? config.rtmp_transponder_full_url }, 'rtmpUrl'),
+    checkDestination: (rtmpUrl, streamName, fullUrl) => parseDestination(rtmpUrl, streamName, withFullUrl(namingRules(config), fullUrl), 'rtmpUrl'),
     checkAddresses: async (destination) => void (await resolveDestination(destination.host, destination.port)),
   };
 }
@@ -119,7 +123,7 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
   });
   const transponders = new TransponderService(
     publishers,
-    { prefix: config.rtmp_transponder_stream_name_prefix, fullUrl: config.rtmp_transponder_full_url },
+    namingRules(config),
     {
       ffmpegPath: config.ffmpeg_path,
       ffmpeg,

@@ -14,6 +14,11 @@ export class Slots {
     this.#cells = new Int32Array(buffer);
   }
 
+  /** A count of its own, shared with nobody: a registry or service without workers. */
+  static own(): Slots {
+    return new Slots(Slots.buffer(1), 0);
+  }
+
   /** Room for `counts` counts. */
   static buffer(counts = 2): SharedArrayBuffer {
     return new SharedArrayBuffer(counts * Int32Array.BYTES_PER_ELEMENT);

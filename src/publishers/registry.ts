@@ -34,7 +34,7 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
     },
   ) {
     super((event, error) => options.log.error({ err: error, event }, 'registry listener failed'));
-    this.#slots = options.slots ?? new Slots(Slots.buffer(1), 0);
+    this.#slots = options.slots ?? Slots.own();
   }
 
   async publish(name: string, offer: string): Promise<Publisher> {

@@ -37,6 +37,11 @@ export interface NamingRules {
   fullUrl: boolean;
 }
 
+/** The rules of one request: its `rtmpTransponderFullUrl`, when given, in place of the default. */
+export function withFullUrl(naming: NamingRules, fullUrl: boolean | undefined): NamingRules {
+  return { prefix: naming.prefix, fullUrl: fullUrl ?? naming.fullUrl };
+}
+
 const MASK = '***';
 const MAX_URL_LENGTH = 2048;
 

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { conflict, GatewayError, notFound, tooMany, unavailable } from '../errors.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { PublisherRegistry } from '../publishers/registry.js';
-import { parseDestination, type Destination, type NamingRules } from './destination.js';
+import { parseDestination, withFullUrl, type NamingRules } from './destination.js';
 import { planEncoding, type EncodingPlan, type VideoRequest } from './encoding.js';
 import type { SoundRequest, StartupRequest } from './requests.js';
 import { resolveSoundFile, SoundPlayer } from '../audio/sound.js';
@@ -59,7 +59,7 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
     autoStartUrl?: string,
   ) {
     super((event, error) => log.error({ err: error, event }, 'transponder service listener failed'));
-    this.#slots = settings.slots ?? new Slots(Slots.buffer(1), 0);
+    this.#slots = settings.slots ?? Slots.own();
     publishers.on('closed', (publisher, reason, lost) => void this.#endFor(publisher, reason, lost));
     // Before auto-start, so that a transponder waiting for the stream takes it back first.
     publishers.on('publishing', (publisher) => void this.#resumeFor(publisher));
@@ -75,18 +75,8 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
     }
   }
 
-  /** Checks a destination without starting anything: for the SDK's rtmpUrl before publishing. */
-  checkDestination(rtmpUrl: string, streamName: string, fullUrl?: boolean, field = 'rtmpUrl'): Destination {
-    return parseDestination(rtmpUrl, streamName, this.#rules(fullUrl), field);
-  }
-
-  /** Checks where a destination resolves against the destination policy, starting nothing. */
-  async checkAddresses(destination: Destination): Promise<void> {
-    await this.settings.resolveDestination(destination.host, destination.port);
-  }
-
   async startup(request: StartupRequest): Promise<Transponder> {
-    const destination = this.checkDestination(request.rtmpUrl, request.streamName, request.rtmpTransponderFullUrl);
+    const destination = parseDestination(request.rtmpUrl, request.streamName, withFullUrl(this.naming, request.rtmpTransponderFullUrl), 'rtmpUrl');
     const options = request.options ?? {};
     // One lookup, checked against the destination policy; the first connection goes to this address.
     const address = await this.settings.resolveDestination(destination.host, destination.port);
@@ -257,9 +247,5 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
         t.resume(publisher, plan);
       }),
     );
-  }
-
-  #rules(fullUrl: boolean | undefined): NamingRules {
-    return { prefix: this.naming.prefix, fullUrl: fullUrl ?? this.naming.fullUrl };
   }
 }

@@ -137,7 +137,6 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
   get reconnectAttempt(): number {
     return this.isUp && Date.now() - this.#upSince >= HEALTHY_RESET_MS ? 0 : this.#policy.attempt;
   }
-
   /** Whose fault a failure was: the destination's (refused, unreachable) or the gateway's. Undefined unless failed. */
   get errorCode(): ErrorCode | undefined {
     return this.#state === 'failed' ? errorCodeFor(this.#failure ?? 'local') : undefined;
@@ -322,14 +321,16 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     this.#scheduleAttempt(kind, reason);
   }
 
-  #scheduleAttempt(kind: FailureKind, reason: string): void {
+  /** The wait runs from the failed attempt's start: after seconds spent on a SYN nobody answered (a network cut), the next goes at once. */
+  #scheduleAttempt(kind: FailureKind, reason: string, attemptStartedAt = Date.now()): void {
     const decision = this.#policy.next(kind, reason);
     if ('giveUp' in decision) return this.#fail(decision.giveUp, kind);
-    this.log.info({ attempt: this.#policy.attempt, inMs: decision.retryInMs }, 'restoring the output');
-    this.#retryTimer = setTimeout(() => void this.#restore(), decision.retryInMs);
+    const inMs = Math.max(0, attemptStartedAt + decision.retryInMs - Date.now());
+    this.log.info({ attempt: this.#policy.attempt, inMs }, 'restoring the output');
+    this.#retryTimer = setTimeout(() => void this.#restore(), inMs);
   }
 
-  async #restore(): Promise<void> {
+  async #restore(startedAt = Date.now()): Promise<void> {
     if (this.#state !== 'reconnecting') return;
     try {
       await this.#open();
@@ -339,7 +340,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
       void this.#dropPipeline();
       this.#lastError = (error as Error).message;
       this.log.warn({ reason: this.#lastError, attempt: this.#policy.attempt }, 'restore attempt failed');
-      this.#scheduleAttempt(error instanceof OpenError ? error.kind : 'local', this.#lastError);
+      this.#scheduleAttempt(error instanceof OpenError ? error.kind : 'local', this.#lastError, startedAt);
       return;
     }
     if (this.#state !== 'reconnecting') return;

@@ -94,6 +94,10 @@ interface Rig {
   states: TransponderState[];
   /** What the next link attempts do: a link, or an error of this kind. */
   linkFailures: FailureKind[];
+  /** How long the next link attempts take before they answer. */
+  linkDelays: number[];
+  /** When each link attempt began. */
+  attempts: number[];
 }
 
 const config: TransponderConfig = {
@@ -104,19 +108,23 @@ const config: TransponderConfig = {
   outBuffer: { enabled: false, startMs: 0, maxMs: 0, pollingMs: 100, maxBufferings: -1 },
 };
 
-function rig(t: Test, publisher: Publisher, plan: EncodingPlan = { video: 'copy' }): Rig {
+function rig(t: Test, publisher: Publisher, plan: EncodingPlan = { video: 'copy' }, settings = config): Rig {
   const links: FakeLink[] = [];
   const pipelines: FakePipeline[] = [];
   const linkFailures: FailureKind[] = [];
+  const linkDelays: number[] = [];
+  const attempts: number[] = [];
   const destination = parseDestination('rtmp://127.0.0.1:1935/live', publisher.name, { prefix: '', fullUrl: false });
   const transponder = new Transponder(
     publisher,
     destination,
     plan,
     { options: {}, video: {} },
-    config,
+    settings,
     {
       links: async () => {
+        attempts.push(Date.now());
+        await tick(linkDelays.shift() ?? 0);
         const failure = linkFailures.shift();
         if (failure) throw new OpenError(`refused (${failure})`, failure);
         const link = new FakeLink();
@@ -134,13 +142,15 @@ function rig(t: Test, publisher: Publisher, plan: EncodingPlan = { video: 'copy'
   const states: TransponderState[] = [];
   transponder.on('state', (state) => states.push(state));
   t.teardown(() => transponder.stop());
-  return { transponder, links, pipelines, states, linkFailures };
+  return { transponder, links, pipelines, states, linkFailures, linkDelays, attempts };
 }
 
-const tick = (ms = 0): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+function tick(ms = 0): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
 
-async function running(t: Test, publisher: Publisher, plan?: EncodingPlan): Promise<Rig> {
-  const r = rig(t, publisher, plan);
+async function running(t: Test, publisher: Publisher, plan?: EncodingPlan, settings = config): Promise<Rig> {
+  const r = rig(t, publisher, plan, settings);
   r.transponder.start();
   await r.transponder.ready;
   t.equal(r.transponder.state, 'running', 'running');
@@ -189,6 +199,24 @@ t.test('a lost link is restored after a wait; the counts say so', async (t) => {
   t.equal(links.length, 2);
   t.match(transponder.toJSON(), { counters: { drops: 1, reconnects: 1 }, lastError: 'connection reset' });
   t.ok(links[1]!.video.some((v) => v.body[1] === 0), 'the new link starts with a sequence header');
+});
+
+t.test('restore attempts keep their pace: an attempt that spent its wait on a silent network is followed at once', async (t) => {
+  const track = new FakeTrack('audio');
+  const publisher = fakePublisher('mic', [track]);
+  t.teardown(() => publisher.close());
+  const slow = { ...config, restore: { enabled: true, attempts: 0, intervalMs: 100 } };
+  const { links, linkFailures, linkDelays, attempts, transponder } = await running(t, publisher, undefined, slow);
+  linkFailures.push('unreachable', 'unreachable');
+  linkDelays.push(300, 20);
+  const brokeAt = Date.now();
+  links[0]!.break();
+  await tick(700);
+  t.equal(transponder.state, 'running', 'restored by the third attempt');
+  const [, first, second, third] = attempts;
+  t.ok(first! - brokeAt >= 90 && first! - brokeAt <= 140, `the first attempt after the interval (${first! - brokeAt} ms)`);
+  t.ok(second! - first! >= 300 && second! - first! <= 340, `the second as soon as the 300 ms attempt failed, its 150-190 ms wait already spent (${second! - first!} ms)`);
+  t.ok(third! - second! >= 200, `a quick failure still waits (${third! - second!} ms)`);
 });
 
 t.test('a destination that refuses twice fails the transponder, releasing everything', async (t) => {

@@ -82,6 +82,8 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
   #serverWindow = 0;
   #publishing?: { resolve: () => void; reject: (error: Error) => void };
   #closed = false;
+  /** Writes of this tick go out together, in one system call, once it ends. */
+  #corked = false;
   #closedByUs = false;
   #error: Error | undefined;
   #acknowledgements = 0;
@@ -295,6 +297,14 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
     if (this.#closed) return;
     const chunks = encodeMessage(csid, { type, timestamp, streamId, body }, OUT_CHUNK_SIZE);
     this.bytesWritten += chunks.length;
+    if (!this.#corked) {
+      this.#corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.#corked = false;
+        this.socket.uncork();
+      });
+    }
     this.socket.write(chunks);
   }
 

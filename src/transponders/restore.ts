@@ -30,6 +30,13 @@ const GROWTH = 1.5;
 const MAX_WAIT_MS = 2000;
 /** Each wait is lengthened by up to this fraction, so transponders do not retry in step. */
 const JITTER = 0.25;
+/**
+ * "Already publishing" is asked again this soon within the wait an attempt would have had: the
+ * server lets go of our session from before the drop at a moment nobody can tell (when its own
+ * retransmission reaches our kernel, which resets it), and the name is taken at the next attempt.
+ * These quick asks are not counted as attempts.
+ */
+const BUSY_ASK_MS = 500;
 /** Output healthy for this long forgets the attempts of earlier outages. */
 export const HEALTHY_RESET_MS = 60_000;
 /**
@@ -76,15 +83,20 @@ export class RestorePolicy {
   /** Attempts made in the current outage. */
   attempt = 0;
   #previousKind: FailureKind | undefined;
+  /** Until when "already publishing" is asked again without counting an attempt. */
+  #busyUntil = 0;
 
   constructor(
     private readonly settings: RestoreSettings,
     private readonly random: () => number = Math.random,
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** After a drop or a failed attempt: wait this long and try again, or give up (and why). */
   next(kind: FailureKind, reason: string): RestoreDecision {
     if (!this.settings.enabled) return { giveUp: reason };
+    const quickAsk = Math.round(BUSY_ASK_MS * (1 + JITTER * this.random()));
+    if (kind === 'busy' && this.#previousKind === 'busy' && this.now() < this.#busyUntil) return { retryInMs: quickAsk };
     if (kind === 'rejected' && this.#previousKind === 'rejected') return { giveUp: reason };
     if (this.settings.attempts > 0 && this.attempt >= this.settings.attempts) {
       return { giveUp: `${reason} (after ${this.attempt} restore attempt${this.attempt === 1 ? '' : 's'})` };
@@ -93,7 +105,10 @@ export class RestorePolicy {
     this.attempt++;
     const { intervalMs } = this.settings;
     const wait = Math.min(Math.max(intervalMs, MAX_WAIT_MS), intervalMs * GROWTH ** (this.attempt - 1));
-    return { retryInMs: Math.round(wait * (1 + JITTER * this.random())) };
+    const retryInMs = Math.round(wait * (1 + JITTER * this.random()));
+    if (kind !== 'busy') return { retryInMs };
+    this.#busyUntil = this.now() + retryInMs;
+    return { retryInMs: Math.min(retryInMs, quickAsk) };
   }
 
   /** Output is back: the next outage starts with a short wait only once it has stayed up. */

@@ -8,7 +8,7 @@ t.test('waits start at the interval, grow x1.5 to 2 s, and jitter only lengthens
   const low = new RestorePolicy(settings, () => 0);
   t.same([1, 2, 3, 4, 5].map(() => (low.next('unreachable', 'x') as { retryInMs: number }).retryInMs), [1000, 1500, 2000, 2000, 2000]);
   const high = new RestorePolicy(settings, () => 0.999999);
-  t.same([1, 2, 3].map(() => (high.next('busy', 'x') as { retryInMs: number }).retryInMs), [1250, 1875, 2500]);
+  t.same([1, 2, 3].map(() => (high.next('unreachable', 'x') as { retryInMs: number }).retryInMs), [1250, 1875, 2500]);
   const slow = new RestorePolicy({ ...settings, intervalMs: 5000 }, () => 0);
   t.same([1, 2].map(() => (slow.next('unreachable', 'x') as { retryInMs: number }).retryInMs), [5000, 5000], 'a longer interval is its own ceiling');
 });
@@ -20,10 +20,20 @@ t.test('a refusal is tried once more, then given up with the server\'s reason', 
   t.same(policy.next('rejected', 'invalid stream key'), { giveUp: 'invalid stream key' });
 });
 
-t.test('"already publishing" is retried as long as attempts last', async (t) => {
-  const policy = new RestorePolicy({ ...settings, attempts: 3 }, () => 0);
-  for (let i = 0; i < 3; i++) t.ok('retryInMs' in policy.next('busy', 'Already publishing'));
-  t.same(policy.next('busy', 'Already publishing'), { giveUp: 'Already publishing (after 3 restore attempts)' });
+t.test('"already publishing" is asked again every 0.5 s and retried as long as attempts last, counted as often as the usual waits', async (t) => {
+  let now = 0;
+  const policy = new RestorePolicy({ ...settings, attempts: 3 }, () => 0, () => now);
+  const asks: Array<[number, number]> = [];
+  let decision = policy.next('busy', 'Already publishing');
+  while ('retryInMs' in decision) {
+    asks.push([now, policy.attempt]);
+    now += decision.retryInMs;
+    decision = policy.next('busy', 'Already publishing');
+  }
+  t.same(asks.slice(0, 4), [[0, 1], [500, 1], [1000, 2], [1500, 2]], 'an attempt counted after 1 s, then after 1.5 s, as the usual waits');
+  t.equal(asks.length, 9, 'asked every 0.5 s');
+  t.equal(now, 4500, 'the three attempts last as long as before');
+  t.same(decision, { giveUp: 'Already publishing (after 3 restore attempts)' });
 });
 
 t.test('off: the first drop gives up; healthy output starts the count afresh', async (t) => {

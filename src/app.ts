@@ -16,6 +16,7 @@ import { buildMediaCore, checkReceiveBuffer, destinationChecks, type MediaCore, 
 import { LocalPlane } from './plane/local.js';
 import type { MediaPlane } from './plane/plane.js';
 import { WorkerPlane, workerCount } from './plane/workers.js';
+import { createWebhooks } from './webhooks/setup.js';
 import { createAccessControl, isLoopbackListen } from './security/access.js';
 import { clientAddressReader } from './security/client-address.js';
 
@@ -59,6 +60,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   const local = workers === 0 ? buildMediaCore(config, log, deps) : undefined;
   const plane: MediaPlane = local ? new LocalPlane(local) : new WorkerPlane(config, log, { childRecord: deps.childRecord });
   const metrics = createMetrics(plane);
+  const webhooks = createWebhooks(config, plane, metrics, log);
 
   const tls = config.https_cert_file ? readCertificate(config) : undefined;
   const secure: HttpsServer[] = [];
@@ -151,6 +153,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       closing ??= (async () => {
         signaling.close();
         await plane.close();
+        await webhooks.close(); // after the plane: the pushes' last events are sent
         await app.close();
         if (secondary?.listening) await new Promise((done) => secondary!.close(done));
       })();

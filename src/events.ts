@@ -19,6 +19,12 @@ export class TypedEmitter<Events extends Record<string, unknown[]>> {
     return this;
   }
 
+  /** Heard before the listeners already there: for a listener that must see an event before what it causes. */
+  prependListener<E extends keyof Events & string>(event: E, listener: (...args: Events[E]) => void): this {
+    this.#emitter.prependListener(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
   once<E extends keyof Events & string>(event: E, listener: (...args: Events[E]) => void): this {
     this.#emitter.once(event, listener as (...args: unknown[]) => void);
     return this;

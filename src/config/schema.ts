@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { LIFECYCLE_EVENTS } from '../plane/lifecycle.js';
 
 const port = z.number().int().min(1).max(65535);
 const ipAddress = z.string().refine((v) => isIP(v) !== 0, 'must be an IP address');
@@ -84,6 +85,24 @@ export const configSchema = z
     publish_jwt_audience: z.string().default(''),
     publish_auth_url: z.union([z.literal(''), z.string().regex(/^https?:\/\/\S+$/, 'must be an http:// or https:// URL')]).default(''),
     publish_auth_timeout_ms: z.number().int().min(100).max(30000).default(3000),
+
+    /** Endpoints told of what happens to streams and pushes, each delivery signed with its secret. */
+    webhooks: z
+      .array(
+        z
+          .strictObject({
+            id: keyId,
+            url: z.string().regex(/^https?:\/\/\S+$/, 'must be an http:// or https:// URL'),
+            /** Empty: every event. */
+            events: z.array(z.enum(LIFECYCLE_EVENTS)).default([]),
+            timeout_ms: z.number().int().min(100).max(60000).default(5000),
+            max_attempts: z.number().int().min(1).max(100).default(8),
+            queue_limit: z.number().int().min(1).max(100000).default(1000),
+            ...secretSource,
+          })
+          .superRefine(oneSecret),
+      )
+      .default([]),
 
     limit_publishers: z.number().int().min(1).max(100000).default(100),
     limit_transponders: z.number().int().min(1).max(100000).default(200),

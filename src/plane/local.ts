@@ -3,6 +3,7 @@ import type { SoundRequest, StartupRequest } from '../transponders/requests.js';
 import type { Transponder } from '../transponders/transponder.js';
 import type { TransponderState } from '../transponders/states.js';
 import type { MediaCore } from './core.js';
+import { followLifecycle, type LifecycleEvent } from './lifecycle.js';
 import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers, TransponderChange, TransponderJson } from './plane.js';
 
 const json = (t: Transponder): TransponderJson => t.toJSON() as TransponderJson;
@@ -61,6 +62,10 @@ export class LocalPlane implements MediaPlane {
     };
     this.core.transponders.on('state', onState);
     return () => this.core.transponders.off('state', onState);
+  }
+
+  events(listener: (event: LifecycleEvent) => void): () => void {
+    return followLifecycle(this.core.publishers, this.core.transponders, listener);
   }
 
   /** This place's load and counts. */

@@ -2,6 +2,7 @@ import type { FindFilter } from '../transponders/service.js';
 import type { SoundRequest, StartupRequest } from '../transponders/requests.js';
 import type { TransponderState } from '../transponders/states.js';
 import type { LoadSample } from '../load.js';
+import type { LifecycleEvent } from './lifecycle.js';
 
 /** A transponder as `find` shows it (`describe`): plain data, the same from any worker. */
 export type TransponderJson = Record<string, unknown> & { mediaSessionId: string; state: TransponderState; createdAt: string };
@@ -58,6 +59,8 @@ export interface MediaPlane {
   soundOff(mediaSessionId: string): Promise<void>;
   /** Follows every transponder's state changes; returns the function that stops following. */
   watch(listener: (change: TransponderChange) => void): () => void;
+  /** Follows what happens to every stream and push (for webhooks); returns the function that stops following. */
+  events(listener: (event: LifecycleEvent) => void): () => void;
   status(): PlaneStatus;
   /** Ends every stream, then the places themselves. Idempotent. */
   close(): Promise<void>;

@@ -1,5 +1,6 @@
 import { GatewayError, type ErrorCode } from '../errors.js';
 import { OfferError } from '../ingest/sdp.js';
+import type { LifecycleEvent } from './lifecycle.js';
 import type { PlaceLoad, PlaneStatus, TransponderChange } from './plane.js';
 
 /** The methods a worker answers; their arguments and results are structured-clone data. */
@@ -28,6 +29,7 @@ export type WorkerMessage =
   | { kind: 'publishing'; publisherId: string }
   | { kind: 'closed'; publisherId: string; reason: string; lost: boolean }
   | { kind: 'transponder'; change: TransponderChange }
+  | { kind: 'event'; event: LifecycleEvent }
   | { kind: 'removed'; mediaSessionId: string }
   /** The worker holds nothing more of this stream: no publisher, no transponder. */
   | { kind: 'idle'; stream: string }

@@ -45,6 +45,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
     post({ kind: 'transponder', change });
     sendStatus();
   });
+  plane.events((event) => post({ kind: 'event', event }));
   transponders.on('removed', (t) => {
     post({ kind: 'removed', mediaSessionId: t.mediaSessionId });
     sendStatus();

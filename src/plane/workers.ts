@@ -7,6 +7,7 @@ import { notFound, unavailable } from '../errors.js';
 import type { ChildRecord } from '../ffmpeg/supervisor.js';
 import type { SoundRequest, StartupRequest } from '../transponders/requests.js';
 import type { FindFilter } from '../transponders/service.js';
+import type { LifecycleEvent } from './lifecycle.js';
 import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers, TransponderChange, TransponderJson } from './plane.js';
 import { PUBLISHER_SLOTS, Slots, TRANSPONDER_SLOTS } from './slots.js';
 import { isActive, type TransponderState } from '../transponders/states.js';
@@ -102,6 +103,7 @@ export class WorkerPlane implements MediaPlane {
   readonly #sessions = new Map<string, Place>();
   readonly #publishes = new Map<string, { place: Place; handlers: PublishHandlers }>();
   readonly #watchers = new Set<(change: TransponderChange) => void>();
+  readonly #followers = new Set<(event: LifecycleEvent) => void>();
   /** ffmpeg processes of every worker, and whose they are, for the process's last moments. */
   readonly #children = new Map<number, Place>();
   readonly #slots = Slots.buffer();
@@ -138,6 +140,9 @@ export class WorkerPlane implements MediaPlane {
       case 'transponder':
         this.#sessions.set(message.change.mediaSessionId, place);
         for (const watcher of this.#watchers) this.#tell(() => watcher(message.change));
+        return;
+      case 'event':
+        for (const follower of this.#followers) this.#tell(() => follower(message.event));
         return;
       case 'removed':
         if (this.#sessions.get(message.mediaSessionId) === place) this.#sessions.delete(message.mediaSessionId);
@@ -279,6 +284,11 @@ export class WorkerPlane implements MediaPlane {
   watch(listener: (change: TransponderChange) => void): () => void {
     this.#watchers.add(listener);
     return () => this.#watchers.delete(listener);
+  }
+
+  events(listener: (event: LifecycleEvent) => void): () => void {
+    this.#followers.add(listener);
+    return () => this.#followers.delete(listener);
   }
 
   status(): PlaneStatus {

@@ -1,0 +1,81 @@
+import type { PublisherRegistry } from '../publishers/registry.js';
+import type { TransponderService } from '../transponders/service.js';
+import type { TransponderState } from '../transponders/states.js';
+import type { Transponder } from '../transponders/transponder.js';
+
+export const PUBLISHER_EVENTS = ['publisher.published', 'publisher.lost', 'publisher.returned', 'publisher.ended'] as const;
+export const TRANSPONDER_EVENTS = [
+  'transponder.started',
+  'transponder.reconnecting',
+  'transponder.restored',
+  'transponder.standby',
+  'transponder.failed',
+  'transponder.stopped',
+] as const;
+export const LIFECYCLE_EVENTS = [...PUBLISHER_EVENTS, ...TRANSPONDER_EVENTS] as const;
+export type LifecycleEventType = (typeof LIFECYCLE_EVENTS)[number];
+
+/** What happened to a stream or one of its pushes, as webhooks tell it. Holds no secret. */
+export type LifecycleEvent =
+  | { type: (typeof PUBLISHER_EVENTS)[number]; stream: string; publisherId: string; reason?: string }
+  | {
+      type: (typeof TRANSPONDER_EVENTS)[number];
+      stream: string;
+      mediaSessionId: string;
+      /** The destination with its stream key, password and query values masked. */
+      destination: string;
+      state: TransponderState;
+      reason?: string;
+    };
+
+/** The event a transponder's new state makes, given the state it comes from. */
+export function transponderEvent(previous: TransponderState | undefined, state: TransponderState): (typeof TRANSPONDER_EVENTS)[number] | undefined {
+  switch (state) {
+    case 'running':
+      return previous === 'starting' || previous === undefined ? 'transponder.started' : 'transponder.restored';
+    case 'reconnecting':
+    case 'standby':
+    case 'failed':
+    case 'stopped':
+      return `transponder.${state}`;
+    default:
+      return undefined; // starting, resuming, stopping: steps on the way to one of the above
+  }
+}
+
+/**
+ * The lifecycle events of one place's publishers and transponders. A stream published while
+ * transponders of it wait in standby has `returned`; a publisher that went away (connection gone,
+ * page closed) is `lost`, one ended on purpose `ended`.
+ */
+export function followLifecycle(publishers: PublisherRegistry, transponders: TransponderService, listener: (event: LifecycleEvent) => void): () => void {
+  const previous = new WeakMap<Transponder, TransponderState>();
+  /** Streams with transponders in standby, waiting for their publisher. */
+  const waiting = new Set<string>();
+  const onState = (t: Transponder, state: TransponderState): void => {
+    const stream = t.publisher.name;
+    const type = transponderEvent(previous.get(t), state);
+    previous.set(t, state);
+    if (state === 'standby') waiting.add(stream);
+    else if (!transponders.all().some((other) => other.state === 'standby' && other.publisher.name === stream)) waiting.delete(stream);
+    if (!type) return;
+    const reason = state === 'reconnecting' || state === 'failed' || state === 'standby' ? t.lastError : undefined; // lastError holds no secret
+    listener({ type, stream, mediaSessionId: t.mediaSessionId, destination: t.destination.redactedUrl, state, ...(reason ? { reason } : {}) });
+  };
+  const onPublishing = (publisher: { name: string; id: string }): void => {
+    const type = waiting.delete(publisher.name) ? 'publisher.returned' : 'publisher.published';
+    listener({ type, stream: publisher.name, publisherId: publisher.id });
+  };
+  const onClosed = (publisher: { name: string; id: string }, reason: string, lost: boolean): void => {
+    listener({ type: lost ? 'publisher.lost' : 'publisher.ended', stream: publisher.name, publisherId: publisher.id, reason });
+  };
+  transponders.on('state', onState);
+  // Told before the transponders hear of it: `lost` comes before their standby, `returned` before their restore.
+  publishers.prependListener('publishing', onPublishing);
+  publishers.prependListener('closed', onClosed);
+  return () => {
+    transponders.off('state', onState);
+    publishers.off('publishing', onPublishing);
+    publishers.off('closed', onClosed);
+  };
+}

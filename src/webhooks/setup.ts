@@ -1,0 +1,34 @@
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { GatewayConfig } from '../config/schema.js';
+import { webhookMetrics } from '../metrics.js';
+import type { MediaPlane } from '../plane/plane.js';
+import { readSecret } from '../security/secrets.js';
+import { WebhookDispatcher } from './dispatcher.js';
+
+/** How long shutdown waits for the last deliveries (a push's `stopped`) before it aborts them. */
+const DRAIN_MS = 2000;
+
+/** The configured webhooks, told of every event of the plane; `close` gives queued deliveries a moment. */
+export function createWebhooks(config: GatewayConfig, plane: MediaPlane, registry: Registry, log: Logger): { close(): Promise<void> } {
+  if (!config.webhooks.length) return { close: async () => {} };
+  const endpoints = config.webhooks.map((w, i) => ({
+    id: w.id,
+    url: w.url,
+    events: w.events,
+    secret: readSecret(w, `webhooks[${i}]`),
+    timeoutMs: w.timeout_ms,
+    maxAttempts: w.max_attempts,
+    queueLimit: w.queue_limit,
+  }));
+  let dispatcher: WebhookDispatcher | undefined;
+  const counters = webhookMetrics(registry, () => dispatcher?.pending ?? 0);
+  dispatcher = new WebhookDispatcher(endpoints, counters, log);
+  const stop = plane.events((event) => dispatcher.send(event));
+  return {
+    async close() {
+      stop();
+      await dispatcher.drain(DRAIN_MS);
+    },
+  };
+}

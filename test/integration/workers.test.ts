@@ -7,19 +7,34 @@ import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { stopAllProcesses, waitFor, isAlive } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { testFixture } from '../helpers/synthetic.js';
+import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 // Streams spread over worker threads (workers: 2), as an operator runs the gateway: every request
 // reaches the worker that holds its stream or transponder, and the limits hold for the whole gateway.
 
 const runDir = await mkdtemp(join(tmpdir(), 'gateway-workers-'));
 const nginx = await NginxRtmp.start();
-const gateway = await GatewayProcess.start(join(runDir, 'gateway.log'), { GATEWAY_LOG_LEVEL: 'info', GATEWAY_WORKERS: '2', GATEWAY_LIMIT_PUBLISHERS: '4', GATEWAY_RUN_DIR: runDir }, ['--import', 'tsx'], 'src/server.ts');
+const HOOK_SECRET = 'workers-webhook-secret';
+const hooks = await WebhookReceiver.start(HOOK_SECRET);
+const gateway = await GatewayProcess.start(
+  join(runDir, 'gateway.log'),
+  {
+    GATEWAY_LOG_LEVEL: 'info',
+    GATEWAY_WORKERS: '2',
+    GATEWAY_LIMIT_PUBLISHERS: '4',
+    GATEWAY_RUN_DIR: runDir,
+    GATEWAY_WEBHOOKS: JSON.stringify([{ id: 'app', url: hooks.url, secret: HOOK_SECRET }]),
+  },
+  ['--import', 'tsx'],
+  'src/server.ts',
+);
 const publishers: SyntheticPublisher[] = [];
 t.teardown(async () => {
   for (const publisher of publishers) await publisher.stop();
   await gateway.stop();
   await stopAllProcesses();
   await nginx.stop();
+  await hooks.stop();
   if (process.env.KEEP_LOG) await import('node:fs/promises').then((fs) => fs.copyFile(join(runDir, 'gateway.log'), process.env.KEEP_LOG!));
   await rm(runDir, { recursive: true, force: true });
 });
@@ -55,6 +70,10 @@ t.test('streams are spread over the workers and every request reaches the one th
   t.match(await gateway.request('POST', '/rest-api/push/find', { streamName: 'w3' }), { status: 200, body: [{ mediaSessionId: ids.w3, state: 'running' }] });
   t.equal((await gateway.request('POST', '/rest-api/push/find', { streamName: 'nobody' })).status, 404);
   await waitFor('four streams at the RTMP server', async () => (await nginx.streams()).filter((s) => s.width > 0).length === 4, 10_000);
+  // Webhooks hear of what happens in every worker.
+  await waitFor('the webhooks of both workers', () => hooks.delivered.filter((h) => h.type === 'transponder.started').length === 4, 5000);
+  t.same(hooks.delivered.filter((h) => h.type === 'publisher.published').map((h) => h.body.data.stream).sort(), names, 'published, from both workers');
+  t.same(hooks.delivered.filter((h) => h.type === 'transponder.started').map((h) => h.body.data.mediaSessionId).sort(), Object.values(ids).sort(), 'started, from both workers');
 
   for (const command of ['mute', 'unmute', 'sound_off']) {
     for (const name of ['w0', 'w1']) t.equal((await gateway.request('POST', `/rest-api/push/${command}`, { mediaSessionId: ids[name] })).status, 200, `${command} ${name}`);

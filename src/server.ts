@@ -2,7 +2,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load.js';
 import { buildGateway, type Gateway } from './app.js';
-import { createLogger } from './log.js';
+import { createLogger, resolveLogFormat } from './log.js';
 import { DEFAULT_CONFIG_FILE, ROOT } from './paths.js';
 import { ChildRegistry } from './ffmpeg/child-registry.js';
 
@@ -26,8 +26,10 @@ let running: Gateway | undefined;
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } } });
   const file = values.config ?? process.env.GATEWAY_CONFIG ?? DEFAULT_CONFIG_FILE;
-  const config = exitOnConfigError(() => loadConfig(file));
-  const log = createLogger(config.log_level);
+  const loaded = exitOnConfigError(() => loadConfig(file));
+  // Decided once, here: workers' stdout is never a terminal, and they log as the main thread does.
+  const config = { ...loaded, log_format: resolveLogFormat(loaded.log_format) };
+  const log = createLogger(config.log_level, undefined, config.log_format);
   // ffmpeg processes a gateway killed outright on this port left behind are ended before anything starts.
   const registryFile = join(resolve(ROOT, config.run_dir), `ffmpeg-${config.http_port}.json`);
   const reaped = ChildRegistry.reap(registryFile);

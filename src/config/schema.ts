@@ -129,6 +129,8 @@ export const configSchema = z
     destination_denied_hosts: z.array(hostPattern).default([]),
     destination_allowed_ports: z.array(port).default([]),
     log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** `auto`: readable lines when stdout is a terminal, JSON lines otherwise. */
+    log_format: z.enum(['auto', 'json', 'pretty']).default('auto'),
 
     webrtc_ice_addresses: z.array(ipAddress).min(1).default(['127.0.0.1']),
     webrtc_ice_port_min: port.default(40000),

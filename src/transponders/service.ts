@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import type { Logger } from 'pino';
 import { conflict, GatewayError, notFound, tooMany, unavailable } from '../errors.js';
@@ -102,9 +103,10 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
       await sound?.stop();
       throw atLimit();
     }
-    const log = this.log.child({ stream: publisher.name, destination: destination.redactedUrl });
+    const id = randomUUID();
+    const log = this.log.child({ stream: publisher.name, mediaSessionId: id, destination: destination.redactedUrl });
     const parts = transponderParts(destination, this.settings, log, request.rtmpFlashVersion, address);
-    const transponder = new Transponder(publisher, destination, plan, { options, video: videoRequest(request) }, this.settings, parts, log);
+    const transponder = new Transponder(publisher, destination, plan, { id, options, video: videoRequest(request) }, this.settings, parts, log);
     this.#byId.set(transponder.mediaSessionId, transponder);
     let holdsSlot = true;
     const giveSlot = (): void => {

@@ -54,6 +54,8 @@ export type TransponderConfig = Pick<TransponderSettings, 'startTimeoutMs' | 're
 
 /** A transponder's startup request, as far as it keeps it. */
 export interface TransponderOptions {
+  /** The id it is known by (`mediaSessionId`); a new one when absent. */
+  id?: string;
   /** Startup options as the request gave them (`options` in Web Call Server's API). */
   options: object;
   /** The video fields of the request: the plan is made again for a publisher that comes back. */

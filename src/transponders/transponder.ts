@@ -36,7 +36,7 @@ export type TransponderEvents = {
  * picture while the publisher is away, and hands back over to live video when it returns.
  */
 export class Transponder extends TypedEmitter<TransponderEvents> {
-  readonly mediaSessionId = randomUUID();
+  readonly mediaSessionId: string;
   readonly createdAt = Date.now();
   readonly counters = { drops: 0, reconnects: 0 };
   readonly writer: OutputWriter;
@@ -72,6 +72,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     readonly log: Logger,
   ) {
     super((event, error) => log.error({ err: error, event }, 'transponder listener failed'));
+    this.mediaSessionId = request.id ?? randomUUID();
     this.#publisher = publisher;
     this.#plan = plan;
     this.#settled = new Promise((resolve) => (this.#settle = resolve));
@@ -145,7 +146,6 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
   get output(): LinkStats & { lagMs: number; buffer?: { state: string; levelMs: number } } {
     return { ...this.#links.with(this.#link?.stats), lagMs: this.#link?.lagMs ?? 0, buffer: this.#link?.buffer };
   }
-
   /** The stream is published again: `publisher`'s live media replaces the still picture. */
   resume(publisher: Publisher, plan: EncodingPlan): void {
     if (!this.standby.awaiting) return;

@@ -17,10 +17,16 @@ t.test('a push\'s whole life reaches the endpoint, in order, signed, with no str
   t.teardown(() => hooks.stop());
   const destination = await RtmpReceiver.start();
   t.teardown(() => destination.close());
+  const logLines: string[] = [];
   const { gw, publisher } = await syntheticPublish(
     t,
-    { webhooks: [{ id: 'app', url: hooks.url, secret: SECRET, events: [], timeout_ms: 2000, max_attempts: 3, queue_limit: 100 }], webrtc_media_timeout_ms: 2000 },
+    {
+      webhooks: [{ id: 'app', url: hooks.url, secret: SECRET, events: [], timeout_ms: 2000, max_attempts: 3, queue_limit: 100 }],
+      webrtc_media_timeout_ms: 2000,
+      log_level: 'debug',
+    },
     'cam',
+    logLines,
   );
   await waitFor('published', () => hooks.delivered.length === 1, 5000);
   const started = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: `${destination.url()}/${KEY}`, rtmpTransponderFullUrl: true });
@@ -62,6 +68,12 @@ t.test('a push\'s whole life reaches the endpoint, in order, signed, with no str
   t.match(delivered.find((h) => h.type === 'transponder.reconnecting')!.body.data, { reason: /destination/ });
   t.match(delivered.find((h) => h.type === 'publisher.lost')!.body.data, { reason: String, publisherId: String });
   t.notOk(hooks.received.some((h) => JSON.stringify(h.body).includes(KEY)), 'the stream key is in no event');
+
+  // Every log line about the push names it and its destination (redacted).
+  const pushLines = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.destination !== undefined || l.mediaSessionId !== undefined);
+  t.ok(pushLines.length >= 10, `log lines about the push (${pushLines.length})`);
+  t.same(pushLines.filter((l) => l.mediaSessionId !== id || !/\/live\/\*\*\*$/.test(String(l.destination))).map((l) => l.msg), [], 'each with its mediaSessionId and redacted destination');
+  t.notOk(logLines.some((l) => l.includes(KEY)), 'the stream key is in no log line');
 });
 
 t.test('an endpoint that never answers does not hold back the media', async (t) => {

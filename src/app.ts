@@ -8,6 +8,7 @@ import { ConfigError } from './config/load.js';
 import { GatewayError, statusFor } from './errors.js';
 import { installGuard } from './http/guard.js';
 import { pushRoutes } from './http/routes/push.js';
+import { streamRoutes } from './http/routes/stream.js';
 import { SignalingServer } from './signaling/server.js';
 import { staticRoutes } from './http/routes/static.js';
 import { whipRoutes } from './http/routes/whip.js';
@@ -120,6 +121,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` }));
 
   pushRoutes(app, plane);
+  streamRoutes(app, plane);
   whipRoutes(app, plane, access);
   staticRoutes(app);
   // Probes and scrapes are frequent: keep them out of the info log.

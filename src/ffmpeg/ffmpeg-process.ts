@@ -109,6 +109,12 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
     this.#child.stdout.resume();
   }
 
+  /** Ends its input: an ffmpeg reading a file from stdin finishes its work and exits. */
+  endInput(): void {
+    this.#video?.end();
+    this.#child.stdin.end();
+  }
+
   stop(stepTimeoutMs: number): Promise<void> {
     this.#stopping ??= this.#escalate(stepTimeoutMs);
     return this.#stopping;

@@ -15,6 +15,9 @@ export const findAllSchema = z.strictObject({});
 
 export const mediaSessionSchema = z.strictObject({ mediaSessionId: mediaSessionIdSchema });
 
+/** A stream by its name, as Web Call Server's `/rest-api/stream/*` take it. */
+export const streamSchema = z.strictObject({ name: streamNameSchema });
+
 /** Browser SDK signalling, client to gateway: checks what `ClientMessage` (the protocol) describes. */
 export const clientMessageSchema: z.ZodType<ClientMessage> = z.discriminatedUnion('type', [
   z.strictObject({

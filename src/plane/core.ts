@@ -21,6 +21,7 @@ export interface MediaCore {
   transponders: TransponderService;
   /** Every ffmpeg of this place. */
   ffmpeg: FfmpegSupervisor;
+  ffmpegPath: string;
   load: LoadMonitor;
 }
 
@@ -168,5 +169,5 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
     log.child({ component: 'transponders' }),
     config.rtmp_push_auto_start ? config.rtmp_push_auto_start_url : undefined,
   );
-  return { publishers, transponders, ffmpeg, load };
+  return { publishers, transponders, ffmpeg, ffmpegPath: config.ffmpeg_path, load };
 }

@@ -2,6 +2,9 @@ import type { FindFilter } from '../transponders/service.js';
 import type { SoundRequest, StartupRequest } from '../transponders/requests.js';
 import type { Transponder } from '../transponders/transponder.js';
 import type { TransponderState } from '../transponders/states.js';
+import { snapshotJpeg } from '../publishers/snapshot.js';
+import { describeStream, type StreamJson } from '../publishers/view.js';
+import { notFound } from '../errors.js';
 import type { MediaCore } from './core.js';
 import { followLifecycle, type LifecycleEvent } from './lifecycle.js';
 import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers, TransponderChange, TransponderJson } from './plane.js';
@@ -17,8 +20,8 @@ export class LocalPlane implements MediaPlane {
     private readonly place = 'main',
   ) {}
 
-  async publish(name: string, offer: string, handlers: PublishHandlers = {}): Promise<{ id: string; answer: string }> {
-    const publisher = await this.core.publishers.publish(name, offer);
+  async publish(name: string, offer: string, handlers: PublishHandlers = {}, clientAddress?: string): Promise<{ id: string; answer: string }> {
+    const publisher = await this.core.publishers.publish(name, offer, clientAddress);
     if (handlers.publishing) publisher.on('publishing', () => handlers.publishing!());
     if (handlers.closed) publisher.on('closed', (reason, lost) => handlers.closed!(reason, lost));
     return { id: publisher.id, answer: publisher.session.answer };
@@ -29,6 +32,20 @@ export class LocalPlane implements MediaPlane {
     if (!publisher || (id !== undefined && publisher.id !== id)) return false;
     await publisher.close(reason, lost);
     return true;
+  }
+
+  async streams(name?: string): Promise<StreamJson[]> {
+    const { publishers, transponders } = this.core;
+    const chosen = name === undefined ? publishers.all() : [publishers.get(name)].filter((p) => p !== undefined);
+    return chosen.map((p) => describeStream(p, transponders.find({ streamName: p.name }).map((t) => t.mediaSessionId)));
+  }
+
+  async snapshot(name: string): Promise<Buffer> {
+    const publisher = this.core.publishers.get(name);
+    if (!publisher || publisher.state !== 'publishing') throw notFound(`stream ${name} is not publishing`);
+    const keyframe = publisher.keyframe;
+    if (!keyframe) throw notFound(`stream ${name} has no keyframe yet${publisher.videoCodec ? '' : ': it has no video'}`);
+    return snapshotJpeg(keyframe, this.core.ffmpeg, this.core.ffmpegPath);
   }
 
   async startup(request: StartupRequest): Promise<TransponderJson> {

@@ -2,6 +2,7 @@ import type { FindFilter } from '../transponders/service.js';
 import type { SoundRequest, StartupRequest } from '../transponders/requests.js';
 import type { TransponderState } from '../transponders/states.js';
 import type { LoadSample } from '../load.js';
+import type { StreamJson } from '../publishers/view.js';
 import type { LifecycleEvent } from './lifecycle.js';
 
 /** A transponder as `find` shows it (`describe`): plain data, the same from any worker. */
@@ -48,9 +49,13 @@ export interface PlaneStatus {
  */
 export interface MediaPlane {
   /** Starts a publish from an SDP offer; resolves with the publisher's id and the SDP answer. */
-  publish(name: string, offer: string, handlers?: PublishHandlers): Promise<{ id: string; answer: string }>;
+  publish(name: string, offer: string, handlers?: PublishHandlers, clientAddress?: string): Promise<{ id: string; answer: string }>;
   /** Ends the publish `id` of `name` (WHIP DELETE, the SDK's unpublish); false when there is none. */
   unpublish(name: string, id: string | undefined, reason: string, lost?: boolean): Promise<boolean>;
+  /** Publishing streams (one, by name), with their transponders' ids. */
+  streams(name?: string): Promise<StreamJson[]>;
+  /** The stream's latest keyframe as a JPEG; 404 when it is not publishing or has no keyframe yet. */
+  snapshot(name: string): Promise<Buffer>;
   startup(request: StartupRequest): Promise<TransponderJson>;
   find(filter: FindFilter): Promise<TransponderJson[]>;
   terminate(mediaSessionId: string): Promise<void>;

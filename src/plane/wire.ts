@@ -4,7 +4,7 @@ import type { LifecycleEvent } from './lifecycle.js';
 import type { PlaceLoad, PlaneStatus, TransponderChange } from './plane.js';
 
 /** The methods a worker answers; their arguments and results are structured-clone data. */
-export type Method = 'publish' | 'unpublish' | 'startup' | 'find' | 'terminate' | 'setMuted' | 'soundOn' | 'soundOff' | 'close';
+export type Method = 'publish' | 'unpublish' | 'streams' | 'snapshot' | 'startup' | 'find' | 'terminate' | 'setMuted' | 'soundOn' | 'soundOff' | 'close';
 
 /** From the main thread to a worker. */
 export interface Call {

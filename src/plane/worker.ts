@@ -58,16 +58,23 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
   const timer = setInterval(sendStatus, STATUS_INTERVAL_MS);
 
   const methods = {
-    publish: async (name: string, offer: string) => {
+    publish: async (name: string, offer: string, clientAddress?: string) => {
       let publisherId = ''; // known before either event can come: both follow the ICE exchange
-      const published = await plane.publish(name, offer, {
-        publishing: () => post({ kind: 'publishing', publisherId }),
-        closed: (reason, lost) => post({ kind: 'closed', publisherId, reason, lost }),
-      });
+      const published = await plane.publish(
+        name,
+        offer,
+        {
+          publishing: () => post({ kind: 'publishing', publisherId }),
+          closed: (reason, lost) => post({ kind: 'closed', publisherId, reason, lost }),
+        },
+        clientAddress,
+      );
       publisherId = published.id;
       return published;
     },
     unpublish: (name: string, id: string | undefined, reason: string, lost?: boolean) => plane.unpublish(name, id, reason, lost),
+    streams: (name?: string) => plane.streams(name),
+    snapshot: (name: string) => plane.snapshot(name),
     startup: (request: Parameters<LocalPlane['startup']>[0]) => plane.startup(request),
     find: (filter: Parameters<LocalPlane['find']>[0]) => plane.find(filter),
     terminate: (id: string) => plane.terminate(id),

@@ -8,6 +8,7 @@ import type { ChildRecord } from '../ffmpeg/supervisor.js';
 import type { SoundRequest, StartupRequest } from '../transponders/requests.js';
 import type { FindFilter } from '../transponders/service.js';
 import type { LifecycleEvent } from './lifecycle.js';
+import type { StreamJson } from '../publishers/view.js';
 import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers, TransponderChange, TransponderJson } from './plane.js';
 import { PUBLISHER_SLOTS, Slots, TRANSPONDER_SLOTS } from './slots.js';
 import { isActive, type TransponderState } from '../transponders/states.js';
@@ -228,9 +229,9 @@ export class WorkerPlane implements MediaPlane {
     }
   }
 
-  async publish(name: string, offer: string, handlers: PublishHandlers = {}): Promise<{ id: string; answer: string }> {
+  async publish(name: string, offer: string, handlers: PublishHandlers = {}, clientAddress?: string): Promise<{ id: string; answer: string }> {
     return this.#onStream(name, this.#placeFor(name), async (place) => {
-      const published = await place.call<{ id: string; answer: string }>('publish', name, offer);
+      const published = await place.call<{ id: string; answer: string }>('publish', name, offer, clientAddress);
       this.#publishes.set(published.id, { place, handlers });
       return published;
     });
@@ -239,6 +240,19 @@ export class WorkerPlane implements MediaPlane {
   async unpublish(name: string, id: string | undefined, reason: string, lost = false): Promise<boolean> {
     const place = this.#streams.get(name)?.place;
     return place ? place.call<boolean>('unpublish', name, id, reason, lost) : false;
+  }
+
+  async streams(name?: string): Promise<StreamJson[]> {
+    const places = name !== undefined ? [this.#streams.get(name)?.place].filter((p) => p !== undefined) : this.#places;
+    const found = await Promise.all(places.filter((p) => p.alive).map((p) => p.call<StreamJson[]>('streams', name)));
+    return found.flat().sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  async snapshot(name: string): Promise<Buffer> {
+    const place = this.#streams.get(name)?.place;
+    if (!place?.alive) throw notFound(`stream ${name} is not publishing`);
+    // A Buffer crosses from the worker as a Uint8Array.
+    return Buffer.from(await place.call<Uint8Array>('snapshot', name));
   }
 
   startup(request: StartupRequest): Promise<TransponderJson> {

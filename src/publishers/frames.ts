@@ -54,6 +54,11 @@ export class FrameStage {
     else this.#depacketizer = new Vp9Depacketizer((frame) => this.#onCoded(frame), options);
   }
 
+  /** The latest keyframe, while the frames since it are kept. */
+  get keyframe(): VideoFrame | undefined {
+    return this.#gop[0];
+  }
+
   /** Frames dropped because a packet was lost, since the stream began. */
   get framesLost(): number {
     return this.#depacketizer.framesLost;

@@ -7,6 +7,7 @@ import { OpusStage } from '../audio/opus.js';
 import { FrameStage, type VideoFrame } from './frames.js';
 import { KEYFRAME_CHECK_MS, KeyframeSchedule } from './keyframes.js';
 import { StartCache, type CachedPacket } from './start-cache.js';
+import { RateMeter } from './stats.js';
 
 /**
  * Receives a publisher's media: every packet goes to `write` (duplicates dropped, timed on the
@@ -55,6 +56,12 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   readonly videoCodec: VideoCodec | undefined;
   readonly hasAudio: boolean;
   readonly counters = { packets: 0, bytes: 0, duplicates: 0, keyframes: 0, sinkErrors: 0 };
+  /** The address it publishes from (the WHIP request's, the SDK WebSocket's), when told. */
+  clientAddress: string | undefined;
+  /** When WebRTC connected. */
+  publishingSince: number | undefined;
+  readonly #rate = new RateMeter();
+  readonly #rateTimer = setInterval(() => this.#rate.sample(this.counters.bytes), 1000).unref();
   readonly #failedSinks = new WeakSet<MediaSink>();
 
   readonly #pipelines = new Map<MediaKind, TrackPipeline>();
@@ -101,6 +108,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     session.on('connected', () => {
       if (this.state !== 'connecting') return;
       this.state = 'publishing';
+      this.publishingSince = Date.now();
       this.#watchMedia();
       options.log.info({ video: this.videoCodec, audio: this.hasAudio }, 'publishing');
       this.safeEmit('publishing');
@@ -176,6 +184,16 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     return this.#opus?.pcm(packet);
   }
 
+  /** Received RTP (both tracks) over the last second, in kb/s. */
+  get bitrateKbps(): number {
+    return this.#rate.kbps;
+  }
+
+  /** The latest keyframe, while the frames since it are kept. */
+  get keyframe(): VideoFrame | undefined {
+    return this.#frames?.keyframe;
+  }
+
   /** Frames dropped since the stream began because a packet was lost. */
   get framesLost(): number {
     return this.#frames?.framesLost ?? 0;
@@ -208,6 +226,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     this.state = 'closed';
     clearInterval(this.#keyframeTimer);
     clearInterval(this.#mediaWatch);
+    clearInterval(this.#rateTimer);
     for (const unsubscribe of this.#unsubscribers) unsubscribe();
     this.#sinks.clear();
     this.#startCache.clear();

@@ -37,7 +37,7 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
     this.#slots = options.slots ?? Slots.own();
   }
 
-  async publish(name: string, offer: string): Promise<Publisher> {
+  async publish(name: string, offer: string, clientAddress?: string): Promise<Publisher> {
     checkStreamName(name);
     if (this.#byName.has(name) || this.#pending.has(name)) throw conflict(`stream ${name} is already publishing`);
     const max = this.options.maxPublishers ?? Infinity;
@@ -58,6 +58,7 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
       mediaTimeoutMs: this.options.mediaTimeoutMs,
       log: this.options.log.child({ stream: name, publisher: session.id }),
     });
+    publisher.clientAddress = clientAddress;
     this.#byName.set(name, publisher);
     publisher.on('publishing', () => this.safeEmit('publishing', publisher));
     publisher.on('closed', (reason, lost) => {

@@ -149,7 +149,7 @@ class SignalingSession {
           if (this.#streams.get(name) === published.id) this.#streams.delete(name);
           this.#send({ type: 'status', name, status: 'UNPUBLISHED', info: reason });
         },
-      });
+      }, this.client);
     } catch (error) {
       release();
       throw offerError(error, 'sdp');

@@ -39,7 +39,7 @@ async function call(path: string, body: unknown, token?: string, headers: Record
     headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
     body: JSON.stringify(body),
   });
-  const text = await response.text();
+  const text = response.headers.get('content-type')?.startsWith('application/json') ? await response.text() : '';
   return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
 }
 
@@ -65,6 +65,9 @@ t.test('every control route: 401 without a key and with a wrong one (nothing sta
     ['/rest-api/push/unmute', { mediaSessionId: id }],
     ['/rest-api/push/sound_on', { mediaSessionId: id, soundFile: 'chime.wav' }],
     ['/rest-api/push/sound_off', { mediaSessionId: id }],
+    ['/rest-api/stream/find', { name: 'cam' }],
+    ['/rest-api/stream/find_all', {}],
+    ['/rest-api/stream/snapshot', { name: 'cam' }],
   ];
   for (const [path, body] of routes) {
     t.equal((await call(path, body)).status, 401, `${path} without a key`);

@@ -74,6 +74,12 @@ t.test('streams are spread over the workers and every request reaches the one th
   await waitFor('the webhooks of both workers', () => hooks.delivered.filter((h) => h.type === 'transponder.started').length === 4, 5000);
   t.same(hooks.delivered.filter((h) => h.type === 'publisher.published').map((h) => h.body.data.stream).sort(), names, 'published, from both workers');
   t.same(hooks.delivered.filter((h) => h.type === 'transponder.started').map((h) => h.body.data.mediaSessionId).sort(), Object.values(ids).sort(), 'started, from both workers');
+  // The stream API gathers every worker, and a snapshot comes from the worker that holds the stream.
+  const streams = await gateway.request('POST', '/rest-api/stream/find_all', {});
+  t.same(streams.body.map((x: any) => `${x.name}:${x.transponders.join()}`).sort(), names.map((n) => `${n}:${ids[n]}`), 'stream/find_all gathers every worker');
+  const snapshot = await fetch(`${gateway.baseUrl}/rest-api/stream/snapshot`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'w1' }) });
+  t.equal(snapshot.headers.get('content-type'), 'image/jpeg');
+  t.same([...Buffer.from(await snapshot.arrayBuffer()).subarray(0, 2)], [0xff, 0xd8], 'a JPEG from a worker');
 
   for (const command of ['mute', 'unmute', 'sound_off']) {
     for (const name of ['w0', 'w1']) t.equal((await gateway.request('POST', `/rest-api/push/${command}`, { mediaSessionId: ids[name] })).status, 200, `${command} ${name}`);

@@ -50,7 +50,7 @@ export function whipRoutes(app: FastifyInstance, plane: MediaPlane, access: Acce
     const release = quota.acquire(request.ip, 'WHIP session');
     let published;
     try {
-      published = await plane.publish(streamName, offer, { closed: release });
+      published = await plane.publish(streamName, offer, { closed: release }, request.ip);
     } catch (error) {
       release();
       throw offerError(error, 'offer');

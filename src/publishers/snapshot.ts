@@ -1,0 +1,40 @@
+import { GatewayError } from '../errors.js';
+import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
+import { ivfFrameHeader, ivfHeader } from '../media/ivf.js';
+import type { VideoFrame } from './frames.js';
+
+/** Longest a snapshot's ffmpeg may take. */
+const SNAPSHOT_TIMEOUT_MS = 5000;
+/** A JPEG larger than this is not a snapshot of a video frame (an ffmpeg gone wrong). */
+const MAX_SNAPSHOT_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The keyframe as a JPEG, decoded on demand by a short-lived ffmpeg that reads it as IVF on stdin
+ * (H.264 as Annex B, VP8, VP9) and writes one picture: nothing is decoded while nobody asks.
+ */
+export async function snapshotJpeg(keyframe: VideoFrame, ffmpeg: FfmpegSupervisor, ffmpegPath: string): Promise<Buffer> {
+  const args = [
+    '-hide_banner', '-nostdin', '-loglevel', 'error', '-protocol_whitelist', 'pipe',
+    '-f', 'ivf', '-i', 'pipe:0',
+    '-frames:v', '1', '-c:v', 'mjpeg', '-q:v', '3', '-pix_fmt', 'yuvj420p', '-f', 'image2pipe', 'pipe:1',
+  ];
+  const child = ffmpeg.spawn(ffmpegPath, args);
+  const chunks: Buffer[] = [];
+  const lines: string[] = [];
+  let size = 0;
+  child.on('output', (data) => {
+    size += data.length;
+    if (size <= MAX_SNAPSHOT_BYTES) chunks.push(data);
+  });
+  child.on('line', (line) => lines.push(line));
+  const bitstream = keyframe.bitstream();
+  child.write(Buffer.concat([ivfHeader(keyframe.codec), ivfFrameHeader(bitstream.length, 0), bitstream]));
+  child.endInput(); // it decodes the one picture, writes it and exits
+  const timer = setTimeout(() => void child.kill(), SNAPSHOT_TIMEOUT_MS);
+  await child.exited;
+  clearTimeout(timer);
+  if (child.exitCode !== 0 || size === 0 || size > MAX_SNAPSHOT_BYTES) {
+    throw new GatewayError('internal', `the snapshot could not be made: ${lines.at(-1) ?? `ffmpeg ended with ${child.exitCode}`}`);
+  }
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,69 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { probe } from '../../kit/probe.js';
+import { sleep, waitFor } from '../../kit/processes.js';
+import { RtmpReceiver } from '../../kit/rtmp-receiver.js';
+import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
+import { syntheticPublish, testFixture } from '../helpers/synthetic.js';
+
+// Web Call Server's stream API against a real WebRTC publisher (werift over WHIP, the 720p30
+// fixture): what is published, with its figures and its transponders, and a snapshot decoded by
+// ffmpeg, checked by ffprobe.
+
+t.test('stream/find and find_all: codecs, size, frame rate, bitrate, since when, from where, its pushes', async (t) => {
+  const { gw } = await syntheticPublish(t, {}, 'cam');
+  const other = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'desk');
+  t.teardown(() => other.stop());
+  await sleep(2500); // a second of bitrate and a few frames
+  const found = await gw.post('/rest-api/stream/find', { name: 'cam' });
+  t.equal(found.status, 200, JSON.stringify(found.body));
+  const cam = found.body[0];
+  t.match(cam, {
+    name: 'cam',
+    id: String,
+    state: 'publishing',
+    video: { codec: 'H264', width: 1280, height: 720 },
+    audio: { codec: 'opus' },
+    clientAddress: '127.0.0.1',
+    publishingSince: String,
+    transponders: [],
+    framesLost: 0,
+  });
+  t.ok(cam.video.frameRate > 27 && cam.video.frameRate < 33, `frame rate ${cam.video.frameRate}`);
+  t.ok(cam.bitrateKbps > 1500 && cam.bitrateKbps < 4000, `bitrate ${cam.bitrateKbps} kb/s (the fixture is ~2.5 Mb/s)`);
+  t.ok(cam.packets > 300 && cam.keyframes >= 1, `${cam.packets} packets, ${cam.keyframes} keyframes`);
+
+  const destination = await RtmpReceiver.start();
+  t.teardown(() => destination.close());
+  const started = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: destination.url() });
+  t.equal(started.status, 200);
+  t.same((await gw.post('/rest-api/stream/find', { name: 'cam' })).body[0].transponders, [started.body.mediaSessionId], 'its push listed');
+
+  const all = await gw.post('/rest-api/stream/find_all', {});
+  t.same(all.body.map((s: { name: string }) => s.name).sort(), ['cam', 'desk']);
+  t.match(await gw.post('/rest-api/stream/find', { name: 'nobody' }), { status: 404, body: { error: 'not_found' } });
+  t.match(await gw.post('/rest-api/stream/find', {}), { status: 400, body: { field: 'name' } });
+  t.match(await gw.post('/rest-api/stream/find', { name: 'a b' }), { status: 400, body: { field: 'name' } });
+});
+
+t.test('stream/snapshot: the latest keyframe as a JPEG of the stream\'s size; 404 for a stream not publishing', async (t) => {
+  const { gw } = await syntheticPublish(t, {}, 'cam');
+  await waitFor('a keyframe', async () => (await gw.post('/rest-api/stream/find', { name: 'cam' })).body[0]?.keyframes > 0, 5000);
+  const res = await fetch(`${gw.baseUrl}/rest-api/stream/snapshot`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'cam' }) });
+  t.equal(res.status, 200);
+  t.equal(res.headers.get('content-type'), 'image/jpeg');
+  const jpeg = Buffer.from(await res.arrayBuffer());
+  t.same([...jpeg.subarray(0, 3)], [0xff, 0xd8, 0xff], 'a JPEG');
+  const dir = await mkdtemp(join(tmpdir(), 'snapshot-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'snapshot.jpg'), jpeg);
+  const image = await probe(join(dir, 'snapshot.jpg'));
+  t.match(image.streams[0], { codec_name: 'mjpeg', width: 1280, height: 720 }, 'ffprobe reads 1280x720');
+  await waitFor('the snapshot\'s ffmpeg gone', () => gw.ffmpeg.count === 0, 3000);
+  t.pass('no ffmpeg left');
+
+  t.match(await gw.post('/rest-api/stream/snapshot', { name: 'nobody' }), { status: 404, body: { error: 'not_found' } });
+  t.match(await gw.post('/rest-api/stream/snapshot', { name: '' }), { status: 400, body: { field: 'name' } });
+});

@@ -21,8 +21,11 @@ export interface FuzzReport {
   alive: boolean;
 }
 
-const ROUTES = ['startup', 'find', 'find_all', 'terminate', 'mute', 'unmute', 'sound_on', 'sound_off'].map((r) => `/rest-api/push/${r}`);
-const FIELDS = ['streamName', 'rtmpUrl', 'rtmpTransponderFullUrl', 'rtmpFlashVersion', 'width', 'height', 'fps', 'keyFrameInterval', 'videoBitrate', 'audioBitrate', 'options', 'mediaSessionId', 'soundFile', 'loop', 'volume', 'action', '__proto__', 'constructor'];
+const ROUTES = [
+  ...['startup', 'find', 'find_all', 'terminate', 'mute', 'unmute', 'sound_on', 'sound_off'].map((r) => `/rest-api/push/${r}`),
+  ...['find', 'find_all', 'snapshot'].map((r) => `/rest-api/stream/${r}`),
+];
+const FIELDS = ['name', 'streamName', 'rtmpUrl', 'rtmpTransponderFullUrl', 'rtmpFlashVersion', 'width', 'height', 'fps', 'keyFrameInterval', 'videoBitrate', 'audioBitrate', 'options', 'mediaSessionId', 'soundFile', 'loop', 'volume', 'action', '__proto__', 'constructor'];
 
 const nasty = fc.oneof(
   fc.string(),

@@ -1,6 +1,6 @@
 # The gateway in a container. WebRTC media needs the UDP port range published (or host networking)
 # and GATEWAY_WEBRTC_ICE_ADDRESSES set to the address browsers reach the host at.
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg ca-certificates && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./

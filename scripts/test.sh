@@ -1,22 +1,65 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need, type-checks, runs every test with tap and
 # ends with a line "N passed, N failed" (assertions). Extra arguments go to tap (e.g. a file).
+# The whole suite also runs the unit and integration tests again on Node 24 (the current LTS),
+# taken from the npm registry's `node` package into .node24/; GATEWAY_TEST_NODE24=0 leaves that out.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --test || exit 1
 npx tsc --noEmit -p tsconfig.json || { echo "0 passed, 1 failed"; exit 1; }
 
 mkdir -p .test-output
-files=("$@")
-((${#files[@]})) || mapfile -t files < <(ls test/unit/*.test.ts test/integration/*.test.ts test/e2e/*.test.ts)
-npx tap --reporter=tap "${files[@]}" 2>&1 | tee .test-output/tap.log
-status=${PIPESTATUS[0]}
+total_pass=0
+total_fail=0
+overall=0
 
-summary=$(grep -E '^# \{ total: [0-9]+' .test-output/tap.log | tail -1)
-pass=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<< "$summary")
-fail=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<< "$summary")
-pass=${pass:-0}
-fail=${fail:-0}
-if [[ $status -ne 0 && $fail -eq 0 ]]; then fail=1; fi
-echo "${pass} passed, ${fail} failed"
-exit "$status"
+# Runs tap on the files given, logging to $1; adds its assertions to the totals.
+run_tap() {
+  local log=$1
+  shift
+  npx tap --reporter=tap "$@" 2>&1 | tee "$log"
+  local status=${PIPESTATUS[0]}
+  local summary pass fail
+  summary=$(grep -E '^# \{ total: [0-9]+' "$log" | tail -1)
+  pass=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<< "$summary")
+  fail=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<< "$summary")
+  pass=${pass:-0}
+  fail=${fail:-0}
+  if [[ $status -ne 0 && $fail -eq 0 ]]; then fail=1; fi
+  echo "$(basename "$log" .log): ${pass} passed, ${fail} failed"
+  total_pass=$((total_pass + pass))
+  total_fail=$((total_fail + fail))
+  [[ $status -eq 0 ]] || overall=$status
+}
+
+# A Node 24 binary from the npm registry, installed once into .node24/.
+node24() {
+  local bin=.node24/node_modules/node/bin/node
+  if [[ ! -x $bin ]]; then
+    npm install --no-save --no-audit --no-fund --prefix .node24 node@24 >/dev/null 2>&1 || return 1
+  fi
+  "$bin" --version >/dev/null 2>&1 || return 1
+  echo "$PWD/$(dirname "$bin")"
+}
+
+files=("$@")
+if ((${#files[@]})); then
+  run_tap .test-output/tap.log "${files[@]}"
+else
+  mapfile -t files < <(ls test/unit/*.test.ts test/integration/*.test.ts test/e2e/*.test.ts)
+  echo "Node $(node --version): the whole suite"
+  run_tap .test-output/tap.log "${files[@]}"
+  if [[ ${GATEWAY_TEST_NODE24:-1} != 0 ]]; then
+    if dir=$(node24); then
+      mapfile -t files < <(ls test/unit/*.test.ts test/integration/*.test.ts)
+      echo "Node $("$dir/node" --version): unit and integration tests"
+      PATH="$dir:$PATH" run_tap .test-output/tap-node24.log "${files[@]}"
+    else
+      echo "Node 24 could not be installed from the npm registry"
+      total_fail=$((total_fail + 1))
+      overall=1
+    fi
+  fi
+fi
+echo "${total_pass} passed, ${total_fail} failed"
+exit "$overall"

@@ -13,7 +13,7 @@ export interface WebhookEndpoint {
   timeoutMs: number;
   /** Attempts per delivery before it is given up. */
   maxAttempts: number;
-  /** Deliveries waiting at most; past it the oldest is dropped. */
+  /** Deliveries waiting at most (besides the one being made); past it the oldest waiting is dropped. */
   queueLimit: number;
 }
 
@@ -63,8 +63,9 @@ class EndpointQueue {
 
   push(delivery: Delivery): void {
     if (this.#closed) return;
-    if (this.#queue.length >= this.endpoint.queueLimit) {
-      this.#queue.splice(this.#running ? 1 : 0, 1); // the one in flight stays
+    const inFlight = this.#running ? 1 : 0; // the first of the queue, being delivered: it stays
+    if (this.#queue.length - inFlight >= this.endpoint.queueLimit) {
+      this.#queue.splice(inFlight, 1);
       this.counters.delivery(this.endpoint.id, 'dropped');
       this.log.warn({ webhook: this.endpoint.id }, 'webhook queue full: the oldest delivery dropped');
     }

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MediaPlane } from './plane/plane.js';
 import type { WebhookCounters } from './webhooks/dispatcher.js';
+import { streamMetrics } from './metrics-streams.js';
 
 /** Prometheus metrics, read from the plane at scrape time. Labels never carry a URL. */
 export function createMetrics(plane: MediaPlane): Registry {
@@ -50,6 +51,7 @@ export function createMetrics(plane: MediaPlane): Registry {
       }
     },
   });
+  streamMetrics(registry, plane);
   return registry;
 }
 

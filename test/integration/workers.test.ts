@@ -74,6 +74,9 @@ t.test('streams are spread over the workers and every request reaches the one th
   await waitFor('the webhooks of both workers', () => hooks.delivered.filter((h) => h.type === 'transponder.started').length === 4, 5000);
   t.same(hooks.delivered.filter((h) => h.type === 'publisher.published').map((h) => h.body.data.stream).sort(), names, 'published, from both workers');
   t.same(hooks.delivered.filter((h) => h.type === 'transponder.started').map((h) => h.body.data.mediaSessionId).sort(), Object.values(ids).sort(), 'started, from both workers');
+  // Per-push metrics are read from every worker.
+  const metrics = await (await fetch(`${gateway.baseUrl}/metrics`)).text();
+  t.equal([...metrics.matchAll(/^gateway_push_state\{[^}]*state="running"\} 1$/gm)].length, 4, 'four running pushes in /metrics', { found: metrics.split('\n').filter((l) => l.startsWith('gateway_push_state')).slice(0, 10) });
   // The stream API gathers every worker, and a snapshot comes from the worker that holds the stream.
   const streams = await gateway.request('POST', '/rest-api/stream/find_all', {});
   t.same(streams.body.map((x: any) => `${x.name}:${x.transponders.join()}`).sort(), names.map((n) => `${n}:${ids[n]}`), 'stream/find_all gathers every worker');

@@ -1,0 +1,103 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { MediaPlane, TransponderJson } from './plane/plane.js';
+import type { StreamJson } from './publishers/view.js';
+import { TRANSITIONS, type TransponderState } from './transponders/states.js';
+
+const STATES = Object.keys(TRANSITIONS) as TransponderState[];
+
+/** What one scrape reads from the plane, shared by every metric of that scrape. */
+interface Scrape {
+  pushes: TransponderJson[];
+  streams: StreamJson[];
+}
+
+
+/** The host of a redacted destination URL: the only part of it a label may carry. */
+function destinationHost(rtmpUrl: unknown): string {
+  try {
+    return new URL(String(rtmpUrl)).hostname;
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Metrics per push and per publisher, read from the plane at scrape time (nothing is counted on
+ * the media path for them). Labels: stream name, mediaSessionId, destination host: never a URL,
+ * key or token. Gone pushes and streams leave the next scrape.
+ */
+export function streamMetrics(registry: Registry, plane: MediaPlane): void {
+  // Read once per scrape, by its first metric (a registry collects in the order metrics were
+  // registered); the others see the same moment.
+  let last: Promise<Scrape> | undefined;
+  const refresh = (): Promise<Scrape> => (last = Promise.all([plane.find({}), plane.streams()]).then(([pushes, streams]) => ({ pushes, streams })));
+  const read = (): Promise<Scrape> => last ?? refresh();
+  const pushLabels = ['stream', 'media_session_id', 'destination_host'] as const;
+  const labelsOf = (p: TransponderJson) => ({ stream: String(p.sourceStreamName), media_session_id: p.mediaSessionId, destination_host: destinationHost(p.rtmpUrl) });
+  const counters = (p: TransponderJson): Record<string, number> => (p.counters ?? {}) as Record<string, number>;
+
+  /** A metric of every push (or publisher), set from one field each scrape. */
+  function perPush(kind: typeof Counter | typeof Gauge, name: string, help: string, value: (p: TransponderJson) => number): void {
+    new kind({
+      name,
+      help,
+      labelNames: pushLabels,
+      registers: [registry],
+      async collect() {
+        const { pushes } = await read();
+        this.reset();
+        for (const p of pushes) {
+          const v = value(p);
+          if (this instanceof Counter) this.inc(labelsOf(p), v);
+          else (this as Gauge).set(labelsOf(p), v);
+        }
+      },
+    });
+  }
+  function perStream(kind: typeof Counter | typeof Gauge, name: string, help: string, value: (s: StreamJson) => number | undefined): void {
+    new kind({
+      name,
+      help,
+      labelNames: ['stream'],
+      registers: [registry],
+      async collect() {
+        const { streams } = await read();
+        this.reset();
+        for (const s of streams) {
+          const v = value(s);
+          if (v === undefined) continue;
+          if (this instanceof Counter) this.inc({ stream: s.name }, v);
+          else (this as Gauge).set({ stream: s.name }, v);
+        }
+      },
+    });
+  }
+
+  new Gauge({
+    name: 'gateway_push_state',
+    help: 'Each push\'s state: 1 for the state it is in, 0 for the others',
+    labelNames: [...pushLabels, 'state'],
+    registers: [registry],
+    async collect() {
+      const { pushes } = await refresh();
+      this.reset();
+      for (const p of pushes) for (const state of STATES) this.set({ ...labelsOf(p), state }, p.state === state ? 1 : 0);
+    },
+  });
+  perPush(Counter, 'gateway_push_sent_bytes_total', 'Bytes written to the destination, every connection of the push', (p) => counters(p).outputBytes ?? 0);
+  perPush(Counter, 'gateway_push_acknowledged_bytes_total', 'Bytes the destination acknowledged', (p) => counters(p).acknowledgedBytes ?? 0);
+  perPush(Counter, 'gateway_push_frames_total', 'Video frames sent', (p) => counters(p).frames ?? 0);
+  perPush(Counter, 'gateway_push_frames_lost_total', 'Video frames not sent because a packet of theirs was lost', (p) => counters(p).framesLost ?? 0);
+  perPush(Counter, 'gateway_push_frames_dropped_total', 'Video frames dropped for a destination too far behind (rtmp_push_max_lag_ms)', (p) => counters(p).framesDropped ?? 0);
+  perPush(Counter, 'gateway_push_drops_total', 'Times the output broke (destination or ffmpeg) while up', (p) => counters(p).drops ?? 0);
+  perPush(Counter, 'gateway_push_reconnects_total', 'Times the output was restored', (p) => counters(p).reconnects ?? 0);
+  perPush(Gauge, 'gateway_push_lag_seconds', 'Age of the oldest media the destination has not received', (p) => (counters(p).lagMs ?? 0) / 1000);
+  perPush(Gauge, 'gateway_push_reconnect_attempt', 'Restore attempts of the current outage (0 once healthy for a minute)', (p) => Number(p.reconnectAttempt ?? 0));
+  perStream(Counter, 'gateway_publisher_packets_total', 'RTP packets received', (s) => s.packets);
+  perStream(Counter, 'gateway_publisher_frames_lost_total', 'Video frames dropped because a packet of theirs was lost', (s) => s.framesLost);
+  perStream(Counter, 'gateway_publisher_keyframes_total', 'Keyframes received', (s) => s.keyframes);
+  perStream(Gauge, 'gateway_publisher_received_bits_per_second', 'RTP received over the last second', (s) => s.bitrateKbps * 1000);
+  perStream(Gauge, 'gateway_publisher_frames_per_second', 'Video frame rate', (s) => s.video?.frameRate);
+  perStream(Gauge, 'gateway_publisher_width_pixels', 'Video width, from the latest keyframe', (s) => s.video?.width);
+  perStream(Gauge, 'gateway_publisher_height_pixels', 'Video height, from the latest keyframe', (s) => s.video?.height);
+}

@@ -1,0 +1,67 @@
+import t from 'tap';
+import { sleep, waitFor } from '../../kit/processes.js';
+import { NginxRtmp } from '../../kit/rtmp-server.js';
+import { awaitPushState } from '../helpers/pushes.js';
+import { syntheticPublish } from '../helpers/synthetic.js';
+
+// Prometheus metrics per push and per publisher, scraped while a real push runs (werift publisher
+// over WHIP, nginx-rtmp as the destination, restarted once).
+
+const KEY = 'canary-metrics-key-9731';
+
+/** The samples of one metric, as `{labels, value}`. */
+function samples(text: string, name: string): { labels: Record<string, string>; value: number }[] {
+  const found: { labels: Record<string, string>; value: number }[] = [];
+  for (const match of text.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\S+)$`, 'gm'))) {
+    const labels = Object.fromEntries([...match[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
+    found.push({ labels, value: Number(match[2]) });
+  }
+  return found;
+}
+
+t.test('a push and its publisher, scraped: counters grow, the state moves through reconnecting, no key anywhere', async (t) => {
+  const nginx = await NginxRtmp.start();
+  t.teardown(() => nginx.stop());
+  const { gw } = await syntheticPublish(t, {}, 'cam');
+  const started = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: `${nginx.url()}/${KEY}`, rtmpTransponderFullUrl: true });
+  t.equal(started.status, 200, JSON.stringify(started.body));
+  const id = started.body.mediaSessionId as string;
+  await awaitPushState(gw, 'cam', 'running', [], 10000);
+  const scrape = async (): Promise<string> => (await fetch(`${gw.baseUrl}/metrics`)).text();
+
+  await sleep(1500);
+  const first = await scrape();
+  await sleep(2000);
+  const second = await scrape();
+  const value = (text: string, name: string): number => samples(text, name).find((s) => s.labels.media_session_id === id)?.value ?? NaN;
+  t.same(samples(second, 'gateway_push_state').find((s) => s.labels.state === 'running')?.labels, { stream: 'cam', media_session_id: id, destination_host: '127.0.0.1', state: 'running' });
+  t.equal(samples(second, 'gateway_push_state').filter((s) => s.value === 1).length, 1, 'one state at a time');
+  for (const name of ['gateway_push_sent_bytes_total', 'gateway_push_frames_total']) {
+    t.ok(value(second, name) > value(first, name) && value(first, name) > 0, `${name} grows: ${value(first, name)} -> ${value(second, name)}`);
+  }
+  const frames = value(second, 'gateway_push_frames_total') - value(first, 'gateway_push_frames_total');
+  t.ok(frames > 45 && frames < 75, `${frames} frames in ~2 s`);
+  const stream = (name: string): number => samples(second, name).find((s) => s.labels.stream === 'cam')?.value ?? NaN;
+  t.equal(stream('gateway_publisher_width_pixels'), 1280);
+  t.equal(stream('gateway_publisher_height_pixels'), 720);
+  t.ok(stream('gateway_publisher_received_bits_per_second') > 1.5e6, `received ${stream('gateway_publisher_received_bits_per_second')} b/s`);
+  t.ok(stream('gateway_publisher_packets_total') > 0);
+
+  const restarted = nginx.restart(1500); // the destination goes away for 1.5 s
+  await waitFor('reconnecting, seen by a scrape', async () => samples(await scrape(), 'gateway_push_state').some((s) => s.labels.state === 'reconnecting' && s.value === 1), 5000, 100);
+  t.pass('the state gauge showed reconnecting');
+  await restarted;
+  await waitFor('running again, seen by a scrape', async () => samples(await scrape(), 'gateway_push_state').some((s) => s.labels.state === 'running' && s.value === 1), 15000, 200);
+  const after = await scrape();
+  t.ok(value(after, 'gateway_push_reconnects_total') >= 1, 'a reconnect counted');
+  t.ok(value(after, 'gateway_push_drops_total') >= 1, 'a drop counted');
+
+  for (const text of [first, second, after]) {
+    t.notOk(text.includes(KEY), 'no stream key in any label or value');
+    t.notOk(text.includes('rtmp://'), 'no URL');
+  }
+
+  await gw.post('/rest-api/push/terminate', { mediaSessionId: id });
+  await waitFor('the push leaves the metrics', async () => samples(await scrape(), 'gateway_push_frames_total').length === 0, 5000);
+  t.pass('a push that ended is gone from the next scrape');
+});

@@ -1,4 +1,4 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { MediaPlane, TransponderJson } from './plane/plane.js';
 import type { StreamJson } from './publishers/view.js';
 import { TRANSITIONS, type TransponderState } from './transponders/states.js';
@@ -93,6 +93,23 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
   perPush(Counter, 'gateway_push_reconnects_total', 'Times the output was restored', (p) => counters(p).reconnects ?? 0);
   perPush(Gauge, 'gateway_push_lag_seconds', 'Age of the oldest media the destination has not received', (p) => (counters(p).lagMs ?? 0) / 1000);
   perPush(Gauge, 'gateway_push_reconnect_attempt', 'Restore attempts of the current outage (0 once healthy for a minute)', (p) => Number(p.reconnectAttempt ?? 0));
+  // Timings told by the pushes' lifecycle events, as they happen.
+  const startup = new Histogram({
+    name: 'gateway_push_startup_seconds',
+    help: 'From /push/startup (or the SDK\'s rtmpUrl, or auto-start) to the first video frame written to the destination',
+    buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
+    registers: [registry],
+  });
+  const outage = new Histogram({
+    name: 'gateway_push_reconnect_seconds',
+    help: 'How long a push\'s output was down before it was restored (destination or ffmpeg broke)',
+    buckets: [0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300],
+    registers: [registry],
+  });
+  plane.events((event) => {
+    if ('startupMs' in event && event.startupMs !== undefined) startup.observe(event.startupMs / 1000);
+    if ('outageMs' in event && event.outageMs !== undefined) outage.observe(event.outageMs / 1000);
+  });
   perStream(Counter, 'gateway_publisher_packets_total', 'RTP packets received', (s) => s.packets);
   perStream(Counter, 'gateway_publisher_frames_lost_total', 'Video frames dropped because a packet of theirs was lost', (s) => s.framesLost);
   perStream(Counter, 'gateway_publisher_keyframes_total', 'Keyframes received', (s) => s.keyframes);

@@ -26,6 +26,10 @@ export type LifecycleEvent =
       destination: string;
       state: TransponderState;
       reason?: string;
+      /** `started`: from the startup request to the first video frame written to the destination. */
+      startupMs?: number;
+      /** `restored` after reconnecting: how long the output was down. */
+      outageMs?: number;
     };
 
 /** The event a transponder's new state makes, given the state it comes from. */
@@ -50,6 +54,8 @@ export function transponderEvent(previous: TransponderState | undefined, state: 
  */
 export function followLifecycle(publishers: PublisherRegistry, transponders: TransponderService, listener: (event: LifecycleEvent) => void): () => void {
   const previous = new WeakMap<Transponder, TransponderState>();
+  /** When each transponder's current outage began. */
+  const downSince = new WeakMap<Transponder, number>();
   /** Streams with transponders in standby, waiting for their publisher. */
   const waiting = new Set<string>();
   const onState = (t: Transponder, state: TransponderState): void => {
@@ -60,7 +66,12 @@ export function followLifecycle(publishers: PublisherRegistry, transponders: Tra
     else if (!transponders.all().some((other) => other.state === 'standby' && other.publisher.name === stream)) waiting.delete(stream);
     if (!type) return;
     const reason = state === 'reconnecting' || state === 'failed' || state === 'standby' ? t.lastError : undefined; // lastError holds no secret
-    listener({ type, stream, mediaSessionId: t.mediaSessionId, destination: t.destination.redactedUrl, state, ...(reason ? { reason } : {}) });
+    const timing: { startupMs?: number; outageMs?: number } = {};
+    if (type === 'transponder.started' && t.writer.firstFrameAt !== undefined) timing.startupMs = t.writer.firstFrameAt - t.createdAt;
+    if (state === 'reconnecting') downSince.set(t, Date.now());
+    else if (type === 'transponder.restored' && downSince.has(t)) timing.outageMs = Date.now() - downSince.get(t)!;
+    if (state !== 'reconnecting') downSince.delete(t);
+    listener({ type, stream, mediaSessionId: t.mediaSessionId, destination: t.destination.redactedUrl, state, ...(reason ? { reason } : {}), ...timing });
   };
   const onPublishing = (publisher: { name: string; id: string }): void => {
     const type = waiting.delete(publisher.name) ? 'publisher.returned' : 'publisher.published';

@@ -63,6 +63,8 @@ export class OutputWriter {
   readonly timeline = new OutputTimeline();
   /** Video frames written, on every link. */
   frames = 0;
+  /** When the first video frame was written. */
+  firstFrameAt: number | undefined;
   size: { width: number; height: number } | undefined;
   #out: MediaOutput | undefined;
   /** SPS and PPS of the sequence header sent for the current source on the current link. */
@@ -116,6 +118,7 @@ export class OutputWriter {
     if (frame.key && this.#header) this.#picture = { header: this.#header, frame: body };
     out.writeVideo(timestamp, body);
     this.timeline.placeFrame(timestamp);
+    this.firstFrameAt ??= Date.now();
     this.frames++;
   }
 
@@ -151,6 +154,7 @@ export class OutputWriter {
       this.#sizeFromConfiguration(tag.body.subarray(5));
       if (!source.still) this.#header = tag.body;
     } else {
+      this.firstFrameAt ??= Date.now();
       this.frames++;
       if (keyframe && !source.still && this.#header) this.#picture = { header: this.#header, frame: tag.body };
     }

@@ -56,6 +56,13 @@ t.test('a push and its publisher, scraped: counters grow, the state moves throug
   t.ok(value(after, 'gateway_push_reconnects_total') >= 1, 'a reconnect counted');
   t.ok(value(after, 'gateway_push_drops_total') >= 1, 'a drop counted');
 
+  const count = (name: string): number => Number(after.match(new RegExp(`^${name}_count (\\S+)$`, 'm'))?.[1]);
+  const sum = (name: string): number => Number(after.match(new RegExp(`^${name}_sum (\\S+)$`, 'm'))?.[1]);
+  t.equal(count('gateway_push_startup_seconds'), 1, 'one startup timed');
+  t.ok(sum('gateway_push_startup_seconds') > 0 && sum('gateway_push_startup_seconds') < 1, `startup to first frame ${sum('gateway_push_startup_seconds')} s`);
+  t.equal(count('gateway_push_reconnect_seconds'), 1, 'one outage timed');
+  t.ok(sum('gateway_push_reconnect_seconds') > 1.4 && sum('gateway_push_reconnect_seconds') < 10, `outage ${sum('gateway_push_reconnect_seconds')} s (the destination was down 1.5 s)`);
+
   for (const text of [first, second, after]) {
     t.notOk(text.includes(KEY), 'no stream key in any label or value');
     t.notOk(text.includes('rtmp://'), 'no URL');

@@ -92,6 +92,12 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
   perPush(Counter, 'gateway_push_drops_total', 'Times the output broke (destination or ffmpeg) while up', (p) => counters(p).drops ?? 0);
   perPush(Counter, 'gateway_push_reconnects_total', 'Times the output was restored', (p) => counters(p).reconnects ?? 0);
   perPush(Gauge, 'gateway_push_lag_seconds', 'Age of the oldest media the destination has not received', (p) => (counters(p).lagMs ?? 0) / 1000);
+  perPush(Gauge, 'gateway_push_acknowledged_age_seconds', 'Time since the destination last acknowledged what it received (-1: never)', (p) =>
+    counters(p).acknowledgedAgoMs === undefined ? -1 : counters(p).acknowledgedAgoMs! / 1000,
+  );
+  perPush(Gauge, 'gateway_push_output_buffer_seconds', 'Media held in the output buffer (rtmp_out_buffer_enabled; 0 without it)', (p) =>
+    Number((p.outputBuffer as { levelMs?: number } | undefined)?.levelMs ?? 0) / 1000,
+  );
   perPush(Gauge, 'gateway_push_reconnect_attempt', 'Restore attempts of the current outage (0 once healthy for a minute)', (p) => Number(p.reconnectAttempt ?? 0));
   // Timings told by the pushes' lifecycle events, as they happen.
   const startup = new Histogram({
@@ -106,7 +112,14 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
     buckets: [0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300],
     registers: [registry],
   });
+  const failed = new Counter({
+    name: 'gateway_push_failures_total',
+    help: 'Pushes that failed (refused, restore attempts spent), by destination host',
+    labelNames: ['destination_host'],
+    registers: [registry],
+  });
   plane.events((event) => {
+    if (event.type === 'transponder.failed') failed.inc({ destination_host: destinationHost(event.destination) });
     if ('startupMs' in event && event.startupMs !== undefined) startup.observe(event.startupMs / 1000);
     if ('outageMs' in event && event.outageMs !== undefined) outage.observe(event.outageMs / 1000);
   });

@@ -72,6 +72,8 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
   bytesWritten = 0;
   /** Bytes the server acknowledged having received. */
   bytesAcknowledged = 0;
+  /** When the server last acknowledged bytes. */
+  lastAcknowledgedAt: number | undefined;
 
   readonly #reader = new ChunkReader();
   readonly #pending = new Map<number, { resolve: (values: Amf0Value[]) => void; reject: (error: Error) => void }>();
@@ -332,6 +334,7 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
         return;
       case MessageType.ACKNOWLEDGEMENT:
         this.bytesAcknowledged = body.readUInt32BE(0);
+        this.lastAcknowledgedAt = Date.now();
         this.#acknowledgements++;
         return;
       case MessageType.USER_CONTROL:

@@ -42,6 +42,8 @@ export interface Link {
   readonly stats: LinkStats;
   /** How far the destination lags behind what was written (ms). */
   readonly lagMs: number;
+  /** When the destination last acknowledged what it received, if it ever did. */
+  readonly acknowledgedAt?: number;
   /** The output buffer, when one is in front of the link. */
   readonly buffer: { state: OutBufferState; levelMs: number } | undefined;
   /** Called once when the link breaks by itself (not by `close`). */
@@ -149,6 +151,10 @@ export class RtmpLink implements Link {
 
   get lagMs(): number {
     return this.#guard.lagMs;
+  }
+
+  get acknowledgedAt(): number | undefined {
+    return this.rtmp.lastAcknowledgedAt;
   }
 
   get buffer(): { state: OutBufferState; levelMs: number } | undefined {

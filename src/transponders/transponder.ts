@@ -143,8 +143,8 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     return this.#state === 'failed' ? errorCodeFor(this.#failure ?? 'local') : undefined;
   }
   /** Counts of every link so far, and the current link's lag and output buffer. */
-  get output(): LinkStats & { lagMs: number; buffer?: { state: string; levelMs: number } } {
-    return { ...this.#links.with(this.#link?.stats), lagMs: this.#link?.lagMs ?? 0, buffer: this.#link?.buffer };
+  get output(): LinkStats & { lagMs: number; acknowledgedAt?: number; buffer?: { state: string; levelMs: number } } {
+    return { ...this.#links.with(this.#link?.stats), lagMs: this.#link?.lagMs ?? 0, acknowledgedAt: this.#link?.acknowledgedAt, buffer: this.#link?.buffer };
   }
   /** The stream is published again: `publisher`'s live media replaces the still picture. */
   resume(publisher: Publisher, plan: EncodingPlan): void {

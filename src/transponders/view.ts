@@ -24,7 +24,7 @@ export interface TransponderView {
   readonly errorCode: ErrorCode | undefined;
   readonly reconnectAttempt: number;
   readonly counters: { drops: number; reconnects: number };
-  readonly output: LinkStats & { lagMs: number; buffer?: { state: string; levelMs: number } };
+  readonly output: LinkStats & { lagMs: number; acknowledgedAt?: number; buffer?: { state: string; levelMs: number } };
   readonly writer: OutputWriter;
   readonly standby: Standby;
   readonly audio: OutputAudio;
@@ -67,6 +67,7 @@ export function describe(t: TransponderView): Record<string, unknown> {
       framesLost: t.input.framesLost,
       framesDropped: output.framesDropped,
       lagMs: Math.round(output.lagMs),
+      ...(output.acknowledgedAt !== undefined ? { acknowledgedAgoMs: Date.now() - output.acknowledgedAt } : {}),
       outputBytes: output.written,
       acknowledgedBytes: output.acknowledged,
     },

@@ -63,6 +63,12 @@ t.test('a push and its publisher, scraped: counters grow, the state moves throug
   t.equal(count('gateway_push_reconnect_seconds'), 1, 'one outage timed');
   t.ok(sum('gateway_push_reconnect_seconds') > 1.4 && sum('gateway_push_reconnect_seconds') < 10, `outage ${sum('gateway_push_reconnect_seconds')} s (the destination was down 1.5 s)`);
 
+  t.ok(samples(after, 'gateway_push_acknowledged_age_seconds').some((x) => x.labels.media_session_id === id && x.value >= -1), 'the acknowledgement age is shown');
+  const refused = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: 'rtmp://127.0.0.1:1/live' });
+  t.equal(refused.status, 500, 'a destination nobody listens on');
+  await waitFor('the failure counted', async () => samples(await scrape(), 'gateway_push_failures_total').some((x) => x.labels.destination_host === '127.0.0.1' && x.value === 1), 5000);
+  t.pass('a failed push counted by its destination host');
+
   for (const text of [first, second, after]) {
     t.notOk(text.includes(KEY), 'no stream key in any label or value');
     t.notOk(text.includes('rtmp://'), 'no URL');

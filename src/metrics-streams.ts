@@ -126,6 +126,8 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
   perStream(Counter, 'gateway_publisher_packets_total', 'RTP packets received', (s) => s.packets);
   perStream(Counter, 'gateway_publisher_frames_lost_total', 'Video frames dropped because a packet of theirs was lost', (s) => s.framesLost);
   perStream(Counter, 'gateway_publisher_keyframes_total', 'Keyframes received', (s) => s.keyframes);
+  perStream(Counter, 'gateway_publisher_keyframe_requests_total', 'Keyframes asked of the sender (RTCP PLI)', (s) => s.keyframeRequests);
+  perStream(Counter, 'gateway_publisher_nacks_sent_total', 'Retransmissions asked of the sender (RTCP NACK) for lost packets', (s) => s.nacksSent);
   perStream(Gauge, 'gateway_publisher_received_bits_per_second', 'RTP received over the last second', (s) => s.bitrateKbps * 1000);
   perStream(Gauge, 'gateway_publisher_frames_per_second', 'Video frame rate', (s) => s.video?.frameRate);
   perStream(Gauge, 'gateway_publisher_width_pixels', 'Video width, from the latest keyframe', (s) => s.video?.width);

@@ -15,6 +15,8 @@ export interface IngestTrack {
   onPacket(listener: (packet: MediaPacket) => void): () => void;
   /** Asks the sender for a keyframe (RTCP PLI). A no-op for audio. */
   requestKeyframe(): void;
+  /** Retransmission requests (RTCP NACK) sent for lost packets of this track, when the engine tells. */
+  readonly nacksSent?: number;
 }
 
 export type IngestSessionEvents = {

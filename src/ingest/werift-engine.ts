@@ -214,6 +214,7 @@ class WeriftTrack implements IngestTrack {
   readonly kind: 'audio' | 'video';
   readonly clockRate: number;
   readonly videoCodec?: VideoCodec;
+  nacksSent = 0;
 
   constructor(
     private readonly track: MediaStreamTrack,
@@ -223,6 +224,10 @@ class WeriftTrack implements IngestTrack {
     this.kind = track.kind === 'video' ? 'video' : 'audio';
     this.clockRate = this.kind === 'video' ? VIDEO_CLOCK_RATE : OPUS_CLOCK_RATE;
     if (this.kind === 'video') this.videoCodec = videoCodec;
+    // werift sends a NACK for packets it finds missing, and tells of each.
+    transceiver.receiver.onPacketLost.subscribe((nack) => {
+      if (nack.mediaSourceSsrc === track.ssrc) this.nacksSent++;
+    });
   }
 
   onPacket(listener: (packet: MediaPacket) => void): () => void {

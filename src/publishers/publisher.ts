@@ -55,7 +55,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   readonly createdAt = Date.now();
   readonly videoCodec: VideoCodec | undefined;
   readonly hasAudio: boolean;
-  readonly counters = { packets: 0, bytes: 0, duplicates: 0, keyframes: 0, sinkErrors: 0 };
+  readonly counters = { packets: 0, bytes: 0, duplicates: 0, keyframes: 0, keyframeRequests: 0, sinkErrors: 0 };
   /** The address it publishes from (the WHIP request's, the SDK WebSocket's), when told. */
   clientAddress: string | undefined;
   /** When WebRTC connected. */
@@ -88,7 +88,10 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     this.hasAudio = session.hasAudio;
     this.#keyframes = new KeyframeSchedule(
       options.keyframeIntervalMs,
-      () => this.#pipelines.get('video')?.track.requestKeyframe(),
+      () => {
+        this.counters.keyframeRequests++;
+        this.#pipelines.get('video')?.track.requestKeyframe();
+      },
       () => this.cachedKeyframeMs,
     );
     if (this.hasAudio) this.#opus = new OpusStage();
@@ -182,6 +185,13 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   /** An audio packet's samples, interleaved stereo 16-bit at 48 kHz, decoded once for every sink. */
   audioPcm(packet: CachedPacket): Int16Array | undefined {
     return this.#opus?.pcm(packet);
+  }
+
+  /** NACKs sent for this stream's lost packets, both tracks. */
+  get nacksSent(): number {
+    let sent = 0;
+    for (const { track } of this.#pipelines.values()) sent += track.nacksSent ?? 0;
+    return sent;
   }
 
   /** Received RTP (both tracks) over the last second, in kb/s. */

@@ -15,6 +15,10 @@ export interface StreamJson {
   /** Video frames dropped because a packet of theirs was lost (after retransmission had its chance). */
   framesLost: number;
   keyframes: number;
+  /** Keyframes asked of the sender (RTCP PLI): on the keyframe interval, after a loss, for a new push. */
+  keyframeRequests: number;
+  /** Retransmissions asked of the sender (RTCP NACK) for lost packets. */
+  nacksSent: number;
   createdAt: string;
   publishingSince: string | null;
   clientAddress: string | null;
@@ -35,6 +39,8 @@ export function describeStream(p: Publisher, transponders: string[]): StreamJson
     packets: p.counters.packets,
     framesLost: p.framesLost,
     keyframes: p.counters.keyframes,
+    keyframeRequests: p.counters.keyframeRequests,
+    nacksSent: p.nacksSent,
     createdAt: new Date(p.createdAt).toISOString(),
     publishingSince: p.publishingSince ? new Date(p.publishingSince).toISOString() : null,
     clientAddress: p.clientAddress ?? null,

@@ -46,6 +46,8 @@ t.test('a push and its publisher, scraped: counters grow, the state moves throug
   t.equal(stream('gateway_publisher_height_pixels'), 720);
   t.ok(stream('gateway_publisher_received_bits_per_second') > 1.5e6, `received ${stream('gateway_publisher_received_bits_per_second')} b/s`);
   t.ok(stream('gateway_publisher_packets_total') > 0);
+  t.ok(stream('gateway_publisher_keyframe_requests_total') >= 1, 'keyframe requests counted');
+  t.equal(stream('gateway_publisher_nacks_sent_total'), 0, 'no NACK on loopback');
 
   const restarted = nginx.restart(1500); // the destination goes away for 1.5 s
   await waitFor('reconnecting, seen by a scrape', async () => samples(await scrape(), 'gateway_push_state').some((s) => s.labels.state === 'reconnecting' && s.value === 1), 5000, 100);

@@ -1,8 +1,10 @@
+import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { sleep, waitFor } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { awaitPushState } from '../helpers/pushes.js';
 import { syntheticPublish } from '../helpers/synthetic.js';
+import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 // Prometheus metrics per push and per publisher, scraped while a real push runs (werift publisher
 // over WHIP, nginx-rtmp as the destination, restarted once).
@@ -22,7 +24,10 @@ function samples(text: string, name: string): { labels: Record<string, string>; 
 t.test('a push and its publisher, scraped: counters grow, the state moves through reconnecting, no key anywhere', async (t) => {
   const nginx = await NginxRtmp.start();
   t.teardown(() => nginx.stop());
-  const { gw } = await syntheticPublish(t, {}, 'cam');
+  const hooks = await WebhookReceiver.start('metrics-webhook-secret');
+  t.teardown(() => hooks.stop());
+  const webhook = { id: 'app', url: hooks.url, secret: 'metrics-webhook-secret', events: [], timeout_ms: 2000, max_attempts: 3, queue_limit: 100 };
+  const { gw } = await syntheticPublish(t, { webhooks: [webhook] }, 'cam');
   const started = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: `${nginx.url()}/${KEY}`, rtmpTransponderFullUrl: true });
   t.equal(started.status, 200, JSON.stringify(started.body));
   const id = started.body.mediaSessionId as string;
@@ -70,6 +75,13 @@ t.test('a push and its publisher, scraped: counters grow, the state moves throug
   t.equal(refused.status, 500, 'a destination nobody listens on');
   await waitFor('the failure counted', async () => samples(await scrape(), 'gateway_push_failures_total').some((x) => x.labels.destination_host === '127.0.0.1' && x.value === 1), 5000);
   t.pass('a failed push counted by its destination host');
+
+  // The Grafana dashboard shipped in config/ asks only for metrics the gateway has.
+  const dashboard = readFileSync(new URL('../../config/grafana/gateway-dashboard.json', import.meta.url), 'utf8');
+  const asked = new Set([...dashboard.matchAll(/\b(gateway_[a-z_]+)/g)].map((m) => m[1]!.replace(/_bucket$/, '')));
+  const exposed = new Set([...after.matchAll(/^# TYPE (\w+) /gm)].map((m) => m[1]!));
+  t.ok(asked.size >= 20, `the dashboard asks for ${asked.size} metrics`);
+  t.same([...asked].filter((name) => !exposed.has(name)), [], 'every metric of the dashboard is exposed');
 
   for (const text of [first, second, after]) {
     t.notOk(text.includes(KEY), 'no stream key in any label or value');

@@ -9,6 +9,7 @@ import { GatewayError, statusFor } from './errors.js';
 import { installGuard } from './http/guard.js';
 import { pushRoutes } from './http/routes/push.js';
 import { streamRoutes } from './http/routes/stream.js';
+import { docsRoutes } from './http/routes/docs.js';
 import { SignalingServer } from './signaling/server.js';
 import { staticRoutes } from './http/routes/static.js';
 import { whipRoutes } from './http/routes/whip.js';
@@ -122,6 +123,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
 
   pushRoutes(app, plane);
   streamRoutes(app, plane);
+  docsRoutes(app);
   whipRoutes(app, plane, access);
   staticRoutes(app);
   // Probes and scrapes are frequent: keep them out of the info log.

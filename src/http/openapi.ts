@@ -1,0 +1,162 @@
+import { z } from 'zod';
+import { TRANSITIONS } from '../transponders/states.js';
+import { soundOnSchema, startupSchema } from '../transponders/requests.js';
+import { findAllSchema, findSchema, mediaSessionSchema, streamSchema } from './schemas.js';
+
+/**
+ * The REST API as an OpenAPI 3.1 document, made from the same zod schemas that check each
+ * request (`z.toJSONSchema`), with every status a route answers and its body. Served at
+ * `/openapi.json`; `/docs` shows it.
+ */
+
+const ERROR_CODES = [
+  'invalid_request', 'unauthorized', 'forbidden', 'not_found', 'conflict', 'payload_too_large', 'unsupported_media_type',
+  'not_supported', 'too_many_requests', 'destination_refused', 'destination_unreachable', 'internal', 'unavailable',
+] as const;
+
+const errorBody = z.object({
+  error: z.enum(ERROR_CODES).describe('A stable code; for 500, whose fault it was: destination_refused, destination_unreachable or internal'),
+  message: z.string(),
+  field: z.string().optional().describe('The request field the error is about'),
+});
+
+const transponder = z.object({
+  mediaSessionId: z.string(),
+  streamName: z.string().describe('The name at the RTMP server, secrets shown as ***'),
+  sourceStreamName: z.string(),
+  rtmpUrl: z.string().describe('The destination, secrets shown as ***'),
+  width: z.number(),
+  height: z.number(),
+  muted: z.boolean(),
+  soundEnabled: z.boolean(),
+  options: z.object({}).passthrough(),
+  state: z.enum(Object.keys(TRANSITIONS) as [string, ...string[]]),
+  lastError: z.string().optional(),
+  errorCode: z.enum(['destination_refused', 'destination_unreachable', 'internal']).optional(),
+  standbyUntil: z.string().optional(),
+  reconnectAttempt: z.number(),
+  outputBuffer: z.object({ state: z.string().optional(), levelMs: z.number(), bufferings: z.number() }).optional(),
+  transcoding: z.boolean(),
+  createdAt: z.string(),
+  counters: z.object({}).catchall(z.number()),
+});
+
+const stream = z.object({
+  name: z.string(),
+  id: z.string(),
+  state: z.enum(['connecting', 'publishing', 'closed']),
+  video: z.object({ codec: z.string(), width: z.number().optional(), height: z.number().optional(), frameRate: z.number().optional() }).nullable(),
+  audio: z.object({ codec: z.literal('opus') }).nullable(),
+  bitrateKbps: z.number(),
+  packets: z.number(),
+  framesLost: z.number(),
+  keyframes: z.number(),
+  keyframeRequests: z.number(),
+  nacksSent: z.number(),
+  createdAt: z.string(),
+  publishingSince: z.string().nullable(),
+  clientAddress: z.string().nullable(),
+  transponders: z.array(z.string()),
+});
+
+const health = z.object({
+  status: z.literal('ok'),
+  publishers: z.number(),
+  transponders: z.number(),
+  overloaded: z.boolean(),
+  workers: z.number(),
+});
+
+type Json = Record<string, unknown>;
+
+function schemaOf(schema: z.ZodType, io: 'input' | 'output'): Json {
+  const { $schema: _, ...json } = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as Json;
+  return json;
+}
+
+const json = (schema: z.ZodType): Json => ({ 'application/json': { schema: schemaOf(schema, 'output') } });
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'A field is missing or wrong (`field` names it)',
+  401: 'No API key, or a wrong one (with `api_keys` set)',
+  403: 'A page of another origin, or another Host',
+  404: 'Not found',
+  409: 'Conflict',
+  413: 'The body is too large',
+  415: 'Not the content type the route takes',
+  429: 'Too many requests from this address (Retry-After)',
+  500: 'The destination refused or could not be reached, or the gateway failed (`error` says which)',
+  503: 'The gateway is at a limit or overloaded (Retry-After)',
+};
+
+function errors(...statuses: number[]): Json {
+  return Object.fromEntries(statuses.map((status) => [String(status), { description: STATUS_TEXT[status], content: json(errorBody) }]));
+}
+
+/** A Web Call Server style route: POST, a JSON body checked by `body`, and what it answers. */
+function post(summary: string, body: z.ZodType, ok: Json, failures: number[]): Json {
+  return {
+    post: {
+      summary,
+      security: [{ apiKey: [] }],
+      requestBody: { required: true, content: { 'application/json': { schema: schemaOf(body, 'input') } } },
+      responses: { ...ok, ...errors(...failures) },
+    },
+  };
+}
+
+const empty = { '200': { description: 'Done (no body, as Web Call Server)' } };
+
+export function openApiDocument(version: string): Json {
+  const list = (schema: z.ZodType, what: string): Json => ({ '200': { description: what, content: json(z.array(schema)) } });
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'WebRTC to RTMP gateway',
+      version,
+      description: 'Republishes WebRTC streams (browser SDK, WHIP) to RTMP/RTMPS destinations. The transponder API follows Web Call Server\'s `/rest-api/push/*`.',
+    },
+    components: {
+      securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'A control key of `api_keys` (needed once keys are set)' } },
+    },
+    paths: {
+      '/rest-api/push/startup': post('Start republishing a stream to an RTMP destination', startupSchema, { '200': { description: 'Running', content: json(transponder) } }, [400, 401, 403, 404, 409, 429, 500, 503]),
+      '/rest-api/push/find': post('Transponders by stream name or destination', findSchema, list(transponder, 'Matching transponders'), [400, 401, 404]),
+      '/rest-api/push/find_all': post('Every transponder', findAllSchema, list(transponder, 'Every transponder'), [400, 401, 404]),
+      '/rest-api/push/terminate': post('Stop a transponder', mediaSessionSchema, empty, [400, 401, 404]),
+      '/rest-api/push/mute': post('Silence a transponder\'s audio', mediaSessionSchema, empty, [400, 401, 404]),
+      '/rest-api/push/unmute': post('Give a transponder its audio back', mediaSessionSchema, empty, [400, 401, 404]),
+      '/rest-api/push/sound_on': post('Play a WAV file into a transponder\'s audio', soundOnSchema, empty, [400, 401, 404]),
+      '/rest-api/push/sound_off': post('Stop the sound playing', mediaSessionSchema, empty, [400, 401, 404]),
+      '/rest-api/stream/find': post('A publishing stream and its figures', streamSchema, list(stream, 'The stream'), [400, 401, 404]),
+      '/rest-api/stream/find_all': post('Every publishing stream', findAllSchema, list(stream, 'Every stream'), [400, 401, 404]),
+      '/rest-api/stream/snapshot': post('The stream\'s latest keyframe as a JPEG', streamSchema, { '200': { description: 'The picture', content: { 'image/jpeg': { schema: { type: 'string', contentMediaType: 'image/jpeg' } } } } }, [400, 401, 404, 500]),
+      '/whip/{streamName}': {
+        post: {
+          summary: 'Publish over WHIP (RFC 9725)',
+          parameters: [{ name: 'streamName', in: 'path', required: true, schema: { type: 'string' } }],
+          requestBody: { required: true, content: { 'application/sdp': { schema: { type: 'string' } } } },
+          responses: {
+            '201': { description: 'The SDP answer; Location names the session', headers: { Location: { schema: { type: 'string' } } }, content: { 'application/sdp': { schema: { type: 'string' } } } },
+            ...errors(400, 401, 409, 413, 415, 429, 503),
+          },
+        },
+      },
+      '/whip/{streamName}/{sessionId}': {
+        delete: {
+          summary: 'End a WHIP session',
+          parameters: ['streamName', 'sessionId'].map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })),
+          responses: { '200': { description: 'Ended' }, ...errors(401, 404) },
+        },
+      },
+      '/health': { get: { summary: 'Liveness and load', responses: { '200': { description: 'Up', content: json(health) } } } },
+      '/metrics': {
+        get: {
+          summary: 'Prometheus metrics',
+          security: [{ apiKey: [] }],
+          responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errors(401) },
+        },
+      },
+    },
+  };
+}

@@ -124,6 +124,7 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
     if ('outageMs' in event && event.outageMs !== undefined) outage.observe(event.outageMs / 1000);
   });
   perStream(Counter, 'gateway_publisher_packets_total', 'RTP packets received', (s) => s.packets);
+  perStream(Counter, 'gateway_publisher_packets_lost_total', 'RTP packets never received (retransmitted ones count as received)', (s) => s.packetsLost);
   perStream(Counter, 'gateway_publisher_frames_lost_total', 'Video frames dropped because a packet of theirs was lost', (s) => s.framesLost);
   perStream(Counter, 'gateway_publisher_keyframes_total', 'Keyframes received', (s) => s.keyframes);
   perStream(Counter, 'gateway_publisher_keyframe_requests_total', 'Keyframes asked of the sender (RTCP PLI)', (s) => s.keyframeRequests);

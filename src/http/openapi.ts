@@ -49,6 +49,7 @@ const stream = z.object({
   audio: z.object({ codec: z.literal('opus') }).nullable(),
   bitrateKbps: z.number(),
   packets: z.number(),
+  packetsLost: z.number(),
   framesLost: z.number(),
   keyframes: z.number(),
   keyframeRequests: z.number(),

@@ -36,6 +36,14 @@ export class DuplicateFilter {
   static readonly RESET_DISTANCE = 16384;
   readonly #seen = new Uint8Array(65536 / 8);
   #highest: number | undefined;
+  /** Packets the sequence numbers say were sent, and those that came (each once). */
+  #expected = 0;
+  #received = 0;
+
+  /** Packets never received (a late retransmission that came counts as received). */
+  get lost(): number {
+    return Math.max(0, this.#expected - this.#received);
+  }
 
   /** True when the packet is new and should be forwarded. */
   accept(sequenceNumber: number): boolean {
@@ -46,23 +54,27 @@ export class DuplicateFilter {
         // Moving forward: forget the numbers that fall out of the window.
         for (let i = 1; i <= Math.min(ahead, DuplicateFilter.WINDOW); i++) this.#clear((this.#highest + i - DuplicateFilter.WINDOW) & 0xffff);
         this.#highest = seq;
+        this.#expected += ahead;
       } else {
         const behind = (this.#highest - seq) & 0xffff;
         if (behind > DuplicateFilter.RESET_DISTANCE) {
           // Far out of order: the sender restarted its numbering, so start afresh.
           this.#seen.fill(0);
           this.#highest = seq;
+          this.#expected += 1;
         } else if (behind >= DuplicateFilter.WINDOW) {
           return false; // older than the window: too late to be of use
         }
       }
     } else {
       this.#highest = seq;
+      this.#expected = 1;
     }
     const byte = seq >> 3;
     const bit = 1 << (seq & 7);
     if (this.#seen[byte]! & bit) return false;
     this.#seen[byte]! |= bit;
+    this.#received++;
     return true;
   }
 

@@ -187,6 +187,13 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     return this.#opus?.pcm(packet);
   }
 
+  /** RTP packets of this stream never received, both tracks (retransmitted ones count as received). */
+  get packetsLost(): number {
+    let lost = 0;
+    for (const { filter } of this.#pipelines.values()) lost += filter.lost;
+    return lost;
+  }
+
   /** NACKs sent for this stream's lost packets, both tracks. */
   get nacksSent(): number {
     let sent = 0;

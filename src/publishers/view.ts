@@ -12,6 +12,8 @@ export interface StreamJson {
   /** Received RTP over the last second. */
   bitrateKbps: number;
   packets: number;
+  /** RTP packets never received (a retransmission that came in time counts as received). */
+  packetsLost: number;
   /** Video frames dropped because a packet of theirs was lost (after retransmission had its chance). */
   framesLost: number;
   keyframes: number;
@@ -37,6 +39,7 @@ export function describeStream(p: Publisher, transponders: string[]): StreamJson
     audio: p.hasAudio ? { codec: 'opus' } : null,
     bitrateKbps: p.bitrateKbps,
     packets: p.counters.packets,
+    packetsLost: p.packetsLost,
     framesLost: p.framesLost,
     keyframes: p.counters.keyframes,
     keyframeRequests: p.counters.keyframeRequests,

@@ -36,6 +36,7 @@ t.test('stream/find and find_all: codecs, size, frame rate, bitrate, since when,
   t.ok(cam.packets > 300 && cam.keyframes >= 1, `${cam.packets} packets, ${cam.keyframes} keyframes`);
   t.ok(cam.keyframeRequests >= 1, `${cam.keyframeRequests} keyframe requests (one each keyframe interval, and at the start)`);
   t.equal(cam.nacksSent, 0, 'no retransmission asked for on loopback');
+  t.equal(cam.packetsLost, 0, 'no packet lost on loopback');
 
   const destination = await RtmpReceiver.start();
   t.teardown(() => destination.close());

@@ -34,3 +34,15 @@ t.test('DuplicateFilter starts afresh when the sender restarts its numbering', a
   t.ok(f.accept(6));
   t.notOk(f.accept(5));
 });
+
+t.test('DuplicateFilter counts packets never received: a hole until its retransmission comes, across the wrap', async (t) => {
+  const f = new DuplicateFilter();
+  for (const seq of [65533, 65534, 0, 1]) f.accept(seq); // 65535 missing
+  t.equal(f.lost, 1, 'one hole');
+  f.accept(1); // a duplicate
+  t.equal(f.lost, 1, 'a duplicate fills nothing');
+  f.accept(65535); // the retransmission
+  t.equal(f.lost, 0, 'filled by the retransmission');
+  for (const seq of [5, 6]) f.accept(seq);
+  t.equal(f.lost, 3, '2, 3 and 4 missing');
+});

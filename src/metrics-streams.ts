@@ -36,42 +36,37 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
   const labelsOf = (p: TransponderJson) => ({ stream: String(p.sourceStreamName), media_session_id: p.mediaSessionId, destination_host: destinationHost(p.rtmpUrl) });
   const counters = (p: TransponderJson): Record<string, number> => (p.counters ?? {}) as Record<string, number>;
 
-  /** A metric of every push (or publisher), set from one field each scrape. */
-  function perPush(kind: typeof Counter | typeof Gauge, name: string, help: string, value: (p: TransponderJson) => number): void {
+  /** A metric of every push or publisher of the scrape, set from one field of each (none when undefined). */
+  function perItem<T>(
+    kind: typeof Counter | typeof Gauge,
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    items: (scrape: Scrape) => T[],
+    labels: (item: T) => Record<string, string>,
+    value: (item: T) => number | undefined,
+  ): void {
     new kind({
       name,
       help,
-      labelNames: pushLabels,
+      labelNames,
       registers: [registry],
       async collect() {
-        const { pushes } = await read();
+        const scrape = await read();
         this.reset();
-        for (const p of pushes) {
-          const v = value(p);
-          if (this instanceof Counter) this.inc(labelsOf(p), v);
-          else (this as Gauge).set(labelsOf(p), v);
-        }
-      },
-    });
-  }
-  function perStream(kind: typeof Counter | typeof Gauge, name: string, help: string, value: (s: StreamJson) => number | undefined): void {
-    new kind({
-      name,
-      help,
-      labelNames: ['stream'],
-      registers: [registry],
-      async collect() {
-        const { streams } = await read();
-        this.reset();
-        for (const s of streams) {
-          const v = value(s);
+        for (const item of items(scrape)) {
+          const v = value(item);
           if (v === undefined) continue;
-          if (this instanceof Counter) this.inc({ stream: s.name }, v);
-          else (this as Gauge).set({ stream: s.name }, v);
+          if (this instanceof Counter) this.inc(labels(item), v);
+          else (this as Gauge).set(labels(item), v);
         }
       },
     });
   }
+  const perPush = (kind: typeof Counter | typeof Gauge, name: string, help: string, value: (p: TransponderJson) => number): void =>
+    perItem(kind, name, help, pushLabels, (s) => s.pushes, labelsOf, value);
+  const perStream = (kind: typeof Counter | typeof Gauge, name: string, help: string, value: (s: StreamJson) => number | undefined): void =>
+    perItem(kind, name, help, ['stream'], (s) => s.streams, (s) => ({ stream: s.name }), value);
 
   new Gauge({
     name: 'gateway_push_state',

@@ -72,8 +72,7 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
   bytesWritten = 0;
   /** Bytes the server acknowledged having received. */
   bytesAcknowledged = 0;
-  /** When the server last acknowledged bytes. */
-  lastAcknowledgedAt: number | undefined;
+  lastAcknowledgedAt: number | undefined; // when the server last acknowledged bytes
 
   readonly #reader = new ChunkReader();
   readonly #pending = new Map<number, { resolve: (values: Amf0Value[]) => void; reject: (error: Error) => void }>();

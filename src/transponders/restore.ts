@@ -34,7 +34,7 @@ const JITTER = 0.25;
  * "Already publishing" is asked again this soon within the wait an attempt would have had: the
  * server lets go of our session from before the drop at a moment nobody can tell (when its own
  * retransmission reaches our kernel, which resets it), and the name is taken at the next attempt.
- * These quick asks are not counted as attempts.
+ * These quick asks are shown as attempts but not counted against `rtmp_push_restore_attempts`.
  */
 const BUSY_ASK_MS = 500;
 /** Output healthy for this long forgets the attempts of earlier outages. */
@@ -80,8 +80,10 @@ export type RestoreDecision = { retryInMs: number } | { giveUp: string };
  * to start counting afresh.
  */
 export class RestorePolicy {
-  /** Attempts made in the current outage. */
+  /** Attempts made in the current outage, quick asks included (what `find` shows). */
   attempt = 0;
+  /** Those counted against `attempts` and for the growing waits. */
+  #counted = 0;
   #previousKind: FailureKind | undefined;
   /** Until when "already publishing" is asked again without counting an attempt. */
   #busyUntil = 0;
@@ -96,15 +98,19 @@ export class RestorePolicy {
   next(kind: FailureKind, reason: string): RestoreDecision {
     if (!this.settings.enabled) return { giveUp: reason };
     const quickAsk = Math.round(BUSY_ASK_MS * (1 + JITTER * this.random()));
-    if (kind === 'busy' && this.#previousKind === 'busy' && this.now() < this.#busyUntil) return { retryInMs: quickAsk };
+    if (kind === 'busy' && this.#previousKind === 'busy' && this.now() < this.#busyUntil) {
+      this.attempt++;
+      return { retryInMs: quickAsk };
+    }
     if (kind === 'rejected' && this.#previousKind === 'rejected') return { giveUp: reason };
-    if (this.settings.attempts > 0 && this.attempt >= this.settings.attempts) {
-      return { giveUp: `${reason} (after ${this.attempt} restore attempt${this.attempt === 1 ? '' : 's'})` };
+    if (this.settings.attempts > 0 && this.#counted >= this.settings.attempts) {
+      return { giveUp: `${reason} (after ${this.#counted} restore attempt${this.#counted === 1 ? '' : 's'})` };
     }
     this.#previousKind = kind;
     this.attempt++;
+    this.#counted++;
     const { intervalMs } = this.settings;
-    const wait = Math.min(Math.max(intervalMs, MAX_WAIT_MS), intervalMs * GROWTH ** (this.attempt - 1));
+    const wait = Math.min(Math.max(intervalMs, MAX_WAIT_MS), intervalMs * GROWTH ** (this.#counted - 1));
     const retryInMs = Math.round(wait * (1 + JITTER * this.random()));
     if (kind !== 'busy') return { retryInMs };
     this.#busyUntil = this.now() + retryInMs;
@@ -118,6 +124,7 @@ export class RestorePolicy {
 
   healthy(): void {
     this.attempt = 0;
+    this.#counted = 0;
     this.#previousKind = undefined;
   }
 }

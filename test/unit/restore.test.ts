@@ -20,7 +20,7 @@ t.test('a refusal is tried once more, then given up with the server\'s reason', 
   t.same(policy.next('rejected', 'invalid stream key'), { giveUp: 'invalid stream key' });
 });
 
-t.test('"already publishing" is asked again every 0.5 s and retried as long as attempts last, counted as often as the usual waits', async (t) => {
+t.test('"already publishing" is asked again every 0.5 s and retried as long as attempts last, counted against them as often as the usual waits', async (t) => {
   let now = 0;
   const policy = new RestorePolicy({ ...settings, attempts: 3 }, () => 0, () => now);
   const asks: Array<[number, number]> = [];
@@ -30,7 +30,7 @@ t.test('"already publishing" is asked again every 0.5 s and retried as long as a
     now += decision.retryInMs;
     decision = policy.next('busy', 'Already publishing');
   }
-  t.same(asks.slice(0, 4), [[0, 1], [500, 1], [1000, 2], [1500, 2]], 'an attempt counted after 1 s, then after 1.5 s, as the usual waits');
+  t.same(asks.slice(0, 4), [[0, 1], [500, 2], [1000, 3], [1500, 4]], 'every ask shown as an attempt');
   t.equal(asks.length, 9, 'asked every 0.5 s');
   t.equal(now, 4500, 'the three attempts last as long as before');
   t.same(decision, { giveUp: 'Already publishing (after 3 restore attempts)' });

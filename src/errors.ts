@@ -61,6 +61,9 @@ export const unavailable = (message: string, retryAfterS = 5): GatewayError => n
 /** One caller (a client address, a stream) is at its quota. */
 export const tooMany = (message: string, retryAfterS = 5): GatewayError => new GatewayError('too_many_requests', message, undefined, retryAfterS);
 
+/** Every error code, as answers carry them. */
+export const ERROR_CODES = Object.keys(STATUS) as ErrorCode[];
+
 export function statusFor(code: ErrorCode): number {
   return STATUS[code];
 }

@@ -1,6 +1,8 @@
 import { z } from 'zod';
+import { ERROR_CODES, type ErrorCode } from '../errors.js';
 import { TRANSITIONS } from '../transponders/states.js';
 import { soundOnSchema, startupSchema } from '../transponders/requests.js';
+import { streamJsonSchema as stream } from '../publishers/view.js';
 import { findAllSchema, findSchema, mediaSessionSchema, streamSchema } from './schemas.js';
 
 /**
@@ -9,13 +11,8 @@ import { findAllSchema, findSchema, mediaSessionSchema, streamSchema } from './s
  * `/openapi.json`; `/docs` shows it.
  */
 
-const ERROR_CODES = [
-  'invalid_request', 'unauthorized', 'forbidden', 'not_found', 'conflict', 'payload_too_large', 'unsupported_media_type',
-  'not_supported', 'too_many_requests', 'destination_refused', 'destination_unreachable', 'internal', 'unavailable',
-] as const;
-
 const errorBody = z.object({
-  error: z.enum(ERROR_CODES).describe('A stable code; for 500, whose fault it was: destination_refused, destination_unreachable or internal'),
+  error: z.enum(ERROR_CODES as [ErrorCode, ...ErrorCode[]]).describe('A stable code; for 500, whose fault it was: destination_refused, destination_unreachable or internal'),
   message: z.string(),
   field: z.string().optional().describe('The request field the error is about'),
 });
@@ -39,25 +36,6 @@ const transponder = z.object({
   transcoding: z.boolean(),
   createdAt: z.string(),
   counters: z.object({}).catchall(z.number()),
-});
-
-const stream = z.object({
-  name: z.string(),
-  id: z.string(),
-  state: z.enum(['connecting', 'publishing', 'closed']),
-  video: z.object({ codec: z.string(), width: z.number().optional(), height: z.number().optional(), frameRate: z.number().optional() }).nullable(),
-  audio: z.object({ codec: z.literal('opus') }).nullable(),
-  bitrateKbps: z.number(),
-  packets: z.number(),
-  packetsLost: z.number(),
-  framesLost: z.number(),
-  keyframes: z.number(),
-  keyframeRequests: z.number(),
-  nacksSent: z.number(),
-  createdAt: z.string(),
-  publishingSince: z.string().nullable(),
-  clientAddress: z.string().nullable(),
-  transponders: z.array(z.string()),
 });
 
 const health = z.object({

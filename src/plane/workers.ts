@@ -242,10 +242,8 @@ export class WorkerPlane implements MediaPlane {
     return place ? place.call<boolean>('unpublish', name, id, reason, lost) : false;
   }
 
-  async streams(name?: string): Promise<StreamJson[]> {
-    const places = name !== undefined ? [this.#streams.get(name)?.place].filter((p) => p !== undefined) : this.#places;
-    const found = await Promise.all(places.filter((p) => p.alive).map((p) => p.call<StreamJson[]>('streams', name)));
-    return found.flat().sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  streams(name?: string): Promise<StreamJson[]> {
+    return this.#gather<StreamJson>(name, 'streams', name);
   }
 
   async snapshot(name: string): Promise<Buffer> {
@@ -261,9 +259,14 @@ export class WorkerPlane implements MediaPlane {
     return place.call<TransponderJson>('startup', request);
   }
 
-  async find(filter: FindFilter): Promise<TransponderJson[]> {
-    const places = filter.streamName !== undefined ? [this.#streams.get(filter.streamName)?.place].filter((p) => p !== undefined) : this.#places;
-    const found = await Promise.all(places.filter((p) => p.alive).map((p) => p.call<TransponderJson[]>('find', filter)));
+  find(filter: FindFilter): Promise<TransponderJson[]> {
+    return this.#gather<TransponderJson>(filter.streamName, 'find', filter);
+  }
+
+  /** A list from the worker holding `stream`, or from every worker when none is named, oldest first. */
+  async #gather<T extends { createdAt: string }>(stream: string | undefined, method: Method, ...args: unknown[]): Promise<T[]> {
+    const places = stream !== undefined ? [this.#streams.get(stream)?.place].filter((p) => p !== undefined) : this.#places;
+    const found = await Promise.all(places.filter((p) => p.alive).map((p) => p.call<T[]>(method, ...args)));
     return found.flat().sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   }
 

@@ -1,32 +1,34 @@
+import { z } from 'zod';
 import type { Publisher } from './publisher.js';
 import { pictureSize } from './stats.js';
 
-/** A stream as `/rest-api/stream/find` shows it: plain data, the same from any worker. */
-export interface StreamJson {
-  name: string;
+/** A stream as `/rest-api/stream/find` shows it: plain data, the same from any worker; the OpenAPI document shows this schema. */
+export const streamJsonSchema = z.object({
+  name: z.string(),
   /** The publish's id (the WHIP session id). */
-  id: string;
-  state: Publisher['state'];
-  video: { codec: string; width?: number; height?: number; frameRate?: number } | null;
-  audio: { codec: 'opus' } | null;
+  id: z.string(),
+  state: z.enum(['connecting', 'publishing', 'closed']),
+  video: z.object({ codec: z.string(), width: z.number().optional(), height: z.number().optional(), frameRate: z.number().optional() }).nullable(),
+  audio: z.object({ codec: z.literal('opus') }).nullable(),
   /** Received RTP over the last second. */
-  bitrateKbps: number;
-  packets: number;
+  bitrateKbps: z.number(),
+  packets: z.number(),
   /** RTP packets never received (a retransmission that came in time counts as received). */
-  packetsLost: number;
+  packetsLost: z.number(),
   /** Video frames dropped because a packet of theirs was lost (after retransmission had its chance). */
-  framesLost: number;
-  keyframes: number;
+  framesLost: z.number(),
+  keyframes: z.number(),
   /** Keyframes asked of the sender (RTCP PLI): on the keyframe interval, after a loss, for a new push. */
-  keyframeRequests: number;
+  keyframeRequests: z.number(),
   /** Retransmissions asked of the sender (RTCP NACK) for lost packets. */
-  nacksSent: number;
-  createdAt: string;
-  publishingSince: string | null;
-  clientAddress: string | null;
+  nacksSent: z.number(),
+  createdAt: z.string(),
+  publishingSince: z.string().nullable(),
+  clientAddress: z.string().nullable(),
   /** The mediaSessionIds of its transponders. */
-  transponders: string[];
-}
+  transponders: z.array(z.string()),
+});
+export type StreamJson = z.infer<typeof streamJsonSchema>;
 
 export function describeStream(p: Publisher, transponders: string[]): StreamJson {
   const size = pictureSize(p.keyframe);

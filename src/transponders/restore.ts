@@ -97,10 +97,10 @@ export class RestorePolicy {
   /** After a drop or a failed attempt: wait this long and try again, or give up (and why). */
   next(kind: FailureKind, reason: string): RestoreDecision {
     if (!this.settings.enabled) return { giveUp: reason };
-    const quickAsk = Math.round(BUSY_ASK_MS * (1 + JITTER * this.random()));
+    const quickAsk = (): number => Math.round(BUSY_ASK_MS * (1 + JITTER * this.random()));
     if (kind === 'busy' && this.#previousKind === 'busy' && this.now() < this.#busyUntil) {
       this.attempt++;
-      return { retryInMs: quickAsk };
+      return { retryInMs: quickAsk() };
     }
     if (kind === 'rejected' && this.#previousKind === 'rejected') return { giveUp: reason };
     if (this.settings.attempts > 0 && this.#counted >= this.settings.attempts) {
@@ -114,7 +114,7 @@ export class RestorePolicy {
     const retryInMs = Math.round(wait * (1 + JITTER * this.random()));
     if (kind !== 'busy') return { retryInMs };
     this.#busyUntil = this.now() + retryInMs;
-    return { retryInMs: Math.min(retryInMs, quickAsk) };
+    return { retryInMs: Math.min(retryInMs, quickAsk()) };
   }
 
   /** Output is back: the next outage starts with a short wait only once it has stayed up. */

@@ -1,29 +1,165 @@
-// The publish page: the camera to the gateway over WebRTC, republished to the RTMP URL.
-import { createSession, SESSION_STATUS, STREAM_STATUS } from '/sdk/gateway.js';
+// The publish page: the camera to the gateway over WebRTC, republished to each RTMP destination,
+// with every destination's own state. "Live" only once a destination took the stream.
+import { createSession, DESTINATION_STATE, SESSION_STATUS, STREAM_STATUS } from '/sdk/gateway.js';
+
 const $ = (id) => document.getElementById(id);
-const say = (text) => { $('status').textContent = text; };
-// The token (when the gateway needs one) goes in the publish message, never in a URL.
-const token = () => $('token').value.trim() || undefined;
+const STATE_TEXT = {
+  starting: 'Connecting…',
+  live: 'Live',
+  reconnecting: 'Reconnecting…',
+  standby: 'Holding (publisher away)',
+  failed: 'Failed',
+  stopped: 'Stopped',
+};
 const session = createSession({ urlServer: location.origin });
 let stream;
-session.on(SESSION_STATUS.ESTABLISHED, () => say('Ready'))
-  .on(SESSION_STATUS.DISCONNECTED, (e) => say(`Disconnected: ${e.info}`))
-  .on(SESSION_STATUS.FAILED, (e) => say(`Cannot reach the gateway: ${e.info}`));
+let statsTimer;
+let rows = 0;
+
+function say(text, kind = '') {
+  $('status').textContent = text;
+  $('status').className = `badge ${kind}`;
+}
+
+/** The overall status: "Live" only when every destination is live, never before one accepted. */
+function sayStreamState() {
+  if (!stream || stream.status() !== 'PUBLISHING') return;
+  const all = stream.destinations().filter((d) => d.state !== 'stopped');
+  const live = all.filter((d) => d.state === DESTINATION_STATE.LIVE).length;
+  if (all.length === 0) say('Publishing (no destination)', 'warn');
+  else if (live === all.length) say('Live', 'live');
+  else if (live > 0) say(`Live on ${live} of ${all.length}`, 'warn');
+  else if (all.every((d) => d.state === DESTINATION_STATE.FAILED)) say('Not live: every destination failed', 'bad');
+  else say('Publishing; waiting for the destinations', 'warn');
+}
+
+function addRow(url = '', full = true) {
+  const row = $('destination-row').content.firstElementChild.cloneNode(true);
+  row.dataset.id = `d${++rows}`;
+  const [urlInput, fullInput] = [row.querySelector('.url'), row.querySelector('.full')];
+  if (rows === 1) [urlInput.id, fullInput.id] = ['rtmpUrl', 'fullUrl'];
+  urlInput.value = url;
+  fullInput.checked = full;
+  row.querySelector('.remove').addEventListener('click', () => {
+    if (stream && stream.destinations().some((d) => d.id === row.dataset.id)) stream.removeDestination(row.dataset.id);
+    row.remove();
+    sayStreamState();
+  });
+  row.querySelector('.go').addEventListener('click', () => {
+    if (!urlInput.value.trim() || !stream) return;
+    stream.addDestination({ id: row.dataset.id, rtmpUrl: urlInput.value.trim(), rtmpTransponderFullUrl: fullInput.checked });
+    lockRow(row, true);
+    showDestination({ id: row.dataset.id, state: 'starting' });
+  });
+  lockRow(row, false);
+  $('destinations').append(row);
+  return row;
+}
+
+/** A row being pushed cannot be edited; a new row while live gets a "Go live here" button. */
+function lockRow(row, pushed) {
+  row.querySelector('.url').disabled = pushed;
+  row.querySelector('.full').disabled = pushed;
+  row.querySelector('.go').hidden = pushed || !stream || stream.status() !== 'PUBLISHING';
+}
+
+function showDestination(d) {
+  const row = document.querySelector(`.destination[data-id="${d.id}"]`);
+  if (!row) return;
+  row.dataset.state = d.state;
+  row.querySelector('.state').textContent = STATE_TEXT[d.state] ?? d.state;
+  row.querySelector('.reason').textContent = d.reason ?? '';
+  sayStreamState();
+}
+
+async function listDevices() {
+  try {
+    const devices = await navigator.mediaDevices.enumerateDevices();
+    for (const [kind, select] of [['videoinput', $('camera')], ['audioinput', $('microphone')]]) {
+      const chosen = select.value;
+      select.replaceChildren(select.options[0]);
+      for (const device of devices.filter((d) => d.kind === kind && d.deviceId)) {
+        select.append(new Option(device.label || `${kind === 'videoinput' ? 'Camera' : 'Microphone'} ${select.length}`, device.deviceId));
+      }
+      select.value = chosen;
+    }
+  } catch {
+    // No device list: the defaults are used.
+  }
+}
+
+function constraints() {
+  const video = { width: 1280, height: 720, ...($('camera').value ? { deviceId: { exact: $('camera').value } } : {}) };
+  const audio = $('microphone').value ? { deviceId: { exact: $('microphone').value } } : true;
+  return { video, audio };
+}
+
+async function showStats() {
+  const stats = await stream?.getSendStats();
+  if (!stats) return;
+  $('stats').hidden = false;
+  $('stats').textContent = `${stats.width}×${stats.height} · ${stats.frameRate} fps · ${stats.bitrateKbps} kb/s`;
+}
+
+function ended(text, kind) {
+  say(text, kind);
+  clearInterval(statsTimer);
+  $('stats').hidden = true;
+  for (const id of ['publish', 'name', 'camera', 'microphone']) $(id).disabled = false;
+  $('stop').disabled = true;
+  $('mute').disabled = true;
+  for (const row of document.querySelectorAll('.destination')) lockRow(row, false);
+  stream = undefined;
+}
+
+session
+  .on(SESSION_STATUS.ESTABLISHED, (e) => { if (!stream) say(e.info === 'reconnected' ? 'Ready (reconnected)' : 'Ready'); })
+  .on(SESSION_STATUS.RECONNECTING, (e) => { if (!stream) say(`Connection lost; reconnecting in ${Math.round(e.delayMs / 100) / 10} s`, 'warn'); })
+  .on(SESSION_STATUS.DISCONNECTED, (e) => say(`Disconnected: ${e.info}`, 'bad'))
+  .on(SESSION_STATUS.FAILED, (e) => say(`Cannot reach the gateway: ${e.info}`, 'bad'));
+
 $('form').addEventListener('submit', (event) => {
   event.preventDefault();
-  $('publish').disabled = true;
+  const destinations = [...document.querySelectorAll('.destination')]
+    .map((row) => ({ id: row.dataset.id, rtmpUrl: row.querySelector('.url').value.trim(), rtmpTransponderFullUrl: row.querySelector('.full').checked }))
+    .filter((d) => d.rtmpUrl);
+  for (const id of ['publish', 'name', 'camera', 'microphone']) $(id).disabled = true;
   say('Starting…');
   stream = session.createStream({
     name: $('name').value,
     display: $('preview'),
-    rtmpUrl: $('rtmpUrl').value,
-    rtmpTransponderFullUrl: $('fullUrl').checked,
-    token: token(),
+    constraints: constraints(),
+    destinations,
+    token: $('token').value.trim() || undefined,
   });
   window.gatewayStream = stream; // for the browser console
-  stream.on(STREAM_STATUS.PUBLISHING, () => { say('Live'); $('stop').disabled = false; })
-    .on(STREAM_STATUS.UNPUBLISHED, (e) => { say(`Stopped (${e.info})`); $('publish').disabled = false; $('stop').disabled = true; })
-    .on(STREAM_STATUS.FAILED, (e) => { say(`Failed: ${e.info}`); $('publish').disabled = false; $('stop').disabled = true; })
+  for (const d of destinations) lockRow(document.querySelector(`.destination[data-id="${d.id}"]`), true);
+  stream
+    .on(STREAM_STATUS.PUBLISHING, () => {
+      $('stop').disabled = false;
+      $('mute').disabled = false;
+      for (const row of document.querySelectorAll('.destination')) lockRow(row, stream.destinations().some((d) => d.id === row.dataset.id));
+      for (const d of stream.destinations()) showDestination(d);
+      sayStreamState();
+      clearInterval(statsTimer);
+      statsTimer = setInterval(showStats, 1000);
+      listDevices(); // labels are known once the camera is allowed
+    })
+    .on(STREAM_STATUS.DESTINATION, (e) => showDestination(e.destination))
+    .on(STREAM_STATUS.RECONNECTING, (e) => say(`Connection lost (${e.info}); reconnecting in ${Math.round(e.delayMs / 100) / 10} s`, 'warn'))
+    .on(STREAM_STATUS.UNPUBLISHED, (e) => ended(`Stopped (${e.info})`))
+    .on(STREAM_STATUS.FAILED, (e) => ended(`Failed: ${e.info}`, 'bad'))
     .publish();
 });
 $('stop').addEventListener('click', () => stream?.stop());
+$('mute').addEventListener('click', () => {
+  if (!stream) return;
+  if (stream.isAudioMuted()) stream.unmuteAudio();
+  else stream.muteAudio();
+  const muted = stream.isAudioMuted();
+  $('mute').textContent = muted ? 'Unmute microphone' : 'Mute microphone';
+  $('mute').setAttribute('aria-pressed', String(muted));
+});
+$('addDestination').addEventListener('click', () => addRow().querySelector('.url').focus());
+addRow();
+listDevices();

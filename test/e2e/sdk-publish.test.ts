@@ -31,7 +31,9 @@ t.test('the publish page republishes the camera to RTMP through the SDK with rtm
     statsExpression: 'window.gatewayStream.getStats()',
     seconds: 8,
   });
-  t.equal(await page.textContent('#status'), 'Live', 'terminating the transponder leaves the WebRTC publish alone');
+  t.equal(await page.evaluate(() => (window as any).gatewayStream.status()), 'PUBLISHING', 'terminating the transponder leaves the WebRTC publish alone');
+  await waitFor('the page to show the destination stopped', async () => (await page.textContent('.destination .state')) === 'Stopped', 5000);
+  t.not(await page.textContent('#status'), 'Live', 'and the page no longer says Live');
 });
 
 t.test('when the publisher stops, its transponders end', async (t) => {

@@ -1,0 +1,69 @@
+/** The browser-side media steps of a publish: codec preference, steady resolution, preview. */
+
+/** Orders H.264 packetization-mode=1 constrained baseline first, then other H.264, then the rest. */
+export function preferH264(transceiver: RTCRtpTransceiver): void {
+  const capabilities = RTCRtpSender.getCapabilities?.('video');
+  if (!capabilities || typeof transceiver.setCodecPreferences !== 'function') return;
+  const rank = (codec: RTCRtpCodec): number => {
+    const fmtp = codec.sdpFmtpLine ?? '';
+    if (codec.mimeType.toLowerCase() !== 'video/h264') return /rtx|red|ulpfec/i.test(codec.mimeType) ? 9 : 5;
+    if (!fmtp.includes('packetization-mode=1')) return 4;
+    if (fmtp.includes('profile-level-id=42e01f')) return 0;
+    return fmtp.includes('profile-level-id=42') ? 1 : 2;
+  };
+  const sorted = [...capabilities.codecs].sort((a, b) => rank(a) - rank(b));
+  try {
+    transceiver.setCodecPreferences(sorted);
+  } catch {
+    // Older browsers: the gateway still picks H.264 from the offer.
+  }
+}
+
+/** Platforms dislike mid-stream resolution changes: lower the frame rate instead under load. */
+export async function keepResolution(pc: RTCPeerConnection): Promise<void> {
+  for (const sender of pc.getSenders()) {
+    if (sender.track?.kind !== 'video') continue;
+    const parameters = sender.getParameters() as RTCRtpSendParameters & { degradationPreference?: string };
+    parameters.degradationPreference = 'maintain-resolution';
+    await sender.setParameters(parameters).catch(() => {});
+  }
+}
+
+/** Shows `media` in `display` (a <video>, or an element a <video> is created in). */
+export function showPreview(display: HTMLElement, media: MediaStream): void {
+  let video = display instanceof HTMLVideoElement ? display : display.querySelector('video');
+  if (!video) {
+    video = document.createElement('video');
+    video.style.width = '100%';
+    display.appendChild(video);
+  }
+  video.muted = true;
+  video.autoplay = true;
+  video.playsInline = true;
+  video.srcObject = media;
+}
+
+/** What the publishing connection sends, from two `getStats()` reports a moment apart (`SendStats`). */
+export function sendStats(before: RTCStatsReport | undefined, after: RTCStatsReport): { bitrateKbps: number; frameRate: number; width: number; height: number } {
+  const totals = (report: RTCStatsReport | undefined): { bytes: number; at: number; video?: any } => {
+    let bytes = 0;
+    let at = 0;
+    let video: any;
+    report?.forEach((s: any) => {
+      if (s.type !== 'outbound-rtp') return;
+      bytes += s.bytesSent ?? 0;
+      at = s.timestamp;
+      if (s.kind === 'video') video = s;
+    });
+    return { bytes, at, video };
+  };
+  const a = totals(before);
+  const b = totals(after);
+  const seconds = (b.at - a.at) / 1000;
+  return {
+    bitrateKbps: before && seconds > 0 ? Math.round(((b.bytes - a.bytes) * 8) / seconds / 1000) : 0,
+    frameRate: Math.round(b.video?.framesPerSecond ?? 0),
+    width: b.video?.frameWidth ?? 0,
+    height: b.video?.frameHeight ?? 0,
+  };
+}

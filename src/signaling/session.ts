@@ -1,0 +1,201 @@
+import type { Logger } from 'pino';
+import type { WebSocket } from 'ws';
+import { authorizePublish, type AccessControl } from '../security/access.js';
+import { GatewayError } from '../errors.js';
+import { offerError } from '../ingest/sdp.js';
+import type { DestinationChecks } from '../plane/core.js';
+import type { MediaPlane } from '../plane/plane.js';
+import type { Destination } from '../transponders/destination.js';
+import { clientMessageSchema } from '../http/schemas.js';
+import { parseBody } from '../http/validation.js';
+import {
+  MAX_DESTINATIONS,
+  PROTOCOL_VERSION,
+  type AddDestinationMessage,
+  type ClientMessage,
+  type DestinationRequest,
+  type PublishMessage,
+  type ServerMessage,
+} from './protocol.js';
+import { StreamPushes } from './stream-pushes.js';
+
+/** A stream this session publishes (or published), with its destinations. */
+interface SessionStream {
+  pushes: StreamPushes;
+  token: string | undefined;
+  /** The current publish, until it closes. */
+  publisherId?: string;
+}
+
+/**
+ * One SDK session: one WebSocket. Its streams end when it disconnects (as lost publishers: their
+ * transponders wait in standby for the page to come back). Every message is validated; a bad one
+ * gets an `error` naming the field and changes nothing.
+ */
+export class SignalingSession {
+  readonly #streams = new Map<string, SessionStream>();
+  readonly #unwatch: () => void;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly plane: MediaPlane,
+    private readonly destinations: DestinationChecks,
+    private readonly access: AccessControl,
+    private readonly client: string,
+    private readonly log: Logger,
+  ) {
+    this.#unwatch = plane.watch((change) => {
+      for (const stream of this.#streams.values()) stream.pushes.onChange(change);
+    });
+    // ws closes the connection itself on a protocol error (1002, 1007, 1009): here it is only told.
+    socket.on('error', (error) => log.debug({ reason: error.message, client }, 'signalling connection failed'));
+    socket.on('message', (data, isBinary) => void this.#onMessage(isBinary ? '' : data.toString()));
+    socket.on('close', () => {
+      this.#unwatch();
+      // The page was closed or its network went away: the publisher is lost, not ended.
+      for (const [name, stream] of this.#streams) {
+        stream.pushes.close();
+        if (stream.publisherId !== undefined) void this.#unpublish(name, stream.publisherId, 'SDK session disconnected', true);
+      }
+      this.#streams.clear();
+    });
+    this.#send({ type: 'hello', version: PROTOCOL_VERSION });
+  }
+
+  async #onMessage(text: string): Promise<void> {
+    let message: ClientMessage;
+    try {
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        throw new GatewayError('invalid_request', 'message: not valid JSON', 'message');
+      }
+      message = parseBody(clientMessageSchema, json);
+    } catch (error) {
+      this.#sendError(error);
+      return;
+    }
+    try {
+      switch (message.type) {
+        case 'publish':
+          return await this.#publish(message);
+        case 'addDestination':
+          return await this.#addDestination(message);
+        case 'removeDestination':
+          return await this.#stream(message.name).pushes.remove(message.id);
+        case 'unpublish': {
+          const id = this.#streams.get(message.name)?.publisherId;
+          if (id !== undefined) await this.plane.unpublish(message.name, id, 'unpublished by the SDK');
+          return;
+        }
+      }
+    } catch (error) {
+      this.#sendError(error, 'requestId' in message ? message.requestId : undefined);
+    }
+  }
+
+  async #publish(message: PublishMessage): Promise<void> {
+    const { name, token } = message;
+    const requests: DestinationRequest[] =
+      message.destinations ?? (message.rtmpUrl !== undefined ? [{ id: 'rtmpUrl', rtmpUrl: message.rtmpUrl, rtmpTransponderFullUrl: message.rtmpTransponderFullUrl }] : []);
+    // Checked before anything is created: a bad destination or token never starts a publish.
+    if (requests.length === 0) await authorizePublish(this.access, { stream: name, token, client: this.client });
+    const checked: Destination[] = [];
+    for (const [i, request] of requests.entries()) {
+      checked.push(await this.#checkDestination(name, request, token, message.destinations ? `destinations.${i}.rtmpUrl` : 'rtmpUrl'));
+    }
+    // Published again by this session (its peer connection failed): the new publish takes over.
+    const previous = this.#streams.get(name);
+    if (previous) {
+      this.#streams.delete(name);
+      previous.pushes.close();
+      if (previous.publisherId !== undefined) await this.#unpublish(name, previous.publisherId, 'published again by the SDK', true);
+    }
+    const pushes = new StreamPushes(name, this.plane, (m) => this.#send(m), this.log);
+    requests.forEach((request, i) => pushes.add(request, checked[i]!));
+    const stream: SessionStream = { pushes, token };
+    this.#streams.set(name, stream);
+    const current = (): boolean => this.#streams.get(name) === stream;
+    const release = this.access.quota.acquire(this.client, 'SDK publish');
+    let published: { id: string; answer: string };
+    try {
+      published = await this.plane.publish(name, message.sdp, {
+        publishing: () => {
+          if (!current()) return;
+          this.#send({ type: 'status', name, status: 'PUBLISHING' });
+          pushes.publishing();
+        },
+        closed: (reason) => {
+          release();
+          if (!current()) return;
+          stream.publisherId = undefined;
+          this.#send({ type: 'status', name, status: 'UNPUBLISHED', info: reason });
+        },
+      }, this.client);
+    } catch (error) {
+      release();
+      if (current()) this.#streams.delete(name);
+      throw offerError(error, 'sdp');
+    }
+    if (this.socket.readyState !== this.socket.OPEN) {
+      await this.#unpublish(name, published.id, 'SDK session disconnected');
+      return;
+    }
+    stream.publisherId = published.id;
+    this.#send({ type: 'answer', requestId: message.requestId, sdp: published.answer });
+  }
+
+  async #addDestination(message: AddDestinationMessage): Promise<void> {
+    const { name, destination: request } = message;
+    const stream = this.#stream(name);
+    if (stream.pushes.has(request.id)) throw new GatewayError('conflict', `destination.id: ${request.id} is already a destination of ${name}`, 'destination.id');
+    if (stream.pushes.size >= MAX_DESTINATIONS) throw new GatewayError('invalid_request', `destination: a stream has at most ${MAX_DESTINATIONS} destinations`, 'destination');
+    const destination = await this.#checkDestination(name, request, stream.token, 'destination.rtmpUrl');
+    stream.pushes.add(request, destination);
+    this.#send({ type: 'destinationAdded', requestId: message.requestId, name, id: request.id });
+  }
+
+  #stream(name: string): SessionStream {
+    const stream = this.#streams.get(name);
+    if (!stream) throw new GatewayError('not_found', `name: this session does not publish ${name}`, 'name');
+    return stream;
+  }
+
+  /** The destination policy, the publish token's grant and the address checks, for one destination. */
+  async #checkDestination(name: string, request: DestinationRequest, token: string | undefined, field: string): Promise<Destination> {
+    try {
+      const destination = this.destinations.checkDestination(request.rtmpUrl, name, request.rtmpTransponderFullUrl);
+      await authorizePublish(this.access, { stream: name, token, client: this.client, destinationHost: destination.host, redactedDestination: destination.redactedRequestedUrl });
+      await this.destinations.checkAddresses(destination);
+      return destination;
+    } catch (error) {
+      // The checks name `rtmpUrl`; in a list, the error names the destination's place in it.
+      if (error instanceof GatewayError && error.field === 'rtmpUrl' && field !== 'rtmpUrl') {
+        throw new GatewayError(error.code, error.message.replace(/^rtmpUrl\b/, field), field, error.retryAfterS);
+      }
+      throw error;
+    }
+  }
+
+  async #unpublish(name: string, id: string, reason: string, lost = false): Promise<void> {
+    try {
+      await this.plane.unpublish(name, id, reason, lost);
+    } catch (error) {
+      this.log.warn({ stream: name, reason: (error as Error).message }, 'ending an SDK publish failed');
+    }
+  }
+
+  #sendError(error: unknown, requestId?: string): void {
+    if (error instanceof GatewayError) {
+      this.#send({ type: 'error', requestId, code: error.code, message: error.message, field: error.field });
+    } else {
+      this.log.error({ err: error }, 'signalling request failed');
+      this.#send({ type: 'error', requestId, code: 'internal', message: 'internal error' });
+    }
+  }
+
+  #send(message: ServerMessage): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(message));
+  }
+}

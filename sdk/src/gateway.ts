@@ -155,7 +155,7 @@ function signalingUrl(urlServer: string): string {
 
 export class Session extends Emitter<SessionEvent> {
   #status: SessionStatus = 'NEW';
-  #socket!: WebSocket;
+  #socket: WebSocket | undefined;
   readonly #url: string;
   readonly #policy: typeof DEFAULT_RECONNECT | undefined;
   readonly #streams = new Set<Stream>();
@@ -192,39 +192,50 @@ export class Session extends Emitter<SessionEvent> {
     this.#closing = true;
     clearTimeout(this.#retry);
     for (const stream of this.#streams) stream._closed('session disconnected');
-    this.#socket.close(1000, 'disconnected by the client');
+    this.#socket?.close(1000, 'disconnected by the client');
     if (this.#status !== 'DISCONNECTED') this.#setStatus({ status: 'DISCONNECTED', info: 'disconnected by the client' });
   }
 
   #connect(): void {
-    const socket = (this.#socket = new WebSocket(this.#url));
+    let socket: WebSocket;
+    try {
+      socket = this.#socket = new WebSocket(this.#url);
+    } catch (error) {
+      // Refused by the browser itself (a blocked port, mixed content): told once handlers are set.
+      setTimeout(() => this.#lost(error instanceof Error ? error.message : String(error)), 0);
+      return;
+    }
     socket.onmessage = (event) => this.#onMessage(JSON.parse(String(event.data)) as ServerMessage);
     socket.onclose = (event) => {
-      if (socket !== this.#socket || this.#closing) return;
-      const info = event.reason || (this.#status === 'NEW' ? 'cannot reach the gateway' : 'connection to the gateway lost');
-      this.#requests.clear();
-      if (this.#policy && this.#status !== 'NEW' && mayReconnect(this.#policy, this.#attempt + 1)) {
-        const delayMs = reconnectDelay(this.#policy, ++this.#attempt, Math.random());
-        for (const stream of this.#streams) stream._connectionLost(info, this.#attempt, delayMs);
-        this.#setStatus({ status: 'RECONNECTING', info, attempt: this.#attempt, delayMs });
-        this.#retry = setTimeout(() => this.#connect(), delayMs);
-        return;
-      }
-      for (const stream of this.#streams) stream._closed(info);
-      this.#setStatus(this.#status === 'NEW' ? { status: 'FAILED', info } : { status: 'DISCONNECTED', info });
+      if (socket === this.#socket) this.#lost(event.reason || (this.#status === 'NEW' ? 'cannot reach the gateway' : 'connection to the gateway lost'));
     };
+  }
+
+  /** The connection dropped or could not be made: reconnect after a wait, or give up. */
+  #lost(info: string): void {
+    if (this.#closing) return;
+    this.#requests.clear();
+    if (this.#policy && this.#status !== 'NEW' && mayReconnect(this.#policy, this.#attempt + 1)) {
+      const delayMs = reconnectDelay(this.#policy, ++this.#attempt, Math.random());
+      for (const stream of this.#streams) stream._connectionLost(info, this.#attempt, delayMs);
+      this.#setStatus({ status: 'RECONNECTING', info, attempt: this.#attempt, delayMs });
+      this.#retry = setTimeout(() => this.#connect(), delayMs);
+      return;
+    }
+    for (const stream of this.#streams) stream._closed(info);
+    this.#setStatus(this.#status === 'NEW' ? { status: 'FAILED', info } : { status: 'DISCONNECTED', info });
   }
 
   /** @internal */
   _connected(): boolean {
-    return this.#status === 'ESTABLISHED' && this.#socket.readyState === WebSocket.OPEN;
+    return this.#status === 'ESTABLISHED' && this.#socket?.readyState === WebSocket.OPEN;
   }
 
   /** @internal Sends a message; a request's answer (or error) goes to `stream`. */
   _send(message: ClientMessage, stream?: Stream, destination?: string): string {
     const requestId = String(++this.#requestCount);
     if (stream) this.#requests.set(requestId, { stream, destination });
-    this.#socket.send(JSON.stringify('requestId' in message ? { ...message, requestId } : message));
+    this.#socket?.send(JSON.stringify('requestId' in message ? { ...message, requestId } : message));
     return requestId;
   }
 

@@ -82,15 +82,19 @@ export interface WhipResult {
   answer: string;
 }
 
-/** A plain WHIP client in the page: no SDK, no codec preference, candidates only in the SDP. */
-export async function whipPublish(page: Page, url: string): Promise<WhipResult> {
-  return page.evaluate(async (whipUrl) => {
+/**
+ * A plain WHIP client in the page: no SDK, no codec preference, candidates only in the SDP. With
+ * `keepResolution` its video sender asks for `maintain-resolution`; without, it is a default
+ * `RTCPeerConnection` as third-party WHIP clients use it.
+ */
+export async function whipPublish(page: Page, url: string, keepResolution = true): Promise<WhipResult> {
+  return page.evaluate(async ([whipUrl, keep]) => {
     const media = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: true });
     const pc = new RTCPeerConnection({ iceServers: [] });
     (window as any).pc = pc;
     for (const track of media.getTracks()) pc.addTransceiver(track, { direction: 'sendonly' });
     for (const sender of pc.getSenders()) {
-      if (sender.track?.kind !== 'video') continue;
+      if (sender.track?.kind !== 'video' || !keep) continue;
       const parameters: any = sender.getParameters();
       parameters.degradationPreference = 'maintain-resolution';
       await sender.setParameters(parameters);
@@ -100,6 +104,6 @@ export async function whipPublish(page: Page, url: string): Promise<WhipResult> 
     const answer = await response.text();
     if (response.status === 201) await pc.setRemoteDescription({ type: 'answer', sdp: answer });
     return { status: response.status, location: response.headers.get('location'), contentType: response.headers.get('content-type'), offer: pc.localDescription!.sdp, answer };
-  }, url);
+  }, [url, keepResolution] as const);
 }
 

@@ -113,7 +113,7 @@ t.test('the SDK through a worker: rtmpUrl starts the push, its states come back,
   const sdk = { rtmpUrl: nginx.url() };
   const first = await SyntheticPublisher.publish(testFixture(), gateway.baseUrl, 'sdk1', { sdk });
   publishers.push(first);
-  const running = await waitFor('the SDK to be told the push runs', async () => first.messages.find((m) => m.type === 'transponder' && m.state === 'running'), 10_000);
+  const running = await waitFor('the SDK to be told the push runs', async () => first.messages.find((m) => m.type === 'destination' && m.state === 'live'), 10_000);
   t.match(first.messages.find((m) => m.type === 'status'), { status: 'PUBLISHING', name: 'sdk1' });
   await waitFor('sdk1 at the RTMP server', async () => (await nginx.streams()).some((s) => s.name === 'rtmp_sdk1' && s.width > 0), 10_000);
 
@@ -121,7 +121,7 @@ t.test('the SDK through a worker: rtmpUrl starts the push, its states come back,
   await waitFor('standby', async () => (await gateway.request('POST', '/rest-api/push/find', { streamName: 'sdk1' })).body?.[0]?.state === 'standby', 10_000);
   const again = await SyntheticPublisher.publish(testFixture(), gateway.baseUrl, 'sdk1', { sdk });
   publishers.push(again);
-  const resumed = await waitFor('the push to go on with the new publisher', async () => again.messages.find((m) => m.type === 'transponder'), 10_000);
+  const resumed = await waitFor('the push to go on with the new publisher', async () => again.messages.find((m) => m.type === 'destination' && m.mediaSessionId), 10_000);
   t.equal(resumed.mediaSessionId, running.mediaSessionId, 'the same transponder took the stream back: the publish went to the worker holding it');
   await waitFor('running again', async () => (await gateway.request('POST', '/rest-api/push/find', { streamName: 'sdk1' })).body?.[0]?.state === 'running', 10_000);
 

@@ -1,0 +1,161 @@
+import { mkdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import t from 'tap';
+import type { Page } from 'playwright-core';
+import { keyframeCount, maxKeyframeGap, nonMonotonic, probe } from '../../kit/probe.js';
+import { sleep, waitFor } from '../../kit/processes.js';
+import { useStage } from '../helpers/stage.js';
+
+const ARTIFACTS = join(import.meta.dirname ?? '.', '..', '..', '.test-output');
+const stage = useStage();
+
+/** A loopback port nothing listens on: connecting to it is refused at once. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address() as { port: number };
+  await new Promise((done) => server.close(done));
+  return port;
+}
+
+/**
+ * Before the page's scripts run: every WebSocket and peer connection it makes is kept, and
+ * `window.cutNetwork(ms)` closes them and refuses new WebSockets for `ms`, as a network that drops.
+ */
+async function withNetworkSwitch(page: Page): Promise<void> {
+  await page.addInitScript(() => {
+    const w = window as any;
+    const sockets: WebSocket[] = [];
+    const peers: RTCPeerConnection[] = [];
+    let offlineUntil = 0;
+    const NativeWebSocket = WebSocket;
+    const NativePeerConnection = RTCPeerConnection;
+    w.WebSocket = class extends NativeWebSocket {
+      constructor(url: string | URL, protocols?: string | string[]) {
+        // While "offline", the gateway cannot be reached: a path of the same origin that it refuses
+        // to upgrade (the page's CSP allows only its own origin).
+        super(Date.now() < offlineUntil ? String(url).replace(/\/ws$/, '/offline') : url, protocols);
+        sockets.push(this);
+      }
+    };
+    w.RTCPeerConnection = class extends NativePeerConnection {
+      constructor(config?: RTCConfiguration) {
+        super(config);
+        peers.push(this);
+      }
+    };
+    w.cutNetwork = (ms: number) => {
+      offlineUntil = Date.now() + ms;
+      for (const pc of peers) pc.close();
+      for (const socket of sockets) socket.close(4000, 'network cut by the test');
+    };
+  });
+}
+
+async function screenshot(page: Page, name: string): Promise<void> {
+  await mkdir(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+/** Opens the page and keeps every text the status badge shows. */
+async function openPage(page: Page): Promise<void> {
+  await page.goto(stage.gw.baseUrl + '/');
+  await page.evaluate(() => {
+    const w = window as any;
+    const status = document.getElementById('status')!;
+    w.statusHistory = [status.textContent];
+    new MutationObserver(() => w.statusHistory.push(status.textContent)).observe(status, { childList: true, characterData: true, subtree: true });
+  });
+  await waitFor('the SDK session', async () => (await page.textContent('#status')) === 'Ready', 10000);
+}
+
+const rowState = (page: Page, n: number): Promise<string | null> => page.textContent(`.destination:nth-child(${n}) .state`);
+
+t.test('a refused destination shows as failed with its reason within 2 s, and the page never says Live', async (t) => {
+  const page = stage.browser.page;
+  await openPage(page);
+  await page.fill('#name', 'refused');
+  await page.fill('#rtmpUrl', `rtmp://127.0.0.1:${await closedPort()}/live/demo`);
+  await page.click('#publish');
+  await waitFor('publishing', async () => page.evaluate(() => (window as any).gatewayStream?.status() === 'PUBLISHING'), 15000);
+  const publishingAt = Date.now();
+  await waitFor('the destination to fail', async () => (await rowState(page, 1)) === 'Failed', 2000, 20);
+  t.ok(Date.now() - publishingAt <= 2000, `shown failed ${Date.now() - publishingAt} ms after publishing`);
+  t.match(await page.textContent('.destination:nth-child(1) .reason'), /ECONNREFUSED|refused|unreachable/i, 'with the reason');
+  const destination = await page.evaluate(() => (window as any).gatewayStream.destinations()[0]);
+  t.match(destination, { state: 'failed', code: 'destination_unreachable', url: /^rtmp:\/\/127\.0\.0\.1:\d+\/live\/\*\*\*$/ }, 'the SDK tells the code and the masked URL');
+  await sleep(500);
+  const history: string[] = await page.evaluate(() => (window as any).statusHistory);
+  t.notOk(history.includes('Live'), `the status never said Live: ${history.join(' → ')}`);
+  t.equal(await page.textContent('#status'), 'Not live: every destination failed');
+  await screenshot(page, 'publish-page-refused');
+  await page.click('#stop');
+});
+
+t.test('two destinations: each shows live, and both RTMP servers receive the stream', async (t) => {
+  const page = stage.browser.page;
+  await openPage(page);
+  await page.fill('#name', 'two');
+  await page.fill('#rtmpUrl', stage.nginx.url() + '/two_a');
+  await page.click('#addDestination');
+  await page.fill('.destination:nth-child(2) .url', stage.nginx.url() + '/two_b');
+  await page.click('#publish');
+  await waitFor('both destinations live', async () => (await rowState(page, 1)) === 'Live' && (await rowState(page, 2)) === 'Live', 20000);
+  t.equal(await page.textContent('#status'), 'Live');
+  await waitFor('send statistics', async () => /1280×720 · \d+ fps · \d+ kb\/s/.test((await page.textContent('#stats')) ?? ''), 5000);
+  t.match(await page.textContent('#stats'), /^1280×720/, 'the page shows what it sends');
+  await screenshot(page, 'publish-page-live');
+  const pushes = (await stage.gw.post('/rest-api/push/find', { streamName: 'two' })).body;
+  t.equal(pushes.length, 2, 'two transponders');
+  await sleep(6000);
+
+  // Removing one while live ends that push only.
+  await page.click('.destination:nth-child(2) .remove');
+  await waitFor('two_b to end at the server', async () => !(await stage.nginx.streams()).some((s) => s.name === 'two_b'), 8000);
+  t.ok((await stage.nginx.streams()).some((s) => s.name === 'two_a'), 'two_a goes on');
+  await page.click('#stop');
+  await waitFor('two_a to end at the server', async () => !(await stage.nginx.streams()).some((s) => s.name === 'two_a'), 8000);
+  for (const name of ['two_a', 'two_b']) {
+    const rec = await probe(stage.nginx.recording(name));
+    const video = rec.streams.find((s) => s.codec_type === 'video');
+    t.match(video, { codec_name: 'h264', width: 1280, height: 720 }, `${name}: H.264 1280x720`);
+    t.equal(rec.streams.find((s) => s.codec_type === 'audio')?.codec_name, 'aac', `${name}: AAC`);
+    t.ok(keyframeCount(rec.video) >= 3, `${name}: ${keyframeCount(rec.video)} keyframes`);
+    t.ok(maxKeyframeGap(rec.video) <= 2.0, `${name}: keyframe gap ${maxKeyframeGap(rec.video).toFixed(3)} s`);
+    t.same(nonMonotonic(rec.video), [], `${name}: video timestamps strictly increase`);
+  }
+});
+
+t.test('the page network drops for 5 s: the SDK reconnects, and the same RTMP session goes on', async (t) => {
+  const page = stage.browser.page;
+  await withNetworkSwitch(page);
+  await openPage(page);
+  await page.fill('#name', 'drop');
+  await page.fill('#rtmpUrl', stage.nginx.url() + '/drop');
+  await page.click('#publish');
+  await waitFor('live', async () => (await page.textContent('#status')) === 'Live', 20000);
+  const before = await waitFor('video at the RTMP server', async () => (await stage.nginx.streams()).find((s) => s.name === 'drop' && s.width > 0), 10000);
+  const [push] = (await stage.gw.post('/rest-api/push/find', { streamName: 'drop' })).body;
+
+  await page.evaluate(() => (window as any).cutNetwork(5000));
+  await waitFor('the page to tell it reconnects', async () => /reconnecting/i.test((await page.textContent('#status')) ?? ''), 3000);
+  t.equal(await rowState(page, 1), 'Reconnecting…', 'the destination shows it');
+  await waitFor('the push to hold the broadcast', async () => (await stage.gw.post('/rest-api/push/find', { streamName: 'drop' })).body?.[0]?.state === 'standby', 5000);
+  await screenshot(page, 'publish-page-reconnecting');
+  const cutAt = Date.now();
+  await waitFor('live again', async () => (await page.textContent('#status')) === 'Live', 25000).catch(async (e) => {
+    t.comment(JSON.stringify(await page.evaluate(() => [(window as any).statusHistory, (window as any).gatewayStream?.destinations()])));
+    t.comment(JSON.stringify((await stage.gw.post('/rest-api/push/find', { streamName: 'drop' })).body));
+    throw e;
+  });
+  t.comment(`live again ${Date.now() - cutAt} ms after the push went to standby`);
+  const [again] = (await stage.gw.post('/rest-api/push/find', { streamName: 'drop' })).body;
+  t.match(again, { mediaSessionId: push.mediaSessionId, state: 'running' }, 'the same transponder runs');
+  const after = (await stage.nginx.streams()).find((s) => s.name === 'drop');
+  t.equal(after?.clientId, before.clientId, 'in the same RTMP session');
+  const history: string[] = await page.evaluate(() => (window as any).statusHistory);
+  t.ok(history.some((s) => /reconnecting/i.test(s ?? '')), `the page said what happened: ${history.join(' → ')}`);
+  await page.click('#stop');
+  await waitFor('the push to end', async () => (await stage.gw.post('/rest-api/push/find', { streamName: 'drop' })).status === 404, 8000);
+});

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ROOT } from './paths.js';
 import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -10,6 +12,7 @@ import { installGuard } from './http/guard.js';
 import { pushRoutes } from './http/routes/push.js';
 import { streamRoutes } from './http/routes/stream.js';
 import { docsRoutes } from './http/routes/docs.js';
+import { consoleRoutes } from './http/routes/console.js';
 import { SignalingServer } from './signaling/server.js';
 import { staticRoutes } from './http/routes/static.js';
 import { whipRoutes } from './http/routes/whip.js';
@@ -124,6 +127,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   pushRoutes(app, plane);
   streamRoutes(app, plane);
   docsRoutes(app);
+  consoleRoutes(app, plane, resolve(ROOT, config.media_dir), log.child({ component: 'console' }));
   whipRoutes(app, plane, access);
   staticRoutes(app);
   // Probes and scrapes are frequent: keep them out of the info log.

@@ -110,6 +110,15 @@ export function openApiDocument(version: string): Json {
       '/rest-api/stream/find': post('A publishing stream and its figures', streamSchema, list(stream, 'The stream'), [400, 401, 404]),
       '/rest-api/stream/find_all': post('Every publishing stream', findAllSchema, list(stream, 'Every stream'), [400, 401, 404]),
       '/rest-api/stream/snapshot': post('The stream\'s latest keyframe as a JPEG', streamSchema, { '200': { description: 'The picture', content: { 'image/jpeg': { schema: { type: 'string', contentMediaType: 'image/jpeg' } } } } }, [400, 401, 404, 500]),
+      '/rest-api/console/sounds': post('The WAV files of media_dir that sound_on plays', findAllSchema, list(z.string(), 'File names'), [400, 401]),
+      '/rest-api/console/events': {
+        get: {
+          summary: 'Every stream and push as server-sent events (the operator console)',
+          description: '`event: view` carries `{at, streams, pushes}` (as stream/find_all and push/find_all show them) at once, on every change and every 2 s; `event: event` carries each lifecycle event as webhooks do.',
+          security: [{ apiKey: [] }],
+          responses: { '200': { description: 'An event stream that stays open', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors(401) },
+        },
+      },
       '/whip/{streamName}': {
         post: {
           summary: 'Publish over WHIP (RFC 9725)',

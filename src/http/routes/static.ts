@@ -35,12 +35,15 @@ const FILES: Record<string, { path: string; type: string; headers: Record<string
   '/': { path: join(PUBLIC_DIR, 'index.html'), type: 'text/html; charset=utf-8', headers: PAGE_HEADERS },
   '/publish.js': { path: join(PUBLIC_DIR, 'publish.js'), type: 'text/javascript; charset=utf-8', headers: {} },
   '/publish.css': { path: join(PUBLIC_DIR, 'publish.css'), type: 'text/css; charset=utf-8', headers: {} },
+  '/console': { path: join(PUBLIC_DIR, 'console.html'), type: 'text/html; charset=utf-8', headers: PAGE_HEADERS },
+  '/console.css': { path: join(PUBLIC_DIR, 'console.css'), type: 'text/css; charset=utf-8', headers: {} },
+  '/console.js': { path: join(PUBLIC_DIR, 'console.js'), type: 'text/javascript; charset=utf-8', headers: {} },
   '/sdk/gateway.js': { path: join(SDK_DIST_DIR, 'gateway.js'), type: 'text/javascript; charset=utf-8', headers: SDK_HEADERS },
   '/sdk/gateway.iife.js': { path: join(SDK_DIST_DIR, 'gateway.iife.js'), type: 'text/javascript; charset=utf-8', headers: SDK_HEADERS },
   '/sdk/gateway.d.ts': { path: join(SDK_DIST_DIR, 'gateway.d.ts'), type: 'text/plain; charset=utf-8', headers: SDK_HEADERS },
 };
 
-/** The publish page and the browser SDK at stable paths; every response carries the common security headers. */
+/** The publish page, the operator console and the browser SDK at stable paths; every response carries the common security headers. */
 export function staticRoutes(app: FastifyInstance): void {
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-content-type-options', 'nosniff');

@@ -1,0 +1,69 @@
+import { readdir } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { LifecycleEvent } from '../../plane/lifecycle.js';
+import type { MediaPlane } from '../../plane/plane.js';
+import { findAllSchema } from '../schemas.js';
+import { parseBody } from '../validation.js';
+
+/** A console's view is sent again this often (ms) even when nothing changed: counters and uptimes move. */
+export const CONSOLE_REFRESH_MS = 2000;
+/** Changes that come together (a stream's pushes going to standby at once) make one view (ms). */
+const COALESCE_MS = 100;
+
+/**
+ * What the operator console reads, behind the control API key like the rest of `/rest-api/`:
+ * `GET /rest-api/console/events`, server-sent events carrying every stream and push (`view`) at
+ * once, on every lifecycle change and every 2 s, and each lifecycle event as it happens (`event`);
+ * `POST /rest-api/console/sounds`, the WAV files of `media_dir` that `sound_on` can play.
+ */
+export function consoleRoutes(app: FastifyInstance, plane: MediaPlane, mediaDir: string, log: Logger): void {
+  app.get('/rest-api/console/events', { logLevel: 'warn' }, (request, reply) => {
+    reply.hijack();
+    const out = reply.raw;
+    out.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-accel-buffering': 'no', // nginx in front: pass each event on at once
+    });
+    let closed = false;
+    let pending: NodeJS.Timeout | undefined;
+    const send = (event: string, data: unknown): void => {
+      if (!closed) out.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    };
+    const sendView = async (): Promise<void> => {
+      pending = undefined;
+      try {
+        const [streams, pushes] = await Promise.all([plane.streams(), plane.find({})]);
+        send('view', { at: new Date().toISOString(), streams, pushes });
+      } catch (error) {
+        log.warn({ reason: (error as Error).message }, 'console view failed');
+      }
+    };
+    const soon = (): void => {
+      pending ??= setTimeout(() => void sendView(), COALESCE_MS);
+    };
+    const stopFollowing = plane.events((event: LifecycleEvent) => {
+      send('event', event);
+      soon();
+    });
+    const refresh = setInterval(() => void sendView(), CONSOLE_REFRESH_MS);
+    const close = (): void => {
+      if (closed) return;
+      closed = true;
+      stopFollowing();
+      clearInterval(refresh);
+      clearTimeout(pending);
+    };
+    out.on('error', close);
+    out.on('close', close);
+    request.raw.on('error', close);
+    void sendView();
+  });
+
+  app.post('/rest-api/console/sounds', async (request) => {
+    parseBody(findAllSchema, request.body);
+    const entries = await readdir(mediaDir, { withFileTypes: true }).catch(() => []);
+    return entries.filter((e) => e.isFile() && /\.wav$/i.test(e.name)).map((e) => e.name).sort();
+  });
+}

@@ -1,0 +1,62 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
+import { waitFor } from '../../kit/processes.js';
+import { testFixture } from '../helpers/synthetic.js';
+import { useStage } from '../helpers/stage.js';
+
+const ARTIFACTS = join(import.meta.dirname ?? '.', '..', '..', '.test-output');
+const KEY = 'console-test-control-key-0123456789';
+const stage = useStage([{ api_keys: [{ id: 'ops', secret: KEY, scope: ['control', 'metrics'] }] }]);
+let publisher: SyntheticPublisher | undefined;
+t.teardown(() => publisher?.stop());
+
+const find = async (): Promise<{ status: number; body: any }> => {
+  const response = await fetch(stage.gw.baseUrl + '/rest-api/push/find_all', { method: 'POST', headers: { authorization: `Bearer ${KEY}` } });
+  return { status: response.status, body: await response.json() };
+};
+
+t.test('the console needs the control key; it starts a push, shows it running, mutes it, shows a snapshot, terminates it and shows it gone', async (t) => {
+  const page = stage.browser.page;
+  const unauthenticated = await fetch(stage.gw.baseUrl + '/rest-api/console/events');
+  t.equal(unauthenticated.status, 401, 'the event stream needs the key');
+  await unauthenticated.body?.cancel();
+
+  await page.goto(stage.gw.baseUrl + '/console');
+  await page.waitForSelector('#keyForm:not([hidden])', { timeout: 5000 });
+  await page.fill('#apiKey', KEY);
+  await page.click('#keyForm button');
+  await waitFor('live updates', async () => (await page.textContent('#connection')) === 'Live updates', 5000);
+
+  publisher = await SyntheticPublisher.publish(testFixture(), stage.gw.baseUrl, 'cam', { token: KEY });
+  const card = '.stream[data-name="cam"]';
+  await waitFor('the stream to appear without a reload', async () => (await page.textContent(`${card} .what`).catch(() => null)) === 'publishing', 8000);
+  t.match(await page.textContent(`${card} .facts`), /H264 1280×720/, 'with its codec and size');
+
+  await page.fill(`${card} .url`, stage.nginx.url());
+  await page.click(`${card} .start button`);
+  await waitFor('the push to show running', async () => (await page.textContent(`${card} .push .state`).catch(() => null)) === 'running', 10000);
+  const [push] = (await find()).body;
+  t.equal(await page.getAttribute(`${card} .push`, 'data-id'), push.mediaSessionId, 'the row is the push the API lists');
+  t.equal(await page.textContent(`${card} .push .target`), stage.nginx.url(), 'with its destination');
+  await waitFor('the RTMP server to receive it', async () => (await stage.nginx.streams()).some((s) => s.name === 'rtmp_cam' && s.width > 0), 10000);
+  await waitFor('a bitrate', async () => /^\d+ kb\/s$/.test((await page.textContent(`${card} .push .bitrate`)) ?? ''), 6000);
+
+  await page.click(`${card} .push .mute`);
+  await waitFor('the push to show muted', async () => (await page.textContent(`${card} .push .mute`)) === 'Unmute', 5000);
+  t.equal((await find()).body[0].muted, true, 'the push is muted');
+
+  await page.click(`${card} .snapshot`);
+  await waitFor('the snapshot', async () => page.evaluate((selector) => (document.querySelector(selector) as HTMLImageElement)?.naturalWidth ?? 0, `${card} .picture`), 8000);
+  t.equal(await page.evaluate((selector) => (document.querySelector(selector) as HTMLImageElement).naturalWidth, `${card} .picture`), 1280, 'the snapshot is the stream\'s picture');
+  await mkdir(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, 'console.png'), fullPage: true });
+
+  await page.click(`${card} .push .terminate`);
+  await waitFor('the push row to go', async () => (await page.$(`${card} .push`)) === null, 8000);
+  t.equal((await find()).status, 404, 'no push is left');
+  await waitFor('the RTMP stream to end', async () => !(await stage.nginx.streams()).some((s) => s.name === 'rtmp_cam'), 5000);
+  t.match(await page.textContent('#events'), /transponder\.started cam → rtmp:\/\/127\.0\.0\.1:\d+\/live\/rtmp_cam[\s\S]*/, 'the event log shows the push starting');
+  t.match(await page.textContent('#events'), /transponder\.stopped/, 'and stopping');
+});

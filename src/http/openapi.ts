@@ -24,6 +24,7 @@ const transponder = z.object({
   rtmpUrl: z.string().describe('The destination, secrets shown as ***'),
   width: z.number(),
   height: z.number(),
+  resolutionChanges: z.number().describe('Times the picture size sent changed mid-stream (platforms dislike it)'),
   muted: z.boolean(),
   soundEnabled: z.boolean(),
   options: z.object({}).passthrough(),

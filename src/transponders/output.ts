@@ -26,6 +26,8 @@ export interface OutputOptions {
   metadata(size: { width: number; height: number } | undefined): Record<string, Amf0Value>;
   /** An SPS whose picture size cannot be read. */
   onBadSps(error: unknown): void;
+  /** The output's picture size changed mid-stream (platforms dislike it: told in `find` and the log). */
+  onResizeSent?(from: { width: number; height: number }, to: { width: number; height: number }): void;
 }
 
 /** onMetaData for video the gateway passes through; ffmpeg writes its own when it transcodes. */
@@ -66,6 +68,8 @@ export class OutputWriter {
   /** When the first video frame was written. */
   firstFrameAt: number | undefined;
   size: { width: number; height: number } | undefined;
+  /** Times the picture size sent changed after the first. */
+  resolutionChanges = 0;
   #out: MediaOutput | undefined;
   /** SPS and PPS of the sequence header sent for the current source on the current link. */
   #sps: Buffer | undefined;
@@ -162,10 +166,18 @@ export class OutputWriter {
   }
 
   #readSize(sps: Buffer): void {
+    let size: { width: number; height: number };
     try {
-      this.size = spsPictureSize(sps);
+      size = spsPictureSize(sps);
     } catch (error) {
       this.options.onBadSps(error);
+      return;
+    }
+    const before = this.size;
+    this.size = size;
+    if (before && (before.width !== size.width || before.height !== size.height)) {
+      this.resolutionChanges++;
+      this.options.onResizeSent?.(before, size);
     }
   }
 

@@ -81,11 +81,9 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
       sendMetadata: config.sendMetadata,
       audioSampleRate: config.encoding.audioSampleRate,
       metadata: (size) =>
-        passthroughMetadata(size, this.#publisher.frameRate, {
-          sampleRate: config.encoding.audioSampleRate,
-          bitrateKbps: this.#plan.audioBitrateKbps ?? config.encoding.audioBitrateKbps,
-        }),
+        passthroughMetadata(size, this.#publisher.frameRate, { sampleRate: config.encoding.audioSampleRate, bitrateKbps: this.#plan.audioBitrateKbps ?? config.encoding.audioBitrateKbps }),
       onBadSps: (error) => log.warn({ err: error }, 'unreadable SPS'),
+      onResizeSent: (from, to) => log.warn({ from: `${from.width}x${from.height}`, to: `${to.width}x${to.height}` }, 'the picture size sent changed mid-stream'),
     });
     this.audio = new OutputAudio(() => [this.#pipe, this.standby.pending], log);
     const self = this; // the host's getters read this transponder

@@ -47,6 +47,7 @@ export function describe(t: TransponderView): Record<string, unknown> {
     rtmpUrl: t.destination.redactedRequestedUrl,
     width: t.writer.size?.width ?? 0,
     height: t.writer.size?.height ?? 0,
+    resolutionChanges: t.writer.resolutionChanges,
     muted: t.audio.muted,
     soundEnabled: t.audio.sound !== undefined,
     options: t.request.options,

@@ -18,8 +18,15 @@ import { packetizeH264 } from './h264-packetizer.js';
 export interface PublishOptions {
   audio?: boolean;
   token?: string;
-  /** Publish over the SDK's WebSocket instead of WHIP, with `rtmpUrl` to republish to. */
-  sdk?: { rtmpUrl?: string };
+  /** Publish over the SDK's WebSocket instead of WHIP, with `rtmpUrl` or `destinations` to republish to. */
+  sdk?: SdkPublish;
+}
+
+/** What the SDK's publish message carries besides the offer. */
+export interface SdkPublish {
+  rtmpUrl?: string;
+  destinations?: { id: string; rtmpUrl: string; rtmpTransponderFullUrl?: boolean }[];
+  token?: string;
 }
 
 export interface SentFrame {
@@ -63,7 +70,7 @@ export class SyntheticPublisher {
   readonly #videoTs0 = randomInt(0, 0x7fffffff);
   readonly #audioTs0 = randomInt(0, 0x7fffffff);
   readonly #pc: RTCPeerConnection;
-  #sdk: { rtmpUrl?: string } | undefined;
+  #sdk: SdkPublish | undefined;
   #ws: WebSocket | undefined;
   /** With `sdk`: the gateway's messages on the WebSocket, in order. */
   readonly messages: Record<string, unknown>[] = [];
@@ -209,7 +216,7 @@ export class SyntheticPublisher {
   }
 
   /** Publishes as the browser SDK does, over the gateway's WebSocket; every message it gets is kept in `messages`. */
-  async #signal(baseUrl: string, offer: string, sdk: { rtmpUrl?: string }): Promise<string> {
+  async #signal(baseUrl: string, offer: string, sdk: SdkPublish): Promise<string> {
     const ws = (this.#ws = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/ws`));
     ws.on('error', () => undefined); // a refused or reset connection shows as no answer
     const answer = new Promise<string>((resolve, reject) => {
@@ -226,8 +233,13 @@ export class SyntheticPublisher {
       ws.once('open', resolve);
       ws.once('close', () => reject(new Error(`SDK publish of ${this.name}: the WebSocket did not open`)));
     });
-    ws.send(JSON.stringify({ type: 'publish', requestId: '1', name: this.name, sdp: offer, ...(sdk.rtmpUrl ? { rtmpUrl: sdk.rtmpUrl } : {}) }));
+    ws.send(JSON.stringify({ type: 'publish', requestId: '1', name: this.name, sdp: offer, ...sdk }));
     return answer;
+  }
+
+  /** Sends another SDK message on the publish's WebSocket (adding or removing a destination). */
+  signal(message: Record<string, unknown>): void {
+    this.#ws?.send(JSON.stringify(message));
   }
 
   /** Goes away without a word, as a closed page does: stops sending and closes the connection, no WHIP DELETE. */

@@ -64,8 +64,8 @@ export class SignalingSession {
 
   async #onMessage(text: string): Promise<void> {
     let message: ClientMessage;
+    let json: unknown;
     try {
-      let json: unknown;
       try {
         json = JSON.parse(text);
       } catch {
@@ -73,7 +73,9 @@ export class SignalingSession {
       }
       message = parseBody(clientMessageSchema, json);
     } catch (error) {
-      this.#sendError(error);
+      // A refused request is answered under its id when it has a usable one, so the client knows which.
+      const requestId = (json as { requestId?: unknown } | undefined)?.requestId;
+      this.#sendError(error, typeof requestId === 'string' && requestId.length <= 64 ? requestId : undefined);
       return;
     }
     try {

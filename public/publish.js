@@ -47,6 +47,8 @@ function addRow(url = '', full = true) {
   });
   row.querySelector('.go').addEventListener('click', () => {
     if (!urlInput.value.trim() || !stream) return;
+    // A failed destination is tried again as a new push with the URL as it is now.
+    if (stream.destinations().some((d) => d.id === row.dataset.id)) stream.removeDestination(row.dataset.id);
     stream.addDestination({ id: row.dataset.id, rtmpUrl: urlInput.value.trim(), rtmpTransponderFullUrl: fullInput.checked });
     lockRow(row, true);
     showDestination({ id: row.dataset.id, state: 'starting' });
@@ -56,11 +58,17 @@ function addRow(url = '', full = true) {
   return row;
 }
 
-/** A row being pushed cannot be edited; a new row while live gets a "Go live here" button. */
+/**
+ * A row being pushed cannot be edited; while live, a new row gets a "Go live here" button and a
+ * failed one can be corrected and tried again.
+ */
 function lockRow(row, pushed) {
-  row.querySelector('.url').disabled = pushed;
-  row.querySelector('.full').disabled = pushed;
-  row.querySelector('.go').hidden = pushed || !stream || stream.status() !== 'PUBLISHING';
+  const failed = row.dataset.state === DESTINATION_STATE.FAILED;
+  row.querySelector('.url').disabled = pushed && !failed;
+  row.querySelector('.full').disabled = pushed && !failed;
+  const go = row.querySelector('.go');
+  go.hidden = (pushed && !failed) || !stream || stream.status() !== 'PUBLISHING';
+  go.textContent = failed ? 'Try again' : 'Go live here';
 }
 
 function showDestination(d) {
@@ -69,6 +77,7 @@ function showDestination(d) {
   row.dataset.state = d.state;
   row.querySelector('.state').textContent = STATE_TEXT[d.state] ?? d.state;
   row.querySelector('.reason').textContent = d.reason ?? '';
+  if (stream) lockRow(row, d.state !== DESTINATION_STATE.STOPPED);
   sayStreamState();
 }
 
@@ -108,7 +117,13 @@ function ended(text, kind) {
   for (const id of ['publish', 'name', 'camera', 'microphone']) $(id).disabled = false;
   $('stop').disabled = true;
   $('mute').disabled = true;
-  for (const row of document.querySelectorAll('.destination')) lockRow(row, false);
+  for (const row of document.querySelectorAll('.destination')) {
+    if (row.dataset.state && row.dataset.state !== DESTINATION_STATE.FAILED) {
+      row.dataset.state = DESTINATION_STATE.STOPPED;
+      row.querySelector('.state').textContent = STATE_TEXT.stopped;
+    }
+    lockRow(row, false);
+  }
   stream = undefined;
 }
 

@@ -1,23 +1,14 @@
 import { mkdir } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import type { Page } from 'playwright-core';
 import { keyframeCount, maxKeyframeGap, nonMonotonic, probe } from '../../kit/probe.js';
 import { sleep, waitFor } from '../../kit/processes.js';
+import { freePort } from '../../kit/rtmp-server.js';
 import { useStage } from '../helpers/stage.js';
 
 const ARTIFACTS = join(import.meta.dirname ?? '.', '..', '..', '.test-output');
 const stage = useStage();
-
-/** A loopback port nothing listens on: connecting to it is refused at once. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address() as { port: number };
-  await new Promise((done) => server.close(done));
-  return port;
-}
 
 /**
  * Before the page's scripts run: every WebSocket and peer connection it makes is kept, and
@@ -76,7 +67,7 @@ t.test('a refused destination shows as failed with its reason within 2 s, and th
   const page = stage.browser.page;
   await openPage(page);
   await page.fill('#name', 'refused');
-  await page.fill('#rtmpUrl', `rtmp://127.0.0.1:${await closedPort()}/live/demo`);
+  await page.fill('#rtmpUrl', `rtmp://127.0.0.1:${await freePort()}/live/demo`);
   await page.click('#publish');
   await waitFor('publishing', async () => page.evaluate(() => (window as any).gatewayStream?.status() === 'PUBLISHING'), 15000);
   const publishingAt = Date.now();
@@ -90,7 +81,14 @@ t.test('a refused destination shows as failed with its reason within 2 s, and th
   t.notOk(history.includes('Live'), `the status never said Live: ${history.join(' → ')}`);
   t.equal(await page.textContent('#status'), 'Not live: every destination failed');
   await screenshot(page, 'publish-page-refused');
+
+  // Corrected and tried again while the stream goes on.
+  await page.fill('#rtmpUrl', stage.nginx.url() + '/refused_fixed');
+  await page.click('.destination:nth-child(1) .go');
+  await waitFor('the corrected destination to be live', async () => (await page.textContent('#status')) === 'Live', 15000);
+  t.ok((await stage.nginx.streams()).some((s) => s.name === 'refused_fixed'), 'the RTMP server has it');
   await page.click('#stop');
+  t.equal(await rowState(page, 1), 'Stopped', 'the row no longer says Live once stopped');
 });
 
 t.test('two destinations: each shows live, and both RTMP servers receive the stream', async (t) => {
@@ -106,6 +104,11 @@ t.test('two destinations: each shows live, and both RTMP servers receive the str
   await waitFor('send statistics', async () => /1280×720 · \d+ fps · [1-9]\d* kb\/s/.test((await page.textContent('#stats')) ?? ''), 5000);
   t.match(await page.textContent('#stats'), /^1280×720/, 'the page shows what it sends');
   await screenshot(page, 'publish-page-live');
+  const size = page.viewportSize();
+  await page.setViewportSize({ width: 390, height: 844 }); // a phone
+  t.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), 'nothing is wider than a phone\'s screen');
+  await screenshot(page, 'publish-page-phone');
+  if (size) await page.setViewportSize(size);
   const pushes = (await stage.gw.post('/rest-api/push/find', { streamName: 'two' })).body;
   t.equal(pushes.length, 2, 'two transponders');
   await sleep(6000);

@@ -71,10 +71,12 @@ function mutateOffer(mutations: [number, number, string][]): string {
   return lines.join('\r\n');
 }
 
-/** SDK messages: publish/unpublish with hostile fields, other types, JSON of any shape, not-JSON. */
+/** SDK messages: publish (with destinations), unpublish, adding and removing destinations, with hostile fields, other types, JSON of any shape, not-JSON. */
 const wsMessage = fc.oneof(
   fc.record({ type: fc.constant('publish'), requestId: fc.oneof(fc.string(), nasty), name: fc.oneof(fc.constantFrom('ws-fuzz', '..', ''), nasty), sdp: fc.oneof(offer, nasty), rtmpUrl: fc.option(nasty, { nil: undefined }), token: fc.option(nasty, { nil: undefined }) }, { requiredKeys: ['type'] }).map((m) => JSON.stringify(m)),
   fc.record({ type: fc.constantFrom('unpublish', 'fly', '', '__proto__'), name: nasty }).map((m) => JSON.stringify(m)),
+  fc.record({ type: fc.constant('publish'), requestId: fc.string(), name: fc.constant('ws-fuzz'), sdp: offer, destinations: fc.oneof(nasty, fc.array(fc.record({ id: fc.oneof(fc.constantFrom('a', 'b'), nasty), rtmpUrl: nasty, rtmpTransponderFullUrl: fc.option(nasty, { nil: undefined }) }, { requiredKeys: [] }), { maxLength: 10 })) }).map((m) => JSON.stringify(m)),
+  fc.record({ type: fc.constantFrom('addDestination', 'removeDestination'), requestId: fc.option(fc.string(), { nil: undefined }), name: fc.oneof(fc.constant('ws-fuzz'), nasty), id: nasty, destination: fc.oneof(nasty, fc.record({ id: nasty, rtmpUrl: nasty })) }, { requiredKeys: ['type'] }).map((m) => JSON.stringify(m)),
   fc.json(),
   fc.string({ unit: 'binary', maxLength: 300 }),
 );

@@ -1,8 +1,7 @@
-import { createServer } from 'node:net';
 import t from 'tap';
 import { WebSocket } from 'ws';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
-import { NginxRtmp } from '../../kit/rtmp-server.js';
+import { freePort, NginxRtmp } from '../../kit/rtmp-server.js';
 import { stopAllProcesses, waitFor } from '../../kit/processes.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { testFixture } from '../helpers/synthetic.js';
@@ -19,14 +18,6 @@ t.teardown(async () => {
   await nginx?.stop();
   await stopAllProcesses();
 });
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address() as { port: number };
-  await new Promise((done) => server.close(done));
-  return port;
-}
 
 /** One SDK WebSocket: sends a message and answers the next reply. */
 async function session(): Promise<{ send: (m: object) => Promise<any>; close: () => void }> {
@@ -66,7 +57,7 @@ t.test('bad destination messages get an error naming the field, and start nothin
 });
 
 t.test('several destinations: each is told by its id (live, or failed with the reason), one is added and one removed while live', async (t) => {
-  const refused = `rtmp://127.0.0.1:${await closedPort()}/live/${KEY}`;
+  const refused = `rtmp://127.0.0.1:${await freePort()}/live/${KEY}`;
   const publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'multi', {
     sdk: { destinations: [{ id: 'a', rtmpUrl: nginx.url() + '/multi_a', rtmpTransponderFullUrl: true }, { id: 'bad', rtmpUrl: refused, rtmpTransponderFullUrl: true }] },
   });

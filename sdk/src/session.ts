@@ -1,0 +1,127 @@
+import { SIGNALING_PATH, type ClientMessage, type ServerMessage } from '../../src/signaling/protocol.js';
+import { DEFAULT_RECONNECT, mayReconnect, reconnectDelay } from './backoff.js';
+import { Stream } from './stream.js';
+import { Emitter, type SessionEvent, type SessionOptions, type SessionStatus, type StreamOptions } from './types.js';
+
+function signalingUrl(urlServer: string): string {
+  const url = new URL(urlServer);
+  if (url.protocol === 'http:') url.protocol = 'ws:';
+  if (url.protocol === 'https:') url.protocol = 'wss:';
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new Error('urlServer must be a ws://, wss://, http:// or https:// URL');
+  url.pathname = url.pathname.replace(/\/+$/, '') + SIGNALING_PATH;
+  return url.toString();
+}
+
+export class Session extends Emitter<SessionEvent> {
+  #status: SessionStatus = 'NEW';
+  #socket: WebSocket | undefined;
+  readonly #url: string;
+  readonly #streams = new Set<Stream>();
+  /** Requests waiting for their answer: a publish, or adding a destination. */
+  readonly #requests = new Map<string, { stream: Stream; destination?: string }>();
+  #requestCount = 0;
+  #attempt = 0;
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  #closing = false;
+
+  /** @internal */
+  readonly _token: string | undefined;
+  /** @internal */
+  readonly _policy: typeof DEFAULT_RECONNECT | undefined;
+
+  constructor(options: SessionOptions) {
+    super();
+    this._token = options.token;
+    this.#url = signalingUrl(options.urlServer);
+    this._policy = options.reconnect === false ? undefined : { ...DEFAULT_RECONNECT, ...(options.reconnect === true ? {} : options.reconnect) };
+    this.#connect();
+  }
+
+  status(): SessionStatus {
+    return this.#status;
+  }
+
+  createStream(options: StreamOptions): Stream {
+    return new Stream(this, options);
+  }
+
+  /** Ends every stream of the session and the connection; nothing is reconnected. */
+  disconnect(): void {
+    this.#closing = true;
+    clearTimeout(this.#retry);
+    for (const stream of this.#streams) stream._closed('session disconnected');
+    this.#socket?.close(1000, 'disconnected by the client');
+    if (this.#status !== 'DISCONNECTED') this.#setStatus({ status: 'DISCONNECTED', info: 'disconnected by the client' });
+  }
+
+  #connect(): void {
+    let socket: WebSocket;
+    try {
+      socket = this.#socket = new WebSocket(this.#url);
+    } catch (error) {
+      // Refused by the browser itself (a blocked port, mixed content): told once handlers are set.
+      setTimeout(() => this.#lost(error instanceof Error ? error.message : String(error)), 0);
+      return;
+    }
+    socket.onmessage = (event) => this.#onMessage(JSON.parse(String(event.data)) as ServerMessage);
+    socket.onclose = (event) => {
+      if (socket === this.#socket) this.#lost(event.reason || (this.#status === 'NEW' ? 'cannot reach the gateway' : 'connection to the gateway lost'));
+    };
+  }
+
+  /** The connection dropped or could not be made: reconnect after a wait, or give up. */
+  #lost(info: string): void {
+    if (this.#closing) return;
+    this.#requests.clear();
+    if (this._policy && this.#status !== 'NEW' && mayReconnect(this._policy, this.#attempt + 1)) {
+      const delayMs = reconnectDelay(this._policy, ++this.#attempt, Math.random());
+      for (const stream of this.#streams) stream._connectionLost(info, this.#attempt, delayMs);
+      this.#setStatus({ status: 'RECONNECTING', info, attempt: this.#attempt, delayMs });
+      this.#retry = setTimeout(() => this.#connect(), delayMs);
+      return;
+    }
+    for (const stream of this.#streams) stream._closed(info);
+    this.#setStatus(this.#status === 'NEW' ? { status: 'FAILED', info } : { status: 'DISCONNECTED', info });
+  }
+
+  /** @internal */
+  _connected(): boolean {
+    return this.#status === 'ESTABLISHED' && this.#socket?.readyState === WebSocket.OPEN;
+  }
+
+  /** @internal Sends a message; a request's answer (or error) goes to `stream`, about `destination` when given. */
+  _send(message: ClientMessage, stream?: Stream, destination?: string): void {
+    const requestId = String(++this.#requestCount);
+    if (stream) this.#requests.set(requestId, { stream, destination });
+    this.#socket?.send(JSON.stringify('requestId' in message ? { ...message, requestId } : message));
+  }
+
+  /** @internal */
+  _track(stream: Stream, tracked: boolean): void {
+    if (tracked) this.#streams.add(stream);
+    else this.#streams.delete(stream);
+  }
+
+  #setStatus(event: SessionEvent): void {
+    this.#status = event.status;
+    this.emit(event);
+  }
+
+  #onMessage(message: ServerMessage): void {
+    if (message.type === 'hello') {
+      const reconnected = this.#status === 'RECONNECTING';
+      this.#attempt = 0;
+      this.#setStatus({ status: 'ESTABLISHED', ...(reconnected ? { info: 'reconnected' } : {}) });
+      if (reconnected) for (const stream of this.#streams) stream._republish();
+      return;
+    }
+    if ('requestId' in message && message.requestId !== undefined) {
+      const request = this.#requests.get(message.requestId);
+      if (!request) return;
+      this.#requests.delete(message.requestId);
+      request.stream._onReply(message, request.destination);
+      return;
+    }
+    if ('name' in message) for (const stream of this.#streams) if (stream.name() === message.name) stream._onMessage(message);
+  }
+}

@@ -1,0 +1,257 @@
+import type { DestinationMessage, ServerMessage } from '../../src/signaling/protocol.js';
+import { mayReconnect, reconnectDelay } from './backoff.js';
+import { keepResolution, preferH264, sendStats, showPreview } from './media.js';
+import type { Session } from './session.js';
+import { Emitter, type DestinationOptions, type DestinationState, type DestinationStatus, type SendStats, type StreamEvent, type StreamOptions, type StreamStatus } from './types.js';
+
+export class Stream extends Emitter<StreamEvent> {
+  #status: StreamStatus = 'NEW';
+  #pc: RTCPeerConnection | undefined;
+  #media: MediaStream | undefined;
+  #ownsMedia = false;
+  readonly #destinations = new Map<string, { options: DestinationOptions & { id: string }; status: DestinationStatus }>();
+  #destinationCount = 0;
+  /** The gateway has this publish (its publish message went on the current connection). */
+  #offered = false;
+  #attempt = 0;
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  #lastStats: RTCStatsReport | undefined;
+
+  constructor(
+    private readonly session: Session,
+    private readonly options: StreamOptions,
+  ) {
+    super();
+    const listed = options.destinations ?? (options.rtmpUrl !== undefined ? [{ id: 'rtmpUrl', rtmpUrl: options.rtmpUrl, rtmpTransponderFullUrl: options.rtmpTransponderFullUrl }] : []);
+    for (const destination of listed) this.#remember(destination);
+  }
+
+  name(): string {
+    return this.options.name;
+  }
+
+  status(): StreamStatus {
+    return this.#status;
+  }
+
+  /** Every destination with its last known state. */
+  destinations(): DestinationStatus[] {
+    return [...this.#destinations.values()].map((d) => ({ ...d.status }));
+  }
+
+  /** Adds a destination; pushed at once when the stream is publishing. Answers its id. */
+  addDestination(destination: DestinationOptions): string {
+    const { options } = this.#remember(destination);
+    if (this.#offered && this.session._connected()) {
+      this.session._send({ type: 'addDestination', requestId: '', name: this.options.name, destination: options }, this, options.id);
+    }
+    return options.id;
+  }
+
+  /** Ends the push to one destination; the stream and its other destinations go on. */
+  removeDestination(id: string): void {
+    const entry = this.#destinations.get(id);
+    if (!entry) throw new Error(`no destination ${id}`);
+    this.#destinations.delete(id);
+    if (this.#offered && this.session._connected()) this.session._send({ type: 'removeDestination', name: this.options.name, id });
+    this.emit({ status: 'DESTINATION', destination: { ...entry.status, state: 'stopped', reason: undefined } });
+  }
+
+  /** WebRTC statistics of the publishing connection. */
+  async getStats(): Promise<RTCStatsReport | undefined> {
+    return this.#pc?.getStats();
+  }
+
+  /** Bitrate since the last call, frame rate and size of what is sent. */
+  async getSendStats(): Promise<SendStats | undefined> {
+    const report = await this.#pc?.getStats();
+    if (!report) return undefined;
+    const stats = sendStats(this.#lastStats, report);
+    this.#lastStats = report;
+    return stats;
+  }
+
+  /** The published media, once publish() has obtained it. */
+  getMediaStream(): MediaStream | undefined {
+    return this.#media;
+  }
+
+  /** Sends silence instead of the microphone (the track stays); `unmuteAudio()` brings it back. */
+  muteAudio(): void {
+    for (const track of this.#media?.getAudioTracks() ?? []) track.enabled = false;
+  }
+
+  unmuteAudio(): void {
+    for (const track of this.#media?.getAudioTracks() ?? []) track.enabled = true;
+  }
+
+  isAudioMuted(): boolean {
+    return (this.#media?.getAudioTracks() ?? []).some((track) => !track.enabled);
+  }
+
+  publish(): this {
+    if (this.#status !== 'NEW') throw new Error(`stream ${this.options.name} was already published`);
+    this.#status = 'PENDING';
+    this.session._track(this, true);
+    this.#start().catch((error: unknown) => this.#fail(error instanceof Error ? error.message : String(error)));
+    return this;
+  }
+
+  stop(): void {
+    if (this.#status !== 'NEW' && this.#status !== 'UNPUBLISHED' && this.#status !== 'FAILED' && this.session._connected()) {
+      this.session._send({ type: 'unpublish', name: this.options.name });
+    }
+    this._closed('stopped by the client');
+  }
+
+  #remember(destination: DestinationOptions): { options: DestinationOptions & { id: string } } {
+    const id = destination.id ?? `d${++this.#destinationCount}`;
+    if (this.#destinations.has(id)) throw new Error(`destination ${id} is already given`);
+    const entry = { options: { ...destination, id }, status: { id, state: 'starting' as DestinationState } };
+    this.#destinations.set(id, entry);
+    return entry;
+  }
+
+  async #start(): Promise<void> {
+    if (!this.#media) {
+      this.#media =
+        this.options.mediaStream ??
+        (await navigator.mediaDevices.getUserMedia(this.options.constraints ?? { audio: true, video: { width: 1280, height: 720 } }));
+      this.#ownsMedia = !this.options.mediaStream;
+      if (this.options.display) showPreview(this.options.display, this.#media);
+    }
+    const media = this.#media;
+    this.#pc?.close();
+    const pc = (this.#pc = new RTCPeerConnection({ iceServers: [] }));
+    this.#lastStats = undefined;
+    for (const track of media.getTracks()) {
+      const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [media] });
+      if (track.kind === 'video') preferH264(transceiver);
+    }
+    pc.onconnectionstatechange = () => {
+      if (pc === this.#pc && pc.connectionState === 'failed') this.#retryOrFail('WebRTC connection failed');
+    };
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    await keepResolution(pc);
+    if (!offer.sdp) throw new Error('the browser made no SDP offer');
+    if (pc !== this.#pc || !this.session._connected()) return; // dropped meanwhile: published again once back
+    const token = this.options.token ?? this.session._token;
+    this.#offered = true;
+    this.session._send(
+      {
+        type: 'publish',
+        requestId: '',
+        name: this.options.name,
+        sdp: offer.sdp,
+        destinations: [...this.#destinations.values()].map((d) => d.options),
+        ...(token !== undefined ? { token } : {}),
+      },
+      this,
+    );
+  }
+
+  /** @internal The connection to the gateway (or the peer connection) dropped: publish again after `delayMs`. */
+  _connectionLost(info: string, attempt: number, delayMs: number): void {
+    if (this.#status !== 'PENDING' && this.#status !== 'PUBLISHING' && this.#status !== 'RECONNECTING') return;
+    this.#pc?.close();
+    this.#pc = undefined;
+    this.#offered = false;
+    this.#attempt = attempt;
+    this.#status = 'RECONNECTING';
+    this.emit({ status: 'RECONNECTING', info, attempt, delayMs });
+    for (const entry of this.#destinations.values()) {
+      if (entry.status.state !== 'failed' && entry.status.state !== 'stopped') this.#setDestination(entry.options.id, { state: 'reconnecting', reason: info });
+    }
+    // A lost WebSocket is retried by the session, which publishes again once back; a failed peer
+    // connection (the WebSocket still up) is published again here.
+    clearTimeout(this.#retry);
+    if (this.session._connected()) this.#retry = setTimeout(() => this._republish(), delayMs);
+  }
+
+  /** Publishes again after a wait, while the reconnect policy allows another attempt. */
+  #retryOrFail(info: string): void {
+    const policy = this.session._policy;
+    const attempt = this.#attempt + 1;
+    if (policy && mayReconnect(policy, attempt)) this._connectionLost(info, attempt, reconnectDelay(policy, attempt, Math.random()));
+    else this.#fail(info);
+  }
+
+  /** @internal */
+  _republish(): void {
+    if (this.#status !== 'RECONNECTING') return;
+    this.#start().catch((error: unknown) => this.#fail(error instanceof Error ? error.message : String(error)));
+  }
+
+  /** @internal The answer to this stream's publish or to adding one of its destinations. */
+  _onReply(message: ServerMessage, destination?: string): void {
+    if (message.type === 'error' && destination !== undefined) {
+      this.#setDestination(destination, { state: 'failed', reason: message.message, code: message.code, field: message.field });
+    } else if (message.type === 'error' && message.code === 'conflict' && this.#status === 'RECONNECTING') {
+      // The gateway has not yet noticed that the connection before the drop is gone.
+      this.#retryOrFail(message.message);
+    } else if (message.type === 'error') {
+      this.#fail(message.message || 'the gateway refused the stream', message.field);
+    } else if (message.type === 'answer' && this.#pc) {
+      this.#pc.setRemoteDescription({ type: 'answer', sdp: message.sdp }).catch((error: unknown) => this.#fail(String(error)));
+    }
+  }
+
+  /** @internal */
+  _onMessage(message: ServerMessage): void {
+    if (message.type === 'status' && message.status === 'PUBLISHING') {
+      this.#attempt = 0;
+      this.#status = 'PUBLISHING';
+      this.emit({ status: 'PUBLISHING' });
+    } else if (message.type === 'status' && message.status === 'UNPUBLISHED') {
+      this._closed(message.info ?? 'unpublished');
+    } else if (message.type === 'destination') {
+      this.#onDestination(message);
+    }
+  }
+
+  #onDestination(message: DestinationMessage): void {
+    if (!this.#destinations.has(message.id)) return; // removed by the client
+    this.#setDestination(message.id, {
+      state: message.state,
+      url: message.url,
+      mediaSessionId: message.mediaSessionId,
+      reason: message.reason,
+      code: message.code,
+      field: undefined,
+    });
+  }
+
+  #setDestination(id: string, change: Partial<DestinationStatus>): void {
+    const entry = this.#destinations.get(id);
+    if (!entry) return;
+    const status: DestinationStatus = { ...entry.status, ...change };
+    for (const key of Object.keys(status) as (keyof DestinationStatus)[]) if (status[key] === undefined) delete status[key];
+    entry.status = status;
+    this.emit({ status: 'DESTINATION', destination: { ...status } });
+  }
+
+  #fail(info: string, field?: string): void {
+    if (this.#status === 'FAILED' || this.#status === 'UNPUBLISHED') return;
+    this.#release();
+    this.#status = 'FAILED';
+    this.emit({ status: 'FAILED', info, ...(field ? { field } : {}) });
+  }
+
+  /** @internal */
+  _closed(info: string): void {
+    if (this.#status === 'FAILED' || this.#status === 'UNPUBLISHED') return;
+    const wasActive = this.#status !== 'NEW';
+    this.#release();
+    this.#status = 'UNPUBLISHED';
+    if (wasActive) this.emit({ status: 'UNPUBLISHED', info });
+  }
+
+  #release(): void {
+    clearTimeout(this.#retry);
+    this.session._track(this, false);
+    this.#pc?.close();
+    this.#pc = undefined;
+    if (this.#ownsMedia) for (const track of this.#media?.getTracks() ?? []) track.stop();
+  }
+}

@@ -1,0 +1,128 @@
+/** The SDK's public constants and types: statuses, options, events. */
+
+export const SESSION_STATUS = { ESTABLISHED: 'ESTABLISHED', RECONNECTING: 'RECONNECTING', DISCONNECTED: 'DISCONNECTED', FAILED: 'FAILED' } as const;
+/** `PUBLISHING`: the gateway receives the stream (whether a destination took it is told by `DESTINATION`). */
+export const STREAM_STATUS = { PUBLISHING: 'PUBLISHING', RECONNECTING: 'RECONNECTING', UNPUBLISHED: 'UNPUBLISHED', FAILED: 'FAILED', DESTINATION: 'DESTINATION' } as const;
+/**
+ * A destination's state: `starting` (connecting to the RTMP server), `live` (the server accepted the
+ * stream and the media goes out), `reconnecting` (the output or the connection to the gateway broke
+ * and is being restored), `standby` (the publisher is away; the gateway holds the broadcast with the
+ * last picture), `failed` (given up: `reason` says why), `stopped` (ended).
+ */
+export const DESTINATION_STATE = { STARTING: 'starting', LIVE: 'live', RECONNECTING: 'reconnecting', STANDBY: 'standby', FAILED: 'failed', STOPPED: 'stopped' } as const;
+
+export type SessionStatus = (typeof SESSION_STATUS)[keyof typeof SESSION_STATUS] | 'NEW';
+export type StreamStatus = Exclude<(typeof STREAM_STATUS)[keyof typeof STREAM_STATUS], 'DESTINATION'> | 'NEW' | 'PENDING';
+export type DestinationState = (typeof DESTINATION_STATE)[keyof typeof DESTINATION_STATE];
+
+/** How the SDK comes back after a drop: waits of `initialDelayMs`, growing ×`factor` up to `maxDelayMs` (+0-25 %). */
+export interface ReconnectOptions {
+  /** Default 500 ms. */
+  initialDelayMs?: number;
+  /** Default 10 000 ms. */
+  maxDelayMs?: number;
+  /** Default 2. */
+  factor?: number;
+  /** Attempts before giving up; default 0: never. */
+  maxAttempts?: number;
+}
+
+export interface SessionOptions {
+  /** The gateway's address: `ws://host:8080`, `wss://host`, or an http(s) URL of the same server. */
+  urlServer: string;
+  /**
+   * A publish token from your backend (a publish key or a JWT it signed), sent with each publish
+   * over the WebSocket, never in a URL. Needed when the gateway requires publish authorization.
+   */
+  token?: string;
+  /**
+   * When the WebSocket or a peer connection drops, reconnect and publish the same streams again, so
+   * the gateway's pushes (waiting in standby) go on in the same RTMP sessions. On by default;
+   * `false` turns it off.
+   */
+  reconnect?: boolean | ReconnectOptions;
+}
+
+/** An RTMP destination of a stream. */
+export interface DestinationOptions {
+  /** Names the destination in its events; by default `d1`, `d2`, ... (letters, digits, `_ . : -`). */
+  id?: string;
+  rtmpUrl: string;
+  /** Take the RTMP stream name from the URL's last path segment (the stream key) instead of prefix + name. */
+  rtmpTransponderFullUrl?: boolean;
+}
+
+export interface StreamOptions {
+  name: string;
+  /** An element to show the local preview in (a <video> is created inside it), or a <video> itself. */
+  display?: HTMLElement;
+  /** getUserMedia constraints; by default 1280x720 video and audio. */
+  constraints?: MediaStreamConstraints;
+  /** Where the gateway republishes the stream once it is publishing. */
+  destinations?: DestinationOptions[];
+  /** One destination (the same as `destinations: [{ id: 'rtmpUrl', rtmpUrl, rtmpTransponderFullUrl }]`). */
+  rtmpUrl?: string;
+  rtmpTransponderFullUrl?: boolean;
+  /** Publish this stream instead of asking for the camera. */
+  mediaStream?: MediaStream;
+  /** A publish token for this stream, instead of the session's. */
+  token?: string;
+}
+
+/** A destination as last told by the gateway. */
+export interface DestinationStatus {
+  id: string;
+  state: DestinationState;
+  /** The destination with its stream key, password and query values masked. */
+  url?: string;
+  /** Why it reconnects, waits or failed. */
+  reason?: string;
+  /** Why it failed to start: `destination_refused`, `destination_unreachable`, `forbidden`, ... */
+  code?: string;
+  /** The option at fault when the gateway refused it (`destination.rtmpUrl`, `destinations.1.rtmpUrl`). */
+  field?: string;
+  /** The gateway's transponder, as the REST API's find shows it. */
+  mediaSessionId?: string;
+}
+
+/** What a publish sends, measured over the last interval. */
+export interface SendStats {
+  bitrateKbps: number;
+  frameRate: number;
+  width: number;
+  height: number;
+}
+
+export type SessionEvent =
+  | { status: 'ESTABLISHED'; info?: string }
+  | { status: 'RECONNECTING'; info: string; attempt: number; delayMs: number }
+  | { status: 'DISCONNECTED'; info: string }
+  | { status: 'FAILED'; info: string };
+
+export type StreamEvent =
+  | { status: 'PUBLISHING' }
+  | { status: 'RECONNECTING'; info: string; attempt: number; delayMs: number }
+  | { status: 'UNPUBLISHED'; info: string }
+  | { status: 'FAILED'; info: string; field?: string }
+  | { status: 'DESTINATION'; destination: DestinationStatus };
+
+/** Details passed to status handlers (any of the events above). */
+export type StatusEvent = SessionEvent | StreamEvent;
+
+/** Typed status events: `on(status, handler)` gets the event of that status. */
+export class Emitter<E extends { status: string }> {
+  readonly #handlers = new Map<string, ((event: any) => void)[]>();
+  on<S extends E['status']>(status: S, handler: (event: Extract<E, { status: S }>) => void): this {
+    this.#handlers.set(status, [...(this.#handlers.get(status) ?? []), handler]);
+    return this;
+  }
+  protected emit(event: E): void {
+    for (const handler of this.#handlers.get(event.status) ?? []) {
+      try {
+        handler(event);
+      } catch (error) {
+        console.error('gateway SDK: a status handler threw', error);
+      }
+    }
+  }
+}

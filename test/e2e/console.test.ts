@@ -60,3 +60,18 @@ t.test('the console needs the control key; it starts a push, shows it running, m
   t.match(await page.textContent('#events'), /transponder\.started cam → rtmp:\/\/127\.0\.0\.1:\d+\/live\/rtmp_cam[\s\S]*/, 'the event log shows the push starting');
   t.match(await page.textContent('#events'), /transponder\.stopped/, 'and stopping');
 });
+
+t.test('an open console event stream gives a view at once and does not hold the gateway open when it closes', async (t) => {
+  const response = await fetch(stage.gw.baseUrl + '/rest-api/console/events', { headers: { authorization: `Bearer ${KEY}` } });
+  t.equal(response.status, 200);
+  t.match(response.headers.get('content-type'), /^text\/event-stream/);
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  const first = await reader.read();
+  t.match(first.value, /^event: view\ndata: \{"at":"[^"]+","streams":\[/, 'a view at once');
+  const closing = Date.now();
+  await stage.gw.close();
+  t.ok(Date.now() - closing < 3000, `the gateway closed in ${Date.now() - closing} ms`);
+  let done = false;
+  while (!done) done = (await reader.read()).done;
+  t.pass('the event stream ended');
+});

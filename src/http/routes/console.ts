@@ -10,6 +10,8 @@ import { parseBody } from '../validation.js';
 export const CONSOLE_REFRESH_MS = 2000;
 /** Changes that come together (a stream's pushes going to standby at once) make one view (ms). */
 const COALESCE_MS = 100;
+/** A console that reads no more than this is behind (bytes waiting): it is closed, and reconnects. */
+const MAX_BACKLOG_BYTES = 1 << 20;
 
 /**
  * What the operator console reads, behind the control API key like the rest of `/rest-api/`:
@@ -18,6 +20,12 @@ const COALESCE_MS = 100;
  * `POST /rest-api/console/sounds`, the WAV files of `media_dir` that `sound_on` can play.
  */
 export function consoleRoutes(app: FastifyInstance, plane: MediaPlane, mediaDir: string, log: Logger): void {
+  /** Open event streams, ended when the gateway closes (they would hold its HTTP server open). */
+  const open = new Set<() => void>();
+  app.addHook('preClose', async () => {
+    for (const end of open) end();
+  });
+
   app.get('/rest-api/console/events', { logLevel: 'warn' }, (request, reply) => {
     reply.hijack();
     const out = reply.raw;
@@ -29,7 +37,9 @@ export function consoleRoutes(app: FastifyInstance, plane: MediaPlane, mediaDir:
     let closed = false;
     let pending: NodeJS.Timeout | undefined;
     const send = (event: string, data: unknown): void => {
-      if (!closed) out.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      if (closed) return;
+      if (out.writableLength > MAX_BACKLOG_BYTES) return void out.destroy();
+      out.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     };
     const sendView = async (): Promise<void> => {
       pending = undefined;
@@ -51,10 +61,16 @@ export function consoleRoutes(app: FastifyInstance, plane: MediaPlane, mediaDir:
     const close = (): void => {
       if (closed) return;
       closed = true;
+      open.delete(end);
       stopFollowing();
       clearInterval(refresh);
       clearTimeout(pending);
     };
+    const end = (): void => {
+      close();
+      out.end();
+    };
+    open.add(end);
     out.on('error', close);
     out.on('close', close);
     request.raw.on('error', close);

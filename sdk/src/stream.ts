@@ -203,6 +203,9 @@ export class Stream extends Emitter<StreamEvent> {
       this.#attempt = 0;
       this.#status = 'PUBLISHING';
       this.emit({ status: 'PUBLISHING' });
+    } else if (message.type === 'status' && message.status === 'UNPUBLISHED' && message.lost && this.session._policy) {
+      // The gateway stopped receiving (no media: a network outage): publish again, its pushes wait.
+      this.#retryOrFail(message.info ?? 'the gateway lost the stream');
     } else if (message.type === 'status' && message.status === 'UNPUBLISHED') {
       this._closed(message.info ?? 'unpublished');
     } else if (message.type === 'destination') {

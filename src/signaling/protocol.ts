@@ -80,6 +80,11 @@ export interface StatusMessage {
   name: string;
   status: 'PUBLISHING' | 'UNPUBLISHED';
   info?: string;
+  /**
+   * UNPUBLISHED because the publisher was lost (its media stopped, its connection failed), not
+   * ended on purpose: its pushes wait in standby, and publishing again takes them back.
+   */
+  lost?: boolean;
 }
 
 /**

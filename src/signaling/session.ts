@@ -128,11 +128,11 @@ export class SignalingSession {
           this.#send({ type: 'status', name, status: 'PUBLISHING' });
           pushes.publishing();
         },
-        closed: (reason) => {
+        closed: (reason, lost) => {
           release();
           if (!current()) return;
           stream.publisherId = undefined;
-          this.#send({ type: 'status', name, status: 'UNPUBLISHED', info: reason });
+          this.#send({ type: 'status', name, status: 'UNPUBLISHED', info: reason, ...(lost ? { lost } : {}) });
         },
       }, this.client);
     } catch (error) {

@@ -162,3 +162,26 @@ t.test('the page network drops for 5 s: the SDK reconnects, and the same RTMP se
   await page.click('#stop');
   await waitFor('the push to end', async () => (await stage.gw.post('/rest-api/push/find', { streamName: 'drop' })).status === 404, 8000);
 });
+
+t.test('the gateway loses the publisher (its media stopped): the page publishes again, and the same RTMP session goes on', async (t) => {
+  const page = stage.browser.page;
+  await openPage(page);
+  await page.fill('#name', 'silent');
+  await page.fill('#rtmpUrl', stage.nginx.url() + '/silent');
+  await page.click('#publish');
+  await waitFor('live', async () => (await page.textContent('#status')) === 'Live', 20000);
+  const before = await waitFor('video at the RTMP server', async () => (await stage.nginx.streams()).find((s) => s.name === 'silent' && s.width > 0), 10000);
+  const [push] = (await stage.gw.post('/rest-api/push/find', { streamName: 'silent' })).body;
+  const { id } = stage.gw.publishers.get('silent')!;
+  // What the gateway does when no media arrives for webrtc_media_timeout_ms: the publisher is lost.
+  await stage.gw.plane.unpublish('silent', id, 'no media for 5000 ms', true);
+  await waitFor('live again', async () => (await page.textContent('#status')) === 'Live' && stage.gw.publishers.get('silent')?.id !== id, 15000);
+  const history: string[] = await page.evaluate(() => (window as any).statusHistory);
+  t.ok(history.some((s) => /reconnecting/i.test(s ?? '')), `the page told it: ${history.join(' → ')}`);
+  t.notOk(history.some((s) => /^Stopped/.test(s ?? '')), 'and never that it stopped');
+  const [again] = (await stage.gw.post('/rest-api/push/find', { streamName: 'silent' })).body;
+  t.match(again, { mediaSessionId: push.mediaSessionId, state: 'running' }, 'the same transponder runs');
+  t.equal((await stage.nginx.streams()).find((s) => s.name === 'silent')?.clientId, before.clientId, 'in the same RTMP session');
+  await page.click('#stop');
+  await waitFor('the push to end', async () => (await stage.gw.post('/rest-api/push/find', { streamName: 'silent' })).status === 404, 8000);
+});

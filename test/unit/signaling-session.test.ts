@@ -41,7 +41,7 @@ function recordingPlane() {
       return true;
     },
   } as unknown as MediaPlane;
-  return { plane, calls };
+  return { plane, calls, handlers };
 }
 
 const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 20));
@@ -86,4 +86,21 @@ t.test('a malformed message is answered under its requestId, naming the field', 
   t.match(socket.sent[2], { type: 'error', code: 'invalid_request', field: 'message' });
   t.notOk('requestId' in socket.sent[2] && socket.sent[2].requestId !== undefined, 'no requestId when none could be read');
   t.same(calls, [], 'nothing was published');
+});
+
+t.test('a publisher the gateway lost is told UNPUBLISHED with lost: true; one ended on purpose without it', async (t) => {
+  const config = parseConfig({ webrtc_ice_addresses: ['127.0.0.1'] });
+  const { plane, handlers } = recordingPlane();
+  const socket = new FakeSocket();
+  new SignalingSession(socket as unknown as WebSocket, plane, destinationChecks(config), createAccessControl(config), '127.0.0.1', pino({ level: 'silent' }));
+  socket.client({ type: 'publish', requestId: '1', name: 'a', sdp: 'v=0' });
+  socket.client({ type: 'publish', requestId: '2', name: 'b', sdp: 'v=0' });
+  await settle();
+  handlers.get('p1')!.closed!('no media for 5000 ms', true);
+  handlers.get('p2')!.closed!('ended by the REST API', false);
+  const unpublished = socket.sent.filter((m) => m.status === 'UNPUBLISHED');
+  t.same(unpublished, [
+    { type: 'status', name: 'a', status: 'UNPUBLISHED', info: 'no media for 5000 ms', lost: true },
+    { type: 'status', name: 'b', status: 'UNPUBLISHED', info: 'ended by the REST API' },
+  ]);
 });

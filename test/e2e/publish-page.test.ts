@@ -63,6 +63,21 @@ async function openPage(page: Page): Promise<void> {
 
 const rowState = (page: Page, n: number): Promise<string | null> => page.textContent(`.destination:nth-child(${n}) .state`);
 
+/**
+ * Publishes `name` from the page to nginx-rtmp (full URL, stream `name`) until the page says Live;
+ * answers the RTMP session and the push as find shows them.
+ */
+async function goLive(page: Page, name: string): Promise<{ session: { clientId: string }; push: { mediaSessionId: string } }> {
+  await openPage(page);
+  await page.fill('#name', name);
+  await page.fill('#rtmpUrl', `${stage.nginx.url()}/${name}`);
+  await page.click('#publish');
+  await waitFor('live', async () => (await page.textContent('#status')) === 'Live', 20000);
+  const session = await waitFor('video at the RTMP server', async () => (await stage.nginx.streams()).find((s) => s.name === name && s.width > 0), 10000);
+  const [push] = (await stage.gw.post('/rest-api/push/find', { streamName: name })).body;
+  return { session, push };
+}
+
 t.test('a refused destination shows as failed with its reason within 2 s, and the page never says Live', async (t) => {
   const page = stage.browser.page;
   await openPage(page);
@@ -133,13 +148,7 @@ t.test('two destinations: each shows live, and both RTMP servers receive the str
 t.test('the page network drops for 5 s: the SDK reconnects, and the same RTMP session goes on', async (t) => {
   const page = stage.browser.page;
   await withNetworkSwitch(page);
-  await openPage(page);
-  await page.fill('#name', 'drop');
-  await page.fill('#rtmpUrl', stage.nginx.url() + '/drop');
-  await page.click('#publish');
-  await waitFor('live', async () => (await page.textContent('#status')) === 'Live', 20000);
-  const before = await waitFor('video at the RTMP server', async () => (await stage.nginx.streams()).find((s) => s.name === 'drop' && s.width > 0), 10000);
-  const [push] = (await stage.gw.post('/rest-api/push/find', { streamName: 'drop' })).body;
+  const { session: before, push } = await goLive(page, 'drop');
 
   await page.evaluate(() => (window as any).cutNetwork(5000));
   await waitFor('the page to tell it reconnects', async () => /reconnecting/i.test((await page.textContent('#status')) ?? ''), 3000);
@@ -165,13 +174,7 @@ t.test('the page network drops for 5 s: the SDK reconnects, and the same RTMP se
 
 t.test('the gateway loses the publisher (its media stopped): the page publishes again, and the same RTMP session goes on', async (t) => {
   const page = stage.browser.page;
-  await openPage(page);
-  await page.fill('#name', 'silent');
-  await page.fill('#rtmpUrl', stage.nginx.url() + '/silent');
-  await page.click('#publish');
-  await waitFor('live', async () => (await page.textContent('#status')) === 'Live', 20000);
-  const before = await waitFor('video at the RTMP server', async () => (await stage.nginx.streams()).find((s) => s.name === 'silent' && s.width > 0), 10000);
-  const [push] = (await stage.gw.post('/rest-api/push/find', { streamName: 'silent' })).body;
+  const { session: before, push } = await goLive(page, 'silent');
   const { id } = stage.gw.publishers.get('silent')!;
   // What the gateway does when no media arrives for webrtc_media_timeout_ms: the publisher is lost.
   await stage.gw.plane.unpublish('silent', id, 'no media for 5000 ms', true);

@@ -46,11 +46,17 @@ function recordingPlane() {
 
 const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 20));
 
-t.test('a publish of a name the session already publishes takes over: the old one is lost (its pushes wait), the client is told nothing ended', async (t) => {
+/** A session on a fake socket, over a recording plane, with the default configuration. */
+function openSession() {
   const config = parseConfig({ webrtc_ice_addresses: ['127.0.0.1'] });
-  const { plane, calls } = recordingPlane();
+  const recorded = recordingPlane();
   const socket = new FakeSocket();
-  new SignalingSession(socket as unknown as WebSocket, plane, destinationChecks(config), createAccessControl(config), '127.0.0.1', pino({ level: 'silent' }));
+  new SignalingSession(socket as unknown as WebSocket, recorded.plane, destinationChecks(config), createAccessControl(config), '127.0.0.1', pino({ level: 'silent' }));
+  return { socket, ...recorded };
+}
+
+t.test('a publish of a name the session already publishes takes over: the old one is lost (its pushes wait), the client is told nothing ended', async (t) => {
+  const { socket, calls } = openSession();
   socket.client({ type: 'publish', requestId: '1', name: 'cam', sdp: 'v=0' });
   await settle();
   socket.client({ type: 'publish', requestId: '2', name: 'cam', sdp: 'v=0' });
@@ -75,10 +81,7 @@ t.test('a publish of a name the session already publishes takes over: the old on
 });
 
 t.test('a malformed message is answered under its requestId, naming the field', async (t) => {
-  const config = parseConfig({ webrtc_ice_addresses: ['127.0.0.1'] });
-  const { plane, calls } = recordingPlane();
-  const socket = new FakeSocket();
-  new SignalingSession(socket as unknown as WebSocket, plane, destinationChecks(config), createAccessControl(config), '127.0.0.1', pino({ level: 'silent' }));
+  const { socket, calls } = openSession();
   socket.client({ type: 'publish', requestId: 'r7', name: 'cam', sdp: 'v=0', destinations: [{ id: 'x', rtmpUrl: 'rtmp://h/a' }], rtmpUrl: 'rtmp://h/a' });
   socket.emit('message', Buffer.from('{"requestId": 5'), false);
   await settle();
@@ -89,10 +92,7 @@ t.test('a malformed message is answered under its requestId, naming the field', 
 });
 
 t.test('a publisher the gateway lost is told UNPUBLISHED with lost: true; one ended on purpose without it', async (t) => {
-  const config = parseConfig({ webrtc_ice_addresses: ['127.0.0.1'] });
-  const { plane, handlers } = recordingPlane();
-  const socket = new FakeSocket();
-  new SignalingSession(socket as unknown as WebSocket, plane, destinationChecks(config), createAccessControl(config), '127.0.0.1', pino({ level: 'silent' }));
+  const { socket, handlers } = openSession();
   socket.client({ type: 'publish', requestId: '1', name: 'a', sdp: 'v=0' });
   socket.client({ type: 'publish', requestId: '2', name: 'b', sdp: 'v=0' });
   await settle();

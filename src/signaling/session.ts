@@ -151,7 +151,8 @@ export class SignalingSession {
   async #addDestination(message: AddDestinationMessage): Promise<void> {
     const { name, destination: request } = message;
     const stream = this.#stream(name);
-    if (stream.pushes.has(request.id)) throw new GatewayError('conflict', `destination.id: ${request.id} is already a destination of ${name}`, 'destination.id');
+    // Refused before the checks below, which may ask DNS or the authorization hook; checked again on add.
+    stream.pushes.checkNewId(request.id);
     if (stream.pushes.size >= MAX_DESTINATIONS) throw new GatewayError('invalid_request', `destination: a stream has at most ${MAX_DESTINATIONS} destinations`, 'destination');
     const destination = await this.#checkDestination(name, request, stream.token, 'destination.rtmpUrl');
     stream.pushes.add(request, destination);

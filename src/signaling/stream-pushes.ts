@@ -56,13 +56,14 @@ export class StreamPushes {
     return this.#pushes.size;
   }
 
-  has(id: string): boolean {
-    return this.#pushes.has(id);
+  /** Throws 409 naming `destination.id` when `id` is already a destination of this stream. */
+  checkNewId(id: string): void {
+    if (this.#pushes.has(id)) throw new GatewayError('conflict', `destination.id: ${id} is already a destination of ${this.name}`, 'destination.id');
   }
 
   /** A checked destination: pushed at once when the stream is publishing, else once it is. */
   add(request: DestinationRequest, destination: Destination): void {
-    if (this.#pushes.has(request.id)) throw new GatewayError('conflict', `destination.id: ${request.id} is already a destination of ${this.name}`, 'destination.id');
+    this.checkNewId(request.id);
     const push: Push = { request, destination };
     this.#pushes.set(request.id, push);
     if (this.#publishing) void this.#start(push);

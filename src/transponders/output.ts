@@ -15,6 +15,8 @@ export interface TagSource {
   shiftMs: number;
   /** It shows the still picture. */
   still: boolean;
+  /** Only its audio goes out: live video passed through has replaced its still picture. */
+  audioOnly?: boolean;
   /** ffmpeg carries the publisher's video (it transcodes). */
   transcoding: boolean;
 }
@@ -142,7 +144,7 @@ export class OutputWriter {
       return;
     }
     const kind = tag.type === FlvTagType.VIDEO ? 'video' : tag.type === FlvTagType.AUDIO ? 'audio' : undefined;
-    if (!kind) return;
+    if (!kind || (kind === 'video' && source.audioOnly)) return;
     const startMs = kind === 'audio' ? source.audioStartMs : source.videoStartMs;
     if (startMs === undefined) return;
     const sequenceHeader = tag.body[1] === 0;

@@ -30,6 +30,7 @@ export interface StandbyHost {
 }
 
 const isKeyframeTag = (tag: FlvTag): boolean => tag.type === FlvTagType.VIDEO && tag.body[0]! >> 4 === 1 && tag.body[1] === 1;
+const isAudioFrameTag = (tag: FlvTag): boolean => tag.type === FlvTagType.AUDIO && tag.body[1] === 1;
 
 /**
  * A transponder's life without its publisher. When the publisher goes away (not ended on purpose),
@@ -37,14 +38,18 @@ const isKeyframeTag = (tag: FlvTag): boolean => tag.type === FlvTagType.VIDEO &&
  * being played): `standby`, until the stream is published again or the grace period ends, whose one
  * timer is here. When it comes back, live media replaces the still picture: at once for video the
  * gateway passes through; for transcoded video, which takes a while to come out of ffmpeg, the still
- * picture goes on (`resuming`) while the new pipeline is fed, and the new pipeline takes over at its
- * first keyframe, or after the start-up timeout.
+ * picture goes on (`resuming`) while the new pipeline is fed.
+ *
+ * Every switch is made before the old pipeline is broken: the new pipeline is fed while the current
+ * one goes on (its mixer writes silence when no audio comes), and takes over at its first keyframe
+ * (its first audio frame when it makes no video), or after the start-up timeout. However long
+ * ffmpeg takes to start, the output does not pause.
  */
 export class Standby {
   /** The publisher is away until it returns or this time passes. */
   #until: number | undefined;
   #graceTimer: NodeJS.Timeout | undefined;
-  /** The pipeline of the returned publisher while `resuming`, and the tags it wrote so far. */
+  /** The pipeline about to take over, and the tags it wrote so far. */
   #pending: Pipeline | undefined;
   #held: FlvTag[] = [];
   #handOverTimer: NodeJS.Timeout | undefined;
@@ -65,7 +70,7 @@ export class Standby {
     return this.#until;
   }
 
-  /** The pipeline being prepared to take over while `resuming`. */
+  /** The pipeline about to take over: the current one goes on meanwhile. */
   get pending(): Pipeline | undefined {
     return this.#pending;
   }
@@ -104,8 +109,8 @@ export class Standby {
     clearTimeout(this.#graceTimer);
     host.log.info('publisher back: live again');
     if (host.state === 'standby') {
-      const handOver = host.videoInFfmpeg && host.pipe?.source.still === true;
-      host.transition(handOver ? 'resuming' : 'running');
+      // Transcoded video takes a while to come out of the new pipeline: the current one goes on.
+      host.transition(host.videoInFfmpeg && host.pipe ? 'resuming' : 'running');
       this.#startSwitch();
     } else {
       host.writer.newSource(); // reconnecting: the restore attaches the new publisher
@@ -152,16 +157,17 @@ export class Standby {
 
   /**
    * Replaces the pipeline for the current source (the still picture or the publisher), keeping the
-   * link: the new source starts with its own codec headers and a keyframe, timestamps going on.
-   * `resuming`, the current pipeline (the still picture) goes on until the new one takes over.
+   * link: the new source starts with its own codec headers and a keyframe, timestamps going on. The
+   * current pipeline goes on until the new one takes over; when live video passed through replaces
+   * the still picture, only its sound does.
    */
   async #switch(): Promise<void> {
     const { host } = this;
     const switchNo = ++this.#switches;
     void this.dropPending();
-    const handOver = host.state === 'resuming';
-    if (!handOver) void host.dropPipeline();
     host.writer.newSource();
+    const current = host.pipe;
+    if (current?.source.still) current.source.audioOnly = !this.awaiting && !host.videoInFfmpeg;
     let pipe: Pipeline;
     try {
       pipe = await host.startPipeline();
@@ -169,11 +175,11 @@ export class Standby {
       if (switchNo === this.#switches && host.isUp) host.lose((error as Error).message, 'local', true);
       return;
     }
-    if (switchNo !== this.#switches || !host.isUp || !host.hasLink || (host.pipe && !handOver)) {
+    if (switchNo !== this.#switches || !host.isUp || !host.hasLink) {
       await pipe.close();
       return;
     }
-    if (handOver && host.pipe) {
+    if (host.pipe) {
       this.#pending = pipe;
       pipe.onTags((tags) => this.#hold(pipe, tags));
       pipe.onLost((reason) => {
@@ -181,7 +187,7 @@ export class Standby {
         this.#takeOver(pipe);
         host.lose(reason, 'local', true);
       });
-      // Without video from it in time, it takes over anyway.
+      // Without its first frame in time, it takes over anyway.
       this.#handOverTimer = setTimeout(() => this.#takeOver(pipe), host.startTimeoutMs);
     } else {
       host.usePipeline(pipe);
@@ -192,10 +198,11 @@ export class Standby {
 
   #hold(pipe: Pipeline, tags: FlvTag[]): void {
     this.#held.push(...tags);
-    if (tags.some(isKeyframeTag)) this.#takeOver(pipe);
+    const makesVideo = pipe.source.still || pipe.source.transcoding;
+    if (tags.some(makesVideo ? isKeyframeTag : isAudioFrameTag)) this.#takeOver(pipe);
   }
 
-  /** The pending pipeline replaces the still picture, what it held going out first. */
+  /** The pending pipeline replaces the current one, what it held going out first. */
   #takeOver(pipe: Pipeline): void {
     const { host } = this;
     if (this.#pending !== pipe) return;

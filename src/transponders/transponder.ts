@@ -230,7 +230,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     (this.standby.pending ?? this.#pipe)?.begin(Date.now());
   }
 
-  /** Audio goes to the pipeline: the pending one while resuming. */
+  /** Audio goes to the pipeline: the pending one while a switch is under way. */
   #onPacket(packet: CachedPacket): void {
     const pipe = this.standby.pending ?? this.#pipe;
     if (!pipe) return;
@@ -289,8 +289,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     });
   }
 
-  /** Ends the current pipeline and any pending one; resolves when ffmpeg is gone. */
-  /** Ends the pipeline; `stop` waits for every one ended so far, so no ffmpeg outlives the transponder. */
+  /** Ends the pipeline and any pending one; `stop` waits for every one ended so far, so no ffmpeg outlives the transponder. */
   #dropPipeline(): Promise<void> {
     const pipe = this.#pipe;
     this.#pipe = undefined;

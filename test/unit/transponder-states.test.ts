@@ -247,38 +247,87 @@ t.test('stop during a restore wait: no attempt comes after', async (t) => {
   t.ok(closed, 'closed is told');
 });
 
-t.test('standby: the still picture, then the grace period ends the transponder', async (t) => {
+const audioTag = (timestamp: number): FlvTag => ({ type: FlvTagType.AUDIO, timestamp, body: Buffer.from([0xaf, 1, 0x21]) });
+
+t.test('standby: the live pipeline goes on until the still picture\'s first keyframe, then the grace period ends the transponder', async (t) => {
   const { publisher } = videoPublisher(t);
   const { pipelines, links, states, transponder } = await running(t, publisher);
-  t.ok(transponder.standby.publisherLost('page closed', 50));
+  t.ok(transponder.standby.publisherLost('page closed', 80));
   t.equal(transponder.state, 'standby');
   await tick(5);
   t.equal(pipelines.length, 2);
-  t.ok(pipelines[0]!.closed, 'the live pipeline is replaced');
-  t.ok(pipelines[1]!.spec.still, 'by one showing the still picture');
+  t.ok(pipelines[1]!.spec.still, 'a pipeline showing the still picture');
+  t.notOk(pipelines[0]!.closed, 'the live pipeline goes on (its silence) while the still picture starts');
+  pipelines[0]!.emit([audioTag(100)]);
+  t.equal(links[0]!.audio.length, 1, 'its audio still goes out');
+  pipelines[1]!.emit([audioTag(0), keyframeTag(0)]);
+  t.ok(pipelines[0]!.closed, 'replaced at the still picture\'s keyframe');
   t.notOk(links[0]!.closed, 'over the same link');
   t.match(transponder.toJSON(), { state: 'standby', lastError: /publisher lost: page closed/, standbyUntil: String });
-  await tick(80);
+  await tick(100);
   t.same(states, ['running', 'standby', 'stopping', 'stopped']);
   t.match(transponder.lastError, /did not come back/);
   t.ok(links[0]!.closed && pipelines[1]!.closed, 'everything is released');
 });
 
-t.test('passthrough back from standby: live at once', async (t) => {
+t.test('passthrough back from standby: live video at once, the still picture\'s sound until the new pipeline\'s', async (t) => {
   const { publisher } = videoPublisher(t);
-  const { pipelines, states, transponder } = await running(t, publisher);
-  transponder.standby.publisherLost('gone', 10_000);
-  await tick(5);
+  const { pipelines, links, states, transponder } = await running(t, publisher);
+  await showStill(transponder, pipelines);
+  const still = pipelines[1]!;
   const { publisher: back, camera } = videoPublisher(t);
   transponder.resume(back, { video: 'copy' });
   t.equal(transponder.state, 'running');
   await tick(5);
   t.equal(pipelines.length, 3);
-  t.notOk(pipelines[2]!.spec.still, 'a live pipeline again');
-  t.ok(pipelines[1]!.closed, 'the still picture ended');
-  camera.frame();
+  const live = pipelines[2]!;
+  t.notOk(live.spec.still, 'a live pipeline again');
+  t.notOk(still.closed, 'the still picture\'s pipeline goes on meanwhile');
+  const sentVideo = links[0]!.video.length;
+  still.emit([keyframeTag(100), audioTag(100)]);
+  t.equal(links[0]!.video.length, sentVideo, 'but not its picture');
+  t.equal(links[0]!.audio.length, 1, 'only its sound');
+  camera.frame(true);
+  t.ok(links[0]!.video.length > sentVideo, 'live video goes out at once');
+  live.emit([audioTag(0)]);
+  t.ok(still.closed, 'the still picture ended at the new pipeline\'s first audio');
   t.same(states, ['running', 'standby', 'running']);
   t.equal(transponder.standby.until, undefined, 'no deadline left');
+});
+
+t.test('passthrough: the publisher lost again before its new pipeline took over: the still picture shows again', async (t) => {
+  const { publisher } = videoPublisher(t);
+  const { pipelines, links, transponder } = await running(t, publisher);
+  await showStill(transponder, pipelines);
+  const still = pipelines[1]!;
+  const { publisher: back } = videoPublisher(t);
+  transponder.resume(back, { video: 'copy' });
+  await tick(5);
+  t.ok(transponder.standby.publisherLost('gone again', 10_000));
+  await tick(5);
+  t.ok(pipelines[2]!.closed, 'the live pipeline that had not taken over is closed');
+  const sentVideo = links[0]!.video.length;
+  still.emit([keyframeTag(200)]);
+  t.equal(links[0]!.video.length, sentVideo + 1, 'the still picture goes out again until the new one takes over');
+  t.equal(transponder.state, 'standby');
+});
+
+/** The publisher goes away: the still picture's pipeline starts and takes over at its first keyframe. */
+async function showStill(transponder: Transponder, pipelines: FakePipeline[]): Promise<void> {
+  transponder.standby.publisherLost('gone', 10_000);
+  await tick(5);
+  pipelines.at(-1)!.emit([keyframeTag(0)]);
+}
+
+t.test('a still picture that is slow to start: the live pipeline takes the output to its start-up timeout', async (t) => {
+  const { publisher } = videoPublisher(t);
+  const { pipelines, transponder } = await running(t, publisher);
+  transponder.standby.publisherLost('gone', 10_000);
+  await tick(config.startTimeoutMs - 50);
+  t.notOk(pipelines[0]!.closed, 'still the live pipeline');
+  await tick(80);
+  t.ok(pipelines[0]!.closed, 'then the still picture takes over anyway');
+  t.equal(transponder.standby.pending, undefined);
 });
 
 const transcode: EncodingPlan = { video: 'transcode', reason: 'size', scale: { width: 640, height: 360 } };
@@ -287,8 +336,7 @@ t.test('transcoding back from standby: resuming until the new video\'s keyframe,
   const { publisher } = videoPublisher(t);
   const { pipelines, links, states, transponder } = await running(t, publisher);
   // A transcoding transponder had its still picture from a passthrough frame: give it one.
-  transponder.standby.publisherLost('gone', 10_000);
-  await tick(5);
+  await showStill(transponder, pipelines);
   const { publisher: back, camera } = videoPublisher(t);
   transponder.resume(back, transcode);
   t.equal(transponder.state, 'resuming');
@@ -311,8 +359,7 @@ t.test('transcoding back from standby: resuming until the new video\'s keyframe,
 t.test('a hand-over without video in time takes over anyway', async (t) => {
   const { publisher } = videoPublisher(t);
   const { pipelines, transponder } = await running(t, publisher);
-  transponder.standby.publisherLost('gone', 10_000);
-  await tick(5);
+  await showStill(transponder, pipelines);
   const { publisher: back } = videoPublisher(t);
   transponder.resume(back, transcode);
   await tick(config.startTimeoutMs + 30);
@@ -323,8 +370,7 @@ t.test('a hand-over without video in time takes over anyway', async (t) => {
 t.test('the publisher lost again while resuming: back to standby, the pending pipeline dropped', async (t) => {
   const { publisher } = videoPublisher(t);
   const { pipelines, states, transponder } = await running(t, publisher);
-  transponder.standby.publisherLost('gone', 10_000);
-  await tick(5);
+  await showStill(transponder, pipelines);
   const { publisher: back } = videoPublisher(t);
   transponder.resume(back, transcode);
   await tick(5);

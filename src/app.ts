@@ -7,8 +7,10 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from './config/schema.js';
 import { ConfigError } from './config/load.js';
-import { GatewayError, statusFor } from './errors.js';
-import { installGuard } from './http/guard.js';
+import { GatewayError } from './errors.js';
+import { clientErrorHandler, frameworkErrors, installErrorReplies } from './http/error-replies.js';
+import { installGuard, routeAccess } from './http/guard.js';
+import { ROUTER_OPTIONS, RouteTable } from './http/route-table.js';
 import { pushRoutes } from './http/routes/push.js';
 import { streamRoutes } from './http/routes/stream.js';
 import { docsRoutes } from './http/routes/docs.js';
@@ -35,6 +37,8 @@ export interface Gateway {
   plane: MediaPlane;
   /** With `workers: 0`, the streams' objects in this thread (tests, embedding). */
   local?: MediaCore;
+  /** Every route with the access it declared. */
+  routes: RouteTable;
   /** Ends every transponder and publisher, then the HTTP server. Idempotent. */
   close(): Promise<void>;
 }
@@ -87,11 +91,14 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     },
     loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
     bodyLimit: REST_BODY_LIMIT,
-    // A 128-character stream name and a session id fit in a WHIP resource path.
-    routerOptions: { maxParamLength: 256 },
+    routerOptions: ROUTER_OPTIONS,
+    frameworkErrors,
+    clientErrorHandler,
     trustProxy: config.trust_proxy,
   });
-  installGuard(app, access.guard);
+  const routes = new RouteTable();
+  installGuard(app, access.guard, (route) => routes.add(route));
+  installErrorReplies(app, routes);
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     if (body === '') return done(null, {});
@@ -105,25 +112,6 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     done(null, body),
   );
 
-  app.setErrorHandler((error, request, reply) => {
-    if (error instanceof GatewayError) {
-      if (statusFor(error.code) >= 500) request.log.warn({ code: error.code, reason: error.message }, 'request failed');
-      // RFC 6750: a token that was presented and refused is an invalid_token.
-      if (error.code === 'unauthorized') reply.header('www-authenticate', `Bearer realm="gateway"${request.headers.authorization ? ', error="invalid_token"' : ''}`);
-      if (error.retryAfterS !== undefined) reply.header('retry-after', String(error.retryAfterS));
-      return reply.code(statusFor(error.code)).send({ error: error.code, message: error.message, ...(error.field ? { field: error.field } : {}) });
-    }
-    const status = (error as { statusCode?: number }).statusCode;
-    if (status && status >= 400 && status < 500) {
-      const code = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : 'invalid_request';
-      const message = status === 413 ? 'body: larger than this route takes' : (error as Error).message;
-      return reply.code(status).send({ error: code, message, field: 'body' });
-    }
-    request.log.error({ err: error }, 'unexpected error');
-    return reply.code(500).send({ error: 'internal', message: 'internal error' });
-  });
-  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` }));
-
   pushRoutes(app, plane);
   streamRoutes(app, plane);
   docsRoutes(app);
@@ -131,7 +119,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   whipRoutes(app, plane, access);
   staticRoutes(app);
   // Probes and scrapes are frequent: keep them out of the info log.
-  app.get('/health', { logLevel: 'warn' }, async () => {
+  app.get('/health', { ...routeAccess('public'), logLevel: 'warn' }, async () => {
     const status = plane.status();
     return {
       status: 'ok',
@@ -142,7 +130,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       workers,
     };
   });
-  app.get('/metrics', { logLevel: 'warn' }, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+  app.get('/metrics', { ...routeAccess('metrics'), logLevel: 'warn' }, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
 
   const signaling = new SignalingServer(plane, destinationChecks(config, deps.lookupHost), access, log, clientAddressReader(config.trust_proxy));
   for (const server of [app.server, secondary]) server?.on('upgrade', (request, socket, head) => signaling.handleUpgrade(request, socket, head));
@@ -153,6 +141,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     secondary,
     plane,
     local,
+    routes,
     reloadCertificates() {
       const fresh = readCertificate(config);
       for (const server of secure) server.setSecureContext(fresh);

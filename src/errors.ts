@@ -7,11 +7,15 @@ export type ErrorCode =
   | 'unauthorized'
   | 'forbidden'
   | 'not_found'
+  | 'method_not_allowed'
+  | 'request_timeout'
   | 'conflict'
   | 'payload_too_large'
+  | 'uri_too_long'
   | 'unsupported_media_type'
   | 'not_supported'
   | 'too_many_requests'
+  | 'headers_too_large'
   | 'destination_refused'
   | 'destination_unreachable'
   | 'internal'
@@ -23,10 +27,14 @@ const STATUS: Record<ErrorCode, number> = {
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,
+  method_not_allowed: 405,
+  request_timeout: 408,
   conflict: 409,
   payload_too_large: 413,
+  uri_too_long: 414,
   unsupported_media_type: 415,
   too_many_requests: 429,
+  headers_too_large: 431,
   // Web Call Server answers 500 for any failed startup; the code says whose fault it was.
   destination_refused: 500,
   destination_unreachable: 500,

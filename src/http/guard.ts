@@ -1,14 +1,29 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import { GatewayError } from '../errors.js';
 import type { RequestGuard } from '../security/access.js';
 import type { ApiScope } from '../security/api-keys.js';
 import { bearerToken } from '../security/bearer.js';
 
-/** Routes of the control API and of monitoring, and the key scope each needs. */
-function scopeOf(path: string): ApiScope | undefined {
-  if (path.startsWith('/rest-api/')) return 'control';
-  if (path === '/metrics') return 'metrics';
-  return undefined;
+/**
+ * Who may call a route, declared in the route's own options (`config.access`):
+ * - `public`: anyone (pages, the SDK's files, the API description, health);
+ * - `publish`: anyone whom the route itself authorizes with a publish token (WHIP);
+ * - `control`: a control API key (with `api_keys` set), from no page of another origin;
+ * - `metrics`: a key with the metrics scope, likewise.
+ */
+export type RouteAccess = 'public' | 'publish' | ApiScope;
+
+const ACCESS: readonly RouteAccess[] = ['public', 'publish', 'control', 'metrics'];
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    access?: RouteAccess;
+  }
+}
+
+/** Route options that declare who may call the route: `app.get(url, routeAccess('public'), handler)`. */
+export function routeAccess(access: RouteAccess): { config: { access: RouteAccess } } {
+  return { config: { access } };
 }
 
 export function checkHost(guard: RequestGuard, host: string | undefined): void {
@@ -37,13 +52,27 @@ export async function authenticate(guard: RequestGuard, authorization: string | 
   });
 }
 
-export function installGuard(app: FastifyInstance, guard: RequestGuard): void {
+/**
+ * Access is a property of the route: every route must declare it (a route that does not refuses to
+ * register, so the gateway does not start), and each request is checked against the route the
+ * router matched, after it decoded the path. The URL's text is never looked at, so no spelling of a
+ * path (`%72est-api`, `/metrics;x`, `/metrics#`) reaches a route past its check. A path that matches
+ * no route gets the Host check alone, then 404 or 405.
+ */
+export function installGuard(app: FastifyInstance, guard: RequestGuard, onRoute: (route: RouteOptions) => void = () => {}): void {
+  app.addHook('onRoute', (route) => {
+    const access = route.config?.access;
+    if (access === undefined || !ACCESS.includes(access)) {
+      throw new Error(`${String(route.method)} ${route.url}: the route declares no access (config.access: ${ACCESS.join(' | ')})`);
+    }
+    onRoute(route);
+  });
   app.addHook('onRequest', async (request: FastifyRequest) => {
     checkHost(guard, request.headers.host);
-    const scope = scopeOf(request.url.split('?')[0]!);
-    if (scope === undefined) return;
+    const access = request.routeOptions.config.access;
+    if (access !== 'control' && access !== 'metrics') return;
     checkOrigin(guard, request.headers.origin, request.headers.host);
-    const keyId = await authenticate(guard, request.headers.authorization, scope, request.ip);
+    const keyId = await authenticate(guard, request.headers.authorization, access, request.ip);
     if (keyId) request.log = request.log.child({ apiKey: keyId });
   });
 }

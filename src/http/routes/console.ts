@@ -5,6 +5,7 @@ import type { LifecycleEvent } from '../../plane/lifecycle.js';
 import type { MediaPlane } from '../../plane/plane.js';
 import { findAllSchema } from '../schemas.js';
 import { parseBody } from '../validation.js';
+import { routeAccess } from '../guard.js';
 
 /** A console's view is sent again this often (ms) even when nothing changed: counters and uptimes move. */
 export const CONSOLE_REFRESH_MS = 2000;
@@ -26,7 +27,7 @@ export function consoleRoutes(app: FastifyInstance, plane: MediaPlane, mediaDir:
     for (const end of open) end();
   });
 
-  app.get('/rest-api/console/events', { logLevel: 'warn' }, (request, reply) => {
+  app.get('/rest-api/console/events', { ...routeAccess('control'), logLevel: 'warn' }, (request, reply) => {
     reply.hijack();
     const out = reply.raw;
     out.writeHead(200, {
@@ -77,7 +78,7 @@ export function consoleRoutes(app: FastifyInstance, plane: MediaPlane, mediaDir:
     void sendView();
   });
 
-  app.post('/rest-api/console/sounds', async (request) => {
+  app.post('/rest-api/console/sounds', routeAccess('control'), async (request) => {
     parseBody(findAllSchema, request.body);
     const entries = await readdir(mediaDir, { withFileTypes: true }).catch(() => []);
     return entries.filter((e) => e.isFile() && /\.wav$/i.test(e.name)).map((e) => e.name).sort();

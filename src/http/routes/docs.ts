@@ -6,6 +6,9 @@ import type { FastifyInstance } from 'fastify';
 import { ROOT } from '../../paths.js';
 import { openApiDocument } from '../openapi.js';
 import { PAGE_CSP } from './static.js';
+import { routeAccess } from '../guard.js';
+
+const PUBLIC = routeAccess('public');
 
 const UI_DIR = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
 
@@ -24,10 +27,10 @@ const INIT = "window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#api'
 export function docsRoutes(app: FastifyInstance): void {
   const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
   const document = openApiDocument(version);
-  app.get('/openapi.json', async () => document);
-  app.get('/docs', async (_request, reply) => reply.type('text/html; charset=utf-8').header('content-security-policy', DOCS_CSP).header('x-frame-options', 'DENY').send(DOCS_PAGE));
-  app.get('/docs/init.js', async (_request, reply) => reply.type('text/javascript; charset=utf-8').send(INIT));
+  app.get('/openapi.json', PUBLIC, async () => document);
+  app.get('/docs', PUBLIC, async (_request, reply) => reply.type('text/html; charset=utf-8').header('content-security-policy', DOCS_CSP).header('x-frame-options', 'DENY').send(DOCS_PAGE));
+  app.get('/docs/init.js', PUBLIC, async (_request, reply) => reply.type('text/javascript; charset=utf-8').send(INIT));
   for (const [file, type] of [['swagger-ui.css', 'text/css'], ['swagger-ui-bundle.js', 'text/javascript']] as const) {
-    app.get(`/docs/${file}`, async (_request, reply) => reply.type(`${type}; charset=utf-8`).header('cache-control', 'max-age=3600').send(await readFile(join(UI_DIR, file))));
+    app.get(`/docs/${file}`, PUBLIC, async (_request, reply) => reply.type(`${type}; charset=utf-8`).header('cache-control', 'max-age=3600').send(await readFile(join(UI_DIR, file))));
   }
 }

@@ -4,52 +4,55 @@ import type { MediaPlane } from '../../plane/plane.js';
 import { findAllSchema, findSchema, mediaSessionSchema } from '../schemas.js';
 import { soundOnSchema, startupSchema } from '../../transponders/requests.js';
 import { parseBody } from '../validation.js';
+import { routeAccess } from '../guard.js';
+
+const CONTROL = routeAccess('control');
 
 /** Web Call Server's transponder API: `/rest-api/push/*`, JSON in and out. */
 export function pushRoutes(app: FastifyInstance, plane: MediaPlane): void {
-  app.post('/rest-api/push/startup', async (request) => {
+  app.post('/rest-api/push/startup', CONTROL, async (request) => {
     const body = parseBody(startupSchema, request.body);
     return plane.startup(body);
   });
 
-  app.post('/rest-api/push/find', async (request) => {
+  app.post('/rest-api/push/find', CONTROL, async (request) => {
     const filter = parseBody(findSchema, request.body);
     const found = await plane.find(filter);
     if (found.length === 0) throw notFound('no transponder matches');
     return found;
   });
 
-  app.post('/rest-api/push/find_all', async (request) => {
+  app.post('/rest-api/push/find_all', CONTROL, async (request) => {
     parseBody(findAllSchema, request.body);
     const all = await plane.find({});
     if (all.length === 0) throw notFound('no transponders');
     return all;
   });
 
-  app.post('/rest-api/push/terminate', async (request, reply) => {
+  app.post('/rest-api/push/terminate', CONTROL, async (request, reply) => {
     const { mediaSessionId } = parseBody(mediaSessionSchema, request.body);
     await plane.terminate(mediaSessionId);
     return reply.code(200).send();
   });
 
   // Audio commands, applied to the live output without reconnecting: 200 with no body, as Web Call Server.
-  app.post('/rest-api/push/mute', async (request, reply) => {
+  app.post('/rest-api/push/mute', CONTROL, async (request, reply) => {
     await plane.setMuted(parseBody(mediaSessionSchema, request.body).mediaSessionId, true);
     return reply.code(200).send();
   });
 
-  app.post('/rest-api/push/unmute', async (request, reply) => {
+  app.post('/rest-api/push/unmute', CONTROL, async (request, reply) => {
     await plane.setMuted(parseBody(mediaSessionSchema, request.body).mediaSessionId, false);
     return reply.code(200).send();
   });
 
-  app.post('/rest-api/push/sound_on', async (request, reply) => {
+  app.post('/rest-api/push/sound_on', CONTROL, async (request, reply) => {
     const { mediaSessionId, ...sound } = parseBody(soundOnSchema, request.body);
     await plane.soundOn(mediaSessionId, sound);
     return reply.code(200).send();
   });
 
-  app.post('/rest-api/push/sound_off', async (request, reply) => {
+  app.post('/rest-api/push/sound_off', CONTROL, async (request, reply) => {
     await plane.soundOff(parseBody(mediaSessionSchema, request.body).mediaSessionId);
     return reply.code(200).send();
   });

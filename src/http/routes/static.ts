@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { PUBLIC_DIR, SDK_DIST_DIR } from '../../paths.js';
+import { routeAccess } from '../guard.js';
 
 /**
  * The gateway's pages allow only their own scripts and styles, media from the camera, and
@@ -51,7 +52,7 @@ export function staticRoutes(app: FastifyInstance): void {
     if (request.protocol === 'https') reply.header('strict-transport-security', 'max-age=31536000');
   });
   for (const [url, file] of Object.entries(FILES)) {
-    app.get(url, async (_request, reply) => {
+    app.get(url, routeAccess('public'), async (_request, reply) => {
       try {
         return reply.type(file.type).headers(file.headers).header('cache-control', 'no-cache').send(await readFile(file.path));
       } catch {

@@ -3,17 +3,20 @@ import { notFound } from '../../errors.js';
 import type { MediaPlane } from '../../plane/plane.js';
 import { findAllSchema, streamSchema } from '../schemas.js';
 import { parseBody } from '../validation.js';
+import { routeAccess } from '../guard.js';
+
+const CONTROL = routeAccess('control');
 
 /** Web Call Server's stream API: what is being published, and a picture of it. */
 export function streamRoutes(app: FastifyInstance, plane: MediaPlane): void {
-  app.post('/rest-api/stream/find', async (request) => {
+  app.post('/rest-api/stream/find', CONTROL, async (request) => {
     const { name } = parseBody(streamSchema, request.body);
     const found = await plane.streams(name);
     if (found.length === 0) throw notFound(`stream ${name} is not published`);
     return found;
   });
 
-  app.post('/rest-api/stream/find_all', async (request) => {
+  app.post('/rest-api/stream/find_all', CONTROL, async (request) => {
     parseBody(findAllSchema, request.body);
     const all = await plane.streams();
     if (all.length === 0) throw notFound('no streams');
@@ -21,7 +24,7 @@ export function streamRoutes(app: FastifyInstance, plane: MediaPlane): void {
   });
 
   // The latest keyframe, decoded when asked.
-  app.post('/rest-api/stream/snapshot', async (request, reply) => {
+  app.post('/rest-api/stream/snapshot', CONTROL, async (request, reply) => {
     const { name } = parseBody(streamSchema, request.body);
     const jpeg = await plane.snapshot(name);
     return reply.type('image/jpeg').header('cache-control', 'no-store').send(jpeg);

@@ -6,6 +6,10 @@ import { offerError } from '../../ingest/sdp.js';
 import type { MediaPlane } from '../../plane/plane.js';
 import { checkStreamName } from '../../publishers/stream-name.js';
 import { bearerToken } from '../../security/bearer.js';
+import { routeAccess } from '../guard.js';
+
+/** The routes authorize with the publish token themselves. */
+const PUBLISH = routeAccess('publish');
 
 const CORS = {
   'access-control-allow-origin': '*',
@@ -30,14 +34,14 @@ export function whipRoutes(app: FastifyInstance, plane: MediaPlane, access: Acce
   const authorize = (stream: string, authorization: string | undefined, client: string): Promise<unknown> =>
     authorizePublish(access, { stream, token: bearerToken(authorization), client });
 
-  app.options('/whip/:streamName', async (_request, reply) =>
+  app.options('/whip/:streamName', PUBLISH, async (_request, reply) =>
     withCors(reply).code(204).header('accept-post', 'application/sdp').send(),
   );
-  app.options('/whip/:streamName/:sessionId', async (_request, reply) =>
+  app.options('/whip/:streamName/:sessionId', PUBLISH, async (_request, reply) =>
     withCors(reply).code(204).header('allow', 'DELETE, OPTIONS').send(),
   );
 
-  app.post<{ Params: { streamName: string } }>('/whip/:streamName', { bodyLimit: MAX_OFFER_BYTES }, async (request, reply) => {
+  app.post<{ Params: { streamName: string } }>('/whip/:streamName', { ...PUBLISH, bodyLimit: MAX_OFFER_BYTES }, async (request, reply) => {
     withCors(reply);
     const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/sdp') {
@@ -63,14 +67,14 @@ export function whipRoutes(app: FastifyInstance, plane: MediaPlane, access: Acce
       .send(published.answer);
   });
 
-  app.delete<{ Params: { streamName: string; sessionId: string } }>('/whip/:streamName/:sessionId', async (request, reply) => {
+  app.delete<{ Params: { streamName: string; sessionId: string } }>('/whip/:streamName/:sessionId', PUBLISH, async (request, reply) => {
     withCors(reply);
     await authorize(request.params.streamName, request.headers.authorization, request.ip);
     if (!(await plane.unpublish(request.params.streamName, request.params.sessionId, 'WHIP session deleted'))) throw notFound('no such WHIP session');
     return reply.code(200).send();
   });
 
-  app.patch('/whip/:streamName/:sessionId', async (_request, reply) =>
+  app.patch('/whip/:streamName/:sessionId', PUBLISH, async (_request, reply) =>
     withCors(reply).code(405).header('allow', 'DELETE, OPTIONS').send(),
   );
 }

@@ -27,7 +27,8 @@ export function consoleRoutes(app: FastifyInstance, plane: MediaPlane, mediaDir:
     for (const end of open) end();
   });
 
-  app.get('/rest-api/console/events', { ...routeAccess('control'), logLevel: 'warn' }, (request, reply) => {
+  // GET only: a HEAD would get the headers of a stream that never ends.
+  app.get('/rest-api/console/events', { ...routeAccess('control'), logLevel: 'warn', exposeHeadRoute: false }, (request, reply) => {
     reply.hijack();
     const out = reply.raw;
     out.writeHead(200, {
@@ -35,6 +36,7 @@ export function consoleRoutes(app: FastifyInstance, plane: MediaPlane, mediaDir:
       'cache-control': 'no-store',
       'x-accel-buffering': 'no', // nginx in front: pass each event on at once
     });
+    out.flushHeaders();
     let closed = false;
     let pending: NodeJS.Timeout | undefined;
     const send = (event: string, data: unknown): void => {

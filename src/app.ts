@@ -11,6 +11,7 @@ import { GatewayError } from './errors.js';
 import { clientErrorHandler, frameworkErrors, installErrorReplies } from './http/error-replies.js';
 import { installGuard, routeAccess } from './http/guard.js';
 import { ROUTER_OPTIONS, RouteTable } from './http/route-table.js';
+import { SnapshotQueue } from './http/snapshot-queue.js';
 import { pushRoutes } from './http/routes/push.js';
 import { streamRoutes } from './http/routes/stream.js';
 import { docsRoutes } from './http/routes/docs.js';
@@ -113,9 +114,9 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   );
 
   pushRoutes(app, plane);
-  streamRoutes(app, plane);
+  streamRoutes(app, plane, new SnapshotQueue((name) => plane.snapshot(name), config.limit_snapshot_decoders, config.limit_snapshot_queue));
   docsRoutes(app);
-  consoleRoutes(app, plane, resolve(ROOT, config.media_dir), log.child({ component: 'console' }));
+  consoleRoutes(app, plane, resolve(ROOT, config.media_dir), access.consoleStreams, log.child({ component: 'console' }));
   whipRoutes(app, plane, access);
   staticRoutes(app);
   // Probes and scrapes are frequent: keep them out of the info log.
@@ -132,7 +133,11 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   });
   app.get('/metrics', { ...routeAccess('metrics'), logLevel: 'warn' }, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
 
-  const signaling = new SignalingServer(plane, destinationChecks(config, deps.lookupHost), access, log, clientAddressReader(config.trust_proxy));
+  const signaling = new SignalingServer(plane, destinationChecks(config, deps.lookupHost), access, log, {
+    clientAddress: clientAddressReader(config.trust_proxy),
+    maxSessions: config.limit_signaling_sessions,
+    idleTimeoutMs: config.signaling_idle_timeout_ms,
+  });
   for (const server of [app.server, secondary]) server?.on('upgrade', (request, socket, head) => signaling.handleUpgrade(request, socket, head));
 
   let closing: Promise<void> | undefined;

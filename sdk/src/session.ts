@@ -1,4 +1,4 @@
-import { SIGNALING_PATH, type ClientMessage, type ServerMessage } from '../../src/signaling/protocol.js';
+import { IDLE_CLOSE_CODE, SIGNALING_PATH, type ClientMessage, type ServerMessage } from '../../src/signaling/protocol.js';
 import { DEFAULT_RECONNECT, mayReconnect, reconnectDelay } from './backoff.js';
 import { Stream } from './stream.js';
 import { Emitter, type SessionEvent, type SessionOptions, type SessionStatus, type StreamOptions } from './types.js';
@@ -21,6 +21,8 @@ export class Session extends Emitter<SessionEvent> {
   readonly #requests = new Map<string, { stream: Stream; destination?: string }>();
   #requestCount = 0;
   #attempt = 0;
+  /** While connecting again after an idle close (nothing was lost): the messages waiting for it. */
+  #quiet: string[] | undefined;
   #retry: ReturnType<typeof setTimeout> | undefined;
   #closing = false;
 
@@ -65,13 +67,21 @@ export class Session extends Emitter<SessionEvent> {
     }
     socket.onmessage = (event) => this.#onMessage(JSON.parse(String(event.data)) as ServerMessage);
     socket.onclose = (event) => {
-      if (socket === this.#socket) this.#lost(event.reason || (this.#status === 'NEW' ? 'cannot reach the gateway' : 'connection to the gateway lost'));
+      if (socket !== this.#socket || this.#closing) return;
+      // Closed for publishing nothing in time: nothing was lost, so connect again without a word.
+      // Messages sent meanwhile wait for the new connection's hello.
+      if (event.code === IDLE_CLOSE_CODE && this.#status === 'ESTABLISHED' && this.#streams.size === 0 && !this.#quiet) {
+        this.#quiet = [];
+        return this.#connect();
+      }
+      this.#lost(event.reason || (this.#status === 'NEW' ? 'cannot reach the gateway' : 'connection to the gateway lost'));
     };
   }
 
   /** The connection dropped or could not be made: reconnect after a wait, or give up. */
   #lost(info: string): void {
     if (this.#closing) return;
+    this.#quiet = undefined;
     this.#requests.clear();
     if (this._policy && this.#status !== 'NEW' && mayReconnect(this._policy, this.#attempt + 1)) {
       const delayMs = reconnectDelay(this._policy, ++this.#attempt, Math.random());
@@ -86,14 +96,16 @@ export class Session extends Emitter<SessionEvent> {
 
   /** @internal */
   _connected(): boolean {
-    return this.#status === 'ESTABLISHED' && this.#socket?.readyState === WebSocket.OPEN;
+    return this.#status === 'ESTABLISHED' && (this.#quiet !== undefined || this.#socket?.readyState === WebSocket.OPEN);
   }
 
   /** @internal Sends a message; a request's answer (or error) goes to `stream`, about `destination` when given. */
   _send(message: ClientMessage, stream?: Stream, destination?: string): void {
     const requestId = String(++this.#requestCount);
     if (stream) this.#requests.set(requestId, { stream, destination });
-    this.#socket?.send(JSON.stringify('requestId' in message ? { ...message, requestId } : message));
+    const text = JSON.stringify('requestId' in message ? { ...message, requestId } : message);
+    if (this.#quiet) this.#quiet.push(text);
+    else this.#socket?.send(text);
   }
 
   /** @internal */
@@ -108,6 +120,12 @@ export class Session extends Emitter<SessionEvent> {
   }
 
   #onMessage(message: ServerMessage): void {
+    if (message.type === 'hello' && this.#quiet) {
+      const waiting = this.#quiet;
+      this.#quiet = undefined;
+      for (const text of waiting) this.#socket?.send(text);
+      return;
+    }
     if (message.type === 'hello') {
       const reconnected = this.#status === 'RECONNECTING';
       this.#attempt = 0;

@@ -83,6 +83,10 @@ export const configSchema = z
       .default([]),
     publish_jwt_issuer: z.string().default(''),
     publish_jwt_audience: z.string().default(''),
+    /** The longest a publish JWT may be valid (exp - iat, or exp - now when longer); tokens must carry exp. */
+    publish_jwt_max_lifetime_s: z.number().int().min(60).max(31536000).default(86400),
+    /** Clock difference tolerated with the tokens' issuer when checking exp, nbf and iat. */
+    publish_jwt_clock_tolerance_s: z.number().int().min(0).max(300).default(5),
     publish_auth_url: z.union([z.literal(''), z.string().regex(/^https?:\/\/\S+$/, 'must be an http:// or https:// URL')]).default(''),
     publish_auth_timeout_ms: z.number().int().min(100).max(30000).default(3000),
 
@@ -109,6 +113,16 @@ export const configSchema = z
     limit_transponders_per_stream: z.number().int().min(1).max(1000).default(10),
     /** Concurrent WHIP sessions and SDK WebSockets from one client address. */
     limit_sessions_per_client: z.number().int().min(1).max(100000).default(20),
+    /** SDK WebSockets open at once, from every client together (503 beyond). */
+    limit_signaling_sessions: z.number().int().min(1).max(100000).default(1000),
+    /** An SDK WebSocket that has published nothing for this long is closed (it never authenticated or published). */
+    signaling_idle_timeout_ms: z.number().int().min(1000).max(3600000).default(30000),
+    /** Operator console event streams open at once: per client address (429 beyond) and in total (503 beyond). */
+    limit_console_streams_per_client: z.number().int().min(1).max(1000).default(4),
+    limit_console_streams: z.number().int().min(1).max(10000).default(32),
+    /** Snapshots decoded at once (one ffmpeg each), and requests that may wait for one (503 beyond). */
+    limit_snapshot_decoders: z.number().int().min(1).max(64).default(2),
+    limit_snapshot_queue: z.number().int().min(0).max(1000).default(16),
 
     /**
      * Worker threads that run the streams, each with its own event loop: 'auto' is one per core;

@@ -30,6 +30,8 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
   /** File descriptor 3 of ffmpeg (`pipe:3`): its video input, when it has one. */
   readonly #video: Writable | undefined;
   readonly exited: Promise<void>;
+  /** Resolves once it has exited and its output has been read to the end (`exited` can come first). */
+  readonly closed: Promise<void>;
   #exitCode: number | null | undefined;
   #stopping: Promise<void> | undefined;
 
@@ -57,6 +59,11 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
         if (pid === undefined) finish(SPAWN_FAILED, null);
       });
     });
+    // 'close' comes after 'exit' and after standard output ended; a child that never started has no 'close'.
+    this.closed = Promise.all([this.exited, new Promise<void>((resolve) => {
+      this.#child.once('close', () => resolve());
+      this.#child.once('error', () => pid === undefined && resolve());
+    })]).then(() => undefined);
     this.#child.stdin.on('error', () => {}); // EPIPE once ffmpeg is gone
     createInterface({ input: this.#child.stderr }).on('line', (line) => this.safeEmit('line', line));
     this.#child.stdout.on('data', (data: Buffer) => this.safeEmit('output', data));

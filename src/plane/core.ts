@@ -9,6 +9,7 @@ import { LoadMonitor } from '../load.js';
 import { ROOT } from '../paths.js';
 import { PublisherRegistry } from '../publishers/registry.js';
 import { FfmpegSupervisor, type ChildRecord } from '../ffmpeg/supervisor.js';
+import { KeyframePictures } from '../publishers/snapshot.js';
 import { rtmpsTrust } from '../rtmp/trust.js';
 import { DestinationPolicy, destinationResolver, type DestinationResolver, type HostLookup } from '../security/destination-policy.js';
 import { parseDestination, withFullUrl, type Destination, type NamingRules } from '../transponders/destination.js';
@@ -21,7 +22,8 @@ export interface MediaCore {
   transponders: TransponderService;
   /** Every ffmpeg of this place. */
   ffmpeg: FfmpegSupervisor;
-  ffmpegPath: string;
+  /** Each keyframe's JPEG, decoded when first asked for. */
+  pictures: KeyframePictures;
   load: LoadMonitor;
 }
 
@@ -169,5 +171,5 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
     log.child({ component: 'transponders' }),
     config.rtmp_push_auto_start ? config.rtmp_push_auto_start_url : undefined,
   );
-  return { publishers, transponders, ffmpeg, ffmpegPath: config.ffmpeg_path, load };
+  return { publishers, transponders, ffmpeg, pictures: new KeyframePictures(ffmpeg, config.ffmpeg_path), load };
 }

@@ -2,7 +2,6 @@ import type { FindFilter } from '../transponders/service.js';
 import type { SoundRequest, StartupRequest } from '../transponders/requests.js';
 import type { Transponder } from '../transponders/transponder.js';
 import type { TransponderState } from '../transponders/states.js';
-import { snapshotJpeg } from '../publishers/snapshot.js';
 import { describeStream, type StreamJson } from '../publishers/view.js';
 import { notFound } from '../errors.js';
 import type { MediaCore } from './core.js';
@@ -45,7 +44,7 @@ export class LocalPlane implements MediaPlane {
     if (!publisher || publisher.state !== 'publishing') throw notFound(`stream ${name} is not publishing`);
     const keyframe = publisher.keyframe;
     if (!keyframe) throw notFound(`stream ${name} has no keyframe yet${publisher.videoCodec ? '' : ': it has no video'}`);
-    return snapshotJpeg(keyframe, this.core.ffmpeg, this.core.ffmpegPath);
+    return this.core.pictures.jpeg(keyframe);
   }
 
   async startup(request: StartupRequest): Promise<TransponderJson> {

@@ -9,6 +9,30 @@ const SNAPSHOT_TIMEOUT_MS = 5000;
 const MAX_SNAPSHOT_BYTES = 16 * 1024 * 1024;
 
 /**
+ * The JPEG of each keyframe, made once: requests for the same keyframe share one decode, and its
+ * picture is reused until the publisher has a newer keyframe (the old one is then collected with its
+ * picture). A failed decode is forgotten so that the next request tries again.
+ */
+export class KeyframePictures {
+  readonly #pictures = new WeakMap<VideoFrame, Promise<Buffer>>();
+
+  constructor(
+    private readonly ffmpeg: FfmpegSupervisor,
+    private readonly ffmpegPath: string,
+  ) {}
+
+  jpeg(keyframe: VideoFrame): Promise<Buffer> {
+    let picture = this.#pictures.get(keyframe);
+    if (!picture) {
+      picture = snapshotJpeg(keyframe, this.ffmpeg, this.ffmpegPath);
+      this.#pictures.set(keyframe, picture);
+      picture.catch(() => this.#pictures.delete(keyframe));
+    }
+    return picture;
+  }
+}
+
+/**
  * The keyframe as a JPEG, decoded on demand by a short-lived ffmpeg that reads it as IVF on stdin
  * (H.264 as Annex B, VP8, VP9) and writes one picture: nothing is decoded while nobody asks.
  */
@@ -31,7 +55,7 @@ export async function snapshotJpeg(keyframe: VideoFrame, ffmpeg: FfmpegSuperviso
   child.write(Buffer.concat([ivfHeader(keyframe.codec), ivfFrameHeader(bitstream.length, 0), bitstream]));
   child.endInput(); // it decodes the one picture, writes it and exits
   const timer = setTimeout(() => void child.kill(), SNAPSHOT_TIMEOUT_MS);
-  await child.exited;
+  await child.closed; // its exit can be known before the picture on its stdout has been read
   clearTimeout(timer);
   if (child.exitCode !== 0 || size === 0 || size > MAX_SNAPSHOT_BYTES) {
     throw new GatewayError('internal', `the snapshot could not be made: ${lines.at(-1) ?? `ffmpeg ended with ${child.exitCode}`}`);

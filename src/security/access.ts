@@ -20,6 +20,8 @@ export interface AccessControl {
   guard: RequestGuard;
   publishAuth: PublishAuthorizer;
   quota: ClientQuota;
+  /** The operator console's event streams, per client address and in total. */
+  consoleStreams: ClientQuota;
 }
 
 export function isLoopbackListen(host: string): boolean {
@@ -43,6 +45,8 @@ export function createAccessControl(config: GatewayConfig, env: NodeJS.ProcessEn
     })),
     jwtIssuer: config.publish_jwt_issuer,
     jwtAudience: config.publish_jwt_audience,
+    jwtMaxLifetimeS: config.publish_jwt_max_lifetime_s,
+    jwtClockToleranceS: config.publish_jwt_clock_tolerance_s,
     hookUrl: config.publish_auth_url,
     hookTimeoutMs: config.publish_auth_timeout_ms,
     isControlKey: (token) => apiKeys.verify(token, 'control'),
@@ -53,16 +57,28 @@ export function createAccessControl(config: GatewayConfig, env: NodeJS.ProcessEn
     failures: new AuthFailureLimiter(config.auth_failures_per_minute),
     origins: new OriginPolicy({ listenHost: config.http_host, allowedHosts: config.http_allowed_hosts, allowedOrigins: config.http_allowed_origins }),
   };
-  return { guard, publishAuth, quota: new ClientQuota(config.limit_sessions_per_client) };
+  return {
+    guard,
+    publishAuth,
+    quota: new ClientQuota({ perClient: config.limit_sessions_per_client, perClientKey: 'limit_sessions_per_client' }),
+    consoleStreams: new ClientQuota({
+      perClient: config.limit_console_streams_per_client,
+      perClientKey: 'limit_console_streams_per_client',
+      total: config.limit_console_streams,
+      totalKey: 'limit_console_streams',
+    }),
+  };
 }
 
 
 /**
  * Authorizes a publish (WHIP or SDK): a client that failed too often is refused before its token is
- * looked at, and a refused token counts as a failure of its client.
+ * looked at, and every refusal (a bad token, one that does not cover the stream or destination, the
+ * authorization hook's no) counts as a failure of its client, so tokens cannot be guessed through
+ * the hook without limit.
  */
 export async function authorizePublish(access: AccessControl, request: PublishRequest): Promise<PublishGrant> {
   const { publishAuth, guard } = access;
   if (!publishAuth.enabled) return publishAuth.authorize(request);
-  return guard.failures.attempt(request.client, () => publishAuth.authorize(request));
+  return guard.failures.attempt(request.client, () => publishAuth.authorize(request), (error) => error.code === 'unauthorized' || error.code === 'forbidden');
 }

@@ -73,15 +73,27 @@ const CLASSES: [AddressClass, Network[]][] = [
   ['private', nets('10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '198.18.0.0/15', 'fc00::/7')],
 ];
 
-/** What kind of address this is; an IPv6 address that embeds IPv4 (mapped or NAT64) is judged by the IPv4 one. */
+/**
+ * IPv6 forms that carry an IPv4 destination, and where: the packets end at that IPv4 address, so
+ * the address is judged by it. Each returns the IPv4 bytes, or undefined when the form does not apply.
+ */
+const EMBEDDINGS: [Network, (bytes: Uint8Array) => Uint8Array][] = [
+  // IPv4-compatible (::a.b.c.d, deprecated), NAT64 (64:ff9b::/96, RFC 6052), SIIT's IPv4-translated
+  // form (::ffff:0:a.b.c.d, RFC 7915) and NAT64 local-use (64:ff9b:1::/48, RFC 8215; the /96 layout).
+  ...['::/96', '64:ff9b::/96', '::ffff:0:0:0/96', '64:ff9b:1::/48'].map((n) => [parseNetwork(n)!, (b: Uint8Array) => b.subarray(12)] as [Network, (b: Uint8Array) => Uint8Array]),
+  // 6to4 (2002:a.b.c.d::/48, RFC 3056): the IPv4 follows the prefix.
+  [parseNetwork('2002::/16')!, (b) => b.subarray(2, 6)],
+  // Teredo (2001:0::/32, RFC 4380): the client's IPv4, where packets are delivered, stored inverted.
+  [parseNetwork('2001::/32')!, (b) => b.subarray(12).map((x) => x ^ 0xff)],
+];
+
+/** What kind of address this is; an IPv6 address that embeds IPv4 (see EMBEDDINGS) is judged by the IPv4 one. */
 export function classifyAddress(address: string): AddressClass | undefined {
   let bytes = addressBytes(address);
   if (!bytes) return undefined;
-  // IPv4-compatible (::a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) carry an IPv4 destination.
-  const embedsV4 = inNetwork(bytes, parseNetwork('::/96')!) || inNetwork(bytes, parseNetwork('64:ff9b::/96')!);
-  if (embedsV4 && !inNetwork(bytes, CLASSES[0]![1][1]!) && !inNetwork(bytes, CLASSES[2]![1][1]!)) {
-    bytes = Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...bytes.subarray(12)]);
-  }
+  const unspecifiedOrLoopback = inNetwork(bytes, CLASSES[0]![1][1]!) || inNetwork(bytes, CLASSES[2]![1][1]!);
+  const embedding = unspecifiedOrLoopback ? undefined : EMBEDDINGS.find(([network]) => inNetwork(bytes!, network));
+  if (embedding) bytes = Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...embedding[1](bytes)]);
   for (const [kind, networks] of CLASSES) if (networks.some((n) => inNetwork(bytes!, n))) return kind;
   return 'public';
 }

@@ -47,6 +47,10 @@ export interface PublishAuthConfig {
   jwtKeys: readonly JwtKeyConfig[];
   jwtIssuer: string;
   jwtAudience: string;
+  /** The longest a token may be valid: `exp` less `iat` (or less now, when that is longer), seconds. */
+  jwtMaxLifetimeS: number;
+  /** Clock difference allowed with the token's issuer for `exp`, `nbf` and `iat`, seconds. */
+  jwtClockToleranceS: number;
   hookUrl: string;
   hookTimeoutMs: number;
   /** Control API keys also authorize publishing, with every stream and destination. */
@@ -136,12 +140,20 @@ export class PublishAuthorizer {
     try {
       ({ payload } = await jwtVerify(token, key.key, {
         algorithms: [key.alg],
-        clockTolerance: 5,
+        clockTolerance: this.config.jwtClockToleranceS,
+        // A token without an expiry would publish for ever once it leaked.
+        requiredClaims: ['exp'],
         ...(this.config.jwtIssuer ? { issuer: this.config.jwtIssuer } : {}),
         ...(this.config.jwtAudience ? { audience: this.config.jwtAudience } : {}),
       }));
     } catch (error) {
       throw unauthorized(jwtRefusal(error));
+    }
+    const now = Math.floor(Date.now() / 1000);
+    const exp = payload.exp!;
+    const lifetimeS = Math.max(exp - (typeof payload.iat === 'number' ? payload.iat : now), exp - now);
+    if (lifetimeS > this.config.jwtMaxLifetimeS) {
+      throw unauthorized(`the token is valid for ${lifetimeS} s, longer than the gateway accepts (publish_jwt_max_lifetime_s: ${this.config.jwtMaxLifetimeS})`);
     }
     return grantFromClaims(payload, `jwt:${id}${typeof payload.sub === 'string' ? `/${payload.sub.slice(0, 64)}` : ''}`);
   }
@@ -201,6 +213,7 @@ function jwtRefusal(error: unknown): string {
   if (error instanceof joseErrors.JWTExpired) return 'the token has expired';
   if (error instanceof joseErrors.JWTClaimValidationFailed) {
     if (error.claim === 'nbf') return 'the token is not valid yet (nbf)';
+    if (error.claim === 'exp' && error.reason === 'missing') return 'the token has no expiry ("exp" claim): it must expire';
     return `the token's "${error.claim}" claim is not accepted`;
   }
   if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'the token\'s signing algorithm is not allowed for its key';

@@ -7,6 +7,11 @@
 
 export const PROTOCOL_VERSION = 1;
 export const SIGNALING_PATH = '/ws';
+/**
+ * The close code of a session that published nothing within `signaling_idle_timeout_ms`: nothing
+ * was lost, so the SDK connects again quietly (only a publisher keeps a session open for long).
+ */
+export const IDLE_CLOSE_CODE = 4408;
 
 /** Most destinations one published stream may have from the SDK. */
 export const MAX_DESTINATIONS = 8;

@@ -10,10 +10,19 @@ import { checkHost, checkOrigin } from '../http/guard.js';
 import { MAX_SIGNALING_MESSAGE_BYTES } from '../http/schemas.js';
 import { SIGNALING_PATH } from './protocol.js';
 import { SignalingSession } from './session.js';
+import { ClientQuota } from '../security/client-quota.js';
 
 
 /** The client address of an upgrade request, as fastify's trust_proxy setting would see it. */
 export type ClientAddress = (request: IncomingMessage) => string;
+
+export interface SignalingOptions {
+  clientAddress?: ClientAddress;
+  /** WebSockets open at once, from every client together (`limit_signaling_sessions`). */
+  maxSessions?: number;
+  /** A session that has published nothing by then is closed (`signaling_idle_timeout_ms`). */
+  idleTimeoutMs?: number;
+}
 
 /**
  * WebSocket signalling for the browser SDK. One connection is one SDK session: the streams it
@@ -24,18 +33,24 @@ export type ClientAddress = (request: IncomingMessage) => string;
  */
 export class SignalingServer {
   readonly #wss = new WebSocketServer({ noServer: true, maxPayload: MAX_SIGNALING_MESSAGE_BYTES });
+  readonly #clientAddress: ClientAddress;
+  readonly #sessions: ClientQuota;
 
   constructor(
     plane: MediaPlane,
     destinations: DestinationChecks,
     private readonly access: AccessControl,
     private readonly log: Logger,
-    private readonly clientAddress: ClientAddress = (request) => request.socket.remoteAddress ?? 'unknown',
+    options: SignalingOptions = {},
   ) {
+    this.#clientAddress = options.clientAddress ?? ((request) => request.socket.remoteAddress ?? 'unknown');
+    // Per client, SDK sessions count with WHIP sessions (access.quota); here, every client together.
+    this.#sessions = new ClientQuota({ perClient: Infinity, perClientKey: '', total: options.maxSessions ?? Infinity, totalKey: 'limit_signaling_sessions' });
+    const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
     const sessionLog = log.child({ component: 'signaling' });
     this.#wss.on('connection', (socket: WebSocket, request: IncomingMessage, release: () => void) => {
       socket.on('close', release);
-      new SignalingSession(socket, plane, destinations, access, this.clientAddress(request), sessionLog);
+      new SignalingSession(socket, plane, destinations, access, this.#clientAddress(request), sessionLog, idleTimeoutMs);
     });
     this.#wss.on('error', (error) => sessionLog.warn({ err: error }, 'signalling server error'));
   }
@@ -49,7 +64,18 @@ export class SignalingServer {
     try {
       checkHost(this.access.guard, request.headers.host);
       checkOrigin(this.access.guard, request.headers.origin, request.headers.host);
-      release = this.access.quota.acquire(this.clientAddress(request), 'SDK session');
+      const client = this.access.quota.acquire(this.#clientAddress(request), 'SDK session');
+      let total: () => void;
+      try {
+        total = this.#sessions.acquire('', 'SDK session');
+      } catch (error) {
+        client();
+        throw error;
+      }
+      release = () => {
+        client();
+        total();
+      };
     } catch (error) {
       const status = error instanceof GatewayError ? statusFor(error.code) : 400;
       return refuseUpgrade(socket, status, error instanceof Error ? error.message : 'refused');

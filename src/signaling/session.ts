@@ -9,6 +9,7 @@ import type { Destination } from '../transponders/destination.js';
 import { clientMessageSchema } from '../http/schemas.js';
 import { parseBody } from '../http/validation.js';
 import {
+  IDLE_CLOSE_CODE,
   MAX_DESTINATIONS,
   PROTOCOL_VERSION,
   type AddDestinationMessage,
@@ -35,6 +36,8 @@ interface SessionStream {
 export class SignalingSession {
   readonly #streams = new Map<string, SessionStream>();
   readonly #unwatch: () => void;
+  /** Until the first publish is answered: a session that never authenticates or publishes is closed. */
+  #idle: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly socket: WebSocket,
@@ -43,7 +46,9 @@ export class SignalingSession {
     private readonly access: AccessControl,
     private readonly client: string,
     private readonly log: Logger,
+    idleTimeoutMs = 30_000,
   ) {
+    this.#idle = setTimeout(() => socket.close(IDLE_CLOSE_CODE, 'nothing published in time (signaling_idle_timeout_ms)'), idleTimeoutMs);
     this.#unwatch = plane.watch((change) => {
       for (const stream of this.#streams.values()) stream.pushes.onChange(change);
     });
@@ -51,6 +56,7 @@ export class SignalingSession {
     socket.on('error', (error) => log.debug({ reason: error.message, client }, 'signalling connection failed'));
     socket.on('message', (data, isBinary) => void this.#onMessage(isBinary ? '' : data.toString()));
     socket.on('close', () => {
+      clearTimeout(this.#idle);
       this.#unwatch();
       // The page was closed or its network went away: the publisher is lost, not ended.
       for (const [name, stream] of this.#streams) {
@@ -145,6 +151,7 @@ export class SignalingSession {
       return;
     }
     stream.publisherId = published.id;
+    clearTimeout(this.#idle);
     this.#send({ type: 'answer', requestId: message.requestId, sdp: published.answer });
   }
 

@@ -66,6 +66,7 @@ export function parseDestination(rtmpUrl: string, publishedName: string, rules: 
   if (parsed.hash) throw invalid(field, 'must not contain a fragment (#)');
   if (!/^[A-Za-z0-9.\-[\]:]+$/.test(parsed.hostname)) throw invalid(field, 'has an invalid host');
   const port = parsed.port ? Number(parsed.port) : protocol === 'rtmps' ? 443 : 1935;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalid(field, 'has a port outside 1-65535');
   const segments = parsed.pathname.split('/').filter(Boolean).map(decodeSegment(field));
   if (segments.length === 0) throw invalid(field, 'needs an application path, e.g. rtmp://host/live');
 
@@ -93,10 +94,16 @@ export function parseDestination(rtmpUrl: string, publishedName: string, rules: 
   const redactedStreamName = rules.fullUrl ? MASK : streamName;
   const hostPort = `${parsed.host.replace(/:\d+$/, '')}:${port}`;
   const base = `${protocol}://${userinfo}${hostPort}/${app}`;
-  const redactedBase = `${protocol}://${redactedUserinfo}${hostPort}/${app}`;
-
   const rawSegments = parsed.pathname.split('/').filter(Boolean);
+  // In prefix mode, what follows the application name is often a stream key pasted with the
+  // platform's URL (`rtmp://host/app/KEY`): it goes to the server as the application instance, and
+  // is shown as `***` everywhere else.
+  const hiddenSegments = rules.fullUrl ? [] : rawSegments.slice(1);
+  const redactedApp = rules.fullUrl ? app : [segments[0]!, ...hiddenSegments.map(() => MASK)].join('/');
+  const redactedBase = `${protocol}://${redactedUserinfo}${hostPort}/${redactedApp}`;
+
   const secrets = [
+    ...hiddenSegments.flatMap((segment) => spellings(segment)),
     ...spellings(parsed.password),
     ...spellings(credentials?.password ?? ''),
     ...queryParts.flatMap((p) => spellings(p.value)),

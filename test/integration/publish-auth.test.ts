@@ -39,11 +39,12 @@ t.teardown(async () => {
 });
 
 type Claims = Record<string, unknown>;
-async function jwt(claims: Claims, options: { kid?: string; alg?: string; key?: unknown; exp?: string | number; nbf?: string | number } = {}): Promise<string> {
+async function jwt(claims: Claims, options: { kid?: string; alg?: string; key?: unknown; exp?: string | number | null; nbf?: string | number; iat?: boolean } = {}): Promise<string> {
   const alg = options.alg ?? 'HS256';
   const key = options.key ?? (alg === 'HS256' ? new TextEncoder().encode(HS_SECRET) : alg === 'ES256' ? ec.privateKey : rsa.privateKey);
-  let builder = new SignJWT(claims).setProtectedHeader({ alg, kid: options.kid ?? { HS256: 'hs', ES256: 'es', RS256: 'rs' }[alg] }).setIssuedAt();
-  builder = builder.setExpirationTime(options.exp ?? '5m');
+  let builder = new SignJWT(claims).setProtectedHeader({ alg, kid: options.kid ?? { HS256: 'hs', ES256: 'es', RS256: 'rs' }[alg] });
+  if (options.iat !== false) builder = builder.setIssuedAt();
+  if (options.exp !== null) builder = builder.setExpirationTime(options.exp ?? '5m');
   if (options.nbf !== undefined) builder = builder.setNotBefore(options.nbf);
   return builder.sign(key as Parameters<SignJWT['sign']>[0]);
 }
@@ -66,6 +67,9 @@ t.test('WHIP: no token and bad tokens are 401, a token for another stream 403; g
     ['unknown opaque token', 'not-a-real-token-at-all', 401, /not valid/],
     ['expired', await jwt({ streams: ['cam'] }, { exp: Math.floor(Date.now() / 1000) - 60 }), 401, /expired/],
     ['not yet valid', await jwt({ streams: ['cam'] }, { nbf: Math.floor(Date.now() / 1000) + 600 }), 401, /not valid yet/],
+    ['no expiry', await jwt({ streams: ['cam'] }, { exp: null }), 401, /no expiry/],
+    ['valid for two days', await jwt({ streams: ['cam'] }, { exp: '2d' }), 401, /publish_jwt_max_lifetime_s: 86400/],
+    ['valid for two days, no iat', await jwt({ streams: ['cam'] }, { exp: '2d', iat: false }), 401, /publish_jwt_max_lifetime_s/],
     ['wrong stream', await jwt({ streams: ['other-*'] }), 403, /does not allow publishing stream cam/],
     ['bad signature', await jwt({ streams: ['cam'] }, { key: new TextEncoder().encode('another-secret-0123456789abc') }), 401, /signature/],
     ['alg none', `${b64({ alg: 'none', kid: 'hs' })}.${b64({ streams: ['cam'], exp: Math.floor(Date.now() / 1000) + 300 })}.`, 401, /algorithm|malformed/],
@@ -83,6 +87,7 @@ t.test('WHIP: no token and bad tokens are 401, a token for another stream 403; g
   }
   for (const [what, token] of [
     ['HS256', await jwt({ streams: ['cam'] })],
+    ['HS256 valid for a day', await jwt({ streams: ['cam'] }, { exp: '23h' })],
     ['ES256', await jwt({ streams: ['c*'] }, { alg: 'ES256' })],
     ['RS256', await jwt({ stream: 'cam' }, { alg: 'RS256' })],
     ['control key', 'control-key-0123456789abcdef'],
@@ -184,4 +189,31 @@ t.test('the HTTP hook decides what no key covers: 2xx allows, 401/403 refuse, si
   hang = true;
   t.equal(await post('hook-allows-this-token'), 503, 'the hook does not answer in time');
   t.equal(hooked.publishers.all().length, 0);
+});
+
+t.test('the hook\'s refusals count as failed authentications: guessing through it ends in 429', async (t) => {
+  let asked = 0;
+  const hook = createServer((req, res) => {
+    asked++;
+    req.resume();
+    req.on('end', () => {
+      res.statusCode = 403;
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+  const hooked = await startGateway({ publish_auth_url: `http://127.0.0.1:${(hook.address() as { port: number }).port}/auth`, auth_failures_per_minute: 5 });
+  t.teardown(async () => {
+    await hooked.close();
+    hook.closeAllConnections();
+    hook.close();
+  });
+  const statuses: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    const res = await fetch(`${hooked.baseUrl}/whip/guess`, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer guess-${i}` }, body: 'v=0' });
+    statuses.push(res.status);
+    if (res.status === 429) t.ok(Number(res.headers.get('retry-after')) >= 1, 'Retry-After');
+  }
+  t.same(statuses, [403, 403, 403, 403, 403, 429, 429, 429], 'five refusals, then 429 before the hook is asked');
+  t.equal(asked, 5, 'the hook was asked five times only');
 });

@@ -56,6 +56,7 @@ t.teardown(() => gw?.close());
 function send(method: string, path: string, token: string | undefined): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const withBody = method === 'POST' || method === 'PATCH';
+    let answered = false;
     const req = httpRequest(
       {
         host: '127.0.0.1',
@@ -65,6 +66,7 @@ function send(method: string, path: string, token: string | undefined): Promise<
         headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(withBody ? { 'content-type': 'application/json' } : {}) },
       },
       (res) => {
+        answered = true;
         const type = String(res.headers['content-type'] ?? '');
         // The console's event stream stays open, and a HEAD answer has no body (a refusal made before
         // the method was parsed may still send one): the status line is the answer.
@@ -87,7 +89,7 @@ function send(method: string, path: string, token: string | undefined): Promise<
         });
       },
     );
-    req.on('error', (error) => (req.res ? undefined : reject(error)));
+    req.on('error', (error) => (answered ? undefined : reject(error)));
     req.end(withBody ? '{}' : undefined);
   });
 }

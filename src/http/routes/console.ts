@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { LifecycleEvent } from '../../plane/lifecycle.js';
 import type { MediaPlane } from '../../plane/plane.js';
+import type { ClientQuota } from '../../security/client-quota.js';
 import { findAllSchema } from '../schemas.js';
 import { parseBody } from '../validation.js';
 import { routeAccess } from '../guard.js';
@@ -20,7 +21,7 @@ const MAX_BACKLOG_BYTES = 1 << 20;
  * once, on every lifecycle change and every 2 s, and each lifecycle event as it happens (`event`);
  * `POST /rest-api/console/sounds`, the WAV files of `media_dir` that `sound_on` can play.
  */
-export function consoleRoutes(app: FastifyInstance, plane: MediaPlane, mediaDir: string, log: Logger): void {
+export function consoleRoutes(app: FastifyInstance, plane: MediaPlane, mediaDir: string, streams: ClientQuota, log: Logger): void {
   /** Open event streams, ended when the gateway closes (they would hold its HTTP server open). */
   const open = new Set<() => void>();
   app.addHook('preClose', async () => {
@@ -29,6 +30,7 @@ export function consoleRoutes(app: FastifyInstance, plane: MediaPlane, mediaDir:
 
   // GET only: a HEAD would get the headers of a stream that never ends.
   app.get('/rest-api/console/events', { ...routeAccess('control'), logLevel: 'warn', exposeHeadRoute: false }, (request, reply) => {
+    const release = streams.acquire(request.ip, 'console event stream'); // 429 or 503 before anything is sent
     reply.hijack();
     const out = reply.raw;
     out.writeHead(200, {
@@ -64,6 +66,7 @@ export function consoleRoutes(app: FastifyInstance, plane: MediaPlane, mediaDir:
     const close = (): void => {
       if (closed) return;
       closed = true;
+      release();
       open.delete(end);
       stopFollowing();
       clearInterval(refresh);

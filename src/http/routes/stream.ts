@@ -3,12 +3,13 @@ import { notFound } from '../../errors.js';
 import type { MediaPlane } from '../../plane/plane.js';
 import { findAllSchema, streamSchema } from '../schemas.js';
 import { parseBody } from '../validation.js';
+import type { SnapshotQueue } from '../snapshot-queue.js';
 import { routeAccess } from '../guard.js';
 
 const CONTROL = routeAccess('control');
 
 /** Web Call Server's stream API: what is being published, and a picture of it. */
-export function streamRoutes(app: FastifyInstance, plane: MediaPlane): void {
+export function streamRoutes(app: FastifyInstance, plane: MediaPlane, snapshots: SnapshotQueue): void {
   app.post('/rest-api/stream/find', CONTROL, async (request) => {
     const { name } = parseBody(streamSchema, request.body);
     const found = await plane.streams(name);
@@ -23,10 +24,10 @@ export function streamRoutes(app: FastifyInstance, plane: MediaPlane): void {
     return all;
   });
 
-  // The latest keyframe, decoded when asked.
+  // The latest keyframe, decoded when asked, within what snapshots may spend.
   app.post('/rest-api/stream/snapshot', CONTROL, async (request, reply) => {
     const { name } = parseBody(streamSchema, request.body);
-    const jpeg = await plane.snapshot(name);
+    const jpeg = await snapshots.snapshot(name);
     return reply.type('image/jpeg').header('cache-control', 'no-store').send(jpeg);
   });
 }

@@ -29,6 +29,20 @@ t.test('addresses are classified in every spelling, IPv4 inside IPv6 judged as I
     ['8.8.8.8', 'public'],
     ['2a00:1450:4001::1', 'public'],
     ['172.32.0.1', 'public'],
+    // SIIT (RFC 7915), 6to4 (RFC 3056), Teredo (RFC 4380, the client's IPv4 inverted), NAT64 local-use (RFC 8215)
+    ['::ffff:0:127.0.0.1', 'loopback'],
+    ['::ffff:0:a9fe:a9fe', 'link-local'],
+    ['2002:7f00:1::', 'loopback'],
+    ['2002:a9fe:a9fe::1', 'link-local'],
+    ['2002:c0a8:0132::1', 'private'],
+    ['2002:0808:0808::1', 'public'],
+    ['2001:0:4136:e378:8000:63bf:80ff:fffe', 'loopback'],
+    ['2001:0:4136:e378:8000:63bf:f5ff:fffe', 'private'],
+    ['2001:0:4136:e378:8000:63bf:f7f7:f7f7', 'public'],
+    ['64:ff9b:1::7f00:1', 'loopback'],
+    ['64:ff9b:1::a00:1', 'private'],
+    ['64:ff9b:1::808:808', 'public'],
+    ['2001:db8::1', 'reserved'],
   ];
   for (const [address, kind] of cases) t.equal(classifyAddress(address), kind, address);
   t.equal(classifyAddress('example.com'), undefined);

@@ -37,6 +37,16 @@ t.test('application instance paths are kept', async (t) => {
   t.equal(d.port, 1936);
 });
 
+t.test('prefix mode: what follows the application name (a pasted stream key) is a secret', async (t) => {
+  const d = parseDestination('rtmp://live.example.com/app/KEY-abc-123/more', 'cam', prefix);
+  t.equal(d.app, 'app/KEY-abc-123/more', 'sent to the server as the application instance');
+  t.equal(d.url, 'rtmp://live.example.com:1935/app/KEY-abc-123/more/rtmp_cam');
+  t.equal(d.redactedUrl, 'rtmp://live.example.com:1935/app/***/***/rtmp_cam');
+  t.equal(d.redactedRequestedUrl, 'rtmp://live.example.com:1935/app/***/***');
+  t.equal(scrubDestination('refused KEY-abc-123 (more)', d), 'refused *** (***)');
+  t.equal(parseDestination('rtmp://h/live', 'cam', prefix).redactedUrl, 'rtmp://h:1935/live/rtmp_cam', 'an application alone is shown');
+});
+
 t.test('rtmps defaults to port 443', async (t) => {
   t.equal(parseDestination('rtmps://live-api-s.facebook.com/rtmp/KEY123', 's', full).port, 443);
 });
@@ -68,6 +78,9 @@ t.test('bad URLs are refused naming the field', async (t) => {
     ['rtmp://h/app#frag', /fragment/],
     ['rtmp://h/-app', /must not start with "-"/],
     ['rtmp://h/' + 'a'.repeat(3000), /at most 2048/],
+    ['rtmp://127.0.0.1:0/live', /port outside 1-65535/],
+    ['rtmp://h:65536/live', /port outside 1-65535|not a valid URL/],
+    ['rtmp://h:99999999/live', /port outside 1-65535|not a valid URL/],
   ];
   for (const [url, message] of bad) {
     t.throws(() => parseDestination(url, 's', prefix), { field: 'rtmpUrl', message }, url);

@@ -60,11 +60,14 @@ const STATUS_TEXT: Record<number, string> = {
   400: 'A field is missing or wrong (`field` names it)',
   401: 'No API key, or a wrong one (with `api_keys` set)',
   403: 'A page of another origin, or another Host',
-  404: 'Not found',
+  404: 'Not found: no such route, or nothing of that name',
+  405: 'The path is served with other methods (`Allow` lists them)',
   409: 'Conflict',
   413: 'The body is too large',
+  414: 'A part of the path is longer than the gateway takes',
   415: 'Not the content type the route takes',
-  429: 'Too many requests from this address (Retry-After)',
+  429: 'Too many requests or sessions from this address (Retry-After)',
+  431: 'The request line and headers are too large',
   500: 'The destination refused or could not be reached, or the gateway failed (`error` says which)',
   503: 'The gateway is at a limit or overloaded (Retry-After)',
 };
@@ -110,14 +113,14 @@ export function openApiDocument(version: string): Json {
       '/rest-api/push/sound_off': post('Stop the sound playing', mediaSessionSchema, empty, [400, 401, 404]),
       '/rest-api/stream/find': post('A publishing stream and its figures', streamSchema, list(stream, 'The stream'), [400, 401, 404]),
       '/rest-api/stream/find_all': post('Every publishing stream', findAllSchema, list(stream, 'Every stream'), [400, 401, 404]),
-      '/rest-api/stream/snapshot': post('The stream\'s latest keyframe as a JPEG', streamSchema, { '200': { description: 'The picture', content: { 'image/jpeg': { schema: { type: 'string', contentMediaType: 'image/jpeg' } } } } }, [400, 401, 404, 500]),
+      '/rest-api/stream/snapshot': post('The stream\'s latest keyframe as a JPEG', streamSchema, { '200': { description: 'The picture', content: { 'image/jpeg': { schema: { type: 'string', contentMediaType: 'image/jpeg' } } } } }, [400, 401, 404, 500, 503]),
       '/rest-api/console/sounds': post('The WAV files of media_dir that sound_on plays', findAllSchema, list(z.string(), 'File names'), [400, 401]),
       '/rest-api/console/events': {
         get: {
           summary: 'Every stream and push as server-sent events (the operator console)',
           description: '`event: view` carries `{at, streams, pushes}` (as stream/find_all and push/find_all show them) at once, on every change and every 2 s; `event: event` carries each lifecycle event as webhooks do.',
           security: [{ apiKey: [] }],
-          responses: { '200': { description: 'An event stream that stays open', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors(401) },
+          responses: { '200': { description: 'An event stream that stays open', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors(401, 429, 503) },
         },
       },
       '/whip/{streamName}': {

@@ -48,7 +48,7 @@ export class SignalingSession {
     private readonly log: Logger,
     idleTimeoutMs = 30_000,
   ) {
-    this.#idle = setTimeout(() => socket.close(IDLE_CLOSE_CODE, 'nothing published in time (signaling_idle_timeout_ms)'), idleTimeoutMs);
+    this.#idle = setTimeout(() => socket.close(IDLE_CLOSE_CODE, 'nothing published in time (signaling_idle_timeout_ms)'), idleTimeoutMs).unref();
     this.#unwatch = plane.watch((change) => {
       for (const stream of this.#streams.values()) stream.pushes.onChange(change);
     });

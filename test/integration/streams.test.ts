@@ -70,3 +70,56 @@ t.test('stream/snapshot: the latest keyframe as a JPEG of the stream\'s size; 40
   t.match(await gw.post('/rest-api/stream/snapshot', { name: 'nobody' }), { status: 404, body: { error: 'not_found' } });
   t.match(await gw.post('/rest-api/stream/snapshot', { name: '' }), { status: 400, body: { field: 'name' } });
 });
+
+t.test('100 concurrent snapshot requests: at most limit_snapshot_decoders ffmpeg at once, only 200 or 503, one decode per keyframe', async (t) => {
+  const { gw } = await syntheticPublish(t, { limit_snapshot_decoders: 2, limit_snapshot_queue: 1 }, 'cam');
+  const names = ['cam', 'desk', 'hall', 'yard'];
+  for (const name of names.slice(1)) {
+    const other = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, name);
+    t.teardown(() => other.stop());
+  }
+  const keyframes = async (name: string): Promise<number> => (await gw.post('/rest-api/stream/find', { name })).body[0]?.keyframes ?? 0;
+  for (const name of names) await waitFor(`a keyframe of ${name}`, async () => (await keyframes(name)) > 0, 10_000);
+  // Every ffmpeg the gateway starts is counted as it starts and as it ends.
+  let running = 0;
+  let peak = 0;
+  let started = 0;
+  const spawn = gw.ffmpeg.spawn.bind(gw.ffmpeg);
+  gw.ffmpeg.spawn = (...args: Parameters<typeof spawn>) => {
+    const child = spawn(...args);
+    started++;
+    peak = Math.max(peak, ++running);
+    void child.exited.then(() => running--);
+    return child;
+  };
+  const answers = await Promise.all(
+    Array.from({ length: 100 }, async (_, i) => {
+      const res = await fetch(`${gw.baseUrl}/rest-api/stream/snapshot`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: names[i % names.length] }) });
+      const body = Buffer.from(await res.arrayBuffer());
+      return { status: res.status, retryAfter: res.headers.get('retry-after'), jpeg: body[0] === 0xff && body[1] === 0xd8 };
+    }),
+  );
+  const statuses = new Set(answers.map((a) => a.status));
+  t.same([...statuses].filter((s) => s !== 200 && s !== 503), [], `only 200 and 503: ${[...statuses].join(', ')}`);
+  t.ok(answers.filter((a) => a.status === 200).every((a) => a.jpeg), 'every 200 is a JPEG');
+  t.ok(answers.filter((a) => a.status === 503).every((a) => Number(a.retryAfter) >= 1), 'every 503 says when to try again');
+  t.ok(answers.some((a) => a.status === 200), `${answers.filter((a) => a.status === 200).length} pictures`);
+  t.ok(peak <= 2, `at most 2 ffmpeg at once (${peak})`);
+  t.ok(started <= names.length, `${started} decodes for ${names.length} streams: requests for one stream share one`);
+
+  // Asked again before the stream's next keyframe: the same picture, no new decode.
+  let reused = false;
+  for (let attempt = 0; attempt < 20 && !reused; attempt++) {
+    const before = await keyframes('cam');
+    const first = await gw.post('/rest-api/stream/snapshot', { name: 'cam' });
+    const count = started;
+    const again = await gw.post('/rest-api/stream/snapshot', { name: 'cam' });
+    if ((await keyframes('cam')) !== before) continue; // a keyframe came in between: a new picture is due
+    t.equal(first.status, 200);
+    t.equal(again.status, 200);
+    t.equal(started, count, 'the second request decoded nothing');
+    reused = true;
+  }
+  t.ok(reused, 'two requests fell within one keyframe');
+  await waitFor('every snapshot ffmpeg gone', () => gw.ffmpeg.count === 0, 10_000);
+});

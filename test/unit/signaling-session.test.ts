@@ -7,14 +7,22 @@ import { destinationChecks } from '../../src/plane/core.js';
 import type { MediaPlane, PublishHandlers } from '../../src/plane/plane.js';
 import { createAccessControl } from '../../src/security/access.js';
 import { SignalingSession } from '../../src/signaling/session.js';
+import { IDLE_CLOSE_CODE } from '../../src/signaling/protocol.js';
+import { waitFor } from '../../kit/processes.js';
 
 /** The session's side of a WebSocket: what it sends is kept, what the client sends is emitted. */
 class FakeSocket extends EventEmitter {
   readonly OPEN = 1;
   readyState = 1;
   readonly sent: any[] = [];
+  closedWith: number | undefined;
   send(text: string): void {
     this.sent.push(JSON.parse(text));
+  }
+  close(code: number): void {
+    this.closedWith = code;
+    this.readyState = 3;
+    this.emit('close');
   }
   client(message: object): void {
     this.emit('message', Buffer.from(JSON.stringify(message)), false);
@@ -47,13 +55,25 @@ function recordingPlane() {
 const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 20));
 
 /** A session on a fake socket, over a recording plane, with the default configuration. */
-function openSession() {
+function openSession(idleTimeoutMs?: number) {
   const config = parseConfig({ webrtc_ice_addresses: ['127.0.0.1'] });
   const recorded = recordingPlane();
   const socket = new FakeSocket();
-  new SignalingSession(socket as unknown as WebSocket, recorded.plane, destinationChecks(config), createAccessControl(config), '127.0.0.1', pino({ level: 'silent' }));
+  new SignalingSession(socket as unknown as WebSocket, recorded.plane, destinationChecks(config), createAccessControl(config), '127.0.0.1', pino({ level: 'silent' }), idleTimeoutMs);
   return { socket, ...recorded };
 }
+
+t.test('a session that publishes nothing within the idle timeout is closed with the idle code; one that published is kept', async (t) => {
+  // Timers of one duration fire in the order they were set: once the idle session's has fired, the
+  // publishing session's (set first) would have fired too, had the publish not cleared it.
+  const publishing = openSession(200);
+  const idle = openSession(200);
+  publishing.socket.client({ type: 'publish', requestId: '1', name: 'cam', sdp: 'v=0' });
+  await waitFor('the idle session to be closed', () => idle.socket.closedWith !== undefined, 5000);
+  t.equal(idle.socket.closedWith, IDLE_CLOSE_CODE);
+  t.equal(publishing.socket.closedWith, undefined, 'the publishing session stays open');
+  t.match(publishing.socket.sent.find((m) => m.type === 'answer'), { requestId: '1' });
+});
 
 t.test('a publish of a name the session already publishes takes over: the old one is lost (its pushes wait), the client is told nothing ended', async (t) => {
   const { socket, calls } = openSession();

@@ -32,6 +32,8 @@ t.test('the console needs the control key; it starts a push, shows it running, m
   publisher = await SyntheticPublisher.publish(testFixture(), stage.gw.baseUrl, 'cam', { token: KEY });
   const card = '.stream[data-name="cam"]';
   await waitFor('the stream to appear without a reload', async () => (await page.textContent(`${card} .what`).catch(() => null)) === 'publishing', 8000);
+  // The size is known from the first keyframe, which may come a view or two after the stream does.
+  await waitFor('its codec and size', async () => /H264 1280×720/.test((await page.textContent(`${card} .facts`)) ?? ''), 10000);
   t.match(await page.textContent(`${card} .facts`), /H264 1280×720/, 'with its codec and size');
 
   await page.fill(`${card} .url`, stage.nginx.url());

@@ -17,3 +17,8 @@ export async function awaitPushState(gw: TestGateway, streamName: string, state:
     return listed?.state === state ? listed : undefined;
   }, timeoutMs, 25);
 }
+
+/** Waits until the publisher of `streamName` holds a keyframe: a push started then begins at once. */
+export async function keyframeCached(gw: TestGateway, streamName: string, timeoutMs = 15000): Promise<void> {
+  await waitFor(`a keyframe of ${streamName}`, () => gw.publishers.get(streamName)?.keyframe !== undefined, timeoutMs);
+}

@@ -1,5 +1,6 @@
+import { keyframeCached } from '../helpers/pushes.js';
 import t from 'tap';
-import { sleep, waitFor } from '../../kit/processes.js';
+import { waitFor } from '../../kit/processes.js';
 import { RtmpReceiver } from '../../kit/rtmp-receiver.js';
 import { syntheticPublish } from '../helpers/synthetic.js';
 
@@ -10,7 +11,7 @@ t.test('a transponder that failed at runtime: listed with its reason, and a new 
   const receiver = await RtmpReceiver.start();
   t.teardown(() => receiver.close());
   const { gw } = await syntheticPublish(t, { rtmp_push_restore_attempts: 2, rtmp_push_restore_interval_ms: 100 }, 'cam');
-  await sleep(800);
+  await keyframeCached(gw, 'cam');
   const rtmpUrl = receiver.url();
   const first = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl });
   t.equal(first.status, 200);
@@ -38,7 +39,7 @@ t.test('a failed startup says whose fault it was: the destination refusing, unre
   const receiver = await RtmpReceiver.start();
   t.teardown(() => receiver.close());
   const { gw } = await syntheticPublish(t, {}, 'codes');
-  await sleep(800);
+  await keyframeCached(gw, 'codes');
   receiver.refuse = { code: 'NetStream.Publish.BadName', description: 'no such stream key' };
   const refused = await gw.post('/rest-api/push/startup', { streamName: 'codes', rtmpUrl: receiver.url() });
   t.equal(refused.status, 500, 'Web Call Server\'s status');
@@ -47,7 +48,7 @@ t.test('a failed startup says whose fault it was: the destination refusing, unre
   t.match(closedPort.body, { error: 'destination_unreachable', message: /ECONNREFUSED/ });
 
   const { gw: broken } = await syntheticPublish(t, { ffmpeg_path: '/nonexistent/ffmpeg' }, 'codes');
-  await sleep(800);
+  await keyframeCached(broken, 'codes');
   receiver.refuse = undefined;
   const local = await broken.post('/rest-api/push/startup', { streamName: 'codes', rtmpUrl: receiver.url() });
   t.equal(local.status, 500);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { keyframeCached } from '../helpers/pushes.js';
 import t from 'tap';
 import WebSocket from 'ws';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
@@ -21,7 +22,7 @@ t.before(async () => {
   receiver = await RtmpReceiver.start();
   gw = await startGateway({ limit_sessions_per_client: 1000 });
   publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'live');
-  await sleep(500);
+  await keyframeCached(gw, 'live');
   const res = await gw.post('/rest-api/push/startup', { streamName: 'live', rtmpUrl: receiver.url() });
   pushId = res.body.mediaSessionId;
 });

@@ -2,7 +2,7 @@ import t from 'tap';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import type { Amf0Value } from '../../src/rtmp/amf0.js';
 import { startGateway } from '../helpers/gateway.js';
-import { waitFor, sleep } from '../../kit/processes.js';
+import { waitFor } from '../../kit/processes.js';
 import { RtmpReceiver } from '../../kit/rtmp-receiver.js';
 import { testFixture } from '../helpers/synthetic.js';
 
@@ -20,7 +20,8 @@ async function firstMessages(sendMetadata: boolean, request: Record<string, unkn
   });
   receiver.on('media', (m) => order.push(m.kind));
   try {
-    await sleep(1500); // a keyframe to start from, and a frame rate to report
+    // A keyframe to start from, and a frame rate to report.
+    await waitFor('a keyframe and a frame rate', async () => gw.publishers.get('meta')?.keyframe && (await gw.post('/rest-api/stream/find', { name: 'meta' })).body[0]?.video?.frameRate > 0, 15000);
     const res = await gw.post('/rest-api/push/startup', { streamName: 'meta', rtmpUrl: receiver.url(), ...request });
     await waitFor('video at the RTMP server', () => order.filter((k) => k === 'video').length > 20, 10000);
     return { metadata, order, body: res.body };

@@ -1,7 +1,7 @@
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import { keyframeCached } from '../helpers/pushes.js';
 import t from 'tap';
-import { sleep } from '../../kit/processes.js';
 import { RtmpReceiver } from '../../kit/rtmp-receiver.js';
 import { syntheticPublish } from '../helpers/synthetic.js';
 
@@ -54,7 +54,7 @@ t.test('the document is OpenAPI 3.1 and every answer matches it', async (t) => {
     return { status: res.status, json };
   }
 
-  await sleep(1500); // a keyframe for the push and the snapshot
+  await keyframeCached(gw, 'cam'); // for the push and the snapshot
   const started = await check('POST', '/rest-api/push/startup', '/rest-api/push/startup', { streamName: 'cam', rtmpUrl: destination.url() });
   t.equal(started.status, 200);
   const id = started.json.mediaSessionId as string;

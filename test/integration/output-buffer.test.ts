@@ -4,7 +4,7 @@ import { median } from '../../kit/stats.js';
 import type { TestGateway } from '../helpers/gateway.js';
 import { now, pidsMatching, sleep, waitFor } from '../../kit/processes.js';
 import { RtmpReceiver, type RtmpMediaMessage } from '../../kit/rtmp-receiver.js';
-import { findPush, TRANSPONDER_FFMPEG } from '../helpers/pushes.js';
+import { findPush, TRANSPONDER_FFMPEG, keyframeCached } from '../helpers/pushes.js';
 import { syntheticPublish } from '../helpers/synthetic.js';
 
 // Output buffering (rtmp_out_buffer_*) with real components: a werift publisher over WHIP whose
@@ -45,7 +45,7 @@ async function bufferedPush(
     videoArrivals.push(m.arrivalMs);
     if (!('height' in request)) messages.push(m);
   });
-  await sleep(1200); // a keyframe cached to start from
+  await keyframeCached(gw, name);
   const res = await gw.post('/rest-api/push/startup', { streamName: name, rtmpUrl: receiver.url(), ...request });
   t.equal(res.status, 200, JSON.stringify(res.body));
   const arrivals: Arrival[] = [];

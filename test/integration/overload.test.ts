@@ -1,3 +1,4 @@
+import { keyframeCached } from '../helpers/pushes.js';
 import t from 'tap';
 import { sleep, waitFor } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
@@ -12,7 +13,7 @@ t.test('an event loop held busy: new publishes and pushes get 503, the running p
   const nginx = await NginxRtmp.start();
   t.teardown(() => nginx.stop());
   const { gw } = await syntheticPublish(t, { overload_event_loop_delay_ms: 50 }, 'cam');
-  await sleep(1500);
+  await keyframeCached(gw, 'cam');
   // Setting up (the publisher's handshake, code loaded for the first time) can itself hold the loop
   // past 50 ms: the first push waits for a window without overload.
   await waitFor('the load to be low', async () => ((await (await fetch(`${gw.baseUrl}/health`)).json()) as { overloaded: boolean }).overloaded === false, 10_000, 200);

@@ -4,7 +4,7 @@ import { nonMonotonic, probe } from '../../kit/probe.js';
 import { median } from '../../kit/stats.js';
 import { sleep, waitFor } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
-import { awaitPushState } from '../helpers/pushes.js';
+import { awaitPushState, keyframeCached } from '../helpers/pushes.js';
 import { syntheticPublish, testFixture } from '../helpers/synthetic.js';
 import type { TestGateway } from '../helpers/gateway.js';
 
@@ -20,7 +20,7 @@ async function pushToNginx(t: Test, name: string, graceMs: number) {
   const nginx = await NginxRtmp.start({ recordUnique: true });
   t.teardown(() => nginx.stop());
   const { gw, publisher } = await syntheticPublish(t, { rtmp_push_publisher_grace_ms: graceMs, webrtc_media_timeout_ms: MEDIA_TIMEOUT_MS }, name);
-  await sleep(1200);
+  await keyframeCached(gw, name);
   const res = await gw.post('/rest-api/push/startup', { streamName: name, rtmpUrl: nginx.url() });
   t.equal(res.status, 200, JSON.stringify(res.body));
   return { nginx, gw, publisher, id: res.body.mediaSessionId as string };

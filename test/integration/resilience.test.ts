@@ -4,7 +4,7 @@ import { pidsMatching, sleep, waitFor } from '../../kit/processes.js';
 import { RtmpReceiver, type RtmpMediaMessage } from '../../kit/rtmp-receiver.js';
 import { NginxRtmp, type NginxOptions } from '../../kit/rtmp-server.js';
 import { TestNetwork } from '../../kit/netns.js';
-import { awaitPushState, findPush, TRANSPONDER_FFMPEG } from '../helpers/pushes.js';
+import { awaitPushState, findPush, TRANSPONDER_FFMPEG, keyframeCached } from '../helpers/pushes.js';
 import { syntheticPublish } from '../helpers/synthetic.js';
 import type { TestGateway } from '../helpers/gateway.js';
 
@@ -12,7 +12,7 @@ import type { TestGateway } from '../helpers/gateway.js';
 // RTMP server; the destination restarted, stopped, dropped or refusing, ffmpeg killed or stopped.
 
 async function startPush(t: Test, gw: TestGateway, streamName: string, rtmpUrl: string): Promise<string> {
-  await sleep(1200); // a keyframe cached to start from
+  await keyframeCached(gw, streamName);
   const res = await gw.post('/rest-api/push/startup', { streamName, rtmpUrl });
   t.equal(res.status, 200, `startup: ${JSON.stringify(res.body)}`);
   return res.body.mediaSessionId;
@@ -60,7 +60,11 @@ t.test('a dropped destination: reconnecting, then a new RTMP session that starts
   t.same(seen, ['running', 'reconnecting', 'running'], 'find reported the states in order');
   t.equal(running.counters.reconnects, 1, 'one reconnect counted');
   t.equal(running.counters.drops, 1, 'one drop counted');
-  await waitFor('video on the second connection', () => byConnection(messages, 2).filter((m) => m.kind === 'video' && !m.sequenceHeader).length > 30, 10000);
+  // Audio and video of the new session each come at their own pace (AAC from a new ffmpeg): both are awaited.
+  await waitFor('audio and video on the second connection', () => {
+    const second = byConnection(messages, 2).filter((m) => !m.sequenceHeader);
+    return second.filter((m) => m.kind === 'video').length > 30 && second.filter((m) => m.kind === 'audio').length > 10;
+  }, 15000);
 
   t.equal(gw.publishers.get('drop'), ingest, 'the WebRTC publisher is the same one');
   t.equal(ingest?.state, 'publishing', 'and still publishing');

@@ -1,3 +1,4 @@
+import { keyframeCached } from '../helpers/pushes.js';
 import t from 'tap';
 import { sleep } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
@@ -15,7 +16,7 @@ t.test('a destination reading at 50 KB/s: lag bounded, drops counted, the other 
   t.teardown(() => proxy.close());
   const maxLagMs = 2000;
   const { gw } = await syntheticPublish(t, { rtmp_push_max_lag_ms: maxLagMs }, 'two');
-  await sleep(1000);
+  await keyframeCached(gw, 'two');
   const slow = await gw.post('/rest-api/push/startup', { streamName: 'two', rtmpUrl: `rtmp://127.0.0.1:${proxy.port}/live/slow`, rtmpTransponderFullUrl: true });
   const fast = await gw.post('/rest-api/push/startup', { streamName: 'two', rtmpUrl: `${nginx.url()}/fast`, rtmpTransponderFullUrl: true });
   t.equal(slow.status, 200, 'the slow destination accepted');

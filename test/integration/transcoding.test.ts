@@ -1,3 +1,4 @@
+import { keyframeCached } from '../helpers/pushes.js';
 import t, { type Test as Tap } from 'tap';
 import type { GatewayConfig } from '../../src/config/schema.js';
 import { bitrateKbps, maxKeyframeGap, probe, recordedFps } from '../../kit/probe.js';
@@ -19,7 +20,7 @@ async function pushCases(t: Tap, config: Partial<GatewayConfig>, cases: Case[], 
   const nginx = await NginxRtmp.start();
   t.teardown(() => nginx.stop());
   const { gw } = await syntheticPublish(t, config, 'src');
-  await sleep(1000);
+  await keyframeCached(gw, 'src');
   const started = await Promise.all(
     cases.map(async (c) => {
       const res = await gw.post('/rest-api/push/startup', { streamName: 'src', rtmpUrl: `${nginx.url()}/${c.name}`, rtmpTransponderFullUrl: true, ...c.request });

@@ -2,8 +2,9 @@ import { tooMany, unavailable } from '../errors.js';
 
 /** A quota's bounds and the configuration keys that set them (named in refusals). */
 export interface QuotaLimits {
-  perClient: number;
-  perClientKey: string;
+  /** Sessions from one client address; unbounded when absent. */
+  perClient?: number;
+  perClientKey?: string;
   /** Sessions from every client together; unbounded when absent. */
   total?: number;
   totalKey?: string;
@@ -22,7 +23,7 @@ export class ClientQuota {
 
   acquire(client: string, what: string): () => void {
     const count = this.#counts.get(client) ?? 0;
-    if (count >= this.limits.perClient) {
+    if (this.limits.perClient !== undefined && count >= this.limits.perClient) {
       throw tooMany(`this address already has ${count} concurrent sessions (${this.limits.perClientKey}): ${what} refused`);
     }
     if (this.limits.total !== undefined && this.#total >= this.limits.total) {

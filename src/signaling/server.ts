@@ -45,7 +45,7 @@ export class SignalingServer {
   ) {
     this.#clientAddress = options.clientAddress ?? ((request) => request.socket.remoteAddress ?? 'unknown');
     // Per client, SDK sessions count with WHIP sessions (access.quota); here, every client together.
-    this.#sessions = new ClientQuota({ perClient: Infinity, perClientKey: '', total: options.maxSessions ?? Infinity, totalKey: 'limit_signaling_sessions' });
+    this.#sessions = new ClientQuota({ total: options.maxSessions, totalKey: 'limit_signaling_sessions' });
     const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
     const sessionLog = log.child({ component: 'signaling' });
     this.#wss.on('connection', (socket: WebSocket, request: IncomingMessage, release: () => void) => {

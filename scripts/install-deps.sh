@@ -24,6 +24,9 @@ if ((${#missing[@]})); then
 fi
 
 if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  npm ci --no-audit --no-fund
+  # mediasoup's own install step downloads a prebuilt worker: it is skipped (npm 11 skips every
+  # dependency's install scripts by default; older npm is told by this variable), and the worker is
+  # built from the package's sources by scripts/mediasoup/worker.sh.
+  MEDIASOUP_WORKER_BIN=skip npm ci --no-audit --no-fund
 fi
 npm run --silent build

@@ -146,6 +146,11 @@ export const configSchema = z
     /** `auto`: readable lines when stdout is a terminal, JSON lines otherwise. */
     log_format: z.enum(['auto', 'json', 'pretty']).default('auto'),
 
+    /**
+     * The WebRTC stack publishers connect to: mediasoup's C++ worker (one process per worker thread,
+     * built from the npm package against Debian's libraries), or werift (TypeScript, in the thread).
+     */
+    webrtc_engine: z.enum(['mediasoup', 'werift']).default('werift'),
     webrtc_ice_addresses: z.array(ipAddress).min(1).default(['127.0.0.1']),
     webrtc_ice_port_min: port.default(40000),
     webrtc_ice_port_max: port.default(49999),

@@ -39,4 +39,6 @@ export interface IngestSession extends TypedEmitter<IngestSessionEvents> {
 export interface IngestEngine {
   /** Answers a publisher's offer. Throws `OfferError` for offers the gateway cannot take. */
   accept(offer: string): Promise<IngestSession>;
+  /** Ends what the engine runs besides its sessions (a worker process); the sessions are closed first. */
+  close?(): Promise<void>;
 }

@@ -9,6 +9,30 @@ export interface MediaPacket {
 export const RTP_HEADER_SIZE = 12;
 
 /**
+ * Reads an RTP packet (RFC 3550): the header's fields and the payload, past the CSRCs, the header
+ * extension and any padding. The payload is a view of `packet`, not a copy. Undefined for anything
+ * that is not a well-formed RTP version 2 packet.
+ */
+export function parseRtp(packet: Buffer): MediaPacket | undefined {
+  if (packet.length < RTP_HEADER_SIZE || packet[0]! >> 6 !== 2) return undefined;
+  const first = packet[0]!;
+  let offset = RTP_HEADER_SIZE + (first & 0x0f) * 4;
+  if (first & 0x10) {
+    if (packet.length < offset + 4) return undefined;
+    offset += 4 + packet.readUInt16BE(offset + 2) * 4;
+  }
+  let end = packet.length;
+  if (first & 0x20) end -= packet[end - 1]!;
+  if (end < offset) return undefined;
+  return {
+    sequenceNumber: packet.readUInt16BE(2),
+    timestamp: packet.readUInt32BE(4),
+    marker: (packet[1]! & 0x80) !== 0,
+    payload: packet.subarray(offset, end),
+  };
+}
+
+/**
  * Maps a track's RTP timestamps to wall-clock milliseconds, anchored at the arrival of the track's
  * first packet. Audio and video anchored on the same clock keep their relative timing within the
  * arrival jitter of their first packets: the clock every output timestamp is mapped from.

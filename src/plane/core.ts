@@ -10,6 +10,7 @@ import { ROOT } from '../paths.js';
 import { PublisherRegistry } from '../publishers/registry.js';
 import { FfmpegSupervisor, type ChildRecord } from '../ffmpeg/supervisor.js';
 import { KeyframePictures } from '../publishers/snapshot.js';
+import { MediasoupEngine } from '../ingest/mediasoup/engine.js';
 import { rtmpsTrust } from '../rtmp/trust.js';
 import { DestinationPolicy, destinationResolver, type DestinationResolver, type HostLookup } from '../security/destination-policy.js';
 import { parseDestination, withFullUrl, type Destination, type NamingRules } from '../transponders/destination.js';
@@ -24,6 +25,8 @@ export interface MediaCore {
   ffmpeg: FfmpegSupervisor;
   /** Each keyframe's JPEG, decoded when first asked for. */
   pictures: KeyframePictures;
+  /** The WebRTC engine the publishers connect through. */
+  engine: IngestEngine;
   load: LoadMonitor;
 }
 
@@ -49,6 +52,21 @@ export function checkReceiveBuffer(config: GatewayConfig, log: Logger): void {
 }
 
 export function createEngine(config: GatewayConfig, log: Logger): IngestEngine {
+  const onListenerError = (event: string, error: unknown): void => log.error({ err: error, event }, 'ingest listener failed');
+  if (config.webrtc_engine === 'mediasoup') {
+    return new MediasoupEngine({
+      receiveBufferBytes: config.webrtc_udp_receive_buffer_bytes,
+      addresses: config.webrtc_ice_addresses,
+      portRange: [config.webrtc_ice_port_min, config.webrtc_ice_port_max],
+      remoteNetworks: config.webrtc_ice_remote_networks,
+      connectTimeoutMs: config.webrtc_connect_timeout_ms,
+      videoCodecs: config.webrtc_video_codecs,
+      videoBitrateKbps: config.webrtc_video_bitrate_kbps,
+      videoMinBitrateKbps: config.webrtc_video_min_bitrate_kbps,
+      onWorkerDied: (error) => log.error({ reason: error.message }, 'the mediasoup worker process died: its publishers were told lost, a new one starts'),
+      onListenerError,
+    });
+  }
   return new WeriftEngine({
     receiveBufferBytes: config.webrtc_udp_receive_buffer_bytes,
     addresses: config.webrtc_ice_addresses,
@@ -59,7 +77,7 @@ export function createEngine(config: GatewayConfig, log: Logger): IngestEngine {
     videoCodecs: config.webrtc_video_codecs,
     videoBitrateKbps: config.webrtc_video_bitrate_kbps,
     videoMinBitrateKbps: config.webrtc_video_min_bitrate_kbps,
-    onListenerError: (event, error) => log.error({ err: error, event }, 'ingest listener failed'),
+    onListenerError,
   });
 }
 
@@ -171,5 +189,5 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
     log.child({ component: 'transponders' }),
     config.rtmp_push_auto_start ? config.rtmp_push_auto_start_url : undefined,
   );
-  return { publishers, transponders, ffmpeg, pictures: new KeyframePictures(ffmpeg, config.ffmpeg_path), load };
+  return { publishers, transponders, ffmpeg, pictures: new KeyframePictures(ffmpeg, config.ffmpeg_path), engine, load };
 }

@@ -102,6 +102,7 @@ export class LocalPlane implements MediaPlane {
       this.core.load.close();
       await this.core.transponders.closeAll();
       await this.core.publishers.closeAll('gateway shutting down');
+      await this.core.engine.close?.();
     })();
     return this.#closing;
   }

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { ClockMapping, DuplicateFilter } from '../../src/media/rtp.js';
+import { ClockMapping, DuplicateFilter, parseRtp } from '../../src/media/rtp.js';
 
 t.test('ClockMapping maps RTP time onto the wall clock across a timestamp wrap', async (t) => {
   const clock = new ClockMapping(90000, 0xffffff00, 1000);
@@ -45,4 +45,22 @@ t.test('DuplicateFilter counts packets never received: a hole until its retransm
   t.equal(f.lost, 0, 'filled by the retransmission');
   for (const seq of [5, 6]) f.accept(seq);
   t.equal(f.lost, 3, '2, 3 and 4 missing');
+});
+
+t.test('parseRtp reads the header and finds the payload past CSRCs, the header extension and padding', async (t) => {
+  const header = Buffer.from([0x80, 0x60, 0x12, 0x34, 0x00, 0x00, 0x0b, 0xb8, 0xde, 0xad, 0xbe, 0xef]);
+  t.same(parseRtp(Buffer.concat([header, Buffer.from('abc')])), { sequenceNumber: 0x1234, timestamp: 3000, marker: false, payload: Buffer.from('abc') });
+  // Marker, two CSRCs, a one-word extension, three bytes of padding.
+  const full = Buffer.concat([
+    Buffer.from([0xb2, 0xe0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1]),
+    Buffer.alloc(8, 7),
+    Buffer.from([0xbe, 0xde, 0x00, 0x01, 0x10, 0x01, 0x00, 0x00]),
+    Buffer.from('payload'),
+    Buffer.from([0, 0, 3]),
+  ]);
+  t.same(parseRtp(full), { sequenceNumber: 0xffff, timestamp: 0xffffffff, marker: true, payload: Buffer.from('payload') });
+  t.equal(parseRtp(Buffer.from([0x80, 0x60])), undefined, 'too short');
+  t.equal(parseRtp(Buffer.concat([Buffer.from([0x40]), header.subarray(1)])), undefined, 'not version 2');
+  t.equal(parseRtp(Buffer.concat([Buffer.from([0x90]), header.subarray(1), Buffer.from([0xbe, 0xde, 0x00, 0x09])])), undefined, 'an extension longer than the packet');
+  t.equal(parseRtp(Buffer.concat([Buffer.from([0xa0]), header.subarray(1), Buffer.from([0, 40])])), undefined, 'more padding than the packet');
 });

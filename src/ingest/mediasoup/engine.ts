@@ -1,0 +1,169 @@
+import type { types } from 'mediasoup';
+import { isIPv6 } from 'node:net';
+import type { VideoCodec } from '../../media/codecs.js';
+import { RemoteAddressFilter, filterCandidates } from '../address-filter.js';
+import type { IngestEngine, IngestSession } from '../engine.js';
+import { checkOffer } from '../offer-check.js';
+import { addBitrateHints, OfferError, selectCodecs } from '../sdp.js';
+import { answerSdp, parseOffer, producerParameters } from './offer.js';
+import { MediasoupSession } from './session.js';
+
+export interface MediasoupEngineOptions {
+  /** The only addresses listened on and announced as host candidates. */
+  addresses: readonly string[];
+  /** This place's UDP ports: the WebRTC server takes one of them for every publisher. */
+  portRange: [number, number];
+  remoteNetworks: readonly string[];
+  videoCodecs: readonly VideoCodec[];
+  videoBitrateKbps: number;
+  videoMinBitrateKbps: number;
+  connectTimeoutMs?: number;
+  receiveBufferBytes?: number;
+  /** Told when the worker process died and was replaced: its publishers were told lost. */
+  onWorkerDied?: (error: Error) => void;
+  onListenerError?: (event: string, error: unknown) => void;
+}
+
+/** The codecs the router takes: each H.264 profile a browser or encoder offers, VP8, VP9 and Opus. */
+const MEDIA_CODECS: types.RouterRtpCodecCapability[] = [
+  { kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 },
+  ...['42e01f', '42001f', '4d001f', '640032'].map(
+    (profile): types.RouterRtpCodecCapability => ({
+      kind: 'video',
+      mimeType: 'video/H264',
+      clockRate: 90000,
+      parameters: { 'packetization-mode': 1, 'profile-level-id': profile, 'level-asymmetry-allowed': 1 },
+    }),
+  ),
+  { kind: 'video', mimeType: 'video/VP8', clockRate: 90000 },
+  { kind: 'video', mimeType: 'video/VP9', clockRate: 90000, parameters: { 'profile-id': 0 } },
+  { kind: 'video', mimeType: 'video/VP9', clockRate: 90000, parameters: { 'profile-id': 2 } },
+];
+
+/** One mediasoup worker process, its router, and the WebRTC server every publisher connects through. */
+interface Plant {
+  worker: types.Worker;
+  router: types.Router;
+  server: types.WebRtcServer;
+  /** Where the publishers' media leaves the worker for this process (`consume` on it). */
+  sink: types.DirectTransport;
+}
+
+/**
+ * WebRTC ingest in mediasoup's C++ worker: ICE, DTLS, SRTP, retransmissions, keyframe requests and
+ * bandwidth estimation run there, and each publisher's RTP reaches the gateway's frame path through
+ * a DirectTransport consumer. One worker process serves this place (a worker thread, or the main
+ * thread); a worker that dies is replaced, and its publishers are told lost so that they come back.
+ */
+export class MediasoupEngine implements IngestEngine {
+  readonly #remoteFilter: RemoteAddressFilter;
+  readonly #announced: ReadonlySet<string>;
+  readonly #sessions = new Set<MediasoupSession>();
+  #plant: Promise<Plant> | undefined;
+  #closed = false;
+
+  constructor(private readonly options: MediasoupEngineOptions) {
+    this.#remoteFilter = new RemoteAddressFilter(options.remoteNetworks, false);
+    this.#announced = new Set(options.addresses);
+  }
+
+  async accept(offer: string): Promise<IngestSession> {
+    checkOffer(offer);
+    const selection = selectCodecs(filterCandidates(offer, () => false), this.options.videoCodecs);
+    const parsed = parseOffer(offer, selection);
+    const plant = await this.#ready();
+    const transport = await plant.router.createWebRtcTransport({
+      webRtcServer: plant.server,
+      enableUdp: true,
+      enableTcp: false,
+      initialAvailableOutgoingBitrate: 100_000,
+    });
+    const session = new MediasoupSession(transport, {
+      videoCodec: selection.video?.codec,
+      hasAudio: selection.audio !== undefined,
+      connectTimeoutMs: this.options.connectTimeoutMs,
+      remoteAllowed: (address) => this.#remoteFilter.allows(address),
+      onListenerError: this.options.onListenerError,
+    });
+    this.#sessions.add(session);
+    session.on('closed', () => this.#sessions.delete(session));
+    try {
+      try {
+        await transport.setMaxIncomingBitrate(this.options.videoBitrateKbps * 1000 + 200_000);
+        await transport.connect({ dtlsParameters: { role: parsed.remoteRole, fingerprints: parsed.fingerprints } });
+        for (const media of parsed.media) {
+          const producer = await transport.produce({ kind: media.kind, rtpParameters: producerParameters(media) });
+          const consumer = await plant.sink.consume({ producerId: producer.id, rtpCapabilities: plant.router.rtpCapabilities });
+          session.addTrack(media.kind, producer, consumer);
+        }
+      } catch (error) {
+        if (error instanceof OfferError) throw error;
+        // What mediasoup refuses in the offer's parameters is the offer's fault: a 400, never a 500.
+        throw new OfferError(`the WebRTC engine cannot take this offer (${(error as Error).message ?? error})`);
+      }
+      const bitrate = this.options.videoBitrateKbps;
+      session.answer = addBitrateHints(answerSdp(parsed, transport, (a) => this.#announced.has(a)), {
+        start: bitrate,
+        min: this.options.videoMinBitrateKbps,
+        max: bitrate,
+      });
+      return session;
+    } catch (error) {
+      await session.close('negotiation failed');
+      throw error;
+    }
+  }
+
+  /** Ends every session and the worker process. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.#sessions].map((s) => s.close('gateway shutting down')));
+    const plant = await this.#plant?.catch(() => undefined);
+    plant?.worker.close();
+  }
+
+  /** The worker, started on first use, and started again after it died. */
+  #ready(): Promise<Plant> {
+    if (this.#closed) return Promise.reject(new Error('the WebRTC engine is closed'));
+    this.#plant ??= this.#start();
+    const plant = this.#plant;
+    plant.catch(() => {
+      if (this.#plant === plant) this.#plant = undefined; // the next publish tries again
+    });
+    return plant;
+  }
+
+  async #start(): Promise<Plant> {
+    const [min, max] = this.options.portRange;
+    // Loaded when first needed: a gateway on werift never loads mediasoup.
+    const { createWorker } = await import('mediasoup');
+    const worker = await createWorker({ logLevel: 'error', rtcMinPort: min, rtcMaxPort: max, disableLiburing: true });
+    try {
+      worker.on('died', (error) => this.#died(worker, error));
+      const router = await worker.createRouter({ mediaCodecs: MEDIA_CODECS });
+      const server = await worker.createWebRtcServer({
+        listenInfos: this.options.addresses.map((ip) => ({
+          protocol: 'udp' as const,
+          ip,
+          portRange: { min, max },
+          ...(this.options.receiveBufferBytes ? { recvBufferSize: this.options.receiveBufferBytes } : {}),
+          ...(isIPv6(ip) ? { flags: { ipv6Only: true } } : {}),
+        })),
+      });
+      const sink = await router.createDirectTransport();
+      return { worker, router, server, sink };
+    } catch (error) {
+      worker.close();
+      throw error;
+    }
+  }
+
+  #died(worker: types.Worker, error: Error): void {
+    void this.#plant?.then((plant) => {
+      if (plant.worker !== worker) return;
+      this.#plant = undefined;
+      for (const session of [...this.#sessions]) void session.close(`the media worker process died (${error.message})`);
+      this.options.onWorkerDied?.(error);
+    });
+  }
+}

@@ -1,0 +1,186 @@
+import type { types } from 'mediasoup';
+import { OfferError, type OfferedCodec, type OfferSelection } from '../sdp.js';
+
+/**
+ * A publisher's offer in mediasoup's terms, and mediasoup's transport back as the SDP answer.
+ * Pure functions over SDP text: the offer has passed `checkOffer` and `selectCodecs`, which chose
+ * one codec per media line; here its retransmission format (RTX), SSRCs, header extensions and the
+ * ICE and DTLS parameters are read.
+ */
+
+/** Header extensions the gateway takes: demultiplexing by mid, and what bandwidth estimation uses. */
+const EXTENSIONS: readonly types.RtpHeaderExtensionUri[] = [
+  'urn:ietf:params:rtp-hdrext:sdes:mid',
+  'http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time',
+  'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01',
+];
+const TRANSPORT_CC = 'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01';
+
+export interface OfferedMedia {
+  kind: 'audio' | 'video';
+  mid: string;
+  codec: OfferedCodec;
+  /** The RTX format repairing `codec` (`apt`), when offered. */
+  rtxPayloadType?: number;
+  rtcpFeedback: types.RtcpFeedback[];
+  extensions: { uri: types.RtpHeaderExtensionUri; id: number }[];
+  ssrc?: number;
+  rtxSsrc?: number;
+  cname?: string;
+}
+
+export interface ParsedOffer {
+  media: OfferedMedia[];
+  iceUfrag: string;
+  icePwd: string;
+  fingerprints: types.DtlsFingerprint[];
+  /** The publisher's DTLS role, as mediasoup's `connect` wants it. */
+  remoteRole: types.DtlsRole;
+}
+
+/** Feedback the gateway answers for each kind: retransmissions and keyframes for video, bandwidth estimation for both. */
+function feedbackFor(kind: 'audio' | 'video', offered: Set<string>, transportCc: boolean): types.RtcpFeedback[] {
+  const wanted: types.RtcpFeedback[] =
+    kind === 'video'
+      ? [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }, { type: 'goog-remb' }, { type: 'transport-cc' }]
+      : [{ type: 'transport-cc' }];
+  return wanted.filter((f) => offered.has(f.parameter ? `${f.type} ${f.parameter}` : f.type) && (f.type !== 'transport-cc' || transportCc));
+}
+
+export function parseOffer(offer: string, selection: OfferSelection): ParsedOffer {
+  const lines = offer.split(/\r?\n/).filter((l) => l !== '');
+  const sessionLines: string[] = [];
+  const sections: string[][] = [];
+  for (const line of lines) {
+    if (line.startsWith('m=')) sections.push([line]);
+    else if (sections.length === 0) sessionLines.push(line);
+    else sections.at(-1)!.push(line);
+  }
+  const attribute = (section: string[], name: string): string | undefined =>
+    (section.find((l) => l.startsWith(`a=${name}:`)) ?? sessionLines.find((l) => l.startsWith(`a=${name}:`)))?.slice(name.length + 3);
+
+  const first = sections[0]!;
+  const fingerprints = [...sessionLines, ...first]
+    .filter((l) => l.startsWith('a=fingerprint:'))
+    .map((l) => {
+      const [algorithm, value] = l.slice(14).split(' ');
+      return { algorithm: algorithm!.toLowerCase() as types.FingerprintAlgorithm, value: value!.toUpperCase() };
+    });
+  const setup = attribute(first, 'setup');
+  const media: OfferedMedia[] = [];
+  for (const section of sections) {
+    const kind = section[0]!.slice(2).split(' ')[0];
+    if (kind !== 'audio' && kind !== 'video') continue;
+    const codec = kind === 'video' ? selection.video?.offered : selection.audio;
+    if (!codec) continue;
+    const mid = attribute(section, 'mid')!;
+    const rtx = section
+      .map((l) => /^a=fmtp:(\d+) apt=(\d+)$/.exec(l))
+      .find((m) => m && Number(m[2]) === codec.payloadType && section.some((l) => l.startsWith(`a=rtpmap:${m[1]} rtx/`)));
+    const extensions = section
+      .map((l) => /^a=extmap:(\d+)(?:\/\w+)? (\S+)/.exec(l))
+      .filter((m): m is RegExpExecArray => m !== null && (EXTENSIONS as readonly string[]).includes(m[2]!))
+      .map((m) => ({ uri: m[2] as types.RtpHeaderExtensionUri, id: Number(m[1]) }));
+    const offeredFeedback = new Set(section.filter((l) => l.startsWith(`a=rtcp-fb:${codec.payloadType} `)).map((l) => l.slice(`a=rtcp-fb:${codec.payloadType} `.length)));
+    // The media SSRC is the first of a FID group (its RTX the second), or the only one listed.
+    const fid = section.find((l) => l.startsWith('a=ssrc-group:FID '))?.split(' ').slice(1).map(Number);
+    const ssrcs = [...new Set(section.filter((l) => l.startsWith('a=ssrc:')).map((l) => Number(l.slice(7).split(' ')[0])))];
+    const ssrc = fid?.[0] ?? (ssrcs.length === 1 ? ssrcs[0] : undefined);
+    const cname = section.find((l) => l.startsWith(`a=ssrc:${ssrc} cname:`))?.split('cname:')[1];
+    media.push({
+      kind,
+      mid,
+      codec,
+      ...(rtx ? { rtxPayloadType: Number(rtx[1]) } : {}),
+      rtcpFeedback: feedbackFor(kind, offeredFeedback, extensions.some((e) => e.uri === TRANSPORT_CC)),
+      extensions,
+      ...(ssrc !== undefined ? { ssrc } : {}),
+      ...(fid?.[1] !== undefined ? { rtxSsrc: fid[1] } : {}),
+      ...(cname ? { cname } : {}),
+    });
+  }
+  if (fingerprints.length === 0) throw new OfferError('the offer has no DTLS fingerprint');
+  return {
+    media,
+    iceUfrag: attribute(first, 'ice-ufrag')!,
+    icePwd: attribute(first, 'ice-pwd')!,
+    fingerprints,
+    // actpass or active: the publisher is the DTLS client; passive: it waits for the gateway to be.
+    remoteRole: setup === 'passive' ? 'server' : 'client',
+  };
+}
+
+/** What mediasoup's `produce` takes for one offered media line. */
+export function producerParameters(media: OfferedMedia): types.RtpParameters {
+  const { codec } = media;
+  const mimeType = `${media.kind}/${codec.name}`;
+  const codecs: types.RtpCodecParameters[] = [
+    {
+      mimeType,
+      payloadType: codec.payloadType,
+      clockRate: codec.clockRate,
+      ...(media.kind === 'audio' ? { channels: 2 } : {}),
+      parameters: numericValues(codec.fmtp),
+      rtcpFeedback: media.rtcpFeedback,
+    },
+  ];
+  if (media.rtxPayloadType !== undefined) {
+    codecs.push({ mimeType: `${media.kind}/rtx`, payloadType: media.rtxPayloadType, clockRate: codec.clockRate, parameters: { apt: codec.payloadType }, rtcpFeedback: [] });
+  }
+  const encoding: types.RtpEncodingParameters =
+    media.ssrc === undefined ? {} : { ssrc: media.ssrc, ...(media.rtxSsrc !== undefined && media.rtxPayloadType !== undefined ? { rtx: { ssrc: media.rtxSsrc } } : {}) };
+  return {
+    mid: media.mid,
+    codecs,
+    headerExtensions: media.extensions,
+    encodings: [encoding],
+    rtcp: { ...(media.cname ? { cname: media.cname } : {}), reducedSize: true },
+  };
+}
+
+/** fmtp values as mediasoup compares them: numbers as numbers (`packetization-mode: 1`). */
+function numericValues(fmtp: Record<string, string>): Record<string, string | number> {
+  return Object.fromEntries(Object.entries(fmtp).map(([k, v]) => [k, /^\d+$/.test(v) ? Number(v) : v]));
+}
+
+export interface AnswerTransport {
+  iceParameters: types.IceParameters;
+  iceCandidates: types.IceCandidate[];
+  dtlsParameters: types.DtlsParameters;
+}
+
+/**
+ * The SDP answer: mediasoup is ICE-lite, every media line is received on one bundled transport,
+ * each with the one codec chosen, its RTX, the feedback and header extensions taken.
+ */
+export function answerSdp(offer: ParsedOffer, transport: AnswerTransport, announced: (address: string) => boolean): string {
+  const fingerprint = transport.dtlsParameters.fingerprints.find((f) => f.algorithm === 'sha-256') ?? transport.dtlsParameters.fingerprints[0]!;
+  const candidates = transport.iceCandidates
+    .filter((c) => c.protocol === 'udp' && announced(c.address))
+    .map((c) => `a=candidate:${c.foundation} 1 udp ${c.priority} ${c.address} ${c.port} typ host`);
+  const lines = ['v=0', `o=- ${Date.now()} 2 IN IP4 127.0.0.1`, 's=-', 't=0 0', 'a=ice-lite', `a=group:BUNDLE ${offer.media.map((m) => m.mid).join(' ')}`];
+  for (const media of offer.media) {
+    const { codec } = media;
+    const payloadTypes = [codec.payloadType, ...(media.rtxPayloadType !== undefined ? [media.rtxPayloadType] : [])];
+    lines.push(
+      `m=${media.kind} 9 UDP/TLS/RTP/SAVPF ${payloadTypes.join(' ')}`,
+      'c=IN IP4 0.0.0.0',
+      `a=ice-ufrag:${transport.iceParameters.usernameFragment}`,
+      `a=ice-pwd:${transport.iceParameters.password}`,
+      `a=fingerprint:${fingerprint.algorithm} ${fingerprint.value}`,
+      `a=setup:${offer.remoteRole === 'client' ? 'passive' : 'active'}`,
+      `a=mid:${media.mid}`,
+      'a=recvonly',
+      'a=rtcp-mux',
+      'a=rtcp-rsize',
+      ...media.extensions.map((e) => `a=extmap:${e.id} ${e.uri}`),
+      `a=rtpmap:${codec.payloadType} ${codec.name}/${codec.clockRate}${media.kind === 'audio' ? '/2' : ''}`,
+      ...(Object.keys(codec.fmtp).length ? [`a=fmtp:${codec.payloadType} ${Object.entries(codec.fmtp).map(([k, v]) => `${k}=${v}`).join(';')}`] : []),
+      ...media.rtcpFeedback.map((f) => `a=rtcp-fb:${codec.payloadType} ${f.type}${f.parameter ? ` ${f.parameter}` : ''}`),
+      ...(media.rtxPayloadType !== undefined ? [`a=rtpmap:${media.rtxPayloadType} rtx/${codec.clockRate}`, `a=fmtp:${media.rtxPayloadType} apt=${codec.payloadType}`] : []),
+      ...candidates,
+      'a=end-of-candidates',
+    );
+  }
+  return lines.join('\r\n') + '\r\n';
+}

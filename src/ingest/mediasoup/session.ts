@@ -1,0 +1,122 @@
+import type { types } from 'mediasoup';
+import { TypedEmitter, type ListenerErrorHandler } from '../../events.js';
+import { OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE, type MediaKind, type VideoCodec } from '../../media/codecs.js';
+import { parseRtp, type MediaPacket } from '../../media/rtp.js';
+import type { IngestSession, IngestSessionEvents, IngestTrack } from '../engine.js';
+
+export interface MediasoupSessionOptions {
+  videoCodec: VideoCodec | undefined;
+  hasAudio: boolean;
+  connectTimeoutMs?: number;
+  /** Whether the publisher's address (the ICE tuple mediasoup chose) may be talked to. */
+  remoteAllowed: (address: string) => boolean;
+  onListenerError?: ListenerErrorHandler;
+}
+
+/** How often a track reads the retransmission requests mediasoup sent for it (ms). */
+const STATS_INTERVAL_MS = 2000;
+
+/**
+ * One publisher on a mediasoup WebRtcTransport. Connected once DTLS is; closed when DTLS fails or
+ * closes, when ICE consent is lost, when the publisher's address is outside the allowed networks,
+ * or when it has not connected within the timeout.
+ */
+export class MediasoupSession extends TypedEmitter<IngestSessionEvents> implements IngestSession {
+  answer = '';
+  readonly tracks: MediasoupTrack[] = [];
+  readonly videoCodec: VideoCodec | undefined;
+  readonly hasAudio: boolean;
+  #closed = false;
+  readonly #connectTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly transport: types.WebRtcTransport,
+    options: MediasoupSessionOptions,
+  ) {
+    super(options.onListenerError);
+    this.videoCodec = options.videoCodec;
+    this.hasAudio = options.hasAudio;
+    const timeoutMs = options.connectTimeoutMs;
+    if (timeoutMs) this.#connectTimer = setTimeout(() => void this.close(`ICE and DTLS not done within ${timeoutMs / 1000} s`), timeoutMs);
+    transport.on('dtlsstatechange', (state) => {
+      if (state === 'connected') {
+        clearTimeout(this.#connectTimer);
+        this.safeEmit('connected');
+      } else if (state === 'failed' || state === 'closed') void this.close(`WebRTC connection ${state}`);
+    });
+    transport.on('icestatechange', (state) => {
+      if (state === 'disconnected' || state === 'closed') void this.close(`WebRTC connection ${state === 'disconnected' ? 'lost (no ICE consent)' : 'closed'}`);
+    });
+    transport.on('iceselectedtuplechange', (tuple) => {
+      if (!options.remoteAllowed(tuple.remoteIp ?? '')) void this.close('the publisher\'s address is outside webrtc_ice_remote_networks');
+    });
+    // The worker process ended under it: the engine tells why (worker died) first when it can.
+    transport.on('routerclose', () => void this.close('the media worker closed'));
+  }
+
+  get id(): string {
+    return this.transport.id;
+  }
+
+  addTrack(kind: MediaKind, producer: types.Producer, consumer: types.Consumer): void {
+    this.tracks.push(new MediasoupTrack(kind, kind === 'video' ? this.videoCodec : undefined, producer, consumer));
+  }
+
+  async close(reason = 'closed by the gateway'): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#connectTimer);
+    for (const track of this.tracks) track.close();
+    // Closing the transport closes its producers, and with them their consumers.
+    if (!this.transport.closed) this.transport.close();
+    this.safeEmit('closed', reason);
+    this.removeAllListeners();
+  }
+}
+
+/** A published track: its RTP comes from the consumer on the engine's DirectTransport. */
+export class MediasoupTrack implements IngestTrack {
+  readonly clockRate: number;
+  nacksSent = 0;
+  readonly #stats: NodeJS.Timeout;
+
+  constructor(
+    readonly kind: MediaKind,
+    readonly videoCodec: VideoCodec | undefined,
+    private readonly producer: types.Producer,
+    private readonly consumer: types.Consumer,
+  ) {
+    this.clockRate = kind === 'video' ? VIDEO_CLOCK_RATE : OPUS_CLOCK_RATE;
+    this.#stats = setInterval(() => void this.#readStats(), STATS_INTERVAL_MS).unref();
+  }
+
+  onPacket(listener: (packet: MediaPacket) => void): () => void {
+    const onRtp = (buffer: Buffer): void => {
+      const packet = parseRtp(buffer);
+      if (packet) listener(packet);
+    };
+    this.consumer.on('rtp', onRtp);
+    return () => this.consumer.off('rtp', onRtp);
+  }
+
+  requestKeyframe(): void {
+    if (this.kind !== 'video' || this.consumer.closed) return;
+    this.consumer.requestKeyFrame().catch(() => {
+      // Closing: the next request will tell.
+    });
+  }
+
+  close(): void {
+    clearInterval(this.#stats);
+  }
+
+  async #readStats(): Promise<void> {
+    if (this.producer.closed) return this.close();
+    try {
+      const stats = await this.producer.getStats();
+      this.nacksSent = stats.reduce((sum, s) => sum + (s.nackCount ?? 0), 0);
+    } catch {
+      // Closed meanwhile.
+    }
+  }
+}

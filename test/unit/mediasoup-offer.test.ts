@@ -1,0 +1,76 @@
+import t from 'tap';
+import { answerSdp, parseOffer, producerParameters } from '../../src/ingest/mediasoup/offer.js';
+import { checkOffer } from '../../src/ingest/offer-check.js';
+import { selectCodecs } from '../../src/ingest/sdp.js';
+import { chromiumOffer } from '../helpers/offers.js';
+
+// A publisher's offer in mediasoup's terms, and mediasoup's transport as the answer.
+
+/** Chromium's video section with RTX for H.264 and transport-wide congestion control. */
+const withRtx = chromiumOffer()
+  .replace('m=video 9 UDP/TLS/RTP/SAVPF 96 102', 'm=video 9 UDP/TLS/RTP/SAVPF 96 102 103')
+  .replace('a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f', 'a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\na=rtcp-fb:102 transport-cc\r\na=rtcp-fb:102 ccm fir\r\na=rtpmap:103 rtx/90000\r\na=fmtp:103 apt=102\r\na=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01')
+  .replace('a=ssrc:2001 cname:test', 'a=ssrc-group:FID 2001 2002\r\na=ssrc:2001 cname:test\r\na=ssrc:2002 cname:test');
+
+t.test('the chosen codecs, their RTX, SSRCs, feedback and extensions become producer parameters', async (t) => {
+  checkOffer(withRtx);
+  const parsed = parseOffer(withRtx, selectCodecs(withRtx, ['H264', 'VP8']));
+  t.equal(parsed.remoteRole, 'client', 'actpass: the publisher is the DTLS client');
+  t.equal(parsed.iceUfrag, 'Abcd');
+  t.match(parsed.fingerprints, [{ algorithm: 'sha-256', value: /^[0-9A-F:]+$/ }]);
+  const [audio, video] = parsed.media;
+  t.match(audio, { kind: 'audio', mid: '0', codec: { name: 'opus', payloadType: 111 }, ssrc: 1001, cname: 'test' });
+  t.match(video, { kind: 'video', mid: '1', codec: { name: 'H264', payloadType: 102 }, rtxPayloadType: 103, ssrc: 2001, rtxSsrc: 2002 });
+  t.same(video!.rtcpFeedback, [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }, { type: 'transport-cc' }]);
+  t.same(audio!.rtcpFeedback, [], 'transport-cc only where its header extension is offered');
+
+  const params = producerParameters(video!);
+  t.match(params, {
+    mid: '1',
+    codecs: [
+      { mimeType: 'video/H264', payloadType: 102, clockRate: 90000, parameters: { 'packetization-mode': 1, 'profile-level-id': '42e01f' } },
+      { mimeType: 'video/rtx', payloadType: 103, parameters: { apt: 102 } },
+    ],
+    encodings: [{ ssrc: 2001, rtx: { ssrc: 2002 } }],
+    rtcp: { cname: 'test', reducedSize: true },
+  });
+  t.same(params.headerExtensions!.map((e) => e.uri).sort(), ['http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01', 'urn:ietf:params:rtp-hdrext:sdes:mid']);
+  t.match(producerParameters(audio!), { codecs: [{ mimeType: 'audio/opus', channels: 2, parameters: { minptime: 10, useinbandfec: 1 } }], encodings: [{ ssrc: 1001 }] });
+});
+
+t.test('an offer without SSRCs is matched by its mid; a passive publisher makes the gateway the DTLS client', async (t) => {
+  const bare = chromiumOffer().replace(/a=ssrc:\d+ cname:test\r\n/g, '').replace(/a=setup:actpass/g, 'a=setup:passive');
+  const parsed = parseOffer(bare, selectCodecs(bare, ['VP8']));
+  t.equal(parsed.remoteRole, 'server');
+  t.same(producerParameters(parsed.media[1]!).encodings, [{}], 'one encoding, no SSRC: the first packet of its mid names it');
+  t.match(parsed.media[1], { codec: { name: 'VP8' } });
+});
+
+t.test('the answer: ICE-lite, one bundled transport, the chosen codec with its RTX, only announced candidates', async (t) => {
+  const parsed = parseOffer(withRtx, selectCodecs(withRtx, ['H264']));
+  const answer = answerSdp(
+    parsed,
+    {
+      iceParameters: { usernameFragment: 'msufrag', password: 'mspassword0123456789abcdef', iceLite: true },
+      iceCandidates: [
+        { foundation: 'udpcandidate', priority: 1076302079, address: '127.0.0.1', ip: '127.0.0.1', protocol: 'udp', port: 40001, type: 'host' },
+        { foundation: 'udpcandidate', priority: 1076302078, address: '10.0.0.5', ip: '10.0.0.5', protocol: 'udp', port: 40001, type: 'host' },
+      ],
+      dtlsParameters: { role: 'auto', fingerprints: [{ algorithm: 'sha-256', value: 'AA:BB' }] },
+    },
+    (address) => address === '127.0.0.1',
+  );
+  const lines = answer.split('\r\n');
+  t.ok(lines.includes('a=ice-lite'));
+  t.ok(lines.includes('a=group:BUNDLE 0 1'));
+  t.ok(lines.includes('m=video 9 UDP/TLS/RTP/SAVPF 102 103'), 'the chosen codec and its RTX only');
+  t.ok(lines.includes('m=audio 9 UDP/TLS/RTP/SAVPF 111'));
+  t.ok(lines.includes('a=fmtp:103 apt=102'));
+  t.ok(lines.includes('a=rtcp-fb:102 nack pli'));
+  t.ok(lines.includes('a=setup:passive'));
+  t.ok(lines.includes('a=recvonly'));
+  t.equal(lines.filter((l) => l.startsWith('a=candidate:')).length, 2, 'one candidate per media line');
+  t.notOk(answer.includes('10.0.0.5'), 'an address not announced is not in the answer');
+  t.notOk(lines.some((l) => l.startsWith('a=rtpmap:96')), 'VP8 is not answered');
+  checkOffer(answer.replace('a=ice-lite\r\n', '').replace(/a=recvonly/g, 'a=sendonly')); // well-formed SDP, as offers are checked
+});

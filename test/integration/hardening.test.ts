@@ -7,7 +7,7 @@ import WebSocket from 'ws';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { chromiumOffer } from '../helpers/offers.js';
-import { sleep } from '../../kit/processes.js';
+import { waitFor } from '../../kit/processes.js';
 import { RtmpReceiver } from '../../kit/rtmp-receiver.js';
 import { testFixture } from '../helpers/synthetic.js';
 
@@ -100,7 +100,7 @@ t.test('malformed WebSocket frames end only their own connection, with the right
     t.equal((await fetch(gw.baseUrl + '/health')).status, 200, `alive after ${what}`);
   }
   const before = (gw.transponders.get(pushId).toJSON() as any).counters.frames as number;
-  await sleep(500);
+  await waitFor('frames after the bad ones', () => (gw.transponders.get(pushId).toJSON() as any).counters.frames > before, 10000);
   const push = gw.transponders.get(pushId).toJSON() as any;
   t.equal(push.state, 'running', 'the push runs on');
   t.ok(push.counters.frames > before, `and keeps sending (${before} → ${push.counters.frames} frames)`);
@@ -197,7 +197,7 @@ t.test('limits: the publisher limit answers 503, the transponder limits 503 and 
   const second = await fetch(`${tight.baseUrl}/whip/two`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: chromiumOffer() });
   t.equal(second.status, 503);
   t.ok(Number(second.headers.get('retry-after')) > 0, 'Retry-After');
-  await sleep(500);
+  await keyframeCached(tight, 'one');
   t.equal((await tight.post('/rest-api/push/startup', { streamName: 'one', rtmpUrl: receiver.url() })).status, 200);
   const again = await tight.post('/rest-api/push/startup', { streamName: 'one', rtmpUrl: receiver.url('other') });
   t.equal(again.status, 429, 'a second transponder of one stream');
@@ -210,7 +210,7 @@ t.test('a session that never completes ICE is closed after webrtc_connect_timeou
   const res = await fetch(`${quick.baseUrl}/whip/silent`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: chromiumOffer() });
   t.equal(res.status, 201);
   t.ok(quick.publishers.get('silent'), 'published, waiting for ICE');
-  await sleep(1800);
+  await waitFor('the session to be closed', () => quick.publishers.get('silent') === undefined, 15000);
   t.equal(quick.publishers.get('silent'), undefined, 'closed, its socket freed');
 });
 

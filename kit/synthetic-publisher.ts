@@ -135,7 +135,7 @@ export class SyntheticPublisher {
     await gathered(pc);
     const answer = this.#sdk ? await this.#signal(baseUrl, pc.localDescription!.sdp, this.#sdk) : await this.#whip(baseUrl, pc.localDescription!.sdp);
     const connected = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.name}: WebRTC did not connect in 10 s`)), 10_000);
+      const timer = setTimeout(() => reject(new Error(`${this.name}: WebRTC did not connect in 30 s`)), 30_000);
       pc.connectionStateChange.subscribe((state) => {
         if (state === 'connected') {
           clearTimeout(timer);

@@ -1,11 +1,11 @@
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import t from 'tap';
 import { GatewayProcess } from '../../kit/gateway-process.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
-import { sleep, stopAllProcesses } from '../../kit/processes.js';
+import { stopAllProcesses, waitFor } from '../../kit/processes.js';
 import { RtmpReceiver } from '../../kit/rtmp-receiver.js';
 import { freePort } from '../../kit/rtmp-server.js';
 import { testFixture } from '../helpers/synthetic.js';
@@ -51,10 +51,11 @@ t.test('SIGHUP reloads the certificate for new connections; live pushes go on', 
     GATEWAY_HTTPS_CERT_FILE: join(dir, 'cert.pem'),
     GATEWAY_HTTPS_KEY_FILE: join(dir, 'key.pem'),
     GATEWAY_HTTPS_PORT: String(httpsPort),
+    GATEWAY_LOG_LEVEL: 'info', // the reloads are told at info
   }, ['--import', 'tsx'], 'src/server.ts');
   const publisher = await SyntheticPublisher.publish(testFixture(), gateway.baseUrl, 'live');
   t.teardown(() => publisher.stop());
-  await sleep(800);
+  await waitFor('a keyframe to push', async () => (await gateway.request('POST', '/rest-api/stream/find', { name: 'live' })).body?.[0]?.keyframes >= 1, 15000);
   const started = await gateway.request('POST', '/rest-api/push/startup', { streamName: 'live', rtmpUrl: receiver.url() });
   t.equal(started.status, 200, 'a push over the HTTP port');
 
@@ -62,7 +63,8 @@ t.test('SIGHUP reloads the certificate for new connections; live pushes go on', 
   const renewed = install(['localhost', 'renewed.test']);
   t.equal(await served(httpsPort), first, 'before SIGHUP the old certificate is served');
   process.kill(gateway.pid, 'SIGHUP');
-  await sleep(500);
+  const logFile = join(dir, 'gateway.log');
+  await waitFor('the reload to be logged', () => readFileSync(logFile, 'utf8').includes('certificates reloaded'), 15000);
   const second = await served(httpsPort);
   t.not(second, first, 'after SIGHUP a new connection gets the renewed certificate');
   t.match(renewed, /BEGIN CERTIFICATE/);
@@ -74,7 +76,7 @@ t.test('SIGHUP reloads the certificate for new connections; live pushes go on', 
 
   writeFileSync(join(dir, 'key.pem'), 'not a key');
   process.kill(gateway.pid, 'SIGHUP');
-  await sleep(500);
+  await waitFor('the failed reload to be logged', () => readFileSync(logFile, 'utf8').includes('certificates not reloaded'), 15000);
   t.equal(await served(httpsPort), second, 'a broken renewal keeps the certificate in use');
   t.equal((await fetch(gateway.baseUrl + '/health')).status, 200, 'and the gateway running');
 });

@@ -15,8 +15,9 @@ function fromFramework(error: FastifyError): GatewayError | undefined {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new GatewayError('payload_too_large', 'body: larger than this route takes', 'body');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new GatewayError('unsupported_media_type', 'Content-Type: this route takes no such content type', 'Content-Type');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new GatewayError('unsupported_media_type', `Content-Type: this route takes no ${error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'such content type' : 'body of that length'}`, 'Content-Type');
+      return new GatewayError('invalid_request', 'body: its length is not what Content-Length says', 'body');
     case 'FST_ERR_MAX_PARAM_LENGTH':
       return new GatewayError('uri_too_long', 'path: a part of the path is longer than the gateway takes (256 characters)', 'path');
     case 'FST_ERR_BAD_URL':

@@ -1,6 +1,7 @@
 import t from 'tap';
 import WebSocket from 'ws';
 import { startGateway } from '../helpers/gateway.js';
+import { waitFor } from '../../kit/processes.js';
 import { IDLE_CLOSE_CODE } from '../../src/signaling/protocol.js';
 
 // Long-lived sessions a caller can hold open are bounded per client address and in total, even
@@ -37,12 +38,11 @@ t.test('console event streams: per client address 429, in total 503, a closed on
   const c1 = await openEvents(gw.baseUrl, from('192.0.2.3'));
   t.equal(c1.status, 503, 'past the total');
   a1.close();
-  let again = await openEvents(gw.baseUrl, from('192.0.2.3'));
-  for (let i = 0; i < 200 && again.status !== 200; i++) {
-    // The gateway learns of the closed stream when its socket closes: ask until it has.
-    await new Promise((r) => setImmediate(r));
-    again = await openEvents(gw.baseUrl, from('192.0.2.3'));
-  }
+  // The gateway learns of the closed stream when its socket closes: ask until it has.
+  const again = await waitFor('the closed stream\'s place to be free', async () => {
+    const attempt = await openEvents(gw.baseUrl, from('192.0.2.3'));
+    return attempt.status === 200 ? attempt : undefined;
+  }, 15000);
   t.equal(again.status, 200, 'a closed stream frees its place');
   for (const s of [a2, b1, again]) s.close();
 });
@@ -59,8 +59,8 @@ function connect(baseUrl: string): Promise<{ ws: WebSocket; status?: number }> {
   });
 }
 
-t.test('SDK WebSockets: capped in total (503), closed when nothing is published in time', async (t) => {
-  const gw = await startGateway({ limit_signaling_sessions: 2, signaling_idle_timeout_ms: 1000 });
+t.test('SDK WebSockets: capped in total (503); a closed one frees its place', async (t) => {
+  const gw = await startGateway({ limit_signaling_sessions: 2 });
   t.teardown(() => gw.close());
   const first = await connect(gw.baseUrl);
   const second = await connect(gw.baseUrl);
@@ -68,11 +68,21 @@ t.test('SDK WebSockets: capped in total (503), closed when nothing is published 
   t.equal(second.status, undefined, 'the second is accepted');
   const third = await connect(gw.baseUrl);
   t.equal(third.status, 503, 'the third is refused: limit_signaling_sessions');
-  const closed = await new Promise<{ code: number; reason: string }>((resolve) => first.ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  first.ws.close();
+  const later = await waitFor('the closed session\'s place to be free', async () => {
+    const attempt = await connect(gw.baseUrl);
+    return attempt.status === undefined ? attempt : undefined;
+  }, 15000);
+  t.pass('closed sessions free their places');
+  second.ws.close();
+  later.ws.close();
+});
+
+t.test('an SDK WebSocket that publishes nothing within signaling_idle_timeout_ms is closed with the idle code', async (t) => {
+  const gw = await startGateway({ signaling_idle_timeout_ms: 1000 });
+  t.teardown(() => gw.close());
+  const { ws } = await connect(gw.baseUrl);
+  const closed = await new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
   t.equal(closed.code, IDLE_CLOSE_CODE, 'closed for publishing nothing');
   t.match(closed.reason, /signaling_idle_timeout_ms/);
-  await new Promise((resolve) => (second.ws.readyState === WebSocket.CLOSED ? resolve(undefined) : second.ws.once('close', resolve)));
-  const later = await connect(gw.baseUrl);
-  t.equal(later.status, undefined, 'closed sessions free their places');
-  later.ws.close();
 });

@@ -60,6 +60,7 @@ export class MediasoupEngine implements IngestEngine {
   readonly #announced: ReadonlySet<string>;
   readonly #sessions = new Set<MediasoupSession>();
   #plant: Promise<Plant> | undefined;
+  #workerPid: number | undefined;
   #closed = false;
 
   constructor(private readonly options: MediasoupEngineOptions) {
@@ -114,6 +115,11 @@ export class MediasoupEngine implements IngestEngine {
     }
   }
 
+  /** The worker process's id, once it runs. */
+  get workerPid(): number | undefined {
+    return this.#workerPid;
+  }
+
   /** Ends every session and the worker process. */
   async close(): Promise<void> {
     this.#closed = true;
@@ -138,6 +144,7 @@ export class MediasoupEngine implements IngestEngine {
     // Loaded when first needed: a gateway on werift never loads mediasoup.
     const { createWorker } = await import('mediasoup');
     const worker = await createWorker({ logLevel: 'error', rtcMinPort: min, rtcMaxPort: max, disableLiburing: true });
+    this.#workerPid = worker.pid;
     try {
       worker.on('died', (error) => this.#died(worker, error));
       const router = await worker.createRouter({ mediaCodecs: MEDIA_CODECS });

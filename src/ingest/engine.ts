@@ -36,6 +36,29 @@ export interface IngestSession extends TypedEmitter<IngestSessionEvents> {
   close(reason?: string): Promise<void>;
 }
 
+/** What every engine is configured with. */
+export interface EngineOptions {
+  /** The only addresses gathered (or listened on) and announced as host candidates. */
+  addresses: readonly string[];
+  /** This place's UDP ports for WebRTC media. */
+  portRange: [number, number];
+  /** CIDR blocks ICE may talk to; empty: any unicast address. */
+  remoteNetworks: readonly string[];
+  videoCodecs: readonly VideoCodec[];
+  /** The browser's start and top bitrate, and its floor (kb/s), as hints in the answer. */
+  videoBitrateKbps: number;
+  videoMinBitrateKbps: number;
+  /** A session not connected (ICE and DTLS) after this long is closed and its sockets freed. */
+  connectTimeoutMs?: number;
+  /**
+   * Receive buffer of each media socket (bytes; the kernel caps it at net.core.rmem_max). The
+   * default ~200 KB overflows when the event loop is busy for a few tens of milliseconds with many
+   * streams: every datagram that does not fit is lost.
+   */
+  receiveBufferBytes?: number;
+  onListenerError?: (event: string, error: unknown) => void;
+}
+
 export interface IngestEngine {
   /** Answers a publisher's offer. Throws `OfferError` for offers the gateway cannot take. */
   accept(offer: string): Promise<IngestSession>;

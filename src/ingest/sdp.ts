@@ -185,6 +185,11 @@ export function addBitrateHints(answer: string, kbps: { start: number; min: numb
   return joinSdp(session, media);
 }
 
+/** The answer with the configured bitrate as Chromium's start and top, and its floor. */
+export function withBitrateHints(answer: string, options: { videoBitrateKbps: number; videoMinBitrateKbps: number }): string {
+  return addBitrateHints(answer, { start: options.videoBitrateKbps, min: options.videoMinBitrateKbps, max: options.videoBitrateKbps });
+}
+
 /** The `c=`/candidate addresses in an SDP, for checking what the gateway announces. */
 export function candidateAddresses(sdp: string): string[] {
   return [...sdp.matchAll(/^a=candidate:\S+ \d+ \S+ \d+ (\S+) \d+ typ/gm)].map((m) => m[1]!);

@@ -14,31 +14,15 @@ import { TypedEmitter } from '../events.js';
 import { OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE, type VideoCodec } from '../media/codecs.js';
 import type { MediaPacket } from '../media/rtp.js';
 import { RemoteAddressFilter, filterCandidates } from './address-filter.js';
-import type { IngestEngine, IngestSession, IngestSessionEvents, IngestTrack } from './engine.js';
+import type { EngineOptions, IngestEngine, IngestSession, IngestSessionEvents, IngestTrack } from './engine.js';
 import { checkOffer } from './offer-check.js';
-import { addBitrateHints, OfferError, selectCodecs, type OfferedCodec } from './sdp.js';
+import { OfferError, selectCodecs, withBitrateHints, type OfferedCodec } from './sdp.js';
 
-export interface WeriftEngineOptions {
-  /** The only addresses gathered and announced as host candidates. */
-  addresses: readonly string[];
-  portRange: [number, number];
-  remoteNetworks: readonly string[];
-  videoCodecs: readonly VideoCodec[];
-  videoBitrateKbps: number;
-  videoMinBitrateKbps: number;
+export interface WeriftEngineOptions extends EngineOptions {
   /** How long ICE gathering may take before the answer is sent with what was gathered. */
   gatherTimeoutMs?: number;
   /** Let the engine resolve `.local` candidates (multicast DNS queries); off: they are dropped. */
   allowMdns?: boolean;
-  /** A session not connected (ICE and DTLS) after this long is closed and its sockets freed. */
-  connectTimeoutMs?: number;
-  /**
-   * Receive buffer of each media socket (bytes; the kernel caps it at net.core.rmem_max). The
-   * default ~200 KB overflows when the event loop is busy for a few tens of milliseconds with many
-   * streams: every datagram that does not fit is lost.
-   */
-  receiveBufferBytes?: number;
-  onListenerError?: (event: string, error: unknown) => void;
 }
 
 export class WeriftEngine implements IngestEngine {
@@ -74,12 +58,7 @@ export class WeriftEngine implements IngestEngine {
       if (this.options.receiveBufferBytes) session.setReceiveBuffers(this.options.receiveBufferBytes);
       const local = pc.localDescription?.sdp;
       if (!local) throw new Error('the WebRTC engine produced no answer');
-      const bitrate = this.options.videoBitrateKbps;
-      session.answer = addBitrateHints(filterCandidates(local, (a) => this.#announced.has(a)), {
-        start: bitrate,
-        min: this.options.videoMinBitrateKbps,
-        max: bitrate,
-      });
+      session.answer = withBitrateHints(filterCandidates(local, (a) => this.#announced.has(a)), this.options);
       return session;
     } catch (error) {
       await session.close('negotiation failed');

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.js';
-import type { IngestEngine } from '../ingest/engine.js';
+import type { EngineOptions, IngestEngine } from '../ingest/engine.js';
 import { WeriftEngine } from '../ingest/werift-engine.js';
 import { LoadMonitor } from '../load.js';
 import { ROOT } from '../paths.js';
@@ -52,33 +52,24 @@ export function checkReceiveBuffer(config: GatewayConfig, log: Logger): void {
 }
 
 export function createEngine(config: GatewayConfig, log: Logger): IngestEngine {
-  const onListenerError = (event: string, error: unknown): void => log.error({ err: error, event }, 'ingest listener failed');
-  if (config.webrtc_engine === 'mediasoup') {
-    return new MediasoupEngine({
-      receiveBufferBytes: config.webrtc_udp_receive_buffer_bytes,
-      addresses: config.webrtc_ice_addresses,
-      portRange: [config.webrtc_ice_port_min, config.webrtc_ice_port_max],
-      remoteNetworks: config.webrtc_ice_remote_networks,
-      connectTimeoutMs: config.webrtc_connect_timeout_ms,
-      videoCodecs: config.webrtc_video_codecs,
-      videoBitrateKbps: config.webrtc_video_bitrate_kbps,
-      videoMinBitrateKbps: config.webrtc_video_min_bitrate_kbps,
-      onWorkerDied: (error) => log.error({ reason: error.message }, 'the mediasoup worker process died: its publishers were told lost, a new one starts'),
-      onListenerError,
-    });
-  }
-  return new WeriftEngine({
+  const options: EngineOptions = {
     receiveBufferBytes: config.webrtc_udp_receive_buffer_bytes,
     addresses: config.webrtc_ice_addresses,
     portRange: [config.webrtc_ice_port_min, config.webrtc_ice_port_max],
     remoteNetworks: config.webrtc_ice_remote_networks,
-    allowMdns: config.webrtc_ice_allow_mdns,
     connectTimeoutMs: config.webrtc_connect_timeout_ms,
     videoCodecs: config.webrtc_video_codecs,
     videoBitrateKbps: config.webrtc_video_bitrate_kbps,
     videoMinBitrateKbps: config.webrtc_video_min_bitrate_kbps,
-    onListenerError,
-  });
+    onListenerError: (event, error) => log.error({ err: error, event }, 'ingest listener failed'),
+  };
+  if (config.webrtc_engine === 'mediasoup') {
+    return new MediasoupEngine({
+      ...options,
+      onWorkerDied: (error) => log.error({ reason: error.message }, 'the mediasoup worker process died: its publishers were told lost, a new one starts'),
+    });
+  }
+  return new WeriftEngine({ ...options, allowMdns: config.webrtc_ice_allow_mdns });
 }
 
 /** The largest receive buffer the kernel grants a socket (Linux), if it can be read. */

@@ -1,27 +1,15 @@
 import type { types } from 'mediasoup';
 import { isIPv6 } from 'node:net';
-import type { VideoCodec } from '../../media/codecs.js';
 import { RemoteAddressFilter, filterCandidates } from '../address-filter.js';
-import type { IngestEngine, IngestSession } from '../engine.js';
+import type { EngineOptions, IngestEngine, IngestSession } from '../engine.js';
 import { checkOffer } from '../offer-check.js';
-import { addBitrateHints, OfferError, selectCodecs } from '../sdp.js';
+import { OfferError, selectCodecs, withBitrateHints } from '../sdp.js';
 import { answerSdp, parseOffer, producerParameters } from './offer.js';
 import { MediasoupSession } from './session.js';
 
-export interface MediasoupEngineOptions {
-  /** The only addresses listened on and announced as host candidates. */
-  addresses: readonly string[];
-  /** This place's UDP ports: the WebRTC server takes one of them for every publisher. */
-  portRange: [number, number];
-  remoteNetworks: readonly string[];
-  videoCodecs: readonly VideoCodec[];
-  videoBitrateKbps: number;
-  videoMinBitrateKbps: number;
-  connectTimeoutMs?: number;
-  receiveBufferBytes?: number;
+export interface MediasoupEngineOptions extends EngineOptions {
   /** Told when the worker process died and was replaced: its publishers were told lost. */
   onWorkerDied?: (error: Error) => void;
-  onListenerError?: (event: string, error: unknown) => void;
 }
 
 /** The codecs the router takes: each H.264 profile a browser or encoder offers, VP8, VP9 and Opus. */
@@ -102,12 +90,7 @@ export class MediasoupEngine implements IngestEngine {
         // What mediasoup refuses in the offer's parameters is the offer's fault: a 400, never a 500.
         throw new OfferError(`the WebRTC engine cannot take this offer (${(error as Error).message ?? error})`);
       }
-      const bitrate = this.options.videoBitrateKbps;
-      session.answer = addBitrateHints(answerSdp(parsed, transport, (a) => this.#announced.has(a)), {
-        start: bitrate,
-        min: this.options.videoMinBitrateKbps,
-        max: bitrate,
-      });
+      session.answer = withBitrateHints(answerSdp(parsed, transport, (a) => this.#announced.has(a)), this.options);
       return session;
     } catch (error) {
       await session.close('negotiation failed');

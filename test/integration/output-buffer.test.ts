@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import t, { type Test } from 'tap';
 import type { SentFrame, SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { median } from '../../kit/stats.js';
@@ -68,6 +69,10 @@ const range = (values: number[]): number => Math.max(...values) - Math.min(...va
 t.test('bursty input leaves evenly, no later than the configured most', async (t) => {
   const { gw, publisher, arrivals, unmatched } = await bufferedPush(t, 'bursty');
   await sleep(1500);
+  // The gateway, its publisher and the RTMP server noting arrivals share this process's event loop:
+  // how late the loop ran is measured over the window, and allowed for in the output's evenness.
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
   // Every second, nothing for 400 ms, then a burst: what the publisher's network did.
   const from = now();
   for (let i = 0; i < 6; i++) {
@@ -76,6 +81,8 @@ t.test('bursty input leaves evenly, no later than the configured most', async (t
   }
   const to = now();
   await sleep(1500);
+  loop.disable();
+  const loopLateMs = loop.max / 1e6;
   t.equal(unmatched(), 0, 'every frame that arrived is one the publisher sent, byte for byte');
 
   const window = arrivals.filter((a) => a.frame.dueAt >= from + 500 && a.frame.dueAt <= to);
@@ -83,7 +90,7 @@ t.test('bursty input leaves evenly, no later than the configured most', async (t
   const sentLate = window.map((a) => a.frame.sentAt - a.frame.dueAt);
   const arrivedLate = window.map((a) => a.arrivalMs - a.frame.dueAt);
   t.ok(range(sentLate) >= 300, `the input was bursty: sent ${Math.round(Math.min(...sentLate))}–${Math.round(Math.max(...sentLate))} ms after due`);
-  t.ok(range(arrivedLate) <= 120, `the output was even: arrived ${Math.round(Math.min(...arrivedLate))}–${Math.round(Math.max(...arrivedLate))} ms after due`);
+  t.ok(range(arrivedLate) <= 120 + loopLateMs, `the output was even: arrived ${Math.round(Math.min(...arrivedLate))}–${Math.round(Math.max(...arrivedLate))} ms after due (120 ms, and the event loop ran up to ${Math.round(loopLateMs)} ms late)`);
   t.ok(Math.max(...arrivedLate) <= 1200 + 100, 'no frame later than rtmp_out_buffer_initial_size (+ a polling period and the hops)');
   t.ok(median(arrivedLate) >= 400, `held about rtmp_out_buffer_start_size: median ${Math.round(median(arrivedLate))} ms after due`);
 

@@ -1,4 +1,6 @@
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
+import { ERROR_CODES } from '../../src/errors.js';
 import t from 'tap';
 import fc from 'fast-check';
 import Fastify from 'fastify';
@@ -214,4 +216,40 @@ t.test('every route, every credential, every spelling: the plain answer or the r
   );
   t.equal(failures, 0, '3000 spellings: each answered as its plain form or by the router');
   t.ok(differed > 0, `${differed} spellings were told apart by the router (404/405/400), so the property is exercised`);
+});
+
+t.test('errors made by fastify and by Node\'s parser answer in the gateway\'s shape, with a listed code', async (t) => {
+  /** A raw request over a socket: the status line and the parsed JSON body. */
+  const raw = (request: string): Promise<{ status: number; body: any }> =>
+    new Promise((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => socket.end(request));
+      let text = '';
+      socket.on('data', (d) => (text += d.toString()));
+      socket.on('error', reject);
+      socket.on('close', () => {
+        const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]);
+        resolve({ status, body: JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4) || 'null') });
+      });
+    });
+  const codes = new Set(ERROR_CODES as readonly string[]);
+  const cases: [string, string, number, string, string?][] = [
+    ['a 300-character WHIP name', `POST /whip/${'a'.repeat(300)} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/sdp\r\nContent-Length: 3\r\nConnection: close\r\n\r\nv=0`, 414, 'uri_too_long', 'path'],
+    ['headers over 16 KiB', `GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`, 431, 'headers_too_large', 'headers'],
+    ['a bad percent-encoding', 'GET /%zz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n', 400, 'invalid_request', 'path'],
+    ['not HTTP', 'HELLO THERE\r\n\r\n', 400, 'invalid_request'],
+    ['JSON that does not parse', `POST /rest-api/push/find_all HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${CONTROL}\r\nContent-Type: application/json\r\nContent-Length: 4\r\nConnection: close\r\n\r\n{bad`, 400, 'invalid_request', 'body'],
+    ['a content type no route takes', `POST /rest-api/push/find_all HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${CONTROL}\r\nContent-Type: text/xml\r\nContent-Length: 4\r\nConnection: close\r\n\r\n<a/>`, 415, 'unsupported_media_type', 'Content-Type'],
+    ['a body over 64 KiB', `POST /rest-api/push/find_all HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${CONTROL}\r\nContent-Type: application/json\r\nContent-Length: 70000\r\nConnection: close\r\n\r\n${' '.repeat(70000)}`, 413, 'payload_too_large', 'body'],
+    ['a path no route has', 'GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n', 404, 'not_found'],
+    ['a method the path is not served with', 'DELETE /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n', 405, 'method_not_allowed', 'method'],
+  ];
+  for (const [what, request, status, code, field] of cases) {
+    const answer = await raw(request);
+    t.equal(answer.status, status, what);
+    t.match(answer.body, { error: code, message: String }, `${what}: ${JSON.stringify(answer.body)}`);
+    if (field) t.equal(answer.body.field, field, `${what} names ${field}`);
+    t.ok(codes.has(answer.body.error), `${code} is a listed error code`);
+  }
+  const res = await fetch(`${gw.baseUrl}/health`, { method: 'DELETE' });
+  t.equal(res.headers.get('allow'), 'GET, HEAD', '405 lists the methods in Allow');
 });

@@ -82,7 +82,8 @@ export class MediasoupEngine implements IngestEngine {
         await transport.connect({ dtlsParameters: { role: parsed.remoteRole, fingerprints: parsed.fingerprints } });
         for (const media of parsed.media) {
           const producer = await transport.produce({ kind: media.kind, rtpParameters: producerParameters(media) });
-          const consumer = await plant.sink.consume({ producerId: producer.id, rtpCapabilities: plant.router.rtpCapabilities });
+          // Retransmissions are the producer's business (NACK to the publisher): nothing asks this consumer for any.
+          const consumer = await plant.sink.consume({ producerId: producer.id, rtpCapabilities: plant.router.rtpCapabilities, enableRtx: false });
           session.addTrack(media.kind, producer, consumer);
         }
       } catch (error) {

@@ -73,6 +73,21 @@ export function bitrateKbps(packets: ProbedPacket[]): number {
   return (bytes * 8) / (Number(packets.at(-1)!.pts_time) - Number(packets[0]!.pts_time)) / 1000;
 }
 
+/** AAC frames of silence are a few bytes; frames carrying sound are larger than this. */
+const SILENT_AAC_FRAME_BYTES = 32;
+
+/**
+ * The AAC encoder's rate where it codes sound (kb/s at 48 kHz, 1024 samples a frame): a publisher
+ * whose audio stalled (a loaded machine) is given silence, which would pull the whole recording's
+ * rate down.
+ */
+export function soundBitrateKbps(audio: ProbedPacket[]): number {
+  const sounding = audio.map((p) => Number(p.size)).filter((size) => size > SILENT_AAC_FRAME_BYTES);
+  if (sounding.length === 0) return 0;
+  const meanBytes = sounding.reduce((sum, size) => sum + size, 0) / sounding.length;
+  return (meanBytes * 8 * (48000 / 1024)) / 1000;
+}
+
 /** Frames per second over the recording, from the first to the last video packet. */
 export function recordedFps(video: ProbedPacket[]): number {
   if (video.length < 2) return 0;

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { MediaKind } from '../media/codecs.js';
 import { FlvTagType, type FlvTag } from '../media/flv.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { OutputWriter } from './output.js';
@@ -43,7 +44,9 @@ const isAudioFrameTag = (tag: FlvTag): boolean => tag.type === FlvTagType.AUDIO 
  * Every switch is made before the old pipeline is broken: the new pipeline is fed while the current
  * one goes on (its mixer writes silence when no audio comes), and takes over at its first keyframe
  * (its first audio frame when it makes no video), or after the start-up timeout. However long
- * ffmpeg takes to start, the output does not pause.
+ * ffmpeg takes to start, the output does not pause. The still picture's output runs behind the
+ * clock by as long as its ffmpeg took to start (it numbers frames from its own start): it goes on
+ * until it has reached the new pipeline's first frame, so leaving it skips nothing.
  */
 export class Standby {
   /** The publisher is away until it returns or this time passes. */
@@ -52,6 +55,8 @@ export class Standby {
   /** The pipeline about to take over, and the tags it wrote so far. */
   #pending: Pipeline | undefined;
   #held: FlvTag[] = [];
+  /** The publisher-clock time of the pending pipeline's first frame that can take over, once it came. */
+  #readyAt: { kind: MediaKind; wallclockMs: number } | undefined;
   #handOverTimer: NodeJS.Timeout | undefined;
   /** Counts pipeline switches: a switch overtaken by another, or by a loss, gives way. */
   #switches = 0;
@@ -126,6 +131,7 @@ export class Standby {
     const pipe = this.#pending;
     this.#pending = undefined;
     this.#held = [];
+    this.#readyAt = undefined;
     clearTimeout(this.#handOverTimer);
     await pipe?.close();
   }
@@ -198,8 +204,32 @@ export class Standby {
 
   #hold(pipe: Pipeline, tags: FlvTag[]): void {
     this.#held.push(...tags);
-    const makesVideo = pipe.source.still || pipe.source.transcoding;
-    if (tags.some(makesVideo ? isKeyframeTag : isAudioFrameTag)) this.#takeOver(pipe);
+    if (!this.#readyAt) {
+      const kind = pipe.source.still || pipe.source.transcoding ? 'video' : 'audio';
+      const first = tags.find(kind === 'video' ? isKeyframeTag : isAudioFrameTag);
+      if (!first) return;
+      const startMs = kind === 'video' ? pipe.source.videoStartMs : pipe.source.audioStartMs;
+      if (startMs === undefined) return this.#takeOver(pipe);
+      this.#readyAt = { kind, wallclockMs: startMs + first.timestamp };
+    }
+    this.#takeOverIfReached(pipe);
+  }
+
+  /** The current pipeline wrote: a pending one ready to take over does once the output reached it. */
+  currentWrote(): void {
+    if (this.#pending && this.#readyAt) this.#takeOverIfReached(this.#pending);
+  }
+
+  /**
+   * Takes over once the output has reached the pending pipeline's first frame: at once from live
+   * media (its input is gone, nothing more comes of it), from the still picture once it got there.
+   */
+  #takeOverIfReached(pipe: Pipeline): void {
+    const ready = this.#readyAt;
+    if (!ready) return;
+    const { timeline } = this.host.writer;
+    const frameMs = 1000 / (this.host.publisher.frameRate ?? 30);
+    if (!this.host.pipe?.source.still || timeline.last(ready.kind) + frameMs >= timeline.at(ready.wallclockMs)) this.#takeOver(pipe);
   }
 
   /** The pending pipeline replaces the current one, what it held going out first. */
@@ -210,6 +240,7 @@ export class Standby {
     const held = this.#held;
     this.#pending = undefined;
     this.#held = [];
+    this.#readyAt = undefined;
     void host.dropPipeline();
     host.usePipeline(pipe);
     // Its first keyframe was captured before the last still frames were sent: its timeline is moved

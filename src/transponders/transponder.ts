@@ -283,6 +283,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     this.#pipe = pipe;
     pipe.onTags((tags) => {
       for (const tag of tags) this.writer.writeTag(tag, pipe.source);
+      this.standby.currentWrote();
     });
     pipe.onLost((reason) => {
       if (this.#pipe === pipe) this.#lose(reason, 'local', true);

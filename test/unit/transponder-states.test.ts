@@ -356,6 +356,31 @@ t.test('transcoding back from standby: resuming until the new video\'s keyframe,
   t.same(states, ['running', 'standby', 'resuming', 'running']);
 });
 
+t.test('a still picture behind the clock (its ffmpeg was slow to start) goes on until it reaches the new video\'s keyframe', async (t) => {
+  const { publisher } = videoPublisher(t);
+  const { pipelines, links, transponder } = await running(t, publisher);
+  await showStill(transponder, pipelines);
+  const still = pipelines[1]!;
+  await tick(300);
+  const { publisher: back, camera } = videoPublisher(t);
+  transponder.resume(back, transcode);
+  await tick(5);
+  const pending = pipelines[2]!;
+  camera.frame(true);
+  pending.emit([keyframeTag(0)]);
+  // The still picture's own time (from its first frame, placed `shiftMs` on) of the new keyframe's capture.
+  const keyframeAt = Math.round(pending.source.videoStartMs! - still.source.videoStartMs! - still.source.shiftMs);
+  t.ok(keyframeAt >= 150, `the new keyframe was captured ${keyframeAt} ms into the still picture`);
+  still.emit([keyframeTag(keyframeAt - 100)]);
+  t.equal(transponder.state, 'resuming', 'the still picture has not reached it: it goes on');
+  t.notOk(still.closed);
+  still.emit([keyframeTag(keyframeAt - 33)]);
+  t.equal(transponder.state, 'running', 'taken over once it has');
+  t.ok(still.closed, 'the still picture ended');
+  const [last, first] = links[0]!.video.slice(-2).map((v) => v.timestamp);
+  t.ok(first! > last! && first! - last! <= 34, `live video goes on one frame after the still picture (${last} ms, then ${first} ms)`);
+});
+
 t.test('a hand-over without video in time takes over anyway', async (t) => {
   const { publisher } = videoPublisher(t);
   const { pipelines, transponder } = await running(t, publisher);

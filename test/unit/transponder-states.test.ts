@@ -289,6 +289,7 @@ t.test('passthrough back from standby: live video at once, the still picture\'s 
   t.equal(links[0]!.audio.length, 1, 'only its sound');
   camera.frame(true);
   t.ok(links[0]!.video.length > sentVideo, 'live video goes out at once');
+  stillReaches(still, live.source.audioStartMs!, 'audio');
   live.emit([audioTag(0)]);
   t.ok(still.closed, 'the still picture ended at the new pipeline\'s first audio');
   t.same(states, ['running', 'standby', 'running']);
@@ -319,6 +320,17 @@ async function showStill(transponder: Transponder, pipelines: FakePipeline[]): P
   pipelines.at(-1)!.emit([keyframeTag(0)]);
 }
 
+/**
+ * The still picture's pipeline writes a frame of `kind` captured at `wallclockMs` (on its own clock,
+ * placed `shiftMs` on, as it is since it took over): its output has got that far.
+ */
+function stillReaches(still: FakePipeline, wallclockMs: number, kind: 'audio' | 'video'): void {
+  const startMs = kind === 'audio' ? still.source.audioStartMs! : still.source.videoStartMs!;
+  const primingMs = kind === 'audio' ? (1024 / config.encoding.audioSampleRate) * 1000 : 0;
+  const timestamp = Math.ceil(wallclockMs - startMs - still.source.shiftMs + primingMs);
+  still.emit([kind === 'audio' ? audioTag(timestamp) : keyframeTag(timestamp)]);
+}
+
 t.test('a still picture that is slow to start: the live pipeline takes the output to its start-up timeout', async (t) => {
   const { publisher } = videoPublisher(t);
   const { pipelines, transponder } = await running(t, publisher);
@@ -347,6 +359,7 @@ t.test('transcoding back from standby: resuming until the new video\'s keyframe,
   camera.frame(true);
   camera.frame();
   t.ok(pending.video > 0, 'the new pipeline is fed');
+  stillReaches(pipelines[1]!, pending.source.videoStartMs!, 'video');
   const before = links[0]!.video.length;
   pending.emit([keyframeTag(0)]);
   t.equal(transponder.state, 'running');
@@ -368,13 +381,12 @@ t.test('a still picture behind the clock (its ffmpeg was slow to start) goes on 
   const pending = pipelines[2]!;
   camera.frame(true);
   pending.emit([keyframeTag(0)]);
-  // The still picture's own time (from its first frame, placed `shiftMs` on) of the new keyframe's capture.
-  const keyframeAt = Math.round(pending.source.videoStartMs! - still.source.videoStartMs! - still.source.shiftMs);
-  t.ok(keyframeAt >= 150, `the new keyframe was captured ${keyframeAt} ms into the still picture`);
-  still.emit([keyframeTag(keyframeAt - 100)]);
+  const keyframeAt = pending.source.videoStartMs!;
+  t.ok(keyframeAt - still.source.videoStartMs! - still.source.shiftMs >= 150, 'the new keyframe was captured well into the still picture');
+  stillReaches(still, keyframeAt - 100, 'video');
   t.equal(transponder.state, 'resuming', 'the still picture has not reached it: it goes on');
   t.notOk(still.closed);
-  still.emit([keyframeTag(keyframeAt - 33)]);
+  stillReaches(still, keyframeAt - 33, 'video');
   t.equal(transponder.state, 'running', 'taken over once it has');
   t.ok(still.closed, 'the still picture ended');
   const [last, first] = links[0]!.video.slice(-2).map((v) => v.timestamp);

@@ -1,12 +1,27 @@
 # The gateway in a container. WebRTC media needs the UDP port range published (or host networking)
 # and GATEWAY_WEBRTC_ICE_ADDRESSES set to the address browsers reach the host at.
-FROM node:24-bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg ca-certificates && rm -rf /var/lib/apt/lists/*
+
+# Build stage: the npm packages, mediasoup's worker compiled against Debian's libraries (its own
+# install would download one), the TypeScript build.
+FROM node:24-bookworm-slim AS build
+RUN apt-get update && apt-get install -y --no-install-recommends \
+      python3 g++ pkg-config meson ninja-build libuv1-dev libssl-dev libsrtp2-dev libusrsctp-dev \
+      libabsl-dev libflatbuffers-dev flatbuffers-compiler \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN MEDIASOUP_WORKER_BIN=skip npm ci --no-audit --no-fund
 COPY . .
-RUN npm run build && npm prune --omit=dev
+RUN GATEWAY_CACHE_DIR=/tmp/cache bash scripts/mediasoup/worker.sh && rm -rf /tmp/cache \
+    && npm run build && npm prune --omit=dev
+
+# Run stage: ffmpeg and the libraries the mediasoup worker links to, no compiler.
+FROM node:24-bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends \
+      ffmpeg ca-certificates libuv1 libssl3 libsrtp2-1 libusrsctp2 libabsl20220623 \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY --from=build /app /app
 ENV GATEWAY_HTTP_HOST=0.0.0.0
 EXPOSE 8080/tcp 40000-49999/udp
 USER node

@@ -20,6 +20,13 @@ export interface PublishOptions {
   token?: string;
   /** Publish over the SDK's WebSocket instead of WHIP, with `rtmpUrl` or `destinations` to republish to. */
   sdk?: SdkPublish;
+  /**
+   * One video packet in this many is lost on the way, the first time it is sent: only a
+   * retransmission the gateway asks for (NACK) brings it. Audio is not touched.
+   */
+  loseOneVideoPacketIn?: number;
+  /** How long it waits for WebRTC to connect before it gives up (30 s). */
+  connectTimeoutMs?: number;
 }
 
 /** What the SDK's publish message carries besides the offer. */
@@ -65,6 +72,10 @@ export class SyntheticPublisher {
   /** The WHIP Authorization header, when publishing needs a token. */
   #auth: Record<string, string> = {};
   #withAudio = true;
+  #loseOneIn = 0;
+  #connectTimeoutMs = 30_000;
+  /** Video packets lost so far, and how many of them were sent again on request. */
+  readonly videoLoss = { lost: 0, resent: 0 };
   #videoSeq = randomInt(0, 0xffff);
   #audioSeq = randomInt(0, 0xffff);
   readonly #videoTs0 = randomInt(0, 0x7fffffff);
@@ -115,6 +126,8 @@ export class SyntheticPublisher {
     publisher.#withAudio = options.audio ?? true;
     publisher.#auth = options.token ? { authorization: `Bearer ${options.token}` } : {};
     publisher.#sdk = options.sdk;
+    publisher.#loseOneIn = options.loseOneVideoPacketIn ?? 0;
+    publisher.#connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
     try {
       await publisher.#connect(baseUrl);
     } catch (error) {
@@ -135,7 +148,7 @@ export class SyntheticPublisher {
     await gathered(pc);
     const answer = this.#sdk ? await this.#signal(baseUrl, pc.localDescription!.sdp, this.#sdk) : await this.#whip(baseUrl, pc.localDescription!.sdp);
     const connected = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.name}: WebRTC did not connect in 30 s`)), 30_000);
+      const timer = setTimeout(() => reject(new Error(`${this.name}: WebRTC did not connect in ${this.#connectTimeoutMs / 1000} s`)), this.#connectTimeoutMs);
       pc.connectionStateChange.subscribe((state) => {
         if (state === 'connected') {
           clearTimeout(timer);
@@ -145,6 +158,7 @@ export class SyntheticPublisher {
     });
     await pc.setRemoteDescription({ type: 'answer', sdp: answer });
     await connected;
+    if (this.#loseOneIn) this.#loseVideoPackets(this.#video, this.#loseOneIn);
     this.#startedAt = now();
     pacer.add(this);
   }
@@ -162,6 +176,28 @@ export class SyntheticPublisher {
       if (frame.sentAt <= beforeMs && this.fixture.video[frame.unit]!.nals.at(-1)!.equals(picture)) return frame;
     }
     return undefined;
+  }
+
+  /**
+   * Drops one video packet in `oneIn` where it leaves for the network, the first time only: the
+   * sender keeps it in its history and sends it again when a NACK names it.
+   */
+  #loseVideoPackets(sender: RTCRtpSender, oneIn: number): void {
+    const transport = sender.dtlsTransport;
+    const send = transport.sendRtp.bind(transport);
+    const lost = new Set<number>();
+    let count = 0;
+    transport.sendRtp = async (payload, header) => {
+      if (header.ssrc === sender.ssrc) {
+        if (lost.delete(header.sequenceNumber)) this.videoLoss.resent++;
+        else if (++count % oneIn === 0) {
+          lost.add(header.sequenceNumber);
+          this.videoLoss.lost++;
+          return 0;
+        }
+      }
+      return send(payload, header);
+    };
   }
 
   /** Sends nothing for `ms`, then at once what fell due meanwhile: a burst of late packets. */

@@ -29,4 +29,6 @@ if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json
   # built from the package's sources by scripts/mediasoup/worker.sh.
   MEDIASOUP_WORKER_BIN=skip npm ci --no-audit --no-fund
 fi
+# mediasoup's worker (the default WebRTC engine), built once per machine and cached outside the clone.
+bash scripts/mediasoup/worker.sh
 npm run --silent build

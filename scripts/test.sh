@@ -46,7 +46,7 @@ files=("$@")
 if ((${#files[@]})); then
   run_tap .test-output/tap.log "${files[@]}"
 else
-  mapfile -t files < <(ls test/unit/*.test.ts test/integration/*.test.ts test/e2e/*.test.ts)
+  mapfile -t files < <(ls test/unit/*.test.ts test/integration/*.test.ts test/engines/*.test.ts test/e2e/*.test.ts)
   echo "Node $(node --version): the whole suite"
   run_tap .test-output/tap.log "${files[@]}"
   if [[ ${GATEWAY_TEST_NODE24:-1} != 0 ]]; then

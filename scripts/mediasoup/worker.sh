@@ -34,7 +34,7 @@ install_cached() {
 if [[ -x $cache/mediasoup-worker ]]; then install_cached; exit 0; fi
 
 echo "building mediasoup $version's worker against Debian's libraries (once per machine: 3-7 minutes)"
-build_packages=(g++ pkg-config meson ninja-build libuv1-dev libssl-dev libsrtp2-dev libusrsctp-dev libabsl-dev libflatbuffers-dev flatbuffers-compiler)
+build_packages=(python3 g++ pkg-config meson ninja-build libuv1-dev libssl-dev libsrtp2-dev libusrsctp-dev libabsl-dev libflatbuffers-dev flatbuffers-compiler)
 missing=()
 for pkg in "${build_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -42,7 +42,9 @@ done
 if ((${#missing[@]})); then
   sudo=()
   [[ $(id -u) -ne 0 ]] && sudo=(sudo)
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -q
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 work=$(mktemp -d)

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { waitFor } from '../../kit/processes.js';
@@ -7,13 +8,19 @@ import { startGateway } from '../helpers/gateway.js';
 import { awaitPushState, keyframeCached } from '../helpers/pushes.js';
 import { testFixture } from '../helpers/synthetic.js';
 
-// Not yet part of `npm test` (scripts/test.sh runs test/unit, test/integration and test/e2e): it
-// joins the suite once the mediasoup worker is built by the test install. Run it by hand after
-// `bash scripts/mediasoup/worker.sh`: `npx tap test/engines/engine-conformance.test.ts`.
-//
 // The same behaviour from both WebRTC engines: a WHIP publish, its media pushed to an RTMP server,
-// keyframes on request, a malformed offer refused naming it, a session that never connects closed,
-// a publisher that vanishes told lost. mediasoup alone: a worker process that dies is replaced.
+// keyframes on request, lost packets asked for again, a malformed offer refused naming it, a
+// session that never connects closed, a publisher that vanishes told lost. mediasoup alone: a
+// worker process that dies is replaced. Chromium publishing to both: chromium-engines.test.ts.
+
+/** Whether a process runs (a zombie does not count). */
+function processRuns(pid: number): boolean {
+  try {
+    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
 
 for (const engine of ['mediasoup', 'werift'] as const) {
   t.test(engine, async (t) => {
@@ -46,6 +53,16 @@ for (const engine of ['mediasoup', 'werift'] as const) {
       t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: started.body.mediaSessionId })).status, 200);
     });
 
+    await t.test('lost video packets are asked for again (NACK) and no frame is lost', async (t) => {
+      const publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'lossy', { loseOneVideoPacketIn: 40 });
+      t.teardown(() => publisher.stop());
+      await keyframeCached(gw, 'lossy');
+      await waitFor('20 lost packets sent again', () => publisher.videoLoss.resent >= 20, 20000);
+      const stream = (await gw.post('/rest-api/stream/find', { name: 'lossy' })).body[0];
+      t.ok(stream.nacksSent > 0, `${stream.nacksSent} NACKs sent for ${publisher.videoLoss.lost} packets lost`);
+      t.equal(stream.framesLost, 0, 'every frame completed by the packets sent again');
+    });
+
     await t.test('a malformed offer is a 400 naming the offer; nothing is left', async (t) => {
       const bad = chromiumOffer().replace(/a=fingerprint:.*\r\n/g, '');
       const res = await fetch(`${gw.baseUrl}/whip/bad`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: bad });
@@ -62,6 +79,15 @@ for (const engine of ['mediasoup', 'werift'] as const) {
       t.notMatch(answer, /a=candidate:\S+ 1 udp \d+ (?!127\.0\.0\.1)/);
       await waitFor('the unconnected session to be closed', () => gw.publishers.get('silent') === undefined, 15000);
       t.pass('closed');
+    });
+
+    await t.test('a publisher outside webrtc_ice_remote_networks never publishes', async (t) => {
+      const fenced = await startGateway({ webrtc_engine: engine, webrtc_ice_remote_networks: ['10.213.0.0/16'], webrtc_connect_timeout_ms: 2000 });
+      t.teardown(() => fenced.close());
+      const error = await SyntheticPublisher.publish(testFixture(), fenced.baseUrl, 'outside', { connectTimeoutMs: 8000 }).catch((e: unknown) => e);
+      t.ok(error instanceof Error, `refused: ${String(error)}`);
+      await waitFor('no publisher left', () => fenced.publishers.all().length === 0, 10000);
+      t.pass('its session is closed');
     });
 
     await t.test('a publisher that vanishes is told lost; its push waits in standby', async (t) => {
@@ -92,6 +118,13 @@ for (const engine of ['mediasoup', 'werift'] as const) {
         await keyframeCached(gw, 'w2');
         const newPid = (gw.local!.engine as { workerPid?: number }).workerPid;
         t.ok(newPid && newPid !== pid, `a new worker, process ${newPid}`);
+      });
+
+      await t.test('closing the gateway ends its worker process', async (t) => {
+        const pid = (gw.local!.engine as { workerPid?: number }).workerPid!;
+        await gw.close();
+        await waitFor('the worker process to end', () => !processRuns(pid), 5000);
+        t.pass(`process ${pid} ended`);
       });
     }
   });

@@ -1,3 +1,4 @@
+import { networkInterfaces } from 'node:os';
 import { parseConfig } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/schema.js';
 import { buildGateway, type Gateway } from '../../src/app.js';
@@ -23,12 +24,20 @@ export async function resolveWithoutNetwork(host: string): Promise<string[]> {
   throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
 }
 
+/**
+ * Where a publisher on this machine (Chromium, the synthetic publisher) may reach the gateway from:
+ * loopback, and this machine's own IPv4 addresses. A browser sends its ICE checks to 127.0.0.1 from
+ * each of its host candidates, so with an ICE-lite engine (mediasoup) the pair it nominates may have
+ * the machine's LAN address as its source: it is still this machine.
+ */
+export const THIS_MACHINE = ['127.0.0.0/8', ...Object.values(networkInterfaces()).flatMap((list) => (list ?? []).filter((a) => a.family === 'IPv4' && !a.internal).map((a) => `${a.address}/32`))];
+
 export async function startGateway(overrides: Partial<GatewayConfig> = {}, logLines?: string[]): Promise<TestGateway> {
   const config = parseConfig({
     http_port: 0,
     log_level: process.env.TEST_LOG_LEVEL ?? 'silent',
     webrtc_ice_addresses: ['127.0.0.1'],
-    webrtc_ice_remote_networks: ['127.0.0.0/8'],
+    webrtc_ice_remote_networks: THIS_MACHINE,
     // Test destinations (nginx-rtmp, the tests' RTMP servers) listen on loopback.
     destination_allow_loopback: true,
     // The gateway shares its event loop with the test (browsers, fuzzing, 500 slow clients):

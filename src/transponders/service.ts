@@ -50,6 +50,8 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
   readonly #stopping = new Set<Promise<void>>();
   /** Failed transponders stay listed (with lastError) this long, then go; each timer is cleared on removal. */
   readonly #expiry = new Map<Transponder, NodeJS.Timeout>();
+  /** Why a transponder was ended by the gateway (its publisher gone, terminated, shutting down). */
+  readonly #endedBy = new WeakMap<Transponder, GatewayError>();
 
   constructor(
     private readonly publishers: PublisherRegistry,
@@ -128,10 +130,12 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
     transponder.start();
     await transponder.ready;
     if (transponder.state !== 'running') {
-      const reason = transponder.lastError ?? `transponder is ${transponder.state}`;
-      const code = transponder.errorCode ?? 'internal';
+      // Ended while it started (its publisher gone, terminated, the gateway closing): that says why.
+      const ended = this.#endedBy.get(transponder);
+      const reason = ended?.message ?? transponder.lastError ?? `transponder is ${transponder.state}`;
+      const code = ended?.code ?? transponder.errorCode ?? 'internal';
       await this.#remove(transponder);
-      throw new GatewayError(code, `transponder failed to start: ${reason}`);
+      throw new GatewayError(code, `transponder failed to start: ${reason}`, undefined, ended?.retryAfterS);
     }
     return transponder;
   }
@@ -155,7 +159,7 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
   }
 
   async terminate(mediaSessionId: string): Promise<void> {
-    await this.#remove(this.get(mediaSessionId));
+    await this.#remove(this.get(mediaSessionId), conflict('it was terminated'));
   }
 
   /** Silences (or restores) the publisher's audio in one transponder's output. */
@@ -192,7 +196,7 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
 
   /** Ends every transponder, and waits for those already ending (terminated, their publisher gone). */
   async closeAll(): Promise<void> {
-    await Promise.all([...this.all().map((t) => this.#remove(t)), ...this.#stopping]);
+    await Promise.all([...this.all().map((t) => this.#remove(t, unavailable('the gateway is shutting down'))), ...this.#stopping]);
   }
 
   /** A transponder that failed while live stays in find for FAILED_KEPT_MS, telling why, then goes. */
@@ -201,7 +205,9 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
     this.#expiry.set(transponder, setTimeout(() => void this.#remove(transponder), FAILED_KEPT_MS));
   }
 
-  async #remove(transponder: Transponder): Promise<void> {
+  /** Ends a transponder; `why`, when given, is what its startup answers if it had not yet started. */
+  async #remove(transponder: Transponder, why?: GatewayError): Promise<void> {
+    if (why && !this.#endedBy.has(transponder)) this.#endedBy.set(transponder, why);
     this.#forget(transponder);
     const stopping = transponder.stop();
     this.#stopping.add(stopping);
@@ -229,7 +235,12 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
     const ending = mine.filter((t) => !holding.includes(t));
     if (ending.length) this.log.info({ stream: publisher.name, count: ending.length, reason }, 'publisher ended: ending its transponders');
     if (holding.length) this.log.info({ stream: publisher.name, count: holding.length, reason, graceMs }, 'publisher lost: transponders wait for it');
-    await Promise.all(ending.map((t) => this.#remove(t)));
+    // A push still starting ends with its publisher: one lost may come back (retry then), one that
+    // ended on purpose is gone.
+    const why = lost
+      ? unavailable(`the stream's publisher was lost (${reason})`)
+      : new GatewayError('not_found', `the stream ended (${reason})`);
+    await Promise.all(ending.map((t) => this.#remove(t, why)));
   }
 
   /** The stream is published again: the transponders waiting for it go live with the new publisher. */

@@ -1,8 +1,11 @@
-import { keyframeCached } from '../helpers/pushes.js';
+import { createServer, type AddressInfo } from 'node:net';
 import t from 'tap';
+import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
+import { startGateway } from '../helpers/gateway.js';
+import { keyframeCached } from '../helpers/pushes.js';
 import { waitFor } from '../../kit/processes.js';
 import { RtmpReceiver } from '../../kit/rtmp-receiver.js';
-import { syntheticPublish } from '../helpers/synthetic.js';
+import { syntheticPublish, testFixture } from '../helpers/synthetic.js';
 
 // A transponder that fails while live (its key refused on reconnect) stays listed with the reason,
 // and a new startup of the same stream to the same URL replaces it instead of answering 409.
@@ -53,4 +56,51 @@ t.test('a failed startup says whose fault it was: the destination refusing, unre
   const local = await broken.post('/rest-api/push/startup', { streamName: 'codes', rtmpUrl: receiver.url() });
   t.equal(local.status, 500);
   t.match(local.body, { error: 'internal', message: /ffmpeg/ }, 'the gateway\'s own fault');
+});
+
+t.test('a push ended while it starts says why: its publisher lost (503, Retry-After), the stream ended (404), terminated (409)', async (t) => {
+  // A destination that takes the connection and never answers the handshake: the push stays starting.
+  const silent = createServer((socket) => socket.on('error', () => undefined).resume());
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => silent.close(() => resolve())));
+  const rtmpUrl = `rtmp://127.0.0.1:${(silent.address() as AddressInfo).port}/live`;
+  const gw = await startGateway({ webrtc_media_timeout_ms: 2000 });
+  t.teardown(() => gw.close());
+
+  /** Starts a push of `name` and resolves once it is listed as starting; `answer` is its startup's answer. */
+  const starting = async (name: string) => {
+    const answer = fetch(`${gw.baseUrl}/rest-api/push/startup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ streamName: name, rtmpUrl }) });
+    const push = await waitFor(`${name} starting`, async () => (await gw.post('/rest-api/push/find', { streamName: name })).body?.[0], 10_000);
+    t.equal(push.state, 'starting');
+    return { answer, id: push.mediaSessionId as string };
+  };
+
+  const lost = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'lost');
+  t.teardown(() => lost.stop());
+  await keyframeCached(gw, 'lost');
+  const lostPush = await starting('lost');
+  await lost.vanish();
+  const lostAnswer = await lostPush.answer;
+  t.equal(lostAnswer.status, 503, 'the publisher may come back: try again');
+  t.equal(lostAnswer.headers.get('retry-after'), '5');
+  t.match(await lostAnswer.json(), { error: 'unavailable', message: /transponder failed to start: the stream's publisher was lost \(/ });
+
+  const ended = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'ended');
+  await keyframeCached(gw, 'ended');
+  const endedPush = await starting('ended');
+  await ended.stop();
+  const endedAnswer = await endedPush.answer;
+  t.equal(endedAnswer.status, 404);
+  t.match(await endedAnswer.json(), { error: 'not_found', message: /transponder failed to start: the stream ended \(/ });
+
+  const terminated = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'terminated');
+  t.teardown(() => terminated.stop());
+  await keyframeCached(gw, 'terminated');
+  const terminatedPush = await starting('terminated');
+  t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: terminatedPush.id })).status, 200);
+  const terminatedAnswer = await terminatedPush.answer;
+  t.equal(terminatedAnswer.status, 409);
+  t.match(await terminatedAnswer.json(), { error: 'conflict', message: 'transponder failed to start: it was terminated' });
+  await waitFor('no ffmpeg left', () => gw.ffmpeg.count === 0, 5000);
+  t.equal((await gw.post('/rest-api/push/find_all')).status, 404, 'nothing listed');
 });

@@ -17,6 +17,8 @@ interface StepResult {
   running: number;
   /** Publishes and pushes the gateway refused with 503 (overloaded, or at a limit). */
   refused: number;
+  /** Startups answered with another error (the status and code of each): counted, the step goes on. */
+  failed: string[];
   framesExpected: number;
   framesLost: number;
   lossPercent: number;
@@ -91,6 +93,7 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
   try {
     // A refusal (503) is counted, not an error: with its overload limits on, the gateway may refuse.
     let refused = 0;
+    const failed: string[] = [];
     const published: string[] = [];
     for (const name of names) {
       try {
@@ -105,7 +108,7 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
     for (const name of published) {
       const reply = await gateway.request('POST', '/rest-api/push/startup', { streamName: name, rtmpUrl: nginx.url() });
       if (reply.status === 503) refused++;
-      else if (reply.status !== 200) throw new Error(`startup of ${name} answered ${reply.status}: ${JSON.stringify(reply.body)}`);
+      else if (reply.status !== 200) failed.push(`${reply.status} ${(reply.body as { error?: string })?.error ?? ''}`.trim());
     }
     await sleep(2000);
     const ffmpeg = await gateway.ffmpegPids();
@@ -128,6 +131,7 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
       pushes: count,
       running,
       refused,
+      failed,
       framesExpected: expected,
       framesLost: lost,
       lossPercent: round((lost / expected) * 100),
@@ -157,7 +161,7 @@ export async function capacity(bench: Bench, gateway: GatewayProcess, fixture: F
     steps.push(step);
     const ok = step.running === count && step.lossPercent < MAX_LOSS * 100;
     console.log(
-      `  ${count} pushes: ${step.running} running, ${step.refused} refused, ${step.framesLost}/${step.framesExpected} frames lost (${step.lossPercent} %, worst push ${step.worstPushLossPercent} %); ` +
+      `  ${count} pushes: ${step.running} running, ${step.refused} refused, ${step.failed.length} failed${step.failed.length ? ` (${step.failed.join(', ')})` : ''}, ${step.framesLost}/${step.framesExpected} frames lost (${step.lossPercent} %, worst push ${step.worstPushLossPercent} %); ` +
         `CPU % of a core: gateway ${step.gatewayCpu}, ffmpeg ${step.ffmpegCpuEach} each, nginx ${step.nginxCpu}, publishers ${step.publishersCpu}; machine ${step.machineCpu} % busy; ` +
         `worst worker event-loop delay p99 ${step.eventLoopDelayP99Ms} ms; UDP datagrams dropped for full receive buffers ${step.udpDropped} of ${step.udpReceived} -> ${ok ? 'sustained' : 'FAILED'}`,
     );
@@ -165,6 +169,7 @@ export async function capacity(bench: Bench, gateway: GatewayProcess, fixture: F
     sustained = count;
   }
   bench.details.capacity = steps;
+  bench.report('capacity: startups failed other than by a 503', steps.reduce((sum, s) => sum + s.failed.length, 0), 'startups', { max: 0 });
   // The cost of one more push, once the gateway's fixed costs are shared: at the first step and
   // at the largest one sustained.
   const sustainedSteps = steps.filter((s) => s.pushes <= sustained);

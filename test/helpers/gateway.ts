@@ -47,6 +47,9 @@ export async function startGateway(overrides: Partial<GatewayConfig> = {}, logLi
     // Streams in the test's own thread, where it can reach the publishers and transponders
     // (worker threads are tested through the server as its own process: workers.test.ts).
     workers: 0,
+    // The whole suite on the other engine: GATEWAY_WEBRTC_ENGINE=mediasoup npm test (the gateway
+    // processes some tests start read it themselves).
+    ...(process.env.GATEWAY_WEBRTC_ENGINE ? { webrtc_engine: process.env.GATEWAY_WEBRTC_ENGINE } : {}),
     ...overrides,
   });
   const destination = logLines ? { write: (line: string) => void logLines.push(line) } : undefined;

@@ -62,21 +62,21 @@ for (const engine of ['mediasoup', 'werift'] as const) {
     const page = browser.page;
     await page.goto(gw.baseUrl + '/health');
 
-    await t.test('WHIP, H.264', async (t) => {
-      const whip = await whipPublish(page, `${gw.baseUrl}/whip/h264-${engine}`);
-      t.equal(whip.status, 201, whip.answer);
-      t.match(whip.answer, /a=rtpmap:\d+ H264\/90000/);
-      await pushed(t, gw, nginx, `h264-${engine}`, false);
-      await page.evaluate(() => (window as any).pc.close());
-    });
-
-    await t.test('WHIP, VP8 only: transcoded', async (t) => {
-      const whip = await whipVp8(page, `${gw.baseUrl}/whip/vp8-${engine}`);
-      t.equal(whip.status, 201, whip.answer);
-      t.match(whip.answer, /a=rtpmap:\d+ VP8\/90000/);
-      await pushed(t, gw, nginx, `vp8-${engine}`, true);
-      await page.evaluate(() => (window as any).vp8.close());
-    });
+    // Each WHIP case: how the page publishes, and its connection (window.pc, window.vp8), closed after.
+    const whipCases = [
+      { title: 'WHIP, H.264', codec: 'H264', publish: whipPublish, connection: 'pc', transcoding: false },
+      { title: 'WHIP, VP8 only: transcoded', codec: 'VP8', publish: whipVp8, connection: 'vp8', transcoding: true },
+    ] as const;
+    for (const { title, codec, publish, connection, transcoding } of whipCases) {
+      await t.test(title, async (t) => {
+        const name = `${codec.toLowerCase()}-${engine}`;
+        const whip = await publish(page, `${gw.baseUrl}/whip/${name}`);
+        t.equal(whip.status, 201, whip.answer);
+        t.match(whip.answer, new RegExp(`a=rtpmap:\\d+ ${codec}/90000`));
+        await pushed(t, gw, nginx, name, transcoding);
+        await page.evaluate((key) => (window as any)[key].close(), connection);
+      });
+    }
 
     await t.test('the SDK, through the publish page, with rtmpUrl', async (t) => {
       await page.goto(gw.baseUrl + '/');

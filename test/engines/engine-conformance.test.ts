@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
-import { waitFor } from '../../kit/processes.js';
+import { isAlive, waitFor } from '../../kit/processes.js';
 import { RtmpReceiver, type RtmpMediaMessage } from '../../kit/rtmp-receiver.js';
 import { chromiumOffer } from '../helpers/offers.js';
 import { startGateway } from '../helpers/gateway.js';
@@ -12,15 +11,6 @@ import { testFixture } from '../helpers/synthetic.js';
 // keyframes on request, lost packets asked for again, a malformed offer refused naming it, a
 // session that never connects closed, a publisher that vanishes told lost. mediasoup alone: a
 // worker process that dies is replaced. Chromium publishing to both: chromium-engines.test.ts.
-
-/** Whether a process runs (a zombie does not count). */
-function processRuns(pid: number): boolean {
-  try {
-    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 for (const engine of ['mediasoup', 'werift'] as const) {
   t.test(engine, async (t) => {
@@ -123,7 +113,7 @@ for (const engine of ['mediasoup', 'werift'] as const) {
       await t.test('closing the gateway ends its worker process', async (t) => {
         const pid = (gw.local!.engine as { workerPid?: number }).workerPid!;
         await gw.close();
-        await waitFor('the worker process to end', () => !processRuns(pid), 5000);
+        await waitFor('the worker process to end', () => !isAlive(pid), 5000);
         t.pass(`process ${pid} ended`);
       });
     }

@@ -62,7 +62,7 @@ const job = { videoInput: true, settings, analyzeDurationUs: 200000 };
 
 t.test('passing video through, ffmpeg only encodes the gateway\'s PCM to AAC 48 kHz', async (t) => {
   const joined = buildFfmpegArgs({ settings, analyzeDurationUs: 1, plan: { video: 'copy' } }).join(' ');
-  t.match(joined, /-f s16le -ar 48000 -ac 2 -i pipe:0 -map 0:a:0 -c:a aac -b:a 128k -ar 48000 -ac 2/);
+  t.match(joined, /-f s16le -ar 48000 -ac 2 -i pipe:0 -map 0:a:0 -c:a aac -aac_coder fast -b:a 128k -ar 48000 -ac 2/);
   t.notMatch(joined, /0:v|libx264|pipe:3/);
 });
 

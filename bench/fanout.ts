@@ -26,9 +26,10 @@ export async function fanout(gateway: GatewayProcess, fixture: Fixture, nginx: N
       ids.push(reply.body.mediaSessionId);
     }
     await sleep(2000);
-    const window = new CpuWindow([gateway.pid]);
+    const own = await gateway.ownPids();
+    const window = new CpuWindow(own);
     await sleep(seconds * 1000);
-    return window.end().percent.get(gateway.pid)!;
+    return window.end().of(own);
   };
   try {
     await sleep(1000);

@@ -27,6 +27,8 @@ export function rssMb(pid: number): number {
 export interface CpuReading {
   /** Percent of one core used by each process over the window. */
   percent: Map<number, number>;
+  /** Percent of one core used by these processes together (each must be one the window watched). */
+  of(pids: readonly number[]): number;
   /** Percent of all cores in use over the window (100 = every core busy). */
   machinePercent: number;
   seconds: number;
@@ -51,7 +53,8 @@ export class CpuWindow {
     }
     const machine = machineCpuTimes()!;
     const machinePercent = ((machine.busy - this.#machine.busy) / (machine.total - this.#machine.total)) * 100;
-    return { percent, machinePercent, seconds };
+    const of = (pids: readonly number[]): number => pids.reduce((sum, pid) => sum + percent.get(pid)!, 0);
+    return { percent, of, machinePercent, seconds };
   }
 }
 

@@ -4,6 +4,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { TEST_NETWORKS } from './netns.js';
 import { startProcess, stopProcess, waitFor } from './processes.js';
 import { freePort } from './rtmp-server.js';
+import { THIS_MACHINE } from './this-machine.js';
 
 /**
  * The built gateway as its own process, configured through the environment as an operator would,
@@ -26,7 +27,7 @@ export class GatewayProcess {
         GATEWAY_HTTP_PORT: port,
         GATEWAY_LOG_LEVEL: 'warn',
         GATEWAY_WEBRTC_ICE_ADDRESSES: '["127.0.0.1"]',
-        GATEWAY_WEBRTC_ICE_REMOTE_NETWORKS: '["127.0.0.0/8"]',
+        GATEWAY_WEBRTC_ICE_REMOTE_NETWORKS: JSON.stringify(THIS_MACHINE),
         GATEWAY_DESTINATION_ALLOW_LOOPBACK: 'true',
         // Every synthetic publisher of the benchmark comes from 127.0.0.1.
         GATEWAY_LIMIT_SESSIONS_PER_CLIENT: '1000',
@@ -54,13 +55,28 @@ export class GatewayProcess {
   }
 
   /** PIDs of the ffmpeg processes the gateway runs now. */
-  async ffmpegPids(): Promise<number[]> {
+  ffmpegPids(): Promise<number[]> {
+    return this.#children('ffmpeg');
+  }
+
+  /** PIDs of the gateway's mediasoup worker processes (none on werift): its WebRTC media runs there. */
+  mediaWorkerPids(): Promise<number[]> {
+    return this.#children('mediasoup-worke');
+  }
+
+  /** The gateway's own processes, ffmpeg aside: Node, and the media workers when it has them. */
+  async ownPids(): Promise<number[]> {
+    return [this.pid, ...(await this.mediaWorkerPids())];
+  }
+
+  /** Children of the gateway whose command is `command` (as /proc/PID/stat shows it: 15 characters at most). */
+  async #children(command: string): Promise<number[]> {
     const pids: number[] = [];
     for (const entry of await readdir('/proc')) {
       if (!/^\d+$/.test(entry)) continue;
       const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
       const [, comm, rest] = /^\d+ \((.*)\) (.*)$/s.exec(stat.trim()) ?? [];
-      if (comm === 'ffmpeg' && Number(rest?.split(' ')[1]) === this.pid) pids.push(Number(entry));
+      if (comm === command && Number(rest?.split(' ')[1]) === this.pid) pids.push(Number(entry));
     }
     return pids;
   }

@@ -1,9 +1,9 @@
-import { networkInterfaces } from 'node:os';
 import { parseConfig } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/schema.js';
 import { buildGateway, type Gateway } from '../../src/app.js';
 import { createLogger } from '../../src/log.js';
 import type { MediaCore } from '../../src/plane/core.js';
+import { THIS_MACHINE } from '../../kit/this-machine.js';
 
 /**
  * A gateway for one test: listens on an ephemeral loopback port, gathers and answers ICE on
@@ -24,14 +24,6 @@ export async function resolveWithoutNetwork(host: string): Promise<string[]> {
   throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
 }
 
-/**
- * Where a publisher on this machine (Chromium, the synthetic publisher) may reach the gateway from:
- * loopback, and this machine's own IPv4 addresses. A browser sends its ICE checks to 127.0.0.1 from
- * each of its host candidates, so with an ICE-lite engine (mediasoup) the pair it nominates may have
- * the machine's LAN address as its source: it is still this machine.
- */
-export const THIS_MACHINE = ['127.0.0.0/8', ...Object.values(networkInterfaces()).flatMap((list) => (list ?? []).filter((a) => a.family === 'IPv4' && !a.internal).map((a) => `${a.address}/32`))];
-
 export async function startGateway(overrides: Partial<GatewayConfig> = {}, logLines?: string[]): Promise<TestGateway> {
   const config = parseConfig({
     http_port: 0,
@@ -47,7 +39,7 @@ export async function startGateway(overrides: Partial<GatewayConfig> = {}, logLi
     // Streams in the test's own thread, where it can reach the publishers and transponders
     // (worker threads are tested through the server as its own process: workers.test.ts).
     workers: 0,
-    // The whole suite on the other engine: GATEWAY_WEBRTC_ENGINE=mediasoup npm test (the gateway
+    // The whole suite on the other engine: GATEWAY_WEBRTC_ENGINE=werift npm test (the gateway
     // processes some tests start read it themselves).
     ...(process.env.GATEWAY_WEBRTC_ENGINE ? { webrtc_engine: process.env.GATEWAY_WEBRTC_ENGINE } : {}),
     ...overrides,

@@ -27,6 +27,10 @@ export interface PublishOptions {
   loseOneVideoPacketIn?: number;
   /** How long it waits for WebRTC to connect before it gives up (30 s). */
   connectTimeoutMs?: number;
+  /** The one address its ICE gathers on (127.0.0.1): a test host's link for a server in a namespace. */
+  localAddress?: string;
+  /** Signalling of another server in place of WHIP (a peer's API): the offer in, the answer out. */
+  exchange?: (offer: string) => Promise<string>;
 }
 
 /** What the SDK's publish message carries besides the offer. */
@@ -87,9 +91,12 @@ export class SyntheticPublisher {
   readonly messages: Record<string, unknown>[] = [];
   readonly #payloads: Buffer[][];
 
+  #exchange: PublishOptions['exchange'];
+
   private constructor(
     private readonly fixture: Fixture,
     readonly name: string,
+    localAddress = '127.0.0.1',
   ) {
     this.#payloads = fixture.video.map((unit) => packetizeH264(unit.nals));
     this.#pc = new RTCPeerConnection({
@@ -97,8 +104,8 @@ export class SyntheticPublisher {
       bundlePolicy: 'max-bundle',
       iceUseIpv4: false,
       iceUseIpv6: false,
-      iceAdditionalHostAddresses: ['127.0.0.1'],
-      iceInterfaceAddresses: { udp4: '127.0.0.1' },
+      iceAdditionalHostAddresses: [localAddress],
+      iceInterfaceAddresses: { udp4: localAddress },
       codecs: {
         video: [
           new RTCRtpCodecParameters({
@@ -122,7 +129,8 @@ export class SyntheticPublisher {
 
   /** Publishes `name` to the gateway's WHIP endpoint and starts sending once connected. */
   static async publish(fixture: Fixture, baseUrl: string, name: string, options: PublishOptions = {}): Promise<SyntheticPublisher> {
-    const publisher = new SyntheticPublisher(fixture, name);
+    const publisher = new SyntheticPublisher(fixture, name, options.localAddress);
+    publisher.#exchange = options.exchange;
     publisher.#withAudio = options.audio ?? true;
     publisher.#auth = options.token ? { authorization: `Bearer ${options.token}` } : {};
     publisher.#sdk = options.sdk;
@@ -146,7 +154,8 @@ export class SyntheticPublisher {
     this.#video.onPictureLossIndication.subscribe(() => (this.#keyframeRequested = true));
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc);
-    const answer = this.#sdk ? await this.#signal(baseUrl, pc.localDescription!.sdp, this.#sdk) : await this.#whip(baseUrl, pc.localDescription!.sdp);
+    const offer = pc.localDescription!.sdp;
+    const answer = this.#exchange ? await this.#exchange(offer) : this.#sdk ? await this.#signal(baseUrl, offer, this.#sdk) : await this.#whip(baseUrl, offer);
     const connected = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${this.name}: WebRTC did not connect in ${this.#connectTimeoutMs / 1000} s`)), this.#connectTimeoutMs);
       pc.connectionStateChange.subscribe((state) => {

@@ -1,0 +1,180 @@
+import type { ChildProcess } from 'node:child_process';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Fixture } from '../kit/fixture.js';
+import { now, sleep, startProcess, stopProcess, waitFor } from '../kit/processes.js';
+import type { RtmpReceiver } from '../kit/rtmp-receiver.js';
+import type { NginxRtmp } from '../kit/rtmp-server.js';
+import { median } from '../kit/stats.js';
+import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
+import { framesLost, MAX_LOSS } from './capacity.js';
+import { Janus, type JanusPublisher } from './janus.js';
+import { CpuWindow } from './proc.js';
+import { round, type Bench } from './report.js';
+import { firstVideo } from './startup.js';
+
+/** The synthetic publisher's payload types (its offer's first codec of each kind). */
+const VIDEO_PT = 96;
+const AUDIO_PT = 111;
+/** RTP ports the forwarding ffmpeg processes listen on (even: RTCP takes the next). */
+const FIRST_PORT = 31000;
+
+/** One publisher in Janus's VideoRoom, forwarded to an ffmpeg that pushes it to an RTMP server. */
+interface PeerPush {
+  publisher: SyntheticPublisher;
+  handle: JanusPublisher;
+  ffmpeg?: ChildProcess;
+}
+
+/**
+ * The peer beside us in the same run: Janus (VideoRoom, `rtp_forward`) with an ffmpeg per push
+ * (plain RTP in, H.264 copied, Opus to AAC with the gateway's own settings, RTMP out), fed by the
+ * same synthetic publishers, pushing to the same RTMP servers. Startup is from the moment the push
+ * is asked for (ffmpeg started, its ports open, the forward asked and a keyframe requested until
+ * one comes, which the VideoRoom does not do by itself) to the first video frame at the server.
+ */
+export async function peer(bench: Bench, fixture: Fixture, receiver: RtmpReceiver, nginx: NginxRtmp): Promise<void> {
+  console.log('\nPeer: Janus VideoRoom -> rtp_forward -> ffmpeg -> RTMP, the same publishers and servers');
+  const janus = await Janus.start(join(bench.work, 'janus'));
+  let port = FIRST_PORT;
+  const pushes: PeerPush[] = [];
+  const join_ = async (name: string): Promise<PeerPush> => {
+    const handle = await janus.publisherHandle();
+    try {
+      const publisher = await SyntheticPublisher.publish(fixture, '', name, { localAddress: janus.network.hostAddress, exchange: (offer) => handle.publish(offer) });
+      const push = { publisher, handle };
+      pushes.push(push);
+      return push;
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  };
+  const forward = async (push: PeerPush, rtmpUrl: string): Promise<void> => {
+    const videoPort = port;
+    port += 4;
+    push.ffmpeg = await startForwarder(join(bench.work, 'janus'), janus.network.hostAddress, videoPort, rtmpUrl);
+    await push.handle.forward(janus.network.hostAddress, videoPort, videoPort + 2, VIDEO_PT, AUDIO_PT);
+    await push.handle.requestKeyframe();
+  };
+  const end = async (push: PeerPush): Promise<void> => {
+    pushes.splice(pushes.indexOf(push), 1);
+    if (push.ffmpeg) await stopProcess(push.ffmpeg);
+    await push.publisher.stop();
+    await push.handle.close();
+  };
+  try {
+    // Startup, stream already publishing.
+    const firsts: number[] = [];
+    for (let run = 0; run < bench.plan.startupRuns; run++) {
+      const name = `janus-start-${run}`;
+      const push = await join_(name);
+      await sleep(2500);
+      const first = firstVideo(receiver, name, 20_000);
+      const t0 = now();
+      await forward(push, `${receiver.url()}/${name}`);
+      let arrived = false;
+      void first.then(() => (arrived = true), () => undefined);
+      while (!arrived && now() - t0 < 20_000) {
+        await push.handle.requestKeyframe().catch(() => undefined);
+        await sleep(300);
+      }
+      firsts.push((await first).arrivalMs - t0);
+      await end(push);
+    }
+    bench.details.peerStartupMs = firsts.map(round);
+    bench.report('peer (Janus): push asked -> first video frame at RTMP server, median', median(firsts) / 1000, 's');
+
+    // Cost per push and capacity, at the capacity section's steps.
+    const steps: Record<string, unknown>[] = [];
+    let sustained = 0;
+    for (const count of bench.plan.capacitySteps) {
+      const names = Array.from({ length: count }, (_, i) => `janus${count}-${i}`);
+      const step: PeerPush[] = [];
+      try {
+        for (const name of names) step.push(await join_(name));
+        for (const [i, push] of step.entries()) await forward(push, `${nginx.url()}/${names[i]}`);
+        const keyframes = setInterval(() => step.forEach((p) => void p.handle.requestKeyframe().catch(() => undefined)), 1000);
+        await sleep(2000);
+        clearInterval(keyframes);
+        const ffmpeg = step.map((p) => p.ffmpeg!.pid!);
+        const window = new CpuWindow([janus.pid, process.pid, ...ffmpeg]);
+        await sleep(bench.plan.capacitySeconds * 1000);
+        const cpu = window.end();
+        for (const push of step) await end(push);
+        const lost = await framesLost(nginx, names, fixture, bench.plan.capacitySeconds);
+        const result = {
+          pushes: count,
+          janusCpu: round(cpu.percent.get(janus.pid)!),
+          ffmpegCpuEach: round(cpu.of(ffmpeg) / count),
+          perPush: round(cpu.percent.get(janus.pid)! / count + cpu.of(ffmpeg) / count),
+          lossPercent: round((lost.lost / lost.expected) * 100),
+          machineCpu: round(cpu.machinePercent),
+        };
+        steps.push(result);
+        const ok = result.lossPercent < MAX_LOSS * 100;
+        console.log(`  ${count} pushes: ${lost.lost}/${lost.expected} frames lost (${result.lossPercent} %); CPU % of a core: Janus ${result.janusCpu}, ffmpeg ${result.ffmpegCpuEach} each, ${result.perPush} per push; machine ${result.machineCpu} % busy -> ${ok ? 'sustained' : 'FAILED'}`);
+        if (!ok) break;
+        sustained = count;
+      } finally {
+        for (const push of step) if (pushes.includes(push)) await end(push);
+      }
+    }
+    bench.details.peerCapacity = steps;
+    const at16 = steps.find((s) => s.pushes === 16) ?? steps[0];
+    if (at16) bench.report(`peer (Janus): Janus + ffmpeg CPU per push at ${at16.pushes as number} pushes`, at16.perPush as number, '% of a core');
+    bench.report('peer (Janus): concurrent pushes sustained', sustained, 'pushes');
+    sideBySide(bench);
+  } finally {
+    for (const push of [...pushes]) await end(push).catch(() => undefined);
+    await janus.stop();
+  }
+}
+
+/** Starts an ffmpeg that reads a forwarded publisher (video on `videoPort`, audio two above) and pushes it. */
+async function startForwarder(dir: string, address: string, videoPort: number, rtmpUrl: string): Promise<ChildProcess> {
+  const sdp = join(dir, `forward-${videoPort}.sdp`);
+  await writeFile(sdp, [
+    'v=0', `o=- 0 0 IN IP4 ${address}`, 's=janus', `c=IN IP4 ${address}`, 't=0 0',
+    `m=video ${videoPort} RTP/AVP ${VIDEO_PT}`, `a=rtpmap:${VIDEO_PT} H264/90000`, `a=fmtp:${VIDEO_PT} packetization-mode=1`,
+    `m=audio ${videoPort + 2} RTP/AVP ${AUDIO_PT}`, `a=rtpmap:${AUDIO_PT} opus/48000/2`, '',
+  ].join('\n'));
+  const ffmpeg = startProcess('ffmpeg', [
+    '-hide_banner', '-nostats', '-nostdin', '-loglevel', 'error',
+    // Probing ends once both streams' parameters are known (a keyframe is asked for at once); the
+    // limit is above the 2 s GOP so that a lost request cannot leave ffmpeg without a picture size.
+    '-protocol_whitelist', 'file,udp,rtp', '-analyzeduration', '2500000', '-i', sdp,
+    '-map', '0:v:0', '-map', '0:a:0', '-c:v', 'copy',
+    '-c:a', 'aac', '-aac_coder', 'fast', '-b:a', '128k', '-ar', '48000', '-ac', '2',
+    '-f', 'flv', rtmpUrl,
+  ]);
+  ffmpeg.stderr!.pipe(createWriteStream(join(dir, `forward-${videoPort}.log`)));
+  await waitFor(`ffmpeg to listen on UDP ${videoPort} and ${videoPort + 2}`, () => {
+    if (ffmpeg.exitCode !== null) throw new Error(`the forwarding ffmpeg exited with ${ffmpeg.exitCode}`);
+    return udpBound(videoPort) && udpBound(videoPort + 2);
+  }, 10_000, 10);
+  return ffmpeg;
+}
+
+/** Whether a UDP socket of this namespace is bound to `port`. */
+function udpBound(port: number): boolean {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
+  return readFileSync('/proc/net/udp', 'utf8').includes(hex);
+}
+
+/** The gateway's figures from this run beside Janus's. */
+function sideBySide(bench: Bench): void {
+  const ours = (bench.details.capacity as { pushes: number; gatewayCpu: number; ffmpegCpuEach: number; lossPercent: number }[] | undefined) ?? [];
+  const theirs = (bench.details.peerCapacity as { pushes: number; perPush: number; lossPercent: number }[] | undefined) ?? [];
+  if (!ours.length || !theirs.length) return;
+  console.log('\n  pushes | gateway: CPU per push, frames lost | Janus: CPU per push, frames lost');
+  for (const step of ours) {
+    const peerStep = theirs.find((s) => s.pushes === step.pushes);
+    const perPush = round(step.gatewayCpu / step.pushes + step.ffmpegCpuEach);
+    console.log(`  ${String(step.pushes).padStart(6)} | ${perPush} %, ${step.lossPercent} % | ${peerStep ? `${peerStep.perPush} %, ${peerStep.lossPercent} %` : '-'}`);
+  }
+  const startup = bench.details.startupRest as { firstFrameMs: number[] } | undefined;
+  const peerStartup = bench.details.peerStartupMs as number[] | undefined;
+  if (startup && peerStartup) console.log(`  startup to the first frame, median: gateway ${median(startup.firstFrameMs)} ms, Janus ${median(peerStartup)} ms`);
+}

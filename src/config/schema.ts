@@ -151,6 +151,11 @@ export const configSchema = z
      * built from the npm package against Debian's libraries), or werift (TypeScript, in the thread).
      */
     webrtc_engine: z.enum(['mediasoup', 'werift']).default('werift'),
+    /**
+     * How mediasoup hands each publisher's RTP to the gateway: `plain`, plain RTP over loopback UDP
+     * (a PlainTransport), or `direct`, over the worker's channel (a DirectTransport).
+     */
+    webrtc_mediasoup_rtp_handoff: z.enum(['plain', 'direct']).default('plain'),
     webrtc_ice_addresses: z.array(ipAddress).min(1).default(['127.0.0.1']),
     webrtc_ice_port_min: port.default(40000),
     webrtc_ice_port_max: port.default(49999),

@@ -66,6 +66,7 @@ export function createEngine(config: GatewayConfig, log: Logger): IngestEngine {
   if (config.webrtc_engine === 'mediasoup') {
     return new MediasoupEngine({
       ...options,
+      rtpHandoff: config.webrtc_mediasoup_rtp_handoff,
       onWorkerDied: (error) => log.error({ reason: error.message }, 'the mediasoup worker process died: its publishers were told lost, a new one starts'),
     });
   }

@@ -10,11 +10,20 @@ import { testFixture } from '../helpers/synthetic.js';
 // The same behaviour from both WebRTC engines: a WHIP publish, its media pushed to an RTMP server,
 // keyframes on request, lost packets asked for again, a malformed offer refused naming it, a
 // session that never connects closed, a publisher that vanishes told lost. mediasoup alone: a
-// worker process that dies is replaced. Chromium publishing to both: chromium-engines.test.ts.
+// worker process that dies is replaced. mediasoup runs it with both ways its RTP reaches the
+// gateway (webrtc_mediasoup_rtp_handoff). Chromium publishing to both: chromium-engines.test.ts.
 
-for (const engine of ['mediasoup', 'werift'] as const) {
-  t.test(engine, async (t) => {
-    const gw = await startGateway({ webrtc_engine: engine, webrtc_connect_timeout_ms: 2000, webrtc_media_timeout_ms: 2000 });
+const SETUPS = [
+  { name: 'mediasoup, RTP over loopback UDP (plain)', engine: 'mediasoup', handoff: 'plain' },
+  { name: 'mediasoup, RTP over the worker channel (direct)', engine: 'mediasoup', handoff: 'direct' },
+  { name: 'werift', engine: 'werift' },
+] as const;
+
+for (const setup of SETUPS) {
+  const { engine } = setup;
+  const engineConfig = { webrtc_engine: engine, ...('handoff' in setup ? { webrtc_mediasoup_rtp_handoff: setup.handoff } : {}) };
+  t.test(setup.name, async (t) => {
+    const gw = await startGateway({ ...engineConfig, webrtc_connect_timeout_ms: 2000, webrtc_media_timeout_ms: 2000 });
     t.teardown(() => gw.close());
     const receiver = await RtmpReceiver.start();
     t.teardown(() => receiver.close());
@@ -72,7 +81,7 @@ for (const engine of ['mediasoup', 'werift'] as const) {
     });
 
     await t.test('a publisher outside webrtc_ice_remote_networks never publishes', async (t) => {
-      const fenced = await startGateway({ webrtc_engine: engine, webrtc_ice_remote_networks: ['10.213.0.0/16'], webrtc_connect_timeout_ms: 2000 });
+      const fenced = await startGateway({ ...engineConfig, webrtc_ice_remote_networks: ['10.213.0.0/16'], webrtc_connect_timeout_ms: 2000 });
       t.teardown(() => fenced.close());
       const error = await SyntheticPublisher.publish(testFixture(), fenced.baseUrl, 'outside', { connectTimeoutMs: 8000 }).catch((e: unknown) => e);
       t.ok(error instanceof Error, `refused: ${String(error)}`);

@@ -5,9 +5,12 @@ import type { EngineOptions, IngestEngine, IngestSession } from '../engine.js';
 import { checkOffer } from '../offer-check.js';
 import { OfferError, selectCodecs, withBitrateHints } from '../sdp.js';
 import { answerSdp, parseOffer, producerParameters } from './offer.js';
+import { createHandoff, type HandoffKind, type RtpHandoff } from './rtp-handoff.js';
 import { MediasoupSession } from './session.js';
 
 export interface MediasoupEngineOptions extends EngineOptions {
+  /** How the publishers' RTP leaves the worker for the gateway (`rtp-handoff.ts`); plain by default. */
+  rtpHandoff?: HandoffKind;
   /** Told when the worker process died and was replaced: its publishers were told lost. */
   onWorkerDied?: (error: Error) => void;
 }
@@ -33,8 +36,8 @@ interface Plant {
   worker: types.Worker;
   router: types.Router;
   server: types.WebRtcServer;
-  /** Where the publishers' media leaves the worker for this process (`consume` on it). */
-  sink: types.DirectTransport;
+  /** Where the publishers' media leaves the worker for this process. */
+  handoff: RtpHandoff;
 }
 
 /**
@@ -82,9 +85,7 @@ export class MediasoupEngine implements IngestEngine {
         await transport.connect({ dtlsParameters: { role: parsed.remoteRole, fingerprints: parsed.fingerprints } });
         for (const media of parsed.media) {
           const producer = await transport.produce({ kind: media.kind, rtpParameters: producerParameters(media) });
-          // Retransmissions are the producer's business (NACK to the publisher): nothing asks this consumer for any.
-          const consumer = await plant.sink.consume({ producerId: producer.id, rtpCapabilities: plant.router.rtpCapabilities, enableRtx: false });
-          session.addTrack(media.kind, producer, consumer);
+          session.addTrack(media.kind, producer, await plant.handoff.consume(producer.id));
         }
       } catch (error) {
         if (error instanceof OfferError) throw error;
@@ -109,6 +110,7 @@ export class MediasoupEngine implements IngestEngine {
     this.#closed = true;
     await Promise.all([...this.#sessions].map((s) => s.close('gateway shutting down')));
     const plant = await this.#plant?.catch(() => undefined);
+    plant?.handoff.close();
     plant?.worker.close();
   }
 
@@ -141,8 +143,8 @@ export class MediasoupEngine implements IngestEngine {
           ...(isIPv6(ip) ? { flags: { ipv6Only: true } } : {}),
         })),
       });
-      const sink = await router.createDirectTransport();
-      return { worker, router, server, sink };
+      const handoff = await createHandoff(this.options.rtpHandoff ?? 'plain', router, this.options.receiveBufferBytes);
+      return { worker, router, server, handoff };
     } catch (error) {
       worker.close();
       throw error;
@@ -153,6 +155,7 @@ export class MediasoupEngine implements IngestEngine {
     void this.#plant?.then((plant) => {
       if (plant.worker !== worker) return;
       this.#plant = undefined;
+      plant.handoff.close();
       for (const session of [...this.#sessions]) void session.close(`the media worker process died (${error.message})`);
       this.options.onWorkerDied?.(error);
     });

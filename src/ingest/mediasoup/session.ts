@@ -1,8 +1,9 @@
 import type { types } from 'mediasoup';
 import { TypedEmitter, type ListenerErrorHandler } from '../../events.js';
 import { OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE, type MediaKind, type VideoCodec } from '../../media/codecs.js';
-import { parseRtp, type MediaPacket } from '../../media/rtp.js';
+import type { MediaPacket } from '../../media/rtp.js';
 import type { IngestSession, IngestSessionEvents, IngestTrack } from '../engine.js';
+import type { HandedTrack } from './rtp-handoff.js';
 
 export interface MediasoupSessionOptions {
   videoCodec: VideoCodec | undefined;
@@ -58,8 +59,8 @@ export class MediasoupSession extends TypedEmitter<IngestSessionEvents> implemen
     return this.transport.id;
   }
 
-  addTrack(kind: MediaKind, producer: types.Producer, consumer: types.Consumer): void {
-    this.tracks.push(new MediasoupTrack(kind, kind === 'video' ? this.videoCodec : undefined, producer, consumer));
+  addTrack(kind: MediaKind, producer: types.Producer, handed: HandedTrack): void {
+    this.tracks.push(new MediasoupTrack(kind, kind === 'video' ? this.videoCodec : undefined, producer, handed));
   }
 
   async close(reason = 'closed by the gateway'): Promise<void> {
@@ -74,7 +75,7 @@ export class MediasoupSession extends TypedEmitter<IngestSessionEvents> implemen
   }
 }
 
-/** A published track: its RTP comes from the consumer on the engine's DirectTransport. */
+/** A published track: its RTP comes from its consumer on the engine's hand-off (`rtp-handoff.ts`). */
 export class MediasoupTrack implements IngestTrack {
   readonly clockRate: number;
   nacksSent = 0;
@@ -84,24 +85,20 @@ export class MediasoupTrack implements IngestTrack {
     readonly kind: MediaKind,
     readonly videoCodec: VideoCodec | undefined,
     private readonly producer: types.Producer,
-    private readonly consumer: types.Consumer,
+    private readonly handed: HandedTrack,
   ) {
     this.clockRate = kind === 'video' ? VIDEO_CLOCK_RATE : OPUS_CLOCK_RATE;
     this.#stats = setInterval(() => void this.#readStats(), STATS_INTERVAL_MS).unref();
   }
 
   onPacket(listener: (packet: MediaPacket) => void): () => void {
-    const onRtp = (buffer: Buffer): void => {
-      const packet = parseRtp(buffer);
-      if (packet) listener(packet);
-    };
-    this.consumer.on('rtp', onRtp);
-    return () => this.consumer.off('rtp', onRtp);
+    return this.handed.onPacket(listener);
   }
 
   requestKeyframe(): void {
-    if (this.kind !== 'video' || this.consumer.closed) return;
-    this.consumer.requestKeyFrame().catch(() => {
+    const { consumer } = this.handed;
+    if (this.kind !== 'video' || consumer.closed) return;
+    consumer.requestKeyFrame().catch(() => {
       // Closing: the next request will tell.
     });
   }

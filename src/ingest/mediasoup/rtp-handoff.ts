@@ -1,0 +1,146 @@
+import { createSocket, type Socket } from 'node:dgram';
+import type { types } from 'mediasoup';
+import { parseRtp, type MediaPacket } from '../../media/rtp.js';
+
+export type PacketListener = (packet: MediaPacket) => void;
+
+/** A publisher's track as the gateway receives it from the worker. */
+export interface HandedTrack {
+  /** Keyframe requests go through it (mediasoup sends the publisher a PLI). */
+  readonly consumer: types.Consumer;
+  /** Subscribes to the track's RTP; returns the unsubscribe function. */
+  onPacket(listener: PacketListener): () => void;
+}
+
+/**
+ * How each publisher's RTP leaves the mediasoup worker for the gateway's frame path:
+ * - `direct`: a DirectTransport; each packet comes over the worker's channel (a Unix socket) as a
+ *   flatbuffers message, decoded in JavaScript into several objects and a copy of the packet.
+ * - `plain`: a PlainTransport sending plain RTP over loopback UDP to one socket of the gateway's,
+ *   which tells the tracks apart by SSRC: one Buffer per packet, read by the kernel.
+ */
+export type HandoffKind = 'direct' | 'plain';
+
+export interface RtpHandoff {
+  /** A consumer of the producer's RTP, not retransmitted (nothing on this side asks for retransmissions). */
+  consume(producerId: string): Promise<HandedTrack>;
+  close(): void;
+}
+
+export async function createHandoff(kind: HandoffKind, router: types.Router, receiveBufferBytes?: number): Promise<RtpHandoff> {
+  return kind === 'plain' ? PlainHandoff.create(router, receiveBufferBytes) : DirectHandoff.create(router);
+}
+
+function consumeOptions(router: types.Router, producerId: string): types.ConsumerOptions {
+  return { producerId, rtpCapabilities: router.rtpCapabilities, enableRtx: false };
+}
+
+class DirectHandoff implements RtpHandoff {
+  private constructor(
+    private readonly router: types.Router,
+    private readonly transport: types.DirectTransport,
+  ) {}
+
+  static async create(router: types.Router): Promise<DirectHandoff> {
+    return new DirectHandoff(router, await router.createDirectTransport());
+  }
+
+  async consume(producerId: string): Promise<HandedTrack> {
+    const consumer = await this.transport.consume(consumeOptions(this.router, producerId));
+    return {
+      consumer,
+      onPacket(listener) {
+        const onRtp = (buffer: Buffer): void => {
+          const packet = parseRtp(buffer);
+          if (packet) listener(packet);
+        };
+        consumer.on('rtp', onRtp);
+        return () => consumer.off('rtp', onRtp);
+      },
+    };
+  }
+
+  close(): void {
+    this.transport.close();
+  }
+}
+
+/** Loopback: the worker and the gateway are on one machine. */
+const LOOPBACK = '127.0.0.1';
+
+class PlainHandoff implements RtpHandoff {
+  /** Listeners by the consumer's SSRC. */
+  readonly #listeners = new Map<number, PacketListener[]>();
+
+  private constructor(
+    private readonly router: types.Router,
+    private readonly transport: types.PlainTransport,
+    private readonly socket: Socket,
+  ) {
+    // Only the worker's own port on loopback is heard: another local process cannot inject media.
+    const workerPort = transport.tuple.localPort;
+    socket.on('message', (buffer, from) => {
+      if (from.port !== workerPort || buffer.length < 12) return;
+      // RTCP shares the port (rtcp-mux): its packet types 200-206 read as payload types 72-78.
+      const type = buffer[1]! & 0x7f;
+      if (type >= 72 && type <= 78) return;
+      const listeners = this.#listeners.get(buffer.readUInt32BE(8));
+      if (!listeners) return;
+      const packet = parseRtp(buffer);
+      if (packet) for (const listener of listeners) listener(packet);
+    });
+  }
+
+  static async create(router: types.Router, receiveBufferBytes?: number): Promise<PlainHandoff> {
+    const socket = createSocket('udp4');
+    // A socket error (none is expected on loopback) must not end the process; the packet is lost.
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, LOOPBACK, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    try {
+      if (receiveBufferBytes) socket.setRecvBufferSize(receiveBufferBytes);
+      const transport = await router.createPlainTransport({
+        listenInfo: { protocol: 'udp', ip: LOOPBACK },
+        rtcpMux: true,
+        comedia: false,
+      });
+      await transport.connect({ ip: LOOPBACK, port: socket.address().port });
+      return new PlainHandoff(router, transport, socket);
+    } catch (error) {
+      socket.close();
+      throw error;
+    }
+  }
+
+  async consume(producerId: string): Promise<HandedTrack> {
+    const consumer = await this.transport.consume(consumeOptions(this.router, producerId));
+    const ssrc = consumer.rtpParameters.encodings?.[0]?.ssrc;
+    if (ssrc === undefined) {
+      consumer.close();
+      throw new Error('the media worker gave the consumer no SSRC');
+    }
+    const listeners = this.#listeners;
+    consumer.observer.once('close', () => listeners.delete(ssrc));
+    return {
+      consumer,
+      onPacket(listener) {
+        listeners.set(ssrc, [...(listeners.get(ssrc) ?? []), listener]);
+        return () => {
+          const left = listeners.get(ssrc)?.filter((l) => l !== listener);
+          if (left?.length) listeners.set(ssrc, left);
+          else listeners.delete(ssrc);
+        };
+      },
+    };
+  }
+
+  close(): void {
+    this.transport.close();
+    this.socket.close();
+  }
+}

@@ -30,7 +30,7 @@ const transponder = z.object({
   options: z.object({}).passthrough(),
   state: z.enum(Object.keys(TRANSITIONS) as [string, ...string[]]),
   lastError: z.string().optional(),
-  errorCode: z.enum(['destination_refused', 'destination_unreachable', 'internal']).optional(),
+  errorCode: z.enum(['destination_refused', 'destination_unreachable', 'unavailable', 'internal']).optional(),
   standbyUntil: z.string().optional(),
   reconnectAttempt: z.number(),
   outputBuffer: z.object({ state: z.string().optional(), levelMs: z.number(), bufferings: z.number() }).optional(),

@@ -17,9 +17,11 @@ export interface RestoreSettings {
  *   session from before the drop, which it lets go once the old connection's end reaches it;
  * - `rejected`: the server refused the publish otherwise (bad key or application): tried once more,
  *   then the transponder fails with the server's reason;
- * - `local`: ffmpeg or the audio mixer could not start here.
+ * - `local`: ffmpeg or the audio mixer could not start here;
+ * - `slow`: ffmpeg started but wrote nothing within `ffmpeg_start_timeout_ms`: the machine did not
+ *   keep up (saturated), so a startup that fails so is worth trying again later.
  */
-export type FailureKind = 'unreachable' | 'busy' | 'rejected' | 'local';
+export type FailureKind = 'unreachable' | 'busy' | 'rejected' | 'local' | 'slow';
 
 /** Waits grow by this factor per attempt in an outage… */
 const GROWTH = 1.5;
@@ -46,11 +48,15 @@ export const HEALTHY_RESET_MS = 60_000;
  */
 export const RECONNECT_SOCKET_TIMEOUT_MS = 2000;
 
-/** Whose fault a failure was: the destination's (it refused, or could not be reached) or the gateway's own. */
-export type ErrorCode = 'destination_refused' | 'destination_unreachable' | 'internal';
+/**
+ * Whose fault a failure was: the destination's (it refused, or could not be reached), the
+ * machine's load (`unavailable`: try again later) or the gateway's own.
+ */
+export type ErrorCode = 'destination_refused' | 'destination_unreachable' | 'unavailable' | 'internal';
 
 export function errorCodeFor(kind: FailureKind): ErrorCode {
   if (kind === 'rejected' || kind === 'busy') return 'destination_refused';
+  if (kind === 'slow') return 'unavailable';
   return kind === 'unreachable' ? 'destination_unreachable' : 'internal';
 }
 

@@ -14,7 +14,7 @@ import { LinkTotals, type Link, type LinkStats } from './rtmp-link.js';
 import { PublisherInput } from './input.js';
 import type { TransponderConfig, TransponderOptions, TransponderParts } from './settings.js';
 import { isActive, isUp, TRANSITIONS, type TransponderState } from './states.js';
-import { cachedKeyframe, withinTimeout } from './waits.js';
+import { cachedKeyframe, TimeoutError, withinTimeout } from './waits.js';
 import { Standby } from './standby.js';
 import { describe } from './view.js';
 
@@ -203,7 +203,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     try {
       await withinTimeout(this.#pipe?.output, this.config.startTimeoutMs, 'ffmpeg wrote no output');
     } catch (error) {
-      throw new OpenError((error as Error).message, 'local');
+      throw new OpenError((error as Error).message, error instanceof TimeoutError ? 'slow' : 'local');
     }
     if (!this.#opening) return;
     if (!this.#link) throw new OpenError(this.#lastError ?? 'the destination connection was lost', 'unreachable');

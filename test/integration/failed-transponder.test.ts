@@ -1,9 +1,12 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { startGateway } from '../helpers/gateway.js';
 import { keyframeCached } from '../helpers/pushes.js';
-import { waitFor } from '../../kit/processes.js';
+import { isAlive, pidsMatching, waitFor } from '../../kit/processes.js';
 import { RtmpReceiver } from '../../kit/rtmp-receiver.js';
 import { syntheticPublish, testFixture } from '../helpers/synthetic.js';
 
@@ -56,6 +59,26 @@ t.test('a failed startup says whose fault it was: the destination refusing, unre
   const local = await broken.post('/rest-api/push/startup', { streamName: 'codes', rtmpUrl: receiver.url() });
   t.equal(local.status, 500);
   t.match(local.body, { error: 'internal', message: /ffmpeg/ }, 'the gateway\'s own fault');
+});
+
+t.test('a startup the machine does not get to in time is a 503 with Retry-After, and leaves nothing running', async (t) => {
+  // An encoder starved of CPU: its process is stopped before it runs, so it never writes.
+  const dir = await mkdtemp(join(tmpdir(), 'starved-ffmpeg-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const starved = join(dir, 'ffmpeg');
+  await writeFile(starved, '#!/bin/sh\nkill -STOP $$\nexec ffmpeg "$@"\n', { mode: 0o755 });
+  const receiver = await RtmpReceiver.start();
+  t.teardown(() => receiver.close());
+  const { gw } = await syntheticPublish(t, { ffmpeg_path: starved, ffmpeg_start_timeout_ms: 1500 }, 'busy');
+  await keyframeCached(gw, 'busy');
+  const started = fetch(`${gw.baseUrl}/rest-api/push/startup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ streamName: 'busy', rtmpUrl: receiver.url() }) });
+  const pid = await waitFor('the encoder process', async () => (await pidsMatching(starved))[0], 10_000);
+  const answer = await started;
+  t.equal(answer.status, 503, 'not the gateway\'s fault: try again later');
+  t.equal(answer.headers.get('retry-after'), '5');
+  t.match(await answer.json(), { error: 'unavailable', message: /transponder failed to start: ffmpeg wrote no output within 1500 ms/ });
+  await waitFor('the starved process to be ended', () => !isAlive(pid), 10_000);
+  t.equal(gw.ffmpeg.count, 0, 'no encoder left');
 });
 
 t.test('a push ended while it starts says why: its publisher lost (503, Retry-After), the stream ended (404), terminated (409)', async (t) => {

@@ -104,8 +104,10 @@ class PlainHandoff implements RtpHandoff {
     });
     try {
       if (receiveBufferBytes) socket.setRecvBufferSize(receiveBufferBytes);
+      // Its worker-side socket takes a port of the worker's share of the range, on loopback only,
+      // sized like every media socket there.
       const transport = await router.createPlainTransport({
-        listenInfo: { protocol: 'udp', ip: LOOPBACK },
+        listenInfo: { protocol: 'udp', ip: LOOPBACK, ...(receiveBufferBytes ? { recvBufferSize: receiveBufferBytes } : {}) },
         rtcpMux: true,
         comedia: false,
       });

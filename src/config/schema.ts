@@ -150,7 +150,7 @@ export const configSchema = z
      * The WebRTC stack publishers connect to: mediasoup's C++ worker (one process per worker thread,
      * built from the npm package against Debian's libraries), or werift (TypeScript, in the thread).
      */
-    webrtc_engine: z.enum(['mediasoup', 'werift']).default('werift'),
+    webrtc_engine: z.enum(['mediasoup', 'werift']).default('mediasoup'),
     /**
      * How mediasoup hands each publisher's RTP to the gateway: `plain`, plain RTP over loopback UDP
      * (a PlainTransport), or `direct`, over the worker's channel (a DirectTransport).

@@ -24,6 +24,8 @@ export type HandoffKind = 'direct' | 'plain';
 export interface RtpHandoff {
   /** A consumer of the producer's RTP, not retransmitted (nothing on this side asks for retransmissions). */
   consume(producerId: string): Promise<HandedTrack>;
+  /** The gateway's own receiving port, when the RTP comes over UDP (plain). */
+  readonly localPort?: number;
   close(): void;
 }
 
@@ -117,6 +119,10 @@ class PlainHandoff implements RtpHandoff {
       socket.close();
       throw error;
     }
+  }
+
+  get localPort(): number {
+    return this.socket.address().port;
   }
 
   async consume(producerId: string): Promise<HandedTrack> {

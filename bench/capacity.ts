@@ -38,6 +38,12 @@ interface StepResult {
   eventLoopDelayP99Ms: number;
   /** Where frames are missing in each push's recording: "<time> +<gap>". */
   gaps: Record<string, string[]>;
+  /**
+   * Where the gateway saw them go, by its own counters over the step: RTP packets never received
+   * and frames left incomplete (the publisher's side), frames the pushes lost on their input and
+   * dropped on their output (the gateway's side).
+   */
+  gatewaySaw: { packetsLost: number; framesIncomplete: number; pushFramesLost: number; pushFramesDropped: number };
 }
 
 /**
@@ -123,8 +129,16 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
     const udpAfter = udpCounters();
     const loopP99 = await loop.stop();
     const gatewayRssMb = [gateway.pid, ...mediaWorkers].reduce((sum, pid) => sum + rssMb(pid), 0);
-    const listed = (await gateway.request('POST', '/rest-api/push/find_all')).body as { state: string }[];
+    const listed = (await gateway.request('POST', '/rest-api/push/find_all')).body as { state: string; counters: { framesLost: number; framesDropped?: number } }[];
     const running = listed.filter((t) => t.state === 'running').length;
+    const streams = ((await gateway.request('POST', '/rest-api/stream/find_all')).body ?? []) as { packetsLost: number; framesLost: number }[];
+    const sum = <T>(list: T[], value: (item: T) => number | undefined): number => list.reduce((total, item) => total + (value(item) ?? 0), 0);
+    const gatewaySaw = {
+      packetsLost: sum(streams, (s) => s.packetsLost),
+      framesIncomplete: sum(streams, (s) => s.framesLost),
+      pushFramesLost: sum(listed, (t) => t.counters.framesLost),
+      pushFramesDropped: sum(listed, (t) => t.counters.framesDropped),
+    };
     for (const publisher of publishers.splice(0)) await publisher.stop();
     await waitFor('every push to end', async () => (await gateway.ffmpegPids()).length === 0, 30_000, 100);
 
@@ -150,6 +164,7 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
       udpReceived: udpAfter.received - udpBefore.received,
       eventLoopDelayP99Ms: round(loopP99),
       gaps,
+      gatewaySaw,
     };
   } finally {
     for (const publisher of publishers) await publisher.stop();
@@ -167,7 +182,8 @@ export async function capacity(bench: Bench, gateway: GatewayProcess, fixture: F
     console.log(
       `  ${count} pushes: ${step.running} running, ${step.refused} refused, ${step.failed.length} failed${step.failed.length ? ` (${step.failed.join(', ')})` : ''}, ${step.framesLost}/${step.framesExpected} frames lost (${step.lossPercent} %, worst push ${step.worstPushLossPercent} %); ` +
         `CPU % of a core: gateway ${step.gatewayCpu} (media workers ${step.mediaWorkersCpu}), ffmpeg ${step.ffmpegCpuEach} each, nginx ${step.nginxCpu}, publishers ${step.publishersCpu}; machine ${step.machineCpu} % busy; ` +
-        `worst worker event-loop delay p99 ${step.eventLoopDelayP99Ms} ms; UDP datagrams dropped for full receive buffers ${step.udpDropped} of ${step.udpReceived} -> ${ok ? 'sustained' : 'FAILED'}`,
+        `worst worker event-loop delay p99 ${step.eventLoopDelayP99Ms} ms; UDP datagrams dropped for full receive buffers ${step.udpDropped} of ${step.udpReceived}; ` +
+        `the gateway saw ${step.gatewaySaw.packetsLost} RTP packets lost, ${step.gatewaySaw.framesIncomplete} frames incomplete, ${step.gatewaySaw.pushFramesLost} lost and ${step.gatewaySaw.pushFramesDropped} dropped by pushes -> ${ok ? 'sustained' : 'FAILED'}`,
     );
     if (!ok) break;
     sustained = count;

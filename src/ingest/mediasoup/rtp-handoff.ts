@@ -79,10 +79,10 @@ class PlainHandoff implements RtpHandoff {
     private readonly transport: types.PlainTransport,
     private readonly socket: Socket,
   ) {
-    // Only the worker's own port on loopback is heard: another local process cannot inject media.
+    // Only the worker's own address and port are heard: another local process cannot inject media.
     const workerPort = transport.tuple.localPort;
     socket.on('message', (buffer, from) => {
-      if (from.port !== workerPort || buffer.length < 12) return;
+      if (from.port !== workerPort || from.address !== LOOPBACK || buffer.length < 12) return;
       // RTCP shares the port (rtcp-mux): its packet types 200-206 read as payload types 72-78.
       const type = buffer[1]! & 0x7f;
       if (type >= 72 && type <= 78) return;

@@ -39,7 +39,8 @@ export async function peer(bench: Bench, fixture: Fixture, receiver: RtmpReceive
   const janus = await Janus.start(join(bench.work, 'janus'));
   let port = FIRST_PORT;
   const pushes: PeerPush[] = [];
-  const join_ = async (name: string): Promise<PeerPush> => {
+  /** A publisher in the room, not yet forwarded. */
+  const enter = async (name: string): Promise<PeerPush> => {
     const handle = await janus.publisherHandle();
     try {
       const publisher = await SyntheticPublisher.publish(fixture, '', name, { localAddress: janus.network.hostAddress, exchange: (offer) => handle.publish(offer) });
@@ -69,7 +70,7 @@ export async function peer(bench: Bench, fixture: Fixture, receiver: RtmpReceive
     const firsts: number[] = [];
     for (let run = 0; run < bench.plan.startupRuns; run++) {
       const name = `janus-start-${run}`;
-      const push = await join_(name);
+      const push = await enter(name);
       await sleep(2500);
       const first = firstVideo(receiver, name, 20_000);
       const t0 = now();
@@ -93,7 +94,7 @@ export async function peer(bench: Bench, fixture: Fixture, receiver: RtmpReceive
       const names = Array.from({ length: count }, (_, i) => `janus${count}-${i}`);
       const step: PeerPush[] = [];
       try {
-        for (const name of names) step.push(await join_(name));
+        for (const name of names) step.push(await enter(name));
         for (const [i, push] of step.entries()) await forward(push, `${nginx.url()}/${names[i]}`);
         const keyframes = setInterval(() => step.forEach((p) => void p.handle.requestKeyframe().catch(() => undefined)), 1000);
         await sleep(2000);

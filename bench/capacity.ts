@@ -34,6 +34,8 @@ interface StepResult {
   /** UDP datagrams the machine dropped for a full receive buffer during the window, of all it received. */
   udpDropped: number;
   udpReceived: number;
+  /** UDP sends refused for a full send buffer over the whole step, start-up included (the load generator's bursts). */
+  udpSendsRefused: number;
   /** The worst second of any worker's event loop over the window: delay p99 (ms). */
   eventLoopDelayP99Ms: number;
   /** Where frames are missing in each push's recording: "<time> +<gap>". */
@@ -103,6 +105,7 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
     let refused = 0;
     const failed: string[] = [];
     const published: string[] = [];
+    const stepUdpBefore = udpCounters();
     for (const name of names) {
       try {
         publishers.push(await SyntheticPublisher.publish(fixture, gateway.baseUrl, name));
@@ -161,6 +164,7 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
       machineCpu: round(cpu.machinePercent),
       gatewayRssMb: round(gatewayRssMb),
       udpDropped: udpAfter.receiveBufferErrors - udpBefore.receiveBufferErrors,
+      udpSendsRefused: udpAfter.sendBufferErrors - stepUdpBefore.sendBufferErrors,
       udpReceived: udpAfter.received - udpBefore.received,
       eventLoopDelayP99Ms: round(loopP99),
       gaps,
@@ -182,7 +186,7 @@ export async function capacity(bench: Bench, gateway: GatewayProcess, fixture: F
     console.log(
       `  ${count} pushes: ${step.running} running, ${step.refused} refused, ${step.failed.length} failed${step.failed.length ? ` (${step.failed.join(', ')})` : ''}, ${step.framesLost}/${step.framesExpected} frames lost (${step.lossPercent} %, worst push ${step.worstPushLossPercent} %); ` +
         `CPU % of a core: gateway ${step.gatewayCpu} (media workers ${step.mediaWorkersCpu}), ffmpeg ${step.ffmpegCpuEach} each, nginx ${step.nginxCpu}, publishers ${step.publishersCpu}; machine ${step.machineCpu} % busy; ` +
-        `worst worker event-loop delay p99 ${step.eventLoopDelayP99Ms} ms; UDP datagrams dropped for full receive buffers ${step.udpDropped} of ${step.udpReceived}; ` +
+        `worst worker event-loop delay p99 ${step.eventLoopDelayP99Ms} ms; UDP datagrams dropped for full receive buffers ${step.udpDropped} of ${step.udpReceived}, sends refused for full send buffers ${step.udpSendsRefused}; ` +
         `the gateway saw ${step.gatewaySaw.packetsLost} RTP packets lost, ${step.gatewaySaw.framesIncomplete} frames incomplete, ${step.gatewaySaw.pushFramesLost} lost and ${step.gatewaySaw.pushFramesDropped} dropped by pushes -> ${ok ? 'sustained' : 'FAILED'}`,
     );
     if (!ok) break;

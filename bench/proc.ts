@@ -58,11 +58,14 @@ export class CpuWindow {
   }
 }
 
-/** The machine's UDP counters (/proc/net/snmp): datagrams received, and those dropped for a full receive buffer. */
-export function udpCounters(): { received: number; receiveBufferErrors: number } {
+/**
+ * The machine's UDP counters (/proc/net/snmp): datagrams received, those dropped for a full receive
+ * buffer, and sends refused for a full send buffer (a sender's datagram that never left).
+ */
+export function udpCounters(): { received: number; receiveBufferErrors: number; sendBufferErrors: number } {
   const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
   const names = lines[0]!.split(/\s+/).slice(1);
   const values = lines[1]!.split(/\s+/).slice(1).map(Number);
   const get = (name: string): number => values[names.indexOf(name)] ?? 0;
-  return { received: get('InDatagrams'), receiveBufferErrors: get('RcvbufErrors') };
+  return { received: get('InDatagrams'), receiveBufferErrors: get('RcvbufErrors'), sendBufferErrors: get('SndbufErrors') };
 }

@@ -11,6 +11,7 @@ import { IVF_CLOCK_RATE, ivfFrameHeader, ivfHeader } from '../media/ivf.js';
 import type { VideoFrame } from '../publishers/frames.js';
 import type { EncodingPlan, EncodingSettings } from './encoding.js';
 import type { Picture, TagSource } from './output.js';
+import type { FailureKind } from './restore.js';
 
 /** What a pipeline is made for. */
 export interface PipelineSpec {
@@ -37,9 +38,9 @@ export interface Pipeline {
   writeVideo(frame: VideoFrame): void;
   setMuted(muted: boolean): void;
   setSound(sound: MixSource | undefined): void;
-  /** Tags it writes, and its end (with why) once: each listener set once. */
+  /** Tags it writes, and its end (with why, and what kind of failure) once: each listener set once. */
   onTags(listener: (tags: FlvTag[]) => void): void;
-  onLost(listener: (reason: string) => void): void;
+  onLost(listener: (reason: string, kind: FailureKind) => void): void;
   close(): Promise<void>;
 }
 
@@ -92,7 +93,7 @@ class FfmpegPipeline implements Pipeline {
   #lastOutputAt: number | undefined;
   readonly #watch: NodeJS.Timeout;
   #tags: ((tags: FlvTag[]) => void) | undefined;
-  #lost: ((reason: string) => void) | undefined;
+  #lost: ((reason: string, kind: FailureKind) => void) | undefined;
   #closing: Promise<void> | undefined;
   #batch: Buffer[] = [];
   #batchBytes = 0;
@@ -120,7 +121,8 @@ class FfmpegPipeline implements Pipeline {
     this.#watch = setInterval(() => {
       const now = Date.now();
       if (this.#lastOutputAt === undefined) {
-        if (now - startedAt >= settings.startTimeoutMs) this.#lose(`ffmpeg wrote no output within ${settings.startTimeoutMs} ms`);
+        // Started but silent: the machine did not get to it in time.
+        if (now - startedAt >= settings.startTimeoutMs) this.#lose(`ffmpeg wrote no output within ${settings.startTimeoutMs} ms`, 'slow');
         return;
       }
       const silentMs = now - this.#lastOutputAt;
@@ -196,7 +198,7 @@ class FfmpegPipeline implements Pipeline {
     this.#tags = listener;
   }
 
-  onLost(listener: (reason: string) => void): void {
+  onLost(listener: (reason: string, kind: FailureKind) => void): void {
     this.#lost = listener;
   }
 
@@ -241,11 +243,11 @@ class FfmpegPipeline implements Pipeline {
     this.#tags?.(tags);
   }
 
-  #lose(reason: string): void {
+  #lose(reason: string, kind: FailureKind = 'local'): void {
     const listener = this.#lost;
     this.#lost = undefined;
     clearInterval(this.#watch);
-    listener?.(reason);
+    listener?.(reason, kind);
   }
 
   #onLine(line: string): void {

@@ -188,10 +188,10 @@ export class Standby {
     if (host.pipe) {
       this.#pending = pipe;
       pipe.onTags((tags) => this.#hold(pipe, tags));
-      pipe.onLost((reason) => {
+      pipe.onLost((reason, kind) => {
         if (this.#pending !== pipe) return;
         this.#takeOver(pipe);
-        host.lose(reason, 'local', true);
+        host.lose(reason, kind, true);
       });
       // Without its first frame in time, it takes over anyway.
       this.#handOverTimer = setTimeout(() => this.#takeOver(pipe), host.startTimeoutMs);

@@ -285,8 +285,8 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
       for (const tag of tags) this.writer.writeTag(tag, pipe.source);
       this.standby.currentWrote();
     });
-    pipe.onLost((reason) => {
-      if (this.#pipe === pipe) this.#lose(reason, 'local', true);
+    pipe.onLost((reason, kind) => {
+      if (this.#pipe === pipe) this.#lose(reason, kind, true);
     });
   }
 

@@ -14,6 +14,7 @@ import type { TransponderConfig } from '../../src/transponders/settings.js';
 import { TRANSITIONS, type TransponderState } from '../../src/transponders/states.js';
 import { Transponder } from '../../src/transponders/transponder.js';
 import { FakeCamera, FakeTrack, fakePublisher } from '../helpers/fake-ingest.js';
+import { waitFor } from '../../kit/processes.js';
 
 // The transponder's state table, restore loop, standby and hand-over, with a fake link and fake
 // pipelines: no socket, no ffmpeg, milliseconds each.
@@ -43,13 +44,13 @@ class FakeLink implements Link {
 }
 
 class FakePipeline implements Pipeline {
-  readonly output: Promise<void>;
+  output: Promise<void>;
   readonly source: TagSource;
   audio = 0;
   video = 0;
   closed = false;
   #tags: ((tags: FlvTag[]) => void) | undefined;
-  #lost: ((reason: string) => void) | undefined;
+  #lost: ((reason: string, kind: FailureKind) => void) | undefined;
   constructor(readonly spec: PipelineSpec) {
     this.source = { shiftMs: 0, still: spec.still !== undefined, transcoding: spec.video !== undefined };
     this.output = Promise.resolve();
@@ -71,14 +72,14 @@ class FakePipeline implements Pipeline {
   onTags(listener: (tags: FlvTag[]) => void): void {
     this.#tags = listener;
   }
-  onLost(listener: (reason: string) => void): void {
+  onLost(listener: (reason: string, kind: FailureKind) => void): void {
     this.#lost = listener;
   }
   emit(tags: FlvTag[]): void {
     this.#tags?.(tags);
   }
-  lose(reason: string): void {
-    this.#lost?.(reason);
+  lose(reason: string, kind: FailureKind = 'local'): void {
+    this.#lost?.(reason, kind);
   }
   async close(): Promise<void> {
     this.closed = true;
@@ -98,6 +99,8 @@ interface Rig {
   linkDelays: number[];
   /** When each link attempt began. */
   attempts: number[];
+  /** Pipelines made from now on write nothing (an ffmpeg the machine does not get to). */
+  silentPipelines: boolean;
 }
 
 const config: TransponderConfig = {
@@ -133,6 +136,7 @@ function rig(t: Test, publisher: Publisher, plan: EncodingPlan = { video: 'copy'
       },
       pipelines: async (spec) => {
         const pipe = new FakePipeline(spec);
+        if (made.silentPipelines) pipe.output = new Promise(() => {});
         pipelines.push(pipe);
         return pipe;
       },
@@ -142,7 +146,8 @@ function rig(t: Test, publisher: Publisher, plan: EncodingPlan = { video: 'copy'
   const states: TransponderState[] = [];
   transponder.on('state', (state) => states.push(state));
   t.teardown(() => transponder.stop());
-  return { transponder, links, pipelines, states, linkFailures, linkDelays, attempts };
+  const made: Rig = { transponder, links, pipelines, states, linkFailures, linkDelays, attempts, silentPipelines: false };
+  return made;
 }
 
 function tick(ms = 0): Promise<void> {
@@ -184,6 +189,35 @@ t.test('starts: one link, one pipeline, the cached keyframe passed through at on
   t.notOk(pipelines[0]!.spec.video, 'the pipeline makes audio only: video is passed through');
   t.ok(links[0]!.video.some((v) => v.body[0] === 0x17 && v.body[1] === 1), 'the keyframe went out');
   t.equal(transponder.writer.frames, 2, 'the keyframe and the frame after it');
+});
+
+t.test('a startup whose pipeline the machine does not get to in time fails as unavailable, whichever timer tells first', async (t) => {
+  const { publisher } = videoPublisher(t);
+  // The pipeline's own watchdog tells first.
+  const watched = rig(t, publisher);
+  watched.silentPipelines = true;
+  watched.transponder.start();
+  await waitFor('the pipeline', () => watched.pipelines.length === 1, 2000, 1);
+  watched.pipelines[0]!.lose('ffmpeg wrote no output within 200 ms', 'slow');
+  await watched.transponder.ready;
+  t.equal(watched.transponder.state, 'failed');
+  t.equal(watched.transponder.errorCode, 'unavailable', 'the machine\'s load, not the gateway\'s fault');
+  // The transponder's start-up timeout tells first.
+  const timed = rig(t, publisher);
+  timed.silentPipelines = true;
+  timed.transponder.start();
+  await timed.transponder.ready;
+  t.equal(timed.transponder.state, 'failed');
+  t.equal(timed.transponder.errorCode, 'unavailable');
+  t.match(timed.transponder.lastError, /ffmpeg wrote no output within 200 ms/);
+  // An ffmpeg that ended is the gateway's own failure.
+  const ended = rig(t, publisher);
+  ended.silentPipelines = true;
+  ended.transponder.start();
+  await waitFor('the pipeline', () => ended.pipelines.length === 1, 2000, 1);
+  ended.pipelines[0]!.lose('ffmpeg exited with code 1');
+  await ended.transponder.ready;
+  t.equal(ended.transponder.errorCode, 'internal');
 });
 
 t.test('a lost link is restored after a wait; the counts say so', async (t) => {

@@ -3,6 +3,7 @@ import { createWriteStream, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Fixture } from '../kit/fixture.js';
+import { TestNetwork } from '../kit/netns.js';
 import { now, sleep, startProcess, stopProcess, waitFor } from '../kit/processes.js';
 import type { RtmpReceiver } from '../kit/rtmp-receiver.js';
 import type { NginxRtmp } from '../kit/rtmp-server.js';
@@ -36,6 +37,10 @@ interface PeerPush {
  */
 export async function peer(bench: Bench, fixture: Fixture, receiver: RtmpReceiver, nginx: NginxRtmp): Promise<void> {
   console.log('\nPeer: Janus VideoRoom -> rtp_forward -> ffmpeg -> RTMP, the same publishers and servers');
+  if (!(await TestNetwork.available())) {
+    console.log('  skipped: Janus runs in a network namespace of its own, which needs root and iproute2');
+    return;
+  }
   const janus = await Janus.start(join(bench.work, 'janus'));
   let port = FIRST_PORT;
   const pushes: PeerPush[] = [];

@@ -42,17 +42,23 @@ const STATUS: Record<ErrorCode, number> = {
   unavailable: 503,
 };
 
+/** When to try again after a 429 or 503 that names no time of its own (seconds). */
+const RETRY_AFTER_S = 5;
+
 export class GatewayError extends Error {
+  /** For 429 and 503: when to try again, in seconds (the `Retry-After` header); every one has it. */
+  readonly retryAfterS?: number;
+
   constructor(
     readonly code: ErrorCode,
     message: string,
     /** The request field the error is about, when there is one (e.g. `rtmpUrl`, `options.action`). */
     readonly field?: string,
-    /** For 429 and 503: when to try again, in seconds (the `Retry-After` header). */
-    readonly retryAfterS?: number,
+    retryAfterS?: number,
   ) {
     super(message);
     this.name = 'GatewayError';
+    this.retryAfterS = retryAfterS ?? (code === 'unavailable' || code === 'too_many_requests' ? RETRY_AFTER_S : undefined);
   }
 }
 
@@ -64,10 +70,10 @@ export const notFound = (message: string): GatewayError => new GatewayError('not
 export const conflict = (message: string): GatewayError => new GatewayError('conflict', message);
 
 /** The gateway is at a configured capacity: try again later. */
-export const unavailable = (message: string, retryAfterS = 5): GatewayError => new GatewayError('unavailable', message, undefined, retryAfterS);
+export const unavailable = (message: string, retryAfterS?: number): GatewayError => new GatewayError('unavailable', message, undefined, retryAfterS);
 
 /** One caller (a client address, a stream) is at its quota. */
-export const tooMany = (message: string, retryAfterS = 5): GatewayError => new GatewayError('too_many_requests', message, undefined, retryAfterS);
+export const tooMany = (message: string, retryAfterS?: number): GatewayError => new GatewayError('too_many_requests', message, undefined, retryAfterS);
 
 /** Every error code, as answers carry them. */
 export const ERROR_CODES = Object.keys(STATUS) as ErrorCode[];

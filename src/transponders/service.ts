@@ -135,10 +135,7 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
       const reason = ended?.message ?? transponder.lastError ?? `transponder is ${transponder.state}`;
       const code = ended?.code ?? transponder.errorCode ?? 'internal';
       await this.#remove(transponder);
-      const message = `transponder failed to start: ${reason}`;
-      // The machine too busy to start it in time: a 503 that says when to try again.
-      if (!ended && code === 'unavailable') throw unavailable(message);
-      throw new GatewayError(code, message, undefined, ended?.retryAfterS);
+      throw new GatewayError(code, `transponder failed to start: ${reason}`, undefined, ended?.retryAfterS);
     }
     return transponder;
   }

@@ -1,7 +1,5 @@
+import { clamp, PCM_CHANNELS, PCM_SAMPLE_RATE } from './pcm.js';
 
-/** The PCM the mixer writes: 48 kHz, stereo, signed 16-bit little-endian, interleaved. */
-export const PCM_SAMPLE_RATE = 48000;
-export const PCM_CHANNELS = 2;
 const FRAMES_PER_MS = PCM_SAMPLE_RATE / 1000;
 
 /** Audio mixed over the live audio: a sound file being played. */
@@ -108,23 +106,4 @@ export class AudioMixer {
     this.written += frames;
     this.#options.write(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
   }
-}
-
-/** Float planes (as the Opus decoder gives them) to interleaved 16-bit stereo. */
-export function interleave(channels: Float32Array[], frames: number): Int16Array {
-  const [left, right = left] = channels as [Float32Array, Float32Array?];
-  const out = new Int16Array(frames * PCM_CHANNELS);
-  for (let i = 0; i < frames; i++) {
-    out[2 * i] = toInt16(left[i]!);
-    out[2 * i + 1] = toInt16(right[i]!);
-  }
-  return out;
-}
-
-function toInt16(sample: number): number {
-  return clamp(Math.round(sample * 32767));
-}
-
-function clamp(value: number): number {
-  return value > 32767 ? 32767 : value < -32768 ? -32768 : value;
 }

@@ -3,7 +3,7 @@ import { join, sep } from 'node:path';
 import { GatewayError, invalid } from '../errors.js';
 import { TypedEmitter, type ListenerErrorHandler } from '../events.js';
 import type { MixSource } from './mixer.js';
-import { PCM_CHANNELS, PCM_SAMPLE_RATE } from './mixer.js';
+import { PCM_CHANNELS, PCM_SAMPLE_RATE } from './pcm.js';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { LIFECYCLE_EVENTS } from '../plane/lifecycle.js';
+import { LIFECYCLE_EVENTS } from '../lifecycle-events.js';
 
 const port = z.number().int().min(1).max(65535);
 const ipAddress = z.string().refine((v) => isIP(v) !== 0, 'must be an IP address');

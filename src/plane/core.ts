@@ -15,7 +15,7 @@ import { rtmpsTrust } from '../rtmp/trust.js';
 import { DestinationPolicy, destinationResolver, type DestinationResolver, type HostLookup } from '../security/destination-policy.js';
 import { parseDestination, withFullUrl, type Destination, type NamingRules } from '../transponders/destination.js';
 import { lookupHost, TransponderService } from '../transponders/service.js';
-import { PUBLISHER_SLOTS, Slots, TRANSPONDER_SLOTS } from './slots.js';
+import { PUBLISHER_SLOTS, Slots, TRANSPONDER_SLOTS } from '../slots.js';
 
 /** What runs streams in one place (the main thread, or one worker): publishers, transponders, their ffmpeg. */
 export interface MediaCore {

@@ -2,18 +2,7 @@ import type { PublisherRegistry } from '../publishers/registry.js';
 import type { TransponderService } from '../transponders/service.js';
 import type { TransponderState } from '../transponders/states.js';
 import type { Transponder } from '../transponders/transponder.js';
-
-export const PUBLISHER_EVENTS = ['publisher.published', 'publisher.lost', 'publisher.returned', 'publisher.ended'] as const;
-export const TRANSPONDER_EVENTS = [
-  'transponder.started',
-  'transponder.reconnecting',
-  'transponder.restored',
-  'transponder.standby',
-  'transponder.failed',
-  'transponder.stopped',
-] as const;
-export const LIFECYCLE_EVENTS = [...PUBLISHER_EVENTS, ...TRANSPONDER_EVENTS] as const;
-export type LifecycleEventType = (typeof LIFECYCLE_EVENTS)[number];
+import { PUBLISHER_EVENTS, TRANSPONDER_EVENTS } from '../lifecycle-events.js';
 
 /** What happened to a stream or one of its pushes, as webhooks tell it. Holds no secret. */
 export type LifecycleEvent =

@@ -10,7 +10,7 @@ import type { FindFilter } from '../transponders/service.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import type { StreamJson } from '../publishers/view.js';
 import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers, TransponderChange, TransponderJson } from './plane.js';
-import { PUBLISHER_SLOTS, Slots, TRANSPONDER_SLOTS } from './slots.js';
+import { PUBLISHER_SLOTS, Slots, TRANSPONDER_SLOTS } from '../slots.js';
 import { isActive, type TransponderState } from '../transponders/states.js';
 import type { WorkerData } from './worker.js';
 import { fromWire, type Call, type Method, type WorkerMessage } from './wire.js';

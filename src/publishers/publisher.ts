@@ -3,7 +3,7 @@ import { TypedEmitter } from '../events.js';
 import type { IngestSession, IngestTrack } from '../ingest/engine.js';
 import { isKeyframeStart, type MediaKind, type VideoCodec } from '../media/codecs.js';
 import { ClockMapping, DuplicateFilter, type MediaPacket } from '../media/rtp.js';
-import { OpusStage } from '../audio/opus.js';
+import { OpusStage } from './opus-stage.js';
 import { FrameStage, type VideoFrame } from './frames.js';
 import { KEYFRAME_CHECK_MS, KeyframeSchedule } from './keyframes.js';
 import { StartCache, type CachedPacket } from './start-cache.js';

@@ -4,7 +4,7 @@ import { TypedEmitter } from '../events.js';
 import type { IngestEngine } from '../ingest/engine.js';
 import { Publisher } from './publisher.js';
 import { checkStreamName } from './stream-name.js';
-import { Slots } from '../plane/slots.js';
+import { Slots } from '../slots.js';
 
 export type RegistryEvents = {
   /** A stream became publishing (WebRTC connected). */

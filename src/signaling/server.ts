@@ -7,7 +7,7 @@ import { GatewayError, statusFor } from '../errors.js';
 import type { DestinationChecks } from '../plane/core.js';
 import type { MediaPlane } from '../plane/plane.js';
 import { checkHost, checkOrigin } from '../http/guard.js';
-import { MAX_SIGNALING_MESSAGE_BYTES } from '../http/schemas.js';
+import { MAX_SIGNALING_MESSAGE_BYTES } from './messages.js';
 import { SIGNALING_PATH } from './protocol.js';
 import { SignalingSession } from './session.js';
 import { ClientQuota } from '../security/client-quota.js';

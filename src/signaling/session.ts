@@ -6,7 +6,7 @@ import { offerError } from '../ingest/sdp.js';
 import type { DestinationChecks } from '../plane/core.js';
 import type { MediaPlane } from '../plane/plane.js';
 import type { Destination } from '../transponders/destination.js';
-import { clientMessageSchema } from '../http/schemas.js';
+import { clientMessageSchema } from './messages.js';
 import { parseBody } from '../http/validation.js';
 import {
   IDLE_CLOSE_CODE,

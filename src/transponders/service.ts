@@ -11,7 +11,7 @@ import { resolveSoundFile, SoundPlayer } from '../audio/sound.js';
 import { Transponder } from './transponder.js';
 import { transponderParts, type TransponderSettings } from './settings.js';
 import type { HostLookup } from '../security/destination-policy.js';
-import { Slots } from '../plane/slots.js';
+import { Slots } from '../slots.js';
 import { isActive, type TransponderState } from './states.js';
 import { TypedEmitter } from '../events.js';
 

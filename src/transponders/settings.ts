@@ -8,7 +8,7 @@ import type { OutBufferSettings } from './out-buffer.js';
 import { ffmpegPipelines, type PipelineFactory } from './pipeline.js';
 import type { RestoreSettings } from './restore.js';
 import { rtmpLinks, type LinkFactory } from './rtmp-link.js';
-import type { Slots } from '../plane/slots.js';
+import type { Slots } from '../slots.js';
 
 export interface TransponderSettings {
   ffmpegPath: string;

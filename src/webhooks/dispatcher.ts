@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { LifecycleEvent, LifecycleEventType } from '../plane/lifecycle.js';
+import type { LifecycleEventType } from '../lifecycle-events.js';
+import type { LifecycleEvent } from '../plane/lifecycle.js';
 import { sign, signingKey } from './signature.js';
 
 export interface WebhookEndpoint {

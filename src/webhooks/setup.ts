@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { GatewayConfig } from '../config/schema.js';
-import { webhookMetrics } from '../metrics.js';
 import type { MediaPlane } from '../plane/plane.js';
 import { readSecret } from '../security/secrets.js';
 import { WebhookDispatcher } from './dispatcher.js';
+import { webhookMetrics } from './metrics.js';
 
 /** How long shutdown waits for the last deliveries (a push's `stopped`) before it aborts them. */
 const DRAIN_MS = 2000;

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { OpusDecoder } from 'opus-decoder';
-import { AudioMixer, interleave, type MixSource } from '../../src/audio/mixer.js';
+import { AudioMixer, type MixSource } from '../../src/audio/mixer.js';
+import { interleave } from '../../src/audio/pcm.js';
 import { testFixture } from '../helpers/synthetic.js';
 
 // Real Opus packets (the fixture's 440 Hz tone, 20 ms each), decoded as a publisher decodes them,

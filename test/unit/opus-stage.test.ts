@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { OpusStage } from '../../src/audio/opus.js';
+import { OpusStage } from '../../src/publishers/opus-stage.js';
 import type { CachedPacket } from '../../src/publishers/start-cache.js';
 import { testFixture } from '../helpers/synthetic.js';
 

@@ -1,5 +1,5 @@
-import { PCM_CHANNELS, PCM_SAMPLE_RATE } from '../audio/mixer.js';
-import type { EncodingPlan, EncodingSettings } from '../transponders/encoding.js';
+import { PCM_CHANNELS, PCM_SAMPLE_RATE } from '../audio/pcm.js';
+import type { EncodingPlan, EncodingSettings } from './encoding.js';
 
 export interface FfmpegJob {
   /** The video to transcode comes as IVF on `pipe:3`; false when the gateway passes video through. */

@@ -1,6 +1,6 @@
 import { OpusDecoder } from 'opus-decoder';
-import type { CachedPacket } from '../publishers/start-cache.js';
-import { interleave } from './mixer.js';
+import type { CachedPacket } from './start-cache.js';
+import { interleave } from '../audio/pcm.js';
 
 /**
  * A publisher's Opus decoded once for all its transponders: each packet is decoded the first time

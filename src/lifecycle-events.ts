@@ -1,0 +1,15 @@
+/**
+ * The names of the lifecycle events webhooks tell of: what configuration filters on and what the
+ * plane emits.
+ */
+export const PUBLISHER_EVENTS = ['publisher.published', 'publisher.lost', 'publisher.returned', 'publisher.ended'] as const;
+export const TRANSPONDER_EVENTS = [
+  'transponder.started',
+  'transponder.reconnecting',
+  'transponder.restored',
+  'transponder.standby',
+  'transponder.failed',
+  'transponder.stopped',
+] as const;
+export const LIFECYCLE_EVENTS = [...PUBLISHER_EVENTS, ...TRANSPONDER_EVENTS] as const;
+export type LifecycleEventType = (typeof LIFECYCLE_EVENTS)[number];

@@ -5,6 +5,11 @@ import { configSchema, type GatewayConfig } from './schema.js';
 
 export const ENV_PREFIX = 'GATEWAY_';
 
+/** The environment variable that sets `key`. */
+export function envName(key: string): string {
+  return ENV_PREFIX + key.toUpperCase();
+}
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -30,7 +35,7 @@ export function describeIssues(error: z.ZodError): string {
 export function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(configSchema.shape)) {
-    const raw = env[ENV_PREFIX + key.toUpperCase()];
+    const raw = env[envName(key)];
     if (raw === undefined) continue;
     let value: unknown = raw;
     try {

@@ -33,25 +33,23 @@ const hostPattern = z.string().regex(/^[A-Za-z0-9.*:_\/[\]-]{1,253}$/, 'must be 
 export const destinationGrant = z.union([z.enum(['none', 'any']), z.array(hostPattern).min(1)]);
 
 /**
- * Every configuration key, with its default. `config/gateway.yml` documents each one; keep the two
- * in step. Names follow Web Call Server's properties where it has one.
+ * Every configuration key, with its default and its description (`.describe()`), from which the
+ * README's configuration table is made (`npm run config-reference`; a test fails when it is out of
+ * date). `config/gateway.yml` documents each one too; keep the two in step. Names follow Web Call
+ * Server's properties where it has one.
  */
 export const configSchema = z
   .strictObject({
-    http_host: z.string().min(1).default('127.0.0.1'),
-    http_port: z.number().int().min(0).max(65535).default(8080),
-    /** Names the gateway answers to (Host header); empty: its own address, and loopback names when it listens on loopback. */
-    http_allowed_hosts: z.array(z.string().regex(/^[A-Za-z0-9.*:[\]-]{1,253}$/, 'must be a host name, "*.example.com" or an address')).default([]),
-    /** Page origins allowed to use the REST API and the SDK's WebSocket; empty: the gateway's own and localhost pages. */
-    http_allowed_origins: z.array(z.string().regex(/^(\*|https?:\/\/[A-Za-z0-9.*:[\]-]+)$/, 'must be an origin such as https://app.example.com, or "*"')).default([]),
-    http_request_timeout_ms: z.number().int().min(1000).max(600000).default(30000),
-    http_headers_timeout_ms: z.number().int().min(1000).max(120000).default(10000),
-    https_cert_file: z.string().default(''),
-    https_key_file: z.string().default(''),
-    /** A second port for HTTPS; 0: HTTPS replaces HTTP on http_port when a certificate is set. */
-    https_port: z.number().int().min(0).max(65535).default(0),
-    /** Take the client address from X-Forwarded-For: true for any proxy, or the proxies' CIDR blocks. */
-    trust_proxy: z.union([z.boolean(), z.array(cidr)]).default(false),
+    http_host: z.string().min(1).default('127.0.0.1').describe('HTTP listen address (REST, WHIP, SDK, publish page)'),
+    http_port: z.number().int().min(0).max(65535).default(8080).describe('HTTP port'),
+    http_allowed_hosts: z.array(z.string().regex(/^[A-Za-z0-9.*:[\]-]{1,253}$/, 'must be a host name, "*.example.com" or an address')).default([]).describe('names the gateway answers to (`Host`), `*.example.com` patterns; empty: loopback names when on loopback, else any'),
+    http_allowed_origins: z.array(z.string().regex(/^(\*|https?:\/\/[A-Za-z0-9.*:[\]-]+)$/, 'must be an origin such as https://app.example.com, or "*"')).default([]).describe('page origins that may use the REST API and the WebSocket (`"*"`: any); empty: the gateway\'s own and localhost pages'),
+    http_request_timeout_ms: z.number().int().min(1000).max(600000).default(30000).describe('a request must arrive whole within this (ms)'),
+    http_headers_timeout_ms: z.number().int().min(1000).max(120000).default(10000).describe('a request\'s headers must arrive within this (ms)'),
+    https_cert_file: z.string().default('').describe('PEM certificate chain: HTTPS and WSS (reloaded on SIGHUP)'),
+    https_key_file: z.string().default('').describe('PEM private key of `https_cert_file` (reloaded on SIGHUP)'),
+    https_port: z.number().int().min(0).max(65535).default(0).describe('`0`: HTTPS replaces HTTP on `http_port`; else HTTPS on this port beside HTTP'),
+    trust_proxy: z.union([z.boolean(), z.array(cidr)]).default(false).describe('`true` or the proxies\' CIDR blocks: client addresses from `X-Forwarded-For`'),
 
     api_keys: z
       .array(
@@ -59,17 +57,18 @@ export const configSchema = z
           .strictObject({ id: keyId, scope: z.array(z.enum(['control', 'metrics'])).min(1).default(['control', 'metrics']), ...secretSource })
           .superRefine(oneSecret),
       )
-      .default([]),
-    /** Serve the control API without keys on a non-loopback address (refused unless set). */
-    api_auth_disabled: z.boolean().default(false),
-    auth_failures_per_minute: z.number().int().min(1).max(10000).default(10),
+      .default([])
+      .describe('control API keys: `{id, secret | secret_env | secret_file, scope: [control, metrics]}`'),
+    api_auth_disabled: z.boolean().default(false).describe('serve the control API without keys off loopback (refused otherwise)'),
+    auth_failures_per_minute: z.number().int().min(1).max(10000).default(10).describe('failed authentications per address before `429`'),
     publish_keys: z
       .array(
         z
           .strictObject({ id: keyId, streams: z.array(streamPattern).min(1).default(['*']), destinations: destinationGrant.default('none'), ...secretSource })
           .superRefine(oneSecret),
       )
-      .default([]),
+      .default([])
+      .describe('`{id, secret…, streams: [patterns], destinations: none | any | [host patterns]}`'),
     publish_jwt_keys: z
       .array(
         z
@@ -80,17 +79,15 @@ export const configSchema = z
             if (k.secret ?? k.secret_env ?? k.secret_file) ctx.addIssue({ code: 'custom', path: ['secret'], message: `${k.alg} takes public_key_file, not a secret` });
           }),
       )
-      .default([]),
-    publish_jwt_issuer: z.string().default(''),
-    publish_jwt_audience: z.string().default(''),
-    /** The longest a publish JWT may be valid (exp - iat, or exp - now when longer); tokens must carry exp. */
-    publish_jwt_max_lifetime_s: z.number().int().min(60).max(31536000).default(86400),
-    /** Clock difference tolerated with the tokens' issuer when checking exp, nbf and iat. */
-    publish_jwt_clock_tolerance_s: z.number().int().min(0).max(300).default(5),
-    publish_auth_url: z.union([z.literal(''), z.string().regex(/^https?:\/\/\S+$/, 'must be an http:// or https:// URL')]).default(''),
-    publish_auth_timeout_ms: z.number().int().min(100).max(30000).default(3000),
+      .default([])
+      .describe('`{id (the JWT kid), alg: HS256 | ES256 | RS256, secret… | public_key_file}`'),
+    publish_jwt_issuer: z.string().default('').describe('required `iss` of publish JWTs, when set'),
+    publish_jwt_audience: z.string().default('').describe('required `aud` of publish JWTs, when set'),
+    publish_jwt_max_lifetime_s: z.number().int().min(60).max(31536000).default(86400).describe('publish JWTs must carry `exp` and be valid at most this long (`exp - iat`, or `exp - now` when longer)'),
+    publish_jwt_clock_tolerance_s: z.number().int().min(0).max(300).default(5).describe('clock difference tolerated with the tokens\' issuer for `exp`, `nbf`, `iat`'),
+    publish_auth_url: z.union([z.literal(''), z.string().regex(/^https?:\/\/\S+$/, 'must be an http:// or https:// URL')]).default('').describe('your endpoint deciding publishes no key covers (2xx allows)'),
+    publish_auth_timeout_ms: z.number().int().min(100).max(30000).default(3000).describe('how long `publish_auth_url` has to answer (ms)'),
 
-    /** Endpoints told of what happens to streams and pushes, each delivery signed with its secret. */
     webhooks: z
       .array(
         z
@@ -106,109 +103,92 @@ export const configSchema = z
           })
           .superRefine(oneSecret),
       )
-      .default([]),
+      .default([])
+      .describe('endpoints told of stream and push events: `{id, url, secret | secret_env | secret_file, events, timeout_ms, max_attempts, queue_limit}` (see [Webhooks](#webhooks))'),
 
-    limit_publishers: z.number().int().min(1).max(100000).default(100),
-    limit_transponders: z.number().int().min(1).max(100000).default(200),
-    limit_transponders_per_stream: z.number().int().min(1).max(1000).default(10),
-    /** Concurrent WHIP sessions and SDK WebSockets from one client address. */
-    limit_sessions_per_client: z.number().int().min(1).max(100000).default(20),
-    /** SDK WebSockets open at once, from every client together (503 beyond). */
-    limit_signaling_sessions: z.number().int().min(1).max(100000).default(1000),
-    /** An SDK WebSocket that has published nothing for this long is closed (it never authenticated or published). */
-    signaling_idle_timeout_ms: z.number().int().min(1000).max(3600000).default(30000),
-    /** Operator console event streams open at once: per client address (429 beyond) and in total (503 beyond). */
-    limit_console_streams_per_client: z.number().int().min(1).max(1000).default(4),
-    limit_console_streams: z.number().int().min(1).max(10000).default(32),
-    /** Snapshots decoded at once (one ffmpeg each), and requests that may wait for one (503 beyond). */
-    limit_snapshot_decoders: z.number().int().min(1).max(64).default(2),
-    limit_snapshot_queue: z.number().int().min(0).max(1000).default(16),
+    limit_publishers: z.number().int().min(1).max(100000).default(100).describe('publishers at once, all workers together (`503` beyond)'),
+    limit_transponders: z.number().int().min(1).max(100000).default(200).describe('transponders at once, all workers together (`503` beyond)'),
+    limit_transponders_per_stream: z.number().int().min(1).max(1000).default(10).describe('transponders of one stream (`429` beyond)'),
+    limit_sessions_per_client: z.number().int().min(1).max(100000).default(20).describe('WHIP sessions and SDK WebSockets at once from one client address (`429` beyond)'),
+    limit_signaling_sessions: z.number().int().min(1).max(100000).default(1000).describe('SDK WebSockets open at once from all clients (`503` beyond)'),
+    signaling_idle_timeout_ms: z.number().int().min(1000).max(3600000).default(30000).describe('an SDK WebSocket that has published nothing by then is closed (code 4408; the SDK connects again quietly)'),
+    limit_console_streams_per_client: z.number().int().min(1).max(1000).default(4).describe('operator console event streams per client address (`429` beyond)'),
+    limit_console_streams: z.number().int().min(1).max(10000).default(32).describe('operator console event streams in total (`503` beyond)'),
+    limit_snapshot_decoders: z.number().int().min(1).max(64).default(2).describe('snapshots decoded at once (one ffmpeg each)'),
+    limit_snapshot_queue: z.number().int().min(0).max(1000).default(16).describe('snapshot requests waiting for a decoder (`503` beyond)'),
 
-    /**
-     * Worker threads that run the streams, each with its own event loop: 'auto' is one per core;
-     * 0 runs them in the main thread with the HTTP server.
-     */
     workers: z
       .union([z.literal('auto'), z.number().int().min(0).max(64)])
-      .default('auto'),
+      .default('auto')
+      .describe('worker threads that run the streams, one stream (its publisher and transponders) in one worker: `auto` is one per core; `0` runs them in the main thread beside the HTTP server'),
 
-    /** New publishes and pushes are refused (503) past any of these; 0 turns one off. */
-    overload_event_loop_delay_ms: z.number().int().min(0).max(10000).default(150),
-    overload_event_loop_utilization: z.number().min(0).max(1).default(0.9),
-    overload_machine_cpu_percent: z.number().min(0).max(100).default(0),
+    overload_event_loop_delay_ms: z.number().int().min(0).max(10000).default(150).describe('each worker measures its own event loop: a new publish (WHIP, SDK) goes to a worker that is not past its limits, and gets `503` with `Retry-After: 3` when none is; a push (`/push/startup`, auto-start, the SDK\'s `rtmpUrl`) gets it when its stream\'s worker is past them. Past: the event loop ran this late (p99 over the last second, beyond its 50 ms sampling), and for 3 s after; what runs goes on; `0` = off'),
+    overload_event_loop_utilization: z.number().min(0).max(1).default(0.9).describe('the same, for the share of time the event loop is busy (0..1)'),
+    overload_machine_cpu_percent: z.number().min(0).max(100).default(0).describe('the same, for the whole machine\'s CPU (% of all cores); off by default, as other programs count too'),
 
-    destination_allow_loopback: z.boolean().default(false),
-    destination_allow_private: z.boolean().default(false),
-    destination_allowed_hosts: z.array(hostPattern).default([]),
-    destination_denied_hosts: z.array(hostPattern).default([]),
-    destination_allowed_ports: z.array(port).default([]),
-    log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    /** `auto`: readable lines when stdout is a terminal, JSON lines otherwise. */
-    log_format: z.enum(['auto', 'json', 'pretty']).default('auto'),
+    destination_allow_loopback: z.boolean().default(false).describe('allow destinations on this machine'),
+    destination_allow_private: z.boolean().default(false).describe('allow destinations on private networks'),
+    destination_allowed_hosts: z.array(hostPattern).default([]).describe('host patterns, addresses, CIDR blocks: only these destinations (empty: any the other rules allow)'),
+    destination_denied_hosts: z.array(hostPattern).default([]).describe('host patterns, addresses, CIDR blocks: never these destinations'),
+    destination_allowed_ports: z.array(port).default([]).describe('only these destination ports (empty: any)'),
+    log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('`debug` adds ffmpeg\'s output (ffmpeg never sees the destination)'),
+    log_format: z.enum(['auto', 'json', 'pretty']).default('auto').describe('`auto`: one readable line per event when stdout is a terminal, JSON lines otherwise; or `json`, `pretty`. Every line about a push carries its `stream`, `mediaSessionId` and `destination` (redacted)'),
 
-    /**
-     * The WebRTC stack publishers connect to: mediasoup's C++ worker (one process per worker thread,
-     * built from the npm package against Debian's libraries), or werift (TypeScript, in the thread).
-     */
-    webrtc_engine: z.enum(['mediasoup', 'werift']).default('mediasoup'),
-    /**
-     * How mediasoup hands each publisher's RTP to the gateway: `plain`, plain RTP over loopback UDP
-     * (a PlainTransport), or `direct`, over the worker's channel (a DirectTransport).
-     */
-    webrtc_mediasoup_rtp_handoff: z.enum(['plain', 'direct']).default('plain'),
-    webrtc_ice_addresses: z.array(ipAddress).min(1).default(['127.0.0.1']),
-    webrtc_ice_port_min: port.default(40000),
-    webrtc_ice_port_max: port.default(49999),
-    webrtc_ice_remote_networks: z.array(cidr).default([]),
-    /** Resolve `.local` (mDNS) candidates, which sends multicast queries; off: they are ignored. */
-    webrtc_ice_allow_mdns: z.boolean().default(false),
-    /** A session whose ICE and DTLS are not done after this long is closed and its sockets freed. */
-    webrtc_connect_timeout_ms: z.number().int().min(1000).max(120000).default(20000),
-    webrtc_udp_receive_buffer_bytes: z.number().int().min(65536).max(256 * 1024 * 1024).default(4 * 1024 * 1024),
-    webrtc_video_bitrate_kbps: z.number().int().min(100).max(50000).default(2500),
-    webrtc_video_min_bitrate_kbps: z.number().int().min(50).max(50000).default(300),
-    webrtc_keyframe_interval_ms: z.number().int().min(500).max(10000).default(2000),
-    webrtc_media_timeout_ms: z.number().int().min(1000).max(60000).default(5000),
-    webrtc_video_codecs: z.array(z.enum(['H264', 'VP8', 'VP9'])).min(1).default(['H264', 'VP8', 'VP9']),
+    webrtc_engine: z.enum(['mediasoup', 'werift']).default('mediasoup').describe('the WebRTC stack publishers connect to: `werift` (TypeScript, in the thread), or `mediasoup`: its C++ worker process (built by the install, see the quick start), one per worker thread, every publisher of a worker on one UDP port of its share; ICE-lite, so a session whose chosen address is outside `webrtc_ice_remote_networks` is closed rather than never answered. Both pass the same engine tests (`test/engines/`); the rest of the suite runs on mediasoup (`GATEWAY_WEBRTC_ENGINE=werift npm test` runs it on werift)'),
+    webrtc_mediasoup_rtp_handoff: z.enum(['plain', 'direct']).default('plain').describe('with mediasoup, how each publisher\'s RTP reaches the gateway from the worker: `plain`, plain RTP over loopback UDP to one socket of the gateway\'s (a `PlainTransport`; only the worker\'s port is heard; it takes one more port of the worker\'s share, bound to 127.0.0.1), or `direct`, as messages on the worker\'s channel (a `DirectTransport`). See the benchmark for what each costs'),
+    webrtc_ice_addresses: z.array(ipAddress).min(1).default(['127.0.0.1']).describe('the only addresses gathered and announced as ICE candidates'),
+    webrtc_ice_port_min: port.default(40000).describe('lowest UDP port for WebRTC media; each worker gathers on its own equal share (at least 16 ports each)'),
+    webrtc_ice_port_max: port.default(49999).describe('highest UDP port for WebRTC media'),
+    webrtc_ice_remote_networks: z.array(cidr).default([]).describe('CIDR blocks ICE may talk to; empty = any unicast address (never link-local, multicast, unspecified, broadcast)'),
+    webrtc_ice_allow_mdns: z.boolean().default(false).describe('resolve `.local` candidates (multicast DNS); off: ignored'),
+    webrtc_connect_timeout_ms: z.number().int().min(1000).max(120000).default(20000).describe('a session not connected (ICE + DTLS) by then is closed'),
+    webrtc_udp_receive_buffer_bytes: z.number().int().min(65536).max(256 * 1024 * 1024).default(4 * 1024 * 1024).describe('receive buffer of each media socket; the kernel caps it at `net.core.rmem_max` (the gateway warns at start when that is lower: `sysctl -w net.core.rmem_max=4194304`)'),
+    webrtc_video_bitrate_kbps: z.number().int().min(100).max(50000).default(2500).describe('bitrate the browser starts at and does not exceed'),
+    webrtc_video_min_bitrate_kbps: z.number().int().min(50).max(50000).default(300).describe('the browser\'s floor'),
+    webrtc_keyframe_interval_ms: z.number().int().min(500).max(10000).default(2000).describe('keyframe request period (keyframes at most this far apart)'),
+    webrtc_media_timeout_ms: z.number().int().min(1000).max(60000).default(5000).describe('a publisher that sends no media for this long is lost (page closed, network gone)'),
+    webrtc_video_codecs: z.array(z.enum(['H264', 'VP8', 'VP9'])).min(1).default(['H264', 'VP8', 'VP9']).describe('accepted video codecs, most preferred first'),
 
-    rtmp_transponder_stream_name_prefix: z.string().regex(/^[\w.-]*$/, 'may hold letters, digits, _ . - only').default('rtmp_'),
-    rtmp_transponder_full_url: z.boolean().default(false),
+    rtmp_transponder_stream_name_prefix: z.string().regex(/^[\w.-]*$/, 'may hold letters, digits, _ . - only').default('rtmp_').describe('prefix of the RTMP stream name (may be empty)'),
+    rtmp_transponder_full_url: z.boolean().default(false).describe('last path segment of `rtmpUrl` is the stream name'),
     rtmp_flash_ver_subscriber: z
       .string()
       .min(1)
       .max(128)
       .regex(/^[\x20-\x7e]+$/, 'must be printable ASCII')
-      .default('FMLE/3.0 (compatible; FMSc/1.0)'),
-    rtmp_publisher_ip: z.union([z.literal(''), ipAddress]).default(''),
-    rtmps_ca_file: z.string().default(''),
-    rtmp_transponder_send_metadata: z.boolean().default(true),
-    rtmp_push_restore: z.boolean().default(true),
-    rtmp_push_restore_attempts: z.number().int().min(0).max(100000).default(0),
-    rtmp_push_restore_interval_ms: z.number().int().min(100).max(600000).default(1000),
-    rtmp_push_stall_timeout_ms: z.number().int().min(1000).max(60000).default(5000),
-    rtmp_push_max_lag_ms: z.union([z.literal(0), z.number().int().min(500).max(60000)]).default(3000),
-    rtmp_push_publisher_grace_ms: z.number().int().min(0).max(3600000).default(30000),
-    rtmp_out_buffer_enabled: z.boolean().default(false),
-    rtmp_out_buffer_start_size: z.number().int().min(1).max(30000).default(300),
-    rtmp_out_buffer_initial_size: z.number().int().min(1).max(30000).default(2000),
-    rtmp_out_buffer_polling_time: z.number().int().min(5).max(1000).default(100),
-    rtmp_out_buffer_max_bufferings_allowed: z.number().int().min(-1).max(1000000).default(-1),
-    rtmp_push_auto_start: z.boolean().default(false),
-    rtmp_push_auto_start_url: z.union([z.literal(''), z.string().regex(/^rtmps?:\/\/\S+$/i, 'must be an rtmp:// or rtmps:// URL')]).default(''),
+      .default('FMLE/3.0 (compatible; FMSc/1.0)')
+      .describe('flashVer sent in the RTMP connect (request: `rtmpFlashVersion`)'),
+    rtmp_publisher_ip: z.union([z.literal(''), ipAddress]).default('').describe('local address of every outbound RTMP connection (`""`: the system chooses)'),
+    rtmps_ca_file: z.string().default('').describe('PEM file of extra CAs trusted for RTMPS, besides the system store'),
+    rtmp_transponder_send_metadata: z.boolean().default(true).describe('send onMetaData (width, height, frame rate, codecs) first'),
+    rtmp_push_restore: z.boolean().default(true).describe('reconnect a dropped destination (state `reconnecting`); `false`: a drop fails the transponder'),
+    rtmp_push_restore_attempts: z.number().int().min(0).max(100000).default(0).describe('attempts per outage before failing; `0` = unlimited'),
+    rtmp_push_restore_interval_ms: z.number().int().min(100).max(600000).default(1000).describe('wait before the first attempt; later ones grow ×1.5, to 2 s, each lengthened by up to 25 % (jitter); a refusal other than "already publishing" is tried once more, then fails'),
+    rtmp_push_stall_timeout_ms: z.number().int().min(1000).max(60000).default(5000).describe('no acknowledgement for this long, with output waiting, is a drop (cut network, stopped server)'),
+    rtmp_push_max_lag_ms: z.union([z.literal(0), z.number().int().min(500).max(60000)]).default(3000).describe('a destination lagging more than this gets media dropped up to a keyframe (counted in `framesDropped`); `0`: never'),
+    rtmp_push_publisher_grace_ms: z.number().int().min(0).max(3600000).default(30000).describe('a publisher that goes away (page closed, network gone) leaves its transponders in `standby`, sending the last picture and silence, live again when the stream is published again; they end after this long; `0` = at once'),
+    rtmp_out_buffer_enabled: z.boolean().default(false).describe('output buffering: hold media, then send it paced by its timestamps (smooths the publisher\'s jitter)'),
+    rtmp_out_buffer_start_size: z.number().int().min(1).max(30000).default(300).describe('media held before sending starts, and again after the buffer ran dry (ms)'),
+    rtmp_out_buffer_initial_size: z.number().int().min(1).max(30000).default(2000).describe('the most media ever held, so the most delay added (ms); beyond it, what is over is sent'),
+    rtmp_out_buffer_polling_time: z.number().int().min(5).max(1000).default(100).describe('how often due media is sent (ms)'),
+    rtmp_out_buffer_max_bufferings_allowed: z.number().int().min(-1).max(1000000).default(-1).describe('times the buffer may run dry and fill again, then media passes straight on; `-1` = no limit'),
+    rtmp_push_auto_start: z.boolean().default(false).describe('republish every published stream to `rtmp_push_auto_start_url` (a debugging aid)'),
+    rtmp_push_auto_start_url: z.union([z.literal(''), z.string().regex(/^rtmps?:\/\/\S+$/i, 'must be an rtmp:// or rtmps:// URL')]).default('').describe('destination of auto-started pushes, named by the rules above'),
 
-    ffmpeg_path: z.string().min(1).default('ffmpeg'),
-    ffmpeg_stop_timeout_ms: z.number().int().min(100).max(60000).default(2000),
-    ffmpeg_start_timeout_ms: z.number().int().min(1000).max(60000).default(10000),
-    transcoding_enabled: z.boolean().default(true),
-    transcoding_keep_aspect_ratio: z.boolean().default(true),
-    transcoding_video_bitrate_kbps: z.number().int().min(100).max(50000).default(2500),
+    ffmpeg_path: z.string().min(1).default('ffmpeg').describe('ffmpeg binary'),
+    ffmpeg_stop_timeout_ms: z.number().int().min(100).max(60000).default(2000).describe('wait per stop step (`q`, SIGINT, SIGKILL)'),
+    ffmpeg_start_timeout_ms: z.number().int().min(1000).max(60000).default(10000).describe('a transponder without a keyframe from its publisher, or without output from ffmpeg, after this long fails'),
+    transcoding_enabled: z.boolean().default(true).describe('off: a startup that needs transcoding (VP8/VP9 source, height, fps, keyFrameInterval, videoBitrate) answers 400'),
+    transcoding_keep_aspect_ratio: z.boolean().default(true).describe('a requested height keeps the aspect (even width); off: width and height are both applied'),
+    transcoding_video_bitrate_kbps: z.number().int().min(100).max(50000).default(2500).describe('bitrate of transcoded video'),
     transcoding_preset: z
       .enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium'])
-      .default('veryfast'),
-    audio_bitrate_kbps: z.number().int().min(32).max(512).default(128),
-    audio_sample_rate: z.union([z.literal(44100), z.literal(48000)]).default(48000),
-    media_dir: z.string().min(1).default('media'),
-    run_dir: z.string().min(1).default('run'),
+      .default('veryfast')
+      .describe('libx264 preset'),
+    audio_bitrate_kbps: z.number().int().min(32).max(512).default(128).describe('AAC bitrate'),
+    audio_sample_rate: z.union([z.literal(44100), z.literal(48000)]).default(48000).describe('AAC sample rate (44100 or 48000)'),
+    media_dir: z.string().min(1).default('media').describe('WAV files for `sound_on` (relative to the gateway\'s folder); ships `chime.wav`'),
+    run_dir: z.string().min(1).default('run').describe('records the gateway\'s ffmpeg processes (`ffmpeg-<http_port>.json`); the next start ends any a killed gateway left'),
   })
   .superRefine((c, ctx) => {
     if (c.webrtc_ice_port_max <= c.webrtc_ice_port_min) {

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { MediaPlane, TransponderJson } from './plane/plane.js';
+import type { MediaPlane } from './plane/plane.js';
+import type { TransponderInfo } from './transponders/info.js';
 import type { StreamJson } from './publishers/view.js';
 import { TRANSITIONS, type TransponderState } from './transponders/states.js';
 
@@ -7,7 +8,7 @@ const STATES = Object.keys(TRANSITIONS) as TransponderState[];
 
 /** What one scrape reads from the plane, shared by every metric of that scrape. */
 interface Scrape {
-  pushes: TransponderJson[];
+  pushes: TransponderInfo[];
   streams: StreamJson[];
 }
 
@@ -33,8 +34,7 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
   const refresh = (): Promise<Scrape> => (last = Promise.all([plane.find({}), plane.streams()]).then(([pushes, streams]) => ({ pushes, streams })));
   const read = (): Promise<Scrape> => last ?? refresh();
   const pushLabels = ['stream', 'media_session_id', 'destination_host'] as const;
-  const labelsOf = (p: TransponderJson) => ({ stream: String(p.sourceStreamName), media_session_id: p.mediaSessionId, destination_host: destinationHost(p.rtmpUrl) });
-  const counters = (p: TransponderJson): Record<string, number> => (p.counters ?? {}) as Record<string, number>;
+  const labelsOf = (p: TransponderInfo) => ({ stream: p.sourceStreamName, media_session_id: p.mediaSessionId, destination_host: destinationHost(p.rtmpUrl) });
 
   /** A metric of every push or publisher of the scrape, set from one field of each (none when undefined). */
   function perItem<T>(
@@ -63,7 +63,7 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
       },
     });
   }
-  const perPush = (kind: typeof Counter | typeof Gauge, name: string, help: string, value: (p: TransponderJson) => number): void =>
+  const perPush = (kind: typeof Counter | typeof Gauge, name: string, help: string, value: (p: TransponderInfo) => number): void =>
     perItem(kind, name, help, pushLabels, (s) => s.pushes, labelsOf, value);
   const perStream = (kind: typeof Counter | typeof Gauge, name: string, help: string, value: (s: StreamJson) => number | undefined): void =>
     perItem(kind, name, help, ['stream'], (s) => s.streams, (s) => ({ stream: s.name }), value);
@@ -79,16 +79,16 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
       for (const p of pushes) for (const state of STATES) this.set({ ...labelsOf(p), state }, p.state === state ? 1 : 0);
     },
   });
-  perPush(Counter, 'gateway_push_sent_bytes_total', 'Bytes written to the destination, every connection of the push', (p) => counters(p).outputBytes ?? 0);
-  perPush(Counter, 'gateway_push_acknowledged_bytes_total', 'Bytes the destination acknowledged', (p) => counters(p).acknowledgedBytes ?? 0);
-  perPush(Counter, 'gateway_push_frames_total', 'Video frames sent', (p) => counters(p).frames ?? 0);
-  perPush(Counter, 'gateway_push_frames_lost_total', 'Video frames not sent because a packet of theirs was lost', (p) => counters(p).framesLost ?? 0);
-  perPush(Counter, 'gateway_push_frames_dropped_total', 'Video frames dropped for a destination too far behind (rtmp_push_max_lag_ms)', (p) => counters(p).framesDropped ?? 0);
-  perPush(Counter, 'gateway_push_drops_total', 'Times the output broke (destination or ffmpeg) while up', (p) => counters(p).drops ?? 0);
-  perPush(Counter, 'gateway_push_reconnects_total', 'Times the output was restored', (p) => counters(p).reconnects ?? 0);
-  perPush(Gauge, 'gateway_push_lag_seconds', 'Age of the oldest media the destination has not received', (p) => (counters(p).lagMs ?? 0) / 1000);
+  perPush(Counter, 'gateway_push_sent_bytes_total', 'Bytes written to the destination, every connection of the push', (p) => p.counters.outputBytes);
+  perPush(Counter, 'gateway_push_acknowledged_bytes_total', 'Bytes the destination acknowledged', (p) => p.counters.acknowledgedBytes);
+  perPush(Counter, 'gateway_push_frames_total', 'Video frames sent', (p) => p.counters.frames);
+  perPush(Counter, 'gateway_push_frames_lost_total', 'Video frames not sent because a packet of theirs was lost', (p) => p.counters.framesLost);
+  perPush(Counter, 'gateway_push_frames_dropped_total', 'Video frames dropped for a destination too far behind (rtmp_push_max_lag_ms)', (p) => p.counters.framesDropped);
+  perPush(Counter, 'gateway_push_drops_total', 'Times the output broke (destination or ffmpeg) while up', (p) => p.counters.drops);
+  perPush(Counter, 'gateway_push_reconnects_total', 'Times the output was restored', (p) => p.counters.reconnects);
+  perPush(Gauge, 'gateway_push_lag_seconds', 'Age of the oldest media the destination has not received', (p) => p.counters.lagMs / 1000);
   perPush(Gauge, 'gateway_push_acknowledged_age_seconds', 'Time since the destination last acknowledged what it received (-1: never)', (p) =>
-    counters(p).acknowledgedAgoMs === undefined ? -1 : counters(p).acknowledgedAgoMs! / 1000,
+    p.counters.acknowledgedAgoMs === undefined ? -1 : p.counters.acknowledgedAgoMs / 1000,
   );
   perPush(Gauge, 'gateway_push_output_buffer_seconds', 'Media held in the output buffer (rtmp_out_buffer_enabled; 0 without it)', (p) =>
     Number((p.outputBuffer as { levelMs?: number } | undefined)?.levelMs ?? 0) / 1000,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
-import { TRANSITIONS } from '../transponders/states.js';
+import { transponderInfoSchema } from '../transponders/info.js';
 import { soundOnSchema, startupSchema } from '../transponders/requests.js';
 import { streamJsonSchema as stream } from '../publishers/view.js';
 import { findAllSchema, findSchema, mediaSessionSchema, streamSchema } from './schemas.js';
@@ -17,27 +17,7 @@ const errorBody = z.object({
   field: z.string().optional().describe('The request field the error is about'),
 });
 
-const transponder = z.object({
-  mediaSessionId: z.string(),
-  streamName: z.string().describe('The name at the RTMP server, secrets shown as ***'),
-  sourceStreamName: z.string(),
-  rtmpUrl: z.string().describe('The destination, secrets shown as ***'),
-  width: z.number(),
-  height: z.number(),
-  resolutionChanges: z.number().describe('Times the picture size sent changed mid-stream (platforms dislike it)'),
-  muted: z.boolean(),
-  soundEnabled: z.boolean(),
-  options: z.object({}).passthrough(),
-  state: z.enum(Object.keys(TRANSITIONS) as [string, ...string[]]),
-  lastError: z.string().optional(),
-  errorCode: z.enum(['destination_refused', 'destination_unreachable', 'unavailable', 'internal']).optional(),
-  standbyUntil: z.string().optional(),
-  reconnectAttempt: z.number(),
-  outputBuffer: z.object({ state: z.string().optional(), levelMs: z.number(), bufferings: z.number() }).optional(),
-  transcoding: z.boolean(),
-  createdAt: z.string(),
-  counters: z.object({}).catchall(z.number()),
-});
+const transponder = transponderInfoSchema;
 
 const health = z.object({
   status: z.literal('ok'),

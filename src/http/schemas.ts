@@ -1,11 +1,8 @@
 import { z } from 'zod';
 import { streamNameSchema } from '../publishers/stream-name.js';
-import { mediaSessionIdSchema } from '../transponders/requests.js';
+import { findFilterSchema, mediaSessionIdSchema } from '../transponders/requests.js';
 
-export const findSchema = z.strictObject({
-  streamName: z.string().min(1).max(256).optional(),
-  rtmpUrl: z.string().min(1).max(2048).optional(),
-});
+export const findSchema = findFilterSchema;
 
 export const findAllSchema = z.strictObject({});
 

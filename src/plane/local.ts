@@ -1,4 +1,4 @@
-import type { FindFilter } from '../transponders/service.js';
+import type { FindFilter } from '../transponders/requests.js';
 import type { SoundRequest, StartupRequest } from '../transponders/requests.js';
 import type { Transponder } from '../transponders/transponder.js';
 import type { TransponderState } from '../transponders/states.js';
@@ -6,9 +6,10 @@ import { describeStream, type StreamJson } from '../publishers/view.js';
 import { notFound } from '../errors.js';
 import type { MediaCore } from './core.js';
 import { followLifecycle, type LifecycleEvent } from './lifecycle.js';
-import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers, TransponderChange, TransponderJson } from './plane.js';
+import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers, TransponderChange } from './plane.js';
+import type { TransponderInfo } from '../transponders/info.js';
 
-const json = (t: Transponder): TransponderJson => t.toJSON() as TransponderJson;
+const json = (t: Transponder): TransponderInfo => t.toJSON();
 
 /** Streams run in this thread: the plane of a gateway with `workers: 0`, and of each worker. */
 export class LocalPlane implements MediaPlane {
@@ -47,11 +48,11 @@ export class LocalPlane implements MediaPlane {
     return this.core.pictures.jpeg(keyframe);
   }
 
-  async startup(request: StartupRequest): Promise<TransponderJson> {
+  async startup(request: StartupRequest): Promise<TransponderInfo> {
     return json(await this.core.transponders.startup(request));
   }
 
-  async find(filter: FindFilter): Promise<TransponderJson[]> {
+  async find(filter: FindFilter): Promise<TransponderInfo[]> {
     return this.core.transponders.find(filter).map(json);
   }
 

@@ -1,12 +1,12 @@
-import type { FindFilter } from '../transponders/service.js';
+import type { FindFilter } from '../transponders/requests.js';
 import type { SoundRequest, StartupRequest } from '../transponders/requests.js';
 import type { TransponderState } from '../transponders/states.js';
+import type { TransponderInfo } from '../transponders/info.js';
 import type { LoadSample } from '../load.js';
 import type { StreamJson } from '../publishers/view.js';
 import type { LifecycleEvent } from './lifecycle.js';
+import type { RoutedCalls } from './methods.js';
 
-/** A transponder as `find` shows it (`describe`): plain data, the same from any worker. */
-export type TransponderJson = Record<string, unknown> & { mediaSessionId: string; state: TransponderState; createdAt: string };
 
 /** What the plane tells of one publish, in order: publishing once connected, closed once. */
 export interface PublishHandlers {
@@ -45,23 +45,12 @@ export interface PlaneStatus {
  * this. A stream (its publisher and every transponder of it) lives in one place; the plane routes
  * each request to the place that holds the stream or the transponder, and gathers `find` from all.
  * `LocalPlane` runs them in this thread, `WorkerPlane` spreads them over worker threads; a plane
- * of several machines would route the same requests over the network.
+ * of several machines would route the same requests over the network. The calls routed to one
+ * place are declared once, in `PLACE_METHODS` (`methods.ts`).
  */
-export interface MediaPlane {
+export interface MediaPlane extends RoutedCalls {
   /** Starts a publish from an SDP offer; resolves with the publisher's id and the SDP answer. */
   publish(name: string, offer: string, handlers?: PublishHandlers, clientAddress?: string): Promise<{ id: string; answer: string }>;
-  /** Ends the publish `id` of `name` (WHIP DELETE, the SDK's unpublish); false when there is none. */
-  unpublish(name: string, id: string | undefined, reason: string, lost?: boolean): Promise<boolean>;
-  /** Publishing streams (one, by name), with their transponders' ids. */
-  streams(name?: string): Promise<StreamJson[]>;
-  /** The stream's latest keyframe as a JPEG; 404 when it is not publishing or has no keyframe yet. */
-  snapshot(name: string): Promise<Buffer>;
-  startup(request: StartupRequest): Promise<TransponderJson>;
-  find(filter: FindFilter): Promise<TransponderJson[]>;
-  terminate(mediaSessionId: string): Promise<void>;
-  setMuted(mediaSessionId: string, muted: boolean): Promise<void>;
-  soundOn(mediaSessionId: string, request: SoundRequest): Promise<void>;
-  soundOff(mediaSessionId: string): Promise<void>;
   /** Follows every transponder's state changes; returns the function that stops following. */
   watch(listener: (change: TransponderChange) => void): () => void;
   /** Follows what happens to every stream and push (for webhooks); returns the function that stops following. */

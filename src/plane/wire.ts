@@ -1,18 +1,14 @@
 import { GatewayError, type ErrorCode } from '../errors.js';
 import { OfferError } from '../ingest/sdp.js';
 import type { LifecycleEvent } from './lifecycle.js';
+import type { ArgsOf, PlaceMethod } from './methods.js';
 import type { PlaceLoad, PlaneStatus, TransponderChange } from './plane.js';
 
-/** The methods a worker answers; their arguments and results are structured-clone data. */
-export type Method = 'publish' | 'unpublish' | 'streams' | 'snapshot' | 'startup' | 'find' | 'terminate' | 'setMuted' | 'soundOn' | 'soundOff' | 'close';
-
-/** From the main thread to a worker. */
-export interface Call {
-  kind: 'call';
-  id: number;
-  method: Method;
-  args: unknown[];
-}
+/**
+ * From the main thread to a worker: a method of `PLACE_METHODS` with its arguments (structured-clone
+ * data, checked against the table where they arrive).
+ */
+export type Call = { [M in PlaceMethod]: { kind: 'call'; id: number; method: M; args: ArgsOf<M> } }[PlaceMethod];
 
 /** An error as it crosses between threads: what the HTTP answer needs, nothing more. */
 export interface WireError {

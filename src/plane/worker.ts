@@ -6,6 +6,7 @@ import { createLogger } from '../log.js';
 import { buildMediaCore } from './core.js';
 import { LocalPlane } from './local.js';
 import type { PlaneStatus } from './plane.js';
+import { answerCall, routedTo, type PlaceCalls } from './methods.js';
 import { toWire, type Call, type WorkerMessage } from './wire.js';
 
 /** What the main thread gives each worker. */
@@ -57,8 +58,8 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
   });
   const timer = setInterval(sendStatus, STATUS_INTERVAL_MS);
 
-  const methods = {
-    publish: async (name: string, offer: string, clientAddress?: string) => {
+  const methods: PlaceCalls = {
+    publish: async (name, offer, clientAddress) => {
       let publisherId = ''; // known before either event can come: both follow the ICE exchange
       const published = await plane.publish(
         name,
@@ -72,26 +73,18 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
       publisherId = published.id;
       return published;
     },
-    unpublish: (name: string, id: string | undefined, reason: string, lost?: boolean) => plane.unpublish(name, id, reason, lost),
-    streams: (name?: string) => plane.streams(name),
-    snapshot: (name: string) => plane.snapshot(name),
-    startup: (request: Parameters<LocalPlane['startup']>[0]) => plane.startup(request),
-    find: (filter: Parameters<LocalPlane['find']>[0]) => plane.find(filter),
-    terminate: (id: string) => plane.terminate(id),
-    setMuted: (id: string, muted: boolean) => plane.setMuted(id, muted),
-    soundOn: (id: string, request: Parameters<LocalPlane['soundOn']>[1]) => plane.soundOn(id, request),
-    soundOff: (id: string) => plane.soundOff(id),
+    ...routedTo(plane),
     close: async () => {
       clearInterval(timer);
       await plane.close();
     },
-  } satisfies Record<Call['method'], (...args: never[]) => Promise<unknown>>;
+  };
 
   port.on('message', (call: Call) => {
     void (async () => {
       let reply: WorkerMessage;
       try {
-        const value = await (methods[call.method] as (...args: unknown[]) => Promise<unknown>)(...call.args);
+        const value = await answerCall(methods, call.method, call.args);
         reply = { kind: 'reply', id: call.id, value };
       } catch (error) {
         if (!(error instanceof GatewayError || error instanceof OfferError)) log.error({ err: error, method: call.method }, 'worker call failed');
@@ -99,7 +92,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
       }
       post(reply);
       sendStatus();
-      const stream = call.method === 'publish' || call.method === 'unpublish' ? (call.args[0] as string) : undefined;
+      const stream = call.method === 'publish' || call.method === 'unpublish' ? call.args[0] : undefined;
       if (stream !== undefined) idleCheck(stream);
     })();
   });

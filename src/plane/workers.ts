@@ -3,17 +3,15 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
-import { notFound, unavailable } from '../errors.js';
+import { unavailable } from '../errors.js';
 import type { ChildRecord } from '../ffmpeg/supervisor.js';
-import type { SoundRequest, StartupRequest } from '../transponders/requests.js';
-import type { FindFilter } from '../transponders/service.js';
 import type { LifecycleEvent } from './lifecycle.js';
-import type { StreamJson } from '../publishers/view.js';
-import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers, TransponderChange, TransponderJson } from './plane.js';
+import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers, TransponderChange } from './plane.js';
 import { PUBLISHER_SLOTS, Slots, TRANSPONDER_SLOTS } from '../slots.js';
 import { isActive, type TransponderState } from '../transponders/states.js';
 import type { WorkerData } from './worker.js';
-import { fromWire, type Call, type Method, type WorkerMessage } from './wire.js';
+import { checkResult, PLACE_METHODS, ROUTED_METHODS, type ArgsOf, type PlaceMethod, type ResultOf, type RoutedCalls, type RoutedMethod } from './methods.js';
+import { fromWire, type Call, type WorkerMessage } from './wire.js';
 
 /** The number of worker threads `config.workers` asks for: 'auto' is one per core. */
 export function workerCount(config: Pick<GatewayConfig, 'workers'>): number {
@@ -71,13 +69,15 @@ class Place {
     return this.#stopped === undefined;
   }
 
-  call<T>(method: Method, ...args: unknown[]): Promise<T> {
-    if (this.#stopped) return Promise.reject(unavailable(`media worker ${this.index} ${this.#stopped}`));
+  /** Calls `method` in the worker; what comes back is checked against `PLACE_METHODS`. */
+  async call<M extends PlaceMethod>(method: M, ...args: ArgsOf<M>): Promise<ResultOf<M>> {
+    if (this.#stopped) throw unavailable(`media worker ${this.index} ${this.#stopped}`);
     const id = this.#next++;
-    return new Promise<T>((resolve, reject) => {
-      this.#calls.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      this.worker.postMessage({ kind: 'call', id, method, args } satisfies Call);
+    const value = await new Promise<unknown>((resolve, reject) => {
+      this.#calls.set(id, { resolve, reject });
+      this.worker.postMessage({ kind: 'call', id, method, args } as Call);
     });
+    return checkResult(method, value);
   }
 
   #stop(reason: string, onStop: (place: Place, reason: string) => void): void {
@@ -97,6 +97,10 @@ class Place {
  * to come back takes it back in the same worker); transponders are found by the worker that told
  * of them. Limits are counted across workers in shared memory (`Slots`).
  */
+// The routed methods are made from `PLACE_METHODS` in the constructor.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export interface WorkerPlane extends RoutedCalls {}
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class WorkerPlane implements MediaPlane {
   readonly #places: Place[] = [];
   /** Where each stream is placed, and calls on their way there that may place it. */
@@ -121,6 +125,21 @@ export class WorkerPlane implements MediaPlane {
       throw new ConfigError(`webrtc_ice_port_min, webrtc_ice_port_max: ${ports} ports for ${count} workers (workers); each needs at least ${MIN_PORTS_PER_WORKER}`);
     }
     for (let index = 0; index < count; index++) this.#places.push(this.#start(index));
+    for (const method of ROUTED_METHODS) Object.defineProperty(this, method, { value: (...args: unknown[]) => this.#route(method, args) });
+  }
+
+  /** Sends a routed call to its place (see `Route`). */
+  async #route(method: RoutedMethod, args: unknown[]): Promise<unknown> {
+    const route = PLACE_METHODS[method].route;
+    if (route.to === 'own') throw new Error(`${method} is not routed`);
+    const key = (route.key as (args: unknown[]) => string | undefined)(args);
+    const call = (place: Place): Promise<unknown> => (place.call as (m: PlaceMethod, ...a: unknown[]) => Promise<unknown>)(method, ...args);
+    if (route.to === 'gather' && key === undefined) {
+      const lists = (await Promise.all(this.#places.filter((p) => p.alive).map(call))) as { createdAt: string }[][];
+      return lists.flat().sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    }
+    const held = key === undefined ? undefined : route.to === 'session' ? this.#sessions.get(key) : this.#streams.get(key)?.place;
+    return call(held?.alive ? held : this.#any());
   }
 
   #start(index: number): Place {
@@ -231,71 +250,16 @@ export class WorkerPlane implements MediaPlane {
 
   async publish(name: string, offer: string, handlers: PublishHandlers = {}, clientAddress?: string): Promise<{ id: string; answer: string }> {
     return this.#onStream(name, this.#placeFor(name), async (place) => {
-      const published = await place.call<{ id: string; answer: string }>('publish', name, offer, clientAddress);
+      const published = await place.call('publish', name, offer, clientAddress);
       this.#publishes.set(published.id, { place, handlers });
       return published;
     });
-  }
-
-  async unpublish(name: string, id: string | undefined, reason: string, lost = false): Promise<boolean> {
-    const place = this.#streams.get(name)?.place;
-    return place ? place.call<boolean>('unpublish', name, id, reason, lost) : false;
-  }
-
-  streams(name?: string): Promise<StreamJson[]> {
-    return this.#gather<StreamJson>(name, 'streams', name);
-  }
-
-  async snapshot(name: string): Promise<Buffer> {
-    const place = this.#streams.get(name)?.place;
-    if (!place?.alive) throw notFound(`stream ${name} is not publishing`);
-    // A Buffer crosses from the worker as a Uint8Array.
-    return Buffer.from(await place.call<Uint8Array>('snapshot', name));
-  }
-
-  startup(request: StartupRequest): Promise<TransponderJson> {
-    // A stream placed nowhere is not publishing: any worker checks the request and answers so.
-    const place = this.#streams.get(request.streamName)?.place ?? this.#any();
-    return place.call<TransponderJson>('startup', request);
-  }
-
-  find(filter: FindFilter): Promise<TransponderJson[]> {
-    return this.#gather<TransponderJson>(filter.streamName, 'find', filter);
-  }
-
-  /** A list from the worker holding `stream`, or from every worker when none is named, oldest first. */
-  async #gather<T extends { createdAt: string }>(stream: string | undefined, method: Method, ...args: unknown[]): Promise<T[]> {
-    const places = stream !== undefined ? [this.#streams.get(stream)?.place].filter((p) => p !== undefined) : this.#places;
-    const found = await Promise.all(places.filter((p) => p.alive).map((p) => p.call<T[]>(method, ...args)));
-    return found.flat().sort((a, b) => a.createdAt.localeCompare(b.createdAt));
-  }
-
-  #session(mediaSessionId: string): Place {
-    const place = this.#sessions.get(mediaSessionId);
-    if (!place) throw notFound(`no transponder ${mediaSessionId}`);
-    return place;
   }
 
   #any(): Place {
     const place = this.#places.find((p) => p.alive);
     if (!place) throw unavailable('no media worker is running', 3);
     return place;
-  }
-
-  async terminate(mediaSessionId: string): Promise<void> {
-    await this.#session(mediaSessionId).call('terminate', mediaSessionId);
-  }
-
-  async setMuted(mediaSessionId: string, muted: boolean): Promise<void> {
-    await this.#session(mediaSessionId).call('setMuted', mediaSessionId, muted);
-  }
-
-  async soundOn(mediaSessionId: string, request: SoundRequest): Promise<void> {
-    await this.#session(mediaSessionId).call('soundOn', mediaSessionId, request);
-  }
-
-  async soundOff(mediaSessionId: string): Promise<void> {
-    await this.#session(mediaSessionId).call('soundOff', mediaSessionId);
   }
 
   watch(listener: (change: TransponderChange) => void): () => void {

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
-import type { MediaPlane, TransponderChange, TransponderJson } from '../plane/plane.js';
+import type { MediaPlane, TransponderChange } from '../plane/plane.js';
+import type { TransponderInfo } from '../transponders/info.js';
 import type { Destination } from '../transponders/destination.js';
 import { isActive, type TransponderState } from '../transponders/states.js';
 import type { DestinationMessage, DestinationRequest, DestinationState } from './protocol.js';
@@ -104,8 +105,8 @@ export class StreamPushes {
   async #start(push: Push): Promise<void> {
     const { rtmpUrl, rtmpTransponderFullUrl } = push.request;
     this.#tell(push, 'starting');
-    let transponder: TransponderJson;
-    let resumed: TransponderJson | undefined;
+    let transponder: TransponderInfo;
+    let resumed: TransponderInfo | undefined;
     try {
       // A transponder that waited in standby for this stream (the page came back) takes it back.
       resumed = (await this.plane.find({ streamName: this.name, rtmpUrl })).find((t) => isActive(t.state));

@@ -53,4 +53,12 @@ export type StartupRequest = z.infer<typeof startupSchema>;
 /** `options` at startup: an audio action applied from the first moment. */
 export type StartupOptions = z.infer<typeof startupOptionsSchema>;
 /** A sound file to play: `sound_on` without its session id. */
-export type SoundRequest = Omit<z.infer<typeof soundOnSchema>, 'mediaSessionId'>;
+export const soundRequestSchema = soundOnSchema.omit({ mediaSessionId: true });
+export type SoundRequest = z.infer<typeof soundRequestSchema>;
+
+/** `find`: transponders of a stream, or to a destination (as requested), or both. */
+export const findFilterSchema = z.strictObject({
+  streamName: z.string().min(1).max(256).optional(),
+  rtmpUrl: z.string().min(1).max(2048).optional(),
+});
+export type FindFilter = z.infer<typeof findFilterSchema>;

@@ -1,5 +1,6 @@
 import { GatewayError } from '../errors.js';
 import { RtmpError } from '../rtmp/errors.js';
+import type { FailureCode } from './info.js';
 
 /** How a transponder restores its output after a drop (Web Call Server's `rtmp_push_restore*`). */
 export interface RestoreSettings {
@@ -48,13 +49,8 @@ export const HEALTHY_RESET_MS = 60_000;
  */
 export const RECONNECT_SOCKET_TIMEOUT_MS = 2000;
 
-/**
- * Whose fault a failure was: the destination's (it refused, or could not be reached), the
- * machine's load (`unavailable`: try again later) or the gateway's own.
- */
-export type ErrorCode = 'destination_refused' | 'destination_unreachable' | 'unavailable' | 'internal';
-
-export function errorCodeFor(kind: FailureKind): ErrorCode {
+/** Whose fault a failure of `kind` was. */
+export function errorCodeFor(kind: FailureKind): FailureCode {
   if (kind === 'rejected' || kind === 'busy') return 'destination_refused';
   if (kind === 'slow') return 'unavailable';
   return kind === 'unreachable' ? 'destination_unreachable' : 'internal';

@@ -6,7 +6,7 @@ import type { Publisher } from '../publishers/publisher.js';
 import type { PublisherRegistry } from '../publishers/registry.js';
 import { parseDestination, withFullUrl, type NamingRules } from './destination.js';
 import { planEncoding, type EncodingPlan, type VideoRequest } from './encoding.js';
-import type { SoundRequest, StartupRequest } from './requests.js';
+import type { FindFilter, SoundRequest, StartupRequest } from './requests.js';
 import { resolveSoundFile, SoundPlayer } from '../audio/sound.js';
 import { Transponder } from './transponder.js';
 import { transponderParts, type TransponderSettings } from './settings.js';
@@ -26,11 +26,6 @@ function videoRequest(request: VideoRequest): VideoRequest {
 
 /** How long a transponder that failed while live stays in find, with its lastError. */
 export const FAILED_KEPT_MS = 5 * 60_000;
-
-export interface FindFilter {
-  streamName?: string;
-  rtmpUrl?: string;
-}
 
 /**
  * Creates, finds and ends transponders. Every check that can fail runs before anything is

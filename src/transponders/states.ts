@@ -9,7 +9,8 @@
  * - `reconnecting`: the output broke and is being restored after a wait;
  * - `stopping`, `stopped`: ended on request; `failed`: ended by a failure (it says why).
  */
-export type TransponderState = 'starting' | 'running' | 'standby' | 'resuming' | 'reconnecting' | 'stopping' | 'stopped' | 'failed';
+export const TRANSPONDER_STATES = ['starting', 'running', 'standby', 'resuming', 'reconnecting', 'stopping', 'stopped', 'failed'] as const;
+export type TransponderState = (typeof TRANSPONDER_STATES)[number];
 
 /** Allowed state changes; anything else is a bug and is refused loudly. */
 export const TRANSITIONS: Readonly<Record<TransponderState, readonly TransponderState[]>> = {

@@ -9,7 +9,8 @@ import type { EncodingPlan } from './encoding.js';
 import { OutputWriter, passthroughMetadata } from './output.js';
 import { OutputAudio } from './output-audio.js';
 import type { Pipeline } from './pipeline.js';
-import { errorCodeFor, HEALTHY_RESET_MS, OpenError, RestorePolicy, type ErrorCode, type FailureKind } from './restore.js';
+import { errorCodeFor, HEALTHY_RESET_MS, OpenError, RestorePolicy, type FailureKind } from './restore.js';
+import type { FailureCode, TransponderInfo } from './info.js';
 import { LinkTotals, type Link, type LinkStats } from './rtmp-link.js';
 import { PublisherInput } from './input.js';
 import type { TransponderConfig, TransponderOptions, TransponderParts } from './settings.js';
@@ -137,7 +138,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     return this.isUp && Date.now() - this.#upSince >= HEALTHY_RESET_MS ? 0 : this.#policy.attempt;
   }
   /** Whose fault a failure was: the destination's (refused, unreachable) or the gateway's. Undefined unless failed. */
-  get errorCode(): ErrorCode | undefined {
+  get errorCode(): FailureCode | undefined {
     return this.#state === 'failed' ? errorCodeFor(this.#failure ?? 'local') : undefined;
   }
   /** Counts of every link so far, and the current link's lag and output buffer. */
@@ -392,7 +393,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
   }
 
   /** The Web Call Server shape, plus `state`, `lastError`, restore attempts and counters. Holds no secret. */
-  toJSON(): Record<string, unknown> {
+  toJSON(): TransponderInfo {
     return describe(this);
   }
 }

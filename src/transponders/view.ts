@@ -4,7 +4,7 @@ import type { EncodingPlan } from './encoding.js';
 import type { PublisherInput } from './input.js';
 import type { OutputAudio } from './output-audio.js';
 import type { OutputWriter } from './output.js';
-import type { ErrorCode } from './restore.js';
+import type { FailureCode, TransponderInfo } from './info.js';
 import type { LinkStats } from './rtmp-link.js';
 import type { TransponderConfig, TransponderOptions } from './settings.js';
 import type { Standby } from './standby.js';
@@ -21,7 +21,7 @@ export interface TransponderView {
   readonly plan: EncodingPlan;
   readonly state: TransponderState;
   readonly lastError: string | undefined;
-  readonly errorCode: ErrorCode | undefined;
+  readonly errorCode: FailureCode | undefined;
   readonly reconnectAttempt: number;
   readonly counters: { drops: number; reconnects: number };
   readonly output: LinkStats & { lagMs: number; acknowledgedAt?: number; buffer?: { state: string; levelMs: number } };
@@ -36,7 +36,7 @@ export interface TransponderView {
  * `errorCode`, restore attempts, the output buffer and counters. Holds no secret: the destination
  * is shown redacted.
  */
-export function describe(t: TransponderView): Record<string, unknown> {
+export function describe(t: TransponderView): TransponderInfo {
   const output = t.output;
   const buffer = output.buffer;
   const until = t.standby.until;

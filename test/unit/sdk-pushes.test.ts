@@ -2,7 +2,8 @@ import t from 'tap';
 import pino from 'pino';
 import { DEFAULT_RECONNECT, mayReconnect, reconnectDelay } from '../../sdk/src/backoff.js';
 import { GatewayError } from '../../src/errors.js';
-import type { MediaPlane, TransponderChange, TransponderJson } from '../../src/plane/plane.js';
+import type { MediaPlane, TransponderChange } from '../../src/plane/plane.js';
+import type { TransponderInfo } from '../../src/transponders/info.js';
 import type { DestinationMessage } from '../../src/signaling/protocol.js';
 import { destinationState, StreamPushes } from '../../src/signaling/stream-pushes.js';
 import { parseDestination } from '../../src/transponders/destination.js';
@@ -23,8 +24,8 @@ t.test('a destination is live only while its transponder runs the publisher\'s m
 });
 
 /** A plane whose startup answers as the test says, and which tells changes when the test calls `change`. */
-function fakePlane(startup: (rtmpUrl: string) => Promise<TransponderJson>) {
-  const pushes: TransponderJson[] = [];
+function fakePlane(startup: (rtmpUrl: string) => Promise<TransponderInfo>) {
+  const pushes: TransponderInfo[] = [];
   const terminated: string[] = [];
   const plane = {
     async find(filter: { rtmpUrl?: string }) {
@@ -44,7 +45,22 @@ function fakePlane(startup: (rtmpUrl: string) => Promise<TransponderJson>) {
 
 const KEY = 'secret-stream-key-4242';
 const destination = (url: string) => parseDestination(url, 'cam', { prefix: 'rtmp_', fullUrl: true }, 'rtmpUrl');
-const running = (id: string): TransponderJson => ({ mediaSessionId: id, state: 'running', createdAt: '' });
+const running = (id: string): TransponderInfo => ({
+  mediaSessionId: id,
+  streamName: 'rtmp_cam',
+  sourceStreamName: 'cam',
+  rtmpUrl: 'rtmp://127.0.0.1/live/***',
+  width: 0,
+  height: 0,
+  resolutionChanges: 0,
+  muted: false,
+  soundEnabled: false,
+  state: 'running',
+  reconnectAttempt: 0,
+  transcoding: false,
+  createdAt: '',
+  counters: { packetsSent: 0, bytesSent: 0, frames: 0, drops: 0, reconnects: 0, framesLost: 0, framesDropped: 0, lagMs: 0, outputBytes: 0, acknowledgedBytes: 0 },
+});
 
 t.test('each destination is told starting, then live, by its id and masked URL; later changes of its transponder follow', async (t) => {
   const { plane } = fakePlane(async () => running('m1'));

@@ -1,0 +1,134 @@
+import { z } from 'zod';
+import { streamJsonSchema } from '../publishers/view.js';
+import { transponderInfoSchema } from '../transponders/info.js';
+import { findFilterSchema, mediaSessionIdSchema, soundRequestSchema, startupSchema } from '../transponders/requests.js';
+
+/**
+ * Which place answers a call, when there are several (worker threads, and next machines):
+ * - `stream`: the place holding the stream `key` names;
+ * - `session`: the place that told of the transponder `key` names;
+ * - `gather`: with a key, as `stream`; without one, every place, the lists joined oldest first;
+ * - `own`: the plane handles it itself (placing a new publish, closing every place).
+ * A key held nowhere goes to any place, which holds nothing of it and answers so (404, false, []).
+ */
+export type Route<A> = { to: 'stream' | 'session' | 'gather'; key: (args: A) => string | undefined } | { to: 'own' };
+
+interface MethodSpec<A extends z.ZodTuple, R extends z.ZodType> {
+  args: A;
+  result: R;
+  route: Route<z.output<A>>;
+}
+
+const method = <A extends z.ZodTuple, R extends z.ZodType>(spec: MethodSpec<A, R>): MethodSpec<A, R> => spec;
+
+const streamName = z.string().min(1).max(256);
+const nothing = z.void();
+
+/**
+ * What a place that runs streams answers: each method once, with the schemas of its arguments and
+ * its result. The local plane implements them; the worker wire (and next the cluster's calls
+ * between machines) is driven from this table: arguments are checked where they arrive, results
+ * where they come back. Adding a method is one entry here and its implementation in `LocalPlane`.
+ */
+export const PLACE_METHODS = {
+  /** Starts a publish from an SDP offer (the client's address last); the publisher's id and the SDP answer. */
+  publish: method({
+    args: z.tuple([streamName, z.string().min(1), z.string().optional()]),
+    result: z.strictObject({ id: z.string(), answer: z.string() }),
+    route: { to: 'own' },
+  }),
+  /** Ends the publish `id` of `name` (WHIP DELETE, the SDK's unpublish) with a reason, lost or not; false when there is none. */
+  unpublish: method({
+    args: z.tuple([streamName, z.string().optional(), z.string(), z.boolean().optional()]),
+    result: z.boolean(),
+    route: { to: 'stream', key: ([name]) => name },
+  }),
+  /** Publishing streams (one, by name), with their transponders' ids. */
+  streams: method({
+    args: z.tuple([streamName.optional()]),
+    result: z.array(streamJsonSchema),
+    route: { to: 'gather', key: ([name]) => name },
+  }),
+  /** The stream's latest keyframe as a JPEG; 404 when it is not publishing or has no keyframe yet. */
+  snapshot: method({
+    args: z.tuple([streamName]),
+    // A Buffer crosses between threads as a Uint8Array.
+    result: z.instanceof(Uint8Array).transform((bytes): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
+    route: { to: 'stream', key: ([name]) => name },
+  }),
+  /** Starts a push (`/rest-api/push/startup`). */
+  startup: method({
+    args: z.tuple([startupSchema]),
+    result: transponderInfoSchema,
+    route: { to: 'stream', key: ([request]) => request.streamName },
+  }),
+  /** Pushes by stream or destination, oldest first. */
+  find: method({
+    args: z.tuple([findFilterSchema]),
+    result: z.array(transponderInfoSchema),
+    route: { to: 'gather', key: ([filter]) => filter.streamName },
+  }),
+  terminate: method({
+    args: z.tuple([mediaSessionIdSchema]),
+    result: nothing,
+    route: { to: 'session', key: ([id]) => id },
+  }),
+  setMuted: method({
+    args: z.tuple([mediaSessionIdSchema, z.boolean()]),
+    result: nothing,
+    route: { to: 'session', key: ([id]) => id },
+  }),
+  soundOn: method({
+    args: z.tuple([mediaSessionIdSchema, soundRequestSchema]),
+    result: nothing,
+    route: { to: 'session', key: ([id]) => id },
+  }),
+  soundOff: method({
+    args: z.tuple([mediaSessionIdSchema]),
+    result: nothing,
+    route: { to: 'session', key: ([id]) => id },
+  }),
+  /** Ends every stream of the place, then the place. */
+  close: method({
+    args: z.tuple([]),
+    result: nothing,
+    route: { to: 'own' },
+  }),
+};
+
+export type PlaceMethod = keyof typeof PLACE_METHODS;
+export type ArgsOf<M extends PlaceMethod> = z.output<(typeof PLACE_METHODS)[M]['args']>;
+export type ResultOf<M extends PlaceMethod> = z.output<(typeof PLACE_METHODS)[M]['result']>;
+/** Every method of the table, as a place implements it. */
+export type PlaceCalls = { [M in PlaceMethod]: (...args: ArgsOf<M>) => Promise<ResultOf<M>> };
+
+/** The methods whose route is `own`, named again for the types (checked against the table below). */
+const OWN_METHODS = ['publish', 'close'] as const;
+export type RoutedMethod = Exclude<PlaceMethod, (typeof OWN_METHODS)[number]>;
+/** The methods a plane routes to a place by the table. */
+export const ROUTED_METHODS = (Object.keys(PLACE_METHODS) as PlaceMethod[]).filter((m) => PLACE_METHODS[m].route.to !== 'own') as RoutedMethod[];
+if (ROUTED_METHODS.length + OWN_METHODS.length !== Object.keys(PLACE_METHODS).length || ROUTED_METHODS.some((m) => (OWN_METHODS as readonly string[]).includes(m))) {
+  throw new Error(`OWN_METHODS (${OWN_METHODS.join(', ')}) must name exactly the methods routed 'own'`);
+}
+export type RoutedCalls = Pick<PlaceCalls, RoutedMethod>;
+
+export function isPlaceMethod(name: unknown): name is PlaceMethod {
+  return typeof name === 'string' && Object.hasOwn(PLACE_METHODS, name);
+}
+
+/** The routed methods of `plane`, bound to it. */
+export function routedTo(plane: RoutedCalls): RoutedCalls {
+  return Object.fromEntries(ROUTED_METHODS.map((m) => [m, (plane[m] as (...args: unknown[]) => Promise<unknown>).bind(plane)])) as unknown as RoutedCalls;
+}
+
+/** Calls `method` of `place` with arguments that came from elsewhere, checked against the table first. */
+export async function answerCall(place: PlaceCalls, method: unknown, args: unknown): Promise<unknown> {
+  if (!isPlaceMethod(method)) throw new Error(`no place method ${String(method)}`);
+  const checked = PLACE_METHODS[method].args.parse(args) as unknown[];
+  return (place[method] as (...a: unknown[]) => Promise<unknown>)(...checked);
+}
+
+/** A result that came back from elsewhere, checked against the table. */
+export function checkResult<M extends PlaceMethod>(method: M, value: unknown): ResultOf<M> {
+  return PLACE_METHODS[method].result.parse(value) as ResultOf<M>;
+}

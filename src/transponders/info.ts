@@ -1,0 +1,50 @@
+import { z } from 'zod';
+import { startupOptionsSchema } from './requests.js';
+import { TRANSPONDER_STATES } from './states.js';
+
+/**
+ * Whose fault a failure was: the destination's (it refused, or could not be reached), the
+ * machine's load (`unavailable`: try again later) or the gateway's own.
+ */
+export const FAILURE_CODES = ['destination_refused', 'destination_unreachable', 'unavailable', 'internal'] as const;
+export type FailureCode = (typeof FAILURE_CODES)[number];
+
+/**
+ * A push as the gateway tells of it: `find`, the SDK's destination messages, webhooks, the console
+ * and the OpenAPI document all take it from this one schema. Web Call Server's fields first, then
+ * the gateway's own. Holds no secret: the destination is shown redacted.
+ */
+export const transponderInfoSchema = z.strictObject({
+  mediaSessionId: z.string(),
+  streamName: z.string().describe('The name at the RTMP server, secrets shown as ***'),
+  sourceStreamName: z.string().describe('The published stream it republishes'),
+  rtmpUrl: z.string().describe('The destination, secrets shown as ***'),
+  width: z.number(),
+  height: z.number(),
+  resolutionChanges: z.number().describe('Times the picture size sent changed mid-stream (platforms dislike it)'),
+  muted: z.boolean(),
+  soundEnabled: z.boolean(),
+  options: startupOptionsSchema.optional().describe('The startup request\'s options'),
+  state: z.enum(TRANSPONDER_STATES),
+  lastError: z.string().optional().describe('Why it is reconnecting, in standby or failed; never holds a secret'),
+  errorCode: z.enum(FAILURE_CODES).optional().describe('Whose fault the failure was'),
+  standbyUntil: z.string().optional().describe('In standby: when its grace period ends'),
+  reconnectAttempt: z.number().describe('Attempts of the current outage'),
+  outputBuffer: z.strictObject({ state: z.string().optional(), levelMs: z.number(), bufferings: z.number() }).optional(),
+  transcoding: z.boolean(),
+  createdAt: z.string(),
+  counters: z.strictObject({
+    packetsSent: z.number(),
+    bytesSent: z.number(),
+    frames: z.number(),
+    drops: z.number().describe('Outages'),
+    reconnects: z.number().describe('Outages restored'),
+    framesLost: z.number().describe('Frames the publisher lost while it fed this push'),
+    framesDropped: z.number().describe('Frames dropped for a destination too far behind'),
+    lagMs: z.number(),
+    acknowledgedAgoMs: z.number().optional().describe('Since the destination last acknowledged what it received'),
+    outputBytes: z.number(),
+    acknowledgedBytes: z.number(),
+  }),
+});
+export type TransponderInfo = z.infer<typeof transponderInfoSchema>;

@@ -1,0 +1,40 @@
+import t from 'tap';
+import { answerCall, checkResult, PLACE_METHODS, ROUTED_METHODS, type PlaceCalls } from '../../src/plane/methods.js';
+import { LocalPlane } from '../../src/plane/local.js';
+
+/** A place that records its calls and answers nothing. */
+function recorder(): { place: PlaceCalls; calls: [string, unknown[]][] } {
+  const calls: [string, unknown[]][] = [];
+  const place = Object.fromEntries(
+    Object.keys(PLACE_METHODS).map((m) => [m, async (...args: unknown[]) => void calls.push([m, args])]),
+  ) as unknown as PlaceCalls;
+  return { place, calls };
+}
+
+t.test('a call that arrives is checked against the table before the place sees it', async (t) => {
+  const { place, calls } = recorder();
+  await answerCall(place, 'setMuted', ['m1', true]);
+  await answerCall(place, 'soundOn', ['m1', { soundFile: 'chime.wav', loop: true }]);
+  t.same(calls, [['setMuted', ['m1', true]], ['soundOn', ['m1', { soundFile: 'chime.wav', loop: true }]]]);
+  await t.rejects(answerCall(place, 'launch', []), /no place method launch/);
+  await t.rejects(answerCall(place, 'toString', []), /no place method toString/, 'not a method of any object');
+  await t.rejects(answerCall(place, 'setMuted', ['m1', 'yes']));
+  await t.rejects(answerCall(place, 'soundOn', ['m1', { soundFile: 'chime.wav', gain: 2 }]), 'an unknown field');
+  await t.rejects(answerCall(place, 'startup', [{ streamName: '../x', rtmpUrl: 'rtmp://h/a' }]));
+  t.equal(calls.length, 2, 'the place saw none of them');
+});
+
+t.test('a result that comes back is checked against the table', async (t) => {
+  t.same(checkResult('unpublish', true), true);
+  t.throws(() => checkResult('unpublish', 'yes'));
+  t.throws(() => checkResult('find', [{ mediaSessionId: 'm1' }]), 'a push missing its fields');
+  t.throws(() => checkResult('publish', { id: 'p', answer: 'v=0', secret: 'x' }), 'a field the table does not know');
+  const snapshot = checkResult('snapshot', new Uint8Array([0xff, 0xd8]));
+  t.ok(Buffer.isBuffer(snapshot), 'a snapshot comes back a Buffer, as it crosses threads as a Uint8Array');
+});
+
+t.test('every routed method has a route with a key, and the local plane implements every method', async (t) => {
+  for (const method of ROUTED_METHODS) t.not(PLACE_METHODS[method].route.to, 'own', method);
+  t.same(Object.keys(PLACE_METHODS).filter((m) => !(ROUTED_METHODS as string[]).includes(m)).sort(), ['close', 'publish']);
+  for (const method of Object.keys(PLACE_METHODS)) t.type((LocalPlane.prototype as unknown as Record<string, unknown>)[method], 'function', method);
+});

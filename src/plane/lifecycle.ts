@@ -1,7 +1,7 @@
 import type { PublisherRegistry } from '../publishers/registry.js';
 import type { TransponderService } from '../transponders/service.js';
 import type { TransponderState } from '../transponders/states.js';
-import type { Transponder } from '../transponders/transponder.js';
+import { followPushes } from '../transponders/changes.js';
 import { PUBLISHER_EVENTS, TRANSPONDER_EVENTS } from '../lifecycle-events.js';
 
 /** What happened to a stream or one of its pushes, as webhooks tell it. Holds no secret. */
@@ -42,26 +42,17 @@ export function transponderEvent(previous: TransponderState | undefined, state: 
  * page closed) is `lost`, one ended on purpose `ended`.
  */
 export function followLifecycle(publishers: PublisherRegistry, transponders: TransponderService, listener: (event: LifecycleEvent) => void): () => void {
-  const previous = new WeakMap<Transponder, TransponderState>();
-  /** When each transponder's current outage began. */
-  const downSince = new WeakMap<Transponder, number>();
   /** Streams with transponders in standby, waiting for their publisher. */
   const waiting = new Set<string>();
-  const onState = (t: Transponder, state: TransponderState): void => {
-    const stream = t.publisher.name;
-    const type = transponderEvent(previous.get(t), state);
-    previous.set(t, state);
+  const stopPushes = followPushes(transponders, (change) => {
+    const { stream, state } = change;
     if (state === 'standby') waiting.add(stream);
     else if (!transponders.all().some((other) => other.state === 'standby' && other.publisher.name === stream)) waiting.delete(stream);
+    const type = transponderEvent(change.previous, state);
     if (!type) return;
-    const reason = state === 'reconnecting' || state === 'failed' || state === 'standby' ? t.lastError : undefined; // lastError holds no secret
-    const timing: { startupMs?: number; outageMs?: number } = {};
-    if (type === 'transponder.started' && t.writer.firstFrameAt !== undefined) timing.startupMs = t.writer.firstFrameAt - t.createdAt;
-    if (state === 'reconnecting') downSince.set(t, Date.now());
-    else if (type === 'transponder.restored' && downSince.has(t)) timing.outageMs = Date.now() - downSince.get(t)!;
-    if (state !== 'reconnecting') downSince.delete(t);
-    listener({ type, stream, mediaSessionId: t.mediaSessionId, destination: t.destination.redactedUrl, state, ...(reason ? { reason } : {}), ...timing });
-  };
+    const { startupMs, outageMs, reason } = change;
+    listener({ type, stream, mediaSessionId: change.mediaSessionId, destination: change.destination, state, ...(reason ? { reason } : {}), ...(startupMs !== undefined ? { startupMs } : {}), ...(outageMs !== undefined ? { outageMs } : {}) });
+  });
   const onPublishing = (publisher: { name: string; id: string }): void => {
     const type = waiting.delete(publisher.name) ? 'publisher.returned' : 'publisher.published';
     listener({ type, stream: publisher.name, publisherId: publisher.id });
@@ -69,12 +60,11 @@ export function followLifecycle(publishers: PublisherRegistry, transponders: Tra
   const onClosed = (publisher: { name: string; id: string }, reason: string, lost: boolean): void => {
     listener({ type: lost ? 'publisher.lost' : 'publisher.ended', stream: publisher.name, publisherId: publisher.id, reason });
   };
-  transponders.on('state', onState);
   // Told before the transponders hear of it: `lost` comes before their standby, `returned` before their restore.
   publishers.prependListener('publishing', onPublishing);
   publishers.prependListener('closed', onClosed);
   return () => {
-    transponders.off('state', onState);
+    stopPushes();
     publishers.off('publishing', onPublishing);
     publishers.off('closed', onClosed);
   };

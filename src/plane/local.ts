@@ -1,12 +1,12 @@
 import type { FindFilter } from '../transponders/requests.js';
 import type { SoundRequest, StartupRequest } from '../transponders/requests.js';
 import type { Transponder } from '../transponders/transponder.js';
-import type { TransponderState } from '../transponders/states.js';
 import { describeStream, type StreamJson } from '../publishers/view.js';
 import { notFound } from '../errors.js';
 import type { MediaCore } from './core.js';
 import { followLifecycle, type LifecycleEvent } from './lifecycle.js';
-import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers, TransponderChange } from './plane.js';
+import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers } from './plane.js';
+import { followPushes, type PushChange } from '../transponders/changes.js';
 import type { TransponderInfo } from '../transponders/info.js';
 
 const json = (t: Transponder): TransponderInfo => t.toJSON();
@@ -72,13 +72,8 @@ export class LocalPlane implements MediaPlane {
     await this.core.transponders.soundOff(mediaSessionId);
   }
 
-  watch(listener: (change: TransponderChange) => void): () => void {
-    const onState = (t: Transponder, state: TransponderState): void => {
-      const lastError = state === 'reconnecting' || state === 'failed' ? t.lastError : undefined; // lastError holds no secret
-      listener({ mediaSessionId: t.mediaSessionId, state, ...(lastError ? { lastError } : {}) });
-    };
-    this.core.transponders.on('state', onState);
-    return () => this.core.transponders.off('state', onState);
+  watch(listener: (change: PushChange) => void): () => void {
+    return followPushes(this.core.transponders, listener);
   }
 
   events(listener: (event: LifecycleEvent) => void): () => void {

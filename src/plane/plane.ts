@@ -4,6 +4,7 @@ import type { TransponderState } from '../transponders/states.js';
 import type { TransponderInfo } from '../transponders/info.js';
 import type { LoadSample } from '../load.js';
 import type { StreamJson } from '../publishers/view.js';
+import type { PushChange } from '../transponders/changes.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import type { RoutedCalls } from './methods.js';
 
@@ -15,13 +16,6 @@ export interface PublishHandlers {
   closed?(reason: string, lost: boolean): void;
 }
 
-/** A transponder's state change, for those who follow it (the SDK session that started it). */
-export interface TransponderChange {
-  mediaSessionId: string;
-  state: TransponderState;
-  /** Why it reconnects or failed; never holds a secret. */
-  lastError?: string;
-}
 
 /** The load of one place that runs streams (a worker, or the main thread). */
 export interface PlaceLoad extends LoadSample {
@@ -51,8 +45,8 @@ export interface PlaneStatus {
 export interface MediaPlane extends RoutedCalls {
   /** Starts a publish from an SDP offer; resolves with the publisher's id and the SDP answer. */
   publish(name: string, offer: string, handlers?: PublishHandlers, clientAddress?: string): Promise<{ id: string; answer: string }>;
-  /** Follows every transponder's state changes; returns the function that stops following. */
-  watch(listener: (change: TransponderChange) => void): () => void;
+  /** Follows every push's state changes (the SDK sessions, the console); returns the function that stops following. */
+  watch(listener: (change: PushChange) => void): () => void;
   /** Follows what happens to every stream and push (for webhooks); returns the function that stops following. */
   events(listener: (event: LifecycleEvent) => void): () => void;
   status(): PlaneStatus;

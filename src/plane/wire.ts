@@ -1,8 +1,9 @@
+import type { PushChange } from '../transponders/changes.js';
 import { GatewayError, type ErrorCode } from '../errors.js';
 import { OfferError } from '../ingest/sdp.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import type { ArgsOf, PlaceMethod } from './methods.js';
-import type { PlaceLoad, PlaneStatus, TransponderChange } from './plane.js';
+import type { PlaceLoad, PlaneStatus } from './plane.js';
 
 /**
  * From the main thread to a worker: a method of `PLACE_METHODS` with its arguments (structured-clone
@@ -24,7 +25,7 @@ export type WorkerMessage =
   | { kind: 'reply'; id: number; value?: unknown; error?: WireError }
   | { kind: 'publishing'; publisherId: string }
   | { kind: 'closed'; publisherId: string; reason: string; lost: boolean }
-  | { kind: 'transponder'; change: TransponderChange }
+  | { kind: 'transponder'; change: PushChange }
   | { kind: 'event'; event: LifecycleEvent }
   | { kind: 'removed'; mediaSessionId: string }
   /** The worker holds nothing more of this stream: no publisher, no transponder. */

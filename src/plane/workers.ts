@@ -1,3 +1,4 @@
+import type { PushChange } from '../transponders/changes.js';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
@@ -6,7 +7,7 @@ import type { GatewayConfig } from '../config/schema.js';
 import { unavailable } from '../errors.js';
 import type { ChildRecord } from '../ffmpeg/supervisor.js';
 import type { LifecycleEvent } from './lifecycle.js';
-import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers, TransponderChange } from './plane.js';
+import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers } from './plane.js';
 import { PUBLISHER_SLOTS, Slots, TRANSPONDER_SLOTS } from '../slots.js';
 import { isActive, type TransponderState } from '../transponders/states.js';
 import type { WorkerData } from './worker.js';
@@ -107,7 +108,7 @@ export class WorkerPlane implements MediaPlane {
   readonly #streams = new Map<string, { place: Place; pending: number }>();
   readonly #sessions = new Map<string, Place>();
   readonly #publishes = new Map<string, { place: Place; handlers: PublishHandlers }>();
-  readonly #watchers = new Set<(change: TransponderChange) => void>();
+  readonly #watchers = new Set<(change: PushChange) => void>();
   readonly #followers = new Set<(event: LifecycleEvent) => void>();
   /** ffmpeg processes of every worker, and whose they are, for the process's last moments. */
   readonly #children = new Map<number, Place>();
@@ -262,7 +263,7 @@ export class WorkerPlane implements MediaPlane {
     return place;
   }
 
-  watch(listener: (change: TransponderChange) => void): () => void {
+  watch(listener: (change: PushChange) => void): () => void {
     this.#watchers.add(listener);
     return () => this.#watchers.delete(listener);
   }

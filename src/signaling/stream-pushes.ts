@@ -1,6 +1,7 @@
+import { shownReason, type PushChange } from '../transponders/changes.js';
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
-import type { MediaPlane, TransponderChange } from '../plane/plane.js';
+import type { MediaPlane } from '../plane/plane.js';
 import type { TransponderInfo } from '../transponders/info.js';
 import type { Destination } from '../transponders/destination.js';
 import { isActive, type TransponderState } from '../transponders/states.js';
@@ -96,9 +97,9 @@ export class StreamPushes {
   }
 
   /** A transponder changed state somewhere in the plane: told when it is one of these pushes. */
-  onChange(change: TransponderChange): void {
+  onChange(change: PushChange): void {
     for (const push of this.#pushes.values()) {
-      if (push.mediaSessionId === change.mediaSessionId) this.#tell(push, destinationState(change.state), change.lastError);
+      if (push.mediaSessionId === change.mediaSessionId) this.#tell(push, destinationState(change.state), change.reason);
     }
   }
 
@@ -127,7 +128,7 @@ export class StreamPushes {
     push.mediaSessionId = transponder.mediaSessionId;
     // Changes made before the id was known are read back once.
     const now = (await this.plane.find({ streamName: this.name, rtmpUrl }).catch(() => [])).find((t) => t.mediaSessionId === transponder.mediaSessionId) ?? transponder;
-    this.#tell(push, destinationState(now.state), typeof now.lastError === 'string' ? now.lastError : undefined);
+    this.#tell(push, destinationState(now.state), shownReason(now.state, now.lastError));
   }
 
   #tell(push: Push, state: DestinationState, reason?: string, code?: string): void {

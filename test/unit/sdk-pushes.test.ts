@@ -1,8 +1,9 @@
+import type { PushChange } from '../../src/transponders/changes.js';
 import t from 'tap';
 import pino from 'pino';
 import { DEFAULT_RECONNECT, mayReconnect, reconnectDelay } from '../../sdk/src/backoff.js';
 import { GatewayError } from '../../src/errors.js';
-import type { MediaPlane, TransponderChange } from '../../src/plane/plane.js';
+import type { MediaPlane } from '../../src/plane/plane.js';
 import type { TransponderInfo } from '../../src/transponders/info.js';
 import type { DestinationMessage } from '../../src/signaling/protocol.js';
 import { destinationState, StreamPushes } from '../../src/signaling/stream-pushes.js';
@@ -74,11 +75,12 @@ t.test('each destination is told starting, then live, by its id and masked URL; 
     { type: 'destination', name: 'cam', id: 'yt', state: 'starting' },
     { id: 'yt', state: 'live', mediaSessionId: 'm1' },
   ]);
-  const change = (c: TransponderChange): void => pushes.onChange(c);
-  change({ mediaSessionId: 'm1', state: 'reconnecting', lastError: 'connection reset' });
+  const change = (c: Omit<PushChange, 'stream' | 'destination'>): void => pushes.onChange({ stream: 'cam', destination: 'rtmp://127.0.0.1/live/***', ...c });
+  change({ mediaSessionId: 'm1', state: 'reconnecting', reason: 'connection reset' });
   change({ mediaSessionId: 'other', state: 'failed' });
+  change({ mediaSessionId: 'm1', state: 'standby', reason: 'the publisher went away: its connection failed' });
   change({ mediaSessionId: 'm1', state: 'running' });
-  t.match(told.slice(2), [{ state: 'reconnecting', reason: 'connection reset' }, { state: 'live' }], 'only its own transponder\'s changes');
+  t.match(told.slice(2), [{ state: 'reconnecting', reason: 'connection reset' }, { state: 'standby', reason: 'the publisher went away: its connection failed' }, { state: 'live' }], 'only its own transponder\'s changes, each with its reason');
   t.notOk(JSON.stringify(told).includes(KEY), 'the stream key is never sent back');
   t.match(told[0]!.url, /\/live\/\*\*\*$/);
 });

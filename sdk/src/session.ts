@@ -1,5 +1,6 @@
 import { IDLE_CLOSE_CODE, SIGNALING_PATH, type ClientMessage, type ServerMessage } from '../../src/signaling/protocol.js';
-import { DEFAULT_RECONNECT, mayReconnect, reconnectDelay } from './backoff.js';
+import { DEFAULT_RECONNECT, mayReconnect, reconnectDelay, type ReconnectPolicy } from './backoff.js';
+import type { StreamHost, StreamLink } from './host.js';
 import { Stream } from './stream.js';
 import { Emitter, type SessionEvent, type SessionOptions, type SessionStatus, type StreamOptions } from './types.js';
 
@@ -16,9 +17,9 @@ export class Session extends Emitter<SessionEvent> {
   #status: SessionStatus = 'NEW';
   #socket: WebSocket | undefined;
   readonly #url: string;
-  readonly #streams = new Set<Stream>();
+  readonly #streams = new Set<StreamLink>();
   /** Requests waiting for their answer: a publish, or adding a destination. */
-  readonly #requests = new Map<string, { stream: Stream; destination?: string }>();
+  readonly #requests = new Map<string, { stream: StreamLink; destination?: string }>();
   #requestCount = 0;
   #attempt = 0;
   /** While connecting again after an idle close (nothing was lost): the messages waiting for it. */
@@ -26,16 +27,21 @@ export class Session extends Emitter<SessionEvent> {
   #retry: ReturnType<typeof setTimeout> | undefined;
   #closing = false;
 
-  /** @internal */
-  readonly _token: string | undefined;
-  /** @internal */
-  readonly _policy: typeof DEFAULT_RECONNECT | undefined;
+  readonly #policy: ReconnectPolicy | undefined;
+  /** What its streams see of the session. */
+  readonly #host: StreamHost;
 
   constructor(options: SessionOptions) {
     super();
-    this._token = options.token;
     this.#url = signalingUrl(options.urlServer);
-    this._policy = options.reconnect === false ? undefined : { ...DEFAULT_RECONNECT, ...(options.reconnect === true ? {} : options.reconnect) };
+    const policy = (this.#policy = options.reconnect === false ? undefined : { ...DEFAULT_RECONNECT, ...(options.reconnect === true ? {} : options.reconnect) });
+    this.#host = {
+      token: options.token,
+      policy,
+      connected: () => this.#connected(),
+      send: (message, replyTo, destination) => this.#send(message, replyTo, destination),
+      track: (link, tracked) => (tracked ? this.#streams.add(link) : this.#streams.delete(link)),
+    };
     this.#connect();
   }
 
@@ -44,14 +50,14 @@ export class Session extends Emitter<SessionEvent> {
   }
 
   createStream(options: StreamOptions): Stream {
-    return new Stream(this, options);
+    return new Stream(this.#host, options);
   }
 
   /** Ends every stream of the session and the connection; nothing is reconnected. */
   disconnect(): void {
     this.#closing = true;
     clearTimeout(this.#retry);
-    for (const stream of this.#streams) stream._closed('session disconnected');
+    for (const stream of this.#streams) stream.closed('session disconnected');
     this.#socket?.close(1000, 'disconnected by the client');
     if (this.#status !== 'DISCONNECTED') this.#setStatus({ status: 'DISCONNECTED', info: 'disconnected by the client' });
   }
@@ -83,35 +89,28 @@ export class Session extends Emitter<SessionEvent> {
     if (this.#closing) return;
     this.#quiet = undefined;
     this.#requests.clear();
-    if (this._policy && this.#status !== 'NEW' && mayReconnect(this._policy, this.#attempt + 1)) {
-      const delayMs = reconnectDelay(this._policy, ++this.#attempt, Math.random());
-      for (const stream of this.#streams) stream._connectionLost(info, this.#attempt, delayMs);
+    if (this.#policy && this.#status !== 'NEW' && mayReconnect(this.#policy, this.#attempt + 1)) {
+      const delayMs = reconnectDelay(this.#policy, ++this.#attempt, Math.random());
+      for (const stream of this.#streams) stream.connectionLost(info, this.#attempt, delayMs);
       this.#setStatus({ status: 'RECONNECTING', info, attempt: this.#attempt, delayMs });
       this.#retry = setTimeout(() => this.#connect(), delayMs);
       return;
     }
-    for (const stream of this.#streams) stream._closed(info);
+    for (const stream of this.#streams) stream.closed(info);
     this.#setStatus(this.#status === 'NEW' ? { status: 'FAILED', info } : { status: 'DISCONNECTED', info });
   }
 
-  /** @internal */
-  _connected(): boolean {
+  #connected(): boolean {
     return this.#status === 'ESTABLISHED' && (this.#quiet !== undefined || this.#socket?.readyState === WebSocket.OPEN);
   }
 
-  /** @internal Sends a message; a request's answer (or error) goes to `stream`, about `destination` when given. */
-  _send(message: ClientMessage, stream?: Stream, destination?: string): void {
+  /** Sends a message; a request's answer (or error) goes to `stream`, about `destination` when given. */
+  #send(message: ClientMessage, stream?: StreamLink, destination?: string): void {
     const requestId = String(++this.#requestCount);
     if (stream) this.#requests.set(requestId, { stream, destination });
     const text = JSON.stringify('requestId' in message ? { ...message, requestId } : message);
     if (this.#quiet) this.#quiet.push(text);
     else this.#socket?.send(text);
-  }
-
-  /** @internal */
-  _track(stream: Stream, tracked: boolean): void {
-    if (tracked) this.#streams.add(stream);
-    else this.#streams.delete(stream);
   }
 
   #setStatus(event: SessionEvent): void {
@@ -130,16 +129,16 @@ export class Session extends Emitter<SessionEvent> {
       const reconnected = this.#status === 'RECONNECTING';
       this.#attempt = 0;
       this.#setStatus({ status: 'ESTABLISHED', ...(reconnected ? { info: 'reconnected' } : {}) });
-      if (reconnected) for (const stream of this.#streams) stream._republish();
+      if (reconnected) for (const stream of this.#streams) stream.republish();
       return;
     }
     if ('requestId' in message && message.requestId !== undefined) {
       const request = this.#requests.get(message.requestId);
       if (!request) return;
       this.#requests.delete(message.requestId);
-      request.stream._onReply(message, request.destination);
+      request.stream.reply(message, request.destination);
       return;
     }
-    if ('name' in message) for (const stream of this.#streams) if (stream.name() === message.name) stream._onMessage(message);
+    if ('name' in message) for (const stream of this.#streams) if (stream.name === message.name) stream.message(message);
   }
 }

@@ -1,7 +1,7 @@
 import type { DestinationMessage, ServerMessage } from '../../src/signaling/protocol.js';
 import { mayReconnect, reconnectDelay } from './backoff.js';
 import { keepResolution, preferH264, sendStats, showPreview } from './media.js';
-import type { Session } from './session.js';
+import type { StreamHost, StreamLink } from './host.js';
 import { Emitter, type DestinationOptions, type DestinationState, type DestinationStatus, type SendStats, type StreamEvent, type StreamOptions, type StreamStatus } from './types.js';
 
 export class Stream extends Emitter<StreamEvent> {
@@ -16,18 +16,30 @@ export class Stream extends Emitter<StreamEvent> {
   #attempt = 0;
   #retry: ReturnType<typeof setTimeout> | undefined;
   #lastStats: RTCStatsReport | undefined;
+  readonly #host: StreamHost;
+  /** What its session sees of it. */
+  readonly #link: StreamLink;
+  readonly #options: StreamOptions;
 
-  constructor(
-    private readonly session: Session,
-    private readonly options: StreamOptions,
-  ) {
+  /** @internal Streams are made by `Session.createStream`. */
+  constructor(host: StreamHost, options: StreamOptions) {
     super();
+    this.#host = host;
+    this.#options = options;
+    this.#link = {
+      name: options.name,
+      connectionLost: (info, attempt, delayMs) => this.#connectionLost(info, attempt, delayMs),
+      closed: (info) => this.#closed(info),
+      republish: () => this.#republish(),
+      reply: (message, destination) => this.#onReply(message, destination),
+      message: (message) => this.#onMessage(message),
+    };
     const listed = options.destinations ?? (options.rtmpUrl !== undefined ? [{ id: 'rtmpUrl', rtmpUrl: options.rtmpUrl, rtmpTransponderFullUrl: options.rtmpTransponderFullUrl }] : []);
     for (const destination of listed) this.#remember(destination);
   }
 
   name(): string {
-    return this.options.name;
+    return this.#options.name;
   }
 
   status(): StreamStatus {
@@ -42,8 +54,8 @@ export class Stream extends Emitter<StreamEvent> {
   /** Adds a destination; pushed at once when the stream is publishing. Answers its id. */
   addDestination(destination: DestinationOptions): string {
     const { options } = this.#remember(destination);
-    if (this.#offered && this.session._connected()) {
-      this.session._send({ type: 'addDestination', requestId: '', name: this.options.name, destination: options }, this, options.id);
+    if (this.#offered && this.#host.connected()) {
+      this.#host.send({ type: 'addDestination', requestId: '', name: this.#options.name, destination: options }, this.#link, options.id);
     }
     return options.id;
   }
@@ -53,7 +65,7 @@ export class Stream extends Emitter<StreamEvent> {
     const entry = this.#destinations.get(id);
     if (!entry) throw new Error(`no destination ${id}`);
     this.#destinations.delete(id);
-    if (this.#offered && this.session._connected()) this.session._send({ type: 'removeDestination', name: this.options.name, id });
+    if (this.#offered && this.#host.connected()) this.#host.send({ type: 'removeDestination', name: this.#options.name, id });
     this.emit({ status: 'DESTINATION', destination: { ...entry.status, state: 'stopped', reason: undefined } });
   }
 
@@ -90,18 +102,18 @@ export class Stream extends Emitter<StreamEvent> {
   }
 
   publish(): this {
-    if (this.#status !== 'NEW') throw new Error(`stream ${this.options.name} was already published`);
+    if (this.#status !== 'NEW') throw new Error(`stream ${this.#options.name} was already published`);
     this.#status = 'PENDING';
-    this.session._track(this, true);
+    this.#host.track(this.#link, true);
     this.#start().catch((error: unknown) => this.#fail(error instanceof Error ? error.message : String(error)));
     return this;
   }
 
   stop(): void {
-    if (this.#status !== 'NEW' && this.#status !== 'UNPUBLISHED' && this.#status !== 'FAILED' && this.session._connected()) {
-      this.session._send({ type: 'unpublish', name: this.options.name });
+    if (this.#status !== 'NEW' && this.#status !== 'UNPUBLISHED' && this.#status !== 'FAILED' && this.#host.connected()) {
+      this.#host.send({ type: 'unpublish', name: this.#options.name });
     }
-    this._closed('stopped by the client');
+    this.#closed('stopped by the client');
   }
 
   #remember(destination: DestinationOptions): { options: DestinationOptions & { id: string } } {
@@ -115,10 +127,10 @@ export class Stream extends Emitter<StreamEvent> {
   async #start(): Promise<void> {
     if (!this.#media) {
       this.#media =
-        this.options.mediaStream ??
-        (await navigator.mediaDevices.getUserMedia(this.options.constraints ?? { audio: true, video: { width: 1280, height: 720 } }));
-      this.#ownsMedia = !this.options.mediaStream;
-      if (this.options.display) showPreview(this.options.display, this.#media);
+        this.#options.mediaStream ??
+        (await navigator.mediaDevices.getUserMedia(this.#options.constraints ?? { audio: true, video: { width: 1280, height: 720 } }));
+      this.#ownsMedia = !this.#options.mediaStream;
+      if (this.#options.display) showPreview(this.#options.display, this.#media);
     }
     const media = this.#media;
     this.#pc?.close();
@@ -135,24 +147,24 @@ export class Stream extends Emitter<StreamEvent> {
     await pc.setLocalDescription(offer);
     await keepResolution(pc);
     if (!offer.sdp) throw new Error('the browser made no SDP offer');
-    if (pc !== this.#pc || !this.session._connected()) return; // dropped meanwhile: published again once back
-    const token = this.options.token ?? this.session._token;
+    if (pc !== this.#pc || !this.#host.connected()) return; // dropped meanwhile: published again once back
+    const token = this.#options.token ?? this.#host.token;
     this.#offered = true;
-    this.session._send(
+    this.#host.send(
       {
         type: 'publish',
         requestId: '',
-        name: this.options.name,
+        name: this.#options.name,
         sdp: offer.sdp,
         destinations: [...this.#destinations.values()].map((d) => d.options),
         ...(token !== undefined ? { token } : {}),
       },
-      this,
+      this.#link,
     );
   }
 
-  /** @internal The connection to the gateway (or the peer connection) dropped: publish again after `delayMs`. */
-  _connectionLost(info: string, attempt: number, delayMs: number): void {
+  /** The connection to the gateway (or the peer connection) dropped: publish again after `delayMs`. */
+  #connectionLost(info: string, attempt: number, delayMs: number): void {
     if (this.#status !== 'PENDING' && this.#status !== 'PUBLISHING' && this.#status !== 'RECONNECTING') return;
     this.#pc?.close();
     this.#pc = undefined;
@@ -166,25 +178,24 @@ export class Stream extends Emitter<StreamEvent> {
     // A lost WebSocket is retried by the session, which publishes again once back; a failed peer
     // connection (the WebSocket still up) is published again here.
     clearTimeout(this.#retry);
-    if (this.session._connected()) this.#retry = setTimeout(() => this._republish(), delayMs);
+    if (this.#host.connected()) this.#retry = setTimeout(() => this.#republish(), delayMs);
   }
 
   /** Publishes again after a wait, while the reconnect policy allows another attempt. */
   #retryOrFail(info: string): void {
-    const policy = this.session._policy;
+    const policy = this.#host.policy;
     const attempt = this.#attempt + 1;
-    if (policy && mayReconnect(policy, attempt)) this._connectionLost(info, attempt, reconnectDelay(policy, attempt, Math.random()));
+    if (policy && mayReconnect(policy, attempt)) this.#connectionLost(info, attempt, reconnectDelay(policy, attempt, Math.random()));
     else this.#fail(info);
   }
 
-  /** @internal */
-  _republish(): void {
+  #republish(): void {
     if (this.#status !== 'RECONNECTING') return;
     this.#start().catch((error: unknown) => this.#fail(error instanceof Error ? error.message : String(error)));
   }
 
-  /** @internal The answer to this stream's publish or to adding one of its destinations. */
-  _onReply(message: ServerMessage, destination?: string): void {
+  /** The answer to this stream's publish or to adding one of its destinations. */
+  #onReply(message: ServerMessage, destination?: string): void {
     if (message.type === 'error' && destination !== undefined) {
       this.#setDestination(destination, { state: 'failed', reason: message.message, code: message.code, field: message.field });
     } else if (message.type === 'error' && message.code === 'conflict' && this.#status === 'RECONNECTING') {
@@ -197,17 +208,16 @@ export class Stream extends Emitter<StreamEvent> {
     }
   }
 
-  /** @internal */
-  _onMessage(message: ServerMessage): void {
+  #onMessage(message: ServerMessage): void {
     if (message.type === 'status' && message.status === 'PUBLISHING') {
       this.#attempt = 0;
       this.#status = 'PUBLISHING';
       this.emit({ status: 'PUBLISHING' });
-    } else if (message.type === 'status' && message.status === 'UNPUBLISHED' && message.lost && this.session._policy) {
+    } else if (message.type === 'status' && message.status === 'UNPUBLISHED' && message.lost && this.#host.policy) {
       // The gateway stopped receiving (no media: a network outage): publish again, its pushes wait.
       this.#retryOrFail(message.info ?? 'the gateway lost the stream');
     } else if (message.type === 'status' && message.status === 'UNPUBLISHED') {
-      this._closed(message.info ?? 'unpublished');
+      this.#closed(message.info ?? 'unpublished');
     } else if (message.type === 'destination') {
       this.#onDestination(message);
     }
@@ -241,8 +251,7 @@ export class Stream extends Emitter<StreamEvent> {
     this.emit({ status: 'FAILED', info, ...(field ? { field } : {}) });
   }
 
-  /** @internal */
-  _closed(info: string): void {
+  #closed(info: string): void {
     if (this.#status === 'FAILED' || this.#status === 'UNPUBLISHED') return;
     const wasActive = this.#status !== 'NEW';
     this.#release();
@@ -252,7 +261,7 @@ export class Stream extends Emitter<StreamEvent> {
 
   #release(): void {
     clearTimeout(this.#retry);
-    this.session._track(this, false);
+    this.#host.track(this.#link, false);
     this.#pc?.close();
     this.#pc = undefined;
     if (this.#ownsMedia) for (const track of this.#media?.getTracks() ?? []) track.stop();

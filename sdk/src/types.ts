@@ -1,4 +1,5 @@
 /** The SDK's public constants and types: statuses, options, events. */
+import type { DestinationState as ProtocolDestinationState } from '../../src/signaling/protocol.js';
 
 export const SESSION_STATUS = { ESTABLISHED: 'ESTABLISHED', RECONNECTING: 'RECONNECTING', DISCONNECTED: 'DISCONNECTED', FAILED: 'FAILED' } as const;
 /** `PUBLISHING`: the gateway receives the stream (whether a destination took it is told by `DESTINATION`). */
@@ -9,7 +10,7 @@ export const STREAM_STATUS = { PUBLISHING: 'PUBLISHING', RECONNECTING: 'RECONNEC
  * and is being restored), `standby` (the publisher is away; the gateway holds the broadcast with the
  * last picture), `failed` (given up: `reason` says why), `stopped` (ended).
  */
-export const DESTINATION_STATE = { STARTING: 'starting', LIVE: 'live', RECONNECTING: 'reconnecting', STANDBY: 'standby', FAILED: 'failed', STOPPED: 'stopped' } as const;
+export const DESTINATION_STATE = { STARTING: 'starting', LIVE: 'live', RECONNECTING: 'reconnecting', STANDBY: 'standby', FAILED: 'failed', STOPPED: 'stopped' } as const satisfies { [S in ProtocolDestinationState as Uppercase<S>]: S };
 
 export type SessionStatus = (typeof SESSION_STATUS)[keyof typeof SESSION_STATUS] | 'NEW';
 export type StreamStatus = Exclude<(typeof STREAM_STATUS)[keyof typeof STREAM_STATUS], 'DESTINATION'> | 'NEW' | 'PENDING';

@@ -1,9 +1,22 @@
 /**
  * The signalling protocol between the browser SDK and the gateway, over one WebSocket per SDK
  * session: JSON messages, each with a `type`. Shared by the server (`server.ts`, which validates
- * what clients send with `messages.ts`) and the SDK (`sdk/src/gateway.ts`). Types and constants
- * only, so the SDK bundles none of the server.
+ * what clients send with `messages.ts`, where those messages are defined) and the SDK
+ * (`sdk/src/gateway.ts`). Types and constants only, so the SDK bundles none of the server.
  */
+
+import type { z } from 'zod';
+import type { ErrorCode } from '../errors.js';
+import type {
+  addDestinationMessageSchema,
+  clientMessageSchema,
+  destinationRequestSchema,
+  publishMessageSchema,
+  removeDestinationMessageSchema,
+  unpublishMessageSchema,
+} from './messages.js';
+
+export type { ErrorCode };
 
 export const PROTOCOL_VERSION = 1;
 export const SIGNALING_PATH = '/ws';
@@ -16,55 +29,13 @@ export const IDLE_CLOSE_CODE = 4408;
 /** Most destinations one published stream may have from the SDK. */
 export const MAX_DESTINATIONS = 8;
 
-/** Where to republish a stream: one transponder, named by an id the client chooses. */
-export interface DestinationRequest {
-  /** Names the destination in every `destination` message (the URL holds a stream key: it is never sent back). */
-  id: string;
-  rtmpUrl: string;
-  rtmpTransponderFullUrl?: boolean;
-}
-
-/**
- * Publish a stream: an SDP offer, and optionally where to republish it once publishing. A publish
- * of a name this session already publishes replaces that publish, as a publisher that came back:
- * its transponders go on with the new one (the SDK's recovery after its peer connection failed).
- */
-export interface PublishMessage {
-  type: 'publish';
-  /** Chosen by the client; the answer and any error name it. */
-  requestId: string;
-  name: string;
-  sdp: string;
-  /** One destination, with id `rtmpUrl` (the form of the first protocol version). */
-  rtmpUrl?: string;
-  rtmpTransponderFullUrl?: boolean;
-  destinations?: DestinationRequest[];
-  /** A publish token (publish key or JWT) from the integrator's backend, when publishing needs one. */
-  token?: string;
-}
-
-export interface UnpublishMessage {
-  type: 'unpublish';
-  name: string;
-}
-
-/** Adds a destination to a stream of this session, pushed at once when it is publishing. */
-export interface AddDestinationMessage {
-  type: 'addDestination';
-  requestId: string;
-  name: string;
-  destination: DestinationRequest;
-}
-
-/** Ends the push to one destination of a stream; the stream and its other pushes go on. */
-export interface RemoveDestinationMessage {
-  type: 'removeDestination';
-  name: string;
-  id: string;
-}
-
-/** What the SDK sends. */
-export type ClientMessage = PublishMessage | UnpublishMessage | AddDestinationMessage | RemoveDestinationMessage;
+/** What the SDK sends: the types of the schemas in `messages.ts`, which check every message. */
+export type DestinationRequest = z.infer<typeof destinationRequestSchema>;
+export type PublishMessage = z.infer<typeof publishMessageSchema>;
+export type UnpublishMessage = z.infer<typeof unpublishMessageSchema>;
+export type AddDestinationMessage = z.infer<typeof addDestinationMessageSchema>;
+export type RemoveDestinationMessage = z.infer<typeof removeDestinationMessageSchema>;
+export type ClientMessage = z.infer<typeof clientMessageSchema>;
 
 /** Sent once the connection is open. */
 export interface HelloMessage {
@@ -98,7 +69,8 @@ export interface StatusMessage {
  * restored), `standby` (the publisher is away: the last picture and silence hold the broadcast),
  * `failed` (given up: `reason` says why), `stopped` (ended).
  */
-export type DestinationState = 'starting' | 'live' | 'reconnecting' | 'standby' | 'failed' | 'stopped';
+export const DESTINATION_STATES = ['starting', 'live', 'reconnecting', 'standby', 'failed', 'stopped'] as const;
+export type DestinationState = (typeof DESTINATION_STATES)[number];
 
 /** The republishing of a stream to one destination: its state, and why it reconnects or failed. */
 export interface DestinationMessage {
@@ -113,7 +85,7 @@ export interface DestinationMessage {
   /** Why it reconnects, waits or failed; never holds a secret. */
   reason?: string;
   /** Why it failed to start: an error code of the REST API (`destination_refused`, ...). */
-  code?: string;
+  code?: ErrorCode;
 }
 
 /** The answer to `addDestination`, once the destination is checked and taken. */
@@ -128,7 +100,7 @@ export interface DestinationAddedMessage {
 export interface ErrorMessage {
   type: 'error';
   requestId?: string;
-  code: string;
+  code: ErrorCode;
   message: string;
   field?: string;
 }

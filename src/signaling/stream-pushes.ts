@@ -1,6 +1,6 @@
 import { shownReason, type PushChange } from '../transponders/changes.js';
 import type { Logger } from 'pino';
-import { GatewayError } from '../errors.js';
+import { GatewayError, type ErrorCode } from '../errors.js';
 import type { MediaPlane } from '../plane/plane.js';
 import type { TransponderInfo } from '../transponders/info.js';
 import type { Destination } from '../transponders/destination.js';
@@ -131,7 +131,7 @@ export class StreamPushes {
     this.#tell(push, destinationState(now.state), shownReason(now.state, now.lastError));
   }
 
-  #tell(push: Push, state: DestinationState, reason?: string, code?: string): void {
+  #tell(push: Push, state: DestinationState, reason?: string, code?: ErrorCode): void {
     if (this.#closed || push.told === state) return;
     push.told = state;
     this.send({

@@ -5,7 +5,6 @@ import type { PublisherRegistry } from '../../src/publishers/registry.js';
 import { followPushes, type PushChange } from '../../src/transponders/changes.js';
 import type { TransponderService } from '../../src/transponders/service.js';
 import type { TransponderState } from '../../src/transponders/states.js';
-import type { Transponder } from '../../src/transponders/transponder.js';
 
 /** A transponder as the change stream reads it, moved through states by the test. */
 function pushOf(id: string) {
@@ -23,13 +22,20 @@ function pushOf(id: string) {
 
 function fakes() {
   const pushes: ReturnType<typeof pushOf>[] = [];
-  const service = Object.assign(new TypedEmitter<{ state: [Transponder, TransponderState] }>(), { all: () => pushes }) as unknown as TransponderService;
+  class FakeService extends TypedEmitter<{ state: [unknown, TransponderState] }> {
+    all = (): unknown[] => pushes;
+    tell(push: unknown, state: TransponderState): void {
+      this.safeEmit('state', push, state);
+    }
+  }
+  const fake = new FakeService();
+  const service = fake as unknown as TransponderService;
   const publishers = new TypedEmitter() as unknown as PublisherRegistry;
   const move = (push: ReturnType<typeof pushOf>, state: TransponderState, lastError?: string): void => {
     push.state = state;
     if (lastError !== undefined) push.lastError = lastError;
     push.errorCode = state === 'failed' ? 'destination_refused' : undefined;
-    (service as unknown as TypedEmitter<{ state: [unknown, TransponderState] }>).safeEmit('state', push, state);
+    fake.tell(push, state);
   };
   return { pushes, service, publishers, move };
 }

@@ -263,6 +263,17 @@ export class WorkerPlane implements MediaPlane {
     return place;
   }
 
+  /** The worker threads running now: for diagnostics, and for tests that end one. */
+  threads(): Worker[] {
+    return this.#places.filter((p) => p.alive).map((p) => p.worker);
+  }
+
+  /** The worker thread that holds `stream`, if any. */
+  threadOf(stream: string): Worker | undefined {
+    const place = this.#streams.get(stream)?.place;
+    return place?.alive ? place.worker : undefined;
+  }
+
   watch(listener: (change: PushChange) => void): () => void {
     this.#watchers.add(listener);
     return () => this.#watchers.delete(listener);
@@ -275,7 +286,8 @@ export class WorkerPlane implements MediaPlane {
 
   status(): PlaneStatus {
     const transponders: PlaneStatus['transponders'] = {};
-    for (const place of this.#places) {
+    // A stopped worker's streams are gone, though it last told of them.
+    for (const place of this.#places.filter((p) => p.alive)) {
       for (const [state, n] of Object.entries(place.transponders) as [keyof PlaneStatus['transponders'], number][]) transponders[state] = (transponders[state] ?? 0) + n;
     }
     const alive = this.#places.filter((p) => p.alive);

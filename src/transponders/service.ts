@@ -226,7 +226,7 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
   async #endFor(publisher: Publisher, reason: string, lost: boolean): Promise<void> {
     const mine = this.all().filter((t) => t.publisher === publisher);
     const graceMs = this.settings.publisherGraceMs;
-    const holding = lost && graceMs > 0 ? mine.filter((t) => t.standby.publisherLost(reason, graceMs)) : [];
+    const holding = lost && graceMs > 0 ? mine.filter((t) => t.publisherLost(reason, graceMs)) : [];
     const ending = mine.filter((t) => !holding.includes(t));
     if (ending.length) this.log.info({ stream: publisher.name, count: ending.length, reason }, 'publisher ended: ending its transponders');
     if (holding.length) this.log.info({ stream: publisher.name, count: holding.length, reason, graceMs }, 'publisher lost: transponders wait for it');
@@ -240,7 +240,7 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
 
   /** The stream is published again: the transponders waiting for it go live with the new publisher. */
   async #resumeFor(publisher: Publisher): Promise<void> {
-    const waiting = this.all().filter((t) => t.standby.awaiting && t.publisher.name === publisher.name);
+    const waiting = this.all().filter((t) => t.awaitingPublisher && t.publisher.name === publisher.name);
     if (!waiting.length) return;
     this.log.info({ stream: publisher.name, count: waiting.length }, 'publisher back: its transponders go live again');
     await Promise.all(

@@ -2,17 +2,14 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { TypedEmitter } from '../events.js';
 import type { Publisher } from '../publishers/publisher.js';
-import type { CachedPacket } from '../publishers/start-cache.js';
-import type { VideoFrame } from '../publishers/frames.js';
 import type { Destination } from './destination.js';
 import type { EncodingPlan } from './encoding.js';
 import { OutputWriter, passthroughMetadata } from './output.js';
 import { OutputAudio } from './output-audio.js';
-import type { Pipeline } from './pipeline.js';
 import { errorCodeFor, HEALTHY_RESET_MS, OpenError, RestorePolicy, type FailureKind } from './restore.js';
 import type { FailureCode, TransponderInfo } from './info.js';
 import { LinkTotals, type Link, type LinkStats } from './rtmp-link.js';
-import { PublisherInput } from './input.js';
+import { OutputFeed } from './feed.js';
 import type { TransponderConfig, TransponderOptions, TransponderParts } from './settings.js';
 import { isActive, isUp, TRANSITIONS, type TransponderState } from './states.js';
 import { cachedKeyframe, TimeoutError, withinTimeout } from './waits.js';
@@ -33,25 +30,24 @@ export type TransponderEvents = {
  *
  * When either half breaks while up, the transponder goes to `reconnecting` (`#lose`) and opens what
  * is missing again after a wait (`#restore`, one attempt being `#open`); each new link starts with
- * codec headers and a keyframe, its timestamps going on. `Standby` holds the output with a still
- * picture while the publisher is away, and hands back over to live video when it returns.
+ * codec headers and a keyframe, its timestamps going on. The `OutputFeed` owns what feeds the
+ * output (the publisher or, while it is away, the still picture; the pipelines; the switch between
+ * them); `Standby` holds the grace period. Every state change is made here.
  */
 export class Transponder extends TypedEmitter<TransponderEvents> {
   readonly mediaSessionId: string;
   readonly createdAt = Date.now();
   readonly counters = { drops: 0, reconnects: 0 };
   readonly writer: OutputWriter;
-  /** The publisher's absence: the still picture, the grace period and the hand-over back to live. */
-  readonly standby: Standby;
+  /** The grace period while the publisher is away. */
+  readonly standby = new Standby();
   /** Mute and the sound played, applied to every pipeline. */
   readonly audio: OutputAudio;
+  /** What feeds the output: its source, its pipelines, the publisher's media routed to them. */
+  readonly feed: OutputFeed;
   #state: TransponderState = 'starting';
-  #publisher: Publisher;
-  #plan: EncodingPlan;
   #lastError: string | undefined;
   #link: Link | undefined;
-  #pipe: Pipeline | undefined;
-  readonly input = new PublisherInput({ packet: (packet) => this.#onPacket(packet), frame: (frame) => this.#onFrame(frame) });
   readonly #links = new LinkTotals();
   readonly #policy: RestorePolicy;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -60,7 +56,6 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
   readonly #settled: Promise<void>;
   #settle!: () => void;
   #closing: Promise<void> | undefined;
-  readonly #dropping = new Set<Promise<void>>();
   #releasing: Promise<void> | undefined;
 
   constructor(
@@ -74,39 +69,29 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
   ) {
     super((event, error) => log.error({ err: error, event }, 'transponder listener failed'));
     this.mediaSessionId = request.id ?? randomUUID();
-    this.#publisher = publisher;
-    this.#plan = plan;
     this.#settled = new Promise((resolve) => (this.#settle = resolve));
     this.#policy = new RestorePolicy(config.restore);
     this.writer = new OutputWriter({
       sendMetadata: config.sendMetadata,
       audioSampleRate: config.encoding.audioSampleRate,
       metadata: (size) =>
-        passthroughMetadata(size, this.#publisher.frameRate, { sampleRate: config.encoding.audioSampleRate, bitrateKbps: this.#plan.audioBitrateKbps ?? config.encoding.audioBitrateKbps }),
+        passthroughMetadata(size, this.feed.publisher.frameRate, { sampleRate: config.encoding.audioSampleRate, bitrateKbps: this.feed.plan.audioBitrateKbps ?? config.encoding.audioBitrateKbps }),
       onBadSps: (error) => log.warn({ err: error }, 'unreadable SPS'),
       onResizeSent: (from, to) => log.warn({ from: `${from.width}x${from.height}`, to: `${to.width}x${to.height}` }, 'the picture size sent changed mid-stream'),
     });
-    this.audio = new OutputAudio(() => [this.#pipe, this.standby.pending], log);
-    const self = this; // the host's getters read this transponder
-    this.standby = new Standby({
-      get state() { return self.#state; },
-      get isUp() { return self.isUp; },
-      get hasLink() { return self.#link !== undefined; },
-      get pipe() { return self.#pipe; },
-      get videoInFfmpeg() { return self.videoInFfmpeg; },
-      get publisher() { return self.#publisher; },
+    this.audio = new OutputAudio(() => this.feed.pipelines, log);
+    this.feed = new OutputFeed({
+      publisher,
+      plan,
       writer: this.writer,
-      log,
+      audio: this.audio,
+      pipelines: parts.pipelines,
       startTimeoutMs: config.startTimeoutMs,
-      transition: (next) => this.#transition(next),
-      note: (reason) => (this.#lastError = reason),
-      lose: (reason, kind, keepLink) => this.#lose(reason, kind, keepLink),
-      startPipeline: () => this.#startPipeline(),
-      usePipeline: (pipe) => this.#usePipeline(pipe),
-      dropPipeline: () => this.#dropPipeline(),
-      attachSource: (first) => this.#attachSource(first),
-      detachSource: () => this.input.detach(),
-      stop: () => this.stop(),
+      log,
+      onLost: (reason, kind) => this.#lose(reason, kind, true),
+      onSwitched: () => {
+        if (this.#state === 'resuming') this.#transition('running');
+      },
     });
   }
 
@@ -114,10 +99,18 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     return this.#state;
   }
   get publisher(): Publisher {
-    return this.#publisher;
+    return this.feed.publisher;
   }
   get plan(): EncodingPlan {
-    return this.#plan;
+    return this.feed.plan;
+  }
+  /** Where the transponder takes its publisher's media. */
+  get input(): OutputFeed['input'] {
+    return this.feed.input;
+  }
+  /** The publisher went away and has not come back: the still picture feeds the output until it does. */
+  get awaitingPublisher(): boolean {
+    return this.feed.source === 'still' && this.isActive;
   }
   get lastError(): string | undefined {
     return this.#lastError;
@@ -145,17 +138,50 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
   get output(): LinkStats & { lagMs: number; acknowledgedAt?: number; buffer?: { state: string; levelMs: number } } {
     return { ...this.#links.with(this.#link?.stats), lagMs: this.#link?.lagMs ?? 0, acknowledgedAt: this.#link?.acknowledgedAt, buffer: this.#link?.buffer };
   }
-  /** The stream is published again: `publisher`'s live media replaces the still picture. */
-  resume(publisher: Publisher, plan: EncodingPlan): void {
-    if (!this.standby.awaiting) return;
-    this.#publisher = publisher;
-    this.#plan = plan;
-    this.standby.resume();
+  /**
+   * The publisher went away (not ended on purpose): the RTMP session is kept with the last keyframe
+   * sent as a still picture and silence (or the sound being played), `standby`, until the stream is
+   * published again or `graceMs` passes. False when the output was not up (still starting, or
+   * ended): such a transponder ends with its publisher.
+   */
+  publisherLost(reason: string, graceMs: number): boolean {
+    const state = this.#state;
+    if (state !== 'running' && state !== 'resuming' && state !== 'reconnecting') return false;
+    this.standby.begin(graceMs, () => {
+      this.#lastError = `the publisher did not come back within ${Math.round(graceMs / 100) / 10} s`;
+      this.log.info({ graceMs }, 'publisher did not come back: ending the transponder');
+      void this.stop();
+    });
+    this.#lastError = `publisher lost: ${reason}`;
+    this.log.info({ reason, graceMs }, 'publisher lost: holding the output with a still picture');
+    if (state === 'resuming') {
+      this.feed.keepStill(); // the still picture is still the current pipeline: it goes on
+      this.#transition('standby');
+      return true;
+    }
+    this.feed.setSource('still');
+    if (state === 'running') {
+      this.#transition('standby');
+      this.feed.startSwitch();
+    } else {
+      this.writer.newSource(); // reconnecting: the restore opens the still picture
+    }
+    return true;
   }
 
-  /** Whether ffmpeg carries the publisher's video (transcoding) rather than the gateway (passthrough). */
-  get videoInFfmpeg(): boolean {
-    return this.#publisher.videoCodec !== undefined && this.#plan.video === 'transcode' && !this.standby.awaiting;
+  /** The stream is published again: `publisher`'s live media replaces the still picture. */
+  resume(publisher: Publisher, plan: EncodingPlan): void {
+    if (!this.awaitingPublisher) return;
+    this.standby.end();
+    this.feed.setSource('publisher', { publisher, plan });
+    this.log.info('publisher back: live again');
+    if (this.#state === 'standby') {
+      // Transcoded video takes a while to come out of the new pipeline: the still picture goes on.
+      this.#transition(this.feed.videoInFfmpeg && this.feed.current ? 'resuming' : 'running');
+      this.feed.startSwitch();
+    } else {
+      this.writer.newSource(); // reconnecting: the restore attaches the new publisher
+    }
   }
 
   /** Starts in the background; `ready` tells when it is up. */
@@ -164,13 +190,13 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
   }
 
   async #run(): Promise<void> {
-    if (this.#publisher.videoCodec) await cachedKeyframe(this.#publisher, this.config.startTimeoutMs);
+    if (this.feed.publisher.videoCodec) await cachedKeyframe(this.feed.publisher, this.config.startTimeoutMs);
     if (this.#state !== 'starting') return;
     await this.#open();
     if (this.#state !== 'starting') return;
     this.#upSince = Date.now();
     this.#transition('running');
-    this.log.info({ size: this.writer.size, plan: this.#plan.video }, 'publishing to the destination');
+    this.log.info({ size: this.writer.size, plan: this.feed.plan.video }, 'publishing to the destination');
     this.#settle();
   }
 
@@ -188,7 +214,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     const first = this.#state === 'starting';
     const [linked, piped] = await Promise.allSettled([
       this.#link ? undefined : this.parts.links(this.#state === 'reconnecting'),
-      this.#pipe ? undefined : this.#startPipeline(),
+      this.feed.current ? undefined : this.feed.startPipeline(),
     ]);
     const link = linked.status === 'fulfilled' ? linked.value : undefined;
     const pipe = piped.status === 'fulfilled' ? piped.value : undefined;
@@ -199,71 +225,23 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
       return;
     }
     if (link) this.#useLink(link);
-    if (pipe) this.#usePipeline(pipe);
-    this.#attachSource(first);
+    if (pipe) this.feed.use(pipe);
+    this.feed.attach(first);
     try {
-      await withinTimeout(this.#pipe?.output, this.config.startTimeoutMs, 'ffmpeg wrote no output');
+      await withinTimeout(this.feed.current?.output, this.config.startTimeoutMs, 'ffmpeg wrote no output');
     } catch (error) {
       throw new OpenError((error as Error).message, error instanceof TimeoutError ? 'slow' : 'local');
     }
     if (!this.#opening) return;
     if (!this.#link) throw new OpenError(this.#lastError ?? 'the destination connection was lost', 'unreachable');
-    if (!this.#pipe) throw new OpenError(this.#lastError ?? 'ffmpeg ended', 'local');
-  }
-
-  /**
-   * Starts feeding the output. The publisher: from the cached keyframe when it is newer than
-   * anything sent before (at once, its timestamps going on), otherwise from the keyframe asked for
-   * now. The still picture: from now.
-   */
-  #attachSource(first: boolean): void {
-    const publisher = this.#publisher;
-    if (!this.standby.awaiting) {
-      let started = false;
-      if (!this.input.attached) {
-        const cachedMs = publisher.cachedKeyframeMs;
-        const fromCache = cachedMs !== undefined && (first || this.writer.timeline.isAhead(cachedMs));
-        started = this.input.attach(publisher, fromCache);
-      }
-      if (!started) publisher.requestKeyframe(true);
-    }
-    // With no packet yet (an audio-only publisher that is silent, or none), the audio timeline starts now.
-    (this.standby.pending ?? this.#pipe)?.begin(Date.now());
-  }
-
-  /** Audio goes to the pipeline: the pending one while a switch is under way. */
-  #onPacket(packet: CachedPacket): void {
-    const pipe = this.standby.pending ?? this.#pipe;
-    if (!pipe) return;
-    pipe.begin(packet.wallclockMs); // the audio timeline starts with the first packet of either kind
-    if (packet.kind === 'audio') pipe.writeAudio(this.#publisher.audioPcm(packet), packet.wallclockMs);
-  }
-
-  /** Video frames go out as they are, or to the pipeline that transcodes them. */
-  #onFrame(frame: VideoFrame): void {
-    if (!this.videoInFfmpeg) this.writer.writeFrame(frame);
-    else (this.standby.pending ?? this.#pipe)?.writeVideo(frame);
-  }
-
-  /** Starts a pipeline for the current source: the publisher, or the still picture while it is away. */
-  #startPipeline(): Promise<Pipeline> {
-    const publisher = this.#publisher;
-    const picture = this.standby.awaiting ? this.writer.picture : undefined;
-    return this.parts.pipelines({
-      plan: this.#plan,
-      video: this.videoInFfmpeg ? publisher.videoCodec : undefined,
-      still: picture && { picture, fps: Math.min(30, Math.max(5, Math.round(publisher.frameRate ?? 30))) },
-      muted: this.audio.muted,
-      sound: this.audio.sound,
-    });
+    if (!this.feed.current) throw new OpenError(this.#lastError ?? 'ffmpeg ended', 'local');
   }
 
   /** Makes `link` the link: a new RTMP session, which starts with headers and a keyframe. */
   #useLink(link: Link): void {
     this.#link = link;
     // Audio waits for the link's first keyframe, if video is to come.
-    const video = this.standby.awaiting ? this.writer.picture !== undefined : this.#publisher.videoCodec !== undefined;
-    this.writer.useLink(link.out, video);
+    this.writer.useLink(link.out, this.feed.hasVideo);
     link.onLost((reason, kind) => {
       if (this.#link === link) this.#lose(reason, kind, false);
     });
@@ -279,27 +257,6 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     await link.close();
   }
 
-  /** Makes `pipe` the pipeline: its tags go out, its end is a loss. */
-  #usePipeline(pipe: Pipeline): void {
-    this.#pipe = pipe;
-    pipe.onTags((tags) => {
-      for (const tag of tags) this.writer.writeTag(tag, pipe.source);
-      this.standby.currentWrote();
-    });
-    pipe.onLost((reason, kind) => {
-      if (this.#pipe === pipe) this.#lose(reason, kind, true);
-    });
-  }
-
-  /** Ends the pipeline and any pending one; `stop` waits for every one ended so far, so no ffmpeg outlives the transponder. */
-  #dropPipeline(): Promise<void> {
-    const pipe = this.#pipe;
-    this.#pipe = undefined;
-    const dropping: Promise<void> = Promise.all([pipe?.close(), this.standby.dropPending()]).then(() => void this.#dropping.delete(dropping));
-    this.#dropping.add(dropping);
-    return dropping;
-  }
-
   /**
    * Output broke: the pipeline (and the link, unless kept) is ended. While up, go to `reconnecting`
    * and open what is missing again after a wait, or fail when restoring is off or exhausted. Before
@@ -307,16 +264,15 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
    */
   #lose(reason: string, kind: FailureKind, keepLink: boolean): void {
     if (!keepLink) void this.#dropLink();
-    void this.#dropPipeline();
+    void this.feed.drop(); // a switch under way gives way to the restore
     if (this.#state === 'starting') return this.#fail(reason, kind);
     if (!this.isUp) return;
     this.counters.drops++;
     this.#lastError = reason;
     this.log.warn({ reason }, 'output lost');
     if (Date.now() - this.#upSince >= HEALTHY_RESET_MS) this.#policy.healthy();
-    this.standby.interrupt(); // a switch under way gives way to the restore
     this.#transition('reconnecting');
-    if (!keepLink) this.input.detach();
+    if (!keepLink) this.feed.detach();
     this.#scheduleAttempt(kind, reason);
   }
 
@@ -335,8 +291,8 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
       await this.#open();
     } catch (error) {
       if (this.#state !== 'reconnecting') return;
-      if (!this.#link) this.input.detach(); // passed-through video goes on over a kept link
-      void this.#dropPipeline();
+      if (!this.#link) this.feed.detach(); // passed-through video goes on over a kept link
+      void this.feed.drop();
       this.#lastError = (error as Error).message;
       this.log.warn({ reason: this.#lastError, attempt: this.#policy.attempt }, 'restore attempt failed');
       this.#scheduleAttempt(error instanceof OpenError ? error.kind : 'local', this.#lastError, startedAt);
@@ -346,7 +302,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     this.#policy.restored();
     this.#upSince = Date.now();
     this.counters.reconnects++;
-    this.#transition(this.standby.awaiting ? 'standby' : 'running');
+    this.#transition(this.awaitingPublisher ? 'standby' : 'running');
     this.log.info({ attempt: this.#policy.attempt }, 'output restored');
   }
 
@@ -384,10 +340,9 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
   #release(): Promise<void> {
     this.#releasing ??= (async () => {
       clearTimeout(this.#retryTimer);
-      const switching = this.standby.close();
-      this.input.detach();
-      // With the pipelines ended earlier (a switch of source) that are still closing.
-      await Promise.all([this.#dropLink(), this.#dropPipeline(), this.audio.stop(), switching, ...this.#dropping]);
+      this.standby.end();
+      // The feed waits for every pipeline it started, so no ffmpeg outlives the transponder.
+      await Promise.all([this.#dropLink(), this.feed.close(), this.audio.stop()]);
     })();
     return this.#releasing;
   }

@@ -286,7 +286,7 @@ const audioTag = (timestamp: number): FlvTag => ({ type: FlvTagType.AUDIO, times
 t.test('standby: the live pipeline goes on until the still picture\'s first keyframe, then the grace period ends the transponder', async (t) => {
   const { publisher } = videoPublisher(t);
   const { pipelines, links, states, transponder } = await running(t, publisher);
-  t.ok(transponder.standby.publisherLost('page closed', 80));
+  t.ok(transponder.publisherLost('page closed', 80));
   t.equal(transponder.state, 'standby');
   await tick(5);
   t.equal(pipelines.length, 2);
@@ -338,7 +338,7 @@ t.test('passthrough: the publisher lost again before its new pipeline took over:
   const { publisher: back } = videoPublisher(t);
   transponder.resume(back, { video: 'copy' });
   await tick(5);
-  t.ok(transponder.standby.publisherLost('gone again', 10_000));
+  t.ok(transponder.publisherLost('gone again', 10_000));
   await tick(5);
   t.ok(pipelines[2]!.closed, 'the live pipeline that had not taken over is closed');
   const sentVideo = links[0]!.video.length;
@@ -349,7 +349,7 @@ t.test('passthrough: the publisher lost again before its new pipeline took over:
 
 /** The publisher goes away: the still picture's pipeline starts and takes over at its first keyframe. */
 async function showStill(transponder: Transponder, pipelines: FakePipeline[]): Promise<void> {
-  transponder.standby.publisherLost('gone', 10_000);
+  transponder.publisherLost('gone', 10_000);
   await tick(5);
   pipelines.at(-1)!.emit([keyframeTag(0)]);
 }
@@ -368,12 +368,12 @@ function stillReaches(still: FakePipeline, wallclockMs: number, kind: 'audio' | 
 t.test('a still picture that is slow to start: the live pipeline takes the output to its start-up timeout', async (t) => {
   const { publisher } = videoPublisher(t);
   const { pipelines, transponder } = await running(t, publisher);
-  transponder.standby.publisherLost('gone', 10_000);
+  transponder.publisherLost('gone', 10_000);
   await tick(config.startTimeoutMs - 50);
   t.notOk(pipelines[0]!.closed, 'still the live pipeline');
   await tick(80);
   t.ok(pipelines[0]!.closed, 'then the still picture takes over anyway');
-  t.equal(transponder.standby.pending, undefined);
+  t.equal(transponder.feed.pending, undefined);
 });
 
 const transcode: EncodingPlan = { video: 'transcode', reason: 'size', scale: { width: 640, height: 360 } };
@@ -445,7 +445,7 @@ t.test('the publisher lost again while resuming: back to standby, the pending pi
   const { publisher: back } = videoPublisher(t);
   transponder.resume(back, transcode);
   await tick(5);
-  t.ok(transponder.standby.publisherLost('gone again', 10_000));
+  t.ok(transponder.publisherLost('gone again', 10_000));
   t.equal(transponder.state, 'standby');
   await tick(5);
   t.ok(pipelines[2]!.closed, 'the pending pipeline is closed');

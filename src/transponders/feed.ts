@@ -1,0 +1,317 @@
+import type { Logger } from 'pino';
+import type { MediaKind } from '../media/codecs.js';
+import { FlvTagType, type FlvTag } from '../media/flv.js';
+import type { VideoFrame } from '../publishers/frames.js';
+import type { Publisher } from '../publishers/publisher.js';
+import type { CachedPacket } from '../publishers/start-cache.js';
+import type { EncodingPlan } from './encoding.js';
+import { PublisherInput } from './input.js';
+import type { OutputAudio } from './output-audio.js';
+import type { OutputWriter } from './output.js';
+import type { Pipeline, PipelineFactory } from './pipeline.js';
+import type { FailureKind } from './restore.js';
+
+/** What feeds the output: the publisher's media, or the still picture while the publisher is away. */
+export type FeedSource = 'publisher' | 'still';
+
+export interface FeedOptions {
+  publisher: Publisher;
+  plan: EncodingPlan;
+  writer: OutputWriter;
+  audio: OutputAudio;
+  pipelines: PipelineFactory;
+  /** How long a new pipeline may take to write its first frame before it takes over anyway. */
+  startTimeoutMs: number;
+  log: Logger;
+  /** A pipeline feeding the output ended (with why, and what kind of failure). */
+  onLost(reason: string, kind: FailureKind): void;
+  /** A switch is complete: the new source's pipeline feeds the output. */
+  onSwitched(): void;
+}
+
+const isKeyframeTag = (tag: FlvTag): boolean => tag.type === FlvTagType.VIDEO && tag.body[0]! >> 4 === 1 && tag.body[1] === 1;
+const isAudioFrameTag = (tag: FlvTag): boolean => tag.type === FlvTagType.AUDIO && tag.body[1] === 1;
+
+/**
+ * The one owner of what feeds a transponder's output: its source (the publisher, or the still
+ * picture while the publisher is away), its pipelines (the current one, and the one about to take
+ * over during a switch), and the routing of the publisher's packets and frames to them. The link is
+ * the transponder's; the feed writes to it through the `OutputWriter`.
+ *
+ * Every switch of source is made before the old pipeline is broken: the new pipeline is fed while
+ * the current one goes on (its mixer writes silence when no audio comes), and takes over at its
+ * first keyframe (its first audio frame when it makes no video), or after the start-up timeout.
+ * However long ffmpeg takes to start, the output does not pause. The still picture's output runs
+ * behind the clock by as long as its ffmpeg took to start (it numbers frames from its own start):
+ * it goes on until it has reached the new pipeline's first frame, so leaving it skips nothing.
+ */
+export class OutputFeed {
+  readonly input = new PublisherInput({ packet: (packet) => this.#onPacket(packet), frame: (frame) => this.#onFrame(frame) });
+  #source: FeedSource = 'publisher';
+  #publisher: Publisher;
+  #plan: EncodingPlan;
+  #current: Pipeline | undefined;
+  /** The pipeline about to take over, and the tags it wrote so far. */
+  #pending: Pipeline | undefined;
+  #held: FlvTag[] = [];
+  /** The publisher-clock time of the pending pipeline's first frame that can take over, once it came. */
+  #readyAt: { kind: MediaKind; wallclockMs: number } | undefined;
+  #handOverTimer: NodeJS.Timeout | undefined;
+  /** Counts switches: a switch overtaken by another, by a loss or by the end gives way. */
+  #switches = 0;
+  /** Switches under way: a pipeline they start is closed by them if it is no longer wanted. */
+  readonly #switching = new Set<Promise<void>>();
+  /** Pipelines being closed: `close` waits for them, so no ffmpeg outlives the feed. */
+  readonly #dropping = new Set<Promise<void>>();
+
+  constructor(private readonly options: FeedOptions) {
+    this.#publisher = options.publisher;
+    this.#plan = options.plan;
+  }
+
+  get source(): FeedSource {
+    return this.#source;
+  }
+  get publisher(): Publisher {
+    return this.#publisher;
+  }
+  get plan(): EncodingPlan {
+    return this.#plan;
+  }
+  /** The pipeline feeding the output now. */
+  get current(): Pipeline | undefined {
+    return this.#current;
+  }
+  /** The pipeline about to take over during a switch; the current one goes on meanwhile. */
+  get pending(): Pipeline | undefined {
+    return this.#pending;
+  }
+  /** Every pipeline running: audio commands apply to each. */
+  get pipelines(): Pipeline[] {
+    return [this.#current, this.#pending].filter((p) => p !== undefined);
+  }
+
+  /** Whether ffmpeg carries the publisher's video (transcoding) rather than the gateway (passthrough). */
+  get videoInFfmpeg(): boolean {
+    return this.#source === 'publisher' && this.#publisher.videoCodec !== undefined && this.#plan.video === 'transcode';
+  }
+
+  /** Whether the output has video to start a link with: the publisher's, or the still picture. */
+  get hasVideo(): boolean {
+    return this.#source === 'still' ? this.options.writer.picture !== undefined : this.#publisher.videoCodec !== undefined;
+  }
+
+  /** Starts a pipeline for the current source, not yet feeding the output (`use` makes it). */
+  startPipeline(): Promise<Pipeline> {
+    const { writer, audio } = this.options;
+    const publisher = this.#publisher;
+    const picture = this.#source === 'still' ? writer.picture : undefined;
+    return this.options.pipelines({
+      plan: this.#plan,
+      video: this.videoInFfmpeg ? publisher.videoCodec : undefined,
+      still: picture && { picture, fps: Math.min(30, Math.max(5, Math.round(publisher.frameRate ?? 30))) },
+      muted: audio.muted,
+      sound: audio.sound,
+    });
+  }
+
+  /** Makes `pipe` the current pipeline: its tags go out, its end is a loss. */
+  use(pipe: Pipeline): void {
+    this.#current = pipe;
+    pipe.onTags((tags) => {
+      for (const tag of tags) this.options.writer.writeTag(tag, pipe.source);
+      if (this.#pending && this.#readyAt) this.#takeOverIfReached(this.#pending);
+    });
+    pipe.onLost((reason, kind) => {
+      if (this.#current === pipe) this.options.onLost(reason, kind);
+    });
+  }
+
+  /**
+   * Starts feeding the output. The publisher: from the cached keyframe when it is newer than
+   * anything sent before (at once, its timestamps going on), otherwise from the keyframe asked for
+   * now. The still picture: from now.
+   */
+  attach(first: boolean): void {
+    const publisher = this.#publisher;
+    if (this.#source === 'publisher') {
+      let started = false;
+      if (!this.input.attached) {
+        const cachedMs = publisher.cachedKeyframeMs;
+        const fromCache = cachedMs !== undefined && (first || this.options.writer.timeline.isAhead(cachedMs));
+        started = this.input.attach(publisher, fromCache);
+      }
+      if (!started) publisher.requestKeyframe(true);
+    }
+    // With no packet yet (an audio-only publisher that is silent, or none), the audio timeline starts now.
+    (this.#pending ?? this.#current)?.begin(Date.now());
+  }
+
+  /** Stops taking the publisher's media. */
+  detach(): void {
+    this.input.detach();
+  }
+
+  /**
+   * Sets what feeds the output from now; `back` is the publisher that came back, with its plan. The
+   * still picture takes none of the publisher's media. `startSwitch` puts it on the output.
+   */
+  setSource(source: FeedSource, back?: { publisher: Publisher; plan: EncodingPlan }): void {
+    this.#source = source;
+    if (back) {
+      this.#publisher = back.publisher;
+      this.#plan = back.plan;
+    }
+    if (source === 'still') this.input.detach();
+  }
+
+  /** Starts a pipeline for the source and has it take over from the current one when ready, keeping the link. */
+  startSwitch(): void {
+    const switching = this.#switch()
+      .catch((error: unknown) => this.options.log.warn({ err: error }, 'switching the source failed'))
+      .finally(() => this.#switching.delete(switching));
+    this.#switching.add(switching);
+  }
+
+  /**
+   * The publisher went away again while a switch back to it was under way: the still picture,
+   * which is still the current pipeline, goes on and the pending one is dropped.
+   */
+  keepStill(): void {
+    this.#source = 'still';
+    this.input.detach();
+    this.#switches++;
+    void this.#dropPending();
+  }
+
+  /** Ends the pipelines (current and pending); a switch under way gives way. Resolves once they are closed. */
+  drop(): Promise<void> {
+    this.#switches++;
+    const pipe = this.#current;
+    this.#current = undefined;
+    const dropping: Promise<void> = Promise.all([pipe?.close(), this.#dropPending()]).then(() => void this.#dropping.delete(dropping));
+    this.#dropping.add(dropping);
+    return dropping;
+  }
+
+  /** Ends everything; no timer fires after this. Resolves once every pipeline it started is closed. */
+  async close(): Promise<void> {
+    this.input.detach();
+    clearTimeout(this.#handOverTimer);
+    // A switch under way closes the pipeline it was starting (drop makes it give way).
+    await Promise.all([this.drop(), ...this.#switching, ...this.#dropping]);
+  }
+
+  /** Audio goes to the pipeline: the pending one while a switch is under way. */
+  #onPacket(packet: CachedPacket): void {
+    const pipe = this.#pending ?? this.#current;
+    if (!pipe) return;
+    pipe.begin(packet.wallclockMs); // the audio timeline starts with the first packet of either kind
+    if (packet.kind === 'audio') pipe.writeAudio(this.#publisher.audioPcm(packet), packet.wallclockMs);
+  }
+
+  /** Video frames go out as they are, or to the pipeline that transcodes them. */
+  #onFrame(frame: VideoFrame): void {
+    if (!this.videoInFfmpeg) this.options.writer.writeFrame(frame);
+    else (this.#pending ?? this.#current)?.writeVideo(frame);
+  }
+
+  async #dropPending(): Promise<void> {
+    const pipe = this.#pending;
+    this.#pending = undefined;
+    this.#held = [];
+    this.#readyAt = undefined;
+    clearTimeout(this.#handOverTimer);
+    await pipe?.close();
+  }
+
+  /**
+   * Replaces the pipeline for the current source: the new source starts with its own codec headers
+   * and a keyframe, timestamps going on. The current pipeline goes on until the new one takes over;
+   * when live video passed through replaces the still picture, only its sound does.
+   */
+  async #switch(): Promise<void> {
+    const { writer, startTimeoutMs } = this.options;
+    const switchNo = ++this.#switches;
+    void this.#dropPending();
+    writer.newSource();
+    const current = this.#current;
+    if (current?.source.still) current.source.audioOnly = this.#source === 'publisher' && !this.videoInFfmpeg;
+    let pipe: Pipeline;
+    try {
+      pipe = await this.startPipeline();
+    } catch (error) {
+      if (switchNo === this.#switches) this.options.onLost((error as Error).message, 'local');
+      return;
+    }
+    if (switchNo !== this.#switches) {
+      await pipe.close();
+      return;
+    }
+    if (this.#current) {
+      this.#pending = pipe;
+      pipe.onTags((tags) => this.#hold(pipe, tags));
+      pipe.onLost((reason, kind) => {
+        if (this.#pending !== pipe) return;
+        this.#takeOver(pipe);
+        this.options.onLost(reason, kind);
+      });
+      // Without its first frame in time, it takes over anyway.
+      this.#handOverTimer = setTimeout(() => this.#takeOver(pipe), startTimeoutMs);
+    } else {
+      this.use(pipe);
+      this.options.onSwitched();
+    }
+    this.attach(false);
+  }
+
+  #hold(pipe: Pipeline, tags: FlvTag[]): void {
+    this.#held.push(...tags);
+    if (!this.#readyAt) {
+      const kind = pipe.source.still || pipe.source.transcoding ? 'video' : 'audio';
+      const first = tags.find(kind === 'video' ? isKeyframeTag : isAudioFrameTag);
+      if (!first) return;
+      const startMs = kind === 'video' ? pipe.source.videoStartMs : pipe.source.audioStartMs;
+      if (startMs === undefined) return this.#takeOver(pipe);
+      this.#readyAt = { kind, wallclockMs: startMs + first.timestamp };
+    }
+    this.#takeOverIfReached(pipe);
+  }
+
+  /**
+   * Takes over once the output has reached the pending pipeline's first frame: at once from live
+   * media (its input is gone, nothing more comes of it), from the still picture once it got there.
+   */
+  #takeOverIfReached(pipe: Pipeline): void {
+    const ready = this.#readyAt;
+    if (!ready) return;
+    const { timeline } = this.options.writer;
+    const frameMs = 1000 / (this.#publisher.frameRate ?? 30);
+    if (!this.#current?.source.still || timeline.last(ready.kind) + frameMs >= timeline.at(ready.wallclockMs)) this.#takeOver(pipe);
+  }
+
+  /** The pending pipeline replaces the current one, what it held going out first. */
+  #takeOver(pipe: Pipeline): void {
+    const { writer } = this.options;
+    if (this.#pending !== pipe) return;
+    clearTimeout(this.#handOverTimer);
+    const held = this.#held;
+    this.#pending = undefined;
+    this.#held = [];
+    this.#readyAt = undefined;
+    const previous = this.#current;
+    this.#current = undefined;
+    const dropping: Promise<void> = Promise.resolve(previous?.close()).then(() => void this.#dropping.delete(dropping));
+    this.#dropping.add(dropping);
+    this.use(pipe);
+    // Its first keyframe was captured before the last still frames were sent: its timeline is moved
+    // on to one frame after them, audio and video alike.
+    const keyframe = held.find((tag) => tag.type === FlvTagType.VIDEO && tag.body[1] === 1);
+    if (keyframe && pipe.source.videoStartMs !== undefined) {
+      const frameMs = 1000 / (this.#publisher.frameRate ?? 30);
+      pipe.source.shiftMs = writer.timeline.shiftFor(pipe.source.videoStartMs + keyframe.timestamp, frameMs);
+    }
+    this.options.onSwitched();
+    for (const tag of held) writer.writeTag(tag, pipe.source);
+  }
+}

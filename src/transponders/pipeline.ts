@@ -12,7 +12,7 @@ import { IVF_CLOCK_RATE, ivfFrameHeader, ivfHeader } from '../media/ivf.js';
 import type { VideoFrame } from '../publishers/frames.js';
 import type { EncodingPlan, EncodingSettings } from './encoding.js';
 import type { Picture, TagSource } from './output.js';
-import type { FailureKind } from './restore.js';
+import { OpenError, type FailureKind } from './restore.js';
 
 /** What a pipeline is made for. */
 export interface PipelineSpec {
@@ -27,7 +27,10 @@ export interface PipelineSpec {
 
 /** The local half of an output, replaced as a whole: what makes its audio (and transcoded video). */
 export interface Pipeline {
-  /** Resolves at the first output; rejects if the pipeline ends first. */
+  /**
+   * Resolves at the first output; rejects with an `OpenError` if the pipeline is lost first, its
+   * start-up timeout included: the pipeline owns that deadline (the loss is also told to `onLost`).
+   */
   readonly output: Promise<void>;
   /** Where its tags go on the timeline (`shiftMs` is set by a hand-over). */
   readonly source: TagSource;
@@ -96,6 +99,7 @@ class FfmpegPipeline implements Pipeline {
   #tags: ((tags: FlvTag[]) => void) | undefined;
   #lost: ((reason: string, kind: FailureKind) => void) | undefined;
   #closing: Promise<void> | undefined;
+  #failOutput: (error: OpenError) => void = () => {};
   #batch: Buffer[] = [];
   #batchBytes = 0;
   /** After a mute or a sound changed what the PCM carries: written at once, as the change fades in through the encoder. */
@@ -111,7 +115,8 @@ class FfmpegPipeline implements Pipeline {
     this.source = { shiftMs: 0, still: spec.still !== undefined, transcoding: spec.video !== undefined };
     this.output = new Promise<void>((resolve, reject) => {
       ffmpeg.once('output', () => resolve());
-      ffmpeg.once('exit', (code, signal) => reject(new Error(this.#exitReason(code, signal))));
+      this.#failOutput = reject;
+      ffmpeg.once('exit', (code, signal) => reject(new OpenError(this.#exitReason(code, signal), 'local')));
     });
     this.output.catch(() => {}); // also reported through onLost
     ffmpeg.on('line', (line) => this.#onLine(line));
@@ -245,6 +250,7 @@ class FfmpegPipeline implements Pipeline {
   }
 
   #lose(reason: string, kind: FailureKind = 'local'): void {
+    this.#failOutput(new OpenError(reason, kind)); // no effect once it has output
     const listener = this.#lost;
     this.#lost = undefined;
     clearInterval(this.#watch);

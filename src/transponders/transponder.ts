@@ -12,7 +12,7 @@ import { LinkTotals, type Link, type LinkStats } from './rtmp-link.js';
 import { OutputFeed } from './feed.js';
 import type { TransponderConfig, TransponderOptions, TransponderParts } from './settings.js';
 import { isActive, isUp, TRANSITIONS, type TransponderState } from './states.js';
-import { cachedKeyframe, TimeoutError, withinTimeout } from './waits.js';
+import { cachedKeyframe } from './waits.js';
 import { Standby } from './standby.js';
 import { describe } from './view.js';
 
@@ -228,9 +228,10 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     if (pipe) this.feed.use(pipe);
     this.feed.attach(first);
     try {
-      await withinTimeout(this.feed.current?.output, this.config.startTimeoutMs, 'ffmpeg wrote no output');
+      // The pipeline owns the deadline of its first output (ffmpeg_start_timeout_ms): one timer, one kind of failure.
+      await this.feed.current?.output;
     } catch (error) {
-      throw new OpenError((error as Error).message, error instanceof TimeoutError ? 'slow' : 'local');
+      throw error instanceof OpenError ? error : new OpenError((error as Error).message, 'local');
     }
     if (!this.#opening) return;
     if (!this.#link) throw new OpenError(this.#lastError ?? 'the destination connection was lost', 'unreachable');

@@ -51,9 +51,12 @@ class FakePipeline implements Pipeline {
   closed = false;
   #tags: ((tags: FlvTag[]) => void) | undefined;
   #lost: ((reason: string, kind: FailureKind) => void) | undefined;
-  constructor(readonly spec: PipelineSpec) {
+  #failOutput: (error: OpenError) => void = () => {};
+  /** `silent`: it writes nothing (an ffmpeg the machine does not get to); its output waits for a loss. */
+  constructor(readonly spec: PipelineSpec, silent = false) {
     this.source = { shiftMs: 0, still: spec.still !== undefined, transcoding: spec.video !== undefined };
-    this.output = Promise.resolve();
+    this.output = silent ? new Promise((_, reject) => (this.#failOutput = reject)) : Promise.resolve();
+    this.output.catch(() => {});
   }
   begin(wallclockMs: number): void {
     this.source.audioStartMs ??= wallclockMs;
@@ -78,11 +81,14 @@ class FakePipeline implements Pipeline {
   emit(tags: FlvTag[]): void {
     this.#tags?.(tags);
   }
+  /** Lost, as a real pipeline is: its output rejects (before it wrote) and `onLost` is told. */
   lose(reason: string, kind: FailureKind = 'local'): void {
+    this.#failOutput(new OpenError(reason, kind));
     this.#lost?.(reason, kind);
   }
   async close(): Promise<void> {
     this.closed = true;
+    this.#failOutput(new OpenError('ffmpeg was ended by SIGINT', 'local'));
   }
 }
 
@@ -135,8 +141,7 @@ function rig(t: Test, publisher: Publisher, plan: EncodingPlan = { video: 'copy'
         return link;
       },
       pipelines: async (spec) => {
-        const pipe = new FakePipeline(spec);
-        if (made.silentPipelines) pipe.output = new Promise(() => {});
+        const pipe = new FakePipeline(spec, made.silentPipelines);
         pipelines.push(pipe);
         return pipe;
       },
@@ -191,25 +196,19 @@ t.test('starts: one link, one pipeline, the cached keyframe passed through at on
   t.equal(transponder.writer.frames, 2, 'the keyframe and the frame after it');
 });
 
-t.test('a startup whose pipeline the machine does not get to in time fails as unavailable, whichever timer tells first', async (t) => {
+t.test('a startup whose pipeline the machine does not get to in time fails as unavailable: the pipeline owns that deadline', async (t) => {
   const { publisher } = videoPublisher(t);
-  // The pipeline's own watchdog tells first.
   const watched = rig(t, publisher);
   watched.silentPipelines = true;
   watched.transponder.start();
   await waitFor('the pipeline', () => watched.pipelines.length === 1, 2000, 1);
+  await tick(config.startTimeoutMs + 50);
+  t.equal(watched.transponder.state, 'starting', 'no other timer of the transponder ends it meanwhile');
   watched.pipelines[0]!.lose('ffmpeg wrote no output within 200 ms', 'slow');
   await watched.transponder.ready;
   t.equal(watched.transponder.state, 'failed');
   t.equal(watched.transponder.errorCode, 'unavailable', 'the machine\'s load, not the gateway\'s fault');
-  // The transponder's start-up timeout tells first.
-  const timed = rig(t, publisher);
-  timed.silentPipelines = true;
-  timed.transponder.start();
-  await timed.transponder.ready;
-  t.equal(timed.transponder.state, 'failed');
-  t.equal(timed.transponder.errorCode, 'unavailable');
-  t.match(timed.transponder.lastError, /ffmpeg wrote no output within 200 ms/);
+  t.match(watched.transponder.lastError, /ffmpeg wrote no output within 200 ms/);
   // An ffmpeg that ended is the gateway's own failure.
   const ended = rig(t, publisher);
   ended.silentPipelines = true;
@@ -465,4 +464,22 @@ t.test('a pipeline lost while up is restored over the kept link', async (t) => {
   t.equal(links.length, 1, 'the link was kept');
   t.equal(pipelines.length, 2);
   t.same(states, ['running', 'reconnecting', 'running']);
+});
+
+t.test('a restore attempt whose pipeline writes nothing in time is tried again, as the machine\'s load', async (t) => {
+  const track = new FakeTrack('audio');
+  const publisher = fakePublisher('mic', [track]);
+  t.teardown(() => publisher.close());
+  const made = await running(t, publisher);
+  const { pipelines, transponder } = made;
+  made.silentPipelines = true;
+  pipelines[0]!.lose('ffmpeg exited');
+  await waitFor('the restore\'s pipeline', () => pipelines.length === 2, 2000, 1);
+  made.silentPipelines = false;
+  pipelines[1]!.lose('ffmpeg wrote no output within 200 ms', 'slow');
+  t.equal(transponder.state, 'reconnecting', 'not failed: the attempt failed');
+  await waitFor('another attempt', () => pipelines.length === 3, 2000, 1);
+  await waitFor('running', () => transponder.state === 'running', 2000, 1);
+  t.ok(pipelines[1]!.closed, 'the silent pipeline was closed');
+  t.match(transponder.lastError, /no output within 200 ms/);
 });

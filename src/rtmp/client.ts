@@ -38,11 +38,6 @@ export interface RtmpPublishOptions {
   timeoutMs: number;
   /** The TCP (and TLS) connection alone must be made within this; `timeoutMs` when absent. */
   socketTimeoutMs?: number;
-  /**
-   * Once publishing, output the server has not acknowledged for this long counts as a stall: the
-   * connection is ended with an error, as a dead one would be. Undefined: not watched.
-   */
-  stallTimeoutMs?: number;
 }
 
 export type RtmpPublisherEvents = {
@@ -58,7 +53,6 @@ const OUT_CHUNK_SIZE = 4096;
  * proves delivery (a stopped server's kernel keeps taking bytes for a long time).
  */
 const ACK_WINDOW = 32 * 1024;
-const STALL_CHECK_MS = 250;
 const CSID = { control: 2, command: 3, audio: 4, data: 5, video: 6 } as const;
 
 /**
@@ -88,9 +82,6 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
   #closedByUs = false;
   #error: Error | undefined;
   #acknowledgements = 0;
-  /** Since when more than a window has gone unacknowledged (or, from a server that never acknowledges, the socket stayed backed up). */
-  #overdueSince: number | undefined;
-  #stallTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly socket: Socket,
@@ -127,7 +118,6 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
     try {
       await client.#handshake();
       await client.#startPublishing(options, auth);
-      if (options.stallTimeoutMs) client.#watchStalls(options.stallTimeoutMs);
       return client;
     } catch (error) {
       client.#abort(error instanceof Error ? error : new Error(String(error)));
@@ -171,27 +161,23 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
     return Math.max(0, (this.bytesWritten - this.bytesAcknowledged) % 2 ** 32);
   }
 
+  /** Acknowledgements the server sent so far: whether it makes progress. */
+  get acknowledgements(): number {
+    return this.#acknowledgements;
+  }
+
   /**
-   * Output stalls when the server stops acknowledging while more than a window is outstanding; a
-   * server that has never acknowledged anything is judged by its socket instead, backed up (the
-   * kernel's buffer full) for the whole timeout. A server that acknowledges, however slowly, is
-   * not stalled: a slow one is the lag guard's to handle, not a reason to reconnect.
+   * Output waits on the server: more than a window unacknowledged, or, from a server that has never
+   * acknowledged anything, bytes the kernel would not take. Whether that is a stall is the link's
+   * to decide (`rtmp-link.ts`).
    */
-  #watchStalls(timeoutMs: number): void {
-    let acknowledgements = this.#acknowledgements;
-    this.#stallTimer = setInterval(() => {
-      const now = Date.now();
-      const progressed = this.#acknowledgements !== acknowledgements;
-      acknowledgements = this.#acknowledgements;
-      const behind = this.#acknowledgements > 0 ? this.unacknowledgedBytes > ACK_WINDOW : this.socket.writableLength > 0;
-      if (!behind || progressed) this.#overdueSince = undefined;
-      else this.#overdueSince ??= now;
-      if (this.#overdueSince !== undefined && now - this.#overdueSince >= timeoutMs) {
-        const what = this.#acknowledgements > 0 ? `acknowledged nothing of the last ${Math.round(this.unacknowledgedBytes / 1024)} KB` : 'took no data';
-        this.#abort(new RtmpError(`the destination ${what} for ${Math.round((now - this.#overdueSince) / 1000)} s`));
-      }
-    }, STALL_CHECK_MS);
-    this.#stallTimer.unref();
+  get behind(): boolean {
+    return this.#acknowledgements > 0 ? this.unacknowledgedBytes > ACK_WINDOW : this.socket.writableLength > 0;
+  }
+
+  /** Ends the connection with `error` (a stall the link decided): told as the connection's end. */
+  abort(error: Error): void {
+    this.#abort(error);
   }
 
   /** Unpublishes politely and closes; resolves when the socket is closed. */
@@ -369,7 +355,6 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
   #onClose(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#stallTimer);
     const error = this.#closedByUs ? undefined : (this.#error ?? new RtmpError('the destination closed the connection'));
     const failure = error ?? new RtmpError('the connection was closed');
     for (const pending of this.#pending.values()) pending.reject(failure);

@@ -1,6 +1,7 @@
 import type { SecureContext } from 'node:tls';
 import type { Amf0Value } from '../rtmp/amf0.js';
 import { RtmpPublisher } from '../rtmp/client.js';
+import { RtmpError } from '../rtmp/errors.js';
 import type { DestinationResolver } from '../security/destination-policy.js';
 import { scrubDestination, type Destination } from './destination.js';
 import { LagGuard } from './lag-guard.js';
@@ -9,6 +10,8 @@ import { classifyFailure, OpenError, RECONNECT_SOCKET_TIMEOUT_MS, type FailureKi
 
 /** Output waiting in the gateway for a slow destination beyond this fails the link (~50 s at 2.5 Mb/s). */
 const MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
+/** How often the link looks at the destination's acknowledgements. */
+const STALL_CHECK_MS = 250;
 
 /** What a link has done so far; added up over a transponder's links. */
 export interface LinkStats {
@@ -94,7 +97,6 @@ export function rtmpLinks(destination: Destination, settings: RtmpLinkSettings, 
         secureContext: settings.secureContext,
         timeoutMs: settings.connectTimeoutMs,
         socketTimeoutMs: reconnecting ? RECONNECT_SOCKET_TIMEOUT_MS : undefined,
-        stallTimeoutMs: settings.stallTimeoutMs,
         onListenerError: settings.onListenerError,
       });
     } catch (error) {
@@ -106,8 +108,10 @@ export function rtmpLinks(destination: Destination, settings: RtmpLinkSettings, 
 
 /**
  * The RTMP link: the publish session, a `LagGuard` that drops media up to a keyframe for a
- * destination too far behind, and the output buffer when enabled. Media the destination does not
- * take piling up beyond MAX_BACKLOG_BYTES, a stall, or the connection's end is a loss.
+ * destination too far behind, and the output buffer when enabled. It is the one place that decides
+ * the destination stalled (`#checkStall`): media it does not take piling up beyond
+ * MAX_BACKLOG_BYTES, or nothing acknowledged for `stallTimeoutMs`. A stall, or the connection's
+ * end, is a loss.
  */
 export class RtmpLink implements Link {
   readonly out: MediaOutput;
@@ -115,6 +119,10 @@ export class RtmpLink implements Link {
   readonly #buffer: OutputBuffer | undefined;
   #lost: ((reason: string, kind: FailureKind) => void) | undefined;
   #closed = false;
+  readonly #stallTimer: NodeJS.Timeout;
+  /** Since when output has waited on the destination without it acknowledging anything. */
+  #overdueSince: number | undefined;
+  #acknowledgements: number;
 
   constructor(
     private readonly rtmp: RtmpPublisher,
@@ -136,8 +144,12 @@ export class RtmpLink implements Link {
       },
     };
     rtmp.on('closed', (error) => {
+      clearInterval(this.#stallTimer);
       if (error) this.#lose(`destination connection lost: ${scrubDestination(error.message, this.destination)}`, classifyFailure(error));
     });
+    this.#acknowledgements = rtmp.acknowledgements;
+    this.#stallTimer = setInterval(() => this.#checkStall(settings.stallTimeoutMs), STALL_CHECK_MS);
+    this.#stallTimer.unref();
   }
 
   get stats(): LinkStats {
@@ -167,8 +179,27 @@ export class RtmpLink implements Link {
 
   async close(): Promise<void> {
     this.#closed = true;
+    clearInterval(this.#stallTimer);
     this.#buffer?.close();
     await this.rtmp.close();
+  }
+
+  /**
+   * Output stalls when the server stops acknowledging while output waits on it (a cut network, a
+   * stopped server: the kernel keeps taking bytes for a long time); the connection is ended as a
+   * dead one would be. A server that acknowledges, however slowly, has not stalled: a slow one is
+   * the lag guard's to handle.
+   */
+  #checkStall(timeoutMs: number): void {
+    const now = Date.now();
+    const { rtmp } = this;
+    const progressed = rtmp.acknowledgements !== this.#acknowledgements;
+    this.#acknowledgements = rtmp.acknowledgements;
+    if (!rtmp.behind || progressed) this.#overdueSince = undefined;
+    else this.#overdueSince ??= now;
+    if (this.#overdueSince === undefined || now - this.#overdueSince < timeoutMs) return;
+    const what = rtmp.acknowledgements > 0 ? `acknowledged nothing of the last ${Math.round(rtmp.unacknowledgedBytes / 1024)} KB` : 'took no data';
+    rtmp.abort(new RtmpError(`the destination ${what} for ${Math.round((now - this.#overdueSince) / 1000)} s`));
   }
 
   /** A destination that takes less than it is sent would make the gateway buffer without end. */

@@ -1,9 +1,9 @@
-import type { PushChange } from '../transponders/changes.js';
 import { GatewayError, type ErrorCode } from '../errors.js';
 import { OfferError } from '../ingest/sdp.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import type { ArgsOf, PlaceMethod } from './methods.js';
 import type { PlaceLoad, PlaneStatus } from './plane.js';
+import type { PushChange } from '../transponders/changes.js';
 
 /**
  * From the main thread to a worker: a method of `PLACE_METHODS` with its arguments (structured-clone

@@ -1,4 +1,3 @@
-import type { PushChange } from '../transponders/changes.js';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
@@ -13,6 +12,7 @@ import { isActive, type TransponderState } from '../transponders/states.js';
 import type { WorkerData } from './worker.js';
 import { checkResult, PLACE_METHODS, ROUTED_METHODS, type ArgsOf, type PlaceMethod, type ResultOf, type RoutedCalls, type RoutedMethod } from './methods.js';
 import { fromWire, type Call, type WorkerMessage } from './wire.js';
+import type { PushChange } from '../transponders/changes.js';
 
 /** The number of worker threads `config.workers` asks for: 'auto' is one per core. */
 export function workerCount(config: Pick<GatewayConfig, 'workers'>): number {

@@ -1,7 +1,7 @@
-import { shownReason, type PushChange } from '../transponders/changes.js';
 import type { Logger } from 'pino';
 import { GatewayError, type ErrorCode } from '../errors.js';
 import type { MediaPlane } from '../plane/plane.js';
+import { shownReason, type PushChange } from '../transponders/changes.js';
 import type { TransponderInfo } from '../transponders/info.js';
 import type { Destination } from '../transponders/destination.js';
 import { isActive, type TransponderState } from '../transponders/states.js';

@@ -1,4 +1,3 @@
-import type { PushChange } from '../../src/transponders/changes.js';
 import t from 'tap';
 import pino from 'pino';
 import { DEFAULT_RECONNECT, mayReconnect, reconnectDelay } from '../../sdk/src/backoff.js';
@@ -8,6 +7,7 @@ import type { TransponderInfo } from '../../src/transponders/info.js';
 import type { DestinationMessage } from '../../src/signaling/protocol.js';
 import { destinationState, StreamPushes } from '../../src/signaling/stream-pushes.js';
 import { parseDestination } from '../../src/transponders/destination.js';
+import type { PushChange } from '../../src/transponders/changes.js';
 
 t.test('the SDK reconnects after waits that grow x2 from 0.5 s to 10 s, lengthened by up to 25 % at random', async (t) => {
   t.same([1, 2, 3, 4, 5, 6, 7].map((n) => reconnectDelay(DEFAULT_RECONNECT, n, 0)), [500, 1000, 2000, 4000, 8000, 10000, 10000]);

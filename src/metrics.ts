@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MediaPlane } from './plane/plane.js';
 import { streamMetrics } from './metrics-streams.js';
 

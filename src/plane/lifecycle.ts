@@ -50,8 +50,8 @@ export function followLifecycle(publishers: PublisherRegistry, transponders: Tra
     else if (!transponders.all().some((other) => other.state === 'standby' && other.publisher.name === stream)) waiting.delete(stream);
     const type = transponderEvent(change.previous, state);
     if (!type) return;
-    const { startupMs, outageMs, reason } = change;
-    listener({ type, stream, mediaSessionId: change.mediaSessionId, destination: change.destination, state, ...(reason ? { reason } : {}), ...(startupMs !== undefined ? { startupMs } : {}), ...(outageMs !== undefined ? { outageMs } : {}) });
+    const { previous: _previous, errorCode: _errorCode, ...told } = change; // the change holds only the fields it has
+    listener({ type, ...told });
   });
   const onPublishing = (publisher: { name: string; id: string }): void => {
     const type = waiting.delete(publisher.name) ? 'publisher.returned' : 'publisher.published';

@@ -1,5 +1,4 @@
-import type { FindFilter } from '../transponders/requests.js';
-import type { SoundRequest, StartupRequest } from '../transponders/requests.js';
+import type { FindFilter, SoundRequest, StartupRequest } from '../transponders/requests.js';
 import type { Transponder } from '../transponders/transponder.js';
 import { describeStream, type StreamJson } from '../publishers/view.js';
 import { notFound } from '../errors.js';

@@ -1,13 +1,8 @@
-import type { FindFilter } from '../transponders/requests.js';
-import type { SoundRequest, StartupRequest } from '../transponders/requests.js';
 import type { TransponderState } from '../transponders/states.js';
-import type { TransponderInfo } from '../transponders/info.js';
 import type { LoadSample } from '../load.js';
-import type { StreamJson } from '../publishers/view.js';
 import type { PushChange } from '../transponders/changes.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import type { RoutedCalls } from './methods.js';
-
 
 /** What the plane tells of one publish, in order: publishing once connected, closed once. */
 export interface PublishHandlers {

@@ -189,9 +189,7 @@ export class OutputFeed {
     this.#switches++;
     const pipe = this.#current;
     this.#current = undefined;
-    const dropping: Promise<void> = Promise.all([pipe?.close(), this.#dropPending()]).then(() => void this.#dropping.delete(dropping));
-    this.#dropping.add(dropping);
-    return dropping;
+    return this.#tracked(Promise.all([pipe?.close(), this.#dropPending()]));
   }
 
   /** Ends everything; no timer fires after this. Resolves once every pipeline it started is closed. */
@@ -214,6 +212,13 @@ export class OutputFeed {
   #onFrame(frame: VideoFrame): void {
     if (!this.videoInFfmpeg) this.options.writer.writeFrame(frame);
     else (this.#pending ?? this.#current)?.writeVideo(frame);
+  }
+
+  /** A pipeline closing, which `close` waits for until it is done. */
+  #tracked(closing: Promise<unknown>): Promise<void> {
+    const dropping: Promise<void> = closing.then(() => void this.#dropping.delete(dropping));
+    this.#dropping.add(dropping);
+    return dropping;
   }
 
   async #dropPending(): Promise<void> {
@@ -301,8 +306,7 @@ export class OutputFeed {
     this.#readyAt = undefined;
     const previous = this.#current;
     this.#current = undefined;
-    const dropping: Promise<void> = Promise.resolve(previous?.close()).then(() => void this.#dropping.delete(dropping));
-    this.#dropping.add(dropping);
+    void this.#tracked(Promise.resolve(previous?.close()));
     this.use(pipe);
     // Its first keyframe was captured before the last still frames were sent: its timeline is moved
     // on to one frame after them, audio and video alike.

@@ -2,9 +2,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { MediaPlane } from './plane/plane.js';
 import type { TransponderInfo } from './transponders/info.js';
 import type { StreamJson } from './publishers/view.js';
-import { TRANSITIONS, type TransponderState } from './transponders/states.js';
-
-const STATES = Object.keys(TRANSITIONS) as TransponderState[];
+import { TRANSPONDER_STATES } from './transponders/states.js';
 
 /** What one scrape reads from the plane, shared by every metric of that scrape. */
 interface Scrape {
@@ -12,11 +10,10 @@ interface Scrape {
   streams: StreamJson[];
 }
 
-
 /** The host of a redacted destination URL: the only part of it a label may carry. */
-function destinationHost(rtmpUrl: unknown): string {
+function destinationHost(rtmpUrl: string): string {
   try {
-    return new URL(String(rtmpUrl)).hostname;
+    return new URL(rtmpUrl).hostname;
   } catch {
     return '';
   }
@@ -76,7 +73,7 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
     async collect() {
       const { pushes } = await refresh();
       this.reset();
-      for (const p of pushes) for (const state of STATES) this.set({ ...labelsOf(p), state }, p.state === state ? 1 : 0);
+      for (const p of pushes) for (const state of TRANSPONDER_STATES) this.set({ ...labelsOf(p), state }, p.state === state ? 1 : 0);
     },
   });
   perPush(Counter, 'gateway_push_sent_bytes_total', 'Bytes written to the destination, every connection of the push', (p) => p.counters.outputBytes);
@@ -91,9 +88,9 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
     p.counters.acknowledgedAgoMs === undefined ? -1 : p.counters.acknowledgedAgoMs / 1000,
   );
   perPush(Gauge, 'gateway_push_output_buffer_seconds', 'Media held in the output buffer (rtmp_out_buffer_enabled; 0 without it)', (p) =>
-    Number((p.outputBuffer as { levelMs?: number } | undefined)?.levelMs ?? 0) / 1000,
+    (p.outputBuffer?.levelMs ?? 0) / 1000,
   );
-  perPush(Gauge, 'gateway_push_reconnect_attempt', 'Restore attempts of the current outage (0 once healthy for a minute)', (p) => Number(p.reconnectAttempt ?? 0));
+  perPush(Gauge, 'gateway_push_reconnect_attempt', 'Restore attempts of the current outage (0 once healthy for a minute)', (p) => p.reconnectAttempt);
   // Timings told by the pushes' lifecycle events, as they happen.
   const startup = new Histogram({
     name: 'gateway_push_startup_seconds',

@@ -69,9 +69,6 @@ export class OutputFeed {
     this.#plan = options.plan;
   }
 
-  get source(): FeedSource {
-    return this.#source;
-  }
   get publisher(): Publisher {
     return this.#publisher;
   }

@@ -1,5 +1,5 @@
 /**
- * A transponder's states:
+ * A transponder's states, as it shows them:
  * - `starting`: opening the link and the pipeline for the first time;
  * - `running`: the publisher's media goes out;
  * - `standby`: the publisher went away; the last picture and silence go out until it comes back
@@ -12,24 +12,47 @@
 export const TRANSPONDER_STATES = ['starting', 'running', 'standby', 'resuming', 'reconnecting', 'stopping', 'stopped', 'failed'] as const;
 export type TransponderState = (typeof TRANSPONDER_STATES)[number];
 
+/**
+ * The state table's states: the shown ones and `reconnecting-away`, shown as `reconnecting`: the
+ * output is being restored while the publisher is away, so it comes back in `standby` (the still
+ * picture) rather than `running`. Whether the publisher is away is read from the state alone.
+ */
+export type TransponderPhase = TransponderState | 'reconnecting-away';
+
 /** Allowed state changes; anything else is a bug and is refused loudly. */
-export const TRANSITIONS: Readonly<Record<TransponderState, readonly TransponderState[]>> = {
+export const TRANSITIONS: Readonly<Record<TransponderPhase, readonly TransponderPhase[]>> = {
   starting: ['running', 'stopping', 'failed'],
   running: ['standby', 'reconnecting', 'stopping', 'failed'],
-  standby: ['running', 'resuming', 'reconnecting', 'stopping', 'failed'],
+  standby: ['running', 'resuming', 'reconnecting-away', 'stopping', 'failed'],
   resuming: ['running', 'standby', 'reconnecting', 'stopping', 'failed'],
-  reconnecting: ['running', 'standby', 'stopping', 'failed'],
+  reconnecting: ['running', 'reconnecting-away', 'stopping', 'failed'],
+  'reconnecting-away': ['standby', 'reconnecting', 'stopping', 'failed'],
   failed: [],
   stopping: ['stopped'],
   stopped: [],
 };
 
+/** The state a phase is shown as. */
+export function shownState(phase: TransponderPhase): TransponderState {
+  return phase === 'reconnecting-away' ? 'reconnecting' : phase;
+}
+
+/** The publisher went away and has not come back: the still picture feeds the output (or will, once restored). */
+export function publisherAway(phase: TransponderPhase): boolean {
+  return phase === 'standby' || phase === 'reconnecting-away';
+}
+
 /** Output is up: live, the still picture, or the still picture while live video is prepared. */
-export function isUp(state: TransponderState): boolean {
-  return state === 'running' || state === 'standby' || state === 'resuming';
+export function isUp(phase: TransponderPhase): boolean {
+  return phase === 'running' || phase === 'standby' || phase === 'resuming';
+}
+
+/** The output broke and is being restored. */
+export function isReconnecting(phase: TransponderPhase): boolean {
+  return phase === 'reconnecting' || phase === 'reconnecting-away';
 }
 
 /** Not ended: audio commands apply, and a new startup to the same destination is refused. */
-export function isActive(state: TransponderState): boolean {
-  return state === 'starting' || state === 'reconnecting' || isUp(state);
+export function isActive(phase: TransponderPhase): boolean {
+  return phase === 'starting' || isReconnecting(phase) || isUp(phase);
 }

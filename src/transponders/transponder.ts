@@ -11,7 +11,7 @@ import type { FailureCode, TransponderInfo } from './info.js';
 import { LinkTotals, type Link, type LinkStats } from './rtmp-link.js';
 import { OutputFeed } from './feed.js';
 import type { TransponderConfig, TransponderOptions, TransponderParts } from './settings.js';
-import { isActive, isUp, TRANSITIONS, type TransponderState } from './states.js';
+import { isActive, isReconnecting, isUp, publisherAway, shownState, TRANSITIONS, type TransponderPhase, type TransponderState } from './states.js';
 import { cachedKeyframe } from './waits.js';
 import { Standby } from './standby.js';
 import { describe } from './view.js';
@@ -45,7 +45,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
   readonly audio: OutputAudio;
   /** What feeds the output: its source, its pipelines, the publisher's media routed to them. */
   readonly feed: OutputFeed;
-  #state: TransponderState = 'starting';
+  #state: TransponderPhase = 'starting';
   #lastError: string | undefined;
   #link: Link | undefined;
   readonly #links = new LinkTotals();
@@ -95,7 +95,12 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     });
   }
 
+  /** The state it shows (`find`, events). */
   get state(): TransponderState {
+    return shownState(this.#state);
+  }
+  /** The state in its table, which also tells whether the publisher is away. */
+  get phase(): TransponderPhase {
     return this.#state;
   }
   get publisher(): Publisher {
@@ -110,7 +115,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
   }
   /** The publisher went away and has not come back: the still picture feeds the output until it does. */
   get awaitingPublisher(): boolean {
-    return this.feed.source === 'still' && this.isActive;
+    return publisherAway(this.#state);
   }
   get lastError(): string | undefined {
     return this.#lastError;
@@ -164,7 +169,8 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
       this.#transition('standby');
       this.feed.startSwitch();
     } else {
-      this.writer.newSource(); // reconnecting: the restore opens the still picture
+      this.#transition('reconnecting-away');
+      this.writer.newSource(); // the restore opens the still picture
     }
     return true;
   }
@@ -180,7 +186,8 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
       this.#transition(this.feed.videoInFfmpeg && this.feed.current ? 'resuming' : 'running');
       this.feed.startSwitch();
     } else {
-      this.writer.newSource(); // reconnecting: the restore attaches the new publisher
+      this.#transition('reconnecting');
+      this.writer.newSource(); // the restore attaches the new publisher
     }
   }
 
@@ -202,7 +209,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
 
   /** Whether an attempt to open the output is still wanted. */
   get #opening(): boolean {
-    return this.#state === 'starting' || this.#state === 'reconnecting';
+    return this.#state === 'starting' || isReconnecting(this.#state);
   }
 
   /**
@@ -213,7 +220,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
   async #open(): Promise<void> {
     const first = this.#state === 'starting';
     const [linked, piped] = await Promise.allSettled([
-      this.#link ? undefined : this.parts.links(this.#state === 'reconnecting'),
+      this.#link ? undefined : this.parts.links(isReconnecting(this.#state)),
       this.feed.current ? undefined : this.feed.startPipeline(),
     ]);
     const link = linked.status === 'fulfilled' ? linked.value : undefined;
@@ -272,7 +279,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     this.#lastError = reason;
     this.log.warn({ reason }, 'output lost');
     if (Date.now() - this.#upSince >= HEALTHY_RESET_MS) this.#policy.healthy();
-    this.#transition('reconnecting');
+    this.#transition(this.awaitingPublisher ? 'reconnecting-away' : 'reconnecting');
     if (!keepLink) this.feed.detach();
     this.#scheduleAttempt(kind, reason);
   }
@@ -287,11 +294,11 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
   }
 
   async #restore(startedAt = Date.now()): Promise<void> {
-    if (this.#state !== 'reconnecting') return;
+    if (!isReconnecting(this.#state)) return;
     try {
       await this.#open();
     } catch (error) {
-      if (this.#state !== 'reconnecting') return;
+      if (!isReconnecting(this.#state)) return;
       if (!this.#link) this.feed.detach(); // passed-through video goes on over a kept link
       void this.feed.drop();
       this.#lastError = (error as Error).message;
@@ -299,7 +306,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
       this.#scheduleAttempt(error instanceof OpenError ? error.kind : 'local', this.#lastError, startedAt);
       return;
     }
-    if (this.#state !== 'reconnecting') return;
+    if (!isReconnecting(this.#state)) return;
     this.#policy.restored();
     this.#upSince = Date.now();
     this.counters.reconnects++;
@@ -317,11 +324,12 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     void this.#release();
   }
 
-  /** Changes state through the table; a change it does not allow is a bug. */
-  #transition(next: TransponderState): void {
+  /** Changes state through the table (a change it does not allow is a bug); tells the state shown when that changes. */
+  #transition(next: TransponderPhase): void {
     if (!TRANSITIONS[this.#state].includes(next)) throw new Error(`transponder cannot go from ${this.#state} to ${next}`);
+    const shown = this.state;
     this.#state = next;
-    this.safeEmit('state', next);
+    if (this.state !== shown) this.safeEmit('state', this.state);
   }
 
   /** Ends it all and releases everything (a failed one stays `failed`, with `lastError`); idempotent, resolves when all is released. */

@@ -21,7 +21,6 @@ const TOKEN_URL = 'QTcanary+5512%2F9'; // the query value as written in the URL:
 const BARE = 'BAREcanary2207';
 const PATH_KEY = 'PKEYcanary6068';
 const CANARIES = [KEY, PASSWORD, 'QTcanary 5512/9', BARE, PATH_KEY];
-const CONTROL = 'control-key-0123456789abcdef';
 
 /** Every spelling a canary could be written in. */
 function spellings(secret: string): string[] {

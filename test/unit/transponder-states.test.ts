@@ -179,10 +179,12 @@ function videoPublisher(t: Test): { publisher: Publisher; camera: FakeCamera } {
 t.test('the table: ended states lead nowhere, and every state can end', async (t) => {
   t.same(TRANSITIONS.failed, []);
   t.same(TRANSITIONS.stopped, []);
-  for (const state of ['starting', 'running', 'standby', 'resuming', 'reconnecting'] as const) {
+  for (const state of ['starting', 'running', 'standby', 'resuming', 'reconnecting', 'reconnecting-away'] as const) {
     t.ok(TRANSITIONS[state].includes('stopping') && TRANSITIONS[state].includes('failed'), `${state} can stop and fail`);
   }
   t.notOk(TRANSITIONS.starting.includes('standby'), 'a transponder not yet up cannot hold the output');
+  t.notOk(TRANSITIONS['reconnecting-away'].includes('running'), 'restored with the publisher away, the still picture goes out');
+  t.notOk(TRANSITIONS.reconnecting.includes('standby'), 'restored with the publisher there, its media goes out');
 });
 
 t.test('starts: one link, one pipeline, the cached keyframe passed through at once', async (t) => {
@@ -344,6 +346,49 @@ t.test('passthrough: the publisher lost again before its new pipeline took over:
   still.emit([keyframeTag(200)]);
   t.equal(links[0]!.video.length, sentVideo + 1, 'the still picture goes out again until the new one takes over');
   t.equal(transponder.state, 'standby');
+});
+
+t.test('publisher away is a state: an output lost meanwhile comes back to the still picture, and to live video once it is back', async (t) => {
+  const { publisher } = videoPublisher(t);
+  const { pipelines, links, states, transponder } = await running(t, publisher);
+  await showStill(transponder, pipelines);
+  links[0]!.break();
+  t.equal(transponder.phase, 'reconnecting-away', 'the output is restored with the publisher away');
+  t.equal(transponder.state, 'reconnecting', 'which shows as reconnecting');
+  t.ok(transponder.awaitingPublisher);
+  await waitFor('the restore', () => transponder.state !== 'reconnecting', 2000, 1);
+  t.equal(transponder.phase, 'standby', 'back to the still picture, not to live video');
+  t.ok(pipelines.at(-1)!.spec.still, 'the restored pipeline shows the still picture');
+  t.match(transponder.toJSON(), { state: 'standby', standbyUntil: String });
+  // Lost again, and the publisher back before the restore: the restore brings live video.
+  links.at(-1)!.break();
+  t.equal(transponder.phase, 'reconnecting-away');
+  const { publisher: back, camera } = videoPublisher(t);
+  transponder.resume(back, { video: 'copy' });
+  t.equal(transponder.phase, 'reconnecting', 'the publisher is back, the output still being restored');
+  t.notOk(transponder.awaitingPublisher);
+  t.equal(transponder.standby.until, undefined, 'no grace period left');
+  await waitFor('the restore', () => transponder.state !== 'reconnecting', 2000, 1);
+  t.equal(transponder.state, 'running');
+  t.notOk(pipelines.at(-1)!.spec.still, 'a live pipeline');
+  const sent = links.at(-1)!.video.length;
+  camera.frame(true);
+  t.ok(links.at(-1)!.video.length > sent, 'live video goes out');
+  t.same(states, ['running', 'standby', 'reconnecting', 'standby', 'reconnecting', 'running'], 'the shown states, each told once');
+});
+
+t.test('publisher away while the output is being restored: restored to the still picture', async (t) => {
+  const { publisher } = videoPublisher(t);
+  const r = await running(t, publisher);
+  r.linkFailures.push('unreachable');
+  r.links[0]!.break();
+  t.ok(r.transponder.publisherLost('gone', 10_000));
+  t.equal(r.transponder.phase, 'reconnecting-away');
+  t.match(r.transponder.toJSON(), { state: 'reconnecting', lastError: /publisher lost: gone/, standbyUntil: String });
+  await waitFor('the restore', () => r.transponder.state !== 'reconnecting', 2000, 1);
+  t.equal(r.transponder.state, 'standby');
+  t.ok(r.pipelines.at(-1)!.spec.still);
+  t.same(r.states, ['running', 'reconnecting', 'standby']);
 });
 
 /** The publisher goes away: the still picture's pipeline starts and takes over at its first keyframe. */

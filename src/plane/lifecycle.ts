@@ -42,19 +42,16 @@ export function transponderEvent(previous: TransponderState | undefined, state: 
  * page closed) is `lost`, one ended on purpose `ended`.
  */
 export function followLifecycle(publishers: PublisherRegistry, transponders: TransponderService, listener: (event: LifecycleEvent) => void): () => void {
-  /** Streams with transponders in standby, waiting for their publisher. */
-  const waiting = new Set<string>();
   const stopPushes = followPushes(transponders, (change) => {
-    const { stream, state } = change;
-    if (state === 'standby') waiting.add(stream);
-    else if (!transponders.all().some((other) => other.state === 'standby' && other.publisher.name === stream)) waiting.delete(stream);
-    const type = transponderEvent(change.previous, state);
+    const type = transponderEvent(change.previous, change.state);
     if (!type) return;
     const { previous: _previous, errorCode: _errorCode, ...told } = change; // the change holds only the fields it has
     listener({ type, ...told });
   });
   const onPublishing = (publisher: { name: string; id: string }): void => {
-    const type = waiting.delete(publisher.name) ? 'publisher.returned' : 'publisher.published';
+    // Told before the transponders resume: those waiting for this stream (in standby, or restoring their output meanwhile) still wait.
+    const returned = transponders.all().some((t) => t.awaitingPublisher && t.publisher.name === publisher.name);
+    const type = returned ? 'publisher.returned' : 'publisher.published';
     listener({ type, stream: publisher.name, publisherId: publisher.id });
   };
   const onClosed = (publisher: { name: string; id: string }, reason: string, lost: boolean): void => {

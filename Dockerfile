@@ -22,6 +22,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /app /app
+# The gateway's own records (run) and its kept pushes (data, a volume: they outlive the container).
+RUN mkdir -p /app/run /app/data && chown node:node /app/run /app/data
+VOLUME ["/app/data"]
 ENV GATEWAY_HTTP_HOST=0.0.0.0
 EXPOSE 8080/tcp 40000-49999/udp
 USER node

@@ -1,6 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { TEST_NETWORKS } from './netns.js';
 import { startProcess, stopProcess, waitFor } from './processes.js';
 import { freePort } from './rtmp-server.js';
@@ -14,11 +16,15 @@ export class GatewayProcess {
   private constructor(
     private readonly child: ChildProcess,
     readonly baseUrl: string,
+    /** The data folder made for this gateway alone (its kept pushes), removed when it stops. */
+    private readonly ownDataDir?: string,
   ) {}
 
   /** `script`: the built server by default; tests run `src/server.ts` with `--import tsx`. */
   static async start(logFile: string, env: Record<string, string> = {}, nodeArgs: string[] = [], script = 'dist/server/server.js'): Promise<GatewayProcess> {
     const port = env.GATEWAY_HTTP_PORT ?? String(await freePort());
+    // Kept pushes go to a folder of this gateway's own, unless the caller gives one (to restart on it).
+    const ownDataDir = env.GATEWAY_DATA_DIR ? undefined : await mkdtemp(join(tmpdir(), 'gateway-data-'));
     const child = startProcess('node', [...nodeArgs, script], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
@@ -36,17 +42,23 @@ export class GatewayProcess {
         GATEWAY_OVERLOAD_EVENT_LOOP_UTILIZATION: '0',
         // Destinations: loopback, and the hosts in network namespaces the benchmark and tests make.
         GATEWAY_DESTINATION_ALLOWED_HOSTS: JSON.stringify(['127.0.0.0/8', TEST_NETWORKS]),
+        ...(ownDataDir ? { GATEWAY_DATA_DIR: ownDataDir } : {}),
         ...env,
       },
     });
     const log = createWriteStream(logFile);
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
-    const gateway = new GatewayProcess(child, `http://127.0.0.1:${port}`);
-    await waitFor(`the gateway to listen (log: ${logFile})`, async () => {
-      if (child.exitCode !== null) throw new Error(`the gateway exited with ${child.exitCode}; see ${logFile}`);
-      return fetch(`${gateway.baseUrl}/health`).then((r) => r.ok, () => false);
-    });
+    const gateway = new GatewayProcess(child, `http://127.0.0.1:${port}`, ownDataDir);
+    try {
+      await waitFor(`the gateway to listen (log: ${logFile})`, async () => {
+        if (child.exitCode !== null) throw new Error(`the gateway exited with ${child.exitCode}; see ${logFile}`);
+        return fetch(`${gateway.baseUrl}/health`).then((r) => r.ok, () => false);
+      });
+    } catch (error) {
+      await gateway.stop();
+      throw error;
+    }
     return gateway;
   }
 
@@ -101,6 +113,7 @@ export class GatewayProcess {
 
   async stop(): Promise<void> {
     await stopProcess(this.child, 15_000);
+    if (this.ownDataDir) await rm(this.ownDataDir, { recursive: true, force: true });
   }
 
   /** Sends `signal` to the gateway alone and resolves with its exit code (null when a signal ended it). */

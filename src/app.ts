@@ -26,6 +26,8 @@ import type { MediaPlane } from './plane/plane.js';
 import { WorkerPlane, workerCount } from './plane/workers.js';
 import { createWebhooks } from './webhooks/setup.js';
 import { createAccessControl, isLoopbackListen } from './security/access.js';
+import { planeCommands, PushKeeper, type PushCommands } from './plane/kept-pushes.js';
+import type { KeptPushStore } from './store/open.js';
 import { clientAddressReader } from './security/client-address.js';
 
 export interface Gateway {
@@ -40,6 +42,10 @@ export interface Gateway {
   local?: MediaCore;
   /** Every route with the access it declared. */
   routes: RouteTable;
+  /** The REST API's push commands; a `PushKeeper` when the gateway keeps pushes. */
+  pushes: PushCommands;
+  /** Reads the kept pushes, if any, to start them again as their streams publish: before listening. */
+  open(): Promise<void>;
   /** Ends every transponder and publisher, then the HTTP server. Idempotent. */
   close(): Promise<void>;
 }
@@ -47,8 +53,11 @@ export interface Gateway {
 /** REST bodies are small JSON objects; offers have their own limit (MAX_OFFER_BYTES). */
 const REST_BODY_LIMIT = 64 * 1024;
 
-/** What a caller may put in place of the real parts; with workers, only `childRecord` (the others stay in this thread). */
-export type GatewayDependencies = MediaCoreDependencies;
+/**
+ * What a caller may put in place of the real parts (with workers, only `childRecord`: the others
+ * stay in this thread), and the store of kept pushes when the gateway keeps them (`server.ts` opens it).
+ */
+export type GatewayDependencies = MediaCoreDependencies & { keptPushes?: KeptPushStore };
 
 function readCertificate(config: GatewayConfig): { cert: Buffer; key: Buffer } {
   try {
@@ -71,6 +80,9 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   const plane: MediaPlane = local ? new LocalPlane(local) : new WorkerPlane(config, log, { childRecord: deps.childRecord });
   const metrics = createMetrics(plane);
   const webhooks = createWebhooks(config, plane, metrics, log);
+  const kept = deps.keptPushes;
+  const keeper = kept ? new PushKeeper(plane, kept.store, kept.sealer, { windowMs: config.push_store_window_ms }, log.child({ component: 'kept-pushes' })) : undefined;
+  const pushes = keeper ?? planeCommands(plane);
 
   const tls = config.https_cert_file ? readCertificate(config) : undefined;
   const secure: HttpsServer[] = [];
@@ -113,7 +125,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     done(null, body),
   );
 
-  pushRoutes(app, plane);
+  pushRoutes(app, plane, pushes);
   streamRoutes(app, plane, new SnapshotQueue((name) => plane.snapshot(name), config.limit_snapshot_decoders, config.limit_snapshot_queue));
   docsRoutes(app);
   consoleRoutes(app, plane, resolve(ROOT, config.media_dir), access.consoleStreams, log.child({ component: 'console' }));
@@ -147,6 +159,10 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     plane,
     local,
     routes,
+    pushes,
+    async open() {
+      await keeper?.open();
+    },
     reloadCertificates() {
       const fresh = readCertificate(config);
       for (const server of secure) server.setSecureContext(fresh);
@@ -154,6 +170,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     close() {
       closing ??= (async () => {
         signaling.close();
+        await keeper?.close(); // first: what the plane's closing ends is not forgotten
         await plane.close();
         await webhooks.close(); // after the plane: the pushes' last events are sent
         await app.close();

@@ -5,11 +5,12 @@ import { buildGateway, type Gateway } from './app.js';
 import { createLogger, resolveLogFormat } from './log.js';
 import { DEFAULT_CONFIG_FILE, ROOT } from './paths.js';
 import { ChildRegistry } from './ffmpeg/child-registry.js';
+import { openFileStore } from './store/open.js';
 
-/** `make()`, or the process ends with the configuration's error (status 2). */
-function exitOnConfigError<T>(make: () => T): T {
+/** What `make` makes, or the process ends with the configuration's error (status 2). */
+async function exitOnConfigError<T>(make: () => T | Promise<T>): Promise<T> {
   try {
-    return make();
+    return await make();
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n`);
@@ -26,7 +27,7 @@ let running: Gateway | undefined;
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } } });
   const file = values.config ?? process.env.GATEWAY_CONFIG ?? DEFAULT_CONFIG_FILE;
-  const loaded = exitOnConfigError(() => loadConfig(file));
+  const loaded = await exitOnConfigError(() => loadConfig(file));
   // Decided once, here: workers' stdout is never a terminal, and they log as the main thread does.
   const config = { ...loaded, log_format: resolveLogFormat(loaded.log_format) };
   const log = createLogger(config.log_level, undefined, config.log_format);
@@ -34,8 +35,10 @@ async function main(): Promise<void> {
   const registryFile = join(resolve(ROOT, config.run_dir), `ffmpeg-${config.http_port}.json`);
   const reaped = ChildRegistry.reap(registryFile);
   if (reaped.length) log.warn({ pids: reaped }, 'ended ffmpeg processes left by a previous gateway');
-  const gateway = exitOnConfigError(() => buildGateway(config, log, { childRecord: new ChildRegistry(registryFile) }));
+  const keptPushes = await exitOnConfigError(() => openFileStore(config, log));
+  const gateway = await exitOnConfigError(() => buildGateway(config, log, { childRecord: new ChildRegistry(registryFile), keptPushes }));
   running = gateway;
+  await gateway.open();
   process.on('exit', () => gateway.plane.killChildren());
   let stopping = false;
   const shutdown = (signal: string): void => {

@@ -189,6 +189,11 @@ export const configSchema = z
     audio_sample_rate: z.union([z.literal(44100), z.literal(48000)]).default(48000).describe('AAC sample rate (44100 or 48000)'),
     media_dir: z.string().min(1).default('media').describe('WAV files for `sound_on` (relative to the gateway\'s folder); ships `chime.wav`'),
     run_dir: z.string().min(1).default('run').describe('records the gateway\'s ffmpeg processes (`ffmpeg-<http_port>.json`); the next start ends any a killed gateway left'),
+    data_dir: z.string().min(1).default('data').describe('the gateway\'s durable state (relative to its folder): the pushes it keeps (`pushes-<http_port>.log`) and, unless `push_store_secret_env` or `push_store_secret_file` gives one, the secret they are sealed with (`push-store.key`, made at the first start, readable by the gateway\'s user alone)'),
+    push_store_enabled: z.boolean().default(true).describe('keep each push started over REST (`/push/startup`) in `data_dir`, so that a restart or a crash forgets none: it starts again, with its id and its audio as last commanded, when its stream publishes again. Forgotten when terminated, when its stream ends on purpose (WHIP DELETE, the SDK\'s unpublish) or when it fails. Pushes the SDK asks for are not kept: the SDK asks again'),
+    push_store_secret_env: z.union([z.literal(''), z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')]).default('').describe('the environment variable holding the secret (16 or more characters) that seals the kept pushes\' destinations (stream keys, passwords) with AES-256-GCM'),
+    push_store_secret_file: z.string().default('').describe('a file holding that secret (instead of `push_store_secret_env`)'),
+    push_store_window_ms: z.number().int().min(1000).max(7 * 24 * 3600 * 1000).default(600000).describe('a kept push whose stream is not published within this, after a restart or after its push ended without a terminate, is forgotten'),
   })
   .superRefine((c, ctx) => {
     if (c.webrtc_ice_port_max <= c.webrtc_ice_port_min) {
@@ -205,6 +210,9 @@ export const configSchema = z
     }
     if (c.https_port && !c.https_cert_file) {
       ctx.addIssue({ code: 'custom', path: ['https_port'], message: 'needs https_cert_file and https_key_file' });
+    }
+    if (c.push_store_secret_env && c.push_store_secret_file) {
+      ctx.addIssue({ code: 'custom', path: ['push_store_secret_file'], message: 'give push_store_secret_env or push_store_secret_file, not both' });
     }
     if (c.webrtc_video_min_bitrate_kbps > c.webrtc_video_bitrate_kbps) {
       ctx.addIssue({

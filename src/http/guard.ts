@@ -19,6 +19,10 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     access?: RouteAccess;
   }
+  interface FastifyRequest {
+    /** The id of the API key the request was made with, when it gave one. */
+    apiKeyId?: string;
+  }
 }
 
 /** Route options that declare who may call the route: `app.get(url, routeAccess('public'), handler)`. */
@@ -73,6 +77,9 @@ export function installGuard(app: FastifyInstance, guard: RequestGuard, onRoute:
     if (access !== 'control' && access !== 'metrics') return;
     checkOrigin(guard, request.headers.origin, request.headers.host);
     const keyId = await authenticate(guard, request.headers.authorization, access, request.ip);
-    if (keyId) request.log = request.log.child({ apiKey: keyId });
+    if (keyId) {
+      request.apiKeyId = keyId;
+      request.log = request.log.child({ apiKey: keyId });
+    }
   });
 }

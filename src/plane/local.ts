@@ -47,8 +47,8 @@ export class LocalPlane implements MediaPlane {
     return this.core.pictures.jpeg(keyframe);
   }
 
-  async startup(request: StartupRequest): Promise<TransponderInfo> {
-    return json(await this.core.transponders.startup(request));
+  async startup(request: StartupRequest, id?: string): Promise<TransponderInfo> {
+    return json(await this.core.transponders.startup(request, id));
   }
 
   async find(filter: FindFilter): Promise<TransponderInfo[]> {

@@ -56,9 +56,9 @@ export const PLACE_METHODS = {
     result: z.instanceof(Uint8Array).transform((bytes): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
     route: { to: 'stream', key: ([name]) => name },
   }),
-  /** Starts a push (`/rest-api/push/startup`). */
+  /** Starts a push (`/rest-api/push/startup`); a kept push started again gives its id. */
   startup: method({
-    args: z.tuple([startupSchema]),
+    args: z.tuple([startupSchema, mediaSessionIdSchema.optional()]),
     result: transponderInfoSchema,
     route: { to: 'stream', key: ([request]) => request.streamName },
   }),

@@ -73,7 +73,10 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
     }
   }
 
-  async startup(request: StartupRequest): Promise<Transponder> {
+  /** Starts a push; `id` names it (a kept push started again keeps its id), else a new one is made. */
+  async startup(request: StartupRequest, id: string = randomUUID()): Promise<Transponder> {
+    const holder = this.#byId.get(id);
+    if (holder?.isActive) throw conflict(`transponder ${id} exists`);
     const destination = parseDestination(request.rtmpUrl, request.streamName, withFullUrl(this.naming, request.rtmpTransponderFullUrl), 'rtmpUrl');
     const options = request.options ?? {};
     // One lookup, checked against the destination policy; the first connection goes to this address.
@@ -91,7 +94,7 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
     const existing = this.all().find((t) => sameDestination(t) && t.isActive);
     if (existing) throw conflict(`a transponder of ${request.streamName} to ${destination.redactedRequestedUrl} exists: ${existing.mediaSessionId}`);
     // One that failed is replaced by the new one rather than blocking it.
-    await Promise.all(this.all().filter(sameDestination).map((t) => this.#remove(t)));
+    await Promise.all(this.all().filter((t) => sameDestination(t) || t === holder).map((t) => this.#remove(t)));
     const plan = planEncoding(publisher.videoCodec ?? 'H264', request, this.settings.encoding);
     // The sound file is checked and its decoding started before anything else is.
     const sound = options.soundFile ? await this.#startSound({ ...options, soundFile: options.soundFile }, 'options.soundFile') : undefined;
@@ -100,7 +103,7 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
       await sound?.stop();
       throw atLimit();
     }
-    const id = randomUUID();
+    if (this.#byId.has(id)) throw conflict(`transponder ${id} exists`); // started meanwhile
     const log = this.log.child({ stream: publisher.name, mediaSessionId: id, destination: destination.redactedUrl });
     const parts = transponderParts(destination, this.settings, log, request.rtmpFlashVersion, address);
     const transponder = new Transponder(publisher, destination, plan, { id, options, video: videoRequest(request) }, this.settings, parts, log);

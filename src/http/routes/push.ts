@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { notFound } from '../../errors.js';
 import type { MediaPlane } from '../../plane/plane.js';
+import type { PushCommands } from '../../plane/kept-pushes.js';
 import { findAllSchema, findSchema, mediaSessionSchema } from '../schemas.js';
 import { soundOnSchema, startupSchema } from '../../transponders/requests.js';
 import { parseBody } from '../validation.js';
@@ -8,11 +9,15 @@ import { routeAccess } from '../guard.js';
 
 const CONTROL = routeAccess('control');
 
-/** Web Call Server's transponder API: `/rest-api/push/*`, JSON in and out. */
-export function pushRoutes(app: FastifyInstance, plane: MediaPlane): void {
+/**
+ * Web Call Server's transponder API: `/rest-api/push/*`, JSON in and out. `find` reads the plane;
+ * the commands go through `pushes`, which keeps what was started (`kept-pushes.ts`) when the
+ * gateway keeps pushes.
+ */
+export function pushRoutes(app: FastifyInstance, plane: MediaPlane, pushes: PushCommands): void {
   app.post('/rest-api/push/startup', CONTROL, async (request) => {
     const body = parseBody(startupSchema, request.body);
-    return plane.startup(body);
+    return pushes.startup(body, request.apiKeyId ? `rest:${request.apiKeyId}` : 'rest');
   });
 
   app.post('/rest-api/push/find', CONTROL, async (request) => {
@@ -31,29 +36,29 @@ export function pushRoutes(app: FastifyInstance, plane: MediaPlane): void {
 
   app.post('/rest-api/push/terminate', CONTROL, async (request, reply) => {
     const { mediaSessionId } = parseBody(mediaSessionSchema, request.body);
-    await plane.terminate(mediaSessionId);
+    await pushes.terminate(mediaSessionId);
     return reply.code(200).send();
   });
 
   // Audio commands, applied to the live output without reconnecting: 200 with no body, as Web Call Server.
   app.post('/rest-api/push/mute', CONTROL, async (request, reply) => {
-    await plane.setMuted(parseBody(mediaSessionSchema, request.body).mediaSessionId, true);
+    await pushes.setMuted(parseBody(mediaSessionSchema, request.body).mediaSessionId, true);
     return reply.code(200).send();
   });
 
   app.post('/rest-api/push/unmute', CONTROL, async (request, reply) => {
-    await plane.setMuted(parseBody(mediaSessionSchema, request.body).mediaSessionId, false);
+    await pushes.setMuted(parseBody(mediaSessionSchema, request.body).mediaSessionId, false);
     return reply.code(200).send();
   });
 
   app.post('/rest-api/push/sound_on', CONTROL, async (request, reply) => {
     const { mediaSessionId, ...sound } = parseBody(soundOnSchema, request.body);
-    await plane.soundOn(mediaSessionId, sound);
+    await pushes.soundOn(mediaSessionId, sound);
     return reply.code(200).send();
   });
 
   app.post('/rest-api/push/sound_off', CONTROL, async (request, reply) => {
-    await plane.soundOff(parseBody(mediaSessionSchema, request.body).mediaSessionId);
+    await pushes.soundOff(parseBody(mediaSessionSchema, request.body).mediaSessionId);
     return reply.code(200).send();
   });
 }

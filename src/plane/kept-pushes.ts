@@ -1,0 +1,242 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { GatewayError, unavailable } from '../errors.js';
+import type { Sealer } from '../store/seal.js';
+import type { PushStore, StoredPush } from '../store/push-log.js';
+import type { TransponderInfo } from '../transponders/info.js';
+import { soundRequestSchema, startupSchema, type SoundRequest, type StartupRequest } from '../transponders/requests.js';
+import type { MediaPlane } from './plane.js';
+
+/** What a kept push is asked to be, sealed in the store: its startup request and its audio as commanded since. */
+const definitionSchema = z.strictObject({
+  request: startupSchema,
+  muted: z.boolean(),
+  sound: soundRequestSchema.optional(),
+});
+type Definition = z.infer<typeof definitionSchema>;
+
+interface Kept {
+  stored: Omit<StoredPush, 'sealed'>;
+  definition: Definition;
+  /** Since when it has had no live push (after a restart, its stream away), or undefined while it has one. */
+  awaySince?: number;
+}
+
+export interface KeptPushOptions {
+  /** A kept push whose stream is not published again within this is forgotten (ms). */
+  windowMs: number;
+  /** How often pushes are checked against that window (ms). */
+  sweepMs?: number;
+}
+
+const isCode = (error: unknown, code: string): boolean => error instanceof GatewayError && error.code === code;
+
+/** The REST API's push commands (`/rest-api/push/*` but `find`): the plane's, or the keeper's, which also keeps them. */
+export interface PushCommands {
+  /** `startedBy`: who asked (`rest`, `rest:<API key id>`). */
+  startup(request: StartupRequest, startedBy: string): Promise<TransponderInfo>;
+  terminate(mediaSessionId: string): Promise<void>;
+  setMuted(mediaSessionId: string, muted: boolean): Promise<void>;
+  soundOn(mediaSessionId: string, sound: SoundRequest): Promise<void>;
+  soundOff(mediaSessionId: string): Promise<void>;
+}
+
+/** The push commands of a gateway that keeps nothing. */
+export function planeCommands(plane: MediaPlane): PushCommands {
+  return {
+    startup: (request) => plane.startup(request),
+    terminate: (id) => plane.terminate(id),
+    setMuted: (id, muted) => plane.setMuted(id, muted),
+    soundOn: (id, sound) => plane.soundOn(id, sound),
+    soundOff: (id) => plane.soundOff(id),
+  };
+}
+
+/**
+ * Pushes started over REST, kept in a store (`store/`) from their startup to their end on purpose,
+ * so that a restart of the gateway (or, in a cluster, the loss of the node that ran them) forgets
+ * none: when the stream publishes again, each of its kept pushes is started again, with its id and
+ * its audio as last commanded. A push ends on purpose when it is terminated, when its stream ends on
+ * purpose (WHIP DELETE, the SDK's unpublish) or when it fails (refused, restore attempts spent); a
+ * kept push whose stream is not published within `windowMs` is forgotten. Pushes the SDK asked for
+ * are not kept: the SDK asks for them again when it publishes again.
+ */
+export class PushKeeper implements PushCommands {
+  readonly #kept = new Map<string, Kept>();
+  /** Kept pushes being started again. */
+  readonly #restoring = new Set<string>();
+  #stopEvents: () => void = () => {};
+  #sweeper: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(
+    private readonly plane: MediaPlane,
+    private readonly store: PushStore,
+    private readonly sealer: Sealer,
+    private readonly options: KeptPushOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /** Reads the kept pushes and follows the plane's streams to start them again: before the API is served. */
+  async open(): Promise<void> {
+    const { plane, store, sealer, options, log } = this;
+    const now = Date.now();
+    for (const { sealed, ...stored } of await store.all()) {
+      let definition: Definition;
+      try {
+        definition = definitionSchema.parse(sealer.open(sealed));
+      } catch (error) {
+        log.error({ mediaSessionId: stored.id, stream: stored.stream, reason: (error as Error).message }, 'a kept push cannot be read (another push_store secret?): left in the store, not started');
+        continue;
+      }
+      this.#kept.set(stored.id, { stored, definition, awaySince: now });
+    }
+    if (this.#kept.size) log.info({ count: this.#kept.size }, 'kept pushes wait for their streams');
+    this.#stopEvents = plane.events((event) => {
+      if (this.#closed) return;
+      if (event.type === 'publisher.published' || event.type === 'publisher.returned') void this.#restore(event.stream);
+      else if (event.type === 'publisher.ended') this.#forgetStream(event.stream, event.reason ?? 'the stream ended');
+      else if (event.type === 'transponder.failed') void this.#forget(event.mediaSessionId, `it failed: ${event.reason ?? 'no reason told'}`);
+    });
+    const sweepMs = options.sweepMs ?? Math.min(60_000, Math.max(1000, options.windowMs / 4));
+    this.#sweeper = setInterval(() => void this.#sweep(), sweepMs);
+    this.#sweeper.unref();
+    // Streams publishing already (a worker that came back, a keeper opened late) take theirs now.
+    for (const stream of new Set([...this.#kept.values()].map((k) => k.stored.stream))) void this.#restore(stream);
+  }
+
+  /** The pushes kept now (tests, the console). */
+  get size(): number {
+    return this.#kept.size;
+  }
+
+  /** Starts a push and keeps it; `startedBy` says who asked (`rest`, `rest:<API key id>`). */
+  async startup(request: StartupRequest, startedBy: string): Promise<TransponderInfo> {
+    const id = randomUUID();
+    const info = await this.plane.startup(request, id);
+    const { options, ...rest } = request;
+    const definition: Definition = {
+      request: rest,
+      muted: options?.action === 'mute',
+      ...(options?.action === 'sound_on' && options.soundFile
+        ? { sound: { soundFile: options.soundFile, ...(options.loop !== undefined ? { loop: options.loop } : {}), ...(options.volume !== undefined ? { volume: options.volume } : {}) } }
+        : {}),
+    };
+    const kept: Kept = { stored: { id, stream: request.streamName, startedBy, createdAt: new Date().toISOString() }, definition };
+    this.#kept.set(id, kept);
+    try {
+      await this.#write(kept);
+    } catch (error) {
+      this.#kept.delete(id);
+      this.log.error({ mediaSessionId: id, reason: (error as Error).message }, 'a push could not be kept: ending it');
+      await this.plane.terminate(id).catch(() => {});
+      throw unavailable(`the push could not be kept (${(error as Error).message}): try again`);
+    }
+    return info;
+  }
+
+  /** Ends a push, kept or not; a kept push waiting for its stream is forgotten. */
+  async terminate(mediaSessionId: string): Promise<void> {
+    const kept = this.#kept.has(mediaSessionId);
+    // Forgotten first: should the gateway stop before the push ends, it does not come back.
+    if (kept) await this.#forget(mediaSessionId, 'terminated');
+    try {
+      await this.plane.terminate(mediaSessionId);
+    } catch (error) {
+      if (!(kept && isCode(error, 'not_found'))) throw error;
+    }
+  }
+
+  async setMuted(mediaSessionId: string, muted: boolean): Promise<void> {
+    await this.#command(mediaSessionId, () => this.plane.setMuted(mediaSessionId, muted), (d) => (d.muted = muted));
+  }
+
+  async soundOn(mediaSessionId: string, sound: SoundRequest): Promise<void> {
+    await this.#command(mediaSessionId, () => this.plane.soundOn(mediaSessionId, sound), (d) => (d.sound = sound));
+  }
+
+  async soundOff(mediaSessionId: string): Promise<void> {
+    await this.#command(mediaSessionId, () => this.plane.soundOff(mediaSessionId), (d) => delete d.sound);
+  }
+
+  /** Stops following the plane and closes the store; pushes kept stay kept (the gateway is stopping, not they). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stopEvents();
+    clearInterval(this.#sweeper);
+    await this.store.close();
+  }
+
+  /** An audio command: applied to the live push (404 when there is none), then kept with it. */
+  async #command(mediaSessionId: string, apply: () => Promise<void>, change: (definition: Definition) => void): Promise<void> {
+    await apply();
+    const kept = this.#kept.get(mediaSessionId);
+    if (!kept) return;
+    change(kept.definition);
+    await this.#write(kept);
+  }
+
+  #write(kept: Kept): Promise<void> {
+    return this.store.put({ ...kept.stored, sealed: this.sealer.seal(kept.definition) });
+  }
+
+  async #forget(mediaSessionId: string, why: string): Promise<void> {
+    const kept = this.#kept.get(mediaSessionId);
+    if (!kept) return;
+    this.#kept.delete(mediaSessionId);
+    this.log.info({ mediaSessionId, stream: kept.stored.stream, why }, 'kept push forgotten');
+    await this.store.remove(mediaSessionId).catch((error: Error) => this.log.error({ mediaSessionId, reason: error.message }, 'a push could not be removed from the store'));
+  }
+
+  #forgetStream(stream: string, reason: string): void {
+    for (const [id, kept] of this.#kept) if (kept.stored.stream === stream) void this.#forget(id, `its stream ended (${reason})`);
+  }
+
+  /** The stream publishes: each of its kept pushes without a live push is started again. */
+  async #restore(stream: string): Promise<void> {
+    const waiting = [...this.#kept.values()].filter((k) => k.stored.stream === stream && !this.#restoring.has(k.stored.id));
+    if (!waiting.length) return;
+    const live = new Set((await this.plane.find({ streamName: stream }).catch(() => [])).filter((p) => p.state !== 'failed').map((p) => p.mediaSessionId));
+    await Promise.all(waiting.filter((k) => !live.has(k.stored.id)).map((k) => this.#restoreOne(k)));
+  }
+
+  async #restoreOne(kept: Kept): Promise<void> {
+    const { id } = kept.stored;
+    const { request, muted, sound } = kept.definition;
+    this.#restoring.add(id);
+    try {
+      const options = sound ? { action: 'sound_on' as const, ...sound } : muted ? { action: 'mute' as const } : undefined;
+      await this.plane.startup({ ...request, ...(options ? { options } : {}) }, id);
+      if (sound && muted) await this.plane.setMuted(id, true);
+      kept.awaySince = undefined;
+      this.log.info({ mediaSessionId: id, stream: kept.stored.stream }, 'kept push started again');
+    } catch (error) {
+      if (this.#closed || this.#kept.get(id) !== kept) return;
+      // Not now (the stream went again, the gateway is loaded, the destination is already pushed
+      // to): it waits for the next publish. Refused for good (the policy or the sound file changed): forgotten.
+      if (error instanceof GatewayError && ['not_found', 'unavailable', 'conflict', 'too_many_requests'].includes(error.code)) {
+        this.log.warn({ mediaSessionId: id, reason: error.message }, 'a kept push could not start again now: it waits');
+      } else {
+        await this.#forget(id, `it could not start again: ${(error as Error).message}`);
+      }
+    } finally {
+      this.#restoring.delete(id);
+    }
+  }
+
+  /** Kept pushes without a live push wait `windowMs` for their stream, then are forgotten. */
+  async #sweep(): Promise<void> {
+    if (this.#closed || !this.#kept.size) return;
+    const pushes = await this.plane.find({}).catch(() => undefined);
+    if (!pushes) return; // the plane cannot tell now: nothing is decided
+    const live = new Set(pushes.filter((p) => p.state !== 'failed').map((p) => p.mediaSessionId));
+    const now = Date.now();
+    for (const [id, kept] of this.#kept) {
+      if (live.has(id) || this.#restoring.has(id)) kept.awaySince = undefined;
+      else if (kept.awaySince === undefined) kept.awaySince = now;
+      else if (now - kept.awaySince >= this.options.windowMs) await this.#forget(id, `its stream was not published within ${Math.round(this.options.windowMs / 1000)} s`);
+    }
+  }
+}

@@ -1,0 +1,53 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { ConfigError } from '../config/load.js';
+import type { GatewayConfig } from '../config/schema.js';
+import { ROOT } from '../paths.js';
+import { readSecret } from '../security/secrets.js';
+import { FilePushStore, type PushStore } from './push-log.js';
+import { Sealer } from './seal.js';
+
+export interface KeptPushStore {
+  store: PushStore;
+  sealer: Sealer;
+}
+
+/** The sealing of kept pushes, one purpose of the secret. */
+const PURPOSE = 'kept pushes';
+
+/**
+ * The store of a gateway on its own (`push_store_enabled`): `data_dir/pushes-<http_port>.log`,
+ * sealed with the configured secret or, with none configured, one made at the first start and kept
+ * beside it (`push-store.key`, mode 0600). Undefined when keeping is off.
+ */
+export async function openFileStore(config: GatewayConfig, log: Logger): Promise<KeptPushStore | undefined> {
+  if (!config.push_store_enabled) return undefined;
+  const folder = resolve(ROOT, config.data_dir);
+  await mkdir(folder, { recursive: true, mode: 0o700 });
+  const secret = await pushStoreSecret(config, folder, log);
+  let store: FilePushStore;
+  try {
+    store = await FilePushStore.open(join(folder, `pushes-${config.http_port}.log`));
+  } catch (error) {
+    throw new ConfigError(`data_dir: ${(error as Error).message}`);
+  }
+  if (store.recovered.droppedBytes) log.warn({ kept: store.recovered.records, droppedBytes: store.recovered.droppedBytes }, 'the push store ended in a torn write (the gateway was killed while writing): cut there');
+  return { store, sealer: new Sealer(secret, PURPOSE) };
+}
+
+async function pushStoreSecret(config: GatewayConfig, folder: string, log: Logger): Promise<string> {
+  if (config.push_store_secret_env) return readSecret({ secret_env: config.push_store_secret_env }, 'push_store_secret_env');
+  if (config.push_store_secret_file) return readSecret({ secret_file: resolve(ROOT, config.push_store_secret_file) }, 'push_store_secret_file');
+  const file = join(folder, 'push-store.key');
+  try {
+    await writeFile(file, `${randomBytes(32).toString('base64url')}\n`, { flag: 'wx', mode: 0o600 });
+    log.info({ file }, 'made the secret that seals kept pushes (set push_store_secret_env or push_store_secret_file to choose one)');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new ConfigError(`data_dir: cannot write ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  const secret = (await readFile(file, 'utf8')).trim();
+  if (secret.length < 16) throw new ConfigError(`data_dir: ${file} holds no secret of 16 or more characters`);
+  return secret;
+}

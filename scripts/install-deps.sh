@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the gateway needs on Debian/Ubuntu: ffmpeg, and with --test also what the test
-# suite needs (nginx with the RTMP module, Chromium, iproute2 for test network namespaces). Then npm
-# packages and the build.
+# suite needs (nginx with the RTMP module, Chromium, iproute2 for test network namespaces,
+# redis-server for the cluster's tests). Then npm packages and the build.
 # Everything comes from Debian's packages and the npm registry; nothing else is downloaded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want=(ffmpeg ca-certificates)
-[[ "${1:-}" == "--test" ]] && want+=(nginx libnginx-mod-rtmp chromium openssl iproute2)
+[[ "${1:-}" == "--test" ]] && want+=(nginx libnginx-mod-rtmp chromium openssl iproute2 redis-server)
 
 missing=()
 for pkg in "${want[@]}"; do
@@ -21,6 +21,8 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   "${sudo[@]}" apt-get update -q
   "${sudo[@]}" apt-get install -y -q "${missing[@]}"
+  # The tests start redis-server on ports of their own; the system service a new install starts is not used.
+  if [[ " ${missing[*]} " == *" redis-server "* && -d /run/systemd/system ]]; then "${sudo[@]}" systemctl disable --now redis-server || true; fi
 fi
 
 if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then

@@ -66,6 +66,8 @@ export class PushKeeper implements PushCommands {
   readonly #kept = new Map<string, Kept>();
   /** Kept pushes being started again. */
   readonly #restoring = new Set<string>();
+  /** Pushes started whose record is being written. */
+  readonly #writing = new Set<string>();
   #stopEvents: () => void = () => {};
   #sweeper: NodeJS.Timeout | undefined;
   #closed = false;
@@ -80,18 +82,8 @@ export class PushKeeper implements PushCommands {
 
   /** Reads the kept pushes and follows the plane's streams to start them again: before the API is served. */
   async open(): Promise<void> {
-    const { plane, store, sealer, options, log } = this;
-    const now = Date.now();
-    for (const { sealed, ...stored } of await store.all()) {
-      let definition: Definition;
-      try {
-        definition = definitionSchema.parse(sealer.open(sealed));
-      } catch (error) {
-        log.error({ mediaSessionId: stored.id, stream: stored.stream, reason: (error as Error).message }, 'a kept push cannot be read (another push_store secret?): left in the store, not started');
-        continue;
-      }
-      this.#kept.set(stored.id, { stored, definition, awaySince: now });
-    }
+    const { plane, options, log } = this;
+    await this.#read().catch((error: Error) => log.warn({ reason: error.message }, 'the push store cannot be read now: kept pushes are read at the next publish'));
     if (this.#kept.size) log.info({ count: this.#kept.size }, 'kept pushes wait for their streams');
     this.#stopEvents = plane.events((event) => {
       if (this.#closed) return;
@@ -125,6 +117,7 @@ export class PushKeeper implements PushCommands {
     };
     const kept: Kept = { stored: { id, stream: request.streamName, startedBy, createdAt: new Date().toISOString() }, definition };
     this.#kept.set(id, kept);
+    this.#writing.add(id);
     try {
       await this.#write(kept);
     } catch (error) {
@@ -132,6 +125,8 @@ export class PushKeeper implements PushCommands {
       this.log.error({ mediaSessionId: id, reason: (error as Error).message }, 'a push could not be kept: ending it');
       await this.plane.terminate(id).catch(() => {});
       throw unavailable(`the push could not be kept (${(error as Error).message}): try again`);
+    } finally {
+      this.#writing.delete(id);
     }
     return info;
   }
@@ -194,8 +189,33 @@ export class PushKeeper implements PushCommands {
     for (const [id, kept] of this.#kept) if (kept.stored.stream === stream) void this.#forget(id, `its stream ended (${reason})`);
   }
 
+  /**
+   * Reads the store: it is the truth (in a cluster other nodes keep and forget pushes too). Pushes
+   * new to this node wait for their stream; those gone from the store are forgotten here too.
+   */
+  async #read(): Promise<void> {
+    const stored = await this.store.all();
+    const ids = new Set(stored.map((s) => s.id));
+    for (const id of this.#kept.keys()) if (!ids.has(id) && !this.#writing.has(id)) this.#kept.delete(id);
+    const now = Date.now();
+    for (const { sealed, ...record } of stored) {
+      if (this.#kept.has(record.id)) continue;
+      try {
+        const definition = definitionSchema.parse(this.sealer.open(sealed));
+        this.#kept.set(record.id, { stored: record, definition, awaySince: now });
+      } catch (error) {
+        this.log.error({ mediaSessionId: record.id, stream: record.stream, reason: (error as Error).message }, 'a kept push cannot be read (another push_store secret?): left in the store, not started');
+      }
+    }
+  }
+
   /** The stream publishes: each of its kept pushes without a live push is started again. */
   async #restore(stream: string): Promise<void> {
+    try {
+      await this.#read();
+    } catch (error) {
+      return this.log.warn({ stream, reason: (error as Error).message }, 'the push store cannot be read now: kept pushes wait for the next publish');
+    }
     const waiting = [...this.#kept.values()].filter((k) => k.stored.stream === stream && !this.#restoring.has(k.stored.id));
     if (!waiting.length) return;
     const live = new Set((await this.plane.find({ streamName: stream }).catch(() => [])).filter((p) => p.state !== 'failed').map((p) => p.mediaSessionId));

@@ -27,6 +27,9 @@ import { WorkerPlane, workerCount } from './plane/workers.js';
 import { createWebhooks } from './webhooks/setup.js';
 import { createAccessControl, isLoopbackListen } from './security/access.js';
 import { planeCommands, PushKeeper, type PushCommands } from './plane/kept-pushes.js';
+import { ClusterPlane } from './plane/cluster.js';
+import { ClusterNode } from './cluster/node.js';
+import { clusterRoutes } from './http/routes/cluster.js';
 import type { KeptPushStore } from './store/open.js';
 import { clientAddressReader } from './security/client-address.js';
 
@@ -77,11 +80,17 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   const workers = workerCount(config);
   if (workers > 0 && (deps.engine || deps.lookupHost)) throw new Error('an engine or host lookup of the caller runs the streams in this thread: set workers to 0');
   const local = workers === 0 ? buildMediaCore(config, log, deps) : undefined;
-  const plane: MediaPlane = local ? new LocalPlane(local) : new WorkerPlane(config, log, { childRecord: deps.childRecord });
+  const own: MediaPlane = local ? new LocalPlane(local) : new WorkerPlane(config, log, { childRecord: deps.childRecord });
+  const node = config.cluster ? new ClusterNode(config.cluster, config.http_port, log.child({ component: 'cluster' })) : undefined;
+  const plane: MediaPlane = node ? new ClusterPlane(own, node, log.child({ component: 'cluster' })) : own;
   const metrics = createMetrics(plane);
   const webhooks = createWebhooks(config, plane, metrics, log);
-  const kept = deps.keptPushes;
-  const keeper = kept ? new PushKeeper(plane, kept.store, kept.sealer, { windowMs: config.push_store_window_ms }, log.child({ component: 'kept-pushes' })) : undefined;
+  // A cluster keeps pushes in its Redis, which every node reads; a gateway on its own, in its data folder.
+  const kept = node ? { store: node.store, sealer: node.sealer } : deps.keptPushes;
+  const streamHeld = node ? async (stream: string): Promise<boolean> => (await node.claims.holder(stream)) !== undefined : undefined;
+  const keeper = kept
+    ? new PushKeeper(plane, kept.store, kept.sealer, { windowMs: config.push_store_window_ms, ...(streamHeld ? { streamHeld } : {}) }, log.child({ component: 'kept-pushes' }))
+    : undefined;
   const pushes = keeper ?? planeCommands(plane);
 
   const tls = config.https_cert_file ? readCertificate(config) : undefined;
@@ -126,6 +135,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   );
 
   pushRoutes(app, plane, pushes);
+  clusterRoutes(app, node);
   streamRoutes(app, plane, new SnapshotQueue((name) => plane.snapshot(name), config.limit_snapshot_decoders, config.limit_snapshot_queue));
   docsRoutes(app);
   consoleRoutes(app, plane, resolve(ROOT, config.media_dir), access.consoleStreams, log.child({ component: 'console' }));
@@ -161,6 +171,11 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     routes,
     pushes,
     async open() {
+      await node?.start(() => {
+        const status = plane.status();
+        const transponders = Object.values(status.transponders).reduce<number>((a, b) => a + (b ?? 0), 0);
+        return { publishers: status.publishers, transponders, ...(status.overloaded ? { overload: 'overloaded' } : {}) };
+      });
       await keeper?.open();
     },
     reloadCertificates() {

@@ -35,7 +35,8 @@ async function main(): Promise<void> {
   const registryFile = join(resolve(ROOT, config.run_dir), `ffmpeg-${config.http_port}.json`);
   const reaped = ChildRegistry.reap(registryFile);
   if (reaped.length) log.warn({ pids: reaped }, 'ended ffmpeg processes left by a previous gateway');
-  const keptPushes = await exitOnConfigError(() => openFileStore(config, log));
+  // A node of a cluster keeps its pushes in the cluster's Redis (`buildGateway` connects it).
+  const keptPushes = config.cluster ? undefined : await exitOnConfigError(() => openFileStore(config, log));
   const gateway = await exitOnConfigError(() => buildGateway(config, log, { childRecord: new ChildRegistry(registryFile), keptPushes }));
   running = gateway;
   await gateway.open();

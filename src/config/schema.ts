@@ -188,6 +188,25 @@ export const configSchema = z
     audio_bitrate_kbps: z.number().int().min(32).max(512).default(128).describe('AAC bitrate'),
     audio_sample_rate: z.union([z.literal(44100), z.literal(48000)]).default(48000).describe('AAC sample rate (44100 or 48000)'),
     media_dir: z.string().min(1).default('media').describe('WAV files for `sound_on` (relative to the gateway\'s folder); ships `chime.wav`'),
+    cluster: z
+      .strictObject({
+        redis_url: z.string().regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL'),
+        node_id: z.string().regex(/^[\w.-]{1,64}$/, 'must be 1-64 letters, digits, "_", "." or "-"').optional(),
+        advertise_url: z.string().regex(/^https?:\/\/[^\s/]+\/?$/, 'must be http(s)://host:port, where the other nodes reach this one'),
+        ...secretSource,
+        key_prefix: z.string().regex(/^[\w:.-]{0,32}$/, 'must be up to 32 letters, digits, "_", ":", "." or "-"').default('gw:'),
+        heartbeat_ms: z.number().int().min(100).max(10000).default(1000),
+        node_timeout_ms: z.number().int().min(300).max(60000).default(5000),
+        lease_ms: z.number().int().min(300).max(60000).default(5000),
+      })
+      .superRefine(oneSecret)
+      .superRefine((c, ctx) => {
+        if (c.node_timeout_ms < 2 * c.heartbeat_ms) ctx.addIssue({ code: 'custom', path: ['node_timeout_ms'], message: 'must be at least twice heartbeat_ms' });
+        if (c.lease_ms < 2 * c.heartbeat_ms) ctx.addIssue({ code: 'custom', path: ['lease_ms'], message: 'must be at least twice heartbeat_ms' });
+      })
+      .nullable()
+      .default(null)
+      .describe('`null`: one gateway on its own. Else the nodes of a cluster on Redis: `{redis_url, advertise_url, secret | secret_env | secret_file, node_id, key_prefix, heartbeat_ms, node_timeout_ms, lease_ms}` (see [Running a cluster](#running-a-cluster)). The secret, the same on every node, signs the calls between nodes and seals the kept pushes in Redis'),
     run_dir: z.string().min(1).default('run').describe('records the gateway\'s ffmpeg processes (`ffmpeg-<http_port>.json`); the next start ends any a killed gateway left'),
     data_dir: z.string().min(1).default('data').describe('the gateway\'s durable state (relative to its folder): the pushes it keeps (`pushes-<http_port>.log`) and, unless `push_store_secret_env` or `push_store_secret_file` gives one, the secret they are sealed with (`push-store.key`, made at the first start, readable by the gateway\'s user alone)'),
     push_store_enabled: z.boolean().default(true).describe('keep each push started over REST (`/push/startup`) in `data_dir`, so that a restart or a crash forgets none: it starts again, with its id and its audio as last commanded, when its stream publishes again. Forgotten when terminated, when its stream ends on purpose (WHIP DELETE, the SDK\'s unpublish) or when it fails. Pushes the SDK asks for are not kept: the SDK asks again'),

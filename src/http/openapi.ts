@@ -4,6 +4,7 @@ import { transponderInfoSchema } from '../transponders/info.js';
 import { soundOnSchema, startupSchema } from '../transponders/requests.js';
 import { streamJsonSchema as stream } from '../publishers/view.js';
 import { findAllSchema, findSchema, mediaSessionSchema, streamSchema } from './schemas.js';
+import { nodeInfoSchema } from '../cluster/nodes.js';
 
 /**
  * The REST API as an OpenAPI 3.1 document, made from the same zod schemas that check each
@@ -119,6 +120,16 @@ export function openApiDocument(version: string): Json {
           summary: 'End a WHIP session',
           parameters: ['streamName', 'sessionId'].map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })),
           responses: { '200': { description: 'Ended' }, ...errors(401, 404) },
+        },
+      },
+      '/rest-api/cluster/nodes': {
+        get: {
+          summary: 'The nodes of the cluster alive now, with their load (404 when the gateway is not in a cluster)',
+          security: [{ apiKey: [] }],
+          responses: {
+            '200': { description: 'This node\'s id and every node\'s', content: json(z.strictObject({ node: z.string(), nodes: z.array(nodeInfoSchema.extend({ heardAgoMs: z.number() })) })) },
+            ...errors(401, 404, 503),
+          },
         },
       },
       '/health': { get: { summary: 'Liveness and load', responses: { '200': { description: 'Up', content: json(health) } } } },

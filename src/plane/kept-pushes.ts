@@ -28,6 +28,8 @@ export interface KeptPushOptions {
   windowMs: number;
   /** How often pushes are checked against that window (ms). */
   sweepMs?: number;
+  /** In a cluster: whether some node holds the stream (a push not live here may be live there). */
+  streamHeld?: (stream: string) => Promise<boolean>;
 }
 
 const isCode = (error: unknown, code: string): boolean => error instanceof GatewayError && error.code === code;
@@ -246,6 +248,11 @@ export class PushKeeper implements PushCommands {
     }
   }
 
+  async #heldElsewhere(stream: string): Promise<boolean> {
+    // Redis unreachable: held, as far as this node can tell (nothing is forgotten on a guess).
+    return this.options.streamHeld ? this.options.streamHeld(stream).catch(() => true) : false;
+  }
+
   /** Kept pushes without a live push wait `windowMs` for their stream, then are forgotten. */
   async #sweep(): Promise<void> {
     if (this.#closed || !this.#kept.size) return;
@@ -254,7 +261,7 @@ export class PushKeeper implements PushCommands {
     const live = new Set(pushes.filter((p) => p.state !== 'failed').map((p) => p.mediaSessionId));
     const now = Date.now();
     for (const [id, kept] of this.#kept) {
-      if (live.has(id) || this.#restoring.has(id)) kept.awaySince = undefined;
+      if (live.has(id) || this.#restoring.has(id) || (await this.#heldElsewhere(kept.stored.stream))) kept.awaySince = undefined;
       else if (kept.awaySince === undefined) kept.awaySince = now;
       else if (now - kept.awaySince >= this.options.windowMs) await this.#forget(id, `its stream was not published within ${Math.round(this.options.windowMs / 1000)} s`);
     }

@@ -1,0 +1,110 @@
+import t from 'tap';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GatewayProcess } from '../../kit/gateway-process.js';
+import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
+import { stopAllProcesses, waitFor } from '../../kit/processes.js';
+import { RedisServer } from '../../kit/redis-server.js';
+import { freePort, NginxRtmp } from '../../kit/rtmp-server.js';
+import { testFixture } from '../helpers/synthetic.js';
+
+// Three gateway processes on loopback, one redis-server, one nginx-rtmp: a stream is served by one
+// node at a time, the REST pushes of a node killed with SIGKILL start again on the node where the
+// stream is published next, and Redis going away (even coming back empty) stops nothing running.
+
+const runDir = await mkdtemp(join(tmpdir(), 'gateway-cluster-'));
+const redis = await RedisServer.start();
+const nginx = await NginxRtmp.start();
+const SECRET = 'cluster-test-secret-0123456789';
+const KEY = 'SKEYcluster4406';
+const nodes = new Map<string, GatewayProcess>();
+const publishers: SyntheticPublisher[] = [];
+t.teardown(async () => {
+  for (const p of publishers) await p.vanish().catch(() => {});
+  for (const node of nodes.values()) await node.stop();
+  await stopAllProcesses();
+  await nginx.stop();
+  await redis.close();
+  await rm(runDir, { recursive: true, force: true });
+});
+
+async function startNode(id: string): Promise<GatewayProcess> {
+  const port = await freePort();
+  const cluster = { redis_url: redis.url, node_id: id, advertise_url: `http://127.0.0.1:${port}`, secret: SECRET, heartbeat_ms: 200, node_timeout_ms: 1000, lease_ms: 1000 };
+  const node = await GatewayProcess.start(join(runDir, `${id}.log`), { GATEWAY_HTTP_PORT: String(port), GATEWAY_CLUSTER: JSON.stringify(cluster), GATEWAY_LOG_LEVEL: 'info', GATEWAY_RUN_DIR: runDir }, ['--import', 'tsx'], 'src/server.ts');
+  nodes.set(id, node);
+  return node;
+}
+const node = (id: string): GatewayProcess => nodes.get(id)!;
+const publish = async (at: string, name: string): Promise<SyntheticPublisher> => {
+  const p = await SyntheticPublisher.publish(testFixture(), node(at).baseUrl, name);
+  publishers.push(p);
+  return p;
+};
+const nodeIds = async (at: string): Promise<string[]> => ((await node(at).request('GET', '/rest-api/cluster/nodes')).body?.nodes ?? []).map((n: { id: string }) => n.id);
+const publishing = async (name: string): Promise<number> => (await nginx.streams()).filter((s) => s.name === name && s.width > 0).length;
+
+await Promise.all(['n1', 'n2', 'n3'].map(startNode));
+
+t.test('the nodes see each other, with their load', async (t) => {
+  await waitFor('three nodes', async () => (await nodeIds('n1')).length === 3, 5000);
+  t.same(await nodeIds('n3'), ['n1', 'n2', 'n3']);
+  const { body } = await node('n2').request('GET', '/rest-api/cluster/nodes');
+  t.equal(body.node, 'n2', 'each tells which it is');
+  t.match(body.nodes[0], { id: 'n1', url: /^http:\/\/127\.0\.0\.1:\d+$/, draining: false, publishers: 0, transponders: 0, heardAgoMs: Number });
+});
+
+let pushId = '';
+t.test('a stream is served by one node: published again at another, it is refused, naming the node', async (t) => {
+  await publish('n2', 'c1');
+  await t.rejects(SyntheticPublisher.publish(testFixture(), node('n3').baseUrl, 'c1'), /answered 409: .*stream c1 is published at node n2/);
+  const res = await node('n2').request('POST', '/rest-api/push/startup', { streamName: 'c1', rtmpUrl: `${nginx.url()}/c1-${KEY}`, rtmpTransponderFullUrl: true });
+  t.equal(res.status, 200, JSON.stringify(res.body));
+  pushId = res.body.mediaSessionId;
+  await waitFor('the push at nginx', async () => (await publishing(`c1-${KEY}`)) === 1, 10_000);
+  await waitFor('n2 tells its load', async () => ((await node('n1').request('GET', '/rest-api/cluster/nodes')).body.nodes as { id: string; publishers: number; transponders: number }[]).some((n) => n.id === 'n2' && n.publishers === 1 && n.transponders === 1), 5000);
+  const dump = await redis.dump();
+  t.match(dump, new RegExp(`push:${pushId}`), 'the push is kept in Redis');
+  for (const spelling of [KEY, Buffer.from(KEY).toString('base64').slice(2, -2), Buffer.from(KEY).toString('hex')]) t.notOk(dump.includes(spelling), `no ${spelling} in Redis`);
+});
+
+t.test('a node killed with SIGKILL: gone from the list, its stream free, its REST push back where the stream is published next', async (t) => {
+  const killedAt = Date.now();
+  await node('n2').signal('SIGKILL');
+  nodes.delete('n2');
+  for (const p of publishers.splice(0)) await p.vanish();
+  await waitFor('n2 gone', async () => !(await nodeIds('n1')).includes('n2'), 5000);
+  t.pass(`n2 gone from the list ${Date.now() - killedAt} ms after the kill (node_timeout_ms 1000)`);
+  // The publisher comes back through another node once the stream's lease has ended.
+  await waitFor('c1 taken at n3', async () => {
+    try {
+      await publish('n3', 'c1');
+      return true;
+    } catch {
+      return false;
+    }
+  }, 10_000, 200);
+  const back = await waitFor('the REST push running on n3', async () => {
+    const res = await node('n3').request('POST', '/rest-api/push/find', { streamName: 'c1' });
+    return res.status === 200 && res.body.find((p: { state: string }) => p.state === 'running');
+  }, 15_000);
+  t.equal(back.mediaSessionId, pushId, 'the same push, by its id');
+  await waitFor('media at nginx again', async () => (await publishing(`c1-${KEY}`)) === 1, 10_000);
+  t.pass(`media at the destination again ${Date.now() - killedAt} ms after the kill`);
+});
+
+t.test('Redis away: what runs goes on, new publishes are refused; Redis back empty: claims and nodes come back, nothing pushed twice', async (t) => {
+  const before = (await nginx.streams()).find((s) => s.name === `c1-${KEY}`)!.bytesIn;
+  await redis.stop();
+  await t.rejects(SyntheticPublisher.publish(testFixture(), node('n1').baseUrl, 'c2'), /answered 503: .*Redis cannot be reached/);
+  await waitFor('media still flowing', async () => ((await nginx.streams()).find((s) => s.name === `c1-${KEY}`)?.bytesIn ?? 0) > before + 100_000, 10_000);
+  const res = await node('n3').request('POST', '/rest-api/push/find', { streamName: 'c1' });
+  t.match(res.body, [{ mediaSessionId: pushId, state: 'running' }], 'the push runs on, untouched');
+
+  await redis.restart({ empty: true });
+  await waitFor('the nodes registered again', async () => (await nodeIds('n1').catch(() => [])).length === 2, 10_000);
+  await waitFor('n3 holds c1 again', async () => ((await redis.command('GET', 'gw:stream:c1')) ?? '$-1') !== '$-1', 10_000);
+  await t.rejects(SyntheticPublisher.publish(testFixture(), node('n1').baseUrl, 'c1'), /answered 409: .*published at node n3/, 'another node still cannot take it');
+  t.equal(await publishing(`c1-${KEY}`), 1, 'pushed once');
+});

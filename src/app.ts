@@ -82,7 +82,8 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   const local = workers === 0 ? buildMediaCore(config, log, deps) : undefined;
   const own: MediaPlane = local ? new LocalPlane(local) : new WorkerPlane(config, log, { childRecord: deps.childRecord });
   const node = config.cluster ? new ClusterNode(config.cluster, config.http_port, log.child({ component: 'cluster' })) : undefined;
-  const plane: MediaPlane = node ? new ClusterPlane(own, node, log.child({ component: 'cluster' })) : own;
+  const cluster = node ? new ClusterPlane(own, node, log.child({ component: 'cluster' })) : undefined;
+  const plane: MediaPlane = cluster ?? own;
   const metrics = createMetrics(plane);
   const webhooks = createWebhooks(config, plane, metrics, log);
   // A cluster keeps pushes in its Redis, which every node reads; a gateway on its own, in its data folder.
@@ -135,7 +136,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   );
 
   pushRoutes(app, plane, pushes);
-  clusterRoutes(app, node);
+  clusterRoutes(app, cluster);
   streamRoutes(app, plane, new SnapshotQueue((name) => plane.snapshot(name), config.limit_snapshot_decoders, config.limit_snapshot_queue));
   docsRoutes(app);
   consoleRoutes(app, plane, resolve(ROOT, config.media_dir), access.consoleStreams, log.child({ component: 'console' }));

@@ -9,11 +9,12 @@ import { bearerToken } from '../security/bearer.js';
  * - `public`: anyone (pages, the SDK's files, the API description, health);
  * - `publish`: anyone whom the route itself authorizes with a publish token (WHIP);
  * - `control`: a control API key (with `api_keys` set), from no page of another origin;
- * - `metrics`: a key with the metrics scope, likewise.
+ * - `metrics`: a key with the metrics scope, likewise;
+ * - `node`: another node of the cluster, whose call the route itself opens with the cluster's secret.
  */
-export type RouteAccess = 'public' | 'publish' | ApiScope;
+export type RouteAccess = 'public' | 'publish' | 'node' | ApiScope;
 
-const ACCESS: readonly RouteAccess[] = ['public', 'publish', 'control', 'metrics'];
+const ACCESS: readonly RouteAccess[] = ['public', 'publish', 'node', 'control', 'metrics'];
 
 declare module 'fastify' {
   interface FastifyContextConfig {

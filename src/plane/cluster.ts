@@ -1,10 +1,12 @@
 import type { Logger } from 'pino';
-import { conflict, unavailable } from '../errors.js';
+import { conflict, GatewayError, unavailable } from '../errors.js';
 import type { ClusterNode } from '../cluster/node.js';
 import type { PushChange } from '../transponders/changes.js';
 import { isActive } from '../transponders/states.js';
 import type { LifecycleEvent } from './lifecycle.js';
-import { routedTo, type RoutedCalls } from './methods.js';
+import { checkResult, PLACE_METHODS, ROUTED_METHODS, type PlaceMethod, type RoutedCalls, type RoutedMethod } from './methods.js';
+import { NodeCalls } from './node-calls.js';
+import type { ListedNode } from '../cluster/nodes.js';
 import type { MediaPlane, PlaneStatus, PublishHandlers } from './plane.js';
 
 /**
@@ -14,21 +16,31 @@ import type { MediaPlane, PlaneStatus, PublishHandlers } from './plane.js';
  * refused (409, naming the node); while Redis cannot be reached, new publishes are refused (503)
  * and everything running goes on. A claim is given up once the node holds nothing of the stream
  * (no publisher, no push waiting for it); a claim lost to another node ends the stream here.
+ *
+ * Every other call works on every node, routed by `PLACE_METHODS` as the worker plane routes it
+ * between threads: a call for a stream goes to the node that holds it, a call for a push to the
+ * node that has it, a list is gathered from every node. Calls between nodes are sealed
+ * (`NodeCalls`) and answered by the receiving node's own plane, so they go one hop.
  */
-// The routed methods are the node's own plane's, bound in the constructor.
+// The routed methods are made from `PLACE_METHODS` in the constructor.
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export interface ClusterPlane extends RoutedCalls {}
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class ClusterPlane implements MediaPlane {
   readonly #stopEvents: () => void;
+  readonly calls: NodeCalls;
   #closing: Promise<void> | undefined;
+  /** The node list, read at most once a second. */
+  #nodes: { at: number; list: Promise<ListedNode[]> } | undefined;
 
   constructor(
-    private readonly inner: MediaPlane,
+    /** This node's own plane: what answers the calls of other nodes. */
+    readonly inner: MediaPlane,
     readonly node: ClusterNode,
     private readonly log: Logger,
   ) {
-    Object.assign(this, routedTo(inner));
+    this.calls = new NodeCalls(node.secret, node.id);
+    for (const method of ROUTED_METHODS) Object.defineProperty(this, method, { value: (...args: unknown[]) => this.#route(method, args) });
     this.#stopEvents = inner.events((event) => {
       if (event.type === 'publisher.ended' || event.type === 'publisher.lost' || event.type === 'transponder.stopped' || event.type === 'transponder.failed') {
         void this.#releaseIfUnused(event.stream);
@@ -52,6 +64,61 @@ export class ClusterPlane implements MediaPlane {
       void this.#releaseIfUnused(name);
       throw error;
     }
+  }
+
+  /** Sends a routed call where the table says: the stream's node, the push's node, or every node. */
+  async #route(method: RoutedMethod, args: unknown[]): Promise<unknown> {
+    const route = PLACE_METHODS[method].route;
+    if (route.to === 'own') throw new Error(`${method} is not routed`);
+    const key = (route.key as (args: unknown[]) => string | undefined)(args);
+    const local = (): Promise<unknown> => (this.inner[method] as (...a: unknown[]) => Promise<unknown>)(...args);
+    const remote = (node: ListedNode): Promise<unknown> => this.calls.call(node.url, method as PlaceMethod, args);
+    if (route.to === 'stream' || (route.to === 'gather' && key !== undefined)) {
+      const holder = await this.#holder(key!);
+      return holder ? remote(holder) : local();
+    }
+    const others = await this.#others();
+    if (route.to === 'gather') {
+      const lists = await Promise.all([
+        local(),
+        ...others.map((n) =>
+          remote(n).catch((error: Error) => {
+            this.log.warn({ node: n.id, method, reason: error.message }, 'a node did not answer: its part is left out');
+            return [];
+          }),
+        ),
+      ]);
+      return checkResult(method, (lists as { createdAt: string }[][]).flat().sort((a, b) => a.createdAt.localeCompare(b.createdAt)));
+    }
+    // A push: here, or at the node that answers for it.
+    try {
+      return await local();
+    } catch (error) {
+      if (!(error instanceof GatewayError && error.code === 'not_found') || !others.length) throw error;
+      const answers = await Promise.allSettled(others.map(remote));
+      const found = answers.find((a) => a.status === 'fulfilled');
+      if (found) return (found as PromiseFulfilledResult<unknown>).value;
+      const failed = answers.find((a) => a.status === 'rejected' && !(a.reason instanceof GatewayError && a.reason.code === 'not_found'));
+      throw failed ? (failed as PromiseRejectedResult).reason : error;
+    }
+  }
+
+  /** The node holding `stream` when it is another node (alive), else undefined: this node answers. */
+  async #holder(stream: string): Promise<ListedNode | undefined> {
+    const claim = await this.node.claims.holder(stream).catch(() => undefined);
+    if (!claim || claim.node === this.node.id) return undefined;
+    return (await this.#list()).find((n) => n.id === claim.node);
+  }
+
+  async #others(): Promise<ListedNode[]> {
+    return (await this.#list()).filter((n) => n.id !== this.node.id);
+  }
+
+  #list(): Promise<ListedNode[]> {
+    if (!this.#nodes || Date.now() - this.#nodes.at > 1000) {
+      this.#nodes = { at: Date.now(), list: this.node.registry.list().catch(() => []) };
+    }
+    return this.#nodes.list;
   }
 
   /** Gives the stream's claim up once nothing of it is left here. */

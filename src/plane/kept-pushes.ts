@@ -90,8 +90,9 @@ export class PushKeeper implements PushCommands {
     this.#stopEvents = plane.events((event) => {
       if (this.#closed) return;
       if (event.type === 'publisher.published' || event.type === 'publisher.returned') void this.#restore(event.stream);
-      else if (event.type === 'publisher.ended') this.#forgetStream(event.stream, event.reason ?? 'the stream ended');
-      else if (event.type === 'transponder.failed') void this.#forget(event.mediaSessionId, `it failed: ${event.reason ?? 'no reason told'}`);
+      // The store first: in a cluster, what this node runs may have been kept by another.
+      else if (event.type === 'publisher.ended') void this.#fresh().then(() => this.#forgetStream(event.stream, event.reason ?? 'the stream ended'));
+      else if (event.type === 'transponder.failed') void this.#fresh().then(() => this.#forget(event.mediaSessionId, `it failed: ${event.reason ?? 'no reason told'}`));
     });
     const sweepMs = options.sweepMs ?? Math.min(60_000, Math.max(1000, options.windowMs / 4));
     this.#sweeper = setInterval(() => void this.#sweep(), sweepMs);
@@ -135,6 +136,7 @@ export class PushKeeper implements PushCommands {
 
   /** Ends a push, kept or not; a kept push waiting for its stream is forgotten. */
   async terminate(mediaSessionId: string): Promise<void> {
+    await this.#fresh();
     const kept = this.#kept.has(mediaSessionId);
     // Forgotten first: should the gateway stop before the push ends, it does not come back.
     if (kept) await this.#forget(mediaSessionId, 'terminated');
@@ -169,6 +171,7 @@ export class PushKeeper implements PushCommands {
   /** An audio command: applied to the live push (404 when there is none), then kept with it. */
   async #command(mediaSessionId: string, apply: () => Promise<void>, change: (definition: Definition) => void): Promise<void> {
     await apply();
+    if (!this.#kept.has(mediaSessionId)) await this.#fresh();
     const kept = this.#kept.get(mediaSessionId);
     if (!kept) return;
     change(kept.definition);
@@ -209,6 +212,11 @@ export class PushKeeper implements PushCommands {
         this.log.error({ mediaSessionId: record.id, stream: record.stream, reason: (error as Error).message }, 'a kept push cannot be read (another push_store secret?): left in the store, not started');
       }
     }
+  }
+
+  /** Reads the store, or goes on with what this node knows when it cannot be read now. */
+  async #fresh(): Promise<void> {
+    await this.#read().catch((error: Error) => this.log.warn({ reason: error.message }, 'the push store cannot be read now'));
   }
 
   /** The stream publishes: each of its kept pushes without a live push is started again. */

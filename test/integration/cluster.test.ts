@@ -69,6 +69,33 @@ t.test('a stream is served by one node: published again at another, it is refuse
   for (const spelling of [KEY, Buffer.from(KEY).toString('base64').slice(2, -2), Buffer.from(KEY).toString('hex')]) t.notOk(dump.includes(spelling), `no ${spelling} in Redis`);
 });
 
+t.test('every REST call works on every node: lists gather the cluster, calls reach the node that holds the stream or the push', async (t) => {
+  const all = await node('n1').request('POST', '/rest-api/push/find_all');
+  t.match(all, { status: 200, body: [{ mediaSessionId: pushId, sourceStreamName: 'c1', state: 'running' }] }, 'find_all at n1 lists n2\'s push');
+  t.match(await node('n3').request('POST', '/rest-api/stream/find_all'), { status: 200, body: [{ name: 'c1' }] }, 'stream/find_all at n3 lists n2\'s stream');
+  t.match(await node('n3').request('POST', '/rest-api/stream/find', { name: 'c1' }), { status: 200 }, 'stream/find by name reaches its node');
+
+  // A startup through n1 runs where the stream is (n2); it is controlled through n3 and listed at n1.
+  const second = await node('n1').request('POST', '/rest-api/push/startup', { streamName: 'c1', rtmpUrl: `${nginx.url()}/c1-second`, rtmpTransponderFullUrl: true });
+  t.equal(second.status, 200, JSON.stringify(second.body));
+  const id = second.body.mediaSessionId;
+  await waitFor('the second push at nginx', async () => (await publishing('c1-second')) === 1, 10_000);
+  t.equal((await node('n3').request('POST', '/rest-api/push/mute', { mediaSessionId: id })).status, 200, 'muted through n3');
+  t.match(await node('n1').request('POST', '/rest-api/push/find', { streamName: 'c1' }), { body: [{ mediaSessionId: pushId, muted: false }, { mediaSessionId: id, muted: true }] });
+  t.equal((await node('n3').request('POST', '/rest-api/push/mute', { mediaSessionId: 'no-such-push' })).status, 404, 'a push no node has is 404');
+  t.equal((await node('n3').request('POST', '/rest-api/push/terminate', { mediaSessionId: id })).status, 200, 'terminated through n3');
+  await waitFor('the second push gone from nginx', async () => (await publishing('c1-second')) === 0, 10_000);
+  t.same((await node('n2').request('POST', '/rest-api/push/find', { streamName: 'c1' })).body.map((p: { mediaSessionId: string }) => p.mediaSessionId), [pushId]);
+  t.notOk((await redis.dump()).includes(`push:${id}`), 'and forgotten in Redis');
+});
+
+t.test('calls between nodes need the cluster\'s secret', async (t) => {
+  const forged = await fetch(`${node('n1').baseUrl}/internal/plane`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sealed: 'v1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }) });
+  t.equal(forged.status, 401);
+  const bad = await fetch(`${node('n1').baseUrl}/internal/plane`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ method: 'terminate' }) });
+  t.equal(bad.status, 400);
+});
+
 t.test('a node killed with SIGKILL: gone from the list, its stream free, its REST push back where the stream is published next', async (t) => {
   const killedAt = Date.now();
   await node('n2').signal('SIGKILL');

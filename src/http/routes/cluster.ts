@@ -1,12 +1,26 @@
 import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
 import type { ClusterNode } from '../../cluster/node.js';
 import { notFound, unavailable } from '../../errors.js';
+import type { ClusterPlane } from '../../plane/cluster.js';
 import { routeAccess } from '../guard.js';
+import { parseBody } from '../validation.js';
 
 const CONTROL = routeAccess('control');
+const sealedCall = z.strictObject({ sealed: z.string().min(1).max(1 << 20) });
 
-/** The cluster as this node sees it: `GET /rest-api/cluster/nodes`. */
-export function clusterRoutes(app: FastifyInstance, node: ClusterNode | undefined): void {
+/**
+ * The cluster as this node sees it (`GET /rest-api/cluster/nodes`), and the calls of the other
+ * nodes (`POST /internal/plane`: sealed with the cluster's secret, answered by this node's own plane).
+ */
+export function clusterRoutes(app: FastifyInstance, plane: ClusterPlane | undefined): void {
+  const node: ClusterNode | undefined = plane?.node;
+  if (plane) {
+    app.post('/internal/plane', { ...routeAccess('node'), logLevel: 'warn' }, async (request) => {
+      const { sealed } = parseBody(sealedCall, request.body);
+      return { sealed: await plane.calls.answer(plane.inner, sealed) };
+    });
+  }
   app.get('/rest-api/cluster/nodes', CONTROL, async () => {
     if (!node) throw notFound('this gateway is not in a cluster (cluster: null)');
     let nodes;

@@ -1,0 +1,95 @@
+import { randomUUID } from 'node:crypto';
+import { GatewayError } from '../errors.js';
+import { Sealer } from '../store/seal.js';
+import { answerCall, checkResult, ROUTED_METHODS, type PlaceCalls, type PlaceMethod, type ResultOf, type RoutedCalls } from './methods.js';
+import { fromWire, toWire, type WireError } from './wire.js';
+
+/** How far a call's time may be from the receiver's clock, and how long its nonce is remembered. */
+const WINDOW_MS = 30_000;
+
+interface SealedCall {
+  from: string;
+  method: string;
+  args: unknown;
+  at: number;
+  nonce: string;
+}
+type SealedReply = { ok: unknown } | { error: WireError };
+
+/** Buffers (a snapshot) cross as base64. */
+const replacer = (_key: string, value: unknown): unknown =>
+  value && typeof value === 'object' && (value as { type?: unknown }).type === 'Buffer' && Array.isArray((value as { data?: unknown }).data)
+    ? { $bytes: Buffer.from((value as { data: number[] }).data).toString('base64') }
+    : value;
+const reviver = (_key: string, value: unknown): unknown =>
+  value && typeof value === 'object' && typeof (value as { $bytes?: unknown }).$bytes === 'string' ? Buffer.from((value as { $bytes: string }).$bytes, 'base64') : value;
+
+/**
+ * Calls between the nodes of a cluster: a method of `PLACE_METHODS` and its arguments, sent to the
+ * node that holds the stream or the push. Calls and replies are sealed with the cluster's secret
+ * (AES-256-GCM): only a node with the secret can make one, and a stream key in the arguments of a
+ * forwarded startup is never in the clear between nodes. A call carries its time and a nonce: one
+ * older than 30 s, or seen before, is refused. Arguments are checked against the table where they
+ * arrive, results where they come back.
+ */
+export class NodeCalls {
+  readonly #sealer: Sealer;
+  /** Nonces seen within the window, with when they expire. */
+  readonly #seen = new Map<string, number>();
+
+  constructor(
+    secret: string,
+    readonly node: string,
+    private readonly timeoutMs = 10_000,
+  ) {
+    this.#sealer = new Sealer(secret, 'calls between nodes');
+  }
+
+  /** Calls `method` at the node whose API is at `url`; its result, or its error as a `GatewayError`. */
+  async call<M extends PlaceMethod>(url: string, method: M, args: unknown[]): Promise<ResultOf<M>> {
+    const call: SealedCall = { from: this.node, method, args, at: Date.now(), nonce: randomUUID() };
+    let response: Response;
+    try {
+      response = await fetch(`${url}/internal/plane`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ sealed: this.#sealer.seal(JSON.parse(JSON.stringify(call, replacer))) }),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (error) {
+      throw new GatewayError('unavailable', `node at ${url} cannot be reached: ${(error as Error).message}`);
+    }
+    const body = (await response.json().catch(() => undefined)) as { sealed?: string } | undefined;
+    if (!response.ok || typeof body?.sealed !== 'string') throw new GatewayError('unavailable', `node at ${url} answered ${response.status}`);
+    const reply = JSON.parse(JSON.stringify(this.#sealer.open(body.sealed)), reviver) as SealedReply;
+    if ('error' in reply) throw fromWire(reply.error);
+    return checkResult(method, reply.ok);
+  }
+
+  /**
+   * Answers a sealed call with `place` (this node's own plane): the sealed reply. Only the routed
+   * methods are answered (never `close`). Throws `unauthorized` for a call it cannot trust.
+   */
+  async answer(place: RoutedCalls, sealed: unknown): Promise<string> {
+    let call: SealedCall;
+    try {
+      if (typeof sealed !== 'string') throw new Error('no sealed call');
+      call = JSON.parse(JSON.stringify(this.#sealer.open(sealed)), reviver) as SealedCall;
+    } catch {
+      throw new GatewayError('unauthorized', 'not a call of a node of this cluster');
+    }
+    const now = Date.now();
+    for (const [nonce, expires] of this.#seen) if (expires < now) this.#seen.delete(nonce);
+    if (typeof call.at !== 'number' || Math.abs(now - call.at) > WINDOW_MS) throw new GatewayError('unauthorized', 'a call too old, or from a clock too far off');
+    if (typeof call.nonce !== 'string' || this.#seen.has(call.nonce)) throw new GatewayError('unauthorized', 'a call made before');
+    this.#seen.set(call.nonce, now + 2 * WINDOW_MS);
+    let reply: SealedReply;
+    try {
+      if (!(ROUTED_METHODS as string[]).includes(call.method)) throw new GatewayError('invalid_request', `${String(call.method)} is not answered for another node`);
+      reply = { ok: await answerCall(place as PlaceCalls, call.method, call.args) };
+    } catch (error) {
+      reply = { error: toWire(error instanceof Error && error.name === 'ZodError' ? new GatewayError('invalid_request', `a call whose arguments this node does not read: ${error.message}`) : error) };
+    }
+    return this.#sealer.seal(JSON.parse(JSON.stringify(reply, replacer)));
+  }
+}

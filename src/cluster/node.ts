@@ -8,6 +8,7 @@ import { Sealer } from '../store/seal.js';
 import { StreamClaims } from './claims.js';
 import { NodeRegistry, type NodeInfo } from './nodes.js';
 import { connectRedis, redactedRedisUrl, whenReady } from './redis.js';
+import { NodeRelay } from './relay.js';
 
 export type ClusterConfig = NonNullable<GatewayConfig['cluster']>;
 
@@ -27,6 +28,8 @@ export class ClusterNode {
   readonly registry: NodeRegistry;
   readonly claims: StreamClaims;
   readonly store: RedisPushStore;
+  /** Messages to the other nodes: push changes, and what happens to publishes placed for another node. */
+  readonly relay: NodeRelay;
   /** Seals what is kept in Redis; the same secret on every node. */
   readonly sealer: Sealer;
   /** Signs the calls between nodes. */
@@ -49,6 +52,7 @@ export class ClusterNode {
     this.registry = new NodeRegistry(this.redis, () => this.info, { prefix: config.key_prefix, heartbeatMs: config.heartbeat_ms, timeoutMs: config.node_timeout_ms }, log);
     this.claims = new StreamClaims(this.redis, this.id, { prefix: config.key_prefix, leaseMs: config.lease_ms });
     this.store = new RedisPushStore(this.redis, config.key_prefix);
+    this.relay = new NodeRelay(this.redis, this.id, config.key_prefix, log);
     this.sealer = new Sealer(this.secret, 'kept pushes');
   }
 
@@ -92,6 +96,7 @@ export class ClusterNode {
     clearInterval(this.#timer);
     await Promise.all([...this.claims.held.keys()].map((s) => this.claims.release(s).catch(() => {})));
     await this.registry.stop();
+    this.relay.close();
     this.redis.disconnect();
   }
 }

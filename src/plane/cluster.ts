@@ -1,34 +1,56 @@
 import type { Logger } from 'pino';
 import { conflict, GatewayError, unavailable } from '../errors.js';
 import type { ClusterNode } from '../cluster/node.js';
+import type { ListedNode } from '../cluster/nodes.js';
 import type { PushChange } from '../transponders/changes.js';
 import { isActive } from '../transponders/states.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import { checkResult, PLACE_METHODS, ROUTED_METHODS, type PlaceMethod, type RoutedCalls, type RoutedMethod } from './methods.js';
 import { NodeCalls } from './node-calls.js';
-import type { ListedNode } from '../cluster/nodes.js';
 import type { MediaPlane, PlaneStatus, PublishHandlers } from './plane.js';
 
+/** What happens to a publish placed at another node, told back to the node that placed it. */
+type PublishNews = { kind: 'publishing'; publisherId: string } | { kind: 'closed'; publisherId: string; reason: string; lost: boolean };
+/** A push change, told to every node. */
+type ChangeNews = { kind: 'change'; node: string; change: PushChange };
+
+/** News of a publish that came before its answer: kept this long for it. */
+const EARLY_NEWS_MS = 30_000;
+
 /**
- * The plane of a node of a cluster: the node's own plane (this thread or its workers), with every
- * stream it serves held by a claim in Redis, so that no two nodes serve one stream (and so push it
- * twice to one destination). A publish first claims its stream: one held by another node is
- * refused (409, naming the node); while Redis cannot be reached, new publishes are refused (503)
- * and everything running goes on. A claim is given up once the node holds nothing of the stream
- * (no publisher, no push waiting for it); a claim lost to another node ends the stream here.
+ * The plane of a node of a cluster: the node's own plane (this thread or its workers) inside a
+ * cluster of them on Redis.
  *
- * Every other call works on every node, routed by `PLACE_METHODS` as the worker plane routes it
- * between threads: a call for a stream goes to the node that holds it, a call for a push to the
- * node that has it, a list is gathered from every node. Calls between nodes are sealed
- * (`NodeCalls`) and answered by the receiving node's own plane, so they go one hop.
+ * - **Placement.** A publish may arrive at any node. It goes to the node that holds its stream
+ *   already (pushes waiting there for it), else to the least-loaded node that takes new work
+ *   (fewest publishers, then pushes; this node on a tie). Another node is sent the offer and its
+ *   answer is returned: the media then flows to that node's ICE addresses, and what happens to the
+ *   publish there is told back (`NodeRelay`), as the handlers of a local publish are.
+ * - **Ownership.** The node that publishes a stream first claims it in Redis, so that no two
+ *   nodes serve one stream (and push it twice to one destination): one held elsewhere is refused
+ *   (409, naming the node). While Redis cannot be reached new publishes are refused (503) and
+ *   everything running goes on. A claim is given up once nothing of the stream is left on its
+ *   node; a claim lost to another node ends the stream there.
+ * - **Calls.** Every other call works on every node, routed by `PLACE_METHODS` as between worker
+ *   threads: a call for a stream to the node that holds it, a call for a push to the node that has
+ *   it, a list gathered from every node. Calls are sealed (`NodeCalls`) and answered by the
+ *   receiving node's own plane, so they go one hop.
+ * - **Changes.** Push changes (what the SDK's sessions and the console follow) are told to every
+ *   node. Lifecycle events stay with the node where they happen: webhooks are sent once, by it.
  */
 // The routed methods are made from `PLACE_METHODS` in the constructor.
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export interface ClusterPlane extends RoutedCalls {}
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class ClusterPlane implements MediaPlane {
-  readonly #stopEvents: () => void;
   readonly calls: NodeCalls;
+  readonly #stop: (() => void)[] = [];
+  readonly #watchers = new Set<(change: PushChange) => void>();
+  /** Publishes this node placed at another node, by publisher id. */
+  readonly #placed = new Map<string, { node: string; handlers: PublishHandlers }>();
+  /** News of placed publishes whose answer had not come yet. */
+  readonly #early = new Map<string, { at: number; news: PublishNews[] }>();
+  readonly #watchdog: NodeJS.Timeout;
   #closing: Promise<void> | undefined;
   /** The node list, read at most once a second. */
   #nodes: { at: number; list: Promise<ListedNode[]> } | undefined;
@@ -41,15 +63,43 @@ export class ClusterPlane implements MediaPlane {
   ) {
     this.calls = new NodeCalls(node.secret, node.id);
     for (const method of ROUTED_METHODS) Object.defineProperty(this, method, { value: (...args: unknown[]) => this.#route(method, args) });
-    this.#stopEvents = inner.events((event) => {
-      if (event.type === 'publisher.ended' || event.type === 'publisher.lost' || event.type === 'transponder.stopped' || event.type === 'transponder.failed') {
-        void this.#releaseIfUnused(event.stream);
-      }
-    });
+    this.#stop.push(
+      inner.events((event) => {
+        if (event.type === 'publisher.ended' || event.type === 'publisher.lost' || event.type === 'transponder.stopped' || event.type === 'transponder.failed') {
+          void this.#releaseIfUnused(event.stream);
+        }
+      }),
+      inner.watch((change) => {
+        this.#tell(change);
+        node.relay.broadcast({ kind: 'change', node: node.id, change } satisfies ChangeNews);
+      }),
+    );
+    node.relay.onBroadcast = (message) => {
+      const news = message as ChangeNews;
+      if (news?.kind === 'change' && news.node !== node.id) this.#tell(news.change);
+    };
+    node.relay.onMessage = (message) => this.#news(message as PublishNews);
     node.onLost = (stream, holder) => void this.#fence(stream, holder);
+    // A node that dies tells nothing: its placed publishes are lost once it is gone from the list.
+    this.#watchdog = setInterval(() => void this.#checkPlaced(), node.config.heartbeat_ms);
+    this.#watchdog.unref();
   }
 
   async publish(name: string, offer: string, handlers: PublishHandlers = {}, clientAddress?: string): Promise<{ id: string; answer: string }> {
+    if (this.node.draining) throw unavailable('this node is draining: it takes no new publish');
+    const target = await this.#placeFor(name);
+    if (!target) return this.publishHere(name, offer, handlers, clientAddress);
+    this.log.info({ stream: name, node: target.id }, 'publish placed at another node');
+    const published = await this.calls.publish(target.url, name, offer, clientAddress);
+    this.#placed.set(published.id, { node: target.id, handlers });
+    const early = this.#early.get(published.id);
+    this.#early.delete(published.id);
+    for (const news of early?.news ?? []) this.#news(news);
+    return published;
+  }
+
+  /** Publishes `name` on this node, its stream claimed first. */
+  async publishHere(name: string, offer: string, handlers: PublishHandlers = {}, clientAddress?: string): Promise<{ id: string; answer: string }> {
     if (this.node.draining) throw unavailable('this node is draining: it takes no new publish');
     let claim;
     try {
@@ -63,6 +113,65 @@ export class ClusterPlane implements MediaPlane {
     } catch (error) {
       void this.#releaseIfUnused(name);
       throw error;
+    }
+  }
+
+  /** A publish placed here by node `from`: published here, with what happens to it told back to `from`. */
+  async publishFor(from: string, name: string, offer: string, clientAddress?: string): Promise<{ id: string; answer: string }> {
+    let id: string | undefined;
+    const waiting: PublishNews[] = [];
+    const tell = (news: PublishNews): void => {
+      if (id === undefined) waiting.push(news);
+      else this.node.relay.send(from, news);
+    };
+    const published = await this.publishHere(name, offer, {
+      publishing: () => tell({ kind: 'publishing', publisherId: id ?? '' }),
+      closed: (reason, lost) => tell({ kind: 'closed', publisherId: id ?? '', reason, lost }),
+    }, clientAddress);
+    id = published.id;
+    for (const news of waiting) this.node.relay.send(from, { ...news, publisherId: id });
+    return published;
+  }
+
+  /** Where a publish of `name` goes: the node holding the stream, else the least loaded that takes work; undefined for this node. */
+  async #placeFor(name: string): Promise<ListedNode | undefined> {
+    const claim = await this.node.claims.holder(name).catch(() => undefined);
+    const nodes = await this.#list();
+    if (claim) return claim.node === this.node.id ? undefined : nodes.find((n) => n.id === claim.node);
+    const open = nodes.filter((n) => !n.draining && n.overload === undefined);
+    if (!open.length) return undefined;
+    const load = (n: ListedNode): number => n.publishers * 1000 + n.transponders;
+    const least = Math.min(...open.map(load));
+    if (open.some((n) => n.id === this.node.id && load(n) === least)) return undefined;
+    return open.find((n) => load(n) === least);
+  }
+
+  #news(news: PublishNews): void {
+    if (news?.kind !== 'publishing' && news?.kind !== 'closed') return;
+    const placed = this.#placed.get(news.publisherId);
+    if (!placed) {
+      const now = Date.now();
+      for (const [id, early] of this.#early) if (now - early.at > EARLY_NEWS_MS) this.#early.delete(id);
+      const early = this.#early.get(news.publisherId) ?? { at: now, news: [] };
+      early.news.push(news);
+      this.#early.set(news.publisherId, early);
+      return;
+    }
+    if (news.kind === 'publishing') placed.handlers.publishing?.();
+    else {
+      this.#placed.delete(news.publisherId);
+      placed.handlers.closed?.(news.reason, news.lost);
+    }
+  }
+
+  async #checkPlaced(): Promise<void> {
+    if (!this.#placed.size) return;
+    const alive = new Set((await this.node.registry.list().catch(() => undefined))?.map((n) => n.id) ?? [...this.#placed.values()].map((p) => p.node));
+    for (const [id, placed] of this.#placed) {
+      if (alive.has(placed.node)) continue;
+      this.#placed.delete(id);
+      this.log.warn({ node: placed.node, publisherId: id }, 'the node a publish was placed at is gone: its publisher is lost');
+      placed.handlers.closed?.(`node ${placed.node} is gone`, true);
     }
   }
 
@@ -116,7 +225,12 @@ export class ClusterPlane implements MediaPlane {
 
   #list(): Promise<ListedNode[]> {
     if (!this.#nodes || Date.now() - this.#nodes.at > 1000) {
-      this.#nodes = { at: Date.now(), list: this.node.registry.list().catch(() => []) };
+      // A list that could not be read is not kept: the next call reads again.
+      const list = this.node.registry.list().catch(() => {
+        this.#nodes = undefined;
+        return [];
+      });
+      this.#nodes = { at: Date.now(), list };
     }
     return this.#nodes.list;
   }
@@ -138,10 +252,17 @@ export class ClusterPlane implements MediaPlane {
     await this.inner.unpublish(stream, undefined, `node ${holder ?? 'another node'} holds the stream now`, true);
   }
 
-  watch(listener: (change: PushChange) => void): () => void {
-    return this.inner.watch(listener);
+  #tell(change: PushChange): void {
+    for (const watcher of this.#watchers) watcher(change);
   }
 
+  /** Follows the push changes of every node. */
+  watch(listener: (change: PushChange) => void): () => void {
+    this.#watchers.add(listener);
+    return () => this.#watchers.delete(listener);
+  }
+
+  /** This node's lifecycle events: each event is told by the node where it happens. */
   events(listener: (event: LifecycleEvent) => void): () => void {
     return this.inner.events(listener);
   }
@@ -152,7 +273,8 @@ export class ClusterPlane implements MediaPlane {
 
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      this.#stopEvents();
+      clearInterval(this.#watchdog);
+      for (const stop of this.#stop) stop();
       await this.inner.close();
       await this.node.stop();
     })();

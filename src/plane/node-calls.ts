@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { GatewayError } from '../errors.js';
 import { Sealer } from '../store/seal.js';
-import { answerCall, checkResult, ROUTED_METHODS, type PlaceCalls, type PlaceMethod, type ResultOf, type RoutedCalls } from './methods.js';
+import { answerCall, checkResult, PLACE_METHODS, ROUTED_METHODS, type ArgsOf, type PlaceCalls, type PlaceMethod, type ResultOf, type RoutedCalls } from './methods.js';
 import { fromWire, toWire, type WireError } from './wire.js';
 
 /** How far a call's time may be from the receiver's clock, and how long its nonce is remembered. */
@@ -47,6 +47,15 @@ export class NodeCalls {
 
   /** Calls `method` at the node whose API is at `url`; its result, or its error as a `GatewayError`. */
   async call<M extends PlaceMethod>(url: string, method: M, args: unknown[]): Promise<ResultOf<M>> {
+    return checkResult(method, await this.#send(url, method, args));
+  }
+
+  /** Places a publish at the node at `url`: it publishes the stream there and tells this node what happens to it (`NodeRelay`). */
+  async publish(url: string, name: string, offer: string, clientAddress?: string): Promise<ResultOf<'publish'>> {
+    return this.call(url, 'publish', [name, offer, clientAddress]);
+  }
+
+  async #send(url: string, method: PlaceMethod, args: unknown[]): Promise<unknown> {
     const call: SealedCall = { from: this.node, method, args, at: Date.now(), nonce: randomUUID() };
     let response: Response;
     try {
@@ -63,14 +72,15 @@ export class NodeCalls {
     if (!response.ok || typeof body?.sealed !== 'string') throw new GatewayError('unavailable', `node at ${url} answered ${response.status}`);
     const reply = JSON.parse(JSON.stringify(this.#sealer.open(body.sealed)), reviver) as SealedReply;
     if ('error' in reply) throw fromWire(reply.error);
-    return checkResult(method, reply.ok);
+    return reply.ok;
   }
 
   /**
    * Answers a sealed call with `place` (this node's own plane): the sealed reply. Only the routed
-   * methods are answered (never `close`). Throws `unauthorized` for a call it cannot trust.
+   * methods are answered (never `close`), and `publish`, placed here by node `from`, with `publish`.
+   * Throws `unauthorized` for a call it cannot trust.
    */
-  async answer(place: RoutedCalls, sealed: unknown): Promise<string> {
+  async answer(place: RoutedCalls, sealed: unknown, publish: (from: string, ...args: ArgsOf<'publish'>) => Promise<ResultOf<'publish'>>): Promise<string> {
     let call: SealedCall;
     try {
       if (typeof sealed !== 'string') throw new Error('no sealed call');
@@ -85,8 +95,9 @@ export class NodeCalls {
     this.#seen.set(call.nonce, now + 2 * WINDOW_MS);
     let reply: SealedReply;
     try {
-      if (!(ROUTED_METHODS as string[]).includes(call.method)) throw new GatewayError('invalid_request', `${String(call.method)} is not answered for another node`);
-      reply = { ok: await answerCall(place as PlaceCalls, call.method, call.args) };
+      if (call.method === 'publish') reply = { ok: await publish(call.from, ...PLACE_METHODS.publish.args.parse(call.args)) };
+      else if (!(ROUTED_METHODS as string[]).includes(call.method)) throw new GatewayError('invalid_request', `${String(call.method)} is not answered for another node`);
+      else reply = { ok: await answerCall(place as PlaceCalls, call.method, call.args) };
     } catch (error) {
       reply = { error: toWire(error instanceof Error && error.name === 'ZodError' ? new GatewayError('invalid_request', `a call whose arguments this node does not read: ${error.message}`) : error) };
     }

@@ -58,7 +58,8 @@ t.test('the nodes see each other, with their load', async (t) => {
 let pushId = '';
 t.test('a stream is served by one node: published again at another, it is refused, naming the node', async (t) => {
   await publish('n2', 'c1');
-  await t.rejects(SyntheticPublisher.publish(testFixture(), node('n3').baseUrl, 'c1'), /answered 409: .*stream c1 is published at node n2/);
+  // Published again through n3: placed at n2, which holds the stream, and refused there.
+  await t.rejects(SyntheticPublisher.publish(testFixture(), node('n3').baseUrl, 'c1'), /answered 409: .*stream c1 is already publishing/);
   const res = await node('n2').request('POST', '/rest-api/push/startup', { streamName: 'c1', rtmpUrl: `${nginx.url()}/c1-${KEY}`, rtmpTransponderFullUrl: true });
   t.equal(res.status, 200, JSON.stringify(res.body));
   pushId = res.body.mediaSessionId;
@@ -87,6 +88,25 @@ t.test('every REST call works on every node: lists gather the cluster, calls rea
   await waitFor('the second push gone from nginx', async () => (await publishing('c1-second')) === 0, 10_000);
   t.same((await node('n2').request('POST', '/rest-api/push/find', { streamName: 'c1' })).body.map((p: { mediaSessionId: string }) => p.mediaSessionId), [pushId]);
   t.notOk((await redis.dump()).includes(`push:${id}`), 'and forgotten in Redis');
+});
+
+t.test('a publish through a loaded node is placed at the least-loaded one: media goes there, and every call follows it', async (t) => {
+  // n2 serves c1; n1 and n3 serve nothing: a publish through n2 goes to n1 (the first of the least loaded).
+  const placed = await publish('n2', 'c3');
+  await waitFor('c3 at n1', async () => ((await node('n1').request('POST', '/rest-api/stream/find_all')).body ?? []).some((s: { name: string }) => s.name === 'c3'), 5000);
+  t.match(await redis.command('GET', 'gw:stream:c3'), /^\$/, 'claimed');
+  const holder = await waitFor('n1 tells its load', async () => ((await node('n3').request('GET', '/rest-api/cluster/nodes')).body.nodes as { id: string; publishers: number }[]).find((n) => n.id === 'n1' && n.publishers === 1), 5000);
+  t.ok(holder, 'n1 publishes it');
+  const res = await node('n3').request('POST', '/rest-api/push/startup', { streamName: 'c3', rtmpUrl: `${nginx.url()}/c3`, rtmpTransponderFullUrl: true });
+  t.equal(res.status, 200, 'a push of it started through n3');
+  await waitFor('c3 at nginx', async () => (await publishing('c3')) === 1, 10_000);
+  // Ended through the node it was published through (WHIP DELETE at n2): it ends at n1.
+  await placed.stop();
+  publishers.splice(publishers.indexOf(placed), 1);
+  await waitFor('c3 ended at n1', async () => !((await node('n1').request('POST', '/rest-api/stream/find_all')).body ?? []).some((s: { name: string }) => s.name === 'c3'), 5000);
+  await waitFor('its push ended', async () => (await publishing('c3')) === 0, 10_000);
+  await waitFor('c3 given up', async () => (await redis.command('GET', 'gw:stream:c3')) === '$-1', 5000);
+  t.notOk((await redis.dump()).includes(res.body.mediaSessionId), 'its kept push forgotten: the stream ended on purpose');
 });
 
 t.test('calls between nodes need the cluster\'s secret', async (t) => {
@@ -132,6 +152,6 @@ t.test('Redis away: what runs goes on, new publishes are refused; Redis back emp
   await redis.restart({ empty: true });
   await waitFor('the nodes registered again', async () => (await nodeIds('n1').catch(() => [])).length === 2, 10_000);
   await waitFor('n3 holds c1 again', async () => ((await redis.command('GET', 'gw:stream:c1')) ?? '$-1') !== '$-1', 10_000);
-  await t.rejects(SyntheticPublisher.publish(testFixture(), node('n1').baseUrl, 'c1'), /answered 409: .*published at node n3/, 'another node still cannot take it');
+  await t.rejects(SyntheticPublisher.publish(testFixture(), node('n1').baseUrl, 'c1'), /answered 409: .*stream c1 is (already publishing|published at node n3)/, 'placed at n3, which serves it (or refused by its claim): not published twice');
   t.equal(await publishing(`c1-${KEY}`), 1, 'pushed once');
 });

@@ -18,7 +18,7 @@ export function clusterRoutes(app: FastifyInstance, plane: ClusterPlane | undefi
   if (plane) {
     app.post('/internal/plane', { ...routeAccess('node'), logLevel: 'warn' }, async (request) => {
       const { sealed } = parseBody(sealedCall, request.body);
-      return { sealed: await plane.calls.answer(plane.inner, sealed) };
+      return { sealed: await plane.calls.answer(plane.inner, sealed, (from, name, offer, clientAddress) => plane.publishFor(from, name, offer, clientAddress)) };
     });
   }
   app.get('/rest-api/cluster/nodes', CONTROL, async () => {

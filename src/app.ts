@@ -84,7 +84,8 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   const node = config.cluster ? new ClusterNode(config.cluster, config.http_port, log.child({ component: 'cluster' })) : undefined;
   const cluster = node ? new ClusterPlane(own, node, log.child({ component: 'cluster' })) : undefined;
   const plane: MediaPlane = cluster ?? own;
-  const metrics = createMetrics(plane);
+  // Each node keeps its own metrics (Prometheus scrapes every node), read from its own plane.
+  const metrics = createMetrics(own);
   const webhooks = createWebhooks(config, plane, metrics, log);
   // A cluster keeps pushes in its Redis, which every node reads; a gateway on its own, in its data folder.
   const kept = node ? { store: node.store, sealer: node.sealer } : deps.keptPushes;

@@ -198,8 +198,9 @@ export class Stream extends Emitter<StreamEvent> {
   #onReply(message: ServerMessage, destination?: string): void {
     if (message.type === 'error' && destination !== undefined) {
       this.#setDestination(destination, { state: 'failed', reason: message.message, code: message.code, field: message.field });
-    } else if (message.type === 'error' && message.code === 'conflict' && this.#status === 'RECONNECTING') {
-      // The gateway has not yet noticed that the connection before the drop is gone.
+    } else if (message.type === 'error' && (message.code === 'conflict' || message.code === 'unavailable') && this.#status === 'RECONNECTING') {
+      // The gateway has not yet noticed that the connection before the drop is gone, or cannot
+      // take the stream now (in a cluster: the node that held it is gone, its claim not yet ended).
       this.#retryOrFail(message.message);
     } else if (message.type === 'error') {
       this.#fail(message.message || 'the gateway refused the stream', message.field);

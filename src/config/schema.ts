@@ -196,8 +196,8 @@ export const configSchema = z
         ...secretSource,
         key_prefix: z.string().regex(/^[\w:.-]{0,32}$/, 'must be up to 32 letters, digits, "_", ":", "." or "-"').default('gw:'),
         heartbeat_ms: z.number().int().min(100).max(10000).default(1000),
-        node_timeout_ms: z.number().int().min(300).max(60000).default(5000),
-        lease_ms: z.number().int().min(300).max(60000).default(5000),
+        node_timeout_ms: z.number().int().min(300).max(60000).default(3000),
+        lease_ms: z.number().int().min(300).max(60000).default(3000),
       })
       .superRefine(oneSecret)
       .superRefine((c, ctx) => {

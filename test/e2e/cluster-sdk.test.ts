@@ -1,0 +1,80 @@
+import t from 'tap';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TestBrowser } from '../../kit/browser.js';
+import { GatewayProcess } from '../../kit/gateway-process.js';
+import { stopAllProcesses, waitFor } from '../../kit/processes.js';
+import { RedisServer } from '../../kit/redis-server.js';
+import { freePort, NginxRtmp } from '../../kit/rtmp-server.js';
+import { TcpBalancer } from '../../kit/tcp-balancer.js';
+
+// The publish page in Chromium, through a load balancer before two nodes: its node is killed with
+// SIGKILL, and the page comes back live by itself through the other node, its push with it.
+
+const runDir = await mkdtemp(join(tmpdir(), 'gateway-cluster-sdk-'));
+const redis = await RedisServer.start();
+const nginx = await NginxRtmp.start();
+const nodes = new Map<string, GatewayProcess>();
+const ports = new Map<string, number>();
+for (const id of ['n1', 'n2']) {
+  const port = await freePort();
+  ports.set(id, port);
+  const cluster = { redis_url: redis.url, node_id: id, advertise_url: `http://127.0.0.1:${port}`, secret: 'cluster-sdk-secret-0123456789', heartbeat_ms: 200, node_timeout_ms: 1000, lease_ms: 1000 };
+  nodes.set(id, await GatewayProcess.start(join(runDir, `${id}.log`), { GATEWAY_HTTP_PORT: String(port), GATEWAY_CLUSTER: JSON.stringify(cluster), GATEWAY_LOG_LEVEL: 'info', GATEWAY_RUN_DIR: runDir }, ['--import', 'tsx'], 'src/server.ts'));
+}
+const balancer = await TcpBalancer.start([...ports.values()].map((port) => ({ host: '127.0.0.1', port })));
+const browser = await TestBrowser.launch();
+t.teardown(async () => {
+  await browser.close();
+  await balancer.stop();
+  for (const node of nodes.values()) await node.stop();
+  await stopAllProcesses();
+  await nginx.stop();
+  await redis.close();
+  if (!process.env.KEEP_LOGS) await rm(runDir, { recursive: true, force: true });
+});
+
+t.test('the SDK page publishes through the cluster; its node is killed; the page comes back live by itself, its push with it', async (t) => {
+  const page = browser.page;
+  await page.goto(`${balancer.url}/`);
+  await page.fill('#name', 'cl1');
+  await page.fill('#rtmpUrl', nginx.url());
+  await page.uncheck('#fullUrl');
+  await waitFor('the SDK session', async () => (await page.textContent('#status')) === 'Ready', 10_000);
+  await page.click('#publish');
+  await waitFor('the page to say Live', async () => (await page.textContent('#status')) === 'Live', 15_000);
+  const first = await waitFor('video at the RTMP server', async () => (await nginx.streams()).find((s) => s.name === 'rtmp_cl1' && s.width > 0), 15_000);
+
+  const claim = await waitFor('the stream claimed', async () => {
+    const reply = await redis.command('GET', 'gw:stream:cl1');
+    return reply && reply !== '$-1' && reply;
+  });
+  const owner = (await (await fetch(`${balancer.url}/rest-api/cluster/nodes`)).json()) as { nodes: { id: string }[] };
+  t.equal(owner.nodes.length, 2, 'two nodes');
+  // The node that serves the stream is the one whose own list of streams has it.
+  let serving = '';
+  for (const [id, node] of nodes) {
+    const res = await fetch(`${node.baseUrl}/metrics`).then((r) => r.text());
+    if (/gateway_publisher_packets_total\{stream="cl1"\}/.test(res)) serving = id;
+  }
+  t.ok(serving, `node ${serving} serves cl1 (${claim})`);
+
+  const killedAt = Date.now();
+  await nodes.get(serving)!.signal('SIGKILL');
+  nodes.delete(serving);
+  await waitFor('the page to say Live again', async () => (await page.textContent('#status')) === 'Live' && (await waitBack()), 30_000, 100).catch(async (error) => {
+    t.comment(`page status: ${await page.textContent('#status')}; destinations: ${await page.textContent('.destination')}`);
+    throw error;
+  });
+  const back = (await nginx.streams()).find((s) => s.name === 'rtmp_cl1' && s.width > 0)!;
+  t.not(back.clientId, first.clientId, 'a new RTMP session from the other node');
+  t.comment(`media at the destination again ${Date.now() - killedAt} ms after the node was killed`);
+  const [survivor] = [...nodes.values()];
+  const pushes = await survivor!.request('POST', '/rest-api/push/find', { streamName: 'cl1' });
+  t.match(pushes, { status: 200, body: [{ sourceStreamName: 'cl1', state: 'running' }] }, 'its push runs on the node left');
+
+  async function waitBack(): Promise<boolean> {
+    return (await nginx.streams()).some((s) => s.name === 'rtmp_cl1' && s.width > 0 && s.clientId !== first.clientId);
+  }
+});

@@ -86,7 +86,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   const plane: MediaPlane = cluster ?? own;
   // Each node keeps its own metrics (Prometheus scrapes every node), read from its own plane.
   const metrics = createMetrics(own);
-  const webhooks = createWebhooks(config, plane, metrics, log);
+  const webhooks = createWebhooks(config, plane, metrics, log, node?.id);
   // A cluster keeps pushes in its Redis, which every node reads; a gateway on its own, in its data folder.
   const kept = node ? { store: node.store, sealer: node.sealer } : deps.keptPushes;
   const streamHeld = node ? async (stream: string): Promise<boolean> => (await node.claims.holder(stream)) !== undefined : undefined;

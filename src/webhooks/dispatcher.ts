@@ -157,7 +157,14 @@ class EndpointQueue {
 export class WebhookDispatcher {
   readonly #queues: EndpointQueue[];
 
-  constructor(endpoints: WebhookEndpoint[], counters: WebhookCounters, log: Logger, random: () => number = Math.random) {
+  constructor(
+    endpoints: WebhookEndpoint[],
+    counters: WebhookCounters,
+    log: Logger,
+    random: () => number = Math.random,
+    /** In a cluster: the node that tells of the event (each event is told once, by its stream's node). */
+    private readonly node?: string,
+  ) {
     this.#queues = endpoints.map((endpoint) => new EndpointQueue(endpoint, counters, log.child({ component: 'webhooks' }), random));
   }
 
@@ -171,7 +178,7 @@ export class WebhookDispatcher {
     if (!wanting.length) return;
     const id = `evt_${randomUUID()}`;
     const { type, ...data } = event;
-    const body = JSON.stringify({ id, type, time: time.toISOString(), data });
+    const body = JSON.stringify({ id, type, time: time.toISOString(), ...(this.node ? { node: this.node } : {}), data });
     for (const queue of wanting) queue.push({ id, body });
   }
 

@@ -9,8 +9,11 @@ import { webhookMetrics } from './metrics.js';
 /** How long shutdown waits for the last deliveries (a push's `stopped`) before it aborts them. */
 const DRAIN_MS = 2000;
 
-/** The configured webhooks, told of every event of the plane; `close` gives queued deliveries a moment. */
-export function createWebhooks(config: GatewayConfig, plane: MediaPlane, registry: Registry, log: Logger): { close(): Promise<void> } {
+/**
+ * The configured webhooks, told of every event of the plane; `close` gives queued deliveries a
+ * moment. In a cluster, `node` names this node in each delivery.
+ */
+export function createWebhooks(config: GatewayConfig, plane: MediaPlane, registry: Registry, log: Logger, node?: string): { close(): Promise<void> } {
   if (!config.webhooks.length) return { close: async () => {} };
   const endpoints = config.webhooks.map((w, i) => ({
     id: w.id,
@@ -23,7 +26,7 @@ export function createWebhooks(config: GatewayConfig, plane: MediaPlane, registr
   }));
   let dispatcher: WebhookDispatcher | undefined;
   const counters = webhookMetrics(registry, () => dispatcher?.pending ?? 0);
-  dispatcher = new WebhookDispatcher(endpoints, counters, log);
+  dispatcher = new WebhookDispatcher(endpoints, counters, log, Math.random, node);
   const stop = plane.events((event) => dispatcher.send(event));
   return {
     async close() {

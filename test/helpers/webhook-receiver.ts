@@ -5,7 +5,7 @@ import { signingKey, verify } from '../../src/webhooks/signature.js';
 export interface ReceivedHook {
   id: string;
   type: string;
-  body: { id: string; type: string; time: string; data: Record<string, unknown> };
+  body: { id: string; type: string; time: string; node?: string; data: Record<string, unknown> };
   /** The signature and timestamp check out with the secret. */
   signed: boolean;
   at: number;

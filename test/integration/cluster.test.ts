@@ -8,6 +8,7 @@ import { stopAllProcesses, waitFor } from '../../kit/processes.js';
 import { RedisServer } from '../../kit/redis-server.js';
 import { freePort, NginxRtmp } from '../../kit/rtmp-server.js';
 import { testFixture } from '../helpers/synthetic.js';
+import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 // Three gateway processes on loopback, one redis-server, one nginx-rtmp: a stream is served by one
 // node at a time, the REST pushes of a node killed with SIGKILL start again on the node where the
@@ -16,6 +17,8 @@ import { testFixture } from '../helpers/synthetic.js';
 const runDir = await mkdtemp(join(tmpdir(), 'gateway-cluster-'));
 const redis = await RedisServer.start();
 const nginx = await NginxRtmp.start();
+const HOOK_SECRET = 'cluster-webhook-secret';
+const hooks = await WebhookReceiver.start(HOOK_SECRET);
 const SECRET = 'cluster-test-secret-0123456789';
 const KEY = 'SKEYcluster4406';
 const nodes = new Map<string, GatewayProcess>();
@@ -25,6 +28,7 @@ t.teardown(async () => {
   for (const node of nodes.values()) await node.stop();
   await stopAllProcesses();
   await nginx.stop();
+  await hooks.stop();
   await redis.close();
   await rm(runDir, { recursive: true, force: true });
 });
@@ -32,7 +36,13 @@ t.teardown(async () => {
 async function startNode(id: string): Promise<GatewayProcess> {
   const port = await freePort();
   const cluster = { redis_url: redis.url, node_id: id, advertise_url: `http://127.0.0.1:${port}`, secret: SECRET, heartbeat_ms: 200, node_timeout_ms: 1000, lease_ms: 1000 };
-  const node = await GatewayProcess.start(join(runDir, `${id}.log`), { GATEWAY_HTTP_PORT: String(port), GATEWAY_CLUSTER: JSON.stringify(cluster), GATEWAY_LOG_LEVEL: 'info', GATEWAY_RUN_DIR: runDir }, ['--import', 'tsx'], 'src/server.ts');
+  const node = await GatewayProcess.start(join(runDir, `${id}.log`), {
+      GATEWAY_HTTP_PORT: String(port),
+      GATEWAY_CLUSTER: JSON.stringify(cluster),
+      GATEWAY_LOG_LEVEL: 'info',
+      GATEWAY_RUN_DIR: runDir,
+      GATEWAY_WEBHOOKS: JSON.stringify([{ id: 'app', url: hooks.url, secret: HOOK_SECRET }]),
+    }, ['--import', 'tsx'], 'src/server.ts');
   nodes.set(id, node);
   return node;
 }
@@ -65,6 +75,10 @@ t.test('a stream is served by one node: published again at another, it is refuse
   pushId = res.body.mediaSessionId;
   await waitFor('the push at nginx', async () => (await publishing(`c1-${KEY}`)) === 1, 10_000);
   await waitFor('n2 tells its load', async () => ((await node('n1').request('GET', '/rest-api/cluster/nodes')).body.nodes as { id: string; publishers: number; transponders: number }[]).some((n) => n.id === 'n2' && n.publishers === 1 && n.transponders === 1), 5000);
+  // Each event is told once, by the node that serves the stream, naming it.
+  const started = await waitFor('the push\'s started event', () => hooks.delivered.filter((h) => h.type === 'transponder.started' && h.body.data.mediaSessionId === pushId).length > 0 && hooks.delivered, 5000);
+  t.same(started.filter((h) => h.type === 'transponder.started' && h.body.data.mediaSessionId === pushId).map((h) => h.body.node), ['n2'], 'transponder.started once, from n2');
+  t.same(started.filter((h) => h.type === 'publisher.published' && h.body.data.stream === 'c1').map((h) => h.body.node), ['n2'], 'publisher.published once, from n2');
   const dump = await redis.dump();
   t.match(dump, new RegExp(`push:${pushId}`), 'the push is kept in Redis');
   for (const spelling of [KEY, Buffer.from(KEY).toString('base64').slice(2, -2), Buffer.from(KEY).toString('hex')]) t.notOk(dump.includes(spelling), `no ${spelling} in Redis`);

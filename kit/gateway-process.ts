@@ -116,6 +116,12 @@ export class GatewayProcess {
     if (this.ownDataDir) await rm(this.ownDataDir, { recursive: true, force: true });
   }
 
+  /** Resolves with the gateway's exit code once it has exited by itself (null when a signal ended it). */
+  exited(): Promise<number | null> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve(this.child.exitCode);
+    return new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+  }
+
   /** Sends `signal` to the gateway alone and resolves with its exit code (null when a signal ended it). */
   async signal(signal: NodeJS.Signals): Promise<number | null> {
     const exited = new Promise<number | null>((resolve) => this.child.once('exit', (code) => resolve(code)));

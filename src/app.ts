@@ -7,7 +7,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from './config/schema.js';
 import { ConfigError } from './config/load.js';
-import { GatewayError } from './errors.js';
+import { GatewayError, notFound } from './errors.js';
 import { clientErrorHandler, frameworkErrors, installErrorReplies } from './http/error-replies.js';
 import { installGuard, routeAccess } from './http/guard.js';
 import { ROUTER_OPTIONS, RouteTable } from './http/route-table.js';
@@ -49,6 +49,11 @@ export interface Gateway {
   pushes: PushCommands;
   /** Reads the kept pushes, if any, to start them again as their streams publish: before listening. */
   open(): Promise<void>;
+  /**
+   * A node of a cluster: moves every stream to other nodes (`ClusterPlane.drain`), then asks every
+   * SDK session to connect again elsewhere; resolves when done (once, however often asked).
+   */
+  drain(): Promise<{ moved: number; left: number }>;
   /** Ends every transponder and publisher, then the HTTP server. Idempotent. */
   close(): Promise<void>;
 }
@@ -60,7 +65,11 @@ const REST_BODY_LIMIT = 64 * 1024;
  * What a caller may put in place of the real parts (with workers, only `childRecord`: the others
  * stay in this thread), and the store of kept pushes when the gateway keeps them (`server.ts` opens it).
  */
-export type GatewayDependencies = MediaCoreDependencies & { keptPushes?: KeptPushStore };
+export type GatewayDependencies = MediaCoreDependencies & {
+  keptPushes?: KeptPushStore;
+  /** Once a drain is over (`POST /rest-api/cluster/drain`): the process ends (`server.ts`). */
+  afterDrain?: () => void;
+};
 
 function readCertificate(config: GatewayConfig): { cert: Buffer; key: Buffer } {
   try {
@@ -137,7 +146,6 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   );
 
   pushRoutes(app, plane, pushes);
-  clusterRoutes(app, cluster);
   streamRoutes(app, plane, new SnapshotQueue((name) => plane.snapshot(name), config.limit_snapshot_decoders, config.limit_snapshot_queue));
   docsRoutes(app);
   consoleRoutes(app, plane, resolve(ROOT, config.media_dir), access.consoleStreams, log.child({ component: 'console' }));
@@ -164,6 +172,26 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   });
   for (const server of [app.server, secondary]) server?.on('upgrade', (request, socket, head) => signaling.handleUpgrade(request, socket, head));
 
+  let draining: Promise<{ moved: number; left: number }> | undefined;
+  const drain = (): Promise<{ moved: number; left: number }> => {
+    if (!cluster || !config.cluster) return Promise.reject(notFound('this gateway is not in a cluster (cluster: null)'));
+    const timeoutMs = config.cluster.drain_timeout_ms;
+    draining ??= (async () => {
+      // The SDK sessions first: each connects again at once through another node and publishes
+      // there, the stream handed over by this node; then whatever is left here is moved.
+      await cluster.node.startDraining();
+      signaling.drain();
+      return cluster.drain(Date.now() + timeoutMs);
+    })();
+    return draining;
+  };
+  clusterRoutes(app, cluster, () => {
+    drain().then(
+      () => deps.afterDrain?.(),
+      (error: Error) => log.error({ err: error }, 'drain failed'),
+    );
+  });
+
   let closing: Promise<void> | undefined;
   return {
     app,
@@ -172,6 +200,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     local,
     routes,
     pushes,
+    drain,
     async open() {
       await node?.start(() => {
         const status = plane.status();

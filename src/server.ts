@@ -37,12 +37,12 @@ async function main(): Promise<void> {
   if (reaped.length) log.warn({ pids: reaped }, 'ended ffmpeg processes left by a previous gateway');
   // A node of a cluster keeps its pushes in the cluster's Redis (`buildGateway` connects it).
   const keptPushes = config.cluster ? undefined : await exitOnConfigError(() => openFileStore(config, log));
-  const gateway = await exitOnConfigError(() => buildGateway(config, log, { childRecord: new ChildRegistry(registryFile), keptPushes }));
+  const gateway = await exitOnConfigError(() => buildGateway(config, log, { childRecord: new ChildRegistry(registryFile), keptPushes, afterDrain: () => shutdown('drained') }));
   running = gateway;
   await gateway.open();
   process.on('exit', () => gateway.plane.killChildren());
   let stopping = false;
-  const shutdown = (signal: string): void => {
+  function shutdown(signal: string): void {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
@@ -58,8 +58,19 @@ async function main(): Promise<void> {
         process.exit(1);
       },
     );
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  }
+  // In a cluster, SIGTERM drains first (a rolling deploy): the streams move, then the node stops.
+  // A second SIGTERM while draining stops at once.
+  let drainingOnSignal = false;
+  process.on('SIGTERM', () => {
+    if (!config.cluster || stopping || drainingOnSignal) return shutdown('SIGTERM');
+    drainingOnSignal = true;
+    log.info('SIGTERM: draining before stopping');
+    gateway.drain().then(
+      () => shutdown('SIGTERM'),
+      () => shutdown('SIGTERM'),
+    );
+  });
   process.on('SIGINT', () => shutdown('SIGINT'));
   // New certificates (a renewal) serve new connections; live streams and sockets go on.
   process.on('SIGHUP', () => {

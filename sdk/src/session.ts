@@ -1,4 +1,4 @@
-import { IDLE_CLOSE_CODE, SIGNALING_PATH, type ClientMessage, type ServerMessage } from '../../src/signaling/protocol.js';
+import { IDLE_CLOSE_CODE, MOVE_CLOSE_CODE, SIGNALING_PATH, type ClientMessage, type ServerMessage } from '../../src/signaling/protocol.js';
 import { DEFAULT_RECONNECT, mayReconnect, reconnectDelay, type ReconnectPolicy } from './backoff.js';
 import type { StreamHost, StreamLink } from './host.js';
 import { Stream } from './stream.js';
@@ -80,17 +80,19 @@ export class Session extends Emitter<SessionEvent> {
         this.#quiet = [];
         return this.#connect();
       }
-      this.#lost(event.reason || (this.#status === 'NEW' ? 'cannot reach the gateway' : 'connection to the gateway lost'));
+      // A node that drains asks to be left at once: the load balancer sends the new connection elsewhere.
+      this.#lost(event.reason || (this.#status === 'NEW' ? 'cannot reach the gateway' : 'connection to the gateway lost'), event.code === MOVE_CLOSE_CODE);
     };
   }
 
-  /** The connection dropped or could not be made: reconnect after a wait, or give up. */
-  #lost(info: string): void {
+  /** The connection dropped or could not be made: reconnect after a wait (none when `now`), or give up. */
+  #lost(info: string, now = false): void {
     if (this.#closing) return;
     this.#quiet = undefined;
     this.#requests.clear();
     if (this.#policy && this.#status !== 'NEW' && mayReconnect(this.#policy, this.#attempt + 1)) {
-      const delayMs = reconnectDelay(this.#policy, ++this.#attempt, Math.random());
+      const attempt = ++this.#attempt;
+      const delayMs = now && attempt === 1 ? 0 : reconnectDelay(this.#policy, attempt, Math.random());
       for (const stream of this.#streams) stream.connectionLost(info, this.#attempt, delayMs);
       this.#setStatus({ status: 'RECONNECTING', info, attempt: this.#attempt, delayMs });
       this.#retry = setTimeout(() => this.#connect(), delayMs);

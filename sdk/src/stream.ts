@@ -181,11 +181,11 @@ export class Stream extends Emitter<StreamEvent> {
     if (this.#host.connected()) this.#retry = setTimeout(() => this.#republish(), delayMs);
   }
 
-  /** Publishes again after a wait, while the reconnect policy allows another attempt. */
-  #retryOrFail(info: string): void {
+  /** Publishes again after a wait (none for a first attempt `now`), while the reconnect policy allows another attempt. */
+  #retryOrFail(info: string, now = false): void {
     const policy = this.#host.policy;
     const attempt = this.#attempt + 1;
-    if (policy && mayReconnect(policy, attempt)) this.#connectionLost(info, attempt, reconnectDelay(policy, attempt, Math.random()));
+    if (policy && mayReconnect(policy, attempt)) this.#connectionLost(info, attempt, now && attempt === 1 ? 0 : reconnectDelay(policy, attempt, Math.random()));
     else this.#fail(info);
   }
 
@@ -215,8 +215,9 @@ export class Stream extends Emitter<StreamEvent> {
       this.#status = 'PUBLISHING';
       this.emit({ status: 'PUBLISHING' });
     } else if (message.type === 'status' && message.status === 'UNPUBLISHED' && message.lost && this.#host.policy) {
-      // The gateway stopped receiving (no media: a network outage): publish again, its pushes wait.
-      this.#retryOrFail(message.info ?? 'the gateway lost the stream');
+      // The gateway stopped receiving (no media: a network outage), or its node is draining: publish
+      // again at once, then after growing waits; its pushes wait.
+      this.#retryOrFail(message.info ?? 'the gateway lost the stream', true);
     } else if (message.type === 'status' && message.status === 'UNPUBLISHED') {
       this.#closed(message.info ?? 'unpublished');
     } else if (message.type === 'destination') {

@@ -64,6 +64,12 @@ export class ClusterNode {
     return this.#draining;
   }
 
+  /** Takes no new work from now on, and tells the other nodes at once (they place nothing here). */
+  async startDraining(): Promise<void> {
+    this.#draining = true;
+    await this.registry.beat();
+  }
+
   /** Joins the cluster: waits a while for Redis (a node starts even while it is away, and joins once it is back), then beats. */
   async start(load: () => NodeLoad): Promise<void> {
     this.#load = load;

@@ -198,6 +198,7 @@ export const configSchema = z
         heartbeat_ms: z.number().int().min(100).max(10000).default(1000),
         node_timeout_ms: z.number().int().min(300).max(60000).default(3000),
         lease_ms: z.number().int().min(300).max(60000).default(3000),
+        drain_timeout_ms: z.number().int().min(0).max(3600000).default(60000),
       })
       .superRefine(oneSecret)
       .superRefine((c, ctx) => {
@@ -206,7 +207,7 @@ export const configSchema = z
       })
       .nullable()
       .default(null)
-      .describe('`null`: one gateway on its own. Else the nodes of a cluster on Redis: `{redis_url, advertise_url, secret | secret_env | secret_file, node_id, key_prefix, heartbeat_ms, node_timeout_ms, lease_ms}` (see [Running a cluster](#running-a-cluster)). The secret, the same on every node, signs the calls between nodes and seals the kept pushes in Redis'),
+      .describe('`null`: one gateway on its own. Else the nodes of a cluster on Redis: `{redis_url, advertise_url, secret | secret_env | secret_file, node_id, key_prefix, heartbeat_ms, node_timeout_ms, lease_ms, drain_timeout_ms}` (see [Running a cluster](#running-a-cluster)). The secret, the same on every node, signs the calls between nodes and seals the kept pushes in Redis'),
     run_dir: z.string().min(1).default('run').describe('records the gateway\'s ffmpeg processes (`ffmpeg-<http_port>.json`); the next start ends any a killed gateway left'),
     data_dir: z.string().min(1).default('data').describe('the gateway\'s durable state (relative to its folder): the pushes it keeps (`pushes-<http_port>.log`) and, unless `push_store_secret_env` or `push_store_secret_file` gives one, the secret they are sealed with (`push-store.key`, made at the first start, readable by the gateway\'s user alone)'),
     push_store_enabled: z.boolean().default(true).describe('keep each push started over REST (`/push/startup`) in `data_dir`, so that a restart or a crash forgets none: it starts again, with its id and its audio as last commanded, when its stream publishes again. Forgotten when terminated, when its stream ends on purpose (WHIP DELETE, the SDK\'s unpublish) or when it fails. Pushes the SDK asks for are not kept: the SDK asks again'),

@@ -132,6 +132,13 @@ export function openApiDocument(version: string): Json {
           },
         },
       },
+      '/rest-api/cluster/drain': {
+        post: {
+          summary: 'Drains this node (a rolling deploy): it takes no new work, moves each stream to another node one at a time (the SDK publishes again there, its pushes follow), then exits; SIGTERM does the same in a cluster',
+          security: [{ apiKey: [] }],
+          responses: { '202': { description: 'Draining', content: json(z.strictObject({ node: z.string(), draining: z.literal(true) })) }, ...errors(401, 404) },
+        },
+      },
       '/health': { get: { summary: 'Liveness and load', responses: { '200': { description: 'Up', content: json(health) } } } },
       '/metrics': {
         get: {

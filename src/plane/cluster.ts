@@ -14,6 +14,17 @@ type PublishNews = { kind: 'publishing'; publisherId: string } | { kind: 'closed
 /** A push change, told to every node. */
 type ChangeNews = { kind: 'change'; node: string; change: PushChange };
 
+/** Waits for `check` to hold, until `deadline`; whether it did. */
+async function until(check: () => Promise<boolean>, deadline: number): Promise<boolean> {
+  for (;;) {
+    if (await check().catch(() => false)) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+const DRAINING = 'this node is draining';
+
 /** News of a publish that came before its answer: kept this long for it. */
 const EARLY_NEWS_MS = 30_000;
 
@@ -86,11 +97,23 @@ export class ClusterPlane implements MediaPlane {
   }
 
   async publish(name: string, offer: string, handlers: PublishHandlers = {}, clientAddress?: string): Promise<{ id: string; answer: string }> {
-    if (this.node.draining) throw unavailable('this node is draining: it takes no new publish');
-    const target = await this.#placeFor(name);
-    if (!target) return this.publishHere(name, offer, handlers, clientAddress);
-    this.log.info({ stream: name, node: target.id }, 'publish placed at another node');
-    const published = await this.calls.publish(target.url, name, offer, clientAddress);
+    // A draining node still places the publishes of its SDK sessions: at other nodes.
+    let target = await this.#placeFor(name);
+    let published: { id: string; answer: string } | undefined;
+    while (target && !published) {
+      this.log.info({ stream: name, node: target.id }, 'publish placed at another node');
+      try {
+        published = await this.calls.publish(target.url, name, offer, clientAddress);
+      } catch (error) {
+        // A node that began draining since the list was read hands the stream over and refuses it: placed again, once.
+        if (!(error instanceof GatewayError && error.code === 'unavailable' && error.message.includes(DRAINING)) || target.draining) throw error;
+        this.#nodes = undefined;
+        const refused = target.id;
+        target = await this.#placeFor(name, refused);
+        if (target?.id === refused) throw error;
+      }
+    }
+    if (!target || !published) return this.publishHere(name, offer, handlers, clientAddress);
     this.#placed.set(published.id, { node: target.id, handlers });
     const early = this.#early.get(published.id);
     this.#early.delete(published.id);
@@ -100,7 +123,11 @@ export class ClusterPlane implements MediaPlane {
 
   /** Publishes `name` on this node, its stream claimed first. */
   async publishHere(name: string, offer: string, handlers: PublishHandlers = {}, clientAddress?: string): Promise<{ id: string; answer: string }> {
-    if (this.node.draining) throw unavailable('this node is draining: it takes no new publish');
+    if (this.node.draining) {
+      // Placed here by a node that had not heard yet: the stream (if this node has it) is handed over, and the publish goes elsewhere.
+      if (this.node.claims.held.has(name)) await this.#move(name, 'this node is draining: published again at another node');
+      throw unavailable(`${DRAINING}: it takes no new publish`);
+    }
     let claim;
     try {
       claim = await this.node.claims.claim(name);
@@ -133,13 +160,24 @@ export class ClusterPlane implements MediaPlane {
     return published;
   }
 
-  /** Where a publish of `name` goes: the node holding the stream, else the least loaded that takes work; undefined for this node. */
-  async #placeFor(name: string): Promise<ListedNode | undefined> {
-    const claim = await this.node.claims.holder(name).catch(() => undefined);
-    const nodes = await this.#list();
-    if (claim) return claim.node === this.node.id ? undefined : nodes.find((n) => n.id === claim.node);
-    const open = nodes.filter((n) => !n.draining && n.overload === undefined);
-    if (!open.length) return undefined;
+  /**
+   * Where a publish of `name` goes: the node holding the stream, else the least loaded that takes
+   * work; undefined for this node. A holder that drains hands the stream over first.
+   */
+  async #placeFor(name: string, refused?: string): Promise<ListedNode | undefined> {
+    let claim = await this.node.claims.holder(name).catch(() => undefined);
+    const nodes = (await this.#list()).filter((n) => n.id !== refused);
+    const holder = claim && nodes.find((n) => n.id === claim!.node);
+    if (holder?.draining && holder.id !== this.node.id) {
+      await this.calls.handOver(holder.url, name).catch((error: Error) => this.log.warn({ stream: name, node: holder.id, reason: error.message }, 'a draining node did not hand the stream over'));
+      claim = await this.node.claims.holder(name).catch(() => undefined);
+    } else if (claim?.node === this.node.id && this.node.draining) {
+      await this.handOver(name);
+      claim = undefined;
+    }
+    if (claim) return claim.node === this.node.id ? undefined : nodes.find((n) => n.id === claim!.node);
+    const open = nodes.filter((n) => !n.draining && n.overload === undefined && !(n.id === this.node.id && this.node.draining));
+    if (!open.length) return undefined; // here, which refuses it if it is draining
     const load = (n: ListedNode): number => n.publishers * 1000 + n.transponders;
     const least = Math.min(...open.map(load));
     if (open.some((n) => n.id === this.node.id && load(n) === least)) return undefined;
@@ -235,6 +273,49 @@ export class ClusterPlane implements MediaPlane {
     return this.#nodes.list;
   }
 
+  /**
+   * Drains this node (a rolling deploy): it takes no new work; each stream published here is
+   * moved, one at a time: its pushes end here (kept pushes stay kept), its publisher is told to
+   * publish again (the SDK does so at once, and is placed at another node, where its pushes start
+   * again), and the stream is given up. Resolves once nothing is left here, or at `deadline`.
+   */
+  async drain(deadline: number): Promise<{ moved: number; left: number }> {
+    await this.node.startDraining();
+    this.log.info({ node: this.node.id }, 'draining: moving every stream to other nodes');
+    let moved = 0;
+    for (const stream of await this.inner.streams()) {
+      if (Date.now() >= deadline) break;
+      await this.#move(stream.name, 'this node is draining: publish again at another node');
+      const elsewhere = await until(async () => {
+        const claim = await this.node.claims.holder(stream.name).catch(() => undefined);
+        return claim !== undefined && claim.node !== this.node.id;
+      }, Math.min(deadline, Date.now() + 10_000));
+      if (elsewhere) moved++;
+      this.log.info({ stream: stream.name, elsewhere }, elsewhere ? 'stream moved' : 'stream not published elsewhere in 10 s: going on');
+    }
+    // Pushes left waiting for a publisher that went away end here too: they start again where it comes back.
+    for (const push of await this.inner.find({})) {
+      if (isActive(push.state)) await this.#move(push.sourceStreamName, 'this node is draining');
+    }
+    await until(async () => (await this.inner.streams()).length === 0 && !(await this.inner.find({})).some((p) => isActive(p.state)), deadline);
+    const left = (await this.inner.streams()).length;
+    this.log.info({ moved, left }, 'drained');
+    return { moved, left };
+  }
+
+  /** This node drains and another places the stream's publisher: the stream is given up here now. */
+  async handOver(name: string): Promise<void> {
+    if (!this.node.draining) throw conflict('this node is not draining: it keeps its streams');
+    await this.#move(name, 'this node is draining: published again at another node');
+  }
+
+  /** Ends the stream here as lost (its kept pushes stay kept, its publisher publishes again) and gives it up. */
+  async #move(stream: string, reason: string): Promise<void> {
+    for (const push of await this.inner.find({ streamName: stream })) await this.inner.terminate(push.mediaSessionId).catch(() => {});
+    await this.inner.unpublish(stream, undefined, reason, true).catch(() => false);
+    await this.node.claims.release(stream).catch(() => {});
+  }
+
   /** Gives the stream's claim up once nothing of it is left here. */
   async #releaseIfUnused(stream: string): Promise<void> {
     if (!this.node.claims.held.has(stream)) return;
@@ -249,7 +330,7 @@ export class ClusterPlane implements MediaPlane {
    */
   async #fence(stream: string, holder: string | undefined): Promise<void> {
     for (const push of await this.inner.find({ streamName: stream })) await this.inner.terminate(push.mediaSessionId).catch(() => {});
-    await this.inner.unpublish(stream, undefined, `node ${holder ?? 'another node'} holds the stream now`, true);
+    await this.inner.unpublish(stream, undefined, `node ${holder ?? 'another node'} holds the stream now`, true).catch(() => false);
   }
 
   #tell(change: PushChange): void {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
 import { GatewayError } from '../errors.js';
 import { Sealer } from '../store/seal.js';
 import { answerCall, checkResult, PLACE_METHODS, ROUTED_METHODS, type ArgsOf, type PlaceCalls, type PlaceMethod, type ResultOf, type RoutedCalls } from './methods.js';
@@ -55,6 +56,11 @@ export class NodeCalls {
     return this.call(url, 'publish', [name, offer, clientAddress]);
   }
 
+  /** Asks the draining node at `url` to give stream `name` up now: its publisher is being placed elsewhere. */
+  async handOver(url: string, name: string): Promise<void> {
+    await this.#send(url, 'handOver' as PlaceMethod, [name]);
+  }
+
   async #send(url: string, method: PlaceMethod, args: unknown[]): Promise<unknown> {
     const call: SealedCall = { from: this.node, method, args, at: Date.now(), nonce: randomUUID() };
     let response: Response;
@@ -80,7 +86,11 @@ export class NodeCalls {
    * methods are answered (never `close`), and `publish`, placed here by node `from`, with `publish`.
    * Throws `unauthorized` for a call it cannot trust.
    */
-  async answer(place: RoutedCalls, sealed: unknown, publish: (from: string, ...args: ArgsOf<'publish'>) => Promise<ResultOf<'publish'>>): Promise<string> {
+  async answer(
+    place: RoutedCalls,
+    sealed: unknown,
+    own: { publish: (from: string, ...args: ArgsOf<'publish'>) => Promise<ResultOf<'publish'>>; handOver: (name: string) => Promise<void> },
+  ): Promise<string> {
     let call: SealedCall;
     try {
       if (typeof sealed !== 'string') throw new Error('no sealed call');
@@ -95,7 +105,8 @@ export class NodeCalls {
     this.#seen.set(call.nonce, now + 2 * WINDOW_MS);
     let reply: SealedReply;
     try {
-      if (call.method === 'publish') reply = { ok: await publish(call.from, ...PLACE_METHODS.publish.args.parse(call.args)) };
+      if (call.method === 'publish') reply = { ok: await own.publish(call.from, ...PLACE_METHODS.publish.args.parse(call.args)) };
+      else if (call.method === 'handOver') reply = { ok: await own.handOver(z.tuple([z.string().min(1).max(256)]).parse(call.args)[0]) };
       else if (!(ROUTED_METHODS as string[]).includes(call.method)) throw new GatewayError('invalid_request', `${String(call.method)} is not answered for another node`);
       else reply = { ok: await answerCall(place as PlaceCalls, call.method, call.args) };
     } catch (error) {

@@ -25,6 +25,11 @@ export const SIGNALING_PATH = '/ws';
  * was lost, so the SDK connects again quietly (only a publisher keeps a session open for long).
  */
 export const IDLE_CLOSE_CODE = 4408;
+/**
+ * The close code of a session whose node is draining (a cluster's rolling deploy): the SDK connects
+ * again at once, through the load balancer to another node, and publishes its streams there.
+ */
+export const MOVE_CLOSE_CODE = 4503;
 
 /** Most destinations one published stream may have from the SDK. */
 export const MAX_DESTINATIONS = 8;

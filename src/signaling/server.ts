@@ -8,7 +8,7 @@ import type { DestinationChecks } from '../plane/core.js';
 import type { MediaPlane } from '../plane/plane.js';
 import { checkHost, checkOrigin } from '../http/guard.js';
 import { MAX_SIGNALING_MESSAGE_BYTES } from './messages.js';
-import { SIGNALING_PATH } from './protocol.js';
+import { MOVE_CLOSE_CODE, SIGNALING_PATH } from './protocol.js';
 import { SignalingSession } from './session.js';
 import { ClientQuota } from '../security/client-quota.js';
 
@@ -35,6 +35,7 @@ export class SignalingServer {
   readonly #wss = new WebSocketServer({ noServer: true, maxPayload: MAX_SIGNALING_MESSAGE_BYTES });
   readonly #clientAddress: ClientAddress;
   readonly #sessions: ClientQuota;
+  #draining = false;
 
   constructor(
     plane: MediaPlane,
@@ -60,6 +61,7 @@ export class SignalingServer {
     socket.on('error', () => socket.destroy());
     const path = (request.url ?? '').split('?')[0];
     if (path !== SIGNALING_PATH) return refuseUpgrade(socket, 404, 'no WebSocket here');
+    if (this.#draining) return refuseUpgrade(socket, 503, 'this node is draining: connect through another');
     let release: () => void;
     try {
       checkHost(this.access.guard, request.headers.host);
@@ -87,6 +89,12 @@ export class SignalingServer {
       this.log.debug({ err: error }, 'WebSocket upgrade failed');
       socket.destroy();
     }
+  }
+
+  /** The node drains: no new session, and each open one is asked to connect again elsewhere at once. */
+  drain(): void {
+    this.#draining = true;
+    for (const client of this.#wss.clients) client.close(MOVE_CLOSE_CODE, 'this node is draining: connect again');
   }
 
   close(): void {

@@ -9,18 +9,19 @@ import { RedisServer } from '../../kit/redis-server.js';
 import { freePort, NginxRtmp } from '../../kit/rtmp-server.js';
 import { TcpBalancer } from '../../kit/tcp-balancer.js';
 
-// The publish page in Chromium, through a load balancer before two nodes: its node is killed with
-// SIGKILL, and the page comes back live by itself through the other node, its push with it.
+// The publish page in Chromium, through a load balancer before three nodes: its node is killed
+// with SIGKILL, and the page comes back live by itself through another node, its push with it;
+// then the node serving it is drained (a rolling deploy), and the stream moves with a short gap.
 
 const runDir = await mkdtemp(join(tmpdir(), 'gateway-cluster-sdk-'));
 const redis = await RedisServer.start();
 const nginx = await NginxRtmp.start();
 const nodes = new Map<string, GatewayProcess>();
 const ports = new Map<string, number>();
-for (const id of ['n1', 'n2']) {
+for (const id of ['n1', 'n2', 'n3']) {
   const port = await freePort();
   ports.set(id, port);
-  const cluster = { redis_url: redis.url, node_id: id, advertise_url: `http://127.0.0.1:${port}`, secret: 'cluster-sdk-secret-0123456789', heartbeat_ms: 200, node_timeout_ms: 1000, lease_ms: 1000 };
+  const cluster = { redis_url: redis.url, node_id: id, advertise_url: `http://127.0.0.1:${port}`, secret: 'cluster-sdk-secret-0123456789', heartbeat_ms: 200, node_timeout_ms: 1000, lease_ms: 1000, drain_timeout_ms: 3000 };
   nodes.set(id, await GatewayProcess.start(join(runDir, `${id}.log`), { GATEWAY_HTTP_PORT: String(port), GATEWAY_CLUSTER: JSON.stringify(cluster), GATEWAY_LOG_LEVEL: 'info', GATEWAY_RUN_DIR: runDir }, ['--import', 'tsx'], 'src/server.ts'));
 }
 const balancer = await TcpBalancer.start([...ports.values()].map((port) => ({ host: '127.0.0.1', port })));
@@ -51,7 +52,7 @@ t.test('the SDK page publishes through the cluster; its node is killed; the page
     return reply && reply !== '$-1' && reply;
   });
   const owner = (await (await fetch(`${balancer.url}/rest-api/cluster/nodes`)).json()) as { nodes: { id: string }[] };
-  t.equal(owner.nodes.length, 2, 'two nodes');
+  t.equal(owner.nodes.length, 3, 'three nodes');
   // The node that serves the stream is the one whose own list of streams has it.
   let serving = '';
   for (const [id, node] of nodes) {
@@ -70,11 +71,57 @@ t.test('the SDK page publishes through the cluster; its node is killed; the page
   const back = (await nginx.streams()).find((s) => s.name === 'rtmp_cl1' && s.width > 0)!;
   t.not(back.clientId, first.clientId, 'a new RTMP session from the other node');
   t.comment(`media at the destination again ${Date.now() - killedAt} ms after the node was killed`);
-  const [survivor] = [...nodes.values()];
-  const pushes = await survivor!.request('POST', '/rest-api/push/find', { streamName: 'cl1' });
-  t.match(pushes, { status: 200, body: [{ sourceStreamName: 'cl1', state: 'running' }] }, 'its push runs on the node left');
+  const pushes = await [...nodes.values()][0]!.request('POST', '/rest-api/push/find', { streamName: 'cl1' });
+  t.match(pushes, { status: 200, body: [{ sourceStreamName: 'cl1', state: 'running' }] }, 'its push runs on a node left');
 
   async function waitBack(): Promise<boolean> {
     return (await nginx.streams()).some((s) => s.name === 'rtmp_cl1' && s.width > 0 && s.clientId !== first.clientId);
   }
+});
+
+/** The node whose own metrics show it receiving `stream`. */
+async function servingNode(stream: string): Promise<string | undefined> {
+  for (const [id, node] of nodes) {
+    const text = await fetch(`${node.baseUrl}/metrics`).then((r) => r.text(), () => '');
+    if (new RegExp(`gateway_publisher_packets_total\\{stream="${stream}"\\}`).test(text)) return id;
+  }
+  return undefined;
+}
+
+t.test('draining the node that serves the stream moves it to the other node with a short gap, its pushes with it; the node then exits', async (t) => {
+  const page = browser.page;
+  const serving = await waitFor('the node serving cl1', () => servingNode('cl1'), 10_000);
+  const [other] = [...nodes.keys()].filter((id) => id !== serving);
+  // A push started over REST as well: kept, it moves with the stream.
+  const kept = await nodes.get(other!)!.request('POST', '/rest-api/push/startup', { streamName: 'cl1', rtmpUrl: `${nginx.url()}/cl1-kept`, rtmpTransponderFullUrl: true });
+  t.equal(kept.status, 200, JSON.stringify(kept.body));
+  await waitFor('the REST push at nginx', async () => (await nginx.streams()).some((s) => s.name === 'cl1-kept' && s.width > 0), 10_000);
+  const before = (await nginx.streams()).find((s) => s.name === 'rtmp_cl1')!;
+
+  // Watch the destination: when the old RTMP session was last seen, when the new one first sent video.
+  let lastOld = Date.now();
+  let firstNew = 0;
+  const watch = setInterval(() => {
+    void nginx.streams().then((streams) => {
+      const s = streams.find((x) => x.name === 'rtmp_cl1');
+      if (s?.clientId === before.clientId) lastOld = Date.now();
+      else if (s && s.width > 0 && !firstNew) firstNew = Date.now();
+    });
+  }, 25);
+  t.teardown(() => clearInterval(watch));
+  const drained = nodes.get(serving)!;
+  const res = await drained.request('POST', '/rest-api/cluster/drain');
+  t.match(res, { status: 202, body: { node: serving, draining: true } });
+  t.equal(await drained.exited(), 0, 'the drained node exits by itself, with status 0');
+  nodes.delete(serving);
+  await waitFor('the new RTMP session', () => firstNew > 0, 15_000);
+  clearInterval(watch);
+  const gapMs = firstNew - lastOld;
+  t.ok(gapMs < 2000, `gap at the destination ${gapMs} ms (a new RTMP session: the node changed)`);
+  t.equal(await servingNode('cl1'), other, 'served by the node left');
+  await waitFor('the page to say Live', async () => (await page.textContent('#status')) === 'Live', 10_000);
+  const pushes = await nodes.get(other!)!.request('POST', '/rest-api/push/find', { streamName: 'cl1' });
+  t.equal(pushes.status, 200);
+  t.same(pushes.body.map((p: { state: string }) => p.state), ['running', 'running'], 'both pushes run there: the SDK\'s and the kept one');
+  t.ok(pushes.body.some((p: { mediaSessionId: string }) => p.mediaSessionId === kept.body.mediaSessionId), 'the kept push under its id');
 });

@@ -35,7 +35,7 @@ t.teardown(async () => {
 
 async function startNode(id: string): Promise<GatewayProcess> {
   const port = await freePort();
-  const cluster = { redis_url: redis.url, node_id: id, advertise_url: `http://127.0.0.1:${port}`, secret: SECRET, heartbeat_ms: 200, node_timeout_ms: 1000, lease_ms: 1000 };
+  const cluster = { redis_url: redis.url, node_id: id, advertise_url: `http://127.0.0.1:${port}`, secret: SECRET, heartbeat_ms: 200, node_timeout_ms: 1000, lease_ms: 1000, drain_timeout_ms: 3000 };
   const node = await GatewayProcess.start(join(runDir, `${id}.log`), {
       GATEWAY_HTTP_PORT: String(port),
       GATEWAY_CLUSTER: JSON.stringify(cluster),

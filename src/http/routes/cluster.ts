@@ -13,12 +13,17 @@ const sealedCall = z.strictObject({ sealed: z.string().min(1).max(1 << 20) });
  * The cluster as this node sees it (`GET /rest-api/cluster/nodes`), and the calls of the other
  * nodes (`POST /internal/plane`: sealed with the cluster's secret, answered by this node's own plane).
  */
-export function clusterRoutes(app: FastifyInstance, plane: ClusterPlane | undefined): void {
+export function clusterRoutes(app: FastifyInstance, plane: ClusterPlane | undefined, startDrain: () => void): void {
   const node: ClusterNode | undefined = plane?.node;
   if (plane) {
     app.post('/internal/plane', { ...routeAccess('node'), logLevel: 'warn' }, async (request) => {
       const { sealed } = parseBody(sealedCall, request.body);
-      return { sealed: await plane.calls.answer(plane.inner, sealed, (from, name, offer, clientAddress) => plane.publishFor(from, name, offer, clientAddress)) };
+      return {
+        sealed: await plane.calls.answer(plane.inner, sealed, {
+          publish: (from, name, offer, clientAddress) => plane.publishFor(from, name, offer, clientAddress),
+          handOver: (name) => plane.handOver(name),
+        }),
+      };
     });
   }
   app.get('/rest-api/cluster/nodes', CONTROL, async () => {
@@ -30,5 +35,12 @@ export function clusterRoutes(app: FastifyInstance, plane: ClusterPlane | undefi
       throw unavailable(`the cluster's Redis cannot be reached (${(error as Error).message})`);
     }
     return { node: node.id, nodes };
+  });
+
+  // A rolling deploy: the node moves its streams to the others, then exits. Answered at once.
+  app.post('/rest-api/cluster/drain', CONTROL, async (_request, reply) => {
+    if (!node) throw notFound('this gateway is not in a cluster (cluster: null)');
+    startDrain();
+    return reply.code(202).send({ node: node.id, draining: true });
   });
 }

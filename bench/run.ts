@@ -3,7 +3,7 @@
  * beside its target.
  * Prints a table and writes JSON. `--quick` runs a smaller version in about a minute.
  *
- *   npm run bench -- [--quick] [--only startup,sdk,latency,fanout,audio,resilience,capacity,overload,peer] [--steps 8,16,24]
+ *   npm run bench -- [--quick] [--only startup,sdk,latency,fanout,audio,resilience,capacity,overload,cluster,peer] [--steps 8,16,24]
  *                    [--out file.json] [--log-level debug] [--profile: CPU profile of the gateway
  *                    in .bench/profiles, for Chrome DevTools or speedscope]
  */
@@ -23,6 +23,7 @@ import { fanout } from './fanout.js';
 import { push } from './latency.js';
 import { overload } from './overload.js';
 import { peer } from './peer.js';
+import { cluster } from './cluster.js';
 import { benchPlan, Figures, type Bench } from './report.js';
 import { destinationRestart, networkCut, reconnectCycles } from './resilience.js';
 import { restStartup, sdkStartup } from './startup.js';
@@ -38,7 +39,7 @@ const { values: args } = parseArgs({
   },
 });
 const quick = args.quick!;
-const sections = new Set((args.only ?? 'startup,sdk,latency,fanout,audio,resilience,capacity,overload,peer').split(','));
+const sections = new Set((args.only ?? 'startup,sdk,latency,fanout,audio,resilience,capacity,overload,cluster,peer').split(','));
 const plan = benchPlan(quick);
 if (args.steps) plan.capacitySteps = args.steps.split(',').map(Number);
 const WORK = resolve('.bench');
@@ -91,6 +92,7 @@ async function main(): Promise<void> {
       nginx ??= await NginxRtmp.start();
       await overload(bench, fixture, nginx, quick ? 6 : 72);
     }
+    if (sections.has('cluster')) await cluster(bench, fixture, receiver);
     if (sections.has('peer')) {
       nginx ??= await NginxRtmp.start();
       await peer(bench, fixture, receiver, nginx);

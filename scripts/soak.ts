@@ -1,0 +1,274 @@
+/**
+ * The soak: publishers and their pushes on a small cluster (or one gateway) for `--minutes`, with
+ * trouble every `--chaos-s` seconds, taken in turn: the destination restarted, the destination
+ * stopped for 10 s, a node killed with SIGKILL, Redis restarted, a node drained, a push terminated
+ * and started again, audio commands. After each, it waits for every push to be back at the
+ * destination and says whether it was, and how long it took. Every 10 s it samples each node's
+ * RSS, heap, file descriptors and processes and the push states; at the end it prints each
+ * resource's slope per hour (over each node's longest-lived process) and writes .bench/soak.json.
+ *
+ *   npm run soak -- --minutes 60 [--nodes 3] [--streams 4] [--chaos-s 180]
+ *
+ * Everything runs on loopback and stops by itself; every process it started is stopped by PID.
+ */
+import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadFixture } from '../kit/fixture.js';
+import { GatewayProcess } from '../kit/gateway-process.js';
+import { sleep, stopAllProcesses, waitFor } from '../kit/processes.js';
+import { RedisServer } from '../kit/redis-server.js';
+import { freePort, NginxRtmp } from '../kit/rtmp-server.js';
+import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
+import { TcpBalancer } from '../kit/tcp-balancer.js';
+
+const { values: args } = parseArgs({
+  options: {
+    minutes: { type: 'string', default: '10' },
+    nodes: { type: 'string', default: '3' },
+    streams: { type: 'string', default: '4' },
+    'chaos-s': { type: 'string', default: '180' },
+  },
+});
+const minutes = Number(args.minutes);
+const nodeCount = Number(args.nodes);
+const streamCount = Number(args.streams);
+const chaosMs = Number(args['chaos-s']) * 1000;
+if (!(minutes > 0) || !(nodeCount >= 1) || !(streamCount >= 1) || !(chaosMs >= 10_000)) {
+  throw new Error('usage: npm run soak -- --minutes N (> 0) [--nodes N (>= 1)] [--streams N (>= 1)] [--chaos-s S (>= 10)]');
+}
+const WORK = resolve('.bench');
+const SECRET = 'soak-cluster-secret-0123456789';
+
+interface Sample {
+  at: number;
+  node: string;
+  pid: number;
+  rssMb: number;
+  heapMb: number;
+  fds: number;
+  processes: number;
+}
+interface Trouble {
+  at: number;
+  kind: string;
+  back: boolean;
+  backMs: number;
+}
+
+function rssMb(pid: number): number {
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  return kb / 1024;
+}
+
+function fds(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** Least-squares slope of `ys` over `xs`. */
+function slope(xs: number[], ys: number[]): number {
+  const n = xs.length;
+  if (n < 2) return 0;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += (xs[i]! - mx) * (ys[i]! - my);
+    den += (xs[i]! - mx) ** 2;
+  }
+  return den === 0 ? 0 : num / den;
+}
+
+async function main(): Promise<void> {
+  mkdirSync(WORK, { recursive: true });
+  const fixture = loadFixture(join(WORK, 'fixture'));
+  const clustered = nodeCount > 1;
+  const redis = clustered ? await RedisServer.start() : undefined;
+  const nginx = await NginxRtmp.start();
+  const ports = new Map<string, number>();
+  const nodes = new Map<string, GatewayProcess>();
+  const dataDir = join(WORK, 'soak-data');
+  const ids = Array.from({ length: nodeCount }, (_, i) => `s${i + 1}`);
+  for (const id of ids) ports.set(id, await freePort());
+  const startNode = async (id: string): Promise<void> => {
+    const port = ports.get(id)!;
+    const env: Record<string, string> = { GATEWAY_HTTP_PORT: String(port), GATEWAY_RUN_DIR: WORK, GATEWAY_DATA_DIR: dataDir };
+    if (redis) env.GATEWAY_CLUSTER = JSON.stringify({ redis_url: redis.url, node_id: id, advertise_url: `http://127.0.0.1:${port}`, secret: SECRET, drain_timeout_ms: 10_000 });
+    nodes.set(id, await GatewayProcess.start(join(WORK, `soak-${id}.log`), env));
+  };
+  await Promise.all(ids.map(startNode));
+  const balancer = await TcpBalancer.start(ids.map((id) => ({ host: '127.0.0.1', port: ports.get(id)! })));
+  const api = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> => {
+    const response = await fetch(balancer.url + path, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined }).catch(() => undefined);
+    if (!response) return { status: 0, body: undefined };
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : undefined };
+  };
+
+  const names = Array.from({ length: streamCount }, (_, i) => `soak${i}`);
+  const publishers = new Map<string, SyntheticPublisher>();
+  /** Keeps each stream published, as an encoder does: published again when its gateway lost it. */
+  const keepPublished = async (): Promise<void> => {
+    const listed = await api('POST', '/rest-api/stream/find_all');
+    const live = new Set(listed.status === 200 ? (listed.body as { name: string }[]).map((s) => s.name) : []);
+    for (const name of names) {
+      if (live.has(name)) continue;
+      await publishers.get(name)?.vanish().catch(() => {});
+      publishers.delete(name);
+      await SyntheticPublisher.publish(fixture, balancer.url, name).then(
+        (p) => void publishers.set(name, p),
+        () => {},
+      );
+    }
+  };
+  await waitFor('every stream published', async () => (await keepPublished(), publishers.size === names.length), 60_000, 500);
+  for (const name of names) {
+    const res = await api('POST', '/rest-api/push/startup', { streamName: name, rtmpUrl: nginx.url() });
+    if (res.status !== 200) throw new Error(`startup of ${name} answered ${res.status}: ${JSON.stringify(res.body)}`);
+  }
+  const allBack = async (): Promise<boolean> => {
+    const at = await nginx.streams().catch(() => []);
+    const pushes = await api('POST', '/rest-api/push/find_all');
+    const running = pushes.status === 200 ? (pushes.body as { state: string; sourceStreamName: string }[]).filter((p) => p.state === 'running') : [];
+    return names.every((n) => at.some((s) => s.name === `rtmp_${n}` && s.width > 0) && running.some((p) => p.sourceStreamName === n));
+  };
+  await waitFor('every push at the destination', allBack, 60_000, 500);
+
+  const samples: Sample[] = [];
+  const troubles: Trouble[] = [];
+  const sample = async (): Promise<void> => {
+    for (const [id, node] of nodes) {
+      try {
+        const metrics = await fetch(`${node.baseUrl}/metrics`).then((r) => r.text());
+        const heap = Number(/^nodejs_heap_size_used_bytes (\S+)$/m.exec(metrics)?.[1] ?? 0);
+        const own = await node.ownPids();
+        const children = await node.ffmpegPids();
+        samples.push({ at: Date.now(), node: id, pid: node.pid, rssMb: rssMb(node.pid), heapMb: heap / 2 ** 20, fds: fds(node.pid), processes: own.length + children.length });
+      } catch {
+        // Killed or restarting: no sample.
+      }
+    }
+  };
+  const kinds = ['destination restart', 'destination stopped 10 s', ...(clustered ? ['node killed', 'Redis restarted', 'node drained'] : ['gateway restarted']), 'terminate and start', 'audio commands'];
+  const pick = <T>(list: T[]): T => list[Math.floor(Math.random() * list.length)]!;
+  const trouble = async (kind: string): Promise<void> => {
+    switch (kind) {
+      case 'destination restart':
+        return nginx.restart();
+      case 'destination stopped 10 s':
+        return nginx.restart(10_000);
+      case 'node killed': {
+        const id = pick([...nodes.keys()]);
+        await nodes.get(id)!.signal('SIGKILL');
+        nodes.delete(id);
+        await sleep(5000);
+        return startNode(id);
+      }
+      case 'gateway restarted': {
+        const id = ids[0]!;
+        await nodes.get(id)!.signal('SIGTERM');
+        nodes.delete(id);
+        return startNode(id);
+      }
+      case 'Redis restarted':
+        return redis!.restart();
+      case 'node drained': {
+        const id = pick([...nodes.keys()]);
+        const node = nodes.get(id)!;
+        await node.request('POST', '/rest-api/cluster/drain');
+        await node.exited();
+        nodes.delete(id);
+        return startNode(id);
+      }
+      case 'terminate and start': {
+        const name = pick(names);
+        const found = await api('POST', '/rest-api/push/find', { streamName: name });
+        for (const push of found.status === 200 ? found.body : []) await api('POST', '/rest-api/push/terminate', { mediaSessionId: push.mediaSessionId });
+        await api('POST', '/rest-api/push/startup', { streamName: name, rtmpUrl: nginx.url() });
+        return;
+      }
+      case 'audio commands': {
+        const pushes = await api('POST', '/rest-api/push/find_all');
+        for (const push of pushes.status === 200 ? pushes.body : []) {
+          for (const [path, body] of [['mute', {}], ['sound_on', { soundFile: 'chime.wav' }], ['sound_off', {}], ['unmute', {}]] as const) {
+            await api('POST', `/rest-api/push/${path}`, { mediaSessionId: push.mediaSessionId, ...body });
+          }
+        }
+        return;
+      }
+    }
+  };
+
+  const startedAt = Date.now();
+  const endAt = startedAt + minutes * 60_000;
+  let nextSample = 0;
+  let nextTrouble = startedAt + Math.min(chaosMs, 60_000);
+  let turn = 0;
+  console.log(`soak: ${minutes} min, ${nodeCount} node(s), ${streamCount} streams, trouble every ${chaosMs / 1000} s`);
+  while (Date.now() < endAt) {
+    if (Date.now() >= nextSample) {
+      nextSample = Date.now() + 10_000;
+      await sample();
+    }
+    if (Date.now() >= nextTrouble) {
+      const kind = kinds[turn++ % kinds.length]!;
+      const at = Date.now();
+      await trouble(kind).catch((error: Error) => console.log(`  ${kind}: ${error.message}`));
+      let back = false;
+      const until = Date.now() + 60_000;
+      while (!back && Date.now() < until) {
+        await keepPublished().catch(() => {});
+        back = await allBack().catch(() => false);
+        if (!back) await sleep(500);
+      }
+      troubles.push({ at, kind, back, backMs: Date.now() - at });
+      console.log(`  ${new Date(at).toISOString()} ${kind}: ${back ? `every push back after ${((Date.now() - at) / 1000).toFixed(1)} s` : 'NOT every push back within 60 s'}`);
+      nextTrouble = Date.now() + chaosMs;
+    }
+    await keepPublished().catch(() => {});
+    await sleep(1000);
+  }
+
+  // Slopes per hour over each node's longest-lived process, after two minutes of warm-up.
+  const slopes: Record<string, Record<string, number>> = {};
+  for (const id of ids) {
+    const byPid = new Map<number, Sample[]>();
+    for (const s of samples) if (s.node === id && s.at > startedAt + 120_000) byPid.set(s.pid, [...(byPid.get(s.pid) ?? []), s]);
+    const longest = [...byPid.values()].sort((a, b) => b.length - a.length)[0] ?? [];
+    const hours = longest.map((s) => (s.at - startedAt) / 3_600_000);
+    slopes[id] = {
+      samples: longest.length,
+      'rss MB/h': slope(hours, longest.map((s) => s.rssMb)),
+      'heap MB/h': slope(hours, longest.map((s) => s.heapMb)),
+      'fds /h': slope(hours, longest.map((s) => s.fds)),
+      'processes /h': slope(hours, longest.map((s) => s.processes)),
+    };
+  }
+  const failed = troubles.filter((t) => !t.back);
+  console.log(`\n${troubles.length} troubles, every push back after ${troubles.length - failed.length} of them${failed.length ? ` (not after: ${failed.map((t) => t.kind).join(', ')})` : ''}`);
+  for (const [id, s] of Object.entries(slopes)) {
+    console.log(`  ${id}: ${Object.entries(s).map(([k, v]) => `${k} ${Math.round(v * 100) / 100}`).join(', ')}`);
+  }
+  writeFileSync(join(WORK, 'soak.json'), JSON.stringify({ minutes, nodes: nodeCount, streams: streamCount, troubles, slopes, samples }, null, 2) + '\n');
+  console.log(`written to ${join(WORK, 'soak.json')}`);
+
+  for (const p of publishers.values()) await p.stop().catch(() => {});
+  await balancer.stop();
+  for (const node of nodes.values()) await node.stop();
+  await nginx.stop();
+  await redis?.close();
+  await stopAllProcesses();
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    void stopAllProcesses().finally(() => process.exit(130));
+  });
+}
+
+main().catch(async (error: unknown) => {
+  console.error(error);
+  await stopAllProcesses();
+  process.exit(1);
+});

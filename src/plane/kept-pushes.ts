@@ -91,8 +91,8 @@ export class PushKeeper implements PushCommands {
       if (this.#closed) return;
       if (event.type === 'publisher.published' || event.type === 'publisher.returned') void this.#restore(event.stream);
       // The store first: in a cluster, what this node runs may have been kept by another.
-      else if (event.type === 'publisher.ended') void this.#fresh().then(() => this.#forgetStream(event.stream, event.reason ?? 'the stream ended'));
-      else if (event.type === 'transponder.failed') void this.#fresh().then(() => this.#forget(event.mediaSessionId, `it failed: ${event.reason ?? 'no reason told'}`));
+      else if (event.type === 'publisher.ended') void this.#fresh({ stream: event.stream }).then(() => this.#forgetStream(event.stream, event.reason ?? 'the stream ended'));
+      else if (event.type === 'transponder.failed') void this.#fresh({ id: event.mediaSessionId }).then(() => this.#forget(event.mediaSessionId, `it failed: ${event.reason ?? 'no reason told'}`));
     });
     const sweepMs = options.sweepMs ?? Math.min(60_000, Math.max(1000, options.windowMs / 4));
     this.#sweeper = setInterval(() => void this.#sweep(), sweepMs);
@@ -136,7 +136,7 @@ export class PushKeeper implements PushCommands {
 
   /** Ends a push, kept or not; a kept push waiting for its stream is forgotten. */
   async terminate(mediaSessionId: string): Promise<void> {
-    await this.#fresh();
+    await this.#fresh({ id: mediaSessionId });
     const kept = this.#kept.has(mediaSessionId);
     // Forgotten first: should the gateway stop before the push ends, it does not come back.
     if (kept) await this.#forget(mediaSessionId, 'terminated');
@@ -171,7 +171,7 @@ export class PushKeeper implements PushCommands {
   /** An audio command: applied to the live push (404 when there is none), then kept with it. */
   async #command(mediaSessionId: string, apply: () => Promise<void>, change: (definition: Definition) => void): Promise<void> {
     await apply();
-    if (!this.#kept.has(mediaSessionId)) await this.#fresh();
+    if (!this.#kept.has(mediaSessionId)) await this.#fresh({ id: mediaSessionId });
     const kept = this.#kept.get(mediaSessionId);
     if (!kept) return;
     change(kept.definition);
@@ -195,13 +195,16 @@ export class PushKeeper implements PushCommands {
   }
 
   /**
-   * Reads the store: it is the truth (in a cluster other nodes keep and forget pushes too). Pushes
-   * new to this node wait for their stream; those gone from the store are forgotten here too.
+   * Reads the store, all of it or the part `of` names: it is the truth (in a cluster other nodes
+   * keep and forget pushes too). Pushes new to this node wait for their stream; those gone from the
+   * store are forgotten here too.
    */
-  async #read(): Promise<void> {
-    const stored = await this.store.all();
+  async #read(of: { stream: string } | { id: string } | 'all' = 'all'): Promise<void> {
+    const stored =
+      of === 'all' ? await this.store.all() : 'stream' in of ? await this.store.ofStream(of.stream) : [await this.store.get(of.id)].filter((s) => s !== undefined);
     const ids = new Set(stored.map((s) => s.id));
-    for (const id of this.#kept.keys()) if (!ids.has(id) && !this.#writing.has(id)) this.#kept.delete(id);
+    const within = (id: string, kept: Kept): boolean => of === 'all' || ('stream' in of ? kept.stored.stream === of.stream : id === of.id);
+    for (const [id, kept] of this.#kept) if (within(id, kept) && !ids.has(id) && !this.#writing.has(id)) this.#kept.delete(id);
     const now = Date.now();
     for (const { sealed, ...record } of stored) {
       if (this.#kept.has(record.id)) continue;
@@ -214,15 +217,15 @@ export class PushKeeper implements PushCommands {
     }
   }
 
-  /** Reads the store, or goes on with what this node knows when it cannot be read now. */
-  async #fresh(): Promise<void> {
-    await this.#read().catch((error: Error) => this.log.warn({ reason: error.message }, 'the push store cannot be read now'));
+  /** Reads the store (the part `of` names), or goes on with what this node knows when it cannot be read now. */
+  async #fresh(of: { stream: string } | { id: string }): Promise<void> {
+    await this.#read(of).catch((error: Error) => this.log.warn({ reason: error.message }, 'the push store cannot be read now'));
   }
 
   /** The stream publishes: each of its kept pushes without a live push is started again. */
   async #restore(stream: string): Promise<void> {
     try {
-      await this.#read();
+      await this.#read({ stream });
     } catch (error) {
       return this.log.warn({ stream, reason: (error as Error).message }, 'the push store cannot be read now: kept pushes wait for the next publish');
     }

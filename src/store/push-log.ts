@@ -21,6 +21,10 @@ export type StoredPush = z.infer<typeof storedPushSchema>;
 export interface PushStore {
   /** Every push kept. */
   all(): Promise<StoredPush[]>;
+  /** The pushes kept of one stream. */
+  ofStream(stream: string): Promise<StoredPush[]>;
+  /** One push kept, if it is. */
+  get(id: string): Promise<StoredPush | undefined>;
   /** Keeps `push` (replacing one of its id); resolves once it is durable. */
   put(push: StoredPush): Promise<void>;
   /** Forgets the push `id`; resolves once that is durable. */
@@ -82,6 +86,14 @@ export class FilePushStore implements PushStore {
 
   async all(): Promise<StoredPush[]> {
     return [...this.#pushes.values()];
+  }
+
+  async ofStream(stream: string): Promise<StoredPush[]> {
+    return [...this.#pushes.values()].filter((p) => p.stream === stream);
+  }
+
+  async get(id: string): Promise<StoredPush | undefined> {
+    return this.#pushes.get(id);
   }
 
   put(push: StoredPush): Promise<void> {

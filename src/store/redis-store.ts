@@ -10,7 +10,8 @@ function checked(replies: [Error | null, unknown][] | null): void {
 
 /**
  * Push definitions in the cluster's Redis, which every node reads: each push under
- * `<prefix>push:<id>` (the stored record, its destination sealed), and the ids in `<prefix>pushes`.
+ * `<prefix>push:<id>` (the stored record, its destination sealed), the ids in `<prefix>pushes`,
+ * and each stream's in `<prefix>pushes:<stream>` (what a node reads when the stream publishes).
  * A write is acknowledged once Redis took it; how long Redis keeps it is Redis's persistence
  * (`appendonly yes` for a restart of Redis itself).
  */
@@ -26,9 +27,23 @@ export class RedisPushStore implements PushStore {
   get #ids(): string {
     return `${this.prefix}pushes`;
   }
+  #ofStream(stream: string): string {
+    return `${this.prefix}pushes:${stream}`;
+  }
 
   async all(): Promise<StoredPush[]> {
-    const ids = await this.redis.smembers(this.#ids);
+    return this.#read(await this.redis.smembers(this.#ids));
+  }
+
+  async ofStream(stream: string): Promise<StoredPush[]> {
+    return this.#read(await this.redis.smembers(this.#ofStream(stream)));
+  }
+
+  async get(id: string): Promise<StoredPush | undefined> {
+    return (await this.#read([id]))[0];
+  }
+
+  async #read(ids: string[]): Promise<StoredPush[]> {
     if (!ids.length) return [];
     const values = await this.redis.mget(ids.map((id) => this.#key(id)));
     const pushes: StoredPush[] = [];
@@ -42,11 +57,14 @@ export class RedisPushStore implements PushStore {
 
   async put(push: StoredPush): Promise<void> {
     const record = storedPushSchema.parse(push);
-    checked(await this.redis.multi().set(this.#key(record.id), JSON.stringify(record)).sadd(this.#ids, record.id).exec());
+    checked(await this.redis.multi().set(this.#key(record.id), JSON.stringify(record)).sadd(this.#ids, record.id).sadd(this.#ofStream(record.stream), record.id).exec());
   }
 
   async remove(id: string): Promise<void> {
-    checked(await this.redis.multi().del(this.#key(id)).srem(this.#ids, id).exec());
+    const record = await this.get(id);
+    const removal = this.redis.multi().del(this.#key(id)).srem(this.#ids, id);
+    if (record) removal.srem(this.#ofStream(record.stream), id);
+    checked(await removal.exec());
   }
 
   /** The connection is the cluster's: it is closed with it. */

@@ -92,7 +92,13 @@ t.test('push definitions in Redis: put, read, remove; no key in any key or value
   const KEY = 'SKEYredis7310';
   await store.put({ id: 'p1', stream: 'cam', startedBy: 'rest', createdAt: '2026-01-01T00:00:00.000Z', sealed: sealer.seal({ rtmpUrl: `rtmp://a.rtmp.youtube.com/live2/${KEY}` }) });
   await store.put({ id: 'p2', stream: 'cam', startedBy: 'rest', createdAt: '2026-01-01T00:00:00.000Z', sealed: sealer.seal({ rtmpUrl: 'rtmp://x/y' }) });
+  await store.put({ id: 'p3', stream: 'other', startedBy: 'rest', createdAt: '2026-01-01T00:00:00.000Z', sealed: sealer.seal({ rtmpUrl: 'rtmp://x/z' }) });
+  t.same((await store.ofStream('cam')).map((p) => p.id).sort(), ['p1', 'p2'], 'by stream');
+  t.equal((await store.get('p3'))?.stream, 'other', 'by id');
   await store.remove('p2');
+  await store.remove('p3');
+  t.same((await store.ofStream('cam')).map((p) => p.id), ['p1'], 'a removed push leaves its stream\'s list');
+  t.same(await store.ofStream('other'), []);
   const all = await store.all();
   t.same(all.map((p) => p.id), ['p1']);
   t.same(sealer.open(all[0]!.sealed), { rtmpUrl: `rtmp://a.rtmp.youtube.com/live2/${KEY}` });

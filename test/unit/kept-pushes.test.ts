@@ -16,6 +16,12 @@ class MemoryStore implements PushStore {
   async all(): Promise<StoredPush[]> {
     return [...this.pushes.values()];
   }
+  async ofStream(stream: string): Promise<StoredPush[]> {
+    return [...this.pushes.values()].filter((p) => p.stream === stream);
+  }
+  async get(id: string): Promise<StoredPush | undefined> {
+    return this.pushes.get(id);
+  }
   async put(push: StoredPush): Promise<void> {
     this.pushes.set(push.id, push);
   }

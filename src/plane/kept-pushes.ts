@@ -97,8 +97,6 @@ export class PushKeeper implements PushCommands {
     const sweepMs = options.sweepMs ?? Math.min(60_000, Math.max(1000, options.windowMs / 4));
     this.#sweeper = setInterval(() => void this.#sweep(), sweepMs);
     this.#sweeper.unref();
-    // Streams publishing already (a worker that came back, a keeper opened late) take theirs now.
-    for (const stream of new Set([...this.#kept.values()].map((k) => k.stored.stream))) void this.#restore(stream);
   }
 
   /** The pushes kept now (tests, the console). */

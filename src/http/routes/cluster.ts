@@ -16,7 +16,8 @@ const sealedCall = z.strictObject({ sealed: z.string().min(1).max(1 << 20) });
 export function clusterRoutes(app: FastifyInstance, plane: ClusterPlane | undefined, startDrain: () => void): void {
   const node: ClusterNode | undefined = plane?.node;
   if (plane) {
-    app.post('/internal/plane', { ...routeAccess('node'), logLevel: 'warn' }, async (request) => {
+    // A placed publish carries its offer, sealed: more than a REST body.
+    app.post('/internal/plane', { ...routeAccess('node'), logLevel: 'warn', bodyLimit: 1 << 20 }, async (request) => {
       const { sealed } = parseBody(sealedCall, request.body);
       return {
         sealed: await plane.calls.answer(plane.inner, sealed, {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GatewayProcess } from '../../kit/gateway-process.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
-import { stopAllProcesses, waitFor } from '../../kit/processes.js';
+import { startProcess, stopAllProcesses, stopProcess, waitFor } from '../../kit/processes.js';
 import { RedisServer } from '../../kit/redis-server.js';
 import { freePort, NginxRtmp } from '../../kit/rtmp-server.js';
 import { testFixture } from '../helpers/synthetic.js';
@@ -56,6 +56,11 @@ const nodeIds = async (at: string): Promise<string[]> => ((await node(at).reques
 const publishing = async (name: string): Promise<number> => (await nginx.streams()).filter((s) => s.name === name && s.width > 0).length;
 
 await Promise.all(['n1', 'n2', 'n3'].map(startNode));
+// Every command Redis is sent, publish/subscribe messages included, until the forwarding tests are done.
+const monitor = startProcess('redis-cli', ['-p', String(redis.port), 'monitor']);
+let monitored = '';
+monitor.stdout!.on('data', (d: Buffer) => (monitored += d.toString()));
+const spellings = (secret: string): string[] => [secret, encodeURIComponent(secret), Buffer.from(secret).toString('base64').slice(2, -2), Buffer.from(secret).toString('hex')];
 
 t.test('the nodes see each other, with their load', async (t) => {
   await waitFor('three nodes', async () => (await nodeIds('n1')).length === 3, 5000);
@@ -91,15 +96,15 @@ t.test('every REST call works on every node: lists gather the cluster, calls rea
   t.match(await node('n3').request('POST', '/rest-api/stream/find', { name: 'c1' }), { status: 200 }, 'stream/find by name reaches its node');
 
   // A startup through n1 runs where the stream is (n2); it is controlled through n3 and listed at n1.
-  const second = await node('n1').request('POST', '/rest-api/push/startup', { streamName: 'c1', rtmpUrl: `${nginx.url()}/c1-second`, rtmpTransponderFullUrl: true });
+  const second = await node('n1').request('POST', '/rest-api/push/startup', { streamName: 'c1', rtmpUrl: `${nginx.url()}/c1-second-${KEY}`, rtmpTransponderFullUrl: true });
   t.equal(second.status, 200, JSON.stringify(second.body));
   const id = second.body.mediaSessionId;
-  await waitFor('the second push at nginx', async () => (await publishing('c1-second')) === 1, 10_000);
+  await waitFor('the second push at nginx', async () => (await publishing(`c1-second-${KEY}`)) === 1, 10_000);
   t.equal((await node('n3').request('POST', '/rest-api/push/mute', { mediaSessionId: id })).status, 200, 'muted through n3');
   t.match(await node('n1').request('POST', '/rest-api/push/find', { streamName: 'c1' }), { body: [{ mediaSessionId: pushId, muted: false }, { mediaSessionId: id, muted: true }] });
   t.equal((await node('n3').request('POST', '/rest-api/push/mute', { mediaSessionId: 'no-such-push' })).status, 404, 'a push no node has is 404');
   t.equal((await node('n3').request('POST', '/rest-api/push/terminate', { mediaSessionId: id })).status, 200, 'terminated through n3');
-  await waitFor('the second push gone from nginx', async () => (await publishing('c1-second')) === 0, 10_000);
+  await waitFor('the second push gone from nginx', async () => (await publishing(`c1-second-${KEY}`)) === 0, 10_000);
   t.same((await node('n2').request('POST', '/rest-api/push/find', { streamName: 'c1' })).body.map((p: { mediaSessionId: string }) => p.mediaSessionId), [pushId]);
   t.notOk((await redis.dump()).includes(`push:${id}`), 'and forgotten in Redis');
 });
@@ -121,6 +126,19 @@ t.test('a publish through a loaded node is placed at the least-loaded one: media
   await waitFor('its push ended', async () => (await publishing('c3')) === 0, 10_000);
   await waitFor('c3 given up', async () => (await redis.command('GET', 'gw:stream:c3')) === '$-1', 5000);
   t.notOk((await redis.dump()).includes(res.body.mediaSessionId), 'its kept push forgotten: the stream ended on purpose');
+});
+
+t.test('no stream key in any command or message Redis was sent, nor in any node\'s log', async (t) => {
+  await stopProcess(monitor);
+  t.match(monitored, /"publish" "gw:relay:all"/i, `the monitor saw the cluster's messages (${monitored.length} bytes)`);
+  t.match(monitored, /"eval"/i, 'and its scripts');
+  t.match(monitored, /"set" "gw:push:/i, 'and the kept pushes');
+  for (const spelling of spellings(KEY)) t.notOk(monitored.includes(spelling), `no ${spelling} sent to Redis`);
+  const { readFile } = await import('node:fs/promises');
+  for (const id of nodes.keys()) {
+    const log = await readFile(join(runDir, `${id}.log`), 'utf8');
+    for (const spelling of spellings(KEY)) t.notOk(log.includes(spelling), `no ${spelling} in ${id}'s log`);
+  }
 });
 
 t.test('calls between nodes need the cluster\'s secret', async (t) => {

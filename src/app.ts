@@ -103,6 +103,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     ? new PushKeeper(plane, kept.store, kept.sealer, { windowMs: config.push_store_window_ms, ...(streamHeld ? { streamHeld } : {}) }, log.child({ component: 'kept-pushes' }))
     : undefined;
   const pushes = keeper ?? planeCommands(plane);
+  if (node && keeper) node.registry.onEmptied = () => void keeper.rewrite();
 
   const tls = config.https_cert_file ? readCertificate(config) : undefined;
   const secure: HttpsServer[] = [];

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -28,12 +29,19 @@ export interface NodeRegistryOptions {
 }
 
 // Times are Redis's own (TIME), so that nodes whose clocks disagree still agree on who is gone.
+// Also returns the cluster's epoch: a value set once per Redis database, so that a node that sees it
+// change knows Redis came back empty (and writes again what it keeps).
 const HEARTBEAT = `
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
-return now`;
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('SET', KEYS[3], epoch)
+end
+return epoch`;
 
 const LIST = `
 local t = redis.call('TIME')
@@ -51,6 +59,9 @@ export class NodeRegistry {
   #timer: NodeJS.Timeout | undefined;
   #beating: Promise<void> | undefined;
   #lastBeat = 0;
+  #epoch: string | undefined;
+  /** Told when a heartbeat finds Redis's data gone since the last one (Redis restarted empty). */
+  onEmptied: () => void = () => {};
 
   constructor(
     private readonly redis: Redis,
@@ -77,8 +88,16 @@ export class NodeRegistry {
   async beat(): Promise<boolean> {
     this.#beating ??= (async () => {
       const info = this.self();
-      await this.redis.eval(HEARTBEAT, 2, this.#nodes, this.#node(info.id), info.id, String(this.options.timeoutMs), JSON.stringify(nodeInfoSchema.parse(info)));
+      const epoch = String(
+        await this.redis.eval(HEARTBEAT, 3, this.#nodes, this.#node(info.id), `${this.options.prefix}epoch`, info.id, String(this.options.timeoutMs), JSON.stringify(nodeInfoSchema.parse(info)), randomUUID()),
+      );
       this.#lastBeat = Date.now();
+      const before = this.#epoch;
+      this.#epoch = epoch;
+      if (before !== undefined && before !== epoch) {
+        this.log.warn('Redis came back without its data: what this node keeps is written again');
+        this.onEmptied();
+      }
     })().finally(() => (this.#beating = undefined));
     return this.#beating.then(
       () => true,

@@ -157,6 +157,17 @@ export class PushKeeper implements PushCommands {
     await this.#command(mediaSessionId, () => this.plane.soundOff(mediaSessionId), (d) => delete d.sound);
   }
 
+  /**
+   * Writes again every push this node knows and that runs somewhere: the store lost them (a
+   * cluster's Redis restarted empty). A push that no node runs is not written: it waits nowhere.
+   */
+  async rewrite(): Promise<void> {
+    const live = new Set((await this.plane.find({}).catch(() => [])).filter((p) => p.state !== 'failed').map((p) => p.mediaSessionId));
+    const again = [...this.#kept.values()].filter((k) => live.has(k.stored.id));
+    await Promise.all(again.map((k) => this.#write(k).catch((error: Error) => this.log.warn({ mediaSessionId: k.stored.id, reason: error.message }, 'a kept push could not be written again'))));
+    if (again.length) this.log.info({ count: again.length }, 'kept pushes written again');
+  }
+
   /** Stops following the plane and closes the store; pushes kept stay kept (the gateway is stopping, not they). */
   async close(): Promise<void> {
     if (this.#closed) return;

@@ -100,17 +100,17 @@ export class ClusterPlane implements MediaPlane {
     // A draining node still places the publishes of its SDK sessions: at other nodes.
     let target = await this.#placeFor(name);
     let published: { id: string; answer: string } | undefined;
+    const refused = new Set<string>();
     while (target && !published) {
       this.log.info({ stream: name, node: target.id }, 'publish placed at another node');
       try {
         published = await this.calls.publish(target.url, name, offer, clientAddress);
       } catch (error) {
-        // A node that began draining since the list was read hands the stream over and refuses it: placed again, once.
-        if (!(error instanceof GatewayError && error.code === 'unavailable' && error.message.includes(DRAINING)) || target.draining) throw error;
+        // A node that began draining since the list was read hands the stream over and refuses it: placed again, elsewhere.
+        if (!(error instanceof GatewayError && error.code === 'unavailable' && error.message.includes(DRAINING))) throw error;
         this.#nodes = undefined;
-        const refused = target.id;
+        refused.add(target.id);
         target = await this.#placeFor(name, refused);
-        if (target?.id === refused) throw error;
       }
     }
     if (!target || !published) return this.publishHere(name, offer, handlers, clientAddress);
@@ -164,9 +164,9 @@ export class ClusterPlane implements MediaPlane {
    * Where a publish of `name` goes: the node holding the stream, else the least loaded that takes
    * work; undefined for this node. A holder that drains hands the stream over first.
    */
-  async #placeFor(name: string, refused?: string): Promise<ListedNode | undefined> {
+  async #placeFor(name: string, refused: ReadonlySet<string> = new Set()): Promise<ListedNode | undefined> {
     let claim = await this.node.claims.holder(name).catch(() => undefined);
-    const nodes = (await this.#list()).filter((n) => n.id !== refused);
+    const nodes = (await this.#list()).filter((n) => !refused.has(n.id));
     const holder = claim && nodes.find((n) => n.id === claim!.node);
     if (holder?.draining && holder.id !== this.node.id) {
       await this.calls.handOver(holder.url, name).catch((error: Error) => this.log.warn({ stream: name, node: holder.id, reason: error.message }, 'a draining node did not hand the stream over'));

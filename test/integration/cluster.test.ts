@@ -53,6 +53,11 @@ const publish = async (at: string, name: string): Promise<SyntheticPublisher> =>
   publishers.push(p);
   return p;
 };
+/** The node whose own metrics show it receiving `stream`. */
+const servingNode = async (stream: string): Promise<string | undefined> => {
+  for (const [id, n] of nodes) if ((await fetch(`${n.baseUrl}/metrics`).then((r) => r.text(), () => '')).includes(`gateway_publisher_packets_total{stream="${stream}"}`)) return id;
+  return undefined;
+};
 const nodeIds = async (at: string): Promise<string[]> => ((await node(at).request('GET', '/rest-api/cluster/nodes')).body?.nodes ?? []).map((n: { id: string }) => n.id);
 const publishing = async (name: string): Promise<number> => (await nginx.streams()).filter((s) => s.name === name && s.width > 0).length;
 
@@ -149,29 +154,39 @@ t.test('calls between nodes need the cluster\'s secret', async (t) => {
   t.equal(bad.status, 400);
 });
 
-t.test('a node killed with SIGKILL: gone from the list, its stream free, its REST push back where the stream is published next', async (t) => {
+t.test('a node killed with SIGKILL: gone from the list; the stream, published again through n1, is placed at the least-loaded node with its REST push and its SDK push', async (t) => {
+  // Another stream, placed at n1 or n3: the least loaded node left will be the other one.
+  await publish('n1', 'load1');
+  const loaded = await waitFor('the node serving load1', () => servingNode('load1'), 5000);
+  const least = loaded === 'n1' ? 'n3' : 'n1';
+  await waitFor(`${loaded} tells its load`, async () => ((await node(least).request('GET', '/rest-api/cluster/nodes')).body.nodes as { id: string; publishers: number }[]).some((n) => n.id === loaded && n.publishers === 1), 5000);
   const killedAt = Date.now();
   await node('n2').signal('SIGKILL');
   nodes.delete('n2');
-  for (const p of publishers.splice(0)) await p.vanish();
+  for (const p of publishers.filter((p) => p.name === 'c1')) await p.vanish();
   await waitFor('n2 gone', async () => !(await nodeIds('n1')).includes('n2'), 5000);
   t.pass(`n2 gone from the list ${Date.now() - killedAt} ms after the kill (node_timeout_ms 1000)`);
-  // The publisher comes back through another node once the stream's lease has ended.
-  await waitFor('c1 taken at n3', async () => {
+  // The SDK publishes again through n1 (with its rtmpUrl) once the stream's lease has ended.
+  const sdk = await waitFor('c1 published again through n1', async () => {
     try {
-      await publish('n3', 'c1');
-      return true;
+      const p = await SyntheticPublisher.publish(testFixture(), node('n1').baseUrl, 'c1', { sdk: { rtmpUrl: nginx.url() } });
+      publishers.push(p);
+      return p;
     } catch {
-      return false;
+      return undefined;
     }
   }, 10_000, 200);
-  const back = await waitFor('the REST push running on n3', async () => {
-    const res = await node('n3').request('POST', '/rest-api/push/find', { streamName: 'c1' });
-    return res.status === 200 && res.body.find((p: { state: string }) => p.state === 'running');
+  t.ok(sdk, 'published');
+  t.equal(await waitFor('the node serving c1', () => servingNode('c1'), 5000), least, `placed at ${least}, the least loaded`);
+  const back = await waitFor('the REST push running again', async () => {
+    const res = await node('n1').request('POST', '/rest-api/push/find', { streamName: 'c1' });
+    return res.status === 200 && res.body.find((p: { mediaSessionId: string; state: string }) => p.mediaSessionId === pushId && p.state === 'running');
   }, 15_000);
-  t.equal(back.mediaSessionId, pushId, 'the same push, by its id');
+  t.ok(back, 'the same push, by its id');
   await waitFor('media at nginx again', async () => (await publishing(`c1-${KEY}`)) === 1, 10_000);
-  t.pass(`media at the destination again ${Date.now() - killedAt} ms after the kill`);
+  t.pass(`the REST push's media at the destination again ${Date.now() - killedAt} ms after the kill`);
+  await waitFor('the SDK push at nginx', async () => (await publishing('rtmp_c1')) === 1, 10_000);
+  t.pass('the SDK push at the destination too');
 });
 
 t.test('Redis away for 10 s: what runs goes on, new publishes are refused; Redis back, then back empty: claims and nodes come back, nothing pushed twice', async (t) => {
@@ -185,21 +200,21 @@ t.test('Redis away for 10 s: what runs goes on, new publishes are refused; Redis
     const before = await flowing();
     await waitFor('media still flowing', async () => (await flowing()) > before + 50_000, 10_000);
   }
-  const res = await node('n3').request('POST', '/rest-api/push/find', { streamName: 'c1' });
-  t.match(res.body, [{ mediaSessionId: pushId, state: 'running' }], 'the push runs on, untouched, after 10 s without Redis');
+  const res = await node('n1').request('POST', '/rest-api/push/find', { streamName: 'c1' });
+  t.ok(res.body.some((p: { mediaSessionId: string; state: string }) => p.mediaSessionId === pushId && p.state === 'running'), 'the push runs on, untouched, after 10 s without Redis');
   t.equal((await nginx.streams()).find((s) => s.name === `c1-${KEY}`)?.clientId, clientId, 'in the same RTMP session');
 
   await redis.restart();
   await waitFor('the nodes registered again', async () => (await nodeIds('n1').catch(() => [])).length === 2, 10_000);
-  await waitFor('n3 holds c1 again', async () => ((await redis.command('GET', 'gw:stream:c1')) ?? '$-1') !== '$-1', 10_000);
+  await waitFor('c1 held again', async () => ((await redis.command('GET', 'gw:stream:c1')) ?? '$-1') !== '$-1', 10_000);
   t.match(await redis.dump(), new RegExp(`push:${pushId}`), 'the kept push is still in Redis');
   t.equal(await publishing(`c1-${KEY}`), 1, 'pushed once');
 
   await redis.restart({ empty: true });
   await waitFor('the nodes registered again', async () => (await nodeIds('n1').catch(() => [])).length === 2, 10_000);
-  await waitFor('n3 holds c1 again', async () => ((await redis.command('GET', 'gw:stream:c1')) ?? '$-1') !== '$-1', 10_000);
+  await waitFor('c1 held again', async () => ((await redis.command('GET', 'gw:stream:c1')) ?? '$-1') !== '$-1', 10_000);
   await waitFor('the kept push written again', async () => (await redis.dump()).includes(`push:${pushId}`), 10_000);
   t.pass('the kept push, lost with the data, is written again by the node that runs it');
-  await t.rejects(SyntheticPublisher.publish(testFixture(), node('n1').baseUrl, 'c1'), /answered 409: .*stream c1 is (already publishing|published at node n3)/, 'placed at n3, which serves it (or refused by its claim): not published twice');
+  await t.rejects(SyntheticPublisher.publish(testFixture(), node('n1').baseUrl, 'c1'), /answered 409: .*stream c1 is (already publishing|published at node n[13])/, 'placed at the node serving it (or refused by its claim): not published twice');
   t.equal(await publishing(`c1-${KEY}`), 1, 'pushed once');
 });

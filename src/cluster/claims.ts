@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 
 /** Who holds a stream: a node, and the fencing token its claim was given. */
@@ -10,12 +11,25 @@ export interface Claim {
 // A claim is `<node>|<token>` under the stream's key, with a lease. A free stream takes a new
 // token; the holder renews its lease; anyone else is told the holder. `ARGV[3]`, the greatest
 // token the caller has seen, keeps tokens growing across a Redis restarted empty.
+//
+// After Redis lost its data (no epoch, or one made after a loss, younger than a lease), a stream
+// nobody holds may still be served by a node that has not claimed it again yet: only that node's
+// claim (`ARGV[4]` = 1) is taken then; others are told 'settling'.
 const CLAIM = `
 local held = redis.call('GET', KEYS[1])
 if held then
   if string.sub(held, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. '|' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
   return held
 end
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then
+  epoch = ARGV[5] .. '|1|' .. now
+  redis.call('SET', KEYS[3], epoch)
+end
+local lost, since = string.match(epoch, '|(%d)|(%d+)$')
+if ARGV[4] ~= '1' and lost == '1' and now - tonumber(since) < tonumber(ARGV[2]) then return 'settling' end
 if tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[3]) then redis.call('SET', KEYS[2], ARGV[3]) end
 local claim = ARGV[1] .. '|' .. redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], claim, 'PX', ARGV[2])
@@ -37,6 +51,13 @@ return out`;
 const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
+
+/** Redis lost its data less than a lease ago: streams nobody holds may still be served by a node that has not claimed them again. */
+export class Settling extends Error {
+  constructor(readonly leaseMs: number) {
+    super('the cluster is settling: its Redis lost its data, and nodes are claiming again what they serve');
+  }
+}
 
 const parse = (value: string): Claim => {
   const at = value.lastIndexOf('|');
@@ -67,9 +88,19 @@ export class StreamClaims {
     return `${this.options.prefix}stream:${stream}`;
   }
 
-  /** Claims `stream` for this node: the claim that holds it now (this node's, or another's). Throws when Redis is unreachable. */
+  /**
+   * Claims `stream` for this node: the claim that holds it now (this node's, or another's). Throws
+   * `Settling` for a stream new to this node in the lease after Redis lost its data, and when Redis
+   * is unreachable.
+   */
   async claim(stream: string): Promise<Claim & { mine: boolean }> {
-    const value = (await this.redis.eval(CLAIM, 2, this.#key(stream), `${this.options.prefix}fence`, this.node, String(this.options.leaseMs), String(this.#greatest))) as string;
+    return this.#claim(stream, false);
+  }
+
+  async #claim(stream: string, again: boolean): Promise<Claim & { mine: boolean }> {
+    const { prefix, leaseMs } = this.options;
+    const value = (await this.redis.eval(CLAIM, 3, this.#key(stream), `${prefix}fence`, `${prefix}epoch`, this.node, String(leaseMs), String(this.#greatest), again ? '1' : '0', randomUUID())) as string;
+    if (value === 'settling') throw new Settling(leaseMs);
     const claim = parse(value);
     this.#greatest = Math.max(this.#greatest, claim.token);
     const mine = claim.node === this.node;
@@ -104,7 +135,7 @@ export class StreamClaims {
       const now = await this.holder(stream);
       if (now === undefined) {
         // Gone, none in its place: claimed again with a new token (greater than any seen).
-        const again = await this.claim(stream);
+        const again = await this.#claim(stream, true);
         if (again.mine) continue;
       } else if (now.node === this.node && now.token === held.token) continue;
       this.#held.delete(stream);

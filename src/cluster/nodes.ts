@@ -29,8 +29,9 @@ export interface NodeRegistryOptions {
 }
 
 // Times are Redis's own (TIME), so that nodes whose clocks disagree still agree on who is gone.
-// Also returns the cluster's epoch: a value set once per Redis database, so that a node that sees it
-// change knows Redis came back empty (and writes again what it keeps).
+// Also returns the cluster's epoch, `<id>|<after a loss: 1 or 0>|<when>`: a value set once per Redis
+// database, so that a node that sees it change knows Redis came back empty (and writes again what
+// it keeps). Made by a node that knew the one before, it says so: claims settle (claims.ts).
 const HEARTBEAT = `
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -38,7 +39,7 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
 local epoch = redis.call('GET', KEYS[3])
 if not epoch then
-  epoch = ARGV[4]
+  epoch = ARGV[4] .. '|' .. now
   redis.call('SET', KEYS[3], epoch)
 end
 return epoch`;
@@ -89,7 +90,17 @@ export class NodeRegistry {
     this.#beating ??= (async () => {
       const info = this.self();
       const epoch = String(
-        await this.redis.eval(HEARTBEAT, 3, this.#nodes, this.#node(info.id), `${this.options.prefix}epoch`, info.id, String(this.options.timeoutMs), JSON.stringify(nodeInfoSchema.parse(info)), randomUUID()),
+        await this.redis.eval(
+          HEARTBEAT,
+          3,
+          this.#nodes,
+          this.#node(info.id),
+          `${this.options.prefix}epoch`,
+          info.id,
+          String(this.options.timeoutMs),
+          JSON.stringify(nodeInfoSchema.parse(info)),
+          `${randomUUID()}|${this.#epoch === undefined ? 0 : 1}`,
+        ),
       );
       this.#lastBeat = Date.now();
       const before = this.#epoch;

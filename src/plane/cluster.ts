@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { conflict, GatewayError, unavailable } from '../errors.js';
 import type { ClusterNode } from '../cluster/node.js';
+import { Settling } from '../cluster/claims.js';
 import type { ListedNode } from '../cluster/nodes.js';
 import type { PushChange } from '../transponders/changes.js';
 import { isActive } from '../transponders/states.js';
@@ -65,6 +66,8 @@ export class ClusterPlane implements MediaPlane {
   #closing: Promise<void> | undefined;
   /** The node list, read at most once a second. */
   #nodes: { at: number; list: Promise<ListedNode[]> } | undefined;
+  /** The last node list read from Redis. */
+  #lastList: ListedNode[] = [];
 
   constructor(
     /** This node's own plane: what answers the calls of other nodes. */
@@ -132,6 +135,7 @@ export class ClusterPlane implements MediaPlane {
     try {
       claim = await this.node.claims.claim(name);
     } catch (error) {
+      if (error instanceof Settling) throw unavailable(`${error.message}: try again`, Math.ceil(error.leaseMs / 1000));
       throw unavailable(`the cluster's Redis cannot be reached (${(error as Error).message}): no new publish until it can`);
     }
     if (!claim.mine) throw conflict(`stream ${name} is published at node ${claim.node}`);
@@ -220,11 +224,13 @@ export class ClusterPlane implements MediaPlane {
     const key = (route.key as (args: unknown[]) => string | undefined)(args);
     const local = (): Promise<unknown> => (this.inner[method] as (...a: unknown[]) => Promise<unknown>)(...args);
     const remote = (node: ListedNode): Promise<unknown> => this.calls.call(node.url, method as PlaceMethod, args);
+    const others = await this.#others();
     if (route.to === 'stream' || (route.to === 'gather' && key !== undefined)) {
       const holder = await this.#holder(key!);
-      return holder ? remote(holder) : local();
+      if (holder !== 'unknown') return holder ? remote(holder) : local();
+      // Redis cannot tell who holds the stream: whichever node has it answers (a list: every node's, joined).
+      if (route.to === 'stream') return this.#firstAnswer(local, others.map((n) => () => remote(n)));
     }
-    const others = await this.#others();
     if (route.to === 'gather') {
       const lists = await Promise.all([
         local(),
@@ -238,11 +244,16 @@ export class ClusterPlane implements MediaPlane {
       return checkResult(method, (lists as { createdAt: string }[][]).flat().sort((a, b) => a.createdAt.localeCompare(b.createdAt)));
     }
     // A push: here, or at the node that answers for it.
+    return this.#firstAnswer(local, others.map((n) => () => remote(n)));
+  }
+
+  /** This node's answer, or, when it has none (404), the first other node's that has one. */
+  async #firstAnswer(local: () => Promise<unknown>, others: (() => Promise<unknown>)[]): Promise<unknown> {
     try {
       return await local();
     } catch (error) {
       if (!(error instanceof GatewayError && error.code === 'not_found') || !others.length) throw error;
-      const answers = await Promise.allSettled(others.map(remote));
+      const answers = await Promise.allSettled(others.map((ask) => ask()));
       const found = answers.find((a) => a.status === 'fulfilled');
       if (found) return (found as PromiseFulfilledResult<unknown>).value;
       const failed = answers.find((a) => a.status === 'rejected' && !(a.reason instanceof GatewayError && a.reason.code === 'not_found'));
@@ -250,9 +261,14 @@ export class ClusterPlane implements MediaPlane {
     }
   }
 
-  /** The node holding `stream` when it is another node (alive), else undefined: this node answers. */
-  async #holder(stream: string): Promise<ListedNode | undefined> {
-    const claim = await this.node.claims.holder(stream).catch(() => undefined);
+  /** The node holding `stream` when it is another node (alive); undefined: this node answers; `unknown`: Redis cannot tell. */
+  async #holder(stream: string): Promise<ListedNode | undefined | 'unknown'> {
+    let claim;
+    try {
+      claim = await this.node.claims.holder(stream);
+    } catch {
+      return 'unknown';
+    }
     if (!claim || claim.node === this.node.id) return undefined;
     return (await this.#list()).find((n) => n.id === claim.node);
   }
@@ -261,13 +277,20 @@ export class ClusterPlane implements MediaPlane {
     return (await this.#list()).filter((n) => n.id !== this.node.id);
   }
 
+  /**
+   * The nodes, read at most once a second. While Redis cannot be read, the last list read goes on
+   * being used: calls between nodes need no Redis, so lists still gather every node, and calls
+   * still reach theirs.
+   */
   #list(): Promise<ListedNode[]> {
     if (!this.#nodes || Date.now() - this.#nodes.at > 1000) {
-      // A list that could not be read is not kept: the next call reads again.
-      const list = this.node.registry.list().catch(() => {
-        this.#nodes = undefined;
-        return [];
-      });
+      const list = this.node.registry.list().then(
+        (nodes) => (this.#lastList = nodes),
+        () => {
+          this.#nodes = undefined; // read again at the next call
+          return this.#lastList;
+        },
+      );
       this.#nodes = { at: Date.now(), list };
     }
     return this.#nodes.list;

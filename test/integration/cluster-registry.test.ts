@@ -3,7 +3,7 @@ import pino from 'pino';
 import type { Redis } from 'ioredis';
 import { RedisServer } from '../../kit/redis-server.js';
 import { stopAllProcesses, waitFor } from '../../kit/processes.js';
-import { StreamClaims } from '../../src/cluster/claims.js';
+import { Settling, StreamClaims } from '../../src/cluster/claims.js';
 import { NodeRegistry, type NodeInfo } from '../../src/cluster/nodes.js';
 import { connectRedis, whenReady } from '../../src/cluster/redis.js';
 import { RedisPushStore } from '../../src/store/redis-store.js';
@@ -124,6 +124,10 @@ t.test('Redis away, then back empty: heartbeats and renewals fail while it is aw
   await redis.restart({ empty: true });
   await waitFor('registered again', async () => (await registry.list().catch(() => [])).some((n) => n.id === 'r'), 5000);
   t.same(await claims.renew(), [], 'the claim, gone with the data, is taken again');
+  // Meanwhile another node cannot take a stream nobody holds: its node may not have claimed it again yet.
+  const other = new StreamClaims(connections.at(-1)!, 'o', { prefix, leaseMs: 60_000 });
+  const refused = await other.claim('fresh').then(() => undefined, (error: unknown) => error);
+  t.ok(refused instanceof Settling, 'a new claim waits a lease after Redis lost its data');
   const again = await claims.holder('kept');
   t.equal(again?.node, 'r');
   t.ok(again!.token > first.token, `with a greater token than before the restart (${first.token} -> ${again!.token})`);

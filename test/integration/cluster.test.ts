@@ -201,7 +201,7 @@ t.test('Redis away for 10 s: what runs goes on, new publishes are refused; Redis
     await waitFor('media still flowing', async () => (await flowing()) > before + 50_000, 10_000);
   }
   const res = await node('n1').request('POST', '/rest-api/push/find', { streamName: 'c1' });
-  t.ok(res.body.some((p: { mediaSessionId: string; state: string }) => p.mediaSessionId === pushId && p.state === 'running'), 'the push runs on, untouched, after 10 s without Redis');
+  t.ok(res.status === 200 && res.body.some((p: { mediaSessionId: string; state: string }) => p.mediaSessionId === pushId && p.state === 'running'), 'the push runs on, untouched, after 10 s without Redis');
   t.equal((await nginx.streams()).find((s) => s.name === `c1-${KEY}`)?.clientId, clientId, 'in the same RTMP session');
 
   await redis.restart();

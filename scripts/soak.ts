@@ -206,7 +206,7 @@ async function main(): Promise<void> {
   let nextTrouble = startedAt + Math.min(chaosMs, 60_000);
   let turn = 0;
   console.log(`soak: ${minutes} min, ${nodeCount} node(s), ${streamCount} streams, trouble every ${chaosMs / 1000} s`);
-  while (Date.now() < endAt) {
+  while (Date.now() < endAt && !stopAsked) {
     if (Date.now() >= nextSample) {
       nextSample = Date.now() + 10_000;
       await sample();
@@ -217,7 +217,7 @@ async function main(): Promise<void> {
       await trouble(kind).catch((error: Error) => console.log(`  ${kind}: ${error.message}`));
       let back = false;
       const until = Date.now() + 60_000;
-      while (!back && Date.now() < until) {
+      while (!back && Date.now() < until && !stopAsked) {
         await keepPublished().catch(() => {});
         back = await allBack().catch(() => false);
         if (!back) await sleep(500);
@@ -261,8 +261,15 @@ async function main(): Promise<void> {
   await stopAllProcesses();
 }
 
+// The first SIGINT or SIGTERM ends the run early, with its summary; a second stops at once.
+let stopAsked = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
+    if (!stopAsked) {
+      stopAsked = true;
+      console.log(`${signal}: ending the run early, with its summary`);
+      return;
+    }
     void stopAllProcesses().finally(() => process.exit(130));
   });
 }

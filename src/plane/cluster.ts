@@ -93,7 +93,8 @@ export class ClusterPlane implements MediaPlane {
       if (news?.kind === 'change' && news.node !== node.id) this.#tell(news.change);
     };
     node.relay.onMessage = (message) => this.#news(message as PublishNews);
-    node.onLost = (stream, holder) => void this.#fence(stream, holder);
+    // Another node holds the stream now: it ends here (told as lost, so its kept pushes stay kept: the holder runs them).
+    node.onLost = (stream, holder) => void this.#move(stream, `node ${holder ?? 'another node'} holds the stream now`);
     // A node that dies tells nothing: its placed publishes are lost once it is gone from the list.
     this.#watchdog = setInterval(() => void this.#checkPlaced(), node.config.heartbeat_ms);
     this.#watchdog.unref();
@@ -345,15 +346,6 @@ export class ClusterPlane implements MediaPlane {
     const [streams, pushes] = await Promise.all([this.inner.streams(stream), this.inner.find({ streamName: stream })]);
     if (streams.length || pushes.some((p) => isActive(p.state))) return;
     await this.node.claims.release(stream).catch((error: Error) => this.log.warn({ stream, reason: error.message }, 'a claim could not be given up: it ends with its lease'));
-  }
-
-  /**
-   * Another node holds the stream now: its pushes end here, then its publisher, told as lost (not
-   * ended on purpose), so that its kept pushes stay kept: the holder runs them.
-   */
-  async #fence(stream: string, holder: string | undefined): Promise<void> {
-    for (const push of await this.inner.find({ streamName: stream })) await this.inner.terminate(push.mediaSessionId).catch(() => {});
-    await this.inner.unpublish(stream, undefined, `node ${holder ?? 'another node'} holds the stream now`, true).catch(() => false);
   }
 
   #tell(change: PushChange): void {

@@ -99,23 +99,13 @@ export class PushKeeper implements PushCommands {
     this.#sweeper.unref();
   }
 
-  /** The pushes kept now (tests, the console). */
-  get size(): number {
-    return this.#kept.size;
-  }
-
   /** Starts a push and keeps it; `startedBy` says who asked (`rest`, `rest:<API key id>`). */
   async startup(request: StartupRequest, startedBy: string): Promise<TransponderInfo> {
     const id = randomUUID();
     const info = await this.plane.startup(request, id);
     const { options, ...rest } = request;
-    const definition: Definition = {
-      request: rest,
-      muted: options?.action === 'mute',
-      ...(options?.action === 'sound_on' && options.soundFile
-        ? { sound: { soundFile: options.soundFile, ...(options.loop !== undefined ? { loop: options.loop } : {}), ...(options.volume !== undefined ? { volume: options.volume } : {}) } }
-        : {}),
-    };
+    const { action, ...sound } = options ?? {};
+    const definition: Definition = { request: rest, muted: action === 'mute', ...(action === 'sound_on' ? { sound: soundRequestSchema.parse(sound) } : {}) };
     const kept: Kept = { stored: { id, stream: request.streamName, startedBy, createdAt: new Date().toISOString() }, definition };
     this.#kept.set(id, kept);
     this.#writing.add(id);

@@ -1,15 +1,18 @@
+import { statSync } from 'node:fs';
 import { FilePushStore } from '../../src/store/push-log.js';
 
 // A process that writes push definitions as fast as it can, for a test to kill with SIGKILL in the
 // middle of a write: it prints `put <id>` and `del <id>` once each is acknowledged (durable), and
 // `removing <id>` before a removal (which may then be written or not). With
-// `--huge` it prints `huge` and then writes one record of 64 MB, long enough to be killed inside.
+// `--huge` it prints `huge <the file's size>` and then writes one record of 64 MB, long enough to be
+// killed inside.
 
 const path = process.argv[2];
 if (!path) throw new Error('usage: push-store-writer <file>');
 const store = await FilePushStore.open(path);
 if (process.argv[3] === '--huge') {
-  process.stdout.write('huge\n');
+  // The file's size before the record: where a torn write begins.
+  process.stdout.write(`huge ${statSync(path).size}\n`);
   await store.put({ id: 'huge', stream: 's', startedBy: 'rest', createdAt: new Date().toISOString(), sealed: `v1.${'x'.repeat(64 << 20)}` });
   process.stdout.write('put huge\n');
 }

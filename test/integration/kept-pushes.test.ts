@@ -127,9 +127,9 @@ t.test('the store killed with SIGKILL in the middle of writes keeps every write 
     let buffered = '';
     /** The log's size when the 64 MB record began. */
     let before = 0;
-    /** Kills the writer once its 64 MB record has begun to reach the file (Node writes it in chunks). */
-    const killInsideWrite = (): void => {
-      before = statSync(path).size;
+    /** Kills the writer once its 64 MB record has begun to reach the file (Node writes it in chunks) past `size`. */
+    const killInsideWrite = (size: number): void => {
+      before = size;
       const poll = setInterval(() => {
         if (statSync(path).size === before) return;
         clearInterval(poll);
@@ -143,7 +143,7 @@ t.test('the store killed with SIGKILL in the middle of writes keeps every write 
       buffered = done.pop()!;
       for (const line of done) {
         const [op, id] = line.split(' ');
-        if (op === 'huge') killInsideWrite();
+        if (op === 'huge') killInsideWrite(Number(id));
         else if (op === 'put') kept.add(id!);
         else if (op === 'removing') kept.delete(id!); // may be written or not when the kill comes
         else removed.add(id!);

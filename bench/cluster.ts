@@ -38,13 +38,8 @@ class Cluster {
     return node;
   }
 
-  /** The node whose own metrics show it receiving `stream`. */
-  async serving(stream: string): Promise<string | undefined> {
-    for (const [id, node] of this.nodes) {
-      const text = await fetch(`${node.baseUrl}/metrics`).then((r) => r.text(), () => '');
-      if (text.includes(`gateway_publisher_packets_total{stream="${stream}"}`)) return id;
-    }
-    return undefined;
+  serving(stream: string): Promise<string | undefined> {
+    return GatewayProcess.serving(this.nodes, stream);
   }
 
   any(except?: string): GatewayProcess {

@@ -66,6 +66,15 @@ export class GatewayProcess {
     return this.child.pid!;
   }
 
+  /** Which of `nodes` (a cluster's, by id) receives `stream` from its publisher: the one whose own metrics count its packets. */
+  static async serving(nodes: ReadonlyMap<string, GatewayProcess>, stream: string): Promise<string | undefined> {
+    for (const [id, node] of nodes) {
+      const text = await fetch(`${node.baseUrl}/metrics`).then((r) => r.text(), () => '');
+      if (text.includes(`gateway_publisher_packets_total{stream="${stream}"}`)) return id;
+    }
+    return undefined;
+  }
+
   /** PIDs of the ffmpeg processes the gateway runs now. */
   ffmpegPids(): Promise<number[]> {
     return this.#children('ffmpeg');

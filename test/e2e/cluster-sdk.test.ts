@@ -53,12 +53,7 @@ t.test('the SDK page publishes through the cluster; its node is killed; the page
   });
   const owner = (await (await fetch(`${balancer.url}/rest-api/cluster/nodes`)).json()) as { nodes: { id: string }[] };
   t.equal(owner.nodes.length, 3, 'three nodes');
-  // The node that serves the stream is the one whose own list of streams has it.
-  let serving = '';
-  for (const [id, node] of nodes) {
-    const res = await fetch(`${node.baseUrl}/metrics`).then((r) => r.text());
-    if (/gateway_publisher_packets_total\{stream="cl1"\}/.test(res)) serving = id;
-  }
+  const serving = (await GatewayProcess.serving(nodes, 'cl1')) ?? '';
   t.ok(serving, `node ${serving} serves cl1 (${claim})`);
 
   const killedAt = Date.now();
@@ -79,14 +74,7 @@ t.test('the SDK page publishes through the cluster; its node is killed; the page
   }
 });
 
-/** The node whose own metrics show it receiving `stream`. */
-async function servingNode(stream: string): Promise<string | undefined> {
-  for (const [id, node] of nodes) {
-    const text = await fetch(`${node.baseUrl}/metrics`).then((r) => r.text(), () => '');
-    if (new RegExp(`gateway_publisher_packets_total\\{stream="${stream}"\\}`).test(text)) return id;
-  }
-  return undefined;
-}
+const servingNode = (stream: string): Promise<string | undefined> => GatewayProcess.serving(nodes, stream);
 
 t.test('draining the node that serves the stream moves it to the other node with a short gap, its pushes with it; the node then exits', async (t) => {
   const page = browser.page;

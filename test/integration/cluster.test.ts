@@ -53,11 +53,7 @@ const publish = async (at: string, name: string): Promise<SyntheticPublisher> =>
   publishers.push(p);
   return p;
 };
-/** The node whose own metrics show it receiving `stream`. */
-const servingNode = async (stream: string): Promise<string | undefined> => {
-  for (const [id, n] of nodes) if ((await fetch(`${n.baseUrl}/metrics`).then((r) => r.text(), () => '')).includes(`gateway_publisher_packets_total{stream="${stream}"}`)) return id;
-  return undefined;
-};
+const servingNode = (stream: string): Promise<string | undefined> => GatewayProcess.serving(nodes, stream);
 const nodeIds = async (at: string): Promise<string[]> => ((await node(at).request('GET', '/rest-api/cluster/nodes')).body?.nodes ?? []).map((n: { id: string }) => n.id);
 const publishing = async (name: string): Promise<number> => (await nginx.streams()).filter((s) => s.name === name && s.width > 0).length;
 

@@ -6,3 +6,20 @@ export function percentile(xs: number[], p: number): number {
 }
 
 export const median = (xs: number[]): number => percentile(xs, 50);
+
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+const dot = (xs: number[], ys: number[]): number => xs.reduce((sum, x, i) => sum + x * ys[i]!, 0);
+
+/**
+ * Least-squares slope of `ys` over time `ts` with the load `ls` held constant: the fit
+ * y = a + b·t + c·l, b returned. With a load that never changed it is the plain slope over time.
+ */
+export function slopeAtLoad(ts: number[], ls: number[], ys: number[]): number {
+  if (ts.length < 2) return 0;
+  const centre = (xs: number[]): number[] => xs.map((x) => x - mean(xs));
+  const [t, l, y] = [centre(ts), centre(ls), centre(ys)];
+  const [tt, ll, tl, ty, ly] = [dot(t, t), dot(l, l), dot(t, l), dot(t, y), dot(l, y)];
+  const det = tt * ll - tl * tl;
+  if (ll === 0 || Math.abs(det) < 1e-9 * tt * ll) return tt === 0 ? 0 : ty / tt;
+  return (ty * ll - ly * tl) / det;
+}

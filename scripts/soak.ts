@@ -4,8 +4,10 @@
  * stopped for 10 s, a node killed with SIGKILL, Redis restarted, a node drained, a push terminated
  * and started again, audio commands. After each, it waits for every push to be back at the
  * destination and says whether it was, and how long it took. Every 10 s it samples each node's
- * RSS, heap, file descriptors and processes and the push states; at the end it prints each
- * resource's slope per hour (over each node's longest-lived process) and writes .bench/soak.json.
+ * RSS, heap, file descriptors and processes with the streams it serves; at the end it prints each
+ * resource's slope per hour over each node's longest-lived process, with the node's streams held
+ * constant (streams move between nodes, and each costs memory, descriptors and an ffmpeg: that is
+ * load, not a leak), and writes .bench/soak.json.
  *
  *   npm run soak -- --minutes 60 [--nodes 3] [--streams 4] [--chaos-s 180]
  *
@@ -17,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { loadFixture } from '../kit/fixture.js';
 import { GatewayProcess } from '../kit/gateway-process.js';
 import { sleep, stopAllProcesses, waitFor } from '../kit/processes.js';
+import { slopeAtLoad } from '../kit/stats.js';
 import { RedisServer } from '../kit/redis-server.js';
 import { freePort, NginxRtmp } from '../kit/rtmp-server.js';
 import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
@@ -48,6 +51,8 @@ interface Sample {
   heapMb: number;
   fds: number;
   processes: number;
+  /** Streams this node serves (publishers plus pushes: one push a stream here). */
+  streams: number;
 }
 interface Trouble {
   at: number;
@@ -63,21 +68,6 @@ function rssMb(pid: number): number {
 
 function fds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
-}
-
-/** Least-squares slope of `ys` over `xs`. */
-function slope(xs: number[], ys: number[]): number {
-  const n = xs.length;
-  if (n < 2) return 0;
-  const mx = xs.reduce((a, b) => a + b, 0) / n;
-  const my = ys.reduce((a, b) => a + b, 0) / n;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < n; i++) {
-    num += (xs[i]! - mx) * (ys[i]! - my);
-    den += (xs[i]! - mx) ** 2;
-  }
-  return den === 0 ? 0 : num / den;
 }
 
 async function main(): Promise<void> {
@@ -142,9 +132,11 @@ async function main(): Promise<void> {
       try {
         const metrics = await fetch(`${node.baseUrl}/metrics`).then((r) => r.text());
         const heap = Number(/^nodejs_heap_size_used_bytes (\S+)$/m.exec(metrics)?.[1] ?? 0);
+        const publishing = Number(/^gateway_publishers (\S+)$/m.exec(metrics)?.[1] ?? 0);
+        const pushes = [...metrics.matchAll(/^gateway_transponders\{state="[^"]+"\} (\S+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
         const own = await node.ownPids();
         const children = await node.ffmpegPids();
-        samples.push({ at: Date.now(), node: id, pid: node.pid, rssMb: rssMb(node.pid), heapMb: heap / 2 ** 20, fds: fds(node.pid), processes: own.length + children.length });
+        samples.push({ at: Date.now(), node: id, pid: node.pid, rssMb: rssMb(node.pid), heapMb: heap / 2 ** 20, fds: fds(node.pid), processes: own.length + children.length, streams: publishing + pushes });
       } catch {
         // Killed or restarting: no sample.
       }
@@ -230,19 +222,23 @@ async function main(): Promise<void> {
     await sleep(1000);
   }
 
-  // Slopes per hour over each node's longest-lived process, after two minutes of warm-up.
+  // Slopes per hour over each node's longest-lived process, after two minutes of warm-up, its streams held constant.
   const slopes: Record<string, Record<string, number>> = {};
   for (const id of ids) {
     const byPid = new Map<number, Sample[]>();
     for (const s of samples) if (s.node === id && s.at > startedAt + 120_000) byPid.set(s.pid, [...(byPid.get(s.pid) ?? []), s]);
     const longest = [...byPid.values()].sort((a, b) => b.length - a.length)[0] ?? [];
     const hours = longest.map((s) => (s.at - startedAt) / 3_600_000);
+    const streams = longest.map((s) => s.streams);
+    const perHour = (measure: (s: Sample) => number): number => slopeAtLoad(hours, streams, longest.map(measure));
     slopes[id] = {
       samples: longest.length,
-      'rss MB/h': slope(hours, longest.map((s) => s.rssMb)),
-      'heap MB/h': slope(hours, longest.map((s) => s.heapMb)),
-      'fds /h': slope(hours, longest.map((s) => s.fds)),
-      'processes /h': slope(hours, longest.map((s) => s.processes)),
+      'streams min': Math.min(...streams),
+      'streams max': Math.max(...streams),
+      'rss MB/h': perHour((s) => s.rssMb),
+      'heap MB/h': perHour((s) => s.heapMb),
+      'fds /h': perHour((s) => s.fds),
+      'processes /h': perHour((s) => s.processes),
     };
   }
   const failed = troubles.filter((t) => !t.back);

@@ -188,25 +188,34 @@ export class SyntheticPublisher {
   }
 
   /**
-   * Drops one video packet in `oneIn` where it leaves for the network, the first time only: the
-   * sender keeps it in its history and sends it again when a NACK names it.
+   * Drops one video packet in `oneIn` where it leaves for the network, the first time only, and
+   * sends it again when a NACK names it. The sender's own history holds 128 packets (half a second
+   * here): a NACK that comes later, on a busy machine, finds the packet kept here instead, as a
+   * browser's longer history would.
    */
   #loseVideoPackets(sender: RTCRtpSender, oneIn: number): void {
     const transport = sender.dtlsTransport;
     const send = transport.sendRtp.bind(transport);
-    const lost = new Set<number>();
+    const lost = new Map<number, Parameters<typeof send>>();
     let count = 0;
     transport.sendRtp = async (payload, header) => {
       if (header.ssrc === sender.ssrc) {
         if (lost.delete(header.sequenceNumber)) this.videoLoss.resent++;
         else if (++count % oneIn === 0) {
-          lost.add(header.sequenceNumber);
+          lost.set(header.sequenceNumber, [payload, header]);
           this.videoLoss.lost++;
           return 0;
         }
       }
       return send(payload, header);
     };
+    // Told after the sender resent what its history had: what it no longer had is sent from here.
+    sender.onGenericNack.subscribe((nack) => {
+      for (const seq of nack.lost) {
+        const packet = lost.get(seq);
+        if (packet) void transport.sendRtp(...packet).catch(() => {});
+      }
+    });
   }
 
   /** Sends nothing for `ms`, then at once what fell due meanwhile: a burst of late packets. */

@@ -14,6 +14,8 @@ import type { MediaPlane, PlaneStatus, PublishHandlers } from './plane.js';
 type PublishNews = { kind: 'publishing'; publisherId: string } | { kind: 'closed'; publisherId: string; reason: string; lost: boolean };
 /** A push change, told to every node. */
 type ChangeNews = { kind: 'change'; node: string; change: PushChange };
+/** A listed node, with when it was last heard by this process's clock. */
+type KnownNode = ListedNode & { heardAt: number };
 
 /** Waits for `check` to hold, until `deadline`; whether it did. */
 async function until(check: () => Promise<boolean>, deadline: number): Promise<boolean> {
@@ -65,9 +67,15 @@ export class ClusterPlane implements MediaPlane {
   readonly #watchdog: NodeJS.Timeout;
   #closing: Promise<void> | undefined;
   /** The node list, read at most once a second. */
-  #nodes: { at: number; list: Promise<ListedNode[]> } | undefined;
+  #nodes: { at: number; list: Promise<KnownNode[]> } | undefined;
   /** The last node list read from Redis. */
-  #lastList: ListedNode[] = [];
+  #lastList: KnownNode[] = [];
+  /**
+   * When this node placed publishes at each node: those since the node's last heartbeat count in
+   * its load, so a burst of publishes is spread over the nodes rather than all sent to the one
+   * that was least loaded a heartbeat ago.
+   */
+  readonly #sentTo = new Map<string, number[]>();
 
   constructor(
     /** This node's own plane: what answers the calls of other nodes. */
@@ -183,10 +191,18 @@ export class ClusterPlane implements MediaPlane {
     if (claim) return claim.node === this.node.id ? undefined : nodes.find((n) => n.id === claim!.node);
     const open = nodes.filter((n) => !n.draining && n.overload === undefined && !(n.id === this.node.id && this.node.draining));
     if (!open.length) return undefined; // here, which refuses it if it is draining
-    const load = (n: ListedNode): number => n.publishers * 1000 + n.transponders;
-    const least = Math.min(...open.map(load));
-    if (open.some((n) => n.id === this.node.id && load(n) === least)) return undefined;
-    return open.find((n) => load(n) === least);
+    const sent = (n: KnownNode): number => {
+      const since = (this.#sentTo.get(n.id) ?? []).filter((at) => at > n.heardAt);
+      this.#sentTo.set(n.id, since);
+      return since.length;
+    };
+    const load = (n: KnownNode): number => (n.publishers + sent(n)) * 1000 + n.transponders;
+    const loads = new Map(open.map((n) => [n, load(n)]));
+    const least = Math.min(...loads.values());
+    const chosen = open.find((n) => n.id === this.node.id && loads.get(n) === least) ?? open.find((n) => loads.get(n) === least)!;
+    for (const id of this.#sentTo.keys()) if (!nodes.some((n) => n.id === id)) this.#sentTo.delete(id);
+    this.#sentTo.set(chosen.id, [...(this.#sentTo.get(chosen.id) ?? []), Date.now()]);
+    return chosen.id === this.node.id ? undefined : chosen;
   }
 
   #news(news: PublishNews): void {
@@ -283,10 +299,10 @@ export class ClusterPlane implements MediaPlane {
    * being used: calls between nodes need no Redis, so lists still gather every node, and calls
    * still reach theirs.
    */
-  #list(): Promise<ListedNode[]> {
+  #list(): Promise<KnownNode[]> {
     if (!this.#nodes || Date.now() - this.#nodes.at > 1000) {
       const list = this.node.registry.list().then(
-        (nodes) => (this.#lastList = nodes),
+        (nodes) => (this.#lastList = nodes.map((n) => ({ ...n, heardAt: Date.now() - n.heardAgoMs }))),
         () => {
           this.#nodes = undefined; // read again at the next call
           return this.#lastList;

@@ -130,6 +130,19 @@ t.test('a publish through a loaded node is placed at the least-loaded one: media
   t.notOk((await redis.dump()).includes(res.body.mediaSessionId), 'its kept push forgotten: the stream ended on purpose');
 });
 
+t.test('publishes arriving together are spread: each placed one counts in its node\'s load before that node tells it', async (t) => {
+  // n2 serves c1; n1 and n3 serve nothing, and their heartbeats, read a moment ago, say so.
+  const [a, b] = await Promise.all([publish('n2', 'c4'), publish('n2', 'c5')]);
+  const served = [await waitFor('c4 served', () => servingNode('c4'), 5000), await waitFor('c5 served', () => servingNode('c5'), 5000)];
+  t.same(served.sort(), ['n1', 'n3'], 'one at each of the two least-loaded nodes');
+  for (const p of [a, b]) {
+    await p.stop();
+    publishers.splice(publishers.indexOf(p), 1);
+  }
+  const idle = async (): Promise<boolean> => ((await node('n2').request('GET', '/rest-api/cluster/nodes')).body.nodes as { id: string; publishers: number }[]).every((n) => n.publishers === (n.id === 'n2' ? 1 : 0));
+  await waitFor('n1 and n3 tell they serve nothing again', idle, 5000);
+});
+
 t.test('no stream key in any command or message Redis was sent, nor in any node\'s log', async (t) => {
   await stopProcess(monitor);
   t.match(monitored, /"publish" "gw:relay:all"/i, `the monitor saw the cluster's messages (${monitored.length} bytes)`);

@@ -88,3 +88,21 @@ export class FlvReader {
     return tags;
   }
 }
+
+/** The FLV file header (version 1, audio and video flagged) and PreviousTagSize0. */
+export function flvFileHeader(): Buffer {
+  return Buffer.from([0x46, 0x4c, 0x56, 1, 0x05, 0, 0, 0, 9, 0, 0, 0, 0]);
+}
+
+/** One tag of an FLV byte stream, its PreviousTagSize after it; the timestamp in ms, extended past 24 bits. */
+export function flvTag(type: number, timestamp: number, body: Buffer): Buffer {
+  const head = Buffer.alloc(11);
+  head[0] = type;
+  head.writeUIntBE(body.length, 1, 3);
+  const ts = timestamp >>> 0;
+  head.writeUIntBE(ts & 0xffffff, 4, 3);
+  head[7] = ts >>> 24;
+  const size = Buffer.alloc(4);
+  size.writeUInt32BE(11 + body.length);
+  return Buffer.concat([head, body, size]);
+}

@@ -2,13 +2,13 @@ import { invalid } from '../errors.js';
 import type { RtmpCredentials } from '../rtmp/auth.js';
 
 /**
- * An RTMP destination parsed from a request's `rtmpUrl`. `url`, `streamName` (in full-URL mode)
- * and `query` are secret and go only into the RTMP connection; everything that reaches a log, a
- * metric or an API listing uses `redactedUrl` and `redactedStreamName`. `secrets` lists every
+ * A destination parsed from a request's `rtmpUrl`: RTMP(S), or SRT. `url`, `streamName` (in
+ * full-URL mode) and `query` are secret and go only into the connection; everything that reaches a
+ * log, a metric or an API listing uses `redactedUrl` and `redactedStreamName`. `secrets` lists every
  * substring to scrub from a destination's error messages.
  */
 export interface Destination {
-  protocol: 'rtmp' | 'rtmps';
+  protocol: 'rtmp' | 'rtmps' | 'srt';
   host: string;
   port: number;
   /** Application (and instance) path, without slashes at either end. */
@@ -29,6 +29,18 @@ export interface Destination {
   redactedRequestedUrl: string;
   redactedStreamName: string;
   secrets: string[];
+  /** An SRT destination's settings (`app` and `tcUrl` are empty then). */
+  srt?: SrtSettings;
+}
+
+/** What an `srt://` URL may set; `streamId` and `passphrase` are secret. */
+export interface SrtSettings {
+  streamId?: string;
+  passphrase?: string;
+  /** The receiver's buffer (SRTO_LATENCY), in milliseconds. */
+  latencyMs?: number;
+  /** AES key length in bytes, with a passphrase. */
+  keyLength?: 16 | 24 | 32;
 }
 
 export interface NamingRules {
@@ -54,7 +66,8 @@ export function parseDestination(rtmpUrl: string, publishedName: string, rules: 
   if (rtmpUrl.length > MAX_URL_LENGTH) throw invalid(field, `must be at most ${MAX_URL_LENGTH} characters`);
   // eslint-disable-next-line no-control-regex
   if (/[\s\x00-\x1f\x7f]/.test(rtmpUrl)) throw invalid(field, 'must not contain spaces or control characters');
-  if (!/^rtmps?:\/\//i.test(rtmpUrl)) throw invalid(field, 'must start with rtmp:// or rtmps://');
+  if (/^srt:\/\//i.test(rtmpUrl)) return parseSrtDestination(rtmpUrl, field);
+  if (!/^rtmps?:\/\//i.test(rtmpUrl)) throw invalid(field, 'must start with rtmp://, rtmps:// or srt://');
   let parsed: URL;
   try {
     parsed = new URL(rtmpUrl);
@@ -127,6 +140,80 @@ export function parseDestination(rtmpUrl: string, publishedName: string, rules: 
     redactedRequestedUrl: rules.fullUrl ? `${redactedBase}/${MASK}${redactedQuery}` : `${redactedBase}${redactedQuery}`,
     redactedStreamName,
     secrets: [...new Set(secrets)].sort((a, b) => b.length - a.length),
+  };
+}
+
+const SRT_OPTIONS = ['streamid', 'passphrase', 'latency', 'pbkeylen', 'mode'];
+const MAX_SRT_LATENCY_MS = 60_000;
+
+/**
+ * `srt://host:port?streamid=...&passphrase=...&latency=...`: MPEG-TS over SRT, the gateway calling
+ * the destination. `streamid` and `passphrase` are secrets; `latency` is in milliseconds (as in
+ * SRT's own SRTO_LATENCY and most encoders' settings). The stream's name is the `streamid`.
+ */
+function parseSrtDestination(srtUrl: string, field: string): Destination {
+  let parsed: URL;
+  try {
+    parsed = new URL(srtUrl);
+  } catch {
+    throw invalid(field, 'is not a valid URL');
+  }
+  if (!parsed.hostname) throw invalid(field, 'has no host');
+  if (!/^[A-Za-z0-9.\-[\]:]+$/.test(parsed.hostname)) throw invalid(field, 'has an invalid host');
+  if (!parsed.port) throw invalid(field, 'needs a port (srt://host:port): SRT has no default one');
+  const port = Number(parsed.port);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalid(field, 'has a port outside 1-65535');
+  if (parsed.username || parsed.password) throw invalid(field, 'takes no user or password: an SRT destination is secured by its passphrase');
+  if (parsed.pathname !== '' && parsed.pathname !== '/') throw invalid(field, 'takes no path: an SRT destination names its stream with ?streamid=');
+  if (parsed.hash) throw invalid(field, 'must not contain a fragment (#)');
+  const settings: SrtSettings = {};
+  const seen = new Set<string>();
+  for (const [key, value] of parsed.searchParams) {
+    if (!SRT_OPTIONS.includes(key)) throw invalid(field, `has an SRT option this gateway does not set: ${key} (it takes ${SRT_OPTIONS.join(', ')})`);
+    if (seen.has(key)) throw invalid(field, `gives the SRT option ${key} twice`);
+    seen.add(key);
+    if (key === 'streamid') {
+      if (!value || value.length > 512) throw invalid(field, 'streamid must be 1-512 characters');
+      settings.streamId = value;
+    } else if (key === 'passphrase') {
+      if (value.length < 10 || value.length > 79) throw invalid(field, 'passphrase must be 10-79 characters (SRT\'s rule)');
+      settings.passphrase = value;
+    } else if (key === 'latency') {
+      const ms = /^\d+$/.test(value) ? Number(value) : NaN;
+      if (!(ms <= MAX_SRT_LATENCY_MS)) throw invalid(field, `latency is in milliseconds: a whole number from 0 to ${MAX_SRT_LATENCY_MS}`);
+      settings.latencyMs = ms;
+    } else if (key === 'pbkeylen') {
+      if (!['16', '24', '32'].includes(value)) throw invalid(field, 'pbkeylen must be 16, 24 or 32');
+      settings.keyLength = Number(value) as 16 | 24 | 32;
+    } else if (value !== 'caller') {
+      throw invalid(field, 'mode must be caller: the gateway connects to the destination');
+    }
+  }
+  if (settings.keyLength && !settings.passphrase) throw invalid(field, 'pbkeylen needs a passphrase');
+  const hostPort = `${parsed.host.replace(/:\d+$/, '')}:${port}`;
+  const query = parsed.search.replace(/^\?/, '');
+  const redactedQuery = [...parsed.searchParams].map(([key, value]) => `${key}=${key === 'streamid' || key === 'passphrase' ? MASK : value}`).join('&');
+  const secrets = [settings.streamId, settings.passphrase, ...query.split('&').filter((p) => /^(streamid|passphrase)=/.test(p)).map((p) => p.slice(p.indexOf('=') + 1))]
+    .filter((s): s is string => s !== undefined)
+    .flatMap((s) => spellings(s))
+    .filter((s) => s.length >= 3);
+  const url = `srt://${hostPort}${query ? `?${query}` : ''}`;
+  const redactedUrl = `srt://${hostPort}${redactedQuery ? `?${redactedQuery}` : ''}`;
+  return {
+    protocol: 'srt',
+    host: canonicalHost(parsed.hostname),
+    port,
+    app: '',
+    streamName: settings.streamId ?? '',
+    query,
+    tcUrl: '',
+    requestedUrl: srtUrl,
+    url,
+    redactedUrl,
+    redactedRequestedUrl: redactedUrl,
+    redactedStreamName: settings.streamId ? MASK : '',
+    secrets: [...new Set(secrets)].sort((a, b) => b.length - a.length),
+    srt: settings,
   };
 }
 

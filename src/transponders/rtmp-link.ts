@@ -38,10 +38,15 @@ export class LinkTotals {
   }
 }
 
-/** One RTMP session to the destination, as the transponder sees it. */
+/** One session with the destination (RTMP, or SRT through ffmpeg), as the transponder sees it. */
 export interface Link {
   /** Where media for the destination is written. */
   readonly out: MediaOutput;
+  /**
+   * For a link that connects once media flows (SRT): resolves when the destination took the
+   * session, rejects with an `OpenError` when it did not. Absent: connected when opened.
+   */
+  readonly connected?: Promise<void>;
   readonly stats: LinkStats;
   /** How far the destination lags behind what was written (ms). */
   readonly lagMs: number;
@@ -77,13 +82,15 @@ export interface RtmpLinkSettings {
  */
 export function rtmpLinks(destination: Destination, settings: RtmpLinkSettings, pinnedAddress?: string): LinkFactory {
   let pinned = pinnedAddress;
+  const { protocol } = destination;
+  if (protocol === 'srt') throw new Error('an SRT destination has SRT links');
   return async (reconnecting) => {
     let rtmp: RtmpPublisher;
     try {
       const address = pinned ?? (await settings.resolveDestination(destination.host, destination.port));
       pinned = undefined;
       rtmp = await RtmpPublisher.publish({
-        protocol: destination.protocol,
+        protocol,
         address,
         port: destination.port,
         host: destination.host,

@@ -8,6 +8,7 @@ import type { OutBufferSettings } from './out-buffer.js';
 import { ffmpegPipelines, type PipelineFactory } from './pipeline.js';
 import type { RestoreSettings } from './restore.js';
 import { rtmpLinks, type LinkFactory } from './rtmp-link.js';
+import { srtLinks } from './srt-link.js';
 import type { Slots } from '../slots.js';
 
 export interface TransponderSettings {
@@ -68,15 +69,15 @@ export interface TransponderParts {
   pipelines: PipelineFactory;
 }
 
-/** The real parts: RTMP links to `destination` (the first to `pinnedAddress`), ffmpeg pipelines. */
+/** The real parts: RTMP or SRT links to `destination` (the first to `pinnedAddress`), ffmpeg pipelines. */
 export function transponderParts(destination: Destination, settings: TransponderSettings, log: Logger, flashVer?: string, pinnedAddress?: string): TransponderParts {
   const onListenerError = (event: string, error: unknown): void => log.error({ err: error, event }, 'transponder listener failed');
+  const onBufferState = (state: string): void => log.debug({ state }, 'output buffer');
   return {
-    links: rtmpLinks(
-      destination,
-      { ...settings, flashVer: flashVer ?? settings.flashVer, onListenerError, onBufferState: (state) => log.debug({ state }, 'output buffer') },
-      pinnedAddress,
-    ),
+    links:
+      destination.protocol === 'srt'
+        ? srtLinks(destination, { ...settings, spawn: (args) => settings.ffmpeg.spawn(settings.ffmpegPath, args, onListenerError), onBufferState }, pinnedAddress)
+        : rtmpLinks(destination, { ...settings, flashVer: flashVer ?? settings.flashVer, onListenerError, onBufferState }, pinnedAddress),
     pipelines: ffmpegPipelines({ ...settings, spawn: (args, videoInput) => settings.ffmpeg.spawn(settings.ffmpegPath, args, onListenerError, videoInput), log }),
   };
 }

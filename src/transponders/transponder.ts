@@ -241,6 +241,16 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
       throw error instanceof OpenError ? error : new OpenError((error as Error).message, 'local');
     }
     if (!this.#opening) return;
+    // A link that connects once media flows (SRT) is up when the destination took it.
+    if (link?.connected) {
+      try {
+        await link.connected;
+      } catch (error) {
+        if (this.#link === link) await this.#dropLink();
+        throw error;
+      }
+    }
+    if (!this.#opening) return;
     if (!this.#link) throw new OpenError(this.#lastError ?? 'the destination connection was lost', 'unreachable');
     if (!this.feed.current) throw new OpenError(this.#lastError ?? 'ffmpeg ended', 'local');
   }

@@ -97,3 +97,33 @@ t.test('query secrets are scrubbed in every spelling a destination can echo back
   const key = parseDestination('rtmp://h/live2/KEY%2Bwith%20space', 's', { prefix: '', fullUrl: true });
   for (const echoed of ['KEY%2Bwith%20space', 'KEY+with space', 'KEY%2Bwith+space']) t.notMatch(scrubDestination(echoed, key), /KEY|with/, echoed);
 });
+
+t.test('SRT: host, port and options read; the stream id and passphrase are secrets', async (t) => {
+  const d = parseDestination('srt://ingest.example.com:9000?streamid=%23!::r=live/KEY77,m=publish&passphrase=pass+word%2Fsecret1&latency=250&pbkeylen=32', 'cam', prefix);
+  t.match(d, { protocol: 'srt', host: 'ingest.example.com', port: 9000, streamName: '#!::r=live/KEY77,m=publish', redactedStreamName: '***' });
+  t.same(d.srt, { streamId: '#!::r=live/KEY77,m=publish', passphrase: 'pass word/secret1', latencyMs: 250, keyLength: 32 });
+  t.equal(d.redactedUrl, 'srt://ingest.example.com:9000?streamid=***&passphrase=***&latency=250&pbkeylen=32');
+  const echoed = `Connection to ${d.url} failed: streamid #!::r=live/KEY77,m=publish, passphrase pass+word%2Fsecret1`;
+  const scrubbed = scrubDestination(echoed, d);
+  for (const secret of ['KEY77', 'secret1']) t.notOk(scrubbed.includes(secret), `no ${secret} in ${scrubbed}`);
+});
+
+t.test('SRT: what the gateway cannot do is refused, naming the field', async (t) => {
+  for (const [url, why] of [
+    ['srt://h', /needs a port/],
+    ['srt://h:0', /port/],
+    ['srt://user:pw@h:9000', /no user or password/],
+    ['srt://h:9000/path', /takes no path/],
+    ['srt://h:9000?passphrase=123456789', /10-79 characters/],
+    ['srt://h:9000?latency=-1', /milliseconds/],
+    ['srt://h:9000?latency=abc', /milliseconds/],
+    ['srt://h:9000?pbkeylen=20&passphrase=0123456789', /16, 24 or 32/],
+    ['srt://h:9000?pbkeylen=16', /needs a passphrase/],
+    ['srt://h:9000?mode=rendezvous', /caller/],
+    ['srt://h:9000?streamid=a&streamid=b', /twice/],
+    ['srt://h:9000?maxbw=1', /does not set: maxbw/],
+  ] as const) {
+    t.throws(() => parseDestination(url, 'cam', prefix), { field: 'rtmpUrl', message: why }, url);
+  }
+  t.throws(() => parseDestination('udp://h:9000', 'cam', prefix), { message: /rtmp:\/\/, rtmps:\/\/ or srt:\/\// });
+});

@@ -20,7 +20,9 @@ import { SignalingServer } from './signaling/server.js';
 import { staticRoutes } from './http/routes/static.js';
 import { whipRoutes } from './http/routes/whip.js';
 import { createMetrics } from './metrics.js';
-import { buildMediaCore, checkReceiveBuffer, destinationChecks, type MediaCore, type MediaCoreDependencies } from './plane/core.js';
+import { buildMediaCore, checkReceiveBuffer, checkSettings, destinationChecks, type MediaCore, type MediaCoreDependencies } from './plane/core.js';
+import { FfmpegSupervisor } from './ffmpeg/supervisor.js';
+import { checkDestination } from './transponders/check.js';
 import { LocalPlane } from './plane/local.js';
 import type { MediaPlane } from './plane/plane.js';
 import { WorkerPlane, workerCount } from './plane/workers.js';
@@ -146,7 +148,10 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     done(null, body),
   );
 
-  pushRoutes(app, plane, pushes);
+  // Destination checks run here, their ffmpeg (SRT) ended with the gateway.
+  const checkFfmpeg = new FfmpegSupervisor(deps.childRecord);
+  const checks = checkSettings(config, checkFfmpeg, deps.lookupHost);
+  pushRoutes(app, plane, pushes, (request) => checkDestination(request, checks));
   streamRoutes(app, plane, new SnapshotQueue((name) => plane.snapshot(name), config.limit_snapshot_decoders, config.limit_snapshot_queue));
   docsRoutes(app);
   consoleRoutes(app, plane, resolve(ROOT, config.media_dir), access.consoleStreams, log.child({ component: 'console' }));
@@ -219,6 +224,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
         signaling.close();
         await keeper?.close(); // first: what the plane's closing ends is not forgotten
         await plane.close();
+        checkFfmpeg.killAll();
         await webhooks.close(); // after the plane: the pushes' last events are sent
         await app.close();
         if (secondary?.listening) await new Promise((done) => secondary!.close(done));

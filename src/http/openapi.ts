@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
 import { transponderInfoSchema } from '../transponders/info.js';
 import { soundOnSchema, startupSchema } from '../transponders/requests.js';
+import { checkReportSchema, checkRequestSchema } from '../transponders/check.js';
 import { streamJsonSchema as stream } from '../publishers/view.js';
 import { findAllSchema, findSchema, mediaSessionSchema, streamSchema } from './schemas.js';
 import { nodeInfoSchema } from '../cluster/nodes.js';
@@ -85,6 +86,7 @@ export function openApiDocument(version: string): Json {
     },
     paths: {
       '/rest-api/push/startup': post('Start republishing a stream to an RTMP destination', startupSchema, { '200': { description: 'Running', content: json(transponder) } }, [400, 401, 403, 404, 409, 429, 500, 503]),
+      '/rest-api/push/check': post('Connect to a destination as a push would, sending no media: reachable, application accepted, key accepted', checkRequestSchema, { '200': { description: 'How far the check got', content: json(checkReportSchema) } }, [400, 401]),
       '/rest-api/push/find': post('Transponders by stream name or destination', findSchema, list(transponder, 'Matching transponders'), [400, 401, 404]),
       '/rest-api/push/find_all': post('Every transponder', findAllSchema, list(transponder, 'Every transponder'), [400, 401, 404]),
       '/rest-api/push/terminate': post('Stop a transponder', mediaSessionSchema, empty, [400, 401, 404]),

@@ -12,6 +12,7 @@ import { FfmpegSupervisor, type ChildRecord } from '../ffmpeg/supervisor.js';
 import { KeyframePictures } from '../publishers/snapshot.js';
 import { MediasoupEngine } from '../ingest/mediasoup/engine.js';
 import { rtmpsTrust } from '../rtmp/trust.js';
+import type { CheckSettings } from '../transponders/check.js';
 import { DestinationPolicy, destinationResolver, type DestinationResolver, type HostLookup } from '../security/destination-policy.js';
 import { parseDestination, withFullUrl, type Destination, type NamingRules } from '../transponders/destination.js';
 import { lookupHost, TransponderService } from '../transponders/service.js';
@@ -99,6 +100,18 @@ export function resolverFor(config: GatewayConfig, lookup: HostLookup = lookupHo
 /** How transponders name the stream at the destination (`rtmp_transponder_*`). */
 export function namingRules(config: GatewayConfig): NamingRules {
   return { prefix: config.rtmp_transponder_stream_name_prefix, fullUrl: config.rtmp_transponder_full_url };
+}
+
+/** What `/rest-api/push/check` connects with: the pushes' own naming, policy, RTMP settings; ffmpeg through `ffmpeg`. */
+export function checkSettings(config: GatewayConfig, ffmpeg: FfmpegSupervisor, lookup?: HostLookup): CheckSettings {
+  return {
+    naming: namingRules(config),
+    resolveDestination: resolverFor(config, lookup),
+    flashVer: config.rtmp_flash_ver_subscriber,
+    localAddress: config.rtmp_publisher_ip || undefined,
+    secureContext: createSecureContext({ ca: rtmpsTrust(config.rtmps_ca_file) }),
+    spawn: (args) => ffmpeg.spawn(config.ffmpeg_path, args),
+  };
 }
 
 /** Checks a destination before anything starts (the SDK's rtmpUrl): its form, then where it resolves. */

@@ -8,6 +8,8 @@ import { RtmpAuthenticator, type RtmpCredentials } from './auth.js';
 import { ConnectRefused, RtmpError } from './errors.js';
 import { openSocket } from './socket.js';
 
+export type RtmpStep = 'connected' | 'handshake' | 'application' | 'published';
+
 export interface RtmpPublishOptions {
   protocol: 'rtmp' | 'rtmps';
   /** The address to connect to, resolved by the caller for this attempt. */
@@ -38,6 +40,10 @@ export interface RtmpPublishOptions {
   timeoutMs: number;
   /** The TCP (and TLS) connection alone must be made within this; `timeoutMs` when absent. */
   socketTimeoutMs?: number;
+  /** Stop once the application accepted `connect` (a destination check): no stream is created. */
+  connectOnly?: boolean;
+  /** Told of each step done: the connection made, the handshake, `connect` accepted, the publish started. */
+  onStep?: (step: RtmpStep) => void;
 }
 
 export type RtmpPublisherEvents = {
@@ -113,11 +119,14 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
   static async #attempt(options: RtmpPublishOptions, auth: string, timeoutMs: number): Promise<RtmpPublisher> {
     if (timeoutMs <= 0) throw new RtmpError(`the destination did not accept the publish within ${options.timeoutMs} ms`);
     const socket = await openSocket(options, Math.min(timeoutMs, options.socketTimeoutMs ?? timeoutMs));
+    options.onStep?.('connected');
     const client = new RtmpPublisher(socket, options.onListenerError);
     const timer = setTimeout(() => client.#abort(new RtmpError(`the destination did not accept the publish within ${options.timeoutMs} ms`)), timeoutMs);
     try {
       await client.#handshake();
+      options.onStep?.('handshake');
       await client.#startPublishing(options, auth);
+      options.onStep?.(options.connectOnly ? 'application' : 'published');
       return client;
     } catch (error) {
       client.#abort(error instanceof Error ? error : new Error(String(error)));
@@ -250,6 +259,8 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
     await this.#call('connect', [{ app, type: 'nonprivate', flashVer: options.flashVer, tcUrl }]).catch((error: unknown) => {
       throw error instanceof RtmpError ? new ConnectRefused(error) : error;
     });
+    if (options.connectOnly) return;
+    options.onStep?.('application');
     const streamName = withQuery(options.streamName, query);
     this.#command('releaseStream', [null, streamName]);
     this.#command('FCPublish', [null, streamName]);

@@ -34,15 +34,25 @@ export interface SrtLinkSettings {
  * unescaped).
  */
 export function srtArgs(destination: Destination, address: string, connectTimeoutMs: number): string[] {
-  const srt = destination.srt ?? {};
-  const host = address.includes(':') ? `[${address}]` : address;
   return [
-    '-hide_banner', '-nostdin', '-loglevel', 'info', '-nostats',
+    ...FFMPEG_QUIET,
     // The stream's codec headers come first: little needs reading before the output opens.
     '-probesize', '262144', '-analyzeduration', '500000',
     '-f', 'flv', '-i', 'pipe:0',
-    '-map', '0', '-c', 'copy',
-    '-f', 'mpegts', '-flush_packets', '1',
+    '-map', '0', '-c', 'copy', '-flush_packets', '1',
+    ...srtOutput(destination, address, connectTimeoutMs),
+  ];
+}
+
+/** ffmpeg's log as the link reads it: `Output #0` tells the session is up. */
+export const FFMPEG_QUIET = ['-hide_banner', '-nostdin', '-loglevel', 'info', '-nostats'];
+
+/** The output part of ffmpeg's arguments: MPEG-TS to the SRT destination at `address`, its options. */
+export function srtOutput(destination: Destination, address: string, connectTimeoutMs: number): string[] {
+  const srt = destination.srt ?? {};
+  const host = address.includes(':') ? `[${address}]` : address;
+  return [
+    '-f', 'mpegts',
     ...(srt.streamId !== undefined ? ['-srt_streamid', srt.streamId] : []),
     ...(srt.passphrase !== undefined ? ['-passphrase', srt.passphrase] : []),
     ...(srt.keyLength !== undefined ? ['-pbkeylen', String(srt.keyLength)] : []),

@@ -4,6 +4,7 @@ import type { MediaPlane } from '../../plane/plane.js';
 import type { PushCommands } from '../../plane/kept-pushes.js';
 import { findAllSchema, findSchema, mediaSessionSchema } from '../schemas.js';
 import { soundOnSchema, startupSchema } from '../../transponders/requests.js';
+import { checkRequestSchema, type CheckReport, type CheckRequest } from '../../transponders/check.js';
 import { parseBody } from '../validation.js';
 import { routeAccess } from '../guard.js';
 
@@ -14,7 +15,10 @@ const CONTROL = routeAccess('control');
  * the commands go through `pushes`, which keeps what was started (`kept-pushes.ts`) when the
  * gateway keeps pushes.
  */
-export function pushRoutes(app: FastifyInstance, plane: MediaPlane, pushes: PushCommands): void {
+export function pushRoutes(app: FastifyInstance, plane: MediaPlane, pushes: PushCommands, check: (request: CheckRequest) => Promise<CheckReport>): void {
+  // Answered where it arrives: nothing of a stream is involved.
+  app.post('/rest-api/push/check', CONTROL, async (request) => check(parseBody(checkRequestSchema, request.body)));
+
   app.post('/rest-api/push/startup', CONTROL, async (request) => {
     const body = parseBody(startupSchema, request.body);
     return pushes.startup(body, request.apiKeyId ? `rest:${request.apiKeyId}` : 'rest');

@@ -1,0 +1,122 @@
+import type { SecureContext } from 'node:tls';
+import { z } from 'zod';
+import { GatewayError } from '../errors.js';
+import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
+import { RtmpPublisher, type RtmpStep } from '../rtmp/client.js';
+import type { DestinationResolver } from '../security/destination-policy.js';
+import { parseDestination, scrubDestination, withFullUrl, type Destination, type NamingRules } from './destination.js';
+import { classifyFailure, errorCodeFor, type FailureKind } from './restore.js';
+import { FFMPEG_QUIET, srtFailure, srtOutput } from './srt-link.js';
+
+/** A check answers within this, whatever the destination does. */
+export const CHECK_TIMEOUT_MS = 4500;
+
+export const checkRequestSchema = z.strictObject({
+  rtmpUrl: z.string().min(1).max(2048),
+  rtmpTransponderFullUrl: z.boolean().optional(),
+  /** The stream the push would be of: names it in prefix mode (default `check`). */
+  streamName: z.string().min(1).max(256).optional(),
+  /** Also publish, then unpublish at once: tells whether the stream key is accepted (RTMP). */
+  publish: z.boolean().optional(),
+});
+export type CheckRequest = z.output<typeof checkRequestSchema>;
+
+export const checkReportSchema = z.strictObject({
+  ok: z.boolean().describe('every step asked for succeeded'),
+  rtmpUrl: z.string().describe('the destination, its secrets shown as ***'),
+  reachable: z.boolean().describe('a connection was made and the server answered the handshake'),
+  applicationAccepted: z.boolean().nullable().describe('RTMP: connect accepted (the application exists and lets this client in); SRT: the session accepted; null: not reached'),
+  keyAccepted: z.boolean().nullable().describe('RTMP with publish: the stream key accepted; SRT: the stream id and passphrase accepted; null: not asked or not reached'),
+  elapsedMs: z.number(),
+  error: z.enum(['destination_refused', 'destination_unreachable', 'internal']).optional().describe('as a push would fail'),
+  message: z.string().optional(),
+});
+export type CheckReport = z.output<typeof checkReportSchema>;
+
+export interface CheckSettings {
+  naming: NamingRules;
+  resolveDestination: DestinationResolver;
+  flashVer: string;
+  localAddress?: string;
+  secureContext: SecureContext;
+  /** Starts ffmpeg (an SRT check's handshake). */
+  spawn: (args: readonly string[]) => FfmpegProcess;
+}
+
+/**
+ * Connects to a destination as a push would, sending no media: the destination policy and the
+ * lookup, the connection (TLS for RTMPS), the RTMP handshake and `connect`, and with `publish`,
+ * the publish then unpublish at once. An SRT destination gets the SRT handshake, which is where its
+ * listener judges the stream id and the passphrase, and ends before any media. The report says how
+ * far it got. A URL the gateway cannot use, or a host the policy refuses, is a 400 like a push's.
+ */
+export async function checkDestination(request: CheckRequest, settings: CheckSettings): Promise<CheckReport> {
+  const startedAt = Date.now();
+  const destination = parseDestination(request.rtmpUrl, request.streamName ?? 'check', withFullUrl(settings.naming, request.rtmpTransponderFullUrl), 'rtmpUrl');
+  const address = await settings.resolveDestination(destination.host, destination.port);
+  const report = (steps: Omit<CheckReport, 'ok' | 'rtmpUrl' | 'elapsedMs' | 'error' | 'message'>, failure?: { kind: FailureKind; message: string }): CheckReport => ({
+    ok: !failure,
+    rtmpUrl: destination.redactedRequestedUrl,
+    ...steps,
+    elapsedMs: Date.now() - startedAt,
+    ...(failure ? { error: errorCodeFor(failure.kind) as CheckReport['error'], message: scrubDestination(failure.message, destination) } : {}),
+  });
+  if (destination.protocol === 'srt') return checkSrt(destination, address, settings, report);
+  const steps = new Set<RtmpStep>();
+  const publish = request.publish ?? false;
+  try {
+    const rtmp = await RtmpPublisher.publish({
+      protocol: destination.protocol,
+      address,
+      port: destination.port,
+      host: destination.host,
+      app: destination.app,
+      tcUrl: destination.tcUrl,
+      streamName: destination.streamName,
+      query: destination.query,
+      credentials: destination.credentials,
+      flashVer: settings.flashVer,
+      localAddress: settings.localAddress,
+      secureContext: settings.secureContext,
+      timeoutMs: CHECK_TIMEOUT_MS,
+      connectOnly: !publish,
+      onStep: (step) => steps.add(step),
+    });
+    await rtmp.close();
+    return report({ reachable: true, applicationAccepted: true, keyAccepted: publish ? true : null });
+  } catch (error) {
+    if (error instanceof GatewayError) throw error;
+    const kind = classifyFailure(error);
+    const message = (error as Error).message;
+    return report(
+      {
+        reachable: steps.has('handshake'),
+        applicationAccepted: steps.has('application') ? true : steps.has('handshake') ? false : null,
+        keyAccepted: !publish || !steps.has('application') ? null : false,
+      },
+      { kind: steps.has('handshake') ? kind : 'unreachable', message },
+    );
+  }
+}
+
+async function checkSrt(destination: Destination, address: string, settings: CheckSettings, report: (steps: Omit<CheckReport, 'ok' | 'rtmpUrl' | 'elapsedMs' | 'error' | 'message'>, failure?: { kind: FailureKind; message: string }) => CheckReport): Promise<CheckReport> {
+  // A silent input that ends at once: ffmpeg opens the SRT session, writes no media, and closes it.
+  const ffmpeg = settings.spawn([
+    ...FFMPEG_QUIET,
+    '-f', 'lavfi', '-i', 'anullsrc=r=48000:cl=stereo', '-t', '0', '-c:a', 'aac',
+    ...srtOutput(destination, address, CHECK_TIMEOUT_MS - 500),
+  ]);
+  const lines: string[] = [];
+  let connected = false;
+  ffmpeg.on('line', (line) => {
+    lines.push(line);
+    if (line.startsWith('Output #0')) connected = true;
+  });
+  const timer = setTimeout(() => void ffmpeg.kill(), CHECK_TIMEOUT_MS);
+  await ffmpeg.closed;
+  clearTimeout(timer);
+  if (connected && ffmpeg.exitCode === 0) return report({ reachable: true, applicationAccepted: true, keyAccepted: true });
+  const { reason, kind } = srtFailure(lines, destination);
+  const answered = kind === 'rejected';
+  return report({ reachable: answered, applicationAccepted: answered ? false : null, keyAccepted: answered ? false : null }, { kind, message: reason });
+}

@@ -53,9 +53,39 @@ function addRow(url = '', full = true) {
     lockRow(row, true);
     showDestination({ id: row.dataset.id, state: 'starting' });
   });
+  // Each destination is checked as it is entered: the server reached and the application accepted, no media sent.
+  urlInput.addEventListener('change', () => checkRow(row));
+  fullInput.addEventListener('change', () => checkRow(row));
   lockRow(row, false);
   $('destinations').append(row);
   return row;
+}
+
+async function checkRow(row) {
+  const rtmpUrl = row.querySelector('.url').value.trim();
+  const line = row.querySelector('.check');
+  const asked = (row.dataset.checking = String(Number(row.dataset.checking ?? 0) + 1));
+  if (!rtmpUrl || session.status() !== SESSION_STATUS.ESTABLISHED) return void (line.textContent = '');
+  line.textContent = 'Checking the destination…';
+  line.className = 'check';
+  let text;
+  let kind;
+  try {
+    const report = await session.checkDestination({
+      rtmpUrl,
+      rtmpTransponderFullUrl: row.querySelector('.full').checked,
+      name: $('name').value || undefined,
+      token: $('token').value.trim() || undefined,
+    });
+    if (report.ok) [text, kind] = ['Destination reachable, application accepted (the key is tried when going live)', 'ok'];
+    else if (report.reachable) [text, kind] = [`The destination refused: ${report.message}`, 'bad'];
+    else [text, kind] = [`Destination not reachable: ${report.message}`, 'bad'];
+  } catch (error) {
+    [text, kind] = [`Cannot use this destination: ${error.message}`, 'bad'];
+  }
+  if (row.dataset.checking !== asked) return; // a newer check of this row answers instead
+  line.textContent = text;
+  line.className = `check ${kind}`;
 }
 
 /**

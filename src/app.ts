@@ -22,7 +22,7 @@ import { whipRoutes } from './http/routes/whip.js';
 import { createMetrics } from './metrics.js';
 import { buildMediaCore, checkReceiveBuffer, checkSettings, destinationChecks, type MediaCore, type MediaCoreDependencies } from './plane/core.js';
 import { FfmpegSupervisor } from './ffmpeg/supervisor.js';
-import { checkDestination } from './transponders/check.js';
+import { checkDestination, type CheckReport, type CheckRequest } from './transponders/check.js';
 import { LocalPlane } from './plane/local.js';
 import type { MediaPlane } from './plane/plane.js';
 import { WorkerPlane, workerCount } from './plane/workers.js';
@@ -151,7 +151,8 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   // Destination checks run here, their ffmpeg (SRT) ended with the gateway.
   const checkFfmpeg = new FfmpegSupervisor(deps.childRecord);
   const checks = checkSettings(config, checkFfmpeg, deps.lookupHost);
-  pushRoutes(app, plane, pushes, (request) => checkDestination(request, checks));
+  const check = (request: CheckRequest): Promise<CheckReport> => checkDestination(request, checks);
+  pushRoutes(app, plane, pushes, check);
   streamRoutes(app, plane, new SnapshotQueue((name) => plane.snapshot(name), config.limit_snapshot_decoders, config.limit_snapshot_queue));
   docsRoutes(app);
   consoleRoutes(app, plane, resolve(ROOT, config.media_dir), access.consoleStreams, log.child({ component: 'console' }));
@@ -171,7 +172,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   });
   app.get('/metrics', { ...routeAccess('metrics'), logLevel: 'warn' }, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
 
-  const signaling = new SignalingServer(plane, destinationChecks(config, deps.lookupHost), access, log, {
+  const signaling = new SignalingServer(plane, destinationChecks(config, check, deps.lookupHost), access, log, {
     clientAddress: clientAddressReader(config.trust_proxy),
     maxSessions: config.limit_signaling_sessions,
     idleTimeoutMs: config.signaling_idle_timeout_ms,

@@ -2,7 +2,7 @@ import { IDLE_CLOSE_CODE, MOVE_CLOSE_CODE, SIGNALING_PATH, type ClientMessage, t
 import { DEFAULT_RECONNECT, mayReconnect, reconnectDelay, type ReconnectPolicy } from './backoff.js';
 import type { StreamHost, StreamLink } from './host.js';
 import { Stream } from './stream.js';
-import { Emitter, type SessionEvent, type SessionOptions, type SessionStatus, type StreamOptions } from './types.js';
+import { Emitter, type CheckOptions, type CheckReport, type SessionEvent, type SessionOptions, type SessionStatus, type StreamOptions } from './types.js';
 
 function signalingUrl(urlServer: string): string {
   const url = new URL(urlServer);
@@ -21,7 +21,10 @@ export class Session extends Emitter<SessionEvent> {
   /** Requests waiting for their answer: a publish, or adding a destination. */
   readonly #requests = new Map<string, { stream: StreamLink; destination?: string }>();
   #requestCount = 0;
+  /** Destination checks waiting for their answer. */
+  readonly #checks = new Map<string, { resolve: (report: CheckReport) => void; reject: (error: Error) => void }>();
   #attempt = 0;
+  readonly #token: string | undefined;
   /** While connecting again after an idle close (nothing was lost): the messages waiting for it. */
   #quiet: string[] | undefined;
   #retry: ReturnType<typeof setTimeout> | undefined;
@@ -34,6 +37,7 @@ export class Session extends Emitter<SessionEvent> {
   constructor(options: SessionOptions) {
     super();
     this.#url = signalingUrl(options.urlServer);
+    this.#token = options.token;
     const policy = (this.#policy = options.reconnect === false ? undefined : { ...DEFAULT_RECONNECT, ...(options.reconnect === true ? {} : options.reconnect) });
     this.#host = {
       token: options.token,
@@ -51,6 +55,28 @@ export class Session extends Emitter<SessionEvent> {
 
   createStream(options: StreamOptions): Stream {
     return new Stream(this.#host, options);
+  }
+
+  /**
+   * Connects to a destination as a push would, sending no media, and tells whether it is reachable
+   * and the application (and, with `publish`, the key) accepted. Rejects when the gateway refuses
+   * the check itself (a URL it cannot use, a host its policy refuses: `error.field` names it).
+   */
+  checkDestination(options: CheckOptions): Promise<CheckReport> {
+    return new Promise((resolve, reject) => {
+      if (!this.#connected()) return reject(new Error('the session is not connected'));
+      const { rtmpUrl, rtmpTransponderFullUrl, publish, name = 'check', token = this.#token } = options;
+      const requestId = this.#send({
+        type: 'checkDestination',
+        requestId: '',
+        name,
+        rtmpUrl,
+        ...(rtmpTransponderFullUrl !== undefined ? { rtmpTransponderFullUrl } : {}),
+        ...(publish !== undefined ? { publish } : {}),
+        ...(token ? { token } : {}),
+      });
+      this.#checks.set(requestId, { resolve, reject });
+    });
   }
 
   /** Ends every stream of the session and the connection; nothing is reconnected. */
@@ -90,6 +116,8 @@ export class Session extends Emitter<SessionEvent> {
     if (this.#closing) return;
     this.#quiet = undefined;
     this.#requests.clear();
+    for (const check of this.#checks.values()) check.reject(new Error(`the check was not answered: ${info}`));
+    this.#checks.clear();
     if (this.#policy && this.#status !== 'NEW' && mayReconnect(this.#policy, this.#attempt + 1)) {
       const attempt = ++this.#attempt;
       const delayMs = now && attempt === 1 ? 0 : reconnectDelay(this.#policy, attempt, Math.random());
@@ -107,12 +135,13 @@ export class Session extends Emitter<SessionEvent> {
   }
 
   /** Sends a message; a request's answer (or error) goes to `stream`, about `destination` when given. */
-  #send(message: ClientMessage, stream?: StreamLink, destination?: string): void {
+  #send(message: ClientMessage, stream?: StreamLink, destination?: string): string {
     const requestId = String(++this.#requestCount);
     if (stream) this.#requests.set(requestId, { stream, destination });
     const text = JSON.stringify('requestId' in message ? { ...message, requestId } : message);
     if (this.#quiet) this.#quiet.push(text);
     else this.#socket?.send(text);
+    return requestId;
   }
 
   #setStatus(event: SessionEvent): void {
@@ -132,6 +161,13 @@ export class Session extends Emitter<SessionEvent> {
       this.#attempt = 0;
       this.#setStatus({ status: 'ESTABLISHED', ...(reconnected ? { info: 'reconnected' } : {}) });
       if (reconnected) for (const stream of this.#streams) stream.republish();
+      return;
+    }
+    const check = 'requestId' in message && message.requestId !== undefined ? this.#checks.get(message.requestId) : undefined;
+    if (check && 'requestId' in message) {
+      this.#checks.delete(message.requestId!);
+      if (message.type === 'destinationChecked') check.resolve(message.report);
+      else if (message.type === 'error') check.reject(Object.assign(new Error(message.message), { code: message.code, field: message.field }));
       return;
     }
     if ('requestId' in message && message.requestId !== undefined) {

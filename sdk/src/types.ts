@@ -1,5 +1,8 @@
 /** The SDK's public constants and types: statuses, options, events. */
-import type { DestinationState as ProtocolDestinationState } from '../../src/signaling/protocol.js';
+import type { CheckReport, DestinationState as ProtocolDestinationState } from '../../src/signaling/protocol.js';
+
+/** What `session.checkDestination` tells: how far a connection to the destination got, no media sent. */
+export type { CheckReport };
 
 export const SESSION_STATUS = { ESTABLISHED: 'ESTABLISHED', RECONNECTING: 'RECONNECTING', DISCONNECTED: 'DISCONNECTED', FAILED: 'FAILED' } as const;
 /** `PUBLISHING`: the gateway receives the stream (whether a destination took it is told by `DESTINATION`). */
@@ -51,6 +54,18 @@ export interface DestinationOptions {
   rtmpUrl: string;
   /** Take the RTMP stream name from the URL's last path segment (the stream key) instead of prefix + name. */
   rtmpTransponderFullUrl?: boolean;
+}
+
+/** A destination to check before going live (`session.checkDestination`). */
+export interface CheckOptions {
+  rtmpUrl: string;
+  rtmpTransponderFullUrl?: boolean;
+  /** Also publish then unpublish at once: whether the stream key is accepted. */
+  publish?: boolean;
+  /** The stream it would be pushed from (prefix-mode naming, the publish token's grant); `check` by default. */
+  name?: string;
+  /** A publish token for this check, in place of the session's. */
+  token?: string;
 }
 
 export interface StreamOptions {

@@ -12,7 +12,7 @@ import { FfmpegSupervisor, type ChildRecord } from '../ffmpeg/supervisor.js';
 import { KeyframePictures } from '../publishers/snapshot.js';
 import { MediasoupEngine } from '../ingest/mediasoup/engine.js';
 import { rtmpsTrust } from '../rtmp/trust.js';
-import type { CheckSettings } from '../transponders/check.js';
+import type { CheckReport, CheckRequest, CheckSettings } from '../transponders/check.js';
 import { DestinationPolicy, destinationResolver, type DestinationResolver, type HostLookup } from '../security/destination-policy.js';
 import { parseDestination, withFullUrl, type Destination, type NamingRules } from '../transponders/destination.js';
 import { lookupHost, TransponderService } from '../transponders/service.js';
@@ -118,11 +118,14 @@ export function checkSettings(config: GatewayConfig, ffmpeg: FfmpegSupervisor, l
 export interface DestinationChecks {
   checkDestination(rtmpUrl: string, streamName: string, fullUrl?: boolean): Destination;
   checkAddresses(destination: Destination): Promise<void>;
+  /** Connects to the destination as a push would, no media sent (`/rest-api/push/check`). */
+  check(request: CheckRequest): Promise<CheckReport>;
 }
 
-export function destinationChecks(config: GatewayConfig, lookup?: HostLookup): DestinationChecks {
+export function destinationChecks(config: GatewayConfig, check: (request: CheckRequest) => Promise<CheckReport>, lookup?: HostLookup): DestinationChecks {
   const resolveDestination = resolverFor(config, lookup);
   return {
+    check,
     checkDestination: (rtmpUrl, streamName, fullUrl) => parseDestination(rtmpUrl, streamName, withFullUrl(namingRules(config), fullUrl), 'rtmpUrl'),
     checkAddresses: async (destination) => void (await resolveDestination(destination.host, destination.port)),
   };

@@ -67,5 +67,20 @@ export const removeDestinationMessageSchema = z.strictObject({
   id: destinationIdSchema,
 });
 
+/**
+ * Checks a destination before going live (`/rest-api/push/check`): for the stream `name` would
+ * publish, with the publish token's rules; answered with `destinationChecked`.
+ */
+export const checkDestinationMessageSchema = z.strictObject({
+  type: z.literal('checkDestination'),
+  requestId: requestIdSchema,
+  name: streamNameSchema,
+  rtmpUrl: z.string().min(1).max(2048),
+  rtmpTransponderFullUrl: z.boolean().optional(),
+  /** Also publish then unpublish at once: whether the key is accepted. */
+  publish: z.boolean().optional(),
+  token: z.string().min(1).max(4096).optional(),
+});
+
 /** What the SDK sends. */
-export const clientMessageSchema = z.discriminatedUnion('type', [publishMessageSchema, unpublishMessageSchema, addDestinationMessageSchema, removeDestinationMessageSchema]);
+export const clientMessageSchema = z.discriminatedUnion('type', [publishMessageSchema, unpublishMessageSchema, addDestinationMessageSchema, removeDestinationMessageSchema, checkDestinationMessageSchema]);

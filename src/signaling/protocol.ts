@@ -7,8 +7,10 @@
 
 import type { z } from 'zod';
 import type { ErrorCode } from '../errors.js';
+import type { CheckReport } from '../transponders/check-report.js';
 import type {
   addDestinationMessageSchema,
+  checkDestinationMessageSchema,
   clientMessageSchema,
   destinationRequestSchema,
   publishMessageSchema,
@@ -40,7 +42,9 @@ export type PublishMessage = z.infer<typeof publishMessageSchema>;
 export type UnpublishMessage = z.infer<typeof unpublishMessageSchema>;
 export type AddDestinationMessage = z.infer<typeof addDestinationMessageSchema>;
 export type RemoveDestinationMessage = z.infer<typeof removeDestinationMessageSchema>;
+export type CheckDestinationMessage = z.infer<typeof checkDestinationMessageSchema>;
 export type ClientMessage = z.infer<typeof clientMessageSchema>;
+export type { CheckReport };
 
 /** Sent once the connection is open. */
 export interface HelloMessage {
@@ -101,6 +105,13 @@ export interface DestinationAddedMessage {
   id: string;
 }
 
+/** The answer to `checkDestination`: how far a connection to the destination got, no media sent. */
+export interface DestinationCheckedMessage {
+  type: 'destinationChecked';
+  requestId: string;
+  report: CheckReport;
+}
+
 /** A refused message: the error code, what was wrong, and the field at fault. */
 export interface ErrorMessage {
   type: 'error';
@@ -111,4 +122,4 @@ export interface ErrorMessage {
 }
 
 /** What the gateway sends. */
-export type ServerMessage = HelloMessage | AnswerMessage | StatusMessage | DestinationMessage | DestinationAddedMessage | ErrorMessage;
+export type ServerMessage = HelloMessage | AnswerMessage | StatusMessage | DestinationMessage | DestinationAddedMessage | DestinationCheckedMessage | ErrorMessage;

@@ -13,6 +13,7 @@ import {
   MAX_DESTINATIONS,
   PROTOCOL_VERSION,
   type AddDestinationMessage,
+  type CheckDestinationMessage,
   type ClientMessage,
   type DestinationRequest,
   type PublishMessage,
@@ -92,6 +93,8 @@ export class SignalingSession {
           return await this.#addDestination(message);
         case 'removeDestination':
           return await this.#stream(message.name).pushes.remove(message.id);
+        case 'checkDestination':
+          return await this.#checkOnly(message);
         case 'unpublish': {
           const id = this.#streams.get(message.name)?.publisherId;
           if (id !== undefined) await this.plane.unpublish(message.name, id, 'unpublished by the SDK');
@@ -164,6 +167,20 @@ export class SignalingSession {
     const destination = await this.#checkDestination(name, request, stream.token, 'destination.rtmpUrl');
     stream.pushes.add(request, destination);
     this.#send({ type: 'destinationAdded', requestId: message.requestId, name, id: request.id });
+  }
+
+  /** A destination checked before going live: the checks of a push's destination, then a connection without media. */
+  async #checkOnly(message: CheckDestinationMessage): Promise<void> {
+    const { name, rtmpUrl, rtmpTransponderFullUrl, publish } = message;
+    await this.#checkDestination(name, { id: 'check', rtmpUrl, rtmpTransponderFullUrl }, message.token ?? this.#streams.get(name)?.token, 'rtmpUrl');
+    // Counted with the client's publishes: a page cannot make the gateway open connections without end.
+    const release = this.access.quota.acquire(this.client, 'destination check');
+    try {
+      const report = await this.destinations.check({ rtmpUrl, rtmpTransponderFullUrl, streamName: name, publish });
+      this.#send({ type: 'destinationChecked', requestId: message.requestId, report });
+    } finally {
+      release();
+    }
   }
 
   #stream(name: string): SessionStream {

@@ -6,6 +6,7 @@ import { RtmpPublisher, type RtmpStep } from '../rtmp/client.js';
 import type { DestinationResolver } from '../security/destination-policy.js';
 import { parseDestination, scrubDestination, withFullUrl, type Destination, type NamingRules } from './destination.js';
 import { classifyFailure, errorCodeFor, type FailureKind } from './restore.js';
+import type { CheckReport } from './check-report.js';
 import { FFMPEG_QUIET, srtFailure, srtOutput } from './srt-link.js';
 
 /** A check answers within this, whatever the destination does. */
@@ -21,7 +22,7 @@ export const checkRequestSchema = z.strictObject({
 });
 export type CheckRequest = z.output<typeof checkRequestSchema>;
 
-export const checkReportSchema = z.strictObject({
+export const checkReportSchema: z.ZodType<CheckReport> = z.strictObject({
   ok: z.boolean().describe('every step asked for succeeded'),
   rtmpUrl: z.string().describe('the destination, its secrets shown as ***'),
   reachable: z.boolean().describe('a connection was made and the server answered the handshake'),
@@ -31,7 +32,7 @@ export const checkReportSchema = z.strictObject({
   error: z.enum(['destination_refused', 'destination_unreachable', 'internal']).optional().describe('as a push would fail'),
   message: z.string().optional(),
 });
-export type CheckReport = z.output<typeof checkReportSchema>;
+export type { CheckReport };
 
 export interface CheckSettings {
   naming: NamingRules;

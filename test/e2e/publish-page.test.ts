@@ -78,6 +78,34 @@ async function goLive(page: Page, name: string): Promise<{ session: { clientId: 
   return { session, push };
 }
 
+t.test('each destination is checked as it is entered: reachable or not, told on its row; the SDK\'s call answers the same', async (t) => {
+  const page = stage.browser.page;
+  await openPage(page);
+  const checkLine = (): Promise<string | null> => page.textContent('.destination:nth-child(1) .check');
+  await page.fill('#rtmpUrl', `${stage.nginx.url()}/checked_key`);
+  await page.press('#rtmpUrl', 'Tab'); // the field's change
+  await waitFor('the check to answer', async () => /reachable, application accepted/.test((await checkLine()) ?? ''), 10000);
+  t.pass(`told: ${await checkLine()}`);
+  await page.fill('#rtmpUrl', `rtmp://127.0.0.1:${await freePort()}/live/key`);
+  await page.press('#rtmpUrl', 'Tab');
+  await waitFor('the unreachable one told', async () => /not reachable: .*ECONNREFUSED/.test((await checkLine()) ?? ''), 10000);
+  t.pass(`told: ${await checkLine()}`);
+  await page.fill('#rtmpUrl', 'http://example.com/live');
+  await page.press('#rtmpUrl', 'Tab');
+  await waitFor('a URL it cannot use told', async () => /Cannot use this destination: rtmpUrl: must start with/.test((await checkLine()) ?? ''), 10000);
+  t.equal((await stage.nginx.streams()).length, 0, 'nothing was published at the RTMP server');
+  const report = await page.evaluate(async (url) => {
+    const { createSession } = await import('/sdk/gateway.js' as string);
+    const session = createSession({ urlServer: location.origin });
+    await new Promise<void>((resolve) => session.on('ESTABLISHED', () => resolve()));
+    const answer = await session.checkDestination({ rtmpUrl: url, rtmpTransponderFullUrl: true, publish: true });
+    session.disconnect();
+    return answer;
+  }, `${stage.nginx.url()}/sdk_check_KEY31`);
+  t.match(report, { ok: true, reachable: true, applicationAccepted: true, keyAccepted: true, rtmpUrl: /\/live\/\*\*\*$/ }, 'session.checkDestination: the key accepted too');
+  await page.fill('#rtmpUrl', '');
+});
+
 t.test('a refused destination shows as failed with its reason within 2 s, and the page never says Live', async (t) => {
   const page = stage.browser.page;
   await openPage(page);

@@ -59,7 +59,7 @@ function openSession(idleTimeoutMs?: number) {
   const config = parseConfig({ webrtc_ice_addresses: ['127.0.0.1'] });
   const recorded = recordingPlane();
   const socket = new FakeSocket();
-  new SignalingSession(socket as unknown as WebSocket, recorded.plane, destinationChecks(config), createAccessControl(config), '127.0.0.1', pino({ level: 'silent' }), idleTimeoutMs);
+  new SignalingSession(socket as unknown as WebSocket, recorded.plane, destinationChecks(config, () => Promise.reject(new Error('no checks here'))), createAccessControl(config), '127.0.0.1', pino({ level: 'silent' }), idleTimeoutMs);
   return { socket, ...recorded };
 }
 

@@ -85,6 +85,7 @@ async function checkRow(row) {
   }
   if (row.dataset.checking !== asked) return; // a newer check of this row answers instead
   line.textContent = text;
+  line.title = text;
   line.className = `check ${kind}`;
 }
 

@@ -1,8 +1,5 @@
 /** The SDK's public constants and types: statuses, options, events. */
-import type { CheckReport, DestinationState as ProtocolDestinationState } from '../../src/signaling/protocol.js';
-
-/** What `session.checkDestination` tells: how far a connection to the destination got, no media sent. */
-export type { CheckReport };
+import type { DestinationState as ProtocolDestinationState } from '../../src/signaling/protocol.js';
 
 export const SESSION_STATUS = { ESTABLISHED: 'ESTABLISHED', RECONNECTING: 'RECONNECTING', DISCONNECTED: 'DISCONNECTED', FAILED: 'FAILED' } as const;
 /** `PUBLISHING`: the gateway receives the stream (whether a destination took it is told by `DESTINATION`). */
@@ -54,6 +51,25 @@ export interface DestinationOptions {
   rtmpUrl: string;
   /** Take the RTMP stream name from the URL's last path segment (the stream key) instead of prefix + name. */
   rtmpTransponderFullUrl?: boolean;
+}
+
+/** What `session.checkDestination` tells: how far a connection to the destination got, no media sent. */
+export interface CheckReport {
+  /** Every step asked for succeeded. */
+  ok: boolean;
+  /** The destination, its secrets shown as `***`. */
+  rtmpUrl: string;
+  /** A connection was made and the server answered the handshake. */
+  reachable: boolean;
+  /** RTMP: `connect` accepted (the application, its authentication); SRT: the session accepted; null when not reached. */
+  applicationAccepted: boolean | null;
+  /** With `publish`: the stream key accepted (SRT: the stream id and passphrase); null when not asked or not reached. */
+  keyAccepted: boolean | null;
+  elapsedMs: number;
+  /** As a push would fail: `destination_refused`, `destination_unreachable`. */
+  error?: string;
+  /** Why, its secrets shown as `***`. */
+  message?: string;
 }
 
 /** A destination to check before going live (`session.checkDestination`). */

@@ -6,6 +6,51 @@ const KEY = 'gateway-console-key';
 let sounds = [];
 /** bytesSent and time of each push in the last view, for its bitrate. */
 const previous = new Map();
+/** What the charts show: the last minutes of each stream's and each push's figures, by key. */
+const CHART_MS = 5 * 60_000;
+const histories = new Map();
+const SVG = 'http://www.w3.org/2000/svg';
+
+/** Adds a sample to the history of `key` (older than the chart's span dropped); answers the history. */
+function remember(key, at, sample) {
+  const history = histories.get(key) ?? [];
+  history.push({ at, ...sample });
+  while (history.length && at - history[0].at > CHART_MS) history.shift();
+  histories.set(key, history);
+  return history;
+}
+
+/**
+ * Draws `field` of `history` into the inline chart `svg`: a line over the last minutes (up to five), scaled
+ * to its largest value, and a red mark wherever `marked` says (a reconnect). Drawn with DOM calls
+ * and numbers only: nothing the gateway sends becomes markup.
+ */
+function chart(svg, history, field, unit, marked) {
+  const [width, height] = [120, 28];
+  const end = history.at(-1)?.at ?? 0;
+  // A minute at first, growing with the history up to five: a new push's line is not a dot at the edge.
+  const span = Math.min(CHART_MS, Math.max(60_000, end - (history[0]?.at ?? end)));
+  const x = (at) => (width * (at - (end - span))) / span;
+  const values = history.map((s) => s[field]).filter((v) => typeof v === 'number');
+  const top = Math.max(1, ...values);
+  const y = (v) => height - 2 - ((height - 4) * v) / top;
+  const line = document.createElementNS(SVG, 'polyline');
+  line.setAttribute('points', history.filter((s) => typeof s[field] === 'number').map((s) => `${x(s.at).toFixed(1)},${y(s[field]).toFixed(1)}`).join(' '));
+  line.setAttribute('class', 'line');
+  const parts = [line];
+  for (const s of history.filter((s, i) => i > 0 && marked?.(history[i - 1], s))) {
+    const mark = document.createElementNS(SVG, 'line');
+    for (const [name, value] of [['x1', x(s.at)], ['x2', x(s.at)], ['y1', 0], ['y2', height]]) mark.setAttribute(name, String(value));
+    mark.setAttribute('class', 'mark');
+    parts.push(mark);
+  }
+  const title = document.createElementNS(SVG, 'title');
+  title.textContent = `last ${duration(span)}: now ${values.at(-1) ?? '?'} ${unit}, highest ${Math.round(top)} ${unit}`;
+  parts.push(title);
+  svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
+  svg.replaceChildren(...parts);
+  svg.dataset.points = String(values.length);
+}
 
 function headers() {
   const key = sessionStorage.getItem(KEY);
@@ -95,6 +140,8 @@ function render(view) {
   const now = Date.parse(view.at);
   const names = new Set([...view.streams.map((s) => s.name), ...view.pushes.map((p) => p.sourceStreamName)]);
   for (const card of document.querySelectorAll('.stream')) if (!names.has(card.dataset.name)) card.remove();
+  const kept = new Set([...view.streams.map((s) => `stream:${s.name}`), ...view.pushes.map((p) => `push:${p.mediaSessionId}`)]);
+  for (const key of histories.keys()) if (!kept.has(key)) histories.delete(key);
   for (const name of [...names].sort()) {
     const card = streamCard(name);
     const stream = view.streams.find((s) => s.name === name);
@@ -112,6 +159,11 @@ function render(view) {
           `${stream.framesLost} frames lost`,
         ].join(' · ')
       : 'its pushes wait for it or have ended';
+    if (stream) {
+      const history = remember(`stream:${name}`, now, { kbps: stream.bitrateKbps, fps: stream.video?.frameRate });
+      chart(card.querySelector('.chart-in'), history, 'kbps', 'kb/s');
+      chart(card.querySelector('.chart-fps'), history, 'fps', 'fps');
+    }
     const pushes = view.pushes.filter((p) => p.sourceStreamName === name);
     for (const row of card.querySelectorAll('.push')) if (!pushes.some((p) => p.mediaSessionId === row.dataset.id)) row.remove();
     for (const push of pushes) {
@@ -126,7 +178,12 @@ function render(view) {
       row.querySelector('.state').dataset.state = push.state;
       row.querySelector('.uptime').textContent = duration(now - Date.parse(push.createdAt));
       row.querySelector('.bitrate').textContent = kbps === undefined ? '…' : `${kbps} kb/s`;
+      row.querySelector('.lag').textContent = `${push.counters?.lagMs ?? 0} ms`;
       row.querySelector('.reconnects').textContent = String(push.counters?.reconnects ?? 0);
+      const history = remember(`push:${push.mediaSessionId}`, now, { kbps, lag: push.counters?.lagMs, reconnects: push.counters?.reconnects ?? 0 });
+      const reconnected = (before, after) => after.reconnects > before.reconnects;
+      chart(row.querySelector('.chart-bitrate'), history, 'kbps', 'kb/s', reconnected);
+      chart(row.querySelector('.chart-lag'), history, 'lag', 'ms', reconnected);
       row.querySelector('.error').textContent = push.lastError ?? '';
       row.querySelector('.mute').textContent = push.muted ? 'Unmute' : 'Mute';
       row.querySelector('.play').textContent = push.soundEnabled ? 'Playing…' : 'Play';

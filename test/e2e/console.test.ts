@@ -44,6 +44,18 @@ t.test('the console needs the control key; it starts a push, shows it running, m
   t.equal(await page.textContent(`${card} .push .target`), stage.nginx.url(), 'with its destination');
   await waitFor('the RTMP server to receive it', async () => (await stage.nginx.streams()).some((s) => s.name === 'rtmp_cam' && s.width > 0), 10000);
   await waitFor('a bitrate', async () => /^\d+ kb\/s$/.test((await page.textContent(`${card} .push .bitrate`)) ?? ''), 6000);
+  // The charts draw what the views bring: a line of several points, below the chart's top.
+  const drawn = async (chart: string): Promise<number[][]> => {
+    const points = (await page.getAttribute(`${card} ${chart} polyline`, 'points').catch(() => null)) ?? '';
+    return points.split(' ').filter(Boolean).map((p) => p.split(',').map(Number));
+  };
+  for (const chart of ['.chart-in', '.chart-fps', '.push .chart-bitrate', '.push .chart-lag']) {
+    const points = await waitFor(`${chart} drawn`, async () => ((await drawn(chart)).length >= 3 ? drawn(chart) : undefined), 10000);
+    t.ok(points.every(([x, y]) => x! >= 0 && x! <= 120 && y! >= 0 && y! <= 28), `${chart}: ${points.length} points inside the chart`);
+  }
+  const incoming = await drawn('.chart-in');
+  t.ok(incoming.some(([, y]) => y! < 20), 'the incoming bitrate line rises above the bottom');
+  t.match(await page.textContent(`${card} .chart-in title`), /now \d+ kb\/s, highest \d+ kb\/s/, 'its title tells the figures');
 
   await page.click(`${card} .push .mute`);
   await waitFor('the push to show muted', async () => (await page.textContent(`${card} .push .mute`)) === 'Unmute', 5000);

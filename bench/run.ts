@@ -3,7 +3,7 @@
  * beside its target.
  * Prints a table and writes JSON. `--quick` runs a smaller version in about a minute.
  *
- *   npm run bench -- [--quick] [--only startup,sdk,latency,fanout,audio,resilience,capacity,overload,cluster,peer] [--steps 8,16,24]
+ *   npm run bench -- [--quick] [--only startup,sdk,latency,fanout,outputs,audio,resilience,capacity,overload,cluster,peer] [--steps 8,16,24]
  *                    [--out file.json] [--log-level debug] [--profile: CPU profile of the gateway
  *                    in .bench/profiles, for Chrome DevTools or speedscope]
  */
@@ -21,6 +21,7 @@ import { audioCommands } from './audio-commands.js';
 import { capacity } from './capacity.js';
 import { fanout } from './fanout.js';
 import { push } from './latency.js';
+import { outputs } from './outputs.js';
 import { overload } from './overload.js';
 import { peer } from './peer.js';
 import { cluster } from './cluster.js';
@@ -39,7 +40,7 @@ const { values: args } = parseArgs({
   },
 });
 const quick = args.quick!;
-const sections = new Set((args.only ?? 'startup,sdk,latency,fanout,audio,resilience,capacity,overload,cluster,peer').split(','));
+const sections = new Set((args.only ?? 'startup,sdk,latency,fanout,outputs,audio,resilience,capacity,overload,cluster,peer').split(','));
 const plan = benchPlan(quick);
 if (args.steps) plan.capacitySteps = args.steps.split(',').map(Number);
 const WORK = resolve('.bench');
@@ -83,6 +84,10 @@ async function main(): Promise<void> {
     if (sections.has('fanout')) {
       nginx ??= await NginxRtmp.start();
       details.fanoutCpu = await fanout(gateway, fixture, nginx, report, plan.pushSeconds);
+    }
+    if (sections.has('outputs')) {
+      nginx ??= await NginxRtmp.start();
+      await outputs(bench, gateway, fixture, nginx);
     }
     if (sections.has('capacity')) {
       nginx ??= await NginxRtmp.start();

@@ -1,0 +1,52 @@
+import type { Fixture } from '../kit/fixture.js';
+import type { GatewayProcess } from '../kit/gateway-process.js';
+import { sleep, waitFor } from '../kit/processes.js';
+import type { NginxRtmp } from '../kit/rtmp-server.js';
+import { SrtListener } from '../kit/srt-listener.js';
+import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
+import { CpuWindow } from './proc.js';
+import type { Bench } from './report.js';
+
+/**
+ * What each kind of output costs beside an RTMP push of the same stream: the CPU of the gateway
+ * and every ffmpeg it runs with one RTMP push, then with an SRT push added (its own ffmpeg,
+ * MPEG-TS over SRT to ffmpeg listening on loopback); and how long the SRT push's startup takes to
+ * answer (it answers once the SRT session is up).
+ */
+export async function outputs(bench: Bench, gateway: GatewayProcess, fixture: Fixture, nginx: NginxRtmp): Promise<void> {
+  const seconds = bench.plan.pushSeconds;
+  console.log(`\nOutputs: one stream pushed over RTMP, then over SRT beside it (${seconds} s each)`);
+  const publisher = await SyntheticPublisher.publish(fixture, gateway.baseUrl, 'outputs');
+  const listener = await SrtListener.start('bench-passphrase-0001');
+  const ids: string[] = [];
+  const cpu = async (): Promise<number> => {
+    await sleep(2000);
+    const pids = [...(await gateway.ownPids()), ...(await gateway.ffmpegPids())];
+    const window = new CpuWindow(pids);
+    await sleep(seconds * 1000);
+    return window.end().of(pids);
+  };
+  const start = async (rtmpUrl: string): Promise<number> => {
+    const startedAt = performance.now();
+    const reply = await gateway.request('POST', '/rest-api/push/startup', { streamName: 'outputs', rtmpUrl, rtmpTransponderFullUrl: true });
+    if (reply.status !== 200) throw new Error(`startup answered ${reply.status}: ${JSON.stringify(reply.body)}`);
+    ids.push(reply.body.mediaSessionId);
+    return performance.now() - startedAt;
+  };
+  try {
+    await start(`${nginx.url()}/outputs-rtmp`);
+    const rtmp = await cpu();
+    const srtStartupMs = await start(listener.url('passphrase=bench-passphrase-0001&latency=120'));
+    await waitFor('media at the SRT listener', async () => (await listener.received()) > 100_000, 20_000);
+    const both = await cpu();
+    bench.report('outputs: CPU, gateway and its ffmpeg, 1 RTMP push', rtmp, '% of a core');
+    bench.report('outputs: CPU, gateway and its ffmpeg, RTMP + SRT push', both, '% of a core');
+    bench.report('outputs: CPU an SRT push adds', both - rtmp, '% of a core');
+    bench.report('outputs: SRT push /push/startup → 200 (session up)', srtStartupMs, 'ms');
+    bench.details.outputs = { rtmp, both, srtStartupMs };
+  } finally {
+    for (const mediaSessionId of ids) await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId });
+    await publisher.stop();
+    await listener.close();
+  }
+}

@@ -219,11 +219,19 @@ t.test('Redis away for 10 s: what runs goes on, new publishes are refused; Redis
   t.match(await redis.dump(), new RegExp(`push:${pushId}`), 'the kept push is still in Redis');
   t.equal(await publishing(`c1-${KEY}`), 1, 'pushed once');
 
+  // A push started through the node that does not serve c1: only that node knows its definition.
+  const serving = (await servingNode('c1'))!;
+  const other = [...nodes.keys()].find((id) => id !== serving)!;
+  const through = await node(other).request('POST', '/rest-api/push/startup', { streamName: 'c1', rtmpUrl: `${nginx.url()}/c1-through-${KEY}`, rtmpTransponderFullUrl: true });
+  t.equal(through.status, 200, JSON.stringify(through.body));
   await redis.restart({ empty: true });
   await waitFor('the nodes registered again', async () => (await nodeIds('n1').catch(() => [])).length === 2, 10_000);
   await waitFor('c1 held again', async () => ((await redis.command('GET', 'gw:stream:c1')) ?? '$-1') !== '$-1', 10_000);
   await waitFor('the kept push written again', async () => (await redis.dump()).includes(`push:${pushId}`), 10_000);
   t.pass('the kept push, lost with the data, is written again by the node that runs it');
+  await waitFor('the push started through the other node written again', async () => (await redis.dump()).includes(`push:${through.body.mediaSessionId}`), 10_000);
+  t.pass(`the push started through ${other} and running at ${serving} is written again too`);
+  t.equal((await node(other).request('POST', '/rest-api/push/terminate', { mediaSessionId: through.body.mediaSessionId })).status, 200);
   await t.rejects(SyntheticPublisher.publish(testFixture(), node('n1').baseUrl, 'c1'), /answered 409: .*stream c1 is (already publishing|published at node n[13])/, 'placed at the node serving it (or refused by its claim): not published twice');
   t.equal(await publishing(`c1-${KEY}`), 1, 'pushed once');
 });

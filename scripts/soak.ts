@@ -81,11 +81,15 @@ async function main(): Promise<void> {
   const dataDir = join(WORK, 'soak-data');
   const ids = Array.from({ length: nodeCount }, (_, i) => `s${i + 1}`);
   for (const id of ids) ports.set(id, await freePort());
+  // Each start of a node logs to a file of its own, at info: what a trouble did stays to be read.
+  const starts = new Map<string, number>();
   const startNode = async (id: string): Promise<void> => {
     const port = ports.get(id)!;
-    const env: Record<string, string> = { GATEWAY_HTTP_PORT: String(port), GATEWAY_RUN_DIR: WORK, GATEWAY_DATA_DIR: dataDir };
+    const env: Record<string, string> = { GATEWAY_HTTP_PORT: String(port), GATEWAY_RUN_DIR: WORK, GATEWAY_DATA_DIR: dataDir, GATEWAY_LOG_LEVEL: 'info' };
     if (redis) env.GATEWAY_CLUSTER = JSON.stringify({ redis_url: redis.url, node_id: id, advertise_url: `http://127.0.0.1:${port}`, secret: SECRET, drain_timeout_ms: 10_000 });
-    nodes.set(id, await GatewayProcess.start(join(WORK, `soak-${id}.log`), env));
+    const start = (starts.get(id) ?? 0) + 1;
+    starts.set(id, start);
+    nodes.set(id, await GatewayProcess.start(join(WORK, `soak-${id}-${start}.log`), env));
   };
   await Promise.all(ids.map(startNode));
   const balancer = await TcpBalancer.start(ids.map((id) => ({ host: '127.0.0.1', port: ports.get(id)! })));

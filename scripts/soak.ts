@@ -121,12 +121,14 @@ async function main(): Promise<void> {
     const res = await api('POST', '/rest-api/push/startup', { streamName: name, rtmpUrl: nginx.url() });
     if (res.status !== 200) throw new Error(`startup of ${name} answered ${res.status}: ${JSON.stringify(res.body)}`);
   }
-  const allBack = async (): Promise<boolean> => {
+  /** The streams whose push is not running, or not at the destination. */
+  const missing = async (): Promise<string[]> => {
     const at = await nginx.streams().catch(() => []);
     const pushes = await api('POST', '/rest-api/push/find_all');
     const running = pushes.status === 200 ? (pushes.body as { state: string; sourceStreamName: string }[]).filter((p) => p.state === 'running') : [];
-    return names.every((n) => at.some((s) => s.name === `rtmp_${n}` && s.width > 0) && running.some((p) => p.sourceStreamName === n));
+    return names.filter((n) => !(at.some((s) => s.name === `rtmp_${n}` && s.width > 0) && running.some((p) => p.sourceStreamName === n)));
   };
+  const allBack = async (): Promise<boolean> => (await missing()).length === 0;
   await waitFor('every push at the destination', allBack, 60_000, 500);
 
   const samples: Sample[] = [];
@@ -219,7 +221,8 @@ async function main(): Promise<void> {
         if (!back) await sleep(500);
       }
       troubles.push({ at, kind, back, backMs: Date.now() - at });
-      console.log(`  ${new Date(at).toISOString()} ${kind}: ${back ? `every push back after ${((Date.now() - at) / 1000).toFixed(1)} s` : 'NOT every push back within 60 s'}`);
+      const notBack = back ? [] : await missing().catch(() => names);
+      console.log(`  ${new Date(at).toISOString()} ${kind}: ${back ? `every push back after ${((Date.now() - at) / 1000).toFixed(1)} s` : `NOT every push back within 60 s (not: ${notBack.join(', ')})`}`);
       nextTrouble = Date.now() + chaosMs;
     }
     await keepPublished().catch(() => {});

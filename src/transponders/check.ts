@@ -7,6 +7,7 @@ import type { DestinationResolver } from '../security/destination-policy.js';
 import { parseDestination, scrubDestination, withFullUrl, type Destination, type NamingRules } from './destination.js';
 import { classifyFailure, errorCodeFor, type FailureKind } from './restore.js';
 import type { CheckReport } from './check-report.js';
+import { rtmpSession } from './rtmp-link.js';
 import { FFMPEG_QUIET, srtFailure, srtOutput } from './srt-link.js';
 
 /** A check answers within this, whatever the destination does. */
@@ -67,18 +68,7 @@ export async function checkDestination(request: CheckRequest, settings: CheckSet
   const publish = request.publish ?? false;
   try {
     const rtmp = await RtmpPublisher.publish({
-      protocol: destination.protocol,
-      address,
-      port: destination.port,
-      host: destination.host,
-      app: destination.app,
-      tcUrl: destination.tcUrl,
-      streamName: destination.streamName,
-      query: destination.query,
-      credentials: destination.credentials,
-      flashVer: settings.flashVer,
-      localAddress: settings.localAddress,
-      secureContext: settings.secureContext,
+      ...rtmpSession(destination, address, settings),
       timeoutMs: CHECK_TIMEOUT_MS,
       connectOnly: !publish,
       onStep: (step) => steps.add(step),

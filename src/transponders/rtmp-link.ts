@@ -1,10 +1,10 @@
 import type { SecureContext } from 'node:tls';
 import type { Amf0Value } from '../rtmp/amf0.js';
-import { RtmpPublisher } from '../rtmp/client.js';
+import { RtmpPublisher, type RtmpPublishOptions } from '../rtmp/client.js';
 import { RtmpError } from '../rtmp/errors.js';
 import type { DestinationResolver } from '../security/destination-policy.js';
 import { scrubDestination, type Destination } from './destination.js';
-import { LagGuard } from './lag-guard.js';
+import { LagGuard, type DeliveryProbe } from './lag-guard.js';
 import { OutputBuffer, type MediaOutput, type OutBufferSettings, type OutBufferState } from './out-buffer.js';
 import { classifyFailure, OpenError, RECONNECT_SOCKET_TIMEOUT_MS, type FailureKind } from './restore.js';
 
@@ -76,32 +76,43 @@ export interface RtmpLinkSettings {
   onBufferState: (state: OutBufferState) => void;
 }
 
+/** What an RTMP session to `destination` at `address` is made of: the push's, and a check's. */
+export function rtmpSession(
+  destination: Destination,
+  address: string,
+  settings: Pick<RtmpLinkSettings, 'flashVer' | 'localAddress' | 'secureContext'>,
+): Omit<RtmpPublishOptions, 'timeoutMs'> {
+  const { protocol } = destination;
+  if (protocol === 'srt') throw new Error('an SRT destination has no RTMP session');
+  return {
+    protocol,
+    address,
+    port: destination.port,
+    host: destination.host,
+    app: destination.app,
+    tcUrl: destination.tcUrl,
+    streamName: destination.streamName,
+    query: destination.query,
+    credentials: destination.credentials,
+    flashVer: settings.flashVer,
+    localAddress: settings.localAddress,
+    secureContext: settings.secureContext,
+  };
+}
+
 /**
  * Links to one destination: the first connects to `pinnedAddress` (what the startup resolved and
  * checked), every later one looks the host up and checks it again.
  */
 export function rtmpLinks(destination: Destination, settings: RtmpLinkSettings, pinnedAddress?: string): LinkFactory {
   let pinned = pinnedAddress;
-  const { protocol } = destination;
-  if (protocol === 'srt') throw new Error('an SRT destination has SRT links');
   return async (reconnecting) => {
     let rtmp: RtmpPublisher;
     try {
       const address = pinned ?? (await settings.resolveDestination(destination.host, destination.port));
       pinned = undefined;
       rtmp = await RtmpPublisher.publish({
-        protocol,
-        address,
-        port: destination.port,
-        host: destination.host,
-        app: destination.app,
-        tcUrl: destination.tcUrl,
-        streamName: destination.streamName,
-        query: destination.query,
-        credentials: destination.credentials,
-        flashVer: settings.flashVer,
-        localAddress: settings.localAddress,
-        secureContext: settings.secureContext,
+        ...rtmpSession(destination, address, settings),
         timeoutMs: settings.connectTimeoutMs,
         socketTimeoutMs: reconnecting ? RECONNECT_SOCKET_TIMEOUT_MS : undefined,
         onListenerError: settings.onListenerError,
@@ -114,18 +125,55 @@ export function rtmpLinks(destination: Destination, settings: RtmpLinkSettings, 
 }
 
 /**
+ * What every link has in front of its connection: a `LagGuard` over `sink` (measured by `probe`)
+ * and, when enabled, the output buffer; and its loss, told once unless it was closed on purpose.
+ */
+export abstract class GuardedLink {
+  protected readonly guard: LagGuard;
+  protected readonly outBuffer: OutputBuffer | undefined;
+  /** Where the transponder writes: the buffer, else the guard. */
+  protected readonly front: MediaOutput;
+  protected closed = false;
+  #lost: ((reason: string, kind: FailureKind) => void) | undefined;
+
+  constructor(sink: MediaOutput, probe: DeliveryProbe, settings: Pick<RtmpLinkSettings, 'maxLagMs' | 'outBuffer' | 'onBufferState'>) {
+    this.guard = new LagGuard(sink, probe, settings.maxLagMs);
+    this.outBuffer = settings.outBuffer.enabled ? new OutputBuffer(this.guard, settings.outBuffer, undefined, settings.onBufferState) : undefined;
+    this.front = this.outBuffer ?? this.guard;
+  }
+
+  get lagMs(): number {
+    return this.guard.lagMs;
+  }
+
+  get buffer(): { state: OutBufferState; levelMs: number } | undefined {
+    return this.outBuffer && { state: this.outBuffer.state, levelMs: this.outBuffer.levelMs };
+  }
+
+  onLost(listener: (reason: string, kind: FailureKind) => void): void {
+    this.#lost = listener;
+  }
+
+  /** Marks it closed and tells the loss, once; nothing when it was closed on purpose. */
+  protected lose(reason: string, kind: FailureKind): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.outBuffer?.close();
+    const listener = this.#lost;
+    this.#lost = undefined;
+    listener?.(reason, kind);
+  }
+}
+
+/**
  * The RTMP link: the publish session, a `LagGuard` that drops media up to a keyframe for a
  * destination too far behind, and the output buffer when enabled. It is the one place that decides
  * the destination stalled (`#checkStall`): media it does not take piling up beyond
  * MAX_BACKLOG_BYTES, or nothing acknowledged for `stallTimeoutMs`. A stall, or the connection's
  * end, is a loss.
  */
-export class RtmpLink implements Link {
+export class RtmpLink extends GuardedLink implements Link {
   readonly out: MediaOutput;
-  readonly #guard: LagGuard;
-  readonly #buffer: OutputBuffer | undefined;
-  #lost: ((reason: string, kind: FailureKind) => void) | undefined;
-  #closed = false;
   readonly #stallTimer: NodeJS.Timeout;
   /** Since when output has waited on the destination without it acknowledging anything. */
   #overdueSince: number | undefined;
@@ -136,9 +184,8 @@ export class RtmpLink implements Link {
     private readonly destination: Destination,
     settings: RtmpLinkSettings,
   ) {
-    this.#guard = new LagGuard(rtmp, rtmp, settings.maxLagMs);
-    this.#buffer = settings.outBuffer.enabled ? new OutputBuffer(this.#guard, settings.outBuffer, undefined, settings.onBufferState) : undefined;
-    const inner = this.#buffer ?? this.#guard;
+    super(rtmp, rtmp, settings);
+    const inner = this.front;
     this.out = {
       writeMetadata: (metadata: Record<string, Amf0Value>) => inner.writeMetadata(metadata),
       writeVideo: (timestamp, body) => {
@@ -152,7 +199,7 @@ export class RtmpLink implements Link {
     };
     rtmp.on('closed', (error) => {
       clearInterval(this.#stallTimer);
-      if (error) this.#lose(`destination connection lost: ${scrubDestination(error.message, this.destination)}`, classifyFailure(error));
+      if (error) this.lose(`destination connection lost: ${scrubDestination(error.message, this.destination)}`, classifyFailure(error));
     });
     this.#acknowledgements = rtmp.acknowledgements;
     this.#stallTimer = setInterval(() => this.#checkStall(settings.stallTimeoutMs), STALL_CHECK_MS);
@@ -163,31 +210,19 @@ export class RtmpLink implements Link {
     return {
       written: this.rtmp.bytesWritten,
       acknowledged: this.rtmp.bytesAcknowledged,
-      bufferings: this.#buffer?.bufferings ?? 0,
-      framesDropped: this.#guard.framesDropped,
+      bufferings: this.outBuffer?.bufferings ?? 0,
+      framesDropped: this.guard.framesDropped,
     };
-  }
-
-  get lagMs(): number {
-    return this.#guard.lagMs;
   }
 
   get acknowledgedAt(): number | undefined {
     return this.rtmp.lastAcknowledgedAt;
   }
 
-  get buffer(): { state: OutBufferState; levelMs: number } | undefined {
-    return this.#buffer && { state: this.#buffer.state, levelMs: this.#buffer.levelMs };
-  }
-
-  onLost(listener: (reason: string, kind: FailureKind) => void): void {
-    this.#lost = listener;
-  }
-
   async close(): Promise<void> {
-    this.#closed = true;
+    this.closed = true;
     clearInterval(this.#stallTimer);
-    this.#buffer?.close();
+    this.outBuffer?.close();
     await this.rtmp.close();
   }
 
@@ -212,14 +247,6 @@ export class RtmpLink implements Link {
   /** A destination that takes less than it is sent would make the gateway buffer without end. */
   #checkBacklog(): void {
     const waiting = this.rtmp.bufferedBytes;
-    if (waiting > MAX_BACKLOG_BYTES) this.#lose(`the destination does not keep up: ${Math.round(waiting / 1048576)} MB waiting to be sent`, 'unreachable');
-  }
-
-  #lose(reason: string, kind: FailureKind): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    const listener = this.#lost;
-    this.#lost = undefined;
-    listener?.(reason, kind);
+    if (waiting > MAX_BACKLOG_BYTES) this.lose(`the destination does not keep up: ${Math.round(waiting / 1048576)} MB waiting to be sent`, 'unreachable');
   }
 }

@@ -3,10 +3,10 @@ import { EcmaArray, encodeAmf0, type Amf0Value } from '../rtmp/amf0.js';
 import { flvFileHeader, flvTag, FlvTagType } from '../media/flv.js';
 import type { DestinationResolver } from '../security/destination-policy.js';
 import { scrubDestination, type Destination } from './destination.js';
-import { LagGuard } from './lag-guard.js';
-import { OutputBuffer, type MediaOutput, type OutBufferSettings, type OutBufferState } from './out-buffer.js';
+import type { DeliveryProbe } from './lag-guard.js';
+import type { MediaOutput, OutBufferSettings, OutBufferState } from './out-buffer.js';
 import { OpenError, type FailureKind } from './restore.js';
-import type { Link, LinkFactory, LinkStats } from './rtmp-link.js';
+import { GuardedLink, type Link, type LinkFactory, type LinkStats } from './rtmp-link.js';
 
 /** Output waiting for ffmpeg beyond this fails the link (as an RTMP link's backlog does). */
 const MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
@@ -97,40 +97,31 @@ export function srtLinks(destination: Destination, settings: SrtLinkSettings, pi
  * it; after, a failure is a loss. A lag guard and the output buffer sit in front, as on an RTMP
  * link; the lag is what ffmpeg has not read yet (it reads as fast as SRT sends).
  */
-export class SrtLink implements Link {
+export class SrtLink extends GuardedLink implements Link {
   readonly out: MediaOutput;
   readonly connected: Promise<void>;
-  readonly #guard: LagGuard;
-  readonly #buffer: OutputBuffer | undefined;
   readonly #lines: string[] = [];
-  #written = 0;
-  #lost: ((reason: string, kind: FailureKind) => void) | undefined;
+  readonly #pipe: FlvPipe;
   #isConnected = false;
-  #closed = false;
 
   constructor(
     private readonly ffmpeg: FfmpegProcess,
     private readonly destination: Destination,
     private readonly settings: SrtLinkSettings,
   ) {
-    const write = (data: Buffer): void => {
-      if (this.ffmpeg.write(data)) this.#written += data.length;
-      if (this.ffmpeg.inputBacklog > MAX_BACKLOG_BYTES) this.#end(`the destination does not keep up: ${Math.round(this.ffmpeg.inputBacklog / 1048576)} MB waiting to be sent`, 'unreachable');
+    const pipe = new FlvPipe(ffmpeg);
+    super(pipe, pipe, settings);
+    this.#pipe = pipe;
+    const checked = (write: () => void): void => {
+      write();
+      if (ffmpeg.inputBacklog > MAX_BACKLOG_BYTES) this.#end(`the destination does not keep up: ${Math.round(ffmpeg.inputBacklog / 1048576)} MB waiting to be sent`, 'unreachable');
     };
-    const pipe: MediaOutput = {
-      writeMetadata: (metadata: Record<string, Amf0Value>) => write(flvTag(FlvTagType.SCRIPT, 0, encodeAmf0('onMetaData', new EcmaArray(metadata)))),
-      writeVideo: (timestamp, body) => write(flvTag(FlvTagType.VIDEO, timestamp, body)),
-      writeAudio: (timestamp, body) => write(flvTag(FlvTagType.AUDIO, timestamp, body)),
+    const front = this.front;
+    this.out = {
+      writeMetadata: (metadata) => front.writeMetadata(metadata),
+      writeVideo: (timestamp, body) => checked(() => front.writeVideo(timestamp, body)),
+      writeAudio: (timestamp, body) => checked(() => front.writeAudio(timestamp, body)),
     };
-    const probe = { bytesWritten: 0, undeliveredBytes: 0 };
-    Object.defineProperties(probe, {
-      bytesWritten: { get: () => this.#written },
-      undeliveredBytes: { get: () => this.ffmpeg.inputBacklog },
-    });
-    this.#guard = new LagGuard(pipe, probe, settings.maxLagMs);
-    this.#buffer = settings.outBuffer.enabled ? new OutputBuffer(this.#guard, settings.outBuffer, undefined, settings.onBufferState) : undefined;
-    this.out = this.#buffer ?? this.#guard;
-    write(flvFileHeader());
 
     let connect!: () => void;
     let refuse!: (error: OpenError) => void;
@@ -155,7 +146,7 @@ export class SrtLink implements Link {
     });
     // ffmpeg's own connect_timeout covers the handshake; this covers an ffmpeg that never gets that far.
     const timer = setTimeout(() => {
-      if (this.#isConnected || this.#closed) return;
+      if (this.#isConnected || this.closed) return;
       this.#lines.push('Connection setup failure: connection time out');
       void ffmpeg.kill();
     }, settings.connectTimeoutMs * 2 + 5000);
@@ -165,40 +156,53 @@ export class SrtLink implements Link {
 
   get stats(): LinkStats {
     return {
-      written: this.#written,
-      acknowledged: this.#written - this.ffmpeg.inputBacklog,
-      bufferings: this.#buffer?.bufferings ?? 0,
-      framesDropped: this.#guard.framesDropped,
+      written: this.#pipe.bytesWritten,
+      acknowledged: this.#pipe.bytesWritten - this.#pipe.undeliveredBytes,
+      bufferings: this.outBuffer?.bufferings ?? 0,
+      framesDropped: this.guard.framesDropped,
     };
   }
 
-  get lagMs(): number {
-    return this.#guard.lagMs;
-  }
-
-  get buffer(): { state: OutBufferState; levelMs: number } | undefined {
-    return this.#buffer && { state: this.#buffer.state, levelMs: this.#buffer.levelMs };
-  }
-
-  onLost(listener: (reason: string, kind: FailureKind) => void): void {
-    this.#lost = listener;
-  }
-
   async close(): Promise<void> {
-    this.#closed = true;
-    this.#buffer?.close();
+    this.closed = true;
+    this.outBuffer?.close();
     await this.ffmpeg.stop(this.settings.stopTimeoutMs);
   }
 
-  /** Told once, after the session was up, unless closed on purpose. */
+  /** ffmpeg is ended; the loss is told once the session was up (before, `connected` tells it). */
   #end(reason: string, kind: FailureKind): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#buffer?.close();
-    if (!this.#isConnected) return void this.ffmpeg.kill();
     void this.ffmpeg.kill();
-    const listener = this.#lost;
-    this.#lost = undefined;
-    listener?.(reason, kind);
+    if (this.#isConnected) this.lose(reason, kind);
+    else this.closed = true;
+  }
+}
+
+/** The link's media as an FLV byte stream into ffmpeg's standard input, counted; what the lag guard measures. */
+class FlvPipe implements MediaOutput, DeliveryProbe {
+  bytesWritten = 0;
+
+  constructor(private readonly ffmpeg: FfmpegProcess) {
+    this.#write(flvFileHeader());
+  }
+
+  /** Written but not yet read by ffmpeg (it reads as fast as SRT sends). */
+  get undeliveredBytes(): number {
+    return this.ffmpeg.inputBacklog;
+  }
+
+  writeMetadata(metadata: Record<string, Amf0Value>): void {
+    this.#write(flvTag(FlvTagType.SCRIPT, 0, encodeAmf0('onMetaData', new EcmaArray(metadata))));
+  }
+
+  writeVideo(timestamp: number, body: Buffer): void {
+    this.#write(flvTag(FlvTagType.VIDEO, timestamp, body));
+  }
+
+  writeAudio(timestamp: number, body: Buffer): void {
+    this.#write(flvTag(FlvTagType.AUDIO, timestamp, body));
+  }
+
+  #write(data: Buffer): void {
+    if (this.ffmpeg.write(data)) this.bytesWritten += data.length;
   }
 }

@@ -53,7 +53,12 @@ export interface DestinationOptions {
   rtmpTransponderFullUrl?: boolean;
 }
 
-/** What `session.checkDestination` tells: how far a connection to the destination got, no media sent. */
+/**
+ * What `session.checkDestination` tells: how far a connection to the destination got, no media sent.
+ * Written out here because the SDK's published types import nothing; the session hands the
+ * gateway's report (`src/transponders/check-report.ts`) to this type, so the compiler refuses a
+ * field here that the gateway does not send.
+ */
 export interface CheckReport {
   /** Every step asked for succeeded. */
   ok: boolean;

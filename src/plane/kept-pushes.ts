@@ -30,7 +30,15 @@ export interface KeptPushOptions {
   sweepMs?: number;
   /** In a cluster: whether some node holds the stream (a push not live here may be live there). */
   streamHeld?: (stream: string) => Promise<boolean>;
+  /** The first wait before a kept push whose destination did not take it is tried again (ms); it doubles, to 30 s. */
+  retryMs?: number;
 }
+
+/** A startup the destination refused or did not answer: it may take the push a moment later. */
+const DESTINATION_CODES = ['destination_refused', 'destination_unreachable'];
+/** Attempts to start a kept push again at a destination that does not take it, before it is forgotten. */
+const DESTINATION_ATTEMPTS = 8;
+const RETRY_MAX_MS = 30_000;
 
 const isCode = (error: unknown, code: string): boolean => error instanceof GatewayError && error.code === code;
 
@@ -70,6 +78,8 @@ export class PushKeeper implements PushCommands {
   readonly #restoring = new Set<string>();
   /** Pushes started whose record is being written. */
   readonly #writing = new Set<string>();
+  /** Kept pushes whose destination did not take them when started again: their attempts, and the wait for the next. */
+  readonly #retrying = new Map<string, { attempt: number; timer?: NodeJS.Timeout }>();
   #stopEvents: () => void = () => {};
   #sweeper: NodeJS.Timeout | undefined;
   #closed = false;
@@ -92,7 +102,7 @@ export class PushKeeper implements PushCommands {
       if (event.type === 'publisher.published' || event.type === 'publisher.returned') void this.#restore(event.stream);
       // The store first: in a cluster, what this node runs may have been kept by another.
       else if (event.type === 'publisher.ended') void this.#fresh({ stream: event.stream }).then(() => this.#forgetStream(event.stream, event.reason ?? 'the stream ended'));
-      else if (event.type === 'transponder.failed') void this.#fresh({ id: event.mediaSessionId }).then(() => this.#forget(event.mediaSessionId, `it failed: ${event.reason ?? 'no reason told'}`));
+      else if (event.type === 'transponder.failed') void this.#failed(event.mediaSessionId, event.reason ?? 'no reason told');
     });
     const sweepMs = options.sweepMs ?? Math.min(60_000, Math.max(1000, options.windowMs / 4));
     this.#sweeper = setInterval(() => void this.#sweep(), sweepMs);
@@ -164,6 +174,8 @@ export class PushKeeper implements PushCommands {
     this.#closed = true;
     this.#stopEvents();
     clearInterval(this.#sweeper);
+    for (const retry of this.#retrying.values()) clearTimeout(retry.timer);
+    this.#retrying.clear();
     await this.store.close();
   }
 
@@ -185,6 +197,8 @@ export class PushKeeper implements PushCommands {
     const kept = this.#kept.get(mediaSessionId);
     if (!kept) return;
     this.#kept.delete(mediaSessionId);
+    clearTimeout(this.#retrying.get(mediaSessionId)?.timer);
+    this.#retrying.delete(mediaSessionId);
     this.log.info({ mediaSessionId, stream: kept.stored.stream, why }, 'kept push forgotten');
     await this.store.remove(mediaSessionId).catch((error: Error) => this.log.error({ mediaSessionId, reason: error.message }, 'a push could not be removed from the store'));
   }
@@ -243,9 +257,13 @@ export class PushKeeper implements PushCommands {
       await this.plane.startup({ ...request, ...(options ? { options } : {}) }, id);
       if (sound && muted) await this.plane.setMuted(id, true);
       kept.awaySince = undefined;
+      this.#retrying.delete(id);
       this.log.info({ mediaSessionId: id, stream: kept.stored.stream }, 'kept push started again');
     } catch (error) {
       if (this.#closed || this.#kept.get(id) !== kept) return;
+      // The destination did not take it now (it still holds the session of the node the stream left,
+      // it is restarting): tried again after a wait, while the stream publishes here.
+      if (error instanceof GatewayError && DESTINATION_CODES.includes(error.code)) return void (await this.#retryLater(kept, error.message));
       // Not now (the stream went again, the gateway is loaded, the destination is already pushed
       // to): it waits for the next publish. Refused for good (the policy or the sound file changed): forgotten.
       if (error instanceof GatewayError && ['not_found', 'unavailable', 'conflict', 'too_many_requests'].includes(error.code)) {
@@ -256,6 +274,34 @@ export class PushKeeper implements PushCommands {
     } finally {
       this.#restoring.delete(id);
     }
+  }
+
+  async #retryLater(kept: Kept, reason: string): Promise<void> {
+    const { id, stream } = kept.stored;
+    const attempt = (this.#retrying.get(id)?.attempt ?? 0) + 1;
+    if (attempt > DESTINATION_ATTEMPTS) return this.#forget(id, `its destination did not take it in ${DESTINATION_ATTEMPTS} attempts: ${reason}`);
+    const inMs = Math.min(RETRY_MAX_MS, (this.options.retryMs ?? 2000) * 2 ** (attempt - 1));
+    this.log.warn({ mediaSessionId: id, stream, attempt, inMs, reason }, 'the destination did not take a kept push now: it is tried again');
+    const timer = setTimeout(() => {
+      const retry = this.#retrying.get(id);
+      if (retry) retry.timer = undefined;
+      void this.#restore(stream);
+    }, inMs);
+    timer.unref();
+    this.#retrying.set(id, { attempt, timer });
+  }
+
+  /**
+   * A push failed: forgotten, unless it runs on under the same id elsewhere (in a cluster, where its
+   * stream went: the instance left behind at the node it left is not the push).
+   */
+  async #failed(mediaSessionId: string, reason: string): Promise<void> {
+    await this.#fresh({ id: mediaSessionId });
+    const pushes = await this.plane.find({}).catch(() => []);
+    if (pushes.some((p) => p.mediaSessionId === mediaSessionId && p.state !== 'failed')) {
+      return this.log.info({ mediaSessionId, reason }, 'a push failed here runs on elsewhere under its id: still kept');
+    }
+    await this.#forget(mediaSessionId, `it failed: ${reason}`);
   }
 
   async #heldElsewhere(stream: string): Promise<boolean> {

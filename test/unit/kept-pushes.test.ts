@@ -37,6 +37,8 @@ function fakePlane() {
   const live = new Map<string, { request: StartupRequest; muted: boolean; sound?: string }>();
   const listeners = new Set<(event: LifecycleEvent) => void>();
   const refuse: GatewayError[] = [];
+  /** Pushes shown failed (a failed transponder stays listed). */
+  const failed = new Set<string>();
   const plane = {
     async startup(request: StartupRequest, id: string) {
       if (!publishing.has(request.streamName)) throw notFound(`stream ${request.streamName} is not publishing`);
@@ -46,7 +48,7 @@ function fakePlane() {
       return { mediaSessionId: id } as never;
     },
     async find({ streamName }: { streamName?: string }) {
-      return [...live].filter(([, p]) => !streamName || p.request.streamName === streamName).map(([id]) => ({ mediaSessionId: id, state: 'running' })) as never;
+      return [...live].filter(([, p]) => !streamName || p.request.streamName === streamName).map(([id]) => ({ mediaSessionId: id, state: failed.has(id) ? 'failed' : 'running' })) as never;
     },
     async terminate(id: string) {
       if (!live.delete(id)) throw notFound(`no transponder ${id}`);
@@ -75,7 +77,7 @@ function fakePlane() {
     if (event.type === 'publisher.ended' || event.type === 'publisher.lost') publishing.delete(event.stream);
     listeners.forEach((l) => l(event));
   };
-  return { plane: plane as unknown as MediaPlane, live, refuse, tell, listeners, publishing };
+  return { plane: plane as unknown as MediaPlane, live, refuse, failed, tell, listeners, publishing };
 }
 
 const sealer = new Sealer('a secret of sixteen or more', 'kept pushes');
@@ -117,7 +119,7 @@ t.test('a push is kept sealed with its audio, and starts again under its id when
 });
 
 t.test('forgotten: terminated (live or waiting), its stream ended on purpose, failed, refused for good', async (t) => {
-  const { k, store, tell, live, refuse } = await keeper(t);
+  const { k, store, tell, live, refuse, failed } = await keeper(t);
   tell(published());
   const a = (await k.startup(request, 'rest')).mediaSessionId;
   await k.terminate(a);
@@ -139,6 +141,7 @@ t.test('forgotten: terminated (live or waiting), its stream ended on purpose, fa
   tell({ type: 'publisher.lost', stream: 'cam', publisherId: 'p1', reason: 'gone' });
   await settle();
   t.equal(store.pushes.size, 1, 'a stream lost keeps it');
+  failed.add(c);
   tell({ type: 'transponder.failed', stream: 'cam', mediaSessionId: c, destination: 'rtmp://127.0.0.1/live/***', state: 'failed', reason: 'refused' });
   await settle();
   t.equal(store.pushes.size, 0, 'failed');
@@ -154,6 +157,45 @@ t.test('forgotten: terminated (live or waiting), its stream ended on purpose, fa
   tell(published());
   await settle();
   t.equal(store.pushes.size, 0, `refused for good (${d})`);
+});
+
+t.test('a kept push its destination does not take when started again (still busy, restarting) is tried again, then forgotten after 8 attempts', async (t) => {
+  const store = new MemoryStore();
+  const fake = fakePlane();
+  const k = new PushKeeper(fake.plane, store, sealer, { windowMs: 60_000, sweepMs: 20, retryMs: 5 }, pino({ level: 'silent' }));
+  await k.open();
+  t.teardown(() => k.close());
+  fake.tell(published());
+  const id = (await k.startup(request, 'rest')).mediaSessionId;
+  fake.live.clear(); // the stream moved, or the gateway restarted
+  fake.refuse.push(new GatewayError('destination_refused', 'transponder failed to start: NetStream.Publish.BadName: Already publishing'));
+  fake.refuse.push(new GatewayError('destination_unreachable', 'transponder failed to start: connect ECONNREFUSED'));
+  fake.tell(published());
+  const deadline = Date.now() + 5000;
+  while (!fake.live.has(id) && Date.now() < deadline) await settle();
+  t.ok(fake.live.has(id), 'started on the third attempt, under its id');
+  t.equal(store.pushes.size, 1, 'kept all along');
+
+  fake.live.clear();
+  for (let i = 0; i < 9; i++) fake.refuse.push(new GatewayError('destination_refused', 'NetStream.Publish.BadName'));
+  fake.tell(published());
+  while (store.pushes.size && Date.now() < deadline + 10_000) await settle();
+  t.equal(store.pushes.size, 0, 'a destination that never takes it: forgotten after the attempts');
+  t.equal(fake.refuse.length, 0, 'nine attempts: the first and eight more');
+});
+
+t.test('a push failed at the node its stream left, while it runs on under its id where the stream went, stays kept', async (t) => {
+  const { k, store, tell, failed } = await keeper(t);
+  tell(published());
+  const id = (await k.startup(request, 'rest')).mediaSessionId;
+  // The plane (every node's pushes) lists it running; the instance that failed is another node's.
+  tell({ type: 'transponder.failed', stream: 'cam', mediaSessionId: id, destination: 'rtmp://127.0.0.1/live/***', state: 'failed', reason: 'the destination already has this stream' });
+  await settle();
+  t.equal(store.pushes.size, 1, 'still kept');
+  failed.add(id);
+  tell({ type: 'transponder.failed', stream: 'cam', mediaSessionId: id, destination: 'rtmp://127.0.0.1/live/***', state: 'failed', reason: 'refused' });
+  await settle();
+  t.equal(store.pushes.size, 0, 'failed everywhere: forgotten');
 });
 
 t.test('a kept push whose stream does not come back within the window is forgotten', async (t) => {

@@ -100,10 +100,12 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   const webhooks = createWebhooks(config, plane, metrics, log, node?.id);
   // A cluster keeps pushes in its Redis, which every node reads; a gateway on its own, in its data folder.
   const kept = node ? { store: node.store, sealer: node.sealer } : deps.keptPushes;
-  const streamHeld = node ? async (stream: string): Promise<boolean> => (await node.claims.holder(stream)) !== undefined : undefined;
-  const keeper = kept
-    ? new PushKeeper(plane, kept.store, kept.sealer, { windowMs: config.push_store_window_ms, ...(streamHeld ? { streamHeld } : {}) }, log.child({ component: 'kept-pushes' }))
-    : undefined;
+  // In a cluster, a push not live here may be live at the node holding its stream.
+  const inCluster =
+    node && config.cluster
+      ? { streamHeld: async (stream: string): Promise<boolean> => (await node.claims.holder(stream)) !== undefined, nodesBackMs: config.cluster.node_timeout_ms }
+      : {};
+  const keeper = kept ? new PushKeeper(plane, kept.store, kept.sealer, { windowMs: config.push_store_window_ms, ...inCluster }, log.child({ component: 'kept-pushes' })) : undefined;
   const pushes = keeper ?? planeCommands(plane);
   if (node && keeper) node.registry.onEmptied = () => void keeper.rewrite();
 

@@ -32,6 +32,8 @@ export interface KeptPushOptions {
   streamHeld?: (stream: string) => Promise<boolean>;
   /** The first wait before a kept push whose destination did not take it is tried again (ms); it doubles, to 30 s. */
   retryMs?: number;
+  /** In a cluster: how long after Redis comes back every node alive has registered again (its node timeout, ms). */
+  nodesBackMs?: number;
 }
 
 /** A startup the destination refused or did not answer: it may take the push a moment later. */
@@ -82,6 +84,7 @@ export class PushKeeper implements PushCommands {
   readonly #retrying = new Map<string, { attempt: number; timer?: NodeJS.Timeout }>();
   #stopEvents: () => void = () => {};
   #sweeper: NodeJS.Timeout | undefined;
+  #rewriteAgain: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(
@@ -160,8 +163,21 @@ export class PushKeeper implements PushCommands {
   /**
    * Writes again every push this node knows and that runs somewhere: the store lost them (a
    * cluster's Redis restarted empty). A push that no node runs is not written: it waits nowhere.
+   * Nodes register again one heartbeat at a time, and a push running at a node not back yet is not
+   * found live, so this is done once more `nodesBackMs` later, when every node alive is back.
    */
   async rewrite(): Promise<void> {
+    const { nodesBackMs } = this.options;
+    if (nodesBackMs !== undefined) {
+      clearTimeout(this.#rewriteAgain);
+      this.#rewriteAgain = setTimeout(() => void this.#rewriteLive(), nodesBackMs);
+      this.#rewriteAgain.unref();
+    }
+    await this.#rewriteLive();
+  }
+
+  async #rewriteLive(): Promise<void> {
+    if (this.#closed) return;
     const live = new Set((await this.plane.find({}).catch(() => [])).filter((p) => p.state !== 'failed').map((p) => p.mediaSessionId));
     const again = [...this.#kept.values()].filter((k) => live.has(k.stored.id));
     await Promise.all(again.map((k) => this.#write(k).catch((error: Error) => this.log.warn({ mediaSessionId: k.stored.id, reason: error.message }, 'a kept push could not be written again'))));
@@ -174,6 +190,7 @@ export class PushKeeper implements PushCommands {
     this.#closed = true;
     this.#stopEvents();
     clearInterval(this.#sweeper);
+    clearTimeout(this.#rewriteAgain);
     for (const retry of this.#retrying.values()) clearTimeout(retry.timer);
     this.#retrying.clear();
     await this.store.close();

@@ -39,6 +39,8 @@ function fakePlane() {
   const refuse: GatewayError[] = [];
   /** Pushes shown failed (a failed transponder stays listed). */
   const failed = new Set<string>();
+  /** Pushes not listed though they run (at a node not registered again yet). */
+  const unlisted = new Set<string>();
   const plane = {
     async startup(request: StartupRequest, id: string) {
       if (!publishing.has(request.streamName)) throw notFound(`stream ${request.streamName} is not publishing`);
@@ -48,7 +50,7 @@ function fakePlane() {
       return { mediaSessionId: id } as never;
     },
     async find({ streamName }: { streamName?: string }) {
-      return [...live].filter(([, p]) => !streamName || p.request.streamName === streamName).map(([id]) => ({ mediaSessionId: id, state: failed.has(id) ? 'failed' : 'running' })) as never;
+      return [...live].filter(([id, p]) => !unlisted.has(id) && (!streamName || p.request.streamName === streamName)).map(([id]) => ({ mediaSessionId: id, state: failed.has(id) ? 'failed' : 'running' })) as never;
     },
     async terminate(id: string) {
       if (!live.delete(id)) throw notFound(`no transponder ${id}`);
@@ -77,7 +79,7 @@ function fakePlane() {
     if (event.type === 'publisher.ended' || event.type === 'publisher.lost') publishing.delete(event.stream);
     listeners.forEach((l) => l(event));
   };
-  return { plane: plane as unknown as MediaPlane, live, refuse, failed, tell, listeners, publishing };
+  return { plane: plane as unknown as MediaPlane, live, refuse, failed, unlisted, tell, listeners, publishing };
 }
 
 const sealer = new Sealer('a secret of sixteen or more', 'kept pushes');
@@ -196,6 +198,29 @@ t.test('a push failed at the node its stream left, while it runs on under its id
   tell({ type: 'transponder.failed', stream: 'cam', mediaSessionId: id, destination: 'rtmp://127.0.0.1/live/***', state: 'failed', reason: 'refused' });
   await settle();
   t.equal(store.pushes.size, 0, 'failed everywhere: forgotten');
+});
+
+t.test('Redis back empty: the pushes that run are written again, those at a node not back yet once it is', async (t) => {
+  const store = new MemoryStore();
+  const fake = fakePlane();
+  const k = new PushKeeper(fake.plane, store, sealer, { windowMs: 60_000, sweepMs: 20, nodesBackMs: 50 }, pino({ level: 'silent' }));
+  await k.open();
+  t.teardown(() => k.close());
+  fake.tell(published());
+  fake.tell(published('far'));
+  const here = (await k.startup(request, 'rest')).mediaSessionId;
+  const far = (await k.startup({ ...request, streamName: 'far' }, 'rest')).mediaSessionId;
+  const ended = (await k.startup({ ...request, streamName: 'far' }, 'rest')).mediaSessionId;
+  store.pushes.clear();
+  fake.unlisted.add(far); // its node has not heartbeated since Redis came back
+  await fake.plane.terminate(ended); // ended by another node meanwhile
+  await k.rewrite();
+  t.same([...store.pushes.keys()], [here], 'at once: the push found running');
+  fake.unlisted.clear();
+  const deadline = Date.now() + 5000;
+  while (!store.pushes.has(far) && Date.now() < deadline) await settle();
+  t.ok(store.pushes.has(far), 'once every node is back: the push running at the node that came back last');
+  t.notOk(store.pushes.has(ended), 'a push no node runs is not written');
 });
 
 t.test('a kept push whose stream does not come back within the window is forgotten', async (t) => {

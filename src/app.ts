@@ -13,6 +13,8 @@ import { installGuard, routeAccess } from './http/guard.js';
 import { ROUTER_OPTIONS, RouteTable } from './http/route-table.js';
 import { SnapshotQueue } from './http/snapshot-queue.js';
 import { pushRoutes } from './http/routes/push.js';
+import { recordingRoutes } from './http/routes/recording.js';
+import { RecordingLibrary } from './recordings/library.js';
 import { streamRoutes } from './http/routes/stream.js';
 import { docsRoutes } from './http/routes/docs.js';
 import { consoleRoutes } from './http/routes/console.js';
@@ -155,6 +157,10 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   const checks = checkSettings(config, checkFfmpeg, deps.lookupHost);
   const check = (request: CheckRequest): Promise<CheckReport> => checkDestination(request, checks);
   pushRoutes(app, plane, pushes, check);
+  // This node's recordings: the files are on its disk, the parts being written are its own plane's.
+  const recordings = new RecordingLibrary(resolve(ROOT, config.record_dir), { maxAgeHours: config.record_retention_hours, maxMb: config.record_retention_max_mb }, log.child({ component: 'recordings' }));
+  const stopRecordingEvents = own.events((event) => recordings.follow(event));
+  recordingRoutes(app, recordings);
   streamRoutes(app, plane, new SnapshotQueue((name) => plane.snapshot(name), config.limit_snapshot_decoders, config.limit_snapshot_queue));
   docsRoutes(app);
   consoleRoutes(app, plane, resolve(ROOT, config.media_dir), access.consoleStreams, log.child({ component: 'console' }));
@@ -217,6 +223,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
         return { publishers: status.publishers, transponders, ...(status.overloaded ? { overload: 'overloaded' } : {}) };
       });
       await keeper?.open();
+      recordings.start();
     },
     reloadCertificates() {
       const fresh = readCertificate(config);
@@ -227,6 +234,8 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
         signaling.close();
         await keeper?.close(); // first: what the plane's closing ends is not forgotten
         await plane.close();
+        stopRecordingEvents();
+        recordings.close();
         checkFfmpeg.killAll();
         await webhooks.close(); // after the plane: the pushes' last events are sent
         await app.close();

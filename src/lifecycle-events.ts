@@ -11,5 +11,7 @@ export const TRANSPONDER_EVENTS = [
   'transponder.failed',
   'transponder.stopped',
 ] as const;
-export const LIFECYCLE_EVENTS = [...PUBLISHER_EVENTS, ...TRANSPONDER_EVENTS] as const;
+/** A part (file) of a `record://` push began, or was finished. */
+export const RECORDING_EVENTS = ['recording.started', 'recording.finished'] as const;
+export const LIFECYCLE_EVENTS = [...PUBLISHER_EVENTS, ...TRANSPONDER_EVENTS, ...RECORDING_EVENTS] as const;
 export type LifecycleEventType = (typeof LIFECYCLE_EVENTS)[number];

@@ -188,6 +188,17 @@ export const configSchema = z
     audio_bitrate_kbps: z.number().int().min(32).max(512).default(128).describe('AAC bitrate'),
     audio_sample_rate: z.union([z.literal(44100), z.literal(48000)]).default(48000).describe('AAC sample rate (44100 or 48000)'),
     media_dir: z.string().min(1).default('media').describe('WAV files for `sound_on` (relative to the gateway\'s folder); ships `chime.wav`'),
+    record_dir: z.string().min(1).default('recordings').describe('where `record://` pushes write their MP4 files (relative to the gateway\'s folder)'),
+    record_file_pattern: z
+      .string()
+      .regex(/^(?=.*\{(stream|id)\})(?:[\w.-]|\{(?:stream|start|id)\})+$/, 'must name the stream ({stream}) or the push ({id}), and hold only letters, digits, "_", ".", "-" and {stream}, {start}, {id}')
+      .max(128)
+      .default('{stream}-{start}')
+      .describe('a recording\'s name: `{stream}`, `{start}` (UTC, `20261124T102233Z`), `{id}` (the push\'s first 8 characters); each part adds `-001.mp4`, `-002.mp4`…'),
+    record_part_s: z.number().int().min(10).max(86400).default(1800).describe('a recording is split into parts of this long (s), each cut at a keyframe'),
+    record_retention_hours: z.number().min(0).max(87600).default(0).describe('finished recordings older than this are deleted (0: kept)'),
+    record_retention_max_mb: z.number().int().min(0).default(0).describe('while finished recordings take more than this (MB), the oldest are deleted (0: no limit)'),
+    record_min_free_mb: z.number().int().min(0).default(512).describe('a recording ends (`failed`, saying why) when the disk of `record_dir` has less than this free (MB); none starts then'),
     cluster: z
       .strictObject({
         redis_url: z.string().regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL'),

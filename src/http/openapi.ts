@@ -3,6 +3,7 @@ import { ERROR_CODES, type ErrorCode } from '../errors.js';
 import { transponderInfoSchema } from '../transponders/info.js';
 import { soundOnSchema, startupSchema } from '../transponders/requests.js';
 import { checkReportSchema, checkRequestSchema } from '../transponders/check.js';
+import { recordingFileRequestSchema, recordingFindSchema, recordingSchema } from '../recordings/library.js';
 import { streamJsonSchema as stream } from '../publishers/view.js';
 import { findAllSchema, findSchema, mediaSessionSchema, streamSchema } from './schemas.js';
 import { nodeInfoSchema } from '../cluster/nodes.js';
@@ -85,7 +86,7 @@ export function openApiDocument(version: string): Json {
       securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'A control key of `api_keys` (needed once keys are set)' } },
     },
     paths: {
-      '/rest-api/push/startup': post('Start republishing a stream to an RTMP destination', startupSchema, { '200': { description: 'Running', content: json(transponder) } }, [400, 401, 403, 404, 409, 429, 500, 503]),
+      '/rest-api/push/startup': post('Start republishing a stream to an RTMP, RTMPS or SRT destination, or recording it (record://)', startupSchema, { '200': { description: 'Running', content: json(transponder) } }, [400, 401, 403, 404, 409, 429, 500, 503]),
       '/rest-api/push/check': post('Connect to a destination as a push would, sending no media: reachable, application accepted, key accepted', checkRequestSchema, { '200': { description: 'How far the check got', content: json(checkReportSchema) } }, [400, 401]),
       '/rest-api/push/find': post('Transponders by stream name or destination', findSchema, list(transponder, 'Matching transponders'), [400, 401, 404]),
       '/rest-api/push/find_all': post('Every transponder', findAllSchema, list(transponder, 'Every transponder'), [400, 401, 404]),
@@ -94,6 +95,24 @@ export function openApiDocument(version: string): Json {
       '/rest-api/push/unmute': post('Give a transponder its audio back', mediaSessionSchema, empty, [400, 401, 404]),
       '/rest-api/push/sound_on': post('Play a WAV file into a transponder\'s audio', soundOnSchema, empty, [400, 401, 404]),
       '/rest-api/push/sound_off': post('Stop the sound playing', mediaSessionSchema, empty, [400, 401, 404]),
+      '/rest-api/recording/find_all': post('The recordings (parts of `record://` pushes) on this node, of one stream or all', recordingFindSchema, list(recordingSchema, 'Every part, oldest first'), [400, 401, 404]),
+      '/rest-api/recording/delete': post('Delete a recording\'s part (409 while it is being written)', recordingFileRequestSchema, empty, [400, 401, 404, 409]),
+      '/rest-api/recording/download/{fileName}': {
+        get: {
+          summary: 'Download a recording\'s part (fragmented MP4); one byte range per request (`Range: bytes=a-b`), as a player seeking asks',
+          security: [{ apiKey: [] }],
+          parameters: [
+            { name: 'fileName', in: 'path', required: true, schema: { type: 'string' } },
+            { name: 'Range', in: 'header', required: false, schema: { type: 'string' } },
+          ],
+          responses: {
+            '200': { description: 'The whole file', content: { 'video/mp4': { schema: { type: 'string', contentMediaType: 'video/mp4' } } } },
+            '206': { description: 'The range asked for (`Content-Range`)', content: { 'video/mp4': { schema: { type: 'string', contentMediaType: 'video/mp4' } } } },
+            '416': { description: 'The range starts past the end (`Content-Range: bytes */size`)' },
+            ...errors(400, 401, 404),
+          },
+        },
+      },
       '/rest-api/stream/find': post('A publishing stream and its figures', streamSchema, list(stream, 'The stream'), [400, 401, 404]),
       '/rest-api/stream/find_all': post('Every publishing stream', findAllSchema, list(stream, 'Every stream'), [400, 401, 404]),
       '/rest-api/stream/snapshot': post('The stream\'s latest keyframe as a JPEG', streamSchema, { '200': { description: 'The picture', content: { 'image/jpeg': { schema: { type: 'string', contentMediaType: 'image/jpeg' } } } } }, [400, 401, 404, 500, 503]),

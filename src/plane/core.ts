@@ -127,7 +127,9 @@ export function destinationChecks(config: GatewayConfig, check: (request: CheckR
   return {
     check,
     checkDestination: (rtmpUrl, streamName, fullUrl) => parseDestination(rtmpUrl, streamName, withFullUrl(namingRules(config), fullUrl), 'rtmpUrl'),
-    checkAddresses: async (destination) => void (await resolveDestination(destination.host, destination.port)),
+    checkAddresses: async (destination) => {
+      if (destination.protocol !== 'record') await resolveDestination(destination.host, destination.port);
+    },
   };
 }
 
@@ -157,6 +159,7 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
       ffmpegPath: config.ffmpeg_path,
       ffmpeg,
       mediaDir: resolve(ROOT, config.media_dir),
+      record: { dir: resolve(ROOT, config.record_dir), filePattern: config.record_file_pattern, partS: config.record_part_s, minFreeMb: config.record_min_free_mb },
       encoding: {
         keepAspectRatio: config.transcoding_keep_aspect_ratio,
         transcodingEnabled: config.transcoding_enabled,

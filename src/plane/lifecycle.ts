@@ -2,7 +2,8 @@ import type { PublisherRegistry } from '../publishers/registry.js';
 import type { TransponderService } from '../transponders/service.js';
 import type { TransponderState } from '../transponders/states.js';
 import { followPushes } from '../transponders/changes.js';
-import { PUBLISHER_EVENTS, TRANSPONDER_EVENTS } from '../lifecycle-events.js';
+import { PUBLISHER_EVENTS, RECORDING_EVENTS, TRANSPONDER_EVENTS } from '../lifecycle-events.js';
+import type { RecordingEvent, RecordingPart } from '../transponders/record-link.js';
 
 /** What happened to a stream or one of its pushes, as webhooks tell it. Holds no secret. */
 export type LifecycleEvent =
@@ -19,7 +20,8 @@ export type LifecycleEvent =
       startupMs?: number;
       /** `restored` after reconnecting: how long the output was down. */
       outageMs?: number;
-    };
+    }
+  | ({ type: (typeof RECORDING_EVENTS)[number] } & RecordingPart);
 
 /** The event a transponder's new state makes, given the state it comes from. */
 export function transponderEvent(previous: TransponderState | undefined, state: TransponderState): (typeof TRANSPONDER_EVENTS)[number] | undefined {
@@ -57,11 +59,14 @@ export function followLifecycle(publishers: PublisherRegistry, transponders: Tra
   const onClosed = (publisher: { name: string; id: string }, reason: string, lost: boolean): void => {
     listener({ type: lost ? 'publisher.lost' : 'publisher.ended', stream: publisher.name, publisherId: publisher.id, reason });
   };
+  const onRecording = (event: RecordingEvent): void => listener({ type: `recording.${event.type}`, ...event.part });
   // Told before the transponders hear of it: `lost` comes before their standby, `returned` before their restore.
   publishers.prependListener('publishing', onPublishing);
   publishers.prependListener('closed', onClosed);
+  transponders.on('recording', onRecording);
   return () => {
     stopPushes();
+    transponders.off('recording', onRecording);
     publishers.off('publishing', onPublishing);
     publishers.off('closed', onClosed);
   };

@@ -193,7 +193,9 @@ export class SignalingSession {
   async #checkDestination(name: string, request: DestinationRequest, token: string | undefined, field: string): Promise<Destination> {
     try {
       const destination = this.destinations.checkDestination(request.rtmpUrl, name, request.rtmpTransponderFullUrl);
-      await authorizePublish(this.access, { stream: name, token, client: this.client, destinationHost: destination.host, redactedDestination: destination.redactedRequestedUrl });
+      // A token lets its publisher record with `record` among its destinations.
+      const destinationHost = destination.protocol === 'record' ? 'record' : destination.host;
+      await authorizePublish(this.access, { stream: name, token, client: this.client, destinationHost, redactedDestination: destination.redactedRequestedUrl });
       await this.destinations.checkAddresses(destination);
       return destination;
     } catch (error) {

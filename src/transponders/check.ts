@@ -1,6 +1,6 @@
 import type { SecureContext } from 'node:tls';
 import { z } from 'zod';
-import { GatewayError } from '../errors.js';
+import { GatewayError, invalid } from '../errors.js';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import { RtmpPublisher, type RtmpStep } from '../rtmp/client.js';
 import type { DestinationResolver } from '../security/destination-policy.js';
@@ -8,7 +8,8 @@ import { parseDestination, scrubDestination, withFullUrl, type Destination, type
 import { classifyFailure, errorCodeFor, type FailureKind } from './restore.js';
 import type { CheckReport } from './check-report.js';
 import { rtmpSession } from './rtmp-link.js';
-import { FFMPEG_QUIET, srtFailure, srtOutput } from './srt-link.js';
+import { FFMPEG_QUIET } from './ffmpeg-link.js';
+import { srtFailure, srtOutput } from './srt-link.js';
 
 /** A check answers within this, whatever the destination does. */
 export const CHECK_TIMEOUT_MS = 4500;
@@ -55,6 +56,7 @@ export interface CheckSettings {
 export async function checkDestination(request: CheckRequest, settings: CheckSettings): Promise<CheckReport> {
   const startedAt = Date.now();
   const destination = parseDestination(request.rtmpUrl, request.streamName ?? 'check', withFullUrl(settings.naming, request.rtmpTransponderFullUrl), 'rtmpUrl');
+  if (destination.protocol === 'record') throw invalid('rtmpUrl', 'a recording has no server to check (record_min_free_mb guards its disk)');
   const address = await settings.resolveDestination(destination.host, destination.port);
   const report = (steps: Omit<CheckReport, 'ok' | 'rtmpUrl' | 'elapsedMs' | 'error' | 'message'>, failure?: { kind: FailureKind; message: string }): CheckReport => ({
     ok: !failure,

@@ -2,13 +2,14 @@ import { invalid } from '../errors.js';
 import type { RtmpCredentials } from '../rtmp/auth.js';
 
 /**
- * A destination parsed from a request's `rtmpUrl`: RTMP(S), or SRT. `url`, `streamName` (in
+ * A destination parsed from a request's `rtmpUrl`: RTMP(S), SRT, or a recording (`record://`, MP4
+ * files in `record_dir`: no host, nothing secret). `url`, `streamName` (in
  * full-URL mode) and `query` are secret and go only into the connection; everything that reaches a
  * log, a metric or an API listing uses `redactedUrl` and `redactedStreamName`. `secrets` lists every
  * substring to scrub from a destination's error messages.
  */
 export interface Destination {
-  protocol: 'rtmp' | 'rtmps' | 'srt';
+  protocol: 'rtmp' | 'rtmps' | 'srt' | 'record';
   host: string;
   port: number;
   /** Application (and instance) path, without slashes at either end. */
@@ -67,7 +68,8 @@ export function parseDestination(rtmpUrl: string, publishedName: string, rules: 
   // eslint-disable-next-line no-control-regex
   if (/[\s\x00-\x1f\x7f]/.test(rtmpUrl)) throw invalid(field, 'must not contain spaces or control characters');
   if (/^srt:\/\//i.test(rtmpUrl)) return parseSrtDestination(rtmpUrl, field);
-  if (!/^rtmps?:\/\//i.test(rtmpUrl)) throw invalid(field, 'must start with rtmp://, rtmps:// or srt://');
+  if (/^record:/i.test(rtmpUrl)) return recordDestination(rtmpUrl, field);
+  if (!/^rtmps?:\/\//i.test(rtmpUrl)) throw invalid(field, 'must start with rtmp://, rtmps://, srt:// or be record://');
   let parsed: URL;
   try {
     parsed = new URL(rtmpUrl);
@@ -215,6 +217,15 @@ function parseSrtDestination(srtUrl: string, field: string): Destination {
     secrets: [...new Set(secrets)].sort((a, b) => b.length - a.length),
     srt: settings,
   };
+}
+
+/** A recording: `record://` and nothing more (where and how it records is the gateway's configuration). */
+export const RECORD_URL = 'record://';
+
+function recordDestination(url: string, field: string): Destination {
+  if (url.toLowerCase() !== RECORD_URL) throw invalid(field, `a recording is asked for with ${RECORD_URL} alone (record_dir and record_* say where and how)`);
+  const none = { host: '', port: 0, app: '', streamName: '', query: '', tcUrl: '', redactedStreamName: '', secrets: [] };
+  return { protocol: 'record', ...none, requestedUrl: url, url: RECORD_URL, redactedUrl: RECORD_URL, redactedRequestedUrl: RECORD_URL };
 }
 
 /**

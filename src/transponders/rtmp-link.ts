@@ -83,7 +83,7 @@ export function rtmpSession(
   settings: Pick<RtmpLinkSettings, 'flashVer' | 'localAddress' | 'secureContext'>,
 ): Omit<RtmpPublishOptions, 'timeoutMs'> {
   const { protocol } = destination;
-  if (protocol === 'srt') throw new Error('an SRT destination has no RTMP session');
+  if (protocol === 'srt' || protocol === 'record') throw new Error(`a ${protocol} destination has no RTMP session`);
   return {
     protocol,
     address,

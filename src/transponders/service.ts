@@ -14,6 +14,7 @@ import type { HostLookup } from '../security/destination-policy.js';
 import { Slots } from '../slots.js';
 import { isActive, type TransponderState } from './states.js';
 import { TypedEmitter } from '../events.js';
+import type { RecordingEvent } from './record-link.js';
 
 /** Every address of a host, from the system's resolver (as a TCP connect would see them). */
 export const lookupHost: HostLookup = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
@@ -36,6 +37,8 @@ export type ServiceEvents = {
   state: [Transponder, TransponderState];
   /** A transponder left the service's list: ended, or expired after failing. */
   removed: [Transponder];
+  /** A part of a recording began or was finished. */
+  recording: [RecordingEvent];
 };
 
 export class TransponderService extends TypedEmitter<ServiceEvents> {
@@ -80,7 +83,7 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
     const destination = parseDestination(request.rtmpUrl, request.streamName, withFullUrl(this.naming, request.rtmpTransponderFullUrl), 'rtmpUrl');
     const options = request.options ?? {};
     // One lookup, checked against the destination policy; the first connection goes to this address.
-    const address = await this.settings.resolveDestination(destination.host, destination.port);
+    const address = destination.protocol === 'record' ? undefined : await this.settings.resolveDestination(destination.host, destination.port);
     const publisher = this.publishers.get(request.streamName);
     if (!publisher || publisher.isClosed) throw notFound(`stream ${request.streamName} is not publishing`);
     const { limits } = this.settings;
@@ -105,7 +108,11 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
     }
     if (this.#byId.has(id)) throw conflict(`transponder ${id} exists`); // started meanwhile
     const log = this.log.child({ stream: publisher.name, mediaSessionId: id, destination: destination.redactedUrl });
-    const parts = transponderParts(destination, this.settings, log, request.rtmpFlashVersion, address);
+    const onRecording = (event: RecordingEvent): void => {
+      log.info({ file: event.part.file, durationMs: event.part.durationMs }, `recording part ${event.type}`);
+      this.safeEmit('recording', event);
+    };
+    const parts = transponderParts(destination, this.settings, log, { stream: publisher.name, mediaSessionId: id, flashVer: request.rtmpFlashVersion, pinnedAddress: address, onRecording });
     const transponder = new Transponder(publisher, destination, plan, { id, options, video: videoRequest(request) }, this.settings, parts, log);
     this.#byId.set(transponder.mediaSessionId, transponder);
     let holdsSlot = true;

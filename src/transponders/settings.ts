@@ -9,6 +9,7 @@ import { ffmpegPipelines, type PipelineFactory } from './pipeline.js';
 import type { RestoreSettings } from './restore.js';
 import { rtmpLinks, type LinkFactory } from './rtmp-link.js';
 import { srtLinks } from './srt-link.js';
+import { recordLinks, type RecordingEvent, type RecordSettings } from './record-link.js';
 import type { Slots } from '../slots.js';
 
 export interface TransponderSettings {
@@ -48,6 +49,8 @@ export interface TransponderSettings {
   outBuffer: OutBufferSettings;
   /** How long a transponder whose publisher went away holds the output with a still picture; 0: it ends at once. */
   publisherGraceMs: number;
+  /** Where and how `record://` pushes record. */
+  record: RecordSettings;
 }
 
 /** What a transponder needs of the gateway's settings. */
@@ -69,15 +72,34 @@ export interface TransponderParts {
   pipelines: PipelineFactory;
 }
 
-/** The real parts: RTMP or SRT links to `destination` (the first to `pinnedAddress`), ffmpeg pipelines. */
-export function transponderParts(destination: Destination, settings: TransponderSettings, log: Logger, flashVer?: string, pinnedAddress?: string): TransponderParts {
+/** Which push the parts are for, and what it was asked. */
+export interface PartsFor {
+  stream: string;
+  mediaSessionId: string;
+  flashVer?: string;
+  /** Where the first connection goes (looked up and checked at startup). */
+  pinnedAddress?: string;
+  /** Told of a recording's parts. */
+  onRecording: (event: RecordingEvent) => void;
+}
+
+/** The real parts: RTMP or SRT links to `destination` (the first to `pinnedAddress`), or recordings; ffmpeg pipelines. */
+export function transponderParts(destination: Destination, settings: TransponderSettings, log: Logger, push: PartsFor): TransponderParts {
   const onListenerError = (event: string, error: unknown): void => log.error({ err: error, event }, 'transponder listener failed');
   const onBufferState = (state: string): void => log.debug({ state }, 'output buffer');
+  const spawn = (args: readonly string[]) => settings.ffmpeg.spawn(settings.ffmpegPath, args, onListenerError);
+  const links = (): LinkFactory => {
+    switch (destination.protocol) {
+      case 'srt':
+        return srtLinks(destination, { ...settings, spawn, onBufferState }, push.pinnedAddress);
+      case 'record':
+        return recordLinks({ ...settings, spawn, onBufferState }, push, push.onRecording);
+      default:
+        return rtmpLinks(destination, { ...settings, flashVer: push.flashVer ?? settings.flashVer, onListenerError, onBufferState }, push.pinnedAddress);
+    }
+  };
   return {
-    links:
-      destination.protocol === 'srt'
-        ? srtLinks(destination, { ...settings, spawn: (args) => settings.ffmpeg.spawn(settings.ffmpegPath, args, onListenerError), onBufferState }, pinnedAddress)
-        : rtmpLinks(destination, { ...settings, flashVer: flashVer ?? settings.flashVer, onListenerError, onBufferState }, pinnedAddress),
+    links: links(),
     pipelines: ffmpegPipelines({ ...settings, spawn: (args, videoInput) => settings.ffmpeg.spawn(settings.ffmpegPath, args, onListenerError, videoInput), log }),
   };
 }

@@ -1,0 +1,167 @@
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { conflict, notFound } from '../errors.js';
+import type { LifecycleEvent } from '../plane/lifecycle.js';
+import { listedParts, PART_FILE, recordingFiles, type RecordingAbout } from '../transponders/record-link.js';
+
+/** How often retention is applied, besides after each finished part (ms). */
+const SWEEP_MS = 60_000;
+
+export const recordingFileSchema = z
+  .string()
+  .max(200)
+  .regex(/^[\w][\w.-]*-\d{3,}\.mp4$/, 'must be the name of a recording file (as recording/find_all lists it)');
+export const recordingFindSchema = z.strictObject({ streamName: z.string().min(1).max(128).optional() });
+export const recordingFileRequestSchema = z.strictObject({ fileName: recordingFileSchema });
+
+export const recordingSchema = z.strictObject({
+  fileName: z.string(),
+  streamName: z.string(),
+  mediaSessionId: z.string().describe('the push (`record://`) that recorded it'),
+  startedAt: z.string().describe('when the part began (ISO 8601)'),
+  durationMs: z.number().nullable().describe('null while recording, or when the part was cut short (the gateway or ffmpeg killed): it plays up to its last keyframe'),
+  size: z.number().describe('bytes'),
+  state: z.enum(['recording', 'finished', 'interrupted']),
+});
+export type Recording = z.infer<typeof recordingSchema>;
+
+export interface RecordingRetention {
+  /** Finished parts older than this are deleted (0: kept). */
+  maxAgeHours: number;
+  /** While finished parts take more than this, the oldest go (0: no limit). */
+  maxMb: number;
+}
+
+/**
+ * The recordings in `record_dir`, as files: listed with what their recording wrote beside them (who
+ * it is of, ffmpeg's list of finished parts), downloaded, deleted, and kept within the retention
+ * rules. Which parts are being written it learns from the lifecycle events of this node's plane;
+ * a part neither being written nor in ffmpeg's list was cut short (`interrupted`). A part being
+ * written is never deleted.
+ */
+export class RecordingLibrary {
+  readonly #writing = new Set<string>();
+  #sweeper: NodeJS.Timeout | undefined;
+  #sweeping: Promise<void> | undefined;
+
+  constructor(
+    readonly dir: string,
+    private readonly retention: RecordingRetention,
+    private readonly log: Logger,
+  ) {}
+
+  /** Applies retention now and every minute. */
+  start(): void {
+    this.#sweeper = setInterval(() => void this.sweep(), SWEEP_MS);
+    this.#sweeper.unref();
+    void this.sweep();
+  }
+
+  close(): void {
+    clearInterval(this.#sweeper);
+  }
+
+  /** Follows this node's recordings. */
+  follow(event: LifecycleEvent): void {
+    if (event.type === 'recording.started') this.#writing.add(event.file);
+    if (event.type !== 'recording.finished') return;
+    this.#writing.delete(event.file);
+    void this.sweep();
+  }
+
+  async list(filter: { streamName?: string } = {}): Promise<Recording[]> {
+    const names = await readdir(this.dir).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return [] as string[];
+      throw error;
+    });
+    const byRecording = new Map<string, string[]>();
+    for (const file of names) {
+      const name = PART_FILE.exec(file)?.[1];
+      if (name && !file.startsWith('.')) byRecording.set(name, [...(byRecording.get(name) ?? []), file]);
+    }
+    const found: Recording[] = [];
+    for (const [name, files] of byRecording) {
+      const about = await this.#about(name);
+      if (!about || (filter.streamName !== undefined && about.stream !== filter.streamName)) continue;
+      const listed = await listedParts(recordingFiles(this.dir, name).parts);
+      let next = 0; // where a part not in ffmpeg's list began: where the one before it ended
+      for (const file of files.sort()) {
+        const size = await stat(join(this.dir, file)).then((s) => s.size, () => undefined);
+        if (size === undefined) continue; // deleted meanwhile
+        const part = listed.get(file);
+        const startS = part?.start ?? next;
+        next = part?.end ?? next;
+        const state = this.#writing.has(file) ? 'recording' : part ? 'finished' : 'interrupted';
+        found.push({
+          fileName: file,
+          streamName: about.stream,
+          mediaSessionId: about.mediaSessionId,
+          startedAt: new Date(Date.parse(about.startedAt) + startS * 1000).toISOString(),
+          durationMs: state === 'finished' && part ? Math.round((part.end - part.start) * 1000) : null,
+          size,
+          state,
+        });
+      }
+    }
+    return found.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.fileName.localeCompare(b.fileName));
+  }
+
+  /** A part to download: its path and size now (a part being written grows). */
+  async file(fileName: string): Promise<{ path: string; size: number }> {
+    const path = join(this.dir, fileName);
+    const size = await stat(path).then((s) => (s.isFile() ? s.size : undefined), () => undefined);
+    if (size === undefined) throw notFound(`no recording ${fileName}`);
+    return { path, size };
+  }
+
+  async remove(fileName: string): Promise<void> {
+    await this.file(fileName);
+    if (this.#writing.has(fileName)) throw conflict(`${fileName} is being recorded: terminate its push first`);
+    await this.#delete(fileName, 'deleted on request');
+  }
+
+  /** Deletes finished parts past the retention rules, oldest first, and what their recordings left beside them. */
+  sweep(): Promise<void> {
+    this.#sweeping ??= this.#sweep()
+      .catch((error: Error) => this.log.error({ reason: error.message }, 'recordings could not be swept'))
+      .finally(() => (this.#sweeping = undefined));
+    return this.#sweeping;
+  }
+
+  async #sweep(): Promise<void> {
+    const { maxAgeHours, maxMb } = this.retention;
+    if (maxAgeHours === 0 && maxMb === 0) return;
+    const parts = (await this.list()).filter((r) => r.state !== 'recording');
+    const oldestFirst = parts.sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+    let total = oldestFirst.reduce((sum, r) => sum + r.size, 0);
+    const ageLimit = Date.now() - maxAgeHours * 3_600_000;
+    for (const part of oldestFirst) {
+      const tooOld = maxAgeHours > 0 && Date.parse(part.startedAt) + (part.durationMs ?? 0) < ageLimit;
+      const tooMuch = maxMb > 0 && total > maxMb * 1048576;
+      if (!tooOld && !tooMuch) continue;
+      await this.#delete(part.fileName, tooOld ? `older than record_retention_hours (${maxAgeHours})` : `recordings above record_retention_max_mb (${maxMb})`);
+      total -= part.size;
+    }
+  }
+
+  async #delete(fileName: string, why: string): Promise<void> {
+    await rm(join(this.dir, fileName), { force: true });
+    this.log.info({ file: fileName, why }, 'recording deleted');
+    // The recording's own files go with its last part.
+    const name = PART_FILE.exec(fileName)![1]!;
+    const left = (await readdir(this.dir)).some((f) => PART_FILE.exec(f)?.[1] === name);
+    if (left) return;
+    const { about, parts } = recordingFiles(this.dir, name);
+    await Promise.all([rm(about, { force: true }), rm(parts, { force: true })]);
+  }
+
+  async #about(name: string): Promise<RecordingAbout | undefined> {
+    try {
+      return JSON.parse(await readFile(recordingFiles(this.dir, name).about, 'utf8')) as RecordingAbout;
+    } catch {
+      return undefined; // not a recording of the gateway's
+    }
+  }
+}

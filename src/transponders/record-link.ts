@@ -1,0 +1,214 @@
+import { mkdir, readFile, statfs, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
+import { FFMPEG_QUIET, FfmpegLink, FLV_STDIN, type FfmpegLinkSettings } from './ffmpeg-link.js';
+import { OpenError, type FailureKind } from './restore.js';
+import type { LinkFactory } from './rtmp-link.js';
+
+/** How often a recording looks at the free space of its disk (ms). */
+const DISK_CHECK_MS = 2000;
+
+/** How the gateway records (`record_*` in the configuration). */
+export interface RecordSettings {
+  /** Absolute. */
+  dir: string;
+  /** `{stream}`, `{start}`, `{id}`: the name of a recording, which each part follows with `-001.mp4`… */
+  filePattern: string;
+  /** Parts of this long (s), cut at keyframes. */
+  partS: number;
+  /** Below this free space (MB) no recording starts, and those running end. */
+  minFreeMb: number;
+}
+
+export interface RecordLinkSettings extends FfmpegLinkSettings {
+  /** Starts ffmpeg through the gateway's supervisor. */
+  spawn: (args: readonly string[]) => FfmpegProcess;
+  record: RecordSettings;
+}
+
+/** One file of a recording, as events and listings tell it. */
+export interface RecordingPart {
+  /** The file's name in `record_dir`. */
+  file: string;
+  stream: string;
+  mediaSessionId: string;
+  /** When the part began (ISO 8601). */
+  startedAt: string;
+  /** Its length (finished parts): from ffmpeg's list of parts, else from the clock when ffmpeg was stopped short. */
+  durationMs?: number;
+}
+
+export type RecordingEvent = { type: 'started' | 'finished'; part: RecordingPart };
+
+/** What a recording writes beside its parts: who it is of (`.<name>.json`), and ffmpeg's list of finished parts (`.<name>.csv`). */
+export const recordingFiles = (dir: string, name: string): { about: string; parts: string } => ({ about: join(dir, `.${name}.json`), parts: join(dir, `.${name}.csv`) });
+
+/** The part files of a recording: `<name>-001.mp4`… */
+export const PART_FILE = /^(.+)-(\d{3,})\.mp4$/;
+
+/** What `.<name>.json` holds. */
+export interface RecordingAbout {
+  stream: string;
+  mediaSessionId: string;
+  startedAt: string;
+}
+
+/** `20261124T102233Z`. */
+export const compactTime = (at: Date): string => at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+
+/** A recording's name from the pattern; a stream name's characters other than letters, digits, `_`, `.`, `-` become `_`. */
+export function recordingName(pattern: string, stream: string, mediaSessionId: string, start: Date): string {
+  const safe = stream.replace(/[^\w.-]/g, '_');
+  return pattern.replaceAll('{stream}', safe).replaceAll('{start}', compactTime(start)).replaceAll('{id}', mediaSessionId.slice(0, 8));
+}
+
+/**
+ * ffmpeg's arguments for a recording: FLV from standard input, copied (H.264 and AAC as they are)
+ * into parts of `partS` seconds cut at keyframes, each a fragmented MP4 (a fragment per keyframe,
+ * the index up front) so that a part stays playable up to its last fragment however ffmpeg ends.
+ * ffmpeg lists each finished part with its start and end in `.<name>.csv`.
+ */
+export function recordArgs(dir: string, name: string, partS: number): string[] {
+  return [
+    ...FFMPEG_QUIET,
+    ...FLV_STDIN,
+    '-f', 'segment',
+    '-segment_time', String(partS),
+    '-segment_start_number', '1',
+    '-reset_timestamps', '1',
+    '-segment_format', 'mp4',
+    // Each fragment is written out when made, not held in a buffer a kill would lose.
+    '-segment_format_options', 'movflags=+frag_keyframe+empty_moov+default_base_moof:flush_packets=1',
+    '-segment_list', recordingFiles(dir, name).parts,
+    '-segment_list_type', 'csv',
+    join(dir, `${name}-%03d.mp4`),
+  ];
+}
+
+/** Free space of the disk that holds `dir`, in MB (for an unprivileged user). */
+export async function freeMb(dir: string): Promise<number> {
+  const stats = await statfs(dir);
+  return (stats.bavail * stats.bsize) / 1048576;
+}
+
+const diskFull = (free: number, settings: RecordSettings): string =>
+  `the disk of record_dir has ${Math.floor(free)} MB free, less than record_min_free_mb (${settings.minFreeMb})`;
+
+/** Why a recording's ffmpeg ended, from its last lines. */
+export function recordFailure(lines: readonly string[]): { reason: string; kind: FailureKind } {
+  const text = lines.join('\n');
+  if (/No space left on device|ENOSPC|Disk quota exceeded/i.test(text)) return { reason: 'the disk of record_dir is full', kind: 'rejected' };
+  if (/Permission denied|Read-only file system/i.test(text)) return { reason: 'record_dir cannot be written (permission denied or read-only)', kind: 'rejected' };
+  const last = [...lines].reverse().find((l) => /error|fail|invalid/i.test(l)) ?? lines.at(-1) ?? 'ffmpeg ended';
+  return { reason: `recording ended: ${last.trim()}`, kind: 'local' };
+}
+
+/**
+ * Recordings of one push: each link is a recording of its own (a new name, parts from `-001`),
+ * started when the push starts and again when it is restored after a loss. A publisher away does
+ * not end one: the still picture is recorded, as it is pushed. A disk with less than
+ * `record_min_free_mb` free refuses a recording, or ends the one running (its parts closed as
+ * ffmpeg stops, not cut).
+ */
+export function recordLinks(settings: RecordLinkSettings, push: { stream: string; mediaSessionId: string }, onRecording: (event: RecordingEvent) => void): LinkFactory {
+  const { record } = settings;
+  return async () => {
+    try {
+      await mkdir(record.dir, { recursive: true });
+    } catch (error) {
+      throw new OpenError(`record_dir cannot be made: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 'rejected');
+    }
+    const free = await freeMb(record.dir);
+    if (free < record.minFreeMb) throw new OpenError(diskFull(free, record), 'rejected');
+    const start = new Date();
+    const about: RecordingAbout = { ...push, startedAt: start.toISOString() };
+    const name = await claimName(record.dir, recordingName(record.filePattern, push.stream, push.mediaSessionId, start), about);
+    const parts = new PartFollower(record.dir, name, push, onRecording);
+    let watch: NodeJS.Timeout | undefined;
+    const link = new FfmpegLink(
+      settings.spawn(recordArgs(record.dir, name, record.partS)),
+      {
+        failure: recordFailure,
+        onLine: (line) => parts.line(line),
+        onEnded: () => {
+          clearInterval(watch);
+          void parts.ended();
+        },
+      },
+      settings,
+    );
+    watch = setInterval(() => {
+      void freeMb(record.dir).then(
+        (free) => free < record.minFreeMb && link.fail(diskFull(free, record), 'rejected'),
+        () => {},
+      );
+    }, DISK_CHECK_MS);
+    watch.unref();
+    return link;
+  };
+}
+
+/**
+ * Takes `name` for a new recording by creating its `.<name>.json`, or `<name>-2`, `-3`… when a
+ * recording has it already (the same pattern within one second): a recording never writes over another.
+ */
+async function claimName(dir: string, name: string, about: RecordingAbout): Promise<string> {
+  for (let n = 1; ; n++) {
+    const candidate = n === 1 ? name : `${name}-${n}`;
+    try {
+      await writeFile(recordingFiles(dir, candidate).about, JSON.stringify(about), { flag: 'wx' });
+      return candidate;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || n >= 100) throw new OpenError(`the recording cannot be named: ${(error as Error).message}`, 'local');
+    }
+  }
+}
+
+/** Follows the parts ffmpeg opens (its log) and finishes (its list), and tells of each. */
+class PartFollower {
+  #open: RecordingPart | undefined;
+  #finishing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly dir: string,
+    private readonly name: string,
+    private readonly push: { stream: string; mediaSessionId: string },
+    private readonly tell: (event: RecordingEvent) => void,
+  ) {}
+
+  line(line: string): void {
+    const opened = /Opening '(.+\.mp4)' for writing/.exec(line);
+    if (!opened) return;
+    this.#finish();
+    this.#open = { file: basename(opened[1]!), ...this.push, startedAt: new Date().toISOString() };
+    this.tell({ type: 'started', part: this.#open });
+  }
+
+  /** ffmpeg ended: the part open is finished (listed if ffmpeg stopped cleanly). */
+  ended(): Promise<void> {
+    this.#finish();
+    return this.#finishing;
+  }
+
+  #finish(): void {
+    const part = this.#open;
+    if (!part) return;
+    this.#open = undefined;
+    this.#finishing = this.#finishing.then(async () => {
+      const listed = (await listedParts(recordingFiles(this.dir, this.name).parts)).get(part.file);
+      const durationMs = listed ? Math.round((listed.end - listed.start) * 1000) : Date.now() - Date.parse(part.startedAt);
+      this.tell({ type: 'finished', part: { ...part, durationMs } });
+    });
+  }
+}
+
+/** ffmpeg's list of a recording's finished parts: file → start and end (s from the recording's start); empty when there is none. */
+export async function listedParts(csv: string): Promise<Map<string, { start: number; end: number }>> {
+  const text = await readFile(csv, 'utf8').catch(() => '');
+  const parts = new Map<string, { start: number; end: number }>();
+  for (const line of text.split('\n')) {
+    const [file, start, end] = line.split(',').map((field) => field.trim());
+    if (file && Number.isFinite(Number(start)) && Number.isFinite(Number(end)) && start && end) parts.set(file, { start: Number(start), end: Number(end) });
+  }
+  return parts;
+}

@@ -1,0 +1,97 @@
+import t from 'tap';
+import { mkdtemp, rm, writeFile, utimes } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { byteRange } from '../../src/http/routes/recording.js';
+import { RecordingLibrary } from '../../src/recordings/library.js';
+import { parseDestination } from '../../src/transponders/destination.js';
+import { recordArgs, recordFailure, recordingName } from '../../src/transponders/record-link.js';
+import { parseConfig } from '../../src/config/load.js';
+
+// Recording's rules: names, ffmpeg's arguments, why a recording ended, ranges, and the library's
+// listing and retention over files laid out as a recording leaves them.
+
+t.test('a recording is named by the pattern; parts follow with -001.mp4', async (t) => {
+  const start = new Date('2026-11-24T10:22:33.456Z');
+  t.equal(recordingName('{stream}-{start}', 'cam', 'a1b2c3d4-e5f6', start), 'cam-20261124T102233Z');
+  t.equal(recordingName('{id}_{stream}', 'cam one/two', 'a1b2c3d4-e5f6', start), 'a1b2c3d4_cam_one_two', 'characters a file name cannot hold become _');
+  const args = recordArgs('/rec', 'cam-20261124T102233Z', 600);
+  t.equal(args.at(-1), '/rec/cam-20261124T102233Z-%03d.mp4');
+  t.match(args.join(' '), /-c copy .*-f segment -segment_time 600 -segment_start_number 1 .*movflags=\+frag_keyframe\+empty_moov/, 'copied, cut into fragmented MP4 parts');
+});
+
+t.test('the pattern is checked by the configuration', async (t) => {
+  t.throws(() => parseConfig({ record_file_pattern: '{start}' }), /record_file_pattern: must name the stream/);
+  t.throws(() => parseConfig({ record_file_pattern: '../{stream}' }), /record_file_pattern/);
+  t.throws(() => parseConfig({ record_file_pattern: '{stream}-{when}' }), /record_file_pattern/);
+  t.equal(parseConfig({ record_file_pattern: 'rec_{id}.{stream}' }).record_file_pattern, 'rec_{id}.{stream}');
+});
+
+t.test('record:// is a destination with no host and nothing secret', async (t) => {
+  const d = parseDestination('record://', 'cam', { prefix: 'rtmp_', fullUrl: false });
+  t.match(d, { protocol: 'record', host: '', redactedUrl: 'record://', secrets: [] });
+  t.throws(() => parseDestination('record://x', 'cam', { prefix: '', fullUrl: false }), /rtmpUrl: a recording is asked for with record:\/\/ alone/);
+});
+
+t.test('why a recording ended, from ffmpeg\'s last lines', async (t) => {
+  t.same(recordFailure(['[mp4 @ 0x1] Error writing trailer: No space left on device']), { reason: 'the disk of record_dir is full', kind: 'rejected' });
+  t.match(recordFailure(['/rec/x-001.mp4: Permission denied']), { reason: /cannot be written/, kind: 'rejected' });
+  t.match(recordFailure(['something odd', 'Conversion failed!']), { reason: 'recording ended: Conversion failed!', kind: 'local' });
+});
+
+t.test('one byte range per request, as RFC 9110 reads it', async (t) => {
+  t.same(byteRange('bytes=0-99', 1000), { start: 0, end: 99 });
+  t.same(byteRange('bytes=900-', 1000), { start: 900, end: 999 });
+  t.same(byteRange('bytes=-10', 1000), { start: 990, end: 999 });
+  t.same(byteRange('bytes=-5000', 1000), { start: 0, end: 999 }, 'a suffix longer than the file: all of it');
+  t.same(byteRange('bytes=500-5000', 1000), { start: 500, end: 999 }, 'an end past the file: to its end');
+  t.equal(byteRange('bytes=1000-', 1000), 'unsatisfiable');
+  t.equal(byteRange('bytes=-0', 1000), 'unsatisfiable');
+  for (const ignored of [undefined, 'bytes=0-1,5-6', 'items=0-1', 'bytes=5-1', 'bytes=-', 'bytes=abc']) t.equal(byteRange(ignored, 1000), undefined, `${ignored}: the whole file`);
+});
+
+async function laidOut(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+  const dir = await mkdtemp(join(tmpdir(), 'recording-library-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
+  // Two parts of one recording, the second cut short; a third part of another, being written.
+  await writeFile(join(dir, '.cam-a.json'), JSON.stringify({ stream: 'cam', mediaSessionId: 'p1', startedAt: hourAgo }));
+  await writeFile(join(dir, '.cam-a.csv'), 'cam-a-001.mp4,0.000000,10.040000\n');
+  await writeFile(join(dir, 'cam-a-001.mp4'), Buffer.alloc(3000));
+  await writeFile(join(dir, 'cam-a-002.mp4'), Buffer.alloc(1000));
+  await writeFile(join(dir, '.other-b.json'), JSON.stringify({ stream: 'other', mediaSessionId: 'p2', startedAt: new Date().toISOString() }));
+  await writeFile(join(dir, 'other-b-001.mp4'), Buffer.alloc(500));
+  await writeFile(join(dir, 'stray-001.mp4'), Buffer.alloc(10)); // not the gateway's: no .json
+  await utimes(join(dir, 'cam-a-001.mp4'), new Date(hourAgo), new Date(hourAgo));
+  return dir;
+}
+
+t.test('the library lists parts with their recording\'s stream, start, duration and state', async (t) => {
+  const dir = await laidOut(t);
+  const library = new RecordingLibrary(dir, { maxAgeHours: 0, maxMb: 0 }, pino({ level: 'silent' }));
+  library.follow({ type: 'recording.started', file: 'other-b-001.mp4', stream: 'other', mediaSessionId: 'p2', startedAt: new Date().toISOString() });
+  const all = await library.list();
+  t.match(all, [
+    { fileName: 'cam-a-001.mp4', streamName: 'cam', mediaSessionId: 'p1', durationMs: 10040, size: 3000, state: 'finished' },
+    { fileName: 'cam-a-002.mp4', durationMs: null, size: 1000, state: 'interrupted' },
+    { fileName: 'other-b-001.mp4', state: 'recording' },
+  ]);
+  t.equal(Date.parse(all[1]!.startedAt) - Date.parse(all[0]!.startedAt), 10040, 'a part cut short began where the one before ended');
+  t.same((await library.list({ streamName: 'other' })).map((r) => r.fileName), ['other-b-001.mp4']);
+  t.equal(all.length, 3, 'a file no recording of the gateway wrote is not listed');
+});
+
+t.test('retention: parts past the age go, then the oldest while above the size; a part being written stays', async (t) => {
+  const dir = await laidOut(t);
+  const byAge = new RecordingLibrary(dir, { maxAgeHours: 0.5, maxMb: 0 }, pino({ level: 'silent' }));
+  byAge.follow({ type: 'recording.started', file: 'other-b-001.mp4', stream: 'other', mediaSessionId: 'p2', startedAt: new Date().toISOString() });
+  await byAge.sweep();
+  t.same((await byAge.list()).map((r) => r.fileName), ['other-b-001.mp4'], 'the hour-old recording gone, its .json and .csv too');
+
+  const dir2 = await laidOut(t);
+  const bySize = new RecordingLibrary(dir2, { maxAgeHours: 0, maxMb: 2500 / 1048576 }, pino({ level: 'silent' }));
+  await bySize.sweep();
+  t.same((await bySize.list()).map((r) => r.fileName), ['cam-a-002.mp4', 'other-b-001.mp4'], 'the oldest part went, bringing the total under the limit');
+  await t.rejects(bySize.remove('cam-a-001.mp4'), { code: 'not_found' });
+});

@@ -104,6 +104,7 @@ function streamCard(name) {
     picture.alt = `latest keyframe of ${name}`;
     picture.hidden = false;
   });
+  card.querySelector('.record').addEventListener('click', () => command('/rest-api/push/startup', { streamName: name, rtmpUrl: 'record://' }));
   card.querySelector('.start').addEventListener('submit', async (event) => {
     event.preventDefault();
     const rtmpUrl = card.querySelector('.url').value.trim();
@@ -197,9 +198,43 @@ function render(view) {
 function logEvent(event) {
   const item = document.createElement('li');
   const what = event.mediaSessionId ? `${event.stream} → ${event.destination}` : event.stream;
-  item.textContent = `${new Date().toLocaleTimeString()} ${event.type} ${what}${event.reason ? `: ${event.reason}` : ''}`;
+  item.textContent = `${new Date().toLocaleTimeString()} ${event.type} ${what}${event.file ? ` ${event.file}` : ''}${event.reason ? `: ${event.reason}` : ''}`;
   $('events').prepend(item);
   while ($('events').children.length > 100) $('events').lastChild.remove();
+  if (event.type.startsWith('recording.')) void loadRecordings();
+}
+
+const size = (bytes) => (bytes >= 1048576 ? `${(bytes / 1048576).toFixed(1)} MB` : `${Math.ceil(bytes / 1024)} KB`);
+
+/** The recordings on the gateway's disk, with a download link each (fetched with the key, saved from a blob). */
+async function loadRecordings() {
+  const response = await fetch('/rest-api/recording/find_all', { method: 'POST', headers: headers(), body: '{}' });
+  const recordings = response.ok ? await response.json() : [];
+  $('noRecordings').hidden = recordings.length > 0;
+  $('recordingsWrap').hidden = recordings.length === 0;
+  $('recordings').replaceChildren(
+    ...recordings.map((r) => {
+      const row = document.createElement('tr');
+      const cells = [r.fileName, r.streamName, new Date(r.startedAt).toLocaleString(), r.durationMs === null ? '' : duration(r.durationMs), size(r.size), r.state];
+      for (const text of cells) row.insertCell().textContent = text;
+      const actions = row.insertCell();
+      const download = document.createElement('a');
+      download.textContent = 'Download';
+      download.href = `/rest-api/recording/download/${encodeURIComponent(r.fileName)}`;
+      download.addEventListener('click', async (event) => {
+        event.preventDefault();
+        const file = await fetch(download.href, { headers: headers() });
+        if (!file.ok) return tell(`download: ${file.status} ${file.statusText}`);
+        const link = Object.assign(document.createElement('a'), { href: URL.createObjectURL(await file.blob()), download: r.fileName });
+        link.click();
+        setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+      });
+      const remove = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Delete', disabled: r.state === 'recording' });
+      remove.addEventListener('click', async () => (await command('/rest-api/recording/delete', { fileName: r.fileName })) && loadRecordings());
+      actions.append(download, ' ', remove);
+      return row;
+    }),
+  );
 }
 
 /** Follows the gateway's events until the connection ends, then again after 2 s. */
@@ -238,6 +273,7 @@ $('keyForm').addEventListener('submit', async (event) => {
   sessionStorage.setItem(KEY, $('apiKey').value.trim());
   $('apiKey').value = '';
   await loadSounds();
+  void loadRecordings();
   follow();
 });
 
@@ -247,4 +283,5 @@ async function loadSounds() {
 }
 
 await loadSounds();
+void loadRecordings();
 follow();

@@ -1,4 +1,5 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
@@ -8,7 +9,9 @@ import { useStage } from '../helpers/stage.js';
 
 const ARTIFACTS = join(import.meta.dirname ?? '.', '..', '..', '.test-output');
 const KEY = 'console-test-control-key-0123456789';
-const stage = useStage([{ api_keys: [{ id: 'ops', secret: KEY, scope: ['control', 'metrics'] }] }]);
+const recordDir = await mkdtemp(join(tmpdir(), 'console-recordings-'));
+const stage = useStage([{ api_keys: [{ id: 'ops', secret: KEY, scope: ['control', 'metrics'] }], record_dir: recordDir }]);
+t.teardown(() => rm(recordDir, { recursive: true, force: true }));
 let publisher: SyntheticPublisher | undefined;
 t.teardown(() => publisher?.stop());
 
@@ -73,6 +76,32 @@ t.test('the console needs the control key; it starts a push, shows it running, m
   await waitFor('the RTMP stream to end', async () => !(await stage.nginx.streams()).some((s) => s.name === 'rtmp_cam'), 5000);
   t.match(await page.textContent('#events'), /transponder\.started cam → rtmp:\/\/127\.0\.0\.1:\d+\/live\/rtmp_cam[\s\S]*/, 'the event log shows the push starting');
   t.match(await page.textContent('#events'), /transponder\.stopped/, 'and stopping');
+});
+
+t.test('the console records a stream, lists the recording, downloads it and deletes it', async (t) => {
+  const page = stage.browser.page;
+  const card = '.stream[data-name="cam"]';
+  await page.click(`${card} .record`);
+  await waitFor('the recording listed as being written', async () => /record:\/\/|recording/.test((await page.textContent('#recordings').catch(() => '')) ?? ''), 10000);
+  const push = (await find()).body.find((p: { rtmpUrl: string }) => p.rtmpUrl === 'record://');
+  t.ok(push, 'a record:// push');
+  await waitFor('its row', async () => (await page.textContent(`${card} .push[data-id="${push.mediaSessionId}"] .target`).catch(() => null)) === 'record://', 8000);
+  await waitFor('100 KB recorded', async () => {
+    const response = await fetch(stage.gw.baseUrl + '/rest-api/recording/find_all', { method: 'POST', headers: { authorization: `Bearer ${KEY}` } });
+    return response.ok && (await response.json())[0].size > 100_000;
+  }, 15000);
+  await page.click(`${card} .push[data-id="${push.mediaSessionId}"] .terminate`);
+  await waitFor('the part finished in the list', async () => /finished/.test((await page.textContent('#recordings')) ?? ''), 10000);
+  const fileName = (await page.textContent('#recordings tr td')) ?? '';
+  t.match(fileName, /^cam-\d{8}T\d{6}Z-001\.mp4$/, 'the part, by name');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#recordings a')]);
+  t.equal(download.suggestedFilename(), fileName, 'downloaded under its name');
+  const saved = await readFile((await download.path())!);
+  t.same(saved, await readFile(join(recordDir, fileName)), 'the file as recorded');
+  await page.click('#recordings button');
+  await waitFor('the list empty', async () => !(await page.isHidden('#noRecordings').catch(() => true)), 8000);
+  const left = await fetch(stage.gw.baseUrl + '/rest-api/recording/find_all', { method: 'POST', headers: { authorization: `Bearer ${KEY}` } });
+  t.equal(left.status, 404, 'deleted at the gateway');
 });
 
 t.test('an open console event stream gives a view at once and does not hold the gateway open when it closes', async (t) => {

@@ -11,6 +11,7 @@ import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { startGateway } from '../helpers/gateway.js';
 import { testFixture } from '../helpers/synthetic.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
+import { awaitPushState } from '../helpers/pushes.js';
 
 // `record://` pushes: the stream's H.264 untouched and its audio as AAC in fragmented MP4 parts
 // under record_dir, split by duration, playable when ffmpeg is killed mid-part; listed, downloaded
@@ -24,9 +25,10 @@ const gw = await startGateway({
   record_dir: dir,
   record_part_s: 10,
   record_min_free_mb: 1,
+  webrtc_media_timeout_ms: 2000,
   webhooks: [{ id: 'app', url: hooks.url, secret: HOOK_SECRET, events: [], timeout_ms: 5000, max_attempts: 8, queue_limit: 1000 }],
 });
-const publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'reccam');
+let publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'reccam');
 t.teardown(async () => {
   await publisher.stop();
   await gw.close();
@@ -114,6 +116,21 @@ t.test('a part is downloaded whole or by ranges', async (t) => {
   const bad = await download('..%2Fgateway.yml');
   t.equal(bad.status, 400, 'a name that is not a recording\'s');
   t.match(await bad.json(), { field: 'fileName' });
+});
+
+t.test('the publisher lost: standby, the still picture recorded in the same part; back live in it when the publisher returns', async (t) => {
+  const writing = (await listed()).find((r) => r.state === 'recording')!;
+  await publisher.vanish();
+  await awaitPushState(gw, 'reccam', 'standby', [], 10_000);
+  const sizeOf = async (): Promise<number> => (await listed()).find((r) => r.fileName === writing.fileName)?.size ?? 0;
+  const atStandby = await sizeOf();
+  await waitFor('the still picture written into the part', async () => (await sizeOf()) > atStandby + 10_000, 15_000);
+  publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'reccam');
+  const back = await awaitPushState(gw, 'reccam', 'running', [], 15_000);
+  t.match(back, { mediaSessionId: pushId, counters: { reconnects: 0 } }, 'the same push, never reconnected');
+  const recordings = new Set((await listed()).map((r) => r.fileName.replace(/-\d{3}\.mp4$/, '')));
+  t.equal(recordings.size, 1, 'one recording throughout');
+  t.equal((await listed()).find((r) => r.state === 'recording')?.fileName.startsWith([...recordings][0]!), true);
 });
 
 t.test('ffmpeg killed mid-part: the part plays up to where it was cut; the push goes on in a new recording', async (t) => {

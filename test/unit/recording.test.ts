@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtemp, rm, writeFile, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,7 +51,7 @@ t.test('one byte range per request, as RFC 9110 reads it', async (t) => {
   for (const ignored of [undefined, 'bytes=0-1,5-6', 'items=0-1', 'bytes=5-1', 'bytes=-', 'bytes=abc']) t.equal(byteRange(ignored, 1000), undefined, `${ignored}: the whole file`);
 });
 
-async function laidOut(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+async function laidOut(t: Test) {
   const dir = await mkdtemp(join(tmpdir(), 'recording-library-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const hourAgo = new Date(Date.now() - 3_600_000).toISOString();

@@ -10,12 +10,13 @@ import type { Bench } from './report.js';
 /**
  * What each kind of output costs beside an RTMP push of the same stream: the CPU of the gateway
  * and every ffmpeg it runs with one RTMP push, then with an SRT push added (its own ffmpeg,
- * MPEG-TS over SRT to ffmpeg listening on loopback); and how long the SRT push's startup takes to
- * answer (it answers once the SRT session is up).
+ * MPEG-TS over SRT to ffmpeg listening on loopback), then with a recording added (`record://`,
+ * its own ffmpeg writing MP4 parts); and how long the SRT push's startup takes to answer (it
+ * answers once the SRT session is up). The recording's files are deleted afterwards.
  */
 export async function outputs(bench: Bench, gateway: GatewayProcess, fixture: Fixture, nginx: NginxRtmp): Promise<void> {
   const seconds = bench.plan.pushSeconds;
-  console.log(`\nOutputs: one stream pushed over RTMP, then over SRT beside it (${seconds} s each)`);
+  console.log(`\nOutputs: one stream pushed over RTMP, then over SRT beside it, then recorded too (${seconds} s each)`);
   const publisher = await SyntheticPublisher.publish(fixture, gateway.baseUrl, 'outputs');
   const listener = await SrtListener.start('bench-passphrase-0001');
   const ids: string[] = [];
@@ -39,13 +40,19 @@ export async function outputs(bench: Bench, gateway: GatewayProcess, fixture: Fi
     const srtStartupMs = await start(listener.url('passphrase=bench-passphrase-0001&latency=120'));
     await waitFor('media at the SRT listener', async () => (await listener.received()) > 100_000, 20_000);
     const both = await cpu();
+    const recordStartupMs = await start('record://');
+    const all = await cpu();
     bench.report('outputs: CPU, gateway and its ffmpeg, 1 RTMP push', rtmp, '% of a core');
     bench.report('outputs: CPU, gateway and its ffmpeg, RTMP + SRT push', both, '% of a core');
     bench.report('outputs: CPU an SRT push adds', both - rtmp, '% of a core');
+    bench.report('outputs: CPU a recording adds', all - both, '% of a core');
     bench.report('outputs: SRT push /push/startup → 200 (session up)', srtStartupMs, 'ms');
-    bench.details.outputs = { rtmp, both, srtStartupMs };
+    bench.report('outputs: recording /push/startup → 200 (first part open)', recordStartupMs, 'ms');
+    bench.details.outputs = { rtmp, both, all, srtStartupMs, recordStartupMs };
   } finally {
     for (const mediaSessionId of ids) await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId });
+    const recorded = await gateway.request('POST', '/rest-api/recording/find_all', { streamName: 'outputs' });
+    for (const { fileName } of recorded.status === 200 ? (recorded.body as { fileName: string }[]) : []) await gateway.request('POST', '/rest-api/recording/delete', { fileName });
     await publisher.stop();
     await listener.close();
   }

@@ -198,7 +198,7 @@ function render(view) {
 function logEvent(event) {
   const item = document.createElement('li');
   const what = event.mediaSessionId ? `${event.stream} → ${event.destination}` : event.stream;
-  item.textContent = `${new Date().toLocaleTimeString()} ${event.type} ${what}${event.file ? ` ${event.file}` : ''}${event.reason ? `: ${event.reason}` : ''}`;
+  item.textContent = `${new Date().toLocaleTimeString()}${event.node ? ` [${event.node}]` : ''} ${event.type} ${what}${event.file ? ` ${event.file}` : ''}${event.reason ? `: ${event.reason}` : ''}`;
   $('events').prepend(item);
   while ($('events').children.length > 100) $('events').lastChild.remove();
   if (event.type.startsWith('recording.')) void loadRecordings();

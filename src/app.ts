@@ -27,6 +27,7 @@ import { FfmpegSupervisor } from './ffmpeg/supervisor.js';
 import { checkDestination, type CheckReport, type CheckRequest } from './transponders/check.js';
 import { LocalPlane } from './plane/local.js';
 import type { MediaPlane } from './plane/plane.js';
+import type { LifecycleEvent } from './plane/lifecycle.js';
 import { WorkerPlane, workerCount } from './plane/workers.js';
 import { createWebhooks } from './webhooks/setup.js';
 import { createAccessControl, isLoopbackListen } from './security/access.js';
@@ -163,7 +164,9 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   recordingRoutes(app, recordings);
   streamRoutes(app, plane, new SnapshotQueue((name) => plane.snapshot(name), config.limit_snapshot_decoders, config.limit_snapshot_queue));
   docsRoutes(app);
-  consoleRoutes(app, plane, resolve(ROOT, config.media_dir), access.consoleStreams, log.child({ component: 'console' }));
+  // In a cluster the console's event log shows every node's events, each with its node.
+  const watchEvents = cluster ? (listener: (event: LifecycleEvent, node: string) => void) => cluster.watchEvents(listener) : undefined;
+  consoleRoutes(app, plane, resolve(ROOT, config.media_dir), access.consoleStreams, log.child({ component: 'console' }), watchEvents);
   whipRoutes(app, plane, access);
   staticRoutes(app);
   // Probes and scrapes are frequent: keep them out of the info log.

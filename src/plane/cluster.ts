@@ -14,6 +14,7 @@ import type { MediaPlane, PlaneStatus, PublishHandlers } from './plane.js';
 type PublishNews = { kind: 'publishing'; publisherId: string } | { kind: 'closed'; publisherId: string; reason: string; lost: boolean };
 /** A push change, told to every node. */
 type ChangeNews = { kind: 'change'; node: string; change: PushChange };
+type EventNews = { kind: 'event'; node: string; event: LifecycleEvent };
 /** A listed node, with when it was last heard by this process's clock. */
 type KnownNode = ListedNode & { heardAt: number };
 
@@ -60,6 +61,7 @@ export class ClusterPlane implements MediaPlane {
   readonly calls: NodeCalls;
   readonly #stop: (() => void)[] = [];
   readonly #watchers = new Set<(change: PushChange) => void>();
+  readonly #watchingEvents = new Set<(event: LifecycleEvent, node: string) => void>();
   /** Publishes this node placed at another node, by publisher id. */
   readonly #placed = new Map<string, { node: string; handlers: PublishHandlers }>();
   /** News of placed publishes whose answer had not come yet. */
@@ -95,10 +97,16 @@ export class ClusterPlane implements MediaPlane {
         this.#tell(change);
         node.relay.broadcast({ kind: 'change', node: node.id, change } satisfies ChangeNews);
       }),
+      inner.events((event) => {
+        for (const watcher of this.#watchingEvents) watcher(event, node.id);
+        node.relay.broadcast({ kind: 'event', node: node.id, event } satisfies EventNews);
+      }),
     );
     node.relay.onBroadcast = (message) => {
-      const news = message as ChangeNews;
-      if (news?.kind === 'change' && news.node !== node.id) this.#tell(news.change);
+      const news = message as ChangeNews | EventNews;
+      if (news?.node === node.id) return;
+      if (news?.kind === 'change') this.#tell(news.change);
+      else if (news?.kind === 'event') for (const watcher of this.#watchingEvents) watcher(news.event, news.node);
     };
     node.relay.onMessage = (message) => this.#news(message as PublishNews);
     // Another node holds the stream now: it ends here (told as lost, so its kept pushes stay kept: the holder runs them).
@@ -372,6 +380,15 @@ export class ClusterPlane implements MediaPlane {
   watch(listener: (change: PushChange) => void): () => void {
     this.#watchers.add(listener);
     return () => this.#watchers.delete(listener);
+  }
+
+  /**
+   * Every node's lifecycle events, with the node each happened at: for watching (the console).
+   * What acts on an event (webhooks, kept pushes) follows `events`, so that it acts once.
+   */
+  watchEvents(listener: (event: LifecycleEvent, node: string) => void): () => void {
+    this.#watchingEvents.add(listener);
+    return () => this.#watchingEvents.delete(listener);
   }
 
   /** This node's lifecycle events: each event is told by the node where it happens. */

@@ -74,7 +74,16 @@ t.test('the nodes see each other, with their load', async (t) => {
 
 let pushId = '';
 t.test('a stream is served by one node: published again at another, it is refused, naming the node', async (t) => {
+  // The console at n3 shows every node's events, each with its node.
+  const consoleEvents = await fetch(`${node('n3').baseUrl}/rest-api/console/events`);
+  const reader = consoleEvents.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = '';
+  void (async () => {
+    for (let read = await reader.read(); !read.done; read = await reader.read()) seen += read.value;
+  })().catch(() => {});
+  t.teardown(() => reader.cancel().catch(() => {}));
   await publish('n2', 'c1');
+  await waitFor('n2\'s event in n3\'s console', () => /event: event\ndata: \{"type":"publisher.published","stream":"c1"[^\n]*"node":"n2"\}/.test(seen), 5000);
   // Published again through n3: placed at n2, which holds the stream, and refused there.
   await t.rejects(SyntheticPublisher.publish(testFixture(), node('n3').baseUrl, 'c1'), /answered 409: .*stream c1 is already publishing/);
   const res = await node('n2').request('POST', '/rest-api/push/startup', { streamName: 'c1', rtmpUrl: `${nginx.url()}/c1-${KEY}`, rtmpTransponderFullUrl: true });

@@ -15,13 +15,16 @@ const COALESCE_MS = 100;
 /** A console that reads no more than this is behind (bytes waiting): it is closed, and reconnects. */
 const MAX_BACKLOG_BYTES = 1 << 20;
 
+/** Follows lifecycle events: this gateway's, or in a cluster every node's, each with its node. */
+export type EventWatcher = (listener: (event: LifecycleEvent, node?: string) => void) => () => void;
+
 /**
  * What the operator console reads, behind the control API key like the rest of `/rest-api/`:
  * `GET /rest-api/console/events`, server-sent events carrying every stream and push (`view`) at
  * once, on every lifecycle change and every 2 s, and each lifecycle event as it happens (`event`);
  * `POST /rest-api/console/sounds`, the WAV files of `media_dir` that `sound_on` can play.
  */
-export function consoleRoutes(app: FastifyInstance, plane: MediaPlane, mediaDir: string, streams: ClientQuota, log: Logger): void {
+export function consoleRoutes(app: FastifyInstance, plane: MediaPlane, mediaDir: string, streams: ClientQuota, log: Logger, watchEvents: EventWatcher = (listener) => plane.events((event) => listener(event))): void {
   /** Open event streams, ended when the gateway closes (they would hold its HTTP server open). */
   const open = new Set<() => void>();
   app.addHook('preClose', async () => {
@@ -58,8 +61,8 @@ export function consoleRoutes(app: FastifyInstance, plane: MediaPlane, mediaDir:
     const soon = (): void => {
       pending ??= setTimeout(() => void sendView(), COALESCE_MS);
     };
-    const stopFollowing = plane.events((event: LifecycleEvent) => {
-      send('event', event);
+    const stopFollowing = watchEvents((event, node) => {
+      send('event', node === undefined ? event : { ...event, node });
       soon();
     });
     const refresh = setInterval(() => void sendView(), CONSOLE_REFRESH_MS);

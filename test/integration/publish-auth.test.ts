@@ -141,6 +141,8 @@ t.test('SDK: the token goes in the publish message; destinations the token does 
   t.match(await publish(await jwt({ streams: ['cam'], destinations: ['*.youtube.com'] }), 'rtmp://127.0.0.1/live'), { code: 'forbidden', field: 'rtmpUrl' });
   t.match(await publish(await jwt({ streams: ['cam'], destinations: ['127.0.0.1'] }), 'rtmp://127.0.0.1/live'), { code: 'invalid_request', field: 'sdp' }, 'granted host: authorized');
   t.match(await publish(await jwt({ streams: ['cam'], destinations: 'any' }), 'rtmp://127.0.0.1/live'), { field: 'sdp' }, 'any destination');
+  t.match(await publish(await jwt({ streams: ['cam'], destinations: ['127.0.0.1'] }), 'record://'), { code: 'forbidden', field: 'rtmpUrl' }, 'recording needs its own grant');
+  t.match(await publish(await jwt({ streams: ['cam'], destinations: ['record'] }), 'record://'), { code: 'invalid_request', field: 'sdp' }, '`record` among the destinations: authorized');
   t.match(await publish(await jwt({ streams: ['cam'], destinations: 'everywhere' })), { code: 'unauthorized', message: /destinations/ });
   t.equal(gw.publishers.all().length, 0);
 });

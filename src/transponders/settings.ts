@@ -93,7 +93,7 @@ export function transponderParts(destination: Destination, settings: Transponder
       case 'srt':
         return srtLinks(destination, { ...settings, spawn, onBufferState }, push.pinnedAddress);
       case 'record':
-        return recordLinks({ ...settings, spawn, onBufferState }, push, push.onRecording);
+        return recordLinks({ ...settings, spawn, onBufferState }, { stream: push.stream, mediaSessionId: push.mediaSessionId }, push.onRecording);
       default:
         return rtmpLinks(destination, { ...settings, flashVer: push.flashVer ?? settings.flashVer, onListenerError, onBufferState }, push.pinnedAddress);
     }

@@ -23,6 +23,7 @@ const gateway = await GatewayProcess.start(
     GATEWAY_WORKERS: '2',
     GATEWAY_LIMIT_PUBLISHERS: '4',
     GATEWAY_RUN_DIR: runDir,
+    GATEWAY_RECORD_DIR: join(runDir, 'recordings'),
     GATEWAY_WEBHOOKS: JSON.stringify([{ id: 'app', url: hooks.url, secret: HOOK_SECRET }]),
   },
   ['--import', 'tsx'],
@@ -128,6 +129,17 @@ t.test('the SDK through a worker: rtmpUrl starts the push, its states come back,
   await again.stop(); // unpublished on purpose: its push ends
   await waitFor('the push to end', async () => (await gateway.request('POST', '/rest-api/push/find', { streamName: 'sdk1' })).status === 404, 10_000);
   t.pass('unpublish ended it');
+});
+
+t.test('a recording in a worker: its parts are told by webhooks and listed by the main thread', async (t) => {
+  const res = await gateway.request('POST', '/rest-api/push/startup', { streamName: 'w0', rtmpUrl: 'record://' });
+  t.equal(res.status, 200, JSON.stringify(res.body));
+  const started = await waitFor('recording.started', () => hooks.delivered.find((h) => h.type === 'recording.started'), 10_000);
+  t.match(started.body.data, { stream: 'w0', mediaSessionId: res.body.mediaSessionId, file: /^w0-\d{8}T\d{6}Z-001\.mp4$/ });
+  t.match(await gateway.request('POST', '/rest-api/recording/find_all', {}), { status: 200, body: [{ fileName: started.body.data.file, streamName: 'w0', state: 'recording' }] });
+  t.equal((await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: res.body.mediaSessionId })).status, 200);
+  await waitFor('recording.finished', () => hooks.delivered.some((h) => h.type === 'recording.finished'), 10_000);
+  t.match(await gateway.request('POST', '/rest-api/recording/find_all', {}), { status: 200, body: [{ state: 'finished', durationMs: Number }] });
 });
 
 t.test('SIGTERM ends the pushes of every worker and leaves no ffmpeg', async (t) => {

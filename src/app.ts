@@ -13,6 +13,7 @@ import { installGuard, routeAccess } from './http/guard.js';
 import { ROUTER_OPTIONS, RouteTable } from './http/route-table.js';
 import { SnapshotQueue } from './http/snapshot-queue.js';
 import { pushRoutes } from './http/routes/push.js';
+import { whepRoutes } from './http/routes/whep.js';
 import { recordingRoutes } from './http/routes/recording.js';
 import { RecordingLibrary } from './recordings/library.js';
 import { streamRoutes } from './http/routes/stream.js';
@@ -168,6 +169,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   const watchEvents = cluster ? (listener: (event: LifecycleEvent, node: string) => void) => cluster.watchEvents(listener) : undefined;
   consoleRoutes(app, plane, resolve(ROOT, config.media_dir), access.consoleStreams, log.child({ component: 'console' }), watchEvents);
   whipRoutes(app, plane, access);
+  whepRoutes(app, plane, access);
   staticRoutes(app);
   // Probes and scrapes are frequent: keep them out of the info log.
   app.get('/health', { ...routeAccess('public'), logLevel: 'warn' }, async () => {

@@ -20,7 +20,7 @@ export class Slots {
   }
 
   /** Room for `counts` counts. */
-  static buffer(counts = 2): SharedArrayBuffer {
+  static buffer(counts = 3): SharedArrayBuffer {
     return new SharedArrayBuffer(counts * Int32Array.BYTES_PER_ELEMENT);
   }
 
@@ -45,3 +45,4 @@ export class Slots {
 /** The gateway-wide counts: which cell of the shared buffer holds which. */
 export const PUBLISHER_SLOTS = 0;
 export const TRANSPONDER_SLOTS = 1;
+export const VIEWER_SLOTS = 2;

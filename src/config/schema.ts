@@ -64,11 +64,11 @@ export const configSchema = z
     publish_keys: z
       .array(
         z
-          .strictObject({ id: keyId, streams: z.array(streamPattern).min(1).default(['*']), destinations: destinationGrant.default('none'), ...secretSource })
+          .strictObject({ id: keyId, streams: z.array(streamPattern).min(1).default(['*']), destinations: destinationGrant.default('none'), view: z.boolean().default(false), ...secretSource })
           .superRefine(oneSecret),
       )
       .default([])
-      .describe('`{id, secret…, streams: [patterns], destinations: none | any | [host patterns]}`'),
+      .describe('`{id, secret…, streams: [patterns], destinations: none | any | [host patterns], view: false}`; `view: true` lets the key also watch its streams over WHEP'),
     publish_jwt_keys: z
       .array(
         z
@@ -109,6 +109,8 @@ export const configSchema = z
     limit_publishers: z.number().int().min(1).max(100000).default(100).describe('publishers at once, all workers together (`503` beyond)'),
     limit_transponders: z.number().int().min(1).max(100000).default(200).describe('transponders at once, all workers together (`503` beyond)'),
     limit_transponders_per_stream: z.number().int().min(1).max(1000).default(10).describe('transponders of one stream (`429` beyond)'),
+    limit_viewers: z.number().int().min(0).max(100000).default(50).describe('WHEP viewers at once, all workers together (`503` beyond; 0: none)'),
+    limit_viewers_per_stream: z.number().int().min(1).max(10000).default(10).describe('WHEP viewers of one stream (`429` beyond)'),
     limit_sessions_per_client: z.number().int().min(1).max(100000).default(20).describe('WHIP sessions and SDK WebSockets at once from one client address (`429` beyond)'),
     limit_signaling_sessions: z.number().int().min(1).max(100000).default(1000).describe('SDK WebSockets open at once from all clients (`503` beyond)'),
     signaling_idle_timeout_ms: z.number().int().min(1000).max(3600000).default(30000).describe('an SDK WebSocket that has published nothing by then is closed (code 4408; the SDK connects again quietly)'),

@@ -59,9 +59,29 @@ export interface EngineOptions {
   onListenerError?: (event: string, error: unknown) => void;
 }
 
+export type ViewSessionEvents = {
+  /** The viewer's WebRTC connection is up: media flows to it. */
+  connected: [];
+  /** The viewer is gone; `reason` says why (it left, its connection failed, the stream ended). */
+  closed: [reason: string];
+};
+
+/** A viewer of a published stream (WHEP): the publisher's media sent on as it arrives, not transcoded. */
+export interface ViewSession extends TypedEmitter<ViewSessionEvents> {
+  readonly id: string;
+  /** The SDP answer to send back to the viewer. */
+  readonly answer: string;
+  close(reason?: string): Promise<void>;
+}
+
 export interface IngestEngine {
   /** Answers a publisher's offer. Throws `OfferError` for offers the gateway cannot take. */
   accept(offer: string): Promise<IngestSession>;
+  /**
+   * Answers a viewer's offer with the media of the publisher `session` (one this engine accepted).
+   * Throws `OfferError` for offers the gateway cannot take. Absent: the engine has no viewers.
+   */
+  view?(session: IngestSession, offer: string): Promise<ViewSession>;
   /** Ends what the engine runs besides its sessions (a worker process); the sessions are closed first. */
   close?(): Promise<void>;
 }

@@ -16,7 +16,8 @@ import type { CheckReport, CheckRequest, CheckSettings } from '../transponders/c
 import { DestinationPolicy, destinationResolver, type DestinationResolver, type HostLookup } from '../security/destination-policy.js';
 import { parseDestination, withFullUrl, type Destination, type NamingRules } from '../transponders/destination.js';
 import { lookupHost, TransponderService } from '../transponders/service.js';
-import { PUBLISHER_SLOTS, Slots, TRANSPONDER_SLOTS } from '../slots.js';
+import { PUBLISHER_SLOTS, Slots, TRANSPONDER_SLOTS, VIEWER_SLOTS } from '../slots.js';
+import { ViewerRegistry } from '../publishers/viewers.js';
 
 /** What runs streams in one place (the main thread, or one worker): publishers, transponders, their ffmpeg. */
 export interface MediaCore {
@@ -28,6 +29,8 @@ export interface MediaCore {
   pictures: KeyframePictures;
   /** The WebRTC engine the publishers connect through. */
   engine: IngestEngine;
+  /** Who watches the streams (WHEP). */
+  viewers: ViewerRegistry;
   load: LoadMonitor;
 }
 
@@ -200,5 +203,6 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
     log.child({ component: 'transponders' }),
     config.rtmp_push_auto_start ? config.rtmp_push_auto_start_url : undefined,
   );
-  return { publishers, transponders, ffmpeg, pictures: new KeyframePictures(ffmpeg, config.ffmpeg_path), engine, load };
+  const viewers = new ViewerRegistry(engine, publishers, { total: config.limit_viewers, perStream: config.limit_viewers_per_stream }, new Slots(slots, VIEWER_SLOTS), log.child({ component: 'viewers' }));
+  return { publishers, transponders, viewers, ffmpeg, pictures: new KeyframePictures(ffmpeg, config.ffmpeg_path), engine, load };
 }

@@ -47,6 +47,14 @@ export class LocalPlane implements MediaPlane {
     return this.core.pictures.jpeg(keyframe);
   }
 
+  async view(name: string, offer: string): Promise<{ id: string; answer: string }> {
+    return this.core.viewers.view(name, offer);
+  }
+
+  async endView(name: string, id: string): Promise<boolean> {
+    return this.core.viewers.end(name, id, 'WHEP session deleted');
+  }
+
   async startup(request: StartupRequest, id?: string): Promise<TransponderInfo> {
     return json(await this.core.transponders.startup(request, id));
   }
@@ -96,6 +104,7 @@ export class LocalPlane implements MediaPlane {
     this.#closing ??= (async () => {
       this.core.load.close();
       await this.core.transponders.closeAll();
+      await this.core.viewers.closeAll('gateway shutting down');
       await this.core.publishers.closeAll('gateway shutting down');
       await this.core.engine.close?.();
     })();

@@ -56,6 +56,18 @@ export const PLACE_METHODS = {
     result: z.instanceof(Uint8Array).transform((bytes): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
     route: { to: 'stream', key: ([name]) => name },
   }),
+  /** A viewer of the stream (WHEP) from its SDP offer: the viewer's id and the SDP answer. */
+  view: method({
+    args: z.tuple([streamName, z.string().min(1)]),
+    result: z.strictObject({ id: z.string(), answer: z.string() }),
+    route: { to: 'stream', key: ([name]) => name },
+  }),
+  /** Ends viewer `id` of the stream (WHEP DELETE); false when there is none. */
+  endView: method({
+    args: z.tuple([streamName, z.string().min(1).max(128)]),
+    result: z.boolean(),
+    route: { to: 'stream', key: ([name]) => name },
+  }),
   /** Starts a push (`/rest-api/push/startup`); a kept push started again gives its id. */
   startup: method({
     args: z.tuple([startupSchema, mediaSessionIdSchema.optional()]),

@@ -36,7 +36,7 @@ export function createAccessControl(config: GatewayConfig, env: NodeJS.ProcessEn
     );
   }
   const publishAuth = new PublishAuthorizer({
-    keys: config.publish_keys.map((k, i) => ({ id: k.id, streams: k.streams, destinations: k.destinations, secret: readSecret(k, `publish_keys.${i}`, env) })),
+    keys: config.publish_keys.map((k, i) => ({ id: k.id, streams: k.streams, destinations: k.destinations, view: k.view, secret: readSecret(k, `publish_keys.${i}`, env) })),
     jwtKeys: config.publish_jwt_keys.map((k, i) => ({
       id: k.id,
       alg: k.alg,
@@ -79,6 +79,7 @@ export function createAccessControl(config: GatewayConfig, env: NodeJS.ProcessEn
  */
 export async function authorizePublish(access: AccessControl, request: PublishRequest): Promise<PublishGrant> {
   const { publishAuth, guard } = access;
-  if (!publishAuth.enabled) return publishAuth.authorize(request);
+  // Open publishing needs no guard; watching is guarded whenever keys are set (a key may be guessed at).
+  if (!publishAuth.enabled && request.action !== 'view') return publishAuth.authorize(request);
   return guard.failures.attempt(request.client, () => publishAuth.authorize(request), (error) => error.code === 'unauthorized' || error.code === 'forbidden');
 }

@@ -16,9 +16,13 @@ export interface PublishGrant {
   /** Stream-name patterns (`*` matches any characters). */
   streams: readonly string[];
   destinations: DestinationGrant;
+  /** Whether it may also watch those streams (WHEP). */
+  view: boolean;
 }
 
 export interface PublishRequest {
+  /** Publishing (the default), or watching (WHEP). */
+  action?: 'publish' | 'view';
   stream: string;
   token: string | undefined;
   client: string;
@@ -33,6 +37,7 @@ export interface PublishKeyConfig {
   secret: string;
   streams: readonly string[];
   destinations: DestinationGrant;
+  view?: boolean;
 }
 
 export interface JwtKeyConfig {
@@ -100,8 +105,13 @@ export class PublishAuthorizer {
    */
   async authorize(request: PublishRequest): Promise<PublishGrant> {
     const grant = await this.#grantFor(request);
+    const verb = request.action === 'view' ? 'watching' : 'publishing';
     if (!grant.streams.some((p) => streamPattern(p).test(request.stream))) {
-      throw forbidden(`the token does not allow publishing stream ${request.stream}`);
+      throw forbidden(`the token does not allow ${verb} stream ${request.stream}`);
+    }
+    if (request.action === 'view' && !grant.view) {
+      if (grant.subject === 'anonymous') throw unauthorized('watching needs the control key or a view token (Authorization: Bearer)');
+      throw forbidden('the token does not allow watching (a view grant: "view": true)');
     }
     if (request.destinationHost !== undefined) checkDestinationGrant(grant, request.destinationHost);
     return grant;
@@ -109,15 +119,16 @@ export class PublishAuthorizer {
 
   async #grantFor(request: PublishRequest): Promise<PublishGrant> {
     const { token } = request;
+    const control = token === undefined ? undefined : this.config.isControlKey(token);
+    if (control) return { subject: `api-key:${control}`, streams: ['*'], destinations: 'any', view: true };
     if (!this.enabled) {
-      return { subject: 'anonymous', streams: ['*'], destinations: this.config.controlKeysSet ? 'none' : 'any' };
+      // Nothing is protected on a gateway with no keys at all (the quick start, on loopback).
+      return { subject: 'anonymous', streams: ['*'], destinations: this.config.controlKeysSet ? 'none' : 'any', view: !this.config.controlKeysSet };
     }
     if (token !== undefined) {
-      const control = this.config.isControlKey(token);
-      if (control) return { subject: `api-key:${control}`, streams: ['*'], destinations: 'any' };
       let key: PublishKeyConfig | undefined;
       for (const k of this.#keys) if (k.digest.matches(token) && !key) key = k.config;
-      if (key) return { subject: `publish-key:${key.id}`, streams: key.streams, destinations: key.destinations };
+      if (key) return { subject: `publish-key:${key.id}`, streams: key.streams, destinations: key.destinations, view: key.view ?? false };
       if (this.#jwtKeys.size && /^[\w-]+\.[\w-]+\.[\w-]*$/.test(token)) return this.#verifyJwt(token);
     }
     if (this.config.hookUrl) return this.#askHook(request);
@@ -166,7 +177,7 @@ export class PublishAuthorizer {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({
-          action: 'publish',
+          action: request.action ?? 'publish',
           stream: request.stream,
           clientAddress: request.client,
           token: request.token ?? null,
@@ -181,7 +192,7 @@ export class PublishAuthorizer {
       throw new GatewayError('unavailable', 'the publish authorization service did not answer', undefined, 5);
     }
     if (response.status >= 200 && response.status < 300) {
-      return { subject: 'hook', streams: [request.stream], destinations: request.destinationHost ? [request.destinationHost] : 'none' };
+      return { subject: 'hook', streams: [request.stream], destinations: request.destinationHost ? [request.destinationHost] : 'none', view: request.action === 'view' };
     }
     if (response.status === 401) throw unauthorized(`the publish authorization service refused the token (${response.status})`);
     throw forbidden(`the publish authorization service refused this publish (${response.status})`);
@@ -206,7 +217,8 @@ function grantFromClaims(payload: JWTPayload, subject: string): PublishGrant {
   const d = payload.destinations ?? 'none';
   const valid = d === 'none' || d === 'any' || (Array.isArray(d) && d.every((h) => typeof h === 'string' && /^[A-Za-z0-9.*:-]{1,253}$/.test(h)));
   if (!valid) throw unauthorized('the token\'s "destinations" claim must be "none", "any" or a list of host patterns');
-  return { subject, streams: streams as string[], destinations: d as DestinationGrant };
+  if (payload.view !== undefined && typeof payload.view !== 'boolean') throw unauthorized('the token\'s "view" claim must be true or false');
+  return { subject, streams: streams as string[], destinations: d as DestinationGrant, view: payload.view === true };
 }
 
 function jwtRefusal(error: unknown): string {

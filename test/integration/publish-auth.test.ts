@@ -24,7 +24,7 @@ let gw: TestGateway;
 t.before(async () => {
   gw = await startGateway({
     api_keys: [{ id: 'backend', secret: 'control-key-0123456789abcdef', scope: ['control', 'metrics'] }],
-    publish_keys: [{ id: 'studio', secret: PUBLISH_KEY, streams: ['studio-*'], destinations: ['*.youtube.com'] }],
+    publish_keys: [{ id: 'studio', secret: PUBLISH_KEY, streams: ['studio-*'], destinations: ['*.youtube.com'], view: false }],
     publish_jwt_keys: [
       { id: 'hs', alg: 'HS256', secret: HS_SECRET },
       { id: 'es', alg: 'ES256', public_key_file: join(dir, 'ec.pem') },

@@ -1,12 +1,14 @@
 import type { types } from 'mediasoup';
 import { isIPv6 } from 'node:net';
 import { RemoteAddressFilter, filterCandidates } from '../address-filter.js';
-import type { EngineOptions, IngestEngine, IngestSession } from '../engine.js';
+import type { EngineOptions, IngestEngine, IngestSession, ViewSession } from '../engine.js';
 import { checkOffer } from '../offer-check.js';
 import { OfferError, selectCodecs, withBitrateHints } from '../sdp.js';
 import { answerSdp, parseOffer, producerParameters } from './offer.js';
 import { createHandoff, type HandoffKind, type RtpHandoff } from './rtp-handoff.js';
 import { MediasoupSession } from './session.js';
+import { MediasoupViewer } from './viewer.js';
+import { parseViewerOffer, viewerAnswerSdp, type SentTrack } from './viewer-sdp.js';
 
 export interface MediasoupEngineOptions extends EngineOptions {
   /** How the publishers' RTP leaves the worker for the gateway (`rtp-handoff.ts`); plain by default. */
@@ -96,6 +98,51 @@ export class MediasoupEngine implements IngestEngine {
       return session;
     } catch (error) {
       await session.close('negotiation failed');
+      throw error;
+    }
+  }
+
+  async view(publisher: IngestSession, offer: string): Promise<ViewSession> {
+    checkOffer(offer);
+    const parsed = parseViewerOffer(filterCandidates(offer, () => false));
+    const session = [...this.#sessions].find((s) => s === publisher);
+    if (!session) throw new OfferError('the stream is not published through this engine');
+    const plant = await this.#ready();
+    const transport = await plant.router.createWebRtcTransport({
+      webRtcServer: plant.server,
+      enableUdp: true,
+      enableTcp: false,
+      initialAvailableOutgoingBitrate: 1_000_000,
+    });
+    const viewer = new MediasoupViewer(transport, {
+      connectTimeoutMs: this.options.connectTimeoutMs,
+      remoteAllowed: (address) => this.#remoteFilter.allows(address),
+      onListenerError: this.options.onListenerError,
+    });
+    const endViewer = (): void => void viewer.close('the stream ended');
+    session.on('closed', endViewer);
+    viewer.on('closed', () => session.off('closed', endViewer));
+    try {
+      const tracks = new Map<string, SentTrack>();
+      try {
+        await transport.connect({ dtlsParameters: { role: parsed.remoteRole, fingerprints: parsed.fingerprints } });
+        for (const media of parsed.media) {
+          const producer = session.producer(media.kind);
+          // One line per kind is sent: a second video line of the offer is refused.
+          if (!producer || [...tracks.values()].some((t) => t.kind === media.kind)) continue;
+          if (!plant.router.canConsume({ producerId: producer.id, rtpCapabilities: parsed.rtpCapabilities })) continue;
+          const consumer = await transport.consume({ producerId: producer.id, rtpCapabilities: parsed.rtpCapabilities, paused: true, mid: media.mid });
+          viewer.add(consumer);
+          tracks.set(media.mid, { kind: media.kind, rtpParameters: consumer.rtpParameters });
+        }
+      } catch (error) {
+        throw new OfferError(`the WebRTC engine cannot take this offer (${(error as Error).message ?? error})`);
+      }
+      if (tracks.size === 0) throw new OfferError(`the offer receives none of the stream's codecs (${session.videoCodec ?? 'no video'}${session.hasAudio ? ', Opus' : ''})`);
+      viewer.answer = viewerAnswerSdp(parsed, tracks, transport, (a) => this.#announced.has(a), 'gateway');
+      return viewer;
+    } catch (error) {
+      await viewer.close('negotiation failed');
       throw error;
     }
   }

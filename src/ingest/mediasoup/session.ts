@@ -14,6 +14,37 @@ export interface MediasoupSessionOptions {
   onListenerError?: ListenerErrorHandler;
 }
 
+/**
+ * Follows a peer's WebRTC transport: `connected` once DTLS is; `close` when DTLS fails or closes,
+ * when ICE consent is lost, when the peer's address is outside the allowed networks, when the
+ * worker closes, or when it has not connected within the timeout (whose timer is returned).
+ */
+export function watchConnection(
+  transport: types.WebRtcTransport,
+  options: Pick<MediasoupSessionOptions, 'connectTimeoutMs' | 'remoteAllowed'>,
+  who: string,
+  connected: () => void,
+  close: (reason: string) => void,
+): NodeJS.Timeout | undefined {
+  const timeoutMs = options.connectTimeoutMs;
+  const timer = timeoutMs ? setTimeout(() => close(`ICE and DTLS not done within ${timeoutMs / 1000} s`), timeoutMs) : undefined;
+  transport.on('dtlsstatechange', (state) => {
+    if (state === 'connected') {
+      clearTimeout(timer);
+      connected();
+    } else if (state === 'failed' || state === 'closed') close(`WebRTC connection ${state}`);
+  });
+  transport.on('icestatechange', (state) => {
+    if (state === 'disconnected' || state === 'closed') close(`WebRTC connection ${state === 'disconnected' ? 'lost (no ICE consent)' : 'closed'}`);
+  });
+  transport.on('iceselectedtuplechange', (tuple) => {
+    if (!options.remoteAllowed(tuple.remoteIp ?? '')) close(`the ${who}'s address is outside webrtc_ice_remote_networks`);
+  });
+  // The worker process ended under it: the engine tells why (worker died) first when it can.
+  transport.on('routerclose', () => close('the media worker closed'));
+  return timer;
+}
+
 /** How often a track reads the retransmission requests mediasoup sent for it (ms). */
 const STATS_INTERVAL_MS = 2000;
 
@@ -37,22 +68,12 @@ export class MediasoupSession extends TypedEmitter<IngestSessionEvents> implemen
     super(options.onListenerError);
     this.videoCodec = options.videoCodec;
     this.hasAudio = options.hasAudio;
-    const timeoutMs = options.connectTimeoutMs;
-    if (timeoutMs) this.#connectTimer = setTimeout(() => void this.close(`ICE and DTLS not done within ${timeoutMs / 1000} s`), timeoutMs);
-    transport.on('dtlsstatechange', (state) => {
-      if (state === 'connected') {
-        clearTimeout(this.#connectTimer);
-        this.safeEmit('connected');
-      } else if (state === 'failed' || state === 'closed') void this.close(`WebRTC connection ${state}`);
-    });
-    transport.on('icestatechange', (state) => {
-      if (state === 'disconnected' || state === 'closed') void this.close(`WebRTC connection ${state === 'disconnected' ? 'lost (no ICE consent)' : 'closed'}`);
-    });
-    transport.on('iceselectedtuplechange', (tuple) => {
-      if (!options.remoteAllowed(tuple.remoteIp ?? '')) void this.close('the publisher\'s address is outside webrtc_ice_remote_networks');
-    });
-    // The worker process ended under it: the engine tells why (worker died) first when it can.
-    transport.on('routerclose', () => void this.close('the media worker closed'));
+    this.#connectTimer = watchConnection(transport, options, 'publisher', () => this.safeEmit('connected'), (reason) => void this.close(reason));
+  }
+
+  /** The publisher's track of `kind`, which viewers consume. */
+  producer(kind: MediaKind): types.Producer | undefined {
+    return this.tracks.find((t) => t.kind === kind && !t.producer.closed)?.producer;
   }
 
   get id(): string {
@@ -84,7 +105,7 @@ export class MediasoupTrack implements IngestTrack {
   constructor(
     readonly kind: MediaKind,
     readonly videoCodec: VideoCodec | undefined,
-    private readonly producer: types.Producer,
+    readonly producer: types.Producer,
     private readonly handed: HandedTrack,
   ) {
     this.clockRate = kind === 'video' ? VIDEO_CLOCK_RATE : OPUS_CLOCK_RATE;

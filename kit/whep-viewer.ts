@@ -1,0 +1,94 @@
+import { RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI, useSdesMid } from 'werift';
+
+/**
+ * A WHEP viewer without a browser: werift receiving a stream's H.264 and Opus, counting what
+ * arrives (RTP packets per kind, and video keyframes: NAL type 5 or an FU-A start of one).
+ */
+export class WhepViewer {
+  readonly received = { video: 0, audio: 0, keyframes: 0 };
+  /** Where the WHEP session is (`Location`), to DELETE it. */
+  location = '';
+  readonly #pc: RTCPeerConnection;
+
+  private constructor(localAddress: string) {
+    this.#pc = new RTCPeerConnection({
+      iceServers: [],
+      bundlePolicy: 'max-bundle',
+      iceUseIpv4: false,
+      iceUseIpv6: false,
+      iceAdditionalHostAddresses: [localAddress],
+      iceInterfaceAddresses: { udp4: localAddress },
+      codecs: {
+        video: [
+          new RTCRtpCodecParameters({
+            mimeType: 'video/H264',
+            clockRate: 90000,
+            payloadType: 102,
+            rtcpFeedback: [useNACK(), usePLI()],
+            parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
+          }),
+        ],
+        audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 109 })],
+      },
+      headerExtensions: { video: [useSdesMid()], audio: [useSdesMid()] },
+    });
+  }
+
+  /** Posts the offer to `/whep/{name}` and connects; rejects with the gateway's answer when refused. */
+  static async watch(baseUrl: string, name: string, options: { token?: string; localAddress?: string } = {}): Promise<WhepViewer> {
+    const viewer = new WhepViewer(options.localAddress ?? '127.0.0.1');
+    try {
+      await viewer.#connect(baseUrl, name, options.token);
+    } catch (error) {
+      await viewer.close();
+      throw error;
+    }
+    return viewer;
+  }
+
+  async #connect(baseUrl: string, name: string, token?: string): Promise<void> {
+    const pc = this.#pc;
+    for (const kind of ['video', 'audio'] as const) {
+      const transceiver = pc.addTransceiver(kind, { direction: 'recvonly' });
+      transceiver.onTrack.subscribe((track) => {
+        track.onReceiveRtp.subscribe((rtp) => {
+          this.received[kind]++;
+          const nal = rtp.payload[0]! & 0x1f;
+          if (kind === 'video' && (nal === 5 || (nal === 28 && (rtp.payload[1]! & 0x9f) === 0x85))) this.received.keyframes++;
+        });
+      });
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise<void>((resolve) => {
+      if (pc.iceGatheringState === 'complete') return resolve();
+      pc.iceGatheringStateChange.subscribe((state) => state === 'complete' && resolve());
+    });
+    const response = await fetch(`${baseUrl}/whep/${encodeURIComponent(name)}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: pc.localDescription!.sdp,
+    });
+    const body = await response.text();
+    if (response.status !== 201) throw new Error(`WHEP answered ${response.status}: ${body}`);
+    this.location = response.headers.get('location') ?? '';
+    const connected = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('WHEP viewer: WebRTC did not connect in 20 s')), 20_000);
+      pc.connectionStateChange.subscribe((state) => {
+        if (state === 'connected') {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    await pc.setRemoteDescription({ type: 'answer', sdp: body });
+    await connected;
+  }
+
+  get connectionState(): string {
+    return this.#pc.connectionState;
+  }
+
+  async close(): Promise<void> {
+    await this.#pc.close();
+  }
+}

@@ -1,0 +1,75 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { authorizePublish, type AccessControl } from '../../security/access.js';
+import { GatewayError, notFound } from '../../errors.js';
+import { MAX_OFFER_BYTES } from '../../ingest/offer-check.js';
+import { offerError } from '../../ingest/sdp.js';
+import type { MediaPlane } from '../../plane/plane.js';
+import { checkStreamName } from '../../publishers/stream-name.js';
+import { bearerToken } from '../../security/bearer.js';
+import { routeAccess } from '../guard.js';
+
+/** The routes authorize with the control key or a view token themselves. */
+const VIEW = routeAccess('publish');
+
+const CORS = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-methods': 'POST, DELETE, PATCH, OPTIONS',
+  'access-control-allow-headers': 'content-type, authorization, if-match',
+  'access-control-expose-headers': 'location, link, etag, accept-patch, accept-post, www-authenticate, retry-after',
+};
+
+function withCors(reply: FastifyReply): FastifyReply {
+  return reply.headers(CORS);
+}
+
+/**
+ * WHEP (the IETF WHEP draft): POST a viewer's SDP offer to `/whep/{streamName}`, get 201 with the
+ * answer and the session resource in `Location`; DELETE on it ends the viewing. The viewer gets the
+ * stream as it arrives (no transcoding). Watching needs the control key or a token with a view
+ * grant (`Authorization: Bearer`), except on a gateway with no keys at all. Candidates travel in
+ * the offer and answer only (PATCH answers 405).
+ */
+export function whepRoutes(app: FastifyInstance, plane: MediaPlane, access: AccessControl): void {
+  const { quota } = access;
+  const authorize = (stream: string, authorization: string | undefined, client: string): Promise<unknown> =>
+    authorizePublish(access, { action: 'view', stream, token: bearerToken(authorization), client });
+
+  app.options('/whep/:streamName', VIEW, async (_request, reply) => withCors(reply).code(204).header('accept-post', 'application/sdp').send());
+  app.options('/whep/:streamName/:viewerId', VIEW, async (_request, reply) => withCors(reply).code(204).header('allow', 'DELETE, OPTIONS').send());
+
+  app.post<{ Params: { streamName: string } }>('/whep/:streamName', { ...VIEW, bodyLimit: MAX_OFFER_BYTES }, async (request, reply) => {
+    withCors(reply);
+    const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/sdp') throw new GatewayError('unsupported_media_type', 'the offer must be sent as Content-Type: application/sdp');
+    const { streamName } = request.params;
+    checkStreamName(streamName);
+    await authorize(streamName, request.headers.authorization, request.ip);
+    const offer = typeof request.body === 'string' ? request.body : '';
+    const release = quota.acquire(request.ip, 'WHEP session');
+    let viewer;
+    try {
+      viewer = await plane.view(streamName, offer);
+    } catch (error) {
+      throw offerError(error, 'offer');
+    } finally {
+      // A viewer counts against its client while the request runs; the viewer limits hold after.
+      release();
+    }
+    return reply
+      .code(201)
+      .header('content-type', 'application/sdp')
+      .header('location', `/whep/${encodeURIComponent(streamName)}/${viewer.id}`)
+      .header('etag', `"${viewer.id}"`)
+      .send(viewer.answer);
+  });
+
+  app.delete<{ Params: { streamName: string; viewerId: string } }>('/whep/:streamName/:viewerId', VIEW, async (request, reply) => {
+    withCors(reply);
+    checkStreamName(request.params.streamName);
+    await authorize(request.params.streamName, request.headers.authorization, request.ip);
+    if (!(await plane.endView(request.params.streamName, request.params.viewerId))) throw notFound('no such WHEP session');
+    return reply.code(200).send();
+  });
+
+  app.patch('/whep/:streamName/:viewerId', VIEW, async (_request, reply) => withCors(reply).code(405).header('allow', 'DELETE, OPTIONS').send());
+}

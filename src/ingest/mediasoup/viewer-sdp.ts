@@ -1,0 +1,167 @@
+import type { types } from 'mediasoup';
+import { OfferError } from '../sdp.js';
+import type { AnswerTransport } from './offer.js';
+
+/**
+ * A viewer's offer (WHEP: it receives) in mediasoup's terms, and the answer that sends it the
+ * publisher's tracks. Pure functions over SDP text that has passed `checkOffer`.
+ */
+
+/** Header extensions a viewer is sent with: demultiplexing by mid, and what its bandwidth estimation uses. */
+const EXTENSIONS: readonly string[] = [
+  'urn:ietf:params:rtp-hdrext:sdes:mid',
+  'http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time',
+  'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01',
+  'urn:3gpp:video-orientation',
+];
+
+export interface ViewerMedia {
+  kind: 'audio' | 'video';
+  mid: string;
+  /** The first payload type of its media line, for a line answered inactive. */
+  firstPayloadType: string;
+}
+
+export interface ParsedViewerOffer {
+  media: ViewerMedia[];
+  /** What the viewer can receive, for mediasoup's `consume`. */
+  rtpCapabilities: types.RtpCapabilities;
+  fingerprints: types.DtlsFingerprint[];
+  /** The viewer's DTLS role, as mediasoup's `connect` wants it. */
+  remoteRole: types.DtlsRole;
+}
+
+const numeric = (value: string): string | number => (/^\d+$/.test(value) ? Number(value) : value);
+
+export function parseViewerOffer(offer: string): ParsedViewerOffer {
+  const lines = offer.split(/\r?\n/).filter((l) => l !== '');
+  const sessionLines: string[] = [];
+  const sections: string[][] = [];
+  for (const line of lines) {
+    if (line.startsWith('m=')) sections.push([line]);
+    else if (sections.length === 0) sessionLines.push(line);
+    else sections.at(-1)!.push(line);
+  }
+  const first = sections[0]!;
+  const fingerprints = [...sessionLines, ...first]
+    .filter((l) => l.startsWith('a=fingerprint:'))
+    .map((l) => {
+      const [algorithm, value] = l.slice(14).split(' ');
+      return { algorithm: algorithm!.toLowerCase() as types.FingerprintAlgorithm, value: value!.toUpperCase() };
+    });
+  if (fingerprints.length === 0) throw new OfferError('the offer has no DTLS fingerprint');
+  const setup = [...first, ...sessionLines].find((l) => l.startsWith('a=setup:'))?.slice(8);
+
+  const media: ViewerMedia[] = [];
+  const codecs: types.RtpCodecCapability[] = [];
+  const headerExtensions: types.RtpHeaderExtension[] = [];
+  const takenPayloadTypes = new Set<number>();
+  for (const section of sections) {
+    const [kind, , , ...payloadTypes] = section[0]!.slice(2).split(' ');
+    if (kind !== 'audio' && kind !== 'video') continue;
+    if (section.some((l) => l === 'a=sendonly' || l === 'a=inactive')) throw new OfferError(`media line ${media.length + 1} (${kind}) must receive (recvonly): WHEP sends media to the viewer`);
+    media.push({ kind, mid: section.find((l) => l.startsWith('a=mid:'))!.slice(6), firstPayloadType: payloadTypes[0]! });
+    for (const line of section) {
+      const rtpmap = /^a=rtpmap:(\d+) ([\w.-]+)\/(\d+)(?:\/(\d+))?$/.exec(line);
+      if (!rtpmap) continue;
+      const payloadType = Number(rtpmap[1]);
+      // mediasoup takes each payload type once across the capabilities.
+      if (takenPayloadTypes.has(payloadType)) continue;
+      takenPayloadTypes.add(payloadType);
+      const fmtp = section.find((l) => l.startsWith(`a=fmtp:${payloadType} `))?.slice(`a=fmtp:${payloadType} `.length) ?? '';
+      const parameters = Object.fromEntries(
+        fmtp
+          .split(';')
+          .map((part) => part.trim().split('='))
+          .filter(([key, value]) => key && value !== undefined)
+          .map(([key, value]) => [key!.toLowerCase(), numeric(value!)]),
+      );
+      const rtcpFeedback = section
+        .filter((l) => l.startsWith(`a=rtcp-fb:${payloadType} `))
+        .map((l) => {
+          const [type, parameter] = l.slice(`a=rtcp-fb:${payloadType} `.length).split(' ');
+          return { type: type!, ...(parameter ? { parameter } : {}) };
+        });
+      codecs.push({
+        kind,
+        mimeType: `${kind}/${rtpmap[2]}`,
+        preferredPayloadType: payloadType,
+        clockRate: Number(rtpmap[3]),
+        ...(kind === 'audio' && rtpmap[4] ? { channels: Number(rtpmap[4]) } : {}),
+        parameters,
+        rtcpFeedback,
+      });
+    }
+    for (const line of section) {
+      const extmap = /^a=extmap:(\d+)(?:\/\w+)? (\S+)/.exec(line);
+      if (extmap && EXTENSIONS.includes(extmap[2]!)) {
+        headerExtensions.push({ kind, uri: extmap[2] as types.RtpHeaderExtensionUri, preferredId: Number(extmap[1]), direction: 'sendrecv' });
+      }
+    }
+  }
+  if (media.length === 0) throw new OfferError('the offer has no audio or video media line');
+  return {
+    media,
+    rtpCapabilities: { codecs, headerExtensions },
+    fingerprints,
+    // actpass or active: the viewer is the DTLS client; passive: it waits for the gateway to be.
+    remoteRole: setup === 'passive' ? 'server' : 'client',
+  };
+}
+
+/** What the answer sends on one media line: a consumer's RTP parameters. */
+export interface SentTrack {
+  kind: 'audio' | 'video';
+  rtpParameters: types.RtpParameters;
+}
+
+/**
+ * The SDP answer: mediasoup is ICE-lite, every media line sent on one bundled transport with the
+ * codec, retransmission format, SSRCs and header extensions of its consumer; a line the stream has
+ * nothing for (no such track, or no codec the viewer takes) is refused (port 0).
+ */
+export function viewerAnswerSdp(offer: ParsedViewerOffer, tracks: ReadonlyMap<string, SentTrack>, transport: AnswerTransport, announced: (address: string) => boolean, streamId: string): string {
+  const fingerprint = transport.dtlsParameters.fingerprints.find((f) => f.algorithm === 'sha-256') ?? transport.dtlsParameters.fingerprints[0]!;
+  const candidates = transport.iceCandidates
+    .filter((c) => c.protocol === 'udp' && announced(c.address))
+    .map((c) => `a=candidate:${c.foundation} 1 udp ${c.priority} ${c.address} ${c.port} typ host`);
+  const sent = offer.media.filter((m) => tracks.has(m.mid));
+  const lines = ['v=0', `o=- ${Date.now()} 2 IN IP4 127.0.0.1`, 's=-', 't=0 0', 'a=ice-lite', `a=group:BUNDLE ${sent.map((m) => m.mid).join(' ')}`, `a=msid-semantic: WMS ${streamId}`];
+  for (const media of offer.media) {
+    const track = tracks.get(media.mid);
+    if (!track) {
+      lines.push(`m=${media.kind} 0 UDP/TLS/RTP/SAVPF ${media.firstPayloadType}`, 'c=IN IP4 0.0.0.0', `a=mid:${media.mid}`, 'a=inactive');
+      continue;
+    }
+    const { codecs, headerExtensions = [], encodings = [], rtcp } = track.rtpParameters;
+    const encoding = encodings[0];
+    const ssrc = encoding?.ssrc;
+    const rtxSsrc = encoding?.rtx?.ssrc;
+    const cname = rtcp?.cname ?? streamId;
+    lines.push(
+      `m=${media.kind} 9 UDP/TLS/RTP/SAVPF ${codecs.map((c) => c.payloadType).join(' ')}`,
+      'c=IN IP4 0.0.0.0',
+      `a=ice-ufrag:${transport.iceParameters.usernameFragment}`,
+      `a=ice-pwd:${transport.iceParameters.password}`,
+      `a=fingerprint:${fingerprint.algorithm} ${fingerprint.value}`,
+      `a=setup:${offer.remoteRole === 'client' ? 'passive' : 'active'}`,
+      `a=mid:${media.mid}`,
+      'a=sendonly',
+      `a=msid:${streamId} ${streamId}-${media.kind}`,
+      'a=rtcp-mux',
+      'a=rtcp-rsize',
+      ...headerExtensions.map((e) => `a=extmap:${e.id} ${e.uri}`),
+    );
+    for (const codec of codecs) {
+      const [, name] = codec.mimeType.split('/');
+      lines.push(`a=rtpmap:${codec.payloadType} ${name}/${codec.clockRate}${codec.channels && codec.channels > 1 ? `/${codec.channels}` : ''}`);
+      const parameters = Object.entries(codec.parameters ?? {});
+      if (parameters.length) lines.push(`a=fmtp:${codec.payloadType} ${parameters.map(([k, v]) => `${k}=${v}`).join(';')}`);
+      for (const feedback of codec.rtcpFeedback ?? []) lines.push(`a=rtcp-fb:${codec.payloadType} ${feedback.type}${feedback.parameter ? ` ${feedback.parameter}` : ''}`);
+    }
+    if (ssrc !== undefined && rtxSsrc !== undefined) lines.push(`a=ssrc-group:FID ${ssrc} ${rtxSsrc}`);
+    for (const s of [ssrc, rtxSsrc]) if (s !== undefined) lines.push(`a=ssrc:${s} cname:${cname}`, `a=ssrc:${s} msid:${streamId} ${streamId}-${media.kind}`);
+    lines.push(...candidates, 'a=end-of-candidates');
+  }
+  return lines.join('\r\n') + '\r\n';
+}

@@ -1,0 +1,73 @@
+import type { Logger } from 'pino';
+import { GatewayError, notFound, tooMany, unavailable } from '../errors.js';
+import type { IngestEngine, ViewSession } from '../ingest/engine.js';
+import { checkOffer } from '../ingest/offer-check.js';
+import type { Slots } from '../slots.js';
+import type { PublisherRegistry } from './registry.js';
+
+export interface ViewerLimits {
+  /** Viewers of the whole gateway (`limit_viewers`, counted in `slots`). */
+  total: number;
+  /** Viewers of one stream (`limit_viewers_per_stream`). */
+  perStream: number;
+}
+
+/**
+ * Viewers of published streams (WHEP): each one a session of the engine sending it the publisher's
+ * media as it arrives. A viewer ends when it leaves (WHEP DELETE, its connection gone) or when the
+ * stream ends. Viewers take nothing from the publisher or its pushes but a copy of each packet.
+ */
+export class ViewerRegistry {
+  readonly #viewers = new Map<string, { stream: string; session: ViewSession }>();
+
+  constructor(
+    private readonly engine: IngestEngine,
+    private readonly publishers: PublisherRegistry,
+    private readonly limits: ViewerLimits,
+    private readonly slots: Slots,
+    private readonly log: Logger,
+  ) {}
+
+  /** Answers a viewer's offer for stream `name`: the viewer's id and the SDP answer. */
+  async view(name: string, offer: string): Promise<{ id: string; answer: string }> {
+    if (!this.engine.view) throw new GatewayError('not_supported', 'watching a stream (WHEP) needs webrtc_engine: mediasoup');
+    const publisher = this.publishers.get(name);
+    if (!publisher || publisher.state !== 'publishing') throw notFound(`stream ${name} is not publishing`);
+    checkOffer(offer); // a bad offer is told as such, before any limit
+    const ofStream = this.count(name);
+    if (ofStream >= this.limits.perStream) throw tooMany(`stream ${name} has ${ofStream} viewers, its limit (limit_viewers_per_stream)`);
+    if (!this.slots.take(this.limits.total)) throw unavailable(`the gateway is at its limit of ${this.limits.total} viewers (limit_viewers)`);
+    let session: ViewSession;
+    try {
+      session = await this.engine.view(publisher.session, offer);
+    } catch (error) {
+      this.slots.give();
+      throw error;
+    }
+    this.#viewers.set(session.id, { stream: name, session });
+    this.log.info({ stream: name, viewer: session.id }, 'viewer joined');
+    session.on('closed', (reason) => {
+      this.#viewers.delete(session.id);
+      this.slots.give();
+      this.log.info({ stream: name, viewer: session.id, reason }, 'viewer left');
+    });
+    return { id: session.id, answer: session.answer };
+  }
+
+  /** Ends viewer `id` of stream `name`; false when there is none. */
+  async end(name: string, id: string, reason: string): Promise<boolean> {
+    const viewer = this.#viewers.get(id);
+    if (!viewer || viewer.stream !== name) return false;
+    await viewer.session.close(reason);
+    return true;
+  }
+
+  /** Viewers of one stream, or of all. */
+  count(name?: string): number {
+    return name === undefined ? this.#viewers.size : [...this.#viewers.values()].filter((v) => v.stream === name).length;
+  }
+
+  async closeAll(reason: string): Promise<void> {
+    await Promise.all([...this.#viewers.values()].map((v) => v.session.close(reason)));
+  }
+}

@@ -136,6 +136,25 @@ export function openApiDocument(version: string): Json {
           },
         },
       },
+      '/whep/{streamName}': {
+        post: {
+          summary: 'Watch a published stream over WHEP: its media as it arrives, not transcoded (needs webrtc_engine: mediasoup)',
+          description: 'With keys set: `Authorization: Bearer` with the control key, or a publish key or JWT with a view grant (`view: true`) covering the stream.',
+          parameters: [{ name: 'streamName', in: 'path', required: true, schema: { type: 'string' } }],
+          requestBody: { required: true, content: { 'application/sdp': { schema: { type: 'string' } } } },
+          responses: {
+            '201': { description: 'The SDP answer; Location names the session', headers: { Location: { schema: { type: 'string' } } }, content: { 'application/sdp': { schema: { type: 'string' } } } },
+            ...errors(400, 401, 403, 404, 413, 415, 429, 503),
+          },
+        },
+      },
+      '/whep/{streamName}/{viewerId}': {
+        delete: {
+          summary: 'End a WHEP session',
+          parameters: ['streamName', 'viewerId'].map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })),
+          responses: { '200': { description: 'Ended' }, ...errors(401, 403, 404) },
+        },
+      },
       '/whip/{streamName}/{sessionId}': {
         delete: {
           summary: 'End a WHIP session',

@@ -65,7 +65,6 @@ export function whepRoutes(app: FastifyInstance, plane: MediaPlane, access: Acce
 
   app.delete<{ Params: { streamName: string; viewerId: string } }>('/whep/:streamName/:viewerId', VIEW, async (request, reply) => {
     withCors(reply);
-    checkStreamName(request.params.streamName);
     await authorize(request.params.streamName, request.headers.authorization, request.ip);
     if (!(await plane.endView(request.params.streamName, request.params.viewerId))) throw notFound('no such WHEP session');
     return reply.code(200).send();

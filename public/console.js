@@ -104,6 +104,7 @@ function streamCard(name) {
     picture.alt = `latest keyframe of ${name}`;
     picture.hidden = false;
   });
+  card.querySelector('.watch').addEventListener('click', () => (card.viewer ? stopWatching(card) : watch(card, name)));
   card.querySelector('.record').addEventListener('click', () => command('/rest-api/push/startup', { streamName: name, rtmpUrl: 'record://' }));
   card.querySelector('.start').addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -116,6 +117,57 @@ function streamCard(name) {
   });
   $('streams').append(card);
   return card;
+}
+
+/** Waits for ICE gathering (the gateway takes no trickled candidates), 2 s at most. */
+function gathered(pc) {
+  return new Promise((resolve) => {
+    if (pc.iceGatheringState === 'complete') return resolve();
+    pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
+    setTimeout(resolve, 2000);
+  });
+}
+
+/** Watches the stream over WHEP in the card's player: what the gateway receives, as it arrives. */
+async function watch(card, name) {
+  const button = card.querySelector('.watch');
+  const player = card.querySelector('.player');
+  button.disabled = true;
+  const pc = new RTCPeerConnection();
+  card.viewer = { pc };
+  pc.addTransceiver('video', { direction: 'recvonly' });
+  pc.addTransceiver('audio', { direction: 'recvonly' });
+  pc.addEventListener('track', (event) => {
+    player.srcObject ??= new MediaStream();
+    player.srcObject.addTrack(event.track);
+  });
+  try {
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    const response = await fetch(`/whep/${encodeURIComponent(name)}`, { method: 'POST', headers: { ...headers(), 'content-type': 'application/sdp' }, body: pc.localDescription.sdp });
+    if (response.status !== 201) throw new Error((await response.json().catch(() => ({}))).message ?? response.statusText);
+    card.viewer.location = response.headers.get('location');
+    await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
+    player.hidden = false;
+    button.textContent = 'Stop watching';
+  } catch (error) {
+    tell(`watch: ${error.message}`);
+    stopWatching(card);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function stopWatching(card) {
+  const viewer = card.viewer;
+  if (!viewer) return;
+  card.viewer = undefined;
+  viewer.pc.close();
+  if (viewer.location) fetch(viewer.location, { method: 'DELETE', headers: headers() }).catch(() => {});
+  const player = card.querySelector('.player');
+  player.srcObject = null;
+  player.hidden = true;
+  card.querySelector('.watch').textContent = 'Watch';
 }
 
 function pushRow(card, push) {
@@ -140,7 +192,11 @@ function pushRow(card, push) {
 function render(view) {
   const now = Date.parse(view.at);
   const names = new Set([...view.streams.map((s) => s.name), ...view.pushes.map((p) => p.sourceStreamName)]);
-  for (const card of document.querySelectorAll('.stream')) if (!names.has(card.dataset.name)) card.remove();
+  for (const card of document.querySelectorAll('.stream')) {
+    if (names.has(card.dataset.name)) continue;
+    stopWatching(card);
+    card.remove();
+  }
   const kept = new Set([...view.streams.map((s) => `stream:${s.name}`), ...view.pushes.map((p) => `push:${p.mediaSessionId}`)]);
   for (const key of histories.keys()) if (!kept.has(key)) histories.delete(key);
   for (const name of [...names].sort()) {
@@ -150,6 +206,7 @@ function render(view) {
     card.querySelector('.what').className = `badge what ${stream ? 'live' : ''}`;
     card.querySelector('.start button').disabled = !stream;
     card.querySelector('.snapshot').disabled = !stream;
+    card.querySelector('.watch').disabled = !stream && !card.viewer;
     card.querySelector('.facts').textContent = stream
       ? [
           stream.video ? `${stream.video.codec} ${stream.video.width ?? '?'}×${stream.video.height ?? '?'} ${stream.video.frameRate ?? '?'} fps` : 'no video',

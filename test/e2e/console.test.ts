@@ -104,6 +104,29 @@ t.test('the console records a stream, lists the recording, downloads it and dele
   t.equal(left.status, 404, 'deleted at the gateway');
 });
 
+t.test('the console watches a stream over WHEP: the picture plays, decoded in the browser', async (t) => {
+  const page = stage.browser.page;
+  const card = '.stream[data-name="cam"]';
+  await page.click(`${card} .watch`);
+  await waitFor('the picture playing', () =>
+    page.evaluate((selector) => {
+      const video = document.querySelector(selector) as HTMLVideoElement | null;
+      return video !== null && !video.hidden && video.videoWidth === 1280 && video.currentTime > 0.5;
+    }, `${card} .player`), 20000);
+  const decoded = await page.evaluate(async (selector) => {
+    const viewer = (document.querySelector(selector) as unknown as { viewer: { pc: RTCPeerConnection } }).viewer;
+    let frames = 0;
+    (await viewer.pc.getStats()).forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') frames = s.framesDecoded;
+    });
+    return frames;
+  }, card);
+  t.ok(decoded > 10, `${decoded} frames decoded`);
+  t.equal(await page.textContent(`${card} .watch`), 'Stop watching');
+  await page.click(`${card} .watch`);
+  await waitFor('the player put away', async () => page.isHidden(`${card} .player`), 5000);
+});
+
 t.test('an open console event stream gives a view at once and does not hold the gateway open when it closes', async (t) => {
   const response = await fetch(stage.gw.baseUrl + '/rest-api/console/events', { headers: { authorization: `Bearer ${KEY}` } });
   t.equal(response.status, 200);

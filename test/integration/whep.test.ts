@@ -84,3 +84,11 @@ t.test('bad requests are refused naming what is wrong', async (t) => {
   await t.rejects(watch(KEY, 'nobody'), /WHEP answered 404: .*not publishing/);
   t.equal((await fetch(gw.baseUrl + '/whep/cam/x', { method: 'PATCH', headers: { authorization: `Bearer ${KEY}` } })).status, 405);
 });
+
+t.test('on werift there are no viewers: 400, saying which engine has them', async (t) => {
+  const other = await startGateway({ webrtc_engine: 'werift' });
+  t.teardown(() => other.close());
+  const p = await SyntheticPublisher.publish(testFixture(), other.baseUrl, 'wcam');
+  t.teardown(() => p.stop());
+  await t.rejects(WhepViewer.watch(other.baseUrl, 'wcam'), /WHEP answered 400: .*webrtc_engine: mediasoup/);
+});

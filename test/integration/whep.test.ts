@@ -15,6 +15,7 @@ const VIEW_KEY = 'whep-view-key-0123456789abcdef';
 const PUBLISH_ONLY = 'whep-publish-only-key-0123456789';
 const nginx = await NginxRtmp.start();
 const gw = await startGateway({
+  webrtc_engine: 'mediasoup',
   limit_viewers_per_stream: 2,
   api_keys: [{ id: 'ops', secret: KEY, scope: ['control'] }],
   publish_keys: [

@@ -1,6 +1,8 @@
 // The operator console: every stream and push, as the gateway tells it over server-sent events
 // (read with fetch, so the control API key goes in a header, never in a URL), and the REST API's
 // commands on them.
+import { watch } from '/sdk/gateway.js';
+
 const $ = (id) => document.getElementById(id);
 const KEY = 'gateway-console-key';
 let sounds = [];
@@ -104,7 +106,7 @@ function streamCard(name) {
     picture.alt = `latest keyframe of ${name}`;
     picture.hidden = false;
   });
-  card.querySelector('.watch').addEventListener('click', () => (card.viewer ? stopWatching(card) : watch(card, name)));
+  card.querySelector('.watch').addEventListener('click', () => (card.viewer ? stopWatching(card) : watchStream(card, name)));
   card.querySelector('.record').addEventListener('click', () => command('/rest-api/push/startup', { streamName: name, rtmpUrl: 'record://' }));
   card.querySelector('.start').addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -119,54 +121,26 @@ function streamCard(name) {
   return card;
 }
 
-/** Waits for ICE gathering (the gateway takes no trickled candidates), 2 s at most. */
-function gathered(pc) {
-  return new Promise((resolve) => {
-    if (pc.iceGatheringState === 'complete') return resolve();
-    pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
-    setTimeout(resolve, 2000);
-  });
-}
-
 /** Watches the stream over WHEP in the card's player: what the gateway receives, as it arrives. */
-async function watch(card, name) {
+async function watchStream(card, name) {
   const button = card.querySelector('.watch');
   const player = card.querySelector('.player');
   button.disabled = true;
-  const pc = new RTCPeerConnection();
-  card.viewer = { pc };
-  pc.addTransceiver('video', { direction: 'recvonly' });
-  pc.addTransceiver('audio', { direction: 'recvonly' });
-  pc.addEventListener('track', (event) => {
-    player.srcObject ??= new MediaStream();
-    player.srcObject.addTrack(event.track);
-  });
   try {
-    await pc.setLocalDescription(await pc.createOffer());
-    await gathered(pc);
-    const response = await fetch(`/whep/${encodeURIComponent(name)}`, { method: 'POST', headers: { ...headers(), 'content-type': 'application/sdp' }, body: pc.localDescription.sdp });
-    if (response.status !== 201) throw new Error((await response.json().catch(() => ({}))).message ?? response.statusText);
-    card.viewer.location = response.headers.get('location');
-    await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
+    card.viewer = await watch({ name, video: player, token: sessionStorage.getItem(KEY) ?? undefined });
     player.hidden = false;
     button.textContent = 'Stop watching';
   } catch (error) {
     tell(`watch: ${error.message}`);
-    stopWatching(card);
   } finally {
     button.disabled = false;
   }
 }
 
 function stopWatching(card) {
-  const viewer = card.viewer;
-  if (!viewer) return;
+  void card.viewer?.stop();
   card.viewer = undefined;
-  viewer.pc.close();
-  if (viewer.location) fetch(viewer.location, { method: 'DELETE', headers: headers() }).catch(() => {});
-  const player = card.querySelector('.player');
-  player.srcObject = null;
-  player.hidden = true;
+  card.querySelector('.player').hidden = true;
   card.querySelector('.watch').textContent = 'Watch';
 }
 

@@ -1,6 +1,6 @@
 // The publish page: the camera to the gateway over WebRTC, republished to each RTMP destination,
 // with every destination's own state. "Live" only once a destination took the stream.
-import { createSession, DESTINATION_STATE, SESSION_STATUS, STREAM_STATUS } from '/sdk/gateway.js';
+import { createSession, DESTINATION_STATE, SESSION_STATUS, STREAM_STATUS, watch } from '/sdk/gateway.js';
 
 const $ = (id) => document.getElementById(id);
 const STATE_TEXT = {
@@ -148,6 +148,8 @@ function ended(text, kind) {
   for (const id of ['publish', 'name', 'camera', 'microphone']) $(id).disabled = false;
   $('stop').disabled = true;
   $('mute').disabled = true;
+  stopReceived();
+  $('received').disabled = true;
   for (const row of document.querySelectorAll('.destination')) {
     if (row.dataset.state && row.dataset.state !== DESTINATION_STATE.FAILED) {
       row.dataset.state = DESTINATION_STATE.STOPPED;
@@ -184,6 +186,7 @@ $('form').addEventListener('submit', (event) => {
     .on(STREAM_STATUS.PUBLISHING, () => {
       $('stop').disabled = false;
       $('mute').disabled = false;
+      $('received').disabled = false;
       for (const row of document.querySelectorAll('.destination')) lockRow(row, stream.destinations().some((d) => d.id === row.dataset.id));
       for (const d of stream.destinations()) showDestination(d);
       sayStreamState();
@@ -198,6 +201,28 @@ $('form').addEventListener('submit', (event) => {
     .publish();
 });
 $('stop').addEventListener('click', () => stream?.stop());
+
+/** What the gateway receives, played back from it over WHEP (the token needs a view grant, when one is needed). */
+let received;
+function stopReceived() {
+  void received?.stop();
+  received = undefined;
+  $('receivedPlayer').hidden = true;
+  $('received').setAttribute('aria-pressed', 'false');
+}
+$('received').addEventListener('click', async () => {
+  if (received) return stopReceived();
+  $('received').disabled = true;
+  try {
+    received = await watch({ name: $('name').value, video: $('receivedPlayer'), token: $('token').value.trim() || undefined });
+    $('receivedPlayer').hidden = false;
+    $('received').setAttribute('aria-pressed', 'true');
+  } catch (error) {
+    say(`Cannot show what the gateway receives: ${error.message}`, 'warn');
+  } finally {
+    $('received').disabled = !stream || stream.status() !== 'PUBLISHING';
+  }
+});
 $('mute').addEventListener('click', () => {
   if (!stream) return;
   if (stream.isAudioMuted()) stream.unmuteAudio();

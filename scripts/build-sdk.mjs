@@ -14,7 +14,7 @@ execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '
 // The SDK's types are served as one file: the declarations of its public files joined, their
 // imports of each other dropped. Nothing else may be imported (the signalling protocol it shares
 // with the server is internal to it: what uses it is marked @internal).
-const PUBLIC_FILES = ['types', 'session', 'stream', 'gateway'];
+const PUBLIC_FILES = ['types', 'session', 'stream', 'viewer', 'gateway'];
 const ownImport = /^(?:import\b.*from '\.\/[a-z-]+\.js';|export (?:\*|\{[^}]*\}) from '\.\/[a-z-]+\.js';)$/;
 const joined = PUBLIC_FILES.map((name) =>
   readFileSync(join(root, `dist/sdk-types/sdk/src/${name}.d.ts`), 'utf8')

@@ -16,6 +16,7 @@ import type { SessionOptions } from './types.js';
 export * from './types.js';
 export { Session } from './session.js';
 export { Stream } from './stream.js';
+export { watch, type Viewer, type WatchOptions } from './viewer.js';
 
 export function createSession(options: SessionOptions): Session {
   return new Session(options);

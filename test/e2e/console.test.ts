@@ -114,9 +114,9 @@ t.test('the console watches a stream over WHEP: the picture plays, decoded in th
       return video !== null && !video.hidden && video.videoWidth === 1280 && video.currentTime > 0.5;
     }, `${card} .player`), 20000);
   const decoded = await page.evaluate(async (selector) => {
-    const viewer = (document.querySelector(selector) as unknown as { viewer: { pc: RTCPeerConnection } }).viewer;
+    const viewer = (document.querySelector(selector) as unknown as { viewer: { peerConnection: RTCPeerConnection } }).viewer;
     let frames = 0;
-    (await viewer.pc.getStats()).forEach((s) => {
+    (await viewer.peerConnection.getStats()).forEach((s) => {
       if (s.type === 'inbound-rtp' && s.kind === 'video') frames = s.framesDecoded;
     });
     return frames;

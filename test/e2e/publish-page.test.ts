@@ -154,6 +154,18 @@ t.test('two destinations: each shows live, and both RTMP servers receive the str
   if (size) await page.setViewportSize(size);
   const pushes = (await stage.gw.post('/rest-api/push/find', { streamName: 'two' })).body;
   t.equal(pushes.length, 2, 'two transponders');
+  if (process.env.GATEWAY_WEBRTC_ENGINE !== 'werift') {
+    // What the gateway receives, played back from it (WHEP) beside the camera's own preview.
+    await page.click('#received');
+    await waitFor('the gateway\'s picture playing', () =>
+      page.evaluate(() => {
+        const video = document.getElementById('receivedPlayer') as HTMLVideoElement;
+        return !video.hidden && video.videoWidth === 1280 && video.currentTime > 0.5;
+      }), 20000);
+    t.pass('the page shows what the gateway receives: 1280x720, playing');
+    await page.click('#received');
+    await waitFor('the player put away', () => page.isHidden('#receivedPlayer'), 5000);
+  }
   await sleep(6000);
 
   // Removing one while live ends that push only.

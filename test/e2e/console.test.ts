@@ -108,6 +108,16 @@ t.test('the console watches a stream over WHEP: the picture plays, decoded in th
   const page = stage.browser.page;
   const card = '.stream[data-name="cam"]';
   await page.click(`${card} .watch`);
+  const state = (): Promise<unknown> =>
+    page.evaluate(async (selector) => {
+      const card = document.querySelector(selector) as unknown as { viewer?: { peerConnection: RTCPeerConnection } };
+      const video = document.querySelector(`${selector} .player`) as HTMLVideoElement;
+      const inbound: unknown[] = [];
+      (await card.viewer?.peerConnection.getStats())?.forEach((s) => s.type === 'inbound-rtp' && inbound.push({ kind: s.kind, packets: s.packetsReceived, frames: s.framesDecoded, codec: s.codecId }));
+      const sdp = card.viewer?.peerConnection.remoteDescription?.sdp.split('\r\n').filter((l) => /^(m=|a=(rtpmap|ssrc|mid|sendonly|inactive))/.test(l));
+      return { message: document.getElementById('message')?.textContent, connection: card.viewer?.peerConnection.connectionState, width: video.videoWidth, time: video.currentTime, hidden: video.hidden, tracks: (video.srcObject as MediaStream | null)?.getTracks().map((t) => `${t.kind}:${t.readyState}:${t.muted}`), inbound, sdp };
+    }, card);
+  t.teardown(async () => t.comment(JSON.stringify(await state().catch(() => null))));
   await waitFor('the picture playing', () =>
     page.evaluate((selector) => {
       const video = document.querySelector(selector) as HTMLVideoElement | null;

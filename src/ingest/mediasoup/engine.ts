@@ -40,6 +40,44 @@ interface Plant {
   server: types.WebRtcServer;
   /** Where the publishers' media leaves the worker for this process. */
   handoff: RtpHandoff;
+  /** Routers that send to viewers, by the payload types their viewers offered (`viewerCodecs`). */
+  viewerRouters: Map<string, ViewerRouter>;
+}
+
+/** A router whose payload types are its viewers', the publishers' producers piped into it as needed. */
+interface ViewerRouter {
+  router: types.Router;
+  /** The pipe from the publishers' router into this one (two pipe transports on loopback). */
+  pipe?: Promise<{ from: types.PipeTransport; into: types.PipeTransport }>;
+  /** The producers here, by the id of the publisher's producer they carry. */
+  piped: Map<string, Promise<types.Producer>>;
+  viewers: number;
+}
+
+/** The H.264 profile, packetization mode or VP9 profile that tells two codecs of one MIME type apart. */
+const flavour = (codec: { mimeType: string; parameters?: Record<string, unknown> }): string => {
+  const p = codec.parameters ?? {};
+  if (/h264/i.test(codec.mimeType)) return `${String(p['profile-level-id'] ?? '').toLowerCase()}/${String(p['packetization-mode'] ?? 0)}`;
+  if (/vp9/i.test(codec.mimeType)) return String(p['profile-id'] ?? 0);
+  return '';
+};
+
+const sameCodec = (a: { mimeType: string; clockRate: number; parameters?: Record<string, unknown> }, b: typeof a): boolean =>
+  a.mimeType.toLowerCase() === b.mimeType.toLowerCase() && a.clockRate === b.clockRate && flavour(a) === flavour(b);
+
+/**
+ * The codecs of a stream's tracks (`produced`), with the payload types a viewer offered for them.
+ * mediasoup sends a consumer's packets with its router's payload types, and a browser that offered
+ * decodes by its own offer's: each set of payload types gets a router of its own (viewers with the
+ * same browser share one). Only the stream's codecs: the router adds a retransmission format per
+ * video codec from the payload types left, which more codecs could make collide with one offered.
+ */
+export function viewerCodecs(capabilities: types.RtpCapabilities, produced: readonly types.RtpCodecParameters[]): types.RouterRtpCodecCapability[] {
+  const offered = capabilities.codecs ?? [];
+  return MEDIA_CODECS.filter((codec) => produced.some((p) => sameCodec(p, codec))).flatMap((codec) => {
+    const match = offered.find((o) => sameCodec(o, codec));
+    return match ? [{ ...codec, preferredPayloadType: match.preferredPayloadType }] : [];
+  });
 }
 
 /**
@@ -107,8 +145,12 @@ export class MediasoupEngine implements IngestEngine {
     const parsed = parseViewerOffer(filterCandidates(offer, () => false));
     const session = [...this.#sessions].find((s) => s === publisher);
     if (!session) throw new OfferError('the stream is not published through this engine');
+    const produced = (['audio', 'video'] as const).flatMap((kind) => session.producer(kind)?.rtpParameters.codecs.slice(0, 1) ?? []);
+    const codecs = viewerCodecs(parsed.rtpCapabilities, produced);
+    if (codecs.length === 0) throw new OfferError(`the offer receives none of the stream's codecs (${session.videoCodec ?? 'no video'}${session.hasAudio ? ', Opus' : ''})`);
     const plant = await this.#ready();
-    const transport = await plant.router.createWebRtcTransport({
+    const sender = await this.#viewerRouter(plant, codecs);
+    const transport = await sender.router.createWebRtcTransport({
       webRtcServer: plant.server,
       enableUdp: true,
       enableTcp: false,
@@ -121,7 +163,14 @@ export class MediasoupEngine implements IngestEngine {
     });
     const endViewer = (): void => void viewer.close('the stream ended');
     session.on('closed', endViewer);
-    viewer.on('closed', () => session.off('closed', endViewer));
+    sender.viewers++;
+    viewer.on('closed', () => {
+      session.off('closed', endViewer);
+      if (--sender.viewers > 0) return;
+      // Its last viewer gone: the router goes, and with it the pipes into it.
+      for (const [key, entry] of plant.viewerRouters) if (entry === sender) plant.viewerRouters.delete(key);
+      sender.router.close();
+    });
     try {
       const tracks = new Map<string, SentTrack>();
       try {
@@ -130,8 +179,11 @@ export class MediasoupEngine implements IngestEngine {
           const producer = session.producer(media.kind);
           // One line per kind is sent: a second video line of the offer is refused.
           if (!producer || [...tracks.values()].some((t) => t.kind === media.kind)) continue;
-          if (!plant.router.canConsume({ producerId: producer.id, rtpCapabilities: parsed.rtpCapabilities })) continue;
-          const consumer = await transport.consume({ producerId: producer.id, rtpCapabilities: parsed.rtpCapabilities, paused: true, mid: media.mid });
+          // A track whose codec the viewer cannot receive is not piped: its media line is refused.
+          const piped = await this.#pipe(plant, sender, producer.id).catch(() => undefined);
+          if (!piped || !sender.router.canConsume({ producerId: piped.id, rtpCapabilities: parsed.rtpCapabilities })) continue;
+          // No RTX: its payload type is the router's own choice, which the viewer did not offer. Lost packets are sent again as they were.
+          const consumer = await transport.consume({ producerId: piped.id, rtpCapabilities: parsed.rtpCapabilities, paused: true, mid: media.mid, enableRtx: false });
           viewer.add(consumer);
           tracks.set(media.mid, { kind: media.kind, rtpParameters: consumer.rtpParameters });
         }
@@ -145,6 +197,48 @@ export class MediasoupEngine implements IngestEngine {
       await viewer.close('negotiation failed');
       throw error;
     }
+  }
+
+  /** The router for viewers that offered `codecs`' payload types, made when first needed. */
+  async #viewerRouter(plant: Plant, codecs: types.RouterRtpCodecCapability[]): Promise<ViewerRouter> {
+    const key = JSON.stringify(codecs.map((c) => [c.mimeType, flavour(c), c.preferredPayloadType]));
+    let entry = plant.viewerRouters.get(key);
+    if (!entry) {
+      entry = { router: await plant.worker.createRouter({ mediaCodecs: codecs }), piped: new Map(), viewers: 0 };
+      plant.viewerRouters.set(key, entry);
+    }
+    return entry;
+  }
+
+  /**
+   * The publisher's producer `producerId` carried into a viewers' router, once per router: a pipe
+   * transport pair on loopback inside the worker process (mediasoup's own `pipeToRouter` keeps the
+   * producer's id, which a router of the same worker cannot take). It ends with the producer.
+   */
+  #pipe(plant: Plant, sender: ViewerRouter, producerId: string): Promise<types.Producer> {
+    let piping = sender.piped.get(producerId);
+    if (piping) return piping;
+    sender.pipe ??= (async () => {
+      const listenInfo = { protocol: 'udp' as const, ip: '127.0.0.1' };
+      const [from, into] = await Promise.all([plant.router.createPipeTransport({ listenInfo }), sender.router.createPipeTransport({ listenInfo })]);
+      await Promise.all([from.connect({ ip: into.tuple.localAddress, port: into.tuple.localPort }), into.connect({ ip: from.tuple.localAddress, port: from.tuple.localPort })]);
+      // The far one closes with the viewers' router; this one must be closed with it.
+      sender.router.observer.once('close', () => from.close());
+      return { from, into };
+    })();
+    piping = (async () => {
+      const { from, into } = await sender.pipe!;
+      const consumer = await from.consume({ producerId });
+      const producer = await into.produce({ kind: consumer.kind, rtpParameters: consumer.rtpParameters, paused: consumer.producerPaused });
+      consumer.observer.once('close', () => {
+        producer.close();
+        sender.piped.delete(producerId);
+      });
+      return producer;
+    })();
+    sender.piped.set(producerId, piping);
+    piping.catch(() => sender.piped.delete(producerId));
+    return piping;
   }
 
   /** The worker process's id, once it runs. */
@@ -191,7 +285,7 @@ export class MediasoupEngine implements IngestEngine {
         })),
       });
       const handoff = await createHandoff(this.options.rtpHandoff ?? 'plain', router, this.options.receiveBufferBytes);
-      return { worker, router, server, handoff };
+      return { worker, router, server, handoff, viewerRouters: new Map() };
     } catch (error) {
       worker.close();
       throw error;

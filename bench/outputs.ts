@@ -4,6 +4,7 @@ import { sleep, waitFor } from '../kit/processes.js';
 import type { NginxRtmp } from '../kit/rtmp-server.js';
 import { SrtListener } from '../kit/srt-listener.js';
 import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
+import { WhepViewer } from '../kit/whep-viewer.js';
 import { CpuWindow } from './proc.js';
 import type { Bench } from './report.js';
 
@@ -48,7 +49,21 @@ export async function outputs(bench: Bench, gateway: GatewayProcess, fixture: Fi
     bench.report('outputs: CPU a recording adds', all - both, '% of a core');
     bench.report('outputs: SRT push /push/startup → 200 (session up)', srtStartupMs, 'ms');
     bench.report('outputs: recording /push/startup → 200 (first part open)', recordStartupMs, 'ms');
-    bench.details.outputs = { rtmp, both, all, srtStartupMs, recordStartupMs };
+    // A WHEP viewer beside them: from a frame leaving the publisher to its first packet at the viewer.
+    const viewer = await WhepViewer.watch(gateway.baseUrl, 'outputs');
+    try {
+      await waitFor('200 frames at the viewer', () => viewer.videoArrivals.size >= 200, 30_000);
+      const delays = publisher.frames
+        .map((f) => (viewer.videoArrivals.get(publisher.videoTimestamp(f.index)) ?? NaN) - f.sentAt)
+        .filter((ms) => Number.isFinite(ms))
+        .sort((a, b) => a - b);
+      const at = (q: number): number => delays[Math.min(delays.length - 1, Math.floor(q * delays.length))]!;
+      bench.report('outputs: WHEP viewer, frame sent → at the viewer, median', at(0.5), 'ms');
+      bench.report('outputs: WHEP viewer, frame sent → at the viewer, p95', at(0.95), 'ms');
+      bench.details.outputs = { rtmp, both, all, srtStartupMs, recordStartupMs, whepMedianMs: at(0.5), whepP95Ms: at(0.95), whepFrames: delays.length };
+    } finally {
+      await viewer.close();
+    }
   } finally {
     for (const mediaSessionId of ids) await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId });
     const recorded = await gateway.request('POST', '/rest-api/recording/find_all', { streamName: 'outputs' });

@@ -232,6 +232,11 @@ export class SyntheticPublisher {
     while (this.#startedAt + this.#audioSent * this.fixture.audioFrameMs <= time) this.#sendAudioFrame();
   }
 
+  /** The RTP timestamp frame `index` was sent with. */
+  videoTimestamp(index: number): number {
+    return (this.#videoTs0 + index * (90000 / this.fixture.fps)) >>> 0;
+  }
+
   #sendVideoFrame(): void {
     const index = this.#videoSent++;
     const units = this.fixture.video;
@@ -242,7 +247,7 @@ export class SyntheticPublisher {
     const unit = this.#unit;
     this.#unit = (unit + 1) % units.length;
     const payloads = this.#payloads[unit]!;
-    const timestamp = (this.#videoTs0 + index * (90000 / this.fixture.fps)) >>> 0;
+    const timestamp = this.videoTimestamp(index);
     payloads.forEach((payload, i) => {
       this.#videoSeq = (this.#videoSeq + 1) & 0xffff;
       send(this.#video!, VIDEO_PT, this.#videoSeq, timestamp, i === payloads.length - 1, payload);

@@ -1,4 +1,5 @@
 import { RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI, useSdesMid } from 'werift';
+import { now } from './processes.js';
 
 /**
  * A WHEP viewer without a browser: werift receiving a stream's H.264 and Opus, counting what
@@ -6,6 +7,8 @@ import { RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI, useSdesMid }
  */
 export class WhepViewer {
   readonly received = { video: 0, audio: 0, keyframes: 0 };
+  /** When the first packet of each video frame (by RTP timestamp) arrived, for the last 1000 frames. */
+  readonly videoArrivals = new Map<number, number>();
   /** Where the WHEP session is (`Location`), to DELETE it. */
   location = '';
   readonly #pc: RTCPeerConnection;
@@ -53,6 +56,10 @@ export class WhepViewer {
       transceiver.onTrack.subscribe((track) => {
         track.onReceiveRtp.subscribe((rtp) => {
           this.received[kind]++;
+          if (kind === 'video' && !this.videoArrivals.has(rtp.header.timestamp)) {
+            this.videoArrivals.set(rtp.header.timestamp, now());
+            if (this.videoArrivals.size > 1000) this.videoArrivals.delete(this.videoArrivals.keys().next().value!);
+          }
           const nal = rtp.payload[0]! & 0x1f;
           if (kind === 'video' && (nal === 5 || (nal === 28 && (rtp.payload[1]! & 0x9f) === 0x85))) this.received.keyframes++;
         });

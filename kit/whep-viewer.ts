@@ -12,6 +12,7 @@ export class WhepViewer {
   /** Where the WHEP session is (`Location`), to DELETE it. */
   location = '';
   readonly #pc: RTCPeerConnection;
+  #end: () => Promise<void> = async () => {};
 
   private constructor(localAddress: string) {
     this.#pc = new RTCPeerConnection({
@@ -50,6 +51,10 @@ export class WhepViewer {
   }
 
   async #connect(baseUrl: string, name: string, token?: string): Promise<void> {
+    this.#end = async () => {
+      if (!this.location) return;
+      await fetch(baseUrl + this.location, { method: 'DELETE', headers: token ? { authorization: `Bearer ${token}` } : {} }).then((r) => r.body?.cancel()).catch(() => {});
+    };
     const pc = this.#pc;
     for (const kind of ['video', 'audio'] as const) {
       const transceiver = pc.addTransceiver(kind, { direction: 'recvonly' });
@@ -95,7 +100,9 @@ export class WhepViewer {
     return this.#pc.connectionState;
   }
 
+  /** Ends the WHEP session (DELETE), then the connection. */
   async close(): Promise<void> {
+    await this.#end();
     await this.#pc.close();
   }
 }

@@ -8,6 +8,7 @@ import { stopAllProcesses, waitFor, isAlive } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { testFixture } from '../helpers/synthetic.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
+import { WhepViewer } from '../../kit/whep-viewer.js';
 
 // Streams spread over worker threads (workers: 2), as an operator runs the gateway: every request
 // reaches the worker that holds its stream or transponder, and the limits hold for the whole gateway.
@@ -140,6 +141,13 @@ t.test('a recording in a worker: its parts are told by webhooks and listed by th
   t.equal((await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: res.body.mediaSessionId })).status, 200);
   await waitFor('recording.finished', () => hooks.delivered.some((h) => h.type === 'recording.finished'), 10_000);
   t.match(await gateway.request('POST', '/rest-api/recording/find_all', {}), { status: 200, body: [{ state: 'finished', durationMs: Number }] });
+});
+
+t.test('a WHEP viewer of a stream in a worker gets its media from that worker\'s media engine', { skip: process.env.GATEWAY_WEBRTC_ENGINE === 'werift' ? 'WHEP needs webrtc_engine: mediasoup' : false }, async (t) => {
+  const viewer = await WhepViewer.watch(gateway.baseUrl, 'w3');
+  t.teardown(() => viewer.close());
+  await waitFor('video and audio at the viewer', () => viewer.received.video > 100 && viewer.received.keyframes > 0 && viewer.received.audio > 20, 15_000);
+  t.pass(`${viewer.received.video} video packets, ${viewer.received.audio} audio`);
 });
 
 t.test('SIGTERM ends the pushes of every worker and leaves no ffmpeg', async (t) => {

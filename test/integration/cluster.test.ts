@@ -9,6 +9,7 @@ import { RedisServer } from '../../kit/redis-server.js';
 import { freePort, NginxRtmp } from '../../kit/rtmp-server.js';
 import { testFixture } from '../helpers/synthetic.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
+import { WhepViewer } from '../../kit/whep-viewer.js';
 
 // Three gateway processes on loopback, one redis-server, one nginx-rtmp: a stream is served by one
 // node at a time, the REST pushes of a node killed with SIGKILL start again on the node where the
@@ -118,6 +119,18 @@ t.test('every REST call works on every node: lists gather the cluster, calls rea
   await waitFor('the second push gone from nginx', async () => (await publishing(`c1-second-${KEY}`)) === 0, 10_000);
   t.same((await node('n2').request('POST', '/rest-api/push/find', { streamName: 'c1' })).body.map((p: { mediaSessionId: string }) => p.mediaSessionId), [pushId]);
   t.notOk((await redis.dump()).includes(`push:${id}`), 'and forgotten in Redis');
+});
+
+t.test('a WHEP viewer through a node that does not serve the stream is answered by the one that does', { skip: process.env.GATEWAY_WEBRTC_ENGINE === 'werift' ? 'WHEP needs webrtc_engine: mediasoup' : false }, async (t) => {
+  const serving = (await servingNode('c1'))!;
+  const other = [...nodes.keys()].find((id) => id !== serving)!;
+  const viewer = await WhepViewer.watch(node(other).baseUrl, 'c1');
+  t.teardown(() => viewer.close());
+  await waitFor('video at the viewer', () => viewer.received.video > 50 && viewer.received.keyframes > 0, 15_000);
+  t.pass(`viewing through ${other}, media from ${serving}: ${viewer.received.video} video packets`);
+  const third = [...nodes.keys()].find((id) => id !== serving && id !== other)!;
+  const deleted = await fetch(node(third).baseUrl + viewer.location, { method: 'DELETE' });
+  t.equal(deleted.status, 200, `ended through ${third}`);
 });
 
 t.test('a publish through a loaded node is placed at the least-loaded one: media goes there, and every call follows it', async (t) => {

@@ -59,6 +59,11 @@ t.test('the console needs the control key; it starts a push, shows it running, m
   const incoming = await drawn('.chart-in');
   t.ok(incoming.some(([, y]) => y! < 20), 'the incoming bitrate line rises above the bottom');
   t.match(await page.textContent(`${card} .chart-in title`), /now \d+ kb\/s, highest \d+ kb\/s/, 'its title tells the figures');
+  // The destination restarts: the push reconnects, and its charts mark when.
+  t.equal(await page.$(`${card} .push .chart-bitrate line.mark`), null, 'no reconnect marked yet');
+  await stage.nginx.restart();
+  await waitFor('a reconnect marked on the push\'s charts', async () => (await page.$(`${card} .push .chart-bitrate line.mark`)) !== null && (await page.$(`${card} .push .chart-lag line.mark`)) !== null, 20000);
+  t.equal(await page.textContent(`${card} .push .reconnects`), '1', 'and counted');
 
   await page.click(`${card} .push .mute`);
   await waitFor('the push to show muted', async () => (await page.textContent(`${card} .push .mute`)) === 'Unmute', 5000);

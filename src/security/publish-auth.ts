@@ -132,7 +132,8 @@ export class PublishAuthorizer {
       if (this.#jwtKeys.size && /^[\w-]+\.[\w-]+\.[\w-]*$/.test(token)) return this.#verifyJwt(token);
     }
     if (this.config.hookUrl) return this.#askHook(request);
-    throw unauthorized(token === undefined ? 'publishing needs a token (Authorization: Bearer, or the SDK token option)' : 'the token is not valid');
+    if (token !== undefined) throw unauthorized('the token is not valid');
+    throw unauthorized(request.action === 'view' ? 'watching needs the control key or a view token (Authorization: Bearer)' : 'publishing needs a token (Authorization: Bearer, or the SDK token option)');
   }
 
   async #verifyJwt(token: string): Promise<PublishGrant> {

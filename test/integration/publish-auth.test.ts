@@ -219,3 +219,22 @@ t.test('the hook\'s refusals count as failed authentications: guessing through i
   t.same(statuses, [403, 403, 403, 403, 403, 429, 429, 429], 'five refusals, then 429 before the hook is asked');
   t.equal(asked, 5, 'the hook was asked five times only');
 });
+
+t.test('WHEP: watching takes the control key or a token with a view grant', async (t) => {
+  /** Past authorization a viewer of a stream not publishing gets 404; before it, the token's refusal. */
+  const whep = async (token?: string): Promise<{ status: number; body: any }> => {
+    const res = await fetch(`${gw.baseUrl}/whep/cam`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: 'v=0\r\n',
+    });
+    return { status: res.status, body: await res.json() };
+  };
+  t.match(await whep(), { status: 401, body: { message: /watching needs the control key or a view token/ } });
+  t.match(await whep('control-key-0123456789abcdef'), { status: 404 }, 'the control key: authorized');
+  t.match(await whep(await jwt({ streams: ['cam'], view: true })), { status: 404 }, 'a JWT with "view": true: authorized');
+  t.match(await whep(await jwt({ streams: ['cam'] })), { status: 403, body: { message: /does not allow watching/ } }, 'a JWT to publish only');
+  t.match(await whep(await jwt({ streams: ['other'], view: true })), { status: 403, body: { message: /watching stream cam/ } }, 'a view grant for another stream');
+  t.match(await whep(await jwt({ streams: ['cam'], view: 'yes' })), { status: 401, body: { message: /"view" claim/ } });
+  t.match(await whep(PUBLISH_KEY), { status: 403 }, 'a publish key without view');
+});

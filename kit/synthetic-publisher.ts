@@ -1,18 +1,10 @@
 import { randomInt } from 'node:crypto';
-import {
-  RTCPeerConnection,
-  RTCRtpCodecParameters,
-  RtpHeader,
-  RtpPacket,
-  useNACK,
-  usePLI,
-  useSdesMid,
-  type RTCRtpSender,
-} from 'werift';
+import { RtpHeader, RtpPacket, type RTCPeerConnection, type RTCRtpSender } from 'werift';
 import { WebSocket } from 'ws';
 import { now } from './processes.js';
 import type { Fixture } from './fixture.js';
 import { packetizeH264 } from './h264-packetizer.js';
+import { loopbackPeer } from './werift-peer.js';
 
 
 export interface PublishOptions {
@@ -99,27 +91,7 @@ export class SyntheticPublisher {
     localAddress = '127.0.0.1',
   ) {
     this.#payloads = fixture.video.map((unit) => packetizeH264(unit.nals));
-    this.#pc = new RTCPeerConnection({
-      iceServers: [],
-      bundlePolicy: 'max-bundle',
-      iceUseIpv4: false,
-      iceUseIpv6: false,
-      iceAdditionalHostAddresses: [localAddress],
-      iceInterfaceAddresses: { udp4: localAddress },
-      codecs: {
-        video: [
-          new RTCRtpCodecParameters({
-            mimeType: 'video/H264',
-            clockRate: 90000,
-            payloadType: VIDEO_PT,
-            rtcpFeedback: [useNACK(), usePLI()],
-            parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
-          }),
-        ],
-        audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: AUDIO_PT })],
-      },
-      headerExtensions: { video: [useSdesMid()], audio: [useSdesMid()] },
-    });
+    this.#pc = loopbackPeer(localAddress, { video: VIDEO_PT, audio: AUDIO_PT });
   }
 
   /** The WebRTC connection's state, as the peer sees it. */

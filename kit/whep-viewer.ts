@@ -1,4 +1,5 @@
-import { RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI, useSdesMid } from 'werift';
+import type { RTCPeerConnection } from 'werift';
+import { loopbackPeer } from './werift-peer.js';
 import { now } from './processes.js';
 
 /**
@@ -15,27 +16,7 @@ export class WhepViewer {
   #end: () => Promise<void> = async () => {};
 
   private constructor(localAddress: string) {
-    this.#pc = new RTCPeerConnection({
-      iceServers: [],
-      bundlePolicy: 'max-bundle',
-      iceUseIpv4: false,
-      iceUseIpv6: false,
-      iceAdditionalHostAddresses: [localAddress],
-      iceInterfaceAddresses: { udp4: localAddress },
-      codecs: {
-        video: [
-          new RTCRtpCodecParameters({
-            mimeType: 'video/H264',
-            clockRate: 90000,
-            payloadType: 102,
-            rtcpFeedback: [useNACK(), usePLI()],
-            parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
-          }),
-        ],
-        audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 109 })],
-      },
-      headerExtensions: { video: [useSdesMid()], audio: [useSdesMid()] },
-    });
+    this.#pc = loopbackPeer(localAddress, { video: 102, audio: 109 });
   }
 
   /** Posts the offer to `/whep/{name}` and connects; rejects with the gateway's answer when refused. */

@@ -1,26 +1,16 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { authorizePublish, type AccessControl } from '../../security/access.js';
-import { GatewayError, notFound } from '../../errors.js';
+import { notFound } from '../../errors.js';
 import { MAX_OFFER_BYTES } from '../../ingest/offer-check.js';
 import { offerError } from '../../ingest/sdp.js';
 import type { MediaPlane } from '../../plane/plane.js';
 import { checkStreamName } from '../../publishers/stream-name.js';
 import { bearerToken } from '../../security/bearer.js';
 import { routeAccess } from '../guard.js';
+import { sdpOffer, sessionCreated, withCors } from '../sdp-exchange.js';
 
 /** The routes authorize with the control key or a view token themselves. */
 const VIEW = routeAccess('publish');
-
-const CORS = {
-  'access-control-allow-origin': '*',
-  'access-control-allow-methods': 'POST, DELETE, PATCH, OPTIONS',
-  'access-control-allow-headers': 'content-type, authorization, if-match',
-  'access-control-expose-headers': 'location, link, etag, accept-patch, accept-post, www-authenticate, retry-after',
-};
-
-function withCors(reply: FastifyReply): FastifyReply {
-  return reply.headers(CORS);
-}
 
 /**
  * WHEP (the IETF WHEP draft): POST a viewer's SDP offer to `/whep/{streamName}`, get 201 with the
@@ -39,12 +29,10 @@ export function whepRoutes(app: FastifyInstance, plane: MediaPlane, access: Acce
 
   app.post<{ Params: { streamName: string } }>('/whep/:streamName', { ...VIEW, bodyLimit: MAX_OFFER_BYTES }, async (request, reply) => {
     withCors(reply);
-    const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== 'application/sdp') throw new GatewayError('unsupported_media_type', 'the offer must be sent as Content-Type: application/sdp');
+    const offer = sdpOffer(request);
     const { streamName } = request.params;
     checkStreamName(streamName);
     await authorize(streamName, request.headers.authorization, request.ip);
-    const offer = typeof request.body === 'string' ? request.body : '';
     const release = quota.acquire(request.ip, 'WHEP session');
     let viewer;
     try {
@@ -55,12 +43,7 @@ export function whepRoutes(app: FastifyInstance, plane: MediaPlane, access: Acce
       // A viewer counts against its client while the request runs; the viewer limits hold after.
       release();
     }
-    return reply
-      .code(201)
-      .header('content-type', 'application/sdp')
-      .header('location', `/whep/${encodeURIComponent(streamName)}/${viewer.id}`)
-      .header('etag', `"${viewer.id}"`)
-      .send(viewer.answer);
+    return sessionCreated(reply, '/whep', streamName, viewer);
   });
 
   app.delete<{ Params: { streamName: string; viewerId: string } }>('/whep/:streamName/:viewerId', VIEW, async (request, reply) => {

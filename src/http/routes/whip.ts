@@ -1,26 +1,16 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { authorizePublish, type AccessControl } from '../../security/access.js';
-import { GatewayError, notFound } from '../../errors.js';
+import { notFound } from '../../errors.js';
 import { MAX_OFFER_BYTES } from '../../ingest/offer-check.js';
 import { offerError } from '../../ingest/sdp.js';
 import type { MediaPlane } from '../../plane/plane.js';
 import { checkStreamName } from '../../publishers/stream-name.js';
 import { bearerToken } from '../../security/bearer.js';
 import { routeAccess } from '../guard.js';
+import { sdpOffer, sessionCreated, withCors } from '../sdp-exchange.js';
 
 /** The routes authorize with the publish token themselves. */
 const PUBLISH = routeAccess('publish');
-
-const CORS = {
-  'access-control-allow-origin': '*',
-  'access-control-allow-methods': 'POST, DELETE, PATCH, OPTIONS',
-  'access-control-allow-headers': 'content-type, authorization, if-match',
-  'access-control-expose-headers': 'location, link, etag, accept-patch, accept-post, www-authenticate, retry-after',
-};
-
-function withCors(reply: FastifyReply): FastifyReply {
-  return reply.headers(CORS);
-}
 
 /**
  * WHIP (RFC 9725): POST an SDP offer to `/whip/{streamName}`, get 201 with the answer and the
@@ -43,14 +33,10 @@ export function whipRoutes(app: FastifyInstance, plane: MediaPlane, access: Acce
 
   app.post<{ Params: { streamName: string } }>('/whip/:streamName', { ...PUBLISH, bodyLimit: MAX_OFFER_BYTES }, async (request, reply) => {
     withCors(reply);
-    const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== 'application/sdp') {
-      throw new GatewayError('unsupported_media_type', 'the offer must be sent as Content-Type: application/sdp');
-    }
+    const offer = sdpOffer(request);
     const { streamName } = request.params;
     checkStreamName(streamName);
     await authorize(streamName, request.headers.authorization, request.ip);
-    const offer = typeof request.body === 'string' ? request.body : '';
     const release = quota.acquire(request.ip, 'WHIP session');
     let published;
     try {
@@ -59,12 +45,7 @@ export function whipRoutes(app: FastifyInstance, plane: MediaPlane, access: Acce
       release();
       throw offerError(error, 'offer');
     }
-    return reply
-      .code(201)
-      .header('content-type', 'application/sdp')
-      .header('location', `/whip/${encodeURIComponent(streamName)}/${published.id}`)
-      .header('etag', `"${published.id}"`)
-      .send(published.answer);
+    return sessionCreated(reply, '/whip', streamName, published);
   });
 
   app.delete<{ Params: { streamName: string; sessionId: string } }>('/whip/:streamName/:sessionId', PUBLISH, async (request, reply) => {

@@ -47,26 +47,39 @@ function feedbackFor(kind: 'audio' | 'video', offered: Set<string>, transportCc:
   return wanted.filter((f) => offered.has(f.parameter ? `${f.type} ${f.parameter}` : f.type) && (f.type !== 'transport-cc' || transportCc));
 }
 
-export function parseOffer(offer: string, selection: OfferSelection): ParsedOffer {
-  const lines = offer.split(/\r?\n/).filter((l) => l !== '');
+/** An offer's session-level lines and its media sections (each from its `m=` line). */
+export function splitSdp(offer: string): { sessionLines: string[]; sections: string[][] } {
   const sessionLines: string[] = [];
   const sections: string[][] = [];
-  for (const line of lines) {
+  for (const line of offer.split(/\r?\n/).filter((l) => l !== '')) {
     if (line.startsWith('m=')) sections.push([line]);
     else if (sections.length === 0) sessionLines.push(line);
     else sections.at(-1)!.push(line);
   }
-  const attribute = (section: string[], name: string): string | undefined =>
-    (section.find((l) => l.startsWith(`a=${name}:`)) ?? sessionLines.find((l) => l.startsWith(`a=${name}:`)))?.slice(name.length + 3);
+  return { sessionLines, sections };
+}
 
-  const first = sections[0]!;
+/** The peer's DTLS fingerprints and role (as mediasoup's `connect` wants it), from the session and first media section. */
+export function dtlsOf(sessionLines: string[], first: string[]): { fingerprints: types.DtlsFingerprint[]; remoteRole: types.DtlsRole } {
   const fingerprints = [...sessionLines, ...first]
     .filter((l) => l.startsWith('a=fingerprint:'))
     .map((l) => {
       const [algorithm, value] = l.slice(14).split(' ');
       return { algorithm: algorithm!.toLowerCase() as types.FingerprintAlgorithm, value: value!.toUpperCase() };
     });
-  const setup = attribute(first, 'setup');
+  if (fingerprints.length === 0) throw new OfferError('the offer has no DTLS fingerprint');
+  const setup = [...first, ...sessionLines].find((l) => l.startsWith('a=setup:'))?.slice(8);
+  // actpass or active: the peer is the DTLS client; passive: it waits for the gateway to be.
+  return { fingerprints, remoteRole: setup === 'passive' ? 'server' : 'client' };
+}
+
+export function parseOffer(offer: string, selection: OfferSelection): ParsedOffer {
+  const { sessionLines, sections } = splitSdp(offer);
+  const attribute = (section: string[], name: string): string | undefined =>
+    (section.find((l) => l.startsWith(`a=${name}:`)) ?? sessionLines.find((l) => l.startsWith(`a=${name}:`)))?.slice(name.length + 3);
+
+  const first = sections[0]!;
+  const dtls = dtlsOf(sessionLines, first);
   const media: OfferedMedia[] = [];
   for (const section of sections) {
     const kind = section[0]!.slice(2).split(' ')[0];
@@ -99,14 +112,11 @@ export function parseOffer(offer: string, selection: OfferSelection): ParsedOffe
       ...(cname ? { cname } : {}),
     });
   }
-  if (fingerprints.length === 0) throw new OfferError('the offer has no DTLS fingerprint');
   return {
     media,
     iceUfrag: attribute(first, 'ice-ufrag')!,
     icePwd: attribute(first, 'ice-pwd')!,
-    fingerprints,
-    // actpass or active: the publisher is the DTLS client; passive: it waits for the gateway to be.
-    remoteRole: setup === 'passive' ? 'server' : 'client',
+    ...dtls,
   };
 }
 
@@ -149,27 +159,39 @@ export interface AnswerTransport {
   dtlsParameters: types.DtlsParameters;
 }
 
+/** The first lines of an answer's media section: the transport's ICE and DTLS parameters, and the line's mid. */
+export function mediaHead(kind: string, payloadTypes: readonly (number | string)[], transport: AnswerTransport, remoteRole: types.DtlsRole, mid: string): string[] {
+  const fingerprint = transport.dtlsParameters.fingerprints.find((f) => f.algorithm === 'sha-256') ?? transport.dtlsParameters.fingerprints[0]!;
+  return [
+    `m=${kind} 9 UDP/TLS/RTP/SAVPF ${payloadTypes.join(' ')}`,
+    'c=IN IP4 0.0.0.0',
+    `a=ice-ufrag:${transport.iceParameters.usernameFragment}`,
+    `a=ice-pwd:${transport.iceParameters.password}`,
+    `a=fingerprint:${fingerprint.algorithm} ${fingerprint.value}`,
+    `a=setup:${remoteRole === 'client' ? 'passive' : 'active'}`,
+    `a=mid:${mid}`,
+  ];
+}
+
+/** The transport's host candidates on the addresses the gateway announces. */
+export function candidateLines(transport: AnswerTransport, announced: (address: string) => boolean): string[] {
+  return transport.iceCandidates
+    .filter((c) => c.protocol === 'udp' && announced(c.address))
+    .map((c) => `a=candidate:${c.foundation} 1 udp ${c.priority} ${c.address} ${c.port} typ host`);
+}
+
 /**
  * The SDP answer: mediasoup is ICE-lite, every media line is received on one bundled transport,
  * each with the one codec chosen, its RTX, the feedback and header extensions taken.
  */
 export function answerSdp(offer: ParsedOffer, transport: AnswerTransport, announced: (address: string) => boolean): string {
-  const fingerprint = transport.dtlsParameters.fingerprints.find((f) => f.algorithm === 'sha-256') ?? transport.dtlsParameters.fingerprints[0]!;
-  const candidates = transport.iceCandidates
-    .filter((c) => c.protocol === 'udp' && announced(c.address))
-    .map((c) => `a=candidate:${c.foundation} 1 udp ${c.priority} ${c.address} ${c.port} typ host`);
+  const candidates = candidateLines(transport, announced);
   const lines = ['v=0', `o=- ${Date.now()} 2 IN IP4 127.0.0.1`, 's=-', 't=0 0', 'a=ice-lite', `a=group:BUNDLE ${offer.media.map((m) => m.mid).join(' ')}`];
   for (const media of offer.media) {
     const { codec } = media;
     const payloadTypes = [codec.payloadType, ...(media.rtxPayloadType !== undefined ? [media.rtxPayloadType] : [])];
     lines.push(
-      `m=${media.kind} 9 UDP/TLS/RTP/SAVPF ${payloadTypes.join(' ')}`,
-      'c=IN IP4 0.0.0.0',
-      `a=ice-ufrag:${transport.iceParameters.usernameFragment}`,
-      `a=ice-pwd:${transport.iceParameters.password}`,
-      `a=fingerprint:${fingerprint.algorithm} ${fingerprint.value}`,
-      `a=setup:${offer.remoteRole === 'client' ? 'passive' : 'active'}`,
-      `a=mid:${media.mid}`,
+      ...mediaHead(media.kind, payloadTypes, transport, offer.remoteRole, media.mid),
       'a=recvonly',
       'a=rtcp-mux',
       'a=rtcp-rsize',

@@ -1,6 +1,6 @@
 import type { types } from 'mediasoup';
 import { OfferError } from '../sdp.js';
-import type { AnswerTransport } from './offer.js';
+import { candidateLines, dtlsOf, mediaHead, splitSdp, type AnswerTransport } from './offer.js';
 
 /**
  * A viewer's offer (WHEP: it receives) in mediasoup's terms, and the answer that sends it the
@@ -34,23 +34,8 @@ export interface ParsedViewerOffer {
 const numeric = (value: string): string | number => (/^\d+$/.test(value) ? Number(value) : value);
 
 export function parseViewerOffer(offer: string): ParsedViewerOffer {
-  const lines = offer.split(/\r?\n/).filter((l) => l !== '');
-  const sessionLines: string[] = [];
-  const sections: string[][] = [];
-  for (const line of lines) {
-    if (line.startsWith('m=')) sections.push([line]);
-    else if (sections.length === 0) sessionLines.push(line);
-    else sections.at(-1)!.push(line);
-  }
-  const first = sections[0]!;
-  const fingerprints = [...sessionLines, ...first]
-    .filter((l) => l.startsWith('a=fingerprint:'))
-    .map((l) => {
-      const [algorithm, value] = l.slice(14).split(' ');
-      return { algorithm: algorithm!.toLowerCase() as types.FingerprintAlgorithm, value: value!.toUpperCase() };
-    });
-  if (fingerprints.length === 0) throw new OfferError('the offer has no DTLS fingerprint');
-  const setup = [...first, ...sessionLines].find((l) => l.startsWith('a=setup:'))?.slice(8);
+  const { sessionLines, sections } = splitSdp(offer);
+  const dtls = dtlsOf(sessionLines, sections[0]!);
 
   const media: ViewerMedia[] = [];
   const codecs: types.RtpCodecCapability[] = [];
@@ -100,13 +85,7 @@ export function parseViewerOffer(offer: string): ParsedViewerOffer {
     }
   }
   if (media.length === 0) throw new OfferError('the offer has no audio or video media line');
-  return {
-    media,
-    rtpCapabilities: { codecs, headerExtensions },
-    fingerprints,
-    // actpass or active: the viewer is the DTLS client; passive: it waits for the gateway to be.
-    remoteRole: setup === 'passive' ? 'server' : 'client',
-  };
+  return { media, rtpCapabilities: { codecs, headerExtensions }, ...dtls };
 }
 
 /** What the answer sends on one media line: a consumer's RTP parameters. */
@@ -121,10 +100,7 @@ export interface SentTrack {
  * nothing for (no such track, or no codec the viewer takes) is refused (port 0).
  */
 export function viewerAnswerSdp(offer: ParsedViewerOffer, tracks: ReadonlyMap<string, SentTrack>, transport: AnswerTransport, announced: (address: string) => boolean, streamId: string): string {
-  const fingerprint = transport.dtlsParameters.fingerprints.find((f) => f.algorithm === 'sha-256') ?? transport.dtlsParameters.fingerprints[0]!;
-  const candidates = transport.iceCandidates
-    .filter((c) => c.protocol === 'udp' && announced(c.address))
-    .map((c) => `a=candidate:${c.foundation} 1 udp ${c.priority} ${c.address} ${c.port} typ host`);
+  const candidates = candidateLines(transport, announced);
   const sent = offer.media.filter((m) => tracks.has(m.mid));
   const lines = ['v=0', `o=- ${Date.now()} 2 IN IP4 127.0.0.1`, 's=-', 't=0 0', 'a=ice-lite', `a=group:BUNDLE ${sent.map((m) => m.mid).join(' ')}`, `a=msid-semantic: WMS ${streamId}`];
   for (const media of offer.media) {
@@ -139,13 +115,7 @@ export function viewerAnswerSdp(offer: ParsedViewerOffer, tracks: ReadonlyMap<st
     const rtxSsrc = encoding?.rtx?.ssrc;
     const cname = rtcp?.cname ?? streamId;
     lines.push(
-      `m=${media.kind} 9 UDP/TLS/RTP/SAVPF ${codecs.map((c) => c.payloadType).join(' ')}`,
-      'c=IN IP4 0.0.0.0',
-      `a=ice-ufrag:${transport.iceParameters.usernameFragment}`,
-      `a=ice-pwd:${transport.iceParameters.password}`,
-      `a=fingerprint:${fingerprint.algorithm} ${fingerprint.value}`,
-      `a=setup:${offer.remoteRole === 'client' ? 'passive' : 'active'}`,
-      `a=mid:${media.mid}`,
+      ...mediaHead(media.kind, codecs.map((c) => c.payloadType), transport, offer.remoteRole, media.mid),
       'a=sendonly',
       `a=msid:${streamId} ${streamId}-${media.kind}`,
       'a=rtcp-mux',

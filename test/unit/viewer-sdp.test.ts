@@ -1,0 +1,52 @@
+import t from 'tap';
+import { viewerCodecs } from '../../src/ingest/mediasoup/engine.js';
+import { parseViewerOffer, viewerAnswerSdp } from '../../src/ingest/mediasoup/viewer-sdp.js';
+
+// A viewer's offer (WHEP) read into what mediasoup consumes with, and the answer that sends to it.
+
+const offer = (direction = 'recvonly'): string =>
+  [
+    'v=0', 'o=- 1 2 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=group:BUNDLE 0 1',
+    'm=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 108 109', 'c=IN IP4 0.0.0.0', 'a=ice-ufrag:abcd', 'a=ice-pwd:abcdefghijklmnopqrstuvwx',
+    'a=fingerprint:sha-256 AB:CD', 'a=setup:actpass', 'a=mid:0', `a=${direction}`, 'a=rtcp-mux',
+    'a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid',
+    'a=rtpmap:96 VP8/90000', 'a=rtpmap:97 rtx/90000', 'a=fmtp:97 apt=96',
+    'a=rtpmap:102 H264/90000', 'a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f', 'a=rtpmap:103 rtx/90000', 'a=fmtp:103 apt=102',
+    'a=rtpmap:108 H264/90000', 'a=fmtp:108 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f', 'a=rtcp-fb:108 nack', 'a=rtcp-fb:108 nack pli', 'a=rtpmap:109 rtx/90000', 'a=fmtp:109 apt=108',
+    'm=audio 9 UDP/TLS/RTP/SAVPF 111', 'c=IN IP4 0.0.0.0', 'a=mid:1', `a=${direction}`, 'a=rtcp-mux', 'a=rtpmap:111 opus/48000/2', 'a=fmtp:111 minptime=10;useinbandfec=1',
+  ].join('\r\n') + '\r\n';
+
+t.test('a receive-only offer: what the viewer takes, with its payload types', async (t) => {
+  const parsed = parseViewerOffer(offer());
+  t.same(parsed.media.map((m) => [m.kind, m.mid]), [['video', '0'], ['audio', '1']]);
+  t.match(parsed.rtpCapabilities.codecs!.find((c) => c.preferredPayloadType === 108), { mimeType: 'video/H264', parameters: { 'profile-level-id': '42e01f', 'packetization-mode': 1 }, rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }] });
+  t.match(parsed, { remoteRole: 'client', fingerprints: [{ algorithm: 'sha-256', value: 'AB:CD' }] });
+  t.throws(() => parseViewerOffer(offer('sendonly')), /must receive \(recvonly\)/);
+});
+
+t.test('the viewers\' router takes the stream\'s codecs under the viewer\'s payload types, nothing else', async (t) => {
+  const produced = [
+    { mimeType: 'audio/opus', payloadType: 100, clockRate: 48000, channels: 2 },
+    { mimeType: 'video/H264', payloadType: 101, clockRate: 90000, parameters: { 'packetization-mode': 1, 'profile-level-id': '42e01f' } },
+  ];
+  const codecs = viewerCodecs(parseViewerOffer(offer()).rtpCapabilities, produced);
+  t.same(codecs.map((c) => [c.mimeType, c.preferredPayloadType]), [['audio/opus', 111], ['video/H264', 108]], 'H.264 42e01f as 108, not 42001f (102), and no VP8');
+});
+
+t.test('the answer sends on each line the stream has, and refuses the others', async (t) => {
+  const parsed = parseViewerOffer(offer());
+  const transport = {
+    iceParameters: { usernameFragment: 'u', password: 'p', iceLite: true },
+    iceCandidates: [{ foundation: 'f', priority: 1, address: '127.0.0.1', protocol: 'udp' as const, port: 40000, type: 'host' as const }],
+    dtlsParameters: { role: 'auto' as const, fingerprints: [{ algorithm: 'sha-256' as const, value: 'EF:01' }] },
+  };
+  const video = { kind: 'video' as const, rtpParameters: { codecs: [{ mimeType: 'video/H264', payloadType: 108, clockRate: 90000, parameters: { 'packetization-mode': 1 }, rtcpFeedback: [{ type: 'nack' }] }], encodings: [{ ssrc: 1234 }], rtcp: { cname: 'c' } } };
+  const answer = viewerAnswerSdp(parsed, new Map([['0', video]]), transport, () => true, 'gw');
+  t.match(answer, /m=video 9 UDP\/TLS\/RTP\/SAVPF 108\r\n/);
+  t.match(answer, /a=mid:0\r\na=sendonly\r\n/);
+  t.match(answer, /a=rtpmap:108 H264\/90000\r\na=fmtp:108 packetization-mode=1\r\na=rtcp-fb:108 nack\r\n/);
+  t.match(answer, /a=ssrc:1234 cname:c\r\n/);
+  t.match(answer, /a=setup:passive/);
+  t.match(answer, /m=audio 0 UDP\/TLS\/RTP\/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=inactive/, 'no audio track: its line refused');
+  t.match(answer, /a=group:BUNDLE 0\r\n/);
+});

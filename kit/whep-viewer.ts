@@ -81,6 +81,12 @@ export class WhepViewer {
     return this.#pc.connectionState;
   }
 
+  /** Stops reading and answering at once, telling the gateway nothing: a viewer frozen or cut off. */
+  async vanish(): Promise<void> {
+    this.#end = async () => {};
+    await this.#pc.close();
+  }
+
   /** Ends the WHEP session (DELETE), then the connection. */
   async close(): Promise<void> {
     await this.#end();

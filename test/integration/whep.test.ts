@@ -76,6 +76,21 @@ t.test('viewers per stream are limited; DELETE ends one and frees its place', as
   await waitFor('video at the new viewer', () => again.received.video > 20, 15_000);
 });
 
+t.test('a viewer that vanishes (frozen, cut off) slows neither the publisher nor the push', async (t) => {
+  const gone = viewers.find((v) => v.connectionState === 'connected')!;
+  await gone.vanish();
+  const pushed = async (): Promise<number> => (await nginx.streams()).find((s) => s.name === 'rtmp_cam')?.bytesIn ?? 0;
+  const before = await pushed();
+  const pushesBefore = await (await fetch(gw.baseUrl + '/rest-api/push/find_all', { method: 'POST', headers: { authorization: `Bearer ${KEY}` } })).json();
+  // Five seconds of the stream's media (at least 300 KB at the fixture's bitrate) reach the destination meanwhile.
+  await waitFor('300 KB more at the destination', async () => (await pushed()) > before + 300_000, 15_000);
+  const [push] = await (await fetch(gw.baseUrl + '/rest-api/push/find_all', { method: 'POST', headers: { authorization: `Bearer ${KEY}` } })).json();
+  t.match(push, { state: 'running', counters: { framesDropped: 0, framesLost: pushesBefore[0].counters.framesLost, reconnects: 0 } }, 'no frame dropped or lost, no reconnect');
+  const other = viewers.find((v) => v !== gone && v.connectionState === 'connected')!;
+  const received = other.received.video;
+  await waitFor('the other viewer still getting video', () => other.received.video > received + 100, 10_000);
+});
+
 t.test('bad requests are refused naming what is wrong', async (t) => {
   const notSdp = await fetch(gw.baseUrl + '/whep/cam', { method: 'POST', headers: { 'content-type': 'text/plain', authorization: `Bearer ${KEY}` }, body: 'x' });
   t.equal(notSdp.status, 415);

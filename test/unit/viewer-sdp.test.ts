@@ -37,7 +37,7 @@ t.test('the answer sends on each line the stream has, and refuses the others', a
   const parsed = parseViewerOffer(offer());
   const transport = {
     iceParameters: { usernameFragment: 'u', password: 'p', iceLite: true },
-    iceCandidates: [{ foundation: 'f', priority: 1, address: '127.0.0.1', protocol: 'udp' as const, port: 40000, type: 'host' as const }],
+    iceCandidates: [{ foundation: 'f', priority: 1, ip: '127.0.0.1', address: '127.0.0.1', protocol: 'udp' as const, port: 40000, type: 'host' as const }],
     dtlsParameters: { role: 'auto' as const, fingerprints: [{ algorithm: 'sha-256' as const, value: 'EF:01' }] },
   };
   const video = { kind: 'video' as const, rtpParameters: { codecs: [{ mimeType: 'video/H264', payloadType: 108, clockRate: 90000, parameters: { 'packetization-mode': 1 }, rtcpFeedback: [{ type: 'nack' }] }], encodings: [{ ssrc: 1234 }], rtcp: { cname: 'c' } } };

@@ -86,7 +86,11 @@ export class RecordingLibrary {
       const about = await this.#about(name);
       if (!about || (filter.streamName !== undefined && about.stream !== filter.streamName)) continue;
       const listed = await listedParts(recordingFiles(this.dir, name).parts);
-      let next = 0; // where a part not in ffmpeg's list began: where the one before it ended
+      // ffmpeg lists times on the stream's clock, which need not start at 0 (a recording made
+      // again after a loss goes on with the push's timeline): they count from the first part's.
+      const starts = [...listed.values()].map((p) => p.start);
+      const origin = starts.length ? Math.min(...starts) : 0;
+      let next = origin; // where a part not in the list began: where the one before it ended
       for (const file of files.sort()) {
         const size = await stat(join(this.dir, file)).then((s) => s.size, () => undefined);
         if (size === undefined) continue; // deleted meanwhile
@@ -98,7 +102,7 @@ export class RecordingLibrary {
           fileName: file,
           streamName: about.stream,
           mediaSessionId: about.mediaSessionId,
-          startedAt: new Date(Date.parse(about.startedAt) + startS * 1000).toISOString(),
+          startedAt: new Date(Date.parse(about.startedAt) + (startS - origin) * 1000).toISOString(),
           durationMs: state === 'finished' && part ? Math.round((part.end - part.start) * 1000) : null,
           size,
           state,

@@ -57,7 +57,8 @@ async function laidOut(t: Test) {
   const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
   // Two parts of one recording, the second cut short; a third part of another, being written.
   await writeFile(join(dir, '.cam-a.json'), JSON.stringify({ stream: 'cam', mediaSessionId: 'p1', startedAt: hourAgo }));
-  await writeFile(join(dir, '.cam-a.csv'), 'cam-a-001.mp4,0.000000,10.040000\n');
+  // On the push's clock: a recording made again after a loss does not start at 0.
+  await writeFile(join(dir, '.cam-a.csv'), 'cam-a-001.mp4,120.000000,130.040000\n');
   await writeFile(join(dir, 'cam-a-001.mp4'), Buffer.alloc(3000));
   await writeFile(join(dir, 'cam-a-002.mp4'), Buffer.alloc(1000));
   await writeFile(join(dir, '.other-b.json'), JSON.stringify({ stream: 'other', mediaSessionId: 'p2', startedAt: new Date().toISOString() }));
@@ -77,6 +78,7 @@ t.test('the library lists parts with their recording\'s stream, start, duration 
     { fileName: 'cam-a-002.mp4', durationMs: null, size: 1000, state: 'interrupted' },
     { fileName: 'other-b-001.mp4', state: 'recording' },
   ]);
+  t.ok(Math.abs(Date.parse(all[0]!.startedAt) - (Date.now() - 3_600_000)) < 5000, 'the first part began when its recording did (an hour ago), whatever the clock ffmpeg listed it on');
   t.equal(Date.parse(all[1]!.startedAt) - Date.parse(all[0]!.startedAt), 10040, 'a part cut short began where the one before ended');
   t.same((await library.list({ streamName: 'other' })).map((r) => r.fileName), ['other-b-001.mp4']);
   t.equal(all.length, 3, 'a file no recording of the gateway wrote is not listed');

@@ -56,10 +56,13 @@ export interface RecordingAbout {
 /** `20261124T102233Z`. */
 export const compactTime = (at: Date): string => at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 
-/** A recording's name from the pattern; a stream name's characters other than letters, digits, `_`, `.`, `-` become `_`. */
+/**
+ * A recording's name from the pattern; a stream name's characters other than letters, digits,
+ * `_`, `.`, `-` become `_`, and so does a leading `.` or `-` (no hidden file, no option-like name).
+ */
 export function recordingName(pattern: string, stream: string, mediaSessionId: string, start: Date): string {
   const safe = stream.replace(/[^\w.-]/g, '_');
-  return pattern.replaceAll('{stream}', safe).replaceAll('{start}', compactTime(start)).replaceAll('{id}', mediaSessionId.slice(0, 8));
+  return pattern.replaceAll('{stream}', safe).replaceAll('{start}', compactTime(start)).replaceAll('{id}', mediaSessionId.slice(0, 8)).replace(/^[.-]/, '_');
 }
 
 /**

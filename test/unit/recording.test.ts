@@ -16,6 +16,7 @@ t.test('a recording is named by the pattern; parts follow with -001.mp4', async 
   const start = new Date('2026-11-24T10:22:33.456Z');
   t.equal(recordingName('{stream}-{start}', 'cam', 'a1b2c3d4-e5f6', start), 'cam-20261124T102233Z');
   t.equal(recordingName('{id}_{stream}', 'cam one/two', 'a1b2c3d4-e5f6', start), 'a1b2c3d4_cam_one_two', 'characters a file name cannot hold become _');
+  t.equal(recordingName('{stream}-{start}', '.hidden', 'a1b2c3d4', start), '_hidden-20261124T102233Z', 'no hidden file');
   const args = recordArgs('/rec', 'cam-20261124T102233Z', 600);
   t.equal(args.at(-1), '/rec/cam-20261124T102233Z-%03d.mp4');
   t.match(args.join(' '), /-c copy .*-f segment -segment_time 600 -segment_start_number 1 .*movflags=\+frag_keyframe\+empty_moov/, 'copied, cut into fragmented MP4 parts');

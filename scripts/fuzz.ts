@@ -1,14 +1,14 @@
-// Long fuzzing runs: `npm run fuzz -- --cases 100000 [--seed N] [--only rest|whip|ws]`. The same
+// Long fuzzing runs: `npm run fuzz -- --cases 100000 [--seed N] [--only rest|whip|whep|ws]`. The same
 // properties as the suite's 10,000-case test (test/integration/fuzz.test.ts), with more cases.
 import { parseArgs } from 'node:util';
-import { runFuzz } from '../test/helpers/fuzz.js';
+import { FUZZ_PARTS, runFuzz, type FuzzPart } from '../test/helpers/fuzz.js';
 
 const { values } = parseArgs({ options: { cases: { type: 'string', default: '100000' }, seed: { type: 'string' }, only: { type: 'string' } } });
 const cases = Number(values.cases);
 const seed = values.seed === undefined ? Date.now() % 2 ** 31 : Number(values.seed);
-const only = values.only as 'rest' | 'whip' | 'ws' | undefined;
-if (!Number.isInteger(cases) || cases < 1 || !Number.isInteger(seed) || (only && !['rest', 'whip', 'ws'].includes(only))) {
-  console.error('usage: npm run fuzz -- [--cases N] [--seed N] [--only rest|whip|ws]');
+const only = values.only as FuzzPart | undefined;
+if (!Number.isInteger(cases) || cases < 1 || !Number.isInteger(seed) || (only && !FUZZ_PARTS.includes(only))) {
+  console.error('usage: npm run fuzz -- [--cases N] [--seed N] [--only rest|whip|whep|ws]');
   process.exit(2);
 }
 const started = Date.now();

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { runFuzz } from '../helpers/fuzz.js';
 
-// 10,000 seeded cases across REST bodies, WHIP offers and SDK messages; `npm run fuzz -- --cases
+// 10,000 seeded cases across REST bodies, WHIP and WHEP offers and SDK messages; `npm run fuzz -- --cases
 // 100000` runs more, with another seed if asked.
 
 t.test('10,000 fuzzed requests: no 5xx, no internal error, the gateway alive, no ffmpeg left, memory bounded', async (t) => {

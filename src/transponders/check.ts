@@ -46,6 +46,9 @@ export interface CheckSettings {
   spawn: (args: readonly string[]) => FfmpegProcess;
 }
 
+/** Makes the report from the steps a check took, and its failure if it failed. */
+type Reporter = (steps: Omit<CheckReport, 'ok' | 'rtmpUrl' | 'elapsedMs' | 'error' | 'message'>, failure?: { kind: FailureKind; message: string }) => CheckReport;
+
 /**
  * Connects to a destination as a push would, sending no media: the destination policy and the
  * lookup, the connection (TLS for RTMPS), the RTMP handshake and `connect`, and with `publish`,
@@ -58,7 +61,7 @@ export async function checkDestination(request: CheckRequest, settings: CheckSet
   const destination = parseDestination(request.rtmpUrl, request.streamName ?? 'check', withFullUrl(settings.naming, request.rtmpTransponderFullUrl), 'rtmpUrl');
   if (destination.protocol === 'record') throw invalid('rtmpUrl', 'a recording has no server to check (record_min_free_mb guards its disk)');
   const address = await settings.resolveDestination(destination.host, destination.port);
-  const report = (steps: Omit<CheckReport, 'ok' | 'rtmpUrl' | 'elapsedMs' | 'error' | 'message'>, failure?: { kind: FailureKind; message: string }): CheckReport => ({
+  const report: Reporter = (steps, failure) => ({
     ok: !failure,
     rtmpUrl: destination.redactedRequestedUrl,
     ...steps,
@@ -92,7 +95,7 @@ export async function checkDestination(request: CheckRequest, settings: CheckSet
   }
 }
 
-async function checkSrt(destination: Destination, address: string, settings: CheckSettings, report: (steps: Omit<CheckReport, 'ok' | 'rtmpUrl' | 'elapsedMs' | 'error' | 'message'>, failure?: { kind: FailureKind; message: string }) => CheckReport): Promise<CheckReport> {
+async function checkSrt(destination: Destination, address: string, settings: CheckSettings, report: Reporter): Promise<CheckReport> {
   // A silent input that ends at once: ffmpeg opens the SRT session, writes no media, and closes it.
   const ffmpeg = settings.spawn([
     ...FFMPEG_QUIET,

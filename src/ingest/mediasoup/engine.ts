@@ -149,13 +149,19 @@ export class MediasoupEngine implements IngestEngine {
     const codecs = viewerCodecs(parsed.rtpCapabilities, produced);
     if (codecs.length === 0) throw new OfferError(`the offer receives none of the stream's codecs (${session.videoCodec ?? 'no video'}${session.hasAudio ? ', Opus' : ''})`);
     const plant = await this.#ready();
-    const sender = await this.#viewerRouter(plant, codecs);
-    const transport = await sender.router.createWebRtcTransport({
-      webRtcServer: plant.server,
-      enableUdp: true,
-      enableTcp: false,
-      initialAvailableOutgoingBitrate: 1_000_000,
-    });
+    const sender = await this.#joinViewerRouter(plant, codecs);
+    let transport: types.WebRtcTransport;
+    try {
+      transport = await sender.router.createWebRtcTransport({
+        webRtcServer: plant.server,
+        enableUdp: true,
+        enableTcp: false,
+        initialAvailableOutgoingBitrate: 1_000_000,
+      });
+    } catch (error) {
+      this.#leaveViewerRouter(plant, sender);
+      throw error;
+    }
     const viewer = new MediasoupViewer(transport, {
       connectTimeoutMs: this.options.connectTimeoutMs,
       remoteAllowed: (address) => this.#remoteFilter.allows(address),
@@ -163,13 +169,9 @@ export class MediasoupEngine implements IngestEngine {
     });
     const endViewer = (): void => void viewer.close('the stream ended');
     session.on('closed', endViewer);
-    sender.viewers++;
     viewer.on('closed', () => {
       session.off('closed', endViewer);
-      if (--sender.viewers > 0) return;
-      // Its last viewer gone: the router goes, and with it the pipes into it.
-      for (const [key, entry] of plant.viewerRouters) if (entry === sender) plant.viewerRouters.delete(key);
-      sender.router.close();
+      this.#leaveViewerRouter(plant, sender);
     });
     try {
       const tracks = new Map<string, SentTrack>();
@@ -199,15 +201,33 @@ export class MediasoupEngine implements IngestEngine {
     }
   }
 
-  /** The router for viewers that offered `codecs`' payload types, made when first needed. */
-  async #viewerRouter(plant: Plant, codecs: types.RouterRtpCodecCapability[]): Promise<ViewerRouter> {
+  /**
+   * A place in the router for viewers that offered `codecs`' payload types, made when first needed;
+   * counted at once, so that a router whose last viewer leaves meanwhile is not closed under this one.
+   */
+  async #joinViewerRouter(plant: Plant, codecs: types.RouterRtpCodecCapability[]): Promise<ViewerRouter> {
     const key = JSON.stringify(codecs.map((c) => [c.mimeType, flavour(c), c.preferredPayloadType]));
     let entry = plant.viewerRouters.get(key);
     if (!entry) {
-      entry = { router: await plant.worker.createRouter({ mediaCodecs: codecs }), piped: new Map(), viewers: 0 };
+      let router: types.Router;
+      try {
+        router = await plant.worker.createRouter({ mediaCodecs: codecs });
+      } catch (error) {
+        throw new OfferError(`the offer's payload types cannot be used (${(error as Error).message})`);
+      }
+      entry = plant.viewerRouters.get(key) ?? { router, piped: new Map(), viewers: 0 };
+      if (entry.router !== router) router.close(); // made meanwhile by another viewer
       plant.viewerRouters.set(key, entry);
     }
+    entry.viewers++;
     return entry;
+  }
+
+  /** A viewer of `sender` is gone: its last one closes it, and with it the pipes into it. */
+  #leaveViewerRouter(plant: Plant, sender: ViewerRouter): void {
+    if (--sender.viewers > 0) return;
+    for (const [key, entry] of plant.viewerRouters) if (entry === sender) plant.viewerRouters.delete(key);
+    sender.router.close();
   }
 
   /**

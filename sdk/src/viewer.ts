@@ -42,12 +42,12 @@ export async function watch(options: WatchOptions): Promise<Viewer> {
   pc.addTransceiver('video', { direction: 'recvonly' });
   pc.addTransceiver('audio', { direction: 'recvonly' });
   pc.addEventListener('track', (event) => media.addTrack(event.track));
-  let location_: string | null = null;
+  let resource: string | null = null;
   const stop = async (): Promise<void> => {
     pc.close();
     if (options.video.srcObject === media) options.video.srcObject = null;
-    if (location_) await fetch(new URL(location_, server).href, { method: 'DELETE', headers: auth }).catch(() => {});
-    location_ = null;
+    if (resource) await fetch(new URL(resource, server).href, { method: 'DELETE', headers: auth }).catch(() => {});
+    resource = null;
   };
   try {
     await pc.setLocalDescription(await pc.createOffer());
@@ -61,7 +61,7 @@ export async function watch(options: WatchOptions): Promise<Viewer> {
       const error = (await response.json().catch(() => ({}))) as { message?: string };
       throw new Error(error.message ?? `the gateway answered ${response.status}`);
     }
-    location_ = response.headers.get('location');
+    resource = response.headers.get('location');
     await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
   } catch (error) {
     await stop();

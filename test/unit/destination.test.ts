@@ -125,5 +125,5 @@ t.test('SRT: what the gateway cannot do is refused, naming the field', async (t)
   ] as const) {
     t.throws(() => parseDestination(url, 'cam', prefix), { field: 'rtmpUrl', message: why }, url);
   }
-  t.throws(() => parseDestination('udp://h:9000', 'cam', prefix), { message: /rtmp:\/\/, rtmps:\/\/ or srt:\/\// });
+  t.throws(() => parseDestination('udp://h:9000', 'cam', prefix), { message: /rtmp:\/\/, rtmps:\/\/, srt:\/\/ or be record:\/\// });
 });

@@ -8,13 +8,11 @@ import { isActive } from '../transponders/states.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import { checkResult, PLACE_METHODS, ROUTED_METHODS, type PlaceMethod, type RoutedCalls, type RoutedMethod } from './methods.js';
 import { NodeCalls } from './node-calls.js';
+import { ClusterNews } from './cluster-news.js';
 import type { MediaPlane, PlaneStatus, PublishHandlers } from './plane.js';
 
 /** What happens to a publish placed at another node, told back to the node that placed it. */
 type PublishNews = { kind: 'publishing'; publisherId: string } | { kind: 'closed'; publisherId: string; reason: string; lost: boolean };
-/** A push change, told to every node. */
-type ChangeNews = { kind: 'change'; node: string; change: PushChange };
-type EventNews = { kind: 'event'; node: string; event: LifecycleEvent };
 /** A listed node, with when it was last heard by this process's clock. */
 type KnownNode = ListedNode & { heardAt: number };
 
@@ -60,8 +58,7 @@ export interface ClusterPlane extends RoutedCalls {}
 export class ClusterPlane implements MediaPlane {
   readonly calls: NodeCalls;
   readonly #stop: (() => void)[] = [];
-  readonly #watchers = new Set<(change: PushChange) => void>();
-  readonly #watchingEvents = new Set<(event: LifecycleEvent, node: string) => void>();
+  readonly #news: ClusterNews;
   /** Publishes this node placed at another node, by publisher id. */
   readonly #placed = new Map<string, { node: string; handlers: PublishHandlers }>();
   /** News of placed publishes whose answer had not come yet. */
@@ -93,22 +90,10 @@ export class ClusterPlane implements MediaPlane {
           void this.#releaseIfUnused(event.stream);
         }
       }),
-      inner.watch((change) => {
-        this.#tell(change);
-        node.relay.broadcast({ kind: 'change', node: node.id, change } satisfies ChangeNews);
-      }),
-      inner.events((event) => {
-        for (const watcher of this.#watchingEvents) watcher(event, node.id);
-        node.relay.broadcast({ kind: 'event', node: node.id, event } satisfies EventNews);
-      }),
     );
-    node.relay.onBroadcast = (message) => {
-      const news = message as ChangeNews | EventNews;
-      if (news?.node === node.id) return;
-      if (news?.kind === 'change') this.#tell(news.change);
-      else if (news?.kind === 'event') for (const watcher of this.#watchingEvents) watcher(news.event, news.node);
-    };
-    node.relay.onMessage = (message) => this.#news(message as PublishNews);
+    this.#news = new ClusterNews(inner, node);
+    this.#stop.push(() => this.#news.close());
+    node.relay.onMessage = (message) => this.#placedNews(message as PublishNews);
     // Another node holds the stream now: it ends here (told as lost, so its kept pushes stay kept: the holder runs them).
     node.onLost = (stream, holder) => void this.#move(stream, `node ${holder ?? 'another node'} holds the stream now`);
     // A node that dies tells nothing: its placed publishes are lost once it is gone from the list.
@@ -137,7 +122,7 @@ export class ClusterPlane implements MediaPlane {
     this.#placed.set(published.id, { node: target.id, handlers });
     const early = this.#early.get(published.id);
     this.#early.delete(published.id);
-    for (const news of early?.news ?? []) this.#news(news);
+    for (const news of early?.news ?? []) this.#placedNews(news);
     return published;
   }
 
@@ -213,7 +198,7 @@ export class ClusterPlane implements MediaPlane {
     return chosen.id === this.node.id ? undefined : chosen;
   }
 
-  #news(news: PublishNews): void {
+  #placedNews(news: PublishNews): void {
     if (news?.kind !== 'publishing' && news?.kind !== 'closed') return;
     const placed = this.#placed.get(news.publisherId);
     if (!placed) {
@@ -372,14 +357,9 @@ export class ClusterPlane implements MediaPlane {
     await this.node.claims.release(stream).catch((error: Error) => this.log.warn({ stream, reason: error.message }, 'a claim could not be given up: it ends with its lease'));
   }
 
-  #tell(change: PushChange): void {
-    for (const watcher of this.#watchers) watcher(change);
-  }
-
   /** Follows the push changes of every node. */
   watch(listener: (change: PushChange) => void): () => void {
-    this.#watchers.add(listener);
-    return () => this.#watchers.delete(listener);
+    return this.#news.watch(listener);
   }
 
   /**
@@ -387,8 +367,7 @@ export class ClusterPlane implements MediaPlane {
    * What acts on an event (webhooks, kept pushes) follows `events`, so that it acts once.
    */
   watchEvents(listener: (event: LifecycleEvent, node: string) => void): () => void {
-    this.#watchingEvents.add(listener);
-    return () => this.#watchingEvents.delete(listener);
+    return this.#news.watchEvents(listener);
   }
 
   /** This node's lifecycle events: each event is told by the node where it happens. */

@@ -147,7 +147,8 @@ export class MediasoupEngine implements IngestEngine {
     if (!session) throw new OfferError('the stream is not published through this engine');
     const produced = (['audio', 'video'] as const).flatMap((kind) => session.producer(kind)?.rtpParameters.codecs.slice(0, 1) ?? []);
     const codecs = viewerCodecs(parsed.rtpCapabilities, produced);
-    if (codecs.length === 0) throw new OfferError(`the offer receives none of the stream's codecs (${session.videoCodec ?? 'no video'}${session.hasAudio ? ', Opus' : ''})`);
+    const noCodec = (): OfferError => new OfferError(`the offer receives none of the stream's codecs (${session.videoCodec ?? 'no video'}${session.hasAudio ? ', Opus' : ''})`);
+    if (codecs.length === 0) throw noCodec();
     const plant = await this.#ready();
     const sender = await this.#joinViewerRouter(plant, codecs);
     let transport: types.WebRtcTransport;
@@ -192,7 +193,7 @@ export class MediasoupEngine implements IngestEngine {
       } catch (error) {
         throw new OfferError(`the WebRTC engine cannot take this offer (${(error as Error).message ?? error})`);
       }
-      if (tracks.size === 0) throw new OfferError(`the offer receives none of the stream's codecs (${session.videoCodec ?? 'no video'}${session.hasAudio ? ', Opus' : ''})`);
+      if (tracks.size === 0) throw noCodec();
       viewer.answer = viewerAnswerSdp(parsed, tracks, transport, (a) => this.#announced.has(a), 'gateway');
       return viewer;
     } catch (error) {

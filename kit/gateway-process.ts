@@ -16,9 +16,15 @@ export class GatewayProcess {
   private constructor(
     private readonly child: ChildProcess,
     readonly baseUrl: string,
-    /** The data folder made for this gateway alone (its kept pushes), removed when it stops. */
-    private readonly ownDataDir?: string,
-  ) {}
+    /** The data folder made for this gateway alone (its kept pushes), removed once it has exited, however it ended. */
+    ownDataDir?: string,
+  ) {
+    this.#cleaned = new Promise<void>((resolve) => child.once('exit', () => resolve())).then(async () => {
+      if (ownDataDir) await rm(ownDataDir, { recursive: true, force: true });
+    });
+  }
+
+  readonly #cleaned: Promise<void>;
 
   /** `script`: the built server by default; tests run `src/server.ts` with `--import tsx`. */
   static async start(logFile: string, env: Record<string, string> = {}, nodeArgs: string[] = [], script = 'dist/server/server.js'): Promise<GatewayProcess> {
@@ -122,19 +128,18 @@ export class GatewayProcess {
 
   async stop(): Promise<void> {
     await stopProcess(this.child, 15_000);
-    if (this.ownDataDir) await rm(this.ownDataDir, { recursive: true, force: true });
+    await this.#cleaned;
   }
 
   /** Resolves with the gateway's exit code once it has exited by itself (null when a signal ended it). */
-  exited(): Promise<number | null> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve(this.child.exitCode);
-    return new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+  async exited(): Promise<number | null> {
+    await this.#cleaned;
+    return this.child.exitCode;
   }
 
   /** Sends `signal` to the gateway alone and resolves with its exit code (null when a signal ended it). */
   async signal(signal: NodeJS.Signals): Promise<number | null> {
-    const exited = new Promise<number | null>((resolve) => this.child.once('exit', (code) => resolve(code)));
     process.kill(this.pid, signal);
-    return exited;
+    return this.exited();
   }
 }

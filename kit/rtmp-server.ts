@@ -1,19 +1,33 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startProcess, stopProcess, waitFor } from './processes.js';
 
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
+  return (await freePorts(1))[0]!;
+}
+
+/**
+ * `count` ports free on loopback, all different: each is held until every one is chosen, so the
+ * kernel cannot hand the same port out twice.
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers: Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const server = createServer();
+      servers.push(server);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', resolve);
+      });
+    }
+    return servers.map((server) => (server.address() as { port: number }).port);
+  } finally {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  }
 }
 
 export interface RtmpStream {
@@ -59,9 +73,28 @@ export class NginxRtmp {
   static async start(options: NginxOptions = {}): Promise<NginxRtmp> {
     const dir = await mkdtemp(join(tmpdir(), 'nginx-rtmp-'));
     const address = options.netns?.address ?? '127.0.0.1';
-    const rtmpPort = await freePort();
-    const httpPort = await freePort();
-    const conf = `
+    try {
+      await mkdir(join(dir, 'rec'));
+      // Another process may take a chosen port before nginx binds it: then new ports, a few times.
+      for (let attempt = 1; ; attempt++) {
+        const [rtmpPort, httpPort] = (await freePorts(2)) as [number, number];
+        await writeFile(join(dir, 'nginx.conf'), NginxRtmp.#conf(dir, address, rtmpPort, httpPort, options));
+        try {
+          return new NginxRtmp(dir, address, rtmpPort, httpPort, await NginxRtmp.#spawn(dir, address, httpPort, options), options);
+        } catch (error) {
+          const log = await readFile(join(dir, 'error.log'), 'utf8').catch(() => '');
+          if (attempt === 3 || !log.includes('Address already in use')) throw error;
+          await rm(join(dir, 'error.log'), { force: true });
+        }
+      }
+    } catch (error) {
+      await rm(dir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  static #conf(dir: string, address: string, rtmpPort: number, httpPort: number, options: NginxOptions): string {
+    return `
 load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
 daemon off;
 master_process off;
@@ -93,11 +126,6 @@ http {
   }
 }
 `;
-    await writeFile(join(dir, 'nginx.conf'), conf);
-    const { mkdir } = await import('node:fs/promises');
-    await mkdir(join(dir, 'rec'));
-    const server = new NginxRtmp(dir, address, rtmpPort, httpPort, await NginxRtmp.#spawn(dir, address, httpPort, options), options);
-    return server;
   }
 
   static async #spawn(dir: string, address: string, httpPort: number, options: NginxOptions): Promise<ChildProcess> {
@@ -105,14 +133,19 @@ http {
     const child = options.netns ? startProcess('ip', ['netns', 'exec', options.netns.name, ...nginx]) : startProcess(nginx[0]!, nginx.slice(1));
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    await waitFor(`nginx-rtmp to listen (${stderr})`, async () => {
-      if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`);
-      try {
-        return (await fetch(`http://${address}:${httpPort}/stat`)).ok;
-      } catch {
-        return false;
-      }
-    });
+    try {
+      await waitFor(`nginx-rtmp to listen (${stderr})`, async () => {
+        if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`);
+        try {
+          return (await fetch(`http://${address}:${httpPort}/stat`)).ok;
+        } catch {
+          return false;
+        }
+      });
+    } catch (error) {
+      await stopProcess(child);
+      throw error;
+    }
     return child;
   }
 
@@ -146,7 +179,6 @@ http {
 
   /** With `recordUnique`: the recordings of `stream`, one per publish, oldest first. */
   async recordings(stream: string): Promise<string[]> {
-    const { readdir } = await import('node:fs/promises');
     const names = (await readdir(join(this.dir, 'rec'))).filter((n) => n.startsWith(`${stream}-`) && n.endsWith('.flv'));
     return names.sort((a, b) => Number(a.slice(stream.length + 1, -4)) - Number(b.slice(stream.length + 1, -4))).map((n) => join(this.dir, 'rec', n));
   }

@@ -20,6 +20,7 @@ import { NginxRtmp } from '../kit/rtmp-server.js';
 import { audioCommands } from './audio-commands.js';
 import { capacity } from './capacity.js';
 import { fanout } from './fanout.js';
+import { glassToGlass } from './glass.js';
 import { push } from './latency.js';
 import { outputs } from './outputs.js';
 import { overload } from './overload.js';
@@ -88,6 +89,7 @@ async function main(): Promise<void> {
     if (sections.has('outputs')) {
       nginx ??= await NginxRtmp.start();
       await outputs(bench, gateway, fixture, nginx);
+      await glassToGlass(bench, gateway, plan.pushSeconds);
     }
     if (sections.has('capacity')) {
       nginx ??= await NginxRtmp.start();

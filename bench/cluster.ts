@@ -5,7 +5,7 @@ import { GatewayProcess } from '../kit/gateway-process.js';
 import { now, sleep, waitFor } from '../kit/processes.js';
 import { RedisServer } from '../kit/redis-server.js';
 import { RtmpReceiver, type RtmpMediaMessage } from '../kit/rtmp-receiver.js';
-import { freePort } from '../kit/rtmp-server.js';
+import { freePorts } from '../kit/rtmp-server.js';
 import { median } from '../kit/stats.js';
 import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
 import { TcpBalancer } from '../kit/tcp-balancer.js';
@@ -24,7 +24,8 @@ class Cluster {
 
   static async start(work: string, ids: string[]): Promise<Cluster> {
     const cluster = new Cluster(await RedisServer.start(), work);
-    for (const id of ids) cluster.ports.set(id, await freePort());
+    const chosen = await freePorts(ids.length);
+    ids.forEach((id, i) => cluster.ports.set(id, chosen[i]!));
     await Promise.all(ids.map((id) => cluster.startNode(id)));
     return cluster;
   }

@@ -21,7 +21,7 @@ import { GatewayProcess } from '../kit/gateway-process.js';
 import { sleep, stopAllProcesses, waitFor } from '../kit/processes.js';
 import { slopeAtLoad } from '../kit/stats.js';
 import { RedisServer } from '../kit/redis-server.js';
-import { freePort, NginxRtmp } from '../kit/rtmp-server.js';
+import { freePorts, NginxRtmp } from '../kit/rtmp-server.js';
 import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
 import { TcpBalancer } from '../kit/tcp-balancer.js';
 
@@ -80,7 +80,8 @@ async function main(): Promise<void> {
   const nodes = new Map<string, GatewayProcess>();
   const dataDir = join(WORK, 'soak-data');
   const ids = Array.from({ length: nodeCount }, (_, i) => `s${i + 1}`);
-  for (const id of ids) ports.set(id, await freePort());
+  const chosen = await freePorts(ids.length);
+  ids.forEach((id, i) => ports.set(id, chosen[i]!));
   // Each start of a node logs to a file of its own, at info: what a trouble did stays to be read.
   const starts = new Map<string, number>();
   const startNode = async (id: string): Promise<void> => {

@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,20 +10,39 @@ export async function freePort(): Promise<number> {
   return (await freePorts(1))[0]!;
 }
 
+/** The lowest port of the kernel's ephemeral range, where outgoing connections take their own ports. */
+function ephemeralLow(): number {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+const LOWEST = 20_000;
+
+function listen(server: Server, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => resolve(true));
+  });
+}
+
 /**
- * `count` ports free on loopback, all different: each is held until every one is chosen, so the
- * kernel cannot hand the same port out twice.
+ * `count` TCP ports free on loopback, all different: each is held until every one is chosen, so
+ * none is handed out twice. They are taken at random below the ephemeral range, where the kernel
+ * finds outgoing connections their local ports: no connection made before the test's server binds
+ * one (or binds it again, after a restart) can hold it.
  */
 export async function freePorts(count: number): Promise<number[]> {
+  const below = ephemeralLow();
   const servers: Server[] = [];
   try {
-    for (let i = 0; i < count; i++) {
+    for (let tries = 0; servers.length < count; tries++) {
+      if (tries === 100 * count) throw new Error(`no ${count} free ports on 127.0.0.1 in ${tries} tries`);
       const server = createServer();
-      servers.push(server);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', resolve);
-      });
+      const port = below - LOWEST > 1000 ? LOWEST + Math.floor(Math.random() * (below - LOWEST)) : 0;
+      if (await listen(server, port)) servers.push(server);
     }
     return servers.map((server) => (server.address() as { port: number }).port);
   } finally {

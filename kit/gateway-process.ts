@@ -13,6 +13,9 @@ import { THIS_MACHINE } from './this-machine.js';
  * so that its CPU and memory can be read from /proc apart from the benchmark's.
  */
 export class GatewayProcess {
+  /** Settles once the process has exited and its own data folder is removed. */
+  readonly #cleaned: Promise<void>;
+
   private constructor(
     private readonly child: ChildProcess,
     readonly baseUrl: string,
@@ -23,8 +26,6 @@ export class GatewayProcess {
       if (ownDataDir) await rm(ownDataDir, { recursive: true, force: true });
     });
   }
-
-  readonly #cleaned: Promise<void>;
 
   /** `script`: the built server by default; tests run `src/server.ts` with `--import tsx`. */
   static async start(logFile: string, env: Record<string, string> = {}, nodeArgs: string[] = [], script = 'dist/server/server.js'): Promise<GatewayProcess> {

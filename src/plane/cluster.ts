@@ -7,7 +7,7 @@ import type { PushChange } from '../transponders/changes.js';
 import { isActive } from '../transponders/states.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import { checkResult, PLACE_METHODS, ROUTED_METHODS, type PlaceMethod, type RoutedCalls, type RoutedMethod } from './methods.js';
-import { NodeCalls } from './node-calls.js';
+import { NodeCalls, NodeUnreachable } from './node-calls.js';
 import { ClusterNews } from './cluster-news.js';
 import type { MediaPlane, PlaneStatus, PublishHandlers } from './plane.js';
 
@@ -111,8 +111,12 @@ export class ClusterPlane implements MediaPlane {
       try {
         published = await this.calls.publish(target.url, name, offer, clientAddress);
       } catch (error) {
-        // A node that began draining since the list was read hands the stream over and refuses it: placed again, elsewhere.
-        if (!(error instanceof GatewayError && error.code === 'unavailable' && error.message.includes(DRAINING))) throw error;
+        // A node that began draining since the list was read hands the stream over and refuses it;
+        // one that is gone (killed, its registration not yet timed out) never got the offer: placed
+        // again, elsewhere.
+        const draining = error instanceof GatewayError && error.code === 'unavailable' && error.message.includes(DRAINING);
+        if (!draining && !(error instanceof NodeUnreachable)) throw error;
+        if (!draining) this.log.warn({ stream: name, node: target.id, reason: (error as Error).message }, 'the node a publish was placed at is gone: placed again');
         this.#nodes = undefined;
         refused.add(target.id);
         target = await this.#placeFor(name, refused);

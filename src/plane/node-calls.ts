@@ -25,6 +25,19 @@ const replacer = (_key: string, value: unknown): unknown =>
 const reviver = (_key: string, value: unknown): unknown =>
   value && typeof value === 'object' && typeof (value as { $bytes?: unknown }).$bytes === 'string' ? Buffer.from((value as { $bytes: string }).$bytes, 'base64') : value;
 
+/** Connection errors that mean the call never reached its node: nothing listens there (it is gone). */
+const NOT_DELIVERED = ['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH'];
+
+/**
+ * A call that never reached its node: nothing was done there, so it may be made elsewhere. (A call
+ * that timed out or broke on the way may have been done: it is a plain `unavailable`.)
+ */
+export class NodeUnreachable extends GatewayError {
+  constructor(url: string, reason: string) {
+    super('unavailable', `node at ${url} cannot be reached: ${reason}`);
+  }
+}
+
 /**
  * Calls between the nodes of a cluster: a method of `PLACE_METHODS` and its arguments, sent to the
  * node that holds the stream or the push. Calls and replies are sealed with the cluster's secret
@@ -72,6 +85,8 @@ export class NodeCalls {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (error) {
+      const code = (error as { cause?: { code?: string } }).cause?.code;
+      if (code && NOT_DELIVERED.includes(code)) throw new NodeUnreachable(url, code);
       throw new GatewayError('unavailable', `node at ${url} cannot be reached: ${(error as Error).message}`);
     }
     const body = (await response.json().catch(() => undefined)) as { sealed?: string } | undefined;

@@ -1,8 +1,9 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
+import { nginxConf } from './nginx-conf.js';
 import { startProcess, stopProcess, waitFor } from './processes.js';
 import { freePorts } from './rtmp-server.js';
 
@@ -51,23 +52,7 @@ export class DeployBalancer {
       for (const [node, address] of Object.entries(backends)) server = server.split(`${node}:8080`).join(address);
       if (!/listen 8080;/.test(server)) throw new Error('deploy/nginx.conf no longer listens on 8080: the test does not know where');
       server = server.replace('listen 8080;', `listen 127.0.0.1:${port};`);
-      for (const temp of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await mkdir(join(dir, `tmp-${temp}`));
-      await writeFile(join(dir, 'nginx.conf'), `
-daemon off;
-master_process off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log info;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/tmp-body;
-  proxy_temp_path ${dir}/tmp-proxy;
-  fastcgi_temp_path ${dir}/tmp-fastcgi;
-  uwsgi_temp_path ${dir}/tmp-uwsgi;
-  scgi_temp_path ${dir}/tmp-scgi;
-${server}
-}
-`);
+      await writeFile(join(dir, 'nginx.conf'), nginxConf(dir, server));
       const child = startProcess('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir]);
       let stderr = '';
       child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -4,6 +4,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { nginxConf } from './nginx-conf.js';
 import { startProcess, stopProcess, waitFor } from './processes.js';
 
 export async function freePort(): Promise<number> {
@@ -114,13 +115,7 @@ export class NginxRtmp {
   }
 
   static #conf(dir: string, address: string, rtmpPort: number, httpPort: number, options: NginxOptions): string {
-    return `
-load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
-daemon off;
-master_process off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log info;
-events { worker_connections 256; }
+    const rtmp = `load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
 rtmp {
   server {
     listen ${address}:${rtmpPort};
@@ -132,20 +127,11 @@ ${['live', ...(options.apps ?? [])].map((app) => `    application ${app} {
       record_unique ${options.recordUnique ? 'on' : 'off'};
     }`).join('\n')}
   }
-}
-http {
-  access_log off;
-  client_body_temp_path ${dir}/tmp-body;
-  proxy_temp_path ${dir}/tmp-proxy;
-  fastcgi_temp_path ${dir}/tmp-fastcgi;
-  uwsgi_temp_path ${dir}/tmp-uwsgi;
-  scgi_temp_path ${dir}/tmp-scgi;
-  server {
+}`;
+    return nginxConf(dir, `  server {
     listen ${address}:${httpPort};
     location /stat { rtmp_stat all; }
-  }
-}
-`;
+  }`, rtmp);
   }
 
   static async #spawn(dir: string, address: string, httpPort: number, options: NginxOptions): Promise<ChildProcess> {

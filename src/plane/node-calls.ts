@@ -25,8 +25,8 @@ const replacer = (_key: string, value: unknown): unknown =>
 const reviver = (_key: string, value: unknown): unknown =>
   value && typeof value === 'object' && typeof (value as { $bytes?: unknown }).$bytes === 'string' ? Buffer.from((value as { $bytes: string }).$bytes, 'base64') : value;
 
-/** Connection errors that mean the call never reached its node: nothing listens there (it is gone). */
-const NOT_DELIVERED = ['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH'];
+/** Errors that mean the call never reached its node: nothing listens there (it is gone), or its name is not found. */
+const NOT_DELIVERED = ['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND'];
 
 /**
  * A call that never reached its node: nothing was done there, so it may be made elsewhere. (A call

@@ -176,7 +176,7 @@ export class ClusterPlane implements MediaPlane {
    */
   async #placeFor(name: string, refused: ReadonlySet<string> = new Set()): Promise<ListedNode | undefined> {
     let claim = await this.node.claims.holder(name).catch(() => undefined);
-    const nodes = (await this.#list()).filter((n) => !refused.has(n.id));
+    const nodes = (await this.#list(true)).filter((n) => !refused.has(n.id));
     const holder = claim && nodes.find((n) => n.id === claim!.node);
     if (holder?.draining && holder.id !== this.node.id) {
       await this.calls.handOver(holder.url, name).catch((error: Error) => this.log.warn({ stream: name, node: holder.id, reason: error.message }, 'a draining node did not hand the stream over'));
@@ -292,12 +292,12 @@ export class ClusterPlane implements MediaPlane {
   }
 
   /**
-   * The nodes, read at most once a second. While Redis cannot be read, the last list read goes on
-   * being used: calls between nodes need no Redis, so lists still gather every node, and calls
-   * still reach theirs.
+   * The nodes, read at most once a second, or now when `fresh` (a placement goes by the latest
+   * heartbeats). While Redis cannot be read, the last list read goes on being used: calls between
+   * nodes need no Redis, so lists still gather every node, and calls still reach theirs.
    */
-  #list(): Promise<KnownNode[]> {
-    if (!this.#nodes || Date.now() - this.#nodes.at > 1000) {
+  #list(fresh = false): Promise<KnownNode[]> {
+    if (fresh || !this.#nodes || Date.now() - this.#nodes.at > 1000) {
       const list = this.node.registry.list().then(
         (nodes) => (this.#lastList = nodes.map((n) => ({ ...n, heardAt: Date.now() - n.heardAgoMs }))),
         () => {

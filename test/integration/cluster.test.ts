@@ -153,7 +153,9 @@ t.test('a publish through a loaded node is placed at the least-loaded one: media
 });
 
 t.test('publishes arriving together are spread: each placed one counts in its node\'s load before that node tells it', async (t) => {
-  // n2 serves c1; n1 and n3 serve nothing, and their heartbeats, read a moment ago, say so.
+  // n2 serves c1; n1 and n3 serve nothing, once their heartbeats say so (n1 served c3 until just now).
+  const idle = async (): Promise<boolean> => ((await node('n2').request('GET', '/rest-api/cluster/nodes')).body.nodes as { id: string; publishers: number }[]).every((n) => n.publishers === (n.id === 'n2' ? 1 : 0));
+  await waitFor('n1 and n3 tell they serve nothing', idle, 5000);
   const [a, b] = await Promise.all([publish('n2', 'c4'), publish('n2', 'c5')]);
   const served = [await waitFor('c4 served', () => servingNode('c4'), 5000), await waitFor('c5 served', () => servingNode('c5'), 5000)];
   t.same(served.sort(), ['n1', 'n3'], 'one at each of the two least-loaded nodes');
@@ -161,7 +163,6 @@ t.test('publishes arriving together are spread: each placed one counts in its no
     await p.stop();
     publishers.splice(publishers.indexOf(p), 1);
   }
-  const idle = async (): Promise<boolean> => ((await node('n2').request('GET', '/rest-api/cluster/nodes')).body.nodes as { id: string; publishers: number }[]).every((n) => n.publishers === (n.id === 'n2' ? 1 : 0));
   await waitFor('n1 and n3 tell they serve nothing again', idle, 5000);
 });
 

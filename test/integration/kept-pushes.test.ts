@@ -105,7 +105,7 @@ t.test('killed with SIGKILL while pushes are being started: every push it acknow
     const running = (await pushesOf('kept')).filter((p) => p.state === 'running').map((p) => p.mediaSessionId as string);
     return [firstId, ...acknowledged].every((id) => running.includes(id)) && running;
   }, 30_000);
-  t.ok(ids.includes(firstId), 'with the first push');
+  t.pass(`the ${acknowledged.length} acknowledged and the first run again (${ids.length} running)`);
 
   // Terminated, a kept push stays ended across a restart: every one the stream has (one written
   // but not acknowledged before the kill may still be starting).

@@ -3,8 +3,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { nginxConf } from './nginx-conf.js';
-import { startProcess, stopProcess, waitFor } from './processes.js';
+import { nginxConf, startNginx } from './nginx.js';
+import { stopProcess } from './processes.js';
 import { freePorts } from './rtmp-server.js';
 
 const DEPLOY = join(import.meta.dirname, '..', 'deploy');
@@ -53,20 +53,8 @@ export class DeployBalancer {
       if (!/listen 8080;/.test(server)) throw new Error('deploy/nginx.conf no longer listens on 8080: the test does not know where');
       server = server.replace('listen 8080;', `listen 127.0.0.1:${port};`);
       await writeFile(join(dir, 'nginx.conf'), nginxConf(dir, server));
-      const child = startProcess('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir]);
-      let stderr = '';
-      child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-      const balancer = new DeployBalancer(dir, child, port);
-      try {
-        await waitFor('the balancer to listen', async () => {
-          if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}${await readFile(join(dir, 'error.log'), 'utf8').catch(() => '')}`);
-          return fetch(`${balancer.url}/health`).then(() => true, () => false);
-        });
-      } catch (error) {
-        await stopProcess(child);
-        throw error;
-      }
-      return balancer;
+      const listening = (): Promise<boolean> => fetch(`http://127.0.0.1:${port}/health`).then(() => true, () => false);
+      return new DeployBalancer(dir, await startNginx(dir, listening), port);
     } catch (error) {
       await rm(dir, { recursive: true, force: true });
       throw error;

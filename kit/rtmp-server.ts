@@ -4,8 +4,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { nginxConf } from './nginx-conf.js';
-import { startProcess, stopProcess, waitFor } from './processes.js';
+import { nginxConf, startNginx } from './nginx.js';
+import { stopProcess } from './processes.js';
 
 export async function freePort(): Promise<number> {
   return (await freePorts(1))[0]!;
@@ -134,25 +134,9 @@ ${['live', ...(options.apps ?? [])].map((app) => `    application ${app} {
   }`, rtmp);
   }
 
-  static async #spawn(dir: string, address: string, httpPort: number, options: NginxOptions): Promise<ChildProcess> {
-    const nginx = ['nginx', '-c', join(dir, 'nginx.conf'), '-p', dir];
-    const child = options.netns ? startProcess('ip', ['netns', 'exec', options.netns.name, ...nginx]) : startProcess(nginx[0]!, nginx.slice(1));
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    try {
-      await waitFor(`nginx-rtmp to listen (${stderr})`, async () => {
-        if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`);
-        try {
-          return (await fetch(`http://${address}:${httpPort}/stat`)).ok;
-        } catch {
-          return false;
-        }
-      });
-    } catch (error) {
-      await stopProcess(child);
-      throw error;
-    }
-    return child;
+  static #spawn(dir: string, address: string, httpPort: number, options: NginxOptions): Promise<ChildProcess> {
+    const ready = (): Promise<boolean> => fetch(`http://${address}:${httpPort}/stat`).then((r) => r.ok, () => false);
+    return startNginx(dir, ready, options.netns?.name);
   }
 
   get pid(): number | undefined {

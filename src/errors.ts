@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'headers_too_large'
   | 'destination_refused'
   | 'destination_unreachable'
+  | 'insufficient_storage'
   | 'internal'
   | 'unavailable';
 
@@ -40,6 +41,8 @@ const STATUS: Record<ErrorCode, number> = {
   destination_unreachable: 500,
   internal: 500,
   unavailable: 503,
+  // A recording refused or ended for want of disk space (RFC 4918's status).
+  insufficient_storage: 507,
 };
 
 /** When to try again after a 429 or 503 that names no time of its own (seconds). */

@@ -1,4 +1,4 @@
-import { open, realpath, stat } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { GatewayError, invalid } from '../errors.js';
 import { TypedEmitter, type ListenerErrorHandler } from '../events.js';
@@ -6,6 +6,7 @@ import type { MixSource } from './mixer.js';
 import { PCM_CHANNELS, PCM_SAMPLE_RATE } from './pcm.js';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
+import { openOwnFile } from '../security/own-files.js';
 
 const BYTES_PER_FRAME = 2 * PCM_CHANNELS;
 /** Decoded audio held ahead of playback: ~5 s; the decoder is paused beyond it. */
@@ -32,13 +33,15 @@ export async function resolveSoundFile(mediaDir: string, name: string, field = '
     throw invalid(field, `cannot be read: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
   }
   if (!path.startsWith(dir + sep)) throw invalid(field, 'leads outside the media directory');
-  if (!(await stat(path)).isFile()) throw invalid(field, 'is not a regular file');
   const header = Buffer.alloc(12);
-  const file = await open(path, 'r');
+  // The resolved path, opened without following a link swapped in since.
+  const file = await openOwnFile(path).catch(() => {
+    throw invalid(field, 'is not a regular file');
+  });
   try {
-    await file.read(header, 0, 12, 0);
+    await file.handle.read(header, 0, 12, 0);
   } finally {
-    await file.close();
+    await file.handle.close();
   }
   if (header.toString('latin1', 0, 4) !== 'RIFF' || header.toString('latin1', 8, 12) !== 'WAVE') throw invalid(field, 'is not a RIFF WAV file');
   return path;

@@ -21,6 +21,12 @@ const secretSource = {
   secret_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
   secret_file: z.string().min(1).optional(),
 };
+/** File permissions as an octal string (`0640`): nobody but the owner may write. */
+const octalMode = z
+  .string()
+  .regex(/^0?[0-7]{3}$/, 'must be octal permissions such as 0640')
+  .refine((mode) => (parseInt(mode, 8) & 0o022) === 0, 'must not let the group or others write (no 2 in the last two digits)');
+
 const keyId = z.string().regex(/^[\w.-]{1,64}$/, 'must be 1-64 letters, digits, "_", "." or "-"');
 function oneSecret(value: { secret?: string; secret_env?: string; secret_file?: string }, ctx: z.RefinementCtx): void {
   const given = [value.secret, value.secret_env, value.secret_file].filter((v) => v !== undefined).length;
@@ -200,6 +206,8 @@ export const configSchema = z
     record_part_s: z.number().int().min(10).max(86400).default(1800).describe('a recording is split into parts of this long (s), each cut at a keyframe'),
     record_retention_hours: z.number().min(0).max(87600).default(0).describe('finished recordings older than this are deleted (0: kept)'),
     record_retention_max_mb: z.number().int().min(0).default(0).describe('while finished recordings take more than this (MB), the oldest are deleted (0: no limit)'),
+    record_file_mode: octalMode.default('0640').describe('permissions of recording files (octal): the gateway\'s user reads and writes, its group reads'),
+    record_dir_mode: octalMode.default('0750').describe('permissions of `record_dir` when the gateway makes it (octal)'),
     record_min_free_mb: z.number().int().min(0).default(512).describe('a recording ends (`failed`, saying why) when the disk of `record_dir` has less than this free (MB); none starts then'),
     cluster: z
       .strictObject({

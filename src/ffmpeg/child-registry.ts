@@ -1,5 +1,6 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { createOwnFileSync, readOwnFileSync } from '../security/own-files.js';
 
 interface Entry {
   pid: number;
@@ -35,7 +36,7 @@ export class ChildRegistry {
   static reap(file: string): number[] {
     let entries: Entry[];
     try {
-      entries = (JSON.parse(readFileSync(file, 'utf8')) as { children: Entry[] }).children;
+      entries = (JSON.parse(readOwnFileSync(file)) as { children: Entry[] }).children;
     } catch {
       return [];
     }
@@ -54,7 +55,9 @@ export class ChildRegistry {
 
   #save(): void {
     const temporary = `${this.file}.${process.pid}.tmp`;
-    writeFileSync(temporary, JSON.stringify({ gatewayPid: process.pid, children: [...this.#entries.values()] }));
+    // Made anew each time, never written through a link left at its name; the rename replaces a link at `file` itself.
+    rmSync(temporary, { force: true });
+    createOwnFileSync(temporary, JSON.stringify({ gatewayPid: process.pid, children: [...this.#entries.values()] }));
     renameSync(temporary, this.file);
   }
 }

@@ -1,7 +1,15 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
+import { GatewayError } from '../errors.js';
 import { TypedEmitter, type ListenerErrorHandler } from '../events.js';
+
+/**
+ * ffmpeg's file descriptor 3: `'video'`, a pipe for `writeVideo` (its `pipe:3`); or a descriptor of
+ * the gateway's handed over as it is (ffmpeg reads it as `/proc/self/fd/3`: a folder it writes into,
+ * a file of secret options). The caller closes its own copy once ffmpeg has started.
+ */
+export type Fd3 = 'video' | number;
 
 export type FfmpegEvents = {
   /** A line of ffmpeg's log. */
@@ -37,12 +45,18 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
 
   /**
    * `onListenerError` hears of a listener that threw (isolated from the others and from this
-   * process); `videoInput` opens a fourth pipe, ffmpeg's `pipe:3`, for `writeVideo`.
+   * process); `fd3` gives ffmpeg a fourth descriptor. Arguments Node refuses to pass (a NUL in one)
+   * are a `GatewayError` whose message holds none of them: an argument may be a secret.
    */
-  constructor(binary: string, args: readonly string[], onListenerError?: ListenerErrorHandler, videoInput = false) {
+  constructor(binary: string, args: readonly string[], onListenerError?: ListenerErrorHandler, fd3?: Fd3) {
     super(onListenerError);
-    this.#child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe', ...(videoInput ? (['pipe'] as const) : [])], detached: true }) as ChildProcessByStdio<Writable, Readable, Readable>;
-    this.#video = videoInput ? (this.#child.stdio[3] as Writable) : undefined;
+    const extra = fd3 === undefined ? [] : [fd3 === 'video' ? ('pipe' as const) : fd3];
+    try {
+      this.#child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe', ...extra], detached: true }) as ChildProcessByStdio<Writable, Readable, Readable>;
+    } catch (error) {
+      throw new GatewayError('internal', `ffmpeg could not be started (${(error as NodeJS.ErrnoException).code ?? 'spawn refused its arguments'})`);
+    }
+    this.#video = fd3 === 'video' ? (this.#child.stdio[3] as Writable) : undefined;
     this.#video?.on('error', () => {}); // EPIPE once ffmpeg is gone
     const pid = this.#child.pid;
     this.exited = new Promise((resolve) => {
@@ -55,7 +69,8 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
       this.#child.once('exit', finish);
       // A binary that cannot be started gets 'error' and no 'exit': it has ended all the same.
       this.#child.once('error', (error) => {
-        this.safeEmit('line', `failed to start ${binary}: ${error.message}`);
+        // The code only: Node's message may quote the arguments.
+        this.safeEmit('line', `failed to start ${binary}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
         if (pid === undefined) finish(SPAWN_FAILED, null);
       });
     });

@@ -1,5 +1,5 @@
 import type { ListenerErrorHandler } from '../events.js';
-import { FfmpegProcess } from './ffmpeg-process.js';
+import { FfmpegProcess, type Fd3 } from './ffmpeg-process.js';
 
 /** Where the PIDs of running children are recorded, so that a killed gateway's can be found (`ChildRegistry`). */
 export interface ChildRecord {
@@ -16,9 +16,9 @@ export class FfmpegSupervisor {
 
   constructor(private readonly record?: ChildRecord) {}
 
-  /** Starts ffmpeg; with `videoInput`, its `pipe:3` is a video input (`FfmpegProcess.writeVideo`). */
-  spawn(binary: string, args: readonly string[], onListenerError?: ListenerErrorHandler, videoInput = false): FfmpegProcess {
-    const child = new FfmpegProcess(binary, args, onListenerError, videoInput);
+  /** Starts ffmpeg, with a descriptor 3 when `fd3` says which (`Fd3`). */
+  spawn(binary: string, args: readonly string[], onListenerError?: ListenerErrorHandler, fd3?: Fd3): FfmpegProcess {
+    const child = new FfmpegProcess(binary, args, onListenerError, fd3);
     const pid = child.pid;
     this.#live.add(child);
     if (pid !== undefined) this.record?.add(pid);

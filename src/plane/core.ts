@@ -113,7 +113,7 @@ export function checkSettings(config: GatewayConfig, ffmpeg: FfmpegSupervisor, l
     flashVer: config.rtmp_flash_ver_subscriber,
     localAddress: config.rtmp_publisher_ip || undefined,
     secureContext: createSecureContext({ ca: rtmpsTrust(config.rtmps_ca_file) }),
-    spawn: (args) => ffmpeg.spawn(config.ffmpeg_path, args),
+    spawn: (args, fd3) => ffmpeg.spawn(config.ffmpeg_path, args, undefined, fd3),
   };
 }
 
@@ -162,7 +162,7 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
       ffmpegPath: config.ffmpeg_path,
       ffmpeg,
       mediaDir: resolve(ROOT, config.media_dir),
-      record: { dir: resolve(ROOT, config.record_dir), filePattern: config.record_file_pattern, partS: config.record_part_s, minFreeMb: config.record_min_free_mb },
+      record: { dir: resolve(ROOT, config.record_dir), filePattern: config.record_file_pattern, partS: config.record_part_s, minFreeMb: config.record_min_free_mb, fileMode: parseInt(config.record_file_mode, 8), dirMode: parseInt(config.record_dir_mode, 8) },
       encoding: {
         keepAspectRatio: config.transcoding_keep_aspect_ratio,
         transcodingEnabled: config.transcoding_enabled,

@@ -1,9 +1,11 @@
-import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { conflict, notFound } from '../errors.js';
 import type { LifecycleEvent } from '../plane/lifecycle.js';
+import { openOwnFile, readOwnFile } from '../security/own-files.js';
 import { listedParts, PART_FILE, recordingFiles, type RecordingAbout } from '../transponders/record-link.js';
 
 /** How often retention is applied, besides after each finished part (ms). */
@@ -85,15 +87,16 @@ export class RecordingLibrary {
     for (const [name, files] of byRecording) {
       const about = await this.#about(name);
       if (!about || (filter.streamName !== undefined && about.stream !== filter.streamName)) continue;
-      const listed = await listedParts(recordingFiles(this.dir, name).parts);
+      const listed = await this.#listed(name);
       // ffmpeg lists times on the stream's clock, which need not start at 0 (a recording made
       // again after a loss goes on with the push's timeline): they count from the first part's.
       const starts = [...listed.values()].map((p) => p.start);
       const origin = starts.length ? Math.min(...starts) : 0;
       let next = origin; // where a part not in the list began: where the one before it ended
       for (const file of files.sort()) {
-        const size = await stat(join(this.dir, file)).then((s) => s.size, () => undefined);
-        if (size === undefined) continue; // deleted meanwhile
+        // Deleted meanwhile, or not a file of the gateway's (a link, a folder): not listed.
+        const size = await lstat(join(this.dir, file)).then((s) => (s.isFile() ? s.size : undefined), () => undefined);
+        if (size === undefined) continue;
         const part = listed.get(file);
         const startS = part?.start ?? next;
         next = part?.end ?? next;
@@ -112,16 +115,20 @@ export class RecordingLibrary {
     return found.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.fileName.localeCompare(b.fileName));
   }
 
-  /** A part to download: its path and size now (a part being written grows). */
-  async file(fileName: string): Promise<{ path: string; size: number }> {
-    const path = join(this.dir, fileName);
-    const size = await stat(path).then((s) => (s.isFile() ? s.size : undefined), () => undefined);
-    if (size === undefined) throw notFound(`no recording ${fileName}`);
-    return { path, size };
+  /**
+   * A part to download, opened (never through a link, and only a regular file) with its size now (a
+   * part being written grows). The caller closes the handle.
+   */
+  async file(fileName: string): Promise<{ handle: FileHandle; size: number }> {
+    try {
+      return await openOwnFile(join(this.dir, fileName));
+    } catch {
+      throw notFound(`no recording ${fileName}`);
+    }
   }
 
   async remove(fileName: string): Promise<void> {
-    await this.file(fileName);
+    await (await this.file(fileName)).handle.close();
     if (this.#writing.has(fileName)) throw conflict(`${fileName} is being recorded: terminate its push first`);
     await this.#delete(fileName, 'deleted on request');
   }
@@ -151,19 +158,27 @@ export class RecordingLibrary {
   }
 
   async #delete(fileName: string, why: string): Promise<void> {
-    await rm(join(this.dir, fileName), { force: true });
+    const name = PART_FILE.exec(fileName)![1]!;
+    const { about, parts, writing } = recordingFiles(this.dir, name);
+    // A link to the part may be left in the recording's folder by a gateway that was killed.
+    await Promise.all([rm(join(this.dir, fileName), { force: true }), rm(join(writing, fileName), { force: true })]);
     this.log.info({ file: fileName, why }, 'recording deleted');
     // The recording's own files go with its last part.
-    const name = PART_FILE.exec(fileName)![1]!;
     const left = (await readdir(this.dir)).some((f) => PART_FILE.exec(f)?.[1] === name);
     if (left) return;
-    const { about, parts } = recordingFiles(this.dir, name);
-    await Promise.all([rm(about, { force: true }), rm(parts, { force: true })]);
+    await Promise.all([rm(about, { force: true }), rm(parts, { force: true }), rm(writing, { recursive: true, force: true })]);
+  }
+
+  /** ffmpeg's list of the recording's finished parts: beside them once it ended, in its own folder while it records. */
+  async #listed(name: string): Promise<Map<string, { start: number; end: number }>> {
+    const { parts, writing } = recordingFiles(this.dir, name);
+    const done = await listedParts(parts);
+    return done.size ? done : listedParts(join(writing, `.${name}.csv`));
   }
 
   async #about(name: string): Promise<RecordingAbout | undefined> {
     try {
-      return JSON.parse(await readFile(recordingFiles(this.dir, name).about, 'utf8')) as RecordingAbout;
+      return JSON.parse(await readOwnFile(recordingFiles(this.dir, name).about)) as RecordingAbout;
     } catch {
       return undefined; // not a recording of the gateway's
     }

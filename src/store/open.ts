@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { ROOT } from '../paths.js';
+import { createOwnFile, readOwnFile } from '../security/own-files.js';
 import { readSecret } from '../security/secrets.js';
 import { FilePushStore, type PushStore } from './push-log.js';
 import { Sealer } from './seal.js';
@@ -42,12 +43,17 @@ async function pushStoreSecret(config: GatewayConfig, folder: string, log: Logge
   if (config.push_store_secret_file) return readSecret({ secret_file: resolve(ROOT, config.push_store_secret_file) }, 'push_store_secret_file');
   const file = join(folder, 'push-store.key');
   try {
-    await writeFile(file, `${randomBytes(32).toString('base64url')}\n`, { flag: 'wx', mode: 0o600 });
+    await createOwnFile(file, `${randomBytes(32).toString('base64url')}\n`);
     log.info({ file }, 'made the secret that seals kept pushes (set push_store_secret_env or push_store_secret_file to choose one)');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new ConfigError(`data_dir: cannot write ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
   }
-  const secret = (await readFile(file, 'utf8')).trim();
+  let secret: string;
+  try {
+    secret = (await readOwnFile(file)).trim();
+  } catch (error) {
+    throw new ConfigError(`data_dir: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'} (it must be a regular file, not a link)`);
+  }
   if (secret.length < 16) throw new ConfigError(`data_dir: ${file} holds no secret of 16 or more characters`);
   return secret;
 }

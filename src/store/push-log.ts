@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { constants, type FileHandle, open, readFile, rename, rm } from 'node:fs/promises';
+import { constants, type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { appendOwnFile, readOwnFile } from '../security/own-files.js';
 import { z } from 'zod';
 
 /**
@@ -69,7 +70,7 @@ export class FilePushStore implements PushStore {
     await lock(`${path}.lock`);
     try {
       await rm(`${path}.new`, { force: true }); // a rewrite killed before its rename
-      const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+      const text = await readOwnFile(path).catch((error: NodeJS.ErrnoException) => {
         if (error.code === 'ENOENT') return '';
         throw error;
       });
@@ -135,7 +136,9 @@ export class FilePushStore implements PushStore {
   /** Writes the pushes kept to a new file and puts it in the old one's place. */
   async #rewrite(): Promise<void> {
     await this.#handle?.close();
-    const fresh = await open(`${this.path}.new`, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+    // Made anew (a link or file left at that name is removed first, never written through).
+    await rm(`${this.path}.new`, { force: true });
+    const fresh = await open(`${this.path}.new`, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
       await fresh.writeFile([...this.#pushes.values()].map((push) => line({ put: push })).join(''));
       await fresh.datasync();
@@ -145,7 +148,7 @@ export class FilePushStore implements PushStore {
     await rename(`${this.path}.new`, this.path);
     await syncFolder(dirname(this.path));
     this.#records = this.#pushes.size;
-    this.#handle = await open(this.path, constants.O_WRONLY | constants.O_APPEND, 0o600);
+    this.#handle = await appendOwnFile(this.path);
   }
 }
 
@@ -172,7 +175,7 @@ export function readRecords(text: string): { records: LogRecord[]; goodBytes: nu
 }
 
 async function syncFolder(folder: string): Promise<void> {
-  const handle = await open(folder, constants.O_RDONLY);
+  const handle = await open(folder, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
     await handle.sync();
   } finally {
@@ -184,14 +187,14 @@ async function syncFolder(folder: string): Promise<void> {
 async function lock(path: string): Promise<void> {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+      const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
       await handle.writeFile(String(process.pid));
       await handle.close();
       return;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
-    const holder = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+    const holder = Number((await readOwnFile(path).catch(() => '')).trim());
     if (Number.isInteger(holder) && holder > 0 && running(holder)) {
       throw new Error(`${path}: the push store is in use by process ${holder}`);
     }

@@ -4,9 +4,10 @@ import { TRANSPONDER_STATES } from './states.js';
 
 /**
  * Whose fault a failure was: the destination's (it refused, or could not be reached), the
- * machine's load (`unavailable`: try again later) or the gateway's own.
+ * machine's load (`unavailable`: try again later), a recording's full disk (`insufficient_storage`)
+ * or the gateway's own.
  */
-export const FAILURE_CODES = ['destination_refused', 'destination_unreachable', 'unavailable', 'internal'] as const;
+export const FAILURE_CODES = ['destination_refused', 'destination_unreachable', 'unavailable', 'insufficient_storage', 'internal'] as const;
 export type FailureCode = (typeof FAILURE_CODES)[number];
 
 /**

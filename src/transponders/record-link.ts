@@ -1,5 +1,8 @@
-import { mkdir, readFile, statfs, writeFile } from 'node:fs/promises';
+import { close, constants, open } from 'node:fs';
+import { chmod, link, mkdir, rmdir, statfs, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { promisify } from 'node:util';
+import { createOwnFile, readOwnFile } from '../security/own-files.js';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import { FFMPEG_QUIET, FfmpegLink, FLV_STDIN, type FfmpegLinkSettings } from './ffmpeg-link.js';
 import { OpenError, type FailureKind } from './restore.js';
@@ -18,11 +21,14 @@ export interface RecordSettings {
   partS: number;
   /** Below this free space (MB) no recording starts, and those running end. */
   minFreeMb: number;
+  /** Permissions of the files (`record_file_mode`) and of `dir` when made (`record_dir_mode`). */
+  fileMode: number;
+  dirMode: number;
 }
 
 export interface RecordLinkSettings extends FfmpegLinkSettings {
-  /** Starts ffmpeg through the gateway's supervisor. */
-  spawn: (args: readonly string[]) => FfmpegProcess;
+  /** Starts ffmpeg through the gateway's supervisor, with `fd3` as its descriptor 3. */
+  spawn: (args: readonly string[], fd3?: number) => FfmpegProcess;
   record: RecordSettings;
 }
 
@@ -40,8 +46,18 @@ export interface RecordingPart {
 
 export type RecordingEvent = { type: 'started' | 'finished'; part: RecordingPart };
 
-/** What a recording writes beside its parts: who it is of (`.<name>.json`), and ffmpeg's list of finished parts (`.<name>.csv`). */
-export const recordingFiles = (dir: string, name: string): { about: string; parts: string } => ({ about: join(dir, `.${name}.json`), parts: join(dir, `.${name}.csv`) });
+/**
+ * What a recording writes beside its parts: who it is of (`.<name>.json`), ffmpeg's list of
+ * finished parts (`.<name>.csv`), and the folder of its own that ffmpeg writes in (`.<name>.writing`).
+ */
+export const recordingFiles = (dir: string, name: string): { about: string; parts: string; writing: string } => ({
+  about: join(dir, `.${name}.json`),
+  parts: join(dir, `.${name}.csv`),
+  writing: join(dir, `.${name}.writing`),
+});
+
+/** ffmpeg's own name for the folder on its descriptor 3. */
+const FFMPEG_FOLDER = '/proc/self/fd/3';
 
 /** The part files of a recording: `<name>-001.mp4`… */
 export const PART_FILE = /^(.+)-(\d{3,})\.mp4$/;
@@ -69,7 +85,9 @@ export function recordingName(pattern: string, stream: string, mediaSessionId: s
  * ffmpeg's arguments for a recording: FLV from standard input, copied (H.264 and AAC as they are)
  * into parts of `partS` seconds cut at keyframes, each a fragmented MP4 (a fragment per keyframe,
  * the index up front) so that a part stays playable up to its last fragment however ffmpeg ends.
- * ffmpeg lists each finished part with its start and end in `.<name>.csv`.
+ * ffmpeg lists each finished part with its start and end in `.<name>.csv`. It writes everything in
+ * the folder given as its descriptor 3 (`dir`, `/proc/self/fd/3`), a folder of the recording's own
+ * that nobody else can write in: no name it opens can be a link someone planted.
  */
 export function recordArgs(dir: string, name: string, partS: number): string[] {
   return [
@@ -82,7 +100,7 @@ export function recordArgs(dir: string, name: string, partS: number): string[] {
     '-segment_format', 'mp4',
     // Each fragment is written out when made, not held in a buffer a kill would lose.
     '-segment_format_options', 'movflags=+frag_keyframe+empty_moov+default_base_moof:flush_packets=1',
-    '-segment_list', recordingFiles(dir, name).parts,
+    '-segment_list', join(dir, `.${name}.csv`),
     '-segment_list_type', 'csv',
     join(dir, `${name}-%03d.mp4`),
   ];
@@ -100,7 +118,7 @@ const diskFull = (free: number, settings: RecordSettings): string =>
 /** Why a recording's ffmpeg ended, from its last lines. */
 export function recordFailure(lines: readonly string[]): { reason: string; kind: FailureKind } {
   const text = lines.join('\n');
-  if (/No space left on device|ENOSPC|Disk quota exceeded/i.test(text)) return { reason: 'the disk of record_dir is full', kind: 'rejected' };
+  if (/No space left on device|ENOSPC|Disk quota exceeded/i.test(text)) return { reason: 'the disk of record_dir is full', kind: 'storage' };
   if (/Permission denied|Read-only file system/i.test(text)) return { reason: 'record_dir cannot be written (permission denied or read-only)', kind: 'rejected' };
   const last = [...lines].reverse().find((l) => /error|fail|invalid/i.test(l)) ?? lines.at(-1) ?? 'ffmpeg ended';
   return { reason: `recording ended: ${last.trim()}`, kind: 'local' };
@@ -117,22 +135,30 @@ export function recordLinks(settings: RecordLinkSettings, push: { stream: string
   const { record } = settings;
   return async () => {
     try {
-      await mkdir(record.dir, { recursive: true });
+      await mkdir(record.dir, { recursive: true, mode: record.dirMode });
     } catch (error) {
       throw new OpenError(`record_dir cannot be made: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 'rejected');
     }
     const free = await freeMb(record.dir);
-    if (free < record.minFreeMb) throw new OpenError(diskFull(free, record), 'rejected');
+    if (free < record.minFreeMb) throw new OpenError(diskFull(free, record), 'storage');
     const start = new Date();
     const about: RecordingAbout = { ...push, startedAt: start.toISOString() };
-    const name = await claimName(record.dir, recordingName(record.filePattern, push.stream, push.mediaSessionId, start), about);
-    const parts = new PartFollower(record.dir, name, push, onRecording);
+    const name = await claimName(record, recordingName(record.filePattern, push.stream, push.mediaSessionId, start), about);
+    const folder = await WritingFolder.make(record, name);
+    const parts = new PartFollower(record, name, folder, push, onRecording);
     let watch: NodeJS.Timeout | undefined;
+    let ffmpeg: FfmpegProcess;
+    try {
+      ffmpeg = settings.spawn(recordArgs(FFMPEG_FOLDER, name, record.partS), folder.fd);
+    } catch (error) {
+      await folder.close();
+      throw error;
+    }
     const link = new FfmpegLink(
-      settings.spawn(recordArgs(record.dir, name, record.partS)),
+      ffmpeg,
       {
         failure: recordFailure,
-        onLine: (line) => parts.line(line),
+        onLine: (line) => parts.line(line, (reason) => link.fail(reason, 'rejected')),
         onEnded: () => {
           clearInterval(watch);
           void parts.ended();
@@ -142,7 +168,7 @@ export function recordLinks(settings: RecordLinkSettings, push: { stream: string
     );
     watch = setInterval(() => {
       void freeMb(record.dir).then(
-        (free) => free < record.minFreeMb && link.fail(diskFull(free, record), 'rejected'),
+        (free) => free < record.minFreeMb && link.fail(diskFull(free, record), 'storage'),
         () => {},
       );
     }, DISK_CHECK_MS);
@@ -153,17 +179,84 @@ export function recordLinks(settings: RecordLinkSettings, push: { stream: string
 
 /**
  * Takes `name` for a new recording by creating its `.<name>.json`, or `<name>-2`, `-3`… when a
- * recording has it already (the same pattern within one second): a recording never writes over another.
+ * recording has it already (the same pattern within one second): a recording never writes over
+ * another, nor through a link at that name.
  */
-async function claimName(dir: string, name: string, about: RecordingAbout): Promise<string> {
+async function claimName(record: RecordSettings, name: string, about: RecordingAbout): Promise<string> {
   for (let n = 1; ; n++) {
     const candidate = n === 1 ? name : `${name}-${n}`;
     try {
-      await writeFile(recordingFiles(dir, candidate).about, JSON.stringify(about), { flag: 'wx' });
+      await createOwnFile(recordingFiles(record.dir, candidate).about, JSON.stringify(about), record.fileMode);
       return candidate;
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || n >= 100) throw new OpenError(`the recording cannot be named: ${(error as Error).message}`, 'local');
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || n >= 100) throw new OpenError(`the recording cannot be named: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, 'local');
     }
+  }
+}
+
+const openFd = promisify(open);
+const closeFd = promisify(close);
+/** How long a part ffmpeg said it opens has to appear (ms), checked every `PART_POLL_MS`. */
+const PART_APPEAR_MS = 5000;
+const PART_POLL_MS = 10;
+
+/**
+ * The folder of one recording's own, `.<name>.writing` (mode 0700), where its ffmpeg writes: made
+ * anew (nothing may be at that name), then held open, so that ffmpeg and the gateway reach it by
+ * its descriptor (`/proc/self/fd/N`) even if its name in `record_dir` were replaced by a link.
+ * Each part is linked into `record_dir` by its name as ffmpeg opens it (a hard link: the same file,
+ * readable there while it is written; refused, never replaced, when anything is at that name).
+ */
+class WritingFolder {
+  #closed = false;
+
+  private constructor(
+    readonly fd: number,
+    private readonly record: RecordSettings,
+  ) {}
+
+  static async make(record: RecordSettings, name: string): Promise<WritingFolder> {
+    const path = recordingFiles(record.dir, name).writing;
+    try {
+      await mkdir(path, { mode: 0o700 });
+      return new WritingFolder(await openFd(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW), record);
+    } catch (error) {
+      throw new OpenError(`the recording's folder cannot be made: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, 'local');
+    }
+  }
+
+  /** A file in the folder, by the folder's descriptor. */
+  path(file: string): string {
+    return `/proc/self/fd/${this.fd}/${file}`;
+  }
+
+  /**
+   * Links `file` into `record_dir` under the same name, with the recordings' mode; `waitMs`: how
+   * long ffmpeg may take to make it after saying it opens it.
+   */
+  async publish(file: string, waitMs = 0): Promise<void> {
+    for (let waited = 0; ; waited += PART_POLL_MS) {
+      try {
+        await chmod(this.path(file), this.record.fileMode);
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || waited >= waitMs || this.#closed) throw error;
+        await new Promise((resolve) => setTimeout(resolve, PART_POLL_MS));
+      }
+    }
+    await link(this.path(file), join(this.record.dir, file));
+  }
+
+  /** Removes `file` from the folder (its link in `record_dir` stays). */
+  async drop(file: string): Promise<void> {
+    await unlink(this.path(file)).catch(() => {});
+  }
+
+  /** Once ffmpeg has ended: the folder is removed when empty, and its descriptor closed. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await closeFd(this.fd).catch(() => {});
   }
 }
 
@@ -171,34 +264,57 @@ async function claimName(dir: string, name: string, about: RecordingAbout): Prom
 class PartFollower {
   #open: RecordingPart | undefined;
   #finishing: Promise<void> = Promise.resolve();
+  /** Whether the part open was put in `record_dir`. */
+  #published: Promise<boolean> = Promise.resolve(false);
 
   constructor(
-    private readonly dir: string,
+    private readonly record: RecordSettings,
     private readonly name: string,
+    private readonly folder: WritingFolder,
     private readonly push: { stream: string; mediaSessionId: string },
     private readonly tell: (event: RecordingEvent) => void,
   ) {}
 
-  line(line: string): void {
+  /** A line of ffmpeg's log; `refuse` ends the recording when a part cannot be put in `record_dir`. */
+  line(line: string, refuse: (reason: string) => void): void {
     const opened = /Opening '(.+\.mp4)' for writing/.exec(line);
     if (!opened) return;
     this.#finish();
-    this.#open = { file: basename(opened[1]!), ...this.push, startedAt: new Date().toISOString() };
-    this.tell({ type: 'started', part: this.#open });
+    const file = basename(opened[1]!);
+    this.#open = { file, ...this.push, startedAt: new Date().toISOString() };
+    const part = this.#open;
+    this.#published = this.folder.publish(file, PART_APPEAR_MS).then(
+      () => {
+        this.tell({ type: 'started', part });
+        return true;
+      },
+      (error: NodeJS.ErrnoException) => {
+        refuse(error.code === 'EEXIST' ? `record_dir already holds ${file}, which this recording did not write` : `${file} cannot be put in record_dir: ${error.code ?? 'error'}`);
+        return false;
+      },
+    );
   }
 
-  /** ffmpeg ended: the part open is finished (listed if ffmpeg stopped cleanly). */
-  ended(): Promise<void> {
+  /** ffmpeg ended: the part open is finished (listed if ffmpeg stopped cleanly), the list moved beside the parts. */
+  async ended(): Promise<void> {
     this.#finish();
-    return this.#finishing;
+    await this.#finishing;
+    const list = `.${this.name}.csv`;
+    await this.folder.publish(list).catch(() => {}); // none when ffmpeg wrote no part
+    await this.folder.drop(list);
+    await this.folder.close();
+    await rmdir(recordingFiles(this.record.dir, this.name).writing).catch(() => {});
   }
 
   #finish(): void {
     const part = this.#open;
     if (!part) return;
     this.#open = undefined;
+    const published = this.#published;
     this.#finishing = this.#finishing.then(async () => {
-      const listed = (await listedParts(recordingFiles(this.dir, this.name).parts)).get(part.file);
+      if (!(await published)) return;
+      await this.folder.drop(part.file);
+      const listed = (await listedParts(this.folder.path(`.${this.name}.csv`))).get(part.file);
       const durationMs = listed ? Math.round((listed.end - listed.start) * 1000) : Date.now() - Date.parse(part.startedAt);
       this.tell({ type: 'finished', part: { ...part, durationMs } });
     });
@@ -207,7 +323,7 @@ class PartFollower {
 
 /** ffmpeg's list of a recording's finished parts: file → start and end (s from the recording's start); empty when there is none. */
 export async function listedParts(csv: string): Promise<Map<string, { start: number; end: number }>> {
-  const text = await readFile(csv, 'utf8').catch(() => '');
+  const text = await readOwnFile(csv).catch(() => '');
   const parts = new Map<string, { start: number; end: number }>();
   for (const line of text.split('\n')) {
     const [file, start, end] = line.split(',').map((field) => field.trim());

@@ -19,10 +19,11 @@ export interface RestoreSettings {
  * - `rejected`: the server refused the publish otherwise (bad key or application): tried once more,
  *   then the transponder fails with the server's reason;
  * - `local`: ffmpeg or the audio mixer could not start here;
+ * - `storage`: a recording's disk is (nearly) full: not tried again;
  * - `slow`: ffmpeg started but wrote nothing within `ffmpeg_start_timeout_ms`: the machine did not
  *   keep up (saturated), so a startup that fails so is worth trying again later.
  */
-export type FailureKind = 'unreachable' | 'busy' | 'rejected' | 'local' | 'slow';
+export type FailureKind = 'unreachable' | 'busy' | 'rejected' | 'local' | 'slow' | 'storage';
 
 /** Waits grow by this factor per attempt in an outage… */
 const GROWTH = 1.5;
@@ -53,6 +54,7 @@ export const RECONNECT_SOCKET_TIMEOUT_MS = 2000;
 export function errorCodeFor(kind: FailureKind): FailureCode {
   if (kind === 'rejected' || kind === 'busy') return 'destination_refused';
   if (kind === 'slow') return 'unavailable';
+  if (kind === 'storage') return 'insufficient_storage';
   return kind === 'unreachable' ? 'destination_unreachable' : 'internal';
 }
 
@@ -105,6 +107,7 @@ export class RestorePolicy {
       return { retryInMs: quickAsk() };
     }
     if (kind === 'rejected' && this.#previousKind === 'rejected') return { giveUp: reason };
+    if (kind === 'storage') return { giveUp: reason };
     if (this.settings.attempts > 0 && this.#counted >= this.settings.attempts) {
       return { giveUp: `${reason} (after ${this.#counted} restore attempt${this.#counted === 1 ? '' : 's'})` };
     }

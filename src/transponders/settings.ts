@@ -87,7 +87,7 @@ export interface PartsFor {
 export function transponderParts(destination: Destination, settings: TransponderSettings, log: Logger, push: PartsFor): TransponderParts {
   const onListenerError = (event: string, error: unknown): void => log.error({ err: error, event }, 'transponder listener failed');
   const onBufferState = (state: string): void => log.debug({ state }, 'output buffer');
-  const spawn = (args: readonly string[]) => settings.ffmpeg.spawn(settings.ffmpegPath, args, onListenerError);
+  const spawn = (args: readonly string[], fd3?: number) => settings.ffmpeg.spawn(settings.ffmpegPath, args, onListenerError, fd3);
   const links = (): LinkFactory => {
     switch (destination.protocol) {
       case 'srt':
@@ -100,6 +100,6 @@ export function transponderParts(destination: Destination, settings: Transponder
   };
   return {
     links: links(),
-    pipelines: ffmpegPipelines({ ...settings, spawn: (args, videoInput) => settings.ffmpeg.spawn(settings.ffmpegPath, args, onListenerError, videoInput), log }),
+    pipelines: ffmpegPipelines({ ...settings, spawn: (args, videoInput) => settings.ffmpeg.spawn(settings.ffmpegPath, args, onListenerError, videoInput ? 'video' : undefined), log }),
   };
 }

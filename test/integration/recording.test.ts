@@ -52,7 +52,7 @@ const listed = async (): Promise<Listed[]> => {
 const download = (fileName: string, range?: string): Promise<Response> => fetch(`${gw.baseUrl}/rest-api/recording/download/${fileName}`, { headers: range ? { range } : {} });
 /** The recording ffmpeg's process, found by its output folder. */
 const recorderPid = async (): Promise<number | undefined> => {
-  const { stdout } = await run('pgrep', ['-f', `segment_list ${dir}/`]).catch(() => ({ stdout: '' }));
+  const { stdout } = await run('pgrep', ['-f', `segment_list /proc/self/fd/3/.reccam-`]).catch(() => ({ stdout: '' }));
   return stdout.trim() ? Number(stdout.trim().split('\n')[0]) : undefined;
 };
 
@@ -176,7 +176,7 @@ t.test('a disk below record_min_free_mb: no recording starts, saying why; nothin
   const p = await SyntheticPublisher.publish(testFixture(), full.baseUrl, 'fullcam');
   t.teardown(() => p.stop());
   const res = await full.post('/rest-api/push/startup', { streamName: 'fullcam', rtmpUrl: 'record://' });
-  t.match(res, { status: 500, body: { message: /has \d+ MB free, less than record_min_free_mb \(100000000\)/ } }, JSON.stringify(res.body));
+  t.match(res, { status: 507, body: { error: 'insufficient_storage', message: /has \d+ MB free, less than record_min_free_mb \(100000000\)/ } }, JSON.stringify(res.body));
   t.equal(full.ffmpeg.count, 0, 'no ffmpeg left');
 });
 
@@ -206,5 +206,5 @@ t.test('the disk fills while recording: the recording ends cleanly saying why; t
   t.ok(played.video.length > 10, `the part written before the disk filled plays: ${played.video.length} video packets`);
   t.match(await state(pushed.body.mediaSessionId), { state: 'running' }, 'the RTMP push of the same stream runs on');
   t.equal((await fetch(`${gw2.baseUrl}/health`)).status, 200, 'the gateway answers');
-  await waitFor('no recording ffmpeg', async () => (await run('pgrep', ['-f', `segment_list ${small}/`]).catch(() => ({ stdout: '' }))).stdout === '', 10_000);
+  await waitFor('no recording ffmpeg', async () => (await run('pgrep', ['-f', `segment_list /proc/self/fd/3/.diskcam-`]).catch(() => ({ stdout: '' }))).stdout === '', 10_000);
 });

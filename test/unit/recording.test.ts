@@ -18,7 +18,7 @@ t.test('a recording is named by the pattern; parts follow with -001.mp4', async 
   t.equal(recordingName('{id}_{stream}', 'cam one/two', 'a1b2c3d4-e5f6', start), 'a1b2c3d4_cam_one_two', 'characters a file name cannot hold become _');
   t.equal(recordingName('{stream}-{start}', '.hidden', 'a1b2c3d4', start), '_hidden-20261124T102233Z', 'no hidden file');
   const args = recordArgs('/rec', 'cam-20261124T102233Z', 600);
-  t.equal(args.at(-1), '/rec/cam-20261124T102233Z-%03d.mp4');
+  t.equal(args.at(-1), '/rec/cam-20261124T102233Z-%03d.mp4', 'written in the folder given (the recording\'s own, as ffmpeg\'s descriptor 3)');
   t.match(args.join(' '), /-c copy .*-f segment -segment_time 600 -segment_start_number 1 .*movflags=\+frag_keyframe\+empty_moov/, 'copied, cut into fragmented MP4 parts');
 });
 
@@ -36,7 +36,7 @@ t.test('record:// is a destination with no host and nothing secret', async (t) =
 });
 
 t.test('why a recording ended, from ffmpeg\'s last lines', async (t) => {
-  t.same(recordFailure(['[mp4 @ 0x1] Error writing trailer: No space left on device']), { reason: 'the disk of record_dir is full', kind: 'rejected' });
+  t.same(recordFailure(['[mp4 @ 0x1] Error writing trailer: No space left on device']), { reason: 'the disk of record_dir is full', kind: 'storage' });
   t.match(recordFailure(['/rec/x-001.mp4: Permission denied']), { reason: /cannot be written/, kind: 'rejected' });
   t.match(recordFailure(['something odd', 'Conversion failed!']), { reason: 'recording ended: Conversion failed!', kind: 'local' });
 });
@@ -49,7 +49,12 @@ t.test('one byte range per request, as RFC 9110 reads it', async (t) => {
   t.same(byteRange('bytes=500-5000', 1000), { start: 500, end: 999 }, 'an end past the file: to its end');
   t.equal(byteRange('bytes=1000-', 1000), 'unsatisfiable');
   t.equal(byteRange('bytes=-0', 1000), 'unsatisfiable');
-  for (const ignored of [undefined, 'bytes=0-1,5-6', 'items=0-1', 'bytes=5-1', 'bytes=-', 'bytes=abc']) t.equal(byteRange(ignored, 1000), undefined, `${ignored}: the whole file`);
+  for (const whole of [undefined, 'items=0-1']) t.equal(byteRange(whole, 1000), undefined, `${whole}: the whole file`);
+  for (const refused of ['bytes=5-3', 'bytes=5-1', 'bytes=-', 'bytes=abc', 'bytes=0-1,5-3', 'bytes=2000-3000,4000-', `bytes=${Array.from({ length: 17 }, (_, i) => `${i}-${i}`).join(',')}`, 'garbage']) {
+    t.equal(byteRange(refused, 1000), 'unsatisfiable', `${refused.slice(0, 40)}: 416, not the whole file`);
+  }
+  t.same(byteRange('bytes=0-1,5-6', 1000), { start: 0, end: 6 }, 'several ranges: the one range covering them');
+  t.same(byteRange('bytes=900-,-10, 2000-', 1000), { start: 900, end: 999 }, 'ranges past the end are left out of the cover');
 });
 
 async function laidOut(t: Test) {

@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { notFound } from '../../errors.js';
 import { recordingFileRequestSchema, recordingFindSchema, type RecordingLibrary } from '../../recordings/library.js';
@@ -7,25 +6,38 @@ import { parseBody } from '../validation.js';
 
 const CONTROL = routeAccess('control');
 
+/** Ranges a request may list; more is refused (416) rather than answered with the whole file. */
+const MAX_RANGES = 16;
+
 /**
- * The part of `Range` a download honours: one range of bytes (`a-b`, `a-`, `-n`), `undefined` to
- * send the whole file (no range, another unit, several ranges, or a header it cannot read, as RFC
- * 9110 allows), or `unsatisfiable` when it starts past the end.
+ * The part of a file a download sends for `Range` (RFC 9110 14.2): `undefined` for the whole file
+ * (no header, or a unit other than bytes), `unsatisfiable` (416) when no range it lists is valid
+ * and satisfiable (`bytes=5-3`, a start past the end, a header it cannot read) or it lists more
+ * than `MAX_RANGES`. Several ranges are sent as the one range that covers them all (a single-part
+ * 206, which the RFC allows for ranges coalesced).
  */
 export function byteRange(header: string | undefined, size: number): { start: number; end: number } | 'unsatisfiable' | undefined {
-  const match = header === undefined ? null : /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!match || (match[1] === '' && match[2] === '')) return undefined;
-  const [first, last] = [match[1]!, match[2]!];
-  if (first === '') {
-    const suffix = Number(last);
-    if (suffix === 0) return 'unsatisfiable';
-    return { start: Math.max(0, size - suffix), end: size - 1 };
+  if (header === undefined) return undefined;
+  const text = header.trim();
+  if (!/^bytes=/i.test(text)) return /^[\w-]+=/.test(text) ? undefined : 'unsatisfiable';
+  const specs = text.slice(6).split(',').map((spec) => spec.trim());
+  if (specs.length > MAX_RANGES) return 'unsatisfiable';
+  const ranges: { start: number; end: number }[] = [];
+  for (const spec of specs) {
+    const match = /^(\d*)-(\d*)$/.exec(spec);
+    if (!match || (match[1] === '' && match[2] === '')) return 'unsatisfiable';
+    const [first, last] = [match[1]!, match[2]!];
+    if (first === '') {
+      const suffix = Number(last);
+      if (suffix > 0 && size > 0) ranges.push({ start: Math.max(0, size - suffix), end: size - 1 });
+      continue;
+    }
+    const start = Number(first);
+    if (last !== '' && Number(last) < start) return 'unsatisfiable'; // an invalid range-spec
+    if (start < size) ranges.push({ start, end: last === '' ? size - 1 : Math.min(Number(last), size - 1) });
   }
-  const start = Number(first);
-  const end = last === '' ? size - 1 : Math.min(Number(last), size - 1);
-  if (start >= size) return 'unsatisfiable';
-  if (end < start) return undefined;
-  return { start, end };
+  if (ranges.length === 0) return 'unsatisfiable';
+  return { start: Math.min(...ranges.map((r) => r.start)), end: Math.max(...ranges.map((r) => r.end)) };
 }
 
 /** The files `record://` pushes wrote on this node: list, download (HTTP ranges), delete. */
@@ -43,14 +55,21 @@ export function recordingRoutes(app: FastifyInstance, library: RecordingLibrary)
 
   app.get('/rest-api/recording/download/:fileName', CONTROL, async (request, reply) => {
     const { fileName } = parseBody(recordingFileRequestSchema, request.params);
-    const { path, size } = await library.file(fileName);
-    const range = byteRange(request.headers.range, size);
-    reply.header('accept-ranges', 'bytes').header('content-type', 'video/mp4').header('content-disposition', `attachment; filename="${fileName}"`);
-    if (range === 'unsatisfiable') return reply.code(416).header('content-range', `bytes */${size}`).send();
-    const { start, end } = range ?? { start: 0, end: size - 1 };
-    if (range) reply.code(206).header('content-range', `bytes ${start}-${end}/${size}`);
-    reply.header('content-length', String(Math.max(0, end - start + 1)));
-    if (size === 0) return reply.send('');
-    return reply.send(createReadStream(path, { start, end }));
+    const { handle, size } = await library.file(fileName);
+    let streaming = false;
+    try {
+      const range = byteRange(request.headers.range, size);
+      reply.header('accept-ranges', 'bytes').header('content-type', 'video/mp4').header('content-disposition', `attachment; filename="${fileName}"`);
+      if (range === 'unsatisfiable') return reply.code(416).header('content-range', `bytes */${size}`).send();
+      const { start, end } = range ?? { start: 0, end: size - 1 };
+      if (range) reply.code(206).header('content-range', `bytes ${start}-${end}/${size}`);
+      reply.header('content-length', String(Math.max(0, end - start + 1)));
+      if (size === 0) return reply.send('');
+      streaming = true;
+      // The stream closes the handle when it ends, or when the client goes.
+      return reply.send(handle.createReadStream({ start, end }));
+    } finally {
+      if (!streaming) await handle.close();
+    }
   });
 }

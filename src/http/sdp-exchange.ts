@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { GatewayError } from '../errors.js';
+import { GatewayError, invalid } from '../errors.js';
 
 /**
  * What WHIP and WHEP share: an SDP offer POSTed as `application/sdp`, answered `201` with the SDP
@@ -17,11 +17,16 @@ export function withCors(reply: FastifyReply): FastifyReply {
   return reply.headers(CORS);
 }
 
-/** The offer of a POST: 415 unless sent as `application/sdp`. */
+/**
+ * The offer of a POST: 415 unless sent as `application/sdp`, 400 naming the body when there is none
+ * (told here, before the offer goes to the thread or node that holds the stream).
+ */
 export function sdpOffer(request: FastifyRequest): string {
   const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/sdp') throw new GatewayError('unsupported_media_type', 'the offer must be sent as Content-Type: application/sdp');
-  return typeof request.body === 'string' ? request.body : '';
+  const offer = typeof request.body === 'string' ? request.body : '';
+  if (offer.trim() === '') throw invalid('body', 'must be an SDP offer; it is empty');
+  return offer;
 }
 
 /** `201` with the answer; the session is `{base}/{streamName}/{id}`. */

@@ -1,7 +1,6 @@
 import type { SecureContext } from 'node:tls';
 import { z } from 'zod';
 import { GatewayError, invalid } from '../errors.js';
-import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import { RtmpPublisher, type RtmpStep } from '../rtmp/client.js';
 import type { DestinationResolver } from '../security/destination-policy.js';
 import { parseDestination, scrubDestination, withFullUrl, type Destination, type NamingRules } from './destination.js';
@@ -9,7 +8,7 @@ import { classifyFailure, errorCodeFor, type FailureKind } from './restore.js';
 import type { CheckReport } from './check-report.js';
 import { rtmpSession } from './rtmp-link.js';
 import { FFMPEG_QUIET } from './ffmpeg-link.js';
-import { srtFailure, srtOutput } from './srt-link.js';
+import { spawnSrt, srtFailure, srtOutput, type SpawnFfmpeg } from './srt-link.js';
 
 /** A check answers within this, whatever the destination does. */
 export const CHECK_TIMEOUT_MS = 4500;
@@ -43,7 +42,7 @@ export interface CheckSettings {
   localAddress?: string;
   secureContext: SecureContext;
   /** Starts ffmpeg (an SRT check's handshake). */
-  spawn: (args: readonly string[]) => FfmpegProcess;
+  spawn: SpawnFfmpeg;
 }
 
 /** Makes the report from the steps a check took, and its failure if it failed. */
@@ -97,11 +96,11 @@ export async function checkDestination(request: CheckRequest, settings: CheckSet
 
 async function checkSrt(destination: Destination, address: string, settings: CheckSettings, report: Reporter): Promise<CheckReport> {
   // A silent input that ends at once: ffmpeg opens the SRT session, writes no media, and closes it.
-  const ffmpeg = settings.spawn([
+  const ffmpeg = await spawnSrt(settings.spawn, [
     ...FFMPEG_QUIET,
     '-f', 'lavfi', '-i', 'anullsrc=r=48000:cl=stereo', '-t', '0', '-c:a', 'aac',
     ...srtOutput(destination, address, CHECK_TIMEOUT_MS - 500),
-  ]);
+  ], destination);
   const lines: string[] = [];
   let connected = false;
   ffmpeg.on('line', (line) => {

@@ -57,6 +57,36 @@ export function withFullUrl(naming: NamingRules, fullUrl: boolean | undefined): 
 
 const MASK = '***';
 const MAX_URL_LENGTH = 2048;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\x00-\x1f\x7f]/;
+
+/**
+ * A part of the URL as it reaches a process or a socket (decoded): refused when it holds a control
+ * character, which the raw URL hides as `%00`, `%0a`… The message names the part, never its value.
+ */
+function checkDecoded(field: string, part: string, value: string): void {
+  if (CONTROL.test(value)) throw invalid(field, `${part} must not contain control characters (percent-encoded ones included)`);
+}
+
+function lenientDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/** `decodeURIComponent`, or the refusal naming the part. */
+function decoded(field: string, part: string, raw: string): string {
+  let value: string;
+  try {
+    value = decodeURIComponent(raw);
+  } catch {
+    throw invalid(field, `${part} is badly percent-encoded`);
+  }
+  checkDecoded(field, part, value);
+  return value;
+}
 
 /**
  * Parses and checks an RTMP URL and derives the name published on the server:
@@ -105,6 +135,8 @@ export function parseDestination(rtmpUrl: string, publishedName: string, rules: 
     const eq = part.indexOf('=');
     return eq < 0 ? { key: undefined, value: part } : { key: part.slice(0, eq), value: part.slice(eq + 1) };
   });
+  // Servers decode the query: what it decodes to is checked (a `%` that decodes to nothing is sent as it is).
+  for (const part of queryParts) for (const text of [part.key ?? '', part.value]) checkDecoded(field, 'a query parameter', lenientDecode(text.replace(/\+/g, ' ')));
   const redactedQuery = queryParts.length ? `?${queryParts.map((p) => (p.key === undefined ? MASK : `${p.key}=${MASK}`)).join('&')}` : '';
   const redactedStreamName = rules.fullUrl ? MASK : streamName;
   const hostPort = `${parsed.host.replace(/:\d+$/, '')}:${port}`;
@@ -171,6 +203,7 @@ function parseSrtDestination(srtUrl: string, field: string): Destination {
   const settings: SrtSettings = {};
   const seen = new Set<string>();
   for (const [key, value] of parsed.searchParams) {
+    checkDecoded(field, SRT_OPTIONS.includes(key) ? key : 'an SRT option', value);
     if (!SRT_OPTIONS.includes(key)) throw invalid(field, `has an SRT option this gateway does not set: ${key} (it takes ${SRT_OPTIONS.join(', ')})`);
     if (seen.has(key)) throw invalid(field, `gives the SRT option ${key} twice`);
     seen.add(key);
@@ -249,24 +282,15 @@ function spellings(raw: string): string[] {
 function parseCredentials(parsed: URL, field: string): RtmpCredentials | undefined {
   if (!parsed.username && !parsed.password) return undefined;
   if (!parsed.username || !parsed.password) throw invalid(field, 'credentials need both a user name and a password (rtmp://user:password@host/app)');
-  try {
-    return { user: decodeURIComponent(parsed.username), password: decodeURIComponent(parsed.password) };
-  } catch {
-    throw invalid(field, 'has badly escaped credentials');
-  }
+  return { user: decoded(field, 'the user name', parsed.username), password: decoded(field, 'the password', parsed.password) };
 }
 
 function decodeSegment(field: string): (segment: string) => string {
   return (segment) => {
-    let decoded: string;
-    try {
-      decoded = decodeURIComponent(segment);
-    } catch {
-      throw invalid(field, 'has a badly escaped path');
-    }
-    if (decoded.startsWith('-')) throw invalid(field, 'path segments must not start with "-"');
+    const value = decoded(field, 'the path', segment);
+    if (value.startsWith('-')) throw invalid(field, 'path segments must not start with "-"');
     if (!/^[\w.~!$&'()*+,;=:@%-]+$/.test(segment)) throw invalid(field, 'has characters not allowed in a path');
-    return decoded;
+    return value;
   };
 }
 

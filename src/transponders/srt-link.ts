@@ -1,4 +1,5 @@
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
+import { closeSecretOptions, SECRET_OPTIONS_ARGS, secretOptionsFile } from '../ffmpeg/secret-options.js';
 import type { DestinationResolver } from '../security/destination-policy.js';
 import { scrubDestination, type Destination } from './destination.js';
 import { FFMPEG_QUIET, FfmpegLink, FLV_STDIN, type FfmpegLinkSettings } from './ffmpeg-link.js';
@@ -10,10 +11,13 @@ const PACKET_SIZE = 1316;
 
 export interface SrtLinkSettings extends FfmpegLinkSettings {
   ffmpegPath: string;
-  /** Starts ffmpeg through the gateway's supervisor. */
-  spawn: (args: readonly string[]) => FfmpegProcess;
+  /** Starts ffmpeg through the gateway's supervisor, with `fd3` as its descriptor 3. */
+  spawn: SpawnFfmpeg;
   resolveDestination: DestinationResolver;
 }
+
+/** Starts ffmpeg with these arguments, and `fd3` as its descriptor 3 when given. */
+export type SpawnFfmpeg = (args: readonly string[], fd3?: number) => FfmpegProcess;
 
 /**
  * ffmpeg's arguments for one SRT session: FLV from standard input, copied (H.264 and AAC as they
@@ -30,14 +34,23 @@ export function srtArgs(destination: Destination, address: string, connectTimeou
   ];
 }
 
-/** The output part of ffmpeg's arguments: MPEG-TS to the SRT destination at `address`, its options. */
+/** The secret SRT options (stream id, passphrase), for `secretOptionsFile`; undefined when there are none. */
+export function srtSecrets(destination: Destination): Record<string, string> | undefined {
+  const { streamId, passphrase } = destination.srt ?? {};
+  if (streamId === undefined && passphrase === undefined) return undefined;
+  return { ...(streamId !== undefined ? { srt_streamid: streamId } : {}), ...(passphrase !== undefined ? { passphrase } : {}) };
+}
+
+/**
+ * The output part of ffmpeg's arguments: MPEG-TS to the SRT destination at `address`, its options.
+ * The secret ones are read from descriptor 3 (`srtSecrets`, `spawnSrt`), never written here.
+ */
 export function srtOutput(destination: Destination, address: string, connectTimeoutMs: number): string[] {
   const srt = destination.srt ?? {};
   const host = address.includes(':') ? `[${address}]` : address;
   return [
     '-f', 'mpegts',
-    ...(srt.streamId !== undefined ? ['-srt_streamid', srt.streamId] : []),
-    ...(srt.passphrase !== undefined ? ['-passphrase', srt.passphrase] : []),
+    ...(srtSecrets(destination) ? SECRET_OPTIONS_ARGS : []),
     ...(srt.keyLength !== undefined ? ['-pbkeylen', String(srt.keyLength)] : []),
     // libsrt takes the latency in microseconds.
     ...(srt.latencyMs !== undefined ? ['-latency', String(srt.latencyMs * 1000)] : []),
@@ -61,6 +74,17 @@ export function srtFailure(lines: readonly string[], destination: Destination): 
   return { reason: `SRT output ended: ${scrubDestination(last.trim(), destination)}`, kind: 'unreachable' };
 }
 
+/** Starts an ffmpeg whose output is `destination`, its secret options on descriptor 3. */
+export async function spawnSrt(spawn: SpawnFfmpeg, args: readonly string[], destination: Destination): Promise<FfmpegProcess> {
+  const secrets = srtSecrets(destination);
+  const fd = secrets ? await secretOptionsFile(secrets) : undefined;
+  try {
+    return spawn(args, fd);
+  } finally {
+    closeSecretOptions(fd);
+  }
+}
+
 /** Links to one SRT destination: the first to `pinnedAddress`, every later one looked up and checked again. */
 export function srtLinks(destination: Destination, settings: SrtLinkSettings, pinnedAddress?: string): LinkFactory {
   let pinned = pinnedAddress;
@@ -70,6 +94,6 @@ export function srtLinks(destination: Destination, settings: SrtLinkSettings, pi
     }));
     pinned = undefined;
     const output = { failure: (lines: readonly string[]) => srtFailure(lines, destination) };
-    return new FfmpegLink(settings.spawn(srtArgs(destination, address, settings.connectTimeoutMs)), output, settings);
+    return new FfmpegLink(await spawnSrt(settings.spawn, srtArgs(destination, address, settings.connectTimeoutMs), destination), output, settings);
   };
 }

@@ -12,6 +12,8 @@ import { clientErrorHandler, frameworkErrors, installErrorReplies } from './http
 import { installGuard, routeAccess } from './http/guard.js';
 import { ROUTER_OPTIONS, RouteTable } from './http/route-table.js';
 import { SnapshotQueue } from './http/snapshot-queue.js';
+import { WorkQueue } from './http/work-queue.js';
+import { ViewerHolds } from './http/viewer-holds.js';
 import { pushRoutes } from './http/routes/push.js';
 import { whepRoutes } from './http/routes/whep.js';
 import { recordingRoutes } from './http/routes/recording.js';
@@ -157,7 +159,15 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   // Destination checks run here, their ffmpeg (SRT) ended with the gateway.
   const checkFfmpeg = new FfmpegSupervisor(deps.childRecord);
   const checks = checkSettings(config, checkFfmpeg, deps.lookupHost);
-  const check = (request: CheckRequest): Promise<CheckReport> => checkDestination(request, checks);
+  // A check may start an ffmpeg (SRT): bounded in all and per client, the rest refused at once.
+  const checkQueue = new WorkQueue({
+    running: config.limit_checks,
+    queue: config.limit_checks_queue,
+    perCaller: config.limit_checks_per_client,
+    what: 'destination checks',
+    keys: { running: 'limit_checks', queue: 'limit_checks_queue', perCaller: 'limit_checks_per_client' },
+  });
+  const check = (request: CheckRequest, caller: string): Promise<CheckReport> => checkQueue.run(caller, () => checkDestination(request, checks));
   pushRoutes(app, plane, pushes, check);
   // This node's recordings: the files are on its disk, the parts being written are its own plane's.
   const recordings = new RecordingLibrary(resolve(ROOT, config.record_dir), { maxAgeHours: config.record_retention_hours, maxMb: config.record_retention_max_mb }, log.child({ component: 'recordings' }));
@@ -169,7 +179,9 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   const watchEvents = cluster ? (listener: (event: LifecycleEvent, node: string) => void) => cluster.watchEvents(listener) : undefined;
   consoleRoutes(app, plane, resolve(ROOT, config.media_dir), access.consoleStreams, log.child({ component: 'console' }), watchEvents);
   whipRoutes(app, plane, access);
-  whepRoutes(app, plane, access);
+  // A viewer's end is heard from whichever thread or node holds it.
+  const viewerHolds = new ViewerHolds(cluster ? (listener) => cluster.watchEvents(listener) : (listener) => plane.events(listener));
+  whepRoutes(app, plane, access, viewerHolds);
   staticRoutes(app);
   // Probes and scrapes are frequent: keep them out of the info log.
   app.get('/health', { ...routeAccess('public'), logLevel: 'warn' }, async () => {
@@ -205,7 +217,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     })();
     return draining;
   };
-  clusterRoutes(app, cluster, () => {
+  clusterRoutes(app, cluster, access.guard.failures, () => {
     drain().then(
       () => deps.afterDrain?.(),
       (error: Error) => log.error({ err: error }, 'drain failed'),
@@ -240,6 +252,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
         await keeper?.close(); // first: what the plane's closing ends is not forgotten
         await plane.close();
         stopRecordingEvents();
+        viewerHolds.close();
         recordings.close();
         checkFfmpeg.killAll();
         await webhooks.close(); // after the plane: the pushes' last events are sent

@@ -13,5 +13,7 @@ export const TRANSPONDER_EVENTS = [
 ] as const;
 /** A part (file) of a `record://` push began, or was finished. */
 export const RECORDING_EVENTS = ['recording.started', 'recording.finished'] as const;
-export const LIFECYCLE_EVENTS = [...PUBLISHER_EVENTS, ...TRANSPONDER_EVENTS, ...RECORDING_EVENTS] as const;
+/** A WHEP viewer's session began, or ended (however: it left, its connection failed or never came, the stream ended). */
+export const VIEWER_EVENTS = ['viewer.joined', 'viewer.left'] as const;
+export const LIFECYCLE_EVENTS = [...PUBLISHER_EVENTS, ...TRANSPONDER_EVENTS, ...RECORDING_EVENTS, ...VIEWER_EVENTS] as const;
 export type LifecycleEventType = (typeof LIFECYCLE_EVENTS)[number];

@@ -6,7 +6,7 @@ import type { MixSource } from './mixer.js';
 import { PCM_CHANNELS, PCM_SAMPLE_RATE } from './pcm.js';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
-import { openOwnFile } from '../security/own-files.js';
+import { openOwnFile } from '../own-files.js';
 
 const BYTES_PER_FRAME = 2 * PCM_CHANNELS;
 /** Decoded audio held ahead of playback: ~5 s; the decoder is paused beyond it. */

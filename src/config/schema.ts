@@ -122,6 +122,9 @@ export const configSchema = z
     signaling_idle_timeout_ms: z.number().int().min(1000).max(3600000).default(30000).describe('an SDK WebSocket that has published nothing by then is closed (code 4408; the SDK connects again quietly)'),
     limit_console_streams_per_client: z.number().int().min(1).max(1000).default(4).describe('operator console event streams per client address (`429` beyond)'),
     limit_console_streams: z.number().int().min(1).max(10000).default(32).describe('operator console event streams in total (`503` beyond)'),
+    limit_checks: z.number().int().min(1).max(256).default(4).describe('destination checks (`push/check`, the SDK\'s) made at once, all callers together; an SRT check runs an ffmpeg'),
+    limit_checks_queue: z.number().int().min(0).max(1000).default(8).describe('destination checks waiting for their turn (`503` beyond)'),
+    limit_checks_per_client: z.number().int().min(1).max(256).default(2).describe('destination checks of one client address under way or waiting (`429` beyond)'),
     limit_snapshot_decoders: z.number().int().min(1).max(64).default(2).describe('snapshots decoded at once (one ffmpeg each)'),
     limit_snapshot_queue: z.number().int().min(0).max(1000).default(16).describe('snapshot requests waiting for a decoder (`503` beyond)'),
 
@@ -150,6 +153,7 @@ export const configSchema = z
     webrtc_ice_remote_networks: z.array(cidr).default([]).describe('CIDR blocks ICE may talk to; empty = any unicast address (never link-local, multicast, unspecified, broadcast)'),
     webrtc_ice_allow_mdns: z.boolean().default(false).describe('resolve `.local` candidates (multicast DNS); off: ignored'),
     webrtc_connect_timeout_ms: z.number().int().min(1000).max(120000).default(20000).describe('a session not connected (ICE + DTLS) by then is closed'),
+    webrtc_viewer_connect_timeout_ms: z.number().int().min(1000).max(120000).default(5000).describe('a WHEP viewer not connected by then is closed, and its slot (`limit_viewers`, its client\'s `limit_sessions_per_client`) freed'),
     webrtc_udp_receive_buffer_bytes: z.number().int().min(65536).max(256 * 1024 * 1024).default(4 * 1024 * 1024).describe('receive buffer of each media socket; the kernel caps it at `net.core.rmem_max` (the gateway warns at start when that is lower: `sysctl -w net.core.rmem_max=4194304`)'),
     webrtc_video_bitrate_kbps: z.number().int().min(100).max(50000).default(2500).describe('bitrate the browser starts at and does not exceed'),
     webrtc_video_min_bitrate_kbps: z.number().int().min(50).max(50000).default(300).describe('the browser\'s floor'),

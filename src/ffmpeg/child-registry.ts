@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { createOwnFileSync, readOwnFileSync } from '../security/own-files.js';
+import { createOwnFileSync, readOwnFileSync } from '../own-files.js';
 
 interface Entry {
   pid: number;

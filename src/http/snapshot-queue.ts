@@ -1,4 +1,4 @@
-import { unavailable } from '../errors.js';
+import { WorkQueue } from './work-queue.js';
 
 /**
  * What the snapshot route may spend, for every caller together: at most `decoders` snapshots are
@@ -7,36 +7,22 @@ import { unavailable } from '../errors.js';
  * a keyframe's picture until the next keyframe (`KeyframePictures`).
  */
 export class SnapshotQueue {
-  #running = 0;
-  readonly #waiting: (() => void)[] = [];
+  readonly #work: WorkQueue;
   readonly #underWay = new Map<string, Promise<Buffer>>();
 
   constructor(
     private readonly make: (name: string) => Promise<Buffer>,
-    private readonly decoders: number,
-    private readonly queue: number,
-  ) {}
+    decoders: number,
+    queue: number,
+  ) {
+    this.#work = new WorkQueue({ running: decoders, queue, what: 'snapshots', keys: { running: 'limit_snapshot_decoders', queue: 'limit_snapshot_queue' } });
+  }
 
   snapshot(name: string): Promise<Buffer> {
     const shared = this.#underWay.get(name);
     if (shared) return shared;
-    if (this.#running >= this.decoders && this.#waiting.length >= this.queue) {
-      return Promise.reject(unavailable('snapshots: every decoder is busy and the queue is full (limit_snapshot_decoders, limit_snapshot_queue)', 1));
-    }
-    const picture = this.#run(name).finally(() => this.#underWay.delete(name));
+    const picture = this.#work.run(undefined, () => this.make(name)).finally(() => this.#underWay.delete(name));
     this.#underWay.set(name, picture);
     return picture;
-  }
-
-  async #run(name: string): Promise<Buffer> {
-    if (this.#running < this.decoders) this.#running++;
-    else await new Promise<void>((resolve) => this.#waiting.push(resolve)); // a finishing snapshot hands its slot over
-    try {
-      return await this.make(name);
-    } finally {
-      const next = this.#waiting.shift();
-      if (next) next();
-      else this.#running--;
-    }
   }
 }

@@ -50,6 +50,8 @@ export interface EngineOptions {
   videoMinBitrateKbps: number;
   /** A session not connected (ICE and DTLS) after this long is closed and its sockets freed. */
   connectTimeoutMs?: number;
+  /** The same for a viewer (WHEP), whose slot a viewer that never connects holds until then. */
+  viewerConnectTimeoutMs?: number;
   /**
    * Receive buffer of each media socket (bytes; the kernel caps it at net.core.rmem_max). The
    * default ~200 KB overflows when the event loop is busy for a few tens of milliseconds with many

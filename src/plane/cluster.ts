@@ -109,7 +109,7 @@ export class ClusterPlane implements MediaPlane {
     while (target && !published) {
       this.log.info({ stream: name, node: target.id }, 'publish placed at another node');
       try {
-        published = await this.calls.publish(target.url, name, offer, clientAddress);
+        published = await this.calls.publish(target, name, offer, clientAddress);
       } catch (error) {
         // A node that began draining since the list was read hands the stream over and refuses it;
         // one that is gone (killed, its registration not yet timed out) never got the offer: placed
@@ -179,7 +179,7 @@ export class ClusterPlane implements MediaPlane {
     const nodes = (await this.#list(true)).filter((n) => !refused.has(n.id));
     const holder = claim && nodes.find((n) => n.id === claim!.node);
     if (holder?.draining && holder.id !== this.node.id) {
-      await this.calls.handOver(holder.url, name).catch((error: Error) => this.log.warn({ stream: name, node: holder.id, reason: error.message }, 'a draining node did not hand the stream over'));
+      await this.calls.handOver(holder, name).catch((error: Error) => this.log.warn({ stream: name, node: holder.id, reason: error.message }, 'a draining node did not hand the stream over'));
       claim = await this.node.claims.holder(name).catch(() => undefined);
     } else if (claim?.node === this.node.id && this.node.draining) {
       await this.handOver(name);
@@ -237,7 +237,7 @@ export class ClusterPlane implements MediaPlane {
     if (route.to === 'own') throw new Error(`${method} is not routed`);
     const key = (route.key as (args: unknown[]) => string | undefined)(args);
     const local = (): Promise<unknown> => (this.inner[method] as (...a: unknown[]) => Promise<unknown>)(...args);
-    const remote = (node: ListedNode): Promise<unknown> => this.calls.call(node.url, method as PlaceMethod, args);
+    const remote = (node: ListedNode): Promise<unknown> => this.calls.call(node, method as PlaceMethod, args);
     const others = await this.#others();
     if (route.to === 'stream' || (route.to === 'gather' && key !== undefined)) {
       const holder = await this.#holder(key!);

@@ -62,6 +62,7 @@ export function createEngine(config: GatewayConfig, log: Logger): IngestEngine {
     portRange: [config.webrtc_ice_port_min, config.webrtc_ice_port_max],
     remoteNetworks: config.webrtc_ice_remote_networks,
     connectTimeoutMs: config.webrtc_connect_timeout_ms,
+    viewerConnectTimeoutMs: config.webrtc_viewer_connect_timeout_ms,
     videoCodecs: config.webrtc_video_codecs,
     videoBitrateKbps: config.webrtc_video_bitrate_kbps,
     videoMinBitrateKbps: config.webrtc_video_min_bitrate_kbps,
@@ -121,11 +122,11 @@ export function checkSettings(config: GatewayConfig, ffmpeg: FfmpegSupervisor, l
 export interface DestinationChecks {
   checkDestination(rtmpUrl: string, streamName: string, fullUrl?: boolean): Destination;
   checkAddresses(destination: Destination): Promise<void>;
-  /** Connects to the destination as a push would, no media sent (`/rest-api/push/check`). */
-  check(request: CheckRequest): Promise<CheckReport>;
+  /** Connects to the destination as a push would, no media sent (`/rest-api/push/check`); `caller`: the client's address, for its bound. */
+  check(request: CheckRequest, caller: string): Promise<CheckReport>;
 }
 
-export function destinationChecks(config: GatewayConfig, check: (request: CheckRequest) => Promise<CheckReport>, lookup?: HostLookup): DestinationChecks {
+export function destinationChecks(config: GatewayConfig, check: (request: CheckRequest, caller: string) => Promise<CheckReport>, lookup?: HostLookup): DestinationChecks {
   const resolveDestination = resolverFor(config, lookup);
   return {
     check,

@@ -2,7 +2,8 @@ import type { PublisherRegistry } from '../publishers/registry.js';
 import type { TransponderService } from '../transponders/service.js';
 import type { TransponderState } from '../transponders/states.js';
 import { followPushes } from '../transponders/changes.js';
-import { PUBLISHER_EVENTS, RECORDING_EVENTS, TRANSPONDER_EVENTS } from '../lifecycle-events.js';
+import { PUBLISHER_EVENTS, RECORDING_EVENTS, TRANSPONDER_EVENTS, VIEWER_EVENTS } from '../lifecycle-events.js';
+import type { ViewerEvents, ViewerRegistry } from '../publishers/viewers.js';
 import type { RecordingEvent, RecordingPart } from '../transponders/record-link.js';
 
 /** What happened to a stream or one of its pushes, as webhooks tell it. Holds no secret. */
@@ -21,7 +22,8 @@ export type LifecycleEvent =
       /** `restored` after reconnecting: how long the output was down. */
       outageMs?: number;
     }
-  | ({ type: (typeof RECORDING_EVENTS)[number] } & RecordingPart);
+  | ({ type: (typeof RECORDING_EVENTS)[number] } & RecordingPart)
+  | { type: (typeof VIEWER_EVENTS)[number]; stream: string; viewerId: string; reason?: string };
 
 /** The event a transponder's new state makes, given the state it comes from. */
 export function transponderEvent(previous: TransponderState | undefined, state: TransponderState): (typeof TRANSPONDER_EVENTS)[number] | undefined {
@@ -43,7 +45,7 @@ export function transponderEvent(previous: TransponderState | undefined, state: 
  * transponders of it wait in standby has `returned`; a publisher that went away (connection gone,
  * page closed) is `lost`, one ended on purpose `ended`.
  */
-export function followLifecycle(publishers: PublisherRegistry, transponders: TransponderService, listener: (event: LifecycleEvent) => void): () => void {
+export function followLifecycle(publishers: PublisherRegistry, transponders: TransponderService, viewers: ViewerRegistry, listener: (event: LifecycleEvent) => void): () => void {
   const stopPushes = followPushes(transponders, (change) => {
     const type = transponderEvent(change.previous, change.state);
     if (!type) return;
@@ -60,6 +62,10 @@ export function followLifecycle(publishers: PublisherRegistry, transponders: Tra
     listener({ type: lost ? 'publisher.lost' : 'publisher.ended', stream: publisher.name, publisherId: publisher.id, reason });
   };
   const onRecording = (event: RecordingEvent): void => listener({ type: `recording.${event.type}`, ...event.part });
+  const onJoined = (viewer: ViewerEvents['joined'][0]): void => listener({ type: 'viewer.joined', ...viewer });
+  const onLeft = (viewer: ViewerEvents['left'][0]): void => listener({ type: 'viewer.left', ...viewer });
+  viewers.on('joined', onJoined);
+  viewers.on('left', onLeft);
   // Told before the transponders hear of it: `lost` comes before their standby, `returned` before their restore.
   publishers.prependListener('publishing', onPublishing);
   publishers.prependListener('closed', onClosed);
@@ -67,6 +73,8 @@ export function followLifecycle(publishers: PublisherRegistry, transponders: Tra
   return () => {
     stopPushes();
     transponders.off('recording', onRecording);
+    viewers.off('joined', onJoined);
+    viewers.off('left', onLeft);
     publishers.off('publishing', onPublishing);
     publishers.off('closed', onClosed);
   };

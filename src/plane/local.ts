@@ -84,7 +84,7 @@ export class LocalPlane implements MediaPlane {
   }
 
   events(listener: (event: LifecycleEvent) => void): () => void {
-    return followLifecycle(this.core.publishers, this.core.transponders, listener);
+    return followLifecycle(this.core.publishers, this.core.transponders, this.core.viewers, listener);
   }
 
   /** This place's load and counts. */

@@ -10,6 +10,8 @@ const WINDOW_MS = 30_000;
 
 interface SealedCall {
   from: string;
+  /** The node the call is for: any other refuses it, so a call captured on its way cannot be played to another node. */
+  to: string;
   method: string;
   args: unknown;
   at: number;
@@ -38,12 +40,19 @@ export class NodeUnreachable extends GatewayError {
   }
 }
 
+/** A node as a call reaches it: its id (which the call names) and its API's URL. */
+export interface NodeAddress {
+  id: string;
+  url: string;
+}
+
 /**
  * Calls between the nodes of a cluster: a method of `PLACE_METHODS` and its arguments, sent to the
  * node that holds the stream or the push. Calls and replies are sealed with the cluster's secret
  * (AES-256-GCM): only a node with the secret can make one, and a stream key in the arguments of a
  * forwarded startup is never in the clear between nodes. A call carries its time and a nonce: one
- * older than 30 s, or seen before, is refused. Arguments are checked against the table where they
+ * older than 30 s, seen before, or meant for another node (each call names its target) is refused.
+ * Arguments are checked against the table where they
  * arrive, results where they come back.
  */
 export class NodeCalls {
@@ -59,23 +68,24 @@ export class NodeCalls {
     this.#sealer = new Sealer(secret, 'calls between nodes');
   }
 
-  /** Calls `method` at the node whose API is at `url`; its result, or its error as a `GatewayError`. */
-  async call<M extends PlaceMethod>(url: string, method: M, args: unknown[]): Promise<ResultOf<M>> {
-    return checkResult(method, await this.#send(url, method, args));
+  /** Calls `method` at node `to`; its result, or its error as a `GatewayError`. */
+  async call<M extends PlaceMethod>(to: NodeAddress, method: M, args: unknown[]): Promise<ResultOf<M>> {
+    return checkResult(method, await this.#send(to, method, args));
   }
 
-  /** Places a publish at the node at `url`: it publishes the stream there and tells this node what happens to it (`NodeRelay`). */
-  async publish(url: string, name: string, offer: string, clientAddress?: string): Promise<ResultOf<'publish'>> {
-    return this.call(url, 'publish', [name, offer, clientAddress]);
+  /** Places a publish at node `to`: it publishes the stream there and tells this node what happens to it (`NodeRelay`). */
+  async publish(to: NodeAddress, name: string, offer: string, clientAddress?: string): Promise<ResultOf<'publish'>> {
+    return this.call(to, 'publish', [name, offer, clientAddress]);
   }
 
-  /** Asks the draining node at `url` to give stream `name` up now: its publisher is being placed elsewhere. */
-  async handOver(url: string, name: string): Promise<void> {
-    await this.#send(url, 'handOver' as PlaceMethod, [name]);
+  /** Asks the draining node `to` to give stream `name` up now: its publisher is being placed elsewhere. */
+  async handOver(to: NodeAddress, name: string): Promise<void> {
+    await this.#send(to, 'handOver' as PlaceMethod, [name]);
   }
 
-  async #send(url: string, method: PlaceMethod, args: unknown[]): Promise<unknown> {
-    const call: SealedCall = { from: this.node, method, args, at: Date.now(), nonce: randomUUID() };
+  async #send(to: NodeAddress, method: PlaceMethod, args: unknown[]): Promise<unknown> {
+    const { url } = to;
+    const call: SealedCall = { from: this.node, to: to.id, method, args, at: Date.now(), nonce: randomUUID() };
     let response: Response;
     try {
       response = await fetch(`${url}/internal/plane`, {
@@ -116,6 +126,7 @@ export class NodeCalls {
     const now = Date.now();
     for (const [nonce, expires] of this.#seen) if (expires < now) this.#seen.delete(nonce);
     if (typeof call.at !== 'number' || Math.abs(now - call.at) > WINDOW_MS) throw new GatewayError('unauthorized', 'a call too old, or from a clock too far off');
+    if (call.to !== this.node) throw new GatewayError('unauthorized', 'a call meant for another node');
     if (typeof call.nonce !== 'string' || this.#seen.has(call.nonce)) throw new GatewayError('unauthorized', 'a call made before');
     this.#seen.set(call.nonce, now + 2 * WINDOW_MS);
     let reply: SealedReply;

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { GatewayError, notFound, tooMany, unavailable } from '../errors.js';
+import { TypedEmitter } from '../events.js';
 import type { IngestEngine, ViewSession } from '../ingest/engine.js';
 import { checkOffer } from '../ingest/offer-check.js';
 import type { Slots } from '../slots.js';
@@ -12,12 +13,18 @@ export interface ViewerLimits {
   perStream: number;
 }
 
+export type ViewerEvents = {
+  joined: [viewer: { stream: string; viewerId: string }];
+  /** Gone, however it ended: it left, its connection failed or never came, the stream ended. */
+  left: [viewer: { stream: string; viewerId: string; reason: string }];
+};
+
 /**
  * Viewers of published streams (WHEP): each one a session of the engine sending it the publisher's
  * media as it arrives. A viewer ends when it leaves (WHEP DELETE, its connection gone) or when the
  * stream ends. Viewers take nothing from the publisher or its pushes but a copy of each packet.
  */
-export class ViewerRegistry {
+export class ViewerRegistry extends TypedEmitter<ViewerEvents> {
   readonly #viewers = new Map<string, { stream: string; session: ViewSession }>();
 
   constructor(
@@ -26,7 +33,9 @@ export class ViewerRegistry {
     private readonly limits: ViewerLimits,
     private readonly slots: Slots,
     private readonly log: Logger,
-  ) {}
+  ) {
+    super((event, error) => log.error({ err: error, event }, 'viewer listener failed'));
+  }
 
   /** Answers a viewer's offer for stream `name`: the viewer's id and the SDP answer. */
   async view(name: string, offer: string): Promise<{ id: string; answer: string }> {
@@ -46,10 +55,12 @@ export class ViewerRegistry {
     }
     this.#viewers.set(session.id, { stream: name, session });
     this.log.info({ stream: name, viewer: session.id }, 'viewer joined');
+    this.safeEmit('joined', { stream: name, viewerId: session.id });
     session.on('closed', (reason) => {
       this.#viewers.delete(session.id);
       this.slots.give();
       this.log.info({ stream: name, viewer: session.id, reason }, 'viewer left');
+      this.safeEmit('left', { stream: name, viewerId: session.id, reason });
     });
     return { id: session.id, answer: session.answer };
   }

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { conflict, notFound } from '../errors.js';
 import type { LifecycleEvent } from '../plane/lifecycle.js';
-import { openOwnFile, readOwnFile } from '../security/own-files.js';
+import { openOwnFile, readOwnFile } from '../own-files.js';
 import { listedParts, PART_FILE, recordingFiles, type RecordingAbout } from '../transponders/record-link.js';
 
 /** How often retention is applied, besides after each finished part (ms). */

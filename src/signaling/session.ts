@@ -176,7 +176,7 @@ export class SignalingSession {
     // Counted with the client's publishes: a page cannot make the gateway open connections without end.
     const release = this.access.quota.acquire(this.client, 'destination check');
     try {
-      const report = await this.destinations.check({ rtmpUrl, rtmpTransponderFullUrl, streamName: name, publish });
+      const report = await this.destinations.check({ rtmpUrl, rtmpTransponderFullUrl, streamName: name, publish }, this.client);
       this.#send({ type: 'destinationChecked', requestId: message.requestId, report });
     } finally {
       release();

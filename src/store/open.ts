@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { ConfigError } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { ROOT } from '../paths.js';
-import { createOwnFile, readOwnFile } from '../security/own-files.js';
+import { createOwnFile, readOwnFile } from '../own-files.js';
 import { readSecret } from '../security/secrets.js';
 import { FilePushStore, type PushStore } from './push-log.js';
 import { Sealer } from './seal.js';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { constants, type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { appendOwnFile, readOwnFile } from '../security/own-files.js';
+import { appendOwnFile, readOwnFile } from '../own-files.js';
 import { z } from 'zod';
 
 /**

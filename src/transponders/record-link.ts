@@ -2,7 +2,7 @@ import { close, constants, open } from 'node:fs';
 import { chmod, link, mkdir, rmdir, statfs, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
-import { createOwnFile, readOwnFile } from '../security/own-files.js';
+import { createOwnFile, readOwnFile } from '../own-files.js';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import { FFMPEG_QUIET, FfmpegLink, FLV_STDIN, type FfmpegLinkSettings } from './ffmpeg-link.js';
 import { OpenError, type FailureKind } from './restore.js';

@@ -2,6 +2,7 @@ import t from 'tap';
 import { TypedEmitter } from '../../src/events.js';
 import { followLifecycle, type LifecycleEvent } from '../../src/plane/lifecycle.js';
 import type { PublisherRegistry } from '../../src/publishers/registry.js';
+import type { ViewerRegistry } from '../../src/publishers/viewers.js';
 import { followPushes, type PushChange } from '../../src/transponders/changes.js';
 import type { TransponderService } from '../../src/transponders/service.js';
 import type { TransponderState } from '../../src/transponders/states.js';
@@ -73,7 +74,7 @@ t.test('lifecycle events are the change stream\'s: the same reasons, states and 
   const changes: PushChange[] = [];
   const events: LifecycleEvent[] = [];
   followPushes(service, (c) => changes.push(c));
-  followLifecycle(publishers, service, (e) => events.push(e));
+  followLifecycle(publishers, service, new TypedEmitter() as unknown as ViewerRegistry, (e) => events.push(e));
   const push = pushOf('m1');
   pushes.push(push);
   for (const [state, reason] of [['running'], ['standby', 'the publisher went away'], ['resuming'], ['running'], ['reconnecting', 'reset'], ['failed', 'gave up']] as [TransponderState, string?][]) move(push, state, reason);

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { FlvReader, flvFileHeader, flvTag, FlvTagType } from '../../src/media/flv.js';
 import { parseDestination } from '../../src/transponders/destination.js';
-import { srtArgs, srtFailure } from '../../src/transponders/srt-link.js';
+import { srtArgs, srtFailure, srtSecrets } from '../../src/transponders/srt-link.js';
 
 const destination = parseDestination('srt://ingest.example.com:9000?streamid=KEY-4410&passphrase=secret-passphrase&latency=250', 'cam', { prefix: 'rtmp_', fullUrl: false });
 
@@ -10,12 +10,16 @@ t.test('ffmpeg copies FLV from its input to MPEG-TS over SRT, calling the checke
   t.same(args.slice(args.indexOf('-i') - 2, args.indexOf('-i') + 2), ['-f', 'flv', '-i', 'pipe:0']);
   t.ok(args.includes('copy') && args.includes('mpegts'));
   const option = (name: string): string | undefined => args[args.indexOf(name) + 1];
-  t.equal(option('-srt_streamid'), 'KEY-4410');
-  t.equal(option('-passphrase'), 'secret-passphrase');
+  t.equal(option('-fpre'), '/proc/self/fd/3', 'the secret options come from descriptor 3');
+  t.same(srtSecrets(destination), { srt_streamid: 'KEY-4410', passphrase: 'secret-passphrase' }, 'what descriptor 3 holds');
+  t.notMatch(args.join(' '), /KEY-4410|secret-passphrase/, 'no secret among the arguments (/proc/<pid>/cmdline)');
   t.equal(option('-latency'), '250000');
   t.equal(option('-connect_timeout'), '4000');
   t.equal(args.at(-1), 'srt://192.0.2.7:9000?mode=caller', 'the address the policy checked, no secret in the URL');
   t.equal(srtArgs(destination, '2001:db8::1', 4000).at(-1), 'srt://[2001:db8::1]:9000?mode=caller');
+  const open = parseDestination('srt://ingest.example.com:9000?latency=250', 'cam', { prefix: 'rtmp_', fullUrl: false });
+  t.equal(srtSecrets(open), undefined, 'no secret: no descriptor 3');
+  t.notOk(srtArgs(open, '192.0.2.7', 4000).includes('-fpre'));
 });
 
 t.test('why ffmpeg ended: a refused passphrase, a refusal, no answer, anything else scrubbed', async (t) => {

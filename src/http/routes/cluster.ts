@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { ClusterNode } from '../../cluster/node.js';
 import { notFound, unavailable } from '../../errors.js';
 import type { ClusterPlane } from '../../plane/cluster.js';
+import type { AuthFailureLimiter } from '../../security/auth-failures.js';
 import { routeAccess } from '../guard.js';
 import { parseBody } from '../validation.js';
 
@@ -12,19 +13,21 @@ const sealedCall = z.strictObject({ sealed: z.string().min(1).max(1 << 20) });
 /**
  * The cluster as this node sees it (`GET /rest-api/cluster/nodes`), and the calls of the other
  * nodes (`POST /internal/plane`: sealed with the cluster's secret, answered by this node's own plane).
+ * A call that does not open, or is stale, replayed or meant for another node, counts as a failed
+ * authentication of its address (`auth_failures_per_minute`).
  */
-export function clusterRoutes(app: FastifyInstance, plane: ClusterPlane | undefined, startDrain: () => void): void {
+export function clusterRoutes(app: FastifyInstance, plane: ClusterPlane | undefined, failures: AuthFailureLimiter, startDrain: () => void): void {
   const node: ClusterNode | undefined = plane?.node;
   if (plane) {
     // A placed publish carries its offer, sealed: more than a REST body.
     app.post('/internal/plane', { ...routeAccess('node'), logLevel: 'warn', bodyLimit: 1 << 20 }, async (request) => {
-      const { sealed } = parseBody(sealedCall, request.body);
-      return {
-        sealed: await plane.calls.answer(plane.inner, sealed, {
+      const sealed = await failures.attempt(request.ip, () =>
+        plane.calls.answer(plane.inner, parseBody(sealedCall, request.body).sealed, {
           publish: (from, name, offer, clientAddress) => plane.publishFor(from, name, offer, clientAddress),
           handOver: (name) => plane.handOver(name),
         }),
-      };
+      );
+      return { sealed };
     });
   }
   app.get('/rest-api/cluster/nodes', CONTROL, async () => {

@@ -8,6 +8,7 @@ import { checkStreamName } from '../../publishers/stream-name.js';
 import { bearerToken } from '../../security/bearer.js';
 import { routeAccess } from '../guard.js';
 import { sdpOffer, sessionCreated, withCors } from '../sdp-exchange.js';
+import type { ViewerHolds } from '../viewer-holds.js';
 
 /** The routes authorize with the control key or a view token themselves. */
 const VIEW = routeAccess('publish');
@@ -17,9 +18,10 @@ const VIEW = routeAccess('publish');
  * answer and the session resource in `Location`; DELETE on it ends the viewing. The viewer gets the
  * stream as it arrives (no transcoding). Watching needs the control key or a token with a view
  * grant (`Authorization: Bearer`), except on a gateway with no keys at all. Candidates travel in
- * the offer and answer only (PATCH answers 405).
+ * the offer and answer only (PATCH answers 405). A viewer counts against its client's
+ * `limit_sessions_per_client` from its offer until its session ends (`holds`).
  */
-export function whepRoutes(app: FastifyInstance, plane: MediaPlane, access: AccessControl): void {
+export function whepRoutes(app: FastifyInstance, plane: MediaPlane, access: AccessControl, holds: ViewerHolds): void {
   const { quota } = access;
   const authorize = (stream: string, authorization: string | undefined, client: string): Promise<unknown> =>
     authorizePublish(access, { action: 'view', stream, token: bearerToken(authorization), client });
@@ -38,18 +40,19 @@ export function whepRoutes(app: FastifyInstance, plane: MediaPlane, access: Acce
     try {
       viewer = await plane.view(streamName, offer);
     } catch (error) {
-      throw offerError(error, 'offer');
-    } finally {
-      // A viewer counts against its client while the request runs; the viewer limits hold after.
       release();
+      throw offerError(error, 'offer');
     }
+    holds.hold(viewer.id, release);
     return sessionCreated(reply, '/whep', streamName, viewer);
   });
 
   app.delete<{ Params: { streamName: string; viewerId: string } }>('/whep/:streamName/:viewerId', VIEW, async (request, reply) => {
     withCors(reply);
     await authorize(request.params.streamName, request.headers.authorization, request.ip);
-    if (!(await plane.endView(request.params.streamName, request.params.viewerId))) throw notFound('no such WHEP session');
+    const ended = await plane.endView(request.params.streamName, request.params.viewerId);
+    holds.ended(request.params.viewerId);
+    if (!ended) throw notFound('no such WHEP session');
     return reply.code(200).send();
   });
 

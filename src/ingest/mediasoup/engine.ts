@@ -164,7 +164,7 @@ export class MediasoupEngine implements IngestEngine {
       throw error;
     }
     const viewer = new MediasoupViewer(transport, {
-      connectTimeoutMs: this.options.connectTimeoutMs,
+      connectTimeoutMs: this.options.viewerConnectTimeoutMs ?? this.options.connectTimeoutMs,
       remoteAllowed: (address) => this.#remoteFilter.allows(address),
       onListenerError: this.options.onListenerError,
     });

@@ -143,8 +143,7 @@ export function recordLinks(settings: RecordLinkSettings, push: { stream: string
     if (free < record.minFreeMb) throw new OpenError(diskFull(free, record), 'storage');
     const start = new Date();
     const about: RecordingAbout = { ...push, startedAt: start.toISOString() };
-    const name = await claimName(record, recordingName(record.filePattern, push.stream, push.mediaSessionId, start), about);
-    const folder = await WritingFolder.make(record, name);
+    const { name, folder } = await claimName(record, recordingName(record.filePattern, push.stream, push.mediaSessionId, start), about);
     const parts = new PartFollower(record, name, folder, push, onRecording);
     let watch: NodeJS.Timeout | undefined;
     let ffmpeg: FfmpegProcess;
@@ -178,16 +177,22 @@ export function recordLinks(settings: RecordLinkSettings, push: { stream: string
 }
 
 /**
- * Takes `name` for a new recording by creating its `.<name>.json`, or `<name>-2`, `-3`… when a
- * recording has it already (the same pattern within one second): a recording never writes over
- * another, nor through a link at that name.
+ * Takes `name` for a new recording by creating its `.<name>.json` and its folder, or `<name>-2`,
+ * `-3`… when anything is at either name already (a recording of the same pattern within one
+ * second, or a link someone planted): a recording never writes over another, nor through a link.
  */
-async function claimName(record: RecordSettings, name: string, about: RecordingAbout): Promise<string> {
+async function claimName(record: RecordSettings, name: string, about: RecordingAbout): Promise<{ name: string; folder: WritingFolder }> {
   for (let n = 1; ; n++) {
     const candidate = n === 1 ? name : `${name}-${n}`;
+    const { about: aboutFile } = recordingFiles(record.dir, candidate);
     try {
-      await createOwnFile(recordingFiles(record.dir, candidate).about, JSON.stringify(about), record.fileMode);
-      return candidate;
+      await createOwnFile(aboutFile, JSON.stringify(about), record.fileMode);
+      try {
+        return { name: candidate, folder: await WritingFolder.make(record, candidate) };
+      } catch (error) {
+        await unlink(aboutFile).catch(() => {});
+        throw error;
+      }
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || n >= 100) throw new OpenError(`the recording cannot be named: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, 'local');
     }
@@ -215,14 +220,11 @@ class WritingFolder {
     private readonly record: RecordSettings,
   ) {}
 
+  /** Makes the folder of recording `name`: `EEXIST` when anything is at its name already. */
   static async make(record: RecordSettings, name: string): Promise<WritingFolder> {
     const path = recordingFiles(record.dir, name).writing;
-    try {
-      await mkdir(path, { mode: 0o700 });
-      return new WritingFolder(await openFd(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW), record);
-    } catch (error) {
-      throw new OpenError(`the recording's folder cannot be made: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, 'local');
-    }
+    await mkdir(path, { mode: 0o700 });
+    return new WritingFolder(await openFd(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW), record);
   }
 
   /** A file in the folder, by the folder's descriptor. */

@@ -58,6 +58,7 @@ export const offer = fc.oneof(
   { weight: 4, arbitrary: fc.array(fc.tuple(fc.nat(), fc.nat(3), fc.string({ maxLength: 40 })), { minLength: 1, maxLength: 4 }).map(mutateOffer) },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 400 }) },
   { weight: 1, arbitrary: fc.constant(chromiumOffer()) },
+  { weight: 1, arbitrary: fc.constantFrom('', ' ', '\r\n') },
 );
 
 function mutateOffer(mutations: [number, number, string][]): string {

@@ -24,33 +24,21 @@ import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 t.teardown(() => stopAllProcesses());
 
-/** POSTs JSON from a chosen loopback address (each one a client of its own). */
-function postFrom(localAddress: string, url: string, body: unknown): Promise<{ status: number; body: string }> {
+/** POSTs a body from a chosen loopback address (each one a client of its own). */
+function postFrom(localAddress: string, url: string, body: string, type = 'application/json'): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', localAddress, headers: { 'content-type': 'application/json' } }, (res) => {
+    const req = request(url, { method: 'POST', localAddress, headers: { 'content-type': type } }, (res) => {
       let text = '';
       res.on('data', (chunk) => (text += chunk));
       res.on('end', () => resolve({ status: res.statusCode!, body: text }));
       res.on('error', reject);
     });
     req.on('error', reject);
-    req.end(JSON.stringify(body));
+    req.end(body);
   });
 }
-
-/** POSTs an SDP offer from a chosen loopback address. */
-function offerFrom(localAddress: string, url: string, sdp: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', localAddress, headers: { 'content-type': 'application/sdp' } }, (res) => {
-      let text = '';
-      res.on('data', (chunk) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode!, body: text }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(sdp);
-  });
-}
+const postJsonFrom = (localAddress: string, url: string, body: unknown): Promise<{ status: number; body: string }> => postFrom(localAddress, url, JSON.stringify(body));
+const offerFrom = (localAddress: string, url: string, sdp: string): Promise<{ status: number; body: string }> => postFrom(localAddress, url, sdp, 'application/sdp');
 
 t.test('links planted at every name a recording could take are never written through, and a link in record_dir is never served', async (t) => {
   const base = await mkdtemp(join(tmpdir(), 'gateway-links-'));
@@ -225,7 +213,7 @@ t.test('40 destination checks at once: at most limit_checks run (one ffmpeg each
   })();
   // 20 clients (127.0.0.2-21), two checks each.
   const results = await Promise.all(
-    Array.from({ length: 40 }, (_, i) => postFrom(`127.0.0.${2 + (i % 20)}`, `${gw.baseUrl}/rest-api/push/check`, { rtmpUrl: `srt://127.0.0.1:${silent}?streamid=s${i}` })),
+    Array.from({ length: 40 }, (_, i) => postJsonFrom(`127.0.0.${2 + (i % 20)}`, `${gw.baseUrl}/rest-api/push/check`, { rtmpUrl: `srt://127.0.0.1:${silent}?streamid=s${i}` })),
   );
   polling = false;
   await watcher;
@@ -236,7 +224,7 @@ t.test('40 destination checks at once: at most limit_checks run (one ffmpeg each
   t.equal(count(200), 8, 'limit_checks + limit_checks_queue checks made');
   t.equal(count(503), 32, 'the others refused with 503');
   t.ok(peak <= 4, `at most limit_checks ffmpeg at once (${peak})`);
-  const one = await Promise.all([0, 1, 2].map(() => postFrom('127.0.0.30', `${gw.baseUrl}/rest-api/push/check`, { rtmpUrl: `srt://127.0.0.1:${silent}` })));
+  const one = await Promise.all([0, 1, 2].map(() => postJsonFrom('127.0.0.30', `${gw.baseUrl}/rest-api/push/check`, { rtmpUrl: `srt://127.0.0.1:${silent}` })));
   t.same(one.map((r) => r.status).sort(), [200, 200, 429], 'one client: limit_checks_per_client, then 429');
   t.match(JSON.parse(one.find((r) => r.status === 429)!.body), { message: /limit_checks_per_client/ });
 });
@@ -295,7 +283,7 @@ t.test('a sealed node call is for one node: replayed to another it is refused, a
   t.equal((await replay(b.baseUrl)).status, 401, 'replayed to b: refused (meant for a)');
   t.equal((await replay(a.baseUrl)).status, 401, 'replayed to a: refused (made before)');
   const forged = [];
-  for (let i = 0; i < 8; i++) forged.push((await postFrom('127.0.0.9', `${b.baseUrl}/internal/plane`, { sealed: `forged-${i}` })).status);
+  for (let i = 0; i < 8; i++) forged.push((await postJsonFrom('127.0.0.9', `${b.baseUrl}/internal/plane`, { sealed: `forged-${i}` })).status);
   t.same(forged, [401, 401, 401, 401, 401, 429, 429, 429], 'forged seals are failed authentications: 429 past auth_failures_per_minute');
 });
 

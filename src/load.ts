@@ -23,19 +23,28 @@ export interface LoadSample {
 export type LoadSampler = () => LoadSample;
 
 const WINDOW_MS = 1000;
+/**
+ * Windows in a row past a limit before the gateway counts as overloaded: load that lasts, not a
+ * moment of the gateway's own (a publish's handshake, code compiled on first use, a burst of
+ * start-ups), which would refuse work while the machine has room.
+ */
+export const SUSTAINED_WINDOWS = 3;
 /** Overloaded for at least this long after the last window that was: no flapping at the edge. */
 const HOLD_MS = 3000;
 
 /**
- * Measures the gateway's load every second and says when it is past its limits, so that new
- * publishes and pushes are refused (503) before the ones running degrade: a busy or late event
- * loop is when UDP receive buffers overflow and every stream loses packets at once; a saturated
- * machine starves the gateway and its ffmpeg processes alike.
+ * Measures the gateway's load every second and says when it has been past its limits for
+ * `SUSTAINED_WINDOWS` windows in a row, so that new publishes and pushes are refused (503) before
+ * the ones running degrade: a busy or late event loop is when UDP receive buffers overflow and
+ * every stream loses packets at once; a saturated machine starves the gateway and its ffmpeg
+ * processes alike.
  */
 export class LoadMonitor {
   #last: LoadSample = { eventLoopDelayMs: 0, eventLoopUtilization: 0, machineCpuPercent: 0 };
   #overloadedUntil = 0;
   #reason: string | undefined;
+  /** Windows in a row past a limit, up to now. */
+  #over = 0;
   readonly #timer: NodeJS.Timeout;
 
   constructor(
@@ -71,7 +80,8 @@ export class LoadMonitor {
           : limits.machineCpuPercent > 0 && sample.machineCpuPercent >= limits.machineCpuPercent
             ? `machine CPU ${Math.round(sample.machineCpuPercent)} % (overload_machine_cpu_percent ${limits.machineCpuPercent})`
             : undefined;
-    if (!reason) return;
+    this.#over = reason ? this.#over + 1 : 0;
+    if (!reason || this.#over < SUSTAINED_WINDOWS) return;
     this.#reason = reason;
     this.#overloadedUntil = this.now() + HOLD_MS;
   }

@@ -133,7 +133,7 @@ export const configSchema = z
       .default('auto')
       .describe('worker threads that run the streams, one stream (its publisher and transponders) in one worker: `auto` is one per core; `0` runs them in the main thread beside the HTTP server'),
 
-    overload_event_loop_delay_ms: z.number().int().min(0).max(10000).default(150).describe('each worker measures its own event loop: a new publish (WHIP, SDK) goes to a worker that is not past its limits, and gets `503` with `Retry-After: 3` when none is; a push (`/push/startup`, auto-start, the SDK\'s `rtmpUrl`) gets it when its stream\'s worker is past them. Past: the event loop ran this late (p99 over the last second, beyond its 50 ms sampling), and for 3 s after; what runs goes on; `0` = off'),
+    overload_event_loop_delay_ms: z.number().int().min(0).max(10000).default(150).describe('each worker measures its own event loop: a new publish (WHIP, SDK) goes to a worker that is not past its limits, and gets `503` with `Retry-After: 3` when none is; a push (`/push/startup`, auto-start, the SDK\'s `rtmpUrl`) gets it when its stream\'s worker is past them. Past: the event loop ran this late (p99 over each second, beyond its 50 ms sampling) three seconds in a row (load that lasts, not a moment), and for 3 s after; what runs goes on; `0` = off'),
     overload_event_loop_utilization: z.number().min(0).max(1).default(0.9).describe('the same, for the share of time the event loop is busy (0..1)'),
     overload_machine_cpu_percent: z.number().min(0).max(100).default(0).describe('the same, for the whole machine\'s CPU (% of all cores); off by default, as other programs count too'),
 

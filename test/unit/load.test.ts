@@ -1,8 +1,8 @@
 import t from 'tap';
-import { LoadMonitor, type LoadSample } from '../../src/load.js';
+import { LoadMonitor, SUSTAINED_WINDOWS, type LoadSample } from '../../src/load.js';
 
-// The overload judgement in fake time: each limit on its own, the hold after the last overloaded
-// window, and the 503 it makes.
+// The overload judgement in fake time: each limit on its own, load that lasts against a moment's,
+// the hold after the last overloaded window, and the 503 it makes.
 
 function monitor(limits: Partial<ConstructorParameters<typeof LoadMonitor>[0]>) {
   let now = 0;
@@ -28,9 +28,13 @@ for (const [limit, sample, words] of [
   [{ eventLoopUtilization: 0.9 }, { eventLoopUtilization: 0.95 }, /event loop busy 95 % \(overload_event_loop_utilization 0.9\)/],
   [{ machineCpuPercent: 90 }, { machineCpuPercent: 97 }, /machine CPU 97 % \(overload_machine_cpu_percent 90\)/],
 ] as const) {
-  t.test(`past ${Object.keys(limit)[0]}: refused with 503 saying why, for 3 s after the last such window`, async (t) => {
+  t.test(`past ${Object.keys(limit)[0]} for ${SUSTAINED_WINDOWS} windows: refused with 503 saying why, for 3 s after the last such window`, async (t) => {
     const { m, set, at } = monitor(limit);
     set(sample);
+    for (let window = 1; window < SUSTAINED_WINDOWS; window++) {
+      m.tick();
+      t.equal(m.overload, undefined, `not after ${window} window(s): a moment, not load that lasts`);
+    }
     m.tick();
     t.match(m.overload, words);
     t.throws(() => m.admit('publishing cam'), { code: 'unavailable', message: /overloaded .*publishing cam refused/, retryAfterS: 3 });
@@ -43,6 +47,16 @@ for (const [limit, sample, words] of [
     m.close();
   });
 }
+
+t.test('windows past a limit with one under between them are moments, not load that lasts', async (t) => {
+  const { m, set } = monitor({ eventLoopDelayMs: 50 });
+  for (let i = 0; i < 10; i++) {
+    set({ eventLoopDelayMs: i % SUSTAINED_WINDOWS === SUSTAINED_WINDOWS - 1 ? 5 : 400 });
+    m.tick();
+    t.equal(m.overload, undefined, `window ${i + 1}`);
+  }
+  m.close();
+});
 
 t.test('a limit of 0 is off', async (t) => {
   const { m, set } = monitor({});

@@ -109,6 +109,8 @@ export class OutputFeed {
       still: picture && { picture, fps: Math.min(30, Math.max(5, Math.round(publisher.frameRate ?? 30))) },
       muted: audio.muted,
       sound: audio.sound,
+      // Nothing to mix: the publisher's Opus goes to ffmpeg as it is, decoded there and not here.
+      opus: this.#source === 'publisher' && publisher.hasAudio && !this.videoInFfmpeg && audio.sound === undefined,
     });
   }
 
@@ -164,7 +166,21 @@ export class OutputFeed {
 
   /** Starts a pipeline for the source and has it take over from the current one when ready, keeping the link. */
   startSwitch(): void {
-    const switching = this.#switch()
+    this.#startSwitch(false);
+  }
+
+  /**
+   * A sound is to be played but the pipeline relays the publisher's Opus and cannot mix it in: one
+   * that mixes takes over at its first audio frame. Only the audio changes hands: the video, passed
+   * through by the gateway, goes on untouched.
+   */
+  startMixing(): void {
+    if (this.#source !== 'publisher' || this.videoInFfmpeg) return;
+    this.#startSwitch(true);
+  }
+
+  #startSwitch(audioOnly: boolean): void {
+    const switching = this.#switch(audioOnly)
       .catch((error: unknown) => this.options.log.warn({ err: error }, 'switching the source failed'))
       .finally(() => this.#switching.delete(switching));
     this.#switching.add(switching);
@@ -202,7 +218,9 @@ export class OutputFeed {
     const pipe = this.#pending ?? this.#current;
     if (!pipe) return;
     pipe.begin(packet.wallclockMs); // the audio timeline starts with the first packet of either kind
-    if (packet.kind === 'audio') pipe.writeAudio(this.#publisher.audioPcm(packet), packet.wallclockMs);
+    if (packet.kind !== 'audio') return;
+    const publisher = this.#publisher;
+    pipe.writeAudio({ payload: packet.payload, wallclockMs: packet.wallclockMs, pcm: () => publisher.audioPcm(packet) });
   }
 
   /** Video frames go out as they are, or to the pipeline that transcodes them. */
@@ -232,11 +250,11 @@ export class OutputFeed {
    * and a keyframe, timestamps going on. The current pipeline goes on until the new one takes over;
    * when live video passed through replaces the still picture, only its sound does.
    */
-  async #switch(): Promise<void> {
+  async #switch(audioOnly: boolean): Promise<void> {
     const { writer, startTimeoutMs } = this.options;
     const switchNo = ++this.#switches;
     void this.#dropPending();
-    writer.newSource();
+    if (!audioOnly) writer.newSource();
     const current = this.#current;
     if (current?.source.still) current.source.audioOnly = this.#source === 'publisher' && !this.videoInFfmpeg;
     let pipe: Pipeline;
@@ -264,7 +282,9 @@ export class OutputFeed {
       this.use(pipe);
       this.options.onSwitched();
     }
-    this.attach(false);
+    // The publisher's video goes on as it was: the new pipeline's audio starts with its next packet.
+    if (audioOnly) pipe.begin(Date.now());
+    else this.attach(false);
   }
 
   #hold(pipe: Pipeline, tags: FlvTag[]): void {

@@ -13,6 +13,8 @@ export interface FfmpegJob {
    * picture at `fps`, in real time, instead of any video input.
    */
   still?: { path: string; fps: number };
+  /** The audio comes as the publisher's Opus in Ogg on stdin (`OpusRelay`), not as PCM. */
+  opus?: boolean;
 }
 
 /**
@@ -29,9 +31,10 @@ export function buildFfmpegArgs(job: FfmpegJob): string[] {
   // The decoder in one thread: frame threading (one thread per core, plus one) holds each frame
   // back until the next ones arrive, two frames (66 ms at 30 fps) on two cores.
   else if (job.videoInput) args.push('-analyzeduration', String(job.analyzeDurationUs), '-threads', '1', '-f', 'ivf', '-i', 'pipe:3');
-  // The PCM's format is given, so nothing is probed: by default ffmpeg would read ~1 s of it first,
-  // and the mixer writes it in real time.
-  args.push('-probesize', '32', '-f', 's16le', '-ar', String(PCM_SAMPLE_RATE), '-ac', String(PCM_CHANNELS), '-i', 'pipe:0');
+  // The audio's format is given, so nothing is probed: by default ffmpeg would read ~1 s of it
+  // first, and it is written in real time. Ogg Opus says all ffmpeg needs in its header pages.
+  if (job.opus) args.push('-probesize', '32', '-analyzeduration', '0', '-f', 'ogg', '-i', 'pipe:0');
+  else args.push('-probesize', '32', '-f', 's16le', '-ar', String(PCM_SAMPLE_RATE), '-ac', String(PCM_CHANNELS), '-i', 'pipe:0');
   const audioInput = job.still || job.videoInput ? 1 : 0;
   if (job.still) args.push('-map', '0:v:0', ...stillArgs(job.still.fps, plan, settings));
   else if (job.videoInput && plan.video === 'transcode') args.push('-map', '0:v:0', ...x264Args(plan, settings));

@@ -14,6 +14,8 @@ export class OutputAudio {
     /** The pipelines running now. */
     private readonly pipelines: () => (Pipeline | undefined)[],
     private readonly log: Logger,
+    /** A sound is to be played over a pipeline that cannot mix (it relays Opus): one that can must take over. */
+    private readonly needsMixing: () => void = () => {},
   ) {}
 
   get muted(): boolean {
@@ -35,7 +37,9 @@ export class OutputAudio {
   play(player: SoundPlayer): void {
     const previous = this.#sound;
     this.#sound = player;
-    for (const pipe of this.pipelines()) pipe?.setSound(player);
+    let mixed = true;
+    for (const pipe of this.pipelines()) if (pipe && !pipe.setSound(player)) mixed = false;
+    if (!mixed) this.needsMixing();
     player.once('ended', (error) => {
       if (error) this.log.warn({ error }, 'sound file ended with an error');
       if (this.#sound === player) void this.stop();

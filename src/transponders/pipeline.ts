@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { AudioMixer, type MixSource } from '../audio/mixer.js';
+import { OpusRelay } from '../audio/opus-relay.js';
 import { PCM_SAMPLE_RATE } from '../audio/pcm.js';
 import { buildFfmpegArgs } from './ffmpeg-args.js';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
@@ -23,6 +24,18 @@ export interface PipelineSpec {
   still?: { picture: Picture; fps: number };
   muted: boolean;
   sound: MixSource | undefined;
+  /**
+   * The publisher's Opus goes to ffmpeg as it is (Ogg on its stdin), which decodes it: nothing is
+   * decoded or mixed in the gateway. Such a pipeline cannot mix a sound in (`setSound` says so).
+   */
+  opus?: boolean;
+}
+
+/** An audio packet of the publisher's, and its samples decoded on demand (once for all outputs). */
+export interface AudioInput {
+  payload: Buffer;
+  wallclockMs: number;
+  pcm(): Int16Array | undefined;
 }
 
 /** The local half of an output, replaced as a whole: what makes its audio (and transcoded video). */
@@ -36,12 +49,15 @@ export interface Pipeline {
   readonly source: TagSource;
   /** Starts the audio timeline (and the still picture's) at this publisher-clock time, if not started. */
   begin(wallclockMs: number): void;
-  /** A packet's samples (interleaved stereo, decoded by the publisher); undefined for one that could not be decoded. */
-  writeAudio(pcm: Int16Array | undefined, wallclockMs: number): void;
+  /** A packet of the publisher's audio: relayed as it is, or its samples mixed. */
+  writeAudio(packet: AudioInput): void;
   /** A frame of the publisher's video, for a pipeline that transcodes (from a keyframe on). */
   writeVideo(frame: VideoFrame): void;
   setMuted(muted: boolean): void;
-  setSound(sound: MixSource | undefined): void;
+  /** Plays `sound` over the audio; false when this pipeline cannot mix (it relays Opus): one that can must take over. */
+  setSound(sound: MixSource | undefined): boolean;
+  /** Whether it can mix a sound in. */
+  readonly mixes: boolean;
   /** Tags it writes, and its end (with why, and what kind of failure) once: each listener set once. */
   onTags(listener: (tags: FlvTag[]) => void): void;
   onLost(listener: (reason: string, kind: FailureKind) => void): void;
@@ -61,18 +77,21 @@ export interface FfmpegPipelineSettings {
 }
 
 const KEPT_LOG_LINES = 20;
-/** PCM ffmpeg has not read beyond this (~5 s) means it no longer keeps up. */
+/** Audio ffmpeg has not read beyond this (~5 s of PCM; of Opus pages, far more) means it no longer keeps up. */
 const MAX_PCM_BACKLOG_BYTES = 5 * PCM_SAMPLE_RATE * 4;
+const MAX_OPUS_BACKLOG_BYTES = 256 * 1024;
 /** Video ffmpeg has not read beyond this (~10 s at 2.5 Mb/s) means it no longer keeps up. */
 const MAX_VIDEO_BACKLOG_BYTES = 3 * 1024 * 1024;
 /** An ffmpeg that has written nothing for this long (it writes AAC every ~21 ms) is replaced. */
 const FFMPEG_STALL_MS = 5000;
 const WATCH_MS = 500;
-/** PCM written to ffmpeg at a time (two Opus packets), once it is up. */
-const PCM_BATCH_MS = 40;
-const PCM_BATCH_BYTES = (PCM_BATCH_MS * PCM_SAMPLE_RATE * 4) / 1000;
-/** After an audio command, PCM goes out as it is mixed for this long: the change shows at once. */
-const PCM_EAGER_BYTES = (200 * PCM_SAMPLE_RATE * 4) / 1000;
+/**
+ * Audio blocks written to ffmpeg at a time once it is up: the mixer's blocks and the relay's pages
+ * are each ~20 ms (an Opus packet), so two make 40 ms.
+ */
+const BATCH_BLOCKS = 2;
+/** After an audio command, audio goes out block by block for this many (~200 ms): the change shows at once. */
+const EAGER_BLOCKS = 10;
 
 /** Pipelines of ffmpeg: `spec` says what each makes. */
 export function ffmpegPipelines(settings: FfmpegPipelineSettings): PipelineFactory {
@@ -80,8 +99,9 @@ export function ffmpegPipelines(settings: FfmpegPipelineSettings): PipelineFacto
 }
 
 /**
- * ffmpeg with what feeds it: the audio mixer (the publisher's audio, decoded once by the publisher,
- * muted or not, a sound file over it) writing PCM to its stdin; for transcoding, the publisher's frames as IVF on
+ * ffmpeg with what feeds it: the publisher's Opus relayed as it is (`OpusRelay`, when nothing is
+ * mixed), or the audio mixer (the publisher's audio, decoded once by the publisher, muted or not, a
+ * sound file over it) writing PCM to its stdin; for transcoding, the publisher's frames as IVF on
  * `pipe:3` (depacketized once by the publisher, each stamped with its publisher-clock time); for
  * the still picture, the last keyframe as a file it loops. Its FLV tags come back on stdout. Its
  * audio time 0 is the mixer's first sample, its video time 0 the first frame given to it. Lost
@@ -102,12 +122,12 @@ class FfmpegPipeline implements Pipeline {
   #failOutput: (error: OpenError) => void = () => {};
   #batch: Buffer[] = [];
   #batchBytes = 0;
-  /** After a mute or a sound changed what the PCM carries: written at once, as the change fades in through the encoder. */
-  #eagerBytes = 0;
+  /** After a mute or a sound changed what the audio carries: blocks written at once, as the change fades in through the encoder. */
+  #eagerBlocks = 0;
 
   private constructor(
     private readonly ffmpeg: FfmpegProcess,
-    private readonly mixer: AudioMixer,
+    private readonly audio: AudioMixer | OpusRelay,
     private readonly settings: FfmpegPipelineSettings,
     private readonly workDir: string | undefined,
     private readonly spec: PipelineSpec,
@@ -137,10 +157,11 @@ class FfmpegPipeline implements Pipeline {
   }
 
   static async start(spec: PipelineSpec, settings: FfmpegPipelineSettings): Promise<FfmpegPipeline> {
-    let writePcm: (pcm: Buffer) => void = () => {};
-    const mixer = new AudioMixer({ write: (pcm) => writePcm(pcm) });
+    let writeAudio: (block: Buffer) => void = () => {};
+    const opus = spec.opus === true && spec.sound === undefined && spec.still === undefined;
+    const mixer = opus ? new OpusRelay({ write: (pages) => writeAudio(pages) }) : new AudioMixer({ write: (pcm) => writeAudio(pcm) });
     mixer.muted = spec.muted;
-    mixer.source = spec.sound;
+    if (mixer instanceof AudioMixer) mixer.source = spec.sound;
     let workDir: string | undefined;
     let still: { path: string; fps: number } | undefined;
     try {
@@ -155,22 +176,27 @@ class FfmpegPipeline implements Pipeline {
       throw error;
     }
     const videoInput = spec.video !== undefined;
-    const args = buildFfmpegArgs({ videoInput, still, plan: spec.plan, settings: settings.encoding, analyzeDurationUs: settings.analyzeDurationUs });
+    const args = buildFfmpegArgs({ videoInput, still, opus, plan: spec.plan, settings: settings.encoding, analyzeDurationUs: settings.analyzeDurationUs });
     const ffmpeg = settings.spawn(args, videoInput);
     const pipeline = new FfmpegPipeline(ffmpeg, mixer, settings, workDir, spec);
-    writePcm = (pcm) => pipeline.#writePcm(pcm);
-    settings.log.info({ pid: ffmpeg.pid, plan: still ? 'still' : spec.plan.video }, 'ffmpeg started');
+    writeAudio = (block) => pipeline.#writeAudio(block);
+    settings.log.info({ pid: ffmpeg.pid, plan: still ? 'still' : spec.plan.video, audio: opus ? 'opus' : 'pcm' }, 'ffmpeg started');
     return pipeline;
   }
 
-  begin(wallclockMs: number): void {
-    this.mixer.begin(wallclockMs);
-    this.source.audioStartMs = this.mixer.startMs;
-    if (this.source.still) this.source.videoStartMs ??= this.mixer.startMs;
+  get mixes(): boolean {
+    return this.audio instanceof AudioMixer;
   }
 
-  writeAudio(pcm: Int16Array | undefined, wallclockMs: number): void {
-    this.mixer.pushPcm(pcm, wallclockMs);
+  begin(wallclockMs: number): void {
+    this.audio.begin(wallclockMs);
+    this.source.audioStartMs = this.audio.startMs;
+    if (this.source.still) this.source.videoStartMs ??= this.audio.startMs;
+  }
+
+  writeAudio(packet: AudioInput): void {
+    if (this.audio instanceof OpusRelay) this.audio.push(packet.payload, packet.wallclockMs);
+    else this.audio.pushPcm(packet.pcm(), packet.wallclockMs);
   }
 
   writeVideo(frame: VideoFrame): void {
@@ -191,13 +217,15 @@ class FfmpegPipeline implements Pipeline {
   }
 
   setMuted(muted: boolean): void {
-    this.mixer.muted = muted;
-    this.#eagerBytes = PCM_EAGER_BYTES;
+    this.audio.muted = muted;
+    this.#eagerBlocks = EAGER_BLOCKS;
   }
 
-  setSound(sound: MixSource | undefined): void {
-    this.mixer.source = sound;
-    this.#eagerBytes = PCM_EAGER_BYTES;
+  setSound(sound: MixSource | undefined): boolean {
+    if (!(this.audio instanceof AudioMixer)) return sound === undefined;
+    this.audio.source = sound;
+    this.#eagerBlocks = EAGER_BLOCKS;
+    return true;
   }
 
   onTags(listener: (tags: FlvTag[]) => void): void {
@@ -213,7 +241,7 @@ class FfmpegPipeline implements Pipeline {
       this.#lost = undefined;
       this.#tags = undefined;
       clearInterval(this.#watch);
-      this.mixer.close();
+      this.audio.close();
       await this.ffmpeg.stop(this.settings.stopTimeoutMs);
       if (this.workDir) await rm(this.workDir, { recursive: true, force: true });
     })();
@@ -221,20 +249,20 @@ class FfmpegPipeline implements Pipeline {
   }
 
   /**
-   * PCM goes to ffmpeg PCM_BATCH_MS at a time once it is up: every write wakes ffmpeg, and one
-   * write per 20 ms Opus packet was the largest cost of a push. What comes before the first output,
-   * and for a while after an audio command (mute, a sound), goes at once.
+   * Audio goes to ffmpeg BATCH_BLOCKS blocks at a time once it is up: every write wakes ffmpeg, and
+   * one write per 20 ms Opus packet was the largest cost of a push. What comes before the first
+   * output, and for a while after an audio command (mute, a sound), goes at once.
    */
-  #writePcm(pcm: Buffer): void {
-    this.#batch.push(pcm);
-    this.#batchBytes += pcm.length;
-    if (this.#batchBytes < PCM_BATCH_BYTES && this.#lastOutputAt !== undefined && this.#eagerBytes <= 0) return;
-    this.#eagerBytes -= this.#batchBytes;
+  #writeAudio(block: Buffer): void {
+    this.#batch.push(block);
+    this.#batchBytes += block.length;
+    if (this.#batch.length < BATCH_BLOCKS && this.#lastOutputAt !== undefined && this.#eagerBlocks <= 0) return;
+    this.#eagerBlocks -= this.#batch.length;
     const data = this.#batch.length === 1 ? this.#batch[0]! : Buffer.concat(this.#batch, this.#batchBytes);
     this.#batch = [];
     this.#batchBytes = 0;
     if (!this.ffmpeg.write(data)) return;
-    if (this.ffmpeg.inputBacklog > MAX_PCM_BACKLOG_BYTES) this.#lose('ffmpeg does not keep up with the audio');
+    if (this.ffmpeg.inputBacklog > (this.mixes ? MAX_PCM_BACKLOG_BYTES : MAX_OPUS_BACKLOG_BYTES)) this.#lose('ffmpeg does not keep up with the audio');
   }
 
   #onOutput(data: Buffer): void {

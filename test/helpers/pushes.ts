@@ -1,8 +1,8 @@
 import type { TestGateway } from './gateway.js';
 import { waitFor } from '../../kit/processes.js';
 
-/** What only a transponder's ffmpeg has in its command line: the gateway's PCM on stdin. */
-export const TRANSPONDER_FFMPEG = '-ac 2 -i pipe:0';
+/** What only a transponder's ffmpeg has in its command line: AAC made with the fast coder from its stdin (Opus or PCM). */
+export const TRANSPONDER_FFMPEG = '-aac_coder fast';
 
 /** The first transponder `find` lists for `streamName`, if any. */
 export async function findPush(gw: TestGateway, streamName: string): Promise<any> {

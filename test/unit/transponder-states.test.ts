@@ -70,8 +70,11 @@ class FakePipeline implements Pipeline {
     this.source.videoStartMs ??= frame.wallclockMs;
     this.video++;
   }
+  readonly mixes = true;
   setMuted(): void {}
-  setSound(): void {}
+  setSound(): boolean {
+    return true;
+  }
   onTags(listener: (tags: FlvTag[]) => void): void {
     this.#tags = listener;
   }

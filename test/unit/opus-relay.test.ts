@@ -1,0 +1,66 @@
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { loadFixture, oggPackets } from '../../kit/fixture.js';
+import { OpusRelay } from '../../src/audio/opus-relay.js';
+import { OPUS_SILENCE_20MS, opusPacketSamples } from '../../src/media/ogg.js';
+
+// The publisher's Opus relayed to ffmpeg as Ogg pages, on the mixer's timeline: packets placed by
+// their capture time, gaps and stalls filled with silent frames, late packets dropped, muted
+// packets replaced by silence; and ffmpeg reads what it writes, checksums included.
+
+const fixture = loadFixture(join(import.meta.dirname, '..', '..', '.bench', 'fixture'));
+
+function relay(): { relay: OpusRelay; written: Buffer[]; at: (ms: number) => void } {
+  let now = 1000;
+  const written: Buffer[] = [];
+  const r = new OpusRelay({ write: (pages) => void written.push(pages), now: () => now });
+  return { relay: r, written, at: (ms) => void (now = ms) };
+}
+
+t.test('the samples of an Opus packet, from its table of contents', async (t) => {
+  t.equal(opusPacketSamples(fixture.audio[0]!), 960, 'the fixture: 20 ms');
+  t.equal(opusPacketSamples(OPUS_SILENCE_20MS), 960);
+  t.equal(opusPacketSamples(Buffer.from([0xf8 | 1, 0])), 1920, 'two frames (code 1)');
+  t.equal(opusPacketSamples(Buffer.from([0x00 | 3, 3])), 1440, 'SILK 10 ms, three frames (code 3)');
+  t.equal(opusPacketSamples(Buffer.from([0x18 | 3, 63])), 0, 'more than 120 ms: unreadable');
+  t.equal(opusPacketSamples(Buffer.alloc(0)), 0);
+});
+
+t.test('packets on the timeline: a gap filled with silent frames, a late packet dropped, muted packets silent', async (t) => {
+  const { relay: r, written, at } = relay();
+  r.begin(1000);
+  const packets = () => oggPackets(Buffer.concat(written));
+  t.same(packets().map((p) => p.subarray(0, 8).toString('latin1')), ['OpusHead', 'OpusTags'], 'the headers first');
+  r.push(fixture.audio[0]!, 1000);
+  r.push(fixture.audio[1]!, 1020);
+  r.push(fixture.audio[4]!, 1080); // two lost
+  t.equal(r.written, 5 * 960);
+  t.same(packets().slice(2).map((p) => (p.equals(OPUS_SILENCE_20MS) ? 'silence' : 'live')), ['live', 'live', 'silence', 'silence', 'live']);
+  r.push(fixture.audio[2]!, 1040);
+  t.equal(packets().length, 7, 'a late packet is dropped');
+  r.muted = true;
+  r.push(fixture.audio[5]!, 1100);
+  t.ok(packets().at(-1)!.equals(OPUS_SILENCE_20MS), 'muted: silence in its place');
+  t.equal(r.written, 6 * 960);
+  r.muted = false;
+  at(1500);
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  t.ok(r.written >= Math.floor((1500 - 60 - 1000) * 48) - 960, `a stall is filled with silence, keeping time (${r.written} samples)`);
+  r.close();
+});
+
+t.test('ffmpeg reads the pages: every packet, checksums right, the timeline as written', async (t) => {
+  const { relay: r, written, at } = relay();
+  r.begin(1000);
+  for (let i = 0; i < 100; i++) {
+    at(1000 + i * 20);
+    if (i < 40 || i >= 45) r.push(fixture.audio[i % fixture.audio.length]!, 1000 + i * 20);
+  }
+  r.close();
+  const probe = spawnSync('ffprobe', ['-v', 'error', '-f', 'ogg', '-i', 'pipe:0', '-show_entries', 'packet=pts', '-of', 'csv=p=0'], { input: Buffer.concat(written) });
+  t.equal(probe.stderr.toString(), '', 'no error (a bad checksum would be one)');
+  const pts = probe.stdout.toString().trim().split('\n').map(Number);
+  t.equal(pts.length, 100, 'a packet every 20 ms, the five lost ones filled');
+  t.equal(pts.at(-1)! - pts[0]!, 99 * 960, 'on one unbroken timeline');
+});

@@ -33,7 +33,9 @@ export function buildFfmpegArgs(job: FfmpegJob): string[] {
   else if (job.videoInput) args.push('-analyzeduration', String(job.analyzeDurationUs), '-threads', '1', '-f', 'ivf', '-i', 'pipe:3');
   // The audio's format is given, so nothing is probed: by default ffmpeg would read ~1 s of it
   // first, and it is written in real time. Ogg Opus says all ffmpeg needs in its header pages.
-  if (job.opus) args.push('-probesize', '32', '-analyzeduration', '0', '-f', 'ogg', '-i', 'pipe:0');
+  // libopus decodes it: with ffmpeg 5.1's own decoder the AAC encoder after it took 2.7 times the
+  // CPU (1.90 s against 0.71 s for 60 s of the fixture's audio, decoding and encoding).
+  if (job.opus) args.push('-probesize', '32', '-analyzeduration', '0', '-c:a', 'libopus', '-f', 'ogg', '-i', 'pipe:0');
   else args.push('-probesize', '32', '-f', 's16le', '-ar', String(PCM_SAMPLE_RATE), '-ac', String(PCM_CHANNELS), '-i', 'pipe:0');
   const audioInput = job.still || job.videoInput ? 1 : 0;
   if (job.still) args.push('-map', '0:v:0', ...stillArgs(job.still.fps, plan, settings));

@@ -96,6 +96,21 @@ export function watchEventLoop(gateway: GatewayProcess): { stop(): Promise<numbe
   };
 }
 
+/**
+ * Where the frames a failed step lost went missing, hop by hop from the publisher to the RTMP
+ * server, by the first hop whose own counters say it lost some.
+ */
+export function lossHop(step: Pick<StepResult, 'udpDropped' | 'udpSendsRefused' | 'gatewaySaw' | 'running' | 'pushes' | 'framesLost'>): string {
+  if (step.running < step.pushes) return `${step.pushes - step.running} pushes were not running`;
+  if (step.udpSendsRefused > 0) return `the load generator's sends (${step.udpSendsRefused} refused for full send buffers)`;
+  if (step.udpDropped > 0) return `the kernel's receive buffers (${step.udpDropped} datagrams dropped)`;
+  const saw = step.gatewaySaw;
+  if (saw.packetsLost > 0) return `before the gateway's frame path: ${saw.packetsLost} RTP packets never reached it (the publisher's side or the media engine)`;
+  if (saw.framesIncomplete > 0) return `reassembly: ${saw.framesIncomplete} frames incomplete`;
+  if (saw.pushFramesLost + saw.pushFramesDropped > 0) return `the pushes: ${saw.pushFramesLost} lost on their input, ${saw.pushFramesDropped} dropped on their output`;
+  return step.framesLost > 0 ? 'after the gateway: between its RTMP output and the server\'s recording' : 'none';
+}
+
 /** Runs `count` synthetic publishers each pushed to nginx-rtmp, and counts frames lost there. */
 async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixture, nginx: NginxRtmp, count: number): Promise<StepResult> {
   const names = Array.from({ length: count }, (_, i) => `cap${count}-${i}`);
@@ -187,7 +202,7 @@ export async function capacity(bench: Bench, gateway: GatewayProcess, fixture: F
       `  ${count} pushes: ${step.running} running, ${step.refused} refused, ${step.failed.length} failed${step.failed.length ? ` (${step.failed.join(', ')})` : ''}, ${step.framesLost}/${step.framesExpected} frames lost (${step.lossPercent} %, worst push ${step.worstPushLossPercent} %); ` +
         `CPU % of a core: gateway ${step.gatewayCpu} (media workers ${step.mediaWorkersCpu}), ffmpeg ${step.ffmpegCpuEach} each, nginx ${step.nginxCpu}, publishers ${step.publishersCpu}; machine ${step.machineCpu} % busy; ` +
         `worst worker event-loop delay p99 ${step.eventLoopDelayP99Ms} ms; UDP datagrams dropped for full receive buffers ${step.udpDropped} of ${step.udpReceived}, sends refused for full send buffers ${step.udpSendsRefused}; ` +
-        `the gateway saw ${step.gatewaySaw.packetsLost} RTP packets lost, ${step.gatewaySaw.framesIncomplete} frames incomplete, ${step.gatewaySaw.pushFramesLost} lost and ${step.gatewaySaw.pushFramesDropped} dropped by pushes -> ${ok ? 'sustained' : 'FAILED'}`,
+        `the gateway saw ${step.gatewaySaw.packetsLost} RTP packets lost, ${step.gatewaySaw.framesIncomplete} frames incomplete, ${step.gatewaySaw.pushFramesLost} lost and ${step.gatewaySaw.pushFramesDropped} dropped by pushes -> ${ok ? 'sustained' : `FAILED (lost at: ${lossHop(step)})`}`,
     );
     if (!ok) break;
     sustained = count;

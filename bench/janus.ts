@@ -144,8 +144,15 @@ export class JanusPublisher {
 
   async #poll(): Promise<void> {
     while (this.#polling) {
-      const events = await fetch(`${this.sessionUrl}?maxev=10`).then((r) => r.json() as Promise<JanusReply | JanusReply[]>, () => undefined);
-      if (!events) continue;
+      // Janus may close the connection while a poll's body is read (it is being stopped): that
+      // ends the poll as no events, never as an unhandled rejection that stops the benchmark.
+      const events = await fetch(`${this.sessionUrl}?maxev=10`)
+        .then((r) => r.json() as Promise<JanusReply | JanusReply[]>)
+        .catch(() => undefined);
+      if (!events) {
+        if (this.#polling) await new Promise((resolve) => setTimeout(resolve, 100));
+        continue;
+      }
       for (const event of Array.isArray(events) ? events : [events]) {
         const resolve = event.transaction ? this.#waiting.get(event.transaction) : undefined;
         if (resolve && event.janus === 'event') {

@@ -6,6 +6,8 @@ export interface Figure {
   /** What the figure should be, e.g. "<= 0.5". */
   target?: string;
   ok?: boolean;
+  /** A difference of two measures no larger than their noise floor (given here): told as such, not as a figure. */
+  noiseFloor?: number;
 }
 
 /** How much each section measures: `--quick` runs a smaller version in about a minute. */
@@ -36,7 +38,7 @@ export interface Bench {
   work: string;
 }
 
-export type Report = (name: string, value: number, unit: string, target?: { max?: number; min?: number }) => void;
+export type Report = (name: string, value: number, unit: string, target?: { max?: number; min?: number; noiseFloor?: number }) => void;
 
 export const round = (n: number): number => Math.round(n * 1000) / 1000;
 
@@ -46,6 +48,14 @@ export class Figures {
 
   readonly report: Report = (name, value, unit, target) => {
     const figure: Figure = { name, value: round(value), unit };
+    // What one more output adds is the difference of two windows: no larger than the spread of two
+    // windows of the same load, it is noise, and told as such (never as a negative cost).
+    if (target?.noiseFloor !== undefined && Math.abs(value) <= target.noiseFloor) {
+      figure.noiseFloor = round(target.noiseFloor);
+      this.all.push(figure);
+      console.log(`  ${name}: below the noise floor (±${figure.noiseFloor} ${unit}; measured ${figure.value})`);
+      return;
+    }
     if (target?.max !== undefined) Object.assign(figure, { target: `<= ${target.max}`, ok: value <= target.max });
     if (target?.min !== undefined) Object.assign(figure, { target: `>= ${target.min}`, ok: value >= target.min });
     this.all.push(figure);
@@ -53,7 +63,8 @@ export class Figures {
   };
 
   printTable(): void {
-    const rows = this.all.map((f) => [f.name, `${f.value} ${f.unit}`, f.target ? `${f.target} ${f.unit}` : '', f.ok === undefined ? '' : f.ok ? 'met' : 'MISSED']);
+    const shown = (f: Figure): string => (f.noiseFloor !== undefined ? `< noise (±${f.noiseFloor} ${f.unit})` : `${f.value} ${f.unit}`);
+    const rows = this.all.map((f) => [f.name, shown(f), f.target ? `${f.target} ${f.unit}` : '', f.ok === undefined ? '' : f.ok ? 'met' : 'MISSED']);
     const header = ['figure', 'value', 'target', ''];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();

@@ -1,5 +1,5 @@
 import { close, constants, open } from 'node:fs';
-import { chmod, link, mkdir, rmdir, statfs, unlink } from 'node:fs/promises';
+import { chmod, link, lstat, mkdir, rmdir, statfs, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { createOwnFile, readOwnFile } from '../own-files.js';
@@ -184,8 +184,10 @@ export function recordLinks(settings: RecordLinkSettings, push: { stream: string
 async function claimName(record: RecordSettings, name: string, about: RecordingAbout): Promise<{ name: string; folder: WritingFolder }> {
   for (let n = 1; ; n++) {
     const candidate = n === 1 ? name : `${name}-${n}`;
-    const { about: aboutFile } = recordingFiles(record.dir, candidate);
+    const { about: aboutFile, parts } = recordingFiles(record.dir, candidate);
     try {
+      // Its list of parts is moved in beside them at the end: that name must be free too.
+      if (await lstat(parts).then(() => true, () => false)) throw Object.assign(new Error('taken'), { code: 'EEXIST' });
       await createOwnFile(aboutFile, JSON.stringify(about), record.fileMode);
       try {
         return { name: candidate, folder: await WritingFolder.make(record, candidate) };

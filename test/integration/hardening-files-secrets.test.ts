@@ -13,6 +13,7 @@ import { freePorts } from '../../kit/rtmp-server.js';
 import { compactTime } from '../../src/transponders/record-link.js';
 import { offer as fuzzedOffer } from '../helpers/fuzz.js';
 import { startGateway } from '../helpers/gateway.js';
+import { keyframeCached } from '../helpers/pushes.js';
 import { chromiumOffer } from '../helpers/offers.js';
 import { testFixture } from '../helpers/synthetic.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
@@ -67,6 +68,7 @@ t.test('links planted at every name a recording could take are never written thr
   t.teardown(() => gw.close());
   const publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'linkcam');
   t.teardown(() => publisher.stop());
+  await keyframeCached(gw, 'linkcam');
   const started = await gw.post('/rest-api/push/startup', { streamName: 'linkcam', rtmpUrl: 'record://' });
   t.comment(`${planted} links planted; startup answered ${started.status}`);
   if (started.status === 200) {
@@ -104,6 +106,7 @@ t.test('recordings are 0640 in a 0750 folder the gateway makes, and a part is li
   t.teardown(() => gw.close());
   const publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'modecam');
   t.teardown(() => publisher.stop());
+  await keyframeCached(gw, 'modecam');
   const started = await gw.post('/rest-api/push/startup', { streamName: 'modecam', rtmpUrl: 'record://' });
   t.equal(started.status, 200, JSON.stringify(started.body));
   const part = await waitFor('a part in record_dir', async () => (await readdir(dir)).find((f) => f.endsWith('.mp4')), 15_000);
@@ -234,6 +237,7 @@ t.test('one address cannot hold more WHEP viewer slots than limit_sessions_per_c
   t.teardown(() => gw.close());
   const publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'seen');
   t.teardown(() => publisher.stop());
+  await keyframeCached(gw, 'seen'); // publishing, as the gateway sees it: offers for it are answered
   const offer = (): string => chromiumOffer({ ufrag: Math.random().toString(36).slice(2, 10) }).replaceAll('a=sendonly', 'a=recvonly');
   const url = `${gw.baseUrl}/whep/seen`;
   // The publisher (127.0.0.1) holds one share: another address takes all three.
@@ -296,6 +300,7 @@ t.test('an SRT push works with its stream id and passphrase out of ffmpeg\'s com
   t.teardown(() => gw.close());
   const publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'srtargs');
   t.teardown(() => publisher.stop());
+  await keyframeCached(gw, 'srtargs');
   const started = await gw.post('/rest-api/push/startup', { streamName: 'srtargs', rtmpUrl: listener.url(`streamid=${STREAM_ID}&passphrase=${PASSPHRASE}`) });
   t.equal(started.status, 200, JSON.stringify(started.body));
   await waitFor('media at the listener', async () => (await listener.received()) > 100_000, 20_000);

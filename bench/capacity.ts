@@ -46,6 +46,12 @@ interface StepResult {
    * dropped on their output (the gateway's side).
    */
   gatewaySaw: { packetsLost: number; framesIncomplete: number; pushFramesLost: number; pushFramesDropped: number };
+  /**
+   * RTP hop by hop over the whole step, every stream together: what the media engine received from
+   * the publishers and lost on the way, sent on to the gateway's frame path, and what that path
+   * received (undefined on an engine that does not count).
+   */
+  hops?: { engineReceived: number; engineLost: number; engineSent: number; gatewayReceived: number };
 }
 
 /**
@@ -100,10 +106,13 @@ export function watchEventLoop(gateway: GatewayProcess): { stop(): Promise<numbe
  * Where the frames a failed step lost went missing, hop by hop from the publisher to the RTMP
  * server, by the first hop whose own counters say it lost some.
  */
-export function lossHop(step: Pick<StepResult, 'udpDropped' | 'udpSendsRefused' | 'gatewaySaw' | 'running' | 'pushes' | 'framesLost'>): string {
+export function lossHop(step: Pick<StepResult, 'udpDropped' | 'udpSendsRefused' | 'gatewaySaw' | 'running' | 'pushes' | 'framesLost' | 'hops'>): string {
   if (step.running < step.pushes) return `${step.pushes - step.running} pushes were not running`;
   if (step.udpSendsRefused > 0) return `the load generator's sends (${step.udpSendsRefused} refused for full send buffers)`;
   if (step.udpDropped > 0) return `the kernel's receive buffers (${step.udpDropped} datagrams dropped)`;
+  const hops = step.hops;
+  if (hops && hops.engineLost > 0) return `between the publishers and the media engine: ${hops.engineLost} RTP packets lost`;
+  if (hops && hops.gatewayReceived < hops.engineSent) return `between the media engine and the gateway's frame path: ${hops.engineSent - hops.gatewayReceived} RTP packets sent, not received`;
   const saw = step.gatewaySaw;
   if (saw.packetsLost > 0) return `before the gateway's frame path: ${saw.packetsLost} RTP packets never reached it (the publisher's side or the media engine)`;
   if (saw.framesIncomplete > 0) return `reassembly: ${saw.framesIncomplete} frames incomplete`;
@@ -149,7 +158,8 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
     const gatewayRssMb = [gateway.pid, ...mediaWorkers].reduce((sum, pid) => sum + rssMb(pid), 0);
     const listed = (await gateway.request('POST', '/rest-api/push/find_all')).body as { state: string; counters: { framesLost: number; framesDropped?: number } }[];
     const running = listed.filter((t) => t.state === 'running').length;
-    const streams = ((await gateway.request('POST', '/rest-api/stream/find_all')).body ?? []) as { packetsLost: number; framesLost: number }[];
+    type Hops = NonNullable<StepResult['hops']>;
+    const streams = ((await gateway.request('POST', '/rest-api/stream/find_all')).body ?? []) as { packetsLost: number; framesLost: number; hops: Hops | null }[];
     const sum = <T>(list: T[], value: (item: T) => number | undefined): number => list.reduce((total, item) => total + (value(item) ?? 0), 0);
     const gatewaySaw = {
       packetsLost: sum(streams, (s) => s.packetsLost),
@@ -157,6 +167,14 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
       pushFramesLost: sum(listed, (t) => t.counters.framesLost),
       pushFramesDropped: sum(listed, (t) => t.counters.framesDropped),
     };
+    const hops = streams.every((s) => s.hops)
+      ? {
+          engineReceived: sum(streams, (s) => s.hops!.engineReceived),
+          engineLost: sum(streams, (s) => s.hops!.engineLost),
+          engineSent: sum(streams, (s) => s.hops!.engineSent),
+          gatewayReceived: sum(streams, (s) => s.hops!.gatewayReceived),
+        }
+      : undefined;
     for (const publisher of publishers.splice(0)) await publisher.stop();
     await waitFor('every push to end', async () => (await gateway.ffmpegPids()).length === 0, 30_000, 100);
 
@@ -184,6 +202,7 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
       eventLoopDelayP99Ms: round(loopP99),
       gaps,
       gatewaySaw,
+      hops,
     };
   } finally {
     for (const publisher of publishers) await publisher.stop();
@@ -202,6 +221,7 @@ export async function capacity(bench: Bench, gateway: GatewayProcess, fixture: F
       `  ${count} pushes: ${step.running} running, ${step.refused} refused, ${step.failed.length} failed${step.failed.length ? ` (${step.failed.join(', ')})` : ''}, ${step.framesLost}/${step.framesExpected} frames lost (${step.lossPercent} %, worst push ${step.worstPushLossPercent} %); ` +
         `CPU % of a core: gateway ${step.gatewayCpu} (media workers ${step.mediaWorkersCpu}), ffmpeg ${step.ffmpegCpuEach} each, nginx ${step.nginxCpu}, publishers ${step.publishersCpu}; machine ${step.machineCpu} % busy; ` +
         `worst worker event-loop delay p99 ${step.eventLoopDelayP99Ms} ms; UDP datagrams dropped for full receive buffers ${step.udpDropped} of ${step.udpReceived}, sends refused for full send buffers ${step.udpSendsRefused}; ` +
+        (step.hops ? `RTP hop by hop: the engine received ${step.hops.engineReceived} (lost ${step.hops.engineLost} on the way), sent ${step.hops.engineSent}, the frame path received ${step.hops.gatewayReceived}; ` : '') +
         `the gateway saw ${step.gatewaySaw.packetsLost} RTP packets lost, ${step.gatewaySaw.framesIncomplete} frames incomplete, ${step.gatewaySaw.pushFramesLost} lost and ${step.gatewaySaw.pushFramesDropped} dropped by pushes -> ${ok ? 'sustained' : `FAILED (lost at: ${lossHop(step)})`}`,
     );
     if (!ok) break;

@@ -120,6 +120,9 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
   perStream(Counter, 'gateway_publisher_frames_lost_total', 'Video frames dropped because a packet of theirs was lost', (s) => s.framesLost);
   perStream(Counter, 'gateway_publisher_keyframes_total', 'Keyframes received', (s) => s.keyframes);
   perStream(Counter, 'gateway_publisher_keyframe_requests_total', 'Keyframes asked of the sender (RTCP PLI)', (s) => s.keyframeRequests);
+  perStream(Counter, 'gateway_publisher_engine_packets_received_total', 'RTP packets the media engine received from the publisher', (s) => s.hops?.engineReceived);
+  perStream(Counter, 'gateway_publisher_engine_packets_lost_total', 'RTP packets lost on the way to the media engine', (s) => s.hops?.engineLost);
+  perStream(Counter, 'gateway_publisher_engine_packets_sent_total', 'RTP packets the media engine sent on to the gateway\'s frame path', (s) => s.hops?.engineSent);
   perStream(Counter, 'gateway_publisher_nacks_sent_total', 'Retransmissions asked of the sender (RTCP NACK) for lost packets', (s) => s.nacksSent);
   perStream(Gauge, 'gateway_publisher_received_bits_per_second', 'RTP received over the last second', (s) => s.bitrateKbps * 1000);
   perStream(Gauge, 'gateway_publisher_frames_per_second', 'Video frame rate', (s) => s.video?.frameRate);

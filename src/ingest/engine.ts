@@ -17,6 +17,18 @@ export interface IngestTrack {
   requestKeyframe(): void;
   /** Retransmission requests (RTCP NACK) sent for lost packets of this track, when the engine tells. */
   readonly nacksSent?: number;
+  /**
+   * What the engine counted on this track (when it tells, read every few seconds): RTP received from
+   * the publisher, lost on the way to it, and sent on towards the gateway's frame path. Beside the
+   * gateway's own count they say at which hop packets go missing.
+   */
+  readonly engineCounts?: EngineCounts;
+}
+
+export interface EngineCounts {
+  received: number;
+  lost: number;
+  sentToGateway: number;
 }
 
 export type IngestSessionEvents = {

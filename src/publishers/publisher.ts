@@ -194,6 +194,23 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     return lost;
   }
 
+  /**
+   * The stream's RTP hop by hop, both tracks: what the engine received from the publisher and lost
+   * on the way to it, what it sent on towards the gateway, and what the gateway's frame path
+   * received (duplicates included). Undefined when the engine does not count.
+   */
+  get hops(): { engineReceived: number; engineLost: number; engineSent: number; gatewayReceived: number } | undefined {
+    const hops = { engineReceived: 0, engineLost: 0, engineSent: 0, gatewayReceived: this.counters.packets + this.counters.duplicates };
+    for (const { track } of this.#pipelines.values()) {
+      const counts = track.engineCounts;
+      if (!counts) return undefined;
+      hops.engineReceived += counts.received;
+      hops.engineLost += counts.lost;
+      hops.engineSent += counts.sentToGateway;
+    }
+    return hops;
+  }
+
   /** NACKs sent for this stream's lost packets, both tracks. */
   get nacksSent(): number {
     let sent = 0;

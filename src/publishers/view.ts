@@ -22,6 +22,13 @@ export const streamJsonSchema = z.object({
   keyframeRequests: z.number(),
   /** Retransmissions asked of the sender (RTCP NACK) for lost packets. */
   nacksSent: z.number(),
+  /**
+   * The stream's RTP hop by hop (both tracks; the engine's counts are read every few seconds): the
+   * media engine received from the publisher and lost on the way to it, sent on towards the
+   * gateway's frame path, which received `gatewayReceived` (duplicates included). Null on an
+   * engine that does not count (werift).
+   */
+  hops: z.object({ engineReceived: z.number(), engineLost: z.number(), engineSent: z.number(), gatewayReceived: z.number() }).nullable(),
   createdAt: z.string(),
   publishingSince: z.string().nullable(),
   clientAddress: z.string().nullable(),
@@ -46,6 +53,7 @@ export function describeStream(p: Publisher, transponders: string[]): StreamJson
     keyframes: p.counters.keyframes,
     keyframeRequests: p.counters.keyframeRequests,
     nacksSent: p.nacksSent,
+    hops: p.hops ?? null,
     createdAt: new Date(p.createdAt).toISOString(),
     publishingSince: p.publishingSince ? new Date(p.publishingSince).toISOString() : null,
     clientAddress: p.clientAddress ?? null,

@@ -37,6 +37,13 @@ t.test('stream/find and find_all: codecs, size, frame rate, bitrate, since when,
   t.ok(cam.keyframeRequests >= 1, `${cam.keyframeRequests} keyframe requests (one each keyframe interval, and at the start)`);
   t.equal(cam.nacksSent, 0, 'no retransmission asked for on loopback');
   t.equal(cam.packetsLost, 0, 'no packet lost on loopback');
+  // Hop by hop: the engine's counts (read every few seconds) against the frame path's own.
+  const hops = await waitFor('the engine counted the stream, and the frame path has what it sent', async () => {
+    const h = (await gw.post('/rest-api/stream/find', { name: 'cam' })).body[0].hops;
+    return h && h.engineReceived > 300 && h.gatewayReceived >= h.engineSent ? h : undefined;
+  }, 15_000, 200);
+  t.equal(hops.engineLost, 0, 'nothing lost on the way to the engine');
+  t.ok(hops.engineSent > 0 && hops.engineSent <= hops.engineReceived, `the engine sent on ${hops.engineSent} of ${hops.engineReceived} packets received (by its last count)`);
 
   const destination = await RtmpReceiver.start();
   t.teardown(() => destination.close());

@@ -2,7 +2,7 @@ import type { types } from 'mediasoup';
 import { TypedEmitter, type ListenerErrorHandler } from '../../events.js';
 import { OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE, type MediaKind, type VideoCodec } from '../../media/codecs.js';
 import type { MediaPacket } from '../../media/rtp.js';
-import type { IngestSession, IngestSessionEvents, IngestTrack } from '../engine.js';
+import type { EngineCounts, IngestSession, IngestSessionEvents, IngestTrack } from '../engine.js';
 import type { HandedTrack } from './rtp-handoff.js';
 
 export interface MediasoupSessionOptions {
@@ -100,6 +100,7 @@ export class MediasoupSession extends TypedEmitter<IngestSessionEvents> implemen
 export class MediasoupTrack implements IngestTrack {
   readonly clockRate: number;
   nacksSent = 0;
+  engineCounts: EngineCounts = { received: 0, lost: 0, sentToGateway: 0 };
   readonly #stats: NodeJS.Timeout;
 
   constructor(
@@ -131,8 +132,13 @@ export class MediasoupTrack implements IngestTrack {
   async #readStats(): Promise<void> {
     if (this.producer.closed) return this.close();
     try {
-      const stats = await this.producer.getStats();
-      this.nacksSent = stats.reduce((sum, s) => sum + (s.nackCount ?? 0), 0);
+      const [received, sent] = await Promise.all([this.producer.getStats(), this.handed.consumer.getStats()]);
+      this.nacksSent = received.reduce((sum, s) => sum + (s.nackCount ?? 0), 0);
+      this.engineCounts = {
+        received: received.reduce((sum, s) => sum + (s.packetCount ?? 0), 0),
+        lost: received.reduce((sum, s) => sum + Math.max(0, s.packetsLost ?? 0), 0),
+        sentToGateway: sent.filter((s) => s.type === 'outbound-rtp').reduce((sum, s) => sum + (s.packetCount ?? 0), 0),
+      };
     } catch {
       // Closed meanwhile.
     }

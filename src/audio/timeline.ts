@@ -1,0 +1,76 @@
+/** Samples (48 kHz frames) per millisecond of the publisher's clock. */
+const SAMPLES_PER_MS = 48;
+/** A live packet missing for this long means the publisher's audio stalled: silence is written. */
+const STALL_MS = 100;
+/** While stalled, silence is written up to this far behind now, leaving room for late packets. */
+const STALL_LAG_MS = 60;
+const TICK_MS = 20;
+/** Packets further ahead of now than this cannot be placed (a sender whose clock jumped). */
+const MAX_AHEAD_MS = 1000;
+
+/**
+ * One output's audio on one unbroken timeline: sample n is at `startMs + n / 48` on the
+ * publisher's clock, so the encoder's output maps back exactly. A packet is placed by its capture
+ * time; when the publisher's audio stops (or it never had any), silence keeps the timeline moving
+ * in real time, a little behind now. What is written, and how, is the subclass's: PCM mixed
+ * (`AudioMixer`) or the publisher's Opus as it is (`OpusRelay`).
+ */
+export abstract class AudioTimeline {
+  muted = false;
+  /** Samples written so far. */
+  written = 0;
+
+  protected readonly now: () => number;
+  #timer: NodeJS.Timeout | undefined;
+  #startMs: number | undefined;
+  #lastLiveAt = 0;
+  #closed = false;
+
+  constructor(now: () => number = Date.now) {
+    this.now = now;
+  }
+
+  /** Publisher clock (ms) of the first sample: the output's time 0. Undefined until `begin`. */
+  get startMs(): number | undefined {
+    return this.#startMs;
+  }
+
+  /** Starts the timeline at `startMs` on the publisher's clock; from then on time never stops. */
+  begin(startMs: number): void {
+    if (this.#startMs !== undefined || this.#closed) return;
+    this.#startMs = startMs;
+    this.#lastLiveAt = this.now();
+    this.started();
+    this.#timer = setInterval(() => this.#fillStall(), TICK_MS);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+  }
+
+  /** Once the timeline has begun, before anything else is written. */
+  protected started(): void {}
+
+  /** Writes silence from `written` up to sample `position`. */
+  protected abstract silence(position: number): void;
+
+  /**
+   * Where a packet captured at `wallclockMs` goes (its first sample), telling that the publisher's
+   * audio goes on; undefined when it cannot be placed (not begun, closed, too far ahead of now).
+   */
+  protected place(wallclockMs: number): number | undefined {
+    if (this.#closed || this.#startMs === undefined || wallclockMs > this.now() + MAX_AHEAD_MS) return undefined;
+    this.#lastLiveAt = this.now();
+    return Math.round((wallclockMs - this.#startMs) * SAMPLES_PER_MS);
+  }
+
+  /** Keeps time moving with silence when no live audio arrives. */
+  #fillStall(): void {
+    const now = this.now();
+    if (now - this.#lastLiveAt < STALL_MS || this.#startMs === undefined) return;
+    const target = Math.floor((now - STALL_LAG_MS - this.#startMs) * SAMPLES_PER_MS);
+    if (target > this.written) this.silence(target);
+  }
+}

@@ -13,6 +13,9 @@ export interface PendingFrame {
   key: boolean;
   /** A packet of it is missing or unreadable: it is never emitted. */
   damaged: boolean;
+  /** Its packets so far, and their payloads' bytes. */
+  packets: number;
+  bytes: number;
 }
 
 interface Held {
@@ -40,7 +43,7 @@ export abstract class Depacketizer<F extends PendingFrame, U> {
   #awaitingKeyframe = true;
 
   constructor(
-    private readonly onUnit: (unit: U) => void,
+    private readonly onUnit: (unit: U, frame: F) => void,
     private readonly options: DepacketizerOptions,
   ) {}
 
@@ -91,6 +94,8 @@ export abstract class Depacketizer<F extends PendingFrame, U> {
     this.#next = (packet.sequenceNumber + 1) & 0xffff;
     if (this.#frame && this.#frame.timestamp !== packet.timestamp) this.#finish(); // its last packet was lost
     const frame = (this.#frame ??= this.start(packet.timestamp));
+    frame.packets++;
+    frame.bytes += packet.payload.length;
     if (packet.payload.length > 0) this.parse(frame, packet.payload);
     if (packet.marker) this.#finish();
   }
@@ -107,7 +112,7 @@ export abstract class Depacketizer<F extends PendingFrame, U> {
     }
     if (unit === undefined || (this.#awaitingKeyframe && !frame.key)) return;
     this.#awaitingKeyframe = false;
-    this.onUnit(unit);
+    this.onUnit(unit, frame);
   }
 
   /** After a loss, output waits for a keyframe, asked for once. */

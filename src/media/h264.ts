@@ -18,7 +18,7 @@ interface PendingUnit extends PendingFrame {
 /** RTP (RFC 6184, packetization-mode 1: single NAL units, STAP-A, FU-A) to access units. */
 export class H264Depacketizer extends Depacketizer<PendingUnit, AccessUnit> {
   protected start(timestamp: number): PendingUnit {
-    return { timestamp, nals: [], key: false, damaged: false };
+    return { timestamp, nals: [], key: false, damaged: false, packets: 0, bytes: 0 };
   }
 
   protected parse(frame: PendingUnit, payload: Buffer): void {

@@ -27,7 +27,7 @@ abstract class VpxDepacketizer extends Depacketizer<PendingVpx, CodedFrame> {
   protected abstract describe(payload: Buffer): Descriptor | undefined;
 
   protected start(timestamp: number): PendingVpx {
-    return { timestamp, parts: [], key: false, damaged: false, started: false };
+    return { timestamp, parts: [], key: false, damaged: false, started: false, packets: 0, bytes: 0 };
   }
 
   protected parse(frame: PendingVpx, payload: Buffer): void {

@@ -11,6 +11,9 @@ export interface VideoFrame {
   /** Capture time on the publisher's clock (ms). */
   wallclockMs: number;
   key: boolean;
+  /** The RTP packets it came in, and their payloads' bytes. */
+  packets: number;
+  bytes: number;
   /** H.264's SPS and PPS, when the frame carries them (a keyframe does). */
   sps?: Buffer;
   pps?: Buffer;
@@ -22,8 +25,6 @@ export interface VideoFrame {
 
 /** How long the depacketizer waits for a missing video packet (a NACK retransmission). */
 const REORDER_WAIT_MS = 100;
-/** Frames cached since the last keyframe at most (~10 s at 30 fps); a longer GOP is not cached. */
-const MAX_GOP_FRAMES = 300;
 
 /** Made once on first need, then the same buffer for every caller. */
 function once(make: () => Buffer): () => Buffer {
@@ -33,13 +34,11 @@ function once(make: () => Buffer): () => Buffer {
 
 /**
  * The stage of a publisher that turns its video RTP into frames, once for every sink: packets are
- * reordered and reassembled (H.264: RFC 6184; VP8: RFC 7741; VP9: RFC 9628), each frame is timed
- * on the publisher's clock, and the frames since the last keyframe are kept, so a new sink starts
- * from a keyframe at once. After a loss, frames resume at the next keyframe, and `onLoss` asks the
- * sender for one.
+ * reordered and reassembled (H.264: RFC 6184; VP8: RFC 7741; VP9: RFC 9628) and each frame is timed
+ * on the publisher's clock. After a loss, frames resume at the next keyframe, and `onLoss` is told
+ * (the publisher asks the sender for one, and forgets the frames it kept to start sinks from).
  */
 export class FrameStage {
-  #gop: VideoFrame[] = [];
   readonly #depacketizer: Pick<Depacketizer<PendingFrame, unknown>, 'push' | 'framesLost'>;
 
   constructor(
@@ -49,14 +48,9 @@ export class FrameStage {
     onLoss: () => void,
   ) {
     const options = { maxWaitMs: REORDER_WAIT_MS, onLoss };
-    if (codec === 'H264') this.#depacketizer = new H264Depacketizer((unit) => this.#onUnit(unit), options);
-    else if (codec === 'VP8') this.#depacketizer = new Vp8Depacketizer((frame) => this.#onCoded(frame), options);
-    else this.#depacketizer = new Vp9Depacketizer((frame) => this.#onCoded(frame), options);
-  }
-
-  /** The latest keyframe, while the frames since it are kept. */
-  get keyframe(): VideoFrame | undefined {
-    return this.#gop[0];
+    if (codec === 'H264') this.#depacketizer = new H264Depacketizer((unit, pending) => this.#onUnit(unit, pending), options);
+    else if (codec === 'VP8') this.#depacketizer = new Vp8Depacketizer((frame, pending) => this.#onCoded(frame, pending), options);
+    else this.#depacketizer = new Vp9Depacketizer((frame, pending) => this.#onCoded(frame, pending), options);
   }
 
   /** Frames dropped because a packet was lost, since the stream began. */
@@ -64,45 +58,24 @@ export class FrameStage {
     return this.#depacketizer.framesLost;
   }
 
-  /** Capture time of the keyframe a new sink would start from, if one is cached. */
-  get keyframeMs(): number | undefined {
-    return this.#gop[0]?.wallclockMs;
-  }
-
   push(packet: MediaPacket): void {
-    const lost = this.#depacketizer.framesLost;
     this.#depacketizer.push(packet);
-    if (this.#depacketizer.framesLost !== lost) this.#gop = []; // what follows the loss does not decode
   }
 
-  /** Writes the frames since the last keyframe, oldest first; false when none is cached. */
-  replay(write: (frame: VideoFrame) => void): boolean {
-    for (const frame of this.#gop) write(frame);
-    return this.#gop.length > 0;
+  #onUnit(unit: AccessUnit, pending: PendingFrame): void {
+    this.#add(unit.timestamp, unit.key, pending, { ...parameterSets(unit), flv: once(() => avcFrame(unit)), bitstream: once(() => annexB(unit)) });
   }
 
-  clear(): void {
-    this.#gop = [];
-  }
-
-  #onUnit(unit: AccessUnit): void {
-    this.#add(unit.timestamp, unit.key, { ...parameterSets(unit), flv: once(() => avcFrame(unit)), bitstream: once(() => annexB(unit)) });
-  }
-
-  #onCoded(coded: CodedFrame): void {
+  #onCoded(coded: CodedFrame, pending: PendingFrame): void {
     const flv = (): Buffer => {
       throw new Error(`${this.codec} does not go in FLV: it is transcoded`);
     };
-    this.#add(coded.timestamp, coded.key, { flv, bitstream: () => coded.data });
+    this.#add(coded.timestamp, coded.key, pending, { flv, bitstream: () => coded.data });
   }
 
-  #add(timestamp: number, key: boolean, payload: Pick<VideoFrame, 'sps' | 'pps' | 'flv' | 'bitstream'>): void {
+  #add(timestamp: number, key: boolean, pending: PendingFrame, payload: Pick<VideoFrame, 'sps' | 'pps' | 'flv' | 'bitstream'>): void {
     const wallclockMs = this.timeOf(timestamp);
     if (wallclockMs === undefined) return;
-    const frame: VideoFrame = { codec: this.codec, wallclockMs, key, ...payload };
-    if (key) this.#gop = [frame];
-    else if (this.#gop.length > 0 && this.#gop.length < MAX_GOP_FRAMES) this.#gop.push(frame);
-    else this.#gop = [];
-    this.emit(frame);
+    this.emit({ codec: this.codec, wallclockMs, key, packets: pending.packets, bytes: pending.bytes, ...payload });
   }
 }

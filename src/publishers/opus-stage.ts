@@ -1,5 +1,5 @@
 import { OpusDecoder } from 'opus-decoder';
-import type { CachedPacket } from './start-cache.js';
+import type { AudioPacket } from './start-cache.js';
 import { interleave } from '../audio/pcm.js';
 
 /**
@@ -16,10 +16,10 @@ export class OpusStage {
   #closed = false;
   /** Capture time of the last packet decoded. */
   #lastDecodedMs = Number.NEGATIVE_INFINITY;
-  readonly #decoded = new WeakMap<CachedPacket, Int16Array | null>();
+  readonly #decoded = new WeakMap<AudioPacket, Int16Array | null>();
 
   /** The packet's samples, decoded once; undefined when it cannot be (undecodable, out of order, decoder not ready yet). */
-  pcm(packet: CachedPacket): Int16Array | undefined {
+  pcm(packet: AudioPacket): Int16Array | undefined {
     const known = this.#decoded.get(packet);
     if (known !== undefined) return known ?? undefined;
     if (this.#closed) return undefined;

@@ -1,23 +1,15 @@
 import type { Logger } from 'pino';
 import { TypedEmitter } from '../events.js';
 import type { IngestSession, IngestTrack } from '../ingest/engine.js';
-import { isKeyframeStart, type MediaKind, type VideoCodec } from '../media/codecs.js';
+import type { MediaKind, VideoCodec } from '../media/codecs.js';
 import { ClockMapping, DuplicateFilter, type MediaPacket } from '../media/rtp.js';
 import { OpusStage } from './opus-stage.js';
 import { FrameStage, type VideoFrame } from './frames.js';
 import { KEYFRAME_CHECK_MS, KeyframeSchedule } from './keyframes.js';
-import { StartCache, type CachedPacket } from './start-cache.js';
+import { StartCache, type AudioPacket, type MediaSink } from './start-cache.js';
 import { RateMeter } from './stats.js';
 
-/**
- * Receives a publisher's media: every packet goes to `write` (duplicates dropped, timed on the
- * publisher's clock); a sink that has `writeFrame` is also given the complete video frames,
- * depacketized once for all sinks.
- */
-export interface MediaSink {
-  write(packet: CachedPacket): void;
-  writeFrame?(frame: VideoFrame): void;
-}
+export type { AudioPacket, MediaSink };
 
 export type PublisherState = 'connecting' | 'publishing' | 'closed';
 
@@ -66,8 +58,9 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
 
   readonly #pipelines = new Map<MediaKind, TrackPipeline>();
   readonly #sinks = new Set<MediaSink>();
+  /** The keyframe, the frames since and the audio since that a new sink starts from. */
   readonly #startCache = new StartCache();
-  /** Video frames for every sink that takes them, made once. */
+  /** Video frames for every sink, made once. */
   readonly #frames: FrameStage | undefined;
   /** The Opus decoded once for every sink that asks (`audioPcm`). */
   readonly #opus: OpusStage | undefined;
@@ -99,8 +92,11 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       this.#frames = new FrameStage(
         this.videoCodec,
         (timestamp) => this.wallclockMs('video', timestamp),
-        (frame) => this.#fanOut(frame),
-        () => this.requestKeyframe(),
+        (frame) => this.#onFrame(frame),
+        () => {
+          this.#startCache.lost();
+          this.requestKeyframe();
+        },
       );
     }
     for (const track of session.tracks) {
@@ -150,8 +146,8 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   }
 
   /**
-   * Whether a new sink can start from a cached keyframe (see `StartCache.ready`). Until then
-   * keyframes are requested every KEYFRAME_RETRY_MS.
+   * Whether a new sink can start from a cached keyframe. Until then keyframes are requested every
+   * KEYFRAME_RETRY_MS.
    */
   get hasKeyframe(): boolean {
     return this.#startCache.ready;
@@ -167,7 +163,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
 
   /** Capture time (publisher clock, ms) of the cached keyframe a sink can start from, if any. */
   get cachedKeyframeMs(): number | undefined {
-    return this.#startCache.ready ? this.#startCache.keyframeWallclockMs : undefined;
+    return this.#startCache.keyframe?.wallclockMs;
   }
 
   /** Video frames per second over the latest frames, once there are a few. */
@@ -183,7 +179,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   }
 
   /** An audio packet's samples, interleaved stereo 16-bit at 48 kHz, decoded once for every sink. */
-  audioPcm(packet: CachedPacket): Int16Array | undefined {
+  audioPcm(packet: AudioPacket): Int16Array | undefined {
     return this.#opus?.pcm(packet);
   }
 
@@ -225,7 +221,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
 
   /** The latest keyframe, while the frames since it are kept. */
   get keyframe(): VideoFrame | undefined {
-    return this.#frames?.keyframe;
+    return this.#startCache.keyframe;
   }
 
   /** Frames dropped since the stream began because a packet was lost. */
@@ -234,18 +230,13 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   }
 
   /**
-   * Adds a sink. With `fromKeyframe`, the cached packets (and frames) since the last keyframe are
+   * Adds a sink. With `fromKeyframe`, the cached keyframe, the frames since and the audio since are
    * written to it first, in the same tick, so it sees a gapless stream that starts with a keyframe.
-   * True when it was started so; otherwise it starts at the next keyframe.
+   * True when it was started so; otherwise its video starts at the next keyframe.
    */
   attach(sink: MediaSink, fromKeyframe: boolean): boolean {
-    let started = false;
-    const frames = sink.writeFrame && this.#frames;
-    // A keyframe whose packets are arriving is cached as packets before it is a whole frame.
-    if (fromKeyframe && this.#startCache.ready && (!frames || frames.keyframeMs === this.#startCache.keyframeWallclockMs)) {
-      this.#startCache.replay((p) => sink.write(p));
-      started = frames ? frames.replay((frame) => sink.writeFrame!(frame)) : true;
-    }
+    const started = fromKeyframe && this.#startCache.ready;
+    if (started) this.#startCache.replay(sink);
     this.#sinks.add(sink);
     return started;
   }
@@ -264,7 +255,6 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     for (const unsubscribe of this.#unsubscribers) unsubscribe();
     this.#sinks.clear();
     this.#startCache.clear();
-    this.#frames?.clear();
     this.#opus?.close();
     this.options.log.info({ reason }, 'publisher closed');
     await this.session.close(reason);
@@ -272,6 +262,10 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     this.removeAllListeners();
   }
 
+  /**
+   * Video packets go to the frame stage alone: sinks are given whole frames, made once. Audio
+   * packets go to every sink as they are, timed on the publisher's clock.
+   */
   #onPacket(pipeline: TrackPipeline, packet: MediaPacket): void {
     if (!pipeline.filter.accept(packet.sequenceNumber)) {
       this.counters.duplicates++;
@@ -280,53 +274,48 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     this.counters.packets++;
     this.counters.bytes += packet.payload.length;
     const clock = (pipeline.clock ??= new ClockMapping(pipeline.track.clockRate, packet.timestamp, Date.now()));
-    const cached: CachedPacket = { ...packet, kind: pipeline.kind, wallclockMs: clock.wallclockMs(packet.timestamp) };
-    if (pipeline.kind === 'video') this.#onVideo(cached);
-    else if (this.videoCodec) this.#startCache.addAudio(cached);
-    for (const sink of this.#sinks) {
-      try {
-        sink.write(cached);
-      } catch (error) {
-        this.#sinkFailed(sink, error);
-      }
+    if (pipeline.kind === 'video') {
+      this.#keyframeTimer ??= this.#startKeyframeRequests();
+      this.#frames?.push(packet);
+      return;
     }
-    if (pipeline.kind === 'video') this.#frames?.push(cached);
-  }
-
-  #fanOut(frame: VideoFrame): void {
+    const audio: AudioPacket = { payload: packet.payload, wallclockMs: clock.wallclockMs(packet.timestamp) };
+    if (this.videoCodec) this.#startCache.addAudio(audio);
     for (const sink of this.#sinks) {
-      if (!sink.writeFrame) continue;
       try {
-        sink.writeFrame(frame);
+        sink.audio(audio);
       } catch (error) {
         this.#sinkFailed(sink, error);
       }
     }
   }
 
-  /** One sink's exception must not keep the packet from the others; each broken sink is logged once. */
+  #onFrame(frame: VideoFrame): void {
+    const { wallclockMs } = frame;
+    this.#frameTimes.push(wallclockMs);
+    if (this.#frameTimes.length > FRAME_RATE_WINDOW) this.#frameTimes.shift();
+    this.#keyframes.frame(wallclockMs);
+    this.#startCache.addFrame(frame);
+    if (frame.key) {
+      this.counters.keyframes++;
+      this.#keyframes.keyframe(wallclockMs);
+      this.safeEmit('keyframe');
+    }
+    for (const sink of this.#sinks) {
+      try {
+        sink.frame(frame);
+      } catch (error) {
+        this.#sinkFailed(sink, error);
+      }
+    }
+  }
+
+  /** One sink's exception must not keep the media from the others; each broken sink is logged once. */
   #sinkFailed(sink: MediaSink, error: unknown): void {
     this.counters.sinkErrors++;
     if (this.#failedSinks.has(sink)) return;
     this.#failedSinks.add(sink);
     this.options.log.error({ err: error }, 'a media sink threw: the others still get the stream');
-  }
-
-  #onVideo(packet: CachedPacket): void {
-    const { wallclockMs } = packet;
-    this.#keyframeTimer ??= this.#startKeyframeRequests();
-    if (wallclockMs > this.#keyframes.latestCaptureMs) {
-      this.#frameTimes.push(wallclockMs);
-      if (this.#frameTimes.length > FRAME_RATE_WINDOW) this.#frameTimes.shift();
-    }
-    this.#keyframes.frame(wallclockMs);
-    const codec = this.videoCodec;
-    const keyStart = codec !== undefined && isKeyframeStart(codec, packet.payload);
-    if (this.#startCache.addVideo(packet, keyStart)) {
-      this.counters.keyframes++;
-      this.#keyframes.keyframe(wallclockMs);
-      this.safeEmit('keyframe');
-    }
   }
 
   /** Checks whether a keyframe is due, every KEYFRAME_CHECK_MS (see `KeyframeSchedule`). */

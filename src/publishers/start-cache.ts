@@ -1,118 +1,95 @@
-import type { MediaKind } from '../media/codecs.js';
-import type { MediaPacket } from '../media/rtp.js';
+import type { VideoFrame } from './frames.js';
 
-/** A packet as sinks receive it: its fields, its kind and its time on the publisher's clock. */
-export interface CachedPacket extends MediaPacket {
-  kind: MediaKind;
+/** An audio packet as sinks receive it: its payload and its capture time on the publisher's clock. */
+export interface AudioPacket {
+  payload: Buffer;
   /** Capture time on the publisher's clock (ms). */
   wallclockMs: number;
 }
 
-/**
- * Upper bound of the cached group of pictures, in packets (~5 s of 720p at 2.5 Mb/s). A GOP larger
- * than this is not cached: a new sink then waits for the next keyframe instead.
- */
-const MAX_GOP_PACKETS = 3000;
-/** Audio kept to start a new sink in step with the cached keyframe's capture time. */
-const AUDIO_HISTORY_MS = 4000;
-
-interface RecentAudio {
-  packet: CachedPacket;
-  /** Arrival order among all packets. */
-  arrival: number;
+/** What a sink is given: the publisher's audio packets and its whole video frames. */
+export interface MediaSink {
+  audio(packet: AudioPacket): void;
+  frame(frame: VideoFrame): void;
 }
 
+/** Frames cached since the last keyframe at most (~10 s at 30 fps); a longer GOP is not cached. */
+const MAX_GOP_FRAMES = 300;
+/** Audio kept while no keyframe is cached, for the next one's sinks (video arrives after the audio captured with it). */
+const AUDIO_HISTORY_MS = 4000;
+
 /**
- * What a new sink is started from, so it begins at a keyframe at once instead of waiting for the
- * next one: the group of pictures since the last keyframe, the frame before that keyframe, and the
- * audio captured with it. Fed every packet in arrival order.
+ * The one cache a new sink starts from, so it begins at a keyframe at once instead of waiting for
+ * the next one: the frames since the last keyframe, and the audio captured since that keyframe
+ * (some of which arrived before it: video is encoded and sent later than audio). Frames are kept
+ * as the frame stage made them, shared with every sink; nothing is copied.
  */
 export class StartCache {
-  #gop: CachedPacket[] = [];
-  #gopTimestamp: number | undefined;
-  /** Capture time of the cached keyframe and the arrival count when it came. */
-  #gopStart = { wallclockMs: 0, arrival: 0 };
-  #leadIn: CachedPacket[] = [];
-  #frame: CachedPacket[] = [];
-  #frameIsKey = false;
-  #previousFrame: CachedPacket[] = [];
-  #previousFrameIsKey = false;
-  #recentAudio: RecentAudio[] = [];
-  #arrivals = 0;
+  #gop: VideoFrame[] = [];
+  /** Audio packets, oldest first, back to the cached keyframe (or AUDIO_HISTORY_MS while none is). */
+  #audio: AudioPacket[] = [];
+  /** Index of the oldest packet of `#audio` still kept: dropped ones are cut off in bulk. */
+  #audioStart = 0;
 
-  /**
-   * Whether a keyframe, the (non-key) frame before it and what followed are cached. The stream's
-   * first frame is a keyframe with no frame before it, so it never qualifies.
-   */
+  /** The keyframe a sink can start from, if one is cached. */
+  get keyframe(): VideoFrame | undefined {
+    return this.#gop[0];
+  }
+
+  /** Whether a sink can start from a cached keyframe. */
   get ready(): boolean {
-    return this.#gopTimestamp !== undefined && this.#leadIn.length > 0;
+    return this.#gop.length > 0;
   }
 
-  /** Capture time of the cached keyframe (ms), when there is one. */
-  get keyframeWallclockMs(): number | undefined {
-    return this.#gopTimestamp === undefined ? undefined : this.#gopStart.wallclockMs;
-  }
-
-  /** Adds a video packet; true when it starts a new keyframe. */
-  addVideo(packet: CachedPacket, keyStart: boolean): boolean {
-    const arrival = ++this.#arrivals;
-    this.#trackFrames(packet, keyStart);
-    const newKeyframe = keyStart && packet.timestamp !== this.#gopTimestamp;
-    if (newKeyframe) {
+  addFrame(frame: VideoFrame): void {
+    if (frame.key) {
+      this.#gop = [frame];
+      this.#trimAudio(frame.wallclockMs);
+    } else if (this.#gop.length > 0 && this.#gop.length < MAX_GOP_FRAMES) {
+      this.#gop.push(frame);
+    } else {
       this.#gop = [];
-      this.#gopTimestamp = packet.timestamp;
-      this.#leadIn = this.#previousFrameIsKey ? [] : this.#previousFrame;
-      this.#gopStart = { wallclockMs: packet.wallclockMs, arrival };
     }
-    this.#addToGop(packet);
-    return newKeyframe;
   }
 
-  addAudio(packet: CachedPacket): void {
-    const arrival = ++this.#arrivals;
-    const recent = this.#recentAudio;
-    recent.push({ packet, arrival });
-    while (recent.length > 0 && recent[0]!.packet.wallclockMs < packet.wallclockMs - AUDIO_HISTORY_MS) recent.shift();
-    this.#addToGop(packet);
+  addAudio(packet: AudioPacket): void {
+    this.#audio.push(packet);
+    const keyframe = this.#gop[0];
+    const oldest = packet.wallclockMs - AUDIO_HISTORY_MS;
+    this.#trimAudio(keyframe ? Math.min(keyframe.wallclockMs, oldest) : oldest);
   }
 
-  /** Writes what a new sink starts from, oldest first. */
-  replay(write: (packet: CachedPacket) => void): void {
-    // The frame before the keyframe goes first: a sink's timeline starts with the first packet it
-    // gets, one frame ahead of the keyframe its video starts with (frames themselves come from the
-    // publisher's FrameStage, from the keyframe on).
-    for (const p of this.#leadIn) write(p);
-    // Audio captured after the keyframe but received before it (video is encoded and sent later
-    // than audio) goes next, so the new sink's audio starts with its video.
-    for (const { packet, arrival } of this.#recentAudio) {
-      if (arrival < this.#gopStart.arrival && packet.wallclockMs >= this.#gopStart.wallclockMs) write(packet);
+  /** Frames after a loss do not decode: nothing is started from what came before it. */
+  lost(): void {
+    this.#gop = [];
+  }
+
+  /** Gives a new sink the cached keyframe and the frames since, then the audio captured since it. */
+  replay(sink: MediaSink): void {
+    const keyframe = this.#gop[0];
+    if (!keyframe) return;
+    for (const frame of this.#gop) sink.frame(frame);
+    for (let i = this.#audioStart; i < this.#audio.length; i++) {
+      const packet = this.#audio[i]!;
+      if (packet.wallclockMs >= keyframe.wallclockMs) sink.audio(packet);
     }
-    for (const p of this.#gop) write(p);
   }
 
   clear(): void {
-    this.#gop = this.#leadIn = this.#frame = this.#previousFrame = this.#recentAudio = [];
-    this.#gopTimestamp = undefined;
+    this.#gop = [];
+    this.#audio = [];
+    this.#audioStart = 0;
   }
 
-  #addToGop(packet: CachedPacket): void {
-    if (this.#gopTimestamp === undefined) return;
-    this.#gop.push(packet);
-    if (this.#gop.length > MAX_GOP_PACKETS) {
-      this.#gop = [];
-      this.#gopTimestamp = undefined;
+  /** Forgets audio captured before `ms`; the array is compacted once half of it is dropped. */
+  #trimAudio(ms: number): void {
+    const audio = this.#audio;
+    let start = this.#audioStart;
+    while (start < audio.length && audio[start]!.wallclockMs < ms) start++;
+    if (start > 64 && start * 2 > audio.length) {
+      this.#audio = audio.slice(start);
+      start = 0;
     }
-  }
-
-  /** Keeps the packets of the current and the previous video frame. */
-  #trackFrames(packet: CachedPacket, keyStart: boolean): void {
-    if (this.#frame[0] && this.#frame[0].timestamp !== packet.timestamp) {
-      this.#previousFrame = this.#frame;
-      this.#previousFrameIsKey = this.#frameIsKey;
-      this.#frame = [];
-      this.#frameIsKey = false;
-    }
-    this.#frame.push(packet);
-    if (keyStart) this.#frameIsKey = true;
+    this.#audioStart = start;
   }
 }

@@ -3,7 +3,7 @@ import type { MediaKind } from '../media/codecs.js';
 import { FlvTagType, type FlvTag } from '../media/flv.js';
 import type { VideoFrame } from '../publishers/frames.js';
 import type { Publisher } from '../publishers/publisher.js';
-import type { CachedPacket } from '../publishers/start-cache.js';
+import type { AudioPacket } from '../publishers/start-cache.js';
 import type { EncodingPlan } from './encoding.js';
 import { PublisherInput } from './input.js';
 import type { OutputAudio } from './output-audio.js';
@@ -46,7 +46,7 @@ const isAudioFrameTag = (tag: FlvTag): boolean => tag.type === FlvTagType.AUDIO 
  * it goes on until it has reached the new pipeline's first frame, so leaving it skips nothing.
  */
 export class OutputFeed {
-  readonly input = new PublisherInput({ packet: (packet) => this.#onPacket(packet), frame: (frame) => this.#onFrame(frame) });
+  readonly input = new PublisherInput({ audio: (packet) => this.#onAudio(packet), frame: (frame) => this.#onFrame(frame) });
   #source: FeedSource = 'publisher';
   #publisher: Publisher;
   #plan: EncodingPlan;
@@ -214,19 +214,20 @@ export class OutputFeed {
   }
 
   /** Audio goes to the pipeline: the pending one while a switch is under way. */
-  #onPacket(packet: CachedPacket): void {
+  #onAudio(packet: AudioPacket): void {
     const pipe = this.#pending ?? this.#current;
     if (!pipe) return;
-    pipe.begin(packet.wallclockMs); // the audio timeline starts with the first packet of either kind
-    if (packet.kind !== 'audio') return;
+    pipe.begin(packet.wallclockMs); // the audio timeline starts with the first packet or frame
     const publisher = this.#publisher;
     pipe.writeAudio({ payload: packet.payload, wallclockMs: packet.wallclockMs, pcm: () => publisher.audioPcm(packet) });
   }
 
   /** Video frames go out as they are, or to the pipeline that transcodes them. */
   #onFrame(frame: VideoFrame): void {
+    const pipe = this.#pending ?? this.#current;
+    pipe?.begin(frame.wallclockMs);
     if (!this.videoInFfmpeg) this.options.writer.writeFrame(frame);
-    else (this.#pending ?? this.#current)?.writeVideo(frame);
+    else pipe?.writeVideo(frame);
   }
 
   /** A pipeline closing, which `close` waits for until it is done. */

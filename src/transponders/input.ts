@@ -1,18 +1,10 @@
-import type { VideoFrame } from '../publishers/frames.js';
-import type { MediaSink, Publisher } from '../publishers/publisher.js';
-import type { CachedPacket } from '../publishers/start-cache.js';
+import type { AudioPacket, MediaSink, Publisher } from '../publishers/publisher.js';
 import { RTP_HEADER_SIZE } from '../media/rtp.js';
 
-/** Where a transponder takes what its publisher sends. */
-export interface InputRoute {
-  packet(packet: CachedPacket): void;
-  frame(frame: VideoFrame): void;
-}
-
 /**
- * A transponder's place among its publisher's sinks: it is given every packet (audio for its
- * pipeline; all are counted) and every video frame; counts the frames the publisher lost while it
- * was attached.
+ * A transponder's place among its publisher's sinks: it is given the audio packets and the video
+ * frames (what came in RTP packets is counted as such), and counts the frames the publisher lost
+ * while it was attached.
  */
 export class PublisherInput {
   packets = 0;
@@ -20,7 +12,7 @@ export class PublisherInput {
   #attached: { publisher: Publisher; sink: MediaSink; lostAtAttach: number } | undefined;
   #pastLost = 0;
 
-  constructor(private readonly route: InputRoute) {}
+  constructor(private readonly route: MediaSink) {}
 
   get attached(): boolean {
     return this.#attached !== undefined;
@@ -36,12 +28,16 @@ export class PublisherInput {
   attach(publisher: Publisher, fromKeyframe: boolean): boolean {
     this.detach();
     const sink: MediaSink = {
-      write: (packet) => {
+      audio: (packet: AudioPacket) => {
         this.packets++;
         this.bytes += RTP_HEADER_SIZE + packet.payload.length;
-        this.route.packet(packet);
+        this.route.audio(packet);
       },
-      writeFrame: (frame) => this.route.frame(frame),
+      frame: (frame) => {
+        this.packets += frame.packets;
+        this.bytes += RTP_HEADER_SIZE * frame.packets + frame.bytes;
+        this.route.frame(frame);
+      },
     };
     this.#attached = { publisher, sink, lostAtAttach: publisher.framesLost };
     return publisher.attach(sink, fromKeyframe);

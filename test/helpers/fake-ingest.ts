@@ -20,6 +20,7 @@ export function nal(type: number, size: number, fill = 0): Buffer {
 /** A track of an ingest session whose packets the test sends. */
 export class FakeTrack implements IngestTrack {
   keyframeRequests = 0;
+  packetsSent = 0;
   #listener: ((packet: MediaPacket) => void) | undefined;
   #sequence = 0;
 
@@ -40,6 +41,7 @@ export class FakeTrack implements IngestTrack {
   /** Sends one packet; the sequence number goes on from the last unless given. */
   send(payload: Buffer, timestamp: number, marker = true, sequenceNumber = this.#sequence): void {
     this.#sequence = (sequenceNumber + 1) & 0xffff;
+    this.packetsSent++;
     this.#listener?.({ sequenceNumber: sequenceNumber & 0xffff, timestamp, marker, payload });
   }
 
@@ -80,7 +82,7 @@ export class FakeCamera {
     this.#frame++;
   }
 
-  /** The frames a publisher needs to start a sink from a keyframe: one frame, a keyframe, one more. */
+  /** A keyframe after a frame, and one more frame: a publisher has a keyframe to start a sink from. */
   warmUp(): void {
     this.frame();
     this.frame(true);

@@ -1,12 +1,12 @@
 import t, { type Test } from 'tap';
 import { OpusStage } from '../../src/publishers/opus-stage.js';
-import type { CachedPacket } from '../../src/publishers/start-cache.js';
+import type { AudioPacket } from '../../src/publishers/start-cache.js';
 import { testFixture } from '../helpers/synthetic.js';
 
 // A publisher's Opus decoded once for all its transponders, in time order.
 
 const opus = testFixture().audio;
-const packet = (i: number): CachedPacket => ({ sequenceNumber: i, timestamp: i * 960, marker: false, payload: opus[i]!, kind: 'audio', wallclockMs: i * 20 });
+const packet = (i: number): AudioPacket => ({ payload: opus[i]!, wallclockMs: i * 20 });
 
 async function readyStage(t: Test): Promise<OpusStage> {
   const stage = new OpusStage();

@@ -1,53 +1,79 @@
 import t from 'tap';
-import { StartCache, type CachedPacket } from '../../src/publishers/start-cache.js';
+import type { VideoFrame } from '../../src/publishers/frames.js';
+import { StartCache, type AudioPacket, type MediaSink } from '../../src/publishers/start-cache.js';
 
-const packet = (kind: CachedPacket['kind'], timestamp: number, tag: string, wallclockMs: number): CachedPacket => ({
-  kind,
+const frame = (tag: string, wallclockMs: number): VideoFrame => ({
+  codec: 'H264',
   wallclockMs,
-  sequenceNumber: 0,
-  timestamp,
-  marker: false,
-  payload: Buffer.from(tag),
+  key: tag.startsWith('K'),
+  packets: 1,
+  bytes: tag.length,
+  flv: () => Buffer.from(tag),
+  bitstream: () => Buffer.from(tag),
 });
-const video = (timestamp: number, tag: string, wallclockMs: number): CachedPacket => packet('video', timestamp, tag, wallclockMs);
-const audio = (timestamp: number, tag: string, wallclockMs: number): CachedPacket => packet('audio', timestamp, tag, wallclockMs);
+const audio = (tag: string, wallclockMs: number): AudioPacket => ({ payload: Buffer.from(tag), wallclockMs });
 const replayed = (cache: StartCache): string[] => {
   const out: string[] = [];
-  cache.replay((p) => out.push(p.payload.toString()));
+  const sink: MediaSink = { frame: (f) => out.push(f.flv().toString()), audio: (p) => out.push(p.payload.toString()) };
+  cache.replay(sink);
   return out;
 };
 
-t.test('the stream\'s first keyframe has no frame before it and is not a start point', async (t) => {
+t.test('a keyframe starts the cache: no start point before it, every frame since kept', async (t) => {
   const cache = new StartCache();
-  t.ok(cache.addVideo(video(0, 'K0a', 0), true), 'a new keyframe');
-  t.notOk(cache.addVideo(video(0, 'K0b', 0), false), 'another packet of the same keyframe');
-  t.notOk(cache.ready);
-  cache.addVideo(video(3000, 'K1', 33), true);
-  t.notOk(cache.ready, 'the frame before is itself a keyframe');
-  cache.addVideo(video(6000, 'P2', 66), false);
-  cache.addVideo(video(9000, 'K3', 100), true);
+  cache.addFrame(frame('P0', 0));
+  t.notOk(cache.ready, 'an inter frame cannot start a sink');
+  t.same(replayed(cache), []);
+  cache.addFrame(frame('K1', 33));
   t.ok(cache.ready);
-  t.same(replayed(cache), ['P2', 'K3']);
+  cache.addFrame(frame('P2', 66));
+  t.same(replayed(cache), ['K1', 'P2']);
+  t.equal(cache.keyframe?.wallclockMs, 33);
+  cache.addFrame(frame('K3', 100));
+  t.same(replayed(cache), ['K3'], 'a new keyframe replaces the group');
 });
 
-t.test('replay: the frame before the keyframe, audio captured with it, then everything since', async (t) => {
+t.test('replay: the frames, then the audio captured since the keyframe, whenever it arrived', async (t) => {
   const cache = new StartCache();
-  cache.addVideo(video(0, 'K0', 0), true);
-  cache.addVideo(video(3000, 'P1', 33), false);
-  cache.addAudio(audio(100, 'A-old', 40));
-  cache.addAudio(audio(200, 'A-early', 70));
-  cache.addVideo(video(6000, 'K2', 66), true);
-  cache.addAudio(audio(300, 'A-late', 90));
-  cache.addVideo(video(9000, 'P3', 100), false);
-  t.same(replayed(cache), ['P1', 'A-early', 'K2', 'A-late', 'P3']);
-  t.equal(cache.keyframeWallclockMs, 66);
+  cache.addFrame(frame('K0', 0));
+  cache.addFrame(frame('P1', 33));
+  cache.addAudio(audio('A-old', 40));
+  cache.addAudio(audio('A-early', 70)); // captured after K2, arrived before it
+  cache.addFrame(frame('K2', 66));
+  cache.addAudio(audio('A-late', 90));
+  cache.addFrame(frame('P3', 100));
+  t.same(replayed(cache), ['K2', 'P3', 'A-early', 'A-late']);
 });
 
-t.test('clear forgets everything', async (t) => {
+t.test('audio is kept back to the keyframe, and no further than 4 s while none is cached', async (t) => {
   const cache = new StartCache();
-  cache.addVideo(video(0, 'P0', 0), false);
-  cache.addVideo(video(3000, 'K1', 33), true);
-  t.ok(cache.ready);
+  for (let ms = 0; ms <= 10000; ms += 20) cache.addAudio(audio(`A${ms}`, ms));
+  cache.addFrame(frame('K', 5000));
+  const kept = replayed(cache);
+  t.equal(kept[1], 'A6000', 'audio captured after the keyframe but more than 4 s before the last packet was dropped');
+  t.equal(kept.at(-1), 'A10000');
+  const cache2 = new StartCache();
+  cache2.addFrame(frame('K', 0));
+  for (let ms = 0; ms < 8000; ms += 20) cache2.addAudio(audio(`A${ms}`, ms));
+  const out = replayed(cache2);
+  t.equal(out.length, 1 + 400, 'a long group keeps its audio back to the keyframe');
+  t.equal(out[1], 'A0');
+});
+
+t.test('a loss, a group too long, or clear: nothing to start from until the next keyframe', async (t) => {
+  const cache = new StartCache();
+  cache.addFrame(frame('K0', 0));
+  cache.lost();
+  t.notOk(cache.ready, 'after a loss');
+  cache.addFrame(frame('P1', 33));
+  t.notOk(cache.ready, 'an inter frame after the loss does not start a group');
+  cache.addFrame(frame('K2', 66));
+  for (let i = 1; i < 300; i++) cache.addFrame(frame(`P${i}`, 66 + i * 33));
+  t.ok(cache.ready, '300 frames are kept');
+  cache.addFrame(frame('P-more', 20000));
+  t.notOk(cache.ready, 'the 301st drops the group');
+  cache.addFrame(frame('K3', 20033));
+  cache.addAudio(audio('A', 20040));
   cache.clear();
   t.notOk(cache.ready);
   t.same(replayed(cache), []);

@@ -131,6 +131,7 @@ export async function peer(bench: Bench, fixture: Fixture, receiver: RtmpReceive
     const at16 = steps.find((s) => s.pushes === 16) ?? steps[0];
     if (at16) bench.report(`peer (Janus): Janus + ffmpeg CPU per push at ${at16.pushes as number} pushes`, at16.perPush as number, '% of a core');
     bench.report('peer (Janus): concurrent pushes sustained', sustained, 'pushes');
+    bench.details.peerSustained = sustained;
     sideBySide(bench);
   } finally {
     for (const push of [...pushes]) await end(push).catch(() => undefined);
@@ -180,6 +181,13 @@ function sideBySide(bench: Bench): void {
     const perPush = round(step.gatewayCpu / step.pushes + step.ffmpegCpuEach);
     console.log(`  ${String(step.pushes).padStart(6)} | ${perPush} %, ${step.lossPercent} % | ${peerStep ? `${peerStep.perPush} %, ${peerStep.lossPercent} %` : '-'}`);
   }
+  // The targets against the peer, from this run alone: half its CPU per push at 16, twice its capacity.
+  const ours16 = ours.find((s) => s.pushes === 16);
+  const theirs16 = theirs.find((s) => s.pushes === 16);
+  if (ours16 && theirs16) bench.report('CPU per push at 16 pushes, gateway / Janus + ffmpeg', (ours16.gatewayCpu / 16 + ours16.ffmpegCpuEach) / theirs16.perPush, '×', { max: 0.5 });
+  const sustained = bench.details.sustained as number | undefined;
+  const peerSustained = bench.details.peerSustained as number | undefined;
+  if (sustained !== undefined && peerSustained) bench.report('pushes sustained, gateway / Janus + ffmpeg', sustained / peerSustained, '×', { min: 2 });
   const startup = bench.details.startupRest as { firstFrameMs: number[] } | undefined;
   const peerStartup = bench.details.peerStartupMs as number[] | undefined;
   if (startup && peerStartup) console.log(`  startup to the first frame, median: gateway ${median(startup.firstFrameMs)} ms, Janus ${median(peerStartup)} ms`);

@@ -3,7 +3,7 @@
  * beside its target.
  * Prints a table and writes JSON. `--quick` runs a smaller version in about a minute.
  *
- *   npm run bench -- [--quick] [--only startup,sdk,latency,fanout,outputs,audio,resilience,capacity,overload,cluster,peer] [--steps 8,16,24]
+ *   npm run bench -- [--quick] [--only startup,sdk,latency,fanout,outputs,audio,resilience,stalls,isolation,capacity,overload,cluster,peer] [--steps 8,16,24]
  *                    [--out file.json] [--log-level debug] [--profile: CPU profile of the gateway
  *                    in .bench/profiles, for Chrome DevTools or speedscope]
  */
@@ -29,6 +29,8 @@ import { cluster } from './cluster.js';
 import { benchPlan, Figures, type Bench } from './report.js';
 import { destinationRestart, networkCut, reconnectCycles } from './resilience.js';
 import { restStartup, sdkStartup } from './startup.js';
+import { stalls } from './stalls.js';
+import { isolation } from './isolation.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -41,7 +43,7 @@ const { values: args } = parseArgs({
   },
 });
 const quick = args.quick!;
-const sections = new Set((args.only ?? 'startup,sdk,latency,fanout,outputs,audio,resilience,capacity,overload,cluster,peer').split(','));
+const sections = new Set((args.only ?? 'startup,sdk,latency,fanout,outputs,audio,resilience,stalls,isolation,capacity,overload,cluster,peer').split(','));
 const plan = benchPlan(quick);
 if (args.steps) plan.capacitySteps = args.steps.split(',').map(Number);
 const WORK = resolve('.bench');
@@ -91,6 +93,11 @@ async function main(): Promise<void> {
       await outputs(bench, gateway, fixture, nginx);
       await glassToGlass(bench, gateway, plan.pushSeconds);
     }
+    if (sections.has('stalls')) {
+      nginx ??= await NginxRtmp.start();
+      await stalls(bench, gateway, fixture, nginx);
+    }
+    if (sections.has('isolation')) await isolation(bench, gateway, fixture);
     if (sections.has('capacity')) {
       nginx ??= await NginxRtmp.start();
       await capacity(bench, gateway, fixture, nginx);

@@ -59,8 +59,8 @@ export async function restStartup(bench: Bench, gateway: GatewayProcess, fixture
   }
   bench.details.startupRest = { replyMs: replies.map(round), firstFrameMs: firsts.map(round) };
   bench.report('/push/startup -> 200, median', median(replies) / 1000, 's');
-  bench.report('/push/startup -> first video frame at RTMP server, median', median(firsts) / 1000, 's', { max: 0.5 });
-  bench.report('/push/startup -> first video frame at RTMP server, p95', percentile(firsts, 95) / 1000, 's', { max: 0.5 });
+  bench.report('/push/startup -> first video frame at RTMP server, median', median(firsts) / 1000, 's');
+  bench.report('/push/startup -> first video frame at RTMP server, p95', percentile(firsts, 95) / 1000, 's', { max: 0.05 });
 }
 
 /**

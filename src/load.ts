@@ -14,7 +14,10 @@ export interface LoadLimits {
 
 /** One window's measures. */
 export interface LoadSample {
+  /** Event-loop delay, 99th percentile (ms). */
   eventLoopDelayMs: number;
+  /** The longest the event loop was held (ms): the longest step that ran on it. */
+  eventLoopDelayMaxMs: number;
   eventLoopUtilization: number;
   machineCpuPercent: number;
 }
@@ -40,7 +43,7 @@ const HOLD_MS = 3000;
  * processes alike.
  */
 export class LoadMonitor {
-  #last: LoadSample = { eventLoopDelayMs: 0, eventLoopUtilization: 0, machineCpuPercent: 0 };
+  #last: LoadSample = { eventLoopDelayMs: 0, eventLoopDelayMaxMs: 0, eventLoopUtilization: 0, machineCpuPercent: 0 };
   #overloadedUntil = 0;
   #reason: string | undefined;
   /** Windows in a row past a limit, up to now. */
@@ -109,7 +112,9 @@ export function processSampler(): LoadSampler {
   let utilization: EventLoopUtilization = performance.eventLoopUtilization();
   let cpu = machineCpuTimes();
   return () => {
-    const delayMs = delay.count > 0 ? Math.max(0, delay.percentile(99) / 1e6 - DELAY_RESOLUTION_MS) : 0;
+    const beyond = (ns: number): number => (delay.count > 0 ? Math.max(0, ns / 1e6 - DELAY_RESOLUTION_MS) : 0);
+    const delayMs = beyond(delay.percentile(99));
+    const delayMaxMs = beyond(delay.max);
     delay.reset();
     const next = performance.eventLoopUtilization();
     const window = performance.eventLoopUtilization(next, utilization);
@@ -117,7 +122,7 @@ export function processSampler(): LoadSampler {
     const times = machineCpuTimes();
     const machineCpuPercent = times && cpu && times.total > cpu.total ? ((times.busy - cpu.busy) / (times.total - cpu.total)) * 100 : 0;
     cpu = times;
-    return { eventLoopDelayMs: delayMs, eventLoopUtilization: window.utilization, machineCpuPercent };
+    return { eventLoopDelayMs: delayMs, eventLoopDelayMaxMs: delayMaxMs, eventLoopUtilization: window.utilization, machineCpuPercent };
   };
 }
 

@@ -35,7 +35,7 @@ export function createMetrics(plane: MediaPlane): Registry {
   });
   new Gauge({
     name: 'gateway_load',
-    help: 'Each place that runs streams (worker), the last second: event-loop delay p99 (ms), event-loop utilization (0..1), machine CPU (%), publishers, overloaded (0/1)',
+    help: 'Each place that runs streams (worker), the last second: event-loop delay p99 and max (ms), event-loop utilization (0..1), machine CPU (%), publishers, overloaded (0/1)',
     labelNames: ['worker', 'measure'],
     registers: [registry],
     collect() {
@@ -43,6 +43,7 @@ export function createMetrics(plane: MediaPlane): Registry {
       for (const place of plane.status().places) {
         const worker = place.place;
         this.set({ worker, measure: 'event_loop_delay_p99_ms' }, place.eventLoopDelayMs);
+        this.set({ worker, measure: 'event_loop_delay_max_ms' }, place.eventLoopDelayMaxMs);
         this.set({ worker, measure: 'event_loop_utilization' }, place.eventLoopUtilization);
         this.set({ worker, measure: 'machine_cpu_percent' }, place.machineCpuPercent);
         this.set({ worker, measure: 'publishers' }, place.publishers);

@@ -53,7 +53,7 @@ class Place {
     onMessage: (place: Place, message: WorkerMessage) => void,
     onStop: (place: Place, reason: string) => void,
   ) {
-    this.load = { place: String(index), eventLoopDelayMs: 0, eventLoopUtilization: 0, machineCpuPercent: 0, publishers: 0 };
+    this.load = { place: String(index), eventLoopDelayMs: 0, eventLoopDelayMaxMs: 0, eventLoopUtilization: 0, machineCpuPercent: 0, publishers: 0 };
     this.worker = startWorker(data, `media-${index}`);
     this.worker.on('message', (message: WorkerMessage) => {
       if (message.kind !== 'reply') return onMessage(this, message);

@@ -6,7 +6,7 @@ import { LoadMonitor, SUSTAINED_WINDOWS, type LoadSample } from '../../src/load.
 
 function monitor(limits: Partial<ConstructorParameters<typeof LoadMonitor>[0]>) {
   let now = 0;
-  let sample: LoadSample = { eventLoopDelayMs: 5, eventLoopUtilization: 0.2, machineCpuPercent: 30 };
+  let sample: LoadSample = { eventLoopDelayMs: 5, eventLoopDelayMaxMs: 5, eventLoopUtilization: 0.2, machineCpuPercent: 30 };
   const m = new LoadMonitor({ eventLoopDelayMs: 0, eventLoopUtilization: 0, machineCpuPercent: 0, ...limits }, () => sample, () => now);
   return {
     m,

@@ -76,8 +76,8 @@ export async function stalls(bench: Bench, gateway: GatewayProcess, fixture: Fix
     return reply.body.mediaSessionId as string;
   };
   const state = async (mediaSessionId: string): Promise<string | undefined> => {
-    const found = await gateway.request('POST', '/rest-api/push/find', { mediaSessionId });
-    return found.status === 200 ? (found.body as { state: string }[])[0]?.state : undefined;
+    const all = await gateway.request('POST', '/rest-api/push/find_all');
+    return all.status === 200 ? (all.body as { mediaSessionId: string; state: string }[]).find((t) => t.mediaSessionId === mediaSessionId)?.state : undefined;
   };
   let receiver = await RtmpReceiver.start();
   try {

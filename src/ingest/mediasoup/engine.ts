@@ -38,8 +38,6 @@ interface Plant {
   worker: types.Worker;
   router: types.Router;
   server: types.WebRtcServer;
-  /** Where the publishers' media leaves the worker for this process. */
-  handoff: RtpHandoff;
   /** Routers that send to viewers, by the payload types their viewers offered (`viewerCodecs`). */
   viewerRouters: Map<string, ViewerRouter>;
 }
@@ -118,14 +116,24 @@ export class MediasoupEngine implements IngestEngine {
       onListenerError: this.options.onListenerError,
     });
     this.#sessions.add(session);
-    session.on('closed', () => this.#sessions.delete(session));
+    // Each stream's RTP reaches the gateway on a socket of its own: what its receive buffer must
+    // hold while the gateway's event loop is held is that stream's, not every stream's of the worker.
+    let handoff: RtpHandoff | undefined;
+    let ended = false;
+    session.on('closed', () => {
+      ended = true;
+      this.#sessions.delete(session);
+      handoff?.close();
+    });
     try {
       try {
+        handoff = await createHandoff(this.options.rtpHandoff ?? 'plain', plant.router, this.options.receiveBufferBytes);
+        if (ended) handoff.close();
         await transport.setMaxIncomingBitrate(this.options.videoBitrateKbps * 1000 + 200_000);
         await transport.connect({ dtlsParameters: { role: parsed.remoteRole, fingerprints: parsed.fingerprints } });
         for (const media of parsed.media) {
           const producer = await transport.produce({ kind: media.kind, rtpParameters: producerParameters(media) });
-          session.addTrack(media.kind, producer, await plant.handoff.consume(producer.id));
+          session.addTrack(media.kind, producer, await handoff.consume(producer.id));
         }
       } catch (error) {
         if (error instanceof OfferError) throw error;
@@ -272,7 +280,6 @@ export class MediasoupEngine implements IngestEngine {
     this.#closed = true;
     await Promise.all([...this.#sessions].map((s) => s.close('gateway shutting down')));
     const plant = await this.#plant?.catch(() => undefined);
-    plant?.handoff.close();
     plant?.worker.close();
   }
 
@@ -305,8 +312,7 @@ export class MediasoupEngine implements IngestEngine {
           ...(isIPv6(ip) ? { flags: { ipv6Only: true } } : {}),
         })),
       });
-      const handoff = await createHandoff(this.options.rtpHandoff ?? 'plain', router, this.options.receiveBufferBytes);
-      return { worker, router, server, handoff, viewerRouters: new Map() };
+      return { worker, router, server, viewerRouters: new Map() };
     } catch (error) {
       worker.close();
       throw error;
@@ -317,7 +323,6 @@ export class MediasoupEngine implements IngestEngine {
     void this.#plant?.then((plant) => {
       if (plant.worker !== worker) return;
       this.#plant = undefined;
-      plant.handoff.close();
       for (const session of [...this.#sessions]) void session.close(`the media worker process died (${error.message})`);
       this.options.onWorkerDied?.(error);
     });

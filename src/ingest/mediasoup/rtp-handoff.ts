@@ -13,7 +13,8 @@ export interface HandedTrack {
 }
 
 /**
- * How each publisher's RTP leaves the mediasoup worker for the gateway's frame path:
+ * How a publisher's RTP leaves the mediasoup worker for the gateway's frame path (one hand-off per
+ * stream, so that each socket's receive buffer holds one stream's RTP while the event loop is held):
  * - `direct`: a DirectTransport; each packet comes over the worker's channel (a Unix socket) as a
  *   flatbuffers message, decoded in JavaScript into several objects and a copy of the packet.
  * - `plain`: a PlainTransport sending plain RTP over loopback UDP to one socket of the gateway's,

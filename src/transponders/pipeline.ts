@@ -87,9 +87,11 @@ const FFMPEG_STALL_MS = 5000;
 const WATCH_MS = 500;
 /**
  * Audio blocks written to ffmpeg at a time once it is up: the mixer's blocks and the relay's pages
- * are each ~20 ms (an Opus packet), so two make 40 ms.
+ * are each ~20 ms (an Opus packet), so five make 100 ms. Each write wakes ffmpeg, and on two cores
+ * the writer is often pre-empted until ffmpeg has encoded it: fewer, larger writes cost both less
+ * (see DESIGN.md). The video, passed through, does not wait for it.
  */
-const BATCH_BLOCKS = 2;
+const BATCH_BLOCKS = 5;
 /** After an audio command, audio goes out block by block for this many (~200 ms): the change shows at once. */
 const EAGER_BLOCKS = 10;
 

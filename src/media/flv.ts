@@ -15,6 +15,7 @@ export function avcSequenceHeader(configuration: Buffer): Buffer {
 
 /** One access unit as AVCPacketType 1 with 4-byte NAL unit lengths and composition time 0. */
 export function avcFrame(unit: AccessUnit): Buffer {
+  if (unit.flv) return unit.flv;
   const parts: Buffer[] = [Buffer.from([((unit.key ? KEY_FRAME : INTER_FRAME) << 4) | AVC_CODEC_ID, 1, 0, 0, 0])];
   for (const nal of unit.nals) {
     const length = Buffer.alloc(4);

@@ -7,31 +7,39 @@ export interface AccessUnit {
   timestamp: number;
   nals: Buffer[];
   key: boolean;
+  /** The picture as an FLV video tag body, when the depacketizer made it (its `nals` are views of it). */
+  flv?: Buffer;
 }
 
 interface PendingUnit extends PendingFrame {
-  nals: Buffer[];
+  /** Each NAL unit as the pieces it came in (one, or an FU-A's header and fragments). */
+  nals: Buffer[][];
+  /** Their bytes, all told. */
+  nalBytes: number;
   /** The NAL unit being reassembled from FU-A fragments. */
   fragments?: Buffer[];
 }
 
+/** The FLV body's header: frame type and codec, AVCPacketType 1 (NAL units), composition time 0. */
+const FLV_AVC_HEADER = 5;
+
 /** RTP (RFC 6184, packetization-mode 1: single NAL units, STAP-A, FU-A) to access units. */
 export class H264Depacketizer extends Depacketizer<PendingUnit, AccessUnit> {
   protected start(timestamp: number): PendingUnit {
-    return { timestamp, nals: [], key: false, damaged: false, packets: 0, bytes: 0 };
+    return { timestamp, nals: [], nalBytes: 0, key: false, damaged: false, packets: 0, bytes: 0 };
   }
 
   protected parse(frame: PendingUnit, payload: Buffer): void {
     const type = payload[0]! & 0x1f;
-    if (type >= 1 && type <= 23) this.#addNal(frame, payload);
-    else if (type === NAL_STAP_A) for (const nal of stapANalUnits(payload)) this.#addNal(frame, nal);
+    if (type >= 1 && type <= 23) this.#addNal(frame, [payload]);
+    else if (type === NAL_STAP_A) for (const nal of stapANalUnits(payload)) this.#addNal(frame, [nal]);
     else if (type === NAL_FU_A && payload.length > 2) {
       const header = payload[1]!;
       if (header & 0x80) frame.fragments = [Buffer.from([(payload[0]! & 0xe0) | (header & 0x1f)]), payload.subarray(2)];
       else if (frame.fragments) frame.fragments.push(payload.subarray(2));
       else frame.damaged = true; // a fragment whose start is missing
       if (header & 0x40 && frame.fragments) {
-        this.#addNal(frame, Buffer.concat(frame.fragments));
+        this.#addNal(frame, frame.fragments);
         frame.fragments = undefined;
       }
     }
@@ -42,12 +50,29 @@ export class H264Depacketizer extends Depacketizer<PendingUnit, AccessUnit> {
       frame.damaged = true; // its last fragment never came
       return undefined;
     }
-    return frame.nals.length > 0 ? { timestamp: frame.timestamp, nals: frame.nals, key: frame.key } : undefined;
+    if (frame.nals.length === 0) return undefined;
+    // The FLV body is made here, in one copy of the packets' payloads: each NAL unit after its
+    // 4-byte length. The NAL units are views of it, so nothing is copied twice.
+    const flv = Buffer.allocUnsafe(FLV_AVC_HEADER + 4 * frame.nals.length + frame.nalBytes);
+    flv[0] = ((frame.key ? 1 : 2) << 4) | 7; // frame type key (1) or inter (2), codec AVC (7)
+    flv.fill(0, 1, FLV_AVC_HEADER);
+    flv[1] = 1; // AVCPacketType 1: NAL units
+    const nals: Buffer[] = [];
+    let offset = FLV_AVC_HEADER;
+    for (const parts of frame.nals) {
+      const start = offset + 4;
+      offset = start;
+      for (const part of parts) offset += part.copy(flv, offset);
+      flv.writeUInt32BE(offset - start, start - 4);
+      nals.push(flv.subarray(start, offset));
+    }
+    return { timestamp: frame.timestamp, nals, key: frame.key, flv };
   }
 
-  #addNal(frame: PendingUnit, nal: Buffer): void {
-    frame.nals.push(nal);
-    if ((nal[0]! & 0x1f) === NAL_IDR) frame.key = true;
+  #addNal(frame: PendingUnit, parts: Buffer[]): void {
+    frame.nals.push(parts);
+    for (const part of parts) frame.nalBytes += part.length;
+    if ((parts[0]![0]! & 0x1f) === NAL_IDR) frame.key = true;
   }
 }
 

@@ -26,27 +26,33 @@ const EXTENDED_TIMESTAMP = 0xffffff;
 
 /** One message as chunks: a type-0 chunk with the full header, then type-3 continuations. */
 export function encodeMessage(csid: number, message: RtmpMessage, chunkSize: number): Buffer {
+  return Buffer.concat(messageChunks(csid, message, chunkSize));
+}
+
+/**
+ * One message as the pieces of its chunks, in order: headers, and views of the body (not copies),
+ * for a writer that sends them together (a corked socket's one `writev`).
+ */
+export function messageChunks(csid: number, message: RtmpMessage, chunkSize: number): Buffer[] {
   const { body } = message;
   const timestamp = message.timestamp >>> 0;
   const extended = timestamp >= EXTENDED_TIMESTAMP;
   const basic = basicHeader(0, csid);
-  const header = Buffer.alloc(basic.length + 11 + (extended ? 4 : 0));
+  const header = Buffer.allocUnsafe(basic.length + 11 + (extended ? 4 : 0));
   basic.copy(header);
-  let offset = basic.length;
+  const offset = basic.length;
   header.writeUIntBE(extended ? EXTENDED_TIMESTAMP : timestamp, offset, 3);
   header.writeUIntBE(body.length, offset + 3, 3);
   header[offset + 6] = message.type;
   header.writeUInt32LE(message.streamId, offset + 7);
   if (extended) header.writeUInt32BE(timestamp, offset + 11);
-  if (body.length <= chunkSize) return Buffer.concat([header, body]);
+  if (body.length <= chunkSize) return [header, body];
 
-  const continuation = basicHeader(3, csid);
-  const extendedTail = extended ? header.subarray(header.length - 4) : Buffer.alloc(0);
+  // A type-3 header repeats the extended timestamp: the continuation is the basic header and it.
+  const continuation = extended ? Buffer.concat([basicHeader(3, csid), header.subarray(header.length - 4)]) : basicHeader(3, csid);
   const parts: Buffer[] = [header, body.subarray(0, chunkSize)];
-  for (offset = chunkSize; offset < body.length; offset += chunkSize) {
-    parts.push(continuation, extendedTail, body.subarray(offset, offset + chunkSize));
-  }
-  return Buffer.concat(parts);
+  for (let at = chunkSize; at < body.length; at += chunkSize) parts.push(continuation, body.subarray(at, at + chunkSize));
+  return parts;
 }
 
 function basicHeader(format: number, csid: number): Buffer {

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import { TypedEmitter, type ListenerErrorHandler } from '../events.js';
 import { decodeAmf0, EcmaArray, encodeAmf0, type Amf0Value } from './amf0.js';
-import { ChunkReader, encodeMessage, MessageType, type RtmpMessage } from './chunks.js';
+import { ChunkReader, MessageType, messageChunks, type RtmpMessage } from './chunks.js';
 import { RtmpAuthenticator, type RtmpCredentials } from './auth.js';
 import { ConnectRefused, RtmpError } from './errors.js';
 import { openSocket } from './socket.js';
@@ -293,8 +293,9 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
 
   #send(csid: number, type: number, timestamp: number, body: Buffer, streamId: number): void {
     if (this.#closed) return;
-    const chunks = encodeMessage(csid, { type, timestamp, streamId, body }, OUT_CHUNK_SIZE);
-    this.bytesWritten += chunks.length;
+    // The body's chunks go as views of it, not a copy: the socket is corked until the end of this
+    // tick, and sends everything written meanwhile in one writev.
+    const chunks = messageChunks(csid, { type, timestamp, streamId, body }, OUT_CHUNK_SIZE);
     if (!this.#corked) {
       this.#corked = true;
       this.socket.cork();
@@ -303,7 +304,10 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
         this.socket.uncork();
       });
     }
-    this.socket.write(chunks);
+    for (const chunk of chunks) {
+      this.bytesWritten += chunk.length;
+      this.socket.write(chunk);
+    }
   }
 
   #onData(data: Buffer): void {

@@ -89,7 +89,9 @@ const WATCH_MS = 500;
  * Audio blocks written to ffmpeg at a time once it is up: the mixer's blocks and the relay's pages
  * are each ~20 ms (an Opus packet), so five make 100 ms. Each write wakes ffmpeg, and on two cores
  * the writer is often pre-empted until ffmpeg has encoded it: fewer, larger writes cost both less
- * (see DESIGN.md). The video, passed through, does not wait for it.
+ * (see DESIGN.md). The video, passed through, does not wait for it. When ffmpeg transcodes the
+ * video, it does: its muxer holds each video packet until audio as late has come, so audio goes
+ * block by block (the video frames wake ffmpeg 30 times a second anyway).
  */
 const BATCH_BLOCKS = 5;
 /** After an audio command, audio goes out block by block for this many (~200 ms): the change shows at once. */
@@ -123,6 +125,8 @@ class FfmpegPipeline implements Pipeline {
   #closing: Promise<void> | undefined;
   #failOutput: (error: OpenError) => void = () => {};
   #batch: Buffer[] = [];
+  /** Blocks written at a time: BATCH_BLOCKS, or one when ffmpeg interleaves the audio with video it transcodes. */
+  readonly #batchBlocks: number;
   #batchBytes = 0;
   /** After a mute or a sound changed what the audio carries: blocks written at once, as the change fades in through the encoder. */
   #eagerBlocks = 0;
@@ -135,6 +139,7 @@ class FfmpegPipeline implements Pipeline {
     private readonly spec: PipelineSpec,
   ) {
     this.source = { shiftMs: 0, still: spec.still !== undefined, transcoding: spec.video !== undefined };
+    this.#batchBlocks = spec.video !== undefined ? 1 : BATCH_BLOCKS;
     this.output = new Promise<void>((resolve, reject) => {
       ffmpeg.once('output', () => resolve());
       this.#failOutput = reject;
@@ -251,14 +256,14 @@ class FfmpegPipeline implements Pipeline {
   }
 
   /**
-   * Audio goes to ffmpeg BATCH_BLOCKS blocks at a time once it is up: every write wakes ffmpeg, and
+   * Audio goes to ffmpeg `#batchBlocks` blocks at a time once it is up: every write wakes ffmpeg, and
    * one write per 20 ms Opus packet was the largest cost of a push. What comes before the first
    * output, and for a while after an audio command (mute, a sound), goes at once.
    */
   #writeAudio(block: Buffer): void {
     this.#batch.push(block);
     this.#batchBytes += block.length;
-    if (this.#batch.length < BATCH_BLOCKS && this.#lastOutputAt !== undefined && this.#eagerBlocks <= 0) return;
+    if (this.#batch.length < this.#batchBlocks && this.#lastOutputAt !== undefined && this.#eagerBlocks <= 0) return;
     this.#eagerBlocks -= this.#batch.length;
     const data = this.#batch.length === 1 ? this.#batch[0]! : Buffer.concat(this.#batch, this.#batchBytes);
     this.#batch = [];

@@ -9,6 +9,25 @@ const TICK_MS = 20;
 const MAX_AHEAD_MS = 1000;
 
 /**
+ * One timer for every timeline of this thread: each output's own 20 ms interval woke the thread
+ * 50 times a second per push, at its own moments.
+ */
+const ticking = new Set<AudioTimeline>();
+let ticker: NodeJS.Timeout | undefined;
+
+function tick(timeline: AudioTimeline, on: boolean): void {
+  if (on) ticking.add(timeline);
+  else ticking.delete(timeline);
+  if (ticking.size > 0) ticker ??= setInterval(() => {
+    for (const t of ticking) t.fillStall();
+  }, TICK_MS);
+  else {
+    clearInterval(ticker);
+    ticker = undefined;
+  }
+}
+
+/**
  * One output's audio on one unbroken timeline: sample n is at `startMs + n / 48` on the
  * publisher's clock, so the encoder's output maps back exactly. A packet is placed by its capture
  * time; when the publisher's audio stops (or it never had any), silence keeps the timeline moving
@@ -21,7 +40,6 @@ export abstract class AudioTimeline {
   written = 0;
 
   protected readonly now: () => number;
-  #timer: NodeJS.Timeout | undefined;
   #startMs: number | undefined;
   #lastLiveAt = 0;
   #closed = false;
@@ -41,13 +59,13 @@ export abstract class AudioTimeline {
     this.#startMs = startMs;
     this.#lastLiveAt = this.now();
     this.started();
-    this.#timer = setInterval(() => this.#fillStall(), TICK_MS);
+    tick(this, true);
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#timer);
+    tick(this, false);
   }
 
   /** Once the timeline has begun, before anything else is written. */
@@ -66,8 +84,8 @@ export abstract class AudioTimeline {
     return Math.round((wallclockMs - this.#startMs) * SAMPLES_PER_MS);
   }
 
-  /** Keeps time moving with silence when no live audio arrives. */
-  #fillStall(): void {
+  /** Keeps time moving with silence when no live audio arrives; called every TICK_MS once begun. */
+  fillStall(): void {
     const now = this.now();
     if (now - this.#lastLiveAt < STALL_MS || this.#startMs === undefined) return;
     const target = Math.floor((now - STALL_LAG_MS - this.#startMs) * SAMPLES_PER_MS);

@@ -1,5 +1,6 @@
 import type { types } from 'mediasoup';
 import { isIPv6 } from 'node:net';
+import { unavailable } from '../../errors.js';
 import { RemoteAddressFilter, filterCandidates } from '../address-filter.js';
 import type { EngineOptions, IngestEngine, IngestSession, ViewSession } from '../engine.js';
 import { checkOffer } from '../offer-check.js';
@@ -126,9 +127,16 @@ export class MediasoupEngine implements IngestEngine {
       handoff?.close();
     });
     try {
+      // A hand-off that cannot be made (no port left in the worker's range) is the gateway's
+      // shortage, not the offer's fault: 503, not 400.
+      handoff = await createHandoff(this.options.rtpHandoff ?? 'plain', plant.router, this.options.receiveBufferBytes).catch((error: unknown) => {
+        throw unavailable(`the media worker cannot take another stream now (${(error as Error).message ?? error})`);
+      });
+      if (ended) {
+        handoff.close();
+        throw unavailable('the publisher\'s session ended while it was being set up');
+      }
       try {
-        handoff = await createHandoff(this.options.rtpHandoff ?? 'plain', plant.router, this.options.receiveBufferBytes);
-        if (ended) handoff.close();
         await transport.setMaxIncomingBitrate(this.options.videoBitrateKbps * 1000 + 200_000);
         await transport.connect({ dtlsParameters: { role: parsed.remoteRole, fingerprints: parsed.fingerprints } });
         for (const media of parsed.media) {

@@ -30,11 +30,11 @@ async function watched<T>(gateway: GatewayProcess, step: () => Promise<T>): Prom
     worst.main = Math.max(worst.main, now.main);
     worst.worker = Math.max(worst.worker, now.worker);
   };
-  await read(); // resets the main thread's histogram: what follows is this step's
-  await sleep(WORKER_WINDOW_MS + 100); // and the workers' window before it is behind
-  worst.main = worst.worker = 0;
+  // The workers' windows of whatever came before are behind; then a read resets the main thread's
+  // histogram. What was read so far is not this step's.
+  await sleep(WORKER_WINDOW_MS + 100);
   await read();
-  worst.worker = 0; // that window ended before the step began
+  worst.main = worst.worker = 0;
   let running = true;
   const poller = (async () => {
     while (running) {

@@ -10,6 +10,7 @@ import { errorCodeFor, HEALTHY_RESET_MS, OpenError, RestorePolicy, type FailureK
 import type { FailureCode, TransponderInfo } from './info.js';
 import { LinkTotals, type Link, type LinkStats } from './rtmp-link.js';
 import { OutputFeed } from './feed.js';
+import type { Pipeline } from './pipeline.js';
 import type { TransponderConfig, TransponderOptions, TransponderParts } from './settings.js';
 import { isActive, isReconnecting, isUp, publisherAway, shownState, TRANSITIONS, type TransponderPhase, type TransponderState } from './states.js';
 import { cachedKeyframe } from './waits.js';
@@ -53,6 +54,8 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
   #retryTimer: NodeJS.Timeout | undefined;
   #upSince = 0; // when output was last restored (or first started)
   #failure: FailureKind | undefined;
+  /** The pipeline an attempt started and has not used yet (it waits for the link). */
+  #openingPipe: Pipeline | undefined;
   readonly #settled: Promise<void>;
   #settle!: () => void;
   #closing: Promise<void> | undefined;
@@ -221,8 +224,9 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     const first = this.#state === 'starting';
     const [linked, piped] = await Promise.allSettled([
       this.#link ? undefined : this.parts.links(isReconnecting(this.#state)),
-      this.feed.current ? undefined : this.feed.startPipeline(),
+      this.feed.current ? undefined : this.#startPipeline(),
     ]);
+    this.#openingPipe = undefined;
     const link = linked.status === 'fulfilled' ? linked.value : undefined;
     const pipe = piped.status === 'fulfilled' ? piped.value : undefined;
     if (linked.status === 'rejected' || piped.status === 'rejected' || !this.#opening) {
@@ -253,6 +257,18 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     if (!this.#opening) return;
     if (!this.#link) throw new OpenError(this.#lastError ?? 'the destination connection was lost', 'unreachable');
     if (!this.feed.current) throw new OpenError(this.#lastError ?? 'ffmpeg ended', 'local');
+  }
+
+  /**
+   * The attempt's pipeline: ffmpeg starts beside the link. If the attempt stops being wanted
+   * (terminated, failed) while the link still connects, it is closed then, not when the link's
+   * attempt ends, which can take its whole connect timeout.
+   */
+  async #startPipeline(): Promise<Pipeline> {
+    const pipe = await this.feed.startPipeline();
+    if (this.#opening) this.#openingPipe = pipe;
+    else void pipe.close();
+    return pipe;
   }
 
   /** Makes `link` the link: a new RTMP session, which starts with headers and a keyframe. */
@@ -339,6 +355,8 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
     if (!TRANSITIONS[this.#state].includes(next)) throw new Error(`transponder cannot go from ${this.#state} to ${next}`);
     const shown = this.state;
     this.#state = next;
+    // A pipeline started by an attempt that is still waiting for its link is not wanted any more.
+    if (!this.#opening) void this.#openingPipe?.close();
     if (this.state !== shown) this.safeEmit('state', this.state);
   }
 

@@ -1,4 +1,5 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { freePort } from './rtmp-server.js';
 
 /** What the proxy does to the connections through it. */
 export type ThrottleMode = 'pass' | 'stopped' | 'killed' | 'slow';
@@ -32,11 +33,8 @@ export class ThrottleProxy {
   }
 
   static async start(target: { host: string; port: number }, bytesPerSecond = 50_000): Promise<ThrottleProxy> {
-    const probe = createServer();
-    await new Promise<void>((resolve, reject) => probe.once('error', reject).listen(0, '127.0.0.1', resolve));
-    const port = (probe.address() as { port: number }).port;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
-    const proxy = new ThrottleProxy(port, target, bytesPerSecond);
+    // A port below the ephemeral range: no outgoing connection takes it while the proxy is `killed`.
+    const proxy = new ThrottleProxy(await freePort(), target, bytesPerSecond);
     await proxy.#listen();
     return proxy;
   }

@@ -57,8 +57,7 @@ export async function isolation(bench: Bench, gateway: GatewayProcess, fixture: 
       await sleep(seconds * 1000);
       windows.push({ name: windowName, mode, startAt, endAt: now() });
     }
-    const all = await gateway.request('POST', '/rest-api/push/find_all');
-    const a = (all.body as { mediaSessionId: string; state: string; counters: { reconnects: number; framesDropped: number } }[]).find((t) => t.mediaSessionId === ids[0]);
+    const a = await gateway.push(ids[0]!);
     console.log(`  A at the end: ${a?.state}, ${a?.counters.reconnects} reconnects, ${a?.counters.framesDropped} frames dropped`);
   } finally {
     for (const mediaSessionId of ids) await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId });

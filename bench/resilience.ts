@@ -18,11 +18,6 @@ async function startPush(gateway: GatewayProcess, streamName: string, rtmpUrl: s
   return started.body.mediaSessionId;
 }
 
-async function listed(gateway: GatewayProcess, mediaSessionId: string): Promise<any> {
-  const all = await gateway.request('POST', '/rest-api/push/find_all');
-  return (all.body as any[]).find((t) => t.mediaSessionId === mediaSessionId);
-}
-
 /**
  * The RTMP server goes away for a while and comes back on the same port (a restart), under a push
  * that was healthy (each run on a new transponder: waits grow over outages close together): from
@@ -89,7 +84,7 @@ export async function networkCut(gateway: GatewayProcess, fixture: Fixture, repo
         return stream && stream.clientId !== before.clientId && stream.bytesIn > 0;
       }, 30_000, 20);
       results.push(now() - backAt);
-      const state = await listed(gateway, id);
+      const state = await gateway.push(id);
       console.log(`    run ${run + 1}: media flowing ${Math.round(now() - backAt)} ms after the link came back (${state.counters.drops} drops, attempt ${state.reconnectAttempt})`);
     }
     await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: id });
@@ -169,7 +164,7 @@ export async function reconnectCycles(logFile: string, fixture: Fixture, report:
     for (let cycle = 1; cycle <= cycles; cycle++) {
       receiver.dropAll();
       await waitFor(`reconnect ${cycle}`, async () => {
-        const state = await listed(gateway, id);
+        const state = await gateway.push(id);
         return state?.state === 'running' && state.counters.reconnects === cycle;
       }, 10_000, 10);
     }

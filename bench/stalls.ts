@@ -75,10 +75,7 @@ export async function stalls(bench: Bench, gateway: GatewayProcess, fixture: Fix
     ids.push(reply.body.mediaSessionId);
     return reply.body.mediaSessionId as string;
   };
-  const state = async (mediaSessionId: string): Promise<string | undefined> => {
-    const all = await gateway.request('POST', '/rest-api/push/find_all');
-    return all.status === 200 ? (all.body as { mediaSessionId: string; state: string }[]).find((t) => t.mediaSessionId === mediaSessionId)?.state : undefined;
-  };
+  const state = async (mediaSessionId: string): Promise<string | undefined> => (await gateway.push(mediaSessionId))?.state;
   let receiver = await RtmpReceiver.start();
   try {
     for (let i = 0; i < neighbours; i++) {

@@ -80,3 +80,21 @@ export function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+/** PIDs of the running children of `parent` whose command name is `comm` (as in /proc/PID/stat). */
+export async function childPids(parent: number, comm: string): Promise<number[]> {
+  const { readdir, readFile } = await import('node:fs/promises');
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const [state, ppid] = stat.slice(close + 2).split(' ');
+      if (stat.slice(stat.indexOf('(') + 1, close) === comm && Number(ppid) === parent && state !== 'Z') pids.push(Number(entry));
+    } catch {
+      // Ended while we looked.
+    }
+  }
+  return pids;
+}

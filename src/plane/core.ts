@@ -16,6 +16,7 @@ import type { CheckReport, CheckRequest, CheckSettings } from '../transponders/c
 import { DestinationPolicy, destinationResolver, type DestinationResolver, type HostLookup } from '../security/destination-policy.js';
 import { parseDestination, withFullUrl, type Destination, type NamingRules } from '../transponders/destination.js';
 import { lookupHost, TransponderService } from '../transponders/service.js';
+import { SharedAudio } from '../transponders/shared-audio.js';
 import { PUBLISHER_SLOTS, Slots, TRANSPONDER_SLOTS, VIEWER_SLOTS } from '../slots.js';
 import { ViewerRegistry } from '../publishers/viewers.js';
 
@@ -197,6 +198,7 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
         maxBufferings: config.rtmp_out_buffer_max_bufferings_allowed,
       },
       publisherGraceMs: config.rtmp_push_publisher_grace_ms,
+      sharedAudio: new SharedAudio(),
       limits: { total: config.limit_transponders, perStream: config.limit_transponders_per_stream },
       slots: new Slots(slots, TRANSPONDER_SLOTS),
       admit,

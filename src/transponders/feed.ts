@@ -111,6 +111,7 @@ export class OutputFeed {
       sound: audio.sound,
       // Nothing to mix: the publisher's Opus goes to ffmpeg as it is, decoded there and not here.
       opus: this.#source === 'publisher' && publisher.hasAudio && !this.videoInFfmpeg && audio.sound === undefined,
+      stream: publisher,
     });
   }
 
@@ -170,11 +171,12 @@ export class OutputFeed {
   }
 
   /**
-   * A sound is to be played but the pipeline relays the publisher's Opus and cannot mix it in: one
-   * that mixes takes over at its first audio frame. Only the audio changes hands: the video, passed
-   * through by the gateway, goes on untouched.
+   * An audio command the pipeline cannot carry out (a sound over the publisher's Opus relayed as it
+   * is, a mute of an encoder other pushes share): a pipeline of this output's own, made for the
+   * commands now, takes over at its first audio frame. Only the audio changes hands: the video,
+   * passed through by the gateway, goes on untouched.
    */
-  startMixing(): void {
+  startOwnAudio(): void {
     if (this.#source !== 'publisher' || this.videoInFfmpeg) return;
     this.#startSwitch(true);
   }

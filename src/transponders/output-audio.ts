@@ -14,8 +14,11 @@ export class OutputAudio {
     /** The pipelines running now. */
     private readonly pipelines: () => (Pipeline | undefined)[],
     private readonly log: Logger,
-    /** A sound is to be played over a pipeline that cannot mix (it relays Opus): one that can must take over. */
-    private readonly needsMixing: () => void = () => {},
+    /**
+     * A command the running pipeline cannot carry out (a sound over one that relays Opus, a mute of an
+     * encoder other pushes share): one of this output's own, made for the commands now, must take over.
+     */
+    private readonly needsOwnPipeline: () => void = () => {},
   ) {}
 
   get muted(): boolean {
@@ -30,7 +33,9 @@ export class OutputAudio {
   /** Mutes or unmutes the publisher's audio (a sound being played goes on). */
   setMuted(muted: boolean): void {
     this.#muted = muted;
-    for (const pipe of this.pipelines()) pipe?.setMuted(muted);
+    let done = true;
+    for (const pipe of this.pipelines()) if (pipe && !pipe.setMuted(muted)) done = false;
+    if (!done) this.needsOwnPipeline();
   }
 
   /** Plays `player` into the output, replacing any sound playing; it ends by itself unless looping. */
@@ -39,7 +44,7 @@ export class OutputAudio {
     this.#sound = player;
     let mixed = true;
     for (const pipe of this.pipelines()) if (pipe && !pipe.setSound(player)) mixed = false;
-    if (!mixed) this.needsMixing();
+    if (!mixed) this.needsOwnPipeline();
     player.once('ended', (error) => {
       if (error) this.log.warn({ error }, 'sound file ended with an error');
       if (this.#sound === player) void this.stop();

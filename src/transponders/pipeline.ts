@@ -29,6 +29,8 @@ export interface PipelineSpec {
    * decoded or mixed in the gateway. Such a pipeline cannot mix a sound in (`setSound` says so).
    */
   opus?: boolean;
+  /** The stream whose audio it encodes (its publisher): pipelines of one stream that encode the same audio share one ffmpeg (`SharedAudio`). */
+  stream?: object;
 }
 
 /** An audio packet of the publisher's, and its samples decoded on demand (once for all outputs). */
@@ -53,7 +55,8 @@ export interface Pipeline {
   writeAudio(packet: AudioInput): void;
   /** A frame of the publisher's video, for a pipeline that transcodes (from a keyframe on). */
   writeVideo(frame: VideoFrame): void;
-  setMuted(muted: boolean): void;
+  /** Mutes or unmutes; false when it cannot here (its encoder is shared with other pushes): one of this push's own must take over. */
+  setMuted(muted: boolean): boolean;
   /** Plays `sound` over the audio; false when this pipeline cannot mix (it relays Opus): one that can must take over. */
   setSound(sound: MixSource | undefined): boolean;
   /** Whether it can mix a sound in. */
@@ -223,9 +226,10 @@ class FfmpegPipeline implements Pipeline {
     if (this.ffmpeg.videoBacklog > MAX_VIDEO_BACKLOG_BYTES) this.#lose('ffmpeg does not keep up with the video');
   }
 
-  setMuted(muted: boolean): void {
+  setMuted(muted: boolean): boolean {
     this.audio.muted = muted;
     this.#eagerBlocks = EAGER_BLOCKS;
+    return true;
   }
 
   setSound(sound: MixSource | undefined): boolean {

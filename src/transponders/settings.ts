@@ -6,6 +6,7 @@ import type { Destination } from './destination.js';
 import type { EncodingSettings, VideoRequest } from './encoding.js';
 import type { OutBufferSettings } from './out-buffer.js';
 import { ffmpegPipelines, type PipelineFactory } from './pipeline.js';
+import type { SharedAudio } from './shared-audio.js';
 import type { RestoreSettings } from './restore.js';
 import { rtmpLinks, type LinkFactory } from './rtmp-link.js';
 import { srtLinks } from './srt-link.js';
@@ -51,6 +52,8 @@ export interface TransponderSettings {
   publisherGraceMs: number;
   /** Where and how `record://` pushes record. */
   record: RecordSettings;
+  /** The AAC encoders pushes of one stream share. */
+  sharedAudio: SharedAudio;
 }
 
 /** What a transponder needs of the gateway's settings. */
@@ -100,6 +103,8 @@ export function transponderParts(destination: Destination, settings: Transponder
   };
   return {
     links: links(),
-    pipelines: ffmpegPipelines({ ...settings, spawn: (args, videoInput) => settings.ffmpeg.spawn(settings.ffmpegPath, args, onListenerError, videoInput ? 'video' : undefined), log }),
+    pipelines: settings.sharedAudio.pipelines(
+      ffmpegPipelines({ ...settings, spawn: (args, videoInput) => settings.ffmpeg.spawn(settings.ffmpegPath, args, onListenerError, videoInput ? 'video' : undefined), log }),
+    ),
   };
 }

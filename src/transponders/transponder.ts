@@ -82,7 +82,7 @@ export class Transponder extends TypedEmitter<TransponderEvents> {
       onBadSps: (error) => log.warn({ err: error }, 'unreadable SPS'),
       onResizeSent: (from, to) => log.warn({ from: `${from.width}x${from.height}`, to: `${to.width}x${to.height}` }, 'the picture size sent changed mid-stream'),
     });
-    this.audio = new OutputAudio(() => this.feed.pipelines, log, () => this.feed.startMixing());
+    this.audio = new OutputAudio(() => this.feed.pipelines, log, () => this.feed.startOwnAudio());
     this.feed = new OutputFeed({
       publisher,
       plan,

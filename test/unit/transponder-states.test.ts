@@ -71,7 +71,9 @@ class FakePipeline implements Pipeline {
     this.video++;
   }
   readonly mixes = true;
-  setMuted(): void {}
+  setMuted(): boolean {
+    return true;
+  }
   setSound(): boolean {
     return true;
   }

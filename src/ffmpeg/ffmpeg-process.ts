@@ -5,7 +5,8 @@ import { GatewayError } from '../errors.js';
 import { TypedEmitter, type ListenerErrorHandler } from '../events.js';
 
 /**
- * ffmpeg's file descriptor 3: `'video'`, a pipe for `writeVideo` (its `pipe:3`); or a descriptor of
+ * ffmpeg's file descriptor 3: `'video'`, a pipe for `writeVideo` (its `pipe:3`), with a second
+ * output pipe as its descriptor 4 (`pipe:4`, read as `audioOutput`); or a descriptor of
  * the gateway's handed over as it is (ffmpeg reads it as `/proc/self/fd/3`: a folder it writes into,
  * a file of secret options). The caller closes its own copy once ffmpeg has started.
  */
@@ -16,6 +17,8 @@ export type FfmpegEvents = {
   line: [line: string];
   /** Bytes ffmpeg wrote to its standard output. */
   output: [data: Buffer];
+  /** Bytes ffmpeg wrote to its descriptor 4 (`pipe:4`), which it has with a video input. */
+  audioOutput: [data: Buffer];
   exit: [code: number | null, signal: NodeJS.Signals | null];
 };
 
@@ -50,7 +53,7 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
    */
   constructor(binary: string, args: readonly string[], onListenerError?: ListenerErrorHandler, fd3?: Fd3) {
     super(onListenerError);
-    const extra = fd3 === undefined ? [] : [fd3 === 'video' ? ('pipe' as const) : fd3];
+    const extra = fd3 === undefined ? [] : fd3 === 'video' ? (['pipe', 'pipe'] as const) : [fd3];
     try {
       this.#child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe', ...extra], detached: true }) as ChildProcessByStdio<Writable, Readable, Readable>;
     } catch (error) {
@@ -82,6 +85,11 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
     this.#child.stdin.on('error', () => {}); // EPIPE once ffmpeg is gone
     createInterface({ input: this.#child.stderr }).on('line', (line) => this.safeEmit('line', line));
     this.#child.stdout.on('data', (data: Buffer) => this.safeEmit('output', data));
+    if (fd3 === 'video') {
+      const second = this.#child.stdio[4] as Readable;
+      second.on('error', () => {});
+      second.on('data', (data: Buffer) => this.safeEmit('audioOutput', data));
+    }
   }
 
   get pid(): number | undefined {

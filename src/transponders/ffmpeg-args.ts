@@ -18,9 +18,10 @@ export interface FfmpegJob {
 }
 
 /**
- * ffmpeg's argument array. In: the gateway's mixed audio as raw PCM on stdin, and the video it
- * transcodes as IVF on `pipe:3` (whole frames the gateway depacketized, timed on the publisher's
- * clock). Out: FLV tags on stdout, which the gateway forwards to the destination itself. ffmpeg
+ * ffmpeg's argument array. In: the gateway's mixed audio as raw PCM (or the publisher's Opus) on
+ * stdin, and the video it transcodes as IVF on `pipe:3` (whole frames the gateway depacketized,
+ * timed on the publisher's clock). Out: FLV tags on stdout (the audio on `pipe:4` when it
+ * transcodes video), which the gateway forwards to the destination itself. ffmpeg
  * never sees the destination, so no URL or stream key is in its arguments, and it can reach no
  * network: inputs are limited to files (the still picture) and pipes.
  */
@@ -38,8 +39,12 @@ export function buildFfmpegArgs(job: FfmpegJob): string[] {
   if (job.opus) args.push('-probesize', '32', '-analyzeduration', '0', '-c:a', 'libopus', '-f', 'ogg', '-i', 'pipe:0');
   else args.push('-probesize', '32', '-f', 's16le', '-ar', String(PCM_SAMPLE_RATE), '-ac', String(PCM_CHANNELS), '-i', 'pipe:0');
   const audioInput = job.still || job.videoInput ? 1 : 0;
+  const flv = ['-f', 'flv', '-flvflags', 'no_duration_filesize', '-flush_packets', '1'];
   if (job.still) args.push('-map', '0:v:0', ...stillArgs(job.still.fps, plan, settings));
-  else if (job.videoInput && plan.video === 'transcode') args.push('-map', '0:v:0', ...x264Args(plan, settings));
+  // Transcoded video is an output of its own (pipe:1), the audio another (pipe:4): in one FLV
+  // output, the muxer would hold each video frame until audio as late had come through the AAC
+  // encoder (its delay is two frames, ~43 ms). The gateway places both tracks on one timeline.
+  else if (job.videoInput && plan.video === 'transcode') args.push('-map', '0:v:0', ...x264Args(plan, settings), ...flv, 'pipe:1');
   args.push(
     '-map', `${audioInput}:a:0`,
     '-c:a', 'aac',
@@ -51,7 +56,7 @@ export function buildFfmpegArgs(job: FfmpegJob): string[] {
     '-ar', String(settings.audioSampleRate),
     '-ac', '2',
   );
-  args.push('-f', 'flv', '-flvflags', 'no_duration_filesize', '-flush_packets', '1', 'pipe:1');
+  args.push(...flv, job.videoInput ? 'pipe:4' : 'pipe:1');
   return args;
 }
 

@@ -51,6 +51,11 @@ export function passthroughMetadata(
   };
 }
 
+/** The audio's fields of onMetaData. */
+function audioMetadata(metadata: Record<string, Amf0Value>): Record<string, Amf0Value> {
+  return Object.fromEntries(Object.entries(metadata).filter(([key]) => key.startsWith('audio') || key === 'stereo'));
+}
+
 /** A keyframe and the sequence header it decodes with: what the still picture shows. */
 export interface Picture {
   header: Buffer;
@@ -140,7 +145,8 @@ export class OutputWriter {
       // stream: the gateway's own onMetaData stands.
       if (!source.transcoding || source.still || !this.options.sendMetadata) return;
       const [, metadata] = decodeAmf0(tag.body);
-      if (metadata && typeof metadata === 'object') out.writeMetadata({ ...(metadata as Record<string, Amf0Value>), encoder: 'webrtc-rtmp-gateway' });
+      // ffmpeg writes the video's and the audio's in outputs of their own: the audio is described as the gateway encodes it.
+      if (metadata && typeof metadata === 'object') out.writeMetadata({ ...audioMetadata(this.options.metadata(undefined)), ...(metadata as Record<string, Amf0Value>), encoder: 'webrtc-rtmp-gateway' });
       return;
     }
     const kind = tag.type === FlvTagType.VIDEO ? 'video' : tag.type === FlvTagType.AUDIO ? 'audio' : undefined;

@@ -66,9 +66,16 @@ t.test('passing video through, ffmpeg only encodes the gateway\'s PCM to AAC 48 
   t.notMatch(joined, /0:v|libx264|pipe:3/);
 });
 
-t.test('ffmpeg writes FLV to stdout and can reach nothing but its inputs', async (t) => {
+t.test('ffmpeg writes FLV to stdout (the audio to pipe:4 when it transcodes) and can reach nothing but its inputs', async (t) => {
+  const flv = ['-f', 'flv', '-flvflags', 'no_duration_filesize', '-flush_packets', '1'];
+  t.same(buildFfmpegArgs({ settings, analyzeDurationUs: 1, plan: { video: 'copy' } }).slice(-7), [...flv, 'pipe:1']);
   const args = buildFfmpegArgs({ ...job, plan: planEncoding('VP8', {}, settings) });
-  t.same(args.slice(-7), ['-f', 'flv', '-flvflags', 'no_duration_filesize', '-flush_packets', '1', 'pipe:1']);
+  // Two outputs: the transcoded video alone, then the audio alone (no interleaving wait between them).
+  const video = args.indexOf('pipe:1');
+  t.same(args.slice(video - 6, video + 1), [...flv, 'pipe:1']);
+  t.notOk(args.slice(args.indexOf('-map'), video).includes('1:a:0'), 'the video output carries no audio');
+  t.same(args.slice(-7), [...flv, 'pipe:4']);
+  t.match(args.slice(video).join(' '), /^pipe:1 -map 1:a:0 -c:a aac/);
   t.same(args.slice(args.indexOf('-protocol_whitelist'), args.indexOf('-protocol_whitelist') + 2), ['-protocol_whitelist', 'file,pipe']);
   t.equal(args.filter((a) => a === '-protocol_whitelist').length, 1);
   t.notOk(args.some((a) => /rtmp/.test(a)), 'no destination in the arguments');

@@ -89,7 +89,9 @@ t.test('transcoding reads the video as IVF from pipe:3 (input 0) and the audio f
 t.test('transcoding uses libx264 with a 2 s keyframe interval, or the requested one in frames', async (t) => {
   const plan = planEncoding('VP8', {}, settings);
   const joined = buildFfmpegArgs({ ...job, plan }).join(' ');
-  t.match(joined, /-c:v libx264 -preset veryfast -tune zerolatency/);
+  t.match(joined, /-c:v libx264 -threads 1 -preset veryfast -tune zerolatency/);
+  const slower = buildFfmpegArgs({ ...job, plan, settings: { ...settings, preset: 'medium' } }).join(' ');
+  t.match(slower, /-c:v libx264 -preset medium -tune zerolatency/, 'x264 threads itself for a slower preset');
   t.ok(joined.includes(`-force_key_frames ${keyframeExpression(2)}`), 'keyframes forced at most 2 s apart');
   const sized = buildFfmpegArgs({ ...job, plan: planEncoding('H264', { height: 480, fps: 25, keyFrameInterval: 50 }, settings) }).join(' ');
   t.match(sized, /-vf scale=-2:480,fps=25/);

@@ -17,12 +17,6 @@ import type { FailureKind } from './restore.js';
 export class SharedAudio {
   /** The encoders open now, by stream (the publisher object) and variant. */
   readonly #encoders = new WeakMap<object, Map<string, SharedEncoder>>();
-  #open = 0;
-
-  /** Encoders running now, each shared by one or more pushes. */
-  get open(): number {
-    return this.#open;
-  }
 
   /** `make`'s pipelines, shared wherever a spec allows it. */
   pipelines(make: PipelineFactory): PipelineFactory {
@@ -34,9 +28,7 @@ export class SharedAudio {
       if (!byVariant) this.#encoders.set(stream, (byVariant = new Map()));
       let encoder = byVariant.get(variant);
       if (!encoder) {
-        this.#open++;
         const created: SharedEncoder = new SharedEncoder(make(spec), () => {
-          this.#open--;
           if (byVariant.get(variant) === created) byVariant.delete(variant);
         });
         encoder = created;

@@ -20,6 +20,7 @@ export async function overload(bench: Bench, fixture: Fixture, nginx: NginxRtmp,
   const gateway = await GatewayProcess.start(join(bench.work, 'gateway-overload.log'), {
     GATEWAY_OVERLOAD_EVENT_LOOP_DELAY_MS: String(defaults.overload_event_loop_delay_ms),
     GATEWAY_OVERLOAD_EVENT_LOOP_UTILIZATION: String(defaults.overload_event_loop_utilization),
+    GATEWAY_OVERLOAD_MACHINE_CPU_PERCENT: String(defaults.overload_machine_cpu_percent),
   });
   const publishers: SyntheticPublisher[] = [];
   const taken: string[] = [];

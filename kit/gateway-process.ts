@@ -47,6 +47,7 @@ export class GatewayProcess {
         // Capacity is measured up to the point where streams degrade, not where the gateway would refuse.
         GATEWAY_OVERLOAD_EVENT_LOOP_DELAY_MS: '0',
         GATEWAY_OVERLOAD_EVENT_LOOP_UTILIZATION: '0',
+        GATEWAY_OVERLOAD_MACHINE_CPU_PERCENT: '0',
         // Destinations: loopback, and the hosts in network namespaces the benchmark and tests make.
         GATEWAY_DESTINATION_ALLOWED_HOSTS: JSON.stringify(['127.0.0.0/8', TEST_NETWORKS]),
         ...(ownDataDir ? { GATEWAY_DATA_DIR: ownDataDir } : {}),

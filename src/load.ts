@@ -8,7 +8,7 @@ export interface LoadLimits {
   eventLoopDelayMs: number;
   /** Share of the last window the event loop was busy (0..1). */
   eventLoopUtilization: number;
-  /** The whole machine's CPU in use over the last window (% of all cores). */
+  /** CPU in use over the last window: the container's share when it has a quota, else the whole machine's (% of it). */
   machineCpuPercent: number;
 }
 
@@ -102,15 +102,16 @@ export class LoadMonitor {
 
 const DELAY_RESOLUTION_MS = 50;
 
-/** This process's event loop and the machine's CPU, from Node's perf hooks and /proc/stat. */
+/** This process's event loop and the CPU it may use (`cpuTimes`), from Node's perf hooks, the cgroup and /proc/stat. */
 export function processSampler(): LoadSampler {
+  const cpuTimes = cpuTimesReader();
   // Sampled every 50 ms: an idle worker's timer wakes it 20 times a second rather than 100. The
   // histogram holds the time between samples, which includes that period: the delay is what is
   // beyond it.
   const delay: IntervalHistogram = monitorEventLoopDelay({ resolution: DELAY_RESOLUTION_MS });
   delay.enable();
   let utilization: EventLoopUtilization = performance.eventLoopUtilization();
-  let cpu = machineCpuTimes();
+  let cpu = cpuTimes();
   return () => {
     const beyond = (ns: number): number => (delay.count > 0 ? Math.max(0, ns / 1e6 - DELAY_RESOLUTION_MS) : 0);
     const delayMs = beyond(delay.percentile(99));
@@ -119,20 +120,92 @@ export function processSampler(): LoadSampler {
     const next = performance.eventLoopUtilization();
     const window = performance.eventLoopUtilization(next, utilization);
     utilization = next;
-    const times = machineCpuTimes();
+    const times = cpuTimes();
     const machineCpuPercent = times && cpu && times.total > cpu.total ? ((times.busy - cpu.busy) / (times.total - cpu.total)) * 100 : 0;
     cpu = times;
     return { eventLoopDelayMs: delayMs, eventLoopDelayMaxMs: delayMaxMs, eventLoopUtilization: window.utilization, machineCpuPercent };
   };
 }
 
-/** Busy and total CPU time of the whole machine so far (clock ticks), from /proc/stat; undefined off Linux. */
-export function machineCpuTimes(): { busy: number; total: number } | undefined {
+/** Reads a file's text; undefined when it cannot. */
+export type ReadText = (path: string) => string | undefined;
+
+const readText: ReadText = (path) => {
   try {
-    const values = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const total = values.reduce((a, b) => a + b, 0);
-    return { busy: total - values[3]! - (values[4] ?? 0), total };
+    return readFileSync(path, 'utf8');
   } catch {
     return undefined;
   }
+};
+
+/** A CPU quota: `cores` cores' worth of time, and how to read the time used so far (µs). */
+export interface CpuQuota {
+  cores: number;
+  usageUs: () => number | undefined;
+}
+
+/**
+ * The CPU quota of this process's cgroup, when one is set (a container limited to some cores): v2's
+ * `cpu.max` and `cpu.stat`, or v1's `cpu.cfs_quota_us`, `cpu.cfs_period_us` and `cpuacct.usage`.
+ * Looked for at the process's own cgroup path, then at the root (a container's own namespace).
+ */
+export function cgroupQuota(read: ReadText = readText): CpuQuota | undefined {
+  const lines = (read('/proc/self/cgroup') ?? '').split('\n');
+  const pathOf = (match: (controllers: string[]) => boolean): string | undefined => {
+    for (const line of lines) {
+      const [, controllers, path] = /^\d+:([^:]*):(.*)$/.exec(line.trim()) ?? [];
+      if (path !== undefined && match(controllers!.split(','))) return path === '/' ? '' : path;
+    }
+    return undefined;
+  };
+  const v2 = pathOf((c) => c.length === 1 && c[0] === '');
+  for (const dir of v2 === undefined ? [] : [`/sys/fs/cgroup${v2}`, '/sys/fs/cgroup']) {
+    const [quota, period] = (read(`${dir}/cpu.max`) ?? '').trim().split(/\s+/);
+    if (!quota || quota === 'max' || !Number(period)) continue;
+    return {
+      cores: Number(quota) / Number(period),
+      usageUs: () => {
+        const usage = /^usage_usec (\d+)/m.exec(read(`${dir}/cpu.stat`) ?? '');
+        return usage ? Number(usage[1]) : undefined;
+      },
+    };
+  }
+  const v1 = pathOf((c) => c.includes('cpu'));
+  const v1Acct = pathOf((c) => c.includes('cpuacct'));
+  if (v1 === undefined) return undefined;
+  for (const [cpuDir, acctDir] of [[`/sys/fs/cgroup/cpu${v1}`, `/sys/fs/cgroup/cpuacct${v1Acct ?? v1}`], ['/sys/fs/cgroup/cpu', '/sys/fs/cgroup/cpuacct']] as const) {
+    const quota = Number(read(`${cpuDir}/cpu.cfs_quota_us`));
+    const period = Number(read(`${cpuDir}/cpu.cfs_period_us`));
+    if (!(quota > 0) || !(period > 0)) continue;
+    return {
+      cores: quota / period,
+      usageUs: () => {
+        const ns = Number(read(`${acctDir}/cpuacct.usage`));
+        return Number.isFinite(ns) && ns > 0 ? ns / 1000 : undefined;
+      },
+    };
+  }
+  return undefined;
+}
+
+/**
+ * Busy and total CPU time so far, in units of their own: within a cgroup's quota, the cgroup's use
+ * against the quota's cores over wall time (µs); otherwise the whole machine's, from /proc/stat.
+ */
+export function cpuTimesReader(read: ReadText = readText, nowUs: () => number = () => performance.timeOrigin * 1000 + performance.now() * 1000): () => { busy: number; total: number } | undefined {
+  const quota = cgroupQuota(read);
+  if (!quota) return () => machineCpuTimes(read);
+  return () => {
+    const busy = quota.usageUs();
+    return busy === undefined ? undefined : { busy, total: nowUs() * quota.cores };
+  };
+}
+
+/** Busy and total CPU time of the whole machine so far (clock ticks), from /proc/stat; undefined off Linux. */
+export function machineCpuTimes(read: ReadText = readText): { busy: number; total: number } | undefined {
+  const stat = read('/proc/stat');
+  if (!stat) return undefined;
+  const values = stat.split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = values.reduce((a, b) => a + b, 0);
+  return { busy: total - values[3]! - (values[4] ?? 0), total };
 }

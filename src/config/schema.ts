@@ -135,7 +135,7 @@ export const configSchema = z
 
     overload_event_loop_delay_ms: z.number().int().min(0).max(10000).default(150).describe('each worker measures its own event loop: a new publish (WHIP, SDK) goes to a worker that is not past its limits, and gets `503` with `Retry-After: 3` when none is; a push (`/push/startup`, auto-start, the SDK\'s `rtmpUrl`) gets it when its stream\'s worker is past them. Past: the event loop ran this late (p99 over each second, beyond its 50 ms sampling) three seconds in a row (load that lasts, not a moment), and for 3 s after; what runs goes on; `0` = off'),
     overload_event_loop_utilization: z.number().min(0).max(1).default(0.9).describe('the same, for the share of time the event loop is busy (0..1)'),
-    overload_machine_cpu_percent: z.number().min(0).max(100).default(0).describe('the same, for the whole machine\'s CPU (% of all cores); off by default, as other programs count too'),
+    overload_machine_cpu_percent: z.number().min(0).max(100).default(90).describe('the same, for the CPU in use: the container\'s share of its quota when its cgroup sets one (v2 `cpu.max`, v1 `cpu.cfs_quota_us`), else the whole machine\'s (% of all cores, other programs included). The gateway\'s own event loops stay quick long after ffmpeg, its media workers and anything beside it have taken the machine, when every stream loses frames; `0` = off'),
 
     destination_allow_loopback: z.boolean().default(false).describe('allow destinations on this machine'),
     destination_allow_private: z.boolean().default(false).describe('allow destinations on private networks'),

@@ -36,6 +36,7 @@ export async function startGateway(overrides: Partial<GatewayConfig> = {}, logLi
     // overload refusals are tested on their own (overload.test.ts).
     overload_event_loop_delay_ms: 0,
     overload_event_loop_utilization: 0,
+    overload_machine_cpu_percent: 0,
     // Streams in the test's own thread, where it can reach the publishers and transponders
     // (worker threads are tested through the server as its own process: workers.test.ts).
     workers: 0,

@@ -45,7 +45,7 @@ async function lookup(host: string): Promise<string[]> {
 }
 
 function gateway(overrides: Record<string, unknown> = {}) {
-  const config = parseConfig({ http_port: 0, log_level: 'silent', webrtc_ice_addresses: ['127.0.0.1'], webrtc_ice_remote_networks: ['127.0.0.0/8'], workers: 0, ...overrides });
+  const config = parseConfig({ http_port: 0, log_level: 'silent', webrtc_ice_addresses: ['127.0.0.1'], webrtc_ice_remote_networks: ['127.0.0.0/8'], workers: 0, overload_machine_cpu_percent: 0, ...overrides });
   return buildGateway(config, createLogger('silent'), { lookupHost: lookup });
 }
 

@@ -39,6 +39,7 @@ t.test('a worker thread that dies: its stream comes back, the other loses nothin
     destination_allow_loopback: true,
     overload_event_loop_delay_ms: 0,
     overload_event_loop_utilization: 0,
+    overload_machine_cpu_percent: 0,
     // Two publishers in all: the dead worker's must be given back for the SDK's new publish to be taken.
     limit_publishers: 2,
     ...(process.env.GATEWAY_WEBRTC_ENGINE ? { webrtc_engine: process.env.GATEWAY_WEBRTC_ENGINE as 'werift' } : {}),

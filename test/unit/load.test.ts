@@ -1,5 +1,5 @@
 import t from 'tap';
-import { LoadMonitor, SUSTAINED_WINDOWS, type LoadSample } from '../../src/load.js';
+import { cgroupQuota, cpuTimesReader, LoadMonitor, SUSTAINED_WINDOWS, type LoadSample } from '../../src/load.js';
 
 // The overload judgement in fake time: each limit on its own, load that lasts against a moment's,
 // the hold after the last overloaded window, and the 503 it makes.
@@ -64,4 +64,50 @@ t.test('a limit of 0 is off', async (t) => {
   m.tick();
   t.equal(m.overload, undefined);
   m.close();
+});
+
+// The CPU judged: a container's share of its quota, read from its cgroup (files faked here), or the machine's.
+const files = (entries: Record<string, string>) => (path: string): string | undefined => entries[path];
+
+t.test('a cgroup v2 quota: its cores, and its usage against them over wall time', async (t) => {
+  let usageUs = 4_000_000;
+  const read = (path: string): string | undefined =>
+    ({
+      '/proc/self/cgroup': '0::/gateway.slice\n',
+      '/sys/fs/cgroup/gateway.slice/cpu.max': '150000 100000\n',
+      '/sys/fs/cgroup/gateway.slice/cpu.stat': `usage_usec ${usageUs}\nuser_usec 3000000\n`,
+      '/proc/stat': 'cpu 100 0 100 800 0 0 0 0 0 0\n',
+    })[path];
+  const quota = cgroupQuota(read);
+  t.equal(quota?.cores, 1.5);
+  t.equal(quota?.usageUs(), 4_000_000);
+  let now = 10_000_000;
+  const times = cpuTimesReader(read, () => now);
+  const first = times()!;
+  now += 1_000_000;
+  usageUs += 1_200_000;
+  const later = times()!;
+  // 1.2 s of CPU in 1 s of a 1.5-core quota: 80 %.
+  t.equal(Math.round(((later.busy - first.busy) / (later.total - first.total)) * 100), 80);
+});
+
+t.test('a cgroup v2 without a quota, or a namespace of its own: the root is read, then the machine', async (t) => {
+  t.equal(cgroupQuota(files({ '/proc/self/cgroup': '0::/\n', '/sys/fs/cgroup/cpu.max': 'max 100000\n' })), undefined, 'max: no quota');
+  const own = cgroupQuota(files({ '/proc/self/cgroup': '0::/docker/abc\n', '/sys/fs/cgroup/cpu.max': '200000 100000', '/sys/fs/cgroup/cpu.stat': 'usage_usec 7' }));
+  t.equal(own?.cores, 2, 'a container whose cgroup namespace shows its own as the root');
+  const machine = cpuTimesReader(files({ '/proc/self/cgroup': '0::/\n', '/proc/stat': 'cpu 100 0 100 800 0 0 0 0 0 0\n' }))();
+  t.same(machine, { busy: 200, total: 1000 }, 'no quota: the whole machine, from /proc/stat');
+});
+
+t.test('a cgroup v1 quota: cpu.cfs_quota_us over its period, cpuacct.usage in nanoseconds; -1 is none', async (t) => {
+  const cgroup = '12:cpu,cpuacct:/ctr\n3:memory:/ctr\n0::/\n';
+  const quota = cgroupQuota(files({
+    '/proc/self/cgroup': cgroup,
+    '/sys/fs/cgroup/cpu/ctr/cpu.cfs_quota_us': '50000\n',
+    '/sys/fs/cgroup/cpu/ctr/cpu.cfs_period_us': '100000\n',
+    '/sys/fs/cgroup/cpuacct/ctr/cpuacct.usage': '3000000000\n',
+  }));
+  t.equal(quota?.cores, 0.5);
+  t.equal(quota?.usageUs(), 3_000_000);
+  t.equal(cgroupQuota(files({ '/proc/self/cgroup': '1:cpu:/\n2:cpuacct:/\n0::/\n', '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '-1\n', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000\n' })), undefined);
 });

@@ -132,6 +132,8 @@ class AudioLease implements Pipeline {
   pipe!: Pipeline;
   #tags: ((tags: FlvTag[]) => void) | undefined;
   #lost: ((reason: string, kind: FailureKind) => void) | undefined;
+  /** The encoder was lost before this lease had a listener: told to the one set next. */
+  #lostBeforeListening: [reason: string, kind: FailureKind] | undefined;
   /** The sequence header is owed before the next tags (each listener starts with it). */
   #owesHeader = true;
   /** The pipeline is this push's alone: audio commands go to it. */
@@ -176,6 +178,9 @@ class AudioLease implements Pipeline {
 
   onLost(listener: (reason: string, kind: FailureKind) => void): void {
     this.#lost = listener;
+    const early = this.#lostBeforeListening;
+    this.#lostBeforeListening = undefined;
+    if (early) queueMicrotask(() => this.lost(...early));
   }
 
   /** Tags of the shared pipeline; a listener that joined after the sequence header gets it first, at the time of what follows. */
@@ -194,6 +199,7 @@ class AudioLease implements Pipeline {
   lost(reason: string, kind: FailureKind): void {
     const listener = this.#lost;
     this.#lost = undefined;
+    if (!listener && !this.#closing) this.#lostBeforeListening = [reason, kind];
     listener?.(reason, kind);
   }
 

@@ -52,6 +52,12 @@ interface StepResult {
    * received (undefined on an engine that does not count).
    */
   hops?: { engineReceived: number; engineLost: number; engineSent: number; gatewayReceived: number };
+  /**
+   * Video frames hop by hop, every stream together: sent by the publishers, made whole by the
+   * gateway and written by its pushes (read at the end of the window), recorded by nginx (until
+   * the pushes ended, a little later).
+   */
+  frameHops: { sent: number; made: number; written: number; recorded: number };
 }
 
 /**
@@ -63,8 +69,9 @@ export async function framesLost(
   streams: string[],
   fixture: Fixture,
   seconds: number,
-): Promise<{ expected: number; lost: number; worst: number; gaps: Record<string, string[]> }> {
+): Promise<{ expected: number; lost: number; worst: number; recorded: number; gaps: Record<string, string[]> }> {
   let expected = 0;
+  let recorded = 0;
   let lost = 0;
   let worst = 0;
   const gaps: Record<string, string[]> = {};
@@ -75,13 +82,14 @@ export async function framesLost(
     const due = Math.max(Math.round(span * fixture.fps) + 1, seconds * fixture.fps);
     const missing = Math.max(0, due - video.length);
     expected += due;
+    recorded += video.length;
     lost += missing;
     worst = Math.max(worst, missing / due);
     const holes = video.flatMap((t, i) => (i > 0 && t - video[i - 1]! > 1.5 / fixture.fps ? [`${video[i - 1]!.toFixed(3)} s +${(t - video[i - 1]!).toFixed(3)} s`] : []));
     if (holes.length) gaps[stream] = holes;
     rmSync(file, { force: true });
   }
-  return { expected, lost, worst, gaps };
+  return { expected, lost, worst, recorded, gaps };
 }
 
 /** Every worker's event-loop delay p99 over the last second (ms), from the gateway's /metrics. */
@@ -106,7 +114,7 @@ export function watchEventLoop(gateway: GatewayProcess): { stop(): Promise<numbe
  * Where the frames a failed step lost went missing, hop by hop from the publisher to the RTMP
  * server, by the first hop whose own counters say it lost some.
  */
-export function lossHop(step: Pick<StepResult, 'udpDropped' | 'udpSendsRefused' | 'gatewaySaw' | 'running' | 'pushes' | 'framesLost' | 'hops'>): string {
+export function lossHop(step: Pick<StepResult, 'udpDropped' | 'udpSendsRefused' | 'gatewaySaw' | 'running' | 'pushes' | 'framesLost' | 'hops'> & Partial<Pick<StepResult, 'frameHops'>>): string {
   if (step.running < step.pushes) return `${step.pushes - step.running} pushes were not running`;
   if (step.udpSendsRefused > 0) return `the load generator's sends (${step.udpSendsRefused} refused for full send buffers)`;
   if (step.udpDropped > 0) return `the kernel's receive buffers (${step.udpDropped} datagrams dropped)`;
@@ -117,6 +125,8 @@ export function lossHop(step: Pick<StepResult, 'udpDropped' | 'udpSendsRefused' 
   if (saw.packetsLost > 0) return `before the gateway's frame path: ${saw.packetsLost} RTP packets never reached it (the publisher's side or the media engine)`;
   if (saw.framesIncomplete > 0) return `reassembly: ${saw.framesIncomplete} frames incomplete`;
   if (saw.pushFramesLost + saw.pushFramesDropped > 0) return `the pushes: ${saw.pushFramesLost} lost on their input, ${saw.pushFramesDropped} dropped on their output`;
+  const frames = step.frameHops;
+  if (frames && frames.recorded < frames.written) return `after the gateway: the pushes wrote ${frames.written} frames, the server recorded ${frames.recorded}`;
   return step.framesLost > 0 ? 'after the gateway: between its RTMP output and the server\'s recording' : 'none';
 }
 
@@ -156,10 +166,10 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
     const udpAfter = udpCounters();
     const loopP99 = await loop.stop();
     const gatewayRssMb = [gateway.pid, ...mediaWorkers].reduce((sum, pid) => sum + rssMb(pid), 0);
-    const listed = (await gateway.request('POST', '/rest-api/push/find_all')).body as { state: string; counters: { framesLost: number; framesDropped?: number } }[];
+    const listed = (await gateway.request('POST', '/rest-api/push/find_all')).body as { state: string; counters: { frames: number; framesLost: number; framesDropped?: number } }[];
     const running = listed.filter((t) => t.state === 'running').length;
     type Hops = NonNullable<StepResult['hops']>;
-    const streams = ((await gateway.request('POST', '/rest-api/stream/find_all')).body ?? []) as { packetsLost: number; framesLost: number; hops: Hops | null }[];
+    const streams = ((await gateway.request('POST', '/rest-api/stream/find_all')).body ?? []) as { packetsLost: number; framesLost: number; frames: number; hops: Hops | null }[];
     const sum = <T>(list: T[], value: (item: T) => number | undefined): number => list.reduce((total, item) => total + (value(item) ?? 0), 0);
     const gatewaySaw = {
       packetsLost: sum(streams, (s) => s.packetsLost),
@@ -175,10 +185,11 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
           gatewayReceived: sum(streams, (s) => s.hops!.gatewayReceived),
         }
       : undefined;
+    const framesSent = sum(publishers, (p) => p.frames.length);
     for (const publisher of publishers.splice(0)) await publisher.stop();
     await waitFor('every push to end', async () => (await gateway.ffmpegPids()).length === 0, 30_000, 100);
 
-    const { expected, lost, worst, gaps } = await framesLost(nginx, names.map((name) => `rtmp_${name}`), fixture, bench.plan.capacitySeconds);
+    const { expected, lost, worst, recorded, gaps } = await framesLost(nginx, names.map((name) => `rtmp_${name}`), fixture, bench.plan.capacitySeconds);
     const each = (pids: number[]): number => pids.reduce((sum, pid) => sum + cpu.percent.get(pid)!, 0) / Math.max(1, pids.length);
     return {
       pushes: count,
@@ -203,6 +214,7 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
       gaps,
       gatewaySaw,
       hops,
+      frameHops: { sent: framesSent, made: sum(streams, (s) => s.frames), written: sum(listed, (t) => t.counters.frames), recorded },
     };
   } finally {
     for (const publisher of publishers) await publisher.stop();
@@ -222,6 +234,7 @@ export async function capacity(bench: Bench, gateway: GatewayProcess, fixture: F
         `CPU % of a core: gateway ${step.gatewayCpu} (media workers ${step.mediaWorkersCpu}), ffmpeg ${step.ffmpegCpuEach} each, nginx ${step.nginxCpu}, publishers ${step.publishersCpu}; machine ${step.machineCpu} % busy; ` +
         `worst worker event-loop delay p99 ${step.eventLoopDelayP99Ms} ms; UDP datagrams dropped for full receive buffers ${step.udpDropped} of ${step.udpReceived}, sends refused for full send buffers ${step.udpSendsRefused}; ` +
         (step.hops ? `RTP hop by hop: the engine received ${step.hops.engineReceived} (lost ${step.hops.engineLost} on the way), sent ${step.hops.engineSent}, the frame path received ${step.hops.gatewayReceived}; ` : '') +
+        `video frames: the publishers sent ${step.frameHops.sent}, the gateway made ${step.frameHops.made}, its pushes wrote ${step.frameHops.written}, nginx recorded ${step.frameHops.recorded}; ` +
         `the gateway saw ${step.gatewaySaw.packetsLost} RTP packets lost, ${step.gatewaySaw.framesIncomplete} frames incomplete, ${step.gatewaySaw.pushFramesLost} lost and ${step.gatewaySaw.pushFramesDropped} dropped by pushes -> ${ok ? 'sustained' : `FAILED (lost at: ${lossHop(step)})`}`,
     );
     if (!ok) break;

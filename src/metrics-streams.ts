@@ -118,6 +118,7 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
   perStream(Counter, 'gateway_publisher_packets_total', 'RTP packets received', (s) => s.packets);
   perStream(Counter, 'gateway_publisher_packets_lost_total', 'RTP packets never received (retransmitted ones count as received)', (s) => s.packetsLost);
   perStream(Counter, 'gateway_publisher_frames_lost_total', 'Video frames dropped because a packet of theirs was lost', (s) => s.framesLost);
+  perStream(Counter, 'gateway_publisher_frames_total', 'Video frames made whole from the RTP (once for every push of the stream)', (s) => s.frames);
   perStream(Counter, 'gateway_publisher_keyframes_total', 'Keyframes received', (s) => s.keyframes);
   perStream(Counter, 'gateway_publisher_keyframe_requests_total', 'Keyframes asked of the sender (RTCP PLI)', (s) => s.keyframeRequests);
   perStream(Counter, 'gateway_publisher_engine_packets_received_total', 'RTP packets the media engine received from the publisher', (s) => s.hops?.engineReceived);

@@ -47,7 +47,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   readonly createdAt = Date.now();
   readonly videoCodec: VideoCodec | undefined;
   readonly hasAudio: boolean;
-  readonly counters = { packets: 0, bytes: 0, duplicates: 0, keyframes: 0, keyframeRequests: 0, sinkErrors: 0 };
+  readonly counters = { packets: 0, bytes: 0, duplicates: 0, frames: 0, keyframes: 0, keyframeRequests: 0, sinkErrors: 0 };
   /** The address it publishes from (the WHIP request's, the SDK WebSocket's), when told. */
   clientAddress: string | undefined;
   /** When WebRTC connected. */
@@ -296,6 +296,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     if (this.#frameTimes.length > FRAME_RATE_WINDOW) this.#frameTimes.shift();
     this.#keyframes.frame(wallclockMs);
     this.#startCache.addFrame(frame);
+    this.counters.frames++;
     if (frame.key) {
       this.counters.keyframes++;
       this.#keyframes.keyframe(wallclockMs);

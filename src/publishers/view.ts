@@ -17,6 +17,8 @@ export const streamJsonSchema = z.object({
   packetsLost: z.number(),
   /** Video frames dropped because a packet of theirs was lost (after retransmission had its chance). */
   framesLost: z.number(),
+  /** Video frames made whole from the RTP (once for every push of the stream). */
+  frames: z.number(),
   keyframes: z.number(),
   /** Keyframes asked of the sender (RTCP PLI): on the keyframe interval, after a loss, for a new push. */
   keyframeRequests: z.number(),
@@ -50,6 +52,7 @@ export function describeStream(p: Publisher, transponders: string[]): StreamJson
     packets: p.counters.packets,
     packetsLost: p.packetsLost,
     framesLost: p.framesLost,
+    frames: p.counters.frames,
     keyframes: p.counters.keyframes,
     keyframeRequests: p.counters.keyframeRequests,
     nacksSent: p.nacksSent,

@@ -34,6 +34,7 @@ t.test('stream/find and find_all: codecs, size, frame rate, bitrate, since when,
   t.ok(cam.video.frameRate > 27 && cam.video.frameRate < 33, `frame rate ${cam.video.frameRate}`);
   t.ok(cam.bitrateKbps > 1500 && cam.bitrateKbps < 4000, `bitrate ${cam.bitrateKbps} kb/s (the fixture is ~2.5 Mb/s)`);
   t.ok(cam.packets > 300 && cam.keyframes >= 1, `${cam.packets} packets, ${cam.keyframes} keyframes`);
+  t.ok(cam.frames >= cam.keyframes && cam.frames < cam.packets, `${cam.frames} frames made whole, each of one or more packets`);
   t.ok(cam.keyframeRequests >= 1, `${cam.keyframeRequests} keyframe requests (one each keyframe interval, and at the start)`);
   t.equal(cam.nacksSent, 0, 'no retransmission asked for on loopback');
   t.equal(cam.packetsLost, 0, 'no packet lost on loopback');

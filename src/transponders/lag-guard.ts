@@ -54,16 +54,25 @@ export class LagGuard implements MediaOutput {
     return this.#written.length ? Math.max(0, this.now() - this.#written[0]![1]) : 0;
   }
 
-  /** How long what is in flight will take to arrive at the recent delivery rate (ms). */
+  /**
+   * How long what is in flight will take to arrive at the recent delivery rate (ms). The rate is
+   * measured only while output waits on the destination: while it does not, the rate is what was
+   * sent, not what the destination can take (the still picture's few KB a second, before live video
+   * comes back at 300 KB a second), and would predict a lag that is not there.
+   */
   get #expectedLagMs(): number {
     const now = this.now();
-    const delivered = this.probe.bytesWritten - this.probe.undeliveredBytes;
+    const beyond = this.probe.undeliveredBytes - IN_FLIGHT_ALLOWANCE;
     const samples = this.#delivery;
+    if (beyond <= 0) {
+      samples.length = 0;
+      return 0;
+    }
+    const delivered = this.probe.bytesWritten - this.probe.undeliveredBytes;
     if (!samples.length || now - samples.at(-1)![0] >= 100) samples.push([now, delivered]);
     while (samples.length > 2 && now - samples[0]![0] > RATE_WINDOW_MS) samples.shift();
     const [t0, d0] = samples[0]!;
-    const beyond = this.probe.undeliveredBytes - IN_FLIGHT_ALLOWANCE;
-    if (beyond <= 0 || now - t0 < RATE_MIN_SPAN_MS) return 0;
+    if (now - t0 < RATE_MIN_SPAN_MS) return 0;
     // No delivery at all is a stall: the age of what waits tells it, and the stall timer reconnects.
     const bytesPerMs = (delivered - d0) / (now - t0);
     return bytesPerMs > 0 ? beyond / bytesPerMs : 0;

@@ -80,3 +80,36 @@ t.test('0 turns the guard off', async (t) => {
   t.equal(sent.length, 200);
   t.equal(guard.framesDropped, 0);
 });
+
+t.test('a destination that keeps up is not taken for a slow one when the stream grows from a still picture to live video', async (t) => {
+  let now = 0;
+  // What the destination has acknowledged: everything written at least `delayMs` ago.
+  const written: [at: number, bytes: number][] = [];
+  let bytesWritten = 0;
+  const delayMs = 200;
+  const probe = {
+    get bytesWritten() {
+      return bytesWritten;
+    },
+    get undeliveredBytes() {
+      return written.filter(([at]) => at > now - delayMs).reduce((sum, [, bytes]) => sum + bytes, 0);
+    },
+  };
+  const write = (_ts: number, body: Buffer): void => {
+    bytesWritten += body.length;
+    written.push([now, body.length]);
+  };
+  const guard = new LagGuard({ writeMetadata: () => undefined, writeVideo: write, writeAudio: write }, probe, 1000, () => now);
+  const still = (first: number): Buffer => Buffer.concat([Buffer.from([first, 1, 0, 0, 0]), Buffer.alloc(300, 9)]);
+  // Three seconds of the still picture (a few KB a second), then live video (600 KB a second).
+  for (let i = 0; i < 90; i++) {
+    guard.writeVideo(i * 33, still(i % 60 === 0 ? 0x17 : 0x27));
+    now += 33;
+  }
+  for (let i = 90; i < 180; i++) {
+    guard.writeVideo(i * 33, i === 90 ? KEY : INTER);
+    now += 33;
+  }
+  t.equal(guard.framesDropped, 0, 'nothing dropped: the destination is 200 ms behind, at the rate it is sent');
+  t.notOk(guard.dropping);
+});

@@ -41,9 +41,10 @@ const isAudioFrameTag = (tag: FlvTag): boolean => tag.type === FlvTagType.AUDIO 
  * Every switch of source is made before the old pipeline is broken: the new pipeline is fed while
  * the current one goes on (its mixer writes silence when no audio comes), and takes over at its
  * first keyframe (its first audio frame when it makes no video), or after the start-up timeout.
- * However long ffmpeg takes to start, the output does not pause. The still picture's output runs
- * behind the clock by as long as its ffmpeg took to start (it numbers frames from its own start):
- * it goes on until it has reached the new pipeline's first frame, so leaving it skips nothing.
+ * However long ffmpeg takes to start, the output does not pause. The still picture goes on until
+ * what replaces it is there: live video passed through, from its first frame written (a keyframe);
+ * a pipeline's video, once the output has reached its first frame; and it hands its audio over
+ * only once live video has replaced its picture.
  */
 export class OutputFeed {
   readonly input = new PublisherInput({ audio: (packet) => this.#onAudio(packet), frame: (frame) => this.#onFrame(frame) });
@@ -193,6 +194,8 @@ export class OutputFeed {
    * which is still the current pipeline, goes on and the pending one is dropped.
    */
   keepStill(): void {
+    const current = this.#current;
+    if (current?.source.still) current.source.audioOnly = false;
     this.#source = 'still';
     this.input.detach();
     this.#switches++;
@@ -224,12 +227,19 @@ export class OutputFeed {
     pipe.writeAudio({ payload: packet.payload, wallclockMs: packet.wallclockMs, pcm: () => publisher.audioPcm(packet) });
   }
 
-  /** Video frames go out as they are, or to the pipeline that transcodes them. */
+  /**
+   * Video frames go out as they are, or to the pipeline that transcodes them. The first one that
+   * goes out replaces the still picture's video, if it is still on.
+   */
   #onFrame(frame: VideoFrame): void {
     const pipe = this.#pending ?? this.#current;
     pipe?.begin(frame.wallclockMs);
-    if (!this.videoInFfmpeg) this.options.writer.writeFrame(frame);
-    else pipe?.writeVideo(frame);
+    if (this.videoInFfmpeg) return void pipe?.writeVideo(frame);
+    if (!this.options.writer.writeFrame(frame)) return;
+    const current = this.#current;
+    if (!current?.source.still || current.source.audioOnly) return;
+    current.source.audioOnly = true;
+    if (this.#pending && this.#readyAt) this.#takeOverIfReached(this.#pending);
   }
 
   /** A pipeline closing, which `close` waits for until it is done. */
@@ -258,8 +268,6 @@ export class OutputFeed {
     const switchNo = ++this.#switches;
     void this.#dropPending();
     if (!audioOnly) writer.newSource();
-    const current = this.#current;
-    if (current?.source.still) current.source.audioOnly = this.#source === 'publisher' && !this.videoInFfmpeg;
     let pipe: Pipeline;
     try {
       pipe = await this.startPipeline();
@@ -305,14 +313,20 @@ export class OutputFeed {
 
   /**
    * Takes over once the output has reached the pending pipeline's first frame: at once from live
-   * media (its input is gone, nothing more comes of it), from the still picture once it got there.
+   * media (its input is gone, nothing more comes of it), from the still picture once it got there,
+   * and, when only audio takes over from it, once live video has replaced its picture.
    */
   #takeOverIfReached(pipe: Pipeline): void {
     const ready = this.#readyAt;
+    const current = this.#current;
     if (!ready) return;
-    const { timeline } = this.options.writer;
-    const frameMs = 1000 / (this.#publisher.frameRate ?? 30);
-    if (!this.#current?.source.still || timeline.last(ready.kind) + frameMs >= timeline.at(ready.wallclockMs)) this.#takeOver(pipe);
+    if (current?.source.still) {
+      if (ready.kind === 'audio' && this.#publisher.videoCodec !== undefined && !current.source.audioOnly) return;
+      const { timeline } = this.options.writer;
+      const frameMs = 1000 / (this.#publisher.frameRate ?? 30);
+      if (timeline.last(ready.kind) + frameMs < timeline.at(ready.wallclockMs)) return;
+    }
+    this.#takeOver(pipe);
   }
 
   /** The pending pipeline replaces the current one, what it held going out first. */

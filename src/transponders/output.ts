@@ -109,10 +109,13 @@ export class OutputWriter {
     this.#pps = undefined;
   }
 
-  /** A frame passed through: a sequence header first when its parameter sets are new, then the frame from a keyframe on. */
-  writeFrame(frame: VideoFrame): void {
+  /**
+   * A frame passed through: a sequence header first when its parameter sets are new, then the frame
+   * from a keyframe on. True when it went out.
+   */
+  writeFrame(frame: VideoFrame): boolean {
     const out = this.#out;
-    if (!out) return;
+    if (!out) return false;
     const timestamp = this.timeline.frameTime(frame.wallclockMs);
     const { sps, pps } = frame;
     if (sps && pps && !(this.#sps?.equals(sps) && this.#pps?.equals(pps))) {
@@ -124,13 +127,14 @@ export class OutputWriter {
       this.#header = avcSequenceHeader(avcDecoderConfiguration(sps, pps));
       out.writeVideo(timestamp, this.#header);
     }
-    if (!this.#sps) return; // no decoder configuration yet: nothing decodable to send
+    if (!this.#sps) return false; // no decoder configuration yet: nothing decodable to send
     const body = frame.flv();
     if (frame.key && this.#header) this.#picture = { header: this.#header, frame: body };
     out.writeVideo(timestamp, body);
     this.timeline.placeFrame(timestamp);
     this.firstFrameAt ??= Date.now();
     this.frames++;
+    return true;
   }
 
   /**

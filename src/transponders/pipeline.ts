@@ -99,6 +99,8 @@ const WATCH_MS = 500;
  * five blocks: transcoding's added latency 95 ms median, 130 ms p95, against 43 and 59 with one.
  */
 const BATCH_BLOCKS = 5;
+/** The still picture's video is put on the clock by this many of its first frames (`#stillOnClock`). */
+const STILL_CLOCK_FRAMES = 3;
 /** After an audio command, audio goes out block by block for this many (~200 ms): the change shows at once. */
 const EAGER_BLOCKS = 10;
 
@@ -137,6 +139,11 @@ class FfmpegPipeline implements Pipeline {
   #batchBytes = 0;
   /** After a mute or a sound changed what the audio carries: blocks written at once, as the change fades in through the encoder. */
   #eagerBlocks = 0;
+  /** The still picture's video time 0 is set by its first frames (`#stillOnClock`): how many came, and the earliest time 0 they tell. */
+  #stillFrames = 0;
+  #stillStartMs = Infinity;
+  /** Its output until then, let out at once when it is set. */
+  #stillHeld: FlvTag[] = [];
 
   private constructor(
     private readonly ffmpeg: FfmpegProcess,
@@ -292,7 +299,36 @@ class FfmpegPipeline implements Pipeline {
     }
     // The audio's own output describes only the audio: the video output's onMetaData stands for both.
     if (flv === this.#flvAudio) tags = tags.filter((tag) => tag.type !== FlvTagType.SCRIPT);
+    if (this.source.still && this.#stillFrames < STILL_CLOCK_FRAMES) {
+      this.#stillHeld.push(...tags);
+      if (!this.#stillOnClock(tags)) return;
+      tags = this.#stillHeld;
+      this.#stillHeld = [];
+    }
     this.#tags?.(tags);
+  }
+
+  /**
+   * The still picture's frames are let out in real time from the first, which comes once ffmpeg has
+   * started: its video time 0 is when the first frames came, not when ffmpeg was asked for them.
+   * Otherwise the picture would run behind the clock by ffmpeg's start-up (0.6-1.5 s on a busy
+   * machine) for all of standby, and live video coming back, on the clock, would jump ahead by as
+   * much: a break in the middle of the broadcast rather than a longer pause where the publisher
+   * was lost. The first frame takes longer to encode than the next ones, so the earliest time 0
+   * told by the first STILL_CLOCK_FRAMES frames is taken, and they are held until it is known.
+   * True once it is set.
+   */
+  #stillOnClock(tags: FlvTag[]): boolean {
+    const now = Date.now();
+    for (const tag of tags) {
+      if (tag.type !== FlvTagType.VIDEO || tag.body[1] !== 1) continue;
+      this.#stillStartMs = Math.min(this.#stillStartMs, now - tag.timestamp);
+      if (++this.#stillFrames === STILL_CLOCK_FRAMES) {
+        this.source.videoStartMs = this.#stillStartMs;
+        return true;
+      }
+    }
+    return false;
   }
 
   #lose(reason: string, kind: FailureKind = 'local'): void {

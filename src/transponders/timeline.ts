@@ -13,7 +13,9 @@ export interface PipelineTag {
  * The output's RTMP timeline. Every timestamp is a moment on the publisher's clock, the first media
  * placed being time 0, so the tracks stay in sync whatever carried them (the gateway passing video
  * through, ffmpeg encoding audio or transcoding video) and across links, pipelines and publishers.
- * Each track's timestamps never go back. On each link, frames start with a video keyframe and
+ * Each track's timestamps never go back, and video frames' always go forward (a frame captured
+ * before the last one sent goes a millisecond after it: FLV readers take equal times for a fault).
+ * On each link, frames start with a video keyframe and
  * audio waits for it when video is to come. Pure: no I/O, no clock.
  */
 export class OutputTimeline {
@@ -22,6 +24,8 @@ export class OutputTimeline {
   readonly #last = { audio: 0, video: 0 };
   /** RTMP time of the last audio frame (not a sequence header) placed. */
   #lastAudioFrame: number | undefined;
+  /** RTMP time of the last video frame (not a sequence header) placed. */
+  #lastVideoFrame = -1;
   /** RTMP time of the current link's first video keyframe: audio before it is not sent. */
   #linkStartTs: number | undefined;
 
@@ -53,13 +57,14 @@ export class OutputTimeline {
 
   /** Where a passed-through frame captured at `wallclockMs` goes; `placeFrame` then commits it. */
   frameTime(wallclockMs: number): number {
-    return Math.max(this.#last.video, this.at(wallclockMs));
+    return Math.max(this.#last.video, this.#lastVideoFrame + 1, this.at(wallclockMs));
   }
 
   /** A video frame (not a sequence header) was written at `timestamp`. */
   placeFrame(timestamp: number): void {
     this.#linkStartTs ??= timestamp;
     this.#last.video = timestamp;
+    this.#lastVideoFrame = timestamp;
   }
 
   /**
@@ -78,8 +83,11 @@ export class OutputTimeline {
     if (!sequenceHeader) {
       if (kind === 'audio' && (this.#linkStartTs === undefined || timestamp < this.#linkStartTs)) return undefined;
       if (kind === 'video' && this.#linkStartTs === undefined && !tag.keyframe) return undefined;
-      if (kind === 'video') this.#linkStartTs ??= timestamp;
-      else this.#lastAudioFrame = timestamp;
+      if (kind === 'video') {
+        timestamp = Math.max(timestamp, this.#lastVideoFrame + 1);
+        this.#linkStartTs ??= timestamp;
+        this.#lastVideoFrame = timestamp;
+      } else this.#lastAudioFrame = timestamp;
     }
     this.#last[kind] = timestamp;
     return timestamp;

@@ -24,7 +24,8 @@ t.test('passed-through frames never go back, and start the link', async (t) => {
   t.ok(timeline.linkStarted, 'the first frame starts the link');
   t.equal(timeline.frameTime(1100), 100);
   timeline.placeFrame(100);
-  t.equal(timeline.frameTime(1050), 100, 'a frame captured earlier than the last goes at the last time');
+  t.equal(timeline.frameTime(1050), 101, 'a frame captured earlier than the last goes a millisecond after it');
+  t.equal(timeline.frameTime(1100), 101, 'so does one captured at the same time');
   t.ok(timeline.isAhead(1101), 'a keyframe captured after the last frame is ahead');
   t.notOk(timeline.isAhead(1100), 'one at the last frame is not');
 });

@@ -310,7 +310,7 @@ t.test('standby: the live pipeline goes on until the still picture\'s first keyf
   t.ok(links[0]!.closed && pipelines[1]!.closed, 'everything is released');
 });
 
-t.test('passthrough back from standby: live video at once, the still picture\'s sound until the new pipeline\'s', async (t) => {
+t.test('passthrough back from standby: the still picture until live video goes out, its sound until the new pipeline\'s', async (t) => {
   const { publisher } = videoPublisher(t);
   const { pipelines, links, states, transponder } = await running(t, publisher);
   await showStill(transponder, pipelines);
@@ -323,17 +323,41 @@ t.test('passthrough back from standby: live video at once, the still picture\'s 
   const live = pipelines[2]!;
   t.notOk(live.spec.still, 'a live pipeline again');
   t.notOk(still.closed, 'the still picture\'s pipeline goes on meanwhile');
-  const sentVideo = links[0]!.video.length;
+  const stillVideo = links[0]!.video.length;
   still.emit([keyframeTag(100), audioTag(100)]);
-  t.equal(links[0]!.video.length, sentVideo, 'but not its picture');
-  t.equal(links[0]!.audio.length, 1, 'only its sound');
+  t.equal(links[0]!.video.length, stillVideo + 1, 'and its picture, until live video comes');
+  t.equal(links[0]!.audio.length, 1, 'and its sound');
+  stillReaches(still, live.source.audioStartMs!, 'audio');
+  live.emit([audioTag(0)]);
+  t.notOk(still.closed, 'the new pipeline\'s audio does not end the still picture before live video replaced it');
+  const sentVideo = links[0]!.video.length;
   camera.frame(true);
-  t.ok(links[0]!.video.length > sentVideo, 'live video goes out at once');
+  const liveVideo = links[0]!.video.length;
+  t.ok(liveVideo > sentVideo, 'live video goes out at once');
+  t.ok(still.closed, 'the still picture ended with live video there and the new pipeline\'s audio ready');
+  t.same(states, ['running', 'standby', 'running']);
+  t.equal(transponder.standby.until, undefined, 'no deadline left');
+});
+
+t.test('passthrough back from standby: once live video went out, the still picture\'s picture stops and its sound goes on until the new pipeline\'s', async (t) => {
+  const { publisher } = videoPublisher(t);
+  const { pipelines, links, transponder } = await running(t, publisher);
+  await showStill(transponder, pipelines);
+  const still = pipelines[1]!;
+  const { publisher: back, camera } = videoPublisher(t);
+  transponder.resume(back, { video: 'copy' });
+  await tick(5);
+  const live = pipelines[2]!;
+  camera.frame(true);
+  const liveVideo = links[0]!.video.length;
+  const audio = links[0]!.audio.length;
+  still.emit([keyframeTag(5000), audioTag(5000)]);
+  t.notOk(still.closed, 'the still picture\'s pipeline goes on for its sound');
+  t.equal(links[0]!.video.length, liveVideo, 'but not its picture');
+  t.equal(links[0]!.audio.length, audio + 1, 'its sound');
   stillReaches(still, live.source.audioStartMs!, 'audio');
   live.emit([audioTag(0)]);
   t.ok(still.closed, 'the still picture ended at the new pipeline\'s first audio');
-  t.same(states, ['running', 'standby', 'running']);
-  t.equal(transponder.standby.until, undefined, 'no deadline left');
 });
 
 t.test('passthrough: the publisher lost again before its new pipeline took over: the still picture shows again', async (t) => {

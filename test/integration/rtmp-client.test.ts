@@ -4,7 +4,7 @@ import { RtmpError } from '../../src/rtmp/errors.js';
 import type { Amf0Value } from '../../src/rtmp/amf0.js';
 import { RtmpReceiver, type RtmpMediaMessage, type RtmpPublish } from '../../kit/rtmp-receiver.js';
 import { freePort } from '../../kit/rtmp-server.js';
-import { startProcess, stopProcess } from '../../kit/processes.js';
+import { startProcess, stopProcess, waitFor } from '../../kit/processes.js';
 
 let receiver: RtmpReceiver;
 t.before(async () => {
@@ -40,7 +40,7 @@ t.test('publishes: connect carries app, tcUrl and flashVer; the server gets meta
   client.writeMetadata({ width: 1280, height: 720 });
   client.writeVideo(0, Buffer.concat([Buffer.from([0x17, 1, 0, 0, 0]), Buffer.alloc(9000, 3)]));
   client.writeAudio(21, Buffer.from([0xaf, 1, 5, 5]));
-  await new Promise((r) => setTimeout(r, 100));
+  await waitFor('the media to arrive', () => media.length >= 2);
   t.same(metadata, [{ width: 1280, height: 720 }]);
   t.same(media.map((m) => [m.kind, m.timestamp, m.key, m.data.length]), [['video', 0, true, 9005], ['audio', 21, false, 4]]);
   t.ok(client.bytesWritten > 9009);

@@ -58,16 +58,15 @@ export class LagGuard implements MediaOutput {
    * How long what is in flight will take to arrive at the recent delivery rate (ms). The rate is
    * measured only while output waits on the destination: while it does not, the rate is what was
    * sent, not what the destination can take (the still picture's few KB a second, before live video
-   * comes back at 300 KB a second), and would predict a lag that is not there.
+   * comes back at 300 KB a second), and would predict a lag that is not there. A wait that ended
+   * more than RATE_WINDOW_MS before this one began says nothing of this one either.
    */
   get #expectedLagMs(): number {
     const now = this.now();
     const beyond = this.probe.undeliveredBytes - IN_FLIGHT_ALLOWANCE;
+    if (beyond <= 0) return 0;
     const samples = this.#delivery;
-    if (beyond <= 0) {
-      samples.length = 0;
-      return 0;
-    }
+    if (samples.length && now - samples.at(-1)![0] > RATE_WINDOW_MS) samples.length = 0;
     const delivered = this.probe.bytesWritten - this.probe.undeliveredBytes;
     if (!samples.length || now - samples.at(-1)![0] >= 100) samples.push([now, delivered]);
     while (samples.length > 2 && now - samples[0]![0] > RATE_WINDOW_MS) samples.shift();

@@ -81,6 +81,7 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
   perPush(Counter, 'gateway_push_frames_total', 'Video frames sent', (p) => p.counters.frames);
   perPush(Counter, 'gateway_push_frames_lost_total', 'Video frames not sent because a packet of theirs was lost', (p) => p.counters.framesLost);
   perPush(Counter, 'gateway_push_frames_dropped_total', 'Video frames dropped for a destination too far behind (rtmp_push_max_lag_ms)', (p) => p.counters.framesDropped);
+  perPush(Counter, 'gateway_push_frames_discarded_total', "Video frames the push's own queue discarded: its work on the gateway did not keep up with the stream", (p) => p.counters.framesDiscarded);
   perPush(Counter, 'gateway_push_drops_total', 'Times the output broke (destination or ffmpeg) while up', (p) => p.counters.drops);
   perPush(Counter, 'gateway_push_reconnects_total', 'Times the output was restored', (p) => p.counters.reconnects);
   perPush(Gauge, 'gateway_push_lag_seconds', 'Age of the oldest media the destination has not received', (p) => p.counters.lagMs / 1000);

@@ -47,7 +47,10 @@ const isAudioFrameTag = (tag: FlvTag): boolean => tag.type === FlvTagType.AUDIO 
  * only once live video has replaced its picture.
  */
 export class OutputFeed {
-  readonly input = new PublisherInput({ audio: (packet) => this.#onAudio(packet), frame: (frame) => this.#onFrame(frame) });
+  readonly input = new PublisherInput(
+    { audio: (packet) => this.#onAudio(packet), frame: (frame) => this.#onFrame(frame) },
+    (error) => this.options.log.error({ err: error }, "handling the publisher's media threw: the other pushes still get it"),
+  );
   #source: FeedSource = 'publisher';
   #publisher: Publisher;
   #plan: EncodingPlan;
@@ -142,7 +145,9 @@ export class OutputFeed {
         const fromCache = cachedMs !== undefined && (first || this.options.writer.timeline.isAhead(cachedMs));
         started = this.input.attach(publisher, fromCache);
       }
-      if (!started) publisher.requestKeyframe(true);
+      // The cached media, on its way through the input's queue, starts the audio timeline at the keyframe.
+      if (started) return;
+      publisher.requestKeyframe(true);
     }
     // With no packet yet (an audio-only publisher that is silent, or none), the audio timeline starts now.
     (this.#pending ?? this.#current)?.begin(Date.now());

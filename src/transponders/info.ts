@@ -42,6 +42,8 @@ export const transponderInfoSchema = z.strictObject({
     reconnects: z.number().describe('Outages restored'),
     framesLost: z.number().describe('Frames the publisher lost while it fed this push'),
     framesDropped: z.number().describe('Frames dropped for a destination too far behind'),
+    framesDiscarded: z.number().describe("Frames the push's own queue discarded: its work on the gateway did not keep up with the stream"),
+    audioPacketsDiscarded: z.number().describe("Audio packets the push's own queue discarded, with those frames"),
     lagMs: z.number(),
     acknowledgedAgoMs: z.number().optional().describe('Since the destination last acknowledged what it received'),
     outputBytes: z.number(),

@@ -67,6 +67,8 @@ export function describe(t: TransponderView): TransponderInfo {
       reconnects: t.counters.reconnects,
       framesLost: t.input.framesLost,
       framesDropped: output.framesDropped,
+      framesDiscarded: t.input.discarded.frames,
+      audioPacketsDiscarded: t.input.discarded.audioPackets,
       lagMs: Math.round(output.lagMs),
       ...(output.acknowledgedAt !== undefined ? { acknowledgedAgoMs: Date.now() - output.acknowledgedAt } : {}),
       outputBytes: output.written,

@@ -109,7 +109,7 @@ t.test('a worker thread that dies: its stream comes back, the other loses nothin
   t.equal(survivorAfter.mediaSessionId, survivorPush.mediaSessionId);
   t.equal(survivorAfter.state, 'running');
   t.ok(survivorAfter.counters.frames > survivorPush.counters.frames, `it kept sending (${survivorPush.counters.frames} -> ${survivorAfter.counters.frames} frames)`);
-  t.match(survivorAfter.counters, { framesLost: 0, framesDropped: 0, drops: 0 }, 'and lost no frame');
+  t.match(survivorAfter.counters, { framesLost: 0, framesDropped: 0, framesDiscarded: 0, drops: 0 }, 'and lost no frame');
   t.notOk(survivor.messages.some((m) => m.type === 'status' && m.status === 'UNPUBLISHED'), 'its SDK heard nothing of it');
   if (config.webrtc_engine === 'mediasoup') t.equal(children('mediasoup-worker').length, 2, 'the restarted worker has a mediasoup process of its own');
   t.match(await (await fetch(`${baseUrl}/health`)).json(), { publishers: 2, transponders: 2, workers: 2 }, 'the counts hold what runs');

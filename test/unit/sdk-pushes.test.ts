@@ -60,7 +60,7 @@ const running = (id: string): TransponderInfo => ({
   reconnectAttempt: 0,
   transcoding: false,
   createdAt: '',
-  counters: { packetsSent: 0, bytesSent: 0, frames: 0, drops: 0, reconnects: 0, framesLost: 0, framesDropped: 0, lagMs: 0, outputBytes: 0, acknowledgedBytes: 0 },
+  counters: { packetsSent: 0, bytesSent: 0, frames: 0, drops: 0, reconnects: 0, framesLost: 0, framesDropped: 0, framesDiscarded: 0, audioPacketsDiscarded: 0, lagMs: 0, outputBytes: 0, acknowledgedBytes: 0 },
 });
 
 t.test('each destination is told starting, then live, by its id and masked URL; later changes of its transponder follow', async (t) => {

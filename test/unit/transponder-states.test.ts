@@ -160,6 +160,11 @@ function rig(t: Test, publisher: Publisher, plan: EncodingPlan = { video: 'copy'
   return made;
 }
 
+/** The publisher's media reaches a push through its queue on the thread's next turn: one turn passes. */
+function delivered(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 function tick(ms = 0): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -169,6 +174,7 @@ async function running(t: Test, publisher: Publisher, plan?: EncodingPlan, setti
   r.transponder.start();
   await r.transponder.ready;
   t.equal(r.transponder.state, 'running', 'running');
+  await delivered();
   return r;
 }
 
@@ -234,6 +240,7 @@ t.test('a lost link is restored after a wait; the counts say so', async (t) => {
   t.ok(links[0]!.closed, 'the broken link is closed');
   await tick(30);
   camera.frame(true);
+  await delivered();
   t.equal(transponder.state, 'running');
   t.same(states, ['running', 'reconnecting', 'running']);
   t.equal(links.length, 2);
@@ -332,6 +339,7 @@ t.test('passthrough back from standby: the still picture until live video goes o
   t.notOk(still.closed, 'the new pipeline\'s audio does not end the still picture before live video replaced it');
   const sentVideo = links[0]!.video.length;
   camera.frame(true);
+  await delivered();
   const liveVideo = links[0]!.video.length;
   t.ok(liveVideo > sentVideo, 'live video goes out at once');
   t.ok(still.closed, 'the still picture ended with live video there and the new pipeline\'s audio ready');
@@ -349,6 +357,7 @@ t.test('passthrough back from standby: once live video went out, the still pictu
   await tick(5);
   const live = pipelines[2]!;
   camera.frame(true);
+  await delivered();
   const liveVideo = links[0]!.video.length;
   const audio = links[0]!.audio.length;
   still.emit([keyframeTag(5000), audioTag(5000)]);
@@ -402,6 +411,7 @@ t.test('publisher away is a state: an output lost meanwhile comes back to the st
   t.notOk(pipelines.at(-1)!.spec.still, 'a live pipeline');
   const sent = links.at(-1)!.video.length;
   camera.frame(true);
+  await delivered();
   t.ok(links.at(-1)!.video.length > sent, 'live video goes out');
   t.same(states, ['running', 'standby', 'reconnecting', 'standby', 'reconnecting', 'running'], 'the shown states, each told once');
 });
@@ -465,6 +475,7 @@ t.test('transcoding back from standby: resuming until the new video\'s keyframe,
   t.notOk(pipelines[1]!.closed, 'the still picture goes on meanwhile');
   camera.frame(true);
   camera.frame();
+  await delivered();
   t.ok(pending.video > 0, 'the new pipeline is fed');
   stillReaches(pipelines[1]!, pending.source.videoStartMs!, 'video');
   const before = links[0]!.video.length;
@@ -487,6 +498,7 @@ t.test('a still picture behind the clock (its ffmpeg was slow to start) goes on 
   await tick(5);
   const pending = pipelines[2]!;
   camera.frame(true);
+  await delivered();
   pending.emit([keyframeTag(0)]);
   const keyframeAt = pending.source.videoStartMs!;
   t.ok(keyframeAt - still.source.videoStartMs! - still.source.shiftMs >= 150, 'the new keyframe was captured well into the still picture');

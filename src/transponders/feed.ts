@@ -228,8 +228,7 @@ export class OutputFeed {
     const pipe = this.#pending ?? this.#current;
     if (!pipe) return;
     pipe.begin(packet.wallclockMs); // the audio timeline starts with the first packet or frame
-    const publisher = this.#publisher;
-    pipe.writeAudio({ payload: packet.payload, wallclockMs: packet.wallclockMs, pcm: () => publisher.audioPcm(packet) });
+    pipe.writeAudio(packet, this.#publisher);
   }
 
   /**

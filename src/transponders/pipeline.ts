@@ -11,6 +11,7 @@ import type { VideoCodec } from '../media/codecs.js';
 import { annexBKeyframe, FlvReader, FlvTagType, type FlvTag } from '../media/flv.js';
 import { IVF_CLOCK_RATE, ivfFrameHeader, ivfHeader } from '../media/ivf.js';
 import type { VideoFrame } from '../publishers/frames.js';
+import type { AudioPacket } from '../publishers/start-cache.js';
 import type { EncodingPlan, EncodingSettings } from './encoding.js';
 import type { Picture, TagSource } from './output.js';
 import { OpenError, type FailureKind } from './restore.js';
@@ -33,11 +34,9 @@ export interface PipelineSpec {
   stream?: object;
 }
 
-/** An audio packet of the publisher's, and its samples decoded on demand (once for all outputs). */
-export interface AudioInput {
-  payload: Buffer;
-  wallclockMs: number;
-  pcm(): Int16Array | undefined;
+/** Where a packet's samples come from, decoded on demand once for all outputs: its publisher. */
+export interface PcmSource {
+  audioPcm(packet: AudioPacket): Int16Array | undefined;
 }
 
 /** The local half of an output, replaced as a whole: what makes its audio (and transcoded video). */
@@ -51,8 +50,8 @@ export interface Pipeline {
   readonly source: TagSource;
   /** Starts the audio timeline (and the still picture's) at this publisher-clock time, if not started. */
   begin(wallclockMs: number): void;
-  /** A packet of the publisher's audio: relayed as it is, or its samples mixed. */
-  writeAudio(packet: AudioInput): void;
+  /** A packet of the publisher's audio: relayed as it is, or its samples (asked of `pcm`) mixed. */
+  writeAudio(packet: AudioPacket, pcm: PcmSource): void;
   /** A frame of the publisher's video, for a pipeline that transcodes (from a keyframe on). */
   writeVideo(frame: VideoFrame): void;
   /** Mutes or unmutes; false when it cannot here (its encoder is shared with other pushes): one of this push's own must take over. */
@@ -216,9 +215,9 @@ class FfmpegPipeline implements Pipeline {
     if (this.source.still) this.source.videoStartMs ??= this.audio.startMs;
   }
 
-  writeAudio(packet: AudioInput): void {
+  writeAudio(packet: AudioPacket, pcm: PcmSource): void {
     if (this.audio instanceof OpusRelay) this.audio.push(packet.payload, packet.wallclockMs);
-    else this.audio.pushPcm(packet.pcm(), packet.wallclockMs);
+    else this.audio.pushPcm(pcm.audioPcm(packet), packet.wallclockMs);
   }
 
   writeVideo(frame: VideoFrame): void {

@@ -1,6 +1,7 @@
 import type { MixSource } from '../audio/mixer.js';
 import { FlvTagType, type FlvTag } from '../media/flv.js';
-import type { AudioInput, Pipeline, PipelineFactory, PipelineSpec } from './pipeline.js';
+import type { PcmSource, Pipeline, PipelineFactory, PipelineSpec } from './pipeline.js';
+import type { AudioPacket } from '../publishers/start-cache.js';
 import type { TagSource } from './output.js';
 import type { FailureKind } from './restore.js';
 
@@ -93,10 +94,10 @@ class SharedEncoder {
     return this.#header;
   }
 
-  writeAudio(packet: AudioInput): void {
+  writeAudio(packet: AudioPacket, pcm: PcmSource): void {
     if (packet.payload === this.#lastPayload) return;
     this.#lastPayload = packet.payload;
-    this.#pipe?.writeAudio(packet);
+    this.#pipe?.writeAudio(packet, pcm);
   }
 
   /** Makes the pipeline `lease`'s alone if no other push shares it: true when it did. */
@@ -151,9 +152,9 @@ class AudioLease implements Pipeline {
     this.source.audioStartMs = this.pipe.source.audioStartMs;
   }
 
-  writeAudio(packet: AudioInput): void {
-    if (this.#own) this.pipe.writeAudio(packet);
-    else this.encoder.writeAudio(packet);
+  writeAudio(packet: AudioPacket, pcm: PcmSource): void {
+    if (this.#own) this.pipe.writeAudio(packet, pcm);
+    else this.encoder.writeAudio(packet, pcm);
   }
 
   writeVideo(): void {}

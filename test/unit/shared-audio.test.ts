@@ -1,6 +1,7 @@
 import t from 'tap';
 import { FlvTagType, type FlvTag } from '../../src/media/flv.js';
-import type { AudioInput, Pipeline, PipelineSpec } from '../../src/transponders/pipeline.js';
+import type { AudioPacket } from '../../src/publishers/start-cache.js';
+import type { Pipeline, PipelineSpec } from '../../src/transponders/pipeline.js';
 import type { FailureKind } from '../../src/transponders/restore.js';
 import { SharedAudio } from '../../src/transponders/shared-audio.js';
 
@@ -19,7 +20,7 @@ class FakePipeline implements Pipeline {
   begin(ms: number): void {
     this.source.audioStartMs ??= ms;
   }
-  writeAudio(packet: AudioInput): void {
+  writeAudio(packet: AudioPacket): void {
     this.written.push(packet.payload);
   }
   writeVideo(): void {}
@@ -51,7 +52,8 @@ const stream = {};
 const spec = (over: Partial<PipelineSpec> = {}): PipelineSpec => ({ plan: { video: 'copy' }, muted: false, sound: undefined, opus: true, stream, ...over });
 const header: FlvTag = { type: FlvTagType.AUDIO, timestamp: 0, body: Buffer.from([0xaf, 0, 0x11, 0x90]) };
 const frame = (timestamp: number): FlvTag => ({ type: FlvTagType.AUDIO, timestamp, body: Buffer.from([0xaf, 1, timestamp & 0xff]) });
-const packet = (payload: Buffer): AudioInput => ({ payload, wallclockMs: 0, pcm: () => undefined });
+const packet = (payload: Buffer): AudioPacket => ({ payload, wallclockMs: 0 });
+const noPcm = { audioPcm: () => undefined };
 
 function setup() {
   const made: FakePipeline[] = [];
@@ -78,8 +80,8 @@ t.test('pushes of a stream share one pipeline; each is given the sequence header
   t.same(seenB.map((tag) => [tag.body[1], tag.timestamp]), [[0, 43], [1, 43], [1, 64]], 'b: the header at the time of its first frame');
   // Every push hands the encoder the same packet: it is written once.
   const payload = Buffer.from([1, 2, 3]);
-  a.writeAudio(packet(payload));
-  b.writeAudio(packet(payload));
+  a.writeAudio(packet(payload), noPcm);
+  b.writeAudio(packet(payload), noPcm);
   t.equal(made[0]!.written.length, 1);
   t.not(await pipelines(spec({ plan: { video: 'copy', audioBitrateKbps: 64 } })), a, 'another bitrate, another pipeline');
   t.equal(made.length, 2);

@@ -19,6 +19,8 @@ interface StepResult {
   refused: number;
   /** Startups answered with another error (the status and code of each): counted, the step goes on. */
   failed: string[];
+  /** Listings the gateway did not answer at the step's end (past its limit): the step cannot be judged, and fails. */
+  unanswered: string[];
   framesExpected: number;
   framesLost: number;
   lossPercent: number;
@@ -114,7 +116,8 @@ export function watchEventLoop(gateway: GatewayProcess): { stop(): Promise<numbe
  * Where the frames a failed step lost went missing, hop by hop from the publisher to the RTMP
  * server, by the first hop whose own counters say it lost some.
  */
-export function lossHop(step: Pick<StepResult, 'udpDropped' | 'udpSendsRefused' | 'gatewaySaw' | 'running' | 'pushes' | 'framesLost' | 'hops'> & Partial<Pick<StepResult, 'frameHops'>>): string {
+export function lossHop(step: Pick<StepResult, 'udpDropped' | 'udpSendsRefused' | 'gatewaySaw' | 'running' | 'pushes' | 'framesLost' | 'hops'> & Partial<Pick<StepResult, 'frameHops' | 'unanswered'>>): string {
+  if (step.unanswered?.length) return `unknown: the gateway did not answer ${step.unanswered.join(', ')}`;
   if (step.running < step.pushes) return `${step.pushes - step.running} pushes were not running`;
   if (step.udpSendsRefused > 0) return `the load generator's sends (${step.udpSendsRefused} refused for full send buffers)`;
   if (step.udpDropped > 0) return `the kernel's receive buffers (${step.udpDropped} datagrams dropped)`;
@@ -138,6 +141,7 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
     // A refusal (503) is counted, not an error: with its overload limits on, the gateway may refuse.
     let refused = 0;
     const failed: string[] = [];
+    const unanswered: string[] = [];
     const published: string[] = [];
     const stepUdpBefore = udpCounters();
     for (const name of names) {
@@ -166,10 +170,17 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
     const udpAfter = udpCounters();
     const loopP99 = await loop.stop();
     const gatewayRssMb = [gateway.pid, ...mediaWorkers].reduce((sum, pid) => sum + rssMb(pid), 0);
-    const listed = (await gateway.request('POST', '/rest-api/push/find_all')).body as { state: string; counters: { frames: number; framesLost: number; framesDropped?: number } }[];
+    // A gateway past its limit may not answer its listings: the step fails saying so, and the ramp ends there.
+    const list = async <T>(path: string): Promise<T[]> => {
+      const reply = await gateway.request('POST', path);
+      if (Array.isArray(reply.body)) return reply.body as T[];
+      unanswered.push(`${path} answered ${reply.status} ${(reply.body as { error?: string })?.error ?? ''}`.trim());
+      return [];
+    };
+    const listed = await list<{ state: string; counters: { frames: number; framesLost: number; framesDropped?: number } }>('/rest-api/push/find_all');
     const running = listed.filter((t) => t.state === 'running').length;
     type Hops = NonNullable<StepResult['hops']>;
-    const streams = ((await gateway.request('POST', '/rest-api/stream/find_all')).body ?? []) as { packetsLost: number; framesLost: number; frames: number; hops: Hops | null }[];
+    const streams = await list<{ packetsLost: number; framesLost: number; frames: number; hops: Hops | null }>('/rest-api/stream/find_all');
     const sum = <T>(list: T[], value: (item: T) => number | undefined): number => list.reduce((total, item) => total + (value(item) ?? 0), 0);
     const gatewaySaw = {
       packetsLost: sum(streams, (s) => s.packetsLost),
@@ -196,6 +207,7 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
       running,
       refused,
       failed,
+      unanswered,
       framesExpected: expected,
       framesLost: lost,
       lossPercent: round((lost / expected) * 100),
@@ -228,7 +240,7 @@ export async function capacity(bench: Bench, gateway: GatewayProcess, fixture: F
   for (const count of bench.plan.capacitySteps) {
     const step = await capacityStep(bench, gateway, fixture, nginx, count);
     steps.push(step);
-    const ok = step.running === count && step.lossPercent < MAX_LOSS * 100;
+    const ok = step.unanswered.length === 0 && step.running === count && step.lossPercent < MAX_LOSS * 100;
     console.log(
       `  ${count} pushes: ${step.running} running, ${step.refused} refused, ${step.failed.length} failed${step.failed.length ? ` (${step.failed.join(', ')})` : ''}, ${step.framesLost}/${step.framesExpected} frames lost (${step.lossPercent} %, worst push ${step.worstPushLossPercent} %); ` +
         `CPU % of a core: gateway ${step.gatewayCpu} (media workers ${step.mediaWorkersCpu}), ffmpeg ${step.ffmpegCpuEach} each, nginx ${step.nginxCpu}, publishers ${step.publishersCpu}; machine ${step.machineCpu} % busy; ` +

@@ -19,10 +19,12 @@ export interface SinkQueueDiscards {
 }
 
 /**
- * Queues that hold items, in the order they are served: a queue served in part goes to the back.
- * One set per thread, drained on the thread's next turn (`setImmediate`, after the I/O that is due).
+ * Queues that hold items, in the order they are served (a queue served in part goes to the back),
+ * one list per thread, drained on the thread's next turn (`setImmediate`, after the I/O that is
+ * due). Two lists take turns, so a round allocates nothing.
  */
-const waiting = new Set<SinkQueue>();
+let waiting: SinkQueue[] = [];
+let serving: SinkQueue[] = [];
 let scheduled = false;
 
 function schedule(): void {
@@ -34,11 +36,12 @@ function schedule(): void {
 /** One round: each waiting queue delivers a slice; what is left waits for the next turn, after I/O. */
 function drainRound(): void {
   scheduled = false;
-  for (const queue of [...waiting]) {
-    waiting.delete(queue);
-    if (queue.deliver(SLICE_ITEMS)) waiting.add(queue);
-  }
-  if (waiting.size > 0) schedule();
+  const round = waiting;
+  waiting = serving;
+  serving = round;
+  for (let i = 0; i < serving.length; i++) serving[i]!.serve(SLICE_ITEMS);
+  serving.length = 0;
+  if (waiting.length > 0) schedule();
 }
 
 /**
@@ -61,6 +64,8 @@ export class SinkQueue implements MediaSink {
   /** After an overflow, video waits for a keyframe (the frames after a gap do not decode). */
   #awaitingKeyframe = false;
   #failed = false;
+  /** In the list of queues waiting to be served. */
+  #waiting = false;
 
   constructor(
     private readonly sink: MediaSink,
@@ -90,16 +95,22 @@ export class SinkQueue implements MediaSink {
     this.#add(frame, 1);
   }
 
-  /** Forgets what is waiting: the sink is no longer fed. */
+  /** Forgets what is waiting: the sink is no longer fed (a round that finds it empty passes it by). */
   clear(): void {
     this.#items.fill(undefined);
     this.#head = 0;
     this.#size = 0;
-    waiting.delete(this);
   }
 
-  /** Delivers up to `count` items to the sink, oldest first; true when some are left. */
-  deliver(count: number): boolean {
+  /** Its turn in a round: delivers up to `count` items, then waits for the next round if some are left. */
+  serve(count: number): void {
+    this.#waiting = false;
+    this.#deliver(count);
+    if (this.#size > 0) this.#wait();
+  }
+
+  /** Delivers up to `count` items to the sink, oldest first. */
+  #deliver(count: number): void {
     const items = this.#items;
     for (let n = 0; n < count && this.#size > 0; n++) {
       const at = this.#head;
@@ -115,7 +126,13 @@ export class SinkQueue implements MediaSink {
         this.#failed = true;
       }
     }
-    return this.#size > 0;
+  }
+
+  #wait(): void {
+    if (this.#waiting) return;
+    this.#waiting = true;
+    waiting.push(this);
+    schedule();
   }
 
   #add(item: AudioPacket | VideoFrame, isFrame: 0 | 1): void {
@@ -123,8 +140,7 @@ export class SinkQueue implements MediaSink {
     this.#items[at] = item;
     this.#isFrame[at] = isFrame;
     this.#size++;
-    waiting.add(this);
-    schedule();
+    this.#wait();
   }
 
   /** Full: everything held goes, and video resumes at the next keyframe (the item coming, if it is one). */

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { viewerCodecs } from '../../src/ingest/mediasoup/engine.js';
-import { parseViewerOffer, viewerAnswerSdp } from '../../src/ingest/mediasoup/viewer-sdp.js';
+import { parseViewerOffer, viewerAnswerSdp, type SentTrack } from '../../src/ingest/mediasoup/viewer-sdp.js';
 
 // A viewer's offer (WHEP) read into what mediasoup consumes with, and the answer that sends to it.
 
@@ -49,4 +49,43 @@ t.test('the answer sends on each line the stream has, and refuses the others', a
   t.match(answer, /a=setup:passive/);
   t.match(answer, /m=audio 0 UDP\/TLS\/RTP\/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=inactive/, 'no audio track: its line refused');
   t.match(answer, /a=group:BUNDLE 0\r\n/);
+});
+
+t.test('each answered line carries only the header extensions its offered line carried', async (t) => {
+  // Laid out as Firefox offers it: abs-send-time and transport-cc on the video line only, the
+  // same mid extension id on both lines.
+  const firefoxLike = [
+    'v=0', 'o=mozilla...THIS_IS_SDPARTA-128.0 1 0 IN IP4 0.0.0.0', 's=-', 't=0 0', 'a=fingerprint:sha-256 AB:CD', 'a=group:BUNDLE 0 1', 'a=ice-options:trickle', 'a=msid-semantic:WMS *',
+    'm=audio 9 UDP/TLS/RTP/SAVPF 109', 'c=IN IP4 0.0.0.0', 'a=recvonly',
+    'a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level', 'a=extmap:2/recvonly urn:ietf:params:rtp-hdrext:csrc-audio-level', 'a=extmap:3 urn:ietf:params:rtp-hdrext:sdes:mid',
+    'a=ice-pwd:abcdefghijklmnopqrstuvwx', 'a=ice-ufrag:abcd', 'a=mid:0', 'a=rtcp-mux', 'a=rtpmap:109 opus/48000/2', 'a=fmtp:109 maxplaybackrate=48000;stereo=1;useinbandfec=1', 'a=setup:actpass',
+    'm=video 9 UDP/TLS/RTP/SAVPF 120 126', 'c=IN IP4 0.0.0.0', 'a=recvonly',
+    'a=extmap:3 urn:ietf:params:rtp-hdrext:sdes:mid', 'a=extmap:4 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time', 'a=extmap:5 urn:ietf:params:rtp-hdrext:toffset',
+    'a=extmap:6/recvonly http://www.webrtc.org/experiments/rtp-hdrext/playout-delay', 'a=extmap:7 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01',
+    'a=ice-pwd:abcdefghijklmnopqrstuvwx', 'a=ice-ufrag:abcd', 'a=mid:1', 'a=rtcp-fb:120 nack', 'a=rtcp-fb:120 nack pli', 'a=rtcp-fb:120 transport-cc', 'a=rtcp-mux',
+    'a=rtpmap:120 VP8/90000', 'a=rtpmap:126 H264/90000', 'a=fmtp:126 profile-level-id=42e01f;level-asymmetry-allowed=1;packetization-mode=1', 'a=setup:actpass',
+  ].join('\r\n') + '\r\n';
+  const parsed = parseViewerOffer(firefoxLike);
+  const transport = {
+    iceParameters: { usernameFragment: 'u', password: 'p', iceLite: true },
+    iceCandidates: [{ foundation: 'f', priority: 1, ip: '127.0.0.1', address: '127.0.0.1', protocol: 'udp' as const, port: 40000, type: 'host' as const }],
+    dtlsParameters: { role: 'auto' as const, fingerprints: [{ algorithm: 'sha-256' as const, value: 'EF:01' }] },
+  };
+  // What mediasoup gives each consumer: every extension whose id and URI the capabilities hold, whatever the line.
+  const headerExtensions = [
+    { uri: 'urn:ietf:params:rtp-hdrext:sdes:mid' as const, id: 3 },
+    { uri: 'http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time' as const, id: 4 },
+    { uri: 'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01' as const, id: 7 },
+  ];
+  const audio = { kind: 'audio' as const, rtpParameters: { codecs: [{ mimeType: 'audio/opus', payloadType: 109, clockRate: 48000, channels: 2 }], headerExtensions, encodings: [{ ssrc: 1 }] } };
+  const video = { kind: 'video' as const, rtpParameters: { codecs: [{ mimeType: 'video/VP8', payloadType: 120, clockRate: 90000 }], headerExtensions, encodings: [{ ssrc: 2 }] } };
+  const answer = viewerAnswerSdp(parsed, new Map<string, SentTrack>([['0', audio], ['1', video]]), transport, () => true, 'gw');
+  const [, audioLine, videoLine] = answer.split(/(?=\r\nm=)/);
+  const extmaps = (section: string | undefined): string[] => (section ?? '').split('\r\n').filter((l) => l.startsWith('a=extmap:'));
+  t.same(extmaps(audioLine), ['a=extmap:3 urn:ietf:params:rtp-hdrext:sdes:mid'], 'the audio line: its mid extension alone');
+  t.same(
+    extmaps(videoLine),
+    ['a=extmap:3 urn:ietf:params:rtp-hdrext:sdes:mid', 'a=extmap:4 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time', 'a=extmap:7 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01'],
+    'the video line: the three it offered',
+  );
 });

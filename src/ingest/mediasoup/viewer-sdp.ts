@@ -20,6 +20,8 @@ export interface ViewerMedia {
   mid: string;
   /** The first payload type of its media line, for a line answered inactive. */
   firstPayloadType: string;
+  /** The header extensions its line offered (`id uri`): its answer carries no other (RFC 8285, JSEP). */
+  extensions: ReadonlySet<string>;
 }
 
 export interface ParsedViewerOffer {
@@ -45,7 +47,8 @@ export function parseViewerOffer(offer: string): ParsedViewerOffer {
     const [kind, , , ...payloadTypes] = section[0]!.slice(2).split(' ');
     if (kind !== 'audio' && kind !== 'video') continue;
     if (section.some((l) => l === 'a=sendonly' || l === 'a=inactive')) throw new OfferError(`media line ${media.length + 1} (${kind}) must receive (recvonly): WHEP sends media to the viewer`);
-    media.push({ kind, mid: section.find((l) => l.startsWith('a=mid:'))!.slice(6), firstPayloadType: payloadTypes[0]! });
+    const extensions = new Set<string>();
+    media.push({ kind, mid: section.find((l) => l.startsWith('a=mid:'))!.slice(6), firstPayloadType: payloadTypes[0]!, extensions });
     for (const line of section) {
       const rtpmap = /^a=rtpmap:(\d+) ([\w.-]+)\/(\d+)(?:\/(\d+))?$/.exec(line);
       if (!rtpmap) continue;
@@ -80,6 +83,7 @@ export function parseViewerOffer(offer: string): ParsedViewerOffer {
     for (const line of section) {
       const extmap = /^a=extmap:(\d+)(?:\/\w+)? (\S+)/.exec(line);
       if (extmap && EXTENSIONS.includes(extmap[2]!)) {
+        extensions.add(`${extmap[1]} ${extmap[2]}`);
         headerExtensions.push({ kind, uri: extmap[2] as types.RtpHeaderExtensionUri, preferredId: Number(extmap[1]), direction: 'sendrecv' });
       }
     }
@@ -120,7 +124,10 @@ export function viewerAnswerSdp(offer: ParsedViewerOffer, tracks: ReadonlyMap<st
       `a=msid:${streamId} ${streamId}-${media.kind}`,
       'a=rtcp-mux',
       'a=rtcp-rsize',
-      ...headerExtensions.map((e) => `a=extmap:${e.id} ${e.uri}`),
+      // mediasoup matches a consumer's extensions to the capabilities by id and URI, whatever their
+      // kind: an extension offered on the video line only would be answered on the audio line too,
+      // which browsers refuse (Firefox: "Answer has extmap … that was not present in offer").
+      ...headerExtensions.filter((e) => media.extensions.has(`${e.id} ${e.uri}`)).map((e) => `a=extmap:${e.id} ${e.uri}`),
     );
     for (const codec of codecs) {
       const [, name] = codec.mimeType.split('/');

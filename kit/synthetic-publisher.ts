@@ -273,6 +273,11 @@ export class SyntheticPublisher {
     this.#ws?.send(JSON.stringify(message));
   }
 
+  /** The WHIP session's resource (its `Location`), while the session is on. */
+  get resource(): string | undefined {
+    return this.#resource;
+  }
+
   /** Goes away without a word, as a closed page does: stops sending and closes the connection, no WHIP DELETE. */
   async vanish(): Promise<void> {
     pacer.remove(this);

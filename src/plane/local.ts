@@ -28,8 +28,16 @@ export class LocalPlane implements MediaPlane {
 
   async unpublish(name: string, id: string | undefined, reason: string, lost = false): Promise<boolean> {
     const publisher = this.core.publishers.get(name);
-    if (!publisher || (id !== undefined && publisher.id !== id)) return false;
-    await publisher.close(reason, lost);
+    if (publisher && (id === undefined || publisher.id === id)) {
+      await publisher.close(reason, lost);
+      return true;
+    }
+    if (id === undefined || lost) return false;
+    // Its connection closed first (a client that closes its peer connection, then sends the WHIP
+    // DELETE): it was taken for lost, and its pushes wait for it in standby. The stop ends it after all.
+    const gone = this.core.transponders.all().find((t) => t.awaitingPublisher && t.publisher.name === name && t.publisher.id === id)?.publisher;
+    if (!gone) return false;
+    this.core.publishers.endLost(gone, reason);
     return true;
   }
 

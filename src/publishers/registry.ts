@@ -69,6 +69,17 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
     return publisher;
   }
 
+  /**
+   * A publisher that was lost (its transponders wait for it in standby) is ended on purpose after
+   * all: a WHIP DELETE or the SDK's unpublish that came after its connection closed. It is told as
+   * ended, so what follows an end on purpose follows: its transponders end at once, its kept pushes
+   * are forgotten, `publisher.ended` is told.
+   */
+  endLost(publisher: Publisher, reason: string): void {
+    if (publisher.state !== 'closed' || this.#byName.get(publisher.name) === publisher) return;
+    this.safeEmit('closed', publisher, reason, false);
+  }
+
   get(name: string): Publisher | undefined {
     return this.#byName.get(name);
   }

@@ -47,6 +47,13 @@ t.test('transcoding: onMetaData and the response give the transcoded size', asyn
   t.match(metadata[0], { width: 854, height: 480, videocodecid: 7, audiocodecid: 10 });
   t.equal(order[0], 'metadata');
   t.match(body, { width: 854, height: 480, transcoding: true });
+  t.ok(Math.abs(Number(metadata[0]!.framerate) - 30) < 1, `framerate ${metadata[0]!.framerate}: the source's, not ffmpeg's guess`);
+});
+
+t.test('transcoding to another frame rate: onMetaData gives the rate sent', async (t) => {
+  const { metadata } = await firstMessages(true, { fps: 15 });
+  t.equal(metadata.length, 1);
+  t.equal(metadata[0]!.framerate, 15);
 });
 
 t.test('rtmp_transponder_send_metadata false: no onMetaData', async (t) => {

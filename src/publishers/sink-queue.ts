@@ -45,8 +45,8 @@ function drainRound(): void {
 }
 
 /**
- * A sink's own bounded queue between the publisher and the sink (each reader of a stream has its
- * ring buffer in mediamtx): the publisher's fan-out only stores a reference in each, and the
+ * A sink's own bounded queue between the publisher and the sink, a ring of references: the
+ * publisher's fan-out only stores a reference in each, and the
  * sinks' work runs afterwards, a slice of each queue in turn. So one push's burst (the start cache
  * replayed to a push that reconnects) or slow work delays a neighbour's frame by one slice at
  * most, not by all of it. A queue that fills up (its sink cannot keep up with the stream) discards

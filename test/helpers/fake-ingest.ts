@@ -71,6 +71,17 @@ export function fakePublisher(name: string, tracks: FakeTrack[], keyframeInterva
   return new Publisher(name, new FakeSession(tracks), { keyframeIntervalMs, log: pino({ level: 'silent' }) });
 }
 
+/** A video publisher whose camera has sent a keyframe and two frames since: a sink can start from its cache. */
+export function cachedPublisher(t: { teardown(fn: () => unknown): void }): { publisher: Publisher; camera: FakeCamera } {
+  const track = new FakeTrack('video');
+  const publisher = fakePublisher('cam', [track]);
+  t.teardown(() => publisher.close());
+  const camera = new FakeCamera(track);
+  camera.warmUp();
+  camera.frame();
+  return { publisher, camera };
+}
+
 /** A 720p H.264 camera at 30 fps sent through `track`: `frame(key)` sends the next frame. */
 export class FakeCamera {
   #frame = 0;

@@ -5,7 +5,7 @@ import type { IngestSession, IngestSessionEvents, IngestTrack } from '../../src/
 import type { MediaPacket } from '../../src/media/rtp.js';
 import { Publisher, type AudioPacket, type MediaSink } from '../../src/publishers/publisher.js';
 import type { VideoFrame } from '../../src/publishers/frames.js';
-import { FakeCamera, FakeTrack, fakePublisher, nal, PPS, SPS_720P } from '../helpers/fake-ingest.js';
+import { cachedPublisher, FakeCamera, FakeTrack, fakePublisher, nal, PPS, SPS_720P } from '../helpers/fake-ingest.js';
 
 // One publisher's audio packets and video frames reach every sink; a sink that throws is logged
 // once and hurts no other.
@@ -98,12 +98,7 @@ t.test('video is depacketized once: every sink gets the same frames, one throwin
 });
 
 t.test('a sink attached later starts from the cached keyframe, with the frames since', async (t) => {
-  const track = new FakeTrack('video');
-  const publisher = fakePublisher('cam', [track]);
-  t.teardown(() => publisher.close());
-  const camera = new FakeCamera(track);
-  camera.warmUp();
-  camera.frame();
+  const { publisher, camera } = cachedPublisher(t);
   const late = new FrameSink();
   t.ok(publisher.attach(late, true), 'started from the keyframe');
   t.same(late.frames.map((f) => f.key), [true, false, false], 'the keyframe and the two frames after it, at once');

@@ -2,7 +2,7 @@ import t from 'tap';
 import type { VideoFrame } from '../../src/publishers/frames.js';
 import type { AudioPacket, MediaSink } from '../../src/publishers/publisher.js';
 import { SINK_QUEUE_ITEMS, SinkQueue } from '../../src/publishers/sink-queue.js';
-import { FakeCamera, FakeTrack, fakePublisher } from '../helpers/fake-ingest.js';
+import { cachedPublisher } from '../helpers/fake-ingest.js';
 
 // Each push has a bounded queue of its own between the publisher and its work: the fan-out only
 // queues, every queue is served a slice at a time in turn, and one that overflows discards up to
@@ -111,12 +111,7 @@ t.test('what waits is not delivered once the queue is cleared (the push detached
 });
 
 t.test("a push attached from the publisher's start cache gets the cache through its queue", async (t) => {
-  const track = new FakeTrack('video');
-  const publisher = fakePublisher('cam', [track]);
-  t.teardown(() => publisher.close());
-  const camera = new FakeCamera(track);
-  camera.warmUp();
-  camera.frame();
+  const { publisher, camera } = cachedPublisher(t);
   const late = new Recorder();
   const queue = new SinkQueue(late, () => {});
   t.ok(publisher.attach(queue, true), 'started from the keyframe');

@@ -54,7 +54,7 @@ export function followLifecycle(publishers: PublisherRegistry, transponders: Tra
   });
   const onPublishing = (publisher: { name: string; id: string }): void => {
     // Told before the transponders resume: those waiting for this stream (in standby, or restoring their output meanwhile) still wait.
-    const returned = transponders.all().some((t) => t.awaitingPublisher && t.publisher.name === publisher.name);
+    const returned = transponders.awaiting(publisher.name).length > 0;
     const type = returned ? 'publisher.returned' : 'publisher.published';
     listener({ type, stream: publisher.name, publisherId: publisher.id });
   };

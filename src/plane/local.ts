@@ -35,7 +35,7 @@ export class LocalPlane implements MediaPlane {
     if (id === undefined || lost) return false;
     // Its connection closed first (a client that closes its peer connection, then sends the WHIP
     // DELETE): it was taken for lost, and its pushes wait for it in standby. The stop ends it after all.
-    const gone = this.core.transponders.all().find((t) => t.awaitingPublisher && t.publisher.name === name && t.publisher.id === id)?.publisher;
+    const gone = this.core.transponders.awaiting(name).find((t) => t.publisher.id === id)?.publisher;
     if (!gone) return false;
     this.core.publishers.endLost(gone, reason);
     return true;

@@ -248,9 +248,14 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
     await Promise.all(ending.map((t) => this.#remove(t, why)));
   }
 
+  /** The transponders of `streamName` waiting for its publisher (in standby, or restoring their output meanwhile). */
+  awaiting(streamName: string): Transponder[] {
+    return this.all().filter((t) => t.awaitingPublisher && t.publisher.name === streamName);
+  }
+
   /** The stream is published again: the transponders waiting for it go live with the new publisher. */
   async #resumeFor(publisher: Publisher): Promise<void> {
-    const waiting = this.all().filter((t) => t.awaitingPublisher && t.publisher.name === publisher.name);
+    const waiting = this.awaiting(publisher.name);
     if (!waiting.length) return;
     this.log.info({ stream: publisher.name, count: waiting.length }, 'publisher back: its transponders go live again');
     await Promise.all(

@@ -27,37 +27,45 @@ export class GatewayProcess {
     });
   }
 
-  /** `script`: the built server by default; tests run `src/server.ts` with `--import tsx`. */
-  static async start(logFile: string, env: Record<string, string> = {}, nodeArgs: string[] = [], script = 'dist/server/server.js'): Promise<GatewayProcess> {
+  /**
+   * `script`: the built server by default; tests run `src/server.ts` with `--import tsx`. A variable
+   * set to `undefined` in `env` is left out, so the gateway takes its default. `host`: a host of the
+   * test's own (a network namespace) to run the gateway on, listening on its address there.
+   */
+  static async start(logFile: string, env: Record<string, string | undefined> = {}, nodeArgs: string[] = [], script = 'dist/server/server.js', host?: { ns: string; peerAddress: string }): Promise<GatewayProcess> {
     const port = env.GATEWAY_HTTP_PORT ?? String(await freePort());
+    const address = host?.peerAddress ?? '127.0.0.1';
     // Kept pushes go to a folder of this gateway's own, unless the caller gives one (to restart on it).
     const ownDataDir = env.GATEWAY_DATA_DIR ? undefined : await mkdtemp(join(tmpdir(), 'gateway-data-'));
-    const child = startProcess('node', [...nodeArgs, script], {
+    const command = ['node', ...nodeArgs, script];
+    const [program, ...args] = host ? ['ip', 'netns', 'exec', host.ns, ...command] : command;
+    const variables: Record<string, string | undefined> = {
+      ...process.env,
+      GATEWAY_HTTP_HOST: address,
+      GATEWAY_HTTP_PORT: port,
+      GATEWAY_LOG_LEVEL: 'warn',
+      GATEWAY_WEBRTC_ICE_ADDRESSES: '["127.0.0.1"]',
+      GATEWAY_WEBRTC_ICE_REMOTE_NETWORKS: JSON.stringify(THIS_MACHINE),
+      GATEWAY_DESTINATION_ALLOW_LOOPBACK: 'true',
+      // Every synthetic publisher of the benchmark comes from 127.0.0.1.
+      GATEWAY_LIMIT_SESSIONS_PER_CLIENT: '1000',
+      // Capacity is measured up to the point where streams degrade, not where the gateway would refuse.
+      GATEWAY_OVERLOAD_EVENT_LOOP_DELAY_MS: '0',
+      GATEWAY_OVERLOAD_EVENT_LOOP_UTILIZATION: '0',
+      GATEWAY_OVERLOAD_MACHINE_CPU_PERCENT: '0',
+      // Destinations: loopback, and the hosts in network namespaces the benchmark and tests make.
+      GATEWAY_DESTINATION_ALLOWED_HOSTS: JSON.stringify(['127.0.0.0/8', TEST_NETWORKS]),
+      ...(ownDataDir ? { GATEWAY_DATA_DIR: ownDataDir } : {}),
+      ...env,
+    };
+    const child = startProcess(program!, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        GATEWAY_HTTP_HOST: '127.0.0.1',
-        GATEWAY_HTTP_PORT: port,
-        GATEWAY_LOG_LEVEL: 'warn',
-        GATEWAY_WEBRTC_ICE_ADDRESSES: '["127.0.0.1"]',
-        GATEWAY_WEBRTC_ICE_REMOTE_NETWORKS: JSON.stringify(THIS_MACHINE),
-        GATEWAY_DESTINATION_ALLOW_LOOPBACK: 'true',
-        // Every synthetic publisher of the benchmark comes from 127.0.0.1.
-        GATEWAY_LIMIT_SESSIONS_PER_CLIENT: '1000',
-        // Capacity is measured up to the point where streams degrade, not where the gateway would refuse.
-        GATEWAY_OVERLOAD_EVENT_LOOP_DELAY_MS: '0',
-        GATEWAY_OVERLOAD_EVENT_LOOP_UTILIZATION: '0',
-        GATEWAY_OVERLOAD_MACHINE_CPU_PERCENT: '0',
-        // Destinations: loopback, and the hosts in network namespaces the benchmark and tests make.
-        GATEWAY_DESTINATION_ALLOWED_HOSTS: JSON.stringify(['127.0.0.0/8', TEST_NETWORKS]),
-        ...(ownDataDir ? { GATEWAY_DATA_DIR: ownDataDir } : {}),
-        ...env,
-      },
+      env: Object.fromEntries(Object.entries(variables).filter(([, value]) => value !== undefined)),
     });
     const log = createWriteStream(logFile);
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
-    const gateway = new GatewayProcess(child, `http://127.0.0.1:${port}`, ownDataDir);
+    const gateway = new GatewayProcess(child, `http://${address}:${port}`, ownDataDir);
     try {
       await waitFor(`the gateway to listen (log: ${logFile})`, async () => {
         if (child.exitCode !== null) throw new Error(`the gateway exited with ${child.exitCode}; see ${logFile}`);

@@ -55,6 +55,14 @@ export class TestNetwork {
     }
   }
 
+  /**
+   * Gives the host a default route, through the link to this machine: to what runs on the host, its
+   * link's address is then the machine's own address on its default route, as a LAN address is.
+   */
+  async routeDefaultThroughLink(): Promise<void> {
+    await this.#inNs('ip', 'route', 'add', 'default', 'via', this.hostAddress);
+  }
+
   async cut(): Promise<void> {
     await this.#inNs('ip', 'link', 'set', this.peerLink, 'down');
   }

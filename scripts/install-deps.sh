@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the gateway needs on Debian/Ubuntu: ffmpeg, and with --test also what the test
-# suite needs (nginx with the RTMP module, Chromium, iproute2 for test network namespaces,
+# suite needs (nginx with the RTMP module, Chromium and Firefox ESR, iproute2 for test network namespaces,
 # redis-server for the cluster's tests). Then npm packages and the build.
 # Everything comes from Debian's packages and the npm registry; nothing else is downloaded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want=(ffmpeg ca-certificates)
-[[ "${1:-}" == "--test" ]] && want+=(nginx libnginx-mod-rtmp chromium openssl iproute2 redis-server)
+[[ "${1:-}" == "--test" ]] && want+=(nginx libnginx-mod-rtmp chromium firefox-esr openssl iproute2 redis-server)
 
 missing=()
 for pkg in "${want[@]}"; do

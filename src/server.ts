@@ -6,6 +6,7 @@ import { buildGateway, type Gateway } from './app.js';
 import { createLogger, resolveLogFormat } from './log.js';
 import { DEFAULT_CONFIG_FILE, ROOT } from './paths.js';
 import { ChildRegistry } from './ffmpeg/child-registry.js';
+import { resolveIceAddresses } from './ingest/ice-addresses.js';
 import { openFileStore } from './store/open.js';
 
 /** What `make` makes, or the process ends with the configuration's error (status 2). */
@@ -38,6 +39,9 @@ async function main(): Promise<void> {
   // Decided once, here: workers' stdout is never a terminal, and they log as the main thread does.
   const config = { ...loaded, log_format: resolveLogFormat(loaded.log_format) };
   const log = createLogger(config.log_level, undefined, config.log_format);
+  const ice = resolveIceAddresses(config.webrtc_ice_addresses);
+  if (ice.addresses.length === 0) await exitOnConfigError(() => Promise.reject(new ConfigError(`invalid configuration: webrtc_ice_addresses: ${ice.unresolved}, and no other address is named`)));
+  if (ice.unresolved) log.warn({ ice: ice.addresses }, `webrtc_ice_addresses: ${ice.unresolved}; only the others are announced`);
   // ffmpeg processes a gateway killed outright on this port left behind are ended before anything starts.
   const registryFile = join(resolve(ROOT, config.run_dir), `ffmpeg-${config.http_port}.json`);
   const reaped = ChildRegistry.reap(registryFile);
@@ -94,7 +98,7 @@ async function main(): Promise<void> {
   if (secondary) {
     await new Promise<void>((done, fail) => secondary.once('error', fail).listen(config.https_port, config.http_host, done));
   }
-  log.info({ address, https: secondary ? config.https_port : undefined, ice: config.webrtc_ice_addresses }, 'gateway listening');
+  log.info({ address, https: secondary ? config.https_port : undefined, ice: ice.addresses }, 'gateway listening');
 }
 
 main().catch((error: unknown) => {

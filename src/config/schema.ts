@@ -147,7 +147,11 @@ export const configSchema = z
 
     webrtc_engine: z.enum(['mediasoup', 'werift']).default('mediasoup').describe('the WebRTC stack publishers connect to: `werift` (TypeScript, in the thread), or `mediasoup`: its C++ worker process (built by the install, see the quick start), one per worker thread, every publisher of a worker on one UDP port of its share; ICE-lite, so a session whose chosen address is outside `webrtc_ice_remote_networks` is closed rather than never answered. Both pass the same engine tests (`test/engines/`); the rest of the suite runs on mediasoup (`GATEWAY_WEBRTC_ENGINE=werift npm test` runs it on werift)'),
     webrtc_mediasoup_rtp_handoff: z.enum(['plain', 'direct']).default('plain').describe('with mediasoup, how each publisher\'s RTP reaches the gateway from the worker: `plain`, plain RTP over loopback UDP to one socket of the gateway\'s (a `PlainTransport`; only the worker\'s port is heard; it takes one more port of the worker\'s share, bound to 127.0.0.1), or `direct`, as messages on the worker\'s channel (a `DirectTransport`). See the benchmark for what each costs'),
-    webrtc_ice_addresses: z.array(ipAddress).min(1).default(['127.0.0.1']).describe('the only addresses gathered and announced as ICE candidates'),
+    webrtc_ice_addresses: z
+      .array(z.string().refine((v) => v === 'default-route' || isIP(v) !== 0, 'must be an IP address or default-route'))
+      .min(1)
+      .default(['127.0.0.1', 'default-route'])
+      .describe('the only addresses gathered and announced as ICE candidates; `default-route` is this machine\'s own address on its default route (IPv4 when there is an IPv4 default route), which Firefox and Safari pair with: they never pair 127.0.0.1. Name the addresses themselves on an exposed server'),
     webrtc_ice_port_min: port.default(40000).describe('lowest UDP port for WebRTC media; each worker gathers on its own equal share (at least 16 ports each)'),
     webrtc_ice_port_max: port.default(49999).describe('highest UDP port for WebRTC media'),
     webrtc_ice_remote_networks: z.array(cidr).default([]).describe('CIDR blocks ICE may talk to; empty = any unicast address (never link-local, multicast, unspecified, broadcast)'),

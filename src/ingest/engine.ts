@@ -45,6 +45,12 @@ export interface IngestSession extends TypedEmitter<IngestSessionEvents> {
   readonly tracks: readonly IngestTrack[];
   readonly videoCodec: VideoCodec | undefined;
   readonly hasAudio: boolean;
+  /**
+   * Whether an ICE check from the publisher has reached the gateway, on an engine that can tell
+   * (mediasoup, ICE-lite: it only answers checks). False for long: the publisher cannot reach any
+   * announced address.
+   */
+  readonly iceChecked?: boolean;
   close(reason?: string): Promise<void>;
 }
 

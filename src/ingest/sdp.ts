@@ -194,3 +194,16 @@ export function withBitrateHints(answer: string, options: { videoBitrateKbps: nu
 export function candidateAddresses(sdp: string): string[] {
   return [...sdp.matchAll(/^a=candidate:\S+ \d+ \S+ \d+ (\S+) \d+ typ/gm)].map((m) => m[1]!);
 }
+
+/**
+ * What kind of address the offer's first candidate has, for telling why no ICE check came: `IPv4
+ * host`, `IPv6 srflx`, `mDNS host` (a `.local` name), or `none` (a client that sends its
+ * candidates later, or gathered none).
+ */
+export function firstCandidateKind(sdp: string): string {
+  const match = /^a=candidate:\S+ \d+ \S+ \d+ (\S+) \d+ typ (\S+)/m.exec(sdp);
+  if (!match) return 'none';
+  const [, address = '', type = ''] = match;
+  const family = address.toLowerCase().endsWith('.local') ? 'mDNS' : address.includes(':') ? 'IPv6' : 'IPv4';
+  return `${family} ${type}`;
+}

@@ -4,6 +4,7 @@ import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.js';
 import type { EngineOptions, IngestEngine } from '../ingest/engine.js';
+import { resolveIceAddresses } from '../ingest/ice-addresses.js';
 import { WeriftEngine } from '../ingest/werift-engine.js';
 import { LoadMonitor } from '../load.js';
 import { ROOT } from '../paths.js';
@@ -56,10 +57,11 @@ export function checkReceiveBuffer(config: GatewayConfig, log: Logger): void {
   }
 }
 
-export function createEngine(config: GatewayConfig, log: Logger): IngestEngine {
+/** The engine of `webrtc_engine`, gathering and announcing `addresses` (`webrtc_ice_addresses`, resolved). */
+export function createEngine(config: GatewayConfig, log: Logger, addresses: readonly string[]): IngestEngine {
   const options: EngineOptions = {
     receiveBufferBytes: config.webrtc_udp_receive_buffer_bytes,
-    addresses: config.webrtc_ice_addresses,
+    addresses,
     portRange: [config.webrtc_ice_port_min, config.webrtc_ice_port_max],
     remoteNetworks: config.webrtc_ice_remote_networks,
     connectTimeoutMs: config.webrtc_connect_timeout_ms,
@@ -140,7 +142,8 @@ export function destinationChecks(config: GatewayConfig, check: (request: CheckR
 
 /** Builds the publishers and transponders of one place, with their load monitor. */
 export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCoreDependencies = {}): MediaCore {
-  const engine = deps.engine ?? createEngine(config, log);
+  const announced = resolveIceAddresses(config.webrtc_ice_addresses).addresses;
+  const engine = deps.engine ?? createEngine(config, log, announced);
   const load = new LoadMonitor({
     eventLoopDelayMs: config.overload_event_loop_delay_ms,
     eventLoopUtilization: config.overload_event_loop_utilization,
@@ -153,6 +156,7 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
     maxPublishers: config.limit_publishers,
     keyframeIntervalMs: config.webrtc_keyframe_interval_ms,
     mediaTimeoutMs: config.webrtc_media_timeout_ms,
+    announced,
     log,
     admit,
     slots: new Slots(slots, PUBLISHER_SLOTS),

@@ -52,6 +52,8 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   clientAddress: string | undefined;
   /** When WebRTC connected. */
   publishingSince: number | undefined;
+  /** What keeps it from connecting, when the gateway can tell (no ICE check came: `registry.ts`). */
+  warning: string | undefined;
   readonly #rate = new RateMeter();
   readonly #rateTimer = setInterval(() => this.#rate.sample(this.counters.bytes), 1000).unref();
   readonly #failedSinks = new WeakSet<MediaSink>();

@@ -34,6 +34,8 @@ export const streamJsonSchema = z.object({
   createdAt: z.string(),
   publishingSince: z.string().nullable(),
   clientAddress: z.string().nullable(),
+  /** What keeps it from connecting, when the gateway can tell: no ICE check came, with the likely cause. */
+  warning: z.string().nullable(),
   /** The mediaSessionIds of its transponders. */
   transponders: z.array(z.string()),
 });
@@ -60,6 +62,7 @@ export function describeStream(p: Publisher, transponders: string[]): StreamJson
     createdAt: new Date(p.createdAt).toISOString(),
     publishingSince: p.publishingSince ? new Date(p.publishingSince).toISOString() : null,
     clientAddress: p.clientAddress ?? null,
+    warning: p.warning ?? null,
     transponders,
   };
 }

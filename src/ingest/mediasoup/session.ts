@@ -80,6 +80,10 @@ export class MediasoupSession extends TypedEmitter<IngestSessionEvents> implemen
     return this.transport.id;
   }
 
+  get iceChecked(): boolean {
+    return this.transport.closed || this.transport.iceState !== 'new';
+  }
+
   addTrack(kind: MediaKind, producer: types.Producer, handed: HandedTrack): void {
     this.tracks.push(new MediasoupTrack(kind, kind === 'video' ? this.videoCodec : undefined, producer, handed));
   }

@@ -28,6 +28,7 @@ export interface PublishOptions {
 /** What the SDK's publish message carries besides the offer. */
 export interface SdkPublish {
   rtmpUrl?: string;
+  rtmpTransponderFullUrl?: boolean;
   destinations?: { id: string; rtmpUrl: string; rtmpTransponderFullUrl?: boolean }[];
   token?: string;
 }
@@ -283,6 +284,15 @@ export class SyntheticPublisher {
     pacer.remove(this);
     this.#resource = undefined;
     this.#ws?.terminate();
+    await this.#pc.close();
+  }
+
+  /**
+   * Closes its peer connection only, as a client that ends its media before it signals the stop:
+   * the WHIP resource and the SDK WebSocket stay, for the `stop()` that follows.
+   */
+  async closePeer(): Promise<void> {
+    pacer.remove(this);
     await this.#pc.close();
   }
 

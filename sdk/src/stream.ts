@@ -110,7 +110,9 @@ export class Stream extends Emitter<StreamEvent> {
   }
 
   stop(): void {
-    if (this.#status !== 'NEW' && this.#status !== 'UNPUBLISHED' && this.#status !== 'FAILED' && this.#host.connected()) {
+    // Also after the publish failed or was lost: the gateway may be holding its pushes in standby,
+    // waiting for it to come back, and a stop ends them.
+    if (this.#status !== 'NEW' && this.#host.connected()) {
       this.#host.send({ type: 'unpublish', name: this.#options.name });
     }
     this.#closed('stopped by the client');

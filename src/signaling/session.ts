@@ -27,6 +27,11 @@ interface SessionStream {
   token: string | undefined;
   /** The current publish, until it closes. */
   publisherId?: string;
+  /**
+   * The publish that was lost (its connection closed first), whose pushes wait in standby: an
+   * unpublish that comes after still ends them.
+   */
+  lostPublisherId?: string;
 }
 
 /**
@@ -96,7 +101,9 @@ export class SignalingSession {
         case 'checkDestination':
           return await this.#checkOnly(message);
         case 'unpublish': {
-          const id = this.#streams.get(message.name)?.publisherId;
+          const stream = this.#streams.get(message.name);
+          const id = stream?.publisherId ?? stream?.lostPublisherId;
+          if (stream) stream.lostPublisherId = undefined;
           if (id !== undefined) await this.plane.unpublish(message.name, id, 'unpublished by the SDK');
           return;
         }
@@ -140,6 +147,7 @@ export class SignalingSession {
         closed: (reason, lost) => {
           release();
           if (!current()) return;
+          if (lost) stream.lostPublisherId = stream.publisherId;
           stream.publisherId = undefined;
           this.#send({ type: 'status', name, status: 'UNPUBLISHED', info: reason, ...(lost ? { lost } : {}) });
         },

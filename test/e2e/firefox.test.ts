@@ -85,14 +85,14 @@ t.test('Firefox goes Live from the publish page with the defaults, and watches w
     }), 20000);
   // Frames decoded and presented, counted for a second as the player shows them.
   // (A string: the test's transpiler names the functions it compiles, with a helper the page lacks.)
-  const watched: { width: number; audioTracks: number; shown: number } = await page.evaluate(`(async () => {
+  const watched = (await page.evaluate(`(async () => {
     const video = document.getElementById('receivedPlayer');
     let shown = 0;
     const count = () => { shown++; video.requestVideoFrameCallback(count); };
     video.requestVideoFrameCallback(count);
     await new Promise((resolve) => setTimeout(resolve, 1000));
     return { width: video.videoWidth, audioTracks: video.srcObject.getAudioTracks().length, shown };
-  })()`);
+  })()`)) as { width: number; audioTracks: number; shown: number };
   t.ok(watched.shown >= 5, `Firefox decodes and shows the WHEP video (${watched.shown} frames in a second, ${watched.width} wide)`);
   t.equal(watched.audioTracks, 1, 'and receives its audio');
 

@@ -60,6 +60,14 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
 
   async publish(name: string, offer: string, clientAddress?: string): Promise<Publisher> {
     checkStreamName(name);
+    // A client that publishes a name again while its first publish of it has not had an ICE check
+    // has given that one up (its peer connection failed): the new one takes the name at once,
+    // rather than a 409 until the connect timeout. As a loss, so that pushes waiting for the
+    // stream wait on for the new one.
+    const stale = this.#byName.get(name);
+    if (stale?.state === 'connecting' && stale.session.iceChecked !== true && clientAddress !== undefined && stale.clientAddress === clientAddress) {
+      await stale.close('published again by its client before it connected', true);
+    }
     if (this.#byName.has(name) || this.#pending.has(name)) throw conflict(`stream ${name} is already publishing`);
     const max = this.options.maxPublishers ?? Infinity;
     if (!this.#slots.take(max)) throw unavailable(`the gateway is at its limit of ${max} publishers (limit_publishers)`);

@@ -21,14 +21,13 @@ t.test('WHIP publish, then /push/startup republishes to RTMP; find and terminate
   if (stage.gw.config.webrtc_engine === 'werift') t.notMatch(whip.answer, /transport-cc/);
   else t.match(whip.answer, /a=rtcp-fb:\d+ transport-cc/);
 
+  const connectedAt = Date.now();
+  await waitFor('the WebRTC publish', async () => stage.gw.publishers.get('whip1')?.state === 'publishing', 10000);
   const again = await stage.browser.page.evaluate(
     async ([url, offer]) => (await fetch(url!, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: offer })).status,
     [stage.gw.baseUrl + '/whip/whip1', whip.offer],
   );
-  t.equal(again, 409, 'a second publish of the same name is refused');
-
-  const connectedAt = Date.now();
-  await waitFor('the WebRTC publish', async () => stage.gw.publishers.get('whip1')?.state === 'publishing', 10000);
+  t.equal(again, 409, 'a second publish of a name that is publishing is refused');
   const target = await waitFor(
     'Chromium to reach the configured video bitrate',
     async () => {

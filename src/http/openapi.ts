@@ -45,6 +45,7 @@ const STATUS_TEXT: Record<number, string> = {
   403: 'A page of another origin, or another Host',
   404: 'Not found: no such route, or nothing of that name',
   405: 'The path is served with other methods (`Allow` lists them)',
+  406: 'The offer receives none of the stream\'s codecs of a kind it asks for (the message names them)',
   409: 'Conflict',
   413: 'The body is too large',
   414: 'A part of the path is longer than the gateway takes',
@@ -138,13 +139,13 @@ export function openApiDocument(version: string): Json {
       },
       '/whep/{streamName}': {
         post: {
-          summary: 'Watch a published stream over WHEP: its media as it arrives, not transcoded (needs webrtc_engine: mediasoup)',
+          summary: 'Watch a published stream over WHEP: its media as it arrives, not transcoded (needs webrtc_engine: mediasoup); 406 when the offer asks for video but receives none of the stream\'s video codec',
           description: 'With keys set: `Authorization: Bearer` with the control key, or a publish key or JWT with a view grant (`view: true`) covering the stream.',
           parameters: [{ name: 'streamName', in: 'path', required: true, schema: { type: 'string' } }],
           requestBody: { required: true, content: { 'application/sdp': { schema: { type: 'string' } } } },
           responses: {
             '201': { description: 'The SDP answer; Location names the session', headers: { Location: { schema: { type: 'string' } } }, content: { 'application/sdp': { schema: { type: 'string' } } } },
-            ...errors(400, 401, 403, 404, 413, 415, 429, 503),
+            ...errors(400, 401, 403, 404, 406, 413, 415, 429, 503),
           },
         },
       },

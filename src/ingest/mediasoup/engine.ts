@@ -1,6 +1,6 @@
 import type { types } from 'mediasoup';
 import { isIPv6 } from 'node:net';
-import { unavailable } from '../../errors.js';
+import { GatewayError, unavailable } from '../../errors.js';
 import { RemoteAddressFilter, filterCandidates } from '../address-filter.js';
 import type { EngineOptions, IngestEngine, IngestSession, ViewSession } from '../engine.js';
 import { checkOffer } from '../offer-check.js';
@@ -163,8 +163,27 @@ export class MediasoupEngine implements IngestEngine {
     if (!session) throw new OfferError('the stream is not published through this engine');
     const produced = (['audio', 'video'] as const).flatMap((kind) => session.producer(kind)?.rtpParameters.codecs.slice(0, 1) ?? []);
     const codecs = viewerCodecs(parsed.rtpCapabilities, produced);
-    const noCodec = (): OfferError => new OfferError(`the offer receives none of the stream's codecs (${session.videoCodec ?? 'no video'}${session.hasAudio ? ', Opus' : ''})`);
-    if (codecs.length === 0) throw noCodec();
+    // A viewer that asks for video it cannot decode is told so (406), rather than answered with
+    // its video line refused and given the audio alone.
+    const receives = (kind: 'audio' | 'video'): string[] => [
+      ...new Set(
+        parsed.rtpCapabilities
+          .codecs!.filter((c) => c.kind === kind && !/\/(rtx|red|ulpfec|flexfec-03|CN|telephone-event)$/i.test(c.mimeType))
+          .map((c) => c.mimeType.split('/')[1]!),
+      ),
+    ];
+    const noCodec = (): GatewayError => {
+      const wanted = parsed.media.some((m) => m.kind === 'video') && session.videoCodec ? 'video' : 'audio';
+      const streamCodec = wanted === 'video' ? session.videoCodec : 'Opus';
+      return new GatewayError(
+        'not_acceptable',
+        `offer: the stream's ${wanted} is ${streamCodec}, and the offer receives ${wanted} as ${receives(wanted).join(', ') || 'nothing'} only` +
+          (streamCodec === 'H264' ? ' (Firefox decodes H.264 only with its OpenH264 plugin)' : ''),
+        'offer',
+      );
+    };
+    const videoRefused = parsed.media.some((m) => m.kind === 'video') && session.producer('video') && !codecs.some((c) => c.kind === 'video');
+    if (codecs.length === 0 || videoRefused) throw noCodec();
     const plant = await this.#ready();
     const sender = await this.#joinViewerRouter(plant, codecs);
     let transport: types.WebRtcTransport;

@@ -61,6 +61,8 @@ export interface RtmpStream {
   bytesIn: number;
   width: number;
   height: number;
+  /** The frame rate its onMetaData gave (0 when none). */
+  frameRate: number;
   videoCodec: string;
   audioCodec: string;
 }
@@ -198,6 +200,7 @@ ${['live', ...(options.apps ?? [])].map((app) => `    application ${app} {
           bytesIn: Number(tag('bytes_in')),
           width: Number(tag('width', video)),
           height: Number(tag('height', video)),
+          frameRate: Number(tag('frame_rate', video)),
           videoCodec: tag('codec', video),
           audioCodec: tag('codec', audio),
         });

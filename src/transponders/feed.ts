@@ -3,6 +3,7 @@ import type { MediaKind } from '../media/codecs.js';
 import { FlvTagType, type FlvTag } from '../media/flv.js';
 import type { VideoFrame } from '../publishers/frames.js';
 import type { Publisher } from '../publishers/publisher.js';
+import { pictureSize } from '../publishers/stats.js';
 import type { AudioPacket } from '../publishers/start-cache.js';
 import type { EncodingPlan } from './encoding.js';
 import { PublisherInput } from './input.js';
@@ -67,6 +68,16 @@ export class OutputFeed {
   readonly #switching = new Set<Promise<void>>();
   /** Pipelines being closed: `close` waits for them, so no ffmpeg outlives the feed. */
   readonly #dropping = new Set<Promise<void>>();
+  /**
+   * The source picture size each transcoding pipeline started on: ffmpeg encodes at that size for
+   * its whole life, scaling later frames to it.
+   */
+  readonly #startSizes = new WeakMap<Pipeline, { width: number; height: number }>();
+  /**
+   * A switch made because the source grew: the current pipeline is fed beside the pending one
+   * until it takes over, so the output goes on unbroken.
+   */
+  #overlap = false;
 
   constructor(private readonly options: FeedOptions) {
     this.#publisher = options.publisher;
@@ -189,8 +200,8 @@ export class OutputFeed {
     this.#startSwitch(true);
   }
 
-  #startSwitch(audioOnly: boolean): void {
-    const switching = this.#switch(audioOnly)
+  #startSwitch(audioOnly: boolean, overlap = false): void {
+    const switching = this.#switch(audioOnly, overlap)
       .catch((error: unknown) => this.options.log.warn({ err: error }, 'switching the source failed'))
       .finally(() => this.#switching.delete(switching));
     this.#switching.add(switching);
@@ -225,12 +236,13 @@ export class OutputFeed {
     await Promise.all([this.drop(), ...this.#switching, ...this.#dropping]);
   }
 
-  /** Audio goes to the pipeline: the pending one while a switch is under way. */
+  /** Audio goes to the pipeline: the pending one while a switch is under way (both, while they overlap). */
   #onAudio(packet: AudioPacket): void {
     const pipe = this.#pending ?? this.#current;
     if (!pipe) return;
     pipe.begin(packet.wallclockMs); // the audio timeline starts with the first packet or frame
     pipe.writeAudio(packet, this.#publisher);
+    if (this.#overlap && this.#current && this.#current !== pipe) this.#current.writeAudio(packet, this.#publisher);
   }
 
   /**
@@ -240,12 +252,35 @@ export class OutputFeed {
   #onFrame(frame: VideoFrame): void {
     const pipe = this.#pending ?? this.#current;
     pipe?.begin(frame.wallclockMs);
-    if (this.videoInFfmpeg) return void pipe?.writeVideo(frame);
+    if (this.videoInFfmpeg) {
+      if (frame.key) this.#followSize(frame);
+      if (this.#overlap && this.#current && this.#current !== pipe) this.#current.writeVideo(frame);
+      return void pipe?.writeVideo(frame);
+    }
     if (!this.options.writer.writeFrame(frame)) return;
     const current = this.#current;
     if (!current?.source.still || current.source.audioOnly) return;
     current.source.audioOnly = true;
     if (this.#pending && this.#readyAt) this.#takeOverIfReached(this.#pending);
+  }
+
+  /**
+   * Transcoded output follows the source up, make before break: a keyframe larger than the size the
+   * current pipeline started on (a browser whose bandwidth estimate grew) starts a pipeline at the
+   * new size, fed beside the current one until its first keyframe takes over on the same link. A
+   * source that shrinks is scaled up to the size already sent, so the output does not flap with
+   * the publisher's bandwidth; a push that asked for a size keeps it.
+   */
+  #followSize(frame: VideoFrame): void {
+    const size = pictureSize(frame);
+    if (!size) return;
+    const current = this.#current;
+    for (const pipe of [current, this.#pending]) if (pipe && !this.#startSizes.has(pipe)) this.#startSizes.set(pipe, size);
+    const started = current && this.#startSizes.get(current);
+    if (!started || this.#pending || this.#overlap || this.#plan.video !== 'transcode' || this.#plan.scale || current.source.still) return;
+    if (size.width <= started.width && size.height <= started.height) return;
+    this.options.log.info({ from: started, to: size }, 'the source grew: a pipeline at its new size takes over, make before break');
+    this.#startSwitch(false, true);
   }
 
   /** A pipeline closing, which `close` waits for until it is done. */
@@ -258,6 +293,7 @@ export class OutputFeed {
   async #dropPending(): Promise<void> {
     const pipe = this.#pending;
     this.#pending = undefined;
+    this.#overlap = false;
     this.#held = [];
     this.#readyAt = undefined;
     clearTimeout(this.#handOverTimer);
@@ -269,16 +305,24 @@ export class OutputFeed {
    * and a keyframe, timestamps going on. The current pipeline goes on until the new one takes over;
    * when live video passed through replaces the still picture, only its sound does.
    */
-  async #switch(audioOnly: boolean): Promise<void> {
+  async #switch(audioOnly: boolean, overlap: boolean): Promise<void> {
     const { writer, startTimeoutMs } = this.options;
     const switchNo = ++this.#switches;
     void this.#dropPending();
+    this.#overlap = overlap;
     if (!audioOnly) writer.newSource();
     let pipe: Pipeline;
     try {
       pipe = await this.startPipeline();
     } catch (error) {
-      if (switchNo === this.#switches) this.options.onLost((error as Error).message, 'local');
+      if (switchNo !== this.#switches) return;
+      // The source grew, and no pipeline at its size could start: the current one goes on.
+      if (overlap) {
+        this.#overlap = false;
+        this.options.log.warn({ reason: (error as Error).message }, 'a pipeline at the source\'s new size did not start: the output keeps its size');
+        return;
+      }
+      this.options.onLost((error as Error).message, 'local');
       return;
     }
     if (switchNo !== this.#switches) {
@@ -342,6 +386,7 @@ export class OutputFeed {
     clearTimeout(this.#handOverTimer);
     const held = this.#held;
     this.#pending = undefined;
+    this.#overlap = false;
     this.#held = [];
     this.#readyAt = undefined;
     const previous = this.#current;

@@ -24,7 +24,7 @@ export interface TagSource {
 export interface OutputOptions {
   sendMetadata: boolean;
   audioSampleRate: number;
-  /** onMetaData of passed-through video, for the output size known so far. */
+  /** onMetaData of passed-through video, for the output size known so far; its frame rate is the one sent. */
   metadata(size: { width: number; height: number } | undefined): Record<string, Amf0Value>;
   /** An SPS whose picture size cannot be read. */
   onBadSps(error: unknown): void;
@@ -150,7 +150,12 @@ export class OutputWriter {
       if (!source.transcoding || source.still || !this.options.sendMetadata) return;
       const [, metadata] = decodeAmf0(tag.body);
       // ffmpeg writes the video's and the audio's in outputs of their own: the audio is described as the gateway encodes it.
-      if (metadata && typeof metadata === 'object') out.writeMetadata({ ...audioMetadata(this.options.metadata(undefined)), ...(metadata as Record<string, Amf0Value>), encoder: 'webrtc-rtmp-gateway' });
+      // Its frame rate is the one sent (asked for, or the source's as measured), not ffmpeg's guess
+      // from the first timestamps (40 for a browser's uneven 20 fps).
+      const ours = this.options.metadata(undefined);
+      if (metadata && typeof metadata === 'object') {
+        out.writeMetadata({ ...audioMetadata(ours), ...(metadata as Record<string, Amf0Value>), ...(ours.framerate !== undefined ? { framerate: ours.framerate } : {}), encoder: 'webrtc-rtmp-gateway' });
+      }
       return;
     }
     const kind = tag.type === FlvTagType.VIDEO ? 'video' : tag.type === FlvTagType.AUDIO ? 'audio' : undefined;

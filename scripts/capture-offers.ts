@@ -1,12 +1,15 @@
 /**
- * Saves the SDP offers real browsers make, for the unit tests that check the gateway's answers
- * line by line (`test/fixtures/offers/`): Debian's Chromium and Firefox ESR, each publishing (a
- * camera and a microphone, send only, as WHIP and the SDK do) and viewing (receive only, as WHEP
- * does). Offers are taken once ICE gathering is complete, as WHIP clients send them.
+ * Saves the SDP offers real clients make, for the tests that check the gateway's answers line by
+ * line (`test/fixtures/offers/`): Debian's Chromium and Firefox ESR, each publishing (a camera and
+ * a microphone, send only, as WHIP and the SDK do) and viewing (receive only, as WHEP does), and
+ * GStreamer's webrtcbin doing both (`kit/gst-webrtc.py`). Offers are taken once ICE gathering is
+ * complete, as WHIP clients send them.
  *
  *   npx tsx scripts/capture-offers.ts
  */
+import { execFile } from 'node:child_process';
 import { writeFile, mkdir } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { TestBrowser } from '../kit/browser.js';
@@ -61,6 +64,10 @@ async function main(): Promise<void> {
       }
     } finally {
       await firefox.close();
+    }
+    for (const role of ['publish', 'view']) {
+      const { stdout } = await promisify(execFile)('/usr/bin/python3', [join(import.meta.dirname, '..', 'kit', 'gst-webrtc.py'), 'offer', role], { timeout: 20_000 });
+      await writeFile(join(OUT, `gstreamer-${role}.sdp`), stdout);
     }
   } finally {
     server.close();

@@ -5,7 +5,7 @@ import { answerDeviations, savedOffer } from '../helpers/sdp-lines.js';
 import { testFixture } from '../helpers/synthetic.js';
 
 // The offers real clients make (saved from Debian's Chromium and Firefox ESR, and GStreamer's
-// webrtcbin), answered by the real engine: each answer follows its offer line by line, as the
+// webrtcbin, by scripts/capture-offers.ts), answered by the real engine: each answer follows its offer line by line, as the
 // browsers require (Firefox refuses an answer with an extension its line did not offer). A viewer
 // that cannot decode the stream's video is told so with a 406 naming the codecs.
 
@@ -25,7 +25,7 @@ function withoutVideo(offer: string): string {
   return parts.filter((p) => p !== video).join('').replace(new RegExp(`^(a=group:BUNDLE .*?) ${mid}\\b`, 'm'), '$1');
 }
 
-for (const client of ['chromium', 'firefox']) {
+for (const client of ['chromium', 'firefox', 'gstreamer']) {
   t.test(`${client}'s publish offer: the WHIP answer follows it line by line`, async (t) => {
     const offer = savedOffer(`${client}-publish`);
     const res = await post(`/whip/${client}-pub`, offer);
@@ -36,16 +36,18 @@ for (const client of ['chromium', 'firefox']) {
   });
 }
 
-t.test('chromium\'s view offer: the WHEP answer sends H.264 and Opus, line by line as offered', async (t) => {
-  const offer = savedOffer('chromium-view');
-  const res = await post('/whep/cam', offer);
-  const answer = await res.text();
-  t.equal(res.status, 201, answer);
-  t.same(answerDeviations(offer, answer), []);
-  t.match(answer, /a=rtpmap:\d+ H264\/90000/);
-  t.notMatch(answer, /^m=\w+ 0 /m, 'no line refused');
-  await fetch(new URL(res.headers.get('location')!, gw.baseUrl), { method: 'DELETE' });
-});
+for (const client of ['chromium', 'gstreamer']) {
+  t.test(`${client}'s view offer: the WHEP answer sends H.264 and Opus, line by line as offered`, async (t) => {
+    const offer = savedOffer(`${client}-view`);
+    const res = await post('/whep/cam', offer);
+    const answer = await res.text();
+    t.equal(res.status, 201, answer);
+    t.same(answerDeviations(offer, answer), []);
+    t.match(answer, /a=rtpmap:\d+ H264\/90000/);
+    t.notMatch(answer, /^m=\w+ 0 /m, 'no line refused');
+    await fetch(new URL(res.headers.get('location')!, gw.baseUrl), { method: 'DELETE' });
+  });
+}
 
 t.test('firefox\'s view offer without an H.264 decoder: 406 naming the stream\'s codec and the ones it takes', async (t) => {
   const offer = savedOffer('firefox-view');

@@ -75,7 +75,9 @@ export function parseViewerOffer(offer: string): ParsedViewerOffer {
         mimeType: `${kind}/${rtpmap[2]}`,
         preferredPayloadType: payloadType,
         clockRate: Number(rtpmap[3]),
-        ...(kind === 'audio' && rtpmap[4] ? { channels: Number(rtpmap[4]) } : {}),
+        // Opus is always 48000/2 in SDP (RFC 7587); a client that leaves the /2 out (GStreamer's
+        // webrtcbin with caps that name no channels) means the same.
+        ...(kind === 'audio' && (rtpmap[4] || /^opus$/i.test(rtpmap[2]!)) ? { channels: Number(rtpmap[4] ?? 2) } : {}),
         parameters,
         rtcpFeedback,
       });

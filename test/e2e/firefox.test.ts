@@ -96,6 +96,30 @@ t.test('Firefox goes Live from the publish page with the defaults, and watches w
   t.ok(watched.shown >= 5, `Firefox decodes and shows the WHEP video (${watched.shown} frames in a second, ${watched.width} wide)`);
   t.equal(watched.audioTracks, 1, 'and receives its audio');
 
+  // The operator console's WHEP preview, in Firefox: frames decoded, audio received.
+  const consolePage = await firefox!.browser.newPage();
+  t.teardown(() => consolePage.close().catch(() => {}));
+  await consolePage.goto(front!.url + '/console');
+  const card = '.stream[data-name="fox"]';
+  await waitFor('the stream in the console', async () => (await consolePage.$(`${card} .watch`)) !== null, 15000);
+  await consolePage.click(`${card} .watch`);
+  const inbound = `(async () => {
+    const viewer = document.querySelector('${card}').viewer;
+    const counts = { frames: 0, audioPackets: 0 };
+    if (!viewer) return counts;
+    (await viewer.peerConnection.getStats()).forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') counts.frames = s.framesDecoded ?? 0;
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') counts.audioPackets = s.packetsReceived ?? 0;
+    });
+    return counts;
+  })()`;
+  const consoleCounts = await waitFor('the console\'s preview decoding', async () => {
+    const counts = (await consolePage.evaluate(inbound)) as { frames: number; audioPackets: number };
+    return counts.frames > 10 && counts.audioPackets > 10 ? counts : undefined;
+  }, 20000);
+  t.pass(`the console's preview in Firefox: ${consoleCounts.frames} frames decoded, ${consoleCounts.audioPackets} audio packets received`);
+  await consolePage.close();
+
   await page.click('#stop');
   await waitFor('the push to end at the server', async () => !(await nginx!.streams()).some((s) => s.name === 'fox'), 15000);
   const recorded = await probe(nginx!.recording('fox'));

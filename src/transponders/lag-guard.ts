@@ -13,6 +13,12 @@ export interface DeliveryProbe {
 const RATE_WINDOW_MS = 2000;
 const RATE_MIN_SPAN_MS = 500;
 /**
+ * A new wait starts from the rate the last one measured, when it is this recent: after a catch-up
+ * the guard would otherwise be blind for RATE_MIN_SPAN_MS, in which a keyframe and the frames after
+ * it (~160 KB of a 2.5 Mb/s stream) go out, seconds of backlog at a slow destination.
+ */
+const RATE_MEMORY_MS = 30_000;
+/**
  * Unacknowledged bytes that are normal on a healthy link (two of the 32 KB acknowledgement windows
  * the gateway asks for): only what is in flight beyond them predicts lag.
  */
@@ -35,6 +41,8 @@ export class LagGuard implements MediaOutput {
   readonly #written: [number, number][] = [];
   /** [when, bytes delivered by then], over the last RATE_WINDOW_MS. */
   readonly #delivery: [number, number][] = [];
+  /** The delivery rate last measured while output waited (bytes/ms), and when. */
+  #lastRate: { bytesPerMs: number; at: number } | undefined;
 
   constructor(
     private readonly output: MediaOutput,
@@ -59,7 +67,8 @@ export class LagGuard implements MediaOutput {
    * measured only while output waits on the destination: while it does not, the rate is what was
    * sent, not what the destination can take (the still picture's few KB a second, before live video
    * comes back at 300 KB a second), and would predict a lag that is not there. A wait that ended
-   * more than RATE_WINDOW_MS before this one began says nothing of this one either.
+   * more than RATE_WINDOW_MS before this one began says nothing of this one either, but its rate,
+   * when recent, stands until this one has measured its own.
    */
   get #expectedLagMs(): number {
     const now = this.now();
@@ -71,9 +80,13 @@ export class LagGuard implements MediaOutput {
     if (!samples.length || now - samples.at(-1)![0] >= 100) samples.push([now, delivered]);
     while (samples.length > 2 && now - samples[0]![0] > RATE_WINDOW_MS) samples.shift();
     const [t0, d0] = samples[0]!;
-    if (now - t0 < RATE_MIN_SPAN_MS) return 0;
+    if (now - t0 < RATE_MIN_SPAN_MS) {
+      const last = this.#lastRate;
+      return last && now - last.at <= RATE_MEMORY_MS ? beyond / last.bytesPerMs : 0;
+    }
     // No delivery at all is a stall: the age of what waits tells it, and the stall timer reconnects.
     const bytesPerMs = (delivered - d0) / (now - t0);
+    if (bytesPerMs > 0) this.#lastRate = { bytesPerMs, at: now };
     return bytesPerMs > 0 ? beyond / bytesPerMs : 0;
   }
 

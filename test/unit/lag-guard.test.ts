@@ -113,3 +113,36 @@ t.test('a destination that keeps up is not taken for a slow one when the stream 
   t.equal(guard.framesDropped, 0, 'nothing dropped: the destination is 200 ms behind, at the rate it is sent');
   t.notOk(guard.dropping);
 });
+
+t.test('a destination reading 50 KB/s of a 2.4 Mb/s stream: the lag stays bounded after each catch-up', async (t) => {
+  let now = 0;
+  let bytesWritten = 0;
+  const rateBytesPerMs = 50;
+  let delivered = 0;
+  const probe = {
+    get bytesWritten() {
+      return bytesWritten;
+    },
+    get undeliveredBytes() {
+      return bytesWritten - delivered;
+    },
+  };
+  const write = (_ts: number, body: Buffer): void => void (bytesWritten += body.length);
+  const maxLagMs = 2000;
+  const guard = new LagGuard({ writeMetadata: () => undefined, writeVideo: write, writeAudio: write }, probe, maxLagMs, () => now);
+  const sized = (first: number, bytes: number): Buffer => Buffer.concat([Buffer.from([first, 1, 0, 0, 0]), Buffer.alloc(bytes, 9)]);
+  const lags: number[] = [];
+  for (let i = 0; i < 30 * 40; i++) {
+    const key = i % 60 === 0;
+    guard.writeVideo(i * 33, key ? sized(0x17, 60_000) : sized(0x27, 9_000));
+    now += 33;
+    delivered = Math.min(bytesWritten, delivered + rateBytesPerMs * 33);
+    if (i % 15 === 0) lags.push(guard.lagMs);
+  }
+  const settled = lags.slice(28); // after the first 14 s
+  t.ok(guard.framesDropped > 0, `frames dropped (${guard.framesDropped})`);
+  // Within the limit itself: after a catch-up, the guard predicts from the rate measured before
+  // (it was blind for half a second, and the lag reached 2079 ms).
+  t.ok(Math.max(...settled) <= maxLagMs, `lag within ${maxLagMs} ms after each catch-up (worst ${Math.max(...settled)} ms): ${settled.join(' ')}`);
+  t.ok(settled.some((lag) => lag < maxLagMs / 2), 'and it catches up again and again');
+});

@@ -38,6 +38,19 @@ const MAKE_OFFER = `async (role) => {
   return sdp;
 }`;
 
+/** A browser's offers for both roles, from a page at `url`; the browser is closed after. */
+async function saveOffers(name: string, browser: { page: { goto(url: string): Promise<unknown>; evaluate(script: string): Promise<unknown> }; close(): Promise<void> }, url: string): Promise<void> {
+  try {
+    await browser.page.goto(url);
+    for (const role of ['publish', 'view']) {
+      const sdp = await browser.page.evaluate(`(${MAKE_OFFER})('${role}')`);
+      await writeFile(join(OUT, `${name}-${role}.sdp`), String(sdp));
+    }
+  } finally {
+    await browser.close();
+  }
+}
+
 async function main(): Promise<void> {
   // A page on localhost: browsers open the camera only in a secure context.
   const server = createServer((_request, response) => response.end('<!doctype html><title>offers</title>'));
@@ -45,26 +58,8 @@ async function main(): Promise<void> {
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
   await mkdir(OUT, { recursive: true });
   try {
-    const chromium = await TestBrowser.launch();
-    try {
-      await chromium.page.goto(url);
-      for (const role of ['publish', 'view']) {
-        const sdp = await chromium.page.evaluate(`(${MAKE_OFFER})('${role}')`);
-        await writeFile(join(OUT, `chromium-${role}.sdp`), String(sdp));
-      }
-    } finally {
-      await chromium.close();
-    }
-    const firefox = await TestFirefox.launch();
-    try {
-      await firefox.page.goto(url);
-      for (const role of ['publish', 'view']) {
-        const sdp = await firefox.page.evaluate(`(${MAKE_OFFER})('${role}')`);
-        await writeFile(join(OUT, `firefox-${role}.sdp`), String(sdp));
-      }
-    } finally {
-      await firefox.close();
-    }
+    await saveOffers('chromium', await TestBrowser.launch(), url);
+    await saveOffers('firefox', await TestFirefox.launch(), url);
     for (const role of ['publish', 'view']) {
       const { stdout } = await promisify(execFile)('/usr/bin/python3', [join(import.meta.dirname, '..', 'kit', 'gst-webrtc.py'), 'offer', role], { timeout: 20_000 });
       await writeFile(join(OUT, `gstreamer-${role}.sdp`), stdout);

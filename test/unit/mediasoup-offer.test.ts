@@ -3,6 +3,7 @@ import { answerSdp, parseOffer, producerParameters } from '../../src/ingest/medi
 import { checkOffer } from '../../src/ingest/offer-check.js';
 import { selectCodecs } from '../../src/ingest/sdp.js';
 import { chromiumOffer } from '../helpers/offers.js';
+import { answerDeviations, savedOffer } from '../helpers/sdp-lines.js';
 
 // A publisher's offer in mediasoup's terms, and mediasoup's transport as the answer.
 
@@ -73,4 +74,26 @@ t.test('the answer: ICE-lite, one bundled transport, the chosen codec with its R
   t.notOk(answer.includes('10.0.0.5'), 'an address not announced is not in the answer');
   t.notOk(lines.some((l) => l.startsWith('a=rtpmap:96')), 'VP8 is not answered');
   checkOffer(answer.replace('a=ice-lite\r\n', '').replace(/a=recvonly/g, 'a=sendonly')); // well-formed SDP, as offers are checked
+});
+
+t.test('the answers to the offers real clients made (Chromium, Firefox ESR, GStreamer) follow them line by line', async (t) => {
+  const transport = {
+    iceParameters: { usernameFragment: 'msufrag', password: 'mspassword0123456789abcdef', iceLite: true },
+    iceCandidates: [{ foundation: 'udpcandidate', priority: 1076302079, address: '127.0.0.1', ip: '127.0.0.1', protocol: 'udp' as const, port: 40001, type: 'host' as const }],
+    dtlsParameters: { role: 'auto' as const, fingerprints: [{ algorithm: 'sha-256' as const, value: 'AA:BB' }] },
+  };
+  for (const client of ['chromium', 'firefox', 'gstreamer']) {
+    const offer = savedOffer(`${client}-publish`);
+    checkOffer(offer);
+    for (const codecs of [['H264', 'VP8', 'VP9'], ['VP8'], ['VP9', 'VP8']] as const) {
+      let selection;
+      try {
+        selection = selectCodecs(offer, codecs);
+      } catch {
+        continue; // none of these codecs offered (GStreamer offers H.264 alone)
+      }
+      const answer = answerSdp(parseOffer(offer, selection), transport, (a) => a === '127.0.0.1');
+      t.same(answerDeviations(offer, answer), [], `${client}, preferring ${codecs.join(', ')}: ${selection.video?.codec}`);
+    }
+  }
 });

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { viewerCodecs } from '../../src/ingest/mediasoup/engine.js';
 import { parseViewerOffer, viewerAnswerSdp, type SentTrack } from '../../src/ingest/mediasoup/viewer-sdp.js';
+import { savedOffer } from '../helpers/sdp-lines.js';
 
 // A viewer's offer (WHEP) read into what mediasoup consumes with, and the answer that sends to it.
 
@@ -88,4 +89,13 @@ t.test('each answered line carries only the header extensions its offered line c
     ['a=extmap:3 urn:ietf:params:rtp-hdrext:sdes:mid', 'a=extmap:4 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time', 'a=extmap:7 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01'],
     'the video line: the three it offered',
   );
+});
+
+t.test('the view offers real clients made are read as they mean them', async (t) => {
+  const codecsOf = (client: string): string[] => parseViewerOffer(savedOffer(`${client}-view`)).rtpCapabilities.codecs!.map((c) => `${c.mimeType}${c.channels ? `/${c.channels}` : ''}`);
+  t.ok(codecsOf('chromium').includes('video/H264') && codecsOf('chromium').includes('audio/opus/2'), 'Chromium receives H.264 and Opus');
+  t.notOk(codecsOf('firefox').includes('video/H264'), 'this Firefox (no OpenH264) receives no H.264');
+  t.ok(codecsOf('firefox').includes('video/VP8') && codecsOf('firefox').includes('audio/opus/2'), 'but VP8 and Opus');
+  t.match(savedOffer('gstreamer-view'), /a=rtpmap:\d+ OPUS\/48000\r\n/, 'GStreamer writes Opus without its channels');
+  t.ok(codecsOf('gstreamer').includes('audio/OPUS/2'), 'and it is taken as the stereo Opus it is');
 });

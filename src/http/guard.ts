@@ -31,18 +31,6 @@ export function routeAccess(access: RouteAccess): { config: { access: RouteAcces
   return { config: { access } };
 }
 
-export function checkHost(guard: RequestGuard, host: string | undefined): void {
-  if (!guard.origins.allowsHost(host)) {
-    throw new GatewayError('forbidden', 'Host: not one of the gateway\'s names (http_allowed_hosts)', 'Host');
-  }
-}
-
-export function checkOrigin(guard: RequestGuard, origin: string | undefined, host: string | undefined): void {
-  if (!guard.origins.allowsOrigin(origin, host)) {
-    throw new GatewayError('forbidden', 'Origin: pages of this origin may not use the gateway (http_allowed_origins)', 'Origin');
-  }
-}
-
 /**
  * Checks a bearer token against the control keys; a client that failed too often is refused before
  * its token is looked at. Nothing is changed by a refused request: this runs before any route.
@@ -73,10 +61,10 @@ export function installGuard(app: FastifyInstance, guard: RequestGuard, onRoute:
     onRoute(route);
   });
   app.addHook('onRequest', async (request: FastifyRequest) => {
-    checkHost(guard, request.headers.host);
+    guard.origins.checkHost(request.headers.host);
     const access = request.routeOptions.config.access;
     if (access !== 'control' && access !== 'metrics') return;
-    checkOrigin(guard, request.headers.origin, request.headers.host);
+    guard.origins.checkOrigin(request.headers.origin, request.headers.host);
     const keyId = await authenticate(guard, request.headers.authorization, access, request.ip);
     if (keyId) {
       request.apiKeyId = keyId;

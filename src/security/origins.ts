@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { classifyAddress } from './addresses.js';
 import { hostNamePattern } from './destination-policy.js';
+import { GatewayError } from '../errors.js';
 
 /**
  * Which `Host` names the gateway answers to and which page origins may drive it. A gateway on
@@ -46,6 +47,16 @@ export class OriginPolicy {
     this.#origins = new Set(config.allowedOrigins.filter((o) => o !== '*').map((o) => o.toLowerCase()));
     this.#anyOrigin = config.allowedOrigins.includes('*');
     this.#localPages = config.allowedOrigins.length === 0;
+  }
+
+  /** Throws 403 naming `Host` for a name that is not one of the gateway's. */
+  checkHost(header: string | undefined): void {
+    if (!this.allowsHost(header)) throw new GatewayError('forbidden', 'Host: not one of the gateway\'s names (http_allowed_hosts)', 'Host');
+  }
+
+  /** Throws 403 naming `Origin` for a page that may not use the gateway. */
+  checkOrigin(origin: string | undefined, host: string | undefined): void {
+    if (!this.allowsOrigin(origin, host)) throw new GatewayError('forbidden', 'Origin: pages of this origin may not use the gateway (http_allowed_origins)', 'Origin');
   }
 
   allowsHost(header: string | undefined): boolean {

@@ -1,11 +1,13 @@
 import { z } from 'zod';
 import { streamNameSchema } from '../publishers/stream-name.js';
-import { MAX_DESTINATIONS } from './protocol.js';
 
 /**
  * What the SDK sends, defined once: these schemas check every message a client sends, and
  * `protocol.ts` gives their inferred types to the SDK (which imports the types only).
  */
+
+/** Most destinations one published stream may have from the SDK. */
+export const MAX_DESTINATIONS = 8;
 
 /** The largest SDK signalling message (an offer is 5-10 KB). */
 export const MAX_SIGNALING_MESSAGE_BYTES = 64 * 1024;

@@ -33,9 +33,6 @@ export const IDLE_CLOSE_CODE = 4408;
  */
 export const MOVE_CLOSE_CODE = 4503;
 
-/** Most destinations one published stream may have from the SDK. */
-export const MAX_DESTINATIONS = 8;
-
 /** What the SDK sends: the types of the schemas in `messages.ts`, which check every message. */
 export type DestinationRequest = z.infer<typeof destinationRequestSchema>;
 export type PublishMessage = z.infer<typeof publishMessageSchema>;

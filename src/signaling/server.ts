@@ -6,7 +6,6 @@ import type { AccessControl } from '../security/access.js';
 import { GatewayError, statusFor } from '../errors.js';
 import type { DestinationChecks } from '../plane/core.js';
 import type { MediaPlane } from '../plane/plane.js';
-import { checkHost, checkOrigin } from '../http/guard.js';
 import { MAX_SIGNALING_MESSAGE_BYTES } from './messages.js';
 import { MOVE_CLOSE_CODE, SIGNALING_PATH } from './protocol.js';
 import { SignalingSession } from './session.js';
@@ -64,8 +63,8 @@ export class SignalingServer {
     if (this.#draining) return refuseUpgrade(socket, 503, 'this node is draining: connect through another');
     let release: () => void;
     try {
-      checkHost(this.access.guard, request.headers.host);
-      checkOrigin(this.access.guard, request.headers.origin, request.headers.host);
+      this.access.guard.origins.checkHost(request.headers.host);
+      this.access.guard.origins.checkOrigin(request.headers.origin, request.headers.host);
       const client = this.access.quota.acquire(this.#clientAddress(request), 'SDK session');
       let total: () => void;
       try {

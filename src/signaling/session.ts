@@ -6,11 +6,10 @@ import { offerError } from '../ingest/sdp.js';
 import type { DestinationChecks } from '../plane/core.js';
 import type { MediaPlane } from '../plane/plane.js';
 import type { Destination } from '../transponders/destination.js';
-import { clientMessageSchema } from './messages.js';
-import { parseBody } from '../http/validation.js';
+import { clientMessageSchema, MAX_DESTINATIONS } from './messages.js';
+import { parseBody } from '../validation.js';
 import {
   IDLE_CLOSE_CODE,
-  MAX_DESTINATIONS,
   PROTOCOL_VERSION,
   type AddDestinationMessage,
   type CheckDestinationMessage,

@@ -5,7 +5,7 @@ import { notFound, unavailable } from '../../errors.js';
 import type { ClusterPlane } from '../../plane/cluster.js';
 import type { AuthFailureLimiter } from '../../security/auth-failures.js';
 import { routeAccess } from '../guard.js';
-import { parseBody } from '../validation.js';
+import { parseBody } from '../../validation.js';
 
 const CONTROL = routeAccess('control');
 const sealedCall = z.strictObject({ sealed: z.string().min(1).max(1 << 20) });

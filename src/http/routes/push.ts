@@ -5,7 +5,7 @@ import type { PushCommands } from '../../plane/kept-pushes.js';
 import { findAllSchema, findSchema, mediaSessionSchema } from '../schemas.js';
 import { soundOnSchema, startupSchema } from '../../transponders/requests.js';
 import { checkRequestSchema, type CheckReport, type CheckRequest } from '../../transponders/check.js';
-import { parseBody } from '../validation.js';
+import { parseBody } from '../../validation.js';
 import { routeAccess } from '../guard.js';
 
 const CONTROL = routeAccess('control');

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { notFound } from '../../errors.js';
 import { recordingFileRequestSchema, recordingFindSchema, type RecordingLibrary } from '../../recordings/library.js';
 import { routeAccess } from '../guard.js';
-import { parseBody } from '../validation.js';
+import { parseBody } from '../../validation.js';
 
 const CONTROL = routeAccess('control');
 

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { notFound } from '../../errors.js';
 import type { MediaPlane } from '../../plane/plane.js';
 import { findAllSchema, streamSchema } from '../schemas.js';
-import { parseBody } from '../validation.js';
+import { parseBody } from '../../validation.js';
 import type { SnapshotQueue } from '../snapshot-queue.js';
 import { routeAccess } from '../guard.js';
 

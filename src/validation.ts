@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { GatewayError } from '../errors.js';
+import { GatewayError } from './errors.js';
 
 /** Parses a body with a zod schema; the error names the first offending field. */
 export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {

@@ -273,4 +273,3 @@ export const configSchema = z
   });
 
 export type GatewayConfig = z.infer<typeof configSchema>;
-export type ConfigKey = keyof GatewayConfig;

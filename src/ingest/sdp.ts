@@ -190,10 +190,6 @@ export function withBitrateHints(answer: string, options: { videoBitrateKbps: nu
   return addBitrateHints(answer, { start: options.videoBitrateKbps, min: options.videoMinBitrateKbps, max: options.videoBitrateKbps });
 }
 
-/** The `c=`/candidate addresses in an SDP, for checking what the gateway announces. */
-export function candidateAddresses(sdp: string): string[] {
-  return [...sdp.matchAll(/^a=candidate:\S+ \d+ \S+ \d+ (\S+) \d+ typ/gm)].map((m) => m[1]!);
-}
 
 /**
  * What kind of address the offer's first candidate has, for telling why no ICE check came: `IPv4

@@ -5,19 +5,6 @@ export type MediaKind = 'audio' | 'video';
 export const VIDEO_CLOCK_RATE = 90000;
 export const OPUS_CLOCK_RATE = 48000;
 
-export function videoCodecFromMime(mime: string): VideoCodec | undefined {
-  switch (mime.toLowerCase()) {
-    case 'video/h264':
-      return 'H264';
-    case 'video/vp8':
-      return 'VP8';
-    case 'video/vp9':
-      return 'VP9';
-    default:
-      return undefined;
-  }
-}
-
 /** Whether this RTP payload starts a keyframe (an IDR picture for H.264). */
 export function isKeyframeStart(codec: VideoCodec, payload: Buffer): boolean {
   if (payload.length < 2) return false;

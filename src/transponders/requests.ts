@@ -50,8 +50,6 @@ export const soundOnSchema = z.strictObject({
 });
 
 export type StartupRequest = z.infer<typeof startupSchema>;
-/** `options` at startup: an audio action applied from the first moment. */
-export type StartupOptions = z.infer<typeof startupOptionsSchema>;
 /** A sound file to play: `sound_on` without its session id. */
 export const soundRequestSchema = soundOnSchema.omit({ mediaSessionId: true });
 export type SoundRequest = z.infer<typeof soundRequestSchema>;

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { candidateAddresses } from '../../src/ingest/sdp.js';
+import { candidateAddresses } from '../helpers/sdp-lines.js';
 import { pushAndVerify, whipPublish } from '../helpers/e2e.js';
 import { pidsMatching, waitFor } from '../../kit/processes.js';
 import { useStage } from '../helpers/stage.js';

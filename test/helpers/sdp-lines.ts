@@ -61,3 +61,8 @@ export function answerDeviations(offer: string, answer: string): string[] {
   });
   return problems;
 }
+
+/** The candidate addresses in an SDP, for checking what the gateway announces. */
+export function candidateAddresses(sdp: string): string[] {
+  return [...sdp.matchAll(/^a=candidate:\S+ \d+ \S+ \d+ (\S+) \d+ typ/gm)].map((m) => m[1]!);
+}

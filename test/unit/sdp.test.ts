@@ -1,5 +1,6 @@
 import t from 'tap';
-import { addBitrateHints, candidateAddresses, OfferError, selectCodecs } from '../../src/ingest/sdp.js';
+import { addBitrateHints, OfferError, selectCodecs } from '../../src/ingest/sdp.js';
+import { candidateAddresses } from '../helpers/sdp-lines.js';
 import { RemoteAddressFilter, filterCandidates } from '../../src/ingest/address-filter.js';
 
 /** A trimmed Chromium offer: VP8 first, several H.264 variants, RTX, transport-cc. */

@@ -82,10 +82,16 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
     if (holder?.isActive) throw conflict(`transponder ${id} exists`);
     const destination = parseDestination(request.rtmpUrl, request.streamName, withFullUrl(this.naming, request.rtmpTransponderFullUrl), 'rtmpUrl');
     const options = request.options ?? {};
+    const publishing = (): Publisher => {
+      const found = this.publishers.get(request.streamName);
+      if (!found || found.isClosed) throw notFound(`stream ${request.streamName} is not publishing`);
+      return found;
+    };
+    // The stream first: a push of a stream that is not publishing asks no DNS.
+    publishing();
     // One lookup, checked against the destination policy; the first connection goes to this address.
     const address = destination.protocol === 'record' ? undefined : await this.settings.resolveDestination(destination.host, destination.port);
-    const publisher = this.publishers.get(request.streamName);
-    if (!publisher || publisher.isClosed) throw notFound(`stream ${request.streamName} is not publishing`);
+    const publisher = publishing(); // the same one, unless it ended during the lookup
     const { limits } = this.settings;
     const atLimit = (): GatewayError => unavailable(`the gateway is at its limit of ${limits.total} transponders (limit_transponders)`);
     if (this.#slots.taken >= limits.total) throw atLimit();
@@ -106,14 +112,26 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
       await sound?.stop();
       throw atLimit();
     }
-    if (this.#byId.has(id)) throw conflict(`transponder ${id} exists`); // started meanwhile
-    const log = this.log.child({ stream: publisher.name, mediaSessionId: id, destination: destination.redactedUrl });
-    const onRecording = (event: RecordingEvent): void => {
-      log.info({ file: event.part.file, durationMs: event.part.durationMs }, `recording part ${event.type}`);
-      this.safeEmit('recording', event);
-    };
-    const parts = transponderParts(destination, this.settings, log, { stream: publisher.name, mediaSessionId: id, flashVer: request.rtmpFlashVersion, pinnedAddress: address, onRecording });
-    const transponder = new Transponder(publisher, destination, plan, { id, options, video: videoRequest(request) }, this.settings, parts, log);
+    // Until the transponder holds them, the slot and the sound's ffmpeg are given back on any refusal.
+    let transponder: Transponder;
+    try {
+      // Started meanwhile (the lookups and the sound took turns): the same id, or the same destination.
+      if (this.#byId.has(id)) throw conflict(`transponder ${id} exists`);
+      const raced = this.all().find((t) => sameDestination(t) && t.isActive);
+      if (raced) throw conflict(`a transponder of ${request.streamName} to ${destination.redactedRequestedUrl} exists: ${raced.mediaSessionId}`);
+      if (publisher.isClosed) throw notFound(`stream ${request.streamName} is not publishing`);
+      const log = this.log.child({ stream: publisher.name, mediaSessionId: id, destination: destination.redactedUrl });
+      const onRecording = (event: RecordingEvent): void => {
+        log.info({ file: event.part.file, durationMs: event.part.durationMs }, `recording part ${event.type}`);
+        this.safeEmit('recording', event);
+      };
+      const parts = transponderParts(destination, this.settings, log, { stream: publisher.name, mediaSessionId: id, flashVer: request.rtmpFlashVersion, pinnedAddress: address, onRecording });
+      transponder = new Transponder(publisher, destination, plan, { id, options, video: videoRequest(request) }, this.settings, parts, log);
+    } catch (error) {
+      this.#slots.give();
+      await sound?.stop();
+      throw error;
+    }
     this.#byId.set(transponder.mediaSessionId, transponder);
     let holdsSlot = true;
     const giveSlot = (): void => {

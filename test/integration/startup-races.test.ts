@@ -1,0 +1,29 @@
+import t from 'tap';
+import { NginxRtmp } from '../../kit/rtmp-server.js';
+import { keyframeCached } from '../helpers/pushes.js';
+import { syntheticPublish } from '../helpers/synthetic.js';
+
+// Startups that race: two for the same destination at once start one push; the one refused (409)
+// gives its transponder slot back, so the limit still counts only what runs.
+
+t.test('two startups of one destination at once: one push, one 409, and no slot kept by the refused one', async (t) => {
+  const nginx = await NginxRtmp.start();
+  t.teardown(() => nginx.stop());
+  const { gw } = await syntheticPublish(t, { limit_transponders: 2 }, 'race');
+  await keyframeCached(gw, 'race');
+  const startup = (path: string): Promise<{ status: number; body: any }> => gw.post('/rest-api/push/startup', { streamName: 'race', rtmpUrl: `${nginx.url()}/${path}`, rtmpTransponderFullUrl: true });
+  const answers = await Promise.all([startup('same'), startup('same')]);
+  t.same(answers.map((a) => a.status).sort(), [200, 409], JSON.stringify(answers.map((a) => a.body)));
+  t.equal(gw.transponders.find({ streamName: 'race' }).length, 1, 'one push');
+  const other = await startup('other');
+  t.equal(other.status, 200, `a second destination still fits under limit_transponders: 2 (${JSON.stringify(other.body)})`);
+  const third = await startup('third');
+  t.equal(third.status, 503, 'and the limit holds');
+});
+
+t.test('a push of a stream that is not publishing is refused before its destination is looked up', async (t) => {
+  const { gw } = await syntheticPublish(t, {}, 'here');
+  const res = await gw.post('/rest-api/push/startup', { streamName: 'absent', rtmpUrl: 'rtmp://no-such-host.example/live/key' });
+  t.equal(res.status, 404, 'not publishing: 404, not a DNS error');
+  t.match(res.body, { message: /stream absent is not publishing/ });
+});

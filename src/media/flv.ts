@@ -62,6 +62,22 @@ export interface FlvTag {
   body: Buffer;
 }
 
+/**
+ * What an FLV audio or video tag body is, read from its first two bytes (AAC and AVC alike: the
+ * second byte is the packet type, 0 a sequence header): the one place these bits are read.
+ */
+export const isSequenceHeader = (body: Buffer): boolean => body[1] === 0;
+/** A video body of a keyframe (frame type 1), sequence headers included. */
+export const isKeyframeBody = (body: Buffer): boolean => body[0]! >> 4 === 1;
+/** A video tag that is a picture (not a sequence header). */
+export const isVideoFrameTag = (tag: FlvTag): boolean => tag.type === FlvTagType.VIDEO && tag.body[1] === 1;
+/** A video tag that is a keyframe's picture. */
+export const isKeyframeTag = (tag: FlvTag): boolean => isVideoFrameTag(tag) && isKeyframeBody(tag.body);
+/** An audio tag that is a frame (not the AAC sequence header). */
+export const isAudioFrameTag = (tag: FlvTag): boolean => tag.type === FlvTagType.AUDIO && tag.body[1] === 1;
+/** An audio tag that is the AAC sequence header. */
+export const isAudioHeaderTag = (tag: FlvTag): boolean => tag.type === FlvTagType.AUDIO && isSequenceHeader(tag.body);
+
 /** Reads FLV tags from a byte stream (ffmpeg's `-f flv pipe:1`) as they complete. */
 export class FlvReader {
   #buffer: Buffer = Buffer.alloc(0);

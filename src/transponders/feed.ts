@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { MediaKind } from '../media/codecs.js';
-import { FlvTagType, type FlvTag } from '../media/flv.js';
+import { isAudioFrameTag, isKeyframeTag, type FlvTag } from '../media/flv.js';
 import type { VideoFrame } from '../publishers/frames.js';
 import type { Publisher } from '../publishers/publisher.js';
 import { pictureSize } from '../publishers/stats.js';
@@ -30,8 +30,6 @@ export interface FeedOptions {
   onSwitched(): void;
 }
 
-const isKeyframeTag = (tag: FlvTag): boolean => tag.type === FlvTagType.VIDEO && tag.body[0]! >> 4 === 1 && tag.body[1] === 1;
-const isAudioFrameTag = (tag: FlvTag): boolean => tag.type === FlvTagType.AUDIO && tag.body[1] === 1;
 
 /**
  * The one owner of what feeds a transponder's output: its source (the publisher, or the still
@@ -395,7 +393,7 @@ export class OutputFeed {
     this.use(pipe);
     // Its first keyframe was captured before the last still frames were sent: its timeline is moved
     // on to one frame after them, audio and video alike.
-    const keyframe = held.find((tag) => tag.type === FlvTagType.VIDEO && tag.body[1] === 1);
+    const keyframe = held.find(isKeyframeTag);
     if (keyframe && pipe.source.videoStartMs !== undefined) {
       const frameMs = 1000 / (this.#publisher.frameRate ?? 30);
       pipe.source.shiftMs = writer.timeline.shiftFor(pipe.source.videoStartMs + keyframe.timestamp, frameMs);

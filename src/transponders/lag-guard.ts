@@ -1,3 +1,4 @@
+import { isKeyframeBody, isSequenceHeader } from '../media/flv.js';
 import type { Amf0Value } from '../rtmp/amf0.js';
 import type { MediaOutput } from './out-buffer.js';
 
@@ -100,8 +101,7 @@ export class LagGuard implements MediaOutput {
   }
 
   writeVideo(timestamp: number, body: Buffer): void {
-    const header = body[1] === 0;
-    if (!header && this.#drop(body[0]! >> 4 === 1)) {
+    if (!isSequenceHeader(body) && this.#drop(isKeyframeBody(body))) {
       this.framesDropped++;
       return;
     }
@@ -110,7 +110,7 @@ export class LagGuard implements MediaOutput {
   }
 
   writeAudio(timestamp: number, body: Buffer): void {
-    if (body[1] !== 0 && this.#drop(false)) return;
+    if (!isSequenceHeader(body) && this.#drop(false)) return;
     this.output.writeAudio(timestamp, body);
     this.#note();
   }

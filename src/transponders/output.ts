@@ -1,6 +1,6 @@
 import { decodeAmf0, type Amf0Value } from '../rtmp/amf0.js';
 import { avcDecoderConfiguration, spsPictureSize } from '../media/h264.js';
-import { avcSequenceHeader, FlvTagType, type FlvTag } from '../media/flv.js';
+import { avcSequenceHeader, FlvTagType, isKeyframeBody, isSequenceHeader, type FlvTag } from '../media/flv.js';
 import type { VideoFrame } from '../publishers/frames.js';
 import type { MediaOutput } from './out-buffer.js';
 import { OutputTimeline } from './timeline.js';
@@ -162,8 +162,8 @@ export class OutputWriter {
     if (!kind || (kind === 'video' && source.audioOnly)) return;
     const startMs = kind === 'audio' ? source.audioStartMs : source.videoStartMs;
     if (startMs === undefined) return;
-    const sequenceHeader = tag.body[1] === 0;
-    const keyframe = kind === 'video' && tag.body[0]! >> 4 === 1;
+    const sequenceHeader = isSequenceHeader(tag.body);
+    const keyframe = kind === 'video' && isKeyframeBody(tag.body);
     const primingMs = kind === 'audio' ? (1024 / this.options.audioSampleRate) * 1000 : 0;
     const timestamp = this.timeline.placeTag({ kind, timestamp: tag.timestamp, sequenceHeader, keyframe }, startMs, source.shiftMs, primingMs);
     if (timestamp === undefined) return;

@@ -8,7 +8,7 @@ import { PCM_SAMPLE_RATE } from '../audio/pcm.js';
 import { buildFfmpegArgs } from './ffmpeg-args.js';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import type { VideoCodec } from '../media/codecs.js';
-import { annexBKeyframe, FlvReader, FlvTagType, type FlvTag } from '../media/flv.js';
+import { annexBKeyframe, FlvReader, FlvTagType, isVideoFrameTag, type FlvTag } from '../media/flv.js';
 import { IVF_CLOCK_RATE, ivfFrameHeader, ivfHeader } from '../media/ivf.js';
 import type { VideoFrame } from '../publishers/frames.js';
 import type { AudioPacket } from '../publishers/start-cache.js';
@@ -320,7 +320,7 @@ class FfmpegPipeline implements Pipeline {
   #stillOnClock(tags: FlvTag[]): boolean {
     const now = Date.now();
     for (const tag of tags) {
-      if (tag.type !== FlvTagType.VIDEO || tag.body[1] !== 1) continue;
+      if (!isVideoFrameTag(tag)) continue;
       this.#stillStartMs = Math.min(this.#stillStartMs, now - tag.timestamp);
       if (++this.#stillFrames === STILL_CLOCK_FRAMES) {
         this.source.videoStartMs = this.#stillStartMs;

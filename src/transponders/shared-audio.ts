@@ -1,5 +1,5 @@
 import type { MixSource } from '../audio/mixer.js';
-import { FlvTagType, type FlvTag } from '../media/flv.js';
+import { isAudioHeaderTag, type FlvTag } from '../media/flv.js';
 import type { PcmSource, Pipeline, PipelineFactory, PipelineSpec } from './pipeline.js';
 import type { AudioPacket } from '../publishers/start-cache.js';
 import type { TagSource } from './output.js';
@@ -46,7 +46,6 @@ function shareableVariant(spec: PipelineSpec): string | undefined {
   return `aac:${spec.plan.audioBitrateKbps ?? 'default'}`;
 }
 
-const isAudioHeader = (tag: FlvTag): boolean => tag.type === FlvTagType.AUDIO && tag.body[1] === 0;
 
 /** One pipeline and the leases on it. */
 class SharedEncoder {
@@ -114,7 +113,7 @@ class SharedEncoder {
   }
 
   #onTags(tags: FlvTag[]): void {
-    this.#header ??= tags.find(isAudioHeader);
+    this.#header ??= tags.find(isAudioHeaderTag);
     for (const lease of this.#leases) lease.deliver(tags);
   }
 
@@ -192,7 +191,7 @@ class AudioLease implements Pipeline {
     if (this.#owesHeader) {
       this.#owesHeader = false;
       const header = this.encoder.header;
-      if (header && !tags.some(isAudioHeader)) tags = [{ ...header, timestamp: tags[0]!.timestamp }, ...tags];
+      if (header && !tags.some(isAudioHeaderTag)) tags = [{ ...header, timestamp: tags[0]!.timestamp }, ...tags];
     }
     listener(tags);
   }

@@ -98,8 +98,11 @@ export interface IngestEngine {
   /** Answers a publisher's offer. Throws `OfferError` for offers the gateway cannot take. */
   accept(offer: string): Promise<IngestSession>;
   /**
-   * Answers a viewer's offer with the media of the publisher `session` (one this engine accepted).
-   * Throws `OfferError` for offers the gateway cannot take. Absent: the engine has no viewers.
+   * Answers a viewer's offer with the media of the publisher `session` (one this engine accepted),
+   * an offer its caller has passed through `checkOffer` (the viewers' registry does, before any
+   * limit is counted). Throws `OfferError` for offers the gateway cannot take, `not_acceptable` for
+   * one that receives none of the stream's codecs of a kind it asks for. Absent: the engine has no
+   * viewers.
    */
   view?(session: IngestSession, offer: string): Promise<ViewSession>;
   /** Ends what the engine runs besides its sessions (a worker process); the sessions are closed first. */

@@ -121,13 +121,19 @@ export interface OfferSelection {
   audio?: OfferedCodec;
 }
 
-export class OfferError extends Error {
+/** An offer the gateway cannot take: a 400 naming `offer`, as WHIP and WHEP call it. */
+export class OfferError extends GatewayError {
   override name = 'OfferError';
+
+  constructor(reason: string) {
+    super('invalid_request', `offer: ${reason}`, 'offer');
+  }
 }
 
-/** An `OfferError` as the 400 naming `field` (the offer's name in that API); any other error as it is. */
-export function offerError(error: unknown, field: string): unknown {
-  return error instanceof OfferError ? new GatewayError('invalid_request', `${field}: ${error.message}`, field) : error;
+/** An error about the offer as the SDK's signalling names it (`sdp`); any other error as it is. */
+export function asSdpError(error: unknown): unknown {
+  if (!(error instanceof GatewayError) || error.field !== 'offer') return error;
+  return new GatewayError(error.code, error.message.replace(/^offer:/, 'sdp:'), 'sdp', error.retryAfterS);
 }
 
 /**

@@ -1,5 +1,4 @@
 import { GatewayError, type ErrorCode } from '../errors.js';
-import { OfferError } from '../ingest/sdp.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import type { ArgsOf, PlaceMethod } from './methods.js';
 import type { PlaceLoad, PlaneStatus } from './plane.js';
@@ -42,6 +41,5 @@ export function toWire(error: unknown): WireError {
 
 export function fromWire(wire: WireError): Error {
   if (wire.code) return new GatewayError(wire.code, wire.message, wire.field, wire.retryAfterS);
-  if (wire.name === 'OfferError') return new OfferError(wire.message);
   return Object.assign(new Error(wire.message), { name: wire.name });
 }

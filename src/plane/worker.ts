@@ -1,7 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { GatewayConfig } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
-import { OfferError } from '../ingest/sdp.js';
 import { createLogger } from '../log.js';
 import { buildMediaCore } from './core.js';
 import { LocalPlane } from './local.js';
@@ -87,7 +86,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
         const value = await answerCall(methods, call.method, call.args);
         reply = { kind: 'reply', id: call.id, value };
       } catch (error) {
-        if (!(error instanceof GatewayError || error instanceof OfferError)) log.error({ err: error, method: call.method }, 'worker call failed');
+        if (!(error instanceof GatewayError)) log.error({ err: error, method: call.method }, 'worker call failed');
         reply = { kind: 'reply', id: call.id, error: toWire(error) };
       }
       post(reply);

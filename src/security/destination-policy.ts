@@ -111,11 +111,22 @@ export class DestinationPolicy {
 export type HostLookup = (host: string) => Promise<string[]>;
 
 /** Resolves a destination host once, checks every answer, and returns the address to connect to. */
-export type DestinationResolver = (host: string, port: number, field?: string) => Promise<string>;
+/**
+ * Checks a destination against the policy and resolves it once: the address to connect to. Its
+ * `check` is the part that needs no lookup (the port, denied names, an address written as such),
+ * for refusing before anything else is asked.
+ */
+export type DestinationResolver = ((host: string, port: number, field?: string) => Promise<string>) & {
+  check(host: string, port: number, field?: string): void;
+};
 
 export function destinationResolver(lookup: HostLookup, policy: DestinationPolicy): DestinationResolver {
-  return async (host, port, field = 'rtmpUrl') => {
+  const check = (host: string, port: number, field = 'rtmpUrl'): void => {
     policy.checkName(host, port, field);
+    if (isIP(host)) policy.check(host, port, [host], field);
+  };
+  return Object.assign(async (host: string, port: number, field = 'rtmpUrl') => {
+    check(host, port, field);
     let addresses: string[];
     try {
       addresses = isIP(host) ? [host] : await lookup(host);
@@ -124,5 +135,5 @@ export function destinationResolver(lookup: HostLookup, policy: DestinationPolic
     }
     policy.check(host, port, addresses, field);
     return addresses[0]!;
-  };
+  }, { check });
 }

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { authorizePublish, type AccessControl } from '../security/access.js';
 import { GatewayError } from '../errors.js';
-import { offerError } from '../ingest/sdp.js';
+import { asSdpError } from '../ingest/sdp.js';
 import type { DestinationChecks } from '../plane/core.js';
 import type { MediaPlane } from '../plane/plane.js';
 import type { Destination } from '../transponders/destination.js';
@@ -154,7 +154,7 @@ export class SignalingSession {
     } catch (error) {
       release();
       if (current()) this.#streams.delete(name);
-      throw offerError(error, 'sdp');
+      throw asSdpError(error);
     }
     if (this.socket.readyState !== this.socket.OPEN) {
       await this.#unpublish(name, published.id, 'SDK session disconnected');

@@ -87,7 +87,8 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
       if (!found || found.isClosed) throw notFound(`stream ${request.streamName} is not publishing`);
       return found;
     };
-    // The stream first: a push of a stream that is not publishing asks no DNS.
+    // What needs no lookup first, then the stream: a push of a stream that is not publishing asks no DNS.
+    if (destination.protocol !== 'record') this.settings.resolveDestination.check(destination.host, destination.port);
     publishing();
     // One lookup, checked against the destination policy; the first connection goes to this address.
     const address = destination.protocol === 'record' ? undefined : await this.settings.resolveDestination(destination.host, destination.port);

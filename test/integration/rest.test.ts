@@ -23,7 +23,6 @@ t.test('startup: 400 names the missing or invalid field, and nothing is spawned'
     [{ streamName: 'a', rtmpUrl: 'rtmp://h/live', fps: 'x' }, 'fps', /fps/],
     [{ streamName: 'a', rtmpUrl: 'rtmp://h/live', rtmpFlashVersion: 'FMLE\n3.0' }, 'rtmpFlashVersion', /printable ASCII/],
     [{ streamName: 'a', rtmpUrl: 'rtmp://h/live', options: { action: 'dance' } }, 'options.action', /options\.action/],
-    [{ streamName: 'a', rtmpUrl: 'rtmp://no-such-host.example/live' }, 'rtmpUrl', /does not resolve/],
     [{ streamName: 'a', rtmpUrl: 'rtmp://localhost/live', options: { soundFile: 'chime.wav' } }, 'options.soundFile', /only with "action": "sound_on"/],
     [{ streamName: 'a', rtmpUrl: 'rtmp://localhost/live', options: { action: 'sound_on' } }, 'options.soundFile', /is required/],
     [{ streamName: 'a', rtmpUrl: 'rtmp://localhost/live', options: { action: 'mute', volume: 3 } }, 'options.volume', /options\.volume/],
@@ -39,7 +38,7 @@ t.test('startup: 400 names the missing or invalid field, and nothing is spawned'
 });
 
 t.test('startup: a stream key in a bad request never comes back in the error', async (t) => {
-  const res = await startup({ streamName: 'a', rtmpUrl: 'rtmp://no-such-host.example/live2/supersecretkey', rtmpTransponderFullUrl: true });
+  const res = await startup({ streamName: 'a', rtmpUrl: 'rtmps://h:99999/live2/supersecretkey', rtmpTransponderFullUrl: true });
   t.equal(res.status, 400);
   t.notMatch(JSON.stringify(res.body), /supersecretkey/);
 });

@@ -59,6 +59,9 @@ t.teardown(() => {
 t.test('by default, internal destinations are 400 naming rtmpUrl and the rule, and nothing connects', async (t) => {
   const gw = gateway();
   t.teardown(() => gw.close());
+  // A publishing stream: names are looked up only for a push that could start.
+  const publisher = await SyntheticPublisher.publish(testFixture(), await gw.app.listen({ host: '127.0.0.1', port: 0 }), 'cam');
+  t.teardown(() => publisher.stop());
   const p = local.port;
   const cases: [string, RegExp][] = [
     [`rtmp://169.254.169.254/latest`, /link-local address, never allowed/],

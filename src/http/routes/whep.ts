@@ -2,7 +2,6 @@ import type { FastifyInstance } from 'fastify';
 import { authorizePublish, type AccessControl } from '../../security/access.js';
 import { notFound } from '../../errors.js';
 import { MAX_OFFER_BYTES } from '../../ingest/offer-check.js';
-import { offerError } from '../../ingest/sdp.js';
 import type { MediaPlane } from '../../plane/plane.js';
 import { checkStreamName } from '../../publishers/stream-name.js';
 import { bearerToken } from '../../security/bearer.js';
@@ -41,7 +40,7 @@ export function whepRoutes(app: FastifyInstance, plane: MediaPlane, access: Acce
       viewer = await plane.view(streamName, offer);
     } catch (error) {
       release();
-      throw offerError(error, 'offer');
+      throw error;
     }
     holds.hold(viewer.id, release);
     return sessionCreated(reply, '/whep', streamName, viewer);

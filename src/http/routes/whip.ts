@@ -2,7 +2,6 @@ import type { FastifyInstance } from 'fastify';
 import { authorizePublish, type AccessControl } from '../../security/access.js';
 import { notFound } from '../../errors.js';
 import { MAX_OFFER_BYTES } from '../../ingest/offer-check.js';
-import { offerError } from '../../ingest/sdp.js';
 import type { MediaPlane } from '../../plane/plane.js';
 import { checkStreamName } from '../../publishers/stream-name.js';
 import { bearerToken } from '../../security/bearer.js';
@@ -43,7 +42,7 @@ export function whipRoutes(app: FastifyInstance, plane: MediaPlane, access: Acce
       published = await plane.publish(streamName, offer, { closed: release }, request.ip);
     } catch (error) {
       release();
-      throw offerError(error, 'offer');
+      throw error;
     }
     return sessionCreated(reply, '/whip', streamName, published);
   });

@@ -1,5 +1,5 @@
 /** The SDK's public constants and types: statuses, options, events. */
-import type { DestinationState as ProtocolDestinationState } from '../../src/signaling/protocol.js';
+import type { CheckReport as GatewayCheckReport, DestinationState as ProtocolDestinationState } from '../../src/signaling/protocol.js';
 
 export const SESSION_STATUS = { ESTABLISHED: 'ESTABLISHED', RECONNECTING: 'RECONNECTING', DISCONNECTED: 'DISCONNECTED', FAILED: 'FAILED' } as const;
 /** `PUBLISHING`: the gateway receives the stream (whether a destination took it is told by `DESTINATION`). */
@@ -55,9 +55,8 @@ export interface DestinationOptions {
 
 /**
  * What `session.checkDestination` tells: how far a connection to the destination got, no media sent.
- * Written out here because the SDK's published types import nothing; the session hands the
- * gateway's report (`src/transponders/check-report.ts`) to this type, so the compiler refuses a
- * field here that the gateway does not send.
+ * Written out here because the SDK's published types import nothing; `SAME_CHECK_REPORT` below has
+ * the compiler hold it equal, field for field, to the gateway's report (`src/transponders/check-report.ts`).
  */
 export interface CheckReport {
   /** Every step asked for succeeded. */
@@ -71,11 +70,17 @@ export interface CheckReport {
   /** With `publish`: the stream key accepted (SRT: the stream id and passphrase); null when not asked or not reached. */
   keyAccepted: boolean | null;
   elapsedMs: number;
-  /** As a push would fail: `destination_refused`, `destination_unreachable`. */
-  error?: string;
+  /** As a push would fail. */
+  error?: 'destination_refused' | 'destination_unreachable' | 'internal';
   /** Why, its secrets shown as `***`. */
   message?: string;
 }
+
+/** Whether two types are the same both ways (optional and required fields alike). */
+type Same<A, B> = [Required<A>, A] extends [Required<B>, B] ? ([Required<B>, B] extends [Required<A>, A] ? true : false) : false;
+/** The compiler refuses the SDK's `CheckReport` once it differs from the gateway's. */
+const SAME_CHECK_REPORT: Same<CheckReport, GatewayCheckReport> = true;
+void SAME_CHECK_REPORT;
 
 /** A destination to check before going live (`session.checkDestination`). */
 export interface CheckOptions {

@@ -8,8 +8,10 @@ export interface ChildRecord {
 }
 
 /**
- * Starts every ffmpeg of one gateway and knows which still run: each is recorded (when a record is
- * given) from its start to its exit, and `killAll` ends them all at once in the gateway's last moments.
+ * Starts every ffmpeg of one place (the main thread, or one worker thread: each has its own) and
+ * knows which still run: each is recorded (when a record is given, the gateway's one file shared by
+ * all places) from its start to its exit, and `killAll` ends them all at once in the gateway's last
+ * moments.
  */
 export class FfmpegSupervisor {
   readonly #live = new Set<FfmpegProcess>();

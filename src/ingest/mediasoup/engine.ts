@@ -82,7 +82,8 @@ export function viewerCodecs(capabilities: types.RtpCapabilities, produced: read
 /**
  * WebRTC ingest in mediasoup's C++ worker: ICE, DTLS, SRTP, retransmissions, keyframe requests and
  * bandwidth estimation run there, and each publisher's RTP reaches the gateway's frame path through
- * a DirectTransport consumer. One worker process serves this place (a worker thread, or the main
+ * its hand-off (`rtp-handoff.ts`: plain RTP over loopback to a socket of its own by default, or a
+ * DirectTransport's messages). One worker process serves this place (a worker thread, or the main
  * thread); a worker that dies is replaced, and its publishers are told lost so that they come back.
  */
 export class MediasoupEngine implements IngestEngine {

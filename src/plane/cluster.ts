@@ -70,9 +70,12 @@ export class ClusterPlane implements MediaPlane {
   /** The last node list read from Redis. */
   #lastList: KnownNode[] = [];
   /**
-   * When this node placed publishes at each node: those since the node's last heartbeat count in
-   * its load, so a burst of publishes is spread over the nodes rather than all sent to the one
-   * that was least loaded a heartbeat ago.
+   * When publishes this node placed at each node were answered there (Infinity while the node has
+   * not answered yet): those the node's last heartbeat cannot have counted (in flight, or answered
+   * after it) count in its load, so a burst of publishes is spread over the nodes rather than all
+   * sent to the one that was least loaded a heartbeat ago. The time a publish was answered, not the
+   * time it was sent, is what a heartbeat is compared with: a heartbeat written while the offer was
+   * on its way does not count it.
    */
   readonly #sentTo = new Map<string, number[]>();
 
@@ -103,14 +106,17 @@ export class ClusterPlane implements MediaPlane {
 
   async publish(name: string, offer: string, handlers: PublishHandlers = {}, clientAddress?: string): Promise<{ id: string; answer: string }> {
     // A draining node still places the publishes of its SDK sessions: at other nodes.
-    let target = await this.#placeFor(name);
+    let place = await this.#placeFor(name);
+    let target = place.node;
     let published: { id: string; answer: string } | undefined;
     const refused = new Set<string>();
     while (target && !published) {
       this.log.info({ stream: name, node: target.id }, 'publish placed at another node');
       try {
         published = await this.calls.publish(target, name, offer, clientAddress);
+        if (place.counted) this.#answered(target.id, true);
       } catch (error) {
+        if (place.counted) this.#answered(target.id, false);
         // A node that began draining since the list was read hands the stream over and refuses it;
         // one that is gone (killed, its registration not yet timed out) never got the offer: placed
         // again, elsewhere.
@@ -119,10 +125,20 @@ export class ClusterPlane implements MediaPlane {
         if (!draining) this.log.warn({ stream: name, node: target.id, reason: (error as Error).message }, 'the node a publish was placed at is gone: placed again');
         this.#nodes = undefined;
         refused.add(target.id);
-        target = await this.#placeFor(name, refused);
+        place = await this.#placeFor(name, refused);
+        target = place.node;
       }
     }
-    if (!target || !published) return this.publishHere(name, offer, handlers, clientAddress);
+    if (!target || !published) {
+      try {
+        const here = await this.publishHere(name, offer, handlers, clientAddress);
+        if (place.counted) this.#answered(this.node.id, true);
+        return here;
+      } catch (error) {
+        if (place.counted) this.#answered(this.node.id, false);
+        throw error;
+      }
+    }
     this.#placed.set(published.id, { node: target.id, handlers });
     const early = this.#early.get(published.id);
     this.#early.delete(published.id);
@@ -172,9 +188,10 @@ export class ClusterPlane implements MediaPlane {
 
   /**
    * Where a publish of `name` goes: the node holding the stream, else the least loaded that takes
-   * work; undefined for this node. A holder that drains hands the stream over first.
+   * work; `node` undefined for this node. A holder that drains hands the stream over first.
+   * `counted`: the choice counts in the node's load until `#answered` says how it went.
    */
-  async #placeFor(name: string, refused: ReadonlySet<string> = new Set()): Promise<ListedNode | undefined> {
+  async #placeFor(name: string, refused: ReadonlySet<string> = new Set()): Promise<{ node: ListedNode | undefined; counted: boolean }> {
     let claim = await this.node.claims.holder(name).catch(() => undefined);
     const nodes = (await this.#list(true)).filter((n) => !refused.has(n.id));
     const holder = claim && nodes.find((n) => n.id === claim!.node);
@@ -185,9 +202,9 @@ export class ClusterPlane implements MediaPlane {
       await this.handOver(name);
       claim = undefined;
     }
-    if (claim) return claim.node === this.node.id ? undefined : nodes.find((n) => n.id === claim!.node);
+    if (claim) return { node: claim.node === this.node.id ? undefined : nodes.find((n) => n.id === claim!.node), counted: false };
     const open = nodes.filter((n) => !n.draining && n.overload === undefined && !(n.id === this.node.id && this.node.draining));
-    if (!open.length) return undefined; // here, which refuses it if it is draining
+    if (!open.length) return { node: undefined, counted: false }; // here, which refuses it if it is draining
     const sent = (n: KnownNode): number => {
       const since = (this.#sentTo.get(n.id) ?? []).filter((at) => at > n.heardAt);
       this.#sentTo.set(n.id, since);
@@ -198,8 +215,17 @@ export class ClusterPlane implements MediaPlane {
     const least = Math.min(...loads.values());
     const chosen = open.find((n) => n.id === this.node.id && loads.get(n) === least) ?? open.find((n) => loads.get(n) === least)!;
     for (const id of this.#sentTo.keys()) if (!nodes.some((n) => n.id === id)) this.#sentTo.delete(id);
-    this.#sentTo.set(chosen.id, [...(this.#sentTo.get(chosen.id) ?? []), Date.now()]);
-    return chosen.id === this.node.id ? undefined : chosen;
+    this.#sentTo.set(chosen.id, [...(this.#sentTo.get(chosen.id) ?? []), Infinity]);
+    return { node: chosen.id === this.node.id ? undefined : chosen, counted: true };
+  }
+
+  /** A publish placed at node `id` was answered there (it counts until a heartbeat after now), or failed (it does not). */
+  #answered(id: string, published: boolean): void {
+    const times = this.#sentTo.get(id);
+    const pending = times?.indexOf(Infinity) ?? -1;
+    if (!times || pending < 0) return; // placed by the holder's claim: never counted
+    if (published) times[pending] = Date.now();
+    else times.splice(pending, 1);
   }
 
   #placedNews(news: PublishNews): void {

@@ -91,10 +91,6 @@ export class LagGuard implements MediaOutput {
     return bytesPerMs > 0 ? beyond / bytesPerMs : 0;
   }
 
-  get dropping(): boolean {
-    return this.#dropping;
-  }
-
   writeMetadata(metadata: Record<string, Amf0Value>): void {
     this.output.writeMetadata(metadata);
     this.#note();

@@ -54,7 +54,6 @@ t.test('past the lag limit media is dropped up to a keyframe that comes once cau
     tick(33); // nothing is delivered: the destination has stopped reading
   }
   t.ok(guard.lagMs > 1000, `lag ${guard.lagMs} ms`);
-  t.ok(guard.dropping, 'dropping');
   const before = guard.framesDropped;
   t.ok(before > 0, `${before} frames dropped so far`);
   guard.writeVideo(2000, VIDEO_HEADER);
@@ -111,7 +110,6 @@ t.test('a destination that keeps up is not taken for a slow one when the stream 
     now += 33;
   }
   t.equal(guard.framesDropped, 0, 'nothing dropped: the destination is 200 ms behind, at the rate it is sent');
-  t.notOk(guard.dropping);
 });
 
 t.test('a destination reading 50 KB/s of a 2.4 Mb/s stream: the lag stays bounded after each catch-up', async (t) => {

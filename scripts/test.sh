@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what the tests need, type-checks, runs every test with tap and
-# ends with a line "N passed, N failed" (assertions). Extra arguments go to tap (e.g. a file).
+# The whole test suite: installs what the tests need, type-checks and lints, runs every test with
+# tap and ends with a line "N passed, N failed" (assertions). Extra arguments go to tap (e.g. a file).
 # The whole suite also runs the unit and integration tests again on Node 24 (the current LTS),
 # taken from the npm registry's `node` package into .node24/; GATEWAY_TEST_NODE24=0 leaves that out.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --test || exit 1
 npx tsc --noEmit -p tsconfig.json || { echo "0 passed, 1 failed"; exit 1; }
+npm run --silent lint || { echo "0 passed, 1 failed"; exit 1; }
 
 mkdir -p .test-output
 total_pass=0

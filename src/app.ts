@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ROOT } from './paths.js';
-import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -123,8 +123,8 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     serverFactory: (handler: RequestListener) => {
       // Header and request timeouts are enforced at each check: every second, not Node's 30 s.
       const options = { connectionsCheckingInterval: 1000 };
-      const primary: Server = tls && !config.https_port ? createHttpsServer({ ...tls, ...options }, handler) : createHttpServer(options, handler);
-      if (primary instanceof HttpsServer) secure.push(primary);
+      const primary: Server = tls && !config.https_port ? createHttpsServer({ ...tls, ...options }, handler) : createHttpServer<typeof IncomingMessage, typeof ServerResponse>(options, handler);
+      if (primary instanceof HttpsServer) secure.push(primary as HttpsServer);
       if (tls && config.https_port) secure.push((secondary = createHttpsServer({ ...tls, ...options }, handler)));
       for (const server of [primary, secondary]) {
         if (!server) continue;

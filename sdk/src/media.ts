@@ -45,15 +45,16 @@ export function showPreview(display: HTMLElement, media: MediaStream): void {
 
 /** What the publishing connection sends, from two `getStats()` reports a moment apart (`SendStats`). */
 export function sendStats(before: RTCStatsReport | undefined, after: RTCStatsReport): { bitrateKbps: number; frameRate: number; width: number; height: number } {
-  const totals = (report: RTCStatsReport | undefined): { bytes: number; at: number; video?: any } => {
+  const totals = (report: RTCStatsReport | undefined): { bytes: number; at: number; video?: RTCOutboundRtpStreamStats } => {
     let bytes = 0;
     let at = 0;
-    let video: any;
-    report?.forEach((s: any) => {
+    let video: RTCOutboundRtpStreamStats | undefined;
+    report?.forEach((s: RTCStats) => {
       if (s.type !== 'outbound-rtp') return;
-      bytes += s.bytesSent ?? 0;
-      at = s.timestamp;
-      if (s.kind === 'video') video = s;
+      const sent = s as RTCOutboundRtpStreamStats;
+      bytes += sent.bytesSent ?? 0;
+      at = sent.timestamp;
+      if (sent.kind === 'video') video = sent;
     });
     return { bytes, at, video };
   };

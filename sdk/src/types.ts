@@ -153,9 +153,10 @@ export type StatusEvent = SessionEvent | StreamEvent;
 
 /** Typed status events: `on(status, handler)` gets the event of that status. */
 export class Emitter<E extends { status: string }> {
-  readonly #handlers = new Map<string, ((event: any) => void)[]>();
+  readonly #handlers = new Map<string, ((event: E) => void)[]>();
   on<S extends E['status']>(status: S, handler: (event: Extract<E, { status: S }>) => void): this {
-    this.#handlers.set(status, [...(this.#handlers.get(status) ?? []), handler]);
+    // Called only with events of its status (`emit`), which are the `Extract` it takes.
+    this.#handlers.set(status, [...(this.#handlers.get(status) ?? []), handler as (event: E) => void]);
     return this;
   }
   protected emit(event: E): void {

@@ -52,7 +52,7 @@ const EARLY_NEWS_MS = 30_000;
  *   node. Lifecycle events stay with the node where they happen: webhooks are sent once, by it.
  */
 // The routed methods are made from `PLACE_METHODS` in the constructor.
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-empty-object-type
 export interface ClusterPlane extends RoutedCalls {}
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class ClusterPlane implements MediaPlane {

@@ -99,7 +99,7 @@ class Place {
  * of them. Limits are counted across workers in shared memory (`Slots`).
  */
 // The routed methods are made from `PLACE_METHODS` in the constructor.
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-empty-object-type
 export interface WorkerPlane extends RoutedCalls {}
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class WorkerPlane implements MediaPlane {

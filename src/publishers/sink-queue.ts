@@ -56,7 +56,7 @@ function drainRound(): void {
  */
 export class SinkQueue implements MediaSink {
   readonly discarded: SinkQueueDiscards = { frames: 0, audioPackets: 0, overflows: 0 };
-  readonly #items: (AudioPacket | VideoFrame | undefined)[] = new Array(SINK_QUEUE_ITEMS);
+  readonly #items = new Array<AudioPacket | VideoFrame | undefined>(SINK_QUEUE_ITEMS);
   /** 1 where the item is a video frame. */
   readonly #isFrame = new Uint8Array(SINK_QUEUE_ITEMS);
   #head = 0;

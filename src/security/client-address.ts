@@ -8,7 +8,7 @@ import { addressBytes, inNetwork, parseNetwork } from './addresses.js';
  * upgrades that do not pass through fastify.
  */
 export function clientAddressReader(trustProxy: boolean | readonly string[]): (request: IncomingMessage) => string {
-  const trusted = Array.isArray(trustProxy) ? trustProxy.map((c) => parseNetwork(c)!) : [];
+  const trusted = typeof trustProxy === 'boolean' ? [] : trustProxy.map((c) => parseNetwork(c)!);
   const isTrusted = (address: string): boolean => {
     if (trustProxy === true) return true;
     const bytes = addressBytes(address);

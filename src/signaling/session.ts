@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { WebSocket } from 'ws';
+import type { RawData, WebSocket } from 'ws';
 import { authorizePublish, type AccessControl } from '../security/access.js';
 import { GatewayError } from '../errors.js';
 import { asSdpError } from '../ingest/sdp.js';
@@ -19,6 +19,9 @@ import {
   type ServerMessage,
 } from './protocol.js';
 import { StreamPushes } from './stream-pushes.js';
+
+/** A text message as ws hands it: one buffer, its fragments, or an ArrayBuffer. */
+const textOf = (data: RawData): string => (Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)).toString();
 
 /** A stream this session publishes (or published), with its destinations. */
 interface SessionStream {
@@ -59,7 +62,7 @@ export class SignalingSession {
     });
     // ws closes the connection itself on a protocol error (1002, 1007, 1009): here it is only told.
     socket.on('error', (error) => log.debug({ reason: error.message, client }, 'signalling connection failed'));
-    socket.on('message', (data, isBinary) => void this.#onMessage(isBinary ? '' : data.toString()));
+    socket.on('message', (data, isBinary) => void this.#onMessage(isBinary ? '' : textOf(data)));
     socket.on('close', () => {
       clearTimeout(this.#idle);
       this.#unwatch();

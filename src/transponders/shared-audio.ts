@@ -26,7 +26,7 @@ export class SharedAudio {
       if (variant === undefined || spec.stream === undefined) return make(spec);
       const stream = spec.stream;
       let byVariant = this.#encoders.get(stream);
-      if (!byVariant) this.#encoders.set(stream, (byVariant = new Map()));
+      if (!byVariant) this.#encoders.set(stream, (byVariant = new Map<string, SharedEncoder>()));
       let encoder = byVariant.get(variant);
       if (!encoder) {
         const created: SharedEncoder = new SharedEncoder(make(spec), () => {

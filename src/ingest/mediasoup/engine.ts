@@ -55,7 +55,7 @@ interface ViewerRouter {
 
 /** The H.264 profile, packetization mode or VP9 profile that tells two codecs of one MIME type apart. */
 const flavour = (codec: { mimeType: string; parameters?: Record<string, unknown> }): string => {
-  const p = codec.parameters ?? {};
+  const p = (codec.parameters ?? {}) as Record<string, string | number | undefined>;
   if (/h264/i.test(codec.mimeType)) return `${String(p['profile-level-id'] ?? '').toLowerCase()}/${String(p['packetization-mode'] ?? 0)}`;
   if (/vp9/i.test(codec.mimeType)) return String(p['profile-id'] ?? 0);
   return '';

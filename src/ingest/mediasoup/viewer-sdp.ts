@@ -135,7 +135,7 @@ export function viewerAnswerSdp(offer: ParsedViewerOffer, tracks: ReadonlyMap<st
       const [, name] = codec.mimeType.split('/');
       lines.push(`a=rtpmap:${codec.payloadType} ${name}/${codec.clockRate}${codec.channels && codec.channels > 1 ? `/${codec.channels}` : ''}`);
       const parameters = Object.entries(codec.parameters ?? {});
-      if (parameters.length) lines.push(`a=fmtp:${codec.payloadType} ${parameters.map(([k, v]) => `${k}=${v}`).join(';')}`);
+      if (parameters.length) lines.push(`a=fmtp:${codec.payloadType} ${parameters.map(([k, v]) => `${k}=${String(v)}`).join(';')}`);
       for (const feedback of codec.rtcpFeedback ?? []) lines.push(`a=rtcp-fb:${codec.payloadType} ${feedback.type}${feedback.parameter ? ` ${feedback.parameter}` : ''}`);
     }
     if (ssrc !== undefined && rtxSsrc !== undefined) lines.push(`a=ssrc-group:FID ${ssrc} ${rtxSsrc}`);

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.js';
 import { readSecret } from '../security/secrets.js';
 import { RedisPushStore } from '../store/redis-store.js';
-import { Sealer } from '../store/seal.js';
+import { Sealer } from '../security/seal.js';
 import { StreamClaims } from './claims.js';
 import { NodeRegistry, type NodeInfo } from './nodes.js';
 import { connectRedis, redactedRedisUrl, whenReady } from './redis.js';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { GatewayError, unavailable } from '../errors.js';
-import type { Sealer } from '../store/seal.js';
+import type { Sealer } from '../security/seal.js';
 import type { PushStore, StoredPush } from '../store/push-log.js';
 import type { TransponderInfo } from '../transponders/info.js';
 import { soundRequestSchema, startupSchema, type SoundRequest, type StartupRequest } from '../transponders/requests.js';

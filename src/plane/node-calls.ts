@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { GatewayError } from '../errors.js';
-import { Sealer } from '../store/seal.js';
+import { Sealer } from '../security/seal.js';
 import { answerCall, checkResult, PLACE_METHODS, ROUTED_METHODS, type ArgsOf, type PlaceCalls, type PlaceMethod, type ResultOf, type RoutedCalls } from './methods.js';
 import { fromWire, toWire, type WireError } from './wire.js';
 

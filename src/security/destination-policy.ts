@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { invalid } from '../errors.js';
 import { classifyAddress, addressBytes, inNetwork, parseNetwork, type AddressClass, type Network } from './addresses.js';
+import { lookup } from 'node:dns/promises';
 
 /**
  * Where the gateway may open RTMP connections on a caller's behalf (server-side request forgery).
@@ -137,3 +138,6 @@ export function destinationResolver(lookup: HostLookup, policy: DestinationPolic
     return addresses[0]!;
   }, { check });
 }
+
+/** Every address of a host, from the system's resolver (as a TCP connect would see them). */
+export const lookupHost: HostLookup = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);

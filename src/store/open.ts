@@ -8,7 +8,7 @@ import { ROOT } from '../paths.js';
 import { createOwnFile, readOwnFile } from '../own-files.js';
 import { readSecret } from '../security/secrets.js';
 import { FilePushStore, type PushStore } from './push-log.js';
-import { Sealer } from './seal.js';
+import { Sealer } from '../security/seal.js';
 
 export interface KeptPushStore {
   store: PushStore;

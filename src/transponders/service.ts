@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { lookup } from 'node:dns/promises';
 import type { Logger } from 'pino';
 import { conflict, GatewayError, notFound, tooMany, unavailable } from '../errors.js';
 import type { Publisher } from '../publishers/publisher.js';
@@ -10,14 +9,11 @@ import type { FindFilter, SoundRequest, StartupRequest } from './requests.js';
 import { resolveSoundFile, SoundPlayer } from '../audio/sound.js';
 import { Transponder } from './transponder.js';
 import { transponderParts, type TransponderSettings } from './settings.js';
-import type { HostLookup } from '../security/destination-policy.js';
 import { Slots } from '../slots.js';
 import { isActive, type TransponderState } from './states.js';
 import { TypedEmitter } from '../events.js';
 import type { RecordingEvent } from './record-link.js';
 
-/** Every address of a host, from the system's resolver (as a TCP connect would see them). */
-export const lookupHost: HostLookup = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
 
 /** The fields of a startup request that decide the encoding. */
 function videoRequest(request: VideoRequest): VideoRequest {

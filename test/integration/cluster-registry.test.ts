@@ -7,7 +7,7 @@ import { Settling, StreamClaims } from '../../src/cluster/claims.js';
 import { NodeRegistry, type NodeInfo } from '../../src/cluster/nodes.js';
 import { connectRedis, whenReady } from '../../src/cluster/redis.js';
 import { RedisPushStore } from '../../src/store/redis-store.js';
-import { Sealer } from '../../src/store/seal.js';
+import { Sealer } from '../../src/security/seal.js';
 
 // The cluster's registry on a real redis-server: nodes and their heartbeats, stream claims with
 // leases and fencing tokens, push definitions; and what each does when Redis goes away, comes

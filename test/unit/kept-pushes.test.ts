@@ -5,7 +5,7 @@ import { PushKeeper } from '../../src/plane/kept-pushes.js';
 import type { LifecycleEvent } from '../../src/plane/lifecycle.js';
 import type { MediaPlane } from '../../src/plane/plane.js';
 import type { PushStore, StoredPush } from '../../src/store/push-log.js';
-import { Sealer } from '../../src/store/seal.js';
+import { Sealer } from '../../src/security/seal.js';
 import type { StartupRequest } from '../../src/transponders/requests.js';
 
 // The keeper's rules, against a plane that records what it is asked (the real plane and store are

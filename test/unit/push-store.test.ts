@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { FilePushStore, readRecords, type StoredPush } from '../../src/store/push-log.js';
-import { Sealer } from '../../src/store/seal.js';
+import { Sealer } from '../../src/security/seal.js';
 
 // The store of kept pushes on one machine: an append-only file flushed at each write, read back up
 // to a torn end; and the sealing that keeps stream keys out of it.

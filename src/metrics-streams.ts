@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { MediaPlane } from './plane/plane.js';
 import type { TransponderInfo } from './transponders/info.js';
-import type { StreamJson } from './publishers/view.js';
+import type { StreamJson } from './publishers/description.js';
 import { TRANSPONDER_STATES } from './transponders/states.js';
 
 /** What one scrape reads from the plane, shared by every metric of that scrape. */

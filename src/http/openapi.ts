@@ -4,7 +4,7 @@ import { transponderInfoSchema } from '../transponders/info.js';
 import { soundOnSchema, startupSchema } from '../transponders/requests.js';
 import { checkReportSchema, checkRequestSchema } from '../transponders/check.js';
 import { recordingFileRequestSchema, recordingFindSchema, recordingSchema } from '../recordings/library.js';
-import { streamJsonSchema as stream } from '../publishers/view.js';
+import { streamJsonSchema as stream } from '../publishers/description.js';
 import { findAllSchema, findSchema, mediaSessionSchema, streamSchema } from './schemas.js';
 import { nodeInfoSchema } from '../cluster/nodes.js';
 

@@ -10,7 +10,7 @@ import { LoadMonitor } from '../load.js';
 import { ROOT } from '../paths.js';
 import { PublisherRegistry } from '../publishers/registry.js';
 import { FfmpegSupervisor, type ChildRecord } from '../ffmpeg/supervisor.js';
-import { KeyframePictures } from '../publishers/snapshot.js';
+import { KeyframePictures } from '../viewers/snapshot.js';
 import { MediasoupEngine } from '../ingest/mediasoup/engine.js';
 import { rtmpsTrust } from '../rtmp/trust.js';
 import type { CheckReport, CheckRequest, CheckSettings } from '../transponders/check.js';
@@ -19,7 +19,7 @@ import { parseDestination, withFullUrl, type Destination, type NamingRules } fro
 import { TransponderService } from '../transponders/service.js';
 import { SharedAudio } from '../transponders/shared-audio.js';
 import { PUBLISHER_SLOTS, Slots, TRANSPONDER_SLOTS, VIEWER_SLOTS } from '../slots.js';
-import { ViewerRegistry } from '../publishers/viewers.js';
+import { ViewerRegistry } from '../viewers/viewers.js';
 
 /** What runs streams in one place (the main thread, or one worker): publishers, transponders, their ffmpeg. */
 export interface MediaCore {

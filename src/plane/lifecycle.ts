@@ -3,7 +3,7 @@ import type { TransponderService } from '../transponders/service.js';
 import type { TransponderState } from '../transponders/states.js';
 import { followPushes } from '../transponders/changes.js';
 import { PUBLISHER_EVENTS, RECORDING_EVENTS, TRANSPONDER_EVENTS, VIEWER_EVENTS } from '../lifecycle-events.js';
-import type { ViewerEvents, ViewerRegistry } from '../publishers/viewers.js';
+import type { ViewerEvents, ViewerRegistry } from '../viewers/viewers.js';
 import type { RecordingEvent, RecordingPart } from '../transponders/record-link.js';
 
 /** What happened to a stream or one of its pushes, as webhooks tell it. Holds no secret. */

@@ -1,6 +1,6 @@
 import type { FindFilter, SoundRequest, StartupRequest } from '../transponders/requests.js';
 import type { Transponder } from '../transponders/transponder.js';
-import { describeStream, type StreamJson } from '../publishers/view.js';
+import { describeStream, type StreamJson } from '../publishers/description.js';
 import { notFound } from '../errors.js';
 import type { MediaCore } from './core.js';
 import { followLifecycle, type LifecycleEvent } from './lifecycle.js';

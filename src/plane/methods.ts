@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { streamJsonSchema } from '../publishers/view.js';
+import { streamJsonSchema } from '../publishers/description.js';
 import { transponderInfoSchema } from '../transponders/info.js';
 import { findFilterSchema, mediaSessionIdSchema, soundRequestSchema, startupSchema } from '../transponders/requests.js';
 

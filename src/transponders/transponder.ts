@@ -15,7 +15,7 @@ import type { TransponderConfig, TransponderOptions, TransponderParts } from './
 import { isActive, isReconnecting, isUp, publisherAway, shownState, TRANSITIONS, type TransponderPhase, type TransponderState } from './states.js';
 import { cachedKeyframe } from './waits.js';
 import { Standby } from './standby.js';
-import { describe } from './view.js';
+import { describe } from './description.js';
 
 export type TransponderEvents = {
   state: [TransponderState];

@@ -2,7 +2,7 @@ import t from 'tap';
 import { TypedEmitter } from '../../src/events.js';
 import { followLifecycle, type LifecycleEvent } from '../../src/plane/lifecycle.js';
 import type { PublisherRegistry } from '../../src/publishers/registry.js';
-import type { ViewerRegistry } from '../../src/publishers/viewers.js';
+import type { ViewerRegistry } from '../../src/viewers/viewers.js';
 import { followPushes, type PushChange } from '../../src/transponders/changes.js';
 import type { TransponderService } from '../../src/transponders/service.js';
 import type { TransponderState } from '../../src/transponders/states.js';

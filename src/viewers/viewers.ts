@@ -4,7 +4,7 @@ import { TypedEmitter } from '../events.js';
 import type { IngestEngine, ViewSession } from '../ingest/engine.js';
 import { checkOffer } from '../ingest/offer-check.js';
 import type { Slots } from '../slots.js';
-import type { PublisherRegistry } from './registry.js';
+import type { PublisherRegistry } from '../publishers/registry.js';
 
 export interface ViewerLimits {
   /** Viewers of the whole gateway (`limit_viewers`, counted in `slots`). */

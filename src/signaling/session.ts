@@ -3,7 +3,7 @@ import type { RawData, WebSocket } from 'ws';
 import { authorizePublish, type AccessControl } from '../security/access.js';
 import { GatewayError } from '../errors.js';
 import { asSdpError } from '../ingest/sdp.js';
-import type { DestinationChecks } from '../plane/core.js';
+import type { DestinationChecks } from '../plane/destination-checks.js';
 import type { MediaPlane } from '../plane/plane.js';
 import type { Destination } from '../transponders/destination.js';
 import { clientMessageSchema, MAX_DESTINATIONS } from './messages.js';

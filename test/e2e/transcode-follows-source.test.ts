@@ -8,7 +8,7 @@ import { useStage } from '../helpers/stage.js';
  * uneven 20 fps (40-60 ms apart) at 960x540, then at 1280x720, as a browser whose bandwidth
  * estimate grew does. The destination gets 960x540 and then 1280x720 in one RTMP session (the same
  * client at nginx-rtmp, no reconnect), with no break in the video, and onMetaData gives the frame
- * rate sent (about 20, not ffmpeg's guess from the first timestamps).
+ * rate sent (as the recording shows it, not ffmpeg's guess from the first timestamps).
  */
 const stage = useStage([{ webrtc_video_codecs: ['VP8'] }]);
 
@@ -61,7 +61,6 @@ t.test('a transcoded push moves up to the size its source grows to, in one RTMP 
   t.equal(started.status, 200, JSON.stringify(started.body));
   t.match(started.body, { transcoding: true, width: 960, height: 540 });
   const first = await waitFor('960x540 at the server', async () => (await nginx.streams()).find((s) => s.name === 'grow' && s.width === 960), 15_000);
-  t.ok(Math.abs(first.frameRate - 20) <= 3, `onMetaData gives the frame rate sent: ${first.frameRate}`);
 
   await browser.page.evaluate('window.grow()');
   const grown = await waitFor('1280x720 at the server', async () => (await nginx.streams()).find((s) => s.name === 'grow' && s.width === 1280 && s.height === 720), 30_000);
@@ -69,7 +68,6 @@ t.test('a transcoded push moves up to the size its source grows to, in one RTMP 
   const [push] = (await gw.post('/rest-api/push/find', { streamName: 'grow' })).body;
   t.match(push, { width: 1280, height: 720, state: 'running', counters: { reconnects: 0 } }, 'find gives the size sent; no reconnect');
   t.ok(push.resolutionChanges >= 1, `the change is counted (${push.resolutionChanges})`);
-  t.ok(Math.abs(grown.frameRate - 20) <= 3, `onMetaData again with the rate sent: ${grown.frameRate}`);
   // Some seconds at the new size, then the push ends and its recording is read.
   const sentAtGrowth = push.counters.frames;
   await waitFor('three seconds of frames at the new size', async () => (await gw.post('/rest-api/push/find', { streamName: 'grow' })).body[0].counters.frames > sentAtGrowth + 55, 15_000);
@@ -82,5 +80,10 @@ t.test('a transcoded push moves up to the size its source grows to, in one RTMP 
   for (let i = 1; i < times.length; i++) gap = Math.max(gap, times[i]! - times[i - 1]!);
   t.ok(gap < 0.3, `no break in the video: the longest gap between frames is ${Math.round(gap * 1000)} ms`);
   t.same(nonMonotonic(recorded.video), [], 'timestamps only go up across the change');
+  // What was sent, from the recording: the page paints about 20 frames a second, fewer on a busy machine.
+  const sentFps = (times.length - 1) / (times.at(-1)! - times[0]!);
+  for (const [when, said] of [['at first', first.frameRate], ['after the change', grown.frameRate]] as const) {
+    t.ok(Math.abs(said - sentFps) <= 0.2 * sentFps, `onMetaData ${when} gives the frame rate sent: ${said} for ${sentFps.toFixed(1)} sent`);
+  }
   t.ok(maxKeyframeGap(recorded.video) <= 2.1, `keyframes at most 2 s apart (${maxKeyframeGap(recorded.video)} s)`);
 });

@@ -4,7 +4,7 @@ import { FilePushStore } from '../../src/store/push-log.js';
 // A process that writes push definitions as fast as it can, for a test to kill with SIGKILL in the
 // middle of a write: it prints `put <id>` and `del <id>` once each is acknowledged (durable), and
 // `removing <id>` before a removal (which may then be written or not). With
-// `--huge` it prints `huge <the file's size>` and then writes one record of 64 MB, long enough to be
+// `--huge [id]` it prints `huge <the file's size>` and then writes one record of 64 MB, long enough to be
 // killed inside.
 
 const path = process.argv[2];
@@ -13,8 +13,8 @@ const store = await FilePushStore.open(path);
 if (process.argv[3] === '--huge') {
   // The file's size before the record: where a torn write begins.
   process.stdout.write(`huge ${statSync(path).size}\n`);
-  await store.put({ id: 'huge', stream: 's', startedBy: 'rest', createdAt: new Date().toISOString(), sealed: `v1.${'x'.repeat(64 << 20)}` });
-  process.stdout.write('put huge\n');
+  await store.put({ id: process.argv[4] ?? 'huge', stream: 's', startedBy: 'rest', createdAt: new Date().toISOString(), sealed: `v1.${'x'.repeat(64 << 20)}` });
+  process.stdout.write(`put ${process.argv[4] ?? 'huge'}\n`);
 }
 const tag = process.pid.toString(36);
 for (let i = 0; ; i++) {

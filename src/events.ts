@@ -49,3 +49,12 @@ export class TypedEmitter<Events extends Record<string, unknown[]>> {
     this.#emitter.removeAllListeners();
   }
 }
+
+/** Asks `check` every 100 ms until it holds or `deadline` (epoch ms) passes; whether it held. */
+export async function pollUntil(check: () => Promise<boolean>, deadline: number): Promise<boolean> {
+  for (;;) {
+    if (await check().catch(() => false)) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

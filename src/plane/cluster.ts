@@ -10,20 +10,13 @@ import { checkResult, PLACE_METHODS, ROUTED_METHODS, type PlaceMethod, type Rout
 import { NodeCalls, NodeUnreachable } from './node-calls.js';
 import { ClusterNews } from './cluster-news.js';
 import type { MediaPlane, PlaneStatus, PublishHandlers } from './plane.js';
+import { Placement } from './placement.js';
+import { pollUntil } from '../events.js';
 
 /** What happens to a publish placed at another node, told back to the node that placed it. */
 type PublishNews = { kind: 'publishing'; publisherId: string } | { kind: 'closed'; publisherId: string; reason: string; lost: boolean };
 /** A listed node, with when it was last heard by this process's clock. */
 type KnownNode = ListedNode & { heardAt: number };
-
-/** Waits for `check` to hold, until `deadline`; whether it did. */
-async function until(check: () => Promise<boolean>, deadline: number): Promise<boolean> {
-  for (;;) {
-    if (await check().catch(() => false)) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 const DRAINING = 'this node is draining';
 
@@ -69,15 +62,8 @@ export class ClusterPlane implements MediaPlane {
   #nodes: { at: number; list: Promise<KnownNode[]> } | undefined;
   /** The last node list read from Redis. */
   #lastList: KnownNode[] = [];
-  /**
-   * When publishes this node placed at each node were answered there (Infinity while the node has
-   * not answered yet): those the node's last heartbeat cannot have counted (in flight, or answered
-   * after it) count in its load, so a burst of publishes is spread over the nodes rather than all
-   * sent to the one that was least loaded a heartbeat ago. The time a publish was answered, not the
-   * time it was sent, is what a heartbeat is compared with: a heartbeat written while the offer was
-   * on its way does not count it.
-   */
-  readonly #sentTo = new Map<string, number[]>();
+  /** The least-loaded choice, counting the publishes placed since each node's heartbeat. */
+  readonly #placement: Placement;
 
   constructor(
     /** This node's own plane: what answers the calls of other nodes. */
@@ -86,6 +72,7 @@ export class ClusterPlane implements MediaPlane {
     private readonly log: Logger,
   ) {
     this.calls = new NodeCalls(node.secret, node.id);
+    this.#placement = new Placement(node.id);
     for (const method of ROUTED_METHODS) Object.defineProperty(this, method, { value: (...args: unknown[]) => this.#route(method, args) });
     this.#stop.push(
       inner.events((event) => {
@@ -113,10 +100,8 @@ export class ClusterPlane implements MediaPlane {
     while (target && !published) {
       this.log.info({ stream: name, node: target.id }, 'publish placed at another node');
       try {
-        published = await this.calls.publish(target, name, offer, clientAddress);
-        if (place.counted) this.#answered(target.id, true);
+        published = await this.#told(place.counted && target.id, this.calls.publish(target, name, offer, clientAddress));
       } catch (error) {
-        if (place.counted) this.#answered(target.id, false);
         // A node that began draining since the list was read hands the stream over and refuses it;
         // one that is gone (killed, its registration not yet timed out) never got the offer: placed
         // again, elsewhere.
@@ -129,21 +114,24 @@ export class ClusterPlane implements MediaPlane {
         target = place.node;
       }
     }
-    if (!target || !published) {
-      try {
-        const here = await this.publishHere(name, offer, handlers, clientAddress);
-        if (place.counted) this.#answered(this.node.id, true);
-        return here;
-      } catch (error) {
-        if (place.counted) this.#answered(this.node.id, false);
-        throw error;
-      }
-    }
+    if (!target || !published) return this.#told(place.counted && this.node.id, this.publishHere(name, offer, handlers, clientAddress));
     this.#placed.set(published.id, { node: target.id, handlers });
     const early = this.#early.get(published.id);
     this.#early.delete(published.id);
     for (const news of early?.news ?? []) this.#placedNews(news);
     return published;
+  }
+
+  /** `publishing`, told to the placement as the answer of node `counted` (false: it placed nothing there). */
+  async #told<T>(counted: string | false, publishing: Promise<T>): Promise<T> {
+    try {
+      const answer = await publishing;
+      if (counted) this.#placement.answered(counted, true);
+      return answer;
+    } catch (error) {
+      if (counted) this.#placement.answered(counted, false);
+      throw error;
+    }
   }
 
   /** Publishes `name` on this node, its stream claimed first. */
@@ -189,7 +177,7 @@ export class ClusterPlane implements MediaPlane {
   /**
    * Where a publish of `name` goes: the node holding the stream, else the least loaded that takes
    * work; `node` undefined for this node. A holder that drains hands the stream over first.
-   * `counted`: the choice counts in the node's load until `#answered` says how it went.
+   * `counted`: the choice counts in the node's load until `Placement.answered` says how it went.
    */
   async #placeFor(name: string, refused: ReadonlySet<string> = new Set()): Promise<{ node: ListedNode | undefined; counted: boolean }> {
     let claim = await this.node.claims.holder(name).catch(() => undefined);
@@ -205,27 +193,8 @@ export class ClusterPlane implements MediaPlane {
     if (claim) return { node: claim.node === this.node.id ? undefined : nodes.find((n) => n.id === claim!.node), counted: false };
     const open = nodes.filter((n) => !n.draining && n.overload === undefined && !(n.id === this.node.id && this.node.draining));
     if (!open.length) return { node: undefined, counted: false }; // here, which refuses it if it is draining
-    const sent = (n: KnownNode): number => {
-      const since = (this.#sentTo.get(n.id) ?? []).filter((at) => at > n.heardAt);
-      this.#sentTo.set(n.id, since);
-      return since.length;
-    };
-    const load = (n: KnownNode): number => (n.publishers + sent(n)) * 1000 + n.transponders;
-    const loads = new Map(open.map((n) => [n, load(n)]));
-    const least = Math.min(...loads.values());
-    const chosen = open.find((n) => n.id === this.node.id && loads.get(n) === least) ?? open.find((n) => loads.get(n) === least)!;
-    for (const id of this.#sentTo.keys()) if (!nodes.some((n) => n.id === id)) this.#sentTo.delete(id);
-    this.#sentTo.set(chosen.id, [...(this.#sentTo.get(chosen.id) ?? []), Infinity]);
+    const chosen = this.#placement.choose(open, nodes);
     return { node: chosen.id === this.node.id ? undefined : chosen, counted: true };
-  }
-
-  /** A publish placed at node `id` was answered there (it counts until a heartbeat after now), or failed (it does not). */
-  #answered(id: string, published: boolean): void {
-    const times = this.#sentTo.get(id);
-    const pending = times?.indexOf(Infinity) ?? -1;
-    if (!times || pending < 0) return; // placed by the holder's claim: never counted
-    if (published) times[pending] = Date.now();
-    else times.splice(pending, 1);
   }
 
   #placedNews(news: PublishNews): void {
@@ -349,7 +318,7 @@ export class ClusterPlane implements MediaPlane {
     for (const stream of await this.inner.streams()) {
       if (Date.now() >= deadline) break;
       await this.#move(stream.name, 'this node is draining: publish again at another node');
-      const elsewhere = await until(async () => {
+      const elsewhere = await pollUntil(async () => {
         const claim = await this.node.claims.holder(stream.name).catch(() => undefined);
         return claim !== undefined && claim.node !== this.node.id;
       }, Math.min(deadline, Date.now() + 10_000));
@@ -360,7 +329,7 @@ export class ClusterPlane implements MediaPlane {
     for (const push of await this.inner.find({})) {
       if (isActive(push.state)) await this.#move(push.sourceStreamName, 'this node is draining');
     }
-    await until(async () => (await this.inner.streams()).length === 0 && !(await this.inner.find({})).some((p) => isActive(p.state)), deadline);
+    await pollUntil(async () => (await this.inner.streams()).length === 0 && !(await this.inner.find({})).some((p) => isActive(p.state)), deadline);
     const left = (await this.inner.streams()).length;
     this.log.info({ moved, left }, 'drained');
     return { moved, left };

@@ -3,10 +3,10 @@ import type { MediaKind } from '../media/codecs.js';
 import { isAudioFrameTag, isKeyframeTag, type FlvTag } from '../media/flv.js';
 import type { VideoFrame } from '../publishers/frames.js';
 import type { Publisher } from '../publishers/publisher.js';
-import { pictureSize } from '../publishers/stats.js';
 import type { AudioPacket } from '../publishers/start-cache.js';
 import type { EncodingPlan } from './encoding.js';
 import { PublisherInput } from './input.js';
+import { StartSizes } from './start-sizes.js';
 import type { OutputAudio } from './output-audio.js';
 import type { OutputWriter } from './output.js';
 import type { Pipeline, PipelineFactory } from './pipeline.js';
@@ -66,11 +66,8 @@ export class OutputFeed {
   readonly #switching = new Set<Promise<void>>();
   /** Pipelines being closed: `close` waits for them, so no ffmpeg outlives the feed. */
   readonly #dropping = new Set<Promise<void>>();
-  /**
-   * The source picture size each transcoding pipeline started on: ffmpeg encodes at that size for
-   * its whole life, scaling later frames to it.
-   */
-  readonly #startSizes = new WeakMap<Pipeline, { width: number; height: number }>();
+  /** The source size each transcoding pipeline started on. */
+  readonly #startSizes = new StartSizes();
   /**
    * A switch made because the source grew: the current pipeline is fed beside the pending one
    * until it takes over, so the output goes on unbroken.
@@ -264,20 +261,13 @@ export class OutputFeed {
 
   /**
    * Transcoded output follows the source up, make before break: a keyframe larger than the size the
-   * current pipeline started on (a browser whose bandwidth estimate grew) starts a pipeline at the
-   * new size, fed beside the current one until its first keyframe takes over on the same link. A
-   * source that shrinks is scaled up to the size already sent, so the output does not flap with
-   * the publisher's bandwidth; a push that asked for a size keeps it.
+   * current pipeline started on starts a pipeline at the new size, fed beside the current one until
+   * its first keyframe takes over on the same link. A push that asked for a size keeps it.
    */
   #followSize(frame: VideoFrame): void {
-    const size = pictureSize(frame);
-    if (!size) return;
-    const current = this.#current;
-    for (const pipe of [current, this.#pending]) if (pipe && !this.#startSizes.has(pipe)) this.#startSizes.set(pipe, size);
-    const started = current && this.#startSizes.get(current);
-    if (!started || this.#pending || this.#overlap || this.#plan.video !== 'transcode' || this.#plan.scale || current.source.still) return;
-    if (size.width <= started.width && size.height <= started.height) return;
-    this.options.log.info({ from: started, to: size }, 'the source grew: a pipeline at its new size takes over, make before break');
+    const grown = this.#startSizes.grown(frame, this.#current, this.#pending);
+    if (!grown || this.#pending || this.#overlap || this.#plan.video !== 'transcode' || this.#plan.scale || this.#current?.source.still) return;
+    this.options.log.info(grown, 'the source grew: a pipeline at its new size takes over, make before break');
     this.#startSwitch(false, true);
   }
 

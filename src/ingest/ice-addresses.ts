@@ -81,3 +81,16 @@ const systemRoutes: RouteTable = {
   defaultInterfaces: () => ({ ipv4: ipv4DefaultInterface(readOr('/proc/net/route')), ipv6: ipv6DefaultInterface(readOr('/proc/net/ipv6_route')) }),
   interfaces: () => networkInterfaces(),
 };
+
+const isLoopback = (address: string): boolean => address.startsWith('127.') || address === '::1';
+
+/** Why a publisher's ICE checks do not come, as far as the gateway can tell: what it announced, what the offer showed. */
+export function noIceCheckWarning(announced: readonly string[], offerCandidate: string, afterMs: number): string {
+  const cause =
+    announced.length > 0 && announced.every(isLoopback)
+      ? 'Firefox and Safari never pair a loopback address: announce one of this machine\'s own (webrtc_ice_addresses: default-route, or the address itself)'
+      : offerCandidate === 'none'
+        ? 'the offer carried no candidate: the client gathered none, or sends them later'
+        : 'the publisher cannot reach those addresses (another network, a firewall or NAT): announce one it can reach';
+  return `no ICE check from the publisher within ${afterMs / 1000} s: the gateway announces ${announced.join(', ') || 'no address'} and the offer's first candidate is ${offerCandidate}; ${cause}`;
+}

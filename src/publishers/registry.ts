@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { conflict, unavailable } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import type { IngestEngine } from '../ingest/engine.js';
+import { noIceCheckWarning } from '../ingest/ice-addresses.js';
 import { firstCandidateKind } from '../ingest/sdp.js';
 import { Publisher } from './publisher.js';
 import { checkStreamName } from './stream-name.js';
@@ -9,19 +10,6 @@ import { Slots } from '../slots.js';
 
 /** A publisher still without an ICE check after this long is told of in the log and its stream's `warning` (ms). */
 export const ICE_CHECK_WARN_MS = 4000;
-
-const isLoopback = (address: string): boolean => address.startsWith('127.') || address === '::1';
-
-/** Why a publisher's ICE checks do not come, as far as the gateway can tell: what it announced, what the offer showed. */
-export function noIceCheckWarning(announced: readonly string[], offerCandidate: string, afterMs: number): string {
-  const cause =
-    announced.length > 0 && announced.every(isLoopback)
-      ? 'Firefox and Safari never pair a loopback address: announce one of this machine\'s own (webrtc_ice_addresses: default-route, or the address itself)'
-      : offerCandidate === 'none'
-        ? 'the offer carried no candidate: the client gathered none, or sends them later'
-        : 'the publisher cannot reach those addresses (another network, a firewall or NAT): announce one it can reach';
-  return `no ICE check from the publisher within ${afterMs / 1000} s: the gateway announces ${announced.join(', ') || 'no address'} and the offer's first candidate is ${offerCandidate}; ${cause}`;
-}
 
 export type RegistryEvents = {
   /** A stream became publishing (WebRTC connected). */
@@ -93,8 +81,9 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
     const iceCheckWarnMs = this.options.iceCheckWarnMs ?? ICE_CHECK_WARN_MS;
     const iceWatch = setTimeout(() => {
       if (publisher.state !== 'connecting' || session.iceChecked !== false) return;
-      publisher.warning = noIceCheckWarning(this.options.announced ?? [], firstCandidateKind(offer), iceCheckWarnMs);
-      log.warn({ announced: this.options.announced, offerCandidate: firstCandidateKind(offer) }, publisher.warning);
+      const offerCandidate = firstCandidateKind(offer);
+      publisher.warning = noIceCheckWarning(this.options.announced ?? [], offerCandidate, iceCheckWarnMs);
+      log.warn({ announced: this.options.announced, offerCandidate }, publisher.warning);
     }, iceCheckWarnMs).unref();
     publisher.on('publishing', () => {
       clearTimeout(iceWatch);

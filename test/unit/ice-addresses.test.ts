@@ -1,8 +1,7 @@
 import t from 'tap';
 import type { NetworkInterfaceInfo } from 'node:os';
-import { ipv4DefaultInterface, ipv6DefaultInterface, resolveIceAddresses, type RouteTable } from '../../src/ingest/ice-addresses.js';
+import { ipv4DefaultInterface, ipv6DefaultInterface, noIceCheckWarning, resolveIceAddresses, type RouteTable } from '../../src/ingest/ice-addresses.js';
 import { firstCandidateKind } from '../../src/ingest/sdp.js';
-import { noIceCheckWarning } from '../../src/publishers/registry.js';
 
 const ROUTE = `Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
 eth0\t0002000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0

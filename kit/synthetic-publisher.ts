@@ -129,6 +129,7 @@ export class SyntheticPublisher {
     await gathered(pc);
     const offer = pc.localDescription!.sdp;
     const answer = this.#exchange ? await this.#exchange(offer) : this.#sdk ? await this.#signal(baseUrl, offer, this.#sdk) : await this.#whip(baseUrl, offer);
+    this.answer = answer;
     const connected = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${this.name}: WebRTC did not connect in ${this.#connectTimeoutMs / 1000} s`)), this.#connectTimeoutMs);
       pc.connectionStateChange.subscribe((state) => {
@@ -273,6 +274,9 @@ export class SyntheticPublisher {
   signal(message: Record<string, unknown>): void {
     this.#ws?.send(JSON.stringify(message));
   }
+
+  /** The gateway's SDP answer, once published. */
+  answer = '';
 
   /** The WHIP session's resource (its `Location`), while the session is on. */
   get resource(): string | undefined {

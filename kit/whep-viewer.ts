@@ -12,6 +12,8 @@ export class WhepViewer {
   readonly videoArrivals = new Map<number, number>();
   /** Where the WHEP session is (`Location`), to DELETE it. */
   location = '';
+  /** The gateway's SDP answer. */
+  answer = '';
   readonly #pc: RTCPeerConnection;
   #end: () => Promise<void> = async () => {};
 
@@ -64,6 +66,7 @@ export class WhepViewer {
     const body = await response.text();
     if (response.status !== 201) throw new Error(`WHEP answered ${response.status}: ${body}`);
     this.location = response.headers.get('location') ?? '';
+    this.answer = body;
     const connected = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('WHEP viewer: WebRTC did not connect in 20 s')), 20_000);
       pc.connectionStateChange.subscribe((state) => {

@@ -148,6 +148,12 @@ t.test('a WHEP viewer of a stream in a worker gets its media from that worker\'s
   t.teardown(() => viewer.close());
   await waitFor('video and audio at the viewer', () => viewer.received.video > 100 && viewer.received.keyframes > 0 && viewer.received.audio > 20, 15_000);
   t.pass(`${viewer.received.video} video packets, ${viewer.received.audio} audio`);
+  // Each worker's media engine has one UDP port of its own share: the viewer is served on the port
+  // that publisher w3 sends to, and on none of the other worker's.
+  const port = (sdp: string): string => /^a=candidate:\S+ 1 udp \d+ \S+ (\d+) typ host/m.exec(sdp)![1]!;
+  const ports = new Map(publishers.map((p) => [p.name, port(p.answer)]));
+  t.equal(port(viewer.answer), ports.get('w3'), `the viewer is served by w3's worker (port ${ports.get('w3')})`);
+  t.ok([...ports.values()].some((p) => p !== ports.get('w3')), `the other worker has another port (${[...new Set(ports.values())].join(', ')})`);
 });
 
 t.test('SIGTERM ends the pushes of every worker and leaves no ffmpeg', async (t) => {

@@ -46,7 +46,7 @@ export interface RtmpPublishOptions {
   onStep?: (step: RtmpStep) => void;
 }
 
-export type RtmpPublisherEvents = {
+export type RtmpPushClientEvents = {
   /** The connection ended; with an error unless `close()` ended it. */
   closed: [error?: Error];
 };
@@ -67,7 +67,7 @@ const CSID = { control: 2, command: 3, audio: 4, data: 5, video: 6 } as const;
  * video and data messages. The gateway owns this socket, so it chooses the local address, checks
  * certificates, counts bytes and sees the server's acknowledgements.
  */
-export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
+export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
   /** Bytes written to the socket (after chunking). */
   bytesWritten = 0;
   /** Bytes the server acknowledged having received. */
@@ -101,13 +101,13 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
    * Connects and publishes; resolves once the server said NetStream.Publish.Start. A server that
    * asks for authentication gets it on new connections to the same address (up to two more).
    */
-  static async publish(options: RtmpPublishOptions): Promise<RtmpPublisher> {
+  static async publish(options: RtmpPublishOptions): Promise<RtmpPushClient> {
     const deadline = Date.now() + options.timeoutMs;
     const authenticator = new RtmpAuthenticator(options.credentials);
     let auth = '';
     for (;;) {
       try {
-        return await RtmpPublisher.#attempt(options, auth, deadline - Date.now());
+        return await RtmpPushClient.#attempt(options, auth, deadline - Date.now());
       } catch (error) {
         const next = error instanceof ConnectRefused ? authenticator.next(error.description ?? '', options.app) : undefined;
         if (next === undefined) throw error;
@@ -116,11 +116,11 @@ export class RtmpPublisher extends TypedEmitter<RtmpPublisherEvents> {
     }
   }
 
-  static async #attempt(options: RtmpPublishOptions, auth: string, timeoutMs: number): Promise<RtmpPublisher> {
+  static async #attempt(options: RtmpPublishOptions, auth: string, timeoutMs: number): Promise<RtmpPushClient> {
     if (timeoutMs <= 0) throw new RtmpError(`the destination did not accept the publish within ${options.timeoutMs} ms`);
     const socket = await openSocket(options, Math.min(timeoutMs, options.socketTimeoutMs ?? timeoutMs));
     options.onStep?.('connected');
-    const client = new RtmpPublisher(socket, options.onListenerError);
+    const client = new RtmpPushClient(socket, options.onListenerError);
     const timer = setTimeout(() => client.#abort(new RtmpError(`the destination did not accept the publish within ${options.timeoutMs} ms`)), timeoutMs);
     try {
       await client.#handshake();

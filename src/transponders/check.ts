@@ -1,7 +1,7 @@
 import type { SecureContext } from 'node:tls';
 import { z } from 'zod';
 import { GatewayError, invalid } from '../errors.js';
-import { RtmpPublisher, type RtmpStep } from '../rtmp/client.js';
+import { RtmpPushClient, type RtmpStep } from '../rtmp/client.js';
 import type { DestinationResolver } from '../security/destination-policy.js';
 import { parseDestination, scrubDestination, withFullUrl, type Destination, type NamingRules } from './destination.js';
 import { classifyFailure, errorCodeFor, type FailureKind } from './restore.js';
@@ -71,7 +71,7 @@ export async function checkDestination(request: CheckRequest, settings: CheckSet
   const steps = new Set<RtmpStep>();
   const publish = request.publish ?? false;
   try {
-    const rtmp = await RtmpPublisher.publish({
+    const rtmp = await RtmpPushClient.publish({
       ...rtmpSession(destination, address, settings),
       timeoutMs: CHECK_TIMEOUT_MS,
       connectOnly: !publish,

@@ -1,6 +1,6 @@
 import type { SecureContext } from 'node:tls';
 import type { Amf0Value } from '../rtmp/amf0.js';
-import { RtmpPublisher, type RtmpPublishOptions } from '../rtmp/client.js';
+import { RtmpPushClient, type RtmpPublishOptions } from '../rtmp/client.js';
 import { RtmpError } from '../rtmp/errors.js';
 import type { DestinationResolver } from '../security/destination-policy.js';
 import { scrubDestination, type Destination } from './destination.js';
@@ -107,11 +107,11 @@ export function rtmpSession(
 export function rtmpLinks(destination: Destination, settings: RtmpLinkSettings, pinnedAddress?: string): LinkFactory {
   let pinned = pinnedAddress;
   return async (reconnecting) => {
-    let rtmp: RtmpPublisher;
+    let rtmp: RtmpPushClient;
     try {
       const address = pinned ?? (await settings.resolveDestination(destination.host, destination.port));
       pinned = undefined;
-      rtmp = await RtmpPublisher.publish({
+      rtmp = await RtmpPushClient.publish({
         ...rtmpSession(destination, address, settings),
         timeoutMs: settings.connectTimeoutMs,
         socketTimeoutMs: reconnecting ? RECONNECT_SOCKET_TIMEOUT_MS : undefined,
@@ -180,7 +180,7 @@ export class RtmpLink extends GuardedLink implements Link {
   #acknowledgements: number;
 
   constructor(
-    private readonly rtmp: RtmpPublisher,
+    private readonly rtmp: RtmpPushClient,
     private readonly destination: Destination,
     settings: RtmpLinkSettings,
   ) {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { RtmpPublisher, type RtmpPublishOptions } from '../../src/rtmp/client.js';
+import { RtmpPushClient, type RtmpPublishOptions } from '../../src/rtmp/client.js';
 import { RtmpError } from '../../src/rtmp/errors.js';
 import type { Amf0Value } from '../../src/rtmp/amf0.js';
 import { RtmpReceiver, type RtmpMediaMessage, type RtmpPublish } from '../../kit/rtmp-receiver.js';
@@ -35,7 +35,7 @@ t.test('publishes: connect carries app, tcUrl and flashVer; the server gets meta
   receiver.on('metadata', (_p, m) => metadata.push(m));
   const ended = new Promise<void>((resolve) => receiver.once('end', () => resolve()));
 
-  const client = await RtmpPublisher.publish(options());
+  const client = await RtmpPushClient.publish(options());
   t.match(publishes, [{ app: 'live/instance', tcUrl: `rtmp://localhost:${receiver.port}/live/instance`, flashVer: 'FMLE/3.0 (compatible; test)', streamName: 'stream1?token=abc' }]);
   client.writeMetadata({ width: 1280, height: 720 });
   client.writeVideo(0, Buffer.concat([Buffer.from([0x17, 1, 0, 0, 0]), Buffer.alloc(9000, 3)]));
@@ -53,14 +53,14 @@ t.test('publishes: connect carries app, tcUrl and flashVer; the server gets meta
 t.test('a refused publish rejects with the server code and description', async (t) => {
   receiver.refuse = { code: 'NetStream.Publish.BadName', description: 'Stream already publishing' };
   t.teardown(() => (receiver.refuse = undefined));
-  const error = await RtmpPublisher.publish(options()).catch((e: unknown) => e);
+  const error = await RtmpPushClient.publish(options()).catch((e: unknown) => e);
   t.type(error, RtmpError);
   t.equal((error as RtmpError).message, 'NetStream.Publish.BadName: Stream already publishing');
   t.equal((error as RtmpError).code, 'NetStream.Publish.BadName');
 });
 
 t.test('a closed port rejects with the connection error', async (t) => {
-  const error = await RtmpPublisher.publish(options({ port: await freePort() })).catch((e: unknown) => e);
+  const error = await RtmpPushClient.publish(options({ port: await freePort() })).catch((e: unknown) => e);
   t.match(String(error), /ECONNREFUSED/);
 });
 
@@ -70,7 +70,7 @@ t.test('a server that never answers the handshake times out', async (t) => {
   await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
   t.teardown(() => new Promise<void>((r) => { silent.close(() => r()); }));
   const started = Date.now();
-  const error = await RtmpPublisher.publish(options({ port: (silent.address() as { port: number }).port, timeoutMs: 300 })).catch((e: unknown) => e);
+  const error = await RtmpPushClient.publish(options({ port: (silent.address() as { port: number }).port, timeoutMs: 300 })).catch((e: unknown) => e);
   t.match(String(error), /did not accept the publish within 300 ms/);
   t.ok(Date.now() - started < 1500);
 });
@@ -86,7 +86,7 @@ t.test('RTMP authentication: Adobe and Limelight, as Wowza and Limelight ask for
   for (const method of ['adobe', 'llnw'] as const) {
     receiver.auth = { method, ...credentials };
     connects.length = 0;
-    const client = await RtmpPublisher.publish(options({ credentials }));
+    const client = await RtmpPushClient.publish(options({ credentials }));
     t.equal(connects.length, 3, `${method}: three connects (need auth, challenge, response)`);
     t.equal(connects[0]?.app, 'live/instance?token=abc', `${method}: the first connect is plain`);
     t.match(connects[1]?.app, new RegExp(`^live/instance\\?token=abc&authmod=${method}&user=pub%20lisher$`));
@@ -97,12 +97,12 @@ t.test('RTMP authentication: Adobe and Limelight, as Wowza and Limelight ask for
   }
 
   receiver.auth = { method: 'adobe', ...credentials };
-  const wrong = await RtmpPublisher.publish(options({ credentials: { ...credentials, password: 'wrong-password' } })).catch((e: unknown) => e);
+  const wrong = await RtmpPushClient.publish(options({ credentials: { ...credentials, password: 'wrong-password' } })).catch((e: unknown) => e);
   t.type(wrong, RtmpError);
   t.equal((wrong as Error).message, 'the destination refused the user name or password');
-  const unknown = await RtmpPublisher.publish(options({ credentials: { user: 'nobody', password: 'x' } })).catch((e: unknown) => e);
+  const unknown = await RtmpPushClient.publish(options({ credentials: { user: 'nobody', password: 'x' } })).catch((e: unknown) => e);
   t.equal((unknown as Error).message, 'the destination does not know the user name');
-  const none = await RtmpPublisher.publish(options()).catch((e: unknown) => e);
+  const none = await RtmpPushClient.publish(options()).catch((e: unknown) => e);
   t.match((none as Error).message, /requires a user name and password \(adobe authentication\): give them in the URL, rtmp:\/\/user:password@host\/app/);
 });
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { GatewayError, unavailable } from '../errors.js';
+import { GatewayError, unavailable, type ErrorCode } from '../errors.js';
 import type { Sealer } from '../security/seal.js';
 import type { PushStore, StoredPush } from '../store/push-log.js';
 import type { TransponderInfo } from '../transponders/info.js';
@@ -37,7 +37,9 @@ export interface KeptPushOptions {
 }
 
 /** A startup the destination refused or did not answer: it may take the push a moment later. */
-const DESTINATION_CODES = ['destination_refused', 'destination_unreachable'];
+const DESTINATION_CODES: readonly ErrorCode[] = ['destination_refused', 'destination_unreachable'];
+/** Refusals that say "not now" (stream gone, gateway loaded, destination already pushed to): the push waits for the next publish. */
+const WAIT_CODES: readonly ErrorCode[] = ['not_found', 'unavailable', 'conflict', 'too_many_requests'];
 /** Attempts to start a kept push again at a destination that does not take it, before it is forgotten. */
 const DESTINATION_ATTEMPTS = 8;
 const RETRY_MAX_MS = 30_000;
@@ -283,7 +285,7 @@ export class PushKeeper implements PushCommands {
       if (error instanceof GatewayError && DESTINATION_CODES.includes(error.code)) return void (await this.#retryLater(kept, error.message));
       // Not now (the stream went again, the gateway is loaded, the destination is already pushed
       // to): it waits for the next publish. Refused for good (the policy or the sound file changed): forgotten.
-      if (error instanceof GatewayError && ['not_found', 'unavailable', 'conflict', 'too_many_requests'].includes(error.code)) {
+      if (error instanceof GatewayError && WAIT_CODES.includes(error.code)) {
         this.log.warn({ mediaSessionId: id, reason: error.message }, 'a kept push could not start again now: it waits');
       } else {
         await this.#forget(id, `it could not start again: ${(error as Error).message}`);

@@ -1,13 +1,14 @@
 import { z } from 'zod';
 import { startupOptionsSchema } from './requests.js';
 import { TRANSPONDER_STATES } from './states.js';
+import type { ErrorCode } from '../errors.js';
 
 /**
  * Whose fault a failure was: the destination's (it refused, or could not be reached), the
  * machine's load (`unavailable`: try again later), a recording's full disk (`insufficient_storage`)
  * or the gateway's own.
  */
-export const FAILURE_CODES = ['destination_refused', 'destination_unreachable', 'unavailable', 'insufficient_storage', 'internal'] as const;
+export const FAILURE_CODES = ['destination_refused', 'destination_unreachable', 'unavailable', 'insufficient_storage', 'internal'] as const satisfies readonly ErrorCode[];
 export type FailureCode = (typeof FAILURE_CODES)[number];
 
 /**

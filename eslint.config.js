@@ -1,6 +1,6 @@
-// Lint: typescript-eslint's type-checked rules on the gateway, its SDK, the kit and the benchmark;
-// the tests get the same, less the rules about `any` (they read JSON answers as they come) and
-// those tap's idiom breaks.
+// Lint: typescript-eslint's type-checked rules on the gateway and its SDK; the tests, the kit they
+// share with the benchmark, the benchmark and the scripts get the same, less the rules about `any`
+// (they read JSON answers as they come) and those tap's idiom breaks.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -23,7 +23,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['test/**/*.ts'],
+    files: ['test/**/*.ts', 'kit/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],
     rules: {
       '@typescript-eslint/no-explicit-any': 'off',
       '@typescript-eslint/no-unsafe-assignment': 'off',
@@ -35,5 +35,9 @@ export default tseslint.config(
       '@typescript-eslint/no-floating-promises': 'off',
     },
   },
-  { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked, languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } } },
+  {
+    files: ['**/*.js', '**/*.mjs'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: { ...tseslint.configs.disableTypeChecked.languageOptions, globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
+  },
 );

@@ -88,7 +88,7 @@ export class RedisServer {
   async dump(): Promise<string> {
     const { execFile } = await import('node:child_process');
     const run = (args: string[]): Promise<string> =>
-      new Promise((resolve, reject) => execFile('redis-cli', ['-p', String(this.port), ...args], (error, stdout) => (error ? reject(error) : resolve(stdout))));
+      new Promise((resolve, reject) => execFile('redis-cli', ['-p', String(this.port), ...args], (error, stdout) => (error ? reject(error as Error) : resolve(stdout))));
     const keys = (await run(['--scan'])).split('\n').filter(Boolean);
     const parts = [keys.join('\n')];
     for (const key of keys) {

@@ -5,6 +5,9 @@ import { decodeAmf0, encodeAmf0, type Amf0Value } from '../src/rtmp/amf0.js';
 import { ChunkReader, DEFAULT_CHUNK_SIZE, encodeMessage } from '../src/rtmp/chunks.js';
 import { now } from './processes.js';
 
+/** An AMF0 string or number as text; anything else (an object, null) as empty. */
+const amfText = (value: unknown): string => (typeof value === 'string' || typeof value === 'number' ? String(value) : '');
+
 
 export interface RtmpPublish {
   app: string;
@@ -196,7 +199,7 @@ class Connection {
       case 'connect': {
         this.#connect = (command ?? {}) as Record<string, Amf0Value>;
         this.receiver.emit('connect', this.#connect);
-        const refusal = this.receiver.auth && authenticate(this.receiver, this.receiver.auth, String(this.#connect.app ?? ''));
+        const refusal = this.receiver.auth && authenticate(this.receiver, this.receiver.auth, amfText(this.#connect.app));
         if (refusal) {
           // As Wowza: the reason in the description of an _error, then the connection is closed.
           this.#send(3, 20, encodeAmf0('_error', txn, null, { level: 'error', code: 'NetConnection.Connect.Rejected', description: refusal }));
@@ -220,12 +223,12 @@ class Connection {
         this.#send(3, 20, encodeAmf0('_result', txn, null, 1));
         return;
       case 'publish': {
-        const text = (key: string): string => String(this.#connect[key] ?? '');
+        const text = (key: string): string => amfText(this.#connect[key]);
         this.#publish = {
           app: text('app'),
           tcUrl: text('tcUrl'),
           flashVer: text('flashVer'),
-          streamName: String(args[0] ?? ''),
+          streamName: amfText(args[0]),
           remoteAddress: this.socket.remoteAddress ?? '',
           connection: this.id,
         };

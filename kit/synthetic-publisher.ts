@@ -254,10 +254,10 @@ export class SyntheticPublisher {
     ws.on('error', () => undefined); // a refused or reset connection shows as no answer
     const answer = new Promise<string>((resolve, reject) => {
       ws.on('message', (data) => {
-        const message = JSON.parse(data.toString()) as Record<string, unknown>;
+        const message = JSON.parse(String(data as Buffer)) as Record<string, unknown>;
         this.messages.push(message);
         if (message.type === 'answer') resolve(message.sdp as string);
-        if (message.type === 'error') reject(new Error(`SDK publish of ${this.name} answered ${message.code}: ${message.message}`));
+        if (message.type === 'error') reject(new Error(`SDK publish of ${this.name} answered ${String(message.code)}: ${String(message.message)}`));
       });
       ws.on('close', () => reject(new Error(`SDK publish of ${this.name}: the WebSocket closed`)));
     });

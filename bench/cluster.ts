@@ -178,7 +178,7 @@ export async function cluster(bench: Bench, fixture: Fixture, receiver: RtmpRece
     // Redis load: at rest, then with pushes.
     const commands = async (): Promise<number> => {
       const info = await new Promise<string>((resolve, reject) =>
-        import('node:child_process').then(({ execFile }) => execFile('redis-cli', ['-p', String(nodes.redis.port), 'INFO', 'stats'], (e, out) => (e ? reject(e) : resolve(out)))),
+        void import('node:child_process').then(({ execFile }) => execFile('redis-cli', ['-p', String(nodes.redis.port), 'INFO', 'stats'], (e, out) => (e ? reject(e as Error) : resolve(out)))),
       );
       return Number(/total_commands_processed:(\d+)/.exec(info)?.[1] ?? 0);
     };

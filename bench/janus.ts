@@ -135,10 +135,10 @@ export class JanusPublisher {
     const transaction = randomBytes(8).toString('hex');
     const event = new Promise<JanusReply>((resolve) => this.#waiting.set(transaction, resolve));
     const ack = await post(this.handleUrl, { janus: 'message', transaction, body, ...(jsep ? { jsep } : {}) });
-    if (ack.janus !== 'ack') throw new Error(`Janus refused ${body.request}: ${JSON.stringify(ack)}`);
-    const reply = await Promise.race([event, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`Janus did not answer ${body.request}`)), 15_000).unref())]);
+    if (ack.janus !== 'ack') throw new Error(`Janus refused ${String(body.request)}: ${JSON.stringify(ack)}`);
+    const reply = await Promise.race([event, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`Janus did not answer ${String(body.request)}`)), 15_000).unref())]);
     const error = reply.plugindata?.data.error;
-    if (error) throw new Error(`Janus ${body.request}: ${String(error)}`);
+    if (error) throw new Error(`Janus ${String(body.request)}: ${JSON.stringify(error)}`);
     return reply;
   }
 

@@ -27,6 +27,8 @@ t.test(`Stop ends the push at once, ${RUNS} times on a busy machine, half of the
   // Before the page's scripts: the SDK's unpublish can be held back until the test lets it go.
   await page.addInitScript(() => {
     const w = window as any;
+    // The page's own send, called on each socket as `this` below.
+    // eslint-disable-next-line @typescript-eslint/unbound-method
     const send = WebSocket.prototype.send;
     w.holdUnpublish = false;
     w.held = [];

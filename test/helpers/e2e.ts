@@ -13,7 +13,6 @@ const ARTIFACTS = join(import.meta.dirname ?? '.', '..', '..', '.test-output');
 /** Frames the page's video sender has sent, and when (browser clock, ms). */
 export async function framesSent(page: Page, statsExpression: string): Promise<{ frames: number; at: number }> {
   return page.evaluate(async (expr) => {
-    // eslint-disable-next-line no-eval
     const report: RTCStatsReport = await (0, eval)(expr);
     let frames = 0;
     report.forEach((s: any) => {

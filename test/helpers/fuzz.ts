@@ -192,7 +192,7 @@ async function fuzzWebSocket(gw: TestGateway, cases: number, seed: number, repor
     ws.on('message', (data) => {
       let reply: { type?: string; code?: string; message?: string };
       try {
-        reply = JSON.parse(data.toString());
+        reply = JSON.parse(String(data as Buffer));
       } catch {
         return;
       }

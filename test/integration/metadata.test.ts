@@ -36,7 +36,7 @@ t.test('passthrough: onMetaData with the source size, frame rate and codecs come
   const { metadata, order, body } = await firstMessages(true, {});
   t.equal(metadata.length, 1);
   t.match(metadata[0], { width: 1280, height: 720, videocodecid: 7, audiocodecid: 10, audiosamplerate: 48000, stereo: true });
-  t.ok(Math.abs(Number(metadata[0]!.framerate) - 30) < 1, `framerate ${metadata[0]!.framerate}`);
+  t.ok(Math.abs(Number(metadata[0]!.framerate) - 30) < 1, `framerate ${Number(metadata[0]!.framerate)}`);
   t.equal(order[0], 'metadata');
   t.match(body, { width: 1280, height: 720, transcoding: false }, 'the response says what is sent');
 });
@@ -47,7 +47,7 @@ t.test('transcoding: onMetaData and the response give the transcoded size', asyn
   t.match(metadata[0], { width: 854, height: 480, videocodecid: 7, audiocodecid: 10 });
   t.equal(order[0], 'metadata');
   t.match(body, { width: 854, height: 480, transcoding: true });
-  t.ok(Math.abs(Number(metadata[0]!.framerate) - 30) < 1, `framerate ${metadata[0]!.framerate}: the source's, not ffmpeg's guess`);
+  t.ok(Math.abs(Number(metadata[0]!.framerate) - 30) < 1, `framerate ${Number(metadata[0]!.framerate)}: the source's, not ffmpeg's guess`);
 });
 
 t.test('transcoding to another frame rate: onMetaData gives the rate sent', async (t) => {

@@ -115,7 +115,7 @@ t.test('a real publish with a JWT; its WHIP DELETE needs a token too', async (t)
 async function sdk(): Promise<{ send: (m: object) => Promise<any>; close: () => void }> {
   const ws = new WebSocket(gw.baseUrl.replace('http', 'ws') + '/ws');
   const replies: any[] = [];
-  ws.on('message', (d) => replies.push(JSON.parse(d.toString())));
+  ws.on('message', (d) => replies.push(JSON.parse(String(d as Buffer))));
   await new Promise((r) => ws.once('open', r));
   return {
     async send(message) {
@@ -152,7 +152,7 @@ t.test('with control keys set and no publish authorization, anonymous publishers
   t.teardown(() => open.close());
   const ws = new WebSocket(open.baseUrl.replace('http', 'ws') + '/ws');
   const replies: any[] = [];
-  ws.on('message', (d) => replies.push(JSON.parse(d.toString())));
+  ws.on('message', (d) => replies.push(JSON.parse(String(d as Buffer))));
   await new Promise((r) => ws.once('open', r));
   t.teardown(() => ws.close());
   ws.send(JSON.stringify({ type: 'publish', requestId: 'r', name: 'cam', sdp: 'v=0', rtmpUrl: 'rtmp://127.0.0.1/live' }));

@@ -92,7 +92,7 @@ t.test('WHIP: OPTIONS answers CORS preflight, PATCH is 405, DELETE of an unknown
 t.test('SDK signalling: invalid messages get an error naming the field, and nothing is created', async (t) => {
   const ws = new WebSocket(gw.baseUrl.replace('http', 'ws') + '/ws');
   const messages: any[] = [];
-  ws.on('message', (d) => messages.push(JSON.parse(d.toString())));
+  ws.on('message', (d) => messages.push(JSON.parse(String(d as Buffer))));
   await new Promise((r) => ws.once('open', r));
   const next = async (): Promise<any> => {
     const start = messages.length;

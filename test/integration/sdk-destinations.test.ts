@@ -23,7 +23,7 @@ t.teardown(async () => {
 async function session(): Promise<{ send: (m: object) => Promise<any>; close: () => void }> {
   const ws = new WebSocket(gw.baseUrl.replace('http', 'ws') + '/ws');
   const replies: any[] = [];
-  ws.on('message', (d) => replies.push(JSON.parse(d.toString())));
+  ws.on('message', (d) => replies.push(JSON.parse(String(d as Buffer))));
   await new Promise((r) => ws.once('open', r));
   await waitFor('hello', async () => replies.length > 0, 2000);
   return {

@@ -95,7 +95,7 @@ t.test('the SDK\'s rtmpUrl is checked before anything is published', async (t) =
   const address = await gw.app.listen({ host: '127.0.0.1', port: 0 });
   const ws = new WebSocket(address.replace('http', 'ws') + '/ws');
   const replies: any[] = [];
-  ws.on('message', (d) => replies.push(JSON.parse(d.toString())));
+  ws.on('message', (d) => replies.push(JSON.parse(String(d as Buffer))));
   await new Promise((r) => ws.once('open', r));
   ws.send(JSON.stringify({ type: 'publish', requestId: '1', name: 'cam', sdp: 'v=0', rtmpUrl: 'rtmp://metadata.attacker.example/live' }));
   for (let i = 0; i < 100 && replies.length < 2; i++) await new Promise((r) => setTimeout(r, 20));

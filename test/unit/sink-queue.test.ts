@@ -70,7 +70,10 @@ t.test('a queue that overflows discards what it holds and its video up to the ne
   const sink = new Recorder();
   const queue = new SinkQueue(sink, () => {});
   queue.frame(frame(0, true));
-  for (let i = 1; i < SINK_QUEUE_ITEMS; i++) (i % 3 ? queue.frame(frame(i)) : queue.audio(packet(i)));
+  for (let i = 1; i < SINK_QUEUE_ITEMS; i++) {
+    if (i % 3) queue.frame(frame(i));
+    else queue.audio(packet(i));
+  }
   t.equal(queue.size, SINK_QUEUE_ITEMS, 'full, its push not served meanwhile');
   queue.frame(frame(2000)); // overflows
   queue.audio(packet(2001));

@@ -14,7 +14,7 @@ const run = promisify(execFile);
 const AAC_FRAME = 1024;
 
 /** An audio message as the RTMP server got it, with the level of its decoded samples. */
-export interface HeardFrame {
+interface HeardFrame {
   arrivalMs: number;
   timestamp: number;
   /** RMS of the frame's samples, dBFS. */
@@ -25,7 +25,7 @@ export interface HeardFrame {
  * Decodes the AAC messages an RTMP server received (sequence header first) with ffmpeg and gives
  * each its level, so the moment the audio changed can be matched to the moment it arrived.
  */
-export async function levelsOfFrames(messages: RtmpMediaMessage[], workFile: string): Promise<HeardFrame[]> {
+async function levelsOfFrames(messages: RtmpMediaMessage[], workFile: string): Promise<HeardFrame[]> {
   const header = messages.find((m) => m.sequenceHeader);
   const frames = messages.filter((m) => !m.sequenceHeader);
   if (!header || frames.length === 0) throw new Error('no AAC received');
@@ -50,7 +50,7 @@ export async function levelsOfFrames(messages: RtmpMediaMessage[], workFile: str
  * How long after `commandMs` the first frame of a change arrived: the first frame arriving after
  * the command's request was sent that satisfies `changed`, whose predecessor did not.
  */
-export function changeLatency(frames: HeardFrame[], sentMs: number, answeredMs: number, changed: (db: number) => boolean): number | undefined {
+function changeLatency(frames: HeardFrame[], sentMs: number, answeredMs: number, changed: (db: number) => boolean): number | undefined {
   for (let k = 1; k < frames.length; k++) {
     const frame = frames[k]!;
     if (frame.arrivalMs < sentMs) continue;

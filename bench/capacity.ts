@@ -95,7 +95,7 @@ export async function framesLost(
 }
 
 /** Every worker's event-loop delay p99 over the last second (ms), from the gateway's /metrics. */
-export async function eventLoopDelays(gateway: GatewayProcess): Promise<number[]> {
+async function eventLoopDelays(gateway: GatewayProcess): Promise<number[]> {
   const text = await (await fetch(`${gateway.baseUrl}/metrics`)).text();
   return [...text.matchAll(/^gateway_load\{worker="[^"]*",measure="event_loop_delay_p99_ms"\} (\S+)$/gm)].map((m) => Number(m[1]));
 }
@@ -116,7 +116,7 @@ export function watchEventLoop(gateway: GatewayProcess): { stop(): Promise<numbe
  * Where the frames a failed step lost went missing, hop by hop from the publisher to the RTMP
  * server, by the first hop whose own counters say it lost some.
  */
-export function lossHop(step: Pick<StepResult, 'udpDropped' | 'udpSendsRefused' | 'gatewaySaw' | 'running' | 'pushes' | 'framesLost' | 'hops'> & Partial<Pick<StepResult, 'frameHops' | 'unanswered'>>): string {
+function lossHop(step: Pick<StepResult, 'udpDropped' | 'udpSendsRefused' | 'gatewaySaw' | 'running' | 'pushes' | 'framesLost' | 'hops'> & Partial<Pick<StepResult, 'frameHops' | 'unanswered'>>): string {
   if (step.unanswered?.length) return `unknown: the gateway did not answer ${step.unanswered.join(', ')}`;
   if (step.running < step.pushes) return `${step.pushes - step.running} pushes were not running`;
   if (step.udpSendsRefused > 0) return `the load generator's sends (${step.udpSendsRefused} refused for full send buffers)`;

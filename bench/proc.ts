@@ -5,7 +5,7 @@ import { machineCpuTimes } from '../src/load.js';
 const HZ = 100;
 
 /** User + system CPU time of a process so far, in seconds (undefined once it is gone). */
-export function cpuSeconds(pid: number): number | undefined {
+function cpuSeconds(pid: number): number | undefined {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return (Number(fields[11]) + Number(fields[12])) / HZ;

@@ -16,7 +16,7 @@ export interface Fixture {
   audioFrameMs: number;
 }
 
-export const FIXTURE_FPS = 30;
+const FIXTURE_FPS = 30;
 const SECONDS = 10;
 const AUDIO_FRAME_MS = 20;
 
@@ -60,7 +60,7 @@ const NAL_SEI = 6;
 const NAL_IDR = 5;
 
 /** Splits an Annex B stream into access units at each access unit delimiter; drops AUD and SEI. */
-export function accessUnits(stream: Buffer): Fixture['video'] {
+function accessUnits(stream: Buffer): Fixture['video'] {
   const units: Fixture['video'] = [];
   for (const nal of annexBNals(stream)) {
     const type = nal[0]! & 0x1f;

@@ -3,7 +3,7 @@
  * SPS and PPS aggregated in one STAP-A ahead of the IDR slice, NAL units that fit sent whole, larger
  * ones split into FU-A fragments.
  */
-export const MAX_RTP_PAYLOAD = 1200;
+const MAX_RTP_PAYLOAD = 1200;
 
 const NAL_SPS = 7;
 const NAL_PPS = 8;

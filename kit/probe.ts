@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
-export interface ProbedStream {
+interface ProbedStream {
   index: number;
   codec_type: 'video' | 'audio';
   codec_name: string;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what the tests need, type-checks and lints, runs every test with
-# tap and ends with a line "N passed, N failed" (assertions). Extra arguments go to tap (e.g. a file).
+# The whole test suite: installs what the tests need, type-checks, lints, looks for unused files,
+# exports and dependencies (knip), runs every test with tap and ends with a line "N passed, N failed" (assertions). Extra arguments go to tap (e.g. a file).
 # The whole suite also runs the unit and integration tests again on Node 24 (the current LTS),
 # taken from the npm registry's `node` package into .node24/; GATEWAY_TEST_NODE24=0 leaves that out.
 set -uo pipefail
@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --test || exit 1
 npx tsc --noEmit -p tsconfig.json || { echo "0 passed, 1 failed"; exit 1; }
 npm run --silent lint || { echo "0 passed, 1 failed"; exit 1; }
+npm run --silent knip || { echo "0 passed, 1 failed"; exit 1; }
 
 mkdir -p .test-output
 total_pass=0

@@ -103,7 +103,7 @@ export class LoadMonitor {
 const DELAY_RESOLUTION_MS = 50;
 
 /** This process's event loop and the CPU it may use (`cpuTimes`), from Node's perf hooks, the cgroup and /proc/stat. */
-export function processSampler(): LoadSampler {
+function processSampler(): LoadSampler {
   const cpuTimes = cpuTimesReader();
   // Sampled every 50 ms: an idle worker's timer wakes it 20 times a second rather than 100. The
   // histogram holds the time between samples, which includes that period: the delay is what is

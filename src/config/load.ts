@@ -3,7 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { configSchema, type GatewayConfig } from './schema.js';
 
-export const ENV_PREFIX = 'GATEWAY_';
+const ENV_PREFIX = 'GATEWAY_';
 
 /** The environment variable that sets `key`. */
 export function envName(key: string): string {
@@ -15,7 +15,7 @@ export class ConfigError extends Error {
 }
 
 /** Formats zod issues as `key.path: message` lines, one per issue. */
-export function describeIssues(error: z.ZodError): string {
+function describeIssues(error: z.ZodError): string {
   return error.issues
     .map((issue) => {
       const path = issue.path.join('.') || '(root)';

@@ -2,8 +2,8 @@ import { envName } from './load.js';
 import { configSchema } from './schema.js';
 
 /** Where the README holds the table `configReference` makes. */
-export const REFERENCE_START = '<!-- config-reference: made by `npm run config-reference`, do not edit -->';
-export const REFERENCE_END = '<!-- /config-reference -->';
+const REFERENCE_START = '<!-- config-reference: made by `npm run config-reference`, do not edit -->';
+const REFERENCE_END = '<!-- /config-reference -->';
 
 function shown(value: unknown): string {
   if (value === '') return '""';

@@ -36,7 +36,7 @@ function oneSecret(value: { secret?: string; secret_env?: string; secret_file?: 
 const streamPattern = z.string().regex(/^[A-Za-z0-9_.*-]{1,128}$/, 'must be a stream name, "*" matching any characters');
 /** Destination host patterns: a host name (`*.youtube.com`), an IP address or a CIDR block. */
 const hostPattern = z.string().regex(/^[A-Za-z0-9.*:_/[\]-]{1,253}$/, 'must be a host name (with * for a label), an address or a CIDR block');
-export const destinationGrant = z.union([z.enum(['none', 'any']), z.array(hostPattern).min(1)]);
+const destinationGrant = z.union([z.enum(['none', 'any']), z.array(hostPattern).min(1)]);
 
 /**
  * Every configuration key, with its default and its description (`.describe()`), from which the

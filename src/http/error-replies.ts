@@ -5,7 +5,7 @@ import { GatewayError, statusFor, type ErrorCode } from '../errors.js';
 import type { RouteTable } from './route-table.js';
 
 /** What every error answer carries: `{error, message, field?}`, whoever made it (a route, fastify, Node's parser). */
-export function errorBody(error: GatewayError): { error: ErrorCode; message: string; field?: string } {
+function errorBody(error: GatewayError): { error: ErrorCode; message: string; field?: string } {
   return { error: error.code, message: error.message, ...(error.field ? { field: error.field } : {}) };
 }
 

@@ -35,7 +35,7 @@ export function routeAccess(access: RouteAccess): { config: { access: RouteAcces
  * Checks a bearer token against the control keys; a client that failed too often is refused before
  * its token is looked at. Nothing is changed by a refused request: this runs before any route.
  */
-export async function authenticate(guard: RequestGuard, authorization: string | string[] | undefined, scope: ApiScope, client: string): Promise<string | undefined> {
+async function authenticate(guard: RequestGuard, authorization: string | string[] | undefined, scope: ApiScope, client: string): Promise<string | undefined> {
   if (!guard.apiKeys.enabled) return undefined;
   return guard.failures.attempt(client, () => {
     const token = bearerToken(authorization);

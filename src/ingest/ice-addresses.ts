@@ -7,7 +7,7 @@ import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
  * never pair a loopback candidate, so a gateway that announces 127.0.0.1 alone works with
  * Chromium only.
  */
-export const DEFAULT_ROUTE = 'default-route';
+const DEFAULT_ROUTE = 'default-route';
 
 /** What the machine tells of its routes and interfaces (read from /proc and the OS; given in tests). */
 export interface RouteTable {

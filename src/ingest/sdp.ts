@@ -82,7 +82,7 @@ function h264Rank(codec: OfferedCodec): number | undefined {
 }
 
 /** Picks the video codec to receive: the first in `preference` that the offer carries. */
-export function chooseVideoCodec(
+function chooseVideoCodec(
   offered: OfferedCodec[],
   preference: readonly VideoCodec[],
 ): { codec: VideoCodec; offered: OfferedCodec } | undefined {

@@ -57,7 +57,7 @@ export function checkReceiveBuffer(config: GatewayConfig, log: Logger): void {
 }
 
 /** The engine of `webrtc_engine`, gathering and announcing `addresses` (`webrtc_ice_addresses`, resolved). */
-export function createEngine(config: GatewayConfig, log: Logger, addresses: readonly string[]): IngestEngine {
+function createEngine(config: GatewayConfig, log: Logger, addresses: readonly string[]): IngestEngine {
   const options: EngineOptions = {
     receiveBufferBytes: config.webrtc_udp_receive_buffer_bytes,
     addresses,

@@ -26,7 +26,7 @@ export type LifecycleEvent =
   | { type: (typeof VIEWER_EVENTS)[number]; stream: string; viewerId: string; reason?: string };
 
 /** The event a transponder's new state makes, given the state it comes from. */
-export function transponderEvent(previous: TransponderState | undefined, state: TransponderState): (typeof TRANSPONDER_EVENTS)[number] | undefined {
+function transponderEvent(previous: TransponderState | undefined, state: TransponderState): (typeof TRANSPONDER_EVENTS)[number] | undefined {
   switch (state) {
     case 'running':
       return previous === 'starting' || previous === undefined ? 'transponder.started' : 'transponder.restored';

@@ -11,7 +11,7 @@ import { findFilterSchema, mediaSessionIdSchema, soundRequestSchema, startupSche
  * - `own`: the plane handles it itself (placing a new publish, closing every place).
  * A key held nowhere goes to any place, which holds nothing of it and answers so (404, false, []).
  */
-export type Route<A> = { to: 'stream' | 'session' | 'gather'; key: (args: A) => string | undefined } | { to: 'own' };
+type Route<A> = { to: 'stream' | 'session' | 'gather'; key: (args: A) => string | undefined } | { to: 'own' };
 
 interface MethodSpec<A extends z.ZodTuple, R extends z.ZodType> {
   args: A;
@@ -124,7 +124,7 @@ if (ROUTED_METHODS.length + OWN_METHODS.length !== Object.keys(PLACE_METHODS).le
 }
 export type RoutedCalls = Pick<PlaceCalls, RoutedMethod>;
 
-export function isPlaceMethod(name: unknown): name is PlaceMethod {
+function isPlaceMethod(name: unknown): name is PlaceMethod {
   return typeof name === 'string' && Object.hasOwn(PLACE_METHODS, name);
 }
 

@@ -11,7 +11,7 @@ const KEYFRAME_MAX_LEAD = 0.5;
 /** How many recent answers to requests the lead is sized from (the slowest of them, doubled). */
 const KEYFRAME_ANSWERS_KEPT = 4;
 /** A request that brought no keyframe is repeated after this long (Chromium can miss one PLI). */
-export const KEYFRAME_RETRY_MS = 300;
+const KEYFRAME_RETRY_MS = 300;
 /** How often `check` is called. */
 export const KEYFRAME_CHECK_MS = 100;
 

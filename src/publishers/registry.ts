@@ -9,7 +9,7 @@ import { checkStreamName } from './stream-name.js';
 import { Slots } from '../slots.js';
 
 /** A publisher still without an ICE check after this long is told of in the log and its stream's `warning` (ms). */
-export const ICE_CHECK_WARN_MS = 4000;
+const ICE_CHECK_WARN_MS = 4000;
 
 export type RegistryEvents = {
   /** A stream became publishing (WebRTC connected). */

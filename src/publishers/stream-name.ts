@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { invalid } from '../errors.js';
 
 /** The longest stream name, on every path (REST, WHIP, SDK). */
-export const STREAM_NAME_MAX = 128;
+const STREAM_NAME_MAX = 128;
 const CHARACTERS = /^[A-Za-z0-9_.-]+$/;
 const RULE = `must be 1-${STREAM_NAME_MAX} letters, digits, "_", "." or "-", and not "." or ".."`;
 
@@ -10,7 +10,7 @@ const RULE = `must be 1-${STREAM_NAME_MAX} letters, digits, "_", "." or "-", and
  * Stream names: what Web Call Server accepts in practice, kept safe for URLs and file names. `.` and
  * `..` are refused: a WHIP resource URL holding them resolves to another path.
  */
-export function isStreamName(name: string): boolean {
+function isStreamName(name: string): boolean {
   return name.length >= 1 && name.length <= STREAM_NAME_MAX && CHARACTERS.test(name) && name !== '.' && name !== '..';
 }
 

@@ -11,7 +11,7 @@ import { listedParts, PART_FILE, recordingFiles, type RecordingAbout } from '../
 /** How often retention is applied, besides after each finished part (ms). */
 const SWEEP_MS = 60_000;
 
-export const recordingFileSchema = z
+const recordingFileSchema = z
   .string()
   .max(200)
   .regex(/^[\w][\w.-]*-\d{3,}\.mp4$/, 'must be the name of a recording file (as recording/find_all lists it)');

@@ -63,13 +63,13 @@ export class RtmpAuthenticator {
 
 const LLNW_NC = '00000001';
 
-export function adobeResponse(credentials: RtmpCredentials, salt: string, serverChallenge: string, clientChallenge: string): string {
+function adobeResponse(credentials: RtmpCredentials, salt: string, serverChallenge: string, clientChallenge: string): string {
   const secret = md5(credentials.user + salt + credentials.password).toString('base64');
   return md5(secret + serverChallenge + clientChallenge).toString('base64');
 }
 
 /** Limelight's digest: realm "live", method "publish", the app with Wowza's default instance. */
-export function llnwResponse(credentials: RtmpCredentials, app: string, nonce: string, clientNonce: string): string {
+function llnwResponse(credentials: RtmpCredentials, app: string, nonce: string, clientNonce: string): string {
   const ha1 = md5(`${credentials.user}:live:${credentials.password}`).toString('hex');
   const path = app.includes('/') ? app : `${app}/_definst_`;
   const ha2 = md5(`publish:/${path}`).toString('hex');

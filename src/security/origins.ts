@@ -18,7 +18,7 @@ export interface OriginPolicyConfig {
 }
 
 /** The host name of a `Host` header or origin authority, lowercased, without port or brackets. */
-export function hostName(authority: string): string {
+function hostName(authority: string): string {
   const v6 = /^\[([^\]]+)\](?::\d+)?$/.exec(authority);
   if (v6) return v6[1]!.toLowerCase();
   return authority.replace(/:\d+$/, '').toLowerCase();

@@ -7,7 +7,7 @@ import { hostNamePattern } from './destination-policy.js';
 import { SecretDigest } from './bearer.js';
 
 /** Where a publisher may have the gateway push with the SDK's `rtmpUrl`. */
-export type DestinationGrant = 'none' | 'any' | readonly string[];
+type DestinationGrant = 'none' | 'any' | readonly string[];
 
 /** What one authorized publisher may do. */
 export interface PublishGrant {
@@ -40,7 +40,7 @@ export interface PublishKeyConfig {
   view?: boolean;
 }
 
-export interface JwtKeyConfig {
+interface JwtKeyConfig {
   id: string;
   alg: 'HS256' | 'ES256' | 'RS256';
   secret?: string;
@@ -67,7 +67,7 @@ export interface PublishAuthConfig {
 const unauthorized = (message: string): GatewayError => new GatewayError('unauthorized', message, 'token');
 const forbidden = (message: string, field = 'token'): GatewayError => new GatewayError('forbidden', message, field);
 
-export function streamPattern(pattern: string): RegExp {
+function streamPattern(pattern: string): RegExp {
   return new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\-]/g, '\\$&').replace(/\*/g, '.*')}$`);
 }
 
@@ -201,7 +201,7 @@ export class PublishAuthorizer {
 }
 
 /** Throws 403 naming `rtmpUrl` when the grant does not cover a push to `host`. */
-export function checkDestinationGrant(grant: PublishGrant, host: string): void {
+function checkDestinationGrant(grant: PublishGrant, host: string): void {
   const { destinations } = grant;
   if (destinations === 'any') return;
   const name = host.toLowerCase();

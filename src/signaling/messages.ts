@@ -49,7 +49,7 @@ export const publishMessageSchema = z
     if (twice >= 0) ctx.addIssue({ code: 'custom', path: ['destinations', twice, 'id'], message: `${ids[twice]} is given twice` });
   });
 
-export const unpublishMessageSchema = z.strictObject({
+const unpublishMessageSchema = z.strictObject({
   type: z.literal('unpublish'),
   name: streamNameSchema,
 });
@@ -63,7 +63,7 @@ export const addDestinationMessageSchema = z.strictObject({
 });
 
 /** Ends the push to one destination of a stream; the stream and its other pushes go on. */
-export const removeDestinationMessageSchema = z.strictObject({
+const removeDestinationMessageSchema = z.strictObject({
   type: z.literal('removeDestination'),
   name: streamNameSchema,
   id: destinationIdSchema,

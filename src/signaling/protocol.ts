@@ -14,11 +14,7 @@ import type {
   clientMessageSchema,
   destinationRequestSchema,
   publishMessageSchema,
-  removeDestinationMessageSchema,
-  unpublishMessageSchema,
 } from './messages.js';
-
-export type { ErrorCode };
 
 export const PROTOCOL_VERSION = 1;
 export const SIGNALING_PATH = '/ws';
@@ -36,28 +32,26 @@ export const MOVE_CLOSE_CODE = 4503;
 /** What the SDK sends: the types of the schemas in `messages.ts`, which check every message. */
 export type DestinationRequest = z.infer<typeof destinationRequestSchema>;
 export type PublishMessage = z.infer<typeof publishMessageSchema>;
-export type UnpublishMessage = z.infer<typeof unpublishMessageSchema>;
 export type AddDestinationMessage = z.infer<typeof addDestinationMessageSchema>;
-export type RemoveDestinationMessage = z.infer<typeof removeDestinationMessageSchema>;
 export type CheckDestinationMessage = z.infer<typeof checkDestinationMessageSchema>;
 export type ClientMessage = z.infer<typeof clientMessageSchema>;
 export type { CheckReport };
 
 /** Sent once the connection is open. */
-export interface HelloMessage {
+interface HelloMessage {
   type: 'hello';
   version: number;
 }
 
 /** The gateway's SDP answer to a publish. */
-export interface AnswerMessage {
+interface AnswerMessage {
   type: 'answer';
   requestId: string;
   sdp: string;
 }
 
 /** A published stream's status; `info` says why it ended. */
-export interface StatusMessage {
+interface StatusMessage {
   type: 'status';
   name: string;
   status: 'PUBLISHING' | 'UNPUBLISHED';
@@ -75,8 +69,7 @@ export interface StatusMessage {
  * restored), `standby` (the publisher is away: the last picture and silence hold the broadcast),
  * `failed` (given up: `reason` says why), `stopped` (ended).
  */
-export const DESTINATION_STATES = ['starting', 'live', 'reconnecting', 'standby', 'failed', 'stopped'] as const;
-export type DestinationState = (typeof DESTINATION_STATES)[number];
+export type DestinationState = 'starting' | 'live' | 'reconnecting' | 'standby' | 'failed' | 'stopped';
 
 /** The republishing of a stream to one destination: its state, and why it reconnects or failed. */
 export interface DestinationMessage {
@@ -95,7 +88,7 @@ export interface DestinationMessage {
 }
 
 /** The answer to `addDestination`, once the destination is checked and taken. */
-export interface DestinationAddedMessage {
+interface DestinationAddedMessage {
   type: 'destinationAdded';
   requestId: string;
   name: string;
@@ -103,14 +96,14 @@ export interface DestinationAddedMessage {
 }
 
 /** The answer to `checkDestination`: how far a connection to the destination got, no media sent. */
-export interface DestinationCheckedMessage {
+interface DestinationCheckedMessage {
   type: 'destinationChecked';
   requestId: string;
   report: CheckReport;
 }
 
 /** A refused message: the error code, what was wrong, and the field at fault. */
-export interface ErrorMessage {
+interface ErrorMessage {
   type: 'error';
   requestId?: string;
   code: ErrorCode;

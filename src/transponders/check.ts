@@ -11,7 +11,7 @@ import { FFMPEG_QUIET } from './ffmpeg-link.js';
 import { spawnSrt, srtFailure, srtOutput, type SpawnFfmpeg } from './srt-link.js';
 
 /** A check answers within this, whatever the destination does. */
-export const CHECK_TIMEOUT_MS = 4500;
+const CHECK_TIMEOUT_MS = 4500;
 
 export const checkRequestSchema = z.strictObject({
   rtmpUrl: z.string().min(1).max(2048),

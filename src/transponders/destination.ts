@@ -35,7 +35,7 @@ export interface Destination {
 }
 
 /** What an `srt://` URL may set; `streamId` and `passphrase` are secret. */
-export interface SrtSettings {
+interface SrtSettings {
   streamId?: string;
   passphrase?: string;
   /** The receiver's buffer (SRTO_LATENCY), in milliseconds. */
@@ -253,7 +253,7 @@ function parseSrtDestination(srtUrl: string, field: string): Destination {
 }
 
 /** A recording: `record://` and nothing more (where and how it records is the gateway's configuration). */
-export const RECORD_URL = 'record://';
+const RECORD_URL = 'record://';
 
 function recordDestination(url: string, field: string): Destination {
   if (url.toLowerCase() !== RECORD_URL) throw invalid(field, `a recording is asked for with ${RECORD_URL} alone (record_dir and record_* say where and how)`);
@@ -311,7 +311,7 @@ function canonicalHost(hostname: string): string {
 }
 
 /** Replaces every secret in `text` with `***`. Secrets are ordered longest first. */
-export function scrub(text: string, secrets: readonly string[]): string {
+function scrub(text: string, secrets: readonly string[]): string {
   let out = text;
   for (const secret of secrets) if (out.includes(secret)) out = out.split(secret).join(MASK);
   return out;

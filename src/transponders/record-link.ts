@@ -107,7 +107,7 @@ export function recordArgs(dir: string, name: string, partS: number): string[] {
 }
 
 /** Free space of the disk that holds `dir`, in MB (for an unprivileged user). */
-export async function freeMb(dir: string): Promise<number> {
+async function freeMb(dir: string): Promise<number> {
   const stats = await statfs(dir);
   return (stats.bavail * stats.bsize) / 1048576;
 }

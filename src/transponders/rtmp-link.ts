@@ -172,7 +172,7 @@ export abstract class GuardedLink {
  * MAX_BACKLOG_BYTES, or nothing acknowledged for `stallTimeoutMs`. A stall, or the connection's
  * end, is a loss.
  */
-export class RtmpLink extends GuardedLink implements Link {
+class RtmpLink extends GuardedLink implements Link {
   readonly out: MediaOutput;
   readonly #stallTimer: NodeJS.Timeout;
   /** Since when output has waited on the destination without it acknowledging anything. */

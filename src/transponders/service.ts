@@ -22,7 +22,7 @@ function videoRequest(request: VideoRequest): VideoRequest {
 }
 
 /** How long a transponder that failed while live stays in find, with its lastError. */
-export const FAILED_KEPT_MS = 5 * 60_000;
+const FAILED_KEPT_MS = 5 * 60_000;
 
 /**
  * Creates, finds and ends transponders. Every check that can fail runs before anything is

@@ -36,7 +36,7 @@ export class KeyframePictures {
  * The keyframe as a JPEG, decoded on demand by a short-lived ffmpeg that reads it as IVF on stdin
  * (H.264 as Annex B, VP8, VP9) and writes one picture: nothing is decoded while nobody asks.
  */
-export async function snapshotJpeg(keyframe: VideoFrame, ffmpeg: FfmpegSupervisor, ffmpegPath: string): Promise<Buffer> {
+async function snapshotJpeg(keyframe: VideoFrame, ffmpeg: FfmpegSupervisor, ffmpegPath: string): Promise<Buffer> {
   const args = [
     '-hide_banner', '-nostdin', '-loglevel', 'error', '-protocol_whitelist', 'pipe',
     '-f', 'ivf', '-i', 'pipe:0',

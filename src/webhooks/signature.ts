@@ -14,7 +14,7 @@ export function sign(key: Buffer, id: string, timestampS: number, body: string):
 }
 
 /** How far a receiver lets a delivery's timestamp be from its own clock: older ones are replays. */
-export const TOLERANCE_S = 300;
+const TOLERANCE_S = 300;
 
 /**
  * What a receiver does (and the tests do): the signature matches one of those in the header, and

@@ -11,7 +11,7 @@ import { TRANSPONDER_FFMPEG } from './pushes.js';
 const ARTIFACTS = join(import.meta.dirname ?? '.', '..', '..', '.test-output');
 
 /** Frames the page's video sender has sent, and when (browser clock, ms). */
-export async function framesSent(page: Page, statsExpression: string): Promise<{ frames: number; at: number }> {
+async function framesSent(page: Page, statsExpression: string): Promise<{ frames: number; at: number }> {
   return page.evaluate(async (expr) => {
     const report: RTCStatsReport = await (0, eval)(expr);
     let frames = 0;

@@ -52,7 +52,7 @@ export class FakeTrack implements IngestTrack {
   }
 }
 
-export class FakeSession extends TypedEmitter<IngestSessionEvents> implements IngestSession {
+class FakeSession extends TypedEmitter<IngestSessionEvents> implements IngestSession {
   readonly id = 'fake';
   readonly answer = '';
   readonly hasAudio: boolean;

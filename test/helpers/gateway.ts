@@ -19,7 +19,7 @@ export interface TestGateway extends Gateway, Pick<MediaCore, 'publishers' | 'tr
  * Tests never query DNS (that would leave loopback): `localhost` resolves, any other name fails
  * as an unknown host does.
  */
-export async function resolveWithoutNetwork(host: string): Promise<string[]> {
+async function resolveWithoutNetwork(host: string): Promise<string[]> {
   if (host === 'localhost') return ['127.0.0.1'];
   throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
 }

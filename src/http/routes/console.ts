@@ -9,7 +9,7 @@ import { parseBody } from '../../validation.js';
 import { routeAccess } from '../guard.js';
 
 /** A console's view is sent again this often (ms) even when nothing changed: counters and uptimes move. */
-export const CONSOLE_REFRESH_MS = 2000;
+const CONSOLE_REFRESH_MS = 2000;
 /** Changes that come together (a stream's pushes going to standby at once) make one view (ms). */
 const COALESCE_MS = 100;
 /** A console that reads no more than this is behind (bytes waiting): it is closed, and reconnects. */

@@ -2,7 +2,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import type { types } from 'mediasoup';
 import { parseRtp, type MediaPacket } from '../../media/rtp.js';
 
-export type PacketListener = (packet: MediaPacket) => void;
+type PacketListener = (packet: MediaPacket) => void;
 
 /** A publisher's track as the gateway receives it from the worker. */
 export interface HandedTrack {

@@ -15,7 +15,7 @@ const EXTENSIONS: readonly string[] = [
   'urn:3gpp:video-orientation',
 ];
 
-export interface ViewerMedia {
+interface ViewerMedia {
   kind: 'audio' | 'video';
   mid: string;
   /** The first payload type of its media line, for a line answered inactive. */

@@ -30,7 +30,6 @@ export interface FeedOptions {
   onSwitched(): void;
 }
 
-
 /**
  * The one owner of what feeds a transponder's output: its source (the publisher, or the still
  * picture while the publisher is away), its pipelines (the current one, and the one about to take

@@ -111,7 +111,6 @@ export class DestinationPolicy {
 /** Answers a host with every address it resolves to; rejects when it does not resolve. */
 export type HostLookup = (host: string) => Promise<string[]>;
 
-/** Resolves a destination host once, checks every answer, and returns the address to connect to. */
 /**
  * Checks a destination against the policy and resolves it once: the address to connect to. Its
  * `check` is the part that needs no lookup (the port, denied names, an address written as such),

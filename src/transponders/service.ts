@@ -14,7 +14,6 @@ import { isActive, type TransponderState } from './states.js';
 import { TypedEmitter } from '../events.js';
 import type { RecordingEvent } from './record-link.js';
 
-
 /** The fields of a startup request that decide the encoding. */
 function videoRequest(request: VideoRequest): VideoRequest {
   const { width, height, fps, keyFrameInterval, videoBitrate, audioBitrate } = request;
@@ -97,8 +96,12 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
     this.settings.admit?.(`a push of ${request.streamName}`);
     const sameDestination = (t: Transponder): boolean =>
       t.publisher.name === request.streamName && (t.destination.requestedUrl === request.rtmpUrl || t.destination.url === destination.url);
-    const existing = this.all().find((t) => sameDestination(t) && t.isActive);
-    if (existing) throw conflict(`a transponder of ${request.streamName} to ${destination.redactedRequestedUrl} exists: ${existing.mediaSessionId}`);
+    /** Refuses a second push of the stream to this destination while one is active. */
+    const checkNoActive = (): void => {
+      const active = this.all().find((t) => sameDestination(t) && t.isActive);
+      if (active) throw conflict(`a transponder of ${request.streamName} to ${destination.redactedRequestedUrl} exists: ${active.mediaSessionId}`);
+    };
+    checkNoActive();
     // One that failed is replaced by the new one rather than blocking it.
     await Promise.all(this.all().filter((t) => sameDestination(t) || t === holder).map((t) => this.#remove(t)));
     const plan = planEncoding(publisher.videoCodec ?? 'H264', request, this.settings.encoding);
@@ -114,9 +117,8 @@ export class TransponderService extends TypedEmitter<ServiceEvents> {
     try {
       // Started meanwhile (the lookups and the sound took turns): the same id, or the same destination.
       if (this.#byId.has(id)) throw conflict(`transponder ${id} exists`);
-      const raced = this.all().find((t) => sameDestination(t) && t.isActive);
-      if (raced) throw conflict(`a transponder of ${request.streamName} to ${destination.redactedRequestedUrl} exists: ${raced.mediaSessionId}`);
-      if (publisher.isClosed) throw notFound(`stream ${request.streamName} is not publishing`);
+      checkNoActive();
+      if (publishing() !== publisher) throw notFound(`stream ${request.streamName} is not publishing`);
       const log = this.log.child({ stream: publisher.name, mediaSessionId: id, destination: destination.redactedUrl });
       const onRecording = (event: RecordingEvent): void => {
         log.info({ file: event.part.file, durationMs: event.part.durationMs }, `recording part ${event.type}`);

@@ -172,8 +172,9 @@ export class MediasoupEngine implements IngestEngine {
           .map((c) => c.mimeType.split('/')[1]!),
       ),
     ];
+    const asksVideo = parsed.media.some((m) => m.kind === 'video');
     const noCodec = (): GatewayError => {
-      const wanted = parsed.media.some((m) => m.kind === 'video') && session.videoCodec ? 'video' : 'audio';
+      const wanted = asksVideo && session.videoCodec ? 'video' : 'audio';
       const streamCodec = wanted === 'video' ? session.videoCodec : 'Opus';
       return new GatewayError(
         'not_acceptable',
@@ -182,7 +183,7 @@ export class MediasoupEngine implements IngestEngine {
         'offer',
       );
     };
-    const videoRefused = parsed.media.some((m) => m.kind === 'video') && session.producer('video') && !codecs.some((c) => c.kind === 'video');
+    const videoRefused = asksVideo && session.producer('video') && !codecs.some((c) => c.kind === 'video');
     if (codecs.length === 0 || videoRefused) throw noCodec();
     const plant = await this.#ready();
     const sender = await this.#joinViewerRouter(plant, codecs);

@@ -20,7 +20,7 @@ async function startPush(gateway: GatewayProcess, streamName: string, rtmpUrl: s
 
 /**
  * The RTMP server goes away for a while and comes back on the same port (a restart), under a push
- * that was healthy (each run on a new transponder: waits grow over outages close together): from
+ * that was healthy (each run on a new push: waits grow over outages close together): from
  * the moment the server accepts connections again to the first video frame it gets (a keyframe,
  * after headers).
  */

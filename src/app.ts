@@ -28,7 +28,7 @@ import { createMetrics } from './metrics.js';
 import { buildMediaCore, checkReceiveBuffer, type MediaCore, type MediaCoreDependencies } from './plane/core.js';
 import { checkSettings, destinationChecks } from './plane/destination-checks.js';
 import { FfmpegSupervisor } from './ffmpeg/supervisor.js';
-import { checkDestination, type CheckReport, type CheckRequest } from './transponders/check.js';
+import { checkDestination, type CheckReport, type CheckRequest } from './outputs/check.js';
 import { LocalPlane } from './plane/local.js';
 import type { MediaPlane } from './plane/plane.js';
 import type { LifecycleEvent } from './plane/lifecycle.js';
@@ -36,7 +36,7 @@ import { WorkerPlane, workerCount } from './plane/workers.js';
 import { createWebhooks } from './webhooks/setup.js';
 import { createAccessControl, isLoopbackListen } from './security/access.js';
 import { planeCommands, PushKeeper, type PushCommands } from './plane/kept-pushes.js';
-import { ClusterPlane } from './plane/cluster.js';
+import { ClusterPlane } from './cluster/cluster-plane.js';
 import { ClusterNode } from './cluster/node.js';
 import { clusterRoutes } from './http/routes/cluster.js';
 import type { KeptPushStore } from './store/open.js';
@@ -63,7 +63,7 @@ export interface Gateway {
    * SDK session to connect again elsewhere; resolves when done (once, however often asked).
    */
   drain(): Promise<{ moved: number; left: number }>;
-  /** Ends every transponder and publisher, then the HTTP server. Idempotent. */
+  /** Ends every push and publisher, then the HTTP server. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -190,7 +190,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     return {
       status: 'ok',
       publishers: status.publishers,
-      transponders: Object.values(status.transponders).reduce<number>((a, b) => a + (b ?? 0), 0),
+      transponders: Object.values(status.pushes).reduce<number>((a, b) => a + (b ?? 0), 0),
       // New publishes are refused (503) while true; a load balancer can send them elsewhere.
       overloaded: status.overloaded,
       workers,
@@ -237,8 +237,8 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     async open() {
       await node?.start(() => {
         const status = plane.status();
-        const transponders = Object.values(status.transponders).reduce<number>((a, b) => a + (b ?? 0), 0);
-        return { publishers: status.publishers, transponders, ...(status.overloaded ? { overload: 'overloaded' } : {}) };
+        const pushes = Object.values(status.pushes).reduce<number>((a, b) => a + (b ?? 0), 0);
+        return { publishers: status.publishers, transponders: pushes, ...(status.overloaded ? { overload: 'overloaded' } : {}) };
       });
       await keeper?.open();
       recordings.start();

@@ -5,7 +5,7 @@ export type ListenerErrorHandler = (event: string, error: unknown) => void;
 
 /**
  * A typed event emitter whose `safeEmit` isolates a throwing listener: one broken listener must
- * not tear down a publisher or a transponder that other listeners still depend on.
+ * not tear down a publisher or a push that other listeners still depend on.
  */
 export class TypedEmitter<Events extends Record<string, unknown[]>> {
   readonly #emitter = new EventEmitter();

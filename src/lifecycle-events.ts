@@ -3,7 +3,7 @@
  * plane emits.
  */
 export const PUBLISHER_EVENTS = ['publisher.published', 'publisher.lost', 'publisher.returned', 'publisher.ended'] as const;
-export const TRANSPONDER_EVENTS = [
+export const PUSH_EVENTS = [
   'transponder.started',
   'transponder.reconnecting',
   'transponder.restored',
@@ -15,5 +15,5 @@ export const TRANSPONDER_EVENTS = [
 export const RECORDING_EVENTS = ['recording.started', 'recording.finished'] as const;
 /** A WHEP viewer's session began, or ended (however: it left, its connection failed or never came, the stream ended). */
 export const VIEWER_EVENTS = ['viewer.joined', 'viewer.left'] as const;
-export const LIFECYCLE_EVENTS = [...PUBLISHER_EVENTS, ...TRANSPONDER_EVENTS, ...RECORDING_EVENTS, ...VIEWER_EVENTS] as const;
+export const LIFECYCLE_EVENTS = [...PUBLISHER_EVENTS, ...PUSH_EVENTS, ...RECORDING_EVENTS, ...VIEWER_EVENTS] as const;
 export type LifecycleEventType = (typeof LIFECYCLE_EVENTS)[number];

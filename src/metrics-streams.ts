@@ -1,12 +1,12 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { MediaPlane } from './plane/plane.js';
-import type { TransponderInfo } from './transponders/info.js';
+import type { PushInfo } from './pushes/info.js';
 import type { StreamJson } from './publishers/description.js';
-import { TRANSPONDER_STATES } from './transponders/states.js';
+import { PUSH_STATES } from './pushes/states.js';
 
 /** What one scrape reads from the plane, shared by every metric of that scrape. */
 interface Scrape {
-  pushes: TransponderInfo[];
+  pushes: PushInfo[];
   streams: StreamJson[];
 }
 
@@ -31,7 +31,7 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
   const refresh = (): Promise<Scrape> => (last = Promise.all([plane.find({}), plane.streams()]).then(([pushes, streams]) => ({ pushes, streams })));
   const read = (): Promise<Scrape> => last ?? refresh();
   const pushLabels = ['stream', 'media_session_id', 'destination_host'] as const;
-  const labelsOf = (p: TransponderInfo) => ({ stream: p.sourceStreamName, media_session_id: p.mediaSessionId, destination_host: destinationHost(p.rtmpUrl) });
+  const labelsOf = (p: PushInfo) => ({ stream: p.sourceStreamName, media_session_id: p.mediaSessionId, destination_host: destinationHost(p.rtmpUrl) });
 
   /** A metric of every push or publisher of the scrape, set from one field of each (none when undefined). */
   function perItem<T>(
@@ -60,7 +60,7 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
       },
     });
   }
-  const perPush = (kind: typeof Counter | typeof Gauge, name: string, help: string, value: (p: TransponderInfo) => number): void =>
+  const perPush = (kind: typeof Counter | typeof Gauge, name: string, help: string, value: (p: PushInfo) => number): void =>
     perItem(kind, name, help, pushLabels, (s) => s.pushes, labelsOf, value);
   const perStream = (kind: typeof Counter | typeof Gauge, name: string, help: string, value: (s: StreamJson) => number | undefined): void =>
     perItem(kind, name, help, ['stream'], (s) => s.streams, (s) => ({ stream: s.name }), value);
@@ -73,7 +73,7 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
     async collect() {
       const { pushes } = await refresh();
       this.reset();
-      for (const p of pushes) for (const state of TRANSPONDER_STATES) this.set({ ...labelsOf(p), state }, p.state === state ? 1 : 0);
+      for (const p of pushes) for (const state of PUSH_STATES) this.set({ ...labelsOf(p), state }, p.state === state ? 1 : 0);
     },
   });
   perPush(Counter, 'gateway_push_sent_bytes_total', 'Bytes written to the destination, every connection of the push', (p) => p.counters.outputBytes);

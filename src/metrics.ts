@@ -17,12 +17,12 @@ export function createMetrics(plane: MediaPlane): Registry {
   });
   new Gauge({
     name: 'gateway_transponders',
-    help: 'Transponders by state',
+    help: 'Pushes by state',
     labelNames: ['state'],
     registers: [registry],
     collect() {
       this.reset();
-      for (const [state, count] of Object.entries(plane.status().transponders)) this.set({ state }, count);
+      for (const [state, count] of Object.entries(plane.status().pushes)) this.set({ state }, count);
     },
   });
   new Gauge({

@@ -1,5 +1,5 @@
 /**
- * A gateway-wide count with a limit (publishers, active transponders), shared by every worker
+ * A gateway-wide count with a limit (publishers, active pushes), shared by every worker
  * through one SharedArrayBuffer: a worker takes a slot before it starts something and gives it
  * back when that ends, so `limit_publishers` and `limit_transponders` hold for the whole gateway.
  */
@@ -44,5 +44,5 @@ export class Slots {
 
 /** The gateway-wide counts: which cell of the shared buffer holds which. */
 export const PUBLISHER_SLOTS = 0;
-export const TRANSPONDER_SLOTS = 1;
+export const PUSH_SLOTS = 1;
 export const VIEWER_SLOTS = 2;

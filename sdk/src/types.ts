@@ -56,7 +56,7 @@ export interface DestinationOptions {
 /**
  * What `session.checkDestination` tells: how far a connection to the destination got, no media sent.
  * Written out here because the SDK's published types import nothing; `SAME_CHECK_REPORT` below has
- * the compiler hold it equal, field for field, to the gateway's report (`src/transponders/check-report.ts`).
+ * the compiler hold it equal, field for field, to the gateway's report (`src/outputs/check-report.ts`).
  */
 export interface CheckReport {
   /** Every step asked for succeeded. */
@@ -123,7 +123,7 @@ export interface DestinationStatus {
   code?: string;
   /** The option at fault when the gateway refused it (`destination.rtmpUrl`, `destinations.1.rtmpUrl`). */
   field?: string;
-  /** The gateway's transponder, as the REST API's find shows it. */
+  /** The gateway's push, as the REST API's find shows it. */
   mediaSessionId?: string;
 }
 

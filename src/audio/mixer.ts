@@ -17,7 +17,7 @@ export interface AudioMixerOptions {
 }
 
 /**
- * The audio of one transponder, as PCM on one unbroken timeline (`AudioTimeline`): the publisher's
+ * The audio of one push, as PCM on one unbroken timeline (`AudioTimeline`): the publisher's
  * Opus decoded, silenced while muted, with a sound file mixed over it. Lost packets become
  * silence, late ones are dropped.
  */

@@ -62,7 +62,7 @@ export type SoundPlayerEvents = {
 };
 
 /**
- * A WAV file played into a transponder's mix. ffmpeg decodes it (any PCM or float format, any sample
+ * A WAV file played into a push's mix. ffmpeg decodes it (any PCM or float format, any sample
  * rate and channel count) to 48 kHz stereo s16le, looping with `-stream_loop -1` when asked; only a
  * few seconds are held ahead, so a file of any length costs the same memory.
  */

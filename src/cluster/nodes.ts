@@ -12,6 +12,7 @@ export const nodeInfoSchema = z.strictObject({
   /** Draining: it takes no new work. */
   draining: z.boolean(),
   publishers: z.number(),
+  /** Its pushes (the name nodes of every release read and write). */
   transponders: z.number(),
   /** Why it takes no new work now (its overload measure), or undefined. */
   overload: z.string().optional(),

@@ -113,8 +113,8 @@ export const configSchema = z
       .describe('endpoints told of stream and push events: `{id, url, secret | secret_env | secret_file, events, timeout_ms, max_attempts, queue_limit}` (see [Webhooks](#webhooks))'),
 
     limit_publishers: z.number().int().min(1).max(100000).default(100).describe('publishers at once, all workers together (`503` beyond)'),
-    limit_transponders: z.number().int().min(1).max(100000).default(200).describe('transponders at once, all workers together (`503` beyond)'),
-    limit_transponders_per_stream: z.number().int().min(1).max(1000).default(10).describe('transponders of one stream (`429` beyond)'),
+    limit_transponders: z.number().int().min(1).max(100000).default(200).describe('pushes at once, all workers together (`503` beyond)'),
+    limit_transponders_per_stream: z.number().int().min(1).max(1000).default(10).describe('pushes of one stream (`429` beyond)'),
     limit_viewers: z.number().int().min(0).max(100000).default(50).describe('WHEP viewers at once, all workers together (`503` beyond; 0: none)'),
     limit_viewers_per_stream: z.number().int().min(1).max(10000).default(10).describe('WHEP viewers of one stream (`429` beyond)'),
     limit_sessions_per_client: z.number().int().min(1).max(100000).default(20).describe('WHIP sessions and SDK WebSockets at once from one client address (`429` beyond)'),
@@ -131,7 +131,7 @@ export const configSchema = z
     workers: z
       .union([z.literal('auto'), z.number().int().min(0).max(64)])
       .default('auto')
-      .describe('worker threads that run the streams, one stream (its publisher and transponders) in one worker: `auto` is one per core; `0` runs them in the main thread beside the HTTP server'),
+      .describe('worker threads that run the streams, one stream (its publisher and pushes) in one worker: `auto` is one per core; `0` runs them in the main thread beside the HTTP server'),
 
     overload_event_loop_delay_ms: z.number().int().min(0).max(10000).default(150).describe('each worker measures its own event loop: a new publish (WHIP, SDK) goes to a worker that is not past its limits, and gets `503` with `Retry-After: 3` when none is; a push (`/push/startup`, auto-start, the SDK\'s `rtmpUrl`) gets it when its stream\'s worker is past them. Past: the event loop ran this late (p99 over each second, beyond its 50 ms sampling) three seconds in a row (load that lasts, not a moment), and for 3 s after; what runs goes on; `0` = off'),
     overload_event_loop_utilization: z.number().min(0).max(1).default(0.9).describe('the same, for the share of time the event loop is busy (0..1)'),
@@ -177,12 +177,12 @@ export const configSchema = z
     rtmp_publisher_ip: z.union([z.literal(''), ipAddress]).default('').describe('local address of every outbound RTMP connection (`""`: the system chooses)'),
     rtmps_ca_file: z.string().default('').describe('PEM file of extra CAs trusted for RTMPS, besides the system store'),
     rtmp_transponder_send_metadata: z.boolean().default(true).describe('send onMetaData (width, height, frame rate, codecs) first'),
-    rtmp_push_restore: z.boolean().default(true).describe('reconnect a dropped destination (state `reconnecting`); `false`: a drop fails the transponder'),
+    rtmp_push_restore: z.boolean().default(true).describe('reconnect a dropped destination (state `reconnecting`); `false`: a drop fails the push'),
     rtmp_push_restore_attempts: z.number().int().min(0).max(100000).default(0).describe('attempts per outage before failing; `0` = unlimited'),
     rtmp_push_restore_interval_ms: z.number().int().min(100).max(600000).default(1000).describe('wait before the first attempt; later ones grow ×1.5, to 2 s, each lengthened by up to 25 % (jitter); a refusal other than "already publishing" is tried once more, then fails'),
     rtmp_push_stall_timeout_ms: z.number().int().min(1000).max(60000).default(5000).describe('no acknowledgement for this long, with output waiting, is a drop (cut network, stopped server)'),
     rtmp_push_max_lag_ms: z.union([z.literal(0), z.number().int().min(500).max(60000)]).default(3000).describe('a destination lagging more than this gets media dropped up to a keyframe (counted in `framesDropped`); `0`: never'),
-    rtmp_push_publisher_grace_ms: z.number().int().min(0).max(3600000).default(30000).describe('a publisher that goes away (page closed, network gone) leaves its transponders in `standby`, sending the last picture and silence, live again when the stream is published again; they end after this long; `0` = at once'),
+    rtmp_push_publisher_grace_ms: z.number().int().min(0).max(3600000).default(30000).describe('a publisher that goes away (page closed, network gone) leaves its pushes in `standby`, sending the last picture and silence, live again when the stream is published again; they end after this long; `0` = at once'),
     rtmp_out_buffer_enabled: z.boolean().default(false).describe('output buffering: hold media, then send it paced by its timestamps (smooths the publisher\'s jitter)'),
     rtmp_out_buffer_start_size: z.number().int().min(1).max(30000).default(300).describe('media held before sending starts, and again after the buffer ran dry (ms)'),
     rtmp_out_buffer_initial_size: z.number().int().min(1).max(30000).default(2000).describe('the most media ever held, so the most delay added (ms); beyond it, what is over is sent'),
@@ -193,7 +193,7 @@ export const configSchema = z
 
     ffmpeg_path: z.string().min(1).default('ffmpeg').describe('ffmpeg binary'),
     ffmpeg_stop_timeout_ms: z.number().int().min(100).max(60000).default(2000).describe('wait per stop step (`q`, SIGINT, SIGKILL)'),
-    ffmpeg_start_timeout_ms: z.number().int().min(1000).max(60000).default(10000).describe('a transponder without a keyframe from its publisher, or without output from ffmpeg, after this long fails'),
+    ffmpeg_start_timeout_ms: z.number().int().min(1000).max(60000).default(10000).describe('a push without a keyframe from its publisher, or without output from ffmpeg, after this long fails'),
     transcoding_enabled: z.boolean().default(true).describe('off: a startup that needs transcoding (VP8/VP9 source, height, fps, keyFrameInterval, videoBitrate) answers 400'),
     transcoding_keep_aspect_ratio: z.boolean().default(true).describe('a requested height keeps the aspect (even width); off: width and height are both applied'),
     transcoding_video_bitrate_kbps: z.number().int().min(100).max(50000).default(2500).describe('bitrate of transcoded video'),

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
-import { transponderInfoSchema } from '../transponders/info.js';
-import { soundOnSchema, startupSchema } from '../transponders/requests.js';
-import { checkReportSchema, checkRequestSchema } from '../transponders/check.js';
+import { pushInfoSchema } from '../pushes/info.js';
+import { soundOnSchema, startupSchema } from '../pushes/requests.js';
+import { checkReportSchema, checkRequestSchema } from '../outputs/check.js';
 import { recordingFileRequestSchema, recordingFindSchema, recordingSchema } from '../recordings/library.js';
 import { streamJsonSchema as stream } from '../publishers/description.js';
 import { findAllSchema, findSchema, mediaSessionSchema, streamSchema } from './schemas.js';
@@ -20,7 +20,7 @@ const errorBody = z.object({
   field: z.string().optional().describe('The request field the error is about'),
 });
 
-const transponder = transponderInfoSchema;
+const transponder = pushInfoSchema;
 
 const health = z.object({
   status: z.literal('ok'),

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { streamNameSchema } from '../publishers/stream-name.js';
-import { findFilterSchema, mediaSessionIdSchema } from '../transponders/requests.js';
+import { findFilterSchema, mediaSessionIdSchema } from '../pushes/requests.js';
 
 export const findSchema = findFilterSchema;
 

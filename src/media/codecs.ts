@@ -1,4 +1,4 @@
-/** Codec facts shared by ingest, publishers and transponders. */
+/** Codec facts shared by ingest, publishers and pushes. */
 export type VideoCodec = 'H264' | 'VP8' | 'VP9';
 export type MediaKind = 'audio' | 'video';
 

@@ -14,16 +14,16 @@ import { KeyframePictures } from '../viewers/snapshot.js';
 import { MediasoupEngine } from '../ingest/mediasoup/engine.js';
 import { rtmpsTrust } from '../rtmp/trust.js';
 import type { HostLookup } from '../security/destination-policy.js';
-import { TransponderService } from '../transponders/service.js';
-import { SharedAudio } from '../transponders/shared-audio.js';
-import { PUBLISHER_SLOTS, Slots, TRANSPONDER_SLOTS, VIEWER_SLOTS } from '../slots.js';
+import { PushService } from '../pushes/service.js';
+import { SharedAudio } from '../pipeline/shared-audio.js';
+import { PUBLISHER_SLOTS, Slots, PUSH_SLOTS, VIEWER_SLOTS } from '../slots.js';
 import { ViewerRegistry } from '../viewers/viewers.js';
 import { namingRules, resolverFor } from './destination-checks.js';
 
-/** What runs streams in one place (the main thread, or one worker): publishers, transponders, their ffmpeg. */
+/** What runs streams in one place (the main thread, or one worker): publishers, pushes, their ffmpeg. */
 export interface MediaCore {
   publishers: PublisherRegistry;
-  transponders: TransponderService;
+  pushes: PushService;
   /** Every ffmpeg of this place. */
   ffmpeg: FfmpegSupervisor;
   /** Each keyframe's JPEG, decoded when first asked for. */
@@ -89,7 +89,7 @@ function systemReceiveBufferMax(): number | undefined {
   }
 }
 
-/** Builds the publishers and transponders of one place, with their load monitor. */
+/** Builds the publishers and pushes of one place, with their load monitor. */
 export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCoreDependencies = {}): MediaCore {
   const announced = resolveIceAddresses(config.webrtc_ice_addresses).addresses;
   const engine = deps.engine ?? createEngine(config, log, announced);
@@ -110,7 +110,7 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
     admit,
     slots: new Slots(slots, PUBLISHER_SLOTS),
   });
-  const transponders = new TransponderService(
+  const pushes = new PushService(
     publishers,
     namingRules(config),
     {
@@ -153,12 +153,12 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
       publisherGraceMs: config.rtmp_push_publisher_grace_ms,
       sharedAudio: new SharedAudio(),
       limits: { total: config.limit_transponders, perStream: config.limit_transponders_per_stream },
-      slots: new Slots(slots, TRANSPONDER_SLOTS),
+      slots: new Slots(slots, PUSH_SLOTS),
       admit,
     },
-    log.child({ component: 'transponders' }),
+    log.child({ component: 'pushes' }),
     config.rtmp_push_auto_start ? config.rtmp_push_auto_start_url : undefined,
   );
   const viewers = new ViewerRegistry(engine, publishers, { total: config.limit_viewers, perStream: config.limit_viewers_per_stream }, new Slots(slots, VIEWER_SLOTS), log.child({ component: 'viewers' }));
-  return { publishers, transponders, viewers, ffmpeg, pictures: new KeyframePictures(ffmpeg, config.ffmpeg_path), engine, load };
+  return { publishers, pushes, viewers, ffmpeg, pictures: new KeyframePictures(ffmpeg, config.ffmpeg_path), engine, load };
 }

@@ -3,8 +3,8 @@ import type { GatewayConfig } from '../config/schema.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 import { rtmpsTrust } from '../rtmp/trust.js';
 import { DestinationPolicy, destinationResolver, lookupHost, type DestinationResolver, type HostLookup } from '../security/destination-policy.js';
-import type { CheckReport, CheckRequest, CheckSettings } from '../transponders/check.js';
-import { parseDestination, withFullUrl, type Destination, type NamingRules } from '../transponders/destination.js';
+import type { CheckReport, CheckRequest, CheckSettings } from '../outputs/check.js';
+import { parseDestination, withFullUrl, type Destination, type NamingRules } from '../outputs/destination.js';
 
 /**
  * What checks a destination before a push of it starts, from the configuration: the destination
@@ -25,7 +25,7 @@ export function resolverFor(config: GatewayConfig, lookup: HostLookup = lookupHo
   );
 }
 
-/** How transponders name the stream at the destination (`rtmp_transponder_*`). */
+/** How pushes name the stream at the destination (`rtmp_transponder_*`). */
 export function namingRules(config: GatewayConfig): NamingRules {
   return { prefix: config.rtmp_transponder_stream_name_prefix, fullUrl: config.rtmp_transponder_full_url };
 }

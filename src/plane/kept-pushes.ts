@@ -4,8 +4,8 @@ import { z } from 'zod';
 import { GatewayError, unavailable, type ErrorCode } from '../errors.js';
 import type { Sealer } from '../security/seal.js';
 import type { PushStore, StoredPush } from '../store/push-log.js';
-import type { TransponderInfo } from '../transponders/info.js';
-import { soundRequestSchema, startupSchema, type SoundRequest, type StartupRequest } from '../transponders/requests.js';
+import type { PushInfo } from '../pushes/info.js';
+import { soundRequestSchema, startupSchema, type SoundRequest, type StartupRequest } from '../pushes/requests.js';
 import type { MediaPlane } from './plane.js';
 
 /** What a kept push is asked to be, sealed in the store: its startup request and its audio as commanded since. */
@@ -49,7 +49,7 @@ const isCode = (error: unknown, code: string): boolean => error instanceof Gatew
 /** The REST API's push commands (`/rest-api/push/*` but `find`): the plane's, or the keeper's, which also keeps them. */
 export interface PushCommands {
   /** `startedBy`: who asked (`rest`, `rest:<API key id>`). */
-  startup(request: StartupRequest, startedBy: string): Promise<TransponderInfo>;
+  startup(request: StartupRequest, startedBy: string): Promise<PushInfo>;
   terminate(mediaSessionId: string): Promise<void>;
   setMuted(mediaSessionId: string, muted: boolean): Promise<void>;
   soundOn(mediaSessionId: string, sound: SoundRequest): Promise<void>;
@@ -115,7 +115,7 @@ export class PushKeeper implements PushCommands {
   }
 
   /** Starts a push and keeps it; `startedBy` says who asked (`rest`, `rest:<API key id>`). */
-  async startup(request: StartupRequest, startedBy: string): Promise<TransponderInfo> {
+  async startup(request: StartupRequest, startedBy: string): Promise<PushInfo> {
     const id = randomUUID();
     const info = await this.plane.startup(request, id);
     const { options, ...rest } = request;

@@ -1,21 +1,21 @@
 import type { PublisherRegistry } from '../publishers/registry.js';
-import type { TransponderService } from '../transponders/service.js';
-import type { TransponderState } from '../transponders/states.js';
-import { followPushes } from '../transponders/changes.js';
-import { PUBLISHER_EVENTS, RECORDING_EVENTS, TRANSPONDER_EVENTS, VIEWER_EVENTS } from '../lifecycle-events.js';
+import type { PushService } from '../pushes/service.js';
+import type { PushState } from '../pushes/states.js';
+import { followPushes } from '../pushes/changes.js';
+import { PUBLISHER_EVENTS, RECORDING_EVENTS, PUSH_EVENTS, VIEWER_EVENTS } from '../lifecycle-events.js';
 import type { ViewerEvents, ViewerRegistry } from '../viewers/viewers.js';
-import type { RecordingEvent, RecordingPart } from '../transponders/record-link.js';
+import type { RecordingEvent, RecordingPart } from '../outputs/record-link.js';
 
 /** What happened to a stream or one of its pushes, as webhooks tell it. Holds no secret. */
 export type LifecycleEvent =
   | { type: (typeof PUBLISHER_EVENTS)[number]; stream: string; publisherId: string; reason?: string }
   | {
-      type: (typeof TRANSPONDER_EVENTS)[number];
+      type: (typeof PUSH_EVENTS)[number];
       stream: string;
       mediaSessionId: string;
       /** The destination with its stream key, password and query values masked. */
       destination: string;
-      state: TransponderState;
+      state: PushState;
       reason?: string;
       /** `started`: from the startup request to the first video frame written to the destination. */
       startupMs?: number;
@@ -25,8 +25,8 @@ export type LifecycleEvent =
   | ({ type: (typeof RECORDING_EVENTS)[number] } & RecordingPart)
   | { type: (typeof VIEWER_EVENTS)[number]; stream: string; viewerId: string; reason?: string };
 
-/** The event a transponder's new state makes, given the state it comes from. */
-function transponderEvent(previous: TransponderState | undefined, state: TransponderState): (typeof TRANSPONDER_EVENTS)[number] | undefined {
+/** The event a push's new state makes, given the state it comes from. */
+function pushEvent(previous: PushState | undefined, state: PushState): (typeof PUSH_EVENTS)[number] | undefined {
   switch (state) {
     case 'running':
       return previous === 'starting' || previous === undefined ? 'transponder.started' : 'transponder.restored';
@@ -41,20 +41,20 @@ function transponderEvent(previous: TransponderState | undefined, state: Transpo
 }
 
 /**
- * The lifecycle events of one place's publishers and transponders. A stream published while
- * transponders of it wait in standby has `returned`; a publisher that went away (connection gone,
+ * The lifecycle events of one place's publishers and pushes. A stream published while
+ * pushes of it wait in standby has `returned`; a publisher that went away (connection gone,
  * page closed) is `lost`, one ended on purpose `ended`.
  */
-export function followLifecycle(publishers: PublisherRegistry, transponders: TransponderService, viewers: ViewerRegistry, listener: (event: LifecycleEvent) => void): () => void {
-  const stopPushes = followPushes(transponders, (change) => {
-    const type = transponderEvent(change.previous, change.state);
+export function followLifecycle(publishers: PublisherRegistry, pushes: PushService, viewers: ViewerRegistry, listener: (event: LifecycleEvent) => void): () => void {
+  const stopPushes = followPushes(pushes, (change) => {
+    const type = pushEvent(change.previous, change.state);
     if (!type) return;
     const { previous: _previous, errorCode: _errorCode, ...told } = change; // the change holds only the fields it has
     listener({ type, ...told });
   });
   const onPublishing = (publisher: { name: string; id: string }): void => {
-    // Told before the transponders resume: those waiting for this stream (in standby, or restoring their output meanwhile) still wait.
-    const returned = transponders.awaiting(publisher.name).length > 0;
+    // Told before the pushes resume: those waiting for this stream (in standby, or restoring their output meanwhile) still wait.
+    const returned = pushes.awaiting(publisher.name).length > 0;
     const type = returned ? 'publisher.returned' : 'publisher.published';
     listener({ type, stream: publisher.name, publisherId: publisher.id });
   };
@@ -66,13 +66,13 @@ export function followLifecycle(publishers: PublisherRegistry, transponders: Tra
   const onLeft = (viewer: ViewerEvents['left'][0]): void => listener({ type: 'viewer.left', ...viewer });
   viewers.on('joined', onJoined);
   viewers.on('left', onLeft);
-  // Told before the transponders hear of it: `lost` comes before their standby, `returned` before their restore.
+  // Told before the pushes hear of it: `lost` comes before their standby, `returned` before their restore.
   publishers.prependListener('publishing', onPublishing);
   publishers.prependListener('closed', onClosed);
-  transponders.on('recording', onRecording);
+  pushes.on('recording', onRecording);
   return () => {
     stopPushes();
-    transponders.off('recording', onRecording);
+    pushes.off('recording', onRecording);
     viewers.off('joined', onJoined);
     viewers.off('left', onLeft);
     publishers.off('publishing', onPublishing);

@@ -1,14 +1,14 @@
-import type { FindFilter, SoundRequest, StartupRequest } from '../transponders/requests.js';
-import type { Transponder } from '../transponders/transponder.js';
+import type { FindFilter, SoundRequest, StartupRequest } from '../pushes/requests.js';
+import type { Push } from '../pushes/push.js';
 import { describeStream, type StreamJson } from '../publishers/description.js';
 import { notFound } from '../errors.js';
 import type { MediaCore } from './core.js';
 import { followLifecycle, type LifecycleEvent } from './lifecycle.js';
 import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers } from './plane.js';
-import { followPushes, type PushChange } from '../transponders/changes.js';
-import type { TransponderInfo } from '../transponders/info.js';
+import { followPushes, type PushChange } from '../pushes/changes.js';
+import type { PushInfo } from '../pushes/info.js';
 
-const json = (t: Transponder): TransponderInfo => t.toJSON();
+const json = (t: Push): PushInfo => t.toJSON();
 
 /** Streams run in this thread: the plane of a gateway with `workers: 0`, and of each worker. */
 export class LocalPlane implements MediaPlane {
@@ -35,16 +35,16 @@ export class LocalPlane implements MediaPlane {
     if (id === undefined || lost) return false;
     // Its connection closed first (a client that closes its peer connection, then sends the WHIP
     // DELETE): it was taken for lost, and its pushes wait for it in standby. The stop ends it after all.
-    const gone = this.core.transponders.awaiting(name).find((t) => t.publisher.id === id)?.publisher;
+    const gone = this.core.pushes.awaiting(name).find((t) => t.publisher.id === id)?.publisher;
     if (!gone) return false;
     this.core.publishers.endLost(gone, reason);
     return true;
   }
 
   async streams(name?: string): Promise<StreamJson[]> {
-    const { publishers, transponders } = this.core;
+    const { publishers, pushes } = this.core;
     const chosen = name === undefined ? publishers.all() : [publishers.get(name)].filter((p) => p !== undefined);
-    return chosen.map((p) => describeStream(p, transponders.find({ streamName: p.name }).map((t) => t.mediaSessionId)));
+    return chosen.map((p) => describeStream(p, pushes.find({ streamName: p.name }).map((t) => t.mediaSessionId)));
   }
 
   async snapshot(name: string): Promise<Buffer> {
@@ -63,36 +63,36 @@ export class LocalPlane implements MediaPlane {
     return this.core.viewers.end(name, id, 'WHEP session deleted');
   }
 
-  async startup(request: StartupRequest, id?: string): Promise<TransponderInfo> {
-    return json(await this.core.transponders.startup(request, id));
+  async startup(request: StartupRequest, id?: string): Promise<PushInfo> {
+    return json(await this.core.pushes.startup(request, id));
   }
 
-  async find(filter: FindFilter): Promise<TransponderInfo[]> {
-    return this.core.transponders.find(filter).map(json);
+  async find(filter: FindFilter): Promise<PushInfo[]> {
+    return this.core.pushes.find(filter).map(json);
   }
 
   async terminate(mediaSessionId: string): Promise<void> {
-    await this.core.transponders.terminate(mediaSessionId);
+    await this.core.pushes.terminate(mediaSessionId);
   }
 
   async setMuted(mediaSessionId: string, muted: boolean): Promise<void> {
-    this.core.transponders.setMuted(mediaSessionId, muted);
+    this.core.pushes.setMuted(mediaSessionId, muted);
   }
 
   async soundOn(mediaSessionId: string, request: SoundRequest): Promise<void> {
-    await this.core.transponders.soundOn(mediaSessionId, request);
+    await this.core.pushes.soundOn(mediaSessionId, request);
   }
 
   async soundOff(mediaSessionId: string): Promise<void> {
-    await this.core.transponders.soundOff(mediaSessionId);
+    await this.core.pushes.soundOff(mediaSessionId);
   }
 
   watch(listener: (change: PushChange) => void): () => void {
-    return followPushes(this.core.transponders, listener);
+    return followPushes(this.core.pushes, listener);
   }
 
   events(listener: (event: LifecycleEvent) => void): () => void {
-    return followLifecycle(this.core.publishers, this.core.transponders, this.core.viewers, listener);
+    return followLifecycle(this.core.publishers, this.core.pushes, this.core.viewers, listener);
   }
 
   /** This place's load and counts. */
@@ -102,16 +102,16 @@ export class LocalPlane implements MediaPlane {
   }
 
   status(): PlaneStatus {
-    const transponders: PlaneStatus['transponders'] = {};
-    for (const t of this.core.transponders.all()) transponders[t.state] = (transponders[t.state] ?? 0) + 1;
+    const pushes: PlaneStatus['pushes'] = {};
+    for (const t of this.core.pushes.all()) pushes[t.state] = (pushes[t.state] ?? 0) + 1;
     const place = this.load;
-    return { publishers: place.publishers, transponders, overloaded: place.overload !== undefined, places: [place] };
+    return { publishers: place.publishers, pushes, overloaded: place.overload !== undefined, places: [place] };
   }
 
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.core.load.close();
-      await this.core.transponders.closeAll();
+      await this.core.pushes.closeAll();
       await this.core.viewers.closeAll('gateway shutting down');
       await this.core.publishers.closeAll('gateway shutting down');
       await this.core.engine.close?.();

@@ -1,12 +1,12 @@
 import { z } from 'zod';
 import { streamJsonSchema } from '../publishers/description.js';
-import { transponderInfoSchema } from '../transponders/info.js';
-import { findFilterSchema, mediaSessionIdSchema, soundRequestSchema, startupSchema } from '../transponders/requests.js';
+import { pushInfoSchema } from '../pushes/info.js';
+import { findFilterSchema, mediaSessionIdSchema, soundRequestSchema, startupSchema } from '../pushes/requests.js';
 
 /**
  * Which place answers a call, when there are several (worker threads, and next machines):
  * - `stream`: the place holding the stream `key` names;
- * - `session`: the place that told of the transponder `key` names;
+ * - `session`: the place that told of the push `key` names;
  * - `gather`: with a key, as `stream`; without one, every place, the lists joined oldest first;
  * - `own`: the plane handles it itself (placing a new publish, closing every place).
  * A key held nowhere goes to any place, which holds nothing of it and answers so (404, false, []).
@@ -43,7 +43,7 @@ export const PLACE_METHODS = {
     result: z.boolean(),
     route: { to: 'stream', key: ([name]) => name },
   }),
-  /** Publishing streams (one, by name), with their transponders' ids. */
+  /** Publishing streams (one, by name), with their pushes' ids. */
   streams: method({
     args: z.tuple([streamName.optional()]),
     result: z.array(streamJsonSchema),
@@ -71,13 +71,13 @@ export const PLACE_METHODS = {
   /** Starts a push (`/rest-api/push/startup`); a kept push started again gives its id. */
   startup: method({
     args: z.tuple([startupSchema, mediaSessionIdSchema.optional()]),
-    result: transponderInfoSchema,
+    result: pushInfoSchema,
     route: { to: 'stream', key: ([request]) => request.streamName },
   }),
   /** Pushes by stream or destination, oldest first. */
   find: method({
     args: z.tuple([findFilterSchema]),
-    result: z.array(transponderInfoSchema),
+    result: z.array(pushInfoSchema),
     route: { to: 'gather', key: ([filter]) => filter.streamName },
   }),
   terminate: method({

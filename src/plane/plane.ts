@@ -1,6 +1,6 @@
-import type { TransponderState } from '../transponders/states.js';
+import type { PushState } from '../pushes/states.js';
 import type { LoadSample } from '../load.js';
-import type { PushChange } from '../transponders/changes.js';
+import type { PushChange } from '../pushes/changes.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import type { RoutedCalls } from './methods.js';
 
@@ -23,7 +23,7 @@ export interface PlaceLoad extends LoadSample {
 /** Counts for `/health` and `/metrics`. */
 export interface PlaneStatus {
   publishers: number;
-  transponders: Partial<Record<TransponderState, number>>;
+  pushes: Partial<Record<PushState, number>>;
   /** True when no place takes a new publish now. */
   overloaded: boolean;
   places: PlaceLoad[];
@@ -31,8 +31,8 @@ export interface PlaneStatus {
 
 /**
  * Where streams run, behind one interface: the HTTP routes and the SDK's signalling speak only to
- * this. A stream (its publisher and every transponder of it) lives in one place; the plane routes
- * each request to the place that holds the stream or the transponder, and gathers `find` from all.
+ * this. A stream (its publisher and every push of it) lives in one place; the plane routes
+ * each request to the place that holds the stream or the push, and gathers `find` from all.
  * `LocalPlane` runs them in this thread, `WorkerPlane` spreads them over worker threads; a plane
  * of several machines would route the same requests over the network. The calls routed to one
  * place are declared once, in `PLACE_METHODS` (`methods.ts`).

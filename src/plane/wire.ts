@@ -2,7 +2,7 @@ import { GatewayError, type ErrorCode } from '../errors.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import type { ArgsOf, PlaceMethod } from './methods.js';
 import type { PlaceLoad, PlaneStatus } from './plane.js';
-import type { PushChange } from '../transponders/changes.js';
+import type { PushChange } from '../pushes/changes.js';
 
 /**
  * From the main thread to a worker: a method of `PLACE_METHODS` with its arguments (structured-clone
@@ -24,12 +24,12 @@ export type WorkerMessage =
   | { kind: 'reply'; id: number; value?: unknown; error?: WireError }
   | { kind: 'publishing'; publisherId: string }
   | { kind: 'closed'; publisherId: string; reason: string; lost: boolean }
-  | { kind: 'transponder'; change: PushChange }
+  | { kind: 'push'; change: PushChange }
   | { kind: 'event'; event: LifecycleEvent }
   | { kind: 'removed'; mediaSessionId: string }
-  /** The worker holds nothing more of this stream: no publisher, no transponder. */
+  /** The worker holds nothing more of this stream: no publisher, no push. */
   | { kind: 'idle'; stream: string }
-  | { kind: 'status'; load: PlaceLoad; transponders: PlaneStatus['transponders'] }
+  | { kind: 'status'; load: PlaceLoad; pushes: PlaneStatus['pushes'] }
   | { kind: 'child'; op: 'add' | 'remove'; pid: number };
 
 export function toWire(error: unknown): WireError {

@@ -20,7 +20,7 @@ export interface WorkerData {
 const STATUS_INTERVAL_MS = 1000;
 
 /**
- * One worker thread: runs the streams placed on it (publishers, transponders, their ffmpeg) in a
+ * One worker thread: runs the streams placed on it (publishers, pushes, their ffmpeg) in a
  * `LocalPlane` of its own, answers the main thread's calls and tells it what happens, in order.
  */
 function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
@@ -32,21 +32,21 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
     childRecord: { add: (pid) => post({ kind: 'child', op: 'add', pid }), remove: (pid) => post({ kind: 'child', op: 'remove', pid }) },
   });
   const plane = new LocalPlane(core, String(index));
-  const { publishers, transponders } = core;
+  const { publishers, pushes } = core;
 
   const sendStatus = (): void => {
-    const counts: PlaneStatus['transponders'] = plane.status().transponders;
-    post({ kind: 'status', load: plane.load, transponders: counts });
+    const counts: PlaneStatus['pushes'] = plane.status().pushes;
+    post({ kind: 'status', load: plane.load, pushes: counts });
   };
   const idleCheck = (stream: string): void => {
-    if (!publishers.get(stream) && transponders.find({ streamName: stream }).length === 0) post({ kind: 'idle', stream });
+    if (!publishers.get(stream) && pushes.find({ streamName: stream }).length === 0) post({ kind: 'idle', stream });
   };
   plane.watch((change) => {
-    post({ kind: 'transponder', change });
+    post({ kind: 'push', change });
     sendStatus();
   });
   plane.events((event) => post({ kind: 'event', event }));
-  transponders.on('removed', (t) => {
+  pushes.on('removed', (t) => {
     post({ kind: 'removed', mediaSessionId: t.mediaSessionId });
     sendStatus();
     idleCheck(t.publisher.name);

@@ -7,12 +7,12 @@ import { unavailable } from '../errors.js';
 import type { ChildRecord } from '../ffmpeg/supervisor.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers } from './plane.js';
-import { PUBLISHER_SLOTS, Slots, TRANSPONDER_SLOTS } from '../slots.js';
-import { isActive, type TransponderState } from '../transponders/states.js';
+import { PUBLISHER_SLOTS, Slots, PUSH_SLOTS } from '../slots.js';
+import { isActive, type PushState } from '../pushes/states.js';
 import type { WorkerData } from './worker.js';
 import { checkResult, PLACE_METHODS, ROUTED_METHODS, type ArgsOf, type PlaceMethod, type ResultOf, type RoutedCalls, type RoutedMethod } from './methods.js';
 import { fromWire, type Call, type WorkerMessage } from './wire.js';
-import type { PushChange } from '../transponders/changes.js';
+import type { PushChange } from '../pushes/changes.js';
 
 /** The number of worker threads `config.workers` asks for: 'auto' is one per core. */
 export function workerCount(config: Pick<GatewayConfig, 'workers'>): number {
@@ -45,7 +45,7 @@ class Place {
   #next = 0;
   #stopped: string | undefined;
   load: PlaceLoad;
-  transponders: PlaneStatus['transponders'] = {};
+  pushes: PlaneStatus['pushes'] = {};
 
   constructor(
     readonly index: number,
@@ -94,8 +94,8 @@ class Place {
  * Streams spread over worker threads, one per core by default, so that the gateway's WebRTC and
  * RTMP work uses every core. The main thread keeps HTTP, the SDK's WebSockets and the routing:
  * a stream is placed on the worker with the fewest publishers that is not overloaded, and stays
- * there while the worker holds anything of it (a transponder waiting in standby for its publisher
- * to come back takes it back in the same worker); transponders are found by the worker that told
+ * there while the worker holds anything of it (a push waiting in standby for its publisher
+ * to come back takes it back in the same worker); pushes are found by the worker that told
  * of them. Limits are counted across workers in shared memory (`Slots`).
  */
 // The routed methods are made from `PLACE_METHODS` in the constructor.
@@ -158,7 +158,7 @@ export class WorkerPlane implements MediaPlane {
         return this.#tell(() => this.#publishes.get(message.publisherId)?.handlers.publishing?.());
       case 'closed':
         return this.#closed(message.publisherId, message.reason, message.lost);
-      case 'transponder':
+      case 'push':
         this.#sessions.set(message.change.mediaSessionId, place);
         for (const watcher of this.#watchers) this.#tell(() => watcher(message.change));
         return;
@@ -175,7 +175,7 @@ export class WorkerPlane implements MediaPlane {
       }
       case 'status':
         place.load = message.load;
-        place.transponders = message.transponders;
+        place.pushes = message.pushes;
         return;
       case 'child':
         if (message.op === 'add') this.#children.set(message.pid, place);
@@ -207,10 +207,10 @@ export class WorkerPlane implements MediaPlane {
     for (const [id, publish] of this.#publishes) if (publish.place === place) this.#closed(id, `media worker ${reason}`, true);
     // The slots its streams held are given back, as it last told of them.
     const publishers = new Slots(this.#slots, PUBLISHER_SLOTS);
-    const transponders = new Slots(this.#slots, TRANSPONDER_SLOTS);
+    const pushes = new Slots(this.#slots, PUSH_SLOTS);
     for (let i = 0; i < place.load.publishers; i++) publishers.give();
-    for (const [state, count] of Object.entries(place.transponders) as [TransponderState, number][]) {
-      if (isActive(state)) for (let i = 0; i < count; i++) transponders.give();
+    for (const [state, count] of Object.entries(place.pushes) as [PushState, number][]) {
+      if (isActive(state)) for (let i = 0; i < count; i++) pushes.give();
     }
     for (const [pid, at] of this.#children) {
       if (at !== place) continue;
@@ -285,15 +285,15 @@ export class WorkerPlane implements MediaPlane {
   }
 
   status(): PlaneStatus {
-    const transponders: PlaneStatus['transponders'] = {};
+    const pushes: PlaneStatus['pushes'] = {};
     // A stopped worker's streams are gone, though it last told of them.
     for (const place of this.#places.filter((p) => p.alive)) {
-      for (const [state, n] of Object.entries(place.transponders) as [keyof PlaneStatus['transponders'], number][]) transponders[state] = (transponders[state] ?? 0) + n;
+      for (const [state, n] of Object.entries(place.pushes) as [keyof PlaneStatus['pushes'], number][]) pushes[state] = (pushes[state] ?? 0) + n;
     }
     const alive = this.#places.filter((p) => p.alive);
     return {
       publishers: alive.reduce((sum, p) => sum + p.load.publishers, 0),
-      transponders,
+      pushes,
       overloaded: alive.every((p) => p.load.overload !== undefined),
       places: this.#places.map((p) => p.load),
     };

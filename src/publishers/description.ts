@@ -36,12 +36,12 @@ export const streamJsonSchema = z.object({
   clientAddress: z.string().nullable(),
   /** What keeps it from connecting, when the gateway can tell: no ICE check came, with the likely cause. */
   warning: z.string().nullable(),
-  /** The mediaSessionIds of its transponders. */
-  transponders: z.array(z.string()),
+  /** The mediaSessionIds of its pushes. */
+  pushes: z.array(z.string()),
 });
 export type StreamJson = z.infer<typeof streamJsonSchema>;
 
-export function describeStream(p: Publisher, transponders: string[]): StreamJson {
+export function describeStream(p: Publisher, pushes: string[]): StreamJson {
   const size = pictureSize(p.keyframe);
   const frameRate = p.frameRate;
   return {
@@ -63,6 +63,6 @@ export function describeStream(p: Publisher, transponders: string[]): StreamJson
     publishingSince: p.publishingSince ? new Date(p.publishingSince).toISOString() : null,
     clientAddress: p.clientAddress ?? null,
     warning: p.warning ?? null,
-    transponders,
+    pushes,
   };
 }

@@ -39,7 +39,7 @@ interface TrackPipeline {
 
 /**
  * One published stream: owns its ingest session, normalises its packets, keeps the current group
- * of pictures so that a new transponder starts from a keyframe at once, and asks the sender for a
+ * of pictures so that a new push starts from a keyframe at once, and asks the sender for a
  * keyframe every `keyframeIntervalMs` so passed-through H.264 meets the platforms' 2 s GOP advice.
  */
 export class Publisher extends TypedEmitter<PublisherEvents> {

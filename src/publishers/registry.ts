@@ -99,9 +99,9 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
   }
 
   /**
-   * A publisher that was lost (its transponders wait for it in standby) is ended on purpose after
+   * A publisher that was lost (its pushes wait for it in standby) is ended on purpose after
    * all: a WHIP DELETE or the SDK's unpublish that came after its connection closed. It is told as
-   * ended, so what follows an end on purpose follows: its transponders end at once, its kept pushes
+   * ended, so what follows an end on purpose follows: its pushes end at once, its kept pushes
    * are forgotten, `publisher.ended` is told.
    */
   endLost(publisher: Publisher, reason: string): void {

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { conflict, notFound } from '../errors.js';
 import type { LifecycleEvent } from '../plane/lifecycle.js';
 import { openOwnFile, readOwnFile } from '../own-files.js';
-import { listedParts, PART_FILE, recordingFiles, type RecordingAbout } from '../transponders/record-link.js';
+import { listedParts, PART_FILE, recordingFiles, type RecordingAbout } from '../outputs/record-link.js';
 
 /** How often retention is applied, besides after each finished part (ms). */
 const SWEEP_MS = 60_000;

@@ -15,7 +15,7 @@ export const MAX_SIGNALING_MESSAGE_BYTES = 64 * 1024;
 const requestIdSchema = z.string().min(1).max(64);
 const destinationIdSchema = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits, _ . : - (1 to 64)');
 
-/** Where to republish a stream: one transponder, named by an id the client chooses. */
+/** Where to republish a stream: one push, named by an id the client chooses. */
 export const destinationRequestSchema = z.strictObject({
   /** Names the destination in every `destination` message (the URL holds a stream key: it is never sent back). */
   id: destinationIdSchema,
@@ -26,7 +26,7 @@ export const destinationRequestSchema = z.strictObject({
 /**
  * Publish a stream: an SDP offer, and optionally where to republish it once publishing. A publish
  * of a name this session already publishes replaces that publish, as a publisher that came back:
- * its transponders go on with the new one (the SDK's recovery after its peer connection failed).
+ * its pushes go on with the new one (the SDK's recovery after its peer connection failed).
  */
 export const publishMessageSchema = z
   .strictObject({

@@ -7,7 +7,7 @@
 
 import type { z } from 'zod';
 import type { ErrorCode } from '../errors.js';
-import type { CheckReport } from '../transponders/check-report.js';
+import type { CheckReport } from '../outputs/check-report.js';
 import type {
   addDestinationMessageSchema,
   checkDestinationMessageSchema,

@@ -5,7 +5,7 @@ import { GatewayError } from '../errors.js';
 import { asSdpError } from '../ingest/sdp.js';
 import type { DestinationChecks } from '../plane/destination-checks.js';
 import type { MediaPlane } from '../plane/plane.js';
-import type { Destination } from '../transponders/destination.js';
+import type { Destination } from '../outputs/destination.js';
 import { clientMessageSchema, MAX_DESTINATIONS } from './messages.js';
 import { parseBody } from '../validation.js';
 import {
@@ -38,7 +38,7 @@ interface SessionStream {
 
 /**
  * One SDK session: one WebSocket. Its streams end when it disconnects (as lost publishers: their
- * transponders wait in standby for the page to come back). Every message is validated; a bad one
+ * pushes wait in standby for the page to come back). Every message is validated; a bad one
  * gets an `error` naming the field and changes nothing.
  */
 export class SignalingSession {

@@ -1,14 +1,14 @@
 import type { Logger } from 'pino';
 import { GatewayError, type ErrorCode } from '../errors.js';
 import type { MediaPlane } from '../plane/plane.js';
-import { shownReason, type PushChange } from '../transponders/changes.js';
-import type { TransponderInfo } from '../transponders/info.js';
-import type { Destination } from '../transponders/destination.js';
-import { isActive, type TransponderState } from '../transponders/states.js';
+import { shownReason, type PushChange } from '../pushes/changes.js';
+import type { PushInfo } from '../pushes/info.js';
+import type { Destination } from '../outputs/destination.js';
+import { isActive, type PushState } from '../pushes/states.js';
 import type { DestinationMessage, DestinationRequest, DestinationState } from './protocol.js';
 
-/** What the SDK shows of a transponder's state: `live` only once the server took the publisher's media. */
-export function destinationState(state: TransponderState): DestinationState {
+/** What the SDK shows of a push's state: `live` only once the server took the publisher's media. */
+export function destinationState(state: PushState): DestinationState {
   switch (state) {
     case 'starting':
       return 'starting';
@@ -27,7 +27,7 @@ export function destinationState(state: TransponderState): DestinationState {
   }
 }
 
-interface Push {
+interface StreamPush {
   request: DestinationRequest;
   destination: Destination;
   mediaSessionId?: string;
@@ -36,14 +36,14 @@ interface Push {
 }
 
 /**
- * The destinations of one stream published from the SDK, each pushed by one transponder once the
+ * The destinations of one stream published from the SDK, each pushed by one push once the
  * stream is publishing, and each followed for the client: every state change goes out as a
  * `destination` message naming the client's id and the masked URL, never the URL itself.
- * A transponder that waits in standby for this stream (the page came back) is taken over, not
+ * A push that waits in standby for this stream (the page came back) is taken over, not
  * started twice.
  */
 export class StreamPushes {
-  readonly #pushes = new Map<string, Push>();
+  readonly #pushes = new Map<string, StreamPush>();
   #publishing = false;
   #closed = false;
 
@@ -66,7 +66,7 @@ export class StreamPushes {
   /** A checked destination: pushed at once when the stream is publishing, else once it is. */
   add(request: DestinationRequest, destination: Destination): void {
     this.checkNewId(request.id);
-    const push: Push = { request, destination };
+    const push: StreamPush = { request, destination };
     this.#pushes.set(request.id, push);
     if (this.#publishing) void this.#start(push);
   }
@@ -96,23 +96,23 @@ export class StreamPushes {
     this.#publishing = false;
   }
 
-  /** A transponder changed state somewhere in the plane: told when it is one of these pushes. */
+  /** A push changed state somewhere in the plane: told when it is one of these pushes. */
   onChange(change: PushChange): void {
     for (const push of this.#pushes.values()) {
       if (push.mediaSessionId === change.mediaSessionId) this.#tell(push, destinationState(change.state), change.reason);
     }
   }
 
-  async #start(push: Push): Promise<void> {
+  async #start(push: StreamPush): Promise<void> {
     const { rtmpUrl, rtmpTransponderFullUrl } = push.request;
     this.#tell(push, 'starting');
-    let transponder: TransponderInfo;
-    let resumed: TransponderInfo | undefined;
+    let started: PushInfo;
+    let resumed: PushInfo | undefined;
     try {
-      // A transponder that waited in standby for this stream (the page came back) takes it back.
+      // A push that waited in standby for this stream (the page came back) takes it back.
       resumed = (await this.plane.find({ streamName: this.name, rtmpUrl })).find((t) => isActive(t.state));
       if (resumed) push.mediaSessionId = resumed.mediaSessionId;
-      transponder = resumed ?? (await this.plane.startup({ streamName: this.name, rtmpUrl, rtmpTransponderFullUrl }));
+      started = resumed ?? (await this.plane.startup({ streamName: this.name, rtmpUrl, rtmpTransponderFullUrl }));
     } catch (error) {
       const reason = error instanceof GatewayError ? error.message : 'the push failed to start';
       const code = error instanceof GatewayError ? error.code : 'internal';
@@ -122,16 +122,16 @@ export class StreamPushes {
     }
     if (this.#pushes.get(push.request.id) !== push) {
       // Removed while it started: the push it started is not wanted.
-      if (!resumed) await this.plane.terminate(transponder.mediaSessionId).catch(() => {});
+      if (!resumed) await this.plane.terminate(started.mediaSessionId).catch(() => {});
       return;
     }
-    push.mediaSessionId = transponder.mediaSessionId;
+    push.mediaSessionId = started.mediaSessionId;
     // Changes made before the id was known are read back once.
-    const now = (await this.plane.find({ streamName: this.name, rtmpUrl }).catch(() => [])).find((t) => t.mediaSessionId === transponder.mediaSessionId) ?? transponder;
+    const now = (await this.plane.find({ streamName: this.name, rtmpUrl }).catch(() => [])).find((t) => t.mediaSessionId === started.mediaSessionId) ?? started;
     this.#tell(push, destinationState(now.state), shownReason(now.state, now.lastError));
   }
 
-  #tell(push: Push, state: DestinationState, reason?: string, code?: ErrorCode): void {
+  #tell(push: StreamPush, state: DestinationState, reason?: string, code?: ErrorCode): void {
     if (this.#closed || push.told === state) return;
     push.told = state;
     this.send({

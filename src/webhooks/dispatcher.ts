@@ -152,7 +152,7 @@ class EndpointQueue {
  * Tells the configured endpoints what happens to streams and pushes. Each event becomes one
  * delivery per endpoint that wants it, with an id (`webhook-id`, the same on every attempt, for
  * idempotency) and a signature; endpoints are independent of each other and of the media (nothing
- * here is awaited by a publisher or a transponder), and each holds at most its queue limit.
+ * here is awaited by a publisher or a push), and each holds at most its queue limit.
  */
 export class WebhookDispatcher {
   readonly #queues: EndpointQueue[];

@@ -25,9 +25,9 @@ t.test('a browser\'s microphone muted, replaced by a sound file and unmuted, as 
   await page.uncheck('#fullUrl');
   await page.click('#publish');
   await waitFor('video at the RTMP server', async () => (await stage.nginx.streams()).some((s) => s.name === 'rtmp_mic1' && s.width > 0), 20000);
-  const [transponder] = (await stage.gw.post('/rest-api/push/find', { streamName: 'mic1' })).body;
+  const [push] = (await stage.gw.post('/rest-api/push/find', { streamName: 'mic1' })).body;
   const command = async (path: string, body: object = {}): Promise<number> => {
-    const res = await stage.gw.post(`/rest-api/push/${path}`, { mediaSessionId: transponder.mediaSessionId, ...body });
+    const res = await stage.gw.post(`/rest-api/push/${path}`, { mediaSessionId: push.mediaSessionId, ...body });
     t.equal(res.status, 200, path);
     return Date.now();
   };

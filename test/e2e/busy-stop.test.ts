@@ -52,10 +52,10 @@ t.test(`Stop ends the push at once, ${RUNS} times on a busy machine, half of the
     await page.click('#stop');
     if (held) {
       // The peer connection closed first: the publisher is lost, its push waits in standby.
-      await waitFor(`run ${run}: the push in standby`, async () => stage.gw.transponders.find({ streamName: name })[0]?.state === 'standby', 10_000);
+      await waitFor(`run ${run}: the push in standby`, async () => stage.gw.pushService.find({ streamName: name })[0]?.state === 'standby', 10_000);
       await page.evaluate(() => (window as any).releaseUnpublish());
     }
-    await waitFor(`run ${run}: the push gone`, async () => stage.gw.transponders.find({ streamName: name }).length === 0, 10_000);
+    await waitFor(`run ${run}: the push gone`, async () => stage.gw.pushService.find({ streamName: name }).length === 0, 10_000);
     await waitFor(`run ${run}: the stream gone at the server`, async () => !(await stage.nginx.streams()).some((s) => s.name === name), 10_000);
     const lost = logLines.filter((line) => line.includes(`"${name}"`) && /publisher lost|standby/.test(line));
     if (!held) t.same(lost, [], `run ${run}: ended as a stop, never held in standby`);

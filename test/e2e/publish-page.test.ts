@@ -153,7 +153,7 @@ t.test('two destinations: each shows live, and both RTMP servers receive the str
   await screenshot(page, 'publish-page-phone');
   if (size) await page.setViewportSize(size);
   const pushes = (await stage.gw.post('/rest-api/push/find', { streamName: 'two' })).body;
-  t.equal(pushes.length, 2, 'two transponders');
+  t.equal(pushes.length, 2, 'two pushes');
   if (process.env.GATEWAY_WEBRTC_ENGINE !== 'werift') {
     // What the gateway receives, played back from it (WHEP) beside the camera's own preview.
     await page.click('#received');
@@ -203,7 +203,7 @@ t.test('the page network drops for 5 s: the SDK reconnects, and the same RTMP se
   });
   t.comment(`live again ${Date.now() - cutAt} ms after the push went to standby`);
   const [again] = (await stage.gw.post('/rest-api/push/find', { streamName: 'drop' })).body;
-  t.match(again, { mediaSessionId: push.mediaSessionId, state: 'running' }, 'the same transponder runs');
+  t.match(again, { mediaSessionId: push.mediaSessionId, state: 'running' }, 'the same push runs');
   const after = (await stage.nginx.streams()).find((s) => s.name === 'drop');
   t.equal(after?.clientId, before.clientId, 'in the same RTMP session');
   const history: string[] = await page.evaluate(() => (window as any).statusHistory);
@@ -223,7 +223,7 @@ t.test('the gateway loses the publisher (its media stopped): the page publishes 
   t.ok(history.some((s) => /reconnecting/i.test(s ?? '')), `the page told it: ${history.join(' → ')}`);
   t.notOk(history.some((s) => /^Stopped/.test(s ?? '')), 'and never that it stopped');
   const [again] = (await stage.gw.post('/rest-api/push/find', { streamName: 'silent' })).body;
-  t.match(again, { mediaSessionId: push.mediaSessionId, state: 'running' }, 'the same transponder runs');
+  t.match(again, { mediaSessionId: push.mediaSessionId, state: 'running' }, 'the same push runs');
   t.equal((await stage.nginx.streams()).find((s) => s.name === 'silent')?.clientId, before.clientId, 'in the same RTMP session');
   await page.click('#stop');
   await waitFor('the push to end', async () => (await stage.gw.post('/rest-api/push/find', { streamName: 'silent' })).status === 404, 8000);

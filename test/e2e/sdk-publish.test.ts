@@ -22,7 +22,7 @@ t.test('the publish page republishes the camera to RTMP through the SDK with rtm
 
   const all = await stage.gw.post('/rest-api/push/find_all');
   t.equal(all.status, 200);
-  t.equal(all.body.length, 1, 'the SDK-started transponder shows in find_all');
+  t.equal(all.body.length, 1, 'the SDK-started push shows in find_all');
   t.match(all.body[0], { streamName: 'rtmp_sdk1', sourceStreamName: 'sdk1', rtmpUrl: stage.nginx.url(), muted: false, soundEnabled: false, transcoding: false });
 
   await pushAndVerify(t, stage.gw, stage.nginx, page, {
@@ -31,12 +31,12 @@ t.test('the publish page republishes the camera to RTMP through the SDK with rtm
     statsExpression: 'window.gatewayStream.getStats()',
     seconds: 8,
   });
-  t.equal(await page.evaluate(() => (window as any).gatewayStream.status()), 'PUBLISHING', 'terminating the transponder leaves the WebRTC publish alone');
+  t.equal(await page.evaluate(() => (window as any).gatewayStream.status()), 'PUBLISHING', 'terminating the push leaves the WebRTC publish alone');
   await waitFor('the page to show the destination stopped', async () => (await page.textContent('.destination .state')) === 'Stopped', 5000);
   t.not(await page.textContent('#status'), 'Live', 'and the page no longer says Live');
 });
 
-t.test('when the publisher stops, its transponders end', async (t) => {
+t.test('when the publisher stops, its pushes end', async (t) => {
   const page = stage.browser.page;
   await page.reload();
   await page.fill('#name', 'sdk2');
@@ -47,7 +47,7 @@ t.test('when the publisher stops, its transponders end', async (t) => {
   await waitFor('video at the RTMP server', async () => (await stage.nginx.streams()).some((s) => s.name === 'rtmp_sdk2' && s.width > 0), 20000);
   await page.click('#stop');
   await waitFor('the RTMP stream to end', async () => !(await stage.nginx.streams()).some((s) => s.name === 'rtmp_sdk2'), 8000);
-  t.equal((await stage.gw.post('/rest-api/push/find_all')).status, 404, 'no transponder is left');
+  t.equal((await stage.gw.post('/rest-api/push/find_all')).status, 404, 'no push is left');
   t.equal(stage.gw.publishers.all().length, 0, 'no publisher is left');
 });
 
@@ -66,7 +66,7 @@ t.test('closing the publisher\'s page keeps the RTMP session with a still pictur
   await publish();
   const first = await waitFor('video at the RTMP server', async () => (await stage.nginx.streams()).find((s) => s.name === 'rtmp_sdk3' && s.width > 0), 20000);
   // Video can reach the server before ffmpeg's first audio has: only an output that is up is held.
-  const { mediaSessionId } = await waitFor('the transponder to be running', async () => ((await find())?.state === 'running' ? find() : undefined), 15000);
+  const { mediaSessionId } = await waitFor('the push to be running', async () => ((await find())?.state === 'running' ? find() : undefined), 15000);
 
   await page.goto('about:blank'); // the page is gone: its WebSocket and peer connection with it
   const standby = await waitFor('standby', async () => ((await find())?.state === 'standby' ? find() : undefined), 10000);
@@ -81,7 +81,7 @@ t.test('closing the publisher\'s page keeps the RTMP session with a still pictur
 
   await publish();
   const live = await waitFor('running again', async () => ((await find())?.state === 'running' ? find() : undefined), 15000);
-  t.equal(live.mediaSessionId, mediaSessionId, 'the same transponder goes on');
+  t.equal(live.mediaSessionId, mediaSessionId, 'the same push goes on');
   t.equal((await stage.gw.post('/rest-api/push/find_all')).body.length, 1, 'and no second one was started');
   t.equal((await stage.nginx.streams()).find((s) => s.name === 'rtmp_sdk3')?.clientId, first.clientId, 'in the same RTMP session');
   await stage.gw.post('/rest-api/push/terminate', { mediaSessionId });

@@ -4,7 +4,7 @@ import { waitFor } from '../../kit/processes.js';
 import { freePort } from '../../kit/rtmp-server.js';
 import { useStage } from '../helpers/stage.js';
 
-// A gateway that prefers VP8, so the browser sends VP8 and the transponder transcodes to H.264.
+// A gateway that prefers VP8, so the browser sends VP8 and the push transcodes to H.264.
 const stage = useStage([{ webrtc_video_codecs: ['VP8', 'H264'] }]);
 
 t.test('a VP8 publish is transcoded to H.264 with keyframes at most 2 s apart', async (t) => {
@@ -31,7 +31,7 @@ t.test('a destination that refuses the connection answers 500 with the reason, a
   const closedPort = await freePort();
   const res = await gw.post('/rest-api/push/startup', { streamName: 'vp8', rtmpUrl: `rtmp://127.0.0.1:${closedPort}/live` });
   t.equal(res.status, 500);
-  t.match(res.body, { error: 'destination_unreachable', message: /transponder failed to start: could not publish to the destination: connect ECONNREFUSED/ });
-  t.equal((await gw.post('/rest-api/push/find', { streamName: 'vp8' })).status, 404, 'the failed transponder is not listed');
+  t.match(res.body, { error: 'destination_unreachable', message: /push failed to start: could not publish to the destination: connect ECONNREFUSED/ });
+  t.equal((await gw.post('/rest-api/push/find', { streamName: 'vp8' })).status, 404, 'the failed push is not listed');
   t.equal(gw.ffmpeg.count, 0);
 });

@@ -56,7 +56,7 @@ t.test('WHIP publish, then /push/startup republishes to RTMP; find and terminate
   t.comment(`/push/startup to video at the RTMP server: ${Date.now() - started} ms`);
 
   const dup = await stage.gw.post('/rest-api/push/startup', { streamName: 'whip1', rtmpUrl: url });
-  t.equal(dup.status, 409, 'a second transponder to the same rtmpUrl is refused');
+  t.equal(dup.status, 409, 'a second push to the same rtmpUrl is refused');
   const byUrl = await stage.gw.post('/rest-api/push/find', { rtmpUrl: url });
   t.equal(byUrl.status, 200);
   t.equal(byUrl.body.length, 1);

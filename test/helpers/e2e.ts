@@ -23,7 +23,7 @@ async function framesSent(page: Page, statsExpression: string): Promise<{ frames
 }
 
 /**
- * Pushes for `seconds`, terminates the transponder, then checks what nginx-rtmp recorded: H.264 +
+ * Pushes for `seconds`, terminates the push, then checks what nginx-rtmp recorded: H.264 +
  * AAC at 1280x720, keyframes at most 2 s apart, at least 90 % of the browser's frame rate,
  * strictly increasing timestamps; and that the RTMP stream ended and no ffmpeg is left.
  */
@@ -39,7 +39,7 @@ export async function pushAndVerify(
   const after = await framesSent(page, opts.statsExpression);
   const browserFps = ((after.frames - before.frames) * 1000) / (after.at - before.at);
 
-  const listed = await gw.post('/rest-api/push/find', { streamName: gw.transponders.get(opts.mediaSessionId).publisher.name });
+  const listed = await gw.post('/rest-api/push/find', { streamName: gw.pushService.get(opts.mediaSessionId).publisher.name });
   t.equal(listed.status, 200);
   t.match(listed.body[0], { mediaSessionId: opts.mediaSessionId, state: 'running', width: 1280, height: 720 });
   const ffmpegPids = await pidsMatching(TRANSPONDER_FFMPEG);

@@ -9,7 +9,9 @@ import { THIS_MACHINE } from '../../kit/this-machine.js';
  * A gateway for one test: listens on an ephemeral loopback port, gathers and answers ICE on
  * loopback only, so no packet leaves 127.0.0.0/8.
  */
-export interface TestGateway extends Gateway, Pick<MediaCore, 'publishers' | 'transponders' | 'ffmpeg'> {
+export interface TestGateway extends Gateway, Pick<MediaCore, 'publishers' | 'ffmpeg'> {
+  /** The push service of the test's own thread (`Gateway.pushes` is the plane's commands). */
+  pushService: MediaCore['pushes'];
   baseUrl: string;
   config: GatewayConfig;
   post(path: string, body?: unknown): Promise<{ status: number; body: any }>;
@@ -37,7 +39,7 @@ export async function startGateway(overrides: Partial<GatewayConfig> = {}, logLi
     overload_event_loop_delay_ms: 0,
     overload_event_loop_utilization: 0,
     overload_machine_cpu_percent: 0,
-    // Streams in the test's own thread, where it can reach the publishers and transponders
+    // Streams in the test's own thread, where it can reach the publishers and pushes
     // (worker threads are tested through the server as its own process: workers.test.ts).
     workers: 0,
     // The whole suite on the other engine: GATEWAY_WEBRTC_ENGINE=werift npm test (the gateway
@@ -54,7 +56,7 @@ export async function startGateway(overrides: Partial<GatewayConfig> = {}, logLi
   return {
     ...gateway,
     publishers: local.publishers,
-    transponders: local.transponders,
+    pushService: local.pushes,
     ffmpeg: local.ffmpeg,
     baseUrl: address,
     config,

@@ -1,10 +1,10 @@
 import type { TestGateway } from './gateway.js';
 import { waitFor } from '../../kit/processes.js';
 
-/** What only a transponder's ffmpeg has in its command line: AAC made with the fast coder from its stdin (Opus or PCM). */
+/** What only a push's ffmpeg has in its command line: AAC made with the fast coder from its stdin (Opus or PCM). */
 export const TRANSPONDER_FFMPEG = '-aac_coder fast';
 
-/** The first transponder `find` lists for `streamName`, if any. */
+/** The first push `find` lists for `streamName`, if any. */
 export async function findPush(gw: TestGateway, streamName: string): Promise<any> {
   return (await gw.post('/rest-api/push/find', { streamName })).body?.[0];
 }

@@ -53,7 +53,7 @@ t.test('every control route: 401 without a key and with a wrong one (nothing sta
   }
   t.equal(gw.ffmpeg.count, 0, 'no ffmpeg was spawned');
   t.equal(receiver.connections, 0, 'no RTMP connection was made');
-  t.equal(gw.transponders.all().length, 0);
+  t.equal(gw.pushService.all().length, 0);
 
   const started = await call('/rest-api/push/startup', startup, CONTROL);
   t.equal(started.status, 200, JSON.stringify(started.body));
@@ -73,12 +73,12 @@ t.test('every control route: 401 without a key and with a wrong one (nothing sta
     t.equal((await call(path, body)).status, 401, `${path} without a key`);
     t.equal((await call(path, body, 'wrong-key-0123456789abcdef')).status, 401, `${path} with a wrong key`);
   }
-  const t1 = gw.transponders.get(id);
+  const t1 = gw.pushService.get(id);
   t.equal(t1.toJSON().muted, false, 'refused mute changed nothing');
   t.equal(t1.toJSON().soundEnabled, false, 'refused sound_on changed nothing');
   for (const [path, body] of routes) t.equal((await call(path, body, CONTROL)).status, 200, `${path} with the key`);
   t.equal((await call('/rest-api/push/terminate', { mediaSessionId: id })).status, 401, 'terminate without a key');
-  t.equal(gw.transponders.all().length, 1, 'still running');
+  t.equal(gw.pushService.all().length, 1, 'still running');
   t.equal((await call('/rest-api/push/terminate', { mediaSessionId: id }, CONTROL)).status, 200);
 });
 

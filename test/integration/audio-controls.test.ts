@@ -196,7 +196,7 @@ t.test('startup options apply the audio action from the first moment; bad ones s
     t.equal(res.status, status, JSON.stringify(options));
     t.match(res.body, { field, message }, res.body.message);
   }
-  t.equal((await gw.post('/rest-api/push/find_all')).body.length, 2, 'no transponder was added by a refused startup');
+  t.equal((await gw.post('/rest-api/push/find_all')).body.length, 2, 'no push was added by a refused startup');
 });
 
 t.test('an ffmpeg that takes the audio but writes nothing fails the startup within the start timeout', async (t) => {

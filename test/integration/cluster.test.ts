@@ -91,7 +91,7 @@ t.test('a stream is served by one node: published again at another, it is refuse
   t.equal(res.status, 200, JSON.stringify(res.body));
   pushId = res.body.mediaSessionId;
   await waitFor('the push at nginx', async () => (await publishing(`c1-${KEY}`)) === 1, 10_000);
-  await waitFor('n2 tells its load', async () => ((await node('n1').request('GET', '/rest-api/cluster/nodes')).body.nodes as { id: string; publishers: number; transponders: number }[]).some((n) => n.id === 'n2' && n.publishers === 1 && n.transponders === 1), 5000);
+  await waitFor('n2 tells its load', async () => ((await node('n1').request('GET', '/rest-api/cluster/nodes')).body.nodes as { id: string; publishers: number; pushes: number }[]).some((n) => n.id === 'n2' && n.publishers === 1 && n.pushes === 1), 5000);
   // Each event is told once, by the node that serves the stream, naming it.
   const started = await waitFor('the push\'s started event', () => hooks.delivered.filter((h) => h.type === 'transponder.started' && h.body.data.mediaSessionId === pushId).length > 0 && hooks.delivered, 5000);
   t.same(started.filter((h) => h.type === 'transponder.started' && h.body.data.mediaSessionId === pushId).map((h) => h.body.node), ['n2'], 'transponder.started once, from n2');

@@ -10,7 +10,7 @@ import { SrtListener, freeUdpPort } from '../../kit/srt-listener.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { RedisServer } from '../../kit/redis-server.js';
 import { freePorts } from '../../kit/rtmp-server.js';
-import { compactTime } from '../../src/transponders/record-link.js';
+import { compactTime } from '../../src/outputs/record-link.js';
 import { offer as fuzzedOffer } from '../helpers/fuzz.js';
 import { startGateway } from '../helpers/gateway.js';
 import { keyframeCached } from '../helpers/pushes.js';
@@ -265,7 +265,7 @@ t.test('a sealed node call is for one node: replayed to another it is refused, a
   const a = await node('a', portA!);
   const b = await node('b', portB!);
   // A call from b to a, captured on its way: a proxy in front of a keeps the body it passed.
-  const { NodeCalls } = await import('../../src/plane/node-calls.js');
+  const { NodeCalls } = await import('../../src/cluster/node-calls.js');
   const calls = new NodeCalls('cluster-secret-0123456789abcdef', 'b');
   let captured = '';
   const { createServer } = await import('node:http');

@@ -99,9 +99,9 @@ t.test('malformed WebSocket frames end only their own connection, with the right
     t.equal(await rawFrame(frame), code, what);
     t.equal((await fetch(gw.baseUrl + '/health')).status, 200, `alive after ${what}`);
   }
-  const before = (gw.transponders.get(pushId).toJSON() as any).counters.frames as number;
-  await waitFor('frames after the bad ones', () => (gw.transponders.get(pushId).toJSON() as any).counters.frames > before, 10000);
-  const push = gw.transponders.get(pushId).toJSON() as any;
+  const before = (gw.pushService.get(pushId).toJSON() as any).counters.frames as number;
+  await waitFor('frames after the bad ones', () => (gw.pushService.get(pushId).toJSON() as any).counters.frames > before, 10000);
+  const push = gw.pushService.get(pushId).toJSON() as any;
   t.equal(push.state, 'running', 'the push runs on');
   t.ok(push.counters.frames > before, `and keeps sending (${before} → ${push.counters.frames} frames)`);
 });
@@ -170,7 +170,7 @@ t.test('offers the WebRTC engine cannot take are 400 naming what is wrong, check
   t.equal(gw.publishers.get('bad-offer'), undefined);
 });
 
-t.test('limits: sessions per client 429, publishers and transponders 503 with Retry-After, per stream 429', async (t) => {
+t.test('limits: sessions per client 429, publishers and pushes 503 with Retry-After, per stream 429', async (t) => {
   const tight = await startGateway({ limit_sessions_per_client: 2, limit_publishers: 1, limit_transponders: 1, limit_transponders_per_stream: 1 });
   t.teardown(() => tight.close());
   const open = (): Promise<string> =>
@@ -189,7 +189,7 @@ t.test('limits: sessions per client 429, publishers and transponders 503 with Re
   t.match(first instanceof Error ? first.message : 'published', /429/, 'WHIP counts against the same per-client limit');
 });
 
-t.test('limits: the publisher limit answers 503, the transponder limits 503 and 429', async (t) => {
+t.test('limits: the publisher limit answers 503, the push limits 503 and 429', async (t) => {
   const tight = await startGateway({ limit_publishers: 1, limit_transponders: 2, limit_transponders_per_stream: 1 });
   t.teardown(() => tight.close());
   const one = await SyntheticPublisher.publish(testFixture(), tight.baseUrl, 'one');
@@ -200,7 +200,7 @@ t.test('limits: the publisher limit answers 503, the transponder limits 503 and 
   await keyframeCached(tight, 'one');
   t.equal((await tight.post('/rest-api/push/startup', { streamName: 'one', rtmpUrl: receiver.url() })).status, 200);
   const again = await tight.post('/rest-api/push/startup', { streamName: 'one', rtmpUrl: receiver.url('other') });
-  t.equal(again.status, 429, 'a second transponder of one stream');
+  t.equal(again.status, 429, 'a second push of one stream');
   t.match(again.body.message, /limit_transponders_per_stream/);
 });
 

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test as Tap } from 'tap';
-import { keyframeExpression } from '../../src/transponders/ffmpeg-args.js';
+import { keyframeExpression } from '../../src/pipeline/ffmpeg-args.js';
 import { keyframeCount, maxKeyframeGap, probe } from '../../kit/probe.js';
 import { startProcess, stopProcess } from '../../kit/processes.js';
 

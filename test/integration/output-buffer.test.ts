@@ -104,7 +104,7 @@ t.test('output that stops for longer than what is buffered (ffmpeg paused): the 
   const { gw, videoArrivals } = await bufferedPush(t, 'gappy', { height: 240 });
   await sleep(1500);
   const [pid] = await pidsMatching(TRANSPONDER_FFMPEG);
-  t.ok(pid, 'the transponder\'s ffmpeg');
+  t.ok(pid, 'the push\'s ffmpeg');
   process.kill(pid!, 'SIGSTOP');
   try {
     await waitFor('the buffer to run dry', async () => (await findPush(gw, 'gappy')).outputBuffer.state === 'buffering', 3000);

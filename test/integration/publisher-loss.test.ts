@@ -9,7 +9,7 @@ import { syntheticPublish, testFixture } from '../helpers/synthetic.js';
 import type { TestGateway } from '../helpers/gateway.js';
 
 // A publisher that goes away (its page closed: no WHIP DELETE, the connection just ends): its
-// transponder holds the RTMP session with the last picture and silence, and goes live again when
+// push holds the RTMP session with the last picture and silence, and goes live again when
 // the stream is published again; after the grace period it ends. Real components: a werift
 // publisher over WHIP, the gateway, nginx-rtmp recording what arrived, ffprobe.
 
@@ -26,7 +26,7 @@ async function pushToNginx(t: Test, name: string, graceMs: number) {
   return { nginx, gw, publisher, id: res.body.mediaSessionId as string };
 }
 
-/** ffmpeg processes are stopped after a transponder is unlisted: they are all gone soon after. */
+/** ffmpeg processes are stopped after a push is unlisted: they are all gone soon after. */
 async function noFfmpegLeft(t: Test, gw: TestGateway): Promise<void> {
   await waitFor('every ffmpeg to end', () => gw.ffmpeg.count === 0, 5000);
   t.pass('no ffmpeg left');
@@ -57,12 +57,12 @@ t.test('a lost publisher: standby with a still picture, live again when it comes
   t.comment(`standby ${Date.now() - lostAt} ms after the publisher went silent`);
   t.match(standby, { mediaSessionId: id, lastError: /publisher lost: no media from the publisher/, standbyUntil: String });
   t.match(await gw.post('/rest-api/push/find', { streamName: 'cam' }), { body: [{ state: 'standby' }, { state: 'standby', transcoding: true }] });
-  await waitFor('one ffmpeg per transponder: the still picture and silence', () => gw.ffmpeg.count === 2, 5000);
+  await waitFor('one ffmpeg per push: the still picture and silence', () => gw.ffmpeg.count === 2, 5000);
   await sleep(3000);
   const back = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'cam');
   t.teardown(() => back.stop());
   const live = await awaitPushState(gw, 'cam', 'running', [], 10000);
-  t.equal(live.mediaSessionId, id, 'the same transponder');
+  t.equal(live.mediaSessionId, id, 'the same push');
   await waitFor('both running', async () => (await gw.post('/rest-api/push/find', { streamName: 'cam' })).body.every((x: any) => x.state === 'running'), 10000);
   await sleep(3000);
   await gw.post('/rest-api/push/terminate', { mediaSessionId: id });
@@ -103,7 +103,7 @@ t.test('a lost publisher: standby with a still picture, live again when it comes
   }
 });
 
-t.test('after the grace period the transponder ends; 0 ends it at once', async (t) => {
+t.test('after the grace period the push ends; 0 ends it at once', async (t) => {
   for (const graceMs of [1500, 0]) {
     await t.test(`grace ${graceMs} ms`, async (t) => {
       const { nginx, gw, publisher, id } = await pushToNginx(t, 'gone', graceMs);
@@ -111,7 +111,7 @@ t.test('after the grace period the transponder ends; 0 ends it at once', async (
       await publisher.vanish();
       if (graceMs) await awaitPushState(gw, 'gone', 'standby', [], MEDIA_TIMEOUT_MS + 3000);
       const standbyAt = Date.now();
-      await waitFor('the transponder to end', async () => (await gw.post('/rest-api/push/find', { streamName: 'gone' })).status === 404, MEDIA_TIMEOUT_MS + graceMs + 3000);
+      await waitFor('the push to end', async () => (await gw.post('/rest-api/push/find', { streamName: 'gone' })).status === 404, MEDIA_TIMEOUT_MS + graceMs + 3000);
       if (graceMs) t.ok(Date.now() - standbyAt >= graceMs - 200, `ended ${Date.now() - standbyAt} ms after standby began`);
       t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: id })).status, 404, 'not listed');
       await waitFor('nginx to lose the stream', async () => (await nginx.streams()).length === 0, 5000);
@@ -120,11 +120,11 @@ t.test('after the grace period the transponder ends; 0 ends it at once', async (
   }
 });
 
-t.test('a publisher that ends on purpose (WHIP DELETE) ends its transponders at once, whatever the grace period', async (t) => {
+t.test('a publisher that ends on purpose (WHIP DELETE) ends its pushes at once, whatever the grace period', async (t) => {
   const { nginx, gw, publisher } = await pushToNginx(t, 'bye', 30000);
   await sleep(1000);
   await publisher.stop();
-  await waitFor('the transponder to end', async () => (await gw.post('/rest-api/push/find', { streamName: 'bye' })).status === 404, 3000);
+  await waitFor('the push to end', async () => (await gw.post('/rest-api/push/find', { streamName: 'bye' })).status === 404, 3000);
   await waitFor('nginx to lose the stream', async () => (await nginx.streams()).length === 0, 5000);
   await noFfmpegLeft(t, gw);
 });

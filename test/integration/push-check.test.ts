@@ -29,7 +29,7 @@ t.test('a real RTMP server: reachable, the application accepted; with publish, t
   t.ok(published.body.elapsedMs < 5000, `${published.body.elapsedMs} ms`);
   await waitFor('nothing published at nginx', async () => (await nginx.streams()).length === 0, 5000);
   t.same(await nginx.streams(), [], 'unpublished at once');
-  t.equal(gw.transponders.all().length, 0, 'no push was made');
+  t.equal(gw.pushService.all().length, 0, 'no push was made');
 });
 
 t.test('a refused application and a refused key are told apart, with the push\'s error code', async (t) => {

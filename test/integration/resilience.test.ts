@@ -27,7 +27,7 @@ async function pushToNginx(t: Test, streamName: string, options: NginxOptions = 
   return { nginx, gw, id: await startPush(t, gw, streamName, nginx.url()) };
 }
 
-/** Waits until the one transponder ffmpeg running is another than `pid`. */
+/** Waits until the one push ffmpeg running is another than `pid`. */
 async function ffmpegReplaced(pid: number, timeoutMs: number): Promise<void> {
   await waitFor(`ffmpeg ${pid} to be replaced`, async () => {
     const pids = await pidsMatching(TRANSPONDER_FFMPEG);

@@ -34,7 +34,7 @@ t.test('startup: 400 names the missing or invalid field, and nothing is spawned'
     t.match(res.body.message, message);
   }
   t.equal(gw.ffmpeg.count, 0, 'no ffmpeg was started');
-  t.equal(gw.transponders.all().length, 0);
+  t.equal(gw.pushService.all().length, 0);
 });
 
 t.test('startup: a stream key in a bad request never comes back in the error', async (t) => {

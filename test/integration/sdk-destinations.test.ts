@@ -53,7 +53,7 @@ t.test('bad destination messages get an error naming the field, and start nothin
   t.match(await s.send({ type: 'addDestination', requestId: 'q', name: 'cam', destination: { id: 'a', rtmpUrl: url } }), { code: 'not_found', field: 'name', requestId: 'q' });
   t.match(await s.send({ type: 'removeDestination', name: 'cam', id: 'a' }), { code: 'not_found', field: 'name' });
   t.equal(gw.publishers.all().length, 0, 'no publish started');
-  t.equal(gw.transponders.all().length, 0, 'no push started');
+  t.equal(gw.pushService.all().length, 0, 'no push started');
 });
 
 t.test('several destinations: each is told by its id (live, or failed with the reason), one is added and one removed while live', async (t) => {

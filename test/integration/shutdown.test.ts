@@ -38,7 +38,7 @@ async function busyGateway(t: Test): Promise<{ gateway: GatewayProcess; pids: nu
   return { gateway, pids };
 }
 
-t.test('SIGTERM ends every transponder cleanly within 10 s and leaves no ffmpeg', async (t) => {
+t.test('SIGTERM ends every push cleanly within 10 s and leaves no ffmpeg', async (t) => {
   const { gateway, pids } = await busyGateway(t);
   const started = Date.now();
   const code = await gateway.signal('SIGTERM');

@@ -28,11 +28,11 @@ t.test('a destination reading at 50 KB/s: lag bounded, drops counted, the other 
   const startedAt = Date.now();
   for (let i = 0; i < 48; i++) {
     await sleep(500);
-    lagSeries.push((gw.transponders.get(slow.body.mediaSessionId).toJSON() as any).counters.lagMs);
+    lagSeries.push((gw.pushService.get(slow.body.mediaSessionId).toJSON() as any).counters.lagMs);
   }
   const seconds = (Date.now() - startedAt) / 1000;
-  const slowPush = gw.transponders.get(slow.body.mediaSessionId).toJSON() as any;
-  const fastPush = gw.transponders.get(fast.body.mediaSessionId).toJSON() as any;
+  const slowPush = gw.pushService.get(slow.body.mediaSessionId).toJSON() as any;
+  const fastPush = gw.pushService.get(fast.body.mediaSessionId).toJSON() as any;
   const settled = lagSeries.slice(-16);
   const worst = Math.max(...settled);
   t.comment(`slow destination lag (ms) every 0.5 s: ${lagSeries.join(' ')}`);

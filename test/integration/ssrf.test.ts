@@ -133,7 +133,7 @@ t.test('one lookup, pinned: the connection goes to the checked address even when
   // A reconnect looks up again: the name now points at the metadata address, which is refused.
   receiver.dropAll();
   const id = res.json().mediaSessionId;
-  for (let i = 0; i < 100 && !/link-local/.test(gw.local!.transponders.get(id).lastError ?? ''); i++) await new Promise((r) => setTimeout(r, 50));
-  t.match(gw.local!.transponders.get(id).lastError, /link-local/, 'the reconnect\'s answer was checked and refused');
+  for (let i = 0; i < 100 && !/link-local/.test(gw.local!.pushes.get(id).lastError ?? ''); i++) await new Promise((r) => setTimeout(r, 50));
+  t.match(gw.local!.pushes.get(id).lastError, /link-local/, 'the reconnect\'s answer was checked and refused');
   t.equal(receiver.connections, 1, 'no further connection');
 });

@@ -6,7 +6,7 @@ import { syntheticPublish } from '../helpers/synthetic.js';
 // The order of a startup's checks, and startups that race: a stream that is not publishing is told
 // before any lookup; a host that does not resolve is a 400 naming rtmpUrl, with no key in it; two
 // startups for the same destination at once start one push, and the one refused (409) gives its
-// transponder slot back, so the limit still counts only what runs.
+// push slot back, so the limit still counts only what runs.
 
 t.test('two startups of one destination at once: one push, one 409, and no slot kept by the refused one', async (t) => {
   const nginx = await NginxRtmp.start();
@@ -16,7 +16,7 @@ t.test('two startups of one destination at once: one push, one 409, and no slot 
   const startup = (path: string): Promise<{ status: number; body: any }> => gw.post('/rest-api/push/startup', { streamName: 'race', rtmpUrl: `${nginx.url()}/${path}`, rtmpTransponderFullUrl: true });
   const answers = await Promise.all([startup('same'), startup('same')]);
   t.same(answers.map((a) => a.status).sort(), [200, 409], JSON.stringify(answers.map((a) => a.body)));
-  t.equal(gw.transponders.find({ streamName: 'race' }).length, 1, 'one push');
+  t.equal(gw.pushService.find({ streamName: 'race' }).length, 1, 'one push');
   const other = await startup('other');
   t.equal(other.status, 200, `a second destination still fits under limit_transponders: 2 (${JSON.stringify(other.body)})`);
   const third = await startup('third');

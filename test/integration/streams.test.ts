@@ -9,7 +9,7 @@ import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { syntheticPublish, testFixture } from '../helpers/synthetic.js';
 
 // Web Call Server's stream API against a real WebRTC publisher (werift over WHIP, the 720p30
-// fixture): what is published, with its figures and its transponders, and a snapshot decoded by
+// fixture): what is published, with its figures and its pushes, and a snapshot decoded by
 // ffmpeg, checked by ffprobe.
 
 t.test('stream/find and find_all: codecs, size, frame rate, bitrate, since when, from where, its pushes', async (t) => {
@@ -28,7 +28,7 @@ t.test('stream/find and find_all: codecs, size, frame rate, bitrate, since when,
     audio: { codec: 'opus' },
     clientAddress: '127.0.0.1',
     publishingSince: String,
-    transponders: [],
+    pushes: [],
     framesLost: 0,
   });
   t.ok(cam.video.frameRate > 27 && cam.video.frameRate < 33, `frame rate ${cam.video.frameRate}`);
@@ -50,7 +50,7 @@ t.test('stream/find and find_all: codecs, size, frame rate, bitrate, since when,
   t.teardown(() => destination.close());
   const started = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: destination.url() });
   t.equal(started.status, 200);
-  t.same((await gw.post('/rest-api/stream/find', { name: 'cam' })).body[0].transponders, [started.body.mediaSessionId], 'its push listed');
+  t.same((await gw.post('/rest-api/stream/find', { name: 'cam' })).body[0].pushes, [started.body.mediaSessionId], 'its push listed');
 
   const all = await gw.post('/rest-api/stream/find_all', {});
   t.same(all.body.map((s: { name: string }) => s.name).sort(), ['cam', 'desk']);

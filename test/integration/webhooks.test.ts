@@ -62,7 +62,7 @@ t.test('a push\'s whole life reaches the endpoint, in order, signed, with no str
     'every event of its life, in order',
   );
   t.ok(hooks.received.every((h) => h.signed), 'every request signed');
-  const pushEvents = delivered.filter((h) => h.type.startsWith('transponder.'));
+  const pushEvents = delivered.filter((h) => h.type.startsWith('push.'));
   t.ok(pushEvents.every((h) => h.body.data.mediaSessionId === id && h.body.data.stream === 'cam'), 'push events name the push and the stream');
   t.match(pushEvents[0]!.body.data, { destination: /^rtmp:\/\/127\.0\.0\.1:\d+\/live\/\*\*\*$/, state: 'running' });
   t.match(delivered.find((h) => h.type === 'transponder.reconnecting')!.body.data, { reason: /destination/ });

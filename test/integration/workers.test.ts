@@ -11,7 +11,7 @@ import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 import { WhepViewer } from '../../kit/whep-viewer.js';
 
 // Streams spread over worker threads (workers: 2), as an operator runs the gateway: every request
-// reaches the worker that holds its stream or transponder, and the limits hold for the whole gateway.
+// reaches the worker that holds its stream or push, and the limits hold for the whole gateway.
 
 const runDir = await mkdtemp(join(tmpdir(), 'gateway-workers-'));
 const nginx = await NginxRtmp.start();
@@ -81,7 +81,7 @@ t.test('streams are spread over the workers and every request reaches the one th
   t.equal([...metrics.matchAll(/^gateway_push_state\{[^}]*state="running"\} 1$/gm)].length, 4, 'four running pushes in /metrics', { found: metrics.split('\n').filter((l) => l.startsWith('gateway_push_state')).slice(0, 10) });
   // The stream API gathers every worker, and a snapshot comes from the worker that holds the stream.
   const streams = await gateway.request('POST', '/rest-api/stream/find_all', {});
-  t.same(streams.body.map((x: any) => `${x.name}:${x.transponders.join()}`).sort(), names.map((n) => `${n}:${ids[n]}`), 'stream/find_all gathers every worker');
+  t.same(streams.body.map((x: any) => `${x.name}:${x.pushes.join()}`).sort(), names.map((n) => `${n}:${ids[n]}`), 'stream/find_all gathers every worker');
   const snapshot = await fetch(`${gateway.baseUrl}/rest-api/stream/snapshot`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'w1' }) });
   t.equal(snapshot.headers.get('content-type'), 'image/jpeg');
   t.same([...Buffer.from(await snapshot.arrayBuffer()).subarray(0, 2)], [0xff, 0xd8], 'a JPEG from a worker');
@@ -124,7 +124,7 @@ t.test('the SDK through a worker: rtmpUrl starts the push, its states come back,
   const again = await SyntheticPublisher.publish(testFixture(), gateway.baseUrl, 'sdk1', { sdk });
   publishers.push(again);
   const resumed = await waitFor('the push to go on with the new publisher', async () => again.messages.find((m) => m.type === 'destination' && m.mediaSessionId), 10_000);
-  t.equal(resumed.mediaSessionId, running.mediaSessionId, 'the same transponder took the stream back: the publish went to the worker holding it');
+  t.equal(resumed.mediaSessionId, running.mediaSessionId, 'the same push took the stream back: the publish went to the worker holding it');
   await waitFor('running again', async () => (await gateway.request('POST', '/rest-api/push/find', { streamName: 'sdk1' })).body?.[0]?.state === 'running', 10_000);
 
   await again.stop(); // unpublished on purpose: its push ends

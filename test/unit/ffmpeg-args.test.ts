@@ -1,6 +1,6 @@
 import t from 'tap';
-import { planEncoding, type EncodingSettings } from '../../src/transponders/encoding.js';
-import { buildFfmpegArgs, keyframeExpression } from '../../src/transponders/ffmpeg-args.js';
+import { planEncoding, type EncodingSettings } from '../../src/pipeline/encoding.js';
+import { buildFfmpegArgs, keyframeExpression } from '../../src/pipeline/ffmpeg-args.js';
 import { IVF_CLOCK_RATE, ivfFrameHeader, ivfHeader } from '../../src/media/ivf.js';
 
 const settings: EncodingSettings = {

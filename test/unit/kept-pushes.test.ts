@@ -6,7 +6,7 @@ import type { LifecycleEvent } from '../../src/plane/lifecycle.js';
 import type { MediaPlane } from '../../src/plane/plane.js';
 import type { PushStore, StoredPush } from '../../src/store/push-log.js';
 import { Sealer } from '../../src/security/seal.js';
-import type { StartupRequest } from '../../src/transponders/requests.js';
+import type { StartupRequest } from '../../src/pushes/requests.js';
 
 // The keeper's rules, against a plane that records what it is asked (the real plane and store are
 // in the kept-pushes integration test): what is kept, what starts again, what is forgotten.
@@ -37,7 +37,7 @@ function fakePlane() {
   const live = new Map<string, { request: StartupRequest; muted: boolean; sound?: string }>();
   const listeners = new Set<(event: LifecycleEvent) => void>();
   const refuse: GatewayError[] = [];
-  /** Pushes shown failed (a failed transponder stays listed). */
+  /** Pushes shown failed (a failed push stays listed). */
   const failed = new Set<string>();
   /** Pushes not listed though they run (at a node not registered again yet). */
   const unlisted = new Set<string>();
@@ -53,20 +53,20 @@ function fakePlane() {
       return [...live].filter(([id, p]) => !unlisted.has(id) && (!streamName || p.request.streamName === streamName)).map(([id]) => ({ mediaSessionId: id, state: failed.has(id) ? 'failed' : 'running' })) as never;
     },
     async terminate(id: string) {
-      if (!live.delete(id)) throw notFound(`no transponder ${id}`);
+      if (!live.delete(id)) throw notFound(`no push ${id}`);
     },
     async setMuted(id: string, muted: boolean) {
       const push = live.get(id);
-      if (!push) throw notFound(`no transponder ${id}`);
+      if (!push) throw notFound(`no push ${id}`);
       push.muted = muted;
     },
     async soundOn(id: string, sound: { soundFile: string }) {
       const push = live.get(id);
-      if (!push) throw notFound(`no transponder ${id}`);
+      if (!push) throw notFound(`no push ${id}`);
       push.sound = sound.soundFile;
     },
     async soundOff(id: string) {
-      if (!live.has(id)) throw notFound(`no transponder ${id}`);
+      if (!live.has(id)) throw notFound(`no push ${id}`);
       live.get(id)!.sound = undefined;
     },
     events(listener: (event: LifecycleEvent) => void) {
@@ -170,8 +170,8 @@ t.test('a kept push its destination does not take when started again (still busy
   fake.tell(published());
   const id = (await k.startup(request, 'rest')).mediaSessionId;
   fake.live.clear(); // the stream moved, or the gateway restarted
-  fake.refuse.push(new GatewayError('destination_refused', 'transponder failed to start: NetStream.Publish.BadName: Already publishing'));
-  fake.refuse.push(new GatewayError('destination_unreachable', 'transponder failed to start: connect ECONNREFUSED'));
+  fake.refuse.push(new GatewayError('destination_refused', 'push failed to start: NetStream.Publish.BadName: Already publishing'));
+  fake.refuse.push(new GatewayError('destination_unreachable', 'push failed to start: connect ECONNREFUSED'));
   fake.tell(published());
   const deadline = Date.now() + 5000;
   while (!fake.live.has(id) && Date.now() < deadline) await settle();

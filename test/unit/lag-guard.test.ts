@@ -1,6 +1,6 @@
 import t from 'tap';
-import { LagGuard } from '../../src/transponders/lag-guard.js';
-import type { MediaOutput } from '../../src/transponders/out-buffer.js';
+import { LagGuard } from '../../src/outputs/lag-guard.js';
+import type { MediaOutput } from '../../src/outputs/link.js';
 
 // A destination that receives less than it is sent: the guard drops media up to a keyframe once
 // the oldest undelivered media is too old, and resumes when it has caught up.

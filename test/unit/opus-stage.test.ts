@@ -3,7 +3,7 @@ import { OpusStage } from '../../src/publishers/opus-stage.js';
 import type { AudioPacket } from '../../src/publishers/start-cache.js';
 import { testFixture } from '../helpers/synthetic.js';
 
-// A publisher's Opus decoded once for all its transponders, in time order.
+// A publisher's Opus decoded once for all its pushes, in time order.
 
 const opus = testFixture().audio;
 const packet = (i: number): AudioPacket => ({ payload: opus[i]!, wallclockMs: i * 20 });
@@ -17,13 +17,13 @@ async function readyStage(t: Test): Promise<OpusStage> {
   return stage;
 }
 
-t.test('each packet is decoded once: every transponder gets the same samples', async (t) => {
+t.test('each packet is decoded once: every push gets the same samples', async (t) => {
   const stage = await readyStage(t);
   const p = packet(1);
   const first = stage.pcm(p);
   t.ok(first, 'decoded');
   t.equal(first!.length, 960 * 2, '20 ms of interleaved stereo at 48 kHz');
-  t.equal(stage.pcm(p), first, 'asked again (another transponder): the very same samples');
+  t.equal(stage.pcm(p), first, 'asked again (another push): the very same samples');
   t.ok(first!.some((v) => Math.abs(v) > 1000), 'the fixture\'s tone, not silence');
 });
 
@@ -32,7 +32,7 @@ t.test('a packet older than the last decoded is not decoded any more (decoding k
   const older = packet(1);
   const newer = packet(2);
   t.ok(stage.pcm(newer), 'the newer one is decoded first');
-  t.equal(stage.pcm(older), undefined, 'the older one is not: its transponders take it as lost');
+  t.equal(stage.pcm(older), undefined, 'the older one is not: its pushes take it as lost');
 });
 
 t.test('nothing before the decoder is ready, nothing after close', async (t) => {

@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
-import { OutputBuffer, type OutBufferSettings, type OutBufferState } from '../../src/transponders/out-buffer.js';
+import { OutputBuffer, type OutBufferSettings } from '../../src/outputs/out-buffer.js';
+import type { OutBufferState } from '../../src/outputs/link.js';
 
 const settings: OutBufferSettings = { enabled: true, startMs: 300, maxMs: 2000, pollingMs: 100, maxBufferings: -1 };
 

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { FlvTagType } from '../../src/media/flv.js';
 import { encodeAmf0, type Amf0Value } from '../../src/rtmp/amf0.js';
-import { OutputWriter, passthroughMetadata } from '../../src/transponders/output.js';
+import { OutputWriter, passthroughMetadata } from '../../src/pushes/output.js';
 
 // A transcoding ffmpeg's onMetaData goes out with the frame rate sent (asked for, or the source's as
 // measured), not ffmpeg's guess from the first timestamps: a browser's uneven 20 fps gave 40.

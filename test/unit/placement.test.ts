@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Placement } from '../../src/plane/placement.js';
+import { Placement } from '../../src/cluster/placement.js';
 
 // Where a node places a publish: the least-loaded node, counting the publishes it placed that the
 // nodes' heartbeats cannot have counted yet.

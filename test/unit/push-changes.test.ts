@@ -3,11 +3,11 @@ import { TypedEmitter } from '../../src/events.js';
 import { followLifecycle, type LifecycleEvent } from '../../src/plane/lifecycle.js';
 import type { PublisherRegistry } from '../../src/publishers/registry.js';
 import type { ViewerRegistry } from '../../src/viewers/viewers.js';
-import { followPushes, type PushChange } from '../../src/transponders/changes.js';
-import type { TransponderService } from '../../src/transponders/service.js';
-import type { TransponderState } from '../../src/transponders/states.js';
+import { followPushes, type PushChange } from '../../src/pushes/changes.js';
+import type { PushService } from '../../src/pushes/service.js';
+import type { PushState } from '../../src/pushes/states.js';
 
-/** A transponder as the change stream reads it, moved through states by the test. */
+/** A push as the change stream reads it, moved through states by the test. */
 function pushOf(id: string) {
   return {
     mediaSessionId: id,
@@ -15,7 +15,7 @@ function pushOf(id: string) {
     destination: { redactedUrl: 'rtmp://127.0.0.1/live/***' },
     createdAt: 1000,
     writer: { firstFrameAt: 1016 as number | undefined },
-    state: 'starting' as TransponderState,
+    state: 'starting' as PushState,
     lastError: undefined as string | undefined,
     errorCode: undefined as string | undefined,
   };
@@ -23,16 +23,16 @@ function pushOf(id: string) {
 
 function fakes() {
   const pushes: ReturnType<typeof pushOf>[] = [];
-  class FakeService extends TypedEmitter<{ state: [unknown, TransponderState] }> {
+  class FakeService extends TypedEmitter<{ state: [unknown, PushState] }> {
     all = (): unknown[] => pushes;
-    tell(push: unknown, state: TransponderState): void {
+    tell(push: unknown, state: PushState): void {
       this.safeEmit('state', push, state);
     }
   }
   const fake = new FakeService();
-  const service = fake as unknown as TransponderService;
+  const service = fake as unknown as PushService;
   const publishers = new TypedEmitter() as unknown as PublisherRegistry;
-  const move = (push: ReturnType<typeof pushOf>, state: TransponderState, lastError?: string): void => {
+  const move = (push: ReturnType<typeof pushOf>, state: PushState, lastError?: string): void => {
     push.state = state;
     if (lastError !== undefined) push.lastError = lastError;
     push.errorCode = state === 'failed' ? 'destination_refused' : undefined;
@@ -77,7 +77,7 @@ t.test('lifecycle events are the change stream\'s: the same reasons, states and 
   followLifecycle(publishers, service, new TypedEmitter() as unknown as ViewerRegistry, (e) => events.push(e));
   const push = pushOf('m1');
   pushes.push(push);
-  for (const [state, reason] of [['running'], ['standby', 'the publisher went away'], ['resuming'], ['running'], ['reconnecting', 'reset'], ['failed', 'gave up']] as [TransponderState, string?][]) move(push, state, reason);
+  for (const [state, reason] of [['running'], ['standby', 'the publisher went away'], ['resuming'], ['running'], ['reconnecting', 'reset'], ['failed', 'gave up']] as [PushState, string?][]) move(push, state, reason);
   const told = changes.filter((c) => c.state !== 'resuming');
   t.same(
     events.map((e) => ('state' in e ? [e.state, e.reason, e.startupMs, e.outageMs] : [])),

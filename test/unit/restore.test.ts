@@ -1,6 +1,7 @@
 import t from 'tap';
 import { RtmpError } from '../../src/rtmp/errors.js';
-import { classifyFailure, RestorePolicy } from '../../src/transponders/restore.js';
+import { RestorePolicy } from '../../src/pushes/restore.js';
+import { classifyFailure } from '../../src/outputs/failures.js';
 
 const settings = { enabled: true, attempts: 0, intervalMs: 1000 };
 

@@ -3,11 +3,11 @@ import pino from 'pino';
 import { DEFAULT_RECONNECT, mayReconnect, reconnectDelay } from '../../sdk/src/backoff.js';
 import { GatewayError } from '../../src/errors.js';
 import type { MediaPlane } from '../../src/plane/plane.js';
-import type { TransponderInfo } from '../../src/transponders/info.js';
+import type { PushInfo } from '../../src/pushes/info.js';
 import type { DestinationMessage } from '../../src/signaling/protocol.js';
 import { destinationState, StreamPushes } from '../../src/signaling/stream-pushes.js';
-import { parseDestination } from '../../src/transponders/destination.js';
-import type { PushChange } from '../../src/transponders/changes.js';
+import { parseDestination } from '../../src/outputs/destination.js';
+import type { PushChange } from '../../src/pushes/changes.js';
 
 t.test('the SDK reconnects after waits that grow x2 from 0.5 s to 10 s, lengthened by up to 25 % at random', async (t) => {
   t.same([1, 2, 3, 4, 5, 6, 7].map((n) => reconnectDelay(DEFAULT_RECONNECT, n, 0)), [500, 1000, 2000, 4000, 8000, 10000, 10000]);
@@ -17,7 +17,7 @@ t.test('the SDK reconnects after waits that grow x2 from 0.5 s to 10 s, lengthen
   t.same([1, 2, 3, 4].map((n) => mayReconnect(three, n)), [true, true, true, false]);
 });
 
-t.test('a destination is live only while its transponder runs the publisher\'s media', async (t) => {
+t.test('a destination is live only while its push runs the publisher\'s media', async (t) => {
   t.same(
     (['starting', 'running', 'standby', 'resuming', 'reconnecting', 'stopping', 'stopped', 'failed'] as const).map(destinationState),
     ['starting', 'live', 'standby', 'standby', 'reconnecting', 'stopped', 'stopped', 'failed'],
@@ -25,8 +25,8 @@ t.test('a destination is live only while its transponder runs the publisher\'s m
 });
 
 /** A plane whose startup answers as the test says, and which tells changes when the test calls `change`. */
-function fakePlane(startup: (rtmpUrl: string) => Promise<TransponderInfo>) {
-  const pushes: TransponderInfo[] = [];
+function fakePlane(startup: (rtmpUrl: string) => Promise<PushInfo>) {
+  const pushes: PushInfo[] = [];
   const terminated: string[] = [];
   const plane = {
     async find(filter: { rtmpUrl?: string }) {
@@ -46,7 +46,7 @@ function fakePlane(startup: (rtmpUrl: string) => Promise<TransponderInfo>) {
 
 const KEY = 'secret-stream-key-4242';
 const destination = (url: string) => parseDestination(url, 'cam', { prefix: 'rtmp_', fullUrl: true }, 'rtmpUrl');
-const running = (id: string): TransponderInfo => ({
+const running = (id: string): PushInfo => ({
   mediaSessionId: id,
   streamName: 'rtmp_cam',
   sourceStreamName: 'cam',
@@ -63,7 +63,7 @@ const running = (id: string): TransponderInfo => ({
   counters: { packetsSent: 0, bytesSent: 0, frames: 0, drops: 0, reconnects: 0, framesLost: 0, framesDropped: 0, framesDiscarded: 0, audioPacketsDiscarded: 0, lagMs: 0, outputBytes: 0, acknowledgedBytes: 0 },
 });
 
-t.test('each destination is told starting, then live, by its id and masked URL; later changes of its transponder follow', async (t) => {
+t.test('each destination is told starting, then live, by its id and masked URL; later changes of its push follow', async (t) => {
   const { plane } = fakePlane(async () => running('m1'));
   const told: DestinationMessage[] = [];
   const pushes = new StreamPushes('cam', plane, (m) => told.push(m), pino({ level: 'silent' }));
@@ -80,7 +80,7 @@ t.test('each destination is told starting, then live, by its id and masked URL; 
   change({ mediaSessionId: 'other', state: 'failed' });
   change({ mediaSessionId: 'm1', state: 'standby', reason: 'the publisher went away: its connection failed' });
   change({ mediaSessionId: 'm1', state: 'running' });
-  t.match(told.slice(2), [{ state: 'reconnecting', reason: 'connection reset' }, { state: 'standby', reason: 'the publisher went away: its connection failed' }, { state: 'live' }], 'only its own transponder\'s changes, each with its reason');
+  t.match(told.slice(2), [{ state: 'reconnecting', reason: 'connection reset' }, { state: 'standby', reason: 'the publisher went away: its connection failed' }, { state: 'live' }], 'only its own push\'s changes, each with its reason');
   t.notOk(JSON.stringify(told).includes(KEY), 'the stream key is never sent back');
   t.match(told[0]!.url, /\/live\/\*\*\*$/);
 });

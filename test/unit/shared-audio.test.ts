@@ -1,9 +1,9 @@
 import t from 'tap';
 import { FlvTagType, type FlvTag } from '../../src/media/flv.js';
 import type { AudioPacket } from '../../src/publishers/start-cache.js';
-import type { Pipeline, PipelineSpec } from '../../src/transponders/pipeline.js';
-import type { FailureKind } from '../../src/transponders/restore.js';
-import { SharedAudio } from '../../src/transponders/shared-audio.js';
+import type { Pipeline, PipelineSpec } from '../../src/pipeline/pipeline.js';
+import { SharedAudio } from '../../src/pipeline/shared-audio.js';
+import type { FailureKind } from '../../src/outputs/failures.js';
 
 // The leases on one shared encoder, over a fake pipeline: what each push is given, and when the
 // encoder is shared, made a push's own, or ended.

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ClusterNode } from '../../cluster/node.js';
 import { notFound, unavailable } from '../../errors.js';
-import type { ClusterPlane } from '../../plane/cluster.js';
+import type { ClusterPlane } from '../../cluster/cluster-plane.js';
 import type { AuthFailureLimiter } from '../../security/auth-failures.js';
 import { routeAccess } from '../guard.js';
 import { parseBody } from '../../validation.js';

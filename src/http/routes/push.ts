@@ -3,8 +3,8 @@ import { notFound } from '../../errors.js';
 import type { MediaPlane } from '../../plane/plane.js';
 import type { PushCommands } from '../../plane/kept-pushes.js';
 import { findAllSchema, findSchema, mediaSessionSchema } from '../schemas.js';
-import { soundOnSchema, startupSchema } from '../../transponders/requests.js';
-import { checkRequestSchema, type CheckReport, type CheckRequest } from '../../transponders/check.js';
+import { soundOnSchema, startupSchema } from '../../pushes/requests.js';
+import { checkRequestSchema, type CheckReport, type CheckRequest } from '../../outputs/check.js';
 import { parseBody } from '../../validation.js';
 import { routeAccess } from '../guard.js';
 

@@ -1,0 +1,169 @@
+import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
+import { EcmaArray, encodeAmf0, type Amf0Value } from '../rtmp/amf0.js';
+import { flvFileHeader, flvTag, FlvTagType } from '../media/flv.js';
+import type { OutBufferSettings } from './out-buffer.js';
+import type { DeliveryProbe, Link, LinkStats, MediaOutput, OutBufferState } from './link.js';
+import { type FailureKind, OpenError } from './failures.js';
+import { GuardedLink } from './guarded-link.js';
+
+/** Output waiting for ffmpeg beyond this fails the link (as an RTMP link's backlog does). */
+const MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
+/** The last lines of ffmpeg's log kept to tell why it ended. */
+const LOG_LINES = 20;
+
+/** ffmpeg's log as a link reads it: `Output #0` tells the output is open. */
+export const FFMPEG_QUIET = ['-hide_banner', '-nostdin', '-loglevel', 'info', '-nostats'];
+
+/** ffmpeg's input part for a link: FLV from standard input, copied as it is. */
+export const FLV_STDIN = [
+  // The stream's codec headers come first: little needs reading before the output opens.
+  '-probesize', '262144', '-analyzeduration', '500000',
+  '-f', 'flv', '-i', 'pipe:0',
+  '-map', '0', '-c', 'copy',
+];
+
+export interface FfmpegLinkSettings {
+  connectTimeoutMs: number;
+  stopTimeoutMs: number;
+  maxLagMs: number;
+  outBuffer: OutBufferSettings;
+  onBufferState: (state: OutBufferState) => void;
+}
+
+/** What one kind of ffmpeg output (SRT, recording) reads in ffmpeg's log. */
+export interface FfmpegOutput {
+  /** Why ffmpeg ended (or must end), from its last lines, scrubbed of secrets. */
+  failure(lines: readonly string[]): { reason: string; kind: FailureKind };
+  /** Each line ffmpeg logs. */
+  onLine?(line: string): void;
+  /** After ffmpeg ended, however it did. */
+  onEnded?(): void;
+}
+
+/**
+ * A link whose far end is an ffmpeg reading the link's media as FLV on its standard input and
+ * writing it out (MPEG-TS over SRT, MP4 files). ffmpeg opens its output once it has read the
+ * stream's first media (its codecs), so the link is open at once and `connected` tells when the
+ * output opened: until then a failure rejects it; after, a failure is a loss. A lag guard and the
+ * output buffer sit in front, as on an RTMP link; the lag is what ffmpeg has not read yet.
+ */
+export class FfmpegLink extends GuardedLink implements Link {
+  readonly out: MediaOutput;
+  readonly connected: Promise<void>;
+  readonly #lines: string[] = [];
+  readonly #pipe: FlvPipe;
+  #isConnected = false;
+
+  constructor(
+    private readonly ffmpeg: FfmpegProcess,
+    private readonly output: FfmpegOutput,
+    private readonly settings: FfmpegLinkSettings,
+  ) {
+    const pipe = new FlvPipe(ffmpeg);
+    super(pipe, pipe, settings);
+    this.#pipe = pipe;
+    const checked = (write: () => void): void => {
+      write();
+      if (ffmpeg.inputBacklog > MAX_BACKLOG_BYTES) this.end(`the output does not keep up: ${Math.round(ffmpeg.inputBacklog / 1048576)} MB waiting`, 'unreachable');
+    };
+    const front = this.front;
+    this.out = {
+      writeMetadata: (metadata) => front.writeMetadata(metadata),
+      writeVideo: (timestamp, body) => checked(() => front.writeVideo(timestamp, body)),
+      writeAudio: (timestamp, body) => checked(() => front.writeAudio(timestamp, body)),
+    };
+
+    let connect!: () => void;
+    let refuse!: (error: OpenError) => void;
+    this.connected = new Promise<void>((resolve, reject) => {
+      connect = resolve;
+      refuse = reject;
+    });
+    this.connected.catch(() => {}); // told through `connected` to whoever waits; nobody may
+    ffmpeg.on('line', (line) => {
+      this.#lines.push(line);
+      if (this.#lines.length > LOG_LINES) this.#lines.shift();
+      output.onLine?.(line);
+      // ffmpeg describes its output once it is open (the SRT session up, the first file created).
+      if (!this.#isConnected && line.startsWith('Output #0')) {
+        this.#isConnected = true;
+        connect();
+      }
+    });
+    void ffmpeg.closed.then(() => {
+      output.onEnded?.();
+      const { reason, kind } = output.failure(this.#lines);
+      if (!this.#isConnected) refuse(new OpenError(`could not publish to the destination: ${reason}`, kind));
+      this.end(reason, kind);
+    });
+    // ffmpeg's own timeouts cover the output's opening; this covers an ffmpeg that never gets that far.
+    const timer = setTimeout(() => {
+      if (this.#isConnected || this.closed) return;
+      this.#lines.push('Connection setup failure: connection time out');
+      void ffmpeg.kill();
+    }, settings.connectTimeoutMs * 2 + 5000);
+    timer.unref();
+    void this.connected.then(() => clearTimeout(timer), () => clearTimeout(timer));
+  }
+
+  get stats(): LinkStats {
+    return {
+      written: this.#pipe.bytesWritten,
+      acknowledged: this.#pipe.bytesWritten - this.#pipe.undeliveredBytes,
+      bufferings: this.outBuffer?.bufferings ?? 0,
+      framesDropped: this.guard.framesDropped,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.outBuffer?.close();
+    await this.ffmpeg.stop(this.settings.stopTimeoutMs);
+  }
+
+  /**
+   * The output must end (a recording's disk filling up): the loss is told and the push
+   * closes the link, so ffmpeg stops cleanly (a file's last part is finished, not cut).
+   */
+  fail(reason: string, kind: FailureKind): void {
+    if (this.#isConnected) this.lose(reason, kind);
+    else this.end(reason, kind);
+  }
+
+  /** Ends ffmpeg; the loss is told once the output was open (before, `connected` tells it). */
+  end(reason: string, kind: FailureKind): void {
+    void this.ffmpeg.kill();
+    if (this.#isConnected) this.lose(reason, kind);
+    else this.closed = true;
+  }
+}
+
+/** The link's media as an FLV byte stream into ffmpeg's standard input, counted; what the lag guard measures. */
+class FlvPipe implements MediaOutput, DeliveryProbe {
+  bytesWritten = 0;
+
+  constructor(private readonly ffmpeg: FfmpegProcess) {
+    this.#write(flvFileHeader());
+  }
+
+  /** Written but not yet read by ffmpeg (it reads as fast as its output takes). */
+  get undeliveredBytes(): number {
+    return this.ffmpeg.inputBacklog;
+  }
+
+  writeMetadata(metadata: Record<string, Amf0Value>): void {
+    this.#write(flvTag(FlvTagType.SCRIPT, 0, encodeAmf0('onMetaData', new EcmaArray(metadata))));
+  }
+
+  writeVideo(timestamp: number, body: Buffer): void {
+    this.#write(flvTag(FlvTagType.VIDEO, timestamp, body));
+  }
+
+  writeAudio(timestamp: number, body: Buffer): void {
+    this.#write(flvTag(FlvTagType.AUDIO, timestamp, body));
+  }
+
+  #write(data: Buffer): void {
+    if (this.ffmpeg.write(data)) this.bytesWritten += data.length;
+  }
+}

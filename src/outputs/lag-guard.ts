@@ -1,0 +1,125 @@
+import { isKeyframeBody, isSequenceHeader } from '../media/flv.js';
+import type { Amf0Value } from '../rtmp/amf0.js';
+import type { DeliveryProbe, MediaOutput } from './link.js';
+
+/** Delivery is measured over this much recent time. */
+const RATE_WINDOW_MS = 2000;
+const RATE_MIN_SPAN_MS = 500;
+/**
+ * A new wait starts from the rate the last one measured, when it is this recent: after a catch-up
+ * the guard would otherwise be blind for RATE_MIN_SPAN_MS, in which a keyframe and the frames after
+ * it (~160 KB of a 2.5 Mb/s stream) go out, seconds of backlog at a slow destination.
+ */
+const RATE_MEMORY_MS = 30_000;
+/**
+ * Unacknowledged bytes that are normal on a healthy link (two of the 32 KB acknowledgement windows
+ * the gateway asks for): the age of what is beyond them is the lag.
+ */
+const IN_FLIGHT_ALLOWANCE = 64 * 1024;
+/**
+ * What the drain-time prediction leaves out: one acknowledgement window, the most a destination
+ * may hold received but not yet acknowledged. Less than IN_FLIGHT_ALLOWANCE: every byte beyond it
+ * must still cross a slow link, and at 50 KB/s the second window alone is 0.65 s more of lag.
+ */
+const UNACKNOWLEDGED_WINDOW = 32 * 1024;
+
+/**
+ * Keeps a slow destination's media fresh. Each message's position in the byte stream is noted with
+ * the time it was written; the lag is the age of the oldest byte the destination has not
+ * acknowledged (RTMP acknowledgements prove receipt; the kernel's buffers would hide a socket's
+ * backlog). What is already in flight will take undelivered bytes / delivery rate to arrive, so the
+ * guard acts on the larger of the two: past `maxLagMs`, media is dropped (counted) up to a video
+ * keyframe that comes once it is back under half of it, and the destination gets a gap, then
+ * current media, rather than ever older media. Codec headers and metadata always go through.
+ * 0 turns it off.
+ */
+export class LagGuard implements MediaOutput {
+  framesDropped = 0;
+  #dropping = false;
+  /** [byte offset at the end of a message, when it was written], oldest first. */
+  readonly #written: [number, number][] = [];
+  /** [when, bytes delivered by then], over the last RATE_WINDOW_MS. */
+  readonly #delivery: [number, number][] = [];
+  /** The delivery rate last measured while output waited (bytes/ms), and when. */
+  #lastRate: { bytesPerMs: number; at: number } | undefined;
+
+  constructor(
+    private readonly output: MediaOutput,
+    private readonly probe: DeliveryProbe,
+    private readonly maxLagMs: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /**
+   * Age of the oldest media the destination has not received (ms); 0 when it has it all. The last
+   * IN_FLIGHT_ALLOWANCE bytes count as received: a server acknowledges whole windows only, so the
+   * tail of what was sent stays unacknowledged until more is sent.
+   */
+  get lagMs(): number {
+    const delivered = Math.min(this.probe.bytesWritten, this.probe.bytesWritten - this.probe.undeliveredBytes + IN_FLIGHT_ALLOWANCE);
+    while (this.#written.length && this.#written[0]![0] <= delivered) this.#written.shift();
+    return this.#written.length ? Math.max(0, this.now() - this.#written[0]![1]) : 0;
+  }
+
+  /**
+   * How long what is in flight will take to arrive at the recent delivery rate (ms). The rate is
+   * measured only while output waits on the destination: while it does not, the rate is what was
+   * sent, not what the destination can take (the still picture's few KB a second, before live video
+   * comes back at 300 KB a second), and would predict a lag that is not there. A wait that ended
+   * more than RATE_WINDOW_MS before this one began says nothing of this one either, but its rate,
+   * when recent, stands until this one has measured its own.
+   */
+  get #expectedLagMs(): number {
+    const now = this.now();
+    const beyond = this.probe.undeliveredBytes - UNACKNOWLEDGED_WINDOW;
+    if (beyond <= 0) return 0;
+    const samples = this.#delivery;
+    if (samples.length && now - samples.at(-1)![0] > RATE_WINDOW_MS) samples.length = 0;
+    const delivered = this.probe.bytesWritten - this.probe.undeliveredBytes;
+    if (!samples.length || now - samples.at(-1)![0] >= 100) samples.push([now, delivered]);
+    while (samples.length > 2 && now - samples[0]![0] > RATE_WINDOW_MS) samples.shift();
+    const [t0, d0] = samples[0]!;
+    if (now - t0 < RATE_MIN_SPAN_MS) {
+      const last = this.#lastRate;
+      return last && now - last.at <= RATE_MEMORY_MS ? beyond / last.bytesPerMs : 0;
+    }
+    // No delivery at all is a stall: the age of what waits tells it, and the stall timer reconnects.
+    const bytesPerMs = (delivered - d0) / (now - t0);
+    if (bytesPerMs > 0) this.#lastRate = { bytesPerMs, at: now };
+    return bytesPerMs > 0 ? beyond / bytesPerMs : 0;
+  }
+
+  writeMetadata(metadata: Record<string, Amf0Value>): void {
+    this.output.writeMetadata(metadata);
+    this.#note();
+  }
+
+  writeVideo(timestamp: number, body: Buffer): void {
+    if (!isSequenceHeader(body) && this.#drop(isKeyframeBody(body))) {
+      this.framesDropped++;
+      return;
+    }
+    this.output.writeVideo(timestamp, body);
+    this.#note();
+  }
+
+  writeAudio(timestamp: number, body: Buffer): void {
+    if (!isSequenceHeader(body) && this.#drop(false)) return;
+    this.output.writeAudio(timestamp, body);
+    this.#note();
+  }
+
+  /** Whether this message goes unsent: lagging too far starts dropping; a keyframe once caught up ends it. */
+  #drop(keyframe: boolean): boolean {
+    if (!this.maxLagMs) return false;
+    const lag = Math.max(this.lagMs, this.#expectedLagMs);
+    if (!this.#dropping && lag > this.maxLagMs) this.#dropping = true;
+    else if (this.#dropping && keyframe && lag <= this.maxLagMs / 2) this.#dropping = false;
+    return this.#dropping;
+  }
+
+  #note(): void {
+    if (!this.maxLagMs) return;
+    this.#written.push([this.probe.bytesWritten, this.now()]);
+  }
+}

@@ -1,0 +1,337 @@
+import { close, constants, open } from 'node:fs';
+import { chmod, link, lstat, mkdir, rmdir, statfs, unlink } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { promisify } from 'node:util';
+import { createOwnFile, readOwnFile } from '../own-files.js';
+import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
+import { FFMPEG_QUIET, FfmpegLink, FLV_STDIN, type FfmpegLinkSettings } from './ffmpeg-link.js';
+import { type FailureKind, OpenError } from './failures.js';
+import type { LinkFactory } from './link.js';
+
+/** How often a recording looks at the free space of its disk (ms). */
+const DISK_CHECK_MS = 2000;
+
+/** How the gateway records (`record_*` in the configuration). */
+export interface RecordSettings {
+  /** Absolute. */
+  dir: string;
+  /** `{stream}`, `{start}`, `{id}`: the name of a recording, which each part follows with `-001.mp4`… */
+  filePattern: string;
+  /** Parts of this long (s), cut at keyframes. */
+  partS: number;
+  /** Below this free space (MB) no recording starts, and those running end. */
+  minFreeMb: number;
+  /** Permissions of the files (`record_file_mode`) and of `dir` when made (`record_dir_mode`). */
+  fileMode: number;
+  dirMode: number;
+}
+
+export interface RecordLinkSettings extends FfmpegLinkSettings {
+  /** Starts ffmpeg through the gateway's supervisor, with `fd3` as its descriptor 3. */
+  spawn: (args: readonly string[], fd3?: number) => FfmpegProcess;
+  record: RecordSettings;
+}
+
+/** One file of a recording, as events and listings tell it. */
+export interface RecordingPart {
+  /** The file's name in `record_dir`. */
+  file: string;
+  stream: string;
+  mediaSessionId: string;
+  /** When the part began (ISO 8601). */
+  startedAt: string;
+  /** Its length (finished parts): from ffmpeg's list of parts, else from the clock when ffmpeg was stopped short. */
+  durationMs?: number;
+}
+
+export type RecordingEvent = { type: 'started' | 'finished'; part: RecordingPart };
+
+/**
+ * What a recording writes beside its parts: who it is of (`.<name>.json`), ffmpeg's list of
+ * finished parts (`.<name>.csv`), and the folder of its own that ffmpeg writes in (`.<name>.writing`).
+ */
+export const recordingFiles = (dir: string, name: string): { about: string; parts: string; writing: string } => ({
+  about: join(dir, `.${name}.json`),
+  parts: join(dir, `.${name}.csv`),
+  writing: join(dir, `.${name}.writing`),
+});
+
+/** ffmpeg's own name for the folder on its descriptor 3. */
+const FFMPEG_FOLDER = '/proc/self/fd/3';
+
+/** The part files of a recording: `<name>-001.mp4`… */
+export const PART_FILE = /^(.+)-(\d{3,})\.mp4$/;
+
+/** What `.<name>.json` holds. */
+export interface RecordingAbout {
+  stream: string;
+  mediaSessionId: string;
+  startedAt: string;
+}
+
+/** `20261124T102233Z`. */
+export const compactTime = (at: Date): string => at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+
+/**
+ * A recording's name from the pattern; a stream name's characters other than letters, digits,
+ * `_`, `.`, `-` become `_`, and so does a leading `.` or `-` (no hidden file, no option-like name).
+ */
+export function recordingName(pattern: string, stream: string, mediaSessionId: string, start: Date): string {
+  const safe = stream.replace(/[^\w.-]/g, '_');
+  return pattern.replaceAll('{stream}', safe).replaceAll('{start}', compactTime(start)).replaceAll('{id}', mediaSessionId.slice(0, 8)).replace(/^[.-]/, '_');
+}
+
+/**
+ * ffmpeg's arguments for a recording: FLV from standard input, copied (H.264 and AAC as they are)
+ * into parts of `partS` seconds cut at keyframes, each a fragmented MP4 (a fragment per keyframe,
+ * the index up front) so that a part stays playable up to its last fragment however ffmpeg ends.
+ * ffmpeg lists each finished part with its start and end in `.<name>.csv`. It writes everything in
+ * the folder given as its descriptor 3 (`dir`, `/proc/self/fd/3`), a folder of the recording's own
+ * that nobody else can write in: no name it opens can be a link someone planted.
+ */
+export function recordArgs(dir: string, name: string, partS: number): string[] {
+  return [
+    ...FFMPEG_QUIET,
+    ...FLV_STDIN,
+    '-f', 'segment',
+    '-segment_time', String(partS),
+    '-segment_start_number', '1',
+    '-reset_timestamps', '1',
+    '-segment_format', 'mp4',
+    // Each fragment is written out when made, not held in a buffer a kill would lose.
+    '-segment_format_options', 'movflags=+frag_keyframe+empty_moov+default_base_moof:flush_packets=1',
+    '-segment_list', join(dir, `.${name}.csv`),
+    '-segment_list_type', 'csv',
+    join(dir, `${name}-%03d.mp4`),
+  ];
+}
+
+/** Free space of the disk that holds `dir`, in MB (for an unprivileged user). */
+async function freeMb(dir: string): Promise<number> {
+  const stats = await statfs(dir);
+  return (stats.bavail * stats.bsize) / 1048576;
+}
+
+const diskFull = (free: number, settings: RecordSettings): string =>
+  `the disk of record_dir has ${Math.floor(free)} MB free, less than record_min_free_mb (${settings.minFreeMb})`;
+
+/** Why a recording's ffmpeg ended, from its last lines. */
+export function recordFailure(lines: readonly string[]): { reason: string; kind: FailureKind } {
+  const text = lines.join('\n');
+  if (/No space left on device|ENOSPC|Disk quota exceeded/i.test(text)) return { reason: 'the disk of record_dir is full', kind: 'storage' };
+  if (/Permission denied|Read-only file system/i.test(text)) return { reason: 'record_dir cannot be written (permission denied or read-only)', kind: 'rejected' };
+  const last = [...lines].reverse().find((l) => /error|fail|invalid/i.test(l)) ?? lines.at(-1) ?? 'ffmpeg ended';
+  return { reason: `recording ended: ${last.trim()}`, kind: 'local' };
+}
+
+/**
+ * Recordings of one push: each link is a recording of its own (a new name, parts from `-001`),
+ * started when the push starts and again when it is restored after a loss. A publisher away does
+ * not end one: the still picture is recorded, as it is pushed. A disk with less than
+ * `record_min_free_mb` free refuses a recording, or ends the one running (its parts closed as
+ * ffmpeg stops, not cut).
+ */
+export function recordLinks(settings: RecordLinkSettings, push: { stream: string; mediaSessionId: string }, onRecording: (event: RecordingEvent) => void): LinkFactory {
+  const { record } = settings;
+  return async () => {
+    try {
+      await mkdir(record.dir, { recursive: true, mode: record.dirMode });
+    } catch (error) {
+      throw new OpenError(`record_dir cannot be made: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 'rejected');
+    }
+    const free = await freeMb(record.dir);
+    if (free < record.minFreeMb) throw new OpenError(diskFull(free, record), 'storage');
+    const start = new Date();
+    const about: RecordingAbout = { ...push, startedAt: start.toISOString() };
+    const { name, folder } = await claimName(record, recordingName(record.filePattern, push.stream, push.mediaSessionId, start), about);
+    const parts = new PartFollower(record, name, folder, push, onRecording);
+    let watch: NodeJS.Timeout | undefined;
+    let ffmpeg: FfmpegProcess;
+    try {
+      ffmpeg = settings.spawn(recordArgs(FFMPEG_FOLDER, name, record.partS), folder.fd);
+    } catch (error) {
+      await folder.close();
+      throw error;
+    }
+    const link = new FfmpegLink(
+      ffmpeg,
+      {
+        failure: recordFailure,
+        onLine: (line) => parts.line(line, (reason) => link.fail(reason, 'rejected')),
+        onEnded: () => {
+          clearInterval(watch);
+          void parts.ended();
+        },
+      },
+      settings,
+    );
+    watch = setInterval(() => {
+      void freeMb(record.dir).then(
+        (free) => free < record.minFreeMb && link.fail(diskFull(free, record), 'storage'),
+        () => {},
+      );
+    }, DISK_CHECK_MS);
+    watch.unref();
+    return link;
+  };
+}
+
+/**
+ * Takes `name` for a new recording by creating its `.<name>.json` and its folder, or `<name>-2`,
+ * `-3`… when anything is at either name already (a recording of the same pattern within one
+ * second, or a link someone planted): a recording never writes over another, nor through a link.
+ */
+async function claimName(record: RecordSettings, name: string, about: RecordingAbout): Promise<{ name: string; folder: WritingFolder }> {
+  for (let n = 1; ; n++) {
+    const candidate = n === 1 ? name : `${name}-${n}`;
+    const { about: aboutFile, parts } = recordingFiles(record.dir, candidate);
+    try {
+      // Its list of parts is moved in beside them at the end: that name must be free too.
+      if (await lstat(parts).then(() => true, () => false)) throw Object.assign(new Error('taken'), { code: 'EEXIST' });
+      await createOwnFile(aboutFile, JSON.stringify(about), record.fileMode);
+      try {
+        return { name: candidate, folder: await WritingFolder.make(record, candidate) };
+      } catch (error) {
+        await unlink(aboutFile).catch(() => {});
+        throw error;
+      }
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || n >= 100) throw new OpenError(`the recording cannot be named: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, 'local');
+    }
+  }
+}
+
+const openFd = promisify(open);
+const closeFd = promisify(close);
+/** How long a part ffmpeg said it opens has to appear (ms), checked every `PART_POLL_MS`. */
+const PART_APPEAR_MS = 5000;
+const PART_POLL_MS = 10;
+
+/**
+ * The folder of one recording's own, `.<name>.writing` (mode 0700), where its ffmpeg writes: made
+ * anew (nothing may be at that name), then held open, so that ffmpeg and the gateway reach it by
+ * its descriptor (`/proc/self/fd/N`) even if its name in `record_dir` were replaced by a link.
+ * Each part is linked into `record_dir` by its name as ffmpeg opens it (a hard link: the same file,
+ * readable there while it is written; refused, never replaced, when anything is at that name).
+ */
+class WritingFolder {
+  #closed = false;
+
+  private constructor(
+    readonly fd: number,
+    private readonly record: RecordSettings,
+  ) {}
+
+  /** Makes the folder of recording `name`: `EEXIST` when anything is at its name already. */
+  static async make(record: RecordSettings, name: string): Promise<WritingFolder> {
+    const path = recordingFiles(record.dir, name).writing;
+    await mkdir(path, { mode: 0o700 });
+    return new WritingFolder(await openFd(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW), record);
+  }
+
+  /** A file in the folder, by the folder's descriptor. */
+  path(file: string): string {
+    return `/proc/self/fd/${this.fd}/${file}`;
+  }
+
+  /**
+   * Links `file` into `record_dir` under the same name, with the recordings' mode; `waitMs`: how
+   * long ffmpeg may take to make it after saying it opens it.
+   */
+  async publish(file: string, waitMs = 0): Promise<void> {
+    for (let waited = 0; ; waited += PART_POLL_MS) {
+      try {
+        await chmod(this.path(file), this.record.fileMode);
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || waited >= waitMs || this.#closed) throw error;
+        await new Promise((resolve) => setTimeout(resolve, PART_POLL_MS));
+      }
+    }
+    await link(this.path(file), join(this.record.dir, file));
+  }
+
+  /** Removes `file` from the folder (its link in `record_dir` stays). */
+  async drop(file: string): Promise<void> {
+    await unlink(this.path(file)).catch(() => {});
+  }
+
+  /** Once ffmpeg has ended: the folder is removed when empty, and its descriptor closed. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await closeFd(this.fd).catch(() => {});
+  }
+}
+
+/** Follows the parts ffmpeg opens (its log) and finishes (its list), and tells of each. */
+class PartFollower {
+  #open: RecordingPart | undefined;
+  #finishing: Promise<void> = Promise.resolve();
+  /** Whether the part open was put in `record_dir`. */
+  #published: Promise<boolean> = Promise.resolve(false);
+
+  constructor(
+    private readonly record: RecordSettings,
+    private readonly name: string,
+    private readonly folder: WritingFolder,
+    private readonly push: { stream: string; mediaSessionId: string },
+    private readonly tell: (event: RecordingEvent) => void,
+  ) {}
+
+  /** A line of ffmpeg's log; `refuse` ends the recording when a part cannot be put in `record_dir`. */
+  line(line: string, refuse: (reason: string) => void): void {
+    const opened = /Opening '(.+\.mp4)' for writing/.exec(line);
+    if (!opened) return;
+    this.#finish();
+    const file = basename(opened[1]!);
+    this.#open = { file, ...this.push, startedAt: new Date().toISOString() };
+    const part = this.#open;
+    this.#published = this.folder.publish(file, PART_APPEAR_MS).then(
+      () => {
+        this.tell({ type: 'started', part });
+        return true;
+      },
+      (error: NodeJS.ErrnoException) => {
+        refuse(error.code === 'EEXIST' ? `record_dir already holds ${file}, which this recording did not write` : `${file} cannot be put in record_dir: ${error.code ?? 'error'}`);
+        return false;
+      },
+    );
+  }
+
+  /** ffmpeg ended: the part open is finished (listed if ffmpeg stopped cleanly), the list moved beside the parts. */
+  async ended(): Promise<void> {
+    this.#finish();
+    await this.#finishing;
+    const list = `.${this.name}.csv`;
+    await this.folder.publish(list).catch(() => {}); // none when ffmpeg wrote no part
+    await this.folder.drop(list);
+    await this.folder.close();
+    await rmdir(recordingFiles(this.record.dir, this.name).writing).catch(() => {});
+  }
+
+  #finish(): void {
+    const part = this.#open;
+    if (!part) return;
+    this.#open = undefined;
+    const published = this.#published;
+    this.#finishing = this.#finishing.then(async () => {
+      if (!(await published)) return;
+      await this.folder.drop(part.file);
+      const listed = (await listedParts(this.folder.path(`.${this.name}.csv`))).get(part.file);
+      const durationMs = listed ? Math.round((listed.end - listed.start) * 1000) : Date.now() - Date.parse(part.startedAt);
+      this.tell({ type: 'finished', part: { ...part, durationMs } });
+    });
+  }
+}
+
+/** ffmpeg's list of a recording's finished parts: file → start and end (s from the recording's start); empty when there is none. */
+export async function listedParts(csv: string): Promise<Map<string, { start: number; end: number }>> {
+  const text = await readOwnFile(csv).catch(() => '');
+  const parts = new Map<string, { start: number; end: number }>();
+  for (const line of text.split('\n')) {
+    const [file, start, end] = line.split(',').map((field) => field.trim());
+    if (file && Number.isFinite(Number(start)) && Number.isFinite(Number(end)) && start && end) parts.set(file, { start: Number(start), end: Number(end) });
+  }
+  return parts;
+}

@@ -1,0 +1,79 @@
+import type { Publisher } from '../publishers/publisher.js';
+import type { Destination } from '../outputs/destination.js';
+import type { EncodingPlan } from '../pipeline/encoding.js';
+import type { PublisherInput } from './input.js';
+import type { OutputAudio } from '../pipeline/output-audio.js';
+import type { OutputWriter } from './output.js';
+import type { PushInfo } from './info.js';
+import type { PushConfig, PushOptions } from './settings.js';
+import type { Standby } from './standby.js';
+import type { PushState } from './states.js';
+import type { LinkStats } from '../outputs/link.js';
+import type { FailureCode } from '../outputs/failures.js';
+
+/** What `find` shows of a push. */
+export interface PushView {
+  readonly mediaSessionId: string;
+  readonly createdAt: number;
+  readonly destination: Destination;
+  readonly publisher: Publisher;
+  readonly request: PushOptions;
+  readonly config: PushConfig;
+  readonly plan: EncodingPlan;
+  readonly state: PushState;
+  readonly lastError: string | undefined;
+  readonly errorCode: FailureCode | undefined;
+  readonly reconnectAttempt: number;
+  readonly counters: { drops: number; reconnects: number };
+  readonly output: LinkStats & { lagMs: number; acknowledgedAt?: number; buffer?: { state: string; levelMs: number } };
+  readonly writer: OutputWriter;
+  readonly standby: Standby;
+  readonly audio: OutputAudio;
+  readonly input: PublisherInput;
+}
+
+/**
+ * A push as `find` shows it: Web Call Server's fields, then `state`, `lastError`,
+ * `errorCode`, restore attempts, the output buffer and counters. Holds no secret: the destination
+ * is shown redacted.
+ */
+export function describe(t: PushView): PushInfo {
+  const output = t.output;
+  const buffer = output.buffer;
+  const until = t.standby.until;
+  return {
+    mediaSessionId: t.mediaSessionId,
+    streamName: t.destination.redactedStreamName,
+    sourceStreamName: t.publisher.name,
+    rtmpUrl: t.destination.redactedRequestedUrl,
+    width: t.writer.size?.width ?? 0,
+    height: t.writer.size?.height ?? 0,
+    resolutionChanges: t.writer.resolutionChanges,
+    muted: t.audio.muted,
+    soundEnabled: t.audio.sound !== undefined,
+    options: t.request.options,
+    state: t.state,
+    ...(t.lastError ? { lastError: t.lastError } : {}),
+    ...(t.errorCode ? { errorCode: t.errorCode } : {}),
+    ...(until !== undefined ? { standbyUntil: new Date(until).toISOString() } : {}),
+    reconnectAttempt: t.reconnectAttempt,
+    ...(t.config.outBuffer.enabled ? { outputBuffer: { state: buffer?.state, levelMs: buffer?.levelMs ?? 0, bufferings: output.bufferings } } : {}),
+    transcoding: t.plan.video === 'transcode',
+    createdAt: new Date(t.createdAt).toISOString(),
+    counters: {
+      packetsSent: t.input.packets,
+      bytesSent: t.input.bytes,
+      frames: t.writer.frames,
+      drops: t.counters.drops,
+      reconnects: t.counters.reconnects,
+      framesLost: t.input.framesLost,
+      framesDropped: output.framesDropped,
+      framesDiscarded: t.input.discarded.frames,
+      audioPacketsDiscarded: t.input.discarded.audioPackets,
+      lagMs: Math.round(output.lagMs),
+      ...(output.acknowledgedAt !== undefined ? { acknowledgedAgoMs: Date.now() - output.acknowledgedAt } : {}),
+      outputBytes: output.written,
+      acknowledgedBytes: output.acknowledged,
+    },
+  };
+}

@@ -1,0 +1,46 @@
+import { z } from 'zod';
+import { startupOptionsSchema } from './requests.js';
+import { PUSH_STATES } from './states.js';
+import { FAILURE_CODES } from '../outputs/failures.js';
+
+/**
+ * A push as the gateway tells of it: `find`, the SDK's destination messages, webhooks, the console
+ * and the OpenAPI document all take it from this one schema. Web Call Server's fields first, then
+ * the gateway's own. Holds no secret: the destination is shown redacted.
+ */
+export const pushInfoSchema = z.strictObject({
+  mediaSessionId: z.string(),
+  streamName: z.string().describe('The name at the RTMP server, secrets shown as ***'),
+  sourceStreamName: z.string().describe('The published stream it republishes'),
+  rtmpUrl: z.string().describe('The destination, secrets shown as ***'),
+  width: z.number(),
+  height: z.number(),
+  resolutionChanges: z.number().describe('Times the picture size sent changed mid-stream (platforms dislike it)'),
+  muted: z.boolean(),
+  soundEnabled: z.boolean(),
+  options: startupOptionsSchema.optional().describe('The startup request\'s options'),
+  state: z.enum(PUSH_STATES),
+  lastError: z.string().optional().describe('Why it is reconnecting, in standby or failed; never holds a secret'),
+  errorCode: z.enum(FAILURE_CODES).optional().describe('Whose fault the failure was'),
+  standbyUntil: z.string().optional().describe('In standby: when its grace period ends'),
+  reconnectAttempt: z.number().describe('Attempts of the current outage'),
+  outputBuffer: z.strictObject({ state: z.string().optional(), levelMs: z.number(), bufferings: z.number() }).optional(),
+  transcoding: z.boolean(),
+  createdAt: z.string(),
+  counters: z.strictObject({
+    packetsSent: z.number(),
+    bytesSent: z.number(),
+    frames: z.number(),
+    drops: z.number().describe('Outages'),
+    reconnects: z.number().describe('Outages restored'),
+    framesLost: z.number().describe('Frames the publisher lost while it fed this push'),
+    framesDropped: z.number().describe('Frames dropped for a destination too far behind'),
+    framesDiscarded: z.number().describe("Frames the push's own queue discarded: its work on the gateway did not keep up with the stream"),
+    audioPacketsDiscarded: z.number().describe("Audio packets the push's own queue discarded, with those frames"),
+    lagMs: z.number(),
+    acknowledgedAgoMs: z.number().optional().describe('Since the destination last acknowledged what it received'),
+    outputBytes: z.number(),
+    acknowledgedBytes: z.number(),
+  }),
+});
+export type PushInfo = z.infer<typeof pushInfoSchema>;

@@ -1,0 +1,186 @@
+import { decodeAmf0, type Amf0Value } from '../rtmp/amf0.js';
+import { avcDecoderConfiguration, spsPictureSize } from '../media/h264.js';
+import { avcSequenceHeader, FlvTagType, isKeyframeBody, isSequenceHeader, type FlvTag } from '../media/flv.js';
+import type { VideoFrame } from '../publishers/frames.js';
+import { OutputTimeline } from './timeline.js';
+import type { MediaOutput } from '../outputs/link.js';
+import type { Picture, TagSource } from '../pipeline/pipeline.js';
+
+export interface OutputOptions {
+  sendMetadata: boolean;
+  audioSampleRate: number;
+  /** onMetaData of passed-through video, for the output size known so far; its frame rate is the one sent. */
+  metadata(size: { width: number; height: number } | undefined): Record<string, Amf0Value>;
+  /** An SPS whose picture size cannot be read. */
+  onBadSps(error: unknown): void;
+  /** The output's picture size changed mid-stream (platforms dislike it: told in `find` and the log). */
+  onResizeSent?(from: { width: number; height: number }, to: { width: number; height: number }): void;
+}
+
+/** onMetaData for video the gateway passes through; ffmpeg writes its own when it transcodes. */
+export function passthroughMetadata(
+  size: { width: number; height: number } | undefined,
+  frameRate: number | undefined,
+  audio: { sampleRate: number; bitrateKbps: number },
+): Record<string, Amf0Value> {
+  return {
+    ...(size ? { width: size.width, height: size.height } : {}),
+    ...(frameRate ? { framerate: Math.round(frameRate * 100) / 100 } : {}),
+    videocodecid: 7,
+    audiocodecid: 10,
+    audiosamplerate: audio.sampleRate,
+    audiosamplesize: 16,
+    stereo: true,
+    audiodatarate: audio.bitrateKbps,
+    encoder: 'webrtc-rtmp-gateway',
+  };
+}
+
+/** The audio's fields of onMetaData. */
+function audioMetadata(metadata: Record<string, Amf0Value>): Record<string, Amf0Value> {
+  return Object.fromEntries(Object.entries(metadata).filter(([key]) => key.startsWith('audio') || key === 'stereo'));
+}
+
+/**
+ * What goes out on the current link, whatever made it: frames the gateway passes through (muxed
+ * here as FLV: a sequence header whenever SPS or PPS change, then each frame) and the tags ffmpeg
+ * writes, each placed on the `OutputTimeline`. Remembers the latest keyframe sent, the picture
+ * shown while the publisher is away, and the output's size.
+ */
+export class OutputWriter {
+  readonly timeline = new OutputTimeline();
+  /** Video frames written, on every link. */
+  frames = 0;
+  /** When the first video frame was written. */
+  firstFrameAt: number | undefined;
+  size: { width: number; height: number } | undefined;
+  /** Times the picture size sent changed after the first. */
+  resolutionChanges = 0;
+  #out: MediaOutput | undefined;
+  /** SPS and PPS of the sequence header sent for the current source on the current link. */
+  #sps: Buffer | undefined;
+  #pps: Buffer | undefined;
+  /** The latest AVC sequence header sent, and the latest keyframe after it. */
+  #header: Buffer | undefined;
+  #picture: Picture | undefined;
+
+  constructor(private readonly options: OutputOptions) {}
+
+  /** The latest keyframe sent of live video, with its sequence header. */
+  get picture(): Picture | undefined {
+    return this.#picture;
+  }
+
+  /** A new link: it starts with codec headers, and its audio waits for a keyframe when video is to come. */
+  useLink(out: MediaOutput, videoToCome: boolean): void {
+    this.#out = out;
+    this.timeline.newLink(videoToCome);
+    this.newSource();
+  }
+
+  dropLink(): void {
+    this.#out = undefined;
+  }
+
+  /** A new source of passed-through video: its sequence header and metadata are sent again. */
+  newSource(): void {
+    this.#sps = undefined;
+    this.#pps = undefined;
+  }
+
+  /**
+   * A frame passed through: a sequence header first when its parameter sets are new, then the frame
+   * from a keyframe on. True when it went out.
+   */
+  writeFrame(frame: VideoFrame): boolean {
+    const out = this.#out;
+    if (!out) return false;
+    const timestamp = this.timeline.frameTime(frame.wallclockMs);
+    const { sps, pps } = frame;
+    if (sps && pps && !(this.#sps?.equals(sps) && this.#pps?.equals(pps))) {
+      const first = !this.#sps;
+      this.#sps = sps;
+      this.#pps = pps;
+      this.#readSize(sps);
+      if (first && this.options.sendMetadata) out.writeMetadata(this.options.metadata(this.size));
+      this.#header = avcSequenceHeader(avcDecoderConfiguration(sps, pps));
+      out.writeVideo(timestamp, this.#header);
+    }
+    if (!this.#sps) return false; // no decoder configuration yet: nothing decodable to send
+    const body = frame.flv();
+    if (frame.key && this.#header) this.#picture = { header: this.#header, frame: body };
+    out.writeVideo(timestamp, body);
+    this.timeline.placeFrame(timestamp);
+    this.firstFrameAt ??= Date.now();
+    this.frames++;
+    return true;
+  }
+
+  /**
+   * A tag from ffmpeg, its time mapped onto the publisher's clock. Codec headers always go through;
+   * frames start on each link with a video keyframe.
+   */
+  writeTag(tag: FlvTag, source: TagSource): void {
+    const out = this.#out;
+    if (!out) return;
+    if (tag.type === FlvTagType.SCRIPT) {
+      // Passing video through, ffmpeg describes only the audio, and the still picture is no new
+      // stream: the gateway's own onMetaData stands.
+      if (!source.transcoding || source.still || !this.options.sendMetadata) return;
+      const [, metadata] = decodeAmf0(tag.body);
+      // ffmpeg writes the video's and the audio's in outputs of their own: the audio is described as the gateway encodes it.
+      // Its frame rate is the one sent (asked for, or the source's as measured), not ffmpeg's guess
+      // from the first timestamps (40 for a browser's uneven 20 fps).
+      const ours = this.options.metadata(undefined);
+      if (metadata && typeof metadata === 'object') {
+        out.writeMetadata({ ...audioMetadata(ours), ...(metadata as Record<string, Amf0Value>), ...(ours.framerate !== undefined ? { framerate: ours.framerate } : {}), encoder: 'webrtc-rtmp-gateway' });
+      }
+      return;
+    }
+    const kind = tag.type === FlvTagType.VIDEO ? 'video' : tag.type === FlvTagType.AUDIO ? 'audio' : undefined;
+    if (!kind || (kind === 'video' && source.audioOnly)) return;
+    const startMs = kind === 'audio' ? source.audioStartMs : source.videoStartMs;
+    if (startMs === undefined) return;
+    const sequenceHeader = isSequenceHeader(tag.body);
+    const keyframe = kind === 'video' && isKeyframeBody(tag.body);
+    const primingMs = kind === 'audio' ? (1024 / this.options.audioSampleRate) * 1000 : 0;
+    const timestamp = this.timeline.placeTag({ kind, timestamp: tag.timestamp, sequenceHeader, keyframe }, startMs, source.shiftMs, primingMs);
+    if (timestamp === undefined) return;
+    if (kind === 'audio') {
+      out.writeAudio(timestamp, tag.body);
+      return;
+    }
+    if (sequenceHeader) {
+      this.#sizeFromConfiguration(tag.body.subarray(5));
+      if (!source.still) this.#header = tag.body;
+    } else {
+      this.firstFrameAt ??= Date.now();
+      this.frames++;
+      if (keyframe && !source.still && this.#header) this.#picture = { header: this.#header, frame: tag.body };
+    }
+    out.writeVideo(timestamp, tag.body);
+  }
+
+  #readSize(sps: Buffer): void {
+    let size: { width: number; height: number };
+    try {
+      size = spsPictureSize(sps);
+    } catch (error) {
+      this.options.onBadSps(error);
+      return;
+    }
+    const before = this.size;
+    this.size = size;
+    if (before && (before.width !== size.width || before.height !== size.height)) {
+      this.resolutionChanges++;
+      this.options.onResizeSent?.(before, size);
+    }
+  }
+
+  /** Output size of transcoded video, from the SPS in its decoder configuration record. */
+  #sizeFromConfiguration(record: Buffer): void {
+    if (record.length < 8) return;
+    const length = record.readUInt16BE(6);
+    if (record.length >= 8 + length) this.#readSize(record.subarray(8, 8 + length));
+  }
+}

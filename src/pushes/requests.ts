@@ -1,0 +1,62 @@
+import { z } from 'zod';
+import { streamNameSchema } from '../publishers/stream-name.js';
+
+/**
+ * What the push API takes (Web Call Server's `/rest-api/push/*` bodies): the schemas check
+ * every field and the rules between fields, and the service's input types are what they produce.
+ */
+
+const dimension = z.number().int().min(0).max(4096);
+
+/** `options` at startup: the audio actions of Web Call Server. */
+export const startupOptionsSchema = z
+  .strictObject({
+    action: z.enum(['mute', 'sound_on']).optional(),
+    soundFile: z.string().min(1).max(255).optional(),
+    loop: z.boolean().optional(),
+    volume: z.number().min(0).max(1).optional(),
+  })
+  .superRefine((options, context) => {
+    if (options.action === 'sound_on') {
+      if (!options.soundFile) context.addIssue({ code: 'custom', path: ['soundFile'], message: 'is required with "action": "sound_on"' });
+      return;
+    }
+    for (const key of ['soundFile', 'loop', 'volume'] as const) {
+      if (key in options) context.addIssue({ code: 'custom', path: [key], message: 'is used only with "action": "sound_on"' });
+    }
+  });
+
+export const startupSchema = z.strictObject({
+  streamName: streamNameSchema,
+  rtmpUrl: z.string().min(1).max(2048).describe('rtmp://, rtmps:// or srt:// destination, or record:// to record in record_dir'),
+  rtmpTransponderFullUrl: z.boolean().optional(),
+  rtmpFlashVersion: z.string().min(1).max(128).regex(/^[\x20-\x7e]+$/, 'must be printable ASCII').optional(),
+  width: dimension.optional(),
+  height: dimension.optional(),
+  fps: z.number().int().min(0).max(120).optional(),
+  keyFrameInterval: z.number().int().min(0).max(1200).optional(),
+  videoBitrate: z.number().int().min(0).max(50000).optional(),
+  audioBitrate: z.number().int().min(0).max(320).optional(),
+  options: startupOptionsSchema.optional(),
+});
+
+export const mediaSessionIdSchema = z.string().min(1).max(64);
+
+export const soundOnSchema = z.strictObject({
+  mediaSessionId: mediaSessionIdSchema,
+  soundFile: z.string().min(1).max(255),
+  loop: z.boolean().optional(),
+  volume: z.number().min(0).max(1).optional(),
+});
+
+export type StartupRequest = z.infer<typeof startupSchema>;
+/** A sound file to play: `sound_on` without its session id. */
+export const soundRequestSchema = soundOnSchema.omit({ mediaSessionId: true });
+export type SoundRequest = z.infer<typeof soundRequestSchema>;
+
+/** `find`: pushes of a stream, or to a destination (as requested), or both. */
+export const findFilterSchema = z.strictObject({
+  streamName: z.string().min(1).max(256).optional(),
+  rtmpUrl: z.string().min(1).max(2048).optional(),
+});
+export type FindFilter = z.infer<typeof findFilterSchema>;

@@ -1,0 +1,111 @@
+import type { SecureContext } from 'node:tls';
+import type { Logger } from 'pino';
+import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
+import type { DestinationResolver } from '../security/destination-policy.js';
+import type { Destination } from '../outputs/destination.js';
+import type { EncodingSettings, VideoRequest } from '../pipeline/encoding.js';
+import type { OutBufferSettings } from '../outputs/out-buffer.js';
+import { ffmpegPipelines, type PipelineFactory } from '../pipeline/pipeline.js';
+import type { SharedAudio } from '../pipeline/shared-audio.js';
+import type { RestoreSettings } from './restore.js';
+import { rtmpLinks } from '../outputs/rtmp-link.js';
+import { srtLinks } from '../outputs/srt-link.js';
+import { recordLinks, type RecordingEvent, type RecordSettings } from '../outputs/record-link.js';
+import type { Slots } from '../slots.js';
+import type { LinkFactory } from '../outputs/link.js';
+
+export interface PushSettings {
+  ffmpegPath: string;
+  /** Starts and keeps track of every ffmpeg of the gateway. */
+  ffmpeg: FfmpegSupervisor;
+  /** Where sound files for `sound_on` are found. */
+  mediaDir: string;
+  encoding: EncodingSettings;
+  startTimeoutMs: number;
+  stopTimeoutMs: number;
+  analyzeDurationUs: number;
+  /** Connecting to the destination and publishing must take no longer. */
+  connectTimeoutMs: number;
+  flashVer: string;
+  /** Local address of the outbound RTMP connection; undefined lets the system choose. */
+  localAddress?: string;
+  /** Whether onMetaData is sent. */
+  sendMetadata: boolean;
+  /** TLS context for RTMPS: the certificate authorities trusted. */
+  secureContext: SecureContext;
+  /** Pushes in all, and per stream. */
+  limits: { total: number; perStream: number };
+  /** Active pushes of the whole gateway, shared with the other workers; the service's own by default. */
+  slots?: Slots;
+  /** Throws (503) when the gateway takes on no more work now. */
+  admit?: (what: string) => void;
+  /** Looks the destination host up and checks every answer against the destination policy. */
+  resolveDestination: DestinationResolver;
+  /** Restoring the output after a drop. */
+  restore: RestoreSettings;
+  /** Output the destination has not acknowledged for this long is a drop. */
+  stallTimeoutMs: number;
+  /** A destination lagging more than this (ms) gets media dropped up to a keyframe; 0: never. */
+  maxLagMs: number;
+  /** Output buffering in front of each link. */
+  outBuffer: OutBufferSettings;
+  /** How long a push whose publisher went away holds the output with a still picture; 0: it ends at once. */
+  publisherGraceMs: number;
+  /** Where and how `record://` pushes record. */
+  record: RecordSettings;
+  /** The AAC encoders pushes of one stream share. */
+  sharedAudio: SharedAudio;
+}
+
+/** What a push needs of the gateway's settings. */
+export type PushConfig = Pick<PushSettings, 'startTimeoutMs' | 'restore' | 'sendMetadata' | 'encoding' | 'outBuffer'>;
+
+/** A push's startup request, as far as it keeps it. */
+export interface PushOptions {
+  /** The id it is known by (`mediaSessionId`); a new one when absent. */
+  id?: string;
+  /** Startup options as the request gave them (`options` in Web Call Server's API). */
+  options: object;
+  /** The video fields of the request: the plan is made again for a publisher that comes back. */
+  video: VideoRequest;
+}
+
+/** What a push opens its output with: links to its destination, and pipelines. */
+export interface PushParts {
+  links: LinkFactory;
+  pipelines: PipelineFactory;
+}
+
+/** Which push the parts are for, and what it was asked. */
+export interface PartsFor {
+  stream: string;
+  mediaSessionId: string;
+  flashVer?: string;
+  /** Where the first connection goes (looked up and checked at startup). */
+  pinnedAddress?: string;
+  /** Told of a recording's parts. */
+  onRecording: (event: RecordingEvent) => void;
+}
+
+/** The real parts: RTMP or SRT links to `destination` (the first to `pinnedAddress`), or recordings; ffmpeg pipelines. */
+export function pushParts(destination: Destination, settings: PushSettings, log: Logger, push: PartsFor): PushParts {
+  const onListenerError = (event: string, error: unknown): void => log.error({ err: error, event }, 'push listener failed');
+  const onBufferState = (state: string): void => log.debug({ state }, 'output buffer');
+  const spawn = (args: readonly string[], fd3?: number) => settings.ffmpeg.spawn(settings.ffmpegPath, args, onListenerError, fd3);
+  const links = (): LinkFactory => {
+    switch (destination.protocol) {
+      case 'srt':
+        return srtLinks(destination, { ...settings, spawn, onBufferState }, push.pinnedAddress);
+      case 'record':
+        return recordLinks({ ...settings, spawn, onBufferState }, { stream: push.stream, mediaSessionId: push.mediaSessionId }, push.onRecording);
+      default:
+        return rtmpLinks(destination, { ...settings, flashVer: push.flashVer ?? settings.flashVer, onListenerError, onBufferState }, push.pinnedAddress);
+    }
+  };
+  return {
+    links: links(),
+    pipelines: settings.sharedAudio.pipelines(
+      ffmpegPipelines({ ...settings, spawn: (args, videoInput) => settings.ffmpeg.spawn(settings.ffmpegPath, args, onListenerError, videoInput ? 'video' : undefined), log }),
+    ),
+  };
+}

@@ -6,7 +6,8 @@ import type { ListedNode } from './nodes.js';
 import type { PushChange } from '../pushes/changes.js';
 import { isActive } from '../pushes/states.js';
 import type { LifecycleEvent } from '../plane/lifecycle.js';
-import { checkResult, PLACE_METHODS, ROUTED_METHODS, type PlaceMethod, type RoutedCalls, type RoutedMethod } from '../plane/methods.js';
+import { checkResult, oldestFirst, PLACE_METHODS, type ArgsOf, type ResultOf, type RoutedMethod } from '../plane/methods.js';
+import { RoutedPlane } from '../plane/routed-plane.js';
 import { NodeCalls, NodeUnreachable } from './node-calls.js';
 import { ClusterNews } from './news.js';
 import type { MediaPlane, PlaneStatus, PublishHandlers } from '../plane/plane.js';
@@ -44,11 +45,7 @@ const EARLY_NEWS_MS = 30_000;
  * - **Changes.** Push changes (what the SDK's sessions and the console follow) are told to every
  *   node. Lifecycle events stay with the node where they happen: webhooks are sent once, by it.
  */
-// The routed methods are made from `PLACE_METHODS` in the constructor.
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-empty-object-type
-export interface ClusterPlane extends RoutedCalls {}
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
-export class ClusterPlane implements MediaPlane {
+export class ClusterPlane extends RoutedPlane implements MediaPlane {
   readonly calls: NodeCalls;
   readonly #stop: (() => void)[] = [];
   readonly #news: ClusterNews;
@@ -71,9 +68,9 @@ export class ClusterPlane implements MediaPlane {
     readonly node: ClusterNode,
     private readonly log: Logger,
   ) {
+    super();
     this.calls = new NodeCalls(node.secret, node.id);
     this.#placement = new Placement(node.id);
-    for (const method of ROUTED_METHODS) Object.defineProperty(this, method, { value: (...args: unknown[]) => this.#route(method, args) });
     this.#stop.push(
       inner.events((event) => {
         if (event.type === 'publisher.ended' || event.type === 'publisher.lost' || event.type === 'transponder.stopped' || event.type === 'transponder.failed') {
@@ -227,12 +224,12 @@ export class ClusterPlane implements MediaPlane {
   }
 
   /** Sends a routed call where the table says: the stream's node, the push's node, or every node. */
-  async #route(method: RoutedMethod, args: unknown[]): Promise<unknown> {
+  protected async route<M extends RoutedMethod>(method: M, args: ArgsOf<M>): Promise<ResultOf<M>> {
     const route = PLACE_METHODS[method].route;
     if (route.to === 'own') throw new Error(`${method} is not routed`);
     const key = (route.key as (args: unknown[]) => string | undefined)(args);
-    const local = (): Promise<unknown> => (this.inner[method] as (...a: unknown[]) => Promise<unknown>)(...args);
-    const remote = (node: ListedNode): Promise<unknown> => this.calls.call(node, method as PlaceMethod, args);
+    const local = (): Promise<ResultOf<M>> => (this.inner[method] as (...a: unknown[]) => Promise<ResultOf<M>>)(...args);
+    const remote = (node: ListedNode): Promise<ResultOf<M>> => this.calls.call(node, method, args);
     const others = await this.#others();
     if (route.to === 'stream' || (route.to === 'gather' && key !== undefined)) {
       const holder = await this.#holder(key!);
@@ -241,30 +238,30 @@ export class ClusterPlane implements MediaPlane {
       if (route.to === 'stream') return this.#firstAnswer(local, others.map((n) => () => remote(n)));
     }
     if (route.to === 'gather') {
-      const lists = await Promise.all([
+      const lists: unknown[] = await Promise.all([
         local(),
         ...others.map((n) =>
-          remote(n).catch((error: Error) => {
+          remote(n).catch((error: Error): unknown[] => {
             this.log.warn({ node: n.id, method, reason: error.message }, 'a node did not answer: its part is left out');
             return [];
           }),
         ),
       ]);
-      return checkResult(method, (lists as { createdAt: string }[][]).flat().sort((a, b) => a.createdAt.localeCompare(b.createdAt)));
+      return checkResult(method, oldestFirst(lists));
     }
     // A push: here, or at the node that answers for it.
     return this.#firstAnswer(local, others.map((n) => () => remote(n)));
   }
 
   /** This node's answer, or, when it has none (404), the first other node's that has one. */
-  async #firstAnswer(local: () => Promise<unknown>, others: (() => Promise<unknown>)[]): Promise<unknown> {
+  async #firstAnswer<R>(local: () => Promise<R>, others: (() => Promise<R>)[]): Promise<R> {
     try {
       return await local();
     } catch (error) {
       if (!(error instanceof GatewayError && error.code === 'not_found') || !others.length) throw error;
       const answers = await Promise.allSettled(others.map((ask) => ask()));
       const found = answers.find((a) => a.status === 'fulfilled');
-      if (found) return (found as PromiseFulfilledResult<unknown>).value;
+      if (found) return (found as PromiseFulfilledResult<R>).value;
       const failed = answers.find((a) => a.status === 'rejected' && !(a.reason instanceof GatewayError && a.reason.code === 'not_found'));
       throw failed ? (failed as PromiseRejectedResult).reason : error;
     }

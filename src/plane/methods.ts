@@ -133,6 +133,11 @@ export function routedTo(plane: RoutedCalls): RoutedCalls {
   return Object.fromEntries(ROUTED_METHODS.map((m) => [m, (plane[m] as (...args: unknown[]) => Promise<unknown>).bind(plane)])) as unknown as RoutedCalls;
 }
 
+/** A `gather` call's answers from several places as one: their lists joined, oldest first. */
+export function oldestFirst(lists: unknown[]): unknown[] {
+  return (lists as { createdAt: string }[][]).flat().sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+}
+
 /** Calls `method` of `place` with arguments that came from elsewhere, checked against the table first. */
 export async function answerCall(place: PlaceCalls, method: unknown, args: unknown): Promise<unknown> {
   if (!isPlaceMethod(method)) throw new Error(`no place method ${String(method)}`);

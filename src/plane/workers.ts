@@ -10,7 +10,8 @@ import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers } from './plan
 import { PUBLISHER_SLOTS, Slots, PUSH_SLOTS } from '../slots.js';
 import { isActive, type PushState } from '../pushes/states.js';
 import type { WorkerData } from './worker.js';
-import { checkResult, PLACE_METHODS, ROUTED_METHODS, type ArgsOf, type PlaceMethod, type ResultOf, type RoutedCalls, type RoutedMethod } from './methods.js';
+import { checkResult, oldestFirst, PLACE_METHODS, type ArgsOf, type PlaceMethod, type ResultOf, type RoutedMethod } from './methods.js';
+import { RoutedPlane } from './routed-plane.js';
 import { fromWire, type Call, type WorkerMessage } from './wire.js';
 import type { PushChange } from '../pushes/changes.js';
 
@@ -98,11 +99,7 @@ class Place {
  * to come back takes it back in the same worker); pushes are found by the worker that told
  * of them. Limits are counted across workers in shared memory (`Slots`).
  */
-// The routed methods are made from `PLACE_METHODS` in the constructor.
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-empty-object-type
-export interface WorkerPlane extends RoutedCalls {}
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
-export class WorkerPlane implements MediaPlane {
+export class WorkerPlane extends RoutedPlane implements MediaPlane {
   readonly #places: Place[] = [];
   /** Where each stream is placed, and calls on their way there that may place it. */
   readonly #streams = new Map<string, { place: Place; pending: number }>();
@@ -120,27 +117,26 @@ export class WorkerPlane implements MediaPlane {
     private readonly log: Logger,
     private readonly deps: { childRecord?: ChildRecord } = {},
   ) {
+    super();
     const count = workerCount(config);
     const ports = config.webrtc_ice_port_max - config.webrtc_ice_port_min + 1;
     if (ports < count * MIN_PORTS_PER_WORKER) {
       throw new ConfigError(`webrtc_ice_port_min, webrtc_ice_port_max: ${ports} ports for ${count} workers (workers); each needs at least ${MIN_PORTS_PER_WORKER}`);
     }
     for (let index = 0; index < count; index++) this.#places.push(this.#start(index));
-    for (const method of ROUTED_METHODS) Object.defineProperty(this, method, { value: (...args: unknown[]) => this.#route(method, args) });
   }
 
   /** Sends a routed call to its place (see `Route`). */
-  async #route(method: RoutedMethod, args: unknown[]): Promise<unknown> {
+  protected async route<M extends RoutedMethod>(method: M, args: ArgsOf<M>): Promise<ResultOf<M>> {
     const route = PLACE_METHODS[method].route;
     if (route.to === 'own') throw new Error(`${method} is not routed`);
     const key = (route.key as (args: unknown[]) => string | undefined)(args);
     const call = (place: Place): Promise<unknown> => (place.call as (m: PlaceMethod, ...a: unknown[]) => Promise<unknown>)(method, ...args);
     if (route.to === 'gather' && key === undefined) {
-      const lists = (await Promise.all(this.#places.filter((p) => p.alive).map(call))) as { createdAt: string }[][];
-      return lists.flat().sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+      return oldestFirst(await Promise.all(this.#places.filter((p) => p.alive).map(call))) as ResultOf<M>;
     }
     const held = key === undefined ? undefined : route.to === 'session' ? this.#sessions.get(key) : this.#streams.get(key)?.place;
-    return call(held?.alive ? held : this.#any());
+    return (await call(held?.alive ? held : this.#any())) as ResultOf<M>;
   }
 
   #start(index: number): Place {

@@ -6,7 +6,7 @@ import { keyframeCount, maxKeyframeGap, nonMonotonic, probe, recordedFps } from 
 import { pidsMatching, sleep, waitFor } from '../../kit/processes.js';
 import type { NginxRtmp } from '../../kit/rtmp-server.js';
 import type { TestGateway } from './gateway.js';
-import { TRANSPONDER_FFMPEG } from './pushes.js';
+import { PUSH_FFMPEG } from './pushes.js';
 
 const ARTIFACTS = join(import.meta.dirname ?? '.', '..', '..', '.test-output');
 
@@ -42,7 +42,7 @@ export async function pushAndVerify(
   const listed = await gw.post('/rest-api/push/find', { streamName: gw.pushService.get(opts.mediaSessionId).publisher.name });
   t.equal(listed.status, 200);
   t.match(listed.body[0], { mediaSessionId: opts.mediaSessionId, state: 'running', width: 1280, height: 720 });
-  const ffmpegPids = await pidsMatching(TRANSPONDER_FFMPEG);
+  const ffmpegPids = await pidsMatching(PUSH_FFMPEG);
 
   const terminated = await gw.post('/rest-api/push/terminate', { mediaSessionId: opts.mediaSessionId });
   t.equal(terminated.status, 200, 'terminate answers 200');
@@ -50,7 +50,7 @@ export async function pushAndVerify(
   t.pass('the RTMP server no longer has the stream');
   t.equal(gw.ffmpeg.count, 0, 'the gateway tracks no ffmpeg');
   t.equal(ffmpegPids.length, 1, 'one ffmpeg was running before terminate');
-  t.same(await pidsMatching(TRANSPONDER_FFMPEG), [], 'no ffmpeg is left');
+  t.same(await pidsMatching(PUSH_FFMPEG), [], 'no ffmpeg is left');
   t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: opts.mediaSessionId })).status, 404, 'a second terminate is 404');
 
   // Kept for inspection after the run: .test-output/ is ignored by git.

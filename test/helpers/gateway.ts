@@ -4,6 +4,7 @@ import { buildGateway, type Gateway } from '../../src/app.js';
 import { createLogger } from '../../src/log.js';
 import type { MediaCore } from '../../src/plane/core.js';
 import { THIS_MACHINE } from '../../kit/this-machine.js';
+import { childPids } from '../../kit/processes.js';
 
 /**
  * A gateway for one test: listens on an ephemeral loopback port, gathers and answers ICE on
@@ -26,6 +27,14 @@ async function resolveWithoutNetwork(host: string): Promise<string[]> {
   throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
 }
 
+/** The production default: streams in worker threads (one per core), every call crossing the wire between threads. */
+export const IN_WORKERS = { workers: 'auto' } as const satisfies Partial<GatewayConfig>;
+
+/** How many ffmpeg processes the gateway runs, in this thread or its worker threads (all are this process's children). */
+export async function ffmpegCount(): Promise<number> {
+  return (await childPids(process.pid, 'ffmpeg')).length;
+}
+
 export async function startGateway(overrides: Partial<GatewayConfig> = {}, logLines?: string[]): Promise<TestGateway> {
   const config = parseConfig({
     http_port: 0,
@@ -39,8 +48,8 @@ export async function startGateway(overrides: Partial<GatewayConfig> = {}, logLi
     overload_event_loop_delay_ms: 0,
     overload_event_loop_utilization: 0,
     overload_machine_cpu_percent: 0,
-    // Streams in the test's own thread, where it can reach the publishers and pushes
-    // (worker threads are tested through the server as its own process: workers.test.ts).
+    // Streams in the test's own thread, where it can reach the publishers and pushes; suites that
+    // ask only through the plane and the API run in worker threads as production does (IN_WORKERS).
     workers: 0,
     // The whole suite on the other engine: GATEWAY_WEBRTC_ENGINE=werift npm test (the gateway
     // processes some tests start read it themselves).
@@ -48,16 +57,28 @@ export async function startGateway(overrides: Partial<GatewayConfig> = {}, logLi
     ...overrides,
   });
   const destination = logLines ? { write: (line: string) => void logLines.push(line) } : undefined;
-  const gateway = buildGateway(config, createLogger(config.log_level, destination), { lookupHost: resolveWithoutNetwork });
+  // Worker threads resolve names themselves (a function cannot cross to them): suites run there
+  // name only loopback addresses and `localhost`, which the system resolves from /etc/hosts.
+  const inThreads = config.workers !== 0;
+  const gateway = buildGateway(config, createLogger(config.log_level, destination), inThreads ? {} : { lookupHost: resolveWithoutNetwork });
   const listened = await gateway.app.listen({ host: '127.0.0.1', port: 0 });
   const address = config.https_cert_file && !config.https_port ? listened.replace(/^http:/, 'https:') : listened;
   const local = gateway.local;
-  if (!local) throw new Error('startGateway runs the streams in this thread (workers: 0)');
+  const inThisThread = <T>(what: string, value: T | undefined): T => {
+    if (value === undefined) throw new Error(`gw.${what}: this gateway runs its streams in worker threads; ask through gw.plane or the API`);
+    return value;
+  };
   return {
     ...gateway,
-    publishers: local.publishers,
-    pushService: local.pushes,
-    ffmpeg: local.ffmpeg,
+    get publishers() {
+      return inThisThread('publishers', local?.publishers);
+    },
+    get pushService() {
+      return inThisThread('pushService', local?.pushes);
+    },
+    get ffmpeg() {
+      return inThisThread('ffmpeg', local?.ffmpeg);
+    },
     baseUrl: address,
     config,
     async post(path: string, body?: unknown) {

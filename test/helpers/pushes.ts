@@ -2,7 +2,7 @@ import type { TestGateway } from './gateway.js';
 import { waitFor } from '../../kit/processes.js';
 
 /** What only a push's ffmpeg has in its command line: AAC made with the fast coder from its stdin (Opus or PCM). */
-export const TRANSPONDER_FFMPEG = '-aac_coder fast';
+export const PUSH_FFMPEG = '-aac_coder fast';
 
 /** The first push `find` lists for `streamName`, if any. */
 export async function findPush(gw: TestGateway, streamName: string): Promise<any> {
@@ -20,5 +20,5 @@ export async function awaitPushState(gw: TestGateway, streamName: string, state:
 
 /** Waits until the publisher of `streamName` holds a keyframe: a push started then begins at once. */
 export async function keyframeCached(gw: TestGateway, streamName: string, timeoutMs = 15000): Promise<void> {
-  await waitFor(`a keyframe of ${streamName}`, () => gw.publishers.get(streamName)?.keyframe !== undefined, timeoutMs);
+  await waitFor(`a keyframe of ${streamName}`, async () => ((await gw.plane.streams(streamName))[0]?.keyframes ?? 0) > 0, timeoutMs);
 }

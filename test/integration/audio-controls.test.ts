@@ -7,6 +7,7 @@ import { pidsMatching, sleep, waitFor } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { syntheticPublish } from '../helpers/synthetic.js';
 import { bandLevels, runs, writeToneWav, type Level } from '../helpers/tones.js';
+import { IN_WORKERS } from '../helpers/gateway.js';
 
 // The publisher sends a 440 Hz tone (the fixture's Opus); sound files are tones of other
 // frequencies. What nginx-rtmp recorded is measured band by band with ffmpeg's filters.
@@ -28,7 +29,7 @@ const nginx = await NginxRtmp.start();
 t.teardown(() => nginx.stop());
 
 t.test('mute, sound_on (once and looping), unmute and sound_off change the RTMP output on one connection', async (t) => {
-  const { gw } = await syntheticPublish(t, { media_dir: mediaDir }, 'tone');
+  const { gw } = await syntheticPublish(t, { ...IN_WORKERS, media_dir: mediaDir }, 'tone');
   const started = await gw.post('/rest-api/push/startup', { streamName: 'tone', rtmpUrl: nginx.url() });
   t.equal(started.status, 200, JSON.stringify(started.body));
   const id: string = started.body.mediaSessionId;
@@ -126,7 +127,7 @@ t.test('audio commands: errors name the field, and nothing starts for a bad file
   await symlink(join(outside, 'elsewhere.wav'), join(mediaDir, 'link-out.wav'));
   await symlink('once.wav', join(mediaDir, 'link-in.wav'));
 
-  const { gw } = await syntheticPublish(t, { media_dir: mediaDir }, 'errs');
+  const { gw } = await syntheticPublish(t, { ...IN_WORKERS, media_dir: mediaDir }, 'errs');
   const started = await gw.post('/rest-api/push/startup', { streamName: 'errs', rtmpUrl: nginx.url() });
   t.equal(started.status, 200);
   const id = started.body.mediaSessionId;
@@ -172,7 +173,7 @@ async function decoders(): Promise<number> {
 }
 
 t.test('startup options apply the audio action from the first moment; bad ones start nothing', async (t) => {
-  const { gw } = await syntheticPublish(t, { media_dir: mediaDir }, 'opts');
+  const { gw } = await syntheticPublish(t, { ...IN_WORKERS, media_dir: mediaDir }, 'opts');
   const rtmpUrl = nginx.url();
   const muted = await gw.post('/rest-api/push/startup', { streamName: 'opts', rtmpUrl, options: { action: 'mute' } });
   t.match(muted.body, { state: 'running', muted: true, soundEnabled: false, options: { action: 'mute' } });
@@ -204,7 +205,7 @@ t.test('an ffmpeg that takes the audio but writes nothing fails the startup with
   const silent = join(mediaDir, 'silent-ffmpeg.sh');
   await writeFile(silent, '#!/bin/sh\ncat > /dev/null\n'); // the shell stays, its path in its command line
   await chmod(silent, 0o755);
-  const { gw } = await syntheticPublish(t, { ffmpeg_path: silent, ffmpeg_start_timeout_ms: 1000 }, 'mute-ffmpeg');
+  const { gw } = await syntheticPublish(t, { ...IN_WORKERS, ffmpeg_path: silent, ffmpeg_start_timeout_ms: 1000 }, 'mute-ffmpeg');
   const started = Date.now();
   const res = await gw.post('/rest-api/push/startup', { streamName: 'mute-ffmpeg', rtmpUrl: nginx.url() });
   // Alive and silent looks like a machine too busy to run it: try again later.

@@ -5,7 +5,7 @@ import { median } from '../../kit/stats.js';
 import type { TestGateway } from '../helpers/gateway.js';
 import { now, pidsMatching, sleep, waitFor } from '../../kit/processes.js';
 import { RtmpReceiver, type RtmpMediaMessage } from '../../kit/rtmp-receiver.js';
-import { findPush, TRANSPONDER_FFMPEG, keyframeCached } from '../helpers/pushes.js';
+import { findPush, PUSH_FFMPEG, keyframeCached } from '../helpers/pushes.js';
 import { syntheticPublish } from '../helpers/synthetic.js';
 
 // Output buffering (rtmp_out_buffer_*) with real components: a werift publisher over WHIP whose
@@ -103,7 +103,7 @@ t.test('output that stops for longer than what is buffered (ffmpeg paused): the 
   // Transcoded, so all media comes from ffmpeg; a paused ffmpeg makes none (it is replaced only after 5 s).
   const { gw, videoArrivals } = await bufferedPush(t, 'gappy', { height: 240 });
   await sleep(1500);
-  const [pid] = await pidsMatching(TRANSPONDER_FFMPEG);
+  const [pid] = await pidsMatching(PUSH_FFMPEG);
   t.ok(pid, 'the push\'s ffmpeg');
   process.kill(pid!, 'SIGSTOP');
   try {

@@ -6,7 +6,7 @@ import { sleep, waitFor } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { awaitPushState, keyframeCached } from '../helpers/pushes.js';
 import { syntheticPublish, testFixture } from '../helpers/synthetic.js';
-import type { TestGateway } from '../helpers/gateway.js';
+import { ffmpegCount, IN_WORKERS } from '../helpers/gateway.js';
 
 // A publisher that goes away (its page closed: no WHIP DELETE, the connection just ends): its
 // push holds the RTMP session with the last picture and silence, and goes live again when
@@ -19,7 +19,7 @@ const MEDIA_TIMEOUT_MS = 2000;
 async function pushToNginx(t: Test, name: string, graceMs: number) {
   const nginx = await NginxRtmp.start({ recordUnique: true });
   t.teardown(() => nginx.stop());
-  const { gw, publisher } = await syntheticPublish(t, { rtmp_push_publisher_grace_ms: graceMs, webrtc_media_timeout_ms: MEDIA_TIMEOUT_MS }, name);
+  const { gw, publisher } = await syntheticPublish(t, { ...IN_WORKERS, rtmp_push_publisher_grace_ms: graceMs, webrtc_media_timeout_ms: MEDIA_TIMEOUT_MS }, name);
   await keyframeCached(gw, name);
   const res = await gw.post('/rest-api/push/startup', { streamName: name, rtmpUrl: nginx.url() });
   t.equal(res.status, 200, JSON.stringify(res.body));
@@ -27,8 +27,8 @@ async function pushToNginx(t: Test, name: string, graceMs: number) {
 }
 
 /** ffmpeg processes are stopped after a push is unlisted: they are all gone soon after. */
-async function noFfmpegLeft(t: Test, gw: TestGateway): Promise<void> {
-  await waitFor('every ffmpeg to end', () => gw.ffmpeg.count === 0, 5000);
+async function noFfmpegLeft(t: Test): Promise<void> {
+  await waitFor('every ffmpeg to end', async () => (await ffmpegCount()) === 0, 5000);
   t.pass('no ffmpeg left');
 }
 
@@ -57,7 +57,7 @@ t.test('a lost publisher: standby with a still picture, live again when it comes
   t.comment(`standby ${Date.now() - lostAt} ms after the publisher went silent`);
   t.match(standby, { mediaSessionId: id, lastError: /publisher lost: no media from the publisher/, standbyUntil: String });
   t.match(await gw.post('/rest-api/push/find', { streamName: 'cam' }), { body: [{ state: 'standby' }, { state: 'standby', transcoding: true }] });
-  await waitFor('one ffmpeg per push: the still picture and silence', () => gw.ffmpeg.count === 2, 5000);
+  await waitFor('one ffmpeg per push: the still picture and silence', async () => (await ffmpegCount()) === 2, 5000);
   await sleep(3000);
   const back = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'cam');
   t.teardown(() => back.stop());
@@ -67,7 +67,7 @@ t.test('a lost publisher: standby with a still picture, live again when it comes
   await sleep(3000);
   await gw.post('/rest-api/push/terminate', { mediaSessionId: id });
   await gw.post('/rest-api/push/terminate', { mediaSessionId: transcoded.body.mediaSessionId });
-  await noFfmpegLeft(t, gw);
+  await noFfmpegLeft(t);
 
   for (const stream of ['rtmp_cam', 'cam360']) {
     t.test(stream, async (t) => {
@@ -115,7 +115,7 @@ t.test('after the grace period the push ends; 0 ends it at once', async (t) => {
       if (graceMs) t.ok(Date.now() - standbyAt >= graceMs - 200, `ended ${Date.now() - standbyAt} ms after standby began`);
       t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: id })).status, 404, 'not listed');
       await waitFor('nginx to lose the stream', async () => (await nginx.streams()).length === 0, 5000);
-      await noFfmpegLeft(t, gw);
+      await noFfmpegLeft(t);
     });
   }
 });
@@ -126,5 +126,5 @@ t.test('a publisher that ends on purpose (WHIP DELETE) ends its pushes at once, 
   await publisher.stop();
   await waitFor('the push to end', async () => (await gw.post('/rest-api/push/find', { streamName: 'bye' })).status === 404, 3000);
   await waitFor('nginx to lose the stream', async () => (await nginx.streams()).length === 0, 5000);
-  await noFfmpegLeft(t, gw);
+  await noFfmpegLeft(t);
 });

@@ -4,9 +4,9 @@ import { pidsMatching, sleep, waitFor } from '../../kit/processes.js';
 import { RtmpReceiver, type RtmpMediaMessage } from '../../kit/rtmp-receiver.js';
 import { NginxRtmp, type NginxOptions } from '../../kit/rtmp-server.js';
 import { TestNetwork } from '../../kit/netns.js';
-import { awaitPushState, findPush, TRANSPONDER_FFMPEG, keyframeCached } from '../helpers/pushes.js';
+import { awaitPushState, findPush, PUSH_FFMPEG, keyframeCached } from '../helpers/pushes.js';
 import { syntheticPublish } from '../helpers/synthetic.js';
-import type { TestGateway } from '../helpers/gateway.js';
+import { ffmpegCount, IN_WORKERS, type TestGateway } from '../helpers/gateway.js';
 
 // Chaos with real components: a werift publisher over WHIP, the gateway, nginx-rtmp or a recording
 // RTMP server; the destination restarted, stopped, dropped or refusing, ffmpeg killed or stopped.
@@ -23,14 +23,14 @@ async function pushToNginx(t: Test, streamName: string, options: NginxOptions = 
   const nginx = await NginxRtmp.start(options);
   t.teardown(() => nginx.stop());
   // A destination in the test's own namespace has a private address: allowed by listing it.
-  const { gw } = await syntheticPublish(t, options.netns ? { destination_allowed_hosts: [options.netns.address] } : {}, streamName);
+  const { gw } = await syntheticPublish(t, { ...IN_WORKERS, ...(options.netns ? { destination_allowed_hosts: [options.netns.address] } : {}) }, streamName);
   return { nginx, gw, id: await startPush(t, gw, streamName, nginx.url()) };
 }
 
 /** Waits until the one push ffmpeg running is another than `pid`. */
 async function ffmpegReplaced(pid: number, timeoutMs: number): Promise<void> {
   await waitFor(`ffmpeg ${pid} to be replaced`, async () => {
-    const pids = await pidsMatching(TRANSPONDER_FFMPEG);
+    const pids = await pidsMatching(PUSH_FFMPEG);
     return pids.length === 1 && pids[0] !== pid;
   }, timeoutMs);
 }
@@ -42,14 +42,14 @@ function byConnection(messages: RtmpMediaMessage[], connection: number): RtmpMed
 t.test('a dropped destination: reconnecting, then a new RTMP session that starts with headers and a keyframe and goes on in time', async (t) => {
   const receiver = await RtmpReceiver.start();
   t.teardown(() => receiver.close());
-  const { gw, publisher } = await syntheticPublish(t, {}, 'drop');
+  const { gw, publisher } = await syntheticPublish(t, IN_WORKERS, 'drop');
   const messages: RtmpMediaMessage[] = [];
   const metadata: number[] = [];
   receiver.on('media', (m) => messages.push(m));
   receiver.on('metadata', (p) => metadata.push(p.connection));
   await startPush(t, gw, 'drop', receiver.url());
   await waitFor('audio and video on the first connection', () => byConnection(messages, 1).filter((m) => m.kind === 'audio').length > 30, 10000);
-  const ingest = gw.publishers.get('drop');
+  const [ingest] = await gw.plane.streams('drop');
 
   receiver.dropAll();
   const seen: string[] = ['running'];
@@ -66,8 +66,9 @@ t.test('a dropped destination: reconnecting, then a new RTMP session that starts
     return second.filter((m) => m.kind === 'video').length > 30 && second.filter((m) => m.kind === 'audio').length > 10;
   }, 15000);
 
-  t.equal(gw.publishers.get('drop'), ingest, 'the WebRTC publisher is the same one');
-  t.equal(ingest?.state, 'publishing', 'and still publishing');
+  const [now] = await gw.plane.streams('drop');
+  t.equal(now?.id, ingest?.id, 'the WebRTC publisher is the same one');
+  t.equal(now?.state, 'publishing', 'and still publishing');
   t.equal(publisher.connectionState, 'connected', 'the WebRTC peer stayed connected');
 
   const first = byConnection(messages, 1);
@@ -92,7 +93,7 @@ t.test('a dropped destination: reconnecting, then a new RTMP session that starts
 t.test('"already publishing" is retried; a refused stream key fails after one retry, with the server\'s reason', async (t) => {
   const receiver = await RtmpReceiver.start();
   t.teardown(() => receiver.close());
-  const { gw } = await syntheticPublish(t, { rtmp_push_restore_interval_ms: 200 }, 'refuse');
+  const { gw } = await syntheticPublish(t, { ...IN_WORKERS, rtmp_push_restore_interval_ms: 200 }, 'refuse');
   let publishes = 0;
   receiver.on('connect', () => publishes++);
   const id = await startPush(t, gw, 'refuse', receiver.url());
@@ -112,7 +113,7 @@ t.test('"already publishing" is retried; a refused stream key fails after one re
   const failed = await awaitPushState(gw, 'refuse', 'failed', seen, 10000);
   t.equal(publishes, 2, 'refused once, retried once');
   t.match(failed.lastError, /NetStream\.Publish\.Rejected: invalid stream key/, `lastError: ${failed.lastError}`);
-  await waitFor('ffmpeg to end', () => gw.ffmpeg.count === 0, 5000);
+  await waitFor('ffmpeg to end', async () => (await ffmpegCount()) === 0, 5000);
   t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: id })).status, 200);
 });
 
@@ -167,14 +168,14 @@ t.test('ffmpeg killed or stopped: replaced, while the RTMP session to the destin
   const [session] = (await nginx.streams()).filter((s) => s.name === 'rtmp_ffkill');
   t.ok(session, 'publishing at nginx');
 
-  const [killed] = await pidsMatching(TRANSPONDER_FFMPEG);
+  const [killed] = await pidsMatching(PUSH_FFMPEG);
   process.kill(killed!, 'SIGKILL');
   const seen = ['running'];
   await ffmpegReplaced(killed!, 8000);
   const running = await awaitPushState(gw, 'ffkill', 'running', seen, 8000);
   t.match(running.lastError, /ffmpeg was ended by SIGKILL/, `lastError: ${running.lastError}`);
 
-  const [stopped] = await pidsMatching(TRANSPONDER_FFMPEG);
+  const [stopped] = await pidsMatching(PUSH_FFMPEG);
   process.kill(stopped!, 'SIGSTOP');
   const stoppedAt = Date.now();
   await ffmpegReplaced(stopped!, 15000);
@@ -193,7 +194,7 @@ t.test('ffmpeg killed or stopped: replaced, while the RTMP session to the destin
   t.ok(lastVideo - lastAudio < 0.5, `audio goes on after the replacements (last audio ${lastAudio} s, last video ${lastVideo} s)`);
   t.same(nonMonotonic(rec.video), [], 'video timestamps increase');
   t.same(nonMonotonic(rec.audio), [], 'audio timestamps increase');
-  t.same(await pidsMatching(TRANSPONDER_FFMPEG), [], 'no ffmpeg left, the stopped one included');
+  t.same(await pidsMatching(PUSH_FFMPEG), [], 'no ffmpeg left, the stopped one included');
 });
 
 const netns = (await TestNetwork.available()) ? false : 'needs root and iproute2 for a network namespace';

@@ -1,10 +1,10 @@
 import t from 'tap';
 import WebSocket from 'ws';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { ffmpegCount, IN_WORKERS, startGateway, type TestGateway } from '../helpers/gateway.js';
 
 let gw: TestGateway;
 t.before(async () => {
-  gw = await startGateway();
+  gw = await startGateway(IN_WORKERS);
 });
 t.teardown(async () => {
   await gw.close();
@@ -33,8 +33,8 @@ t.test('startup: 400 names the missing or invalid field, and nothing is spawned'
     t.equal(res.body.field, field, `field for ${JSON.stringify(body)}`);
     t.match(res.body.message, message);
   }
-  t.equal(gw.ffmpeg.count, 0, 'no ffmpeg was started');
-  t.equal(gw.pushService.all().length, 0);
+  t.equal(await ffmpegCount(), 0, 'no ffmpeg was started');
+  t.same(await gw.plane.find({}), []);
 });
 
 t.test('startup: a stream key in a bad request never comes back in the error', async (t) => {
@@ -75,7 +75,7 @@ t.test('WHIP: 415 for another content type, 400 for an offer that is not SDP', a
   t.match(await bad.json(), { field: 'offer' });
   const badName = await fetch(gw.baseUrl + '/whip/bad%20name', { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: 'v=0' });
   t.equal(badName.status, 400);
-  t.equal(gw.publishers.all().length, 0);
+  t.same(await gw.plane.streams(), []);
 });
 
 t.test('WHIP: OPTIONS answers CORS preflight, PATCH is 405, DELETE of an unknown session is 404', async (t) => {
@@ -109,7 +109,7 @@ t.test('SDK signalling: invalid messages get an error naming the field, and noth
   t.match(await next(), { type: 'error', requestId: '1', field: 'rtmpUrl' });
   ws.send(JSON.stringify({ type: 'publish', requestId: '2', name: 'x', sdp: 'nonsense' }));
   t.match(await next(), { type: 'error', requestId: '2', field: 'sdp' });
-  t.equal(gw.publishers.all().length, 0);
+  t.same(await gw.plane.streams(), []);
   ws.close();
 });
 

@@ -3,7 +3,7 @@ import { WebSocket } from 'ws';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { freePort, NginxRtmp } from '../../kit/rtmp-server.js';
 import { stopAllProcesses, waitFor } from '../../kit/processes.js';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { IN_WORKERS, startGateway, type TestGateway } from '../helpers/gateway.js';
 import { testFixture } from '../helpers/synthetic.js';
 
 const KEY = 'sdk-destination-key-31337';
@@ -11,7 +11,7 @@ let gw: TestGateway;
 let nginx: NginxRtmp;
 t.before(async () => {
   nginx = await NginxRtmp.start();
-  gw = await startGateway();
+  gw = await startGateway(IN_WORKERS);
 });
 t.teardown(async () => {
   await gw?.close();
@@ -52,8 +52,8 @@ t.test('bad destination messages get an error naming the field, and start nothin
   t.match(await publish({ destinations: [{ id: 'a', rtmpUrl: url, extra: 1 }] }), { field: 'destinations.0.extra' });
   t.match(await s.send({ type: 'addDestination', requestId: 'q', name: 'cam', destination: { id: 'a', rtmpUrl: url } }), { code: 'not_found', field: 'name', requestId: 'q' });
   t.match(await s.send({ type: 'removeDestination', name: 'cam', id: 'a' }), { code: 'not_found', field: 'name' });
-  t.equal(gw.publishers.all().length, 0, 'no publish started');
-  t.equal(gw.pushService.all().length, 0, 'no push started');
+  t.same(await gw.plane.streams(), [], 'no publish started');
+  t.same(await gw.plane.find({}), [], 'no push started');
 });
 
 t.test('several destinations: each is told by its id (live, or failed with the reason), one is added and one removed while live', async (t) => {

@@ -1,6 +1,5 @@
 import t from 'tap';
-import { answerCall, checkResult, PLACE_METHODS, ROUTED_METHODS, type PlaceCalls } from '../../src/plane/methods.js';
-import { LocalPlane } from '../../src/plane/local.js';
+import { answerCall, checkResult, oldestFirst, PLACE_METHODS, type PlaceCalls } from '../../src/plane/methods.js';
 
 /** A place that records its calls and answers nothing. */
 function recorder(): { place: PlaceCalls; calls: [string, unknown[]][] } {
@@ -33,8 +32,9 @@ t.test('a result that comes back is checked against the table', async (t) => {
   t.ok(Buffer.isBuffer(snapshot), 'a snapshot comes back a Buffer, as it crosses threads as a Uint8Array');
 });
 
-t.test('every routed method has a route with a key, and the local plane implements every method', async (t) => {
-  for (const method of ROUTED_METHODS) t.not(PLACE_METHODS[method].route.to, 'own', method);
-  t.same(Object.keys(PLACE_METHODS).filter((m) => !(ROUTED_METHODS as string[]).includes(m)).sort(), ['close', 'publish']);
-  for (const method of Object.keys(PLACE_METHODS)) t.type((LocalPlane.prototype as unknown as Record<string, unknown>)[method], 'function', method);
+t.test('lists gathered from several places are joined oldest first', async (t) => {
+  const a = { createdAt: '2026-01-01T00:00:02.000Z', id: 'a' };
+  const b = { createdAt: '2026-01-01T00:00:01.000Z', id: 'b' };
+  const c = { createdAt: '2026-01-01T00:00:03.000Z', id: 'c' };
+  t.same(oldestFirst([[a, c], [], [b]]), [b, a, c]);
 });

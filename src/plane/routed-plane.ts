@@ -1,0 +1,56 @@
+import type { ArgsOf, ResultOf, RoutedCalls, RoutedMethod } from './methods.js';
+
+/**
+ * A plane that sends each call the table routes (`PLACE_METHODS`) to the place its route names:
+ * how is the subclass's `route` (worker threads, the nodes of a cluster). The methods are written
+ * out here, so that go-to-definition and stack traces name them; `implements RoutedCalls` holds
+ * this list to the table, so a method added there and not here does not compile.
+ */
+export abstract class RoutedPlane implements RoutedCalls {
+  /** Sends `method` with `args` to the place its route names; its result, as the table types it. */
+  protected abstract route<M extends RoutedMethod>(method: M, args: ArgsOf<M>): Promise<ResultOf<M>>;
+
+  unpublish(...args: ArgsOf<'unpublish'>): Promise<ResultOf<'unpublish'>> {
+    return this.route('unpublish', args);
+  }
+
+  streams(...args: ArgsOf<'streams'>): Promise<ResultOf<'streams'>> {
+    return this.route('streams', args);
+  }
+
+  snapshot(...args: ArgsOf<'snapshot'>): Promise<ResultOf<'snapshot'>> {
+    return this.route('snapshot', args);
+  }
+
+  view(...args: ArgsOf<'view'>): Promise<ResultOf<'view'>> {
+    return this.route('view', args);
+  }
+
+  endView(...args: ArgsOf<'endView'>): Promise<ResultOf<'endView'>> {
+    return this.route('endView', args);
+  }
+
+  startup(...args: ArgsOf<'startup'>): Promise<ResultOf<'startup'>> {
+    return this.route('startup', args);
+  }
+
+  find(...args: ArgsOf<'find'>): Promise<ResultOf<'find'>> {
+    return this.route('find', args);
+  }
+
+  terminate(...args: ArgsOf<'terminate'>): Promise<ResultOf<'terminate'>> {
+    return this.route('terminate', args);
+  }
+
+  setMuted(...args: ArgsOf<'setMuted'>): Promise<ResultOf<'setMuted'>> {
+    return this.route('setMuted', args);
+  }
+
+  soundOn(...args: ArgsOf<'soundOn'>): Promise<ResultOf<'soundOn'>> {
+    return this.route('soundOn', args);
+  }
+
+  soundOff(...args: ArgsOf<'soundOff'>): Promise<ResultOf<'soundOff'>> {
+    return this.route('soundOff', args);
+  }
+}

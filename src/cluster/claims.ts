@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { epochLua } from './epoch.js';
 
 /** Who holds a stream: a node, and the fencing token its claim was given. */
 export interface Claim {
@@ -23,13 +24,8 @@ if held then
 end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local epoch = redis.call('GET', KEYS[3])
-if not epoch then
-  epoch = ARGV[5] .. '|1|' .. now
-  redis.call('SET', KEYS[3], epoch)
-end
-local lost, since = string.match(epoch, '|(%d)|(%d+)$')
-if ARGV[4] ~= '1' and lost == '1' and now - tonumber(since) < tonumber(ARGV[2]) then return 'settling' end
+${epochLua('ARGV[5]', "'1'")}
+if ARGV[4] ~= '1' and epochAfterLoss == '1' and now - tonumber(epochSince) < tonumber(ARGV[2]) then return 'settling' end
 if tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[3]) then redis.call('SET', KEYS[2], ARGV[3]) end
 local claim = ARGV[1] .. '|' .. redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], claim, 'PX', ARGV[2])

@@ -8,18 +8,14 @@ import { isActive } from '../pushes/states.js';
 import type { LifecycleEvent } from '../plane/lifecycle.js';
 import { checkResult, oldestFirst, PLACE_METHODS, type ArgsOf, type ResultOf, type RoutedMethod } from '../plane/methods.js';
 import { RoutedPlane } from '../plane/routed-plane.js';
-import { NodeCalls, NodeUnreachable } from './node-calls.js';
-import { ClusterNews } from './news.js';
+import { NodeCalls, NodeDraining, NodeUnreachable } from './node-calls.js';
+import { ClusterNews, readPublishNews, type PublishNews } from './news.js';
 import type { MediaPlane, PlaneStatus, PublishHandlers } from '../plane/plane.js';
 import { Placement } from './placement.js';
 import { pollUntil } from '../events.js';
 
-/** What happens to a publish placed at another node, told back to the node that placed it. */
-type PublishNews = { kind: 'publishing'; publisherId: string } | { kind: 'closed'; publisherId: string; reason: string; lost: boolean };
 /** A listed node, with when it was last heard by this process's clock. */
 type KnownNode = ListedNode & { heardAt: number };
-
-const DRAINING = 'this node is draining';
 
 /** News of a publish that came before its answer: kept this long for it. */
 const EARLY_NEWS_MS = 30_000;
@@ -80,7 +76,10 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
     );
     this.#news = new ClusterNews(inner, node);
     this.#stop.push(() => this.#news.close());
-    node.relay.onMessage = (message) => this.#placedNews(message as PublishNews);
+    node.relay.onMessage = (message) => {
+      const news = readPublishNews(message);
+      if (news) this.#placedNews(news);
+    };
     // Another node holds the stream now: it ends here (told as lost, so its kept pushes stay kept: the holder runs them).
     node.onLost = (stream, holder) => void this.#move(stream, `node ${holder ?? 'another node'} holds the stream now`);
     // A node that dies tells nothing: its placed publishes are lost once it is gone from the list.
@@ -102,7 +101,7 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
         // A node that began draining since the list was read hands the stream over and refuses it;
         // one that is gone (killed, its registration not yet timed out) never got the offer: placed
         // again, elsewhere.
-        const draining = error instanceof GatewayError && error.code === 'unavailable' && error.message.includes(DRAINING);
+        const draining = error instanceof NodeDraining;
         if (!draining && !(error instanceof NodeUnreachable)) throw error;
         if (!draining) this.log.warn({ stream: name, node: target.id, reason: (error as Error).message }, 'the node a publish was placed at is gone: placed again');
         this.#nodes = undefined;
@@ -136,7 +135,7 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
     if (this.node.draining) {
       // Placed here by a node that had not heard yet: the stream (if this node has it) is handed over, and the publish goes elsewhere.
       if (this.node.claims.held.has(name)) await this.#move(name, 'this node is draining: published again at another node');
-      throw unavailable(`${DRAINING}: it takes no new publish`);
+      throw new NodeDraining('it takes no new publish');
     }
     let claim;
     try {
@@ -195,7 +194,6 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
   }
 
   #placedNews(news: PublishNews): void {
-    if (news?.kind !== 'publishing' && news?.kind !== 'closed') return;
     const placed = this.#placed.get(news.publisherId);
     if (!placed) {
       const now = Date.now();

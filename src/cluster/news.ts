@@ -1,12 +1,39 @@
+import { z } from 'zod';
 import type { ClusterNode } from './node.js';
 import type { PushChange } from '../pushes/changes.js';
+import { PUSH_STATES } from '../pushes/states.js';
 import type { LifecycleEvent } from '../plane/lifecycle.js';
 import type { MediaPlane } from '../plane/plane.js';
+import { LIFECYCLE_EVENTS } from '../lifecycle-events.js';
 
-/** A push change, told to every node. */
+// The messages nodes send each other over the relay, parsed where they arrive: what a node acts on
+// is checked, and fields a later release adds are let through (nodes of two releases meet in a
+// rolling deploy).
+
+/** A push change (`PushChange`), told to every node. */
+const changeNewsSchema = z.looseObject({
+  kind: z.literal('change'),
+  node: z.string(),
+  change: z.looseObject({ mediaSessionId: z.string(), stream: z.string(), destination: z.string(), state: z.enum(PUSH_STATES), previous: z.enum(PUSH_STATES).optional() }),
+});
+/** A lifecycle event (`LifecycleEvent`), told to every node (for watching: it is acted on where it happens). */
+const eventNewsSchema = z.looseObject({ kind: z.literal('event'), node: z.string(), event: z.looseObject({ type: z.enum(LIFECYCLE_EVENTS), stream: z.string() }) });
+const broadcastSchema = z.discriminatedUnion('kind', [changeNewsSchema, eventNewsSchema]);
 type ChangeNews = { kind: 'change'; node: string; change: PushChange };
-/** A lifecycle event, told to every node (for watching: it is acted on where it happens). */
 type EventNews = { kind: 'event'; node: string; event: LifecycleEvent };
+
+/** What happens to a publish placed at another node, told back to the node that placed it. */
+const publishNewsSchema = z.discriminatedUnion('kind', [
+  z.looseObject({ kind: z.literal('publishing'), publisherId: z.string() }),
+  z.looseObject({ kind: z.literal('closed'), publisherId: z.string(), reason: z.string(), lost: z.boolean() }),
+]);
+export type PublishNews = { kind: 'publishing'; publisherId: string } | { kind: 'closed'; publisherId: string; reason: string; lost: boolean };
+
+/** A relay message as news of a placed publish; undefined for anything else. */
+export function readPublishNews(message: unknown): PublishNews | undefined {
+  const parsed = publishNewsSchema.safeParse(message);
+  return parsed.success ? parsed.data : undefined;
+}
 
 /**
  * What each node tells every other over the relay: the push changes and lifecycle events of its
@@ -29,10 +56,12 @@ export class ClusterNews {
       }),
     ];
     node.relay.onBroadcast = (message) => {
-      const news = message as ChangeNews | EventNews;
-      if (news?.node === node.id) return;
-      if (news?.kind === 'change') this.#tellChange(news.change);
-      else if (news?.kind === 'event') this.#tellEvent(news.event, news.node);
+      const parsed = broadcastSchema.safeParse(message);
+      if (!parsed.success || parsed.data.node === node.id) return;
+      // Checked above for what is acted on; the rest of the record is the sender's, as it told it.
+      const news = parsed.data as ChangeNews | EventNews;
+      if (news.kind === 'change') this.#tellChange(news.change);
+      else this.#tellEvent(news.event, news.node);
     };
   }
 

@@ -2,22 +2,72 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { GatewayError } from '../errors.js';
 import { Sealer } from '../security/seal.js';
-import { answerCall, checkResult, PLACE_METHODS, ROUTED_METHODS, type ArgsOf, type PlaceCalls, type PlaceMethod, type ResultOf, type RoutedCalls } from '../plane/methods.js';
+import { answerCall, checkResult, PLACE_METHODS, ROUTED_METHODS, type ArgsOf, type PlaceCalls, type ResultOf, type RoutedCalls, type RoutedMethod } from '../plane/methods.js';
 import { fromWire, toWire, type WireError } from '../plane/wire.js';
 
 /** How far a call's time may be from the receiver's clock, and how long its nonce is remembered. */
 const WINDOW_MS = 30_000;
 
-interface SealedCall {
-  from: string;
+/**
+ * What a node answers for another besides the routed methods of `PLACE_METHODS`, checked the same
+ * way: arguments where they arrive, results where they come back.
+ */
+export const NODE_METHODS = {
+  /** A publish placed here by the calling node (the call's `from`): it publishes here and hears back over the relay. */
+  publish: PLACE_METHODS.publish,
+  /** A draining node gives stream `name` up now: its publisher is being placed elsewhere. */
+  handOver: { args: z.tuple([z.string().min(1).max(256)]), result: z.void() },
+};
+type NodeMethod = keyof typeof NODE_METHODS;
+/** Every method one node calls at another. */
+type CallMethod = RoutedMethod | NodeMethod;
+type CallResult<M extends CallMethod> = M extends NodeMethod ? z.output<(typeof NODE_METHODS)[M]['result']> : ResultOf<M & RoutedMethod>;
+
+const sealedCallSchema = z.object({
+  from: z.string(),
   /** The node the call is for: any other refuses it, so a call captured on its way cannot be played to another node. */
-  to: string;
-  method: string;
-  args: unknown;
-  at: number;
-  nonce: string;
+  to: z.string(),
+  method: z.string(),
+  args: z.unknown(),
+  at: z.number(),
+  nonce: z.string(),
+});
+type SealedCall = z.output<typeof sealedCallSchema>;
+
+/**
+ * An error as it crosses between nodes. `draining`: the node takes no new work (a rolling deploy);
+ * the caller places the work elsewhere. Nodes of the previous release know a draining node only
+ * by its message, so the message still begins with DRAINING, and a reply without the flag is read
+ * by it too.
+ */
+type NodeError = WireError & { draining?: true };
+const nodeErrorSchema = z.object({
+  name: z.string(),
+  message: z.string(),
+  code: z.string().optional(),
+  field: z.string().optional(),
+  retryAfterS: z.number().optional(),
+  draining: z.literal(true).optional(),
+});
+// A void result crosses as `{}`: a reply is an error, or anything without one.
+const sealedReplySchema = z.union([z.object({ error: nodeErrorSchema }), z.object({ ok: z.unknown().optional(), error: z.undefined().optional() })]);
+type SealedReply = { ok: unknown } | { error: NodeError };
+
+/** What a draining node's refusal begins with. */
+export const DRAINING = 'this node is draining';
+
+/** A node that takes no new work: what it was asked goes elsewhere. */
+export class NodeDraining extends GatewayError {
+  constructor(what: string) {
+    super('unavailable', `${DRAINING}: ${what}`);
+  }
 }
-type SealedReply = { ok: unknown } | { error: WireError };
+
+/** `error` as the calling node gets it back: a draining refusal as `NodeDraining`, whichever release sent it. */
+function nodeError(error: NodeError): Error {
+  if (error.code === 'unavailable' && (error.draining || error.message.startsWith(DRAINING))) return new NodeDraining(error.message.slice(DRAINING.length + 2));
+  return fromWire(error);
+}
 
 /** Buffers (a snapshot) cross as base64. */
 const replacer = (_key: string, value: unknown): unknown =>
@@ -68,9 +118,11 @@ export class NodeCalls {
     this.#sealer = new Sealer(secret, 'calls between nodes');
   }
 
-  /** Calls `method` at node `to`; its result, or its error as a `GatewayError`. */
-  async call<M extends PlaceMethod>(to: NodeAddress, method: M, args: unknown[]): Promise<ResultOf<M>> {
-    return checkResult(method, await this.#send(to, method, args));
+  /** Calls `method` at node `to`; its result, or its error as a `GatewayError` (`NodeDraining` from a draining node). */
+  async call<M extends CallMethod>(to: NodeAddress, method: M, args: unknown[]): Promise<CallResult<M>> {
+    const value = await this.#send(to, method, args);
+    if (method === 'handOver') return NODE_METHODS.handOver.result.parse(value) as CallResult<M>;
+    return checkResult(method as Exclude<M, 'handOver'>, value) as CallResult<M>;
   }
 
   /** Places a publish at node `to`: it publishes the stream there and tells this node what happens to it (`NodeRelay`). */
@@ -80,12 +132,14 @@ export class NodeCalls {
 
   /** Asks the draining node `to` to give stream `name` up now: its publisher is being placed elsewhere. */
   async handOver(to: NodeAddress, name: string): Promise<void> {
-    await this.#send(to, 'handOver' as PlaceMethod, [name]);
+    await this.call(to, 'handOver', [name]);
   }
 
-  async #send(to: NodeAddress, method: PlaceMethod, args: unknown[]): Promise<unknown> {
+  async #send(to: NodeAddress, method: CallMethod, args: unknown[]): Promise<unknown> {
     const { url } = to;
-    const call: SealedCall = { from: this.node, to: to.id, method, args, at: Date.now(), nonce: randomUUID() };
+    // JSON has no undefined: a trailing optional argument left out would arrive as null, which the table refuses.
+    const given = args.slice(0, args.findLastIndex((arg) => arg !== undefined) + 1);
+    const call: SealedCall = { from: this.node, to: to.id, method, args: given, at: Date.now(), nonce: randomUUID() };
     let response: Response;
     try {
       response = await fetch(`${url}/internal/plane`, {
@@ -101,8 +155,10 @@ export class NodeCalls {
     }
     const body = (await response.json().catch(() => undefined)) as { sealed?: string } | undefined;
     if (!response.ok || typeof body?.sealed !== 'string') throw new GatewayError('unavailable', `node at ${url} answered ${response.status}`);
-    const reply = JSON.parse(JSON.stringify(this.#sealer.open(body.sealed)), reviver) as SealedReply;
-    if ('error' in reply) throw fromWire(reply.error);
+    const parsed = sealedReplySchema.safeParse(JSON.parse(JSON.stringify(this.#sealer.open(body.sealed)), reviver));
+    if (!parsed.success) throw new GatewayError('unavailable', `node at ${url} answered what is not a reply`);
+    const reply = parsed.data as SealedReply;
+    if ('error' in reply) throw nodeError(reply.error);
     return reply.ok;
   }
 
@@ -119,24 +175,25 @@ export class NodeCalls {
     let call: SealedCall;
     try {
       if (typeof sealed !== 'string') throw new Error('no sealed call');
-      call = JSON.parse(JSON.stringify(this.#sealer.open(sealed)), reviver) as SealedCall;
+      call = sealedCallSchema.parse(JSON.parse(JSON.stringify(this.#sealer.open(sealed)), reviver));
     } catch {
       throw new GatewayError('unauthorized', 'not a call of a node of this cluster');
     }
     const now = Date.now();
     for (const [nonce, expires] of this.#seen) if (expires < now) this.#seen.delete(nonce);
-    if (typeof call.at !== 'number' || Math.abs(now - call.at) > WINDOW_MS) throw new GatewayError('unauthorized', 'a call too old, or from a clock too far off');
+    if (Math.abs(now - call.at) > WINDOW_MS) throw new GatewayError('unauthorized', 'a call too old, or from a clock too far off');
     if (call.to !== this.node) throw new GatewayError('unauthorized', 'a call meant for another node');
-    if (typeof call.nonce !== 'string' || this.#seen.has(call.nonce)) throw new GatewayError('unauthorized', 'a call made before');
+    if (this.#seen.has(call.nonce)) throw new GatewayError('unauthorized', 'a call made before');
     this.#seen.set(call.nonce, now + 2 * WINDOW_MS);
     let reply: SealedReply;
     try {
-      if (call.method === 'publish') reply = { ok: await own.publish(call.from, ...PLACE_METHODS.publish.args.parse(call.args)) };
-      else if (call.method === 'handOver') reply = { ok: await own.handOver(z.tuple([z.string().min(1).max(256)]).parse(call.args)[0]) };
-      else if (!(ROUTED_METHODS as string[]).includes(call.method)) throw new GatewayError('invalid_request', `${String(call.method)} is not answered for another node`);
+      if (call.method === 'publish') reply = { ok: await own.publish(call.from, ...NODE_METHODS.publish.args.parse(call.args)) };
+      else if (call.method === 'handOver') reply = { ok: await own.handOver(...NODE_METHODS.handOver.args.parse(call.args)) };
+      else if (!(ROUTED_METHODS as string[]).includes(call.method)) throw new GatewayError('invalid_request', `${call.method} is not answered for another node`);
       else reply = { ok: await answerCall(place as PlaceCalls, call.method, call.args) };
     } catch (error) {
-      reply = { error: toWire(error instanceof Error && error.name === 'ZodError' ? new GatewayError('invalid_request', `a call whose arguments this node does not read: ${error.message}`) : error) };
+      const wire: NodeError = toWire(error instanceof Error && error.name === 'ZodError' ? new GatewayError('invalid_request', `a call whose arguments this node does not read: ${error.message}`) : error);
+      reply = { error: error instanceof NodeDraining ? { ...wire, draining: true } : wire };
     }
     return this.#sealer.seal(JSON.parse(JSON.stringify(reply, replacer)));
   }

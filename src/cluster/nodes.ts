@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { epochLua } from './epoch.js';
 
 /** What a node tells of itself with each heartbeat. */
 export const nodeInfoSchema = z.strictObject({
@@ -30,19 +31,13 @@ export interface NodeRegistryOptions {
 }
 
 // Times are Redis's own (TIME), so that nodes whose clocks disagree still agree on who is gone.
-// Also returns the cluster's epoch, `<id>|<after a loss: 1 or 0>|<when>`: a value set once per Redis
-// database, so that a node that sees it change knows Redis came back empty (and writes again what
-// it keeps). Made by a node that knew the one before, it says so: claims settle (claims.ts).
+// Also returns the cluster's epoch (epoch.ts), made by a node that knew the one before as made after a loss.
 const HEARTBEAT = `
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
-local epoch = redis.call('GET', KEYS[3])
-if not epoch then
-  epoch = ARGV[4] .. '|' .. now
-  redis.call('SET', KEYS[3], epoch)
-end
+${epochLua('ARGV[4]', 'ARGV[5]')}
 return epoch`;
 
 const LIST = `
@@ -100,7 +95,8 @@ export class NodeRegistry {
           info.id,
           String(this.options.timeoutMs),
           JSON.stringify(nodeInfoSchema.parse(info)),
-          `${randomUUID()}|${this.#epoch === undefined ? 0 : 1}`,
+          randomUUID(),
+          this.#epoch === undefined ? '0' : '1',
         ),
       );
       this.#lastBeat = Date.now();

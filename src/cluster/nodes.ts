@@ -4,8 +4,11 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { epochLua } from './epoch.js';
 
-/** What a node tells of itself with each heartbeat. */
-export const nodeInfoSchema = z.strictObject({
+/**
+ * What a node tells of itself with each heartbeat. Read from nodes of other releases too: a field
+ * a later one adds is dropped, not a reason to leave the node out.
+ */
+export const nodeInfoSchema = z.object({
   id: z.string(),
   /** Where the other nodes reach its HTTP API (forwarded calls, placed publishes). */
   url: z.string(),

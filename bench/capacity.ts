@@ -103,7 +103,14 @@ async function eventLoopDelays(gateway: GatewayProcess): Promise<number[]> {
 /** The largest event-loop delay p99 of any worker over any second while it runs, read every second. */
 export function watchEventLoop(gateway: GatewayProcess): { stop(): Promise<number> } {
   let worst = 0;
-  const timer = setInterval(() => void eventLoopDelays(gateway).then((ms) => (worst = Math.max(worst, ...ms)), () => undefined), 1000);
+  const timer = setInterval(
+    () =>
+      void eventLoopDelays(gateway).then(
+        (ms) => (worst = Math.max(worst, ...ms)),
+        () => undefined,
+      ),
+    1000,
+  );
   return {
     async stop() {
       clearInterval(timer);
@@ -116,21 +123,24 @@ export function watchEventLoop(gateway: GatewayProcess): { stop(): Promise<numbe
  * Where the frames a failed step lost went missing, hop by hop from the publisher to the RTMP
  * server, by the first hop whose own counters say it lost some.
  */
-function lossHop(step: Pick<StepResult, 'udpDropped' | 'udpSendsRefused' | 'gatewaySaw' | 'running' | 'pushes' | 'framesLost' | 'hops'> & Partial<Pick<StepResult, 'frameHops' | 'unanswered'>>): string {
+function lossHop(
+  step: Pick<StepResult, 'udpDropped' | 'udpSendsRefused' | 'gatewaySaw' | 'running' | 'pushes' | 'framesLost' | 'hops'> & Partial<Pick<StepResult, 'frameHops' | 'unanswered'>>,
+): string {
   if (step.unanswered?.length) return `unknown: the gateway did not answer ${step.unanswered.join(', ')}`;
   if (step.running < step.pushes) return `${step.pushes - step.running} pushes were not running`;
   if (step.udpSendsRefused > 0) return `the load generator's sends (${step.udpSendsRefused} refused for full send buffers)`;
   if (step.udpDropped > 0) return `the kernel's receive buffers (${step.udpDropped} datagrams dropped)`;
   const hops = step.hops;
   if (hops && hops.engineLost > 0) return `between the publishers and the media engine: ${hops.engineLost} RTP packets lost`;
-  if (hops && hops.gatewayReceived < hops.engineSent) return `between the media engine and the gateway's frame path: ${hops.engineSent - hops.gatewayReceived} RTP packets sent, not received`;
+  if (hops && hops.gatewayReceived < hops.engineSent)
+    return `between the media engine and the gateway's frame path: ${hops.engineSent - hops.gatewayReceived} RTP packets sent, not received`;
   const saw = step.gatewaySaw;
   if (saw.packetsLost > 0) return `before the gateway's frame path: ${saw.packetsLost} RTP packets never reached it (the publisher's side or the media engine)`;
   if (saw.framesIncomplete > 0) return `reassembly: ${saw.framesIncomplete} frames incomplete`;
   if (saw.pushFramesLost + saw.pushFramesDropped > 0) return `the pushes: ${saw.pushFramesLost} lost on their input, ${saw.pushFramesDropped} dropped on their output`;
   const frames = step.frameHops;
   if (frames && frames.recorded < frames.written) return `after the gateway: the pushes wrote ${frames.written} frames, the server recorded ${frames.recorded}`;
-  return step.framesLost > 0 ? 'after the gateway: between its RTMP output and the server\'s recording' : 'none';
+  return step.framesLost > 0 ? "after the gateway: between its RTMP output and the server's recording" : 'none';
 }
 
 /** Runs `count` synthetic publishers each pushed to nginx-rtmp, and counts frames lost there. */
@@ -200,7 +210,12 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
     for (const publisher of publishers.splice(0)) await publisher.stop();
     await waitFor('every push to end', async () => (await gateway.ffmpegPids()).length === 0, 30_000, 100);
 
-    const { expected, lost, worst, recorded, gaps } = await framesLost(nginx, names.map((name) => `rtmp_${name}`), fixture, bench.plan.capacitySeconds);
+    const { expected, lost, worst, recorded, gaps } = await framesLost(
+      nginx,
+      names.map((name) => `rtmp_${name}`),
+      fixture,
+      bench.plan.capacitySeconds,
+    );
     const each = (pids: number[]): number => pids.reduce((sum, pid) => sum + cpu.percent.get(pid)!, 0) / Math.max(1, pids.length);
     return {
       pushes: count,
@@ -245,7 +260,9 @@ export async function capacity(bench: Bench, gateway: GatewayProcess, fixture: F
       `  ${count} pushes: ${step.running} running, ${step.refused} refused, ${step.failed.length} failed${step.failed.length ? ` (${step.failed.join(', ')})` : ''}, ${step.framesLost}/${step.framesExpected} frames lost (${step.lossPercent} %, worst push ${step.worstPushLossPercent} %); ` +
         `CPU % of a core: gateway ${step.gatewayCpu} (media workers ${step.mediaWorkersCpu}), ffmpeg ${step.ffmpegCpuEach} each, nginx ${step.nginxCpu}, publishers ${step.publishersCpu}; machine ${step.machineCpu} % busy; ` +
         `worst worker event-loop delay p99 ${step.eventLoopDelayP99Ms} ms; UDP datagrams dropped for full receive buffers ${step.udpDropped} of ${step.udpReceived}, sends refused for full send buffers ${step.udpSendsRefused}; ` +
-        (step.hops ? `RTP hop by hop: the engine received ${step.hops.engineReceived} (lost ${step.hops.engineLost} on the way), sent ${step.hops.engineSent}, the frame path received ${step.hops.gatewayReceived}; ` : '') +
+        (step.hops
+          ? `RTP hop by hop: the engine received ${step.hops.engineReceived} (lost ${step.hops.engineLost} on the way), sent ${step.hops.engineSent}, the frame path received ${step.hops.gatewayReceived}; `
+          : '') +
         `video frames: the publishers sent ${step.frameHops.sent}, the gateway made ${step.frameHops.made}, its pushes wrote ${step.frameHops.written}, nginx recorded ${step.frameHops.recorded}; ` +
         `the gateway saw ${step.gatewaySaw.packetsLost} RTP packets lost, ${step.gatewaySaw.framesIncomplete} frames incomplete, ${step.gatewaySaw.pushFramesLost} lost and ${step.gatewaySaw.pushFramesDropped} dropped by pushes -> ${ok ? 'sustained' : `FAILED (lost at: ${lossHop(step)})`}`,
     );
@@ -254,7 +271,12 @@ export async function capacity(bench: Bench, gateway: GatewayProcess, fixture: F
   }
   bench.details.capacity = steps;
   bench.details.sustained = sustained;
-  bench.report('capacity: startups failed other than by a 503', steps.reduce((sum, s) => sum + s.failed.length, 0), 'startups', { max: 0 });
+  bench.report(
+    'capacity: startups failed other than by a 503',
+    steps.reduce((sum, s) => sum + s.failed.length, 0),
+    'startups',
+    { max: 0 },
+  );
   // The cost of one more push, once the gateway's fixed costs are shared: at the first step and
   // at the largest one sustained.
   const sustainedSteps = steps.filter((s) => s.pushes <= sustained);

@@ -33,7 +33,11 @@ class Cluster {
   async startNode(id: string): Promise<GatewayProcess> {
     const port = this.ports.get(id)!;
     const config = { redis_url: this.redis.url, node_id: id, advertise_url: `http://127.0.0.1:${port}`, secret: SECRET, drain_timeout_ms: 5000 };
-    const node = await GatewayProcess.start(join(this.work, `cluster-${id}.log`), { GATEWAY_HTTP_PORT: String(port), GATEWAY_CLUSTER: JSON.stringify(config), GATEWAY_RUN_DIR: this.work });
+    const node = await GatewayProcess.start(join(this.work, `cluster-${id}.log`), {
+      GATEWAY_HTTP_PORT: String(port),
+      GATEWAY_CLUSTER: JSON.stringify(config),
+      GATEWAY_RUN_DIR: this.work,
+    });
     this.nodes.set(id, node);
     await waitFor(`${id} in the cluster`, async () => ((await node.request('GET', '/rest-api/cluster/nodes')).body?.nodes ?? []).some((n: { id: string }) => n.id === id), 10_000);
     return node;
@@ -171,14 +175,17 @@ export async function cluster(bench: Bench, fixture: Fixture, receiver: RtmpRece
     };
     const direct = await time(nodes.nodes.get(holder)!);
     const forwarded = await time(nodes.any(holder));
-    bench.report('cluster: REST call at the stream\'s node, median', direct, 'ms');
+    bench.report("cluster: REST call at the stream's node, median", direct, 'ms');
     bench.report('cluster: the same call through another node (forwarded), median', forwarded, 'ms');
     bench.report('cluster: forwarding overhead of a REST call, median', forwarded - direct, 'ms');
 
     // Redis load: at rest, then with pushes.
     const commands = async (): Promise<number> => {
-      const info = await new Promise<string>((resolve, reject) =>
-        void import('node:child_process').then(({ execFile }) => execFile('redis-cli', ['-p', String(nodes.redis.port), 'INFO', 'stats'], (e, out) => (e ? reject(e as Error) : resolve(out)))),
+      const info = await new Promise<string>(
+        (resolve, reject) =>
+          void import('node:child_process').then(({ execFile }) =>
+            execFile('redis-cli', ['-p', String(nodes.redis.port), 'INFO', 'stats'], (e, out) => (e ? reject(e as Error) : resolve(out))),
+          ),
       );
       return Number(/total_commands_processed:(\d+)/.exec(info)?.[1] ?? 0);
     };

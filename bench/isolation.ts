@@ -50,7 +50,13 @@ export async function isolation(bench: Bench, gateway: GatewayProcess, fixture: 
       ids.push(reply.body.mediaSessionId);
     }
     await waitFor('frames at B', () => arrivals.length > 30, 15_000);
-    const plan: [string, ThrottleMode][] = [['calm', 'pass'], ['A stopped', 'stopped'], ['A killed', 'killed'], ['A read at 50 KB/s', 'slow'], ['A back (reconnects)', 'pass']];
+    const plan: [string, ThrottleMode][] = [
+      ['calm', 'pass'],
+      ['A stopped', 'stopped'],
+      ['A killed', 'killed'],
+      ['A read at 50 KB/s', 'slow'],
+      ['A back (reconnects)', 'pass'],
+    ];
     for (const [windowName, mode] of plan) {
       await proxy.set(mode);
       const startAt = now();
@@ -82,14 +88,26 @@ export async function isolation(bench: Bench, gateway: GatewayProcess, fixture: 
     const latencies = got.map(({ f, m }) => m.arrivalMs - f.sentAt).sort((x, y) => x - y);
     const times = arrivals.filter((m) => m.arrivalMs >= w.startAt && m.arrivalMs < w.endAt).map((m) => m.arrivalMs);
     const gap = times.reduce((worst, t, i) => (i ? Math.max(worst, t - times[i - 1]!) : worst), 0);
-    return { window: w.name, sent: sent.length, lost: sent.length - got.length, maxGapMs: round(gap), latencyMedianMs: round(median(latencies)), latencyP99Ms: round(percentile(latencies, 99)) };
+    return {
+      window: w.name,
+      sent: sent.length,
+      lost: sent.length - got.length,
+      maxGapMs: round(gap),
+      latencyMedianMs: round(median(latencies)),
+      latencyP99Ms: round(percentile(latencies, 99)),
+    };
   });
   const calm = results[0]!.latencyMedianMs;
   for (const r of results) {
     console.log(`  ${r.window}: B lost ${r.lost} of ${r.sent} frames, longest gap ${r.maxGapMs} ms, latency median ${r.latencyMedianMs} ms, p99 ${r.latencyP99Ms} ms`);
   }
   bench.details.isolation = results;
-  bench.report('isolation: frames B lost while A was in trouble', results.reduce((sum, r) => sum + r.lost, 0), 'frames', { max: 0 });
+  bench.report(
+    'isolation: frames B lost while A was in trouble',
+    results.reduce((sum, r) => sum + r.lost, 0),
+    'frames',
+    { max: 0 },
+  );
   bench.report("isolation: B's longest gap, worst window", Math.max(...results.map((r) => r.maxGapMs)), 'ms', { max: MAX_GAP_MS });
   bench.report("isolation: B's latency p99 above the calm median, worst window", Math.max(...results.map((r) => r.latencyP99Ms)) - calm, 'ms', { max: MAX_ADDED_P99_MS });
 }

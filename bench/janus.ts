@@ -33,10 +33,18 @@ export class Janus {
       child.stdout!.pipe(log);
       child.stderr!.pipe(log);
       const janus = new Janus(network, child);
-      await waitFor(`Janus to answer (log: ${dir}/janus.log)`, async () => {
-        if (child.exitCode !== null) throw new Error(`Janus exited with ${child.exitCode}; see ${dir}/janus.log`);
-        return fetch(`${janus.url}/info`).then((r) => r.ok, () => false);
-      }, 20_000, 100);
+      await waitFor(
+        `Janus to answer (log: ${dir}/janus.log)`,
+        async () => {
+          if (child.exitCode !== null) throw new Error(`Janus exited with ${child.exitCode}; see ${dir}/janus.log`);
+          return fetch(`${janus.url}/info`).then(
+            (r) => r.ok,
+            () => false,
+          );
+        },
+        20_000,
+        100,
+      );
       return janus;
     } catch (error) {
       await network.destroy();
@@ -136,7 +144,10 @@ export class JanusPublisher {
     const event = new Promise<JanusReply>((resolve) => this.#waiting.set(transaction, resolve));
     const ack = await post(this.handleUrl, { janus: 'message', transaction, body, ...(jsep ? { jsep } : {}) });
     if (ack.janus !== 'ack') throw new Error(`Janus refused ${String(body.request)}: ${JSON.stringify(ack)}`);
-    const reply = await Promise.race([event, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`Janus did not answer ${String(body.request)}`)), 15_000).unref())]);
+    const reply = await Promise.race([
+      event,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`Janus did not answer ${String(body.request)}`)), 15_000).unref()),
+    ]);
     const error = reply.plugindata?.data.error;
     if (error) throw new Error(`Janus ${String(body.request)}: ${JSON.stringify(error)}`);
     return reply;

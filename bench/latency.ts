@@ -29,10 +29,15 @@ export async function push(bench: Bench, gateway: GatewayProcess, fixture: Fixtu
     // Start mid-GOP, so the cached keyframe is unambiguous.
     await sleep(2500);
     const gop = fixture.video.findIndex((unit, i) => i > 0 && unit.key);
-    await waitFor('mid-GOP', () => {
-      const sinceKey = publisher.frames.length - 1 - publisher.frames.findLastIndex((f) => f.key);
-      return sinceKey >= gop / 4 && sinceKey <= (gop * 3) / 4;
-    }, 5000, 5);
+    await waitFor(
+      'mid-GOP',
+      () => {
+        const sinceKey = publisher.frames.length - 1 - publisher.frames.findLastIndex((f) => f.key);
+        return sinceKey >= gop / 4 && sinceKey <= (gop * 3) / 4;
+      },
+      5000,
+      5,
+    );
     const startedAt = now();
     const anchor = publisher.frames.findLastIndex((f) => f.key);
     const request = mode === 'transcode' ? { height: 720 } : {};
@@ -71,7 +76,12 @@ export async function push(bench: Bench, gateway: GatewayProcess, fixture: Fixtu
     const gatewayCpu = cpu.of(own);
     const mediaWorkerCpu = cpu.of(own.slice(1));
     const ffmpegCpu = cpu.percent.get(ffmpeg[0]!)!;
-    bench.details[`push_${mode}`] = { frames: latencies.length, matchedIdentical: mode === 'passthrough' ? `${identical}/${compared}` : 'n/a', cpu: { gatewayCpu, mediaWorkerCpu, ffmpegCpu }, rss };
+    bench.details[`push_${mode}`] = {
+      frames: latencies.length,
+      matchedIdentical: mode === 'passthrough' ? `${identical}/${compared}` : 'n/a',
+      cpu: { gatewayCpu, mediaWorkerCpu, ffmpegCpu },
+      rss,
+    };
     bench.report(`${mode}: added latency, median`, median(latencies), 'ms', mode === 'passthrough' ? { max: 50 } : undefined);
     bench.report(`${mode}: added latency, p95`, percentile(latencies, 95), 'ms', mode === 'transcode' ? { max: 60 } : undefined);
     bench.report(`${mode}: gateway CPU (Node and media workers)`, gatewayCpu, '% of a core');

@@ -70,8 +70,18 @@ export async function overload(bench: Bench, fixture: Fixture, nginx: NginxRtmp,
     for (const publisher of publishers.splice(0)) await publisher.stop();
     await waitFor('every push to end', async () => (await gateway.ffmpegPids()).length === 0, 30_000, 100);
     // Pushes taken while held ran for less than the window: each is judged over its own span.
-    const held = await framesLost(nginx, taken.slice(0, firstRefusalAt).map((name) => `rtmp_${name}`), fixture, bench.plan.capacitySeconds);
-    const late = await framesLost(nginx, taken.slice(firstRefusalAt).map((name) => `rtmp_${name}`), fixture, 0);
+    const held = await framesLost(
+      nginx,
+      taken.slice(0, firstRefusalAt).map((name) => `rtmp_${name}`),
+      fixture,
+      bench.plan.capacitySeconds,
+    );
+    const late = await framesLost(
+      nginx,
+      taken.slice(firstRefusalAt).map((name) => `rtmp_${name}`),
+      fixture,
+      0,
+    );
     const expected = held.expected + late.expected;
     const lost = held.lost + late.lost;
     const worst = Math.max(held.worst, late.worst);
@@ -80,7 +90,16 @@ export async function overload(bench: Bench, fixture: Fixture, nginx: NginxRtmp,
       `  first refusal after ${firstRefusalAt} pushes; ${taken.length} taken in all, ${refused} refused with 503, ${failed.length} failed otherwise${failed.length ? ` (${failed.join(', ')})` : ''}; ` +
         `${lost}/${expected} frames lost on the taken ones (${round(lossPercent)} %, worst push ${round(worst * 100)} %); gateway event-loop delay p99 ${round(loopP99)} ms`,
     );
-    bench.details.overload = { firstRefusalAt, taken: taken.length, refused, failed, framesExpected: expected, framesLost: lost, worstPushLossPercent: round(worst * 100), eventLoopDelayP99Ms: round(loopP99) };
+    bench.details.overload = {
+      firstRefusalAt,
+      taken: taken.length,
+      refused,
+      failed,
+      framesExpected: expected,
+      framesLost: lost,
+      worstPushLossPercent: round(worst * 100),
+      eventLoopDelayP99Ms: round(loopP99),
+    };
     bench.report('overload: pushes taken before the first 503', firstRefusalAt, 'pushes');
     // The refusal should come near what the machine really carries, not a third below it.
     const sustained = bench.details.sustained as number | undefined;

@@ -81,7 +81,10 @@ export async function peer(bench: Bench, fixture: Fixture, receiver: RtmpReceive
       const t0 = now();
       await forward(push, `${receiver.url()}/${name}`);
       let arrived = false;
-      void first.then(() => (arrived = true), () => undefined);
+      void first.then(
+        () => (arrived = true),
+        () => undefined,
+      );
       while (!arrived && now() - t0 < 20_000) {
         await push.handle.requestKeyframe().catch(() => undefined);
         await sleep(300);
@@ -120,7 +123,9 @@ export async function peer(bench: Bench, fixture: Fixture, receiver: RtmpReceive
         };
         steps.push(result);
         const ok = result.lossPercent < MAX_LOSS * 100;
-        console.log(`  ${count} pushes: ${lost.lost}/${lost.expected} frames lost (${result.lossPercent} %); CPU % of a core: Janus ${result.janusCpu}, ffmpeg ${result.ffmpegCpuEach} each, ${result.perPush} per push; machine ${result.machineCpu} % busy -> ${ok ? 'sustained' : 'FAILED'}`);
+        console.log(
+          `  ${count} pushes: ${lost.lost}/${lost.expected} frames lost (${result.lossPercent} %); CPU % of a core: Janus ${result.janusCpu}, ffmpeg ${result.ffmpegCpuEach} each, ${result.perPush} per push; machine ${result.machineCpu} % busy -> ${ok ? 'sustained' : 'FAILED'}`,
+        );
         if (!ok) break;
         sustained = count;
       } finally {
@@ -142,28 +147,71 @@ export async function peer(bench: Bench, fixture: Fixture, receiver: RtmpReceive
 /** Starts an ffmpeg that reads a forwarded publisher (video on `videoPort`, audio two above) and pushes it. */
 async function startForwarder(dir: string, address: string, videoPort: number, rtmpUrl: string): Promise<ChildProcess> {
   const sdp = join(dir, `forward-${videoPort}.sdp`);
-  await writeFile(sdp, [
-    'v=0', `o=- 0 0 IN IP4 ${address}`, 's=janus', `c=IN IP4 ${address}`, 't=0 0',
-    `m=video ${videoPort} RTP/AVP ${VIDEO_PT}`, `a=rtpmap:${VIDEO_PT} H264/90000`, `a=fmtp:${VIDEO_PT} packetization-mode=1`,
-    `m=audio ${videoPort + 2} RTP/AVP ${AUDIO_PT}`, `a=rtpmap:${AUDIO_PT} opus/48000/2`, '',
-  ].join('\n'));
+  await writeFile(
+    sdp,
+    [
+      'v=0',
+      `o=- 0 0 IN IP4 ${address}`,
+      's=janus',
+      `c=IN IP4 ${address}`,
+      't=0 0',
+      `m=video ${videoPort} RTP/AVP ${VIDEO_PT}`,
+      `a=rtpmap:${VIDEO_PT} H264/90000`,
+      `a=fmtp:${VIDEO_PT} packetization-mode=1`,
+      `m=audio ${videoPort + 2} RTP/AVP ${AUDIO_PT}`,
+      `a=rtpmap:${AUDIO_PT} opus/48000/2`,
+      '',
+    ].join('\n'),
+  );
   const ffmpeg = startProcess('ffmpeg', [
-    '-hide_banner', '-nostats', '-nostdin', '-loglevel', 'error',
+    '-hide_banner',
+    '-nostats',
+    '-nostdin',
+    '-loglevel',
+    'error',
     // Probing ends once both streams' parameters are known (a keyframe is asked for at once); the
     // limit is above the 2 s GOP so that a lost request cannot leave ffmpeg without a picture size.
     // Opus decoded by libopus, as the gateway's ffmpeg does: on the fixture's tone, ffmpeg 5.1's own
     // decoder makes the AAC encoder after it cost about twice as much (2.4 s against 1.1 s of CPU
     // for 60 s), which would count against the peer a cost that is only a choice of decoder.
-    '-protocol_whitelist', 'file,udp,rtp', '-analyzeduration', '2500000', '-c:a', 'libopus', '-i', sdp,
-    '-map', '0:v:0', '-map', '0:a:0', '-c:v', 'copy',
-    '-c:a', 'aac', '-aac_coder', 'fast', '-b:a', '128k', '-ar', '48000', '-ac', '2',
-    '-f', 'flv', rtmpUrl,
+    '-protocol_whitelist',
+    'file,udp,rtp',
+    '-analyzeduration',
+    '2500000',
+    '-c:a',
+    'libopus',
+    '-i',
+    sdp,
+    '-map',
+    '0:v:0',
+    '-map',
+    '0:a:0',
+    '-c:v',
+    'copy',
+    '-c:a',
+    'aac',
+    '-aac_coder',
+    'fast',
+    '-b:a',
+    '128k',
+    '-ar',
+    '48000',
+    '-ac',
+    '2',
+    '-f',
+    'flv',
+    rtmpUrl,
   ]);
   ffmpeg.stderr!.pipe(createWriteStream(join(dir, `forward-${videoPort}.log`)));
-  await waitFor(`ffmpeg to listen on UDP ${videoPort} and ${videoPort + 2}`, () => {
-    if (ffmpeg.exitCode !== null) throw new Error(`the forwarding ffmpeg exited with ${ffmpeg.exitCode}`);
-    return udpBound(videoPort) && udpBound(videoPort + 2);
-  }, 10_000, 10);
+  await waitFor(
+    `ffmpeg to listen on UDP ${videoPort} and ${videoPort + 2}`,
+    () => {
+      if (ffmpeg.exitCode !== null) throw new Error(`the forwarding ffmpeg exited with ${ffmpeg.exitCode}`);
+      return udpBound(videoPort) && udpBound(videoPort + 2);
+    },
+    10_000,
+    10,
+  );
   return ffmpeg;
 }
 
@@ -187,7 +235,8 @@ function sideBySide(bench: Bench): void {
   // The targets against the peer, from this run alone: half its CPU per push at 16, twice its capacity.
   const ours16 = ours.find((s) => s.pushes === 16);
   const theirs16 = theirs.find((s) => s.pushes === 16);
-  if (ours16 && theirs16) bench.report('CPU per push at 16 pushes, gateway / Janus + ffmpeg', (ours16.gatewayCpu / 16 + ours16.ffmpegCpuEach) / theirs16.perPush, '×', { max: 0.5 });
+  if (ours16 && theirs16)
+    bench.report('CPU per push at 16 pushes, gateway / Janus + ffmpeg', (ours16.gatewayCpu / 16 + ours16.ffmpegCpuEach) / theirs16.perPush, '×', { max: 0.5 });
   const sustained = bench.details.sustained as number | undefined;
   const peerSustained = bench.details.peerSustained as number | undefined;
   if (sustained !== undefined && peerSustained) bench.report('pushes sustained, gateway / Janus + ffmpeg', sustained / peerSustained, '×', { min: 2 });

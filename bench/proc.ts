@@ -63,7 +63,9 @@ export class CpuWindow {
  * buffer, and sends refused for a full send buffer (a sender's datagram that never left).
  */
 export function udpCounters(): { received: number; receiveBufferErrors: number; sendBufferErrors: number } {
-  const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
+  const lines = readFileSync('/proc/net/snmp', 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('Udp:'));
   const names = lines[0]!.split(/\s+/).slice(1);
   const values = lines[1]!.split(/\s+/).slice(1).map(Number);
   const get = (name: string): number => values[names.indexOf(name)] ?? 0;

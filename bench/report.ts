@@ -67,7 +67,11 @@ export class Figures {
     const rows = this.all.map((f) => [f.name, shown(f), f.target ? `${f.target} ${f.unit}` : '', f.ok === undefined ? '' : f.ok ? 'met' : 'MISSED']);
     const header = ['figure', 'value', 'target', ''];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-    const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+    const line = (cells: string[]): string =>
+      cells
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd();
     console.log(`\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}`);
     for (const row of rows) console.log(line(row));
   }

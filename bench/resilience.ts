@@ -79,10 +79,15 @@ export async function networkCut(gateway: GatewayProcess, fixture: Fixture, repo
       await sleep(10_000);
       await net.restore();
       const backAt = now();
-      await waitFor('media on a new connection', async () => {
-        const stream = (await nginx.streams().catch(() => [])).find((s) => s.name === `rtmp_${name}`);
-        return stream && stream.clientId !== before.clientId && stream.bytesIn > 0;
-      }, 30_000, 20);
+      await waitFor(
+        'media on a new connection',
+        async () => {
+          const stream = (await nginx.streams().catch(() => [])).find((s) => s.name === `rtmp_${name}`);
+          return stream && stream.clientId !== before.clientId && stream.bytesIn > 0;
+        },
+        30_000,
+        20,
+      );
       results.push(now() - backAt);
       const state = await gateway.push(id);
       console.log(`    run ${run + 1}: media flowing ${Math.round(now() - backAt)} ms after the link came back (${state.counters.drops} drops, attempt ${state.reconnectAttempt})`);
@@ -163,10 +168,15 @@ export async function reconnectCycles(logFile: string, fixture: Fixture, report:
     const started = now();
     for (let cycle = 1; cycle <= cycles; cycle++) {
       receiver.dropAll();
-      await waitFor(`reconnect ${cycle}`, async () => {
-        const state = await gateway.push(id);
-        return state?.state === 'running' && state.counters.reconnects === cycle;
-      }, 10_000, 10);
+      await waitFor(
+        `reconnect ${cycle}`,
+        async () => {
+          const state = await gateway.push(id);
+          return state?.state === 'running' && state.counters.reconnects === cycle;
+        },
+        10_000,
+        10,
+      );
     }
     const seconds = (now() - started) / 1000;
     await sleep(2500); // ffmpeg processes replaced in the last cycle have ended

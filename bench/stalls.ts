@@ -99,7 +99,11 @@ export async function stalls(bench: Bench, gateway: GatewayProcess, fixture: Fix
         note(
           'snapshot',
           await watched(gateway, async () => {
-            const reply = await fetch(`${gateway.baseUrl}/rest-api/stream/snapshot`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name }) });
+            const reply = await fetch(`${gateway.baseUrl}/rest-api/stream/snapshot`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ name }),
+            });
             await reply.arrayBuffer();
             if (reply.status !== 200) throw new Error(`snapshot answered ${reply.status}`);
           }),
@@ -121,10 +125,7 @@ export async function stalls(bench: Bench, gateway: GatewayProcess, fixture: Fix
             await waitFor('the push running again', async () => (await state(pushed.result)) === 'running', 30_000);
           }),
         );
-        note(
-          'recording start (first part open)',
-          await watched(gateway, () => startPush(name, 'record://')),
-        );
+        note('recording start (first part open)', await watched(gateway, () => startPush(name, 'record://')));
         note(
           'terminate (two pushes)',
           await watched(gateway, async () => {

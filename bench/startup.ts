@@ -52,7 +52,7 @@ export async function restStartup(bench: Bench, gateway: GatewayProcess, fixture
       firsts.push((await first).arrivalMs - t0);
       await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: reply.body.mediaSessionId });
       await done;
-      await sleep(150 + run * 97 % 400); // lands each run at another point of the GOP
+      await sleep(150 + ((run * 97) % 400)); // lands each run at another point of the GOP
     }
   } finally {
     await publisher.stop();

@@ -53,7 +53,11 @@ export class DeployBalancer {
       if (!/listen 8080;/.test(server)) throw new Error('deploy/nginx.conf no longer listens on 8080: the test does not know where');
       server = server.replace('listen 8080;', `listen 127.0.0.1:${port};`);
       await writeFile(join(dir, 'nginx.conf'), nginxConf(dir, server));
-      const listening = (): Promise<boolean> => fetch(`http://127.0.0.1:${port}/health`).then(() => true, () => false);
+      const listening = (): Promise<boolean> =>
+        fetch(`http://127.0.0.1:${port}/health`).then(
+          () => true,
+          () => false,
+        );
       return new DeployBalancer(dir, await startNginx(dir, listening), port);
     } catch (error) {
       await rm(dir, { recursive: true, force: true });

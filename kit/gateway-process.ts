@@ -32,7 +32,13 @@ export class GatewayProcess {
    * set to `undefined` in `env` is left out, so the gateway takes its default. `host`: a host of the
    * test's own (a network namespace) to run the gateway on, listening on its address there.
    */
-  static async start(logFile: string, env: Record<string, string | undefined> = {}, nodeArgs: string[] = [], script = 'dist/server/server.js', host?: { ns: string; peerAddress: string }): Promise<GatewayProcess> {
+  static async start(
+    logFile: string,
+    env: Record<string, string | undefined> = {},
+    nodeArgs: string[] = [],
+    script = 'dist/server/server.js',
+    host?: { ns: string; peerAddress: string },
+  ): Promise<GatewayProcess> {
     const port = env.GATEWAY_HTTP_PORT ?? String(await freePort());
     const address = host?.peerAddress ?? '127.0.0.1';
     // Kept pushes go to a folder of this gateway's own, unless the caller gives one (to restart on it).
@@ -69,7 +75,10 @@ export class GatewayProcess {
     try {
       await waitFor(`the gateway to listen (log: ${logFile})`, async () => {
         if (child.exitCode !== null) throw new Error(`the gateway exited with ${child.exitCode}; see ${logFile}`);
-        return fetch(`${gateway.baseUrl}/health`).then((r) => r.ok, () => false);
+        return fetch(`${gateway.baseUrl}/health`).then(
+          (r) => r.ok,
+          () => false,
+        );
       });
     } catch (error) {
       await gateway.stop();
@@ -85,7 +94,10 @@ export class GatewayProcess {
   /** Which of `nodes` (a cluster's, by id) receives `stream` from its publisher: the one whose own metrics count its packets. */
   static async serving(nodes: ReadonlyMap<string, GatewayProcess>, stream: string): Promise<string | undefined> {
     for (const [id, node] of nodes) {
-      const text = await fetch(`${node.baseUrl}/metrics`).then((r) => r.text(), () => '');
+      const text = await fetch(`${node.baseUrl}/metrics`).then(
+        (r) => r.text(),
+        () => '',
+      );
       if (text.includes(`gateway_publisher_packets_total{stream="${stream}"}`)) return id;
     }
     return undefined;

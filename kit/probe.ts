@@ -27,14 +27,21 @@ export interface Recording {
 
 /** What ffprobe sees in a recording: streams and every packet's timing and flags. */
 export async function probe(file: string): Promise<Recording> {
-  const { stdout } = await run('ffprobe', [
-    '-v', 'error',
-    '-show_streams',
-    '-show_packets',
-    '-show_entries', 'stream=index,codec_type,codec_name,width,height:packet=stream_index,pts_time,dts_time,flags,size',
-    '-of', 'json',
-    file,
-  ], { maxBuffer: 64 * 1024 * 1024 });
+  const { stdout } = await run(
+    'ffprobe',
+    [
+      '-v',
+      'error',
+      '-show_streams',
+      '-show_packets',
+      '-show_entries',
+      'stream=index,codec_type,codec_name,width,height:packet=stream_index,pts_time,dts_time,flags,size',
+      '-of',
+      'json',
+      file,
+    ],
+    { maxBuffer: 64 * 1024 * 1024 },
+  );
   const json = JSON.parse(stdout) as { streams: ProbedStream[]; packets: ProbedPacket[] };
   const video = json.streams.find((s) => s.codec_type === 'video');
   const audio = json.streams.find((s) => s.codec_type === 'audio');

@@ -93,7 +93,16 @@ export class RedisServer {
     const parts = [keys.join('\n')];
     for (const key of keys) {
       const type = (await run(['TYPE', key])).trim();
-      const read = type === 'string' ? ['GET', key] : type === 'hash' ? ['HGETALL', key] : type === 'set' ? ['SMEMBERS', key] : type === 'zset' ? ['ZRANGE', key, '0', '-1', 'WITHSCORES'] : ['TYPE', key];
+      const read =
+        type === 'string'
+          ? ['GET', key]
+          : type === 'hash'
+            ? ['HGETALL', key]
+            : type === 'set'
+              ? ['SMEMBERS', key]
+              : type === 'zset'
+                ? ['ZRANGE', key, '0', '-1', 'WITHSCORES']
+                : ['TYPE', key];
       parts.push(await run(read));
     }
     return parts.join('\n');

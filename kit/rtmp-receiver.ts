@@ -8,7 +8,6 @@ import { now } from './processes.js';
 /** An AMF0 string or number as text; anything else (an object, null) as empty. */
 const amfText = (value: unknown): string => (typeof value === 'string' || typeof value === 'number' ? String(value) : '');
 
-
 export interface RtmpPublish {
   app: string;
   tcUrl: string;
@@ -210,12 +209,17 @@ class Connection {
         this.#send(
           3,
           20,
-          encodeAmf0('_result', txn, { fmsVer: 'FMS/3,5,7,7009', capabilities: 31 }, {
-            level: 'status',
-            code: 'NetConnection.Connect.Success',
-            description: 'Connection succeeded.',
-            objectEncoding: 0,
-          }),
+          encodeAmf0(
+            '_result',
+            txn,
+            { fmsVer: 'FMS/3,5,7,7009', capabilities: 31 },
+            {
+              level: 'status',
+              code: 'NetConnection.Connect.Success',
+              description: 'Connection succeeded.',
+              objectEncoding: 0,
+            },
+          ),
         );
         return;
       }
@@ -235,7 +239,9 @@ class Connection {
         const refusal = this.receiver.refusals.shift() ?? this.receiver.refuse;
         const publish = this.#publish;
         const echo = (d: string): string => d.replace('{tcUrl}', publish.tcUrl).replace('{app}', publish.app).replace('{stream}', publish.streamName);
-        const status = refusal ? { level: 'error', code: refusal.code, description: echo(refusal.description) } : { level: 'status', code: 'NetStream.Publish.Start', description: 'Publishing.' };
+        const status = refusal
+          ? { level: 'error', code: refusal.code, description: echo(refusal.description) }
+          : { level: 'status', code: 'NetStream.Publish.Start', description: 'Publishing.' };
         this.#send(5, 20, encodeAmf0('onStatus', 0, null, status), 1);
         if (refusal) this.#publish = undefined;
         else this.receiver.emit('publish', this.#publish);

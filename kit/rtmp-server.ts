@@ -121,23 +121,39 @@ export class NginxRtmp {
 rtmp {
   server {
     listen ${address}:${rtmpPort};
-${['live', ...(options.apps ?? [])].map((app) => `    application ${app} {
-      live on;${options.onPublish ? `
-      on_publish ${options.onPublish};` : ''}
+${['live', ...(options.apps ?? [])]
+  .map(
+    (app) => `    application ${app} {
+      live on;${
+        options.onPublish
+          ? `
+      on_publish ${options.onPublish};`
+          : ''
+      }
       record all;
       record_path ${dir}/rec;
       record_unique ${options.recordUnique ? 'on' : 'off'};
-    }`).join('\n')}
+    }`,
+  )
+  .join('\n')}
   }
 }`;
-    return nginxConf(dir, `  server {
+    return nginxConf(
+      dir,
+      `  server {
     listen ${address}:${httpPort};
     location /stat { rtmp_stat all; }
-  }`, rtmp);
+  }`,
+      rtmp,
+    );
   }
 
   static #spawn(dir: string, address: string, httpPort: number, options: NginxOptions): Promise<ChildProcess> {
-    const ready = (): Promise<boolean> => fetch(`http://${address}:${httpPort}/stat`).then((r) => r.ok, () => false);
+    const ready = (): Promise<boolean> =>
+      fetch(`http://${address}:${httpPort}/stat`).then(
+        (r) => r.ok,
+        () => false,
+      );
     return startNginx(dir, ready, options.netns?.name);
   }
 

@@ -55,7 +55,10 @@ export class SrtListener {
 
   /** Bytes the current session wrote so far. */
   async received(): Promise<number> {
-    return stat(this.file).then((s) => s.size, () => 0);
+    return stat(this.file).then(
+      (s) => s.size,
+      () => 0,
+    );
   }
 
   /** Whether the listener's ffmpeg still runs (it ends when its caller goes). */
@@ -82,7 +85,22 @@ export class SrtListener {
     this.#sessions++;
     this.log = '';
     const options = [`mode=listener`, ...(this.passphrase ? [`passphrase=${this.passphrase}`] : [])].join('&');
-    this.#child = startProcess('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'info', '-i', `srt://127.0.0.1:${this.port}?${options}`, '-map', '0', '-c', 'copy', '-f', 'mpegts', '-y', this.file]);
+    this.#child = startProcess('ffmpeg', [
+      '-hide_banner',
+      '-nostdin',
+      '-loglevel',
+      'info',
+      '-i',
+      `srt://127.0.0.1:${this.port}?${options}`,
+      '-map',
+      '0',
+      '-c',
+      'copy',
+      '-f',
+      'mpegts',
+      '-y',
+      this.file,
+    ]);
     this.#child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
   }
 }

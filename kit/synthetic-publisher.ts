@@ -6,7 +6,6 @@ import type { Fixture } from './fixture.js';
 import { packetizeH264 } from './h264-packetizer.js';
 import { loopbackPeer } from './werift-peer.js';
 
-
 export interface PublishOptions {
   audio?: boolean;
   token?: string;
@@ -316,7 +315,7 @@ export class SyntheticPublisher {
 /** AVCC NAL units of an FLV video tag body. */
 export function flvNals(body: Buffer): Buffer[] {
   const nals: Buffer[] = [];
-  for (let offset = 5; offset + 4 <= body.length; ) {
+  for (let offset = 5; offset + 4 <= body.length;) {
     const size = body.readUInt32BE(offset);
     nals.push(body.subarray(offset + 4, offset + 4 + size));
     offset += 4 + size;

@@ -36,7 +36,9 @@ export class WhepViewer {
   async #connect(baseUrl: string, name: string, token?: string): Promise<void> {
     this.#end = async () => {
       if (!this.location) return;
-      await fetch(baseUrl + this.location, { method: 'DELETE', headers: token ? { authorization: `Bearer ${token}` } : {} }).then((r) => r.body?.cancel()).catch(() => {});
+      await fetch(baseUrl + this.location, { method: 'DELETE', headers: token ? { authorization: `Bearer ${token}` } : {} })
+        .then((r) => r.body?.cancel())
+        .catch(() => {});
     };
     const pc = this.#pc;
     for (const kind of ['video', 'audio'] as const) {

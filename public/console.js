@@ -37,12 +37,24 @@ function chart(svg, history, field, unit, marked) {
   const top = Math.max(1, ...values);
   const y = (v) => height - 2 - ((height - 4) * v) / top;
   const line = document.createElementNS(SVG, 'polyline');
-  line.setAttribute('points', history.filter((s) => typeof s[field] === 'number').map((s) => `${x(s.at).toFixed(1)},${y(s[field]).toFixed(1)}`).join(' '));
+  line.setAttribute(
+    'points',
+    history
+      .filter((s) => typeof s[field] === 'number')
+      .map((s) => `${x(s.at).toFixed(1)},${y(s[field]).toFixed(1)}`)
+      .join(' '),
+  );
   line.setAttribute('class', 'line');
   const parts = [line];
   for (const s of history.filter((s, i) => i > 0 && marked?.(history[i - 1], s))) {
     const mark = document.createElementNS(SVG, 'line');
-    for (const [name, value] of [['x1', x(s.at)], ['x2', x(s.at)], ['y1', 0], ['y2', height]]) mark.setAttribute(name, String(value));
+    for (const [name, value] of [
+      ['x1', x(s.at)],
+      ['x2', x(s.at)],
+      ['y1', 0],
+      ['y2', height],
+    ])
+      mark.setAttribute(name, String(value));
     mark.setAttribute('class', 'mark');
     parts.push(mark);
   }
@@ -223,7 +235,8 @@ function render(view) {
       for (const button of row.querySelectorAll('button, select')) button.disabled = ended;
     }
   }
-  $('summary').textContent = `${view.streams.length} streams publishing, ${view.pushes.length} pushes (${view.pushes.filter((p) => p.state === 'running').length} running) · ${new Date(view.at).toLocaleTimeString()}`;
+  $('summary').textContent =
+    `${view.streams.length} streams publishing, ${view.pushes.length} pushes (${view.pushes.filter((p) => p.state === 'running').length} running) · ${new Date(view.at).toLocaleTimeString()}`;
 }
 
 function logEvent(event) {

@@ -115,7 +115,10 @@ function showDestination(d) {
 async function listDevices() {
   try {
     const devices = await navigator.mediaDevices.enumerateDevices();
-    for (const [kind, select] of [['videoinput', $('camera')], ['audioinput', $('microphone')]]) {
+    for (const [kind, select] of [
+      ['videoinput', $('camera')],
+      ['audioinput', $('microphone')],
+    ]) {
       const chosen = select.value;
       select.replaceChildren(select.options[0]);
       for (const device of devices.filter((d) => d.kind === kind && d.deviceId)) {
@@ -161,8 +164,12 @@ function ended(text, kind) {
 }
 
 session
-  .on(SESSION_STATUS.ESTABLISHED, (e) => { if (!stream) say(e.info === 'reconnected' ? 'Ready (reconnected)' : 'Ready'); })
-  .on(SESSION_STATUS.RECONNECTING, (e) => { if (!stream) say(`Connection lost; reconnecting in ${Math.round(e.delayMs / 100) / 10} s`, 'warn'); })
+  .on(SESSION_STATUS.ESTABLISHED, (e) => {
+    if (!stream) say(e.info === 'reconnected' ? 'Ready (reconnected)' : 'Ready');
+  })
+  .on(SESSION_STATUS.RECONNECTING, (e) => {
+    if (!stream) say(`Connection lost; reconnecting in ${Math.round(e.delayMs / 100) / 10} s`, 'warn');
+  })
   .on(SESSION_STATUS.DISCONNECTED, (e) => say(`Disconnected: ${e.info}`, 'bad'))
   .on(SESSION_STATUS.FAILED, (e) => say(`Cannot reach the gateway: ${e.info}`, 'bad'));
 
@@ -187,7 +194,11 @@ $('form').addEventListener('submit', (event) => {
       $('stop').disabled = false;
       $('mute').disabled = false;
       $('received').disabled = false;
-      for (const row of document.querySelectorAll('.destination')) lockRow(row, stream.destinations().some((d) => d.id === row.dataset.id));
+      for (const row of document.querySelectorAll('.destination'))
+        lockRow(
+          row,
+          stream.destinations().some((d) => d.id === row.dataset.id),
+        );
       for (const d of stream.destinations()) showDestination(d);
       sayStreamState();
       clearInterval(statsTimer);

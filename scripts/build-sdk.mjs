@@ -23,5 +23,5 @@ const joined = PUBLIC_FILES.map((name) =>
     .join('\n')
     .trim(),
 ).join('\n\n');
-if (/^import\b|\bfrom '|import\(/m.test(joined)) throw new Error('the SDK\'s public types import something outside them: mark what uses it @internal');
+if (/^import\b|\bfrom '|import\(/m.test(joined)) throw new Error("the SDK's public types import something outside them: mark what uses it @internal");
 writeFileSync(join(root, 'dist/sdk/gateway.d.ts'), joined + '\n');

@@ -39,7 +39,11 @@ const MAKE_OFFER = `async (role) => {
 }`;
 
 /** A browser's offers for both roles, from a page at `url`; the browser is closed after. */
-async function saveOffers(name: string, browser: { page: { goto(url: string): Promise<unknown>; evaluate(script: string): Promise<unknown> }; close(): Promise<void> }, url: string): Promise<void> {
+async function saveOffers(
+  name: string,
+  browser: { page: { goto(url: string): Promise<unknown>; evaluate(script: string): Promise<unknown> }; close(): Promise<void> },
+  url: string,
+): Promise<void> {
   try {
     await browser.page.goto(url);
     for (const role of ['publish', 'view']) {

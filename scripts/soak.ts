@@ -95,7 +95,9 @@ async function main(): Promise<void> {
   await Promise.all(ids.map(startNode));
   const balancer = await TcpBalancer.start(ids.map((id) => ({ host: '127.0.0.1', port: ports.get(id)! })));
   const api = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> => {
-    const response = await fetch(balancer.url + path, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined }).catch(() => undefined);
+    const response = await fetch(balancer.url + path, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined }).catch(
+      () => undefined,
+    );
     if (!response) return { status: 0, body: undefined };
     const text = await response.text();
     return { status: response.status, body: text ? JSON.parse(text) : undefined };
@@ -109,7 +111,10 @@ async function main(): Promise<void> {
     const live = new Set(listed.status === 200 ? (listed.body as { name: string }[]).map((s) => s.name) : []);
     for (const name of names) {
       if (live.has(name)) continue;
-      await publishers.get(name)?.vanish().catch(() => {});
+      await publishers
+        .get(name)
+        ?.vanish()
+        .catch(() => {});
       publishers.delete(name);
       await SyntheticPublisher.publish(fixture, balancer.url, name).then(
         (p) => void publishers.set(name, p),
@@ -143,13 +148,28 @@ async function main(): Promise<void> {
         const pushes = [...metrics.matchAll(/^gateway_transponders\{state="[^"]+"\} (\S+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
         const own = await node.ownPids();
         const children = await node.ffmpegPids();
-        samples.push({ at: Date.now(), node: id, pid: node.pid, rssMb: rssMb(node.pid), heapMb: heap / 2 ** 20, fds: fds(node.pid), processes: own.length + children.length, streams: publishing + pushes });
+        samples.push({
+          at: Date.now(),
+          node: id,
+          pid: node.pid,
+          rssMb: rssMb(node.pid),
+          heapMb: heap / 2 ** 20,
+          fds: fds(node.pid),
+          processes: own.length + children.length,
+          streams: publishing + pushes,
+        });
       } catch {
         // Killed or restarting: no sample.
       }
     }
   };
-  const kinds = ['destination restart', 'destination stopped 10 s', ...(clustered ? ['node killed', 'Redis restarted', 'node drained'] : ['gateway restarted']), 'terminate and start', 'audio commands'];
+  const kinds = [
+    'destination restart',
+    'destination stopped 10 s',
+    ...(clustered ? ['node killed', 'Redis restarted', 'node drained'] : ['gateway restarted']),
+    'terminate and start',
+    'audio commands',
+  ];
   const pick = <T>(list: T[]): T => list[Math.floor(Math.random() * list.length)]!;
   const trouble = async (kind: string): Promise<void> => {
     switch (kind) {
@@ -190,7 +210,12 @@ async function main(): Promise<void> {
       case 'audio commands': {
         const pushes = await api('POST', '/rest-api/push/find_all');
         for (const push of pushes.status === 200 ? pushes.body : []) {
-          for (const [path, body] of [['mute', {}], ['sound_on', { soundFile: 'chime.wav' }], ['sound_off', {}], ['unmute', {}]] as const) {
+          for (const [path, body] of [
+            ['mute', {}],
+            ['sound_on', { soundFile: 'chime.wav' }],
+            ['sound_off', {}],
+            ['unmute', {}],
+          ] as const) {
             await api('POST', `/rest-api/push/${path}`, { mediaSessionId: push.mediaSessionId, ...body });
           }
         }
@@ -223,7 +248,9 @@ async function main(): Promise<void> {
       }
       troubles.push({ at, kind, back, backMs: Date.now() - at });
       const notBack = back ? [] : await missing().catch(() => names);
-      console.log(`  ${new Date(at).toISOString()} ${kind}: ${back ? `every push back after ${((Date.now() - at) / 1000).toFixed(1)} s` : `NOT every push back within 60 s (not: ${notBack.join(', ')})`}`);
+      console.log(
+        `  ${new Date(at).toISOString()} ${kind}: ${back ? `every push back after ${((Date.now() - at) / 1000).toFixed(1)} s` : `NOT every push back within 60 s (not: ${notBack.join(', ')})`}`,
+      );
       nextTrouble = Date.now() + chaosMs;
     }
     await keepPublished().catch(() => {});
@@ -250,9 +277,15 @@ async function main(): Promise<void> {
     };
   }
   const failed = troubles.filter((t) => !t.back);
-  console.log(`\n${troubles.length} troubles, every push back after ${troubles.length - failed.length} of them${failed.length ? ` (not after: ${failed.map((t) => t.kind).join(', ')})` : ''}`);
+  console.log(
+    `\n${troubles.length} troubles, every push back after ${troubles.length - failed.length} of them${failed.length ? ` (not after: ${failed.map((t) => t.kind).join(', ')})` : ''}`,
+  );
   for (const [id, s] of Object.entries(slopes)) {
-    console.log(`  ${id}: ${Object.entries(s).map(([k, v]) => `${k} ${Math.round(v * 100) / 100}`).join(', ')}`);
+    console.log(
+      `  ${id}: ${Object.entries(s)
+        .map(([k, v]) => `${k} ${Math.round(v * 100) / 100}`)
+        .join(', ')}`,
+    );
   }
   writeFileSync(join(WORK, 'soak.json'), JSON.stringify({ minutes, nodes: nodeCount, streams: streamCount, troubles, slopes, samples }, null, 2) + '\n');
   console.log(`written to ${join(WORK, 'soak.json')}`);

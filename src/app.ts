@@ -112,7 +112,9 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     node && config.cluster
       ? { streamHeld: async (stream: string): Promise<boolean> => (await node.claims.holder(stream)) !== undefined, nodesBackMs: config.cluster.node_timeout_ms }
       : {};
-  const keeper = kept ? new PushKeeper(plane, kept.store, kept.sealer, { windowMs: config.push_store_window_ms, ...inCluster }, log.child({ component: 'kept-pushes' })) : undefined;
+  const keeper = kept
+    ? new PushKeeper(plane, kept.store, kept.sealer, { windowMs: config.push_store_window_ms, ...inCluster }, log.child({ component: 'kept-pushes' }))
+    : undefined;
   const pushes = keeper ?? planeCommands(plane);
   if (node && keeper) node.registry.onEmptied = () => void keeper.rewrite();
 
@@ -124,7 +126,8 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     serverFactory: (handler: RequestListener) => {
       // Header and request timeouts are enforced at each check: every second, not Node's 30 s.
       const options = { connectionsCheckingInterval: 1000 };
-      const primary: Server = tls && !config.https_port ? createHttpsServer({ ...tls, ...options }, handler) : createHttpServer<typeof IncomingMessage, typeof ServerResponse>(options, handler);
+      const primary: Server =
+        tls && !config.https_port ? createHttpsServer({ ...tls, ...options }, handler) : createHttpServer<typeof IncomingMessage, typeof ServerResponse>(options, handler);
       if (primary instanceof HttpsServer) secure.push(primary as HttpsServer);
       if (tls && config.https_port) secure.push((secondary = createHttpsServer({ ...tls, ...options }, handler)));
       for (const server of [primary, secondary]) {
@@ -153,9 +156,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       done(new GatewayError('invalid_request', 'body: not valid JSON', 'body'), undefined);
     }
   });
-  app.addContentTypeParser(['application/sdp', 'application/trickle-ice-sdpfrag'], { parseAs: 'string' }, (_request, body, done) =>
-    done(null, body),
-  );
+  app.addContentTypeParser(['application/sdp', 'application/trickle-ice-sdpfrag'], { parseAs: 'string' }, (_request, body, done) => done(null, body));
 
   // Destination checks run here, their ffmpeg (SRT) ended with the gateway.
   const checkFfmpeg = new FfmpegSupervisor(deps.childRecord);
@@ -171,7 +172,11 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   const check = (request: CheckRequest, caller: string): Promise<CheckReport> => checkQueue.run(caller, () => checkDestination(request, checks));
   pushRoutes(app, plane, pushes, check);
   // This node's recordings: the files are on its disk, the parts being written are its own plane's.
-  const recordings = new RecordingLibrary(resolve(ROOT, config.record_dir), { maxAgeHours: config.record_retention_hours, maxMb: config.record_retention_max_mb }, log.child({ component: 'recordings' }));
+  const recordings = new RecordingLibrary(
+    resolve(ROOT, config.record_dir),
+    { maxAgeHours: config.record_retention_hours, maxMb: config.record_retention_max_mb },
+    log.child({ component: 'recordings' }),
+  );
   const stopRecordingEvents = own.events((event) => recordings.follow(event));
   recordingRoutes(app, recordings);
   streamRoutes(app, plane, new SnapshotQueue((name) => plane.snapshot(name), config.limit_snapshot_decoders, config.limit_snapshot_queue));
@@ -264,4 +269,3 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     },
   };
 }
-

@@ -68,8 +68,7 @@ export class GatewayError extends Error {
   }
 }
 
-export const invalid = (field: string, message: string): GatewayError =>
-  new GatewayError('invalid_request', `${field}: ${message}`, field);
+export const invalid = (field: string, message: string): GatewayError => new GatewayError('invalid_request', `${field}: ${message}`, field);
 
 export const notFound = (message: string): GatewayError => new GatewayError('not_found', message);
 

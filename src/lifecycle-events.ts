@@ -3,14 +3,7 @@
  * plane emits.
  */
 export const PUBLISHER_EVENTS = ['publisher.published', 'publisher.lost', 'publisher.returned', 'publisher.ended'] as const;
-export const PUSH_EVENTS = [
-  'transponder.started',
-  'transponder.reconnecting',
-  'transponder.restored',
-  'transponder.standby',
-  'transponder.failed',
-  'transponder.stopped',
-] as const;
+export const PUSH_EVENTS = ['transponder.started', 'transponder.reconnecting', 'transponder.restored', 'transponder.standby', 'transponder.failed', 'transponder.stopped'] as const;
 /** A part (file) of a `record://` push began, or was finished. */
 export const RECORDING_EVENTS = ['recording.started', 'recording.finished'] as const;
 /** A WHEP viewer's session began, or ended (however: it left, its connection failed or never came, the stream ended). */

@@ -173,7 +173,10 @@ export function cgroupQuota(read: ReadText = readText): CpuQuota | undefined {
   const v1 = pathOf((c) => c.includes('cpu'));
   const v1Acct = pathOf((c) => c.includes('cpuacct'));
   if (v1 === undefined) return undefined;
-  for (const [cpuDir, acctDir] of [[`/sys/fs/cgroup/cpu${v1}`, `/sys/fs/cgroup/cpuacct${v1Acct ?? v1}`], ['/sys/fs/cgroup/cpu', '/sys/fs/cgroup/cpuacct']] as const) {
+  for (const [cpuDir, acctDir] of [
+    [`/sys/fs/cgroup/cpu${v1}`, `/sys/fs/cgroup/cpuacct${v1Acct ?? v1}`],
+    ['/sys/fs/cgroup/cpu', '/sys/fs/cgroup/cpuacct'],
+  ] as const) {
     const quota = Number(read(`${cpuDir}/cpu.cfs_quota_us`));
     const period = Number(read(`${cpuDir}/cpu.cfs_period_us`));
     if (!(quota > 0) || !(period > 0)) continue;
@@ -192,7 +195,10 @@ export function cgroupQuota(read: ReadText = readText): CpuQuota | undefined {
  * Busy and total CPU time so far, in units of their own: within a cgroup's quota, the cgroup's use
  * against the quota's cores over wall time (µs); otherwise the whole machine's, from /proc/stat.
  */
-export function cpuTimesReader(read: ReadText = readText, nowUs: () => number = () => performance.timeOrigin * 1000 + performance.now() * 1000): () => { busy: number; total: number } | undefined {
+export function cpuTimesReader(
+  read: ReadText = readText,
+  nowUs: () => number = () => performance.timeOrigin * 1000 + performance.now() * 1000,
+): () => { busy: number; total: number } | undefined {
   const quota = cgroupQuota(read);
   if (!quota) return () => machineCpuTimes(read);
   return () => {

@@ -15,7 +15,14 @@ export function resolveLogFormat(format: 'auto' | LogFormat, stream: { isTTY?: b
 export function createLogger(level: string, destination?: DestinationStream, format: LogFormat = 'json'): Logger {
   const options = { level, redact: { paths: ['rtmpUrl', '*.rtmpUrl', 'req.headers.authorization', 'sdp', '*.sdp'], censor: '[redacted]' } };
   if (format === 'pretty') {
-    const readable = pretty({ destination: destination ?? 1, sync: true, singleLine: true, colorize: !destination && Boolean(process.stdout.isTTY), translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' });
+    const readable = pretty({
+      destination: destination ?? 1,
+      sync: true,
+      singleLine: true,
+      colorize: !destination && Boolean(process.stdout.isTTY),
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,hostname',
+    });
     return pino(options, readable);
   }
   return pino(options, destination);

@@ -63,11 +63,19 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
   const perPush = (kind: typeof Counter | typeof Gauge, name: string, help: string, value: (p: PushInfo) => number): void =>
     perItem(kind, name, help, pushLabels, (s) => s.pushes, labelsOf, value);
   const perStream = (kind: typeof Counter | typeof Gauge, name: string, help: string, value: (s: StreamJson) => number | undefined): void =>
-    perItem(kind, name, help, ['stream'], (s) => s.streams, (s) => ({ stream: s.name }), value);
+    perItem(
+      kind,
+      name,
+      help,
+      ['stream'],
+      (s) => s.streams,
+      (s) => ({ stream: s.name }),
+      value,
+    );
 
   new Gauge({
     name: 'gateway_push_state',
-    help: 'Each push\'s state: 1 for the state it is in, 0 for the others',
+    help: "Each push's state: 1 for the state it is in, 0 for the others",
     labelNames: [...pushLabels, 'state'],
     registers: [registry],
     async collect() {
@@ -81,27 +89,30 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
   perPush(Counter, 'gateway_push_frames_total', 'Video frames sent', (p) => p.counters.frames);
   perPush(Counter, 'gateway_push_frames_lost_total', 'Video frames not sent because a packet of theirs was lost', (p) => p.counters.framesLost);
   perPush(Counter, 'gateway_push_frames_dropped_total', 'Video frames dropped for a destination too far behind (rtmp_push_max_lag_ms)', (p) => p.counters.framesDropped);
-  perPush(Counter, 'gateway_push_frames_discarded_total', "Video frames the push's own queue discarded: its work on the gateway did not keep up with the stream", (p) => p.counters.framesDiscarded);
+  perPush(
+    Counter,
+    'gateway_push_frames_discarded_total',
+    "Video frames the push's own queue discarded: its work on the gateway did not keep up with the stream",
+    (p) => p.counters.framesDiscarded,
+  );
   perPush(Counter, 'gateway_push_drops_total', 'Times the output broke (destination or ffmpeg) while up', (p) => p.counters.drops);
   perPush(Counter, 'gateway_push_reconnects_total', 'Times the output was restored', (p) => p.counters.reconnects);
   perPush(Gauge, 'gateway_push_lag_seconds', 'Age of the oldest media the destination has not received', (p) => p.counters.lagMs / 1000);
   perPush(Gauge, 'gateway_push_acknowledged_age_seconds', 'Time since the destination last acknowledged what it received (-1: never)', (p) =>
     p.counters.acknowledgedAgoMs === undefined ? -1 : p.counters.acknowledgedAgoMs / 1000,
   );
-  perPush(Gauge, 'gateway_push_output_buffer_seconds', 'Media held in the output buffer (rtmp_out_buffer_enabled; 0 without it)', (p) =>
-    (p.outputBuffer?.levelMs ?? 0) / 1000,
-  );
+  perPush(Gauge, 'gateway_push_output_buffer_seconds', 'Media held in the output buffer (rtmp_out_buffer_enabled; 0 without it)', (p) => (p.outputBuffer?.levelMs ?? 0) / 1000);
   perPush(Gauge, 'gateway_push_reconnect_attempt', 'Restore attempts of the current outage (0 once healthy for a minute)', (p) => p.reconnectAttempt);
   // Timings told by the pushes' lifecycle events, as they happen.
   const startup = new Histogram({
     name: 'gateway_push_startup_seconds',
-    help: 'From /push/startup (or the SDK\'s rtmpUrl, or auto-start) to the first video frame written to the destination',
+    help: "From /push/startup (or the SDK's rtmpUrl, or auto-start) to the first video frame written to the destination",
     buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
     registers: [registry],
   });
   const outage = new Histogram({
     name: 'gateway_push_reconnect_seconds',
-    help: 'How long a push\'s output was down before it was restored (destination or ffmpeg broke)',
+    help: "How long a push's output was down before it was restored (destination or ffmpeg broke)",
     buckets: [0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300],
     registers: [registry],
   });
@@ -124,7 +135,7 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
   perStream(Counter, 'gateway_publisher_keyframe_requests_total', 'Keyframes asked of the sender (RTCP PLI)', (s) => s.keyframeRequests);
   perStream(Counter, 'gateway_publisher_engine_packets_received_total', 'RTP packets the media engine received from the publisher', (s) => s.hops?.engineReceived);
   perStream(Counter, 'gateway_publisher_engine_packets_lost_total', 'RTP packets lost on the way to the media engine', (s) => s.hops?.engineLost);
-  perStream(Counter, 'gateway_publisher_engine_packets_sent_total', 'RTP packets the media engine sent on to the gateway\'s frame path', (s) => s.hops?.engineSent);
+  perStream(Counter, 'gateway_publisher_engine_packets_sent_total', "RTP packets the media engine sent on to the gateway's frame path", (s) => s.hops?.engineSent);
   perStream(Counter, 'gateway_publisher_nacks_sent_total', 'Retransmissions asked of the sender (RTCP NACK) for lost packets', (s) => s.nacksSent);
   perStream(Gauge, 'gateway_publisher_received_bits_per_second', 'RTP received over the last second', (s) => s.bitrateKbps * 1000);
   perStream(Gauge, 'gateway_publisher_frames_per_second', 'Video frame rate', (s) => s.video?.frameRate);

@@ -40,7 +40,8 @@ async function main(): Promise<void> {
   const config = { ...loaded, log_format: resolveLogFormat(loaded.log_format) };
   const log = createLogger(config.log_level, undefined, config.log_format);
   const ice = resolveIceAddresses(config.webrtc_ice_addresses);
-  if (ice.addresses.length === 0) await exitOnConfigError(() => Promise.reject(new ConfigError(`invalid configuration: webrtc_ice_addresses: ${ice.unresolved}, and no other address is named`)));
+  if (ice.addresses.length === 0)
+    await exitOnConfigError(() => Promise.reject(new ConfigError(`invalid configuration: webrtc_ice_addresses: ${ice.unresolved}, and no other address is named`)));
   if (ice.unresolved) log.warn({ ice: ice.addresses }, `webrtc_ice_addresses: ${ice.unresolved}; only the others are announced`);
   // ffmpeg processes a gateway killed outright on this port left behind are ended before anything starts.
   const registryFile = join(resolve(ROOT, config.run_dir), `ffmpeg-${config.http_port}.json`);

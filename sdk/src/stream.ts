@@ -2,7 +2,16 @@ import type { DestinationMessage, ServerMessage } from '../../src/signaling/prot
 import { mayReconnect, reconnectDelay } from './backoff.js';
 import { keepResolution, preferH264, sendStats, showPreview } from './media.js';
 import type { StreamHost, StreamLink } from './host.js';
-import { Emitter, type DestinationOptions, type DestinationState, type DestinationStatus, type SendStats, type StreamEvent, type StreamOptions, type StreamStatus } from './types.js';
+import {
+  Emitter,
+  type DestinationOptions,
+  type DestinationState,
+  type DestinationStatus,
+  type SendStats,
+  type StreamEvent,
+  type StreamOptions,
+  type StreamStatus,
+} from './types.js';
 
 export class Stream extends Emitter<StreamEvent> {
   #status: StreamStatus = 'NEW';
@@ -34,7 +43,8 @@ export class Stream extends Emitter<StreamEvent> {
       reply: (message, destination) => this.#onReply(message, destination),
       message: (message) => this.#onMessage(message),
     };
-    const listed = options.destinations ?? (options.rtmpUrl !== undefined ? [{ id: 'rtmpUrl', rtmpUrl: options.rtmpUrl, rtmpTransponderFullUrl: options.rtmpTransponderFullUrl }] : []);
+    const listed =
+      options.destinations ?? (options.rtmpUrl !== undefined ? [{ id: 'rtmpUrl', rtmpUrl: options.rtmpUrl, rtmpTransponderFullUrl: options.rtmpTransponderFullUrl }] : []);
     for (const destination of listed) this.#remember(destination);
   }
 
@@ -128,9 +138,7 @@ export class Stream extends Emitter<StreamEvent> {
 
   async #start(): Promise<void> {
     if (!this.#media) {
-      this.#media =
-        this.#options.mediaStream ??
-        (await navigator.mediaDevices.getUserMedia(this.#options.constraints ?? { audio: true, video: { width: 1280, height: 720 } }));
+      this.#media = this.#options.mediaStream ?? (await navigator.mediaDevices.getUserMedia(this.#options.constraints ?? { audio: true, video: { width: 1280, height: 720 } }));
       this.#ownsMedia = !this.#options.mediaStream;
       if (this.#options.display) showPreview(this.#options.display, this.#media);
     }

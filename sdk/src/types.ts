@@ -10,7 +10,9 @@ export const STREAM_STATUS = { PUBLISHING: 'PUBLISHING', RECONNECTING: 'RECONNEC
  * and is being restored), `standby` (the publisher is away; the gateway holds the broadcast with the
  * last picture), `failed` (given up: `reason` says why), `stopped` (ended).
  */
-export const DESTINATION_STATE = { STARTING: 'starting', LIVE: 'live', RECONNECTING: 'reconnecting', STANDBY: 'standby', FAILED: 'failed', STOPPED: 'stopped' } as const satisfies { [S in ProtocolDestinationState as Uppercase<S>]: S };
+export const DESTINATION_STATE = { STARTING: 'starting', LIVE: 'live', RECONNECTING: 'reconnecting', STANDBY: 'standby', FAILED: 'failed', STOPPED: 'stopped' } as const satisfies {
+  [S in ProtocolDestinationState as Uppercase<S>]: S;
+};
 
 export type SessionStatus = (typeof SESSION_STATUS)[keyof typeof SESSION_STATUS] | 'NEW';
 export type StreamStatus = Exclude<(typeof STREAM_STATUS)[keyof typeof STREAM_STATUS], 'DESTINATION'> | 'NEW' | 'PENDING';

@@ -79,11 +79,24 @@ export class SoundPlayer extends TypedEmitter<SoundPlayerEvents> implements MixS
     super(options.onListenerError);
     this.volume = options.volume;
     const args = [
-      '-hide_banner', '-nostdin', '-loglevel', 'error',
-      '-protocol_whitelist', 'file',
+      '-hide_banner',
+      '-nostdin',
+      '-loglevel',
+      'error',
+      '-protocol_whitelist',
+      'file',
       ...(options.loop ? ['-stream_loop', '-1'] : []),
-      '-f', 'wav', '-i', `file:${path}`,
-      '-f', 's16le', '-ar', String(PCM_SAMPLE_RATE), '-ac', String(PCM_CHANNELS), 'pipe:1',
+      '-f',
+      'wav',
+      '-i',
+      `file:${path}`,
+      '-f',
+      's16le',
+      '-ar',
+      String(PCM_SAMPLE_RATE),
+      '-ac',
+      String(PCM_CHANNELS),
+      'pipe:1',
     ];
     this.#decoder = options.ffmpeg.spawn(ffmpegPath, args, options.onListenerError);
     this.#decoder.on('output', (data) => this.#onData(data));

@@ -18,9 +18,10 @@ let ticker: NodeJS.Timeout | undefined;
 function tick(timeline: AudioTimeline, on: boolean): void {
   if (on) ticking.add(timeline);
   else ticking.delete(timeline);
-  if (ticking.size > 0) ticker ??= setInterval(() => {
-    for (const t of ticking) t.fillStall();
-  }, TICK_MS);
+  if (ticking.size > 0)
+    ticker ??= setInterval(() => {
+      for (const t of ticking) t.fillStall();
+    }, TICK_MS);
   else {
     clearInterval(ticker);
     ticker = undefined;

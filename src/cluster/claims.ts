@@ -95,7 +95,18 @@ export class StreamClaims {
 
   async #claim(stream: string, again: boolean): Promise<Claim & { mine: boolean }> {
     const { prefix, leaseMs } = this.options;
-    const value = (await this.redis.eval(CLAIM, 3, this.#key(stream), `${prefix}fence`, `${prefix}epoch`, this.node, String(leaseMs), String(this.#greatest), again ? '1' : '0', randomUUID())) as string;
+    const value = (await this.redis.eval(
+      CLAIM,
+      3,
+      this.#key(stream),
+      `${prefix}fence`,
+      `${prefix}epoch`,
+      this.node,
+      String(leaseMs),
+      String(this.#greatest),
+      again ? '1' : '0',
+      randomUUID(),
+    )) as string;
     if (value === 'settling') throw new Settling(leaseMs);
     const claim = parse(value);
     this.#greatest = Math.max(this.#greatest, claim.token);
@@ -123,7 +134,13 @@ export class StreamClaims {
   async renew(): Promise<string[]> {
     const streams = [...this.#held.keys()];
     if (!streams.length) return [];
-    const renewed = (await this.redis.eval(RENEW, streams.length, ...streams.map((s) => this.#key(s)), String(this.options.leaseMs), ...streams.map((s) => text(this.#held.get(s)!)))) as number[];
+    const renewed = (await this.redis.eval(
+      RENEW,
+      streams.length,
+      ...streams.map((s) => this.#key(s)),
+      String(this.options.leaseMs),
+      ...streams.map((s) => text(this.#held.get(s)!)),
+    )) as number[];
     const lost: string[] = [];
     for (const [i, stream] of streams.entries()) {
       if (renewed[i] === 1) continue;

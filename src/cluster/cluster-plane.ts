@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { conflict, GatewayError, unavailable } from '../errors.js';
+import { conflict, unavailable } from '../errors.js';
 import type { ClusterNode } from './node.js';
 import { Settling } from './claims.js';
 import type { ListedNode } from './nodes.js';
@@ -8,7 +8,7 @@ import { isActive } from '../pushes/states.js';
 import type { LifecycleEvent } from '../plane/lifecycle.js';
 import { checkResult, oldestFirst, PLACE_METHODS, type ArgsOf, type ResultOf, type RoutedMethod } from '../plane/methods.js';
 import { RoutedPlane } from '../plane/routed-plane.js';
-import { NodeCalls, NodeDraining, NodeUnreachable } from './node-calls.js';
+import { firstAnswer, NodeCalls, NodeDraining, NodeUnreachable } from './node-calls.js';
 import { ClusterNews, readPublishNews, type PublishNews } from './news.js';
 import type { MediaPlane, PlaneStatus, PublishHandlers } from '../plane/plane.js';
 import { Placement } from './placement.js';
@@ -161,10 +161,15 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
       if (id === undefined) waiting.push(news);
       else this.node.relay.send(from, news);
     };
-    const published = await this.publishHere(name, offer, {
-      publishing: () => tell({ kind: 'publishing', publisherId: id ?? '' }),
-      closed: (reason, lost) => tell({ kind: 'closed', publisherId: id ?? '', reason, lost }),
-    }, clientAddress);
+    const published = await this.publishHere(
+      name,
+      offer,
+      {
+        publishing: () => tell({ kind: 'publishing', publisherId: id ?? '' }),
+        closed: (reason, lost) => tell({ kind: 'closed', publisherId: id ?? '', reason, lost }),
+      },
+      clientAddress,
+    );
     id = published.id;
     for (const news of waiting) this.node.relay.send(from, { ...news, publisherId: id });
     return published;
@@ -180,7 +185,9 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
     const nodes = (await this.#list(true)).filter((n) => !refused.has(n.id));
     const holder = claim && nodes.find((n) => n.id === claim!.node);
     if (holder?.draining && holder.id !== this.node.id) {
-      await this.calls.handOver(holder, name).catch((error: Error) => this.log.warn({ stream: name, node: holder.id, reason: error.message }, 'a draining node did not hand the stream over'));
+      await this.calls
+        .handOver(holder, name)
+        .catch((error: Error) => this.log.warn({ stream: name, node: holder.id, reason: error.message }, 'a draining node did not hand the stream over'));
       claim = await this.node.claims.holder(name).catch(() => undefined);
     } else if (claim?.node === this.node.id && this.node.draining) {
       await this.handOver(name);
@@ -233,7 +240,11 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
       const holder = await this.#holder(key!);
       if (holder !== 'unknown') return holder ? remote(holder) : local();
       // Redis cannot tell who holds the stream: whichever node has it answers (a list: every node's, joined).
-      if (route.to === 'stream') return this.#firstAnswer(local, others.map((n) => () => remote(n)));
+      if (route.to === 'stream')
+        return firstAnswer(
+          local,
+          others.map((n) => () => remote(n)),
+        );
     }
     if (route.to === 'gather') {
       const lists: unknown[] = await Promise.all([
@@ -248,21 +259,10 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
       return checkResult(method, oldestFirst(lists));
     }
     // A push: here, or at the node that answers for it.
-    return this.#firstAnswer(local, others.map((n) => () => remote(n)));
-  }
-
-  /** This node's answer, or, when it has none (404), the first other node's that has one. */
-  async #firstAnswer<R>(local: () => Promise<R>, others: (() => Promise<R>)[]): Promise<R> {
-    try {
-      return await local();
-    } catch (error) {
-      if (!(error instanceof GatewayError && error.code === 'not_found') || !others.length) throw error;
-      const answers = await Promise.allSettled(others.map((ask) => ask()));
-      const found = answers.find((a) => a.status === 'fulfilled');
-      if (found) return (found as PromiseFulfilledResult<R>).value;
-      const failed = answers.find((a) => a.status === 'rejected' && !(a.reason instanceof GatewayError && a.reason.code === 'not_found'));
-      throw failed ? (failed as PromiseRejectedResult).reason : error;
-    }
+    return firstAnswer(
+      local,
+      others.map((n) => () => remote(n)),
+    );
   }
 
   /** The node holding `stream` when it is another node (alive); undefined: this node answers; `unknown`: Redis cannot tell. */
@@ -313,10 +313,13 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
     for (const stream of await this.inner.streams()) {
       if (Date.now() >= deadline) break;
       await this.#move(stream.name, 'this node is draining: publish again at another node');
-      const elsewhere = await pollUntil(async () => {
-        const claim = await this.node.claims.holder(stream.name).catch(() => undefined);
-        return claim !== undefined && claim.node !== this.node.id;
-      }, Math.min(deadline, Date.now() + 10_000));
+      const elsewhere = await pollUntil(
+        async () => {
+          const claim = await this.node.claims.holder(stream.name).catch(() => undefined);
+          return claim !== undefined && claim.node !== this.node.id;
+        },
+        Math.min(deadline, Date.now() + 10_000),
+      );
       if (elsewhere) moved++;
       this.log.info({ stream: stream.name, elsewhere }, elsewhere ? 'stream moved' : 'stream not published elsewhere in 10 s: going on');
     }

@@ -12,7 +12,7 @@ const WINDOW_MS = 30_000;
  * What a node answers for another besides the routed methods of `PLACE_METHODS`, checked the same
  * way: arguments where they arrive, results where they come back.
  */
-export const NODE_METHODS = {
+const NODE_METHODS = {
   /** A publish placed here by the calling node (the call's `from`): it publishes here and hears back over the relay. */
   publish: PLACE_METHODS.publish,
   /** A draining node gives stream `name` up now: its publisher is being placed elsewhere. */
@@ -87,6 +87,20 @@ const NOT_DELIVERED = ['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND
 export class NodeUnreachable extends GatewayError {
   constructor(url: string, reason: string) {
     super('unavailable', `node at ${url} cannot be reached: ${reason}`);
+  }
+}
+
+/** This node's answer, or, when it has none (404), the first other node's that has one. */
+export async function firstAnswer<R>(local: () => Promise<R>, others: (() => Promise<R>)[]): Promise<R> {
+  try {
+    return await local();
+  } catch (error) {
+    if (!(error instanceof GatewayError && error.code === 'not_found') || !others.length) throw error;
+    const answers = await Promise.allSettled(others.map((ask) => ask()));
+    const found = answers.find((a) => a.status === 'fulfilled');
+    if (found) return (found as PromiseFulfilledResult<R>).value;
+    const failed = answers.find((a) => a.status === 'rejected' && !(a.reason instanceof GatewayError && a.reason.code === 'not_found'));
+    throw failed ? (failed as PromiseRejectedResult).reason : error;
   }
 }
 
@@ -192,7 +206,9 @@ export class NodeCalls {
       else if (!(ROUTED_METHODS as string[]).includes(call.method)) throw new GatewayError('invalid_request', `${call.method} is not answered for another node`);
       else reply = { ok: await answerCall(place as PlaceCalls, call.method, call.args) };
     } catch (error) {
-      const wire: NodeError = toWire(error instanceof Error && error.name === 'ZodError' ? new GatewayError('invalid_request', `a call whose arguments this node does not read: ${error.message}`) : error);
+      const wire: NodeError = toWire(
+        error instanceof Error && error.name === 'ZodError' ? new GatewayError('invalid_request', `a call whose arguments this node does not read: ${error.message}`) : error,
+      );
       reply = { error: error instanceof NodeDraining ? { ...wire, draining: true } : wire };
     }
     return this.#sealer.seal(JSON.parse(JSON.stringify(reply, replacer)));

@@ -41,7 +41,11 @@ export function envOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
     try {
       value = JSON.parse(raw);
     } catch {
-      if (isArrayKey(key)) value = raw.split(',').map((s) => s.trim()).filter(Boolean);
+      if (isArrayKey(key))
+        value = raw
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
     }
     if (isArrayKey(key) && typeof value === 'string') value = [value];
     out[key] = value;

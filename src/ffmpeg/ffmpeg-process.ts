@@ -78,10 +78,13 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
       });
     });
     // 'close' comes after 'exit' and after standard output ended; a child that never started has no 'close'.
-    this.closed = Promise.all([this.exited, new Promise<void>((resolve) => {
-      this.#child.once('close', () => resolve());
-      this.#child.once('error', () => pid === undefined && resolve());
-    })]).then(() => undefined);
+    this.closed = Promise.all([
+      this.exited,
+      new Promise<void>((resolve) => {
+        this.#child.once('close', () => resolve());
+        this.#child.once('error', () => pid === undefined && resolve());
+      }),
+    ]).then(() => undefined);
     this.#child.stdin.on('error', () => {}); // EPIPE once ffmpeg is gone
     createInterface({ input: this.#child.stderr }).on('line', (line) => this.safeEmit('line', line));
     this.#child.stdout.on('data', (data: Buffer) => this.safeEmit('output', data));

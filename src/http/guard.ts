@@ -41,7 +41,11 @@ async function authenticate(guard: RequestGuard, authorization: string | string[
     const token = bearerToken(authorization);
     const id = token === undefined ? undefined : guard.apiKeys.verify(token, scope);
     if (id !== undefined) return id;
-    throw new GatewayError('unauthorized', token === undefined ? 'Authorization: a Bearer API key is required' : 'Authorization: the API key is not valid for this route', 'Authorization');
+    throw new GatewayError(
+      'unauthorized',
+      token === undefined ? 'Authorization: a Bearer API key is required' : 'Authorization: the API key is not valid for this route',
+      'Authorization',
+    );
   });
 }
 

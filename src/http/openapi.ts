@@ -45,7 +45,7 @@ const STATUS_TEXT: Record<number, string> = {
   403: 'A page of another origin, or another Host',
   404: 'Not found: no such route, or nothing of that name',
   405: 'The path is served with other methods (`Allow` lists them)',
-  406: 'The offer receives none of the stream\'s codecs of a kind it asks for (the message names them)',
+  406: "The offer receives none of the stream's codecs of a kind it asks for (the message names them)",
   409: 'Conflict',
   413: 'The body is too large',
   414: 'A part of the path is longer than the gateway takes',
@@ -81,26 +81,41 @@ export function openApiDocument(version: string): Json {
     info: {
       title: 'WebRTC to RTMP gateway',
       version,
-      description: 'Republishes WebRTC streams (browser SDK, WHIP) to RTMP/RTMPS destinations. The transponder API follows Web Call Server\'s `/rest-api/push/*`.',
+      description: "Republishes WebRTC streams (browser SDK, WHIP) to RTMP/RTMPS destinations. The transponder API follows Web Call Server's `/rest-api/push/*`.",
     },
     components: {
       securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'A control key of `api_keys` (needed once keys are set)' } },
     },
     paths: {
-      '/rest-api/push/startup': post('Start republishing a stream to an RTMP, RTMPS or SRT destination, or recording it (record://)', startupSchema, { '200': { description: 'Running', content: json(transponder) } }, [400, 401, 403, 404, 409, 429, 500, 503]),
-      '/rest-api/push/check': post('Connect to a destination as a push would, sending no media: reachable, application accepted, key accepted', checkRequestSchema, { '200': { description: 'How far the check got', content: json(checkReportSchema) } }, [400, 401]),
+      '/rest-api/push/startup': post(
+        'Start republishing a stream to an RTMP, RTMPS or SRT destination, or recording it (record://)',
+        startupSchema,
+        { '200': { description: 'Running', content: json(transponder) } },
+        [400, 401, 403, 404, 409, 429, 500, 503],
+      ),
+      '/rest-api/push/check': post(
+        'Connect to a destination as a push would, sending no media: reachable, application accepted, key accepted',
+        checkRequestSchema,
+        { '200': { description: 'How far the check got', content: json(checkReportSchema) } },
+        [400, 401],
+      ),
       '/rest-api/push/find': post('Transponders by stream name or destination', findSchema, list(transponder, 'Matching transponders'), [400, 401, 404]),
       '/rest-api/push/find_all': post('Every transponder', findAllSchema, list(transponder, 'Every transponder'), [400, 401, 404]),
       '/rest-api/push/terminate': post('Stop a transponder', mediaSessionSchema, empty, [400, 401, 404]),
-      '/rest-api/push/mute': post('Silence a transponder\'s audio', mediaSessionSchema, empty, [400, 401, 404]),
+      '/rest-api/push/mute': post("Silence a transponder's audio", mediaSessionSchema, empty, [400, 401, 404]),
       '/rest-api/push/unmute': post('Give a transponder its audio back', mediaSessionSchema, empty, [400, 401, 404]),
-      '/rest-api/push/sound_on': post('Play a WAV file into a transponder\'s audio', soundOnSchema, empty, [400, 401, 404]),
+      '/rest-api/push/sound_on': post("Play a WAV file into a transponder's audio", soundOnSchema, empty, [400, 401, 404]),
       '/rest-api/push/sound_off': post('Stop the sound playing', mediaSessionSchema, empty, [400, 401, 404]),
-      '/rest-api/recording/find_all': post('The recordings (parts of `record://` pushes) on this node, of one stream or all', recordingFindSchema, list(recordingSchema, 'Every part, oldest first'), [400, 401, 404]),
-      '/rest-api/recording/delete': post('Delete a recording\'s part (409 while it is being written)', recordingFileRequestSchema, empty, [400, 401, 404, 409]),
+      '/rest-api/recording/find_all': post(
+        'The recordings (parts of `record://` pushes) on this node, of one stream or all',
+        recordingFindSchema,
+        list(recordingSchema, 'Every part, oldest first'),
+        [400, 401, 404],
+      ),
+      '/rest-api/recording/delete': post("Delete a recording's part (409 while it is being written)", recordingFileRequestSchema, empty, [400, 401, 404, 409]),
       '/rest-api/recording/download/{fileName}': {
         get: {
-          summary: 'Download a recording\'s part (fragmented MP4); one byte range per request (`Range: bytes=a-b`), as a player seeking asks',
+          summary: "Download a recording's part (fragmented MP4); one byte range per request (`Range: bytes=a-b`), as a player seeking asks",
           security: [{ apiKey: [] }],
           parameters: [
             { name: 'fileName', in: 'path', required: true, schema: { type: 'string' } },
@@ -116,12 +131,18 @@ export function openApiDocument(version: string): Json {
       },
       '/rest-api/stream/find': post('A publishing stream and its figures', streamSchema, list(stream, 'The stream'), [400, 401, 404]),
       '/rest-api/stream/find_all': post('Every publishing stream', findAllSchema, list(stream, 'Every stream'), [400, 401, 404]),
-      '/rest-api/stream/snapshot': post('The stream\'s latest keyframe as a JPEG', streamSchema, { '200': { description: 'The picture', content: { 'image/jpeg': { schema: { type: 'string', contentMediaType: 'image/jpeg' } } } } }, [400, 401, 404, 500, 503]),
+      '/rest-api/stream/snapshot': post(
+        "The stream's latest keyframe as a JPEG",
+        streamSchema,
+        { '200': { description: 'The picture', content: { 'image/jpeg': { schema: { type: 'string', contentMediaType: 'image/jpeg' } } } } },
+        [400, 401, 404, 500, 503],
+      ),
       '/rest-api/console/sounds': post('The WAV files of media_dir that sound_on plays', findAllSchema, list(z.string(), 'File names'), [400, 401]),
       '/rest-api/console/events': {
         get: {
           summary: 'Every stream and push as server-sent events (the operator console)',
-          description: '`event: view` carries `{at, streams, pushes}` (as stream/find_all and push/find_all show them) at once, on every change and every 2 s; `event: event` carries each lifecycle event as webhooks do.',
+          description:
+            '`event: view` carries `{at, streams, pushes}` (as stream/find_all and push/find_all show them) at once, on every change and every 2 s; `event: event` carries each lifecycle event as webhooks do.',
           security: [{ apiKey: [] }],
           responses: { '200': { description: 'An event stream that stays open', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors(401, 429, 503) },
         },
@@ -132,19 +153,28 @@ export function openApiDocument(version: string): Json {
           parameters: [{ name: 'streamName', in: 'path', required: true, schema: { type: 'string' } }],
           requestBody: { required: true, content: { 'application/sdp': { schema: { type: 'string' } } } },
           responses: {
-            '201': { description: 'The SDP answer; Location names the session', headers: { Location: { schema: { type: 'string' } } }, content: { 'application/sdp': { schema: { type: 'string' } } } },
+            '201': {
+              description: 'The SDP answer; Location names the session',
+              headers: { Location: { schema: { type: 'string' } } },
+              content: { 'application/sdp': { schema: { type: 'string' } } },
+            },
             ...errors(400, 401, 409, 413, 415, 429, 503),
           },
         },
       },
       '/whep/{streamName}': {
         post: {
-          summary: 'Watch a published stream over WHEP: its media as it arrives, not transcoded (needs webrtc_engine: mediasoup); 406 when the offer asks for video but receives none of the stream\'s video codec',
+          summary:
+            "Watch a published stream over WHEP: its media as it arrives, not transcoded (needs webrtc_engine: mediasoup); 406 when the offer asks for video but receives none of the stream's video codec",
           description: 'With keys set: `Authorization: Bearer` with the control key, or a publish key or JWT with a view grant (`view: true`) covering the stream.',
           parameters: [{ name: 'streamName', in: 'path', required: true, schema: { type: 'string' } }],
           requestBody: { required: true, content: { 'application/sdp': { schema: { type: 'string' } } } },
           responses: {
-            '201': { description: 'The SDP answer; Location names the session', headers: { Location: { schema: { type: 'string' } } }, content: { 'application/sdp': { schema: { type: 'string' } } } },
+            '201': {
+              description: 'The SDP answer; Location names the session',
+              headers: { Location: { schema: { type: 'string' } } },
+              content: { 'application/sdp': { schema: { type: 'string' } } },
+            },
             ...errors(400, 401, 403, 404, 406, 413, 415, 429, 503),
           },
         },
@@ -168,14 +198,18 @@ export function openApiDocument(version: string): Json {
           summary: 'The nodes of the cluster alive now, with their load (404 when the gateway is not in a cluster)',
           security: [{ apiKey: [] }],
           responses: {
-            '200': { description: 'This node\'s id and every node\'s', content: json(z.strictObject({ node: z.string(), nodes: z.array(nodeInfoSchema.extend({ heardAgoMs: z.number() })) })) },
+            '200': {
+              description: "This node's id and every node's",
+              content: json(z.strictObject({ node: z.string(), nodes: z.array(nodeInfoSchema.extend({ heardAgoMs: z.number() })) })),
+            },
             ...errors(401, 404, 503),
           },
         },
       },
       '/rest-api/cluster/drain': {
         post: {
-          summary: 'Drains this node (a rolling deploy): it takes no new work, moves each stream to another node one at a time (the SDK publishes again there, its pushes follow), then exits; SIGTERM does the same in a cluster',
+          summary:
+            'Drains this node (a rolling deploy): it takes no new work, moves each stream to another node one at a time (the SDK publishes again there, its pushes follow), then exits; SIGTERM does the same in a cluster',
           security: [{ apiKey: [] }],
           responses: { '202': { description: 'Draining', content: json(z.strictObject({ node: z.string(), draining: z.literal(true) })) }, ...errors(401, 404) },
         },

@@ -10,4 +10,3 @@ export const mediaSessionSchema = z.strictObject({ mediaSessionId: mediaSessionI
 
 /** A stream by its name, as Web Call Server's `/rest-api/stream/*` take it. */
 export const streamSchema = z.strictObject({ name: streamNameSchema });
-

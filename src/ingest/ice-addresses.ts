@@ -43,9 +43,7 @@ function defaultRouteAddress(routes: RouteTable): string | undefined {
   const { ipv4, ipv6 } = routes.defaultInterfaces();
   const all = routes.interfaces();
   const usable = (name: string | undefined, family: 'IPv4' | 'IPv6'): string | undefined =>
-    name === undefined
-      ? undefined
-      : all[name]?.find((info) => info.family === family && !info.internal && !(family === 'IPv6' && (info.scopeid ?? 0) !== 0))?.address;
+    name === undefined ? undefined : all[name]?.find((info) => info.family === family && !info.internal && !(family === 'IPv6' && (info.scopeid ?? 0) !== 0))?.address;
   return usable(ipv4, 'IPv4') ?? usable(ipv6, 'IPv6');
 }
 
@@ -88,7 +86,7 @@ const isLoopback = (address: string): boolean => address.startsWith('127.') || a
 export function noIceCheckWarning(announced: readonly string[], offerCandidate: string, afterMs: number): string {
   const cause =
     announced.length > 0 && announced.every(isLoopback)
-      ? 'Firefox and Safari never pair a loopback address: announce one of this machine\'s own (webrtc_ice_addresses: default-route, or the address itself)'
+      ? "Firefox and Safari never pair a loopback address: announce one of this machine's own (webrtc_ice_addresses: default-route, or the address itself)"
       : offerCandidate === 'none'
         ? 'the offer carried no candidate: the client gathered none, or sends them later'
         : 'the publisher cannot reach those addresses (another network, a firewall or NAT): announce one it can reach';

@@ -32,7 +32,13 @@ export function checkOffer(offer: string): void {
       if (kind === 'application') throw new OfferError('data channels (m=application) are not supported');
       if (kind !== 'audio' && kind !== 'video') throw new OfferError(`media "${kind}" is not supported`);
       if (!/^(UDP\/TLS\/RTP\/SAVPF|RTP\/SAVPF)$/.test(m[3]!)) throw new OfferError(`media line ${sections.length + 1}: transport ${m[3]} is not supported (UDP/TLS/RTP/SAVPF)`);
-      if (m[4]!.trim().split(' ').some((pt) => !/^\d{1,3}$/.test(pt) || Number(pt) > 127)) throw new OfferError(`media line ${sections.length + 1}: payload types must be 0-127`);
+      if (
+        m[4]!
+          .trim()
+          .split(' ')
+          .some((pt) => !/^\d{1,3}$/.test(pt) || Number(pt) > 127)
+      )
+        throw new OfferError(`media line ${sections.length + 1}: payload types must be 0-127`);
       sections.push({ kind, lines: [line] });
     } else if (sections.length === 0) {
       sessionLevel.add(line.slice(0, line.indexOf(':') > 0 ? line.indexOf(':') : line.length));
@@ -52,7 +58,11 @@ export function checkOffer(offer: string): void {
     if (mid === undefined) throw new OfferError(`${where} has no a=mid`);
     if (mids.has(mid)) throw new OfferError(`${where}: a=mid:${mid} is used twice`);
     mids.add(mid);
-    for (const [attribute, what] of [['a=ice-ufrag:', 'ICE user name (a=ice-ufrag)'], ['a=ice-pwd:', 'ICE password (a=ice-pwd)'], ['a=fingerprint:', 'DTLS fingerprint (a=fingerprint)']] as const) {
+    for (const [attribute, what] of [
+      ['a=ice-ufrag:', 'ICE user name (a=ice-ufrag)'],
+      ['a=ice-pwd:', 'ICE password (a=ice-pwd)'],
+      ['a=fingerprint:', 'DTLS fingerprint (a=fingerprint)'],
+    ] as const) {
       if (!has(attribute) && !sessionLevel.has(attribute.slice(0, -1))) throw new OfferError(`${where} has no ${what}`);
     }
     if (!has('a=setup:') && !sessionLevel.has('a=setup')) throw new OfferError(`${where} has no DTLS role (a=setup)`);

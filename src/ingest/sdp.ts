@@ -82,10 +82,7 @@ function h264Rank(codec: OfferedCodec): number | undefined {
 }
 
 /** Picks the video codec to receive: the first in `preference` that the offer carries. */
-function chooseVideoCodec(
-  offered: OfferedCodec[],
-  preference: readonly VideoCodec[],
-): { codec: VideoCodec; offered: OfferedCodec } | undefined {
+function chooseVideoCodec(offered: OfferedCodec[], preference: readonly VideoCodec[]): { codec: VideoCodec; offered: OfferedCodec } | undefined {
   for (const wanted of preference) {
     const candidates = offered.filter((c) => c.name.toUpperCase() === wanted);
     if (wanted === 'H264') {
@@ -195,7 +192,6 @@ export function addBitrateHints(answer: string, kbps: { start: number; min: numb
 export function withBitrateHints(answer: string, options: { videoBitrateKbps: number; videoMinBitrateKbps: number }): string {
   return addBitrateHints(answer, { start: options.videoBitrateKbps, min: options.videoMinBitrateKbps, max: options.videoBitrateKbps });
 }
-
 
 /**
  * What kind of address the offer's first candidate has, for telling why no ICE check came: `IPv4

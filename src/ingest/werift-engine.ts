@@ -1,15 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:dgram';
 import { isIPv4, isIPv6 } from 'node:net';
-import {
-  RTCPeerConnection,
-  RTCRtpCodecParameters,
-  useNACK,
-  usePLI,
-  useSdesMid,
-  type MediaStreamTrack,
-  type RTCRtpTransceiver,
-} from 'werift';
+import { RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI, useSdesMid, type MediaStreamTrack, type RTCRtpTransceiver } from 'werift';
 import { TypedEmitter } from '../events.js';
 import { OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE, type VideoCodec } from '../media/codecs.js';
 import type { MediaPacket } from '../media/rtp.js';
@@ -36,7 +28,10 @@ export class WeriftEngine implements IngestEngine {
 
   async accept(offer: string): Promise<IngestSession> {
     checkOffer(offer);
-    const selection = selectCodecs(filterCandidates(offer, (a) => this.#remoteFilter.allows(a)), this.options.videoCodecs);
+    const selection = selectCodecs(
+      filterCandidates(offer, (a) => this.#remoteFilter.allows(a)),
+      this.options.videoCodecs,
+    );
     const pc = new RTCPeerConnection(this.#peerConfig(selection.video?.offered, selection.video?.codec));
     const session = new WeriftSession(pc, selection.video?.codec, selection.audio !== undefined, this.options);
     try {
@@ -44,9 +39,7 @@ export class WeriftEngine implements IngestEngine {
       try {
         await pc.setRemoteDescription({ type: 'offer', sdp: selection.sdp });
         session.noteTransports();
-        session.tracks = pc.getTransceivers().flatMap((transceiver) =>
-          transceiver.receiver.tracks.map((track) => new WeriftTrack(track, transceiver, selection.video?.codec)),
-        );
+        session.tracks = pc.getTransceivers().flatMap((transceiver) => transceiver.receiver.tracks.map((track) => new WeriftTrack(track, transceiver, selection.video?.codec)));
         const answer = await pc.createAnswer();
         session.noteTransports();
         await pc.setLocalDescription(answer);
@@ -58,7 +51,10 @@ export class WeriftEngine implements IngestEngine {
       if (this.options.receiveBufferBytes) session.setReceiveBuffers(this.options.receiveBufferBytes);
       const local = pc.localDescription?.sdp;
       if (!local) throw new Error('the WebRTC engine produced no answer');
-      session.answer = withBitrateHints(filterCandidates(local, (a) => this.#announced.has(a)), this.options);
+      session.answer = withBitrateHints(
+        filterCandidates(local, (a) => this.#announced.has(a)),
+        this.options,
+      );
       return session;
     } catch (error) {
       await session.close('negotiation failed');
@@ -72,16 +68,22 @@ export class WeriftEngine implements IngestEngine {
     const v6 = addresses.filter((a) => isIPv6(a));
     const filter = this.#remoteFilter;
     const announced = this.#announced;
-    const videoCodecs = video && codec
-      ? [
-          new RTCRtpCodecParameters({
-            mimeType: `video/${codec}`,
-            clockRate: VIDEO_CLOCK_RATE,
-            rtcpFeedback: [useNACK(), usePLI()],
-            parameters: codec === 'H264' ? Object.entries(video.fmtp).map(([k, v]) => `${k}=${v}`).join(';') : undefined,
-          }),
-        ]
-      : [];
+    const videoCodecs =
+      video && codec
+        ? [
+            new RTCRtpCodecParameters({
+              mimeType: `video/${codec}`,
+              clockRate: VIDEO_CLOCK_RATE,
+              rtcpFeedback: [useNACK(), usePLI()],
+              parameters:
+                codec === 'H264'
+                  ? Object.entries(video.fmtp)
+                      .map(([k, v]) => `${k}=${v}`)
+                      .join(';')
+                  : undefined,
+            }),
+          ]
+        : [];
     return {
       iceServers: [],
       // Host addresses come only from configuration: the engine's own interface scan is off.

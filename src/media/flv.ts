@@ -46,7 +46,7 @@ export function annexBKeyframe(header: Buffer, frame: Buffer): Buffer {
       offset += 2 + length;
     }
   }
-  for (let at = 5; at + lengthSize <= frame.length; ) {
+  for (let at = 5; at + lengthSize <= frame.length;) {
     const length = frame.readUIntBE(at, lengthSize);
     nals.push(frame.subarray(at + lengthSize, at + lengthSize + length));
     at += lengthSize + length;

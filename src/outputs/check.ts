@@ -96,11 +96,11 @@ export async function checkDestination(request: CheckRequest, settings: CheckSet
 
 async function checkSrt(destination: Destination, address: string, settings: CheckSettings, report: Reporter): Promise<CheckReport> {
   // A silent input that ends at once: ffmpeg opens the SRT session, writes no media, and closes it.
-  const ffmpeg = await spawnSrt(settings.spawn, [
-    ...FFMPEG_QUIET,
-    '-f', 'lavfi', '-i', 'anullsrc=r=48000:cl=stereo', '-t', '0', '-c:a', 'aac',
-    ...srtOutput(destination, address, CHECK_TIMEOUT_MS - 500),
-  ], destination);
+  const ffmpeg = await spawnSrt(
+    settings.spawn,
+    [...FFMPEG_QUIET, '-f', 'lavfi', '-i', 'anullsrc=r=48000:cl=stereo', '-t', '0', '-c:a', 'aac', ...srtOutput(destination, address, CHECK_TIMEOUT_MS - 500)],
+    destination,
+  );
   const lines: string[] = [];
   let connected = false;
   ffmpeg.on('line', (line) => {

@@ -131,10 +131,14 @@ export function parseDestination(rtmpUrl: string, publishedName: string, rules: 
   const redactedUserinfo = parsed.username ? `${parsed.username}${parsed.password ? `:${MASK}` : ''}@` : '';
   const query = parsed.search;
   // Each query part is a secret: its value, or a bare word (`?TOKEN`) itself.
-  const queryParts = query.slice(1).split('&').filter(Boolean).map((part) => {
-    const eq = part.indexOf('=');
-    return eq < 0 ? { key: undefined, value: part } : { key: part.slice(0, eq), value: part.slice(eq + 1) };
-  });
+  const queryParts = query
+    .slice(1)
+    .split('&')
+    .filter(Boolean)
+    .map((part) => {
+      const eq = part.indexOf('=');
+      return eq < 0 ? { key: undefined, value: part } : { key: part.slice(0, eq), value: part.slice(eq + 1) };
+    });
   // Servers decode the query: what it decodes to is checked (a `%` that decodes to nothing is sent as it is).
   for (const part of queryParts) for (const text of [part.key ?? '', part.value]) checkDecoded(field, 'a query parameter', lenientDecode(text.replace(/\+/g, ' ')));
   const redactedQuery = queryParts.length ? `?${queryParts.map((p) => (p.key === undefined ? MASK : `${p.key}=${MASK}`)).join('&')}` : '';
@@ -211,7 +215,7 @@ function parseSrtDestination(srtUrl: string, field: string): Destination {
       if (!value || value.length > 512) throw invalid(field, 'streamid must be 1-512 characters');
       settings.streamId = value;
     } else if (key === 'passphrase') {
-      if (value.length < 10 || value.length > 79) throw invalid(field, 'passphrase must be 10-79 characters (SRT\'s rule)');
+      if (value.length < 10 || value.length > 79) throw invalid(field, "passphrase must be 10-79 characters (SRT's rule)");
       settings.passphrase = value;
     } else if (key === 'latency') {
       const ms = /^\d+$/.test(value) ? Number(value) : NaN;
@@ -228,7 +232,14 @@ function parseSrtDestination(srtUrl: string, field: string): Destination {
   const hostPort = `${parsed.host.replace(/:\d+$/, '')}:${port}`;
   const query = parsed.search.replace(/^\?/, '');
   const redactedQuery = [...parsed.searchParams].map(([key, value]) => `${key}=${key === 'streamid' || key === 'passphrase' ? MASK : value}`).join('&');
-  const secrets = [settings.streamId, settings.passphrase, ...query.split('&').filter((p) => /^(streamid|passphrase)=/.test(p)).map((p) => p.slice(p.indexOf('=') + 1))]
+  const secrets = [
+    settings.streamId,
+    settings.passphrase,
+    ...query
+      .split('&')
+      .filter((p) => /^(streamid|passphrase)=/.test(p))
+      .map((p) => p.slice(p.indexOf('=') + 1)),
+  ]
     .filter((s): s is string => s !== undefined)
     .flatMap((s) => spellings(s))
     .filter((s) => s.length >= 3);

@@ -17,9 +17,18 @@ export const FFMPEG_QUIET = ['-hide_banner', '-nostdin', '-loglevel', 'info', '-
 /** ffmpeg's input part for a link: FLV from standard input, copied as it is. */
 export const FLV_STDIN = [
   // The stream's codec headers come first: little needs reading before the output opens.
-  '-probesize', '262144', '-analyzeduration', '500000',
-  '-f', 'flv', '-i', 'pipe:0',
-  '-map', '0', '-c', 'copy',
+  '-probesize',
+  '262144',
+  '-analyzeduration',
+  '500000',
+  '-f',
+  'flv',
+  '-i',
+  'pipe:0',
+  '-map',
+  '0',
+  '-c',
+  'copy',
 ];
 
 export interface FfmpegLinkSettings {
@@ -97,13 +106,19 @@ export class FfmpegLink extends GuardedLink implements Link {
       this.end(reason, kind);
     });
     // ffmpeg's own timeouts cover the output's opening; this covers an ffmpeg that never gets that far.
-    const timer = setTimeout(() => {
-      if (this.#isConnected || this.closed) return;
-      this.#lines.push('Connection setup failure: connection time out');
-      void ffmpeg.kill();
-    }, settings.connectTimeoutMs * 2 + 5000);
+    const timer = setTimeout(
+      () => {
+        if (this.#isConnected || this.closed) return;
+        this.#lines.push('Connection setup failure: connection time out');
+        void ffmpeg.kill();
+      },
+      settings.connectTimeoutMs * 2 + 5000,
+    );
     timer.unref();
-    void this.connected.then(() => clearTimeout(timer), () => clearTimeout(timer));
+    void this.connected.then(
+      () => clearTimeout(timer),
+      () => clearTimeout(timer),
+    );
   }
 
   get stats(): LinkStats {

@@ -70,7 +70,11 @@ export interface RecordingAbout {
 }
 
 /** `20261124T102233Z`. */
-export const compactTime = (at: Date): string => at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+export const compactTime = (at: Date): string =>
+  at
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 
 /**
  * A recording's name from the pattern; a stream name's characters other than letters, digits,
@@ -93,15 +97,23 @@ export function recordArgs(dir: string, name: string, partS: number): string[] {
   return [
     ...FFMPEG_QUIET,
     ...FLV_STDIN,
-    '-f', 'segment',
-    '-segment_time', String(partS),
-    '-segment_start_number', '1',
-    '-reset_timestamps', '1',
-    '-segment_format', 'mp4',
+    '-f',
+    'segment',
+    '-segment_time',
+    String(partS),
+    '-segment_start_number',
+    '1',
+    '-reset_timestamps',
+    '1',
+    '-segment_format',
+    'mp4',
     // Each fragment is written out when made, not held in a buffer a kill would lose.
-    '-segment_format_options', 'movflags=+frag_keyframe+empty_moov+default_base_moof:flush_packets=1',
-    '-segment_list', join(dir, `.${name}.csv`),
-    '-segment_list_type', 'csv',
+    '-segment_format_options',
+    'movflags=+frag_keyframe+empty_moov+default_base_moof:flush_packets=1',
+    '-segment_list',
+    join(dir, `.${name}.csv`),
+    '-segment_list_type',
+    'csv',
     join(dir, `${name}-%03d.mp4`),
   ];
 }
@@ -112,8 +124,7 @@ async function freeMb(dir: string): Promise<number> {
   return (stats.bavail * stats.bsize) / 1048576;
 }
 
-const diskFull = (free: number, settings: RecordSettings): string =>
-  `the disk of record_dir has ${Math.floor(free)} MB free, less than record_min_free_mb (${settings.minFreeMb})`;
+const diskFull = (free: number, settings: RecordSettings): string => `the disk of record_dir has ${Math.floor(free)} MB free, less than record_min_free_mb (${settings.minFreeMb})`;
 
 /** Why a recording's ffmpeg ended, from its last lines. */
 export function recordFailure(lines: readonly string[]): { reason: string; kind: FailureKind } {
@@ -187,7 +198,13 @@ async function claimName(record: RecordSettings, name: string, about: RecordingA
     const { about: aboutFile, parts } = recordingFiles(record.dir, candidate);
     try {
       // Its list of parts is moved in beside them at the end: that name must be free too.
-      if (await lstat(parts).then(() => true, () => false)) throw Object.assign(new Error('taken'), { code: 'EEXIST' });
+      if (
+        await lstat(parts).then(
+          () => true,
+          () => false,
+        )
+      )
+        throw Object.assign(new Error('taken'), { code: 'EEXIST' });
       await createOwnFile(aboutFile, JSON.stringify(about), record.fileMode);
       try {
         return { name: candidate, folder: await WritingFolder.make(record, candidate) };
@@ -196,7 +213,8 @@ async function claimName(record: RecordSettings, name: string, about: RecordingA
         throw error;
       }
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || n >= 100) throw new OpenError(`the recording cannot be named: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, 'local');
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || n >= 100)
+        throw new OpenError(`the recording cannot be named: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, 'local');
     }
   }
 }

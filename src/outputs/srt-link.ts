@@ -26,12 +26,7 @@ export type SpawnFfmpeg = (args: readonly string[], fd3?: number) => FfmpegProce
  * unescaped).
  */
 export function srtArgs(destination: Destination, address: string, connectTimeoutMs: number): string[] {
-  return [
-    ...FFMPEG_QUIET,
-    ...FLV_STDIN,
-    '-flush_packets', '1',
-    ...srtOutput(destination, address, connectTimeoutMs),
-  ];
+  return [...FFMPEG_QUIET, ...FLV_STDIN, '-flush_packets', '1', ...srtOutput(destination, address, connectTimeoutMs)];
 }
 
 /** The secret SRT options (stream id, passphrase), for `secretOptionsFile`; undefined when there are none. */
@@ -49,13 +44,16 @@ export function srtOutput(destination: Destination, address: string, connectTime
   const srt = destination.srt ?? {};
   const host = address.includes(':') ? `[${address}]` : address;
   return [
-    '-f', 'mpegts',
+    '-f',
+    'mpegts',
     ...(srtSecrets(destination) ? SECRET_OPTIONS_ARGS : []),
     ...(srt.keyLength !== undefined ? ['-pbkeylen', String(srt.keyLength)] : []),
     // libsrt takes the latency in microseconds.
     ...(srt.latencyMs !== undefined ? ['-latency', String(srt.latencyMs * 1000)] : []),
-    '-connect_timeout', String(connectTimeoutMs),
-    '-pkt_size', String(PACKET_SIZE),
+    '-connect_timeout',
+    String(connectTimeoutMs),
+    '-pkt_size',
+    String(PACKET_SIZE),
     `srt://${host}:${destination.port}?mode=caller`,
   ];
 }
@@ -89,9 +87,11 @@ export async function spawnSrt(spawn: SpawnFfmpeg, args: readonly string[], dest
 export function srtLinks(destination: Destination, settings: SrtLinkSettings, pinnedAddress?: string): LinkFactory {
   let pinned = pinnedAddress;
   return async () => {
-    const address = pinned ?? (await settings.resolveDestination(destination.host, destination.port).catch((error: Error) => {
-      throw new OpenError(`could not publish to the destination: ${scrubDestination(error.message, destination)}`, 'rejected');
-    }));
+    const address =
+      pinned ??
+      (await settings.resolveDestination(destination.host, destination.port).catch((error: Error) => {
+        throw new OpenError(`could not publish to the destination: ${scrubDestination(error.message, destination)}`, 'rejected');
+      }));
     pinned = undefined;
     const output = { failure: (lines: readonly string[]) => srtFailure(lines, destination) };
     return new FfmpegLink(await spawnSrt(settings.spawn, srtArgs(destination, address, settings.connectTimeoutMs), destination), output, settings);

@@ -45,7 +45,6 @@ function shareableVariant(spec: PipelineSpec): string | undefined {
   return `aac:${spec.plan.audioBitrateKbps ?? 'default'}`;
 }
 
-
 /** One pipeline and the leases on it. */
 class SharedEncoder {
   readonly #leases = new Set<AudioLease>();

@@ -117,7 +117,14 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
       ffmpegPath: config.ffmpeg_path,
       ffmpeg,
       mediaDir: resolve(ROOT, config.media_dir),
-      record: { dir: resolve(ROOT, config.record_dir), filePattern: config.record_file_pattern, partS: config.record_part_s, minFreeMb: config.record_min_free_mb, fileMode: parseInt(config.record_file_mode, 8), dirMode: parseInt(config.record_dir_mode, 8) },
+      record: {
+        dir: resolve(ROOT, config.record_dir),
+        filePattern: config.record_file_pattern,
+        partS: config.record_part_s,
+        minFreeMb: config.record_min_free_mb,
+        fileMode: parseInt(config.record_file_mode, 8),
+        dirMode: parseInt(config.record_dir_mode, 8),
+      },
       encoding: {
         keepAspectRatio: config.transcoding_keep_aspect_ratio,
         transcodingEnabled: config.transcoding_enabled,
@@ -159,6 +166,12 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
     log.child({ component: 'pushes' }),
     config.rtmp_push_auto_start ? config.rtmp_push_auto_start_url : undefined,
   );
-  const viewers = new ViewerRegistry(engine, publishers, { total: config.limit_viewers, perStream: config.limit_viewers_per_stream }, new Slots(slots, VIEWER_SLOTS), log.child({ component: 'viewers' }));
+  const viewers = new ViewerRegistry(
+    engine,
+    publishers,
+    { total: config.limit_viewers, perStream: config.limit_viewers_per_stream },
+    new Slots(slots, VIEWER_SLOTS),
+    log.child({ component: 'viewers' }),
+  );
   return { publishers, pushes, viewers, ffmpeg, pictures: new KeyframePictures(ffmpeg, config.ffmpeg_path), engine, load };
 }

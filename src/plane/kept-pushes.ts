@@ -151,15 +151,27 @@ export class PushKeeper implements PushCommands {
   }
 
   async setMuted(mediaSessionId: string, muted: boolean): Promise<void> {
-    await this.#command(mediaSessionId, () => this.plane.setMuted(mediaSessionId, muted), (d) => (d.muted = muted));
+    await this.#command(
+      mediaSessionId,
+      () => this.plane.setMuted(mediaSessionId, muted),
+      (d) => (d.muted = muted),
+    );
   }
 
   async soundOn(mediaSessionId: string, sound: SoundRequest): Promise<void> {
-    await this.#command(mediaSessionId, () => this.plane.soundOn(mediaSessionId, sound), (d) => (d.sound = sound));
+    await this.#command(
+      mediaSessionId,
+      () => this.plane.soundOn(mediaSessionId, sound),
+      (d) => (d.sound = sound),
+    );
   }
 
   async soundOff(mediaSessionId: string): Promise<void> {
-    await this.#command(mediaSessionId, () => this.plane.soundOff(mediaSessionId), (d) => delete d.sound);
+    await this.#command(
+      mediaSessionId,
+      () => this.plane.soundOff(mediaSessionId),
+      (d) => delete d.sound,
+    );
   }
 
   /**
@@ -182,7 +194,9 @@ export class PushKeeper implements PushCommands {
     if (this.#closed) return;
     const live = new Set((await this.plane.find({}).catch(() => [])).filter((p) => p.state !== 'failed').map((p) => p.mediaSessionId));
     const again = [...this.#kept.values()].filter((k) => live.has(k.stored.id));
-    await Promise.all(again.map((k) => this.#write(k).catch((error: Error) => this.log.warn({ mediaSessionId: k.stored.id, reason: error.message }, 'a kept push could not be written again'))));
+    await Promise.all(
+      again.map((k) => this.#write(k).catch((error: Error) => this.log.warn({ mediaSessionId: k.stored.id, reason: error.message }, 'a kept push could not be written again'))),
+    );
     if (again.length) this.log.info({ count: again.length }, 'kept pushes written again');
   }
 
@@ -232,8 +246,7 @@ export class PushKeeper implements PushCommands {
    * store are forgotten here too.
    */
   async #read(of: { stream: string } | { id: string } | 'all' = 'all'): Promise<void> {
-    const stored =
-      of === 'all' ? await this.store.all() : 'stream' in of ? await this.store.ofStream(of.stream) : [await this.store.get(of.id)].filter((s) => s !== undefined);
+    const stored = of === 'all' ? await this.store.all() : 'stream' in of ? await this.store.ofStream(of.stream) : [await this.store.get(of.id)].filter((s) => s !== undefined);
     const ids = new Set(stored.map((s) => s.id));
     const within = (id: string, kept: Kept): boolean => of === 'all' || ('stream' in of ? kept.stored.stream === of.stream : id === of.id);
     for (const [id, kept] of this.#kept) if (within(id, kept) && !ids.has(id) && !this.#writing.has(id)) this.#kept.delete(id);
@@ -244,7 +257,10 @@ export class PushKeeper implements PushCommands {
         const definition = definitionSchema.parse(this.sealer.open(sealed));
         this.#kept.set(record.id, { stored: record, definition, awaySince: now });
       } catch (error) {
-        this.log.error({ mediaSessionId: record.id, stream: record.stream, reason: (error as Error).message }, 'a kept push cannot be read (another push_store secret?): left in the store, not started');
+        this.log.error(
+          { mediaSessionId: record.id, stream: record.stream, reason: (error as Error).message },
+          'a kept push cannot be read (another push_store secret?): left in the store, not started',
+        );
       }
     }
   }

@@ -44,7 +44,12 @@ export class LocalPlane implements MediaPlane {
   async streams(name?: string): Promise<StreamJson[]> {
     const { publishers, pushes } = this.core;
     const chosen = name === undefined ? publishers.all() : [publishers.get(name)].filter((p) => p !== undefined);
-    return chosen.map((p) => describeStream(p, pushes.find({ streamName: p.name }).map((t) => t.mediaSessionId)));
+    return chosen.map((p) =>
+      describeStream(
+        p,
+        pushes.find({ streamName: p.name }).map((t) => t.mediaSessionId),
+      ),
+    );
   }
 
   async snapshot(name: string): Promise<Buffer> {

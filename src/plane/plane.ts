@@ -11,7 +11,6 @@ export interface PublishHandlers {
   closed?(reason: string, lost: boolean): void;
 }
 
-
 /** The load of one place that runs streams (a worker, or the main thread). */
 export interface PlaceLoad extends LoadSample {
   place: string;

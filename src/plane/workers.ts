@@ -145,7 +145,12 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
     const span = Math.floor((this.config.webrtc_ice_port_max - this.config.webrtc_ice_port_min + 1) / count);
     const min = this.config.webrtc_ice_port_min + index * span;
     const config = { ...this.config, webrtc_ice_port_min: min, webrtc_ice_port_max: min + span - 1 };
-    return new Place(index, { config, index, slots: this.#slots }, (place, message) => this.#onMessage(place, message), (place, reason) => this.#onStop(place, reason));
+    return new Place(
+      index,
+      { config, index, slots: this.#slots },
+      (place, message) => this.#onMessage(place, message),
+      (place, reason) => this.#onStop(place, reason),
+    );
   }
 
   #onMessage(place: Place, message: WorkerMessage): void {

@@ -128,15 +128,18 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     // Told by the packet count standing still between checks, not by a clock read per packet.
     let packets = this.counters.packets;
     let silentSince = Date.now();
-    this.#mediaWatch = setInterval(() => {
-      const now = Date.now();
-      if (this.counters.packets !== packets) {
-        packets = this.counters.packets;
-        silentSince = now;
-      } else if (now - silentSince >= timeoutMs) {
-        void this.close(`no media from the publisher for ${Math.round((now - silentSince) / 100) / 10} s`, true);
-      }
-    }, Math.min(500, timeoutMs / 4));
+    this.#mediaWatch = setInterval(
+      () => {
+        const now = Date.now();
+        if (this.counters.packets !== packets) {
+          packets = this.counters.packets;
+          silentSince = now;
+        } else if (now - silentSince >= timeoutMs) {
+          void this.close(`no media from the publisher for ${Math.round((now - silentSince) / 100) / 10} s`, true);
+        }
+      },
+      Math.min(500, timeoutMs / 4),
+    );
   }
 
   get id(): string {

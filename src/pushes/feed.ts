@@ -45,9 +45,8 @@ export interface FeedOptions {
  * only once live video has replaced its picture.
  */
 export class OutputFeed {
-  readonly input = new PublisherInput(
-    { audio: (packet) => this.#onAudio(packet), frame: (frame) => this.#onFrame(frame) },
-    (error) => this.options.log.error({ err: error }, "handling the publisher's media threw: the other pushes still get it"),
+  readonly input = new PublisherInput({ audio: (packet) => this.#onAudio(packet), frame: (frame) => this.#onFrame(frame) }, (error) =>
+    this.options.log.error({ err: error }, "handling the publisher's media threw: the other pushes still get it"),
   );
   #source: FeedSource = 'publisher';
   #publisher: Publisher;
@@ -306,7 +305,7 @@ export class OutputFeed {
       // The source grew, and no pipeline at its size could start: the current one goes on.
       if (overlap) {
         this.#overlap = false;
-        this.options.log.warn({ reason: (error as Error).message }, 'a pipeline at the source\'s new size did not start: the output keeps its size');
+        this.options.log.warn({ reason: (error as Error).message }, "a pipeline at the source's new size did not start: the output keeps its size");
         return;
       }
       this.options.onLost((error as Error).message, 'local');

@@ -18,7 +18,7 @@ export const pushInfoSchema = z.strictObject({
   resolutionChanges: z.number().describe('Times the picture size sent changed mid-stream (platforms dislike it)'),
   muted: z.boolean(),
   soundEnabled: z.boolean(),
-  options: startupOptionsSchema.optional().describe('The startup request\'s options'),
+  options: startupOptionsSchema.optional().describe("The startup request's options"),
   state: z.enum(PUSH_STATES),
   lastError: z.string().optional().describe('Why it is reconnecting, in standby or failed; never holds a secret'),
   errorCode: z.enum(FAILURE_CODES).optional().describe('Whose fault the failure was'),

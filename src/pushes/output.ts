@@ -133,7 +133,12 @@ export class OutputWriter {
       // from the first timestamps (40 for a browser's uneven 20 fps).
       const ours = this.options.metadata(undefined);
       if (metadata && typeof metadata === 'object') {
-        out.writeMetadata({ ...audioMetadata(ours), ...(metadata as Record<string, Amf0Value>), ...(ours.framerate !== undefined ? { framerate: ours.framerate } : {}), encoder: 'webrtc-rtmp-gateway' });
+        out.writeMetadata({
+          ...audioMetadata(ours),
+          ...(metadata as Record<string, Amf0Value>),
+          ...(ours.framerate !== undefined ? { framerate: ours.framerate } : {}),
+          encoder: 'webrtc-rtmp-gateway',
+        });
       }
       return;
     }

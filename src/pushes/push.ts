@@ -79,11 +79,18 @@ export class Push extends TypedEmitter<PushEvents> {
       sendMetadata: config.sendMetadata,
       audioSampleRate: config.encoding.audioSampleRate,
       metadata: (size) =>
-        passthroughMetadata(size, (this.feed.plan.video === 'transcode' && this.feed.plan.fps) || this.feed.publisher.frameRate, { sampleRate: config.encoding.audioSampleRate, bitrateKbps: this.feed.plan.audioBitrateKbps ?? config.encoding.audioBitrateKbps }),
+        passthroughMetadata(size, (this.feed.plan.video === 'transcode' && this.feed.plan.fps) || this.feed.publisher.frameRate, {
+          sampleRate: config.encoding.audioSampleRate,
+          bitrateKbps: this.feed.plan.audioBitrateKbps ?? config.encoding.audioBitrateKbps,
+        }),
       onBadSps: (error) => log.warn({ err: error }, 'unreadable SPS'),
       onResizeSent: (from, to) => log.warn({ from: `${from.width}x${from.height}`, to: `${to.width}x${to.height}` }, 'the picture size sent changed mid-stream'),
     });
-    this.audio = new OutputAudio(() => this.feed.pipelines, log, () => this.feed.startOwnAudio());
+    this.audio = new OutputAudio(
+      () => this.feed.pipelines,
+      log,
+      () => this.feed.startOwnAudio(),
+    );
     this.feed = new OutputFeed({
       publisher,
       plan,

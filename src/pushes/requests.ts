@@ -30,7 +30,12 @@ export const startupSchema = z.strictObject({
   streamName: streamNameSchema,
   rtmpUrl: z.string().min(1).max(2048).describe('rtmp://, rtmps:// or srt:// destination, or record:// to record in record_dir'),
   rtmpTransponderFullUrl: z.boolean().optional(),
-  rtmpFlashVersion: z.string().min(1).max(128).regex(/^[\x20-\x7e]+$/, 'must be printable ASCII').optional(),
+  rtmpFlashVersion: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[\x20-\x7e]+$/, 'must be printable ASCII')
+    .optional(),
   width: dimension.optional(),
   height: dimension.optional(),
   fps: z.number().int().min(0).max(120).optional(),

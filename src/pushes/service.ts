@@ -103,7 +103,11 @@ export class PushService extends TypedEmitter<ServiceEvents> {
     };
     checkNoActive();
     // One that failed is replaced by the new one rather than blocking it.
-    await Promise.all(this.all().filter((t) => sameDestination(t) || t === holder).map((t) => this.#remove(t)));
+    await Promise.all(
+      this.all()
+        .filter((t) => sameDestination(t) || t === holder)
+        .map((t) => this.#remove(t)),
+    );
     const plan = planEncoding(publisher.videoCodec ?? 'H264', request, this.settings.encoding);
     // The sound file is checked and its decoding started before anything else is.
     const sound = options.soundFile ? await this.#startSound({ ...options, soundFile: options.soundFile }, 'options.soundFile') : undefined;
@@ -124,7 +128,13 @@ export class PushService extends TypedEmitter<ServiceEvents> {
         log.info({ file: event.part.file, durationMs: event.part.durationMs }, `recording part ${event.type}`);
         this.safeEmit('recording', event);
       };
-      const parts = pushParts(destination, this.settings, log, { stream: publisher.name, mediaSessionId: id, flashVer: request.rtmpFlashVersion, pinnedAddress: address, onRecording });
+      const parts = pushParts(destination, this.settings, log, {
+        stream: publisher.name,
+        mediaSessionId: id,
+        flashVer: request.rtmpFlashVersion,
+        pinnedAddress: address,
+        onRecording,
+      });
       push = new Push(publisher, destination, plan, { id, options, video: videoRequest(request) }, this.settings, parts, log);
     } catch (error) {
       this.#slots.give();
@@ -164,9 +174,7 @@ export class PushService extends TypedEmitter<ServiceEvents> {
 
   find(filter: FindFilter): Push[] {
     return [...this.#byId.values()].filter(
-      (t) =>
-        (filter.streamName === undefined || t.publisher.name === filter.streamName) &&
-        (filter.rtmpUrl === undefined || t.destination.requestedUrl === filter.rtmpUrl),
+      (t) => (filter.streamName === undefined || t.publisher.name === filter.streamName) && (filter.rtmpUrl === undefined || t.destination.requestedUrl === filter.rtmpUrl),
     );
   }
 
@@ -224,7 +232,10 @@ export class PushService extends TypedEmitter<ServiceEvents> {
   /** A push that failed while live stays in find for FAILED_KEPT_MS, telling why, then goes. */
   #keepFailed(push: Push): void {
     this.log.info({ mediaSessionId: push.mediaSessionId, keptMs: FAILED_KEPT_MS }, 'push failed: listed until it expires');
-    this.#expiry.set(push, setTimeout(() => void this.#remove(push), FAILED_KEPT_MS));
+    this.#expiry.set(
+      push,
+      setTimeout(() => void this.#remove(push), FAILED_KEPT_MS),
+    );
   }
 
   /** Ends a push; `why`, when given, is what its startup answers if it had not yet started. */
@@ -259,9 +270,7 @@ export class PushService extends TypedEmitter<ServiceEvents> {
     if (holding.length) this.log.info({ stream: publisher.name, count: holding.length, reason, graceMs }, 'publisher lost: pushes wait for it');
     // A push still starting ends with its publisher: one lost may come back (retry then), one that
     // ended on purpose is gone.
-    const why = lost
-      ? unavailable(`the stream's publisher was lost (${reason})`)
-      : new GatewayError('not_found', `the stream ended (${reason})`);
+    const why = lost ? unavailable(`the stream's publisher was lost (${reason})`) : new GatewayError('not_found', `the stream ended (${reason})`);
     await Promise.all(ending.map((t) => this.#remove(t, why)));
   }
 

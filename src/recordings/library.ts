@@ -95,7 +95,10 @@ export class RecordingLibrary {
       let next = origin; // where a part not in the list began: where the one before it ended
       for (const file of files.sort()) {
         // Deleted meanwhile, or not a file of the gateway's (a link, a folder): not listed.
-        const size = await lstat(join(this.dir, file)).then((s) => (s.isFile() ? s.size : undefined), () => undefined);
+        const size = await lstat(join(this.dir, file)).then(
+          (s) => (s.isFile() ? s.size : undefined),
+          () => undefined,
+        );
         if (size === undefined) continue;
         const part = listed.get(file);
         const startS = part?.start ?? next;

@@ -70,7 +70,6 @@ export function createAccessControl(config: GatewayConfig, env: NodeJS.ProcessEn
   };
 }
 
-
 /**
  * Authorizes a publish (WHIP or SDK): a client that failed too often is refused before its token is
  * looked at, and every refusal (a bad token, one that does not cover the stream or destination, the
@@ -81,5 +80,9 @@ export async function authorizePublish(access: AccessControl, request: PublishRe
   const { publishAuth, guard } = access;
   // Open publishing needs no guard; watching is guarded whenever keys are set (a key may be guessed at).
   if (!publishAuth.enabled && request.action !== 'view') return publishAuth.authorize(request);
-  return guard.failures.attempt(request.client, () => publishAuth.authorize(request), (error) => error.code === 'unauthorized' || error.code === 'forbidden');
+  return guard.failures.attempt(
+    request.client,
+    () => publishAuth.authorize(request),
+    (error) => error.code === 'unauthorized' || error.code === 'forbidden',
+  );
 }

@@ -21,7 +21,13 @@ export function addressBytes(address: string): Uint8Array | undefined {
     text = text.slice(0, -v4[1]!.length) + '0:0';
   }
   const [head, rest] = text.split('::') as [string, string | undefined];
-  const groups = (s: string | undefined): number[] => (s ? s.split(':').filter((g) => g !== '').map((g) => parseInt(g, 16)) : []);
+  const groups = (s: string | undefined): number[] =>
+    s
+      ? s
+          .split(':')
+          .filter((g) => g !== '')
+          .map((g) => parseInt(g, 16))
+      : [];
   const left = groups(head);
   const right = groups(rest);
   const all = rest === undefined ? left : [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];

@@ -18,7 +18,10 @@ export function clientAddressReader(trustProxy: boolean | readonly string[]): (r
     const peer = request.socket.remoteAddress ?? 'unknown';
     if (trustProxy === false) return peer;
     const header = request.headers['x-forwarded-for'];
-    const hops = (Array.isArray(header) ? header.join(',') : header ?? '').split(',').map((h) => h.trim()).filter(Boolean);
+    const hops = (Array.isArray(header) ? header.join(',') : (header ?? ''))
+      .split(',')
+      .map((h) => h.trim())
+      .filter(Boolean);
     let client = peer;
     while (isTrusted(client) && hops.length) client = hops.pop()!;
     return client;

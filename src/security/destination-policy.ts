@@ -103,7 +103,8 @@ export class DestinationPolicy {
       }
       const key = CLASS_KEY[kind];
       const allowedByClass = (kind === 'loopback' && this.config.allowLoopback) || (kind === 'private' && this.config.allowPrivate);
-      if (key && !allowedByClass && !addressListed) throw invalid(field, `${subject} ${article} ${kind} address, not allowed (set ${key}, or list it in destination_allowed_hosts)`);
+      if (key && !allowedByClass && !addressListed)
+        throw invalid(field, `${subject} ${article} ${kind} address, not allowed (set ${key}, or list it in destination_allowed_hosts)`);
     }
   }
 }
@@ -125,17 +126,20 @@ export function destinationResolver(lookup: HostLookup, policy: DestinationPolic
     policy.checkName(host, port, field);
     if (isIP(host)) policy.check(host, port, [host], field);
   };
-  return Object.assign(async (host: string, port: number, field = 'rtmpUrl') => {
-    check(host, port, field);
-    let addresses: string[];
-    try {
-      addresses = isIP(host) ? [host] : await lookup(host);
-    } catch {
-      throw invalid(field, `host ${host} does not resolve`);
-    }
-    policy.check(host, port, addresses, field);
-    return addresses[0]!;
-  }, { check });
+  return Object.assign(
+    async (host: string, port: number, field = 'rtmpUrl') => {
+      check(host, port, field);
+      let addresses: string[];
+      try {
+        addresses = isIP(host) ? [host] : await lookup(host);
+      } catch {
+        throw invalid(field, `host ${host} does not resolve`);
+      }
+      policy.check(host, port, addresses, field);
+      return addresses[0]!;
+    },
+    { check },
+  );
 }
 
 /** Every address of a host, from the system's resolver (as a TCP connect would see them). */

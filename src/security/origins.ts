@@ -51,7 +51,7 @@ export class OriginPolicy {
 
   /** Throws 403 naming `Host` for a name that is not one of the gateway's. */
   checkHost(header: string | undefined): void {
-    if (!this.allowsHost(header)) throw new GatewayError('forbidden', 'Host: not one of the gateway\'s names (http_allowed_hosts)', 'Host');
+    if (!this.allowsHost(header)) throw new GatewayError('forbidden', "Host: not one of the gateway's names (http_allowed_hosts)", 'Host');
   }
 
   /** Throws 403 naming `Origin` for a page that may not use the gateway. */

@@ -133,7 +133,11 @@ export class PublishAuthorizer {
     }
     if (this.config.hookUrl) return this.#askHook(request);
     if (token !== undefined) throw unauthorized('the token is not valid');
-    throw unauthorized(request.action === 'view' ? 'watching needs the control key or a view token (Authorization: Bearer)' : 'publishing needs a token (Authorization: Bearer, or the SDK token option)');
+    throw unauthorized(
+      request.action === 'view'
+        ? 'watching needs the control key or a view token (Authorization: Bearer)'
+        : 'publishing needs a token (Authorization: Bearer, or the SDK token option)',
+    );
   }
 
   async #verifyJwt(token: string): Promise<PublishGrant> {
@@ -143,7 +147,7 @@ export class PublishAuthorizer {
     } catch {
       throw unauthorized('the token is malformed');
     }
-    if (kid !== undefined && typeof kid !== 'string') throw unauthorized('the token\'s key id (kid) is not a string');
+    if (kid !== undefined && typeof kid !== 'string') throw unauthorized("the token's key id (kid) is not a string");
     if (kid === undefined && this.#jwtKeys.size > 1) throw unauthorized('the token names no key id (kid), and several keys are configured');
     const id = kid ?? this.#jwtKeys.keys().next().value!;
     const key = this.#jwtKeys.get(id);
@@ -206,7 +210,8 @@ function checkDestinationGrant(grant: PublishGrant, host: string): void {
   if (destinations === 'any') return;
   const name = host.toLowerCase();
   if (destinations !== 'none' && destinations.some((p) => hostNamePattern(p).test(name))) return;
-  const why = grant.subject === 'anonymous' ? 'anonymous publishers may not choose a destination (set publish_keys or publish_jwt_keys)' : 'the token does not allow pushing to this host';
+  const why =
+    grant.subject === 'anonymous' ? 'anonymous publishers may not choose a destination (set publish_keys or publish_jwt_keys)' : 'the token does not allow pushing to this host';
   throw forbidden(`rtmpUrl: ${why}`, 'rtmpUrl');
 }
 
@@ -229,7 +234,7 @@ function jwtRefusal(error: unknown): string {
     if (error.claim === 'exp' && error.reason === 'missing') return 'the token has no expiry ("exp" claim): it must expire';
     return `the token's "${error.claim}" claim is not accepted`;
   }
-  if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'the token\'s signing algorithm is not allowed for its key';
-  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return 'the token\'s signature does not verify';
+  if (error instanceof joseErrors.JOSEAlgNotAllowed) return "the token's signing algorithm is not allowed for its key";
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return "the token's signature does not verify";
   return 'the token is malformed';
 }

@@ -85,4 +85,10 @@ export const checkDestinationMessageSchema = z.strictObject({
 });
 
 /** What the SDK sends. */
-export const clientMessageSchema = z.discriminatedUnion('type', [publishMessageSchema, unpublishMessageSchema, addDestinationMessageSchema, removeDestinationMessageSchema, checkDestinationMessageSchema]);
+export const clientMessageSchema = z.discriminatedUnion('type', [
+  publishMessageSchema,
+  unpublishMessageSchema,
+  addDestinationMessageSchema,
+  removeDestinationMessageSchema,
+  checkDestinationMessageSchema,
+]);

@@ -8,13 +8,7 @@
 import type { z } from 'zod';
 import type { ErrorCode } from '../errors.js';
 import type { CheckReport } from '../outputs/check-report.js';
-import type {
-  addDestinationMessageSchema,
-  checkDestinationMessageSchema,
-  clientMessageSchema,
-  destinationRequestSchema,
-  publishMessageSchema,
-} from './messages.js';
+import type { addDestinationMessageSchema, checkDestinationMessageSchema, clientMessageSchema, destinationRequestSchema, publishMessageSchema } from './messages.js';
 
 export const PROTOCOL_VERSION = 1;
 export const SIGNALING_PATH = '/ws';

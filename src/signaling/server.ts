@@ -11,7 +11,6 @@ import { MOVE_CLOSE_CODE, SIGNALING_PATH } from './protocol.js';
 import { SignalingSession } from './session.js';
 import { ClientQuota } from '../security/client-quota.js';
 
-
 /** The client address of an upgrade request, as fastify's trust_proxy setting would see it. */
 export type ClientAddress = (request: IncomingMessage) => string;
 
@@ -104,7 +103,9 @@ export class SignalingServer {
 
 function refuseUpgrade(socket: Duplex, status: number, message: string): void {
   const body = JSON.stringify({ error: 'refused', message });
-  socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Refused'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Refused'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests', 503: 'Service Unavailable' };

@@ -140,20 +140,25 @@ export class SignalingSession {
     const release = this.access.quota.acquire(this.client, 'SDK publish');
     let published: { id: string; answer: string };
     try {
-      published = await this.plane.publish(name, message.sdp, {
-        publishing: () => {
-          if (!current()) return;
-          this.#send({ type: 'status', name, status: 'PUBLISHING' });
-          pushes.publishing();
+      published = await this.plane.publish(
+        name,
+        message.sdp,
+        {
+          publishing: () => {
+            if (!current()) return;
+            this.#send({ type: 'status', name, status: 'PUBLISHING' });
+            pushes.publishing();
+          },
+          closed: (reason, lost) => {
+            release();
+            if (!current()) return;
+            if (lost) stream.lostPublisherId = stream.publisherId;
+            stream.publisherId = undefined;
+            this.#send({ type: 'status', name, status: 'UNPUBLISHED', info: reason, ...(lost ? { lost } : {}) });
+          },
         },
-        closed: (reason, lost) => {
-          release();
-          if (!current()) return;
-          if (lost) stream.lostPublisherId = stream.publisherId;
-          stream.publisherId = undefined;
-          this.#send({ type: 'status', name, status: 'UNPUBLISHED', info: reason, ...(lost ? { lost } : {}) });
-        },
-      }, this.client);
+        this.client,
+      );
     } catch (error) {
       release();
       if (current()) this.#streams.delete(name);

@@ -34,7 +34,11 @@ export async function openFileStore(config: GatewayConfig, log: Logger): Promise
   } catch (error) {
     throw new ConfigError(`data_dir: ${(error as Error).message}`);
   }
-  if (store.recovered.droppedBytes) log.warn({ kept: store.recovered.records, droppedBytes: store.recovered.droppedBytes }, 'the push store ended in a torn write (the gateway was killed while writing): cut there');
+  if (store.recovered.droppedBytes)
+    log.warn(
+      { kept: store.recovered.records, droppedBytes: store.recovered.droppedBytes },
+      'the push store ended in a torn write (the gateway was killed while writing): cut there',
+    );
   return { store, sealer: new Sealer(secret, PURPOSE) };
 }
 

@@ -38,9 +38,27 @@ export class KeyframePictures {
  */
 async function snapshotJpeg(keyframe: VideoFrame, ffmpeg: FfmpegSupervisor, ffmpegPath: string): Promise<Buffer> {
   const args = [
-    '-hide_banner', '-nostdin', '-loglevel', 'error', '-protocol_whitelist', 'pipe',
-    '-f', 'ivf', '-i', 'pipe:0',
-    '-frames:v', '1', '-c:v', 'mjpeg', '-q:v', '3', '-pix_fmt', 'yuvj420p', '-f', 'image2pipe', 'pipe:1',
+    '-hide_banner',
+    '-nostdin',
+    '-loglevel',
+    'error',
+    '-protocol_whitelist',
+    'pipe',
+    '-f',
+    'ivf',
+    '-i',
+    'pipe:0',
+    '-frames:v',
+    '1',
+    '-c:v',
+    'mjpeg',
+    '-q:v',
+    '3',
+    '-pix_fmt',
+    'yuvj420p',
+    '-f',
+    'image2pipe',
+    'pipe:1',
   ];
   const child = ffmpeg.spawn(ffmpegPath, args);
   const chunks: Buffer[] = [];

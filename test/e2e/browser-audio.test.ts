@@ -17,7 +17,7 @@ await writeToneWav(join(dir, 'beep.wav'), { frequency: FILE_HZ, seconds: 1, samp
 
 const stage = useStage([{ media_dir: dir }], [`--use-file-for-fake-audio-capture=${mic}`]);
 
-t.test('a browser\'s microphone muted, replaced by a sound file and unmuted, as the RTMP server recorded it', async (t) => {
+t.test("a browser's microphone muted, replaced by a sound file and unmuted, as the RTMP server recorded it", async (t) => {
   const page = stage.browser.page;
   await page.goto(stage.gw.baseUrl + '/');
   await page.fill('#name', 'mic1');
@@ -44,8 +44,7 @@ t.test('a browser\'s microphone muted, replaced by a sound file and unmuted, as 
   await waitFor('the recording to end', async () => !(await stage.nginx.streams()).some((s) => s.name === 'rtmp_mic1'), 5000);
 
   const file = stage.nginx.recording('rtmp_mic1');
-  const on = (levels: Awaited<ReturnType<typeof bandLevels>>): Array<[number, number]> =>
-    runs(levels, (db) => db > -40, 0.1).filter(([a, b]) => b - a > 0.25);
+  const on = (levels: Awaited<ReturnType<typeof bandLevels>>): Array<[number, number]> => runs(levels, (db) => db > -40, 0.1).filter(([a, b]) => b - a > 0.25);
   const micRuns = on(await bandLevels(file, MIC_HZ));
   const fileRuns = on(await bandLevels(file, FILE_HZ));
   t.comment(`microphone ${JSON.stringify(micRuns)}, file ${JSON.stringify(fileRuns)}`);
@@ -54,7 +53,10 @@ t.test('a browser\'s microphone muted, replaced by a sound file and unmuted, as 
   const [before, after] = micRuns as [[number, number], [number, number]];
   const [fileStart, fileEnd] = fileRuns[0]!;
   t.ok(before[1] < fileStart && fileEnd < after[0] - 0.3, 'the file plays alone, inside the muted stretch, which goes on after it');
-  t.ok(Math.abs(after[0] - before[1] - (unmuteAt - muteAt) / 1000) < 0.3, `muted ${(after[0] - before[1]).toFixed(2)} s for ${((unmuteAt - muteAt) / 1000).toFixed(2)} s of commands`);
+  t.ok(
+    Math.abs(after[0] - before[1] - (unmuteAt - muteAt) / 1000) < 0.3,
+    `muted ${(after[0] - before[1]).toFixed(2)} s for ${((unmuteAt - muteAt) / 1000).toFixed(2)} s of commands`,
+  );
   t.ok(Math.abs(fileStart - before[1] - (soundAt - muteAt) / 1000) < 0.3, 'the file starts when sound_on was answered');
   t.ok(Math.abs(fileEnd - fileStart - 1) < 0.25, `the file plays for its length (${(fileEnd - fileStart).toFixed(2)} s)`);
 });

@@ -21,8 +21,25 @@ const ports = new Map<string, number>();
 for (const id of ['n1', 'n2', 'n3']) {
   const port = await freePort();
   ports.set(id, port);
-  const cluster = { redis_url: redis.url, node_id: id, advertise_url: `http://127.0.0.1:${port}`, secret: 'cluster-sdk-secret-0123456789', heartbeat_ms: 200, node_timeout_ms: 1000, lease_ms: 1000, drain_timeout_ms: 3000 };
-  nodes.set(id, await GatewayProcess.start(join(runDir, `${id}.log`), { GATEWAY_HTTP_PORT: String(port), GATEWAY_CLUSTER: JSON.stringify(cluster), GATEWAY_LOG_LEVEL: 'info', GATEWAY_RUN_DIR: runDir }, ['--import', 'tsx'], 'src/server.ts'));
+  const cluster = {
+    redis_url: redis.url,
+    node_id: id,
+    advertise_url: `http://127.0.0.1:${port}`,
+    secret: 'cluster-sdk-secret-0123456789',
+    heartbeat_ms: 200,
+    node_timeout_ms: 1000,
+    lease_ms: 1000,
+    drain_timeout_ms: 3000,
+  };
+  nodes.set(
+    id,
+    await GatewayProcess.start(
+      join(runDir, `${id}.log`),
+      { GATEWAY_HTTP_PORT: String(port), GATEWAY_CLUSTER: JSON.stringify(cluster), GATEWAY_LOG_LEVEL: 'info', GATEWAY_RUN_DIR: runDir },
+      ['--import', 'tsx'],
+      'src/server.ts',
+    ),
+  );
 }
 const balancer = await TcpBalancer.start([...ports.values()].map((port) => ({ host: '127.0.0.1', port })));
 const browser = await TestBrowser.launch();
@@ -113,7 +130,10 @@ t.test('draining the node that serves the stream moves it to the other node with
     const found = await nodes.get(other!)!.request('POST', '/rest-api/push/find', { streamName: 'cl1' });
     return found.status === 200 && found.body.length === 2 && found.body.every((p: { state: string }) => p.state === 'running') && found.body;
   };
-  const pushes = await waitFor('both pushes running there: the SDK\'s and the kept one', running, 15_000);
-  t.pass('both pushes run there: the SDK\'s and the kept one');
-  t.ok(pushes.some((p: { mediaSessionId: string }) => p.mediaSessionId === kept.body.mediaSessionId), 'the kept push under its id');
+  const pushes = await waitFor("both pushes running there: the SDK's and the kept one", running, 15_000);
+  t.pass("both pushes run there: the SDK's and the kept one");
+  t.ok(
+    pushes.some((p: { mediaSessionId: string }) => p.mediaSessionId === kept.body.mediaSessionId),
+    'the kept push under its id',
+  );
 });

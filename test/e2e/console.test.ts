@@ -50,19 +50,32 @@ t.test('the console needs the control key; it starts a push, shows it running, m
   // The charts draw what the views bring: a line of several points, below the chart's top.
   const drawn = async (chart: string): Promise<number[][]> => {
     const points = (await page.getAttribute(`${card} ${chart} polyline`, 'points').catch(() => null)) ?? '';
-    return points.split(' ').filter(Boolean).map((p) => p.split(',').map(Number));
+    return points
+      .split(' ')
+      .filter(Boolean)
+      .map((p) => p.split(',').map(Number));
   };
   for (const chart of ['.chart-in', '.chart-fps', '.push .chart-bitrate', '.push .chart-lag']) {
     const points = await waitFor(`${chart} drawn`, async () => ((await drawn(chart)).length >= 3 ? drawn(chart) : undefined), 10000);
-    t.ok(points.every(([x, y]) => x! >= 0 && x! <= 120 && y! >= 0 && y! <= 28), `${chart}: ${points.length} points inside the chart`);
+    t.ok(
+      points.every(([x, y]) => x! >= 0 && x! <= 120 && y! >= 0 && y! <= 28),
+      `${chart}: ${points.length} points inside the chart`,
+    );
   }
   const incoming = await drawn('.chart-in');
-  t.ok(incoming.some(([, y]) => y! < 20), 'the incoming bitrate line rises above the bottom');
+  t.ok(
+    incoming.some(([, y]) => y! < 20),
+    'the incoming bitrate line rises above the bottom',
+  );
   t.match(await page.textContent(`${card} .chart-in title`), /now \d+ kb\/s, highest \d+ kb\/s/, 'its title tells the figures');
   // The destination restarts: the push reconnects, and its charts mark when.
   t.equal(await page.$(`${card} .push .chart-bitrate line.mark`), null, 'no reconnect marked yet');
   await stage.nginx.restart();
-  await waitFor('a reconnect marked on the push\'s charts', async () => (await page.$(`${card} .push .chart-bitrate line.mark`)) !== null && (await page.$(`${card} .push .chart-lag line.mark`)) !== null, 20000);
+  await waitFor(
+    "a reconnect marked on the push's charts",
+    async () => (await page.$(`${card} .push .chart-bitrate line.mark`)) !== null && (await page.$(`${card} .push .chart-lag line.mark`)) !== null,
+    20000,
+  );
   t.equal(await page.textContent(`${card} .push .reconnects`), '1', 'and counted');
 
   await page.click(`${card} .push .mute`);
@@ -71,7 +84,7 @@ t.test('the console needs the control key; it starts a push, shows it running, m
 
   await page.click(`${card} .snapshot`);
   await waitFor('the snapshot', async () => page.evaluate((selector) => (document.querySelector(selector) as HTMLImageElement)?.naturalWidth ?? 0, `${card} .picture`), 8000);
-  t.equal(await page.evaluate((selector) => (document.querySelector(selector) as HTMLImageElement).naturalWidth, `${card} .picture`), 1280, 'the snapshot is the stream\'s picture');
+  t.equal(await page.evaluate((selector) => (document.querySelector(selector) as HTMLImageElement).naturalWidth, `${card} .picture`), 1280, "the snapshot is the stream's picture");
   await mkdir(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: join(ARTIFACTS, 'console.png'), fullPage: true });
 
@@ -91,10 +104,14 @@ t.test('the console records a stream, lists the recording, downloads it and dele
   const push = (await find()).body.find((p: { rtmpUrl: string }) => p.rtmpUrl === 'record://');
   t.ok(push, 'a record:// push');
   await waitFor('its row', async () => (await page.textContent(`${card} .push[data-id="${push.mediaSessionId}"] .target`).catch(() => null)) === 'record://', 8000);
-  await waitFor('100 KB recorded', async () => {
-    const response = await fetch(stage.gw.baseUrl + '/rest-api/recording/find_all', { method: 'POST', headers: { authorization: `Bearer ${KEY}` } });
-    return response.ok && (await response.json())[0].size > 100_000;
-  }, 15000);
+  await waitFor(
+    '100 KB recorded',
+    async () => {
+      const response = await fetch(stage.gw.baseUrl + '/rest-api/recording/find_all', { method: 'POST', headers: { authorization: `Bearer ${KEY}` } });
+      return response.ok && (await response.json())[0].size > 100_000;
+    },
+    15000,
+  );
   await page.click(`${card} .push[data-id="${push.mediaSessionId}"] .terminate`);
   await waitFor('the part finished in the list', async () => /finished/.test((await page.textContent('#recordings')) ?? ''), 10000);
   const fileName = (await page.textContent('#recordings tr td')) ?? '';
@@ -109,38 +126,57 @@ t.test('the console records a stream, lists the recording, downloads it and dele
   t.equal(left.status, 404, 'deleted at the gateway');
 });
 
-t.test('the console watches a stream over WHEP: the picture plays, decoded in the browser', { skip: process.env.GATEWAY_WEBRTC_ENGINE === 'werift' ? 'WHEP needs webrtc_engine: mediasoup' : false }, async (t) => {
-  const page = stage.browser.page;
-  const card = '.stream[data-name="cam"]';
-  await page.click(`${card} .watch`);
-  const state = (): Promise<unknown> =>
-    page.evaluate(async (selector) => {
-      const card = document.querySelector(selector) as unknown as { viewer?: { peerConnection: RTCPeerConnection } };
-      const video = document.querySelector(`${selector} .player`) as HTMLVideoElement;
-      const inbound: unknown[] = [];
-      (await card.viewer?.peerConnection.getStats())?.forEach((s) => s.type === 'inbound-rtp' && inbound.push({ kind: s.kind, packets: s.packetsReceived, frames: s.framesDecoded, codec: s.codecId }));
-      const sdp = card.viewer?.peerConnection.remoteDescription?.sdp.split('\r\n').filter((l) => /^(m=|a=(rtpmap|ssrc|mid|sendonly|inactive))/.test(l));
-      return { message: document.getElementById('message')?.textContent, connection: card.viewer?.peerConnection.connectionState, width: video.videoWidth, time: video.currentTime, hidden: video.hidden, tracks: (video.srcObject as MediaStream | null)?.getTracks().map((t) => `${t.kind}:${t.readyState}:${t.muted}`), inbound, sdp };
+t.test(
+  'the console watches a stream over WHEP: the picture plays, decoded in the browser',
+  { skip: process.env.GATEWAY_WEBRTC_ENGINE === 'werift' ? 'WHEP needs webrtc_engine: mediasoup' : false },
+  async (t) => {
+    const page = stage.browser.page;
+    const card = '.stream[data-name="cam"]';
+    await page.click(`${card} .watch`);
+    const state = (): Promise<unknown> =>
+      page.evaluate(async (selector) => {
+        const card = document.querySelector(selector) as unknown as { viewer?: { peerConnection: RTCPeerConnection } };
+        const video = document.querySelector(`${selector} .player`) as HTMLVideoElement;
+        const inbound: unknown[] = [];
+        (await card.viewer?.peerConnection.getStats())?.forEach(
+          (s) => s.type === 'inbound-rtp' && inbound.push({ kind: s.kind, packets: s.packetsReceived, frames: s.framesDecoded, codec: s.codecId }),
+        );
+        const sdp = card.viewer?.peerConnection.remoteDescription?.sdp.split('\r\n').filter((l) => /^(m=|a=(rtpmap|ssrc|mid|sendonly|inactive))/.test(l));
+        return {
+          message: document.getElementById('message')?.textContent,
+          connection: card.viewer?.peerConnection.connectionState,
+          width: video.videoWidth,
+          time: video.currentTime,
+          hidden: video.hidden,
+          tracks: (video.srcObject as MediaStream | null)?.getTracks().map((t) => `${t.kind}:${t.readyState}:${t.muted}`),
+          inbound,
+          sdp,
+        };
+      }, card);
+    t.teardown(async () => t.comment(JSON.stringify(await state().catch(() => null))));
+    await waitFor(
+      'the picture playing',
+      () =>
+        page.evaluate((selector) => {
+          const video = document.querySelector(selector) as HTMLVideoElement | null;
+          return video !== null && !video.hidden && video.videoWidth === 1280 && video.currentTime > 0.5;
+        }, `${card} .player`),
+      20000,
+    );
+    const decoded = await page.evaluate(async (selector) => {
+      const viewer = (document.querySelector(selector) as unknown as { viewer: { peerConnection: RTCPeerConnection } }).viewer;
+      let frames = 0;
+      (await viewer.peerConnection.getStats()).forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') frames = s.framesDecoded;
+      });
+      return frames;
     }, card);
-  t.teardown(async () => t.comment(JSON.stringify(await state().catch(() => null))));
-  await waitFor('the picture playing', () =>
-    page.evaluate((selector) => {
-      const video = document.querySelector(selector) as HTMLVideoElement | null;
-      return video !== null && !video.hidden && video.videoWidth === 1280 && video.currentTime > 0.5;
-    }, `${card} .player`), 20000);
-  const decoded = await page.evaluate(async (selector) => {
-    const viewer = (document.querySelector(selector) as unknown as { viewer: { peerConnection: RTCPeerConnection } }).viewer;
-    let frames = 0;
-    (await viewer.peerConnection.getStats()).forEach((s) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'video') frames = s.framesDecoded;
-    });
-    return frames;
-  }, card);
-  t.ok(decoded > 10, `${decoded} frames decoded`);
-  t.equal(await page.textContent(`${card} .watch`), 'Stop watching');
-  await page.click(`${card} .watch`);
-  await waitFor('the player put away', async () => page.isHidden(`${card} .player`), 5000);
-});
+    t.ok(decoded > 10, `${decoded} frames decoded`);
+    t.equal(await page.textContent(`${card} .watch`), 'Stop watching');
+    await page.click(`${card} .watch`);
+    await waitFor('the player put away', async () => page.isHidden(`${card} .player`), 5000);
+  },
+);
 
 t.test('an open console event stream gives a view at once and does not hold the gateway open when it closes', async (t) => {
   const response = await fetch(stage.gw.baseUrl + '/rest-api/console/events', { headers: { authorization: `Bearer ${KEY}` } });

@@ -56,36 +56,43 @@ t.before(async () => {
   firefox = await TestFirefox.launch();
 });
 
-t.test('Firefox goes Live from the publish page with the defaults, and watches what the gateway receives over WHEP', { skip: !available && 'needs root to make a network namespace' }, async (t) => {
-  const page = firefox!.page;
-  await page.goto(front!.url + '/');
-  await waitFor('the SDK session', async () => (await page.$eval('#status', (e) => e.textContent)) === 'Ready', 15000);
-  await page.$eval('#name', (e) => ((e as HTMLInputElement).value = ''));
-  await page.type('#name', 'fox');
-  await page.type('#rtmpUrl', `${nginx!.url()}/fox`);
-  await page.click('#publish');
-  await waitFor('Live', async () => (await page.$eval('#status', (e) => e.textContent)) === 'Live', 30000).catch(async (error) => {
-    t.comment(await readFile(join(dir, 'gateway.log'), 'utf8'));
-    throw error;
-  });
-  const log = await readFile(join(dir, 'gateway.log'), 'utf8');
-  t.match(log, new RegExp(`"ice":\\["127\\.0\\.0\\.1","${net!.peerAddress.replace(/\./g, '\\.')}"\\]`), 'the gateway announces 127.0.0.1 and its address on the default route');
-  const [stream] = (await gateway!.request('POST', '/rest-api/stream/find', { name: 'fox' })).body;
-  t.equal(stream.state, 'publishing');
-  t.equal(stream.warning, null, 'no warning on a stream that connected');
-  const session = await waitFor('video at the RTMP server', async () => (await nginx!.streams()).find((s) => s.name === 'fox' && s.width > 0), 15000);
-  t.equal(session.videoCodec, 'H264', 'Firefox\'s VP8 arrives as H.264');
+t.test(
+  'Firefox goes Live from the publish page with the defaults, and watches what the gateway receives over WHEP',
+  { skip: !available && 'needs root to make a network namespace' },
+  async (t) => {
+    const page = firefox!.page;
+    await page.goto(front!.url + '/');
+    await waitFor('the SDK session', async () => (await page.$eval('#status', (e) => e.textContent)) === 'Ready', 15000);
+    await page.$eval('#name', (e) => ((e as HTMLInputElement).value = ''));
+    await page.type('#name', 'fox');
+    await page.type('#rtmpUrl', `${nginx!.url()}/fox`);
+    await page.click('#publish');
+    await waitFor('Live', async () => (await page.$eval('#status', (e) => e.textContent)) === 'Live', 30000).catch(async (error) => {
+      t.comment(await readFile(join(dir, 'gateway.log'), 'utf8'));
+      throw error;
+    });
+    const log = await readFile(join(dir, 'gateway.log'), 'utf8');
+    t.match(log, new RegExp(`"ice":\\["127\\.0\\.0\\.1","${net!.peerAddress.replace(/\./g, '\\.')}"\\]`), 'the gateway announces 127.0.0.1 and its address on the default route');
+    const [stream] = (await gateway!.request('POST', '/rest-api/stream/find', { name: 'fox' })).body;
+    t.equal(stream.state, 'publishing');
+    t.equal(stream.warning, null, 'no warning on a stream that connected');
+    const session = await waitFor('video at the RTMP server', async () => (await nginx!.streams()).find((s) => s.name === 'fox' && s.width > 0), 15000);
+    t.equal(session.videoCodec, 'H264', "Firefox's VP8 arrives as H.264");
 
-  // The page's "See what the gateway receives": Firefox watches the VP8 stream over WHEP.
-  await page.click('#received');
-  await waitFor('the gateway\'s picture playing in Firefox', () =>
-    page.evaluate(() => {
-      const video = document.getElementById('receivedPlayer') as HTMLVideoElement;
-      return !video.hidden && video.videoWidth > 0 && video.currentTime > 1;
-    }), 20000);
-  // Frames decoded and presented, counted for a second as the player shows them.
-  // (A string: the test's transpiler names the functions it compiles, with a helper the page lacks.)
-  const watched = (await page.evaluate(`(async () => {
+    // The page's "See what the gateway receives": Firefox watches the VP8 stream over WHEP.
+    await page.click('#received');
+    await waitFor(
+      "the gateway's picture playing in Firefox",
+      () =>
+        page.evaluate(() => {
+          const video = document.getElementById('receivedPlayer') as HTMLVideoElement;
+          return !video.hidden && video.videoWidth > 0 && video.currentTime > 1;
+        }),
+      20000,
+    );
+    // Frames decoded and presented, counted for a second as the player shows them.
+    // (A string: the test's transpiler names the functions it compiles, with a helper the page lacks.)
+    const watched = (await page.evaluate(`(async () => {
     const video = document.getElementById('receivedPlayer');
     let shown = 0;
     const count = () => { shown++; video.requestVideoFrameCallback(count); };
@@ -93,17 +100,17 @@ t.test('Firefox goes Live from the publish page with the defaults, and watches w
     await new Promise((resolve) => setTimeout(resolve, 1000));
     return { width: video.videoWidth, audioTracks: video.srcObject.getAudioTracks().length, shown };
   })()`)) as { width: number; audioTracks: number; shown: number };
-  t.ok(watched.shown >= 5, `Firefox decodes and shows the WHEP video (${watched.shown} frames in a second, ${watched.width} wide)`);
-  t.equal(watched.audioTracks, 1, 'and receives its audio');
+    t.ok(watched.shown >= 5, `Firefox decodes and shows the WHEP video (${watched.shown} frames in a second, ${watched.width} wide)`);
+    t.equal(watched.audioTracks, 1, 'and receives its audio');
 
-  // The operator console's WHEP preview, in Firefox: frames decoded, audio received.
-  const consolePage = await firefox!.browser.newPage();
-  t.teardown(() => consolePage.close().catch(() => {}));
-  await consolePage.goto(front!.url + '/console');
-  const card = '.stream[data-name="fox"]';
-  await waitFor('the stream in the console', async () => (await consolePage.$(`${card} .watch`)) !== null, 15000);
-  await consolePage.click(`${card} .watch`);
-  const inbound = `(async () => {
+    // The operator console's WHEP preview, in Firefox: frames decoded, audio received.
+    const consolePage = await firefox!.browser.newPage();
+    t.teardown(() => consolePage.close().catch(() => {}));
+    await consolePage.goto(front!.url + '/console');
+    const card = '.stream[data-name="fox"]';
+    await waitFor('the stream in the console', async () => (await consolePage.$(`${card} .watch`)) !== null, 15000);
+    await consolePage.click(`${card} .watch`);
+    const inbound = `(async () => {
     const viewer = document.querySelector('${card}').viewer;
     const counts = { frames: 0, audioPackets: 0 };
     if (!viewer) return counts;
@@ -113,20 +120,33 @@ t.test('Firefox goes Live from the publish page with the defaults, and watches w
     });
     return counts;
   })()`;
-  const consoleCounts = await waitFor('the console\'s preview decoding', async () => {
-    const counts = (await consolePage.evaluate(inbound)) as { frames: number; audioPackets: number };
-    return counts.frames > 10 && counts.audioPackets > 10 ? counts : undefined;
-  }, 20000);
-  t.pass(`the console's preview in Firefox: ${consoleCounts.frames} frames decoded, ${consoleCounts.audioPackets} audio packets received`);
-  await consolePage.close();
+    const consoleCounts = await waitFor(
+      "the console's preview decoding",
+      async () => {
+        const counts = (await consolePage.evaluate(inbound)) as { frames: number; audioPackets: number };
+        return counts.frames > 10 && counts.audioPackets > 10 ? counts : undefined;
+      },
+      20000,
+    );
+    t.pass(`the console's preview in Firefox: ${consoleCounts.frames} frames decoded, ${consoleCounts.audioPackets} audio packets received`);
+    await consolePage.close();
 
-  await page.click('#stop');
-  await waitFor('the push to end at the server', async () => !(await nginx!.streams()).some((s) => s.name === 'fox'), 15000);
-  const recorded = await probe(nginx!.recording('fox'));
-  t.match(recorded.streams.find((s) => s.codec_type === 'video'), { codec_name: 'h264' }, 'ffprobe reads H.264 in what arrived');
-  t.match(recorded.streams.find((s) => s.codec_type === 'audio'), { codec_name: 'aac' }, 'and AAC');
-  t.ok(recorded.video.length > 30, `${recorded.video.length} video frames arrived`);
-});
+    await page.click('#stop');
+    await waitFor('the push to end at the server', async () => !(await nginx!.streams()).some((s) => s.name === 'fox'), 15000);
+    const recorded = await probe(nginx!.recording('fox'));
+    t.match(
+      recorded.streams.find((s) => s.codec_type === 'video'),
+      { codec_name: 'h264' },
+      'ffprobe reads H.264 in what arrived',
+    );
+    t.match(
+      recorded.streams.find((s) => s.codec_type === 'audio'),
+      { codec_name: 'aac' },
+      'and AAC',
+    );
+    t.ok(recorded.video.length > 30, `${recorded.video.length} video frames arrived`);
+  },
+);
 
 t.test('a gateway that announces 127.0.0.1 alone tells why Firefox never connects', { skip: !available && 'needs root to make a network namespace' }, async (t) => {
   const loopbackOnly = await GatewayProcess.start(
@@ -147,12 +167,20 @@ t.test('a gateway that announces 127.0.0.1 alone tells why Firefox never connect
   await waitFor('the SDK session', async () => (await page.$eval('#status', (e) => e.textContent)) === 'Ready', 15000);
   await page.$eval('#name', (e) => ((e as HTMLInputElement).value = 'fox_loopback'));
   await page.click('#publish');
-  const stream = await waitFor('the stream\'s warning', async () => {
-    const { body } = await loopbackOnly.request('POST', '/rest-api/stream/find', { name: 'fox_loopback' });
-    return Array.isArray(body) && body[0]?.warning ? body[0] : undefined;
-  }, 15000);
+  const stream = await waitFor(
+    "the stream's warning",
+    async () => {
+      const { body } = await loopbackOnly.request('POST', '/rest-api/stream/find', { name: 'fox_loopback' });
+      return Array.isArray(body) && body[0]?.warning ? body[0] : undefined;
+    },
+    15000,
+  );
   t.equal(stream.state, 'connecting');
-  t.match(stream.warning, /^no ICE check from the publisher within 4 s: the gateway announces 127\.0\.0\.1 and the offer's first candidate is (IPv4 host|mDNS host|none); Firefox and Safari never pair a loopback address/, stream.warning);
+  t.match(
+    stream.warning,
+    /^no ICE check from the publisher within 4 s: the gateway announces 127\.0\.0\.1 and the offer's first candidate is (IPv4 host|mDNS host|none); Firefox and Safari never pair a loopback address/,
+    stream.warning,
+  );
   await waitFor('the warning in the log', async () => (await readFile(join(dir, 'loopback-only.log'), 'utf8')).includes('"offerCandidate"'), 5000);
   await page.click('#stop').catch(() => {});
 });

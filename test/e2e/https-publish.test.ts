@@ -18,7 +18,9 @@ const certificate = ca.issue(['localhost', '127.0.0.1']);
 const dir = mkdtempSync(join(tmpdir(), 'gateway-https-'));
 writeFileSync(join(dir, 'cert.pem'), certificate.cert);
 writeFileSync(join(dir, 'key.pem'), certificate.key);
-const spki = createHash('sha256').update(new X509Certificate(certificate.cert).publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
+const spki = createHash('sha256')
+  .update(new X509Certificate(certificate.cert).publicKey.export({ type: 'spki', format: 'der' }))
+  .digest('base64');
 
 // The integrator's page, on another origin (https://localhost:<its port>), loading the SDK from the gateway.
 let gatewayOrigin = '';
@@ -72,24 +74,31 @@ t.test('a page on another origin publishes through the SDK over wss:// and throu
   t.match(whipStream, { videoCodec: 'H264', width: 1280, height: 720 });
 });
 
-t.test('the page of an origin not listed cannot open the SDK\'s WebSocket', async (t) => {
+t.test("the page of an origin not listed cannot open the SDK's WebSocket", async (t) => {
   const page = stage.browser.page;
-  const outcome = await page.evaluate(async (url) => {
-    return new Promise<string>((resolve) => {
-      const ws = new WebSocket(url);
-      ws.onopen = () => resolve('open');
-      ws.onerror = () => resolve('refused');
-    });
-  }, gatewayOrigin.replace('https:', 'wss:') + '/ws');
+  const outcome = await page.evaluate(
+    async (url) => {
+      return new Promise<string>((resolve) => {
+        const ws = new WebSocket(url);
+        ws.onopen = () => resolve('open');
+        ws.onerror = () => resolve('refused');
+      });
+    },
+    gatewayOrigin.replace('https:', 'wss:') + '/ws',
+  );
   t.equal(outcome, 'open', `${pageOrigin} is listed`);
   await page.goto('about:blank');
   const other = await stage.browser.context.newPage();
   t.teardown(() => other.close());
   await other.goto(`${gatewayOrigin.replace('127.0.0.1', 'localhost')}/health`);
-  const fromOther = await other.evaluate(async (url) => new Promise<string>((resolve) => {
-    const ws = new WebSocket(url);
-    ws.onopen = () => resolve('open');
-    ws.onerror = () => resolve('refused');
-  }), gatewayOrigin.replace('https:', 'wss:') + '/ws');
+  const fromOther = await other.evaluate(
+    async (url) =>
+      new Promise<string>((resolve) => {
+        const ws = new WebSocket(url);
+        ws.onopen = () => resolve('open');
+        ws.onerror = () => resolve('refused');
+      }),
+    gatewayOrigin.replace('https:', 'wss:') + '/ws',
+  );
   t.equal(fromOther, 'refused', 'a page of https://localhost:<gateway port> (another origin, not listed) is refused');
 });

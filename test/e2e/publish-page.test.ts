@@ -78,7 +78,7 @@ async function goLive(page: Page, name: string): Promise<{ session: { clientId: 
   return { session, push };
 }
 
-t.test('each destination is checked as it is entered: reachable or not, told on its row; the SDK\'s call answers the same', async (t) => {
+t.test("each destination is checked as it is entered: reachable or not, told on its row; the SDK's call answers the same", async (t) => {
   const page = stage.browser.page;
   await openPage(page);
   const checkLine = (): Promise<string | null> => page.textContent('.destination:nth-child(1) .check');
@@ -129,7 +129,10 @@ t.test('a refused destination shows as failed with its reason within 2 s, and th
   await page.fill('#rtmpUrl', stage.nginx.url() + '/refused_fixed');
   await page.click('.destination:nth-child(1) .go');
   await waitFor('the corrected destination to be live', async () => (await page.textContent('#status')) === 'Live', 15000);
-  t.ok((await stage.nginx.streams()).some((s) => s.name === 'refused_fixed'), 'the RTMP server has it');
+  t.ok(
+    (await stage.nginx.streams()).some((s) => s.name === 'refused_fixed'),
+    'the RTMP server has it',
+  );
   await page.click('#stop');
   t.equal(await rowState(page, 1), 'Stopped', 'the row no longer says Live once stopped');
 });
@@ -149,7 +152,7 @@ t.test('two destinations: each shows live, and both RTMP servers receive the str
   await screenshot(page, 'publish-page-live');
   const size = page.viewportSize();
   await page.setViewportSize({ width: 390, height: 844 }); // a phone
-  t.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), 'nothing is wider than a phone\'s screen');
+  t.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), "nothing is wider than a phone's screen");
   await screenshot(page, 'publish-page-phone');
   if (size) await page.setViewportSize(size);
   const pushes = (await stage.gw.post('/rest-api/push/find', { streamName: 'two' })).body;
@@ -157,11 +160,15 @@ t.test('two destinations: each shows live, and both RTMP servers receive the str
   if (process.env.GATEWAY_WEBRTC_ENGINE !== 'werift') {
     // What the gateway receives, played back from it (WHEP) beside the camera's own preview.
     await page.click('#received');
-    await waitFor('the gateway\'s picture playing', () =>
-      page.evaluate(() => {
-        const video = document.getElementById('receivedPlayer') as HTMLVideoElement;
-        return !video.hidden && video.videoWidth === 1280 && video.currentTime > 0.5;
-      }), 20000);
+    await waitFor(
+      "the gateway's picture playing",
+      () =>
+        page.evaluate(() => {
+          const video = document.getElementById('receivedPlayer') as HTMLVideoElement;
+          return !video.hidden && video.videoWidth === 1280 && video.currentTime > 0.5;
+        }),
+      20000,
+    );
     t.pass('the page shows what the gateway receives: 1280x720, playing');
     await page.click('#received');
     await waitFor('the player put away', () => page.isHidden('#receivedPlayer'), 5000);
@@ -171,7 +178,10 @@ t.test('two destinations: each shows live, and both RTMP servers receive the str
   // Removing one while live ends that push only.
   await page.click('.destination:nth-child(2) .remove');
   await waitFor('two_b to end at the server', async () => !(await stage.nginx.streams()).some((s) => s.name === 'two_b'), 8000);
-  t.ok((await stage.nginx.streams()).some((s) => s.name === 'two_a'), 'two_a goes on');
+  t.ok(
+    (await stage.nginx.streams()).some((s) => s.name === 'two_a'),
+    'two_a goes on',
+  );
   await page.click('#stop');
   await waitFor('two_a to end at the server', async () => !(await stage.nginx.streams()).some((s) => s.name === 'two_a'), 8000);
   for (const name of ['two_a', 'two_b']) {
@@ -207,7 +217,10 @@ t.test('the page network drops for 5 s: the SDK reconnects, and the same RTMP se
   const after = (await stage.nginx.streams()).find((s) => s.name === 'drop');
   t.equal(after?.clientId, before.clientId, 'in the same RTMP session');
   const history: string[] = await page.evaluate(() => (window as any).statusHistory);
-  t.ok(history.some((s) => /reconnecting/i.test(s ?? '')), `the page said what happened: ${history.join(' → ')}`);
+  t.ok(
+    history.some((s) => /reconnecting/i.test(s ?? '')),
+    `the page said what happened: ${history.join(' → ')}`,
+  );
   await page.click('#stop');
   await waitFor('the push to end', async () => (await stage.gw.post('/rest-api/push/find', { streamName: 'drop' })).status === 404, 8000);
 });
@@ -220,8 +233,14 @@ t.test('the gateway loses the publisher (its media stopped): the page publishes 
   await stage.gw.plane.unpublish('silent', id, 'no media for 5000 ms', true);
   await waitFor('live again', async () => (await page.textContent('#status')) === 'Live' && stage.gw.publishers.get('silent')?.id !== id, 15000);
   const history: string[] = await page.evaluate(() => (window as any).statusHistory);
-  t.ok(history.some((s) => /reconnecting/i.test(s ?? '')), `the page told it: ${history.join(' → ')}`);
-  t.notOk(history.some((s) => /^Stopped/.test(s ?? '')), 'and never that it stopped');
+  t.ok(
+    history.some((s) => /reconnecting/i.test(s ?? '')),
+    `the page told it: ${history.join(' → ')}`,
+  );
+  t.notOk(
+    history.some((s) => /^Stopped/.test(s ?? '')),
+    'and never that it stopped',
+  );
   const [again] = (await stage.gw.post('/rest-api/push/find', { streamName: 'silent' })).body;
   t.match(again, { mediaSessionId: push.mediaSessionId, state: 'running' }, 'the same push runs');
   t.equal((await stage.nginx.streams()).find((s) => s.name === 'silent')?.clientId, before.clientId, 'in the same RTMP session');

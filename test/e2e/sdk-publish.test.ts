@@ -51,7 +51,7 @@ t.test('when the publisher stops, its pushes end', async (t) => {
   t.equal(stage.gw.publishers.all().length, 0, 'no publisher is left');
 });
 
-t.test('closing the publisher\'s page keeps the RTMP session with a still picture; publishing the stream again takes it back', async (t) => {
+t.test("closing the publisher's page keeps the RTMP session with a still picture; publishing the stream again takes it back", async (t) => {
   const page = stage.browser.page;
   const publish = async (): Promise<void> => {
     await page.goto(stage.gw.baseUrl + '/');

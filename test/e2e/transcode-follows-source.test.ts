@@ -53,10 +53,14 @@ t.test('a transcoded push moves up to the size its source grows to, in one RTMP 
   const { gw, nginx, browser } = stage;
   await browser.page.goto(gw.baseUrl + '/health');
   await browser.page.evaluate(`${PUBLISH_CANVAS}(${JSON.stringify(gw.baseUrl + '/whip/grow')})`);
-  await waitFor('a 960x540 keyframe and a frame rate', async () => {
-    const [stream] = (await gw.post('/rest-api/stream/find', { name: 'grow' })).body ?? [];
-    return stream?.video?.width === 960 && stream.video.frameRate > 0;
-  }, 20_000);
+  await waitFor(
+    'a 960x540 keyframe and a frame rate',
+    async () => {
+      const [stream] = (await gw.post('/rest-api/stream/find', { name: 'grow' })).body ?? [];
+      return stream?.video?.width === 960 && stream.video.frameRate > 0;
+    },
+    20_000,
+  );
   const started = await gw.post('/rest-api/push/startup', { streamName: 'grow', rtmpUrl: `${nginx.url()}/grow`, rtmpTransponderFullUrl: true });
   t.equal(started.status, 200, JSON.stringify(started.body));
   t.match(started.body, { transcoding: true, width: 960, height: 540 });
@@ -70,7 +74,11 @@ t.test('a transcoded push moves up to the size its source grows to, in one RTMP 
   t.ok(push.resolutionChanges >= 1, `the change is counted (${push.resolutionChanges})`);
   // Some seconds at the new size, then the push ends and its recording is read.
   const sentAtGrowth = push.counters.frames;
-  await waitFor('three seconds of frames at the new size', async () => (await gw.post('/rest-api/push/find', { streamName: 'grow' })).body[0].counters.frames > sentAtGrowth + 55, 15_000);
+  await waitFor(
+    'three seconds of frames at the new size',
+    async () => (await gw.post('/rest-api/push/find', { streamName: 'grow' })).body[0].counters.frames > sentAtGrowth + 55,
+    15_000,
+  );
   await gw.post('/rest-api/push/terminate', { mediaSessionId: push.mediaSessionId });
   await waitFor('the stream gone at the server', async () => !(await nginx.streams()).some((s) => s.name === 'grow'), 10_000);
 
@@ -82,7 +90,10 @@ t.test('a transcoded push moves up to the size its source grows to, in one RTMP 
   t.same(nonMonotonic(recorded.video), [], 'timestamps only go up across the change');
   // What was sent, from the recording: the page paints about 20 frames a second, fewer on a busy machine.
   const sentFps = (times.length - 1) / (times.at(-1)! - times[0]!);
-  for (const [when, said] of [['at first', first.frameRate], ['after the change', grown.frameRate]] as const) {
+  for (const [when, said] of [
+    ['at first', first.frameRate],
+    ['after the change', grown.frameRate],
+  ] as const) {
     t.ok(Math.abs(said - sentFps) <= 0.2 * sentFps, `onMetaData ${when} gives the frame rate sent: ${said} for ${sentFps.toFixed(1)} sent`);
   }
   t.ok(maxKeyframeGap(recorded.video) <= 2.1, `keyframes at most 2 s apart (${maxKeyframeGap(recorded.video)} s)`);

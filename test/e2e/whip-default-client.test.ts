@@ -11,11 +11,16 @@ const stage = useStage([{ log_level: 'info' }, logLines]);
 
 /** Every decoded video frame's size and time in a recording. */
 async function frameSizes(file: string): Promise<{ time: number; size: string }[]> {
-  const { stdout } = await run('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'frame=width,height,pts_time', '-of', 'csv=p=0', file], { maxBuffer: 64 << 20 });
-  return stdout.trim().split('\n').map((line) => {
-    const [time, width, height] = line.split(',');
-    return { time: Number(time), size: `${width}x${height}` };
+  const { stdout } = await run('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'frame=width,height,pts_time', '-of', 'csv=p=0', file], {
+    maxBuffer: 64 << 20,
   });
+  return stdout
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const [time, width, height] = line.split(',');
+      return { time: Number(time), size: `${width}x${height}` };
+    });
 }
 
 /** The browser's video sender: what it sends and why it is limited. */
@@ -23,7 +28,8 @@ async function senderState(): Promise<string> {
   return stage.browser.page.evaluate(async () => {
     let out = '';
     (await (window as any).pc.getStats()).forEach((s: any) => {
-      if (s.type === 'outbound-rtp' && s.kind === 'video') out = `${s.frameWidth}x${s.frameHeight} target ${Math.round((s.targetBitrate ?? 0) / 1000)} kb/s, limited by ${s.qualityLimitationReason}`;
+      if (s.type === 'outbound-rtp' && s.kind === 'video')
+        out = `${s.frameWidth}x${s.frameHeight} target ${Math.round((s.targetBitrate ?? 0) / 1000)} kb/s, limited by ${s.qualityLimitationReason}`;
     });
     return out;
   });

@@ -87,7 +87,7 @@ t.test('a stream key given in full-URL mode never shows in listings', async (t) 
   });
   t.equal(res.status, 200, JSON.stringify(res.body));
   const keyed = await waitFor('the keyed stream at the RTMP server', async () => (await stage.nginx.streams()).find((s) => s.name === 'key-4f9a-secret'), 10000);
-  t.equal(keyed.flashver, 'FMLE/3.0 (compatible; Test/2)', 'the request\'s flashVer reached the RTMP server');
+  t.equal(keyed.flashver, 'FMLE/3.0 (compatible; Test/2)', "the request's flashVer reached the RTMP server");
   const listings = JSON.stringify([(await stage.gw.post('/rest-api/push/find_all')).body, (await stage.gw.post('/rest-api/push/find', { streamName: 'whip2' })).body, res.body]);
   t.notMatch(listings, /key-4f9a-secret/);
   t.match(res.body, { streamName: '***', rtmpUrl: `${stage.nginx.url().replace(/\/live$/, '')}/live/***` });

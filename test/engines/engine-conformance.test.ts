@@ -38,7 +38,11 @@ for (const setup of SETUPS) {
       t.teardown(() => receiver.off('media', onMedia));
       const started = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: receiver.url() });
       t.equal(started.status, 200, JSON.stringify(started.body));
-      await waitFor('video and audio at the RTMP server', () => media.filter((m) => m.kind === 'video').length > 60 && media.some((m) => m.kind === 'audio' && !m.sequenceHeader), 20000);
+      await waitFor(
+        'video and audio at the RTMP server',
+        () => media.filter((m) => m.kind === 'video').length > 60 && media.some((m) => m.kind === 'audio' && !m.sequenceHeader),
+        20000,
+      );
       const video = media.filter((m) => m.kind === 'video');
       t.ok(video[0]!.sequenceHeader, 'the AVC sequence header first');
       t.ok(video[1]!.key, 'then a keyframe');

@@ -56,9 +56,16 @@ for (const kind of ['plain', 'direct'] as HandoffKind[]) {
       await send(publisher, rtp(1000 + i, PRODUCER_SSRC, payload), ingress.tuple.localPort);
     }
     await waitFor('20 packets through the hand-off', () => received.length >= 20, 10_000, 10);
-    t.same(received.map((p) => p.payload.toString()), sent.map((p) => p.toString()), 'the payloads, whole and in order');
+    t.same(
+      received.map((p) => p.payload.toString()),
+      sent.map((p) => p.toString()),
+      'the payloads, whole and in order',
+    );
     const first = received[0]!.sequenceNumber;
-    t.ok(received.every((p, i) => p.sequenceNumber === ((first + i) & 0xffff)), 'consecutive sequence numbers');
+    t.ok(
+      received.every((p, i) => p.sequenceNumber === ((first + i) & 0xffff)),
+      'consecutive sequence numbers',
+    );
 
     if (kind === 'plain') {
       const port = handoff.localPort!;
@@ -70,7 +77,10 @@ for (const kind of ['plain', 'direct'] as HandoffKind[]) {
       for (let i = 0; i < 5; i++) await send(intruder, rtp(5000 + i, ssrc, forged), port);
       for (let i = 20; i < 25; i++) await send(publisher, rtp(1000 + i, PRODUCER_SSRC, Buffer.from(`opus frame ${i}`)), ingress.tuple.localPort);
       await waitFor('the genuine packets after the forged ones', () => received.length >= 25, 10_000, 10);
-      t.notOk(received.some((p) => p.payload.equals(forged)), 'no packet from another socket was taken');
+      t.notOk(
+        received.some((p) => p.payload.equals(forged)),
+        'no packet from another socket was taken',
+      );
       t.equal(received.length, 25, 'the 25 genuine packets, no more');
     }
 
@@ -79,7 +89,10 @@ for (const kind of ['plain', 'direct'] as HandoffKind[]) {
     track.onPacket((packet) => void later.push(packet));
     await send(publisher, rtp(1100, PRODUCER_SSRC, Buffer.from('after unsubscribing')), ingress.tuple.localPort);
     await waitFor('the packet at the listener still subscribed', () => later.length >= 1, 10_000, 10);
-    t.notOk(received.some((p) => p.payload.toString() === 'after unsubscribing'), 'nothing reaches a listener that unsubscribed');
+    t.notOk(
+      received.some((p) => p.payload.toString() === 'after unsubscribing'),
+      'nothing reaches a listener that unsubscribed',
+    );
     handoff.close();
     t.ok(track.consumer.closed, 'closing the hand-off closes its consumers');
   });

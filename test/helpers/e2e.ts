@@ -70,7 +70,9 @@ export async function pushAndVerify(
   t.ok(fps >= 0.9 * browserFps, `recorded ${fps.toFixed(2)} fps vs ${browserFps.toFixed(2)} sent by the browser (>= 90 %)`);
   t.same(nonMonotonic(rec.video), [], 'video timestamps strictly increase');
   t.same(nonMonotonic(rec.audio), [], 'audio timestamps strictly increase');
-  t.comment(`recorded ${rec.video.length} video frames, ${rec.audio.length} audio packets, ${fps.toFixed(2)} fps, browser ${browserFps.toFixed(2)} fps, max GOP ${gap.toFixed(3)} s`);
+  t.comment(
+    `recorded ${rec.video.length} video frames, ${rec.audio.length} audio packets, ${fps.toFixed(2)} fps, browser ${browserFps.toFixed(2)} fps, max GOP ${gap.toFixed(3)} s`,
+  );
 }
 
 export interface WhipResult {
@@ -87,22 +89,24 @@ export interface WhipResult {
  * `RTCPeerConnection` as third-party WHIP clients use it.
  */
 export async function whipPublish(page: Page, url: string, keepResolution = true): Promise<WhipResult> {
-  return page.evaluate(async ([whipUrl, keep]) => {
-    const media = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: true });
-    const pc = new RTCPeerConnection({ iceServers: [] });
-    (window as any).pc = pc;
-    for (const track of media.getTracks()) pc.addTransceiver(track, { direction: 'sendonly' });
-    for (const sender of pc.getSenders()) {
-      if (sender.track?.kind !== 'video' || !keep) continue;
-      const parameters: any = sender.getParameters();
-      parameters.degradationPreference = 'maintain-resolution';
-      await sender.setParameters(parameters);
-    }
-    await pc.setLocalDescription(await pc.createOffer());
-    const response = await fetch(whipUrl, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: pc.localDescription!.sdp });
-    const answer = await response.text();
-    if (response.status === 201) await pc.setRemoteDescription({ type: 'answer', sdp: answer });
-    return { status: response.status, location: response.headers.get('location'), contentType: response.headers.get('content-type'), offer: pc.localDescription!.sdp, answer };
-  }, [url, keepResolution] as const);
+  return page.evaluate(
+    async ([whipUrl, keep]) => {
+      const media = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: true });
+      const pc = new RTCPeerConnection({ iceServers: [] });
+      (window as any).pc = pc;
+      for (const track of media.getTracks()) pc.addTransceiver(track, { direction: 'sendonly' });
+      for (const sender of pc.getSenders()) {
+        if (sender.track?.kind !== 'video' || !keep) continue;
+        const parameters: any = sender.getParameters();
+        parameters.degradationPreference = 'maintain-resolution';
+        await sender.setParameters(parameters);
+      }
+      await pc.setLocalDescription(await pc.createOffer());
+      const response = await fetch(whipUrl, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: pc.localDescription!.sdp });
+      const answer = await response.text();
+      if (response.status === 201) await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+      return { status: response.status, location: response.headers.get('location'), contentType: response.headers.get('content-type'), offer: pc.localDescription!.sdp, answer };
+    },
+    [url, keepResolution] as const,
+  );
 }
-

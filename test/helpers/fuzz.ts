@@ -32,12 +32,47 @@ const ROUTES = [
   ...['startup', 'find', 'find_all', 'terminate', 'mute', 'unmute', 'sound_on', 'sound_off'].map((r) => `/rest-api/push/${r}`),
   ...['find', 'find_all', 'snapshot'].map((r) => `/rest-api/stream/${r}`),
 ];
-const FIELDS = ['name', 'streamName', 'rtmpUrl', 'rtmpTransponderFullUrl', 'rtmpFlashVersion', 'width', 'height', 'fps', 'keyFrameInterval', 'videoBitrate', 'audioBitrate', 'options', 'mediaSessionId', 'soundFile', 'loop', 'volume', 'action', '__proto__', 'constructor'];
+const FIELDS = [
+  'name',
+  'streamName',
+  'rtmpUrl',
+  'rtmpTransponderFullUrl',
+  'rtmpFlashVersion',
+  'width',
+  'height',
+  'fps',
+  'keyFrameInterval',
+  'videoBitrate',
+  'audioBitrate',
+  'options',
+  'mediaSessionId',
+  'soundFile',
+  'loop',
+  'volume',
+  'action',
+  '__proto__',
+  'constructor',
+];
 
 const nasty = fc.oneof(
   fc.string(),
   fc.string({ unit: 'binary' }),
-  fc.constantFrom('', '.', '..', '%2e%2e', '-version', 'rtmp://', 'rtmp://169.254.169.254/x', 'rtmp://[::1]/live', 'rtmps://h:99999/a', 'rtmp://u:p@h/a?t=1&x', '\u0000', 'a'.repeat(5000), 'chime.wav', '../etc/passwd'),
+  fc.constantFrom(
+    '',
+    '.',
+    '..',
+    '%2e%2e',
+    '-version',
+    'rtmp://',
+    'rtmp://169.254.169.254/x',
+    'rtmp://[::1]/live',
+    'rtmps://h:99999/a',
+    'rtmp://u:p@h/a?t=1&x',
+    '\u0000',
+    'a'.repeat(5000),
+    'chime.wav',
+    '../etc/passwd',
+  ),
   fc.integer(),
   fc.double(),
   fc.boolean(),
@@ -49,7 +84,9 @@ const nasty = fc.oneof(
 const restBody = fc.oneof(
   fc.json(),
   fc.dictionary(fc.constantFrom(...FIELDS), nasty, { maxKeys: 6 }).map((o) => JSON.stringify(o)),
-  fc.record({ streamName: fc.constantFrom('fuzz', 'nope', '..'), rtmpUrl: nasty, options: fc.dictionary(fc.constantFrom('action', 'soundFile', 'loop', 'volume'), nasty) }).map((o) => JSON.stringify(o)),
+  fc
+    .record({ streamName: fc.constantFrom('fuzz', 'nope', '..'), rtmpUrl: nasty, options: fc.dictionary(fc.constantFrom('action', 'soundFile', 'loop', 'volume'), nasty) })
+    .map((o) => JSON.stringify(o)),
   fc.string({ unit: 'binary', maxLength: 300 }),
 );
 
@@ -76,10 +113,47 @@ function mutateOffer(mutations: [number, number, string][]): string {
 
 /** SDK messages: publish (with destinations), unpublish, adding and removing destinations, with hostile fields, other types, JSON of any shape, not-JSON. */
 const wsMessage = fc.oneof(
-  fc.record({ type: fc.constant('publish'), requestId: fc.oneof(fc.string(), nasty), name: fc.oneof(fc.constantFrom('ws-fuzz', '..', ''), nasty), sdp: fc.oneof(offer, nasty), rtmpUrl: fc.option(nasty, { nil: undefined }), token: fc.option(nasty, { nil: undefined }) }, { requiredKeys: ['type'] }).map((m) => JSON.stringify(m)),
+  fc
+    .record(
+      {
+        type: fc.constant('publish'),
+        requestId: fc.oneof(fc.string(), nasty),
+        name: fc.oneof(fc.constantFrom('ws-fuzz', '..', ''), nasty),
+        sdp: fc.oneof(offer, nasty),
+        rtmpUrl: fc.option(nasty, { nil: undefined }),
+        token: fc.option(nasty, { nil: undefined }),
+      },
+      { requiredKeys: ['type'] },
+    )
+    .map((m) => JSON.stringify(m)),
   fc.record({ type: fc.constantFrom('unpublish', 'fly', '', '__proto__'), name: nasty }).map((m) => JSON.stringify(m)),
-  fc.record({ type: fc.constant('publish'), requestId: fc.string(), name: fc.constant('ws-fuzz'), sdp: offer, destinations: fc.oneof(nasty, fc.array(fc.record({ id: fc.oneof(fc.constantFrom('a', 'b'), nasty), rtmpUrl: nasty, rtmpTransponderFullUrl: fc.option(nasty, { nil: undefined }) }, { requiredKeys: [] }), { maxLength: 10 })) }).map((m) => JSON.stringify(m)),
-  fc.record({ type: fc.constantFrom('addDestination', 'removeDestination'), requestId: fc.option(fc.string(), { nil: undefined }), name: fc.oneof(fc.constant('ws-fuzz'), nasty), id: nasty, destination: fc.oneof(nasty, fc.record({ id: nasty, rtmpUrl: nasty })) }, { requiredKeys: ['type'] }).map((m) => JSON.stringify(m)),
+  fc
+    .record({
+      type: fc.constant('publish'),
+      requestId: fc.string(),
+      name: fc.constant('ws-fuzz'),
+      sdp: offer,
+      destinations: fc.oneof(
+        nasty,
+        fc.array(
+          fc.record({ id: fc.oneof(fc.constantFrom('a', 'b'), nasty), rtmpUrl: nasty, rtmpTransponderFullUrl: fc.option(nasty, { nil: undefined }) }, { requiredKeys: [] }),
+          { maxLength: 10 },
+        ),
+      ),
+    })
+    .map((m) => JSON.stringify(m)),
+  fc
+    .record(
+      {
+        type: fc.constantFrom('addDestination', 'removeDestination'),
+        requestId: fc.option(fc.string(), { nil: undefined }),
+        name: fc.oneof(fc.constant('ws-fuzz'), nasty),
+        id: nasty,
+        destination: fc.oneof(nasty, fc.record({ id: nasty, rtmpUrl: nasty })),
+      },
+      { requiredKeys: ['type'] },
+    )
+    .map((m) => JSON.stringify(m)),
   fc.json(),
   fc.string({ unit: 'binary', maxLength: 300 }),
 );
@@ -92,7 +166,13 @@ export async function runFuzz(options: { cases: number; seed: number; onProgress
   split.ws = options.cases - split.rest - split.whip - split.whep;
   if (options.only) for (const key of FUZZ_PARTS) split[key] = key === options.only ? options.cases : 0;
   // Limits high enough that the fuzzer meets them only where it means to; short ICE timeout frees sessions.
-  const gw = await startGateway({ limit_sessions_per_client: 100_000, auth_failures_per_minute: 10_000, webrtc_connect_timeout_ms: 2000, limit_publishers: 100_000, limit_viewers_per_stream: 10_000 });
+  const gw = await startGateway({
+    limit_sessions_per_client: 100_000,
+    auth_failures_per_minute: 10_000,
+    webrtc_connect_timeout_ms: 2000,
+    limit_publishers: 100_000,
+    limit_viewers_per_stream: 10_000,
+  });
   // The stream viewers' offers are made for, published before memory is first measured (its fixture stays loaded).
   const watched = split.whep ? await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'whep-fuzz') : undefined;
   const report: FuzzReport = {
@@ -139,7 +219,12 @@ export async function runFuzz(options: { cases: number; seed: number; onProgress
     // Viewers' offers (the same mutations, receiving) for the stream that publishes.
     await fc.assert(
       fc.asyncProperty(offer, async (sdp) => {
-        const res = await gw.app.inject({ method: 'POST', url: '/whep/whep-fuzz', headers: { 'content-type': 'application/sdp' }, payload: sdp.replaceAll('a=sendonly', 'a=recvonly') });
+        const res = await gw.app.inject({
+          method: 'POST',
+          url: '/whep/whep-fuzz',
+          headers: { 'content-type': 'application/sdp' },
+          payload: sdp.replaceAll('a=sendonly', 'a=recvonly'),
+        });
         count(res.statusCode, `WHEP ${JSON.stringify(sdp)} → ${res.body}`);
         if (res.statusCode === 201) {
           report.accepted++;

@@ -11,11 +11,16 @@ export async function findPush(gw: TestGateway, streamName: string): Promise<any
 
 /** Polls find until `state`, recording every state seen on the way in `seen`. */
 export async function awaitPushState(gw: TestGateway, streamName: string, state: string, seen: string[], timeoutMs: number): Promise<any> {
-  return waitFor(`state ${state} (seen ${seen.join(' → ')})`, async () => {
-    const listed = await findPush(gw, streamName);
-    if (listed && seen.at(-1) !== listed.state) seen.push(listed.state);
-    return listed?.state === state ? listed : undefined;
-  }, timeoutMs, 25);
+  return waitFor(
+    `state ${state} (seen ${seen.join(' → ')})`,
+    async () => {
+      const listed = await findPush(gw, streamName);
+      if (listed && seen.at(-1) !== listed.state) seen.push(listed.state);
+      return listed?.state === state ? listed : undefined;
+    },
+    timeoutMs,
+    25,
+  );
 }
 
 /** Waits until the publisher of `streamName` holds a keyframe: a push started then begins at once. */

@@ -25,7 +25,13 @@ function sections(sdp: string): Section[] {
 }
 
 const rtpmapOf = (section: Section, pt: string): string | undefined =>
-  section.lines.find((l) => l.startsWith(`a=rtpmap:${pt} `))?.slice(`a=rtpmap:${pt} `.length).split('/').slice(0, 2).join('/').toLowerCase();
+  section.lines
+    .find((l) => l.startsWith(`a=rtpmap:${pt} `))
+    ?.slice(`a=rtpmap:${pt} `.length)
+    .split('/')
+    .slice(0, 2)
+    .join('/')
+    .toLowerCase();
 
 /**
  * Where an answer does not follow its offer line by line (RFC 8829 JSEP, RFC 8285): each media

@@ -17,8 +17,24 @@ export class TestCa {
 
   private constructor(private readonly dir: string) {
     this.file = join(dir, 'ca.pem');
-    openssl(['req', '-x509', ...EC_KEY, '-nodes', '-keyout', join(dir, 'ca.key'), '-out', this.file, '-days', '2', '-subj', '/CN=Gateway Test CA',
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+    openssl([
+      'req',
+      '-x509',
+      ...EC_KEY,
+      '-nodes',
+      '-keyout',
+      join(dir, 'ca.key'),
+      '-out',
+      this.file,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=Gateway Test CA',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ]);
     this.cert = readFileSync(this.file, 'utf8');
   }
 
@@ -32,7 +48,23 @@ export class TestCa {
     openssl(['req', ...EC_KEY, '-nodes', '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', `/CN=${names[0]}`]);
     const san = names.map((n) => (/^[\d.]+$/.test(n) ? `IP:${n}` : `DNS:${n}`)).join(',');
     writeFileSync(`${base}.ext`, `subjectAltName=${san}\n`);
-    openssl(['x509', '-req', '-in', `${base}.csr`, '-CA', this.file, '-CAkey', join(this.dir, 'ca.key'), '-CAcreateserial', '-out', `${base}.pem`, '-days', '2', '-extfile', `${base}.ext`]);
+    openssl([
+      'x509',
+      '-req',
+      '-in',
+      `${base}.csr`,
+      '-CA',
+      this.file,
+      '-CAkey',
+      join(this.dir, 'ca.key'),
+      '-CAcreateserial',
+      '-out',
+      `${base}.pem`,
+      '-days',
+      '2',
+      '-extfile',
+      `${base}.ext`,
+    ]);
     return { key: readFileSync(`${base}.key`, 'utf8'), cert: readFileSync(`${base}.pem`, 'utf8') };
   }
 

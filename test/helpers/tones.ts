@@ -9,9 +9,19 @@ export async function writeToneWav(
   tone: { frequency: number; seconds: number; sampleRate: number; channels: 1 | 2; codec?: 'pcm_s16le' | 'pcm_s24le' | 'pcm_f32le' | 'pcm_u8' },
 ): Promise<void> {
   await run('ffmpeg', [
-    '-hide_banner', '-loglevel', 'error', '-y',
-    '-f', 'lavfi', '-i', `aevalsrc=0.25*sin(2*PI*${tone.frequency}*t):s=${tone.sampleRate}:d=${tone.seconds}`,
-    '-ac', String(tone.channels), '-c:a', tone.codec ?? 'pcm_s16le', path,
+    '-hide_banner',
+    '-loglevel',
+    'error',
+    '-y',
+    '-f',
+    'lavfi',
+    '-i',
+    `aevalsrc=0.25*sin(2*PI*${tone.frequency}*t):s=${tone.sampleRate}:d=${tone.seconds}`,
+    '-ac',
+    String(tone.channels),
+    '-c:a',
+    tone.codec ?? 'pcm_s16le',
+    path,
   ]);
 }
 

@@ -94,7 +94,11 @@ t.test('/metrics takes a metrics-scoped key; /health and the pages stay open', a
 
 t.test('requests for another host name are refused (DNS rebinding), on every route', async (t) => {
   for (const url of ['/health', '/rest-api/push/find_all', '/whip/cam2', '/']) {
-    const res = await gw.app.inject({ method: url.startsWith('/rest') ? 'POST' : 'GET', url, headers: { host: 'rebind.attacker.example:8080', authorization: `Bearer ${CONTROL}` } });
+    const res = await gw.app.inject({
+      method: url.startsWith('/rest') ? 'POST' : 'GET',
+      url,
+      headers: { host: 'rebind.attacker.example:8080', authorization: `Bearer ${CONTROL}` },
+    });
     t.equal(res.statusCode, 403, url);
     t.match(res.json(), { error: 'forbidden', field: 'Host' });
   }
@@ -109,7 +113,7 @@ t.test('pages of other origins may not use the REST API or the WebSocket; WHIP k
     gw.app.inject({ method: 'POST', url: '/rest-api/push/find_all', headers: { host, origin, authorization: `Bearer ${CONTROL}` } });
   t.equal((await rest('https://evil.example')).statusCode, 403, 'a foreign origin');
   t.equal((await rest('null')).statusCode, 403, 'an opaque origin');
-  t.not((await rest(`http://${host}`)).statusCode, 403, 'the gateway\'s own origin');
+  t.not((await rest(`http://${host}`)).statusCode, 403, "the gateway's own origin");
   t.not((await rest('http://localhost:3000')).statusCode, 403, 'a localhost page');
 
   const ws = async (origin?: string): Promise<string> =>
@@ -124,7 +128,7 @@ t.test('pages of other origins may not use the REST API or the WebSocket; WHIP k
     });
   t.equal(await ws('https://evil.example'), '403', 'WebSocket from a foreign page');
   t.equal(await ws(), 'open', 'WebSocket without Origin (not a page)');
-  t.equal(await ws(`http://${host}`), 'open', 'WebSocket from the gateway\'s own page');
+  t.equal(await ws(`http://${host}`), 'open', "WebSocket from the gateway's own page");
 
   const preflight = await fetch(gw.baseUrl + '/whip/cam2', { method: 'OPTIONS', headers: { origin: 'https://evil.example' } });
   t.equal(preflight.status, 204);
@@ -153,8 +157,7 @@ t.test('off loopback, the gateway refuses to start without keys, naming them, un
 t.test('failed authentications are rate limited per client: 429 with Retry-After, even for the right key', async (t) => {
   const limited = await startGateway({ api_keys: [{ id: 'k', secret: CONTROL, scope: ['control'] }], auth_failures_per_minute: 3 });
   t.teardown(() => limited.close());
-  const post = (token: string): Promise<Response> =>
-    fetch(limited.baseUrl + '/rest-api/push/find_all', { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+  const post = (token: string): Promise<Response> => fetch(limited.baseUrl + '/rest-api/push/find_all', { method: 'POST', headers: { authorization: `Bearer ${token}` } });
   for (let i = 0; i < 3; i++) t.equal((await post('guess-guess-guess-' + i)).status, 401);
   const blocked = await post(CONTROL);
   t.equal(blocked.status, 429);

@@ -60,10 +60,12 @@ t.test('the canaries appear in no response, log line, metric, command line, ffmp
   // The operator console's event stream, read from the start to the end of the test.
   const consoleEvents = new AbortController();
   let consoleText = '';
-  const following = fetch(gateway.baseUrl + '/rest-api/console/events', { signal: consoleEvents.signal }).then(async (response) => {
-    const reader = response.body!.getReader();
-    for (let read = await reader.read(); !read.done; read = await reader.read()) consoleText += Buffer.from(read.value).toString();
-  }).catch(() => {});
+  const following = fetch(gateway.baseUrl + '/rest-api/console/events', { signal: consoleEvents.signal })
+    .then(async (response) => {
+      const reader = response.body!.getReader();
+      for (let read = await reader.read(); !read.done; read = await reader.read()) consoleText += Buffer.from(read.value).toString();
+    })
+    .catch(() => {});
   const published: string[] = [];
   receiver.on('publish', (p) => published.push(p.app));
   const publisher = await SyntheticPublisher.publish(testFixture(), gateway.baseUrl, 'cam');
@@ -93,7 +95,10 @@ t.test('the canaries appear in no response, log line, metric, command line, ffmp
   const inPath = await gateway.request('POST', '/rest-api/push/startup', { streamName: 'cam', rtmpUrl: pathUrl, rtmpTransponderFullUrl: false });
   t.equal(inPath.status, 200, 'startup in prefix mode with a key in the path');
   t.match(inPath.body.rtmpUrl, /\/live\/\*\*\*$/, `listed with the path after the application hidden: ${inPath.body.rtmpUrl}`);
-  t.ok(published.some((app) => app.startsWith(`live/${PATH_KEY}`)), 'the key in the path reached the server as the application instance');
+  t.ok(
+    published.some((app) => app.startsWith(`live/${PATH_KEY}`)),
+    'the key in the path reached the server as the application instance',
+  );
   keep('startup, key in the path', inPath.body);
   keep('find, key in the path', (await gateway.request('POST', '/rest-api/push/find', { rtmpUrl: pathUrl })).body);
   keep('stream/find', (await gateway.request('POST', '/rest-api/stream/find', { name: 'cam' })).body);
@@ -104,26 +109,33 @@ t.test('the canaries appear in no response, log line, metric, command line, ffmp
 
   // A reconnect: the destination drops the connection; the password is answered again.
   receiver.dropAll();
-  await waitFor('the push to reconnect', async () => {
-    const [push] = (await gateway.request('POST', '/rest-api/push/find', { rtmpUrl })).body;
-    keep('find while reconnecting', push);
-    return push?.counters.reconnects >= 1 && push.state === 'running';
-  }, 15_000);
+  await waitFor(
+    'the push to reconnect',
+    async () => {
+      const [push] = (await gateway.request('POST', '/rest-api/push/find', { rtmpUrl })).body;
+      keep('find while reconnecting', push);
+      return push?.counters.reconnects >= 1 && push.state === 'running';
+    },
+    15_000,
+  );
   keep('metrics', await (await fetch(gateway.baseUrl + '/metrics')).text());
   t.equal((await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: id })).status, 200);
   t.equal((await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: inPath.body.mediaSessionId })).status, 200);
-  await waitFor('the webhooks of both pushes\' ends', () => hooks.delivered.filter((h) => h.type === 'transponder.stopped').length >= 2, 15_000);
+  await waitFor("the webhooks of both pushes' ends", () => hooks.delivered.filter((h) => h.type === 'transponder.stopped').length >= 2, 15_000);
   await waitFor('the console to hear of both ends', () => (consoleText.match(/transponder\.stopped/g) ?? []).length >= 2, 15_000);
   consoleEvents.abort();
   await following;
   await gateway.stop();
-  keep('webhooks', hooks.received.map((h) => h.body));
+  keep(
+    'webhooks',
+    hooks.received.map((h) => h.body),
+  );
   keep('console events', consoleText);
 
   keep('log', await readFile(logFile, 'utf8'));
   for (const file of await readdir(runDir)) if (file !== 'gateway.log') keep(`file ${file}`, await readFile(join(runDir, file), 'utf8'));
   const text = seen.join('\n');
-  t.match(text, /ffmpeg/i, 'the debug log holds ffmpeg\'s own output');
+  t.match(text, /ffmpeg/i, "the debug log holds ffmpeg's own output");
   t.match(text, /\*\*\*/, 'the secrets were there, redacted');
   for (const canary of CANARIES) {
     for (const spelling of spellings(canary)) t.notOk(text.includes(spelling), `${canary} nowhere as ${spelling}`);

@@ -37,10 +37,20 @@ t.test('nodes register with their load; one that stops beating is gone within it
   const b = new NodeRegistry(await connect('b'), () => info('b'), options, log);
   await a.start();
   await b.start();
-  t.same((await a.list()).map((n) => [n.id, n.publishers]), [['a', 3], ['b', 0]], 'each sees both');
+  t.same(
+    (await a.list()).map((n) => [n.id, n.publishers]),
+    [
+      ['a', 3],
+      ['b', 0],
+    ],
+    'each sees both',
+  );
   load = 5;
   await waitFor('a new load told', async () => (await b.list()).find((n) => n.id === 'a')?.publishers === 5, 2000);
-  t.ok((await b.list()).every((n) => n.heardAgoMs < 600), 'heard from within the timeout');
+  t.ok(
+    (await b.list()).every((n) => n.heardAgoMs < 600),
+    'heard from within the timeout',
+  );
 
   // b dies: its connection goes without a word, as when its process is killed (its beats fail from now on).
   const killedAt = Date.now();
@@ -52,7 +62,11 @@ t.test('nodes register with their load; one that stops beating is gone within it
   await a.stop();
   const c = new NodeRegistry(await connect('c'), () => info('c'), options, log);
   await c.start();
-  t.same((await c.list()).map((n) => n.id), ['c'], 'a left at once');
+  t.same(
+    (await c.list()).map((n) => n.id),
+    ['c'],
+    'a left at once',
+  );
   await c.stop();
 });
 
@@ -61,7 +75,10 @@ t.test('a stream is held by one node: concurrent claims have one winner; a lost 
   const results = await Promise.all(nodes.map((n) => n.claim('race')));
   const winners = results.filter((r) => r.mine);
   t.equal(winners.length, 1, 'one winner of five');
-  t.ok(results.every((r) => r.node === winners[0]!.node && r.token === winners[0]!.token), 'the others are told who holds it');
+  t.ok(
+    results.every((r) => r.node === winners[0]!.node && r.token === winners[0]!.token),
+    'the others are told who holds it',
+  );
   const winner = nodes.find((n) => n.node === winners[0]!.node)!;
   const other = nodes.find((n) => n !== winner)!;
 
@@ -73,10 +90,14 @@ t.test('a stream is held by one node: concurrent claims have one winner; a lost 
   t.notOk((await other.claim('race')).mine, 'still held');
 
   // Not renewed (its node gone), the lease ends and another takes it with a greater token.
-  const taken = await waitFor('the lease to end', async () => {
-    const claim = await other.claim('race');
-    return claim.mine && claim;
-  }, 3000);
+  const taken = await waitFor(
+    'the lease to end',
+    async () => {
+      const claim = await other.claim('race');
+      return claim.mine && claim;
+    },
+    3000,
+  );
   t.ok(taken.token > winners[0]!.token, `a greater token (${winners[0]!.token} -> ${taken.token})`);
   t.same(await winner.renew(), ['race'], 'the old holder learns it lost the stream at its next renewal');
   t.equal(winner.held.size, 0);
@@ -90,21 +111,35 @@ t.test('push definitions in Redis: put, read, remove; no key in any key or value
   const store = new RedisPushStore(await connect('store'), prefix);
   const sealer = new Sealer('cluster secret of 16+ chars', 'kept pushes');
   const KEY = 'SKEYredis7310';
-  await store.put({ id: 'p1', stream: 'cam', startedBy: 'rest', createdAt: '2026-01-01T00:00:00.000Z', sealed: sealer.seal({ rtmpUrl: `rtmp://a.rtmp.youtube.com/live2/${KEY}` }) });
+  await store.put({
+    id: 'p1',
+    stream: 'cam',
+    startedBy: 'rest',
+    createdAt: '2026-01-01T00:00:00.000Z',
+    sealed: sealer.seal({ rtmpUrl: `rtmp://a.rtmp.youtube.com/live2/${KEY}` }),
+  });
   await store.put({ id: 'p2', stream: 'cam', startedBy: 'rest', createdAt: '2026-01-01T00:00:00.000Z', sealed: sealer.seal({ rtmpUrl: 'rtmp://x/y' }) });
   await store.put({ id: 'p3', stream: 'other', startedBy: 'rest', createdAt: '2026-01-01T00:00:00.000Z', sealed: sealer.seal({ rtmpUrl: 'rtmp://x/z' }) });
   t.same((await store.ofStream('cam')).map((p) => p.id).sort(), ['p1', 'p2'], 'by stream');
   t.equal((await store.get('p3'))?.stream, 'other', 'by id');
   await store.remove('p2');
   await store.remove('p3');
-  t.same((await store.ofStream('cam')).map((p) => p.id), ['p1'], 'a removed push leaves its stream\'s list');
+  t.same(
+    (await store.ofStream('cam')).map((p) => p.id),
+    ['p1'],
+    "a removed push leaves its stream's list",
+  );
   t.same(await store.ofStream('other'), []);
   const all = await store.all();
-  t.same(all.map((p) => p.id), ['p1']);
+  t.same(
+    all.map((p) => p.id),
+    ['p1'],
+  );
   t.same(sealer.open(all[0]!.sealed), { rtmpUrl: `rtmp://a.rtmp.youtube.com/live2/${KEY}` });
   const dump = await redis.dump();
   t.match(dump, /test:push:p1/, 'the dump reads the store');
-  for (const spelling of [KEY, Buffer.from(KEY).toString('base64').slice(2, -2), Buffer.from(KEY).toString('hex'), 'youtube']) t.notOk(dump.includes(spelling), `no ${spelling} in Redis`);
+  for (const spelling of [KEY, Buffer.from(KEY).toString('base64').slice(2, -2), Buffer.from(KEY).toString('hex'), 'youtube'])
+    t.notOk(dump.includes(spelling), `no ${spelling} in Redis`);
   await store.remove('p1');
 });
 
@@ -126,7 +161,10 @@ t.test('Redis away, then back empty: heartbeats and renewals fail while it is aw
   t.same(await claims.renew(), [], 'the claim, gone with the data, is taken again');
   // Meanwhile another node cannot take a stream nobody holds: its node may not have claimed it again yet.
   const other = new StreamClaims(connections.at(-1)!, 'o', { prefix, leaseMs: 60_000 });
-  const refused = await other.claim('fresh').then(() => undefined, (error: unknown) => error);
+  const refused = await other.claim('fresh').then(
+    () => undefined,
+    (error: unknown) => error,
+  );
   t.ok(refused instanceof Settling, 'a new claim waits a lease after Redis lost its data');
   const again = await claims.holder('kept');
   t.equal(again?.node, 'r');

@@ -37,14 +37,28 @@ t.teardown(async () => {
 
 async function startNode(id: string): Promise<GatewayProcess> {
   const port = await freePort();
-  const cluster = { redis_url: redis.url, node_id: id, advertise_url: `http://127.0.0.1:${port}`, secret: SECRET, heartbeat_ms: 200, node_timeout_ms: 1000, lease_ms: 1000, drain_timeout_ms: 3000 };
-  const node = await GatewayProcess.start(join(runDir, `${id}.log`), {
+  const cluster = {
+    redis_url: redis.url,
+    node_id: id,
+    advertise_url: `http://127.0.0.1:${port}`,
+    secret: SECRET,
+    heartbeat_ms: 200,
+    node_timeout_ms: 1000,
+    lease_ms: 1000,
+    drain_timeout_ms: 3000,
+  };
+  const node = await GatewayProcess.start(
+    join(runDir, `${id}.log`),
+    {
       GATEWAY_HTTP_PORT: String(port),
       GATEWAY_CLUSTER: JSON.stringify(cluster),
       GATEWAY_LOG_LEVEL: 'info',
       GATEWAY_RUN_DIR: runDir,
       GATEWAY_WEBHOOKS: JSON.stringify([{ id: 'app', url: hooks.url, secret: HOOK_SECRET }]),
-    }, ['--import', 'tsx'], 'src/server.ts');
+    },
+    ['--import', 'tsx'],
+    'src/server.ts',
+  );
   nodes.set(id, node);
   return node;
 }
@@ -84,18 +98,37 @@ t.test('a stream is served by one node: published again at another, it is refuse
   })().catch(() => {});
   t.teardown(() => reader.cancel().catch(() => {}));
   await publish('n2', 'c1');
-  await waitFor('n2\'s event in n3\'s console', () => /event: event\ndata: \{"type":"publisher.published","stream":"c1"[^\n]*"node":"n2"\}/.test(seen), 5000);
+  await waitFor("n2's event in n3's console", () => /event: event\ndata: \{"type":"publisher.published","stream":"c1"[^\n]*"node":"n2"\}/.test(seen), 5000);
   // Published again through n3: placed at n2, which holds the stream, and refused there.
   await t.rejects(SyntheticPublisher.publish(testFixture(), node('n3').baseUrl, 'c1'), /answered 409: .*stream c1 is already publishing/);
   const res = await node('n2').request('POST', '/rest-api/push/startup', { streamName: 'c1', rtmpUrl: `${nginx.url()}/c1-${KEY}`, rtmpTransponderFullUrl: true });
   t.equal(res.status, 200, JSON.stringify(res.body));
   pushId = res.body.mediaSessionId;
   await waitFor('the push at nginx', async () => (await publishing(`c1-${KEY}`)) === 1, 10_000);
-  await waitFor('n2 tells its load', async () => ((await node('n1').request('GET', '/rest-api/cluster/nodes')).body.nodes as { id: string; publishers: number; pushes: number }[]).some((n) => n.id === 'n2' && n.publishers === 1 && n.pushes === 1), 5000);
+  await waitFor(
+    'n2 tells its load',
+    async () =>
+      ((await node('n1').request('GET', '/rest-api/cluster/nodes')).body.nodes as { id: string; publishers: number; pushes: number }[]).some(
+        (n) => n.id === 'n2' && n.publishers === 1 && n.pushes === 1,
+      ),
+    5000,
+  );
   // Each event is told once, by the node that serves the stream, naming it.
-  const started = await waitFor('the push\'s started event', () => hooks.delivered.filter((h) => h.type === 'transponder.started' && h.body.data.mediaSessionId === pushId).length > 0 && hooks.delivered, 5000);
-  t.same(started.filter((h) => h.type === 'transponder.started' && h.body.data.mediaSessionId === pushId).map((h) => h.body.node), ['n2'], 'transponder.started once, from n2');
-  t.same(started.filter((h) => h.type === 'publisher.published' && h.body.data.stream === 'c1').map((h) => h.body.node), ['n2'], 'publisher.published once, from n2');
+  const started = await waitFor(
+    "the push's started event",
+    () => hooks.delivered.filter((h) => h.type === 'transponder.started' && h.body.data.mediaSessionId === pushId).length > 0 && hooks.delivered,
+    5000,
+  );
+  t.same(
+    started.filter((h) => h.type === 'transponder.started' && h.body.data.mediaSessionId === pushId).map((h) => h.body.node),
+    ['n2'],
+    'transponder.started once, from n2',
+  );
+  t.same(
+    started.filter((h) => h.type === 'publisher.published' && h.body.data.stream === 'c1').map((h) => h.body.node),
+    ['n2'],
+    'publisher.published once, from n2',
+  );
   const dump = await redis.dump();
   t.match(dump, new RegExp(`push:${pushId}`), 'the push is kept in Redis');
   for (const spelling of [KEY, Buffer.from(KEY).toString('base64').slice(2, -2), Buffer.from(KEY).toString('hex')]) t.notOk(dump.includes(spelling), `no ${spelling} in Redis`);
@@ -103,8 +136,8 @@ t.test('a stream is served by one node: published again at another, it is refuse
 
 t.test('every REST call works on every node: lists gather the cluster, calls reach the node that holds the stream or the push', async (t) => {
   const all = await node('n1').request('POST', '/rest-api/push/find_all');
-  t.match(all, { status: 200, body: [{ mediaSessionId: pushId, sourceStreamName: 'c1', state: 'running' }] }, 'find_all at n1 lists n2\'s push');
-  t.match(await node('n3').request('POST', '/rest-api/stream/find_all'), { status: 200, body: [{ name: 'c1' }] }, 'stream/find_all at n3 lists n2\'s stream');
+  t.match(all, { status: 200, body: [{ mediaSessionId: pushId, sourceStreamName: 'c1', state: 'running' }] }, "find_all at n1 lists n2's push");
+  t.match(await node('n3').request('POST', '/rest-api/stream/find_all'), { status: 200, body: [{ name: 'c1' }] }, "stream/find_all at n3 lists n2's stream");
   t.match(await node('n3').request('POST', '/rest-api/stream/find', { name: 'c1' }), { status: 200 }, 'stream/find by name reaches its node');
 
   // A startup through n1 runs where the stream is (n2); it is controlled through n3 and listed at n1.
@@ -113,32 +146,48 @@ t.test('every REST call works on every node: lists gather the cluster, calls rea
   const id = second.body.mediaSessionId;
   await waitFor('the second push at nginx', async () => (await publishing(`c1-second-${KEY}`)) === 1, 10_000);
   t.equal((await node('n3').request('POST', '/rest-api/push/mute', { mediaSessionId: id })).status, 200, 'muted through n3');
-  t.match(await node('n1').request('POST', '/rest-api/push/find', { streamName: 'c1' }), { body: [{ mediaSessionId: pushId, muted: false }, { mediaSessionId: id, muted: true }] });
+  t.match(await node('n1').request('POST', '/rest-api/push/find', { streamName: 'c1' }), {
+    body: [
+      { mediaSessionId: pushId, muted: false },
+      { mediaSessionId: id, muted: true },
+    ],
+  });
   t.equal((await node('n3').request('POST', '/rest-api/push/mute', { mediaSessionId: 'no-such-push' })).status, 404, 'a push no node has is 404');
   t.equal((await node('n3').request('POST', '/rest-api/push/terminate', { mediaSessionId: id })).status, 200, 'terminated through n3');
   await waitFor('the second push gone from nginx', async () => (await publishing(`c1-second-${KEY}`)) === 0, 10_000);
-  t.same((await node('n2').request('POST', '/rest-api/push/find', { streamName: 'c1' })).body.map((p: { mediaSessionId: string }) => p.mediaSessionId), [pushId]);
+  t.same(
+    (await node('n2').request('POST', '/rest-api/push/find', { streamName: 'c1' })).body.map((p: { mediaSessionId: string }) => p.mediaSessionId),
+    [pushId],
+  );
   t.notOk((await redis.dump()).includes(`push:${id}`), 'and forgotten in Redis');
 });
 
-t.test('a WHEP viewer through a node that does not serve the stream is answered by the one that does', { skip: process.env.GATEWAY_WEBRTC_ENGINE === 'werift' ? 'WHEP needs webrtc_engine: mediasoup' : false }, async (t) => {
-  const serving = (await servingNode('c1'))!;
-  const other = [...nodes.keys()].find((id) => id !== serving)!;
-  const viewer = await WhepViewer.watch(node(other).baseUrl, 'c1');
-  t.teardown(() => viewer.close());
-  await waitFor('video at the viewer', () => viewer.received.video > 50 && viewer.received.keyframes > 0, 15_000);
-  t.pass(`viewing through ${other}, media from ${serving}: ${viewer.received.video} video packets`);
-  const third = [...nodes.keys()].find((id) => id !== serving && id !== other)!;
-  const deleted = await fetch(node(third).baseUrl + viewer.location, { method: 'DELETE' });
-  t.equal(deleted.status, 200, `ended through ${third}`);
-});
+t.test(
+  'a WHEP viewer through a node that does not serve the stream is answered by the one that does',
+  { skip: process.env.GATEWAY_WEBRTC_ENGINE === 'werift' ? 'WHEP needs webrtc_engine: mediasoup' : false },
+  async (t) => {
+    const serving = (await servingNode('c1'))!;
+    const other = [...nodes.keys()].find((id) => id !== serving)!;
+    const viewer = await WhepViewer.watch(node(other).baseUrl, 'c1');
+    t.teardown(() => viewer.close());
+    await waitFor('video at the viewer', () => viewer.received.video > 50 && viewer.received.keyframes > 0, 15_000);
+    t.pass(`viewing through ${other}, media from ${serving}: ${viewer.received.video} video packets`);
+    const third = [...nodes.keys()].find((id) => id !== serving && id !== other)!;
+    const deleted = await fetch(node(third).baseUrl + viewer.location, { method: 'DELETE' });
+    t.equal(deleted.status, 200, `ended through ${third}`);
+  },
+);
 
 t.test('a publish through a loaded node is placed at the least-loaded one: media goes there, and every call follows it', async (t) => {
   // n2 serves c1; n1 and n3 serve nothing: a publish through n2 goes to n1 (the first of the least loaded).
   const placed = await publish('n2', 'c3');
   await waitFor('c3 at n1', async () => ((await node('n1').request('POST', '/rest-api/stream/find_all')).body ?? []).some((s: { name: string }) => s.name === 'c3'), 5000);
   t.match(await redis.command('GET', 'gw:stream:c3'), /^\$/, 'claimed');
-  const holder = await waitFor('n1 tells its load', async () => ((await node('n3').request('GET', '/rest-api/cluster/nodes')).body.nodes as { id: string; publishers: number }[]).find((n) => n.id === 'n1' && n.publishers === 1), 5000);
+  const holder = await waitFor(
+    'n1 tells its load',
+    async () => ((await node('n3').request('GET', '/rest-api/cluster/nodes')).body.nodes as { id: string; publishers: number }[]).find((n) => n.id === 'n1' && n.publishers === 1),
+    5000,
+  );
   t.ok(holder, 'n1 publishes it');
   const res = await node('n3').request('POST', '/rest-api/push/startup', { streamName: 'c3', rtmpUrl: `${nginx.url()}/c3`, rtmpTransponderFullUrl: true });
   t.equal(res.status, 200, 'a push of it started through n3');
@@ -152,9 +201,10 @@ t.test('a publish through a loaded node is placed at the least-loaded one: media
   t.notOk((await redis.dump()).includes(res.body.mediaSessionId), 'its kept push forgotten: the stream ended on purpose');
 });
 
-t.test('publishes arriving together are spread: each placed one counts in its node\'s load before that node tells it', async (t) => {
+t.test("publishes arriving together are spread: each placed one counts in its node's load before that node tells it", async (t) => {
   // n2 serves c1; n1 and n3 serve nothing, once their heartbeats say so (n1 served c3 until just now).
-  const idle = async (): Promise<boolean> => ((await node('n2').request('GET', '/rest-api/cluster/nodes')).body.nodes as { id: string; publishers: number }[]).every((n) => n.publishers === (n.id === 'n2' ? 1 : 0));
+  const idle = async (): Promise<boolean> =>
+    ((await node('n2').request('GET', '/rest-api/cluster/nodes')).body.nodes as { id: string; publishers: number }[]).every((n) => n.publishers === (n.id === 'n2' ? 1 : 0));
   await waitFor('n1 and n3 tell they serve nothing', idle, 5000);
   const [a, b] = await Promise.all([publish('n2', 'c4'), publish('n2', 'c5')]);
   const served = [await waitFor('c4 served', () => servingNode('c4'), 5000), await waitFor('c5 served', () => servingNode('c5'), 5000)];
@@ -166,7 +216,7 @@ t.test('publishes arriving together are spread: each placed one counts in its no
   await waitFor('n1 and n3 tell they serve nothing again', idle, 5000);
 });
 
-t.test('no stream key in any command or message Redis was sent, nor in any node\'s log', async (t) => {
+t.test("no stream key in any command or message Redis was sent, nor in any node's log", async (t) => {
   await stopProcess(monitor);
   t.match(monitored, /"publish" "gw:relay:all"/i, `the monitor saw the cluster's messages (${monitored.length} bytes)`);
   t.match(monitored, /"eval"/i, 'and its scripts');
@@ -179,47 +229,72 @@ t.test('no stream key in any command or message Redis was sent, nor in any node\
   }
 });
 
-t.test('calls between nodes need the cluster\'s secret', async (t) => {
-  const forged = await fetch(`${node('n1').baseUrl}/internal/plane`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sealed: 'v1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }) });
+t.test("calls between nodes need the cluster's secret", async (t) => {
+  const forged = await fetch(`${node('n1').baseUrl}/internal/plane`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ sealed: 'v1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }),
+  });
   t.equal(forged.status, 401);
-  const bad = await fetch(`${node('n1').baseUrl}/internal/plane`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ method: 'terminate' }) });
+  const bad = await fetch(`${node('n1').baseUrl}/internal/plane`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ method: 'terminate' }),
+  });
   t.equal(bad.status, 400);
 });
 
-t.test('a node killed with SIGKILL: gone from the list; the stream, published again through n1, is placed at the least-loaded node with its REST push and its SDK push', async (t) => {
-  // Another stream, placed at n1 or n3: the least loaded node left will be the other one.
-  await publish('n1', 'load1');
-  const loaded = await waitFor('the node serving load1', () => servingNode('load1'), 5000);
-  const least = loaded === 'n1' ? 'n3' : 'n1';
-  await waitFor(`${loaded} tells its load`, async () => ((await node(least).request('GET', '/rest-api/cluster/nodes')).body.nodes as { id: string; publishers: number }[]).some((n) => n.id === loaded && n.publishers === 1), 5000);
-  const killedAt = Date.now();
-  await node('n2').signal('SIGKILL');
-  nodes.delete('n2');
-  for (const p of publishers.filter((p) => p.name === 'c1')) await p.vanish();
-  await waitFor('n2 gone', async () => !(await nodeIds('n1')).includes('n2'), 5000);
-  t.pass(`n2 gone from the list ${Date.now() - killedAt} ms after the kill (node_timeout_ms 1000)`);
-  // The SDK publishes again through n1 (with its rtmpUrl) once the stream's lease has ended.
-  const sdk = await waitFor('c1 published again through n1', async () => {
-    try {
-      const p = await SyntheticPublisher.publish(testFixture(), node('n1').baseUrl, 'c1', { sdk: { rtmpUrl: nginx.url() } });
-      publishers.push(p);
-      return p;
-    } catch {
-      return undefined;
-    }
-  }, 10_000, 200);
-  t.ok(sdk, 'published');
-  t.equal(await waitFor('the node serving c1', () => servingNode('c1'), 5000), least, `placed at ${least}, the least loaded`);
-  const back = await waitFor('the REST push running again', async () => {
-    const res = await node('n1').request('POST', '/rest-api/push/find', { streamName: 'c1' });
-    return res.status === 200 && res.body.find((p: { mediaSessionId: string; state: string }) => p.mediaSessionId === pushId && p.state === 'running');
-  }, 15_000);
-  t.ok(back, 'the same push, by its id');
-  await waitFor('media at nginx again', async () => (await publishing(`c1-${KEY}`)) === 1, 10_000);
-  t.pass(`the REST push's media at the destination again ${Date.now() - killedAt} ms after the kill`);
-  await waitFor('the SDK push at nginx', async () => (await publishing('rtmp_c1')) === 1, 10_000);
-  t.pass('the SDK push at the destination too');
-});
+t.test(
+  'a node killed with SIGKILL: gone from the list; the stream, published again through n1, is placed at the least-loaded node with its REST push and its SDK push',
+  async (t) => {
+    // Another stream, placed at n1 or n3: the least loaded node left will be the other one.
+    await publish('n1', 'load1');
+    const loaded = await waitFor('the node serving load1', () => servingNode('load1'), 5000);
+    const least = loaded === 'n1' ? 'n3' : 'n1';
+    await waitFor(
+      `${loaded} tells its load`,
+      async () =>
+        ((await node(least).request('GET', '/rest-api/cluster/nodes')).body.nodes as { id: string; publishers: number }[]).some((n) => n.id === loaded && n.publishers === 1),
+      5000,
+    );
+    const killedAt = Date.now();
+    await node('n2').signal('SIGKILL');
+    nodes.delete('n2');
+    for (const p of publishers.filter((p) => p.name === 'c1')) await p.vanish();
+    await waitFor('n2 gone', async () => !(await nodeIds('n1')).includes('n2'), 5000);
+    t.pass(`n2 gone from the list ${Date.now() - killedAt} ms after the kill (node_timeout_ms 1000)`);
+    // The SDK publishes again through n1 (with its rtmpUrl) once the stream's lease has ended.
+    const sdk = await waitFor(
+      'c1 published again through n1',
+      async () => {
+        try {
+          const p = await SyntheticPublisher.publish(testFixture(), node('n1').baseUrl, 'c1', { sdk: { rtmpUrl: nginx.url() } });
+          publishers.push(p);
+          return p;
+        } catch {
+          return undefined;
+        }
+      },
+      10_000,
+      200,
+    );
+    t.ok(sdk, 'published');
+    t.equal(await waitFor('the node serving c1', () => servingNode('c1'), 5000), least, `placed at ${least}, the least loaded`);
+    const back = await waitFor(
+      'the REST push running again',
+      async () => {
+        const res = await node('n1').request('POST', '/rest-api/push/find', { streamName: 'c1' });
+        return res.status === 200 && res.body.find((p: { mediaSessionId: string; state: string }) => p.mediaSessionId === pushId && p.state === 'running');
+      },
+      15_000,
+    );
+    t.ok(back, 'the same push, by its id');
+    await waitFor('media at nginx again', async () => (await publishing(`c1-${KEY}`)) === 1, 10_000);
+    t.pass(`the REST push's media at the destination again ${Date.now() - killedAt} ms after the kill`);
+    await waitFor('the SDK push at nginx', async () => (await publishing('rtmp_c1')) === 1, 10_000);
+    t.pass('the SDK push at the destination too');
+  },
+);
 
 t.test('Redis away for 10 s: what runs goes on, new publishes are refused; Redis back, then back empty: claims and nodes come back, nothing pushed twice', async (t) => {
   const flowing = async (): Promise<number> => (await nginx.streams()).find((s) => s.name === `c1-${KEY}`)?.bytesIn ?? 0;
@@ -233,7 +308,10 @@ t.test('Redis away for 10 s: what runs goes on, new publishes are refused; Redis
     await waitFor('media still flowing', async () => (await flowing()) > before + 50_000, 10_000);
   }
   const res = await node('n1').request('POST', '/rest-api/push/find', { streamName: 'c1' });
-  t.ok(res.status === 200 && res.body.some((p: { mediaSessionId: string; state: string }) => p.mediaSessionId === pushId && p.state === 'running'), 'the push runs on, untouched, after 10 s without Redis');
+  t.ok(
+    res.status === 200 && res.body.some((p: { mediaSessionId: string; state: string }) => p.mediaSessionId === pushId && p.state === 'running'),
+    'the push runs on, untouched, after 10 s without Redis',
+  );
   t.equal((await nginx.streams()).find((s) => s.name === `c1-${KEY}`)?.clientId, clientId, 'in the same RTMP session');
 
   await redis.restart();
@@ -255,6 +333,10 @@ t.test('Redis away for 10 s: what runs goes on, new publishes are refused; Redis
   await waitFor('the push started through the other node written again', async () => (await redis.dump()).includes(`push:${through.body.mediaSessionId}`), 10_000);
   t.pass(`the push started through ${other} and running at ${serving} is written again too`);
   t.equal((await node(other).request('POST', '/rest-api/push/terminate', { mediaSessionId: through.body.mediaSessionId })).status, 200);
-  await t.rejects(SyntheticPublisher.publish(testFixture(), node('n1').baseUrl, 'c1'), /answered 409: .*stream c1 is (already publishing|published at node n[13])/, 'placed at the node serving it (or refused by its claim): not published twice');
+  await t.rejects(
+    SyntheticPublisher.publish(testFixture(), node('n1').baseUrl, 'c1'),
+    /answered 409: .*stream c1 is (already publishing|published at node n[13])/,
+    'placed at the node serving it (or refused by its claim): not published twice',
+  );
   t.equal(await publishing(`c1-${KEY}`), 1, 'pushed once');
 });

@@ -65,7 +65,14 @@ async function call(path: string, body: unknown = {}, key = true): Promise<{ sta
 function whipFrom(from: string, name: string, offer: string): Promise<{ status: number; location?: string; answer: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port: lb.port, localAddress: from, method: 'POST', path: `/whip/${name}`, headers: { 'content-type': 'application/sdp', 'x-forwarded-for': '198.51.100.7' } },
+      {
+        host: '127.0.0.1',
+        port: lb.port,
+        localAddress: from,
+        method: 'POST',
+        path: `/whip/${name}`,
+        headers: { 'content-type': 'application/sdp', 'x-forwarded-for': '198.51.100.7' },
+      },
       (res) => {
         let answer = '';
         res.setEncoding('utf8').on('data', (d: string) => (answer += d));
@@ -108,7 +115,7 @@ t.test('a WHIP publish through the balancer: placed at a node, the client seen a
   await waitFor('the stream gone', async () => !(await call('/rest-api/stream/find_all')).body?.some?.((s: { name: string }) => s.name === 'deploy'), 10_000);
 });
 
-t.test('the SDK\'s WebSocket is upgraded through the balancer; its stream pushed by the backend', async (t) => {
+t.test("the SDK's WebSocket is upgraded through the balancer; its stream pushed by the backend", async (t) => {
   // With only the backend's key set (no publish keys), a browser may publish but not choose where to.
   const refused = await SyntheticPublisher.publish(testFixture(), lb.url, 'deploy-sdk', { sdk: { rtmpUrl: rtmp.url() } }).catch((e: Error) => e);
   t.match(refused instanceof Error ? refused.message : 'published', /forbidden: rtmpUrl: anonymous publishers may not choose a destination/);
@@ -125,10 +132,14 @@ t.test('a node killed: the balancer sends every request to the others, and a pub
   // Two streams at two nodes: the third, idle, is where the next publish would be placed.
   for (const name of ['busy-1', 'busy-2']) publishers.push(await SyntheticPublisher.publish(testFixture(), lb.url, name));
   // The loads the nodes place by, as their heartbeats tell them.
-  const loads = await waitFor('both streams counted', async () => {
-    const listed: { id: string; publishers: number }[] = (await call('/rest-api/cluster/nodes', null)).body?.nodes ?? [];
-    return listed.reduce((sum, n) => sum + n.publishers, 0) === 2 ? listed : undefined;
-  }, 10_000);
+  const loads = await waitFor(
+    'both streams counted',
+    async () => {
+      const listed: { id: string; publishers: number }[] = (await call('/rest-api/cluster/nodes', null)).body?.nodes ?? [];
+      return listed.reduce((sum, n) => sum + n.publishers, 0) === 2 ? listed : undefined;
+    },
+    10_000,
+  );
   const idle = loads.find((n) => n.publishers === 0)?.id;
   t.ok(idle, `publishers per node: ${loads.map((n) => `${n.id} ${n.publishers}`).join(', ')}`);
   await nodes.get(idle!)!.signal('SIGKILL');
@@ -137,6 +148,10 @@ t.test('a node killed: the balancer sends every request to the others, and a pub
   publishers.push(publisher);
   t.pass('a WHIP publish right after the kill answered');
   const logs = await Promise.all(ids.filter((id) => id !== idle).map((id) => readFile(join(runDir, `${id}.log`), 'utf8')));
-  t.comment(logs.some((log) => log.includes('the node a publish was placed at is gone')) ? 'it was placed at the killed node first, then again' : 'the killed node had left the list already');
+  t.comment(
+    logs.some((log) => log.includes('the node a publish was placed at is gone'))
+      ? 'it was placed at the killed node first, then again'
+      : 'the killed node had left the list already',
+  );
   for (let i = 0; i < 6; i++) t.equal((await fetch(`${lb.url}/health`)).status, 200, `health check ${i + 1}`);
 });

@@ -24,10 +24,14 @@ t.test('a push that failed at runtime: listed with its reason, and a new startup
 
   receiver.refuse = { code: 'NetStream.Publish.BadName', description: 'stream key revoked' };
   receiver.dropAll();
-  const failed = await waitFor('the push to fail', async () => {
-    const [push] = (await gw.post('/rest-api/push/find', { rtmpUrl })).body ?? [];
-    return push?.state === 'failed' && push;
-  }, 10_000);
+  const failed = await waitFor(
+    'the push to fail',
+    async () => {
+      const [push] = (await gw.post('/rest-api/push/find', { rtmpUrl })).body ?? [];
+      return push?.state === 'failed' && push;
+    },
+    10_000,
+  );
   t.match(failed.lastError, /stream key revoked/, 'find tells why');
   t.equal(failed.mediaSessionId, first.body.mediaSessionId);
 
@@ -48,7 +52,7 @@ t.test('a failed startup says whose fault it was: the destination refusing, unre
   await keyframeCached(gw, 'codes');
   receiver.refuse = { code: 'NetStream.Publish.BadName', description: 'no such stream key' };
   const refused = await gw.post('/rest-api/push/startup', { streamName: 'codes', rtmpUrl: receiver.url() });
-  t.equal(refused.status, 500, 'Web Call Server\'s status');
+  t.equal(refused.status, 500, "Web Call Server's status");
   t.match(refused.body, { error: 'destination_refused', message: /no such stream key/ });
   const closedPort = await gw.post('/rest-api/push/startup', { streamName: 'codes', rtmpUrl: 'rtmp://127.0.0.1:1/live' });
   t.match(closedPort.body, { error: 'destination_unreachable', message: /ECONNREFUSED/ });
@@ -58,7 +62,7 @@ t.test('a failed startup says whose fault it was: the destination refusing, unre
   receiver.refuse = undefined;
   const local = await broken.post('/rest-api/push/startup', { streamName: 'codes', rtmpUrl: receiver.url() });
   t.equal(local.status, 500);
-  t.match(local.body, { error: 'internal', message: /ffmpeg/ }, 'the gateway\'s own fault');
+  t.match(local.body, { error: 'internal', message: /ffmpeg/ }, "the gateway's own fault");
 });
 
 t.test('a startup the machine does not get to in time is a 503 with Retry-After, and leaves nothing running', async (t) => {
@@ -71,10 +75,14 @@ t.test('a startup the machine does not get to in time is a 503 with Retry-After,
   t.teardown(() => receiver.close());
   const { gw } = await syntheticPublish(t, { ffmpeg_path: starved, ffmpeg_start_timeout_ms: 1500 }, 'busy');
   await keyframeCached(gw, 'busy');
-  const started = fetch(`${gw.baseUrl}/rest-api/push/startup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ streamName: 'busy', rtmpUrl: receiver.url() }) });
+  const started = fetch(`${gw.baseUrl}/rest-api/push/startup`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ streamName: 'busy', rtmpUrl: receiver.url() }),
+  });
   const pid = await waitFor('the encoder process', async () => (await pidsMatching(starved))[0], 10_000);
   const answer = await started;
-  t.equal(answer.status, 503, 'not the gateway\'s fault: try again later');
+  t.equal(answer.status, 503, "not the gateway's fault: try again later");
   t.equal(answer.headers.get('retry-after'), '5');
   t.match(await answer.json(), { error: 'unavailable', message: /push failed to start: ffmpeg wrote no output within 1500 ms/ });
   await waitFor('the starved process to be ended', () => !isAlive(pid), 10_000);
@@ -92,7 +100,11 @@ t.test('a push ended while it starts says why: its publisher lost (503, Retry-Af
 
   /** Starts a push of `name` and resolves once it is listed as starting; `answer` is its startup's answer. */
   const starting = async (name: string) => {
-    const answer = fetch(`${gw.baseUrl}/rest-api/push/startup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ streamName: name, rtmpUrl }) });
+    const answer = fetch(`${gw.baseUrl}/rest-api/push/startup`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ streamName: name, rtmpUrl }),
+    });
     const push = await waitFor(`${name} starting`, async () => (await gw.post('/rest-api/push/find', { streamName: name })).body?.[0], 10_000);
     t.equal(push.state, 'starting');
     return { answer, id: push.mediaSessionId as string };

@@ -6,7 +6,15 @@ import { runFuzz } from '../helpers/fuzz.js';
 
 t.test('10,000 fuzzed requests: no 5xx, no internal error, the gateway alive, no ffmpeg left, memory bounded', async (t) => {
   const report = await runFuzz({ cases: 10_000, seed: 20261122 });
-  t.comment(JSON.stringify({ cases: report.cases, statuses: report.statuses, accepted: report.accepted, rssMb: [report.rssBeforeMb.toFixed(0), report.rssAfterMb.toFixed(0)], retainedMb: [report.retainedBeforeMb.toFixed(0), report.retainedAfterMb.toFixed(0)] }));
+  t.comment(
+    JSON.stringify({
+      cases: report.cases,
+      statuses: report.statuses,
+      accepted: report.accepted,
+      rssMb: [report.rssBeforeMb.toFixed(0), report.rssAfterMb.toFixed(0)],
+      retainedMb: [report.retainedBeforeMb.toFixed(0), report.retainedAfterMb.toFixed(0)],
+    }),
+  );
   t.same(report.serverErrors, [], 'no 5xx');
   t.same(report.wsInternalErrors, [], 'no internal error on the WebSocket');
   t.ok(report.alive, 'the gateway answers /health');

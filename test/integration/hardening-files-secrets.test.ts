@@ -73,10 +73,14 @@ t.test('links planted at every name a recording could take are never written thr
   t.comment(`${planted} links planted; startup answered ${started.status}`);
   if (started.status === 200) {
     // Its first part went where nothing was planted, or the push failed saying a name was taken.
-    await waitFor('the recording settled', async () => {
-      const push = (await gw.post('/rest-api/push/find', { streamName: 'linkcam' })).body?.[0];
-      return push?.state === 'failed' || (push?.counters?.outputBytes ?? 0) > 200_000;
-    }, 20_000);
+    await waitFor(
+      'the recording settled',
+      async () => {
+        const push = (await gw.post('/rest-api/push/find', { streamName: 'linkcam' })).body?.[0];
+        return push?.state === 'failed' || (push?.counters?.outputBytes ?? 0) > 200_000;
+      },
+      20_000,
+    );
     await gw.post('/rest-api/push/terminate', { mediaSessionId: started.body.mediaSessionId });
   }
   t.equal(await readFile(victim, 'utf8'), 'precious', 'the file the links point to is untouched');
@@ -118,7 +122,10 @@ t.test('recordings are 0640 in a 0750 folder the gateway makes, and a part is li
   t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: started.body.mediaSessionId })).status, 200);
   await waitFor('the recording finished and its folder removed', async () => !(await readdir(dir)).some((f) => f.endsWith('.writing')), 10_000);
   t.equal((await stat(join(dir, part))).nlink, 1, 'one name left: the one in record_dir');
-  t.ok((await readdir(dir)).some((f) => f.endsWith('.csv')), "ffmpeg's list of parts moved beside them");
+  t.ok(
+    (await readdir(dir)).some((f) => f.endsWith('.csv')),
+    "ffmpeg's list of parts moved beside them",
+  );
 });
 
 t.test('a control character hidden in any secret of a destination is a 400 naming rtmpUrl, and the secret shows nowhere', async (t) => {
@@ -126,7 +133,10 @@ t.test('a control character hidden in any secret of a destination is a 400 namin
   const logLines: string[] = [];
   const hooks = await WebhookReceiver.start('hook-secret-0123456789');
   t.teardown(() => hooks.stop());
-  const gw = await startGateway({ log_level: 'debug', webhooks: [{ id: 'app', url: hooks.url, secret: 'hook-secret-0123456789', events: [], timeout_ms: 5000, max_attempts: 2, queue_limit: 100 }] }, logLines);
+  const gw = await startGateway(
+    { log_level: 'debug', webhooks: [{ id: 'app', url: hooks.url, secret: 'hook-secret-0123456789', events: [], timeout_ms: 5000, max_attempts: 2, queue_limit: 100 }] },
+    logLines,
+  );
   t.teardown(() => gw.close());
   const publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'nulcam');
   t.teardown(() => publisher.stop());
@@ -144,7 +154,11 @@ t.test('a control character hidden in any secret of a destination is a 400 namin
   for (const rtmpUrl of urls) {
     for (const route of ['/rest-api/push/check', '/rest-api/push/startup']) {
       const res = await gw.post(route, { streamName: 'nulcam', rtmpUrl, rtmpTransponderFullUrl: rtmpUrl.includes('/live/') && !rtmpUrl.includes('?') });
-      t.match(res, { status: 400, body: { error: 'invalid_request', field: 'rtmpUrl', message: /control characters|badly percent-encoded/ } }, `${route} ${rtmpUrl.replace(CANARY, 'CANARY')}`);
+      t.match(
+        res,
+        { status: 400, body: { error: 'invalid_request', field: 'rtmpUrl', message: /control characters|badly percent-encoded/ } },
+        `${route} ${rtmpUrl.replace(CANARY, 'CANARY')}`,
+      );
       answers.push(JSON.stringify(res.body));
     }
   }
@@ -184,7 +198,11 @@ t.test('through worker threads (workers: auto): an empty offer is a 400 naming t
   await fc.assert(
     fc.asyncProperty(fuzzedOffer, fc.boolean(), async (sdp, whep) => {
       const path = whep ? '/whep/watched' : '/whip/fuzzed';
-      const res = await fetch(gateway.baseUrl + path, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: whep ? sdp.replaceAll('a=sendonly', 'a=recvonly') : sdp });
+      const res = await fetch(gateway.baseUrl + path, {
+        method: 'POST',
+        headers: { 'content-type': 'application/sdp' },
+        body: whep ? sdp.replaceAll('a=sendonly', 'a=recvonly') : sdp,
+      });
       const text = await res.text();
       if (res.status >= 500) fiveHundreds.push(`${path} → ${res.status} ${text}`);
       if (res.status === 201) await fetch(gateway.baseUrl + res.headers.get('location')!, { method: 'DELETE' });
@@ -257,8 +275,21 @@ t.test('a sealed node call is for one node: replayed to another it is refused, a
   t.teardown(() => rm(runDir, { recursive: true, force: true }));
   const [portA, portB] = await freePorts(2);
   const node = async (id: string, port: number): Promise<GatewayProcess> => {
-    const cluster = { redis_url: redis.url, node_id: id, advertise_url: `http://127.0.0.1:${port}`, secret: 'cluster-secret-0123456789abcdef', heartbeat_ms: 200, node_timeout_ms: 1000, lease_ms: 1000 };
-    const gateway = await GatewayProcess.start(join(runDir, `${id}.log`), { GATEWAY_HTTP_PORT: String(port), GATEWAY_CLUSTER: JSON.stringify(cluster), GATEWAY_RUN_DIR: runDir, GATEWAY_AUTH_FAILURES_PER_MINUTE: '5' }, ['--import', 'tsx'], 'src/server.ts');
+    const cluster = {
+      redis_url: redis.url,
+      node_id: id,
+      advertise_url: `http://127.0.0.1:${port}`,
+      secret: 'cluster-secret-0123456789abcdef',
+      heartbeat_ms: 200,
+      node_timeout_ms: 1000,
+      lease_ms: 1000,
+    };
+    const gateway = await GatewayProcess.start(
+      join(runDir, `${id}.log`),
+      { GATEWAY_HTTP_PORT: String(port), GATEWAY_CLUSTER: JSON.stringify(cluster), GATEWAY_RUN_DIR: runDir, GATEWAY_AUTH_FAILURES_PER_MINUTE: '5' },
+      ['--import', 'tsx'],
+      'src/server.ts',
+    );
     t.teardown(() => gateway.stop());
     return gateway;
   };
@@ -291,7 +322,7 @@ t.test('a sealed node call is for one node: replayed to another it is refused, a
   t.same(forged, [401, 401, 401, 401, 401, 429, 429, 429], 'forged seals are failed authentications: 429 past auth_failures_per_minute');
 });
 
-t.test('an SRT push works with its stream id and passphrase out of ffmpeg\'s command line', async (t) => {
+t.test("an SRT push works with its stream id and passphrase out of ffmpeg's command line", async (t) => {
   const PASSPHRASE = 'srt-cmdline-pass-5512';
   const STREAM_ID = 'SIDcmdline9907';
   const listener = await SrtListener.start(PASSPHRASE);

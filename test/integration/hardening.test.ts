@@ -116,7 +116,11 @@ t.test('a WebSocket message over 64 KiB closes that connection with 1009', async
 });
 
 t.test('bodies over the limits are 413: REST 64 KiB, an offer 128 KiB', async (t) => {
-  const rest = await fetch(gw.baseUrl + '/rest-api/push/find_all', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pad: 'x'.repeat(65 * 1024) }) });
+  const rest = await fetch(gw.baseUrl + '/rest-api/push/find_all', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ pad: 'x'.repeat(65 * 1024) }),
+  });
   t.equal(rest.status, 413);
   t.match(await rest.json(), { error: 'payload_too_large', field: 'body' });
   const offer = await fetch(gw.baseUrl + '/whip/big', { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: 'v=0\r\n' + 'a=x\r\n'.repeat(30_000) });
@@ -215,5 +219,5 @@ t.test('a session that never completes ICE is closed after webrtc_connect_timeou
 });
 
 t.test('nothing was left running by refused requests', async (t) => {
-  t.equal(gw.ffmpeg.count, 1, 'only the running push\'s ffmpeg');
+  t.equal(gw.ffmpeg.count, 1, "only the running push's ffmpeg");
 });

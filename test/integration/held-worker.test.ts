@@ -27,7 +27,12 @@ interface StreamCounts {
 t.test('RTP that arrives while the gateway is held is all received once it runs again', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'held-worker-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const gateway = await GatewayProcess.start(join(dir, 'gateway.log'), { GATEWAY_WORKERS: '1', GATEWAY_WEBRTC_UDP_RECEIVE_BUFFER_BYTES: String(256 * 1024) }, ['--import', 'tsx'], 'src/server.ts');
+  const gateway = await GatewayProcess.start(
+    join(dir, 'gateway.log'),
+    { GATEWAY_WORKERS: '1', GATEWAY_WEBRTC_UDP_RECEIVE_BUFFER_BYTES: String(256 * 1024) },
+    ['--import', 'tsx'],
+    'src/server.ts',
+  );
   t.teardown(() => gateway.stop());
   const publishers: SyntheticPublisher[] = [];
   t.teardown(async () => {
@@ -47,10 +52,14 @@ t.test('RTP that arrives while the gateway is held is all received once it runs 
   }
   // The engine's counts are read every 2 s: wait until they are past the hold, and the gateway has caught up.
   const heldAt = Date.now();
-  const after = await waitFor('the engine counts read after the hold', async () => {
-    const now = await streams();
-    return Date.now() - heldAt > 2500 && now.every((s) => s.hops) ? now : undefined;
-  }, 20_000);
+  const after = await waitFor(
+    'the engine counts read after the hold',
+    async () => {
+      const now = await streams();
+      return Date.now() - heldAt > 2500 && now.every((s) => s.hops) ? now : undefined;
+    },
+    20_000,
+  );
 
   for (const name of names) {
     const was = before.find((s) => s.name === name)!;

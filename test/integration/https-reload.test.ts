@@ -47,12 +47,17 @@ function served(port: number): Promise<string> {
 t.test('SIGHUP reloads the certificate for new connections; live pushes go on', async (t) => {
   install(['localhost', 'first.test']);
   const httpsPort = await freePort();
-  const gateway = await GatewayProcess.start(join(dir, 'gateway.log'), {
-    GATEWAY_HTTPS_CERT_FILE: join(dir, 'cert.pem'),
-    GATEWAY_HTTPS_KEY_FILE: join(dir, 'key.pem'),
-    GATEWAY_HTTPS_PORT: String(httpsPort),
-    GATEWAY_LOG_LEVEL: 'info', // the reloads are told at info
-  }, ['--import', 'tsx'], 'src/server.ts');
+  const gateway = await GatewayProcess.start(
+    join(dir, 'gateway.log'),
+    {
+      GATEWAY_HTTPS_CERT_FILE: join(dir, 'cert.pem'),
+      GATEWAY_HTTPS_KEY_FILE: join(dir, 'key.pem'),
+      GATEWAY_HTTPS_PORT: String(httpsPort),
+      GATEWAY_LOG_LEVEL: 'info', // the reloads are told at info
+    },
+    ['--import', 'tsx'],
+    'src/server.ts',
+  );
   const publisher = await SyntheticPublisher.publish(testFixture(), gateway.baseUrl, 'live');
   t.teardown(() => publisher.stop());
   await waitFor('a keyframe to push', async () => (await gateway.request('POST', '/rest-api/stream/find', { name: 'live' })).body?.[0]?.keyframes >= 1, 15000);

@@ -101,15 +101,20 @@ t.test('killed with SIGKILL while pushes are being started: every push it acknow
   await start();
   await publish('kept');
   // Every acknowledged push, and the first test's: each starts again in its own time.
-  const ids = await waitFor('every acknowledged push, and the first, to run again', async () => {
-    const running = (await pushesOf('kept')).filter((p) => p.state === 'running').map((p) => p.mediaSessionId as string);
-    return [firstId, ...acknowledged].every((id) => running.includes(id)) && running;
-  }, 30_000);
+  const ids = await waitFor(
+    'every acknowledged push, and the first, to run again',
+    async () => {
+      const running = (await pushesOf('kept')).filter((p) => p.state === 'running').map((p) => p.mediaSessionId as string);
+      return [firstId, ...acknowledged].every((id) => running.includes(id)) && running;
+    },
+    30_000,
+  );
   t.pass(`the ${acknowledged.length} acknowledged and the first run again (${ids.length} running)`);
 
   // Terminated, a kept push stays ended across a restart: every one the stream has (one written
   // but not acknowledged before the kill may still be starting).
-  for (const id of new Set([...ids, ...(await pushesOf('kept')).map((p) => p.mediaSessionId as string)])) t.equal((await gateway!.request('POST', '/rest-api/push/terminate', { mediaSessionId: id })).status, 200);
+  for (const id of new Set([...ids, ...(await pushesOf('kept')).map((p) => p.mediaSessionId as string)]))
+    t.equal((await gateway!.request('POST', '/rest-api/push/terminate', { mediaSessionId: id })).status, 200);
   t.equal(await gateway!.signal('SIGTERM'), 0);
   for (const publisher of publishers.splice(0)) await publisher.vanish();
   await start();
@@ -117,7 +122,11 @@ t.test('killed with SIGKILL while pushes are being started: every push it acknow
   const fresh = await gateway!.request('POST', '/rest-api/push/startup', { streamName: 'kept', rtmpUrl: `${nginx.url()}/fresh`, rtmpTransponderFullUrl: true });
   t.equal(fresh.status, 200);
   await waitFor('the new push to run', async () => (await pushesOf('kept')).some((p) => p.state === 'running'));
-  t.same((await pushesOf('kept')).map((p) => p.mediaSessionId), [fresh.body.mediaSessionId], 'none of the terminated pushes came back');
+  t.same(
+    (await pushesOf('kept')).map((p) => p.mediaSessionId),
+    [fresh.body.mediaSessionId],
+    'none of the terminated pushes came back',
+  );
 });
 
 t.test('the store killed with SIGKILL in the middle of writes keeps every write it acknowledged', async (t) => {
@@ -130,7 +139,9 @@ t.test('the store killed with SIGKILL in the middle of writes keeps every write 
   for (let round = 0; round < 10 && !cut; round++) {
     const huge = round >= 5;
     const hugeId = `huge-${round}`;
-    const writer = startProcess('node', ['--import', 'tsx', 'test/helpers/push-store-writer.ts', path, ...(huge ? ['--huge', hugeId] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const writer = startProcess('node', ['--import', 'tsx', 'test/helpers/push-store-writer.ts', path, ...(huge ? ['--huge', hugeId] : [])], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let lines = 0;
     let buffered = '';
     /** The log's size when the 64 MB record began. */
@@ -153,7 +164,8 @@ t.test('the store killed with SIGKILL in the middle of writes keeps every write 
         const [op, id] = line.split(' ');
         if (op === 'huge') killInsideWrite(Number(id));
         else if (op === 'put') kept.add(id!);
-        else if (op === 'removing') kept.delete(id!); // may be written or not when the kill comes
+        else if (op === 'removing')
+          kept.delete(id!); // may be written or not when the kill comes
         else removed.add(id!);
         lines++;
       }
@@ -177,7 +189,11 @@ t.test('the store killed with SIGKILL in the middle of writes keeps every write 
       cut = true;
       t.equal(store.recovered.droppedBytes, written, `killed inside a write: its ${written} bytes written of 64 MB were cut, exactly`);
     }
-    t.same([...removed].filter((id) => ids.has(id)), [], `round ${round}: no acknowledged removal is undone`);
+    t.same(
+      [...removed].filter((id) => ids.has(id)),
+      [],
+      `round ${round}: no acknowledged removal is undone`,
+    );
     // What was written but not yet acknowledged may be there or not; what was removed and acknowledged is not.
     for (const id of ids) kept.add(id);
     await store.close();

@@ -14,18 +14,37 @@ async function encode(t: Tap, fps: number): Promise<string> {
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, 'out.flv');
   const ffmpeg = startProcess('ffmpeg', [
-    '-v', 'error', '-f', 'lavfi', '-i', `testsrc=size=320x240:rate=${fps}`, '-t', '13',
-    '-vf', 'settb=1/1000,setpts=PTS+mod(N*13\\,21)/1000/TB',
-    '-fps_mode', 'passthrough', '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-sc_threshold', '0',
-    '-force_key_frames', keyframeExpression(2),
-    '-f', 'flv', file,
+    '-v',
+    'error',
+    '-f',
+    'lavfi',
+    '-i',
+    `testsrc=size=320x240:rate=${fps}`,
+    '-t',
+    '13',
+    '-vf',
+    'settb=1/1000,setpts=PTS+mod(N*13\\,21)/1000/TB',
+    '-fps_mode',
+    'passthrough',
+    '-c:v',
+    'libx264',
+    '-preset',
+    'veryfast',
+    '-tune',
+    'zerolatency',
+    '-sc_threshold',
+    '0',
+    '-force_key_frames',
+    keyframeExpression(2),
+    '-f',
+    'flv',
+    file,
   ]);
   t.teardown(() => stopProcess(ffmpeg));
   const code = await new Promise((resolve) => ffmpeg.once('exit', resolve));
   t.equal(code, 0, 'ffmpeg encoded the source');
   return file;
 }
-
 
 for (const fps of [30, 25, 12]) {
   t.test(`${fps} fps with jittered frames: keyframes at most 2 s and at least 1.5 s apart`, async (t) => {

@@ -21,7 +21,11 @@ async function firstMessages(sendMetadata: boolean, request: Record<string, unkn
   receiver.on('media', (m) => order.push(m.kind));
   try {
     // A keyframe to start from, and a frame rate to report.
-    await waitFor('a keyframe and a frame rate', async () => gw.publishers.get('meta')?.keyframe && (await gw.post('/rest-api/stream/find', { name: 'meta' })).body[0]?.video?.frameRate > 0, 15000);
+    await waitFor(
+      'a keyframe and a frame rate',
+      async () => gw.publishers.get('meta')?.keyframe && (await gw.post('/rest-api/stream/find', { name: 'meta' })).body[0]?.video?.frameRate > 0,
+      15000,
+    );
     const res = await gw.post('/rest-api/push/startup', { streamName: 'meta', rtmpUrl: receiver.url(), ...request });
     await waitFor('video at the RTMP server', () => order.filter((k) => k === 'video').length > 20, 10000);
     return { metadata, order, body: res.body };

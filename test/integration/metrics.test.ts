@@ -39,7 +39,12 @@ t.test('a push and its publisher, scraped: counters grow, the state moves throug
   await sleep(2000);
   const second = await scrape();
   const value = (text: string, name: string): number => samples(text, name).find((s) => s.labels.media_session_id === id)?.value ?? NaN;
-  t.same(samples(second, 'gateway_push_state').find((s) => s.labels.state === 'running')?.labels, { stream: 'cam', media_session_id: id, destination_host: '127.0.0.1', state: 'running' });
+  t.same(samples(second, 'gateway_push_state').find((s) => s.labels.state === 'running')?.labels, {
+    stream: 'cam',
+    media_session_id: id,
+    destination_host: '127.0.0.1',
+    state: 'running',
+  });
   t.equal(samples(second, 'gateway_push_state').filter((s) => s.value === 1).length, 1, 'one state at a time');
   for (const name of ['gateway_push_sent_bytes_total', 'gateway_push_frames_total']) {
     t.ok(value(second, name) > value(first, name) && value(first, name) > 0, `${name} grows: ${value(first, name)} -> ${value(second, name)}`);
@@ -55,10 +60,20 @@ t.test('a push and its publisher, scraped: counters grow, the state moves throug
   t.equal(stream('gateway_publisher_nacks_sent_total'), 0, 'no NACK on loopback');
 
   const restarted = nginx.restart(1500); // the destination goes away for 1.5 s
-  await waitFor('reconnecting, seen by a scrape', async () => samples(await scrape(), 'gateway_push_state').some((s) => s.labels.state === 'reconnecting' && s.value === 1), 5000, 100);
+  await waitFor(
+    'reconnecting, seen by a scrape',
+    async () => samples(await scrape(), 'gateway_push_state').some((s) => s.labels.state === 'reconnecting' && s.value === 1),
+    5000,
+    100,
+  );
   t.pass('the state gauge showed reconnecting');
   await restarted;
-  await waitFor('running again, seen by a scrape', async () => samples(await scrape(), 'gateway_push_state').some((s) => s.labels.state === 'running' && s.value === 1), 15000, 200);
+  await waitFor(
+    'running again, seen by a scrape',
+    async () => samples(await scrape(), 'gateway_push_state').some((s) => s.labels.state === 'running' && s.value === 1),
+    15000,
+    200,
+  );
   const after = await scrape();
   t.ok(value(after, 'gateway_push_reconnects_total') >= 1, 'a reconnect counted');
   t.ok(value(after, 'gateway_push_drops_total') >= 1, 'a drop counted');
@@ -68,12 +83,22 @@ t.test('a push and its publisher, scraped: counters grow, the state moves throug
   t.equal(count('gateway_push_startup_seconds'), 1, 'one startup timed');
   t.ok(sum('gateway_push_startup_seconds') > 0 && sum('gateway_push_startup_seconds') < 1, `startup to first frame ${sum('gateway_push_startup_seconds')} s`);
   t.equal(count('gateway_push_reconnect_seconds'), 1, 'one outage timed');
-  t.ok(sum('gateway_push_reconnect_seconds') > 1.4 && sum('gateway_push_reconnect_seconds') < 10, `outage ${sum('gateway_push_reconnect_seconds')} s (the destination was down 1.5 s)`);
+  t.ok(
+    sum('gateway_push_reconnect_seconds') > 1.4 && sum('gateway_push_reconnect_seconds') < 10,
+    `outage ${sum('gateway_push_reconnect_seconds')} s (the destination was down 1.5 s)`,
+  );
 
-  t.ok(samples(after, 'gateway_push_acknowledged_age_seconds').some((x) => x.labels.media_session_id === id && x.value >= -1), 'the acknowledgement age is shown');
+  t.ok(
+    samples(after, 'gateway_push_acknowledged_age_seconds').some((x) => x.labels.media_session_id === id && x.value >= -1),
+    'the acknowledgement age is shown',
+  );
   const refused = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: 'rtmp://127.0.0.1:1/live' });
   t.equal(refused.status, 500, 'a destination nobody listens on');
-  await waitFor('the failure counted', async () => samples(await scrape(), 'gateway_push_failures_total').some((x) => x.labels.destination_host === '127.0.0.1' && x.value === 1), 5000);
+  await waitFor(
+    'the failure counted',
+    async () => samples(await scrape(), 'gateway_push_failures_total').some((x) => x.labels.destination_host === '127.0.0.1' && x.value === 1),
+    5000,
+  );
   t.pass('a failed push counted by its destination host');
 
   // The Grafana dashboard shipped in config/ asks only for metrics the gateway has.
@@ -81,7 +106,11 @@ t.test('a push and its publisher, scraped: counters grow, the state moves throug
   const asked = new Set([...dashboard.matchAll(/\b(gateway_[a-z_]+)/g)].map((m) => m[1]!.replace(/_bucket$/, '')));
   const exposed = new Set([...after.matchAll(/^# TYPE (\w+) /gm)].map((m) => m[1]!));
   t.ok(asked.size >= 20, `the dashboard asks for ${asked.size} metrics`);
-  t.same([...asked].filter((name) => !exposed.has(name)), [], 'every metric of the dashboard is exposed');
+  t.same(
+    [...asked].filter((name) => !exposed.has(name)),
+    [],
+    'every metric of the dashboard is exposed',
+  );
 
   for (const text of [first, second, after]) {
     t.notOk(text.includes(KEY), 'no stream key in any label or value');

@@ -28,7 +28,13 @@ t.test('the document is OpenAPI 3.1 and every answer matches it', async (t) => {
 
   const ajv = new Ajv2020({ strict: false });
   const checked = new Set<string>();
-  async function check(method: string, path: string, template: string, body?: unknown, options: { key?: boolean; type?: string; raw?: string } = {}): Promise<{ status: number; json?: any }> {
+  async function check(
+    method: string,
+    path: string,
+    template: string,
+    body?: unknown,
+    options: { key?: boolean; type?: string; raw?: string } = {},
+  ): Promise<{ status: number; json?: any }> {
     const headers: Record<string, string> = { 'content-type': options.type ?? 'application/json' };
     if (options.key !== false) headers.authorization = `Bearer ${KEY}`;
     const res = await fetch(gw.baseUrl + path, { method, headers, body: options.raw ?? (body === undefined ? undefined : JSON.stringify(body)) });
@@ -63,7 +69,8 @@ t.test('the document is OpenAPI 3.1 and every answer matches it', async (t) => {
   await check('POST', '/rest-api/push/startup', '/rest-api/push/startup', { streamName: 'nobody', rtmpUrl: destination.url() }); // 404
   await check('POST', '/rest-api/push/startup', '/rest-api/push/startup', { streamName: 'cam' }); // 400
   await check('POST', '/rest-api/push/startup', '/rest-api/push/startup', { streamName: 'cam', rtmpUrl: destination.url() }, { key: false }); // 401
-  for (const body of [{ rtmpUrl: destination.url() }, { rtmpUrl: 'rtmp://127.0.0.1:1/live' }, { rtmpUrl: 'ftp://x' }]) await check('POST', '/rest-api/push/check', '/rest-api/push/check', body); // 200, 200 (not ok), 400
+  for (const body of [{ rtmpUrl: destination.url() }, { rtmpUrl: 'rtmp://127.0.0.1:1/live' }, { rtmpUrl: 'ftp://x' }])
+    await check('POST', '/rest-api/push/check', '/rest-api/push/check', body); // 200, 200 (not ok), 400
   await check('POST', '/rest-api/push/check', '/rest-api/push/check', { rtmpUrl: destination.url() }, { key: false }); // 401
   for (const path of ['find', 'find_all']) await check('POST', `/rest-api/push/${path}`, `/rest-api/push/${path}`, path === 'find' ? { streamName: 'cam' } : {});
   await check('POST', '/rest-api/push/find', '/rest-api/push/find', { streamName: 'nobody' });

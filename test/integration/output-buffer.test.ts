@@ -90,7 +90,10 @@ t.test('bursty input leaves evenly, no later than the configured most', async (t
   const sentLate = window.map((a) => a.frame.sentAt - a.frame.dueAt);
   const arrivedLate = window.map((a) => a.arrivalMs - a.frame.dueAt);
   t.ok(range(sentLate) >= 300, `the input was bursty: sent ${Math.round(Math.min(...sentLate))}–${Math.round(Math.max(...sentLate))} ms after due`);
-  t.ok(range(arrivedLate) <= 120 + loopLateMs, `the output was even: arrived ${Math.round(Math.min(...arrivedLate))}–${Math.round(Math.max(...arrivedLate))} ms after due (120 ms, and the event loop ran up to ${Math.round(loopLateMs)} ms late)`);
+  t.ok(
+    range(arrivedLate) <= 120 + loopLateMs,
+    `the output was even: arrived ${Math.round(Math.min(...arrivedLate))}–${Math.round(Math.max(...arrivedLate))} ms after due (120 ms, and the event loop ran up to ${Math.round(loopLateMs)} ms late)`,
+  );
   t.ok(Math.max(...arrivedLate) <= 1200 + 100, 'no frame later than rtmp_out_buffer_initial_size (+ a polling period and the hops)');
   t.ok(median(arrivedLate) >= 400, `held about rtmp_out_buffer_start_size: median ${Math.round(median(arrivedLate))} ms after due`);
 
@@ -104,7 +107,7 @@ t.test('output that stops for longer than what is buffered (ffmpeg paused): the 
   const { gw, videoArrivals } = await bufferedPush(t, 'gappy', { height: 240 });
   await sleep(1500);
   const [pid] = await pidsMatching(PUSH_FFMPEG);
-  t.ok(pid, 'the push\'s ffmpeg');
+  t.ok(pid, "the push's ffmpeg");
   process.kill(pid!, 'SIGSTOP');
   try {
     await waitFor('the buffer to run dry', async () => (await findPush(gw, 'gappy')).outputBuffer.state === 'buffering', 3000);

@@ -32,17 +32,37 @@ t.test('each routed call reaches the worker that holds its stream or push', asyn
   await waitFor('a publisher in each worker', async () => (await publishersByWorker()) === '0:1 1:1', 10_000);
 
   const streams = await gw.plane.streams();
-  t.same(streams.map((s) => s.name), ['r0', 'r1'], 'streams: both workers gathered, oldest first');
-  t.same((await gw.plane.streams('r1')).map((s) => s.name), ['r1'], 'streams by name: the worker holding it');
+  t.same(
+    streams.map((s) => s.name),
+    ['r0', 'r1'],
+    'streams: both workers gathered, oldest first',
+  );
+  t.same(
+    (await gw.plane.streams('r1')).map((s) => s.name),
+    ['r1'],
+    'streams by name: the worker holding it',
+  );
   await waitFor('keyframes of both', async () => (await gw.plane.streams()).every((s) => s.keyframes > 0), 15_000);
 
   const first = await gw.plane.startup({ streamName: 'r0', rtmpUrl: receiver.url() + '/r0' });
   const second = await gw.plane.startup({ streamName: 'r1', rtmpUrl: receiver.url() + '/r1' });
-  t.same((await gw.plane.find({})).map((p) => p.mediaSessionId), [first.mediaSessionId, second.mediaSessionId], 'find: both workers gathered, oldest first');
-  t.same((await gw.plane.find({ streamName: 'r1' })).map((p) => p.mediaSessionId), [second.mediaSessionId], 'find by stream');
+  t.same(
+    (await gw.plane.find({})).map((p) => p.mediaSessionId),
+    [first.mediaSessionId, second.mediaSessionId],
+    'find: both workers gathered, oldest first',
+  );
+  t.same(
+    (await gw.plane.find({ streamName: 'r1' })).map((p) => p.mediaSessionId),
+    [second.mediaSessionId],
+    'find by stream',
+  );
 
   await gw.plane.setMuted(second.mediaSessionId, true);
-  t.same((await gw.plane.find({})).map((p) => p.muted), [false, true], 'setMuted reached the push of the other worker, and only it');
+  t.same(
+    (await gw.plane.find({})).map((p) => p.muted),
+    [false, true],
+    'setMuted reached the push of the other worker, and only it',
+  );
   await t.rejects(gw.plane.soundOn(first.mediaSessionId, { soundFile: 'missing.wav' }), { code: 'not_found' }, 'soundOn: the worker answered, its error code crossed');
   await gw.plane.soundOff(first.mediaSessionId);
 
@@ -53,7 +73,11 @@ t.test('each routed call reaches the worker that holds its stream or push', asyn
   await gw.plane.terminate(second.mediaSessionId);
   await waitFor('the push to end', async () => (await gw.plane.find({})).length === 1, 10_000);
   t.equal(await gw.plane.unpublish('r1', undefined, 'test over'), true, 'unpublish: the worker holding r1 ended it');
-  t.same((await gw.plane.streams()).map((s) => s.name), ['r0'], 'only r0 publishes');
+  t.same(
+    (await gw.plane.streams()).map((s) => s.name),
+    ['r0'],
+    'only r0 publishes',
+  );
 });
 
 t.test('a key held nowhere gets the answer of nothing; a call that does not fit the table is refused', async (t) => {
@@ -61,7 +85,10 @@ t.test('a key held nowhere gets the answer of nothing; a call that does not fit 
   t.same(await gw.plane.find({ streamName: 'nowhere' }), []);
   await t.rejects(gw.plane.terminate('no-such-push'), { code: 'not_found' });
   await t.rejects(gw.plane.snapshot('nowhere'), { code: 'not_found' });
-  const refused: unknown = await gw.plane.view('nowhere', 'v=0\r\n').then(() => undefined, (error: unknown) => error);
+  const refused: unknown = await gw.plane.view('nowhere', 'v=0\r\n').then(
+    () => undefined,
+    (error: unknown) => error,
+  );
   t.ok(codeOf(refused), `view: a coded answer (${codeOf(refused)})`);
   // A caller that escapes the types: the worker checks the arguments against the table.
   const loose = gw.plane as unknown as { setMuted(id: unknown, muted: unknown): Promise<void> };

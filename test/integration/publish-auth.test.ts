@@ -39,7 +39,10 @@ t.teardown(async () => {
 });
 
 type Claims = Record<string, unknown>;
-async function jwt(claims: Claims, options: { kid?: string; alg?: string; key?: unknown; exp?: string | number | null; nbf?: string | number; iat?: boolean } = {}): Promise<string> {
+async function jwt(
+  claims: Claims,
+  options: { kid?: string; alg?: string; key?: unknown; exp?: string | number | null; nbf?: string | number; iat?: boolean } = {},
+): Promise<string> {
   const alg = options.alg ?? 'HS256';
   const key = options.key ?? (alg === 'HS256' ? new TextEncoder().encode(HS_SECRET) : alg === 'ES256' ? ec.privateKey : rsa.privateKey);
   let builder = new SignJWT(claims).setProtectedHeader({ alg, kid: options.kid ?? { HS256: 'hs', ES256: 'es', RS256: 'rs' }[alg] });
@@ -137,12 +140,24 @@ t.test('SDK: the token goes in the publish message; destinations the token does 
   t.match(await publish('wrong-token-0123456789'), { type: 'error', code: 'unauthorized', field: 'token', message: /not valid/ }, 'a wrong token');
   t.match(await publish(PUBLISH_KEY.replace('studio', 'studia')), { code: 'unauthorized' }, 'a near miss of a publish key');
   t.match(await publish(await jwt({ streams: ['cam'] })), { code: 'invalid_request', field: 'sdp' }, 'the right token: on to the offer');
-  t.match(await publish(await jwt({ streams: ['cam'] }), 'rtmp://127.0.0.1/live'), { code: 'forbidden', field: 'rtmpUrl', message: /does not allow pushing/ }, 'default grant: no destination');
+  t.match(
+    await publish(await jwt({ streams: ['cam'] }), 'rtmp://127.0.0.1/live'),
+    { code: 'forbidden', field: 'rtmpUrl', message: /does not allow pushing/ },
+    'default grant: no destination',
+  );
   t.match(await publish(await jwt({ streams: ['cam'], destinations: ['*.youtube.com'] }), 'rtmp://127.0.0.1/live'), { code: 'forbidden', field: 'rtmpUrl' });
-  t.match(await publish(await jwt({ streams: ['cam'], destinations: ['127.0.0.1'] }), 'rtmp://127.0.0.1/live'), { code: 'invalid_request', field: 'sdp' }, 'granted host: authorized');
+  t.match(
+    await publish(await jwt({ streams: ['cam'], destinations: ['127.0.0.1'] }), 'rtmp://127.0.0.1/live'),
+    { code: 'invalid_request', field: 'sdp' },
+    'granted host: authorized',
+  );
   t.match(await publish(await jwt({ streams: ['cam'], destinations: 'any' }), 'rtmp://127.0.0.1/live'), { field: 'sdp' }, 'any destination');
   t.match(await publish(await jwt({ streams: ['cam'], destinations: ['127.0.0.1'] }), 'record://'), { code: 'forbidden', field: 'rtmpUrl' }, 'recording needs its own grant');
-  t.match(await publish(await jwt({ streams: ['cam'], destinations: ['record'] }), 'record://'), { code: 'invalid_request', field: 'sdp' }, '`record` among the destinations: authorized');
+  t.match(
+    await publish(await jwt({ streams: ['cam'], destinations: ['record'] }), 'record://'),
+    { code: 'invalid_request', field: 'sdp' },
+    '`record` among the destinations: authorized',
+  );
   t.match(await publish(await jwt({ streams: ['cam'], destinations: 'everywhere' })), { code: 'unauthorized', message: /destinations/ });
   t.equal(gw.publishers.all().length, 0);
 });
@@ -183,7 +198,13 @@ t.test('the HTTP hook decides what no key covers: 2xx allows, 401/403 refuse, si
     hook.close();
   });
   const post = async (token?: string): Promise<number> =>
-    (await fetch(`${hooked.baseUrl}/whip/hooked`, { method: 'POST', headers: { 'content-type': 'application/sdp', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: 'v=0' })).status;
+    (
+      await fetch(`${hooked.baseUrl}/whip/hooked`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/sdp', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: 'v=0',
+      })
+    ).status;
   t.equal(await post('hook-allows-this-token'), 400, 'allowed: on to the offer');
   t.equal(await post('hook-refuses-this-token'), 403);
   t.equal(await post(), 401);
@@ -193,7 +214,7 @@ t.test('the HTTP hook decides what no key covers: 2xx allows, 401/403 refuse, si
   t.equal(hooked.publishers.all().length, 0);
 });
 
-t.test('the hook\'s refusals count as failed authentications: guessing through it ends in 429', async (t) => {
+t.test("the hook's refusals count as failed authentications: guessing through it ends in 429", async (t) => {
   let asked = 0;
   const hook = createServer((req, res) => {
     asked++;

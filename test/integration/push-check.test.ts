@@ -25,14 +25,18 @@ t.test('a real RTMP server: reachable, the application accepted; with publish, t
   const connectOnly = await check({ rtmpUrl: nginx.url() });
   t.match(connectOnly, { status: 200, body: { ok: true, reachable: true, applicationAccepted: true, keyAccepted: null } }, JSON.stringify(connectOnly.body));
   const published = await check({ rtmpUrl: `${nginx.url()}/KEYcheck5521`, rtmpTransponderFullUrl: true, publish: true });
-  t.match(published, { status: 200, body: { ok: true, reachable: true, applicationAccepted: true, keyAccepted: true, rtmpUrl: /\/live\/\*\*\*$/ } }, JSON.stringify(published.body));
+  t.match(
+    published,
+    { status: 200, body: { ok: true, reachable: true, applicationAccepted: true, keyAccepted: true, rtmpUrl: /\/live\/\*\*\*$/ } },
+    JSON.stringify(published.body),
+  );
   t.ok(published.body.elapsedMs < 5000, `${published.body.elapsedMs} ms`);
   await waitFor('nothing published at nginx', async () => (await nginx.streams()).length === 0, 5000);
   t.same(await nginx.streams(), [], 'unpublished at once');
   t.equal(gw.pushService.all().length, 0, 'no push was made');
 });
 
-t.test('a refused application and a refused key are told apart, with the push\'s error code', async (t) => {
+t.test("a refused application and a refused key are told apart, with the push's error code", async (t) => {
   receiver.auth = { method: 'adobe', user: 'u', password: 'right' };
   const app = await check({ rtmpUrl: `rtmp://u:wrong-pass@127.0.0.1:${receiver.port}/live` });
   t.match(app.body, { ok: false, reachable: true, applicationAccepted: false, keyAccepted: null, error: 'destination_refused' }, JSON.stringify(app.body));
@@ -73,7 +77,7 @@ t.test('SRT: the handshake tells whether the passphrase is accepted; no media is
   await listener.restart();
   const wrong = await check({ rtmpUrl: listener.url('passphrase=not-the-right-one-9') });
   t.match(wrong.body, { ok: false, reachable: true, keyAccepted: false, error: 'destination_refused', message: /refused the passphrase/ }, JSON.stringify(wrong.body));
-  t.same(await pidsMatching('anullsrc=r=48000'), [], 'the checks\' ffmpeg processes have ended');
+  t.same(await pidsMatching('anullsrc=r=48000'), [], "the checks' ffmpeg processes have ended");
 });
 
 t.test('bad input is a 400 naming the field; the policy applies', async (t) => {
@@ -85,6 +89,9 @@ t.test('bad input is a 400 naming the field; the policy applies', async (t) => {
 
 t.test('no secret in the log', async (t) => {
   for (const secret of ['KEYcheck5521', 'KEYrefused8812', 'wrong-pass', 'check-passphrase-71', 'not-the-right-one-9', 'SIDcheck']) {
-    t.notOk(logLines.some((l) => l.includes(secret)), `no ${secret}`);
+    t.notOk(
+      logLines.some((l) => l.includes(secret)),
+      `no ${secret}`,
+    );
   }
 });

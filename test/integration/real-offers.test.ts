@@ -22,7 +22,10 @@ function withoutVideo(offer: string): string {
   const parts = offer.split(/(?=^m=)/m);
   const video = parts.find((p) => p.startsWith('m=video'))!;
   const mid = /^a=mid:(\S+)/m.exec(video)![1];
-  return parts.filter((p) => p !== video).join('').replace(new RegExp(`^(a=group:BUNDLE .*?) ${mid}\\b`, 'm'), '$1');
+  return parts
+    .filter((p) => p !== video)
+    .join('')
+    .replace(new RegExp(`^(a=group:BUNDLE .*?) ${mid}\\b`, 'm'), '$1');
 }
 
 for (const client of ['chromium', 'firefox', 'gstreamer']) {
@@ -49,7 +52,7 @@ for (const client of ['chromium', 'gstreamer']) {
   });
 }
 
-t.test('firefox\'s view offer without an H.264 decoder: 406 naming the stream\'s codec and the ones it takes', async (t) => {
+t.test("firefox's view offer without an H.264 decoder: 406 naming the stream's codec and the ones it takes", async (t) => {
   const offer = savedOffer('firefox-view');
   t.notMatch(offer, /H264/, 'this Firefox has no OpenH264');
   const res = await post('/whep/cam', offer);

@@ -33,5 +33,8 @@ t.test('each media socket gets webrtc_udp_receive_buffer_bytes', async (t) => {
   const sizes = receiveBuffers(range, owner);
   t.ok(sizes.length >= 1, `the publisher's media socket is found (${sizes.length})`);
   // Linux doubles what is asked, for its own bookkeeping.
-  t.ok(sizes.every((size) => size >= wanted), `receive buffers ${sizes.join(', ')} bytes, at least ${wanted}`);
+  t.ok(
+    sizes.every((size) => size >= wanted),
+    `receive buffers ${sizes.join(', ')} bytes, at least ${wanted}`,
+  );
 });

@@ -67,8 +67,19 @@ t.test('a record:// push writes the stream into an MP4 part: H.264 as published,
   t.match(part, { streamName: 'reccam', mediaSessionId: pushId, state: 'recording', durationMs: null });
   t.match(part!.fileName, /^reccam-\d{8}T\d{6}Z-001\.mp4$/, 'named by stream and start time');
   const recorded = await probe(join(dir, part!.fileName));
-  t.match(recorded.streams.map((s) => [s.codec_type, s.codec_name]).sort(), [['audio', 'aac'], ['video', 'h264']], 'H.264 and AAC');
-  t.match(recorded.streams.find((s) => s.codec_type === 'video'), { width: 1280, height: 720 }, 'the publisher\'s picture, not transcoded');
+  t.match(
+    recorded.streams.map((s) => [s.codec_type, s.codec_name]).sort(),
+    [
+      ['audio', 'aac'],
+      ['video', 'h264'],
+    ],
+    'H.264 and AAC',
+  );
+  t.match(
+    recorded.streams.find((s) => s.codec_type === 'video'),
+    { width: 1280, height: 720 },
+    "the publisher's picture, not transcoded",
+  );
   t.ok(recorded.video[0]!.flags.startsWith('K'), 'a keyframe first');
   await waitFor('recording.started told', () => hooks.delivered.some((h) => h.type === 'recording.started' && h.body.data.file === part!.fileName), 10_000);
   const found = (await gw.post('/rest-api/push/find', { streamName: 'reccam' })).body;
@@ -114,7 +125,7 @@ t.test('a part is downloaded whole or by ranges', async (t) => {
   await past.arrayBuffer();
   t.equal((await download('reccam-nothing-001.mp4')).status, 404);
   const bad = await download('..%2Fgateway.yml');
-  t.equal(bad.status, 400, 'a name that is not a recording\'s');
+  t.equal(bad.status, 400, "a name that is not a recording's");
   t.match(await bad.json(), { field: 'fileName' });
 });
 
@@ -160,13 +171,20 @@ t.test('terminated: the last part is finished and told; deleted over REST, a par
   const all = await listed();
   for (const part of all) t.equal((await gw.post('/rest-api/recording/delete', { fileName: part.fileName })).status, 200, `${part.fileName} deleted`);
   t.equal((await gw.post('/rest-api/recording/find_all', {})).status, 404, 'none left');
-  t.same((await readdir(dir)).filter((f) => !f.startsWith('.') || f.endsWith('.json') || f.endsWith('.csv')), [], 'nor what the recordings wrote beside them');
+  t.same(
+    (await readdir(dir)).filter((f) => !f.startsWith('.') || f.endsWith('.json') || f.endsWith('.csv')),
+    [],
+    'nor what the recordings wrote beside them',
+  );
   t.equal((await gw.post('/rest-api/recording/delete', { fileName: all[0]!.fileName })).status, 404, 'deleted twice: 404');
   t.match(await gw.post('/rest-api/recording/delete', { fileName: '../etc/passwd' }), { status: 400, body: { field: 'fileName' } });
 });
 
 t.test('record:// takes nothing else; a push check has nothing to check', async (t) => {
-  t.match(await gw.post('/rest-api/push/startup', { streamName: 'reccam', rtmpUrl: 'record://elsewhere' }), { status: 400, body: { field: 'rtmpUrl', message: /record:\/\/ alone/ } });
+  t.match(await gw.post('/rest-api/push/startup', { streamName: 'reccam', rtmpUrl: 'record://elsewhere' }), {
+    status: 400,
+    body: { field: 'rtmpUrl', message: /record:\/\/ alone/ },
+  });
   t.match(await gw.post('/rest-api/push/check', { rtmpUrl: 'record://' }), { status: 400, body: { field: 'rtmpUrl' } });
 });
 
@@ -181,30 +199,36 @@ t.test('a disk below record_min_free_mb: no recording starts, saying why; nothin
 });
 
 // A real disk filling up: a 3 MB tmpfs the test mounts (as root; elsewhere this part is skipped).
-t.test('the disk fills while recording: the recording ends cleanly saying why; the gateway and a push of the same stream go on', { skip: process.getuid?.() === 0 ? false : 'mounting a small disk needs root' }, async (t) => {
-  const small = join(dir, 'small');
-  await mkdir(small);
-  await run('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', small]);
-  t.teardown(() => run('umount', [small]).then(() => {}));
-  const nginx = await NginxRtmp.start();
-  t.teardown(() => nginx.stop());
-  const gw2 = await startGateway({ record_dir: small, record_min_free_mb: 1 });
-  t.teardown(() => gw2.close());
-  const p = await SyntheticPublisher.publish(testFixture(), gw2.baseUrl, 'diskcam');
-  t.teardown(() => p.stop());
-  const pushed = await gw2.post('/rest-api/push/startup', { streamName: 'diskcam', rtmpUrl: nginx.url() });
-  t.equal(pushed.status, 200, JSON.stringify(pushed.body));
-  const recording = await gw2.post('/rest-api/push/startup', { streamName: 'diskcam', rtmpUrl: 'record://' });
-  t.equal(recording.status, 200, JSON.stringify(recording.body));
-  const state = async (id: string): Promise<{ state: string; lastError?: string }> =>
-    ((await gw2.post('/rest-api/push/find', { streamName: 'diskcam' })).body as { mediaSessionId: string; state: string; lastError?: string }[]).find((x) => x.mediaSessionId === id)!;
-  await waitFor('the recording failed', async () => (await state(recording.body.mediaSessionId)).state === 'failed', 60_000);
-  t.match(await state(recording.body.mediaSessionId), { lastError: /the disk of record_dir (has \d+ MB free, less than record_min_free_mb \(1\)|is full)/ });
-  const files = (await readdir(small)).filter((f) => f.endsWith('.mp4'));
-  t.ok(files.length >= 1, `${files.length} part(s) written`);
-  const played = await probe(join(small, files[0]!));
-  t.ok(played.video.length > 10, `the part written before the disk filled plays: ${played.video.length} video packets`);
-  t.match(await state(pushed.body.mediaSessionId), { state: 'running' }, 'the RTMP push of the same stream runs on');
-  t.equal((await fetch(`${gw2.baseUrl}/health`)).status, 200, 'the gateway answers');
-  await waitFor('no recording ffmpeg', async () => (await run('pgrep', ['-f', `segment_list /proc/self/fd/3/.diskcam-`]).catch(() => ({ stdout: '' }))).stdout === '', 10_000);
-});
+t.test(
+  'the disk fills while recording: the recording ends cleanly saying why; the gateway and a push of the same stream go on',
+  { skip: process.getuid?.() === 0 ? false : 'mounting a small disk needs root' },
+  async (t) => {
+    const small = join(dir, 'small');
+    await mkdir(small);
+    await run('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', small]);
+    t.teardown(() => run('umount', [small]).then(() => {}));
+    const nginx = await NginxRtmp.start();
+    t.teardown(() => nginx.stop());
+    const gw2 = await startGateway({ record_dir: small, record_min_free_mb: 1 });
+    t.teardown(() => gw2.close());
+    const p = await SyntheticPublisher.publish(testFixture(), gw2.baseUrl, 'diskcam');
+    t.teardown(() => p.stop());
+    const pushed = await gw2.post('/rest-api/push/startup', { streamName: 'diskcam', rtmpUrl: nginx.url() });
+    t.equal(pushed.status, 200, JSON.stringify(pushed.body));
+    const recording = await gw2.post('/rest-api/push/startup', { streamName: 'diskcam', rtmpUrl: 'record://' });
+    t.equal(recording.status, 200, JSON.stringify(recording.body));
+    const state = async (id: string): Promise<{ state: string; lastError?: string }> =>
+      ((await gw2.post('/rest-api/push/find', { streamName: 'diskcam' })).body as { mediaSessionId: string; state: string; lastError?: string }[]).find(
+        (x) => x.mediaSessionId === id,
+      )!;
+    await waitFor('the recording failed', async () => (await state(recording.body.mediaSessionId)).state === 'failed', 60_000);
+    t.match(await state(recording.body.mediaSessionId), { lastError: /the disk of record_dir (has \d+ MB free, less than record_min_free_mb \(1\)|is full)/ });
+    const files = (await readdir(small)).filter((f) => f.endsWith('.mp4'));
+    t.ok(files.length >= 1, `${files.length} part(s) written`);
+    const played = await probe(join(small, files[0]!));
+    t.ok(played.video.length > 10, `the part written before the disk filled plays: ${played.video.length} video packets`);
+    t.match(await state(pushed.body.mediaSessionId), { state: 'running' }, 'the RTMP push of the same stream runs on');
+    t.equal((await fetch(`${gw2.baseUrl}/health`)).status, 200, 'the gateway answers');
+    await waitFor('no recording ffmpeg', async () => (await run('pgrep', ['-f', `segment_list /proc/self/fd/3/.diskcam-`]).catch(() => ({ stdout: '' }))).stdout === '', 10_000);
+  },
+);

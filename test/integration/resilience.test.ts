@@ -29,10 +29,14 @@ async function pushToNginx(t: Test, streamName: string, options: NginxOptions = 
 
 /** Waits until the one push ffmpeg running is another than `pid`. */
 async function ffmpegReplaced(pid: number, timeoutMs: number): Promise<void> {
-  await waitFor(`ffmpeg ${pid} to be replaced`, async () => {
-    const pids = await pidsMatching(PUSH_FFMPEG);
-    return pids.length === 1 && pids[0] !== pid;
-  }, timeoutMs);
+  await waitFor(
+    `ffmpeg ${pid} to be replaced`,
+    async () => {
+      const pids = await pidsMatching(PUSH_FFMPEG);
+      return pids.length === 1 && pids[0] !== pid;
+    },
+    timeoutMs,
+  );
 }
 
 function byConnection(messages: RtmpMediaMessage[], connection: number): RtmpMediaMessage[] {
@@ -61,10 +65,14 @@ t.test('a dropped destination: reconnecting, then a new RTMP session that starts
   t.equal(running.counters.reconnects, 1, 'one reconnect counted');
   t.equal(running.counters.drops, 1, 'one drop counted');
   // Audio and video of the new session each come at their own pace (AAC from a new ffmpeg): both are awaited.
-  await waitFor('audio and video on the second connection', () => {
-    const second = byConnection(messages, 2).filter((m) => !m.sequenceHeader);
-    return second.filter((m) => m.kind === 'video').length > 30 && second.filter((m) => m.kind === 'audio').length > 10;
-  }, 15000);
+  await waitFor(
+    'audio and video on the second connection',
+    () => {
+      const second = byConnection(messages, 2).filter((m) => !m.sequenceHeader);
+      return second.filter((m) => m.kind === 'video').length > 30 && second.filter((m) => m.kind === 'audio').length > 10;
+    },
+    15000,
+  );
 
   const [now] = await gw.plane.streams('drop');
   t.equal(now?.id, ingest?.id, 'the WebRTC publisher is the same one');
@@ -121,10 +129,14 @@ t.test('nginx-rtmp restarted: the push comes back by itself, the new recording s
   const { nginx, gw, id } = await pushToNginx(t, 'restart', { recordUnique: true });
   await sleep(2500);
   await nginx.restart();
-  const running = await waitFor('a reconnect', async () => {
-    const listed = await findPush(gw, 'restart');
-    return listed.state === 'running' && listed.counters.reconnects >= 1 ? listed : undefined;
-  }, 8000);
+  const running = await waitFor(
+    'a reconnect',
+    async () => {
+      const listed = await findPush(gw, 'restart');
+      return listed.state === 'running' && listed.counters.reconnects >= 1 ? listed : undefined;
+    },
+    8000,
+  );
   t.equal(running.counters.reconnects, 1, 'reconnected once');
   await waitFor('the stream at nginx again', async () => (await nginx.streams()).some((s) => s.name === 'rtmp_restart'), 5000);
   await sleep(3000);

@@ -119,6 +119,6 @@ t.test('the SDK and the publish page are served', async (t) => {
   t.match(await sdk.text(), /createSession/);
   t.equal((await fetch(gw.baseUrl + '/sdk/gateway.d.ts')).status, 200);
   t.match(await (await fetch(gw.baseUrl + '/')).text(), /src="\/publish\.js"/);
-  t.match(await (await fetch(gw.baseUrl + '/publish.js')).text(), /from '\/sdk\/gateway\.js'/, 'the page\'s script loads the SDK');
+  t.match(await (await fetch(gw.baseUrl + '/publish.js')).text(), /from '\/sdk\/gateway\.js'/, "the page's script loads the SDK");
   t.equal((await fetch(gw.baseUrl + '/nope')).status, 404);
 });

@@ -175,7 +175,7 @@ t.test('the spellings an attacker tried answer 401 without a key', async (t) => 
   }
 });
 
-t.test('every route, every credential, every spelling: the plain answer or the router\'s, never a handler without the key', async (t) => {
+t.test("every route, every credential, every spelling: the plain answer or the router's, never a handler without the key", async (t) => {
   const entries = gw.routes.entries;
   t.ok(entries.length >= 30, `the route table lists ${entries.length} routes`);
   const plain = new Map<string, Answer>();
@@ -218,7 +218,7 @@ t.test('every route, every credential, every spelling: the plain answer or the r
   t.ok(differed > 0, `${differed} spellings were told apart by the router (404/405/400), so the property is exercised`);
 });
 
-t.test('errors made by fastify and by Node\'s parser answer in the gateway\'s shape, with a listed code', async (t) => {
+t.test("errors made by fastify and by Node's parser answer in the gateway's shape, with a listed code", async (t) => {
   /** A raw request over a socket: the status line and the parsed JSON body. */
   const raw = (request: string): Promise<{ status: number; body: any }> =>
     new Promise((resolve, reject) => {
@@ -233,13 +233,37 @@ t.test('errors made by fastify and by Node\'s parser answer in the gateway\'s sh
     });
   const codes = new Set(ERROR_CODES as readonly string[]);
   const cases: [string, string, number, string, string?][] = [
-    ['a 300-character WHIP name', `POST /whip/${'a'.repeat(300)} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/sdp\r\nContent-Length: 3\r\nConnection: close\r\n\r\nv=0`, 414, 'uri_too_long', 'path'],
+    [
+      'a 300-character WHIP name',
+      `POST /whip/${'a'.repeat(300)} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/sdp\r\nContent-Length: 3\r\nConnection: close\r\n\r\nv=0`,
+      414,
+      'uri_too_long',
+      'path',
+    ],
     ['headers over 16 KiB', `GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`, 431, 'headers_too_large', 'headers'],
     ['a bad percent-encoding', 'GET /%zz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n', 400, 'invalid_request', 'path'],
     ['not HTTP', 'HELLO THERE\r\n\r\n', 400, 'invalid_request'],
-    ['JSON that does not parse', `POST /rest-api/push/find_all HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${CONTROL}\r\nContent-Type: application/json\r\nContent-Length: 4\r\nConnection: close\r\n\r\n{bad`, 400, 'invalid_request', 'body'],
-    ['a content type no route takes', `POST /rest-api/push/find_all HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${CONTROL}\r\nContent-Type: text/xml\r\nContent-Length: 4\r\nConnection: close\r\n\r\n<a/>`, 415, 'unsupported_media_type', 'Content-Type'],
-    ['a body over 64 KiB', `POST /rest-api/push/find_all HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${CONTROL}\r\nContent-Type: application/json\r\nContent-Length: 70000\r\nConnection: close\r\n\r\n${' '.repeat(70000)}`, 413, 'payload_too_large', 'body'],
+    [
+      'JSON that does not parse',
+      `POST /rest-api/push/find_all HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${CONTROL}\r\nContent-Type: application/json\r\nContent-Length: 4\r\nConnection: close\r\n\r\n{bad`,
+      400,
+      'invalid_request',
+      'body',
+    ],
+    [
+      'a content type no route takes',
+      `POST /rest-api/push/find_all HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${CONTROL}\r\nContent-Type: text/xml\r\nContent-Length: 4\r\nConnection: close\r\n\r\n<a/>`,
+      415,
+      'unsupported_media_type',
+      'Content-Type',
+    ],
+    [
+      'a body over 64 KiB',
+      `POST /rest-api/push/find_all HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${CONTROL}\r\nContent-Type: application/json\r\nContent-Length: 70000\r\nConnection: close\r\n\r\n${' '.repeat(70000)}`,
+      413,
+      'payload_too_large',
+      'body',
+    ],
     ['a path no route has', 'GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n', 404, 'not_found'],
     ['a method the path is not served with', 'DELETE /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n', 405, 'method_not_allowed', 'method'],
   ];

@@ -36,13 +36,21 @@ t.test('publishes: connect carries app, tcUrl and flashVer; the server gets meta
   const ended = new Promise<void>((resolve) => receiver.once('end', () => resolve()));
 
   const client = await RtmpPushClient.publish(options());
-  t.match(publishes, [{ app: 'live/instance', tcUrl: `rtmp://localhost:${receiver.port}/live/instance`, flashVer: 'FMLE/3.0 (compatible; test)', streamName: 'stream1?token=abc' }]);
+  t.match(publishes, [
+    { app: 'live/instance', tcUrl: `rtmp://localhost:${receiver.port}/live/instance`, flashVer: 'FMLE/3.0 (compatible; test)', streamName: 'stream1?token=abc' },
+  ]);
   client.writeMetadata({ width: 1280, height: 720 });
   client.writeVideo(0, Buffer.concat([Buffer.from([0x17, 1, 0, 0, 0]), Buffer.alloc(9000, 3)]));
   client.writeAudio(21, Buffer.from([0xaf, 1, 5, 5]));
   await waitFor('the media to arrive', () => media.length >= 2);
   t.same(metadata, [{ width: 1280, height: 720 }]);
-  t.same(media.map((m) => [m.kind, m.timestamp, m.key, m.data.length]), [['video', 0, true, 9005], ['audio', 21, false, 4]]);
+  t.same(
+    media.map((m) => [m.kind, m.timestamp, m.key, m.data.length]),
+    [
+      ['video', 0, true, 9005],
+      ['audio', 21, false, 4],
+    ],
+  );
   t.ok(client.bytesWritten > 9009);
   await client.close();
   await ended;
@@ -68,7 +76,12 @@ t.test('a server that never answers the handshake times out', async (t) => {
   const { createServer } = await import('node:net');
   const silent = createServer((socket) => socket.resume()); // reads, never answers
   await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
-  t.teardown(() => new Promise<void>((r) => { silent.close(() => r()); }));
+  t.teardown(
+    () =>
+      new Promise<void>((r) => {
+        silent.close(() => r());
+      }),
+  );
   const started = Date.now();
   const error = await RtmpPushClient.publish(options({ port: (silent.address() as { port: number }).port, timeoutMs: 300 })).catch((e: unknown) => e);
   t.match(String(error), /did not accept the publish within 300 ms/);
@@ -106,15 +119,34 @@ t.test('RTMP authentication: Adobe and Limelight, as Wowza and Limelight ask for
   t.match((none as Error).message, /requires a user name and password \(adobe authentication\): give them in the URL, rtmp:\/\/user:password@host\/app/);
 });
 
-t.test('the test server authenticates as real servers do: ffmpeg\'s own RTMP client gets in with the password and not without it', async (t) => {
+t.test("the test server authenticates as real servers do: ffmpeg's own RTMP client gets in with the password and not without it", async (t) => {
   t.teardown(() => (receiver.auth = undefined));
   for (const method of ['adobe', 'llnw'] as const) {
     receiver.auth = { method, user: 'ffuser', password: 'ffpass' };
-    for (const [password, accepted] of [['ffpass', true], ['nope', false]] as const) {
+    for (const [password, accepted] of [
+      ['ffpass', true],
+      ['nope', false],
+    ] as const) {
       let published = false;
       const onPublish = (): void => void (published = true);
       receiver.on('publish', onPublish);
-      const ffmpeg = startProcess('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-f', 'lavfi', '-i', 'color=size=64x64:rate=5', '-frames:v', '5', '-c:v', 'flv', '-f', 'flv', `rtmp://ffuser:${password}@127.0.0.1:${receiver.port}/live/ff`]);
+      const ffmpeg = startProcess('ffmpeg', [
+        '-hide_banner',
+        '-nostdin',
+        '-loglevel',
+        'error',
+        '-f',
+        'lavfi',
+        '-i',
+        'color=size=64x64:rate=5',
+        '-frames:v',
+        '5',
+        '-c:v',
+        'flv',
+        '-f',
+        'flv',
+        `rtmp://ffuser:${password}@127.0.0.1:${receiver.port}/live/ff`,
+      ]);
       t.teardown(() => stopProcess(ffmpeg));
       const code = await new Promise<number | null>((resolve) => ffmpeg.once('exit', (c) => resolve(c)));
       receiver.off('publish', onPublish);

@@ -55,7 +55,10 @@ t.test('a certificate from an untrusted CA fails the startup with the reason', a
   t.equal(res.status, 500);
   t.match(res.body.message, /could not publish to the destination: .*(certificate|issuer)/i);
   t.equal((await gw.post('/rest-api/push/find_all')).status, 404, 'nothing is left');
-  t.notOk((await nginx.streams()).some((s) => s.name === 'rtmp_secure'), 'nothing reached the RTMP server');
+  t.notOk(
+    (await nginx.streams()).some((s) => s.name === 'rtmp_secure'),
+    'nothing reached the RTMP server',
+  );
 });
 
 t.test('a trusted certificate for another host name fails the startup', async (t) => {
@@ -69,6 +72,6 @@ t.test('rtmps_ca_file that cannot be read, or holds no certificate, is a configu
   t.throws(() => rtmpsTrust('/nonexistent/ca.pem'), ConfigError);
   t.throws(() => rtmpsTrust('/nonexistent/ca.pem'), /rtmps_ca_file: cannot read/);
   t.throws(() => rtmpsTrust(join(import.meta.dirname, 'rtmps.test.ts')), /rtmps_ca_file: .* holds no PEM certificate/);
-  t.ok(rtmpsTrust('', '/nonexistent/bundle').length > 100, 'without a system bundle, Node\'s own CAs are trusted');
+  t.ok(rtmpsTrust('', '/nonexistent/bundle').length > 100, "without a system bundle, Node's own CAs are trusted");
   t.equal(rtmpsTrust(ca.file).at(-1), ca.cert);
 });

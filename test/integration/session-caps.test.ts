@@ -39,10 +39,14 @@ t.test('console event streams: per client address 429, in total 503, a closed on
   t.equal(c1.status, 503, 'past the total');
   a1.close();
   // The gateway learns of the closed stream when its socket closes: ask until it has.
-  const again = await waitFor('the closed stream\'s place to be free', async () => {
-    const attempt = await openEvents(gw.baseUrl, from('192.0.2.3'));
-    return attempt.status === 200 ? attempt : undefined;
-  }, 15000);
+  const again = await waitFor(
+    "the closed stream's place to be free",
+    async () => {
+      const attempt = await openEvents(gw.baseUrl, from('192.0.2.3'));
+      return attempt.status === 200 ? attempt : undefined;
+    },
+    15000,
+  );
   t.equal(again.status, 200, 'a closed stream frees its place');
   for (const s of [a2, b1, again]) s.close();
 });
@@ -69,10 +73,14 @@ t.test('SDK WebSockets: capped in total (503); a closed one frees its place', as
   const third = await connect(gw.baseUrl);
   t.equal(third.status, 503, 'the third is refused: limit_signaling_sessions');
   first.ws.close();
-  const later = await waitFor('the closed session\'s place to be free', async () => {
-    const attempt = await connect(gw.baseUrl);
-    return attempt.status === undefined ? attempt : undefined;
-  }, 15000);
+  const later = await waitFor(
+    "the closed session's place to be free",
+    async () => {
+      const attempt = await connect(gw.baseUrl);
+      return attempt.status === undefined ? attempt : undefined;
+    },
+    15000,
+  );
   t.pass('closed sessions free their places');
   second.ws.close();
   later.ws.close();

@@ -58,8 +58,7 @@ t.test('pushes of one stream share one AAC encoder; one that mutes gets its own 
     const gaps = media.audio.map((p, i, all) => (i ? Number(p.pts_time) - Number(all[i - 1]!.pts_time) : 0));
     t.ok(Math.max(...gaps) < 0.1, `${file}: no gap in the audio (largest ${Math.max(...gaps).toFixed(3)} s)`);
   }
-  const on = async (file: string): Promise<Array<[number, number]>> =>
-    runs(await bandLevels(file, LIVE_HZ), (db) => db > PRESENT_DB, 0.1).filter(([from, to]) => to - from > 0.25);
+  const on = async (file: string): Promise<Array<[number, number]>> => runs(await bandLevels(file, LIVE_HZ), (db) => db > PRESENT_DB, 0.1).filter(([from, to]) => to - from > 0.25);
   const [onA, onB, onC] = await Promise.all([on(recA!), on(recB!), on(recC!)]);
   t.comment(`tone in a ${JSON.stringify(onA)}, b ${JSON.stringify(onB)}, c ${JSON.stringify(onC)}`);
   t.equal(onA.length, 2, 'a: the tone stops once (mute) and comes back once (unmute)');
@@ -88,7 +87,7 @@ t.test('a push alone on its encoder mutes it in place; the next push of the stre
   await waitFor('every ffmpeg ended', async () => (await ffmpegs()).length === 0);
 });
 
-t.test('the shared encoder lost is every sharing push\'s loss: each restores, and they share again', async (t) => {
+t.test("the shared encoder lost is every sharing push's loss: each restores, and they share again", async (t) => {
   const { gw } = await syntheticPublish(t, {}, 'lost');
   const ids: string[] = [];
   for (const name of ['lost-1', 'lost-2']) {

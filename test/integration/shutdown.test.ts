@@ -46,7 +46,11 @@ t.test('SIGTERM ends every push cleanly within 10 s and leaves no ffmpeg', async
   t.equal(code, 0, 'the gateway exits with status 0');
   t.ok(tookMs < 10_000, `within 10 s (${tookMs} ms)`);
   t.same(pids.filter(isAlive), [], 'no ffmpeg is left');
-  t.same((await nginx.streams()).map((s) => s.name), [], 'both RTMP streams were unpublished');
+  t.same(
+    (await nginx.streams()).map((s) => s.name),
+    [],
+    'both RTMP streams were unpublished',
+  );
 });
 
 t.test('after kill -9, the next start ends the ffmpeg processes the gateway left', async (t) => {
@@ -64,7 +68,6 @@ t.test('after kill -9, the next start ends the ffmpeg processes the gateway left
   t.pass('the next start ended them');
   t.equal((await next.request('GET', '/health')).status, 200, 'and serves');
 });
-
 
 function kill(pid: number): void {
   try {

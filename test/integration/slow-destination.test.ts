@@ -39,7 +39,10 @@ t.test('a destination reading at 50 KB/s: lag bounded, drops counted, the other 
   t.comment(`slow: ${slowPush.counters.frames} frames sent, ${slowPush.counters.framesDropped} dropped; direct: ${fastPush.counters.frames} sent in ${seconds.toFixed(1)} s`);
   t.ok(slowPush.counters.framesDropped > 0, `the slow destination had frames dropped (${slowPush.counters.framesDropped})`);
   t.ok(worst <= 1.5 * maxLagMs, `over the last 8 s its lag stayed within ${1.5 * maxLagMs} ms (worst ${worst} ms)`);
-  t.ok(settled.some((lag) => lag < maxLagMs / 2), 'and it caught up again and again (it gets current media)');
+  t.ok(
+    settled.some((lag) => lag < maxLagMs / 2),
+    'and it caught up again and again (it gets current media)',
+  );
   t.equal(slowPush.state, 'running', 'the slow destination is not reconnected: it is slow, not stalled');
   t.equal(slowPush.counters.reconnects, 0);
   t.equal(fastPush.state, 'running');

@@ -25,7 +25,9 @@ const spellings = (secret: string): string[] => [secret, encodeURIComponent(secr
 const url = listener.url(`streamid=${STREAM_ID}&passphrase=${PASSPHRASE}&latency=120`);
 let pushId = '';
 const push = async (): Promise<{ state: string; counters: { outputBytes: number; reconnects: number } }> =>
-  ((await gw.post('/rest-api/push/find', { streamName: 'srtcam' })).body as { mediaSessionId: string; state: string; counters: { outputBytes: number; reconnects: number } }[]).find((p) => p.mediaSessionId === pushId)!;
+  (
+    (await gw.post('/rest-api/push/find', { streamName: 'srtcam' })).body as { mediaSessionId: string; state: string; counters: { outputBytes: number; reconnects: number } }[]
+  ).find((p) => p.mediaSessionId === pushId)!;
 
 t.test('a push to an SRT listener: H.264 and AAC arrive in MPEG-TS; the stream id and passphrase are shown as ***', async (t) => {
   const started = await gw.post('/rest-api/push/startup', { streamName: 'srtcam', rtmpUrl: url });
@@ -34,8 +36,19 @@ t.test('a push to an SRT listener: H.264 and AAC arrive in MPEG-TS; the stream i
   t.match(started.body, { state: 'running', rtmpUrl: `srt://127.0.0.1:${listener.port}?streamid=***&passphrase=***&latency=120`, streamName: '***' });
   await waitFor('300 KB at the listener', async () => (await listener.received()) > 300_000, 20_000);
   const received = await probe(listener.file);
-  t.match(received.streams.map((s) => [s.codec_type, s.codec_name]).sort(), [['audio', 'aac'], ['video', 'h264']], 'H.264 and AAC');
-  t.match(received.streams.find((s) => s.codec_type === 'video'), { width: 1280, height: 720 }, 'the publisher\'s picture, passed through');
+  t.match(
+    received.streams.map((s) => [s.codec_type, s.codec_name]).sort(),
+    [
+      ['audio', 'aac'],
+      ['video', 'h264'],
+    ],
+    'H.264 and AAC',
+  );
+  t.match(
+    received.streams.find((s) => s.codec_type === 'video'),
+    { width: 1280, height: 720 },
+    "the publisher's picture, passed through",
+  );
   t.ok(received.video.length > 30 && received.audio.length > 30, `${received.video.length} video and ${received.audio.length} audio packets`);
   t.ok(received.video[0]!.flags.startsWith('K'), 'a keyframe first');
   const found = await push();
@@ -53,7 +66,7 @@ t.test('a listener that restarts gets the stream again: the push reconnects by i
   t.ok(received.video[0]!.flags.startsWith('K'), 'the new session starts with a keyframe');
   t.match(await push(), { state: 'running' });
   t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: pushId })).status, 200);
-  await waitFor('the listener\'s caller gone', () => !listener.running, 10_000);
+  await waitFor("the listener's caller gone", () => !listener.running, 10_000);
 });
 
 t.test('a wrong passphrase fails the startup naming it; nothing is left running', async (t) => {
@@ -95,6 +108,14 @@ t.test('the destination policy applies to an SRT host', async (t) => {
 });
 
 t.test('no stream id or passphrase in the log', async (t) => {
-  t.ok(logLines.some((l) => l.includes('srt://127.0.0.1')), 'the pushes were logged');
-  for (const secret of [PASSPHRASE, STREAM_ID]) for (const spelling of spellings(secret)) t.notOk(logLines.some((l) => l.includes(spelling)), `no ${spelling} in the log`);
+  t.ok(
+    logLines.some((l) => l.includes('srt://127.0.0.1')),
+    'the pushes were logged',
+  );
+  for (const secret of [PASSPHRASE, STREAM_ID])
+    for (const spelling of spellings(secret))
+      t.notOk(
+        logLines.some((l) => l.includes(spelling)),
+        `no ${spelling} in the log`,
+      );
 });

@@ -45,7 +45,15 @@ async function lookup(host: string): Promise<string[]> {
 }
 
 function gateway(overrides: Record<string, unknown> = {}) {
-  const config = parseConfig({ http_port: 0, log_level: 'silent', webrtc_ice_addresses: ['127.0.0.1'], webrtc_ice_remote_networks: ['127.0.0.0/8'], workers: 0, overload_machine_cpu_percent: 0, ...overrides });
+  const config = parseConfig({
+    http_port: 0,
+    log_level: 'silent',
+    webrtc_ice_addresses: ['127.0.0.1'],
+    webrtc_ice_remote_networks: ['127.0.0.0/8'],
+    workers: 0,
+    overload_machine_cpu_percent: 0,
+    ...overrides,
+  });
   return buildGateway(config, createLogger('silent'), { lookupHost: lookup });
 }
 
@@ -89,7 +97,7 @@ t.test('by default, internal destinations are 400 naming rtmpUrl and the rule, a
   t.equal(local.connections + second.connections, 0, 'no connection reached the listeners');
 });
 
-t.test('the SDK\'s rtmpUrl is checked before anything is published', async (t) => {
+t.test("the SDK's rtmpUrl is checked before anything is published", async (t) => {
   const gw = gateway();
   t.teardown(() => gw.close());
   const address = await gw.app.listen({ host: '127.0.0.1', port: 0 });
@@ -126,7 +134,11 @@ t.test('one lookup, pinned: the connection goes to the checked address even when
   const publisher = await SyntheticPublisher.publish(testFixture(), address, 'pinned');
   t.teardown(() => publisher.stop());
   lookups.length = 0;
-  const res = await gw.app.inject({ method: 'POST', url: '/rest-api/push/startup', payload: { streamName: 'pinned', rtmpUrl: `rtmp://rebind.attacker.example:${receiver.port}/live` } });
+  const res = await gw.app.inject({
+    method: 'POST',
+    url: '/rest-api/push/startup',
+    payload: { streamName: 'pinned', rtmpUrl: `rtmp://rebind.attacker.example:${receiver.port}/live` },
+  });
   t.equal(res.statusCode, 200, JSON.stringify(res.json()));
   t.same(lookups, ['rebind.attacker.example'], 'looked up once');
   t.equal(receiver.connections, 1, 'connected to the address that was checked');
@@ -134,6 +146,6 @@ t.test('one lookup, pinned: the connection goes to the checked address even when
   receiver.dropAll();
   const id = res.json().mediaSessionId;
   for (let i = 0; i < 100 && !/link-local/.test(gw.local!.pushes.get(id).lastError ?? ''); i++) await new Promise((r) => setTimeout(r, 50));
-  t.match(gw.local!.pushes.get(id).lastError, /link-local/, 'the reconnect\'s answer was checked and refused');
+  t.match(gw.local!.pushes.get(id).lastError, /link-local/, "the reconnect's answer was checked and refused");
   t.equal(receiver.connections, 1, 'no further connection');
 });

@@ -13,7 +13,8 @@ t.test('two startups of one destination at once: one push, one 409, and no slot 
   t.teardown(() => nginx.stop());
   const { gw } = await syntheticPublish(t, { limit_transponders: 2 }, 'race');
   await keyframeCached(gw, 'race');
-  const startup = (path: string): Promise<{ status: number; body: any }> => gw.post('/rest-api/push/startup', { streamName: 'race', rtmpUrl: `${nginx.url()}/${path}`, rtmpTransponderFullUrl: true });
+  const startup = (path: string): Promise<{ status: number; body: any }> =>
+    gw.post('/rest-api/push/startup', { streamName: 'race', rtmpUrl: `${nginx.url()}/${path}`, rtmpTransponderFullUrl: true });
   const answers = await Promise.all([startup('same'), startup('same')]);
   t.same(answers.map((a) => a.status).sort(), [200, 409], JSON.stringify(answers.map((a) => a.body)));
   t.equal(gw.pushService.find({ streamName: 'race' }).length, 1, 'one push');

@@ -63,7 +63,10 @@ for (const order of ['peer connection closed, then unpublish', 'unpublish, then 
     if (order === 'peer connection closed, then unpublish') {
       await publisher.closePeer();
       await awaitPushState(gw, 'sdkcam', 'standby', [], MEDIA_TIMEOUT_MS + 5000);
-      t.ok(publisher.messages.some((m) => m.type === 'status' && m.status === 'UNPUBLISHED' && m.lost), 'the SDK is told its publish was lost');
+      t.ok(
+        publisher.messages.some((m) => m.type === 'status' && m.status === 'UNPUBLISHED' && m.lost),
+        'the SDK is told its publish was lost',
+      );
       publisher.signal({ type: 'unpublish', name: 'sdkcam' });
     } else {
       publisher.signal({ type: 'unpublish', name: 'sdkcam' });

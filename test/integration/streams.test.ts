@@ -39,10 +39,15 @@ t.test('stream/find and find_all: codecs, size, frame rate, bitrate, since when,
   t.equal(cam.nacksSent, 0, 'no retransmission asked for on loopback');
   t.equal(cam.packetsLost, 0, 'no packet lost on loopback');
   // Hop by hop: the engine's counts (read every few seconds) against the frame path's own.
-  const hops = await waitFor('the engine counted the stream, and the frame path has what it sent', async () => {
-    const h = (await gw.post('/rest-api/stream/find', { name: 'cam' })).body[0].hops;
-    return h && h.engineReceived > 300 && h.gatewayReceived >= h.engineSent ? h : undefined;
-  }, 15_000, 200);
+  const hops = await waitFor(
+    'the engine counted the stream, and the frame path has what it sent',
+    async () => {
+      const h = (await gw.post('/rest-api/stream/find', { name: 'cam' })).body[0].hops;
+      return h && h.engineReceived > 300 && h.gatewayReceived >= h.engineSent ? h : undefined;
+    },
+    15_000,
+    200,
+  );
   t.equal(hops.engineLost, 0, 'nothing lost on the way to the engine');
   t.ok(hops.engineSent > 0 && hops.engineSent <= hops.engineReceived, `the engine sent on ${hops.engineSent} of ${hops.engineReceived} packets received (by its last count)`);
 
@@ -59,7 +64,7 @@ t.test('stream/find and find_all: codecs, size, frame rate, bitrate, since when,
   t.match(await gw.post('/rest-api/stream/find', { name: 'a b' }), { status: 400, body: { field: 'name' } });
 });
 
-t.test('stream/snapshot: the latest keyframe as a JPEG of the stream\'s size; 404 for a stream not publishing', async (t) => {
+t.test("stream/snapshot: the latest keyframe as a JPEG of the stream's size; 404 for a stream not publishing", async (t) => {
   const { gw } = await syntheticPublish(t, {}, 'cam');
   await waitFor('a keyframe', async () => (await gw.post('/rest-api/stream/find', { name: 'cam' })).body[0]?.keyframes > 0, 5000);
   const res = await fetch(`${gw.baseUrl}/rest-api/stream/snapshot`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'cam' }) });
@@ -72,7 +77,7 @@ t.test('stream/snapshot: the latest keyframe as a JPEG of the stream\'s size; 40
   await writeFile(join(dir, 'snapshot.jpg'), jpeg);
   const image = await probe(join(dir, 'snapshot.jpg'));
   t.match(image.streams[0], { codec_name: 'mjpeg', width: 1280, height: 720 }, 'ffprobe reads 1280x720');
-  await waitFor('the snapshot\'s ffmpeg gone', () => gw.ffmpeg.count === 0, 3000);
+  await waitFor("the snapshot's ffmpeg gone", () => gw.ffmpeg.count === 0, 3000);
   t.pass('no ffmpeg left');
 
   t.match(await gw.post('/rest-api/stream/snapshot', { name: 'nobody' }), { status: 404, body: { error: 'not_found' } });
@@ -104,16 +109,33 @@ t.test('100 concurrent snapshot requests: at most limit_snapshot_decoders ffmpeg
   const before = await Promise.all(names.map(keyframes));
   const answers = await Promise.all(
     Array.from({ length: 100 }, async (_, i) => {
-      const res = await fetch(`${gw.baseUrl}/rest-api/stream/snapshot`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: names[i % names.length] }) });
+      const res = await fetch(`${gw.baseUrl}/rest-api/stream/snapshot`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: names[i % names.length] }),
+      });
       const body = Buffer.from(await res.arrayBuffer());
       return { status: res.status, retryAfter: res.headers.get('retry-after'), jpeg: body[0] === 0xff && body[1] === 0xd8 };
     }),
   );
   const statuses = new Set(answers.map((a) => a.status));
-  t.same([...statuses].filter((s) => s !== 200 && s !== 503), [], `only 200 and 503: ${[...statuses].join(', ')}`);
-  t.ok(answers.filter((a) => a.status === 200).every((a) => a.jpeg), 'every 200 is a JPEG');
-  t.ok(answers.filter((a) => a.status === 503).every((a) => Number(a.retryAfter) >= 1), 'every 503 says when to try again');
-  t.ok(answers.some((a) => a.status === 200), `${answers.filter((a) => a.status === 200).length} pictures`);
+  t.same(
+    [...statuses].filter((s) => s !== 200 && s !== 503),
+    [],
+    `only 200 and 503: ${[...statuses].join(', ')}`,
+  );
+  t.ok(
+    answers.filter((a) => a.status === 200).every((a) => a.jpeg),
+    'every 200 is a JPEG',
+  );
+  t.ok(
+    answers.filter((a) => a.status === 503).every((a) => Number(a.retryAfter) >= 1),
+    'every 503 says when to try again',
+  );
+  t.ok(
+    answers.some((a) => a.status === 200),
+    `${answers.filter((a) => a.status === 200).length} pictures`,
+  );
   t.ok(peak <= 2, `at most 2 ffmpeg at once (${peak})`);
   const after = await Promise.all(names.map(keyframes));
   const pictures = names.reduce((sum, _, i) => sum + after[i]! - before[i]! + 1, 0);

@@ -95,9 +95,7 @@ t.test('transcoding rules with aspect-ratio preservation on (the default)', asyn
 });
 
 t.test('aspect-ratio preservation off: width and height are both applied', async (t) => {
-  await pushCases(t, { transcoding_keep_aspect_ratio: false }, [
-    { name: 'exact', request: { width: 640, height: 480 }, check: (t, rec) => t.equal(size(rec), '640x480') },
-  ], 3);
+  await pushCases(t, { transcoding_keep_aspect_ratio: false }, [{ name: 'exact', request: { width: 640, height: 480 }, check: (t, rec) => t.equal(size(rec), '640x480') }], 3);
 });
 
 t.test('transcoding disabled: a startup that needs it is a 400 with the reason, and nothing starts', async (t) => {

@@ -32,11 +32,19 @@ t.test('application instances, query parameters and full URLs reach the RTMP ser
   ];
   const replies = [];
   for (const s of startups) replies.push(await gw.post('/rest-api/push/startup', { streamName: 'src', ...s }));
-  t.same(replies.map((r) => r.status), [200, 200, 200], 'every startup answers 200');
-  const streams = await waitFor('three streams at nginx-rtmp', async () => {
-    const all = await nginx.streams();
-    return all.length === 3 && all;
-  }, 10000);
+  t.same(
+    replies.map((r) => r.status),
+    [200, 200, 200],
+    'every startup answers 200',
+  );
+  const streams = await waitFor(
+    'three streams at nginx-rtmp',
+    async () => {
+      const all = await nginx.streams();
+      return all.length === 3 && all;
+    },
+    10000,
+  );
   t.same(streams.map((s) => `${s.app} ${s.name}`).sort(), ['live rtmp_src', 'live/inst1 key-in-url-7', 'live/inst1 rtmp_src']);
 
   const withQuery = notified.find((n) => n.get('user') === 'u1');
@@ -51,7 +59,7 @@ t.test('application instances, query parameters and full URLs reach the RTMP ser
   t.match(listing, /"rtmpUrl":"rtmp:\/\/127\.0\.0\.1:\d+\/live\?user=\*\*\*&pass=\*\*\*"/);
 });
 
-t.test('credentials in the URL answer the server\'s RTMP authentication; they never show', async (t) => {
+t.test("credentials in the URL answer the server's RTMP authentication; they never show", async (t) => {
   const receiver = await RtmpReceiver.start();
   t.teardown(() => receiver.close());
   receiver.auth = { method: 'adobe', user: 'wowza-user', password: 'pa55-w0rd' };

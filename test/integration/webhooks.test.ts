@@ -12,7 +12,7 @@ import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 const SECRET = 'integration-webhook-secret';
 const KEY = 'canary-stream-key-4242';
 
-t.test('a push\'s whole life reaches the endpoint, in order, signed, with no stream key', async (t) => {
+t.test("a push's whole life reaches the endpoint, in order, signed, with no stream key", async (t) => {
   const hooks = await WebhookReceiver.start(SECRET);
   t.teardown(() => hooks.stop());
   const destination = await RtmpReceiver.start();
@@ -61,19 +61,35 @@ t.test('a push\'s whole life reaches the endpoint, in order, signed, with no str
     ],
     'every event of its life, in order',
   );
-  t.ok(hooks.received.every((h) => h.signed), 'every request signed');
+  t.ok(
+    hooks.received.every((h) => h.signed),
+    'every request signed',
+  );
   const pushEvents = delivered.filter((h) => h.type.startsWith('push.'));
-  t.ok(pushEvents.every((h) => h.body.data.mediaSessionId === id && h.body.data.stream === 'cam'), 'push events name the push and the stream');
+  t.ok(
+    pushEvents.every((h) => h.body.data.mediaSessionId === id && h.body.data.stream === 'cam'),
+    'push events name the push and the stream',
+  );
   t.match(pushEvents[0]!.body.data, { destination: /^rtmp:\/\/127\.0\.0\.1:\d+\/live\/\*\*\*$/, state: 'running' });
   t.match(delivered.find((h) => h.type === 'transponder.reconnecting')!.body.data, { reason: /destination/ });
   t.match(delivered.find((h) => h.type === 'publisher.lost')!.body.data, { reason: String, publisherId: String });
-  t.notOk(hooks.received.some((h) => JSON.stringify(h.body).includes(KEY)), 'the stream key is in no event');
+  t.notOk(
+    hooks.received.some((h) => JSON.stringify(h.body).includes(KEY)),
+    'the stream key is in no event',
+  );
 
   // Every log line about the push names it and its destination (redacted).
   const pushLines = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.destination !== undefined || l.mediaSessionId !== undefined);
   t.ok(pushLines.length >= 10, `log lines about the push (${pushLines.length})`);
-  t.same(pushLines.filter((l) => l.mediaSessionId !== id || !/\/live\/\*\*\*$/.test(String(l.destination))).map((l) => l.msg), [], 'each with its mediaSessionId and redacted destination');
-  t.notOk(logLines.some((l) => l.includes(KEY)), 'the stream key is in no log line');
+  t.same(
+    pushLines.filter((l) => l.mediaSessionId !== id || !/\/live\/\*\*\*$/.test(String(l.destination))).map((l) => l.msg),
+    [],
+    'each with its mediaSessionId and redacted destination',
+  );
+  t.notOk(
+    logLines.some((l) => l.includes(KEY)),
+    'the stream key is in no log line',
+  );
 });
 
 t.test('an endpoint that never answers does not hold back the media', async (t) => {

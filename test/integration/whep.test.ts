@@ -39,7 +39,7 @@ const watch = async (token = KEY, name = 'cam'): Promise<WhepViewer> => {
 const post = (path: string, body: string, token?: string): Promise<Response> =>
   fetch(gw.baseUrl + path, { method: 'POST', headers: { 'content-type': 'application/sdp', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body });
 
-t.test('a viewer gets the stream\'s video from a keyframe, and its audio, while the stream is pushed', async (t) => {
+t.test("a viewer gets the stream's video from a keyframe, and its audio, while the stream is pushed", async (t) => {
   const push = await fetch(gw.baseUrl + '/rest-api/push/startup', {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
@@ -57,7 +57,7 @@ t.test('a viewer gets the stream\'s video from a keyframe, and its audio, while 
 
 t.test('a view token watches its streams; a publish-only token and no token do not', async (t) => {
   const viewer = await watch(VIEW_KEY);
-  await waitFor('video at the token\'s viewer', () => viewer.received.video > 50, 15_000);
+  await waitFor("video at the token's viewer", () => viewer.received.video > 50, 15_000);
   const offer = 'v=0\r\n';
   t.equal((await post('/whep/cam', offer)).status, 401, 'no token: 401');
   const publishOnly = await post('/whep/cam', offer, PUBLISH_ONLY);

@@ -80,12 +80,12 @@ t.test('a worker thread that dies: its stream comes back, the other loses nothin
   // Told lost, as a publisher whose connection failed: the SDK publishes again.
   await waitFor('doomed told lost', () => doomed.messages.find((m) => m.type === 'status' && m.status === 'UNPUBLISHED' && m.lost), 10_000);
   t.pass('the SDK was told its stream was lost');
-  await waitFor('the dead worker\'s ffmpeg to end', () => children('ffmpeg').length === 1, 10_000);
+  await waitFor("the dead worker's ffmpeg to end", () => children('ffmpeg').length === 1, 10_000);
   t.same(children('ffmpeg').filter((pid) => ffmpegBefore.includes(pid)).length, 1, 'its ffmpeg was killed, the other one runs');
   if (config.webrtc_engine === 'mediasoup') {
     t.equal(mediasoupBefore.length, 2, 'a mediasoup process per worker');
     await waitFor('its mediasoup process to end', () => children('mediasoup-worker').length === 1, 10_000);
-    t.pass('the dead worker\'s mediasoup process ended (its UDP ports with it)');
+    t.pass("the dead worker's mediasoup process ended (its UDP ports with it)");
   }
 
   const health = await (await fetch(`${baseUrl}/health`)).json();
@@ -110,7 +110,10 @@ t.test('a worker thread that dies: its stream comes back, the other loses nothin
   t.equal(survivorAfter.state, 'running');
   t.ok(survivorAfter.counters.frames > survivorPush.counters.frames, `it kept sending (${survivorPush.counters.frames} -> ${survivorAfter.counters.frames} frames)`);
   t.match(survivorAfter.counters, { framesLost: 0, framesDropped: 0, framesDiscarded: 0, drops: 0 }, 'and lost no frame');
-  t.notOk(survivor.messages.some((m) => m.type === 'status' && m.status === 'UNPUBLISHED'), 'its SDK heard nothing of it');
+  t.notOk(
+    survivor.messages.some((m) => m.type === 'status' && m.status === 'UNPUBLISHED'),
+    'its SDK heard nothing of it',
+  );
   if (config.webrtc_engine === 'mediasoup') t.equal(children('mediasoup-worker').length, 2, 'the restarted worker has a mediasoup process of its own');
   t.match(await (await fetch(`${baseUrl}/health`)).json(), { publishers: 2, transponders: 2, workers: 2 }, 'the counts hold what runs');
 });

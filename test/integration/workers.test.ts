@@ -74,15 +74,42 @@ t.test('streams are spread over the workers and every request reaches the one th
   await waitFor('four streams at the RTMP server', async () => (await nginx.streams()).filter((s) => s.width > 0).length === 4, 10_000);
   // Webhooks hear of what happens in every worker.
   await waitFor('the webhooks of both workers', () => hooks.delivered.filter((h) => h.type === 'transponder.started').length === 4, 5000);
-  t.same(hooks.delivered.filter((h) => h.type === 'publisher.published').map((h) => h.body.data.stream).sort(), names, 'published, from both workers');
-  t.same(hooks.delivered.filter((h) => h.type === 'transponder.started').map((h) => h.body.data.mediaSessionId).sort(), Object.values(ids).sort(), 'started, from both workers');
+  t.same(
+    hooks.delivered
+      .filter((h) => h.type === 'publisher.published')
+      .map((h) => h.body.data.stream)
+      .sort(),
+    names,
+    'published, from both workers',
+  );
+  t.same(
+    hooks.delivered
+      .filter((h) => h.type === 'transponder.started')
+      .map((h) => h.body.data.mediaSessionId)
+      .sort(),
+    Object.values(ids).sort(),
+    'started, from both workers',
+  );
   // Per-push metrics are read from every worker.
   const metrics = await (await fetch(`${gateway.baseUrl}/metrics`)).text();
-  t.equal([...metrics.matchAll(/^gateway_push_state\{[^}]*state="running"\} 1$/gm)].length, 4, 'four running pushes in /metrics', { found: metrics.split('\n').filter((l) => l.startsWith('gateway_push_state')).slice(0, 10) });
+  t.equal([...metrics.matchAll(/^gateway_push_state\{[^}]*state="running"\} 1$/gm)].length, 4, 'four running pushes in /metrics', {
+    found: metrics
+      .split('\n')
+      .filter((l) => l.startsWith('gateway_push_state'))
+      .slice(0, 10),
+  });
   // The stream API gathers every worker, and a snapshot comes from the worker that holds the stream.
   const streams = await gateway.request('POST', '/rest-api/stream/find_all', {});
-  t.same(streams.body.map((x: any) => `${x.name}:${x.pushes.join()}`).sort(), names.map((n) => `${n}:${ids[n]}`), 'stream/find_all gathers every worker');
-  const snapshot = await fetch(`${gateway.baseUrl}/rest-api/stream/snapshot`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'w1' }) });
+  t.same(
+    streams.body.map((x: any) => `${x.name}:${x.pushes.join()}`).sort(),
+    names.map((n) => `${n}:${ids[n]}`),
+    'stream/find_all gathers every worker',
+  );
+  const snapshot = await fetch(`${gateway.baseUrl}/rest-api/stream/snapshot`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'w1' }),
+  });
   t.equal(snapshot.headers.get('content-type'), 'image/jpeg');
   t.same([...Buffer.from(await snapshot.arrayBuffer()).subarray(0, 2)], [0xff, 0xd8], 'a JPEG from a worker');
 
@@ -90,7 +117,11 @@ t.test('streams are spread over the workers and every request reaches the one th
     for (const name of ['w0', 'w1']) t.equal((await gateway.request('POST', `/rest-api/push/${command}`, { mediaSessionId: ids[name] })).status, 200, `${command} ${name}`);
   }
   t.match(await gateway.request('POST', '/rest-api/push/mute', { mediaSessionId: 'nope' }), { status: 404, body: { error: 'not_found' } });
-  t.equal((await gateway.request('POST', '/rest-api/push/startup', { streamName: 'w2', rtmpUrl: nginx.url() })).status, 409, 'a second push to the same destination conflicts in its worker');
+  t.equal(
+    (await gateway.request('POST', '/rest-api/push/startup', { streamName: 'w2', rtmpUrl: nginx.url() })).status,
+    409,
+    'a second push to the same destination conflicts in its worker',
+  );
   t.equal((await gateway.request('POST', '/rest-api/push/startup', { streamName: 'absent', rtmpUrl: nginx.url() })).status, 404, 'a stream no worker holds is not publishing');
 
   t.equal((await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: ids.w1 })).status, 200);
@@ -107,7 +138,6 @@ t.test('streams are spread over the workers and every request reaches the one th
   t.equal((await gateway.ffmpegPids()).length, 2, 'one ffmpeg per push still running (w0, w3)');
 });
 
-
 t.test('the SDK through a worker: rtmpUrl starts the push, its states come back, a lost page is waited for in the same worker', async (t) => {
   // Two places of limit_publishers freed: w1's push was terminated, w5 has none.
   for (const publisher of publishers.filter((p) => p.name === 'w1' || p.name === 'w5')) await publisher.stop();
@@ -116,7 +146,10 @@ t.test('the SDK through a worker: rtmpUrl starts the push, its states come back,
   const first = await SyntheticPublisher.publish(testFixture(), gateway.baseUrl, 'sdk1', { sdk });
   publishers.push(first);
   const running = await waitFor('the SDK to be told the push runs', async () => first.messages.find((m) => m.type === 'destination' && m.state === 'live'), 10_000);
-  t.match(first.messages.find((m) => m.type === 'status'), { status: 'PUBLISHING', name: 'sdk1' });
+  t.match(
+    first.messages.find((m) => m.type === 'status'),
+    { status: 'PUBLISHING', name: 'sdk1' },
+  );
   await waitFor('sdk1 at the RTMP server', async () => (await nginx.streams()).some((s) => s.name === 'rtmp_sdk1' && s.width > 0), 10_000);
 
   await first.vanish(); // the page is gone: WebSocket and peer connection
@@ -143,18 +176,25 @@ t.test('a recording in a worker: its parts are told by webhooks and listed by th
   t.match(await gateway.request('POST', '/rest-api/recording/find_all', {}), { status: 200, body: [{ state: 'finished', durationMs: Number }] });
 });
 
-t.test('a WHEP viewer of a stream in a worker gets its media from that worker\'s media engine', { skip: process.env.GATEWAY_WEBRTC_ENGINE === 'werift' ? 'WHEP needs webrtc_engine: mediasoup' : false }, async (t) => {
-  const viewer = await WhepViewer.watch(gateway.baseUrl, 'w3');
-  t.teardown(() => viewer.close());
-  await waitFor('video and audio at the viewer', () => viewer.received.video > 100 && viewer.received.keyframes > 0 && viewer.received.audio > 20, 15_000);
-  t.pass(`${viewer.received.video} video packets, ${viewer.received.audio} audio`);
-  // Each worker's media engine has one UDP port of its own share: the viewer is served on the port
-  // that publisher w3 sends to, and on none of the other worker's.
-  const port = (sdp: string): string => /^a=candidate:\S+ 1 udp \d+ \S+ (\d+) typ host/m.exec(sdp)![1]!;
-  const ports = new Map(publishers.map((p) => [p.name, port(p.answer)]));
-  t.equal(port(viewer.answer), ports.get('w3'), `the viewer is served by w3's worker (port ${ports.get('w3')})`);
-  t.ok([...ports.values()].some((p) => p !== ports.get('w3')), `the other worker has another port (${[...new Set(ports.values())].join(', ')})`);
-});
+t.test(
+  "a WHEP viewer of a stream in a worker gets its media from that worker's media engine",
+  { skip: process.env.GATEWAY_WEBRTC_ENGINE === 'werift' ? 'WHEP needs webrtc_engine: mediasoup' : false },
+  async (t) => {
+    const viewer = await WhepViewer.watch(gateway.baseUrl, 'w3');
+    t.teardown(() => viewer.close());
+    await waitFor('video and audio at the viewer', () => viewer.received.video > 100 && viewer.received.keyframes > 0 && viewer.received.audio > 20, 15_000);
+    t.pass(`${viewer.received.video} video packets, ${viewer.received.audio} audio`);
+    // Each worker's media engine has one UDP port of its own share: the viewer is served on the port
+    // that publisher w3 sends to, and on none of the other worker's.
+    const port = (sdp: string): string => /^a=candidate:\S+ 1 udp \d+ \S+ (\d+) typ host/m.exec(sdp)![1]!;
+    const ports = new Map(publishers.map((p) => [p.name, port(p.answer)]));
+    t.equal(port(viewer.answer), ports.get('w3'), `the viewer is served by w3's worker (port ${ports.get('w3')})`);
+    t.ok(
+      [...ports.values()].some((p) => p !== ports.get('w3')),
+      `the other worker has another port (${[...new Set(ports.values())].join(', ')})`,
+    );
+  },
+);
 
 t.test('SIGTERM ends the pushes of every worker and leaves no ffmpeg', async (t) => {
   const pids = await gateway.ffmpegPids();

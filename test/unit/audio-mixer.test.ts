@@ -49,7 +49,10 @@ t.test('mute writes silence in the same time; a source is mixed at its volume an
   const source: MixSource = { volume: 0.5, take: (n) => new Int16Array(n * 2).fill(20_000) };
   m.source = source;
   m.pushPcm(pcm[1], 10_020);
-  t.ok(out[1]!.every((v) => v === 10_000), 'muted + source: only the source, at half volume');
+  t.ok(
+    out[1]!.every((v) => v === 10_000),
+    'muted + source: only the source, at half volume',
+  );
   m.muted = false;
   m.source = { volume: 1, take: (n) => new Int16Array(n * 2).fill(32_000) };
   m.pushPcm(pcm[2], 10_040);

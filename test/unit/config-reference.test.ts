@@ -6,7 +6,7 @@ import { configSchema } from '../../src/config/schema.js';
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 
-t.test('the README\'s configuration table is the one the schema makes (npm run config-reference)', async (t) => {
+t.test("the README's configuration table is the one the schema makes (npm run config-reference)", async (t) => {
   t.equal(withReference(readme), readme);
 });
 

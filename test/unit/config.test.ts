@@ -38,7 +38,9 @@ t.test('the cluster and the push store: bad values name the key', async (t) => {
   t.throws(() => parseConfig({ cluster: { ...cluster, heartbeat_ms: 1000, node_timeout_ms: 1500 } }), { message: /cluster\.node_timeout_ms: must be at least twice heartbeat_ms/ });
   t.throws(() => parseConfig({ cluster: { ...cluster, heartbeat_ms: 1000, lease_ms: 1500 } }), { message: /cluster\.lease_ms: must be at least twice heartbeat_ms/ });
   t.throws(() => parseConfig({ cluster: { ...cluster, redis: 'x' } }), { message: /cluster\.redis: unknown key/ });
-  t.throws(() => parseConfig({ push_store_secret_env: 'A', push_store_secret_file: '/k' }), { message: /push_store_secret_file: give push_store_secret_env or push_store_secret_file, not both/ });
+  t.throws(() => parseConfig({ push_store_secret_env: 'A', push_store_secret_file: '/k' }), {
+    message: /push_store_secret_file: give push_store_secret_env or push_store_secret_file, not both/,
+  });
   t.throws(() => parseConfig({ push_store_secret_env: '1A' }), { message: /push_store_secret_env/ });
   t.throws(() => parseConfig({ push_store_window_ms: 10 }), { message: /push_store_window_ms/ });
 });

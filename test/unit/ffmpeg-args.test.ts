@@ -32,7 +32,11 @@ t.test('height transcodes keeping the aspect ratio; width counts only without as
 t.test('disabled transcoding refuses a request that needs it', async (t) => {
   t.throws(() => planEncoding('VP8', {}, { ...settings, transcodingEnabled: false }), { code: 'not_supported', message: /VP8/ });
   t.throws(() => planEncoding('H264', { height: 480 }, { ...settings, transcodingEnabled: false }), { message: /height 480/ });
-  t.same(planEncoding('H264', { audioBitrate: 64 }, { ...settings, transcodingEnabled: false }), { video: 'copy', audioBitrateKbps: 64 }, 'audio bitrate alone needs no transcoding');
+  t.same(
+    planEncoding('H264', { audioBitrate: 64 }, { ...settings, transcodingEnabled: false }),
+    { video: 'copy', audioBitrateKbps: 64 },
+    'audio bitrate alone needs no transcoding',
+  );
 });
 
 t.test('videoBitrate transcodes at that bitrate; audioBitrate sets the AAC bitrate', async (t) => {
@@ -60,7 +64,7 @@ t.test('the video to transcode is IVF: a 32-byte header naming the codec, frames
 
 const job = { videoInput: true, settings, analyzeDurationUs: 200000 };
 
-t.test('passing video through, ffmpeg only encodes the gateway\'s PCM to AAC 48 kHz', async (t) => {
+t.test("passing video through, ffmpeg only encodes the gateway's PCM to AAC 48 kHz", async (t) => {
   const joined = buildFfmpegArgs({ settings, analyzeDurationUs: 1, plan: { video: 'copy' } }).join(' ');
   t.match(joined, /-f s16le -ar 48000 -ac 2 -i pipe:0 -map 0:a:0 -c:a aac -aac_coder fast -b:a 128k -ar 48000 -ac 2/);
   t.notMatch(joined, /0:v|libx264|pipe:3/);
@@ -78,7 +82,10 @@ t.test('ffmpeg writes FLV to stdout (the audio to pipe:4 when it transcodes) and
   t.match(args.slice(video).join(' '), /^pipe:1 -map 1:a:0 -c:a aac/);
   t.same(args.slice(args.indexOf('-protocol_whitelist'), args.indexOf('-protocol_whitelist') + 2), ['-protocol_whitelist', 'file,pipe']);
   t.equal(args.filter((a) => a === '-protocol_whitelist').length, 1);
-  t.notOk(args.some((a) => /rtmp/.test(a)), 'no destination in the arguments');
+  t.notOk(
+    args.some((a) => /rtmp/.test(a)),
+    'no destination in the arguments',
+  );
 });
 
 t.test('transcoding reads the video as IVF from pipe:3 (input 0) and the audio from stdin (input 1)', async (t) => {

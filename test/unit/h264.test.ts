@@ -35,13 +35,28 @@ function depacketize(input: MediaPacket[], times?: number[]): { units: AccessUni
 t.test('packetizing and depacketizing gives back the same access units, across a sequence wrap', async (t) => {
   const source = [keyUnit(), deltaUnit(2), deltaUnit(3)];
   const rtp = packets(source);
-  t.ok(rtp.some((p) => (p.payload[0]! & 0x1f) === 28), 'large NAL units went out as FU-A');
-  t.ok(rtp.some((p) => (p.payload[0]! & 0x1f) === 24), 'SPS and PPS went out as STAP-A');
+  t.ok(
+    rtp.some((p) => (p.payload[0]! & 0x1f) === 28),
+    'large NAL units went out as FU-A',
+  );
+  t.ok(
+    rtp.some((p) => (p.payload[0]! & 0x1f) === 24),
+    'SPS and PPS went out as STAP-A',
+  );
   const { units, losses } = depacketize(rtp);
   t.equal(losses, 0);
-  t.same(units.map((u) => u.nals), source);
-  t.same(units.map((u) => u.key), [true, false, false]);
-  t.same(units.map((u) => u.timestamp), [1000, 4000, 7000]);
+  t.same(
+    units.map((u) => u.nals),
+    source,
+  );
+  t.same(
+    units.map((u) => u.key),
+    [true, false, false],
+  );
+  t.same(
+    units.map((u) => u.timestamp),
+    [1000, 4000, 7000],
+  );
 });
 
 t.test('out-of-order packets are put back in order', async (t) => {
@@ -49,12 +64,18 @@ t.test('out-of-order packets are put back in order', async (t) => {
   const rtp = packets(source);
   const swapped = [...rtp];
   [swapped[2], swapped[3]] = [swapped[3]!, swapped[2]!];
-  t.same(depacketize(swapped).units.map((u) => u.nals), source);
+  t.same(
+    depacketize(swapped).units.map((u) => u.nals),
+    source,
+  );
 });
 
 t.test('output starts at the first keyframe', async (t) => {
   const { units } = depacketize(packets([deltaUnit(9), keyUnit(), deltaUnit(2)]));
-  t.same(units.map((u) => u.key), [true, false]);
+  t.same(
+    units.map((u) => u.key),
+    [true, false],
+  );
 });
 
 t.test('a lost packet drops the damaged frame and everything up to the next keyframe, once waited for', async (t) => {
@@ -63,17 +84,27 @@ t.test('a lost packet drops the damaged frame and everything up to the next keyf
   const lostIndex = rtp.findIndex((p) => p.timestamp === 4000) + 1; // a middle fragment of frame 2
   const arrived = rtp.filter((_, i) => i !== lostIndex);
   // Packets arrive 10 ms apart: the hole is given up once a later packet waited 100 ms.
-  const { units, losses, d } = depacketize(arrived, arrived.map((_, i) => i * 10));
+  const { units, losses, d } = depacketize(
+    arrived,
+    arrived.map((_, i) => i * 10),
+  );
   t.equal(losses, 1, 'one keyframe request');
   t.ok(d.framesLost >= 1);
-  t.same(units.map((u) => u.timestamp), [1000, 13000, 16000], 'frames 2-4 are dropped, output resumes at the keyframe');
+  t.same(
+    units.map((u) => u.timestamp),
+    [1000, 13000, 16000],
+    'frames 2-4 are dropped, output resumes at the keyframe',
+  );
 });
 
 t.test('a packet that arrives within the wait fills its hole', async (t) => {
   const rtp = packets([keyUnit(), deltaUnit(2)]);
   const late = rtp.splice(1, 1)[0]!;
   rtp.splice(3, 0, late);
-  const { units, losses } = depacketize(rtp, rtp.map((_, i) => i * 10));
+  const { units, losses } = depacketize(
+    rtp,
+    rtp.map((_, i) => i * 10),
+  );
   t.equal(losses, 0);
   t.equal(units.length, 2);
 });

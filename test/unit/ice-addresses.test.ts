@@ -24,15 +24,15 @@ const machine = (ipv4?: string, ipv6?: string): RouteTable => ({
   }),
 });
 
-t.test('the default route\'s interface is read from the kernel\'s tables', async (t) => {
+t.test("the default route's interface is read from the kernel's tables", async (t) => {
   t.equal(ipv4DefaultInterface(ROUTE), 'eth0');
   t.equal(ipv4DefaultInterface(ROUTE.replace('\t0003\t', '\t0002\t')), undefined, 'a route that is not up is not the default');
   t.equal(ipv4DefaultInterface(ROUTE.split('\n').slice(0, 2).join('\n')), undefined, 'no default route');
-  t.equal(ipv6DefaultInterface(IPV6_ROUTE), 'eth1', 'the loopback\'s unreachable ::/0 is not a default route');
+  t.equal(ipv6DefaultInterface(IPV6_ROUTE), 'eth1', "the loopback's unreachable ::/0 is not a default route");
   t.equal(ipv6DefaultInterface(''), undefined);
 });
 
-t.test('default-route stands for the address of the default route\'s interface, beside the named ones', async (t) => {
+t.test("default-route stands for the address of the default route's interface, beside the named ones", async (t) => {
   t.same(resolveIceAddresses(['127.0.0.1', 'default-route'], machine('eth0', 'eth1')), { addresses: ['127.0.0.1', '10.0.2.15'], unresolved: undefined }, 'IPv4 first');
   t.same(resolveIceAddresses(['default-route'], machine(undefined, 'eth1')).addresses, ['fd00::5'], 'IPv6 when only IPv6 has a default route, never link-local');
   t.same(resolveIceAddresses(['10.0.2.15', 'default-route'], machine('eth0')).addresses, ['10.0.2.15'], 'each address once');
@@ -49,7 +49,10 @@ t.test('the warning for a publisher whose ICE checks never come names what was a
   t.equal(firstCandidateKind(offer('a=candidate:1 1 udp 2122262783 2001:db8::7 50123 typ srflx raddr :: rport 0\r\n')), 'IPv6 srflx');
   t.equal(firstCandidateKind(offer('a=candidate:2 1 udp 2122262783 0b7e4c4e-5a52-4f3b.local 50123 typ host\r\n')), 'mDNS host');
   t.equal(firstCandidateKind(offer('')), 'none');
-  t.match(noIceCheckWarning(['127.0.0.1'], 'IPv4 host', 4000), /within 4 s: the gateway announces 127\.0\.0\.1 and the offer's first candidate is IPv4 host; Firefox and Safari never pair a loopback address/);
+  t.match(
+    noIceCheckWarning(['127.0.0.1'], 'IPv4 host', 4000),
+    /within 4 s: the gateway announces 127\.0\.0\.1 and the offer's first candidate is IPv4 host; Firefox and Safari never pair a loopback address/,
+  );
   t.match(noIceCheckWarning(['127.0.0.1', '10.0.2.15'], 'IPv4 host', 4000), /cannot reach those addresses/);
   t.match(noIceCheckWarning(['10.0.2.15'], 'none', 4000), /carried no candidate/);
 });

@@ -50,7 +50,9 @@ function fakePlane() {
       return { mediaSessionId: id } as never;
     },
     async find({ streamName }: { streamName?: string }) {
-      return [...live].filter(([id, p]) => !unlisted.has(id) && (!streamName || p.request.streamName === streamName)).map(([id]) => ({ mediaSessionId: id, state: failed.has(id) ? 'failed' : 'running' })) as never;
+      return [...live]
+        .filter(([id, p]) => !unlisted.has(id) && (!streamName || p.request.streamName === streamName))
+        .map(([id]) => ({ mediaSessionId: id, state: failed.has(id) ? 'failed' : 'running' })) as never;
     },
     async terminate(id: string) {
       if (!live.delete(id)) throw notFound(`no push ${id}`);
@@ -114,7 +116,11 @@ t.test('a push is kept sealed with its audio, and starts again under its id when
   t.equal(second.live.size, 0, 'another stream starts nothing');
   second.tell(published());
   await settle();
-  t.match(second.live.get(id), { request: { rtmpUrl: request.rtmpUrl, options: { action: 'sound_on', soundFile: 'chime.wav', loop: true } }, muted: true, sound: 'chime.wav' }, 'with the sound and the mute commanded');
+  t.match(
+    second.live.get(id),
+    { request: { rtmpUrl: request.rtmpUrl, options: { action: 'sound_on', soundFile: 'chime.wav', loop: true } }, muted: true, sound: 'chime.wav' },
+    'with the sound and the mute commanded',
+  );
   second.tell(published());
   await settle();
   t.equal(second.live.size, 1, 'a push running is not started twice');
@@ -191,7 +197,14 @@ t.test('a push failed at the node its stream left, while it runs on under its id
   tell(published());
   const id = (await k.startup(request, 'rest')).mediaSessionId;
   // The plane (every node's pushes) lists it running; the instance that failed is another node's.
-  tell({ type: 'transponder.failed', stream: 'cam', mediaSessionId: id, destination: 'rtmp://127.0.0.1/live/***', state: 'failed', reason: 'the destination already has this stream' });
+  tell({
+    type: 'transponder.failed',
+    stream: 'cam',
+    mediaSessionId: id,
+    destination: 'rtmp://127.0.0.1/live/***',
+    state: 'failed',
+    reason: 'the destination already has this stream',
+  });
   await settle();
   t.equal(store.pushes.size, 1, 'still kept');
   failed.add(id);

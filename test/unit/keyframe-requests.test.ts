@@ -69,7 +69,12 @@ t.test('however slow the answers, the lead stays within half the interval', asyn
 t.test('a request is repeated after 300 ms while no usable keyframe is cached', async (t) => {
   let now = 0;
   let sent = 0;
-  const schedule = new KeyframeSchedule(2000, () => sent++, () => undefined, () => now);
+  const schedule = new KeyframeSchedule(
+    2000,
+    () => sent++,
+    () => undefined,
+    () => now,
+  );
   for (; now <= 1000; now += KEYFRAME_CHECK_MS) schedule.check();
   t.equal(sent, 4, 'at 0, 300, 600 and 900 ms');
   schedule.request();

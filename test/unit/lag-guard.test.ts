@@ -142,5 +142,8 @@ t.test('a destination reading 50 KB/s of a 2.4 Mb/s stream: the lag stays bounde
   // Within the limit itself: after a catch-up, the guard predicts from the rate measured before
   // (it was blind for half a second, and the lag reached 2079 ms).
   t.ok(Math.max(...settled) <= maxLagMs, `lag within ${maxLagMs} ms after each catch-up (worst ${Math.max(...settled)} ms): ${settled.join(' ')}`);
-  t.ok(settled.some((lag) => lag < maxLagMs / 2), 'and it catches up again and again');
+  t.ok(
+    settled.some((lag) => lag < maxLagMs / 2),
+    'and it catches up again and again',
+  );
 });

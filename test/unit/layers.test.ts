@@ -56,7 +56,8 @@ function layerViolations(layers: string[][], files: string[], imports: (file: st
       const to = moduleOf(target);
       if (to === from) continue;
       const toLayer = layerOf.get(to);
-      if (toLayer === undefined || toLayer >= fromLayer) wrong.push(`${file} -> ${target} (${from} is in layer ${fromLayer + 1}, ${to} in ${toLayer === undefined ? 'none' : toLayer + 1})`);
+      if (toLayer === undefined || toLayer >= fromLayer)
+        wrong.push(`${file} -> ${target} (${from} is in layer ${fromLayer + 1}, ${to} in ${toLayer === undefined ? 'none' : toLayer + 1})`);
     }
   }
   return wrong;
@@ -69,7 +70,11 @@ t.test('every module of src/ imports only from its own folder and the layers bel
   const modules = new Set(files.map(moduleOf));
   const listed = layers.flat();
   t.same([...modules].filter((m) => !listed.includes(m)).sort(), [], 'every module has a layer');
-  t.same(listed.filter((m) => !modules.has(m)), [], 'every listed module exists');
+  t.same(
+    listed.filter((m) => !modules.has(m)),
+    [],
+    'every listed module exists',
+  );
   t.same(layerViolations(layers, files, importsOf), []);
 });
 
@@ -80,10 +85,10 @@ t.test('the check finds an import that goes up, and one within a layer', async (
     'src/rtmp/client.ts': ['src/media/flv.ts'],
     'src/pushes/timeline.ts': ['src/media/rtp.ts'],
   };
-  t.same(layerViolations(layers, Object.keys(imports), (f) => imports[f]!), [
-    'src/media/h264.ts -> src/pushes/timeline.ts (media is in layer 2, pushes in 3)',
-    'src/rtmp/client.ts -> src/media/flv.ts (rtmp is in layer 2, media in 2)',
-  ]);
+  t.same(
+    layerViolations(layers, Object.keys(imports), (f) => imports[f]!),
+    ['src/media/h264.ts -> src/pushes/timeline.ts (media is in layer 2, pushes in 3)', 'src/rtmp/client.ts -> src/media/flv.ts (rtmp is in layer 2, media in 2)'],
+  );
 });
 
 t.test('the SDK imports only its own files and the signalling protocol', async (t) => {

@@ -7,7 +7,11 @@ import { cgroupQuota, cpuTimesReader, LoadMonitor, SUSTAINED_WINDOWS, type LoadS
 function monitor(limits: Partial<ConstructorParameters<typeof LoadMonitor>[0]>) {
   let now = 0;
   let sample: LoadSample = { eventLoopDelayMs: 5, eventLoopDelayMaxMs: 5, eventLoopUtilization: 0.2, machineCpuPercent: 30 };
-  const m = new LoadMonitor({ eventLoopDelayMs: 0, eventLoopUtilization: 0, machineCpuPercent: 0, ...limits }, () => sample, () => now);
+  const m = new LoadMonitor(
+    { eventLoopDelayMs: 0, eventLoopUtilization: 0, machineCpuPercent: 0, ...limits },
+    () => sample,
+    () => now,
+  );
   return {
     m,
     set: (next: Partial<LoadSample>) => void (sample = { ...sample, ...next }),
@@ -67,7 +71,10 @@ t.test('a limit of 0 is off', async (t) => {
 });
 
 // The CPU judged: a container's share of its quota, read from its cgroup (files faked here), or the machine's.
-const files = (entries: Record<string, string>) => (path: string): string | undefined => entries[path];
+const files =
+  (entries: Record<string, string>) =>
+  (path: string): string | undefined =>
+    entries[path];
 
 t.test('a cgroup v2 quota: its cores, and its usage against them over wall time', async (t) => {
   let usageUs = 4_000_000;
@@ -101,13 +108,18 @@ t.test('a cgroup v2 without a quota, or a namespace of its own: the root is read
 
 t.test('a cgroup v1 quota: cpu.cfs_quota_us over its period, cpuacct.usage in nanoseconds; -1 is none', async (t) => {
   const cgroup = '12:cpu,cpuacct:/ctr\n3:memory:/ctr\n0::/\n';
-  const quota = cgroupQuota(files({
-    '/proc/self/cgroup': cgroup,
-    '/sys/fs/cgroup/cpu/ctr/cpu.cfs_quota_us': '50000\n',
-    '/sys/fs/cgroup/cpu/ctr/cpu.cfs_period_us': '100000\n',
-    '/sys/fs/cgroup/cpuacct/ctr/cpuacct.usage': '3000000000\n',
-  }));
+  const quota = cgroupQuota(
+    files({
+      '/proc/self/cgroup': cgroup,
+      '/sys/fs/cgroup/cpu/ctr/cpu.cfs_quota_us': '50000\n',
+      '/sys/fs/cgroup/cpu/ctr/cpu.cfs_period_us': '100000\n',
+      '/sys/fs/cgroup/cpuacct/ctr/cpuacct.usage': '3000000000\n',
+    }),
+  );
   t.equal(quota?.cores, 0.5);
   t.equal(quota?.usageUs(), 3_000_000);
-  t.equal(cgroupQuota(files({ '/proc/self/cgroup': '1:cpu:/\n2:cpuacct:/\n0::/\n', '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '-1\n', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000\n' })), undefined);
+  t.equal(
+    cgroupQuota(files({ '/proc/self/cgroup': '1:cpu:/\n2:cpuacct:/\n0::/\n', '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '-1\n', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000\n' })),
+    undefined,
+  );
 });

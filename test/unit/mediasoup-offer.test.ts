@@ -10,7 +10,10 @@ import { answerDeviations, savedOffer } from '../helpers/sdp-lines.js';
 /** Chromium's video section with RTX for H.264 and transport-wide congestion control. */
 const withRtx = chromiumOffer()
   .replace('m=video 9 UDP/TLS/RTP/SAVPF 96 102', 'm=video 9 UDP/TLS/RTP/SAVPF 96 102 103')
-  .replace('a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f', 'a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\na=rtcp-fb:102 transport-cc\r\na=rtcp-fb:102 ccm fir\r\na=rtpmap:103 rtx/90000\r\na=fmtp:103 apt=102\r\na=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01')
+  .replace(
+    'a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
+    'a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\na=rtcp-fb:102 transport-cc\r\na=rtcp-fb:102 ccm fir\r\na=rtpmap:103 rtx/90000\r\na=fmtp:103 apt=102\r\na=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01',
+  )
   .replace('a=ssrc:2001 cname:test', 'a=ssrc-group:FID 2001 2002\r\na=ssrc:2001 cname:test\r\na=ssrc:2002 cname:test');
 
 t.test('the chosen codecs, their RTX, SSRCs, feedback and extensions become producer parameters', async (t) => {
@@ -40,7 +43,9 @@ t.test('the chosen codecs, their RTX, SSRCs, feedback and extensions become prod
 });
 
 t.test('an offer without SSRCs is matched by its mid; a passive publisher makes the gateway the DTLS client', async (t) => {
-  const bare = chromiumOffer().replace(/a=ssrc:\d+ cname:test\r\n/g, '').replace(/a=setup:actpass/g, 'a=setup:passive');
+  const bare = chromiumOffer()
+    .replace(/a=ssrc:\d+ cname:test\r\n/g, '')
+    .replace(/a=setup:actpass/g, 'a=setup:passive');
   const parsed = parseOffer(bare, selectCodecs(bare, ['VP8']));
   t.equal(parsed.remoteRole, 'server');
   t.same(producerParameters(parsed.media[1]!).encodings, [{}], 'one encoding, no SSRC: the first packet of its mid names it');
@@ -72,7 +77,10 @@ t.test('the answer: ICE-lite, one bundled transport, the chosen codec with its R
   t.ok(lines.includes('a=recvonly'));
   t.equal(lines.filter((l) => l.startsWith('a=candidate:')).length, 2, 'one candidate per media line');
   t.notOk(answer.includes('10.0.0.5'), 'an address not announced is not in the answer');
-  t.notOk(lines.some((l) => l.startsWith('a=rtpmap:96')), 'VP8 is not answered');
+  t.notOk(
+    lines.some((l) => l.startsWith('a=rtpmap:96')),
+    'VP8 is not answered',
+  );
   checkOffer(answer.replace('a=ice-lite\r\n', '').replace(/a=recvonly/g, 'a=sendonly')); // well-formed SDP, as offers are checked
 });
 

@@ -50,7 +50,10 @@ t.test('a draining node refuses a placed publish: this release reads the flag, t
   });
   const calling = new NodeCalls(SECRET, 'n1');
 
-  const error: unknown = await calling.publish(n2, 'cam', 'v=0\r\n').then(() => undefined, (e: unknown) => e);
+  const error: unknown = await calling.publish(n2, 'cam', 'v=0\r\n').then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   t.ok(error instanceof NodeDraining, 'this release: a NodeDraining, placed elsewhere by the caller');
   t.equal((error as GatewayError).code, 'unavailable');
   const wire = (rawReply as { error: { code: string; message: string; draining?: boolean } }).error;
@@ -61,20 +64,32 @@ t.test('a draining node refuses a placed publish: this release reads the flag, t
   await calling.handOver(n2, 'cam');
   t.same(handOvers, ['cam'], 'handOver: a node-to-node method of the table, its result checked');
   await t.rejects(calling.handOver(n2, ''), { code: 'invalid_request' }, 'its arguments are checked where they arrive');
-  await t.rejects(calling.call(n2, 'close' as 'terminate', []), { code: 'invalid_request', message: /close is not answered for another node/ }, 'close is never answered for another node');
+  await t.rejects(
+    calling.call(n2, 'close' as 'terminate', []),
+    { code: 'invalid_request', message: /close is not answered for another node/ },
+    'close is never answered for another node',
+  );
 });
 
 t.test('a draining refusal from a node of the previous release (no flag) is read as draining too', async (t) => {
   const sealer = new Sealer(SECRET, 'calls between nodes');
   // The previous release answered with the code and the message alone.
-  const old = await node(t, 'old', async () => sealer.seal({ error: { name: 'GatewayError', message: `${DRAINING}: it takes no new publish`, code: 'unavailable', retryAfterS: 5 } }));
+  const old = await node(t, 'old', async () =>
+    sealer.seal({ error: { name: 'GatewayError', message: `${DRAINING}: it takes no new publish`, code: 'unavailable', retryAfterS: 5 } }),
+  );
   const calling = new NodeCalls(SECRET, 'n1');
-  const error: unknown = await calling.publish(old, 'cam', 'v=0\r\n').then(() => undefined, (e: unknown) => e);
+  const error: unknown = await calling.publish(old, 'cam', 'v=0\r\n').then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   t.ok(error instanceof NodeDraining, 'read as draining');
   t.equal((error as Error).message, `${DRAINING}: it takes no new publish`, 'its message unchanged');
 
   const other = await node(t, 'other', async () => sealer.seal({ error: { name: 'GatewayError', message: 'the gateway is at its limit', code: 'unavailable' } }));
-  const busy: unknown = await calling.publish(other, 'cam', 'v=0\r\n').then(() => undefined, (e: unknown) => e);
+  const busy: unknown = await calling.publish(other, 'cam', 'v=0\r\n').then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   t.ok(busy instanceof GatewayError && !(busy instanceof NodeDraining), 'another 503 is not a draining node');
 });
 

@@ -31,12 +31,21 @@ t.test('packets on the timeline: a gap filled with silent frames, a late packet 
   const { relay: r, written, at } = relay();
   r.begin(1000);
   const packets = () => oggPackets(Buffer.concat(written));
-  t.same(packets().map((p) => p.subarray(0, 8).toString('latin1')), ['OpusHead', 'OpusTags'], 'the headers first');
+  t.same(
+    packets().map((p) => p.subarray(0, 8).toString('latin1')),
+    ['OpusHead', 'OpusTags'],
+    'the headers first',
+  );
   r.push(fixture.audio[0]!, 1000);
   r.push(fixture.audio[1]!, 1020);
   r.push(fixture.audio[4]!, 1080); // two lost
   t.equal(r.written, 5 * 960);
-  t.same(packets().slice(2).map((p) => (p.equals(OPUS_SILENCE_20MS) ? 'silence' : 'live')), ['live', 'live', 'silence', 'silence', 'live']);
+  t.same(
+    packets()
+      .slice(2)
+      .map((p) => (p.equals(OPUS_SILENCE_20MS) ? 'silence' : 'live')),
+    ['live', 'live', 'silence', 'silence', 'live'],
+  );
   r.push(fixture.audio[2]!, 1040);
   t.equal(packets().length, 7, 'a late packet is dropped');
   r.muted = true;

@@ -24,7 +24,10 @@ t.test('each packet is decoded once: every push gets the same samples', async (t
   t.ok(first, 'decoded');
   t.equal(first!.length, 960 * 2, '20 ms of interleaved stereo at 48 kHz');
   t.equal(stage.pcm(p), first, 'asked again (another push): the very same samples');
-  t.ok(first!.some((v) => Math.abs(v) > 1000), 'the fixture\'s tone, not silence');
+  t.ok(
+    first!.some((v) => Math.abs(v) > 1000),
+    "the fixture's tone, not silence",
+  );
 });
 
 t.test('a packet older than the last decoded is not decoded any more (decoding keeps order)', async (t) => {

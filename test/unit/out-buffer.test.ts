@@ -44,7 +44,11 @@ t.test('holds media until start_size is buffered, then sends it paced by its tim
   const lateness = sent.slice(5).map((s) => s.at - s.timestamp);
   t.ok(Math.max(...lateness) - Math.min(...lateness) <= 5, `sent evenly: lateness ${Math.min(...lateness)}–${Math.max(...lateness)} ms`);
   t.ok(Math.max(...lateness) <= 300, 'no later than start_size');
-  t.same(sent.map((s) => s.timestamp), [...sent.map((s) => s.timestamp)].sort((a, b) => a - b), 'in order');
+  t.same(
+    sent.map((s) => s.timestamp),
+    [...sent.map((s) => s.timestamp)].sort((a, b) => a - b),
+    'in order',
+  );
   t.equal(buffer.state, 'buffering', 'the input ended: the buffer ran dry');
 });
 
@@ -139,11 +143,25 @@ t.test('late video is not held behind newer audio; tracks leave in timestamp ord
   const lag = 310;
   const stillDue = late.filter((s) => s.timestamp + lag > 1400);
   t.equal(stillDue.length, 7);
-  t.ok(stillDue.every((s) => s.at - s.timestamp === lag), 'late frames still due went at their time');
-  t.same(late.filter((s) => s.timestamp + lag <= 1400).map((s) => s.at), [1410, 1410, 1410], 'those already past due went at once');
-  t.ok(sent.filter((s) => s.kind === 'audio').every((s) => s.at - s.timestamp === lag), 'audio went on at its time throughout');
+  t.ok(
+    stillDue.every((s) => s.at - s.timestamp === lag),
+    'late frames still due went at their time',
+  );
+  t.same(
+    late.filter((s) => s.timestamp + lag <= 1400).map((s) => s.at),
+    [1410, 1410, 1410],
+    'those already past due went at once',
+  );
+  t.ok(
+    sent.filter((s) => s.kind === 'audio').every((s) => s.at - s.timestamp === lag),
+    'audio went on at its time throughout',
+  );
   for (const kind of ['audio', 'video']) {
     const order = sent.filter((s) => s.kind === kind).map((s) => s.timestamp);
-    t.same(order, [...order].sort((a, b) => a - b), `${kind} in order`);
+    t.same(
+      order,
+      [...order].sort((a, b) => a - b),
+      `${kind} in order`,
+    );
   }
 });

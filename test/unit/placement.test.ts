@@ -6,7 +6,12 @@ import { Placement } from '../../src/cluster/placement.js';
 
 /** Chooses among `nodes`, every one of them listed. */
 const among = (placement: Placement, nodes: ReturnType<typeof node>[]): string => placement.choose(nodes, nodes).id;
-const node = (id: string, publishers: number, heardAt: number): { id: string; publishers: number; transponders: number; heardAt: number } => ({ id, publishers, transponders: 0, heardAt });
+const node = (id: string, publishers: number, heardAt: number): { id: string; publishers: number; transponders: number; heardAt: number } => ({
+  id,
+  publishers,
+  transponders: 0,
+  heardAt,
+});
 
 t.test('a burst is spread: a publish on its way counts, even past a heartbeat written meanwhile', async (t) => {
   const placement = new Placement('n2');

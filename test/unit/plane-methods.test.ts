@@ -4,9 +4,7 @@ import { answerCall, checkResult, oldestFirst, PLACE_METHODS, type PlaceCalls } 
 /** A place that records its calls and answers nothing. */
 function recorder(): { place: PlaceCalls; calls: [string, unknown[]][] } {
   const calls: [string, unknown[]][] = [];
-  const place = Object.fromEntries(
-    Object.keys(PLACE_METHODS).map((m) => [m, async (...args: unknown[]) => void calls.push([m, args])]),
-  ) as unknown as PlaceCalls;
+  const place = Object.fromEntries(Object.keys(PLACE_METHODS).map((m) => [m, async (...args: unknown[]) => void calls.push([m, args])])) as unknown as PlaceCalls;
   return { place, calls };
 }
 
@@ -14,7 +12,10 @@ t.test('a call that arrives is checked against the table before the place sees i
   const { place, calls } = recorder();
   await answerCall(place, 'setMuted', ['m1', true]);
   await answerCall(place, 'soundOn', ['m1', { soundFile: 'chime.wav', loop: true }]);
-  t.same(calls, [['setMuted', ['m1', true]], ['soundOn', ['m1', { soundFile: 'chime.wav', loop: true }]]]);
+  t.same(calls, [
+    ['setMuted', ['m1', true]],
+    ['soundOn', ['m1', { soundFile: 'chime.wav', loop: true }]],
+  ]);
   await t.rejects(answerCall(place, 'launch', []), /no place method launch/);
   await t.rejects(answerCall(place, 'toString', []), /no place method toString/, 'not a method of any object');
   await t.rejects(answerCall(place, 'setMuted', ['m1', 'yes']));

@@ -58,7 +58,11 @@ t.test('a throwing sink does not stop the others, and is logged once', async (t)
   for (let i = 0; i < 50; i++) track.listener!({ sequenceNumber: i, timestamp: i * 960, marker: false, payload: Buffer.from([1, 2, 3]) });
   t.equal(before.times.length, 50, 'the sink before the broken one got every packet');
   t.same(after.times, before.times, 'the sink after the broken one got every packet');
-  t.same(before.times.map((ms) => ms - before.times[0]!), Array.from({ length: 50 }, (_, i) => i * 20), 'timed on the publisher clock');
+  t.same(
+    before.times.map((ms) => ms - before.times[0]!),
+    Array.from({ length: 50 }, (_, i) => i * 20),
+    'timed on the publisher clock',
+  );
   t.equal(publisher.counters.sinkErrors, 50, 'every failure is counted');
   t.equal(logged.filter((l) => /a media sink threw/.test(l)).length, 1, 'and logged once');
 });
@@ -88,12 +92,23 @@ t.test('video is depacketized once: every sink gets the same frames, one throwin
   const [first, , last] = sinks;
   t.equal(first!.frames.length, 10, 'the first sink got every frame');
   t.equal(last!.frames.length, 10, 'the sink after the broken one got every frame');
-  t.ok(first!.frames.every((frame, i) => frame === last!.frames[i]), 'the very same frame objects: made once');
+  t.ok(
+    first!.frames.every((frame, i) => frame === last!.frames[i]),
+    'the very same frame objects: made once',
+  );
   t.equal(first!.frames[3]!.flv(), last!.frames[3]!.flv(), 'and their FLV bodies made once');
   t.ok(first!.frames[0]!.key && first!.frames[0]!.sps && first!.frames[0]!.pps, 'the first is a keyframe with its parameter sets');
-  t.same(first!.frames.map((f) => Math.round(f.wallclockMs - first!.frames[0]!.wallclockMs)), Array.from({ length: 10 }, (_, i) => Math.round((i * 3000) / 90)), 'timed on the publisher clock');
+  t.same(
+    first!.frames.map((f) => Math.round(f.wallclockMs - first!.frames[0]!.wallclockMs)),
+    Array.from({ length: 10 }, (_, i) => Math.round((i * 3000) / 90)),
+    'timed on the publisher clock',
+  );
   t.ok(first!.frames[0]!.packets > 1, 'each frame tells the packets it came in');
-  t.equal(first!.frames.reduce((n, f) => n + f.packets, 0), track.packetsSent, 'no video packet is handed to a sink as such');
+  t.equal(
+    first!.frames.reduce((n, f) => n + f.packets, 0),
+    track.packetsSent,
+    'no video packet is handed to a sink as such',
+  );
   t.equal(publisher.counters.sinkErrors, 10, 'every failure is counted');
 });
 
@@ -101,7 +116,11 @@ t.test('a sink attached later starts from the cached keyframe, with the frames s
   const { publisher, camera } = cachedPublisher(t);
   const late = new FrameSink();
   t.ok(publisher.attach(late, true), 'started from the keyframe');
-  t.same(late.frames.map((f) => f.key), [true, false, false], 'the keyframe and the two frames after it, at once');
+  t.same(
+    late.frames.map((f) => f.key),
+    [true, false, false],
+    'the keyframe and the two frames after it, at once',
+  );
   camera.frame();
   t.equal(late.frames.length, 4, 'then live frames');
 });

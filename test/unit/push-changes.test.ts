@@ -69,7 +69,7 @@ t.test('the change stream: previous state, the reason while reconnecting, in sta
   t.notOk('startupMs' in changes[2]!, 'startup time only for the first running');
 });
 
-t.test('lifecycle events are the change stream\'s: the same reasons, states and timings', async (t) => {
+t.test("lifecycle events are the change stream's: the same reasons, states and timings", async (t) => {
   const { pushes, service, publishers, move } = fakes();
   const changes: PushChange[] = [];
   const events: LifecycleEvent[] = [];
@@ -77,11 +77,18 @@ t.test('lifecycle events are the change stream\'s: the same reasons, states and 
   followLifecycle(publishers, service, new TypedEmitter() as unknown as ViewerRegistry, (e) => events.push(e));
   const push = pushOf('m1');
   pushes.push(push);
-  for (const [state, reason] of [['running'], ['standby', 'the publisher went away'], ['resuming'], ['running'], ['reconnecting', 'reset'], ['failed', 'gave up']] as [PushState, string?][]) move(push, state, reason);
+  for (const [state, reason] of [['running'], ['standby', 'the publisher went away'], ['resuming'], ['running'], ['reconnecting', 'reset'], ['failed', 'gave up']] as [
+    PushState,
+    string?,
+  ][])
+    move(push, state, reason);
   const told = changes.filter((c) => c.state !== 'resuming');
   t.same(
     events.map((e) => ('state' in e ? [e.state, e.reason, e.startupMs, e.outageMs] : [])),
     told.map((c) => [c.state, c.reason, c.startupMs, c.outageMs]),
   );
-  t.same(events.map((e) => e.type), ['transponder.started', 'transponder.standby', 'transponder.restored', 'transponder.reconnecting', 'transponder.failed']);
+  t.same(
+    events.map((e) => e.type),
+    ['transponder.started', 'transponder.standby', 'transponder.restored', 'transponder.reconnecting', 'transponder.failed'],
+  );
 });

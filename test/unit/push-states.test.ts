@@ -51,7 +51,10 @@ class FakePipeline implements Pipeline {
   #lost: ((reason: string, kind: FailureKind) => void) | undefined;
   #failOutput: (error: OpenError) => void = () => {};
   /** `silent`: it writes nothing (an ffmpeg the machine does not get to); its output waits for a loss. */
-  constructor(readonly spec: PipelineSpec, silent = false) {
+  constructor(
+    readonly spec: PipelineSpec,
+    silent = false,
+  ) {
     this.source = { shiftMs: 0, still: spec.still !== undefined, transcoding: spec.video !== undefined };
     this.output = silent ? new Promise((_, reject) => (this.#failOutput = reject)) : Promise.resolve();
     this.output.catch(() => {});
@@ -203,7 +206,10 @@ t.test('starts: one link, one pipeline, the cached keyframe passed through at on
   t.equal(links.length, 1);
   t.equal(pipelines.length, 1);
   t.notOk(pipelines[0]!.spec.video, 'the pipeline makes audio only: video is passed through');
-  t.ok(links[0]!.video.some((v) => v.body[0] === 0x17 && v.body[1] === 1), 'the keyframe went out');
+  t.ok(
+    links[0]!.video.some((v) => v.body[0] === 0x17 && v.body[1] === 1),
+    'the keyframe went out',
+  );
   t.equal(push.writer.frames, 2, 'the keyframe and the frame after it');
 });
 
@@ -218,7 +224,7 @@ t.test('a startup whose pipeline the machine does not get to in time fails as un
   watched.pipelines[0]!.lose('ffmpeg wrote no output within 200 ms', 'slow');
   await watched.push.ready;
   t.equal(watched.push.state, 'failed');
-  t.equal(watched.push.errorCode, 'unavailable', 'the machine\'s load, not the gateway\'s fault');
+  t.equal(watched.push.errorCode, 'unavailable', "the machine's load, not the gateway's fault");
   t.match(watched.push.lastError, /ffmpeg wrote no output within 200 ms/);
   // An ffmpeg that ended is the gateway's own failure.
   const ended = rig(t, publisher);
@@ -243,7 +249,10 @@ t.test('a lost link is restored after a wait; the counts say so', async (t) => {
   t.same(states, ['running', 'reconnecting', 'running']);
   t.equal(links.length, 2);
   t.match(push.toJSON(), { counters: { drops: 1, reconnects: 1 }, lastError: 'connection reset' });
-  t.ok(links[1]!.video.some((v) => v.body[1] === 0), 'the new link starts with a sequence header');
+  t.ok(
+    links[1]!.video.some((v) => v.body[1] === 0),
+    'the new link starts with a sequence header',
+  );
 });
 
 t.test('restore attempts keep their pace: an attempt that spent its wait on a silent network is followed at once', async (t) => {
@@ -294,7 +303,7 @@ t.test('stop during a restore wait: no attempt comes after', async (t) => {
 
 const audioTag = (timestamp: number): FlvTag => ({ type: FlvTagType.AUDIO, timestamp, body: Buffer.from([0xaf, 1, 0x21]) });
 
-t.test('standby: the live pipeline goes on until the still picture\'s first keyframe, then the grace period ends the push', async (t) => {
+t.test("standby: the live pipeline goes on until the still picture's first keyframe, then the grace period ends the push", async (t) => {
   const { publisher } = videoPublisher(t);
   const { pipelines, links, states, push } = await running(t, publisher);
   t.ok(push.publisherLost('page closed', 80));
@@ -306,7 +315,7 @@ t.test('standby: the live pipeline goes on until the still picture\'s first keyf
   pipelines[0]!.emit([audioTag(100)]);
   t.equal(links[0]!.audio.length, 1, 'its audio still goes out');
   pipelines[1]!.emit([audioTag(0), keyframeTag(0)]);
-  t.ok(pipelines[0]!.closed, 'replaced at the still picture\'s keyframe');
+  t.ok(pipelines[0]!.closed, "replaced at the still picture's keyframe");
   t.notOk(links[0]!.closed, 'over the same link');
   t.match(push.toJSON(), { state: 'standby', lastError: /publisher lost: page closed/, standbyUntil: String });
   await tick(100);
@@ -315,7 +324,7 @@ t.test('standby: the live pipeline goes on until the still picture\'s first keyf
   t.ok(links[0]!.closed && pipelines[1]!.closed, 'everything is released');
 });
 
-t.test('passthrough back from standby: the still picture until live video goes out, its sound until the new pipeline\'s', async (t) => {
+t.test("passthrough back from standby: the still picture until live video goes out, its sound until the new pipeline's", async (t) => {
   const { publisher } = videoPublisher(t);
   const { pipelines, links, states, push } = await running(t, publisher);
   await showStill(push, pipelines);
@@ -327,25 +336,25 @@ t.test('passthrough back from standby: the still picture until live video goes o
   t.equal(pipelines.length, 3);
   const live = pipelines[2]!;
   t.notOk(live.spec.still, 'a live pipeline again');
-  t.notOk(still.closed, 'the still picture\'s pipeline goes on meanwhile');
+  t.notOk(still.closed, "the still picture's pipeline goes on meanwhile");
   const stillVideo = links[0]!.video.length;
   still.emit([keyframeTag(100), audioTag(100)]);
   t.equal(links[0]!.video.length, stillVideo + 1, 'and its picture, until live video comes');
   t.equal(links[0]!.audio.length, 1, 'and its sound');
   stillReaches(still, live.source.audioStartMs!, 'audio');
   live.emit([audioTag(0)]);
-  t.notOk(still.closed, 'the new pipeline\'s audio does not end the still picture before live video replaced it');
+  t.notOk(still.closed, "the new pipeline's audio does not end the still picture before live video replaced it");
   const sentVideo = links[0]!.video.length;
   camera.frame(true);
   await delivered();
   const liveVideo = links[0]!.video.length;
   t.ok(liveVideo > sentVideo, 'live video goes out at once');
-  t.ok(still.closed, 'the still picture ended with live video there and the new pipeline\'s audio ready');
+  t.ok(still.closed, "the still picture ended with live video there and the new pipeline's audio ready");
   t.same(states, ['running', 'standby', 'running']);
   t.equal(push.standby.until, undefined, 'no deadline left');
 });
 
-t.test('passthrough back from standby: once live video went out, the still picture\'s picture stops and its sound goes on until the new pipeline\'s', async (t) => {
+t.test("passthrough back from standby: once live video went out, the still picture's picture stops and its sound goes on until the new pipeline's", async (t) => {
   const { publisher } = videoPublisher(t);
   const { pipelines, links, push } = await running(t, publisher);
   await showStill(push, pipelines);
@@ -359,12 +368,12 @@ t.test('passthrough back from standby: once live video went out, the still pictu
   const liveVideo = links[0]!.video.length;
   const audio = links[0]!.audio.length;
   still.emit([keyframeTag(5000), audioTag(5000)]);
-  t.notOk(still.closed, 'the still picture\'s pipeline goes on for its sound');
+  t.notOk(still.closed, "the still picture's pipeline goes on for its sound");
   t.equal(links[0]!.video.length, liveVideo, 'but not its picture');
   t.equal(links[0]!.audio.length, audio + 1, 'its sound');
   stillReaches(still, live.source.audioStartMs!, 'audio');
   live.emit([audioTag(0)]);
-  t.ok(still.closed, 'the still picture ended at the new pipeline\'s first audio');
+  t.ok(still.closed, "the still picture ended at the new pipeline's first audio");
 });
 
 t.test('passthrough: the publisher lost again before its new pipeline took over: the still picture shows again', async (t) => {
@@ -459,7 +468,7 @@ t.test('a still picture that is slow to start: the live pipeline takes the outpu
 
 const transcode: EncodingPlan = { video: 'transcode', reason: 'size', scale: { width: 640, height: 360 } };
 
-t.test('transcoding back from standby: resuming until the new video\'s keyframe, then running', async (t) => {
+t.test("transcoding back from standby: resuming until the new video's keyframe, then running", async (t) => {
   const { publisher } = videoPublisher(t);
   const { pipelines, links, states, push } = await running(t, publisher);
   // A transcoding push had its still picture from a passthrough frame: give it one.
@@ -485,7 +494,7 @@ t.test('transcoding back from standby: resuming until the new video\'s keyframe,
   t.same(states, ['running', 'standby', 'resuming', 'running']);
 });
 
-t.test('a still picture behind the clock (its ffmpeg was slow to start) goes on until it reaches the new video\'s keyframe', async (t) => {
+t.test("a still picture behind the clock (its ffmpeg was slow to start) goes on until it reaches the new video's keyframe", async (t) => {
   const { publisher } = videoPublisher(t);
   const { pipelines, links, push } = await running(t, publisher);
   await showStill(push, pipelines);
@@ -550,7 +559,7 @@ t.test('a pipeline lost while up is restored over the kept link', async (t) => {
   t.same(states, ['running', 'reconnecting', 'running']);
 });
 
-t.test('a restore attempt whose pipeline writes nothing in time is tried again, as the machine\'s load', async (t) => {
+t.test("a restore attempt whose pipeline writes nothing in time is tried again, as the machine's load", async (t) => {
   const track = new FakeTrack('audio');
   const publisher = fakePublisher('mic', [track]);
   t.teardown(() => publisher.close());
@@ -558,7 +567,7 @@ t.test('a restore attempt whose pipeline writes nothing in time is tried again, 
   const { pipelines, push } = made;
   made.silentPipelines = true;
   pipelines[0]!.lose('ffmpeg exited');
-  await waitFor('the restore\'s pipeline', () => pipelines.length === 2, 2000, 1);
+  await waitFor("the restore's pipeline", () => pipelines.length === 2, 2000, 1);
   made.silentPipelines = false;
   pipelines[1]!.lose('ffmpeg wrote no output within 200 ms', 'slow');
   t.equal(push.state, 'reconnecting', 'not failed: the attempt failed');

@@ -24,13 +24,19 @@ t.test('puts and removes survive a reopen; the file is rewritten to what is kept
   await store.put({ ...push('a'), startedBy: 'rest:ops' });
   await store.remove('b');
   await store.remove('never-kept');
-  t.same((await store.all()).map((p) => [p.id, p.startedBy]), [['a', 'rest:ops']]);
+  t.same(
+    (await store.all()).map((p) => [p.id, p.startedBy]),
+    [['a', 'rest:ops']],
+  );
   t.equal((await readFile(path, 'utf8')).trim().split('\n').length, 4, 'appended: three puts and one removal (nothing for an id never kept)');
   await store.close();
   const again = await FilePushStore.open(path);
-  t.same((await again.all()).map((p) => [p.id, p.startedBy]), [['a', 'rest:ops']]);
+  t.same(
+    (await again.all()).map((p) => [p.id, p.startedBy]),
+    [['a', 'rest:ops']],
+  );
   t.equal((await readFile(path, 'utf8')).trim().split('\n').length, 1, 'compacted at open');
-  t.equal((await stat(path)).mode & 0o777, 0o600, 'readable by the gateway\'s user alone');
+  t.equal((await stat(path)).mode & 0o777, 0o600, "readable by the gateway's user alone");
   await again.close();
 });
 
@@ -46,7 +52,11 @@ t.test('a write torn by a kill: the store opens with every whole record, and the
   for (const cut of [1, 17, 40, third.length - 1, third.length]) {
     await writeFile(path, whole + third.slice(0, cut));
     const reopened = await FilePushStore.open(path);
-    t.same((await reopened.all()).map((p) => p.id), ['a', 'b'], `cut after ${cut} bytes`);
+    t.same(
+      (await reopened.all()).map((p) => p.id),
+      ['a', 'b'],
+      `cut after ${cut} bytes`,
+    );
     t.ok(reopened.recovered.droppedBytes > 0, 'the torn end is told');
     await reopened.close();
     t.equal(await readFile(path, 'utf8'), whole, 'and cut off');
@@ -55,7 +65,10 @@ t.test('a write torn by a kill: the store opens with every whole record, and the
   const lines = whole.split('\n');
   await writeFile(path, `${lines[0]}\n${lines[1]!.replace('"b"', '"x"')}\n`);
   const altered = await FilePushStore.open(path);
-  t.same((await altered.all()).map((p) => p.id), ['a']);
+  t.same(
+    (await altered.all()).map((p) => p.id),
+    ['a'],
+  );
   await altered.close();
 });
 
@@ -101,7 +114,13 @@ t.test('sealed values: no part of the secret they hold shows, in any encoding; a
   const sealer = new Sealer('a secret of sixteen or more', 'kept pushes');
   const key = 'SKEYsealed4471';
   const sealed = sealer.seal({ rtmpUrl: `rtmp://a.rtmp.youtube.com/live2/${key}` });
-  for (const spelling of [key, Buffer.from(key).toString('base64').slice(2, -2), Buffer.from(key).toString('base64url').slice(2, -2), Buffer.from(key).toString('hex'), 'youtube']) {
+  for (const spelling of [
+    key,
+    Buffer.from(key).toString('base64').slice(2, -2),
+    Buffer.from(key).toString('base64url').slice(2, -2),
+    Buffer.from(key).toString('hex'),
+    'youtube',
+  ]) {
     t.notOk(sealed.includes(spelling), `no ${spelling}`);
   }
   t.same(sealer.open(sealed), { rtmpUrl: `rtmp://a.rtmp.youtube.com/live2/${key}` });

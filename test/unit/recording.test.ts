@@ -18,7 +18,7 @@ t.test('a recording is named by the pattern; parts follow with -001.mp4', async 
   t.equal(recordingName('{id}_{stream}', 'cam one/two', 'a1b2c3d4-e5f6', start), 'a1b2c3d4_cam_one_two', 'characters a file name cannot hold become _');
   t.equal(recordingName('{stream}-{start}', '.hidden', 'a1b2c3d4', start), '_hidden-20261124T102233Z', 'no hidden file');
   const args = recordArgs('/rec', 'cam-20261124T102233Z', 600);
-  t.equal(args.at(-1), '/rec/cam-20261124T102233Z-%03d.mp4', 'written in the folder given (the recording\'s own, as ffmpeg\'s descriptor 3)');
+  t.equal(args.at(-1), '/rec/cam-20261124T102233Z-%03d.mp4', "written in the folder given (the recording's own, as ffmpeg's descriptor 3)");
   t.match(args.join(' '), /-c copy .*-f segment -segment_time 600 -segment_start_number 1 .*movflags=\+frag_keyframe\+empty_moov/, 'copied, cut into fragmented MP4 parts');
 });
 
@@ -35,7 +35,7 @@ t.test('record:// is a destination with no host and nothing secret', async (t) =
   t.throws(() => parseDestination('record://x', 'cam', { prefix: '', fullUrl: false }), /rtmpUrl: a recording is asked for with record:\/\/ alone/);
 });
 
-t.test('why a recording ended, from ffmpeg\'s last lines', async (t) => {
+t.test("why a recording ended, from ffmpeg's last lines", async (t) => {
   t.same(recordFailure(['[mp4 @ 0x1] Error writing trailer: No space left on device']), { reason: 'the disk of record_dir is full', kind: 'storage' });
   t.match(recordFailure(['/rec/x-001.mp4: Permission denied']), { reason: /cannot be written/, kind: 'rejected' });
   t.match(recordFailure(['something odd', 'Conversion failed!']), { reason: 'recording ended: Conversion failed!', kind: 'local' });
@@ -50,7 +50,16 @@ t.test('one byte range per request, as RFC 9110 reads it', async (t) => {
   t.equal(byteRange('bytes=1000-', 1000), 'unsatisfiable');
   t.equal(byteRange('bytes=-0', 1000), 'unsatisfiable');
   for (const whole of [undefined, 'items=0-1']) t.equal(byteRange(whole, 1000), undefined, `${whole}: the whole file`);
-  for (const refused of ['bytes=5-3', 'bytes=5-1', 'bytes=-', 'bytes=abc', 'bytes=0-1,5-3', 'bytes=2000-3000,4000-', `bytes=${Array.from({ length: 17 }, (_, i) => `${i}-${i}`).join(',')}`, 'garbage']) {
+  for (const refused of [
+    'bytes=5-3',
+    'bytes=5-1',
+    'bytes=-',
+    'bytes=abc',
+    'bytes=0-1,5-3',
+    'bytes=2000-3000,4000-',
+    `bytes=${Array.from({ length: 17 }, (_, i) => `${i}-${i}`).join(',')}`,
+    'garbage',
+  ]) {
     t.equal(byteRange(refused, 1000), 'unsatisfiable', `${refused.slice(0, 40)}: 416, not the whole file`);
   }
   t.same(byteRange('bytes=0-1,5-6', 1000), { start: 0, end: 6 }, 'several ranges: the one range covering them');
@@ -74,7 +83,7 @@ async function laidOut(t: Test) {
   return dir;
 }
 
-t.test('the library lists parts with their recording\'s stream, start, duration and state', async (t) => {
+t.test("the library lists parts with their recording's stream, start, duration and state", async (t) => {
   const dir = await laidOut(t);
   const library = new RecordingLibrary(dir, { maxAgeHours: 0, maxMb: 0 }, pino({ level: 'silent' }));
   library.follow({ type: 'recording.started', file: 'other-b-001.mp4', stream: 'other', mediaSessionId: 'p2', startedAt: new Date().toISOString() });
@@ -84,9 +93,15 @@ t.test('the library lists parts with their recording\'s stream, start, duration 
     { fileName: 'cam-a-002.mp4', durationMs: null, size: 1000, state: 'interrupted' },
     { fileName: 'other-b-001.mp4', state: 'recording' },
   ]);
-  t.ok(Math.abs(Date.parse(all[0]!.startedAt) - (Date.now() - 3_600_000)) < 5000, 'the first part began when its recording did (an hour ago), whatever the clock ffmpeg listed it on');
+  t.ok(
+    Math.abs(Date.parse(all[0]!.startedAt) - (Date.now() - 3_600_000)) < 5000,
+    'the first part began when its recording did (an hour ago), whatever the clock ffmpeg listed it on',
+  );
   t.equal(Date.parse(all[1]!.startedAt) - Date.parse(all[0]!.startedAt), 10040, 'a part cut short began where the one before ended');
-  t.same((await library.list({ streamName: 'other' })).map((r) => r.fileName), ['other-b-001.mp4']);
+  t.same(
+    (await library.list({ streamName: 'other' })).map((r) => r.fileName),
+    ['other-b-001.mp4'],
+  );
   t.equal(all.length, 3, 'a file no recording of the gateway wrote is not listed');
 });
 
@@ -95,11 +110,19 @@ t.test('retention: parts past the age go, then the oldest while above the size; 
   const byAge = new RecordingLibrary(dir, { maxAgeHours: 0.5, maxMb: 0 }, pino({ level: 'silent' }));
   byAge.follow({ type: 'recording.started', file: 'other-b-001.mp4', stream: 'other', mediaSessionId: 'p2', startedAt: new Date().toISOString() });
   await byAge.sweep();
-  t.same((await byAge.list()).map((r) => r.fileName), ['other-b-001.mp4'], 'the hour-old recording gone, its .json and .csv too');
+  t.same(
+    (await byAge.list()).map((r) => r.fileName),
+    ['other-b-001.mp4'],
+    'the hour-old recording gone, its .json and .csv too',
+  );
 
   const dir2 = await laidOut(t);
   const bySize = new RecordingLibrary(dir2, { maxAgeHours: 0, maxMb: 2500 / 1048576 }, pino({ level: 'silent' }));
   await bySize.sweep();
-  t.same((await bySize.list()).map((r) => r.fileName), ['cam-a-002.mp4', 'other-b-001.mp4'], 'the oldest part went, bringing the total under the limit');
+  t.same(
+    (await bySize.list()).map((r) => r.fileName),
+    ['cam-a-002.mp4', 'other-b-001.mp4'],
+    'the oldest part went, bringing the total under the limit',
+  );
   await t.rejects(bySize.remove('cam-a-001.mp4'), { code: 'not_found' });
 });

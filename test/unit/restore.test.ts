@@ -7,14 +7,24 @@ const settings = { enabled: true, attempts: 0, intervalMs: 1000 };
 
 t.test('waits start at the interval, grow x1.5 to 2 s, and jitter only lengthens them by up to 25 %', async (t) => {
   const low = new RestorePolicy(settings, () => 0);
-  t.same([1, 2, 3, 4, 5].map(() => (low.next('unreachable', 'x') as { retryInMs: number }).retryInMs), [1000, 1500, 2000, 2000, 2000]);
+  t.same(
+    [1, 2, 3, 4, 5].map(() => (low.next('unreachable', 'x') as { retryInMs: number }).retryInMs),
+    [1000, 1500, 2000, 2000, 2000],
+  );
   const high = new RestorePolicy(settings, () => 0.999999);
-  t.same([1, 2, 3].map(() => (high.next('unreachable', 'x') as { retryInMs: number }).retryInMs), [1250, 1875, 2500]);
+  t.same(
+    [1, 2, 3].map(() => (high.next('unreachable', 'x') as { retryInMs: number }).retryInMs),
+    [1250, 1875, 2500],
+  );
   const slow = new RestorePolicy({ ...settings, intervalMs: 5000 }, () => 0);
-  t.same([1, 2].map(() => (slow.next('unreachable', 'x') as { retryInMs: number }).retryInMs), [5000, 5000], 'a longer interval is its own ceiling');
+  t.same(
+    [1, 2].map(() => (slow.next('unreachable', 'x') as { retryInMs: number }).retryInMs),
+    [5000, 5000],
+    'a longer interval is its own ceiling',
+  );
 });
 
-t.test('a refusal is tried once more, then given up with the server\'s reason', async (t) => {
+t.test("a refusal is tried once more, then given up with the server's reason", async (t) => {
   const policy = new RestorePolicy(settings, () => 0);
   t.match(policy.next('unreachable', 'connection lost'), { retryInMs: 1000 });
   t.match(policy.next('rejected', 'invalid stream key'), { retryInMs: 1500 });
@@ -23,7 +33,11 @@ t.test('a refusal is tried once more, then given up with the server\'s reason', 
 
 t.test('"already publishing" is asked again every 0.5 s and retried as long as attempts last, counted against them as often as the usual waits', async (t) => {
   let now = 0;
-  const policy = new RestorePolicy({ ...settings, attempts: 3 }, () => 0, () => now);
+  const policy = new RestorePolicy(
+    { ...settings, attempts: 3 },
+    () => 0,
+    () => now,
+  );
   const asks: Array<[number, number]> = [];
   let decision = policy.next('busy', 'Already publishing');
   while ('retryInMs' in decision) {
@@ -31,7 +45,16 @@ t.test('"already publishing" is asked again every 0.5 s and retried as long as a
     now += decision.retryInMs;
     decision = policy.next('busy', 'Already publishing');
   }
-  t.same(asks.slice(0, 4), [[0, 1], [500, 2], [1000, 3], [1500, 4]], 'every ask shown as an attempt');
+  t.same(
+    asks.slice(0, 4),
+    [
+      [0, 1],
+      [500, 2],
+      [1000, 3],
+      [1500, 4],
+    ],
+    'every ask shown as an attempt',
+  );
   t.equal(asks.length, 9, 'asked every 0.5 s');
   t.equal(now, 4500, 'the three attempts last as long as before');
   t.same(decision, { giveUp: 'Already publishing (after 3 restore attempts)' });

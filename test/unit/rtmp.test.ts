@@ -20,12 +20,15 @@ t.test('messages larger than the chunk size are split and reassembled, byte by b
   ]);
   const reader = new ChunkReader();
   const messages = [...wire].flatMap((byte) => reader.push(Buffer.from([byte])));
-  t.same(messages.map((m) => [m.type, m.timestamp, m.streamId, m.body.length]), [
-    [MessageType.SET_CHUNK_SIZE, 0, 0, 4],
-    [MessageType.VIDEO, 40, 1, 10_000],
-    [MessageType.AUDIO, 0x1234567, 1, 300],
-    [MessageType.AUDIO, 5, 1, 1],
-  ]);
+  t.same(
+    messages.map((m) => [m.type, m.timestamp, m.streamId, m.body.length]),
+    [
+      [MessageType.SET_CHUNK_SIZE, 0, 0, 4],
+      [MessageType.VIDEO, 40, 1, 10_000],
+      [MessageType.AUDIO, 0x1234567, 1, 300],
+      [MessageType.AUDIO, 5, 1, 1],
+    ],
+  );
   t.ok(messages[1]!.body.equals(body));
 });
 
@@ -57,6 +60,12 @@ t.test('FLV reader returns tags as they complete', async (t) => {
   const first = reader.push(stream.subarray(0, 20));
   t.same(first, []);
   const tags = reader.push(stream.subarray(20));
-  t.same(tags.map((x) => [x.type, x.timestamp, x.body.length]), [[8, 21, 4], [9, 0x01000002, 5]]);
+  t.same(
+    tags.map((x) => [x.type, x.timestamp, x.body.length]),
+    [
+      [8, 21, 4],
+      [9, 0x01000002, 5],
+    ],
+  );
   t.throws(() => new FlvReader().push(Buffer.alloc(20)), /not an FLV stream/);
 });

@@ -23,7 +23,7 @@ t.test('DuplicateFilter forgets numbers that left the window, so they pass after
   const f = new DuplicateFilter();
   let accepted = 0;
   for (let i = 0; i < 70000; i++) if (f.accept(i & 0xffff)) accepted++;
-  t.equal(accepted, 70000, "every number is new when it comes round again");
+  t.equal(accepted, 70000, 'every number is new when it comes round again');
   t.notOk(f.accept((70000 - DuplicateFilter.WINDOW - 10) & 0xffff), 'too old for the window');
 });
 

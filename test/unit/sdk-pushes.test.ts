@@ -10,18 +10,33 @@ import { parseDestination } from '../../src/outputs/destination.js';
 import type { PushChange } from '../../src/pushes/changes.js';
 
 t.test('the SDK reconnects after waits that grow x2 from 0.5 s to 10 s, lengthened by up to 25 % at random', async (t) => {
-  t.same([1, 2, 3, 4, 5, 6, 7].map((n) => reconnectDelay(DEFAULT_RECONNECT, n, 0)), [500, 1000, 2000, 4000, 8000, 10000, 10000]);
-  t.same([1, 6].map((n) => reconnectDelay(DEFAULT_RECONNECT, n, 0.999)), [625, 12498]);
+  t.same(
+    [1, 2, 3, 4, 5, 6, 7].map((n) => reconnectDelay(DEFAULT_RECONNECT, n, 0)),
+    [500, 1000, 2000, 4000, 8000, 10000, 10000],
+  );
+  t.same(
+    [1, 6].map((n) => reconnectDelay(DEFAULT_RECONNECT, n, 0.999)),
+    [625, 12498],
+  );
   t.ok(mayReconnect(DEFAULT_RECONNECT, 10_000), 'by default it never gives up');
   const three = { ...DEFAULT_RECONNECT, maxAttempts: 3 };
-  t.same([1, 2, 3, 4].map((n) => mayReconnect(three, n)), [true, true, true, false]);
+  t.same(
+    [1, 2, 3, 4].map((n) => mayReconnect(three, n)),
+    [true, true, true, false],
+  );
 });
 
-t.test('a destination is live only while its push runs the publisher\'s media', async (t) => {
-  t.same(
-    (['starting', 'running', 'standby', 'resuming', 'reconnecting', 'stopping', 'stopped', 'failed'] as const).map(destinationState),
-    ['starting', 'live', 'standby', 'standby', 'reconnecting', 'stopped', 'stopped', 'failed'],
-  );
+t.test("a destination is live only while its push runs the publisher's media", async (t) => {
+  t.same((['starting', 'running', 'standby', 'resuming', 'reconnecting', 'stopping', 'stopped', 'failed'] as const).map(destinationState), [
+    'starting',
+    'live',
+    'standby',
+    'standby',
+    'reconnecting',
+    'stopped',
+    'stopped',
+    'failed',
+  ]);
 });
 
 /** A plane whose startup answers as the test says, and which tells changes when the test calls `change`. */
@@ -60,7 +75,20 @@ const running = (id: string): PushInfo => ({
   reconnectAttempt: 0,
   transcoding: false,
   createdAt: '',
-  counters: { packetsSent: 0, bytesSent: 0, frames: 0, drops: 0, reconnects: 0, framesLost: 0, framesDropped: 0, framesDiscarded: 0, audioPacketsDiscarded: 0, lagMs: 0, outputBytes: 0, acknowledgedBytes: 0 },
+  counters: {
+    packetsSent: 0,
+    bytesSent: 0,
+    frames: 0,
+    drops: 0,
+    reconnects: 0,
+    framesLost: 0,
+    framesDropped: 0,
+    framesDiscarded: 0,
+    audioPacketsDiscarded: 0,
+    lagMs: 0,
+    outputBytes: 0,
+    acknowledgedBytes: 0,
+  },
 });
 
 t.test('each destination is told starting, then live, by its id and masked URL; later changes of its push follow', async (t) => {
@@ -80,7 +108,11 @@ t.test('each destination is told starting, then live, by its id and masked URL; 
   change({ mediaSessionId: 'other', state: 'failed' });
   change({ mediaSessionId: 'm1', state: 'standby', reason: 'the publisher went away: its connection failed' });
   change({ mediaSessionId: 'm1', state: 'running' });
-  t.match(told.slice(2), [{ state: 'reconnecting', reason: 'connection reset' }, { state: 'standby', reason: 'the publisher went away: its connection failed' }, { state: 'live' }], 'only its own push\'s changes, each with its reason');
+  t.match(
+    told.slice(2),
+    [{ state: 'reconnecting', reason: 'connection reset' }, { state: 'standby', reason: 'the publisher went away: its connection failed' }, { state: 'live' }],
+    "only its own push's changes, each with its reason",
+  );
   t.notOk(JSON.stringify(told).includes(KEY), 'the stream key is never sent back');
   t.match(told[0]!.url, /\/live\/\*\*\*$/);
 });
@@ -98,13 +130,19 @@ t.test('a refused destination is told failed with the code and reason; a destina
   pushes.add({ id: 'b', rtmpUrl: 'rtmp://127.0.0.1/slow' }, destination('rtmp://127.0.0.1/slow/x'));
   pushes.publishing();
   await new Promise((r) => setTimeout(r, 10));
-  t.match(told.find((m) => m.id === 'a' && m.state === 'failed'), { code: 'destination_unreachable', reason: /ECONNREFUSED/ });
+  t.match(
+    told.find((m) => m.id === 'a' && m.state === 'failed'),
+    { code: 'destination_unreachable', reason: /ECONNREFUSED/ },
+  );
   await pushes.remove('b');
   t.match(told.at(-1), { id: 'b', state: 'stopped' });
   release!();
   await new Promise((r) => setTimeout(r, 10));
   t.same(terminated, ['slow'], 'the push it started meanwhile is ended');
-  t.notOk(told.some((m) => m.id === 'b' && m.state === 'live'), 'and never told live');
+  t.notOk(
+    told.some((m) => m.id === 'b' && m.state === 'live'),
+    'and never told live',
+  );
   await t.rejects(pushes.remove('b'), { code: 'not_found', field: 'id' });
   t.throws(() => pushes.add({ id: 'a', rtmpUrl: 'rtmp://x/y' }, destination('rtmp://127.0.0.1/y/z')), { code: 'conflict', field: 'destination.id' });
 });

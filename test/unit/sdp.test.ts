@@ -70,7 +70,9 @@ t.test('the configured preference decides between codecs', async (t) => {
 });
 
 t.test('H.264 with only packetization-mode=0 is refused with a clear reason', async (t) => {
-  const offer = OFFER.replace(/packetization-mode=1/g, 'packetization-mode=0').replace(/a=rtpmap:9[67] .*\r\n/g, '').replace(/a=rtpmap:107 .*\r\n/, '');
+  const offer = OFFER.replace(/packetization-mode=1/g, 'packetization-mode=0')
+    .replace(/a=rtpmap:9[67] .*\r\n/g, '')
+    .replace(/a=rtpmap:107 .*\r\n/, '');
   t.throws(() => selectCodecs(offer, ['H264', 'VP8', 'VP9']), { name: 'OfferError', message: /no supported video codec offered.*packetization-mode=1/ });
 });
 

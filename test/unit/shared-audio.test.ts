@@ -76,8 +76,19 @@ t.test('pushes of a stream share one pipeline; each is given the sequence header
   const seenB: FlvTag[] = [];
   b.onTags((tags) => seenB.push(...tags));
   made[0]!.emit([frame(43), frame(64)]);
-  t.same(seenA.map((tag) => tag.timestamp), [0, 21, 43, 64]);
-  t.same(seenB.map((tag) => [tag.body[1], tag.timestamp]), [[0, 43], [1, 43], [1, 64]], 'b: the header at the time of its first frame');
+  t.same(
+    seenA.map((tag) => tag.timestamp),
+    [0, 21, 43, 64],
+  );
+  t.same(
+    seenB.map((tag) => [tag.body[1], tag.timestamp]),
+    [
+      [0, 43],
+      [1, 43],
+      [1, 64],
+    ],
+    'b: the header at the time of its first frame',
+  );
   // Every push hands the encoder the same packet: it is written once.
   const payload = Buffer.from([1, 2, 3]);
   a.writeAudio(packet(payload), noPcm);
@@ -107,7 +118,7 @@ t.test('a mute: refused while shared, taken in place by a push alone, which no p
   t.equal(made[0]!.closed, true, 'the pipeline ends with its last push');
 });
 
-t.test('the pipeline lost is every lease\'s loss, told also to a listener set after it', async (t) => {
+t.test("the pipeline lost is every lease's loss, told also to a listener set after it", async (t) => {
   const { made, pipelines } = setup();
   const a = await pipelines(spec());
   const b = await pipelines(spec());

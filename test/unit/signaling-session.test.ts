@@ -59,7 +59,15 @@ function openSession(idleTimeoutMs?: number) {
   const config = parseConfig({ webrtc_ice_addresses: ['127.0.0.1'] });
   const recorded = recordingPlane();
   const socket = new FakeSocket();
-  new SignalingSession(socket as unknown as WebSocket, recorded.plane, destinationChecks(config, () => Promise.reject(new Error('no checks here'))), createAccessControl(config), '127.0.0.1', pino({ level: 'silent' }), idleTimeoutMs);
+  new SignalingSession(
+    socket as unknown as WebSocket,
+    recorded.plane,
+    destinationChecks(config, () => Promise.reject(new Error('no checks here'))),
+    createAccessControl(config),
+    '127.0.0.1',
+    pino({ level: 'silent' }),
+    idleTimeoutMs,
+  );
   return { socket, ...recorded };
 }
 
@@ -72,7 +80,10 @@ t.test('a session that publishes nothing within the idle timeout is closed with 
   await waitFor('the idle session to be closed', () => idle.socket.closedWith !== undefined, 5000);
   t.equal(idle.socket.closedWith, IDLE_CLOSE_CODE);
   t.equal(publishing.socket.closedWith, undefined, 'the publishing session stays open');
-  t.match(publishing.socket.sent.find((m) => m.type === 'answer'), { requestId: '1' });
+  t.match(
+    publishing.socket.sent.find((m) => m.type === 'answer'),
+    { requestId: '1' },
+  );
 });
 
 t.test('a publish of a name the session already publishes takes over: the old one is lost (its pushes wait), the client is told nothing ended', async (t) => {
@@ -82,13 +93,17 @@ t.test('a publish of a name the session already publishes takes over: the old on
   socket.client({ type: 'publish', requestId: '2', name: 'cam', sdp: 'v=0' });
   await settle();
   t.same(calls, ['publish cam p1', 'unpublish cam p1 lost', 'publish cam p2']);
-  t.same(socket.sent.map((m) => [m.type, m.requestId ?? m.status]), [
-    ['hello', undefined],
-    ['answer', '1'],
-    ['status', 'PUBLISHING'],
-    ['answer', '2'],
-    ['status', 'PUBLISHING'],
-  ], 'no UNPUBLISHED for the publish that was replaced');
+  t.same(
+    socket.sent.map((m) => [m.type, m.requestId ?? m.status]),
+    [
+      ['hello', undefined],
+      ['answer', '1'],
+      ['status', 'PUBLISHING'],
+      ['answer', '2'],
+      ['status', 'PUBLISHING'],
+    ],
+    'no UNPUBLISHED for the publish that was replaced',
+  );
 
   socket.client({ type: 'unpublish', name: 'cam' });
   await settle();

@@ -23,8 +23,14 @@ t.test('ffmpeg copies FLV from its input to MPEG-TS over SRT, calling the checke
 });
 
 t.test('why ffmpeg ended: a refused passphrase, a refusal, no answer, anything else scrubbed', async (t) => {
-  t.same(srtFailure(['SRT.cn: processAsyncConnectRequest: REJECT reported from HS processing: Incorrect passphrase - not processing further'], destination), { reason: 'the SRT destination refused the passphrase', kind: 'rejected' });
-  t.match(srtFailure(['SRT.cn: processAsyncConnectRequest: REJECT reported from HS processing: Peer rejected connection - not processing further'], destination), { reason: /refused the connection: Peer rejected connection$/, kind: 'rejected' });
+  t.same(srtFailure(['SRT.cn: processAsyncConnectRequest: REJECT reported from HS processing: Incorrect passphrase - not processing further'], destination), {
+    reason: 'the SRT destination refused the passphrase',
+    kind: 'rejected',
+  });
+  t.match(srtFailure(['SRT.cn: processAsyncConnectRequest: REJECT reported from HS processing: Peer rejected connection - not processing further'], destination), {
+    reason: /refused the connection: Peer rejected connection$/,
+    kind: 'rejected',
+  });
   t.match(srtFailure(['[srt @ 0x1] Connection to srt://192.0.2.7:9000?mode=caller failed: Input/output error'], destination), { reason: /did not answer/, kind: 'unreachable' });
   const other = srtFailure(['av_interleaved_write_frame(): Broken pipe about KEY-4410'], destination);
   t.match(other, { kind: 'unreachable', reason: /Broken pipe/ });
@@ -35,5 +41,11 @@ t.test('FLV written as a byte stream reads back tag by tag, timestamps past 24 b
   const bytes = Buffer.concat([flvFileHeader(), flvTag(FlvTagType.VIDEO, 40, Buffer.from([1, 2, 3])), flvTag(FlvTagType.AUDIO, 0x1234567, Buffer.from([9]))]);
   const reader = new FlvReader();
   const tags = [...reader.push(bytes.subarray(0, 20)), ...reader.push(bytes.subarray(20))];
-  t.same(tags.map((tag) => [tag.type, tag.timestamp, [...tag.body]]), [[FlvTagType.VIDEO, 40, [1, 2, 3]], [FlvTagType.AUDIO, 0x1234567, [9]]]);
+  t.same(
+    tags.map((tag) => [tag.type, tag.timestamp, [...tag.body]]),
+    [
+      [FlvTagType.VIDEO, 40, [1, 2, 3]],
+      [FlvTagType.AUDIO, 0x1234567, [9]],
+    ],
+  );
 });

@@ -15,6 +15,15 @@ t.test('the slope over time with the load held constant', async (t) => {
   t.ok(Math.abs(slopeAtLoad(hours, streams, rss) - 2) < 1e-6, 'the leak alone, not the streams that moved here');
   const flat = hours.map((_, i) => 100 + 40 * streams[i]!);
   t.ok(Math.abs(slopeAtLoad(hours, streams, flat)) < 1e-6, 'no leak: no slope, however many streams came');
-  t.ok(Math.abs(slopeAtLoad(hours, hours.map(() => 2), hours.map((h) => 50 + 3 * h)) - 3) < 1e-9, 'a load that never changed: the plain slope');
+  t.ok(
+    Math.abs(
+      slopeAtLoad(
+        hours,
+        hours.map(() => 2),
+        hours.map((h) => 50 + 3 * h),
+      ) - 3,
+    ) < 1e-9,
+    'a load that never changed: the plain slope',
+  );
   t.equal(slopeAtLoad([0], [1], [5]), 0, 'one sample: no slope');
 });

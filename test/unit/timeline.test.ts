@@ -30,7 +30,7 @@ t.test('passed-through frames never go back, and start the link', async (t) => {
   t.notOk(timeline.isAhead(1100), 'one at the last frame is not');
 });
 
-t.test('audio waits for the link\'s first keyframe when video is to come', async (t) => {
+t.test("audio waits for the link's first keyframe when video is to come", async (t) => {
   const timeline = new OutputTimeline();
   timeline.at(0);
   timeline.newLink(true);
@@ -56,7 +56,7 @@ t.test('without video to come, audio goes on from where the last link ended', as
   t.equal(timeline.placeTag(audio(62), 0, 0, 0), 62);
 });
 
-t.test('ffmpeg\'s times are placed from its start, less the encoder priming', async (t) => {
+t.test("ffmpeg's times are placed from its start, less the encoder priming", async (t) => {
   const timeline = new OutputTimeline();
   timeline.at(5100);
   timeline.newLink(false);

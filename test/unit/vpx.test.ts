@@ -81,7 +81,7 @@ t.test('VP9: keyframes told by P, frames joined, the scalability structure skipp
   for (const p of vp9(Buffer.alloc(600, 4), 3000, false)) d.push(p);
   t.equal(frames.length, 2);
   t.ok(frames[0]!.key);
-  t.same(frames[0]!.data, key, 'the frame\'s bytes alone');
+  t.same(frames[0]!.data, key, "the frame's bytes alone");
   t.notOk(frames[1]!.key);
   t.same(frames[1]!.data, Buffer.alloc(600, 4));
 });

@@ -47,8 +47,14 @@ t.test('signatures: Standard Webhooks form; a changed body, another secret or an
 });
 
 t.test('waits between attempts: 1 s doubling to a minute, up to 25 % longer', async (t) => {
-  t.same([1, 2, 3, 7, 8].map((n) => retryWaitMs(n, () => 0)), [1000, 2000, 4000, 60000, 60000]);
-  t.equal(retryWaitMs(1, () => 0.999999), 1250);
+  t.same(
+    [1, 2, 3, 7, 8].map((n) => retryWaitMs(n, () => 0)),
+    [1000, 2000, 4000, 60000, 60000],
+  );
+  t.equal(
+    retryWaitMs(1, () => 0.999999),
+    1250,
+  );
 });
 
 t.test('every event, in order, signed, with its id in the header and the body', async (t) => {
@@ -61,11 +67,24 @@ t.test('every event, in order, signed, with its id in the header and the body', 
   for (const stream of streams) dispatcher.send(published(stream));
   // The receiver records a delivery before its answer reaches the dispatcher, which counts it then.
   await waitFor('five deliveries, counted', () => receiver.delivered.length === 5 && counters.results.length === 5, 5000);
-  t.same(receiver.delivered.map((h) => h.body.data.stream), streams, 'in the order sent');
-  t.ok(receiver.received.every((h) => h.signed), 'every request signed');
-  t.ok(receiver.received.every((h) => h.id === h.body.id && /^evt_/.test(h.id)), 'the id in the header is the body\'s');
+  t.same(
+    receiver.delivered.map((h) => h.body.data.stream),
+    streams,
+    'in the order sent',
+  );
+  t.ok(
+    receiver.received.every((h) => h.signed),
+    'every request signed',
+  );
+  t.ok(
+    receiver.received.every((h) => h.id === h.body.id && /^evt_/.test(h.id)),
+    "the id in the header is the body's",
+  );
   t.match(receiver.received[0]!.body, { type: 'publisher.published', time: String, data: { stream: 'a', publisherId: 'p-a' } });
-  t.same(counters.results, streams.map(() => ['app', 'delivered']));
+  t.same(
+    counters.results,
+    streams.map(() => ['app', 'delivered']),
+  );
 });
 
 t.test('an endpoint answering 500 gets the same delivery again, then the next', async (t) => {
@@ -79,7 +98,11 @@ t.test('an endpoint answering 500 gets the same delivery again, then the next', 
   dispatcher.send(published('a'));
   dispatcher.send(published('b'));
   await waitFor('both delivered', () => receiver.delivered.length === 2, 5000);
-  t.same(receiver.received.map((h) => h.body.data.stream), ['a', 'a', 'b'], 'a again before b');
+  t.same(
+    receiver.received.map((h) => h.body.data.stream),
+    ['a', 'a', 'b'],
+    'a again before b',
+  );
   t.equal(receiver.received[0]!.id, receiver.received[1]!.id, 'the same id on the second attempt');
   t.ok(receiver.received[1]!.at - receiver.received[0]!.at >= 950, 'after the first wait (1 s)');
   t.equal(counters.failedAttempts, 1);
@@ -91,12 +114,7 @@ t.test('a hanging endpoint: each attempt times out, the delivery is given up, an
   t.teardown(() => Promise.all([hanging.stop(), healthy.stop()]));
   hanging.answer = () => 'hang';
   const counters = counting();
-  const dispatcher = new WebhookDispatcher(
-    [endpoint(hanging, { id: 'slow', timeoutMs: 1000, maxAttempts: 2 }), endpoint(healthy, { id: 'fast' })],
-    counters,
-    log,
-    () => 0,
-  );
+  const dispatcher = new WebhookDispatcher([endpoint(hanging, { id: 'slow', timeoutMs: 1000, maxAttempts: 2 }), endpoint(healthy, { id: 'fast' })], counters, log, () => 0);
   t.teardown(() => dispatcher.close());
   dispatcher.send(published('a'));
   await waitFor('the healthy endpoint has it', () => healthy.delivered.length === 1, 5000);
@@ -116,7 +134,11 @@ t.test('a bounded queue: past its limit the oldest waiting delivery is dropped a
   t.equal(dispatcher.pending, 4, 'the one being delivered and three waiting');
   t.equal(counters.results.filter(([, r]) => r === 'dropped').length, 2, 'two dropped');
   await waitFor('the rest delivered', () => receiver.delivered.length === 4, 5000);
-  t.same(receiver.received.map((h) => h.body.data.stream), ['a', 'd', 'e', 'f'], 'the one in flight kept, then the newest three');
+  t.same(
+    receiver.received.map((h) => h.body.data.stream),
+    ['a', 'd', 'e', 'f'],
+    'the one in flight kept, then the newest three',
+  );
 });
 
 t.test('an endpoint gets only the events it asked for', async (t) => {

@@ -8,7 +8,12 @@ import { routeAccess } from '../guard.js';
 import { parseBody } from '../../validation.js';
 
 const CONTROL = routeAccess('control');
-const sealedCall = z.strictObject({ sealed: z.string().min(1).max(1 << 20) });
+const sealedCall = z.strictObject({
+  sealed: z
+    .string()
+    .min(1)
+    .max(1 << 20),
+});
 
 /**
  * The cluster as this node sees it (`GET /rest-api/cluster/nodes`), and the calls of the other

@@ -24,7 +24,14 @@ export type EventWatcher = (listener: (event: LifecycleEvent, node?: string) => 
  * once, on every lifecycle change and every 2 s, and each lifecycle event as it happens (`event`);
  * `POST /rest-api/console/sounds`, the WAV files of `media_dir` that `sound_on` can play.
  */
-export function consoleRoutes(app: FastifyInstance, plane: MediaPlane, mediaDir: string, streams: ClientQuota, log: Logger, watchEvents: EventWatcher = (listener) => plane.events((event) => listener(event))): void {
+export function consoleRoutes(
+  app: FastifyInstance,
+  plane: MediaPlane,
+  mediaDir: string,
+  streams: ClientQuota,
+  log: Logger,
+  watchEvents: EventWatcher = (listener) => plane.events((event) => listener(event)),
+): void {
   /** Open event streams, ended when the gateway closes (they would hold its HTTP server open). */
   const open = new Set<() => void>();
   app.addHook('preClose', async () => {
@@ -89,6 +96,9 @@ export function consoleRoutes(app: FastifyInstance, plane: MediaPlane, mediaDir:
   app.post('/rest-api/console/sounds', routeAccess('control'), async (request) => {
     parseBody(findAllSchema, request.body);
     const entries = await readdir(mediaDir, { withFileTypes: true }).catch(() => []);
-    return entries.filter((e) => e.isFile() && /\.wav$/i.test(e.name)).map((e) => e.name).sort();
+    return entries
+      .filter((e) => e.isFile() && /\.wav$/i.test(e.name))
+      .map((e) => e.name)
+      .sort();
   });
 }

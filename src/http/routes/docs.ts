@@ -28,9 +28,19 @@ export function docsRoutes(app: FastifyInstance): void {
   const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
   const document = openApiDocument(version);
   app.get('/openapi.json', PUBLIC, async () => document);
-  app.get('/docs', PUBLIC, async (_request, reply) => reply.type('text/html; charset=utf-8').header('content-security-policy', DOCS_CSP).header('x-frame-options', 'DENY').send(DOCS_PAGE));
+  app.get('/docs', PUBLIC, async (_request, reply) =>
+    reply.type('text/html; charset=utf-8').header('content-security-policy', DOCS_CSP).header('x-frame-options', 'DENY').send(DOCS_PAGE),
+  );
   app.get('/docs/init.js', PUBLIC, async (_request, reply) => reply.type('text/javascript; charset=utf-8').send(INIT));
-  for (const [file, type] of [['swagger-ui.css', 'text/css'], ['swagger-ui-bundle.js', 'text/javascript']] as const) {
-    app.get(`/docs/${file}`, PUBLIC, async (_request, reply) => reply.type(`${type}; charset=utf-8`).header('cache-control', 'max-age=3600').send(await readFile(join(UI_DIR, file))));
+  for (const [file, type] of [
+    ['swagger-ui.css', 'text/css'],
+    ['swagger-ui-bundle.js', 'text/javascript'],
+  ] as const) {
+    app.get(`/docs/${file}`, PUBLIC, async (_request, reply) =>
+      reply
+        .type(`${type}; charset=utf-8`)
+        .header('cache-control', 'max-age=3600')
+        .send(await readFile(join(UI_DIR, file))),
+    );
   }
 }

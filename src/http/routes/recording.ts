@@ -20,7 +20,10 @@ export function byteRange(header: string | undefined, size: number): { start: nu
   if (header === undefined) return undefined;
   const text = header.trim();
   if (!/^bytes=/i.test(text)) return /^[\w-]+=/.test(text) ? undefined : 'unsatisfiable';
-  const specs = text.slice(6).split(',').map((spec) => spec.trim());
+  const specs = text
+    .slice(6)
+    .split(',')
+    .map((spec) => spec.trim());
   if (specs.length > MAX_RANGES) return 'unsatisfiable';
   const ranges: { start: number; end: number }[] = [];
   for (const spec of specs) {

@@ -54,7 +54,11 @@ export function staticRoutes(app: FastifyInstance): void {
   for (const [url, file] of Object.entries(FILES)) {
     app.get(url, routeAccess('public'), async (_request, reply) => {
       try {
-        return reply.type(file.type).headers(file.headers).header('cache-control', 'no-cache').send(await readFile(file.path));
+        return reply
+          .type(file.type)
+          .headers(file.headers)
+          .header('cache-control', 'no-cache')
+          .send(await readFile(file.path));
       } catch {
         return reply.code(404).send({ error: 'not_found', message: `${url} is not built: run npm run build` });
       }

@@ -21,14 +21,12 @@ export interface MediasoupEngineOptions extends EngineOptions {
 /** The codecs the router takes: each H.264 profile a browser or encoder offers, VP8, VP9 and Opus. */
 const MEDIA_CODECS: types.RouterRtpCodecCapability[] = [
   { kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 },
-  ...['42e01f', '42001f', '4d001f', '640032'].map(
-    (profile): types.RouterRtpCodecCapability => ({
-      kind: 'video',
-      mimeType: 'video/H264',
-      clockRate: 90000,
-      parameters: { 'packetization-mode': 1, 'profile-level-id': profile, 'level-asymmetry-allowed': 1 },
-    }),
-  ),
+  ...['42e01f', '42001f', '4d001f', '640032'].map((profile): types.RouterRtpCodecCapability => ({
+    kind: 'video',
+    mimeType: 'video/H264',
+    clockRate: 90000,
+    parameters: { 'packetization-mode': 1, 'profile-level-id': profile, 'level-asymmetry-allowed': 1 },
+  })),
   { kind: 'video', mimeType: 'video/VP8', clockRate: 90000 },
   { kind: 'video', mimeType: 'video/VP9', clockRate: 90000, parameters: { 'profile-id': 0 } },
   { kind: 'video', mimeType: 'video/VP9', clockRate: 90000, parameters: { 'profile-id': 2 } },
@@ -101,7 +99,10 @@ export class MediasoupEngine implements IngestEngine {
 
   async accept(offer: string): Promise<IngestSession> {
     checkOffer(offer);
-    const selection = selectCodecs(filterCandidates(offer, () => false), this.options.videoCodecs);
+    const selection = selectCodecs(
+      filterCandidates(offer, () => false),
+      this.options.videoCodecs,
+    );
     const parsed = parseOffer(offer, selection);
     const plant = await this.#ready();
     const transport = await plant.router.createWebRtcTransport({
@@ -135,7 +136,7 @@ export class MediasoupEngine implements IngestEngine {
       });
       if (ended) {
         handoff.close();
-        throw unavailable('the publisher\'s session ended while it was being set up');
+        throw unavailable("the publisher's session ended while it was being set up");
       }
       try {
         await transport.setMaxIncomingBitrate(this.options.videoBitrateKbps * 1000 + 200_000);
@@ -149,7 +150,10 @@ export class MediasoupEngine implements IngestEngine {
         // What mediasoup refuses in the offer's parameters is the offer's fault: a 400, never a 500.
         throw new OfferError(`the WebRTC engine cannot take this offer (${(error as Error).message ?? error})`);
       }
-      session.answer = withBitrateHints(answerSdp(parsed, transport, (a) => this.#announced.has(a)), this.options);
+      session.answer = withBitrateHints(
+        answerSdp(parsed, transport, (a) => this.#announced.has(a)),
+        this.options,
+      );
       return session;
     } catch (error) {
       await session.close('negotiation failed');

@@ -96,7 +96,11 @@ export function parseOffer(offer: string, selection: OfferSelection): ParsedOffe
       .map((m) => ({ uri: m[2] as types.RtpHeaderExtensionUri, id: Number(m[1]) }));
     const offeredFeedback = new Set(section.filter((l) => l.startsWith(`a=rtcp-fb:${codec.payloadType} `)).map((l) => l.slice(`a=rtcp-fb:${codec.payloadType} `.length)));
     // The media SSRC is the first of a FID group (its RTX the second), or the only one listed.
-    const fid = section.find((l) => l.startsWith('a=ssrc-group:FID '))?.split(' ').slice(1).map(Number);
+    const fid = section
+      .find((l) => l.startsWith('a=ssrc-group:FID '))
+      ?.split(' ')
+      .slice(1)
+      .map(Number);
     const ssrcs = [...new Set(section.filter((l) => l.startsWith('a=ssrc:')).map((l) => Number(l.slice(7).split(' ')[0])))];
     const ssrc = fid?.[0] ?? (ssrcs.length === 1 ? ssrcs[0] : undefined);
     const cname = section.find((l) => l.startsWith(`a=ssrc:${ssrc} cname:`))?.split('cname:')[1];
@@ -105,7 +109,11 @@ export function parseOffer(offer: string, selection: OfferSelection): ParsedOffe
       mid,
       codec,
       ...(rtx ? { rtxPayloadType: Number(rtx[1]) } : {}),
-      rtcpFeedback: feedbackFor(kind, offeredFeedback, extensions.some((e) => e.uri === TRANSPORT_CC)),
+      rtcpFeedback: feedbackFor(
+        kind,
+        offeredFeedback,
+        extensions.some((e) => e.uri === TRANSPORT_CC),
+      ),
       extensions,
       ...(ssrc !== undefined ? { ssrc } : {}),
       ...(fid?.[1] !== undefined ? { rtxSsrc: fid[1] } : {}),
@@ -197,7 +205,13 @@ export function answerSdp(offer: ParsedOffer, transport: AnswerTransport, announ
       'a=rtcp-rsize',
       ...media.extensions.map((e) => `a=extmap:${e.id} ${e.uri}`),
       `a=rtpmap:${codec.payloadType} ${codec.name}/${codec.clockRate}${media.kind === 'audio' ? '/2' : ''}`,
-      ...(Object.keys(codec.fmtp).length ? [`a=fmtp:${codec.payloadType} ${Object.entries(codec.fmtp).map(([k, v]) => `${k}=${v}`).join(';')}`] : []),
+      ...(Object.keys(codec.fmtp).length
+        ? [
+            `a=fmtp:${codec.payloadType} ${Object.entries(codec.fmtp)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(';')}`,
+          ]
+        : []),
       ...media.rtcpFeedback.map((f) => `a=rtcp-fb:${codec.payloadType} ${f.type}${f.parameter ? ` ${f.parameter}` : ''}`),
       ...(media.rtxPayloadType !== undefined ? [`a=rtpmap:${media.rtxPayloadType} rtx/${codec.clockRate}`, `a=fmtp:${media.rtxPayloadType} apt=${codec.payloadType}`] : []),
       ...candidates,

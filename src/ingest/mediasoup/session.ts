@@ -68,7 +68,13 @@ export class MediasoupSession extends TypedEmitter<IngestSessionEvents> implemen
     super(options.onListenerError);
     this.videoCodec = options.videoCodec;
     this.hasAudio = options.hasAudio;
-    this.#connectTimer = watchConnection(transport, options, 'publisher', () => this.safeEmit('connected'), (reason) => void this.close(reason));
+    this.#connectTimer = watchConnection(
+      transport,
+      options,
+      'publisher',
+      () => this.safeEmit('connected'),
+      (reason) => void this.close(reason),
+    );
   }
 
   /** The publisher's track of `kind`, which viewers consume. */

@@ -46,7 +46,8 @@ export function parseViewerOffer(offer: string): ParsedViewerOffer {
   for (const section of sections) {
     const [kind, , , ...payloadTypes] = section[0]!.slice(2).split(' ');
     if (kind !== 'audio' && kind !== 'video') continue;
-    if (section.some((l) => l === 'a=sendonly' || l === 'a=inactive')) throw new OfferError(`media line ${media.length + 1} (${kind}) must receive (recvonly): WHEP sends media to the viewer`);
+    if (section.some((l) => l === 'a=sendonly' || l === 'a=inactive'))
+      throw new OfferError(`media line ${media.length + 1} (${kind}) must receive (recvonly): WHEP sends media to the viewer`);
     const extensions = new Set<string>();
     media.push({ kind, mid: section.find((l) => l.startsWith('a=mid:'))!.slice(6), firstPayloadType: payloadTypes[0]!, extensions });
     for (const line of section) {
@@ -105,10 +106,24 @@ export interface SentTrack {
  * codec, retransmission format, SSRCs and header extensions of its consumer; a line the stream has
  * nothing for (no such track, or no codec the viewer takes) is refused (port 0).
  */
-export function viewerAnswerSdp(offer: ParsedViewerOffer, tracks: ReadonlyMap<string, SentTrack>, transport: AnswerTransport, announced: (address: string) => boolean, streamId: string): string {
+export function viewerAnswerSdp(
+  offer: ParsedViewerOffer,
+  tracks: ReadonlyMap<string, SentTrack>,
+  transport: AnswerTransport,
+  announced: (address: string) => boolean,
+  streamId: string,
+): string {
   const candidates = candidateLines(transport, announced);
   const sent = offer.media.filter((m) => tracks.has(m.mid));
-  const lines = ['v=0', `o=- ${Date.now()} 2 IN IP4 127.0.0.1`, 's=-', 't=0 0', 'a=ice-lite', `a=group:BUNDLE ${sent.map((m) => m.mid).join(' ')}`, `a=msid-semantic: WMS ${streamId}`];
+  const lines = [
+    'v=0',
+    `o=- ${Date.now()} 2 IN IP4 127.0.0.1`,
+    's=-',
+    't=0 0',
+    'a=ice-lite',
+    `a=group:BUNDLE ${sent.map((m) => m.mid).join(' ')}`,
+    `a=msid-semantic: WMS ${streamId}`,
+  ];
   for (const media of offer.media) {
     const track = tracks.get(media.mid);
     if (!track) {
@@ -121,7 +136,13 @@ export function viewerAnswerSdp(offer: ParsedViewerOffer, tracks: ReadonlyMap<st
     const rtxSsrc = encoding?.rtx?.ssrc;
     const cname = rtcp?.cname ?? streamId;
     lines.push(
-      ...mediaHead(media.kind, codecs.map((c) => c.payloadType), transport, offer.remoteRole, media.mid),
+      ...mediaHead(
+        media.kind,
+        codecs.map((c) => c.payloadType),
+        transport,
+        offer.remoteRole,
+        media.mid,
+      ),
       'a=sendonly',
       `a=msid:${streamId} ${streamId}-${media.kind}`,
       'a=rtcp-mux',

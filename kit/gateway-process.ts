@@ -28,7 +28,7 @@ export class GatewayProcess {
   }
 
   /**
-   * `script`: the built server by default; tests run `src/server.ts` with `--import tsx`. A variable
+   * `script`: the built server by default; tests run `kit/server-from-source.ts` with `--import tsx`. A variable
    * set to `undefined` in `env` is left out, so the gateway takes its default. `host`: a host of the
    * test's own (a network namespace) to run the gateway on, listening on its address there.
    */

@@ -32,7 +32,7 @@ import { checkDestination, type CheckReport, type CheckRequest } from './outputs
 import { LocalPlane } from './plane/local.js';
 import type { MediaPlane } from './plane/plane.js';
 import type { LifecycleEvent } from './plane/lifecycle.js';
-import { WorkerPlane, workerCount } from './plane/workers.js';
+import { WorkerPlane, workerCount, type WorkerStarter } from './plane/workers.js';
 import { createWebhooks } from './webhooks/setup.js';
 import { createAccessControl, isLoopbackListen } from './security/access.js';
 import { planeCommands, PushKeeper, type PushCommands } from './plane/kept-pushes.js';
@@ -71,10 +71,12 @@ export interface Gateway {
 const REST_BODY_LIMIT = 64 * 1024;
 
 /**
- * What a caller may put in place of the real parts (with workers, only `childRecord`: the others
+ * What a caller may put in place of the real parts (with workers, only `childRecord` and `startWorker`: the others
  * stay in this thread), and the store of kept pushes when the gateway keeps them (`server.ts` opens it).
  */
 export type GatewayDependencies = MediaCoreDependencies & {
+  /** How a worker thread starts: the built `worker.js` by default; run from the TypeScript sources, the caller's. */
+  startWorker?: WorkerStarter;
   keptPushes?: KeptPushStore;
   /** Once a drain is over (`POST /rest-api/cluster/drain`): the process ends (`server.ts`). */
   afterDrain?: () => void;
@@ -98,7 +100,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   const workers = workerCount(config);
   if (workers > 0 && (deps.engine || deps.lookupHost)) throw new Error('an engine or host lookup of the caller runs the streams in this thread: set workers to 0');
   const local = workers === 0 ? buildMediaCore(config, log, deps) : undefined;
-  const own: MediaPlane = local ? new LocalPlane(local) : new WorkerPlane(config, log, { childRecord: deps.childRecord });
+  const own: MediaPlane = local ? new LocalPlane(local) : new WorkerPlane(config, log, { childRecord: deps.childRecord, startWorker: deps.startWorker });
   const node = config.cluster ? new ClusterNode(config.cluster, config.http_port, log.child({ component: 'cluster' })) : undefined;
   const cluster = node ? new ClusterPlane(own, node, log.child({ component: 'cluster' })) : undefined;
   const plane: MediaPlane = cluster ?? own;

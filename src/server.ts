@@ -1,8 +1,10 @@
+import { realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { ConfigError, loadConfig } from './config/load.js';
-import { buildGateway, type Gateway } from './app.js';
+import { buildGateway, type Gateway, type GatewayDependencies } from './app.js';
 import { createLogger, resolveLogFormat } from './log.js';
 import { DEFAULT_CONFIG_FILE, ROOT } from './paths.js';
 import { ChildRegistry } from './ffmpeg/child-registry.js';
@@ -32,7 +34,7 @@ setFlagsFromString('--no-memory-reducer');
 let running: Gateway | undefined;
 
 /** Process concerns: configuration, listening, signals, and making sure no ffmpeg outlives us. */
-async function main(): Promise<void> {
+async function main(deps: Pick<GatewayDependencies, 'startWorker'>): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } } });
   const file = values.config ?? process.env.GATEWAY_CONFIG ?? DEFAULT_CONFIG_FILE;
   const loaded = await exitOnConfigError(() => loadConfig(file));
@@ -49,7 +51,9 @@ async function main(): Promise<void> {
   if (reaped.length) log.warn({ pids: reaped }, 'ended ffmpeg processes left by a previous gateway');
   // A node of a cluster keeps its pushes in the cluster's Redis (`buildGateway` connects it).
   const keptPushes = config.cluster ? undefined : await exitOnConfigError(() => openFileStore(config, log));
-  const gateway = await exitOnConfigError(() => buildGateway(config, log, { childRecord: new ChildRegistry(registryFile), keptPushes, afterDrain: () => shutdown('drained') }));
+  const gateway = await exitOnConfigError(() =>
+    buildGateway(config, log, { ...deps, childRecord: new ChildRegistry(registryFile), keptPushes, afterDrain: () => shutdown('drained') }),
+  );
   running = gateway;
   await gateway.open();
   process.on('exit', () => gateway.plane.killChildren());
@@ -102,8 +106,14 @@ async function main(): Promise<void> {
   log.info({ address, https: secondary ? config.https_port : undefined, ice: ice.addresses }, 'gateway listening');
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`gateway failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
-  running?.plane.killChildren();
-  process.exit(1);
-});
+/** Runs the gateway as this process; it ends the process when it cannot start. */
+export function start(deps: Pick<GatewayDependencies, 'startWorker'> = {}): void {
+  main(deps).catch((error: unknown) => {
+    process.stderr.write(`gateway failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+    running?.plane.killChildren();
+    process.exit(1);
+  });
+}
+
+// The process's entry (`node dist/server/server.js`); imported, the importer starts it.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) start();

@@ -27,17 +27,11 @@ const MIN_PORTS_PER_WORKER = 16;
 /** How soon a worker that stopped unexpectedly is started again. */
 const RESTART_DELAY_MS = 1000;
 
-/**
- * Starts a worker thread on `worker.js`; from the TypeScript sources (run through tsx, as the tests
- * do) on `worker.ts`, with tsx registered in the worker first: Node 20 runs no `--import` there.
- */
-function startWorker(data: WorkerData, name: string): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./worker.js', import.meta.url), { workerData: data, name });
-  const entry = new URL('./worker.ts', import.meta.url).href;
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const bootstrap = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`;
-  return new Worker(bootstrap, { eval: true, workerData: data, name });
-}
+/** Starts the worker thread named `name` that runs the streams of `data`. */
+export type WorkerStarter = (data: WorkerData, name: string) => Worker;
+
+/** The built gateway's workers: `worker.js` beside this module. */
+const builtWorker: WorkerStarter = (data, name) => new Worker(new URL('./worker.js', import.meta.url), { workerData: data, name });
 
 /** One worker thread: calls to it, and what it last told of its load. */
 class Place {
@@ -50,6 +44,7 @@ class Place {
 
   constructor(
     readonly index: number,
+    startWorker: WorkerStarter,
     data: WorkerData,
     onMessage: (place: Place, message: WorkerMessage) => void,
     onStop: (place: Place, reason: string) => void,
@@ -115,7 +110,8 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
   constructor(
     private readonly config: GatewayConfig,
     private readonly log: Logger,
-    private readonly deps: { childRecord?: ChildRecord } = {},
+    /** `startWorker`: how a worker is started (the built one by default; the tests run the sources). */
+    private readonly deps: { childRecord?: ChildRecord; startWorker?: WorkerStarter } = {},
   ) {
     super();
     const count = workerCount(config);
@@ -147,6 +143,7 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
     const config = { ...this.config, webrtc_ice_port_min: min, webrtc_ice_port_max: min + span - 1 };
     return new Place(
       index,
+      this.deps.startWorker ?? builtWorker,
       { config, index, slots: this.#slots },
       (place, message) => this.#onMessage(place, message),
       (place, reason) => this.#onStop(place, reason),

@@ -36,8 +36,8 @@ export const streamJsonSchema = z.object({
   clientAddress: z.string().nullable(),
   /** What keeps it from connecting, when the gateway can tell: no ICE check came, with the likely cause. */
   warning: z.string().nullable(),
-  /** The mediaSessionIds of its pushes. */
-  pushes: z.array(z.string()),
+  /** The mediaSessionIds of its pushes (the REST API's name, which nodes of every release read). */
+  transponders: z.array(z.string()),
 });
 export type StreamJson = z.infer<typeof streamJsonSchema>;
 
@@ -63,6 +63,6 @@ export function describeStream(p: Publisher, pushes: string[]): StreamJson {
     publishingSince: p.publishingSince ? new Date(p.publishingSince).toISOString() : null,
     clientAddress: p.clientAddress ?? null,
     warning: p.warning ?? null,
-    pushes,
+    transponders: pushes,
   };
 }

@@ -37,7 +37,7 @@ for (const id of ['n1', 'n2', 'n3']) {
       join(runDir, `${id}.log`),
       { GATEWAY_HTTP_PORT: String(port), GATEWAY_CLUSTER: JSON.stringify(cluster), GATEWAY_LOG_LEVEL: 'info', GATEWAY_RUN_DIR: runDir },
       ['--import', 'tsx'],
-      'src/server.ts',
+      'kit/server-from-source.ts',
     ),
   );
 }

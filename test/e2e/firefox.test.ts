@@ -46,7 +46,7 @@ t.before(async () => {
     // The API listens on the namespace's address, reached by the test alone.
     { GATEWAY_WEBRTC_ICE_ADDRESSES: undefined, GATEWAY_WEBRTC_ICE_REMOTE_NETWORKS: undefined, GATEWAY_LOG_LEVEL: 'info', GATEWAY_API_AUTH_DISABLED: 'true' },
     ['--import', 'tsx'],
-    'src/server.ts',
+    'kit/server-from-source.ts',
     net,
   ).catch(async (error: Error) => {
     throw new Error(`${error.message}\n${await readFile(join(dir, 'gateway.log'), 'utf8')}`);
@@ -153,7 +153,7 @@ t.test('a gateway that announces 127.0.0.1 alone tells why Firefox never connect
     join(dir, 'loopback-only.log'),
     { GATEWAY_WEBRTC_ICE_ADDRESSES: '["127.0.0.1"]', GATEWAY_WEBRTC_ICE_REMOTE_NETWORKS: undefined, GATEWAY_API_AUTH_DISABLED: 'true' },
     ['--import', 'tsx'],
-    'src/server.ts',
+    'kit/server-from-source.ts',
     net,
   );
   const port = Number(new URL(loopbackOnly.baseUrl).port);

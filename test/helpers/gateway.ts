@@ -5,6 +5,7 @@ import { createLogger } from '../../src/log.js';
 import type { MediaCore } from '../../src/plane/core.js';
 import { THIS_MACHINE } from '../../kit/this-machine.js';
 import { childPids } from '../../kit/processes.js';
+import { sourceWorkers } from '../../kit/source-workers.js';
 
 /**
  * A gateway for one test: listens on an ephemeral loopback port, gathers and answers ICE on
@@ -60,7 +61,7 @@ export async function startGateway(overrides: Partial<GatewayConfig> = {}, logLi
   // Worker threads resolve names themselves (a function cannot cross to them): suites run there
   // name only loopback addresses and `localhost`, which the system resolves from /etc/hosts.
   const inThreads = config.workers !== 0;
-  const gateway = buildGateway(config, createLogger(config.log_level, destination), inThreads ? {} : { lookupHost: resolveWithoutNetwork });
+  const gateway = buildGateway(config, createLogger(config.log_level, destination), inThreads ? { startWorker: sourceWorkers } : { lookupHost: resolveWithoutNetwork });
   const listened = await gateway.app.listen({ host: '127.0.0.1', port: 0 });
   const address = config.https_cert_file && !config.https_port ? listened.replace(/^http:/, 'https:') : listened;
   const local = gateway.local;

@@ -55,7 +55,7 @@ t.test('the canaries appear in no response, log line, metric, command line, ffmp
       GATEWAY_WEBHOOKS: JSON.stringify([{ id: 'hooks', url: hooks.url, secret: 'webhook-secret-0123456789' }]),
     },
     ['--import', 'tsx'],
-    'src/server.ts',
+    'kit/server-from-source.ts',
   );
   // The operator console's event stream, read from the start to the end of the test.
   const consoleEvents = new AbortController();

@@ -57,7 +57,7 @@ async function startNode(id: string): Promise<GatewayProcess> {
       GATEWAY_WEBHOOKS: JSON.stringify([{ id: 'app', url: hooks.url, secret: HOOK_SECRET }]),
     },
     ['--import', 'tsx'],
-    'src/server.ts',
+    'kit/server-from-source.ts',
   );
   nodes.set(id, node);
   return node;
@@ -108,8 +108,8 @@ t.test('a stream is served by one node: published again at another, it is refuse
   await waitFor(
     'n2 tells its load',
     async () =>
-      ((await node('n1').request('GET', '/rest-api/cluster/nodes')).body.nodes as { id: string; publishers: number; pushes: number }[]).some(
-        (n) => n.id === 'n2' && n.publishers === 1 && n.pushes === 1,
+      ((await node('n1').request('GET', '/rest-api/cluster/nodes')).body.nodes as { id: string; publishers: number; transponders: number }[]).some(
+        (n) => n.id === 'n2' && n.publishers === 1 && n.transponders === 1,
       ),
     5000,
   );

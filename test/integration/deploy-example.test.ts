@@ -45,7 +45,7 @@ t.teardown(async () => {
 if ([...settings.keys()].join() !== ids.join()) throw new Error(`compose.yml has nodes ${[...settings.keys()].join(', ')}: the test expects ${ids.join(', ')}`);
 for (const id of ids) {
   const env = { ...settings.get(id)!, GATEWAY_HTTP_PORT: address(id).split(':')[1]!, GATEWAY_RUN_DIR: runDir, GATEWAY_LOG_LEVEL: 'info' };
-  nodes.set(id, await GatewayProcess.start(join(runDir, `${id}.log`), env, ['--import', 'tsx'], 'src/server.ts'));
+  nodes.set(id, await GatewayProcess.start(join(runDir, `${id}.log`), env, ['--import', 'tsx'], 'kit/server-from-source.ts'));
 }
 balancer = await DeployBalancer.start(Object.fromEntries(ids.map((id) => [id, address(id)])));
 const lb = balancer;

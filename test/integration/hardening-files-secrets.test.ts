@@ -184,7 +184,7 @@ t.test('an ffmpeg argument Node refuses is a GatewayError that quotes no argumen
 
 t.test('through worker threads (workers: auto): an empty offer is a 400 naming the body, and fuzzed offers never a 500', async (t) => {
   const logFile = join(await mkdtemp(join(tmpdir(), 'gateway-offers-')), 'gateway.log');
-  const gateway = await GatewayProcess.start(logFile, { GATEWAY_WORKERS: 'auto' }, ['--import', 'tsx'], 'src/server.ts');
+  const gateway = await GatewayProcess.start(logFile, { GATEWAY_WORKERS: 'auto' }, ['--import', 'tsx'], 'kit/server-from-source.ts');
   t.teardown(() => gateway.stop());
   const publisher = await SyntheticPublisher.publish(testFixture(), gateway.baseUrl, 'watched');
   t.teardown(() => publisher.stop());
@@ -288,7 +288,7 @@ t.test('a sealed node call is for one node: replayed to another it is refused, a
       join(runDir, `${id}.log`),
       { GATEWAY_HTTP_PORT: String(port), GATEWAY_CLUSTER: JSON.stringify(cluster), GATEWAY_RUN_DIR: runDir, GATEWAY_AUTH_FAILURES_PER_MINUTE: '5' },
       ['--import', 'tsx'],
-      'src/server.ts',
+      'kit/server-from-source.ts',
     );
     t.teardown(() => gateway.stop());
     return gateway;

@@ -31,7 +31,7 @@ t.test('RTP that arrives while the gateway is held is all received once it runs 
     join(dir, 'gateway.log'),
     { GATEWAY_WORKERS: '1', GATEWAY_WEBRTC_UDP_RECEIVE_BUFFER_BYTES: String(256 * 1024) },
     ['--import', 'tsx'],
-    'src/server.ts',
+    'kit/server-from-source.ts',
   );
   t.teardown(() => gateway.stop());
   const publishers: SyntheticPublisher[] = [];

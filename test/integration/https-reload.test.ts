@@ -56,7 +56,7 @@ t.test('SIGHUP reloads the certificate for new connections; live pushes go on', 
       GATEWAY_LOG_LEVEL: 'info', // the reloads are told at info
     },
     ['--import', 'tsx'],
-    'src/server.ts',
+    'kit/server-from-source.ts',
   );
   const publisher = await SyntheticPublisher.publish(testFixture(), gateway.baseUrl, 'live');
   t.teardown(() => publisher.stop());

@@ -29,7 +29,7 @@ t.teardown(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-const start = async (): Promise<GatewayProcess> => (gateway = await GatewayProcess.start(join(dataDir, 'gateway.log'), env, ['--import', 'tsx'], 'src/server.ts'));
+const start = async (): Promise<GatewayProcess> => (gateway = await GatewayProcess.start(join(dataDir, 'gateway.log'), env, ['--import', 'tsx'], 'kit/server-from-source.ts'));
 const publish = async (name: string): Promise<SyntheticPublisher> => {
   const publisher = await SyntheticPublisher.publish(testFixture(), gateway!.baseUrl, name);
   publishers.push(publisher);

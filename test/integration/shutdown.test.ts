@@ -21,7 +21,7 @@ t.teardown(async () => {
   await rm(runDir, { recursive: true, force: true });
 });
 
-const startGateway = (): Promise<GatewayProcess> => GatewayProcess.start(join(runDir, 'gateway.log'), env, ['--import', 'tsx'], 'src/server.ts');
+const startGateway = (): Promise<GatewayProcess> => GatewayProcess.start(join(runDir, 'gateway.log'), env, ['--import', 'tsx'], 'kit/server-from-source.ts');
 
 /** A gateway with one publisher pushed twice: passed through and transcoded (ffmpeg reading RTP). */
 async function busyGateway(t: Test): Promise<{ gateway: GatewayProcess; pids: number[] }> {

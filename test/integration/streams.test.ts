@@ -28,7 +28,7 @@ t.test('stream/find and find_all: codecs, size, frame rate, bitrate, since when,
     audio: { codec: 'opus' },
     clientAddress: '127.0.0.1',
     publishingSince: String,
-    pushes: [],
+    transponders: [],
     framesLost: 0,
   });
   t.ok(cam.video.frameRate > 27 && cam.video.frameRate < 33, `frame rate ${cam.video.frameRate}`);
@@ -55,7 +55,7 @@ t.test('stream/find and find_all: codecs, size, frame rate, bitrate, since when,
   t.teardown(() => destination.close());
   const started = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: destination.url() });
   t.equal(started.status, 200);
-  t.same((await gw.post('/rest-api/stream/find', { name: 'cam' })).body[0].pushes, [started.body.mediaSessionId], 'its push listed');
+  t.same((await gw.post('/rest-api/stream/find', { name: 'cam' })).body[0].transponders, [started.body.mediaSessionId], 'its push listed');
 
   const all = await gw.post('/rest-api/stream/find_all', {});
   t.same(all.body.map((s: { name: string }) => s.name).sort(), ['cam', 'desk']);

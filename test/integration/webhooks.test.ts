@@ -65,7 +65,7 @@ t.test("a push's whole life reaches the endpoint, in order, signed, with no stre
     hooks.received.every((h) => h.signed),
     'every request signed',
   );
-  const pushEvents = delivered.filter((h) => h.type.startsWith('push.'));
+  const pushEvents = delivered.filter((h) => h.type.startsWith('transponder.'));
   t.ok(
     pushEvents.every((h) => h.body.data.mediaSessionId === id && h.body.data.stream === 'cam'),
     'push events name the push and the stream',

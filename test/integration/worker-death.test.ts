@@ -9,6 +9,7 @@ import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { THIS_MACHINE } from '../../kit/this-machine.js';
 import { testFixture } from '../helpers/synthetic.js';
+import { sourceWorkers } from '../../kit/source-workers.js';
 
 // A worker thread that dies (here: ended from outside, as a crash would end it): its publishers are
 // told lost, the SDK publishes again and its push comes back on a worker, nothing of the dead one is
@@ -45,7 +46,7 @@ t.test('a worker thread that dies: its stream comes back, the other loses nothin
     ...(process.env.GATEWAY_WEBRTC_ENGINE ? { webrtc_engine: process.env.GATEWAY_WEBRTC_ENGINE as 'werift' } : {}),
   });
   // Destinations are addresses (no host lookup): the workers resolve nothing.
-  const gateway = buildGateway(config, createLogger(config.log_level));
+  const gateway = buildGateway(config, createLogger(config.log_level), { startWorker: sourceWorkers });
   t.teardown(() => gateway.close());
   const baseUrl = await gateway.app.listen({ host: '127.0.0.1', port: 0 });
   const plane = gateway.plane as WorkerPlane;

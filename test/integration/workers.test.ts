@@ -28,7 +28,7 @@ const gateway = await GatewayProcess.start(
     GATEWAY_WEBHOOKS: JSON.stringify([{ id: 'app', url: hooks.url, secret: HOOK_SECRET }]),
   },
   ['--import', 'tsx'],
-  'src/server.ts',
+  'kit/server-from-source.ts',
 );
 const publishers: SyntheticPublisher[] = [];
 t.teardown(async () => {
@@ -101,7 +101,7 @@ t.test('streams are spread over the workers and every request reaches the one th
   // The stream API gathers every worker, and a snapshot comes from the worker that holds the stream.
   const streams = await gateway.request('POST', '/rest-api/stream/find_all', {});
   t.same(
-    streams.body.map((x: any) => `${x.name}:${x.pushes.join()}`).sort(),
+    streams.body.map((x: any) => `${x.name}:${x.transponders.join()}`).sort(),
     names.map((n) => `${n}:${ids[n]}`),
     'stream/find_all gathers every worker',
   );

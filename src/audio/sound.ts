@@ -4,7 +4,7 @@ import { GatewayError, invalid } from '../errors.js';
 import { TypedEmitter, type ListenerErrorHandler } from '../events.js';
 import type { MixSource } from './mixer.js';
 import { PCM_CHANNELS, PCM_SAMPLE_RATE } from './pcm.js';
-import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
+import { ffmpegQuietly, type FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 import { openOwnFile } from '../own-files.js';
 
@@ -79,12 +79,7 @@ export class SoundPlayer extends TypedEmitter<SoundPlayerEvents> implements MixS
     super(options.onListenerError);
     this.volume = options.volume;
     const args = [
-      '-hide_banner',
-      '-nostdin',
-      '-loglevel',
-      'error',
-      '-protocol_whitelist',
-      'file',
+      ...ffmpegQuietly('file'),
       ...(options.loop ? ['-stream_loop', '-1'] : []),
       '-f',
       'wav',

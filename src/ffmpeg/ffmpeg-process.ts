@@ -4,6 +4,11 @@ import type { Readable, Writable } from 'node:stream';
 import { GatewayError } from '../errors.js';
 import { TypedEmitter, type ListenerErrorHandler } from '../events.js';
 
+/** How a short-lived ffmpeg's arguments begin: no banner, no keyboard, errors alone in its log, reading only `protocols`. */
+export function ffmpegQuietly(protocols: string): string[] {
+  return ['-hide_banner', '-nostdin', '-loglevel', 'error', '-protocol_whitelist', protocols];
+}
+
 /**
  * ffmpeg's file descriptor 3: `'video'`, a pipe for `writeVideo` (its `pipe:3`), with a second
  * output pipe as its descriptor 4 (`pipe:4`, read as `audioOutput`); or a descriptor of

@@ -1,4 +1,5 @@
 import { GatewayError } from '../errors.js';
+import { ffmpegQuietly } from '../ffmpeg/ffmpeg-process.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 import { ivfFrameHeader, ivfHeader } from '../media/ivf.js';
 import type { VideoFrame } from '../publishers/frames.js';
@@ -37,29 +38,7 @@ export class KeyframePictures {
  * (H.264 as Annex B, VP8, VP9) and writes one picture: nothing is decoded while nobody asks.
  */
 async function snapshotJpeg(keyframe: VideoFrame, ffmpeg: FfmpegSupervisor, ffmpegPath: string): Promise<Buffer> {
-  const args = [
-    '-hide_banner',
-    '-nostdin',
-    '-loglevel',
-    'error',
-    '-protocol_whitelist',
-    'pipe',
-    '-f',
-    'ivf',
-    '-i',
-    'pipe:0',
-    '-frames:v',
-    '1',
-    '-c:v',
-    'mjpeg',
-    '-q:v',
-    '3',
-    '-pix_fmt',
-    'yuvj420p',
-    '-f',
-    'image2pipe',
-    'pipe:1',
-  ];
+  const args = [...ffmpegQuietly('pipe'), '-f', 'ivf', '-i', 'pipe:0', '-frames:v', '1', '-c:v', 'mjpeg', '-q:v', '3', '-pix_fmt', 'yuvj420p', '-f', 'image2pipe', 'pipe:1'];
   const child = ffmpeg.spawn(ffmpegPath, args);
   const chunks: Buffer[] = [];
   const lines: string[] = [];

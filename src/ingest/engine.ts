@@ -1,6 +1,6 @@
 import type { TypedEmitter } from '../events.js';
 import type { MediaKind, VideoCodec } from '../media/codecs.js';
-import type { MediaPacket } from '../media/rtp.js';
+import type { RtpInput } from '../media/rtp.js';
 
 /**
  * The boundary between the gateway and a WebRTC implementation. Nothing outside `src/ingest/`
@@ -11,8 +11,8 @@ export interface IngestTrack {
   readonly clockRate: number;
   /** Set for video tracks. */
   readonly videoCodec?: VideoCodec;
-  /** Subscribes to decrypted, RTX-unwrapped RTP packets; returns the unsubscribe function. */
-  onPacket(listener: (packet: MediaPacket) => void): () => void;
+  /** Hands the track's decrypted, RTX-unwrapped RTP to `input`; returns the function that stops it. */
+  deliverTo(input: RtpInput): () => void;
   /** Asks the sender for a keyframe (RTCP PLI). A no-op for audio. */
   requestKeyframe(): void;
   /** Retransmission requests (RTCP NACK) sent for lost packets of this track, when the engine tells. */

@@ -4,7 +4,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI, useSdesMid, type MediaStreamTrack, type RTCRtpTransceiver } from 'werift';
 import { TypedEmitter } from '../events.js';
 import { OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE, type VideoCodec } from '../media/codecs.js';
-import type { MediaPacket } from '../media/rtp.js';
+import type { RtpInput } from '../media/rtp.js';
 import { RemoteAddressFilter, filterCandidates } from './address-filter.js';
 import type { EngineOptions, IngestEngine, IngestSession, IngestSessionEvents, IngestTrack } from './engine.js';
 import { checkOffer } from './offer-check.js';
@@ -211,13 +211,14 @@ class WeriftTrack implements IngestTrack {
     });
   }
 
-  onPacket(listener: (packet: MediaPacket) => void): () => void {
+  deliverTo(input: RtpInput): () => void {
     const { unSubscribe } = this.track.onReceiveRtp.subscribe((rtp) => {
-      listener({
+      input.packet({
         sequenceNumber: rtp.header.sequenceNumber,
         timestamp: rtp.header.timestamp,
         marker: rtp.header.marker,
         payload: rtp.payload,
+        wallclockMs: 0,
       });
     });
     return unSubscribe;

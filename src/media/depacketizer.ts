@@ -1,4 +1,34 @@
-import type { MediaPacket } from './rtp.js';
+import type { VideoCodec } from './codecs.js';
+import type { MediaPacket, PacketTarget } from './rtp.js';
+
+/** A complete picture on the publisher's clock, made once per publisher and shared by every sink. */
+export interface VideoFrame {
+  readonly codec: VideoCodec;
+  /** RTP timestamp (90 kHz). */
+  readonly timestamp: number;
+  /** Capture time on the publisher's clock (ms). */
+  readonly wallclockMs: number;
+  readonly key: boolean;
+  /** The RTP packets it came in, and their payloads' bytes. */
+  readonly packets: number;
+  readonly bytes: number;
+  /** H.264's SPS and PPS, when the frame carries them (a keyframe does). */
+  readonly sps?: Buffer;
+  readonly pps?: Buffer;
+  /** The picture size its SPS codes, when it carries one that reads. */
+  readonly size?: { width: number; height: number };
+  /** H.264: the FLV video tag body of its SPS and PPS (AVCPacketType 0), when it carries them. */
+  readonly sequenceHeader?: Buffer;
+  /** H.264: the frame as an FLV video tag body (AVCPacketType 1). */
+  readonly flv?: Buffer;
+  /** The frame as its decoder reads it (Annex B for H.264), made once on first need. */
+  bitstream(): Buffer;
+}
+
+/** Where a depacketizer hands each frame: the publisher's fan-out. */
+export interface FrameSink {
+  frame(frame: VideoFrame): void;
+}
 
 export interface DepacketizerOptions {
   /** How long a missing packet is waited for (a NACK retransmission) before it counts as lost. */
@@ -10,6 +40,8 @@ export interface DepacketizerOptions {
 /** A frame being assembled from its packets. */
 export interface PendingFrame {
   timestamp: number;
+  /** Its capture time on the publisher's clock (ms). */
+  wallclockMs: number;
   key: boolean;
   /** A packet of it is missing or unreadable: it is never emitted. */
   damaged: boolean;
@@ -31,9 +63,9 @@ const MAX_HELD = 512;
  * up to `maxWaitMs` for a missing one; a frame is the packets of one timestamp, ended by the marker
  * bit; a frame with a hole is never emitted, and after a loss output resumes at the next keyframe,
  * so what goes out always decodes cleanly. Output starts at the first keyframe. Subclasses read
- * their codec's payloads into frames.
+ * their codec's payloads into frames, which go to `sink`.
  */
-export abstract class Depacketizer<F extends PendingFrame, U> {
+export abstract class Depacketizer<F extends PendingFrame> implements PacketTarget {
   /** Frames dropped because a packet was lost. */
   framesLost = 0;
 
@@ -43,16 +75,16 @@ export abstract class Depacketizer<F extends PendingFrame, U> {
   #awaitingKeyframe = true;
 
   constructor(
-    private readonly onUnit: (unit: U, frame: F) => void,
+    private readonly sink: FrameSink,
     private readonly options: DepacketizerOptions,
   ) {}
 
-  /** A new frame of `timestamp`, before any of its payloads. */
-  protected abstract start(timestamp: number): F;
+  /** A new frame of `timestamp`, captured at `wallclockMs`, before any of its payloads. */
+  protected abstract start(timestamp: number, wallclockMs: number): F;
   /** Reads one packet's payload into `frame`. */
   protected abstract parse(frame: F, payload: Buffer): void;
-  /** The unit a complete, undamaged frame makes; undefined when it is empty, or damaged after all. */
-  protected abstract complete(frame: F): U | undefined;
+  /** The frame a complete, undamaged one makes; undefined when it is empty, or damaged after all. */
+  protected abstract complete(frame: F): VideoFrame | undefined;
 
   push(packet: MediaPacket, now = performance.now()): void {
     const seq = packet.sequenceNumber & 0xffff;
@@ -93,7 +125,7 @@ export abstract class Depacketizer<F extends PendingFrame, U> {
   #consume(packet: MediaPacket): void {
     this.#next = (packet.sequenceNumber + 1) & 0xffff;
     if (this.#frame && this.#frame.timestamp !== packet.timestamp) this.#finish(); // its last packet was lost
-    const frame = (this.#frame ??= this.start(packet.timestamp));
+    const frame = (this.#frame ??= this.start(packet.timestamp, packet.wallclockMs));
     frame.packets++;
     frame.bytes += packet.payload.length;
     if (packet.payload.length > 0) this.parse(frame, packet.payload);
@@ -104,15 +136,15 @@ export abstract class Depacketizer<F extends PendingFrame, U> {
     const frame = this.#frame;
     this.#frame = undefined;
     if (!frame) return;
-    const unit = frame.damaged ? undefined : this.complete(frame);
+    const complete = frame.damaged ? undefined : this.complete(frame);
     if (frame.damaged) {
       this.framesLost++;
       this.#awaitKeyframe();
       return;
     }
-    if (unit === undefined || (this.#awaitingKeyframe && !frame.key)) return;
+    if (complete === undefined || (this.#awaitingKeyframe && !frame.key)) return;
     this.#awaitingKeyframe = false;
-    this.onUnit(unit, frame);
+    this.sink.frame(complete);
   }
 
   /** After a loss, output waits for a keyframe, asked for once. */

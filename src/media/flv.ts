@@ -1,29 +1,6 @@
-import type { AccessUnit } from './h264.js';
-
-/** FLV tag bodies (Adobe FLV and F4V specification 10.1, annex E), as RTMP carries them. */
+/** FLV tag bodies (Adobe FLV and F4V specification 10.1, annex E), as RTMP carries them. H.264's own are made where it is depacketized (`h264.ts`). */
 
 export const FlvTagType = { AUDIO: 8, VIDEO: 9, SCRIPT: 18 } as const;
-
-const AVC_CODEC_ID = 7;
-const KEY_FRAME = 1;
-const INTER_FRAME = 2;
-
-/** The AVC sequence header: frame type key, AVCPacketType 0, the decoder configuration record. */
-export function avcSequenceHeader(configuration: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([(KEY_FRAME << 4) | AVC_CODEC_ID, 0, 0, 0, 0]), configuration]);
-}
-
-/** One access unit as AVCPacketType 1 with 4-byte NAL unit lengths and composition time 0. */
-export function avcFrame(unit: AccessUnit): Buffer {
-  if (unit.flv) return unit.flv;
-  const parts: Buffer[] = [Buffer.from([((unit.key ? KEY_FRAME : INTER_FRAME) << 4) | AVC_CODEC_ID, 1, 0, 0, 0])];
-  for (const nal of unit.nals) {
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(nal.length);
-    parts.push(length, nal);
-  }
-  return Buffer.concat(parts);
-}
 
 /**
  * A video keyframe as an H.264 Annex B byte stream a decoder can start from: the parameter sets of

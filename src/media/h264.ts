@@ -1,15 +1,5 @@
 import { NAL_FU_A, NAL_IDR, NAL_PPS, NAL_SPS, NAL_STAP_A, stapANalUnits } from './codecs.js';
-import { Depacketizer, type PendingFrame } from './depacketizer.js';
-
-/** One H.264 picture: its NAL units without start codes, in decoding order. */
-export interface AccessUnit {
-  /** RTP timestamp (90 kHz). */
-  timestamp: number;
-  nals: Buffer[];
-  key: boolean;
-  /** The picture as an FLV video tag body, when the depacketizer made it (its `nals` are views of it). */
-  flv?: Buffer;
-}
+import { Depacketizer, type PendingFrame, type VideoFrame } from './depacketizer.js';
 
 interface PendingUnit extends PendingFrame {
   /** Each NAL unit as the pieces it came in (one, or an FU-A's header and fragments). */
@@ -22,11 +12,46 @@ interface PendingUnit extends PendingFrame {
 
 /** The FLV body's header: frame type and codec, AVCPacketType 1 (NAL units), composition time 0. */
 const FLV_AVC_HEADER = 5;
+/** FLV's video codec id of AVC, and its frame types. */
+const AVC_CODEC_ID = 7;
+const KEY_FRAME = 1;
+const INTER_FRAME = 2;
 
-/** RTP (RFC 6184, packetization-mode 1: single NAL units, STAP-A, FU-A) to access units. */
-export class H264Depacketizer extends Depacketizer<PendingUnit, AccessUnit> {
-  protected start(timestamp: number): PendingUnit {
-    return { timestamp, nals: [], nalBytes: 0, key: false, damaged: false, packets: 0, bytes: 0 };
+/** One H.264 picture: its NAL units without start codes, in decoding order, as views of its FLV body. */
+export class H264Frame implements VideoFrame {
+  readonly codec = 'H264';
+  readonly timestamp: number;
+  readonly wallclockMs: number;
+  readonly key: boolean;
+  readonly packets: number;
+  readonly bytes: number;
+  readonly sequenceHeader: Buffer | undefined;
+  #annexB: Buffer | undefined;
+
+  constructor(
+    pending: PendingFrame,
+    readonly nals: Buffer[],
+    readonly flv: Buffer,
+    readonly sps?: Buffer,
+    readonly pps?: Buffer,
+    readonly size?: { width: number; height: number },
+  ) {
+    ({ timestamp: this.timestamp, wallclockMs: this.wallclockMs, key: this.key, packets: this.packets, bytes: this.bytes } = pending);
+    this.sequenceHeader = sps && pps ? avcSequenceHeader(sps, pps) : undefined;
+  }
+
+  bitstream(): Buffer {
+    return (this.#annexB ??= annexB(this.nals));
+  }
+}
+
+/** RTP (RFC 6184, packetization-mode 1: single NAL units, STAP-A, FU-A) to H.264 frames. */
+export class H264Depacketizer extends Depacketizer<PendingUnit> {
+  /** The latest SPS read, and the size it codes (undefined: it does not read). */
+  #sizeRead: { sps: Buffer; size: { width: number; height: number } | undefined } | undefined;
+
+  protected start(timestamp: number, wallclockMs: number): PendingUnit {
+    return { timestamp, wallclockMs, nals: [], nalBytes: 0, key: false, damaged: false, packets: 0, bytes: 0 };
   }
 
   protected parse(frame: PendingUnit, payload: Buffer): void {
@@ -45,7 +70,7 @@ export class H264Depacketizer extends Depacketizer<PendingUnit, AccessUnit> {
     }
   }
 
-  protected complete(frame: PendingUnit): AccessUnit | undefined {
+  protected complete(frame: PendingUnit): H264Frame | undefined {
     if (frame.fragments) {
       frame.damaged = true; // its last fragment never came
       return undefined;
@@ -54,7 +79,7 @@ export class H264Depacketizer extends Depacketizer<PendingUnit, AccessUnit> {
     // The FLV body is made here, in one copy of the packets' payloads: each NAL unit after its
     // 4-byte length. The NAL units are views of it, so nothing is copied twice.
     const flv = Buffer.allocUnsafe(FLV_AVC_HEADER + 4 * frame.nals.length + frame.nalBytes);
-    flv[0] = ((frame.key ? 1 : 2) << 4) | 7; // frame type key (1) or inter (2), codec AVC (7)
+    flv[0] = ((frame.key ? KEY_FRAME : INTER_FRAME) << 4) | AVC_CODEC_ID;
     flv.fill(0, 1, FLV_AVC_HEADER);
     flv[1] = 1; // AVCPacketType 1: NAL units
     const nals: Buffer[] = [];
@@ -66,7 +91,22 @@ export class H264Depacketizer extends Depacketizer<PendingUnit, AccessUnit> {
       flv.writeUInt32BE(offset - start, start - 4);
       nals.push(flv.subarray(start, offset));
     }
-    return { timestamp: frame.timestamp, nals, key: frame.key, flv };
+    const sps = nals.find((nal) => (nal[0]! & 0x1f) === NAL_SPS);
+    const pps = nals.find((nal) => (nal[0]! & 0x1f) === NAL_PPS);
+    return new H264Frame(frame, nals, flv, sps, pps, sps && this.#sizeOf(sps));
+  }
+
+  /** The picture size an SPS codes, read once per SPS the stream sends; undefined when it does not read. */
+  #sizeOf(sps: Buffer): { width: number; height: number } | undefined {
+    if (this.#sizeRead?.sps.equals(sps)) return this.#sizeRead.size;
+    let size: { width: number; height: number } | undefined;
+    try {
+      size = spsPictureSize(sps);
+    } catch {
+      size = undefined;
+    }
+    this.#sizeRead = { sps, size };
+    return size;
   }
 
   #addNal(frame: PendingUnit, parts: Buffer[]): void {
@@ -76,20 +116,18 @@ export class H264Depacketizer extends Depacketizer<PendingUnit, AccessUnit> {
   }
 }
 
-/** An access unit as an H.264 Annex B byte stream: each NAL unit after a start code. */
-export function annexB(unit: AccessUnit): Buffer {
+/** NAL units as an H.264 Annex B byte stream: each after a start code. */
+function annexB(nals: Buffer[]): Buffer {
   const parts: Buffer[] = [];
-  for (const nal of unit.nals) parts.push(START_CODE, nal);
+  for (const nal of nals) parts.push(START_CODE, nal);
   return Buffer.concat(parts);
 }
 
 const START_CODE = Buffer.from([0, 0, 0, 1]);
 
-/** The SPS and PPS of an access unit, when it carries them. */
-export function parameterSets(unit: AccessUnit): { sps?: Buffer; pps?: Buffer } {
-  const sps = unit.nals.find((nal) => (nal[0]! & 0x1f) === NAL_SPS);
-  const pps = unit.nals.find((nal) => (nal[0]! & 0x1f) === NAL_PPS);
-  return { sps, pps };
+/** The AVC sequence header as an FLV video tag body: frame type key, AVCPacketType 0, the decoder configuration record. */
+export function avcSequenceHeader(sps: Buffer, pps: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([(KEY_FRAME << 4) | AVC_CODEC_ID, 0, 0, 0, 0]), avcDecoderConfiguration(sps, pps)]);
 }
 
 /** AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.2.4.1) for one SPS and one PPS. */

@@ -4,6 +4,19 @@ export interface MediaPacket {
   timestamp: number;
   marker: boolean;
   payload: Buffer;
+  /** Capture time on the publisher's clock (ms): 0 as read, set by the track's `RtpReceiver`. */
+  wallclockMs: number;
+}
+
+/** Where a receiver hands each packet it accepts: the video's depacketizer, the audio's fan-out. */
+export interface PacketTarget {
+  push(packet: MediaPacket): void;
+}
+
+/** What an engine hands a track's RTP to: datagrams as they came, or packets it read itself. */
+export interface RtpInput {
+  datagram(buffer: Buffer): void;
+  packet(packet: MediaPacket): void;
 }
 
 export const RTP_HEADER_SIZE = 12;
@@ -29,6 +42,7 @@ export function parseRtp(packet: Buffer): MediaPacket | undefined {
     timestamp: packet.readUInt32BE(4),
     marker: (packet[1]! & 0x80) !== 0,
     payload: packet.subarray(offset, end),
+    wallclockMs: 0,
   };
 }
 
@@ -104,5 +118,51 @@ export class DuplicateFilter {
 
   #clear(seq: number): void {
     this.#seen[seq >> 3]! &= ~(1 << (seq & 7));
+  }
+}
+
+/**
+ * One track's RTP as the gateway takes it from the engine: repeated packets dropped, the others
+ * counted, timed on the publisher's clock and handed on to `target`. The first stage of a packet's
+ * walk after the engine's hand-off.
+ */
+export class RtpReceiver implements RtpInput {
+  packets = 0;
+  /** Payload bytes of the packets taken. */
+  bytes = 0;
+  duplicates = 0;
+  readonly #filter = new DuplicateFilter();
+  #clock: ClockMapping | undefined;
+
+  constructor(
+    readonly clockRate: number,
+    private readonly target: PacketTarget,
+  ) {}
+
+  /** Packets never received (retransmitted ones count as received). */
+  get lost(): number {
+    return this.#filter.lost;
+  }
+
+  /** An RTP timestamp of this track on the publisher's clock (ms), once a packet came. */
+  wallclockMs(timestamp: number): number | undefined {
+    return this.#clock?.wallclockMs(timestamp);
+  }
+
+  datagram(buffer: Buffer): void {
+    const packet = parseRtp(buffer);
+    if (packet) this.packet(packet);
+  }
+
+  packet(packet: MediaPacket): void {
+    if (!this.#filter.accept(packet.sequenceNumber)) {
+      this.duplicates++;
+      return;
+    }
+    this.packets++;
+    this.bytes += packet.payload.length;
+    const clock = (this.#clock ??= new ClockMapping(this.clockRate, packet.timestamp, Date.now()));
+    packet.wallclockMs = clock.wallclockMs(packet.timestamp);
+    this.target.push(packet);
   }
 }

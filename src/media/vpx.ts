@@ -1,11 +1,29 @@
-import { Depacketizer, type PendingFrame } from './depacketizer.js';
+import type { VideoCodec } from './codecs.js';
+import { Depacketizer, type PendingFrame, type VideoFrame } from './depacketizer.js';
 
 /** One VP8 or VP9 frame as the decoder reads it. */
-export interface CodedFrame {
-  /** RTP timestamp (90 kHz). */
-  timestamp: number;
-  data: Buffer;
-  key: boolean;
+export class VpxFrame implements VideoFrame {
+  readonly timestamp: number;
+  readonly wallclockMs: number;
+  readonly key: boolean;
+  readonly packets: number;
+  readonly bytes: number;
+  /** A VP8 keyframe's picture size, from its frame header (RFC 6386 §9.1: start code 9d 01 2a, then 14-bit width and height). */
+  readonly size: { width: number; height: number } | undefined;
+
+  constructor(
+    readonly codec: VideoCodec,
+    pending: PendingFrame,
+    readonly data: Buffer,
+  ) {
+    ({ timestamp: this.timestamp, wallclockMs: this.wallclockMs, key: this.key, packets: this.packets, bytes: this.bytes } = pending);
+    const vp8Keyframe = codec === 'VP8' && this.key && data.length >= 10 && data[3] === 0x9d && data[4] === 0x01 && data[5] === 0x2a;
+    this.size = vp8Keyframe ? { width: data.readUInt16LE(6) & 0x3fff, height: data.readUInt16LE(8) & 0x3fff } : undefined;
+  }
+
+  bitstream(): Buffer {
+    return this.data;
+  }
 }
 
 interface PendingVpx extends PendingFrame {
@@ -23,11 +41,12 @@ interface Descriptor {
   key: boolean;
 }
 
-abstract class VpxDepacketizer extends Depacketizer<PendingVpx, CodedFrame> {
+abstract class VpxDepacketizer extends Depacketizer<PendingVpx> {
+  protected abstract readonly codec: VideoCodec;
   protected abstract describe(payload: Buffer): Descriptor | undefined;
 
-  protected start(timestamp: number): PendingVpx {
-    return { timestamp, parts: [], key: false, damaged: false, started: false, packets: 0, bytes: 0 };
+  protected start(timestamp: number, wallclockMs: number): PendingVpx {
+    return { timestamp, wallclockMs, parts: [], key: false, damaged: false, started: false, packets: 0, bytes: 0 };
   }
 
   protected parse(frame: PendingVpx, payload: Buffer): void {
@@ -45,13 +64,15 @@ abstract class VpxDepacketizer extends Depacketizer<PendingVpx, CodedFrame> {
     frame.parts.push(payload.subarray(descriptor.offset));
   }
 
-  protected complete(frame: PendingVpx): CodedFrame | undefined {
-    return frame.parts.length > 0 ? { timestamp: frame.timestamp, data: Buffer.concat(frame.parts), key: frame.key } : undefined;
+  protected complete(frame: PendingVpx): VpxFrame | undefined {
+    return frame.parts.length > 0 ? new VpxFrame(this.codec, frame, Buffer.concat(frame.parts)) : undefined;
   }
 }
 
 /** RTP (RFC 7741) to VP8 frames: the payload descriptor stripped, the partitions joined. */
 export class Vp8Depacketizer extends VpxDepacketizer {
+  protected readonly codec = 'VP8';
+
   protected describe(payload: Buffer): Descriptor | undefined {
     const b0 = payload[0]!;
     let offset = 1;
@@ -72,6 +93,8 @@ export class Vp8Depacketizer extends VpxDepacketizer {
 
 /** RTP (the VP9 payload format, RFC 9628) to VP9 frames: the payload descriptor stripped. */
 export class Vp9Depacketizer extends VpxDepacketizer {
+  protected readonly codec = 'VP9';
+
   protected describe(payload: Buffer): Descriptor | undefined {
     const b0 = payload[0]!;
     const pictureId = (b0 & 0x80) !== 0;

@@ -1,5 +1,4 @@
 import type { SecureContext } from 'node:tls';
-import type { Amf0Value } from '../rtmp/amf0.js';
 import { RtmpPushClient, type RtmpPublishOptions } from '../rtmp/client.js';
 import { RtmpError } from '../rtmp/errors.js';
 import type { DestinationResolver } from '../security/destination-policy.js';
@@ -102,18 +101,7 @@ class RtmpLink extends GuardedLink implements Link {
     settings: RtmpLinkSettings,
   ) {
     super(rtmp, rtmp, settings);
-    const inner = this.front;
-    this.out = {
-      writeMetadata: (metadata: Record<string, Amf0Value>) => inner.writeMetadata(metadata),
-      writeVideo: (timestamp, body) => {
-        inner.writeVideo(timestamp, body);
-        this.#checkBacklog();
-      },
-      writeAudio: (timestamp, body) => {
-        inner.writeAudio(timestamp, body);
-        this.#checkBacklog();
-      },
-    };
+    this.out = this.front;
     rtmp.on('closed', (error) => {
       clearInterval(this.#stallTimer);
       if (error) this.lose(`destination connection lost: ${scrubDestination(error.message, this.destination)}`, classifyFailure(error));
@@ -150,6 +138,7 @@ class RtmpLink extends GuardedLink implements Link {
    * the lag guard's to handle.
    */
   #checkStall(timeoutMs: number): void {
+    if (this.#backlogged()) return;
     const now = Date.now();
     const { rtmp } = this;
     const progressed = rtmp.acknowledgements !== this.#acknowledgements;
@@ -161,9 +150,12 @@ class RtmpLink extends GuardedLink implements Link {
     rtmp.abort(new RtmpError(`the destination ${what} for ${Math.round((now - this.#overdueSince) / 1000)} s`));
   }
 
-  /** A destination that takes less than it is sent would make the gateway buffer without end. */
-  #checkBacklog(): void {
+  /** A destination that takes less than it is sent would make the gateway buffer without end: true when it is lost so. */
+  #backlogged(): boolean {
     const waiting = this.rtmp.bufferedBytes;
-    if (waiting > MAX_BACKLOG_BYTES) this.lose(`the destination does not keep up: ${Math.round(waiting / 1048576)} MB waiting to be sent`, 'unreachable');
+    if (waiting <= MAX_BACKLOG_BYTES) return false;
+    clearInterval(this.#stallTimer);
+    this.lose(`the destination does not keep up: ${Math.round(waiting / 1048576)} MB waiting to be sent`, 'unreachable');
+    return true;
   }
 }

@@ -10,8 +10,8 @@ import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import type { VideoCodec } from '../media/codecs.js';
 import { annexBKeyframe, FlvReader, FlvTagType, isVideoFrameTag, type FlvTag } from '../media/flv.js';
 import { IVF_CLOCK_RATE, ivfFrameHeader, ivfHeader } from '../media/ivf.js';
-import type { VideoFrame } from '../publishers/frames.js';
-import type { AudioPacket } from '../publishers/start-cache.js';
+import type { VideoFrame } from '../media/depacketizer.js';
+import type { AudioPacket } from '../publishers/fanout.js';
 import type { EncodingPlan, EncodingSettings } from './encoding.js';
 import { type FailureKind, OpenError } from '../outputs/failures.js';
 

@@ -1,7 +1,7 @@
 import type { MixSource } from '../audio/mixer.js';
 import { isAudioHeaderTag, type FlvTag } from '../media/flv.js';
 import type { PcmSource, Pipeline, PipelineFactory, PipelineSpec, TagSource } from './pipeline.js';
-import type { AudioPacket } from '../publishers/start-cache.js';
+import type { AudioPacket } from '../publishers/fanout.js';
 import type { FailureKind } from '../outputs/failures.js';
 
 /**

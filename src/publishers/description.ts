@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import type { Publisher } from './publisher.js';
-import { pictureSize } from './stats.js';
 
 /** A stream as `/rest-api/stream/find` shows it: plain data, the same from any worker; the OpenAPI document shows this schema. */
 export const streamJsonSchema = z.object({
@@ -42,7 +41,7 @@ export const streamJsonSchema = z.object({
 export type StreamJson = z.infer<typeof streamJsonSchema>;
 
 export function describeStream(p: Publisher, pushes: string[]): StreamJson {
-  const size = pictureSize(p.keyframe);
+  const size = p.keyframe?.size;
   const frameRate = p.frameRate;
   return {
     name: p.name,

@@ -15,17 +15,29 @@ const KEYFRAME_RETRY_MS = 300;
 /** How often `check` is called. */
 export const KEYFRAME_CHECK_MS = 100;
 
+/** What the schedule reads of the frames that came (capture times on the publisher's clock, ms). */
+export interface FrameTimes {
+  /** Of the latest video frame (0 before any). */
+  readonly latestCaptureMs: number;
+  /** Of the latest keyframe, once one came. */
+  readonly latestKeyframeMs: number | undefined;
+  /** Of the keyframe new sinks start from, if one is cached. */
+  readonly cachedKeyframeMs: number | undefined;
+}
+
 /**
  * When to ask a sender for a keyframe so that passed-through H.264 meets the platforms' GOP advice
  * (a keyframe every `intervalMs`): whenever the last keyframe is getting old, by how slowly the
  * sender answered recently, and until one usable to start a sink from is cached. Its owner calls
- * `check` every KEYFRAME_CHECK_MS; the clock is injected, so the schedule is tested in fake time.
+ * `check` every KEYFRAME_CHECK_MS, and the schedule reads the frames' times then (the frames do not
+ * call it); the clock is injected, so the schedule is tested in fake time.
  */
 export class KeyframeSchedule {
   #lastRequestAt = Number.NEGATIVE_INFINITY;
-  #latestCaptureMs = 0;
   /** Capture time of the latest frame when the outstanding request was made. */
   #requestCaptureMs: number | undefined;
+  /** The latest keyframe already taken into account. */
+  #keyframeSeenMs: number | undefined;
   /** Capture-time delays between the latest requests and the keyframes that answered them. */
   readonly #answerDelays: number[] = [];
 
@@ -33,45 +45,39 @@ export class KeyframeSchedule {
     private readonly intervalMs: number,
     /** Sends the request to the sender. */
     private readonly send: () => void,
-    /** Capture time of the keyframe new sinks start from, if one is cached. */
-    private readonly cachedKeyframeMs: () => number | undefined,
+    private readonly frames: FrameTimes,
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Capture time of the latest video frame. */
-  get latestCaptureMs(): number {
-    return this.#latestCaptureMs;
-  }
-
-  /** A video frame captured at `captureMs` arrived. */
-  frame(captureMs: number): void {
-    this.#latestCaptureMs = Math.max(this.#latestCaptureMs, captureMs);
-  }
-
-  /** A new keyframe, captured at `captureMs`, arrived. */
-  keyframe(captureMs: number): void {
-    if (this.#requestCaptureMs === undefined) return;
-    this.#answerDelays.push(Math.max(0, captureMs - this.#requestCaptureMs));
-    if (this.#answerDelays.length > KEYFRAME_ANSWERS_KEPT) this.#answerDelays.shift();
-    this.#requestCaptureMs = undefined;
-  }
-
   /** Asks now (after a loss), unless one was just asked for; with `force`, even then. */
   request(force = false): void {
+    this.#noteAnswer();
     if (force || this.now() - this.#lastRequestAt >= KEYFRAME_RETRY_MS) this.#request();
   }
 
   /** Asks when the cached keyframe is due to be replaced, or while none is cached. */
   check(): void {
+    this.#noteAnswer();
     const due = this.intervalMs - this.#leadMs();
-    const keyframeMs = this.cachedKeyframeMs();
-    const age = keyframeMs === undefined ? Infinity : this.#latestCaptureMs - keyframeMs;
+    const keyframeMs = this.frames.cachedKeyframeMs;
+    const age = keyframeMs === undefined ? Infinity : this.frames.latestCaptureMs - keyframeMs;
     if (age >= due && this.now() - this.#lastRequestAt >= KEYFRAME_RETRY_MS) this.#request();
+  }
+
+  /** A keyframe that came since the last look answers the outstanding request: how long it took is kept. */
+  #noteAnswer(): void {
+    const keyframeMs = this.frames.latestKeyframeMs;
+    if (keyframeMs === undefined || keyframeMs === this.#keyframeSeenMs) return;
+    this.#keyframeSeenMs = keyframeMs;
+    if (this.#requestCaptureMs === undefined) return;
+    this.#answerDelays.push(Math.max(0, keyframeMs - this.#requestCaptureMs));
+    if (this.#answerDelays.length > KEYFRAME_ANSWERS_KEPT) this.#answerDelays.shift();
+    this.#requestCaptureMs = undefined;
   }
 
   #request(): void {
     this.#lastRequestAt = this.now();
-    this.#requestCaptureMs ??= this.#latestCaptureMs;
+    this.#requestCaptureMs ??= this.frames.latestCaptureMs;
     this.send();
   }
 

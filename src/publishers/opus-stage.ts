@@ -1,5 +1,5 @@
 import { OpusDecoder } from 'opus-decoder';
-import type { AudioPacket } from './start-cache.js';
+import type { AudioPacket } from './fanout.js';
 import { interleave } from '../audio/pcm.js';
 
 /**

@@ -2,20 +2,21 @@ import type { Logger } from 'pino';
 import { TypedEmitter } from '../events.js';
 import type { IngestSession, IngestTrack } from '../ingest/engine.js';
 import type { MediaKind, VideoCodec } from '../media/codecs.js';
-import { ClockMapping, DuplicateFilter, type MediaPacket } from '../media/rtp.js';
+import type { Depacketizer, PendingFrame, VideoFrame } from '../media/depacketizer.js';
+import { H264Depacketizer } from '../media/h264.js';
+import { RtpReceiver } from '../media/rtp.js';
+import { Vp8Depacketizer, Vp9Depacketizer } from '../media/vpx.js';
 import { OpusStage } from './opus-stage.js';
-import { FrameStage, type VideoFrame } from './frames.js';
+import { Fanout, type AudioPacket, type MediaSink } from './fanout.js';
 import { KEYFRAME_CHECK_MS, KeyframeSchedule } from './keyframes.js';
-import { StartCache, type AudioPacket, type MediaSink } from './start-cache.js';
 import { RateMeter } from './stats.js';
 
-export type { AudioPacket, MediaSink };
+export type { AudioPacket, MediaSink, VideoFrame };
 
 export type PublisherState = 'connecting' | 'publishing' | 'closed';
 
 export type PublisherEvents = {
   publishing: [];
-  keyframe: [];
   /** `lost`: the publisher went away (connection gone, page closed) rather than ending on purpose. */
   closed: [reason: string, lost: boolean];
 };
@@ -27,48 +28,43 @@ export interface PublisherOptions {
   log: Logger;
 }
 
-/** Frames the frame rate is measured over. */
-const FRAME_RATE_WINDOW = 60;
+/** How long the depacketizer waits for a missing video packet (a NACK retransmission). */
+const REORDER_WAIT_MS = 100;
 
 interface TrackPipeline {
   kind: MediaKind;
   track: IngestTrack;
-  filter: DuplicateFilter;
-  clock?: ClockMapping;
+  receiver: RtpReceiver;
 }
 
 /**
- * One published stream: owns its ingest session, normalises its packets, keeps the current group
- * of pictures so that a new push starts from a keyframe at once, and asks the sender for a
- * keyframe every `keyframeIntervalMs` so passed-through H.264 meets the platforms' 2 s GOP advice.
+ * One published stream: owns its ingest session and the stages its media passes through, in one
+ * direction: each track's `RtpReceiver` (repeats dropped, packets timed), the video's
+ * depacketizer (whole frames), and the `Fanout` that gives every sink the same frames and packets
+ * and keeps the start cache, so that a new push starts from a keyframe at once. It asks the sender
+ * for a keyframe every `keyframeIntervalMs`, so passed-through H.264 meets the platforms' 2 s GOP advice.
  */
 export class Publisher extends TypedEmitter<PublisherEvents> {
   state: PublisherState = 'connecting';
   readonly createdAt = Date.now();
   readonly videoCodec: VideoCodec | undefined;
   readonly hasAudio: boolean;
-  readonly counters = { packets: 0, bytes: 0, duplicates: 0, frames: 0, keyframes: 0, keyframeRequests: 0, sinkErrors: 0 };
   /** The address it publishes from (the WHIP request's, the SDK WebSocket's), when told. */
   clientAddress: string | undefined;
   /** When WebRTC connected. */
   publishingSince: number | undefined;
   /** What keeps it from connecting, when the gateway can tell (no ICE check came: `registry.ts`). */
   warning: string | undefined;
+  #keyframeRequests = 0;
   readonly #rate = new RateMeter();
-  readonly #rateTimer = setInterval(() => this.#rate.sample(this.counters.bytes), 1000).unref();
-  readonly #failedSinks = new WeakSet<MediaSink>();
-
+  readonly #rateTimer = setInterval(() => this.#rate.sample(this.#received('bytes')), 1000).unref();
   readonly #pipelines = new Map<MediaKind, TrackPipeline>();
-  readonly #sinks = new Set<MediaSink>();
-  /** The keyframe, the frames since and the audio since that a new sink starts from. */
-  readonly #startCache = new StartCache();
-  /** Video frames for every sink, made once. */
-  readonly #frames: FrameStage | undefined;
+  readonly #fanout: Fanout;
+  /** The video's frames, made once for every sink. */
+  readonly #depacketizer: Depacketizer<PendingFrame> | undefined;
   /** The Opus decoded once for every sink that asks (`audioPcm`). */
   readonly #opus: OpusStage | undefined;
   readonly #keyframes: KeyframeSchedule;
-  /** Capture times of the latest video frames, oldest first, for the frame rate. */
-  readonly #frameTimes: number[] = [];
   #keyframeTimer: NodeJS.Timeout | undefined;
   #mediaWatch: NodeJS.Timeout | undefined;
   #unsubscribers: (() => void)[] = [];
@@ -81,40 +77,56 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     super((event, error) => options.log.error({ err: error, event }, 'publisher listener failed'));
     this.videoCodec = session.videoCodec;
     this.hasAudio = session.hasAudio;
+    const fanout = (this.#fanout = new Fanout(this.videoCodec !== undefined, options.log));
     this.#keyframes = new KeyframeSchedule(
       options.keyframeIntervalMs,
       () => {
-        this.counters.keyframeRequests++;
+        this.#keyframeRequests++;
         this.#pipelines.get('video')?.track.requestKeyframe();
       },
-      () => this.cachedKeyframeMs,
+      fanout,
     );
     if (this.hasAudio) this.#opus = new OpusStage();
     if (this.videoCodec) {
-      this.#frames = new FrameStage(
-        this.videoCodec,
-        (timestamp) => this.wallclockMs('video', timestamp),
-        (frame) => this.#onFrame(frame),
-        () => {
-          this.#startCache.lost();
-          this.requestKeyframe();
-        },
-      );
+      const Codec = this.videoCodec === 'H264' ? H264Depacketizer : this.videoCodec === 'VP8' ? Vp8Depacketizer : Vp9Depacketizer;
+      // After a loss, frames resume at the next keyframe: one is asked for, and nothing is started from before it.
+      const onLoss = (): void => {
+        fanout.lost();
+        this.requestKeyframe();
+      };
+      this.#depacketizer = new Codec(fanout, { maxWaitMs: REORDER_WAIT_MS, onLoss });
     }
     for (const track of session.tracks) {
-      const pipeline: TrackPipeline = { kind: track.kind, track, filter: new DuplicateFilter() };
+      const target = track.kind === 'video' ? this.#depacketizer : fanout.audioInput;
+      if (!target) continue;
+      const pipeline: TrackPipeline = { kind: track.kind, track, receiver: new RtpReceiver(track.clockRate, target) };
       this.#pipelines.set(track.kind, pipeline);
-      this.#unsubscribers.push(track.onPacket((packet) => this.#onPacket(pipeline, packet)));
+      this.#unsubscribers.push(track.deliverTo(pipeline.receiver));
     }
     session.on('connected', () => {
       if (this.state !== 'connecting') return;
       this.state = 'publishing';
       this.publishingSince = Date.now();
+      if (this.videoCodec) this.#keyframeTimer = setInterval(() => this.#keyframes.check(), KEYFRAME_CHECK_MS);
       this.#watchMedia();
       options.log.info({ video: this.videoCodec, audio: this.hasAudio }, 'publishing');
       this.safeEmit('publishing');
     });
     session.on('closed', (reason) => void this.close(reason, true));
+  }
+
+  /** What it took in and passed on. */
+  get counters(): { packets: number; bytes: number; duplicates: number; frames: number; keyframes: number; keyframeRequests: number; sinkErrors: number } {
+    const { frames, keyframes, sinkErrors } = this.#fanout.counters;
+    return {
+      packets: this.#received('packets'),
+      bytes: this.#received('bytes'),
+      duplicates: this.#received('duplicates'),
+      frames,
+      keyframes,
+      keyframeRequests: this.#keyframeRequests,
+      sinkErrors,
+    };
   }
 
   /**
@@ -126,13 +138,14 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     const timeoutMs = this.options.mediaTimeoutMs ?? 0;
     if (!timeoutMs) return;
     // Told by the packet count standing still between checks, not by a clock read per packet.
-    let packets = this.counters.packets;
+    let packets = this.#received('packets');
     let silentSince = Date.now();
     this.#mediaWatch = setInterval(
       () => {
         const now = Date.now();
-        if (this.counters.packets !== packets) {
-          packets = this.counters.packets;
+        const received = this.#received('packets');
+        if (received !== packets) {
+          packets = received;
           silentSince = now;
         } else if (now - silentSince >= timeoutMs) {
           void this.close(`no media from the publisher for ${Math.round((now - silentSince) / 100) / 10} s`, true);
@@ -155,7 +168,12 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
    * KEYFRAME_RETRY_MS.
    */
   get hasKeyframe(): boolean {
-    return this.#startCache.ready;
+    return this.#fanout.keyframe !== undefined;
+  }
+
+  /** Resolves once a keyframe to start from is cached, or rejects after `timeoutMs` (the sender is asked for one meanwhile). */
+  keyframeCached(timeoutMs: number): Promise<void> {
+    return this.#fanout.keyframeCached(timeoutMs);
   }
 
   /**
@@ -168,19 +186,17 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
 
   /** Capture time (publisher clock, ms) of the cached keyframe a sink can start from, if any. */
   get cachedKeyframeMs(): number | undefined {
-    return this.#startCache.keyframe?.wallclockMs;
+    return this.#fanout.cachedKeyframeMs;
   }
 
   /** Video frames per second over the latest frames, once there are a few. */
   get frameRate(): number | undefined {
-    const times = this.#frameTimes;
-    if (times.length < 5) return undefined;
-    return ((times.length - 1) * 1000) / (times.at(-1)! - times[0]!);
+    return this.#fanout.frameRate;
   }
 
   /** A track's RTP timestamp on the publisher's shared clock, in milliseconds. */
   wallclockMs(kind: MediaKind, timestamp: number): number | undefined {
-    return this.#pipelines.get(kind)?.clock?.wallclockMs(timestamp);
+    return this.#pipelines.get(kind)?.receiver.wallclockMs(timestamp);
   }
 
   /** An audio packet's samples, interleaved stereo 16-bit at 48 kHz, decoded once for every sink. */
@@ -191,7 +207,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   /** RTP packets of this stream never received, both tracks (retransmitted ones count as received). */
   get packetsLost(): number {
     let lost = 0;
-    for (const { filter } of this.#pipelines.values()) lost += filter.lost;
+    for (const { receiver } of this.#pipelines.values()) lost += receiver.lost;
     return lost;
   }
 
@@ -201,7 +217,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
    * received (duplicates included). Undefined when the engine does not count.
    */
   get hops(): { engineReceived: number; engineLost: number; engineSent: number; gatewayReceived: number } | undefined {
-    const hops = { engineReceived: 0, engineLost: 0, engineSent: 0, gatewayReceived: this.counters.packets + this.counters.duplicates };
+    const hops = { engineReceived: 0, engineLost: 0, engineSent: 0, gatewayReceived: this.#received('packets') + this.#received('duplicates') };
     for (const { track } of this.#pipelines.values()) {
       const counts = track.engineCounts;
       if (!counts) return undefined;
@@ -226,12 +242,12 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
 
   /** The latest keyframe, while the frames since it are kept. */
   get keyframe(): VideoFrame | undefined {
-    return this.#startCache.keyframe;
+    return this.#fanout.keyframe;
   }
 
   /** Frames dropped since the stream began because a packet was lost. */
   get framesLost(): number {
-    return this.#frames?.framesLost ?? 0;
+    return this.#depacketizer?.framesLost ?? 0;
   }
 
   /**
@@ -240,14 +256,11 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
    * True when it was started so; otherwise its video starts at the next keyframe.
    */
   attach(sink: MediaSink, fromKeyframe: boolean): boolean {
-    const started = fromKeyframe && this.#startCache.ready;
-    if (started) this.#startCache.replay(sink);
-    this.#sinks.add(sink);
-    return started;
+    return this.#fanout.attach(sink, fromKeyframe);
   }
 
   detach(sink: MediaSink): void {
-    this.#sinks.delete(sink);
+    this.#fanout.detach(sink);
   }
 
   /** Ends the stream; `lost` when the publisher went away rather than ending it on purpose. */
@@ -258,8 +271,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     clearInterval(this.#mediaWatch);
     clearInterval(this.#rateTimer);
     for (const unsubscribe of this.#unsubscribers) unsubscribe();
-    this.#sinks.clear();
-    this.#startCache.clear();
+    this.#fanout.close();
     this.#opus?.close();
     this.options.log.info({ reason }, 'publisher closed');
     await this.session.close(reason);
@@ -267,65 +279,10 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     this.removeAllListeners();
   }
 
-  /**
-   * Video packets go to the frame stage alone: sinks are given whole frames, made once. Audio
-   * packets go to every sink as they are, timed on the publisher's clock.
-   */
-  #onPacket(pipeline: TrackPipeline, packet: MediaPacket): void {
-    if (!pipeline.filter.accept(packet.sequenceNumber)) {
-      this.counters.duplicates++;
-      return;
-    }
-    this.counters.packets++;
-    this.counters.bytes += packet.payload.length;
-    const clock = (pipeline.clock ??= new ClockMapping(pipeline.track.clockRate, packet.timestamp, Date.now()));
-    if (pipeline.kind === 'video') {
-      this.#keyframeTimer ??= this.#startKeyframeRequests();
-      this.#frames?.push(packet);
-      return;
-    }
-    const audio: AudioPacket = { payload: packet.payload, wallclockMs: clock.wallclockMs(packet.timestamp) };
-    if (this.videoCodec) this.#startCache.addAudio(audio);
-    for (const sink of this.#sinks) {
-      try {
-        sink.audio(audio);
-      } catch (error) {
-        this.#sinkFailed(sink, error);
-      }
-    }
-  }
-
-  #onFrame(frame: VideoFrame): void {
-    const { wallclockMs } = frame;
-    this.#frameTimes.push(wallclockMs);
-    if (this.#frameTimes.length > FRAME_RATE_WINDOW) this.#frameTimes.shift();
-    this.#keyframes.frame(wallclockMs);
-    this.#startCache.addFrame(frame);
-    this.counters.frames++;
-    if (frame.key) {
-      this.counters.keyframes++;
-      this.#keyframes.keyframe(wallclockMs);
-      this.safeEmit('keyframe');
-    }
-    for (const sink of this.#sinks) {
-      try {
-        sink.frame(frame);
-      } catch (error) {
-        this.#sinkFailed(sink, error);
-      }
-    }
-  }
-
-  /** One sink's exception must not keep the media from the others; each broken sink is logged once. */
-  #sinkFailed(sink: MediaSink, error: unknown): void {
-    this.counters.sinkErrors++;
-    if (this.#failedSinks.has(sink)) return;
-    this.#failedSinks.add(sink);
-    this.options.log.error({ err: error }, 'a media sink threw: the others still get the stream');
-  }
-
-  /** Checks whether a keyframe is due, every KEYFRAME_CHECK_MS (see `KeyframeSchedule`). */
-  #startKeyframeRequests(): NodeJS.Timeout {
-    return setInterval(() => this.#keyframes.check(), KEYFRAME_CHECK_MS);
+  /** A count of both tracks' receivers. */
+  #received(count: 'packets' | 'bytes' | 'duplicates'): number {
+    let total = 0;
+    for (const { receiver } of this.#pipelines.values()) total += receiver[count];
+    return total;
   }
 }

@@ -1,5 +1,6 @@
-import type { VideoFrame } from './frames.js';
-import type { AudioPacket, MediaSink } from './start-cache.js';
+import type { VideoFrame } from '../media/depacketizer.js';
+import { RTP_HEADER_SIZE } from '../media/rtp.js';
+import type { AudioPacket, MediaSink } from './fanout.js';
 
 /**
  * What one queue holds at most: a whole start cache replayed at once (300 frames and the audio of
@@ -56,6 +57,9 @@ function drainRound(): void {
  */
 export class SinkQueue implements MediaSink {
   readonly discarded: SinkQueueDiscards = { frames: 0, audioPackets: 0, overflows: 0 };
+  /** What it delivered, as the RTP it came in: packets, and their bytes, headers included. */
+  packets = 0;
+  bytes = 0;
   readonly #items = new Array<AudioPacket | VideoFrame | undefined>(SINK_QUEUE_ITEMS);
   /** 1 where the item is a video frame. */
   readonly #isFrame = new Uint8Array(SINK_QUEUE_ITEMS);
@@ -119,8 +123,17 @@ export class SinkQueue implements MediaSink {
       this.#head = (at + 1) % SINK_QUEUE_ITEMS;
       this.#size--;
       try {
-        if (this.#isFrame[at]) this.sink.frame(item as VideoFrame);
-        else this.sink.audio(item as AudioPacket);
+        if (this.#isFrame[at]) {
+          const frame = item as VideoFrame;
+          this.packets += frame.packets;
+          this.bytes += RTP_HEADER_SIZE * frame.packets + frame.bytes;
+          this.sink.frame(frame);
+        } else {
+          const packet = item as AudioPacket;
+          this.packets++;
+          this.bytes += RTP_HEADER_SIZE + packet.payload.length;
+          this.sink.audio(packet);
+        }
       } catch (error) {
         if (!this.#failed) this.onError(error);
         this.#failed = true;

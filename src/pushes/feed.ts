@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
 import type { MediaKind } from '../media/codecs.js';
 import { isAudioFrameTag, isKeyframeTag, type FlvTag } from '../media/flv.js';
-import type { VideoFrame } from '../publishers/frames.js';
+import type { VideoFrame } from '../media/depacketizer.js';
 import type { Publisher } from '../publishers/publisher.js';
-import type { AudioPacket } from '../publishers/start-cache.js';
+import type { AudioPacket } from '../publishers/fanout.js';
 import type { EncodingPlan } from '../pipeline/encoding.js';
 import { PublisherInput } from './input.js';
 import { StartSizes } from './start-sizes.js';
@@ -233,7 +233,7 @@ export class OutputFeed {
   #onAudio(packet: AudioPacket): void {
     const pipe = this.#pending ?? this.#current;
     if (!pipe) return;
-    pipe.begin(packet.wallclockMs); // the audio timeline starts with the first packet or frame
+    begin(pipe, packet.wallclockMs);
     pipe.writeAudio(packet, this.#publisher);
     if (this.#overlap && this.#current && this.#current !== pipe) this.#current.writeAudio(packet, this.#publisher);
   }
@@ -244,7 +244,7 @@ export class OutputFeed {
    */
   #onFrame(frame: VideoFrame): void {
     const pipe = this.#pending ?? this.#current;
-    pipe?.begin(frame.wallclockMs);
+    if (pipe) begin(pipe, frame.wallclockMs);
     if (this.videoInFfmpeg) {
       if (frame.key) this.#followSize(frame);
       if (this.#overlap && this.#current && this.#current !== pipe) this.#current.writeVideo(frame);
@@ -389,4 +389,9 @@ export class OutputFeed {
     this.options.onSwitched();
     for (const tag of held) writer.writeTag(tag, pipe.source);
   }
+}
+
+/** A pipeline's audio timeline starts with the first packet or frame it is given; later ones leave it be. */
+function begin(pipe: Pipeline, wallclockMs: number): void {
+  if (pipe.source.audioStartMs === undefined) pipe.begin(wallclockMs);
 }

@@ -1,35 +1,27 @@
-import type { AudioPacket, MediaSink, Publisher } from '../publishers/publisher.js';
+import type { MediaSink, Publisher } from '../publishers/publisher.js';
 import { SinkQueue, type SinkQueueDiscards } from '../publishers/sink-queue.js';
-import { RTP_HEADER_SIZE } from '../media/rtp.js';
 
 /**
- * A push's place among its publisher's sinks: it is given the audio packets and the video
- * frames (what came in RTP packets is counted as such) through a bounded queue of its own, and
- * counts the frames the publisher lost while it was attached and those its queue discarded.
+ * A push's place among its publisher's sinks: it is given the audio packets and the video frames
+ * through a bounded queue of its own, which counts them as the RTP packets they came in, and counts
+ * the frames the publisher lost while it was attached and those its queue discarded.
  */
 export class PublisherInput {
-  packets = 0;
-  bytes = 0;
   readonly #queue: SinkQueue;
   #attached: { publisher: Publisher; lostAtAttach: number } | undefined;
   #pastLost = 0;
 
   constructor(route: MediaSink, onError: (error: unknown) => void) {
-    this.#queue = new SinkQueue(
-      {
-        audio: (packet: AudioPacket) => {
-          this.packets++;
-          this.bytes += RTP_HEADER_SIZE + packet.payload.length;
-          route.audio(packet);
-        },
-        frame: (frame) => {
-          this.packets += frame.packets;
-          this.bytes += RTP_HEADER_SIZE * frame.packets + frame.bytes;
-          route.frame(frame);
-        },
-      },
-      onError,
-    );
+    this.#queue = new SinkQueue(route, onError);
+  }
+
+  /** RTP packets given to the push, and their bytes. */
+  get packets(): number {
+    return this.#queue.packets;
+  }
+
+  get bytes(): number {
+    return this.#queue.bytes;
   }
 
   get attached(): boolean {
@@ -66,22 +58,4 @@ export class PublisherInput {
     this.#queue.clear();
     this.#pastLost += attached.publisher.framesLost - attached.lostAtAttach;
   }
-}
-
-/** Waits until the publisher caches a keyframe to start from (it asks the sender for one). */
-export async function cachedKeyframe(publisher: Publisher, timeoutMs: number): Promise<void> {
-  if (publisher.hasKeyframe) return;
-  await new Promise<void>((resolve, reject) => {
-    const timeout = setTimeout(() => finish(new Error('no keyframe arrived from the publisher')), timeoutMs);
-    const onKeyframe = (): void => {
-      if (publisher.hasKeyframe) finish();
-    };
-    publisher.on('keyframe', onKeyframe);
-    function finish(error?: Error): void {
-      clearTimeout(timeout);
-      publisher.off('keyframe', onKeyframe);
-      if (error) reject(error);
-      else resolve();
-    }
-  });
 }

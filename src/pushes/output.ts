@@ -1,8 +1,8 @@
 import { decodeAmf0, type Amf0Value } from '../rtmp/amf0.js';
-import { avcDecoderConfiguration, spsPictureSize } from '../media/h264.js';
-import { avcSequenceHeader, FlvTagType, isKeyframeBody, isSequenceHeader, type FlvTag } from '../media/flv.js';
-import type { VideoFrame } from '../publishers/frames.js';
-import { OutputTimeline } from './timeline.js';
+import { spsPictureSize } from '../media/h264.js';
+import type { MediaKind } from '../media/codecs.js';
+import { FlvTagType, isKeyframeBody, isSequenceHeader, type FlvTag } from '../media/flv.js';
+import type { VideoFrame } from '../media/depacketizer.js';
 import type { MediaOutput } from '../outputs/link.js';
 import type { Picture, TagSource } from '../pipeline/pipeline.js';
 
@@ -12,7 +12,7 @@ export interface OutputOptions {
   /** onMetaData of passed-through video, for the output size known so far; its frame rate is the one sent. */
   metadata(size: { width: number; height: number } | undefined): Record<string, Amf0Value>;
   /** An SPS whose picture size cannot be read. */
-  onBadSps(error: unknown): void;
+  onBadSps(): void;
   /** The output's picture size changed mid-stream (platforms dislike it: told in `find` and the log). */
   onResizeSent?(from: { width: number; height: number }, to: { width: number; height: number }): void;
 }
@@ -95,19 +95,21 @@ export class OutputWriter {
   writeFrame(frame: VideoFrame): boolean {
     const out = this.#out;
     if (!out) return false;
+    const body = frame.flv;
+    if (!body) return false; // not H.264: transcoded, never passed through
     const timestamp = this.timeline.frameTime(frame.wallclockMs);
-    const { sps, pps } = frame;
-    if (sps && pps && !(this.#sps?.equals(sps) && this.#pps?.equals(pps))) {
+    const { sps, pps, sequenceHeader } = frame;
+    if (sps && pps && sequenceHeader && !(this.#sps?.equals(sps) && this.#pps?.equals(pps))) {
       const first = !this.#sps;
       this.#sps = sps;
       this.#pps = pps;
-      this.#readSize(sps);
+      if (frame.size) this.#sizeSent(frame.size);
+      else this.options.onBadSps();
       if (first && this.options.sendMetadata) out.writeMetadata(this.options.metadata(this.size));
-      this.#header = avcSequenceHeader(avcDecoderConfiguration(sps, pps));
-      out.writeVideo(timestamp, this.#header);
+      this.#header = sequenceHeader;
+      out.writeVideo(timestamp, sequenceHeader);
     }
     if (!this.#sps) return false; // no decoder configuration yet: nothing decodable to send
-    const body = frame.flv();
     if (frame.key && this.#header) this.#picture = { header: this.#header, frame: body };
     out.writeVideo(timestamp, body);
     this.timeline.placeFrame(timestamp);
@@ -166,14 +168,8 @@ export class OutputWriter {
     out.writeVideo(timestamp, tag.body);
   }
 
-  #readSize(sps: Buffer): void {
-    let size: { width: number; height: number };
-    try {
-      size = spsPictureSize(sps);
-    } catch (error) {
-      this.options.onBadSps(error);
-      return;
-    }
+  /** The picture size of what goes out now. */
+  #sizeSent(size: { width: number; height: number }): void {
     const before = this.size;
     this.size = size;
     if (before && (before.width !== size.width || before.height !== size.height)) {
@@ -186,6 +182,116 @@ export class OutputWriter {
   #sizeFromConfiguration(record: Buffer): void {
     if (record.length < 8) return;
     const length = record.readUInt16BE(6);
-    if (record.length >= 8 + length) this.#readSize(record.subarray(8, 8 + length));
+    if (record.length < 8 + length) return;
+    let size: { width: number; height: number };
+    try {
+      size = spsPictureSize(record.subarray(8, 8 + length));
+    } catch {
+      this.options.onBadSps();
+      return;
+    }
+    this.#sizeSent(size);
+  }
+}
+
+/** A tag of ffmpeg's output as the timeline sees it. */
+export interface PipelineTag {
+  kind: MediaKind;
+  /** ffmpeg's timestamp (ms): time 0 is the start of its input of this kind. */
+  timestamp: number;
+  sequenceHeader: boolean;
+  keyframe: boolean;
+}
+
+/**
+ * The output's RTMP timeline. Every timestamp is a moment on the publisher's clock, the first media
+ * placed being time 0, so the tracks stay in sync whatever carried them (the gateway passing video
+ * through, ffmpeg encoding audio or transcoding video) and across links, pipelines and publishers.
+ * Each track's timestamps never go back, and video frames' always go forward (a frame captured
+ * before the last one sent goes a millisecond after it: FLV readers take equal times for a fault).
+ * On each link, frames start with a video keyframe and
+ * audio waits for it when video is to come. Pure: no I/O, no clock.
+ */
+export class OutputTimeline {
+  /** Publisher clock (ms) of RTMP timestamp 0. */
+  #baseMs: number | undefined;
+  readonly #last = { audio: 0, video: 0 };
+  /** RTMP time of the last audio frame (not a sequence header) placed. */
+  #lastAudioFrame: number | undefined;
+  /** RTMP time of the last video frame (not a sequence header) placed. */
+  #lastVideoFrame = -1;
+  /** RTMP time of the current link's first video keyframe: audio before it is not sent. */
+  #linkStartTs: number | undefined;
+
+  /** The latest timestamp placed of a track. */
+  last(kind: MediaKind): number {
+    return this.#last[kind];
+  }
+
+  /** Whether anything was placed on the current link yet from a video keyframe on. */
+  get linkStarted(): boolean {
+    return this.#linkStartTs !== undefined;
+  }
+
+  /** RTMP timestamp of a moment on the publisher's clock; the first moment asked is time 0. */
+  at(wallclockMs: number): number {
+    this.#baseMs ??= wallclockMs;
+    return Math.round(wallclockMs - this.#baseMs);
+  }
+
+  /** Whether a keyframe captured at `wallclockMs` comes after all video placed so far. */
+  isAhead(wallclockMs: number): boolean {
+    return this.#baseMs !== undefined && wallclockMs - this.#baseMs > this.#last.video;
+  }
+
+  /** A new link begins: its audio waits for its first keyframe when video is to come. */
+  newLink(videoToCome: boolean): void {
+    this.#linkStartTs = videoToCome ? undefined : this.#last.audio;
+  }
+
+  /** Where a passed-through frame captured at `wallclockMs` goes; `placeFrame` then commits it. */
+  frameTime(wallclockMs: number): number {
+    return Math.max(this.#last.video, this.#lastVideoFrame + 1, this.at(wallclockMs));
+  }
+
+  /** A video frame (not a sequence header) was written at `timestamp`. */
+  placeFrame(timestamp: number): void {
+    this.#linkStartTs ??= timestamp;
+    this.#last.video = timestamp;
+    this.#lastVideoFrame = timestamp;
+  }
+
+  /**
+   * Where a tag of ffmpeg goes, or undefined to leave it out: `startMs` is the publisher-clock time
+   * of ffmpeg's time 0 for the tag's kind, `shiftMs` what a pipeline that took over is moved on by,
+   * `primingMs` the encoder's priming (AAC's 1024 samples, moved to time 0 in FLV).
+   */
+  placeTag(tag: PipelineTag, startMs: number, shiftMs: number, primingMs: number): number | undefined {
+    const { kind, sequenceHeader } = tag;
+    let timestamp = this.at(startMs + tag.timestamp - primingMs) + Math.round(shiftMs);
+    if (timestamp < 0 && !sequenceHeader) return undefined; // the encoder's priming
+    // Audio of a new pipeline from before what was already sent (a hand-over) would overlap it, and
+    // one at the very time of the last audio frame would repeat it.
+    if (kind === 'audio' && !sequenceHeader && (timestamp < this.#last.audio || timestamp <= (this.#lastAudioFrame ?? -1))) return undefined;
+    timestamp = Math.max(this.#last[kind], timestamp);
+    if (!sequenceHeader) {
+      if (kind === 'audio' && (this.#linkStartTs === undefined || timestamp < this.#linkStartTs)) return undefined;
+      if (kind === 'video' && this.#linkStartTs === undefined && !tag.keyframe) return undefined;
+      if (kind === 'video') {
+        timestamp = Math.max(timestamp, this.#lastVideoFrame + 1);
+        this.#linkStartTs ??= timestamp;
+        this.#lastVideoFrame = timestamp;
+      } else this.#lastAudioFrame = timestamp;
+    }
+    this.#last[kind] = timestamp;
+    return timestamp;
+  }
+
+  /**
+   * How far a pipeline that takes over is moved on: its first keyframe, captured at
+   * `keyframeWallclockMs`, goes one frame after the last video placed.
+   */
+  shiftFor(keyframeWallclockMs: number, frameMs: number): number {
+    return Math.max(0, this.#last.video + frameMs - this.at(keyframeWallclockMs));
   }
 }

@@ -16,7 +16,6 @@ import { Standby } from './standby.js';
 import { describe } from './description.js';
 import { errorCodeFor, type FailureCode, type FailureKind, OpenError } from '../outputs/failures.js';
 import { type Link, type LinkStats, LinkTotals } from '../outputs/link.js';
-import { cachedKeyframe } from './input.js';
 
 export type PushEvents = {
   state: [PushState];
@@ -83,7 +82,7 @@ export class Push extends TypedEmitter<PushEvents> {
           sampleRate: config.encoding.audioSampleRate,
           bitrateKbps: this.feed.plan.audioBitrateKbps ?? config.encoding.audioBitrateKbps,
         }),
-      onBadSps: (error) => log.warn({ err: error }, 'unreadable SPS'),
+      onBadSps: () => log.warn('an SPS whose picture size cannot be read: the output size is not known'),
       onResizeSent: (from, to) => log.warn({ from: `${from.width}x${from.height}`, to: `${to.width}x${to.height}` }, 'the picture size sent changed mid-stream'),
     });
     this.audio = new OutputAudio(
@@ -208,7 +207,7 @@ export class Push extends TypedEmitter<PushEvents> {
   }
 
   async #run(): Promise<void> {
-    if (this.feed.publisher.videoCodec) await cachedKeyframe(this.feed.publisher, this.config.startTimeoutMs);
+    if (this.feed.publisher.videoCodec) await this.feed.publisher.keyframeCached(this.config.startTimeoutMs);
     if (this.#state !== 'starting') return;
     await this.#open();
     if (this.#state !== 'starting') return;

@@ -1,5 +1,4 @@
-import { pictureSize } from '../publishers/stats.js';
-import type { VideoFrame } from '../publishers/frames.js';
+import type { VideoFrame } from '../media/depacketizer.js';
 
 type Size = { width: number; height: number };
 
@@ -14,7 +13,7 @@ export class StartSizes {
 
   /** A keyframe given to `pipelines` (the first one each gets is what it starts on): the growth past `current`'s, if any. */
   grown(keyframe: VideoFrame, current: object | undefined, ...pipelines: (object | undefined)[]): { from: Size; to: Size } | undefined {
-    const size = pictureSize(keyframe);
+    const size = keyframe.size;
     if (!size) return undefined;
     for (const pipe of [current, ...pipelines]) if (pipe && !this.#sizes.has(pipe)) this.#sizes.set(pipe, size);
     const from = current && this.#sizes.get(current);

@@ -3,7 +3,7 @@ import { createWorker, type types } from 'mediasoup';
 import t, { type Test } from 'tap';
 import { waitFor } from '../../kit/processes.js';
 import { createHandoff, type HandoffKind } from '../../src/ingest/mediasoup/rtp-handoff.js';
-import type { MediaPacket } from '../../src/media/rtp.js';
+import { RtpReceiver, type MediaPacket } from '../../src/media/rtp.js';
 
 // How a publisher's RTP leaves the mediasoup worker for the gateway, on a real worker: a producer
 // fed plain RTP from a socket of the test's, consumed through each hand-off. Every packet arrives
@@ -46,7 +46,7 @@ for (const kind of ['plain', 'direct'] as HandoffKind[]) {
     const handoff = await createHandoff(kind, router, 1024 * 1024);
     const track = await handoff.consume(producer.id);
     const received: MediaPacket[] = [];
-    const unsubscribe = track.onPacket((packet) => void received.push(packet));
+    const unsubscribe = track.deliverTo(new RtpReceiver(48000, { push: (packet) => void received.push(packet) }));
 
     const publisher = await boundSocket(t);
     const sent: Buffer[] = [];
@@ -86,7 +86,7 @@ for (const kind of ['plain', 'direct'] as HandoffKind[]) {
 
     unsubscribe();
     const later: MediaPacket[] = [];
-    track.onPacket((packet) => void later.push(packet));
+    track.deliverTo(new RtpReceiver(48000, { push: (packet) => void later.push(packet) }));
     await send(publisher, rtp(1100, PRODUCER_SSRC, Buffer.from('after unsubscribing')), ingress.tuple.localPort);
     await waitFor('the packet at the listener still subscribed', () => later.length >= 1, 10_000, 10);
     t.notOk(

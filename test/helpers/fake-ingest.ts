@@ -2,7 +2,7 @@ import pino from 'pino';
 import { TypedEmitter } from '../../src/events.js';
 import type { IngestSession, IngestSessionEvents, IngestTrack } from '../../src/ingest/engine.js';
 import type { MediaKind, VideoCodec } from '../../src/media/codecs.js';
-import type { MediaPacket } from '../../src/media/rtp.js';
+import type { RtpInput } from '../../src/media/rtp.js';
 import { Publisher } from '../../src/publishers/publisher.js';
 import { packetizeH264 } from '../../kit/h264-packetizer.js';
 
@@ -21,7 +21,7 @@ export function nal(type: number, size: number, fill = 0): Buffer {
 export class FakeTrack implements IngestTrack {
   keyframeRequests = 0;
   packetsSent = 0;
-  #listener: ((packet: MediaPacket) => void) | undefined;
+  #input: RtpInput | undefined;
   #sequence = 0;
 
   constructor(
@@ -29,9 +29,9 @@ export class FakeTrack implements IngestTrack {
     readonly clockRate = kind === 'video' ? 90000 : 48000,
   ) {}
 
-  onPacket(listener: (packet: MediaPacket) => void): () => void {
-    this.#listener = listener;
-    return () => (this.#listener = undefined);
+  deliverTo(input: RtpInput): () => void {
+    this.#input = input;
+    return () => (this.#input = undefined);
   }
 
   requestKeyframe(): void {
@@ -42,7 +42,7 @@ export class FakeTrack implements IngestTrack {
   send(payload: Buffer, timestamp: number, marker = true, sequenceNumber = this.#sequence): void {
     this.#sequence = (sequenceNumber + 1) & 0xffff;
     this.packetsSent++;
-    this.#listener?.({ sequenceNumber: sequenceNumber & 0xffff, timestamp, marker, payload });
+    this.#input?.packet({ sequenceNumber: sequenceNumber & 0xffff, timestamp, marker, payload, wallclockMs: 0 });
   }
 
   /** Sends an H.264 access unit as Chromium packetizes it, the marker on its last packet. */

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { isKeyframeStart } from '../../src/media/codecs.js';
-import { H264Depacketizer, parameterSets, type AccessUnit } from '../../src/media/h264.js';
+import { H264Depacketizer } from '../../src/media/h264.js';
+import type { VideoFrame } from '../../src/media/depacketizer.js';
 
 // SPS of Chromium's OpenH264 at 1280x720, constrained baseline 3.1.
 const SPS_720P = Buffer.from('Z0LAH4xoBQBbkBgB+lA=', 'base64');
@@ -29,11 +30,11 @@ t.test('VP8 and VP9 keyframe starts', async (t) => {
 });
 
 t.test('parameter sets are taken from a STAP-A', async (t) => {
-  const units: AccessUnit[] = [];
-  const depacketizer = new H264Depacketizer((unit) => units.push(unit), { maxWaitMs: 100 });
-  depacketizer.push({ sequenceNumber: 1, timestamp: 0, marker: false, payload: stapA(SPS_720P, PPS) });
-  depacketizer.push({ sequenceNumber: 2, timestamp: 0, marker: true, payload: Buffer.from([0x65, 0x88, 0x84]) });
-  const { sps, pps } = parameterSets(units[0]!);
+  const units: VideoFrame[] = [];
+  const depacketizer = new H264Depacketizer({ frame: (unit) => units.push(unit) }, { maxWaitMs: 100 });
+  depacketizer.push({ sequenceNumber: 1, timestamp: 0, marker: false, payload: stapA(SPS_720P, PPS), wallclockMs: 0 });
+  depacketizer.push({ sequenceNumber: 2, timestamp: 0, marker: true, payload: Buffer.from([0x65, 0x88, 0x84]), wallclockMs: 0 });
+  const { sps, pps } = units[0]!;
   t.same(sps, SPS_720P);
   t.same(pps, PPS);
 });

@@ -1,7 +1,6 @@
 import t from 'tap';
 import { packetizeH264 } from '../../kit/h264-packetizer.js';
-import { avcFrame, avcSequenceHeader } from '../../src/media/flv.js';
-import { avcDecoderConfiguration, H264Depacketizer, parameterSets, spsPictureSize, type AccessUnit } from '../../src/media/h264.js';
+import { avcDecoderConfiguration, avcSequenceHeader, H264Depacketizer, spsPictureSize, type H264Frame } from '../../src/media/h264.js';
 import type { MediaPacket } from '../../src/media/rtp.js';
 
 // SPS and PPS of a 1280x720 constrained-baseline stream (as x264 and Chromium's OpenH264 make them).
@@ -19,15 +18,17 @@ function packets(units: Buffer[][], firstSeq = 65530): MediaPacket[] {
   let seq = firstSeq;
   units.forEach((nals, i) => {
     const payloads = packetizeH264(nals);
-    payloads.forEach((payload, j) => out.push({ sequenceNumber: seq++ & 0xffff, timestamp: 1000 + i * 3000, marker: j === payloads.length - 1, payload }));
+    payloads.forEach((payload, j) =>
+      out.push({ sequenceNumber: seq++ & 0xffff, timestamp: 1000 + i * 3000, marker: j === payloads.length - 1, payload, wallclockMs: 500 + i * 33 }),
+    );
   });
   return out;
 }
 
-function depacketize(input: MediaPacket[], times?: number[]): { units: AccessUnit[]; losses: number; d: H264Depacketizer } {
-  const units: AccessUnit[] = [];
+function depacketize(input: MediaPacket[], times?: number[]): { units: H264Frame[]; losses: number; d: H264Depacketizer } {
+  const units: H264Frame[] = [];
   let losses = 0;
-  const d = new H264Depacketizer((u) => units.push(u), { maxWaitMs: 100, onLoss: () => losses++ });
+  const d = new H264Depacketizer({ frame: (u) => units.push(u as H264Frame) }, { maxWaitMs: 100, onLoss: () => losses++ });
   input.forEach((p, i) => d.push(p, times?.[i] ?? 0));
   return { units, losses, d };
 }
@@ -57,6 +58,13 @@ t.test('packetizing and depacketizing gives back the same access units, across a
     units.map((u) => u.timestamp),
     [1000, 4000, 7000],
   );
+  t.same(
+    units.map((u) => u.wallclockMs),
+    [500, 533, 566],
+    'each frame timed as its packets were',
+  );
+  t.same(units[0]!.size, { width: 1280, height: 720 }, 'the keyframe carries the size its SPS codes');
+  t.equal(units[1]!.size, undefined, 'a frame without an SPS has none');
 });
 
 t.test('out-of-order packets are put back in order', async (t) => {
@@ -115,16 +123,22 @@ t.test('SPS picture size, with frame cropping', async (t) => {
   t.throws(() => spsPictureSize(SPS_720P.subarray(0, 4)));
 });
 
-t.test('FLV video tags: AVC sequence header and frames with 4-byte lengths', async (t) => {
-  const unit: AccessUnit = { timestamp: 0, nals: keyUnit(), key: true };
-  const { sps, pps } = parameterSets(unit);
-  const record = avcDecoderConfiguration(sps!, pps!);
+t.test('FLV video tags: AVC sequence header and frames with 4-byte lengths, made as the frames are', async (t) => {
+  const [key, delta] = depacketize(packets([keyUnit(), deltaUnit(1)])).units;
+  t.same(key!.sps, SPS_720P);
+  t.same(key!.pps, PPS);
+  const record = avcDecoderConfiguration(SPS_720P, PPS);
   t.same([...record.subarray(0, 6)], [1, 0x42, 0xc0, 0x1f, 0xff, 0xe1]);
   t.equal(record.readUInt16BE(6), SPS_720P.length);
-  t.same([...avcSequenceHeader(record).subarray(0, 5)], [0x17, 0, 0, 0, 0]);
-  const frame = avcFrame(unit);
-  t.same([...frame.subarray(0, 5)], [0x17, 1, 0, 0, 0]);
-  t.equal(frame.readUInt32BE(5), SPS_720P.length);
-  t.equal(frame.length, 5 + unit.nals.reduce((n, x) => n + 4 + x.length, 0));
-  t.equal(avcFrame({ timestamp: 0, nals: deltaUnit(1), key: false })[0], 0x27);
+  t.same([...avcSequenceHeader(SPS_720P, PPS).subarray(0, 5)], [0x17, 0, 0, 0, 0]);
+  t.same(key!.sequenceHeader, avcSequenceHeader(SPS_720P, PPS), 'the keyframe carries the sequence header of its SPS and PPS');
+  t.equal(delta!.sequenceHeader, undefined);
+  const flv = key!.flv;
+  t.same([...flv.subarray(0, 5)], [0x17, 1, 0, 0, 0]);
+  t.equal(flv.readUInt32BE(5), SPS_720P.length);
+  t.equal(flv.length, 5 + keyUnit().reduce((n, x) => n + 4 + x.length, 0));
+  t.equal(delta!.flv[0], 0x27);
+  const annexB = key!.bitstream();
+  t.same(annexB.subarray(0, 4 + SPS_720P.length), Buffer.concat([Buffer.from([0, 0, 0, 1]), SPS_720P]), 'Annex B: each NAL unit after a start code');
+  t.equal(key!.bitstream(), annexB, 'made once');
 });

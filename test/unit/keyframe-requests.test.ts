@@ -1,5 +1,5 @@
 import t from 'tap';
-import { KEYFRAME_CHECK_MS, KeyframeSchedule } from '../../src/publishers/keyframes.js';
+import { KEYFRAME_CHECK_MS, KeyframeSchedule, type FrameTimes } from '../../src/publishers/keyframes.js';
 
 // The keyframe schedule in fake time: a camera at 30 fps that sends a keyframe only when asked,
 // `answerMs` after the request (the encoder's and the network's delay), and otherwise never, so
@@ -12,26 +12,26 @@ function run(answerMs: number, intervalMs: number, durationMs: number): number[]
   let now = 0;
   let frame = 0;
   let keyDueAt: number | undefined = 0; // the stream starts with a keyframe
-  let cachedKeyframeMs: number | undefined;
+  const frames: { -readonly [K in keyof FrameTimes]: FrameTimes[K] } = { latestCaptureMs: 0, latestKeyframeMs: undefined, cachedKeyframeMs: undefined };
   let previousWasFrame = false;
   const keyframesAt: number[] = [];
   const schedule = new KeyframeSchedule(
     intervalMs,
     () => (keyDueAt ??= frame * FRAME_MS + answerMs),
-    () => cachedKeyframeMs,
+    frames,
     () => now,
   );
   for (; now <= durationMs; now++) {
     if (now % FRAME_MS === 0) {
       const captureMs = frame * FRAME_MS;
       const key = keyDueAt !== undefined && captureMs >= keyDueAt;
-      schedule.frame(captureMs);
+      frames.latestCaptureMs = captureMs;
       if (key) {
         keyDueAt = undefined;
         keyframesAt.push(captureMs);
         // A sink can start from a keyframe that has a frame before it (not the stream's first).
-        if (previousWasFrame) cachedKeyframeMs = captureMs;
-        schedule.keyframe(captureMs);
+        if (previousWasFrame) frames.cachedKeyframeMs = captureMs;
+        frames.latestKeyframeMs = captureMs;
       }
       previousWasFrame = true;
       frame++;
@@ -72,7 +72,7 @@ t.test('a request is repeated after 300 ms while no usable keyframe is cached', 
   const schedule = new KeyframeSchedule(
     2000,
     () => sent++,
-    () => undefined,
+    { latestCaptureMs: 0, latestKeyframeMs: undefined, cachedKeyframeMs: undefined },
     () => now,
   );
   for (; now <= 1000; now += KEYFRAME_CHECK_MS) schedule.check();

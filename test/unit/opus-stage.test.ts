@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { OpusStage } from '../../src/publishers/opus-stage.js';
-import type { AudioPacket } from '../../src/publishers/start-cache.js';
+import type { AudioPacket } from '../../src/publishers/fanout.js';
 import { testFixture } from '../helpers/synthetic.js';
 
 // A publisher's Opus decoded once for all its pushes, in time order.

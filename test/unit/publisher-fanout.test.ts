@@ -2,9 +2,9 @@ import t from 'tap';
 import pino from 'pino';
 import { TypedEmitter } from '../../src/events.js';
 import type { IngestSession, IngestSessionEvents, IngestTrack } from '../../src/ingest/engine.js';
-import type { MediaPacket } from '../../src/media/rtp.js';
+import type { RtpInput } from '../../src/media/rtp.js';
 import { Publisher, type AudioPacket, type MediaSink } from '../../src/publishers/publisher.js';
-import type { VideoFrame } from '../../src/publishers/frames.js';
+import type { VideoFrame } from '../../src/media/depacketizer.js';
 import { cachedPublisher, FakeCamera, FakeTrack, fakePublisher, nal, PPS, SPS_720P } from '../helpers/fake-ingest.js';
 
 // One publisher's audio packets and video frames reach every sink; a sink that throws is logged
@@ -13,10 +13,10 @@ import { cachedPublisher, FakeCamera, FakeTrack, fakePublisher, nal, PPS, SPS_72
 class AudioTrack implements IngestTrack {
   readonly kind = 'audio' as const;
   readonly clockRate = 48000;
-  listener: ((packet: MediaPacket) => void) | undefined;
-  onPacket(listener: (packet: MediaPacket) => void): () => void {
-    this.listener = listener;
-    return () => (this.listener = undefined);
+  input: RtpInput | undefined;
+  deliverTo(input: RtpInput): () => void {
+    this.input = input;
+    return () => (this.input = undefined);
   }
   requestKeyframe(): void {}
 }
@@ -55,7 +55,7 @@ t.test('a throwing sink does not stop the others, and is logged once', async (t)
   const broken = new CountingSink(true);
   const after = new CountingSink();
   for (const sink of [before, broken, after]) publisher.attach(sink, false);
-  for (let i = 0; i < 50; i++) track.listener!({ sequenceNumber: i, timestamp: i * 960, marker: false, payload: Buffer.from([1, 2, 3]) });
+  for (let i = 0; i < 50; i++) track.input!.packet({ sequenceNumber: i, timestamp: i * 960, marker: false, payload: Buffer.from([1, 2, 3]), wallclockMs: 0 });
   t.equal(before.times.length, 50, 'the sink before the broken one got every packet');
   t.same(after.times, before.times, 'the sink after the broken one got every packet');
   t.same(
@@ -96,7 +96,7 @@ t.test('video is depacketized once: every sink gets the same frames, one throwin
     first!.frames.every((frame, i) => frame === last!.frames[i]),
     'the very same frame objects: made once',
   );
-  t.equal(first!.frames[3]!.flv(), last!.frames[3]!.flv(), 'and their FLV bodies made once');
+  t.equal(first!.frames[3]!.flv, last!.frames[3]!.flv, 'and their FLV bodies made once');
   t.ok(first!.frames[0]!.key && first!.frames[0]!.sps && first!.frames[0]!.pps, 'the first is a keyframe with its parameter sets');
   t.same(
     first!.frames.map((f) => Math.round(f.wallclockMs - first!.frames[0]!.wallclockMs)),
@@ -146,4 +146,24 @@ t.test('after a lost packet, frames resume at the next keyframe and one is asked
   track.sendFrame([SPS_720P, PPS, nal(5, 3000)], 12000);
   t.equal(sink.frames.at(-1)!.key, true, 'the keyframe goes out');
   t.equal(sink.frames.length, 3);
+});
+
+t.test('a push waiting for a keyframe to start from is told when one comes, and given up on after its timeout', async (t) => {
+  const track = new FakeTrack('video');
+  const publisher = fakePublisher('cam', [track]);
+  t.teardown(() => publisher.close());
+  const camera = new FakeCamera(track);
+  const refused = await publisher.keyframeCached(20).then(
+    () => undefined,
+    (error: Error) => error,
+  );
+  t.match(refused?.message, /no keyframe arrived/, 'none came in time');
+  const waiting = publisher.keyframeCached(60_000);
+  camera.frame();
+  t.notOk(publisher.hasKeyframe, 'an inter frame is nothing to start from');
+  camera.frame(true);
+  await waiting;
+  t.ok(publisher.hasKeyframe, 'resolved by the keyframe');
+  await publisher.keyframeCached(0);
+  t.pass('and at once while one is cached');
 });

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import pino from 'pino';
 import { FlvTagType, type FlvTag } from '../../src/media/flv.js';
 import type { Publisher } from '../../src/publishers/publisher.js';
-import type { VideoFrame } from '../../src/publishers/frames.js';
+import type { VideoFrame } from '../../src/media/depacketizer.js';
 import { parseDestination } from '../../src/outputs/destination.js';
 import type { EncodingPlan } from '../../src/pipeline/encoding.js';
 import type { Pipeline, PipelineSpec, TagSource } from '../../src/pipeline/pipeline.js';

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { ClockMapping, DuplicateFilter, parseRtp } from '../../src/media/rtp.js';
+import { ClockMapping, DuplicateFilter, parseRtp, RtpReceiver, type MediaPacket } from '../../src/media/rtp.js';
 
 t.test('ClockMapping maps RTP time onto the wall clock across a timestamp wrap', async (t) => {
   const clock = new ClockMapping(90000, 0xffffff00, 1000);
@@ -49,7 +49,7 @@ t.test('DuplicateFilter counts packets never received: a hole until its retransm
 
 t.test('parseRtp reads the header and finds the payload past CSRCs, the header extension and padding', async (t) => {
   const header = Buffer.from([0x80, 0x60, 0x12, 0x34, 0x00, 0x00, 0x0b, 0xb8, 0xde, 0xad, 0xbe, 0xef]);
-  t.same(parseRtp(Buffer.concat([header, Buffer.from('abc')])), { sequenceNumber: 0x1234, timestamp: 3000, marker: false, payload: Buffer.from('abc') });
+  t.same(parseRtp(Buffer.concat([header, Buffer.from('abc')])), { sequenceNumber: 0x1234, timestamp: 3000, marker: false, payload: Buffer.from('abc'), wallclockMs: 0 });
   // Marker, two CSRCs, a one-word extension, three bytes of padding.
   const full = Buffer.concat([
     Buffer.from([0xb2, 0xe0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1]),
@@ -58,9 +58,37 @@ t.test('parseRtp reads the header and finds the payload past CSRCs, the header e
     Buffer.from('payload'),
     Buffer.from([0, 0, 3]),
   ]);
-  t.same(parseRtp(full), { sequenceNumber: 0xffff, timestamp: 0xffffffff, marker: true, payload: Buffer.from('payload') });
+  t.same(parseRtp(full), { sequenceNumber: 0xffff, timestamp: 0xffffffff, marker: true, payload: Buffer.from('payload'), wallclockMs: 0 });
   t.equal(parseRtp(Buffer.from([0x80, 0x60])), undefined, 'too short');
   t.equal(parseRtp(Buffer.concat([Buffer.from([0x40]), header.subarray(1)])), undefined, 'not version 2');
   t.equal(parseRtp(Buffer.concat([Buffer.from([0x90]), header.subarray(1), Buffer.from([0xbe, 0xde, 0x00, 0x09])])), undefined, 'an extension longer than the packet');
   t.equal(parseRtp(Buffer.concat([Buffer.from([0xa0]), header.subarray(1), Buffer.from([0, 40])])), undefined, 'more padding than the packet');
+});
+
+t.test('RtpReceiver: datagrams read, repeats dropped and counted, each packet timed on the track clock and handed on', async (t) => {
+  const taken: MediaPacket[] = [];
+  const receiver = new RtpReceiver(90000, { push: (packet) => void taken.push(packet) });
+  const datagram = (seq: number, timestamp: number, payload: string): Buffer => {
+    const header = Buffer.from([0x80, 0x60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    header.writeUInt16BE(seq, 2);
+    header.writeUInt32BE(timestamp, 4);
+    return Buffer.concat([header, Buffer.from(payload)]);
+  };
+  receiver.datagram(datagram(1, 90000, 'a'));
+  receiver.datagram(datagram(2, 93000, 'bb'));
+  receiver.datagram(datagram(2, 93000, 'bb'));
+  receiver.datagram(Buffer.from([1, 2, 3]));
+  receiver.packet({ sequenceNumber: 4, timestamp: 99000, marker: true, payload: Buffer.from('dddd'), wallclockMs: 0 });
+  t.same(
+    taken.map((p) => p.payload.toString()),
+    ['a', 'bb', 'dddd'],
+    'the repeat and what is not RTP go no further',
+  );
+  t.same(
+    taken.map((p) => Math.round(p.wallclockMs - taken[0]!.wallclockMs)),
+    [0, 33, 100],
+    'timed from the first packet',
+  );
+  t.equal(Math.round(receiver.wallclockMs(96000)! - taken[0]!.wallclockMs), 67, 'any timestamp of the track, on the same clock');
+  t.match({ packets: receiver.packets, bytes: receiver.bytes, duplicates: receiver.duplicates, lost: receiver.lost }, { packets: 3, bytes: 7, duplicates: 1, lost: 1 });
 });

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { FlvTagType, type FlvTag } from '../../src/media/flv.js';
-import type { AudioPacket } from '../../src/publishers/start-cache.js';
+import type { AudioPacket } from '../../src/publishers/fanout.js';
 import type { Pipeline, PipelineSpec } from '../../src/pipeline/pipeline.js';
 import { SharedAudio } from '../../src/pipeline/shared-audio.js';
 import type { FailureKind } from '../../src/outputs/failures.js';

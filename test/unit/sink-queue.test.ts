@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { VideoFrame } from '../../src/publishers/frames.js';
+import type { VideoFrame } from '../../src/media/depacketizer.js';
 import type { AudioPacket, MediaSink } from '../../src/publishers/publisher.js';
 import { SINK_QUEUE_ITEMS, SinkQueue } from '../../src/publishers/sink-queue.js';
 import { cachedPublisher } from '../helpers/fake-ingest.js';
@@ -13,11 +13,12 @@ const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve)
 function frame(n: number, key = false): VideoFrame {
   return {
     codec: 'H264',
+    timestamp: n * 3000,
     wallclockMs: n * 33,
     key,
     packets: 1,
     bytes: 100,
-    flv: () => Buffer.alloc(0),
+    flv: Buffer.alloc(0),
     bitstream: () => Buffer.alloc(0),
   };
 }
@@ -47,6 +48,8 @@ t.test('media is delivered in order on the next turn, not while the publisher ha
   await turn();
   t.same(sink.got, ['f0', 'a20', 'f66'], 'then all of it, in the order it came');
   t.equal(queue.size, 0);
+  t.equal(queue.packets, 3, 'what it delivered counted as the RTP packets it came in');
+  t.equal(queue.bytes, 2 * (12 + 100) + 12 + 1, 'their bytes, RTP headers included');
 });
 
 t.test("one push's burst delays a neighbour's frame by one slice, not by the burst", async (t) => {

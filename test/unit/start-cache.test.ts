@@ -1,20 +1,21 @@
 import t from 'tap';
-import type { VideoFrame } from '../../src/publishers/frames.js';
-import { StartCache, type AudioPacket, type MediaSink } from '../../src/publishers/start-cache.js';
+import type { VideoFrame } from '../../src/media/depacketizer.js';
+import { StartCache, type AudioPacket, type MediaSink } from '../../src/publishers/fanout.js';
 
 const frame = (tag: string, wallclockMs: number): VideoFrame => ({
   codec: 'H264',
+  timestamp: wallclockMs * 90,
   wallclockMs,
   key: tag.startsWith('K'),
   packets: 1,
   bytes: tag.length,
-  flv: () => Buffer.from(tag),
+  flv: Buffer.from(tag),
   bitstream: () => Buffer.from(tag),
 });
 const audio = (tag: string, wallclockMs: number): AudioPacket => ({ payload: Buffer.from(tag), wallclockMs });
 const replayed = (cache: StartCache): string[] => {
   const out: string[] = [];
-  const sink: MediaSink = { frame: (f) => out.push(f.flv().toString()), audio: (p) => out.push(p.payload.toString()) };
+  const sink: MediaSink = { frame: (f) => out.push(f.flv!.toString()), audio: (p) => out.push(p.payload.toString()) };
   cache.replay(sink);
   return out;
 };
@@ -22,10 +23,10 @@ const replayed = (cache: StartCache): string[] => {
 t.test('a keyframe starts the cache: no start point before it, every frame since kept', async (t) => {
   const cache = new StartCache();
   cache.addFrame(frame('P0', 0));
-  t.notOk(cache.ready, 'an inter frame cannot start a sink');
+  t.notOk(cache.keyframe, 'an inter frame cannot start a sink');
   t.same(replayed(cache), []);
   cache.addFrame(frame('K1', 33));
-  t.ok(cache.ready);
+  t.ok(cache.keyframe);
   cache.addFrame(frame('P2', 66));
   t.same(replayed(cache), ['K1', 'P2']);
   t.equal(cache.keyframe?.wallclockMs, 33);
@@ -63,18 +64,18 @@ t.test('audio is kept back to the keyframe, and no further than 4 s while none i
 t.test('a loss, a group too long, or clear: nothing to start from until the next keyframe', async (t) => {
   const cache = new StartCache();
   cache.addFrame(frame('K0', 0));
-  cache.lost();
-  t.notOk(cache.ready, 'after a loss');
+  cache.clear(false);
+  t.notOk(cache.keyframe, 'after a loss');
   cache.addFrame(frame('P1', 33));
-  t.notOk(cache.ready, 'an inter frame after the loss does not start a group');
+  t.notOk(cache.keyframe, 'an inter frame after the loss does not start a group');
   cache.addFrame(frame('K2', 66));
   for (let i = 1; i < 300; i++) cache.addFrame(frame(`P${i}`, 66 + i * 33));
-  t.ok(cache.ready, '300 frames are kept');
+  t.ok(cache.keyframe, '300 frames are kept');
   cache.addFrame(frame('P-more', 20000));
-  t.notOk(cache.ready, 'the 301st drops the group');
+  t.notOk(cache.keyframe, 'the 301st drops the group');
   cache.addFrame(frame('K3', 20033));
   cache.addAudio(audio('A', 20040));
-  cache.clear();
-  t.notOk(cache.ready);
+  cache.clear(true);
+  t.notOk(cache.keyframe);
   t.same(replayed(cache), []);
 });

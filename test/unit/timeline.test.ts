@@ -1,5 +1,5 @@
 import t from 'tap';
-import { OutputTimeline, type PipelineTag } from '../../src/pushes/timeline.js';
+import { OutputTimeline, type PipelineTag } from '../../src/pushes/output.js';
 
 // The output timeline: publisher-clock times mapped to RTMP timestamps, monotonic per track, links
 // starting at a keyframe, hand-overs moved on past what was sent.

@@ -1,12 +1,18 @@
 import t from 'tap';
 import type { MediaPacket } from '../../src/media/rtp.js';
-import { Vp8Depacketizer, Vp9Depacketizer, type CodedFrame } from '../../src/media/vpx.js';
+import { Vp8Depacketizer, Vp9Depacketizer, type VpxFrame } from '../../src/media/vpx.js';
 
 // VP8 (RFC 7741) and VP9 (RFC 9628) RTP to whole frames: descriptors stripped, parts joined, a
 // frame with a hole never emitted, output resuming at a keyframe.
 
 let sequence = 0;
-const packet = (payload: Buffer, timestamp: number, marker: boolean): MediaPacket => ({ sequenceNumber: sequence++ & 0xffff, timestamp, marker, payload });
+const packet = (payload: Buffer, timestamp: number, marker: boolean): MediaPacket => ({
+  sequenceNumber: sequence++ & 0xffff,
+  timestamp,
+  marker,
+  payload,
+  wallclockMs: timestamp / 90,
+});
 
 /** A VP8 frame as Chromium sends it: X, I with a 15-bit picture id, S on the first packet. */
 function vp8(data: Buffer, timestamp: number, key: boolean, parts = 3): MediaPacket[] {
@@ -31,9 +37,9 @@ function vp9(data: Buffer, timestamp: number, key: boolean, parts = 2, scalabili
   });
 }
 
-function collect<D extends Vp8Depacketizer | Vp9Depacketizer>(make: (onFrame: (frame: CodedFrame) => void) => D): { frames: CodedFrame[]; d: D } {
-  const frames: CodedFrame[] = [];
-  return { frames, d: make((frame) => frames.push(frame)) };
+function collect<D extends Vp8Depacketizer | Vp9Depacketizer>(make: (sink: { frame(frame: VpxFrame): void }) => D): { frames: VpxFrame[]; d: D } {
+  const frames: VpxFrame[] = [];
+  return { frames, d: make({ frame: (frame) => frames.push(frame as VpxFrame) }) };
 }
 
 t.test('VP8: a frame of three packets is joined without its descriptors', async (t) => {
@@ -45,6 +51,21 @@ t.test('VP8: a frame of three packets is joined without its descriptors', async 
   t.ok(frames[0]!.key, 'the first is a keyframe');
   t.same(frames[0]!.data, Buffer.concat([Buffer.from([0x10]), data]), 'its bytes, descriptors left out');
   t.notOk(frames[1]!.key, 'an inter frame is not');
+});
+
+t.test('VP8: a keyframe carries the picture size its frame header codes, and its capture time', async (t) => {
+  const { frames, d } = collect((sink) => new Vp8Depacketizer(sink, { maxWaitMs: 100 }));
+  // After the payload header's byte: the rest of the frame tag, the start code 9d 01 2a, 1280 and 720 (14 bits each, little-endian).
+  const header = Buffer.from([0, 0, 0x9d, 0x01, 0x2a, 0x00, 0x05, 0xd0, 0x02]);
+  for (const p of vp8(Buffer.concat([header, Buffer.alloc(500, 3)]), 90_000, true)) d.push(p);
+  for (const p of vp8(Buffer.alloc(500, 4), 93_000, false)) d.push(p);
+  t.same(frames[0]!.size, { width: 1280, height: 720 });
+  t.equal(frames[1]!.size, undefined, 'an inter frame says none');
+  t.same(
+    frames.map((f) => f.wallclockMs),
+    [1000, 1033.3333333333333],
+    'each timed as its packets were',
+  );
 });
 
 t.test('VP8: nothing before the first keyframe; a lost packet drops its frame until the next keyframe', async (t) => {

@@ -1,15 +1,13 @@
 import { createSocket, type Socket } from 'node:dgram';
 import type { types } from 'mediasoup';
-import { parseRtp, type MediaPacket } from '../../media/rtp.js';
-
-type PacketListener = (packet: MediaPacket) => void;
+import type { RtpInput } from '../../media/rtp.js';
 
 /** A publisher's track as the gateway receives it from the worker. */
 export interface HandedTrack {
   /** Keyframe requests go through it (mediasoup sends the publisher a PLI). */
   readonly consumer: types.Consumer;
-  /** Subscribes to the track's RTP; returns the unsubscribe function. */
-  onPacket(listener: PacketListener): () => void;
+  /** Hands the track's RTP datagrams to `input`; returns the function that stops it. */
+  deliverTo(input: RtpInput): () => void;
 }
 
 /**
@@ -52,11 +50,8 @@ class DirectHandoff implements RtpHandoff {
     const consumer = await this.transport.consume(consumeOptions(this.router, producerId));
     return {
       consumer,
-      onPacket(listener) {
-        const onRtp = (buffer: Buffer): void => {
-          const packet = parseRtp(buffer);
-          if (packet) listener(packet);
-        };
+      deliverTo(input) {
+        const onRtp = (buffer: Buffer): void => input.datagram(buffer);
         consumer.on('rtp', onRtp);
         return () => consumer.off('rtp', onRtp);
       },
@@ -72,8 +67,8 @@ class DirectHandoff implements RtpHandoff {
 const LOOPBACK = '127.0.0.1';
 
 class PlainHandoff implements RtpHandoff {
-  /** Listeners by the consumer's SSRC. */
-  readonly #listeners = new Map<number, PacketListener[]>();
+  /** Where each consumer's RTP goes, by its SSRC. */
+  readonly #inputs = new Map<number, RtpInput[]>();
 
   private constructor(
     private readonly router: types.Router,
@@ -87,10 +82,8 @@ class PlainHandoff implements RtpHandoff {
       // RTCP shares the port (rtcp-mux): its packet types 200-206 read as payload types 72-78.
       const type = buffer[1]! & 0x7f;
       if (type >= 72 && type <= 78) return;
-      const listeners = this.#listeners.get(buffer.readUInt32BE(8));
-      if (!listeners) return;
-      const packet = parseRtp(buffer);
-      if (packet) for (const listener of listeners) listener(packet);
+      const inputs = this.#inputs.get(buffer.readUInt32BE(8));
+      if (inputs) for (const input of inputs) input.datagram(buffer);
     });
   }
 
@@ -133,16 +126,16 @@ class PlainHandoff implements RtpHandoff {
       consumer.close();
       throw new Error('the media worker gave the consumer no SSRC');
     }
-    const listeners = this.#listeners;
-    consumer.observer.once('close', () => listeners.delete(ssrc));
+    const inputs = this.#inputs;
+    consumer.observer.once('close', () => inputs.delete(ssrc));
     return {
       consumer,
-      onPacket(listener) {
-        listeners.set(ssrc, [...(listeners.get(ssrc) ?? []), listener]);
+      deliverTo(input) {
+        inputs.set(ssrc, [...(inputs.get(ssrc) ?? []), input]);
         return () => {
-          const left = listeners.get(ssrc)?.filter((l) => l !== listener);
-          if (left?.length) listeners.set(ssrc, left);
-          else listeners.delete(ssrc);
+          const left = inputs.get(ssrc)?.filter((i) => i !== input);
+          if (left?.length) inputs.set(ssrc, left);
+          else inputs.delete(ssrc);
         };
       },
     };

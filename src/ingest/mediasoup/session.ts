@@ -1,7 +1,7 @@
 import type { types } from 'mediasoup';
 import { TypedEmitter, type ListenerErrorHandler } from '../../events.js';
 import { OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE, type MediaKind, type VideoCodec } from '../../media/codecs.js';
-import type { MediaPacket } from '../../media/rtp.js';
+import type { RtpInput } from '../../media/rtp.js';
 import type { EngineCounts, IngestSession, IngestSessionEvents, IngestTrack } from '../engine.js';
 import type { HandedTrack } from './rtp-handoff.js';
 
@@ -123,8 +123,8 @@ export class MediasoupTrack implements IngestTrack {
     this.#stats = setInterval(() => void this.#readStats(), STATS_INTERVAL_MS).unref();
   }
 
-  onPacket(listener: (packet: MediaPacket) => void): () => void {
-    return this.handed.onPacket(listener);
+  deliverTo(input: RtpInput): () => void {
+    return this.handed.deliverTo(input);
   }
 
   requestKeyframe(): void {

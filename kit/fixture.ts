@@ -20,10 +20,24 @@ const FIXTURE_FPS = 30;
 const SECONDS = 10;
 const AUDIO_FRAME_MS = 20;
 
-export function loadFixture(dir: string): Fixture {
-  const videoPath = join(dir, `video-720p${FIXTURE_FPS}.h264`);
-  const audioPath = join(dir, 'audio-sine.ogg');
-  if (!existsSync(videoPath) || !existsSync(audioPath)) makeFixture(dir, videoPath, audioPath);
+/** Another picture and tone than the benchmark's: `picture` a lavfi video source of 10 s at 30 fps, `toneHz` the sine. */
+export interface FixtureLook {
+  tag: string;
+  picture: string;
+  toneHz: number;
+}
+
+const STANDARD: FixtureLook = { tag: '720p30', picture: `testsrc2=s=1280x720:r=${FIXTURE_FPS}:d=${SECONDS},noise=alls=14:allf=t+u`, toneHz: 440 };
+
+/** A picture of one colour (`#rrggbb`) at `size`, and a tone: for telling inputs apart in a mixer's output. */
+export function colourLook(colour: string, size: string, toneHz: number): FixtureLook {
+  return { tag: `${colour.slice(1)}-${size}-${toneHz}`, picture: `color=c=0x${colour.slice(1)}:s=${size}:r=${FIXTURE_FPS}:d=${SECONDS}`, toneHz };
+}
+
+export function loadFixture(dir: string, look: FixtureLook = STANDARD): Fixture {
+  const videoPath = join(dir, look === STANDARD ? `video-720p${FIXTURE_FPS}.h264` : `video-${look.tag}.h264`);
+  const audioPath = join(dir, look === STANDARD ? 'audio-sine.ogg' : `audio-${look.toneHz}.ogg`);
+  if (!existsSync(videoPath) || !existsSync(audioPath)) makeFixture(dir, videoPath, audioPath, look);
   return {
     fps: FIXTURE_FPS,
     video: accessUnits(readFileSync(videoPath)),
@@ -32,14 +46,14 @@ export function loadFixture(dir: string): Fixture {
   };
 }
 
-function makeFixture(dir: string, videoPath: string, audioPath: string): void {
+function makeFixture(dir: string, videoPath: string, audioPath: string, look: FixtureLook): void {
   mkdirSync(dir, { recursive: true });
   const gop = FIXTURE_FPS * 2;
   ffmpeg([
     '-f',
     'lavfi',
     '-i',
-    `testsrc2=s=1280x720:r=${FIXTURE_FPS}:d=${SECONDS},noise=alls=14:allf=t+u`,
+    look.picture,
     '-c:v',
     'libx264',
     '-preset',
@@ -67,7 +81,7 @@ function makeFixture(dir: string, videoPath: string, audioPath: string): void {
     '-f',
     'lavfi',
     '-i',
-    `sine=f=440:r=48000:d=${SECONDS}`,
+    `sine=f=${look.toneHz}:r=48000:d=${SECONDS}`,
     '-ac',
     '2',
     '-c:a',

@@ -14,6 +14,7 @@ import { ROUTER_OPTIONS, RouteTable } from './http/route-table.js';
 import { SnapshotQueue } from './http/snapshot-queue.js';
 import { WorkQueue } from './http/work-queue.js';
 import { ViewerHolds } from './http/viewer-holds.js';
+import { mixerRoutes } from './http/routes/mixer.js';
 import { pushRoutes } from './http/routes/push.js';
 import { whepRoutes } from './http/routes/whep.js';
 import { recordingRoutes } from './http/routes/recording.js';
@@ -173,6 +174,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   });
   const check = (request: CheckRequest, caller: string): Promise<CheckReport> => checkQueue.run(caller, () => checkDestination(request, checks));
   pushRoutes(app, plane, pushes, check);
+  mixerRoutes(app, plane);
   // This node's recordings: the files are on its disk, the parts being written are its own plane's.
   const recordings = new RecordingLibrary(
     resolve(ROOT, config.record_dir),

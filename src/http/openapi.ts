@@ -7,6 +7,7 @@ import { recordingFileRequestSchema, recordingFindSchema, recordingSchema } from
 import { streamJsonSchema as stream } from '../publishers/description.js';
 import { findAllSchema, findSchema, mediaSessionSchema, streamSchema } from './schemas.js';
 import { nodeInfoSchema } from '../cluster/nodes.js';
+import { mixerAudioVideoSchema, mixerInfoSchema, mixerInputSchema, mixerLayoutSchema, mixerRemoveSchema, mixerStartupSchema, mixerTerminateSchema } from '../mixers/requests.js';
 
 /**
  * The REST API as an OpenAPI 3.1 document, made from the same zod schemas that check each
@@ -106,6 +107,33 @@ export function openApiDocument(version: string): Json {
       '/rest-api/push/unmute': post('Give a transponder its audio back', mediaSessionSchema, empty, [400, 401, 404]),
       '/rest-api/push/sound_on': post("Play a WAV file into a transponder's audio", soundOnSchema, empty, [400, 401, 404]),
       '/rest-api/push/sound_off': post('Stop the sound playing', mediaSessionSchema, empty, [400, 401, 404]),
+      '/rest-api/mixer/startup': post(
+        'Start a mixer: one picture and one sound made from several streams, published as a stream of its own (localStreamName)',
+        mixerStartupSchema,
+        { '200': { description: 'Running', content: json(mixerInfoSchema) } },
+        [400, 401, 409, 503],
+      ),
+      '/rest-api/mixer/add': post(
+        'Add a publishing stream to a mixer, after the others or at a slot',
+        mixerInputSchema,
+        { '200': { description: 'The mixer', content: json(mixerInfoSchema) } },
+        [400, 401, 404, 409],
+      ),
+      '/rest-api/mixer/remove': post('Remove a stream from a mixer', mixerRemoveSchema, { '200': { description: 'The mixer', content: json(mixerInfoSchema) } }, [400, 401, 404]),
+      '/rest-api/mixer/set_layout': post(
+        "Change a mixer's layout while it runs",
+        mixerLayoutSchema,
+        { '200': { description: 'The mixer', content: json(mixerInfoSchema) } },
+        [400, 401, 404],
+      ),
+      '/rest-api/mixer/setAudioVideo': post(
+        "Mute an input's sound, or set its volume in the mix",
+        mixerAudioVideoSchema,
+        { '200': { description: 'The mixer', content: json(mixerInfoSchema) } },
+        [400, 401, 404],
+      ),
+      '/rest-api/mixer/find_all': post('Every mixer, with its inputs', findAllSchema, list(mixerInfoSchema, 'Every mixer'), [400, 401, 404]),
+      '/rest-api/mixer/terminate': post('Stop a mixer (its stream ends, and the pushes of it with it)', mixerTerminateSchema, empty, [400, 401, 404]),
       '/rest-api/recording/find_all': post(
         'The recordings (parts of `record://` pushes) on this node, of one stream or all',
         recordingFindSchema,

@@ -105,6 +105,27 @@ export interface IngestEngine {
    * viewers.
    */
   view?(session: IngestSession, offer: string): Promise<ViewSession>;
+  /**
+   * A stream made in the gateway (a mixer's output): an encoder sends its H.264 (constrained
+   * baseline, packetization mode 1) and Opus as plain RTP over loopback to the targets returned,
+   * and it is published like any other stream. Absent: the engine takes none.
+   */
+  acceptLocal?(kinds: { video: boolean; audio: boolean }): Promise<LocalStream>;
   /** Ends what the engine runs besides its sessions (a worker process); the sessions are closed first. */
   close?(): Promise<void>;
+}
+
+/** Where an encoder in the gateway sends one kind of a local stream's RTP and RTCP. */
+export interface LocalTarget {
+  kind: MediaKind;
+  /** UDP ports on 127.0.0.1. */
+  port: number;
+  rtcpPort: number;
+  payloadType: number;
+  ssrc: number;
+}
+
+export interface LocalStream {
+  session: IngestSession;
+  targets: LocalTarget[];
 }

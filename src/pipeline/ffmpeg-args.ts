@@ -118,7 +118,7 @@ function stillArgs(fps: number, plan: EncodingPlan, settings: EncodingSettings):
  */
 const ONE_THREAD_PRESETS = new Set(['ultrafast', 'superfast', 'veryfast']);
 
-function libx264(kbps: number, settings: EncodingSettings): string[] {
+export function libx264(kbps: number, settings: Pick<EncodingSettings, 'preset'>, profile: 'main' | 'baseline' = 'main'): string[] {
   return [
     '-c:v',
     'libx264',
@@ -128,7 +128,7 @@ function libx264(kbps: number, settings: EncodingSettings): string[] {
     '-tune',
     'zerolatency',
     '-profile:v',
-    'main',
+    profile,
     '-pix_fmt',
     'yuv420p',
     '-b:v',

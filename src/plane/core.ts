@@ -9,6 +9,7 @@ import { WeriftEngine } from '../ingest/werift-engine.js';
 import { LoadMonitor } from '../load.js';
 import { ROOT } from '../paths.js';
 import { PublisherRegistry } from '../publishers/registry.js';
+import { MixerService } from '../mixers/service.js';
 import { FfmpegSupervisor, type ChildRecord } from '../ffmpeg/supervisor.js';
 import { KeyframePictures } from '../viewers/snapshot.js';
 import { MediasoupEngine } from '../ingest/mediasoup/engine.js';
@@ -33,6 +34,8 @@ export interface MediaCore {
   /** Who watches the streams (WHEP). */
   viewers: ViewerRegistry;
   load: LoadMonitor;
+  /** The mixers running here. */
+  mixers: MixerService;
 }
 
 export interface MediaCoreDependencies {
@@ -173,5 +176,17 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
     new Slots(slots, VIEWER_SLOTS),
     log.child({ component: 'viewers' }),
   );
-  return { publishers, pushes, viewers, ffmpeg, pictures: new KeyframePictures(ffmpeg, config.ffmpeg_path), engine, load };
+  const mixers = new MixerService(
+    publishers,
+    {
+      supervisor: ffmpeg,
+      ffmpegPath: config.ffmpeg_path,
+      preset: config.transcoding_preset,
+      keyframeIntervalS: config.webrtc_keyframe_interval_ms / 1000,
+      maxMixers: config.limit_mixers,
+      log,
+    },
+    log.child({ component: 'mixers' }),
+  );
+  return { publishers, pushes, viewers, ffmpeg, pictures: new KeyframePictures(ffmpeg, config.ffmpeg_path), engine, load, mixers };
 }

@@ -7,6 +7,7 @@ import { followLifecycle, type LifecycleEvent } from './lifecycle.js';
 import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers } from './plane.js';
 import { followPushes, type PushChange } from '../pushes/changes.js';
 import type { PushInfo } from '../pushes/info.js';
+import type { MixerAudioVideo, MixerInfo, MixerInputRequest, MixerLayoutRequest, MixerStartup } from '../mixers/requests.js';
 
 const json = (t: Push): PushInfo => t.toJSON();
 
@@ -92,6 +93,34 @@ export class LocalPlane implements MediaPlane {
     await this.core.pushes.soundOff(mediaSessionId);
   }
 
+  async mixerStartup(request: MixerStartup): Promise<MixerInfo> {
+    return this.core.mixers.startup(request);
+  }
+
+  async mixerAdd(request: MixerInputRequest): Promise<MixerInfo> {
+    return this.core.mixers.add(request);
+  }
+
+  async mixerRemove(request: { uri: string; remoteStreamName: string }): Promise<MixerInfo> {
+    return this.core.mixers.remove(request.uri, request.remoteStreamName);
+  }
+
+  async mixerLayout(request: MixerLayoutRequest): Promise<MixerInfo> {
+    return this.core.mixers.setLayout(request);
+  }
+
+  async mixerAudioVideo(request: MixerAudioVideo): Promise<MixerInfo> {
+    return this.core.mixers.setAudioVideo(request);
+  }
+
+  async mixerFind(): Promise<MixerInfo[]> {
+    return this.core.mixers.findAll();
+  }
+
+  async mixerTerminate(uri: string): Promise<void> {
+    await this.core.mixers.terminate(uri);
+  }
+
   watch(listener: (change: PushChange) => void): () => void {
     return followPushes(this.core.pushes, listener);
   }
@@ -117,6 +146,7 @@ export class LocalPlane implements MediaPlane {
     this.#closing ??= (async () => {
       this.core.load.close();
       await this.core.pushes.closeAll();
+      await this.core.mixers.closeAll('gateway shutting down');
       await this.core.viewers.closeAll('gateway shutting down');
       await this.core.publishers.closeAll('gateway shutting down');
       await this.core.engine.close?.();

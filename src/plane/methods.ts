@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { streamJsonSchema } from '../publishers/description.js';
 import { pushInfoSchema } from '../pushes/info.js';
 import { findFilterSchema, mediaSessionIdSchema, soundRequestSchema, startupSchema } from '../pushes/requests.js';
+import { mixerAudioVideoSchema, mixerInfoSchema, mixerInputSchema, mixerLayoutSchema, mixerRemoveSchema, mixerStartupSchema, mixerUriSchema } from '../mixers/requests.js';
 
 /**
  * Which place answers a call, when there are several (worker threads, and next machines):
@@ -22,6 +23,8 @@ interface MethodSpec<A extends z.ZodTuple, R extends z.ZodType> {
 const method = <A extends z.ZodTuple, R extends z.ZodType>(spec: MethodSpec<A, R>): MethodSpec<A, R> => spec;
 
 const streamName = z.string().min(1).max(256);
+/** A mixer's calls go where its stream of the same name is. */
+const mixerName = (uri: string): string => uri.slice('mixer://'.length);
 const nothing = z.void();
 
 /**
@@ -99,6 +102,43 @@ export const PLACE_METHODS = {
     args: z.tuple([mediaSessionIdSchema]),
     result: nothing,
     route: { to: 'session', key: ([id]) => id },
+  }),
+  /** Starts a mixer (`/rest-api/mixer/startup`), which publishes its stream in the place it runs in. */
+  mixerStartup: method({
+    args: z.tuple([mixerStartupSchema]),
+    result: mixerInfoSchema,
+    route: { to: 'stream', key: ([request]) => mixerName(request.uri) },
+  }),
+  mixerAdd: method({
+    args: z.tuple([mixerInputSchema]),
+    result: mixerInfoSchema,
+    route: { to: 'stream', key: ([request]) => mixerName(request.uri) },
+  }),
+  mixerRemove: method({
+    args: z.tuple([mixerRemoveSchema]),
+    result: mixerInfoSchema,
+    route: { to: 'stream', key: ([request]) => mixerName(request.uri) },
+  }),
+  mixerLayout: method({
+    args: z.tuple([mixerLayoutSchema]),
+    result: mixerInfoSchema,
+    route: { to: 'stream', key: ([request]) => mixerName(request.uri) },
+  }),
+  mixerAudioVideo: method({
+    args: z.tuple([mixerAudioVideoSchema]),
+    result: mixerInfoSchema,
+    route: { to: 'stream', key: ([request]) => mixerName(request.uri) },
+  }),
+  /** Every mixer, oldest first. */
+  mixerFind: method({
+    args: z.tuple([]),
+    result: z.array(mixerInfoSchema),
+    route: { to: 'gather', key: () => undefined },
+  }),
+  mixerTerminate: method({
+    args: z.tuple([mixerUriSchema]),
+    result: nothing,
+    route: { to: 'stream', key: ([uri]) => mixerName(uri) },
   }),
   /** Ends every stream of the place, then the place. */
   close: method({

@@ -53,4 +53,32 @@ export abstract class RoutedPlane implements RoutedCalls {
   soundOff(...args: ArgsOf<'soundOff'>): Promise<ResultOf<'soundOff'>> {
     return this.route('soundOff', args);
   }
+
+  mixerStartup(...args: ArgsOf<'mixerStartup'>): Promise<ResultOf<'mixerStartup'>> {
+    return this.route('mixerStartup', args);
+  }
+
+  mixerAdd(...args: ArgsOf<'mixerAdd'>): Promise<ResultOf<'mixerAdd'>> {
+    return this.route('mixerAdd', args);
+  }
+
+  mixerRemove(...args: ArgsOf<'mixerRemove'>): Promise<ResultOf<'mixerRemove'>> {
+    return this.route('mixerRemove', args);
+  }
+
+  mixerLayout(...args: ArgsOf<'mixerLayout'>): Promise<ResultOf<'mixerLayout'>> {
+    return this.route('mixerLayout', args);
+  }
+
+  mixerAudioVideo(...args: ArgsOf<'mixerAudioVideo'>): Promise<ResultOf<'mixerAudioVideo'>> {
+    return this.route('mixerAudioVideo', args);
+  }
+
+  mixerFind(...args: ArgsOf<'mixerFind'>): Promise<ResultOf<'mixerFind'>> {
+    return this.route('mixerFind', args);
+  }
+
+  mixerTerminate(...args: ArgsOf<'mixerTerminate'>): Promise<ResultOf<'mixerTerminate'>> {
+    return this.route('mixerTerminate', args);
+  }
 }

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { conflict, unavailable } from '../errors.js';
 import { TypedEmitter } from '../events.js';
-import type { IngestEngine } from '../ingest/engine.js';
+import type { IngestEngine, IngestSession, LocalTarget } from '../ingest/engine.js';
 import { noIceCheckWarning } from '../ingest/ice-addresses.js';
 import { firstCandidateKind } from '../ingest/sdp.js';
 import { Publisher } from './publisher.js';
@@ -56,41 +56,66 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
     if (stale?.state === 'connecting' && stale.session.iceChecked !== true && clientAddress !== undefined && stale.clientAddress === clientAddress) {
       await stale.close('published again by its client before it connected', true);
     }
+    const session = await this.#take(name, `publishing ${name}`, () => this.engine.accept(offer));
+    const publisher = this.#adopt(name, session);
+    publisher.clientAddress = clientAddress;
+    const iceCheckWarnMs = this.options.iceCheckWarnMs ?? ICE_CHECK_WARN_MS;
+    const iceWatch = setTimeout(() => {
+      if (publisher.state !== 'connecting' || session.iceChecked !== false) return;
+      const offerCandidate = firstCandidateKind(offer);
+      publisher.warning = noIceCheckWarning(this.options.announced ?? [], offerCandidate, iceCheckWarnMs);
+      this.options.log.warn({ stream: name, announced: this.options.announced, offerCandidate }, publisher.warning);
+    }, iceCheckWarnMs).unref();
+    publisher.on('publishing', () => clearTimeout(iceWatch));
+    publisher.on('closed', () => clearTimeout(iceWatch));
+    return publisher;
+  }
+
+  /**
+   * Publishes a stream the gateway makes (a mixer's output) under `name`, counted as a publisher:
+   * its encoder sends RTP to the targets returned (see `IngestEngine.acceptLocal`).
+   */
+  async publishLocal(name: string, kinds: { video: boolean; audio: boolean }): Promise<{ publisher: Publisher; targets: LocalTarget[] }> {
+    checkStreamName(name);
+    const { engine } = this;
+    if (!engine.acceptLocal) throw unavailable('the WebRTC engine (webrtc_engine) makes no stream of its own: mixers need mediasoup');
+    let targets: LocalTarget[] = [];
+    const session = await this.#take(name, `making ${name}`, async () => {
+      const local = await engine.acceptLocal!(kinds);
+      targets = local.targets;
+      return local.session;
+    });
+    return { publisher: this.#adopt(name, session), targets };
+  }
+
+  /** Takes `name` and a publisher slot while `accept` makes the stream's session; both are given back if it fails. */
+  async #take(name: string, what: string, accept: () => Promise<IngestSession>): Promise<IngestSession> {
     if (this.#byName.has(name) || this.#pending.has(name)) throw conflict(`stream ${name} is already publishing`);
     const max = this.options.maxPublishers ?? Infinity;
     if (!this.#slots.take(max)) throw unavailable(`the gateway is at its limit of ${max} publishers (limit_publishers)`);
     this.#pending.add(name);
-    let session;
     try {
-      this.options.admit?.(`publishing ${name}`);
-      session = await this.engine.accept(offer);
+      this.options.admit?.(what);
+      return await accept();
     } catch (error) {
       this.#slots.give();
       throw error;
     } finally {
       this.#pending.delete(name);
     }
+  }
+
+  /** The publisher of a session made, under `name`: listed until it closes, its slot given back then. */
+  #adopt(name: string, session: IngestSession): Publisher {
     const log = this.options.log.child({ stream: name, publisher: session.id });
     const publisher = new Publisher(name, session, {
       keyframeIntervalMs: this.options.keyframeIntervalMs,
       mediaTimeoutMs: this.options.mediaTimeoutMs,
       log,
     });
-    publisher.clientAddress = clientAddress;
     this.#byName.set(name, publisher);
-    const iceCheckWarnMs = this.options.iceCheckWarnMs ?? ICE_CHECK_WARN_MS;
-    const iceWatch = setTimeout(() => {
-      if (publisher.state !== 'connecting' || session.iceChecked !== false) return;
-      const offerCandidate = firstCandidateKind(offer);
-      publisher.warning = noIceCheckWarning(this.options.announced ?? [], offerCandidate, iceCheckWarnMs);
-      log.warn({ announced: this.options.announced, offerCandidate }, publisher.warning);
-    }, iceCheckWarnMs).unref();
-    publisher.on('publishing', () => {
-      clearTimeout(iceWatch);
-      this.safeEmit('publishing', publisher);
-    });
+    publisher.on('publishing', () => this.safeEmit('publishing', publisher));
     publisher.on('closed', (reason, lost) => {
-      clearTimeout(iceWatch);
       if (this.#byName.get(name) === publisher) this.#byName.delete(name);
       this.#slots.give();
       this.safeEmit('closed', publisher, reason, lost);

@@ -85,6 +85,20 @@ t.test('the document is OpenAPI 3.1 and every answer matches it', async (t) => {
   await check('POST', '/rest-api/stream/snapshot', '/rest-api/stream/snapshot', { name: 'cam' });
   await check('POST', '/rest-api/stream/snapshot', '/rest-api/stream/snapshot', { name: 'nobody' });
   await check('POST', '/rest-api/push/terminate', '/rest-api/push/terminate', { mediaSessionId: id });
+  const mixer = (path: string, body: unknown): ReturnType<typeof check> => check('POST', `/rest-api/mixer/${path}`, `/rest-api/mixer/${path}`, body);
+  await mixer('find_all', {}); // 404
+  await mixer('startup', { uri: 'mixer://show', width: 320, height: 180 });
+  await mixer('startup', { uri: 'mixer://show' }); // 409
+  await mixer('startup', { uri: 'show' }); // 400
+  await mixer('add', { uri: 'mixer://show', remoteStreamName: 'cam' });
+  await mixer('add', { uri: 'mixer://show', remoteStreamName: 'cam' }); // 409
+  await mixer('add', { uri: 'mixer://show', remoteStreamName: 'nobody' }); // 404
+  await mixer('set_layout', { uri: 'mixer://show', layout: 'speaker' });
+  await mixer('setAudioVideo', { uri: 'mixer://show', remoteStreamName: 'cam', volume: 0.5 });
+  await mixer('find_all', {});
+  await mixer('remove', { uri: 'mixer://show', remoteStreamName: 'cam' });
+  await mixer('terminate', { uri: 'mixer://show' });
+  await mixer('terminate', { uri: 'mixer://show' }); // 404
   await check('POST', '/whip/cam2', '/whip/{streamName}', undefined, { type: 'text/plain', raw: 'v=0' });
   await check('DELETE', '/whip/cam/nope', '/whip/{streamName}/{sessionId}');
   await check('GET', '/health', '/health');

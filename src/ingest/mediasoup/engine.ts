@@ -2,9 +2,10 @@ import type { types } from 'mediasoup';
 import { isIPv6 } from 'node:net';
 import { GatewayError, unavailable } from '../../errors.js';
 import { RemoteAddressFilter, filterCandidates } from '../address-filter.js';
-import type { EngineOptions, IngestEngine, IngestSession, ViewSession } from '../engine.js';
+import type { EngineOptions, IngestEngine, IngestSession, LocalStream, ViewSession } from '../engine.js';
 import { checkOffer } from '../offer-check.js';
 import { OfferError, selectCodecs, withBitrateHints } from '../sdp.js';
+import { createLocalStream } from './local.js';
 import { answerSdp, parseOffer, producerParameters } from './offer.js';
 import { createHandoff, type HandoffKind, type RtpHandoff } from './rtp-handoff.js';
 import { MediasoupSession } from './session.js';
@@ -111,7 +112,7 @@ export class MediasoupEngine implements IngestEngine {
       enableTcp: false,
       initialAvailableOutgoingBitrate: 100_000,
     });
-    const session = new MediasoupSession(transport, {
+    const session = MediasoupSession.webRtc(transport, {
       videoCodec: selection.video?.codec,
       hasAudio: selection.audio !== undefined,
       connectTimeoutMs: this.options.connectTimeoutMs,
@@ -129,11 +130,7 @@ export class MediasoupEngine implements IngestEngine {
       handoff?.close();
     });
     try {
-      // A hand-off that cannot be made (no port left in the worker's range) is the gateway's
-      // shortage, not the offer's fault: 503, not 400.
-      handoff = await createHandoff(this.options.rtpHandoff ?? 'plain', plant.router, this.options.receiveBufferBytes).catch((error: unknown) => {
-        throw unavailable(`the media worker cannot take another stream now (${(error as Error).message ?? error})`);
-      });
+      handoff = await this.#handoff(plant);
       if (ended) {
         handoff.close();
         throw unavailable("the publisher's session ended while it was being set up");
@@ -159,6 +156,35 @@ export class MediasoupEngine implements IngestEngine {
       await session.close('negotiation failed');
       throw error;
     }
+  }
+
+  async acceptLocal(kinds: { video: boolean; audio: boolean }): Promise<LocalStream> {
+    const plant = await this.#ready();
+    const handoff = await this.#handoff(plant);
+    let local: Awaited<ReturnType<typeof createLocalStream>>;
+    try {
+      local = await createLocalStream(plant.router, handoff, kinds, this.options);
+    } catch (error) {
+      handoff.close();
+      throw error;
+    }
+    const { session } = local;
+    this.#sessions.add(session);
+    session.on('closed', () => {
+      this.#sessions.delete(session);
+      handoff.close();
+    });
+    return local;
+  }
+
+  /**
+   * A stream's hand-off. One that cannot be made (no port left in the worker's range) is the
+   * gateway's shortage, not the client's fault: 503, not 400.
+   */
+  async #handoff(plant: Plant): Promise<RtpHandoff> {
+    return createHandoff(this.options.rtpHandoff ?? 'plain', plant.router, this.options.receiveBufferBytes).catch((error: unknown) => {
+      throw unavailable(`the media worker cannot take another stream now (${(error as Error).message ?? error})`);
+    });
   }
 
   async view(publisher: IngestSession, offer: string): Promise<ViewSession> {

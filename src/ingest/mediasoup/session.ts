@@ -49,9 +49,8 @@ export function watchConnection(
 const STATS_INTERVAL_MS = 2000;
 
 /**
- * One publisher on a mediasoup WebRtcTransport. Connected once DTLS is; closed when DTLS fails or
- * closes, when ICE consent is lost, when the publisher's address is outside the allowed networks,
- * or when it has not connected within the timeout.
+ * One published stream in mediasoup: a publisher on a WebRtcTransport (`webRtc`), or a stream made
+ * in the gateway whose encoder sends plain RTP over loopback (`local`: a mixer's output).
  */
 export class MediasoupSession extends TypedEmitter<IngestSessionEvents> implements IngestSession {
   answer = '';
@@ -59,22 +58,52 @@ export class MediasoupSession extends TypedEmitter<IngestSessionEvents> implemen
   readonly videoCodec: VideoCodec | undefined;
   readonly hasAudio: boolean;
   #closed = false;
-  readonly #connectTimer: NodeJS.Timeout | undefined;
+  #connectTimer: NodeJS.Timeout | undefined;
+  #iceChecked: () => boolean = () => true;
 
-  constructor(
-    private readonly transport: types.WebRtcTransport,
-    options: MediasoupSessionOptions,
+  private constructor(
+    private readonly transports: readonly types.Transport[],
+    options: Pick<MediasoupSessionOptions, 'videoCodec' | 'hasAudio' | 'onListenerError'>,
   ) {
     super(options.onListenerError);
     this.videoCodec = options.videoCodec;
     this.hasAudio = options.hasAudio;
-    this.#connectTimer = watchConnection(
+  }
+
+  /**
+   * A publisher on a WebRtcTransport. Connected once DTLS is; closed when DTLS fails or closes,
+   * when ICE consent is lost, when the publisher's address is outside the allowed networks, or
+   * when it has not connected within the timeout.
+   */
+  static webRtc(transport: types.WebRtcTransport, options: MediasoupSessionOptions): MediasoupSession {
+    const session = new MediasoupSession([transport], options);
+    session.#iceChecked = () => transport.closed || transport.iceState !== 'new';
+    session.#connectTimer = watchConnection(
       transport,
       options,
       'publisher',
-      () => this.safeEmit('connected'),
-      (reason) => void this.close(reason),
+      () => session.safeEmit('connected'),
+      (reason) => void session.close(reason),
     );
+    return session;
+  }
+
+  /**
+   * A stream the gateway makes, its RTP sent by an encoder to `transports` (plain, on loopback, one
+   * per kind). Connected when the first packet came; closed with its router.
+   */
+  static local(transports: readonly types.PlainTransport[], options: Pick<MediasoupSessionOptions, 'videoCodec' | 'hasAudio' | 'onListenerError'>): MediasoupSession {
+    const session = new MediasoupSession(transports, options);
+    let connected = false;
+    for (const transport of transports) {
+      transport.once('tuple', () => {
+        if (connected) return;
+        connected = true;
+        session.safeEmit('connected');
+      });
+      transport.on('routerclose', () => void session.close('the media worker closed'));
+    }
+    return session;
   }
 
   /** The publisher's track of `kind`, which viewers consume. */
@@ -83,11 +112,11 @@ export class MediasoupSession extends TypedEmitter<IngestSessionEvents> implemen
   }
 
   get id(): string {
-    return this.transport.id;
+    return this.transports[0]!.id;
   }
 
   get iceChecked(): boolean {
-    return this.transport.closed || this.transport.iceState !== 'new';
+    return this.#iceChecked();
   }
 
   addTrack(kind: MediaKind, producer: types.Producer, handed: HandedTrack): void {
@@ -99,8 +128,8 @@ export class MediasoupSession extends TypedEmitter<IngestSessionEvents> implemen
     this.#closed = true;
     clearTimeout(this.#connectTimer);
     for (const track of this.tracks) track.close();
-    // Closing the transport closes its producers, and with them their consumers.
-    if (!this.transport.closed) this.transport.close();
+    // Closing a transport closes its producers, and with them their consumers.
+    for (const transport of this.transports) if (!transport.closed) transport.close();
     this.safeEmit('closed', reason);
     this.removeAllListeners();
   }

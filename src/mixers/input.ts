@@ -1,0 +1,161 @@
+import type { Logger } from 'pino';
+import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
+import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
+import type { VideoFrame } from '../media/depacketizer.js';
+import { IVF_CLOCK_RATE, ivfFrameHeader, ivfHeader } from '../media/ivf.js';
+import type { AudioPacket, MediaSink, Publisher } from '../publishers/publisher.js';
+import { pictureBytes } from './canvas.js';
+import type { Size } from './layout.js';
+import { decoderArgs } from './mixer-args.js';
+import { InputSound } from './sound.js';
+
+export interface DecoderDeps {
+  supervisor: FfmpegSupervisor;
+  ffmpegPath: string;
+  log: Logger;
+}
+
+/**
+ * One decoder of an input's video: its frames from a keyframe on as IVF into ffmpeg, which scales
+ * them into the slot (letterboxed) and gives back raw pictures of the slot's size. The latest
+ * picture is what the mixer draws.
+ */
+class SlotDecoder {
+  latest: Buffer | undefined;
+  readonly #ffmpeg: FfmpegProcess;
+  readonly #frameBytes: number;
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  #startMs: number | undefined;
+  #closed = false;
+
+  constructor(
+    readonly size: Size,
+    deps: DecoderDeps,
+    onPicture: () => void,
+  ) {
+    this.#frameBytes = pictureBytes(size.width, size.height);
+    this.#ffmpeg = deps.supervisor.spawn(deps.ffmpegPath, decoderArgs(size), (event, error) => deps.log.error({ err: error, event }, 'mixer decoder listener failed'));
+    this.#ffmpeg.on('line', (line) => deps.log.warn({ ffmpeg: line }, 'mixer input decoder'));
+    this.#ffmpeg.on('output', (data) => {
+      this.#pending.push(data);
+      this.#pendingBytes += data.length;
+      while (this.#pendingBytes >= this.#frameBytes) {
+        const all = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending);
+        this.latest = all.subarray(0, this.#frameBytes);
+        const rest = all.subarray(this.#frameBytes);
+        this.#pending = rest.length ? [rest] : [];
+        this.#pendingBytes = rest.length;
+        onPicture();
+      }
+    });
+  }
+
+  get running(): boolean {
+    return !this.#closed && this.#ffmpeg.running;
+  }
+
+  /** A frame for the decoder; the first must be a keyframe (earlier ones are left out). */
+  write(frame: VideoFrame): void {
+    if (this.#closed) return;
+    if (this.#startMs === undefined) {
+      if (!frame.key) return;
+      this.#startMs = frame.wallclockMs;
+      this.#ffmpeg.write(ivfHeader(frame.codec));
+    }
+    const data = frame.bitstream();
+    const pts = Math.max(0, Math.round(((frame.wallclockMs - this.#startMs) * IVF_CLOCK_RATE) / 1000));
+    this.#ffmpeg.write(ivfFrameHeader(data.length, pts));
+    this.#ffmpeg.write(data);
+  }
+
+  /** Ends its ffmpeg; resolves once it has exited. */
+  close(): Promise<void> {
+    this.#closed = true;
+    return this.#ffmpeg.stop(1000);
+  }
+}
+
+/**
+ * A published stream in a mixer: a sink of its publisher. Its video is decoded at its slot's size
+ * (a new decoder when the slot's size changes, the old picture drawn until the new one comes),
+ * its sound placed on the mixer's timeline. Its publisher may go and come back: the input stays,
+ * shown as a placeholder meanwhile.
+ */
+export class MixerInput implements MediaSink {
+  readonly sound = new InputSound();
+  /** Told when the stream's publisher is attached (its pictures start with the cached keyframe). */
+  publisher: Publisher | undefined;
+  #decoder: SlotDecoder | undefined;
+  /** The decoder being replaced, drawn until the new one has a picture. */
+  #previous: SlotDecoder | undefined;
+  #slotSize: Size | undefined;
+
+  constructor(
+    readonly stream: string,
+    private readonly deps: DecoderDeps,
+    /** The mixer's timeline starts here (publisher clock, ms). */
+    startMs: number,
+  ) {
+    this.sound.begin(startMs);
+  }
+
+  /** The picture to draw, and its size; undefined while it has none (its placeholder is drawn). */
+  get picture(): { data: Buffer; size: Size } | undefined {
+    const decoder = this.#decoder?.latest ? this.#decoder : this.#previous;
+    return decoder?.latest ? { data: decoder.latest, size: decoder.size } : undefined;
+  }
+
+  /** Takes the media of `publisher` (the stream published, or published again). */
+  attach(publisher: Publisher): void {
+    void this.detach();
+    this.publisher = publisher;
+    if (this.#slotSize) this.#newDecoder(this.#slotSize);
+    publisher.attach(this, true);
+  }
+
+  /** Its publisher went: the picture goes (a placeholder is drawn), the sound goes silent. Resolves once its decoders have exited. */
+  async detach(): Promise<void> {
+    this.publisher?.detach(this);
+    this.publisher = undefined;
+    const decoders = [this.#decoder, this.#previous];
+    this.#decoder = undefined;
+    this.#previous = undefined;
+    await Promise.all(decoders.flatMap((decoder) => (decoder ? [decoder.close()] : [])));
+  }
+
+  /** The slot it is drawn in now has this size: a decoder for it, fed from the publisher's cached keyframe. */
+  resize(size: Size): void {
+    if (this.#slotSize?.width === size.width && this.#slotSize.height === size.height) return;
+    this.#slotSize = size;
+    const publisher = this.publisher;
+    if (!publisher) return;
+    publisher.detach(this);
+    this.#newDecoder(size);
+    publisher.attach(this, true);
+  }
+
+  frame(frame: VideoFrame): void {
+    this.#decoder?.write(frame);
+  }
+
+  audio(packet: AudioPacket): void {
+    this.sound.pushPcm(this.publisher?.audioPcm(packet), packet.wallclockMs);
+  }
+
+  async close(): Promise<void> {
+    this.sound.close();
+    await this.detach();
+  }
+
+  #newDecoder(size: Size): void {
+    void this.#previous?.close();
+    this.#previous = this.#decoder;
+    const decoder: SlotDecoder = new SlotDecoder(size, this.deps, () => {
+      if (this.#decoder !== decoder || !this.#previous) return;
+      void this.#previous.close();
+      this.#previous = undefined;
+    });
+    this.#decoder = decoder;
+  }
+}

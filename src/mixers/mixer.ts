@@ -1,0 +1,185 @@
+import type { Logger } from 'pino';
+import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
+import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
+import type { LocalTarget } from '../ingest/engine.js';
+import type { Publisher } from '../publishers/publisher.js';
+import { Canvas, yuvOf, type Yuv } from './canvas.js';
+import { MixerInput } from './input.js';
+import { layoutSlots, MAX_MIXER_INPUTS, SpeakerFocus, type LayoutOptions, type Size, type Slot } from './layout.js';
+import { encoderArgs } from './mixer-args.js';
+import { SoundMix } from './sound.js';
+
+export interface MixerSpec {
+  /** The stream the mixer publishes. */
+  name: string;
+  layout: LayoutOptions;
+  size: Size;
+  frameRate: number;
+  /** `#rrggbb`. */
+  background: string;
+  videoBitrateKbps: number;
+  audioBitrateKbps: number;
+}
+
+export interface MixerDeps {
+  supervisor: FfmpegSupervisor;
+  ffmpegPath: string;
+  preset: string;
+  keyframeIntervalS: number;
+  log: Logger;
+}
+
+/** How far behind now the sound is mixed (ms): the inputs' packets that come late by less still count. */
+const SOUND_LAG_MS = 60;
+/** How often the mixer looks whether a picture or sound is due (ms). */
+const TICK_MS = 5;
+/** Sound is written in blocks of this many frames (10 ms). */
+const SOUND_BLOCK = 480;
+/** Behind by more pictures than this (the thread was held), the mixer skips them rather than send a burst. */
+const MAX_LATE_PICTURES = 3;
+/** An input without a picture: a dark grey slot. */
+const PLACEHOLDER: Yuv = yuvOf('#303030');
+
+/**
+ * A mixer: one picture made from several published streams, each in a slot of the layout, and
+ * their sounds mixed; published as a stream of its own (`output`), so it is pushed, recorded and
+ * watched as any stream is. The picture is composed here at a constant frame rate, whatever the
+ * inputs do: an input without a picture (not yet, or its publisher lost) is a placeholder, and
+ * inputs come, go and move without the output stopping. One encoder for the whole mixer.
+ */
+export class Mixer {
+  readonly inputs: MixerInput[] = [];
+  readonly createdAt = Date.now();
+  readonly #canvas: Canvas;
+  readonly #sound = new SoundMix();
+  readonly #focus = new SpeakerFocus();
+  readonly #encoder: FfmpegProcess;
+  readonly #timer: NodeJS.Timeout;
+  readonly #startMs: number;
+  #layout: LayoutOptions;
+  #slots: Slot[] = [];
+  #pictures = 0;
+  #closed = false;
+
+  constructor(
+    readonly spec: MixerSpec,
+    /** The stream it publishes, and where its encoder sends that stream's RTP. */
+    readonly output: Publisher,
+    targets: readonly LocalTarget[],
+    private readonly deps: MixerDeps,
+    private readonly onEnded: (reason: string) => void,
+  ) {
+    this.#layout = spec.layout;
+    this.#canvas = new Canvas(spec.size, yuvOf(spec.background));
+    this.#encoder = deps.supervisor.spawn(
+      deps.ffmpegPath,
+      encoderArgs({ ...spec, targets, preset: deps.preset, keyframeIntervalS: deps.keyframeIntervalS }),
+      (event, error) => deps.log.error({ err: error, event }, 'mixer encoder listener failed'),
+      'video',
+    );
+    this.#encoder.on('line', (line) => deps.log.warn({ ffmpeg: line }, 'mixer encoder'));
+    this.#encoder.on('exit', (code) => {
+      if (!this.#closed) void this.close(`the mixer's encoder ended (exit code ${code})`);
+    });
+    this.#startMs = Date.now();
+    this.#timer = setInterval(() => this.#tick(), TICK_MS);
+  }
+
+  get layout(): LayoutOptions {
+    return this.#layout;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Pictures sent to the encoder. */
+  get pictures(): number {
+    return this.#pictures;
+  }
+
+  /** Adds the stream `name` (at `slot`, 0-based, or after the others); `publisher`, when it publishes now. */
+  add(name: string, publisher: Publisher | undefined, slot?: number): MixerInput {
+    if (this.inputs.length >= MAX_MIXER_INPUTS) throw new RangeError(`a mixer has at most ${MAX_MIXER_INPUTS} inputs`);
+    const input = new MixerInput(name, this.deps, this.#startMs);
+    this.inputs.splice(slot === undefined ? this.inputs.length : Math.min(slot, this.inputs.length), 0, input);
+    this.#relayout();
+    if (publisher) input.attach(publisher);
+    return input;
+  }
+
+  /** Removes the stream `name`; false when it is not an input. */
+  remove(name: string): boolean {
+    const at = this.inputs.findIndex((input) => input.stream === name);
+    if (at < 0) return false;
+    void this.inputs.splice(at, 1)[0]!.close();
+    this.#relayout();
+    return true;
+  }
+
+  input(name: string): MixerInput | undefined {
+    return this.inputs.find((input) => input.stream === name);
+  }
+
+  setLayout(layout: LayoutOptions): void {
+    this.#layout = layout;
+    this.#relayout();
+  }
+
+  async close(reason: string): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.deps.log.info({ reason }, 'mixer ended');
+    await Promise.all([...this.inputs.map((input) => input.close()), this.#encoder.stop(1000), this.output.close(reason)]);
+    this.onEnded(reason);
+  }
+
+  #relayout(): void {
+    this.#slots = layoutSlots(this.#layout, this.spec.size, this.inputs.length, this.#focus.focus);
+    this.inputs.forEach((input, i) => input.resize(this.#slots[i]!));
+  }
+
+  /** Sends the pictures and sound that are due, on the mixer's clock. */
+  #tick(): void {
+    const elapsedMs = Date.now() - this.#startMs;
+    const due = Math.floor((elapsedMs * this.spec.frameRate) / 1000) + 1;
+    if (due - this.#pictures > MAX_LATE_PICTURES) this.#pictures = due - 1;
+    while (this.#pictures < due) {
+      this.#pictures++;
+      // An encoder that does not keep up is not given more: the picture is skipped.
+      if (this.#encoder.videoBacklog > MAX_LATE_PICTURES * this.#canvas.data.length) continue;
+      this.#compose();
+      this.#encoder.writeVideo(this.#canvas.data);
+    }
+    const soundDue = Math.floor(((elapsedMs - SOUND_LAG_MS) * 48000) / 1000);
+    while (soundDue - this.#sound.position >= SOUND_BLOCK) {
+      const pcm = this.#sound.mix(
+        this.inputs.map((input) => input.sound),
+        SOUND_BLOCK,
+      );
+      this.#encoder.write(Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength));
+    }
+    if (this.#layout.kind === 'speaker' && this.inputs.length > 1) {
+      const before = this.#focus.focus;
+      if (
+        this.#focus.update(
+          this.inputs.map((input) => input.sound.levelDb),
+          Date.now(),
+        ) !== before
+      )
+        this.#relayout();
+    }
+  }
+
+  #compose(): void {
+    const canvas = this.#canvas;
+    canvas.clear();
+    this.inputs.forEach((input, i) => {
+      const slot = this.#slots[i]!;
+      const picture = input.picture;
+      if (picture) canvas.draw(slot, picture.data, picture.size);
+      else canvas.fill(slot, PLACEHOLDER);
+    });
+  }
+}

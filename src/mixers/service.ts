@@ -1,0 +1,163 @@
+import type { Logger } from 'pino';
+import { conflict, invalid, notFound, unavailable } from '../errors.js';
+import type { Publisher } from '../publishers/publisher.js';
+import type { PublisherRegistry } from '../publishers/registry.js';
+import { MAX_MIXER_INPUTS } from './layout.js';
+import { Mixer, type MixerDeps } from './mixer.js';
+import type { MixerAudioVideo, MixerInfo, MixerInputRequest, MixerLayoutRequest, MixerStartup } from './requests.js';
+
+const nameOf = (uri: string): string => uri.slice('mixer://'.length);
+
+/**
+ * The mixers of one place: started, given inputs, ended. An input is a stream published here; it
+ * may go and come back (its slot shows a placeholder meanwhile). A mixer's output is a stream like
+ * any, so it can be another mixer's input, but never, directly or through other mixers, its own.
+ */
+export class MixerService {
+  readonly #mixers = new Map<string, Mixer>();
+  readonly #starting = new Set<string>();
+
+  constructor(
+    private readonly registry: PublisherRegistry,
+    private readonly deps: MixerDeps & { maxMixers: number },
+    private readonly log: Logger,
+  ) {
+    registry.on('publishing', (publisher) => {
+      for (const mixer of this.#mixers.values()) {
+        const input = mixer.input(publisher.name);
+        if (input && input.publisher !== publisher) input.attach(publisher);
+      }
+    });
+    registry.on('closed', (publisher, reason) => {
+      for (const mixer of this.#mixers.values()) {
+        if (mixer.output === publisher) void mixer.close(`its stream ended: ${reason}`);
+        const input = mixer.input(publisher.name);
+        if (input?.publisher === publisher) void input.detach();
+      }
+    });
+  }
+
+  async startup(request: MixerStartup): Promise<MixerInfo> {
+    const { uri } = request;
+    if (this.#mixers.has(uri) || this.#starting.has(uri)) throw conflict(`uri: ${uri} already runs`);
+    if (this.#mixers.size + this.#starting.size >= this.deps.maxMixers) throw unavailable(`the gateway is at its limit of ${this.deps.maxMixers} mixers (limit_mixers)`);
+    const name = request.localStreamName ?? nameOf(uri);
+    this.#starting.add(uri);
+    try {
+      const hasAudio = request.hasAudio ?? true;
+      const { publisher, targets } = await this.registry.publishLocal(name, { video: true, audio: hasAudio });
+      const spec = {
+        name,
+        layout: { kind: request.layout, pip: request.pip },
+        size: { width: request.width, height: request.height },
+        frameRate: request.fps,
+        background: request.background,
+        videoBitrateKbps: request.videoBitrate,
+        audioBitrateKbps: request.audioBitrate,
+      };
+      let mixer: Mixer;
+      try {
+        const log = this.log.child({ mixer: uri });
+        mixer = new Mixer(spec, publisher, targets, { ...this.deps, log }, () => {
+          if (this.#mixers.get(uri) === mixer) this.#mixers.delete(uri);
+        });
+      } catch (error) {
+        await publisher.close('the mixer could not start');
+        throw error;
+      }
+      this.#mixers.set(uri, mixer);
+      this.log.info({ mixer: uri, stream: name }, 'mixer started');
+      return this.#describe(uri, mixer);
+    } finally {
+      this.#starting.delete(uri);
+    }
+  }
+
+  add(request: MixerInputRequest): MixerInfo {
+    const mixer = this.#get(request.uri);
+    const stream = request.remoteStreamName;
+    if (mixer.input(stream)) throw conflict(`remoteStreamName: ${stream} is already an input of ${request.uri}`);
+    if (mixer.inputs.length >= MAX_MIXER_INPUTS) throw conflict(`remoteStreamName: ${request.uri} has its ${MAX_MIXER_INPUTS} inputs, the most a mixer takes`);
+    if (this.#dependsOn(stream, mixer)) throw invalid('remoteStreamName', `${stream} is made from this mixer's own output (${mixer.output.name}): a mixer cannot take it`);
+    const publisher = this.#publishing(stream);
+    if (!publisher) throw notFound(`remoteStreamName: stream ${stream} is not publishing`);
+    mixer.add(stream, publisher, request.slot);
+    return this.#describe(request.uri, mixer);
+  }
+
+  remove(uri: string, stream: string): MixerInfo {
+    const mixer = this.#get(uri);
+    if (!mixer.remove(stream)) throw notFound(`remoteStreamName: ${stream} is not an input of ${uri}`);
+    return this.#describe(uri, mixer);
+  }
+
+  setLayout(request: MixerLayoutRequest): MixerInfo {
+    const mixer = this.#get(request.uri);
+    mixer.setLayout({ kind: request.layout, pip: request.pip });
+    return this.#describe(request.uri, mixer);
+  }
+
+  setAudioVideo(request: MixerAudioVideo): MixerInfo {
+    const mixer = this.#get(request.uri);
+    const input = mixer.input(request.remoteStreamName);
+    if (!input) throw notFound(`remoteStreamName: ${request.remoteStreamName} is not an input of ${request.uri}`);
+    if (request.audioMuted !== undefined) input.sound.muted = request.audioMuted;
+    if (request.volume !== undefined) input.sound.volume = request.volume;
+    return this.#describe(request.uri, mixer);
+  }
+
+  async terminate(uri: string): Promise<void> {
+    await this.#get(uri).close('terminated');
+  }
+
+  findAll(): MixerInfo[] {
+    return [...this.#mixers.entries()].map(([uri, mixer]) => this.#describe(uri, mixer));
+  }
+
+  async closeAll(reason: string): Promise<void> {
+    await Promise.all([...this.#mixers.values()].map((mixer) => mixer.close(reason)));
+  }
+
+  #get(uri: string): Mixer {
+    const mixer = this.#mixers.get(uri);
+    if (!mixer || mixer.closed) throw notFound(`uri: no mixer ${uri}`);
+    return mixer;
+  }
+
+  #publishing(stream: string): Publisher | undefined {
+    const publisher = this.registry.get(stream);
+    return publisher && !publisher.isClosed ? publisher : undefined;
+  }
+
+  /** Whether `stream` is `mixer`'s output, or made by mixers from it. */
+  #dependsOn(stream: string, mixer: Mixer, seen = new Set<string>()): boolean {
+    if (stream === mixer.output.name) return true;
+    if (seen.has(stream)) return false;
+    seen.add(stream);
+    const making = [...this.#mixers.values()].find((m) => m.output.name === stream);
+    return making !== undefined && making.inputs.some((input) => this.#dependsOn(input.stream, mixer, seen));
+  }
+
+  #describe(uri: string, mixer: Mixer): MixerInfo {
+    const { spec } = mixer;
+    return {
+      uri,
+      localStreamName: spec.name,
+      layout: mixer.layout.kind,
+      width: spec.size.width,
+      height: spec.size.height,
+      fps: spec.frameRate,
+      background: spec.background,
+      hasAudio: mixer.output.hasAudio,
+      createdAt: new Date(mixer.createdAt).toISOString(),
+      frames: mixer.pictures,
+      inputs: mixer.inputs.map((input, slot) => ({
+        streamName: input.stream,
+        slot,
+        publishing: input.publisher !== undefined,
+        audioMuted: input.sound.muted,
+        volume: input.sound.volume,
+      })),
+    };
+  }
+}

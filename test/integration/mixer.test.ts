@@ -1,0 +1,219 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { colourLook, loadFixture } from '../../kit/fixture.js';
+import { colourAt, decodePicture, looksLike, toneLevels, type Picture } from '../../kit/pictures.js';
+import { probe, recordedFps } from '../../kit/probe.js';
+import { waitFor } from '../../kit/processes.js';
+import { NginxRtmp } from '../../kit/rtmp-server.js';
+import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
+import { ffmpegCount, startGateway, type TestGateway } from '../helpers/gateway.js';
+import { keyframeCached } from '../helpers/pushes.js';
+
+// A mixer made from two real WebRTC publishers (werift over WHIP): one red at 640x480 (4:3) with a
+// 440 Hz tone, one blue at 1280x720 (16:9) with a 1000 Hz tone. Its output is a stream like any:
+// pushed to nginx-rtmp and read back with ffprobe and ffmpeg, its layouts read from its snapshots.
+
+const RED = '#ff0000';
+const BLUE = '#0000ff';
+const GREEN = '#00ff00';
+const PLACEHOLDER = '#303030';
+const FIXTURES = join(import.meta.dirname, '..', '..', '.bench', 'fixture');
+
+async function publishColour(t: Test, gw: TestGateway, name: string, colour: string, size: string, toneHz: number): Promise<SyntheticPublisher> {
+  const publisher = await SyntheticPublisher.publish(loadFixture(FIXTURES, colourLook(colour, size, toneHz)), gw.baseUrl, name);
+  t.teardown(() => publisher.stop());
+  await keyframeCached(gw, name);
+  return publisher;
+}
+
+/** Decodes the mixer's latest keyframe (a snapshot of its stream). */
+async function snapshot(gw: TestGateway, dir: string, stream: string): Promise<Picture> {
+  const file = join(dir, `${stream}-${Date.now()}.jpg`);
+  await writeFile(file, await gw.plane.snapshot(stream));
+  return decodePicture(file);
+}
+
+/** Waits until a snapshot of `stream` has each colour at its point (fractions of the picture). */
+async function waitForPicture(gw: TestGateway, dir: string, stream: string, what: string, expected: [number, number, string][]): Promise<Picture> {
+  let last = '';
+  try {
+    return await waitFor(
+      what,
+      async () => {
+        const picture = await snapshot(gw, dir, stream).catch(() => undefined);
+        if (!picture) return undefined;
+        const seen = expected.map(([x, y]) => colourAt(picture, x, y));
+        last = JSON.stringify(seen);
+        return expected.every(([, , colour], i) => looksLike(seen[i]!, colour)) ? picture : undefined;
+      },
+      20_000,
+      250,
+    );
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; last seen ${last}`, { cause: error });
+  }
+}
+
+t.test('a mixer of two publishers, pushed to nginx-rtmp: size, frame rate, both sounds, each picture in its slot, letterboxed', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'mixer-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const nginx = await NginxRtmp.start();
+  t.teardown(() => nginx.stop());
+  const gw = await startGateway({ webrtc_keyframe_interval_ms: 1000 });
+  t.teardown(() => gw.close());
+  await publishColour(t, gw, 'red', RED, '640x480', 440);
+  await publishColour(t, gw, 'blue', BLUE, '1280x720', 1000);
+
+  const started = await gw.post('/rest-api/mixer/startup', { uri: 'mixer://show', layout: 'side-by-side', background: GREEN });
+  t.equal(started.status, 200, JSON.stringify(started.body));
+  t.match(started.body, { uri: 'mixer://show', localStreamName: 'show', width: 1280, height: 720, fps: 30, inputs: [] });
+  for (const stream of ['red', 'blue']) t.equal((await gw.post('/rest-api/mixer/add', { uri: 'mixer://show', remoteStreamName: stream })).status, 200);
+  await keyframeCached(gw, 'show');
+
+  const push = await gw.post('/rest-api/push/startup', { streamName: 'show', rtmpUrl: `${nginx.url()}/show`, rtmpTransponderFullUrl: true });
+  t.equal(push.status, 200, JSON.stringify(push.body));
+  await waitFor('the mixer at nginx-rtmp', async () => (await nginx.streams()).length === 1);
+  // Side by side: each input in a 640x720 half, kept at its aspect ratio, black above and below.
+  await waitForPicture(gw, dir, 'show', 'red left, blue right', [
+    [0.25, 0.5, RED],
+    [0.75, 0.5, BLUE],
+    [0.25, 0.1, '#000000'],
+    [0.75, 0.1, '#000000'],
+  ]);
+  const found = await gw.post('/rest-api/mixer/find_all', {});
+  t.match(found.body, [
+    {
+      uri: 'mixer://show',
+      inputs: [
+        { streamName: 'red', slot: 0, publishing: true },
+        { streamName: 'blue', slot: 1, publishing: true },
+      ],
+    },
+  ]);
+  t.ok((found.body as { frames: number }[])[0]!.frames > 30, 'it makes pictures');
+  await waitFor('4 s recorded', async () => {
+    const recording = await probe(nginx.recording('show')).catch(() => undefined);
+    return recording && recording.video.length >= 120;
+  });
+  t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: (push.body as { mediaSessionId: string }).mediaSessionId })).status, 200);
+
+  const recording = await probe(nginx.recording('show'));
+  const video = recording.streams.find((s) => s.codec_type === 'video');
+  t.match(video, { codec_name: 'h264', width: 1280, height: 720 }, 'H.264 at the size asked');
+  const fps = recordedFps(recording.video);
+  t.ok(Math.abs(fps - 30) < 1.5, `30 fps (${fps})`);
+  t.ok(
+    recording.streams.some((s) => s.codec_type === 'audio'),
+    'with sound',
+  );
+  const [low, high, absent] = await toneLevels(nginx.recording('show'), [440, 1000, 700]);
+  t.ok(low! > 0.02 && high! > 0.02, `both inputs are heard (440 Hz ${low!.toFixed(3)}, 1000 Hz ${high!.toFixed(3)})`);
+  t.ok(absent! < low! / 5 && absent! < high! / 5, `and nothing else (700 Hz ${absent!.toFixed(3)})`);
+  const frame = await decodePicture(nginx.recording('show'), -1);
+  t.ok(looksLike(colourAt(frame, 0.25, 0.5), RED) && looksLike(colourAt(frame, 0.75, 0.5), BLUE), 'the recording shows them side by side');
+
+  t.equal((await gw.post('/rest-api/mixer/terminate', { uri: 'mixer://show' })).status, 200);
+  await waitFor('no ffmpeg left', async () => (await ffmpegCount()) === 0);
+  t.equal((await gw.post('/rest-api/mixer/find_all', {})).status, 404, 'no mixer left');
+});
+
+t.test('layouts change live: grid, picture-in-picture, speaker focus; a lost input shows its placeholder, then itself again', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'mixer-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const gw = await startGateway({ webrtc_keyframe_interval_ms: 1000 });
+  t.teardown(() => gw.close());
+  await publishColour(t, gw, 'red', RED, '640x480', 440);
+  const blue = await publishColour(t, gw, 'blue', BLUE, '1280x720', 1000);
+  t.equal((await gw.post('/rest-api/mixer/startup', { uri: 'mixer://show', layout: 'grid', background: GREEN, width: 640, height: 360 })).status, 200);
+  for (const stream of ['red', 'blue']) await gw.post('/rest-api/mixer/add', { uri: 'mixer://show', remoteStreamName: stream });
+  await keyframeCached(gw, 'show');
+
+  // A grid of two: one row of two cells of 320x360, each picture letterboxed in its cell.
+  await waitForPicture(gw, dir, 'show', 'grid', [
+    [0.25, 0.5, RED],
+    [0.75, 0.5, BLUE],
+    [0.75, 0.1, '#000000'],
+  ]);
+  t.equal((await gw.post('/rest-api/mixer/set_layout', { uri: 'mixer://show', layout: 'picture-in-picture', pip: { corner: 'top-right', size: 0.3 } })).status, 200);
+  await waitForPicture(gw, dir, 'show', 'picture-in-picture: red fills, blue inset top right', [
+    [0.5, 0.5, RED],
+    [0.83, 0.15, BLUE],
+  ]);
+  t.equal((await gw.post('/rest-api/mixer/set_layout', { uri: 'mixer://show', layout: 'speaker' })).status, 200);
+  await waitForPicture(gw, dir, 'show', 'speaker: the first large above, the other below', [
+    [0.5, 0.35, RED],
+    [0.5, 0.88, BLUE],
+  ]);
+
+  // Blue's publisher goes: its slot shows the placeholder; it publishes again: blue is back.
+  await gw.post('/rest-api/mixer/set_layout', { uri: 'mixer://show', layout: 'side-by-side' });
+  await blue.stop();
+  await waitForPicture(gw, dir, 'show', 'the placeholder where blue was', [
+    [0.25, 0.5, RED],
+    [0.75, 0.5, PLACEHOLDER],
+  ]);
+  t.match((await gw.post('/rest-api/mixer/find_all', {})).body, [{ inputs: [{ publishing: true }, { streamName: 'blue', publishing: false }] }]);
+  await publishColour(t, gw, 'blue', BLUE, '1280x720', 1000);
+  await waitForPicture(gw, dir, 'show', 'blue back in its slot', [
+    [0.25, 0.5, RED],
+    [0.75, 0.5, BLUE],
+  ]);
+
+  t.equal((await gw.post('/rest-api/mixer/remove', { uri: 'mixer://show', remoteStreamName: 'blue' })).status, 200);
+  await waitForPicture(gw, dir, 'show', 'red alone fills the picture', [
+    [0.5, 0.5, RED],
+    [0.1, 0.5, '#000000'],
+  ]);
+});
+
+t.test('bad input: a clear error naming the field, and nothing left running', async (t) => {
+  const gw = await startGateway({ limit_mixers: 2 });
+  t.teardown(() => gw.close());
+  await publishColour(t, gw, 'red', RED, '640x480', 440);
+  const post = (path: string, body: unknown): ReturnType<TestGateway['post']> => gw.post(`/rest-api/mixer/${path}`, body);
+
+  t.match(await post('startup', { uri: 'show' }), { status: 400, body: { message: /uri/ } }, 'a uri that is not mixer://');
+  t.match(await post('startup', { uri: 'mixer://a', layout: 'carousel' }), { status: 400, body: { message: /layout/ } }, 'an unknown layout');
+  t.match(await post('startup', { uri: 'mixer://a', width: 641 }), { status: 400, body: { message: /width/ } }, 'an odd width');
+  t.match(await post('startup', { uri: 'mixer://a', background: 'green' }), { status: 400, body: { message: /background/ } }, 'a background not #rrggbb');
+  t.match(await post('startup', { uri: 'mixer://a', hasVideo: false }), { status: 400, body: { message: /hasVideo/ } });
+  t.match(
+    await post('startup', { uri: 'mixer://a', localStreamName: 'red' }),
+    { status: 409, body: { message: /already publishing/ } },
+    'an output named as a stream that publishes',
+  );
+  t.equal(await ffmpegCount(), 0, 'nothing started for them');
+
+  t.equal((await post('startup', { uri: 'mixer://a' })).status, 200);
+  t.equal((await post('startup', { uri: 'mixer://b' })).status, 200);
+  t.match(await post('startup', { uri: 'mixer://a' }), { status: 409, body: { message: /uri: mixer:\/\/a already runs/ } });
+  t.match(await post('startup', { uri: 'mixer://c' }), { status: 503, body: { message: /limit_mixers/ } });
+
+  t.match(await post('add', { uri: 'mixer://nope', remoteStreamName: 'red' }), { status: 404, body: { message: /uri: no mixer/ } });
+  t.match(await post('add', { uri: 'mixer://a', remoteStreamName: 'nobody' }), { status: 404, body: { message: /remoteStreamName: stream nobody is not publishing/ } });
+  t.match(await post('add', { uri: 'mixer://a', remoteStreamName: 'a' }), { status: 400, body: { message: /remoteStreamName/ } }, 'a mixer added to itself');
+  t.equal((await post('add', { uri: 'mixer://b', remoteStreamName: 'a' })).status, 200, 'a mixer in another');
+  t.match(
+    await post('add', { uri: 'mixer://a', remoteStreamName: 'b' }),
+    { status: 400, body: { message: /remoteStreamName: b is made from this mixer's own output/ } },
+    'a mixer in itself through another',
+  );
+  t.equal((await post('add', { uri: 'mixer://a', remoteStreamName: 'red' })).status, 200);
+  t.match(await post('add', { uri: 'mixer://a', remoteStreamName: 'red' }), { status: 409, body: { message: /already an input/ } });
+  t.match(await post('add', { uri: 'mixer://a', remoteStreamName: 'red', slot: 9 }), { status: 400, body: { message: /slot/ } });
+  t.match(await post('remove', { uri: 'mixer://a', remoteStreamName: 'blue' }), { status: 404, body: { message: /remoteStreamName: blue is not an input/ } });
+  t.match(await post('setAudioVideo', { uri: 'mixer://a', remoteStreamName: 'red', volume: 5 }), { status: 400, body: { message: /volume/ } });
+  t.equal((await post('setAudioVideo', { uri: 'mixer://a', remoteStreamName: 'red', volume: 0.5, audioMuted: true })).status, 200);
+  t.match((await post('find_all', {})).body, [{ uri: 'mixer://a', inputs: [{ streamName: 'red', volume: 0.5, audioMuted: true }] }, { uri: 'mixer://b' }]);
+
+  for (const uri of ['mixer://b', 'mixer://a']) t.equal((await post('terminate', { uri })).status, 200);
+  t.match(await post('terminate', { uri: 'mixer://a' }), { status: 404, body: { message: /uri: no mixer/ } });
+  await waitFor('no ffmpeg left', async () => (await ffmpegCount()) === 0);
+  t.same(
+    (await gw.plane.streams()).map((s) => s.name),
+    ['red'],
+    "the mixers' streams ended with them",
+  );
+});

@@ -3,7 +3,7 @@
  * beside its target.
  * Prints a table and writes JSON. `--quick` runs a smaller version in about a minute.
  *
- *   npm run bench -- [--quick] [--only startup,sdk,latency,fanout,outputs,audio,resilience,stalls,isolation,capacity,overload,cluster,peer] [--steps 8,16,24]
+ *   npm run bench -- [--quick] [--only startup,sdk,latency,fanout,outputs,audio,resilience,stalls,isolation,capacity,overload,cluster,mixer,peer] [--steps 8,16,24]
  *                    [--out file.json] [--log-level debug] [--profile: CPU profile of the gateway
  *                    in .bench/profiles, for Chrome DevTools or speedscope]
  */
@@ -31,6 +31,7 @@ import { destinationRestart, networkCut, reconnectCycles } from './resilience.js
 import { restStartup, sdkStartup } from './startup.js';
 import { stalls } from './stalls.js';
 import { isolation } from './isolation.js';
+import { mixer } from './mixer.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -43,7 +44,7 @@ const { values: args } = parseArgs({
   },
 });
 const quick = args.quick!;
-const sections = new Set((args.only ?? 'startup,sdk,latency,fanout,outputs,audio,resilience,stalls,isolation,capacity,overload,cluster,peer').split(','));
+const sections = new Set((args.only ?? 'startup,sdk,latency,fanout,outputs,audio,resilience,stalls,isolation,capacity,overload,cluster,mixer,peer').split(','));
 const plan = benchPlan(quick);
 if (args.steps) plan.capacitySteps = args.steps.split(',').map(Number);
 const WORK = resolve('.bench');
@@ -107,6 +108,7 @@ async function main(): Promise<void> {
       await overload(bench, fixture, nginx, quick ? 6 : 72);
     }
     if (sections.has('cluster')) await cluster(bench, fixture, receiver);
+    if (sections.has('mixer')) await mixer(bench, fixture, receiver);
     if (sections.has('peer')) {
       nginx ??= await NginxRtmp.start();
       await peer(bench, fixture, receiver, nginx);

@@ -3,11 +3,13 @@ import type { MediaPlane } from './plane/plane.js';
 import type { PushInfo } from './pushes/info.js';
 import type { StreamJson } from './publishers/description.js';
 import { PUSH_STATES } from './pushes/states.js';
+import type { MixerInfo } from './mixers/requests.js';
 
 /** What one scrape reads from the plane, shared by every metric of that scrape. */
 interface Scrape {
   pushes: PushInfo[];
   streams: StreamJson[];
+  mixers: MixerInfo[];
 }
 
 /** The host of a redacted destination URL: the only part of it a label may carry. */
@@ -28,7 +30,8 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
   // Read once per scrape, by its first metric (a registry collects in the order metrics were
   // registered); the others see the same moment.
   let last: Promise<Scrape> | undefined;
-  const refresh = (): Promise<Scrape> => (last = Promise.all([plane.find({}), plane.streams()]).then(([pushes, streams]) => ({ pushes, streams })));
+  const refresh = (): Promise<Scrape> =>
+    (last = Promise.all([plane.find({}), plane.streams(), plane.mixerFind()]).then(([pushes, streams, mixers]) => ({ pushes, streams, mixers })));
   const read = (): Promise<Scrape> => last ?? refresh();
   const pushLabels = ['stream', 'media_session_id', 'destination_host'] as const;
   const labelsOf = (p: PushInfo) => ({ stream: p.sourceStreamName, media_session_id: p.mediaSessionId, destination_host: destinationHost(p.rtmpUrl) });
@@ -84,6 +87,24 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
       for (const p of pushes) for (const state of PUSH_STATES) this.set({ ...labelsOf(p), state }, p.state === state ? 1 : 0);
     },
   });
+  const perMixer = (kind: typeof Counter | typeof Gauge, name: string, help: string, value: (m: MixerInfo) => number): void =>
+    perItem(
+      kind,
+      name,
+      help,
+      ['mixer', 'stream'],
+      (s) => s.mixers,
+      (m) => ({ mixer: m.uri, stream: m.localStreamName }),
+      value,
+    );
+  perMixer(Gauge, 'gateway_mixer_inputs', "A mixer's inputs", (m) => m.inputs.length);
+  perMixer(
+    Gauge,
+    'gateway_mixer_inputs_publishing',
+    "A mixer's inputs whose streams publish now (the others show a placeholder)",
+    (m) => m.inputs.filter((i) => i.publishing).length,
+  );
+  perMixer(Counter, 'gateway_mixer_frames_total', 'Pictures a mixer made', (m) => m.frames);
   perPush(Counter, 'gateway_push_sent_bytes_total', 'Bytes written to the destination, every connection of the push', (p) => p.counters.outputBytes);
   perPush(Counter, 'gateway_push_acknowledged_bytes_total', 'Bytes the destination acknowledged', (p) => p.counters.acknowledgedBytes);
   perPush(Counter, 'gateway_push_frames_total', 'Video frames sent', (p) => p.counters.frames);

@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
 import { conflict, invalid, notFound, unavailable } from '../errors.js';
+import { TypedEmitter } from '../events.js';
+import type { MIXER_EVENTS } from '../lifecycle-events.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { PublisherRegistry } from '../publishers/registry.js';
 import { MAX_MIXER_INPUTS } from './layout.js';
@@ -8,12 +10,22 @@ import type { MixerAudioVideo, MixerInfo, MixerInputRequest, MixerLayoutRequest,
 
 const nameOf = (uri: string): string => uri.slice('mixer://'.length);
 
+/** What webhooks are told of a mixer: its URI, its stream, the input concerned, why it ended. */
+export interface MixerEvent {
+  mixer: string;
+  stream: string;
+  input?: string;
+  reason?: string;
+}
+
+export type MixerServiceEvents = { event: [{ type: (typeof MIXER_EVENTS)[number] } & MixerEvent] };
+
 /**
  * The mixers of one place: started, given inputs, ended. An input is a stream published here; it
  * may go and come back (its slot shows a placeholder meanwhile). A mixer's output is a stream like
  * any, so it can be another mixer's input, but never, directly or through other mixers, its own.
  */
-export class MixerService {
+export class MixerService extends TypedEmitter<MixerServiceEvents> {
   readonly #mixers = new Map<string, Mixer>();
   readonly #starting = new Set<string>();
 
@@ -22,6 +34,7 @@ export class MixerService {
     private readonly deps: MixerDeps & { maxMixers: number },
     private readonly log: Logger,
   ) {
+    super((event, error) => log.error({ err: error, event }, 'mixer listener failed'));
     registry.on('publishing', (publisher) => {
       for (const mixer of this.#mixers.values()) {
         const input = mixer.input(publisher.name);
@@ -58,8 +71,9 @@ export class MixerService {
       let mixer: Mixer;
       try {
         const log = this.log.child({ mixer: uri });
-        mixer = new Mixer(spec, publisher, targets, { ...this.deps, log }, () => {
+        mixer = new Mixer(spec, publisher, targets, { ...this.deps, log }, (reason) => {
           if (this.#mixers.get(uri) === mixer) this.#mixers.delete(uri);
+          this.safeEmit('event', { type: 'mixer.ended', mixer: uri, stream: name, reason });
         });
       } catch (error) {
         await publisher.close('the mixer could not start');
@@ -67,6 +81,7 @@ export class MixerService {
       }
       this.#mixers.set(uri, mixer);
       this.log.info({ mixer: uri, stream: name }, 'mixer started');
+      this.safeEmit('event', { type: 'mixer.started', mixer: uri, stream: name });
       return this.#describe(uri, mixer);
     } finally {
       this.#starting.delete(uri);
@@ -82,12 +97,14 @@ export class MixerService {
     const publisher = this.#publishing(stream);
     if (!publisher) throw notFound(`remoteStreamName: stream ${stream} is not publishing`);
     mixer.add(stream, publisher, request.slot);
+    this.safeEmit('event', { type: 'mixer.input_added', mixer: request.uri, stream: mixer.output.name, input: stream });
     return this.#describe(request.uri, mixer);
   }
 
   remove(uri: string, stream: string): MixerInfo {
     const mixer = this.#get(uri);
     if (!mixer.remove(stream)) throw notFound(`remoteStreamName: ${stream} is not an input of ${uri}`);
+    this.safeEmit('event', { type: 'mixer.input_removed', mixer: uri, stream: mixer.output.name, input: stream });
     return this.#describe(uri, mixer);
   }
 

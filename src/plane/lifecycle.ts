@@ -2,7 +2,8 @@ import type { PublisherRegistry } from '../publishers/registry.js';
 import type { PushService } from '../pushes/service.js';
 import type { PushState } from '../pushes/states.js';
 import { followPushes } from '../pushes/changes.js';
-import { PUBLISHER_EVENTS, RECORDING_EVENTS, PUSH_EVENTS, VIEWER_EVENTS } from '../lifecycle-events.js';
+import { MIXER_EVENTS, PUBLISHER_EVENTS, RECORDING_EVENTS, PUSH_EVENTS, VIEWER_EVENTS } from '../lifecycle-events.js';
+import type { MixerEvent, MixerService } from '../mixers/service.js';
 import type { ViewerEvents, ViewerRegistry } from '../viewers/viewers.js';
 import type { RecordingEvent, RecordingPart } from '../outputs/record-link.js';
 
@@ -23,7 +24,8 @@ export type LifecycleEvent =
       outageMs?: number;
     }
   | ({ type: (typeof RECORDING_EVENTS)[number] } & RecordingPart)
-  | { type: (typeof VIEWER_EVENTS)[number]; stream: string; viewerId: string; reason?: string };
+  | { type: (typeof VIEWER_EVENTS)[number]; stream: string; viewerId: string; reason?: string }
+  | ({ type: (typeof MIXER_EVENTS)[number] } & MixerEvent);
 
 /** The event a push's new state makes, given the state it comes from. */
 function pushEvent(previous: PushState | undefined, state: PushState): (typeof PUSH_EVENTS)[number] | undefined {
@@ -45,7 +47,13 @@ function pushEvent(previous: PushState | undefined, state: PushState): (typeof P
  * pushes of it wait in standby has `returned`; a publisher that went away (connection gone,
  * page closed) is `lost`, one ended on purpose `ended`.
  */
-export function followLifecycle(publishers: PublisherRegistry, pushes: PushService, viewers: ViewerRegistry, listener: (event: LifecycleEvent) => void): () => void {
+export function followLifecycle(
+  publishers: PublisherRegistry,
+  pushes: PushService,
+  viewers: ViewerRegistry,
+  mixers: MixerService,
+  listener: (event: LifecycleEvent) => void,
+): () => void {
   const stopPushes = followPushes(pushes, (change) => {
     const type = pushEvent(change.previous, change.state);
     if (!type) return;
@@ -64,8 +72,10 @@ export function followLifecycle(publishers: PublisherRegistry, pushes: PushServi
   const onRecording = (event: RecordingEvent): void => listener({ type: `recording.${event.type}`, ...event.part });
   const onJoined = (viewer: ViewerEvents['joined'][0]): void => listener({ type: 'viewer.joined', ...viewer });
   const onLeft = (viewer: ViewerEvents['left'][0]): void => listener({ type: 'viewer.left', ...viewer });
+  const onMixer = (event: { type: (typeof MIXER_EVENTS)[number] } & MixerEvent): void => listener(event);
   viewers.on('joined', onJoined);
   viewers.on('left', onLeft);
+  mixers.on('event', onMixer);
   // Told before the pushes hear of it: `lost` comes before their standby, `returned` before their restore.
   publishers.prependListener('publishing', onPublishing);
   publishers.prependListener('closed', onClosed);
@@ -75,6 +85,7 @@ export function followLifecycle(publishers: PublisherRegistry, pushes: PushServi
     pushes.off('recording', onRecording);
     viewers.off('joined', onJoined);
     viewers.off('left', onLeft);
+    mixers.off('event', onMixer);
     publishers.off('publishing', onPublishing);
     publishers.off('closed', onClosed);
   };

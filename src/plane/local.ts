@@ -126,7 +126,7 @@ export class LocalPlane implements MediaPlane {
   }
 
   events(listener: (event: LifecycleEvent) => void): () => void {
-    return followLifecycle(this.core.publishers, this.core.pushes, this.core.viewers, listener);
+    return followLifecycle(this.core.publishers, this.core.pushes, this.core.viewers, this.core.mixers, listener);
   }
 
   /** This place's load and counts. */

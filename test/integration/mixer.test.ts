@@ -10,6 +10,8 @@ import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { ffmpegCount, startGateway, type TestGateway } from '../helpers/gateway.js';
 import { keyframeCached } from '../helpers/pushes.js';
+import { WebhookReceiver } from '../helpers/webhook-receiver.js';
+import type { LifecycleEventType } from '../../src/lifecycle-events.js';
 
 // A mixer made from two real WebRTC publishers (werift over WHIP): one red at 640x480 (4:3) with a
 // 440 Hz tone, one blue at 1280x720 (16:9) with a 1000 Hz tone. Its output is a stream like any:
@@ -168,8 +170,19 @@ t.test('layouts change live: grid, picture-in-picture, speaker focus; a lost inp
   ]);
 });
 
-t.test('bad input: a clear error naming the field, and nothing left running', async (t) => {
-  const gw = await startGateway({ limit_mixers: 2 });
+t.test('bad input: a clear error naming the field, and nothing left running; metrics and webhooks tell of mixers', async (t) => {
+  const hooks = await WebhookReceiver.start('mixer-webhook-secret');
+  t.teardown(() => hooks.stop());
+  const webhook = {
+    id: 'app',
+    url: hooks.url,
+    secret: 'mixer-webhook-secret',
+    events: ['mixer.started', 'mixer.input_added', 'mixer.ended'] as LifecycleEventType[],
+    timeout_ms: 2000,
+    max_attempts: 3,
+    queue_limit: 100,
+  };
+  const gw = await startGateway({ limit_mixers: 2, webhooks: [webhook] });
   t.teardown(() => gw.close());
   await publishColour(t, gw, 'red', RED, '640x480', 440);
   const post = (path: string, body: unknown): ReturnType<TestGateway['post']> => gw.post(`/rest-api/mixer/${path}`, body);
@@ -207,6 +220,9 @@ t.test('bad input: a clear error naming the field, and nothing left running', as
   t.match(await post('setAudioVideo', { uri: 'mixer://a', remoteStreamName: 'red', volume: 5 }), { status: 400, body: { message: /volume/ } });
   t.equal((await post('setAudioVideo', { uri: 'mixer://a', remoteStreamName: 'red', volume: 0.5, audioMuted: true })).status, 200);
   t.match((await post('find_all', {})).body, [{ uri: 'mixer://a', inputs: [{ streamName: 'red', volume: 0.5, audioMuted: true }] }, { uri: 'mixer://b' }]);
+  const metrics = await (await fetch(`${gw.baseUrl}/metrics`)).text();
+  t.match(metrics, /^gateway_mixer_inputs\{mixer="mixer:\/\/a",stream="a"\} 1$/m, 'metrics: the inputs of each mixer');
+  t.match(metrics, /^gateway_mixer_frames_total\{mixer="mixer:\/\/b",stream="b"\} [1-9]/m, 'and the pictures it made');
 
   for (const uri of ['mixer://b', 'mixer://a']) t.equal((await post('terminate', { uri })).status, 200);
   t.match(await post('terminate', { uri: 'mixer://a' }), { status: 404, body: { message: /uri: no mixer/ } });
@@ -215,5 +231,14 @@ t.test('bad input: a clear error naming the field, and nothing left running', as
     (await gw.plane.streams()).map((s) => s.name),
     ['red'],
     "the mixers' streams ended with them",
+  );
+  const told = await waitFor('the webhooks of both mixers ending', () => {
+    const events = hooks.received.map((h) => h.body as { type: string; data: Record<string, string> });
+    return events.filter((e) => e.type === 'mixer.ended').length === 2 ? events : undefined;
+  });
+  t.match(
+    told.map((e) => `${e.type} ${e.data.mixer} ${e.data.input ?? ''}`.trim()),
+    ['mixer.started mixer://a', 'mixer.started mixer://b', 'mixer.input_added mixer://b a', 'mixer.input_added mixer://a red', 'mixer.ended mixer://b', 'mixer.ended mixer://a'],
+    'webhooks: started, inputs added, ended',
   );
 });

@@ -1,3 +1,4 @@
+import type { MixerService } from '../../src/mixers/service.js';
 import t from 'tap';
 import { TypedEmitter } from '../../src/events.js';
 import { followLifecycle, type LifecycleEvent } from '../../src/plane/lifecycle.js';
@@ -74,7 +75,7 @@ t.test("lifecycle events are the change stream's: the same reasons, states and t
   const changes: PushChange[] = [];
   const events: LifecycleEvent[] = [];
   followPushes(service, (c) => changes.push(c));
-  followLifecycle(publishers, service, new TypedEmitter() as unknown as ViewerRegistry, (e) => events.push(e));
+  followLifecycle(publishers, service, new TypedEmitter() as unknown as ViewerRegistry, new TypedEmitter() as unknown as MixerService, (e) => events.push(e));
   const push = pushOf('m1');
   pushes.push(push);
   for (const [state, reason] of [['running'], ['standby', 'the publisher went away'], ['resuming'], ['running'], ['reconnecting', 'reset'], ['failed', 'gave up']] as [

@@ -3,6 +3,14 @@ import { pushAndVerify, whipPublish } from '../helpers/e2e.js';
 import { waitFor } from '../../kit/processes.js';
 import { freePort } from '../../kit/rtmp-server.js';
 import { useStage } from '../helpers/stage.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { colourLook, loadFixture } from '../../kit/fixture.js';
+import { colourAt, decodePicture, looksLike } from '../../kit/pictures.js';
+import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
+
+const FIXTURES = join(import.meta.dirname, '..', '..', '.bench', 'fixture');
 
 // A gateway that prefers VP8, so the browser sends VP8 and the push transcodes to H.264.
 const stage = useStage([{ webrtc_video_codecs: ['VP8', 'H264'] }]);
@@ -24,6 +32,39 @@ t.test('a VP8 publish is transcoded to H.264 with keyframes at most 2 s apart', 
     statsExpression: 'window.pc.getStats()',
     seconds: 8,
   });
+});
+
+t.test("a mixer takes a browser's VP8 beside an H.264 stream: each is decoded into its slot", async (t) => {
+  const { gw } = stage;
+  const red = await SyntheticPublisher.publish(loadFixture(FIXTURES, colourLook('#ff0000', '640x480', 440)), gw.baseUrl, 'red');
+  t.teardown(() => red.stop());
+  await waitFor('the VP8 stream publishing', async () => gw.publishers.get('vp8')?.state === 'publishing', 10000);
+  t.equal((await gw.post('/rest-api/mixer/startup', { uri: 'mixer://both', layout: 'side-by-side', width: 640, height: 360 })).status, 200);
+  t.teardown(() => gw.post('/rest-api/mixer/terminate', { uri: 'mixer://both' }));
+  for (const stream of ['vp8', 'red']) t.equal((await gw.post('/rest-api/mixer/add', { uri: 'mixer://both', remoteStreamName: stream })).status, 200);
+  const dir = await mkdtemp(join(tmpdir(), 'mixer-vp8-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  let seen = '';
+  await waitFor(
+    "the browser's picture on the left, red on the right",
+    async () => {
+      const jpeg = await gw.plane.snapshot('both').catch(() => undefined);
+      if (!jpeg) return false;
+      const file = join(dir, `${Date.now()}.jpg`);
+      await writeFile(file, jpeg);
+      const picture = await decodePicture(file);
+      const left = colourAt(picture, 0.25, 0.3);
+      seen = JSON.stringify([left, colourAt(picture, 0.75, 0.5)]);
+      // The browser's camera: any picture, but neither the placeholder nor the black of a slot left empty.
+      return !looksLike(left, '#303030', 12) && !looksLike(left, '#000000', 12) && looksLike(colourAt(picture, 0.75, 0.5), '#ff0000');
+    },
+    20_000,
+    250,
+  ).catch((error: unknown) => {
+    throw new Error(`${(error as Error).message}; last seen ${seen}`, { cause: error });
+  });
+  t.equal((await gw.post('/rest-api/mixer/terminate', { uri: 'mixer://both' })).status, 200);
+  await waitFor('no ffmpeg left', () => gw.ffmpeg.count === 0);
 });
 
 t.test('a destination that refuses the connection answers 500 with the reason, and nothing is left', async (t) => {

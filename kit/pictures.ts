@@ -44,6 +44,20 @@ export function colourAt(picture: Picture, fx: number, fy: number): Rgb {
   return sum.map((v) => Math.round(v / n)) as Rgb;
 }
 
+/** The mean brightness (0-255, the mean of R, G and B) of a rectangle, its corners as fractions of the width and height. */
+export function brightness(picture: Picture, fx0: number, fy0: number, fx1: number, fy1: number): number {
+  let sum = 0;
+  let n = 0;
+  for (let y = Math.round(fy0 * picture.height); y < Math.round(fy1 * picture.height); y++) {
+    for (let x = Math.round(fx0 * picture.width); x < Math.round(fx1 * picture.width); x++) {
+      const at = (y * picture.width + x) * 3;
+      sum += (picture.rgb[at]! + picture.rgb[at + 1]! + picture.rgb[at + 2]!) / 3;
+      n++;
+    }
+  }
+  return n ? sum / n : 0;
+}
+
 /** Whether `colour` is within `tolerance` of `#rrggbb` in each channel (compression moves colours a little). */
 export function looksLike(colour: Rgb, expected: string, tolerance = 40): boolean {
   const want = [1, 3, 5].map((i) => parseInt(expected.slice(i, i + 2), 16));

@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want=(ffmpeg ca-certificates)
+# fonts-dejavu-core: the font a mixer writes its inputs' labels in.
+want=(ffmpeg ca-certificates fonts-dejavu-core)
 [[ "${1:-}" == "--test" ]] && want+=(nginx libnginx-mod-rtmp chromium firefox-esr openssl iproute2 redis-server
   # GStreamer's webrtcbin, a WebRTC client that is not a browser (kit/gst-webrtc.py)
   python3 python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0

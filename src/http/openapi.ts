@@ -7,7 +7,16 @@ import { recordingFileRequestSchema, recordingFindSchema, recordingSchema } from
 import { streamJsonSchema as stream } from '../publishers/description.js';
 import { findAllSchema, findSchema, mediaSessionSchema, streamSchema } from './schemas.js';
 import { nodeInfoSchema } from '../cluster/nodes.js';
-import { mixerAudioVideoSchema, mixerInfoSchema, mixerInputSchema, mixerLayoutSchema, mixerRemoveSchema, mixerStartupSchema, mixerTerminateSchema } from '../mixers/requests.js';
+import {
+  mixerAudioVideoSchema,
+  mixerInfoSchema,
+  mixerInputSchema,
+  mixerLabelSchema,
+  mixerLayoutSchema,
+  mixerRemoveSchema,
+  mixerStartupSchema,
+  mixerTerminateSchema,
+} from '../mixers/requests.js';
 
 /**
  * The REST API as an OpenAPI 3.1 document, made from the same zod schemas that check each
@@ -123,6 +132,12 @@ export function openApiDocument(version: string): Json {
       '/rest-api/mixer/set_layout': post(
         "Change a mixer's layout while it runs",
         mixerLayoutSchema,
+        { '200': { description: 'The mixer', content: json(mixerInfoSchema) } },
+        [400, 401, 404],
+      ),
+      '/rest-api/mixer/set_stream_label': post(
+        "Write a label over an input's picture (empty: none)",
+        mixerLabelSchema,
         { '200': { description: 'The mixer', content: json(mixerInfoSchema) } },
         [400, 401, 404],
       ),

@@ -1,3 +1,4 @@
+import { renameSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
@@ -31,11 +32,12 @@ class SlotDecoder {
 
   constructor(
     readonly size: Size,
+    labelFile: string,
     deps: DecoderDeps,
     onPicture: () => void,
   ) {
     this.#frameBytes = pictureBytes(size.width, size.height);
-    this.#ffmpeg = deps.supervisor.spawn(deps.ffmpegPath, decoderArgs(size), (event, error) => deps.log.error({ err: error, event }, 'mixer decoder listener failed'));
+    this.#ffmpeg = deps.supervisor.spawn(deps.ffmpegPath, decoderArgs(size, labelFile), (event, error) => deps.log.error({ err: error, event }, 'mixer decoder listener failed'));
     this.#ffmpeg.on('line', (line) => deps.log.warn({ ffmpeg: line }, 'mixer input decoder'));
     this.#ffmpeg.on('output', (data) => {
       this.#pending.push(data);
@@ -91,13 +93,30 @@ export class MixerInput implements MediaSink {
   #previous: SlotDecoder | undefined;
   #slotSize: Size | undefined;
 
+  #label = '';
+
   constructor(
     readonly stream: string,
     private readonly deps: DecoderDeps,
     /** The mixer's timeline starts here (publisher clock, ms). */
     startMs: number,
+    /** Where its label is written for its decoders to read (`decoderArgs`). */
+    private readonly labelFile: string,
+    label = '',
   ) {
     this.sound.begin(startMs);
+    this.label = label;
+  }
+
+  get label(): string {
+    return this.#label;
+  }
+
+  /** The text written over its picture (empty: none); its decoder reads it again at its next frame. */
+  set label(text: string) {
+    this.#label = text;
+    writeFileSync(`${this.labelFile}.new`, text, { mode: 0o600 });
+    renameSync(`${this.labelFile}.new`, this.labelFile);
   }
 
   /** The picture to draw, and its size; undefined while it has none (its placeholder is drawn). */
@@ -151,7 +170,7 @@ export class MixerInput implements MediaSink {
   #newDecoder(size: Size): void {
     void this.#previous?.close();
     this.#previous = this.#decoder;
-    const decoder: SlotDecoder = new SlotDecoder(size, this.deps, () => {
+    const decoder: SlotDecoder = new SlotDecoder(size, this.labelFile, this.deps, () => {
       if (this.#decoder !== decoder || !this.#previous) return;
       void this.#previous.close();
       this.#previous = undefined;

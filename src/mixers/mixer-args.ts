@@ -2,15 +2,26 @@ import type { LocalTarget } from '../ingest/engine.js';
 import { libx264 } from '../pipeline/ffmpeg-args.js';
 import type { Size } from './layout.js';
 
-/** A mixer input's decoder: its frames as IVF on stdin, its picture at the slot's size, letterboxed, as raw 4:2:0 on stdout. */
-export function decoderArgs(slot: Size): string[] {
+/** The font labels are written in (Debian's fonts-dejavu-core). */
+const LABEL_FONT = '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf';
+
+/**
+ * A mixer input's decoder: its frames as IVF on stdin, its picture at the slot's size, letterboxed,
+ * as raw 4:2:0 on stdout; the text of `labelFile` written at its bottom left, read again each
+ * frame, so a new label needs no new decoder (an empty file: none).
+ */
+export function decoderArgs(slot: Size, labelFile: string): string[] {
+  // A path goes into the filter graph as it is: one with characters the graph gives a meaning to would break it.
+  if (!/^[\w/.-]+$/.test(labelFile)) throw new Error(`a label file's path has characters a filter graph takes for its own: ${labelFile}`);
   const { width, height } = slot;
+  const fontSize = Math.max(10, Math.round(height / 14));
+  const label = `drawtext=fontfile=${LABEL_FONT}:textfile=${labelFile}:reload=1:expansion=none:fontsize=${fontSize}:fontcolor=white:box=1:boxcolor=black@0.55:boxborderw=${Math.round(fontSize / 3)}:x=${fontSize}:y=h-th-${fontSize}`;
   return [
     ...['-hide_banner', '-nostats', '-nostdin', '-loglevel', 'error', '-protocol_whitelist', 'pipe'],
     // One thread: frame threading would hold each frame back until the next ones came.
     ...['-threads', '1', '-probesize', '32', '-analyzeduration', '0', '-f', 'ivf', '-i', 'pipe:0'],
     '-vf',
-    `scale=${width}:${height}:force_original_aspect_ratio=decrease,scale=trunc(iw/2)*2:trunc(ih/2)*2,pad=${width}:${height}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,format=yuv420p`,
+    `scale=${width}:${height}:force_original_aspect_ratio=decrease,scale=trunc(iw/2)*2:trunc(ih/2)*2,pad=${width}:${height}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,${label},format=yuv420p`,
     ...['-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1'],
   ];
 }

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
@@ -60,6 +63,9 @@ export class Mixer {
   #slots: Slot[] = [];
   #pictures = 0;
   #closed = false;
+  /** Its inputs' labels, as files their decoders read (removed with the mixer). */
+  readonly #labels = mkdtempSync(join(tmpdir(), 'mixer-'));
+  #added = 0;
 
   constructor(
     readonly spec: MixerSpec,
@@ -98,10 +104,10 @@ export class Mixer {
     return this.#pictures;
   }
 
-  /** Adds the stream `name` (at `slot`, 0-based, or after the others); `publisher`, when it publishes now. */
-  add(name: string, publisher: Publisher | undefined, slot?: number): MixerInput {
+  /** Adds the stream `name` (at `slot`, 0-based, or after the others), labelled; `publisher`, when it publishes now. */
+  add(name: string, publisher: Publisher | undefined, slot?: number, label?: string): MixerInput {
     if (this.inputs.length >= MAX_MIXER_INPUTS) throw new RangeError(`a mixer has at most ${MAX_MIXER_INPUTS} inputs`);
-    const input = new MixerInput(name, this.deps, this.#startMs);
+    const input = new MixerInput(name, this.deps, this.#startMs, join(this.#labels, `input-${++this.#added}.txt`), label);
     this.inputs.splice(slot === undefined ? this.inputs.length : Math.min(slot, this.inputs.length), 0, input);
     this.#relayout();
     if (publisher) input.attach(publisher);
@@ -132,6 +138,7 @@ export class Mixer {
     clearInterval(this.#timer);
     this.deps.log.info({ reason }, 'mixer ended');
     await Promise.all([...this.inputs.map((input) => input.close()), this.#encoder.stop(1000), this.output.close(reason)]);
+    rmSync(this.#labels, { recursive: true, force: true });
     this.onEnded(reason);
   }
 

@@ -40,6 +40,12 @@ export const mixerStartupSchema = z.strictObject({
   background: z.string().regex(COLOUR, 'must be a #rrggbb colour').default('#000000'),
 });
 
+/** Text written over an input's picture: printable, one line. */
+const labelSchema = z
+  .string()
+  .max(64)
+  .regex(/^[^\p{Cc}]*$/u, 'must be one line of printable text');
+
 export const mixerInputSchema = z.strictObject({
   uri: mixerUriSchema,
   remoteStreamName: streamNameSchema,
@@ -52,7 +58,10 @@ export const mixerInputSchema = z.strictObject({
     .optional(),
   hasVideo: z.boolean().optional(),
   hasAudio: z.boolean().optional(),
+  label: labelSchema.optional(),
 });
+
+export const mixerLabelSchema = z.strictObject({ uri: mixerUriSchema, remoteStreamName: streamNameSchema, label: labelSchema });
 
 export const mixerRemoveSchema = z.strictObject({ uri: mixerUriSchema, remoteStreamName: streamNameSchema });
 
@@ -71,6 +80,7 @@ export type MixerStartup = z.output<typeof mixerStartupSchema>;
 export type MixerInputRequest = z.output<typeof mixerInputSchema>;
 export type MixerAudioVideo = z.output<typeof mixerAudioVideoSchema>;
 export type MixerLayoutRequest = z.output<typeof mixerLayoutSchema>;
+export type MixerLabelRequest = z.output<typeof mixerLabelSchema>;
 
 export const mixerInfoSchema = z.object({
   uri: z.string(),
@@ -92,6 +102,7 @@ export const mixerInfoSchema = z.object({
       publishing: z.boolean(),
       audioMuted: z.boolean(),
       volume: z.number(),
+      label: z.string(),
     }),
   ),
 });

@@ -6,7 +6,7 @@ import type { Publisher } from '../publishers/publisher.js';
 import type { PublisherRegistry } from '../publishers/registry.js';
 import { MAX_MIXER_INPUTS } from './layout.js';
 import { Mixer, type MixerDeps } from './mixer.js';
-import type { MixerAudioVideo, MixerInfo, MixerInputRequest, MixerLayoutRequest, MixerStartup } from './requests.js';
+import type { MixerAudioVideo, MixerInfo, MixerInputRequest, MixerLabelRequest, MixerLayoutRequest, MixerStartup } from './requests.js';
 
 const nameOf = (uri: string): string => uri.slice('mixer://'.length);
 
@@ -96,7 +96,7 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
     if (this.#dependsOn(stream, mixer)) throw invalid('remoteStreamName', `${stream} is made from this mixer's own output (${mixer.output.name}): a mixer cannot take it`);
     const publisher = this.#publishing(stream);
     if (!publisher) throw notFound(`remoteStreamName: stream ${stream} is not publishing`);
-    mixer.add(stream, publisher, request.slot);
+    mixer.add(stream, publisher, request.slot, request.label);
     this.safeEmit('event', { type: 'mixer.input_added', mixer: request.uri, stream: mixer.output.name, input: stream });
     return this.#describe(request.uri, mixer);
   }
@@ -111,6 +111,14 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
   setLayout(request: MixerLayoutRequest): MixerInfo {
     const mixer = this.#get(request.uri);
     mixer.setLayout({ kind: request.layout, pip: request.pip });
+    return this.#describe(request.uri, mixer);
+  }
+
+  setLabel(request: MixerLabelRequest): MixerInfo {
+    const mixer = this.#get(request.uri);
+    const input = mixer.input(request.remoteStreamName);
+    if (!input) throw notFound(`remoteStreamName: ${request.remoteStreamName} is not an input of ${request.uri}`);
+    input.label = request.label;
     return this.#describe(request.uri, mixer);
   }
 
@@ -174,6 +182,7 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
         publishing: input.publisher !== undefined,
         audioMuted: input.sound.muted,
         volume: input.sound.volume,
+        label: input.label,
       })),
     };
   }

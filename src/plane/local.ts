@@ -7,7 +7,7 @@ import { followLifecycle, type LifecycleEvent } from './lifecycle.js';
 import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers } from './plane.js';
 import { followPushes, type PushChange } from '../pushes/changes.js';
 import type { PushInfo } from '../pushes/info.js';
-import type { MixerAudioVideo, MixerInfo, MixerInputRequest, MixerLayoutRequest, MixerStartup } from '../mixers/requests.js';
+import type { MixerAudioVideo, MixerInfo, MixerInputRequest, MixerLabelRequest, MixerLayoutRequest, MixerStartup } from '../mixers/requests.js';
 
 const json = (t: Push): PushInfo => t.toJSON();
 
@@ -107,6 +107,10 @@ export class LocalPlane implements MediaPlane {
 
   async mixerLayout(request: MixerLayoutRequest): Promise<MixerInfo> {
     return this.core.mixers.setLayout(request);
+  }
+
+  async mixerLabel(request: MixerLabelRequest): Promise<MixerInfo> {
+    return this.core.mixers.setLabel(request);
   }
 
   async mixerAudioVideo(request: MixerAudioVideo): Promise<MixerInfo> {

@@ -2,7 +2,16 @@ import { z } from 'zod';
 import { streamJsonSchema } from '../publishers/description.js';
 import { pushInfoSchema } from '../pushes/info.js';
 import { findFilterSchema, mediaSessionIdSchema, soundRequestSchema, startupSchema } from '../pushes/requests.js';
-import { mixerAudioVideoSchema, mixerInfoSchema, mixerInputSchema, mixerLayoutSchema, mixerRemoveSchema, mixerStartupSchema, mixerUriSchema } from '../mixers/requests.js';
+import {
+  mixerAudioVideoSchema,
+  mixerInfoSchema,
+  mixerInputSchema,
+  mixerLabelSchema,
+  mixerLayoutSchema,
+  mixerRemoveSchema,
+  mixerStartupSchema,
+  mixerUriSchema,
+} from '../mixers/requests.js';
 
 /**
  * Which place answers a call, when there are several (worker threads, and next machines):
@@ -121,6 +130,11 @@ export const PLACE_METHODS = {
   }),
   mixerLayout: method({
     args: z.tuple([mixerLayoutSchema]),
+    result: mixerInfoSchema,
+    route: { to: 'stream', key: ([request]) => mixerName(request.uri) },
+  }),
+  mixerLabel: method({
+    args: z.tuple([mixerLabelSchema]),
     result: mixerInfoSchema,
     route: { to: 'stream', key: ([request]) => mixerName(request.uri) },
   }),

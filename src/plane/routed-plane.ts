@@ -70,6 +70,10 @@ export abstract class RoutedPlane implements RoutedCalls {
     return this.route('mixerLayout', args);
   }
 
+  mixerLabel(...args: ArgsOf<'mixerLabel'>): Promise<ResultOf<'mixerLabel'>> {
+    return this.route('mixerLabel', args);
+  }
+
   mixerAudioVideo(...args: ArgsOf<'mixerAudioVideo'>): Promise<ResultOf<'mixerAudioVideo'>> {
     return this.route('mixerAudioVideo', args);
   }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { colourLook, loadFixture } from '../../kit/fixture.js';
-import { colourAt, decodePicture, looksLike, toneLevels, type Picture } from '../../kit/pictures.js';
+import { brightness, colourAt, decodePicture, looksLike, toneLevels, type Picture } from '../../kit/pictures.js';
 import { probe, recordedFps } from '../../kit/probe.js';
 import { waitFor } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
@@ -162,6 +162,14 @@ t.test('layouts change live: grid, picture-in-picture, speaker focus; a lost inp
     [0.25, 0.5, RED],
     [0.75, 0.5, BLUE],
   ]);
+
+  // A label over red's picture: white text on a dark box at its bottom left, where the letterbox was black.
+  const region = [0.04, 0.86, 0.23, 0.94] as const;
+  t.ok(brightness(await snapshot(gw, dir, 'show'), ...region) < 20, 'no label yet');
+  const labelled = await gw.post('/rest-api/mixer/set_stream_label', { uri: 'mixer://show', remoteStreamName: 'red', label: 'Host: Ada' });
+  t.match(labelled.body, { inputs: [{ streamName: 'red', label: 'Host: Ada' }] });
+  await waitFor('the label drawn', async () => brightness(await snapshot(gw, dir, 'show'), ...region) > 30, 20_000, 250);
+  t.match(await gw.post('/rest-api/mixer/set_stream_label', { uri: 'mixer://show', remoteStreamName: 'red', label: 'two\nlines' }), { status: 400, body: { message: /label/ } });
 
   t.equal((await gw.post('/rest-api/mixer/remove', { uri: 'mixer://show', remoteStreamName: 'blue' })).status, 200);
   await waitForPicture(gw, dir, 'show', 'red alone fills the picture', [

@@ -1,6 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import { notFound } from '../../errors.js';
-import { mixerAudioVideoSchema, mixerInputSchema, mixerLayoutSchema, mixerRemoveSchema, mixerStartupSchema, mixerTerminateSchema } from '../../mixers/requests.js';
+import {
+  mixerAudioVideoSchema,
+  mixerInputSchema,
+  mixerLabelSchema,
+  mixerLayoutSchema,
+  mixerRemoveSchema,
+  mixerStartupSchema,
+  mixerTerminateSchema,
+} from '../../mixers/requests.js';
 import type { MediaPlane } from '../../plane/plane.js';
 import { parseBody } from '../../validation.js';
 import { findAllSchema } from '../schemas.js';
@@ -20,6 +28,8 @@ export function mixerRoutes(app: FastifyInstance, plane: MediaPlane): void {
   app.post('/rest-api/mixer/remove', CONTROL, async (request) => plane.mixerRemove(parseBody(mixerRemoveSchema, request.body)));
 
   app.post('/rest-api/mixer/set_layout', CONTROL, async (request) => plane.mixerLayout(parseBody(mixerLayoutSchema, request.body)));
+
+  app.post('/rest-api/mixer/set_stream_label', CONTROL, async (request) => plane.mixerLabel(parseBody(mixerLabelSchema, request.body)));
 
   app.post('/rest-api/mixer/setAudioVideo', CONTROL, async (request) => plane.mixerAudioVideo(parseBody(mixerAudioVideoSchema, request.body)));
 

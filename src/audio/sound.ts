@@ -1,12 +1,10 @@
-import { realpath } from 'node:fs/promises';
-import { join, sep } from 'node:path';
-import { GatewayError, invalid } from '../errors.js';
+import { invalid } from '../errors.js';
 import { TypedEmitter, type ListenerErrorHandler } from '../events.js';
 import type { MixSource } from './mixer.js';
 import { PCM_CHANNELS, PCM_SAMPLE_RATE } from './pcm.js';
 import { ffmpegQuietly, type FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
-import { openOwnFile } from '../own-files.js';
+import { resolveMediaFile, WAV } from '../security/media-files.js';
 
 const BYTES_PER_FRAME = 2 * PCM_CHANNELS;
 /** Decoded audio held ahead of playback: ~5 s; the decoder is paused beyond it. */
@@ -14,37 +12,9 @@ const HIGH_WATER_BYTES = 5 * PCM_SAMPLE_RATE * BYTES_PER_FRAME;
 const LOW_WATER_BYTES = HIGH_WATER_BYTES / 4;
 const DECODE_START_TIMEOUT_MS = 5000;
 
-/**
- * The path of a sound file named in a request: a plain file name of a regular RIFF WAV file inside
- * the media directory. Anything else is refused before anything starts, naming the field: 404
- * "No such file" when it does not exist, 400 for a path, `..`, a symlink leading out of the
- * directory, or a file that is not RIFF WAV.
- */
-export async function resolveSoundFile(mediaDir: string, name: string, field = 'soundFile'): Promise<string> {
-  // eslint-disable-next-line no-control-regex
-  if (name === '.' || name === '..' || /[/\\\x00-\x1f]/.test(name)) throw invalid(field, 'must be a plain file name inside the media directory');
-  let path: string;
-  let dir: string;
-  try {
-    dir = await realpath(mediaDir);
-    path = await realpath(join(dir, name));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new GatewayError('not_found', 'No such file', field);
-    throw invalid(field, `cannot be read: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
-  }
-  if (!path.startsWith(dir + sep)) throw invalid(field, 'leads outside the media directory');
-  const header = Buffer.alloc(12);
-  // The resolved path, opened without following a link swapped in since.
-  const file = await openOwnFile(path).catch(() => {
-    throw invalid(field, 'is not a regular file');
-  });
-  try {
-    await file.handle.read(header, 0, 12, 0);
-  } finally {
-    await file.handle.close();
-  }
-  if (header.toString('latin1', 0, 4) !== 'RIFF' || header.toString('latin1', 8, 12) !== 'WAVE') throw invalid(field, 'is not a RIFF WAV file');
-  return path;
+/** The path of a sound file named in a request: a RIFF WAV file in the media directory (see `resolveMediaFile`). */
+export function resolveSoundFile(mediaDir: string, name: string, field = 'soundFile'): Promise<string> {
+  return resolveMediaFile(mediaDir, name, field, WAV);
 }
 
 export interface SoundOptions {

@@ -36,15 +36,21 @@ export class Canvas {
   data: Buffer;
   readonly #background: Buffer;
 
+  /** `background`: one colour, or a picture of the canvas's size. */
   constructor(
     readonly size: Size,
-    background: Yuv,
+    background: Yuv | Buffer,
   ) {
     const { width, height } = size;
     if (width % 2 || height % 2) throw new RangeError(`a 4:2:0 picture has an even size, not ${width}x${height}`);
     this.data = Buffer.alloc(pictureBytes(width, height));
-    this.#background = Buffer.alloc(this.data.length);
-    fillPlanes(this.#background, width, height, { x: 0, y: 0, width, height }, background);
+    if (Buffer.isBuffer(background)) {
+      if (background.length !== this.data.length) throw new RangeError(`a ${width}x${height} background is ${this.data.length} bytes, not ${background.length}`);
+      this.#background = background;
+    } else {
+      this.#background = Buffer.alloc(this.data.length);
+      fillPlanes(this.#background, width, height, { x: 0, y: 0, width, height }, background);
+    }
   }
 
   /** Starts a frame: the background everywhere. */

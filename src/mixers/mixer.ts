@@ -9,7 +9,7 @@ import type { Publisher } from '../publishers/publisher.js';
 import { Canvas, yuvOf, type Yuv } from './canvas.js';
 import { MixerInput } from './input.js';
 import { layoutSlots, MAX_MIXER_INPUTS, SpeakerFocus, type LayoutOptions, type Size, type Slot } from './layout.js';
-import { encoderArgs } from './mixer-args.js';
+import { encoderArgs, type EncoderOverlay } from './mixer-args.js';
 import { SoundMix } from './sound.js';
 
 export interface MixerSpec {
@@ -18,8 +18,10 @@ export interface MixerSpec {
   layout: LayoutOptions;
   size: Size;
   frameRate: number;
-  /** `#rrggbb`. */
+  /** The request's background (`#rrggbb` or a file name), and the picture it makes. */
   background: string;
+  backgroundPicture: Yuv | Buffer;
+  overlays: readonly EncoderOverlay[];
   videoBitrateKbps: number;
   audioBitrateKbps: number;
 }
@@ -76,7 +78,7 @@ export class Mixer {
     private readonly onEnded: (reason: string) => void,
   ) {
     this.#layout = spec.layout;
-    this.#canvas = new Canvas(spec.size, yuvOf(spec.background));
+    this.#canvas = new Canvas(spec.size, spec.backgroundPicture);
     this.#encoder = deps.supervisor.spawn(
       deps.ffmpegPath,
       encoderArgs({ ...spec, targets, preset: deps.preset, keyframeIntervalS: deps.keyframeIntervalS }),

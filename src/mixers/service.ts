@@ -4,6 +4,7 @@ import { TypedEmitter } from '../events.js';
 import type { MIXER_EVENTS } from '../lifecycle-events.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { PublisherRegistry } from '../publishers/registry.js';
+import { mixerImages } from './images.js';
 import { MAX_MIXER_INPUTS } from './layout.js';
 import { Mixer, type MixerDeps } from './mixer.js';
 import type { MixerAudioVideo, MixerInfo, MixerInputRequest, MixerLabelRequest, MixerLayoutRequest, MixerStartup } from './requests.js';
@@ -31,7 +32,7 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
 
   constructor(
     private readonly registry: PublisherRegistry,
-    private readonly deps: MixerDeps & { maxMixers: number },
+    private readonly deps: MixerDeps & { maxMixers: number; mediaDir: string },
     private readonly log: Logger,
   ) {
     super((event, error) => log.error({ err: error, event }, 'mixer listener failed'));
@@ -57,6 +58,7 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
     const name = request.localStreamName ?? nameOf(uri);
     this.#starting.add(uri);
     try {
+      const images = await mixerImages(request, { mediaDir: this.deps.mediaDir, supervisor: this.deps.supervisor, ffmpegPath: this.deps.ffmpegPath });
       const hasAudio = request.hasAudio ?? true;
       const { publisher, targets } = await this.registry.publishLocal(name, { video: true, audio: hasAudio });
       const spec = {
@@ -65,6 +67,8 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
         size: { width: request.width, height: request.height },
         frameRate: request.fps,
         background: request.background,
+        backgroundPicture: images.background,
+        overlays: images.overlays,
         videoBitrateKbps: request.videoBitrate,
         audioBitrateKbps: request.audioBitrate,
       };

@@ -184,6 +184,7 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
       preset: config.transcoding_preset,
       keyframeIntervalS: config.webrtc_keyframe_interval_ms / 1000,
       maxMixers: config.limit_mixers,
+      mediaDir: resolve(ROOT, config.media_dir),
       log,
     },
     log.child({ component: 'mixers' }),

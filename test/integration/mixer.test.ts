@@ -1,6 +1,8 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { colourLook, loadFixture } from '../../kit/fixture.js';
 import { brightness, colourAt, decodePicture, looksLike, toneLevels, type Picture } from '../../kit/pictures.js';
@@ -22,6 +24,19 @@ const BLUE = '#0000ff';
 const GREEN = '#00ff00';
 const PLACEHOLDER = '#303030';
 const FIXTURES = join(import.meta.dirname, '..', '..', '.bench', 'fixture');
+const run = promisify(execFile);
+
+/** A media directory with a yellow square (PNG), a cyan backdrop (JPEG) and a file that is no image. */
+async function mediaDir(t: Test): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'mixer-media-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const make = (source: string, file: string): Promise<unknown> =>
+    run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', source, '-frames:v', '1', join(dir, file)]);
+  await make('color=c=0xffff00:s=64x64', 'logo.png');
+  await make('color=c=0x00ffff:s=320x240', 'backdrop.jpg');
+  await writeFile(join(dir, 'notes.txt'), 'not an image');
+  return dir;
+}
 
 async function publishColour(t: Test, gw: TestGateway, name: string, colour: string, size: string, toneHz: number): Promise<SyntheticPublisher> {
   const publisher = await SyntheticPublisher.publish(loadFixture(FIXTURES, colourLook(colour, size, toneHz)), gw.baseUrl, name);
@@ -63,12 +78,17 @@ t.test('a mixer of two publishers, pushed to nginx-rtmp: size, frame rate, both 
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const nginx = await NginxRtmp.start();
   t.teardown(() => nginx.stop());
-  const gw = await startGateway({ webrtc_keyframe_interval_ms: 1000 });
+  const gw = await startGateway({ webrtc_keyframe_interval_ms: 1000, media_dir: await mediaDir(t) });
   t.teardown(() => gw.close());
   await publishColour(t, gw, 'red', RED, '640x480', 440);
   await publishColour(t, gw, 'blue', BLUE, '1280x720', 1000);
 
-  const started = await gw.post('/rest-api/mixer/startup', { uri: 'mixer://show', layout: 'side-by-side', background: GREEN });
+  const started = await gw.post('/rest-api/mixer/startup', {
+    uri: 'mixer://show',
+    layout: 'side-by-side',
+    background: GREEN,
+    overlays: [{ file: 'logo.png', x: 0.45, y: 0.05, width: 0.1 }],
+  });
   t.equal(started.status, 200, JSON.stringify(started.body));
   t.match(started.body, { uri: 'mixer://show', localStreamName: 'show', width: 1280, height: 720, fps: 30, inputs: [] });
   for (const stream of ['red', 'blue']) t.equal((await gw.post('/rest-api/mixer/add', { uri: 'mixer://show', remoteStreamName: stream })).status, 200);
@@ -78,11 +98,12 @@ t.test('a mixer of two publishers, pushed to nginx-rtmp: size, frame rate, both 
   t.equal(push.status, 200, JSON.stringify(push.body));
   await waitFor('the mixer at nginx-rtmp', async () => (await nginx.streams()).length === 1);
   // Side by side: each input in a 640x720 half, kept at its aspect ratio, black above and below.
-  await waitForPicture(gw, dir, 'show', 'red left, blue right', [
+  await waitForPicture(gw, dir, 'show', 'red left, blue right, the logo over them', [
     [0.25, 0.5, RED],
     [0.75, 0.5, BLUE],
     [0.25, 0.1, '#000000'],
     [0.75, 0.1, '#000000'],
+    [0.5, 0.14, '#ffff00'],
   ]);
   const found = await gw.post('/rest-api/mixer/find_all', {});
   t.match(found.body, [
@@ -190,7 +211,7 @@ t.test('bad input: a clear error naming the field, and nothing left running; met
     max_attempts: 3,
     queue_limit: 100,
   };
-  const gw = await startGateway({ limit_mixers: 2, webhooks: [webhook] });
+  const gw = await startGateway({ limit_mixers: 2, webhooks: [webhook], media_dir: await mediaDir(t) });
   t.teardown(() => gw.close());
   await publishColour(t, gw, 'red', RED, '640x480', 440);
   const post = (path: string, body: unknown): ReturnType<TestGateway['post']> => gw.post(`/rest-api/mixer/${path}`, body);
@@ -198,7 +219,11 @@ t.test('bad input: a clear error naming the field, and nothing left running; met
   t.match(await post('startup', { uri: 'show' }), { status: 400, body: { message: /uri/ } }, 'a uri that is not mixer://');
   t.match(await post('startup', { uri: 'mixer://a', layout: 'carousel' }), { status: 400, body: { message: /layout/ } }, 'an unknown layout');
   t.match(await post('startup', { uri: 'mixer://a', width: 641 }), { status: 400, body: { message: /width/ } }, 'an odd width');
-  t.match(await post('startup', { uri: 'mixer://a', background: 'green' }), { status: 400, body: { message: /background/ } }, 'a background not #rrggbb');
+  t.match(await post('startup', { uri: 'mixer://a', background: 'green' }), { status: 404, body: { field: 'background' } }, 'a background neither #rrggbb nor a file');
+  t.match(await post('startup', { uri: 'mixer://a', background: 'notes.txt' }), { status: 400, body: { message: /background: is not a PNG or JPEG image/ } });
+  t.match(await post('startup', { uri: 'mixer://a', overlays: [{ file: 'nope.png' }] }), { status: 404, body: { field: 'overlays.0.file' } }, 'an overlay file that is missing');
+  t.match(await post('startup', { uri: 'mixer://a', watermark: 'notes.txt' }), { status: 400, body: { message: /watermark: is not a PNG or JPEG image/ } });
+  t.match(await post('startup', { uri: 'mixer://a', overlays: [{ file: '../logo.png' }] }), { status: 400, body: { message: /overlays.0.file: must be a plain file name/ } });
   t.match(await post('startup', { uri: 'mixer://a', hasVideo: false }), { status: 400, body: { message: /hasVideo/ } });
   t.match(
     await post('startup', { uri: 'mixer://a', localStreamName: 'red' }),
@@ -207,7 +232,7 @@ t.test('bad input: a clear error naming the field, and nothing left running; met
   );
   t.equal(await ffmpegCount(), 0, 'nothing started for them');
 
-  t.equal((await post('startup', { uri: 'mixer://a' })).status, 200);
+  t.equal((await post('startup', { uri: 'mixer://a', background: 'backdrop.jpg', width: 320, height: 180 })).status, 200);
   t.equal((await post('startup', { uri: 'mixer://b' })).status, 200);
   t.match(await post('startup', { uri: 'mixer://a' }), { status: 409, body: { message: /uri: mixer:\/\/a already runs/ } });
   t.match(await post('startup', { uri: 'mixer://c' }), { status: 503, body: { message: /limit_mixers/ } });
@@ -228,6 +253,11 @@ t.test('bad input: a clear error naming the field, and nothing left running; met
   t.match(await post('setAudioVideo', { uri: 'mixer://a', remoteStreamName: 'red', volume: 5 }), { status: 400, body: { message: /volume/ } });
   t.equal((await post('setAudioVideo', { uri: 'mixer://a', remoteStreamName: 'red', volume: 0.5, audioMuted: true })).status, 200);
   t.match((await post('find_all', {})).body, [{ uri: 'mixer://a', inputs: [{ streamName: 'red', volume: 0.5, audioMuted: true }] }, { uri: 'mixer://b' }]);
+  const dir = await mkdtemp(join(tmpdir(), 'mixer-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await keyframeCached(gw, 'a');
+  const backdrop = await snapshot(gw, dir, 'a');
+  t.ok(looksLike(colourAt(backdrop, 0.9, 0.1), '#00ffff'), 'a background image fills the picture where no input is');
   const metrics = await (await fetch(`${gw.baseUrl}/metrics`)).text();
   t.match(metrics, /^gateway_mixer_inputs\{mixer="mixer:\/\/a",stream="a"\} 1$/m, 'metrics: the inputs of each mixer');
   t.match(metrics, /^gateway_mixer_frames_total\{mixer="mixer:\/\/b",stream="b"\} [1-9]/m, 'and the pictures it made');

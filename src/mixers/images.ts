@@ -1,0 +1,54 @@
+import { invalid } from '../errors.js';
+import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
+import { IMAGE, resolveMediaFile } from '../security/media-files.js';
+import { COLOUR, pictureBytes, yuvOf, type Yuv } from './canvas.js';
+import type { Size } from './layout.js';
+import type { EncoderOverlay } from './mixer-args.js';
+import type { MixerStartup } from './requests.js';
+
+/** How long an image may take to decode. */
+const DECODE_TIMEOUT_MS = 5000;
+
+/**
+ * A mixer's background and overlays as its request names them, checked before anything starts:
+ * a background colour, or an image file of the media directory decoded once to the picture's size
+ * (scaled to fill it, cut to its shape); the overlays' files found, their places in pixels. A file
+ * that is missing or not an image is refused naming its field.
+ */
+export async function mixerImages(
+  request: Pick<MixerStartup, 'background' | 'watermark' | 'overlays' | 'width' | 'height'>,
+  deps: { mediaDir: string; supervisor: FfmpegSupervisor; ffmpegPath: string },
+): Promise<{ background: Yuv | Buffer; overlays: EncoderOverlay[] }> {
+  const size = { width: request.width, height: request.height };
+  const background = COLOUR.test(request.background)
+    ? yuvOf(request.background)
+    : await decodePicture(await resolveMediaFile(deps.mediaDir, request.background, 'background', IMAGE), size, deps, 'background');
+  const wanted = [
+    ...(request.watermark ? [{ file: request.watermark, field: 'watermark', x: 0.83, y: 0.03, width: 0.14, opacity: 0.85 }] : []),
+    ...(request.overlays ?? []).map((o, i) => ({ ...o, field: `overlays.${i}.file` })),
+  ];
+  const overlays: EncoderOverlay[] = [];
+  for (const o of wanted) {
+    const path = await resolveMediaFile(deps.mediaDir, o.file, o.field, IMAGE);
+    const even = (n: number): number => 2 * Math.round(n / 2);
+    overlays.push({ path, x: even(o.x * size.width), y: even(o.y * size.height), width: Math.max(2, even(o.width * size.width)), opacity: o.opacity });
+  }
+  return { background, overlays };
+}
+
+/** An image file as one 4:2:0 picture of `size`, decoded by a short-lived ffmpeg. */
+async function decodePicture(path: string, size: Size, deps: { supervisor: FfmpegSupervisor; ffmpegPath: string }, field: string): Promise<Buffer> {
+  const { width, height } = size;
+  const ffmpeg = deps.supervisor.spawn(deps.ffmpegPath, [
+    ...['-hide_banner', '-nostdin', '-loglevel', 'error', '-protocol_whitelist', 'file', '-i', path],
+    ...['-vf', `scale=${width}:${height}:force_original_aspect_ratio=increase,crop=${width}:${height}`, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1'],
+  ]);
+  const parts: Buffer[] = [];
+  ffmpeg.on('output', (data) => parts.push(data));
+  const timer = setTimeout(() => void ffmpeg.kill(), DECODE_TIMEOUT_MS);
+  await ffmpeg.closed;
+  clearTimeout(timer);
+  const picture = Buffer.concat(parts);
+  if (picture.length !== pictureBytes(width, height)) throw invalid(field, 'cannot be decoded as an image');
+  return picture;
+}

@@ -4,7 +4,8 @@ import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 import type { VideoFrame } from '../media/depacketizer.js';
 import { IVF_CLOCK_RATE, ivfFrameHeader, ivfHeader } from '../media/ivf.js';
-import type { AudioPacket, MediaSink, Publisher } from '../publishers/publisher.js';
+import type { AudioPacket, MediaSink } from '../publishers/publisher.js';
+import type { InputSource } from './relay.js';
 import { pictureBytes } from './canvas.js';
 import type { Size } from './layout.js';
 import { decoderArgs } from './mixer-args.js';
@@ -86,8 +87,8 @@ class SlotDecoder {
  */
 export class MixerInput implements MediaSink {
   readonly sound = new InputSound();
-  /** Told when the stream's publisher is attached (its pictures start with the cached keyframe). */
-  publisher: Publisher | undefined;
+  /** Where its media comes from while its stream publishes: the publisher, or a relay of it from another worker thread. */
+  publisher: InputSource | undefined;
   #decoder: SlotDecoder | undefined;
   /** The decoder being replaced, drawn until the new one has a picture. */
   #previous: SlotDecoder | undefined;
@@ -126,7 +127,7 @@ export class MixerInput implements MediaSink {
   }
 
   /** Takes the media of `publisher` (the stream published, or published again). */
-  attach(publisher: Publisher): void {
+  attach(publisher: InputSource): void {
     void this.detach();
     this.publisher = publisher;
     if (this.#slotSize) this.#newDecoder(this.#slotSize);
@@ -136,6 +137,7 @@ export class MixerInput implements MediaSink {
   /** Its publisher went: the picture goes (a placeholder is drawn), the sound goes silent. Resolves once its decoders have exited. */
   async detach(): Promise<void> {
     this.publisher?.detach(this);
+    this.publisher?.release?.();
     this.publisher = undefined;
     const decoders = [this.#decoder, this.#previous];
     this.#decoder = undefined;

@@ -10,6 +10,7 @@ import { Canvas, yuvOf, type Yuv } from './canvas.js';
 import { MixerInput } from './input.js';
 import { layoutSlots, MAX_MIXER_INPUTS, SpeakerFocus, type LayoutOptions, type Size, type Slot } from './layout.js';
 import { encoderArgs, type EncoderOverlay } from './mixer-args.js';
+import type { InputSource } from './relay.js';
 import { SoundMix } from './sound.js';
 
 export interface MixerSpec {
@@ -107,7 +108,7 @@ export class Mixer {
   }
 
   /** Adds the stream `name` (at `slot`, 0-based, or after the others), labelled; `publisher`, when it publishes now. */
-  add(name: string, publisher: Publisher | undefined, slot?: number, label?: string): MixerInput {
+  add(name: string, publisher: InputSource | undefined, slot?: number, label?: string): MixerInput {
     if (this.inputs.length >= MAX_MIXER_INPUTS) throw new RangeError(`a mixer has at most ${MAX_MIXER_INPUTS} inputs`);
     const input = new MixerInput(name, this.deps, this.#startMs, join(this.#labels, `input-${++this.#added}.txt`), label);
     this.inputs.splice(slot === undefined ? this.inputs.length : Math.min(slot, this.inputs.length), 0, input);

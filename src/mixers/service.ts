@@ -4,7 +4,9 @@ import { TypedEmitter } from '../events.js';
 import type { MIXER_EVENTS } from '../lifecycle-events.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { PublisherRegistry } from '../publishers/registry.js';
+import type { MessagePort } from 'node:worker_threads';
 import { mixerImages } from './images.js';
+import { RelayedSource, relayStream } from './relay.js';
 import { MAX_MIXER_INPUTS } from './layout.js';
 import { Mixer, type MixerDeps } from './mixer.js';
 import type { MixerAudioVideo, MixerInfo, MixerInputRequest, MixerLabelRequest, MixerLayoutRequest, MixerStartup } from './requests.js';
@@ -92,15 +94,34 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
     }
   }
 
-  add(request: MixerInputRequest): MixerInfo {
+  /**
+   * Adds an input: the stream publishing here, or, with `relay`, one publishing in another worker
+   * thread whose media comes over that port (`relayStream`); a relay for an input that waits for
+   * its stream (published again elsewhere) gives it its media back.
+   */
+  add(request: MixerInputRequest, relay?: MessagePort): MixerInfo {
+    try {
+      return this.#add(request, relay);
+    } catch (error) {
+      relay?.close(); // the other worker's relay ends with it
+      throw error;
+    }
+  }
+
+  #add(request: MixerInputRequest, relay?: MessagePort): MixerInfo {
     const mixer = this.#get(request.uri);
     const stream = request.remoteStreamName;
-    if (mixer.input(stream)) throw conflict(`remoteStreamName: ${stream} is already an input of ${request.uri}`);
+    const existing = mixer.input(stream);
+    if (existing && relay && !existing.publisher) {
+      existing.attach(this.#relayed(mixer, stream, relay));
+      return this.#describe(request.uri, mixer);
+    }
+    if (existing) throw conflict(`remoteStreamName: ${stream} is already an input of ${request.uri}`);
     if (mixer.inputs.length >= MAX_MIXER_INPUTS) throw conflict(`remoteStreamName: ${request.uri} has its ${MAX_MIXER_INPUTS} inputs, the most a mixer takes`);
     if (this.#dependsOn(stream, mixer)) throw invalid('remoteStreamName', `${stream} is made from this mixer's own output (${mixer.output.name}): a mixer cannot take it`);
-    const publisher = this.#publishing(stream);
-    if (!publisher) throw notFound(`remoteStreamName: stream ${stream} is not publishing`);
-    mixer.add(stream, publisher, request.slot, request.label);
+    const source = relay ? this.#relayed(mixer, stream, relay) : this.#publishing(stream);
+    if (!source) throw notFound(`remoteStreamName: stream ${stream} is not publishing`);
+    mixer.add(stream, source, request.slot, request.label);
     this.safeEmit('event', { type: 'mixer.input_added', mixer: request.uri, stream: mixer.output.name, input: stream });
     return this.#describe(request.uri, mixer);
   }
@@ -151,6 +172,26 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
     const mixer = this.#mixers.get(uri);
     if (!mixer || mixer.closed) throw notFound(`uri: no mixer ${uri}`);
     return mixer;
+  }
+
+  /** Sends the media of `stream`, publishing here, to a mixer in another worker thread; false when it does not publish here. */
+  relay(stream: string, port: MessagePort): boolean {
+    const publisher = this.#publishing(stream);
+    if (!publisher) {
+      port.close();
+      return false;
+    }
+    relayStream(publisher, port);
+    return true;
+  }
+
+  /** A relayed source of `stream` for `mixer`: when its publisher ends, the input shows its placeholder. */
+  #relayed(mixer: Mixer, stream: string, port: MessagePort): RelayedSource {
+    const source: RelayedSource = new RelayedSource(port, () => {
+      const input = mixer.input(stream);
+      if (input?.publisher === source) void input.detach();
+    });
+    return source;
   }
 
   #publishing(stream: string): Publisher | undefined {

@@ -1,3 +1,4 @@
+import type { MessagePort } from 'node:worker_threads';
 import type { FindFilter, SoundRequest, StartupRequest } from '../pushes/requests.js';
 import type { Push } from '../pushes/push.js';
 import { describeStream, type StreamJson } from '../publishers/description.js';
@@ -97,8 +98,12 @@ export class LocalPlane implements MediaPlane {
     return this.core.mixers.startup(request);
   }
 
-  async mixerAdd(request: MixerInputRequest): Promise<MixerInfo> {
-    return this.core.mixers.add(request);
+  async mixerAdd(request: MixerInputRequest, relay?: MessagePort): Promise<MixerInfo> {
+    return this.core.mixers.add(request, relay);
+  }
+
+  async relayStream(stream: string, port: MessagePort): Promise<boolean> {
+    return this.core.mixers.relay(stream, port);
   }
 
   async mixerRemove(request: { uri: string; remoteStreamName: string }): Promise<MixerInfo> {

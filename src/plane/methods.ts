@@ -1,3 +1,4 @@
+import { MessagePort } from 'node:worker_threads';
 import { z } from 'zod';
 import { streamJsonSchema } from '../publishers/description.js';
 import { pushInfoSchema } from '../pushes/info.js';
@@ -118,8 +119,9 @@ export const PLACE_METHODS = {
     result: mixerInfoSchema,
     route: { to: 'stream', key: ([request]) => mixerName(request.uri) },
   }),
+  /** Adds an input; with a port, one whose media comes from another worker thread (`relayStream`). */
   mixerAdd: method({
-    args: z.tuple([mixerInputSchema]),
+    args: z.tuple([mixerInputSchema, z.instanceof(MessagePort).optional()]),
     result: mixerInfoSchema,
     route: { to: 'stream', key: ([request]) => mixerName(request.uri) },
   }),
@@ -154,6 +156,12 @@ export const PLACE_METHODS = {
     result: nothing,
     route: { to: 'stream', key: ([uri]) => mixerName(uri) },
   }),
+  /** Sends a stream's media to a mixer in another worker thread over the port; false when it does not publish here. */
+  relayStream: method({
+    args: z.tuple([streamName, z.instanceof(MessagePort)]),
+    result: z.boolean(),
+    route: { to: 'own' },
+  }),
   /** Ends every stream of the place, then the place. */
   close: method({
     args: z.tuple([]),
@@ -169,7 +177,7 @@ export type ResultOf<M extends PlaceMethod> = z.output<(typeof PLACE_METHODS)[M]
 export type PlaceCalls = { [M in PlaceMethod]: (...args: ArgsOf<M>) => Promise<ResultOf<M>> };
 
 /** The methods whose route is `own`, named again for the types (checked against the table below). */
-const OWN_METHODS = ['publish', 'close'] as const;
+const OWN_METHODS = ['publish', 'relayStream', 'close'] as const;
 export type RoutedMethod = Exclude<PlaceMethod, (typeof OWN_METHODS)[number]>;
 /** The methods a plane routes to a place by the table. */
 export const ROUTED_METHODS = (Object.keys(PLACE_METHODS) as PlaceMethod[]).filter((m) => PLACE_METHODS[m].route.to !== 'own') as RoutedMethod[];

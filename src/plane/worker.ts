@@ -73,6 +73,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
       return published;
     },
     ...routedTo(plane),
+    relayStream: (stream, relay) => plane.relayStream(stream, relay),
     close: async () => {
       clearInterval(timer);
       await plane.close();

@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, MessagePort, Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
@@ -72,7 +72,9 @@ class Place {
     const id = this.#next++;
     const value = await new Promise<unknown>((resolve, reject) => {
       this.#calls.set(id, { resolve, reject });
-      this.worker.postMessage({ kind: 'call', id, method, args } as Call);
+      // A port among the arguments (a relay between two workers) is handed over, not copied.
+      const ports = (args as unknown[]).filter((arg): arg is MessagePort => arg instanceof MessagePort);
+      this.worker.postMessage({ kind: 'call', id, method, args } as Call, ports);
     });
     return checkResult(method, value);
   }
@@ -98,6 +100,8 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
   readonly #places: Place[] = [];
   /** Where each stream is placed, and calls on their way there that may place it. */
   readonly #streams = new Map<string, { place: Place; pending: number }>();
+  /** The mixers each stream is an input of (their URIs), as this plane added them. */
+  readonly #mixerInputs = new Map<string, Set<string>>();
   readonly #sessions = new Map<string, Place>();
   readonly #publishes = new Map<string, { place: Place; handlers: PublishHandlers }>();
   readonly #watchers = new Set<(change: PushChange) => void>();
@@ -248,11 +252,59 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
   }
 
   async publish(name: string, offer: string, handlers: PublishHandlers = {}, clientAddress?: string): Promise<{ id: string; answer: string }> {
-    return this.#onStream(name, this.#placeFor(name), async (place) => {
+    const published = await this.#onStream(name, this.#placeFor(name), async (place) => {
       const published = await place.call('publish', name, offer, clientAddress);
       this.#publishes.set(published.id, { place, handlers });
       return published;
     });
+    // Mixers in other workers that wait for this stream get its media back.
+    // (A mixer in the stream's own worker hears of it there.)
+    const place = this.#streams.get(name)?.place;
+    for (const uri of this.#mixerInputs.get(name) ?? []) {
+      const mixerPlace = this.#streams.get(uri.slice('mixer://'.length))?.place ?? this.#any();
+      if (mixerPlace !== place) void this.#relayInput({ uri, remoteStreamName: name }).catch(() => undefined);
+    }
+    return published;
+  }
+
+  /**
+   * A mixer runs in one worker; an input publishing in another comes to it over a relay: a port
+   * between the two workers, the media sent by the stream's (`relayStream`).
+   */
+  override async mixerAdd(request: ArgsOf<'mixerAdd'>[0]): Promise<ResultOf<'mixerAdd'>> {
+    const added = await this.#relayInput(request);
+    const inputs = this.#mixerInputs.get(request.remoteStreamName) ?? new Set<string>();
+    this.#mixerInputs.set(request.remoteStreamName, inputs.add(request.uri));
+    return added;
+  }
+
+  override async mixerRemove(...args: ArgsOf<'mixerRemove'>): Promise<ResultOf<'mixerRemove'>> {
+    const removed = await super.mixerRemove(...args);
+    this.#mixerInputs.get(args[0].remoteStreamName)?.delete(args[0].uri);
+    return removed;
+  }
+
+  override async mixerTerminate(...args: ArgsOf<'mixerTerminate'>): Promise<ResultOf<'mixerTerminate'>> {
+    await super.mixerTerminate(...args);
+    for (const uris of this.#mixerInputs.values()) uris.delete(args[0]);
+  }
+
+  /** Adds `request`'s stream to its mixer, over a relay when the stream publishes in another worker. */
+  async #relayInput(request: ArgsOf<'mixerAdd'>[0]): Promise<ResultOf<'mixerAdd'>> {
+    const mixerPlace = this.#streams.get(request.uri.slice('mixer://'.length))?.place ?? this.#any();
+    const streamPlace = this.#streams.get(request.remoteStreamName)?.place;
+    if (!streamPlace?.alive || streamPlace === mixerPlace) return mixerPlace.call('mixerAdd', request);
+    const { port1, port2 } = new MessageChannel();
+    if (!(await streamPlace.call('relayStream', request.remoteStreamName, port1))) {
+      port2.close();
+      return mixerPlace.call('mixerAdd', request);
+    }
+    try {
+      return await mixerPlace.call('mixerAdd', request, port2);
+    } catch (error) {
+      port2.close();
+      throw error;
+    }
   }
 
   #any(): Place {

@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { colourLook, loadFixture } from '../../kit/fixture.js';
@@ -10,10 +11,11 @@ import { probe, recordedFps } from '../../kit/probe.js';
 import { waitFor } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
-import { ffmpegCount, startGateway, type TestGateway } from '../helpers/gateway.js';
+import { ffmpegCount, IN_WORKERS, startGateway, type TestGateway } from '../helpers/gateway.js';
 import { keyframeCached } from '../helpers/pushes.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 import type { LifecycleEventType } from '../../src/lifecycle-events.js';
+import type { WorkerPlane } from '../../src/plane/workers.js';
 
 // A mixer made from two real WebRTC publishers (werift over WHIP): one red at 640x480 (4:3) with a
 // 440 Hz tone, one blue at 1280x720 (16:9) with a 1000 Hz tone. Its output is a stream like any:
@@ -197,6 +199,34 @@ t.test('layouts change live: grid, picture-in-picture, speaker focus; a lost inp
     [0.5, 0.5, RED],
     [0.1, 0.5, '#000000'],
   ]);
+});
+
+t.test('in worker threads (the default): inputs publishing in other workers than the mixer come to it, and come back after a loss', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'mixer-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const gw = await startGateway({ ...IN_WORKERS, webrtc_keyframe_interval_ms: 1000 });
+  t.teardown(() => gw.close());
+  // Each publish goes to the worker with the fewest streams: with two workers, one each.
+  await publishColour(t, gw, 'red', RED, '640x480', 440);
+  const blue = await publishColour(t, gw, 'blue', BLUE, '1280x720', 1000);
+  const plane = gw.plane as WorkerPlane;
+  if (availableParallelism() > 1) t.not(plane.threadOf('red'), plane.threadOf('blue'), 'the two streams publish in different workers');
+  t.equal((await gw.post('/rest-api/mixer/startup', { uri: 'mixer://show', layout: 'side-by-side', width: 640, height: 360 })).status, 200);
+  for (const stream of ['red', 'blue']) t.equal((await gw.post('/rest-api/mixer/add', { uri: 'mixer://show', remoteStreamName: stream })).status, 200);
+  await keyframeCached(gw, 'show');
+  await waitForPicture(gw, dir, 'show', 'both inputs, wherever they publish', [
+    [0.25, 0.5, RED],
+    [0.75, 0.5, BLUE],
+  ]);
+  await blue.stop();
+  await waitForPicture(gw, dir, 'show', 'the placeholder where blue was', [[0.75, 0.5, PLACEHOLDER]]);
+  await publishColour(t, gw, 'blue', BLUE, '1280x720', 1000);
+  await waitForPicture(gw, dir, 'show', 'blue back', [
+    [0.25, 0.5, RED],
+    [0.75, 0.5, BLUE],
+  ]);
+  t.equal((await gw.post('/rest-api/mixer/terminate', { uri: 'mixer://show' })).status, 200);
+  await waitFor('no ffmpeg left', async () => (await ffmpegCount()) === 0);
 });
 
 t.test('bad input: a clear error naming the field, and nothing left running; metrics and webhooks tell of mixers', async (t) => {

@@ -11,6 +11,9 @@ import type { Size } from './layout.js';
 import { decoderArgs } from './mixer-args.js';
 import { InputSound } from './sound.js';
 
+/** A decoder that ended by itself is replaced at most this often (ms). */
+const DECODER_RETRY_MS = 1000;
+
 export interface DecoderDeps {
   supervisor: FfmpegSupervisor;
   ffmpegPath: string;
@@ -36,10 +39,15 @@ class SlotDecoder {
     labelFile: string,
     deps: DecoderDeps,
     onPicture: () => void,
+    /** It ended though it was not closed (a stream it could not decode). */
+    onFailed: () => void,
   ) {
     this.#frameBytes = pictureBytes(size.width, size.height);
     this.#ffmpeg = deps.supervisor.spawn(deps.ffmpegPath, decoderArgs(size, labelFile), (event, error) => deps.log.error({ err: error, event }, 'mixer decoder listener failed'));
     this.#ffmpeg.on('line', (line) => deps.log.warn({ ffmpeg: line }, 'mixer input decoder'));
+    this.#ffmpeg.on('exit', () => {
+      if (!this.#closed) onFailed();
+    });
     this.#ffmpeg.on('output', (data) => {
       this.#pending.push(data);
       this.#pendingBytes += data.length;
@@ -95,6 +103,7 @@ export class MixerInput implements MediaSink {
   #slotSize: Size | undefined;
 
   #label = '';
+  #lastFailure = 0;
 
   constructor(
     readonly stream: string,
@@ -172,11 +181,30 @@ export class MixerInput implements MediaSink {
   #newDecoder(size: Size): void {
     void this.#previous?.close();
     this.#previous = this.#decoder;
-    const decoder: SlotDecoder = new SlotDecoder(size, this.labelFile, this.deps, () => {
-      if (this.#decoder !== decoder || !this.#previous) return;
-      void this.#previous.close();
-      this.#previous = undefined;
-    });
+    const decoder: SlotDecoder = new SlotDecoder(
+      size,
+      this.labelFile,
+      this.deps,
+      () => {
+        if (this.#decoder !== decoder || !this.#previous) return;
+        void this.#previous.close();
+        this.#previous = undefined;
+      },
+      () => this.#decoderFailed(decoder),
+    );
     this.#decoder = decoder;
+  }
+
+  /** A decoder that ended by itself is replaced, from the next cached keyframe; at most once a second, so a stream it cannot decode does not spin. */
+  #decoderFailed(decoder: SlotDecoder): void {
+    const publisher = this.publisher;
+    if (this.#decoder !== decoder || !publisher || !this.#slotSize) return;
+    const now = Date.now();
+    if (now - this.#lastFailure < DECODER_RETRY_MS) return;
+    this.#lastFailure = now;
+    this.deps.log.warn({ stream: this.stream }, "a mixer input's decoder ended: a new one starts from the next keyframe");
+    publisher.detach(this);
+    this.#newDecoder(this.#slotSize);
+    publisher.attach(this, true);
   }
 }

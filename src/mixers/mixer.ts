@@ -91,7 +91,15 @@ export class Mixer {
       if (!this.#closed) void this.close(`the mixer's encoder ended (exit code ${code})`);
     });
     this.#startMs = Date.now();
-    this.#timer = setInterval(() => this.#tick(), TICK_MS);
+    this.#timer = setInterval(() => {
+      try {
+        this.#tick();
+      } catch (error) {
+        // A fault of the gateway's own: the mixer ends, the process goes on.
+        deps.log.error({ err: error }, 'mixer tick failed');
+        void this.close(`the mixer failed: ${(error as Error).message}`);
+      }
+    }, TICK_MS);
   }
 
   get layout(): LayoutOptions {

@@ -186,6 +186,23 @@ t.test('layouts change live: grid, picture-in-picture, speaker focus; a lost inp
     [0.75, 0.5, BLUE],
   ]);
 
+  // The inputs' decoders killed (a stream one cannot decode ends it the same way): new ones take over.
+  const decoders = async (): Promise<number[]> => {
+    const { stdout } = await run('pgrep', ['-P', String(process.pid), '-f', 'ivf -i pipe:0']).catch(() => ({ stdout: '' }));
+    return stdout.split('\n').filter(Boolean).map(Number);
+  };
+  const killed = await decoders();
+  t.equal(killed.length, 2, 'a decoder for each input');
+  for (const pid of killed) process.kill(pid, 'SIGKILL');
+  await waitFor('a new decoder for each', async () => {
+    const now = await decoders();
+    return now.length === 2 && now.every((pid) => !killed.includes(pid));
+  });
+  await waitForPicture(gw, dir, 'show', 'both still shown', [
+    [0.25, 0.5, RED],
+    [0.75, 0.5, BLUE],
+  ]);
+
   // A label over red's picture: white text on a dark box at its bottom left, where the letterbox was black.
   const region = [0.04, 0.86, 0.23, 0.94] as const;
   t.ok(brightness(await snapshot(gw, dir, 'show'), ...region) < 20, 'no label yet');

@@ -62,10 +62,6 @@ class SlotDecoder {
     });
   }
 
-  get running(): boolean {
-    return !this.#closed && this.#ffmpeg.running;
-  }
-
   /** A frame for the decoder; the first must be a keyframe (earlier ones are left out). */
   write(frame: VideoFrame): void {
     if (this.#closed) return;

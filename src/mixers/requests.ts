@@ -14,6 +14,9 @@ export const mixerUriSchema = z
   .max(80)
   .regex(/^mixer:\/\/[A-Za-z0-9._-]{1,64}$/, 'must be mixer://name, the name of letters, digits, dot, dash and underscore (at most 64)');
 
+/** A mixer's name: its URI without `mixer://`, and the default name of its stream. */
+export const mixerName = (uri: string): string => uri.slice('mixer://'.length);
+
 const layoutSchema = z.enum(LAYOUTS);
 
 const pipSchema = z.strictObject({

@@ -9,9 +9,7 @@ import { mixerImages } from './images.js';
 import { RelayedSource, relayStream } from './relay.js';
 import { MAX_MIXER_INPUTS } from './layout.js';
 import { Mixer, type MixerDeps } from './mixer.js';
-import type { MixerAudioVideo, MixerInfo, MixerInputRequest, MixerLabelRequest, MixerLayoutRequest, MixerStartup } from './requests.js';
-
-const nameOf = (uri: string): string => uri.slice('mixer://'.length);
+import { mixerName, type MixerAudioVideo, type MixerInfo, type MixerInputRequest, type MixerLabelRequest, type MixerLayoutRequest, type MixerStartup } from './requests.js';
 
 /** What webhooks are told of a mixer: its URI, its stream, the input concerned, why it ended. */
 export interface MixerEvent {
@@ -57,7 +55,7 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
     const { uri } = request;
     if (this.#mixers.has(uri) || this.#starting.has(uri)) throw conflict(`uri: ${uri} already runs`);
     if (this.#mixers.size + this.#starting.size >= this.deps.maxMixers) throw unavailable(`the gateway is at its limit of ${this.deps.maxMixers} mixers (limit_mixers)`);
-    const name = request.localStreamName ?? nameOf(uri);
+    const name = request.localStreamName ?? mixerName(uri);
     this.#starting.add(uri);
     try {
       const images = await mixerImages(request, { mediaDir: this.deps.mediaDir, supervisor: this.deps.supervisor, ffmpegPath: this.deps.ffmpegPath });

@@ -9,6 +9,7 @@ import {
   mixerInputSchema,
   mixerLabelSchema,
   mixerLayoutSchema,
+  mixerName,
   mixerRemoveSchema,
   mixerStartupSchema,
   mixerUriSchema,
@@ -33,8 +34,6 @@ interface MethodSpec<A extends z.ZodTuple, R extends z.ZodType> {
 const method = <A extends z.ZodTuple, R extends z.ZodType>(spec: MethodSpec<A, R>): MethodSpec<A, R> => spec;
 
 const streamName = z.string().min(1).max(256);
-/** A mixer's calls go where its stream of the same name is. */
-const mixerName = (uri: string): string => uri.slice('mixer://'.length);
 const nothing = z.void();
 
 /**
@@ -113,7 +112,7 @@ export const PLACE_METHODS = {
     result: nothing,
     route: { to: 'session', key: ([id]) => id },
   }),
-  /** Starts a mixer (`/rest-api/mixer/startup`), which publishes its stream in the place it runs in. */
+  /** Starts a mixer (`/rest-api/mixer/startup`), which publishes its stream in the place it runs in; its calls go where a stream of its name is. */
   mixerStartup: method({
     args: z.tuple([mixerStartupSchema]),
     result: mixerInfoSchema,

@@ -12,6 +12,7 @@ import { isActive, type PushState } from '../pushes/states.js';
 import type { WorkerData } from './worker.js';
 import { checkResult, oldestFirst, PLACE_METHODS, type ArgsOf, type PlaceMethod, type ResultOf, type RoutedMethod } from './methods.js';
 import { RoutedPlane } from './routed-plane.js';
+import { mixerName } from '../mixers/requests.js';
 import { fromWire, type Call, type WorkerMessage } from './wire.js';
 import type { PushChange } from '../pushes/changes.js';
 
@@ -261,8 +262,7 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
     // (A mixer in the stream's own worker hears of it there.)
     const place = this.#streams.get(name)?.place;
     for (const uri of this.#mixerInputs.get(name) ?? []) {
-      const mixerPlace = this.#streams.get(uri.slice('mixer://'.length))?.place ?? this.#any();
-      if (mixerPlace !== place) void this.#relayInput({ uri, remoteStreamName: name }).catch(() => undefined);
+      if (this.#mixerPlace(uri) !== place) void this.#relayInput({ uri, remoteStreamName: name }).catch(() => undefined);
     }
     return published;
   }
@@ -289,9 +289,14 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
     for (const uris of this.#mixerInputs.values()) uris.delete(args[0]);
   }
 
+  /** Where the mixer `uri` runs: where its calls are routed (`PLACE_METHODS`). */
+  #mixerPlace(uri: string): Place {
+    return this.#streams.get(mixerName(uri))?.place ?? this.#any();
+  }
+
   /** Adds `request`'s stream to its mixer, over a relay when the stream publishes in another worker. */
   async #relayInput(request: ArgsOf<'mixerAdd'>[0]): Promise<ResultOf<'mixerAdd'>> {
-    const mixerPlace = this.#streams.get(request.uri.slice('mixer://'.length))?.place ?? this.#any();
+    const mixerPlace = this.#mixerPlace(request.uri);
     const streamPlace = this.#streams.get(request.remoteStreamName)?.place;
     if (!streamPlace?.alive || streamPlace === mixerPlace) return mixerPlace.call('mixerAdd', request);
     const { port1, port2 } = new MessageChannel();

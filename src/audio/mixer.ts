@@ -37,13 +37,7 @@ export class AudioMixer extends AudioTimeline {
    * a packet that could not be decoded, which still says the publisher's audio goes on.
    */
   pushPcm(pcm: Int16Array | undefined, wallclockMs: number): void {
-    const position = this.place(wallclockMs);
-    if (position === undefined) return;
-    const frames = pcm ? pcm.length / PCM_CHANNELS : 0;
-    if (frames === 0 || position + frames <= this.written) return; // undecodable, or its time is written already
-    if (position > this.written) this.#mix(position - this.written);
-    const skip = this.written - position; // > 0 when it overlaps silence written for a stall
-    this.#mix(frames - Math.max(0, skip), pcm, Math.max(0, skip));
+    this.placePcm(pcm, wallclockMs, (frames, offset) => this.#mix(frames, pcm, offset));
   }
 
   protected silence(position: number): void {

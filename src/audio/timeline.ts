@@ -1,3 +1,5 @@
+import { PCM_CHANNELS } from './pcm.js';
+
 /** Samples (48 kHz frames) per millisecond of the publisher's clock. */
 const SAMPLES_PER_MS = 48;
 /** A live packet missing for this long means the publisher's audio stalled: silence is written. */
@@ -83,6 +85,21 @@ export abstract class AudioTimeline {
     if (this.#closed || this.#startMs === undefined || wallclockMs > this.now() + MAX_AHEAD_MS) return undefined;
     this.#lastLiveAt = this.now();
     return Math.round((wallclockMs - this.#startMs) * SAMPLES_PER_MS);
+  }
+
+  /**
+   * Places a packet's samples (interleaved stereo; undefined for one that did not decode, which
+   * still says the audio goes on): silence first up to it after a gap, and what of it is already
+   * written (it came late) left out; `write` writes its `frames` frames from frame `offset`.
+   */
+  protected placePcm(pcm: Int16Array | undefined, wallclockMs: number, write: (frames: number, offset: number) => void): void {
+    const position = this.place(wallclockMs);
+    if (position === undefined) return;
+    const frames = pcm ? pcm.length / PCM_CHANNELS : 0;
+    if (frames === 0 || position + frames <= this.written) return;
+    if (position > this.written) this.silence(position);
+    const skip = this.written - position;
+    write(frames - skip, skip);
   }
 
   /** Keeps time moving with silence when no live audio arrives; called every TICK_MS once begun. */

@@ -1,4 +1,5 @@
 import { invalid } from '../errors.js';
+import { ffmpegQuietly } from '../ffmpeg/ffmpeg-process.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 import { IMAGE, resolveMediaFile } from '../security/media-files.js';
 import { COLOUR, pictureBytes, yuvOf, type Yuv } from './canvas.js';
@@ -40,7 +41,8 @@ export async function mixerImages(
 async function decodePicture(path: string, size: Size, deps: { supervisor: FfmpegSupervisor; ffmpegPath: string }, field: string): Promise<Buffer> {
   const { width, height } = size;
   const ffmpeg = deps.supervisor.spawn(deps.ffmpegPath, [
-    ...['-hide_banner', '-nostdin', '-loglevel', 'error', '-protocol_whitelist', 'file', '-i', path],
+    ...ffmpegQuietly('file'),
+    ...['-i', path],
     ...['-vf', `scale=${width}:${height}:force_original_aspect_ratio=increase,crop=${width}:${height}`, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1'],
   ]);
   const parts: Buffer[] = [];

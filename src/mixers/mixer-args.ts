@@ -1,3 +1,4 @@
+import { ffmpegQuietly } from '../ffmpeg/ffmpeg-process.js';
 import type { LocalTarget } from '../ingest/engine.js';
 import { libx264 } from '../pipeline/ffmpeg-args.js';
 import type { Size } from './layout.js';
@@ -17,7 +18,7 @@ export function decoderArgs(slot: Size, labelFile: string): string[] {
   const fontSize = Math.max(10, Math.round(height / 14));
   const label = `drawtext=fontfile=${LABEL_FONT}:textfile=${labelFile}:reload=1:expansion=none:fontsize=${fontSize}:fontcolor=white:box=1:boxcolor=black@0.55:boxborderw=${Math.round(fontSize / 3)}:x=${fontSize}:y=h-th-${fontSize}`;
   return [
-    ...['-hide_banner', '-nostats', '-nostdin', '-loglevel', 'error', '-protocol_whitelist', 'pipe'],
+    ...ffmpegQuietly('pipe'),
     // One thread: frame threading would hold each frame back until the next ones came.
     ...['-threads', '1', '-probesize', '32', '-analyzeduration', '0', '-f', 'ivf', '-i', 'pipe:0'],
     '-vf',

@@ -20,13 +20,7 @@ export class InputSound extends AudioTimeline {
 
   /** A packet's samples (interleaved stereo) captured at `wallclockMs`; undefined: not decoded. */
   pushPcm(pcm: Int16Array | undefined, wallclockMs: number): void {
-    const position = this.place(wallclockMs);
-    if (position === undefined || !pcm) return;
-    const frames = pcm.length / PCM_CHANNELS;
-    if (position + frames <= this.written) return; // its time is written already (late)
-    if (position > this.written) this.#write(position - this.written);
-    const skip = this.written - position;
-    this.#write(frames - skip, pcm, skip);
+    this.placePcm(pcm, wallclockMs, (frames, offset) => this.#write(frames, pcm, offset));
   }
 
   /** Its level over the last block mixed (dBFS; -Infinity for silence), for the speaker layout. */

@@ -120,11 +120,14 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
     return true;
   }
 
-  /** Writes to ffmpeg's video input (`pipe:3`); false once it is gone or when it has none. */
-  writeVideo(data: Buffer): boolean {
+  /**
+   * Writes to ffmpeg's video input (`pipe:3`); false once it is gone or when it has none. `written`
+   * is called once the pipe no longer holds `data` (it may be reused).
+   */
+  writeVideo(data: Buffer, written?: () => void): boolean {
     const video = this.#video;
     if (!video || !this.running || video.writableEnded) return false;
-    video.write(data);
+    video.write(data, written);
     return true;
   }
 

@@ -25,6 +25,9 @@ export function yuvOf(colour: string): Yuv {
 /** Bytes of a 4:2:0 picture of even `width` and `height`: the Y' plane, then Cb and Cr at a quarter each. */
 export const pictureBytes = (width: number, height: number): number => (width * height * 3) / 2;
 
+/** Pictures kept for reuse: the encoder holds at most a few (the mixer skips a picture beyond that). */
+const SPARE_PICTURES = 6;
+
 /**
  * The mixer's output picture, 4:2:0 planar (yuv420p), made anew each frame: the background, then
  * each input's latest picture copied into its slot (the input's decoder already scaled it to the
@@ -32,9 +35,11 @@ export const pictureBytes = (width: number, height: number): number => (width * 
  * scaled or converted here.
  */
 export class Canvas {
-  /** The picture being made: a new buffer each frame, so one handed to the encoder is never written again. */
+  /** The picture being made: a buffer the encoder no longer holds, so one handed to it is never written again. */
   data: Buffer;
   readonly #background: Buffer;
+  /** Pictures the encoder has read, for the next frames. */
+  readonly #free: Buffer[] = [];
 
   /** `background`: one colour, or a picture of the canvas's size. */
   constructor(
@@ -55,7 +60,14 @@ export class Canvas {
 
   /** Starts a frame: the background everywhere. */
   clear(): void {
-    this.data = Buffer.from(this.#background);
+    const data = this.#free.pop() ?? Buffer.allocUnsafe(this.#background.length);
+    this.#background.copy(data);
+    this.data = data;
+  }
+
+  /** `picture` (a `data` of an earlier frame) is no longer held by the encoder: it can be made again. */
+  release(picture: Buffer): void {
+    if (picture.length === this.#background.length && this.#free.length < SPARE_PICTURES) this.#free.push(picture);
   }
 
   /**

@@ -26,11 +26,12 @@ export interface DecoderDeps {
  * picture is what the mixer draws.
  */
 class SlotDecoder {
+  /** Its latest whole picture; read (copied into the canvas) before the next one replaces it. */
   latest: Buffer | undefined;
   readonly #ffmpeg: FfmpegProcess;
-  readonly #frameBytes: number;
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
+  /** The picture being read from ffmpeg; it and `latest` swap when it is whole, so no picture is allocated twice. */
+  #filling: Buffer;
+  #filled = 0;
   #startMs: number | undefined;
   #closed = false;
 
@@ -42,21 +43,23 @@ class SlotDecoder {
     /** It ended though it was not closed (a stream it could not decode). */
     onFailed: () => void,
   ) {
-    this.#frameBytes = pictureBytes(size.width, size.height);
+    this.#filling = Buffer.allocUnsafe(pictureBytes(size.width, size.height));
     this.#ffmpeg = deps.supervisor.spawn(deps.ffmpegPath, decoderArgs(size, labelFile), (event, error) => deps.log.error({ err: error, event }, 'mixer decoder listener failed'));
     this.#ffmpeg.on('line', (line) => deps.log.warn({ ffmpeg: line }, 'mixer input decoder'));
     this.#ffmpeg.on('exit', () => {
       if (!this.#closed) onFailed();
     });
     this.#ffmpeg.on('output', (data) => {
-      this.#pending.push(data);
-      this.#pendingBytes += data.length;
-      while (this.#pendingBytes >= this.#frameBytes) {
-        const all = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending);
-        this.latest = all.subarray(0, this.#frameBytes);
-        const rest = all.subarray(this.#frameBytes);
-        this.#pending = rest.length ? [rest] : [];
-        this.#pendingBytes = rest.length;
+      let at = 0;
+      while (at < data.length) {
+        const copied = data.copy(this.#filling, this.#filled, at);
+        at += copied;
+        this.#filled += copied;
+        if (this.#filled < this.#filling.length) continue;
+        const whole = this.#filling;
+        this.#filling = this.latest ?? Buffer.allocUnsafe(whole.length);
+        this.latest = whole;
+        this.#filled = 0;
         onPicture();
       }
     });

@@ -168,7 +168,8 @@ export class Mixer {
       // An encoder that does not keep up is not given more: the picture is skipped.
       if (this.#encoder.videoBacklog > MAX_LATE_PICTURES * this.#canvas.data.length) continue;
       this.#compose();
-      this.#encoder.writeVideo(this.#canvas.data);
+      const picture = this.#canvas.data;
+      this.#encoder.writeVideo(picture, () => this.#canvas.release(picture));
     }
     const soundDue = Math.floor(((elapsedMs - SOUND_LAG_MS) * 48000) / 1000);
     while (soundDue - this.#sound.position >= SOUND_BLOCK) {

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { colourLook, loadFixture } from '../../kit/fixture.js';
 import { brightness, colourAt, decodePicture, looksLike, toneLevels, type Picture } from '../../kit/pictures.js';
-import { probe, recordedFps } from '../../kit/probe.js';
+import { nonMonotonic, probe, recordedFps } from '../../kit/probe.js';
 import { waitFor } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
@@ -40,8 +40,8 @@ async function mediaDir(t: Test): Promise<string> {
   return dir;
 }
 
-async function publishColour(t: Test, gw: TestGateway, name: string, colour: string, size: string, toneHz: number): Promise<SyntheticPublisher> {
-  const publisher = await SyntheticPublisher.publish(loadFixture(FIXTURES, colourLook(colour, size, toneHz)), gw.baseUrl, name);
+async function publishColour(t: Test, gw: TestGateway, name: string, colour: string, size: string, toneHz: number, audio = true): Promise<SyntheticPublisher> {
+  const publisher = await SyntheticPublisher.publish(loadFixture(FIXTURES, colourLook(colour, size, toneHz)), gw.baseUrl, name, { audio });
   t.teardown(() => publisher.stop());
   await keyframeCached(gw, name);
   return publisher;
@@ -144,79 +144,113 @@ t.test('a mixer of two publishers, pushed to nginx-rtmp: size, frame rate, both 
   t.equal((await gw.post('/rest-api/mixer/find_all', {})).status, 404, 'no mixer left');
 });
 
-t.test('layouts change live: grid, picture-in-picture, speaker focus; a lost input shows its placeholder, then itself again', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'mixer-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const gw = await startGateway({ webrtc_keyframe_interval_ms: 1000 });
-  t.teardown(() => gw.close());
-  await publishColour(t, gw, 'red', RED, '640x480', 440);
-  const blue = await publishColour(t, gw, 'blue', BLUE, '1280x720', 1000);
-  t.equal((await gw.post('/rest-api/mixer/startup', { uri: 'mixer://show', layout: 'grid', background: GREEN, width: 640, height: 360 })).status, 200);
-  for (const stream of ['red', 'blue']) await gw.post('/rest-api/mixer/add', { uri: 'mixer://show', remoteStreamName: stream });
-  await keyframeCached(gw, 'show');
+t.test(
+  'live changes keep one RTMP session with monotonic timestamps at 30 fps: layouts, a lost input, an input without sound, decoders replaced, a label, a removal',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'mixer-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const nginx = await NginxRtmp.start();
+    t.teardown(() => nginx.stop());
+    const gw = await startGateway({ webrtc_keyframe_interval_ms: 1000 });
+    t.teardown(() => gw.close());
+    await publishColour(t, gw, 'red', RED, '640x480', 440);
+    const blue = await publishColour(t, gw, 'blue', BLUE, '1280x720', 1000);
+    t.equal((await gw.post('/rest-api/mixer/startup', { uri: 'mixer://show', layout: 'grid', background: GREEN, width: 640, height: 360 })).status, 200);
+    for (const stream of ['red', 'blue']) await gw.post('/rest-api/mixer/add', { uri: 'mixer://show', remoteStreamName: stream });
+    await keyframeCached(gw, 'show');
+    const push = await gw.post('/rest-api/push/startup', { streamName: 'show', rtmpUrl: `${nginx.url()}/show`, rtmpTransponderFullUrl: true });
+    t.equal(push.status, 200, JSON.stringify(push.body));
+    const [session] = await waitFor('the mixer at nginx-rtmp', async () => {
+      const streams = await nginx.streams();
+      return streams.length === 1 ? streams : undefined;
+    });
 
-  // A grid of two: one row of two cells of 320x360, each picture letterboxed in its cell.
-  await waitForPicture(gw, dir, 'show', 'grid', [
-    [0.25, 0.5, RED],
-    [0.75, 0.5, BLUE],
-    [0.75, 0.1, '#000000'],
-  ]);
-  t.equal((await gw.post('/rest-api/mixer/set_layout', { uri: 'mixer://show', layout: 'picture-in-picture', pip: { corner: 'top-right', size: 0.3 } })).status, 200);
-  await waitForPicture(gw, dir, 'show', 'picture-in-picture: red fills, blue inset top right', [
-    [0.5, 0.5, RED],
-    [0.83, 0.15, BLUE],
-  ]);
-  t.equal((await gw.post('/rest-api/mixer/set_layout', { uri: 'mixer://show', layout: 'speaker' })).status, 200);
-  await waitForPicture(gw, dir, 'show', 'speaker: the first large above, the other below', [
-    [0.5, 0.35, RED],
-    [0.5, 0.88, BLUE],
-  ]);
+    // A grid of two: one row of two cells of 320x360, each picture letterboxed in its cell.
+    await waitForPicture(gw, dir, 'show', 'grid', [
+      [0.25, 0.5, RED],
+      [0.75, 0.5, BLUE],
+      [0.75, 0.1, '#000000'],
+    ]);
+    t.equal((await gw.post('/rest-api/mixer/set_layout', { uri: 'mixer://show', layout: 'picture-in-picture', pip: { corner: 'top-right', size: 0.3 } })).status, 200);
+    await waitForPicture(gw, dir, 'show', 'picture-in-picture: red fills, blue inset top right', [
+      [0.5, 0.5, RED],
+      [0.83, 0.15, BLUE],
+    ]);
+    t.equal((await gw.post('/rest-api/mixer/set_layout', { uri: 'mixer://show', layout: 'speaker' })).status, 200);
+    await waitForPicture(gw, dir, 'show', 'speaker: the first large above, the other below', [
+      [0.5, 0.35, RED],
+      [0.5, 0.88, BLUE],
+    ]);
 
-  // Blue's publisher goes: its slot shows the placeholder; it publishes again: blue is back.
-  await gw.post('/rest-api/mixer/set_layout', { uri: 'mixer://show', layout: 'side-by-side' });
-  await blue.stop();
-  await waitForPicture(gw, dir, 'show', 'the placeholder where blue was', [
-    [0.25, 0.5, RED],
-    [0.75, 0.5, PLACEHOLDER],
-  ]);
-  t.match((await gw.post('/rest-api/mixer/find_all', {})).body, [{ inputs: [{ publishing: true }, { streamName: 'blue', publishing: false }] }]);
-  await publishColour(t, gw, 'blue', BLUE, '1280x720', 1000);
-  await waitForPicture(gw, dir, 'show', 'blue back in its slot', [
-    [0.25, 0.5, RED],
-    [0.75, 0.5, BLUE],
-  ]);
+    // Blue's publisher goes: its slot shows the placeholder; it publishes again: blue is back.
+    await gw.post('/rest-api/mixer/set_layout', { uri: 'mixer://show', layout: 'side-by-side' });
+    await blue.stop();
+    await waitForPicture(gw, dir, 'show', 'the placeholder where blue was', [
+      [0.25, 0.5, RED],
+      [0.75, 0.5, PLACEHOLDER],
+    ]);
+    t.match((await gw.post('/rest-api/mixer/find_all', {})).body, [{ inputs: [{ publishing: true }, { streamName: 'blue', publishing: false }] }]);
+    await publishColour(t, gw, 'blue', BLUE, '1280x720', 1000);
+    await waitForPicture(gw, dir, 'show', 'blue back in its slot', [
+      [0.25, 0.5, RED],
+      [0.75, 0.5, BLUE],
+    ]);
 
-  // The inputs' decoders killed (a stream one cannot decode ends it the same way): new ones take over.
-  const decoders = async (): Promise<number[]> => {
-    const { stdout } = await run('pgrep', ['-P', String(process.pid), '-f', 'ivf -i pipe:0']).catch(() => ({ stdout: '' }));
-    return stdout.split('\n').filter(Boolean).map(Number);
-  };
-  const killed = await decoders();
-  t.equal(killed.length, 2, 'a decoder for each input');
-  for (const pid of killed) process.kill(pid, 'SIGKILL');
-  await waitFor('a new decoder for each', async () => {
-    const now = await decoders();
-    return now.length === 2 && now.every((pid) => !killed.includes(pid));
-  });
-  await waitForPicture(gw, dir, 'show', 'both still shown', [
-    [0.25, 0.5, RED],
-    [0.75, 0.5, BLUE],
-  ]);
+    // A third input, added live, publishes no sound: it is shown, and the others are still heard.
+    await publishColour(t, gw, 'yellow', '#ffff00', '320x240', 700, false);
+    t.equal((await gw.post('/rest-api/mixer/add', { uri: 'mixer://show', remoteStreamName: 'yellow' })).status, 200);
+    await waitForPicture(gw, dir, 'show', 'three side by side, yellow on the right', [
+      [1 / 6, 0.5, RED],
+      [0.5, 0.5, BLUE],
+      [5 / 6, 0.5, '#ffff00'],
+    ]);
 
-  // A label over red's picture: white text on a dark box at its bottom left, where the letterbox was black.
-  const region = [0.04, 0.86, 0.23, 0.94] as const;
-  t.ok(brightness(await snapshot(gw, dir, 'show'), ...region) < 20, 'no label yet');
-  const labelled = await gw.post('/rest-api/mixer/set_stream_label', { uri: 'mixer://show', remoteStreamName: 'red', label: 'Host: Ada' });
-  t.match(labelled.body, { inputs: [{ streamName: 'red', label: 'Host: Ada' }] });
-  await waitFor('the label drawn', async () => brightness(await snapshot(gw, dir, 'show'), ...region) > 30, 20_000, 250);
-  t.match(await gw.post('/rest-api/mixer/set_stream_label', { uri: 'mixer://show', remoteStreamName: 'red', label: 'two\nlines' }), { status: 400, body: { message: /label/ } });
+    // The inputs' decoders killed (a stream one cannot decode ends it the same way): new ones take over.
+    const decoders = async (): Promise<number[]> => {
+      const { stdout } = await run('pgrep', ['-P', String(process.pid), '-f', 'ivf -i pipe:0']).catch(() => ({ stdout: '' }));
+      return stdout.split('\n').filter(Boolean).map(Number);
+    };
+    const killed = await decoders();
+    t.equal(killed.length, 3, 'a decoder for each input');
+    for (const pid of killed) process.kill(pid, 'SIGKILL');
+    await waitFor('a new decoder for each', async () => {
+      const now = await decoders();
+      return now.length === 3 && now.every((pid) => !killed.includes(pid));
+    });
+    await waitForPicture(gw, dir, 'show', 'all still shown', [
+      [1 / 6, 0.5, RED],
+      [0.5, 0.5, BLUE],
+      [5 / 6, 0.5, '#ffff00'],
+    ]);
 
-  t.equal((await gw.post('/rest-api/mixer/remove', { uri: 'mixer://show', remoteStreamName: 'blue' })).status, 200);
-  await waitForPicture(gw, dir, 'show', 'red alone fills the picture', [
-    [0.5, 0.5, RED],
-    [0.1, 0.5, '#000000'],
-  ]);
-});
+    // A label over red's picture: white text on a dark box at its bottom left, where the letterbox was black.
+    const region = [0.04, 0.86, 0.23, 0.94] as const;
+    t.ok(brightness(await snapshot(gw, dir, 'show'), ...region) < 20, 'no label yet');
+    const labelled = await gw.post('/rest-api/mixer/set_stream_label', { uri: 'mixer://show', remoteStreamName: 'red', label: 'Host: Ada' });
+    t.match(labelled.body, { inputs: [{ streamName: 'red', label: 'Host: Ada' }] });
+    await waitFor('the label drawn', async () => brightness(await snapshot(gw, dir, 'show'), ...region) > 30, 20_000, 250);
+    t.match(await gw.post('/rest-api/mixer/set_stream_label', { uri: 'mixer://show', remoteStreamName: 'red', label: 'two\nlines' }), { status: 400, body: { message: /label/ } });
+
+    for (const stream of ['blue', 'yellow']) t.equal((await gw.post('/rest-api/mixer/remove', { uri: 'mixer://show', remoteStreamName: stream })).status, 200);
+    await waitForPicture(gw, dir, 'show', 'red alone fills the picture', [
+      [0.5, 0.5, RED],
+      [0.1, 0.5, '#000000'],
+    ]);
+
+    // Through all of it, one connection to nginx-rtmp, and what it recorded is one stream at a constant rate.
+    t.match(await nginx.streams(), [{ clientId: session!.clientId }], 'the same RTMP connection throughout');
+    t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: (push.body as { mediaSessionId: string }).mediaSessionId })).status, 200);
+    const recording = await probe(nginx.recording('show'));
+    t.same(nonMonotonic(recording.video), [], 'video timestamps only go forward');
+    t.same(nonMonotonic(recording.audio), [], 'and so do those of the sound');
+    const fps = recordedFps(recording.video);
+    t.ok(Math.abs(fps - 30) < 1.5, `30 fps over the whole session (${fps.toFixed(2)})`);
+    const gaps = recording.video.slice(1).map((p, i) => Number(p.dts_time) - Number(recording.video[i]!.dts_time));
+    t.ok(Math.max(...gaps) < 0.25, `no picture missing for long (longest gap ${Math.max(...gaps).toFixed(3)} s)`);
+    const [low, high] = await toneLevels(nginx.recording('show'), [440, 1000]);
+    t.ok(low! > 0.02 && high! > 0.02, `the inputs with sound are heard (440 Hz ${low!.toFixed(3)}, 1000 Hz ${high!.toFixed(3)})`);
+  },
+);
 
 t.test('in worker threads (the default): inputs publishing in other workers than the mixer come to it, and come back after a loss', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'mixer-'));

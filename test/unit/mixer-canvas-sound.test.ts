@@ -25,7 +25,7 @@ t.test('colours: #rrggbb to BT.601 limited-range Y′CbCr', async (t) => {
   t.throws(() => yuvOf('red'), /not a #rrggbb colour/);
 });
 
-t.test('the canvas: background, a picture in its slot, a smaller one centred, a placeholder; a new buffer each frame', async (t) => {
+t.test('the canvas: background, a picture in its slot, a smaller one centred, a placeholder; a buffer the encoder holds is never drawn on', async (t) => {
   const canvas = new Canvas(SIZE, yuvOf('#000000'));
   canvas.clear();
   const first = canvas.data;
@@ -46,6 +46,15 @@ t.test('the canvas: background, a picture in its slot, a smaller one centred, a 
   t.not(canvas.data, first, 'a new buffer for the next frame: the one handed to the encoder is left alone');
   t.equal(first[0], 200, 'which keeps its picture');
   t.equal(canvas.data[0], 16);
+  const second = canvas.data;
+  canvas.release(first);
+  canvas.clear();
+  t.equal(canvas.data, first, 'a picture the encoder gave back is made again, from the background');
+  t.equal(first[0], 16);
+  t.not(canvas.data, second);
+  canvas.release(Buffer.alloc(4));
+  canvas.clear();
+  t.equal(canvas.data.length, pictureBytes(16, 8), 'a buffer of another size is not taken back');
   t.throws(() => new Canvas({ width: 15, height: 8 }, yuvOf('#000000')), /even size/);
 });
 

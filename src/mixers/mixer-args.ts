@@ -9,7 +9,8 @@ const LABEL_FONT = '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf';
 /**
  * A mixer input's decoder: its frames as IVF on stdin, its picture at the slot's size, letterboxed,
  * as raw 4:2:0 on stdout; the text of `labelFile` written at its bottom left, read again each
- * frame, so a new label needs no new decoder (an empty file: none).
+ * frame, so a new label needs no new decoder (an empty file: none). Scaled bilinearly: 720p into
+ * a 640x360 slot costs a third less than with the default (bicubic).
  */
 export function decoderArgs(slot: Size, labelFile: string): string[] {
   // A path goes into the filter graph as it is: one with characters the graph gives a meaning to would break it.
@@ -22,7 +23,7 @@ export function decoderArgs(slot: Size, labelFile: string): string[] {
     // One thread: frame threading would hold each frame back until the next ones came.
     ...['-threads', '1', '-probesize', '32', '-analyzeduration', '0', '-f', 'ivf', '-i', 'pipe:0'],
     '-vf',
-    `scale=${width}:${height}:force_original_aspect_ratio=decrease,scale=trunc(iw/2)*2:trunc(ih/2)*2,pad=${width}:${height}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,${label},format=yuv420p`,
+    `scale=${width}:${height}:force_original_aspect_ratio=decrease:flags=bilinear,scale=trunc(iw/2)*2:trunc(ih/2)*2,pad=${width}:${height}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,${label},format=yuv420p`,
     ...['-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1'],
   ];
 }
@@ -58,9 +59,28 @@ export function encoderArgs(job: EncoderJob): string[] {
   const gop = String(Math.max(1, Math.round(job.frameRate * job.keyframeIntervalS)));
   const args = [
     ...['-hide_banner', '-nostats', '-nostdin', '-loglevel', 'level+warning', '-protocol_whitelist', 'pipe,rtp,udp,file'],
-    // Each input is read by a thread of its own, which queues what it read for the encoders.
-    ...['-thread_queue_size', '64', '-f', 'rawvideo', '-pix_fmt', 'yuv420p', '-s', `${width}x${height}`, '-framerate', String(job.frameRate), '-i', 'pipe:3'],
-    ...['-thread_queue_size', '64', '-f', 's16le', '-ar', '48000', '-ch_layout', 'stereo', '-i', 'pipe:0'],
+    // Each input is read by a thread of its own, which queues what it read for the encoders. Raw
+    // inputs say all there is to know of themselves: ffmpeg is told not to read ahead to learn it
+    // (which would hold the first picture back by half a second).
+    ...[
+      '-probesize',
+      '32',
+      '-analyzeduration',
+      '0',
+      '-thread_queue_size',
+      '64',
+      '-f',
+      'rawvideo',
+      '-pix_fmt',
+      'yuv420p',
+      '-s',
+      `${width}x${height}`,
+      '-framerate',
+      String(job.frameRate),
+      '-i',
+      'pipe:3',
+    ],
+    ...['-probesize', '32', '-analyzeduration', '0', '-thread_queue_size', '64', '-f', 's16le', '-ar', '48000', '-ch_layout', 'stereo', '-i', 'pipe:0'],
   ];
   // Overlays: each image an input repeated for ever, scaled, made see-through, laid over the picture.
   const graph: string[] = [];

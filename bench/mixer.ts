@@ -1,4 +1,6 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { colourLook, loadFixture, type Fixture } from '../kit/fixture.js';
 import { GatewayProcess } from '../kit/gateway-process.js';
@@ -6,11 +8,12 @@ import { now, sleep, waitFor } from '../kit/processes.js';
 import type { RtmpMediaMessage, RtmpReceiver } from '../kit/rtmp-receiver.js';
 import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
 import { flvFileHeader, flvTag } from '../src/media/flv.js';
-import { layoutSlots } from '../src/mixers/layout.js';
+import { layoutSlots, type Slot } from '../src/mixers/layout.js';
 import { CpuWindow } from './proc.js';
 import type { Bench } from './report.js';
 
 const SIZE = { width: 1280, height: 720 };
+const run = promisify(execFile);
 /** What the peers say a mixer takes: Web Call Server recommends 2 cores a mixer, LiveKit admits a RoomComposite job as 4 CPUs. */
 const WCS_CORES = 2;
 const LIVEKIT_CPUS = 4;
@@ -31,6 +34,8 @@ export async function mixer(bench: Bench, fixture: Fixture, receiver: RtmpReceiv
     GATEWAY_TRANSCODING_PRESET: process.env.MIXER_PRESET,
   });
   const publishers: SyntheticPublisher[] = [];
+  // Made (once, by an ffmpeg the thread waits for) before any publisher sends: the first input turns to it.
+  const cyan = loadFixture(join(bench.work, 'fixture'), colourLook('#00ffff', '1280x720', 880));
   try {
     for (let i = 0; i < 4; i++) publishers.push(await SyntheticPublisher.publish(fixture, gateway.baseUrl, `in${i}`));
     await sleep(2000);
@@ -45,8 +50,11 @@ export async function mixer(bench: Bench, fixture: Fixture, receiver: RtmpReceiv
     const askedAt = now();
     const firstPicture = nextVideo(receiver, 'mix');
     let sequenceHeader: Buffer | undefined;
+    let audioHeader: Buffer | undefined;
     const headers = (message: RtmpMediaMessage): void => {
-      if (message.publish.streamName === 'mix' && message.kind === 'video' && message.sequenceHeader) sequenceHeader = message.data;
+      if (message.publish.streamName !== 'mix' || !message.sequenceHeader) return;
+      if (message.kind === 'video') sequenceHeader = message.data;
+      else audioHeader = message.data;
     };
     receiver.on('media', headers);
     const started = await gateway.request('POST', '/rest-api/mixer/startup', { uri: 'mixer://mix', layout: 'grid', ...SIZE, fps: 30 });
@@ -80,20 +88,40 @@ export async function mixer(bench: Bench, fixture: Fixture, receiver: RtmpReceiv
     await waitFor('a keyframe of the fifth input', async () => ((await gateway.request('POST', '/rest-api/stream/find', { name: 'magenta' })).body?.[0]?.keyframes ?? 0) > 0);
     const slot = layoutSlots({ kind: 'grid' }, SIZE, 5)[4]!;
     receiver.off('media', headers);
-    if (!sequenceHeader) throw new Error("the mixer's sequence header did not arrive");
-    const watch = watchColour(receiver, 'mix', sequenceHeader, { x: (slot.x + slot.width / 2) / SIZE.width, y: (slot.y + slot.height / 2) / SIZE.height });
+    if (!sequenceHeader || !audioHeader) throw new Error("the mixer's sequence headers did not arrive");
+    const watch = watchColour(receiver, 'mix', sequenceHeader, centre(slot), (r, g, b) => r > 200 && g < 60 && b > 200);
     await watch.decoding;
     const addedAt = now();
     await add('magenta');
     const shownAt = await watch.shown;
     report('mixer: input added -> shown at the RTMP server', shownAt - addedAt, 'ms', { max: 500 });
-    bench.details.mixer = { withoutMixer: without, two, four };
+
+    // The first input turns cyan and its tone 880 Hz, picture and sound at the same moment: how long
+    // until the output shows it, and how far apart its picture and sound are there.
+    const first = layoutSlots({ kind: 'grid' }, SIZE, 5)[0]!;
+    const recorder = recordFlv(receiver, 'mix', sequenceHeader, audioHeader);
+    const watchCyan = watchColour(receiver, 'mix', sequenceHeader, centre(first), (r, g, b) => r < 60 && g > 200 && b > 200);
+    await watchCyan.decoding;
+    await recorder.started;
+    const switched = await publishers[0]!.switchTo(cyan);
+    const cyanAt = await watchCyan.shown;
+    await sleep(1500);
+    const sync = await avOffset(recorder.stop(join(bench.work, 'mixer-sync.flv')), first, 880);
+    report('mixer: input frame -> output frame at the RTMP server', cyanAt - switched.videoDueAt, 'ms', { max: 150 });
+    // Positive: the picture later than its sound.
+    const offset = sync.pictureS - sync.soundS - (switched.videoDueAt - switched.audioDueAt) / 1000;
+    report('mixer: an input picture against its sound in the output', Math.abs(offset) * 1000, 'ms', { max: 40 });
+    console.log(`  (the picture ${offset >= 0 ? 'after' : 'before'} the sound by ${Math.abs(offset * 1000).toFixed(0)} ms)`);
+    bench.details.mixer = { withoutMixer: without, two, four, syncOffsetMs: offset * 1000 };
     await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: push.body.mediaSessionId });
   } finally {
     await Promise.all(publishers.map((p) => p.stop()));
     await gateway.stop();
   }
 }
+
+/** The centre of `slot`, as fractions of the output picture. */
+const centre = (slot: Slot): { x: number; y: number } => ({ x: (slot.x + slot.width / 2) / SIZE.width, y: (slot.y + slot.height / 2) / SIZE.height });
 
 /** When the next video frame of `stream` arrives at the receiver. */
 function nextVideo(receiver: RtmpReceiver, stream: string): Promise<number> {
@@ -108,11 +136,17 @@ function nextVideo(receiver: RtmpReceiver, stream: string): Promise<number> {
 }
 
 /**
- * When the first picture of `stream` whose point (`x`, `y`, fractions) is magenta arrives: what
+ * When the first picture of `stream` whose point (`x`, `y`, fractions) `matches` arrives: what
  * arrives from the next keyframe on (after the stream's `sequenceHeader`) is decoded by an ffmpeg,
  * to 64x36, one picture for each frame, in order. `decoding` once the keyframe came.
  */
-function watchColour(receiver: RtmpReceiver, stream: string, sequenceHeader: Buffer, point: { x: number; y: number }): { decoding: Promise<void>; shown: Promise<number> } {
+function watchColour(
+  receiver: RtmpReceiver,
+  stream: string,
+  sequenceHeader: Buffer,
+  point: { x: number; y: number },
+  matches: (r: number, g: number, b: number) => boolean,
+): { decoding: Promise<void>; shown: Promise<number> } {
   const decoder = spawn(
     'ffmpeg',
     [
@@ -169,9 +203,90 @@ function watchColour(receiver: RtmpReceiver, stream: string, sequenceHeader: Buf
         const [r, g, b] = [pending[at]!, pending[at + 1]!, pending[at + 2]!];
         pending = pending.subarray(frame);
         const arrivedAt = arrivals[decoded++];
-        if (r > 200 && g < 60 && b > 200 && arrivedAt !== undefined) return finish(undefined, arrivedAt);
+        if (matches(r, g, b) && arrivedAt !== undefined) return finish(undefined, arrivedAt);
       }
     });
   });
   return { decoding, shown };
+}
+
+/**
+ * What of `stream` arrives from its next keyframe on, kept as an FLV file (`stop` writes it and
+ * gives its path): its sequence headers first, then each message at its RTMP timestamp.
+ */
+function recordFlv(receiver: RtmpReceiver, stream: string, videoHeader: Buffer, audioHeader: Buffer): { started: Promise<void>; stop(file: string): string } {
+  const tags: Buffer[] = [];
+  let begin: () => void = () => {};
+  const started = new Promise<void>((resolve) => (begin = resolve));
+  const listener = (message: RtmpMediaMessage): void => {
+    if (message.publish.streamName !== stream || message.sequenceHeader) return;
+    if (tags.length === 0) {
+      if (message.kind !== 'video' || !message.key) return;
+      tags.push(flvFileHeader(), flvTag(9, message.timestamp, videoHeader), flvTag(8, message.timestamp, audioHeader));
+      begin();
+    }
+    tags.push(flvTag(message.kind === 'video' ? 9 : 8, message.timestamp, message.data));
+  };
+  receiver.on('media', listener);
+  return {
+    started,
+    stop(file: string): string {
+      receiver.off('media', listener);
+      writeFileSync(file, Buffer.concat(tags));
+      return file;
+    },
+  };
+}
+
+/**
+ * In a recording of the mixer: the time (s, on its timeline) of the first picture whose `slot`
+ * turned cyan, and of the first 5 ms of sound where a `toneHz` tone came in (its level above half
+ * of what it reaches).
+ */
+async function avOffset(file: string, slot: Slot, toneHz: number): Promise<{ pictureS: number; soundS: number }> {
+  const frames = async (filter: string, stream: 'v' | 'a', key: string): Promise<{ time: number; value: number }[]> => {
+    const { stdout } = await run(
+      'ffmpeg',
+      [
+        '-hide_banner',
+        '-loglevel',
+        'error',
+        '-i',
+        file,
+        '-map',
+        `0:${stream}`,
+        stream === 'v' ? '-vf' : '-af',
+        `${filter},${stream === 'v' ? '' : 'a'}metadata=print:key=${key}:file=-`,
+        '-f',
+        'null',
+        '-',
+      ],
+      { maxBuffer: 64 * 1024 * 1024 },
+    );
+    const out: { time: number; value: number }[] = [];
+    let time = NaN;
+    for (const line of stdout.split('\n')) {
+      const at = /pts_time:([-\d.]+)/.exec(line);
+      if (at) time = Number(at[1]);
+      const value = new RegExp(`${key.replaceAll('.', '\\.')}=([-\\d.inf]+)`).exec(line);
+      if (value) out.push({ time, value: Number(value[1]) });
+    }
+    return out;
+  };
+  const x = slot.x + slot.width / 4;
+  const y = slot.y + slot.height / 4;
+  // Cyan: Cr far below the middle (BT.601: 16); the test picture before it averages near 128.
+  const pictures = await frames(`crop=${slot.width / 2}:${slot.height / 2}:${x}:${y},signalstats`, 'v', 'lavfi.signalstats.VAVG');
+  const picture = pictures.find((p) => p.value < 60);
+  const sound = await frames(`bandpass=f=${toneHz}:width_type=q:w=8,asetnsamples=n=240,astats=metadata=1:reset=1`, 'a', 'lavfi.astats.Overall.RMS_level');
+  // Where the tone settles: the median level from half a second after the picture changed.
+  const after = sound
+    .filter((s) => picture && s.time > picture.time + 0.5)
+    .map((s) => s.value)
+    .sort((a, b) => a - b);
+  const settled = after[after.length >> 1] ?? 0;
+  // The first moment at half that level (-6 dB), from a little before the picture changed on.
+  const onset = sound.find((s) => picture && s.time > picture.time - 0.5 && s.value > settled - 6);
+  if (!picture || !onset) throw new Error(`the switch was not found in ${file} (picture ${picture?.time}, sound ${onset?.time})`);
+  return { pictureS: picture.time, soundS: onset.time };
 }

@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { RtpHeader, RtpPacket, type RTCPeerConnection, type RTCRtpSender } from 'werift';
 import { WebSocket } from 'ws';
-import { now } from './processes.js';
+import { now, waitFor } from './processes.js';
 import type { Fixture } from './fixture.js';
 import { packetizeH264 } from './h264-packetizer.js';
 import { loopbackPeer } from './werift-peer.js';
@@ -65,6 +65,8 @@ export class SyntheticPublisher {
   /** Nothing is sent before this; then everything due goes at once, as after a network hiccup. */
   #heldUntil = 0;
   #audioSent = 0;
+  /** The sound frame its fixture's first packet went with (a fixture switched to starts from its first). */
+  #audioOffset = 0;
   /** The WHIP Authorization header, when publishing needs a token. */
   #auth: Record<string, string> = {};
   #withAudio = true;
@@ -81,12 +83,12 @@ export class SyntheticPublisher {
   #ws: WebSocket | undefined;
   /** With `sdk`: the gateway's messages on the WebSocket, in order. */
   readonly messages: Record<string, unknown>[] = [];
-  readonly #payloads: Buffer[][];
+  #payloads: Buffer[][];
 
   #exchange: PublishOptions['exchange'];
 
   private constructor(
-    private readonly fixture: Fixture,
+    private fixture: Fixture,
     readonly name: string,
     localAddress = '127.0.0.1',
   ) {
@@ -191,6 +193,27 @@ export class SyntheticPublisher {
     });
   }
 
+  /**
+   * From the next frames on, sends `next` in place of its fixture: pictures from its first (a
+   * keyframe), sound from its first packet, both at once. Resolves with when the first of each was
+   * due (its capture time, on `now()`'s clock) once both were sent.
+   */
+  switchTo(next: Fixture): Promise<{ videoDueAt: number; audioDueAt: number }> {
+    if (next.fps !== this.fixture.fps || next.audioFrameMs !== this.fixture.audioFrameMs) throw new Error('a fixture switched to has the same frame rate and sound frames');
+    this.fixture = next;
+    this.#payloads = next.video.map((unit) => packetizeH264(unit.nals));
+    this.#unit = 0;
+    const audioFrom = this.#audioSent;
+    const videoFrom = this.#videoSent;
+    const frameMs = 1000 / next.fps;
+    this.#audioOffset = audioFrom;
+    return waitFor(`${this.name}'s switched frames sent`, () =>
+      this.#videoSent > videoFrom && (this.#audioSent > audioFrom || !this.#audio)
+        ? { videoDueAt: this.#startedAt + videoFrom * frameMs, audioDueAt: this.#startedAt + audioFrom * next.audioFrameMs }
+        : undefined,
+    );
+  }
+
   /** Sends nothing for `ms`, then at once what fell due meanwhile: a burst of late packets. */
   stall(ms: number): void {
     this.#heldUntil = now() + ms;
@@ -232,7 +255,7 @@ export class SyntheticPublisher {
     const index = this.#audioSent++;
     const timestamp = (this.#audioTs0 + index * 48 * this.fixture.audioFrameMs) >>> 0;
     this.#audioSeq = (this.#audioSeq + 1) & 0xffff;
-    send(this.#audio!, AUDIO_PT, this.#audioSeq, timestamp, false, this.fixture.audio[index % this.fixture.audio.length]!);
+    send(this.#audio!, AUDIO_PT, this.#audioSeq, timestamp, false, this.fixture.audio[(index - this.#audioOffset) % this.fixture.audio.length]!);
   }
 
   async #whip(baseUrl: string, offer: string): Promise<string> {

@@ -15,6 +15,8 @@ export interface IngestTrack {
   deliverTo(input: RtpInput): () => void;
   /** Asks the sender for a keyframe (RTCP PLI). A no-op for audio. */
   requestKeyframe(): void;
+  /** A local stream's track: where its first timestamp stands after the stream's start (see `LocalKinds`). */
+  readonly startMs?: number;
   /** Retransmission requests (RTCP NACK) sent for lost packets of this track, when the engine tells. */
   readonly nacksSent?: number;
   /**
@@ -110,10 +112,17 @@ export interface IngestEngine {
    * baseline, packetization mode 1) and Opus as plain RTP over loopback to the targets returned,
    * and it is published like any other stream. Absent: the engine takes none.
    */
-  acceptLocal?(kinds: { video: boolean; audio: boolean }): Promise<LocalStream>;
+  acceptLocal?(kinds: LocalKinds): Promise<LocalStream>;
   /** Ends what the engine runs besides its sessions (a worker process); the sessions are closed first. */
   close?(): Promise<void>;
 }
+
+/**
+ * The kinds a local stream carries, and for each where its encoder's first timestamp stands after
+ * the stream's start (ms). Its tracks are timed from one start, as their encoder made them, where a
+ * publisher's are each timed from the arrival of their first packet.
+ */
+export type LocalKinds = Partial<Record<MediaKind, { startMs: number }>>;
 
 /** Where an encoder in the gateway sends one kind of a local stream's RTP and RTCP. */
 export interface LocalTarget {

@@ -65,6 +65,21 @@ export class ClockMapping {
 }
 
 /**
+ * The start a local stream's tracks share: set by the first packet of any of them, taken as its
+ * encoder's timestamps say (`startMs` after the start), so each track keeps its place beside the
+ * others whichever packet arrived first.
+ */
+export class StreamStart {
+  #wallclockMs: number | undefined;
+
+  /** The wall clock (ms) of a track's first timestamp, which stands `startMs` after the start. */
+  at(startMs: number): number {
+    this.#wallclockMs ??= Date.now() - startMs;
+    return this.#wallclockMs + startMs;
+  }
+}
+
+/**
  * Drops repeated sequence numbers, such as Chromium's RTX bandwidth probes that re-send packets
  * already received; ffmpeg would log them as "dropping old packet". Remembers the last 2048
  * sequence numbers in a bitmap, so the check costs O(1) per packet.
@@ -137,6 +152,8 @@ export class RtpReceiver implements RtpInput {
   constructor(
     readonly clockRate: number,
     private readonly target: PacketTarget,
+    /** A local stream's track: timed from the stream's start, `startMs` before its first timestamp. */
+    private readonly local?: { start: StreamStart; startMs: number },
   ) {}
 
   /** Packets never received (retransmitted ones count as received). */
@@ -161,7 +178,7 @@ export class RtpReceiver implements RtpInput {
     }
     this.packets++;
     this.bytes += packet.payload.length;
-    const clock = (this.#clock ??= new ClockMapping(this.clockRate, packet.timestamp, Date.now()));
+    const clock = (this.#clock ??= new ClockMapping(this.clockRate, packet.timestamp, this.local ? this.local.start.at(this.local.startMs) : Date.now()));
     packet.wallclockMs = clock.wallclockMs(packet.timestamp);
     this.target.push(packet);
   }

@@ -45,6 +45,8 @@ export interface EncoderJob {
   audioBitrateKbps: number;
   keyframeIntervalS: number;
   preset: string;
+  /** How far the sound's timestamps are put after the pictures' (ms). */
+  soundDelayMs: number;
   /** Where each kind's RTP goes (the engine's local stream). */
   targets: readonly LocalTarget[];
 }
@@ -80,6 +82,10 @@ export function encoderArgs(job: EncoderJob): string[] {
       '-i',
       'pipe:3',
     ],
+    // The sound is written behind the pictures (`soundDelayMs`): its timestamps are put that much
+    // later, for ffmpeg, which takes its inputs in timestamp order, not to hold each picture back
+    // until the sound of its moment came.
+    ...['-itsoffset', String(job.soundDelayMs / 1000)],
     ...['-probesize', '32', '-analyzeduration', '0', '-thread_queue_size', '64', '-f', 's16le', '-ar', '48000', '-ch_layout', 'stereo', '-i', 'pipe:0'],
   ];
   // Overlays: each image an input repeated for ever, scaled, made see-through, laid over the picture.

@@ -37,12 +37,28 @@ export interface MixerDeps {
 
 /** How far behind now the sound is mixed (ms): the inputs' packets that come late by less still count. */
 const SOUND_LAG_MS = 60;
+/**
+ * How much later than the pictures the sound is timestamped (ms): the time an input's picture
+ * takes to be drawn that its sound does not take (its decoder gives a picture out when the next
+ * frame comes in, 33 ms at 30 fps; then the mixer's next picture, half of one on average).
+ * Measured in the benchmark: an input's picture and sound come out together within ±30 ms.
+ */
+const SOUND_DELAY_MS = 45;
+/** Where the encoder's first sound stands after its first picture (ms): the sound's delay, less Opus's look-ahead (312 samples). */
+export const SOUND_START_MS = SOUND_DELAY_MS - 6.5;
 /** How often the mixer looks whether a picture or sound is due (ms). */
 const TICK_MS = 5;
 /** Sound is written in blocks of this many frames (10 ms). */
 const SOUND_BLOCK = 480;
-/** Behind by more pictures than this (the thread was held), the mixer skips them rather than send a burst. */
-const MAX_LATE_PICTURES = 3;
+/** Pictures the encoder may have waiting in its pipe: the mixer waits with the next ones until it has read them. */
+const MAX_QUEUED_PICTURES = 3;
+/**
+ * Pictures due and not yet written (an encoder behind, the thread held) are written when the
+ * encoder takes them, for every picture stands for its moment: the encoder times them by their
+ * count. Behind by more than this (s), the encoder does not keep up: they are given up, and the
+ * pictures come out that much behind the sound.
+ */
+const MAX_BEHIND_S = 1;
 /** An input without a picture: a dark grey slot. */
 const PLACEHOLDER: Yuv = yuvOf('#303030');
 
@@ -82,7 +98,7 @@ export class Mixer {
     this.#canvas = new Canvas(spec.size, spec.backgroundPicture);
     this.#encoder = deps.supervisor.spawn(
       deps.ffmpegPath,
-      encoderArgs({ ...spec, targets, preset: deps.preset, keyframeIntervalS: deps.keyframeIntervalS }),
+      encoderArgs({ ...spec, targets, preset: deps.preset, keyframeIntervalS: deps.keyframeIntervalS, soundDelayMs: SOUND_DELAY_MS }),
       (event, error) => deps.log.error({ err: error, event }, 'mixer encoder listener failed'),
       'video',
     );
@@ -112,8 +128,11 @@ export class Mixer {
 
   /** Pictures sent to the encoder. */
   get pictures(): number {
-    return this.#pictures;
+    return this.#pictures - this.skipped;
   }
+
+  /** Pictures given up because the encoder did not keep up (see `MAX_BEHIND_S`). */
+  skipped = 0;
 
   /** Adds the stream `name` (at `slot`, 0-based, or after the others), labelled; `publisher`, when it publishes now. */
   add(name: string, publisher: InputSource | undefined, slot?: number, label?: string): MixerInput {
@@ -162,11 +181,13 @@ export class Mixer {
   #tick(): void {
     const elapsedMs = Date.now() - this.#startMs;
     const due = Math.floor((elapsedMs * this.spec.frameRate) / 1000) + 1;
-    if (due - this.#pictures > MAX_LATE_PICTURES) this.#pictures = due - 1;
-    while (this.#pictures < due) {
+    if (due - this.#pictures > MAX_BEHIND_S * this.spec.frameRate) {
+      this.skipped += due - 1 - this.#pictures;
+      this.deps.log.warn({ skipped: due - 1 - this.#pictures }, "the mixer's encoder does not keep up: pictures given up");
+      this.#pictures = due - 1;
+    }
+    while (this.#pictures < due && this.#encoder.videoBacklog <= MAX_QUEUED_PICTURES * this.#canvas.data.length) {
       this.#pictures++;
-      // An encoder that does not keep up is not given more: the picture is skipped.
-      if (this.#encoder.videoBacklog > MAX_LATE_PICTURES * this.#canvas.data.length) continue;
       this.#compose();
       const picture = this.#canvas.data;
       this.#encoder.writeVideo(picture, () => this.#canvas.release(picture));

@@ -8,7 +8,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { mixerImages } from './images.js';
 import { RelayedSource, relayStream } from './relay.js';
 import { MAX_MIXER_INPUTS } from './layout.js';
-import { Mixer, type MixerDeps } from './mixer.js';
+import { Mixer, SOUND_START_MS, type MixerDeps } from './mixer.js';
 import { mixerName, type MixerAudioVideo, type MixerInfo, type MixerInputRequest, type MixerLabelRequest, type MixerLayoutRequest, type MixerStartup } from './requests.js';
 
 /** What webhooks are told of a mixer: its URI, its stream, the input concerned, why it ended. */
@@ -60,7 +60,7 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
     try {
       const images = await mixerImages(request, { mediaDir: this.deps.mediaDir, supervisor: this.deps.supervisor, ffmpegPath: this.deps.ffmpegPath });
       const hasAudio = request.hasAudio ?? true;
-      const { publisher, targets } = await this.registry.publishLocal(name, { video: true, audio: hasAudio });
+      const { publisher, targets } = await this.registry.publishLocal(name, { video: { startMs: 0 }, ...(hasAudio ? { audio: { startMs: SOUND_START_MS } } : {}) });
       const spec = {
         name,
         layout: { kind: request.layout, pip: request.pip },

@@ -4,7 +4,7 @@ import type { IngestSession, IngestTrack } from '../ingest/engine.js';
 import type { MediaKind, VideoCodec } from '../media/codecs.js';
 import type { Depacketizer, PendingFrame, VideoFrame } from '../media/depacketizer.js';
 import { H264Depacketizer } from '../media/h264.js';
-import { RtpReceiver } from '../media/rtp.js';
+import { RtpReceiver, StreamStart } from '../media/rtp.js';
 import { Vp8Depacketizer, Vp9Depacketizer } from '../media/vpx.js';
 import { OpusStage } from './opus-stage.js';
 import { Fanout, type AudioPacket, type MediaSink } from './fanout.js';
@@ -96,10 +96,16 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       };
       this.#depacketizer = new Codec(fanout, { maxWaitMs: REORDER_WAIT_MS, onLoss });
     }
+    // A local stream's tracks share a start; a publisher's are each timed from their first packet.
+    const start = new StreamStart();
     for (const track of session.tracks) {
       const target = track.kind === 'video' ? this.#depacketizer : fanout.audioInput;
       if (!target) continue;
-      const pipeline: TrackPipeline = { kind: track.kind, track, receiver: new RtpReceiver(track.clockRate, target) };
+      const pipeline: TrackPipeline = {
+        kind: track.kind,
+        track,
+        receiver: new RtpReceiver(track.clockRate, target, track.startMs === undefined ? undefined : { start, startMs: track.startMs }),
+      };
       this.#pipelines.set(track.kind, pipeline);
       this.#unsubscribers.push(track.deliverTo(pipeline.receiver));
     }

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { conflict, unavailable } from '../errors.js';
 import { TypedEmitter } from '../events.js';
-import type { IngestEngine, IngestSession, LocalTarget } from '../ingest/engine.js';
+import type { IngestEngine, IngestSession, LocalKinds, LocalTarget } from '../ingest/engine.js';
 import { noIceCheckWarning } from '../ingest/ice-addresses.js';
 import { firstCandidateKind } from '../ingest/sdp.js';
 import { Publisher } from './publisher.js';
@@ -75,7 +75,7 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
    * Publishes a stream the gateway makes (a mixer's output) under `name`, counted as a publisher:
    * its encoder sends RTP to the targets returned (see `IngestEngine.acceptLocal`).
    */
-  async publishLocal(name: string, kinds: { video: boolean; audio: boolean }): Promise<{ publisher: Publisher; targets: LocalTarget[] }> {
+  async publishLocal(name: string, kinds: LocalKinds): Promise<{ publisher: Publisher; targets: LocalTarget[] }> {
     checkStreamName(name);
     const { engine } = this;
     if (!engine.acceptLocal) throw unavailable('the WebRTC engine (webrtc_engine) makes no stream of its own: mixers need mediasoup');

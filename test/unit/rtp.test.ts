@@ -1,5 +1,5 @@
 import t from 'tap';
-import { ClockMapping, DuplicateFilter, parseRtp, RtpReceiver, type MediaPacket } from '../../src/media/rtp.js';
+import { ClockMapping, DuplicateFilter, parseRtp, RtpReceiver, StreamStart, type MediaPacket } from '../../src/media/rtp.js';
 
 t.test('ClockMapping maps RTP time onto the wall clock across a timestamp wrap', async (t) => {
   const clock = new ClockMapping(90000, 0xffffff00, 1000);
@@ -91,4 +91,21 @@ t.test('RtpReceiver: datagrams read, repeats dropped and counted, each packet ti
   );
   t.equal(Math.round(receiver.wallclockMs(96000)! - taken[0]!.wallclockMs), 67, 'any timestamp of the track, on the same clock');
   t.match({ packets: receiver.packets, bytes: receiver.bytes, duplicates: receiver.duplicates, lost: receiver.lost }, { packets: 3, bytes: 7, duplicates: 1, lost: 1 });
+});
+
+t.test("a local stream's tracks share one start: each first packet placed where its encoder's timestamps say, whichever came first", async (t) => {
+  const start = new StreamStart();
+  const times: Record<string, number[]> = { video: [], audio: [] };
+  const receiver = (kind: 'video' | 'audio', rate: number, startMs: number): RtpReceiver =>
+    new RtpReceiver(rate, { push: (packet) => void times[kind]!.push(packet.wallclockMs) }, { start, startMs });
+  const audio = receiver('audio', 48000, 40);
+  const video = receiver('video', 90000, 0);
+  const packet = (seq: number, timestamp: number): MediaPacket => ({ sequenceNumber: seq, timestamp, marker: true, payload: Buffer.from('x'), wallclockMs: 0 });
+  // The sound's first packet (40 ms after the start) comes first, the first picture later still.
+  audio.packet(packet(1, 1000));
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  video.packet(packet(1, 5000));
+  video.packet(packet(2, 5000 + 3000));
+  t.equal(times.audio![0]! - times.video![0]!, 40, "the sound's first packet 40 ms after the first picture, as the encoder timed them, not as they arrived");
+  t.equal(Math.round((times.video![1]! - times.video![0]!) * 1000), 33333, 'and each track on its own rate from there (33.333 ms)');
 });

@@ -2,7 +2,7 @@ import type { types } from 'mediasoup';
 import { isIPv6 } from 'node:net';
 import { GatewayError, unavailable } from '../../errors.js';
 import { RemoteAddressFilter, filterCandidates } from '../address-filter.js';
-import type { EngineOptions, IngestEngine, IngestSession, LocalStream, ViewSession } from '../engine.js';
+import type { EngineOptions, IngestEngine, IngestSession, LocalKinds, LocalStream, ViewSession } from '../engine.js';
 import { checkOffer } from '../offer-check.js';
 import { OfferError, selectCodecs, withBitrateHints } from '../sdp.js';
 import { createLocalStream } from './local.js';
@@ -158,7 +158,7 @@ export class MediasoupEngine implements IngestEngine {
     }
   }
 
-  async acceptLocal(kinds: { video: boolean; audio: boolean }): Promise<LocalStream> {
+  async acceptLocal(kinds: LocalKinds): Promise<LocalStream> {
     const plant = await this.#ready();
     const handoff = await this.#handoff(plant);
     let local: Awaited<ReturnType<typeof createLocalStream>>;

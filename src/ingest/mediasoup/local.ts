@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import type { types } from 'mediasoup';
 import type { ListenerErrorHandler } from '../../events.js';
 import type { MediaKind } from '../../media/codecs.js';
-import type { LocalStream, LocalTarget } from '../engine.js';
+import type { LocalKinds, LocalStream, LocalTarget } from '../engine.js';
 import type { RtpHandoff } from './rtp-handoff.js';
 import { MediasoupSession } from './session.js';
 
@@ -29,7 +29,7 @@ const CODECS: Record<MediaKind, types.RtpCodecParameters> = {
 export async function createLocalStream(
   router: types.Router,
   handoff: RtpHandoff,
-  kinds: { video: boolean; audio: boolean },
+  kinds: LocalKinds,
   options: { receiveBufferBytes?: number; onListenerError?: ListenerErrorHandler },
 ): Promise<{ session: MediasoupSession } & LocalStream> {
   const wanted = (['video', 'audio'] as const).filter((kind) => kinds[kind]);
@@ -50,7 +50,11 @@ export async function createLocalStream(
     for (const transport of transports) transport.close();
     throw error;
   }
-  const session = MediasoupSession.local(transports, { videoCodec: kinds.video ? 'H264' : undefined, hasAudio: kinds.audio, onListenerError: options.onListenerError });
+  const session = MediasoupSession.local(transports, {
+    videoCodec: kinds.video ? 'H264' : undefined,
+    hasAudio: kinds.audio !== undefined,
+    onListenerError: options.onListenerError,
+  });
   const targets: LocalTarget[] = [];
   try {
     for (const [i, kind] of wanted.entries()) {
@@ -58,7 +62,7 @@ export async function createLocalStream(
       const codec = CODECS[kind];
       const ssrc = randomInt(1, 2 ** 31);
       const producer = await transport.produce({ kind, rtpParameters: { codecs: [codec], encodings: [{ ssrc }] } });
-      session.addTrack(kind, producer, await handoff.consume(producer.id));
+      session.addTrack(kind, producer, await handoff.consume(producer.id), kinds[kind]!.startMs);
       targets.push({ kind, port: transport.tuple.localPort, rtcpPort: transport.rtcpTuple!.localPort, payloadType: codec.payloadType, ssrc });
     }
   } catch (error) {

@@ -119,8 +119,9 @@ export class MediasoupSession extends TypedEmitter<IngestSessionEvents> implemen
     return this.#iceChecked();
   }
 
-  addTrack(kind: MediaKind, producer: types.Producer, handed: HandedTrack): void {
-    this.tracks.push(new MediasoupTrack(kind, kind === 'video' ? this.videoCodec : undefined, producer, handed));
+  /** `startMs`: a local stream's track (see `LocalKinds`). */
+  addTrack(kind: MediaKind, producer: types.Producer, handed: HandedTrack, startMs?: number): void {
+    this.tracks.push(new MediasoupTrack(kind, kind === 'video' ? this.videoCodec : undefined, producer, handed, startMs));
   }
 
   async close(reason = 'closed by the gateway'): Promise<void> {
@@ -147,6 +148,7 @@ export class MediasoupTrack implements IngestTrack {
     readonly videoCodec: VideoCodec | undefined,
     readonly producer: types.Producer,
     private readonly handed: HandedTrack,
+    readonly startMs?: number,
   ) {
     this.clockRate = kind === 'video' ? VIDEO_CLOCK_RATE : OPUS_CLOCK_RATE;
     this.#stats = setInterval(() => void this.#readStats(), STATS_INTERVAL_MS).unref();

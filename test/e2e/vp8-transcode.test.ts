@@ -1,13 +1,10 @@
 import t from 'tap';
-import { pushAndVerify, whipPublish } from '../helpers/e2e.js';
+import { pushAndVerify, waitForBrowserBesideRed, whipPublish } from '../helpers/e2e.js';
 import { waitFor } from '../../kit/processes.js';
 import { freePort } from '../../kit/rtmp-server.js';
 import { useStage } from '../helpers/stage.js';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { colourLook, loadFixture } from '../../kit/fixture.js';
-import { colourAt, decodePicture, looksLike } from '../../kit/pictures.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 
 const FIXTURES = join(import.meta.dirname, '..', '..', '.bench', 'fixture');
@@ -42,27 +39,7 @@ t.test("a mixer takes a browser's VP8 beside an H.264 stream: each is decoded in
   t.equal((await gw.post('/rest-api/mixer/startup', { uri: 'mixer://both', layout: 'side-by-side', width: 640, height: 360 })).status, 200);
   t.teardown(() => gw.post('/rest-api/mixer/terminate', { uri: 'mixer://both' }));
   for (const stream of ['vp8', 'red']) t.equal((await gw.post('/rest-api/mixer/add', { uri: 'mixer://both', remoteStreamName: stream })).status, 200);
-  const dir = await mkdtemp(join(tmpdir(), 'mixer-vp8-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  let seen = '';
-  await waitFor(
-    "the browser's picture on the left, red on the right",
-    async () => {
-      const jpeg = await gw.plane.snapshot('both').catch(() => undefined);
-      if (!jpeg) return false;
-      const file = join(dir, `${Date.now()}.jpg`);
-      await writeFile(file, jpeg);
-      const picture = await decodePicture(file);
-      const left = colourAt(picture, 0.25, 0.3);
-      seen = JSON.stringify([left, colourAt(picture, 0.75, 0.5)]);
-      // The browser's camera: any picture, but neither the placeholder nor the black of a slot left empty.
-      return !looksLike(left, '#303030', 12) && !looksLike(left, '#000000', 12) && looksLike(colourAt(picture, 0.75, 0.5), '#ff0000');
-    },
-    20_000,
-    250,
-  ).catch((error: unknown) => {
-    throw new Error(`${(error as Error).message}; last seen ${seen}`, { cause: error });
-  });
+  await waitForBrowserBesideRed(gw, 'both');
   t.equal((await gw.post('/rest-api/mixer/terminate', { uri: 'mixer://both' })).status, 200);
   await waitFor('no ffmpeg left', () => gw.ffmpeg.count === 0);
 });

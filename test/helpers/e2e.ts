@@ -1,7 +1,9 @@
-import { copyFile, mkdir } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import type { Page } from 'playwright-core';
+import { colourAt, decodePicture, looksLike } from '../../kit/pictures.js';
 import { keyframeCount, maxKeyframeGap, nonMonotonic, probe, recordedFps } from '../../kit/probe.js';
 import { pidsMatching, sleep, waitFor } from '../../kit/processes.js';
 import type { NginxRtmp } from '../../kit/rtmp-server.js';
@@ -109,4 +111,34 @@ export async function whipPublish(page: Page, url: string, keepResolution = true
     },
     [url, keepResolution] as const,
   );
+}
+
+/**
+ * Waits until snapshots of the mixer stream `mixer` (side by side) show the browser's camera on the
+ * left (any picture, but neither the placeholder nor the black of a slot left empty) and red on the right.
+ */
+export async function waitForBrowserBesideRed(gw: TestGateway, mixer: string): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'mixer-'));
+  let seen = '';
+  try {
+    await waitFor(
+      "the browser's picture on the left, red on the right",
+      async () => {
+        const jpeg = await gw.plane.snapshot(mixer).catch(() => undefined);
+        if (!jpeg) return false;
+        const file = join(dir, `${Date.now()}.jpg`);
+        await writeFile(file, jpeg);
+        const picture = await decodePicture(file);
+        const left = colourAt(picture, 0.25, 0.3);
+        seen = JSON.stringify([left, colourAt(picture, 0.75, 0.5)]);
+        return !looksLike(left, '#303030', 12) && !looksLike(left, '#000000', 12) && looksLike(colourAt(picture, 0.75, 0.5), '#ff0000');
+      },
+      20_000,
+      250,
+    );
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; last seen ${seen}`, { cause: error });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

@@ -12,6 +12,7 @@ const STATE_TEXT = {
   stopped: 'Stopped',
 };
 const session = createSession({ urlServer: location.origin });
+window.gatewaySession = session; // for the browser console
 let stream;
 let statsTimer;
 let rows = 0;

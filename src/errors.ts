@@ -70,9 +70,10 @@ export class GatewayError extends Error {
 
 export const invalid = (field: string, message: string): GatewayError => new GatewayError('invalid_request', `${field}: ${message}`, field);
 
-export const notFound = (message: string): GatewayError => new GatewayError('not_found', message);
+/** `field`: the request field that names what is not there. */
+export const notFound = (message: string, field?: string): GatewayError => new GatewayError('not_found', message, field);
 
-export const conflict = (message: string): GatewayError => new GatewayError('conflict', message);
+export const conflict = (message: string, field?: string): GatewayError => new GatewayError('conflict', message, field);
 
 /** The gateway is at a configured capacity: try again later. */
 export const unavailable = (message: string, retryAfterS?: number): GatewayError => new GatewayError('unavailable', message, undefined, retryAfterS);

@@ -1,4 +1,4 @@
-import type { ClientMessage, ServerMessage } from '../../src/signaling/protocol.js';
+import type { ClientMessage, ServerMessage, StartMixerMessage } from '../../src/signaling/protocol.js';
 import type { ReconnectPolicy } from './backoff.js';
 
 /** What a stream needs of its session: the connection, the token and the reconnect policy. */
@@ -9,7 +9,9 @@ export interface StreamHost {
   /** The gateway can be sent messages now. */
   connected(): boolean;
   /** Sends a message; a request's answer (or error) goes to `replyTo`, about `destination` when given. */
-  send(message: ClientMessage, replyTo?: StreamLink, destination?: string): void;
+  send(message: ClientMessage | StartMixerMessage, replyTo?: StreamLink, destination?: string): void;
+  /** Sends a request and resolves with its answer; rejects with the gateway's error. */
+  call(message: ClientMessage): Promise<ServerMessage>;
   /** The stream takes part in the session (hears of its connection) from now, or no longer. */
   track(link: StreamLink, tracked: boolean): void;
 }

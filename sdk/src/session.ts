@@ -1,8 +1,8 @@
-import { IDLE_CLOSE_CODE, MOVE_CLOSE_CODE, SIGNALING_PATH, type ClientMessage, type ServerMessage } from '../../src/signaling/protocol.js';
+import { IDLE_CLOSE_CODE, MOVE_CLOSE_CODE, SIGNALING_PATH, type ClientMessage, type MixerInfo, type ServerMessage, type StartMixerMessage } from '../../src/signaling/protocol.js';
 import { DEFAULT_RECONNECT, mayReconnect, reconnectDelay, type ReconnectPolicy } from './backoff.js';
 import type { StreamHost, StreamLink } from './host.js';
 import { Stream } from './stream.js';
-import { Emitter, type CheckOptions, type CheckReport, type SessionEvent, type SessionOptions, type SessionStatus, type StreamOptions } from './types.js';
+import { Emitter, type CheckOptions, type CheckReport, type MixerOptions, type SessionEvent, type SessionOptions, type SessionStatus, type StreamOptions } from './types.js';
 
 function signalingUrl(urlServer: string): string {
   const url = new URL(urlServer);
@@ -21,8 +21,8 @@ export class Session extends Emitter<SessionEvent> {
   /** Requests waiting for their answer: a publish, or adding a destination. */
   readonly #requests = new Map<string, { stream: StreamLink; destination?: string }>();
   #requestCount = 0;
-  /** Destination checks waiting for their answer. */
-  readonly #checks = new Map<string, { resolve: (report: CheckReport) => void; reject: (error: Error) => void }>();
+  /** Calls waiting for their answer (a destination check, a mixer's): the answer, or the error the gateway sent. */
+  readonly #calls = new Map<string, { resolve: (answer: ServerMessage) => void; reject: (error: Error) => void }>();
   #attempt = 0;
   readonly #token: string | undefined;
   /** While connecting again after an idle close (nothing was lost): the messages waiting for it. */
@@ -44,6 +44,7 @@ export class Session extends Emitter<SessionEvent> {
       policy,
       connected: () => this.#connected(),
       send: (message, replyTo, destination) => this.#send(message, replyTo, destination),
+      call: (message) => this.#call(message),
       track: (link, tracked) => (tracked ? this.#streams.add(link) : this.#streams.delete(link)),
     };
     this.#connect();
@@ -62,21 +63,28 @@ export class Session extends Emitter<SessionEvent> {
    * and the application (and, with `publish`, the key) accepted. Rejects when the gateway refuses
    * the check itself (a URL it cannot use, a host its policy refuses: `error.field` names it).
    */
-  checkDestination(options: CheckOptions): Promise<CheckReport> {
-    return new Promise((resolve, reject) => {
-      if (!this.#connected()) return reject(new Error('the session is not connected'));
-      const { rtmpUrl, rtmpTransponderFullUrl, publish, name = 'check', token = this.#token } = options;
-      const requestId = this.#send({
-        type: 'checkDestination',
-        requestId: '',
-        name,
-        rtmpUrl,
-        ...(rtmpTransponderFullUrl !== undefined ? { rtmpTransponderFullUrl } : {}),
-        ...(publish !== undefined ? { publish } : {}),
-        ...(token ? { token } : {}),
-      });
-      this.#checks.set(requestId, { resolve, reject });
+  async checkDestination(options: CheckOptions): Promise<CheckReport> {
+    const { rtmpUrl, rtmpTransponderFullUrl, publish, name = 'check', token = this.#token } = options;
+    const answer = await this.#call({
+      type: 'checkDestination',
+      requestId: '',
+      name,
+      rtmpUrl,
+      ...(rtmpTransponderFullUrl !== undefined ? { rtmpTransponderFullUrl } : {}),
+      ...(publish !== undefined ? { publish } : {}),
+      ...(token ? { token } : {}),
     });
+    return (answer as Extract<ServerMessage, { type: 'destinationChecked' }>).report;
+  }
+
+  /**
+   * Starts a mixer (`mixer://name`: the fields of `/rest-api/mixer/startup`), which the session's
+   * token must allow (its `mixers` grant). It ends when the session does. Streams join it with
+   * `stream.joinMixer`. Rejects with the gateway's error (`error.field` names what was wrong).
+   */
+  async startMixer(options: MixerOptions): Promise<MixerInfo> {
+    const answer = await this.#call({ type: 'startMixer', requestId: '', mixer: options, ...(this.#token ? { token: this.#token } : {}) });
+    return (answer as Extract<ServerMessage, { type: 'mixer' }>).mixer;
   }
 
   /** Ends every stream of the session and the connection; nothing is reconnected. */
@@ -116,8 +124,8 @@ export class Session extends Emitter<SessionEvent> {
     if (this.#closing) return;
     this.#quiet = undefined;
     this.#requests.clear();
-    for (const check of this.#checks.values()) check.reject(new Error(`the check was not answered: ${info}`));
-    this.#checks.clear();
+    for (const call of this.#calls.values()) call.reject(new Error(`not answered: ${info}`));
+    this.#calls.clear();
     if (this.#policy && this.#status !== 'NEW' && mayReconnect(this.#policy, this.#attempt + 1)) {
       const attempt = ++this.#attempt;
       const delayMs = now && attempt === 1 ? 0 : reconnectDelay(this.#policy, attempt, Math.random());
@@ -134,8 +142,16 @@ export class Session extends Emitter<SessionEvent> {
     return this.#status === 'ESTABLISHED' && (this.#quiet !== undefined || this.#socket?.readyState === WebSocket.OPEN);
   }
 
+  /** Sends a request and resolves with its answer; rejects with the gateway's error (its `code` and `field` on it). */
+  #call(message: ClientMessage | StartMixerMessage): Promise<ServerMessage> {
+    return new Promise((resolve, reject) => {
+      if (!this.#connected()) return reject(new Error('the session is not connected'));
+      this.#calls.set(this.#send(message), { resolve, reject });
+    });
+  }
+
   /** Sends a message; a request's answer (or error) goes to `stream`, about `destination` when given. */
-  #send(message: ClientMessage, stream?: StreamLink, destination?: string): string {
+  #send(message: ClientMessage | StartMixerMessage, stream?: StreamLink, destination?: string): string {
     const requestId = String(++this.#requestCount);
     if (stream) this.#requests.set(requestId, { stream, destination });
     const text = JSON.stringify('requestId' in message ? { ...message, requestId } : message);
@@ -163,11 +179,11 @@ export class Session extends Emitter<SessionEvent> {
       if (reconnected) for (const stream of this.#streams) stream.republish();
       return;
     }
-    const check = 'requestId' in message && message.requestId !== undefined ? this.#checks.get(message.requestId) : undefined;
-    if (check && 'requestId' in message) {
-      this.#checks.delete(message.requestId!);
-      if (message.type === 'destinationChecked') check.resolve(message.report);
-      else if (message.type === 'error') check.reject(Object.assign(new Error(message.message), { code: message.code, field: message.field }));
+    const call = 'requestId' in message && message.requestId !== undefined ? this.#calls.get(message.requestId) : undefined;
+    if (call && 'requestId' in message) {
+      this.#calls.delete(message.requestId!);
+      if (message.type === 'error') call.reject(Object.assign(new Error(message.message), { code: message.code, field: message.field }));
+      else call.resolve(message);
       return;
     }
     if ('requestId' in message && message.requestId !== undefined) {

@@ -1,4 +1,4 @@
-import type { DestinationMessage, ServerMessage } from '../../src/signaling/protocol.js';
+import type { DestinationMessage, MixerInfo, ServerMessage } from '../../src/signaling/protocol.js';
 import { mayReconnect, reconnectDelay } from './backoff.js';
 import { keepResolution, preferH264, sendStats, showPreview } from './media.js';
 import type { StreamHost, StreamLink } from './host.js';
@@ -77,6 +77,22 @@ export class Stream extends Emitter<StreamEvent> {
     this.#destinations.delete(id);
     if (this.#offered && this.#host.connected()) this.#host.send({ type: 'removeDestination', name: this.#options.name, id });
     this.emit({ status: 'DESTINATION', destination: { ...entry.status, state: 'stopped', reason: undefined } });
+  }
+
+  /**
+   * Adds this stream to a mixer (`mixer://name`), in `slot` (0 first; after the others by default),
+   * labelled `label`: its publish token must allow the mixer (its `mixers` grant). Answers the
+   * mixer with its inputs; rejects with the gateway's error (`error.field` names what was wrong).
+   */
+  async joinMixer(uri: string, options: { slot?: number; label?: string } = {}): Promise<MixerInfo> {
+    const answer = await this.#host.call({ type: 'joinMixer', requestId: '', name: this.#options.name, uri, ...options });
+    return (answer as Extract<ServerMessage, { type: 'mixer' }>).mixer;
+  }
+
+  /** Takes this stream out of a mixer it joined. */
+  async leaveMixer(uri: string): Promise<MixerInfo> {
+    const answer = await this.#host.call({ type: 'leaveMixer', requestId: '', name: this.#options.name, uri });
+    return (answer as Extract<ServerMessage, { type: 'mixer' }>).mixer;
   }
 
   /** WebRTC statistics of the publishing connection. */

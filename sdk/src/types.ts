@@ -1,5 +1,10 @@
 /** The SDK's public constants and types: statuses, options, events. */
-import type { CheckReport as GatewayCheckReport, DestinationState as ProtocolDestinationState } from '../../src/signaling/protocol.js';
+import type { CheckReport as GatewayCheckReport, DestinationState as ProtocolDestinationState, StartMixerMessage } from '../../src/signaling/protocol.js';
+
+export type { MixerInfo } from '../../src/signaling/protocol.js';
+
+/** A mixer to start: the fields of `/rest-api/mixer/startup` (`uri: 'mixer://name'`, `layout`, `width`, ...). */
+export type MixerOptions = StartMixerMessage['mixer'];
 
 export const SESSION_STATUS = { ESTABLISHED: 'ESTABLISHED', RECONNECTING: 'RECONNECTING', DISCONNECTED: 'DISCONNECTED', FAILED: 'FAILED' } as const;
 /** `PUBLISHING`: the gateway receives the stream (whether a destination took it is told by `DESTINATION`). */

@@ -67,12 +67,15 @@ export const accessFields = {
           streams: z.array(streamPattern).min(1).default(['*']),
           destinations: destinationGrant.default('none'),
           view: z.boolean().default(false),
+          mixers: z.array(streamPattern).default([]),
           ...secretSource,
         })
         .superRefine(oneSecret),
     )
     .default([])
-    .describe('`{id, secret…, streams: [patterns], destinations: none | any | [host patterns], view: false}`; `view: true` lets the key also watch its streams over WHEP'),
+    .describe(
+      '`{id, secret…, streams: [patterns], destinations: none | any | [host patterns], view: false, mixers: [patterns]}`; `view: true` lets the key also watch its streams over WHEP; `mixers` names the mixers its publisher may start and add its stream to from the SDK',
+    ),
   publish_jwt_keys: z
     .array(
       z.strictObject({ id: keyId, alg: z.enum(['HS256', 'ES256', 'RS256']), public_key_file: z.string().min(1).optional(), ...secretSource }).superRefine((k, ctx) => {

@@ -53,7 +53,7 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
 
   async startup(request: MixerStartup): Promise<MixerInfo> {
     const { uri } = request;
-    if (this.#mixers.has(uri) || this.#starting.has(uri)) throw conflict(`uri: ${uri} already runs`);
+    if (this.#mixers.has(uri) || this.#starting.has(uri)) throw conflict(`uri: ${uri} already runs`, 'uri');
     if (this.#mixers.size + this.#starting.size >= this.deps.maxMixers) throw unavailable(`the gateway is at its limit of ${this.deps.maxMixers} mixers (limit_mixers)`);
     const name = request.localStreamName ?? mixerName(uri);
     this.#starting.add(uri);
@@ -114,11 +114,11 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
       existing.attach(this.#relayed(mixer, stream, relay));
       return this.#describe(request.uri, mixer);
     }
-    if (existing) throw conflict(`remoteStreamName: ${stream} is already an input of ${request.uri}`);
-    if (mixer.inputs.length >= MAX_MIXER_INPUTS) throw conflict(`remoteStreamName: ${request.uri} has its ${MAX_MIXER_INPUTS} inputs, the most a mixer takes`);
+    if (existing) throw conflict(`remoteStreamName: ${stream} is already an input of ${request.uri}`, 'remoteStreamName');
+    if (mixer.inputs.length >= MAX_MIXER_INPUTS) throw conflict(`remoteStreamName: ${request.uri} has its ${MAX_MIXER_INPUTS} inputs, the most a mixer takes`, 'remoteStreamName');
     if (this.#dependsOn(stream, mixer)) throw invalid('remoteStreamName', `${stream} is made from this mixer's own output (${mixer.output.name}): a mixer cannot take it`);
     const source = relay ? this.#relayed(mixer, stream, relay) : this.#publishing(stream);
-    if (!source) throw notFound(`remoteStreamName: stream ${stream} is not publishing`);
+    if (!source) throw notFound(`remoteStreamName: stream ${stream} is not publishing`, 'remoteStreamName');
     mixer.add(stream, source, request.slot, request.label);
     this.safeEmit('event', { type: 'mixer.input_added', mixer: request.uri, stream: mixer.output.name, input: stream });
     return this.#describe(request.uri, mixer);
@@ -126,7 +126,7 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
 
   remove(uri: string, stream: string): MixerInfo {
     const mixer = this.#get(uri);
-    if (!mixer.remove(stream)) throw notFound(`remoteStreamName: ${stream} is not an input of ${uri}`);
+    if (!mixer.remove(stream)) throw notFound(`remoteStreamName: ${stream} is not an input of ${uri}`, 'remoteStreamName');
     this.safeEmit('event', { type: 'mixer.input_removed', mixer: uri, stream: mixer.output.name, input: stream });
     return this.#describe(uri, mixer);
   }
@@ -140,7 +140,7 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
   setLabel(request: MixerLabelRequest): MixerInfo {
     const mixer = this.#get(request.uri);
     const input = mixer.input(request.remoteStreamName);
-    if (!input) throw notFound(`remoteStreamName: ${request.remoteStreamName} is not an input of ${request.uri}`);
+    if (!input) throw notFound(`remoteStreamName: ${request.remoteStreamName} is not an input of ${request.uri}`, 'remoteStreamName');
     input.label = request.label;
     return this.#describe(request.uri, mixer);
   }
@@ -148,7 +148,7 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
   setAudioVideo(request: MixerAudioVideo): MixerInfo {
     const mixer = this.#get(request.uri);
     const input = mixer.input(request.remoteStreamName);
-    if (!input) throw notFound(`remoteStreamName: ${request.remoteStreamName} is not an input of ${request.uri}`);
+    if (!input) throw notFound(`remoteStreamName: ${request.remoteStreamName} is not an input of ${request.uri}`, 'remoteStreamName');
     if (request.audioMuted !== undefined) input.sound.muted = request.audioMuted;
     if (request.volume !== undefined) input.sound.volume = request.volume;
     return this.#describe(request.uri, mixer);
@@ -168,7 +168,7 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
 
   #get(uri: string): Mixer {
     const mixer = this.#mixers.get(uri);
-    if (!mixer || mixer.closed) throw notFound(`uri: no mixer ${uri}`);
+    if (!mixer || mixer.closed) throw notFound(`uri: no mixer ${uri}`, 'uri');
     return mixer;
   }
 

@@ -36,7 +36,14 @@ export function createAccessControl(config: GatewayConfig, env: NodeJS.ProcessEn
     );
   }
   const publishAuth = new PublishAuthorizer({
-    keys: config.publish_keys.map((k, i) => ({ id: k.id, streams: k.streams, destinations: k.destinations, view: k.view, secret: readSecret(k, `publish_keys.${i}`, env) })),
+    keys: config.publish_keys.map((k, i) => ({
+      id: k.id,
+      streams: k.streams,
+      destinations: k.destinations,
+      view: k.view,
+      mixers: k.mixers,
+      secret: readSecret(k, `publish_keys.${i}`, env),
+    })),
     jwtKeys: config.publish_jwt_keys.map((k, i) => ({
       id: k.id,
       alg: k.alg,

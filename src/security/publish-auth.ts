@@ -18,6 +18,8 @@ export interface PublishGrant {
   destinations: DestinationGrant;
   /** Whether it may also watch those streams (WHEP). */
   view: boolean;
+  /** Mixer-name patterns: mixers it may start, and add its streams to, from the SDK. */
+  mixers: readonly string[];
 }
 
 export interface PublishRequest {
@@ -30,6 +32,8 @@ export interface PublishRequest {
   destinationHost?: string;
   /** The redacted rtmpUrl, for the authorization hook. */
   redactedDestination?: string;
+  /** A mixer's name, when the SDK starts that mixer or adds the stream to it. */
+  mixer?: string;
 }
 
 export interface PublishKeyConfig {
@@ -38,6 +42,7 @@ export interface PublishKeyConfig {
   streams: readonly string[];
   destinations: DestinationGrant;
   view?: boolean;
+  mixers?: readonly string[];
 }
 
 interface JwtKeyConfig {
@@ -114,21 +119,27 @@ export class PublishAuthorizer {
       throw forbidden('the token does not allow watching (a view grant: "view": true)');
     }
     if (request.destinationHost !== undefined) checkDestinationGrant(grant, request.destinationHost);
+    if (request.mixer !== undefined && !grant.mixers.some((p) => streamPattern(p).test(request.mixer!))) {
+      const why =
+        grant.subject === 'anonymous' ? 'anonymous publishers may not use mixers (set publish_keys or publish_jwt_keys)' : `the token does not allow mixer ${request.mixer}`;
+      throw forbidden(`mixer: ${why}`, 'mixer');
+    }
     return grant;
   }
 
   async #grantFor(request: PublishRequest): Promise<PublishGrant> {
     const { token } = request;
     const control = token === undefined ? undefined : this.config.isControlKey(token);
-    if (control) return { subject: `api-key:${control}`, streams: ['*'], destinations: 'any', view: true };
+    if (control) return { subject: `api-key:${control}`, streams: ['*'], destinations: 'any', view: true, mixers: ['*'] };
     if (!this.enabled) {
       // Nothing is protected on a gateway with no keys at all (the quick start, on loopback).
-      return { subject: 'anonymous', streams: ['*'], destinations: this.config.controlKeysSet ? 'none' : 'any', view: !this.config.controlKeysSet };
+      const open = !this.config.controlKeysSet;
+      return { subject: 'anonymous', streams: ['*'], destinations: open ? 'any' : 'none', view: open, mixers: open ? ['*'] : [] };
     }
     if (token !== undefined) {
       let key: PublishKeyConfig | undefined;
       for (const k of this.#keys) if (k.digest.matches(token) && !key) key = k.config;
-      if (key) return { subject: `publish-key:${key.id}`, streams: key.streams, destinations: key.destinations, view: key.view ?? false };
+      if (key) return { subject: `publish-key:${key.id}`, streams: key.streams, destinations: key.destinations, view: key.view ?? false, mixers: key.mixers ?? [] };
       if (this.#jwtKeys.size && /^[\w-]+\.[\w-]+\.[\w-]*$/.test(token)) return this.#verifyJwt(token);
     }
     if (this.config.hookUrl) return this.#askHook(request);
@@ -197,7 +208,14 @@ export class PublishAuthorizer {
       throw new GatewayError('unavailable', 'the publish authorization service did not answer', undefined, 5);
     }
     if (response.status >= 200 && response.status < 300) {
-      return { subject: 'hook', streams: [request.stream], destinations: request.destinationHost ? [request.destinationHost] : 'none', view: request.action === 'view' };
+      // The hook is asked of publishing and watching; mixers need a key or a token that names them.
+      return {
+        subject: 'hook',
+        streams: [request.stream],
+        destinations: request.destinationHost ? [request.destinationHost] : 'none',
+        view: request.action === 'view',
+        mixers: [],
+      };
     }
     if (response.status === 401) throw unauthorized(`the publish authorization service refused the token (${response.status})`);
     throw forbidden(`the publish authorization service refused this publish (${response.status})`);
@@ -224,7 +242,11 @@ function grantFromClaims(payload: JWTPayload, subject: string): PublishGrant {
   const valid = d === 'none' || d === 'any' || (Array.isArray(d) && d.every((h) => typeof h === 'string' && /^[A-Za-z0-9.*:-]{1,253}$/.test(h)));
   if (!valid) throw unauthorized('the token\'s "destinations" claim must be "none", "any" or a list of host patterns');
   if (payload.view !== undefined && typeof payload.view !== 'boolean') throw unauthorized('the token\'s "view" claim must be true or false');
-  return { subject, streams: streams as string[], destinations: d as DestinationGrant, view: payload.view === true };
+  const mixers = payload.mixers ?? [];
+  if (!Array.isArray(mixers) || !mixers.every((m) => typeof m === 'string' && /^[A-Za-z0-9_.*-]{1,128}$/.test(m))) {
+    throw unauthorized('the token\'s "mixers" claim must be a list of mixer names or patterns');
+  }
+  return { subject, streams: streams as string[], destinations: d as DestinationGrant, view: payload.view === true, mixers: mixers as string[] };
 }
 
 function jwtRefusal(error: unknown): string {

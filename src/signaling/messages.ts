@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { mixerInputSchema, mixerStartupSchema, mixerUriSchema } from '../mixers/requests.js';
 import { streamNameSchema } from '../publishers/stream-name.js';
 
 /**
@@ -84,8 +85,37 @@ export const checkDestinationMessageSchema = z.strictObject({
   token: z.string().min(1).max(4096).optional(),
 });
 
+/**
+ * Starts a mixer (the fields of `/rest-api/mixer/startup`) that ends with this session. The token
+ * (or that of a stream this session publishes) must allow the mixer: its `mixers` grant.
+ */
+export const startMixerMessageSchema = z.strictObject({
+  type: z.literal('startMixer'),
+  requestId: requestIdSchema,
+  mixer: mixerStartupSchema,
+  token: z.string().min(1).max(4096).optional(),
+});
+
+/** Adds a stream this session publishes to a mixer, which its publish token must allow (its `mixers` grant). */
+export const joinMixerMessageSchema = mixerInputSchema.pick({ uri: true, slot: true, label: true }).extend({
+  type: z.literal('joinMixer'),
+  requestId: requestIdSchema,
+  name: streamNameSchema,
+});
+
+/** Takes a stream this session publishes out of a mixer. */
+const leaveMixerMessageSchema = z.strictObject({
+  type: z.literal('leaveMixer'),
+  requestId: requestIdSchema,
+  name: streamNameSchema,
+  uri: mixerUriSchema,
+});
+
 /** What the SDK sends. */
 export const clientMessageSchema = z.discriminatedUnion('type', [
+  startMixerMessageSchema,
+  joinMixerMessageSchema,
+  leaveMixerMessageSchema,
   publishMessageSchema,
   unpublishMessageSchema,
   addDestinationMessageSchema,

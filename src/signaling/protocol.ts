@@ -8,7 +8,16 @@
 import type { z } from 'zod';
 import type { ErrorCode } from '../errors.js';
 import type { CheckReport } from '../outputs/check-report.js';
-import type { addDestinationMessageSchema, checkDestinationMessageSchema, clientMessageSchema, destinationRequestSchema, publishMessageSchema } from './messages.js';
+import type { MixerInfo } from '../mixers/requests.js';
+import type {
+  addDestinationMessageSchema,
+  checkDestinationMessageSchema,
+  clientMessageSchema,
+  destinationRequestSchema,
+  joinMixerMessageSchema,
+  publishMessageSchema,
+  startMixerMessageSchema,
+} from './messages.js';
 
 export const PROTOCOL_VERSION = 1;
 export const SIGNALING_PATH = '/ws';
@@ -28,8 +37,10 @@ export type DestinationRequest = z.infer<typeof destinationRequestSchema>;
 export type PublishMessage = z.infer<typeof publishMessageSchema>;
 export type AddDestinationMessage = z.infer<typeof addDestinationMessageSchema>;
 export type CheckDestinationMessage = z.infer<typeof checkDestinationMessageSchema>;
+export type StartMixerMessage = z.input<typeof startMixerMessageSchema>;
+export type JoinMixerMessage = z.infer<typeof joinMixerMessageSchema>;
 export type ClientMessage = z.infer<typeof clientMessageSchema>;
-export type { CheckReport };
+export type { CheckReport, MixerInfo };
 
 /** Sent once the connection is open. */
 interface HelloMessage {
@@ -96,6 +107,13 @@ interface DestinationCheckedMessage {
   report: CheckReport;
 }
 
+/** The answer to `startMixer`, `joinMixer` and `leaveMixer`: the mixer as it is now, with its inputs. */
+interface MixerMessage {
+  type: 'mixer';
+  requestId: string;
+  mixer: MixerInfo;
+}
+
 /** A refused message: the error code, what was wrong, and the field at fault. */
 interface ErrorMessage {
   type: 'error';
@@ -106,4 +124,4 @@ interface ErrorMessage {
 }
 
 /** What the gateway sends. */
-export type ServerMessage = HelloMessage | AnswerMessage | StatusMessage | DestinationMessage | DestinationAddedMessage | DestinationCheckedMessage | ErrorMessage;
+export type ServerMessage = HelloMessage | AnswerMessage | StatusMessage | DestinationMessage | DestinationAddedMessage | DestinationCheckedMessage | MixerMessage | ErrorMessage;

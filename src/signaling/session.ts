@@ -15,9 +15,13 @@ import {
   type CheckDestinationMessage,
   type ClientMessage,
   type DestinationRequest,
+  type JoinMixerMessage,
   type PublishMessage,
   type ServerMessage,
 } from './protocol.js';
+import { mixerName } from '../mixers/requests.js';
+import type { z } from 'zod';
+import type { startMixerMessageSchema } from './messages.js';
 import { StreamPushes } from './stream-pushes.js';
 
 /** A text message as ws hands it: one buffer, its fragments, or an ArrayBuffer. */
@@ -43,6 +47,8 @@ interface SessionStream {
  */
 export class SignalingSession {
   readonly #streams = new Map<string, SessionStream>();
+  /** The mixers this session started: they end with it. */
+  readonly #mixers = new Set<string>();
   readonly #unwatch: () => void;
   /** Until the first publish is answered: a session that never authenticates or publishes is closed. */
   #idle: NodeJS.Timeout | undefined;
@@ -72,6 +78,8 @@ export class SignalingSession {
         if (stream.publisherId !== undefined) void this.#unpublish(name, stream.publisherId, 'SDK session disconnected', true);
       }
       this.#streams.clear();
+      for (const uri of this.#mixers) void this.#endMixer(uri);
+      this.#mixers.clear();
     });
     this.#send({ type: 'hello', version: PROTOCOL_VERSION });
   }
@@ -102,6 +110,15 @@ export class SignalingSession {
           return await this.#stream(message.name).pushes.remove(message.id);
         case 'checkDestination':
           return await this.#checkOnly(message);
+        case 'startMixer':
+          return await this.#startMixer(message);
+        case 'joinMixer':
+          return await this.#joinMixer(message);
+        case 'leaveMixer': {
+          this.#stream(message.name);
+          const mixer = await this.plane.mixerRemove({ uri: message.uri, remoteStreamName: message.name });
+          return this.#send({ type: 'mixer', requestId: message.requestId, mixer });
+        }
         case 'unpublish': {
           const stream = this.#streams.get(message.name);
           const id = stream?.publisherId ?? stream?.lostPublisherId;
@@ -195,6 +212,41 @@ export class SignalingSession {
       this.#send({ type: 'destinationChecked', requestId: message.requestId, report });
     } finally {
       release();
+    }
+  }
+
+  /**
+   * Starts a mixer for this session, which its token must allow (the `mixers` grant, and the
+   * `streams` grant for the stream the mixer publishes); it ends when the session does.
+   */
+  async #startMixer(message: z.output<typeof startMixerMessageSchema>): Promise<void> {
+    const { mixer: request } = message;
+    const name = mixerName(request.uri);
+    const token = message.token ?? [...this.#streams.values()].find((s) => s.token !== undefined)?.token;
+    await authorizePublish(this.access, { stream: request.localStreamName ?? name, token, client: this.client, mixer: name });
+    const mixer = await this.plane.mixerStartup(request);
+    this.#mixers.add(request.uri);
+    if (this.socket.readyState !== this.socket.OPEN) {
+      this.#mixers.delete(request.uri);
+      await this.#endMixer(request.uri);
+      return;
+    }
+    this.#send({ type: 'mixer', requestId: message.requestId, mixer });
+  }
+
+  /** Adds a stream this session publishes to a mixer its publish token allows. */
+  async #joinMixer(message: JoinMixerMessage): Promise<void> {
+    const stream = this.#stream(message.name);
+    await authorizePublish(this.access, { stream: message.name, token: stream.token, client: this.client, mixer: mixerName(message.uri) });
+    const mixer = await this.plane.mixerAdd({ uri: message.uri, remoteStreamName: message.name, slot: message.slot, label: message.label });
+    this.#send({ type: 'mixer', requestId: message.requestId, mixer });
+  }
+
+  async #endMixer(uri: string): Promise<void> {
+    try {
+      await this.plane.mixerTerminate(uri);
+    } catch (error) {
+      this.log.debug({ mixer: uri, reason: (error as Error).message }, "an SDK session's mixer had already ended");
     }
   }
 

@@ -87,3 +87,34 @@ t.test("closing the publisher's page keeps the RTMP session with a still picture
   await stage.gw.post('/rest-api/push/terminate', { mediaSessionId });
   await page.click('#stop');
 });
+
+t.test('the SDK starts a mixer and adds its own stream to it; the mixer is pushed like any stream, and ends with the page', async (t) => {
+  const page = stage.browser.page;
+  await page.goto(stage.gw.baseUrl + '/');
+  await page.fill('#name', 'sdkmix');
+  await waitFor('the SDK session', async () => (await page.textContent('#status')) === 'Ready', 10000);
+  await page.click('#publish');
+  await waitFor('the stream publishing', async () => stage.gw.publishers.get('sdkmix')?.state === 'publishing', 15000);
+  const answers = await page.evaluate(async () => {
+    const w = window as any;
+    const started = await w.gatewaySession.startMixer({ uri: 'mixer://room', layout: 'grid', width: 640, height: 360 });
+    const joined = await w.gatewayStream.joinMixer('mixer://room', { label: 'Me' });
+    const refused = await w.gatewayStream.joinMixer('mixer://nowhere').then(
+      () => undefined,
+      (error: any) => ({ message: error.message, code: error.code, field: error.field }),
+    );
+    return { started, joined, refused };
+  });
+  t.match(answers.started, { uri: 'mixer://room', localStreamName: 'room', width: 640, height: 360, inputs: [] });
+  t.match(answers.joined, { uri: 'mixer://room', inputs: [{ streamName: 'sdkmix', label: 'Me', publishing: true }] });
+  t.match(answers.refused, { code: 'not_found', field: 'uri', message: /no mixer/ }, 'a mixer that does not run: the error names the field');
+
+  const push = await stage.gw.post('/rest-api/push/startup', { streamName: 'room', rtmpUrl: `${stage.nginx.url()}/room`, rtmpTransponderFullUrl: true });
+  t.equal(push.status, 200, JSON.stringify(push.body));
+  const arrived = await waitFor('the mixer at nginx-rtmp', async () => (await stage.nginx.streams()).find((s) => s.name === 'room' && s.width > 0), 15000);
+  t.match(arrived, { videoCodec: 'H264', width: 640, height: 360 });
+
+  await page.goto('about:blank'); // the page that started the mixer is gone
+  await waitFor('the mixer ended with its session', async () => (await stage.gw.post('/rest-api/mixer/find_all', {})).status === 404, 10000);
+  await waitFor('its push with it', async () => (await stage.gw.post('/rest-api/push/find_all')).status === 404, 10000);
+});

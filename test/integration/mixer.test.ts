@@ -361,3 +361,78 @@ t.test('bad input: a clear error naming the field, and nothing left running; met
     'webhooks: started, inputs added, ended',
   );
 });
+
+t.test('from the SDK: a publisher whose token allows the mixer starts it and adds its own stream; other tokens are refused; the mixer ends with the session', async (t) => {
+  const HOST_KEY = 'host-publish-key-0123456789abcdef';
+  const GUEST_KEY = 'guest-publish-key-0123456789abcdef';
+  const gw = await startGateway({
+    publish_keys: [
+      { id: 'host', secret: HOST_KEY, streams: ['host', 'show'], destinations: 'none', view: false, mixers: ['show'] },
+      { id: 'guest', secret: GUEST_KEY, streams: ['guest'], destinations: 'none', view: false, mixers: [] },
+    ],
+  });
+  t.teardown(() => gw.close());
+  const sdkPublish = async (name: string, colour: string, token: string): Promise<SyntheticPublisher> => {
+    const publisher = await SyntheticPublisher.publish(loadFixture(FIXTURES, colourLook(colour, '640x480', 440)), gw.baseUrl, name, { sdk: { token } });
+    t.teardown(() => publisher.stop());
+    await keyframeCached(gw, name);
+    return publisher;
+  };
+  /** Sends an SDK message and waits for the answer to it (a `mixer`, or an `error`). */
+  const ask = async (publisher: SyntheticPublisher, message: Record<string, unknown>): Promise<Record<string, unknown>> => {
+    publisher.signal(message);
+    return waitFor(`the answer to ${String(message.requestId)}`, () => publisher.messages.find((m) => m.requestId === message.requestId));
+  };
+  const host = await sdkPublish('host', RED, HOST_KEY);
+  const guest = await sdkPublish('guest', BLUE, GUEST_KEY);
+
+  t.match(
+    await ask(guest, { type: 'startMixer', requestId: 's1', mixer: { uri: 'mixer://guest' } }),
+    { type: 'error', code: 'forbidden', field: 'mixer', message: /mixer: the token does not allow mixer guest/ },
+    'a token that does not name the mixer may not start it',
+  );
+  t.match(
+    await ask(guest, { type: 'startMixer', requestId: 's0', mixer: { uri: 'mixer://show' } }),
+    { type: 'error', code: 'forbidden', field: 'token', message: /does not allow publishing stream show/ },
+    "nor one that may not publish the mixer's stream",
+  );
+  t.match(
+    await ask(host, { type: 'startMixer', requestId: 's2', mixer: { uri: 'mixer://show', layout: 'carousel' } }),
+    { type: 'error', code: 'invalid_request', field: 'mixer.layout' },
+    'a bad field is named',
+  );
+  t.match(
+    await ask(host, { type: 'startMixer', requestId: 's3', mixer: { uri: 'mixer://show', layout: 'side-by-side', width: 640, height: 360 } }),
+    { type: 'mixer', mixer: { uri: 'mixer://show', localStreamName: 'show', inputs: [] } },
+    'a token that allows it starts it',
+  );
+  t.match(await ask(host, { type: 'joinMixer', requestId: 'j1', name: 'host', uri: 'mixer://show', label: 'Host' }), {
+    type: 'mixer',
+    mixer: { inputs: [{ streamName: 'host', label: 'Host' }] },
+  });
+  t.match(
+    await ask(guest, { type: 'joinMixer', requestId: 'j2', name: 'guest', uri: 'mixer://show' }),
+    { type: 'error', code: 'forbidden', field: 'mixer' },
+    'a stream whose token does not name the mixer is not added to it',
+  );
+  t.match(
+    await ask(host, { type: 'joinMixer', requestId: 'j3', name: 'guest', uri: 'mixer://show' }),
+    { type: 'error', code: 'not_found', field: 'name' },
+    'nor is a stream another session publishes',
+  );
+  // The backend adds the guest with its control access, as an integrator would.
+  t.equal((await gw.post('/rest-api/mixer/add', { uri: 'mixer://show', remoteStreamName: 'guest' })).status, 200);
+  const dir = await mkdtemp(join(tmpdir(), 'mixer-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await keyframeCached(gw, 'show');
+  await waitForPicture(gw, dir, 'show', 'host left, guest right', [
+    [0.25, 0.5, RED],
+    [0.75, 0.5, BLUE],
+  ]);
+  t.match(await ask(host, { type: 'leaveMixer', requestId: 'l1', name: 'host', uri: 'mixer://show' }), { type: 'mixer', mixer: { inputs: [{ streamName: 'guest' }] } });
+
+  // The page that started the mixer goes away: the mixer ends with its session.
+  await host.vanish();
+  await waitFor('the mixer ended with the session', async () => (await gw.post('/rest-api/mixer/find_all', {})).status === 404);
+  await waitFor('no ffmpeg left', async () => (await ffmpegCount()) === 0);
+});

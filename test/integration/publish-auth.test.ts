@@ -24,7 +24,7 @@ let gw: TestGateway;
 t.before(async () => {
   gw = await startGateway({
     api_keys: [{ id: 'backend', secret: 'control-key-0123456789abcdef', scope: ['control', 'metrics'] }],
-    publish_keys: [{ id: 'studio', secret: PUBLISH_KEY, streams: ['studio-*'], destinations: ['*.youtube.com'], view: false }],
+    publish_keys: [{ id: 'studio', secret: PUBLISH_KEY, streams: ['studio-*'], destinations: ['*.youtube.com'], view: false, mixers: ['studio-*'] }],
     publish_jwt_keys: [
       { id: 'hs', alg: 'HS256', secret: HS_SECRET },
       { id: 'es', alg: 'ES256', public_key_file: join(dir, 'ec.pem') },
@@ -257,5 +257,7 @@ t.test('WHEP: watching takes the control key or a token with a view grant', asyn
   t.match(await whep(await jwt({ streams: ['cam'] })), { status: 403, body: { message: /does not allow watching/ } }, 'a JWT to publish only');
   t.match(await whep(await jwt({ streams: ['other'], view: true })), { status: 403, body: { message: /watching stream cam/ } }, 'a view grant for another stream');
   t.match(await whep(await jwt({ streams: ['cam'], view: 'yes' })), { status: 401, body: { message: /"view" claim/ } });
+  t.match(await whep(await jwt({ streams: ['cam'], view: true, mixers: 'show' })), { status: 401, body: { message: /"mixers" claim must be a list/ } });
+  t.match(await whep(await jwt({ streams: ['cam'], view: true, mixers: ['show', 'room-*'] })), { status: 404 }, 'a list of mixer names and patterns is taken');
   t.match(await whep(PUBLISH_KEY), { status: 403 }, 'a publish key without view');
 });

@@ -19,8 +19,8 @@ const gw = await startGateway({
   limit_viewers_per_stream: 2,
   api_keys: [{ id: 'ops', secret: KEY, scope: ['control'] }],
   publish_keys: [
-    { id: 'viewer', secret: VIEW_KEY, streams: ['cam'], destinations: 'none', view: true },
-    { id: 'studio', secret: PUBLISH_ONLY, streams: ['*'], destinations: 'none', view: false },
+    { id: 'viewer', secret: VIEW_KEY, streams: ['cam'], destinations: 'none', view: true, mixers: [] },
+    { id: 'studio', secret: PUBLISH_ONLY, streams: ['*'], destinations: 'none', view: false, mixers: [] },
   ],
 });
 const publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'cam', { token: KEY });

@@ -175,6 +175,42 @@ function pushRow(card, push) {
   return row;
 }
 
+/** A mixer's part of its stream's card: its layout, its inputs (each publishing or a placeholder) and their commands. */
+function renderMixer(card, mixer) {
+  const part = card.querySelector('.mixer');
+  part.hidden = !mixer;
+  if (!mixer) return;
+  if (!part.dataset.uri) {
+    part.dataset.uri = mixer.uri;
+    part.querySelector('.layout').addEventListener('change', (event) => command('/rest-api/mixer/set_layout', { uri: mixer.uri, layout: event.target.value }));
+    part.querySelector('.end-mixer').addEventListener('click', () => command('/rest-api/mixer/terminate', { uri: mixer.uri }));
+    part.querySelector('.add-input').addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const field = part.querySelector('.input-name');
+      if (await command('/rest-api/mixer/add', { uri: mixer.uri, remoteStreamName: field.value.trim() })) field.value = '';
+    });
+  }
+  part.querySelector('.mixer-uri').textContent = mixer.uri;
+  part.querySelector('.mixer-size').textContent = `${mixer.width}×${mixer.height} ${mixer.fps} fps`;
+  const layout = part.querySelector('.layout');
+  if (document.activeElement !== layout) layout.value = mixer.layout;
+  const list = part.querySelector('.inputs');
+  const rows = mixer.inputs.map((input) => {
+    const item = document.createElement('li');
+    item.className = 'input';
+    item.dataset.stream = input.streamName;
+    const state = input.publishing ? 'publishing' : 'placeholder (not publishing)';
+    item.textContent = `${input.streamName}${input.label ? ` “${input.label}”` : ''} · ${state}${input.audioMuted ? ' · muted' : ''} `;
+    const remove = document.createElement('button');
+    remove.type = 'button';
+    remove.textContent = 'Remove';
+    remove.addEventListener('click', () => command('/rest-api/mixer/remove', { uri: mixer.uri, remoteStreamName: input.streamName }));
+    item.append(remove);
+    return item;
+  });
+  list.replaceChildren(...rows);
+}
+
 function render(view) {
   const now = Date.parse(view.at);
   const names = new Set([...view.streams.map((s) => s.name), ...view.pushes.map((p) => p.sourceStreamName)]);
@@ -188,6 +224,10 @@ function render(view) {
   for (const name of [...names].sort()) {
     const card = streamCard(name);
     const stream = view.streams.find((s) => s.name === name);
+    renderMixer(
+      card,
+      (view.mixers ?? []).find((m) => m.localStreamName === name),
+    );
     card.querySelector('.what').textContent = stream ? 'publishing' : 'not publishing';
     card.querySelector('.what').className = `badge what ${stream ? 'live' : ''}`;
     card.querySelector('.start button').disabled = !stream;
@@ -235,8 +275,9 @@ function render(view) {
       for (const button of row.querySelectorAll('button, select')) button.disabled = ended;
     }
   }
+  const mixers = view.mixers?.length ? `, ${view.mixers.length} mixers` : '';
   $('summary').textContent =
-    `${view.streams.length} streams publishing, ${view.pushes.length} pushes (${view.pushes.filter((p) => p.state === 'running').length} running) · ${new Date(view.at).toLocaleTimeString()}`;
+    `${view.streams.length} streams publishing, ${view.pushes.length} pushes (${view.pushes.filter((p) => p.state === 'running').length} running)${mixers} · ${new Date(view.at).toLocaleTimeString()}`;
 }
 
 function logEvent(event) {

@@ -183,9 +183,9 @@ export function openApiDocument(version: string): Json {
       '/rest-api/console/sounds': post('The WAV files of media_dir that sound_on plays', findAllSchema, list(z.string(), 'File names'), [400, 401]),
       '/rest-api/console/events': {
         get: {
-          summary: 'Every stream and push as server-sent events (the operator console)',
+          summary: 'Every stream, push and mixer as server-sent events (the operator console)',
           description:
-            '`event: view` carries `{at, streams, pushes}` (as stream/find_all and push/find_all show them) at once, on every change and every 2 s; `event: event` carries each lifecycle event as webhooks do.',
+            '`event: view` carries `{at, streams, pushes, mixers}` (as stream/find_all, push/find_all and mixer/find_all show them) at once, on every change and every 2 s; `event: event` carries each lifecycle event as webhooks do.',
           security: [{ apiKey: [] }],
           responses: { '200': { description: 'An event stream that stays open', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors(401, 429, 503) },
         },

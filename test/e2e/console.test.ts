@@ -178,6 +178,56 @@ t.test(
   },
 );
 
+t.test('the console lists a mixer with its inputs, changes its layout, shows its output live (WHEP), and ends it', async (t) => {
+  const page = stage.browser.page;
+  const post = async (path: string, body: unknown): Promise<{ status: number; body: any }> => {
+    const response = await fetch(stage.gw.baseUrl + path, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return { status: response.status, body: await response.json() };
+  };
+  const guest = await SyntheticPublisher.publish(testFixture(), stage.gw.baseUrl, 'guest', { token: KEY });
+  t.teardown(() => guest.stop());
+  await waitFor('the guest publishing', () => stage.gw.publishers.get('guest')?.state === 'publishing', 10000);
+  t.equal((await post('/rest-api/mixer/startup', { uri: 'mixer://studio', layout: 'grid', width: 640, height: 360 })).status, 200);
+  t.teardown(() => post('/rest-api/mixer/terminate', { uri: 'mixer://studio' }));
+
+  await page.goto(stage.gw.baseUrl + '/console');
+  await waitFor('live updates', async () => (await page.textContent('#connection')) === 'Live updates', 5000);
+  const card = '.stream[data-name="studio"]';
+  await waitFor("the mixer's stream with its mixer part", async () => page.isVisible(`${card} .mixer`).catch(() => false), 10000);
+  t.equal(await page.textContent(`${card} .mixer-uri`), 'mixer://studio');
+  await page.fill(`${card} .input-name`, 'guest');
+  await page.click(`${card} .add-input button`);
+  await waitFor('the input listed as publishing', async () => /guest · publishing/.test((await page.textContent(`${card} .inputs`).catch(() => '')) ?? ''), 10000);
+  t.match((await post('/rest-api/mixer/find_all', {})).body, [{ uri: 'mixer://studio', inputs: [{ streamName: 'guest', publishing: true }] }], 'added through the console');
+
+  await page.selectOption(`${card} .layout`, 'speaker');
+  await waitFor('the layout changed', async () => (await post('/rest-api/mixer/find_all', {})).body[0]?.layout === 'speaker', 5000);
+
+  await page.click(`${card} .watch`);
+  const size = await waitFor(
+    "the mixer's output playing in the card (WHEP)",
+    async () => {
+      const [width, height] = await page.evaluate((selector) => {
+        const video = document.querySelector(selector) as HTMLVideoElement;
+        return [video.videoWidth, video.videoHeight];
+      }, `${card} .player`);
+      return width! > 0 ? `${width}x${height}` : undefined;
+    },
+    15000,
+  );
+  t.equal(size, '640x360', "the player shows the mixer's picture");
+
+  await page.click(`${card} .mixer .inputs .input button`);
+  await waitFor('the input removed', async () => (await page.$(`${card} .inputs .input`)) === null, 5000);
+  await page.click(`${card} .end-mixer`);
+  await waitFor("the mixer's card gone", async () => (await page.$(card)) === null, 8000);
+  t.equal((await post('/rest-api/mixer/find_all', {})).status, 404, 'no mixer left');
+});
+
 t.test('an open console event stream gives a view at once and does not hold the gateway open when it closes', async (t) => {
   const response = await fetch(stage.gw.baseUrl + '/rest-api/console/events', { headers: { authorization: `Bearer ${KEY}` } });
   t.equal(response.status, 200);

@@ -20,7 +20,7 @@ export type EventWatcher = (listener: (event: LifecycleEvent, node?: string) => 
 
 /**
  * What the operator console reads, behind the control API key like the rest of `/rest-api/`:
- * `GET /rest-api/console/events`, server-sent events carrying every stream and push (`view`) at
+ * `GET /rest-api/console/events`, server-sent events carrying every stream, push and mixer (`view`) at
  * once, on every lifecycle change and every 2 s, and each lifecycle event as it happens (`event`);
  * `POST /rest-api/console/sounds`, the WAV files of `media_dir` that `sound_on` can play.
  */
@@ -59,8 +59,8 @@ export function consoleRoutes(
     const sendView = async (): Promise<void> => {
       pending = undefined;
       try {
-        const [streams, pushes] = await Promise.all([plane.streams(), plane.find({})]);
-        send('view', { at: new Date().toISOString(), streams, pushes });
+        const [streams, pushes, mixers] = await Promise.all([plane.streams(), plane.find({}), plane.mixerFind()]);
+        send('view', { at: new Date().toISOString(), streams, pushes, mixers });
       } catch (error) {
         log.warn({ reason: (error as Error).message }, 'console view failed');
       }

@@ -15,6 +15,7 @@ import { SnapshotQueue } from './http/snapshot-queue.js';
 import { WorkQueue } from './http/work-queue.js';
 import { ViewerHolds } from './http/viewer-holds.js';
 import { mixerRoutes } from './http/routes/mixer.js';
+import { MixerKeeper, planeMixerCommands } from './plane/kept-mixers.js';
 import { pushRoutes } from './http/routes/push.js';
 import { whepRoutes } from './http/routes/whep.js';
 import { recordingRoutes } from './http/routes/recording.js';
@@ -119,6 +120,8 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     ? new PushKeeper(plane, kept.store, kept.sealer, { windowMs: config.push_store_window_ms, ...inCluster }, log.child({ component: 'kept-pushes' }))
     : undefined;
   const pushes = keeper ?? planeCommands(plane);
+  // Mixers run within one node: kept in its data folder, on a gateway on its own.
+  const mixerKeeper = deps.keptPushes && !node ? new MixerKeeper(plane, deps.keptPushes.mixersFile, log.child({ component: 'kept-mixers' })) : undefined;
   if (node && keeper) node.registry.onEmptied = () => void keeper.rewrite();
 
   const tls = config.https_cert_file ? readCertificate(config) : undefined;
@@ -174,7 +177,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   });
   const check = (request: CheckRequest, caller: string): Promise<CheckReport> => checkQueue.run(caller, () => checkDestination(request, checks));
   pushRoutes(app, plane, pushes, check);
-  mixerRoutes(app, plane);
+  mixerRoutes(app, plane, mixerKeeper ?? planeMixerCommands(plane));
   // This node's recordings: the files are on its disk, the parts being written are its own plane's.
   const recordings = new RecordingLibrary(
     resolve(ROOT, config.record_dir),
@@ -250,6 +253,8 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
         return { publishers: status.publishers, transponders: pushes, ...(status.overloaded ? { overload: 'overloaded' } : {}) };
       });
       await keeper?.open();
+      // After the pushes: the kept pushes of a mixer's stream start again as soon as it publishes.
+      await mixerKeeper?.open();
       recordings.start();
     },
     reloadCertificates() {
@@ -260,6 +265,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       closing ??= (async () => {
         signaling.close();
         await keeper?.close(); // first: what the plane's closing ends is not forgotten
+        await mixerKeeper?.close();
         await plane.close();
         stopRecordingEvents();
         viewerHolds.close();

@@ -321,7 +321,7 @@ export const configSchema = z
       .min(1)
       .default('data')
       .describe(
-        "the gateway's durable state (relative to its folder): the pushes it keeps (`pushes-<http_port>.log`) and, unless `push_store_secret_env` or `push_store_secret_file` gives one, the secret they are sealed with (`push-store.key`, made at the first start, readable by the gateway's user alone)",
+        "the gateway's durable state (relative to its folder): the pushes it keeps (`pushes-<http_port>.log`), the mixers (`mixers-<http_port>.json`) and, unless `push_store_secret_env` or `push_store_secret_file` gives one, the secret they are sealed with (`push-store.key`, made at the first start, readable by the gateway's user alone)",
       ),
     push_store_enabled: z
       .boolean()

@@ -72,6 +72,8 @@ export const mixerInputSchema = z.strictObject({
   hasVideo: z.boolean().optional(),
   hasAudio: z.boolean().optional(),
   label: labelSchema.optional(),
+  /** true: a stream that does not publish yet is added all the same, a placeholder until it does. */
+  waitForStream: z.boolean().optional(),
 });
 
 export const mixerLabelSchema = z.strictObject({ uri: mixerUriSchema, remoteStreamName: streamNameSchema, label: labelSchema });

@@ -118,7 +118,7 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
     if (mixer.inputs.length >= MAX_MIXER_INPUTS) throw conflict(`remoteStreamName: ${request.uri} has its ${MAX_MIXER_INPUTS} inputs, the most a mixer takes`, 'remoteStreamName');
     if (this.#dependsOn(stream, mixer)) throw invalid('remoteStreamName', `${stream} is made from this mixer's own output (${mixer.output.name}): a mixer cannot take it`);
     const source = relay ? this.#relayed(mixer, stream, relay) : this.#publishing(stream);
-    if (!source) throw notFound(`remoteStreamName: stream ${stream} is not publishing`, 'remoteStreamName');
+    if (!source && !request.waitForStream) throw notFound(`remoteStreamName: stream ${stream} is not publishing`, 'remoteStreamName');
     mixer.add(stream, source, request.slot, request.label);
     this.safeEmit('event', { type: 'mixer.input_added', mixer: request.uri, stream: mixer.output.name, input: stream });
     return this.#describe(request.uri, mixer);

@@ -13,6 +13,8 @@ import { Sealer } from '../security/seal.js';
 export interface KeptPushStore {
   store: PushStore;
   sealer: Sealer;
+  /** The file the mixers started over REST are kept in (`MixerKeeper`). */
+  mixersFile: string;
 }
 
 /** The sealing of kept pushes, one purpose of the secret. */
@@ -39,7 +41,7 @@ export async function openFileStore(config: GatewayConfig, log: Logger): Promise
       { kept: store.recovered.records, droppedBytes: store.recovered.droppedBytes },
       'the push store ended in a torn write (the gateway was killed while writing): cut there',
     );
-  return { store, sealer: new Sealer(secret, PURPOSE) };
+  return { store, sealer: new Sealer(secret, PURPOSE), mixersFile: join(folder, `mixers-${config.http_port}.json`) };
 }
 
 async function pushStoreSecret(config: GatewayConfig, folder: string, log: Logger): Promise<string> {

@@ -129,6 +129,74 @@ t.test('killed with SIGKILL while pushes are being started: every push it acknow
   );
 });
 
+t.test('a mixer started over REST comes back after a restart with its layout and inputs, and the kept push of its stream with it', async (t) => {
+  const mixer = async (path: string, body: unknown): Promise<{ status: number; body: any }> => gateway!.request('POST', `/rest-api/mixer/${path}`, body);
+  await publish('host');
+  await waitFor('the host publishing', async () => (await gateway!.request('POST', '/rest-api/stream/find', { name: 'host' })).status === 200);
+  t.equal((await mixer('startup', { uri: 'mixer://kept-show', layout: 'grid', width: 640, height: 360 })).status, 200);
+  t.equal((await mixer('add', { uri: 'mixer://kept-show', remoteStreamName: 'host', label: 'Host' })).status, 200);
+  t.match(
+    await mixer('add', { uri: 'mixer://kept-show', remoteStreamName: 'guest' }),
+    { status: 404, body: { field: 'remoteStreamName' } },
+    'a stream that does not publish is refused…',
+  );
+  t.match(
+    await mixer('add', { uri: 'mixer://kept-show', remoteStreamName: 'guest', waitForStream: true }),
+    {
+      status: 200,
+      body: {
+        inputs: [
+          { streamName: 'host', publishing: true },
+          { streamName: 'guest', publishing: false },
+        ],
+      },
+    },
+    '…unless asked to wait for it',
+  );
+  t.equal((await mixer('setAudioVideo', { uri: 'mixer://kept-show', remoteStreamName: 'host', volume: 0.5 })).status, 200);
+  t.equal((await mixer('set_layout', { uri: 'mixer://kept-show', layout: 'side-by-side' })).status, 200);
+  const push = await gateway!.request('POST', '/rest-api/push/startup', { streamName: 'kept-show', rtmpUrl: `${nginx.url()}/kept-show`, rtmpTransponderFullUrl: true });
+  t.equal(push.status, 200, JSON.stringify(push.body));
+  await waitFor('the mixer at nginx', () => atNginx('kept-show'));
+  t.ok(
+    (await readdir(dataDir)).some((f) => /^mixers-\d+\.json$/.test(f)),
+    'the mixer is kept in the data folder',
+  );
+
+  t.equal(await gateway!.signal('SIGTERM'), 0, 'stopped (a deploy)');
+  for (const publisher of publishers.splice(0)) await publisher.vanish();
+  await waitFor('nginx to see the push end', async () => !(await atNginx('kept-show')));
+
+  await start();
+  t.match(
+    (await mixer('find_all', {})).body,
+    [
+      {
+        uri: 'mixer://kept-show',
+        layout: 'side-by-side',
+        width: 640,
+        inputs: [
+          { streamName: 'host', label: 'Host', volume: 0.5, publishing: false },
+          { streamName: 'guest', publishing: false },
+        ],
+      },
+    ],
+    'the mixer is back as it was, its inputs placeholders until they publish',
+  );
+  const back = await waitFor('the kept push of its stream running again', async () => (await pushesOf('kept-show')).find((p) => p.state === 'running'));
+  t.equal(back.mediaSessionId, push.body.mediaSessionId, 'with its id');
+  await waitFor('the mixer at nginx again, with no call from the backend', () => atNginx('kept-show'));
+  await publish('host');
+  await waitFor('the host in the mixer again', async () => (await mixer('find_all', {})).body[0].inputs[0].publishing === true);
+
+  t.equal((await mixer('terminate', { uri: 'mixer://kept-show' })).status, 200);
+  t.equal(await gateway!.signal('SIGTERM'), 0);
+  for (const publisher of publishers.splice(0)) await publisher.vanish();
+  await start();
+  t.equal((await mixer('find_all', {})).status, 404, 'a terminated mixer does not come back');
+  t.same(await pushesOf('kept-show'), [], 'nor the push of its stream');
+});
+
 t.test('the store killed with SIGKILL in the middle of writes keeps every write it acknowledged', async (t) => {
   const path = join(dataDir, 'writer.log');
   const kept = new Set<string>();

@@ -1,8 +1,18 @@
-import { IDLE_CLOSE_CODE, MOVE_CLOSE_CODE, SIGNALING_PATH, type ClientMessage, type MixerInfo, type ServerMessage, type StartMixerMessage } from '../../src/signaling/protocol.js';
+import { IDLE_CLOSE_CODE, MOVE_CLOSE_CODE, SIGNALING_PATH, type ClientMessage, type ServerMessage, type StartMixerMessage } from '../../src/signaling/protocol.js';
 import { DEFAULT_RECONNECT, mayReconnect, reconnectDelay, type ReconnectPolicy } from './backoff.js';
 import type { StreamHost, StreamLink } from './host.js';
 import { Stream } from './stream.js';
-import { Emitter, type CheckOptions, type CheckReport, type MixerOptions, type SessionEvent, type SessionOptions, type SessionStatus, type StreamOptions } from './types.js';
+import {
+  Emitter,
+  type CheckOptions,
+  type CheckReport,
+  type MixerInfo,
+  type MixerOptions,
+  type SessionEvent,
+  type SessionOptions,
+  type SessionStatus,
+  type StreamOptions,
+} from './types.js';
 
 function signalingUrl(urlServer: string): string {
   const url = new URL(urlServer);

@@ -1,4 +1,4 @@
-import type { DestinationMessage, MixerInfo, ServerMessage } from '../../src/signaling/protocol.js';
+import type { DestinationMessage, ServerMessage } from '../../src/signaling/protocol.js';
 import { mayReconnect, reconnectDelay } from './backoff.js';
 import { keepResolution, preferH264, sendStats, showPreview } from './media.js';
 import type { StreamHost, StreamLink } from './host.js';
@@ -7,6 +7,7 @@ import {
   type DestinationOptions,
   type DestinationState,
   type DestinationStatus,
+  type MixerInfo,
   type SendStats,
   type StreamEvent,
   type StreamOptions,

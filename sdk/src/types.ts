@@ -1,10 +1,10 @@
 /** The SDK's public constants and types: statuses, options, events. */
-import type { CheckReport as GatewayCheckReport, DestinationState as ProtocolDestinationState, StartMixerMessage } from '../../src/signaling/protocol.js';
-
-export type { MixerInfo } from '../../src/signaling/protocol.js';
-
-/** A mixer to start: the fields of `/rest-api/mixer/startup` (`uri: 'mixer://name'`, `layout`, `width`, ...). */
-export type MixerOptions = StartMixerMessage['mixer'];
+import type {
+  CheckReport as GatewayCheckReport,
+  DestinationState as ProtocolDestinationState,
+  MixerInfo as GatewayMixerInfo,
+  StartMixerMessage,
+} from '../../src/signaling/protocol.js';
 
 export const SESSION_STATUS = { ESTABLISHED: 'ESTABLISHED', RECONNECTING: 'RECONNECTING', DISCONNECTED: 'DISCONNECTED', FAILED: 'FAILED' } as const;
 /** `PUBLISHING`: the gateway receives the stream (whether a destination took it is told by `DESTINATION`). */
@@ -88,6 +88,62 @@ type Same<A, B> = [Required<A>, A] extends [Required<B>, B] ? ([Required<B>, B] 
 /** The compiler refuses the SDK's `CheckReport` once it differs from the gateway's. */
 const SAME_CHECK_REPORT: Same<CheckReport, GatewayCheckReport> = true;
 void SAME_CHECK_REPORT;
+
+/** A mixer's layout: see the REST API's `/rest-api/mixer/startup`. */
+export type MixerLayout = 'grid' | 'side-by-side' | 'picture-in-picture' | 'speaker';
+
+/** A mixer to start (`session.startMixer`): the fields of `/rest-api/mixer/startup`. */
+export interface MixerOptions {
+  /** `mixer://name`. */
+  uri: string;
+  /** The stream it publishes; the mixer's name by default. */
+  localStreamName?: string;
+  hasVideo?: true;
+  hasAudio?: boolean;
+  layout?: MixerLayout;
+  /** Picture-in-picture: where the small pictures stand, and their width as a fraction of the picture's. */
+  pip?: { corner?: 'top-left' | 'top-right' | 'bottom-left' | 'bottom-right'; size?: number };
+  width?: number;
+  height?: number;
+  fps?: number;
+  /** kb/s. */
+  videoBitrate?: number;
+  audioBitrate?: number;
+  /** `#rrggbb`, or an image file of the gateway's media folder. */
+  background?: string;
+  watermark?: string;
+  overlays?: { file: string; x?: number; y?: number; width?: number; opacity?: number }[];
+}
+
+/** A mixer as the gateway tells it: its settings and its inputs. */
+export interface MixerInfo {
+  uri: string;
+  localStreamName: string;
+  layout: MixerLayout;
+  width: number;
+  height: number;
+  fps: number;
+  background: string;
+  hasAudio: boolean;
+  createdAt: string;
+  /** Pictures it has made. */
+  frames: number;
+  inputs: {
+    streamName: string;
+    slot: number;
+    /** Its stream publishes now (otherwise its slot shows a placeholder). */
+    publishing: boolean;
+    audioMuted: boolean;
+    volume: number;
+    label: string;
+  }[];
+}
+
+/** The compiler refuses the SDK's mixer types once they differ from the gateway's. */
+const SAME_MIXER_OPTIONS: Same<MixerOptions, StartMixerMessage['mixer']> = true;
+const SAME_MIXER_INFO: Same<MixerInfo, GatewayMixerInfo> = true;
+void SAME_MIXER_OPTIONS;
+void SAME_MIXER_INFO;
 
 /** A destination to check before going live (`session.checkDestination`). */
 export interface CheckOptions {

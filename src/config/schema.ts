@@ -256,7 +256,10 @@ export const configSchema = z
       .max(60000)
       .default(10000)
       .describe('a push without a keyframe from its publisher, or without output from ffmpeg, after this long fails'),
-    transcoding_enabled: z.boolean().default(true).describe('off: a startup that needs transcoding (VP8/VP9 source, height, fps, keyFrameInterval, videoBitrate) answers 400'),
+    transcoding_enabled: z
+      .boolean()
+      .default(true)
+      .describe('off: a startup that needs transcoding (VP8/VP9 source, height, fps, keyFrameInterval, videoBitrate, overlays) answers 400'),
     transcoding_keep_aspect_ratio: z.boolean().default(true).describe('a requested height keeps the aspect (even width); off: width and height are both applied'),
     transcoding_video_bitrate_kbps: z.number().int().min(100).max(50000).default(2500).describe('bitrate of transcoded video'),
     transcoding_preset: z.enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium']).default('veryfast').describe('libx264 preset'),

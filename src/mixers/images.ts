@@ -1,10 +1,10 @@
 import { invalid } from '../errors.js';
 import { ffmpegQuietly } from '../ffmpeg/ffmpeg-process.js';
+import type { Overlay } from '../pipeline/overlays.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
-import { IMAGE, resolveMediaFile } from '../security/media-files.js';
+import { IMAGE, resolveImageFiles, resolveMediaFile } from '../security/media-files.js';
 import { COLOUR, pictureBytes, yuvOf, type Yuv } from './canvas.js';
 import type { Size } from './layout.js';
-import type { EncoderOverlay } from './mixer-args.js';
 import type { MixerStartup } from './requests.js';
 
 /** How long an image may take to decode. */
@@ -13,13 +13,13 @@ const DECODE_TIMEOUT_MS = 5000;
 /**
  * A mixer's background and overlays as its request names them, checked before anything starts:
  * a background colour, or an image file of the media directory decoded once to the picture's size
- * (scaled to fill it, cut to its shape); the overlays' files found, their places in pixels. A file
+ * (scaled to fill it, cut to its shape); the overlays' files found. A file
  * that is missing or not an image is refused naming its field.
  */
 export async function mixerImages(
   request: Pick<MixerStartup, 'background' | 'watermark' | 'overlays' | 'width' | 'height'>,
   deps: { mediaDir: string; supervisor: FfmpegSupervisor; ffmpegPath: string },
-): Promise<{ background: Yuv | Buffer; overlays: EncoderOverlay[] }> {
+): Promise<{ background: Yuv | Buffer; overlays: Overlay[] }> {
   const size = { width: request.width, height: request.height };
   const background = COLOUR.test(request.background)
     ? yuvOf(request.background)
@@ -28,12 +28,7 @@ export async function mixerImages(
     ...(request.watermark ? [{ file: request.watermark, field: 'watermark', x: 0.83, y: 0.03, width: 0.14, opacity: 0.85 }] : []),
     ...(request.overlays ?? []).map((o, i) => ({ ...o, field: `overlays.${i}.file` })),
   ];
-  const overlays: EncoderOverlay[] = [];
-  for (const o of wanted) {
-    const path = await resolveMediaFile(deps.mediaDir, o.file, o.field, IMAGE);
-    const even = (n: number): number => 2 * Math.round(n / 2);
-    overlays.push({ path, x: even(o.x * size.width), y: even(o.y * size.height), width: Math.max(2, even(o.width * size.width)), opacity: o.opacity });
-  }
+  const overlays = await resolveImageFiles(deps.mediaDir, wanted);
   return { background, overlays };
 }
 

@@ -1,4 +1,5 @@
 import { ffmpegQuietly } from '../ffmpeg/ffmpeg-process.js';
+import { overlayGraph, overlayInputs, type Overlay } from '../pipeline/overlays.js';
 import type { LocalTarget } from '../ingest/engine.js';
 import { libx264 } from '../pipeline/ffmpeg-args.js';
 import type { Size } from './layout.js';
@@ -28,18 +29,9 @@ export function decoderArgs(slot: Size, labelFile: string): string[] {
   ];
 }
 
-/** An image over the picture, its place and width in pixels, its opacity 0 to 1. */
-export interface EncoderOverlay {
-  path: string;
-  x: number;
-  y: number;
-  width: number;
-  opacity: number;
-}
-
 export interface EncoderJob {
   size: Size;
-  overlays: readonly EncoderOverlay[];
+  overlays: readonly Overlay[];
   frameRate: number;
   videoBitrateKbps: number;
   audioBitrateKbps: number;
@@ -88,23 +80,13 @@ export function encoderArgs(job: EncoderJob): string[] {
     ...['-itsoffset', String(job.soundDelayMs / 1000)],
     ...['-probesize', '32', '-analyzeduration', '0', '-thread_queue_size', '64', '-f', 's16le', '-ar', '48000', '-ch_layout', 'stereo', '-i', 'pipe:0'],
   ];
-  // Overlays: each image an input repeated for ever, scaled, made see-through, laid over the picture.
-  const graph: string[] = [];
-  let last = '0:v';
-  job.overlays.forEach((overlay, i) => {
-    args.push('-loop', '1', '-framerate', String(job.frameRate), '-i', overlay.path);
-    graph.push(`[${2 + i}:v]scale=${overlay.width}:-2,format=rgba,colorchannelmixer=aa=${overlay.opacity}[image${i}]`);
-    graph.push(`[${last}][image${i}]overlay=x=${overlay.x}:y=${overlay.y}:format=auto:shortest=1[over${i}]`);
-    last = `over${i}`;
-  });
-  if (graph.length) {
-    graph.push(`[${last}]format=yuv420p[vout]`);
-    args.push('-filter_complex', graph.join(';'));
-  }
+  // Overlays: each image an input of its own, laid over the picture (`overlayGraph`).
+  const overlays = job.overlays.length > 0;
+  if (overlays) args.push(...overlayInputs(job.overlays), '-filter_complex', overlayGraph('0:v', job.overlays, 2, 'vout').join(';'));
   for (const target of job.targets) {
     const url = `rtp://127.0.0.1:${target.port}?rtcpport=${target.rtcpPort}&pkt_size=1200`;
     if (target.kind === 'video') {
-      args.push('-map', graph.length ? '[vout]' : '0:v', ...libx264(job.videoBitrateKbps, { preset: job.preset }, 'baseline'), '-g', gop, '-keyint_min', gop, '-bf', '0');
+      args.push('-map', overlays ? '[vout]' : '0:v', ...libx264(job.videoBitrateKbps, { preset: job.preset }, 'baseline'), '-g', gop, '-keyint_min', gop, '-bf', '0');
     } else {
       args.push('-map', '1:a', '-c:a', 'libopus', '-b:a', `${job.audioBitrateKbps}k`, '-application', 'lowdelay', '-frame_duration', '20');
     }

@@ -9,7 +9,8 @@ import type { Publisher } from '../publishers/publisher.js';
 import { Canvas, yuvOf, type Yuv } from './canvas.js';
 import { MixerInput } from './input.js';
 import { layoutSlots, MAX_MIXER_INPUTS, SpeakerFocus, type LayoutOptions, type Size, type Slot } from './layout.js';
-import { encoderArgs, type EncoderOverlay } from './mixer-args.js';
+import type { Overlay } from '../pipeline/overlays.js';
+import { encoderArgs } from './mixer-args.js';
 import type { InputSource } from './relay.js';
 import { SoundMix } from './sound.js';
 
@@ -22,7 +23,7 @@ export interface MixerSpec {
   /** The request's background (`#rrggbb` or a file name), and the picture it makes. */
   background: string;
   backgroundPicture: Yuv | Buffer;
-  overlays: readonly EncoderOverlay[];
+  overlays: readonly Overlay[];
   videoBitrateKbps: number;
   audioBitrateKbps: number;
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { overlaysSchema } from '../pipeline/overlays.js';
 import { streamNameSchema } from '../publishers/stream-name.js';
 import { LAYOUTS, MAX_MIXER_INPUTS, PIP_CORNERS } from './layout.js';
 
@@ -26,15 +27,6 @@ const pipSchema = z.strictObject({
 
 const even = (min: number, max: number): z.ZodNumber => z.number().int().min(min).max(max).multipleOf(2, 'must be even');
 
-/** An image over the picture: a logo, a watermark. Position and width are fractions of the picture's. */
-const overlaySchema = z.strictObject({
-  file: z.string().min(1).max(255).describe('an image file (PNG or JPEG) of media_dir'),
-  x: z.number().min(0).max(1).default(0.02),
-  y: z.number().min(0).max(1).default(0.02),
-  width: z.number().min(0.01).max(1).default(0.15),
-  opacity: z.number().min(0).max(1).default(1),
-});
-
 export const mixerStartupSchema = z.strictObject({
   uri: mixerUriSchema,
   /** The stream the mixer publishes; the mixer's name by default. */
@@ -50,7 +42,7 @@ export const mixerStartupSchema = z.strictObject({
   audioBitrate: z.number().int().min(16).max(256).default(96).describe('kb/s (Opus)'),
   background: z.string().min(1).max(255).default('#000000').describe('a #rrggbb colour, or an image file (PNG or JPEG) of media_dir, scaled to fill the picture'),
   watermark: z.string().min(1).max(255).optional().describe("an image file of media_dir at the picture's top right (Web Call Server's watermark)"),
-  overlays: z.array(overlaySchema).max(4).optional(),
+  overlays: overlaysSchema.optional(),
 });
 
 /** Text written over an input's picture: printable, one line. */

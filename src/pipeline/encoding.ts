@@ -1,4 +1,5 @@
 import { GatewayError } from '../errors.js';
+import type { Overlay } from './overlays.js';
 import type { VideoCodec } from '../media/codecs.js';
 
 /** What a startup request asks of the output video; 0 or absent means "as the source". */
@@ -12,6 +13,8 @@ export interface VideoRequest {
   videoBitrate?: number;
   /** AAC bitrate, kbps (no transcoding of video needed). */
   audioBitrate?: number;
+  /** Images laid over the picture, their files found (transcodes). */
+  overlays?: readonly Overlay[];
 }
 
 export interface EncodingSettings {
@@ -35,6 +38,7 @@ export type EncodingPlan = (
       fps?: number;
       keyFrameInterval?: number;
       videoBitrateKbps?: number;
+      overlays?: readonly Overlay[];
     }
 ) & {
   /** AAC bitrate when the request set one. */
@@ -59,6 +63,8 @@ export function planEncoding(source: VideoCodec, request: VideoRequest, settings
   if (fps) reasons.push(`fps ${fps} requested`);
   if (keyFrameInterval) reasons.push(`keyFrameInterval ${keyFrameInterval} requested`);
   if (videoBitrate) reasons.push(`videoBitrate ${videoBitrate} requested`);
+  const overlays = request.overlays ?? [];
+  if (overlays.length) reasons.push(`${overlays.length} overlay${overlays.length > 1 ? 's' : ''} requested`);
   if (reasons.length === 0) return { video: 'copy', ...audio };
   if (!settings.transcodingEnabled) {
     throw new GatewayError('not_supported', `transcoding is disabled in the configuration but needed: ${reasons.join(', ')}`);
@@ -70,6 +76,7 @@ export function planEncoding(source: VideoCodec, request: VideoRequest, settings
     ...(fps ? { fps } : {}),
     ...(keyFrameInterval ? { keyFrameInterval } : {}),
     ...(videoBitrate ? { videoBitrateKbps: videoBitrate } : {}),
+    ...(overlays.length ? { overlays } : {}),
     ...audio,
   };
 }

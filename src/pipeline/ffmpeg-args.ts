@@ -1,5 +1,6 @@
 import { PCM_CHANNELS, PCM_SAMPLE_RATE } from '../audio/pcm.js';
 import type { EncodingPlan, EncodingSettings } from './encoding.js';
+import { overlayGraph, overlayInputs } from './overlays.js';
 
 export interface FfmpegJob {
   /** The video to transcode comes as IVF on `pipe:3`; false when the gateway passes video through. */
@@ -40,11 +41,19 @@ export function buildFfmpegArgs(job: FfmpegJob): string[] {
   else args.push('-probesize', '32', '-f', 's16le', '-ar', String(PCM_SAMPLE_RATE), '-ac', String(PCM_CHANNELS), '-i', 'pipe:0');
   const audioInput = job.still || job.videoInput ? 1 : 0;
   const flv = ['-f', 'flv', '-flvflags', 'no_duration_filesize', '-flush_packets', '1'];
-  if (job.still) args.push('-map', '0:v:0', ...stillArgs(job.still.fps, plan, settings));
+  // Images over the picture: inputs after the video's and the audio's, laid over in one filter graph.
+  const overlays = plan.video === 'transcode' && (job.still || job.videoInput) ? (plan.overlays ?? []) : [];
+  if (overlays.length) args.push(...overlayInputs(overlays));
+  const video: VideoFilters = (filters) => {
+    if (!overlays.length) return ['-map', '0:v:0', ...(filters.length ? ['-vf', filters.join(',')] : [])];
+    const base = filters.length ? [`[0:v]${filters.join(',')}[base]`] : [];
+    return ['-filter_complex', [...base, ...overlayGraph(filters.length ? 'base' : '0:v', overlays, 2, 'vout')].join(';'), '-map', '[vout]'];
+  };
+  if (job.still) args.push(...stillArgs(job.still.fps, plan, settings, video));
   // Transcoded video is an output of its own (pipe:1), the audio another (pipe:4): in one FLV
   // output, the muxer would hold each video frame until audio as late had come through the AAC
   // encoder (its delay is two frames, ~43 ms). The gateway places both tracks on one timeline.
-  else if (job.videoInput && plan.video === 'transcode') args.push('-map', '0:v:0', ...x264Args(plan, settings), ...flv, 'pipe:1');
+  else if (job.videoInput && plan.video === 'transcode') args.push(...x264Args(plan, settings, video), ...flv, 'pipe:1');
   args.push(
     '-map',
     `${audioInput}:a:0`,
@@ -77,14 +86,17 @@ export function keyframeExpression(intervalS: number): string {
   return `expr:gte(t-if(isnan(prev_forced_t),0,prev_forced_t)+min(1.5*t/max(n,1),0.25),${intervalS})`;
 }
 
-function x264Args(plan: Extract<EncodingPlan, { video: 'transcode' }>, settings: EncodingSettings): string[] {
+/** The video's mapping and its filters: `-vf`, or a filter graph with the overlays. */
+type VideoFilters = (filters: string[]) => string[];
+
+function x264Args(plan: Extract<EncodingPlan, { video: 'transcode' }>, settings: EncodingSettings, video: VideoFilters): string[] {
   const filters: string[] = [];
   if (plan.scale) filters.push(`scale=${plan.scale.width}:${plan.scale.height}`);
   if (plan.fps) filters.push(`fps=${plan.fps}`);
   const gop = plan.keyFrameInterval
     ? ['-g', String(plan.keyFrameInterval), '-keyint_min', String(plan.keyFrameInterval)]
     : ['-force_key_frames', keyframeExpression(settings.keyframeIntervalS)];
-  return [...(filters.length ? ['-vf', filters.join(',')] : []), ...libx264(plan.videoBitrateKbps ?? settings.videoBitrateKbps, settings), ...gop];
+  return [...video(filters), ...libx264(plan.videoBitrateKbps ?? settings.videoBitrateKbps, settings), ...gop];
 }
 
 /**
@@ -92,11 +104,10 @@ function x264Args(plan: Extract<EncodingPlan, { video: 'transcode' }>, settings:
  * real time (`realtime`), encoded with a keyframe every keyframe interval. A still costs x264
  * almost nothing after the first frame.
  */
-function stillArgs(fps: number, plan: EncodingPlan, settings: EncodingSettings): string[] {
+function stillArgs(fps: number, plan: EncodingPlan, settings: EncodingSettings, video: VideoFilters): string[] {
   const gop = String(Math.max(1, Math.round(fps * settings.keyframeIntervalS)));
   return [
-    '-vf',
-    `loop=loop=-1:size=1:start=0,setpts=N/${fps}/TB,realtime`,
+    ...video([`loop=loop=-1:size=1:start=0,setpts=N/${fps}/TB,realtime`]),
     '-r',
     String(fps),
     ...libx264((plan.video === 'transcode' && plan.videoBitrateKbps) || settings.videoBitrateKbps, settings),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { overlaysSchema } from '../pipeline/overlays.js';
 import { streamNameSchema } from '../publishers/stream-name.js';
 
 /**
@@ -42,6 +43,8 @@ export const startupSchema = z.strictObject({
   keyFrameInterval: z.number().int().min(0).max(1200).optional(),
   videoBitrate: z.number().int().min(0).max(50000).optional(),
   audioBitrate: z.number().int().min(0).max(320).optional(),
+  /** Images laid over the picture (a logo, a frame): the push transcodes. */
+  overlays: overlaysSchema.optional(),
   options: startupOptionsSchema.optional(),
 });
 

@@ -5,8 +5,10 @@ import type { Publisher } from '../publishers/publisher.js';
 import type { PublisherRegistry } from '../publishers/registry.js';
 import { parseDestination, withFullUrl, type NamingRules } from '../outputs/destination.js';
 import { planEncoding, type EncodingPlan, type VideoRequest } from '../pipeline/encoding.js';
+import type { Overlay } from '../pipeline/overlays.js';
 import type { FindFilter, SoundRequest, StartupRequest } from './requests.js';
 import { resolveSoundFile, SoundPlayer } from '../audio/sound.js';
+import { resolveImageFiles } from '../security/media-files.js';
 import { Push } from './push.js';
 import { pushParts, type PushSettings } from './settings.js';
 import { Slots } from '../slots.js';
@@ -15,9 +17,9 @@ import { TypedEmitter } from '../events.js';
 import type { RecordingEvent } from '../outputs/record-link.js';
 
 /** The fields of a startup request that decide the encoding. */
-function videoRequest(request: VideoRequest): VideoRequest {
+function videoRequest(request: StartupRequest, overlays: readonly Overlay[]): VideoRequest {
   const { width, height, fps, keyFrameInterval, videoBitrate, audioBitrate } = request;
-  return { width, height, fps, keyFrameInterval, videoBitrate, audioBitrate };
+  return { width, height, fps, keyFrameInterval, videoBitrate, audioBitrate, ...(overlays.length ? { overlays } : {}) };
 }
 
 /** How long a push that failed while live stays in find, with its lastError. */
@@ -85,6 +87,11 @@ export class PushService extends TypedEmitter<ServiceEvents> {
     // What needs no lookup first, then the stream: a push of a stream that is not publishing asks no DNS.
     if (destination.protocol !== 'record') this.settings.resolveDestination.check(destination.host, destination.port);
     publishing();
+    const overlays: Overlay[] = await resolveImageFiles(
+      this.settings.mediaDir,
+      (request.overlays ?? []).map((overlay, i) => ({ ...overlay, field: `overlays.${i}.file` })),
+    );
+    const video = videoRequest(request, overlays);
     // One lookup, checked against the destination policy; the first connection goes to this address.
     const address = destination.protocol === 'record' ? undefined : await this.settings.resolveDestination(destination.host, destination.port);
     const publisher = publishing(); // the same one, unless it ended during the lookup
@@ -108,7 +115,7 @@ export class PushService extends TypedEmitter<ServiceEvents> {
         .filter((t) => sameDestination(t) || t === holder)
         .map((t) => this.#remove(t)),
     );
-    const plan = planEncoding(publisher.videoCodec ?? 'H264', request, this.settings.encoding);
+    const plan = planEncoding(publisher.videoCodec ?? 'H264', video, this.settings.encoding);
     // The sound file is checked and its decoding started before anything else is.
     const sound = options.soundFile ? await this.#startSound({ ...options, soundFile: options.soundFile }, 'options.soundFile') : undefined;
 
@@ -135,7 +142,7 @@ export class PushService extends TypedEmitter<ServiceEvents> {
         pinnedAddress: address,
         onRecording,
       });
-      push = new Push(publisher, destination, plan, { id, options, video: videoRequest(request) }, this.settings, parts, log);
+      push = new Push(publisher, destination, plan, { id, options, video }, this.settings, parts, log);
     } catch (error) {
       this.#slots.give();
       await sound?.stop();

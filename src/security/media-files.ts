@@ -52,3 +52,13 @@ export async function resolveMediaFile(mediaDir: string, name: string, field: st
   if (!format.matches(header)) throw invalid(field, `is not ${format.what}`);
   return path;
 }
+
+/**
+ * The image files a request names (`field` names each in an error: missing, not an image, a path),
+ * found in the media directory, each with its path. Nothing starts before they all are.
+ */
+export async function resolveImageFiles<T extends { file: string; field: string }>(mediaDir: string, wanted: readonly T[]): Promise<(T & { path: string })[]> {
+  const found: (T & { path: string })[] = [];
+  for (const image of wanted) found.push({ ...image, path: await resolveMediaFile(mediaDir, image.file, image.field, IMAGE) });
+  return found;
+}

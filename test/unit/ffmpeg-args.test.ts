@@ -104,3 +104,25 @@ t.test('transcoding uses libx264 with a 2 s keyframe interval, or the requested 
   t.match(sized, /-vf scale=-2:480,fps=25/);
   t.match(sized, /-g 50 -keyint_min 50/);
 });
+
+t.test('overlays transcode: each image an input after the audio, laid over by one filter graph, on the live picture and on the still', async (t) => {
+  const overlays = [
+    { path: '/media/logo.png', x: 0.8, y: 0.05, width: 0.1, opacity: 0.5 },
+    { path: '/media/frame.png', x: 0, y: 0, width: 1, opacity: 1 },
+  ];
+  const plan = planEncoding('H264', { overlays, height: 360 }, settings);
+  t.match(plan, { video: 'transcode', reason: /2 overlays requested/, overlays });
+  const args = buildFfmpegArgs({ ...job, plan });
+  const joined = args.join(' ');
+  t.match(joined, /-i pipe:3 .*-i pipe:0 -i \/media\/logo\.png -i \/media\/frame\.png /, 'the images are inputs 2 and 3');
+  const graph = args[args.indexOf('-filter_complex') + 1]!;
+  t.match(graph, /^\[0:v\]scale=-2:360\[base\];\[2:v\]format=rgba,colorchannelmixer=aa=0\.5\[image0\];\[image0\]\[base\]scale2ref=/, 'scaled first, then the first image over it');
+  t.match(graph, /overlay=x=trunc\(main_w\*0\.8\/2\)\*2:y=trunc\(main_h\*0\.05\/2\)\*2/, 'placed at its fractions of the picture');
+  t.match(graph, /\[3:v\].*\[over1\]format=yuv420p\[vout\]$/, 'the second over the first');
+  t.equal(args[args.indexOf('-filter_complex') + 3], '[vout]', 'the graph is the video mapped');
+  t.notMatch(joined, /-vf /);
+  const still = buildFfmpegArgs({ ...job, videoInput: false, plan, still: { path: '/tmp/still.h264', fps: 25 } }).join(' ');
+  t.match(still, /-i pipe:0 -i \/media\/logo\.png/, 'on the still picture too');
+  t.match(still, /\[0:v\]loop=loop=-1:size=1:start=0,setpts=N\/25\/TB,realtime\[base\]/);
+  t.same(planEncoding('H264', {}, settings), { video: 'copy' }, 'no overlays: passed through');
+});

@@ -80,7 +80,9 @@ t.test('a mixer of two publishers, pushed to nginx-rtmp: size, frame rate, both 
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const nginx = await NginxRtmp.start();
   t.teardown(() => nginx.stop());
-  const gw = await startGateway({ webrtc_keyframe_interval_ms: 1000, media_dir: await mediaDir(t) });
+  const records = await mkdtemp(join(tmpdir(), 'mixer-records-'));
+  t.teardown(() => rm(records, { recursive: true, force: true }));
+  const gw = await startGateway({ webrtc_keyframe_interval_ms: 1000, media_dir: await mediaDir(t), record_dir: records, record_min_free_mb: 1 });
   t.teardown(() => gw.close());
   await publishColour(t, gw, 'red', RED, '640x480', 440);
   await publishColour(t, gw, 'blue', BLUE, '1280x720', 1000);
@@ -99,6 +101,9 @@ t.test('a mixer of two publishers, pushed to nginx-rtmp: size, frame rate, both 
   const push = await gw.post('/rest-api/push/startup', { streamName: 'show', rtmpUrl: `${nginx.url()}/show`, rtmpTransponderFullUrl: true });
   t.equal(push.status, 200, JSON.stringify(push.body));
   await waitFor('the mixer at nginx-rtmp', async () => (await nginx.streams()).length === 1);
+  // Recorded like any stream, beside the push.
+  const record = await gw.post('/rest-api/push/startup', { streamName: 'show', rtmpUrl: 'record://' });
+  t.equal(record.status, 200, JSON.stringify(record.body));
   // Side by side: each input in a 640x720 half, kept at its aspect ratio, black above and below.
   await waitForPicture(gw, dir, 'show', 'red left, blue right, the logo over them', [
     [0.25, 0.5, RED],
@@ -118,11 +123,30 @@ t.test('a mixer of two publishers, pushed to nginx-rtmp: size, frame rate, both 
     },
   ]);
   t.ok((found.body as { frames: number }[])[0]!.frames > 30, 'it makes pictures');
+  // The audio commands on a push of the mixer, as on any push.
+  const pushId = (push.body as { mediaSessionId: string }).mediaSessionId;
+  t.equal((await gw.post('/rest-api/push/mute', { mediaSessionId: pushId })).status, 200);
+  const pushes = (await gw.post('/rest-api/push/find', { streamName: 'show' })).body as { mediaSessionId: string; muted: boolean }[];
+  t.match(
+    pushes.find((p) => p.mediaSessionId === pushId),
+    { muted: true },
+    'muted',
+  );
+  t.equal((await gw.post('/rest-api/push/unmute', { mediaSessionId: pushId })).status, 200);
   await waitFor('4 s recorded', async () => {
     const recording = await probe(nginx.recording('show')).catch(() => undefined);
     return recording && recording.video.length >= 120;
   });
   t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: (push.body as { mediaSessionId: string }).mediaSessionId })).status, 200);
+  t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: (record.body as { mediaSessionId: string }).mediaSessionId })).status, 200);
+  const [part] = (await gw.post('/rest-api/recording/find_all', { streamName: 'show' })).body as { fileName: string; state: string }[];
+  t.match(part, { state: 'finished' }, 'the mixer recorded by a record:// push');
+  const recorded = await probe(join(records, part!.fileName));
+  t.match(
+    recorded.streams.map((s) => `${s.codec_type} ${s.codec_name}${s.width ? ` ${s.width}x${s.height}` : ''}`).sort(),
+    ['audio aac', 'video h264 1280x720'],
+    'its picture and its sound in the recording',
+  );
 
   const recording = await probe(nginx.recording('show'));
   const video = recording.streams.find((s) => s.codec_type === 'video');
@@ -181,6 +205,13 @@ t.test(
       [0.5, 0.35, RED],
       [0.5, 0.88, BLUE],
     ]);
+    // Red falls silent: blue, now the louder by far, takes the large slot once it has been so for 1.5 s.
+    t.equal((await gw.post('/rest-api/mixer/setAudioVideo', { uri: 'mixer://show', remoteStreamName: 'red', audioMuted: true })).status, 200);
+    await waitForPicture(gw, dir, 'show', 'speaker: blue, the one heard, large above', [
+      [0.5, 0.35, BLUE],
+      [0.5, 0.88, RED],
+    ]);
+    t.equal((await gw.post('/rest-api/mixer/setAudioVideo', { uri: 'mixer://show', remoteStreamName: 'red', audioMuted: false })).status, 200);
 
     // Blue's publisher goes: its slot shows the placeholder; it publishes again: blue is back.
     await gw.post('/rest-api/mixer/set_layout', { uri: 'mixer://show', layout: 'side-by-side' });

@@ -20,18 +20,20 @@ const FIXTURE_FPS = 30;
 const SECONDS = 10;
 const AUDIO_FRAME_MS = 20;
 
-/** Another picture and tone than the benchmark's: `picture` a lavfi video source of 10 s at 30 fps, `toneHz` the sine. */
+/** Another picture and tone than the benchmark's: `picture` a lavfi video source of 10 s at `fps` (30 by default), `toneHz` the sine. */
 export interface FixtureLook {
   tag: string;
   picture: string;
   toneHz: number;
+  fps?: number;
 }
 
 const STANDARD: FixtureLook = { tag: '720p30', picture: `testsrc2=s=1280x720:r=${FIXTURE_FPS}:d=${SECONDS},noise=alls=14:allf=t+u`, toneHz: 440 };
 
-/** A picture of one colour (`#rrggbb`) at `size`, and a tone: for telling inputs apart in a mixer's output. */
-export function colourLook(colour: string, size: string, toneHz: number): FixtureLook {
-  return { tag: `${colour.slice(1)}-${size}-${toneHz}`, picture: `color=c=0x${colour.slice(1)}:s=${size}:r=${FIXTURE_FPS}:d=${SECONDS}`, toneHz };
+/** A picture of one colour (`#rrggbb`) at `size` and `fps`, and a tone: for telling inputs apart in a mixer's output. */
+export function colourLook(colour: string, size: string, toneHz: number, fps = FIXTURE_FPS): FixtureLook {
+  const tag = `${colour.slice(1)}-${size}-${toneHz}${fps === FIXTURE_FPS ? '' : `-${fps}fps`}`;
+  return { tag, picture: `color=c=0x${colour.slice(1)}:s=${size}:r=${fps}:d=${SECONDS}`, toneHz, fps };
 }
 
 export function loadFixture(dir: string, look: FixtureLook = STANDARD): Fixture {
@@ -39,7 +41,7 @@ export function loadFixture(dir: string, look: FixtureLook = STANDARD): Fixture 
   const audioPath = join(dir, look === STANDARD ? 'audio-sine.ogg' : `audio-${look.toneHz}.ogg`);
   if (!existsSync(videoPath) || !existsSync(audioPath)) makeFixture(dir, videoPath, audioPath, look);
   return {
-    fps: FIXTURE_FPS,
+    fps: look.fps ?? FIXTURE_FPS,
     video: accessUnits(readFileSync(videoPath)),
     audio: oggPackets(readFileSync(audioPath)).slice(2), // OpusHead and OpusTags come first
     audioFrameMs: AUDIO_FRAME_MS,
@@ -48,7 +50,7 @@ export function loadFixture(dir: string, look: FixtureLook = STANDARD): Fixture 
 
 function makeFixture(dir: string, videoPath: string, audioPath: string, look: FixtureLook): void {
   mkdirSync(dir, { recursive: true });
-  const gop = FIXTURE_FPS * 2;
+  const gop = (look.fps ?? FIXTURE_FPS) * 2;
   ffmpeg([
     '-f',
     'lavfi',

@@ -20,8 +20,6 @@ import {
   type ServerMessage,
 } from './protocol.js';
 import { mixerName } from '../mixers/requests.js';
-import type { z } from 'zod';
-import type { startMixerMessageSchema } from './messages.js';
 import { StreamPushes } from './stream-pushes.js';
 
 /** A text message as ws hands it: one buffer, its fragments, or an ArrayBuffer. */
@@ -219,7 +217,7 @@ export class SignalingSession {
    * Starts a mixer for this session, which its token must allow (the `mixers` grant, and the
    * `streams` grant for the stream the mixer publishes); it ends when the session does.
    */
-  async #startMixer(message: z.output<typeof startMixerMessageSchema>): Promise<void> {
+  async #startMixer(message: Extract<ClientMessage, { type: 'startMixer' }>): Promise<void> {
     const { mixer: request } = message;
     const name = mixerName(request.uri);
     const token = message.token ?? [...this.#streams.values()].find((s) => s.token !== undefined)?.token;

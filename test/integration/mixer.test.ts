@@ -40,8 +40,8 @@ async function mediaDir(t: Test): Promise<string> {
   return dir;
 }
 
-async function publishColour(t: Test, gw: TestGateway, name: string, colour: string, size: string, toneHz: number, audio = true): Promise<SyntheticPublisher> {
-  const publisher = await SyntheticPublisher.publish(loadFixture(FIXTURES, colourLook(colour, size, toneHz)), gw.baseUrl, name, { audio });
+async function publishColour(t: Test, gw: TestGateway, name: string, colour: string, size: string, toneHz: number, audio = true, fps = 30): Promise<SyntheticPublisher> {
+  const publisher = await SyntheticPublisher.publish(loadFixture(FIXTURES, colourLook(colour, size, toneHz, fps)), gw.baseUrl, name, { audio });
   t.teardown(() => publisher.stop());
   await keyframeCached(gw, name);
   return publisher;
@@ -227,8 +227,8 @@ t.test(
       [0.75, 0.5, BLUE],
     ]);
 
-    // A third input, added live, publishes no sound: it is shown, and the others are still heard.
-    await publishColour(t, gw, 'yellow', '#ffff00', '320x240', 700, false);
+    // A third input, added live, at 15 frames a second and with no sound: it is shown, and the others are still heard.
+    await publishColour(t, gw, 'yellow', '#ffff00', '320x240', 700, false, 15);
     t.equal((await gw.post('/rest-api/mixer/add', { uri: 'mixer://show', remoteStreamName: 'yellow' })).status, 200);
     await waitForPicture(gw, dir, 'show', 'three side by side, yellow on the right', [
       [1 / 6, 0.5, RED],
@@ -266,6 +266,20 @@ t.test(
     await waitForPicture(gw, dir, 'show', 'red alone fills the picture', [
       [0.5, 0.5, RED],
       [0.1, 0.5, '#000000'],
+    ]);
+
+    // Nine inputs, the most: placeholders for streams that do not publish yet; a tenth is refused.
+    t.equal((await gw.post('/rest-api/mixer/set_layout', { uri: 'mixer://show', layout: 'grid' })).status, 200);
+    for (let i = 1; i <= 8; i++) t.equal((await gw.post('/rest-api/mixer/add', { uri: 'mixer://show', remoteStreamName: `later${i}`, waitForStream: true })).status, 200);
+    t.match(
+      await gw.post('/rest-api/mixer/add', { uri: 'mixer://show', remoteStreamName: 'later9', waitForStream: true }),
+      { status: 409, body: { field: 'remoteStreamName', message: /has its 9 inputs, the most a mixer takes/ } },
+      'a tenth input',
+    );
+    await waitForPicture(gw, dir, 'show', 'a grid of nine: red, then placeholders', [
+      [1 / 6, 1 / 6, RED],
+      [0.5, 0.5, PLACEHOLDER],
+      [5 / 6, 5 / 6, PLACEHOLDER],
     ]);
 
     // Through all of it, one connection to nginx-rtmp, and what it recorded is one stream at a constant rate.

@@ -76,6 +76,7 @@ export class MixerKeeper implements MixerCommands {
         this.#kept.set(mixer.request.uri, mixer);
       } catch (error) {
         this.log.warn({ mixer: mixer.request.uri, reason: (error as Error).message }, 'a kept mixer could not start again: it is forgotten');
+        await this.plane.mixerTerminate(mixer.request.uri).catch(() => undefined); // what of it had started
       }
     }
     if (this.#kept.size) this.log.info({ count: this.#kept.size }, 'kept mixers started again');
@@ -118,10 +119,12 @@ export class MixerKeeper implements MixerCommands {
   }
 
   async terminate(uri: string): Promise<void> {
+    // Forgotten first: its end, told by the plane, is then not taken for one by itself.
+    const kept = this.#kept.delete(uri);
     try {
       await this.plane.mixerTerminate(uri);
     } finally {
-      if (this.#kept.delete(uri)) await this.#save();
+      if (kept) await this.#save();
     }
   }
 
@@ -158,7 +161,13 @@ export class MixerKeeper implements MixerCommands {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ reason: (error as Error).message }, 'the kept mixers cannot be read: none are started again');
       return [];
     }
-    const parsed = fileSchema.safeParse(JSON.parse(text));
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    const parsed = fileSchema.safeParse(json);
     if (!parsed.success) {
       this.log.warn({ reason: parsed.error.message.slice(0, 200) }, 'the kept mixers file is not as written: none are started again');
       return [];

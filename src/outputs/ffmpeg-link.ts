@@ -153,9 +153,21 @@ export class FfmpegLink extends GuardedLink implements Link {
   }
 }
 
-/** The link's media as an FLV byte stream into ffmpeg's standard input, counted; what the lag guard measures. */
+/** Video held for the audio's first tag at most this much (bytes): then it goes without. */
+const MAX_HELD_BYTES = 8 * 1024 * 1024;
+
+/**
+ * The link's media as an FLV byte stream into ffmpeg's standard input, counted; what the lag guard
+ * measures. ffmpeg learns the stream's kinds from its first bytes (`-probesize`): the video of the
+ * start (the frames cached since the keyframe, at once) would fill them before the audio's first
+ * tag came, and ffmpeg would take a stream without sound. So the video waits for the audio's first
+ * tag, which follows within a moment: a push always has audio (silence when its publisher has none).
+ */
 class FlvPipe implements MediaOutput, DeliveryProbe {
   bytesWritten = 0;
+  /** Video tags written before the audio's first, until it comes. */
+  #held: Buffer[] | undefined = [];
+  #heldBytes = 0;
 
   constructor(private readonly ffmpeg: FfmpegProcess) {
     this.#write(flvFileHeader());
@@ -171,11 +183,22 @@ class FlvPipe implements MediaOutput, DeliveryProbe {
   }
 
   writeVideo(timestamp: number, body: Buffer): void {
-    this.#write(flvTag(FlvTagType.VIDEO, timestamp, body));
+    const tag = flvTag(FlvTagType.VIDEO, timestamp, body);
+    if (!this.#held) return this.#write(tag);
+    this.#held.push(tag);
+    this.#heldBytes += tag.length;
+    if (this.#heldBytes > MAX_HELD_BYTES) this.#release();
   }
 
   writeAudio(timestamp: number, body: Buffer): void {
     this.#write(flvTag(FlvTagType.AUDIO, timestamp, body));
+    this.#release();
+  }
+
+  #release(): void {
+    const held = this.#held;
+    this.#held = undefined;
+    for (const tag of held ?? []) this.#write(tag);
   }
 
   #write(data: Buffer): void {

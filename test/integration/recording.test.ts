@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { probe } from '../../kit/probe.js';
-import { waitFor } from '../../kit/processes.js';
+import { now, waitFor } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { startGateway } from '../helpers/gateway.js';
@@ -178,6 +178,29 @@ t.test('terminated: the last part is finished and told; deleted over REST, a par
   );
   t.equal((await gw.post('/rest-api/recording/delete', { fileName: all[0]!.fileName })).status, 404, 'deleted twice: 404');
   t.match(await gw.post('/rest-api/recording/delete', { fileName: '../etc/passwd' }), { status: 400, body: { field: 'fileName' } });
+});
+
+t.test('a recording started long after the keyframe (the video cached since comes first, at once) has its sound', async (t) => {
+  await waitFor(
+    'the last keyframe sent 1.2 s ago',
+    () => {
+      const last = [...publisher.frames].reverse().find((f) => f.key);
+      return last !== undefined && now() - last.sentAt > 1200;
+    },
+    10_000,
+    10,
+  );
+  const res = await gw.post('/rest-api/push/startup', { streamName: 'reccam', rtmpUrl: 'record://' });
+  t.equal(res.status, 200, JSON.stringify(res.body));
+  await waitFor('a part of 400 KB', async () => (await listed()).some((r) => r.size > 400_000), 20_000);
+  const [part] = await listed();
+  const recorded = await probe(join(dir, part!.fileName));
+  t.same(recorded.streams.map((s) => s.codec_type).sort(), ['audio', 'video'], 'its picture and its sound');
+  t.ok(recorded.audio.length > 10, `${recorded.audio.length} audio packets`);
+  t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: res.body.mediaSessionId })).status, 200);
+  await waitFor('no recording ffmpeg', async () => (await recorderPid()) === undefined, 10_000);
+  await waitFor('the part finished', async () => (await listed()).every((r) => r.state !== 'recording'), 10_000);
+  for (const { fileName } of await listed()) t.equal((await gw.post('/rest-api/recording/delete', { fileName })).status, 200);
 });
 
 t.test('record:// takes nothing else; a push check has nothing to check', async (t) => {

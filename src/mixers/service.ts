@@ -154,8 +154,13 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
     return this.#describe(request.uri, mixer);
   }
 
-  async terminate(uri: string): Promise<void> {
-    await this.#get(uri).close('terminated');
+  /** Ends the mixer `uri`; with `createdAt` (as `findAll` gives it), only if it is the mixer started then. */
+  async terminate(uri: string, createdAt?: string): Promise<void> {
+    const mixer = this.#get(uri);
+    if (createdAt !== undefined && new Date(mixer.createdAt).toISOString() !== createdAt) {
+      throw notFound(`uri: ${uri} was started again since ${createdAt}`, 'uri');
+    }
+    await mixer.close('terminated');
   }
 
   findAll(): MixerInfo[] {

@@ -126,8 +126,8 @@ export class LocalPlane implements MediaPlane {
     return this.core.mixers.findAll();
   }
 
-  async mixerTerminate(uri: string): Promise<void> {
-    await this.core.mixers.terminate(uri);
+  async mixerTerminate(uri: string, createdAt?: string): Promise<void> {
+    await this.core.mixers.terminate(uri, createdAt);
   }
 
   watch(listener: (change: PushChange) => void): () => void {

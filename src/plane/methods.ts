@@ -150,8 +150,9 @@ export const PLACE_METHODS = {
     result: z.array(mixerInfoSchema),
     route: { to: 'gather', key: () => undefined },
   }),
+  /** Ends the mixer `uri`; with `createdAt`, only the mixer started then (not one started since under the same URI). */
   mixerTerminate: method({
-    args: z.tuple([mixerUriSchema]),
+    args: z.tuple([mixerUriSchema, z.iso.datetime().optional()]),
     result: nothing,
     route: { to: 'stream', key: ([uri]) => mixerName(uri) },
   }),

@@ -45,8 +45,8 @@ interface SessionStream {
  */
 export class SignalingSession {
   readonly #streams = new Map<string, SessionStream>();
-  /** The mixers this session started: they end with it. */
-  readonly #mixers = new Set<string>();
+  /** The mixers this session started, by URI, with when each started: they end with it. */
+  readonly #mixers = new Map<string, string>();
   readonly #unwatch: () => void;
   /** Until the first publish is answered: a session that never authenticates or publishes is closed. */
   #idle: NodeJS.Timeout | undefined;
@@ -76,7 +76,7 @@ export class SignalingSession {
         if (stream.publisherId !== undefined) void this.#unpublish(name, stream.publisherId, 'SDK session disconnected', true);
       }
       this.#streams.clear();
-      for (const uri of this.#mixers) void this.#endMixer(uri);
+      for (const [uri, createdAt] of this.#mixers) void this.#endMixer(uri, createdAt);
       this.#mixers.clear();
     });
     this.#send({ type: 'hello', version: PROTOCOL_VERSION });
@@ -223,12 +223,11 @@ export class SignalingSession {
     const token = message.token ?? [...this.#streams.values()].find((s) => s.token !== undefined)?.token;
     await authorizePublish(this.access, { stream: request.localStreamName ?? name, token, client: this.client, mixer: name });
     const mixer = await this.plane.mixerStartup(request);
-    this.#mixers.add(request.uri);
     if (this.socket.readyState !== this.socket.OPEN) {
-      this.#mixers.delete(request.uri);
-      await this.#endMixer(request.uri);
+      await this.#endMixer(request.uri, mixer.createdAt);
       return;
     }
+    this.#mixers.set(request.uri, mixer.createdAt);
     this.#send({ type: 'mixer', requestId: message.requestId, mixer });
   }
 
@@ -240,9 +239,10 @@ export class SignalingSession {
     this.#send({ type: 'mixer', requestId: message.requestId, mixer });
   }
 
-  async #endMixer(uri: string): Promise<void> {
+  /** Ends the mixer this session started, not one started since under the same URI. */
+  async #endMixer(uri: string, createdAt: string): Promise<void> {
     try {
-      await this.plane.mixerTerminate(uri);
+      await this.plane.mixerTerminate(uri, createdAt);
     } catch (error) {
       this.log.debug({ mixer: uri, reason: (error as Error).message }, "an SDK session's mixer had already ended");
     }

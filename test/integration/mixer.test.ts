@@ -413,7 +413,7 @@ t.test('from the SDK: a publisher whose token allows the mixer starts it and add
   const GUEST_KEY = 'guest-publish-key-0123456789abcdef';
   const gw = await startGateway({
     publish_keys: [
-      { id: 'host', secret: HOST_KEY, streams: ['host', 'show'], destinations: 'none', view: false, mixers: ['show'] },
+      { id: 'host', secret: HOST_KEY, streams: ['host', 'show', 'stage'], destinations: 'none', view: false, mixers: ['show', 'stage'] },
       { id: 'guest', secret: GUEST_KEY, streams: ['guest'], destinations: 'none', view: false, mixers: [] },
     ],
   });
@@ -477,8 +477,22 @@ t.test('from the SDK: a publisher whose token allows the mixer starts it and add
   ]);
   t.match(await ask(host, { type: 'leaveMixer', requestId: 'l1', name: 'host', uri: 'mixer://show' }), { type: 'mixer', mixer: { inputs: [{ streamName: 'guest' }] } });
 
-  // The page that started the mixer goes away: the mixer ends with its session.
+  // A second mixer of the session is ended over REST and started again there: it is no longer the session's.
+  t.match(await ask(host, { type: 'startMixer', requestId: 's4', mixer: { uri: 'mixer://stage' } }), { type: 'mixer', mixer: { uri: 'mixer://stage' } });
+  t.equal((await gw.post('/rest-api/mixer/terminate', { uri: 'mixer://stage' })).status, 200);
+  t.equal((await gw.post('/rest-api/mixer/startup', { uri: 'mixer://stage' })).status, 200);
+
+  // The page that started the mixers goes away: the mixer it started ends with its session, the one started since stays.
   await host.vanish();
-  await waitFor('the mixer ended with the session', async () => (await gw.post('/rest-api/mixer/find_all', {})).status === 404);
+  const left = await waitFor('the mixer ended with the session', async () => {
+    const mixers = (await gw.post('/rest-api/mixer/find_all', {})).body as { uri: string }[];
+    return mixers.some((m) => m.uri === 'mixer://show') ? undefined : mixers;
+  });
+  t.same(
+    left.map((m) => m.uri),
+    ['mixer://stage'],
+    'the mixer started again over REST under the URI of one of the session goes on',
+  );
+  t.equal((await gw.post('/rest-api/mixer/terminate', { uri: 'mixer://stage' })).status, 200);
   await waitFor('no ffmpeg left', async () => (await ffmpegCount()) === 0);
 });

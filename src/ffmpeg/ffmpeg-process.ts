@@ -1,4 +1,5 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { GatewayError } from '../errors.js';
@@ -20,7 +21,7 @@ export type Fd3 = 'video' | number;
 export type FfmpegEvents = {
   /** A line of ffmpeg's log. */
   line: [line: string];
-  /** Bytes ffmpeg wrote to its standard output. */
+  /** Bytes ffmpeg wrote to its standard output (unless it was given a socket for it). */
   output: [data: Buffer];
   /** Bytes ffmpeg wrote to its descriptor 4 (`pipe:4`), which it has with a video input. */
   audioOutput: [data: Buffer];
@@ -42,7 +43,7 @@ const SPAWN_FAILED = 127;
  * which is what ends an ffmpeg whose input has gone quiet.
  */
 export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
-  readonly #child: ChildProcessByStdio<Writable, Readable, Readable>;
+  readonly #child: ChildProcessByStdio<Writable, Readable | null, Readable>;
   /** File descriptor 3 of ffmpeg (`pipe:3`): its video input, when it has one. */
   readonly #video: Writable | undefined;
   readonly exited: Promise<void>;
@@ -53,14 +54,15 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
 
   /**
    * `onListenerError` hears of a listener that threw (isolated from the others and from this
-   * process); `fd3` gives ffmpeg a fourth descriptor. Arguments Node refuses to pass (a NUL in one)
+   * process); `fd3` gives ffmpeg a fourth descriptor; `stdout`, a socket of the caller's for its
+   * standard output (which is then not read here). Arguments Node refuses to pass (a NUL in one)
    * are a `GatewayError` whose message holds none of them: an argument may be a secret.
    */
-  constructor(binary: string, args: readonly string[], onListenerError?: ListenerErrorHandler, fd3?: Fd3) {
+  constructor(binary: string, args: readonly string[], onListenerError?: ListenerErrorHandler, fd3?: Fd3, stdout?: Socket) {
     super(onListenerError);
     const extra = fd3 === undefined ? [] : fd3 === 'video' ? (['pipe', 'pipe'] as const) : [fd3];
     try {
-      this.#child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe', ...extra], detached: true }) as ChildProcessByStdio<Writable, Readable, Readable>;
+      this.#child = spawn(binary, args, { stdio: ['pipe', stdout ?? 'pipe', 'pipe', ...extra], detached: true }) as ChildProcessByStdio<Writable, Readable | null, Readable>;
     } catch (error) {
       throw new GatewayError('internal', `ffmpeg could not be started (${(error as NodeJS.ErrnoException).code ?? 'spawn refused its arguments'})`);
     }
@@ -92,7 +94,7 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
     ]).then(() => undefined);
     this.#child.stdin.on('error', () => {}); // EPIPE once ffmpeg is gone
     createInterface({ input: this.#child.stderr }).on('line', (line) => this.safeEmit('line', line));
-    this.#child.stdout.on('data', (data: Buffer) => this.safeEmit('output', data));
+    this.#child.stdout?.on('data', (data: Buffer) => this.safeEmit('output', data));
     if (fd3 === 'video') {
       const second = this.#child.stdio[4] as Readable;
       second.on('error', () => {});
@@ -143,11 +145,11 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
 
   /** Stops reading ffmpeg's output until `resumeOutput`: ffmpeg blocks once the pipe is full. */
   pauseOutput(): void {
-    this.#child.stdout.pause();
+    this.#child.stdout?.pause();
   }
 
   resumeOutput(): void {
-    this.#child.stdout.resume();
+    this.#child.stdout?.resume();
   }
 
   /** Ends its input: an ffmpeg reading a file from stdin finishes its work and exits. */

@@ -1,5 +1,6 @@
 import type { ListenerErrorHandler } from '../events.js';
 import { FfmpegProcess, type Fd3 } from './ffmpeg-process.js';
+import { OutputSockets } from './output-sockets.js';
 
 /** Where the PIDs of running children are recorded, so that a killed gateway's can be found (`ChildRegistry`). */
 export interface ChildRecord {
@@ -15,12 +16,35 @@ export interface ChildRecord {
  */
 export class FfmpegSupervisor {
   readonly #live = new Set<FfmpegProcess>();
+  readonly #outputs = new OutputSockets();
 
   constructor(private readonly record?: ChildRecord) {}
 
   /** Starts ffmpeg, with a descriptor 3 when `fd3` says which (`Fd3`). */
   spawn(binary: string, args: readonly string[], onListenerError?: ListenerErrorHandler, fd3?: Fd3): FfmpegProcess {
-    const child = new FfmpegProcess(binary, args, onListenerError, fd3);
+    return this.#track(new FfmpegProcess(binary, args, onListenerError, fd3));
+  }
+
+  /**
+   * Starts ffmpeg with its standard output read into `buffer`, again and again, each read given to
+   * `onData` (a view of `buffer`, valid until it returns) instead of as `output` events: for an
+   * output of raw pictures, which would allocate a buffer for each read (`OutputSockets`).
+   */
+  async spawnReading(binary: string, args: readonly string[], onListenerError: ListenerErrorHandler, buffer: Buffer, onData: (data: Buffer) => void): Promise<FfmpegProcess> {
+    const { ours, theirs } = await this.#outputs.pair(buffer, onData, (error) => onListenerError('output', error));
+    try {
+      const child = this.#track(new FfmpegProcess(binary, args, onListenerError, undefined, theirs));
+      void child.exited.then(() => ours.destroy());
+      return child;
+    } catch (error) {
+      ours.destroy();
+      throw error;
+    } finally {
+      theirs.destroy(); // ffmpeg has its own copy
+    }
+  }
+
+  #track(child: FfmpegProcess): FfmpegProcess {
     const pid = child.pid;
     this.#live.add(child);
     if (pid !== undefined) this.record?.add(pid);
@@ -38,6 +62,7 @@ export class FfmpegSupervisor {
 
   /** Kills every ffmpeg still running; the signals are sent before it returns. */
   killAll(): void {
+    this.#outputs.close();
     for (const child of this.#live) void child.kill();
   }
 }

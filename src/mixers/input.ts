@@ -20,36 +20,38 @@ export interface DecoderDeps {
   log: Logger;
 }
 
+/** How much of a decoder's output is read at once. */
+const READ_BYTES = 256 * 1024;
+
 /**
  * One decoder of an input's video: its frames from a keyframe on as IVF into ffmpeg, which scales
  * them into the slot (letterboxed) and gives back raw pictures of the slot's size. The latest
- * picture is what the mixer draws.
+ * picture is what the mixer draws. Its output is read into buffers of its own, never allocated per
+ * read (`spawnReading`); what it is written before its ffmpeg has started waits for it.
  */
 class SlotDecoder {
   /** Its latest whole picture; read (copied into the canvas) before the next one replaces it. */
   latest: Buffer | undefined;
-  readonly #ffmpeg: FfmpegProcess;
+  #ffmpeg: FfmpegProcess | undefined;
+  /** What was written before ffmpeg started. */
+  #waiting: Buffer[] | undefined = [];
   /** The picture being read from ffmpeg; it and `latest` swap when it is whole, so no picture is allocated twice. */
   #filling: Buffer;
   #filled = 0;
   #startMs: number | undefined;
   #closed = false;
+  readonly #started: Promise<void>;
 
   constructor(
     readonly size: Size,
     labelFile: string,
     deps: DecoderDeps,
     onPicture: () => void,
-    /** It ended though it was not closed (a stream it could not decode). */
+    /** It ended though it was not closed (a stream it could not decode, or it could not start). */
     onFailed: () => void,
   ) {
     this.#filling = Buffer.allocUnsafe(pictureBytes(size.width, size.height));
-    this.#ffmpeg = deps.supervisor.spawn(deps.ffmpegPath, decoderArgs(size, labelFile), (event, error) => deps.log.error({ err: error, event }, 'mixer decoder listener failed'));
-    this.#ffmpeg.on('line', (line) => deps.log.warn({ ffmpeg: line }, 'mixer input decoder'));
-    this.#ffmpeg.on('exit', () => {
-      if (!this.#closed) onFailed();
-    });
-    this.#ffmpeg.on('output', (data) => {
+    const onData = (data: Buffer): void => {
       let at = 0;
       while (at < data.length) {
         const copied = data.copy(this.#filling, this.#filled, at);
@@ -62,7 +64,24 @@ class SlotDecoder {
         this.#filled = 0;
         onPicture();
       }
-    });
+    };
+    const onListenerError = (event: string, error: unknown): void => deps.log.error({ err: error, event }, 'mixer decoder listener failed');
+    this.#started = deps.supervisor.spawnReading(deps.ffmpegPath, decoderArgs(size, labelFile), onListenerError, Buffer.allocUnsafe(READ_BYTES), onData).then(
+      (ffmpeg) => {
+        this.#ffmpeg = ffmpeg;
+        ffmpeg.on('line', (line) => deps.log.warn({ ffmpeg: line }, 'mixer input decoder'));
+        ffmpeg.on('exit', () => {
+          if (!this.#closed) onFailed();
+        });
+        if (this.#closed) void ffmpeg.stop(1000);
+        for (const data of this.#waiting ?? []) ffmpeg.write(data);
+        this.#waiting = undefined;
+      },
+      (error: unknown) => {
+        deps.log.error({ reason: (error as Error).message }, 'a mixer input decoder could not start');
+        if (!this.#closed) onFailed();
+      },
+    );
   }
 
   /** A frame for the decoder; the first must be a keyframe (earlier ones are left out). */
@@ -71,18 +90,25 @@ class SlotDecoder {
     if (this.#startMs === undefined) {
       if (!frame.key) return;
       this.#startMs = frame.wallclockMs;
-      this.#ffmpeg.write(ivfHeader(frame.codec));
+      this.#send(ivfHeader(frame.codec));
     }
     const data = frame.bitstream();
     const pts = Math.max(0, Math.round(((frame.wallclockMs - this.#startMs) * IVF_CLOCK_RATE) / 1000));
-    this.#ffmpeg.write(ivfFrameHeader(data.length, pts));
-    this.#ffmpeg.write(data);
+    this.#send(ivfFrameHeader(data.length, pts));
+    this.#send(data);
   }
 
   /** Ends its ffmpeg; resolves once it has exited. */
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.#closed = true;
-    return this.#ffmpeg.stop(1000);
+    this.#waiting = undefined;
+    await this.#started;
+    await this.#ffmpeg?.stop(1000);
+  }
+
+  #send(data: Buffer): void {
+    if (this.#waiting) this.#waiting.push(data);
+    else this.#ffmpeg?.write(data);
   }
 }
 

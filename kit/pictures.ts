@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -12,20 +15,62 @@ export interface Picture {
 
 export type Rgb = [number, number, number];
 
-/**
- * One picture decoded by ffmpeg: a JPEG (a snapshot), or the frame of a recording at `atS` seconds
- * (from its end when negative). Its size is read first with ffprobe.
- */
-export async function decodePicture(file: string, atS?: number): Promise<Picture> {
-  const seek = atS === undefined ? [] : atS < 0 ? ['-sseof', String(atS)] : ['-ss', String(atS)];
-  const { stdout: size } = await run('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=width,height', '-of', 'csv=p=0', file]);
-  const [width, height] = size.trim().split(',').map(Number) as [number, number];
-  const { stdout } = await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', ...seek, '-i', file, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], {
+/** One picture decoded by ffmpeg: a JPEG (a snapshot), or the first frame of a recording. Its size is read first with ffprobe. */
+export async function decodePicture(file: string): Promise<Picture> {
+  const { width, height } = await videoSize(file);
+  const { stdout } = await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', file, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], {
     encoding: 'buffer',
     maxBuffer: 64 * 1024 * 1024,
   });
   if (stdout.length < width * height * 3) throw new Error(`${file}: no picture decoded`);
   return { width, height, rgb: stdout.subarray(0, width * height * 3) };
+}
+
+/**
+ * The last keyframe of a recording, decoded: what it showed at most a keyframe interval before
+ * its end. The file is read from its start, not sought into: a sequence header met on the way (a
+ * new encoder's, as when a push hands over to its still picture) then applies to the frames after
+ * it, where a seek past it would decode them with the first one's and give grey.
+ */
+export async function lastKeyframe(file: string): Promise<Picture> {
+  const { width, height } = await videoSize(file);
+  const dir = await mkdtemp(join(tmpdir(), 'keyframe-'));
+  try {
+    const out = join(dir, 'last.rgb');
+    // Only keyframes are decoded; each is written over the one before (`-update`).
+    await run('ffmpeg', [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-skip_frame',
+      'nokey',
+      '-i',
+      file,
+      '-an',
+      '-fps_mode',
+      'passthrough',
+      '-c:v',
+      'rawvideo',
+      '-pix_fmt',
+      'rgb24',
+      '-f',
+      'image2',
+      '-update',
+      '1',
+      out,
+    ]);
+    const rgb = await readFile(out).catch(() => Buffer.alloc(0));
+    if (rgb.length !== width * height * 3) throw new Error(`${file}: no keyframe decoded`);
+    return { width, height, rgb };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function videoSize(file: string): Promise<{ width: number; height: number }> {
+  const { stdout } = await run('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=width,height', '-of', 'csv=p=0', file]);
+  const [width, height] = stdout.trim().split(',').map(Number) as [number, number];
+  return { width, height };
 }
 
 /** The mean colour of the 8x8 pixels around (x, y), as fractions of the width and height. */

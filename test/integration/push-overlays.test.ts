@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { colourLook, loadFixture } from '../../kit/fixture.js';
-import { colourAt, decodePicture, looksLike } from '../../kit/pictures.js';
+import { colourAt, lastKeyframe, looksLike } from '../../kit/pictures.js';
 import { probe } from '../../kit/probe.js';
 import { waitFor } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
@@ -51,7 +51,7 @@ t.test('a push with an overlay: the logo where it was asked, over the live pictu
     await waitFor(
       what,
       async () => {
-        const frame = await decodePicture(nginx.recording('cam'), -1).catch(() => undefined);
+        const frame = await lastKeyframe(nginx.recording('cam')).catch(() => undefined);
         if (!frame) return false;
         const [logo, picture] = [colourAt(frame, 0.85, 0.11), colourAt(frame, 0.5, 0.5)];
         seen = JSON.stringify([logo, picture]);

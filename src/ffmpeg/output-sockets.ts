@@ -64,7 +64,19 @@ export class OutputSockets {
     // Its errors (the child gone, at worst) end it; the reader hears of the end from the child's exit.
     ours.on('error', () => {});
     ours.write(token);
-    return { ours, theirs: await accepted };
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('the output socket pair was not made in time')), TOKEN_TIMEOUT_MS);
+    });
+    try {
+      return { ours, theirs: await Promise.race([accepted, late]) };
+    } catch (error) {
+      this.#waiting.delete(key);
+      ours.destroy();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Stops listening; pairs already made go on. */

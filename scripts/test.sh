@@ -12,6 +12,10 @@ bash scripts/install-deps.sh --test || exit 1
 npx tsc --noEmit -p tsconfig.json || { echo "0 passed, 1 failed"; exit 1; }
 npm run --silent lint || { echo "0 passed, 1 failed"; exit 1; }
 npm run --silent knip || { echo "0 passed, 1 failed"; exit 1; }
+# tap builds its runner for package.json's plugin set at its first run in a clone, and that run's
+# test processes resolved modules otherwise (puppeteer-core's import of a chromium-bidi file
+# failed, in the first run only): the runner is built before any test runs.
+npx tap build >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
 
 # Lines of src/ the whole suite must cover (%): the README states it.
 COVERAGE_FLOOR=94

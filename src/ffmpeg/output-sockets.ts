@@ -88,7 +88,7 @@ export class OutputSockets {
 
   #listen(): Promise<string> {
     const name = `\0webrtc-rtmp-gateway-${process.pid}-${randomBytes(8).toString('hex')}`;
-    const server = createServer({ pauseOnConnect: false }, (socket) => this.#accept(socket));
+    const server = createServer((socket) => this.#accept(socket));
     this.#server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);

@@ -33,9 +33,8 @@ export class FfmpegSupervisor {
   async spawnReading(binary: string, args: readonly string[], onListenerError: ListenerErrorHandler, buffer: Buffer, onData: (data: Buffer) => void): Promise<FfmpegProcess> {
     const { ours, theirs } = await this.#outputs.pair(buffer, onData, (error) => onListenerError('output', error));
     try {
-      const child = this.#track(new FfmpegProcess(binary, args, onListenerError, undefined, theirs));
-      void child.exited.then(() => ours.destroy());
-      return child;
+      // `ours` ends by itself once ffmpeg, the last holder of `theirs`, has gone and all it wrote was read.
+      return this.#track(new FfmpegProcess(binary, args, onListenerError, undefined, theirs));
     } catch (error) {
       ours.destroy();
       throw error;

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { colourLook, loadFixture } from '../../kit/fixture.js';
 import { brightness, colourAt, decodePicture, lastKeyframe, looksLike, toneLevels, type Picture } from '../../kit/pictures.js';
-import { nonMonotonic, probe, recordedFps } from '../../kit/probe.js';
+import { nonMonotonic, probe, recordedFps, type ProbedPacket } from '../../kit/probe.js';
 import { waitFor } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
@@ -27,6 +27,10 @@ const GREEN = '#00ff00';
 const PLACEHOLDER = '#303030';
 const FIXTURES = join(import.meta.dirname, '..', '..', '.bench', 'fixture');
 const run = promisify(execFile);
+/** The last seconds of a recording whose sound is measured (`toneLevels`). */
+const TONE_WINDOW_S = 2;
+/** The time of the last of `packets` (s), 0 for none. */
+const lastTime = (packets: ProbedPacket[]): number => Number(packets.at(-1)?.pts_time ?? 0);
 
 /** A media directory with a yellow square (PNG), a cyan backdrop (JPEG) and a file that is no image. */
 async function mediaDir(t: Test): Promise<string> {
@@ -263,6 +267,8 @@ t.test(
     t.match(await gw.post('/rest-api/mixer/set_stream_label', { uri: 'mixer://show', remoteStreamName: 'red', label: 'two\nlines' }), { status: 400, body: { message: /label/ } });
 
     for (const stream of ['blue', 'yellow']) t.equal((await gw.post('/rest-api/mixer/remove', { uri: 'mixer://show', remoteStreamName: stream })).status, 200);
+    // How much sound was recorded when they left: the sound checked at the end comes after it.
+    const soundAtRemoval = lastTime((await probe(nginx.recording('show'))).audio);
     await waitForPicture(gw, dir, 'show', 'red alone fills the picture', [
       [0.5, 0.5, RED],
       [0.1, 0.5, '#000000'],
@@ -282,6 +288,12 @@ t.test(
       [5 / 6, 5 / 6, PLACEHOLDER],
     ]);
 
+    // The last seconds of sound, checked below, all recorded after blue left.
+    await waitFor(
+      'the sound checked at the end recorded after the removal',
+      async () => lastTime((await probe(nginx.recording('show'))).audio) > soundAtRemoval + TONE_WINDOW_S + 0.5,
+    );
+
     // Through all of it, one connection to nginx-rtmp, and what it recorded is one stream at a constant rate.
     t.match(await nginx.streams(), [{ clientId: session!.clientId }], 'the same RTMP connection throughout');
     t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: (push.body as { mediaSessionId: string }).mediaSessionId })).status, 200);
@@ -293,7 +305,7 @@ t.test(
     const gaps = recording.video.slice(1).map((p, i) => Number(p.dts_time) - Number(recording.video[i]!.dts_time));
     t.ok(Math.max(...gaps) < 0.25, `no picture missing for long (longest gap ${Math.max(...gaps).toFixed(3)} s)`);
     // Its last seconds: red, the input left, is heard; blue, removed, is not.
-    const [low, high] = await toneLevels(nginx.recording('show'), [440, 1000]);
+    const [low, high] = await toneLevels(nginx.recording('show'), [440, 1000], TONE_WINDOW_S);
     t.ok(low! > 0.02 && high! < low! / 5, `red heard, blue gone with its input (440 Hz ${low!.toFixed(3)}, 1000 Hz ${high!.toFixed(3)})`);
   },
 );

@@ -23,6 +23,17 @@ export default tseslint.config(
     },
   },
   {
+    // Media is timed on the monotonic clock: the wall clock, which an NTP correction or a resumed VM
+    // steps, is read only through src/clock.ts's wallClockMs, where a date is meant.
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-properties': [
+        'error',
+        { object: 'Date', property: 'now', message: 'Use clock.ts: monotonicMs() to time media or measure durations, wallClockMs() for a date.' },
+      ],
+    },
+  },
+  {
     files: ['test/**/*.ts', 'kit/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],
     rules: {
       '@typescript-eslint/no-explicit-any': 'off',

@@ -1,3 +1,4 @@
+import { monotonicMs } from './clock.js';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ROOT } from './paths.js';
@@ -226,7 +227,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       // there, the stream handed over by this node; then whatever is left here is moved.
       await cluster.node.startDraining();
       signaling.drain();
-      return cluster.drain(Date.now() + timeoutMs);
+      return cluster.drain(monotonicMs() + timeoutMs);
     })();
     return draining;
   };

@@ -1,3 +1,4 @@
+import { monotonicMs } from './clock.js';
 import { EventEmitter } from 'node:events';
 
 /** Told of a listener that threw: the emitter goes on with its other listeners. */
@@ -54,7 +55,7 @@ export class TypedEmitter<Events extends Record<string, unknown[]>> {
 export async function pollUntil(check: () => Promise<boolean>, deadline: number): Promise<boolean> {
   for (;;) {
     if (await check().catch(() => false)) return true;
-    if (Date.now() >= deadline) return false;
+    if (monotonicMs() >= deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

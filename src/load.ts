@@ -1,3 +1,4 @@
+import { monotonicMs } from './clock.js';
 import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay, performance, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
 import { unavailable } from './errors.js';
@@ -53,7 +54,7 @@ export class LoadMonitor {
   constructor(
     private readonly limits: LoadLimits,
     private readonly sample: LoadSampler = processSampler(),
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = monotonicMs,
     windowMs = WINDOW_MS,
   ) {
     // Sampled even with every limit off: the figures go to /metrics.

@@ -33,11 +33,11 @@ export class AudioMixer extends AudioTimeline {
   }
 
   /**
-   * A packet's samples (interleaved stereo) at `wallclockMs` on the publisher's clock; undefined for
+   * A packet's samples (interleaved stereo) at `captureMs` on the publisher's clock; undefined for
    * a packet that could not be decoded, which still says the publisher's audio goes on.
    */
-  pushPcm(pcm: Int16Array | undefined, wallclockMs: number): void {
-    this.placePcm(pcm, wallclockMs, (frames, offset) => this.#mix(frames, pcm, offset));
+  pushPcm(pcm: Int16Array | undefined, captureMs: number): void {
+    this.placePcm(pcm, captureMs, (frames, offset) => this.#mix(frames, pcm, offset));
   }
 
   protected silence(position: number): void {

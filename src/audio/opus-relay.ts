@@ -25,9 +25,9 @@ export class OpusRelay extends AudioTimeline {
     this.#write = options.write;
   }
 
-  /** An Opus packet captured at `wallclockMs` on the publisher's clock. */
-  push(packet: Buffer, wallclockMs: number): void {
-    const position = this.place(wallclockMs);
+  /** An Opus packet captured at `captureMs` on the publisher's clock. */
+  push(packet: Buffer, captureMs: number): void {
+    const position = this.place(captureMs);
     if (position === undefined) return;
     const samples = opusPacketSamples(packet);
     // Unreadable, or its time is written already (late, or overlapping silence written for a stall).

@@ -1,3 +1,4 @@
+import { monotonicMs } from '../clock.js';
 import { PCM_CHANNELS } from './pcm.js';
 
 /** Samples (48 kHz frames) per millisecond of the publisher's clock. */
@@ -47,7 +48,7 @@ export abstract class AudioTimeline {
   #lastLiveAt = 0;
   #closed = false;
 
-  constructor(now: () => number = Date.now) {
+  constructor(now: () => number = monotonicMs) {
     this.now = now;
   }
 
@@ -78,13 +79,13 @@ export abstract class AudioTimeline {
   protected abstract silence(position: number): void;
 
   /**
-   * Where a packet captured at `wallclockMs` goes (its first sample), telling that the publisher's
+   * Where a packet captured at `captureMs` goes (its first sample), telling that the publisher's
    * audio goes on; undefined when it cannot be placed (not begun, closed, too far ahead of now).
    */
-  protected place(wallclockMs: number): number | undefined {
-    if (this.#closed || this.#startMs === undefined || wallclockMs > this.now() + MAX_AHEAD_MS) return undefined;
+  protected place(captureMs: number): number | undefined {
+    if (this.#closed || this.#startMs === undefined || captureMs > this.now() + MAX_AHEAD_MS) return undefined;
     this.#lastLiveAt = this.now();
-    return Math.round((wallclockMs - this.#startMs) * SAMPLES_PER_MS);
+    return Math.round((captureMs - this.#startMs) * SAMPLES_PER_MS);
   }
 
   /**
@@ -92,8 +93,8 @@ export abstract class AudioTimeline {
    * still says the audio goes on): silence first up to it after a gap, and what of it is already
    * written (it came late) left out; `write` writes its `frames` frames from frame `offset`.
    */
-  protected placePcm(pcm: Int16Array | undefined, wallclockMs: number, write: (frames: number, offset: number) => void): void {
-    const position = this.place(wallclockMs);
+  protected placePcm(pcm: Int16Array | undefined, captureMs: number, write: (frames: number, offset: number) => void): void {
+    const position = this.place(captureMs);
     if (position === undefined) return;
     const frames = pcm ? pcm.length / PCM_CHANNELS : 0;
     if (frames === 0 || position + frames <= this.written) return;

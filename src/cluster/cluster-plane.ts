@@ -1,3 +1,4 @@
+import { monotonicMs } from '../clock.js';
 import type { Logger } from 'pino';
 import { conflict, unavailable } from '../errors.js';
 import type { ClusterNode } from './node.js';
@@ -203,7 +204,7 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
   #placedNews(news: PublishNews): void {
     const placed = this.#placed.get(news.publisherId);
     if (!placed) {
-      const now = Date.now();
+      const now = monotonicMs();
       for (const [id, early] of this.#early) if (now - early.at > EARLY_NEWS_MS) this.#early.delete(id);
       const early = this.#early.get(news.publisherId) ?? { at: now, news: [] };
       early.news.push(news);
@@ -287,15 +288,15 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
    * nodes need no Redis, so lists still gather every node, and calls still reach theirs.
    */
   #list(fresh = false): Promise<KnownNode[]> {
-    if (fresh || !this.#nodes || Date.now() - this.#nodes.at > 1000) {
+    if (fresh || !this.#nodes || monotonicMs() - this.#nodes.at > 1000) {
       const list = this.node.registry.list().then(
-        (nodes) => (this.#lastList = nodes.map((n) => ({ ...n, heardAt: Date.now() - n.heardAgoMs }))),
+        (nodes) => (this.#lastList = nodes.map((n) => ({ ...n, heardAt: monotonicMs() - n.heardAgoMs }))),
         () => {
           this.#nodes = undefined; // read again at the next call
           return this.#lastList;
         },
       );
-      this.#nodes = { at: Date.now(), list };
+      this.#nodes = { at: monotonicMs(), list };
     }
     return this.#nodes.list;
   }
@@ -311,14 +312,14 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
     this.log.info({ node: this.node.id }, 'draining: moving every stream to other nodes');
     let moved = 0;
     for (const stream of await this.inner.streams()) {
-      if (Date.now() >= deadline) break;
+      if (monotonicMs() >= deadline) break;
       await this.#move(stream.name, 'this node is draining: publish again at another node');
       const elsewhere = await pollUntil(
         async () => {
           const claim = await this.node.claims.holder(stream.name).catch(() => undefined);
           return claim !== undefined && claim.node !== this.node.id;
         },
-        Math.min(deadline, Date.now() + 10_000),
+        Math.min(deadline, monotonicMs() + 10_000),
       );
       if (elsewhere) moved++;
       this.log.info({ stream: stream.name, elsewhere }, elsewhere ? 'stream moved' : 'stream not published elsewhere in 10 s: going on');

@@ -1,3 +1,4 @@
+import { wallClockMs } from '../clock.js';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { GatewayError } from '../errors.js';
@@ -153,7 +154,7 @@ export class NodeCalls {
     const { url } = to;
     // JSON has no undefined: a trailing optional argument left out would arrive as null, which the table refuses.
     const given = args.slice(0, args.findLastIndex((arg) => arg !== undefined) + 1);
-    const call: SealedCall = { from: this.node, to: to.id, method, args: given, at: Date.now(), nonce: randomUUID() };
+    const call: SealedCall = { from: this.node, to: to.id, method, args: given, at: wallClockMs(), nonce: randomUUID() };
     let response: Response;
     try {
       response = await fetch(`${url}/internal/plane`, {
@@ -193,7 +194,7 @@ export class NodeCalls {
     } catch {
       throw new GatewayError('unauthorized', 'not a call of a node of this cluster');
     }
-    const now = Date.now();
+    const now = wallClockMs();
     for (const [nonce, expires] of this.#seen) if (expires < now) this.#seen.delete(nonce);
     if (Math.abs(now - call.at) > WINDOW_MS) throw new GatewayError('unauthorized', 'a call too old, or from a clock too far off');
     if (call.to !== this.node) throw new GatewayError('unauthorized', 'a call meant for another node');

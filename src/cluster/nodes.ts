@@ -1,3 +1,4 @@
+import { wallClockMs } from '../clock.js';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -102,7 +103,7 @@ export class NodeRegistry {
           this.#epoch === undefined ? '0' : '1',
         ),
       );
-      this.#lastBeat = Date.now();
+      this.#lastBeat = wallClockMs();
       const before = this.#epoch;
       this.#epoch = epoch;
       if (before !== undefined && before !== epoch) {

@@ -1,3 +1,4 @@
+import { monotonicMs } from '../clock.js';
 /** A node as placement weighs it: what its last heartbeat told, and when it was written (local clock). */
 export interface WeighedNode {
   id: string;
@@ -38,7 +39,7 @@ export class Placement {
   }
 
   /** A publish placed at node `id` was answered there (it counts until a heartbeat after now), or failed (it does not). */
-  answered(id: string, published: boolean, now = Date.now()): void {
+  answered(id: string, published: boolean, now = monotonicMs()): void {
     const times = this.#answeredAt.get(id);
     const pending = times?.indexOf(Infinity) ?? -1;
     if (!times || pending < 0) return;

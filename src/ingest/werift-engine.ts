@@ -218,7 +218,7 @@ class WeriftTrack implements IngestTrack {
         timestamp: rtp.header.timestamp,
         marker: rtp.header.marker,
         payload: rtp.payload,
-        wallclockMs: 0,
+        captureMs: 0,
       });
     });
     return unSubscribe;

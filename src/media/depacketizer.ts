@@ -7,7 +7,7 @@ export interface VideoFrame {
   /** RTP timestamp (90 kHz). */
   readonly timestamp: number;
   /** Capture time on the publisher's clock (ms). */
-  readonly wallclockMs: number;
+  readonly captureMs: number;
   readonly key: boolean;
   /** The RTP packets it came in, and their payloads' bytes. */
   readonly packets: number;
@@ -41,7 +41,7 @@ export interface DepacketizerOptions {
 export interface PendingFrame {
   timestamp: number;
   /** Its capture time on the publisher's clock (ms). */
-  wallclockMs: number;
+  captureMs: number;
   key: boolean;
   /** A packet of it is missing or unreadable: it is never emitted. */
   damaged: boolean;
@@ -79,8 +79,8 @@ export abstract class Depacketizer<F extends PendingFrame> implements PacketTarg
     private readonly options: DepacketizerOptions,
   ) {}
 
-  /** A new frame of `timestamp`, captured at `wallclockMs`, before any of its payloads. */
-  protected abstract start(timestamp: number, wallclockMs: number): F;
+  /** A new frame of `timestamp`, captured at `captureMs`, before any of its payloads. */
+  protected abstract start(timestamp: number, captureMs: number): F;
   /** Reads one packet's payload into `frame`. */
   protected abstract parse(frame: F, payload: Buffer): void;
   /** The frame a complete, undamaged one makes; undefined when it is empty, or damaged after all. */
@@ -125,7 +125,7 @@ export abstract class Depacketizer<F extends PendingFrame> implements PacketTarg
   #consume(packet: MediaPacket): void {
     this.#next = (packet.sequenceNumber + 1) & 0xffff;
     if (this.#frame && this.#frame.timestamp !== packet.timestamp) this.#finish(); // its last packet was lost
-    const frame = (this.#frame ??= this.start(packet.timestamp, packet.wallclockMs));
+    const frame = (this.#frame ??= this.start(packet.timestamp, packet.captureMs));
     frame.packets++;
     frame.bytes += packet.payload.length;
     if (packet.payload.length > 0) this.parse(frame, packet.payload);

@@ -21,7 +21,7 @@ const INTER_FRAME = 2;
 export class H264Frame implements VideoFrame {
   readonly codec = 'H264';
   readonly timestamp: number;
-  readonly wallclockMs: number;
+  readonly captureMs: number;
   readonly key: boolean;
   readonly packets: number;
   readonly bytes: number;
@@ -36,7 +36,7 @@ export class H264Frame implements VideoFrame {
     readonly pps?: Buffer,
     readonly size?: { width: number; height: number },
   ) {
-    ({ timestamp: this.timestamp, wallclockMs: this.wallclockMs, key: this.key, packets: this.packets, bytes: this.bytes } = pending);
+    ({ timestamp: this.timestamp, captureMs: this.captureMs, key: this.key, packets: this.packets, bytes: this.bytes } = pending);
     this.sequenceHeader = sps && pps ? avcSequenceHeader(sps, pps) : undefined;
   }
 
@@ -50,8 +50,8 @@ export class H264Depacketizer extends Depacketizer<PendingUnit> {
   /** The latest SPS read, and the size it codes (undefined: it does not read). */
   #sizeRead: { sps: Buffer; size: { width: number; height: number } | undefined } | undefined;
 
-  protected start(timestamp: number, wallclockMs: number): PendingUnit {
-    return { timestamp, wallclockMs, nals: [], nalBytes: 0, key: false, damaged: false, packets: 0, bytes: 0 };
+  protected start(timestamp: number, captureMs: number): PendingUnit {
+    return { timestamp, captureMs, nals: [], nalBytes: 0, key: false, damaged: false, packets: 0, bytes: 0 };
   }
 
   protected parse(frame: PendingUnit, payload: Buffer): void {

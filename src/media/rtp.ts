@@ -1,3 +1,5 @@
+import { monotonicMs } from '../clock.js';
+
 /** A received media packet, engine-neutral: what the RTP header says plus the payload. */
 export interface MediaPacket {
   sequenceNumber: number;
@@ -5,7 +7,7 @@ export interface MediaPacket {
   marker: boolean;
   payload: Buffer;
   /** Capture time on the publisher's clock (ms): 0 as read, set by the track's `RtpReceiver`. */
-  wallclockMs: number;
+  captureMs: number;
 }
 
 /** Where a receiver hands each packet it accepts: the video's depacketizer, the audio's fan-out. */
@@ -42,25 +44,92 @@ export function parseRtp(packet: Buffer): MediaPacket | undefined {
     timestamp: packet.readUInt32BE(4),
     marker: (packet[1]! & 0x80) !== 0,
     payload: packet.subarray(offset, end),
-    wallclockMs: 0,
+    captureMs: 0,
   };
 }
 
+/** A timestamp this far from the previous packet's, beyond the time that passed, is a new timeline. */
+const DISCONTINUITY_MS = 5000;
+
+/** Why a track's mapping started again: said once per discontinuity, with its size. */
+export interface Discontinuity {
+  /** How far the RTP time jumped against the time that passed between the two packets (ms). */
+  jumpMs: number;
+}
+
 /**
- * Maps a track's RTP timestamps to wall-clock milliseconds, anchored at the arrival of the track's
- * first packet. Audio and video anchored on the same clock keep their relative timing within the
- * arrival jitter of their first packets: the clock every output timestamp is mapped from.
+ * Maps a track's RTP timestamps to capture times on the gateway's monotonic clock (ms), anchored at
+ * the arrival of the track's first packet. Audio and video anchored on the same clock keep their
+ * relative timing within the arrival jitter of their first packets: the clock every output
+ * timestamp is mapped from.
+ *
+ * Each timestamp is unwrapped against the previous packet's (a signed 32-bit step), into an
+ * extended time that never wraps: the 32-bit field wraps every 13 h 15 min at 90 kHz, and a step
+ * taken from the first packet would flip sign after 6 h 37 min. A step that differs from the
+ * arrival time passed by more than `DISCONTINUITY_MS` (the publisher's encoder restarted, a new
+ * SSRC, a sender's clock leaping) is a new timeline: it goes on from the previous packet's time
+ * plus the time that passed, and `onDiscontinuity` is told.
  */
 export class ClockMapping {
+  /** The previous packet's RTP field, its extended time (ticks) and its arrival (ms). */
+  #lastTimestamp: number;
+  #lastExtended: number;
+  #lastArrivalMs: number;
+  /** The extended time (ticks) that maps to `#anchorMs`. */
+  #anchorExtended: number;
+  #anchorMs: number;
+
   constructor(
     readonly clockRate: number,
-    readonly anchorTimestamp: number,
-    readonly anchorWallclockMs: number,
-  ) {}
+    anchorTimestamp: number,
+    anchorMs: number,
+    arrivalMs = anchorMs,
+    private readonly onDiscontinuity?: (discontinuity: Discontinuity) => void,
+  ) {
+    this.#lastTimestamp = anchorTimestamp >>> 0;
+    this.#lastExtended = this.#anchorExtended = this.#lastTimestamp;
+    this.#anchorMs = anchorMs;
+    this.#lastArrivalMs = arrivalMs;
+  }
 
-  wallclockMs(timestamp: number): number {
-    const delta = ((timestamp - this.anchorTimestamp) << 0) / this.clockRate; // signed 32-bit difference
-    return this.anchorWallclockMs + delta * 1000;
+  /** A timestamp's capture time, unwrapped against the latest packet's; changes nothing. */
+  captureMs(timestamp: number): number {
+    return this.#toMs(this.#lastExtended + this.#step(timestamp));
+  }
+
+  /** A packet that arrived at `arrivalMs`: its capture time, the mapping following it. */
+  next(timestamp: number, arrivalMs: number): number {
+    const step = this.#step(timestamp);
+    const stepMs = (step * 1000) / this.clockRate;
+    const passedMs = Math.max(0, arrivalMs - this.#lastArrivalMs);
+    if (Math.abs(stepMs) > DISCONTINUITY_MS && Math.abs(stepMs - passedMs) > DISCONTINUITY_MS) {
+      // A new timeline: this packet goes where the time that passed puts it.
+      const at = this.#toMs(this.#lastExtended) + passedMs;
+      this.#lastExtended += Math.round((passedMs * this.clockRate) / 1000);
+      this.#anchorExtended = this.#lastExtended;
+      this.#anchorMs = at;
+      this.#lastTimestamp = timestamp >>> 0;
+      this.#lastArrivalMs = arrivalMs;
+      this.onDiscontinuity?.({ jumpMs: Math.round(stepMs - passedMs) });
+      return at;
+    }
+    const extended = this.#lastExtended + step;
+    if (step > 0) {
+      // Only moving forward moves the reference: a late packet (a retransmission) is placed, not followed.
+      this.#lastTimestamp = timestamp >>> 0;
+      this.#lastExtended = extended;
+    }
+    this.#lastArrivalMs = Math.max(this.#lastArrivalMs, arrivalMs);
+    return this.#toMs(extended);
+  }
+
+  /** The signed 32-bit step from the latest packet's timestamp. */
+  #step(timestamp: number): number {
+    return ((timestamp >>> 0) - this.#lastTimestamp) | 0;
+  }
+
+  #toMs(extended: number): number {
+    return this.#anchorMs + ((extended - this.#anchorExtended) * 1000) / this.clockRate;
   }
 }
 
@@ -70,12 +139,12 @@ export class ClockMapping {
  * others whichever packet arrived first.
  */
 export class StreamStart {
-  #wallclockMs: number | undefined;
+  #startMs: number | undefined;
 
-  /** The wall clock (ms) of a track's first timestamp, which stands `startMs` after the start. */
+  /** The monotonic time (ms) of a track's first timestamp, which stands `startMs` after the start. */
   at(startMs: number): number {
-    this.#wallclockMs ??= Date.now() - startMs;
-    return this.#wallclockMs + startMs;
+    this.#startMs ??= monotonicMs() - startMs;
+    return this.#startMs + startMs;
   }
 }
 
@@ -154,6 +223,8 @@ export class RtpReceiver implements RtpInput {
     private readonly target: PacketTarget,
     /** A local stream's track: timed from the stream's start, `startMs` before its first timestamp. */
     private readonly local?: { start: StreamStart; startMs: number },
+    /** Told when the track's RTP time jumps to a new timeline (`ClockMapping`). */
+    private readonly onDiscontinuity?: (discontinuity: Discontinuity) => void,
   ) {}
 
   /** Packets never received (retransmitted ones count as received). */
@@ -161,9 +232,9 @@ export class RtpReceiver implements RtpInput {
     return this.#filter.lost;
   }
 
-  /** An RTP timestamp of this track on the publisher's clock (ms), once a packet came. */
-  wallclockMs(timestamp: number): number | undefined {
-    return this.#clock?.wallclockMs(timestamp);
+  /** An RTP timestamp of this track on the gateway's media clock (ms), once a packet came. */
+  captureMs(timestamp: number): number | undefined {
+    return this.#clock?.captureMs(timestamp);
   }
 
   datagram(buffer: Buffer): void {
@@ -178,8 +249,13 @@ export class RtpReceiver implements RtpInput {
     }
     this.packets++;
     this.bytes += packet.payload.length;
-    const clock = (this.#clock ??= new ClockMapping(this.clockRate, packet.timestamp, this.local ? this.local.start.at(this.local.startMs) : Date.now()));
-    packet.wallclockMs = clock.wallclockMs(packet.timestamp);
+    const arrivalMs = monotonicMs();
+    if (this.#clock) packet.captureMs = this.#clock.next(packet.timestamp, arrivalMs);
+    else {
+      const anchorMs = this.local ? this.local.start.at(this.local.startMs) : arrivalMs;
+      this.#clock = new ClockMapping(this.clockRate, packet.timestamp, anchorMs, arrivalMs, this.onDiscontinuity);
+      packet.captureMs = anchorMs;
+    }
     this.target.push(packet);
   }
 }

@@ -4,7 +4,7 @@ import { Depacketizer, type PendingFrame, type VideoFrame } from './depacketizer
 /** One VP8 or VP9 frame as the decoder reads it. */
 export class VpxFrame implements VideoFrame {
   readonly timestamp: number;
-  readonly wallclockMs: number;
+  readonly captureMs: number;
   readonly key: boolean;
   readonly packets: number;
   readonly bytes: number;
@@ -16,7 +16,7 @@ export class VpxFrame implements VideoFrame {
     pending: PendingFrame,
     readonly data: Buffer,
   ) {
-    ({ timestamp: this.timestamp, wallclockMs: this.wallclockMs, key: this.key, packets: this.packets, bytes: this.bytes } = pending);
+    ({ timestamp: this.timestamp, captureMs: this.captureMs, key: this.key, packets: this.packets, bytes: this.bytes } = pending);
     const vp8Keyframe = codec === 'VP8' && this.key && data.length >= 10 && data[3] === 0x9d && data[4] === 0x01 && data[5] === 0x2a;
     this.size = vp8Keyframe ? { width: data.readUInt16LE(6) & 0x3fff, height: data.readUInt16LE(8) & 0x3fff } : undefined;
   }
@@ -45,8 +45,8 @@ abstract class VpxDepacketizer extends Depacketizer<PendingVpx> {
   protected abstract readonly codec: VideoCodec;
   protected abstract describe(payload: Buffer): Descriptor | undefined;
 
-  protected start(timestamp: number, wallclockMs: number): PendingVpx {
-    return { timestamp, wallclockMs, parts: [], key: false, damaged: false, started: false, packets: 0, bytes: 0 };
+  protected start(timestamp: number, captureMs: number): PendingVpx {
+    return { timestamp, captureMs, parts: [], key: false, damaged: false, started: false, packets: 0, bytes: 0 };
   }
 
   protected parse(frame: PendingVpx, payload: Buffer): void {

@@ -1,5 +1,6 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
+import { monotonicMs } from '../clock.js';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 import type { VideoFrame } from '../media/depacketizer.js';
@@ -89,11 +90,11 @@ class SlotDecoder {
     if (this.#closed) return;
     if (this.#startMs === undefined) {
       if (!frame.key) return;
-      this.#startMs = frame.wallclockMs;
+      this.#startMs = frame.captureMs;
       this.#send(ivfHeader(frame.codec));
     }
     const data = frame.bitstream();
-    const pts = Math.max(0, Math.round(((frame.wallclockMs - this.#startMs) * IVF_CLOCK_RATE) / 1000));
+    const pts = Math.max(0, Math.round(((frame.captureMs - this.#startMs) * IVF_CLOCK_RATE) / 1000));
     this.#send(ivfFrameHeader(data.length, pts));
     this.#send(data);
   }
@@ -128,7 +129,7 @@ export class MixerInput implements MediaSink {
   #slotSize: Size | undefined;
 
   #label = '';
-  #lastFailure = 0;
+  #lastFailure = -Infinity;
 
   constructor(
     readonly stream: string,
@@ -195,7 +196,7 @@ export class MixerInput implements MediaSink {
   }
 
   audio(packet: AudioPacket): void {
-    this.sound.pushPcm(this.publisher?.audioPcm(packet), packet.wallclockMs);
+    this.sound.pushPcm(this.publisher?.audioPcm(packet), packet.captureMs);
   }
 
   async close(): Promise<void> {
@@ -224,7 +225,7 @@ export class MixerInput implements MediaSink {
   #decoderFailed(decoder: SlotDecoder): void {
     const publisher = this.publisher;
     if (this.#decoder !== decoder || !publisher || !this.#slotSize) return;
-    const now = Date.now();
+    const now = monotonicMs();
     if (now - this.#lastFailure < DECODER_RETRY_MS) return;
     this.#lastFailure = now;
     this.deps.log.warn({ stream: this.stream }, "a mixer input's decoder ended: a new one starts from the next keyframe");

@@ -16,9 +16,7 @@ export interface InputSource {
 
 /** What crosses between the threads: frames as their decoders read them, and sound already decoded. */
 type RelayMessage =
-  | { t: 'frame'; codec: VideoCodec; key: boolean; wallclockMs: number; timestamp: number; data: Uint8Array }
-  | { t: 'audio'; wallclockMs: number; pcm: Int16Array }
-  | { t: 'closed' };
+  { t: 'frame'; codec: VideoCodec; key: boolean; captureMs: number; timestamp: number; data: Uint8Array } | { t: 'audio'; captureMs: number; pcm: Int16Array } | { t: 'closed' };
 
 /**
  * Sends `publisher`'s media to a mixer in another worker thread over `port`: each frame's
@@ -29,10 +27,10 @@ type RelayMessage =
 export function relayStream(publisher: Publisher, port: MessagePort): void {
   const post = (message: RelayMessage): void => port.postMessage(message);
   const sink: MediaSink = {
-    frame: (frame) => post({ t: 'frame', codec: frame.codec, key: frame.key, wallclockMs: frame.wallclockMs, timestamp: frame.timestamp, data: frame.bitstream() }),
+    frame: (frame) => post({ t: 'frame', codec: frame.codec, key: frame.key, captureMs: frame.captureMs, timestamp: frame.timestamp, data: frame.bitstream() }),
     audio: (packet) => {
       const pcm = publisher.audioPcm(packet);
-      if (pcm) post({ t: 'audio', wallclockMs: packet.wallclockMs, pcm });
+      if (pcm) post({ t: 'audio', captureMs: packet.captureMs, pcm });
     },
   };
   const ended = (): void => {
@@ -70,14 +68,14 @@ export class RelayedSource implements InputSource {
       if (message.t === 'closed') return onClosed();
       if (!sink) return;
       if (message.t === 'audio') {
-        const packet: RelayedAudio = { payload: EMPTY, wallclockMs: message.wallclockMs, pcm: message.pcm };
+        const packet: RelayedAudio = { payload: EMPTY, captureMs: message.captureMs, pcm: message.pcm };
         return sink.audio(packet);
       }
       const data = Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength);
       const frame: VideoFrame = {
         codec: message.codec,
         key: message.key,
-        wallclockMs: message.wallclockMs,
+        captureMs: message.captureMs,
         timestamp: message.timestamp,
         packets: 0,
         bytes: data.length,

@@ -1,3 +1,4 @@
+import { monotonicMs } from '../clock.js';
 import type { SecureContext } from 'node:tls';
 import { z } from 'zod';
 import { GatewayError, invalid } from '../errors.js';
@@ -56,7 +57,7 @@ type Reporter = (steps: Omit<CheckReport, 'ok' | 'rtmpUrl' | 'elapsedMs' | 'erro
  * far it got. A URL the gateway cannot use, or a host the policy refuses, is a 400 like a push's.
  */
 export async function checkDestination(request: CheckRequest, settings: CheckSettings): Promise<CheckReport> {
-  const startedAt = Date.now();
+  const startedAt = monotonicMs();
   const destination = parseDestination(request.rtmpUrl, request.streamName ?? 'check', withFullUrl(settings.naming, request.rtmpTransponderFullUrl), 'rtmpUrl');
   if (destination.protocol === 'record') throw invalid('rtmpUrl', 'a recording has no server to check (record_min_free_mb guards its disk)');
   const address = await settings.resolveDestination(destination.host, destination.port);
@@ -64,7 +65,7 @@ export async function checkDestination(request: CheckRequest, settings: CheckSet
     ok: !failure,
     rtmpUrl: destination.redactedRequestedUrl,
     ...steps,
-    elapsedMs: Date.now() - startedAt,
+    elapsedMs: monotonicMs() - startedAt,
     ...(failure ? { error: errorCodeFor(failure.kind) as CheckReport['error'], message: scrubDestination(failure.message, destination) } : {}),
   });
   if (destination.protocol === 'srt') return checkSrt(destination, address, settings, report);

@@ -1,3 +1,4 @@
+import { monotonicMs } from '../clock.js';
 import { close, constants, open } from 'node:fs';
 import { chmod, link, lstat, mkdir, rmdir, statfs, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -285,6 +286,8 @@ class WritingFolder {
 /** Follows the parts ffmpeg opens (its log) and finishes (its list), and tells of each. */
 class PartFollower {
   #open: RecordingPart | undefined;
+  /** When the open part was opened, on the monotonic clock (its duration when ffmpeg's list does not tell it). */
+  #openedMs = 0;
   #finishing: Promise<void> = Promise.resolve();
   /** Whether the part open was put in `record_dir`. */
   #published: Promise<boolean> = Promise.resolve(false);
@@ -304,6 +307,7 @@ class PartFollower {
     this.#finish();
     const file = basename(opened[1]!);
     this.#open = { file, ...this.push, startedAt: new Date().toISOString() };
+    this.#openedMs = monotonicMs();
     const part = this.#open;
     this.#published = this.folder.publish(file, PART_APPEAR_MS).then(
       () => {
@@ -332,12 +336,13 @@ class PartFollower {
     const part = this.#open;
     if (!part) return;
     this.#open = undefined;
+    const openForMs = monotonicMs() - this.#openedMs;
     const published = this.#published;
     this.#finishing = this.#finishing.then(async () => {
       if (!(await published)) return;
       await this.folder.drop(part.file);
       const listed = (await listedParts(this.folder.path(`.${this.name}.csv`))).get(part.file);
-      const durationMs = listed ? Math.round((listed.end - listed.start) * 1000) : Date.now() - Date.parse(part.startedAt);
+      const durationMs = listed ? Math.round((listed.end - listed.start) * 1000) : Math.round(openForMs);
       this.tell({ type: 'finished', part: { ...part, durationMs } });
     });
   }

@@ -1,3 +1,4 @@
+import { monotonicMs } from '../clock.js';
 import type { SecureContext } from 'node:tls';
 import { RtmpPushClient, type RtmpPublishOptions } from '../rtmp/client.js';
 import { RtmpError } from '../rtmp/errors.js';
@@ -139,7 +140,7 @@ class RtmpLink extends GuardedLink implements Link {
    */
   #checkStall(timeoutMs: number): void {
     if (this.#backlogged()) return;
-    const now = Date.now();
+    const now = monotonicMs();
     const { rtmp } = this;
     const progressed = rtmp.acknowledgements !== this.#acknowledgements;
     this.#acknowledgements = rtmp.acknowledgements;

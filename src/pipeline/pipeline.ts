@@ -1,3 +1,4 @@
+import { monotonicMs } from '../clock.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,7 +71,7 @@ export interface Pipeline {
   /** Where its tags go on the timeline (`shiftMs` is set by a hand-over). */
   readonly source: TagSource;
   /** Starts the audio timeline (and the still picture's) at this publisher-clock time, if not started. */
-  begin(wallclockMs: number): void;
+  begin(captureMs: number): void;
   /** A packet of the publisher's audio: relayed as it is, or its samples (asked of `pcm`) mixed. */
   writeAudio(packet: AudioPacket, pcm: PcmSource): void;
   /** A frame of the publisher's video, for a pipeline that transcodes (from a keyframe on). */
@@ -185,9 +186,9 @@ class FfmpegPipeline implements Pipeline {
     ffmpeg.on('audioOutput', (data) => this.#onOutput(data, this.#flvAudio));
     ffmpeg.on('exit', (code, signal) => this.#lose(this.#exitReason(code, signal)));
     // Before its first output, ffmpeg has the start-up timeout; after it, it writes every ~21 ms.
-    const startedAt = Date.now();
+    const startedAt = monotonicMs();
     this.#watch = setInterval(() => {
-      const now = Date.now();
+      const now = monotonicMs();
       if (this.#lastOutputAt === undefined) {
         // Started but silent: the machine did not get to it in time.
         if (now - startedAt >= settings.startTimeoutMs) this.#lose(`ffmpeg wrote no output within ${settings.startTimeoutMs} ms`, 'slow');
@@ -230,15 +231,15 @@ class FfmpegPipeline implements Pipeline {
     return this.audio instanceof AudioMixer;
   }
 
-  begin(wallclockMs: number): void {
-    this.audio.begin(wallclockMs);
+  begin(captureMs: number): void {
+    this.audio.begin(captureMs);
     this.source.audioStartMs = this.audio.startMs;
     if (this.source.still) this.source.videoStartMs ??= this.audio.startMs;
   }
 
   writeAudio(packet: AudioPacket, pcm: PcmSource): void {
-    if (this.audio instanceof OpusRelay) this.audio.push(packet.payload, packet.wallclockMs);
-    else this.audio.pushPcm(pcm.audioPcm(packet), packet.wallclockMs);
+    if (this.audio instanceof OpusRelay) this.audio.push(packet.payload, packet.captureMs);
+    else this.audio.pushPcm(pcm.audioPcm(packet), packet.captureMs);
   }
 
   writeVideo(frame: VideoFrame): void {
@@ -247,11 +248,11 @@ class FfmpegPipeline implements Pipeline {
     // ffmpeg is given video from a keyframe on, which it can decode.
     if (source.videoStartMs === undefined) {
       if (!frame.key) return;
-      source.videoStartMs = frame.wallclockMs;
+      source.videoStartMs = frame.captureMs;
       this.ffmpeg.writeVideo(ivfHeader(this.spec.video));
     }
     const data = frame.bitstream();
-    const pts = Math.max(this.#lastPts + 1, Math.round(((frame.wallclockMs - source.videoStartMs) * IVF_CLOCK_RATE) / 1000));
+    const pts = Math.max(this.#lastPts + 1, Math.round(((frame.captureMs - source.videoStartMs) * IVF_CLOCK_RATE) / 1000));
     this.#lastPts = pts;
     this.ffmpeg.writeVideo(ivfFrameHeader(data.length, pts));
     if (!this.ffmpeg.writeVideo(data)) return;
@@ -309,7 +310,7 @@ class FfmpegPipeline implements Pipeline {
   }
 
   #onOutput(data: Buffer, flv: FlvReader): void {
-    this.#lastOutputAt = Date.now();
+    this.#lastOutputAt = monotonicMs();
     let tags: FlvTag[];
     try {
       tags = flv.push(data);
@@ -339,7 +340,7 @@ class FfmpegPipeline implements Pipeline {
    * True once it is set.
    */
   #stillOnClock(tags: FlvTag[]): boolean {
-    const now = Date.now();
+    const now = monotonicMs();
     for (const tag of tags) {
       if (!isVideoFrameTag(tag)) continue;
       this.#stillStartMs = Math.min(this.#stillStartMs, now - tag.timestamp);

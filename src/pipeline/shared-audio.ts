@@ -144,8 +144,8 @@ class AudioLease implements Pipeline {
     return this.pipe.output;
   }
 
-  begin(wallclockMs: number): void {
-    this.pipe.begin(wallclockMs);
+  begin(captureMs: number): void {
+    this.pipe.begin(captureMs);
     this.source.audioStartMs = this.pipe.source.audioStartMs;
   }
 

@@ -1,3 +1,4 @@
+import { monotonicMs } from '../clock.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -250,7 +251,7 @@ export class PushKeeper implements PushCommands {
     const ids = new Set(stored.map((s) => s.id));
     const within = (id: string, kept: Kept): boolean => of === 'all' || ('stream' in of ? kept.stored.stream === of.stream : id === of.id);
     for (const [id, kept] of this.#kept) if (within(id, kept) && !ids.has(id) && !this.#writing.has(id)) this.#kept.delete(id);
-    const now = Date.now();
+    const now = monotonicMs();
     for (const { sealed, ...record } of stored) {
       if (this.#kept.has(record.id)) continue;
       try {
@@ -350,7 +351,7 @@ export class PushKeeper implements PushCommands {
     const pushes = await this.plane.find({}).catch(() => undefined);
     if (!pushes) return; // the plane cannot tell now: nothing is decided
     const live = new Set(pushes.filter((p) => p.state !== 'failed').map((p) => p.mediaSessionId));
-    const now = Date.now();
+    const now = monotonicMs();
     for (const [id, kept] of this.#kept) {
       if (live.has(id) || this.#restoring.has(id) || (await this.#heldElsewhere(kept.stored.stream))) kept.awaySince = undefined;
       else if (kept.awaySince === undefined) kept.awaySince = now;

@@ -7,7 +7,7 @@ import type { FrameTimes } from './keyframes.js';
 export interface AudioPacket {
   payload: Buffer;
   /** Capture time on the publisher's clock (ms). */
-  wallclockMs: number;
+  captureMs: number;
 }
 
 /** What a sink is given: the publisher's audio packets and its whole video frames. */
@@ -54,7 +54,7 @@ export class Fanout implements FrameSink, FrameTimes {
   }
 
   get cachedKeyframeMs(): number | undefined {
-    return this.#cache.keyframe?.wallclockMs;
+    return this.#cache.keyframe?.captureMs;
   }
 
   /** Video frames per second over the latest frames, once there are a few. */
@@ -103,16 +103,16 @@ export class Fanout implements FrameSink, FrameTimes {
   }
 
   frame(frame: VideoFrame): void {
-    const { wallclockMs } = frame;
+    const { captureMs } = frame;
     const times = this.#frameTimes;
-    times.push(wallclockMs);
+    times.push(captureMs);
     if (times.length > FRAME_RATE_WINDOW) times.shift();
-    this.latestCaptureMs = Math.max(this.latestCaptureMs, wallclockMs);
+    this.latestCaptureMs = Math.max(this.latestCaptureMs, captureMs);
     this.#cache.addFrame(frame);
     this.counters.frames++;
     if (frame.key) {
       this.counters.keyframes++;
-      this.latestKeyframeMs = wallclockMs;
+      this.latestKeyframeMs = captureMs;
       if (this.#keyframeWaiters.size) this.#tellKeyframeWaiters();
     }
     for (const sink of this.#sinks) {
@@ -171,7 +171,7 @@ export class StartCache {
   addFrame(frame: VideoFrame): void {
     if (frame.key) {
       this.#gop = [frame];
-      this.#trimAudio(frame.wallclockMs);
+      this.#trimAudio(frame.captureMs);
     } else if (this.#gop.length > 0 && this.#gop.length < MAX_GOP_FRAMES) {
       this.#gop.push(frame);
     } else {
@@ -182,8 +182,8 @@ export class StartCache {
   addAudio(packet: AudioPacket): void {
     this.#audio.push(packet);
     const keyframe = this.#gop[0];
-    const oldest = packet.wallclockMs - AUDIO_HISTORY_MS;
-    this.#trimAudio(keyframe ? Math.min(keyframe.wallclockMs, oldest) : oldest);
+    const oldest = packet.captureMs - AUDIO_HISTORY_MS;
+    this.#trimAudio(keyframe ? Math.min(keyframe.captureMs, oldest) : oldest);
   }
 
   /** Gives a new sink the cached keyframe and the frames since, then the audio captured since it. */
@@ -193,7 +193,7 @@ export class StartCache {
     for (const frame of this.#gop) sink.frame(frame);
     for (let i = this.#audioStart; i < this.#audio.length; i++) {
       const packet = this.#audio[i]!;
-      if (packet.wallclockMs >= keyframe.wallclockMs) sink.audio(packet);
+      if (packet.captureMs >= keyframe.captureMs) sink.audio(packet);
     }
   }
 
@@ -209,7 +209,7 @@ export class StartCache {
   #trimAudio(ms: number): void {
     const audio = this.#audio;
     let start = this.#audioStart;
-    while (start < audio.length && audio[start]!.wallclockMs < ms) start++;
+    while (start < audio.length && audio[start]!.captureMs < ms) start++;
     if (start > 64 && start * 2 > audio.length) {
       this.#audio = audio.slice(start);
       start = 0;

@@ -1,3 +1,4 @@
+import { monotonicMs } from '../clock.js';
 /**
  * Keyframes are requested ahead of the interval, in capture time since the last one, by at least
  * this fraction of it: the keyframe lands on a captured frame some time after the request, and the
@@ -46,7 +47,7 @@ export class KeyframeSchedule {
     /** Sends the request to the sender. */
     private readonly send: () => void,
     private readonly frames: FrameTimes,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = monotonicMs,
   ) {}
 
   /** Asks now (after a loss), unless one was just asked for; with `force`, even then. */

@@ -24,8 +24,8 @@ export class OpusStage {
     if (known !== undefined) return known ?? undefined;
     if (this.#closed) return undefined;
     const decoder = (this.#decoder ??= this.#make());
-    if (!this.#ready || packet.wallclockMs <= this.#lastDecodedMs) return undefined;
-    this.#lastDecodedMs = packet.wallclockMs;
+    if (!this.#ready || packet.captureMs <= this.#lastDecodedMs) return undefined;
+    this.#lastDecodedMs = packet.captureMs;
     const { channelData, samplesDecoded } = decoder.decodeFrame(packet.payload);
     const pcm = samplesDecoded > 0 ? interleave(channelData, samplesDecoded) : null;
     this.#decoded.set(packet, pcm);

@@ -1,3 +1,4 @@
+import { monotonicMs, wallClockMs } from '../clock.js';
 import type { Logger } from 'pino';
 import { TypedEmitter } from '../events.js';
 import type { IngestSession, IngestTrack } from '../ingest/engine.js';
@@ -46,7 +47,7 @@ interface TrackPipeline {
  */
 export class Publisher extends TypedEmitter<PublisherEvents> {
   state: PublisherState = 'connecting';
-  readonly createdAt = Date.now();
+  readonly createdAt = wallClockMs();
   readonly videoCodec: VideoCodec | undefined;
   readonly hasAudio: boolean;
   /** The address it publishes from (the WHIP request's, the SDK WebSocket's), when told. */
@@ -104,7 +105,9 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       const pipeline: TrackPipeline = {
         kind: track.kind,
         track,
-        receiver: new RtpReceiver(track.clockRate, target, track.startMs === undefined ? undefined : { start, startMs: track.startMs }),
+        receiver: new RtpReceiver(track.clockRate, target, track.startMs === undefined ? undefined : { start, startMs: track.startMs }, ({ jumpMs }) =>
+          options.log.warn({ kind: track.kind, jumpMs }, "the publisher's RTP time jumped: its media goes on from here as a new timeline"),
+        ),
       };
       this.#pipelines.set(track.kind, pipeline);
       this.#unsubscribers.push(track.deliverTo(pipeline.receiver));
@@ -112,7 +115,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     session.on('connected', () => {
       if (this.state !== 'connecting') return;
       this.state = 'publishing';
-      this.publishingSince = Date.now();
+      this.publishingSince = wallClockMs();
       if (this.videoCodec) this.#keyframeTimer = setInterval(() => this.#keyframes.check(), KEYFRAME_CHECK_MS);
       this.#watchMedia();
       options.log.info({ video: this.videoCodec, audio: this.hasAudio }, 'publishing');
@@ -145,10 +148,10 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     if (!timeoutMs) return;
     // Told by the packet count standing still between checks, not by a clock read per packet.
     let packets = this.#received('packets');
-    let silentSince = Date.now();
+    let silentSince = monotonicMs();
     this.#mediaWatch = setInterval(
       () => {
-        const now = Date.now();
+        const now = monotonicMs();
         const received = this.#received('packets');
         if (received !== packets) {
           packets = received;
@@ -201,8 +204,8 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   }
 
   /** A track's RTP timestamp on the publisher's shared clock, in milliseconds. */
-  wallclockMs(kind: MediaKind, timestamp: number): number | undefined {
-    return this.#pipelines.get(kind)?.receiver.wallclockMs(timestamp);
+  captureMs(kind: MediaKind, timestamp: number): number | undefined {
+    return this.#pipelines.get(kind)?.receiver.captureMs(timestamp);
   }
 
   /** An audio packet's samples, interleaved stereo 16-bit at 48 kHz, decoded once for every sink. */

@@ -1,3 +1,4 @@
+import { monotonicMs } from '../clock.js';
 import type { PushService } from './service.js';
 import type { PushState } from './states.js';
 import type { Push } from './push.js';
@@ -45,9 +46,9 @@ export function followPushes(pushes: PushService, listener: (change: PushChange)
     const reason = shownReason(state, t.lastError);
     if (reason) change.reason = reason;
     if (state === 'failed' && t.errorCode) change.errorCode = t.errorCode;
-    if (state === 'running' && (before === undefined || before === 'starting') && t.writer.firstFrameAt !== undefined) change.startupMs = t.writer.firstFrameAt - t.createdAt;
-    if (state === 'reconnecting') downSince.set(t, Date.now());
-    else if (state === 'running' && downSince.has(t)) change.outageMs = Date.now() - downSince.get(t)!;
+    if (state === 'running' && (before === undefined || before === 'starting') && t.writer.firstFrameAt !== undefined) change.startupMs = t.writer.firstFrameAt - t.createdMonoMs;
+    if (state === 'reconnecting') downSince.set(t, monotonicMs());
+    else if (state === 'running' && downSince.has(t)) change.outageMs = monotonicMs() - downSince.get(t)!;
     if (state !== 'reconnecting') downSince.delete(t);
     listener(change);
   };

@@ -1,3 +1,4 @@
+import { monotonicMs } from '../clock.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { Destination } from '../outputs/destination.js';
 import type { EncodingPlan } from '../pipeline/encoding.js';
@@ -71,7 +72,7 @@ export function describe(t: PushView): PushInfo {
       framesDiscarded: t.input.discarded.frames,
       audioPacketsDiscarded: t.input.discarded.audioPackets,
       lagMs: Math.round(output.lagMs),
-      ...(output.acknowledgedAt !== undefined ? { acknowledgedAgoMs: Date.now() - output.acknowledgedAt } : {}),
+      ...(output.acknowledgedAt !== undefined ? { acknowledgedAgoMs: monotonicMs() - output.acknowledgedAt } : {}),
       outputBytes: output.written,
       acknowledgedBytes: output.acknowledged,
     },

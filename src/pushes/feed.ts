@@ -1,3 +1,4 @@
+import { monotonicMs } from '../clock.js';
 import type { Logger } from 'pino';
 import type { MediaKind } from '../media/codecs.js';
 import { isAudioFrameTag, isKeyframeTag, type FlvTag } from '../media/flv.js';
@@ -56,7 +57,7 @@ export class OutputFeed {
   #pending: Pipeline | undefined;
   #held: FlvTag[] = [];
   /** The publisher-clock time of the pending pipeline's first frame that can take over, once it came. */
-  #readyAt: { kind: MediaKind; wallclockMs: number } | undefined;
+  #readyAt: { kind: MediaKind; captureMs: number } | undefined;
   #handOverTimer: NodeJS.Timeout | undefined;
   /** Counts switches: a switch overtaken by another, by a loss or by the end gives way. */
   #switches = 0;
@@ -156,7 +157,7 @@ export class OutputFeed {
       publisher.requestKeyframe(true);
     }
     // With no packet yet (an audio-only publisher that is silent, or none), the audio timeline starts now.
-    (this.#pending ?? this.#current)?.begin(Date.now());
+    (this.#pending ?? this.#current)?.begin(monotonicMs());
   }
 
   /** Stops taking the publisher's media. */
@@ -233,7 +234,7 @@ export class OutputFeed {
   #onAudio(packet: AudioPacket): void {
     const pipe = this.#pending ?? this.#current;
     if (!pipe) return;
-    begin(pipe, packet.wallclockMs);
+    begin(pipe, packet.captureMs);
     pipe.writeAudio(packet, this.#publisher);
     if (this.#overlap && this.#current && this.#current !== pipe) this.#current.writeAudio(packet, this.#publisher);
   }
@@ -244,7 +245,7 @@ export class OutputFeed {
    */
   #onFrame(frame: VideoFrame): void {
     const pipe = this.#pending ?? this.#current;
-    if (pipe) begin(pipe, frame.wallclockMs);
+    if (pipe) begin(pipe, frame.captureMs);
     if (this.videoInFfmpeg) {
       if (frame.key) this.#followSize(frame);
       if (this.#overlap && this.#current && this.#current !== pipe) this.#current.writeVideo(frame);
@@ -330,7 +331,7 @@ export class OutputFeed {
       this.options.onSwitched();
     }
     // The publisher's video goes on as it was: the new pipeline's audio starts with its next packet.
-    if (audioOnly) pipe.begin(Date.now());
+    if (audioOnly) pipe.begin(monotonicMs());
     else this.attach(false);
   }
 
@@ -342,7 +343,7 @@ export class OutputFeed {
       if (!first) return;
       const startMs = kind === 'video' ? pipe.source.videoStartMs : pipe.source.audioStartMs;
       if (startMs === undefined) return this.#takeOver(pipe);
-      this.#readyAt = { kind, wallclockMs: startMs + first.timestamp };
+      this.#readyAt = { kind, captureMs: startMs + first.timestamp };
     }
     this.#takeOverIfReached(pipe);
   }
@@ -360,7 +361,7 @@ export class OutputFeed {
       if (ready.kind === 'audio' && this.#publisher.videoCodec !== undefined && !current.source.audioOnly) return;
       const { timeline } = this.options.writer;
       const frameMs = 1000 / (this.#publisher.frameRate ?? 30);
-      if (timeline.last(ready.kind) + frameMs < timeline.at(ready.wallclockMs)) return;
+      if (timeline.last(ready.kind) + frameMs < timeline.at(ready.captureMs)) return;
     }
     this.#takeOver(pipe);
   }
@@ -392,6 +393,6 @@ export class OutputFeed {
 }
 
 /** A pipeline's audio timeline starts with the first packet or frame it is given; later ones leave it be. */
-function begin(pipe: Pipeline, wallclockMs: number): void {
-  if (pipe.source.audioStartMs === undefined) pipe.begin(wallclockMs);
+function begin(pipe: Pipeline, captureMs: number): void {
+  if (pipe.source.audioStartMs === undefined) pipe.begin(captureMs);
 }

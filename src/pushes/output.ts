@@ -1,3 +1,4 @@
+import { monotonicMs } from '../clock.js';
 import { decodeAmf0, type Amf0Value } from '../rtmp/amf0.js';
 import { spsPictureSize } from '../media/h264.js';
 import type { MediaKind } from '../media/codecs.js';
@@ -97,7 +98,7 @@ export class OutputWriter {
     if (!out) return false;
     const body = frame.flv;
     if (!body) return false; // not H.264: transcoded, never passed through
-    const timestamp = this.timeline.frameTime(frame.wallclockMs);
+    const timestamp = this.timeline.frameTime(frame.captureMs);
     const { sps, pps, sequenceHeader } = frame;
     if (sps && pps && sequenceHeader && !(this.#sps?.equals(sps) && this.#pps?.equals(pps))) {
       const first = !this.#sps;
@@ -113,7 +114,7 @@ export class OutputWriter {
     if (frame.key && this.#header) this.#picture = { header: this.#header, frame: body };
     out.writeVideo(timestamp, body);
     this.timeline.placeFrame(timestamp);
-    this.firstFrameAt ??= Date.now();
+    this.firstFrameAt ??= monotonicMs();
     this.frames++;
     return true;
   }
@@ -161,7 +162,7 @@ export class OutputWriter {
       this.#sizeFromConfiguration(tag.body.subarray(5));
       if (!source.still) this.#header = tag.body;
     } else {
-      this.firstFrameAt ??= Date.now();
+      this.firstFrameAt ??= monotonicMs();
       this.frames++;
       if (keyframe && !source.still && this.#header) this.#picture = { header: this.#header, frame: tag.body };
     }
@@ -234,14 +235,14 @@ export class OutputTimeline {
   }
 
   /** RTMP timestamp of a moment on the publisher's clock; the first moment asked is time 0. */
-  at(wallclockMs: number): number {
-    this.#baseMs ??= wallclockMs;
-    return Math.round(wallclockMs - this.#baseMs);
+  at(captureMs: number): number {
+    this.#baseMs ??= captureMs;
+    return Math.round(captureMs - this.#baseMs);
   }
 
-  /** Whether a keyframe captured at `wallclockMs` comes after all video placed so far. */
-  isAhead(wallclockMs: number): boolean {
-    return this.#baseMs !== undefined && wallclockMs - this.#baseMs > this.#last.video;
+  /** Whether a keyframe captured at `captureMs` comes after all video placed so far. */
+  isAhead(captureMs: number): boolean {
+    return this.#baseMs !== undefined && captureMs - this.#baseMs > this.#last.video;
   }
 
   /** A new link begins: its audio waits for its first keyframe when video is to come. */
@@ -249,9 +250,9 @@ export class OutputTimeline {
     this.#linkStartTs = videoToCome ? undefined : this.#last.audio;
   }
 
-  /** Where a passed-through frame captured at `wallclockMs` goes; `placeFrame` then commits it. */
-  frameTime(wallclockMs: number): number {
-    return Math.max(this.#last.video, this.#lastVideoFrame + 1, this.at(wallclockMs));
+  /** Where a passed-through frame captured at `captureMs` goes; `placeFrame` then commits it. */
+  frameTime(captureMs: number): number {
+    return Math.max(this.#last.video, this.#lastVideoFrame + 1, this.at(captureMs));
   }
 
   /** A video frame (not a sequence header) was written at `timestamp`. */
@@ -289,9 +290,9 @@ export class OutputTimeline {
 
   /**
    * How far a pipeline that takes over is moved on: its first keyframe, captured at
-   * `keyframeWallclockMs`, goes one frame after the last video placed.
+   * `keyframeCaptureMs`, goes one frame after the last video placed.
    */
-  shiftFor(keyframeWallclockMs: number, frameMs: number): number {
-    return Math.max(0, this.#last.video + frameMs - this.at(keyframeWallclockMs));
+  shiftFor(keyframeCaptureMs: number, frameMs: number): number {
+    return Math.max(0, this.#last.video + frameMs - this.at(keyframeCaptureMs));
   }
 }

@@ -1,3 +1,4 @@
+import { monotonicMs, wallClockMs } from '../clock.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { TypedEmitter } from '../events.js';
@@ -37,7 +38,9 @@ export type PushEvents = {
  */
 export class Push extends TypedEmitter<PushEvents> {
   readonly mediaSessionId: string;
-  readonly createdAt = Date.now();
+  /** When it was asked for: a date (listings), and on the monotonic clock (how long it took to start). */
+  readonly createdAt = wallClockMs();
+  readonly createdMonoMs = monotonicMs();
   readonly counters = { drops: 0, reconnects: 0 };
   readonly writer: OutputWriter;
   /** The grace period while the publisher is away. */
@@ -143,7 +146,7 @@ export class Push extends TypedEmitter<PushEvents> {
   }
   /** Attempts of the current outage, 0 once output has been up for a minute. */
   get reconnectAttempt(): number {
-    return this.isUp && Date.now() - this.#upSince >= HEALTHY_RESET_MS ? 0 : this.#policy.attempt;
+    return this.isUp && monotonicMs() - this.#upSince >= HEALTHY_RESET_MS ? 0 : this.#policy.attempt;
   }
   /** Whose fault a failure was: the destination's (refused, unreachable) or the gateway's. Undefined unless failed. */
   get errorCode(): FailureCode | undefined {
@@ -211,7 +214,7 @@ export class Push extends TypedEmitter<PushEvents> {
     if (this.#state !== 'starting') return;
     await this.#open();
     if (this.#state !== 'starting') return;
-    this.#upSince = Date.now();
+    this.#upSince = monotonicMs();
     this.#transition('running');
     this.log.info({ size: this.writer.size, plan: this.feed.plan.video }, 'publishing to the destination');
     this.#settle();
@@ -311,22 +314,22 @@ export class Push extends TypedEmitter<PushEvents> {
     this.counters.drops++;
     this.#lastError = reason;
     this.log.warn({ reason }, 'output lost');
-    if (Date.now() - this.#upSince >= HEALTHY_RESET_MS) this.#policy.healthy();
+    if (monotonicMs() - this.#upSince >= HEALTHY_RESET_MS) this.#policy.healthy();
     this.#transition(this.awaitingPublisher ? 'reconnecting-away' : 'reconnecting');
     if (!keepLink) this.feed.detach();
     this.#scheduleAttempt(kind, reason);
   }
 
   /** The wait runs from the failed attempt's start: after seconds spent on a SYN nobody answered (a network cut), the next goes at once. */
-  #scheduleAttempt(kind: FailureKind, reason: string, attemptStartedAt = Date.now()): void {
+  #scheduleAttempt(kind: FailureKind, reason: string, attemptStartedAt = monotonicMs()): void {
     const decision = this.#policy.next(kind, reason);
     if ('giveUp' in decision) return this.#fail(decision.giveUp, kind);
-    const inMs = Math.max(0, attemptStartedAt + decision.retryInMs - Date.now());
+    const inMs = Math.max(0, attemptStartedAt + decision.retryInMs - monotonicMs());
     this.log.info({ attempt: this.#policy.attempt, inMs }, 'restoring the output');
     this.#retryTimer = setTimeout(() => void this.#restore(), inMs);
   }
 
-  async #restore(startedAt = Date.now()): Promise<void> {
+  async #restore(startedAt = monotonicMs()): Promise<void> {
     if (!isReconnecting(this.#state)) return;
     try {
       await this.#open();
@@ -341,7 +344,7 @@ export class Push extends TypedEmitter<PushEvents> {
     }
     if (!isReconnecting(this.#state)) return;
     this.#policy.restored();
-    this.#upSince = Date.now();
+    this.#upSince = monotonicMs();
     this.counters.reconnects++;
     this.#transition(this.awaitingPublisher ? 'standby' : 'running');
     this.log.info({ attempt: this.#policy.attempt }, 'output restored');

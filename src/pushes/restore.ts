@@ -1,3 +1,4 @@
+import { monotonicMs } from '../clock.js';
 import type { FailureKind } from '../outputs/failures.js';
 
 /** How a push restores its output after a drop (Web Call Server's `rtmp_push_restore*`). */
@@ -46,7 +47,7 @@ export class RestorePolicy {
   constructor(
     private readonly settings: RestoreSettings,
     private readonly random: () => number = Math.random,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = monotonicMs,
   ) {}
 
   /** After a drop or a failed attempt: wait this long and try again, or give up (and why). */

@@ -1,3 +1,4 @@
+import { monotonicMs } from '../clock.js';
 /**
  * A push's grace period while its publisher is away: its one timer. The push keeps
  * the output up with the still picture meanwhile (`OutputFeed`) and ends when the period is over.
@@ -13,7 +14,7 @@ export class Standby {
 
   /** The publisher went away: `over` is called if it has not come back within `graceMs`. */
   begin(graceMs: number, over: () => void): void {
-    this.#until = Date.now() + graceMs;
+    this.#until = monotonicMs() + graceMs;
     clearTimeout(this.#timer);
     this.#timer = setTimeout(() => {
       if (this.#until !== undefined) over();

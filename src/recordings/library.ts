@@ -1,3 +1,4 @@
+import { wallClockMs } from '../clock.js';
 import type { FileHandle } from 'node:fs/promises';
 import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -150,7 +151,7 @@ export class RecordingLibrary {
     const parts = (await this.list()).filter((r) => r.state !== 'recording');
     const oldestFirst = parts.sort((a, b) => a.startedAt.localeCompare(b.startedAt));
     let total = oldestFirst.reduce((sum, r) => sum + r.size, 0);
-    const ageLimit = Date.now() - maxAgeHours * 3_600_000;
+    const ageLimit = wallClockMs() - maxAgeHours * 3_600_000;
     for (const part of oldestFirst) {
       const tooOld = maxAgeHours > 0 && Date.parse(part.startedAt) + (part.durationMs ?? 0) < ageLimit;
       const tooMuch = maxMb > 0 && total > maxMb * 1048576;

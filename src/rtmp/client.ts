@@ -1,3 +1,4 @@
+import { monotonicMs } from '../clock.js';
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
@@ -102,12 +103,12 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
    * asks for authentication gets it on new connections to the same address (up to two more).
    */
   static async publish(options: RtmpPublishOptions): Promise<RtmpPushClient> {
-    const deadline = Date.now() + options.timeoutMs;
+    const deadline = monotonicMs() + options.timeoutMs;
     const authenticator = new RtmpAuthenticator(options.credentials);
     let auth = '';
     for (;;) {
       try {
-        return await RtmpPushClient.#attempt(options, auth, deadline - Date.now());
+        return await RtmpPushClient.#attempt(options, auth, deadline - monotonicMs());
       } catch (error) {
         const next = error instanceof ConnectRefused ? authenticator.next(error.description ?? '', options.app) : undefined;
         if (next === undefined) throw error;
@@ -334,7 +335,7 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
         return;
       case MessageType.ACKNOWLEDGEMENT:
         this.bytesAcknowledged = body.readUInt32BE(0);
-        this.lastAcknowledgedAt = Date.now();
+        this.lastAcknowledgedAt = monotonicMs();
         this.#acknowledgements++;
         return;
       case MessageType.USER_CONTROL:

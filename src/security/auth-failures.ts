@@ -1,3 +1,4 @@
+import { monotonicMs } from '../clock.js';
 import { GatewayError, tooMany } from '../errors.js';
 
 const WINDOW_MS = 60_000;
@@ -13,7 +14,7 @@ export class AuthFailureLimiter {
 
   constructor(
     private readonly perMinute: number,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = monotonicMs,
   ) {}
 
   /** Throws 429 when `client` failed too often in the last minute. */

@@ -1,3 +1,4 @@
+import { wallClockMs } from '../clock.js';
 import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { errors as joseErrors, jwtVerify, decodeProtectedHeader, type JWTPayload } from 'jose';
@@ -176,7 +177,7 @@ export class PublishAuthorizer {
     } catch (error) {
       throw unauthorized(jwtRefusal(error));
     }
-    const now = Math.floor(Date.now() / 1000);
+    const now = Math.floor(wallClockMs() / 1000);
     const exp = payload.exp!;
     const lifetimeS = Math.max(exp - (typeof payload.iat === 'number' ? payload.iat : now), exp - now);
     if (lifetimeS > this.config.jwtMaxLifetimeS) {

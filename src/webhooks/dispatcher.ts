@@ -1,3 +1,4 @@
+import { monotonicMs, wallClockMs } from '../clock.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { LifecycleEventType } from '../lifecycle-events.js';
@@ -120,7 +121,7 @@ class EndpointQueue {
 
   /** One request; undefined when answered 2xx, else why not (never the URL: it may hold a token). */
   async #attempt(delivery: Delivery): Promise<string | undefined> {
-    const timestampS = Math.floor(Date.now() / 1000);
+    const timestampS = Math.floor(wallClockMs() / 1000);
     const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.endpoint.timeoutMs)]);
     try {
       const response = await fetch(this.endpoint.url, {
@@ -184,8 +185,8 @@ export class WebhookDispatcher {
 
   /** Waits up to `ms` for the queued deliveries to be made, then stops. */
   async drain(ms: number): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (this.pending > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    const deadline = monotonicMs() + ms;
+    while (this.pending > 0 && monotonicMs() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     this.close();
   }
 

@@ -42,7 +42,7 @@ export class FakeTrack implements IngestTrack {
   send(payload: Buffer, timestamp: number, marker = true, sequenceNumber = this.#sequence): void {
     this.#sequence = (sequenceNumber + 1) & 0xffff;
     this.packetsSent++;
-    this.#input?.packet({ sequenceNumber: sequenceNumber & 0xffff, timestamp, marker, payload, wallclockMs: 0 });
+    this.#input?.packet({ sequenceNumber: sequenceNumber & 0xffff, timestamp, marker, payload, captureMs: 0 });
   }
 
   /** Sends an H.264 access unit as Chromium packetizes it, the marker on its last packet. */

@@ -18,9 +18,7 @@ function packets(units: Buffer[][], firstSeq = 65530): MediaPacket[] {
   let seq = firstSeq;
   units.forEach((nals, i) => {
     const payloads = packetizeH264(nals);
-    payloads.forEach((payload, j) =>
-      out.push({ sequenceNumber: seq++ & 0xffff, timestamp: 1000 + i * 3000, marker: j === payloads.length - 1, payload, wallclockMs: 500 + i * 33 }),
-    );
+    payloads.forEach((payload, j) => out.push({ sequenceNumber: seq++ & 0xffff, timestamp: 1000 + i * 3000, marker: j === payloads.length - 1, payload, captureMs: 500 + i * 33 }));
   });
   return out;
 }
@@ -59,7 +57,7 @@ t.test('packetizing and depacketizing gives back the same access units, across a
     [1000, 4000, 7000],
   );
   t.same(
-    units.map((u) => u.wallclockMs),
+    units.map((u) => u.captureMs),
     [500, 533, 566],
     'each frame timed as its packets were',
   );

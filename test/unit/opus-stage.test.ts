@@ -6,7 +6,7 @@ import { testFixture } from '../helpers/synthetic.js';
 // A publisher's Opus decoded once for all its pushes, in time order.
 
 const opus = testFixture().audio;
-const packet = (i: number): AudioPacket => ({ payload: opus[i]!, wallclockMs: i * 20 });
+const packet = (i: number): AudioPacket => ({ payload: opus[i]!, captureMs: i * 20 });
 
 async function readyStage(t: Test): Promise<OpusStage> {
   const stage = new OpusStage();

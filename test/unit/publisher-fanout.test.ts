@@ -38,7 +38,7 @@ class CountingSink implements MediaSink {
   constructor(private readonly throws = false) {}
   audio(packet: AudioPacket): void {
     if (this.throws) throw new Error('broken sink');
-    this.times.push(Math.round(packet.wallclockMs));
+    this.times.push(Math.round(packet.captureMs));
   }
   frame(): void {
     this.frames++;
@@ -55,7 +55,7 @@ t.test('a throwing sink does not stop the others, and is logged once', async (t)
   const broken = new CountingSink(true);
   const after = new CountingSink();
   for (const sink of [before, broken, after]) publisher.attach(sink, false);
-  for (let i = 0; i < 50; i++) track.input!.packet({ sequenceNumber: i, timestamp: i * 960, marker: false, payload: Buffer.from([1, 2, 3]), wallclockMs: 0 });
+  for (let i = 0; i < 50; i++) track.input!.packet({ sequenceNumber: i, timestamp: i * 960, marker: false, payload: Buffer.from([1, 2, 3]), captureMs: 0 });
   t.equal(before.times.length, 50, 'the sink before the broken one got every packet');
   t.same(after.times, before.times, 'the sink after the broken one got every packet');
   t.same(
@@ -99,7 +99,7 @@ t.test('video is depacketized once: every sink gets the same frames, one throwin
   t.equal(first!.frames[3]!.flv, last!.frames[3]!.flv, 'and their FLV bodies made once');
   t.ok(first!.frames[0]!.key && first!.frames[0]!.sps && first!.frames[0]!.pps, 'the first is a keyframe with its parameter sets');
   t.same(
-    first!.frames.map((f) => Math.round(f.wallclockMs - first!.frames[0]!.wallclockMs)),
+    first!.frames.map((f) => Math.round(f.captureMs - first!.frames[0]!.captureMs)),
     Array.from({ length: 10 }, (_, i) => Math.round((i * 3000) / 90)),
     'timed on the publisher clock',
   );

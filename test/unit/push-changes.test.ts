@@ -15,6 +15,7 @@ function pushOf(id: string) {
     publisher: { name: 'cam' },
     destination: { redactedUrl: 'rtmp://127.0.0.1/live/***' },
     createdAt: 1000,
+    createdMonoMs: 1000,
     writer: { firstFrameAt: 1016 as number | undefined },
     state: 'starting' as PushState,
     lastError: undefined as string | undefined,

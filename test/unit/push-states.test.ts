@@ -59,16 +59,16 @@ class FakePipeline implements Pipeline {
     this.output = silent ? new Promise((_, reject) => (this.#failOutput = reject)) : Promise.resolve();
     this.output.catch(() => {});
   }
-  begin(wallclockMs: number): void {
-    this.source.audioStartMs ??= wallclockMs;
-    if (this.source.still) this.source.videoStartMs ??= wallclockMs;
+  begin(captureMs: number): void {
+    this.source.audioStartMs ??= captureMs;
+    if (this.source.still) this.source.videoStartMs ??= captureMs;
   }
   writeAudio(): void {
     this.audio++;
   }
   writeVideo(frame: VideoFrame): void {
     if (this.source.videoStartMs === undefined && !frame.key) return;
-    this.source.videoStartMs ??= frame.wallclockMs;
+    this.source.videoStartMs ??= frame.captureMs;
     this.video++;
   }
   readonly mixes = true;
@@ -445,13 +445,13 @@ async function showStill(push: Push, pipelines: FakePipeline[]): Promise<void> {
 }
 
 /**
- * The still picture's pipeline writes a frame of `kind` captured at `wallclockMs` (on its own clock,
+ * The still picture's pipeline writes a frame of `kind` captured at `captureMs` (on its own clock,
  * placed `shiftMs` on, as it is since it took over): its output has got that far.
  */
-function stillReaches(still: FakePipeline, wallclockMs: number, kind: 'audio' | 'video'): void {
+function stillReaches(still: FakePipeline, captureMs: number, kind: 'audio' | 'video'): void {
   const startMs = kind === 'audio' ? still.source.audioStartMs! : still.source.videoStartMs!;
   const primingMs = kind === 'audio' ? (1024 / config.encoding.audioSampleRate) * 1000 : 0;
-  const timestamp = Math.ceil(wallclockMs - startMs - still.source.shiftMs + primingMs);
+  const timestamp = Math.ceil(captureMs - startMs - still.source.shiftMs + primingMs);
   still.emit([kind === 'audio' ? audioTag(timestamp) : keyframeTag(timestamp)]);
 }
 

@@ -52,7 +52,7 @@ const stream = {};
 const spec = (over: Partial<PipelineSpec> = {}): PipelineSpec => ({ plan: { video: 'copy' }, muted: false, sound: undefined, opus: true, stream, ...over });
 const header: FlvTag = { type: FlvTagType.AUDIO, timestamp: 0, body: Buffer.from([0xaf, 0, 0x11, 0x90]) };
 const frame = (timestamp: number): FlvTag => ({ type: FlvTagType.AUDIO, timestamp, body: Buffer.from([0xaf, 1, timestamp & 0xff]) });
-const packet = (payload: Buffer): AudioPacket => ({ payload, wallclockMs: 0 });
+const packet = (payload: Buffer): AudioPacket => ({ payload, captureMs: 0 });
 const noPcm = { audioPcm: () => undefined };
 
 function setup() {

@@ -14,7 +14,7 @@ function frame(n: number, key = false): VideoFrame {
   return {
     codec: 'H264',
     timestamp: n * 3000,
-    wallclockMs: n * 33,
+    captureMs: n * 33,
     key,
     packets: 1,
     bytes: 100,
@@ -22,7 +22,7 @@ function frame(n: number, key = false): VideoFrame {
     bitstream: () => Buffer.alloc(0),
   };
 }
-const packet = (n: number): AudioPacket => ({ payload: Buffer.from([n & 0xff]), wallclockMs: n * 20 });
+const packet = (n: number): AudioPacket => ({ payload: Buffer.from([n & 0xff]), captureMs: n * 20 });
 
 /** Records what it is given, in order: `f<ms>` for a frame, `a<ms>` for audio. */
 class Recorder implements MediaSink {
@@ -30,11 +30,11 @@ class Recorder implements MediaSink {
   constructor(private readonly fails = false) {}
   audio(p: AudioPacket): void {
     if (this.fails) throw new Error('broken push');
-    this.got.push(`a${p.wallclockMs}`);
+    this.got.push(`a${p.captureMs}`);
   }
   frame(f: VideoFrame): void {
     if (this.fails) throw new Error('broken push');
-    this.got.push(`f${f.wallclockMs}`);
+    this.got.push(`f${f.captureMs}`);
   }
 }
 

@@ -2,17 +2,17 @@ import t from 'tap';
 import type { VideoFrame } from '../../src/media/depacketizer.js';
 import { StartCache, type AudioPacket, type MediaSink } from '../../src/publishers/fanout.js';
 
-const frame = (tag: string, wallclockMs: number): VideoFrame => ({
+const frame = (tag: string, captureMs: number): VideoFrame => ({
   codec: 'H264',
-  timestamp: wallclockMs * 90,
-  wallclockMs,
+  timestamp: captureMs * 90,
+  captureMs,
   key: tag.startsWith('K'),
   packets: 1,
   bytes: tag.length,
   flv: Buffer.from(tag),
   bitstream: () => Buffer.from(tag),
 });
-const audio = (tag: string, wallclockMs: number): AudioPacket => ({ payload: Buffer.from(tag), wallclockMs });
+const audio = (tag: string, captureMs: number): AudioPacket => ({ payload: Buffer.from(tag), captureMs });
 const replayed = (cache: StartCache): string[] => {
   const out: string[] = [];
   const sink: MediaSink = { frame: (f) => out.push(f.flv!.toString()), audio: (p) => out.push(p.payload.toString()) };
@@ -29,7 +29,7 @@ t.test('a keyframe starts the cache: no start point before it, every frame since
   t.ok(cache.keyframe);
   cache.addFrame(frame('P2', 66));
   t.same(replayed(cache), ['K1', 'P2']);
-  t.equal(cache.keyframe?.wallclockMs, 33);
+  t.equal(cache.keyframe?.captureMs, 33);
   cache.addFrame(frame('K3', 100));
   t.same(replayed(cache), ['K3'], 'a new keyframe replaces the group');
 });

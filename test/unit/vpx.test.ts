@@ -11,7 +11,7 @@ const packet = (payload: Buffer, timestamp: number, marker: boolean): MediaPacke
   timestamp,
   marker,
   payload,
-  wallclockMs: timestamp / 90,
+  captureMs: timestamp / 90,
 });
 
 /** A VP8 frame as Chromium sends it: X, I with a 15-bit picture id, S on the first packet. */
@@ -62,7 +62,7 @@ t.test('VP8: a keyframe carries the picture size its frame header codes, and its
   t.same(frames[0]!.size, { width: 1280, height: 720 });
   t.equal(frames[1]!.size, undefined, 'an inter frame says none');
   t.same(
-    frames.map((f) => f.wallclockMs),
+    frames.map((f) => f.captureMs),
     [1000, 1033.3333333333333],
     'each timed as its packets were',
   );

@@ -1,3 +1,4 @@
+import { wallClockMs } from '../../clock.js';
 import type { types } from 'mediasoup';
 import { OfferError, type OfferedCodec, type OfferSelection } from '../sdp.js';
 
@@ -194,7 +195,7 @@ export function candidateLines(transport: AnswerTransport, announced: (address: 
  */
 export function answerSdp(offer: ParsedOffer, transport: AnswerTransport, announced: (address: string) => boolean): string {
   const candidates = candidateLines(transport, announced);
-  const lines = ['v=0', `o=- ${Date.now()} 2 IN IP4 127.0.0.1`, 's=-', 't=0 0', 'a=ice-lite', `a=group:BUNDLE ${offer.media.map((m) => m.mid).join(' ')}`];
+  const lines = ['v=0', `o=- ${wallClockMs()} 2 IN IP4 127.0.0.1`, 's=-', 't=0 0', 'a=ice-lite', `a=group:BUNDLE ${offer.media.map((m) => m.mid).join(' ')}`];
   for (const media of offer.media) {
     const { codec } = media;
     const payloadTypes = [codec.payloadType, ...(media.rtxPayloadType !== undefined ? [media.rtxPayloadType] : [])];

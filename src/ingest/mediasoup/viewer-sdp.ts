@@ -1,3 +1,4 @@
+import { wallClockMs } from '../../clock.js';
 import type { types } from 'mediasoup';
 import { OfferError } from '../sdp.js';
 import { candidateLines, dtlsOf, mediaHead, splitSdp, type AnswerTransport } from './offer.js';
@@ -117,7 +118,7 @@ export function viewerAnswerSdp(
   const sent = offer.media.filter((m) => tracks.has(m.mid));
   const lines = [
     'v=0',
-    `o=- ${Date.now()} 2 IN IP4 127.0.0.1`,
+    `o=- ${wallClockMs()} 2 IN IP4 127.0.0.1`,
     's=-',
     't=0 0',
     'a=ice-lite',

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { monotonicMs, wallClockMs } from '../clock.js';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 import type { LocalTarget } from '../ingest/engine.js';
@@ -72,7 +73,7 @@ const PLACEHOLDER: Yuv = yuvOf('#303030');
  */
 export class Mixer {
   readonly inputs: MixerInput[] = [];
-  readonly createdAt = Date.now();
+  readonly createdAt = wallClockMs();
   readonly #canvas: Canvas;
   readonly #sound = new SoundMix();
   readonly #focus = new SpeakerFocus();
@@ -82,9 +83,9 @@ export class Mixer {
   #layout: LayoutOptions;
   #slots: Slot[] = [];
   #pictures = 0;
-  #closed = false;
-  /** Its inputs' labels, as files their decoders read (removed with the mixer). */
-  readonly #labels = mkdtempSync(join(tmpdir(), 'mixer-'));
+  #closed: Promise<void> | undefined;
+  /** Its inputs' labels, as files their decoders read (removed with the mixer); made once its encoder spawned. */
+  readonly #labels: string;
   #added = 0;
 
   constructor(
@@ -94,6 +95,8 @@ export class Mixer {
     targets: readonly LocalTarget[],
     private readonly deps: MixerDeps,
     private readonly onEnded: (reason: string) => void,
+    /** Its time 0 on the monotonic clock: now, or hours back for a test of a mixer that ran that long. */
+    startMs = monotonicMs(),
   ) {
     this.#layout = spec.layout;
     this.#canvas = new Canvas(spec.size, spec.backgroundPicture);
@@ -107,7 +110,8 @@ export class Mixer {
     this.#encoder.on('exit', (code) => {
       if (!this.#closed) void this.close(`the mixer's encoder ended (exit code ${code})`);
     });
-    this.#startMs = Date.now();
+    this.#labels = mkdtempSync(join(tmpdir(), 'mixer-'));
+    this.#startMs = startMs;
     this.#timer = setInterval(() => {
       try {
         this.#tick();
@@ -124,7 +128,7 @@ export class Mixer {
   }
 
   get closed(): boolean {
-    return this.#closed;
+    return this.#closed !== undefined;
   }
 
   /** Pictures sent to the encoder. */
@@ -163,9 +167,13 @@ export class Mixer {
     this.#relayout();
   }
 
-  async close(reason: string): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+  /** Ends it; every call, the first or a later one, resolves once it has ended. */
+  close(reason: string): Promise<void> {
+    this.#closed ??= this.#close(reason);
+    return this.#closed;
+  }
+
+  async #close(reason: string): Promise<void> {
     clearInterval(this.#timer);
     this.deps.log.info({ reason }, 'mixer ended');
     await Promise.all([...this.inputs.map((input) => input.close()), this.#encoder.stop(1000), this.output.close(reason)]);
@@ -180,7 +188,8 @@ export class Mixer {
 
   /** Sends the pictures and sound that are due, on the mixer's clock. */
   #tick(): void {
-    const elapsedMs = Date.now() - this.#startMs;
+    const now = monotonicMs();
+    const elapsedMs = now - this.#startMs;
     const due = Math.floor((elapsedMs * this.spec.frameRate) / 1000) + 1;
     if (due - this.#pictures > MAX_BEHIND_S * this.spec.frameRate) {
       this.skipped += due - 1 - this.#pictures;
@@ -194,6 +203,11 @@ export class Mixer {
       this.#encoder.writeVideo(picture, () => this.#canvas.release(picture));
     }
     const soundDue = Math.floor(((elapsedMs - SOUND_LAG_MS) * 48000) / 1000);
+    if (soundDue - this.#sound.position > MAX_BEHIND_S * 48000) {
+      // Behind by more than the pictures may be (the thread held, or the first tick of a mixer
+      // started in the past): the sound jumps to now, as the pictures do, rather than mixing it all.
+      this.#sound.position = soundDue - SOUND_BLOCK;
+    }
     while (soundDue - this.#sound.position >= SOUND_BLOCK) {
       const pcm = this.#sound.mix(
         this.inputs.map((input) => input.sound),
@@ -206,7 +220,7 @@ export class Mixer {
       if (
         this.#focus.update(
           this.inputs.map((input) => input.sound.levelDb),
-          Date.now(),
+          now,
         ) !== before
       )
         this.#relayout();

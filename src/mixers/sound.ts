@@ -18,9 +18,9 @@ export class InputSound extends AudioTimeline {
   volume = 1;
   readonly #ring = new Int16Array(RING_FRAMES * PCM_CHANNELS);
 
-  /** A packet's samples (interleaved stereo) captured at `wallclockMs`; undefined: not decoded. */
-  pushPcm(pcm: Int16Array | undefined, wallclockMs: number): void {
-    this.placePcm(pcm, wallclockMs, (frames, offset) => this.#write(frames, pcm, offset));
+  /** A packet's samples (interleaved stereo) captured at `captureMs`; undefined: not decoded. */
+  pushPcm(pcm: Int16Array | undefined, captureMs: number): void {
+    this.placePcm(pcm, captureMs, (frames, offset) => this.#write(frames, pcm, offset));
   }
 
   /** Its level over the last block mixed (dBFS; -Infinity for silence), for the speaker layout. */
@@ -48,7 +48,12 @@ export class InputSound extends AudioTimeline {
   }
 
   protected silence(position: number): void {
-    this.#write(position - this.written);
+    const frames = position - this.written;
+    if (frames < RING_FRAMES) return this.#write(frames);
+    // A gap longer than the ring (an input added to a mixer that has run for hours): the whole ring
+    // is silent, at once, however long the gap.
+    this.#ring.fill(0);
+    this.written = position;
   }
 
   /** Writes `frames` frames: `pcm`'s from frame `offset`, or silence. */

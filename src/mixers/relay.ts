@@ -27,7 +27,14 @@ type RelayMessage =
 export function relayStream(publisher: Publisher, port: MessagePort): void {
   const post = (message: RelayMessage): void => port.postMessage(message);
   const sink: MediaSink = {
-    frame: (frame) => post({ t: 'frame', codec: frame.codec, key: frame.key, captureMs: frame.captureMs, timestamp: frame.timestamp, data: frame.bitstream() }),
+    frame: (frame) => {
+      // A bitstream may be a view of a larger pool (Node's Buffers of under 4 KB are): structured
+      // clone would copy the whole pool behind it. Its own bytes are copied once and handed over.
+      const bitstream = frame.bitstream();
+      const data = new Uint8Array(bitstream.byteLength);
+      data.set(bitstream);
+      port.postMessage({ t: 'frame', codec: frame.codec, key: frame.key, captureMs: frame.captureMs, timestamp: frame.timestamp, data } satisfies RelayMessage, [data.buffer]);
+    },
     audio: (packet) => {
       const pcm = publisher.audioPcm(packet);
       if (pcm) post({ t: 'audio', captureMs: packet.captureMs, pcm });

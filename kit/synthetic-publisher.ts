@@ -22,6 +22,9 @@ export interface PublishOptions {
   localAddress?: string;
   /** Signalling of another server in place of WHIP (a peer's API): the offer in, the answer out. */
   exchange?: (offer: string) => Promise<string>;
+  /** The RTP timestamp of the first video frame, and of the first sound packet (random otherwise). */
+  firstVideoTimestamp?: number;
+  firstAudioTimestamp?: number;
 }
 
 /** What the SDK's publish message carries besides the offer. */
@@ -76,8 +79,8 @@ export class SyntheticPublisher {
   readonly videoLoss = { lost: 0, resent: 0 };
   #videoSeq = randomInt(0, 0xffff);
   #audioSeq = randomInt(0, 0xffff);
-  readonly #videoTs0 = randomInt(0, 0x7fffffff);
-  readonly #audioTs0 = randomInt(0, 0x7fffffff);
+  #videoTs0 = randomInt(0, 0x7fffffff);
+  #audioTs0 = randomInt(0, 0x7fffffff);
   readonly #pc: RTCPeerConnection;
   #sdk: SdkPublish | undefined;
   #ws: WebSocket | undefined;
@@ -110,6 +113,8 @@ export class SyntheticPublisher {
     publisher.#sdk = options.sdk;
     publisher.#loseOneIn = options.loseOneVideoPacketIn ?? 0;
     publisher.#connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
+    publisher.#videoTs0 = options.firstVideoTimestamp ?? publisher.#videoTs0;
+    publisher.#audioTs0 = options.firstAudioTimestamp ?? publisher.#audioTs0;
     try {
       await publisher.#connect(baseUrl);
     } catch (error) {
@@ -212,6 +217,15 @@ export class SyntheticPublisher {
         ? { videoDueAt: this.#startedAt + videoFrom * frameMs, audioDueAt: this.#startedAt + audioFrom * next.audioFrameMs }
         : undefined,
     );
+  }
+
+  /**
+   * From the next packet on, the track's RTP time is `ticks` further on than the time that passed,
+   * as a sender whose clock leaps (its encoder restarted, or hours of stream time stood for).
+   */
+  leapRtpTime(kind: 'video' | 'audio', ticks: number): void {
+    if (kind === 'video') this.#videoTs0 = (this.#videoTs0 + ticks) >>> 0;
+    else this.#audioTs0 = (this.#audioTs0 + ticks) >>> 0;
   }
 
   /** Sends nothing for `ms`, then at once what fell due meanwhile: a burst of late packets. */

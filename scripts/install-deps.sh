@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the gateway needs on Debian/Ubuntu: ffmpeg, and with --test also what the test
 # suite needs (nginx with the RTMP module, Chromium and Firefox ESR, GStreamer, iproute2 for test network namespaces,
-# redis-server for the cluster's tests). Then npm packages and the build.
+# redis-server for the cluster's tests, libfaketime for a wall clock that steps). Then npm packages and the build.
 # Everything comes from Debian's packages and the npm registry; nothing else is downloaded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,9 @@ want=(ffmpeg ca-certificates fonts-dejavu-core)
   # GStreamer's webrtcbin, a WebRTC client that is not a browser (kit/gst-webrtc.py)
   python3 python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
-  gstreamer1.0-libav gstreamer1.0-nice)
+  gstreamer1.0-libav gstreamer1.0-nice
+  # libfaketime: steps the wall clock a gateway process sees (test/integration/long-run-clock-steps.test.ts)
+  libfaketime)
 
 missing=()
 for pkg in "${want[@]}"; do

@@ -17,9 +17,12 @@
  */
 const offsetMs = Number(process.hrtime.bigint() / 1000n) / 1000 - performance.now();
 
-/** Milliseconds on the process-wide monotonic clock (fractional). */
+/**
+ * Whole milliseconds on the process-wide monotonic clock, as the wall clock's: media times are
+ * anchored on it, and whole anchors keep the timelines' rounding as exact as their RTP steps.
+ */
 export function monotonicMs(): number {
-  return offsetMs + performance.now();
+  return Math.floor(offsetMs + performance.now());
 }
 
 /** Milliseconds since the epoch on the wall clock: for dates, never for timing media. */

@@ -35,6 +35,13 @@ const WINDOW_MS = 1000;
 export const SUSTAINED_WINDOWS = 3;
 /** Overloaded for at least this long after the last window that was: no flapping at the edge. */
 const HOLD_MS = 3000;
+/**
+ * The machine (or the container's quota) counts as saturated, whatever the limits say, when its
+ * CPU was at least this busy over the last window, or when the window's own timer came a window
+ * late or more (this thread did not get the CPU to run it): what tells a push whose encoder falls
+ * behind that the machine is short of CPU, not its destination slow.
+ */
+const SATURATED_CPU_PERCENT = 90;
 
 /**
  * Measures the gateway's load every second and says when it has been past its limits for
@@ -47,6 +54,8 @@ export class LoadMonitor {
   #last: LoadSample = { eventLoopDelayMs: 0, eventLoopDelayMaxMs: 0, eventLoopUtilization: 0, machineCpuPercent: 0 };
   #overloadedUntil = 0;
   #reason: string | undefined;
+  #lastTickAt: number;
+  #tickLateMs = 0;
   /** Windows in a row past a limit, up to now. */
   #over = 0;
   readonly #timer: NodeJS.Timeout;
@@ -58,13 +67,24 @@ export class LoadMonitor {
     windowMs = WINDOW_MS,
   ) {
     // Sampled even with every limit off: the figures go to /metrics.
-    this.#timer = setInterval(() => this.tick(), windowMs);
+    this.#lastTickAt = this.now();
+    this.#timer = setInterval(() => {
+      const at = this.now();
+      this.#tickLateMs = at - this.#lastTickAt - windowMs;
+      this.#lastTickAt = at;
+      this.tick();
+    }, windowMs);
     this.#timer.unref();
   }
 
   /** The latest window's measures. */
   get last(): LoadSample {
     return this.#last;
+  }
+
+  /** Whether the machine is out of CPU now (`SATURATED_CPU_PERCENT`), limits or none. */
+  get saturated(): boolean {
+    return this.#last.machineCpuPercent >= SATURATED_CPU_PERCENT || this.#tickLateMs >= WINDOW_MS;
   }
 
   /** Why the gateway is overloaded now, or undefined. */

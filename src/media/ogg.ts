@@ -88,6 +88,22 @@ export function opusPacketSamples(packet: Buffer): number {
   return samples > 5760 ? 0 : samples; // at most 120 ms in a packet
 }
 
+/** The samples (at 48 kHz) of the Opus packets in `pages`, whole Ogg pages one after another as `OggOpusWriter` makes them. */
+export function oggOpusSamples(pages: Buffer): number {
+  let samples = 0;
+  let at = 0;
+  while (at + HEADER_BYTES <= pages.length && pages.toString('latin1', at, at + 4) === 'OggS') {
+    const lacing = pages[at + 26]!;
+    const table = pages.subarray(at + HEADER_BYTES, at + HEADER_BYTES + lacing);
+    const size = table.reduce((sum, byte) => sum + byte, 0);
+    const body = at + HEADER_BYTES + lacing;
+    // The two header pages (OpusHead, OpusTags) hold no audio.
+    if (pages[at + 5]! === 0 && !pages.toString('latin1', body, body + 4).startsWith('Opus')) samples += opusPacketSamples(pages.subarray(body, body + size));
+    at = body + size;
+  }
+  return samples;
+}
+
 /** 20 ms of silence: a CELT fullband frame that decodes to nothing (config 31, one frame). */
 export const OPUS_SILENCE_20MS = Buffer.from([0xf8, 0xff, 0xfe]);
 export const OPUS_SILENCE_SAMPLES = 960;

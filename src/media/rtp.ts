@@ -48,12 +48,15 @@ export function parseRtp(packet: Buffer): MediaPacket | undefined {
   };
 }
 
-/** A timestamp this far from the previous packet's, beyond the time that passed, is a new timeline. */
+/**
+ * A timestamp more than this far back from the latest packet's, or one that would put its capture
+ * this far after its own arrival, is a new timeline.
+ */
 const DISCONTINUITY_MS = 5000;
 
 /** Why a track's mapping started again: said once per discontinuity, with its size. */
 export interface Discontinuity {
-  /** How far the RTP time jumped against the time that passed between the two packets (ms). */
+  /** How far the RTP time jumped from the latest packet's, less the time that passed between their arrivals (ms). */
   jumpMs: number;
 }
 
@@ -65,10 +68,13 @@ export interface Discontinuity {
  *
  * Each timestamp is unwrapped against the previous packet's (a signed 32-bit step), into an
  * extended time that never wraps: the 32-bit field wraps every 13 h 15 min at 90 kHz, and a step
- * taken from the first packet would flip sign after 6 h 37 min. A step that differs from the
- * arrival time passed by more than `DISCONTINUITY_MS` (the publisher's encoder restarted, a new
- * SSRC, a sender's clock leaping) is a new timeline: it goes on from the previous packet's time
- * plus the time that passed, and `onDiscontinuity` is told.
+ * taken from the first packet would flip sign after 6 h 37 min. A step back of more than
+ * `DISCONTINUITY_MS`, or one forward that would place the packet's capture that far after its
+ * arrival (the publisher's encoder restarted, a new SSRC, a sender's clock leaping), is a new
+ * timeline: it goes on from the previous packet's time plus the time that passed between their
+ * arrivals, and `onDiscontinuity` is told. A large step forward that lands in the past is not one:
+ * packets lost while the gateway did not get the CPU to read them come back so, and the time they
+ * say is the truth, whatever late moment they were read at.
  */
 export class ClockMapping {
   /** The previous packet's RTP field, its extended time (ticks) and its arrival (ms). */
@@ -102,7 +108,8 @@ export class ClockMapping {
     const step = this.#step(timestamp);
     const stepMs = (step * 1000) / this.clockRate;
     const passedMs = Math.max(0, arrivalMs - this.#lastArrivalMs);
-    if (Math.abs(stepMs) > DISCONTINUITY_MS && Math.abs(stepMs - passedMs) > DISCONTINUITY_MS) {
+    const extended = this.#lastExtended + step;
+    if (stepMs < -DISCONTINUITY_MS || this.#toMs(extended) - arrivalMs > DISCONTINUITY_MS) {
       // A new timeline: this packet goes where the time that passed puts it.
       const at = this.#toMs(this.#lastExtended) + passedMs;
       this.#lastExtended += Math.round((passedMs * this.clockRate) / 1000);
@@ -113,7 +120,6 @@ export class ClockMapping {
       this.onDiscontinuity?.({ jumpMs: Math.round(stepMs - passedMs) });
       return at;
     }
-    const extended = this.#lastExtended + step;
     if (step > 0) {
       // Only moving forward moves the reference: a late packet (a retransmission) is placed, not followed.
       this.#lastTimestamp = timestamp >>> 0;

@@ -11,9 +11,11 @@ import { RtmpError } from '../rtmp/errors.js';
  * - `local`: ffmpeg or the audio mixer could not start here;
  * - `storage`: a recording's disk is (nearly) full: not tried again;
  * - `slow`: ffmpeg started but wrote nothing within `ffmpeg_start_timeout_ms`: the machine did not
- *   keep up (saturated), so a startup that fails so is worth trying again later.
+ *   keep up (saturated), so a startup that fails so is worth trying again later;
+ * - `saturated`: the push was ended to keep the others going on a machine out of CPU (the newest
+ *   first): it starts again once the load has passed.
  */
-export type FailureKind = 'unreachable' | 'busy' | 'rejected' | 'local' | 'slow' | 'storage';
+export type FailureKind = 'unreachable' | 'busy' | 'rejected' | 'local' | 'slow' | 'storage' | 'saturated';
 
 /** A failed attempt to open an output (its link or its pipeline), and what kind of failure it was. */
 export class OpenError extends Error {
@@ -44,7 +46,7 @@ export type FailureCode = (typeof FAILURE_CODES)[number];
 /** Whose fault a failure of `kind` was. */
 export function errorCodeFor(kind: FailureKind): FailureCode {
   if (kind === 'rejected' || kind === 'busy') return 'destination_refused';
-  if (kind === 'slow') return 'unavailable';
+  if (kind === 'slow' || kind === 'saturated') return 'unavailable';
   if (kind === 'storage') return 'insufficient_storage';
   return kind === 'unreachable' ? 'destination_unreachable' : 'internal';
 }

@@ -11,6 +11,7 @@ import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import type { VideoCodec } from '../media/codecs.js';
 import { annexBKeyframe, FlvReader, FlvTagType, isVideoFrameTag, type FlvTag } from '../media/flv.js';
 import { IVF_CLOCK_RATE, ivfFrameHeader, ivfHeader } from '../media/ivf.js';
+import { oggOpusSamples } from '../media/ogg.js';
 import type { VideoFrame } from '../media/depacketizer.js';
 import type { AudioPacket } from '../publishers/fanout.js';
 import type { EncodingPlan, EncodingSettings } from './encoding.js';
@@ -82,6 +83,14 @@ export interface Pipeline {
   setSound(sound: MixSource | undefined): boolean;
   /** Whether it can mix a sound in. */
   readonly mixes: boolean;
+  /**
+   * Since when (monotonic ms) its ffmpeg has not kept up, the machine out of CPU: its audio is
+   * being discarded to catch up, or it has written nothing for a while on a saturated machine.
+   * Undefined while it keeps up.
+   */
+  readonly behindSince: number | undefined;
+  /** Milliseconds of audio discarded so that its ffmpeg could catch up. */
+  readonly audioDiscardedMs: number;
   /** Tags it writes, and its end (with why, and what kind of failure) once: each listener set once. */
   onTags(listener: (tags: FlvTag[]) => void): void;
   onLost(listener: (reason: string, kind: FailureKind) => void): void;
@@ -97,6 +106,8 @@ export interface FfmpegPipelineSettings {
   stopTimeoutMs: number;
   /** Starts ffmpeg with these arguments; with `videoInput`, its `pipe:3` is open for video. */
   spawn: (args: string[], videoInput: boolean) => FfmpegProcess;
+  /** Whether the machine is out of CPU now (`LoadMonitor.saturated`). */
+  saturated?: () => boolean;
   log: Logger;
 }
 
@@ -104,6 +115,20 @@ const KEPT_LOG_LINES = 20;
 /** Audio ffmpeg has not read beyond this (~5 s of PCM; of Opus pages, far more) means it no longer keeps up. */
 const MAX_PCM_BACKLOG_BYTES = 5 * PCM_SAMPLE_RATE * 4;
 const MAX_OPUS_BACKLOG_BYTES = 256 * 1024;
+/** PCM bytes per millisecond (48 kHz, stereo, 16-bit). */
+const PCM_BYTES_PER_MS = (PCM_SAMPLE_RATE * 4) / 1000;
+/**
+ * Audio ffmpeg has not read beyond this (~1 s of PCM, or of Opus pages at up to 64 kbit/s) means
+ * it falls behind, the machine out of CPU: what comes is discarded, counted and logged, until it
+ * has read its backlog down to a quarter of that. The push goes on, its sound with a gap, rather
+ * than its encoder started again, which would cost the starved machine more.
+ */
+const BEHIND_PCM_BYTES = PCM_SAMPLE_RATE * 4;
+const BEHIND_OPUS_BYTES = 12 * 1024;
+/** On a saturated machine, an ffmpeg that has written nothing is given this long before it is replaced. */
+const FFMPEG_STALL_SATURATED_MS = 30_000;
+/** Silent for this long on a saturated machine, an ffmpeg counts as behind. */
+const FFMPEG_BEHIND_SILENT_MS = 2000;
 /** Video ffmpeg has not read beyond this (~10 s at 2.5 Mb/s) means it no longer keeps up. */
 const MAX_VIDEO_BACKLOG_BYTES = 3 * 1024 * 1024;
 /** An ffmpeg that has written nothing for this long (it writes AAC every ~21 ms) is replaced. */
@@ -165,6 +190,13 @@ class FfmpegPipeline implements Pipeline {
   #stillStartMs = Infinity;
   /** Its output until then, let out at once when it is set. */
   #stillHeld: FlvTag[] = [];
+  behindSince: number | undefined;
+  /** Discarding audio until ffmpeg has read its backlog down. */
+  #discarding = false;
+  audioDiscardedMs = 0;
+  /** PCM: ffmpeg's audio time (ms) of the next byte written, and where audio was discarded: its later tags are moved on by `addMs`. */
+  #pcmMs = 0;
+  readonly #pcmSkips: { atMs: number; addMs: number }[] = [];
 
   private constructor(
     private readonly ffmpeg: FfmpegProcess,
@@ -195,7 +227,11 @@ class FfmpegPipeline implements Pipeline {
         return;
       }
       const silentMs = now - this.#lastOutputAt;
-      if (silentMs >= FFMPEG_STALL_MS) this.#lose(`ffmpeg made no progress for ${Math.round(silentMs / 1000)} s`);
+      // On a saturated machine a silent ffmpeg is starved, not stuck: it is behind, and replaced
+      // only if it stays silent much longer (the push may be ended first, newest first).
+      const saturated = settings.saturated?.() ?? false;
+      if (saturated && silentMs >= FFMPEG_BEHIND_SILENT_MS) this.behindSince ??= this.#lastOutputAt;
+      if (silentMs >= (saturated ? FFMPEG_STALL_SATURATED_MS : FFMPEG_STALL_MS)) this.#lose(`ffmpeg made no progress for ${Math.round(silentMs / 1000)} s`);
     }, WATCH_MS);
   }
 
@@ -305,8 +341,44 @@ class FfmpegPipeline implements Pipeline {
     const data = this.#batch.length === 1 ? this.#batch[0]! : Buffer.concat(this.#batch, this.#batchBytes);
     this.#batch = [];
     this.#batchBytes = 0;
+    if (this.#behindOnAudio()) {
+      this.#discard(data);
+      return;
+    }
     if (!this.ffmpeg.write(data)) return;
+    if (this.mixes) this.#pcmMs += data.length / PCM_BYTES_PER_MS;
     if (this.ffmpeg.inputBacklog > (this.mixes ? MAX_PCM_BACKLOG_BYTES : MAX_OPUS_BACKLOG_BYTES)) this.#lose('ffmpeg does not keep up with the audio');
+  }
+
+  /** Whether ffmpeg is too far behind on its audio to be given more: from past `BEHIND_*_BYTES` until a quarter of it. */
+  #behindOnAudio(): boolean {
+    if (this.#lastOutputAt === undefined) return false;
+    const limit = this.mixes ? BEHIND_PCM_BYTES : BEHIND_OPUS_BYTES;
+    const backlog = this.ffmpeg.inputBacklog;
+    if (!this.#discarding && backlog >= limit) {
+      this.#discarding = true;
+      this.behindSince ??= monotonicMs();
+      this.settings.log.warn({ backlogBytes: backlog }, 'ffmpeg falls behind on the audio (the machine is out of CPU): audio is discarded until it catches up');
+    } else if (this.#discarding && backlog < limit / 4) {
+      this.#discarding = false;
+      this.behindSince = undefined;
+      this.settings.log.info({ audioDiscardedMs: Math.round(this.audioDiscardedMs) }, 'ffmpeg caught up on the audio');
+    }
+    return this.#discarding;
+  }
+
+  /**
+   * Leaves out audio ffmpeg cannot take now. Opus pages carry their time (the granule position):
+   * ffmpeg's output has a gap there by itself. PCM has none: the tags ffmpeg makes after the point
+   * are moved on by what was left out, so the sound stays with the pictures.
+   */
+  #discard(data: Buffer): void {
+    if (this.mixes) {
+      const ms = data.length / PCM_BYTES_PER_MS;
+      const before = this.#pcmSkips.at(-1)?.addMs ?? 0;
+      this.#pcmSkips.push({ atMs: this.#pcmMs, addMs: before + ms });
+      this.audioDiscardedMs += ms;
+    } else this.audioDiscardedMs += oggOpusSamples(data) / (PCM_SAMPLE_RATE / 1000);
   }
 
   #onOutput(data: Buffer, flv: FlvReader): void {
@@ -320,6 +392,8 @@ class FfmpegPipeline implements Pipeline {
     }
     // The audio's own output describes only the audio: the video output's onMetaData stands for both.
     if (flv === this.#flvAudio) tags = tags.filter((tag) => tag.type !== FlvTagType.SCRIPT);
+    if (!this.#discarding) this.behindSince = undefined;
+    if (this.#pcmSkips.length > 0) tags = tags.map((tag) => this.#afterSkips(tag));
     if (this.source.still && this.#stillFrames < STILL_CLOCK_FRAMES) {
       this.#stillHeld.push(...tags);
       if (!this.#stillOnClock(tags)) return;
@@ -327,6 +401,17 @@ class FfmpegPipeline implements Pipeline {
       this.#stillHeld = [];
     }
     this.#tags?.(tags);
+  }
+
+  /** An audio tag of ffmpeg's moved on by the PCM discarded before it; skips all behind it are forgotten. */
+  #afterSkips(tag: FlvTag): FlvTag {
+    if (tag.type !== FlvTagType.AUDIO) return tag;
+    const skips = this.#pcmSkips;
+    let addMs = 0;
+    for (const skip of skips) if (skip.atMs <= tag.timestamp) addMs = skip.addMs;
+    // Every skip but the latest one passed is folded into it: the list stays as short as the backlog.
+    while (skips.length > 1 && skips[1]!.atMs <= tag.timestamp) skips.shift();
+    return addMs > 0 ? { ...tag, timestamp: Math.round(tag.timestamp + addMs) } : tag;
   }
 
   /**

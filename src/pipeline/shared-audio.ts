@@ -144,6 +144,14 @@ class AudioLease implements Pipeline {
     return this.pipe.output;
   }
 
+  get behindSince(): number | undefined {
+    return this.pipe.behindSince;
+  }
+
+  get audioDiscardedMs(): number {
+    return this.pipe.audioDiscardedMs;
+  }
+
   begin(captureMs: number): void {
     this.pipe.begin(captureMs);
     this.source.audioStartMs = this.pipe.source.audioStartMs;

@@ -111,6 +111,7 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
     announced,
     log,
     admit,
+    saturated: () => load.saturated,
     slots: new Slots(slots, PUBLISHER_SLOTS),
   });
   const pushes = new PushService(
@@ -165,6 +166,7 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
       limits: { total: config.limit_transponders, perStream: config.limit_transponders_per_stream },
       slots: new Slots(slots, PUSH_SLOTS),
       admit,
+      saturated: () => load.saturated,
     },
     log.child({ component: 'pushes' }),
     config.rtmp_push_auto_start ? config.rtmp_push_auto_start_url : undefined,

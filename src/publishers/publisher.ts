@@ -26,6 +26,8 @@ export interface PublisherOptions {
   keyframeIntervalMs: number;
   /** A publishing stream that sends no RTP for this long is lost (0: never). */
   mediaTimeoutMs?: number;
+  /** Whether the machine is out of CPU now (`LoadMonitor.saturated`). */
+  saturated?: () => boolean;
   log: Logger;
 }
 
@@ -141,27 +143,31 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   /**
    * A publisher whose page was closed or whose network went away says nothing; WebRTC itself
    * notices only when consent expires (30 s). Silence on every track notices it sooner: a browser
-   * sends frames even for a muted microphone or a disabled camera.
+   * sends frames even for a muted microphone or a disabled camera. On a machine out of CPU, silence
+   * says nothing: the packets may wait in the engine or a socket while this thread or the engine's
+   * process does not get to run. Such time is not counted: a check that came late (this thread
+   * held), or one while the machine is saturated, starts the silence afresh.
    */
   #watchMedia(): void {
     const timeoutMs = this.options.mediaTimeoutMs ?? 0;
     if (!timeoutMs) return;
+    const everyMs = Math.min(500, timeoutMs / 4);
     // Told by the packet count standing still between checks, not by a clock read per packet.
     let packets = this.#received('packets');
     let silentSince = monotonicMs();
-    this.#mediaWatch = setInterval(
-      () => {
-        const now = monotonicMs();
-        const received = this.#received('packets');
-        if (received !== packets) {
-          packets = received;
-          silentSince = now;
-        } else if (now - silentSince >= timeoutMs) {
-          void this.close(`no media from the publisher for ${Math.round((now - silentSince) / 100) / 10} s`, true);
-        }
-      },
-      Math.min(500, timeoutMs / 4),
-    );
+    let checkedAt = silentSince;
+    this.#mediaWatch = setInterval(() => {
+      const now = monotonicMs();
+      const received = this.#received('packets');
+      const held = now - checkedAt > 2 * everyMs || (this.options.saturated?.() ?? false);
+      checkedAt = now;
+      if (received !== packets || held) {
+        packets = received;
+        silentSince = now;
+      } else if (now - silentSince >= timeoutMs) {
+        void this.close(`no media from the publisher for ${Math.round((now - silentSince) / 100) / 10} s`, true);
+      }
+    }, everyMs);
   }
 
   get id(): string {

@@ -38,6 +38,8 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
       iceCheckWarnMs?: number;
       /** Throws (503) when the gateway takes on no more work now. */
       admit?: (what: string) => void;
+      /** Whether the machine is out of CPU now: a publisher's silence then is not taken for its loss. */
+      saturated?: () => boolean;
       /** Shared with the other workers; one of this registry's own by default. */
       slots?: Slots;
     },
@@ -111,6 +113,7 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
     const publisher = new Publisher(name, session, {
       keyframeIntervalMs: this.options.keyframeIntervalMs,
       mediaTimeoutMs: this.options.mediaTimeoutMs,
+      saturated: this.options.saturated,
       log,
     });
     this.#byName.set(name, publisher);

@@ -26,6 +26,7 @@ export interface PushView {
   readonly errorCode: FailureCode | undefined;
   readonly reconnectAttempt: number;
   readonly counters: { drops: number; reconnects: number };
+  readonly audioDiscardedMs: number;
   readonly output: LinkStats & { lagMs: number; acknowledgedAt?: number; buffer?: { state: string; levelMs: number } };
   readonly writer: OutputWriter;
   readonly standby: Standby;
@@ -71,6 +72,7 @@ export function describe(t: PushView): PushInfo {
       framesDropped: output.framesDropped,
       framesDiscarded: t.input.discarded.frames,
       audioPacketsDiscarded: t.input.discarded.audioPackets,
+      audioDiscardedMs: Math.round(t.audioDiscardedMs),
       lagMs: Math.round(output.lagMs),
       ...(output.acknowledgedAt !== undefined ? { acknowledgedAgoMs: monotonicMs() - output.acknowledgedAt } : {}),
       outputBytes: output.written,

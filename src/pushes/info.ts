@@ -37,6 +37,7 @@ export const pushInfoSchema = z.strictObject({
     framesDropped: z.number().describe('Frames dropped for a destination too far behind'),
     framesDiscarded: z.number().describe("Frames the push's own queue discarded: its work on the gateway did not keep up with the stream"),
     audioPacketsDiscarded: z.number().describe("Audio packets the push's own queue discarded, with those frames"),
+    audioDiscardedMs: z.number().describe('Audio (ms) its encoder left out to catch up, the machine out of CPU (since the encoder last started)'),
     lagMs: z.number(),
     acknowledgedAgoMs: z.number().optional().describe('Since the destination last acknowledged what it received'),
     outputBytes: z.number(),

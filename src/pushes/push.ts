@@ -63,6 +63,8 @@ export class Push extends TypedEmitter<PushEvents> {
   #settle!: () => void;
   #closing: Promise<void> | undefined;
   #releasing: Promise<void> | undefined;
+  /** Ended to leave the machine's CPU to the others (`shed`): it waits, reconnecting, for `unshed`. */
+  #shed = false;
 
   constructor(
     publisher: Publisher,
@@ -204,6 +206,41 @@ export class Push extends TypedEmitter<PushEvents> {
     }
   }
 
+  /** Since when (monotonic ms) its encoder has not kept up, the machine out of CPU; undefined while it keeps up. */
+  get behindSince(): number | undefined {
+    return this.feed.current?.behindSince;
+  }
+
+  /** Audio its current encoder left out to catch up (ms). */
+  get audioDiscardedMs(): number {
+    return this.feed.current?.audioDiscardedMs ?? 0;
+  }
+
+  /** Whether it was shed and waits for the load to pass. */
+  get isShed(): boolean {
+    return this.#shed;
+  }
+
+  /**
+   * Ends its output, link and encoder, to leave the machine's CPU to the other pushes: it shows
+   * `reconnecting` with `reason` and starts again only when `unshed`. False when it is not running.
+   */
+  shed(reason: string): boolean {
+    if (this.#state !== 'running') return false;
+    this.#shed = true;
+    this.#lose(reason, 'saturated', false);
+    return true;
+  }
+
+  /** The load has passed: a shed push opens its output again (a failed attempt goes on as any restore). */
+  unshed(): void {
+    if (!this.#shed) return;
+    this.#shed = false;
+    if (!isReconnecting(this.#state)) return;
+    this.log.info('the load has passed: restoring the output');
+    this.#retryTimer = setTimeout(() => void this.#restore(), 0);
+  }
+
   /** Starts in the background; `ready` tells when it is up. */
   start(): void {
     this.#run().catch((error: unknown) => this.#fail(error instanceof Error ? error.message : String(error), error instanceof OpenError ? error.kind : 'local'));
@@ -317,7 +354,8 @@ export class Push extends TypedEmitter<PushEvents> {
     if (monotonicMs() - this.#upSince >= HEALTHY_RESET_MS) this.#policy.healthy();
     this.#transition(this.awaitingPublisher ? 'reconnecting-away' : 'reconnecting');
     if (!keepLink) this.feed.detach();
-    this.#scheduleAttempt(kind, reason);
+    // A shed push waits for the load to pass (`unshed`): a restart now would feed the overload.
+    if (kind !== 'saturated') this.#scheduleAttempt(kind, reason);
   }
 
   /** The wait runs from the failed attempt's start: after seconds spent on a SYN nobody answered (a network cut), the next goes at once. */

@@ -47,6 +47,8 @@ class FakePipeline implements Pipeline {
   audio = 0;
   video = 0;
   closed = false;
+  behindSince: number | undefined;
+  audioDiscardedMs = 0;
   #tags: ((tags: FlvTag[]) => void) | undefined;
   #lost: ((reason: string, kind: FailureKind) => void) | undefined;
   #failOutput: (error: OpenError) => void = () => {};

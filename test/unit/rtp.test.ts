@@ -48,6 +48,11 @@ t.test('ClockMapping takes a leap of the RTP time as a new timeline, on purpose 
     13134,
     "packets held 7 s on the gateway's side (a busy thread): still the same timeline",
   );
+  t.equal(
+    Math.round(clock.next(1000 + 2 ** 31 + 9000 - 900000 + 90000 * 22 + 3000, 20100)),
+    23134,
+    'packets lost while the gateway was starved, the next read 0.1 s after the one before: the 10 s its timestamp says',
+  );
   t.equal(jumps.length, 2, 'none of these was a discontinuity');
   t.equal(Math.round(clock.captureMs(1000 + 2 ** 31 + 9000 - 900000 + 90000 * 12 + 6000)), 13167, 'any timestamp near the latest, unwrapped against it');
 });

@@ -85,6 +85,7 @@ const running = (id: string): PushInfo => ({
     framesDropped: 0,
     framesDiscarded: 0,
     audioPacketsDiscarded: 0,
+    audioDiscardedMs: 0,
     lagMs: 0,
     outputBytes: 0,
     acknowledgedBytes: 0,

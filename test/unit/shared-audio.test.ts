@@ -15,6 +15,8 @@ class FakePipeline implements Pipeline {
   written: Buffer[] = [];
   muted = false;
   closed = false;
+  behindSince: number | undefined;
+  audioDiscardedMs = 0;
   #tags: ((tags: FlvTag[]) => void) | undefined;
   #lost: ((reason: string, kind: FailureKind) => void) | undefined;
   begin(ms: number): void {

@@ -1,0 +1,31 @@
+import type { ChildProcess } from 'node:child_process';
+import { cpus } from 'node:os';
+import { writeFile } from 'node:fs/promises';
+import { startProcess, stopProcess } from './processes.js';
+
+/**
+ * Processes spinning on every core at a higher priority than everything else on the machine: a
+ * neighbour, a burst of transcodes, an undersized VM. Each runs in a session of its own, so its
+ * priority is set on its autogroup too (the kernel shares CPU between sessions first, by their
+ * autogroup's nice, and only then by a process's own).
+ */
+export class CpuHog {
+  private constructor(readonly children: ChildProcess[]) {}
+
+  static async start(nice = -10, count = cpus().length): Promise<CpuHog> {
+    const children = Array.from({ length: count }, () => startProcess('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));
+    await Promise.all(children.map((child) => raise(child.pid!, nice)));
+    return new CpuHog(children);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.children.map((child) => stopProcess(child)));
+  }
+}
+
+/** Sets the priority of `pid` (this process when 0), and of its session's autogroup where the kernel has them. */
+export async function raise(pid: number, nice: number): Promise<void> {
+  const { setPriority } = await import('node:os');
+  setPriority(pid, nice);
+  await writeFile(`/proc/${pid || process.pid}/autogroup`, String(nice)).catch(() => {});
+}

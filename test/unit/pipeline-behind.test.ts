@@ -1,0 +1,86 @@
+import { EventEmitter } from 'node:events';
+import pino from 'pino';
+import t from 'tap';
+import { monotonicMs } from '../../src/clock.js';
+import type { FfmpegProcess } from '../../src/ffmpeg/ffmpeg-process.js';
+import { flvFileHeader, flvTag, FlvTagType, type FlvTag } from '../../src/media/flv.js';
+import { ffmpegPipelines } from '../../src/pipeline/pipeline.js';
+import type { AudioPacket } from '../../src/publishers/fanout.js';
+
+/** An ffmpeg that reads nothing unless told: its backlog is the test's to set. */
+class SlowFfmpeg extends EventEmitter {
+  readonly pid = 1;
+  inputBacklog = 0;
+  videoBacklog = 0;
+  written = 0;
+  write(data: Buffer): boolean {
+    this.written += data.length;
+    return true;
+  }
+  writeVideo(): boolean {
+    return true;
+  }
+  async stop(): Promise<void> {}
+  /** Writes FLV audio tags at these times (ms), as its output. */
+  outputAudio(times: number[], first = false): void {
+    const tags = times.map((ms) => flvTag(FlvTagType.AUDIO, ms, Buffer.from([0xaf, 1, 0x21])));
+    this.emit('output', Buffer.concat(first ? [flvFileHeader(), ...tags] : tags));
+  }
+}
+
+t.test('an encoder behind on the audio: what it cannot take is discarded, and its later tags moved on by as much', async (t) => {
+  const ffmpeg = new SlowFfmpeg();
+  const warnings: string[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void warnings.push(JSON.parse(line).msg as string) });
+  const pipelines = ffmpegPipelines({
+    encoding: { keepAspectRatio: true, transcodingEnabled: true, videoBitrateKbps: 1000, preset: 'veryfast', audioBitrateKbps: 128, audioSampleRate: 48000, keyframeIntervalS: 2 },
+    analyzeDurationUs: 0,
+    startTimeoutMs: 60_000,
+    stopTimeoutMs: 1000,
+    spawn: () => ffmpeg as unknown as FfmpegProcess,
+    saturated: () => true,
+    log,
+  });
+  const pipe = await pipelines({ plan: { video: 'copy' }, muted: false, sound: undefined });
+  t.teardown(() => pipe.close());
+  const tags: FlvTag[] = [];
+  pipe.onTags((more) => tags.push(...more));
+  let lost: string | undefined;
+  pipe.onLost((reason) => (lost = reason));
+  const start = monotonicMs() - 10_000;
+  pipe.begin(start);
+  const samples = new Int16Array(960 * 2).fill(1000);
+  const source = { audioPcm: () => samples };
+  let at = start;
+  /** 20 ms packets of sound, `count` of them. */
+  const send = (count: number): void => {
+    for (let i = 0; i < count; i++, at += 20) pipe.writeAudio({ payload: Buffer.alloc(0), captureMs: at } as AudioPacket, source);
+  };
+  ffmpeg.outputAudio([0], true);
+  send(50); // its first second, taken
+  const taken = ffmpeg.written;
+  t.equal(Math.round(taken / 192), 1000, 'a second of PCM written');
+  t.equal(pipe.behindSince, undefined, 'keeping up');
+
+  ffmpeg.inputBacklog = 48000 * 4; // a second it has not read
+  send(100); // two seconds it cannot take
+  t.ok(pipe.behindSince !== undefined, 'behind');
+  t.equal(ffmpeg.written, taken, 'none of it written');
+  t.equal(Math.round(pipe.audioDiscardedMs), 2000, 'two seconds discarded, counted');
+  t.ok(
+    warnings.some((w) => /falls behind on the audio/.test(w)),
+    'and logged',
+  );
+
+  ffmpeg.inputBacklog = 40_000; // read down to under a quarter of a second
+  send(50);
+  t.equal(pipe.behindSince, undefined, 'caught up');
+  t.equal(Math.round((ffmpeg.written - taken) / 192), 1000, 'the next second written');
+  ffmpeg.outputAudio([500, 980, 1000, 1500]);
+  t.same(
+    tags.filter((tag) => tag.type === FlvTagType.AUDIO).map((tag) => tag.timestamp),
+    [0, 500, 980, 3000, 3500],
+    'what ffmpeg made of the sound after the gap is moved on by the two seconds left out; what came before is not',
+  );
+  t.equal(lost, undefined, 'the pipeline goes on');
+});

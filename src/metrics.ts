@@ -1,6 +1,7 @@
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MediaPlane } from './plane/plane.js';
 import { streamMetrics } from './metrics-streams.js';
+import { trackedSizes } from './tracked.js';
 
 /** Prometheus metrics, read from the plane at scrape time. Labels never carry a URL. */
 export function createMetrics(plane: MediaPlane): Registry {
@@ -49,6 +50,17 @@ export function createMetrics(plane: MediaPlane): Registry {
         this.set({ worker, measure: 'publishers' }, place.publishers);
         this.set({ worker, measure: 'overloaded' }, place.overload ? 1 : 0);
       }
+    },
+  });
+  new Gauge({
+    name: 'gateway_tracked_entries',
+    help: 'Entries of each map the gateway keeps per stream, client address, viewer or destination, by thread (main, or a worker): back where they were once what made them has ended',
+    labelNames: ['worker', 'map'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [map, size] of Object.entries(trackedSizes())) this.set({ worker: 'main', map }, size);
+      for (const place of plane.status().places) for (const [map, size] of Object.entries(place.tracked ?? {})) this.set({ worker: place.place, map }, size);
     },
   });
   streamMetrics(registry, plane);

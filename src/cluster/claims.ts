@@ -1,3 +1,4 @@
+import { trackSize } from '../tracked.js';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { epochLua } from './epoch.js';
@@ -78,7 +79,9 @@ export class StreamClaims {
     private readonly redis: Redis,
     readonly node: string,
     private readonly options: { prefix: string; leaseMs: number },
-  ) {}
+  ) {
+    trackSize('cluster_claims', this, (self) => self.#held.size);
+  }
 
   #key(stream: string): string {
     return `${this.options.prefix}stream:${stream}`;

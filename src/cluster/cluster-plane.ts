@@ -1,3 +1,4 @@
+import { trackSize } from '../tracked.js';
 import { monotonicMs } from '../clock.js';
 import type { Logger } from 'pino';
 import { conflict, unavailable } from '../errors.js';
@@ -66,6 +67,8 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
     private readonly log: Logger,
   ) {
     super();
+    trackSize('cluster_placed', this, (self) => self.#placed.size);
+    trackSize('cluster_early_news', this, (self) => self.#early.size);
     this.calls = new NodeCalls(node.secret, node.id);
     this.#placement = new Placement(node.id);
     this.#stop.push(

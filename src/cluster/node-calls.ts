@@ -1,3 +1,4 @@
+import { trackSize } from '../tracked.js';
 import { wallClockMs } from '../clock.js';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
@@ -130,6 +131,7 @@ export class NodeCalls {
     readonly node: string,
     private readonly timeoutMs = 10_000,
   ) {
+    trackSize('cluster_nonces_seen', this, (self) => self.#seen.size);
     this.#sealer = new Sealer(secret, 'calls between nodes');
   }
 

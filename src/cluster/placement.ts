@@ -1,3 +1,4 @@
+import { trackSize } from '../tracked.js';
 import { monotonicMs } from '../clock.js';
 /** A node as placement weighs it: what its last heartbeat told, and when it was written (local clock). */
 export interface WeighedNode {
@@ -21,7 +22,9 @@ export class Placement {
   /** When publishes placed at each node were answered there; Infinity while not answered yet. */
   readonly #answeredAt = new Map<string, number[]>();
 
-  constructor(private readonly self: string) {}
+  constructor(private readonly self: string) {
+    trackSize('cluster_answered', this, (self) => self.#answeredAt.size);
+  }
 
   /** The node chosen among `open` (`known`: every node listed); the choice counts in its load until `answered`. */
   choose<N extends WeighedNode>(open: readonly N[], known: readonly WeighedNode[]): N {

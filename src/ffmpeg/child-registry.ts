@@ -1,3 +1,4 @@
+import { trackSize } from '../tracked.js';
 import { mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createOwnFileSync, readOwnFileSync } from '../own-files.js';
@@ -17,6 +18,7 @@ export class ChildRegistry {
   readonly #entries = new Map<number, Entry>();
 
   constructor(private readonly file: string) {
+    trackSize('child_registry', this, (self) => self.#entries.size);
     mkdirSync(dirname(file), { recursive: true });
     this.#save();
   }

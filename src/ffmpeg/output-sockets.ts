@@ -1,3 +1,4 @@
+import { trackSize } from '../tracked.js';
 import { randomBytes } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
@@ -29,6 +30,10 @@ export class OutputSockets {
   #listening: Promise<string> | undefined;
   #server: Server | undefined;
   readonly #waiting = new Map<string, (theirs: Socket) => void>();
+
+  constructor() {
+    trackSize('output_sockets_waiting', this, (self) => self.#waiting.size);
+  }
 
   /**
    * A connected pair: what is written to `theirs` is read into `buffer` and given to `onData` (a

@@ -1,3 +1,4 @@
+import { trackSize } from '../tracked.js';
 import type { ListenerErrorHandler } from '../events.js';
 import { FfmpegProcess, type Fd3 } from './ffmpeg-process.js';
 import { OutputSockets } from './output-sockets.js';
@@ -18,7 +19,9 @@ export class FfmpegSupervisor {
   readonly #live = new Set<FfmpegProcess>();
   readonly #outputs = new OutputSockets();
 
-  constructor(private readonly record?: ChildRecord) {}
+  constructor(private readonly record?: ChildRecord) {
+    trackSize('ffmpeg_live', this, (self) => self.#live.size);
+  }
 
   /** Starts ffmpeg, with a descriptor 3 when `fd3` says which (`Fd3`). */
   spawn(binary: string, args: readonly string[], onListenerError?: ListenerErrorHandler, fd3?: Fd3): FfmpegProcess {

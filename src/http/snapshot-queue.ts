@@ -1,3 +1,4 @@
+import { trackSize } from '../tracked.js';
 import { WorkQueue } from './work-queue.js';
 
 /**
@@ -15,6 +16,7 @@ export class SnapshotQueue {
     decoders: number,
     queue: number,
   ) {
+    trackSize('snapshots_under_way', this, (self) => self.#underWay.size);
     this.#work = new WorkQueue({ running: decoders, queue, what: 'snapshots', keys: { running: 'limit_snapshot_decoders', queue: 'limit_snapshot_queue' } });
   }
 

@@ -1,3 +1,4 @@
+import { trackSize } from '../tracked.js';
 import type { LifecycleEvent } from '../plane/lifecycle.js';
 
 /** Viewers told gone before their offer's answer was back, remembered this many at most. */
@@ -16,6 +17,8 @@ export class ViewerHolds {
   readonly #stop: () => void;
 
   constructor(follow: (listener: (event: LifecycleEvent) => void) => () => void) {
+    trackSize('viewer_holds', this, (self) => self.#held.size);
+    trackSize('viewer_holds_gone', this, (self) => self.#gone.size);
     this.#stop = follow((event) => {
       if (event.type === 'viewer.left') this.#left(event.viewerId);
     });

@@ -1,3 +1,4 @@
+import { trackSize } from '../tracked.js';
 import { tooMany, unavailable } from '../errors.js';
 
 /** What a `WorkQueue` may spend, and the configuration keys that set it (named in refusals). */
@@ -24,7 +25,9 @@ export class WorkQueue {
   readonly #waiting: (() => void)[] = [];
   readonly #perCaller = new Map<string, number>();
 
-  constructor(private readonly limits: WorkLimits) {}
+  constructor(private readonly limits: WorkLimits) {
+    trackSize('work_queue_callers', this, (self) => self.#perCaller.size);
+  }
 
   run<T>(caller: string | undefined, work: () => Promise<T>): Promise<T> {
     const { limits } = this;

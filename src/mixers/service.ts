@@ -1,3 +1,4 @@
+import { trackSize } from '../tracked.js';
 import type { Logger } from 'pino';
 import { conflict, invalid, notFound, unavailable } from '../errors.js';
 import { TypedEmitter } from '../events.js';
@@ -36,6 +37,8 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
     private readonly log: Logger,
   ) {
     super((event, error) => log.error({ err: error, event }, 'mixer listener failed'));
+    trackSize('mixers', this, (self) => self.#mixers.size);
+    trackSize('mixers_starting', this, (self) => self.#starting.size);
     registry.on('publishing', (publisher) => {
       for (const mixer of this.#mixers.values()) {
         const input = mixer.input(publisher.name);

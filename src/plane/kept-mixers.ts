@@ -1,3 +1,4 @@
+import { trackSize } from '../tracked.js';
 import { open, rename } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -66,7 +67,9 @@ export class MixerKeeper implements MixerCommands {
     /** The file (in the data folder). */
     private readonly file: string,
     private readonly log: Logger,
-  ) {}
+  ) {
+    trackSize('kept_mixers', this, (self) => self.#kept.size);
+  }
 
   /** Reads the kept mixers and starts them again: before the API is served. */
   async open(): Promise<void> {

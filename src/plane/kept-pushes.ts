@@ -1,3 +1,4 @@
+import { trackSize } from '../tracked.js';
 import { monotonicMs } from '../clock.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -96,7 +97,12 @@ export class PushKeeper implements PushCommands {
     private readonly sealer: Sealer,
     private readonly options: KeptPushOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    trackSize('kept_pushes', this, (self) => self.#kept.size);
+    trackSize('kept_pushes_restoring', this, (self) => self.#restoring.size);
+    trackSize('kept_pushes_writing', this, (self) => self.#writing.size);
+    trackSize('kept_pushes_retrying', this, (self) => self.#retrying.size);
+  }
 
   /** Reads the kept pushes and follows the plane's streams to start them again: before the API is served. */
   async open(): Promise<void> {

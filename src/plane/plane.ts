@@ -15,6 +15,8 @@ export interface PublishHandlers {
 export interface PlaceLoad extends LoadSample {
   place: string;
   publishers: number;
+  /** A worker thread's tracked maps and their sizes (`tracked.ts`); the main thread's are read there. */
+  tracked?: Record<string, number>;
   /** Why it takes no new work now, or undefined. */
   overload?: string;
 }

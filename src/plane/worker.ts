@@ -2,6 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { GatewayConfig } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import { createLogger } from '../log.js';
+import { trackedSizes } from '../tracked.js';
 import { buildMediaCore } from './core.js';
 import { LocalPlane } from './local.js';
 import type { PlaneStatus } from './plane.js';
@@ -36,7 +37,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
 
   const sendStatus = (): void => {
     const counts: PlaneStatus['pushes'] = plane.status().pushes;
-    post({ kind: 'status', load: plane.load, pushes: counts });
+    post({ kind: 'status', load: { ...plane.load, tracked: trackedSizes() }, pushes: counts });
   };
   const idleCheck = (stream: string): void => {
     if (!publishers.get(stream) && pushes.find({ streamName: stream }).length === 0) post({ kind: 'idle', stream });

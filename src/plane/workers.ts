@@ -1,3 +1,4 @@
+import { trackSize } from '../tracked.js';
 import { availableParallelism } from 'node:os';
 import { MessageChannel, MessagePort, Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
@@ -50,6 +51,7 @@ class Place {
     onMessage: (place: Place, message: WorkerMessage) => void,
     onStop: (place: Place, reason: string) => void,
   ) {
+    trackSize('plane_calls', this, (self) => self.#calls.size);
     this.load = { place: String(index), eventLoopDelayMs: 0, eventLoopDelayMaxMs: 0, eventLoopUtilization: 0, machineCpuPercent: 0, publishers: 0 };
     this.worker = startWorker(data, `media-${index}`);
     this.worker.on('message', (message: WorkerMessage) => {
@@ -119,6 +121,11 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
     private readonly deps: { childRecord?: ChildRecord; startWorker?: WorkerStarter } = {},
   ) {
     super();
+    trackSize('plane_streams', this, (self) => self.#streams.size);
+    trackSize('plane_mixer_inputs', this, (self) => self.#mixerInputs.size);
+    trackSize('plane_sessions', this, (self) => self.#sessions.size);
+    trackSize('plane_publishes', this, (self) => self.#publishes.size);
+    trackSize('plane_children', this, (self) => self.#children.size);
     const count = workerCount(config);
     const ports = config.webrtc_ice_port_max - config.webrtc_ice_port_min + 1;
     if (ports < count * MIN_PORTS_PER_WORKER) {

@@ -1,3 +1,4 @@
+import { trackSize } from '../tracked.js';
 import type { Logger } from 'pino';
 import { conflict, unavailable } from '../errors.js';
 import { TypedEmitter } from '../events.js';
@@ -45,6 +46,8 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
     },
   ) {
     super((event, error) => options.log.error({ err: error, event }, 'registry listener failed'));
+    trackSize('publishers', this, (self) => self.#byName.size);
+    trackSize('publishers_pending', this, (self) => self.#pending.size);
     this.#slots = options.slots ?? Slots.own();
   }
 

@@ -1,3 +1,4 @@
+import { trackSize } from '../tracked.js';
 import { Shedder } from './shedder.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -60,6 +61,9 @@ export class PushService extends TypedEmitter<ServiceEvents> {
     autoStartUrl?: string,
   ) {
     super((event, error) => log.error({ err: error, event }, 'push service listener failed'));
+    trackSize('pushes', this, (self) => self.#byId.size);
+    trackSize('pushes_stopping', this, (self) => self.#stopping.size);
+    trackSize('pushes_failed_expiring', this, (self) => self.#expiry.size);
     this.#slots = settings.slots ?? Slots.own();
     this.#shedder = new Shedder(() => this.#byId.values(), settings.saturated ?? (() => false), log);
     publishers.on('closed', (publisher, reason, lost) => void this.#endFor(publisher, reason, lost));

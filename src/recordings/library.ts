@@ -1,3 +1,4 @@
+import { trackSize } from '../tracked.js';
 import { wallClockMs } from '../clock.js';
 import type { FileHandle } from 'node:fs/promises';
 import { lstat, readdir, rm } from 'node:fs/promises';
@@ -53,7 +54,9 @@ export class RecordingLibrary {
     readonly dir: string,
     private readonly retention: RecordingRetention,
     private readonly log: Logger,
-  ) {}
+  ) {
+    trackSize('recordings_writing', this, (self) => self.#writing.size);
+  }
 
   /** Applies retention now and every minute. */
   start(): void {

@@ -1,3 +1,4 @@
+import { trackSize } from '../tracked.js';
 import { monotonicMs } from '../clock.js';
 import { GatewayError, tooMany } from '../errors.js';
 
@@ -15,7 +16,9 @@ export class AuthFailureLimiter {
   constructor(
     private readonly perMinute: number,
     private readonly now: () => number = monotonicMs,
-  ) {}
+  ) {
+    trackSize('auth_failure_addresses', this, (self) => self.#failures.size);
+  }
 
   /** Throws 429 when `client` failed too often in the last minute. */
   check(client: string): void {

@@ -1,3 +1,4 @@
+import { trackSize } from '../tracked.js';
 import { tooMany, unavailable } from '../errors.js';
 
 /** A quota's bounds and the configuration keys that set them (named in refusals). */
@@ -19,7 +20,9 @@ export class ClientQuota {
   readonly #counts = new Map<string, number>();
   #total = 0;
 
-  constructor(private readonly limits: QuotaLimits) {}
+  constructor(private readonly limits: QuotaLimits) {
+    trackSize('client_quota_addresses', this, (self) => self.#counts.size);
+  }
 
   acquire(client: string, what: string): () => void {
     const count = this.#counts.get(client) ?? 0;

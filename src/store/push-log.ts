@@ -1,3 +1,4 @@
+import { trackSize } from '../tracked.js';
 import { createHash } from 'node:crypto';
 import { constants, type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -64,7 +65,9 @@ export class FilePushStore implements PushStore {
     readonly path: string,
     /** What the open found: records cut from a torn end. */
     readonly recovered: { records: number; droppedBytes: number },
-  ) {}
+  ) {
+    trackSize('push_log', this, (self) => self.#pushes.size);
+  }
 
   static async open(path: string): Promise<FilePushStore> {
     await lock(`${path}.lock`);

@@ -1,3 +1,4 @@
+import { trackSize } from '../tracked.js';
 import type { Logger } from 'pino';
 import { GatewayError, notFound, tooMany, unavailable } from '../errors.js';
 import { TypedEmitter } from '../events.js';
@@ -35,6 +36,7 @@ export class ViewerRegistry extends TypedEmitter<ViewerEvents> {
     private readonly log: Logger,
   ) {
     super((event, error) => log.error({ err: error, event }, 'viewer listener failed'));
+    trackSize('viewers', this, (self) => self.#viewers.size);
   }
 
   /** Answers a viewer's offer for stream `name`: the viewer's id and the SDP answer. */

@@ -1,3 +1,4 @@
+import { trackSize } from '../../tracked.js';
 import type { types } from 'mediasoup';
 import { isIPv6 } from 'node:net';
 import { GatewayError, unavailable } from '../../errors.js';
@@ -94,6 +95,7 @@ export class MediasoupEngine implements IngestEngine {
   #closed = false;
 
   constructor(private readonly options: MediasoupEngineOptions) {
+    trackSize('mediasoup_sessions', this, (self) => self.#sessions.size);
     this.#remoteFilter = new RemoteAddressFilter(options.remoteNetworks, false);
     this.#announced = new Set(options.addresses);
   }

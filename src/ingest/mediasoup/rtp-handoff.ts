@@ -1,3 +1,4 @@
+import { trackSize } from '../../tracked.js';
 import { createSocket, type Socket } from 'node:dgram';
 import type { types } from 'mediasoup';
 import type { RtpInput } from '../../media/rtp.js';
@@ -75,6 +76,7 @@ class PlainHandoff implements RtpHandoff {
     private readonly transport: types.PlainTransport,
     private readonly socket: Socket,
   ) {
+    trackSize('rtp_handoff_inputs', this, (self) => self.#inputs.size);
     // Only the worker's own address and port are heard: another local process cannot inject media.
     const workerPort = transport.tuple.localPort;
     socket.on('message', (buffer, from) => {

@@ -169,7 +169,9 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
       case 'closed':
         return this.#closed(message.publisherId, message.reason, message.lost);
       case 'push':
-        this.#sessions.set(message.change.mediaSessionId, place);
+        // A push's last change (stopped) may come after its removal: it is not routed to again.
+        if (message.change.state !== 'stopped') this.#sessions.set(message.change.mediaSessionId, place);
+        else if (this.#sessions.get(message.change.mediaSessionId) === place) this.#sessions.delete(message.change.mediaSessionId);
         for (const watcher of this.#watchers) this.#tell(() => watcher(message.change));
         return;
       case 'event':
@@ -287,13 +289,19 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
 
   override async mixerRemove(...args: ArgsOf<'mixerRemove'>): Promise<ResultOf<'mixerRemove'>> {
     const removed = await super.mixerRemove(...args);
-    this.#mixerInputs.get(args[0].remoteStreamName)?.delete(args[0].uri);
+    this.#forgetInput(args[0].remoteStreamName, args[0].uri);
     return removed;
   }
 
   override async mixerTerminate(...args: ArgsOf<'mixerTerminate'>): Promise<ResultOf<'mixerTerminate'>> {
     await super.mixerTerminate(...args);
-    for (const uris of this.#mixerInputs.values()) uris.delete(args[0]);
+    for (const stream of [...this.#mixerInputs.keys()]) this.#forgetInput(stream, args[0]);
+  }
+
+  /** `stream` is no longer an input of the mixer `uri`; a stream in no mixer is forgotten. */
+  #forgetInput(stream: string, uri: string): void {
+    const uris = this.#mixerInputs.get(stream);
+    if (uris?.delete(uri) && uris.size === 0) this.#mixerInputs.delete(stream);
   }
 
   /** Where the mixer `uri` runs: where its calls are routed (`PLACE_METHODS`). */

@@ -196,6 +196,31 @@ t.test(
   },
 );
 
+t.test("the main thread forgets what it routed: an ended push, a mixer's inputs once removed", async (t) => {
+  const tracked = async (map: string): Promise<number> => {
+    const text = await (await fetch(`${gateway.baseUrl}/metrics`)).text();
+    return Number(new RegExp(`^gateway_tracked_entries\\{worker="main",map="${map}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+  };
+  const before = { sessions: await tracked('plane_sessions'), inputs: await tracked('plane_mixer_inputs') };
+  const streams = ((await gateway.request('POST', '/rest-api/stream/find_all')).body as { name: string }[]).map((s) => s.name);
+  t.ok(streams.length >= 2, `streams publishing: ${streams.join(', ')}`);
+  const [one, two] = streams as [string, string];
+  for (let i = 0; i < 3; i++) {
+    const res = await gateway.request('POST', '/rest-api/push/startup', { streamName: one, rtmpUrl: `${nginx.url()}/forgotten${i}`, rtmpTransponderFullUrl: true });
+    t.equal(res.status, 200, JSON.stringify(res.body));
+    t.equal((await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: res.body.mediaSessionId })).status, 200);
+  }
+  const mixer = await gateway.request('POST', '/rest-api/mixer/startup', { uri: 'mixer://forgetting', width: 320, height: 180 });
+  t.equal(mixer.status, 200, JSON.stringify(mixer.body));
+  for (const stream of [one, two]) t.equal((await gateway.request('POST', '/rest-api/mixer/add', { uri: 'mixer://forgetting', remoteStreamName: stream })).status, 200);
+  t.equal((await tracked('plane_mixer_inputs')) - before.inputs, 2, 'two inputs routed');
+  for (const stream of [one, two]) t.equal((await gateway.request('POST', '/rest-api/mixer/remove', { uri: 'mixer://forgetting', remoteStreamName: stream })).status, 200);
+  t.equal((await gateway.request('POST', '/rest-api/mixer/terminate', { uri: 'mixer://forgetting' })).status, 200);
+  await waitFor('the ended pushes forgotten', async () => (await tracked('plane_sessions')) === before.sessions, 10_000);
+  t.equal(await tracked('plane_sessions'), before.sessions, 'no session of an ended push is left routed');
+  t.equal(await tracked('plane_mixer_inputs'), before.inputs, 'no input of a mixer is left once removed');
+});
+
 t.test('SIGTERM ends the pushes of every worker and leaves no ffmpeg', async (t) => {
   const pids = await gateway.ffmpegPids();
   t.ok(pids.length >= 2, `ffmpeg processes run (${pids.length})`);

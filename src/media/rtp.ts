@@ -53,6 +53,12 @@ export function parseRtp(packet: Buffer): MediaPacket | undefined {
  * this far after its own arrival, is a new timeline.
  */
 const DISCONTINUITY_MS = 5000;
+/**
+ * A packet's capture is never put more than this after its arrival: a sender whose clock runs fast
+ * (an audio device's crystal, 50 ppm: 4.3 s a day) is held there, its mapping moved back by what it
+ * gained. A packet that came quicker than the track's first is ahead by the difference, well under it.
+ */
+const MAX_AHEAD_OF_ARRIVAL_MS = 500;
 
 /** Why a track's mapping started again: said once per discontinuity, with its size. */
 export interface Discontinuity {
@@ -74,7 +80,8 @@ export interface Discontinuity {
  * timeline: it goes on from the previous packet's time plus the time that passed between their
  * arrivals, and `onDiscontinuity` is told. A large step forward that lands in the past is not one:
  * packets lost while the gateway did not get the CPU to read them come back so, and the time they
- * say is the truth, whatever late moment they were read at.
+ * say is the truth, whatever late moment they were read at. A sender's clock that runs fast is held
+ * `MAX_AHEAD_OF_ARRIVAL_MS` ahead of the arrivals at most, a few microseconds a packet.
  */
 export class ClockMapping {
   /** The previous packet's RTP field, its extended time (ticks) and its arrival (ms). */
@@ -126,6 +133,8 @@ export class ClockMapping {
       this.#lastExtended = extended;
     }
     this.#lastArrivalMs = Math.max(this.#lastArrivalMs, arrivalMs);
+    const gained = this.#toMs(extended) - arrivalMs - MAX_AHEAD_OF_ARRIVAL_MS;
+    if (gained > 0) this.#anchorMs -= gained;
     return this.#toMs(extended);
   }
 

@@ -10,13 +10,13 @@ import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { monotonicMs } from '../../src/clock.js';
 import { FfmpegSupervisor } from '../../src/ffmpeg/supervisor.js';
-import { yuvOf } from '../../src/mixers/canvas.js';
 import { Mixer } from '../../src/mixers/mixer.js';
 import type { InputSource } from '../../src/mixers/relay.js';
 import type { AudioPacket, MediaSink, Publisher } from '../../src/publishers/publisher.js';
 import { RtmpPushClient } from '../../src/rtmp/client.js';
 import { startGateway } from '../helpers/gateway.js';
 import { keyframeCached } from '../helpers/pushes.js';
+import { mixerSpec } from '../helpers/mixer-spec.js';
 import { testFixture } from '../helpers/synthetic.js';
 
 // What days of streaming do to a push, reached without waiting for them: each counter is set just
@@ -191,17 +191,7 @@ t.test('a mixer 12 hours old takes a new input: its thread never held over 50 ms
   t.teardown(() => sockets.forEach((s) => s.close()));
   const output = { close: async () => {} } as unknown as Publisher;
   const mixer = new Mixer(
-    {
-      name: 'mix',
-      layout: { kind: 'grid' },
-      size: { width: 320, height: 180 },
-      frameRate: 15,
-      background: '#000000',
-      backgroundPicture: yuvOf('#000000'),
-      overlays: [],
-      videoBitrateKbps: 300,
-      audioBitrateKbps: 64,
-    },
+    mixerSpec(320, 180, 15),
     output,
     targets,
     { supervisor, ffmpegPath: 'ffmpeg', preset: 'ultrafast', keyframeIntervalS: 2, log: pino({ level: 'silent' }) },

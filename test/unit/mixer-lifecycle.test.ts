@@ -6,21 +6,11 @@ import pino from 'pino';
 import t from 'tap';
 import type { FfmpegProcess } from '../../src/ffmpeg/ffmpeg-process.js';
 import type { FfmpegSupervisor } from '../../src/ffmpeg/supervisor.js';
-import { yuvOf } from '../../src/mixers/canvas.js';
-import { Mixer, type MixerDeps, type MixerSpec } from '../../src/mixers/mixer.js';
+import { Mixer, type MixerDeps } from '../../src/mixers/mixer.js';
+import { mixerSpec } from '../helpers/mixer-spec.js';
 import type { Publisher } from '../../src/publishers/publisher.js';
 
-const spec: MixerSpec = {
-  name: 'mix',
-  layout: { kind: 'grid' },
-  size: { width: 64, height: 36 },
-  frameRate: 30,
-  background: '#000000',
-  backgroundPicture: yuvOf('#000000'),
-  overlays: [],
-  videoBitrateKbps: 500,
-  audioBitrateKbps: 64,
-};
+const spec = mixerSpec(64, 36);
 
 function depsWith(spawn: () => FfmpegProcess): MixerDeps {
   return { supervisor: { spawn } as unknown as FfmpegSupervisor, ffmpegPath: 'ffmpeg', preset: 'veryfast', keyframeIntervalS: 2, log: pino({ level: 'silent' }) };

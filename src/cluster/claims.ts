@@ -75,12 +75,17 @@ export class StreamClaims {
   /** The greatest token seen: claims made after a Redis restarted empty still get greater ones. */
   #greatest = 0;
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: StreamClaims): void {
+    trackSize('cluster_claims', owner, (self) => self.#held.size);
+  }
+
   constructor(
     private readonly redis: Redis,
     readonly node: string,
     private readonly options: { prefix: string; leaseMs: number },
   ) {
-    trackSize('cluster_claims', this, (self) => self.#held.size);
+    StreamClaims.#trackSizes(this);
   }
 
   #key(stream: string): string {

@@ -60,6 +60,12 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
   /** The least-loaded choice, counting the publishes placed since each node's heartbeat. */
   readonly #placement: Placement;
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: ClusterPlane): void {
+    trackSize('cluster_placed', owner, (self) => self.#placed.size);
+    trackSize('cluster_early_news', owner, (self) => self.#early.size);
+  }
+
   constructor(
     /** This node's own plane: what answers the calls of other nodes. */
     readonly inner: MediaPlane,
@@ -67,8 +73,7 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
     private readonly log: Logger,
   ) {
     super();
-    trackSize('cluster_placed', this, (self) => self.#placed.size);
-    trackSize('cluster_early_news', this, (self) => self.#early.size);
+    ClusterPlane.#trackSizes(this);
     this.calls = new NodeCalls(node.secret, node.id);
     this.#placement = new Placement(node.id);
     this.#stop.push(

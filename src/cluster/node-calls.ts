@@ -126,12 +126,17 @@ export class NodeCalls {
   /** Nonces seen within the window, with when they expire. */
   readonly #seen = new Map<string, number>();
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: NodeCalls): void {
+    trackSize('cluster_nonces_seen', owner, (self) => self.#seen.size);
+  }
+
   constructor(
     secret: string,
     readonly node: string,
     private readonly timeoutMs = 10_000,
   ) {
-    trackSize('cluster_nonces_seen', this, (self) => self.#seen.size);
+    NodeCalls.#trackSizes(this);
     this.#sealer = new Sealer(secret, 'calls between nodes');
   }
 

@@ -22,8 +22,13 @@ export class Placement {
   /** When publishes placed at each node were answered there; Infinity while not answered yet. */
   readonly #answeredAt = new Map<string, number[]>();
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: Placement): void {
+    trackSize('cluster_answered', owner, (self) => self.#answeredAt.size);
+  }
+
   constructor(private readonly self: string) {
-    trackSize('cluster_answered', this, (self) => self.#answeredAt.size);
+    Placement.#trackSizes(this);
   }
 
   /** The node chosen among `open` (`known`: every node listed); the choice counts in its load until `answered`. */

@@ -31,8 +31,13 @@ export class OutputSockets {
   #server: Server | undefined;
   readonly #waiting = new Map<string, (theirs: Socket) => void>();
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: OutputSockets): void {
+    trackSize('output_sockets_waiting', owner, (self) => self.#waiting.size);
+  }
+
   constructor() {
-    trackSize('output_sockets_waiting', this, (self) => self.#waiting.size);
+    OutputSockets.#trackSizes(this);
   }
 
   /**

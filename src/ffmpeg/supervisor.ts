@@ -19,8 +19,13 @@ export class FfmpegSupervisor {
   readonly #live = new Set<FfmpegProcess>();
   readonly #outputs = new OutputSockets();
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: FfmpegSupervisor): void {
+    trackSize('ffmpeg_live', owner, (self) => self.#live.size);
+  }
+
   constructor(private readonly record?: ChildRecord) {
-    trackSize('ffmpeg_live', this, (self) => self.#live.size);
+    FfmpegSupervisor.#trackSizes(this);
   }
 
   /** Starts ffmpeg, with a descriptor 3 when `fd3` says which (`Fd3`). */

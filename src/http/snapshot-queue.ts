@@ -11,12 +11,17 @@ export class SnapshotQueue {
   readonly #work: WorkQueue;
   readonly #underWay = new Map<string, Promise<Buffer>>();
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: SnapshotQueue): void {
+    trackSize('snapshots_under_way', owner, (self) => self.#underWay.size);
+  }
+
   constructor(
     private readonly make: (name: string) => Promise<Buffer>,
     decoders: number,
     queue: number,
   ) {
-    trackSize('snapshots_under_way', this, (self) => self.#underWay.size);
+    SnapshotQueue.#trackSizes(this);
     this.#work = new WorkQueue({ running: decoders, queue, what: 'snapshots', keys: { running: 'limit_snapshot_decoders', queue: 'limit_snapshot_queue' } });
   }
 

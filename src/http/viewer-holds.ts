@@ -16,9 +16,14 @@ export class ViewerHolds {
   readonly #gone = new Set<string>();
   readonly #stop: () => void;
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: ViewerHolds): void {
+    trackSize('viewer_holds', owner, (self) => self.#held.size);
+    trackSize('viewer_holds_gone', owner, (self) => self.#gone.size);
+  }
+
   constructor(follow: (listener: (event: LifecycleEvent) => void) => () => void) {
-    trackSize('viewer_holds', this, (self) => self.#held.size);
-    trackSize('viewer_holds_gone', this, (self) => self.#gone.size);
+    ViewerHolds.#trackSizes(this);
     this.#stop = follow((event) => {
       if (event.type === 'viewer.left') this.#left(event.viewerId);
     });

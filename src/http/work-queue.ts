@@ -25,8 +25,13 @@ export class WorkQueue {
   readonly #waiting: (() => void)[] = [];
   readonly #perCaller = new Map<string, number>();
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: WorkQueue): void {
+    trackSize('work_queue_callers', owner, (self) => self.#perCaller.size);
+  }
+
   constructor(private readonly limits: WorkLimits) {
-    trackSize('work_queue_callers', this, (self) => self.#perCaller.size);
+    WorkQueue.#trackSizes(this);
   }
 
   run<T>(caller: string | undefined, work: () => Promise<T>): Promise<T> {

@@ -31,14 +31,19 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
   readonly #mixers = new Map<string, Mixer>();
   readonly #starting = new Set<string>();
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: MixerService): void {
+    trackSize('mixers', owner, (self) => self.#mixers.size);
+    trackSize('mixers_starting', owner, (self) => self.#starting.size);
+  }
+
   constructor(
     private readonly registry: PublisherRegistry,
     private readonly deps: MixerDeps & { maxMixers: number; mediaDir: string },
     private readonly log: Logger,
   ) {
     super((event, error) => log.error({ err: error, event }, 'mixer listener failed'));
-    trackSize('mixers', this, (self) => self.#mixers.size);
-    trackSize('mixers_starting', this, (self) => self.#starting.size);
+    MixerService.#trackSizes(this);
     registry.on('publishing', (publisher) => {
       for (const mixer of this.#mixers.values()) {
         const input = mixer.input(publisher.name);

@@ -62,13 +62,18 @@ export class MixerKeeper implements MixerCommands {
   #stopEvents: () => void = () => {};
   #closed = false;
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: MixerKeeper): void {
+    trackSize('kept_mixers', owner, (self) => self.#kept.size);
+  }
+
   constructor(
     private readonly plane: MediaPlane,
     /** The file (in the data folder). */
     private readonly file: string,
     private readonly log: Logger,
   ) {
-    trackSize('kept_mixers', this, (self) => self.#kept.size);
+    MixerKeeper.#trackSizes(this);
   }
 
   /** Reads the kept mixers and starts them again: before the API is served. */

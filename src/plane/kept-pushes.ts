@@ -91,6 +91,14 @@ export class PushKeeper implements PushCommands {
   #rewriteAgain: NodeJS.Timeout | undefined;
   #closed = false;
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: PushKeeper): void {
+    trackSize('kept_pushes', owner, (self) => self.#kept.size);
+    trackSize('kept_pushes_restoring', owner, (self) => self.#restoring.size);
+    trackSize('kept_pushes_writing', owner, (self) => self.#writing.size);
+    trackSize('kept_pushes_retrying', owner, (self) => self.#retrying.size);
+  }
+
   constructor(
     private readonly plane: MediaPlane,
     private readonly store: PushStore,
@@ -98,10 +106,7 @@ export class PushKeeper implements PushCommands {
     private readonly options: KeptPushOptions,
     private readonly log: Logger,
   ) {
-    trackSize('kept_pushes', this, (self) => self.#kept.size);
-    trackSize('kept_pushes_restoring', this, (self) => self.#restoring.size);
-    trackSize('kept_pushes_writing', this, (self) => self.#writing.size);
-    trackSize('kept_pushes_retrying', this, (self) => self.#retrying.size);
+    PushKeeper.#trackSizes(this);
   }
 
   /** Reads the kept pushes and follows the plane's streams to start them again: before the API is served. */

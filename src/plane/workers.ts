@@ -44,6 +44,11 @@ class Place {
   load: PlaceLoad;
   pushes: PlaneStatus['pushes'] = {};
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: Place): void {
+    trackSize('plane_calls', owner, (self) => self.#calls.size);
+  }
+
   constructor(
     readonly index: number,
     startWorker: WorkerStarter,
@@ -51,7 +56,7 @@ class Place {
     onMessage: (place: Place, message: WorkerMessage) => void,
     onStop: (place: Place, reason: string) => void,
   ) {
-    trackSize('plane_calls', this, (self) => self.#calls.size);
+    Place.#trackSizes(this);
     this.load = { place: String(index), eventLoopDelayMs: 0, eventLoopDelayMaxMs: 0, eventLoopUtilization: 0, machineCpuPercent: 0, publishers: 0 };
     this.worker = startWorker(data, `media-${index}`);
     this.worker.on('message', (message: WorkerMessage) => {
@@ -114,6 +119,15 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
   readonly #slots = Slots.buffer();
   #closing: Promise<void> | undefined;
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: WorkerPlane): void {
+    trackSize('plane_streams', owner, (self) => self.#streams.size);
+    trackSize('plane_mixer_inputs', owner, (self) => self.#mixerInputs.size);
+    trackSize('plane_sessions', owner, (self) => self.#sessions.size);
+    trackSize('plane_publishes', owner, (self) => self.#publishes.size);
+    trackSize('plane_children', owner, (self) => self.#children.size);
+  }
+
   constructor(
     private readonly config: GatewayConfig,
     private readonly log: Logger,
@@ -121,11 +135,7 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
     private readonly deps: { childRecord?: ChildRecord; startWorker?: WorkerStarter } = {},
   ) {
     super();
-    trackSize('plane_streams', this, (self) => self.#streams.size);
-    trackSize('plane_mixer_inputs', this, (self) => self.#mixerInputs.size);
-    trackSize('plane_sessions', this, (self) => self.#sessions.size);
-    trackSize('plane_publishes', this, (self) => self.#publishes.size);
-    trackSize('plane_children', this, (self) => self.#children.size);
+    WorkerPlane.#trackSizes(this);
     const count = workerCount(config);
     const ports = config.webrtc_ice_port_max - config.webrtc_ice_port_min + 1;
     if (ports < count * MIN_PORTS_PER_WORKER) {

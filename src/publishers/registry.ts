@@ -26,6 +26,12 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
   /** The gateway's publishers: this registry's and, with workers, every other worker's. */
   readonly #slots: Slots;
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: PublisherRegistry): void {
+    trackSize('publishers', owner, (self) => self.#byName.size);
+    trackSize('publishers_pending', owner, (self) => self.#pending.size);
+  }
+
   constructor(
     private readonly engine: IngestEngine,
     private readonly options: {
@@ -46,8 +52,7 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
     },
   ) {
     super((event, error) => options.log.error({ err: error, event }, 'registry listener failed'));
-    trackSize('publishers', this, (self) => self.#byName.size);
-    trackSize('publishers_pending', this, (self) => self.#pending.size);
+    PublisherRegistry.#trackSizes(this);
     this.#slots = options.slots ?? Slots.own();
   }
 

@@ -52,6 +52,13 @@ export class PushService extends TypedEmitter<ServiceEvents> {
   /** Gives up the newest push when the machine is saturated. */
   readonly #shedder: Shedder;
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: PushService): void {
+    trackSize('pushes', owner, (self) => self.#byId.size);
+    trackSize('pushes_stopping', owner, (self) => self.#stopping.size);
+    trackSize('pushes_failed_expiring', owner, (self) => self.#expiry.size);
+  }
+
   constructor(
     private readonly publishers: PublisherRegistry,
     private readonly naming: NamingRules,
@@ -61,9 +68,7 @@ export class PushService extends TypedEmitter<ServiceEvents> {
     autoStartUrl?: string,
   ) {
     super((event, error) => log.error({ err: error, event }, 'push service listener failed'));
-    trackSize('pushes', this, (self) => self.#byId.size);
-    trackSize('pushes_stopping', this, (self) => self.#stopping.size);
-    trackSize('pushes_failed_expiring', this, (self) => self.#expiry.size);
+    PushService.#trackSizes(this);
     this.#slots = settings.slots ?? Slots.own();
     this.#shedder = new Shedder(() => this.#byId.values(), settings.saturated ?? (() => false), log);
     publishers.on('closed', (publisher, reason, lost) => void this.#endFor(publisher, reason, lost));

@@ -50,12 +50,17 @@ export class RecordingLibrary {
   #sweeper: NodeJS.Timeout | undefined;
   #sweeping: Promise<void> | undefined;
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: RecordingLibrary): void {
+    trackSize('recordings_writing', owner, (self) => self.#writing.size);
+  }
+
   constructor(
     readonly dir: string,
     private readonly retention: RecordingRetention,
     private readonly log: Logger,
   ) {
-    trackSize('recordings_writing', this, (self) => self.#writing.size);
+    RecordingLibrary.#trackSizes(this);
   }
 
   /** Applies retention now and every minute. */

@@ -13,11 +13,16 @@ const MAX_CLIENTS = 10_000;
 export class AuthFailureLimiter {
   readonly #failures = new Map<string, number[]>();
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: AuthFailureLimiter): void {
+    trackSize('auth_failure_addresses', owner, (self) => self.#failures.size);
+  }
+
   constructor(
     private readonly perMinute: number,
     private readonly now: () => number = monotonicMs,
   ) {
-    trackSize('auth_failure_addresses', this, (self) => self.#failures.size);
+    AuthFailureLimiter.#trackSizes(this);
   }
 
   /** Throws 429 when `client` failed too often in the last minute. */

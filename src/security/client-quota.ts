@@ -20,8 +20,13 @@ export class ClientQuota {
   readonly #counts = new Map<string, number>();
   #total = 0;
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: ClientQuota): void {
+    trackSize('client_quota_addresses', owner, (self) => self.#counts.size);
+  }
+
   constructor(private readonly limits: QuotaLimits) {
-    trackSize('client_quota_addresses', this, (self) => self.#counts.size);
+    ClientQuota.#trackSizes(this);
   }
 
   acquire(client: string, what: string): () => void {

@@ -61,12 +61,17 @@ export class FilePushStore implements PushStore {
   /** Writes, one after another in the order asked. */
   #queue: Promise<void> = Promise.resolve();
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: FilePushStore): void {
+    trackSize('push_log', owner, (self) => self.#pushes.size);
+  }
+
   private constructor(
     readonly path: string,
     /** What the open found: records cut from a torn end. */
     readonly recovered: { records: number; droppedBytes: number },
   ) {
-    trackSize('push_log', this, (self) => self.#pushes.size);
+    FilePushStore.#trackSizes(this);
   }
 
   static async open(path: string): Promise<FilePushStore> {

@@ -28,6 +28,11 @@ export type ViewerEvents = {
 export class ViewerRegistry extends TypedEmitter<ViewerEvents> {
   readonly #viewers = new Map<string, { stream: string; session: ViewSession }>();
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: ViewerRegistry): void {
+    trackSize('viewers', owner, (self) => self.#viewers.size);
+  }
+
   constructor(
     private readonly engine: IngestEngine,
     private readonly publishers: PublisherRegistry,
@@ -36,7 +41,7 @@ export class ViewerRegistry extends TypedEmitter<ViewerEvents> {
     private readonly log: Logger,
   ) {
     super((event, error) => log.error({ err: error, event }, 'viewer listener failed'));
-    trackSize('viewers', this, (self) => self.#viewers.size);
+    ViewerRegistry.#trackSizes(this);
   }
 
   /** Answers a viewer's offer for stream `name`: the viewer's id and the SDP answer. */

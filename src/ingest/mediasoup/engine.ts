@@ -94,8 +94,13 @@ export class MediasoupEngine implements IngestEngine {
   #workerPid: number | undefined;
   #closed = false;
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: MediasoupEngine): void {
+    trackSize('mediasoup_sessions', owner, (self) => self.#sessions.size);
+  }
+
   constructor(private readonly options: MediasoupEngineOptions) {
-    trackSize('mediasoup_sessions', this, (self) => self.#sessions.size);
+    MediasoupEngine.#trackSizes(this);
     this.#remoteFilter = new RemoteAddressFilter(options.remoteNetworks, false);
     this.#announced = new Set(options.addresses);
   }

@@ -71,12 +71,17 @@ class PlainHandoff implements RtpHandoff {
   /** Where each consumer's RTP goes, by its SSRC. */
   readonly #inputs = new Map<number, RtpInput[]>();
 
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: PlainHandoff): void {
+    trackSize('rtp_handoff_inputs', owner, (self) => self.#inputs.size);
+  }
+
   private constructor(
     private readonly router: types.Router,
     private readonly transport: types.PlainTransport,
     private readonly socket: Socket,
   ) {
-    trackSize('rtp_handoff_inputs', this, (self) => self.#inputs.size);
+    PlainHandoff.#trackSizes(this);
     // Only the worker's own address and port are heard: another local process cannot inject media.
     const workerPort = transport.tuple.localPort;
     socket.on('message', (buffer, from) => {

@@ -54,11 +54,14 @@ export function parseRtp(packet: Buffer): MediaPacket | undefined {
  */
 const DISCONTINUITY_MS = 5000;
 /**
- * A packet's capture is never put more than this after its arrival: a sender whose clock runs fast
- * (an audio device's crystal, 50 ppm: 4.3 s a day) is held there, its mapping moved back by what it
- * gained. A packet that came quicker than the track's first is ahead by the difference, well under it.
+ * A track whose every packet over a window was captured more than this after its arrival (by the
+ * mapping) has a sender whose clock runs fast (an audio device's crystal, 50 ppm: 4.3 s a day): its
+ * mapping is moved back by what it gained, at most `MAX_LEAD_STEP_MS` a window. Judged on a whole
+ * window's least lead, not a packet's, so a burst (a sender's backlog sent at once) moves nothing.
  */
-const MAX_AHEAD_OF_ARRIVAL_MS = 500;
+const MAX_LEAD_MS = 500;
+const LEAD_WINDOW_MS = 2000;
+const MAX_LEAD_STEP_MS = 20;
 
 /** Why a track's mapping started again: said once per discontinuity, with its size. */
 export interface Discontinuity {
@@ -81,7 +84,7 @@ export interface Discontinuity {
  * arrivals, and `onDiscontinuity` is told. A large step forward that lands in the past is not one:
  * packets lost while the gateway did not get the CPU to read them come back so, and the time they
  * say is the truth, whatever late moment they were read at. A sender's clock that runs fast is held
- * `MAX_AHEAD_OF_ARRIVAL_MS` ahead of the arrivals at most, a few microseconds a packet.
+ * about `MAX_LEAD_MS` ahead of the arrivals at most, a fraction of a millisecond at a time.
  */
 export class ClockMapping {
   /** The previous packet's RTP field, its extended time (ticks) and its arrival (ms). */
@@ -91,6 +94,9 @@ export class ClockMapping {
   /** The extended time (ticks) that maps to `#anchorMs`. */
   #anchorExtended: number;
   #anchorMs: number;
+  /** The least lead of capture over arrival in the current window, and the window's start (arrival ms). */
+  #leastLead = Infinity;
+  #windowStart: number;
 
   constructor(
     readonly clockRate: number,
@@ -103,6 +109,7 @@ export class ClockMapping {
     this.#lastExtended = this.#anchorExtended = this.#lastTimestamp;
     this.#anchorMs = anchorMs;
     this.#lastArrivalMs = arrivalMs;
+    this.#windowStart = arrivalMs;
   }
 
   /** A timestamp's capture time, unwrapped against the latest packet's; changes nothing. */
@@ -124,6 +131,8 @@ export class ClockMapping {
       this.#anchorMs = at;
       this.#lastTimestamp = timestamp >>> 0;
       this.#lastArrivalMs = arrivalMs;
+      this.#leastLead = Infinity;
+      this.#windowStart = arrivalMs;
       this.onDiscontinuity?.({ jumpMs: Math.round(stepMs - passedMs) });
       return at;
     }
@@ -133,8 +142,12 @@ export class ClockMapping {
       this.#lastExtended = extended;
     }
     this.#lastArrivalMs = Math.max(this.#lastArrivalMs, arrivalMs);
-    const gained = this.#toMs(extended) - arrivalMs - MAX_AHEAD_OF_ARRIVAL_MS;
-    if (gained > 0) this.#anchorMs -= gained;
+    this.#leastLead = Math.min(this.#leastLead, this.#toMs(extended) - arrivalMs);
+    if (arrivalMs - this.#windowStart >= LEAD_WINDOW_MS) {
+      if (this.#leastLead > MAX_LEAD_MS) this.#anchorMs -= Math.min(this.#leastLead - MAX_LEAD_MS, MAX_LEAD_STEP_MS);
+      this.#leastLead = Infinity;
+      this.#windowStart = arrivalMs;
+    }
     return this.#toMs(extended);
   }
 

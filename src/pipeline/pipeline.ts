@@ -350,9 +350,12 @@ class FfmpegPipeline implements Pipeline {
     if (this.ffmpeg.inputBacklog > (this.mixes ? MAX_PCM_BACKLOG_BYTES : MAX_OPUS_BACKLOG_BYTES)) this.#lose('ffmpeg does not keep up with the audio');
   }
 
-  /** Whether ffmpeg is too far behind on its audio to be given more: from past `BEHIND_*_BYTES` until a quarter of it. */
+  /**
+   * Whether ffmpeg is too far behind on its audio to be given more: from past `BEHIND_*_BYTES` until
+   * a quarter of it; before its first output too (a starved machine starting it), where its audio
+   * would otherwise pile up to `MAX_*_BACKLOG_BYTES` and have it replaced.
+   */
   #behindOnAudio(): boolean {
-    if (this.#lastOutputAt === undefined) return false;
     const limit = this.mixes ? BEHIND_PCM_BYTES : BEHIND_OPUS_BYTES;
     const backlog = this.ffmpeg.inputBacklog;
     if (!this.#discarding && backlog >= limit) {

@@ -6,12 +6,12 @@ import type { Logger } from 'pino';
 import { AudioMixer, type MixSource } from '../audio/mixer.js';
 import { OpusRelay } from '../audio/opus-relay.js';
 import { PCM_SAMPLE_RATE } from '../audio/pcm.js';
-import { AudioBacklog } from './audio-backlog.js';
 import { buildFfmpegArgs } from './ffmpeg-args.js';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import type { VideoCodec } from '../media/codecs.js';
 import { annexBKeyframe, FlvReader, FlvTagType, isVideoFrameTag, type FlvTag } from '../media/flv.js';
 import { IVF_CLOCK_RATE, ivfFrameHeader, ivfHeader } from '../media/ivf.js';
+import { oggOpusSamples } from '../media/ogg.js';
 import type { VideoFrame } from '../media/depacketizer.js';
 import type { AudioPacket } from '../publishers/fanout.js';
 import type { EncodingPlan, EncodingSettings } from './encoding.js';
@@ -115,6 +115,16 @@ const KEPT_LOG_LINES = 20;
 /** Audio ffmpeg has not read beyond this (~5 s of PCM; of Opus pages, far more) means it no longer keeps up. */
 const MAX_PCM_BACKLOG_BYTES = 5 * PCM_SAMPLE_RATE * 4;
 const MAX_OPUS_BACKLOG_BYTES = 256 * 1024;
+/** PCM bytes per millisecond (48 kHz, stereo, 16-bit). */
+const PCM_BYTES_PER_MS = (PCM_SAMPLE_RATE * 4) / 1000;
+/**
+ * Audio ffmpeg has not read beyond this (~1 s of PCM, or of Opus pages at up to 64 kbit/s) means
+ * it falls behind, the machine out of CPU: what comes is discarded, counted and logged, until it
+ * has read its backlog down to a quarter of that. The push goes on, its sound with a gap, rather
+ * than its encoder started again, which would cost the starved machine more.
+ */
+const BEHIND_PCM_BYTES = PCM_SAMPLE_RATE * 4;
+const BEHIND_OPUS_BYTES = 12 * 1024;
 /** On a saturated machine, an ffmpeg that has written nothing is given this long before it is replaced. */
 const FFMPEG_STALL_SATURATED_MS = 30_000;
 /** Silent for this long on a saturated machine, an ffmpeg counts as behind. */
@@ -180,10 +190,13 @@ class FfmpegPipeline implements Pipeline {
   #stillStartMs = Infinity;
   /** Its output until then, let out at once when it is set. */
   #stillHeld: FlvTag[] = [];
-  /** Since when ffmpeg has written nothing on a saturated machine (`behindSince` tells the earlier of it and the backlog's). */
-  #silentSince: number | undefined;
-  /** Its audio input when ffmpeg falls behind. */
-  readonly #backlog: AudioBacklog;
+  behindSince: number | undefined;
+  /** Discarding audio until ffmpeg has read its backlog down. */
+  #discarding = false;
+  audioDiscardedMs = 0;
+  /** PCM: ffmpeg's audio time (ms) of the next byte written, and where audio was discarded: its later tags are moved on by `addMs`. */
+  #pcmMs = 0;
+  readonly #pcmSkips: { atMs: number; addMs: number }[] = [];
 
   private constructor(
     private readonly ffmpeg: FfmpegProcess,
@@ -194,7 +207,6 @@ class FfmpegPipeline implements Pipeline {
   ) {
     this.source = { shiftMs: 0, still: spec.still !== undefined, transcoding: spec.video !== undefined };
     this.#batchBlocks = spec.video !== undefined ? 1 : BATCH_BLOCKS;
-    this.#backlog = new AudioBacklog(audio instanceof AudioMixer, settings.log);
     this.output = new Promise<void>((resolve, reject) => {
       ffmpeg.once('output', () => resolve());
       this.#failOutput = reject;
@@ -218,7 +230,7 @@ class FfmpegPipeline implements Pipeline {
       // On a saturated machine a silent ffmpeg is starved, not stuck: it is behind, and replaced
       // only if it stays silent much longer (the push may be ended first, newest first).
       const saturated = settings.saturated?.() ?? false;
-      if (saturated && silentMs >= FFMPEG_BEHIND_SILENT_MS) this.#silentSince ??= this.#lastOutputAt;
+      if (saturated && silentMs >= FFMPEG_BEHIND_SILENT_MS) this.behindSince ??= this.#lastOutputAt;
       if (silentMs >= (saturated ? FFMPEG_STALL_SATURATED_MS : FFMPEG_STALL_MS)) this.#lose(`ffmpeg made no progress for ${Math.round(silentMs / 1000)} s`);
     }, WATCH_MS);
   }
@@ -253,15 +265,6 @@ class FfmpegPipeline implements Pipeline {
 
   get mixes(): boolean {
     return this.audio instanceof AudioMixer;
-  }
-
-  get behindSince(): number | undefined {
-    const [silent, backlog] = [this.#silentSince, this.#backlog.behindSince];
-    return silent === undefined ? backlog : backlog === undefined ? silent : Math.min(silent, backlog);
-  }
-
-  get audioDiscardedMs(): number {
-    return this.#backlog.discardedMs;
   }
 
   begin(captureMs: number): void {
@@ -338,13 +341,47 @@ class FfmpegPipeline implements Pipeline {
     const data = this.#batch.length === 1 ? this.#batch[0]! : Buffer.concat(this.#batch, this.#batchBytes);
     this.#batch = [];
     this.#batchBytes = 0;
-    if (this.#backlog.behind(this.ffmpeg.inputBacklog)) {
-      this.#backlog.discard(data);
+    if (this.#behindOnAudio()) {
+      this.#discard(data);
       return;
     }
     if (!this.ffmpeg.write(data)) return;
-    this.#backlog.written(data);
+    if (this.mixes) this.#pcmMs += data.length / PCM_BYTES_PER_MS;
     if (this.ffmpeg.inputBacklog > (this.mixes ? MAX_PCM_BACKLOG_BYTES : MAX_OPUS_BACKLOG_BYTES)) this.#lose('ffmpeg does not keep up with the audio');
+  }
+
+  /**
+   * Whether ffmpeg is too far behind on its audio to be given more: from past `BEHIND_*_BYTES` until
+   * a quarter of it; before its first output too (a starved machine starting it), where its audio
+   * would otherwise pile up to `MAX_*_BACKLOG_BYTES` and have it replaced.
+   */
+  #behindOnAudio(): boolean {
+    const limit = this.mixes ? BEHIND_PCM_BYTES : BEHIND_OPUS_BYTES;
+    const backlog = this.ffmpeg.inputBacklog;
+    if (!this.#discarding && backlog >= limit) {
+      this.#discarding = true;
+      this.behindSince ??= monotonicMs();
+      this.settings.log.warn({ backlogBytes: backlog }, 'ffmpeg falls behind on the audio (the machine is out of CPU): audio is discarded until it catches up');
+    } else if (this.#discarding && backlog < limit / 4) {
+      this.#discarding = false;
+      this.behindSince = undefined;
+      this.settings.log.info({ audioDiscardedMs: Math.round(this.audioDiscardedMs) }, 'ffmpeg caught up on the audio');
+    }
+    return this.#discarding;
+  }
+
+  /**
+   * Leaves out audio ffmpeg cannot take now. Opus pages carry their time (the granule position):
+   * ffmpeg's output has a gap there by itself. PCM has none: the tags ffmpeg makes after the point
+   * are moved on by what was left out, so the sound stays with the pictures.
+   */
+  #discard(data: Buffer): void {
+    if (this.mixes) {
+      const ms = data.length / PCM_BYTES_PER_MS;
+      const before = this.#pcmSkips.at(-1)?.addMs ?? 0;
+      this.#pcmSkips.push({ atMs: this.#pcmMs, addMs: before + ms });
+      this.audioDiscardedMs += ms;
+    } else this.audioDiscardedMs += oggOpusSamples(data) / (PCM_SAMPLE_RATE / 1000);
   }
 
   #onOutput(data: Buffer, flv: FlvReader): void {
@@ -358,8 +395,8 @@ class FfmpegPipeline implements Pipeline {
     }
     // The audio's own output describes only the audio: the video output's onMetaData stands for both.
     if (flv === this.#flvAudio) tags = tags.filter((tag) => tag.type !== FlvTagType.SCRIPT);
-    if (!this.#backlog.discarding) this.#silentSince = undefined;
-    tags = this.#backlog.place(tags);
+    if (!this.#discarding) this.behindSince = undefined;
+    if (this.#pcmSkips.length > 0) tags = tags.map((tag) => this.#afterSkips(tag));
     if (this.source.still && this.#stillFrames < STILL_CLOCK_FRAMES) {
       this.#stillHeld.push(...tags);
       if (!this.#stillOnClock(tags)) return;
@@ -367,6 +404,17 @@ class FfmpegPipeline implements Pipeline {
       this.#stillHeld = [];
     }
     this.#tags?.(tags);
+  }
+
+  /** An audio tag of ffmpeg's moved on by the PCM discarded before it; skips all behind it are forgotten. */
+  #afterSkips(tag: FlvTag): FlvTag {
+    if (tag.type !== FlvTagType.AUDIO) return tag;
+    const skips = this.#pcmSkips;
+    let addMs = 0;
+    for (const skip of skips) if (skip.atMs <= tag.timestamp) addMs = skip.addMs;
+    // Every skip but the latest one passed is folded into it: the list stays as short as the backlog.
+    while (skips.length > 1 && skips[1]!.atMs <= tag.timestamp) skips.shift();
+    return addMs > 0 ? { ...tag, timestamp: Math.round(tag.timestamp + addMs) } : tag;
   }
 
   /**

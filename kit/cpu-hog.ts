@@ -4,18 +4,26 @@ import { writeFile } from 'node:fs/promises';
 import { startProcess, stopProcess } from './processes.js';
 
 /**
- * Processes spinning on every core at a higher priority than everything else on the machine: a
- * neighbour, a burst of transcodes, an undersized VM. Each runs in a session of its own, so its
- * priority is set on its autogroup too (the kernel shares CPU between sessions first, by their
- * autogroup's nice, and only then by a process's own).
+ * Processes spinning on every core at a higher priority than everything else on the machine, for
+ * `seconds`: a neighbour, a burst of transcodes, an undersized VM. Each runs in a session of its
+ * own, so its priority is set on its autogroup too (the kernel shares CPU between sessions first,
+ * by their autogroup's nice, and only then by a process's own). Each ends by itself (`timeout`):
+ * a starved caller cannot leave the machine hogged.
  */
 export class CpuHog {
   private constructor(readonly children: ChildProcess[]) {}
 
-  static async start(nice = -10, count = cpus().length): Promise<CpuHog> {
-    const children = Array.from({ length: count }, () => startProcess('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }));
+  static async start(nice: number, seconds: number, count = cpus().length): Promise<CpuHog> {
+    const children = Array.from({ length: count }, () => startProcess('timeout', ['-s', 'KILL', String(seconds), 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' }));
     await Promise.all(children.map((child) => raise(child.pid!, nice)));
     return new CpuHog(children);
+  }
+
+  /** Resolves once every spinning process has ended (its time up, or stopped). */
+  async ended(): Promise<void> {
+    const exited = (child: ChildProcess): Promise<void> =>
+      child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve()));
+    await Promise.all(this.children.map(exited));
   }
 
   async stop(): Promise<void> {

@@ -56,6 +56,7 @@ export class LoadMonitor {
   #reason: string | undefined;
   #lastTickAt: number;
   #tickLateMs = 0;
+  readonly #windowMs: number;
   /** Windows in a row past a limit, up to now. */
   #over = 0;
   readonly #timer: NodeJS.Timeout;
@@ -67,6 +68,7 @@ export class LoadMonitor {
     windowMs = WINDOW_MS,
   ) {
     // Sampled even with every limit off: the figures go to /metrics.
+    this.#windowMs = windowMs;
     this.#lastTickAt = this.now();
     this.#timer = setInterval(() => {
       const at = this.now();
@@ -82,9 +84,13 @@ export class LoadMonitor {
     return this.#last;
   }
 
-  /** Whether the machine is out of CPU now (`SATURATED_CPU_PERCENT`), limits or none. */
+  /**
+   * Whether the machine is out of CPU now (`SATURATED_CPU_PERCENT`), limits or none: also while
+   * this window's timer is a window overdue, the thread starved before it could measure.
+   */
   get saturated(): boolean {
-    return this.#last.machineCpuPercent >= SATURATED_CPU_PERCENT || this.#tickLateMs >= WINDOW_MS;
+    const overdueMs = this.now() - this.#lastTickAt - this.#windowMs;
+    return this.#last.machineCpuPercent >= SATURATED_CPU_PERCENT || Math.max(this.#tickLateMs, overdueMs) >= this.#windowMs;
   }
 
   /** Why the gateway is overloaded now, or undefined. */

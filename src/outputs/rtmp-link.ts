@@ -1,4 +1,4 @@
-import { monotonicMs } from '../clock.js';
+import { checkEvery } from '../clock.js';
 import type { SecureContext } from 'node:tls';
 import { RtmpPushClient, type RtmpPublishOptions } from '../rtmp/client.js';
 import { RtmpError } from '../rtmp/errors.js';
@@ -108,8 +108,7 @@ class RtmpLink extends GuardedLink implements Link {
       if (error) this.lose(`destination connection lost: ${scrubDestination(error.message, this.destination)}`, classifyFailure(error));
     });
     this.#acknowledgements = rtmp.acknowledgements;
-    this.#stallTimer = setInterval(() => this.#checkStall(settings.stallTimeoutMs), STALL_CHECK_MS);
-    this.#stallTimer.unref();
+    this.#stallTimer = checkEvery(STALL_CHECK_MS, (now, onTime) => this.#checkStall(settings.stallTimeoutMs, now, onTime));
   }
 
   get stats(): LinkStats {
@@ -138,13 +137,13 @@ class RtmpLink extends GuardedLink implements Link {
    * dead one would be. A server that acknowledges, however slowly, has not stalled: a slow one is
    * the lag guard's to handle.
    */
-  #checkStall(timeoutMs: number): void {
+  #checkStall(timeoutMs: number, now: number, onTime: boolean): void {
     if (this.#backlogged()) return;
-    const now = monotonicMs();
     const { rtmp } = this;
     const progressed = rtmp.acknowledgements !== this.#acknowledgements;
     this.#acknowledgements = rtmp.acknowledgements;
-    if (!rtmp.behind || progressed) this.#overdueSince = undefined;
+    // A late check (the thread starved) may have acknowledgements waiting unread: it starts again.
+    if (!rtmp.behind || progressed || !onTime) this.#overdueSince = undefined;
     else this.#overdueSince ??= now;
     if (this.#overdueSince === undefined || now - this.#overdueSince < timeoutMs) return;
     const what = rtmp.acknowledgements > 0 ? `acknowledged nothing of the last ${Math.round(rtmp.unacknowledgedBytes / 1024)} KB` : 'took no data';

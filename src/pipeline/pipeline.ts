@@ -1,4 +1,4 @@
-import { monotonicMs } from '../clock.js';
+import { checkEvery, monotonicMs } from '../clock.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -218,9 +218,10 @@ class FfmpegPipeline implements Pipeline {
     ffmpeg.on('audioOutput', (data) => this.#onOutput(data, this.#flvAudio));
     ffmpeg.on('exit', (code, signal) => this.#lose(this.#exitReason(code, signal)));
     // Before its first output, ffmpeg has the start-up timeout; after it, it writes every ~21 ms.
+    // A late check judges nothing: the thread was starved, and what ffmpeg wrote may wait unread.
     const startedAt = monotonicMs();
-    this.#watch = setInterval(() => {
-      const now = monotonicMs();
+    this.#watch = checkEvery(WATCH_MS, (now, onTime) => {
+      if (!onTime) return;
       if (this.#lastOutputAt === undefined) {
         // Started but silent: the machine did not get to it in time.
         if (now - startedAt >= settings.startTimeoutMs) this.#lose(`ffmpeg wrote no output within ${settings.startTimeoutMs} ms`, 'slow');
@@ -232,7 +233,7 @@ class FfmpegPipeline implements Pipeline {
       const saturated = settings.saturated?.() ?? false;
       if (saturated && silentMs >= FFMPEG_BEHIND_SILENT_MS) this.behindSince ??= this.#lastOutputAt;
       if (silentMs >= (saturated ? FFMPEG_STALL_SATURATED_MS : FFMPEG_STALL_MS)) this.#lose(`ffmpeg made no progress for ${Math.round(silentMs / 1000)} s`);
-    }, WATCH_MS);
+    });
   }
 
   static async start(spec: PipelineSpec, settings: FfmpegPipelineSettings): Promise<FfmpegPipeline> {

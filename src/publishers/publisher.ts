@@ -1,4 +1,4 @@
-import { monotonicMs, wallClockMs } from '../clock.js';
+import { checkEvery, monotonicMs, wallClockMs } from '../clock.js';
 import type { Logger } from 'pino';
 import { TypedEmitter } from '../events.js';
 import type { IngestSession, IngestTrack } from '../ingest/engine.js';
@@ -155,19 +155,16 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     // Told by the packet count standing still between checks, not by a clock read per packet.
     let packets = this.#received('packets');
     let silentSince = monotonicMs();
-    let checkedAt = silentSince;
-    this.#mediaWatch = setInterval(() => {
-      const now = monotonicMs();
+    this.#mediaWatch = checkEvery(everyMs, (now, onTime) => {
       const received = this.#received('packets');
-      const held = now - checkedAt > 2 * everyMs || (this.options.saturated?.() ?? false);
-      checkedAt = now;
+      const held = !onTime || (this.options.saturated?.() ?? false);
       if (received !== packets || held) {
         packets = received;
         silentSince = now;
       } else if (now - silentSince >= timeoutMs) {
         void this.close(`no media from the publisher for ${Math.round((now - silentSince) / 100) / 10} s`, true);
       }
-    }, everyMs);
+    });
   }
 
   get id(): string {

@@ -3,7 +3,7 @@ import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import t from 'tap';
-import { monotonicMs } from '../../src/clock.js';
+import { checkEvery, monotonicMs } from '../../src/clock.js';
 
 const SRC = join(import.meta.dirname, '../../src');
 
@@ -70,4 +70,22 @@ t.test('the monotonic clock is one clock for every thread: a frame timed in a wo
   await worker.terminate();
   t.ok(own < before - 1000, "the worker's performance.now() is on a clock of its own");
   t.ok(theirs >= before - 1 && theirs <= after + 1, `monotonicMs in the worker (${theirs.toFixed(1)}) lies between this thread's readings around it`);
+});
+
+t.test('a periodic check says when it came late: the thread was starved, and what its sockets hold is still unread', async (t) => {
+  const calls: boolean[] = [];
+  const timer = checkEvery(100, (_now, onTime) => calls.push(onTime));
+  t.teardown(() => clearInterval(timer));
+  // On time at least once (a busy machine may make some late), then the thread held for 1.5 s.
+  while (!calls.includes(true)) await new Promise((resolve) => setTimeout(resolve, 20));
+  await new Promise<void>((resolve) =>
+    setImmediate(() => {
+      const until = monotonicMs() + 1500;
+      while (monotonicMs() < until); // starved
+      calls.length = 0;
+      resolve();
+    }),
+  );
+  while (calls.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  t.equal(calls[0], false, 'the call after the hold was late');
 });

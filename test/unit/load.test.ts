@@ -52,6 +52,21 @@ for (const [limit, sample, words] of [
   });
 }
 
+t.test('saturated: the machine 90 % busy, or this thread starved: its window a whole window late, or overdue now', async (t) => {
+  const { m, set, at } = monitor({});
+  t.equal(m.saturated, false, 'CPU to spare, the window on time');
+  set({ machineCpuPercent: 95 });
+  m.tick();
+  t.equal(m.saturated, true, '95 % busy');
+  set({ machineCpuPercent: 30 });
+  m.tick();
+  at(1500);
+  t.equal(m.saturated, false, 'half a window overdue: not yet');
+  at(2000);
+  t.equal(m.saturated, true, 'a window overdue: the thread did not get the CPU to measure');
+  m.close();
+});
+
 t.test('windows past a limit with one under between them are moments, not load that lasts', async (t) => {
   const { m, set } = monitor({ eventLoopDelayMs: 50 });
   for (let i = 0; i < 10; i++) {

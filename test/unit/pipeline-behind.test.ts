@@ -91,3 +91,37 @@ t.test('an encoder behind on the audio: what it cannot take is discarded, and it
   );
   t.equal(lost, undefined, 'the pipeline goes on');
 });
+
+t.test('a thread starved past the stall limit: its late watch judges nothing, and the output waiting unread counts', async (t) => {
+  const ffmpeg = new SlowFfmpeg();
+  const pipelines = ffmpegPipelines({
+    encoding: { keepAspectRatio: true, transcodingEnabled: true, videoBitrateKbps: 1000, preset: 'veryfast', audioBitrateKbps: 128, audioSampleRate: 48000, keyframeIntervalS: 2 },
+    analyzeDurationUs: 0,
+    startTimeoutMs: 60_000,
+    stopTimeoutMs: 1000,
+    spawn: () => ffmpeg as unknown as FfmpegProcess,
+    saturated: () => false,
+    log: pino({ level: 'silent' }),
+  });
+  const pipe = await pipelines({ plan: { video: 'copy' }, muted: false, sound: undefined });
+  t.teardown(() => pipe.close());
+  let lost: string | undefined;
+  pipe.onLost((reason) => (lost = reason));
+  pipe.begin(monotonicMs());
+  ffmpeg.outputAudio([0], true);
+  // The thread gets no CPU for 6 s (past the 5 s an ffmpeg may stay silent). ffmpeg wrote on
+  // meanwhile: its output is read after the overdue timers have run, as a pipe's would be.
+  await new Promise<void>((resolve) =>
+    setImmediate(() => {
+      setImmediate(() => {
+        ffmpeg.outputAudio([6000]);
+        resolve();
+      });
+      const until = monotonicMs() + 6000;
+      while (monotonicMs() < until); // starved
+    }),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 1200)); // two watches on time after it
+  t.equal(lost, undefined, 'not replaced: its output was there, waiting to be read');
+  ffmpeg.outputAudio([7200]);
+});

@@ -102,7 +102,9 @@ export class RecordingLibrary {
       const starts = [...listed.values()].map((p) => p.start);
       const origin = starts.length ? Math.min(...starts) : 0;
       let next = origin; // where a part not in the list began: where the one before it ended
-      for (const file of files.sort()) {
+      // In the order of their numbers: a recording that never ends goes past -999.mp4 to -1000.mp4.
+      const number = (file: string): number => Number(PART_FILE.exec(file)![2]);
+      for (const file of files.sort((a, b) => number(a) - number(b))) {
         // Deleted meanwhile, or not a file of the gateway's (a link, a folder): not listed.
         const size = await lstat(join(this.dir, file)).then(
           (s) => (s.isFile() ? s.size : undefined),
@@ -124,7 +126,7 @@ export class RecordingLibrary {
         });
       }
     }
-    return found.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.fileName.localeCompare(b.fileName));
+    return found.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.fileName.localeCompare(b.fileName, 'en', { numeric: true }));
   }
 
   /**

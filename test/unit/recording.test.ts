@@ -105,6 +105,27 @@ t.test("the library lists parts with their recording's stream, start, duration a
   t.equal(all.length, 3, 'a file no recording of the gateway wrote is not listed');
 });
 
+t.test('a recording past its 999th part: -1000.mp4 comes after -999.mp4, in the listing and for retention', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'recording-library-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, '.long.json'), JSON.stringify({ stream: 'long', mediaSessionId: 'p1', startedAt: new Date(Date.now() - 86_400_000).toISOString() }));
+  // The list holds the finished parts; the last two were cut short (a gateway killed, say).
+  await writeFile(join(dir, '.long.csv'), ['long-998.mp4,99700.0,99800.0', 'long-999.mp4,99800.0,99900.0'].join('\n') + '\n');
+  for (const n of ['998', '999', '1000', '1001']) await writeFile(join(dir, `long-${n}.mp4`), Buffer.alloc(1000));
+  const library = new RecordingLibrary(dir, { maxAgeHours: 0, maxMb: 0 }, pino({ level: 'silent' }));
+  const listed = await library.list();
+  t.same(
+    listed.map((r) => r.fileName),
+    ['long-998.mp4', 'long-999.mp4', 'long-1000.mp4', 'long-1001.mp4'],
+  );
+  const starts = listed.map((r) => Date.parse(r.startedAt));
+  t.same(
+    starts.slice(1).map((at, i) => at - starts[i]!),
+    [100_000, 100_000, 0],
+    'a part not in the list begins where the last one listed ended',
+  );
+});
+
 t.test('retention: parts past the age go, then the oldest while above the size; a part being written stays', async (t) => {
   const dir = await laidOut(t);
   const byAge = new RecordingLibrary(dir, { maxAgeHours: 0.5, maxMb: 0 }, pino({ level: 'silent' }));

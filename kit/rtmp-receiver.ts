@@ -34,6 +34,20 @@ export interface RtmpMediaMessage {
   data: Buffer;
 }
 
+/**
+ * Where the sound stands against the pictures at the destination (ms): of the messages that
+ * arrived in `[fromMs, toMs)`, the mean of timestamp less arrival, audio's less video's. The
+ * messages must be of one connection (a new one may start its timestamps anew); NaN without both
+ * kinds.
+ */
+export function avOffsetMs(media: readonly RtmpMediaMessage[], fromMs: number, toMs: number): number {
+  const mean = (kind: string): number => {
+    const within = media.filter((m) => m.kind === kind && m.arrivalMs >= fromMs && m.arrivalMs < toMs);
+    return within.reduce((sum, m) => sum + m.timestamp - m.arrivalMs, 0) / within.length;
+  };
+  return mean('audio') - mean('video');
+}
+
 /** RTMP authentication as Wowza (authmod=adobe) and Limelight (authmod=llnw) ask for it. */
 export interface ReceiverAuth {
   method: 'adobe' | 'llnw';

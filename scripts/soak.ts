@@ -7,7 +7,9 @@
  * RSS, heap, file descriptors and processes with the streams it serves; at the end it prints each
  * resource's slope per hour over each node's longest-lived process, with the node's streams held
  * constant (streams move between nodes, and each costs memory, descriptors and an ffmpeg: that is
- * load, not a leak), and writes .bench/soak.json.
+ * load, not a leak), the event-loop delay per hour (the worst thread's p99 of each second), the
+ * frames lost, and where the sound stands against the pictures at a destination of its own (an
+ * RTMP receiver that times every message) at the start and at the end; it writes .bench/soak.json.
  *
  *   npm run soak -- --minutes 60 [--nodes 3] [--streams 4] [--chaos-s 180]
  *
@@ -18,9 +20,10 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadFixture } from '../kit/fixture.js';
 import { GatewayProcess } from '../kit/gateway-process.js';
-import { sleep, stopAllProcesses, waitFor } from '../kit/processes.js';
-import { slopeAtLoad } from '../kit/stats.js';
+import { now, sleep, stopAllProcesses, waitFor } from '../kit/processes.js';
+import { percentile, slopeAtLoad } from '../kit/stats.js';
 import { RedisServer } from '../kit/redis-server.js';
+import { avOffsetMs, RtmpReceiver, type RtmpMediaMessage } from '../kit/rtmp-receiver.js';
 import { freePorts, NginxRtmp } from '../kit/rtmp-server.js';
 import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
 import { TcpBalancer } from '../kit/tcp-balancer.js';
@@ -53,6 +56,8 @@ interface Sample {
   processes: number;
   /** Streams this node serves (publishers plus pushes: one push a stream here). */
   streams: number;
+  /** The worst event-loop delay p99 of the last second among the node's threads (ms). */
+  loopP99Ms: number;
 }
 interface Trouble {
   at: number;
@@ -64,6 +69,32 @@ interface Trouble {
 function rssMb(pid: number): number {
   const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
   return kb / 1024;
+}
+
+/** The frame counters summed at the end: video frames sent, and those lost, dropped or discarded on the way. */
+const FRAME_COUNTERS = ['gateway_push_frames_total', 'gateway_push_frames_lost_total', 'gateway_push_frames_dropped_total', 'gateway_push_frames_discarded_total'];
+
+/**
+ * The last value seen of each frame counter's series, by process: a push (a series) ends and a
+ * node restarts with its counters at 0, so the figures are the sum of every series' last value.
+ */
+const frameSeries = new Map<string, number>();
+function readFrameCounters(pid: number, metrics: string): void {
+  for (const match of metrics.matchAll(/^(gateway_push_frames_\w+)(\{[^}]*\})? (\S+)$/gm)) {
+    if (FRAME_COUNTERS.includes(match[1]!)) frameSeries.set(`${pid} ${match[1]}${match[2] ?? ''}`, Number(match[3]));
+  }
+}
+function frameTotals(): Record<string, number> {
+  const totals = Object.fromEntries(FRAME_COUNTERS.map((name) => [name, 0]));
+  for (const [key, value] of frameSeries) totals[key.split(' ')[1]!.split('{')[0]!]! += value;
+  return totals;
+}
+
+/** The worst event-loop delay p99 (ms) of the last second among the main thread and the workers. */
+function loopP99Ms(metrics: string): number {
+  const main = Number(/^nodejs_eventloop_lag_p99_seconds (\S+)$/m.exec(metrics)?.[1] ?? 0) * 1000;
+  const workers = [...metrics.matchAll(/^gateway_load\{[^}]*measure="event_loop_delay_p99_ms"[^}]*\} (\S+)$/gm)].map((m) => Number(m[1]));
+  return Math.max(main, ...workers);
 }
 
 function fds(pid: number): number {
@@ -127,15 +158,43 @@ async function main(): Promise<void> {
     const res = await api('POST', '/rest-api/push/startup', { streamName: name, rtmpUrl: nginx.url() });
     if (res.status !== 200) throw new Error(`startup of ${name} answered ${res.status}: ${JSON.stringify(res.body)}`);
   }
+  // The first stream goes to a destination of its own too, which times every message: where the
+  // sound stands against the pictures there, over the last 20 s of one connection.
+  const watched = names[0]!;
+  const receiver = await RtmpReceiver.start();
+  const watchedUrl = `${receiver.url()}/${watched}`;
+  const startWatching = async (): Promise<void> => {
+    const res = await api('POST', '/rest-api/push/startup', { streamName: watched, rtmpUrl: watchedUrl, rtmpTransponderFullUrl: true });
+    if (res.status !== 200) console.log(`  startup of ${watched} to the receiver answered ${res.status}`);
+  };
+  /** The current connection's messages of the last minute, without their bodies. */
+  let heard: RtmpMediaMessage[] = [];
+  receiver.on('media', (m) => {
+    if (m.sequenceHeader) return;
+    if (heard.length && heard.at(-1)!.publish.connection !== m.publish.connection) heard = [];
+    heard.push({ ...m, data: Buffer.alloc(0) });
+    if (heard[0]!.arrivalMs < m.arrivalMs - 60_000) heard = heard.filter((h) => h.arrivalMs >= m.arrivalMs - 60_000);
+  });
+  const receiving = (): boolean => heard.length > 0 && now() - heard.at(-1)!.arrivalMs < 2000;
+  /** The A/V offset over the last 20 s of one connection, waiting up to a minute for that much. */
+  const avOffset = async (): Promise<number> => {
+    await waitFor('20 s of one connection at the receiver', () => heard.length > 0 && heard[0]!.arrivalMs <= now() - 20_000 && receiving(), 60_000, 500).catch(() => {});
+    return avOffsetMs(heard, now() - 20_000, Infinity);
+  };
+  await startWatching();
+
   /** The streams whose push is not running, or not at the destination. */
   const missing = async (): Promise<string[]> => {
     const at = await nginx.streams().catch(() => []);
     const pushes = await api('POST', '/rest-api/push/find_all');
     const running = pushes.status === 200 ? (pushes.body as { state: string; sourceStreamName: string }[]).filter((p) => p.state === 'running') : [];
-    return names.filter((n) => !(at.some((s) => s.name === `rtmp_${n}` && s.width > 0) && running.some((p) => p.sourceStreamName === n)));
+    const lost = names.filter((n) => !(at.some((s) => s.name === `rtmp_${n}` && s.width > 0) && running.some((p) => p.sourceStreamName === n)));
+    return receiving() ? lost : [...lost, `${watched} (at the receiver)`];
   };
   const allBack = async (): Promise<boolean> => (await missing()).length === 0;
   await waitFor('every push at the destination', allBack, 60_000, 500);
+  const avAtStart = await avOffset();
+  console.log(`  the sound against the pictures at the receiver: ${avAtStart.toFixed(0)} ms`);
 
   const samples: Sample[] = [];
   const troubles: Trouble[] = [];
@@ -148,8 +207,10 @@ async function main(): Promise<void> {
         const pushes = [...metrics.matchAll(/^gateway_transponders\{state="[^"]+"\} (\S+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
         const own = await node.ownPids();
         const children = await node.ffmpegPids();
+        readFrameCounters(node.pid, metrics);
         samples.push({
           at: Date.now(),
+          loopP99Ms: loopP99Ms(metrics),
           node: id,
           pid: node.pid,
           rssMb: rssMb(node.pid),
@@ -205,6 +266,7 @@ async function main(): Promise<void> {
         const found = await api('POST', '/rest-api/push/find', { streamName: name });
         for (const push of found.status === 200 ? found.body : []) await api('POST', '/rest-api/push/terminate', { mediaSessionId: push.mediaSessionId });
         await api('POST', '/rest-api/push/startup', { streamName: name, rtmpUrl: nginx.url() });
+        if (name === watched) await startWatching();
         return;
       }
       case 'audio commands': {
@@ -276,6 +338,21 @@ async function main(): Promise<void> {
       'processes /h': perHour((s) => s.processes),
     };
   }
+  const avAtEnd = await avOffset();
+  // The event-loop delay, hour by hour: the 99th percentile of the samples' worst thread.
+  const loopByHour: number[] = [];
+  for (let hour = 0; hour * 3_600_000 < endAt - startedAt; hour++) {
+    const within = samples.filter((s) => s.at >= startedAt + hour * 3_600_000 && s.at < startedAt + (hour + 1) * 3_600_000);
+    loopByHour.push(
+      percentile(
+        within.map((s) => s.loopP99Ms),
+        99,
+      ),
+    );
+  }
+  const frames = frameTotals();
+  const sent = frames.gateway_push_frames_total!;
+  const notSent = FRAME_COUNTERS.slice(1).reduce((sum, name) => sum + frames[name]!, 0);
   const failed = troubles.filter((t) => !t.back);
   console.log(
     `\n${troubles.length} troubles, every push back after ${troubles.length - failed.length} of them${failed.length ? ` (not after: ${failed.map((t) => t.kind).join(', ')})` : ''}`,
@@ -287,11 +364,21 @@ async function main(): Promise<void> {
         .join(', ')}`,
     );
   }
-  writeFileSync(join(WORK, 'soak.json'), JSON.stringify({ minutes, nodes: nodeCount, streams: streamCount, troubles, slopes, samples }, null, 2) + '\n');
+  console.log(`  event-loop delay p99 by hour (worst thread, ms): ${loopByHour.map((ms) => ms.toFixed(1)).join(', ')}`);
+  console.log(
+    `  video frames sent ${sent}; lost ${frames.gateway_push_frames_lost_total}, dropped ${frames.gateway_push_frames_dropped_total}, discarded ${frames.gateway_push_frames_discarded_total} (${((100 * notSent) / Math.max(1, sent + notSent)).toFixed(3)} %)`,
+  );
+  const avMoved = Math.abs(avAtEnd - avAtStart);
+  console.log(
+    `  the sound against the pictures at the receiver: ${avAtStart.toFixed(0)} ms at the start, ${avAtEnd.toFixed(0)} ms at the end (moved ${avMoved.toFixed(0)} ms${avMoved < 40 ? '' : ': MISS, over 40 ms'})`,
+  );
+  const av = { startMs: avAtStart, endMs: avAtEnd };
+  writeFileSync(join(WORK, 'soak.json'), JSON.stringify({ minutes, nodes: nodeCount, streams: streamCount, troubles, slopes, loopByHour, frames, av, samples }, null, 2) + '\n');
   console.log(`written to ${join(WORK, 'soak.json')}`);
 
   for (const p of publishers.values()) await p.stop().catch(() => {});
   await balancer.stop();
+  await receiver.close();
   for (const node of nodes.values()) await node.stop();
   await nginx.stop();
   await redis?.close();

@@ -5,7 +5,7 @@ import pino from 'pino';
 import t, { type Test } from 'tap';
 import { probe } from '../../kit/probe.js';
 import { sleep, startProcess, stopProcess, waitFor } from '../../kit/processes.js';
-import { RtmpReceiver, type RtmpMediaMessage } from '../../kit/rtmp-receiver.js';
+import { avOffsetMs, RtmpReceiver, type RtmpMediaMessage } from '../../kit/rtmp-receiver.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { monotonicMs } from '../../src/clock.js';
@@ -46,23 +46,11 @@ function steps(media: RtmpMediaMessage[], kind: 'audio' | 'video'): number[] {
   return times.slice(1).map((time, i) => time - times[i]!);
 }
 
-/**
- * Where the sound stands against the pictures at the destination (ms): of the messages that
- * arrived in `[fromMs, toMs)`, the mean of timestamp less arrival, audio's less video's.
- */
-function avOffset(media: RtmpMediaMessage[], fromMs: number, toMs: number): number {
-  const mean = (kind: string): number => {
-    const within = media.filter((m) => m.kind === kind && m.arrivalMs >= fromMs && m.arrivalMs < toMs);
-    return within.reduce((sum, m) => sum + m.timestamp - m.arrivalMs, 0) / within.length;
-  };
-  return mean('audio') - mean('video');
-}
-
 t.test("RTP time: the 32-bit field's wrap, then 2^31 ticks from the first packet, on video and sound: the push's timeline goes on evenly", async (t) => {
   // Both fields wrap two seconds in.
   const { publisher, media } = await pushed(t, 'wrapping', { firstVideoTimestamp: 2 ** 32 - 2 * 90000, firstAudioTimestamp: 2 ** 32 - 2 * 48000 });
   await waitFor('4 s of video at the destination, past the wrap', () => media.filter((m) => m.kind === 'video').length >= 120, 20_000);
-  const before = avOffset(media, media.at(-1)!.arrivalMs - 1000, Infinity);
+  const before = avOffsetMs(media, media.at(-1)!.arrivalMs - 1000, Infinity);
   // Hours of stream time in a leap: 2^31 ticks since the first packet pass from the next one on.
   publisher.leapRtpTime('video', 2 ** 31);
   const leaptAt = media.length;
@@ -81,7 +69,7 @@ t.test("RTP time: the 32-bit field's wrap, then 2^31 ticks from the first packet
     [],
     `the sound moves on evenly (${audio.length} steps)`,
   );
-  const after = avOffset(media, media.at(-1)!.arrivalMs - 1000, Infinity);
+  const after = avOffsetMs(media, media.at(-1)!.arrivalMs - 1000, Infinity);
   t.ok(Math.abs(after - before) < 40, `the sound against the pictures: ${before.toFixed(0)} ms before, ${after.toFixed(0)} ms after`);
 });
 

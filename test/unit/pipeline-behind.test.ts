@@ -4,7 +4,7 @@ import t from 'tap';
 import { monotonicMs } from '../../src/clock.js';
 import type { FfmpegProcess } from '../../src/ffmpeg/ffmpeg-process.js';
 import { flvFileHeader, flvTag, FlvTagType, type FlvTag } from '../../src/media/flv.js';
-import { ffmpegPipelines } from '../../src/pipeline/pipeline.js';
+import { ffmpegPipelines } from '../../src/pipeline/ffmpeg-pipeline.js';
 import type { AudioPacket } from '../../src/publishers/fanout.js';
 
 /** An ffmpeg that reads nothing unless told: its backlog is the test's to set. */
@@ -90,6 +90,16 @@ t.test('an encoder behind on the audio: what it cannot take is discarded, and it
     'what ffmpeg made of the sound after each gap is moved on by what was left out before it',
   );
   t.equal(lost, undefined, 'the pipeline goes on');
+
+  // A thread starved for seconds catches up on its silence in one block: 5.5 s of PCM at once,
+  // more than ffmpeg is ever given to hold, however little it has unread.
+  ffmpeg.inputBacklog = 0;
+  const [writtenBefore, discardedBefore] = [ffmpeg.written, pipe.audioDiscardedMs];
+  at += 5500;
+  send(10);
+  t.equal(lost, undefined, 'not replaced');
+  t.ok(pipe.audioDiscardedMs - discardedBefore >= 5500, `the block discarded (${Math.round(pipe.audioDiscardedMs - discardedBefore)} ms)`);
+  t.ok(ffmpeg.written - writtenBefore < 48000 * 4, 'not written');
 });
 
 t.test('a thread starved past the stall limit: its late watch judges nothing, and the output waiting unread counts', async (t) => {

@@ -300,10 +300,20 @@ async function main(): Promise<void> {
     console.log(`Churn: ${cycles} cycles of publish → push → terminate → unpublish over ${lanes} lanes (every 10th: recording, SRT, WHEP viewer, mixer input)`);
     await run(lab, 0, WARM_CYCLES, progress);
     const before = await figures(gateway, inspector);
-    await run(lab, WARM_CYCLES, cycles, (done) => progress(done + WARM_CYCLES));
+    // Figures at each quarter too: where a figure that grew levels off, or does not.
+    const quarters: { at: number; figures: Figures }[] = [];
+    for (let quarter = 1; quarter <= 4; quarter++) {
+      const [from, to] = [WARM_CYCLES + Math.round(((cycles - WARM_CYCLES) * (quarter - 1)) / 4), WARM_CYCLES + Math.round(((cycles - WARM_CYCLES) * quarter) / 4)];
+      await run(lab, from, to, (done) => progress(done + from));
+      quarters.push({ at: to, figures: await figures(gateway, inspector) });
+    }
     const tookS = (now() - started) / 1000;
-    const after = await figures(gateway, inspector);
-    console.log(`\n${cycles} cycles in ${(tookS / 60).toFixed(1)} min (${((tookS * 1000) / cycles).toFixed(0)} ms a cycle)\n`);
+    const after = quarters.at(-1)!.figures;
+    console.log(`\n${cycles} cycles in ${(tookS / 60).toFixed(1)} min (${((tookS * 1000) / cycles).toFixed(0)} ms a cycle, figures taken included)\n`);
+    for (const name of Object.keys(before).filter((n) => /heap|RSS/.test(n))) {
+      console.log(`  ${name.replace(INFO, '')}: ${[{ at: WARM_CYCLES, figures: before }, ...quarters].map((q) => `${(q.figures[name] ?? 0).toFixed(1)} at ${q.at}`).join(', ')}`);
+    }
+    console.log('');
     const misses: string[] = [];
     for (const name of new Set([...Object.keys(before), ...Object.keys(after)])) {
       const [start, end] = [before[name] ?? 0, after[name] ?? 0];

@@ -1,10 +1,11 @@
 import { EventEmitter } from 'node:events';
-import pino from 'pino';
-import t from 'tap';
+import pino, { type Logger } from 'pino';
+import t, { type Test } from 'tap';
 import { monotonicMs } from '../../src/clock.js';
 import type { FfmpegProcess } from '../../src/ffmpeg/ffmpeg-process.js';
 import { flvFileHeader, flvTag, FlvTagType, type FlvTag } from '../../src/media/flv.js';
 import { ffmpegPipelines } from '../../src/pipeline/ffmpeg-pipeline.js';
+import type { Pipeline } from '../../src/pipeline/pipeline.js';
 import type { AudioPacket } from '../../src/publishers/fanout.js';
 
 /** An ffmpeg that reads nothing unless told: its backlog is the test's to set. */
@@ -28,21 +29,27 @@ class SlowFfmpeg extends EventEmitter {
   }
 }
 
-t.test('an encoder behind on the audio: what it cannot take is discarded, and its later tags moved on by as much', async (t) => {
-  const ffmpeg = new SlowFfmpeg();
-  const warnings: string[] = [];
-  const log = pino({ level: 'info' }, { write: (line: string) => void warnings.push(JSON.parse(line).msg as string) });
+/** A pipeline of a push passing its video through, on `ffmpeg`, the machine `saturated` or not. */
+async function passThroughPipeline(t: Test, ffmpeg: SlowFfmpeg, saturated: boolean, log: Logger): Promise<Pipeline> {
   const pipelines = ffmpegPipelines({
     encoding: { keepAspectRatio: true, transcodingEnabled: true, videoBitrateKbps: 1000, preset: 'veryfast', audioBitrateKbps: 128, audioSampleRate: 48000, keyframeIntervalS: 2 },
     analyzeDurationUs: 0,
     startTimeoutMs: 60_000,
     stopTimeoutMs: 1000,
     spawn: () => ffmpeg as unknown as FfmpegProcess,
-    saturated: () => true,
+    saturated: () => saturated,
     log,
   });
   const pipe = await pipelines({ plan: { video: 'copy' }, muted: false, sound: undefined });
   t.teardown(() => pipe.close());
+  return pipe;
+}
+
+t.test('an encoder behind on the audio: what it cannot take is discarded, and its later tags moved on by as much', async (t) => {
+  const ffmpeg = new SlowFfmpeg();
+  const warnings: string[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void warnings.push(JSON.parse(line).msg as string) });
+  const pipe = await passThroughPipeline(t, ffmpeg, true, log);
   const tags: FlvTag[] = [];
   pipe.onTags((more) => tags.push(...more));
   let lost: string | undefined;
@@ -104,17 +111,7 @@ t.test('an encoder behind on the audio: what it cannot take is discarded, and it
 
 t.test('a thread starved past the stall limit: its late watch judges nothing, and the output waiting unread counts', async (t) => {
   const ffmpeg = new SlowFfmpeg();
-  const pipelines = ffmpegPipelines({
-    encoding: { keepAspectRatio: true, transcodingEnabled: true, videoBitrateKbps: 1000, preset: 'veryfast', audioBitrateKbps: 128, audioSampleRate: 48000, keyframeIntervalS: 2 },
-    analyzeDurationUs: 0,
-    startTimeoutMs: 60_000,
-    stopTimeoutMs: 1000,
-    spawn: () => ffmpeg as unknown as FfmpegProcess,
-    saturated: () => false,
-    log: pino({ level: 'silent' }),
-  });
-  const pipe = await pipelines({ plan: { video: 'copy' }, muted: false, sound: undefined });
-  t.teardown(() => pipe.close());
+  const pipe = await passThroughPipeline(t, ffmpeg, false, pino({ level: 'silent' }));
   let lost: string | undefined;
   pipe.onLost((reason) => (lost = reason));
   pipe.begin(monotonicMs());

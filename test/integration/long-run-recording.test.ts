@@ -13,7 +13,7 @@ import type { LifecycleEvent } from '../../src/plane/lifecycle.js';
 import type { Link } from '../../src/outputs/link.js';
 import { recordLinks, type RecordingEvent, type RecordSettings } from '../../src/outputs/record-link.js';
 import { RecordingLibrary } from '../../src/recordings/library.js';
-import { testFixture } from '../helpers/synthetic.js';
+import { fixtureFlvVideo } from '../helpers/flv-video.js';
 
 // Recordings after days of stream time, reached without waiting for them: the recording's own
 // ffmpeg is given the push's FLV with its timestamps days on (and across FLV's 32-bit wrap at
@@ -25,24 +25,6 @@ const FRAME_MS = 1000 / 30;
 
 const supervisor = new FfmpegSupervisor();
 t.teardown(() => supervisor.killAll());
-
-/** The fixture's video as FLV bodies: the AVC sequence header, and each frame's. */
-function flvVideo(): { header: Buffer; frame: (i: number) => { key: boolean; body: Buffer } } {
-  const units = testFixture().video;
-  const nal = (type: number): Buffer => units.flatMap((u) => u.nals).find((n) => (n[0]! & 0x1f) === type)!;
-  const [sps, pps] = [nal(7), nal(8)];
-  const u16 = (n: number): Buffer => Buffer.from([n >> 8, n & 0xff]);
-  const u32 = (n: number): Buffer => Buffer.from([n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff]);
-  const record = Buffer.concat([Buffer.from([1, sps[1]!, sps[2]!, sps[3]!, 0xff, 0xe1]), u16(sps.length), sps, Buffer.from([1]), u16(pps.length), pps]);
-  return {
-    header: Buffer.concat([Buffer.from([0x17, 0, 0, 0, 0]), record]),
-    frame: (i) => {
-      const unit = units[i % units.length]!;
-      const nals = unit.nals.filter((n) => ![7, 8, 9].includes(n[0]! & 0x1f));
-      return { key: unit.key, body: Buffer.concat([Buffer.from([unit.key ? 0x17 : 0x27, 1, 0, 0, 0]), ...nals.flatMap((n) => [u32(n.length), n])]) };
-    },
-  };
-}
 
 /** A recording link of `stream` into `dir`, its parts `partS` long, its events kept (and told to `follow`). */
 async function recording(dir: string, stream: string, partS: number, follow?: (event: LifecycleEvent) => void): Promise<{ link: Link; events: RecordingEvent[] }> {
@@ -87,7 +69,7 @@ const AAC_FRAME_MS = 1024 / 48;
  * its FLV does (32-bit timestamps): 30 fps video and AAC, in order of time.
  */
 function writeMedia(link: Link, firstMs: number, fromMs: number, toMs: number): void {
-  const video = flvVideo();
+  const video = fixtureFlvVideo();
   if (fromMs === 0) {
     link.out.writeVideo(firstMs >>> 0, video.header);
     link.out.writeAudio(firstMs >>> 0, audio.header);
@@ -97,7 +79,7 @@ function writeMedia(link: Link, firstMs: number, fromMs: number, toMs: number): 
   for (;;) {
     const [videoAt, audioAt] = [v * FRAME_MS, a * AAC_FRAME_MS];
     if (Math.min(videoAt, audioAt) >= toMs) return;
-    if (videoAt <= audioAt) link.out.writeVideo(Math.round(firstMs + videoAt) >>> 0, video.frame(v++).body);
+    if (videoAt <= audioAt) link.out.writeVideo(Math.round(firstMs + videoAt) >>> 0, video.frame(v++));
     else link.out.writeAudio(Math.round(firstMs + audioAt) >>> 0, audio.frames[a++ % audio.frames.length]!);
   }
 }

@@ -16,6 +16,7 @@ import type { AudioPacket, MediaSink, Publisher } from '../../src/publishers/pub
 import { RtmpPushClient } from '../../src/rtmp/client.js';
 import { startGateway } from '../helpers/gateway.js';
 import { keyframeCached } from '../helpers/pushes.js';
+import { fixtureFlvVideo } from '../helpers/flv-video.js';
 import { mixerSpec } from '../helpers/mixer-spec.js';
 import { testFixture } from '../helpers/synthetic.js';
 
@@ -78,17 +79,7 @@ t.test('RTMP timestamps past 2^24 ms (extended timestamps on every chunk) and pa
   t.teardown(() => nginx.stop());
   // The fixture's H.264 as FLV video tags: large frames, many chunks each, whose type-3 chunks
   // repeat the extended timestamp.
-  const units = testFixture().video;
-  const nalsOf = (type: number): Buffer => units[0]!.nals.find((nal) => (nal[0]! & 0x1f) === type)!;
-  const [sps, pps] = [nalsOf(7), nalsOf(8)];
-  const u16 = (n: number): Buffer => Buffer.from([n >> 8, n & 0xff]);
-  const u32 = (n: number): Buffer => Buffer.from([n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff]);
-  const header = Buffer.concat([Buffer.from([0x17, 0, 0, 0, 0, 1, sps[1]!, sps[2]!, sps[3]!, 0xff, 0xe1]), u16(sps.length), sps, Buffer.from([1]), u16(pps.length), pps]);
-  const frame = (i: number): Buffer => {
-    const unit = units[i % units.length]!;
-    const nals = unit.nals.filter((nal) => ![7, 8, 9].includes(nal[0]! & 0x1f));
-    return Buffer.concat([Buffer.from([unit.key ? 0x17 : 0x27, 1, 0, 0, 0]), ...nals.flatMap((nal) => [u32(nal.length), nal])]);
-  };
+  const { header, frame } = fixtureFlvVideo();
   for (const [name, startMs] of [
     ['past-2-24', 2 ** 24 - 1500],
     ['past-2-32', 2 ** 32 - 1500],

@@ -9,17 +9,23 @@
  * (`gateway_tracked_entries`), prints each figure beside its start and fails on one more than 5 %
  * above it.
  *
- *   npm run churn -- [--cycles 5000] [--lanes 6]
+ *   npm run churn -- [--cycles 5000] [--lanes 6] [--snapshots]
+ *
+ * With --snapshots it also writes each thread's heap snapshot at each taking (.bench/churn-heap-*)
+ * and prints, for each thread, the kinds of object that grew most from the start, and from the
+ * first quarter, to the end: where a heap that grew goes. Taking a snapshot leaves V8 an id for
+ * every object, outside the heap: a run with snapshots is for finding, not for its RSS.
  *
  * Everything runs on loopback and stops by itself; every process it started is stopped by PID.
  */
-import { mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import { loadFixture, type Fixture } from '../kit/fixture.js';
 import { GatewayProcess } from '../kit/gateway-process.js';
+import { heapGroups, heapGrowth } from '../kit/heap-snapshot.js';
 import { now, sleep, stopAllProcesses, waitFor } from '../kit/processes.js';
 import { RtmpReceiver } from '../kit/rtmp-receiver.js';
 import { freePort } from '../kit/rtmp-server.js';
@@ -27,7 +33,9 @@ import { SrtListener } from '../kit/srt-listener.js';
 import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
 import { WhepViewer } from '../kit/whep-viewer.js';
 
-const { values: args } = parseArgs({ options: { cycles: { type: 'string', default: '5000' }, lanes: { type: 'string', default: '6' } } });
+const { values: args } = parseArgs({
+  options: { cycles: { type: 'string', default: '5000' }, lanes: { type: 'string', default: '6' }, snapshots: { type: 'boolean', default: false } },
+});
 const cycles = Number(args.cycles);
 const lanes = Number(args.lanes);
 if (!(cycles >= 200) || !(lanes >= 1 && lanes <= 32)) throw new Error('usage: npm run churn -- [--cycles N (>= 200)] [--lanes N (1 to 32)]');
@@ -154,21 +162,28 @@ async function run(lab: Lab, from: number, to: number, progress: (done: number) 
   );
 }
 
-/** The inspector of the gateway's process: a full GC, then each thread's heap and timers. */
-async function inspect(url: string): Promise<{ heapsMb: number[]; timers: number }> {
+/**
+ * The inspector of the gateway's process: a full GC, then each thread's heap and timers; and, with
+ * `snapshotPath`, each thread's heap snapshot written to `snapshotPath(thread)`.
+ */
+async function inspect(url: string, snapshotPath?: (thread: number) => string): Promise<{ heapsMb: number[]; spacesMb: Record<string, number>; timers: number }> {
   const ws = new WebSocket(url);
   await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
   let id = 0;
   const pending = new Map<number, (result: any) => void>();
   const workers: string[] = [];
   const inWorker = new Map<number, (result: any) => void>();
+  // The snapshot being taken: its chunks, from whichever thread takes it (one at a time).
+  let chunks: string[] = [];
   ws.on('message', (data) => {
     const message = JSON.parse((data as Buffer).toString());
     if (message.id !== undefined) pending.get(message.id)?.(message.result);
     if (message.method === 'NodeWorker.attachedToWorker') workers.push(message.params.sessionId);
+    if (message.method === 'HeapProfiler.addHeapSnapshotChunk') chunks.push(message.params.chunk);
     if (message.method === 'NodeWorker.receivedMessageFromWorker') {
       const inner = JSON.parse(message.params.message);
       if (inner.id !== undefined) inWorker.get(inner.id)?.(inner.result);
+      if (inner.method === 'HeapProfiler.addHeapSnapshotChunk') chunks.push(inner.params.chunk);
     }
   });
   const call = (method: string, params: object = {}): Promise<any> =>
@@ -185,17 +200,28 @@ async function inspect(url: string): Promise<{ heapsMb: number[]; timers: number
   const expression = "process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length";
   await call('NodeWorker.enable', { waitForDebuggerOnStart: false });
   await sleep(500);
+  // The heap by V8's spaces (objects, compiled code…), every thread's added up: `require` is the inspector's own.
+  const spaces = "JSON.stringify(require('node:v8').getHeapSpaceStatistics().map((space) => [space.space_name, space.space_used_size]))";
   const heapsMb: number[] = [];
+  const spacesMb: Record<string, number> = {};
   let timers = 0;
   const threads: ((method: string, params?: object) => Promise<any>)[] = [call, ...workers.map((session) => (method: string, params?: object) => callIn(session, method, params))];
-  for (const send of threads) {
+  for (const [thread, send] of threads.entries()) {
     await send('HeapProfiler.collectGarbage');
     await send('HeapProfiler.collectGarbage');
     heapsMb.push(((await send('Runtime.getHeapUsage')) as { usedSize: number }).usedSize / 2 ** 20);
     timers += Number(((await send('Runtime.evaluate', { expression })) as { result: { value: number } }).result.value);
+    const bySpace = (await send('Runtime.evaluate', { expression: spaces, includeCommandLineAPI: true })) as { result: { value: string } };
+    for (const [space, bytes] of JSON.parse(bySpace.result.value) as [string, number][]) spacesMb[space] = (spacesMb[space] ?? 0) + bytes / 2 ** 20;
+    if (snapshotPath) {
+      chunks = [];
+      await send('HeapProfiler.takeHeapSnapshot', { reportProgress: false });
+      await writeFile(snapshotPath(thread), chunks.join(''));
+      chunks = [];
+    }
   }
   ws.close();
-  return { heapsMb, timers };
+  return { heapsMb, spacesMb, timers };
 }
 
 /** Descriptors of `pid`, and how many of them are UDP sockets. */
@@ -225,7 +251,7 @@ async function rssMb(pid: number): Promise<number> {
 type Figures = Record<string, number>;
 
 /** Every figure, once nothing is live: no publisher, no push, no ffmpeg. */
-async function figures(gateway: GatewayProcess, inspector: string): Promise<Figures> {
+async function figures(gateway: GatewayProcess, inspector: string, snapshotPath?: (thread: number) => string): Promise<Figures> {
   // The mixer's stream and its encoder (its one ffmpeg) stay; its inputs' decoders are gone.
   const others = async (): Promise<unknown[]> => {
     const listed = (await gateway.request('POST', '/rest-api/stream/find_all')).body as { name?: string; streamName?: string }[] | undefined;
@@ -234,7 +260,7 @@ async function figures(gateway: GatewayProcess, inspector: string): Promise<Figu
   await waitFor('nothing live', async () => (await others()).length === 0 && (await gateway.ffmpegPids()).length <= 1, 60_000, 200);
   await sleep(2000);
   const workers = await gateway.mediaWorkerPids();
-  const { heapsMb, timers } = await inspect(inspector);
+  const { heapsMb, spacesMb, timers } = await inspect(inspector, snapshotPath);
   const own = [gateway.pid, ...workers];
   const fds = await Promise.all(own.map(descriptors));
   const metrics = await (await fetch(`${gateway.baseUrl}/metrics`)).text();
@@ -252,6 +278,7 @@ async function figures(gateway: GatewayProcess, inspector: string): Promise<Figu
   return {
     [`heap after a full GC, ${heapsMb.length} threads (MB)`]: heapsMb.reduce((a, b) => a + b, 0),
     ...Object.fromEntries(heapsMb.map((mb, i) => [`${INFO}heap after a full GC, ${i === 0 ? 'main thread' : `thread ${i}`} (MB)`, mb])),
+    ...Object.fromEntries(Object.entries(spacesMb).map(([space, mb]) => [`${INFO}heap after a full GC, ${space}, every thread (MB)`, mb])),
     'RSS, gateway and media workers (MB)': (await Promise.all(own.map(rssMb))).reduce((a, b) => a + b, 0),
     'file descriptors': fds.reduce((sum, f) => sum + f.fds, 0),
     'UDP sockets': fds.reduce((sum, f) => sum + f.udp, 0),
@@ -263,6 +290,20 @@ async function figures(gateway: GatewayProcess, inspector: string): Promise<Figu
     ...Object.fromEntries(Object.entries(names).map(([name, count]) => [`${INFO}${name}`, count])),
     ...tracked,
   };
+}
+
+/** What grew in each thread's heap from each of `ats` but the last to the last: the groups that grew most, in bytes and in count. */
+async function printHeapGrowth(work: string, ats: number[]): Promise<void> {
+  const end = ats.at(-1)!;
+  const threads = (await readdir(work)).filter((name) => name.startsWith(`churn-heap-${end}-`)).length;
+  for (let thread = 0; thread < threads; thread++) {
+    const after = await heapGroups(join(work, `churn-heap-${end}-${thread}.heapsnapshot`));
+    for (const at of ats.slice(0, -1)) {
+      console.log(`\n  ${thread === 0 ? 'main thread' : `thread ${thread}`}, what grew from ${at} cycles to ${end} (KB, count):`);
+      const before = await heapGroups(join(work, `churn-heap-${at}-${thread}.heapsnapshot`));
+      for (const group of heapGrowth(before, after, 15)) console.log(`    ${(group.bytes / 1024).toFixed(1).padStart(9)} ${String(group.count).padStart(7)}  ${group.key}`);
+    }
+  }
 }
 
 async function main(): Promise<void> {
@@ -298,14 +339,16 @@ async function main(): Promise<void> {
       console.log(`  ${done} cycles, ${((now() - started) / 1000).toFixed(0)} s`);
     };
     console.log(`Churn: ${cycles} cycles of publish → push → terminate → unpublish over ${lanes} lanes (every 10th: recording, SRT, WHEP viewer, mixer input)`);
+    // With --snapshots, each thread's heap at each figures' taking: .bench/churn-heap-<cycles>-<thread>.heapsnapshot.
+    const snapshotAt = (at: number) => (args.snapshots ? (thread: number) => join(work, `churn-heap-${at}-${thread}.heapsnapshot`) : undefined);
     await run(lab, 0, WARM_CYCLES, progress);
-    const before = await figures(gateway, inspector);
+    const before = await figures(gateway, inspector, snapshotAt(WARM_CYCLES));
     // Figures at each quarter too: where a figure that grew levels off, or does not.
     const quarters: { at: number; figures: Figures }[] = [];
     for (let quarter = 1; quarter <= 4; quarter++) {
       const [from, to] = [WARM_CYCLES + Math.round(((cycles - WARM_CYCLES) * (quarter - 1)) / 4), WARM_CYCLES + Math.round(((cycles - WARM_CYCLES) * quarter) / 4)];
       await run(lab, from, to, (done) => progress(done + from));
-      quarters.push({ at: to, figures: await figures(gateway, inspector) });
+      quarters.push({ at: to, figures: await figures(gateway, inspector, snapshotAt(to)) });
     }
     const tookS = (now() - started) / 1000;
     const after = quarters.at(-1)!.figures;
@@ -325,6 +368,7 @@ async function main(): Promise<void> {
       );
     }
     console.log(`\n${misses.length === 0 ? 'every figure back within 5 % of its start' : `grew: ${misses.join('; ')}`}`);
+    if (args.snapshots) await printHeapGrowth(work, [WARM_CYCLES, quarters[0]!.at, cycles]);
     process.exitCode = misses.length === 0 ? 0 : 1;
   } finally {
     await gateway.stop();

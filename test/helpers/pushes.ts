@@ -1,4 +1,5 @@
 import type { TestGateway } from './gateway.js';
+import type { GatewayProcess } from '../../kit/gateway-process.js';
 import { waitFor } from '../../kit/processes.js';
 
 /** What only a push's ffmpeg has in its command line: AAC made with the fast coder from its stdin (Opus or PCM). */
@@ -26,4 +27,21 @@ export async function awaitPushState(gw: TestGateway, streamName: string, state:
 /** Waits until the publisher of `streamName` holds a keyframe: a push started then begins at once. */
 export async function keyframeCached(gw: TestGateway, streamName: string, timeoutMs = 15000): Promise<void> {
   await waitFor(`a keyframe of ${streamName}`, async () => ((await gw.plane.streams(streamName))[0]?.keyframes ?? 0) > 0, timeoutMs);
+}
+
+/**
+ * Asks a gateway process for a push of `streamName` to `rtmpUrl` (the full URL) until it is taken,
+ * every `everyMs`: a machine busy with other work refuses it for a while (503), and a stream with no
+ * keyframe yet too. Resolves with the reply taken.
+ */
+export async function pushWhenTaken(gateway: GatewayProcess, streamName: string, rtmpUrl: string, everyMs: number): Promise<{ status: number; body: any }> {
+  return waitFor(
+    `a push of ${streamName}`,
+    async () => {
+      const reply = await gateway.request('POST', '/rest-api/push/startup', { streamName, rtmpUrl, rtmpTransponderFullUrl: true });
+      return reply.status === 200 ? reply : undefined;
+    },
+    20_000,
+    everyMs,
+  );
 }

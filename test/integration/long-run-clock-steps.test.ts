@@ -7,6 +7,7 @@ import { GatewayProcess } from '../../kit/gateway-process.js';
 import { sleep, waitFor } from '../../kit/processes.js';
 import { RtmpReceiver, type RtmpMediaMessage } from '../../kit/rtmp-receiver.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
+import { pushWhenTaken } from '../helpers/pushes.js';
 import { testFixture } from '../helpers/synthetic.js';
 
 // The wall clock the gateway's process sees steps an hour back, then two hours forward (an NTP
@@ -49,19 +50,7 @@ t.test('the wall clock stepping back an hour and forward two: pushes of a stream
     ['show', []],
   ]);
   receiver.on('media', (m) => !m.sequenceHeader && media.get(m.publish.streamName)?.push(m));
-  for (const stream of media.keys()) {
-    const pushed = await waitFor(
-      `a push of ${stream}`,
-      async () => {
-        const reply = await gateway.request('POST', '/rest-api/push/startup', { streamName: stream, rtmpUrl: `${receiver.url()}/${stream}`, rtmpTransponderFullUrl: true });
-        // Started before its stream has a keyframe: asked again.
-        return reply.status === 200 ? reply : undefined;
-      },
-      20_000,
-      500,
-    );
-    t.equal(pushed.status, 200);
-  }
+  for (const stream of media.keys()) t.equal((await pushWhenTaken(gateway, stream, `${receiver.url()}/${stream}`, 500)).status, 200);
   const seconds = (stream: string): number => media.get(stream)!.filter((m) => m.kind === 'video').length / 30;
   await waitFor('2 s of both at the destination', () => seconds('cam') >= 2 && seconds('show') >= 2, 30_000);
 

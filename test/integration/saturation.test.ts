@@ -6,6 +6,7 @@ import { GatewayProcess } from '../../kit/gateway-process.js';
 import { now, waitFor } from '../../kit/processes.js';
 import { RtmpReceiver } from '../../kit/rtmp-receiver.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
+import { pushWhenTaken } from '../helpers/pushes.js';
 import { testFixture } from '../helpers/synthetic.js';
 
 // A machine out of CPU: processes spinning on both cores at a higher priority than the gateway
@@ -33,18 +34,7 @@ t.test(`${PUSHES} pushes through ${HOG_S} s of a CPU hog: at most the newest two
     t.teardown(() => publisher.stop());
   }
   // Started one after the other: sat7 is the newest.
-  for (const name of names) {
-    const started = await waitFor(
-      `a push of ${name}`,
-      async () => {
-        const reply = await gateway.request('POST', '/rest-api/push/startup', { streamName: name, rtmpUrl: `${receiver.url()}/${name}`, rtmpTransponderFullUrl: true });
-        return reply.status === 200 ? reply : undefined;
-      },
-      20_000,
-      300,
-    );
-    t.equal(started.status, 200);
-  }
+  for (const name of names) t.equal((await pushWhenTaken(gateway, name, `${receiver.url()}/${name}`, 300)).status, 200);
   type Listed = { sourceStreamName: string; state: string; lastError?: string; counters: { drops: number; audioDiscardedMs: number } };
   const list = async (): Promise<Listed[]> => (await gateway.request('POST', '/rest-api/push/find_all')).body as Listed[];
   await waitFor('every push running', async () => (await list()).filter((p) => p.state === 'running').length === PUSHES, 20_000);

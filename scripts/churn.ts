@@ -166,7 +166,7 @@ async function run(lab: Lab, from: number, to: number, progress: (done: number) 
  * The inspector of the gateway's process: a full GC, then each thread's heap and timers; and, with
  * `snapshotPath`, each thread's heap snapshot written to `snapshotPath(thread)`.
  */
-async function inspect(url: string, snapshotPath?: (thread: number) => string): Promise<{ heapsMb: number[]; spacesMb: Record<string, number>; timers: number }> {
+async function inspect(url: string, snapshotPath?: (thread: number) => string): Promise<{ heapsMb: number[]; codeMb: number; spacesMb: Record<string, number>; timers: number }> {
   const ws = new WebSocket(url);
   await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
   let id = 0;
@@ -201,10 +201,15 @@ async function inspect(url: string, snapshotPath?: (thread: number) => string): 
   await call('NodeWorker.enable', { waitForDebuggerOnStart: false });
   await sleep(500);
   // The heap by V8's spaces (objects, compiled code…), every thread's added up: `require` is the inspector's own.
-  const spaces = "JSON.stringify(require('node:v8').getHeapSpaceStatistics().map((space) => [space.space_name, space.space_used_size]))";
+  const spaces = "JSON.stringify(require('node:v8').getHeapSpaceStatistics().map((space) => [space.space_name, space.space_used_size, space.physical_space_size]))";
+  // Beside the heap: what V8 took from malloc, and the memory outside it that objects hold (buffers).
+  const beside = "(({ malloced_memory: m, external_memory: e }) => JSON.stringify([m, e]))(require('node:v8').getHeapStatistics())";
+  // What the heap holds of compiled code: the JIT's machine code and the interpreter's bytecode, each with its metadata.
+  const code = "(({ code_and_metadata_size: a, bytecode_and_metadata_size: b }) => a + b)(require('node:v8').getHeapCodeStatistics())";
   const heapsMb: number[] = [];
   const spacesMb: Record<string, number> = {};
   let timers = 0;
+  let codeMb = 0;
   const threads: ((method: string, params?: object) => Promise<any>)[] = [call, ...workers.map((session) => (method: string, params?: object) => callIn(session, method, params))];
   for (const [thread, send] of threads.entries()) {
     await send('HeapProfiler.collectGarbage');
@@ -212,7 +217,17 @@ async function inspect(url: string, snapshotPath?: (thread: number) => string): 
     heapsMb.push(((await send('Runtime.getHeapUsage')) as { usedSize: number }).usedSize / 2 ** 20);
     timers += Number(((await send('Runtime.evaluate', { expression })) as { result: { value: number } }).result.value);
     const bySpace = (await send('Runtime.evaluate', { expression: spaces, includeCommandLineAPI: true })) as { result: { value: string } };
-    for (const [space, bytes] of JSON.parse(bySpace.result.value) as [string, number][]) spacesMb[space] = (spacesMb[space] ?? 0) + bytes / 2 ** 20;
+    for (const [space, used, physical] of JSON.parse(bySpace.result.value) as [string, number, number][]) {
+      if (!physical) continue;
+      spacesMb[`${space} used`] = (spacesMb[`${space} used`] ?? 0) + used / 2 ** 20;
+      spacesMb[`${space} resident`] = (spacesMb[`${space} resident`] ?? 0) + physical / 2 ** 20;
+    }
+    const [malloced, external] = JSON.parse(
+      ((await send('Runtime.evaluate', { expression: beside, includeCommandLineAPI: true })) as { result: { value: string } }).result.value,
+    ) as [number, number];
+    spacesMb['malloced by V8'] = (spacesMb['malloced by V8'] ?? 0) + malloced / 2 ** 20;
+    spacesMb['external (buffers)'] = (spacesMb['external (buffers)'] ?? 0) + external / 2 ** 20;
+    codeMb += Number(((await send('Runtime.evaluate', { expression: code, includeCommandLineAPI: true })) as { result: { value: number } }).result.value) / 2 ** 20;
     if (snapshotPath) {
       chunks = [];
       await send('HeapProfiler.takeHeapSnapshot', { reportProgress: false });
@@ -221,7 +236,7 @@ async function inspect(url: string, snapshotPath?: (thread: number) => string): 
     }
   }
   ws.close();
-  return { heapsMb, spacesMb, timers };
+  return { heapsMb, codeMb, spacesMb, timers };
 }
 
 /** Descriptors of `pid`, and how many of them are UDP sockets. */
@@ -244,8 +259,11 @@ async function descriptors(pid: number): Promise<{ fds: number; udp: number }> {
   return { fds: names.length, udp };
 }
 
-async function rssMb(pid: number): Promise<number> {
-  return Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+/** Resident memory of `pid` (MB): all of it, its anonymous pages (the heaps) and its file pages (code and libraries, read in as first run). */
+async function residentMb(pid: number): Promise<{ rss: number; anon: number; file: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) / 1024;
+  return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') };
 }
 
 type Figures = Record<string, number>;
@@ -260,8 +278,10 @@ async function figures(gateway: GatewayProcess, inspector: string, snapshotPath?
   await waitFor('nothing live', async () => (await others()).length === 0 && (await gateway.ffmpegPids()).length <= 1, 60_000, 200);
   await sleep(2000);
   const workers = await gateway.mediaWorkerPids();
-  const { heapsMb, spacesMb, timers } = await inspect(inspector, snapshotPath);
+  const { heapsMb, codeMb, spacesMb, timers } = await inspect(inspector, snapshotPath);
+  const heapMb = heapsMb.reduce((a, b) => a + b, 0);
   const own = [gateway.pid, ...workers];
+  const resident = await Promise.all(own.map(residentMb));
   const fds = await Promise.all(own.map(descriptors));
   const metrics = await (await fetch(`${gateway.baseUrl}/metrics`)).text();
   const series = metrics.split('\n').filter((line) => line && !line.startsWith('#'));
@@ -276,10 +296,23 @@ async function figures(gateway: GatewayProcess, inspector: string, snapshotPath?
     if (match) tracked[`map ${match[2]} (${match[1]})`] = Number(match[3]);
   }
   return {
-    [`heap after a full GC, ${heapsMb.length} threads (MB)`]: heapsMb.reduce((a, b) => a + b, 0),
+    // Compiled code grows as more of the program gets hot enough for V8 to optimise, up to the program's size: judged
+    // apart from the objects the gateway keeps, which are what a leak would grow.
+    [`heap after a full GC, ${heapsMb.length} threads, compiled code apart (MB)`]: heapMb - codeMb,
+    [`${INFO}heap after a full GC, ${heapsMb.length} threads, compiled code included (MB)`]: heapMb,
+    [`${INFO}heap after a full GC, compiled code and bytecode, every thread (MB)`]: codeMb,
     ...Object.fromEntries(heapsMb.map((mb, i) => [`${INFO}heap after a full GC, ${i === 0 ? 'main thread' : `thread ${i}`} (MB)`, mb])),
     ...Object.fromEntries(Object.entries(spacesMb).map(([space, mb]) => [`${INFO}heap after a full GC, ${space}, every thread (MB)`, mb])),
-    'RSS, gateway and media workers (MB)': (await Promise.all(own.map(rssMb))).reduce((a, b) => a + b, 0),
+    'RSS, gateway and media workers (MB)': resident.reduce((sum, r) => sum + r.rss, 0),
+    ...Object.fromEntries(
+      resident.flatMap((r, i) => {
+        const who = i === 0 ? 'gateway' : `media worker ${i}`;
+        return [
+          [`${INFO}RSS, ${who}, anonymous (MB)`, r.anon],
+          [`${INFO}RSS, ${who}, files (MB)`, r.file],
+        ];
+      }),
+    ),
     'file descriptors': fds.reduce((sum, f) => sum + f.fds, 0),
     'UDP sockets': fds.reduce((sum, f) => sum + f.udp, 0),
     'child processes': workers.length + (await gateway.ffmpegPids()).length,
@@ -353,7 +386,7 @@ async function main(): Promise<void> {
     const tookS = (now() - started) / 1000;
     const after = quarters.at(-1)!.figures;
     console.log(`\n${cycles} cycles in ${(tookS / 60).toFixed(1)} min (${((tookS * 1000) / cycles).toFixed(0)} ms a cycle, figures taken included)\n`);
-    for (const name of Object.keys(before).filter((n) => /heap|RSS/.test(n))) {
+    for (const name of Object.keys(before).filter((n) => /heap|RSS/.test(n) && !/series/.test(n))) {
       console.log(`  ${name.replace(INFO, '')}: ${[{ at: WARM_CYCLES, figures: before }, ...quarters].map((q) => `${(q.figures[name] ?? 0).toFixed(1)} at ${q.at}`).join(', ')}`);
     }
     console.log('');

@@ -26,6 +26,8 @@ COPY --from=build /app /app
 RUN mkdir -p /app/run /app/data && chown node:node /app/run /app/data
 VOLUME ["/app/data"]
 ENV GATEWAY_HTTP_HOST=0.0.0.0
+# Two malloc arenas, as scripts/start.sh sets (see the README's Days of streaming).
+ENV MALLOC_ARENA_MAX=2
 EXPOSE 8080/tcp 40000-49999/udp
 USER node
 CMD ["node", "dist/server/server.js"]

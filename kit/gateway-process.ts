@@ -46,6 +46,8 @@ export class GatewayProcess {
     const command = ['node', ...nodeArgs, script];
     const [program, ...args] = host ? ['ip', 'netns', 'exec', host.ns, ...command] : command;
     const variables: Record<string, string | undefined> = {
+      // As `npm start` and the container start it (an operator's own value kept).
+      MALLOC_ARENA_MAX: '2',
       ...process.env,
       GATEWAY_HTTP_HOST: address,
       GATEWAY_HTTP_PORT: port,

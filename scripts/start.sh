@@ -4,4 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+# Two malloc arenas for the process's threads rather than glibc's eight a core: each arena keeps the
+# most it ever held, so a gateway with a thread per core otherwise ends days of use holding more.
+export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 exec node dist/server/server.js "$@"

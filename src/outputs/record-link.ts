@@ -339,7 +339,8 @@ class PartFollower {
     const openForMs = monotonicMs() - this.#openedMs;
     const published = this.#published;
     this.#finishing = this.#finishing.then(async () => {
-      if (!(await published)) return;
+      // A part refused (its name taken in record_dir) goes from the folder, so that the folder goes too.
+      if (!(await published)) return this.folder.drop(part.file);
       await this.folder.drop(part.file);
       const listed = (await listedParts(this.folder.path(`.${this.name}.csv`))).get(part.file);
       const durationMs = listed ? Math.round((listed.end - listed.start) * 1000) : Math.round(openForMs);

@@ -12,7 +12,7 @@ import { RedisServer } from '../../kit/redis-server.js';
 import { freePorts } from '../../kit/rtmp-server.js';
 import { compactTime } from '../../src/outputs/record-link.js';
 import { offer as fuzzedOffer } from '../helpers/fuzz.js';
-import { startGateway } from '../helpers/gateway.js';
+import { ffmpegCount, startGateway } from '../helpers/gateway.js';
 import { keyframeCached } from '../helpers/pushes.js';
 import { chromiumOffer } from '../helpers/offers.js';
 import { testFixture } from '../helpers/synthetic.js';
@@ -100,6 +100,46 @@ t.test('links planted at every name a recording could take are never written thr
   const listed = await gw.post('/rest-api/recording/find_all', {});
   t.notMatch(JSON.stringify(listed.body), /evil-/, 'a link is not listed');
   t.equal((await gw.post('/rest-api/recording/delete', { fileName: 'evil-20260101T000000Z-001.mp4' })).status, 404, 'nor deleted through');
+});
+
+t.test("a recording refused for a part's name taken in record_dir leaves no folder of its own behind", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gateway-taken-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  // Every name the first part could take over the next 30 s is held by a file the recording did not write.
+  const now = Date.now();
+  const names: string[] = [];
+  for (let s = -1; s < 30; s++) {
+    const name = `takencam-${compactTime(new Date(now + s * 1000))}`;
+    for (const candidate of [name, `${name}-2`, `${name}-3`]) {
+      names.push(candidate);
+      await writeFile(join(dir, `${candidate}-001.mp4`), 'not this recording');
+    }
+  }
+  const gw = await startGateway({ record_dir: dir, record_min_free_mb: 1, record_part_s: 10 });
+  t.teardown(() => gw.close());
+  const publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'takencam');
+  t.teardown(() => publisher.stop());
+  await keyframeCached(gw, 'takencam');
+  const started = await gw.post('/rest-api/push/startup', { streamName: 'takencam', rtmpUrl: 'record://' });
+  t.equal(started.status, 200, JSON.stringify(started.body));
+  // Refused, and tried again under the next names (each taken too).
+  await waitFor(
+    'the recording refused twice',
+    async () => {
+      const push = (await gw.post('/rest-api/push/find', { streamName: 'takencam' })).body?.[0];
+      return /record_dir already holds/.test(push?.lastError ?? '') && push.reconnectAttempt >= 2;
+    },
+    20_000,
+  );
+  await gw.post('/rest-api/push/terminate', { mediaSessionId: started.body.mediaSessionId });
+  await waitFor('no ffmpeg of the recording left', async () => (await ffmpegCount()) === 0, 10_000);
+  const left = (await readdir(dir)).filter((file) => file.endsWith('.writing'));
+  t.same(left, [], 'no .<name>.writing folder is left');
+  const contents = await Promise.all(names.map((candidate) => readFile(join(dir, `${candidate}-001.mp4`), 'utf8')));
+  t.ok(
+    contents.every((text) => text === 'not this recording'),
+    'the files at those names are untouched',
+  );
 });
 
 t.test('recordings are 0640 in a 0750 folder the gateway makes, and a part is linked in as ffmpeg writes it', async (t) => {

@@ -10,6 +10,7 @@ import { nodeInfoSchema } from '../cluster/nodes.js';
 import {
   mixerAudioVideoSchema,
   mixerInfoSchema,
+  mixerListingSchema,
   mixerInputSchema,
   mixerLabelSchema,
   mixerLayoutSchema,
@@ -147,7 +148,7 @@ export function openApiDocument(version: string): Json {
         { '200': { description: 'The mixer', content: json(mixerInfoSchema) } },
         [400, 401, 404],
       ),
-      '/rest-api/mixer/find_all': post('Every mixer, with its inputs', findAllSchema, list(mixerInfoSchema, 'Every mixer'), [400, 401, 404]),
+      '/rest-api/mixer/find_all': post('Every mixer, with its inputs', findAllSchema, list(mixerListingSchema, 'Every mixer'), [400, 401, 404]),
       '/rest-api/mixer/terminate': post('Stop a mixer (its stream ends, and the pushes of it with it)', mixerTerminateSchema, empty, [400, 401, 404]),
       '/rest-api/recording/find_all': post(
         'The recordings (parts of `record://` pushes) on this node, of one stream or all',

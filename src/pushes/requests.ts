@@ -1,21 +1,23 @@
 import { z } from 'zod';
 import { overlaysSchema } from '../pipeline/overlays.js';
 import { streamNameSchema } from '../publishers/stream-name.js';
+import { wcsBoolean, wcsNumber } from '../validation.js';
 
 /**
  * What the push API takes (Web Call Server's `/rest-api/push/*` bodies): the schemas check
  * every field and the rules between fields, and the service's input types are what they produce.
+ * Booleans and numbers are taken as JSON's or as strings, the way Web Call Server's documents write them.
  */
 
-const dimension = z.number().int().min(0).max(4096);
+const dimension = wcsNumber(z.number().int().min(0).max(4096));
 
 /** `options` at startup: the audio actions of Web Call Server. */
 export const startupOptionsSchema = z
   .strictObject({
     action: z.enum(['mute', 'sound_on']).optional(),
     soundFile: z.string().min(1).max(255).optional(),
-    loop: z.boolean().optional(),
-    volume: z.number().min(0).max(1).optional(),
+    loop: wcsBoolean().optional(),
+    volume: wcsNumber(z.number().min(0).max(1)).optional(),
   })
   .superRefine((options, context) => {
     if (options.action === 'sound_on') {
@@ -30,7 +32,7 @@ export const startupOptionsSchema = z
 export const startupSchema = z.strictObject({
   streamName: streamNameSchema,
   rtmpUrl: z.string().min(1).max(2048).describe('rtmp://, rtmps:// or srt:// destination, or record:// to record in record_dir'),
-  rtmpTransponderFullUrl: z.boolean().optional(),
+  rtmpTransponderFullUrl: wcsBoolean().optional(),
   rtmpFlashVersion: z
     .string()
     .min(1)
@@ -39,10 +41,10 @@ export const startupSchema = z.strictObject({
     .optional(),
   width: dimension.optional(),
   height: dimension.optional(),
-  fps: z.number().int().min(0).max(120).optional(),
-  keyFrameInterval: z.number().int().min(0).max(1200).optional(),
-  videoBitrate: z.number().int().min(0).max(50000).optional(),
-  audioBitrate: z.number().int().min(0).max(320).optional(),
+  fps: wcsNumber(z.number().int().min(0).max(120)).optional(),
+  keyFrameInterval: wcsNumber(z.number().int().min(0).max(1200)).optional(),
+  videoBitrate: wcsNumber(z.number().int().min(0).max(50000)).optional(),
+  audioBitrate: wcsNumber(z.number().int().min(0).max(320)).optional(),
   /** Images laid over the picture (a logo, a frame): the push transcodes. */
   overlays: overlaysSchema.optional(),
   options: startupOptionsSchema.optional(),
@@ -53,8 +55,8 @@ export const mediaSessionIdSchema = z.string().min(1).max(64);
 export const soundOnSchema = z.strictObject({
   mediaSessionId: mediaSessionIdSchema,
   soundFile: z.string().min(1).max(255),
-  loop: z.boolean().optional(),
-  volume: z.number().min(0).max(1).optional(),
+  loop: wcsBoolean().optional(),
+  volume: wcsNumber(z.number().min(0).max(1)).optional(),
 });
 
 export type StartupRequest = z.infer<typeof startupSchema>;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { mixerInputSchema, mixerStartupSchema, mixerUriSchema } from '../mixers/requests.js';
+import { mixerInputFields, mixerStartupSchema, mixerUriSchema } from '../mixers/requests.js';
 import { streamNameSchema } from '../publishers/stream-name.js';
 
 /**
@@ -97,7 +97,7 @@ export const startMixerMessageSchema = z.strictObject({
 });
 
 /** Adds a stream this session publishes to a mixer, which its publish token must allow (its `mixers` grant). */
-export const joinMixerMessageSchema = mixerInputSchema.pick({ uri: true, slot: true, label: true }).extend({
+export const joinMixerMessageSchema = mixerInputFields.pick({ uri: true, slot: true, label: true }).extend({
   type: z.literal('joinMixer'),
   requestId: requestIdSchema,
   name: streamNameSchema,

@@ -1,9 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { notFound } from '../../errors.js';
 import {
+  IGNORED_WCS_FIELDS,
+  layoutOfClass,
   mixerAudioVideoSchema,
   mixerInputSchema,
   mixerLabelSchema,
+  mixerListing,
   mixerLayoutSchema,
   mixerRemoveSchema,
   mixerStartupSchema,
@@ -22,9 +25,21 @@ const CONTROL = routeAccess('control');
  * its own (`localStreamName`), pushed with `/rest-api/push/startup` like any other.
  */
 export function mixerRoutes(app: FastifyInstance, plane: MediaPlane, mixers: MixerCommands): void {
-  app.post('/rest-api/mixer/startup', CONTROL, async (request) => mixers.startup(parseBody(mixerStartupSchema, request.body)));
+  app.post('/rest-api/mixer/startup', CONTROL, async (request) => {
+    const startup = parseBody(mixerStartupSchema, request.body);
+    const { layout, mixerLayoutClass } = request.body as { layout?: unknown; mixerLayoutClass?: string };
+    if (mixerLayoutClass !== undefined && layout === undefined && layoutOfClass(mixerLayoutClass) === undefined) {
+      request.log.warn({ uri: startup.uri, mixerLayoutClass }, 'mixerLayoutClass names no layout the gateway can tell: the grid is used');
+    }
+    return mixers.startup(startup);
+  });
 
-  app.post('/rest-api/mixer/add', CONTROL, async (request) => mixers.add(parseBody(mixerInputSchema, request.body)));
+  app.post('/rest-api/mixer/add', CONTROL, async (request) => {
+    const input = parseBody(mixerInputSchema, request.body);
+    const ignored = IGNORED_WCS_FIELDS.filter((field) => (request.body as Record<string, unknown>)[field] !== undefined);
+    if (ignored.length > 0) request.log.warn({ uri: input.uri, stream: input.remoteStreamName, ignored }, "Web Call Server's fields taken, not used");
+    return mixers.add(input);
+  });
 
   app.post('/rest-api/mixer/remove', CONTROL, async (request) => mixers.remove(parseBody(mixerRemoveSchema, request.body)));
 
@@ -36,9 +51,10 @@ export function mixerRoutes(app: FastifyInstance, plane: MediaPlane, mixers: Mix
 
   app.post('/rest-api/mixer/find_all', CONTROL, async (request) => {
     parseBody(findAllSchema, request.body);
-    const all = await plane.mixerFind();
+    const [all, streams] = await Promise.all([plane.mixerFind(), plane.streams()]);
     if (all.length === 0) throw notFound('no mixers');
-    return all;
+    const sessions = new Map(streams.filter((stream) => stream.state !== 'closed').map((stream) => [stream.name, stream.id]));
+    return all.map((mixer) => mixerListing(mixer, (stream) => sessions.get(stream)));
   });
 
   app.post('/rest-api/mixer/terminate', CONTROL, async (request, reply) => {

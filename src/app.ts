@@ -194,7 +194,10 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   consoleRoutes(app, plane, resolve(ROOT, config.media_dir), access.consoleStreams, log.child({ component: 'console' }), watchEvents);
   whipRoutes(app, plane, access);
   // A viewer's end is heard from whichever thread or node holds it.
-  const viewerHolds = new ViewerHolds(cluster ? (listener) => cluster.watchEvents(listener) : (listener) => plane.events(listener));
+  const viewerHolds = new ViewerHolds(
+    cluster ? (listener) => cluster.watchEvents(listener) : (listener) => plane.events(listener),
+    config.limit_viewers_per_client || Math.ceil(config.limit_viewers_per_stream / 2),
+  );
   whepRoutes(app, plane, access, viewerHolds);
   staticRoutes(app);
   // Probes and scrapes are frequent: keep them out of the info log.

@@ -58,6 +58,13 @@ export const configSchema = z
     limit_transponders_per_stream: z.number().int().min(1).max(1000).default(10).describe('pushes of one stream (`429` beyond)'),
     limit_viewers: z.number().int().min(0).max(100000).default(50).describe('WHEP viewers at once, all workers together (`503` beyond; 0: none)'),
     limit_viewers_per_stream: z.number().int().min(1).max(10000).default(10).describe('WHEP viewers of one stream (`429` beyond)'),
+    limit_viewers_per_client: z
+      .number()
+      .int()
+      .min(0)
+      .max(10000)
+      .default(0)
+      .describe('WHEP viewers of one stream from one client address (`429` beyond); 0: half of limit_viewers_per_stream, rounded up'),
     limit_mixers: z.number().int().min(0).max(1000).default(4).describe('mixers at once in each worker (`503` beyond; 0: none); each takes about half a core'),
     limit_sessions_per_client: z.number().int().min(1).max(100000).default(20).describe('WHIP sessions and SDK WebSockets at once from one client address (`429` beyond)'),
     limit_signaling_sessions: z.number().int().min(1).max(100000).default(1000).describe('SDK WebSockets open at once from all clients (`503` beyond)'),

@@ -308,6 +308,28 @@ t.test('one address cannot hold more WHEP viewer slots than limit_sessions_per_c
   await waitFor('the never-connected viewers closed and their slots freed', async () => (await offerFrom('127.0.0.5', url, offer())).status === 201, 10_000, 250);
 });
 
+t.test("one address holds at most half of a stream's viewer slots; other addresses and other streams are not held back", async (t) => {
+  const gw = await startGateway({ limit_sessions_per_client: 20, limit_viewers_per_stream: 5, webrtc_viewer_connect_timeout_ms: 1000 });
+  t.teardown(() => gw.close());
+  for (const name of ['shared', 'other']) {
+    const publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, name);
+    t.teardown(() => publisher.stop());
+    await keyframeCached(gw, name);
+  }
+  const offer = (): string => chromiumOffer({ ufrag: Math.random().toString(36).slice(2, 10) }).replaceAll('a=sendonly', 'a=recvonly');
+  const url = `${gw.baseUrl}/whep/shared`;
+  // Half of 5, rounded up: 3.
+  const taken = [];
+  for (let i = 0; i < 3; i++) taken.push((await offerFrom('127.0.0.7', url, offer())).status);
+  t.same(taken, [201, 201, 201], 'three viewers from one address');
+  const refused = await offerFrom('127.0.0.7', url, offer());
+  t.equal(refused.status, 429, 'the fourth refused');
+  t.match(refused.body, /limit_viewers_per_client/, `it says why: ${refused.body}`);
+  t.equal((await offerFrom('127.0.0.8', url, offer())).status, 201, 'another address takes a slot of the stream');
+  t.equal((await offerFrom('127.0.0.7', `${gw.baseUrl}/whep/other`, offer())).status, 201, 'and the same address one of another stream');
+  await waitFor('the never-connected viewers closed and their places freed', async () => (await offerFrom('127.0.0.7', url, offer())).status === 201, 10_000, 250);
+});
+
 t.test('a sealed node call is for one node: replayed to another it is refused, as it is the second time; forged calls count as failed authentications', async (t) => {
   const redis = await RedisServer.start();
   t.teardown(() => redis.close());

@@ -17,6 +17,7 @@ const nginx = await NginxRtmp.start();
 const gw = await startGateway({
   webrtc_engine: 'mediasoup',
   limit_viewers_per_stream: 2,
+  limit_viewers_per_client: 2,
   api_keys: [{ id: 'ops', secret: KEY, scope: ['control'] }],
   publish_keys: [
     { id: 'viewer', secret: VIEW_KEY, streams: ['cam'], destinations: 'none', view: true, mixers: [] },

@@ -11,16 +11,28 @@ import type { ViewerHolds } from '../viewer-holds.js';
  * stream as it arrives (no transcoding). Watching needs the control key or a token with a view
  * grant (`Authorization: Bearer`), except on a gateway with no keys at all. A viewer holds its
  * client's share of `limit_sessions_per_client` from its offer until its session ends (`holds`),
- * as a publish does.
+ * as a publish does; one client address holds at most `limit_viewers_per_client` viewers of a stream.
  */
 export function whepRoutes(app: FastifyInstance, plane: MediaPlane, access: AccessControl, holds: ViewerHolds): void {
   sdpSessionRoutes(app, access.quota, {
     base: '/whep',
     label: 'WHEP session',
     authorize: (stream, authorization, client) => authorizePublish(access, { action: 'view', stream, token: bearerToken(authorization), client }),
-    open: async (stream, offer, _client, release) => {
+    open: async (stream, offer, client, release) => {
+      // Taken once the offer is answered, so that a bad offer or a stream at its limit is told as such
+      // first; a viewer past its client's share ends at once.
       const viewer = await plane.view(stream, offer);
-      holds.hold(viewer.id, release);
+      let place: () => void;
+      try {
+        place = holds.take(stream, client);
+      } catch (error) {
+        await plane.endView(stream, viewer.id);
+        throw error;
+      }
+      holds.hold(viewer.id, () => {
+        place();
+        release();
+      });
       return viewer;
     },
     end: async (stream, id) => {

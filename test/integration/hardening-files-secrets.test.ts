@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { request } from 'node:http';
 import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import { RedisServer } from '../../kit/redis-server.js';
 import { freePorts } from '../../kit/rtmp-server.js';
 import { compactTime } from '../../src/outputs/record-link.js';
 import { offer as fuzzedOffer } from '../helpers/fuzz.js';
-import { ffmpegCount, startGateway } from '../helpers/gateway.js';
+import { ffmpegCount, startGateway, type TestGateway } from '../helpers/gateway.js';
 import { keyframeCached } from '../helpers/pushes.js';
 import { chromiumOffer } from '../helpers/offers.js';
 import { testFixture } from '../helpers/synthetic.js';
@@ -41,6 +41,27 @@ function postFrom(localAddress: string, url: string, body: string, type = 'appli
 const postJsonFrom = (localAddress: string, url: string, body: unknown): Promise<{ status: number; body: string }> => postFrom(localAddress, url, JSON.stringify(body));
 const offerFrom = (localAddress: string, url: string, sdp: string): Promise<{ status: number; body: string }> => postFrom(localAddress, url, sdp, 'application/sdp');
 
+/** The names a recording of `stream` could take over the next 30 s, to the second, with their -2 and -3. */
+function recordingNames(stream: string): string[] {
+  const now = Date.now();
+  const names: string[] = [];
+  for (let s = -1; s < 30; s++) {
+    const name = `${stream}-${compactTime(new Date(now + s * 1000))}`;
+    names.push(name, `${name}-2`, `${name}-3`);
+  }
+  return names;
+}
+
+/** A gateway recording `stream` (published) in `dir`: the gateway and the record push's startup answer. */
+async function recording(t: Test, dir: string, stream: string): Promise<{ gw: TestGateway; started: { status: number; body: any } }> {
+  const gw = await startGateway({ record_dir: dir, record_min_free_mb: 1, record_part_s: 10 });
+  t.teardown(() => gw.close());
+  const publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, stream);
+  t.teardown(() => publisher.stop());
+  await keyframeCached(gw, stream);
+  return { gw, started: await gw.post('/rest-api/push/startup', { streamName: stream, rtmpUrl: 'record://' }) };
+}
+
 t.test('links planted at every name a recording could take are never written through, and a link in record_dir is never served', async (t) => {
   const base = await mkdtemp(join(tmpdir(), 'gateway-links-'));
   t.teardown(() => rm(base, { recursive: true, force: true }));
@@ -50,26 +71,17 @@ t.test('links planted at every name a recording could take are never written thr
   const victim = join(outside, 'victim.txt');
   await writeFile(victim, 'precious');
   await mkdir(dir, { recursive: true });
-  // The names of the next 30 s, to the second, and their -2 and -3: each part, the list, the folder, the about file.
-  const now = Date.now();
+  // The names of the next 30 s: each part, the list, the folder, the about file.
   let planted = 0;
-  for (let s = -1; s < 30; s++) {
-    const name = `linkcam-${compactTime(new Date(now + s * 1000))}`;
-    for (const candidate of [name, `${name}-2`, `${name}-3`]) {
-      for (const file of [`${candidate}-001.mp4`, `${candidate}-002.mp4`, `.${candidate}.csv`]) {
-        await symlink(victim, join(dir, file));
-        planted++;
-      }
-      await symlink(outside, join(dir, `.${candidate}.writing`));
+  for (const candidate of recordingNames('linkcam')) {
+    for (const file of [`${candidate}-001.mp4`, `${candidate}-002.mp4`, `.${candidate}.csv`]) {
+      await symlink(victim, join(dir, file));
       planted++;
     }
+    await symlink(outside, join(dir, `.${candidate}.writing`));
+    planted++;
   }
-  const gw = await startGateway({ record_dir: dir, record_min_free_mb: 1, record_part_s: 10 });
-  t.teardown(() => gw.close());
-  const publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'linkcam');
-  t.teardown(() => publisher.stop());
-  await keyframeCached(gw, 'linkcam');
-  const started = await gw.post('/rest-api/push/startup', { streamName: 'linkcam', rtmpUrl: 'record://' });
+  const { gw, started } = await recording(t, dir, 'linkcam');
   t.comment(`${planted} links planted; startup answered ${started.status}`);
   if (started.status === 200) {
     // Its first part went where nothing was planted, or the push failed saying a name was taken.
@@ -106,21 +118,9 @@ t.test("a recording refused for a part's name taken in record_dir leaves no fold
   const dir = await mkdtemp(join(tmpdir(), 'gateway-taken-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   // Every name the first part could take over the next 30 s is held by a file the recording did not write.
-  const now = Date.now();
-  const names: string[] = [];
-  for (let s = -1; s < 30; s++) {
-    const name = `takencam-${compactTime(new Date(now + s * 1000))}`;
-    for (const candidate of [name, `${name}-2`, `${name}-3`]) {
-      names.push(candidate);
-      await writeFile(join(dir, `${candidate}-001.mp4`), 'not this recording');
-    }
-  }
-  const gw = await startGateway({ record_dir: dir, record_min_free_mb: 1, record_part_s: 10 });
-  t.teardown(() => gw.close());
-  const publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'takencam');
-  t.teardown(() => publisher.stop());
-  await keyframeCached(gw, 'takencam');
-  const started = await gw.post('/rest-api/push/startup', { streamName: 'takencam', rtmpUrl: 'record://' });
+  const names = recordingNames('takencam');
+  for (const candidate of names) await writeFile(join(dir, `${candidate}-001.mp4`), 'not this recording');
+  const { gw, started } = await recording(t, dir, 'takencam');
   t.equal(started.status, 200, JSON.stringify(started.body));
   // Refused, and tried again under the next names (each taken too).
   await waitFor(
@@ -290,22 +290,30 @@ t.test('40 destination checks at once: at most limit_checks run (one ffmpeg each
   t.match(JSON.parse(one.find((r) => r.status === 429)!.body), { message: /limit_checks_per_client/ });
 });
 
+/** A WHEP viewer's offer, of a viewer that never connects. */
+const viewerOffer = (): string => chromiumOffer({ ufrag: Math.random().toString(36).slice(2, 10) }).replaceAll('a=sendonly', 'a=recvonly');
+
+/** The statuses of `count` viewers' offers to `url`, one after another, from `address`. */
+async function offersFrom(address: string, url: string, count: number): Promise<number[]> {
+  const statuses: number[] = [];
+  for (let i = 0; i < count; i++) statuses.push((await offerFrom(address, url, viewerOffer())).status);
+  return statuses;
+}
+
 t.test('one address cannot hold more WHEP viewer slots than limit_sessions_per_client; a viewer that never connects frees its slot', async (t) => {
   const gw = await startGateway({ limit_sessions_per_client: 3, webrtc_viewer_connect_timeout_ms: 1000 });
   t.teardown(() => gw.close());
   const publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'seen');
   t.teardown(() => publisher.stop());
   await keyframeCached(gw, 'seen'); // publishing, as the gateway sees it: offers for it are answered
-  const offer = (): string => chromiumOffer({ ufrag: Math.random().toString(36).slice(2, 10) }).replaceAll('a=sendonly', 'a=recvonly');
   const url = `${gw.baseUrl}/whep/seen`;
   // The publisher (127.0.0.1) holds one share: another address takes all three.
-  const taken = [];
-  for (let i = 0; i < 3; i++) taken.push((await offerFrom('127.0.0.5', url, offer())).status);
+  const taken = await offersFrom('127.0.0.5', url, 3);
   t.same(taken, [201, 201, 201], 'three viewers that never connect');
-  const refused = await offerFrom('127.0.0.5', url, offer());
+  const refused = await offerFrom('127.0.0.5', url, viewerOffer());
   t.equal(refused.status, 429, `the fourth refused: ${refused.body}`);
-  t.equal((await offerFrom('127.0.0.6', url, offer())).status, 201, 'another address is not held back');
-  await waitFor('the never-connected viewers closed and their slots freed', async () => (await offerFrom('127.0.0.5', url, offer())).status === 201, 10_000, 250);
+  t.equal((await offerFrom('127.0.0.6', url, viewerOffer())).status, 201, 'another address is not held back');
+  await waitFor('the never-connected viewers closed and their slots freed', async () => (await offerFrom('127.0.0.5', url, viewerOffer())).status === 201, 10_000, 250);
 });
 
 t.test("one address holds at most half of a stream's viewer slots; other addresses and other streams are not held back", async (t) => {
@@ -316,18 +324,16 @@ t.test("one address holds at most half of a stream's viewer slots; other address
     t.teardown(() => publisher.stop());
     await keyframeCached(gw, name);
   }
-  const offer = (): string => chromiumOffer({ ufrag: Math.random().toString(36).slice(2, 10) }).replaceAll('a=sendonly', 'a=recvonly');
   const url = `${gw.baseUrl}/whep/shared`;
   // Half of 5, rounded up: 3.
-  const taken = [];
-  for (let i = 0; i < 3; i++) taken.push((await offerFrom('127.0.0.7', url, offer())).status);
+  const taken = await offersFrom('127.0.0.7', url, 3);
   t.same(taken, [201, 201, 201], 'three viewers from one address');
-  const refused = await offerFrom('127.0.0.7', url, offer());
+  const refused = await offerFrom('127.0.0.7', url, viewerOffer());
   t.equal(refused.status, 429, 'the fourth refused');
   t.match(refused.body, /limit_viewers_per_client/, `it says why: ${refused.body}`);
-  t.equal((await offerFrom('127.0.0.8', url, offer())).status, 201, 'another address takes a slot of the stream');
-  t.equal((await offerFrom('127.0.0.7', `${gw.baseUrl}/whep/other`, offer())).status, 201, 'and the same address one of another stream');
-  await waitFor('the never-connected viewers closed and their places freed', async () => (await offerFrom('127.0.0.7', url, offer())).status === 201, 10_000, 250);
+  t.equal((await offerFrom('127.0.0.8', url, viewerOffer())).status, 201, 'another address takes a slot of the stream');
+  t.equal((await offerFrom('127.0.0.7', `${gw.baseUrl}/whep/other`, viewerOffer())).status, 201, 'and the same address one of another stream');
+  await waitFor('the never-connected viewers closed and their places freed', async () => (await offerFrom('127.0.0.7', url, viewerOffer())).status === 201, 10_000, 250);
 });
 
 t.test('a sealed node call is for one node: replayed to another it is refused, as it is the second time; forged calls count as failed authentications', async (t) => {

@@ -139,10 +139,18 @@ export interface MixerInfo {
   }[];
 }
 
-/** The compiler refuses the SDK's mixer types once they differ from the gateway's. */
-const SAME_MIXER_OPTIONS: Same<MixerOptions, StartMixerMessage['mixer']> = true;
+/** The names of the REST API's startup that are Web Call Server's, for its scripts: the SDK has its own. */
+type WcsOnly = 'mixerLayoutClass' | 'mixerVideoWidth' | 'mixerVideoHeight' | 'mixerVideoFps' | 'mixerVideoBitrateKbps';
+/**
+ * The compiler refuses the SDK's mixer types once they differ from the gateway's: the options by
+ * their names (Web Call Server's apart) and each as the gateway takes it (which also takes the
+ * strings Web Call Server writes), the mixer as the gateway tells it.
+ */
+const SAME_MIXER_OPTION_NAMES: Same<Record<keyof MixerOptions, 1>, Record<Exclude<keyof StartMixerMessage['mixer'], WcsOnly>, 1>> = true;
+const MIXER_OPTIONS_TAKEN = (options: MixerOptions): StartMixerMessage['mixer'] => options;
 const SAME_MIXER_INFO: Same<MixerInfo, GatewayMixerInfo> = true;
-void SAME_MIXER_OPTIONS;
+void SAME_MIXER_OPTION_NAMES;
+void MIXER_OPTIONS_TAKEN;
 void SAME_MIXER_INFO;
 
 /** A destination to check before going live (`session.checkDestination`). */

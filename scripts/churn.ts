@@ -202,34 +202,34 @@ async function inspect(url: string, snapshotPath?: (thread: number) => string): 
   const expression = "process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length";
   await call('NodeWorker.enable', { waitForDebuggerOnStart: false });
   await sleep(500);
-  // The heap by V8's spaces (objects, compiled code…), every thread's added up: `require` is the inspector's own.
-  const spaces = "JSON.stringify(require('node:v8').getHeapSpaceStatistics().map((space) => [space.space_name, space.space_used_size, space.physical_space_size]))";
-  // Beside the heap: what V8 took from malloc, and the memory outside it that objects hold (buffers).
-  const beside = "(({ malloced_memory: m, external_memory: e }) => JSON.stringify([m, e]))(require('node:v8').getHeapStatistics())";
-  // What the heap holds of compiled code: the JIT's machine code and the interpreter's bytecode, each with its metadata.
-  const code = "(({ code_and_metadata_size: a, bytecode_and_metadata_size: b }) => a + b)(require('node:v8').getHeapCodeStatistics())";
+  // V8's own figures of a thread (`require` is the inspector's): its heap by space, used and resident; what it took
+  // from malloc and what objects hold outside it (buffers); its compiled code (machine code and bytecode, with metadata).
+  const v8Figures = `JSON.stringify((({ getHeapSpaceStatistics, getHeapStatistics, getHeapCodeStatistics }) => ({
+    spaces: getHeapSpaceStatistics().map((space) => [space.space_name, space.space_used_size, space.physical_space_size]),
+    malloced: getHeapStatistics().malloced_memory,
+    external: getHeapStatistics().external_memory,
+    code: getHeapCodeStatistics().code_and_metadata_size + getHeapCodeStatistics().bytecode_and_metadata_size,
+  }))(require('node:v8')))`;
   const heapsMb: number[] = [];
   const spacesMb: Record<string, number> = {};
   let timers = 0;
   let codeMb = 0;
+  const add = (name: string, bytes: number): void => void (spacesMb[name] = (spacesMb[name] ?? 0) + bytes / 2 ** 20);
   const threads: ((method: string, params?: object) => Promise<any>)[] = [call, ...workers.map((session) => (method: string, params?: object) => callIn(session, method, params))];
   for (const [thread, send] of threads.entries()) {
     await send('HeapProfiler.collectGarbage');
     await send('HeapProfiler.collectGarbage');
     heapsMb.push(((await send('Runtime.getHeapUsage')) as { usedSize: number }).usedSize / 2 ** 20);
     timers += Number(((await send('Runtime.evaluate', { expression })) as { result: { value: number } }).result.value);
-    const bySpace = (await send('Runtime.evaluate', { expression: spaces, includeCommandLineAPI: true })) as { result: { value: string } };
-    for (const [space, used, physical] of JSON.parse(bySpace.result.value) as [string, number, number][]) {
-      if (!physical) continue;
-      spacesMb[`${space} used`] = (spacesMb[`${space} used`] ?? 0) + used / 2 ** 20;
-      spacesMb[`${space} resident`] = (spacesMb[`${space} resident`] ?? 0) + physical / 2 ** 20;
+    const evaluated = (await send('Runtime.evaluate', { expression: v8Figures, includeCommandLineAPI: true })) as { result: { value: string } };
+    const v8 = JSON.parse(evaluated.result.value) as { spaces: [string, number, number][]; malloced: number; external: number; code: number };
+    for (const [space, used, resident] of v8.spaces.filter(([, , resident]) => resident > 0)) {
+      add(`${space} used`, used);
+      add(`${space} resident`, resident);
     }
-    const [malloced, external] = JSON.parse(
-      ((await send('Runtime.evaluate', { expression: beside, includeCommandLineAPI: true })) as { result: { value: string } }).result.value,
-    ) as [number, number];
-    spacesMb['malloced by V8'] = (spacesMb['malloced by V8'] ?? 0) + malloced / 2 ** 20;
-    spacesMb['external (buffers)'] = (spacesMb['external (buffers)'] ?? 0) + external / 2 ** 20;
-    codeMb += Number(((await send('Runtime.evaluate', { expression: code, includeCommandLineAPI: true })) as { result: { value: number } }).result.value) / 2 ** 20;
+    add('malloced by V8', v8.malloced);
+    add('external (buffers)', v8.external);
+    codeMb += v8.code / 2 ** 20;
     if (snapshotPath) {
       chunks = [];
       await send('HeapProfiler.takeHeapSnapshot', { reportProgress: false });

@@ -74,7 +74,7 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
   ) {
     super();
     ClusterPlane.#trackSizes(this);
-    this.calls = new NodeCalls(node.secret, node.id);
+    this.calls = new NodeCalls(node.secret, node.id, node.boot);
     this.#placement = new Placement(node.id);
     this.#stop.push(
       inner.events((event) => {

@@ -29,6 +29,8 @@ const sealedCallSchema = z.object({
   from: z.string(),
   /** The node the call is for: any other refuses it, so a call captured on its way cannot be played to another node. */
   to: z.string(),
+  /** The run of that node it is for (`NodeInfo.boot`), when the caller knows it: after a restart it is refused. */
+  toBoot: z.string().optional(),
   method: z.string(),
   args: z.unknown(),
   at: z.number(),
@@ -106,10 +108,12 @@ export async function firstAnswer<R>(local: () => Promise<R>, others: (() => Pro
   }
 }
 
-/** A node as a call reaches it: its id (which the call names) and its API's URL. */
+/** A node as a call reaches it: its id and its run (which the call names), and its API's URL. */
 export interface NodeAddress {
   id: string;
   url: string;
+  /** Its run, as the registry lists it; absent for a node of an earlier release. */
+  boot?: string;
 }
 
 /**
@@ -118,6 +122,8 @@ export interface NodeAddress {
  * (AES-256-GCM): only a node with the secret can make one, and a stream key in the arguments of a
  * forwarded startup is never in the clear between nodes. A call carries its time and a nonce: one
  * older than 30 s, seen before, or meant for another node (each call names its target) is refused.
+ * It names its target's run too: the nonces seen are not kept across a restart, so a call made
+ * before one is refused after it, as retryable (`unavailable`: the caller's list was behind).
  * Arguments are checked against the table where they
  * arrive, results where they come back.
  */
@@ -134,6 +140,8 @@ export class NodeCalls {
   constructor(
     secret: string,
     readonly node: string,
+    /** This run of the node (`NodeInfo.boot`). */
+    readonly boot: string = randomUUID(),
     private readonly timeoutMs = 10_000,
   ) {
     NodeCalls.#trackSizes(this);
@@ -161,7 +169,7 @@ export class NodeCalls {
     const { url } = to;
     // JSON has no undefined: a trailing optional argument left out would arrive as null, which the table refuses.
     const given = args.slice(0, args.findLastIndex((arg) => arg !== undefined) + 1);
-    const call: SealedCall = { from: this.node, to: to.id, method, args: given, at: wallClockMs(), nonce: randomUUID() };
+    const call: SealedCall = { from: this.node, to: to.id, toBoot: to.boot, method, args: given, at: wallClockMs(), nonce: randomUUID() };
     let response: Response;
     try {
       response = await fetch(`${url}/internal/plane`, {
@@ -205,6 +213,9 @@ export class NodeCalls {
     for (const [nonce, expires] of this.#seen) if (expires < now) this.#seen.delete(nonce);
     if (Math.abs(now - call.at) > WINDOW_MS) throw new GatewayError('unauthorized', 'a call too old, or from a clock too far off');
     if (call.to !== this.node) throw new GatewayError('unauthorized', 'a call meant for another node');
+    // A node of an earlier release names no run. A node whose list is behind may name the run before
+    // a restart: retryable, and no failed authentication.
+    if (call.toBoot !== undefined && call.toBoot !== this.boot) throw new GatewayError('unavailable', 'a call meant for an earlier run of this node', undefined, 1);
     if (this.#seen.has(call.nonce)) throw new GatewayError('unauthorized', 'a call made before');
     this.#seen.set(call.nonce, now + 2 * WINDOW_MS);
     let reply: SealedReply;

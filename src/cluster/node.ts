@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -35,6 +36,8 @@ export class ClusterNode {
   /** Signs the calls between nodes. */
   readonly secret: string;
   readonly startedAt = new Date().toISOString();
+  /** This run of the node (`NodeInfo.boot`). */
+  readonly boot = randomUUID();
   #draining = false;
   #timer: NodeJS.Timeout | undefined;
   #ticking = false;
@@ -57,7 +60,7 @@ export class ClusterNode {
   }
 
   get info(): NodeInfo {
-    return { id: this.id, url: this.config.advertise_url.replace(/\/$/, ''), startedAt: this.startedAt, draining: this.#draining, ...this.#load() };
+    return { id: this.id, url: this.config.advertise_url.replace(/\/$/, ''), startedAt: this.startedAt, boot: this.boot, draining: this.#draining, ...this.#load() };
   }
 
   get draining(): boolean {

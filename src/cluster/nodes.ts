@@ -14,6 +14,12 @@ export const nodeInfoSchema = z.object({
   /** Where the other nodes reach its HTTP API (forwarded calls, placed publishes). */
   url: z.string(),
   startedAt: z.string(),
+  /**
+   * This run of the node, made anew at each start: a call names the run it is for, so one captured
+   * before a restart is refused after it (its nonce is no longer remembered). Absent from nodes of
+   * earlier releases.
+   */
+  boot: z.string().optional(),
   /** Draining: it takes no new work. */
   draining: z.boolean(),
   publishers: z.number(),

@@ -336,7 +336,7 @@ t.test("one address holds at most half of a stream's viewer slots; other address
   await waitFor('the never-connected viewers closed and their places freed', async () => (await offerFrom('127.0.0.7', url, viewerOffer())).status === 201, 10_000, 250);
 });
 
-t.test('a sealed node call is for one node: replayed to another it is refused, as it is the second time; forged calls count as failed authentications', async (t) => {
+t.test('a sealed node call is for one run of one node: replayed to another, a second time or after a restart it is refused; forged calls count as failed authentications', async (t) => {
   const redis = await RedisServer.start();
   t.teardown(() => redis.close());
   const runDir = await mkdtemp(join(tmpdir(), 'gateway-calls-'));
@@ -361,7 +361,7 @@ t.test('a sealed node call is for one node: replayed to another it is refused, a
     t.teardown(() => gateway.stop());
     return gateway;
   };
-  const a = await node('a', portA!);
+  let a = await node('a', portA!);
   const b = await node('b', portB!);
   // A call from b to a, captured on its way: a proxy in front of a keeps the body it passed.
   const { NodeCalls } = await import('../../src/cluster/node-calls.js');
@@ -381,10 +381,23 @@ t.test('a sealed node call is for one node: replayed to another it is refused, a
   await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise<void>((resolve) => proxy.close(() => resolve())));
   const proxyUrl = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
-  t.same(await calls.call({ id: 'a', url: proxyUrl }, 'find', [{}]), [], 'the call went through to a');
+  const listed = (await (await fetch(`${a.baseUrl}/rest-api/cluster/nodes`)).json()) as { nodes: { id: string; boot?: string }[] };
+  const boot = listed.nodes.find((n) => n.id === 'a')?.boot;
+  t.ok(boot, "a lists its run's id");
+  t.same(await calls.call({ id: 'a', url: proxyUrl, boot }, 'find', [{}]), [], 'the call went through to a');
   const replay = (url: string): Promise<Response> => fetch(`${url}/internal/plane`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: captured });
   t.equal((await replay(b.baseUrl)).status, 401, 'replayed to b: refused (meant for a)');
   t.equal((await replay(a.baseUrl)).status, 401, 'replayed to a: refused (made before)');
+  // a restarts within the call's 30 s: it no longer remembers the nonce, but the call names its earlier run.
+  await a.stop();
+  a = await node('a', portA!);
+  const afterRestart = await replay(a.baseUrl);
+  t.equal(afterRestart.status, 503, 'replayed to a after its restart: refused');
+  t.match(await afterRestart.text(), /an earlier run of this node/, 'as meant for its earlier run');
+  const rebooted = (await (await fetch(`${a.baseUrl}/rest-api/cluster/nodes`)).json()) as { nodes: { id: string; boot?: string }[] };
+  const newBoot = rebooted.nodes.find((n) => n.id === 'a')?.boot;
+  t.not(newBoot, boot, 'a runs anew');
+  t.same(await calls.call({ id: 'a', url: a.baseUrl, boot: newBoot }, 'find', [{}]), [], 'a call naming its new run goes through');
   const forged = [];
   for (let i = 0; i < 8; i++) forged.push((await postJsonFrom('127.0.0.9', `${b.baseUrl}/internal/plane`, { sealed: `forged-${i}` })).status);
   t.same(forged, [401, 401, 401, 401, 401, 429, 429, 429], 'forged seals are failed authentications: 429 past auth_failures_per_minute');

@@ -183,6 +183,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   const recordings = new RecordingLibrary(
     resolve(ROOT, config.record_dir),
     { maxAgeHours: config.record_retention_hours, maxMb: config.record_retention_max_mb },
+    parseInt(config.record_file_mode, 8),
     log.child({ component: 'recordings' }),
   );
   const stopRecordingEvents = own.events((event) => recordings.follow(event));
@@ -251,6 +252,8 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     pushes,
     drain,
     async open() {
+      // Before anything can record: a recording an earlier run left unfinished is put in order.
+      await recordings.start();
       await node?.start(() => {
         const status = plane.status();
         const pushes = Object.values(status.pushes).reduce<number>((a, b) => a + (b ?? 0), 0);
@@ -259,7 +262,6 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       await keeper?.open();
       // After the pushes: the kept pushes of a mixer's stream start again as soon as it publishes.
       await mixerKeeper?.open();
-      recordings.start();
     },
     reloadCertificates() {
       const fresh = readCertificate(config);

@@ -9,6 +9,7 @@ import { conflict, notFound } from '../errors.js';
 import type { LifecycleEvent } from '../plane/lifecycle.js';
 import { openOwnFile, readOwnFile } from '../own-files.js';
 import { listedParts, PART_FILE, recordingFiles, type RecordingAbout } from '../outputs/record-link.js';
+import { reclaimLeftovers } from './leftovers.js';
 
 /** How often retention is applied, besides after each finished part (ms). */
 const SWEEP_MS = 60_000;
@@ -58,13 +59,21 @@ export class RecordingLibrary {
   constructor(
     readonly dir: string,
     private readonly retention: RecordingRetention,
+    /** `record_file_mode`: a part an earlier run left unlisted gets it as it is put in `record_dir`. */
+    private readonly fileMode: number,
     private readonly log: Logger,
   ) {
     RecordingLibrary.#trackSizes(this);
   }
 
-  /** Applies retention now and every minute. */
-  start(): void {
+  /**
+   * Puts in order what an earlier run stopped short left (`reclaimLeftovers`): before this run
+   * records anything. Then applies retention now and every minute.
+   */
+  async start(): Promise<void> {
+    await reclaimLeftovers(this.dir, this.fileMode, this.log).catch((error: Error) =>
+      this.log.error({ reason: error.message }, 'record_dir could not be read for what an earlier run left'),
+    );
     this.#sweeper = setInterval(() => void this.sweep(), SWEEP_MS);
     this.#sweeper.unref();
     void this.sweep();

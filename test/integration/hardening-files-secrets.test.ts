@@ -1,11 +1,11 @@
 import t, { type Test } from 'tap';
 import { request } from 'node:http';
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { GatewayProcess } from '../../kit/gateway-process.js';
-import { pidsMatching, stopAllProcesses, waitFor } from '../../kit/processes.js';
+import { isAlive, pidsMatching, startProcess, stopAllProcesses, stopProcess, waitFor } from '../../kit/processes.js';
 import { SrtListener, freeUdpPort } from '../../kit/srt-listener.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { RedisServer } from '../../kit/redis-server.js';
@@ -13,7 +13,7 @@ import { freePorts } from '../../kit/rtmp-server.js';
 import { compactTime } from '../../src/outputs/record-link.js';
 import { offer as fuzzedOffer } from '../helpers/fuzz.js';
 import { ffmpegCount, startGateway, type TestGateway } from '../helpers/gateway.js';
-import { keyframeCached } from '../helpers/pushes.js';
+import { keyframeCached, pushWhenTaken } from '../helpers/pushes.js';
 import { chromiumOffer } from '../helpers/offers.js';
 import { testFixture } from '../helpers/synthetic.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
@@ -140,6 +140,50 @@ t.test("a recording refused for a part's name taken in record_dir leaves no fold
     contents.every((text) => text === 'not this recording'),
     'the files at those names are untouched',
   );
+});
+
+t.test('a recording whose gateway was killed is put in order at the next start; a folder a process holds open is left', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gateway-killed-'));
+  const runDir = await mkdtemp(join(tmpdir(), 'gateway-killed-run-'));
+  t.teardown(() => Promise.all([rm(dir, { recursive: true, force: true }), rm(runDir, { recursive: true, force: true })]));
+  const env = { GATEWAY_RECORD_DIR: dir, GATEWAY_RECORD_MIN_FREE_MB: '1', GATEWAY_RUN_DIR: runDir };
+  const killed = await GatewayProcess.start(join(runDir, 'killed.log'), env, ['--import', 'tsx'], 'kit/server-from-source.ts');
+  t.teardown(() => killed.stop());
+  const publisher = await SyntheticPublisher.publish(testFixture(), killed.baseUrl, 'killedcam');
+  t.teardown(() => publisher.stop());
+  await pushWhenTaken(killed, 'killedcam', 'record://', 250);
+  const part = await waitFor('a part in record_dir', async () => (await readdir(dir)).find((f) => f.endsWith('.mp4')), 15_000);
+  const name = part.replace(/-\d{3,}\.mp4$/, '');
+  const ffmpeg = await killed.ffmpegPids();
+  t.teardown(() => ffmpeg.forEach((pid) => isAlive(pid) && process.kill(pid, 'SIGKILL')));
+  await killed.signal('SIGKILL');
+  // Its ffmpeg sees its input end, finishes the part and lists it, and ends: nothing holds the folder then.
+  await waitFor("the killed gateway's ffmpeg ended", () => !ffmpeg.some(isAlive), 15_000);
+  const folder = join(dir, `.${name}.writing`);
+  t.ok((await readdir(folder)).includes(part), 'the killed gateway left its folder, with the part in it');
+  // The part ffmpeg had opened as the gateway was killed, before the gateway linked it in.
+  await writeFile(join(folder, `${name}-002.mp4`), 'the start of a part');
+  // Another gateway's recording on the same record_dir: its folder is held open by a process.
+  const busy = join(dir, '.othercam-20260101T000000Z.writing');
+  await mkdir(busy, { mode: 0o700 });
+  await writeFile(join(busy, 'othercam-20260101T000000Z-001.mp4'), 'being written');
+  const holder = startProcess('bash', ['-c', `exec 3<"${busy}"; exec sleep 600`], { stdio: 'ignore' });
+  t.teardown(() => stopProcess(holder));
+  await waitFor('the folder held open', async () => (await readlink(`/proc/${holder.pid}/fd/3`).catch(() => '')) === busy, 5000);
+
+  const next = await startGateway({ record_dir: dir, record_min_free_mb: 1 });
+  t.teardown(() => next.close());
+  await next.open();
+  const left = (await readdir(dir)).filter((f) => f.endsWith('.writing'));
+  t.same(left, ['.othercam-20260101T000000Z.writing'], "the killed recording's folder is gone; the one held open stays");
+  t.same(await readdir(busy), ['othercam-20260101T000000Z-001.mp4'], 'and what it holds is untouched');
+  t.equal((await stat(join(dir, part))).nlink, 1, 'the part has one name left, in record_dir');
+  t.ok((await readdir(dir)).includes(`.${name}.csv`), "ffmpeg's list moved beside the parts");
+  const listed = ((await next.post('/rest-api/recording/find_all', { streamName: 'killedcam' })).body as { fileName: string; state: string }[]).map(
+    (r) => `${r.fileName} ${r.state}`,
+  );
+  t.same(listed, [`${part} finished`, `${name}-002.mp4 interrupted`], 'both parts listed: the one ffmpeg finished, the one cut short');
+  t.equal((await stat(join(dir, `${name}-002.mp4`))).mode & 0o777, 0o640, 'with the mode of recordings');
 });
 
 t.test('recordings are 0640 in a 0750 folder the gateway makes, and a part is linked in as ffmpeg writes it', async (t) => {
@@ -336,72 +380,75 @@ t.test("one address holds at most half of a stream's viewer slots; other address
   await waitFor('the never-connected viewers closed and their places freed', async () => (await offerFrom('127.0.0.7', url, viewerOffer())).status === 201, 10_000, 250);
 });
 
-t.test('a sealed node call is for one run of one node: replayed to another, a second time or after a restart it is refused; forged calls count as failed authentications', async (t) => {
-  const redis = await RedisServer.start();
-  t.teardown(() => redis.close());
-  const runDir = await mkdtemp(join(tmpdir(), 'gateway-calls-'));
-  t.teardown(() => rm(runDir, { recursive: true, force: true }));
-  const [portA, portB] = await freePorts(2);
-  const node = async (id: string, port: number): Promise<GatewayProcess> => {
-    const cluster = {
-      redis_url: redis.url,
-      node_id: id,
-      advertise_url: `http://127.0.0.1:${port}`,
-      secret: 'cluster-secret-0123456789abcdef',
-      heartbeat_ms: 200,
-      node_timeout_ms: 1000,
-      lease_ms: 1000,
+t.test(
+  'a sealed node call is for one run of one node: replayed to another, a second time or after a restart it is refused; forged calls count as failed authentications',
+  async (t) => {
+    const redis = await RedisServer.start();
+    t.teardown(() => redis.close());
+    const runDir = await mkdtemp(join(tmpdir(), 'gateway-calls-'));
+    t.teardown(() => rm(runDir, { recursive: true, force: true }));
+    const [portA, portB] = await freePorts(2);
+    const node = async (id: string, port: number): Promise<GatewayProcess> => {
+      const cluster = {
+        redis_url: redis.url,
+        node_id: id,
+        advertise_url: `http://127.0.0.1:${port}`,
+        secret: 'cluster-secret-0123456789abcdef',
+        heartbeat_ms: 200,
+        node_timeout_ms: 1000,
+        lease_ms: 1000,
+      };
+      const gateway = await GatewayProcess.start(
+        join(runDir, `${id}.log`),
+        { GATEWAY_HTTP_PORT: String(port), GATEWAY_CLUSTER: JSON.stringify(cluster), GATEWAY_RUN_DIR: runDir, GATEWAY_AUTH_FAILURES_PER_MINUTE: '5' },
+        ['--import', 'tsx'],
+        'kit/server-from-source.ts',
+      );
+      t.teardown(() => gateway.stop());
+      return gateway;
     };
-    const gateway = await GatewayProcess.start(
-      join(runDir, `${id}.log`),
-      { GATEWAY_HTTP_PORT: String(port), GATEWAY_CLUSTER: JSON.stringify(cluster), GATEWAY_RUN_DIR: runDir, GATEWAY_AUTH_FAILURES_PER_MINUTE: '5' },
-      ['--import', 'tsx'],
-      'kit/server-from-source.ts',
-    );
-    t.teardown(() => gateway.stop());
-    return gateway;
-  };
-  let a = await node('a', portA!);
-  const b = await node('b', portB!);
-  // A call from b to a, captured on its way: a proxy in front of a keeps the body it passed.
-  const { NodeCalls } = await import('../../src/cluster/node-calls.js');
-  const calls = new NodeCalls('cluster-secret-0123456789abcdef', 'b');
-  let captured = '';
-  const { createServer } = await import('node:http');
-  const proxy = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk) => (body += chunk));
-    req.on('end', () => {
-      captured = body;
-      void fetch(`${a.baseUrl}/internal/plane`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }).then(async (r) => {
-        res.writeHead(r.status, { 'content-type': 'application/json' }).end(await r.text());
+    let a = await node('a', portA!);
+    const b = await node('b', portB!);
+    // A call from b to a, captured on its way: a proxy in front of a keeps the body it passed.
+    const { NodeCalls } = await import('../../src/cluster/node-calls.js');
+    const calls = new NodeCalls('cluster-secret-0123456789abcdef', 'b');
+    let captured = '';
+    const { createServer } = await import('node:http');
+    const proxy = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk) => (body += chunk));
+      req.on('end', () => {
+        captured = body;
+        void fetch(`${a.baseUrl}/internal/plane`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }).then(async (r) => {
+          res.writeHead(r.status, { 'content-type': 'application/json' }).end(await r.text());
+        });
       });
     });
-  });
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => proxy.close(() => resolve())));
-  const proxyUrl = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
-  const listed = (await (await fetch(`${a.baseUrl}/rest-api/cluster/nodes`)).json()) as { nodes: { id: string; boot?: string }[] };
-  const boot = listed.nodes.find((n) => n.id === 'a')?.boot;
-  t.ok(boot, "a lists its run's id");
-  t.same(await calls.call({ id: 'a', url: proxyUrl, boot }, 'find', [{}]), [], 'the call went through to a');
-  const replay = (url: string): Promise<Response> => fetch(`${url}/internal/plane`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: captured });
-  t.equal((await replay(b.baseUrl)).status, 401, 'replayed to b: refused (meant for a)');
-  t.equal((await replay(a.baseUrl)).status, 401, 'replayed to a: refused (made before)');
-  // a restarts within the call's 30 s: it no longer remembers the nonce, but the call names its earlier run.
-  await a.stop();
-  a = await node('a', portA!);
-  const afterRestart = await replay(a.baseUrl);
-  t.equal(afterRestart.status, 503, 'replayed to a after its restart: refused');
-  t.match(await afterRestart.text(), /an earlier run of this node/, 'as meant for its earlier run');
-  const rebooted = (await (await fetch(`${a.baseUrl}/rest-api/cluster/nodes`)).json()) as { nodes: { id: string; boot?: string }[] };
-  const newBoot = rebooted.nodes.find((n) => n.id === 'a')?.boot;
-  t.not(newBoot, boot, 'a runs anew');
-  t.same(await calls.call({ id: 'a', url: a.baseUrl, boot: newBoot }, 'find', [{}]), [], 'a call naming its new run goes through');
-  const forged = [];
-  for (let i = 0; i < 8; i++) forged.push((await postJsonFrom('127.0.0.9', `${b.baseUrl}/internal/plane`, { sealed: `forged-${i}` })).status);
-  t.same(forged, [401, 401, 401, 401, 401, 429, 429, 429], 'forged seals are failed authentications: 429 past auth_failures_per_minute');
-});
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => new Promise<void>((resolve) => proxy.close(() => resolve())));
+    const proxyUrl = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+    const listed = (await (await fetch(`${a.baseUrl}/rest-api/cluster/nodes`)).json()) as { nodes: { id: string; boot?: string }[] };
+    const boot = listed.nodes.find((n) => n.id === 'a')?.boot;
+    t.ok(boot, "a lists its run's id");
+    t.same(await calls.call({ id: 'a', url: proxyUrl, boot }, 'find', [{}]), [], 'the call went through to a');
+    const replay = (url: string): Promise<Response> => fetch(`${url}/internal/plane`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: captured });
+    t.equal((await replay(b.baseUrl)).status, 401, 'replayed to b: refused (meant for a)');
+    t.equal((await replay(a.baseUrl)).status, 401, 'replayed to a: refused (made before)');
+    // a restarts within the call's 30 s: it no longer remembers the nonce, but the call names its earlier run.
+    await a.stop();
+    a = await node('a', portA!);
+    const afterRestart = await replay(a.baseUrl);
+    t.equal(afterRestart.status, 503, 'replayed to a after its restart: refused');
+    t.match(await afterRestart.text(), /an earlier run of this node/, 'as meant for its earlier run');
+    const rebooted = (await (await fetch(`${a.baseUrl}/rest-api/cluster/nodes`)).json()) as { nodes: { id: string; boot?: string }[] };
+    const newBoot = rebooted.nodes.find((n) => n.id === 'a')?.boot;
+    t.not(newBoot, boot, 'a runs anew');
+    t.same(await calls.call({ id: 'a', url: a.baseUrl, boot: newBoot }, 'find', [{}]), [], 'a call naming its new run goes through');
+    const forged = [];
+    for (let i = 0; i < 8; i++) forged.push((await postJsonFrom('127.0.0.9', `${b.baseUrl}/internal/plane`, { sealed: `forged-${i}` })).status);
+    t.same(forged, [401, 401, 401, 401, 401, 429, 429, 429], 'forged seals are failed authentications: 429 past auth_failures_per_minute');
+  },
+);
 
 t.test("an SRT push works with its stream id and passphrase out of ffmpeg's command line", async (t) => {
   const PASSPHRASE = 'srt-cmdline-pass-5512';

@@ -110,7 +110,7 @@ for (const [label, firstMs] of [
       t.ok(Math.abs(times.at(-1)! - times[0]! - (59 * FRAME_MS) / 1000) < 0.01, `${part.file}: its frames span ${(times.at(-1)! - times[0]!).toFixed(3)} s`);
       t.ok(Math.abs(part.durationMs! - 2000) <= 50, `${part.file} told lasting ${part.durationMs} ms`);
     }
-    const library = new RecordingLibrary(dir, { maxAgeHours: 0, maxMb: 0 }, pino({ level: 'silent' }));
+    const library = new RecordingLibrary(dir, { maxAgeHours: 0, maxMb: 0 }, 0o640, pino({ level: 'silent' }));
     const listed = await library.list({ streamName: 'daylong' });
     t.same(
       listed.map((r) => r.fileName),
@@ -133,7 +133,7 @@ for (const [label, firstMs] of [
 
 t.test('a recording that never ends: retention keeps record_dir within record_retention_max_mb, part by part', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'endless-recording-'));
-  const library = new RecordingLibrary(dir, { maxAgeHours: 0, maxMb: 1 }, pino({ level: 'silent' }));
+  const library = new RecordingLibrary(dir, { maxAgeHours: 0, maxMb: 1 }, 0o640, pino({ level: 'silent' }));
   const { link, events } = await recording(dir, 'endless', 2, (event) => library.follow(event));
   // Its ffmpeg stopped, and what it wrote put in place, before the folder goes.
   t.teardown(async () => {

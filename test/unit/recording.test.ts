@@ -85,7 +85,7 @@ async function laidOut(t: Test) {
 
 t.test("the library lists parts with their recording's stream, start, duration and state", async (t) => {
   const dir = await laidOut(t);
-  const library = new RecordingLibrary(dir, { maxAgeHours: 0, maxMb: 0 }, pino({ level: 'silent' }));
+  const library = new RecordingLibrary(dir, { maxAgeHours: 0, maxMb: 0 }, 0o640, pino({ level: 'silent' }));
   library.follow({ type: 'recording.started', file: 'other-b-001.mp4', stream: 'other', mediaSessionId: 'p2', startedAt: new Date().toISOString() });
   const all = await library.list();
   t.match(all, [
@@ -112,7 +112,7 @@ t.test('a recording past its 999th part: -1000.mp4 comes after -999.mp4, in the 
   // The list holds the finished parts; the last two were cut short (a gateway killed, say).
   await writeFile(join(dir, '.long.csv'), ['long-998.mp4,99700.0,99800.0', 'long-999.mp4,99800.0,99900.0'].join('\n') + '\n');
   for (const n of ['998', '999', '1000', '1001']) await writeFile(join(dir, `long-${n}.mp4`), Buffer.alloc(1000));
-  const library = new RecordingLibrary(dir, { maxAgeHours: 0, maxMb: 0 }, pino({ level: 'silent' }));
+  const library = new RecordingLibrary(dir, { maxAgeHours: 0, maxMb: 0 }, 0o640, pino({ level: 'silent' }));
   const listed = await library.list();
   t.same(
     listed.map((r) => r.fileName),
@@ -128,7 +128,7 @@ t.test('a recording past its 999th part: -1000.mp4 comes after -999.mp4, in the 
 
 t.test('retention: parts past the age go, then the oldest while above the size; a part being written stays', async (t) => {
   const dir = await laidOut(t);
-  const byAge = new RecordingLibrary(dir, { maxAgeHours: 0.5, maxMb: 0 }, pino({ level: 'silent' }));
+  const byAge = new RecordingLibrary(dir, { maxAgeHours: 0.5, maxMb: 0 }, 0o640, pino({ level: 'silent' }));
   byAge.follow({ type: 'recording.started', file: 'other-b-001.mp4', stream: 'other', mediaSessionId: 'p2', startedAt: new Date().toISOString() });
   await byAge.sweep();
   t.same(
@@ -138,7 +138,7 @@ t.test('retention: parts past the age go, then the oldest while above the size; 
   );
 
   const dir2 = await laidOut(t);
-  const bySize = new RecordingLibrary(dir2, { maxAgeHours: 0, maxMb: 2500 / 1048576 }, pino({ level: 'silent' }));
+  const bySize = new RecordingLibrary(dir2, { maxAgeHours: 0, maxMb: 2500 / 1048576 }, 0o640, pino({ level: 'silent' }));
   await bySize.sweep();
   t.same(
     (await bySize.list()).map((r) => r.fileName),

@@ -1,7 +1,7 @@
 import { trackSize } from '../tracked.js';
 import { monotonicMs } from '../clock.js';
 import type { Logger } from 'pino';
-import { conflict, unavailable } from '../errors.js';
+import { conflict, GatewayError, unavailable } from '../errors.js';
 import type { ClusterNode } from './node.js';
 import { Settling } from './claims.js';
 import type { ListedNode } from './nodes.js';
@@ -15,6 +15,7 @@ import { ClusterNews, readPublishNews, type PublishNews } from './news.js';
 import type { MediaPlane, PlaneStatus, PublishHandlers } from '../plane/plane.js';
 import { Placement } from './placement.js';
 import { pollUntil } from '../events.js';
+import { mixerStream } from '../mixers/requests.js';
 
 /** A listed node, with when it was last heard by this process's clock. */
 type KnownNode = ListedNode & { heardAt: number };
@@ -98,33 +99,71 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
 
   async publish(name: string, offer: string, handlers: PublishHandlers = {}, clientAddress?: string): Promise<{ id: string; answer: string }> {
     // A draining node still places the publishes of its SDK sessions: at other nodes.
-    let place = await this.#placeFor(name);
-    let target = place.node;
-    let published: { id: string; answer: string } | undefined;
-    const refused = new Set<string>();
-    while (target && !published) {
-      this.log.info({ stream: name, node: target.id }, 'publish placed at another node');
-      try {
-        published = await this.#told(place.counted && target.id, this.calls.publish(target, name, offer, clientAddress));
-      } catch (error) {
-        // A node that began draining since the list was read hands the stream over and refuses it;
-        // one that is gone (killed, its registration not yet timed out) never got the offer: placed
-        // again, elsewhere.
-        const draining = error instanceof NodeDraining;
-        if (!draining && !(error instanceof NodeUnreachable)) throw error;
-        if (!draining) this.log.warn({ stream: name, node: target.id, reason: (error as Error).message }, 'the node a publish was placed at is gone: placed again');
-        this.#nodes = undefined;
-        refused.add(target.id);
-        place = await this.#placeFor(name, refused);
-        target = place.node;
-      }
-    }
-    if (!target || !published) return this.#told(place.counted && this.node.id, this.publishHere(name, offer, handlers, clientAddress));
-    this.#placed.set(published.id, { node: target.id, handlers });
+    const { value: published, node } = await this.#place(
+      name,
+      'publish',
+      (target) => this.calls.publish(target, name, offer, clientAddress),
+      () => this.publishHere(name, offer, handlers, clientAddress),
+    );
+    if (node === undefined) return published;
+    this.#placed.set(published.id, { node, handlers });
     const early = this.#early.get(published.id);
     this.#early.delete(published.id);
     for (const news of early?.news ?? []) this.#placedNews(news);
     return published;
+  }
+
+  /**
+   * A mixer is placed as a publish of its stream: at the node holding a stream of that name (which
+   * refuses it), else at the least loaded. Its stream is claimed there like a publisher's.
+   */
+  override async mixerStartup(request: ArgsOf<'mixerStartup'>[0]): Promise<ResultOf<'mixerStartup'>> {
+    const stream = mixerStream(request);
+    const { value } = await this.#place(
+      stream,
+      'mixer',
+      (target) => this.calls.call(target, 'mixerStartup', [request]),
+      () => this.mixerStartupHere(request),
+    );
+    return value;
+  }
+
+  /** Starts a mixer on this node, its stream claimed first (a call of another node's too). */
+  async mixerStartupHere(request: ArgsOf<'mixerStartup'>[0]): Promise<ResultOf<'mixerStartup'>> {
+    const stream = mixerStream(request);
+    await this.#claimHere(stream, 'it starts no new mixer');
+    try {
+      return await this.inner.mixerStartup(request);
+    } catch (error) {
+      void this.#releaseIfUnused(stream);
+      throw error;
+    }
+  }
+
+  /**
+   * Runs `what` for stream `name` at the node it is placed at (`#placeFor`): `there` at another
+   * node, `here` on this one; the node it ran at (undefined: here). A node that began draining
+   * since the list was read refuses it (handing the stream over), and one that is gone (killed,
+   * its registration not yet timed out) never got it: it is placed again, elsewhere.
+   */
+  async #place<T>(name: string, what: string, there: (node: ListedNode) => Promise<T>, here: () => Promise<T>): Promise<{ value: T; node?: string }> {
+    let place = await this.#placeFor(name);
+    const refused = new Set<string>();
+    while (place.node) {
+      const target = place.node;
+      this.log.info({ stream: name, node: target.id }, `${what} placed at another node`);
+      try {
+        return { value: await this.#told(place.counted && target.id, there(target)), node: target.id };
+      } catch (error) {
+        const draining = error instanceof NodeDraining;
+        if (!draining && !(error instanceof NodeUnreachable)) throw error;
+        if (!draining) this.log.warn({ stream: name, node: target.id, reason: (error as Error).message }, `the node a ${what} was placed at is gone: placed again`);
+        this.#nodes = undefined;
+        refused.add(target.id);
+        place = await this.#placeFor(name, refused);
+      }
+    }
+    return { value: await this.#told(place.counted && this.node.id, here()) };
   }
 
   /** `publishing`, told to the placement as the answer of node `counted` (false: it placed nothing there). */
@@ -141,10 +180,21 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
 
   /** Publishes `name` on this node, its stream claimed first. */
   async publishHere(name: string, offer: string, handlers: PublishHandlers = {}, clientAddress?: string): Promise<{ id: string; answer: string }> {
+    await this.#claimHere(name, 'it takes no new publish');
+    try {
+      return await this.inner.publish(name, offer, handlers, clientAddress);
+    } catch (error) {
+      void this.#releaseIfUnused(name);
+      throw error;
+    }
+  }
+
+  /** Claims stream `name` for this node; a draining node refuses (`refusal`), its stream, if it has it, handed over. */
+  async #claimHere(name: string, refusal: string): Promise<void> {
     if (this.node.draining) {
-      // Placed here by a node that had not heard yet: the stream (if this node has it) is handed over, and the publish goes elsewhere.
+      // Placed here by a node that had not heard yet: the stream (if this node has it) is handed over, and the work goes elsewhere.
       if (this.node.claims.held.has(name)) await this.#move(name, 'this node is draining: published again at another node');
-      throw new NodeDraining('it takes no new publish');
+      throw new NodeDraining(refusal);
     }
     let claim;
     try {
@@ -154,12 +204,6 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
       throw unavailable(`the cluster's Redis cannot be reached (${(error as Error).message}): no new publish until it can`);
     }
     if (!claim.mine) throw conflict(`stream ${name} is published at node ${claim.node}`);
-    try {
-      return await this.inner.publish(name, offer, handlers, clientAddress);
-    } catch (error) {
-      void this.#releaseIfUnused(name);
-      throw error;
-    }
   }
 
   /** A publish placed here by node `from`: published here, with what happens to it told back to `from`. */
@@ -267,10 +311,13 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
       ]);
       return checkResult(method, oldestFirst(lists));
     }
-    // A push: here, or at the node that answers for it.
+    // A push: here, or at the node that answers for it. A mixer: the node that runs it (the others
+    // answer that there is no mixer of its URI; an error of its input is the answer).
+    const notHere = route.to === 'mixer' ? (error: unknown) => error instanceof GatewayError && error.code === 'not_found' && error.field === 'uri' : undefined;
     return firstAnswer(
       local,
       others.map((n) => () => remote(n)),
+      notHere,
     );
   }
 

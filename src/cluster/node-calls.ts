@@ -94,16 +94,22 @@ export class NodeUnreachable extends GatewayError {
   }
 }
 
-/** This node's answer, or, when it has none (404), the first other node's that has one. */
-export async function firstAnswer<R>(local: () => Promise<R>, others: (() => Promise<R>)[]): Promise<R> {
+/** A 404: the node has nothing of what was asked. */
+const nothingHere = (error: unknown): boolean => error instanceof GatewayError && error.code === 'not_found';
+
+/**
+ * This node's answer, or, when it has nothing of what was asked (`notHere`: a 404 by default), the
+ * first other node's that has.
+ */
+export async function firstAnswer<R>(local: () => Promise<R>, others: (() => Promise<R>)[], notHere = nothingHere): Promise<R> {
   try {
     return await local();
   } catch (error) {
-    if (!(error instanceof GatewayError && error.code === 'not_found') || !others.length) throw error;
+    if (!notHere(error) || !others.length) throw error;
     const answers = await Promise.allSettled(others.map((ask) => ask()));
     const found = answers.find((a) => a.status === 'fulfilled');
     if (found) return (found as PromiseFulfilledResult<R>).value;
-    const failed = answers.find((a) => a.status === 'rejected' && !(a.reason instanceof GatewayError && a.reason.code === 'not_found'));
+    const failed = answers.find((a) => a.status === 'rejected' && !notHere(a.reason));
     throw failed ? (failed as PromiseRejectedResult).reason : error;
   }
 }

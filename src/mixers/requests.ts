@@ -18,6 +18,8 @@ export const mixerUriSchema = z
 
 /** A mixer's name: its URI without `mixer://`, and the default name of its stream. */
 export const mixerName = (uri: string): string => uri.slice('mixer://'.length);
+/** The stream a mixer publishes: `localStreamName`, else its name. */
+export const mixerStream = (request: { uri: string; localStreamName?: string }): string => request.localStreamName ?? mixerName(request.uri);
 
 const layoutSchema = z.enum(LAYOUTS);
 

@@ -10,7 +10,7 @@ import { mixerImages } from './images.js';
 import { RelayedSource, relayStream } from './relay.js';
 import { MAX_MIXER_INPUTS } from './layout.js';
 import { Mixer, SOUND_START_MS, type MixerDeps } from './mixer.js';
-import { mixerName, type MixerAudioVideo, type MixerInfo, type MixerInputRequest, type MixerLabelRequest, type MixerLayoutRequest, type MixerStartup } from './requests.js';
+import { mixerStream, type MixerAudioVideo, type MixerInfo, type MixerInputRequest, type MixerLabelRequest, type MixerLayoutRequest, type MixerStartup } from './requests.js';
 
 /** What webhooks are told of a mixer: its URI, its stream, the input concerned, why it ended. */
 export interface MixerEvent {
@@ -63,7 +63,7 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
     const { uri } = request;
     if (this.#mixers.has(uri) || this.#starting.has(uri)) throw conflict(`uri: ${uri} already runs`, 'uri');
     if (this.#mixers.size + this.#starting.size >= this.deps.maxMixers) throw unavailable(`the gateway is at its limit of ${this.deps.maxMixers} mixers (limit_mixers)`);
-    const name = request.localStreamName ?? mixerName(uri);
+    const name = mixerStream(request);
     this.#starting.add(uri);
     try {
       const images = await mixerImages(request, { mediaDir: this.deps.mediaDir, supervisor: this.deps.supervisor, ffmpegPath: this.deps.ffmpegPath });

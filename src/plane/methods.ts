@@ -9,7 +9,6 @@ import {
   mixerInputSchema,
   mixerLabelSchema,
   mixerLayoutSchema,
-  mixerName,
   mixerRemoveSchema,
   mixerStartupSchema,
   mixerUriSchema,
@@ -20,10 +19,11 @@ import {
  * - `stream`: the place holding the stream `key` names;
  * - `session`: the place that told of the push `key` names;
  * - `gather`: with a key, as `stream`; without one, every place, the lists joined oldest first;
+ * - `mixer`: the place running the mixer whose URI `key` names (the plane records where it started it);
  * - `own`: the plane handles it itself (placing a new publish, closing every place).
  * A key held nowhere goes to any place, which holds nothing of it and answers so (404, false, []).
  */
-type Route<A> = { to: 'stream' | 'session' | 'gather'; key: (args: A) => string | undefined } | { to: 'own' };
+type Route<A> = { to: 'stream' | 'session' | 'gather' | 'mixer'; key: (args: A) => string | undefined } | { to: 'own' };
 
 interface MethodSpec<A extends z.ZodTuple, R extends z.ZodType> {
   args: A;
@@ -112,37 +112,37 @@ export const PLACE_METHODS = {
     result: nothing,
     route: { to: 'session', key: ([id]) => id },
   }),
-  /** Starts a mixer (`/rest-api/mixer/startup`), which publishes its stream in the place it runs in; its calls go where a stream of its name is. */
+  /** Starts a mixer (`/rest-api/mixer/startup`), which publishes its stream in the place it runs in; its calls go where it runs. */
   mixerStartup: method({
     args: z.tuple([mixerStartupSchema]),
     result: mixerInfoSchema,
-    route: { to: 'stream', key: ([request]) => mixerName(request.uri) },
+    route: { to: 'mixer', key: ([request]) => request.uri },
   }),
   /** Adds an input; with a port, one whose media comes from another worker thread (`relayStream`). */
   mixerAdd: method({
     args: z.tuple([mixerInputSchema, z.instanceof(MessagePort).optional()]),
     result: mixerInfoSchema,
-    route: { to: 'stream', key: ([request]) => mixerName(request.uri) },
+    route: { to: 'mixer', key: ([request]) => request.uri },
   }),
   mixerRemove: method({
     args: z.tuple([mixerRemoveSchema]),
     result: mixerInfoSchema,
-    route: { to: 'stream', key: ([request]) => mixerName(request.uri) },
+    route: { to: 'mixer', key: ([request]) => request.uri },
   }),
   mixerLayout: method({
     args: z.tuple([mixerLayoutSchema]),
     result: mixerInfoSchema,
-    route: { to: 'stream', key: ([request]) => mixerName(request.uri) },
+    route: { to: 'mixer', key: ([request]) => request.uri },
   }),
   mixerLabel: method({
     args: z.tuple([mixerLabelSchema]),
     result: mixerInfoSchema,
-    route: { to: 'stream', key: ([request]) => mixerName(request.uri) },
+    route: { to: 'mixer', key: ([request]) => request.uri },
   }),
   mixerAudioVideo: method({
     args: z.tuple([mixerAudioVideoSchema]),
     result: mixerInfoSchema,
-    route: { to: 'stream', key: ([request]) => mixerName(request.uri) },
+    route: { to: 'mixer', key: ([request]) => request.uri },
   }),
   /** Every mixer, oldest first. */
   mixerFind: method({
@@ -154,7 +154,7 @@ export const PLACE_METHODS = {
   mixerTerminate: method({
     args: z.tuple([mixerUriSchema, z.iso.datetime().optional()]),
     result: nothing,
-    route: { to: 'stream', key: ([uri]) => mixerName(uri) },
+    route: { to: 'mixer', key: ([uri]) => uri },
   }),
   /** Sends a stream's media to a mixer in another worker thread over the port; false when it does not publish here. */
   relayStream: method({

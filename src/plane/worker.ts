@@ -8,6 +8,7 @@ import { LocalPlane } from './local.js';
 import type { PlaneStatus } from './plane.js';
 import { answerCall, routedTo, type PlaceCalls } from './methods.js';
 import { toWire, type Call, type WorkerMessage } from './wire.js';
+import { mixerStream } from '../mixers/requests.js';
 
 /** What the main thread gives each worker. */
 export interface WorkerData {
@@ -93,7 +94,13 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
       }
       post(reply);
       sendStatus();
-      const stream = call.method === 'publish' || call.method === 'unpublish' ? call.args[0] : undefined;
+      // A publish or a mixer's start that failed leaves its stream held by no one here.
+      const stream =
+        call.method === 'publish' || call.method === 'unpublish'
+          ? call.args[0]
+          : call.method === 'mixerStartup' && typeof call.args[0]?.uri === 'string'
+            ? mixerStream(call.args[0])
+            : undefined;
       if (stream !== undefined) idleCheck(stream);
     })();
   });

@@ -4,7 +4,7 @@ import { MessageChannel, MessagePort, Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
-import { unavailable } from '../errors.js';
+import { invalid, unavailable } from '../errors.js';
 import type { ChildRecord } from '../ffmpeg/supervisor.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers } from './plane.js';
@@ -13,7 +13,7 @@ import { isActive, type PushState } from '../pushes/states.js';
 import type { WorkerData } from './worker.js';
 import { checkResult, oldestFirst, PLACE_METHODS, type ArgsOf, type PlaceMethod, type ResultOf, type RoutedMethod } from './methods.js';
 import { RoutedPlane } from './routed-plane.js';
-import { mixerName } from '../mixers/requests.js';
+import { mixerStream } from '../mixers/requests.js';
 import { fromWire, type Call, type WorkerMessage } from './wire.js';
 import type { PushChange } from '../pushes/changes.js';
 
@@ -110,6 +110,8 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
   readonly #streams = new Map<string, { place: Place; pending: number }>();
   /** The mixers each stream is an input of (their URIs), as this plane added them. */
   readonly #mixerInputs = new Map<string, Set<string>>();
+  /** Where each mixer runs (by URI), and the stream it publishes there, as this plane started it. */
+  readonly #mixers = new Map<string, { place: Place; stream: string }>();
   readonly #sessions = new Map<string, Place>();
   readonly #publishes = new Map<string, { place: Place; handlers: PublishHandlers }>();
   readonly #watchers = new Set<(change: PushChange) => void>();
@@ -123,6 +125,7 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
   static #trackSizes(owner: WorkerPlane): void {
     trackSize('plane_streams', owner, (self) => self.#streams.size);
     trackSize('plane_mixer_inputs', owner, (self) => self.#mixerInputs.size);
+    trackSize('plane_mixers', owner, (self) => self.#mixers.size);
     trackSize('plane_sessions', owner, (self) => self.#sessions.size);
     trackSize('plane_publishes', owner, (self) => self.#publishes.size);
     trackSize('plane_children', owner, (self) => self.#children.size);
@@ -153,7 +156,8 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
     if (route.to === 'gather' && key === undefined) {
       return oldestFirst(await Promise.all(this.#places.filter((p) => p.alive).map(call))) as ResultOf<M>;
     }
-    const held = key === undefined ? undefined : route.to === 'session' ? this.#sessions.get(key) : this.#streams.get(key)?.place;
+    const held =
+      key === undefined ? undefined : route.to === 'session' ? this.#sessions.get(key) : route.to === 'mixer' ? this.#mixers.get(key)?.place : this.#streams.get(key)?.place;
     return (await call(held?.alive ? held : this.#any())) as ResultOf<M>;
   }
 
@@ -185,6 +189,7 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
         for (const watcher of this.#watchers) this.#tell(() => watcher(message.change));
         return;
       case 'event':
+        if (message.event.type === 'mixer.ended') this.#mixerEnded(message.event.mixer, place);
         for (const follower of this.#followers) this.#tell(() => follower(message.event));
         return;
       case 'removed':
@@ -226,6 +231,7 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
     this.log.error({ worker: place.index, reason }, 'media worker stopped: its streams are lost; starting it again');
     for (const [name, entry] of this.#streams) if (entry.place === place) this.#streams.delete(name);
     for (const [id, at] of this.#sessions) if (at === place) this.#sessions.delete(id);
+    for (const [uri, mixer] of this.#mixers) if (mixer.place === place) this.#mixerEnded(uri, place);
     for (const [id, publish] of this.#publishes) if (publish.place === place) this.#closed(id, `media worker ${reason}`, true);
     // The slots its streams held are given back, as it last told of them.
     const publishers = new Slots(this.#slots, PUBLISHER_SLOTS);
@@ -245,8 +251,11 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
     }, RESTART_DELAY_MS).unref();
   }
 
-  /** The place for a new publish of `name`: the one holding it, else the least busy that is not overloaded. */
-  #placeFor(name: string): Place {
+  /**
+   * The place for a new publish of `name`: the one holding it, else the least busy that is not
+   * overloaded (the one with the fewest streams; for a mixer's stream, with the fewest mixers first).
+   */
+  #placeFor(name: string, mixer = false): Place {
     const held = this.#streams.get(name)?.place;
     if (held?.alive) return held;
     const alive = this.#places.filter((p) => p.alive);
@@ -256,7 +265,8 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
       throw unavailable(`the gateway is overloaded (${reason}): publishing ${name} refused, the streams running keep their share`, 3);
     }
     const placed = (p: Place): number => [...this.#streams.values()].filter((e) => e.place === p).length;
-    return open.reduce((best, p) => (placed(p) < placed(best) ? p : best));
+    const mixers = (p: Place): number => (mixer ? [...this.#mixers.values()].filter((m) => m.place === p).length : 0);
+    return open.reduce((best, p) => (mixers(p) < mixers(best) || (mixers(p) === mixers(best) && placed(p) < placed(best)) ? p : best));
   }
 
   /** Runs `call` on the place of `name`, which holds the stream while it is on its way. */
@@ -287,10 +297,29 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
   }
 
   /**
+   * A mixer is placed as a publish of its stream: where a stream of that name is (which refuses
+   * it), else in the worker with the fewest mixers. Its stream is held there like a publisher's,
+   * so that a publish of the same name reaches that worker, and is refused.
+   */
+  override async mixerStartup(request: ArgsOf<'mixerStartup'>[0]): Promise<ResultOf<'mixerStartup'>> {
+    const running = this.#mixers.get(request.uri)?.place;
+    const stream = mixerStream(request);
+    const place = running?.alive ? running : this.#placeFor(stream, true);
+    const started = await this.#onStream(stream, place, (p) => p.call('mixerStartup', request));
+    this.#mixers.set(request.uri, { place, stream });
+    return started;
+  }
+
+  /**
    * A mixer runs in one worker; an input publishing in another comes to it over a relay: a port
-   * between the two workers, the media sent by the stream's (`relayStream`).
+   * between the two workers, the media sent by the stream's (`relayStream`). A stream made from
+   * the mixer's own output, through mixers of any worker, is refused.
    */
   override async mixerAdd(request: ArgsOf<'mixerAdd'>[0]): Promise<ResultOf<'mixerAdd'>> {
+    const own = this.#mixers.get(request.uri)?.stream;
+    if (own !== undefined && this.#madeFrom(request.remoteStreamName, own)) {
+      throw invalid('remoteStreamName', `${request.remoteStreamName} is made from this mixer's own output (${own}): a mixer cannot take it`);
+    }
     const added = await this.#relayInput(request);
     const inputs = this.#mixerInputs.get(request.remoteStreamName) ?? new Set<string>();
     this.#mixerInputs.set(request.remoteStreamName, inputs.add(request.uri));
@@ -305,7 +334,23 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
 
   override async mixerTerminate(...args: ArgsOf<'mixerTerminate'>): Promise<ResultOf<'mixerTerminate'>> {
     await super.mixerTerminate(...args);
-    for (const stream of [...this.#mixerInputs.keys()]) this.#forgetInput(stream, args[0]);
+    this.#mixerEnded(args[0]);
+  }
+
+  /** Whether `stream` is `output`, or made by mixers (of any worker) from it. */
+  #madeFrom(stream: string, output: string, seen = new Set<string>()): boolean {
+    if (stream === output) return true;
+    if (seen.has(stream)) return false;
+    seen.add(stream);
+    const making = [...this.#mixers].filter(([, mixer]) => mixer.stream === stream).map(([uri]) => uri);
+    return [...this.#mixerInputs].some(([input, uris]) => making.some((uri) => uris.has(uri)) && this.#madeFrom(input, output, seen));
+  }
+
+  /** The mixer `uri` (of `place`, when told by one) ended: its place and its inputs are forgotten. */
+  #mixerEnded(uri: string, place?: Place): void {
+    if (place && this.#mixers.get(uri)?.place !== place) return;
+    this.#mixers.delete(uri);
+    for (const stream of [...this.#mixerInputs.keys()]) this.#forgetInput(stream, uri);
   }
 
   /** `stream` is no longer an input of the mixer `uri`; a stream in no mixer is forgotten. */
@@ -316,7 +361,7 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
 
   /** Where the mixer `uri` runs: where its calls are routed (`PLACE_METHODS`). */
   #mixerPlace(uri: string): Place {
-    return this.#streams.get(mixerName(uri))?.place ?? this.#any();
+    return this.#mixers.get(uri)?.place ?? this.#any();
   }
 
   /** Adds `request`'s stream to its mixer, over a relay when the stream publishes in another worker. */

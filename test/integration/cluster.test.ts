@@ -182,7 +182,7 @@ t.test('a publish through a loaded node is placed at the least-loaded one: media
   // n2 serves c1; n1 and n3 serve nothing: a publish through n2 goes to n1 (the first of the least loaded).
   const placed = await publish('n2', 'c3');
   await waitFor('c3 at n1', async () => ((await node('n1').request('POST', '/rest-api/stream/find_all')).body ?? []).some((s: { name: string }) => s.name === 'c3'), 5000);
-  t.match(await redis.command('GET', 'gw:stream:c3'), /^\$/, 'claimed');
+  t.match(await redis.command('GET', 'gw:stream:c3'), /^\$\d+$/, 'claimed');
   const holder = await waitFor(
     'n1 tells its load',
     async () => ((await node('n3').request('GET', '/rest-api/cluster/nodes')).body.nodes as { id: string; publishers: number }[]).find((n) => n.id === 'n1' && n.publishers === 1),
@@ -214,6 +214,31 @@ t.test("publishes arriving together are spread: each placed one counts in its no
     publishers.splice(publishers.indexOf(p), 1);
   }
   await waitFor('n1 and n3 tell they serve nothing again', idle, 5000);
+});
+
+t.test("a mixer is placed like a publish, at a least-loaded node, its stream claimed; every node's calls reach it", async (t) => {
+  // n2 serves c1; n1 and n3 serve nothing.
+  const started = await node('n2').request('POST', '/rest-api/mixer/startup', { uri: 'mixer://cm', width: 320, height: 180, fps: 10 });
+  t.equal(started.status, 200, JSON.stringify(started.body));
+  t.match(await redis.command('GET', 'gw:stream:cm'), /^\$\d+$/, 'its stream claimed');
+  // Its stream counts among the publishers of its node.
+  const at = await waitFor(
+    'its node tells it',
+    async () =>
+      ((await node('n2').request('GET', '/rest-api/cluster/nodes')).body.nodes as { id: string; publishers: number }[]).find((n) => n.id !== 'n2' && n.publishers === 1)?.id,
+    5000,
+  );
+  t.ok(at === 'n1' || at === 'n3', `it runs at a node that served nothing (${at})`);
+  await t.rejects(SyntheticPublisher.publish(testFixture(), node('n2').baseUrl, 'cm'), /answered 409: .*stream cm is already publishing/, 'a publish of its stream is refused');
+  const other = at === 'n1' ? 'n3' : 'n1';
+  const add = await node(other).request('POST', '/rest-api/mixer/add', { uri: 'mixer://cm', remoteStreamName: 'later', waitForStream: true });
+  t.equal(add.status, 200, `an input added through ${other}`);
+  const ghost = await node('n2').request('POST', '/rest-api/mixer/remove', { uri: 'mixer://cm', remoteStreamName: 'ghost' });
+  t.match(ghost, { status: 404, body: { field: 'remoteStreamName' } }, "its node's own refusal is the answer, not another node's 'no mixer'");
+  t.match(await node('n2').request('POST', '/rest-api/mixer/find_all'), { status: 200, body: [{ uri: 'mixer://cm', inputs: [{ streamName: 'later' }] }] });
+  t.equal((await node('n2').request('POST', '/rest-api/mixer/terminate', { uri: 'mixer://cm' })).status, 200, 'terminated through n2');
+  await waitFor('its stream given up', async () => (await redis.command('GET', 'gw:stream:cm')) === '$-1', 5000);
+  t.match(await node(other).request('POST', '/rest-api/mixer/terminate', { uri: 'mixer://cm' }), { status: 404, body: { field: 'uri' } }, 'then no node has it');
 });
 
 t.test("no stream key in any command or message Redis was sent, nor in any node's log", async (t) => {

@@ -6,6 +6,8 @@ import type { ClusterPlane } from '../../cluster/cluster-plane.js';
 import type { AuthFailureLimiter } from '../../security/auth-failures.js';
 import { routeAccess } from '../guard.js';
 import { parseBody } from '../../validation.js';
+import { routedTo } from '../../plane/methods.js';
+import type { MixerStartup } from '../../mixers/requests.js';
 
 const CONTROL = routeAccess('control');
 const sealedCall = z.strictObject({
@@ -24,14 +26,16 @@ const sealedCall = z.strictObject({
 export function clusterRoutes(app: FastifyInstance, plane: ClusterPlane | undefined, failures: AuthFailureLimiter, startDrain: () => void): void {
   const node: ClusterNode | undefined = plane?.node;
   if (plane) {
+    // What another node's calls are answered by: this node's own plane, but a mixer started for
+    // another node claims its stream here first, as a publish placed here does.
+    const place = { ...routedTo(plane.inner), mixerStartup: (startup: MixerStartup) => plane.mixerStartupHere(startup) };
+    const own = {
+      publish: (from: string, name: string, offer: string, clientAddress?: string) => plane.publishFor(from, name, offer, clientAddress),
+      handOver: (name: string) => plane.handOver(name),
+    };
     // A placed publish carries its offer, sealed: more than a REST body.
     app.post('/internal/plane', { ...routeAccess('node'), logLevel: 'warn', bodyLimit: 1 << 20 }, async (request) => {
-      const sealed = await failures.attempt(request.ip, () =>
-        plane.calls.answer(plane.inner, parseBody(sealedCall, request.body).sealed, {
-          publish: (from, name, offer, clientAddress) => plane.publishFor(from, name, offer, clientAddress),
-          handOver: (name) => plane.handOver(name),
-        }),
-      );
+      const sealed = await failures.attempt(request.ip, () => plane.calls.answer(place, parseBody(sealedCall, request.body).sealed, own));
       return { sealed };
     });
   }

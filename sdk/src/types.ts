@@ -98,7 +98,8 @@ export interface MixerOptions {
   uri: string;
   /** The stream it publishes; the mixer's name by default. */
   localStreamName?: string;
-  hasVideo?: true;
+  /** false: its inputs' sound alone (an audio room, a radio show). */
+  hasVideo?: boolean;
   hasAudio?: boolean;
   layout?: MixerLayout;
   /** Picture-in-picture: where the small pictures stand, and their width as a fraction of the picture's. */
@@ -124,6 +125,7 @@ export interface MixerInfo {
   height: number;
   fps: number;
   background: string;
+  hasVideo: boolean;
   hasAudio: boolean;
   createdAt: string;
   /** Pictures it has made. */

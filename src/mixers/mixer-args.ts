@@ -30,6 +30,8 @@ export function decoderArgs(slot: Size, labelFile: string): string[] {
 }
 
 export interface EncoderJob {
+  /** false: sound alone (no picture on `pipe:3`). */
+  hasVideo: boolean;
   size: Size;
   overlays: readonly Overlay[];
   frameRate: number;
@@ -43,16 +45,31 @@ export interface EncoderJob {
   targets: readonly LocalTarget[];
 }
 
+/** The mixed sound, as the mixer writes it on the encoder's stdin: PCM, 48 kHz stereo. */
+const SOUND_INPUT = ['-probesize', '32', '-analyzeduration', '0', '-thread_queue_size', '64', '-f', 's16le', '-ar', '48000', '-ch_layout', 'stereo', '-i', 'pipe:0'];
+
+/** Opus for the local stream's sound: at the mixer's bitrate, 20 ms frames, made for low delay. */
+const opus = (job: EncoderJob): string[] => ['-c:a', 'libopus', '-b:a', `${job.audioBitrateKbps}k`, '-application', 'lowdelay', '-frame_duration', '20'];
+
+/** Where a local stream's kind goes: RTP to its port on loopback, as its target says. */
+const rtpOut = (target: LocalTarget): string[] => [
+  ...['-payload_type', String(target.payloadType), '-ssrc', String(target.ssrc), '-f', 'rtp'],
+  `rtp://127.0.0.1:${target.port}?rtcpport=${target.rtcpPort}&pkt_size=1200`,
+];
+
+const ENCODER_START = ['-hide_banner', '-nostats', '-nostdin', '-loglevel', 'level+warning', '-protocol_whitelist', 'pipe,rtp,udp,file'];
+
 /**
  * The mixer's encoder: the composed picture as raw 4:2:0 on `pipe:3` at the frame rate, the mixed
  * sound as PCM on stdin; H.264 (constrained baseline, a keyframe every interval) and Opus out as RTP
- * to the local stream's ports on loopback, nowhere else.
+ * to the local stream's ports on loopback, nowhere else. A mixer of sound alone: Opus alone.
  */
 export function encoderArgs(job: EncoderJob): string[] {
+  if (!job.hasVideo) return [...ENCODER_START, ...SOUND_INPUT, ...job.targets.flatMap((target) => ['-map', '0:a', ...opus(job), ...rtpOut(target)])];
   const { width, height } = job.size;
   const gop = String(Math.max(1, Math.round(job.frameRate * job.keyframeIntervalS)));
   const args = [
-    ...['-hide_banner', '-nostats', '-nostdin', '-loglevel', 'level+warning', '-protocol_whitelist', 'pipe,rtp,udp,file'],
+    ...ENCODER_START,
     // Each input is read by a thread of its own, which queues what it read for the encoders. Raw
     // inputs say all there is to know of themselves: ffmpeg is told not to read ahead to learn it
     // (which would hold the first picture back by half a second).
@@ -78,19 +95,18 @@ export function encoderArgs(job: EncoderJob): string[] {
     // later, for ffmpeg, which takes its inputs in timestamp order, not to hold each picture back
     // until the sound of its moment came.
     ...['-itsoffset', String(job.soundDelayMs / 1000)],
-    ...['-probesize', '32', '-analyzeduration', '0', '-thread_queue_size', '64', '-f', 's16le', '-ar', '48000', '-ch_layout', 'stereo', '-i', 'pipe:0'],
+    ...SOUND_INPUT,
   ];
   // Overlays: each image an input of its own, laid over the picture (`overlayGraph`).
   const overlays = job.overlays.length > 0;
   if (overlays) args.push(...overlayInputs(job.overlays), '-filter_complex', overlayGraph('0:v', job.overlays, 2, 'vout').join(';'));
   for (const target of job.targets) {
-    const url = `rtp://127.0.0.1:${target.port}?rtcpport=${target.rtcpPort}&pkt_size=1200`;
     if (target.kind === 'video') {
       args.push('-map', overlays ? '[vout]' : '0:v', ...libx264(job.videoBitrateKbps, { preset: job.preset }, 'baseline'), '-g', gop, '-keyint_min', gop, '-bf', '0');
     } else {
-      args.push('-map', '1:a', '-c:a', 'libopus', '-b:a', `${job.audioBitrateKbps}k`, '-application', 'lowdelay', '-frame_duration', '20');
+      args.push('-map', '1:a', ...opus(job));
     }
-    args.push('-payload_type', String(target.payloadType), '-ssrc', String(target.ssrc), '-f', 'rtp', url);
+    args.push(...rtpOut(target));
   }
   return args;
 }

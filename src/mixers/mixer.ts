@@ -18,6 +18,8 @@ import { SoundMix } from './sound.js';
 export interface MixerSpec {
   /** The stream the mixer publishes. */
   name: string;
+  /** false: a mixer of sound alone (no picture, no decoder of its inputs' video). */
+  hasVideo: boolean;
   layout: LayoutOptions;
   size: Size;
   frameRate: number;
@@ -74,7 +76,8 @@ const PLACEHOLDER: Yuv = yuvOf('#303030');
 export class Mixer {
   readonly inputs: MixerInput[] = [];
   readonly createdAt = wallClockMs();
-  readonly #canvas: Canvas;
+  /** The picture it composes; none for a mixer of sound alone. */
+  readonly #canvas: Canvas | undefined;
   readonly #sound = new SoundMix();
   readonly #focus = new SpeakerFocus();
   readonly #encoder: FfmpegProcess;
@@ -99,12 +102,12 @@ export class Mixer {
     startMs = monotonicMs(),
   ) {
     this.#layout = spec.layout;
-    this.#canvas = new Canvas(spec.size, spec.backgroundPicture);
+    this.#canvas = spec.hasVideo ? new Canvas(spec.size, spec.backgroundPicture) : undefined;
     this.#encoder = deps.supervisor.spawn(
       deps.ffmpegPath,
       encoderArgs({ ...spec, targets, preset: deps.preset, keyframeIntervalS: deps.keyframeIntervalS, soundDelayMs: SOUND_DELAY_MS }),
       (event, error) => deps.log.error({ err: error, event }, 'mixer encoder listener failed'),
-      'video',
+      spec.hasVideo ? 'video' : undefined,
     );
     this.#encoder.on('line', (line) => deps.log.warn({ ffmpeg: line }, 'mixer encoder'));
     this.#encoder.on('exit', (code) => {
@@ -182,6 +185,7 @@ export class Mixer {
   }
 
   #relayout(): void {
+    if (!this.spec.hasVideo) return; // no slots: its inputs' video is not decoded
     this.#slots = layoutSlots(this.#layout, this.spec.size, this.inputs.length, this.#focus.focus);
     this.inputs.forEach((input, i) => input.resize(this.#slots[i]!));
   }
@@ -190,18 +194,7 @@ export class Mixer {
   #tick(): void {
     const now = monotonicMs();
     const elapsedMs = now - this.#startMs;
-    const due = Math.floor((elapsedMs * this.spec.frameRate) / 1000) + 1;
-    if (due - this.#pictures > MAX_BEHIND_S * this.spec.frameRate) {
-      this.skipped += due - 1 - this.#pictures;
-      this.deps.log.warn({ skipped: due - 1 - this.#pictures }, "the mixer's encoder does not keep up: pictures given up");
-      this.#pictures = due - 1;
-    }
-    while (this.#pictures < due && this.#encoder.videoBacklog <= MAX_QUEUED_PICTURES * this.#canvas.data.length) {
-      this.#pictures++;
-      this.#compose();
-      const picture = this.#canvas.data;
-      this.#encoder.writeVideo(picture, () => this.#canvas.release(picture));
-    }
+    if (this.#canvas) this.#picturesDue(this.#canvas, elapsedMs);
     const soundDue = Math.floor(((elapsedMs - SOUND_LAG_MS) * 48000) / 1000);
     if (soundDue - this.#sound.position > MAX_BEHIND_S * 48000) {
       // Behind by more than the pictures may be (the thread held, or the first tick of a mixer
@@ -215,7 +208,7 @@ export class Mixer {
       );
       this.#encoder.write(Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength));
     }
-    if (this.#layout.kind === 'speaker' && this.inputs.length > 1) {
+    if (this.#canvas && this.#layout.kind === 'speaker' && this.inputs.length > 1) {
       const before = this.#focus.focus;
       if (
         this.#focus.update(
@@ -227,8 +220,23 @@ export class Mixer {
     }
   }
 
-  #compose(): void {
-    const canvas = this.#canvas;
+  /** Composes and writes the pictures due `elapsedMs` into the mixer's time. */
+  #picturesDue(canvas: Canvas, elapsedMs: number): void {
+    const due = Math.floor((elapsedMs * this.spec.frameRate) / 1000) + 1;
+    if (due - this.#pictures > MAX_BEHIND_S * this.spec.frameRate) {
+      this.skipped += due - 1 - this.#pictures;
+      this.deps.log.warn({ skipped: due - 1 - this.#pictures }, "the mixer's encoder does not keep up: pictures given up");
+      this.#pictures = due - 1;
+    }
+    while (this.#pictures < due && this.#encoder.videoBacklog <= MAX_QUEUED_PICTURES * canvas.data.length) {
+      this.#pictures++;
+      this.#compose(canvas);
+      const picture = canvas.data;
+      this.#encoder.writeVideo(picture, () => canvas.release(picture));
+    }
+  }
+
+  #compose(canvas: Canvas): void {
     canvas.clear();
     this.inputs.forEach((input, i) => {
       const slot = this.#slots[i]!;

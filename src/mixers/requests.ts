@@ -52,10 +52,9 @@ export const mixerStartupSchema = z
     uri: mixerUriSchema,
     /** The stream the mixer publishes; the mixer's name by default. */
     localStreamName: streamNameSchema.optional(),
-    hasVideo: wcsBoolean()
-      .refine((video) => video, 'a mixer always makes video')
-      .optional(),
-    hasAudio: wcsBoolean().optional(),
+    /** false: a mixer of its inputs' sound alone (an audio room, a radio show); its picture's fields are then not used. */
+    hasVideo: wcsBoolean().default(true),
+    hasAudio: wcsBoolean().default(true),
     layout: layoutSchema.optional().describe('grid by default'),
     mixerLayoutClass: z.string().min(1).max(255).optional().describe("Web Call Server's layout class, mapped to a layout by its name (grid, desktop, picture-in-picture)"),
     pip: pipSchema.optional(),
@@ -73,6 +72,8 @@ export const mixerStartupSchema = z
     overlays: overlaysSchema.optional(),
   })
   .superRefine((request, context) => {
+    if (!request.hasVideo && !request.hasAudio)
+      context.addIssue({ code: 'custom', path: ['hasAudio'], message: 'a mixer makes a picture or sound: hasVideo and hasAudio are both false' });
     for (const [theirs, ours] of Object.entries(WCS_SIZES)) {
       if (request[theirs as keyof typeof WCS_SIZES] !== undefined && request[ours] !== undefined) {
         context.addIssue({ code: 'custom', path: [theirs], message: `give ${ours} or ${theirs}, not both` });
@@ -154,6 +155,8 @@ export const mixerInfoSchema = z.object({
   height: z.number(),
   fps: z.number(),
   background: z.string(),
+  /** Listed by nodes of a release before 2026-11-27 without it: they made video always. */
+  hasVideo: z.boolean().default(true),
   hasAudio: z.boolean(),
   createdAt: z.string(),
   /** Pictures the mixer has made. */
@@ -182,7 +185,6 @@ export const mixerListingSchema = mixerInfoSchema.extend({
   remoteMediaSessionId: z.null(),
   remoteStreamName: z.null(),
   status: z.literal('PROCESSED_LOCAL'),
-  hasVideo: z.literal(true),
   mediaSessions: z.array(z.string()),
 });
 export type MixerListing = z.output<typeof mixerListingSchema>;
@@ -196,7 +198,6 @@ export function mixerListing(mixer: MixerInfo, sessionOf: (stream: string) => st
     remoteMediaSessionId: null,
     remoteStreamName: null,
     status: 'PROCESSED_LOCAL',
-    hasVideo: true,
     mediaSessions: inputs.filter((id): id is string => id !== undefined),
   };
 }

@@ -67,10 +67,14 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
     this.#starting.add(uri);
     try {
       const images = await mixerImages(request, { mediaDir: this.deps.mediaDir, supervisor: this.deps.supervisor, ffmpegPath: this.deps.ffmpegPath });
-      const hasAudio = request.hasAudio ?? true;
-      const { publisher, targets } = await this.registry.publishLocal(name, { video: { startMs: 0 }, ...(hasAudio ? { audio: { startMs: SOUND_START_MS } } : {}) });
+      const { hasVideo, hasAudio } = request;
+      const { publisher, targets } = await this.registry.publishLocal(name, {
+        ...(hasVideo ? { video: { startMs: 0 } } : {}),
+        ...(hasAudio ? { audio: { startMs: SOUND_START_MS } } : {}),
+      });
       const spec = {
         name,
+        hasVideo,
         layout: { kind: request.layout, pip: request.pip },
         size: { width: request.width, height: request.height },
         frameRate: request.fps,
@@ -229,6 +233,7 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
       height: spec.size.height,
       fps: spec.frameRate,
       background: spec.background,
+      hasVideo: mixer.spec.hasVideo,
       hasAudio: mixer.output.hasAudio,
       createdAt: new Date(mixer.createdAt).toISOString(),
       frames: mixer.pictures,

@@ -5,6 +5,7 @@ import type { MixerSpec } from '../../src/mixers/mixer.js';
 export function mixerSpec(width: number, height: number, frameRate = 30): MixerSpec {
   return {
     name: 'mix',
+    hasVideo: true,
     layout: { kind: 'grid' },
     size: { width, height },
     frameRate,

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { colourLook, loadFixture } from '../../kit/fixture.js';
+import { toneLevels } from '../../kit/pictures.js';
 import { probe, recordedFps } from '../../kit/probe.js';
 import { waitFor } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
@@ -156,6 +157,50 @@ t.test("Web Call Server's own mixer bodies start, fill, list, empty and end a mi
   await waitFor('no ffmpeg left', async () => (await ffmpegCount()) === 0);
 });
 
+t.test('an audio-only mixer ("hasVideo": "false") mixes its inputs\' sound, decodes no picture, and arrives as AAC alone', async (t) => {
+  const nginx = await NginxRtmp.start();
+  t.teardown(() => nginx.stop());
+  const gw = await startGateway({ webrtc_keyframe_interval_ms: 1000 });
+  t.teardown(() => gw.close());
+  for (const [name, tone] of [
+    ['voice1', 440],
+    ['voice2', 1000],
+  ] as const) {
+    const publisher = await SyntheticPublisher.publish(loadFixture(FIXTURES, colourLook('#808080', '320x180', tone, 30)), gw.baseUrl, name);
+    t.teardown(() => publisher.stop());
+    await keyframeCached(gw, name);
+  }
+  const neither = await gw.post('/rest-api/mixer/startup', { uri: 'mixer://silent', hasVideo: 'false', hasAudio: 'false' });
+  t.match(neither, { status: 400, body: { field: 'hasAudio' } }, 'neither picture nor sound: a 400 naming hasAudio');
+
+  const startup = await gw.post('/rest-api/mixer/startup', { uri: 'mixer://mixer2', localStreamName: 'stream4', hasVideo: 'false', hasAudio: 'true' });
+  t.equal(startup.status, 200, JSON.stringify(startup.body));
+  t.match(startup.body, { uri: 'mixer://mixer2', localStreamName: 'stream4', hasVideo: false, hasAudio: true });
+  for (const name of ['voice1', 'voice2']) {
+    t.equal((await gw.post('/rest-api/mixer/add', { uri: 'mixer://mixer2', remoteStreamName: name, hasVideo: 'false', hasAudio: 'true' })).status, 200);
+  }
+  t.equal(await ffmpegCount(), 1, "its encoder alone: no decoder of the inputs' video");
+  const push = await gw.post('/rest-api/push/startup', { streamName: 'stream4', rtmpUrl: `${nginx.url()}/stream4`, rtmpTransponderFullUrl: 'true' });
+  t.equal(push.status, 200, JSON.stringify(push.body));
+  await waitFor('2 s of the audio-only mixer at nginx-rtmp', async () => {
+    const recording = await probe(nginx.recording('stream4')).catch(() => undefined);
+    return recording && recording.audio.length >= 90;
+  });
+  const arrived = await probe(nginx.recording('stream4'));
+  t.same(
+    arrived.streams.map((s) => `${s.codec_type} ${s.codec_name}`),
+    ['audio aac'],
+    'AAC alone',
+  );
+  const [low, high, absent] = await toneLevels(nginx.recording('stream4'), [440, 1000, 700], 1);
+  t.ok(low! > 0.02 && high! > 0.02, `both inputs are heard (440 Hz ${low!.toFixed(3)}, 1000 Hz ${high!.toFixed(3)})`);
+  t.ok(absent! < low! / 5 && absent! < high! / 5, `and nothing else (700 Hz ${absent!.toFixed(3)})`);
+  const listed = await gw.post('/rest-api/mixer/find_all', {});
+  t.match(listed.body, [{ uri: 'mixer://mixer2', hasVideo: false, hasAudio: true, status: 'PROCESSED_LOCAL', frames: 0 }], 'find_all tells it makes no video');
+  t.equal((await gw.post('/rest-api/mixer/terminate', { uri: 'mixer://mixer2' })).status, 200);
+  await waitFor('no ffmpeg left', async () => (await ffmpegCount()) === 0);
+});
+
 t.test('string booleans and numbers everywhere a REST body takes them; anything else is a 400 naming the field', async (t) => {
   const gw = await startGateway();
   t.teardown(() => gw.close());
@@ -164,7 +209,8 @@ t.test('string booleans and numbers everywhere a REST body takes them; anything 
     ['/rest-api/mixer/startup', { uri: 'mixer://m', mixerVideoWidth: '641' }, 'mixerVideoWidth'],
     ['/rest-api/mixer/startup', { uri: 'mixer://m', width: 640, mixerVideoWidth: 640 }, 'mixerVideoWidth'],
     ['/rest-api/mixer/startup', { uri: 'mixer://m', fps: 'fast' }, 'fps'],
-    ['/rest-api/mixer/startup', { uri: 'mixer://m', hasVideo: 'false' }, 'hasVideo'],
+    ['/rest-api/mixer/startup', { uri: 'mixer://m', hasVideo: 'no' }, 'hasVideo'],
+    ['/rest-api/mixer/startup', { uri: 'mixer://m', hasVideo: 'false', hasAudio: false }, 'hasAudio'],
     ['/rest-api/mixer/add', { uri: 'mixer://m', remoteStreamName: 's', label: 'a', streamLabel: 'b' }, 'streamLabel'],
     ['/rest-api/mixer/add', { uri: 'mixer://m', remoteStreamName: 's', slot: '1.5' }, 'slot'],
     ['/rest-api/push/startup', { streamName: 's', rtmpUrl: 'rtmp://127.0.0.1/live/s', rtmpTransponderFullUrl: 'TRUE' }, 'rtmpTransponderFullUrl'],

@@ -16,6 +16,7 @@ const log = pino({ level: 'silent' });
 const info = (uri: string, inputs: MixerInfo['inputs'] = []): MixerInfo => ({
   uri,
   localStreamName: uri.slice(8),
+  hasVideo: true,
   layout: 'grid',
   width: 1280,
   height: 720,
@@ -77,7 +78,7 @@ t.test('kept mixers start again with their inputs waiting for their streams; one
   const keeper = new MixerKeeper(first.plane, file, log);
   await keeper.open();
   for (const uri of ['mixer://a', 'mixer://b', 'mixer://c']) {
-    await keeper.startup({ uri, layout: 'grid', width: 1280, height: 720, fps: 30, videoBitrate: 2500, audioBitrate: 96, background: '#000000' });
+    await keeper.startup({ uri, layout: 'grid', width: 1280, height: 720, fps: 30, videoBitrate: 2500, audioBitrate: 96, background: '#000000', hasVideo: true, hasAudio: true });
   }
   await keeper.add({ uri: 'mixer://a', remoteStreamName: 'host' });
   await keeper.add({ uri: 'mixer://b', remoteStreamName: 'gone' });

@@ -21,6 +21,7 @@ import { pushRoutes } from './http/routes/push.js';
 import { whepRoutes } from './http/routes/whep.js';
 import { recordingRoutes } from './http/routes/recording.js';
 import { RecordingLibrary } from './recordings/library.js';
+import { AutoMixers } from './mixers/auto-mixers.js';
 import { streamRoutes } from './http/routes/stream.js';
 import { docsRoutes } from './http/routes/docs.js';
 import { consoleRoutes } from './http/routes/console.js';
@@ -187,6 +188,9 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     log.child({ component: 'recordings' }),
   );
   const stopRecordingEvents = own.events((event) => recordings.follow(event));
+  // Web Call Server's rooms: this node's callers (`user1#room1`) join their room's mixer, wherever it runs.
+  const autoMixers = config.mixer_auto_start ? new AutoMixers(plane, config.mixer_idle_timeout_ms, log.child({ component: 'auto-mixers' })) : undefined;
+  const stopAutoMixers = autoMixers ? own.events((event) => autoMixers.follow(event)) : undefined;
   recordingRoutes(app, recordings);
   streamRoutes(app, plane, new SnapshotQueue((name) => plane.snapshot(name), config.limit_snapshot_decoders, config.limit_snapshot_queue));
   docsRoutes(app);
@@ -270,6 +274,9 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     close() {
       closing ??= (async () => {
         signaling.close();
+        // The callers' ends as the plane closes are not followed: their mixers end with it.
+        stopAutoMixers?.();
+        autoMixers?.close();
         await keeper?.close(); // first: what the plane's closing ends is not forgotten
         await mixerKeeper?.close();
         await plane.close();

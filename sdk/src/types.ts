@@ -90,7 +90,7 @@ const SAME_CHECK_REPORT: Same<CheckReport, GatewayCheckReport> = true;
 void SAME_CHECK_REPORT;
 
 /** A mixer's layout: see the REST API's `/rest-api/mixer/startup`. */
-export type MixerLayout = 'grid' | 'side-by-side' | 'picture-in-picture' | 'speaker';
+export type MixerLayout = 'grid' | 'side-by-side' | 'picture-in-picture' | 'speaker' | 'desktop';
 
 /** A mixer to start (`session.startMixer`): the fields of `/rest-api/mixer/startup`. */
 export interface MixerOptions {

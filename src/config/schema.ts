@@ -66,6 +66,11 @@ export const configSchema = z
       .default(0)
       .describe('WHEP viewers of one stream from one client address (`429` beyond); 0: half of limit_viewers_per_stream, rounded up'),
     limit_mixers: z.number().int().min(0).max(1000).default(4).describe('mixers at once in each worker (`503` beyond; 0: none); each takes about half a core'),
+    mixer_auto_start: z
+      .boolean()
+      .default(false)
+      .describe("a stream named `user1#room1` publishing joins the mixer `mixer://room1`, started for it (Web Call Server's); `user1#room1#desktop`, a screen, is placed large"),
+    mixer_idle_timeout_ms: z.number().int().min(0).max(3600000).default(10000).describe('a mixer started by mixer_auto_start ends once it has had no input this long'),
     limit_sessions_per_client: z.number().int().min(1).max(100000).default(20).describe('WHIP sessions and SDK WebSockets at once from one client address (`429` beyond)'),
     limit_signaling_sessions: z.number().int().min(1).max(100000).default(1000).describe('SDK WebSockets open at once from all clients (`503` beyond)'),
     signaling_idle_timeout_ms: z

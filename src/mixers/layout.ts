@@ -4,7 +4,7 @@
  * slot's shape is the layout's choice alone. Coordinates and sizes are even (4:2:0 chroma).
  */
 
-export const LAYOUTS = ['grid', 'side-by-side', 'picture-in-picture', 'speaker'] as const;
+export const LAYOUTS = ['grid', 'side-by-side', 'picture-in-picture', 'speaker', 'desktop'] as const;
 type LayoutKind = (typeof LAYOUTS)[number];
 
 export const PIP_CORNERS = ['top-left', 'top-right', 'bottom-left', 'bottom-right'] as const;
@@ -59,6 +59,9 @@ export function layoutSlots(options: LayoutOptions, size: Size, count: number, f
       return pictureInPicture(size, count, options.pip ?? { corner: 'bottom-right', size: 0.25 });
     case 'speaker':
       return speaker(size, count, Math.min(Math.max(0, focus), count - 1));
+    case 'desktop':
+      // A screen shared, as Web Call Server places it: the first input large, whoever speaks.
+      return speaker(size, count, 0);
   }
 }
 

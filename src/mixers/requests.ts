@@ -32,15 +32,16 @@ const even = (min: number, max: number) => wcsNumber(z.number().int().min(min).m
 
 /**
  * The layout a Web Call Server `mixerLayoutClass` names, by its class's own name: a grid, the
- * screen-sharing layout ("desktop": one picture large, the others in a strip, which is this
- * gateway's `speaker`), picture-in-picture; undefined for a class it cannot tell (the mixer is then
+ * screen-sharing layout ("desktop": the first input large, the others in a strip), the speaker's,
+ * picture-in-picture; undefined for a class it cannot tell (the mixer is then
  * made with the layout given, or the grid, and the gateway logs it).
  */
 export function layoutOfClass(className: string): (typeof LAYOUTS)[number] | undefined {
   const name = className.slice(className.lastIndexOf('.') + 1);
   if (/picture.?in.?picture|pip/i.test(name)) return 'picture-in-picture';
   if (/grid/i.test(name)) return 'grid';
-  if (/desktop|screen|presentation|speaker|center/i.test(name)) return 'speaker';
+  if (/desktop|screen|presentation|center/i.test(name)) return 'desktop';
+  if (/speaker/i.test(name)) return 'speaker';
   return undefined;
 }
 

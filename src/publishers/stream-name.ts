@@ -3,12 +3,15 @@ import { invalid } from '../errors.js';
 
 /** The longest stream name, on every path (REST, WHIP, SDK). */
 const STREAM_NAME_MAX = 128;
-const CHARACTERS = /^[A-Za-z0-9_.-]+$/;
-const RULE = `must be 1-${STREAM_NAME_MAX} letters, digits, "_", "." or "-", and not "." or ".."`;
+/** Parts of letters, digits, `_`, `.`, `-`, at most three joined by `#` (Web Call Server's `user1#room1#desktop`). */
+const CHARACTERS = /^[A-Za-z0-9_.-]+(#[A-Za-z0-9_.-]+){0,2}$/;
+const RULE = `must be 1-${STREAM_NAME_MAX} letters, digits, "_", "." or "-" (up to three such parts joined by "#"), and not "." or ".."`;
 
 /**
- * Stream names: what Web Call Server accepts in practice, kept safe for URLs and file names. `.` and
- * `..` are refused: a WHIP resource URL holding them resolves to another path.
+ * Stream names: what Web Call Server accepts in practice, kept safe for URLs and file names (a
+ * recording's name turns `#` into `_`; URLs carry it encoded, `%23`). `.` and `..` are refused: a
+ * WHIP resource URL holding them resolves to another path. A name with `#` is a caller of a room
+ * when `mixer_auto_start` is on (`auto-mixers.ts`).
  */
 function isStreamName(name: string): boolean {
   return name.length >= 1 && name.length <= STREAM_NAME_MAX && CHARACTERS.test(name) && name !== '.' && name !== '..';

@@ -16,7 +16,9 @@ import { keyframeCached } from '../helpers/pushes.js';
 // Web Call Server's mixer calls as its documentation writes them, field for field, strings where
 // it writes strings: the "Stream mixer" page of WCS 5.2 (docs.flashphoner.com/display/WCS52EN/Stream+mixer),
 // its REST table (/mixer/startup, /mixer/add, /mixer/remove, /mixer/find_all, /mixer/terminate) and
-// its "Mixer configuration while creating the instance using REST API" example (build 5.2.872).
+// its "Mixer configuration while creating the instance using REST API" example (build 5.2.872);
+// the rooms of "Real-time stream mixer with MCU functions" (docs.flashphoner.com/display/WCS52EN/
+// Real-time+stream+mixer+with+MCU+functions): `mixer_auto_start`, streams named `user1#room1`.
 
 const FIXTURES = join(import.meta.dirname, '..', '..', '.bench', 'fixture');
 const run = promisify(execFile);
@@ -173,31 +175,89 @@ t.test('an audio-only mixer ("hasVideo": "false") mixes its inputs\' sound, deco
   const neither = await gw.post('/rest-api/mixer/startup', { uri: 'mixer://silent', hasVideo: 'false', hasAudio: 'false' });
   t.match(neither, { status: 400, body: { field: 'hasAudio' } }, 'neither picture nor sound: a 400 naming hasAudio');
 
-  const startup = await gw.post('/rest-api/mixer/startup', { uri: 'mixer://mixer2', localStreamName: 'stream4', hasVideo: 'false', hasAudio: 'true' });
+  // As the REST table of the same page writes it, in its version with an audio-only mixer
+  // (docs.flashphoner.com/pages/diffpagesbyversion.action?pageId=14255708, versions 3 and 4).
+  const startup = await gw.post('/rest-api/mixer/startup', { uri: 'mixer://mixer1', localStreamName: 'stream3', hasVideo: 'false' });
   t.equal(startup.status, 200, JSON.stringify(startup.body));
-  t.match(startup.body, { uri: 'mixer://mixer2', localStreamName: 'stream4', hasVideo: false, hasAudio: true });
+  t.match(startup.body, { uri: 'mixer://mixer1', localStreamName: 'stream3', hasVideo: false, hasAudio: true });
   for (const name of ['voice1', 'voice2']) {
-    t.equal((await gw.post('/rest-api/mixer/add', { uri: 'mixer://mixer2', remoteStreamName: name, hasVideo: 'false', hasAudio: 'true' })).status, 200);
+    t.equal((await gw.post('/rest-api/mixer/add', { uri: 'mixer://mixer1', remoteStreamName: name, hasVideo: 'false', hasAudio: 'true' })).status, 200);
   }
   t.equal(await ffmpegCount(), 1, "its encoder alone: no decoder of the inputs' video");
-  const push = await gw.post('/rest-api/push/startup', { streamName: 'stream4', rtmpUrl: `${nginx.url()}/stream4`, rtmpTransponderFullUrl: 'true' });
+  const push = await gw.post('/rest-api/push/startup', { streamName: 'stream3', rtmpUrl: `${nginx.url()}/stream3`, rtmpTransponderFullUrl: 'true' });
   t.equal(push.status, 200, JSON.stringify(push.body));
   await waitFor('2 s of the audio-only mixer at nginx-rtmp', async () => {
-    const recording = await probe(nginx.recording('stream4')).catch(() => undefined);
+    const recording = await probe(nginx.recording('stream3')).catch(() => undefined);
     return recording && recording.audio.length >= 90;
   });
-  const arrived = await probe(nginx.recording('stream4'));
+  const arrived = await probe(nginx.recording('stream3'));
   t.same(
     arrived.streams.map((s) => `${s.codec_type} ${s.codec_name}`),
     ['audio aac'],
     'AAC alone',
   );
-  const [low, high, absent] = await toneLevels(nginx.recording('stream4'), [440, 1000, 700], 1);
+  const [low, high, absent] = await toneLevels(nginx.recording('stream3'), [440, 1000, 700], 1);
   t.ok(low! > 0.02 && high! > 0.02, `both inputs are heard (440 Hz ${low!.toFixed(3)}, 1000 Hz ${high!.toFixed(3)})`);
   t.ok(absent! < low! / 5 && absent! < high! / 5, `and nothing else (700 Hz ${absent!.toFixed(3)})`);
   const listed = await gw.post('/rest-api/mixer/find_all', {});
-  t.match(listed.body, [{ uri: 'mixer://mixer2', hasVideo: false, hasAudio: true, status: 'PROCESSED_LOCAL', frames: 0 }], 'find_all tells it makes no video');
-  t.equal((await gw.post('/rest-api/mixer/terminate', { uri: 'mixer://mixer2' })).status, 200);
+  t.match(listed.body, [{ uri: 'mixer://mixer1', hasVideo: false, hasAudio: true, status: 'PROCESSED_LOCAL', frames: 0 }], 'find_all tells it makes no video');
+  t.equal((await gw.post('/rest-api/mixer/terminate', { uri: 'mixer://mixer1' })).status, 200);
+  await waitFor('no ffmpeg left', async () => (await ffmpegCount()) === 0);
+});
+
+t.test('an automatic mixer forms from the callers of a room ("user1#room1", mixer_auto_start), a screen placed large, and ends once empty', async (t) => {
+  const nginx = await NginxRtmp.start();
+  t.teardown(() => nginx.stop());
+  const gw = await startGateway({ webrtc_keyframe_interval_ms: 1000, mixer_auto_start: true, mixer_idle_timeout_ms: 1000 });
+  t.teardown(() => gw.close());
+  const call = async (name: string, colour: string, tone: number): Promise<SyntheticPublisher> => {
+    const publisher = await SyntheticPublisher.publish(loadFixture(FIXTURES, colourLook(colour, '640x360', tone, 30)), gw.baseUrl, name);
+    t.teardown(() => publisher.stop());
+    return publisher;
+  };
+  const mixers = async (): Promise<{ uri: string; layout: string; inputs: { streamName: string; label: string }[] }[]> => {
+    const found = await gw.post('/rest-api/mixer/find_all', {});
+    return found.status === 200 ? found.body : [];
+  };
+  const alice = await call('alice#room1', '#ff0000', 440);
+  const bob = await call('bob#room1', '#0000ff', 1000);
+  const formed = await waitFor("the room's mixer with both callers", async () => {
+    const room = (await mixers()).find((m) => m.uri === 'mixer://room1');
+    return room?.inputs.length === 2 && room;
+  });
+  t.same(
+    formed.inputs.map((i) => `${i.streamName} ${i.label}`),
+    ['alice#room1 alice', 'bob#room1 bob'],
+    'each caller an input, labelled with its name',
+  );
+  await keyframeCached(gw, 'room1');
+  const push = await gw.post('/rest-api/push/startup', { streamName: 'room1', rtmpUrl: `${nginx.url()}/room1`, rtmpTransponderFullUrl: 'true' });
+  t.equal(push.status, 200, JSON.stringify(push.body));
+  await waitFor('2 s of the room at nginx-rtmp', async () => {
+    const recording = await probe(nginx.recording('room1')).catch(() => undefined);
+    return recording && recording.video.length >= 60 && recording.audio.length >= 90;
+  });
+  const arrived = await probe(nginx.recording('room1'));
+  t.same(arrived.streams.map((s) => `${s.codec_type} ${s.codec_name}`).sort(), ['audio aac', 'video h264'], 'H.264 and AAC');
+  const [low, high] = await toneLevels(nginx.recording('room1'), [440, 1000], 1);
+  t.ok(low! > 0.02 && high! > 0.02, `both callers are heard (440 Hz ${low!.toFixed(3)}, 1000 Hz ${high!.toFixed(3)})`);
+
+  const screen = await call('carol#room1#desktop', '#00ff00', 700);
+  const shared = await waitFor('the screen placed first, large', async () => {
+    const room = (await mixers()).find((m) => m.uri === 'mixer://room1');
+    return room?.layout === 'desktop' && room.inputs[0]?.streamName === 'carol#room1#desktop' && room;
+  });
+  t.equal(shared.inputs.length, 3, 'beside the two callers');
+  await screen.stop();
+  await waitFor('the grid again once the screen left', async () => (await mixers()).find((m) => m.uri === 'mixer://room1')?.layout === 'grid');
+  t.pass('the grid again');
+
+  await alice.stop();
+  await bob.stop();
+  await waitFor("the empty room's mixer ended after mixer_idle_timeout_ms", async () => (await gw.post('/rest-api/mixer/find_all', {})).status === 404, 10_000);
+  t.pass('no mixer left');
+  await waitFor('the push of its stream ended with it', async () => (await gw.post('/rest-api/push/find', { streamName: 'room1' })).status === 404);
+  t.pass('the push of its stream ended with it');
   await waitFor('no ffmpeg left', async () => (await ffmpegCount()) === 0);
 });
 

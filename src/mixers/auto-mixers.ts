@@ -1,0 +1,147 @@
+import type { Logger } from 'pino';
+import { GatewayError } from '../errors.js';
+import type { LifecycleEvent } from '../plane/lifecycle.js';
+import type { MediaPlane } from '../plane/plane.js';
+import { trackSize } from '../tracked.js';
+import { mixerInputSchema, mixerStartupSchema, mixerUriSchema } from './requests.js';
+
+/** A caller of a room, by its stream's name: `user1#room1`, or `user1#room1#desktop` for a screen it shares. */
+export interface Caller {
+  user: string;
+  room: string;
+  desktop: boolean;
+}
+
+const CALLER = /^([^#]+)#([^#]+)(#desktop)?$/;
+
+/** The caller a stream's name makes, when it is one (its room a mixer's name). */
+export function callerOf(stream: string): Caller | undefined {
+  const match = CALLER.exec(stream);
+  if (!match || !mixerUriSchema.safeParse(`mixer://${match[2]}`).success) return undefined;
+  return { user: match[1]!, room: match[2]!, desktop: match[3] !== undefined };
+}
+
+/** What the automatic mixers ask of the plane: the mixers' own calls. */
+type MixerCalls = Pick<MediaPlane, 'mixerStartup' | 'mixerAdd' | 'mixerRemove' | 'mixerLayout' | 'mixerFind' | 'mixerTerminate'>;
+
+/** A room with a mixer: its work, done in order, and what it is waiting for. */
+interface Room {
+  work: Promise<void>;
+  /** Whether this gateway started its mixer (and so ends it once it has been empty for a while). */
+  started: boolean;
+  /** The timer that ends the mixer once it has been empty for `idleMs`. */
+  idle?: NodeJS.Timeout;
+  /** The caller whose screen is shown large. */
+  desktop?: string;
+}
+
+const isCode = (error: unknown, code: string): boolean => error instanceof GatewayError && error.code === code;
+
+/**
+ * Web Call Server's rooms (`mixer_auto_start`): a stream named `user1#room1` that publishes joins
+ * the mixer `mixer://room1`, which is started for it when there is none (publishing the stream
+ * `room1`, pushed and recorded as any), labelled `user1`; `user1#room1#desktop` is a screen, placed
+ * first and large (the `desktop` layout, the grid again once it leaves). A caller that leaves
+ * leaves the mixer; a mixer started here ends once it has had no caller for `idleMs`. Each
+ * room's changes are made one at a time, in the order they happened.
+ */
+export class AutoMixers {
+  readonly #rooms = new Map<string, Room>();
+
+  /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: AutoMixers): void {
+    trackSize('auto_mixer_rooms', owner, (self) => self.#rooms.size);
+  }
+
+  constructor(
+    private readonly plane: MixerCalls,
+    private readonly idleMs: number,
+    private readonly log: Logger,
+  ) {
+    AutoMixers.#trackSizes(this);
+  }
+
+  /** Follows this node's publishers, and the mixers that end. */
+  follow(event: LifecycleEvent): void {
+    if (event.type === 'mixer.ended') {
+      const room = this.#rooms.get(event.mixer.slice('mixer://'.length));
+      clearTimeout(room?.idle);
+      this.#rooms.delete(event.mixer.slice('mixer://'.length));
+      return;
+    }
+    if (event.type !== 'publisher.published' && event.type !== 'publisher.returned' && event.type !== 'publisher.ended' && event.type !== 'publisher.lost') return;
+    const caller = callerOf(event.stream);
+    if (!caller) return;
+    const joins = event.type === 'publisher.published' || event.type === 'publisher.returned';
+    this.#inTurn(caller.room, (room) => (joins ? this.#join(room, caller, event.stream) : this.#leave(room, caller, event.stream)));
+  }
+
+  close(): void {
+    for (const room of this.#rooms.values()) clearTimeout(room.idle);
+    this.#rooms.clear();
+  }
+
+  /** Runs `work` for the room after what it has to do already. */
+  #inTurn(name: string, work: (room: Room) => Promise<void>): void {
+    const room = this.#rooms.get(name) ?? { work: Promise.resolve(), started: false };
+    this.#rooms.set(name, room);
+    room.work = room.work.then(() => work(room)).catch((error: Error) => this.log.warn({ room: name, reason: error.message }, 'an automatic mixer could not follow its callers'));
+  }
+
+  async #join(room: Room, caller: Caller, stream: string): Promise<void> {
+    const uri = `mixer://${caller.room}`;
+    clearTimeout(room.idle);
+    room.idle = undefined;
+    try {
+      await this.plane.mixerStartup(mixerStartupSchema.parse({ uri }));
+      room.started = true;
+      this.log.info({ mixer: uri, caller: stream }, 'mixer started for a room');
+    } catch (error) {
+      if (!isCode(error, 'conflict')) {
+        if (!room.started) this.#rooms.delete(caller.room);
+        throw error;
+      }
+    }
+    const input = mixerInputSchema.parse({ uri, remoteStreamName: stream, label: caller.user, ...(caller.desktop ? { slot: 0 } : {}) });
+    try {
+      await this.plane.mixerAdd(input);
+    } catch (error) {
+      if (!isCode(error, 'conflict')) throw error; // an input already (its publisher came back)
+    }
+    if (caller.desktop) {
+      room.desktop = stream;
+      await this.plane.mixerLayout({ uri, layout: 'desktop' });
+    }
+  }
+
+  async #leave(room: Room, caller: Caller, stream: string): Promise<void> {
+    const uri = `mixer://${caller.room}`;
+    let left;
+    try {
+      left = await this.plane.mixerRemove({ uri, remoteStreamName: stream });
+    } catch (error) {
+      if (isCode(error, 'not_found')) return; // not an input, or no mixer
+      throw error;
+    }
+    if (room.desktop === stream) {
+      room.desktop = undefined;
+      await this.plane.mixerLayout({ uri, layout: 'grid' });
+    }
+    if (left.inputs.length > 0 || !room.started) return;
+    clearTimeout(room.idle);
+    room.idle = setTimeout(() => this.#inTurn(caller.room, (now) => this.#endIfEmpty(caller.room, now, left.createdAt)), this.idleMs);
+    room.idle.unref();
+  }
+
+  /** Ends the room's mixer (the one started at `createdAt`) if it still has no caller, and forgets the room. */
+  async #endIfEmpty(name: string, room: Room, createdAt: string): Promise<void> {
+    const uri = `mixer://${name}`;
+    const mixer = (await this.plane.mixerFind()).find((m) => m.uri === uri && m.createdAt === createdAt);
+    if (mixer && mixer.inputs.length > 0) return;
+    // Forgotten here too: the mixer may run at another node, whose end this node does not hear of.
+    if (this.#rooms.get(name) === room) this.#rooms.delete(name);
+    if (!mixer) return;
+    this.log.info({ mixer: uri, idleMs: this.idleMs }, 'a room had no caller: its mixer ends');
+    await this.plane.mixerTerminate(uri, createdAt);
+  }
+}

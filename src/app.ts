@@ -189,7 +189,10 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   );
   const stopRecordingEvents = own.events((event) => recordings.follow(event));
   // Web Call Server's rooms: this node's callers (`user1#room1`) join their room's mixer, wherever it runs.
-  const autoMixers = config.mixer_auto_start ? new AutoMixers(plane, config.mixer_idle_timeout_ms, log.child({ component: 'auto-mixers' })) : undefined;
+  // In a cluster a room's mixer starts at the node of its first caller, and the others are placed there.
+  const autoMixers = config.mixer_auto_start
+    ? new AutoMixers(plane, config.mixer_idle_timeout_ms, log.child({ component: 'auto-mixers' }), cluster && ((startup) => cluster.mixerStartupHere(startup)))
+    : undefined;
   const stopAutoMixers = autoMixers ? own.events((event) => autoMixers.follow(event)) : undefined;
   recordingRoutes(app, recordings);
   streamRoutes(app, plane, new SnapshotQueue((name) => plane.snapshot(name), config.limit_snapshot_decoders, config.limit_snapshot_queue));

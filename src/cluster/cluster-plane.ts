@@ -16,6 +16,7 @@ import type { MediaPlane, PlaneStatus, PublishHandlers } from '../plane/plane.js
 import { Placement } from './placement.js';
 import { pollUntil } from '../events.js';
 import { mixerStream } from '../mixers/requests.js';
+import { callerOf } from '../mixers/auto-mixers.js';
 
 /** A listed node, with when it was last heard by this process's clock. */
 type KnownNode = ListedNode & { heardAt: number };
@@ -249,6 +250,11 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
     if (claim) return { node: claim.node === this.node.id ? undefined : nodes.find((n) => n.id === claim!.node), counted: false };
     const open = nodes.filter((n) => !n.draining && n.overload === undefined && !(n.id === this.node.id && this.node.draining));
     if (!open.length) return { node: undefined, counted: false }; // here, which refuses it if it is draining
+    // A caller of a room (`user1#room1`) goes where its room's mixer runs: a mixer takes the streams of its node.
+    const room = callerOf(name)?.room;
+    const roomNode = room === undefined ? undefined : await this.node.claims.holder(room).catch(() => undefined);
+    const roomHolder = roomNode && open.find((n) => n.id === roomNode.node);
+    if (roomHolder) return { node: roomHolder.id === this.node.id ? undefined : roomHolder, counted: true };
     const chosen = this.#placement.choose(open, nodes);
     return { node: chosen.id === this.node.id ? undefined : chosen, counted: true };
   }

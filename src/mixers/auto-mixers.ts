@@ -3,7 +3,7 @@ import { GatewayError } from '../errors.js';
 import type { LifecycleEvent } from '../plane/lifecycle.js';
 import type { MediaPlane } from '../plane/plane.js';
 import { trackSize } from '../tracked.js';
-import { mixerInputSchema, mixerStartupSchema, mixerUriSchema } from './requests.js';
+import { mixerInputSchema, mixerStartupSchema, mixerUriSchema, type MixerInfo, type MixerStartup } from './requests.js';
 
 /** A caller of a room, by its stream's name: `user1#room1`, or `user1#room1#desktop` for a screen it shares. */
 export interface Caller {
@@ -57,6 +57,8 @@ export class AutoMixers {
     private readonly plane: MixerCalls,
     private readonly idleMs: number,
     private readonly log: Logger,
+    /** How a room's mixer is started: by the plane (placed by load), or on this node (a cluster's: its callers are placed there). */
+    private readonly startMixer: (startup: MixerStartup) => Promise<MixerInfo> = (startup) => plane.mixerStartup(startup),
   ) {
     AutoMixers.#trackSizes(this);
   }
@@ -93,7 +95,7 @@ export class AutoMixers {
     clearTimeout(room.idle);
     room.idle = undefined;
     try {
-      await this.plane.mixerStartup(mixerStartupSchema.parse({ uri }));
+      await this.startMixer(mixerStartupSchema.parse({ uri }));
       room.started = true;
       this.log.info({ mixer: uri, caller: stream }, 'mixer started for a room');
     } catch (error) {

@@ -55,6 +55,8 @@ async function startNode(id: string): Promise<GatewayProcess> {
       GATEWAY_LOG_LEVEL: 'info',
       GATEWAY_RUN_DIR: runDir,
       GATEWAY_WEBHOOKS: JSON.stringify([{ id: 'app', url: hooks.url, secret: HOOK_SECRET }]),
+      GATEWAY_MIXER_AUTO_START: 'true',
+      GATEWAY_MIXER_IDLE_TIMEOUT_MS: '1000',
     },
     ['--import', 'tsx'],
     'kit/server-from-source.ts',
@@ -239,6 +241,26 @@ t.test("a mixer is placed like a publish, at a least-loaded node, its stream cla
   t.equal((await node('n2').request('POST', '/rest-api/mixer/terminate', { uri: 'mixer://cm' })).status, 200, 'terminated through n2');
   await waitFor('its stream given up', async () => (await redis.command('GET', 'gw:stream:cm')) === '$-1', 5000);
   t.match(await node(other).request('POST', '/rest-api/mixer/terminate', { uri: 'mixer://cm' }), { status: 404, body: { field: 'uri' } }, 'then no node has it');
+});
+
+t.test("a room's callers publishing through different nodes meet at the node of its mixer", async (t) => {
+  const room = async (): Promise<{ inputs: { streamName: string; publishing: boolean }[] } | undefined> =>
+    ((await node('n2').request('POST', '/rest-api/mixer/find_all')).body ?? []).find?.((m: { uri: string }) => m.uri === 'mixer://r1');
+  const ann = await publish('n1', 'ann#r1');
+  await waitFor('the room formed', async () => (await room())?.inputs.length === 1, 10_000);
+  const ben = await publish('n3', 'ben#r1');
+  await waitFor('both callers in it, publishing', async () => (await room())?.inputs.filter((i) => i.publishing).length === 2, 10_000);
+  t.same(
+    (await room())!.inputs.map((i) => i.streamName),
+    ['ann#r1', 'ben#r1'],
+    'ben, through n3, was placed at the node of the room',
+  );
+  for (const p of [ann, ben]) {
+    await p.stop();
+    publishers.splice(publishers.indexOf(p), 1);
+  }
+  await waitFor('the empty room ended', async () => (await room()) === undefined, 10_000);
+  t.pass('the empty room ended');
 });
 
 t.test("no stream key in any command or message Redis was sent, nor in any node's log", async (t) => {

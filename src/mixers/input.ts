@@ -130,6 +130,8 @@ export class MixerInput implements MediaSink {
 
   #label = '';
   #lastFailure = -Infinity;
+  /** Told once its decoder has its first picture (`onceShown`). */
+  #whenShown: (() => void)[] = [];
 
   constructor(
     readonly stream: string,
@@ -159,6 +161,15 @@ export class MixerInput implements MediaSink {
   get picture(): { data: Buffer; size: Size } | undefined {
     const decoder = this.#decoder?.latest ? this.#decoder : this.#previous;
     return decoder?.latest ? { data: decoder.latest, size: decoder.size } : undefined;
+  }
+
+  /**
+   * Calls `then` once it has a picture to show from its decoder: at once when it has one, or has
+   * no decoder (no publisher yet, or no slot); or when it is closed first.
+   */
+  onceShown(then: () => void): void {
+    if (!this.#decoder || this.#decoder.latest) then();
+    else this.#whenShown.push(then);
   }
 
   /** Takes the media of `publisher` (the stream published, or published again). */
@@ -201,7 +212,15 @@ export class MixerInput implements MediaSink {
 
   async close(): Promise<void> {
     this.sound.close();
+    this.#shown();
     await this.detach();
+  }
+
+  /** Tells those waiting for its picture (`onceShown`). */
+  #shown(): void {
+    const waiting = this.#whenShown;
+    this.#whenShown = [];
+    for (const then of waiting) then();
   }
 
   #newDecoder(size: Size): void {
@@ -212,7 +231,9 @@ export class MixerInput implements MediaSink {
       this.labelFile,
       this.deps,
       () => {
-        if (this.#decoder !== decoder || !this.#previous) return;
+        if (this.#decoder !== decoder) return;
+        this.#shown();
+        if (!this.#previous) return;
         void this.#previous.close();
         this.#previous = undefined;
       },

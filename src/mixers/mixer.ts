@@ -63,6 +63,8 @@ const MAX_QUEUED_PICTURES = 3;
  * pictures come out that much behind the sound.
  */
 const MAX_BEHIND_S = 1;
+/** How long the other inputs' decoders wait for the first picture of an input added before they are made for their new slots (ms). */
+const RESIZE_AFTER_MS = 1000;
 /** An input without a picture: a dark grey slot. */
 const PLACEHOLDER: Yuv = yuvOf('#303030');
 
@@ -147,8 +149,8 @@ export class Mixer {
     if (this.inputs.length >= MAX_MIXER_INPUTS) throw new RangeError(`a mixer has at most ${MAX_MIXER_INPUTS} inputs`);
     const input = new MixerInput(name, this.deps, this.#startMs, join(this.#labels, `input-${++this.#added}.txt`), label);
     this.inputs.splice(slot === undefined ? this.inputs.length : Math.min(slot, this.inputs.length), 0, input);
-    this.#relayout();
     if (publisher) input.attach(publisher);
+    this.#relayout(input);
     return input;
   }
 
@@ -184,10 +186,26 @@ export class Mixer {
     this.onEnded(reason);
   }
 
-  #relayout(): void {
+  /**
+   * Places the inputs in the layout: each input's decoder is made anew for the size of its new
+   * slot (its old picture drawn there, cropped, until the new one has one). `first`, an input just
+   * added, gets its decoder first, and the others theirs once it shows (or after
+   * `RESIZE_AFTER_MS`): a machine starting them all at once would hold its first picture back.
+   */
+  #relayout(first?: MixerInput): void {
     if (!this.spec.hasVideo) return; // no slots: its inputs' video is not decoded
     this.#slots = layoutSlots(this.#layout, this.spec.size, this.inputs.length, this.#focus.focus);
-    this.inputs.forEach((input, i) => input.resize(this.#slots[i]!));
+    const rest = (): void => {
+      if (!this.#closed) this.inputs.forEach((input, i) => input.resize(this.#slots[i]!));
+    };
+    if (!first) return rest();
+    first.resize(this.#slots[this.inputs.indexOf(first)]!);
+    const timer = setTimeout(rest, RESIZE_AFTER_MS);
+    timer.unref();
+    first.onceShown(() => {
+      clearTimeout(timer);
+      rest();
+    });
   }
 
   /** Sends the pictures and sound that are due, on the mixer's clock. */

@@ -363,7 +363,7 @@ t.test('bad input: a clear error naming the field, and nothing left running; met
   t.match(await post('startup', { uri: 'mixer://a', overlays: [{ file: 'nope.png' }] }), { status: 404, body: { field: 'overlays.0.file' } }, 'an overlay file that is missing');
   t.match(await post('startup', { uri: 'mixer://a', watermark: 'notes.txt' }), { status: 400, body: { message: /watermark: is not a PNG or JPEG image/ } });
   t.match(await post('startup', { uri: 'mixer://a', overlays: [{ file: '../logo.png' }] }), { status: 400, body: { message: /overlays.0.file: must be a plain file name/ } });
-  t.match(await post('startup', { uri: 'mixer://a', hasVideo: false }), { status: 400, body: { message: /hasVideo/ } });
+  t.match(await post('startup', { uri: 'mixer://a', hasVideo: false, hasAudio: false }), { status: 400, body: { field: 'hasAudio' } }, 'neither picture nor sound');
   t.match(
     await post('startup', { uri: 'mixer://a', localStreamName: 'red' }),
     { status: 409, body: { message: /already publishing/ } },

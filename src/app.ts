@@ -21,7 +21,7 @@ import { pushRoutes } from './http/routes/push.js';
 import { whepRoutes } from './http/routes/whep.js';
 import { recordingRoutes } from './http/routes/recording.js';
 import { RecordingLibrary } from './recordings/library.js';
-import { AutoMixers } from './mixers/auto-mixers.js';
+import { Rooms } from './plane/rooms.js';
 import { streamRoutes } from './http/routes/stream.js';
 import { docsRoutes } from './http/routes/docs.js';
 import { consoleRoutes } from './http/routes/console.js';
@@ -190,10 +190,10 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   const stopRecordingEvents = own.events((event) => recordings.follow(event));
   // Web Call Server's rooms: this node's callers (`user1#room1`) join their room's mixer, wherever it runs.
   // In a cluster a room's mixer starts at the node of its first caller, and the others are placed there.
-  const autoMixers = config.mixer_auto_start
-    ? new AutoMixers(plane, config.mixer_idle_timeout_ms, log.child({ component: 'auto-mixers' }), cluster && ((startup) => cluster.mixerStartupHere(startup)))
+  const rooms = config.mixer_auto_start
+    ? new Rooms(plane, config.mixer_idle_timeout_ms, log.child({ component: 'rooms' }), cluster && ((startup) => cluster.mixerStartupHere(startup)))
     : undefined;
-  const stopAutoMixers = autoMixers ? own.events((event) => autoMixers.follow(event)) : undefined;
+  const stopRooms = rooms ? own.events((event) => rooms.follow(event)) : undefined;
   recordingRoutes(app, recordings);
   streamRoutes(app, plane, new SnapshotQueue((name) => plane.snapshot(name), config.limit_snapshot_decoders, config.limit_snapshot_queue));
   docsRoutes(app);
@@ -278,8 +278,8 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       closing ??= (async () => {
         signaling.close();
         // The callers' ends as the plane closes are not followed: their mixers end with it.
-        stopAutoMixers?.();
-        autoMixers?.close();
+        stopRooms?.();
+        rooms?.close();
         await keeper?.close(); // first: what the plane's closing ends is not forgotten
         await mixerKeeper?.close();
         await plane.close();

@@ -16,7 +16,7 @@ import type { MediaPlane, PlaneStatus, PublishHandlers } from '../plane/plane.js
 import { Placement } from './placement.js';
 import { pollUntil } from '../events.js';
 import { mixerStream } from '../mixers/requests.js';
-import { callerOf } from '../mixers/auto-mixers.js';
+import { callerOf } from '../plane/rooms.js';
 
 /** A listed node, with when it was last heard by this process's clock. */
 type KnownNode = ListedNode & { heardAt: number };

@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
 import { GatewayError } from '../errors.js';
-import type { LifecycleEvent } from '../plane/lifecycle.js';
-import type { MediaPlane } from '../plane/plane.js';
+import type { LifecycleEvent } from './lifecycle.js';
+import type { MediaPlane } from './plane.js';
 import { trackSize } from '../tracked.js';
-import { mixerInputSchema, mixerStartupSchema, mixerUriSchema, type MixerInfo, type MixerStartup } from './requests.js';
+import { mixerInputSchema, mixerStartupSchema, mixerUriSchema, type MixerInfo, type MixerStartup } from '../mixers/requests.js';
 
 /** A caller of a room, by its stream's name: `user1#room1`, or `user1#room1#desktop` for a screen it shares. */
 export interface Caller {
@@ -45,12 +45,12 @@ const isCode = (error: unknown, code: string): boolean => error instanceof Gatew
  * leaves the mixer; a mixer started here ends once it has had no caller for `idleMs`. Each
  * room's changes are made one at a time, in the order they happened.
  */
-export class AutoMixers {
+export class Rooms {
   readonly #rooms = new Map<string, Room>();
 
   /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
-  static #trackSizes(owner: AutoMixers): void {
-    trackSize('auto_mixer_rooms', owner, (self) => self.#rooms.size);
+  static #trackSizes(owner: Rooms): void {
+    trackSize('rooms', owner, (self) => self.#rooms.size);
   }
 
   constructor(
@@ -60,7 +60,7 @@ export class AutoMixers {
     /** How a room's mixer is started: by the plane (placed by load), or on this node (a cluster's: its callers are placed there). */
     private readonly startMixer: (startup: MixerStartup) => Promise<MixerInfo> = (startup) => plane.mixerStartup(startup),
   ) {
-    AutoMixers.#trackSizes(this);
+    Rooms.#trackSizes(this);
   }
 
   /** Follows this node's publishers, and the mixers that end. */

@@ -41,13 +41,14 @@ function postFrom(localAddress: string, url: string, body: string, type = 'appli
 const postJsonFrom = (localAddress: string, url: string, body: unknown): Promise<{ status: number; body: string }> => postFrom(localAddress, url, JSON.stringify(body));
 const offerFrom = (localAddress: string, url: string, sdp: string): Promise<{ status: number; body: string }> => postFrom(localAddress, url, sdp, 'application/sdp');
 
-/** The names a recording of `stream` could take over the next 30 s, to the second, with their -2 and -3. */
+/** The names a recording of `stream` could take over the next 30 s, to the second, with their -2 to -9. */
 function recordingNames(stream: string): string[] {
   const now = Date.now();
   const names: string[] = [];
   for (let s = -1; s < 30; s++) {
     const name = `${stream}-${compactTime(new Date(now + s * 1000))}`;
-    names.push(name, `${name}-2`, `${name}-3`);
+    // A recording tried again within the same second takes `-2`, `-3`…: as many as it could try in one.
+    names.push(name, ...Array.from({ length: 8 }, (_, i) => `${name}-${i + 2}`));
   }
   return names;
 }

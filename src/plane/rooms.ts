@@ -129,9 +129,14 @@ export class Rooms {
       room.desktop = undefined;
       await this.plane.mixerLayout({ uri, layout: 'grid' });
     }
-    if (left.inputs.length > 0 || !room.started) return;
+    if (left.inputs.length > 0) return;
+    if (!room.started) {
+      // Not started here (over REST, or by another node's callers): not this node's to end, nor to remember.
+      if (this.#rooms.get(caller.room) === room) this.#rooms.delete(caller.room);
+      return;
+    }
     clearTimeout(room.idle);
-    room.idle = setTimeout(() => this.#inTurn(caller.room, (now) => this.#endIfEmpty(caller.room, now, left.createdAt)), this.idleMs);
+    room.idle = setTimeout(() => this.#inTurn(caller.room, (current) => this.#endIfEmpty(caller.room, current, left.createdAt)), this.idleMs);
     room.idle.unref();
   }
 

@@ -149,8 +149,9 @@ export class Mixer {
     if (this.inputs.length >= MAX_MIXER_INPUTS) throw new RangeError(`a mixer has at most ${MAX_MIXER_INPUTS} inputs`);
     const input = new MixerInput(name, this.deps, this.#startMs, join(this.#labels, `input-${++this.#added}.txt`), label);
     this.inputs.splice(slot === undefined ? this.inputs.length : Math.min(slot, this.inputs.length), 0, input);
-    if (publisher) input.attach(publisher);
     this.#relayout(input);
+    if (publisher) input.attach(publisher); // its decoder, fed the cached keyframe once
+    this.#resizeOthersOnceShown(input);
     return input;
   }
 
@@ -188,18 +189,26 @@ export class Mixer {
 
   /**
    * Places the inputs in the layout: each input's decoder is made anew for the size of its new
-   * slot (its old picture drawn there, cropped, until the new one has one). `first`, an input just
-   * added, gets its decoder first, and the others theirs once it shows (or after
-   * `RESIZE_AFTER_MS`): a machine starting them all at once would hold its first picture back.
+   * slot (its old picture drawn there, cropped, until the new one has one). With `first`, an input
+   * just added, only its slot is set now (`#resizeOthersOnceShown` does the others').
    */
   #relayout(first?: MixerInput): void {
     if (!this.spec.hasVideo) return; // no slots: its inputs' video is not decoded
     this.#slots = layoutSlots(this.#layout, this.spec.size, this.inputs.length, this.#focus.focus);
+    this.inputs.forEach((input, i) => {
+      if (!first || input === first) input.resize(this.#slots[i]!);
+    });
+  }
+
+  /**
+   * The other inputs' decoders are made for their new slots once `first` shows its picture (or
+   * after `RESIZE_AFTER_MS`): a machine starting them all at once would hold that picture back.
+   */
+  #resizeOthersOnceShown(first: MixerInput): void {
+    if (!this.spec.hasVideo) return;
     const rest = (): void => {
       if (!this.#closed) this.inputs.forEach((input, i) => input.resize(this.#slots[i]!));
     };
-    if (!first) return rest();
-    first.resize(this.#slots[this.inputs.indexOf(first)]!);
     const timer = setTimeout(rest, RESIZE_AFTER_MS);
     timer.unref();
     first.onceShown(() => {

@@ -3,7 +3,7 @@ import { GatewayError } from '../errors.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import type { MediaPlane } from './plane.js';
 import { trackSize } from '../tracked.js';
-import { mixerInputSchema, mixerStartupSchema, mixerUriSchema, type MixerInfo, type MixerStartup } from '../mixers/requests.js';
+import { mixerInputSchema, mixerName, mixerStartupSchema, mixerUriSchema, type MixerInfo, type MixerStartup } from '../mixers/requests.js';
 
 /** A caller of a room, by its stream's name: `user1#room1`, or `user1#room1#desktop` for a screen it shares. */
 export interface Caller {
@@ -66,9 +66,9 @@ export class Rooms {
   /** Follows this node's publishers, and the mixers that end. */
   follow(event: LifecycleEvent): void {
     if (event.type === 'mixer.ended') {
-      const room = this.#rooms.get(event.mixer.slice('mixer://'.length));
-      clearTimeout(room?.idle);
-      this.#rooms.delete(event.mixer.slice('mixer://'.length));
+      const name = mixerName(event.mixer);
+      clearTimeout(this.#rooms.get(name)?.idle);
+      this.#rooms.delete(name);
       return;
     }
     if (event.type !== 'publisher.published' && event.type !== 'publisher.returned' && event.type !== 'publisher.ended' && event.type !== 'publisher.lost') return;

@@ -47,6 +47,11 @@ export interface FfmpegOutput {
   onLine?(line: string): void;
   /** After ffmpeg ended, however it did. */
   onEnded?(): void;
+  /**
+   * When the output counts as open, if not once ffmpeg describes it (a recording: once its first
+   * part is in `record_dir`); rejecting it changes nothing, the output ends by `fail`.
+   */
+  opened?: Promise<void>;
 }
 
 /**
@@ -62,6 +67,8 @@ export class FfmpegLink extends GuardedLink implements Link {
   readonly #lines: string[] = [];
   readonly #pipe: FlvPipe;
   #isConnected = false;
+  /** Why the output was ended before it opened, when the gateway ended it: what the refusal says. */
+  #endedBy: { reason: string; kind: FailureKind } | undefined;
 
   constructor(
     private readonly ffmpeg: FfmpegProcess,
@@ -89,19 +96,22 @@ export class FfmpegLink extends GuardedLink implements Link {
       refuse = reject;
     });
     this.connected.catch(() => {}); // told through `connected` to whoever waits; nobody may
+    const opened = (): void => {
+      if (this.#isConnected || this.closed) return;
+      this.#isConnected = true;
+      connect();
+    };
+    output.opened?.then(opened, () => {});
     ffmpeg.on('line', (line) => {
       this.#lines.push(line);
       if (this.#lines.length > LOG_LINES) this.#lines.shift();
       output.onLine?.(line);
       // ffmpeg describes its output once it is open (the SRT session up, the first file created).
-      if (!this.#isConnected && line.startsWith('Output #0')) {
-        this.#isConnected = true;
-        connect();
-      }
+      if (!output.opened && line.startsWith('Output #0')) opened();
     });
     void ffmpeg.closed.then(() => {
       output.onEnded?.();
-      const { reason, kind } = output.failure(this.#lines);
+      const { reason, kind } = this.#endedBy ?? output.failure(this.#lines);
       if (!this.#isConnected) refuse(new OpenError(`could not publish to the destination: ${reason}`, kind));
       this.end(reason, kind);
     });
@@ -149,7 +159,10 @@ export class FfmpegLink extends GuardedLink implements Link {
   end(reason: string, kind: FailureKind): void {
     void this.ffmpeg.kill();
     if (this.#isConnected) this.lose(reason, kind);
-    else this.closed = true;
+    else {
+      this.#endedBy ??= { reason, kind };
+      this.closed = true;
+    }
   }
 }
 

@@ -169,6 +169,7 @@ export function recordLinks(settings: RecordLinkSettings, push: { stream: string
       ffmpeg,
       {
         failure: recordFailure,
+        opened: parts.first,
         onLine: (line) => parts.line(line, (reason) => link.fail(reason, 'rejected')),
         onEnded: () => {
           clearInterval(watch);
@@ -291,6 +292,10 @@ class PartFollower {
   #finishing: Promise<void> = Promise.resolve();
   /** Whether the part open was put in `record_dir`. */
   #published: Promise<boolean> = Promise.resolve(false);
+  #isFirst = true;
+  #firstIn!: () => void;
+  /** Resolves once the first part is in `record_dir`: the recording is open. */
+  readonly first = new Promise<void>((resolve) => (this.#firstIn = resolve));
 
   constructor(
     private readonly record: RecordSettings,
@@ -309,9 +314,12 @@ class PartFollower {
     this.#open = { file, ...this.push, startedAt: new Date().toISOString() };
     this.#openedMs = monotonicMs();
     const part = this.#open;
+    const isFirst = this.#isFirst;
+    this.#isFirst = false;
     this.#published = this.folder.publish(file, PART_APPEAR_MS).then(
       () => {
         this.tell({ type: 'started', part });
+        if (isFirst) this.#firstIn();
         return true;
       },
       (error: NodeJS.ErrnoException) => {

@@ -121,21 +121,15 @@ t.test("a recording refused for a part's name taken in record_dir leaves no fold
   // Every name the first part could take over the next 30 s is held by a file the recording did not write.
   const names = recordingNames('takencam');
   for (const candidate of names) await writeFile(join(dir, `${candidate}-001.mp4`), 'not this recording');
-  const { gw, started } = await recording(t, dir, 'takencam');
-  t.equal(started.status, 200, JSON.stringify(started.body));
-  // Refused, and tried again under the next names (each taken too).
-  await waitFor(
-    'the recording refused twice',
-    async () => {
-      const push = (await gw.post('/rest-api/push/find', { streamName: 'takencam' })).body?.[0];
-      return /record_dir already holds/.test(push?.lastError ?? '') && push.reconnectAttempt >= 2;
-    },
-    20_000,
-  );
-  await gw.post('/rest-api/push/terminate', { mediaSessionId: started.body.mediaSessionId });
+  const { started } = await recording(t, dir, 'takencam');
+  // A recording is open once its first part is in record_dir: refused there, the startup is refused, saying why.
+  t.equal(started.status, 500, JSON.stringify(started.body));
+  t.equal(started.body?.error, 'destination_refused');
+  t.match(started.body?.message, /^push failed to start: could not publish to the destination: record_dir already holds takencam-\d{8}T\d{6}Z(-\d+)?-001\.mp4, which this recording did not write$/);
   await waitFor('no ffmpeg of the recording left', async () => (await ffmpegCount()) === 0, 10_000);
-  const left = (await readdir(dir)).filter((file) => file.endsWith('.writing'));
-  t.same(left, [], 'no .<name>.writing folder is left');
+  const writing = async (): Promise<string[]> => (await readdir(dir)).filter((file) => file.endsWith('.writing'));
+  await waitFor('its folder removed', async () => (await writing()).length === 0, 10_000).catch(() => {});
+  t.same(await writing(), [], 'no .<name>.writing folder is left');
   const contents = await Promise.all(names.map((candidate) => readFile(join(dir, `${candidate}-001.mp4`), 'utf8')));
   t.ok(
     contents.every((text) => text === 'not this recording'),

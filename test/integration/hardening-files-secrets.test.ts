@@ -125,7 +125,10 @@ t.test("a recording refused for a part's name taken in record_dir leaves no fold
   // A recording is open once its first part is in record_dir: refused there, the startup is refused, saying why.
   t.equal(started.status, 500, JSON.stringify(started.body));
   t.equal(started.body?.error, 'destination_refused');
-  t.match(started.body?.message, /^push failed to start: could not publish to the destination: record_dir already holds takencam-\d{8}T\d{6}Z(-\d+)?-001\.mp4, which this recording did not write$/);
+  t.match(
+    started.body?.message,
+    /^push failed to start: could not publish to the destination: record_dir already holds takencam-\d{8}T\d{6}Z(-\d+)?-001\.mp4, which this recording did not write$/,
+  );
   await waitFor('no ffmpeg of the recording left', async () => (await ffmpegCount()) === 0, 10_000);
   const writing = async (): Promise<string[]> => (await readdir(dir)).filter((file) => file.endsWith('.writing'));
   await waitFor('its folder removed', async () => (await writing()).length === 0, 10_000).catch(() => {});

@@ -54,6 +54,17 @@ const report = figures.report;
 const details: Record<string, unknown> = {};
 const bench: Bench = { quick, plan, report, details, work: WORK };
 
+/**
+ * Runs section `name` when it was asked for, then prints the benchmark process's own memory: it
+ * hosts the synthetic publishers and the RTMP receiver, and a growth there shows section by section.
+ */
+async function step(name: string, run: () => Promise<unknown>): Promise<void> {
+  if (!sections.has(name)) return;
+  await run();
+  const { heapUsed, rss } = process.memoryUsage();
+  console.log(`  (after ${name}, the benchmark process: heap ${Math.round(heapUsed / 1048576)} MB, RSS ${Math.round(rss / 1048576)} MB)`);
+}
+
 async function main(): Promise<void> {
   mkdirSync(WORK, { recursive: true });
   const fixture = loadFixture(join(WORK, 'fixture'));
@@ -72,47 +83,47 @@ async function main(): Promise<void> {
   const receiver = await RtmpReceiver.start();
   let nginx: NginxRtmp | undefined;
   try {
-    if (sections.has('startup')) await restStartup(bench, gateway, fixture, receiver);
-    if (sections.has('sdk')) await sdkStartup(bench, gateway, receiver);
-    if (sections.has('latency')) {
+    await step('startup', () => restStartup(bench, gateway, fixture, receiver));
+    await step('sdk', () => sdkStartup(bench, gateway, receiver));
+    await step('latency', async () => {
       await push(bench, gateway, fixture, receiver, 'passthrough');
       await push(bench, gateway, fixture, receiver, 'transcode');
-    }
-    if (sections.has('audio')) await audioCommands(bench, gateway, fixture, receiver);
-    if (sections.has('resilience')) {
+    });
+    await step('audio', () => audioCommands(bench, gateway, fixture, receiver));
+    await step('resilience', async () => {
       console.log('\nResilience: destination restarts, 10 s network cuts, reconnect cycles');
       details.restartMs = await destinationRestart(gateway, fixture, report, plan.restartDownMs);
       details.networkCutMs = await networkCut(gateway, fixture, report, plan.cutRuns);
       await reconnectCycles(join(WORK, 'gateway-cycles.log'), fixture, report, plan.reconnectCycles);
-    }
-    if (sections.has('fanout')) {
+    });
+    await step('fanout', async () => {
       nginx ??= await NginxRtmp.start();
       details.fanoutCpu = await fanout(gateway, fixture, nginx, report, plan.pushSeconds);
-    }
-    if (sections.has('outputs')) {
+    });
+    await step('outputs', async () => {
       nginx ??= await NginxRtmp.start();
       await outputs(bench, gateway, fixture, nginx);
       await glassToGlass(bench, gateway, plan.pushSeconds);
-    }
-    if (sections.has('stalls')) {
+    });
+    await step('stalls', async () => {
       nginx ??= await NginxRtmp.start();
       await stalls(bench, gateway, fixture, nginx);
-    }
-    if (sections.has('isolation')) await isolation(bench, gateway, fixture);
-    if (sections.has('capacity')) {
+    });
+    await step('isolation', () => isolation(bench, gateway, fixture));
+    await step('capacity', async () => {
       nginx ??= await NginxRtmp.start();
       await capacity(bench, gateway, fixture, nginx);
-    }
-    if (sections.has('overload')) {
+    });
+    await step('overload', async () => {
       nginx ??= await NginxRtmp.start();
       await overload(bench, fixture, nginx, quick ? 6 : 72);
-    }
-    if (sections.has('cluster')) await cluster(bench, fixture, receiver);
-    if (sections.has('mixer')) await mixer(bench, fixture, receiver);
-    if (sections.has('peer')) {
+    });
+    await step('cluster', () => cluster(bench, fixture, receiver));
+    await step('mixer', () => mixer(bench, fixture, receiver));
+    await step('peer', async () => {
       nginx ??= await NginxRtmp.start();
       await peer(bench, fixture, receiver, nginx);
-    }
+    });
   } finally {
     await receiver.close();
     await nginx?.stop();

@@ -16,4 +16,6 @@ if ! dpkg-query -W -f='${Status}' janus 2>/dev/null | grep -q "install ok instal
   # The package's own service would listen on every address: the benchmark runs its own Janus.
   if [[ -d /run/systemd/system ]]; then "${sudo[@]}" systemctl disable --now janus || true; fi
 fi
-exec npx tsx bench/run.ts "$@"
+# Its own process hosts up to 72 synthetic publishers and the RTMP receiver: more heap than Node's
+# default, so that the load generator is never what ends a run (its memory is printed per section).
+exec node --max-old-space-size=8192 --import tsx bench/run.ts "$@"

@@ -88,6 +88,7 @@ async function main(): Promise<void> {
     await step('latency', async () => {
       await push(bench, gateway, fixture, receiver, 'passthrough');
       await push(bench, gateway, fixture, receiver, 'transcode');
+      await push(bench, gateway, fixture, receiver, 'vertical');
     });
     await step('audio', () => audioCommands(bench, gateway, fixture, receiver));
     await step('resilience', async () => {

@@ -125,7 +125,9 @@ function streamCard(name) {
     const rtmpUrl = card.querySelector('.url').value.trim();
     const button = card.querySelector('.start button');
     button.disabled = true;
-    const started = await command('/rest-api/push/startup', { streamName: name, rtmpUrl, rtmpTransponderFullUrl: card.querySelector('.full').checked });
+    const [aspect, fit] = card.querySelector('.shape').value.split(' ');
+    const shape = { ...(aspect ? { aspect } : {}), ...(fit ? { fit } : {}) };
+    const started = await command('/rest-api/push/startup', { streamName: name, rtmpUrl, rtmpTransponderFullUrl: card.querySelector('.full').checked, ...shape });
     button.disabled = false;
     if (started) card.querySelector('.url').value = '';
   });
@@ -257,7 +259,7 @@ function render(view) {
       const kbps = last && now > last.at ? Math.round(((bytes - last.bytes) * 8) / (now - last.at)) : undefined;
       previous.set(push.mediaSessionId, { bytes, at: now });
       row.dataset.muted = String(push.muted);
-      row.querySelector('.target').textContent = push.rtmpUrl;
+      row.querySelector('.target').textContent = push.aspect ? `${push.rtmpUrl} (${push.aspect} ${push.width}×${push.height})` : push.rtmpUrl;
       row.querySelector('.state').textContent = push.state;
       row.querySelector('.state').dataset.state = push.state;
       row.querySelector('.uptime').textContent = duration(now - Date.parse(push.createdAt));

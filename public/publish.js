@@ -34,6 +34,18 @@ function sayStreamState() {
   else say('Publishing; waiting for the destinations', 'warn');
 }
 
+/** A row as the SDK takes a destination: its URL, and the picture's shape when it is not the camera's. */
+function destinationOf(row) {
+  const [aspect, fit] = row.querySelector('.shape').value.split(' ');
+  return {
+    id: row.dataset.id,
+    rtmpUrl: row.querySelector('.url').value.trim(),
+    rtmpTransponderFullUrl: row.querySelector('.full').checked,
+    ...(aspect ? { aspect } : {}),
+    ...(fit ? { fit } : {}),
+  };
+}
+
 function addRow(url = '', full = true) {
   const row = $('destination-row').content.firstElementChild.cloneNode(true);
   row.dataset.id = `d${++rows}`;
@@ -50,7 +62,7 @@ function addRow(url = '', full = true) {
     if (!urlInput.value.trim() || !stream) return;
     // A failed destination is tried again as a new push with the URL as it is now.
     if (stream.destinations().some((d) => d.id === row.dataset.id)) stream.removeDestination(row.dataset.id);
-    stream.addDestination({ id: row.dataset.id, rtmpUrl: urlInput.value.trim(), rtmpTransponderFullUrl: fullInput.checked });
+    stream.addDestination(destinationOf(row));
     lockRow(row, true);
     showDestination({ id: row.dataset.id, state: 'starting' });
   });
@@ -98,6 +110,7 @@ function lockRow(row, pushed) {
   const failed = row.dataset.state === DESTINATION_STATE.FAILED;
   row.querySelector('.url').disabled = pushed && !failed;
   row.querySelector('.full').disabled = pushed && !failed;
+  row.querySelector('.shape').disabled = pushed && !failed;
   const go = row.querySelector('.go');
   go.hidden = (pushed && !failed) || !stream || stream.status() !== 'PUBLISHING';
   go.textContent = failed ? 'Try again' : 'Go live here';
@@ -176,9 +189,7 @@ session
 
 $('form').addEventListener('submit', (event) => {
   event.preventDefault();
-  const destinations = [...document.querySelectorAll('.destination')]
-    .map((row) => ({ id: row.dataset.id, rtmpUrl: row.querySelector('.url').value.trim(), rtmpTransponderFullUrl: row.querySelector('.full').checked }))
-    .filter((d) => d.rtmpUrl);
+  const destinations = [...document.querySelectorAll('.destination')].map(destinationOf).filter((d) => d.rtmpUrl);
   for (const id of ['publish', 'name', 'camera', 'microphone']) $(id).disabled = true;
   say('Starting…');
   stream = session.createStream({

@@ -1,6 +1,7 @@
 /** The SDK's public constants and types: statuses, options, events. */
 import type {
   CheckReport as GatewayCheckReport,
+  DestinationRequest as GatewayDestinationRequest,
   DestinationState as ProtocolDestinationState,
   MixerInfo as GatewayMixerInfo,
   StartMixerMessage,
@@ -58,6 +59,23 @@ export interface DestinationOptions {
   rtmpUrl: string;
   /** Take the RTMP stream name from the URL's last path segment (the stream key) instead of prefix + name. */
   rtmpTransponderFullUrl?: boolean;
+  /** The destination's platform: what it documents is checked at startup, and a vertical one (`youtube-shorts`, `instagram`, `tiktok`) makes the picture 9:16. */
+  platform?: 'youtube' | 'youtube-shorts' | 'twitch' | 'facebook' | 'instagram' | 'tiktok' | 'kick' | 'custom';
+  /** What the push makes of the picture, as `/rest-api/push/startup` takes it: each transcodes. */
+  height?: number;
+  width?: number;
+  fps?: number;
+  /** In frames. */
+  keyFrameInterval?: number;
+  /** kb/s. */
+  videoBitrate?: number;
+  audioBitrate?: number;
+  /** A picture of its own shape, `W:H`: `'9:16'` for TikTok, Instagram Live or YouTube Shorts (720x1280 unless `height` says). */
+  aspect?: string;
+  /** With `aspect`: the part of the source kept, or a fraction from 0 (left or top) to 1. Default `center`. */
+  crop?: 'center' | 'left' | 'right' | number;
+  /** With `aspect`, instead of `crop`: the whole source on a blurred copy of itself (`'blur'`) or a `#rrggbb` colour. */
+  fit?: string;
 }
 
 /**
@@ -88,6 +106,9 @@ type Same<A, B> = [Required<A>, A] extends [Required<B>, B] ? ([Required<B>, B] 
 /** The compiler refuses the SDK's `CheckReport` once it differs from the gateway's. */
 const SAME_CHECK_REPORT: Same<CheckReport, GatewayCheckReport> = true;
 void SAME_CHECK_REPORT;
+/** Nor a destination that differs from what the gateway takes of one (its `id` is the SDK's to choose). */
+const SAME_DESTINATION: Same<Omit<DestinationOptions, 'id'>, Omit<GatewayDestinationRequest, 'id'>> = true;
+void SAME_DESTINATION;
 
 /** A mixer's layout: see the REST API's `/rest-api/mixer/startup`. */
 export type MixerLayout = 'grid' | 'side-by-side' | 'picture-in-picture' | 'speaker' | 'desktop';

@@ -1,9 +1,10 @@
 import { GatewayError } from '../errors.js';
 import type { Overlay } from './overlays.js';
+import { planShape, type PictureShape, type ShapeRequest } from './shape.js';
 import type { VideoCodec } from '../media/codecs.js';
 
 /** What a startup request asks of the output video; 0 or absent means "as the source". */
-export interface VideoRequest {
+export interface VideoRequest extends ShapeRequest {
   width?: number;
   height?: number;
   fps?: number;
@@ -35,6 +36,8 @@ export type EncodingPlan = (
       reason: string;
       /** ffmpeg scale target; -2 keeps the aspect ratio with an even size. */
       scale?: { width: number; height: number };
+      /** A shape of its own (9:16): its size is the output's, and `scale` is not used. */
+      shape?: PictureShape;
       fps?: number;
       keyFrameInterval?: number;
       videoBitrateKbps?: number;
@@ -49,6 +52,7 @@ export type EncodingPlan = (
  * Web Call Server's transcoding rules: no width/height/fps/keyFrameInterval (or all 0) passes H.264
  * through; height transcodes to that height; width counts only with height and aspect-ratio
  * preservation off; fps or keyFrameInterval transcode. VP8/VP9 sources always transcode to H.264.
+ * The gateway's own: `aspect` transcodes to a picture of that shape (`height` tall when given).
  */
 export function planEncoding(source: VideoCodec, request: VideoRequest, settings: EncodingSettings): EncodingPlan {
   const height = request.height || 0;
@@ -59,7 +63,9 @@ export function planEncoding(source: VideoCodec, request: VideoRequest, settings
   const audio = request.audioBitrate ? { audioBitrateKbps: request.audioBitrate } : {};
   const reasons: string[] = [];
   if (source !== 'H264') reasons.push(`source codec ${source} is not H.264`);
-  if (height) reasons.push(`height ${height} requested`);
+  const shape = planShape(request);
+  if (shape) reasons.push(`aspect ${shape.aspect} requested`);
+  else if (height) reasons.push(`height ${height} requested`);
   if (fps) reasons.push(`fps ${fps} requested`);
   if (keyFrameInterval) reasons.push(`keyFrameInterval ${keyFrameInterval} requested`);
   if (videoBitrate) reasons.push(`videoBitrate ${videoBitrate} requested`);
@@ -72,7 +78,8 @@ export function planEncoding(source: VideoCodec, request: VideoRequest, settings
   return {
     video: 'transcode',
     reason: reasons.join(', '),
-    ...(height ? { scale: { width: width && !settings.keepAspectRatio ? evenUp(width) : -2, height: evenUp(height) } } : {}),
+    ...(shape ? { shape } : {}),
+    ...(height && !shape ? { scale: { width: width && !settings.keepAspectRatio ? evenUp(width) : -2, height: evenUp(height) } } : {}),
     ...(fps ? { fps } : {}),
     ...(keyFrameInterval ? { keyFrameInterval } : {}),
     ...(videoBitrate ? { videoBitrateKbps: videoBitrate } : {}),

@@ -1,6 +1,7 @@
 import { PCM_CHANNELS, PCM_SAMPLE_RATE } from '../audio/pcm.js';
 import type { EncodingPlan, EncodingSettings } from './encoding.js';
 import { overlayGraph, overlayInputs } from './overlays.js';
+import { shapeGraph } from './shape.js';
 
 export interface FfmpegJob {
   /** The video to transcode comes as IVF on `pipe:3`; false when the gateway passes video through. */
@@ -44,10 +45,18 @@ export function buildFfmpegArgs(job: FfmpegJob): string[] {
   // Images over the picture: inputs after the video's and the audio's, laid over in one filter graph.
   const overlays = plan.video === 'transcode' && (job.still || job.videoInput) ? (plan.overlays ?? []) : [];
   if (overlays.length) args.push(...overlayInputs(overlays));
+  // The picture's shape (9:16) after the filters, then the images: one filter graph when there is either.
+  const shape = plan.video === 'transcode' && job.videoInput && !job.still ? plan.shape : undefined;
   const video: VideoFilters = (filters) => {
-    if (!overlays.length) return ['-map', '0:v:0', ...(filters.length ? ['-vf', filters.join(',')] : [])];
-    const base = filters.length ? [`[0:v]${filters.join(',')}[base]`] : [];
-    return ['-filter_complex', [...base, ...overlayGraph(filters.length ? 'base' : '0:v', overlays, 2, 'vout')].join(';'), '-map', '[vout]'];
+    if (!overlays.length && !shape) return ['-map', '0:v:0', ...(filters.length ? ['-vf', filters.join(',')] : [])];
+    const graph = filters.length ? [`[0:v]${filters.join(',')}[base]`] : [];
+    let last = filters.length ? 'base' : '0:v';
+    if (shape) {
+      last = overlays.length ? 'shaped' : 'vout';
+      graph.push(...shapeGraph(shape, filters.length ? 'base' : '0:v', last));
+    }
+    if (overlays.length) graph.push(...overlayGraph(last, overlays, 2, 'vout'));
+    return ['-filter_complex', graph.join(';'), '-map', '[vout]'];
   };
   if (job.still) args.push(...stillArgs(job.still.fps, plan, settings, video));
   // Transcoded video is an output of its own (pipe:1), the audio another (pipe:4): in one FLV

@@ -61,6 +61,8 @@ export function describe(t: PushView): PushInfo {
     reconnectAttempt: t.reconnectAttempt,
     ...(t.config.outBuffer.enabled ? { outputBuffer: { state: buffer?.state, levelMs: buffer?.levelMs ?? 0, bufferings: output.bufferings } } : {}),
     transcoding: t.plan.video === 'transcode',
+    ...(t.request.platform ? { platform: t.request.platform } : {}),
+    ...(t.plan.video === 'transcode' && t.plan.shape ? { aspect: t.plan.shape.aspect } : {}),
     createdAt: new Date(t.createdAt).toISOString(),
     counters: {
       packetsSent: t.input.packets,

@@ -261,11 +261,11 @@ export class OutputFeed {
   /**
    * Transcoded output follows the source up, make before break: a keyframe larger than the size the
    * current pipeline started on starts a pipeline at the new size, fed beside the current one until
-   * its first keyframe takes over on the same link. A push that asked for a size keeps it.
+   * its first keyframe takes over on the same link. A push that asked for a size or a shape keeps it.
    */
   #followSize(frame: VideoFrame): void {
     const grown = this.#startSizes.grown(frame, this.#current, this.#pending);
-    if (!grown || this.#pending || this.#overlap || this.#plan.video !== 'transcode' || this.#plan.scale || this.#current?.source.still) return;
+    if (!grown || this.#pending || this.#overlap || this.#plan.video !== 'transcode' || this.#plan.scale || this.#plan.shape || this.#current?.source.still) return;
     this.options.log.info(grown, 'the source grew: a pipeline at its new size takes over, make before break');
     this.#startSwitch(false, true);
   }

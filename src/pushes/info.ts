@@ -26,6 +26,8 @@ export const pushInfoSchema = z.strictObject({
   reconnectAttempt: z.number().describe('Attempts of the current outage'),
   outputBuffer: z.strictObject({ state: z.string().optional(), levelMs: z.number(), bufferings: z.number() }).optional(),
   transcoding: z.boolean(),
+  platform: z.string().optional().describe("The destination's platform (named, or recognised from its host), whose limits the push was checked against"),
+  aspect: z.string().optional().describe('The shape asked for (9:16), when the push makes a picture of its own shape'),
   createdAt: z.string(),
   counters: z.strictObject({
     packetsSent: z.number(),

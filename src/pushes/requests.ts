@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { platformSchema } from '../outputs/platforms.js';
 import { overlaysSchema } from '../pipeline/overlays.js';
+import { aspectSchema, checkShapeFields, cropSchema, fitSchema } from '../pipeline/shape.js';
 import { streamNameSchema } from '../publishers/stream-name.js';
 import { wcsBoolean, wcsNumber } from '../validation.js';
 
@@ -29,26 +31,37 @@ export const startupOptionsSchema = z
     }
   });
 
-export const startupSchema = z.strictObject({
-  streamName: streamNameSchema,
-  rtmpUrl: z.string().min(1).max(2048).describe('rtmp://, rtmps:// or srt:// destination, or record:// to record in record_dir'),
-  rtmpTransponderFullUrl: wcsBoolean().optional(),
-  rtmpFlashVersion: z
-    .string()
-    .min(1)
-    .max(128)
-    .regex(/^[\x20-\x7e]+$/, 'must be printable ASCII')
-    .optional(),
+/** What a push makes of the picture and the sound: Web Call Server's fields, then the gateway's own. */
+export const renditionFields = {
   width: dimension.optional(),
   height: dimension.optional(),
   fps: wcsNumber(z.number().int().min(0).max(120)).optional(),
   keyFrameInterval: wcsNumber(z.number().int().min(0).max(1200)).optional(),
   videoBitrate: wcsNumber(z.number().int().min(0).max(50000)).optional(),
   audioBitrate: wcsNumber(z.number().int().min(0).max(320)).optional(),
-  /** Images laid over the picture (a logo, a frame): the push transcodes. */
-  overlays: overlaysSchema.optional(),
-  options: startupOptionsSchema.optional(),
-});
+  aspect: aspectSchema.optional(),
+  crop: cropSchema.optional(),
+  fit: fitSchema.optional(),
+};
+
+export const startupSchema = z
+  .strictObject({
+    streamName: streamNameSchema,
+    rtmpUrl: z.string().min(1).max(2048).describe('rtmp://, rtmps:// or srt:// destination, or record:// to record in record_dir'),
+    rtmpTransponderFullUrl: wcsBoolean().optional(),
+    platform: platformSchema.optional(),
+    rtmpFlashVersion: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[\x20-\x7e]+$/, 'must be printable ASCII')
+      .optional(),
+    ...renditionFields,
+    /** Images laid over the picture (a logo, a frame): the push transcodes. */
+    overlays: overlaysSchema.optional(),
+    options: startupOptionsSchema.optional(),
+  })
+  .superRefine(checkShapeFields);
 
 export const mediaSessionIdSchema = z.string().min(1).max(64);
 

@@ -6,6 +6,7 @@ import { conflict, GatewayError, notFound, tooMany, unavailable } from '../error
 import type { Publisher } from '../publishers/publisher.js';
 import type { PublisherRegistry } from '../publishers/registry.js';
 import { parseDestination, withFullUrl, type NamingRules } from '../outputs/destination.js';
+import { checkForPlatform, platformOf, type Platform } from '../outputs/platforms.js';
 import { planEncoding, type EncodingPlan, type VideoRequest } from '../pipeline/encoding.js';
 import type { Overlay } from '../pipeline/overlays.js';
 import type { FindFilter, SoundRequest, StartupRequest } from './requests.js';
@@ -19,9 +20,12 @@ import { TypedEmitter } from '../events.js';
 import type { RecordingEvent } from '../outputs/record-link.js';
 
 /** The fields of a startup request that decide the encoding. */
-function videoRequest(request: StartupRequest, overlays: readonly Overlay[]): VideoRequest {
-  const { width, height, fps, keyFrameInterval, videoBitrate, audioBitrate } = request;
-  return { width, height, fps, keyFrameInterval, videoBitrate, audioBitrate, ...(overlays.length ? { overlays } : {}) };
+/** What the push makes of the picture: as asked, in the shape of a vertical platform named (unless the request gives one). */
+function videoRequest(request: StartupRequest, overlays: readonly Overlay[], platform: { platform: Platform; named: boolean } | undefined): VideoRequest {
+  const { width, height, fps, keyFrameInterval, videoBitrate, audioBitrate, crop, fit } = request;
+  const shaped = platform?.named && request.aspect === undefined && !width ? platform.platform.aspect : undefined;
+  const aspect = request.aspect ?? shaped;
+  return { width, height, fps, keyFrameInterval, videoBitrate, audioBitrate, aspect, crop, fit, ...(overlays.length ? { overlays } : {}) };
 }
 
 /** How long a push that failed while live stays in find, with its lastError. */
@@ -91,6 +95,9 @@ export class PushService extends TypedEmitter<ServiceEvents> {
     const holder = this.#byId.get(id);
     if (holder?.isActive) throw conflict(`push ${id} exists`);
     const destination = parseDestination(request.rtmpUrl, request.streamName, withFullUrl(this.naming, request.rtmpTransponderFullUrl), 'rtmpUrl');
+    // What the destination's platform refuses is refused before anything else is asked.
+    const platform = platformOf(request.platform, destination);
+    if (platform) checkForPlatform(platform.platform, destination, request);
     const options = request.options ?? {};
     const publishing = (): Publisher => {
       const found = this.publishers.get(request.streamName);
@@ -104,7 +111,7 @@ export class PushService extends TypedEmitter<ServiceEvents> {
       this.settings.mediaDir,
       (request.overlays ?? []).map((overlay, i) => ({ ...overlay, field: `overlays.${i}.file` })),
     );
-    const video = videoRequest(request, overlays);
+    const video = videoRequest(request, overlays, platform);
     // One lookup, checked against the destination policy; the first connection goes to this address.
     const address = destination.protocol === 'record' ? undefined : await this.settings.resolveDestination(destination.host, destination.port);
     const publisher = publishing(); // the same one, unless it ended during the lookup
@@ -155,7 +162,7 @@ export class PushService extends TypedEmitter<ServiceEvents> {
         pinnedAddress: address,
         onRecording,
       });
-      push = new Push(publisher, destination, plan, { id, options, video }, this.settings, parts, log);
+      push = new Push(publisher, destination, plan, { id, options, video, platform: platform?.platform.name }, this.settings, parts, log);
     } catch (error) {
       this.#slots.give();
       await sound?.stop();

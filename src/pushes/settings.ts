@@ -71,6 +71,8 @@ export interface PushOptions {
   options: object;
   /** The video fields of the request: the plan is made again for a publisher that comes back. */
   video: VideoRequest;
+  /** The destination's platform, named or recognised from its host. */
+  platform?: string;
 }
 
 /** What a push opens its output with: links to its destination, and pipelines. */

@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import { mixerInputFields, mixerStartupSchema, mixerUriSchema } from '../mixers/requests.js';
+import { platformSchema } from '../outputs/platforms.js';
+import { checkShapeFields } from '../pipeline/shape.js';
+import { renditionFields } from '../pushes/requests.js';
 import { streamNameSchema } from '../publishers/stream-name.js';
 
 /**
@@ -16,13 +19,20 @@ export const MAX_SIGNALING_MESSAGE_BYTES = 64 * 1024;
 const requestIdSchema = z.string().min(1).max(64);
 const destinationIdSchema = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits, _ . : - (1 to 64)');
 
-/** Where to republish a stream: one push, named by an id the client chooses. */
-export const destinationRequestSchema = z.strictObject({
-  /** Names the destination in every `destination` message (the URL holds a stream key: it is never sent back). */
-  id: destinationIdSchema,
-  rtmpUrl: z.string().min(1).max(2048),
-  rtmpTransponderFullUrl: z.boolean().optional(),
-});
+/**
+ * Where to republish a stream: one push, named by an id the client chooses, with what a REST
+ * startup may ask of its picture and sound (its size, shape, frame rate, bitrates).
+ */
+export const destinationRequestSchema = z
+  .strictObject({
+    /** Names the destination in every `destination` message (the URL holds a stream key: it is never sent back). */
+    id: destinationIdSchema,
+    rtmpUrl: z.string().min(1).max(2048),
+    rtmpTransponderFullUrl: z.boolean().optional(),
+    platform: platformSchema.optional(),
+    ...renditionFields,
+  })
+  .superRefine(checkShapeFields);
 
 /**
  * Publish a stream: an SDP offer, and optionally where to republish it once publishing. A publish

@@ -104,7 +104,8 @@ export class StreamPushes {
   }
 
   async #start(push: StreamPush): Promise<void> {
-    const { rtmpUrl, rtmpTransponderFullUrl } = push.request;
+    const { id: _id, ...asked } = push.request;
+    const { rtmpUrl } = asked;
     this.#tell(push, 'starting');
     let started: PushInfo;
     let resumed: PushInfo | undefined;
@@ -112,7 +113,7 @@ export class StreamPushes {
       // A push that waited in standby for this stream (the page came back) takes it back.
       resumed = (await this.plane.find({ streamName: this.name, rtmpUrl })).find((t) => isActive(t.state));
       if (resumed) push.mediaSessionId = resumed.mediaSessionId;
-      started = resumed ?? (await this.plane.startup({ streamName: this.name, rtmpUrl, rtmpTransponderFullUrl }));
+      started = resumed ?? (await this.plane.startup({ streamName: this.name, ...asked }));
     } catch (error) {
       const reason = error instanceof GatewayError ? error.message : 'the push failed to start';
       const code = error instanceof GatewayError ? error.code : 'internal';

@@ -147,3 +147,22 @@ t.test('a refused destination is told failed with the code and reason; a destina
   await t.rejects(pushes.remove('b'), { code: 'not_found', field: 'id' });
   t.throws(() => pushes.add({ id: 'a', rtmpUrl: 'rtmp://x/y' }, destination('rtmp://127.0.0.1/y/z')), { code: 'conflict', field: 'destination.id' });
 });
+
+t.test("an SDK destination's platform and picture reach the push's startup as REST's fields, without its id", async (t) => {
+  const asked: unknown[] = [];
+  const plane = {
+    async find() {
+      return [];
+    },
+    async startup(request: unknown) {
+      asked.push(request);
+      return running('m1');
+    },
+  } as unknown as MediaPlane;
+  const pushes = new StreamPushes('cam', plane, () => {}, pino({ level: 'silent' }));
+  const url = `rtmp://127.0.0.1/live/${KEY}`;
+  pushes.add({ id: 'tiktok', rtmpUrl: url, rtmpTransponderFullUrl: true, platform: 'tiktok', aspect: '9:16', fit: 'blur', videoBitrate: 3000 }, destination(url));
+  pushes.publishing();
+  await new Promise((r) => setTimeout(r, 10));
+  t.same(asked, [{ streamName: 'cam', rtmpUrl: url, rtmpTransponderFullUrl: true, platform: 'tiktok', aspect: '9:16', fit: 'blur', videoBitrate: 3000 }]);
+});

@@ -1,17 +1,10 @@
 import t from 'tap';
-import { planEncoding, type EncodingSettings } from '../../src/pipeline/encoding.js';
+import { planEncoding } from '../../src/pipeline/encoding.js';
+import { encodingSettings } from '../helpers/encoding.js';
 import { buildFfmpegArgs, keyframeExpression } from '../../src/pipeline/ffmpeg-args.js';
 import { IVF_CLOCK_RATE, ivfFrameHeader, ivfHeader } from '../../src/media/ivf.js';
 
-const settings: EncodingSettings = {
-  keepAspectRatio: true,
-  transcodingEnabled: true,
-  videoBitrateKbps: 2500,
-  preset: 'veryfast',
-  audioBitrateKbps: 128,
-  audioSampleRate: 48000,
-  keyframeIntervalS: 2,
-};
+const settings = encodingSettings;
 
 t.test('H.264 with no size, fps or keyframe request passes through', async (t) => {
   t.same(planEncoding('H264', {}, settings), { video: 'copy' });

@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { colourAt, looksLike, type Picture } from '../../kit/pictures.js';
-import { planEncoding, type EncodingSettings } from '../../src/pipeline/encoding.js';
+import { planEncoding } from '../../src/pipeline/encoding.js';
+import { encodingSettings } from '../helpers/encoding.js';
 import { buildFfmpegArgs } from '../../src/pipeline/ffmpeg-args.js';
 import { planShape, shapeGraph, type PictureShape } from '../../src/pipeline/shape.js';
 import { startupSchema } from '../../src/pushes/requests.js';
@@ -10,15 +11,7 @@ import { parseBody } from '../../src/validation.js';
 
 const run = promisify(execFile);
 
-const settings: EncodingSettings = {
-  keepAspectRatio: true,
-  transcodingEnabled: true,
-  videoBitrateKbps: 2500,
-  preset: 'veryfast',
-  audioBitrateKbps: 128,
-  audioSampleRate: 48000,
-  keyframeIntervalS: 2,
-};
+const settings = encodingSettings;
 
 /** 1280x720 in three upright bands: red, green (the centre 428 pixels), blue. */
 const BANDS = 'color=c=0xff0000:s=1280x720:d=1,drawbox=x=426:y=0:w=428:h=720:color=0x00ff00:t=fill,drawbox=x=854:y=0:w=426:h=720:color=0x0000ff:t=fill';

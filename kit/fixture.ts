@@ -26,6 +26,8 @@ export interface FixtureLook {
   picture: string;
   toneHz: number;
   fps?: number;
+  /** Seconds between keyframes (2 by default, as Chromium sends): a hardware encoder's 6 s, say. */
+  keyframeS?: number;
 }
 
 const STANDARD: FixtureLook = { tag: '720p30', picture: `testsrc2=s=1280x720:r=${FIXTURE_FPS}:d=${SECONDS},noise=alls=14:allf=t+u`, toneHz: 440 };
@@ -50,7 +52,7 @@ export function loadFixture(dir: string, look: FixtureLook = STANDARD): Fixture 
 
 function makeFixture(dir: string, videoPath: string, audioPath: string, look: FixtureLook): void {
   mkdirSync(dir, { recursive: true });
-  const gop = (look.fps ?? FIXTURE_FPS) * 2;
+  const gop = Math.round((look.fps ?? FIXTURE_FPS) * (look.keyframeS ?? 2));
   ffmpeg([
     '-f',
     'lavfi',

@@ -25,6 +25,8 @@ export interface PublishOptions {
   /** The RTP timestamp of the first video frame, and of the first sound packet (random otherwise). */
   firstVideoTimestamp?: number;
   firstAudioTimestamp?: number;
+  /** Keyframe requests (PLI) are ignored, as some hardware encoders do: keyframes come as the fixture has them. */
+  ignoreKeyframeRequests?: boolean;
 }
 
 /** What the SDK's publish message carries besides the offer. */
@@ -65,6 +67,7 @@ export class SyntheticPublisher {
   /** Next fixture access unit to send. */
   #unit = 0;
   #keyframeRequested = false;
+  #ignoreKeyframeRequests = false;
   /** Nothing is sent before this; then everything due goes at once, as after a network hiccup. */
   #heldUntil = 0;
   #audioSent = 0;
@@ -115,6 +118,7 @@ export class SyntheticPublisher {
     publisher.#connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
     publisher.#videoTs0 = options.firstVideoTimestamp ?? publisher.#videoTs0;
     publisher.#audioTs0 = options.firstAudioTimestamp ?? publisher.#audioTs0;
+    publisher.#ignoreKeyframeRequests = options.ignoreKeyframeRequests ?? false;
     try {
       await publisher.#connect(baseUrl);
     } catch (error) {
@@ -130,7 +134,7 @@ export class SyntheticPublisher {
     if (this.#withAudio) this.#audio = pc.addTransceiver('audio', { direction: 'sendonly' }).sender;
     // As an encoder would, answer a keyframe request with the next frame: here by skipping ahead
     // to the fixture's next keyframe.
-    this.#video.onPictureLossIndication.subscribe(() => (this.#keyframeRequested = true));
+    if (!this.#ignoreKeyframeRequests) this.#video.onPictureLossIndication.subscribe(() => (this.#keyframeRequested = true));
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc);
     const offer = pc.localDescription!.sdp;

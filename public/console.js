@@ -262,6 +262,10 @@ function render(view) {
       row.querySelector('.target').textContent = push.aspect ? `${push.rtmpUrl} (${push.aspect} ${push.width}×${push.height})` : push.rtmpUrl;
       row.querySelector('.state').textContent = push.state;
       row.querySelector('.state').dataset.state = push.state;
+      // What the platform's dashboard would say, measured on what was sent (none until 5 s were).
+      row.querySelector('.health').textContent = push.health?.status ?? '';
+      row.querySelector('.health').dataset.health = push.health?.status ?? '';
+      row.querySelector('.health-issues').textContent = push.health?.issues.join('; ') ?? '';
       row.querySelector('.uptime').textContent = duration(now - Date.parse(push.createdAt));
       row.querySelector('.bitrate').textContent = kbps === undefined ? '…' : `${kbps} kb/s`;
       row.querySelector('.lag').textContent = `${push.counters?.lagMs ?? 0} ms`;

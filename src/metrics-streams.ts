@@ -63,7 +63,7 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
       },
     });
   }
-  const perPush = (kind: typeof Counter | typeof Gauge, name: string, help: string, value: (p: PushInfo) => number): void =>
+  const perPush = (kind: typeof Counter | typeof Gauge, name: string, help: string, value: (p: PushInfo) => number | undefined): void =>
     perItem(kind, name, help, pushLabels, (s) => s.pushes, labelsOf, value);
   const perStream = (kind: typeof Counter | typeof Gauge, name: string, help: string, value: (s: StreamJson) => number | undefined): void =>
     perItem(
@@ -124,6 +124,23 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
   );
   perPush(Gauge, 'gateway_push_output_buffer_seconds', 'Media held in the output buffer (rtmp_out_buffer_enabled; 0 without it)', (p) => (p.outputBuffer?.levelMs ?? 0) / 1000);
   perPush(Gauge, 'gateway_push_reconnect_attempt', 'Restore attempts of the current outage (0 once healthy for a minute)', (p) => p.reconnectAttempt);
+  // Ingest health: what a platform's dashboard checks, measured on what the push sent over the last 20 s (none before it settled).
+  const healthGauges: [string, string, (h: NonNullable<PushInfo['health']>) => number | null][] = [
+    ['gateway_push_health_status', "The push's ingest health: 0 good, 1 warning, 2 bad", (h) => ['good', 'warning', 'bad'].indexOf(h.status)],
+    ['gateway_push_sent_keyframe_interval_seconds', 'The longest gap between keyframes sent', (h) => h.measures.keyframeIntervalMaxS],
+    ['gateway_push_sent_video_bits_per_second', 'Video bitrate sent', (h) => h.measures.videoKbps * 1000],
+    ['gateway_push_sent_frames_per_second', 'Frame rate sent', (h) => h.measures.fps],
+    ['gateway_push_sent_size_changes', 'Picture size changes sent', (h) => h.measures.sizeChanges],
+    ['gateway_push_sent_audio', 'Whether sound is sent (1) or not (0)', (h) => Number(h.measures.audio)],
+    ['gateway_push_sent_audio_sample_rate_hertz', 'Sample rate of the AAC sent', (h) => h.measures.audioSampleRate],
+    ['gateway_push_sent_audio_bits_per_second', 'Audio bitrate sent', (h) => h.measures.audioKbps * 1000],
+    [
+      'gateway_push_sent_av_offset_seconds',
+      'How far the video runs ahead of the sound in the stream sent',
+      (h) => (h.measures.avOffsetMs === null ? null : h.measures.avOffsetMs / 1000),
+    ],
+  ];
+  for (const [name, help, value] of healthGauges) perPush(Gauge, name, help, (p) => (p.health ? (value(p.health) ?? undefined) : undefined));
   // Timings told by the pushes' lifecycle events, as they happen.
   const startup = new Histogram({
     name: 'gateway_push_startup_seconds',

@@ -2,7 +2,9 @@ import type { PublisherRegistry } from '../publishers/registry.js';
 import type { PushService } from '../pushes/service.js';
 import type { PushState } from '../pushes/states.js';
 import { followPushes } from '../pushes/changes.js';
-import { MIXER_EVENTS, PUBLISHER_EVENTS, RECORDING_EVENTS, PUSH_EVENTS, VIEWER_EVENTS } from '../lifecycle-events.js';
+import { MIXER_EVENTS, PUBLISHER_EVENTS, PUSH_HEALTH_EVENTS, RECORDING_EVENTS, PUSH_EVENTS, VIEWER_EVENTS } from '../lifecycle-events.js';
+import type { Health } from '../pushes/health.js';
+import type { Push } from '../pushes/push.js';
 import type { MixerEvent, MixerService } from '../mixers/service.js';
 import type { ViewerEvents, ViewerRegistry } from '../viewers/viewers.js';
 import type { RecordingEvent, RecordingPart } from '../outputs/record-link.js';
@@ -22,6 +24,14 @@ export type LifecycleEvent =
       startupMs?: number;
       /** `restored` after reconnecting: how long the output was down. */
       outageMs?: number;
+    }
+  | {
+      type: (typeof PUSH_HEALTH_EVENTS)[number];
+      stream: string;
+      mediaSessionId: string;
+      destination: string;
+      /** What the platform's dashboard checks, measured on what was sent: its status and what is off. */
+      health: Pick<Health, 'status' | 'issues'>;
     }
   | ({ type: (typeof RECORDING_EVENTS)[number] } & RecordingPart)
   | { type: (typeof VIEWER_EVENTS)[number]; stream: string; viewerId: string; reason?: string }
@@ -70,6 +80,14 @@ export function followLifecycle(
     listener({ type: lost ? 'publisher.lost' : 'publisher.ended', stream: publisher.name, publisherId: publisher.id, reason });
   };
   const onRecording = (event: RecordingEvent): void => listener({ type: `recording.${event.type}`, ...event.part });
+  const onHealth = (push: Push, health: Health): void =>
+    listener({
+      type: 'transponder.health',
+      stream: push.publisher.name,
+      mediaSessionId: push.mediaSessionId,
+      destination: push.destination.redactedUrl,
+      health: { status: health.status, issues: health.issues },
+    });
   const onJoined = (viewer: ViewerEvents['joined'][0]): void => listener({ type: 'viewer.joined', ...viewer });
   const onLeft = (viewer: ViewerEvents['left'][0]): void => listener({ type: 'viewer.left', ...viewer });
   const onMixer = (event: { type: (typeof MIXER_EVENTS)[number] } & MixerEvent): void => listener(event);
@@ -80,9 +98,11 @@ export function followLifecycle(
   publishers.prependListener('publishing', onPublishing);
   publishers.prependListener('closed', onClosed);
   pushes.on('recording', onRecording);
+  pushes.on('health', onHealth);
   return () => {
     stopPushes();
     pushes.off('recording', onRecording);
+    pushes.off('health', onHealth);
     viewers.off('joined', onJoined);
     viewers.off('left', onLeft);
     mixers.off('event', onMixer);

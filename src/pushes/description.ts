@@ -6,9 +6,10 @@ import type { PublisherInput } from './input.js';
 import type { OutputAudio } from '../pipeline/output-audio.js';
 import type { OutputWriter } from './output.js';
 import type { PushInfo } from './info.js';
+import type { Health } from './health.js';
 import type { PushConfig, PushOptions } from './settings.js';
 import type { Standby } from './standby.js';
-import type { PushState } from './states.js';
+import { isUp, type PushState } from './states.js';
 import type { LinkStats } from '../outputs/link.js';
 import type { FailureCode } from '../outputs/failures.js';
 
@@ -29,6 +30,7 @@ export interface PushView {
   readonly audioDiscardedMs: number;
   readonly output: LinkStats & { lagMs: number; acknowledgedAt?: number; buffer?: { state: string; levelMs: number } };
   readonly writer: OutputWriter;
+  readonly health: { readonly current: Health | undefined };
   readonly standby: Standby;
   readonly audio: OutputAudio;
   readonly input: PublisherInput;
@@ -59,6 +61,7 @@ export function describe(t: PushView): PushInfo {
     ...(t.errorCode ? { errorCode: t.errorCode } : {}),
     ...(until !== undefined ? { standbyUntil: new Date(until).toISOString() } : {}),
     reconnectAttempt: t.reconnectAttempt,
+    ...(isUp(t.state) && t.health.current ? { health: t.health.current } : {}),
     ...(t.config.outBuffer.enabled ? { outputBuffer: { state: buffer?.state, levelMs: buffer?.levelMs ?? 0, bufferings: output.bufferings } } : {}),
     transcoding: t.plan.video === 'transcode',
     ...(t.request.platform ? { platform: t.request.platform } : {}),

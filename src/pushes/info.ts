@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { startupOptionsSchema } from './requests.js';
 import { PUSH_STATES } from './states.js';
+import { healthSchema } from './health.js';
 import { FAILURE_CODES } from '../outputs/failures.js';
 
 /**
@@ -24,6 +25,7 @@ export const pushInfoSchema = z.strictObject({
   errorCode: z.enum(FAILURE_CODES).optional().describe('Whose fault the failure was'),
   standbyUntil: z.string().optional().describe('In standby: when its grace period ends'),
   reconnectAttempt: z.number().describe('Attempts of the current outage'),
+  health: healthSchema.optional().describe("While it is up, once 5 s were sent: what the platform's dashboard checks, measured on what was sent over the last 20 s"),
   outputBuffer: z.strictObject({ state: z.string().optional(), levelMs: z.number(), bufferings: z.number() }).optional(),
   transcoding: z.boolean(),
   platform: z.string().optional().describe("The destination's platform (named, or recognised from its host), whose limits the push was checked against"),

@@ -6,6 +6,7 @@ import { FlvTagType, isKeyframeBody, isSequenceHeader, type FlvTag } from '../me
 import type { VideoFrame } from '../media/depacketizer.js';
 import type { MediaOutput } from '../outputs/link.js';
 import type { Picture, TagSource } from '../pipeline/pipeline.js';
+import type { IngestHealth } from './health.js';
 
 export interface OutputOptions {
   sendMetadata: boolean;
@@ -16,6 +17,8 @@ export interface OutputOptions {
   onBadSps(): void;
   /** The output's picture size changed mid-stream (platforms dislike it: told in `find` and the log). */
   onResizeSent?(from: { width: number; height: number }, to: { width: number; height: number }): void;
+  /** Measures what is sent, as a platform's dashboard would. */
+  health?: IngestHealth;
 }
 
 /** onMetaData for video the gateway passes through; ffmpeg writes its own when it transcodes. */
@@ -76,6 +79,7 @@ export class OutputWriter {
   useLink(out: MediaOutput, videoToCome: boolean): void {
     this.#out = out;
     this.timeline.newLink(videoToCome);
+    this.options.health?.restart();
     this.newSource();
   }
 
@@ -113,6 +117,7 @@ export class OutputWriter {
     if (!this.#sps) return false; // no decoder configuration yet: nothing decodable to send
     if (frame.key && this.#header) this.#picture = { header: this.#header, frame: body };
     out.writeVideo(timestamp, body);
+    this.options.health?.video(timestamp, body.length, frame.key);
     this.timeline.placeFrame(timestamp);
     this.firstFrameAt ??= monotonicMs();
     this.frames++;
@@ -156,6 +161,7 @@ export class OutputWriter {
     if (timestamp === undefined) return;
     if (kind === 'audio') {
       out.writeAudio(timestamp, tag.body);
+      this.options.health?.audio(timestamp, tag.body);
       return;
     }
     if (sequenceHeader) {
@@ -165,6 +171,7 @@ export class OutputWriter {
       this.firstFrameAt ??= monotonicMs();
       this.frames++;
       if (keyframe && !source.still && this.#header) this.#picture = { header: this.#header, frame: tag.body };
+      this.options.health?.video(timestamp, tag.body.length, keyframe);
     }
     out.writeVideo(timestamp, tag.body);
   }
@@ -175,6 +182,7 @@ export class OutputWriter {
     this.size = size;
     if (before && (before.width !== size.width || before.height !== size.height)) {
       this.resolutionChanges++;
+      this.options.health?.resized();
       this.options.onResizeSent?.(before, size);
     }
   }

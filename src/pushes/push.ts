@@ -15,11 +15,15 @@ import type { PushConfig, PushOptions, PushParts } from './settings.js';
 import { isActive, isReconnecting, isUp, publisherAway, shownState, TRANSITIONS, type PushPhase, type PushState } from './states.js';
 import { Standby } from './standby.js';
 import { describe } from './description.js';
+import { IngestHealth, type Health } from './health.js';
+import { PLATFORMS } from '../outputs/platforms.js';
 import { errorCodeFor, type FailureCode, type FailureKind, OpenError } from '../outputs/failures.js';
 import { type Link, type LinkStats, LinkTotals } from '../outputs/link.js';
 
 export type PushEvents = {
   state: [PushState];
+  /** Its ingest health changed status (good, warning, bad). */
+  health: [Health];
   closed: [];
 };
 
@@ -43,6 +47,8 @@ export class Push extends TypedEmitter<PushEvents> {
   readonly createdMonoMs = monotonicMs();
   readonly counters = { drops: 0, reconnects: 0 };
   readonly writer: OutputWriter;
+  /** What a platform's dashboard checks, measured on what was sent. */
+  readonly health: IngestHealth;
   /** The grace period while the publisher is away. */
   readonly standby = new Standby();
   /** Mute and the sound played, applied to every pipeline. */
@@ -79,7 +85,15 @@ export class Push extends TypedEmitter<PushEvents> {
     this.mediaSessionId = request.id ?? randomUUID();
     this.#settled = new Promise((resolve) => (this.#settle = resolve));
     this.#policy = new RestorePolicy(config.restore);
+    this.health = new IngestHealth(
+      PLATFORMS.find((p) => p.name === request.platform),
+      (health) => {
+        log.info({ status: health.status, issues: health.issues }, 'ingest health');
+        this.safeEmit('health', health);
+      },
+    );
     this.writer = new OutputWriter({
+      health: this.health,
       sendMetadata: config.sendMetadata,
       audioSampleRate: config.encoding.audioSampleRate,
       metadata: (size) =>

@@ -13,6 +13,7 @@ import type { FindFilter, SoundRequest, StartupRequest } from './requests.js';
 import { resolveSoundFile, SoundPlayer } from '../audio/sound.js';
 import { resolveImageFiles } from '../security/media-files.js';
 import { Push } from './push.js';
+import type { Health } from './health.js';
 import { pushParts, type PushSettings } from './settings.js';
 import { Slots } from '../slots.js';
 import { isActive, type PushState } from './states.js';
@@ -42,6 +43,8 @@ export type ServiceEvents = {
   removed: [Push];
   /** A part of a recording began or was finished. */
   recording: [RecordingEvent];
+  /** A push's ingest health changed status. */
+  health: [Push, Health];
 };
 
 export class PushService extends TypedEmitter<ServiceEvents> {
@@ -174,6 +177,7 @@ export class PushService extends TypedEmitter<ServiceEvents> {
       if (holdsSlot) this.#slots.give();
       holdsSlot = false;
     };
+    push.on('health', (health) => this.safeEmit('health', push, health));
     push.on('state', (state) => {
       if (!isActive(state)) giveSlot();
       if (state === 'failed' && this.#byId.get(push.mediaSessionId) === push) this.#keepFailed(push);

@@ -20,8 +20,10 @@ import { isActive, type PushState } from './states.js';
 import { TypedEmitter } from '../events.js';
 import type { RecordingEvent } from '../outputs/record-link.js';
 
-/** The fields of a startup request that decide the encoding. */
-/** What the push makes of the picture: as asked, in the shape of a vertical platform named (unless the request gives one). */
+/**
+ * The fields of a startup request that decide the encoding: as asked, with the shape of a vertical
+ * platform named when the request gives none.
+ */
 function videoRequest(request: StartupRequest, overlays: readonly Overlay[], platform: { platform: Platform; named: boolean } | undefined): VideoRequest {
   const { width, height, fps, keyFrameInterval, videoBitrate, audioBitrate, crop, fit } = request;
   const shaped = platform?.named && request.aspect === undefined && !width ? platform.platform.aspect : undefined;

@@ -13,6 +13,8 @@ import type { Platform } from '../outputs/platforms.js';
 const WINDOW_S = 20;
 /** Measures are told once this much of the stream was sent (s): before, a rate would say little. */
 const SETTLE_S = 5;
+/** A change of status is told (log, webhook) once it has held this long (s of the stream). */
+const HOLD_S = 5;
 /** A keyframe interval is judged with this much slack (s): timestamps in whole milliseconds, a frame's jitter. */
 const KEYFRAME_SLACK_S = 0.25;
 /** No keyframe for this many times the longest interval taken: they have stopped. */
@@ -67,8 +69,10 @@ export class IngestHealth {
   #first: number | undefined;
   #last = 0;
   #status: HealthStatus | undefined;
+  /** A status other than the one told, and since when (ms of the stream) it has held. */
+  #candidate: { status: HealthStatus; since: number } | undefined;
 
-  /** `onChange`: the status changed (told once the stream settled, then at each change). */
+  /** `onChange`: the status, told once the stream settled, then each change that held `HOLD_S`. */
   constructor(
     private readonly platform: Platform | undefined,
     private readonly onChange: (health: Health) => void = () => {},
@@ -107,6 +111,7 @@ export class IngestHealth {
     this.#resizes = [];
     this.#offsets = [];
     this.#lastAudio = this.#first = undefined;
+    this.#candidate = undefined;
     this.#last = 0;
   }
 
@@ -144,10 +149,16 @@ export class IngestHealth {
     while (this.#resizes.length && this.#resizes[0]! < from) this.#resizes.shift();
     while (this.#offsets.length && this.#offsets[0]!.at < from) this.#offsets.shift();
     const health = this.current;
-    if (health && health.status !== this.#status) {
-      this.#status = health.status;
-      this.onChange(health);
+    if (!health || health.status === this.#status) {
+      this.#candidate = undefined;
+      return;
     }
+    // A machine out of CPU makes a stream flicker between states: a change is told once it held.
+    if (this.#candidate?.status !== health.status) this.#candidate = { status: health.status, since: this.#last };
+    if (this.#status !== undefined && this.#last - this.#candidate.since < HOLD_S * 1000) return;
+    this.#status = health.status;
+    this.#candidate = undefined;
+    this.onChange(health);
   }
 
   #measure(): Health['measures'] {

@@ -84,11 +84,11 @@ t.test('a status change is told once, then each change; a timeline that goes bac
     told.map((h) => h.status),
     ['good'],
   );
-  feed(health, 14, 6, true, 10_000);
+  feed(health, 16, 6, true, 10_000);
   t.same(
     told.map((h) => h.status),
     ['good', 'warning', 'bad'],
-    'past what YouTube asks as the gap grows, then past what it takes',
+    'past what YouTube asks as the gap grows, then past what it takes, each once it held 5 s',
   );
   // A new connection's timeline starts at 0: the window starts again, the status told is kept.
   feed(health, 12, 2, true, 0);
@@ -96,4 +96,18 @@ t.test('a status change is told once, then each change; a timeline that goes bac
     told.map((h) => h.status),
     ['good', 'warning', 'bad', 'good'],
   );
+});
+
+t.test('a stream that flickers between states (a machine out of CPU) is told no change until one holds 5 s', async (t) => {
+  const told: string[] = [];
+  const health = new IngestHealth(youtube, (h) => told.push(h.status));
+  feed(health, 10, 2);
+  // Its sound comes and goes, 3 s gone then 2 s back, four times: each gap makes it bad for about a second.
+  for (let from = 10_000; from < 30_000; from += 5000) {
+    feed(health, 3, 2, false, from);
+    feed(health, 2, 2, true, from + 3000);
+  }
+  t.same(told, ['good'], 'never told bad');
+  feed(health, 8, 2, false, 30_000);
+  t.same(told, ['good', 'bad'], 'told once the silence held');
 });

@@ -25,6 +25,8 @@ export const platformSchema = z
 
 export interface Platform {
   name: Exclude<PlatformName, 'custom'>;
+  /** How an issue names it. */
+  title: string;
   /** Where the figures come from: the platform's own page, and OBS Studio's list of services (`plugins/rtmp-services/data/services.json`), which platforms keep. */
   sources: readonly string[];
   /** Its ingest hosts, for recognising it from a URL. */
@@ -45,6 +47,7 @@ export interface Platform {
 const OBS_SERVICES = 'https://github.com/obsproject/obs-studio/blob/master/plugins/rtmp-services/data/services.json';
 
 const YOUTUBE: Omit<Platform, 'name' | 'hosts'> = {
+  title: 'YouTube',
   sources: ['https://support.google.com/youtube/answer/2853702', OBS_SERVICES],
   rtmpsOnly: false,
   keyframeIntervalS: { recommended: 2, max: 4 },
@@ -53,7 +56,7 @@ const YOUTUBE: Omit<Platform, 'name' | 'hosts'> = {
   maxAudioKbps: 160,
 };
 
-const META: Omit<Platform, 'name' | 'hosts' | 'sources'> = {
+const META: Omit<Platform, 'name' | 'title' | 'hosts' | 'sources'> = {
   rtmpsOnly: true,
   keyframeIntervalS: { recommended: 2, max: 4 },
   maxVideoKbps: 9000,
@@ -68,6 +71,7 @@ export const PLATFORMS: readonly Platform[] = [
   { name: 'youtube-shorts', hosts: /^$/, ...YOUTUBE, aspect: '9:16' },
   {
     name: 'twitch',
+    title: 'Twitch',
     sources: ['https://www.twitch.tv/creatorcamp/en/paths/going-live/broadcast-recommendations/', 'https://dev.twitch.tv/docs/video-broadcast/', OBS_SERVICES],
     // Its own hosts, and its ingest points on Amazon IVS (`sfo.contribute.live-video.net`).
     hosts: /(^|\.)twitch\.tv$|^[a-z0-9-]+\.contribute\.live-video\.net$/,
@@ -77,13 +81,41 @@ export const PLATFORMS: readonly Platform[] = [
     maxFps: 60,
     maxAudioKbps: 320,
   },
-  { name: 'facebook', sources: ['https://developers.facebook.com/docs/live-video-api/reference', OBS_SERVICES], hosts: /(^|\.)facebook\.com$/, ...META },
+  {
+    name: 'facebook',
+    title: 'Facebook',
+    sources: ['https://developers.facebook.com/docs/live-video-api/reference', OBS_SERVICES],
+    hosts: /(^|\.)facebook\.com$/,
+    ...META,
+  },
   // Meta's ingest, as Facebook's; 9:16 at 720x1280 is what its Live Producer announcement recommended.
-  { name: 'instagram', sources: ['https://developers.facebook.com/docs/live-video-api/overview'], hosts: /(^|\.)instagram\.com$/, ...META, aspect: '9:16' },
+  {
+    name: 'instagram',
+    title: 'Instagram',
+    sources: ['https://developers.facebook.com/docs/live-video-api/overview'],
+    hosts: /(^|\.)instagram\.com$/,
+    ...META,
+    aspect: '9:16',
+  },
   // Neither documents more on a page reachable here than a vertical picture and 2 s keyframes: nothing else is refused.
-  { name: 'tiktok', sources: [], hosts: /(^|\.)tiktokcdn(-us)?\.com$/, rtmpsOnly: false, keyframeIntervalS: { recommended: 2, max: 4 }, aspect: '9:16' },
+  {
+    name: 'tiktok',
+    title: 'TikTok',
+    sources: [],
+    hosts: /(^|\.)tiktokcdn(-us)?\.com$/,
+    rtmpsOnly: false,
+    keyframeIntervalS: { recommended: 2, max: 4 },
+    aspect: '9:16',
+  },
   // Kick's ingest is on Amazon IVS, RTMPS on port 443.
-  { name: 'kick', sources: [], hosts: /^fa723fc1b171\.global-contribute\.live-video\.net$/, rtmpsOnly: true, keyframeIntervalS: { recommended: 2, max: 2 } },
+  {
+    name: 'kick',
+    title: 'Kick',
+    sources: [],
+    hosts: /^fa723fc1b171\.global-contribute\.live-video\.net$/,
+    rtmpsOnly: true,
+    keyframeIntervalS: { recommended: 2, max: 2 },
+  },
 ];
 
 /** The platform a push names, or the one its destination's host belongs to; none for `custom`, a recording or another host. */

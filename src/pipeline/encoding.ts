@@ -1,6 +1,6 @@
 import { GatewayError } from '../errors.js';
 import type { Overlay } from './overlays.js';
-import { planShape, type PictureShape, type ShapeRequest } from './shape.js';
+import { evenUp, planShape, type PictureShape, type ShapeRequest } from './shape.js';
 import type { VideoCodec } from '../media/codecs.js';
 
 /** What a startup request asks of the output video; 0 or absent means "as the source". */
@@ -87,5 +87,3 @@ export function planEncoding(source: VideoCodec, request: VideoRequest, settings
     ...audio,
   };
 }
-
-const evenUp = (n: number): number => n + (n % 2);

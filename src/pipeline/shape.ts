@@ -15,7 +15,7 @@ export const aspectSchema = z
   .string()
   .regex(/^[1-9]\d?:[1-9]\d?$/, 'W:H, whole numbers to 99, such as 9:16, 1:1 or 4:5')
   .refine((text) => {
-    const [w, h] = text.split(':').map(Number) as [number, number];
+    const [w, h] = ratioOf(text);
     return w / h <= MOST_STRETCHED && h / w <= MOST_STRETCHED;
   }, `between 1:${MOST_STRETCHED} and ${MOST_STRETCHED}:1`)
   .describe('The picture\'s shape, W:H ("9:16" for vertical platforms): the push transcodes to it');
@@ -69,7 +69,7 @@ export function checkShapeFields(request: ShapeRequest, context: z.RefinementCtx
 
 /** The even size of a picture of shape `aspect`: `height` tall, or its shorter side `SHORT_SIDE`. */
 function shapeSize(aspect: string, height: number | undefined): { width: number; height: number } {
-  const [w, h] = aspect.split(':').map(Number) as [number, number];
+  const [w, h] = ratioOf(aspect);
   if (height) return { width: evenUp(Math.round((height * w) / h)), height: evenUp(height) };
   return w < h ? { width: SHORT_SIDE, height: evenUp(Math.round((SHORT_SIDE * h) / w)) } : { width: evenUp(Math.round((SHORT_SIDE * w) / h)), height: SHORT_SIDE };
 }
@@ -90,7 +90,7 @@ export function planShape(request: ShapeRequest): PictureShape | undefined {
  */
 export function shapeGraph(shape: PictureShape, input: string, output: string): string[] {
   const { width: W, height: H } = shape;
-  const [w, h] = shape.aspect.split(':').map(Number) as [number, number];
+  const [w, h] = ratioOf(shape.aspect);
   if ('crop' in shape) {
     const x = shape.crop;
     return [`[${input}]crop=w=trunc(min(iw\\,ih*${w}/${h})/2)*2:h=trunc(min(ih\\,iw*${h}/${w})/2)*2:x=(iw-ow)*${x}:y=(ih-oh)*${x},` + `scale=${W}:${H},setsar=1[${output}]`];
@@ -111,4 +111,8 @@ export function shapeGraph(shape: PictureShape, input: string, output: string): 
   ];
 }
 
-const evenUp = (n: number): number => n + (n % 2);
+/** The parts of a shape, `W:H`. */
+const ratioOf = (aspect: string): [number, number] => aspect.split(':').map(Number) as [number, number];
+
+/** A picture's side made even, as 4:2:0 video needs. */
+export const evenUp = (n: number): number => n + (n % 2);

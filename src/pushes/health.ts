@@ -185,7 +185,7 @@ export class IngestHealth {
 
   #judge(m: Health['measures']): { text: string; bad: boolean }[] {
     const p = this.platform;
-    const name = p ? PLATFORM_TITLES[p.name] : undefined;
+    const name = p?.title;
     const issues: { text: string; bad: boolean }[] = [];
     const keyframeMax = p?.keyframeIntervalS.max ?? ANY_PLATFORM_KEYFRAME_S;
     const seconds = (n: number): string => `${n.toFixed(1)} s`;
@@ -212,14 +212,3 @@ export class IngestHealth {
     return issues;
   }
 }
-
-/** How a platform is named in an issue. */
-const PLATFORM_TITLES: Record<Platform['name'], string> = {
-  youtube: 'YouTube',
-  'youtube-shorts': 'YouTube',
-  twitch: 'Twitch',
-  facebook: 'Facebook',
-  instagram: 'Instagram',
-  tiktok: 'TikTok',
-  kick: 'Kick',
-};

@@ -42,8 +42,13 @@ export interface PipelineSpec {
    * decoded or mixed in the gateway. Such a pipeline cannot mix a sound in (`setSound` says so).
    */
   opus?: boolean;
-  /** The stream whose audio it encodes (its publisher): pipelines of one stream that encode the same audio share one ffmpeg (`SharedAudio`). */
+  /** The stream it encodes (its publisher): pipelines of one stream that make the same output share one ffmpeg (`SharedEncoders`). */
   stream?: object;
+  /**
+   * Whether the output can start at a keyframe captured then (nothing later went out on it): a
+   * shared rendition gives such a push its last keyframe and what followed, not the next one.
+   */
+  canStartAt?: (keyframeCaptureMs: number) => boolean;
 }
 
 /** Where a packet's samples come from, decoded on demand once for all outputs: its publisher. */

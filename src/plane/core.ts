@@ -16,7 +16,7 @@ import { MediasoupEngine } from '../ingest/mediasoup/engine.js';
 import { rtmpsTrust } from '../rtmp/trust.js';
 import type { HostLookup } from '../security/destination-policy.js';
 import { PushService } from '../pushes/service.js';
-import { SharedAudio } from '../pipeline/shared-audio.js';
+import { SharedEncoders } from '../pipeline/shared-encoders.js';
 import { PUBLISHER_SLOTS, Slots, PUSH_SLOTS, VIEWER_SLOTS } from '../slots.js';
 import { ViewerRegistry } from '../viewers/viewers.js';
 import { namingRules, resolverFor } from './destination-checks.js';
@@ -162,7 +162,7 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
         maxBufferings: config.rtmp_out_buffer_max_bufferings_allowed,
       },
       publisherGraceMs: config.rtmp_push_publisher_grace_ms,
-      sharedAudio: new SharedAudio(),
+      sharedEncoders: new SharedEncoders(),
       limits: { total: config.limit_transponders, perStream: config.limit_transponders_per_stream },
       slots: new Slots(slots, PUSH_SLOTS),
       admit,

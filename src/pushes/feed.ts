@@ -123,6 +123,7 @@ export class OutputFeed {
       // was 53/67-69 ms (median/p95) against 40-45/57-61 ms, for the same CPU in all (3 paired runs).
       opus: this.#source === 'publisher' && publisher.hasAudio && !this.videoInFfmpeg && audio.sound === undefined,
       stream: publisher,
+      canStartAt: (captureMs) => writer.timeline.canStartAt(captureMs),
     });
   }
 
@@ -186,12 +187,13 @@ export class OutputFeed {
   /**
    * An audio command the pipeline cannot carry out (a sound over the publisher's Opus relayed as it
    * is, a mute of an encoder other pushes share): a pipeline of this output's own, made for the
-   * commands now, takes over at its first audio frame. Only the audio changes hands: the video,
-   * passed through by the gateway, goes on untouched.
+   * commands now, takes over. Video the gateway passes through goes on untouched, and only the
+   * audio changes hands, at the new pipeline's first audio frame; a transcoded rendition changes
+   * hands whole, at its first keyframe.
    */
-  startOwnAudio(): void {
-    if (this.#source !== 'publisher' || this.videoInFfmpeg) return;
-    this.#startSwitch(true);
+  startOwnPipeline(): void {
+    if (this.#source !== 'publisher') return;
+    this.#startSwitch(!this.videoInFfmpeg);
   }
 
   #startSwitch(audioOnly: boolean, overlap = false): void {
@@ -247,9 +249,11 @@ export class OutputFeed {
     const pipe = this.#pending ?? this.#current;
     if (pipe) begin(pipe, frame.captureMs);
     if (this.videoInFfmpeg) {
-      if (frame.key) this.#followSize(frame);
       if (this.#overlap && this.#current && this.#current !== pipe) this.#current.writeVideo(frame);
-      return void pipe?.writeVideo(frame);
+      pipe?.writeVideo(frame);
+      // After the frame went in: a shared rendition the source outgrew takes no new push then.
+      if (frame.key) this.#followSize(frame);
+      return;
     }
     if (!this.options.writer.writeFrame(frame)) return;
     const current = this.#current;

@@ -248,6 +248,11 @@ export class OutputTimeline {
     return Math.round(captureMs - this.#baseMs);
   }
 
+  /** Whether the output can start (again) at a keyframe captured at `captureMs`: nothing was placed yet, or all of it before. */
+  canStartAt(captureMs: number): boolean {
+    return this.#baseMs === undefined || this.isAhead(captureMs);
+  }
+
   /** Whether a keyframe captured at `captureMs` comes after all video placed so far. */
   isAhead(captureMs: number): boolean {
     return this.#baseMs !== undefined && captureMs - this.#baseMs > this.#last.video;

@@ -107,7 +107,7 @@ export class Push extends TypedEmitter<PushEvents> {
     this.audio = new OutputAudio(
       () => this.feed.pipelines,
       log,
-      () => this.feed.startOwnAudio(),
+      () => this.feed.startOwnPipeline(),
     );
     this.feed = new OutputFeed({
       publisher,

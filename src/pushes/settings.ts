@@ -7,7 +7,7 @@ import type { EncodingSettings, VideoRequest } from '../pipeline/encoding.js';
 import type { OutBufferSettings } from '../outputs/out-buffer.js';
 import { ffmpegPipelines } from '../pipeline/ffmpeg-pipeline.js';
 import type { PipelineFactory } from '../pipeline/pipeline.js';
-import type { SharedAudio } from '../pipeline/shared-audio.js';
+import type { SharedEncoders } from '../pipeline/shared-encoders.js';
 import type { RestoreSettings } from './restore.js';
 import { rtmpLinks } from '../outputs/rtmp-link.js';
 import { srtLinks } from '../outputs/srt-link.js';
@@ -56,8 +56,8 @@ export interface PushSettings {
   publisherGraceMs: number;
   /** Where and how `record://` pushes record. */
   record: RecordSettings;
-  /** The AAC encoders pushes of one stream share. */
-  sharedAudio: SharedAudio;
+  /** The encoders pushes of one stream share: AAC, and transcoded renditions. */
+  sharedEncoders: SharedEncoders;
 }
 
 /** What a push needs of the gateway's settings. */
@@ -109,7 +109,7 @@ export function pushParts(destination: Destination, settings: PushSettings, log:
   };
   return {
     links: links(),
-    pipelines: settings.sharedAudio.pipelines(
+    pipelines: settings.sharedEncoders.pipelines(
       ffmpegPipelines({ ...settings, spawn: (args, videoInput) => settings.ffmpeg.spawn(settings.ffmpegPath, args, onListenerError, videoInput ? 'video' : undefined), log }),
     ),
   };

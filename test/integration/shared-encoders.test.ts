@@ -1,12 +1,14 @@
 import t from 'tap';
+import { decodePicture } from '../../kit/pictures.js';
 import { probe } from '../../kit/probe.js';
 import { childPids, sleep, waitFor } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { syntheticPublish } from '../helpers/synthetic.js';
 import { bandLevels, runs } from '../helpers/tones.js';
 
-// The publisher sends a 440 Hz tone (the fixture's Opus). Pushes of one stream that hear the same
-// audio share one AAC encoder (one ffmpeg); a push that mutes gets its own, and the others go on.
+// The publisher sends a 440 Hz tone (the fixture's Opus) and a 1280x720 picture. Pushes of one
+// stream that hear the same audio share one AAC encoder (one ffmpeg), and pushes of one transcoded
+// rendition one video encoder; a push that mutes gets its own, and the others go on.
 
 const LIVE_HZ = 440;
 const PRESENT_DB = -40;
@@ -108,4 +110,53 @@ t.test("the shared encoder lost is every sharing push's loss: each restores, and
   t.not(now[0], shared);
   for (const id of ids) t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: id })).status, 200);
   await waitFor('every ffmpeg ended', async () => (await ffmpegs()).length === 0);
+});
+
+t.test('pushes of one rendition share one ffmpeg, a late one starting at its keyframe; one that mutes gets its own, video unbroken', async (t) => {
+  const { gw } = await syntheticPublish(t, {}, 'rendition');
+  const push = async (name: string, height: number): Promise<string> => {
+    const res = await gw.post('/rest-api/push/startup', { streamName: 'rendition', rtmpUrl: `${nginx.url()}/${name}`, rtmpTransponderFullUrl: true, height });
+    t.equal(res.status, 200, JSON.stringify(res.body));
+    return res.body.mediaSessionId as string;
+  };
+  const recorded = (name: string, packets: number): Promise<unknown> =>
+    waitFor(`${packets} frames of ${name} recorded`, async () => ((await probe(nginx.recording(name)).catch(() => undefined))?.video.length ?? 0) >= packets, 30_000, 250);
+  const a = await push('r-a', 360);
+  await recorded('r-a', 45);
+  t.equal((await ffmpegs()).length, 1);
+  // Mid-GOP of the encoder a started: b joins it.
+  const b = await push('r-b', 360);
+  const c = await push('r-c', 240);
+  await recorded('r-b', 30);
+  t.equal((await ffmpegs()).length, 2, 'three pushes, two renditions, two ffmpegs');
+
+  const mutedAt = Date.now();
+  t.equal((await gw.post('/rest-api/push/mute', { mediaSessionId: b })).status, 200);
+  await waitFor('an ffmpeg of its own for the muted push', async () => (await ffmpegs()).length === 3);
+  await sleep(2000);
+  const mutedFor = (Date.now() - mutedAt) / 1000;
+  for (const id of [a, b, c]) t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: id })).status, 200);
+  await waitFor('every ffmpeg ended', async () => (await ffmpegs()).length === 0);
+  await waitFor('the recordings to be closed', async () => (await nginx.streams()).length === 0);
+
+  for (const [name, height] of [
+    ['r-a', 360],
+    ['r-b', 360],
+    ['r-c', 240],
+  ] as const) {
+    const file = nginx.recording(name);
+    const media = await probe(file);
+    t.match(media.streams.find((s) => s.codec_type === 'video'), { codec_name: 'h264', height }, `${name}: H.264, ${height} high`);
+    t.match(media.video[0]?.flags, /^K/, `${name}: starts with a keyframe`);
+    const times = media.video.map((p) => Number(p.pts_time));
+    const gap = Math.max(...times.map((time, i) => (i ? time - times[i - 1]! : 0)));
+    t.ok(gap < 0.2, `${name}: no gap in the video (largest ${gap.toFixed(3)} s)`);
+    t.equal((await decodePicture(file)).height, height, `${name}: decodes`);
+  }
+  const onA = runs(await bandLevels(nginx.recording('r-a'), LIVE_HZ), (db) => db > PRESENT_DB, 0.1).filter(([from, to]) => to - from > 0.25);
+  const onB = runs(await bandLevels(nginx.recording('r-b'), LIVE_HZ), (db) => db > PRESENT_DB, 0.1).filter(([from, to]) => to - from > 0.25);
+  t.equal(onA.length, 1, `r-a: the tone throughout (${JSON.stringify(onA)})`);
+  const bDuration = Number((await probe(nginx.recording('r-b'))).audio.at(-1)?.pts_time);
+  t.equal(onB.length, 1, `r-b: the tone once, then silence (${JSON.stringify(onB)})`);
+  t.ok(bDuration - (onB[0]?.[1] ?? bDuration) > mutedFor - 1, `r-b: silent for its last ${(bDuration - (onB[0]?.[1] ?? 0)).toFixed(2)} s, muted ${mutedFor.toFixed(2)} s`);
 });

@@ -22,32 +22,14 @@ export async function fanout(gateway: GatewayProcess, fixture: Fixture, nginx: N
   await sleep(seconds * 1000);
   const alone = aloneWindow.end().of(alonePids);
   const publisher = await SyntheticPublisher.publish(fixture, gateway.baseUrl, 'fanout');
-  const ids: string[] = [];
-  const cpuWith = async (count: number): Promise<number> => {
-    while (ids.length < count) {
-      const reply = await gateway.request('POST', '/rest-api/push/startup', {
-        streamName: 'fanout',
-        rtmpUrl: `${nginx.url()}/fanout-${ids.length}`,
-        rtmpTransponderFullUrl: true,
-      });
-      if (reply.status !== 200) throw new Error(`startup answered ${reply.status}: ${JSON.stringify(reply.body)}`);
-      ids.push(reply.body.mediaSessionId);
-    }
-    await sleep(2000);
-    // The gateway and every ffmpeg it runs: a destination costs both.
-    const pids = [...(await gateway.ownPids()), ...(await gateway.ffmpegPids())];
-    const window = new CpuWindow(pids);
-    await sleep(seconds * 1000);
-    return window.end().of(pids);
-  };
+  const pushes = new Destinations(gateway, nginx, 'fanout', {}, seconds);
   try {
     await sleep(1000);
-    const idle = await cpuWith(0);
-    const one = await cpuWith(1);
-    const three = await cpuWith(3);
+    const idle = await pushes.cpuWith(0);
+    const one = await pushes.cpuWith(1);
+    const three = await pushes.cpuWith(3);
     // One destination again: how far two windows of the same load differ is the floor below which a difference is noise.
-    for (const mediaSessionId of ids.splice(1)) await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId });
-    const oneAgain = await cpuWith(1);
+    const oneAgain = await pushes.cpuWith(1);
     const noiseFloor = Math.abs(oneAgain - one) / 2;
     report('fan-out: gateway CPU with no stream', alone, '% of a core');
     report('fan-out: gateway CPU, stream with no destination (above the gateway with none)', idle - alone, '% of a core', { max: 2 });
@@ -56,7 +38,72 @@ export async function fanout(gateway: GatewayProcess, fixture: Fixture, nginx: N
     report('fan-out: gateway and ffmpeg CPU per destination after the first', (three - (one + oneAgain) / 2) / 2, '% of a core', { max: 0.6, noiseFloor });
     return { alone, idle, one, three, oneAgain };
   } finally {
-    for (const mediaSessionId of ids) await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId });
+    await pushes.close();
     await publisher.stop();
+  }
+}
+
+/**
+ * One stream to 1 and to 2 destinations of one transcoded rendition (1280x720 made again at 720,
+ * as the latency section's transcode): what the second destination adds, its encoder shared.
+ */
+export async function renditionFanout(gateway: GatewayProcess, fixture: Fixture, nginx: NginxRtmp, report: Report, seconds: number): Promise<Record<string, number>> {
+  console.log(`\nOne stream to 1 and to 2 destinations of one transcoded rendition (${seconds} s each)`);
+  const publisher = await SyntheticPublisher.publish(fixture, gateway.baseUrl, 'rendition');
+  const pushes = new Destinations(gateway, nginx, 'rendition', { height: 720 }, seconds);
+  try {
+    await sleep(1000);
+    const one = await pushes.cpuWith(1);
+    const two = await pushes.cpuWith(2);
+    const oneAgain = await pushes.cpuWith(1);
+    const noiseFloor = Math.abs(oneAgain - one) / 2;
+    report('rendition fan-out: gateway and ffmpeg CPU, 1 destination', one, '% of a core');
+    report('rendition fan-out: gateway and ffmpeg CPU, 2 destinations', two, '% of a core');
+    report('rendition fan-out: the second destination of a transcoded rendition', two - (one + oneAgain) / 2, '% of a core', { max: 2, noiseFloor });
+    return { one, two, oneAgain };
+  } finally {
+    await pushes.close();
+    await publisher.stop();
+  }
+}
+
+/** Pushes of one stream to nginx, each asking `request`: made or ended to a count, and what the gateway and its ffmpegs take then. */
+class Destinations {
+  readonly #ids: string[] = [];
+
+  constructor(
+    private readonly gateway: GatewayProcess,
+    private readonly nginx: NginxRtmp,
+    private readonly stream: string,
+    private readonly request: object,
+    private readonly seconds: number,
+  ) {}
+
+  /** CPU (% of a core) of the gateway and every ffmpeg it runs over `seconds`, with `count` pushes up: a destination costs both. */
+  async cpuWith(count: number): Promise<number> {
+    await this.#count(count);
+    await sleep(2000);
+    const pids = [...(await this.gateway.ownPids()), ...(await this.gateway.ffmpegPids())];
+    const window = new CpuWindow(pids);
+    await sleep(this.seconds * 1000);
+    return window.end().of(pids);
+  }
+
+  close(): Promise<void> {
+    return this.#count(0);
+  }
+
+  async #count(count: number): Promise<void> {
+    while (this.#ids.length < count) {
+      const reply = await this.gateway.request('POST', '/rest-api/push/startup', {
+        streamName: this.stream,
+        rtmpUrl: `${this.nginx.url()}/${this.stream}-${this.#ids.length}`,
+        rtmpTransponderFullUrl: true,
+        ...this.request,
+      });
+      if (reply.status !== 200) throw new Error(`startup answered ${reply.status}: ${JSON.stringify(reply.body)}`);
+      this.#ids.push(reply.body.mediaSessionId);
+    }
+    for (const mediaSessionId of this.#ids.splice(count)) await this.gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId });
   }
 }

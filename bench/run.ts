@@ -19,7 +19,7 @@ import { RtmpReceiver } from '../kit/rtmp-receiver.js';
 import { NginxRtmp } from '../kit/rtmp-server.js';
 import { audioCommands } from './audio-commands.js';
 import { capacity } from './capacity.js';
-import { fanout } from './fanout.js';
+import { fanout, renditionFanout } from './fanout.js';
 import { glassToGlass } from './glass.js';
 import { push } from './latency.js';
 import { outputs } from './outputs.js';
@@ -100,6 +100,7 @@ async function main(): Promise<void> {
     await step('fanout', async () => {
       nginx ??= await NginxRtmp.start();
       details.fanoutCpu = await fanout(gateway, fixture, nginx, report, plan.pushSeconds);
+      details.renditionFanoutCpu = await renditionFanout(gateway, fixture, nginx, report, plan.pushSeconds);
     });
     await step('outputs', async () => {
       nginx ??= await NginxRtmp.start();

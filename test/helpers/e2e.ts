@@ -90,13 +90,19 @@ export interface WhipResult {
  * `keepResolution` its video sender asks for `maintain-resolution`; without, it is a default
  * `RTCPeerConnection` as third-party WHIP clients use it.
  */
-export async function whipPublish(page: Page, url: string, keepResolution = true): Promise<WhipResult> {
+export async function whipPublish(page: Page, url: string, keepResolution = true, simulcast = false): Promise<WhipResult> {
   return page.evaluate(
-    async ([whipUrl, keep]) => {
+    async ([whipUrl, keep, layers]) => {
       const media = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: true });
       const pc = new RTCPeerConnection({ iceServers: [] });
       (window as any).pc = pc;
-      for (const track of media.getTracks()) pc.addTransceiver(track, { direction: 'sendonly' });
+      // Simulcast: three layers, lowest first, as the gateway takes them.
+      const sendEncodings = [
+        { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 200_000 },
+        { rid: 'm', scaleResolutionDownBy: 2, maxBitrate: 700_000 },
+        { rid: 'h', maxBitrate: 2_500_000 },
+      ];
+      for (const track of media.getTracks()) pc.addTransceiver(track, { direction: 'sendonly', ...(layers && track.kind === 'video' ? { sendEncodings } : {}) });
       for (const sender of pc.getSenders()) {
         if (sender.track?.kind !== 'video' || !keep) continue;
         const parameters: any = sender.getParameters();
@@ -109,7 +115,7 @@ export async function whipPublish(page: Page, url: string, keepResolution = true
       if (response.status === 201) await pc.setRemoteDescription({ type: 'answer', sdp: answer });
       return { status: response.status, location: response.headers.get('location'), contentType: response.headers.get('content-type'), offer: pc.localDescription!.sdp, answer };
     },
-    [url, keepResolution] as const,
+    [url, keepResolution, simulcast] as const,
   );
 }
 

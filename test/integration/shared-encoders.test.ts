@@ -146,7 +146,11 @@ t.test('pushes of one rendition share one ffmpeg, a late one starting at its key
   ] as const) {
     const file = nginx.recording(name);
     const media = await probe(file);
-    t.match(media.streams.find((s) => s.codec_type === 'video'), { codec_name: 'h264', height }, `${name}: H.264, ${height} high`);
+    t.match(
+      media.streams.find((s) => s.codec_type === 'video'),
+      { codec_name: 'h264', height },
+      `${name}: H.264, ${height} high`,
+    );
     t.match(media.video[0]?.flags, /^K/, `${name}: starts with a keyframe`);
     const times = media.video.map((p) => Number(p.pts_time));
     const gap = Math.max(...times.map((time, i) => (i ? time - times[i - 1]! : 0)));

@@ -105,3 +105,52 @@ t.test('the answers to the offers real clients made (Chromium, Firefox ESR, GStr
     }
   }
 });
+
+/** Chromium's video section sending three simulcast layers, lowest first, identified by RID (no SSRC listed). */
+const simulcast = (lines: string): string =>
+  chromiumOffer().replace(
+    'a=ssrc:2001 cname:test',
+    `a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\na=extmap:11 urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id\r\n${lines}`,
+  );
+
+t.test('a simulcast offer: one encoding per layer by RID, and an answer that receives them', async (t) => {
+  const offer = simulcast('a=rid:l send\r\na=rid:m send\r\na=rid:h send\r\na=simulcast:send l;m;~h');
+  checkOffer(offer);
+  const parsed = parseOffer(offer, selectCodecs(offer, ['H264', 'VP8']));
+  const video = parsed.media.find((m) => m.kind === 'video')!;
+  t.same(video.rids, ['l', 'm', 'h'], 'in the order listed; a paused layer is a layer');
+  t.same(producerParameters(video).encodings, [{ rid: 'l' }, { rid: 'm' }, { rid: 'h' }]);
+  t.match(
+    video.extensions.filter((e) => e.id >= 10),
+    [
+      { id: 10, uri: /rtp-stream-id$/ },
+      { id: 11, uri: /repaired-rtp-stream-id$/ },
+    ],
+    'the RID extensions are taken',
+  );
+  const answer = answerSdp(
+    parsed,
+    { iceParameters: { usernameFragment: 'u', password: 'p' }, iceCandidates: [], dtlsParameters: { fingerprints: [{ algorithm: 'sha-256', value: 'AA' }] } },
+    () => true,
+  );
+  t.match(answer, /a=rid:l recv\r\na=rid:m recv\r\na=rid:h recv\r\na=simulcast:recv l;m;h\r\n/);
+  const single = parseOffer(simulcast('a=rid:h send\r\na=simulcast:send h'), selectCodecs(offer, ['H264']));
+  t.equal(single.media.find((m) => m.kind === 'video')!.rids, undefined, 'one layer is no simulcast');
+});
+
+t.test('a simulcast offer the gateway cannot take is a 400 naming the offer, and says why', async (t) => {
+  const refused = (lines: string): unknown => {
+    const offer = simulcast(lines);
+    try {
+      parseOffer(offer, selectCodecs(offer, ['H264']));
+    } catch (error) {
+      return error;
+    }
+    return undefined;
+  };
+  t.match(refused('a=rid:l send\r\na=simulcast:send l;m'), { field: 'offer', message: /layer "m" has no a=rid:m send/ });
+  t.match(refused('a=rid:l recv\r\na=simulcast:recv l'), { field: 'offer', message: /must send its layers/ });
+  t.match(refused('a=rid:a send\r\na=rid:b send\r\na=rid:c send\r\na=rid:d send\r\na=simulcast:send a;b;c;d'), { field: 'offer', message: /at most 3 simulcast layers/ });
+  t.match(refused('a=rid:l send\r\na=simulcast:send l;l'), { field: 'offer', message: /listed twice/ });
+  t.match(refused('a=rid:l*x send\r\na=simulcast:send l*x'), { field: 'offer', message: /RID must be/ });
+});

@@ -20,6 +20,12 @@ export interface MediasoupEngineOptions extends EngineOptions {
   onWorkerDied?: (error: Error) => void;
 }
 
+/**
+ * What a browser's lower simulcast layers take beside its top one: Chromium's defaults for a 720p
+ * camera are 200 kb/s for 320x180 and 700 kb/s for 640x360.
+ */
+const SIMULCAST_LOWER_LAYERS_KBPS = 900;
+
 /** The codecs the router takes: each H.264 profile a browser or encoder offers, VP8, VP9 and Opus. */
 const MEDIA_CODECS: types.RouterRtpCodecCapability[] = [
   { kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 },
@@ -112,6 +118,8 @@ export class MediasoupEngine implements IngestEngine {
       this.options.videoCodecs,
     );
     const parsed = parseOffer(offer, selection);
+    // Simulcast: the lower layers come on top of the configured bitrate, which is the top layer's.
+    const lowerLayersKbps = parsed.media.some((m) => m.rids) ? SIMULCAST_LOWER_LAYERS_KBPS : 0;
     const plant = await this.#ready();
     const transport = await plant.router.createWebRtcTransport({
       webRtcServer: plant.server,
@@ -143,7 +151,7 @@ export class MediasoupEngine implements IngestEngine {
         throw unavailable("the publisher's session ended while it was being set up");
       }
       try {
-        await transport.setMaxIncomingBitrate(this.options.videoBitrateKbps * 1000 + 200_000);
+        await transport.setMaxIncomingBitrate((this.options.videoBitrateKbps + lowerLayersKbps) * 1000 + 200_000);
         await transport.connect({ dtlsParameters: { role: parsed.remoteRole, fingerprints: parsed.fingerprints } });
         for (const media of parsed.media) {
           const producer = await transport.produce({ kind: media.kind, rtpParameters: producerParameters(media) });
@@ -156,7 +164,10 @@ export class MediasoupEngine implements IngestEngine {
       }
       session.answer = withBitrateHints(
         answerSdp(parsed, transport, (a) => this.#announced.has(a)),
-        this.options,
+        {
+          ...this.options,
+          videoBitrateKbps: this.options.videoBitrateKbps + lowerLayersKbps,
+        },
       );
       return session;
     } catch (error) {

@@ -9,9 +9,11 @@ import { OfferError, type OfferedCodec, type OfferSelection } from '../sdp.js';
  * ICE and DTLS parameters are read.
  */
 
-/** Header extensions the gateway takes: demultiplexing by mid, and what bandwidth estimation uses. */
+/** Header extensions the gateway takes: demultiplexing by mid and by simulcast layer (rid), and what bandwidth estimation uses. */
 const EXTENSIONS: readonly types.RtpHeaderExtensionUri[] = [
   'urn:ietf:params:rtp-hdrext:sdes:mid',
+  'urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id',
+  'urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id',
   'http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time',
   'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01',
 ];
@@ -28,6 +30,11 @@ export interface OfferedMedia {
   ssrc?: number;
   rtxSsrc?: number;
   cname?: string;
+  /**
+   * Simulcast: the layers' RIDs, lowest first (as the offer's `a=simulcast` lists them: the SDK,
+   * like mediasoup's own client, lists them so). Each is a layer of its own for the gateway.
+   */
+  rids?: string[];
 }
 
 export interface ParsedOffer {
@@ -105,6 +112,7 @@ export function parseOffer(offer: string, selection: OfferSelection): ParsedOffe
     const ssrcs = [...new Set(section.filter((l) => l.startsWith('a=ssrc:')).map((l) => Number(l.slice(7).split(' ')[0])))];
     const ssrc = fid?.[0] ?? (ssrcs.length === 1 ? ssrcs[0] : undefined);
     const cname = section.find((l) => l.startsWith(`a=ssrc:${ssrc} cname:`))?.split('cname:')[1];
+    const rids = kind === 'video' ? simulcastRids(section) : undefined;
     media.push({
       kind,
       mid,
@@ -116,9 +124,10 @@ export function parseOffer(offer: string, selection: OfferSelection): ParsedOffe
         extensions.some((e) => e.uri === TRANSPORT_CC),
       ),
       extensions,
-      ...(ssrc !== undefined ? { ssrc } : {}),
-      ...(fid?.[1] !== undefined ? { rtxSsrc: fid[1] } : {}),
+      ...(ssrc !== undefined && !rids ? { ssrc } : {}),
+      ...(fid?.[1] !== undefined && !rids ? { rtxSsrc: fid[1] } : {}),
       ...(cname ? { cname } : {}),
+      ...(rids ? { rids } : {}),
     });
   }
   return {
@@ -127,6 +136,30 @@ export function parseOffer(offer: string, selection: OfferSelection): ParsedOffe
     icePwd: attribute(first, 'ice-pwd')!,
     ...dtls,
   };
+}
+
+/** Most simulcast layers a stream is taken with: more are refused. */
+const MAX_LAYERS = 3;
+
+/**
+ * The RIDs a video section sends as simulcast (`a=simulcast:send`, each `a=rid:… send`), in the
+ * order listed; undefined when it sends one stream. Of alternatives (`a,b`) the first is taken; a
+ * layer listed paused (`~a`) is taken all the same, its RTP coming once the sender resumes it.
+ */
+export function simulcastRids(section: readonly string[]): string[] | undefined {
+  const line = section.find((l) => l.startsWith('a=simulcast:'));
+  if (!line) return undefined;
+  const sent = /(?:^|\s)send\s+(\S+)/.exec(line.slice('a=simulcast:'.length));
+  if (!sent) throw new OfferError(`a=simulcast must send its layers: "${line}"`);
+  const declared = new Set(section.map((l) => /^a=rid:(\S+) send(?:\s|$)/.exec(l)?.[1]).filter((rid) => rid !== undefined));
+  const rids = sent[1]!.split(';').map((alternatives) => alternatives.split(',')[0]!.replace(/^~/, ''));
+  for (const rid of rids) {
+    if (!/^[A-Za-z0-9_-]{1,16}$/.test(rid)) throw new OfferError(`a simulcast layer's RID must be 1 to 16 letters, digits, - or _: "${rid}"`);
+    if (!declared.has(rid)) throw new OfferError(`the simulcast layer "${rid}" has no a=rid:${rid} send line`);
+  }
+  if (new Set(rids).size !== rids.length) throw new OfferError(`a simulcast layer is listed twice: "${line}"`);
+  if (rids.length > MAX_LAYERS) throw new OfferError(`at most ${MAX_LAYERS} simulcast layers are taken, the offer sends ${rids.length}`);
+  return rids.length > 1 ? rids : undefined;
 }
 
 /** What mediasoup's `produce` takes for one offered media line. */
@@ -152,7 +185,7 @@ export function producerParameters(media: OfferedMedia): types.RtpParameters {
     mid: media.mid,
     codecs,
     headerExtensions: media.extensions,
-    encodings: [encoding],
+    encodings: media.rids ? media.rids.map((rid) => ({ rid })) : [encoding],
     rtcp: { ...(media.cname ? { cname: media.cname } : {}), reducedSize: true },
   };
 }
@@ -215,6 +248,7 @@ export function answerSdp(offer: ParsedOffer, transport: AnswerTransport, announ
         : []),
       ...media.rtcpFeedback.map((f) => `a=rtcp-fb:${codec.payloadType} ${f.type}${f.parameter ? ` ${f.parameter}` : ''}`),
       ...(media.rtxPayloadType !== undefined ? [`a=rtpmap:${media.rtxPayloadType} rtx/${codec.clockRate}`, `a=fmtp:${media.rtxPayloadType} apt=${codec.payloadType}`] : []),
+      ...(media.rids ? [...media.rids.map((rid) => `a=rid:${rid} recv`), `a=simulcast:recv ${media.rids.join(';')}`] : []),
       ...candidates,
       'a=end-of-candidates',
     );

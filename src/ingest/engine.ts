@@ -25,6 +25,22 @@ export interface IngestTrack {
    * gateway's own count they say at which hop packets go missing.
    */
   readonly engineCounts?: EngineCounts;
+  /** Simulcast video: how many layers the publisher sends, lowest first; absent for a single stream. */
+  readonly layers?: number;
+  /** Simulcast: the layer forwarded now (0 the lowest), undefined while none comes. */
+  readonly currentLayer?: number;
+  /** Simulcast: told each time the layer forwarded changes. */
+  onLayerChange?(listener: (layer: number | undefined) => void): void;
+  /**
+   * Simulcast: a track of layer `spatial` alone (0 the lowest), forwarded by the engine apart from
+   * this one, the next layer down while it stops and itself again once it resumes.
+   */
+  layer?(spatial: number): Promise<LayerTrack>;
+}
+
+/** One simulcast layer of a track, until closed. */
+export interface LayerTrack extends IngestTrack {
+  close(): void;
 }
 
 export interface EngineCounts {

@@ -2,6 +2,7 @@ import { GatewayError } from '../errors.js';
 import type { Overlay } from './overlays.js';
 import { evenUp, planShape, type PictureShape, type ShapeRequest } from './shape.js';
 import type { VideoCodec } from '../media/codecs.js';
+import type { LayerName } from '../publishers/layers.js';
 
 /** What a startup request asks of the output video; 0 or absent means "as the source". */
 export interface VideoRequest extends ShapeRequest {
@@ -16,6 +17,10 @@ export interface VideoRequest extends ShapeRequest {
   audioBitrate?: number;
   /** Images laid over the picture, their files found (transcodes). */
   overlays?: readonly Overlay[];
+  /** A simulcast layer by name, or the tallest up to this height: sent as it comes, or transcoded to its size without simulcast. */
+  layer?: LayerName | number;
+  /** When the browser stops sending that layer: `switch` to the next one down and back, or `pin` it (standby until it is back). */
+  layerPolicy?: 'switch' | 'pin';
 }
 
 export interface EncodingSettings {

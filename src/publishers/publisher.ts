@@ -11,6 +11,7 @@ import { OpusStage } from './opus-stage.js';
 import { Fanout, type AudioPacket, type MediaSink } from './fanout.js';
 import { KEYFRAME_CHECK_MS, KeyframeSchedule } from './keyframes.js';
 import { RateMeter } from './stats.js';
+import { LayerSession } from './layers.js';
 
 export type { AudioPacket, MediaSink, VideoFrame };
 
@@ -20,6 +21,8 @@ export type PublisherEvents = {
   publishing: [];
   /** `lost`: the publisher went away (connection gone, page closed) rather than ending on purpose. */
   closed: [reason: string, lost: boolean];
+  /** Simulcast: the layer its video carries changed (0 the lowest; undefined while none comes). */
+  layer: [layer: number | undefined];
 };
 
 export interface PublisherOptions {
@@ -71,13 +74,19 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   #keyframeTimer: NodeJS.Timeout | undefined;
   #mediaWatch: NodeJS.Timeout | undefined;
   #unsubscribers: (() => void)[] = [];
+  /** Simulcast: a publisher of each lower layer a push asked for, made at its first use. */
+  readonly #layers = new Map<number, Promise<Publisher>>();
+  /** The stream's publisher, of which this one is a simulcast layer; itself for the stream's own. */
+  readonly origin: Publisher;
 
   constructor(
     readonly name: string,
     readonly session: IngestSession,
     private readonly options: PublisherOptions,
+    origin?: Publisher,
   ) {
     super((event, error) => options.log.error({ err: error, event }, 'publisher listener failed'));
+    this.origin = origin ?? this;
     this.videoCodec = session.videoCodec;
     this.hasAudio = session.hasAudio;
     const fanout = (this.#fanout = new Fanout(this.videoCodec !== undefined, options.log));
@@ -113,6 +122,10 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       };
       this.#pipelines.set(track.kind, pipeline);
       this.#unsubscribers.push(track.deliverTo(pipeline.receiver));
+      track.onLayerChange?.((layer) => {
+        options.log.info({ layer, of: track.layers }, 'the simulcast layer forwarded changed');
+        this.safeEmit('layer', layer);
+      });
     }
     session.on('connected', () => {
       if (this.state !== 'connecting') return;
@@ -124,6 +137,48 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       this.safeEmit('publishing');
     });
     session.on('closed', (reason) => void this.close(reason, true));
+  }
+
+  /** Simulcast: how many layers its video has, lowest first; 0 for a single stream. */
+  get layers(): number {
+    return this.#pipelines.get('video')?.track.layers ?? 0;
+  }
+
+  /** Simulcast: the layer its video carries now (0 the lowest), undefined while none comes. */
+  get currentLayer(): number | undefined {
+    return this.#pipelines.get('video')?.track.currentLayer;
+  }
+
+  /**
+   * Simulcast: a publisher of layer `spatial` alone (its video, the stream's audio), made at its
+   * first use, shared by every push of that layer, and ended with this one. The top layer is this
+   * publisher's own video.
+   */
+  layer(spatial: number): Promise<Publisher> {
+    if (spatial >= this.layers - 1) return Promise.resolve(this);
+    let made = this.#layers.get(spatial);
+    if (!made) {
+      made = this.#makeLayer(spatial);
+      this.#layers.set(spatial, made);
+      made.catch(() => this.#layers.delete(spatial));
+    }
+    return made;
+  }
+
+  async #makeLayer(spatial: number): Promise<Publisher> {
+    const track = this.#pipelines.get('video')?.track;
+    if (!track?.layer) throw new Error('the stream sends no simulcast layers');
+    const video = await track.layer(spatial);
+    if (this.isClosed) {
+      video.close();
+      throw new Error('the stream ended');
+    }
+    const session = new LayerSession(this.session, video, spatial);
+    // The stream's own publisher watches for its media stopping, and ends its layers with it.
+    const layer = new Publisher(this.name, session, { ...this.options, mediaTimeoutMs: 0, log: this.options.log.child({ layer: spatial }) }, this);
+    layer.clientAddress = this.clientAddress;
+    session.connect();
+    return layer;
   }
 
   /** What it took in and passed on. */
@@ -285,6 +340,11 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     for (const unsubscribe of this.#unsubscribers) unsubscribe();
     this.#fanout.close();
     this.#opus?.close();
+    for (const layer of this.#layers.values())
+      void layer.then(
+        (publisher) => publisher.close(reason, lost),
+        () => {},
+      );
     this.options.log.info({ reason }, 'publisher closed');
     await this.session.close(reason);
     this.safeEmit('closed', reason, lost);

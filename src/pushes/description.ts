@@ -12,6 +12,7 @@ import type { Standby } from './standby.js';
 import { isUp, type PushState } from './states.js';
 import type { LinkStats } from '../outputs/link.js';
 import type { FailureCode } from '../outputs/failures.js';
+import { layerSent } from './layers.js';
 
 /** What `find` shows of a push. */
 export interface PushView {
@@ -45,6 +46,7 @@ export function describe(t: PushView): PushInfo {
   const output = t.output;
   const buffer = output.buffer;
   const until = t.standby.until;
+  const layer = layerSent(t.publisher);
   return {
     mediaSessionId: t.mediaSessionId,
     streamName: t.destination.redactedStreamName,
@@ -66,6 +68,7 @@ export function describe(t: PushView): PushInfo {
     transcoding: t.plan.video === 'transcode',
     ...(t.request.platform ? { platform: t.request.platform } : {}),
     ...(t.plan.video === 'transcode' && t.plan.shape ? { aspect: t.plan.shape.aspect } : {}),
+    ...(layer ? { layer } : {}),
     createdAt: new Date(t.createdAt).toISOString(),
     counters: {
       packetsSent: t.input.packets,

@@ -3,6 +3,7 @@ import { startupOptionsSchema } from './requests.js';
 import { PUSH_STATES } from './states.js';
 import { healthSchema } from './health.js';
 import { FAILURE_CODES } from '../outputs/failures.js';
+import { LAYER_NAMES } from '../publishers/layers.js';
 
 /**
  * A push as the gateway tells of it: `find`, the SDK's destination messages, webhooks, the console
@@ -30,6 +31,7 @@ export const pushInfoSchema = z.strictObject({
   transcoding: z.boolean(),
   platform: z.string().optional().describe("The destination's platform (named, or recognised from its host), whose limits the push was checked against"),
   aspect: z.string().optional().describe('The shape asked for (9:16), when the push makes a picture of its own shape'),
+  layer: z.enum(LAYER_NAMES).optional().describe('Of a simulcast stream: the layer it sends now'),
   createdAt: z.string(),
   counters: z.strictObject({
     packetsSent: z.number(),

@@ -19,6 +19,10 @@ import { IngestHealth, type Health } from './health.js';
 import { PLATFORMS } from '../outputs/platforms.js';
 import { errorCodeFor, type FailureCode, type FailureKind, OpenError } from '../outputs/failures.js';
 import { type Link, type LinkStats, LinkTotals } from '../outputs/link.js';
+import { LayerPin } from './layer-pin.js';
+
+/** A push pinned to a simulcast layer holds standby while the layer is away for at most this long (the longest timer there is, 24.8 days). */
+const PIN_HOLD_MS = 2 ** 31 - 1;
 
 export type PushEvents = {
   state: [PushState];
@@ -71,6 +75,8 @@ export class Push extends TypedEmitter<PushEvents> {
   #releasing: Promise<void> | undefined;
   /** Ended to leave the machine's CPU to the others (`shed`): it waits, reconnecting, for `unshed`. */
   #shed = false;
+  /** Its simulcast layer, held to with `layerPolicy: "pin"`. */
+  #pin: LayerPin | undefined;
 
   constructor(
     publisher: Publisher,
@@ -122,6 +128,22 @@ export class Push extends TypedEmitter<PushEvents> {
         if (this.#state === 'resuming') this.#transition('running');
       },
     });
+    this.#pinTo(publisher, request.spatial);
+  }
+
+  /** With `layerPolicy: "pin"`, holds standby while `publisher` sends another layer than `spatial`. */
+  #pinTo(publisher: Publisher, spatial: number | undefined): void {
+    this.#pin?.close();
+    if (this.request.video.layerPolicy !== 'pin' || spatial === undefined) return;
+    this.#pin = new LayerPin(
+      publisher,
+      spatial,
+      {
+        away: (reason) => this.publisherLost(reason, PIN_HOLD_MS),
+        back: () => this.resume(publisher, this.feed.plan),
+      },
+      this.log,
+    );
   }
 
   /** The state it shows (`find`, events). */
@@ -204,9 +226,13 @@ export class Push extends TypedEmitter<PushEvents> {
     return true;
   }
 
-  /** The stream is published again: `publisher`'s live media replaces the still picture. */
-  resume(publisher: Publisher, plan: EncodingPlan): void {
+  /**
+   * The stream is published again (or its pinned layer is back): `publisher`'s live media replaces
+   * the still picture; `spatial`, the simulcast layer it sends, of a new publisher.
+   */
+  resume(publisher: Publisher, plan: EncodingPlan, spatial?: number): void {
     if (!this.awaitingPublisher) return;
+    if (spatial !== undefined) this.#pinTo(publisher, spatial);
     this.standby.end();
     this.feed.setSource('publisher', { publisher, plan });
     this.log.info('publisher back: live again');
@@ -440,6 +466,7 @@ export class Push extends TypedEmitter<PushEvents> {
     this.#releasing ??= (async () => {
       clearTimeout(this.#retryTimer);
       this.standby.end();
+      this.#pin?.close();
       // The feed waits for every pipeline it started, so no ffmpeg outlives the push.
       await Promise.all([this.#dropLink(), this.feed.close(), this.audio.stop()]);
     })();

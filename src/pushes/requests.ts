@@ -3,6 +3,7 @@ import { platformSchema } from '../outputs/platforms.js';
 import { overlaysSchema } from '../pipeline/overlays.js';
 import { aspectSchema, checkShapeFields, cropSchema, fitSchema } from '../pipeline/shape.js';
 import { streamNameSchema } from '../publishers/stream-name.js';
+import { LAYER_NAMES } from '../publishers/layers.js';
 import { wcsBoolean, wcsNumber } from '../validation.js';
 
 /**
@@ -42,6 +43,11 @@ export const renditionFields = {
   aspect: aspectSchema.optional(),
   crop: cropSchema.optional(),
   fit: fitSchema.optional(),
+  layer: z
+    .union([z.enum(LAYER_NAMES), wcsNumber(z.number().int().min(90).max(4096))])
+    .optional()
+    .describe('a simulcast layer of the stream ("low", "medium", "high"), or the tallest up to this height'),
+  layerPolicy: z.enum(['switch', 'pin']).optional().describe('when the browser stops sending the layer: switch down and back, or pin it (standby meanwhile)'),
 };
 
 export const startupSchema = z

@@ -19,16 +19,17 @@ import { Slots } from '../slots.js';
 import { isActive, type PushState } from './states.js';
 import { TypedEmitter } from '../events.js';
 import type { RecordingEvent } from '../outputs/record-link.js';
+import { layerSource, type LayerSource } from './layers.js';
 
 /**
  * The fields of a startup request that decide the encoding: as asked, with the shape of a vertical
  * platform named when the request gives none.
  */
 function videoRequest(request: StartupRequest, overlays: readonly Overlay[], platform: { platform: Platform; named: boolean } | undefined): VideoRequest {
-  const { width, height, fps, keyFrameInterval, videoBitrate, audioBitrate, crop, fit } = request;
+  const { width, height, fps, keyFrameInterval, videoBitrate, audioBitrate, crop, fit, layer, layerPolicy } = request;
   const shaped = platform?.named && request.aspect === undefined && !width ? platform.platform.aspect : undefined;
   const aspect = request.aspect ?? shaped;
-  return { width, height, fps, keyFrameInterval, videoBitrate, audioBitrate, aspect, crop, fit, ...(overlays.length ? { overlays } : {}) };
+  return { width, height, fps, keyFrameInterval, videoBitrate, audioBitrate, aspect, crop, fit, layer, layerPolicy, ...(overlays.length ? { overlays } : {}) };
 }
 
 /** How long a push that failed while live stays in find, with its lastError. */
@@ -119,7 +120,12 @@ export class PushService extends TypedEmitter<ServiceEvents> {
     const video = videoRequest(request, overlays, platform);
     // One lookup, checked against the destination policy; the first connection goes to this address.
     const address = destination.protocol === 'record' ? undefined : await this.settings.resolveDestination(destination.host, destination.port);
-    const publisher = publishing(); // the same one, unless it ended during the lookup
+    const stream = publishing(); // the same one, unless it ended during the lookup
+    // A simulcast layer asked for: its own publisher, waited for until it has a keyframe when a height picks it.
+    const source = await layerSource(stream, video, this.settings.startTimeoutMs).catch((error: unknown) => {
+      throw unavailable(`the stream's simulcast layer cannot be taken now (${(error as Error).message})`);
+    });
+    const { publisher } = source;
     const { limits } = this.settings;
     const atLimit = (): GatewayError => unavailable(`the gateway is at its limit of ${limits.total} pushes (limit_transponders)`);
     if (this.#slots.taken >= limits.total) throw atLimit();
@@ -140,7 +146,7 @@ export class PushService extends TypedEmitter<ServiceEvents> {
         .filter((t) => sameDestination(t) || t === holder)
         .map((t) => this.#remove(t)),
     );
-    const plan = planEncoding(publisher.videoCodec ?? 'H264', video, this.settings.encoding);
+    const plan = planEncoding(publisher.videoCodec ?? 'H264', source.video, this.settings.encoding);
     // The sound file is checked and its decoding started before anything else is.
     const sound = options.soundFile ? await this.#startSound({ ...options, soundFile: options.soundFile }, 'options.soundFile') : undefined;
 
@@ -154,7 +160,7 @@ export class PushService extends TypedEmitter<ServiceEvents> {
       // Started meanwhile (the lookups and the sound took turns): the same id, or the same destination.
       if (this.#byId.has(id)) throw conflict(`push ${id} exists`);
       checkNoActive();
-      if (publishing() !== publisher) throw notFound(`stream ${request.streamName} is not publishing`);
+      if (publishing() !== stream) throw notFound(`stream ${request.streamName} is not publishing`);
       const log = this.log.child({ stream: publisher.name, mediaSessionId: id, destination: destination.redactedUrl });
       const onRecording = (event: RecordingEvent): void => {
         log.info({ file: event.part.file, durationMs: event.part.durationMs }, `recording part ${event.type}`);
@@ -167,7 +173,7 @@ export class PushService extends TypedEmitter<ServiceEvents> {
         pinnedAddress: address,
         onRecording,
       });
-      push = new Push(publisher, destination, plan, { id, options, video, platform: platform?.platform.name }, this.settings, parts, log);
+      push = new Push(publisher, destination, plan, { id, options, video, platform: platform?.platform.name, spatial: source.spatial }, this.settings, parts, log);
     } catch (error) {
       this.#slots.give();
       await sound?.stop();
@@ -296,7 +302,7 @@ export class PushService extends TypedEmitter<ServiceEvents> {
    * period ends (each push keeps its own deadline, and ends itself at it).
    */
   async #endFor(publisher: Publisher, reason: string, lost: boolean): Promise<void> {
-    const mine = this.all().filter((t) => t.publisher === publisher);
+    const mine = this.all().filter((t) => t.publisher.origin === publisher);
     const graceMs = this.settings.publisherGraceMs;
     const holding = lost && graceMs > 0 ? mine.filter((t) => t.publisherLost(reason, graceMs)) : [];
     const ending = mine.filter((t) => !holding.includes(t));
@@ -321,13 +327,15 @@ export class PushService extends TypedEmitter<ServiceEvents> {
     await Promise.all(
       waiting.map(async (t) => {
         let plan: EncodingPlan;
+        let source: LayerSource;
         try {
-          plan = planEncoding(publisher.videoCodec ?? 'H264', t.request.video, this.settings.encoding);
+          source = await layerSource(publisher, t.request.video, this.settings.startTimeoutMs);
+          plan = planEncoding(source.publisher.videoCodec ?? 'H264', source.video, this.settings.encoding);
         } catch (error) {
           this.log.warn({ mediaSessionId: t.mediaSessionId, reason: (error as Error).message }, 'the returning publisher cannot be sent: ending the push');
           return this.#remove(t);
         }
-        t.resume(publisher, plan);
+        t.resume(source.publisher, plan, source.spatial);
       }),
     );
   }

@@ -73,6 +73,8 @@ export interface PushOptions {
   video: VideoRequest;
   /** The destination's platform, named or recognised from its host. */
   platform?: string;
+  /** The simulcast layer its publisher sends (0 the lowest), of a simulcast stream. */
+  spatial?: number;
 }
 
 /** What a push opens its output with: links to its destination, and pipelines. */

@@ -8,7 +8,7 @@ import { checkOffer } from '../offer-check.js';
 import { OfferError, selectCodecs, withBitrateHints } from '../sdp.js';
 import { createLocalStream } from './local.js';
 import { answerSdp, parseOffer, producerParameters } from './offer.js';
-import { createHandoff, type HandoffKind, type RtpHandoff } from './rtp-handoff.js';
+import { createHandoff, type HandedTrack, type HandoffKind, type RtpHandoff } from './rtp-handoff.js';
 import { MediasoupSession } from './session.js';
 import { MediasoupViewer } from './viewer.js';
 import { parseViewerOffer, viewerAnswerSdp, type SentTrack } from './viewer-sdp.js';
@@ -155,7 +155,8 @@ export class MediasoupEngine implements IngestEngine {
         await transport.connect({ dtlsParameters: { role: parsed.remoteRole, fingerprints: parsed.fingerprints } });
         for (const media of parsed.media) {
           const producer = await transport.produce({ kind: media.kind, rtpParameters: producerParameters(media) });
-          session.addTrack(media.kind, producer, await handoff.consume(producer.id));
+          const consumeLayer = (spatial: number): Promise<HandedTrack> => handoff!.consume(producer.id, spatial);
+          session.addTrack(media.kind, producer, await handoff.consume(producer.id), undefined, consumeLayer);
         }
       } catch (error) {
         if (error instanceof OfferError) throw error;

@@ -146,7 +146,7 @@ const MAX_LAYERS = 3;
  * order listed; undefined when it sends one stream. Of alternatives (`a,b`) the first is taken; a
  * layer listed paused (`~a`) is taken all the same, its RTP coming once the sender resumes it.
  */
-export function simulcastRids(section: readonly string[]): string[] | undefined {
+function simulcastRids(section: readonly string[]): string[] | undefined {
   const line = section.find((l) => l.startsWith('a=simulcast:'));
   if (!line) return undefined;
   const sent = /(?:^|\s)send\s+(\S+)/.exec(line.slice('a=simulcast:'.length));

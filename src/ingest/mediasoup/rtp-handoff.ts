@@ -22,8 +22,11 @@ export interface HandedTrack {
 export type HandoffKind = 'direct' | 'plain';
 
 export interface RtpHandoff {
-  /** A consumer of the producer's RTP, not retransmitted (nothing on this side asks for retransmissions). */
-  consume(producerId: string): Promise<HandedTrack>;
+  /**
+   * A consumer of the producer's RTP, not retransmitted (nothing on this side asks for
+   * retransmissions); of a simulcast producer, layer `spatialLayer` (the top one by default).
+   */
+  consume(producerId: string, spatialLayer?: number): Promise<HandedTrack>;
   /** The gateway's own receiving port, when the RTP comes over UDP (plain). */
   readonly localPort?: number;
   close(): void;
@@ -33,8 +36,26 @@ export async function createHandoff(kind: HandoffKind, router: types.Router, rec
   return kind === 'plain' ? PlainHandoff.create(router, receiveBufferBytes) : DirectHandoff.create(router);
 }
 
-function consumeOptions(router: types.Router, producerId: string): types.ConsumerOptions {
-  return { producerId, rtpCapabilities: router.rtpCapabilities, enableRtx: false };
+/** Feedback and header extensions that would have the worker estimate the hand-off's bandwidth. */
+const BANDWIDTH_FEEDBACK = new Set(['transport-cc', 'goog-remb']);
+const BANDWIDTH_EXTENSIONS = new Set(['http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01', 'http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time']);
+
+/**
+ * The router's capabilities without bandwidth estimation. The gateway sends no feedback over the
+ * hand-off: with it, the worker's estimate of the loopback decays, and a simulcast consumer goes
+ * down a layer each second it does, to the lowest, whatever the publisher sends.
+ */
+function handoffCapabilities(router: types.Router): types.RtpCapabilities {
+  const { codecs = [], headerExtensions = [] } = router.rtpCapabilities;
+  return {
+    codecs: codecs.map((codec) => ({ ...codec, rtcpFeedback: (codec.rtcpFeedback ?? []).filter((f) => !BANDWIDTH_FEEDBACK.has(f.type)) })),
+    headerExtensions: headerExtensions.filter((e) => !BANDWIDTH_EXTENSIONS.has(e.uri)),
+  };
+}
+
+function consumeOptions(router: types.Router, producerId: string, spatialLayer: number | undefined): types.ConsumerOptions {
+  const preferred = spatialLayer === undefined ? {} : { preferredLayers: { spatialLayer } };
+  return { producerId, rtpCapabilities: handoffCapabilities(router), enableRtx: false, ...preferred };
 }
 
 class DirectHandoff implements RtpHandoff {
@@ -47,8 +68,8 @@ class DirectHandoff implements RtpHandoff {
     return new DirectHandoff(router, await router.createDirectTransport());
   }
 
-  async consume(producerId: string): Promise<HandedTrack> {
-    const consumer = await this.transport.consume(consumeOptions(this.router, producerId));
+  async consume(producerId: string, spatialLayer?: number): Promise<HandedTrack> {
+    const consumer = await this.transport.consume(consumeOptions(this.router, producerId, spatialLayer));
     return {
       consumer,
       deliverTo(input) {
@@ -126,8 +147,8 @@ class PlainHandoff implements RtpHandoff {
     return this.socket.address().port;
   }
 
-  async consume(producerId: string): Promise<HandedTrack> {
-    const consumer = await this.transport.consume(consumeOptions(this.router, producerId));
+  async consume(producerId: string, spatialLayer?: number): Promise<HandedTrack> {
+    const consumer = await this.transport.consume(consumeOptions(this.router, producerId, spatialLayer));
     const ssrc = consumer.rtpParameters.encodings?.[0]?.ssrc;
     if (ssrc === undefined) {
       consumer.close();

@@ -2,7 +2,7 @@ import type { types } from 'mediasoup';
 import { TypedEmitter, type ListenerErrorHandler } from '../../events.js';
 import { OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE, type MediaKind, type VideoCodec } from '../../media/codecs.js';
 import type { RtpInput } from '../../media/rtp.js';
-import type { EngineCounts, IngestSession, IngestSessionEvents, IngestTrack } from '../engine.js';
+import type { EngineCounts, IngestSession, IngestSessionEvents, LayerTrack } from '../engine.js';
 import type { HandedTrack } from './rtp-handoff.js';
 
 export interface MediasoupSessionOptions {
@@ -119,9 +119,9 @@ export class MediasoupSession extends TypedEmitter<IngestSessionEvents> implemen
     return this.#iceChecked();
   }
 
-  /** `startMs`: a local stream's track (see `LocalKinds`). */
-  addTrack(kind: MediaKind, producer: types.Producer, handed: HandedTrack, startMs?: number): void {
-    this.tracks.push(new MediasoupTrack(kind, kind === 'video' ? this.videoCodec : undefined, producer, handed, startMs));
+  /** `startMs`: a local stream's track (see `LocalKinds`); `consumeLayer`: a consumer of one simulcast layer. */
+  addTrack(kind: MediaKind, producer: types.Producer, handed: HandedTrack, startMs?: number, consumeLayer?: (spatial: number) => Promise<HandedTrack>): void {
+    this.tracks.push(new MediasoupTrack(kind, kind === 'video' ? this.videoCodec : undefined, producer, handed, startMs, consumeLayer));
   }
 
   async close(reason = 'closed by the gateway'): Promise<void> {
@@ -136,22 +136,49 @@ export class MediasoupSession extends TypedEmitter<IngestSessionEvents> implemen
   }
 }
 
-/** A published track: its RTP comes from its consumer on the engine's hand-off (`rtp-handoff.ts`). */
-export class MediasoupTrack implements IngestTrack {
+/**
+ * A published track: its RTP comes from its consumer on the engine's hand-off (`rtp-handoff.ts`).
+ * Of a simulcast producer, the consumer forwards one layer (the top one, unless asked another),
+ * the next one down while it stops, and switches back with a keyframe once it resumes.
+ */
+export class MediasoupTrack implements LayerTrack {
   readonly clockRate: number;
   nacksSent = 0;
   engineCounts: EngineCounts = { received: 0, lost: 0, sentToGateway: 0 };
+  readonly layers: number | undefined;
+  currentLayer: number | undefined;
+  readonly #layerListeners: ((layer: number | undefined) => void)[] = [];
   readonly #stats: NodeJS.Timeout;
 
   constructor(
     readonly kind: MediaKind,
     readonly videoCodec: VideoCodec | undefined,
     readonly producer: types.Producer,
-    private readonly handed: HandedTrack,
+    protected readonly handed: HandedTrack,
     readonly startMs?: number,
+    private readonly consumeLayer?: (spatial: number) => Promise<HandedTrack>,
   ) {
     this.clockRate = kind === 'video' ? VIDEO_CLOCK_RATE : OPUS_CLOCK_RATE;
     this.#stats = setInterval(() => void this.#readStats(), STATS_INTERVAL_MS).unref();
+    const { consumer } = handed;
+    if (consumer.type !== 'simulcast') return;
+    this.layers = producer.rtpParameters.encodings?.length;
+    this.currentLayer = consumer.currentLayers?.spatialLayer;
+    consumer.on('layerschange', (layers) => {
+      const layer = layers?.spatialLayer;
+      if (layer === this.currentLayer) return;
+      this.currentLayer = layer;
+      for (const listener of this.#layerListeners) listener(layer);
+    });
+  }
+
+  onLayerChange(listener: (layer: number | undefined) => void): void {
+    this.#layerListeners.push(listener);
+  }
+
+  async layer(spatial: number): Promise<LayerTrack> {
+    if (!this.consumeLayer || this.layers === undefined) throw new Error('the track has no simulcast layers');
+    return new SimulcastLayer(this.kind, this.videoCodec, this.producer, await this.consumeLayer(spatial));
   }
 
   deliverTo(input: RtpInput): () => void {
@@ -166,6 +193,7 @@ export class MediasoupTrack implements IngestTrack {
     });
   }
 
+  /** Stops reading its counts (its consumer ends with the session's transport). */
   close(): void {
     clearInterval(this.#stats);
   }
@@ -183,5 +211,13 @@ export class MediasoupTrack implements IngestTrack {
     } catch {
       // Closed meanwhile.
     }
+  }
+}
+
+/** One layer of a simulcast track, on a consumer of its own: closing it ends the consumer. */
+class SimulcastLayer extends MediasoupTrack {
+  override close(): void {
+    super.close();
+    if (!this.handed.consumer.closed) this.handed.consumer.close();
   }
 }

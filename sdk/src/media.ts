@@ -20,6 +20,13 @@ export function preferH264(transceiver: RTCRtpTransceiver): void {
 }
 
 /** Platforms dislike mid-stream resolution changes: lower the frame rate instead under load. */
+/** The simulcast layers the SDK publishes, lowest first (as the gateway takes them): a quarter, half and all of the camera's size. */
+export const SIMULCAST_ENCODINGS: RTCRtpEncodingParameters[] = [
+  { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 200_000 },
+  { rid: 'm', scaleResolutionDownBy: 2, maxBitrate: 700_000 },
+  { rid: 'h', maxBitrate: 2_500_000 },
+];
+
 export async function keepResolution(pc: RTCPeerConnection): Promise<void> {
   for (const sender of pc.getSenders()) {
     if (sender.track?.kind !== 'video') continue;

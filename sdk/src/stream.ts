@@ -1,6 +1,6 @@
 import type { DestinationMessage, ServerMessage } from '../../src/signaling/protocol.js';
 import { mayReconnect, reconnectDelay } from './backoff.js';
-import { keepResolution, preferH264, sendStats, showPreview } from './media.js';
+import { keepResolution, preferH264, sendStats, showPreview, SIMULCAST_ENCODINGS } from './media.js';
 import type { StreamHost, StreamLink } from './host.js';
 import {
   Emitter,
@@ -163,8 +163,10 @@ export class Stream extends Emitter<StreamEvent> {
     this.#pc?.close();
     const pc = (this.#pc = new RTCPeerConnection({ iceServers: [] }));
     this.#lastStats = undefined;
+    const simulcast = this.#options.simulcast ?? this.#options.destinations?.some((d) => d.layer !== undefined) ?? false;
     for (const track of media.getTracks()) {
-      const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [media] });
+      const layers = simulcast && track.kind === 'video' ? { sendEncodings: SIMULCAST_ENCODINGS } : {};
+      const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [media], ...layers });
       if (track.kind === 'video') preferH264(transceiver);
     }
     pc.onconnectionstatechange = () => {

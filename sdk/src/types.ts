@@ -76,6 +76,14 @@ export interface DestinationOptions {
   crop?: 'center' | 'left' | 'right' | number;
   /** With `aspect`, instead of `crop`: the whole source on a blurred copy of itself (`'blur'`) or a `#rrggbb` colour. */
   fit?: string;
+  /**
+   * A simulcast layer of the stream, sent as it comes (no transcode): `'low'` (a quarter of the
+   * camera's height), `'medium'` (half), `'high'`, or the tallest layer up to a height. The stream is
+   * then published with simulcast; without it, the push transcodes to that size.
+   */
+  layer?: 'low' | 'medium' | 'high' | number;
+  /** When the browser stops sending the layer (its bandwidth fell): `'switch'` down and back (default), or `'pin'` it, standby meanwhile. */
+  layerPolicy?: 'switch' | 'pin';
 }
 
 /**
@@ -201,6 +209,12 @@ export interface StreamOptions {
   rtmpTransponderFullUrl?: boolean;
   /** Publish this stream instead of asking for the camera. */
   mediaStream?: MediaStream;
+  /**
+   * Publish three simulcast layers of the camera (full size, half and a quarter), so that
+   * destinations can take a lower one without a transcode. On when a destination given here names a
+   * `layer`.
+   */
+  simulcast?: boolean;
   /** A publish token for this stream, instead of the session's. */
   token?: string;
 }

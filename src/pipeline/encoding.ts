@@ -2,7 +2,7 @@ import { GatewayError } from '../errors.js';
 import type { Overlay } from './overlays.js';
 import { evenUp, planShape, type PictureShape, type ShapeRequest } from './shape.js';
 import type { VideoCodec } from '../media/codecs.js';
-import type { LayerName } from '../publishers/layers.js';
+import type { LayerName } from '../publishers/layer-names.js';
 
 /** What a startup request asks of the output video; 0 or absent means "as the source". */
 export interface VideoRequest extends ShapeRequest {

@@ -3,7 +3,7 @@ import { startupOptionsSchema } from './requests.js';
 import { PUSH_STATES } from './states.js';
 import { healthSchema } from './health.js';
 import { FAILURE_CODES } from '../outputs/failures.js';
-import { LAYER_NAMES } from '../publishers/layers.js';
+import { LAYER_NAMES } from '../publishers/layer-names.js';
 
 /**
  * A push as the gateway tells of it: `find`, the SDK's destination messages, webhooks, the console

@@ -1,5 +1,7 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { monotonicMs } from '../clock.js';
 import type { VideoRequest } from '../pipeline/encoding.js';
-import { layerIndex, layerName, type LayerName } from '../publishers/layers.js';
+import { layerIndex, layerName, type LayerName } from '../publishers/layer-names.js';
 import type { Publisher } from '../publishers/publisher.js';
 
 /** Browsers scale their lower simulcast layers by halves: without simulcast, a layer is made at that share of the height. */
@@ -24,15 +26,39 @@ export interface LayerSource {
 export async function layerSource(stream: Publisher, video: VideoRequest, waitMs: number): Promise<LayerSource> {
   const { layer } = video;
   const count = stream.layers;
-  if (layer === undefined) return count > 1 ? { publisher: stream, video, spatial: count - 1 } : { publisher: stream, video };
   if (count > 1) {
-    const spatial = typeof layer === 'number' ? await tallestUpTo(stream, layer, waitMs) : layerIndex(layer, count);
-    return { publisher: await stream.layer(spatial), video, spatial };
+    const spatial = layer === undefined ? count - 1 : typeof layer === 'number' ? await tallestUpTo(stream, layer, waitMs) : layerIndex(layer, count);
+    const publisher = await stream.layer(spatial);
+    await onLayer(publisher, spatial, waitMs);
+    return { publisher, video, spatial };
   }
+  if (layer === undefined) return { publisher: stream, video };
   if (video.height || video.aspect) return { publisher: stream, video };
   const sourceHeight = stream.keyframe?.size?.height ?? 720;
   const height = typeof layer === 'number' ? Math.min(layer, sourceHeight) : Math.round(sourceHeight * NOMINAL_SHARE[layer]);
   return { publisher: stream, video: height < sourceHeight ? { ...video, height } : video };
+}
+
+/** How often a layer's publisher is looked at while it is waited for. */
+const LAYER_CHECK_MS = 20;
+
+/**
+ * Waits, at most `waitMs`, until `publisher` forwards layer `spatial` and has a keyframe of it. A
+ * consumer forwards the lowest layer with media until its own has some (the first second of a
+ * publish): a push started then would begin at another size and change it at once.
+ */
+async function onLayer(publisher: Publisher, spatial: number, waitMs: number): Promise<void> {
+  const until = monotonicMs() + waitMs;
+  let keyframes: number | undefined;
+  while (monotonicMs() < until && !publisher.isClosed) {
+    if (publisher.currentLayer !== spatial) keyframes = undefined;
+    else if (keyframes === undefined) {
+      // The layer switched at a keyframe that may have come before it said so: the next one is asked for.
+      keyframes = publisher.counters.keyframes;
+      publisher.requestKeyframe(true);
+    } else if (publisher.counters.keyframes > keyframes) return;
+    await sleep(LAYER_CHECK_MS);
+  }
 }
 
 /** The tallest layer no taller than `height`, the lowest if every one is. */

@@ -3,7 +3,7 @@ import { platformSchema } from '../outputs/platforms.js';
 import { overlaysSchema } from '../pipeline/overlays.js';
 import { aspectSchema, checkShapeFields, cropSchema, fitSchema } from '../pipeline/shape.js';
 import { streamNameSchema } from '../publishers/stream-name.js';
-import { LAYER_NAMES } from '../publishers/layers.js';
+import { LAYER_NAMES } from '../publishers/layer-names.js';
 import { wcsBoolean, wcsNumber } from '../validation.js';
 
 /**

@@ -20,6 +20,7 @@ import { NginxRtmp } from '../kit/rtmp-server.js';
 import { audioCommands } from './audio-commands.js';
 import { capacity } from './capacity.js';
 import { fanout, renditionFanout } from './fanout.js';
+import { layerCost } from './layers.js';
 import { glassToGlass } from './glass.js';
 import { push } from './latency.js';
 import { outputs } from './outputs.js';
@@ -101,6 +102,7 @@ async function main(): Promise<void> {
       nginx ??= await NginxRtmp.start();
       details.fanoutCpu = await fanout(gateway, fixture, nginx, report, plan.pushSeconds);
       details.renditionFanoutCpu = await renditionFanout(gateway, fixture, nginx, report, plan.pushSeconds);
+      details.layerCpu = await layerCost(gateway, nginx, report, plan.pushSeconds);
     });
     await step('outputs', async () => {
       nginx ??= await NginxRtmp.start();

@@ -2,6 +2,7 @@
 // (read with fetch, so the control API key goes in a header, never in a URL), and the REST API's
 // commands on them.
 import { watch } from '/sdk/gateway.js';
+import { pictureOf } from '/picture.js';
 
 const $ = (id) => document.getElementById(id);
 const KEY = 'gateway-console-key';
@@ -125,9 +126,8 @@ function streamCard(name) {
     const rtmpUrl = card.querySelector('.url').value.trim();
     const button = card.querySelector('.start button');
     button.disabled = true;
-    const [aspect, fit] = card.querySelector('.shape').value.split(' ');
-    const shape = { ...(aspect ? { aspect } : {}), ...(fit ? { fit } : {}) };
-    const started = await command('/rest-api/push/startup', { streamName: name, rtmpUrl, rtmpTransponderFullUrl: card.querySelector('.full').checked, ...shape });
+    const picture = pictureOf(card.querySelector('.shape').value);
+    const started = await command('/rest-api/push/startup', { streamName: name, rtmpUrl, rtmpTransponderFullUrl: card.querySelector('.full').checked, ...picture });
     button.disabled = false;
     if (started) card.querySelector('.url').value = '';
   });
@@ -259,7 +259,8 @@ function render(view) {
       const kbps = last && now > last.at ? Math.round(((bytes - last.bytes) * 8) / (now - last.at)) : undefined;
       previous.set(push.mediaSessionId, { bytes, at: now });
       row.dataset.muted = String(push.muted);
-      row.querySelector('.target').textContent = push.aspect ? `${push.rtmpUrl} (${push.aspect} ${push.width}×${push.height})` : push.rtmpUrl;
+      const picture = push.aspect ? `${push.aspect} ${push.width}×${push.height}` : push.layer ? `${push.layer} layer ${push.width}×${push.height}` : '';
+      row.querySelector('.target').textContent = picture ? `${push.rtmpUrl} (${picture})` : push.rtmpUrl;
       row.querySelector('.state').textContent = push.state;
       row.querySelector('.state').dataset.state = push.state;
       // What the platform's dashboard would say, measured on what was sent (none until 5 s were).

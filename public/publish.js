@@ -1,6 +1,7 @@
 // The publish page: the camera to the gateway over WebRTC, republished to each RTMP destination,
 // with every destination's own state. "Live" only once a destination took the stream.
 import { createSession, DESTINATION_STATE, SESSION_STATUS, STREAM_STATUS, watch } from '/sdk/gateway.js';
+import { pictureOf } from '/picture.js';
 
 const $ = (id) => document.getElementById(id);
 const STATE_TEXT = {
@@ -34,15 +35,13 @@ function sayStreamState() {
   else say('Publishing; waiting for the destinations', 'warn');
 }
 
-/** A row as the SDK takes a destination: its URL, and the picture's shape when it is not the camera's. */
+/** A row as the SDK takes a destination: its URL, and the picture it asks for when it is not the camera's. */
 function destinationOf(row) {
-  const [aspect, fit] = row.querySelector('.shape').value.split(' ');
   return {
     id: row.dataset.id,
     rtmpUrl: row.querySelector('.url').value.trim(),
     rtmpTransponderFullUrl: row.querySelector('.full').checked,
-    ...(aspect ? { aspect } : {}),
-    ...(fit ? { fit } : {}),
+    ...pictureOf(row.querySelector('.shape').value),
   };
 }
 

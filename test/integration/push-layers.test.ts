@@ -33,7 +33,11 @@ t.test('without simulcast, a layer is transcoded to its size; a wrong layer is a
     ['up-to', 360],
   ] as const) {
     await waitFor(`1 s of ${name} recorded`, async () => ((await probe(nginx.recording(name)).catch(() => undefined))?.video.length ?? 0) >= 30, 30_000, 250);
-    t.match((await probe(nginx.recording(name))).streams.find((s) => s.codec_type === 'video'), { codec_name: 'h264', height }, `${name}: ${height} high`);
+    t.match(
+      (await probe(nginx.recording(name))).streams.find((s) => s.codec_type === 'video'),
+      { codec_name: 'h264', height },
+      `${name}: ${height} high`,
+    );
   }
   for (const push of [low, upTo]) t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: push.body.mediaSessionId })).status, 200);
   await waitFor('no ffmpeg left', async () => (await ffmpegCount()) === 0);

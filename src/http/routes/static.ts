@@ -35,6 +35,7 @@ const SDK_HEADERS = { 'access-control-allow-origin': '*', 'cross-origin-resource
 const FILES: Record<string, { path: string; type: string; headers: Record<string, string> }> = {
   '/': { path: join(PUBLIC_DIR, 'index.html'), type: 'text/html; charset=utf-8', headers: PAGE_HEADERS },
   '/publish.js': { path: join(PUBLIC_DIR, 'publish.js'), type: 'text/javascript; charset=utf-8', headers: {} },
+  '/picture.js': { path: join(PUBLIC_DIR, 'picture.js'), type: 'text/javascript; charset=utf-8', headers: {} },
   '/publish.css': { path: join(PUBLIC_DIR, 'publish.css'), type: 'text/css; charset=utf-8', headers: {} },
   '/console': { path: join(PUBLIC_DIR, 'console.html'), type: 'text/html; charset=utf-8', headers: PAGE_HEADERS },
   '/console.css': { path: join(PUBLIC_DIR, 'console.css'), type: 'text/css; charset=utf-8', headers: {} },

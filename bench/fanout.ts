@@ -2,7 +2,7 @@ import { sleep } from '../kit/processes.js';
 import type { NginxRtmp } from '../kit/rtmp-server.js';
 import type { Fixture } from '../kit/fixture.js';
 import type { GatewayProcess } from '../kit/gateway-process.js';
-import { CpuWindow } from './proc.js';
+import { CpuWindow, gatewayCpu } from './proc.js';
 import type { Report } from './report.js';
 import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
 
@@ -82,11 +82,7 @@ class Destinations {
   /** CPU (% of a core) of the gateway and every ffmpeg it runs over `seconds`, with `count` pushes up: a destination costs both. */
   async cpuWith(count: number): Promise<number> {
     await this.#count(count);
-    await sleep(2000);
-    const pids = [...(await this.gateway.ownPids()), ...(await this.gateway.ffmpegPids())];
-    const window = new CpuWindow(pids);
-    await sleep(this.seconds * 1000);
-    return window.end().of(pids);
+    return gatewayCpu(this.gateway, this.seconds);
   }
 
   close(): Promise<void> {

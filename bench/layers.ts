@@ -2,7 +2,7 @@ import { TestBrowser } from '../kit/browser.js';
 import type { GatewayProcess } from '../kit/gateway-process.js';
 import { sleep } from '../kit/processes.js';
 import type { NginxRtmp } from '../kit/rtmp-server.js';
-import { CpuWindow } from './proc.js';
+import { gatewayCpu } from './proc.js';
 import type { Report } from './report.js';
 
 /**
@@ -16,29 +16,11 @@ export async function layerCost(gateway: GatewayProcess, nginx: NginxRtmp, repor
   console.log(`\nA push of a simulcast layer against a passthrough push (Chromium's camera, three layers; ${seconds} s each)`);
   const browser = await TestBrowser.launch();
   try {
-    const { page } = browser;
-    await page.goto(`${gateway.baseUrl}/health`);
-    const state = await page.evaluate(async (origin) => {
-      const { createSession } = await import(`${origin}/sdk/gateway.js`);
-      return new Promise<string>((resolve) => {
-        const session = createSession({ urlServer: origin });
-        session.on('FAILED', (e: { info: string }) => resolve(`session failed: ${e.info}`));
-        session.on('ESTABLISHED', () => {
-          const stream = session.createStream({ name: 'layers', simulcast: true });
-          stream.on('PUBLISHING', () => resolve('PUBLISHING')).on('FAILED', (e: { info: string }) => resolve(`failed: ${e.info}`));
-          stream.publish();
-        });
-      });
-    }, gateway.baseUrl);
+    await browser.page.goto(`${gateway.baseUrl}/health`);
+    const state = await browser.publishThroughSdk(gateway.baseUrl, { name: 'layers', simulcast: true });
     if (state !== 'PUBLISHING') throw new Error(`the simulcast publish did not start: ${state}`);
     await sleep(3000);
-    const cpu = async (): Promise<number> => {
-      await sleep(2000);
-      const pids = [...(await gateway.ownPids()), ...(await gateway.ffmpegPids())];
-      const window = new CpuWindow(pids);
-      await sleep(seconds * 1000);
-      return window.end().of(pids);
-    };
+    const cpu = (): Promise<number> => gatewayCpu(gateway, seconds);
     const withPush = async (layer: string | undefined): Promise<number> => {
       const reply = await gateway.request('POST', '/rest-api/push/startup', {
         streamName: 'layers',

@@ -1,11 +1,11 @@
 import type { Fixture } from '../kit/fixture.js';
 import type { GatewayProcess } from '../kit/gateway-process.js';
-import { sleep, waitFor } from '../kit/processes.js';
+import { waitFor } from '../kit/processes.js';
 import type { NginxRtmp } from '../kit/rtmp-server.js';
 import { SrtListener } from '../kit/srt-listener.js';
 import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
 import { WhepViewer } from '../kit/whep-viewer.js';
-import { CpuWindow } from './proc.js';
+import { gatewayCpu } from './proc.js';
 import type { Bench } from './report.js';
 
 /**
@@ -21,13 +21,7 @@ export async function outputs(bench: Bench, gateway: GatewayProcess, fixture: Fi
   const publisher = await SyntheticPublisher.publish(fixture, gateway.baseUrl, 'outputs');
   const listener = await SrtListener.start('bench-passphrase-0001');
   const ids: string[] = [];
-  const cpu = async (): Promise<number> => {
-    await sleep(2000);
-    const pids = [...(await gateway.ownPids()), ...(await gateway.ffmpegPids())];
-    const window = new CpuWindow(pids);
-    await sleep(seconds * 1000);
-    return window.end().of(pids);
-  };
+  const cpu = (): Promise<number> => gatewayCpu(gateway, seconds);
   const start = async (rtmpUrl: string): Promise<number> => {
     const startedAt = performance.now();
     const reply = await gateway.request('POST', '/rest-api/push/startup', { streamName: 'outputs', rtmpUrl, rtmpTransponderFullUrl: true });

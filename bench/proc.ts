@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { machineCpuTimes } from '../src/load.js';
+import type { GatewayProcess } from '../kit/gateway-process.js';
+import { sleep } from '../kit/processes.js';
 
 /** Clock ticks per second for /proc CPU times; 100 on Linux. */
 const HZ = 100;
@@ -56,6 +58,18 @@ export class CpuWindow {
     const of = (pids: readonly number[]): number => pids.reduce((sum, pid) => sum + percent.get(pid)!, 0);
     return { percent, of, machinePercent, seconds };
   }
+}
+
+/**
+ * The CPU (% of a core) of the gateway and every ffmpeg it runs over `seconds`, after `settleMs`
+ * for what just started to settle: a destination costs both.
+ */
+export async function gatewayCpu(gateway: GatewayProcess, seconds: number, settleMs = 2000): Promise<number> {
+  await sleep(settleMs);
+  const pids = [...(await gateway.ownPids()), ...(await gateway.ffmpegPids())];
+  const window = new CpuWindow(pids);
+  await sleep(seconds * 1000);
+  return window.end().of(pids);
 }
 
 /**

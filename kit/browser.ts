@@ -42,6 +42,30 @@ export class TestBrowser {
     return new TestBrowser(context, page, profile);
   }
 
+  /**
+   * Publishes from the page through the gateway's SDK (loaded from `origin`, a page of which must
+   * be open): `stream` as `createStream` takes it. Resolves with `PUBLISHING`, or with why not; the
+   * stream is then `window.sdkStream`.
+   */
+  publishThroughSdk(origin: string, stream: object): Promise<string> {
+    return this.page.evaluate(
+      async ([from, options]) => {
+        const { createSession } = await import(`${from}/sdk/gateway.js`);
+        return new Promise<string>((resolve) => {
+          const session = createSession({ urlServer: from });
+          session.on('FAILED', (e: { info: string }) => resolve(`session failed: ${e.info}`));
+          session.on('ESTABLISHED', () => {
+            const created = session.createStream(options);
+            (window as unknown as { sdkStream: unknown }).sdkStream = created;
+            created.on('PUBLISHING', () => resolve('PUBLISHING')).on('FAILED', (e: { info: string }) => resolve(`failed: ${e.info}`));
+            created.publish();
+          });
+        });
+      },
+      [origin, stream] as const,
+    );
+  }
+
   /** Closes the browser, then kills by PID anything of it that is left. */
   async close(): Promise<void> {
     await this.context.close().catch(() => {});

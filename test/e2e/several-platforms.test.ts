@@ -25,22 +25,7 @@ t.test('the SDK: a 1280x720 passthrough, a 720x1280 centre crop and the low simu
     { id: 'vertical', rtmpUrl: `${vertical.url()}/vertical`, rtmpTransponderFullUrl: true, aspect: '9:16' },
     { id: 'low', rtmpUrl: `${low.url()}/low`, rtmpTransponderFullUrl: true, layer: 'low' },
   ];
-  const published = await browser.page.evaluate(
-    async ([origin, wanted]) => {
-      const { createSession } = await import(`${origin}/sdk/gateway.js`);
-      return new Promise<string>((resolve) => {
-        const session = createSession({ urlServer: origin });
-        session.on('FAILED', (e: { info: string }) => resolve(`session failed: ${e.info}`));
-        session.on('ESTABLISHED', () => {
-          const stream = session.createStream({ name: 'show', destinations: wanted });
-          (window as any).show = stream;
-          stream.on('PUBLISHING', () => resolve('PUBLISHING')).on('FAILED', (e: { info: string }) => resolve(`failed: ${e.info}`));
-          stream.publish();
-        });
-      });
-    },
-    [gw.baseUrl, destinations] as const,
-  );
+  const published = await browser.publishThroughSdk(gw.baseUrl, { name: 'show', destinations });
   t.equal(published, 'PUBLISHING');
 
   const files = { landscape: landscape.recording('landscape'), vertical: vertical.recording('vertical'), low: low.recording('low') };
@@ -66,6 +51,6 @@ t.test('the SDK: a 1280x720 passthrough, a 720x1280 centre crop and the low simu
     const spread = Math.max(...samples.flat()) - Math.min(...samples.flat());
     t.ok(brightness(picture, 0, 0, 1, 1) > 20 && spread > 30, `${name}: the camera's picture, not a blank one (spread ${spread})`);
   }
-  await browser.page.evaluate(() => (window as any).show.stop());
+  await browser.page.evaluate(() => (window as any).sdkStream.stop());
   await waitFor('every push ended', async () => (await gw.post('/rest-api/push/find_all', {})).status === 404, 15_000);
 });

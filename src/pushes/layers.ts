@@ -29,7 +29,10 @@ export async function layerSource(stream: Publisher, video: VideoRequest, waitMs
   if (count > 1) {
     const spatial = layer === undefined ? count - 1 : typeof layer === 'number' ? await tallestUpTo(stream, layer, waitMs) : layerIndex(layer, count);
     const publisher = await stream.layer(spatial);
-    await onLayer(publisher, spatial, waitMs);
+    // A push that named no layer and does not pin it takes what comes after a short while: the top
+    // layer may be paused for a long time (a publisher short of bandwidth).
+    const asked = layer !== undefined || video.layerPolicy === 'pin';
+    await onLayer(publisher, spatial, asked ? waitMs : Math.min(waitMs, DEFAULT_LAYER_WAIT_MS));
     return { publisher, video, spatial };
   }
   if (layer === undefined) return { publisher: stream, video };
@@ -41,6 +44,8 @@ export async function layerSource(stream: Publisher, video: VideoRequest, waitMs
 
 /** How often a layer's publisher is looked at while it is waited for. */
 const LAYER_CHECK_MS = 20;
+/** How long a push that named no layer waits for the top one. */
+const DEFAULT_LAYER_WAIT_MS = 2000;
 
 /**
  * Waits, at most `waitMs`, until `publisher` forwards layer `spatial` and has a keyframe of it. A
@@ -48,6 +53,8 @@ const LAYER_CHECK_MS = 20;
  * publish): a push started then would begin at another size and change it at once.
  */
 async function onLayer(publisher: Publisher, spatial: number, waitMs: number): Promise<void> {
+  // On it, with a keyframe cached: nothing to wait for (most pushes of a live stream).
+  if (publisher.currentLayer === spatial && publisher.hasKeyframe) return;
   const until = monotonicMs() + waitMs;
   let keyframes: number | undefined;
   while (monotonicMs() < until && !publisher.isClosed) {

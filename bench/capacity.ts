@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { probe } from '../kit/probe.js';
-import { sleep, waitFor } from '../kit/processes.js';
+import { now, sleep, waitFor } from '../kit/processes.js';
 import type { NginxRtmp } from '../kit/rtmp-server.js';
 import type { Fixture } from '../kit/fixture.js';
 import type { GatewayProcess } from '../kit/gateway-process.js';
@@ -12,8 +12,17 @@ import { round, type Bench } from './report.js';
 /** Video frames lost beyond this share fail a capacity step. */
 export const MAX_LOSS = 0.005;
 
+/**
+ * The load generator (this process: every publisher's SRTP in one JavaScript thread) fed a step
+ * only if it sent this share of the frames due in the window, none later than MAX_GENERATOR_LATE_MS.
+ */
+const MIN_GENERATOR_SENT = 0.98;
+const MAX_GENERATOR_LATE_MS = 500;
+
 interface StepResult {
   pushes: number;
+  /** How the load generator kept to its publishers' schedule over the window: a step it could not feed says nothing of the gateway. */
+  generator: { sentPercent: number; lateP99Ms: number; fed: boolean };
   running: number;
   /** Publishes and pushes the gateway refused with 503 (overloaded, or at a limit). */
   refused: number;
@@ -175,8 +184,10 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
     const loop = watchEventLoop(gateway);
     const udpBefore = udpCounters();
     const window = new CpuWindow([gateway.pid, ...mediaWorkers, nginx.pid!, process.pid, ...ffmpeg]);
+    const windowFrom = now();
     await sleep(bench.plan.capacitySeconds * 1000);
     const cpu = window.end();
+    const generator = generatorKept(publishers, windowFrom, now(), fixture.fps);
     const udpAfter = udpCounters();
     const loopP99 = await loop.stop();
     const gatewayRssMb = [gateway.pid, ...mediaWorkers].reduce((sum, pid) => sum + rssMb(pid), 0);
@@ -219,6 +230,7 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
     const each = (pids: number[]): number => pids.reduce((sum, pid) => sum + cpu.percent.get(pid)!, 0) / Math.max(1, pids.length);
     return {
       pushes: count,
+      generator,
       running,
       refused,
       failed,
@@ -248,6 +260,26 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
   }
 }
 
+/**
+ * How the publishers kept to their schedule between `from` and `to` (on `now()`'s clock): the share
+ * of the frames due then that were sent, and the 99th percentile of how late each was sent.
+ */
+function generatorKept(publishers: readonly SyntheticPublisher[], from: number, to: number, fps: number): StepResult['generator'] {
+  const late: number[] = [];
+  for (const publisher of publishers) {
+    for (let i = publisher.frames.length - 1; i >= 0; i--) {
+      const frame = publisher.frames[i]!;
+      if (frame.dueAt < from) break;
+      if (frame.dueAt < to) late.push(Math.max(0, frame.sentAt - frame.dueAt));
+    }
+  }
+  const due = publishers.length * ((to - from) / 1000) * fps;
+  late.sort((a, b) => a - b);
+  const lateP99Ms = late.length ? late[Math.min(late.length - 1, Math.floor(late.length * 0.99))]! : Infinity;
+  const sentPercent = due > 0 ? (late.length / due) * 100 : 100;
+  return { sentPercent: round(sentPercent), lateP99Ms: round(lateP99Ms), fed: sentPercent >= MIN_GENERATOR_SENT * 100 && lateP99Ms <= MAX_GENERATOR_LATE_MS };
+}
+
 export async function capacity(bench: Bench, gateway: GatewayProcess, fixture: Fixture, nginx: NginxRtmp): Promise<void> {
   console.log(`\nCapacity: concurrent passthrough pushes to nginx-rtmp, ${bench.plan.capacitySeconds} s a step, < ${MAX_LOSS * 100} % video frames lost`);
   const steps: StepResult[] = [];
@@ -258,11 +290,18 @@ export async function capacity(bench: Bench, gateway: GatewayProcess, fixture: F
   for (const count of bench.plan.capacitySteps) {
     const step = await capacityStep(bench, gateway, fixture, nginx, count);
     steps.push(step);
+    if (!step.generator.fed) {
+      console.log(
+        `  ${count} pushes: the load generator could not feed its ${count} publishers (it sent ${step.generator.sentPercent} % of the frames due, ` +
+          `p99 ${step.generator.lateP99Ms} ms late): the step says nothing of the gateway, and the ramp ends here`,
+      );
+      break;
+    }
     const ok = step.unanswered.length === 0 && step.running === count && step.lossPercent < MAX_LOSS * 100;
     console.log(
       `  ${count} pushes: ${step.running} running, ${step.refused} refused, ${step.failed.length} failed${step.failed.length ? ` (${step.failed.join(', ')})` : ''}, ${step.framesLost}/${step.framesExpected} frames lost (${step.lossPercent} %, worst push ${step.worstPushLossPercent} %); ` +
         `CPU % of a core: gateway ${step.gatewayCpu} (media workers ${step.mediaWorkersCpu}), ffmpeg ${step.ffmpegCpuEach} each, nginx ${step.nginxCpu}, publishers ${step.publishersCpu}; machine ${step.machineCpu} % busy; ` +
-        `worst worker event-loop delay p99 ${step.eventLoopDelayP99Ms} ms; UDP datagrams dropped for full receive buffers ${step.udpDropped} of ${step.udpReceived}, sends refused for full send buffers ${step.udpSendsRefused}; ` +
+        `worst worker event-loop delay p99 ${step.eventLoopDelayP99Ms} ms; the load generator sent ${step.generator.sentPercent} % of its frames due (p99 ${step.generator.lateP99Ms} ms late); UDP datagrams dropped for full receive buffers ${step.udpDropped} of ${step.udpReceived}, sends refused for full send buffers ${step.udpSendsRefused}; ` +
         (step.hops
           ? `RTP hop by hop: the engine received ${step.hops.engineReceived} (lost ${step.hops.engineLost} on the way), sent ${step.hops.engineSent}, the frame path received ${step.hops.gatewayReceived}; `
           : '') +

@@ -19,7 +19,6 @@ export function preferH264(transceiver: RTCRtpTransceiver): void {
   }
 }
 
-/** Platforms dislike mid-stream resolution changes: lower the frame rate instead under load. */
 /** The simulcast layers the SDK publishes, lowest first (as the gateway takes them): a quarter, half and all of the camera's size. */
 export const SIMULCAST_ENCODINGS: RTCRtpEncodingParameters[] = [
   { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 200_000 },
@@ -27,6 +26,7 @@ export const SIMULCAST_ENCODINGS: RTCRtpEncodingParameters[] = [
   { rid: 'h', maxBitrate: 2_500_000 },
 ];
 
+/** Platforms dislike mid-stream resolution changes: lower the frame rate instead under load. */
 export async function keepResolution(pc: RTCPeerConnection): Promise<void> {
   for (const sender of pc.getSenders()) {
     if (sender.track?.kind !== 'video') continue;

@@ -149,15 +149,16 @@ const MAX_LAYERS = 3;
 function simulcastRids(section: readonly string[]): string[] | undefined {
   const line = section.find((l) => l.startsWith('a=simulcast:'));
   if (!line) return undefined;
+  const quoted = JSON.stringify(line.length > 120 ? `${line.slice(0, 120)}…` : line);
   const sent = /(?:^|\s)send\s+(\S+)/.exec(line.slice('a=simulcast:'.length));
-  if (!sent) throw new OfferError(`a=simulcast must send its layers: "${line}"`);
+  if (!sent) throw new OfferError(`a=simulcast must send its layers: ${quoted}`);
   const declared = new Set(section.map((l) => /^a=rid:(\S+) send(?:\s|$)/.exec(l)?.[1]).filter((rid) => rid !== undefined));
   const rids = sent[1]!.split(';').map((alternatives) => alternatives.split(',')[0]!.replace(/^~/, ''));
   for (const rid of rids) {
-    if (!/^[A-Za-z0-9_-]{1,16}$/.test(rid)) throw new OfferError(`a simulcast layer's RID must be 1 to 16 letters, digits, - or _: "${rid}"`);
+    if (!/^[A-Za-z0-9_-]{1,16}$/.test(rid)) throw new OfferError(`a simulcast layer's RID must be 1 to 16 letters, digits, - or _: ${JSON.stringify(rid.slice(0, 40))}`);
     if (!declared.has(rid)) throw new OfferError(`the simulcast layer "${rid}" has no a=rid:${rid} send line`);
   }
-  if (new Set(rids).size !== rids.length) throw new OfferError(`a simulcast layer is listed twice: "${line}"`);
+  if (new Set(rids).size !== rids.length) throw new OfferError(`a simulcast layer is listed twice: ${quoted}`);
   if (rids.length > MAX_LAYERS) throw new OfferError(`at most ${MAX_LAYERS} simulcast layers are taken, the offer sends ${rids.length}`);
   return rids.length > 1 ? rids : undefined;
 }

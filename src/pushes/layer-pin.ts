@@ -1,6 +1,7 @@
 import { monotonicMs } from '../clock.js';
 import type { Logger } from 'pino';
 import type { Publisher } from '../publishers/publisher.js';
+import { askKeyframe } from './layers.js';
 
 /** How often a layer back is checked for its first keyframe, and how long it is waited for at most. */
 const BACK_CHECK_MS = 50;
@@ -52,12 +53,10 @@ export class LayerPin {
 
   /** The engine switched back at a keyframe, which may have come before it said so: the next one is asked for and waited for. */
   #backAtKeyframe(): void {
-    const { publisher } = this;
-    const seen = publisher.counters.keyframes;
+    const keyframeCame = askKeyframe(this.publisher);
     const since = monotonicMs();
-    publisher.requestKeyframe(true);
     this.#waiting = setInterval(() => {
-      if (publisher.counters.keyframes === seen && monotonicMs() - since < BACK_WAIT_MS) return;
+      if (!keyframeCame() && monotonicMs() - since < BACK_WAIT_MS) return;
       clearInterval(this.#waiting);
       this.#away = false;
       this.log.info({ layer: this.pinned }, 'the pinned simulcast layer is back: live again');

@@ -56,16 +56,21 @@ async function onLayer(publisher: Publisher, spatial: number, waitMs: number): P
   // On it, with a keyframe cached: nothing to wait for (most pushes of a live stream).
   if (publisher.currentLayer === spatial && publisher.hasKeyframe) return;
   const until = monotonicMs() + waitMs;
-  let keyframes: number | undefined;
+  let keyframeCame: (() => boolean) | undefined;
   while (monotonicMs() < until && !publisher.isClosed) {
-    if (publisher.currentLayer !== spatial) keyframes = undefined;
-    else if (keyframes === undefined) {
-      // The layer switched at a keyframe that may have come before it said so: the next one is asked for.
-      keyframes = publisher.counters.keyframes;
-      publisher.requestKeyframe(true);
-    } else if (publisher.counters.keyframes > keyframes) return;
+    if (publisher.currentLayer !== spatial) keyframeCame = undefined;
+    // The layer switched at a keyframe that may have come before it said so: the next one is asked for.
+    else if (!keyframeCame) keyframeCame = askKeyframe(publisher);
+    else if (keyframeCame()) return;
     await sleep(LAYER_CHECK_MS);
   }
+}
+
+/** Asks `publisher` for a keyframe now: the check returned tells whether one has come since. */
+export function askKeyframe(publisher: Publisher): () => boolean {
+  const seen = publisher.counters.keyframes;
+  publisher.requestKeyframe(true);
+  return () => publisher.counters.keyframes > seen;
 }
 
 /** The tallest layer no taller than `height`, the lowest if every one is. */

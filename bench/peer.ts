@@ -14,6 +14,9 @@ import { Janus, type JanusPublisher } from './janus.js';
 import { CpuWindow } from './proc.js';
 import { round, type Bench } from './report.js';
 import { firstVideo } from './startup.js';
+import { configSchema } from '../src/config/schema.js';
+
+const GATEWAY_DEFAULTS = configSchema.parse({});
 
 /** The synthetic publisher's payload types (its offer's first codec of each kind). */
 const VIDEO_PT = 96;
@@ -190,12 +193,13 @@ async function startForwarder(dir: string, address: string, videoPort: number, r
     'copy',
     '-c:a',
     'aac',
+    // The gateway's own AAC settings (its defaults, as the benchmark's gateway runs).
     '-aac_coder',
-    'fast',
+    GATEWAY_DEFAULTS.audio_aac_coder,
     '-b:a',
-    '128k',
+    `${GATEWAY_DEFAULTS.audio_bitrate_kbps}k`,
     '-ar',
-    '48000',
+    String(GATEWAY_DEFAULTS.audio_sample_rate),
     '-ac',
     '2',
     '-f',

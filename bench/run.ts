@@ -3,7 +3,7 @@
  * beside its target.
  * Prints a table and writes JSON. `--quick` runs a smaller version in about a minute.
  *
- *   npm run bench -- [--quick] [--only startup,sdk,latency,fanout,outputs,audio,resilience,stalls,isolation,capacity,overload,cluster,mixer,peer] [--steps 8,16,24]
+ *   npm run bench -- [--quick] [--only startup,sdk,latency,fanout,outputs,audio,aac,resilience,stalls,isolation,capacity,overload,cluster,mixer,peer] [--steps 8,16,24]
  *                    [--out file.json] [--log-level debug] [--profile: CPU profile of the gateway
  *                    in .bench/profiles, for Chrome DevTools or speedscope]
  */
@@ -12,11 +12,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadFixture } from '../kit/fixture.js';
+import { loadFixture, PROGRAMME } from '../kit/fixture.js';
 import { GatewayProcess } from '../kit/gateway-process.js';
 import { stopAllProcesses } from '../kit/processes.js';
 import { RtmpReceiver } from '../kit/rtmp-receiver.js';
 import { NginxRtmp } from '../kit/rtmp-server.js';
+import { aacCoders } from './aac.js';
 import { audioCommands } from './audio-commands.js';
 import { capacity } from './capacity.js';
 import { fanout, renditionFanout } from './fanout.js';
@@ -45,7 +46,7 @@ const { values: args } = parseArgs({
   },
 });
 const quick = args.quick!;
-const sections = new Set((args.only ?? 'startup,sdk,latency,fanout,outputs,audio,resilience,stalls,isolation,capacity,overload,cluster,mixer,peer').split(','));
+const sections = new Set((args.only ?? 'startup,sdk,latency,fanout,outputs,audio,aac,resilience,stalls,isolation,capacity,overload,cluster,mixer,peer').split(','));
 const plan = benchPlan(quick);
 if (args.steps) plan.capacitySteps = args.steps.split(',').map(Number);
 const WORK = resolve('.bench');
@@ -68,7 +69,7 @@ async function step(name: string, run: () => Promise<unknown>): Promise<void> {
 
 async function main(): Promise<void> {
   mkdirSync(WORK, { recursive: true });
-  const fixture = loadFixture(join(WORK, 'fixture'));
+  const fixture = loadFixture(join(WORK, 'fixture'), PROGRAMME);
   const machine = {
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model,
@@ -92,6 +93,7 @@ async function main(): Promise<void> {
       await push(bench, gateway, fixture, receiver, 'vertical');
     });
     await step('audio', () => audioCommands(bench, gateway, fixture, receiver));
+    await step('aac', async () => aacCoders(bench));
     await step('resilience', async () => {
       console.log('\nResilience: destination restarts, 10 s network cuts, reconnect cycles');
       details.restartMs = await destinationRestart(gateway, fixture, report, plan.restartDownMs);

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { clip } from './programme-audio.js';
 
 /**
  * Pre-encoded media for synthetic publishers: 10 s of 1280x720 at 30 fps, constrained-baseline
@@ -28,9 +29,14 @@ export interface FixtureLook {
   fps?: number;
   /** Seconds between keyframes (2 by default, as Chromium sends): a hardware encoder's 6 s, say. */
   keyframeS?: number;
+  /** Instead of the tone, what people send: speech over music (kit/programme-audio.ts). */
+  sound?: 'programme';
 }
 
 const STANDARD: FixtureLook = { tag: '720p30', picture: `testsrc2=s=1280x720:r=${FIXTURE_FPS}:d=${SECONDS},noise=alls=14:allf=t+u`, toneHz: 440 };
+
+/** The benchmark's: the standard picture, with speech over music rather than a tone (a tone flatters the AAC encoder). */
+export const PROGRAMME: FixtureLook = { ...STANDARD, sound: 'programme' };
 
 /** A picture of one colour (`#rrggbb`) at `size` and `fps`, and a tone: for telling inputs apart in a mixer's output. */
 export function colourLook(colour: string, size: string, toneHz: number, fps = FIXTURE_FPS): FixtureLook {
@@ -39,8 +45,8 @@ export function colourLook(colour: string, size: string, toneHz: number, fps = F
 }
 
 export function loadFixture(dir: string, look: FixtureLook = STANDARD): Fixture {
-  const videoPath = join(dir, look === STANDARD ? `video-720p${FIXTURE_FPS}.h264` : `video-${look.tag}.h264`);
-  const audioPath = join(dir, look === STANDARD ? 'audio-sine.ogg' : `audio-${look.toneHz}.ogg`);
+  const videoPath = join(dir, look.tag === STANDARD.tag ? `video-720p${FIXTURE_FPS}.h264` : `video-${look.tag}.h264`);
+  const audioPath = join(dir, look.sound ? `audio-${look.sound}.ogg` : look === STANDARD ? 'audio-sine.ogg' : `audio-${look.toneHz}.ogg`);
   if (!existsSync(videoPath) || !existsSync(audioPath)) makeFixture(dir, videoPath, audioPath, look);
   return {
     fps: look.fps ?? FIXTURE_FPS,
@@ -82,10 +88,7 @@ function makeFixture(dir: string, videoPath: string, audioPath: string, look: Fi
     videoPath,
   ]);
   ffmpeg([
-    '-f',
-    'lavfi',
-    '-i',
-    `sine=f=${look.toneHz}:r=48000:d=${SECONDS}`,
+    ...(look.sound ? ['-i', clip(dir, look.sound, SECONDS)] : ['-f', 'lavfi', '-i', `sine=f=${look.toneHz}:r=48000:d=${SECONDS}`]),
     '-ac',
     '2',
     '-c:a',

@@ -29,6 +29,8 @@ export interface EncodingSettings {
   videoBitrateKbps: number;
   preset: string;
   audioBitrateKbps: number;
+  /** ffmpeg's AAC coder (`-aac_coder`). */
+  aacCoder: 'fast' | 'twoloop';
   audioSampleRate: number;
   /** Keyframe spacing for transcoded output when the request names none, in seconds. */
   keyframeIntervalS: number;

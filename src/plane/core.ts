@@ -135,6 +135,7 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
         videoBitrateKbps: config.transcoding_video_bitrate_kbps,
         preset: config.transcoding_preset,
         audioBitrateKbps: config.audio_bitrate_kbps,
+        aacCoder: config.audio_aac_coder,
         audioSampleRate: config.audio_sample_rate,
         keyframeIntervalS: config.webrtc_keyframe_interval_ms / 1000,
       },

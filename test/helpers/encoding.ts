@@ -7,6 +7,7 @@ export const encodingSettings: EncodingSettings = {
   videoBitrateKbps: 2500,
   preset: 'veryfast',
   audioBitrateKbps: 128,
+  aacCoder: 'fast',
   audioSampleRate: 48000,
   keyframeIntervalS: 2,
 };

@@ -61,6 +61,8 @@ t.test("passing video through, ffmpeg only encodes the gateway's PCM to AAC 48 k
   const joined = buildFfmpegArgs({ settings, analyzeDurationUs: 1, plan: { video: 'copy' } }).join(' ');
   t.match(joined, /-f s16le -ar 48000 -ac 2 -i pipe:0 -map 0:a:0 -c:a aac -aac_coder fast -b:a 128k -ar 48000 -ac 2/);
   t.notMatch(joined, /0:v|libx264|pipe:3/);
+  const twoloop = buildFfmpegArgs({ settings: { ...settings, aacCoder: 'twoloop' }, analyzeDurationUs: 1, plan: { video: 'copy' } }).join(' ');
+  t.match(twoloop, /-c:a aac -aac_coder twoloop -b:a/, 'the coder audio_aac_coder names');
 });
 
 t.test('ffmpeg writes FLV to stdout (the audio to pipe:4 when it transcodes) and can reach nothing but its inputs', async (t) => {

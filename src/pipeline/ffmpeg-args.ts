@@ -129,7 +129,8 @@ function stillArgs(fps: number, plan: EncodingPlan, settings: EncodingSettings, 
 
 /**
  * Presets for which one x264 thread keeps up with 1080p30 in real time on one core of the
- * benchmark's machine (veryfast: 6.8 ms a 720p frame, about 15 ms a 1080p one). With zerolatency,
+ * benchmark's machine (veryfast: 6.8 ms a 720p frame, about 15 ms a 1080p one; superfast, the
+ * default, a quarter less). With zerolatency,
  * x264's own threading is sliced threads, which cost more CPU in all (24.7 against 28.3 % of a core
  * for ffmpeg transcoding 720p30, for the same added latency: 40 ms median, 56 ms p95).
  */

@@ -274,7 +274,10 @@ export const configSchema = z
       .describe('off: a startup that needs transcoding (VP8/VP9 source, height, fps, keyFrameInterval, videoBitrate, overlays) answers 400'),
     transcoding_keep_aspect_ratio: z.boolean().default(true).describe('a requested height keeps the aspect (even width); off: width and height are both applied'),
     transcoding_video_bitrate_kbps: z.number().int().min(100).max(50000).default(2500).describe('bitrate of transcoded video'),
-    transcoding_preset: z.enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium']).default('superfast').describe('libx264 preset (superfast: a quarter less CPU than veryfast, SSIM 0.989 against 0.992; DESIGN.md)'),
+    transcoding_preset: z
+      .enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium'])
+      .default('superfast')
+      .describe('libx264 preset (superfast: a quarter less CPU than veryfast, SSIM 0.989 against 0.992; DESIGN.md)'),
     audio_bitrate_kbps: z.number().int().min(32).max(512).default(128).describe('AAC bitrate'),
     audio_aac_coder: z
       .enum(['fast', 'twoloop'])

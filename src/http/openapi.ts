@@ -5,6 +5,7 @@ import { soundOnSchema, startupSchema } from '../pushes/requests.js';
 import { checkReportSchema, checkRequestSchema } from '../outputs/check.js';
 import { recordingFileRequestSchema, recordingFindSchema, recordingSchema } from '../recordings/library.js';
 import { streamJsonSchema as stream } from '../publishers/description.js';
+import { captionRequestSchema, captionResultSchema } from '../captions/request.js';
 import { findAllSchema, findSchema, mediaSessionSchema, streamSchema } from './schemas.js';
 import { nodeInfoSchema } from '../cluster/nodes.js';
 import {
@@ -175,6 +176,12 @@ export function openApiDocument(version: string): Json {
       },
       '/rest-api/stream/find': post('A publishing stream and its figures', streamSchema, list(stream, 'The stream'), [400, 401, 404]),
       '/rest-api/stream/find_all': post('Every publishing stream', findAllSchema, list(stream, 'Every stream'), [400, 401, 404]),
+      '/rest-api/stream/caption': post(
+        'A caption (CEA-608 roll-up, in the H.264 of every push of the stream, from its next frame on)',
+        captionRequestSchema,
+        { '200': { description: 'How many pushes carry it', content: json(captionResultSchema) } },
+        [400, 401, 404],
+      ),
       '/rest-api/stream/snapshot': post(
         "The stream's latest keyframe as a JPEG",
         streamSchema,

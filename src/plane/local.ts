@@ -62,6 +62,14 @@ export class LocalPlane implements MediaPlane {
     return this.core.pictures.jpeg(keyframe);
   }
 
+  async caption(name: string, text: string): Promise<{ pushes: number }> {
+    const publisher = this.core.publishers.get(name);
+    if (!publisher || publisher.state !== 'publishing') throw notFound(`stream ${name} is not publishing`);
+    const pushes = this.core.pushes.find({ streamName: name });
+    for (const push of pushes) push.writer.caption(text);
+    return { pushes: pushes.length };
+  }
+
   async view(name: string, offer: string): Promise<{ id: string; answer: string }> {
     return this.core.viewers.view(name, offer);
   }

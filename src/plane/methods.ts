@@ -1,5 +1,6 @@
 import { MessagePort } from 'node:worker_threads';
 import { z } from 'zod';
+import { captionResultSchema, captionTextSchema } from '../captions/request.js';
 import { streamJsonSchema } from '../publishers/description.js';
 import { pushInfoSchema } from '../pushes/info.js';
 import { findFilterSchema, mediaSessionIdSchema, soundRequestSchema, startupSchema } from '../pushes/requests.js';
@@ -66,6 +67,12 @@ export const PLACE_METHODS = {
     args: z.tuple([streamName]),
     // A Buffer crosses between threads as a Uint8Array.
     result: z.instanceof(Uint8Array).transform((bytes): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
+    route: { to: 'stream', key: ([name]) => name },
+  }),
+  /** A caption (CEA-608) for every push of the stream, from their next frame on; 404 when it is not publishing. */
+  caption: method({
+    args: z.tuple([streamName, captionTextSchema]),
+    result: captionResultSchema,
     route: { to: 'stream', key: ([name]) => name },
   }),
   /** A viewer of the stream (WHEP) from its SDP offer: the viewer's id and the SDP answer. */

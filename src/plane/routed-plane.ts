@@ -22,6 +22,10 @@ export abstract class RoutedPlane implements RoutedCalls {
     return this.route('snapshot', args);
   }
 
+  caption(...args: ArgsOf<'caption'>): Promise<ResultOf<'caption'>> {
+    return this.route('caption', args);
+  }
+
   view(...args: ArgsOf<'view'>): Promise<ResultOf<'view'>> {
     return this.route('view', args);
   }

@@ -7,6 +7,7 @@ import type { VideoFrame } from '../media/depacketizer.js';
 import type { MediaOutput } from '../outputs/link.js';
 import type { Picture, TagSource } from '../pipeline/pipeline.js';
 import type { IngestHealth } from './health.js';
+import { CaptionTrack } from '../captions/track.js';
 
 export interface OutputOptions {
   sendMetadata: boolean;
@@ -67,12 +68,24 @@ export class OutputWriter {
   /** The latest AVC sequence header sent, and the latest keyframe after it. */
   #header: Buffer | undefined;
   #picture: Picture | undefined;
+  /** From the push's first caption on. */
+  #captions: CaptionTrack | undefined;
 
   constructor(private readonly options: OutputOptions) {}
 
   /** The latest keyframe sent of live video, with its sequence header. */
   get picture(): Picture | undefined {
     return this.#picture;
+  }
+
+  /** A caption (CEA-608 in the video sent, from the next frame on). */
+  caption(text: string): void {
+    (this.#captions ??= new CaptionTrack()).write(text);
+  }
+
+  /** Characters of its captions sent as others (608 has no code for them). */
+  get captionCharactersReplaced(): number {
+    return this.#captions?.replaced ?? 0;
   }
 
   /** A new link: it starts with codec headers, and its audio waits for a keyframe when video is to come. */
@@ -116,8 +129,9 @@ export class OutputWriter {
     }
     if (!this.#sps) return false; // no decoder configuration yet: nothing decodable to send
     if (frame.key && this.#header) this.#picture = { header: this.#header, frame: body };
-    out.writeVideo(timestamp, body);
-    this.options.health?.video(timestamp, body.length, frame.key);
+    const sent = this.#captions ? this.#captions.frame(body, timestamp) : body;
+    out.writeVideo(timestamp, sent);
+    this.options.health?.video(timestamp, sent.length, frame.key);
     this.timeline.placeFrame(timestamp);
     this.firstFrameAt ??= monotonicMs();
     this.frames++;
@@ -164,16 +178,18 @@ export class OutputWriter {
       this.options.health?.audio(timestamp, tag.body);
       return;
     }
+    let body = tag.body;
     if (sequenceHeader) {
-      this.#sizeFromConfiguration(tag.body.subarray(5));
-      if (!source.still) this.#header = tag.body;
+      this.#sizeFromConfiguration(body.subarray(5));
+      if (!source.still) this.#header = body;
     } else {
       this.firstFrameAt ??= monotonicMs();
       this.frames++;
-      if (keyframe && !source.still && this.#header) this.#picture = { header: this.#header, frame: tag.body };
-      this.options.health?.video(timestamp, tag.body.length, keyframe);
+      if (keyframe && !source.still && this.#header) this.#picture = { header: this.#header, frame: body };
+      if (this.#captions) body = this.#captions.frame(body, timestamp);
+      this.options.health?.video(timestamp, body.length, keyframe);
     }
-    out.writeVideo(timestamp, tag.body);
+    out.writeVideo(timestamp, body);
   }
 
   /** The picture size of what goes out now. */

@@ -68,6 +68,7 @@ t.test('every control route: 401 without a key and with a wrong one (nothing sta
     ['/rest-api/stream/find', { name: 'cam' }],
     ['/rest-api/stream/find_all', {}],
     ['/rest-api/stream/snapshot', { name: 'cam' }],
+    ['/rest-api/stream/caption', { streamName: 'cam', text: 'Hello.' }],
   ];
   for (const [path, body] of routes) {
     t.equal((await call(path, body)).status, 401, `${path} without a key`);

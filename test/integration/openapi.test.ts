@@ -84,6 +84,9 @@ t.test('the document is OpenAPI 3.1 and every answer matches it', async (t) => {
   await check('POST', '/rest-api/stream/find_all', '/rest-api/stream/find_all', {});
   await check('POST', '/rest-api/stream/snapshot', '/rest-api/stream/snapshot', { name: 'cam' });
   await check('POST', '/rest-api/stream/snapshot', '/rest-api/stream/snapshot', { name: 'nobody' });
+  await check('POST', '/rest-api/stream/caption', '/rest-api/stream/caption', { streamName: 'cam', text: 'Hello.' });
+  await check('POST', '/rest-api/stream/caption', '/rest-api/stream/caption', { streamName: 'nobody', text: 'Hello.' }); // 404
+  await check('POST', '/rest-api/stream/caption', '/rest-api/stream/caption', { streamName: 'cam', text: 'a\tb' }); // 400
   await check('POST', '/rest-api/push/terminate', '/rest-api/push/terminate', { mediaSessionId: id });
   const mixer = (path: string, body: unknown): ReturnType<typeof check> => check('POST', `/rest-api/mixer/${path}`, `/rest-api/mixer/${path}`, body);
   await mixer('find_all', {}); // 404

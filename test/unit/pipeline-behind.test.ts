@@ -32,7 +32,16 @@ class SlowFfmpeg extends EventEmitter {
 /** A pipeline of a push passing its video through, on `ffmpeg`, the machine `saturated` or not. */
 async function passThroughPipeline(t: Test, ffmpeg: SlowFfmpeg, saturated: boolean, log: Logger): Promise<Pipeline> {
   const pipelines = ffmpegPipelines({
-    encoding: { keepAspectRatio: true, transcodingEnabled: true, videoBitrateKbps: 1000, preset: 'veryfast', audioBitrateKbps: 128, aacCoder: 'fast', audioSampleRate: 48000, keyframeIntervalS: 2 },
+    encoding: {
+      keepAspectRatio: true,
+      transcodingEnabled: true,
+      videoBitrateKbps: 1000,
+      preset: 'veryfast',
+      audioBitrateKbps: 128,
+      aacCoder: 'fast',
+      audioSampleRate: 48000,
+      keyframeIntervalS: 2,
+    },
     analyzeDurationUs: 0,
     startTimeoutMs: 60_000,
     stopTimeoutMs: 1000,

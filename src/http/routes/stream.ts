@@ -5,6 +5,7 @@ import { findAllSchema, streamSchema } from '../schemas.js';
 import { parseBody } from '../../validation.js';
 import type { SnapshotQueue } from '../snapshot-queue.js';
 import { routeAccess } from '../guard.js';
+import { captionRequestSchema } from '../../captions/request.js';
 
 const CONTROL = routeAccess('control');
 
@@ -22,6 +23,12 @@ export function streamRoutes(app: FastifyInstance, plane: MediaPlane, snapshots:
     const all = await plane.streams();
     if (all.length === 0) throw notFound('no streams');
     return all;
+  });
+
+  // A caption in every push of the stream (CEA-608 in the H.264 sent).
+  app.post('/rest-api/stream/caption', CONTROL, async (request) => {
+    const { streamName, text } = parseBody(captionRequestSchema, request.body);
+    return plane.caption(streamName, text);
   });
 
   // The latest keyframe, decoded when asked, within what snapshots may spend.

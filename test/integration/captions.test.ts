@@ -1,0 +1,109 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { readCaptions } from '../../kit/captions.js';
+import { loadFixture } from '../../kit/fixture.js';
+import { probe } from '../../kit/probe.js';
+import { waitFor } from '../../kit/processes.js';
+import { NginxRtmp } from '../../kit/rtmp-server.js';
+import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
+import { CaptionTrack } from '../../src/captions/track.js';
+import { avcSequenceHeader } from '../../src/media/h264.js';
+import { flvFileHeader, flvTag } from '../../src/media/flv.js';
+import { startGateway } from '../helpers/gateway.js';
+import { keyframeCached } from '../helpers/pushes.js';
+
+// Captions are read back by ffmpeg's own CEA-608 decoder (nothing of the project's reads them):
+// first from a file the caption track wrote alone, then from what nginx-rtmp received of a
+// passthrough push and of a transcoded one, the captions sent over REST.
+
+const FIXTURES = join(import.meta.dirname, '..', '..', '.bench', 'fixture');
+/** ffmpeg's decoder shows a typographic apostrophe for 608's 0x27. */
+const plain = (text: string): string => text.replace(/’/g, "'");
+
+t.test('the caption track: ffmpeg reads each caption out of the frames, accents and braces included', async (t) => {
+  const fixture = loadFixture(FIXTURES);
+  const dir = await mkdtemp(join(tmpdir(), 'captions-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const track = new CaptionTrack();
+  const first = fixture.video[0]!.nals;
+  const parts = [
+    flvFileHeader(),
+    flvTag(
+      9,
+      0,
+      avcSequenceHeader(
+        first.find((n) => (n[0]! & 0x1f) === 7)!,
+        first.find((n) => (n[0]! & 0x1f) === 8)!,
+      ),
+    ),
+  ];
+  const captions = new Map([
+    [15, 'Hello, world.'],
+    [75, 'Captions from the gateway, in line 21.'],
+    [160, 'Él dijo: ¡sí! {ok}'],
+    [230, 'The end.'],
+  ]);
+  fixture.video.forEach((unit, i) => {
+    const caption = captions.get(i);
+    if (caption) track.write(caption);
+    const nals = unit.nals.flatMap((nal) => {
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(nal.length);
+      return [length, nal];
+    });
+    const body = Buffer.concat([Buffer.from([unit.key ? 0x17 : 0x27, 1, 0, 0, 0]), ...nals]);
+    const timestamp = Math.round((i * 1000) / fixture.fps);
+    parts.push(flvTag(9, timestamp, track.frame(body, timestamp)));
+  });
+  const file = join(dir, 'captions.flv');
+  await writeFile(file, Buffer.concat(parts));
+  const shown = (await readCaptions(file)).map((cue) => plain(cue.text)).join(' | ');
+  for (const caption of [...captions.values()].slice(0, 3)) t.ok(shown.includes(caption), `"${caption}" read back (${shown})`);
+  t.equal(track.replaced, 0, 'every character had a code');
+});
+
+t.test('REST captions reach a passthrough push and a transcoded one, as 608 in the H.264 nginx-rtmp received', async (t) => {
+  const nginx = await NginxRtmp.start();
+  t.teardown(() => nginx.stop());
+  const gw = await startGateway({});
+  t.teardown(() => gw.close());
+  const publisher = await SyntheticPublisher.publish(loadFixture(FIXTURES), gw.baseUrl, 'cam');
+  t.teardown(() => publisher.stop());
+  await keyframeCached(gw, 'cam');
+
+  const caption = (body: unknown): ReturnType<typeof gw.post> => gw.post('/rest-api/stream/caption', body);
+  t.match(await caption({ streamName: 'cam', text: '' }), { status: 400, body: { field: 'text' } }, 'empty');
+  t.match(await caption({ streamName: 'cam', text: 'two\nlines' }), { status: 400, body: { field: 'text' } }, 'a control character');
+  t.match(await caption({ streamName: 'cam', text: 'word '.repeat(40) }), { status: 400, body: { field: 'text' } }, 'more than four rows');
+  t.match(await caption({ text: 'hi' }), { status: 400, body: { field: 'streamName' } }, 'no stream');
+  t.match(await caption({ streamName: 'nobody', text: 'hi' }), { status: 404 }, 'a stream not publishing');
+  t.same((await caption({ streamName: 'cam', text: 'Before any push.' })).body, { pushes: 0 }, 'a stream without pushes: nothing carries it');
+
+  for (const [stream, fields] of [
+    ['pass', {}],
+    ['small', { height: 360 }],
+  ] as const) {
+    const started = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: `${nginx.url()}/${stream}`, rtmpTransponderFullUrl: true, ...fields });
+    t.equal(started.status, 200, JSON.stringify(started.body));
+  }
+  const frames = async (stream: string): Promise<number> => (await probe(nginx.recording(stream)).catch(() => undefined))?.video.length ?? 0;
+  await waitFor('both pushes recorded', async () => (await frames('pass')) >= 30 && (await frames('small')) >= 30, 30_000, 250);
+
+  const sent = ['Hello from the gateway.', "Second caption: it's here, ¡olé!", 'Third one, braces {ok}.', 'Bye.'];
+  for (const text of sent) t.same((await caption({ streamName: 'cam', text })).body, { pushes: 2 });
+  // Four captions are about 80 byte pairs: under 3 s of frames at one pair a frame.
+  const due = { pass: (await frames('pass')) + 150, small: (await frames('small')) + 150 };
+  await waitFor('5 s more recorded', async () => (await frames('pass')) >= due.pass && (await frames('small')) >= due.small, 30_000, 250);
+  for (const stream of ['pass', 'small']) {
+    const shown = (await readCaptions(nginx.recording(stream))).map((cue) => plain(cue.text)).join(' | ');
+    for (const text of sent.slice(0, 3)) t.ok(shown.includes(text), `${stream}: "${text}" read back (${shown})`);
+  }
+  const { streams } = await probe(nginx.recording('pass'));
+  t.match(
+    streams.find((s) => s.codec_type === 'video'),
+    { codec_name: 'h264', width: 1280, height: 720 },
+    'the passthrough push still sends the camera as it came',
+  );
+});

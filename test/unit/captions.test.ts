@@ -1,0 +1,81 @@
+import t from 'tap';
+import { Cea608Writer, captionRows, PAD_PAIR, withParity, type CcPair } from '../../src/captions/cea608.js';
+import { captionSei, withSei } from '../../src/captions/sei.js';
+
+const hex = (pairs: CcPair[]): string[] => pairs.map((p) => p.toString(16).padStart(4, '0'));
+const all = (writer: Cea608Writer): CcPair[] => writer.take(writer.pending);
+
+t.test('each byte gets odd parity in its top bit', async (t) => {
+  t.equal(withParity(0x00), 0x80);
+  t.equal(withParity(0x14), 0x94, 'two ones: the bit is set');
+  t.equal(withParity(0x2c), 0x2c, 'three ones: left clear');
+  t.equal(withParity(0x2d), 0xad);
+  t.equal(PAD_PAIR, 0x8080);
+});
+
+t.test('a caption rolls in: roll-up 2 once, then per row a carriage return and row 15, each sent twice, then the text', async (t) => {
+  const writer = new Cea608Writer();
+  writer.write('Hello');
+  t.same(hex(all(writer)), ['9425', '9425', '94ad', '94ad', '94e0', '94e0', 'c8e5', 'ecec', 'ef80']);
+  writer.write('Hi');
+  t.same(hex(all(writer)), ['94ad', '94ad', '94e0', '94e0', 'c8e9'], 'the mode is set once');
+  writer.erase();
+  t.same(hex(all(writer)), ['942c', '942c']);
+});
+
+t.test('special and extended characters: their code twice, an extended one after a basic stand-in', async (t) => {
+  const writer = new Cea608Writer();
+  writer.write('a♪');
+  t.same(hex(all(writer)).slice(6), ['6180', '9137', '9137'], '♪ is 0x11 0x37');
+  writer.write('{');
+  t.same(hex(all(writer)).slice(4), ['a880', '1329', '1329'], "'{' is 0x13 0x29, after '('");
+  writer.write('♪♪');
+  t.same(hex(all(writer)).slice(4), ['9137', '9137', '8080', '9137', '9137'], 'a null pair keeps the second from reading as a repeat');
+  writer.write('é*');
+  t.same(hex(all(writer)).slice(4), ['dcab', '92a8', '92a8'], "é is basic 0x5C; '*' is extended 0x12 0x28, after '+'");
+});
+
+t.test('a character 608 has no code for is sent as its letter without accents, or as ?, and counted', async (t) => {
+  const writer = new Cea608Writer();
+  writer.write('ą字');
+  t.same(hex(all(writer)).slice(6), ['61bf'], "'a' and '?'");
+  t.equal(writer.replaced, 2);
+});
+
+t.test('text is wrapped into rows of 32 columns', async (t) => {
+  t.same(captionRows('  one   two  '), ['one two']);
+  const rows = captionRows('The quick brown fox jumps over the lazy dog and keeps on running far away');
+  t.ok(rows.every((row) => row.length <= 32));
+  t.equal(rows.join(' '), 'The quick brown fox jumps over the lazy dog and keeps on running far away');
+  t.same(captionRows('x'.repeat(70)), ['x'.repeat(32), 'x'.repeat(32), 'x'.repeat(6)], 'a word longer than a row is cut');
+});
+
+t.test('take hands out at most the count asked, oldest first', async (t) => {
+  const writer = new Cea608Writer();
+  writer.write('Hello');
+  t.equal(writer.pending, 9);
+  t.same(hex(writer.take(2)), ['9425', '9425']);
+  t.equal(writer.pending, 7);
+  writer.take(100);
+  t.same(writer.take(1), [], 'nothing left');
+});
+
+t.test('the SEI: A/53 cc_data in user data registered by ITU-T T.35, with emulation prevention', async (t) => {
+  const sei = captionSei([0x9425, 0x8080]);
+  t.same([...sei], [0x06, 0x04, 17, 0xb5, 0x00, 0x31, 0x47, 0x41, 0x39, 0x34, 0x03, 0xc2, 0xff, 0xfc, 0x94, 0x25, 0xfc, 0x80, 0x80, 0xff, 0x80]);
+  t.throws(() => captionSei([]), RangeError);
+  t.throws(() => captionSei(new Array<number>(32).fill(PAD_PAIR)), RangeError);
+  const long = captionSei(new Array<number>(31).fill(0x0000));
+  const startCode = [...long].findIndex((byte, i) => byte === 0 && long[i + 1] === 0 && long[i + 2]! <= 3);
+  t.equal(startCode, -1, 'no two zero bytes are followed by a byte under 4');
+});
+
+t.test('the SEI goes before the first slice; every other byte of the frame is kept', async (t) => {
+  const nal = (bytes: number[]): Buffer => Buffer.concat([Buffer.from([0, 0, 0, bytes.length]), Buffer.from(bytes)]);
+  const header = Buffer.from([0x17, 1, 0, 0, 0]);
+  const body = Buffer.concat([header, nal([0x09, 0xf0]), nal([0x67, 1, 2]), nal([0x68, 3]), nal([0x65, 9, 9, 9]), nal([0x65, 8])]);
+  const sei = captionSei([0x9425]);
+  const out = withSei(body, sei);
+  t.same(out, Buffer.concat([header, nal([0x09, 0xf0]), nal([0x67, 1, 2]), nal([0x68, 3]), nal([...sei]), nal([0x65, 9, 9, 9]), nal([0x65, 8])]));
+  t.equal(withSei(Buffer.concat([header, nal([0x09, 0xf0])]), sei).length, 11, 'no slice: as it was');
+});

@@ -64,13 +64,19 @@ t.test('the caption track: ffmpeg reads each caption out of the frames, accents 
   t.equal(track.replaced, 0, 'every character had a code');
 });
 
-t.test('REST captions reach a passthrough push and a transcoded one, as 608 in the H.264 nginx-rtmp received', async (t) => {
+t.test('REST captions reach a passthrough push, a transcoded one and a recording, as 608 in the H.264 each holds', async (t) => {
   const nginx = await NginxRtmp.start();
-  t.teardown(() => nginx.stop());
-  const gw = await startGateway({});
-  t.teardown(() => gw.close());
-  const publisher = await SyntheticPublisher.publish(loadFixture(FIXTURES), gw.baseUrl, 'cam');
-  t.teardown(() => publisher.stop());
+  const records = await mkdtemp(join(tmpdir(), 'captions-recordings-'));
+  const gw = await startGateway({ record_dir: records, record_min_free_mb: 1 });
+  let publisher: SyntheticPublisher | undefined;
+  // In this order: the recording's ffmpeg has ended before its folder goes.
+  t.teardown(async () => {
+    await publisher?.stop();
+    await gw.close();
+    await nginx.stop();
+    await rm(records, { recursive: true, force: true });
+  });
+  publisher = await SyntheticPublisher.publish(loadFixture(FIXTURES), gw.baseUrl, 'cam');
   await keyframeCached(gw, 'cam');
 
   const caption = (body: unknown): ReturnType<typeof gw.post> => gw.post('/rest-api/stream/caption', body);
@@ -88,17 +94,21 @@ t.test('REST captions reach a passthrough push and a transcoded one, as 608 in t
     const started = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: `${nginx.url()}/${stream}`, rtmpTransponderFullUrl: true, ...fields });
     t.equal(started.status, 200, JSON.stringify(started.body));
   }
+  const recording = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: 'record://' });
+  t.equal(recording.status, 200, JSON.stringify(recording.body));
   const frames = async (stream: string): Promise<number> => (await probe(nginx.recording(stream)).catch(() => undefined))?.video.length ?? 0;
   await waitFor('both pushes recorded', async () => (await frames('pass')) >= 30 && (await frames('small')) >= 30, 30_000, 250);
 
   const sent = ['Hello from the gateway.', "Second caption: it's here, ¡olé!", 'Third one, braces {ok}.', 'Bye.'];
-  for (const text of sent) t.same((await caption({ streamName: 'cam', text })).body, { pushes: 2 });
+  for (const text of sent) t.same((await caption({ streamName: 'cam', text })).body, { pushes: 3 });
   // Four captions are about 80 byte pairs: under 3 s of frames at one pair a frame.
   const due = { pass: (await frames('pass')) + 150, small: (await frames('small')) + 150 };
   await waitFor('5 s more recorded', async () => (await frames('pass')) >= due.pass && (await frames('small')) >= due.small, 30_000, 250);
-  for (const stream of ['pass', 'small']) {
-    const shown = (await readCaptions(nginx.recording(stream))).map((cue) => plain(cue.text)).join(' | ');
-    for (const text of sent.slice(0, 3)) t.ok(shown.includes(text), `${stream}: "${text}" read back (${shown})`);
+  const [part] = (await gw.post('/rest-api/recording/find_all', { streamName: 'cam' })).body as { fileName: string }[];
+  const files = { pass: nginx.recording('pass'), small: nginx.recording('small'), recording: join(records, part!.fileName) };
+  for (const [what, file] of Object.entries(files)) {
+    const shown = (await readCaptions(file)).map((cue) => plain(cue.text)).join(' | ');
+    for (const text of sent.slice(0, 3)) t.ok(shown.includes(text), `${what}: "${text}" read back (${shown})`);
   }
   const { streams } = await probe(nginx.recording('pass'));
   t.match(

@@ -96,6 +96,16 @@ export class Stream extends Emitter<StreamEvent> {
     return (answer as Extract<ServerMessage, { type: 'mixer' }>).mixer;
   }
 
+  /**
+   * A caption in every push of this stream (CEA-608 in the H.264 each destination gets), from
+   * their next frame on: printable text, at most four rows of 32 columns once wrapped. Answers how
+   * many pushes carry it; rejects with the gateway's error (`error.field` names what was wrong).
+   */
+  async sendCaption(text: string): Promise<number> {
+    const answer = await this.#host.call({ type: 'caption', requestId: '', name: this.#options.name, text });
+    return (answer as Extract<ServerMessage, { type: 'captioned' }>).pushes;
+  }
+
   /** WebRTC statistics of the publishing connection. */
   async getStats(): Promise<RTCStatsReport | undefined> {
     return this.#pc?.getStats();

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { captionTextSchema } from '../captions/request.js';
 import { mixerInputFields, mixerStartupSchema, mixerUriSchema } from '../mixers/requests.js';
 import { platformSchema } from '../outputs/platforms.js';
 import { checkShapeFields } from '../pipeline/shape.js';
@@ -121,8 +122,17 @@ const leaveMixerMessageSchema = z.strictObject({
   uri: mixerUriSchema,
 });
 
+/** A caption for every push of a stream this session publishes (`/rest-api/stream/caption`); answered with `captioned`. */
+const captionMessageSchema = z.strictObject({
+  type: z.literal('caption'),
+  requestId: requestIdSchema,
+  name: streamNameSchema,
+  text: captionTextSchema,
+});
+
 /** What the SDK sends. */
 export const clientMessageSchema = z.discriminatedUnion('type', [
+  captionMessageSchema,
   startMixerMessageSchema,
   joinMixerMessageSchema,
   leaveMixerMessageSchema,

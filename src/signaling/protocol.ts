@@ -114,6 +114,13 @@ interface MixerMessage {
   mixer: MixerInfo;
 }
 
+/** The answer to `caption`: how many of the stream's pushes carry it. */
+interface CaptionedMessage {
+  type: 'captioned';
+  requestId: string;
+  pushes: number;
+}
+
 /** A refused message: the error code, what was wrong, and the field at fault. */
 interface ErrorMessage {
   type: 'error';
@@ -124,4 +131,5 @@ interface ErrorMessage {
 }
 
 /** What the gateway sends. */
-export type ServerMessage = HelloMessage | AnswerMessage | StatusMessage | DestinationMessage | DestinationAddedMessage | DestinationCheckedMessage | MixerMessage | ErrorMessage;
+export type ServerMessage =
+  HelloMessage | AnswerMessage | StatusMessage | DestinationMessage | DestinationAddedMessage | DestinationCheckedMessage | MixerMessage | CaptionedMessage | ErrorMessage;

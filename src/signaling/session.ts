@@ -117,6 +117,11 @@ export class SignalingSession {
           const mixer = await this.plane.mixerRemove({ uri: message.uri, remoteStreamName: message.name });
           return this.#send({ type: 'mixer', requestId: message.requestId, mixer });
         }
+        case 'caption': {
+          this.#stream(message.name);
+          const { pushes } = await this.plane.caption(message.name, message.text);
+          return this.#send({ type: 'captioned', requestId: message.requestId, pushes });
+        }
         case 'unpublish': {
           const stream = this.#streams.get(message.name);
           const id = stream?.publisherId ?? stream?.lostPublisherId;

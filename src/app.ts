@@ -45,6 +45,7 @@ import { ClusterNode } from './cluster/node.js';
 import { clusterRoutes } from './http/routes/cluster.js';
 import type { KeptPushStore } from './store/open.js';
 import { clientAddressReader } from './security/client-address.js';
+import { CaptionFlood } from './captions/flood.js';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -195,7 +196,9 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     : undefined;
   const stopRooms = rooms ? own.events((event) => rooms.follow(event)) : undefined;
   recordingRoutes(app, recordings);
-  streamRoutes(app, plane, new SnapshotQueue((name) => plane.snapshot(name), config.limit_snapshot_decoders, config.limit_snapshot_queue));
+  // Captions, over REST and the SDK together, per client address.
+  const captionFlood = new CaptionFlood();
+  streamRoutes(app, plane, new SnapshotQueue((name) => plane.snapshot(name), config.limit_snapshot_decoders, config.limit_snapshot_queue), captionFlood);
   docsRoutes(app);
   // In a cluster the console's event log shows every node's events, each with its node.
   const watchEvents = cluster ? (listener: (event: LifecycleEvent, node: string) => void) => cluster.watchEvents(listener) : undefined;
@@ -226,6 +229,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     clientAddress: clientAddressReader(config.trust_proxy),
     maxSessions: config.limit_signaling_sessions,
     idleTimeoutMs: config.signaling_idle_timeout_ms,
+    captionFlood,
   });
   for (const server of [app.server, secondary]) server?.on('upgrade', (request, socket, head) => signaling.handleUpgrade(request, socket, head));
 

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { CaptionFlood } from '../captions/flood.js';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -20,6 +21,8 @@ export interface SignalingOptions {
   maxSessions?: number;
   /** A session that has published nothing by then is closed (`signaling_idle_timeout_ms`). */
   idleTimeoutMs?: number;
+  /** Captions per client, shared with the REST API's. */
+  captionFlood?: CaptionFlood;
 }
 
 /**
@@ -46,10 +49,11 @@ export class SignalingServer {
     // Per client, SDK sessions count with WHIP sessions (access.quota); here, every client together.
     this.#sessions = new ClientQuota({ total: options.maxSessions, totalKey: 'limit_signaling_sessions' });
     const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
+    const captions = options.captionFlood ?? new CaptionFlood();
     const sessionLog = log.child({ component: 'signaling' });
     this.#wss.on('connection', (socket: WebSocket, request: IncomingMessage, release: () => void) => {
       socket.on('close', release);
-      new SignalingSession(socket, plane, destinations, access, this.#clientAddress(request), sessionLog, idleTimeoutMs);
+      new SignalingSession(socket, plane, destinations, access, captions, this.#clientAddress(request), sessionLog, idleTimeoutMs);
     });
     this.#wss.on('error', (error) => sessionLog.warn({ err: error }, 'signalling server error'));
   }

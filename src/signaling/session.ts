@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { CaptionFlood } from '../captions/flood.js';
 import type { RawData, WebSocket } from 'ws';
 import { authorizePublish, type AccessControl } from '../security/access.js';
 import { GatewayError } from '../errors.js';
@@ -56,6 +57,7 @@ export class SignalingSession {
     private readonly plane: MediaPlane,
     private readonly destinations: DestinationChecks,
     private readonly access: AccessControl,
+    private readonly captions: CaptionFlood,
     private readonly client: string,
     private readonly log: Logger,
     idleTimeoutMs = 30_000,
@@ -119,6 +121,7 @@ export class SignalingSession {
         }
         case 'caption': {
           this.#stream(message.name);
+          this.captions.take(this.client);
           const { pushes } = await this.plane.caption(message.name, message.text);
           return this.#send({ type: 'captioned', requestId: message.requestId, pushes });
         }

@@ -110,6 +110,9 @@ t.test('REST captions reach a passthrough push, a transcoded one and a recording
     const shown = (await readCaptions(file)).map((cue) => plain(cue.text)).join(' | ');
     for (const text of sent.slice(0, 3)) t.ok(shown.includes(text), `${what}: "${text}" read back (${shown})`);
   }
+  const burst = await Promise.all(Array.from({ length: 30 }, () => caption({ streamName: 'cam', text: 'Flood.' })));
+  const refused = burst.filter((reply) => reply.status === 429);
+  t.ok(refused.length >= 10 && refused.length < 30, `a burst of 30 captions: past 20 in a second refused (${refused.length})`);
   const { streams } = await probe(nginx.recording('pass'));
   t.match(
     streams.find((s) => s.codec_type === 'video'),

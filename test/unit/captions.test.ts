@@ -1,6 +1,8 @@
 import t from 'tap';
 import { Cea608Writer, captionRows, PAD_PAIR, withParity, type CcPair } from '../../src/captions/cea608.js';
 import { captionSei, withSei } from '../../src/captions/sei.js';
+import { CaptionFlood } from '../../src/captions/flood.js';
+import { GatewayError } from '../../src/errors.js';
 
 const hex = (pairs: CcPair[]): string[] => pairs.map((p) => p.toString(16).padStart(4, '0'));
 const all = (writer: Cea608Writer): CcPair[] => writer.take(writer.pending);
@@ -78,4 +80,20 @@ t.test('the SEI goes before the first slice; every other byte of the frame is ke
   const out = withSei(body, sei);
   t.same(out, Buffer.concat([header, nal([0x09, 0xf0]), nal([0x67, 1, 2]), nal([0x68, 3]), nal([...sei]), nal([0x65, 9, 9, 9]), nal([0x65, 8])]));
   t.equal(withSei(Buffer.concat([header, nal([0x09, 0xf0])]), sei).length, 11, 'no slice: as it was');
+});
+
+t.test('a client past 20 captions in a second is refused with 429 until the second has passed; others are not held', async (t) => {
+  let now = 0;
+  const flood = new CaptionFlood(() => now);
+  for (let i = 0; i < 20; i++) flood.take('10.0.0.1');
+  t.throws(() => flood.take('10.0.0.1'), { code: 'too_many_requests', retryAfterS: 1 });
+  t.doesNotThrow(() => flood.take('10.0.0.2'), 'another address has its own share');
+  now = 999;
+  t.throws(() => flood.take('10.0.0.1'), GatewayError, 'still the same second');
+  now = 1000;
+  t.doesNotThrow(() => flood.take('10.0.0.1'), 'a new second');
+  for (let i = 0; i < 20; i++) flood.take('busy');
+  t.throws(() => flood.take('busy'), GatewayError);
+  for (let i = 0; i < 10_000; i++) flood.take(`client-${i}`);
+  t.doesNotThrow(() => flood.take('busy'), 'the address seen longest ago is forgotten first (10,000 kept at most)');
 });

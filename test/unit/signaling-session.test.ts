@@ -7,6 +7,7 @@ import { destinationChecks } from '../../src/plane/destination-checks.js';
 import type { MediaPlane, PublishHandlers } from '../../src/plane/plane.js';
 import { createAccessControl } from '../../src/security/access.js';
 import { SignalingSession } from '../../src/signaling/session.js';
+import { CaptionFlood } from '../../src/captions/flood.js';
 import { IDLE_CLOSE_CODE } from '../../src/signaling/protocol.js';
 import { waitFor } from '../../kit/processes.js';
 
@@ -64,6 +65,7 @@ function openSession(idleTimeoutMs?: number) {
     recorded.plane,
     destinationChecks(config, () => Promise.reject(new Error('no checks here'))),
     createAccessControl(config),
+    new CaptionFlood(),
     '127.0.0.1',
     pino({ level: 'silent' }),
     idleTimeoutMs,

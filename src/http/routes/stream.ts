@@ -6,11 +6,12 @@ import { parseBody } from '../../validation.js';
 import type { SnapshotQueue } from '../snapshot-queue.js';
 import { routeAccess } from '../guard.js';
 import { captionRequestSchema } from '../../captions/request.js';
+import type { CaptionFlood } from '../../captions/flood.js';
 
 const CONTROL = routeAccess('control');
 
 /** Web Call Server's stream API: what is being published, and a picture of it. */
-export function streamRoutes(app: FastifyInstance, plane: MediaPlane, snapshots: SnapshotQueue): void {
+export function streamRoutes(app: FastifyInstance, plane: MediaPlane, snapshots: SnapshotQueue, captions: CaptionFlood): void {
   app.post('/rest-api/stream/find', CONTROL, async (request) => {
     const { name } = parseBody(streamSchema, request.body);
     const found = await plane.streams(name);
@@ -28,6 +29,7 @@ export function streamRoutes(app: FastifyInstance, plane: MediaPlane, snapshots:
   // A caption in every push of the stream (CEA-608 in the H.264 sent).
   app.post('/rest-api/stream/caption', CONTROL, async (request) => {
     const { streamName, text } = parseBody(captionRequestSchema, request.body);
+    captions.take(request.ip);
     return plane.caption(streamName, text);
   });
 

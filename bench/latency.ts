@@ -7,6 +7,10 @@ import { flvNals, SyntheticPublisher } from '../kit/synthetic-publisher.js';
 import { CpuWindow, rssMb } from './proc.js';
 import type { Bench } from './report.js';
 
+const NAL_SEI = 6;
+/** ATSC's user identifier in an A/53 SEI: "GA94". */
+const A53 = Buffer.from('GA94');
+
 /**
  * One push to the RTMP receiver for `bench.plan.pushSeconds`: added latency per video frame, and the CPU
  * and memory of the gateway and of the push's ffmpeg.
@@ -16,10 +20,14 @@ import type { Bench } from './report.js';
  * is the keyframe the gateway had cached when the push started; later frames follow by their RTMP
  * timestamps. For passthrough, every matched frame is also compared byte for byte with the frame sent.
  */
-/** What each mode asks of the push: H.264 passed through, transcoded at its size, or made a vertical 720x1280 picture. */
-const REQUESTS = { passthrough: {}, transcode: { height: 720 }, vertical: { aspect: '9:16' } } as const;
+/**
+ * What each mode asks of the push: H.264 passed through, transcoded at its size, made a vertical
+ * 720x1280 picture, or passed through with a caption every second (CEA-608 in an SEI of each frame).
+ */
+const REQUESTS = { passthrough: {}, transcode: { height: 720 }, vertical: { aspect: '9:16' }, captions: {} } as const;
 /** Each mode's gateway + ffmpeg CPU target, % of a core: a 720p30 transcode 0.3 of a core, a 720x1280 one 0.35. */
-const CPU_TARGETS = { passthrough: 5, transcode: 30, vertical: 35 } as const;
+const CPU_TARGETS = { passthrough: 5, transcode: 30, vertical: 35, captions: 5 } as const;
+const CAPTION_EVERY_MS = 1000;
 
 export async function push(bench: Bench, gateway: GatewayProcess, fixture: Fixture, receiver: RtmpReceiver, mode: keyof typeof REQUESTS): Promise<void> {
   const what = mode === 'vertical' ? ', made 720x1280 (9:16, the centre)' : '';
@@ -49,12 +57,21 @@ export async function push(bench: Bench, gateway: GatewayProcess, fixture: Fixtu
     const reply = await gateway.request('POST', '/rest-api/push/startup', { streamName: name, rtmpUrl: receiver.url(), ...REQUESTS[mode] });
     if (reply.status !== 200) throw new Error(`startup answered ${reply.status}: ${JSON.stringify(reply.body)}`);
     await sleep(2000);
+    let captions = 0;
+    const caption = (): void => {
+      captions++;
+      void gateway.request('POST', '/rest-api/stream/caption', { streamName: name, text: `Caption number ${captions}, sent a second after the one before.` });
+    };
+    const captionsFrom = now();
+    if (mode === 'captions') caption();
+    const captioning = mode === 'captions' ? setInterval(caption, CAPTION_EVERY_MS) : undefined;
     const ffmpeg = await gateway.ffmpegPids();
     if (ffmpeg.length !== 1) throw new Error(`expected one ffmpeg, found ${ffmpeg.length}`);
     const own = await gateway.ownPids();
     const window = new CpuWindow([...own, ffmpeg[0]!]);
     await sleep(bench.plan.pushSeconds * 1000);
     const cpu = window.end();
+    clearInterval(captioning);
     const rss = { gateway: rssMb(gateway.pid), ffmpeg: rssMb(ffmpeg[0]!) };
     await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: reply.body.mediaSessionId });
 
@@ -63,32 +80,43 @@ export async function push(bench: Bench, gateway: GatewayProcess, fixture: Fixtu
     const latencies: number[] = [];
     let compared = 0;
     let identical = 0;
+    let captionFrames = 0;
+    let withCaptions = 0;
     for (const message of messages) {
       const index = anchor + Math.round(((message.timestamp - first.timestamp) * fixture.fps) / 1000);
       const sent = publisher.frames[index];
       if (!sent || sent.sentAt < startedAt + 1000) continue;
       latencies.push(message.arrivalMs - sent.sentAt);
-      if (mode === 'passthrough') {
+      if (mode === 'passthrough' || mode === 'captions') {
         compared++;
+        const nals = flvNals(message.data);
         const expected = fixture.video[sent.unit]!.nals.at(-1)!;
-        if (flvNals(message.data).at(-1)?.equals(expected)) identical++;
+        if (nals.at(-1)?.equals(expected)) identical++;
+        // From the first caption on (its reply takes a moment), every frame carries caption data.
+        if (mode === 'captions' && sent.sentAt >= captionsFrom + 500) {
+          captionFrames++;
+          if (nals.some((nal) => (nal[0]! & 0x1f) === NAL_SEI && nal.includes(A53))) withCaptions++;
+        }
       }
     }
-    if (mode === 'passthrough' && identical < compared * 0.99) {
+    if ((mode === 'passthrough' || mode === 'captions') && identical < compared * 0.99) {
       throw new Error(`frame matching failed: ${identical} of ${compared} frames identical to the ones sent`);
     }
+    if (mode === 'captions' && withCaptions < captionFrames * 0.99) throw new Error(`captions: ${withCaptions} of ${captionFrames} frames carried caption data`);
     // The gateway is Node and, on mediasoup, its media worker processes.
     const gatewayCpu = cpu.of(own);
     const mediaWorkerCpu = cpu.of(own.slice(1));
     const ffmpegCpu = cpu.percent.get(ffmpeg[0]!)!;
     bench.details[`push_${mode}`] = {
       frames: latencies.length,
-      matchedIdentical: mode === 'passthrough' ? `${identical}/${compared}` : 'n/a',
+      matchedIdentical: compared ? `${identical}/${compared}` : 'n/a',
+      ...(mode === 'captions' ? { captions, framesWithCaptions: `${withCaptions}/${captionFrames}` } : {}),
       cpu: { gatewayCpu, mediaWorkerCpu, ffmpegCpu },
       rss,
     };
-    bench.report(`${mode}: added latency, median`, median(latencies), 'ms', mode === 'passthrough' ? { max: 50 } : undefined);
-    bench.report(`${mode}: added latency, p95`, percentile(latencies, 95), 'ms', mode === 'passthrough' ? undefined : { max: 60 });
+    const passedThrough = mode === 'passthrough' || mode === 'captions';
+    bench.report(`${mode}: added latency, median`, median(latencies), 'ms', passedThrough ? { max: 50 } : undefined);
+    bench.report(`${mode}: added latency, p95`, percentile(latencies, 95), 'ms', passedThrough ? undefined : { max: 60 });
     bench.report(`${mode}: gateway CPU (Node and media workers)`, gatewayCpu, '% of a core');
     bench.report(`${mode}: of which media workers`, mediaWorkerCpu, '% of a core');
     bench.report(`${mode}: ffmpeg CPU`, ffmpegCpu, '% of a core');

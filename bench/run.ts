@@ -24,6 +24,7 @@ import { fanout, renditionFanout } from './fanout.js';
 import { layerCost } from './layers.js';
 import { glassToGlass } from './glass.js';
 import { push } from './latency.js';
+import { captionCost } from './captions.js';
 import { outputs } from './outputs.js';
 import { overload } from './overload.js';
 import { peer } from './peer.js';
@@ -91,6 +92,8 @@ async function main(): Promise<void> {
       await push(bench, gateway, fixture, receiver, 'passthrough');
       await push(bench, gateway, fixture, receiver, 'transcode');
       await push(bench, gateway, fixture, receiver, 'vertical');
+      await push(bench, gateway, fixture, receiver, 'captions');
+      captionCost(bench);
     });
     await step('audio', () => audioCommands(bench, gateway, fixture, receiver));
     await step('aac', async () => aacCoders(bench));

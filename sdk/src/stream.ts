@@ -98,11 +98,12 @@ export class Stream extends Emitter<StreamEvent> {
 
   /**
    * A caption in every push of this stream (CEA-608 in the H.264 each destination gets), from
-   * their next frame on: printable text, at most four rows of 32 columns once wrapped. Answers how
-   * many pushes carry it; rejects with the gateway's error (`error.field` names what was wrong).
+   * their next frame on: printable text, at most four rows of 32 columns once wrapped; with
+   * `final: false`, interim text that the next caption writes over (a speech recogniser's). Answers
+   * how many pushes carry it; rejects with the gateway's error (`error.field` names what was wrong).
    */
-  async sendCaption(text: string): Promise<number> {
-    const answer = await this.#host.call({ type: 'caption', requestId: '', name: this.#options.name, text });
+  async sendCaption(text: string, options: { final?: boolean } = {}): Promise<number> {
+    const answer = await this.#host.call({ type: 'caption', requestId: '', name: this.#options.name, text, ...options });
     return (answer as Extract<ServerMessage, { type: 'captioned' }>).pushes;
   }
 

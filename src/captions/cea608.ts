@@ -20,6 +20,7 @@ const MISC = 0x14;
 const ROLL_UP = { 2: 0x25, 3: 0x26, 4: 0x27 } as const;
 const ERASE_DISPLAYED_MEMORY = 0x2c;
 const CARRIAGE_RETURN = 0x2d;
+const DELETE_TO_END_OF_ROW = 0x24;
 /** Preamble address code: row 15, column 0, white (0x14 0x60). */
 const PAC_ROW_15 = [0x14, 0x60] as const;
 /** The null pair: what a frame carries when there is nothing to say. */
@@ -101,7 +102,13 @@ export class Cea608Writer {
   #head = 0;
   /** The pair queued last: a control code queued again right after it needs a null pair between. */
   #last: CcPair | undefined;
+  /** The pair taken last (what `#last` is again once the queue is cut back to what was taken). */
+  #lastTaken: CcPair | undefined;
   #started = false;
+  /** The bottom row holds interim text, which the next caption writes over. */
+  #interim = false;
+  /** Where the open interim's pairs begin in the queue: those not taken yet are dropped when it is replaced. */
+  #interimFrom: number | undefined;
   /** Characters sent as another (no encoding of their own), since the writer was made. */
   replaced = 0;
 
@@ -113,22 +120,37 @@ export class Cea608Writer {
     return this.#queue.length - this.#head;
   }
 
-  /** A caption: each of its rows rolls in at the bottom. */
-  write(text: string): void {
-    for (const row of captionRows(text)) {
-      if (!this.#started) {
-        this.#control(MISC, ROLL_UP[this.rows]);
-        this.#started = true;
-      }
-      this.#control(MISC, CARRIAGE_RETURN);
+  /**
+   * A caption: each of its rows rolls in at the bottom. Interim text (`final` false, as a speech
+   * recogniser gives it while someone speaks) shows its last row on the bottom row, and the next
+   * caption, interim or final, is written over it: what of it is still waiting is dropped, and the
+   * row is rewritten from its first column, the rest of it deleted.
+   */
+  write(text: string, final = true): void {
+    const rows = captionRows(text);
+    const shown = final ? rows : rows.slice(-1);
+    if (!this.#started) {
+      this.#control(MISC, ROLL_UP[this.rows]);
+      this.#started = true;
+    }
+    let from: number | undefined;
+    shown.forEach((row, i) => {
+      if (i === 0 && this.#interim) this.#dropInterim();
+      else this.#control(MISC, CARRIAGE_RETURN);
+      if (i === shown.length - 1) from = this.#queue.length;
       this.#control(...PAC_ROW_15);
       this.#text(row);
-    }
+      if (i === 0 && this.#interim) this.#control(MISC, DELETE_TO_END_OF_ROW);
+    });
+    this.#interim = !final;
+    this.#interimFrom = final ? undefined : from;
   }
 
   /** Clears what the viewer sees (the last caption no longer stays on screen). */
   erase(): void {
     this.#control(MISC, ERASE_DISPLAYED_MEMORY);
+    this.#interim = false;
+    this.#interimFrom = undefined;
   }
 
   /** Up to `count` pairs for the next frame, oldest first; fewer (or none) when fewer wait. */
@@ -136,11 +158,20 @@ export class Cea608Writer {
     const end = Math.min(this.#queue.length, this.#head + count);
     const pairs = this.#queue.slice(this.#head, end);
     this.#head = end;
+    if (pairs.length > 0) this.#lastTaken = pairs[pairs.length - 1];
     if (this.#head === this.#queue.length) {
       this.#queue.length = 0;
       this.#head = 0;
+      if (this.#interimFrom !== undefined) this.#interimFrom = 0;
     }
     return pairs;
+  }
+
+  /** Drops what of the open interim is not sent yet (the row is rewritten from its first column next). */
+  #dropInterim(): void {
+    if (this.#interimFrom === undefined) return;
+    this.#queue.length = Math.max(this.#interimFrom, this.#head);
+    this.#last = this.#queue.length > this.#head ? this.#queue[this.#queue.length - 1] : this.#lastTaken;
   }
 
   #control(first: number, second: number): void {

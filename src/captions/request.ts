@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { streamNameSchema } from '../publishers/stream-name.js';
 import { captionRows } from './cea608.js';
+import { wcsBoolean } from '../validation.js';
 
 /** A caption fills at most this many rows of 32 columns, as roll-up shows them. */
 const MAX_ROWS = 4;
@@ -16,7 +17,12 @@ export const captionTextSchema = z
   .refine((text) => captionRows(text).length <= MAX_ROWS, `must fit in ${MAX_ROWS} rows of 32 columns once wrapped`);
 
 /** `POST /rest-api/stream/caption`: a caption for every push of the stream. */
-export const captionRequestSchema = z.strictObject({ streamName: streamNameSchema, text: captionTextSchema });
+export const captionRequestSchema = z.strictObject({
+  streamName: streamNameSchema,
+  text: captionTextSchema,
+  /** false: interim text, written over by the next caption (a speech recogniser's guess while someone speaks). */
+  final: wcsBoolean().optional(),
+});
 
 /** What a caption reached. */
 export const captionResultSchema = z.strictObject({

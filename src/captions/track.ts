@@ -17,9 +17,9 @@ export class CaptionTrack {
   /** Media time of the frame that carried the last pair of the latest caption; undefined once erased. */
   #shownSince: number | undefined;
 
-  /** A caption, sent from the next frame on. */
-  write(text: string): void {
-    this.#writer.write(text);
+  /** A caption, sent from the next frame on; interim text (`final` false) is written over by the next. */
+  write(text: string, final = true): void {
+    this.#writer.write(text, final);
     this.#shownSince = undefined;
   }
 

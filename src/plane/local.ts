@@ -62,11 +62,11 @@ export class LocalPlane implements MediaPlane {
     return this.core.pictures.jpeg(keyframe);
   }
 
-  async caption(name: string, text: string): Promise<{ pushes: number }> {
+  async caption(name: string, text: string, final = true): Promise<{ pushes: number }> {
     const publisher = this.core.publishers.get(name);
     if (!publisher || publisher.state !== 'publishing') throw notFound(`stream ${name} is not publishing`);
     const pushes = this.core.pushes.find({ streamName: name });
-    for (const push of pushes) push.writer.caption(text);
+    for (const push of pushes) push.writer.caption(text, final);
     return { pushes: pushes.length };
   }
 

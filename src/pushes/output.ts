@@ -79,8 +79,8 @@ export class OutputWriter {
   }
 
   /** A caption (CEA-608 in the video sent, from the next frame on). */
-  caption(text: string): void {
-    (this.#captions ??= new CaptionTrack()).write(text);
+  caption(text: string, final = true): void {
+    (this.#captions ??= new CaptionTrack()).write(text, final);
   }
 
   /** Characters of its captions sent as others (608 has no code for them). */

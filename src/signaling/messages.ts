@@ -128,6 +128,7 @@ const captionMessageSchema = z.strictObject({
   requestId: requestIdSchema,
   name: streamNameSchema,
   text: captionTextSchema,
+  final: z.boolean().optional(),
 });
 
 /** What the SDK sends. */

@@ -122,7 +122,7 @@ export class SignalingSession {
         case 'caption': {
           this.#stream(message.name);
           this.captions.take(this.client);
-          const { pushes } = await this.plane.caption(message.name, message.text);
+          const { pushes } = await this.plane.caption(message.name, message.text, message.final);
           return this.#send({ type: 'captioned', requestId: message.requestId, pushes });
         }
         case 'unpublish': {

@@ -97,3 +97,27 @@ t.test('a client past 20 captions in a second is refused with 429 until the seco
   for (let i = 0; i < 10_000; i++) flood.take(`client-${i}`);
   t.doesNotThrow(() => flood.take('busy'), 'the address seen longest ago is forgotten first (10,000 kept at most)');
 });
+
+t.test('interim text is written over: what of it waits is dropped, the row rewritten from column 0 and the rest deleted', async (t) => {
+  const writer = new Cea608Writer();
+  writer.write('Hi', false);
+  t.same(hex(all(writer)), ['9425', '9425', '94ad', '94ad', '94e0', '94e0', 'c8e9'], 'a new row, as a final caption starts one');
+  writer.write('Hello', false);
+  t.equal(writer.pending, 7, 'row 15 again, the text, delete to end of row');
+  writer.write('Hello world.');
+  t.same(
+    hex(all(writer)),
+    ['94e0', '94e0', 'c8e5', 'ecec', 'ef20', 'f7ef', 'f2ec', '64ae', '94a4', '94a4'],
+    'the waiting interim dropped; the final text over the row, the rest deleted',
+  );
+  writer.write('Next');
+  t.same(hex(all(writer)), ['94ad', '94ad', '94e0', '94e0', 'cee5', 'f8f4'], 'after a final caption, a new row');
+  writer.write('Half', false);
+  t.same(hex(writer.take(3)), ['94ad', '94ad', '94e0'], 'an interim in part sent');
+  writer.write('Halfway there');
+  t.same(
+    hex(all(writer)).slice(0, 4),
+    ['8080', '94e0', '94e0', 'c861'],
+    "what was sent stays; the row is addressed again (a null pair after the PAC already sent, so it is not read as that one's repeat)",
+  );
+});

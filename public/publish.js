@@ -164,6 +164,8 @@ function ended(text, kind) {
   for (const id of ['publish', 'name', 'camera', 'microphone']) $(id).disabled = false;
   $('stop').disabled = true;
   $('mute').disabled = true;
+  $('captions').hidden = true;
+  stopSpeech();
   stopReceived();
   $('received').disabled = true;
   for (const row of document.querySelectorAll('.destination')) {
@@ -205,6 +207,7 @@ $('form').addEventListener('submit', (event) => {
       $('stop').disabled = false;
       $('mute').disabled = false;
       $('received').disabled = false;
+      $('captions').hidden = false;
       for (const row of document.querySelectorAll('.destination'))
         lockRow(
           row,
@@ -253,6 +256,57 @@ $('mute').addEventListener('click', () => {
   $('mute').textContent = muted ? 'Unmute microphone' : 'Mute microphone';
   $('mute').setAttribute('aria-pressed', String(muted));
 });
+/** Captions (CEA-608 in every destination's video): typed, or from the browser's speech recogniser where it has one. */
+async function sendCaption(text, final = true) {
+  try {
+    const pushes = await stream.sendCaption(text, { final });
+    if (final) say(`Caption sent to ${pushes} destination${pushes === 1 ? '' : 's'}`);
+  } catch (error) {
+    say(`Caption not sent: ${error.message}`, 'warn');
+  }
+}
+$('captions').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const text = $('captionText').value.trim();
+  if (!stream || !text) return;
+  $('captionText').value = '';
+  void sendCaption(text);
+});
+
+// The recogniser depends on the browser (Chromium's sends the audio to a speech service): the
+// switch is shown only where there is one. Interim guesses go out at most 4 times a second, each
+// written over by the next, until the final text.
+const Recognition = window.SpeechRecognition ?? window.webkitSpeechRecognition;
+$('speechSwitch').hidden = !Recognition;
+let recognition;
+let lastInterimAt = 0;
+/** The end of what was said, within what one caption holds (four rows of 32 columns). */
+const captionTail = (text) => (text.length <= 120 ? text : text.slice(text.indexOf(' ', text.length - 120) + 1));
+function stopSpeech() {
+  const ending = recognition;
+  recognition = undefined;
+  ending?.stop();
+  $('speech').checked = false;
+}
+$('speech').addEventListener('change', () => {
+  if (!$('speech').checked) return stopSpeech();
+  recognition = new Recognition();
+  recognition.continuous = true;
+  recognition.interimResults = true;
+  recognition.onresult = (event) => {
+    const result = event.results[event.results.length - 1];
+    const text = captionTail(result[0].transcript.trim());
+    if (!text || !stream) return;
+    if (!result.isFinal && performance.now() - lastInterimAt < 250) return;
+    lastInterimAt = performance.now();
+    void sendCaption(text, result.isFinal);
+  };
+  recognition.onerror = (event) => say(`Speech captions: ${event.error}`, 'warn');
+  // It stops by itself after a silence: started again while the switch is on.
+  recognition.onend = () => recognition?.start();
+  recognition.start();
+});
+
 $('addDestination').addEventListener('click', () => addRow().querySelector('.url').focus());
 addRow();
 listDevices();

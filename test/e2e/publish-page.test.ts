@@ -1,3 +1,4 @@
+import { readCaptions } from '../../kit/captions.js';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
@@ -157,6 +158,14 @@ t.test('two destinations: each shows live, and both RTMP servers receive the str
   if (size) await page.setViewportSize(size);
   const pushes = (await stage.gw.post('/rest-api/push/find', { streamName: 'two' })).body;
   t.equal(pushes.length, 2, 'two pushes');
+  // Captions typed in the page: in both destinations' video (read back below).
+  t.notOk(await page.isHidden('#captions'), 'the captions box shows while live');
+  for (const caption of ['Live from the publish page.', 'A second caption.']) {
+    await page.fill('#captionText', caption);
+    await page.click('#sendCaption');
+    await waitFor('the caption sent', async () => (await page.textContent('#status')) === 'Caption sent to 2 destinations', 5000);
+    await page.evaluate(() => (document.getElementById('status')!.textContent = ''));
+  }
   if (process.env.GATEWAY_WEBRTC_ENGINE !== 'werift') {
     // What the gateway receives, played back from it (WHEP) beside the camera's own preview.
     await page.click('#received');
@@ -193,6 +202,8 @@ t.test('two destinations: each shows live, and both RTMP servers receive the str
     t.ok(maxKeyframeGap(rec.video) <= 2.0, `${name}: keyframe gap ${maxKeyframeGap(rec.video).toFixed(3)} s`);
     t.same(nonMonotonic(rec.video), [], `${name}: video timestamps strictly increase`);
   }
+  const shown = (await readCaptions(stage.nginx.recording('two_a'))).map((cue) => cue.text).join(' | ');
+  t.ok(shown.includes('Live from the publish page.'), `the caption typed in the page, read back from the destination (${shown})`);
 });
 
 t.test('the page network drops for 5 s: the SDK reconnects, and the same RTMP session goes on', async (t) => {

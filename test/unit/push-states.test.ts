@@ -1,3 +1,4 @@
+import { encodingSettings } from '../helpers/encoding.js';
 import t, { type Test } from 'tap';
 import pino from 'pino';
 import { FlvTagType, type FlvTag } from '../../src/media/flv.js';
@@ -121,16 +122,7 @@ const config: PushConfig = {
   startTimeoutMs: 200,
   restore: { enabled: true, attempts: 3, intervalMs: 5 },
   sendMetadata: true,
-  encoding: {
-    keepAspectRatio: true,
-    transcodingEnabled: true,
-    videoBitrateKbps: 2500,
-    preset: 'veryfast',
-    audioBitrateKbps: 128,
-    aacCoder: 'fast',
-    audioSampleRate: 48000,
-    keyframeIntervalS: 2,
-  },
+  encoding: encodingSettings,
   outBuffer: { enabled: false, startMs: 0, maxMs: 0, pollingMs: 100, maxBufferings: -1 },
 };
 

@@ -15,6 +15,11 @@
 export type CcPair = number;
 
 const COLUMNS = 32;
+/**
+ * Pairs a push may hold waiting: 20 s at 30 fps. A push that sends no frames (standby) while
+ * captions keep coming drops what waits before the next caption: captions that late help nobody.
+ */
+const MAX_PENDING = 600;
 /** CC1's miscellaneous control codes (first byte 0x14). */
 const MISC = 0x14;
 const ROLL_UP = { 2: 0x25, 3: 0x26, 4: 0x27 } as const;
@@ -111,6 +116,8 @@ export class Cea608Writer {
   #interimFrom: number | undefined;
   /** Characters sent as another (no encoding of their own), since the writer was made. */
   replaced = 0;
+  /** Times captions waiting were dropped, more than `MAX_PENDING` pairs behind. */
+  dropped = 0;
 
   /** `rows`: how many rows the roll-up shows (2 to 4). */
   constructor(private readonly rows: 2 | 3 | 4 = 2) {}
@@ -127,6 +134,7 @@ export class Cea608Writer {
    * row is rewritten from its first column, the rest of it deleted.
    */
   write(text: string, final = true): void {
+    if (this.pending > MAX_PENDING) this.#dropWaiting();
     const rows = captionRows(text);
     const shown = final ? rows : rows.slice(-1);
     if (!this.#started) {
@@ -165,6 +173,15 @@ export class Cea608Writer {
       if (this.#interimFrom !== undefined) this.#interimFrom = 0;
     }
     return pairs;
+  }
+
+  /** Drops every pair waiting; the next caption starts a row of its own. */
+  #dropWaiting(): void {
+    this.#queue.length = this.#head;
+    this.#last = this.#lastTaken;
+    this.#interim = false;
+    this.#interimFrom = undefined;
+    this.dropped++;
   }
 
   /** Drops what of the open interim is not sent yet (the row is rewritten from its first column next). */

@@ -121,3 +121,12 @@ t.test('interim text is written over: what of it waits is dropped, the row rewri
     "what was sent stays; the row is addressed again (a null pair after the PAC already sent, so it is not read as that one's repeat)",
   );
 });
+
+t.test('a push that sends no frames holds at most about 20 s of pairs: what waits is dropped before the next caption', async (t) => {
+  const writer = new Cea608Writer();
+  for (let i = 0; i < 200; i++) writer.write(`Caption number ${i} of a push in standby.`);
+  t.ok(writer.pending <= 600 + 60, `${writer.pending} pairs waiting`);
+  t.ok(writer.dropped >= 1, 'counted');
+  const pairs = hex(all(writer));
+  t.same(pairs.slice(0, 4), ['94ad', '94ad', '94e0', '94e0'], 'what is left starts a row of its own');
+});

@@ -20,6 +20,8 @@ const COLUMNS = 32;
  * captions keep coming drops what waits before the next caption: captions that late help nobody.
  */
 const MAX_PENDING = 600;
+/** Pairs taken before the array drops them, when it is never emptied. */
+const COMPACT_AFTER = 1024;
 /** CC1's miscellaneous control codes (first byte 0x14). */
 const MISC = 0x14;
 const ROLL_UP = { 2: 0x25, 3: 0x26, 4: 0x27 } as const;
@@ -119,8 +121,8 @@ export class Cea608Writer {
   /** Times captions waiting were dropped, more than `MAX_PENDING` pairs behind. */
   dropped = 0;
 
-  /** `rows`: how many rows the roll-up shows (2 to 4). */
-  constructor(private readonly rows: 2 | 3 | 4 = 2) {}
+  /** `rollUpRows`: how many rows the roll-up shows (2 to 4). */
+  constructor(private readonly rollUpRows: 2 | 3 | 4 = 2) {}
 
   /** Pairs waiting to be sent. */
   get pending(): number {
@@ -138,7 +140,7 @@ export class Cea608Writer {
     const rows = captionRows(text);
     const shown = final ? rows : rows.slice(-1);
     if (!this.#started) {
-      this.#control(MISC, ROLL_UP[this.rows]);
+      this.#control(MISC, ROLL_UP[this.rollUpRows]);
       this.#started = true;
     }
     let from: number | undefined;
@@ -167,17 +169,19 @@ export class Cea608Writer {
     const pairs = this.#queue.slice(this.#head, end);
     this.#head = end;
     if (pairs.length > 0) this.#lastTaken = pairs[pairs.length - 1];
-    if (this.#head === this.#queue.length) {
-      this.#queue.length = 0;
+    // What was taken leaves the array once it is all taken, or once it is long (captions that never stop).
+    if (this.#head === this.#queue.length || this.#head >= COMPACT_AFTER) {
+      this.#queue.splice(0, this.#head);
+      if (this.#interimFrom !== undefined) this.#interimFrom = Math.max(0, this.#interimFrom - this.#head);
       this.#head = 0;
-      if (this.#interimFrom !== undefined) this.#interimFrom = 0;
     }
     return pairs;
   }
 
   /** Drops every pair waiting; the next caption starts a row of its own. */
   #dropWaiting(): void {
-    this.#queue.length = this.#head;
+    this.#queue.length = 0;
+    this.#head = 0;
     this.#last = this.#lastTaken;
     this.#interim = false;
     this.#interimFrom = undefined;

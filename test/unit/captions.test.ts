@@ -130,3 +130,14 @@ t.test('a push that sends no frames holds at most about 20 s of pairs: what wait
   const pairs = hex(all(writer));
   t.same(pairs.slice(0, 4), ['94ad', '94ad', '94e0', '94e0'], 'what is left starts a row of its own');
 });
+
+t.test('captions that never stop, faster than frames take them: the queue stays bounded, and in order', async (t) => {
+  const writer = new Cea608Writer();
+  for (let i = 0; i < 5000; i++) {
+    writer.write(`Caption ${i}`);
+    writer.take(5);
+  }
+  t.ok(writer.pending <= 600 + 20, `${writer.pending} waiting`);
+  const taken = writer.take(4);
+  t.equal(taken.length, 4, 'still taken in order after the array was cut');
+});

@@ -83,11 +83,6 @@ export class OutputWriter {
     (this.#captions ??= new CaptionTrack()).write(text, final);
   }
 
-  /** Characters of its captions sent as others (608 has no code for them). */
-  get captionCharactersReplaced(): number {
-    return this.#captions?.replaced ?? 0;
-  }
-
   /** A new link: it starts with codec headers, and its audio waits for a keyframe when video is to come. */
   useLink(out: MediaOutput, videoToCome: boolean): void {
     this.#out = out;

@@ -9,8 +9,8 @@ import { waitFor } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { CaptionTrack } from '../../src/captions/track.js';
-import { avcSequenceHeader } from '../../src/media/h264.js';
 import { flvFileHeader, flvTag } from '../../src/media/flv.js';
+import { fixtureFlvVideo } from '../helpers/flv-video.js';
 import { startGateway } from '../helpers/gateway.js';
 import { keyframeCached } from '../helpers/pushes.js';
 
@@ -23,22 +23,11 @@ const FIXTURES = join(import.meta.dirname, '..', '..', '.bench', 'fixture');
 const plain = (text: string): string => text.replace(/’/g, "'");
 
 t.test('the caption track: ffmpeg reads each caption out of the frames, accents and braces included', async (t) => {
-  const fixture = loadFixture(FIXTURES);
+  const video = fixtureFlvVideo();
   const dir = await mkdtemp(join(tmpdir(), 'captions-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const track = new CaptionTrack();
-  const first = fixture.video[0]!.nals;
-  const parts = [
-    flvFileHeader(),
-    flvTag(
-      9,
-      0,
-      avcSequenceHeader(
-        first.find((n) => (n[0]! & 0x1f) === 7)!,
-        first.find((n) => (n[0]! & 0x1f) === 8)!,
-      ),
-    ),
-  ];
+  const parts = [flvFileHeader(), flvTag(9, 0, video.header)];
   const captions = new Map([
     [15, 'Hello, world.'],
     [75, 'Captions from the gateway, in line 21.'],
@@ -52,20 +41,15 @@ t.test('the caption track: ffmpeg reads each caption out of the frames, accents 
     [140, 'Él di'],
     [170, 'Él dijo que sí, y también'],
   ]);
-  fixture.video.forEach((unit, i) => {
+  const fps = 30; // the fixture: 10 s at 30 fps
+  for (let i = 0; i < 300; i++) {
     const caption = captions.get(i);
     if (caption) track.write(caption);
     const guess = interim.get(i);
     if (guess) track.write(guess, false);
-    const nals = unit.nals.flatMap((nal) => {
-      const length = Buffer.alloc(4);
-      length.writeUInt32BE(nal.length);
-      return [length, nal];
-    });
-    const body = Buffer.concat([Buffer.from([unit.key ? 0x17 : 0x27, 1, 0, 0, 0]), ...nals]);
-    const timestamp = Math.round((i * 1000) / fixture.fps);
-    parts.push(flvTag(9, timestamp, track.frame(body, timestamp)));
-  });
+    const timestamp = Math.round((i * 1000) / fps);
+    parts.push(flvTag(9, timestamp, track.frame(video.frame(i), timestamp)));
+  }
   const file = join(dir, 'captions.flv');
   await writeFile(file, Buffer.concat(parts));
   const shown = (await readCaptions(file)).map((cue) => plain(cue.text)).join(' | ');

@@ -14,9 +14,13 @@ import { Janus, type JanusPublisher } from './janus.js';
 import { CpuWindow } from './proc.js';
 import { round, type Bench } from './report.js';
 import { firstVideo } from './startup.js';
-import { configSchema } from '../src/config/schema.js';
+import { loadConfig } from '../src/config/load.js';
+import type { GatewayConfig } from '../src/config/schema.js';
+import { DEFAULT_CONFIG_FILE } from '../src/paths.js';
 
-const GATEWAY_DEFAULTS = configSchema.parse({});
+/** The configuration the benchmark's gateway reads (its file and the environment): the peer encodes audio as it does. */
+let gatewayConfig: GatewayConfig | undefined;
+const readGatewayConfig = (): GatewayConfig => (gatewayConfig ??= loadConfig(process.env.GATEWAY_CONFIG ?? DEFAULT_CONFIG_FILE));
 
 /** The synthetic publisher's payload types (its offer's first codec of each kind). */
 const VIDEO_PT = 96;
@@ -166,6 +170,7 @@ async function startForwarder(dir: string, address: string, videoPort: number, r
       '',
     ].join('\n'),
   );
+  const audio = readGatewayConfig();
   const ffmpeg = startProcess('ffmpeg', [
     '-hide_banner',
     '-nostats',
@@ -193,13 +198,13 @@ async function startForwarder(dir: string, address: string, videoPort: number, r
     'copy',
     '-c:a',
     'aac',
-    // The gateway's own AAC settings (its defaults, as the benchmark's gateway runs).
+    // The gateway's own AAC settings.
     '-aac_coder',
-    GATEWAY_DEFAULTS.audio_aac_coder,
+    audio.audio_aac_coder,
     '-b:a',
-    `${GATEWAY_DEFAULTS.audio_bitrate_kbps}k`,
+    `${audio.audio_bitrate_kbps}k`,
     '-ar',
-    String(GATEWAY_DEFAULTS.audio_sample_rate),
+    String(audio.audio_sample_rate),
     '-ac',
     '2',
     '-f',

@@ -60,7 +60,8 @@ export function aacCoders(bench: Bench): Row[] {
         const frames = lag(source, decoded);
         if (Math.abs(frames) > 0) console.log(`  (${out}: decoded ${frames} frames late)`);
         const nmr = noiseToMask(source, shift(decoded, frames), RATE);
-        const row = { clip: kind, setting: setting.name, kbps, cpuPercent: (cpu / seconds) * 100, madeKbps: (statSync(out).size * 8) / seconds / 1000, nmr };
+        const madeKbps = (statSync(out).size * 8) / seconds / 1000;
+        const row = { clip: kind, setting: setting.name, kbps, cpuPercent: (cpu / seconds) * 100, madeKbps, nmr };
         rows.push(row);
         console.log(
           `  ${kind.padEnd(6)} ${String(kbps).padStart(3)} kb/s  ${setting.name.padEnd(17)} CPU ${row.cpuPercent.toFixed(2).padStart(5)} % of a core, ` +

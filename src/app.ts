@@ -198,7 +198,8 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   recordingRoutes(app, recordings);
   // Captions, over REST and the SDK together, per client address.
   const captionFlood = new CaptionFlood();
-  streamRoutes(app, plane, new SnapshotQueue((name) => plane.snapshot(name), config.limit_snapshot_decoders, config.limit_snapshot_queue), captionFlood);
+  const snapshots = new SnapshotQueue((name) => plane.snapshot(name), config.limit_snapshot_decoders, config.limit_snapshot_queue);
+  streamRoutes(app, plane, snapshots, captionFlood);
   docsRoutes(app);
   // In a cluster the console's event log shows every node's events, each with its node.
   const watchEvents = cluster ? (listener: (event: LifecycleEvent, node: string) => void) => cluster.watchEvents(listener) : undefined;

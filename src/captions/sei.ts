@@ -23,7 +23,9 @@ const MAX_PAIRS = 31;
 
 /** The SEI NAL unit (no start code or length) carrying `pairs` of CC1 for one frame. */
 export function captionSei(pairs: readonly CcPair[]): Buffer {
-  if (pairs.length === 0 || pairs.length > MAX_PAIRS) throw new RangeError(`a frame carries 1 to ${MAX_PAIRS} caption byte pairs, not ${pairs.length}`);
+  if (pairs.length === 0 || pairs.length > MAX_PAIRS) {
+    throw new RangeError(`a frame carries 1 to ${MAX_PAIRS} caption byte pairs, not ${pairs.length}`);
+  }
   const payload = [...A53_HEADER, CC_DATA, CC_DATA_FLAGS | pairs.length, RESERVED];
   for (const pair of pairs) payload.push(FIELD_1_VALID, pair >> 8, pair & 0xff);
   payload.push(RESERVED);

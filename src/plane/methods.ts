@@ -69,7 +69,10 @@ export const PLACE_METHODS = {
     result: z.instanceof(Uint8Array).transform((bytes): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
     route: { to: 'stream', key: ([name]) => name },
   }),
-  /** A caption (CEA-608) for every push of the stream, from their next frame on (interim when the third is false); 404 when it is not publishing. */
+  /**
+   * A caption (CEA-608) for every push of the stream, from their next frame on (interim when the
+   * third argument is false); 404 when the stream is not publishing.
+   */
   caption: method({
     args: z.tuple([streamName, captionTextSchema, z.boolean().optional()]),
     result: captionResultSchema,

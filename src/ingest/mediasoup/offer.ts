@@ -155,7 +155,9 @@ function simulcastRids(section: readonly string[]): string[] | undefined {
   const declared = new Set(section.map((l) => /^a=rid:(\S+) send(?:\s|$)/.exec(l)?.[1]).filter((rid) => rid !== undefined));
   const rids = sent[1]!.split(';').map((alternatives) => alternatives.split(',')[0]!.replace(/^~/, ''));
   for (const rid of rids) {
-    if (!/^[A-Za-z0-9_-]{1,16}$/.test(rid)) throw new OfferError(`a simulcast layer's RID must be 1 to 16 letters, digits, - or _: ${JSON.stringify(rid.slice(0, 40))}`);
+    if (!/^[A-Za-z0-9_-]{1,16}$/.test(rid)) {
+      throw new OfferError(`a simulcast layer's RID must be 1 to 16 letters, digits, - or _: ${JSON.stringify(rid.slice(0, 40))}`);
+    }
     if (!declared.has(rid)) throw new OfferError(`the simulcast layer "${rid}" has no a=rid:${rid} send line`);
   }
   if (new Set(rids).size !== rids.length) throw new OfferError(`a simulcast layer is listed twice: ${quoted}`);

@@ -24,8 +24,9 @@ export function captionCost(bench: Bench): void {
     const track = new CaptionTrack();
     const started = process.cpuUsage();
     for (let i = 0; i < SECONDS * FPS; i++) {
-      if (i % FPS === 0) track.write(`Caption number ${i / FPS}, sent a second after the one before.`);
-      track.frame(i % (2 * FPS) === 0 ? key : inter, Math.round((i * 1000) / FPS));
+      const ms = Math.round((i * 1000) / FPS);
+      if (i % FPS === 0) track.write({ text: `Caption number ${i / FPS}, sent a second after the one before.`, final: true, atMs: ms });
+      track.frame(i % (2 * FPS) === 0 ? key : inter, ms, ms);
     }
     const used = process.cpuUsage(started);
     return (used.user + used.system) / (SECONDS * FPS);

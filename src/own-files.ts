@@ -48,10 +48,11 @@ export function readOwnFileSync(path: string): string {
   }
 }
 
-/** Creates `path`, which must not exist (a link there counts as existing): `EEXIST` otherwise. */
+/** Creates `path` with exactly `mode` (whatever the umask), which must not exist (a link there counts as existing): `EEXIST` otherwise. */
 export async function createOwnFile(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
   const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NO_FOLLOW, mode);
   try {
+    await handle.chmod(mode);
     await handle.writeFile(data);
   } finally {
     await handle.close();

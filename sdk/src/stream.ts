@@ -97,12 +97,13 @@ export class Stream extends Emitter<StreamEvent> {
   }
 
   /**
-   * A caption in every push of this stream (CEA-608 in the H.264 each destination gets), from
-   * their next frame on: printable text, at most four rows of 32 columns once wrapped; with
+   * A caption in every push of this stream (CEA-608 in the H.264 each destination gets), on the
+   * frames captured as the gateway receives it (or at `at`, the stream's media time in ms, as
+   * `stream/find` gives it): printable text, at most four rows of 32 columns once wrapped; with
    * `final: false`, interim text that the next caption writes over (a speech recogniser's). Answers
    * how many pushes carry it; rejects with the gateway's error (`error.field` names what was wrong).
    */
-  async sendCaption(text: string, options: { final?: boolean } = {}): Promise<number> {
+  async sendCaption(text: string, options: { final?: boolean; at?: number } = {}): Promise<number> {
     const answer = await this.#host.call({ type: 'caption', requestId: '', name: this.#options.name, text, ...options });
     return (answer as Extract<ServerMessage, { type: 'captioned' }>).pushes;
   }

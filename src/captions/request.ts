@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { streamNameSchema } from '../publishers/stream-name.js';
 import { captionRows } from './cea608.js';
-import { wcsBoolean } from '../validation.js';
+import { wcsBoolean, wcsNumber } from '../validation.js';
+import { invalid } from '../errors.js';
 
 /** A caption fills at most this many rows of 32 columns, as roll-up shows them. */
 const MAX_ROWS = 4;
@@ -16,16 +17,45 @@ export const captionTextSchema = z
   .refine((text) => text.trim().length > 0, 'must hold more than spaces')
   .refine((text) => captionRows(text).length <= MAX_ROWS, `must fit in ${MAX_ROWS} rows of 32 columns once wrapped`);
 
+/** A caption's media time (ms): up to a year of publishing. */
+export const captionAtSchema = z
+  .number()
+  .int()
+  .min(0)
+  .max(366 * 86_400_000);
+
 /** `POST /rest-api/stream/caption`: a caption for every push of the stream. */
 export const captionRequestSchema = z.strictObject({
   streamName: streamNameSchema,
   text: captionTextSchema,
   /** false: interim text, written over by the next caption (a speech recogniser's guess while someone speaks). */
   final: wcsBoolean().optional(),
+  /** The stream's media time (ms since it began publishing, as `stream/find` gives it) to place it at; now when absent. */
+  at: wcsNumber(captionAtSchema).optional(),
 });
 
 /** What a caption reached. */
 export const captionResultSchema = z.strictObject({
   /** The stream's pushes that carry it. */
   pushes: z.number().int().nonnegative(),
+  /** The stream's media time it was placed at (ms since the stream began publishing). */
+  at: z.number().int().nonnegative(),
 });
+export type CaptionResult = z.infer<typeof captionResultSchema>;
+
+/** How far back a caption's `at` may go: pushes behind still place it, the others on their next frame. */
+const AT_BACK_MS = 10_000;
+/** How far ahead: it waits in each push until the frames captured then. */
+const AT_AHEAD_MS = 60_000;
+
+/**
+ * Where a caption goes on the media clock: at `at` (the stream's media time, ms from `originMs`)
+ * when given, within 10 s back and 60 s ahead of now, else now, the moment it was received.
+ */
+export function placeCaption(originMs: number, nowMs: number, at?: number): { atMs: number; at: number } {
+  const now = Math.max(0, Math.round(nowMs - originMs));
+  if (at === undefined) return { atMs: nowMs, at: now };
+  if (at < now - AT_BACK_MS) throw invalid('at', `is ${now - at} ms before the stream's media time now (${now}): a caption goes at most ${AT_BACK_MS / 1000} s back`);
+  if (at > now + AT_AHEAD_MS) throw invalid('at', `is ${at - now} ms after the stream's media time now (${now}): a caption goes at most ${AT_AHEAD_MS / 1000} s ahead`);
+  return { atMs: originMs + at, at };
+}

@@ -160,14 +160,20 @@ export function openApiDocument(version: string): Json {
       '/rest-api/recording/delete': post("Delete a recording's part (409 while it is being written)", recordingFileRequestSchema, empty, [400, 401, 404, 409]),
       '/rest-api/recording/download/{fileName}': {
         get: {
-          summary: "Download a recording's part (fragmented MP4); one byte range per request (`Range: bytes=a-b`), as a player seeking asks",
+          summary: "Download a recording's part (fragmented MP4), or its captions (WebVTT, `.vtt`); one byte range per request (`Range: bytes=a-b`), as a player seeking asks",
           security: [{ apiKey: [] }],
           parameters: [
             { name: 'fileName', in: 'path', required: true, schema: { type: 'string' } },
             { name: 'Range', in: 'header', required: false, schema: { type: 'string' } },
           ],
           responses: {
-            '200': { description: 'The whole file', content: { 'video/mp4': { schema: { type: 'string', contentMediaType: 'video/mp4' } } } },
+            '200': {
+              description: 'The whole file',
+              content: {
+                'video/mp4': { schema: { type: 'string', contentMediaType: 'video/mp4' } },
+                'text/vtt': { schema: { type: 'string', contentMediaType: 'text/vtt' } },
+              },
+            },
             '206': { description: 'The range asked for (`Content-Range`)', content: { 'video/mp4': { schema: { type: 'string', contentMediaType: 'video/mp4' } } } },
             '416': { description: 'The range starts past the end (`Content-Range: bytes */size`)' },
             ...errors(400, 401, 404),
@@ -177,7 +183,7 @@ export function openApiDocument(version: string): Json {
       '/rest-api/stream/find': post('A publishing stream and its figures', streamSchema, list(stream, 'The stream'), [400, 401, 404]),
       '/rest-api/stream/find_all': post('Every publishing stream', findAllSchema, list(stream, 'Every stream'), [400, 401, 404]),
       '/rest-api/stream/caption': post(
-        'A caption (CEA-608 roll-up, in the H.264 of every push of the stream, from its next frame on)',
+        'A caption (CEA-608 roll-up, in the H.264 of every push of the stream, on the frames captured when it came or at `at`)',
         captionRequestSchema,
         { '200': { description: 'How many pushes carry it', content: json(captionResultSchema) } },
         [400, 401, 404],

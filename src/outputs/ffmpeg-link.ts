@@ -2,7 +2,7 @@ import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import { EcmaArray, encodeAmf0, type Amf0Value } from '../rtmp/amf0.js';
 import { flvFileHeader, flvTag, FlvTagType } from '../media/flv.js';
 import type { OutBufferSettings } from './out-buffer.js';
-import type { DeliveryProbe, Link, LinkStats, MediaOutput, OutBufferState } from './link.js';
+import type { DeliveryProbe, Link, LinkCue, LinkStats, MediaOutput, OutBufferState } from './link.js';
 import { type FailureKind, OpenError } from './failures.js';
 import { GuardedLink } from './guarded-link.js';
 
@@ -47,6 +47,8 @@ export interface FfmpegOutput {
   onLine?(line: string): void;
   /** After ffmpeg ended, however it did. */
   onEnded?(): void;
+  /** Each caption the link's video carries (a recording writes them beside its parts). */
+  caption?(cue: LinkCue): void;
   /**
    * When the output counts as open, if not once ffmpeg describes it (a recording: once its first
    * part is in `record_dir`); rejecting it changes nothing, the output ends by `fail`.
@@ -87,6 +89,7 @@ export class FfmpegLink extends GuardedLink implements Link {
       writeMetadata: (metadata) => front.writeMetadata(metadata),
       writeVideo: (timestamp, body) => checked(() => front.writeVideo(timestamp, body)),
       writeAudio: (timestamp, body) => checked(() => front.writeAudio(timestamp, body)),
+      ...(output.caption ? { writeCaption: output.caption } : {}),
     };
 
     let connect!: () => void;

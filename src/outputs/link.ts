@@ -9,6 +9,15 @@ export interface MediaOutput {
   writeMetadata(metadata: Record<string, Amf0Value>): void;
   writeVideo(timestamp: number, body: Buffer): void;
   writeAudio(timestamp: number, body: Buffer): void;
+  /** A caption as it went into the video (`linkMs` after the link's first frame): a recording writes it out as WebVTT. */
+  writeCaption?(cue: LinkCue): void;
+}
+
+export interface LinkCue {
+  linkMs: number;
+  text: string;
+  /** false: interim text, which the next caption writes over. */
+  final: boolean;
 }
 
 /** What the guard reads of the connection it protects. */

@@ -4,6 +4,7 @@ import { chmod, link, lstat, mkdir, rmdir, statfs, unlink } from 'node:fs/promis
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { createOwnFile, readOwnFile } from '../own-files.js';
+import { RecordingCaptions } from './record-captions.js';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import { FFMPEG_QUIET, FfmpegLink, FLV_STDIN, type FfmpegLinkSettings } from './ffmpeg-link.js';
 import { type FailureKind, OpenError } from './failures.js';
@@ -43,6 +44,10 @@ export interface RecordingPart {
   startedAt: string;
   /** Its length (finished parts): from ffmpeg's list of parts, else from the clock when ffmpeg was stopped short. */
   durationMs?: number;
+  /** Finished parts whose video carried captions: the WebVTT file beside it with the same cues. */
+  captionsFile?: string;
+  /** Why that file could not be written. */
+  captionsError?: string;
 }
 
 export type RecordingEvent = { type: 'started' | 'finished'; part: RecordingPart };
@@ -156,7 +161,8 @@ export function recordLinks(settings: RecordLinkSettings, push: { stream: string
     const start = new Date();
     const about: RecordingAbout = { ...push, startedAt: start.toISOString() };
     const { name, folder } = await claimName(record, recordingName(record.filePattern, push.stream, push.mediaSessionId, start), about);
-    const parts = new PartFollower(record, name, folder, push, onRecording);
+    const captions = new RecordingCaptions();
+    const parts = new PartFollower(record, name, folder, push, onRecording, captions);
     let watch: NodeJS.Timeout | undefined;
     let ffmpeg: FfmpegProcess;
     try {
@@ -170,6 +176,7 @@ export function recordLinks(settings: RecordLinkSettings, push: { stream: string
       {
         failure: recordFailure,
         opened: parts.first,
+        caption: (cue) => captions.add(cue),
         onLine: (line) => parts.line(line, (reason) => link.fail(reason, 'rejected')),
         onEnded: () => {
           clearInterval(watch);
@@ -293,6 +300,8 @@ class PartFollower {
   /** Whether the part open was put in `record_dir`. */
   #published: Promise<boolean> = Promise.resolve(false);
   #isFirst = true;
+  /** Where the open part begins, in ms after the recording's first frame. */
+  #partStartMs = 0;
   #firstIn!: () => void;
   /** Resolves once the first part is in `record_dir`: the recording is open. */
   readonly first = new Promise<void>((resolve) => (this.#firstIn = resolve));
@@ -303,6 +312,7 @@ class PartFollower {
     private readonly folder: WritingFolder,
     private readonly push: { stream: string; mediaSessionId: string },
     private readonly tell: (event: RecordingEvent) => void,
+    private readonly captions: RecordingCaptions,
   ) {}
 
   /** A line of ffmpeg's log; `refuse` ends the recording when a part cannot be put in `record_dir`. */
@@ -331,7 +341,7 @@ class PartFollower {
 
   /** ffmpeg ended: the part open is finished (listed if ffmpeg stopped cleanly), the list moved beside the parts. */
   async ended(): Promise<void> {
-    this.#finish();
+    this.#finish(true);
     await this.#finishing;
     const list = `.${this.name}.csv`;
     await this.folder.publish(list).catch(() => {}); // none when ffmpeg wrote no part
@@ -340,7 +350,8 @@ class PartFollower {
     await rmdir(recordingFiles(this.record.dir, this.name).writing).catch(() => {});
   }
 
-  #finish(): void {
+  /** The open part is finished; `last`: ffmpeg ended, the part holds every caption left. */
+  #finish(last = false): void {
     const part = this.#open;
     if (!part) return;
     this.#open = undefined;
@@ -352,8 +363,25 @@ class PartFollower {
       await this.folder.drop(part.file);
       const listed = (await listedParts(this.folder.path(`.${this.name}.csv`))).get(part.file);
       const durationMs = listed ? Math.round((listed.end - listed.start) * 1000) : Math.round(openForMs);
-      this.tell({ type: 'finished', part: { ...part, durationMs } });
+      const startMs = this.#partStartMs;
+      this.#partStartMs += durationMs;
+      const captions = await this.#writeCaptions(part.file, startMs, last ? undefined : startMs + durationMs);
+      this.tell({ type: 'finished', part: { ...part, durationMs, ...captions } });
     });
+  }
+
+  /** The part's cues as WebVTT beside it (`-001.vtt`), when its video carried any; never over a file there. */
+  async #writeCaptions(file: string, startMs: number, endMs: number | undefined): Promise<Pick<RecordingPart, 'captionsFile' | 'captionsError'>> {
+    const vtt = this.captions.part(startMs, endMs);
+    if (vtt === undefined) return {};
+    const captionsFile = file.replace(/\.mp4$/, '.vtt');
+    try {
+      await createOwnFile(join(this.record.dir, captionsFile), vtt, this.record.fileMode);
+      return { captionsFile };
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'error';
+      return { captionsError: code === 'EEXIST' ? `record_dir already holds ${captionsFile}, which this recording did not write` : `${captionsFile} cannot be written: ${code}` };
+    }
   }
 }
 

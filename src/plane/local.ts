@@ -3,6 +3,8 @@ import type { FindFilter, SoundRequest, StartupRequest } from '../pushes/request
 import type { Push } from '../pushes/push.js';
 import { describeStream, type StreamJson } from '../publishers/description.js';
 import { notFound } from '../errors.js';
+import { monotonicMs } from '../clock.js';
+import { placeCaption, type CaptionResult } from '../captions/request.js';
 import type { MediaCore } from './core.js';
 import { followLifecycle, type LifecycleEvent } from './lifecycle.js';
 import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers } from './plane.js';
@@ -62,12 +64,13 @@ export class LocalPlane implements MediaPlane {
     return this.core.pictures.jpeg(keyframe);
   }
 
-  async caption(name: string, text: string, final = true): Promise<{ pushes: number }> {
+  async caption(name: string, text: string, final = true, at?: number): Promise<CaptionResult> {
     const publisher = this.core.publishers.get(name);
-    if (!publisher || publisher.state !== 'publishing') throw notFound(`stream ${name} is not publishing`);
-    const pushes = this.core.pushes.find({ streamName: name });
-    for (const push of pushes) push.writer.caption(text, final);
-    return { pushes: pushes.length };
+    if (!publisher || publisher.state !== 'publishing' || publisher.mediaOriginMs === undefined) throw notFound(`stream ${name} is not publishing`);
+    const placed = placeCaption(publisher.mediaOriginMs, monotonicMs(), at);
+    const pushes = this.core.pushes.find({ streamName: name }).filter((push) => push.request.captions);
+    for (const push of pushes) push.writer.caption({ text, final, atMs: placed.atMs });
+    return { pushes: pushes.length, at: placed.at };
   }
 
   async view(name: string, offer: string): Promise<{ id: string; answer: string }> {

@@ -1,6 +1,6 @@
 import { MessagePort } from 'node:worker_threads';
 import { z } from 'zod';
-import { captionResultSchema, captionTextSchema } from '../captions/request.js';
+import { captionAtSchema, captionResultSchema, captionTextSchema } from '../captions/request.js';
 import { streamJsonSchema } from '../publishers/description.js';
 import { pushInfoSchema } from '../pushes/info.js';
 import { findFilterSchema, mediaSessionIdSchema, soundRequestSchema, startupSchema } from '../pushes/requests.js';
@@ -70,11 +70,12 @@ export const PLACE_METHODS = {
     route: { to: 'stream', key: ([name]) => name },
   }),
   /**
-   * A caption (CEA-608) for every push of the stream, from their next frame on (interim when the
-   * third argument is false); 404 when the stream is not publishing.
+   * A caption (CEA-608) for every push of the stream (interim when the third argument is false),
+   * placed on the frames captured now or at the stream's media time given fourth; 404 when the
+   * stream is not publishing.
    */
   caption: method({
-    args: z.tuple([streamName, captionTextSchema, z.boolean().optional()]),
+    args: z.tuple([streamName, captionTextSchema, z.boolean().optional(), captionAtSchema.optional()]),
     result: captionResultSchema,
     route: { to: 'stream', key: ([name]) => name },
   }),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { monotonicMs } from '../clock.js';
 import type { Publisher } from './publisher.js';
 
 /** A stream as `/rest-api/stream/find` shows it: plain data, the same from any worker; the OpenAPI document shows this schema. */
@@ -32,6 +33,8 @@ export const streamJsonSchema = z.object({
   hops: z.object({ engineReceived: z.number(), engineLost: z.number(), engineSent: z.number(), gatewayReceived: z.number() }).nullable(),
   createdAt: z.string(),
   publishingSince: z.string().nullable(),
+  /** Its media time now (ms since it began publishing): the clock a caption's `at` is on. */
+  mediaTimeMs: z.number().optional(),
   clientAddress: z.string().nullable(),
   /** What keeps it from connecting, when the gateway can tell: no ICE check came, with the likely cause. */
   warning: z.string().nullable(),
@@ -60,6 +63,7 @@ export function describeStream(p: Publisher, pushes: string[]): StreamJson {
     hops: p.hops ?? null,
     createdAt: new Date(p.createdAt).toISOString(),
     publishingSince: p.publishingSince ? new Date(p.publishingSince).toISOString() : null,
+    ...(p.mediaOriginMs !== undefined ? { mediaTimeMs: Math.round(monotonicMs() - p.mediaOriginMs) } : {}),
     clientAddress: p.clientAddress ?? null,
     warning: p.warning ?? null,
     transponders: pushes,

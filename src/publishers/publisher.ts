@@ -59,6 +59,8 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   clientAddress: string | undefined;
   /** When WebRTC connected. */
   publishingSince: number | undefined;
+  /** When WebRTC connected, on the media clock: the stream's media time 0 (captions' `at`). */
+  mediaOriginMs: number | undefined;
   /** What keeps it from connecting, when the gateway can tell (no ICE check came: `registry.ts`). */
   warning: string | undefined;
   #keyframeRequests = 0;
@@ -131,6 +133,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       if (this.state !== 'connecting') return;
       this.state = 'publishing';
       this.publishingSince = wallClockMs();
+      this.mediaOriginMs = monotonicMs();
       if (this.videoCodec) this.#keyframeTimer = setInterval(() => this.#keyframes.check(), KEYFRAME_CHECK_MS);
       this.#watchMedia();
       options.log.info({ video: this.videoCodec, audio: this.hasAudio }, 'publishing');

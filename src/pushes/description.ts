@@ -66,6 +66,7 @@ export function describe(t: PushView): PushInfo {
     ...(isUp(t.state) && t.health.current ? { health: t.health.current } : {}),
     ...(t.config.outBuffer.enabled ? { outputBuffer: { state: buffer?.state, levelMs: buffer?.levelMs ?? 0, bufferings: output.bufferings } } : {}),
     transcoding: t.plan.video === 'transcode',
+    captions: t.request.captions,
     ...(t.request.platform ? { platform: t.request.platform } : {}),
     ...(t.plan.video === 'transcode' && t.plan.shape ? { aspect: t.plan.shape.aspect } : {}),
     ...(layer ? { layer } : {}),

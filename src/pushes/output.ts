@@ -7,7 +7,7 @@ import type { VideoFrame } from '../media/depacketizer.js';
 import type { MediaOutput } from '../outputs/link.js';
 import type { Picture, TagSource } from '../pipeline/pipeline.js';
 import type { IngestHealth } from './health.js';
-import { CaptionTrack } from '../captions/track.js';
+import { CaptionTrack, type TimedCaption } from '../captions/track.js';
 
 export interface OutputOptions {
   sendMetadata: boolean;
@@ -78,9 +78,14 @@ export class OutputWriter {
     return this.#picture;
   }
 
-  /** A caption (CEA-608 in the video sent, from the next frame on). */
-  caption(text: string, final = true): void {
-    (this.#captions ??= new CaptionTrack()).write(text, final);
+  /** A caption (CEA-608 in the video sent), from the first frame captured at its time on. */
+  caption(caption: TimedCaption): void {
+    this.#captions ??= new CaptionTrack(({ timestamp, text, final }) => {
+      // Where the link's media begins: its first keyframe (the frame carrying the cue, when it is that).
+      const startTs = this.timeline.linkStartTs ?? timestamp;
+      this.#out?.writeCaption?.({ linkMs: timestamp - startTs, text, final });
+    });
+    this.#captions.write(caption);
   }
 
   /** A new link: it starts with codec headers, and its audio waits for a keyframe when video is to come. */
@@ -124,7 +129,7 @@ export class OutputWriter {
     }
     if (!this.#sps) return false; // no decoder configuration yet: nothing decodable to send
     if (frame.key && this.#header) this.#picture = { header: this.#header, frame: body };
-    const sent = this.#captions ? this.#captions.frame(body, timestamp) : body;
+    const sent = this.#captions ? this.#captions.frame(body, timestamp, frame.captureMs) : body;
     out.writeVideo(timestamp, sent);
     this.options.health?.video(timestamp, sent.length, frame.key);
     this.timeline.placeFrame(timestamp);
@@ -181,7 +186,7 @@ export class OutputWriter {
       this.firstFrameAt ??= monotonicMs();
       this.frames++;
       if (keyframe && !source.still && this.#header) this.#picture = { header: this.#header, frame: body };
-      if (this.#captions) body = this.#captions.frame(body, timestamp);
+      if (this.#captions) body = this.#captions.frame(body, timestamp, startMs + tag.timestamp);
       this.options.health?.video(timestamp, body.length, keyframe);
     }
     out.writeVideo(timestamp, body);
@@ -251,6 +256,11 @@ export class OutputTimeline {
   /** Whether anything was placed on the current link yet from a video keyframe on. */
   get linkStarted(): boolean {
     return this.#linkStartTs !== undefined;
+  }
+
+  /** RTMP time of the current link's first video keyframe, once placed. */
+  get linkStartTs(): number | undefined {
+    return this.#linkStartTs;
   }
 
   /** RTMP timestamp of a moment on the publisher's clock; the first moment asked is time 0. */

@@ -66,6 +66,7 @@ export const startupSchema = z
     /** Images laid over the picture (a logo, a frame): the push transcodes. */
     overlays: overlaysSchema.optional(),
     options: startupOptionsSchema.optional(),
+    captions: wcsBoolean().optional().describe('false: the push carries no captions (CEA-608) when the stream has them; a recording then writes no WebVTT'),
   })
   .superRefine(checkShapeFields);
 

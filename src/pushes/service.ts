@@ -163,7 +163,9 @@ export class PushService extends TypedEmitter<ServiceEvents> {
       if (publishing() !== stream) throw notFound(`stream ${request.streamName} is not publishing`);
       const log = this.log.child({ stream: publisher.name, mediaSessionId: id, destination: destination.redactedUrl });
       const onRecording = (event: RecordingEvent): void => {
-        log.info({ file: event.part.file, durationMs: event.part.durationMs }, `recording part ${event.type}`);
+        const { file, durationMs, captionsFile, captionsError } = event.part;
+        log.info({ file, durationMs, captionsFile }, `recording part ${event.type}`);
+        if (captionsError) log.warn({ file, reason: captionsError }, "the part's captions could not be written beside it");
         this.safeEmit('recording', event);
       };
       const parts = pushParts(destination, this.settings, log, {
@@ -173,7 +175,15 @@ export class PushService extends TypedEmitter<ServiceEvents> {
         pinnedAddress: address,
         onRecording,
       });
-      push = new Push(publisher, destination, plan, { id, options, video, platform: platform?.platform.name, spatial: source.spatial }, this.settings, parts, log);
+      push = new Push(
+        publisher,
+        destination,
+        plan,
+        { id, options, video, platform: platform?.platform.name, spatial: source.spatial, captions: request.captions !== false },
+        this.settings,
+        parts,
+        log,
+      );
     } catch (error) {
       this.#slots.give();
       await sound?.stop();

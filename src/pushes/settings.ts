@@ -75,6 +75,8 @@ export interface PushOptions {
   platform?: string;
   /** The simulcast layer its publisher sends (0 the lowest), of a simulcast stream. */
   spatial?: number;
+  /** Whether it carries the stream's captions (`captions` in the request; true unless false). */
+  captions: boolean;
 }
 
 /** What a push opens its output with: links to its destination, and pipelines. */

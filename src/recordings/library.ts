@@ -20,6 +20,16 @@ const recordingFileSchema = z
   .regex(/^[\w][\w.-]*-\d{3,}\.mp4$/, 'must be the name of a recording file (as recording/find_all lists it)');
 export const recordingFindSchema = z.strictObject({ streamName: z.string().min(1).max(128).optional() });
 export const recordingFileRequestSchema = z.strictObject({ fileName: recordingFileSchema });
+/** A file to download: a part, or the WebVTT of its captions. */
+export const recordingDownloadSchema = z.strictObject({
+  fileName: z
+    .string()
+    .max(200)
+    .regex(/^[\w][\w.-]*-\d{3,}\.(mp4|vtt)$/, 'must be the name of a recording file or of its captions (as recording/find_all lists them)'),
+});
+
+/** The WebVTT file of a part's captions. */
+export const captionsFileOf = (part: string): string => part.replace(/\.mp4$/, '.vtt');
 
 export const recordingSchema = z.strictObject({
   fileName: z.string(),
@@ -29,6 +39,7 @@ export const recordingSchema = z.strictObject({
   durationMs: z.number().nullable().describe('null while recording, or when the part was cut short (the gateway or ffmpeg killed): it plays up to its last keyframe'),
   size: z.number().describe('bytes'),
   state: z.enum(['recording', 'finished', 'interrupted']),
+  captionsFile: z.string().nullable().describe("the WebVTT beside it with its video's captions, once it is finished (null: none)"),
 });
 export type Recording = z.infer<typeof recordingSchema>;
 
@@ -115,11 +126,9 @@ export class RecordingLibrary {
       const number = (file: string): number => Number(PART_FILE.exec(file)![2]);
       for (const file of files.sort((a, b) => number(a) - number(b))) {
         // Deleted meanwhile, or not a file of the gateway's (a link, a folder): not listed.
-        const size = await lstat(join(this.dir, file)).then(
-          (s) => (s.isFile() ? s.size : undefined),
-          () => undefined,
-        );
+        const size = await this.#fileSize(file);
         if (size === undefined) continue;
+        const captionsFile = (await this.#fileSize(captionsFileOf(file))) === undefined ? null : captionsFileOf(file);
         const part = listed.get(file);
         const startS = part?.start ?? next;
         next = part?.end ?? next;
@@ -132,14 +141,23 @@ export class RecordingLibrary {
           durationMs: state === 'finished' && part ? Math.round((part.end - part.start) * 1000) : null,
           size,
           state,
+          captionsFile,
         });
       }
     }
     return found.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.fileName.localeCompare(b.fileName, 'en', { numeric: true }));
   }
 
+  /** A regular file's size in `record_dir`; undefined when there is none (deleted meanwhile, a link, a folder). */
+  #fileSize(file: string): Promise<number | undefined> {
+    return lstat(join(this.dir, file)).then(
+      (s) => (s.isFile() ? s.size : undefined),
+      () => undefined,
+    );
+  }
+
   /**
-   * A part to download, opened (never through a link, and only a regular file) with its size now (a
+   * A part or its captions to download, opened (never through a link, and only a regular file) with its size now (a
    * part being written grows). The caller closes the handle.
    */
   async file(fileName: string): Promise<{ handle: FileHandle; size: number }> {
@@ -184,7 +202,7 @@ export class RecordingLibrary {
     const name = PART_FILE.exec(fileName)![1]!;
     const { about, parts, writing } = recordingFiles(this.dir, name);
     // A link to the part may be left in the recording's folder by a gateway that was killed.
-    await Promise.all([rm(join(this.dir, fileName), { force: true }), rm(join(writing, fileName), { force: true })]);
+    await Promise.all([rm(join(this.dir, fileName), { force: true }), rm(join(this.dir, captionsFileOf(fileName)), { force: true }), rm(join(writing, fileName), { force: true })]);
     this.log.info({ file: fileName, why }, 'recording deleted');
     // The recording's own files go with its last part.
     const left = (await readdir(this.dir)).some((f) => PART_FILE.exec(f)?.[1] === name);

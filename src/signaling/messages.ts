@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { captionTextSchema } from '../captions/request.js';
+import { captionAtSchema, captionTextSchema } from '../captions/request.js';
 import { mixerInputFields, mixerStartupSchema, mixerUriSchema } from '../mixers/requests.js';
 import { platformSchema } from '../outputs/platforms.js';
 import { checkShapeFields } from '../pipeline/shape.js';
@@ -129,6 +129,7 @@ const captionMessageSchema = z.strictObject({
   name: streamNameSchema,
   text: captionTextSchema,
   final: z.boolean().optional(),
+  at: captionAtSchema.optional(),
 });
 
 /** What the SDK sends. */

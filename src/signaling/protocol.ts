@@ -114,11 +114,12 @@ interface MixerMessage {
   mixer: MixerInfo;
 }
 
-/** The answer to `caption`: how many of the stream's pushes carry it. */
+/** The answer to `caption`: how many of the stream's pushes carry it, and the stream's media time it was placed at. */
 interface CaptionedMessage {
   type: 'captioned';
   requestId: string;
   pushes: number;
+  at: number;
 }
 
 /** A refused message: the error code, what was wrong, and the field at fault. */

@@ -122,8 +122,8 @@ export class SignalingSession {
         case 'caption': {
           this.#stream(message.name);
           this.captions.take(this.client);
-          const { pushes } = await this.plane.caption(message.name, message.text, message.final);
-          return this.#send({ type: 'captioned', requestId: message.requestId, pushes });
+          const { pushes, at } = await this.plane.caption(message.name, message.text, message.final, message.at);
+          return this.#send({ type: 'captioned', requestId: message.requestId, pushes, at });
         }
         case 'unpublish': {
           const stream = this.#streams.get(message.name);

@@ -1,8 +1,8 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import t from 'tap';
-import { readCaptions } from '../../kit/captions.js';
+import { readCaptions, type DecodedCaption } from '../../kit/captions.js';
 import { loadFixture } from '../../kit/fixture.js';
 import { probe } from '../../kit/probe.js';
 import { waitFor } from '../../kit/processes.js';
@@ -21,6 +21,14 @@ import { keyframeCached } from '../helpers/pushes.js';
 const FIXTURES = join(import.meta.dirname, '..', '..', '.bench', 'fixture');
 /** ffmpeg's decoder shows a typographic apostrophe for 608's 0x27. */
 const plain = (text: string): string => text.replace(/’/g, "'");
+
+/** A WebVTT file's cues: start (s) and text. */
+function parseVtt(text: string): { startS: number; text: string }[] {
+  return [...text.matchAll(/^(\d+):(\d\d):(\d\d)\.(\d{3}) --> .*\n(.+)$/gm)].map(([, h, m, s, ms, cue]) => ({
+    startS: Number(h) * 3600 + Number(m) * 60 + Number(s) + Number(ms) / 1000,
+    text: cue!.replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&amp;', '&'),
+  }));
+}
 
 t.test('the caption track: ffmpeg reads each caption out of the frames, accents and braces included', async (t) => {
   const video = fixtureFlvVideo();
@@ -43,12 +51,12 @@ t.test('the caption track: ffmpeg reads each caption out of the frames, accents 
   ]);
   const fps = 30; // the fixture: 10 s at 30 fps
   for (let i = 0; i < 300; i++) {
-    const caption = captions.get(i);
-    if (caption) track.write(caption);
-    const guess = interim.get(i);
-    if (guess) track.write(guess, false);
     const timestamp = Math.round((i * 1000) / fps);
-    parts.push(flvTag(9, timestamp, track.frame(video.frame(i), timestamp)));
+    const caption = captions.get(i);
+    if (caption) track.write({ text: caption, final: true, atMs: timestamp });
+    const guess = interim.get(i);
+    if (guess) track.write({ text: guess, final: false, atMs: timestamp });
+    parts.push(flvTag(9, timestamp, track.frame(video.frame(i), timestamp, timestamp)));
   }
   const file = join(dir, 'captions.flv');
   await writeFile(file, Buffer.concat(parts));
@@ -79,32 +87,88 @@ t.test('REST captions reach a passthrough push, a transcoded one and a recording
   t.match(await caption({ streamName: 'cam', text: 'word '.repeat(40) }), { status: 400, body: { field: 'text' } }, 'more than four rows');
   t.match(await caption({ text: 'hi' }), { status: 400, body: { field: 'streamName' } }, 'no stream');
   t.match(await caption({ streamName: 'nobody', text: 'hi' }), { status: 404 }, 'a stream not publishing');
-  t.same((await caption({ streamName: 'cam', text: 'Before any push.' })).body, { pushes: 0 }, 'a stream without pushes: nothing carries it');
+  t.match((await caption({ streamName: 'cam', text: 'Before any push.' })).body, { pushes: 0, at: Number }, 'a stream without pushes: nothing carries it');
+  t.match(await caption({ streamName: 'cam', text: 'hi', at: -1 }), { status: 400, body: { field: 'at' } }, 'at: not negative');
+  t.match(await caption({ streamName: 'cam', text: 'hi', at: 86_400_000 }), { status: 400, body: { field: 'at' } }, 'at: a day ahead');
 
   for (const [stream, fields] of [
     ['pass', {}],
     ['small', { height: 360 }],
+    ['plain', { captions: false }],
   ] as const) {
     const started = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: `${nginx.url()}/${stream}`, rtmpTransponderFullUrl: true, ...fields });
     t.equal(started.status, 200, JSON.stringify(started.body));
+    t.equal((started.body as { captions: boolean }).captions, stream !== 'plain', `${stream}: captions told in its info`);
   }
   const recording = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: 'record://' });
   t.equal(recording.status, 200, JSON.stringify(recording.body));
   const frames = async (stream: string): Promise<number> => (await probe(nginx.recording(stream)).catch(() => undefined))?.video.length ?? 0;
+  const moreFrames = async (what: string, count: number): Promise<void> => {
+    const due = { pass: (await frames('pass')) + count, small: (await frames('small')) + count };
+    await waitFor(what, async () => (await frames('pass')) >= due.pass && (await frames('small')) >= due.small, 30_000, 250);
+  };
   await waitFor('both pushes recorded', async () => (await frames('pass')) >= 30 && (await frames('small')) >= 30, 30_000, 250);
 
+  // Each caption goes on the frames captured when it came, or at the media time `at` names: the
+  // decoded cues are as far apart as the captions' times (a roll-up cue shows from its carriage return).
   const sent = ['Hello from the gateway.', "Second caption: it's here, ¡olé!", 'Third one, braces {ok}.', 'Bye.'];
   t.match(await caption({ streamName: 'cam', text: 'Hello fr', final: 'maybe' }), { status: 400, body: { field: 'final' } }, 'final: a boolean');
-  t.same((await caption({ streamName: 'cam', text: 'Hello fr', final: false })).body, { pushes: 3 }, 'an interim caption, written over by the next');
-  for (const text of sent) t.same((await caption({ streamName: 'cam', text })).body, { pushes: 3 });
-  // Four captions are about 80 byte pairs: under 3 s of frames at one pair a frame.
-  const due = { pass: (await frames('pass')) + 150, small: (await frames('small')) + 150 };
-  await waitFor('5 s more recorded', async () => (await frames('pass')) >= due.pass && (await frames('small')) >= due.small, 30_000, 250);
+  t.match((await caption({ streamName: 'cam', text: 'Hello fr', final: false })).body, { pushes: 3 }, 'an interim caption, written over by the next');
+  const at: number[] = [];
+  const send = async (text: string, when?: number): Promise<void> => {
+    const reply = await caption({ streamName: 'cam', text, ...(when === undefined ? {} : { at: when }) });
+    t.match(reply.body, { pushes: 3, at: Number }, `"${text}" in the three pushes that carry captions`);
+    at.push((reply.body as { at: number }).at);
+  };
+  await send(sent[0]!);
+  await moreFrames('2 s more recorded', 60);
+  await send(sent[1]!);
+  await send(sent[2]!, at[1]! + 2500);
+  await send(sent[3]!, at[1]! + 4000);
+  t.equal(at[2], at[1]! + 2500, 'placed at the media time asked');
+  await moreFrames('6 s more recorded', 180);
+  t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: (recording.body as { mediaSessionId: string }).mediaSessionId })).status, 200);
   const [part] = (await gw.post('/rest-api/recording/find_all', { streamName: 'cam' })).body as { fileName: string }[];
+  const vttFile = join(records, part!.fileName.replace(/\.mp4$/, '.vtt'));
+  await waitFor(
+    'the WebVTT beside the part',
+    () =>
+      readFile(vttFile, 'utf8').then(
+        () => true,
+        () => false,
+      ),
+    30_000,
+    100,
+  );
+  const listed = (await gw.post('/rest-api/recording/find_all', { streamName: 'cam' })).body as { captionsFile: string | null }[];
+  t.equal(listed[0]!.captionsFile, basename(vttFile), 'find_all names the WebVTT beside the part');
+  const download = await fetch(`${gw.baseUrl}/rest-api/recording/download/${basename(vttFile)}`);
+  t.equal(download.headers.get('content-type'), 'text/vtt; charset=utf-8', 'downloaded as WebVTT');
+  t.equal(await download.text(), await readFile(vttFile, 'utf8'));
   const files = { pass: nginx.recording('pass'), small: nginx.recording('small'), recording: join(records, part!.fileName) };
+  const startOf = (cues: DecodedCaption[], text: string): number | undefined => cues.find((cue) => plain(cue.text).endsWith(text))?.startS;
+  const decoded: Record<string, DecodedCaption[]> = {};
   for (const [what, file] of Object.entries(files)) {
-    const shown = (await readCaptions(file)).map((cue) => plain(cue.text)).join(' | ');
+    const cues = (decoded[what] = await readCaptions(file));
+    const shown = cues.map((cue) => plain(cue.text)).join(' | ');
     for (const text of sent.slice(0, 3)) t.ok(shown.includes(text), `${what}: "${text}" read back (${shown})`);
+    for (const i of [1, 2]) {
+      const apartMs = ((startOf(cues, sent[i]!) ?? NaN) - (startOf(cues, sent[i - 1]!) ?? NaN)) * 1000;
+      t.ok(Math.abs(apartMs - (at[i]! - at[i - 1]!)) <= 300, `${what}: captions ${i - 1} and ${i} shown ${Math.round(apartMs)} ms apart, sent ${at[i]! - at[i - 1]!} ms apart`);
+    }
+  }
+  t.same(await readCaptions(nginx.recording('plain')), [], 'the push with captions: false carries none');
+
+  // The WebVTT: the same cues, interim text made one with its final, at the times the decoder shows them.
+  const vtt = parseVtt(await readFile(vttFile, 'utf8'));
+  t.same(
+    vtt.map((cue) => cue.text),
+    sent,
+    'a cue per caption, in order, the interim text written over',
+  );
+  for (const i of [1, 2]) {
+    const decodedS = startOf(decoded.recording!, sent[i]!)!;
+    t.ok(Math.abs(vtt[i]!.startS - decodedS) <= 0.3, `cue ${i}: at ${vtt[i]!.startS} s in the WebVTT, ${decodedS} s in the video`);
   }
   const burst = await Promise.all(Array.from({ length: 30 }, () => caption({ streamName: 'cam', text: 'Flood.' })));
   const refused = burst.filter((reply) => reply.status === 429);

@@ -3,6 +3,9 @@ import { Cea608Writer, captionRows, PAD_PAIR, withParity, type CcPair } from '..
 import { captionSei, withSei } from '../../src/captions/sei.js';
 import { CaptionFlood } from '../../src/captions/flood.js';
 import { GatewayError } from '../../src/errors.js';
+import { CaptionTrack, type CaptionCue } from '../../src/captions/track.js';
+import { placeCaption } from '../../src/captions/request.js';
+import { RecordingCaptions, vttTime } from '../../src/outputs/record-captions.js';
 
 const hex = (pairs: CcPair[]): string[] => pairs.map((p) => p.toString(16).padStart(4, '0'));
 const all = (writer: Cea608Writer): CcPair[] => writer.take(writer.pending);
@@ -140,4 +143,74 @@ t.test('captions that never stop, faster than frames take them: the queue stays 
   t.ok(writer.pending <= 600 + 20, `${writer.pending} waiting`);
   const taken = writer.take(4);
   t.equal(taken.length, 4, 'still taken in order after the array was cut');
+});
+
+/** A frame body with one non-IDR slice NAL unit (AVCC, 4-byte lengths). */
+const sliceFrame = (): Buffer => Buffer.from([0x27, 1, 0, 0, 0, 0, 0, 0, 2, 0x41, 0x9a]);
+/** The cc pairs of a frame's SEI (the SEI's cc_data: the three bytes after each 0xfc marker). */
+const ccPairs = (body: Buffer): string[] => {
+  const pairs: string[] = [];
+  for (let i = 0; i + 2 < body.length; i++) if (body[i] === 0xfc) pairs.push(body.readUInt16BE(i + 1).toString(16));
+  return pairs.filter((pair) => pair !== '8080');
+};
+
+t.test('a caption waits for the frames captured at its time: a push behind puts it on the same pictures', async (t) => {
+  const cues: CaptionCue[] = [];
+  const track = new CaptionTrack((cue) => cues.push(cue));
+  track.write({ text: 'Later', final: true, atMs: 1_100 });
+  track.write({ text: 'Sooner', final: true, atMs: 1_050 });
+  const sent: string[][] = [];
+  // Frames captured from 1000 ms on, 33 ms apart, going out at RTMP time 0 on.
+  for (let i = 0; i < 8; i++) sent.push(ccPairs(track.frame(sliceFrame(), i * 33, 1_000 + i * 33)));
+  t.same(sent.slice(0, 2), [[], []], 'nothing before 1050 ms');
+  t.same(
+    cues.map((cue) => [cue.timestamp, cue.text]),
+    [
+      [66, 'Sooner'],
+      [132, 'Later'],
+    ],
+    'each begins on the first frame captured at or after its time, in the order of their times',
+  );
+  t.ok(sent[2]!.includes('9425'), 'the first carries roll-up, as a first caption does');
+});
+
+t.test('captions held past 64 go into the video at once, oldest first', async (t) => {
+  const cues: string[] = [];
+  const track = new CaptionTrack((cue) => cues.push(cue.text));
+  for (let i = 0; i < 66; i++) track.write({ text: `c${i}`, final: true, atMs: 10_000 + i });
+  t.same(cues, ['c0', 'c1']);
+  track.frame(sliceFrame(), 0, 20_000);
+  t.equal(cues.length, 66, 'the rest on the frame captured after them');
+});
+
+t.test("a caption's media time: now when not given; within 10 s back and 60 s ahead, else refused naming `at`", async (t) => {
+  t.same(placeCaption(5_000, 65_000), { atMs: 65_000, at: 60_000 });
+  t.same(placeCaption(5_000, 65_000, 52_000), { atMs: 57_000, at: 52_000 });
+  t.same(placeCaption(5_000, 65_000, 120_000), { atMs: 125_000, at: 120_000 });
+  for (const at of [49_999, 120_001]) {
+    const error = (() => {
+      try {
+        placeCaption(5_000, 65_000, at);
+      } catch (caught) {
+        return caught as GatewayError;
+      }
+    })();
+    t.match(error, { code: 'invalid_request', field: 'at' }, `${at} refused`);
+  }
+});
+
+t.test("a recording's WebVTT: a cue per caption, interim text made one with its final, each until the next or 10 s", async (t) => {
+  const captions = new RecordingCaptions();
+  captions.add({ linkMs: 1_000, text: 'Hel', final: false });
+  captions.add({ linkMs: 1_400, text: 'Hello <you> & all', final: true });
+  captions.add({ linkMs: 3_000, text: 'Second', final: true });
+  captions.add({ linkMs: 20_000, text: 'Across the cut', final: true });
+  t.equal(
+    captions.part(0, 21_000),
+    'WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nHello &lt;you&gt; &amp; all\n\n00:00:03.000 --> 00:00:13.000\nSecond\n\n' + '00:00:20.000 --> 00:00:21.000\nAcross the cut\n',
+  );
+  t.equal(captions.part(21_000, undefined), 'WEBVTT\n\n00:00:00.000 --> 00:00:09.000\nAcross the cut\n', 'the next part has the rest of the cue that crosses');
+  t.equal(captions.part(30_000, undefined), undefined, 'none left: no file');
+  t.equal(vttTime(3_725_004), '01:02:05.004');
+  t.equal(vttTime(101 * 3_600_000), '101:00:00.000', 'hours take the digits they need');
 });

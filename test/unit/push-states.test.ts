@@ -137,7 +137,7 @@ function rig(t: Test, publisher: Publisher, plan: EncodingPlan = { video: 'copy'
     publisher,
     destination,
     plan,
-    { options: {}, video: {} },
+    { options: {}, video: {}, captions: true },
     settings,
     {
       links: async () => {

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { notFound } from '../../errors.js';
-import { recordingFileRequestSchema, recordingFindSchema, type RecordingLibrary } from '../../recordings/library.js';
+import { recordingDownloadSchema, recordingFileRequestSchema, recordingFindSchema, type RecordingLibrary } from '../../recordings/library.js';
 import { routeAccess } from '../guard.js';
 import { parseBody } from '../../validation.js';
 
@@ -57,12 +57,13 @@ export function recordingRoutes(app: FastifyInstance, library: RecordingLibrary)
   });
 
   app.get('/rest-api/recording/download/:fileName', CONTROL, async (request, reply) => {
-    const { fileName } = parseBody(recordingFileRequestSchema, request.params);
+    const { fileName } = parseBody(recordingDownloadSchema, request.params);
     const { handle, size } = await library.file(fileName);
+    const type = fileName.endsWith('.vtt') ? 'text/vtt; charset=utf-8' : 'video/mp4';
     let streaming = false;
     try {
       const range = byteRange(request.headers.range, size);
-      reply.header('accept-ranges', 'bytes').header('content-type', 'video/mp4').header('content-disposition', `attachment; filename="${fileName}"`);
+      reply.header('accept-ranges', 'bytes').header('content-type', type).header('content-disposition', `attachment; filename="${fileName}"`);
       if (range === 'unsatisfiable') return reply.code(416).header('content-range', `bytes */${size}`).send();
       const { start, end } = range ?? { start: 0, end: size - 1 };
       if (range) reply.code(206).header('content-range', `bytes ${start}-${end}/${size}`);

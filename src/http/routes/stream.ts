@@ -28,9 +28,9 @@ export function streamRoutes(app: FastifyInstance, plane: MediaPlane, snapshots:
 
   // A caption in every push of the stream (CEA-608 in the H.264 sent).
   app.post('/rest-api/stream/caption', CONTROL, async (request) => {
-    const { streamName, text, final } = parseBody(captionRequestSchema, request.body);
+    const { streamName, text, final, at } = parseBody(captionRequestSchema, request.body);
     captions.take(request.ip);
-    return plane.caption(streamName, text, final);
+    return plane.caption(streamName, text, final, at);
   });
 
   // The latest keyframe, decoded when asked, within what snapshots may spend.

@@ -89,7 +89,7 @@ export class FfmpegLink extends GuardedLink implements Link {
       writeMetadata: (metadata) => front.writeMetadata(metadata),
       writeVideo: (timestamp, body) => checked(() => front.writeVideo(timestamp, body)),
       writeAudio: (timestamp, body) => checked(() => front.writeAudio(timestamp, body)),
-      ...(output.caption ? { writeCaption: output.caption } : {}),
+      writeCaption: (cue) => output.caption?.(cue),
     };
 
     let connect!: () => void;

@@ -29,7 +29,7 @@ export const recordingDownloadSchema = z.strictObject({
 });
 
 /** The WebVTT file of a part's captions. */
-export const captionsFileOf = (part: string): string => part.replace(/\.mp4$/, '.vtt');
+const captionsFileOf = (part: string): string => part.replace(/\.mp4$/, '.vtt');
 
 export const recordingSchema = z.strictObject({
   fileName: z.string(),

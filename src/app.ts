@@ -231,6 +231,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     maxSessions: config.limit_signaling_sessions,
     idleTimeoutMs: config.signaling_idle_timeout_ms,
     captionFlood,
+    captionsChannel: config.webrtc_engine === 'mediasoup',
   });
   for (const server of [app.server, secondary]) server?.on('upgrade', (request, socket, head) => signaling.handleUpgrade(request, socket, head));
 

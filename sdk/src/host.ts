@@ -8,6 +8,8 @@ export interface StreamHost {
   readonly policy: ReconnectPolicy | undefined;
   /** The gateway can be sent messages now. */
   connected(): boolean;
+  /** Whether the gateway takes a publish's `captions` data channel (its hello said so). */
+  captionsChannel(): boolean;
   /** Sends a message; a request's answer (or error) goes to `replyTo`, about `destination` when given. */
   send(message: ClientMessage | StartMixerMessage, replyTo?: StreamLink, destination?: string): void;
   /** Sends a request and resolves with its answer; rejects with the gateway's error. */

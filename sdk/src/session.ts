@@ -43,6 +43,8 @@ export class Session extends Emitter<SessionEvent> {
   readonly #policy: ReconnectPolicy | undefined;
   /** What its streams see of the session. */
   readonly #host: StreamHost;
+  /** Whether the gateway takes a publish's captions data channel. */
+  #captionsChannel = false;
 
   constructor(options: SessionOptions) {
     super();
@@ -53,6 +55,7 @@ export class Session extends Emitter<SessionEvent> {
       token: options.token,
       policy,
       connected: () => this.#connected(),
+      captionsChannel: () => this.#captionsChannel,
       send: (message, replyTo, destination) => this.#send(message, replyTo, destination),
       call: (message) => this.#call(message),
       track: (link, tracked) => (tracked ? this.#streams.add(link) : this.#streams.delete(link)),
@@ -183,6 +186,7 @@ export class Session extends Emitter<SessionEvent> {
       return;
     }
     if (message.type === 'hello') {
+      this.#captionsChannel = message.captionsChannel === true;
       const reconnected = this.#status === 'RECONNECTING';
       this.#attempt = 0;
       this.#setStatus({ status: 'ESTABLISHED', ...(reconnected ? { info: 'reconnected' } : {}) });

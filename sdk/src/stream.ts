@@ -17,6 +17,8 @@ import {
 export class Stream extends Emitter<StreamEvent> {
   #status: StreamStatus = 'NEW';
   #pc: RTCPeerConnection | undefined;
+  /** The publish's captions data channel, where the gateway takes one. */
+  #captions: RTCDataChannel | undefined;
   #media: MediaStream | undefined;
   #ownsMedia = false;
   readonly #destinations = new Map<string, { options: DestinationOptions & { id: string }; status: DestinationStatus }>();
@@ -108,6 +110,19 @@ export class Stream extends Emitter<StreamEvent> {
     return (answer as Extract<ServerMessage, { type: 'captioned' }>).pushes;
   }
 
+  /**
+   * A caption sent on the publish's own data channel (`captions`), beside its media rather than over
+   * the session's WebSocket: the same text and options as `sendCaption`, with no answer (a caption
+   * the gateway refuses is counted in the stream's `messagesRefused`). False when the channel is not
+   * open: not connected yet, or the gateway's engine takes none (werift).
+   */
+  sendCaptionOnDataChannel(text: string, options: { final?: boolean; at?: number } = {}): boolean {
+    const channel = this.#captions;
+    if (channel?.readyState !== 'open') return false;
+    channel.send(options.final === undefined && options.at === undefined && !text.startsWith('{') ? text : JSON.stringify({ text, ...options }));
+    return true;
+  }
+
   /** WebRTC statistics of the publishing connection. */
   async getStats(): Promise<RTCStatsReport | undefined> {
     return this.#pc?.getStats();
@@ -176,6 +191,8 @@ export class Stream extends Emitter<StreamEvent> {
     const pc = (this.#pc = new RTCPeerConnection({ iceServers: [] }));
     this.#lastStats = undefined;
     const simulcast = this.#options.simulcast ?? this.#options.destinations?.some((d) => d.layer !== undefined) ?? false;
+    // Negotiated (the id agreed beforehand): the gateway's engine does not take in-band channel opening.
+    this.#captions = this.#host.captionsChannel() ? pc.createDataChannel('captions', { negotiated: true, id: 0, ordered: true }) : undefined;
     for (const track of media.getTracks()) {
       const layers = simulcast && track.kind === 'video' ? { sendEncodings: SIMULCAST_ENCODINGS } : {};
       const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [media], ...layers });

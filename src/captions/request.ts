@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { streamNameSchema } from '../publishers/stream-name.js';
 import { captionRows } from './cea608.js';
-import { wcsBoolean, wcsNumber } from '../validation.js';
+import { parseBody, wcsBoolean, wcsNumber } from '../validation.js';
 import { invalid } from '../errors.js';
 
 /** A caption fills at most this many rows of 32 columns, as roll-up shows them. */
@@ -33,6 +33,21 @@ export const captionRequestSchema = z.strictObject({
   /** The stream's media time (ms since it began publishing, as `stream/find` gives it) to place it at; now when absent. */
   at: wcsNumber(captionAtSchema).optional(),
 });
+
+/** A caption on a publisher's `captions` data channel: its text (final), or JSON `{text, final?, at?}`. */
+const channelCaptionSchema = z.strictObject({ text: captionTextSchema, final: z.boolean().optional(), at: captionAtSchema.optional() });
+
+/** A data channel message as a caption; throws a 400 naming the field at fault. Text that starts with `{` is read as JSON. */
+export function parseChannelCaption(message: string): z.infer<typeof channelCaptionSchema> {
+  if (!message.startsWith('{')) return parseBody(channelCaptionSchema, { text: message });
+  let body: unknown;
+  try {
+    body = JSON.parse(message);
+  } catch {
+    throw invalid('message', 'is not JSON (a message that starts with { must be {"text", "final"?, "at"?})');
+  }
+  return parseBody(channelCaptionSchema, body);
+}
 
 /** What a caption reached. */
 export const captionResultSchema = z.strictObject({

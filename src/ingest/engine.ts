@@ -53,7 +53,16 @@ export type IngestSessionEvents = {
   connected: [];
   /** The session ended; `reason` says why (peer closed, ICE failed, closed by the gateway). */
   closed: [reason: string];
+  /** A message on one of the publisher's data channels (`PUBLISHER_CHANNELS`), as text. */
+  message: [channel: string, text: string];
 };
+
+/**
+ * The data channels a publisher may open beside its media, on an engine that takes them
+ * (mediasoup): each negotiated out of band (`negotiated: true` and this id), as mediasoup does not
+ * take the in-band opening (DCEP). `captions`: text, or JSON `{text, final?, at?}`, for every push.
+ */
+export const PUBLISHER_CHANNELS = [{ label: 'captions', streamId: 0 }] as const;
 
 export interface IngestSession extends TypedEmitter<IngestSessionEvents> {
   readonly id: string;

@@ -14,9 +14,10 @@ export const CANDIDATE = /^a=candidate:[\w+/]{1,32} \d{1,3} (?:udp|UDP|tcp|TCP) 
  * Checks what the WebRTC engine takes for granted, so that a malformed offer is a 400 naming what is
  * wrong rather than an exception inside the engine: SDP line syntax, media lines, a unique `a=mid` on
  * each, ICE credentials, a DTLS fingerprint and role, a BUNDLE group naming existing mids, RTP maps,
- * and candidates. Data channels (`m=application`) are not taken.
+ * and candidates. Data channels (`m=application`, one, SCTP over DTLS) only where `dataChannel` is
+ * set (a publisher on mediasoup: its captions channel).
  */
-export function checkOffer(offer: string): void {
+export function checkOffer(offer: string, options: { dataChannel?: boolean } = {}): void {
   if (Buffer.byteLength(offer) > MAX_OFFER_BYTES) throw new OfferError(`the offer is larger than ${MAX_OFFER_BYTES} bytes`);
   const lines = offer.split(/\r?\n/).filter((l) => l !== '');
   if (lines[0] !== 'v=0') throw new OfferError('the offer must start with v=0');
@@ -29,7 +30,15 @@ export function checkOffer(offer: string): void {
       const m = M_LINE.exec(line);
       if (!m) throw new OfferError(`line ${index + 1}: malformed media line`);
       const kind = m[1]!;
-      if (kind === 'application') throw new OfferError('data channels (m=application) are not supported');
+      if (kind === 'application') {
+        if (!options.dataChannel) throw new OfferError('data channels (m=application) are not supported here');
+        if (sections.some((s) => s.kind === 'application')) throw new OfferError('the offer has more than one data channel line (m=application)');
+        if (m[3] !== 'UDP/DTLS/SCTP' || m[4]!.trim() !== 'webrtc-datachannel') {
+          throw new OfferError(`media line ${sections.length + 1}: data channels must be UDP/DTLS/SCTP webrtc-datachannel`);
+        }
+        sections.push({ kind, lines: [line] });
+        continue;
+      }
       if (kind !== 'audio' && kind !== 'video') throw new OfferError(`media "${kind}" is not supported`);
       if (!/^(UDP\/TLS\/RTP\/SAVPF|RTP\/SAVPF)$/.test(m[3]!)) throw new OfferError(`media line ${sections.length + 1}: transport ${m[3]} is not supported (UDP/TLS/RTP/SAVPF)`);
       if (
@@ -66,6 +75,7 @@ export function checkOffer(offer: string): void {
       if (!has(attribute) && !sessionLevel.has(attribute.slice(0, -1))) throw new OfferError(`${where} has no ${what}`);
     }
     if (!has('a=setup:') && !sessionLevel.has('a=setup')) throw new OfferError(`${where} has no DTLS role (a=setup)`);
+    if (section.kind === 'application') continue;
     if (!has('a=rtcp-mux')) throw new OfferError(`${where} needs a=rtcp-mux`);
     const payloadTypes = section.lines[0]!.split(' ').slice(3);
     for (const line of section.lines) {
@@ -97,4 +107,6 @@ function checkAttribute(line: string, where: string): void {
   else if (line.startsWith('a=ssrc-group:') && !/^a=ssrc-group:\w+( \d{1,10})+$/.test(line)) fail('a=ssrc-group');
   else if (line.startsWith('a=extmap:') && !/^a=extmap:\d{1,3}(?:\/\w+)? \S+( \S+)*$/.test(line)) fail('a=extmap');
   else if (line.startsWith('a=group:') && !/^a=group:\w+( [\w.!#$%&'*+^`{|}~-]{1,64})*$/.test(line)) fail('a=group');
+  else if (line.startsWith('a=sctp-port:') && !/^a=sctp-port:\d{1,5}$/.test(line)) fail('a=sctp-port');
+  else if (line.startsWith('a=max-message-size:') && !/^a=max-message-size:\d{1,10}$/.test(line)) fail('a=max-message-size');
 }

@@ -4,7 +4,9 @@ import type { Push } from '../pushes/push.js';
 import { describeStream, type StreamJson } from '../publishers/description.js';
 import { notFound } from '../errors.js';
 import { monotonicMs } from '../clock.js';
-import { placeCaption, type CaptionResult } from '../captions/request.js';
+import { parseChannelCaption, placeCaption, type CaptionResult } from '../captions/request.js';
+import { CaptionFlood } from '../captions/flood.js';
+import type { Publisher } from '../publishers/publisher.js';
 import type { MediaCore } from './core.js';
 import { followLifecycle, type LifecycleEvent } from './lifecycle.js';
 import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers } from './plane.js';
@@ -17,6 +19,8 @@ const json = (t: Push): PushInfo => t.toJSON();
 /** Streams run in this thread: the plane of a gateway with `workers: 0`, and of each worker. */
 export class LocalPlane implements MediaPlane {
   #closing: Promise<void> | undefined;
+  /** Captions on the publishers' data channels, per publisher. */
+  readonly #channelFlood = new CaptionFlood();
 
   constructor(
     readonly core: MediaCore,
@@ -27,7 +31,22 @@ export class LocalPlane implements MediaPlane {
     const publisher = await this.core.publishers.publish(name, offer, clientAddress);
     if (handlers.publishing) publisher.on('publishing', () => handlers.publishing!());
     if (handlers.closed) publisher.on('closed', (reason, lost) => handlers.closed!(reason, lost));
+    publisher.on('message', (channel, text) => {
+      if (channel === 'captions') void this.#channelCaption(publisher, text);
+    });
     return { id: publisher.id, answer: publisher.session.answer };
+  }
+
+  /** A caption on the publisher's data channel: in its pushes as one sent over REST would be; refused ones counted. */
+  async #channelCaption(publisher: Publisher, message: string): Promise<void> {
+    if (this.core.publishers.get(publisher.name) !== publisher) return; // ended meanwhile
+    try {
+      this.#channelFlood.take(publisher.id);
+      const { text, final, at } = parseChannelCaption(message);
+      await this.caption(publisher.name, text, final, at);
+    } catch (error) {
+      publisher.messageRefused('captions', (error as Error).message);
+    }
   }
 
   async unpublish(name: string, id: string | undefined, reason: string, lost = false): Promise<boolean> {

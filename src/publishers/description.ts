@@ -35,6 +35,8 @@ export const streamJsonSchema = z.object({
   publishingSince: z.string().nullable(),
   /** Its media time now (ms since it began publishing): the clock a caption's `at` is on. */
   mediaTimeMs: z.number().optional(),
+  /** Messages of its data channels (captions) refused: malformed, or past 20 a second. */
+  messagesRefused: z.number().optional(),
   clientAddress: z.string().nullable(),
   /** What keeps it from connecting, when the gateway can tell: no ICE check came, with the likely cause. */
   warning: z.string().nullable(),
@@ -64,6 +66,7 @@ export function describeStream(p: Publisher, pushes: string[]): StreamJson {
     createdAt: new Date(p.createdAt).toISOString(),
     publishingSince: p.publishingSince ? new Date(p.publishingSince).toISOString() : null,
     ...(p.mediaOriginMs !== undefined ? { mediaTimeMs: Math.round(monotonicMs() - p.mediaOriginMs) } : {}),
+    messagesRefused: p.messagesRefused,
     clientAddress: p.clientAddress ?? null,
     warning: p.warning ?? null,
     transponders: pushes,

@@ -23,6 +23,8 @@ export type PublisherEvents = {
   closed: [reason: string, lost: boolean];
   /** Simulcast: the layer its video carries changed (0 the lowest; undefined while none comes). */
   layer: [layer: number | undefined];
+  /** A message on one of its data channels (`PUBLISHER_CHANNELS`), as text. */
+  message: [channel: string, text: string];
 };
 
 export interface PublisherOptions {
@@ -63,6 +65,8 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   mediaOriginMs: number | undefined;
   /** What keeps it from connecting, when the gateway can tell (no ICE check came: `registry.ts`). */
   warning: string | undefined;
+  /** Messages of its data channels refused (malformed, or past their rate). */
+  messagesRefused = 0;
   #keyframeRequests = 0;
   readonly #rate = new RateMeter();
   readonly #rateTimer = setInterval(() => this.#rate.sample(this.#received('bytes')), 1000).unref();
@@ -140,6 +144,12 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       this.safeEmit('publishing');
     });
     session.on('closed', (reason) => void this.close(reason, true));
+    session.on('message', (channel, text) => this.safeEmit('message', channel, text));
+  }
+
+  /** A message of its data channel `channel` was refused: counted, and logged the first time and every 100th. */
+  messageRefused(channel: string, reason: string): void {
+    if (this.messagesRefused++ % 100 === 0) this.options.log.warn({ channel, reason, refused: this.messagesRefused }, 'a data channel message was refused');
   }
 
   /** Simulcast: how many layers its video has, lowest first; 0 for a single stream. */

@@ -46,6 +46,8 @@ export type { CheckReport, MixerInfo };
 interface HelloMessage {
   type: 'hello';
   version: number;
+  /** Whether a publish may carry a `captions` data channel (negotiated, id 0): the gateway's engine takes it. */
+  captionsChannel?: boolean;
 }
 
 /** The gateway's SDP answer to a publish. */

@@ -23,6 +23,8 @@ export interface SignalingOptions {
   idleTimeoutMs?: number;
   /** Captions per client, shared with the REST API's. */
   captionFlood?: CaptionFlood;
+  /** Whether publishers may send captions on a data channel (`PUBLISHER_CHANNELS`): the mediasoup engine. */
+  captionsChannel?: boolean;
 }
 
 /**
@@ -49,7 +51,7 @@ export class SignalingServer {
     // Per client, SDK sessions count with WHIP sessions (access.quota); here, every client together.
     this.#sessions = new ClientQuota({ total: options.maxSessions, totalKey: 'limit_signaling_sessions' });
     const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
-    const captions = options.captionFlood ?? new CaptionFlood();
+    const captions = { flood: options.captionFlood ?? new CaptionFlood(), channel: options.captionsChannel ?? false };
     const sessionLog = log.child({ component: 'signaling' });
     this.#wss.on('connection', (socket: WebSocket, request: IncomingMessage, release: () => void) => {
       socket.on('close', release);

@@ -57,7 +57,7 @@ export class SignalingSession {
     private readonly plane: MediaPlane,
     private readonly destinations: DestinationChecks,
     private readonly access: AccessControl,
-    private readonly captions: CaptionFlood,
+    private readonly captions: { flood: CaptionFlood; channel: boolean },
     private readonly client: string,
     private readonly log: Logger,
     idleTimeoutMs = 30_000,
@@ -81,7 +81,7 @@ export class SignalingSession {
       for (const [uri, createdAt] of this.#mixers) void this.#endMixer(uri, createdAt);
       this.#mixers.clear();
     });
-    this.#send({ type: 'hello', version: PROTOCOL_VERSION });
+    this.#send({ type: 'hello', version: PROTOCOL_VERSION, captionsChannel: captions.channel });
   }
 
   async #onMessage(text: string): Promise<void> {
@@ -121,7 +121,7 @@ export class SignalingSession {
         }
         case 'caption': {
           this.#stream(message.name);
-          this.captions.take(this.client);
+          this.captions.flood.take(this.client);
           const { pushes, at } = await this.plane.caption(message.name, message.text, message.final, message.at);
           return this.#send({ type: 'captioned', requestId: message.requestId, pushes, at });
         }

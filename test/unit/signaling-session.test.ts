@@ -65,7 +65,7 @@ function openSession(idleTimeoutMs?: number) {
     recorded.plane,
     destinationChecks(config, () => Promise.reject(new Error('no checks here'))),
     createAccessControl(config),
-    new CaptionFlood(),
+    { flood: new CaptionFlood(), channel: false },
     '127.0.0.1',
     pino({ level: 'silent' }),
     idleTimeoutMs,

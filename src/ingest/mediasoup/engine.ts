@@ -3,11 +3,11 @@ import type { types } from 'mediasoup';
 import { isIPv6 } from 'node:net';
 import { GatewayError, unavailable } from '../../errors.js';
 import { RemoteAddressFilter, filterCandidates } from '../address-filter.js';
-import type { EngineOptions, IngestEngine, IngestSession, LocalKinds, LocalStream, ViewSession } from '../engine.js';
+import { PUBLISHER_CHANNELS, type EngineOptions, type IngestEngine, type IngestSession, type LocalKinds, type LocalStream, type ViewSession } from '../engine.js';
 import { checkOffer } from '../offer-check.js';
 import { OfferError, selectCodecs, withBitrateHints } from '../sdp.js';
 import { createLocalStream } from './local.js';
-import { answerSdp, parseOffer, producerParameters } from './offer.js';
+import { answerSdp, DATA_MESSAGE_MAX_BYTES, parseOffer, producerParameters } from './offer.js';
 import { createHandoff, type HandedTrack, type HandoffKind, type RtpHandoff } from './rtp-handoff.js';
 import { MediasoupSession } from './session.js';
 import { MediasoupViewer } from './viewer.js';
@@ -47,6 +47,8 @@ interface Plant {
   server: types.WebRtcServer;
   /** Routers that send to viewers, by the payload types their viewers offered (`viewerCodecs`). */
   viewerRouters: Map<string, ViewerRouter>;
+  /** Where the publishers' data channels are read (made at the first). */
+  channels?: Promise<types.DirectTransport>;
 }
 
 /** A router whose payload types are its viewers', the publishers' producers piped into it as needed. */
@@ -112,7 +114,7 @@ export class MediasoupEngine implements IngestEngine {
   }
 
   async accept(offer: string): Promise<IngestSession> {
-    checkOffer(offer);
+    checkOffer(offer, { dataChannel: true });
     const selection = selectCodecs(
       filterCandidates(offer, () => false),
       this.options.videoCodecs,
@@ -126,6 +128,7 @@ export class MediasoupEngine implements IngestEngine {
       enableUdp: true,
       enableTcp: false,
       initialAvailableOutgoingBitrate: 100_000,
+      ...(parsed.data ? { enableSctp: true, maxSctpMessageSize: DATA_MESSAGE_MAX_BYTES } : {}),
     });
     const session = MediasoupSession.webRtc(transport, {
       videoCodec: selection.video?.codec,
@@ -157,6 +160,13 @@ export class MediasoupEngine implements IngestEngine {
           const producer = await transport.produce({ kind: media.kind, rtpParameters: producerParameters(media) });
           const consumeLayer = (spatial: number): Promise<HandedTrack> => handoff!.consume(producer.id, spatial);
           session.addTrack(media.kind, producer, await handoff.consume(producer.id), undefined, consumeLayer);
+        }
+        if (parsed.data) {
+          const reader = await (plant.channels ??= plant.router.createDirectTransport({ maxMessageSize: DATA_MESSAGE_MAX_BYTES }));
+          for (const { label, streamId } of PUBLISHER_CHANNELS) {
+            const producer = await transport.produceData({ sctpStreamParameters: { streamId, ordered: true }, label });
+            session.addChannel(label, await reader.consumeData({ dataProducerId: producer.id }));
+          }
         }
       } catch (error) {
         if (error instanceof OfferError) throw error;

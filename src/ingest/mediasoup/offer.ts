@@ -37,8 +37,15 @@ export interface OfferedMedia {
   rids?: string[];
 }
 
+/** The most a data channel message may be (bytes), as the answer announces (`a=max-message-size`). */
+export const DATA_MESSAGE_MAX_BYTES = 65_536;
+
 export interface ParsedOffer {
   media: OfferedMedia[];
+  /** The data channel line (SCTP), when offered: its mid. */
+  data?: { mid: string };
+  /** The mids of the lines answered, in the offer's order (the answer keeps it). */
+  mids: string[];
   iceUfrag: string;
   icePwd: string;
   fingerprints: types.DtlsFingerprint[];
@@ -89,8 +96,15 @@ export function parseOffer(offer: string, selection: OfferSelection): ParsedOffe
   const first = sections[0]!;
   const dtls = dtlsOf(sessionLines, first);
   const media: OfferedMedia[] = [];
+  let data: { mid: string } | undefined;
+  const mids: string[] = [];
   for (const section of sections) {
     const kind = section[0]!.slice(2).split(' ')[0];
+    if (kind === 'application') {
+      data = { mid: attribute(section, 'mid')! };
+      mids.push(data.mid);
+      continue;
+    }
     if (kind !== 'audio' && kind !== 'video') continue;
     const codec = kind === 'video' ? selection.video?.offered : selection.audio;
     if (!codec) continue;
@@ -113,6 +127,7 @@ export function parseOffer(offer: string, selection: OfferSelection): ParsedOffe
     const ssrc = fid?.[0] ?? (ssrcs.length === 1 ? ssrcs[0] : undefined);
     const cname = section.find((l) => l.startsWith(`a=ssrc:${ssrc} cname:`))?.split('cname:')[1];
     const rids = kind === 'video' ? simulcastRids(section) : undefined;
+    mids.push(mid);
     media.push({
       kind,
       mid,
@@ -132,6 +147,8 @@ export function parseOffer(offer: string, selection: OfferSelection): ParsedOffe
   }
   return {
     media,
+    ...(data ? { data } : {}),
+    mids,
     iceUfrag: attribute(first, 'ice-ufrag')!,
     icePwd: attribute(first, 'ice-pwd')!,
     ...dtls,
@@ -204,11 +221,18 @@ export interface AnswerTransport {
   dtlsParameters: types.DtlsParameters;
 }
 
-/** The first lines of an answer's media section: the transport's ICE and DTLS parameters, and the line's mid. */
-export function mediaHead(kind: string, payloadTypes: readonly (number | string)[], transport: AnswerTransport, remoteRole: types.DtlsRole, mid: string): string[] {
+/** The first lines of an answer's media section (RTP, or SCTP for data channels): the transport's ICE and DTLS parameters, and the line's mid. */
+export function mediaHead(
+  kind: string,
+  formats: readonly (number | string)[],
+  transport: AnswerTransport,
+  remoteRole: types.DtlsRole,
+  mid: string,
+  protocol = 'UDP/TLS/RTP/SAVPF',
+): string[] {
   const fingerprint = transport.dtlsParameters.fingerprints.find((f) => f.algorithm === 'sha-256') ?? transport.dtlsParameters.fingerprints[0]!;
   return [
-    `m=${kind} 9 UDP/TLS/RTP/SAVPF ${payloadTypes.join(' ')}`,
+    `m=${kind} 9 ${protocol} ${formats.join(' ')}`,
     'c=IN IP4 0.0.0.0',
     `a=ice-ufrag:${transport.iceParameters.usernameFragment}`,
     `a=ice-pwd:${transport.iceParameters.password}`,
@@ -231,11 +255,20 @@ export function candidateLines(transport: AnswerTransport, announced: (address: 
  */
 export function answerSdp(offer: ParsedOffer, transport: AnswerTransport, announced: (address: string) => boolean): string {
   const candidates = candidateLines(transport, announced);
-  const lines = ['v=0', `o=- ${wallClockMs()} 2 IN IP4 127.0.0.1`, 's=-', 't=0 0', 'a=ice-lite', `a=group:BUNDLE ${offer.media.map((m) => m.mid).join(' ')}`];
+  const sections = new Map<string, string[]>();
+  if (offer.data) {
+    sections.set(offer.data.mid, [
+      ...mediaHead('application', ['webrtc-datachannel'], transport, offer.remoteRole, offer.data.mid, 'UDP/DTLS/SCTP'),
+      'a=sctp-port:5000',
+      `a=max-message-size:${DATA_MESSAGE_MAX_BYTES}`,
+      ...candidates,
+      'a=end-of-candidates',
+    ]);
+  }
   for (const media of offer.media) {
     const { codec } = media;
     const payloadTypes = [codec.payloadType, ...(media.rtxPayloadType !== undefined ? [media.rtxPayloadType] : [])];
-    lines.push(
+    sections.set(media.mid, [
       ...mediaHead(media.kind, payloadTypes, transport, offer.remoteRole, media.mid),
       'a=recvonly',
       'a=rtcp-mux',
@@ -254,7 +287,9 @@ export function answerSdp(offer: ParsedOffer, transport: AnswerTransport, announ
       ...(media.rids ? [...media.rids.map((rid) => `a=rid:${rid} recv`), `a=simulcast:recv ${media.rids.join(';')}`] : []),
       ...candidates,
       'a=end-of-candidates',
-    );
+    ]);
   }
+  const lines = ['v=0', `o=- ${wallClockMs()} 2 IN IP4 127.0.0.1`, 's=-', 't=0 0', 'a=ice-lite', `a=group:BUNDLE ${offer.mids.join(' ')}`];
+  for (const mid of offer.mids) lines.push(...sections.get(mid)!);
   return lines.join('\r\n') + '\r\n';
 }

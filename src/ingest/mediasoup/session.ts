@@ -59,6 +59,7 @@ export class MediasoupSession extends TypedEmitter<IngestSessionEvents> implemen
   readonly hasAudio: boolean;
   #closed = false;
   #connectTimer: NodeJS.Timeout | undefined;
+  readonly #channels: types.DataConsumer[] = [];
   #iceChecked: () => boolean = () => true;
 
   private constructor(
@@ -119,6 +120,12 @@ export class MediasoupSession extends TypedEmitter<IngestSessionEvents> implemen
     return this.#iceChecked();
   }
 
+  /** A data channel of the publisher's, read through `consumer`: each message is told (`message`) as text. */
+  addChannel(label: string, consumer: types.DataConsumer): void {
+    this.#channels.push(consumer);
+    consumer.on('message', (message: Buffer) => this.safeEmit('message', label, message.toString('utf8')));
+  }
+
   /** `startMs`: a local stream's track (see `LocalKinds`); `consumeLayer`: a consumer of one simulcast layer. */
   addTrack(kind: MediaKind, producer: types.Producer, handed: HandedTrack, startMs?: number, consumeLayer?: (spatial: number) => Promise<HandedTrack>): void {
     this.tracks.push(new MediasoupTrack(kind, kind === 'video' ? this.videoCodec : undefined, producer, handed, startMs, consumeLayer));
@@ -129,6 +136,7 @@ export class MediasoupSession extends TypedEmitter<IngestSessionEvents> implemen
     this.#closed = true;
     clearTimeout(this.#connectTimer);
     for (const track of this.tracks) track.close();
+    for (const channel of this.#channels) if (!channel.closed) channel.close();
     // Closing a transport closes its producers, and with them their consumers.
     for (const transport of this.transports) if (!transport.closed) transport.close();
     this.safeEmit('closed', reason);

@@ -4,7 +4,7 @@ import { captionSei, withSei } from '../../src/captions/sei.js';
 import { CaptionFlood } from '../../src/captions/flood.js';
 import { GatewayError } from '../../src/errors.js';
 import { CaptionTrack, type CaptionCue } from '../../src/captions/track.js';
-import { placeCaption } from '../../src/captions/request.js';
+import { parseChannelCaption, placeCaption } from '../../src/captions/request.js';
 import { RecordingCaptions, vttTime } from '../../src/outputs/record-captions.js';
 
 const hex = (pairs: CcPair[]): string[] => pairs.map((p) => p.toString(16).padStart(4, '0'));
@@ -213,4 +213,19 @@ t.test("a recording's WebVTT: a cue per caption, interim text made one with its 
   t.equal(captions.part(30_000, undefined), undefined, 'none left: no file');
   t.equal(vttTime(3_725_004), '01:02:05.004');
   t.equal(vttTime(101 * 3_600_000), '101:00:00.000', 'hours take the digits they need');
+});
+
+t.test('a data channel message as a caption: text, or JSON; what is refused names its field', async (t) => {
+  t.same(parseChannelCaption('Hello.'), { text: 'Hello.' });
+  t.same(parseChannelCaption('{"text": "Hel", "final": false, "at": 1200}'), { text: 'Hel', final: false, at: 1200 });
+  const fieldOf = (message: string): string | undefined => {
+    try {
+      parseChannelCaption(message);
+    } catch (error) {
+      return (error as GatewayError).field;
+    }
+  };
+  t.equal(fieldOf('{"text": 3'), 'message', 'not JSON');
+  t.equal(fieldOf('{"text": "hi", "key": 1}'), 'key', 'a field it does not take');
+  t.equal(fieldOf('a\u0007b'), 'text', 'a control character');
 });

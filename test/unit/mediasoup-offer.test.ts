@@ -154,3 +154,44 @@ t.test('a simulcast offer the gateway cannot take is a 400 naming the offer, and
   t.match(refused('a=rid:l send\r\na=simulcast:send l;l'), { field: 'offer', message: /listed twice/ });
   t.match(refused('a=rid:l*x send\r\na=simulcast:send l*x'), { field: 'offer', message: /RID must be/ });
 });
+
+/** Chromium's offer with its data channel line between audio and video, as a page that makes the channel first sends it. */
+const withChannel = ((): string => {
+  const offer = chromiumOffer().replace('a=group:BUNDLE 0 1', 'a=group:BUNDLE 0 2 1');
+  const common = offer
+    .split('\r\n')
+    .filter((l) => /^a=(ice-ufrag|ice-pwd|fingerprint|setup):/.test(l))
+    .slice(0, 4);
+  const channel = ['m=application 9 UDP/DTLS/SCTP webrtc-datachannel', 'c=IN IP4 0.0.0.0', ...common, 'a=mid:2', 'a=sctp-port:5000', 'a=max-message-size:262144'];
+  return offer.replace('m=video', `${channel.join('\r\n')}\r\nm=video`);
+})();
+
+t.test("a publisher's data channel line: taken where the engine takes it, answered in the offer's order with SCTP", async (t) => {
+  t.throws(() => checkOffer(withChannel), { field: 'offer', message: /data channels \(m=application\) are not supported here/ }, 'not where the engine has none');
+  checkOffer(withChannel, { dataChannel: true });
+  const refuse = (offer: string): unknown => t.throws(() => checkOffer(offer, { dataChannel: true }));
+  refuse(withChannel.replace('UDP/DTLS/SCTP webrtc-datachannel', 'DTLS/SCTP 5000'));
+  refuse(withChannel.replace('a=sctp-port:5000', 'a=sctp-port:x'));
+  refuse(withChannel.replace('a=group:BUNDLE 0 2 1', 'a=group:BUNDLE 0 1'));
+  const parsed = parseOffer(withChannel, selectCodecs(withChannel, ['H264']));
+  t.same(parsed.data, { mid: '2' });
+  t.same(parsed.mids, ['0', '2', '1']);
+  const answer = answerSdp(
+    parsed,
+    {
+      iceParameters: { usernameFragment: 'msufrag', password: 'mspassword0123456789abcdef', iceLite: true },
+      iceCandidates: [{ foundation: 'udpcandidate', priority: 1076302079, address: '127.0.0.1', ip: '127.0.0.1', protocol: 'udp', port: 40001, type: 'host' }],
+      dtlsParameters: { role: 'auto', fingerprints: [{ algorithm: 'sha-256', value: 'AA:BB' }] },
+    },
+    () => true,
+  );
+  const lines = answer.split('\r\n');
+  t.ok(lines.includes('a=group:BUNDLE 0 2 1'));
+  t.same(
+    lines.filter((l) => l.startsWith('m=')),
+    ['m=audio 9 UDP/TLS/RTP/SAVPF 111', 'm=application 9 UDP/DTLS/SCTP webrtc-datachannel', 'm=video 9 UDP/TLS/RTP/SAVPF 102'],
+    "the offer's order",
+  );
+  t.ok(lines.includes('a=sctp-port:5000') && lines.includes('a=max-message-size:65536'));
+  checkOffer(answer.replace('a=ice-lite\r\n', '').replace(/a=recvonly/g, 'a=sendonly'), { dataChannel: true });
+});

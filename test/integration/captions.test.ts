@@ -9,7 +9,9 @@ import { waitFor } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { CaptionTrack } from '../../src/captions/track.js';
-import { flvFileHeader, flvTag } from '../../src/media/flv.js';
+import { FlvReader, flvFileHeader, flvTag, isVideoFrameTag } from '../../src/media/flv.js';
+import { flvNals } from '../../kit/synthetic-publisher.js';
+import { createHash } from 'node:crypto';
 import { fixtureFlvVideo } from '../helpers/flv-video.js';
 import { startGateway } from '../helpers/gateway.js';
 import { keyframeCached } from '../helpers/pushes.js';
@@ -21,6 +23,28 @@ import { keyframeCached } from '../helpers/pushes.js';
 const FIXTURES = join(import.meta.dirname, '..', '..', '.bench', 'fixture');
 /** ffmpeg's decoder shows a typographic apostrophe for 608's 0x27. */
 const plain = (text: string): string => text.replace(/’/g, "'");
+
+/** SEI user data registered by ITU-T T.35 for ATSC A/53 (captions) holds "GA94". */
+const A53 = Buffer.from('GA94');
+const NAL_SEI = 6;
+
+/**
+ * Each video frame of an FLV file as a hash of its NAL units with the caption SEIs left out, and
+ * how many caption SEIs there were.
+ */
+async function frameKeys(file: string): Promise<{ keys: string[]; captionSeis: number }> {
+  let captionSeis = 0;
+  const keys = new FlvReader()
+    .push(await readFile(file))
+    .filter(isVideoFrameTag)
+    .map((tag) => {
+      const nals = flvNals(tag.body);
+      const kept = nals.filter((nal) => !((nal[0]! & 0x1f) === NAL_SEI && nal.includes(A53)));
+      captionSeis += nals.length - kept.length;
+      return createHash('sha256').update(Buffer.concat(kept)).digest('hex');
+    });
+  return { keys, captionSeis };
+}
 
 /** A WebVTT file's cues: start (s) and text. */
 function parseVtt(text: string): { startS: number; text: string }[] {
@@ -158,6 +182,16 @@ t.test('REST captions reach a passthrough push, a transcoded one and a recording
     }
   }
   t.same(await readCaptions(nginx.recording('plain')), [], 'the push with captions: false carries none');
+
+  // Byte for byte: the passthrough push's frames, its caption SEI NAL units taken out, are the
+  // frames the push without captions sent (the same camera, passed through).
+  const pass = await frameKeys(nginx.recording('pass'));
+  const plainFrames = await frameKeys(nginx.recording('plain'));
+  t.equal(plainFrames.captionSeis, 0);
+  t.ok(pass.captionSeis > 150, `the passthrough push's frames carried caption SEIs (${pass.captionSeis})`);
+  const passKeys = new Set(pass.keys);
+  const missing = plainFrames.keys.filter((key) => !passKeys.has(key)).length;
+  t.ok(missing <= 3 && plainFrames.keys.length > 200, `${plainFrames.keys.length - missing} of ${plainFrames.keys.length} frames identical but for the caption SEI`);
 
   // The WebVTT: the same cues, interim text made one with its final, at the times the decoder shows them.
   const vtt = parseVtt(await readFile(vttFile, 'utf8'));

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { readCaptions } from '../../kit/captions.js';
 import { probe } from '../../kit/probe.js';
 import { waitFor } from '../../kit/processes.js';
 import { SrtListener } from '../../kit/srt-listener.js';
@@ -54,6 +55,16 @@ t.test('a push to an SRT listener: H.264 and AAC arrive in MPEG-TS; the stream i
   const found = await push();
   t.match(found, { state: 'running', counters: { frames: Number } });
   t.ok(found.counters.outputBytes > 300_000, 'its output counted');
+});
+
+t.test('captions reach the SRT destination: CEA-608 in the H.264 of the MPEG-TS, read back by ffmpeg', async (t) => {
+  for (const text of ['Captions over SRT.', 'And the next one.']) {
+    t.match((await gw.post('/rest-api/stream/caption', { streamName: 'srtcam', text })).body, { pushes: 1 });
+  }
+  const due = (await listener.received()) + 600_000;
+  await waitFor('600 KB more at the listener', async () => (await listener.received()) > due, 30_000);
+  const shown = (await readCaptions(listener.file)).map((cue) => cue.text).join(' | ');
+  t.ok(shown.includes('Captions over SRT.'), `read back (${shown})`);
 });
 
 t.test('a listener that restarts gets the stream again: the push reconnects by itself', async (t) => {

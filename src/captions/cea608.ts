@@ -1,7 +1,8 @@
 /**
- * CEA-608 closed captions, written for caption channel 1 (CC1, field 1) in roll-up mode: the
+ * CEA-608 closed captions, written for caption channel 1 (CC1, field 1) in roll-up mode (the
  * captions a live broadcast carries, each line appearing at the bottom and pushing the one before
- * it up. A caption's text becomes byte pairs, each byte with odd parity in its top bit; a decoder
+ * it up) or pop-on mode (each caption loaded off screen, then shown whole at once, as prepared
+ * captions are). A caption's text becomes byte pairs, each byte with odd parity in its top bit; a decoder
  * reads at most one pair per field per frame, so the pairs wait in a queue that each frame sent
  * takes a pair or two from (`take`).
  *
@@ -26,6 +27,16 @@ const COMPACT_AFTER = 1024;
 const MISC = 0x14;
 const ROLL_UP = { 2: 0x25, 3: 0x26, 4: 0x27 } as const;
 const ERASE_DISPLAYED_MEMORY = 0x2c;
+const RESUME_CAPTION_LOADING = 0x20;
+const ERASE_NON_DISPLAYED_MEMORY = 0x2e;
+const END_OF_CAPTION = 0x2f;
+/** Preamble address codes at column 0, white, of the bottom four rows (12 to 15), as pop-on places a caption. */
+const PAC_BOTTOM_ROWS = [
+  [0x13, 0x40],
+  [0x13, 0x60],
+  [0x14, 0x40],
+  [0x14, 0x60],
+] as const;
 const CARRIAGE_RETURN = 0x2d;
 const DELETE_TO_END_OF_ROW = 0x24;
 /** Preamble address code: row 15, column 0, white (0x14 0x60). */
@@ -104,6 +115,9 @@ export function captionRows(text: string): string[] {
   return rows;
 }
 
+/** How captions appear: rolling in at the bottom row by row, or popping on whole. */
+export type CaptionMode = 'roll-up' | 'pop-on';
+
 export class Cea608Writer {
   readonly #queue: CcPair[] = [];
   #head = 0;
@@ -122,7 +136,10 @@ export class Cea608Writer {
   dropped = 0;
 
   /** `rollUpRows`: how many rows the roll-up shows (2 to 4). */
-  constructor(private readonly rollUpRows: 2 | 3 | 4 = 2) {}
+  constructor(
+    private readonly mode: CaptionMode = 'roll-up',
+    private readonly rollUpRows: 2 | 3 | 4 = 2,
+  ) {}
 
   /** Pairs waiting to be sent. */
   get pending(): number {
@@ -136,6 +153,7 @@ export class Cea608Writer {
    * row is rewritten from its first column, the rest of it deleted.
    */
   write(text: string, final = true): void {
+    if (this.mode === 'pop-on') return this.#popOn(text, final);
     if (this.pending > MAX_PENDING) this.#dropWaiting();
     const rows = captionRows(text);
     const shown = final ? rows : rows.slice(-1);
@@ -154,6 +172,25 @@ export class Cea608Writer {
     });
     this.#interim = !final;
     this.#interimFrom = final ? undefined : from;
+  }
+
+  /**
+   * Pop-on: the caption is loaded into the memory not displayed, its rows at the bottom of the
+   * screen, then the memories are swapped (end of caption): it appears whole, in place of the one
+   * before. Interim text is not shown (it would flicker whole captions): the final text is.
+   */
+  #popOn(text: string, final: boolean): void {
+    if (!final) return;
+    if (this.pending > MAX_PENDING) this.#dropWaiting();
+    const rows = captionRows(text).slice(-PAC_BOTTOM_ROWS.length);
+    this.#control(MISC, RESUME_CAPTION_LOADING);
+    this.#control(MISC, ERASE_NON_DISPLAYED_MEMORY);
+    rows.forEach((row, i) => {
+      const [first, second] = PAC_BOTTOM_ROWS[PAC_BOTTOM_ROWS.length - rows.length + i]!;
+      this.#control(first, second);
+      this.#text(row);
+    });
+    this.#control(MISC, END_OF_CAPTION);
   }
 
   /** Clears what the viewer sees (the last caption no longer stays on screen). */

@@ -1,4 +1,4 @@
-import { Cea608Writer, PAD_PAIR } from './cea608.js';
+import { Cea608Writer, PAD_PAIR, type CaptionMode } from './cea608.js';
 import { captionSei, withSei } from './sei.js';
 
 /** 608's rate is a pair per field 29.97 times a second: frames further apart than this carry two. */
@@ -34,14 +34,19 @@ export interface CaptionCue {
  * sends its frames untouched.
  */
 export class CaptionTrack {
-  readonly #writer = new Cea608Writer();
+  readonly #writer: Cea608Writer;
   readonly #waiting: TimedCaption[] = [];
   #lastFrameMs: number | undefined;
   /** Media time of the frame that carried the last pair of the latest caption; undefined once erased. */
   #shownSince: number | undefined;
 
   /** `onCue`: each caption as it goes into the video. */
-  constructor(private readonly onCue?: (cue: CaptionCue) => void) {}
+  constructor(
+    private readonly onCue?: (cue: CaptionCue) => void,
+    mode: CaptionMode = 'roll-up',
+  ) {
+    this.#writer = new Cea608Writer(mode);
+  }
 
   /** A caption; interim text (`final` false) is written over by the next. */
   write(caption: TimedCaption): void {

@@ -29,7 +29,7 @@ export const pushInfoSchema = z.strictObject({
   health: healthSchema.optional().describe("While it is up, once 5 s were sent: what the platform's dashboard checks, measured on what was sent over the last 20 s"),
   outputBuffer: z.strictObject({ state: z.string().optional(), levelMs: z.number(), bufferings: z.number() }).optional(),
   transcoding: z.boolean(),
-  captions: z.boolean().describe("Whether it carries the stream's captions (false when started with `captions: false`)"),
+  captions: z.union([z.enum(['roll-up', 'pop-on']), z.literal(false)]).describe("How it shows the stream's captions (CEA-608), or false: it carries none"),
   platform: z.string().optional().describe("The destination's platform (named, or recognised from its host), whose limits the push was checked against"),
   aspect: z.string().optional().describe('The shape asked for (9:16), when the push makes a picture of its own shape'),
   layer: z.enum(LAYER_NAMES).optional().describe('Of a simulcast stream: the layer it sends now'),

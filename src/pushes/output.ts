@@ -8,6 +8,7 @@ import type { MediaOutput } from '../outputs/link.js';
 import type { Picture, TagSource } from '../pipeline/pipeline.js';
 import type { IngestHealth } from './health.js';
 import { CaptionTrack, type TimedCaption } from '../captions/track.js';
+import type { CaptionMode } from '../captions/cea608.js';
 
 export interface OutputOptions {
   sendMetadata: boolean;
@@ -20,6 +21,8 @@ export interface OutputOptions {
   onResizeSent?(from: { width: number; height: number }, to: { width: number; height: number }): void;
   /** Measures what is sent, as a platform's dashboard would. */
   health?: IngestHealth;
+  /** How its captions appear (roll-up by default). */
+  captionMode?: CaptionMode;
 }
 
 /** onMetaData for video the gateway passes through; ffmpeg writes its own when it transcodes. */
@@ -84,7 +87,7 @@ export class OutputWriter {
       // Where the link's media begins: its first keyframe (the frame carrying the cue, when it is that).
       const startTs = this.timeline.linkStartTs ?? timestamp;
       this.#out?.writeCaption?.({ linkMs: timestamp - startTs, text, final });
-    });
+    }, this.options.captionMode);
     this.#captions.write(caption);
   }
 

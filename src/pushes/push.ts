@@ -107,6 +107,7 @@ export class Push extends TypedEmitter<PushEvents> {
           sampleRate: config.encoding.audioSampleRate,
           bitrateKbps: this.feed.plan.audioBitrateKbps ?? config.encoding.audioBitrateKbps,
         }),
+      captionMode: request.captions || undefined,
       onBadSps: () => log.warn('an SPS whose picture size cannot be read: the output size is not known'),
       onResizeSent: (from, to) => log.warn({ from: `${from.width}x${from.height}`, to: `${to.width}x${to.height}` }, 'the picture size sent changed mid-stream'),
     });

@@ -66,7 +66,10 @@ export const startupSchema = z
     /** Images laid over the picture (a logo, a frame): the push transcodes. */
     overlays: overlaysSchema.optional(),
     options: startupOptionsSchema.optional(),
-    captions: wcsBoolean().optional().describe('false: the push carries no captions (CEA-608) when the stream has them; a recording then writes no WebVTT'),
+    captions: z
+      .union([z.enum(['roll-up', 'pop-on']), wcsBoolean()], { error: 'expected "roll-up", "pop-on", true or false' })
+      .optional()
+      .describe('how the push shows the stream\'s captions (CEA-608): "roll-up" (true, the default) or "pop-on"; false: none (a recording then writes no WebVTT)'),
   })
   .superRefine(checkShapeFields);
 

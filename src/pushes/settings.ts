@@ -1,4 +1,5 @@
 import type { SecureContext } from 'node:tls';
+import type { CaptionMode } from '../captions/cea608.js';
 import type { Logger } from 'pino';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 import type { DestinationResolver } from '../security/destination-policy.js';
@@ -75,8 +76,8 @@ export interface PushOptions {
   platform?: string;
   /** The simulcast layer its publisher sends (0 the lowest), of a simulcast stream. */
   spatial?: number;
-  /** Whether it carries the stream's captions (`captions` in the request; true unless false). */
-  captions: boolean;
+  /** How it shows the stream's captions (`captions` in the request: true is roll-up), or false: not at all. */
+  captions: CaptionMode | false;
 }
 
 /** What a push opens its output with: links to its destination, and pipelines. */

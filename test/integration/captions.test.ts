@@ -115,14 +115,20 @@ t.test('REST captions reach a passthrough push, a transcoded one and a recording
   t.match(await caption({ streamName: 'cam', text: 'hi', at: -1 }), { status: 400, body: { field: 'at' } }, 'at: not negative');
   t.match(await caption({ streamName: 'cam', text: 'hi', at: 86_400_000 }), { status: 400, body: { field: 'at' } }, 'at: a day ahead');
 
+  t.match(
+    await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: `${nginx.url()}/x`, captions: 'sideways' }),
+    { status: 400, body: { field: 'captions' } },
+    'captions: a mode it has, or a boolean',
+  );
   for (const [stream, fields] of [
     ['pass', {}],
     ['small', { height: 360 }],
     ['plain', { captions: false }],
+    ['popon', { captions: 'pop-on' }],
   ] as const) {
     const started = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: `${nginx.url()}/${stream}`, rtmpTransponderFullUrl: true, ...fields });
     t.equal(started.status, 200, JSON.stringify(started.body));
-    t.equal((started.body as { captions: boolean }).captions, stream !== 'plain', `${stream}: captions told in its info`);
+    t.equal((started.body as { captions: unknown }).captions, 'captions' in fields ? fields.captions : 'roll-up', `${stream}: captions told in its info`);
   }
   const recording = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: 'record://' });
   t.equal(recording.status, 200, JSON.stringify(recording.body));
@@ -137,11 +143,11 @@ t.test('REST captions reach a passthrough push, a transcoded one and a recording
   // decoded cues are as far apart as the captions' times (a roll-up cue shows from its carriage return).
   const sent = ['Hello from the gateway.', "Second caption: it's here, ¡olé!", 'Third one, braces {ok}.', 'Bye.'];
   t.match(await caption({ streamName: 'cam', text: 'Hello fr', final: 'maybe' }), { status: 400, body: { field: 'final' } }, 'final: a boolean');
-  t.match((await caption({ streamName: 'cam', text: 'Hello fr', final: false })).body, { pushes: 3 }, 'an interim caption, written over by the next');
+  t.match((await caption({ streamName: 'cam', text: 'Hello fr', final: false })).body, { pushes: 4 }, 'an interim caption, written over by the next');
   const at: number[] = [];
   const send = async (text: string, when?: number): Promise<void> => {
     const reply = await caption({ streamName: 'cam', text, ...(when === undefined ? {} : { at: when }) });
-    t.match(reply.body, { pushes: 3, at: Number }, `"${text}" in the three pushes that carry captions`);
+    t.match(reply.body, { pushes: 4, at: Number }, `"${text}" in the four pushes that carry captions`);
     at.push((reply.body as { at: number }).at);
   };
   await send(sent[0]!);
@@ -182,6 +188,9 @@ t.test('REST captions reach a passthrough push, a transcoded one and a recording
     }
   }
   t.same(await readCaptions(nginx.recording('plain')), [], 'the push with captions: false carries none');
+  // Pop-on: each final caption shown whole, in place of the one before; interim text not shown.
+  const popOn = (await readCaptions(nginx.recording('popon'))).map((cue) => plain(cue.text));
+  t.same(popOn.slice(0, 3), sent.slice(0, 3), `the pop-on push shows each caption alone (${popOn.join(' | ')})`);
 
   // Byte for byte: the passthrough push's frames, its caption SEI NAL units taken out, are the
   // frames the push without captions sent (the same camera, passed through).

@@ -229,3 +229,14 @@ t.test('a data channel message as a caption: text, or JSON; what is refused name
   t.equal(fieldOf('{"text": "hi", "key": 1}'), 'key', 'a field it does not take');
   t.equal(fieldOf('a\u0007b'), 'text', 'a control character');
 });
+
+t.test('pop-on: loaded off screen at the bottom rows, then shown whole (end of caption); interim text not shown', async (t) => {
+  const writer = new Cea608Writer('pop-on');
+  writer.write('Hi');
+  t.same(hex(all(writer)), ['9420', '9420', '94ae', '94ae', '94e0', '94e0', 'c8e9', '942f', '942f'], 'RCL, ENM, row 15, the text, EOC');
+  writer.write('Hel', false);
+  t.equal(writer.pending, 0, 'interim: nothing');
+  writer.write('one two three four five six seven eight nine ten eleven');
+  const rows = hex(all(writer)).filter((pair) => ['1340', '13e0', '9440', '94e0'].includes(pair));
+  t.same(rows, ['9440', '9440', '94e0', '94e0'], 'two rows: 14 and 15');
+});

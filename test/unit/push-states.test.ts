@@ -137,7 +137,7 @@ function rig(t: Test, publisher: Publisher, plan: EncodingPlan = { video: 'copy'
     publisher,
     destination,
     plan,
-    { options: {}, video: {}, captions: true },
+    { options: {}, video: {}, captions: 'roll-up' },
     settings,
     {
       links: async () => {

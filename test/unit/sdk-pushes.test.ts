@@ -68,7 +68,7 @@ const running = (id: string): PushInfo => ({
   rtmpUrl: 'rtmp://127.0.0.1/live/***',
   width: 0,
   height: 0,
-  captions: true,
+  captions: 'roll-up',
   resolutionChanges: 0,
   muted: false,
   soundEnabled: false,

@@ -15,11 +15,15 @@ export interface WatchOptions {
   video: HTMLVideoElement;
   /** The control key, or a token with a view grant, when the gateway needs one. */
   token?: string;
+  /** The stream's captions as a text track of `video` (a data channel from the gateway); true by default. */
+  captions?: boolean;
 }
 
 export interface Viewer {
   /** The WebRTC connection, for its statistics (`getStats`). */
   readonly peerConnection: RTCPeerConnection;
+  /** The stream's captions, a text track of the player (kind `captions`, showing), unless turned off. */
+  readonly captions: TextTrack | undefined;
   /** Ends the viewing (WHEP DELETE) and empties the player. */
   stop(): Promise<void>;
 }
@@ -41,11 +45,13 @@ export async function watch(options: WatchOptions): Promise<Viewer> {
   const media = new MediaStream();
   pc.addTransceiver('video', { direction: 'recvonly' });
   pc.addTransceiver('audio', { direction: 'recvonly' });
+  const captions = options.captions === false ? undefined : showCaptions(options.video, pc);
   pc.addEventListener('track', (event) => media.addTrack(event.track));
   let resource: string | null = null;
   const stop = async (): Promise<void> => {
     pc.close();
     if (options.video.srcObject === media) options.video.srcObject = null;
+    for (const cue of [...(captions?.cues ?? [])]) captions?.removeCue(cue);
     if (resource) await fetch(new URL(resource, server).href, { method: 'DELETE', headers: auth }).catch(() => {});
     resource = null;
   };
@@ -69,5 +75,37 @@ export async function watch(options: WatchOptions): Promise<Viewer> {
   }
   options.video.muted = true;
   options.video.srcObject = media;
-  return { peerConnection: pc, stop };
+  return { peerConnection: pc, captions, stop };
+}
+
+/** How long a caption shows with nothing after it (s), as the pushed video's captions. */
+const CAPTION_SHOWN_S = 10;
+
+/**
+ * The gateway's captions channel (negotiated, id 0, as the gateway's engine opens it) shown as cues
+ * of a text track of `video`: each caption from when it comes until the next one, 10 s at most;
+ * interim text replaced by what follows it. The track is the video's own, reused by the next viewing.
+ */
+function showCaptions(video: HTMLVideoElement, pc: RTCPeerConnection): TextTrack {
+  const track = [...video.textTracks].find((t) => t.label === 'Captions') ?? video.addTextTrack('captions', 'Captions');
+  track.mode = 'showing';
+  let last: VTTCue | undefined;
+  let lastFinal = true;
+  const channel = pc.createDataChannel('captions', { negotiated: true, id: 0 });
+  channel.onmessage = (event: MessageEvent) => {
+    let caption: { text?: unknown; final?: unknown };
+    try {
+      caption = JSON.parse(String(event.data)) as typeof caption;
+    } catch {
+      return;
+    }
+    if (typeof caption.text !== 'string') return;
+    const now = video.currentTime;
+    if (last && !lastFinal) track.removeCue(last);
+    else if (last && last.endTime > now) last.endTime = now;
+    last = new VTTCue(now, now + CAPTION_SHOWN_S, caption.text);
+    lastFinal = caption.final !== false;
+    track.addCue(last);
+  };
+  return track;
 }

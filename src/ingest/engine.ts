@@ -118,6 +118,8 @@ export interface ViewSession extends TypedEmitter<ViewSessionEvents> {
   readonly id: string;
   /** The SDP answer to send back to the viewer. */
   readonly answer: string;
+  /** A text message on the viewer's data channel (`captions`), when it opened one; dropped otherwise. */
+  send(channel: string, text: string): void;
   close(reason?: string): Promise<void>;
 }
 

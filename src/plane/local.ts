@@ -89,6 +89,7 @@ export class LocalPlane implements MediaPlane {
     const placed = placeCaption(publisher.mediaOriginMs, monotonicMs(), at);
     const pushes = this.core.pushes.find({ streamName: name }).filter((push) => push.request.captions);
     for (const push of pushes) push.writer.caption({ text, final, atMs: placed.atMs });
+    this.core.viewers.caption(name, { text, final }, placed.atMs - monotonicMs());
     return { pushes: pushes.length, at: placed.at };
   }
 

@@ -49,7 +49,7 @@ export class ViewerRegistry extends TypedEmitter<ViewerEvents> {
     if (!this.engine.view) throw new GatewayError('not_supported', 'watching a stream (WHEP) needs webrtc_engine: mediasoup');
     const publisher = this.publishers.get(name);
     if (!publisher || publisher.state !== 'publishing') throw notFound(`stream ${name} is not publishing`);
-    checkOffer(offer); // a bad offer is told as such, before any limit
+    checkOffer(offer, { dataChannel: true }); // a bad offer is told as such, before any limit
     const ofStream = this.count(name);
     if (ofStream >= this.limits.perStream) throw tooMany(`stream ${name} has ${ofStream} viewers, its limit (limit_viewers_per_stream)`);
     if (!this.slots.take(this.limits.total)) throw unavailable(`the gateway is at its limit of ${this.limits.total} viewers (limit_viewers)`);
@@ -83,6 +83,19 @@ export class ViewerRegistry extends TypedEmitter<ViewerEvents> {
   /** Viewers of one stream, or of all. */
   count(name?: string): number {
     return name === undefined ? this.#viewers.size : [...this.#viewers.values()].filter((v) => v.stream === name).length;
+  }
+
+  /**
+   * A caption for the viewers of stream `name` that opened a data channel: `{text, final}` as JSON,
+   * after `delayMs` (a caption placed ahead of now), when the viewer shows the frames it goes on.
+   */
+  caption(name: string, caption: { text: string; final: boolean }, delayMs: number): void {
+    const send = (): void => {
+      const message = JSON.stringify(caption);
+      for (const viewer of this.#viewers.values()) if (viewer.stream === name) viewer.session.send('captions', message);
+    };
+    if (delayMs <= 0) send();
+    else setTimeout(send, delayMs).unref();
   }
 
   async closeAll(reason: string): Promise<void> {

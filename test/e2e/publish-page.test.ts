@@ -179,6 +179,20 @@ t.test('two destinations: each shows live, and both RTMP servers receive the str
       20000,
     );
     t.pass('the page shows what the gateway receives: 1280x720, playing');
+    // A caption sent while it plays reaches the player over its data channel, as a cue of its text track.
+    await page.fill('#captionText', 'Shown to viewers too.');
+    await page.click('#sendCaption');
+    await waitFor(
+      "the caption in the player's text track",
+      () =>
+        page.evaluate(() => {
+          const video = document.getElementById('receivedPlayer') as HTMLVideoElement;
+          const track = Array.from(video.textTracks).find((t) => t.kind === 'captions');
+          return track?.mode === 'showing' && Array.from(track.cues ?? []).some((cue) => (cue as VTTCue).text === 'Shown to viewers too.');
+        }),
+      10000,
+    );
+    t.pass("the caption shows in the player's captions track");
     await page.click('#received');
     await waitFor('the player put away', () => page.isHidden('#receivedPlayer'), 5000);
   }

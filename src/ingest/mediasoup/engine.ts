@@ -59,6 +59,8 @@ interface ViewerRouter {
   /** The producers here, by the id of the publisher's producer they carry. */
   piped: Map<string, Promise<types.Producer>>;
   viewers: number;
+  /** Where the gateway writes to its viewers' data channels (made at the first). */
+  channels?: Promise<types.DirectTransport>;
 }
 
 /** The H.264 profile, packetization mode or VP9 profile that tells two codecs of one MIME type apart. */
@@ -253,6 +255,7 @@ export class MediasoupEngine implements IngestEngine {
         enableUdp: true,
         enableTcp: false,
         initialAvailableOutgoingBitrate: 1_000_000,
+        ...(parsed.data ? { enableSctp: true, maxSctpMessageSize: DATA_MESSAGE_MAX_BYTES } : {}),
       });
     } catch (error) {
       this.#leaveViewerRouter(plant, sender);
@@ -285,11 +288,19 @@ export class MediasoupEngine implements IngestEngine {
           viewer.add(consumer);
           tracks.set(media.mid, { kind: media.kind, rtpParameters: consumer.rtpParameters });
         }
+        // The viewer's data channel, negotiated with id 0 as a publisher's is: the first the transport sends on.
+        if (parsed.data) {
+          const writer = await (sender.channels ??= sender.router.createDirectTransport({ maxMessageSize: DATA_MESSAGE_MAX_BYTES }));
+          const producer = await writer.produceData({ label: 'captions' });
+          viewer.addChannel('captions', producer);
+          const consumer = await transport.consumeData({ dataProducerId: producer.id });
+          if (consumer.sctpStreamParameters?.streamId !== 0) throw new Error(`the data channel got SCTP stream ${consumer.sctpStreamParameters?.streamId}, not 0`);
+        }
       } catch (error) {
         throw new OfferError(`the WebRTC engine cannot take this offer (${(error as Error).message ?? error})`);
       }
       if (tracks.size === 0) throw noCodec();
-      viewer.answer = viewerAnswerSdp(parsed, tracks, transport, (a) => this.#announced.has(a), 'gateway');
+      viewer.answer = viewerAnswerSdp(parsed, tracks, transport, (a) => this.#announced.has(a), 'gateway', parsed.data !== undefined);
       return viewer;
     } catch (error) {
       await viewer.close('negotiation failed');

@@ -1,7 +1,7 @@
 import { wallClockMs } from '../../clock.js';
 import type { types } from 'mediasoup';
 import { OfferError } from '../sdp.js';
-import { candidateLines, dtlsOf, mediaHead, splitSdp, type AnswerTransport } from './offer.js';
+import { candidateLines, DATA_MESSAGE_MAX_BYTES, dtlsOf, mediaHead, splitSdp, type AnswerTransport } from './offer.js';
 
 /**
  * A viewer's offer (WHEP: it receives) in mediasoup's terms, and the answer that sends it the
@@ -27,6 +27,10 @@ interface ViewerMedia {
 
 export interface ParsedViewerOffer {
   media: ViewerMedia[];
+  /** The data channel line (SCTP), when offered: the stream's captions go to the viewer on it. */
+  data?: { mid: string };
+  /** Every line's mid, in the offer's order (the answer keeps it). */
+  mids: string[];
   /** What the viewer can receive, for mediasoup's `consume`. */
   rtpCapabilities: types.RtpCapabilities;
   fingerprints: types.DtlsFingerprint[];
@@ -41,16 +45,21 @@ export function parseViewerOffer(offer: string): ParsedViewerOffer {
   const dtls = dtlsOf(sessionLines, sections[0]!);
 
   const media: ViewerMedia[] = [];
+  const mids: string[] = [];
+  let data: { mid: string } | undefined;
   const codecs: types.RtpCodecCapability[] = [];
   const headerExtensions: types.RtpHeaderExtension[] = [];
   const takenPayloadTypes = new Set<number>();
   for (const section of sections) {
     const [kind, , , ...payloadTypes] = section[0]!.slice(2).split(' ');
+    const mid = section.find((l) => l.startsWith('a=mid:'))!.slice(6);
+    mids.push(mid);
+    if (kind === 'application') data = { mid };
     if (kind !== 'audio' && kind !== 'video') continue;
     if (section.some((l) => l === 'a=sendonly' || l === 'a=inactive'))
       throw new OfferError(`media line ${media.length + 1} (${kind}) must receive (recvonly): WHEP sends media to the viewer`);
     const extensions = new Set<string>();
-    media.push({ kind, mid: section.find((l) => l.startsWith('a=mid:'))!.slice(6), firstPayloadType: payloadTypes[0]!, extensions });
+    media.push({ kind, mid, firstPayloadType: payloadTypes[0]!, extensions });
     for (const line of section) {
       const rtpmap = /^a=rtpmap:(\d+) ([\w.-]+)\/(\d+)(?:\/(\d+))?$/.exec(line);
       if (!rtpmap) continue;
@@ -93,7 +102,7 @@ export function parseViewerOffer(offer: string): ParsedViewerOffer {
     }
   }
   if (media.length === 0) throw new OfferError('the offer has no audio or video media line');
-  return { media, rtpCapabilities: { codecs, headerExtensions }, ...dtls };
+  return { media, ...(data ? { data } : {}), mids, rtpCapabilities: { codecs, headerExtensions }, ...dtls };
 }
 
 /** What the answer sends on one media line: a consumer's RTP parameters. */
@@ -105,7 +114,8 @@ export interface SentTrack {
 /**
  * The SDP answer: mediasoup is ICE-lite, every media line sent on one bundled transport with the
  * codec, retransmission format, SSRCs and header extensions of its consumer; a line the stream has
- * nothing for (no such track, or no codec the viewer takes) is refused (port 0).
+ * nothing for (no such track, or no codec the viewer takes) is refused (port 0). A data channel
+ * line is answered when `channel` is set (its SCTP taken), refused otherwise.
  */
 export function viewerAnswerSdp(
   offer: ParsedViewerOffer,
@@ -113,19 +123,35 @@ export function viewerAnswerSdp(
   transport: AnswerTransport,
   announced: (address: string) => boolean,
   streamId: string,
+  channel = false,
 ): string {
   const candidates = candidateLines(transport, announced);
-  const sent = offer.media.filter((m) => tracks.has(m.mid));
+  const answered = (mid: string): boolean => tracks.has(mid) || (channel && mid === offer.data?.mid);
   const lines = [
     'v=0',
     `o=- ${wallClockMs()} 2 IN IP4 127.0.0.1`,
     's=-',
     't=0 0',
     'a=ice-lite',
-    `a=group:BUNDLE ${sent.map((m) => m.mid).join(' ')}`,
+    `a=group:BUNDLE ${offer.mids.filter(answered).join(' ')}`,
     `a=msid-semantic: WMS ${streamId}`,
   ];
-  for (const media of offer.media) {
+  for (const mid of offer.mids) {
+    if (mid === offer.data?.mid) {
+      if (!channel) {
+        lines.push('m=application 0 UDP/DTLS/SCTP webrtc-datachannel', 'c=IN IP4 0.0.0.0', `a=mid:${mid}`);
+        continue;
+      }
+      lines.push(
+        ...mediaHead('application', ['webrtc-datachannel'], transport, offer.remoteRole, mid, 'UDP/DTLS/SCTP'),
+        'a=sctp-port:5000',
+        `a=max-message-size:${DATA_MESSAGE_MAX_BYTES}`,
+        ...candidates,
+        'a=end-of-candidates',
+      );
+      continue;
+    }
+    const media = offer.media.find((m) => m.mid === mid)!;
     const track = tracks.get(media.mid);
     if (!track) {
       lines.push(`m=${media.kind} 0 UDP/TLS/RTP/SAVPF ${media.firstPayloadType}`, 'c=IN IP4 0.0.0.0', `a=mid:${media.mid}`, 'a=inactive');

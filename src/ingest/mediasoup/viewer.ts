@@ -21,6 +21,8 @@ export interface MediasoupViewerOptions {
 export class MediasoupViewer extends TypedEmitter<ViewSessionEvents> implements ViewSession {
   answer = '';
   readonly #consumers: types.Consumer[] = [];
+  /** Its data channels, by label: what the gateway sends on them comes from the router's side. */
+  readonly #channels = new Map<string, types.DataProducer>();
   readonly #connectTimer: NodeJS.Timeout | undefined;
   #connected = false;
   #closed = false;
@@ -53,10 +55,26 @@ export class MediasoupViewer extends TypedEmitter<ViewSessionEvents> implements 
     if (this.#connected) consumer.resume().catch(() => {});
   }
 
+  /** A data channel to the viewer: messages sent through `producer` (on the router's side) reach it. */
+  addChannel(label: string, producer: types.DataProducer): void {
+    this.#channels.set(label, producer);
+  }
+
+  send(channel: string, text: string): void {
+    const producer = this.#channels.get(channel);
+    if (!this.#connected || !producer || producer.closed) return;
+    try {
+      producer.send(text);
+    } catch {
+      // Closed meanwhile: the viewer is going.
+    }
+  }
+
   async close(reason = 'closed by the gateway'): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#connectTimer);
+    for (const producer of this.#channels.values()) if (!producer.closed) producer.close();
     // Closing the transport closes its consumers.
     if (!this.transport.closed) this.transport.close();
     this.safeEmit('closed', reason);

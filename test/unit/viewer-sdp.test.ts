@@ -100,6 +100,19 @@ t.test('the answer sends on each line the stream has, and refuses the others', a
   t.match(answer, /a=setup:passive/);
   t.match(answer, /m=audio 0 UDP\/TLS\/RTP\/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=inactive/, 'no audio track: its line refused');
   t.match(answer, /a=group:BUNDLE 0\r\n/);
+
+  // A data channel line (the player's captions): answered with SCTP where taken, in the offer's order.
+  const withChannel = offer()
+    .replace('a=group:BUNDLE 0 1', 'a=group:BUNDLE 0 2 1')
+    .replace('m=audio', 'm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\na=sctp-port:5000\r\nm=audio');
+  const channelled = parseViewerOffer(withChannel);
+  t.same(channelled.mids, ['0', '2', '1']);
+  const taken = viewerAnswerSdp(channelled, new Map([['0', video]]), transport, () => true, 'gw', true);
+  t.match(taken, /a=group:BUNDLE 0 2\r\n/);
+  t.match(taken, /a=ssrc:1234 msid:gw gw-video\r\n(?:a=candidate.*\r\n)+a=end-of-candidates\r\nm=application 9 UDP\/DTLS\/SCTP webrtc-datachannel\r\n/, 'after the video line');
+  t.match(taken, /a=mid:2\r\na=sctp-port:5000\r\na=max-message-size:65536\r\n/);
+  const refused = viewerAnswerSdp(channelled, new Map([['0', video]]), transport, () => true, 'gw');
+  t.match(refused, /m=application 0 UDP\/DTLS\/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\n/, 'refused when not taken');
 });
 
 t.test('each answered line carries only the header extensions its offered line carried', async (t) => {

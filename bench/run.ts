@@ -23,7 +23,7 @@ import { capacity } from './capacity.js';
 import { fanout, renditionFanout } from './fanout.js';
 import { layerCost } from './layers.js';
 import { glassToGlass } from './glass.js';
-import { push } from './latency.js';
+import { captionsBeside, push } from './latency.js';
 import { captionCost } from './captions.js';
 import { outputs } from './outputs.js';
 import { overload } from './overload.js';
@@ -89,11 +89,11 @@ async function main(): Promise<void> {
     await step('startup', () => restStartup(bench, gateway, fixture, receiver));
     await step('sdk', () => sdkStartup(bench, gateway, receiver));
     await step('latency', async () => {
-      await push(bench, gateway, fixture, receiver, 'passthrough');
+      const passthrough = await push(bench, gateway, fixture, receiver, 'passthrough');
+      captionsBeside(bench, passthrough, await push(bench, gateway, fixture, receiver, 'captions'));
+      captionCost(bench);
       await push(bench, gateway, fixture, receiver, 'transcode');
       await push(bench, gateway, fixture, receiver, 'vertical');
-      await push(bench, gateway, fixture, receiver, 'captions');
-      captionCost(bench);
     });
     await step('audio', () => audioCommands(bench, gateway, fixture, receiver));
     await step('aac', async () => aacCoders(bench));

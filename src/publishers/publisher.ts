@@ -147,9 +147,13 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     session.on('message', (channel, text) => this.safeEmit('message', channel, text));
   }
 
-  /** A message of its data channel `channel` was refused: counted, and logged the first time and every 100th. */
+  /**
+   * A message of its data channel `channel` was refused: counted, and logged at the 1st, 10th, 100th…
+   * (a client that floods its channel fills no log).
+   */
   messageRefused(channel: string, reason: string): void {
-    if (this.messagesRefused++ % 100 === 0) this.options.log.warn({ channel, reason, refused: this.messagesRefused }, 'a data channel message was refused');
+    const refused = ++this.messagesRefused;
+    if (/^10*$/.test(String(refused))) this.options.log.warn({ channel, reason, refused }, 'a data channel message was refused');
   }
 
   /** Simulcast: how many layers its video has, lowest first; 0 for a single stream. */

@@ -2,6 +2,8 @@ import t from 'tap';
 import { candidateAddresses } from '../helpers/sdp-lines.js';
 import { pushAndVerify, whipPublish } from '../helpers/e2e.js';
 import { pidsMatching, waitFor } from '../../kit/processes.js';
+import { probe } from '../../kit/probe.js';
+import { readCaptions } from '../../kit/captions.js';
 import { useStage } from '../helpers/stage.js';
 
 /** Everything the gateway logged, at debug level (which includes ffmpeg's own output). */
@@ -100,3 +102,30 @@ t.test('a stream key given in full-URL mode never shows in listings', async (t) 
   t.match(log, /"destination":"rtmp:\/\/127\.0\.0\.1:\d+\/live\/\*\*\*".*"msg":"publishing to the destination"/, 'the destination reached the log, redacted');
   t.notMatch(log, /key-4f9a-secret/, 'the key is in no log line');
 });
+
+t.test(
+  "captions on a WHIP client's own data channel: in the push's video, read back by ffmpeg",
+  { skip: process.env.GATEWAY_WEBRTC_ENGINE === 'werift' && 'werift takes no data channel' },
+  async (t) => {
+    await stage.browser.page.goto(stage.gw.baseUrl + '/health');
+    const whip = await whipPublish(stage.browser.page, stage.gw.baseUrl + '/whip/whip3', true, false, true);
+    t.equal(whip.status, 201);
+    t.match(whip.answer, /m=application 9 UDP\/DTLS\/SCTP webrtc-datachannel\r\n/, 'the data channel answered');
+    const res = await stage.gw.post('/rest-api/push/startup', { streamName: 'whip3', rtmpUrl: `${stage.nginx.url()}/whip3`, rtmpTransponderFullUrl: true });
+    t.equal(res.status, 200, JSON.stringify(res.body));
+    const frames = async (): Promise<number> => (await probe(stage.nginx.recording('whip3')).catch(() => undefined))?.video.length ?? 0;
+    await waitFor('1 s recorded', async () => (await frames()) >= 20, 20000, 250);
+    await waitFor('the channel open', () => stage.browser.page.evaluate(() => (window as any).captions.readyState === 'open'), 10000);
+    await stage.browser.page.evaluate(() => {
+      const channel = (window as any).captions as RTCDataChannel;
+      channel.send('From a WHIP client.');
+      channel.send(JSON.stringify({ text: 'Its second caption.', final: true }));
+      channel.send('The last one.');
+    });
+    const due = (await frames()) + 100;
+    await waitFor('5 s more recorded', async () => (await frames()) >= due, 30000, 250);
+    const shown = (await readCaptions(stage.nginx.recording('whip3'))).map((cue) => cue.text).join(' | ');
+    for (const text of ['From a WHIP client.', 'Its second caption.']) t.ok(shown.includes(text), `"${text}" read back (${shown})`);
+    await stage.gw.post('/rest-api/push/terminate', { mediaSessionId: res.body.mediaSessionId });
+  },
+);

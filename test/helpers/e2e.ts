@@ -90,12 +90,14 @@ export interface WhipResult {
  * `keepResolution` its video sender asks for `maintain-resolution`; without, it is a default
  * `RTCPeerConnection` as third-party WHIP clients use it.
  */
-export async function whipPublish(page: Page, url: string, keepResolution = true, simulcast = false): Promise<WhipResult> {
+export async function whipPublish(page: Page, url: string, keepResolution = true, simulcast = false, captionsChannel = false): Promise<WhipResult> {
   return page.evaluate(
-    async ([whipUrl, keep, layers]) => {
+    async ([whipUrl, keep, layers, channel]) => {
       const media = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: true });
       const pc = new RTCPeerConnection({ iceServers: [] });
       (window as any).pc = pc;
+      // The gateway's captions channel: agreed beforehand (negotiated, id 0), as its engine takes no in-band opening.
+      if (channel) (window as any).captions = pc.createDataChannel('captions', { negotiated: true, id: 0 });
       // Simulcast: three layers, lowest first, as the gateway takes them.
       const sendEncodings = [
         { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 200_000 },
@@ -115,7 +117,7 @@ export async function whipPublish(page: Page, url: string, keepResolution = true
       if (response.status === 201) await pc.setRemoteDescription({ type: 'answer', sdp: answer });
       return { status: response.status, location: response.headers.get('location'), contentType: response.headers.get('content-type'), offer: pc.localDescription!.sdp, answer };
     },
-    [url, keepResolution, simulcast] as const,
+    [url, keepResolution, simulcast, captionsChannel] as const,
   );
 }
 

@@ -57,9 +57,17 @@ export class CaptionTrack {
     if (waiting.length > MAX_WAITING) this.#begin(waiting.shift()!, this.#lastFrameMs ?? 0);
   }
 
+  /** Captions that went into the video so far. */
+  sent = 0;
+
   /** Characters sent as others (608 has no code for them). */
   get replaced(): number {
     return this.#writer.replaced;
+  }
+
+  /** Times what waited was dropped: more than 20 s of pairs behind (a push sending no frames). */
+  get dropped(): number {
+    return this.#writer.dropped;
   }
 
   /**
@@ -81,6 +89,7 @@ export class CaptionTrack {
   }
 
   #begin(caption: TimedCaption, timestamp: number): void {
+    this.sent++;
     this.#writer.write(caption.text, caption.final);
     this.#shownSince = undefined;
     this.onCue?.({ timestamp, text: caption.text, final: caption.final });

@@ -37,6 +37,11 @@ export interface PushView {
   readonly input: PublisherInput;
 }
 
+/** A push's caption counters, once it had a caption. */
+function captionCounters(captions: { sent: number; replaced: number; dropped: number } | undefined): Partial<PushInfo['counters']> {
+  return captions ? { captionsSent: captions.sent, captionCharactersReplaced: captions.replaced, captionsDropped: captions.dropped } : {};
+}
+
 /**
  * A push as `find` shows it: Web Call Server's fields, then `state`, `lastError`,
  * `errorCode`, restore attempts, the output buffer and counters. Holds no secret: the destination
@@ -86,6 +91,7 @@ export function describe(t: PushView): PushInfo {
       ...(output.acknowledgedAt !== undefined ? { acknowledgedAgoMs: monotonicMs() - output.acknowledgedAt } : {}),
       outputBytes: output.written,
       acknowledgedBytes: output.acknowledged,
+      ...captionCounters(t.writer.captions),
     },
   };
 }

@@ -49,6 +49,9 @@ export const pushInfoSchema = z.strictObject({
     acknowledgedAgoMs: z.number().optional().describe('Since the destination last acknowledged what it received'),
     outputBytes: z.number(),
     acknowledgedBytes: z.number(),
+    captionsSent: z.number().optional().describe('Captions that went into its video, interim ones included (once it had one)'),
+    captionCharactersReplaced: z.number().optional().describe("Characters of its captions sent as others: 608 has no code for them (an accent dropped, or '?')"),
+    captionsDropped: z.number().optional().describe('Times captions waiting were dropped: more than 20 s of them while it sent no frames'),
   }),
 });
 export type PushInfo = z.infer<typeof pushInfoSchema>;

@@ -76,6 +76,12 @@ export class OutputWriter {
 
   constructor(private readonly options: OutputOptions) {}
 
+  /** What its captions did, once it had one. */
+  get captions(): { sent: number; replaced: number; dropped: number } | undefined {
+    const track = this.#captions;
+    return track && { sent: track.sent, replaced: track.replaced, dropped: track.dropped };
+  }
+
   /** The latest keyframe sent of live video, with its sequence header. */
   get picture(): Picture | undefined {
     return this.#picture;

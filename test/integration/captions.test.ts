@@ -120,6 +120,7 @@ t.test('REST captions reach a passthrough push, a transcoded one and a recording
     { status: 400, body: { field: 'captions' } },
     'captions: a mode it has, or a boolean',
   );
+  const pushIds: Record<string, string> = {};
   for (const [stream, fields] of [
     ['pass', {}],
     ['small', { height: 360 }],
@@ -128,6 +129,7 @@ t.test('REST captions reach a passthrough push, a transcoded one and a recording
   ] as const) {
     const started = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: `${nginx.url()}/${stream}`, rtmpTransponderFullUrl: true, ...fields });
     t.equal(started.status, 200, JSON.stringify(started.body));
+    pushIds[stream] = (started.body as { mediaSessionId: string }).mediaSessionId;
     t.equal((started.body as { captions: unknown }).captions, 'captions' in fields ? fields.captions : 'roll-up', `${stream}: captions told in its info`);
   }
   const recording = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: 'record://' });
@@ -157,6 +159,10 @@ t.test('REST captions reach a passthrough push, a transcoded one and a recording
   await send(sent[3]!, at[1]! + 4000);
   t.equal(at[2], at[1]! + 2500, 'placed at the media time asked');
   await moreFrames('6 s more recorded', 180);
+  const found = (await gw.post('/rest-api/push/find', { streamName: 'cam' })).body as { mediaSessionId: string; counters: Record<string, number> }[];
+  const counters = Object.fromEntries(Object.entries(pushIds).map(([stream, id]) => [stream, found.find((p) => p.mediaSessionId === id)!.counters]));
+  t.match(counters.pass, { captionsSent: 5, captionCharactersReplaced: 0, captionsDropped: 0 }, "the passthrough push's caption counters: the interim and four captions");
+  t.notOk('captionsSent' in counters.plain!, 'none on the push without captions');
   t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: (recording.body as { mediaSessionId: string }).mediaSessionId })).status, 200);
   const [part] = (await gw.post('/rest-api/recording/find_all', { streamName: 'cam' })).body as { fileName: string }[];
   const vttFile = join(records, part!.fileName.replace(/\.mp4$/, '.vtt'));

@@ -119,7 +119,8 @@ export class Stream extends Emitter<StreamEvent> {
   sendCaptionOnDataChannel(text: string, options: { final?: boolean; at?: number } = {}): boolean {
     const channel = this.#captions;
     if (channel?.readyState !== 'open') return false;
-    channel.send(options.final === undefined && options.at === undefined && !text.startsWith('{') ? text : JSON.stringify({ text, ...options }));
+    const plain = options.final === undefined && options.at === undefined && !text.startsWith('{');
+    channel.send(plain ? text : JSON.stringify({ text, ...options }));
     return true;
   }
 
@@ -192,7 +193,8 @@ export class Stream extends Emitter<StreamEvent> {
     this.#lastStats = undefined;
     const simulcast = this.#options.simulcast ?? this.#options.destinations?.some((d) => d.layer !== undefined) ?? false;
     // Negotiated (the id agreed beforehand): the gateway's engine does not take in-band channel opening.
-    this.#captions = this.#host.captionsChannel() ? pc.createDataChannel('captions', { negotiated: true, id: 0, ordered: true }) : undefined;
+    const channel = { negotiated: true, id: 0, ordered: true };
+    this.#captions = this.#host.captionsChannel() ? pc.createDataChannel('captions', channel) : undefined;
     for (const track of media.getTracks()) {
       const layers = simulcast && track.kind === 'video' ? { sendEncodings: SIMULCAST_ENCODINGS } : {};
       const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [media], ...layers });

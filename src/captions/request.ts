@@ -70,7 +70,8 @@ const AT_AHEAD_MS = 60_000;
 export function placeCaption(originMs: number, nowMs: number, at?: number): { atMs: number; at: number } {
   const now = Math.max(0, Math.round(nowMs - originMs));
   if (at === undefined) return { atMs: nowMs, at: now };
-  if (at < now - AT_BACK_MS) throw invalid('at', `is ${now - at} ms before the stream's media time now (${now}): a caption goes at most ${AT_BACK_MS / 1000} s back`);
-  if (at > now + AT_AHEAD_MS) throw invalid('at', `is ${at - now} ms after the stream's media time now (${now}): a caption goes at most ${AT_AHEAD_MS / 1000} s ahead`);
+  const mediaTime = `the stream's media time now (${now})`;
+  if (at < now - AT_BACK_MS) throw invalid('at', `is ${now - at} ms before ${mediaTime}: a caption goes at most ${AT_BACK_MS / 1000} s back`);
+  if (at > now + AT_AHEAD_MS) throw invalid('at', `is ${at - now} ms after ${mediaTime}: a caption goes at most ${AT_AHEAD_MS / 1000} s ahead`);
   return { atMs: originMs + at, at };
 }

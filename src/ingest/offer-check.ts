@@ -32,7 +32,8 @@ export function checkOffer(offer: string, options: { dataChannel?: boolean } = {
       const kind = m[1]!;
       if (kind === 'application') {
         if (!options.dataChannel) throw new OfferError('data channels (m=application) are not supported here');
-        if (sections.some((s) => s.kind === 'application')) throw new OfferError('the offer has more than one data channel line (m=application)');
+        const second = sections.some((s) => s.kind === 'application');
+        if (second) throw new OfferError('the offer has more than one data channel line (m=application)');
         if (m[3] !== 'UDP/DTLS/SCTP' || m[4]!.trim() !== 'webrtc-datachannel') {
           throw new OfferError(`media line ${sections.length + 1}: data channels must be UDP/DTLS/SCTP webrtc-datachannel`);
         }

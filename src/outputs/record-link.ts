@@ -50,6 +50,9 @@ export interface RecordingPart {
   captionsError?: string;
 }
 
+/** What a finished part tells of its WebVTT. */
+type PartCaptions = Pick<RecordingPart, 'captionsFile' | 'captionsError'>;
+
 export type RecordingEvent = { type: 'started' | 'finished'; part: RecordingPart };
 
 /**
@@ -371,7 +374,7 @@ class PartFollower {
   }
 
   /** The part's cues as WebVTT beside it (`-001.vtt`), when its video carried any; never over a file there. */
-  async #writeCaptions(file: string, startMs: number, endMs: number | undefined): Promise<Pick<RecordingPart, 'captionsFile' | 'captionsError'>> {
+  async #writeCaptions(file: string, startMs: number, endMs: number | undefined): Promise<PartCaptions> {
     const vtt = this.captions.part(startMs, endMs);
     if (vtt === undefined) return {};
     const captionsFile = file.replace(/\.mp4$/, '.vtt');
@@ -380,7 +383,8 @@ class PartFollower {
       return { captionsFile };
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? 'error';
-      return { captionsError: code === 'EEXIST' ? `record_dir already holds ${captionsFile}, which this recording did not write` : `${captionsFile} cannot be written: ${code}` };
+      const taken = `record_dir already holds ${captionsFile}, which this recording did not write`;
+      return { captionsError: code === 'EEXIST' ? taken : `${captionsFile} cannot be written: ${code}` };
     }
   }
 }

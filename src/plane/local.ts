@@ -85,8 +85,9 @@ export class LocalPlane implements MediaPlane {
 
   async caption(name: string, text: string, final = true, at?: number): Promise<CaptionResult> {
     const publisher = this.core.publishers.get(name);
-    if (!publisher || publisher.state !== 'publishing' || publisher.mediaOriginMs === undefined) throw notFound(`stream ${name} is not publishing`);
-    const placed = placeCaption(publisher.mediaOriginMs, monotonicMs(), at);
+    const originMs = publisher?.state === 'publishing' ? publisher.mediaOriginMs : undefined;
+    if (originMs === undefined) throw notFound(`stream ${name} is not publishing`);
+    const placed = placeCaption(originMs, monotonicMs(), at);
     const pushes = this.core.pushes.find({ streamName: name }).filter((push) => push.request.captions);
     for (const push of pushes) push.writer.caption({ text, final, atMs: placed.atMs });
     this.core.viewers.caption(name, { text, final }, placed.atMs - monotonicMs());

@@ -202,7 +202,8 @@ export class RecordingLibrary {
     const name = PART_FILE.exec(fileName)![1]!;
     const { about, parts, writing } = recordingFiles(this.dir, name);
     // A link to the part may be left in the recording's folder by a gateway that was killed.
-    await Promise.all([rm(join(this.dir, fileName), { force: true }), rm(join(this.dir, captionsFileOf(fileName)), { force: true }), rm(join(writing, fileName), { force: true })]);
+    const paths = [join(this.dir, fileName), join(this.dir, captionsFileOf(fileName)), join(writing, fileName)];
+    await Promise.all(paths.map((path) => rm(path, { force: true })));
     this.log.info({ file: fileName, why }, 'recording deleted');
     // The recording's own files go with its last part.
     const left = (await readdir(this.dir)).some((f) => PART_FILE.exec(f)?.[1] === name);

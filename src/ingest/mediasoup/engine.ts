@@ -294,7 +294,8 @@ export class MediasoupEngine implements IngestEngine {
           const producer = await writer.produceData({ label: 'captions' });
           viewer.addChannel('captions', producer);
           const consumer = await transport.consumeData({ dataProducerId: producer.id });
-          if (consumer.sctpStreamParameters?.streamId !== 0) throw new Error(`the data channel got SCTP stream ${consumer.sctpStreamParameters?.streamId}, not 0`);
+          const streamId = consumer.sctpStreamParameters?.streamId;
+          if (streamId !== 0) throw new Error(`the data channel got SCTP stream ${streamId}, not 0`);
         }
       } catch (error) {
         throw new OfferError(`the WebRTC engine cannot take this offer (${(error as Error).message ?? error})`);

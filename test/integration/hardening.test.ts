@@ -158,7 +158,11 @@ t.test('offers the WebRTC engine cannot take are 400 naming what is wrong, check
     ['a bare a=candidate', good.replace('a=rtcp-mux\r\n', 'a=candidate\r\na=rtcp-mux\r\n'), /malformed a=candidate/],
     ['a .local candidate cut short', good.replace('a=rtcp-mux\r\n', 'a=candidate:1 1 udp 1 x.local\r\na=rtcp-mux\r\n'), /malformed a=candidate/],
     ['no media line', 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n', /no media line/],
-    ['a data channel', good.replace('m=audio 9 UDP/TLS/RTP/SAVPF 111', 'm=application 9 UDP/DTLS/SCTP webrtc-datachannel'), /data channels/],
+    [
+      'a data channel the old way (DTLS/SCTP 5000)',
+      good.replace('m=audio 9 UDP/TLS/RTP/SAVPF 111', 'm=application 9 DTLS/SCTP 5000'),
+      /data channels must be UDP\/DTLS\/SCTP webrtc-datachannel/,
+    ],
     ['no fingerprint', good.replace(/a=fingerprint:.*\r\n/g, ''), /fingerprint/],
     ['no ICE password', good.replace(/a=ice-pwd:.*\r\n/g, ''), /ice-pwd/],
     ['BUNDLE naming a missing mid', good.replace('a=group:BUNDLE 0 1', 'a=group:BUNDLE 0 1 7'), /BUNDLE names mid 7/],

@@ -25,6 +25,7 @@ import { layerCost } from './layers.js';
 import { glassToGlass } from './glass.js';
 import { captionsBeside, push } from './latency.js';
 import { captionCost } from './captions.js';
+import { framePathCost } from './frame-path.js';
 import { outputs } from './outputs.js';
 import { overload } from './overload.js';
 import { peer } from './peer.js';
@@ -47,7 +48,7 @@ const { values: args } = parseArgs({
   },
 });
 const quick = args.quick!;
-const sections = new Set((args.only ?? 'startup,sdk,latency,fanout,outputs,audio,aac,resilience,stalls,isolation,capacity,overload,cluster,mixer,peer').split(','));
+const sections = new Set((args.only ?? 'startup,sdk,latency,frame-path,fanout,outputs,audio,aac,resilience,stalls,isolation,capacity,overload,cluster,mixer,peer').split(','));
 const plan = benchPlan(quick);
 if (args.steps) plan.capacitySteps = args.steps.split(',').map(Number);
 const WORK = resolve('.bench');
@@ -95,6 +96,7 @@ async function main(): Promise<void> {
       await push(bench, gateway, fixture, receiver, 'transcode');
       await push(bench, gateway, fixture, receiver, 'vertical');
     });
+    await step('frame-path', async () => framePathCost(bench, fixture));
     await step('audio', () => audioCommands(bench, gateway, fixture, receiver));
     await step('aac', async () => aacCoders(bench));
     await step('resilience', async () => {

@@ -242,6 +242,17 @@ export function mediaHead(
   ];
 }
 
+/** An answer's data channel line, taken: SCTP over the transport's DTLS, with the candidates. */
+export function dataChannelSection(transport: AnswerTransport, remoteRole: types.DtlsRole, mid: string, candidates: readonly string[]): string[] {
+  return [
+    ...mediaHead('application', ['webrtc-datachannel'], transport, remoteRole, mid, 'UDP/DTLS/SCTP'),
+    'a=sctp-port:5000',
+    `a=max-message-size:${DATA_MESSAGE_MAX_BYTES}`,
+    ...candidates,
+    'a=end-of-candidates',
+  ];
+}
+
 /** The transport's host candidates on the addresses the gateway announces. */
 export function candidateLines(transport: AnswerTransport, announced: (address: string) => boolean): string[] {
   return transport.iceCandidates
@@ -256,15 +267,7 @@ export function candidateLines(transport: AnswerTransport, announced: (address: 
 export function answerSdp(offer: ParsedOffer, transport: AnswerTransport, announced: (address: string) => boolean): string {
   const candidates = candidateLines(transport, announced);
   const sections = new Map<string, string[]>();
-  if (offer.data) {
-    sections.set(offer.data.mid, [
-      ...mediaHead('application', ['webrtc-datachannel'], transport, offer.remoteRole, offer.data.mid, 'UDP/DTLS/SCTP'),
-      'a=sctp-port:5000',
-      `a=max-message-size:${DATA_MESSAGE_MAX_BYTES}`,
-      ...candidates,
-      'a=end-of-candidates',
-    ]);
-  }
+  if (offer.data) sections.set(offer.data.mid, dataChannelSection(transport, offer.remoteRole, offer.data.mid, candidates));
   for (const media of offer.media) {
     const { codec } = media;
     const payloadTypes = [codec.payloadType, ...(media.rtxPayloadType !== undefined ? [media.rtxPayloadType] : [])];

@@ -1,7 +1,7 @@
 import { wallClockMs } from '../../clock.js';
 import type { types } from 'mediasoup';
 import { OfferError } from '../sdp.js';
-import { candidateLines, DATA_MESSAGE_MAX_BYTES, dtlsOf, mediaHead, splitSdp, type AnswerTransport } from './offer.js';
+import { candidateLines, dataChannelSection, dtlsOf, mediaHead, splitSdp, type AnswerTransport } from './offer.js';
 
 /**
  * A viewer's offer (WHEP: it receives) in mediasoup's terms, and the answer that sends it the
@@ -138,17 +138,8 @@ export function viewerAnswerSdp(
   ];
   for (const mid of offer.mids) {
     if (mid === offer.data?.mid) {
-      if (!channel) {
-        lines.push('m=application 0 UDP/DTLS/SCTP webrtc-datachannel', 'c=IN IP4 0.0.0.0', `a=mid:${mid}`);
-        continue;
-      }
-      lines.push(
-        ...mediaHead('application', ['webrtc-datachannel'], transport, offer.remoteRole, mid, 'UDP/DTLS/SCTP'),
-        'a=sctp-port:5000',
-        `a=max-message-size:${DATA_MESSAGE_MAX_BYTES}`,
-        ...candidates,
-        'a=end-of-candidates',
-      );
+      const refused = ['m=application 0 UDP/DTLS/SCTP webrtc-datachannel', 'c=IN IP4 0.0.0.0', `a=mid:${mid}`];
+      lines.push(...(channel ? dataChannelSection(transport, offer.remoteRole, mid, candidates) : refused));
       continue;
     }
     const media = offer.media.find((m) => m.mid === mid)!;

@@ -1,10 +1,9 @@
 import { monotonicMs } from '../clock.js';
-import { close, constants, open } from 'node:fs';
-import { chmod, link, lstat, mkdir, rmdir, statfs, unlink } from 'node:fs/promises';
+import { lstat, mkdir, rmdir, statfs, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { promisify } from 'node:util';
 import { createOwnFile, readOwnFile } from '../own-files.js';
 import { RecordingCaptions } from './record-captions.js';
+import { WritingFolder } from './record-folder.js';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import { FFMPEG_QUIET, FfmpegLink, FLV_STDIN, type FfmpegLinkSettings } from './ffmpeg-link.js';
 import { type FailureKind, OpenError } from './failures.js';
@@ -219,7 +218,7 @@ async function claimName(record: RecordSettings, name: string, about: RecordingA
         throw Object.assign(new Error('taken'), { code: 'EEXIST' });
       await createOwnFile(aboutFile, JSON.stringify(about), record.fileMode);
       try {
-        return { name: candidate, folder: await WritingFolder.make(record, candidate) };
+        return { name: candidate, folder: await WritingFolder.make(recordingFiles(record.dir, candidate).writing, record.dir, record.fileMode) };
       } catch (error) {
         await unlink(aboutFile).catch(() => {});
         throw error;
@@ -231,68 +230,8 @@ async function claimName(record: RecordSettings, name: string, about: RecordingA
   }
 }
 
-const openFd = promisify(open);
-const closeFd = promisify(close);
-/** How long a part ffmpeg said it opens has to appear (ms), checked every `PART_POLL_MS`. */
+/** How long a part ffmpeg said it opens has to appear (ms). */
 const PART_APPEAR_MS = 5000;
-const PART_POLL_MS = 10;
-
-/**
- * The folder of one recording's own, `.<name>.writing` (mode 0700), where its ffmpeg writes: made
- * anew (nothing may be at that name), then held open, so that ffmpeg and the gateway reach it by
- * its descriptor (`/proc/self/fd/N`) even if its name in `record_dir` were replaced by a link.
- * Each part is linked into `record_dir` by its name as ffmpeg opens it (a hard link: the same file,
- * readable there while it is written; refused, never replaced, when anything is at that name).
- */
-class WritingFolder {
-  #closed = false;
-
-  private constructor(
-    readonly fd: number,
-    private readonly record: RecordSettings,
-  ) {}
-
-  /** Makes the folder of recording `name`: `EEXIST` when anything is at its name already. */
-  static async make(record: RecordSettings, name: string): Promise<WritingFolder> {
-    const path = recordingFiles(record.dir, name).writing;
-    await mkdir(path, { mode: 0o700 });
-    return new WritingFolder(await openFd(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW), record);
-  }
-
-  /** A file in the folder, by the folder's descriptor. */
-  path(file: string): string {
-    return `/proc/self/fd/${this.fd}/${file}`;
-  }
-
-  /**
-   * Links `file` into `record_dir` under the same name, with the recordings' mode; `waitMs`: how
-   * long ffmpeg may take to make it after saying it opens it.
-   */
-  async publish(file: string, waitMs = 0): Promise<void> {
-    for (let waited = 0; ; waited += PART_POLL_MS) {
-      try {
-        await chmod(this.path(file), this.record.fileMode);
-        break;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || waited >= waitMs || this.#closed) throw error;
-        await new Promise((resolve) => setTimeout(resolve, PART_POLL_MS));
-      }
-    }
-    await link(this.path(file), join(this.record.dir, file));
-  }
-
-  /** Removes `file` from the folder (its link in `record_dir` stays). */
-  async drop(file: string): Promise<void> {
-    await unlink(this.path(file)).catch(() => {});
-  }
-
-  /** Once ffmpeg has ended: the folder is removed when empty, and its descriptor closed. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await closeFd(this.fd).catch(() => {});
-  }
-}
 
 /** Follows the parts ffmpeg opens (its log) and finishes (its list), and tells of each. */
 class PartFollower {
@@ -380,7 +319,8 @@ class PartFollower {
     const captionsFile = file.replace(/\.mp4$/, '.vtt');
     try {
       await createOwnFile(join(this.record.dir, captionsFile), vtt, this.record.fileMode);
-      return { captionsFile };
+      const { dropped } = this.captions;
+      return { captionsFile, ...(dropped ? { captionsError: `${dropped} captions of the recording so far were left out: too many in one part` } : {}) };
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? 'error';
       const taken = `record_dir already holds ${captionsFile}, which this recording did not write`;

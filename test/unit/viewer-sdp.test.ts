@@ -1,5 +1,5 @@
 import t from 'tap';
-import { viewerCodecs } from '../../src/ingest/mediasoup/engine.js';
+import { viewerCodecs } from '../../src/ingest/mediasoup/codecs.js';
 import { parseViewerOffer, viewerAnswerSdp, type SentTrack } from '../../src/ingest/mediasoup/viewer-sdp.js';
 import { savedOffer } from '../helpers/sdp-lines.js';
 

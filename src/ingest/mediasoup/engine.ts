@@ -11,6 +11,7 @@ import { answerSdp, DATA_MESSAGE_MAX_BYTES, parseOffer, producerParameters } fro
 import { createHandoff, type HandedTrack, type HandoffKind, type RtpHandoff } from './rtp-handoff.js';
 import { MediasoupSession } from './session.js';
 import { MediasoupViewer } from './viewer.js';
+import { flavour, MEDIA_CODECS, viewerCodecs } from './codecs.js';
 import { parseViewerOffer, viewerAnswerSdp, type SentTrack } from './viewer-sdp.js';
 
 export interface MediasoupEngineOptions extends EngineOptions {
@@ -25,20 +26,6 @@ export interface MediasoupEngineOptions extends EngineOptions {
  * camera are 200 kb/s for 320x180 and 700 kb/s for 640x360.
  */
 const SIMULCAST_LOWER_LAYERS_KBPS = 900;
-
-/** The codecs the router takes: each H.264 profile a browser or encoder offers, VP8, VP9 and Opus. */
-const MEDIA_CODECS: types.RouterRtpCodecCapability[] = [
-  { kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 },
-  ...['42e01f', '42001f', '4d001f', '640032'].map((profile): types.RouterRtpCodecCapability => ({
-    kind: 'video',
-    mimeType: 'video/H264',
-    clockRate: 90000,
-    parameters: { 'packetization-mode': 1, 'profile-level-id': profile, 'level-asymmetry-allowed': 1 },
-  })),
-  { kind: 'video', mimeType: 'video/VP8', clockRate: 90000 },
-  { kind: 'video', mimeType: 'video/VP9', clockRate: 90000, parameters: { 'profile-id': 0 } },
-  { kind: 'video', mimeType: 'video/VP9', clockRate: 90000, parameters: { 'profile-id': 2 } },
-];
 
 /** One mediasoup worker process, its router, and the WebRTC server every publisher connects through. */
 interface Plant {
@@ -61,32 +48,6 @@ interface ViewerRouter {
   viewers: number;
   /** Where the gateway writes to its viewers' data channels (made at the first). */
   channels?: Promise<types.DirectTransport>;
-}
-
-/** The H.264 profile, packetization mode or VP9 profile that tells two codecs of one MIME type apart. */
-const flavour = (codec: { mimeType: string; parameters?: Record<string, unknown> }): string => {
-  const p = (codec.parameters ?? {}) as Record<string, string | number | undefined>;
-  if (/h264/i.test(codec.mimeType)) return `${String(p['profile-level-id'] ?? '').toLowerCase()}/${String(p['packetization-mode'] ?? 0)}`;
-  if (/vp9/i.test(codec.mimeType)) return String(p['profile-id'] ?? 0);
-  return '';
-};
-
-const sameCodec = (a: { mimeType: string; clockRate: number; parameters?: Record<string, unknown> }, b: typeof a): boolean =>
-  a.mimeType.toLowerCase() === b.mimeType.toLowerCase() && a.clockRate === b.clockRate && flavour(a) === flavour(b);
-
-/**
- * The codecs of a stream's tracks (`produced`), with the payload types a viewer offered for them.
- * mediasoup sends a consumer's packets with its router's payload types, and a browser that offered
- * decodes by its own offer's: each set of payload types gets a router of its own (viewers with the
- * same browser share one). Only the stream's codecs: the router adds a retransmission format per
- * video codec from the payload types left, which more codecs could make collide with one offered.
- */
-export function viewerCodecs(capabilities: types.RtpCapabilities, produced: readonly types.RtpCodecParameters[]): types.RouterRtpCodecCapability[] {
-  const offered = capabilities.codecs ?? [];
-  return MEDIA_CODECS.filter((codec) => produced.some((p) => sameCodec(p, codec))).flatMap((codec) => {
-    const match = offered.find((o) => sameCodec(o, codec));
-    return match ? [{ ...codec, preferredPayloadType: match.preferredPayloadType }] : [];
-  });
 }
 
 /**

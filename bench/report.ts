@@ -22,7 +22,7 @@ export function benchPlan(quick: boolean) {
         cutRuns: 3,
         reconnectCycles: 100,
         pushSeconds: 20,
-        capacitySteps: [8, 16, 24, 32, 40, 48, 56, 64],
+        capacitySteps: [1, 8, 16, 24, 32, 40, 48, 56, 64],
         capacitySeconds: 15,
       };
 }

@@ -30,22 +30,3 @@ export function wallClockMs(): number {
   // eslint-disable-next-line no-restricted-properties -- the one place the wall clock is read
   return Date.now();
 }
-
-/** A check called later than this past its interval (ms), or a whole interval late, was not on time. */
-const LATE_MS = 500;
-
-/**
- * Calls `check` every `everyMs`, telling it whether the call came on time. A thread starved of CPU
- * (a saturated machine) runs its overdue timers before it reads what its sockets and pipes hold: a
- * silence measured by a late call may be data waiting to be read, and a watchdog judges nothing
- * then. Unref'd: a check never keeps the process alive.
- */
-export function checkEvery(everyMs: number, check: (now: number, onTime: boolean) => void): NodeJS.Timeout {
-  let last = monotonicMs();
-  return setInterval(() => {
-    const now = monotonicMs();
-    const onTime = now - last <= everyMs + Math.max(everyMs, LATE_MS);
-    last = now;
-    check(now, onTime);
-  }, everyMs).unref();
-}

@@ -1,4 +1,5 @@
 import { monotonicMs } from '../clock.js';
+import { onTick } from '../tick.js';
 import { PCM_CHANNELS } from './pcm.js';
 
 /** Samples (48 kHz frames) per millisecond of the publisher's clock. */
@@ -7,29 +8,8 @@ const SAMPLES_PER_MS = 48;
 const STALL_MS = 100;
 /** While stalled, silence is written up to this far behind now, leaving room for late packets. */
 const STALL_LAG_MS = 60;
-const TICK_MS = 20;
 /** Packets further ahead of now than this cannot be placed (a sender whose clock jumped). */
 const MAX_AHEAD_MS = 1000;
-
-/**
- * One timer for every timeline of this thread: each output's own 20 ms interval woke the thread
- * 50 times a second per push, at its own moments.
- */
-const ticking = new Set<AudioTimeline>();
-let ticker: NodeJS.Timeout | undefined;
-
-function tick(timeline: AudioTimeline, on: boolean): void {
-  if (on) ticking.add(timeline);
-  else ticking.delete(timeline);
-  if (ticking.size > 0)
-    ticker ??= setInterval(() => {
-      for (const t of ticking) t.fillStall();
-    }, TICK_MS);
-  else {
-    clearInterval(ticker);
-    ticker = undefined;
-  }
-}
 
 /**
  * One output's audio on one unbroken timeline: sample n is at `startMs + n / 48` on the
@@ -47,6 +27,8 @@ export abstract class AudioTimeline {
   #startMs: number | undefined;
   #lastLiveAt = 0;
   #closed = false;
+  /** Takes it off the thread's tick (`fillStall`). */
+  #untick: (() => void) | undefined;
 
   constructor(now: () => number = monotonicMs) {
     this.now = now;
@@ -63,13 +45,13 @@ export abstract class AudioTimeline {
     this.#startMs = startMs;
     this.#lastLiveAt = this.now();
     this.started();
-    tick(this, true);
+    this.#untick = onTick(() => this.fillStall());
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    tick(this, false);
+    this.#untick?.();
   }
 
   /** Once the timeline has begun, before anything else is written. */
@@ -103,7 +85,7 @@ export abstract class AudioTimeline {
     write(frames - skip, skip);
   }
 
-  /** Keeps time moving with silence when no live audio arrives; called every TICK_MS once begun. */
+  /** Keeps time moving with silence when no live audio arrives; called on every tick of the thread (`tick.ts`) once begun. */
   fillStall(): void {
     const now = this.now();
     if (now - this.#lastLiveAt < STALL_MS || this.#startMs === undefined) return;

@@ -1,4 +1,4 @@
-import { checkEvery } from '../clock.js';
+import { checkEvery } from '../tick.js';
 import type { SecureContext } from 'node:tls';
 import { RtmpPushClient, type RtmpPublishOptions } from '../rtmp/client.js';
 import { RtmpError } from '../rtmp/errors.js';
@@ -91,7 +91,8 @@ export function rtmpLinks(destination: Destination, settings: RtmpLinkSettings, 
  */
 class RtmpLink extends GuardedLink implements Link {
   readonly out: MediaOutput;
-  readonly #stallTimer: NodeJS.Timeout;
+  /** Stops its stall check. */
+  readonly #uncheckStall: () => void;
   /** Since when output has waited on the destination without it acknowledging anything. */
   #overdueSince: number | undefined;
   #acknowledgements: number;
@@ -104,11 +105,11 @@ class RtmpLink extends GuardedLink implements Link {
     super(rtmp, rtmp, settings);
     this.out = this.front;
     rtmp.on('closed', (error) => {
-      clearInterval(this.#stallTimer);
+      this.#uncheckStall();
       if (error) this.lose(`destination connection lost: ${scrubDestination(error.message, this.destination)}`, classifyFailure(error));
     });
     this.#acknowledgements = rtmp.acknowledgements;
-    this.#stallTimer = checkEvery(STALL_CHECK_MS, (now, onTime) => this.#checkStall(settings.stallTimeoutMs, now, onTime));
+    this.#uncheckStall = checkEvery(STALL_CHECK_MS, (now, onTime) => this.#checkStall(settings.stallTimeoutMs, now, onTime));
   }
 
   get stats(): LinkStats {
@@ -126,7 +127,7 @@ class RtmpLink extends GuardedLink implements Link {
 
   async close(): Promise<void> {
     this.closed = true;
-    clearInterval(this.#stallTimer);
+    this.#uncheckStall();
     this.outBuffer?.close();
     await this.rtmp.close();
   }
@@ -154,7 +155,7 @@ class RtmpLink extends GuardedLink implements Link {
   #backlogged(): boolean {
     const waiting = this.rtmp.bufferedBytes;
     if (waiting <= MAX_BACKLOG_BYTES) return false;
-    clearInterval(this.#stallTimer);
+    this.#uncheckStall();
     this.lose(`the destination does not keep up: ${Math.round(waiting / 1048576)} MB waiting to be sent`, 'unreachable');
     return true;
   }

@@ -1,4 +1,5 @@
-import { checkEvery, monotonicMs } from '../clock.js';
+import { monotonicMs } from '../clock.js';
+import { checkEvery } from '../tick.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,7 +80,8 @@ class FfmpegPipeline implements Pipeline {
   /** The IVF time of the last frame written. */
   #lastPts = -1;
   #lastOutputAt: number | undefined;
-  readonly #watch: NodeJS.Timeout;
+  /** Stops its watch. */
+  readonly #unwatch: () => void;
   #tags: ((tags: FlvTag[]) => void) | undefined;
   #lost: ((reason: string, kind: FailureKind) => void) | undefined;
   #closing: Promise<void> | undefined;
@@ -123,7 +125,7 @@ class FfmpegPipeline implements Pipeline {
     // Before its first output, ffmpeg has the start-up timeout; after it, it writes every ~21 ms.
     // A late check judges nothing: the thread was starved, and what ffmpeg wrote may wait unread.
     const startedAt = monotonicMs();
-    this.#watch = checkEvery(WATCH_MS, (now, onTime) => {
+    this.#unwatch = checkEvery(WATCH_MS, (now, onTime) => {
       if (!onTime) return;
       if (this.#lastOutputAt === undefined) {
         // Started but silent: the machine did not get to it in time.
@@ -233,7 +235,7 @@ class FfmpegPipeline implements Pipeline {
     this.#closing ??= (async () => {
       this.#lost = undefined;
       this.#tags = undefined;
-      clearInterval(this.#watch);
+      this.#unwatch();
       this.audio.close();
       await this.ffmpeg.stop(this.settings.stopTimeoutMs);
       if (this.workDir) await rm(this.workDir, { recursive: true, force: true });
@@ -310,7 +312,7 @@ class FfmpegPipeline implements Pipeline {
     this.#failOutput(new OpenError(reason, kind)); // no effect once it has output
     const listener = this.#lost;
     this.#lost = undefined;
-    clearInterval(this.#watch);
+    this.#unwatch();
     listener?.(reason, kind);
   }
 

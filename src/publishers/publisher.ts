@@ -1,6 +1,7 @@
-import { checkEvery, monotonicMs, wallClockMs } from '../clock.js';
+import { monotonicMs, wallClockMs } from '../clock.js';
 import type { Logger } from 'pino';
 import { TypedEmitter } from '../events.js';
+import { checkEvery, onTick } from '../tick.js';
 import type { IngestSession, IngestTrack } from '../ingest/engine.js';
 import type { MediaKind, VideoCodec } from '../media/codecs.js';
 import type { Depacketizer, PendingFrame, VideoFrame } from '../media/depacketizer.js';
@@ -69,7 +70,8 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   messagesRefused = 0;
   #keyframeRequests = 0;
   readonly #rate = new RateMeter();
-  readonly #rateTimer = setInterval(() => this.#rate.sample(this.#received('bytes')), 1000).unref();
+  /** Takes its rate sample (every second) off the thread's tick. */
+  readonly #untickRate = onTick(() => this.#rate.sample(this.#received('bytes')), 1000);
   readonly #pipelines = new Map<MediaKind, TrackPipeline>();
   readonly #fanout: Fanout;
   /** The video's frames, made once for every sink. */
@@ -77,8 +79,10 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   /** The Opus decoded once for every sink that asks (`audioPcm`). */
   readonly #opus: OpusStage | undefined;
   readonly #keyframes: KeyframeSchedule;
-  #keyframeTimer: NodeJS.Timeout | undefined;
-  #mediaWatch: NodeJS.Timeout | undefined;
+  /** Takes its keyframe schedule off the thread's tick. */
+  #untickKeyframes: (() => void) | undefined;
+  /** Stops its media watch. */
+  #unwatchMedia: (() => void) | undefined;
   #unsubscribers: (() => void)[] = [];
   /** Simulcast: a publisher of each lower layer a push asked for, made at its first use. */
   readonly #layers = new Map<number, Promise<Publisher>>();
@@ -138,7 +142,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       this.state = 'publishing';
       this.publishingSince = wallClockMs();
       this.mediaOriginMs = monotonicMs();
-      if (this.videoCodec) this.#keyframeTimer = setInterval(() => this.#keyframes.check(), KEYFRAME_CHECK_MS);
+      if (this.videoCodec) this.#untickKeyframes = onTick(() => this.#keyframes.check(), KEYFRAME_CHECK_MS);
       this.#watchMedia();
       options.log.info({ video: this.videoCodec, audio: this.hasAudio }, 'publishing');
       this.safeEmit('publishing');
@@ -227,7 +231,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     // Told by the packet count standing still between checks, not by a clock read per packet.
     let packets = this.#received('packets');
     let silentSince = monotonicMs();
-    this.#mediaWatch = checkEvery(everyMs, (now, onTime) => {
+    this.#unwatchMedia = checkEvery(everyMs, (now, onTime) => {
       const received = this.#received('packets');
       const held = !onTime || (this.options.saturated?.() ?? false);
       if (received !== packets || held) {
@@ -351,9 +355,9 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   async close(reason = 'closed by the gateway', lost = false): Promise<void> {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    clearInterval(this.#keyframeTimer);
-    clearInterval(this.#mediaWatch);
-    clearInterval(this.#rateTimer);
+    this.#untickKeyframes?.();
+    this.#unwatchMedia?.();
+    this.#untickRate();
     for (const unsubscribe of this.#unsubscribers) unsubscribe();
     this.#fanout.close();
     this.#opus?.close();

@@ -68,7 +68,8 @@ t.test('when live audio stops, silence keeps time moving; a packet over it is tr
   const { mixer: m, out, clock } = await mixer();
   m.pushPcm(pcm[0], 10_000);
   clock.now = 10_500; // nothing for half a second
-  await new Promise((r) => setTimeout(r, 50));
+  const written = m.written;
+  while (m.written === written) await new Promise((r) => setTimeout(r, 10)); // the thread's next tick
   t.equal(m.written, Math.floor((10_500 - 60 - 10_000) * 48), 'silence up to 60 ms before now');
   const before = m.written;
   m.pushPcm(pcm[1], 10_430); // overlaps the last 10 ms of that silence

@@ -3,7 +3,8 @@ import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import t from 'tap';
-import { checkEvery, monotonicMs } from '../../src/clock.js';
+import { monotonicMs } from '../../src/clock.js';
+import { checkEvery } from '../../src/tick.js';
 
 const SRC = join(import.meta.dirname, '../../src');
 
@@ -74,8 +75,7 @@ t.test('the monotonic clock is one clock for every thread: a frame timed in a wo
 
 t.test('a periodic check says when it came late: the thread was starved, and what its sockets hold is still unread', async (t) => {
   const calls: boolean[] = [];
-  const timer = checkEvery(100, (_now, onTime) => calls.push(onTime));
-  t.teardown(() => clearInterval(timer));
+  t.teardown(checkEvery(100, (_now, onTime) => calls.push(onTime)));
   // On time at least once (a busy machine may make some late), then the thread held for 1.5 s.
   while (!calls.includes(true)) await new Promise((resolve) => setTimeout(resolve, 20));
   await new Promise<void>((resolve) =>

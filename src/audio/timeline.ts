@@ -85,7 +85,7 @@ export abstract class AudioTimeline {
     write(frames - skip, skip);
   }
 
-  /** Keeps time moving with silence when no live audio arrives; called on every tick of the thread (`tick.ts`) once begun. */
+  /** Keeps time moving with silence when no live audio arrives; called on the thread's tick (`tick.ts`) once begun. */
   fillStall(): void {
     const now = this.now();
     if (now - this.#lastLiveAt < STALL_MS || this.#startMs === undefined) return;

@@ -51,12 +51,6 @@ export interface SentFrame {
 const VIDEO_PT = 96;
 const AUDIO_PT = 111;
 const TICK_MS = 5;
-/**
- * Video packets a publisher sends per tick at most when it paces as a browser does (`BENCH_PACED`):
- * WebRTC's pacer sends at 2.5 times the target bitrate in 5 ms bursts, about three packets of a
- * 2.5 Mb/s stream; audio goes at once.
- */
-const PACED_PACKETS_PER_TICK = process.env.BENCH_PACED === '1' ? 3 : Infinity;
 
 /**
  * A WebRTC publisher without a browser: werift as the client, WHIP for signalling, pre-encoded
@@ -76,8 +70,6 @@ export class SyntheticPublisher {
   #ignoreKeyframeRequests = false;
   /** Nothing is sent before this; then everything due goes at once, as after a network hiccup. */
   #heldUntil = 0;
-  /** Video packets made and not yet sent (paced). */
-  readonly #videoQueue: (() => void)[] = [];
   #audioSent = 0;
   /** The sound frame its fixture's first packet went with (a fixture switched to starts from its first). */
   #audioOffset = 0;
@@ -250,7 +242,6 @@ export class SyntheticPublisher {
     if (time < this.#heldUntil) return;
     const frameMs = 1000 / this.fixture.fps;
     while (this.#startedAt + this.#videoSent * frameMs <= time) this.#sendVideoFrame();
-    for (let n = 0; n < PACED_PACKETS_PER_TICK && this.#videoQueue.length > 0; n++) this.#videoQueue.shift()!();
     if (!this.#audio) return;
     while (this.#startedAt + this.#audioSent * this.fixture.audioFrameMs <= time) this.#sendAudioFrame();
   }
@@ -273,8 +264,7 @@ export class SyntheticPublisher {
     const timestamp = this.videoTimestamp(index);
     payloads.forEach((payload, i) => {
       this.#videoSeq = (this.#videoSeq + 1) & 0xffff;
-      const sequenceNumber = this.#videoSeq;
-      this.#videoQueue.push(() => send(this.#video!, VIDEO_PT, sequenceNumber, timestamp, i === payloads.length - 1, payload));
+      send(this.#video!, VIDEO_PT, this.#videoSeq, timestamp, i === payloads.length - 1, payload);
     });
     this.frames.push({ index, unit, key: units[unit]!.key, sentAt: now(), dueAt: this.#startedAt + (index * 1000) / this.fixture.fps });
   }

@@ -88,6 +88,16 @@ t.test('transcoding reads the video as IVF from pipe:3 (input 0) and the audio f
   t.match(joined, /-f ivf -i pipe:3 -probesize 32 -f s16le .* -i pipe:0 -map 0:v:0 .*-map 1:a:0 -c:a aac/);
 });
 
+t.test('filters run in the thread that decodes and encodes; passing video through there are none', async (t) => {
+  const one = ['-filter_threads', '1', '-filter_complex_threads', '1'];
+  const global = (args: string[]): string[] => args.slice(args.indexOf('-filter_threads'), args.indexOf('-filter_threads') + 4);
+  const transcoding = buildFfmpegArgs({ ...job, plan: planEncoding('H264', { aspect: '9:16' }, settings) });
+  t.same(global(transcoding), one);
+  t.ok(transcoding.indexOf('-filter_threads') < transcoding.indexOf('-i'), 'global options, before the inputs');
+  t.same(global(buildFfmpegArgs({ still: { path: '/x.h264', fps: 30 }, settings, analyzeDurationUs: 1, plan: { video: 'copy' } })), one);
+  t.notOk(buildFfmpegArgs({ settings, analyzeDurationUs: 1, plan: { video: 'copy' } }).includes('-filter_threads'));
+});
+
 t.test('transcoding uses libx264 with a 2 s keyframe interval, or the requested one in frames', async (t) => {
   const plan = planEncoding('VP8', {}, settings);
   const joined = buildFfmpegArgs({ ...job, plan }).join(' ');

@@ -10,7 +10,8 @@ import { AudioBacklog } from './audio-backlog.js';
 import { buildFfmpegArgs } from './ffmpeg-args.js';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import { annexBKeyframe, FlvReader, FlvTagType, isVideoFrameTag, type FlvTag } from '../media/flv.js';
-import { IVF_CLOCK_RATE, ivfFrameHeader, ivfHeader } from '../media/ivf.js';
+import { MATROSKA_AUDIO_TRACK, MATROSKA_CLOCK_RATE, MATROSKA_VIDEO_TRACK, matroskaBlockHead, matroskaHeader } from '../media/matroska.js';
+import { PCM_CHANNELS, PCM_SAMPLE_RATE } from '../audio/pcm.js';
 import type { VideoFrame } from '../media/depacketizer.js';
 import type { AudioPacket } from '../publishers/fanout.js';
 import type { EncodingSettings } from './encoding.js';
@@ -50,6 +51,8 @@ const WATCH_MS = 500;
  * five blocks: transcoding's added latency 95 ms median, 130 ms p95, against 43 and 59 with one.
  */
 const BATCH_BLOCKS = 5;
+/** A transcoding ffmpeg's PCM held until its first frame: 10 s of 20 ms blocks, past which it is discarded. */
+const MAX_HELD_PCM_BLOCKS = 500;
 /** The still picture's video is put on the clock by this many of its first frames (`#stillOnClock`). */
 const STILL_CLOCK_FRAMES = 3;
 /** After an audio command, audio goes out block by block for this many (~200 ms): the change shows at once. */
@@ -63,12 +66,13 @@ export function ffmpegPipelines(settings: FfmpegPipelineSettings): PipelineFacto
 /**
  * ffmpeg with what feeds it: the publisher's Opus relayed as it is (`OpusRelay`, when nothing is
  * mixed), or the audio mixer (the publisher's audio, decoded once by the publisher, muted or not, a
- * sound file over it) writing PCM to its stdin; for transcoding, the publisher's frames as IVF on
- * `pipe:3` (depacketized once by the publisher, each stamped with its publisher-clock time); for
- * the still picture, the last keyframe as a file it loops. Its FLV tags come back on stdout. Its
- * audio time 0 is the mixer's first sample, its video time 0 the first frame given to it. Lost
- * when ffmpeg exits, stops writing, writes what cannot be read, or no longer reads its video (audio
- * it cannot take is discarded: `AudioBacklog`).
+ * sound file over it) writing PCM to its stdin. For transcoding, the publisher's frames and that PCM
+ * go together as Matroska on `pipe:3` (the frames depacketized once by the publisher, each stamped
+ * with its publisher-clock time; the PCM by the samples written before it). For the still
+ * picture, the last keyframe as a file it loops. Its FLV tags come back on stdout. Its audio time 0
+ * is the mixer's first sample, its video time 0 the first frame given to it. Lost when ffmpeg
+ * exits, stops writing, writes what cannot be read, or no longer reads its video (audio it cannot
+ * take is discarded: `AudioBacklog`).
  */
 class FfmpegPipeline implements Pipeline {
   output: Promise<void> = Promise.resolve();
@@ -77,8 +81,14 @@ class FfmpegPipeline implements Pipeline {
   /** The audio's own output, when ffmpeg also transcodes the video (its `pipe:4`). */
   readonly #flvAudio = new FlvReader();
   readonly #lines: string[] = [];
-  /** The IVF time of the last frame written. */
+  /** The Matroska time of the last frame written. */
   #lastPts = -1;
+  /** When ffmpeg transcodes: PCM samples written into its Matroska input, which time the next block. */
+  #samplesWritten = 0;
+  /** Bytes of video written into it, beside the PCM's (`#samplesWritten`): how its backlog splits (`#behindAsPcm`). */
+  #videoBytesWritten = 0;
+  /** Its PCM blocks until the first frame is written (`#writePcmBlock`). */
+  #heldPcm: Buffer[] = [];
   #lastOutputAt: number | undefined;
   /** Stops its watch. */
   readonly #unwatch: () => void;
@@ -111,6 +121,7 @@ class FfmpegPipeline implements Pipeline {
   ) {
     this.source = { shiftMs: 0, still: spec.still !== undefined, transcoding: spec.video !== undefined };
     this.#batchBlocks = spec.video !== undefined ? 1 : BATCH_BLOCKS;
+    if (spec.video !== undefined) ffmpeg.writeVideo(matroskaHeader(spec.video, { sampleRate: PCM_SAMPLE_RATE, channels: PCM_CHANNELS }));
     this.#backlog = new AudioBacklog(audio instanceof AudioMixer, settings.log);
     this.output = new Promise<void>((resolve, reject) => {
       ffmpeg.once('output', () => resolve());
@@ -200,13 +211,17 @@ class FfmpegPipeline implements Pipeline {
     if (source.videoStartMs === undefined) {
       if (!frame.key) return;
       source.videoStartMs = frame.captureMs;
-      this.ffmpeg.writeVideo(ivfHeader(this.spec.video));
     }
     const data = frame.bitstream();
-    const pts = Math.max(this.#lastPts + 1, Math.round(((frame.captureMs - source.videoStartMs) * IVF_CLOCK_RATE) / 1000));
+    const pts = Math.max(this.#lastPts + 1, Math.round(((frame.captureMs - source.videoStartMs) * MATROSKA_CLOCK_RATE) / 1000));
     this.#lastPts = pts;
-    this.ffmpeg.writeVideo(ivfFrameHeader(data.length, pts));
+    this.ffmpeg.writeVideo(matroskaBlockHead(MATROSKA_VIDEO_TRACK, pts, data.length, frame.key));
     if (!this.ffmpeg.writeVideo(data)) return;
+    this.#videoBytesWritten += data.length;
+    if (this.#heldPcm.length) {
+      this.ffmpeg.writeVideo(Buffer.concat(this.#heldPcm));
+      this.#heldPcm = [];
+    }
     if (this.ffmpeg.videoBacklog > MAX_VIDEO_BACKLOG_BYTES) this.#lose('ffmpeg does not keep up with the video');
   }
 
@@ -256,11 +271,38 @@ class FfmpegPipeline implements Pipeline {
     const data = this.#batch.length === 1 ? this.#batch[0]! : Buffer.concat(this.#batch, this.#batchBytes);
     this.#batch = [];
     this.#batchBytes = 0;
-    if (this.#backlog.behind(this.ffmpeg.inputBacklog, data.length)) {
+    const transcoding = this.spec.video !== undefined;
+    if (this.#backlog.behind(transcoding ? this.#behindAsPcm() : this.ffmpeg.inputBacklog, data.length)) {
       this.#backlog.discard(data);
       return;
     }
-    if (this.ffmpeg.write(data)) this.#backlog.written(data);
+    if (transcoding ? this.#writePcmBlock(data) : this.ffmpeg.write(data)) this.#backlog.written(data);
+  }
+
+  /**
+   * PCM into ffmpeg's Matroska input, timed by the samples written before it: as on stdin, audio
+   * discarded leaves no gap in ffmpeg's time (`AudioBacklog.place` moves its tags on). Until the
+   * first frame is in, it is held: ffmpeg probes the input for the video's size, and would spend
+   * its probing time (`analyzeDurationUs`) on the sound that comes while the keyframe is awaited.
+   */
+  #writePcmBlock(data: Buffer): boolean {
+    const time = Math.round((this.#samplesWritten * MATROSKA_CLOCK_RATE) / PCM_SAMPLE_RATE);
+    const block = Buffer.concat([matroskaBlockHead(MATROSKA_AUDIO_TRACK, time, data.length, true), data]);
+    if (this.source.videoStartMs === undefined) {
+      if (this.#heldPcm.length >= MAX_HELD_PCM_BLOCKS) return false;
+      this.#heldPcm.push(block);
+    } else if (!this.ffmpeg.writeVideo(block)) return false;
+    this.#samplesWritten += data.length / (2 * PCM_CHANNELS);
+    return true;
+  }
+
+  /**
+   * What ffmpeg has not read of its one input, as the PCM in it, for `AudioBacklog` (whose limits
+   * are in PCM): the unread bytes in the share of PCM among all written.
+   */
+  #behindAsPcm(): number {
+    const pcmBytes = this.#samplesWritten * 2 * PCM_CHANNELS;
+    return (this.ffmpeg.videoBacklog * pcmBytes) / Math.max(1, pcmBytes + this.#videoBytesWritten);
   }
 
   #onOutput(data: Buffer, flv: FlvReader): void {

@@ -40,7 +40,7 @@ t.test('videoBitrate transcodes at that bitrate; audioBitrate sets the AAC bitra
   t.match(args, /-b:a 64k/);
 });
 
-t.test('the video to transcode is IVF: a 32-byte header naming the codec, frames timed at 90 kHz', async (t) => {
+t.test("IVF, the mixer's and the snapshots' input: a 32-byte header naming the codec, frames timed at 90 kHz", async (t) => {
   const header = ivfHeader('H264');
   t.equal(header.length, 32);
   t.equal(header.toString('latin1', 0, 4), 'DKIF');
@@ -72,9 +72,9 @@ t.test('ffmpeg writes FLV to stdout (the audio to pipe:4 when it transcodes) and
   // Two outputs: the transcoded video alone, then the audio alone (no interleaving wait between them).
   const video = args.indexOf('pipe:1');
   t.same(args.slice(video - 6, video + 1), [...flv, 'pipe:1']);
-  t.notOk(args.slice(args.indexOf('-map'), video).includes('1:a:0'), 'the video output carries no audio');
+  t.notOk(args.slice(args.indexOf('-map'), video).includes('0:a:0'), 'the video output carries no audio');
   t.same(args.slice(-7), [...flv, 'pipe:4']);
-  t.match(args.slice(video).join(' '), /^pipe:1 -map 1:a:0 -c:a aac/);
+  t.match(args.slice(video).join(' '), /^pipe:1 -map 0:a:0 -c:a aac/);
   t.same(args.slice(args.indexOf('-protocol_whitelist'), args.indexOf('-protocol_whitelist') + 2), ['-protocol_whitelist', 'file,pipe']);
   t.equal(args.filter((a) => a === '-protocol_whitelist').length, 1);
   t.notOk(
@@ -83,9 +83,11 @@ t.test('ffmpeg writes FLV to stdout (the audio to pipe:4 when it transcodes) and
   );
 });
 
-t.test('transcoding reads the video as IVF from pipe:3 (input 0) and the audio from stdin (input 1)', async (t) => {
-  const joined = buildFfmpegArgs({ ...job, plan: planEncoding('VP8', {}, settings) }).join(' ');
-  t.match(joined, /-f ivf -i pipe:3 -probesize 32 -f s16le .* -i pipe:0 -map 0:v:0 .*-map 1:a:0 -c:a aac/);
+t.test('transcoding reads the video and the audio together, as Matroska from pipe:3: one input', async (t) => {
+  const args = buildFfmpegArgs({ ...job, plan: planEncoding('VP8', {}, settings) });
+  t.match(args.join(' '), /-f matroska -i pipe:3 -map 0:v:0 .*-map 0:a:0 -c:a aac/);
+  t.equal(args.filter((arg) => arg === '-i').length, 1);
+  t.notOk(args.includes('pipe:0'), 'nothing read from stdin');
 });
 
 t.test('filters run in the thread that decodes and encodes; passing video through there are none', async (t) => {
@@ -119,11 +121,11 @@ t.test('overlays transcode: each image an input after the audio, laid over by on
   t.match(plan, { video: 'transcode', reason: /2 overlays requested/, overlays });
   const args = buildFfmpegArgs({ ...job, plan });
   const joined = args.join(' ');
-  t.match(joined, /-i pipe:3 .*-i pipe:0 -i \/media\/logo\.png -i \/media\/frame\.png /, 'the images are inputs 2 and 3');
+  t.match(joined, /-i pipe:3 -i \/media\/logo\.png -i \/media\/frame\.png /, 'the images are inputs 1 and 2');
   const graph = args[args.indexOf('-filter_complex') + 1]!;
-  t.match(graph, /^\[0:v\]scale=-2:360\[base\];\[2:v\]format=rgba,colorchannelmixer=aa=0\.5\[image0\];\[image0\]\[base\]scale2ref=/, 'scaled first, then the first image over it');
+  t.match(graph, /^\[0:v\]scale=-2:360\[base\];\[1:v\]format=rgba,colorchannelmixer=aa=0\.5\[image0\];\[image0\]\[base\]scale2ref=/, 'scaled first, then the first image over it');
   t.match(graph, /overlay=x=trunc\(main_w\*0\.8\/2\)\*2:y=trunc\(main_h\*0\.05\/2\)\*2/, 'placed at its fractions of the picture');
-  t.match(graph, /\[3:v\].*\[over1\]format=yuv420p\[vout\]$/, 'the second over the first');
+  t.match(graph, /\[2:v\].*\[over1\]format=yuv420p\[vout\]$/, 'the second over the first');
   t.equal(args[args.indexOf('-filter_complex') + 3], '[vout]', 'the graph is the video mapped');
   t.notMatch(joined, /-vf /);
   const still = buildFfmpegArgs({ ...job, videoInput: false, plan, still: { path: '/tmp/still.h264', fps: 25 } }).join(' ');

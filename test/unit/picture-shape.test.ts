@@ -75,7 +75,7 @@ t.test('an aspect transcodes to its size; height alone still scales as Web Call 
   const both = buildFfmpegArgs({ videoInput: true, plan: overlaid, settings, analyzeDurationUs: 1 });
   t.match(
     both[both.indexOf('-filter_complex') + 1],
-    /^\[0:v\]fps=25\[base\];\[base\]crop=.*scale=720:720,setsar=1\[shaped\];\[2:v\]format=rgba.*\[shaped\].*\[vout\]$/,
+    /^\[0:v\]fps=25\[base\];\[base\]crop=.*scale=720:720,setsar=1\[shaped\];\[1:v\]format=rgba.*\[shaped\].*\[vout\]$/,
     'the frame rate, the shape, then the images over it',
   );
   const still = buildFfmpegArgs({ still: { path: '/x.h264', fps: 30 }, plan, settings, analyzeDurationUs: 1 });

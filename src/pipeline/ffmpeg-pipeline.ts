@@ -44,14 +44,13 @@ const WATCH_MS = 500;
  * Audio blocks written to ffmpeg at a time once it is up: the mixer's blocks and the relay's pages
  * are each ~20 ms (an Opus packet), so five make 100 ms. Each write wakes ffmpeg, and on two cores
  * the writer is often pre-empted until ffmpeg has encoded it: fewer, larger writes cost both less
- * (see DESIGN.md). The video, passed through, does not wait for it. When ffmpeg transcodes the
- * video, it does: although the video leaves by an output of its own, ffmpeg's main loop takes its
- * next packet for the output furthest behind, so video waits for audio as late to be written; audio
- * goes block by block then (the video frames wake ffmpeg 30 times a second anyway). Measured with
- * five blocks: transcoding's added latency 95 ms median, 130 ms p95, against 43 and 59 with one.
+ * (see DESIGN.md). The video does not wait for it: passed through, it does not go through ffmpeg;
+ * transcoded, it comes in the same input (Matroska), which ffmpeg reads in the order written. (With
+ * the audio an input of its own, ffmpeg's main loop took its next packet for the output furthest
+ * behind, and the video waited for audio as late: 43 ms median added latency, 59 ms p95.)
  */
 const BATCH_BLOCKS = 5;
-/** A transcoding ffmpeg's PCM held until its first frame: 10 s of 20 ms blocks, past which it is discarded. */
+/** A transcoding ffmpeg's PCM held until its first frame: 10 s of 20 ms blocks; what comes after is discarded. */
 const MAX_HELD_PCM_BLOCKS = 500;
 /** The still picture's video is put on the clock by this many of its first frames (`#stillOnClock`). */
 const STILL_CLOCK_FRAMES = 3;
@@ -97,8 +96,6 @@ class FfmpegPipeline implements Pipeline {
   #closing: Promise<void> | undefined;
   #failOutput: (error: OpenError) => void = () => {};
   #batch: Buffer[] = [];
-  /** Blocks written at a time: BATCH_BLOCKS, or one when ffmpeg transcodes the video. */
-  readonly #batchBlocks: number;
   #batchBytes = 0;
   /** After a mute or a sound changed what the audio carries: blocks written at once, as the change fades in through the encoder. */
   #eagerBlocks = 0;
@@ -120,7 +117,6 @@ class FfmpegPipeline implements Pipeline {
     private readonly spec: PipelineSpec,
   ) {
     this.source = { shiftMs: 0, still: spec.still !== undefined, transcoding: spec.video !== undefined };
-    this.#batchBlocks = spec.video !== undefined ? 1 : BATCH_BLOCKS;
     if (spec.video !== undefined) ffmpeg.writeVideo(matroskaHeader(spec.video, { sampleRate: PCM_SAMPLE_RATE, channels: PCM_CHANNELS }));
     this.#backlog = new AudioBacklog(audio instanceof AudioMixer, settings.log);
     this.output = new Promise<void>((resolve, reject) => {
@@ -259,14 +255,14 @@ class FfmpegPipeline implements Pipeline {
   }
 
   /**
-   * Audio goes to ffmpeg `#batchBlocks` blocks at a time once it is up: every write wakes ffmpeg, and
+   * Audio goes to ffmpeg `BATCH_BLOCKS` blocks at a time once it is up: every write wakes ffmpeg, and
    * one write per 20 ms Opus packet was the largest cost of a push. What comes before the first
    * output, and for a while after an audio command (mute, a sound), goes at once.
    */
   #writeAudio(block: Buffer): void {
     this.#batch.push(block);
     this.#batchBytes += block.length;
-    if (this.#batch.length < this.#batchBlocks && this.#lastOutputAt !== undefined && this.#eagerBlocks <= 0) return;
+    if (this.#batch.length < BATCH_BLOCKS && this.#lastOutputAt !== undefined && this.#eagerBlocks <= 0) return;
     this.#eagerBlocks -= this.#batch.length;
     const data = this.#batch.length === 1 ? this.#batch[0]! : Buffer.concat(this.#batch, this.#batchBytes);
     this.#batch = [];
@@ -277,6 +273,7 @@ class FfmpegPipeline implements Pipeline {
       return;
     }
     if (transcoding ? this.#writePcmBlock(data) : this.ffmpeg.write(data)) this.#backlog.written(data);
+    else if (transcoding && this.source.videoStartMs === undefined) this.#backlog.discard(data); // held too long
   }
 
   /**

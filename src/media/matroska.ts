@@ -40,7 +40,10 @@ const ID = {
   SimpleBlock: 0xa3,
 } as const;
 
-/** Matroska's codec IDs; H.264 goes as the Annex B stream the publisher sent, which ffmpeg's decoder takes without a CodecPrivate. */
+/**
+ * Matroska's codec IDs. H.264 goes as the Annex B stream the publisher sent, which ffmpeg's decoder
+ * takes without a CodecPrivate.
+ */
 const VIDEO_CODEC_ID: Record<VideoCodec, string> = { H264: 'V_MPEG4/ISO/AVC', VP8: 'V_VP8', VP9: 'V_VP9' };
 
 export const MATROSKA_VIDEO_TRACK = 1;
@@ -54,12 +57,16 @@ function idBytes(id: number): Buffer {
   return bytes;
 }
 
-/** A data size as an 8-byte EBML variable-length integer (fits any size up to 2^53). */
+/** A data size as an 8-byte EBML variable-length integer (fits any size up to 2^48). */
 function sizeBytes(size: number): Buffer {
   const bytes = Buffer.alloc(8);
-  bytes.writeUInt8(0x01, 0);
-  bytes.writeUIntBE(size, 2, 6);
+  writeSize(bytes, 0, size);
   return bytes;
+}
+
+function writeSize(bytes: Buffer, at: number, size: number): void {
+  bytes.writeUInt8(0x01, at);
+  bytes.writeUIntBE(size, at + 2, 6);
 }
 
 /** The size "unknown" (all value bits set), for a segment written live. */
@@ -96,20 +103,24 @@ export function matroskaHeader(video: VideoCodec, audio: { sampleRate: number; c
     uint(ID.DocTypeVersion, 4),
     uint(ID.DocTypeReadVersion, 2),
   );
-  const info = element(ID.Info, uint(ID.TimestampScale, 1_000_000_000 / MATROSKA_CLOCK_RATE), text(ID.MuxingApp, 'gateway'), text(ID.WritingApp, 'gateway'));
+  const scale = uint(ID.TimestampScale, 1_000_000_000 / MATROSKA_CLOCK_RATE);
+  const info = element(ID.Info, scale, text(ID.MuxingApp, 'gateway'), text(ID.WritingApp, 'gateway'));
+  const rate = float(ID.SamplingFrequency, audio.sampleRate);
+  const pcm = element(ID.Audio, rate, uint(ID.Channels, audio.channels), uint(ID.BitDepth, 16));
   const tracks = element(
     ID.Tracks,
-    element(ID.TrackEntry, uint(ID.TrackNumber, MATROSKA_VIDEO_TRACK), uint(ID.TrackUID, MATROSKA_VIDEO_TRACK), uint(ID.TrackType, 1), text(ID.CodecID, VIDEO_CODEC_ID[video])),
-    element(
-      ID.TrackEntry,
-      uint(ID.TrackNumber, MATROSKA_AUDIO_TRACK),
-      uint(ID.TrackUID, MATROSKA_AUDIO_TRACK),
-      uint(ID.TrackType, 2),
-      text(ID.CodecID, 'A_PCM/INT/LIT'),
-      element(ID.Audio, float(ID.SamplingFrequency, audio.sampleRate), uint(ID.Channels, audio.channels), uint(ID.BitDepth, 16)),
-    ),
+    trackEntry(MATROSKA_VIDEO_TRACK, TRACK_TYPE.video, VIDEO_CODEC_ID[video]),
+    trackEntry(MATROSKA_AUDIO_TRACK, TRACK_TYPE.audio, 'A_PCM/INT/LIT', pcm),
   );
   return Buffer.concat([ebml, idBytes(ID.Segment), UNKNOWN_SIZE, info, tracks]);
+}
+
+const TRACK_TYPE = { video: 1, audio: 2 } as const;
+
+/** A track numbered `number` (its UID the same), of `type`, in `codec`, with what else describes it. */
+function trackEntry(number: number, type: number, codec: string, ...more: Buffer[]): Buffer {
+  const ids = [uint(ID.TrackNumber, number), uint(ID.TrackUID, number)];
+  return element(ID.TrackEntry, ...ids, uint(ID.TrackType, type), text(ID.CodecID, codec), ...more);
 }
 
 /**
@@ -118,8 +129,20 @@ export function matroskaHeader(video: VideoCodec, audio: { sampleRate: number; c
  * `key` marks a video keyframe (audio blocks are all keyframes).
  */
 export function matroskaBlockHead(track: number, time: number, size: number, key: boolean): Buffer {
-  const head = Buffer.from([0x80 | track, 0, 0, key ? 0x80 : 0]);
-  const block = Buffer.concat([idBytes(ID.SimpleBlock), sizeBytes(head.length + size), head]);
-  const timestamp = uint(ID.Timestamp, time);
-  return Buffer.concat([idBytes(ID.Cluster), sizeBytes(timestamp.length + block.length + size), timestamp, block]);
+  // Written in one buffer: a frame's head is made 30 times a second a push.
+  // Cluster ID, size | Timestamp ID, size, value | SimpleBlock ID, size | track, offset 0, flags.
+  const head = Buffer.alloc(BLOCK_HEAD_BYTES);
+  head.writeUInt32BE(ID.Cluster, 0);
+  writeSize(head, 4, BLOCK_HEAD_BYTES - 12 + size);
+  head.writeUInt8(ID.Timestamp, 12);
+  writeSize(head, 13, 8);
+  head.writeBigUInt64BE(BigInt(time), 21);
+  head.writeUInt8(ID.SimpleBlock, 29);
+  writeSize(head, 30, 4 + size);
+  head.writeUInt8(0x80 | track, 38);
+  head.writeUInt8(key ? 0x80 : 0, 41);
+  return head;
 }
+
+/** A block's head as `matroskaBlockHead` writes it: the cluster's 12 bytes, its timestamp's 17, the block's 13. */
+const BLOCK_HEAD_BYTES = 42;

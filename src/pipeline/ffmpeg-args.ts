@@ -4,7 +4,7 @@ import { overlayGraph, overlayInputs } from './overlays.js';
 import { shapeGraph } from './shape.js';
 
 export interface FfmpegJob {
-  /** The video to transcode comes on `pipe:3`, with the PCM, as Matroska; false when the gateway passes video through. */
+  /** The video to transcode comes on `pipe:3`, with the PCM, as Matroska; false when the gateway passes it through. */
   videoInput?: boolean;
   plan: EncodingPlan;
   settings: EncodingSettings;
@@ -22,8 +22,8 @@ export interface FfmpegJob {
 /**
  * ffmpeg's argument array. In: the gateway's mixed audio as raw PCM (or the publisher's Opus) on
  * stdin; or, when it transcodes, the video and that PCM together as Matroska on `pipe:3` (whole
- * frames the gateway depacketized, timed on the publisher's clock). Out: FLV tags on stdout (the audio on `pipe:4` when it
- * transcodes video), which the gateway forwards to the destination itself. ffmpeg
+ * frames the gateway depacketized, timed on the publisher's clock). Out: FLV tags on stdout (the
+ * audio on `pipe:4` when it transcodes video), which the gateway forwards to the destination itself. ffmpeg
  * never sees the destination, so no URL or stream key is in its arguments, and it can reach no
  * network: inputs are limited to files (the still picture) and pipes.
  */
@@ -40,13 +40,13 @@ export function buildFfmpegArgs(job: FfmpegJob): string[] {
   // The video and the PCM together, as Matroska on pipe:3: one input, read with a blocking read.
   // With two inputs ffmpeg reads each in a thread and its main loop, finding neither ready, sleeps
   // 10 ms and looks again (66 times a second for a push; 1 % of a core, DESIGN.md).
-  else if (job.videoInput) args.push('-analyzeduration', String(job.analyzeDurationUs), '-threads', '1', '-f', 'matroska', '-i', 'pipe:3');
+  else if (job.videoInput) args.push('-analyzeduration', String(job.analyzeDurationUs), ...MATROSKA_PIPE_3);
   // The audio's format is given, so nothing is probed: by default ffmpeg would read ~1 s of it
   // first, and it is written in real time. Ogg Opus says all ffmpeg needs in its header pages.
   // libopus decodes it: with ffmpeg 5.1's own decoder the AAC encoder after it took 2.7 times the
   // CPU (1.90 s against 0.71 s for 60 s of the fixture's audio, decoding and encoding).
   if (job.opus) args.push('-probesize', '32', '-analyzeduration', '0', '-c:a', 'libopus', '-f', 'ogg', '-i', 'pipe:0');
-  else if (!job.videoInput) args.push('-probesize', '32', '-f', 's16le', '-ar', String(PCM_SAMPLE_RATE), '-ac', String(PCM_CHANNELS), '-i', 'pipe:0');
+  else if (!job.videoInput) args.push('-probesize', '32', ...PCM_STDIN);
   const audioInput = job.still ? 1 : 0;
   const flv = ['-f', 'flv', '-flvflags', 'no_duration_filesize', '-flush_packets', '1'];
   // Images over the picture: inputs after the video's and the audio's, laid over in one filter graph.
@@ -87,6 +87,9 @@ export function buildFfmpegArgs(job: FfmpegJob): string[] {
   args.push(...flv, job.videoInput ? 'pipe:4' : 'pipe:1');
   return args;
 }
+
+const MATROSKA_PIPE_3 = ['-threads', '1', '-f', 'matroska', '-i', 'pipe:3'];
+const PCM_STDIN = ['-f', 's16le', '-ar', String(PCM_SAMPLE_RATE), '-ac', String(PCM_CHANNELS), '-i', 'pipe:0'];
 
 /**
  * Keyframes never further apart than `intervalS`. A keyframe is forced once the frame *after* this

@@ -52,6 +52,9 @@ const WATCH_MS = 500;
 const BATCH_BLOCKS = 5;
 /** A transcoding ffmpeg's PCM held until its first frame: 10 s of 20 ms blocks; what comes after is discarded. */
 const MAX_HELD_PCM_BLOCKS = 500;
+/** The gateway's PCM as a transcoding ffmpeg's Matroska input describes it; the bytes of one sample of its channels. */
+const PCM_FORMAT = { sampleRate: PCM_SAMPLE_RATE, channels: PCM_CHANNELS };
+const PCM_SAMPLE_BYTES = 2 * PCM_CHANNELS;
 /** The still picture's video is put on the clock by this many of its first frames (`#stillOnClock`). */
 const STILL_CLOCK_FRAMES = 3;
 /** After an audio command, audio goes out block by block for this many (~200 ms): the change shows at once. */
@@ -117,7 +120,7 @@ class FfmpegPipeline implements Pipeline {
     private readonly spec: PipelineSpec,
   ) {
     this.source = { shiftMs: 0, still: spec.still !== undefined, transcoding: spec.video !== undefined };
-    if (spec.video !== undefined) ffmpeg.writeVideo(matroskaHeader(spec.video, { sampleRate: PCM_SAMPLE_RATE, channels: PCM_CHANNELS }));
+    if (spec.video !== undefined) ffmpeg.writeVideo(matroskaHeader(spec.video, PCM_FORMAT));
     this.#backlog = new AudioBacklog(audio instanceof AudioMixer, settings.log);
     this.output = new Promise<void>((resolve, reject) => {
       ffmpeg.once('output', () => resolve());
@@ -209,7 +212,8 @@ class FfmpegPipeline implements Pipeline {
       source.videoStartMs = frame.captureMs;
     }
     const data = frame.bitstream();
-    const pts = Math.max(this.#lastPts + 1, Math.round(((frame.captureMs - source.videoStartMs) * MATROSKA_CLOCK_RATE) / 1000));
+    const sinceStartMs = frame.captureMs - source.videoStartMs;
+    const pts = Math.max(this.#lastPts + 1, Math.round((sinceStartMs * MATROSKA_CLOCK_RATE) / 1000));
     this.#lastPts = pts;
     this.ffmpeg.writeVideo(matroskaBlockHead(MATROSKA_VIDEO_TRACK, pts, data.length, frame.key));
     if (!this.ffmpeg.writeVideo(data)) return;
@@ -289,7 +293,7 @@ class FfmpegPipeline implements Pipeline {
       if (this.#heldPcm.length >= MAX_HELD_PCM_BLOCKS) return false;
       this.#heldPcm.push(block);
     } else if (!this.ffmpeg.writeVideo(block)) return false;
-    this.#samplesWritten += data.length / (2 * PCM_CHANNELS);
+    this.#samplesWritten += data.length / PCM_SAMPLE_BYTES;
     return true;
   }
 
@@ -298,7 +302,7 @@ class FfmpegPipeline implements Pipeline {
    * are in PCM): the unread bytes in the share of PCM among all written.
    */
   #behindAsPcm(): number {
-    const pcmBytes = this.#samplesWritten * 2 * PCM_CHANNELS;
+    const pcmBytes = this.#samplesWritten * PCM_SAMPLE_BYTES;
     return (this.ffmpeg.videoBacklog * pcmBytes) / Math.max(1, pcmBytes + this.#videoBytesWritten);
   }
 

@@ -35,8 +35,6 @@ export function buildFfmpegArgs(job: FfmpegJob): string[] {
   // 720x1280 crop of the benchmark's 720p30, in real time: 2.84 against 2.94 CPU s for 10 s.
   if (job.still || job.videoInput) args.push('-filter_threads', '1', '-filter_complex_threads', '1');
   if (job.still) args.push('-f', 'h264', '-i', job.still.path);
-  // The decoder in one thread: frame threading (one thread per core, plus one) holds each frame
-  // back until the next ones arrive, two frames (66 ms at 30 fps) on two cores.
   // The video and the PCM together, as Matroska on pipe:3: one input, read with a blocking read.
   // With two inputs ffmpeg reads each in a thread and its main loop, finding neither ready, sleeps
   // 10 ms and looks again (66 times a second for a push; 1 % of a core, DESIGN.md).
@@ -88,6 +86,11 @@ export function buildFfmpegArgs(job: FfmpegJob): string[] {
   return args;
 }
 
+/**
+ * A transcoding ffmpeg's one input, its decoders in one thread: frame threading (one thread per
+ * core, plus one) holds each frame back until the next ones arrive, two frames (66 ms at 30 fps) on
+ * two cores.
+ */
 const MATROSKA_PIPE_3 = ['-threads', '1', '-f', 'matroska', '-i', 'pipe:3'];
 const PCM_STDIN = ['-f', 's16le', '-ar', String(PCM_SAMPLE_RATE), '-ac', String(PCM_CHANNELS), '-i', 'pipe:0'];
 

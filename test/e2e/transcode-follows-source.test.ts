@@ -53,11 +53,14 @@ t.test('a transcoded push moves up to the size its source grows to, in one RTMP 
   const { gw, nginx, browser } = stage;
   await browser.page.goto(gw.baseUrl + '/health');
   await browser.page.evaluate(`${PUBLISH_CANVAS}(${JSON.stringify(gw.baseUrl + '/whip/grow')})`);
+  // The push starts once the frame rate is measured over its whole window (60 frames, 3 s here):
+  // over the first frames it is what the browser sent while starting, which on a busy machine is
+  // fewer frames (15 a second against 19 overall in one run) and no measure of the stream.
   await waitFor(
-    'a 960x540 keyframe and a frame rate',
+    'a 960x540 keyframe and 60 frames',
     async () => {
       const [stream] = (await gw.post('/rest-api/stream/find', { name: 'grow' })).body ?? [];
-      return stream?.video?.width === 960 && stream.video.frameRate > 0;
+      return stream?.video?.width === 960 && stream.video.frameRate > 0 && stream.frames >= 60;
     },
     20_000,
   );

@@ -5,7 +5,19 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', '.node24/', '.bench/', '.spike/', 'public/', 'scripts/mediasoup/', 'coverage/', '.tap/'] },
+  {
+    ignores: [
+      'dist/',
+      'node_modules/',
+      '.node24/',
+      '.bench/',
+      '.spike/',
+      'public/',
+      'scripts/mediasoup/',
+      'coverage/',
+      '.tap/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -19,7 +31,10 @@ export default tseslint.config(
       '@typescript-eslint/require-await': 'off',
       // A variable a closure reads before it is set (a timer's handle, a dispatcher its own counters ask) stays `let`.
       'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
     },
   },
   {
@@ -29,7 +44,11 @@ export default tseslint.config(
     rules: {
       'no-restricted-properties': [
         'error',
-        { object: 'Date', property: 'now', message: 'Use clock.ts: monotonicMs() to time media or measure durations, wallClockMs() for a date.' },
+        {
+          object: 'Date',
+          property: 'now',
+          message: 'Use clock.ts: monotonicMs() to time media or measure durations, wallClockMs() for a date.',
+        },
       ],
     },
   },
@@ -49,6 +68,9 @@ export default tseslint.config(
   {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
-    languageOptions: { ...tseslint.configs.disableTypeChecked.languageOptions, globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      globals: { process: 'readonly', console: 'readonly', URL: 'readonly' },
+    },
   },
 );

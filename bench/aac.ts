@@ -45,7 +45,9 @@ export function aacCoders(bench: Bench): Row[] {
   const seconds = bench.quick ? 10 : 30;
   const dir = join(bench.work, 'aac');
   mkdirSync(dir, { recursive: true });
-  console.log(`\nThe AAC encoder's settings: ${seconds} s of speech and of music, 48 kHz stereo, ${RUNS} encodes each (CPU median)`);
+  console.log(
+    `\nThe AAC encoder's settings: ${seconds} s of speech and of music, 48 kHz stereo, ${RUNS} encodes each (CPU median)`,
+  );
   const rows: Row[] = [];
   for (const kind of KINDS) {
     const wav = clip(join(bench.work, 'fixture'), kind, seconds);
@@ -75,10 +77,20 @@ export function aacCoders(bench: Bench): Row[] {
   const sum = (list: Row[], field: (r: Row) => number): number => list.reduce((total, r) => total + field(r), 0);
   const twoloop = of('twoloop');
   const fast = of('fast');
-  bench.report('aac: fast against twoloop, CPU (all clips and bitrates)', sum(fast, (r) => r.cpuPercent) / sum(twoloop, (r) => r.cpuPercent), 'x', { max: 0.67 });
-  bench.report('aac: fast against twoloop, NMR (mean difference)', sum(fast, (r) => r.nmr.totalDb) / fast.length - sum(twoloop, (r) => r.nmr.totalDb) / twoloop.length, 'dB', {
-    max: 1,
-  });
+  bench.report(
+    'aac: fast against twoloop, CPU (all clips and bitrates)',
+    sum(fast, (r) => r.cpuPercent) / sum(twoloop, (r) => r.cpuPercent),
+    'x',
+    { max: 0.67 },
+  );
+  bench.report(
+    'aac: fast against twoloop, NMR (mean difference)',
+    sum(fast, (r) => r.nmr.totalDb) / fast.length - sum(twoloop, (r) => r.nmr.totalDb) / twoloop.length,
+    'dB',
+    {
+      max: 1,
+    },
+  );
   bench.details.aac = rows;
   return rows;
 }
@@ -87,7 +99,24 @@ export function aacCoders(bench: Bench): Row[] {
 function encode(wav: string, out: string, kbps: number, args: string[]): number {
   const result = spawnSync(
     'ffmpeg',
-    ['-hide_banner', '-nostdin', '-benchmark', '-y', '-i', wav, '-c:a', 'aac', ...args, '-b:a', `${kbps}k`, '-ar', String(RATE), '-ac', '2', out],
+    [
+      '-hide_banner',
+      '-nostdin',
+      '-benchmark',
+      '-y',
+      '-i',
+      wav,
+      '-c:a',
+      'aac',
+      ...args,
+      '-b:a',
+      `${kbps}k`,
+      '-ar',
+      String(RATE),
+      '-ac',
+      '2',
+      out,
+    ],
     { encoding: 'utf8' },
   );
   const times = /utime=([\d.]+)s stime=([\d.]+)s/.exec(result.stderr);
@@ -97,9 +126,27 @@ function encode(wav: string, out: string, kbps: number, args: string[]): number 
 
 /** The file decoded to 32-bit float, interleaved stereo at 48 kHz (an MP4's priming samples trimmed). */
 function pcm(file: string): Float32Array {
-  const result = spawnSync('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-i', file, '-f', 'f32le', '-ar', String(RATE), '-ac', '2', 'pipe:1'], {
-    maxBuffer: 1 << 30,
-  });
+  const result = spawnSync(
+    'ffmpeg',
+    [
+      '-hide_banner',
+      '-nostdin',
+      '-loglevel',
+      'error',
+      '-i',
+      file,
+      '-f',
+      'f32le',
+      '-ar',
+      String(RATE),
+      '-ac',
+      '2',
+      'pipe:1',
+    ],
+    {
+      maxBuffer: 1 << 30,
+    },
+  );
   if (result.status !== 0) throw new Error(`ffmpeg could not decode ${file}: ${result.stderr.toString().slice(-400)}`);
   const bytes = result.stdout;
   return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));

@@ -30,10 +30,14 @@ async function levelsOfFrames(messages: RtmpMediaMessage[], workFile: string): P
   const frames = messages.filter((m) => !m.sequenceHeader);
   if (!header || frames.length === 0) throw new Error('no AAC received');
   await writeFile(workFile, flv([header, ...frames]));
-  const { stdout } = await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', workFile, '-f', 's16le', '-ac', '1', '-ar', '48000', 'pipe:1'], {
-    encoding: 'buffer',
-    maxBuffer: 256 * 1024 * 1024,
-  });
+  const { stdout } = await run(
+    'ffmpeg',
+    ['-hide_banner', '-loglevel', 'error', '-i', workFile, '-f', 's16le', '-ac', '1', '-ar', '48000', 'pipe:1'],
+    {
+      encoding: 'buffer',
+      maxBuffer: 256 * 1024 * 1024,
+    },
+  );
   const pcm = new Int16Array(stdout.buffer, stdout.byteOffset, Math.floor(stdout.length / 2));
   // The decoder drops the encoder's priming: output sample 0 is the first frame's content.
   return frames.map((m, k) => {
@@ -50,7 +54,12 @@ async function levelsOfFrames(messages: RtmpMediaMessage[], workFile: string): P
  * How long after `commandMs` the first frame of a change arrived: the first frame arriving after
  * the command's request was sent that satisfies `changed`, whose predecessor did not.
  */
-function changeLatency(frames: HeardFrame[], sentMs: number, answeredMs: number, changed: (db: number) => boolean): number | undefined {
+function changeLatency(
+  frames: HeardFrame[],
+  sentMs: number,
+  answeredMs: number,
+  changed: (db: number) => boolean,
+): number | undefined {
   for (let k = 1; k < frames.length; k++) {
     const frame = frames[k]!;
     if (frame.arrivalMs < sentMs) continue;
@@ -74,7 +83,12 @@ function flv(messages: RtmpMediaMessage[]): Buffer {
   return Buffer.concat(parts);
 }
 
-export async function audioCommands(bench: Bench, gateway: GatewayProcess, fixture: Fixture, receiver: RtmpReceiver): Promise<void> {
+export async function audioCommands(
+  bench: Bench,
+  gateway: GatewayProcess,
+  fixture: Fixture,
+  receiver: RtmpReceiver,
+): Promise<void> {
   console.log(`\nAudio commands on a live push (${bench.plan.audioRuns} runs of mute, sound_on, unmute)`);
   const name = 'audio-commands';
   const publisher = await SyntheticPublisher.publish(fixture, gateway.baseUrl, name);
@@ -86,11 +100,17 @@ export async function audioCommands(bench: Bench, gateway: GatewayProcess, fixtu
   const commands: Array<{ action: string; sentMs: number; answeredMs: number }> = [];
   try {
     await sleep(1000);
-    const started = await gateway.request('POST', '/rest-api/push/startup', { streamName: name, rtmpUrl: receiver.url() });
+    const started = await gateway.request('POST', '/rest-api/push/startup', {
+      streamName: name,
+      rtmpUrl: receiver.url(),
+    });
     if (started.status !== 200) throw new Error(`startup answered ${started.status}`);
     const command = async (action: string, body: object = {}): Promise<void> => {
       const sentMs = now();
-      const reply = await gateway.request('POST', `/rest-api/push/${action}`, { mediaSessionId: started.body.mediaSessionId, ...body });
+      const reply = await gateway.request('POST', `/rest-api/push/${action}`, {
+        mediaSessionId: started.body.mediaSessionId,
+        ...body,
+      });
       if (reply.status !== 200) throw new Error(`${action} answered ${reply.status}: ${JSON.stringify(reply.body)}`);
       commands.push({ action, sentMs, answeredMs: now() });
     };

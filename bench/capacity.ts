@@ -105,7 +105,11 @@ export async function framesLost(
     recorded += video.length;
     lost += missing;
     worst = Math.max(worst, missing / due);
-    const holes = video.flatMap((t, i) => (i > 0 && t - video[i - 1]! > 1.5 / fixture.fps ? [`${video[i - 1]!.toFixed(3)} s +${(t - video[i - 1]!).toFixed(3)} s`] : []));
+    const holes = video.flatMap((t, i) =>
+      i > 0 && t - video[i - 1]! > 1.5 / fixture.fps
+        ? [`${video[i - 1]!.toFixed(3)} s +${(t - video[i - 1]!).toFixed(3)} s`]
+        : [],
+    );
     if (holes.length) gaps[stream] = holes;
     rmSync(file, { force: true });
   }
@@ -115,7 +119,9 @@ export async function framesLost(
 /** Every worker's event-loop delay p99 over the last second (ms), from the gateway's /metrics. */
 async function eventLoopDelays(gateway: GatewayProcess): Promise<number[]> {
   const text = await (await fetch(`${gateway.baseUrl}/metrics`)).text();
-  return [...text.matchAll(/^gateway_load\{worker="[^"]*",measure="event_loop_delay_p99_ms"\} (\S+)$/gm)].map((m) => Number(m[1]));
+  return [...text.matchAll(/^gateway_load\{worker="[^"]*",measure="event_loop_delay_p99_ms"\} (\S+)$/gm)].map((m) =>
+    Number(m[1]),
+  );
 }
 
 /** The largest event-loop delay p99 of any worker over any second while it runs, read every second. */
@@ -142,27 +148,42 @@ export function watchEventLoop(gateway: GatewayProcess): { stop(): Promise<numbe
  * server, by the first hop whose own counters say it lost some.
  */
 function lossHop(
-  step: Pick<StepResult, 'udpDropped' | 'udpSendsRefused' | 'gatewaySaw' | 'running' | 'pushes' | 'framesLost' | 'hops'> & Partial<Pick<StepResult, 'frameHops' | 'unanswered'>>,
+  step: Pick<
+    StepResult,
+    'udpDropped' | 'udpSendsRefused' | 'gatewaySaw' | 'running' | 'pushes' | 'framesLost' | 'hops'
+  > &
+    Partial<Pick<StepResult, 'frameHops' | 'unanswered'>>,
 ): string {
   if (step.unanswered?.length) return `unknown: the gateway did not answer ${step.unanswered.join(', ')}`;
   if (step.running < step.pushes) return `${step.pushes - step.running} pushes were not running`;
-  if (step.udpSendsRefused > 0) return `the load generator's sends (${step.udpSendsRefused} refused for full send buffers)`;
+  if (step.udpSendsRefused > 0)
+    return `the load generator's sends (${step.udpSendsRefused} refused for full send buffers)`;
   if (step.udpDropped > 0) return `the kernel's receive buffers (${step.udpDropped} datagrams dropped)`;
   const hops = step.hops;
-  if (hops && hops.engineLost > 0) return `between the publishers and the media engine: ${hops.engineLost} RTP packets lost`;
+  if (hops && hops.engineLost > 0)
+    return `between the publishers and the media engine: ${hops.engineLost} RTP packets lost`;
   if (hops && hops.gatewayReceived < hops.engineSent)
     return `between the media engine and the gateway's frame path: ${hops.engineSent - hops.gatewayReceived} RTP packets sent, not received`;
   const saw = step.gatewaySaw;
-  if (saw.packetsLost > 0) return `before the gateway's frame path: ${saw.packetsLost} RTP packets never reached it (the publisher's side or the media engine)`;
+  if (saw.packetsLost > 0)
+    return `before the gateway's frame path: ${saw.packetsLost} RTP packets never reached it (the publisher's side or the media engine)`;
   if (saw.framesIncomplete > 0) return `reassembly: ${saw.framesIncomplete} frames incomplete`;
-  if (saw.pushFramesLost + saw.pushFramesDropped > 0) return `the pushes: ${saw.pushFramesLost} lost on their input, ${saw.pushFramesDropped} dropped on their output`;
+  if (saw.pushFramesLost + saw.pushFramesDropped > 0)
+    return `the pushes: ${saw.pushFramesLost} lost on their input, ${saw.pushFramesDropped} dropped on their output`;
   const frames = step.frameHops;
-  if (frames && frames.recorded < frames.written) return `after the gateway: the pushes wrote ${frames.written} frames, the server recorded ${frames.recorded}`;
+  if (frames && frames.recorded < frames.written)
+    return `after the gateway: the pushes wrote ${frames.written} frames, the server recorded ${frames.recorded}`;
   return step.framesLost > 0 ? "after the gateway: between its RTMP output and the server's recording" : 'none';
 }
 
 /** Runs `count` synthetic publishers each pushed to nginx-rtmp, and counts frames lost there. */
-async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixture, nginx: NginxRtmp, count: number): Promise<StepResult> {
+async function capacityStep(
+  bench: Bench,
+  gateway: GatewayProcess,
+  fixture: Fixture,
+  nginx: NginxRtmp,
+  count: number,
+): Promise<StepResult> {
   const names = Array.from({ length: count }, (_, i) => `cap${count}-${i}`);
   const publishers: SyntheticPublisher[] = [];
   try {
@@ -185,7 +206,8 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
     for (const name of published) {
       const reply = await gateway.request('POST', '/rest-api/push/startup', { streamName: name, rtmpUrl: nginx.url() });
       if (reply.status === 503) refused++;
-      else if (reply.status !== 200) failed.push(`${reply.status} ${(reply.body as { error?: string })?.error ?? ''}`.trim());
+      else if (reply.status !== 200)
+        failed.push(`${reply.status} ${(reply.body as { error?: string })?.error ?? ''}`.trim());
     }
     await sleep(2000);
     const ffmpeg = await gateway.ffmpegPids();
@@ -207,11 +229,17 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
       unanswered.push(`${path} answered ${reply.status} ${(reply.body as { error?: string })?.error ?? ''}`.trim());
       return [];
     };
-    const listed = await list<{ state: string; counters: { frames: number; framesLost: number; framesDropped?: number } }>('/rest-api/push/find_all');
+    const listed = await list<{
+      state: string;
+      counters: { frames: number; framesLost: number; framesDropped?: number };
+    }>('/rest-api/push/find_all');
     const running = listed.filter((t) => t.state === 'running').length;
     type Hops = NonNullable<StepResult['hops']>;
-    const streams = await list<{ packetsLost: number; framesLost: number; frames: number; hops: Hops | null }>('/rest-api/stream/find_all');
-    const sum = <T>(list: T[], value: (item: T) => number | undefined): number => list.reduce((total, item) => total + (value(item) ?? 0), 0);
+    const streams = await list<{ packetsLost: number; framesLost: number; frames: number; hops: Hops | null }>(
+      '/rest-api/stream/find_all',
+    );
+    const sum = <T>(list: T[], value: (item: T) => number | undefined): number =>
+      list.reduce((total, item) => total + (value(item) ?? 0), 0);
     const gatewaySaw = {
       packetsLost: sum(streams, (s) => s.packetsLost),
       framesIncomplete: sum(streams, (s) => s.framesLost),
@@ -236,7 +264,8 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
       fixture,
       bench.plan.capacitySeconds,
     );
-    const each = (pids: number[]): number => pids.reduce((sum, pid) => sum + cpu.percent.get(pid)!, 0) / Math.max(1, pids.length);
+    const each = (pids: number[]): number =>
+      pids.reduce((sum, pid) => sum + cpu.percent.get(pid)!, 0) / Math.max(1, pids.length);
     return {
       pushes: count,
       generator,
@@ -262,7 +291,12 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
       gaps,
       gatewaySaw,
       hops,
-      frameHops: { sent: framesSent, made: sum(streams, (s) => s.frames), written: sum(listed, (t) => t.counters.frames), recorded },
+      frameHops: {
+        sent: framesSent,
+        made: sum(streams, (s) => s.frames),
+        written: sum(listed, (t) => t.counters.frames),
+        recorded,
+      },
     };
   } finally {
     for (const publisher of publishers) await publisher.stop();
@@ -273,7 +307,12 @@ async function capacityStep(bench: Bench, gateway: GatewayProcess, fixture: Fixt
  * How the publishers kept to their schedule between `from` and `to` (on `now()`'s clock): the share
  * of the frames due then that were sent, and the 99th percentile of how late each was sent.
  */
-function generatorKept(publishers: readonly SyntheticPublisher[], from: number, to: number, fps: number): StepResult['generator'] {
+function generatorKept(
+  publishers: readonly SyntheticPublisher[],
+  from: number,
+  to: number,
+  fps: number,
+): StepResult['generator'] {
   const late: number[] = [];
   for (const publisher of publishers) {
     for (let i = publisher.frames.length - 1; i >= 0; i--) {
@@ -286,11 +325,22 @@ function generatorKept(publishers: readonly SyntheticPublisher[], from: number, 
   late.sort((a, b) => a - b);
   const lateP99Ms = late.length ? late[Math.min(late.length - 1, Math.floor(late.length * 0.99))]! : Infinity;
   const sentPercent = due > 0 ? (late.length / due) * 100 : 100;
-  return { sentPercent: round(sentPercent), lateP99Ms: round(lateP99Ms), fed: sentPercent >= MIN_GENERATOR_SENT * 100 && lateP99Ms <= MAX_GENERATOR_LATE_MS };
+  return {
+    sentPercent: round(sentPercent),
+    lateP99Ms: round(lateP99Ms),
+    fed: sentPercent >= MIN_GENERATOR_SENT * 100 && lateP99Ms <= MAX_GENERATOR_LATE_MS,
+  };
 }
 
-export async function capacity(bench: Bench, gateway: GatewayProcess, fixture: Fixture, nginx: NginxRtmp): Promise<void> {
-  console.log(`\nCapacity: concurrent passthrough pushes to nginx-rtmp, ${bench.plan.capacitySeconds} s a step, < ${MAX_LOSS * 100} % video frames lost`);
+export async function capacity(
+  bench: Bench,
+  gateway: GatewayProcess,
+  fixture: Fixture,
+  nginx: NginxRtmp,
+): Promise<void> {
+  console.log(
+    `\nCapacity: concurrent passthrough pushes to nginx-rtmp, ${bench.plan.capacitySeconds} s a step, < ${MAX_LOSS * 100} % video frames lost`,
+  );
   const steps: StepResult[] = [];
   let sustained = 0;
   // Past the first failed step the ramp goes on once: a saturated machine should shed its newest
@@ -318,8 +368,14 @@ export async function capacity(bench: Bench, gateway: GatewayProcess, fixture: F
         `the gateway saw ${step.gatewaySaw.packetsLost} RTP packets lost, ${step.gatewaySaw.framesIncomplete} frames incomplete, ${step.gatewaySaw.pushFramesLost} lost and ${step.gatewaySaw.pushFramesDropped} dropped by pushes -> ${ok ? 'sustained' : `FAILED (lost at: ${lossHop(step)})`}`,
     );
     if (!ok) {
-      console.log(`  past capacity at ${count} pushes: ${step.running} of ${count} kept running (the gateway sheds the newest when saturated)`);
-      bench.report(`capacity: pushes kept running at the ${failedSteps === 0 ? 'first' : 'second'} step past capacity (${count})`, step.running, 'pushes');
+      console.log(
+        `  past capacity at ${count} pushes: ${step.running} of ${count} kept running (the gateway sheds the newest when saturated)`,
+      );
+      bench.report(
+        `capacity: pushes kept running at the ${failedSteps === 0 ? 'first' : 'second'} step past capacity (${count})`,
+        step.running,
+        'pushes',
+      );
       if (++failedSteps === 2) break;
       continue;
     }
@@ -340,27 +396,51 @@ export async function capacity(bench: Bench, gateway: GatewayProcess, fixture: F
   for (const step of new Set([sustainedSteps[0], sustainedSteps.find((s) => s.pushes === 16), sustainedSteps.at(-1)])) {
     if (!step) continue;
     const target = step.pushes === 16 && !bench.quick ? { max: PER_PUSH_AT_16_MAX } : undefined;
-    bench.report(`gateway + ffmpeg CPU per push at ${step.pushes} pushes`, step.gatewayCpu / step.pushes + step.ffmpegCpuEach, '% of a core', target);
+    bench.report(
+      `gateway + ffmpeg CPU per push at ${step.pushes} pushes`,
+      step.gatewayCpu / step.pushes + step.ffmpegCpuEach,
+      '% of a core',
+      target,
+    );
   }
   const at16 = steps.find((s) => s.pushes === 16);
   if (at16) {
     const ownThreads = (at16.gatewayCpu - at16.mediaWorkersCpu) / 16;
-    bench.report("the gateway's own threads per push at 16 pushes", ownThreads, '% of a core', bench.quick ? undefined : { max: OWN_THREADS_AT_16_MAX });
+    bench.report(
+      "the gateway's own threads per push at 16 pushes",
+      ownThreads,
+      '% of a core',
+      bench.quick ? undefined : { max: OWN_THREADS_AT_16_MAX },
+    );
     bench.report('worst worker event-loop delay p99 at 16 pushes', at16.eventLoopDelayP99Ms, 'ms', { max: 20 });
   }
   bench.report(`concurrent passthrough pushes sustained on ${cpus().length} cores`, sustained, 'pushes');
   // Frames may be lost only once the machine is saturated: how busy it was at the first step that lost some.
   const failedStep = steps.find((s) => s.pushes > sustained);
-  if (failedStep && failedStep.running === failedStep.pushes) bench.report('machine busy at the first step that lost frames', failedStep.machineCpu, '%', { min: 90 });
+  if (failedStep && failedStep.running === failedStep.pushes)
+    bench.report('machine busy at the first step that lost frames', failedStep.machineCpu, '%', { min: 90 });
   // What the load generator on the same machine takes from the gateway, and what the gateway
   // would carry on a machine of its own (90 % of every core for the gateway and its ffmpeg).
   const largest = sustainedSteps.at(-1);
   if (largest) {
     const perPush = largest.gatewayCpu / largest.pushes + largest.ffmpegCpuEach;
-    bench.report(`gateway alone, CPU per push at ${largest.pushes} pushes`, largest.gatewayCpu / largest.pushes, '% of a core');
-    bench.report(`load generator, CPU per stream at ${largest.pushes} pushes`, largest.publishersCpu / largest.pushes, '% of a core');
-    bench.report(`projection: pushes on ${cpus().length} cores with no load generator or RTMP server beside`, Math.floor((cpus().length * 90) / perPush), 'pushes', {
-      min: bench.quick ? 0 : PROJECTION_MIN,
-    });
+    bench.report(
+      `gateway alone, CPU per push at ${largest.pushes} pushes`,
+      largest.gatewayCpu / largest.pushes,
+      '% of a core',
+    );
+    bench.report(
+      `load generator, CPU per stream at ${largest.pushes} pushes`,
+      largest.publishersCpu / largest.pushes,
+      '% of a core',
+    );
+    bench.report(
+      `projection: pushes on ${cpus().length} cores with no load generator or RTMP server beside`,
+      Math.floor((cpus().length * 90) / perPush),
+      'pushes',
+      {
+        min: bench.quick ? 0 : PROJECTION_MIN,
+      },
+    );
   }
 }

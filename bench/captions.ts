@@ -25,7 +25,8 @@ export function captionCost(bench: Bench): void {
     const started = process.cpuUsage();
     for (let i = 0; i < SECONDS * FPS; i++) {
       const ms = Math.round((i * 1000) / FPS);
-      if (i % FPS === 0) track.write({ text: `Caption number ${i / FPS}, sent a second after the one before.`, final: true, atMs: ms });
+      if (i % FPS === 0)
+        track.write({ text: `Caption number ${i / FPS}, sent a second after the one before.`, final: true, atMs: ms });
       track.frame(i % (2 * FPS) === 0 ? key : inter, ms, ms);
     }
     const used = process.cpuUsage(started);
@@ -34,5 +35,7 @@ export function captionCost(bench: Bench): void {
   run(); // compiled and warm
   const perFrameUs = Math.min(run(), run(), run());
   console.log(`\nCaptions: a caption a second, ${FPS} fps, in-process: ${perFrameUs.toFixed(2)} µs a frame`);
-  bench.report('captions: CPU a push with a caption a second (in-process)', (perFrameUs * FPS) / 1e4, '% of a core', { max: 0.2 });
+  bench.report('captions: CPU a push with a caption a second (in-process)', (perFrameUs * FPS) / 1e4, '% of a core', {
+    max: 0.2,
+  });
 }

@@ -32,14 +32,27 @@ class Cluster {
 
   async startNode(id: string): Promise<GatewayProcess> {
     const port = this.ports.get(id)!;
-    const config = { redis_url: this.redis.url, node_id: id, advertise_url: `http://127.0.0.1:${port}`, secret: SECRET, drain_timeout_ms: 5000 };
+    const config = {
+      redis_url: this.redis.url,
+      node_id: id,
+      advertise_url: `http://127.0.0.1:${port}`,
+      secret: SECRET,
+      drain_timeout_ms: 5000,
+    };
     const node = await GatewayProcess.start(join(this.work, `cluster-${id}.log`), {
       GATEWAY_HTTP_PORT: String(port),
       GATEWAY_CLUSTER: JSON.stringify(config),
       GATEWAY_RUN_DIR: this.work,
     });
     this.nodes.set(id, node);
-    await waitFor(`${id} in the cluster`, async () => ((await node.request('GET', '/rest-api/cluster/nodes')).body?.nodes ?? []).some((n: { id: string }) => n.id === id), 10_000);
+    await waitFor(
+      `${id} in the cluster`,
+      async () =>
+        ((await node.request('GET', '/rest-api/cluster/nodes')).body?.nodes ?? []).some(
+          (n: { id: string }) => n.id === id,
+        ),
+      10_000,
+    );
     return node;
   }
 
@@ -91,8 +104,11 @@ export async function cluster(bench: Bench, fixture: Fixture, receiver: RtmpRece
       const name = `loss${run}`;
       let publisher = await SyntheticPublisher.publish(fixture, nodes.any().baseUrl, name);
       const serving = await waitFor('the serving node', () => nodes.serving(name), 10_000);
-      const started = await nodes.any().request('POST', '/rest-api/push/startup', { streamName: name, rtmpUrl: receiver.url() });
-      if (started.status !== 200) throw new Error(`startup answered ${started.status}: ${JSON.stringify(started.body)}`);
+      const started = await nodes
+        .any()
+        .request('POST', '/rest-api/push/startup', { streamName: name, rtmpUrl: receiver.url() });
+      if (started.status !== 200)
+        throw new Error(`startup answered ${started.status}: ${JSON.stringify(started.body)}`);
       const video = watchVideo(receiver, `rtmp_${name}`); // the default naming: rtmp_ and the stream
       await waitFor('video at the destination', () => video.frames.length > 30, 10_000);
       const killedAt = now();
@@ -114,14 +130,20 @@ export async function cluster(bench: Bench, fixture: Fixture, receiver: RtmpRece
       video.stop();
       lossMs.push(back - killedAt);
       lostFrames.push(Math.max(0, Math.round(((back - video.frames[before - 1]!.arrivalMs) * 30) / 1000) - 1));
-      console.log(`    run ${run + 1}: ${serving} killed; media at the destination again after ${Math.round(back - killedAt)} ms`);
+      console.log(
+        `    run ${run + 1}: ${serving} killed; media at the destination again after ${Math.round(back - killedAt)} ms`,
+      );
       await nodes.any().request('POST', '/rest-api/push/terminate', { mediaSessionId: started.body.mediaSessionId });
       await publisher.stop();
       await nodes.startNode(serving);
     }
     bench.details.clusterNodeLossMs = lossMs.map(round);
-    bench.report('cluster: node killed -> media at the destination again, median', median(lossMs) / 1000, 's', { max: 5 });
-    bench.report('cluster: node killed -> media at the destination again, max', Math.max(...lossMs) / 1000, 's', { max: 5 });
+    bench.report('cluster: node killed -> media at the destination again, median', median(lossMs) / 1000, 's', {
+      max: 5,
+    });
+    bench.report('cluster: node killed -> media at the destination again, max', Math.max(...lossMs) / 1000, 's', {
+      max: 5,
+    });
     bench.report('cluster: frames not delivered during a node loss, median', median(lostFrames), 'frames');
 
     // Drain, with the SDK in Chromium through a load balancer.
@@ -147,9 +169,12 @@ export async function cluster(bench: Bench, fixture: Fixture, receiver: RtmpRece
         nodes.nodes.delete(serving);
         await waitFor('video again after the drain', () => video.frames.length > before + 30, 15_000);
         let gap = 0;
-        for (let i = before; i < video.frames.length; i++) gap = Math.max(gap, video.frames[i]!.arrivalMs - video.frames[i - 1]!.arrivalMs);
+        for (let i = before; i < video.frames.length; i++)
+          gap = Math.max(gap, video.frames[i]!.arrivalMs - video.frames[i - 1]!.arrivalMs);
         gaps.push(gap);
-        console.log(`    drain ${run + 1}: ${serving} drained; the largest gap between frames at the destination ${Math.round(gap)} ms`);
+        console.log(
+          `    drain ${run + 1}: ${serving} drained; the largest gap between frames at the destination ${Math.round(gap)} ms`,
+        );
         await nodes.startNode(serving);
       }
       video.stop();
@@ -184,7 +209,9 @@ export async function cluster(bench: Bench, fixture: Fixture, receiver: RtmpRece
       const info = await new Promise<string>(
         (resolve, reject) =>
           void import('node:child_process').then(({ execFile }) =>
-            execFile('redis-cli', ['-p', String(nodes.redis.port), 'INFO', 'stats'], (e, out) => (e ? reject(e as Error) : resolve(out))),
+            execFile('redis-cli', ['-p', String(nodes.redis.port), 'INFO', 'stats'], (e, out) =>
+              e ? reject(e as Error) : resolve(out),
+            ),
           ),
       );
       return Number(/total_commands_processed:(\d+)/.exec(info)?.[1] ?? 0);
@@ -197,13 +224,21 @@ export async function cluster(bench: Bench, fixture: Fixture, receiver: RtmpRece
     const atRest = await rate(10);
     const pushes: string[] = [];
     for (let i = 0; i < 4; i++) {
-      const res = await nodes.any().request('POST', '/rest-api/push/startup', { streamName: 'fwd', rtmpUrl: `${receiver.url()}/fwd${i}`, rtmpTransponderFullUrl: true });
+      const res = await nodes.any().request('POST', '/rest-api/push/startup', {
+        streamName: 'fwd',
+        rtmpUrl: `${receiver.url()}/fwd${i}`,
+        rtmpTransponderFullUrl: true,
+      });
       if (res.status === 200) pushes.push(res.body.mediaSessionId);
     }
     await sleep(2000);
     const withPushes = await rate(10);
     bench.report('cluster: Redis commands per second, 3 nodes at rest', atRest, '/s');
-    bench.report('cluster: Redis commands per second per push (running, after its start)', (withPushes - atRest) / Math.max(1, pushes.length), '/s');
+    bench.report(
+      'cluster: Redis commands per second per push (running, after its start)',
+      (withPushes - atRest) / Math.max(1, pushes.length),
+      '/s',
+    );
     for (const id of pushes) await nodes.any().request('POST', '/rest-api/push/terminate', { mediaSessionId: id });
     await fwd.stop();
   } finally {

@@ -12,7 +12,13 @@ import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
  * none, and what every destination after the first adds. What a stream's work costs once (receiving,
  * reordering, reassembling frames) is not paid again per destination.
  */
-export async function fanout(gateway: GatewayProcess, fixture: Fixture, nginx: NginxRtmp, report: Report, seconds: number): Promise<Record<string, number>> {
+export async function fanout(
+  gateway: GatewayProcess,
+  fixture: Fixture,
+  nginx: NginxRtmp,
+  report: Report,
+  seconds: number,
+): Promise<Record<string, number>> {
   console.log(`\nOne stream to 1 and to 3 passthrough destinations (${seconds} s each)`);
   // The gateway with no stream at all: its timers, load sampling and media workers, which a
   // stream's figure is measured above.
@@ -32,10 +38,20 @@ export async function fanout(gateway: GatewayProcess, fixture: Fixture, nginx: N
     const oneAgain = await pushes.cpuWith(1);
     const noiseFloor = Math.abs(oneAgain - one) / 2;
     report('fan-out: gateway CPU with no stream', alone, '% of a core');
-    report('fan-out: gateway CPU, stream with no destination (above the gateway with none)', idle - alone, '% of a core', { max: 2 });
+    report(
+      'fan-out: gateway CPU, stream with no destination (above the gateway with none)',
+      idle - alone,
+      '% of a core',
+      { max: 2 },
+    );
     report('fan-out: gateway and ffmpeg CPU, 1 destination', one, '% of a core');
     report('fan-out: gateway and ffmpeg CPU, 3 destinations', three, '% of a core');
-    report('fan-out: gateway and ffmpeg CPU per destination after the first', (three - (one + oneAgain) / 2) / 2, '% of a core', { max: 0.6, noiseFloor });
+    report(
+      'fan-out: gateway and ffmpeg CPU per destination after the first',
+      (three - (one + oneAgain) / 2) / 2,
+      '% of a core',
+      { max: 0.6, noiseFloor },
+    );
     return { alone, idle, one, three, oneAgain };
   } finally {
     await pushes.close();
@@ -47,7 +63,13 @@ export async function fanout(gateway: GatewayProcess, fixture: Fixture, nginx: N
  * One stream to 1 and to 2 destinations of one transcoded rendition (1280x720 made again at 720,
  * as the latency section's transcode): what the second destination adds, its encoder shared.
  */
-export async function renditionFanout(gateway: GatewayProcess, fixture: Fixture, nginx: NginxRtmp, report: Report, seconds: number): Promise<Record<string, number>> {
+export async function renditionFanout(
+  gateway: GatewayProcess,
+  fixture: Fixture,
+  nginx: NginxRtmp,
+  report: Report,
+  seconds: number,
+): Promise<Record<string, number>> {
   console.log(`\nOne stream to 1 and to 2 destinations of one transcoded rendition (${seconds} s each)`);
   const publisher = await SyntheticPublisher.publish(fixture, gateway.baseUrl, 'rendition');
   const pushes = new Destinations(gateway, nginx, 'rendition', { height: 720 }, seconds);
@@ -59,7 +81,12 @@ export async function renditionFanout(gateway: GatewayProcess, fixture: Fixture,
     const noiseFloor = Math.abs(oneAgain - one) / 2;
     report('rendition fan-out: gateway and ffmpeg CPU, 1 destination', one, '% of a core');
     report('rendition fan-out: gateway and ffmpeg CPU, 2 destinations', two, '% of a core');
-    report('rendition fan-out: the second destination of a transcoded rendition', two - (one + oneAgain) / 2, '% of a core', { max: 2, noiseFloor });
+    report(
+      'rendition fan-out: the second destination of a transcoded rendition',
+      two - (one + oneAgain) / 2,
+      '% of a core',
+      { max: 2, noiseFloor },
+    );
     return { one, two, oneAgain };
   } finally {
     await pushes.close();
@@ -100,6 +127,7 @@ class Destinations {
       if (reply.status !== 200) throw new Error(`startup answered ${reply.status}: ${JSON.stringify(reply.body)}`);
       this.#ids.push(reply.body.mediaSessionId);
     }
-    for (const mediaSessionId of this.#ids.splice(count)) await this.gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId });
+    for (const mediaSessionId of this.#ids.splice(count))
+      await this.gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId });
   }
 }

@@ -56,12 +56,18 @@ export function framePathCost(bench: Bench, fixture: Fixture): void {
   const packets = datagrams(fixture);
   const toFrames = (): number => pass(packets, () => {});
   const toChunks = (): number => {
-    const writer = new OutputWriter({ sendMetadata: true, audioSampleRate: 48_000, metadata: () => ({}), onBadSps: () => {} });
+    const writer = new OutputWriter({
+      sendMetadata: true,
+      audioSampleRate: 48_000,
+      metadata: () => ({}),
+      onBadSps: () => {},
+    });
     let chunks = 0;
     writer.useLink(
       {
         writeMetadata: () => {},
-        writeVideo: (timestamp, payload) => (chunks += messageChunks(6, { type: 9, timestamp, streamId: 1, body: payload }, CHUNK_SIZE).length),
+        writeVideo: (timestamp, payload) =>
+          (chunks += messageChunks(6, { type: 9, timestamp, streamId: 1, body: payload }, CHUNK_SIZE).length),
         writeAudio: () => {},
       },
       true,
@@ -75,7 +81,9 @@ export function framePathCost(bench: Bench, fixture: Fixture): void {
   const framesUs = least(toFrames);
   const pushUs = least(toChunks) - framesUs;
   const percent = (us: number): number => Math.round((us / (SECONDS * 1e6)) * 1e5) / 1e3;
-  console.log(`\nThe frame path in-process: ${packets.length} RTP packets, ${SECONDS * fixture.fps} frames of 720p30 over ${SECONDS} s`);
+  console.log(
+    `\nThe frame path in-process: ${packets.length} RTP packets, ${SECONDS * fixture.fps} frames of 720p30 over ${SECONDS} s`,
+  );
   bench.report('frame path: RTP to frames, per stream (in-process)', percent(framesUs), '% of a core');
   bench.report('frame path: frames to FLV and RTMP chunks, per push (in-process)', percent(pushUs), '% of a core');
   bench.report('frame path: per RTP packet', Math.round((framesUs / packets.length) * 100) / 100, 'µs');

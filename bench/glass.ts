@@ -19,19 +19,32 @@ export async function glassToGlass(bench: Bench, gateway: GatewayProcess, second
     // tsx names the functions it compiles through a helper of its own, which the page lacks.
     await page.evaluate('globalThis.__name = (f) => f');
     const result = await page.evaluate(measureInPage, { name: 'glass', seconds });
-    if (result.delays.length < 50) throw new Error(`only ${result.delays.length} frames read back (${result.unreadable} unreadable)`);
+    if (result.delays.length < 50)
+      throw new Error(`only ${result.delays.length} frames read back (${result.unreadable} unreadable)`);
     const delays = result.delays.sort((a, b) => a - b);
     const at = (q: number): number => delays[Math.min(delays.length - 1, Math.floor(q * delays.length))]!;
     bench.report('outputs: WHEP glass-to-glass (Chromium canvas → Chromium video), median', at(0.5), 'ms');
     bench.report('outputs: WHEP glass-to-glass, p95', at(0.95), 'ms');
-    bench.details.glassToGlass = { medianMs: at(0.5), p95Ms: at(0.95), frames: delays.length, unreadable: result.unreadable, viewerSize: result.viewerSize };
+    bench.details.glassToGlass = {
+      medianMs: at(0.5),
+      p95Ms: at(0.95),
+      frames: delays.length,
+      unreadable: result.unreadable,
+      viewerSize: result.viewerSize,
+    };
   } finally {
     await browser.close();
   }
 }
 
 /** Runs in the page: publish, watch, read the painted times back. Plain JavaScript (it is sent as text). */
-async function measureInPage({ name, seconds }: { name: string; seconds: number }): Promise<{ delays: number[]; unreadable: number; viewerSize: string }> {
+async function measureInPage({
+  name,
+  seconds,
+}: {
+  name: string;
+  seconds: number;
+}): Promise<{ delays: number[]; unreadable: number; viewerSize: string }> {
   const { createSession, watch, SESSION_STATUS, STREAM_STATUS } = await import('/sdk/gateway.js' as string);
   const W = 640;
   const H = 360;
@@ -110,7 +123,8 @@ async function measureInPage({ name, seconds }: { name: string; seconds: number 
       const painted = a!;
       // Two rows agreeing: the frame was read right. Warm-up (the first 2 s) is left out.
       if (a !== b) unreadable++;
-      else if (performance.now() - startedAt > 2000) delays.push((meta.expectedDisplayTime - painted + 2 ** BITS) % 2 ** BITS);
+      else if (performance.now() - startedAt > 2000)
+        delays.push((meta.expectedDisplayTime - painted + 2 ** BITS) % 2 ** BITS);
       if (performance.now() - startedAt > seconds * 1000) resolve();
       else video.requestVideoFrameCallback(onFrame);
     };

@@ -29,7 +29,9 @@ interface Window {
  */
 export async function isolation(bench: Bench, gateway: GatewayProcess, fixture: Fixture): Promise<void> {
   const seconds = bench.quick ? 5 : 20;
-  console.log(`\nIsolation: one stream pushed to A and B, one core kept busy; A's server stopped, killed, slow (50 KB/s), then back, ${seconds} s each`);
+  console.log(
+    `\nIsolation: one stream pushed to A and B, one core kept busy; A's server stopped, killed, slow (50 KB/s), then back, ${seconds} s each`,
+  );
   const name = 'isolation';
   const receiverA = await RtmpReceiver.start();
   const proxy = await ThrottleProxy.start({ host: '127.0.0.1', port: receiverA.port });
@@ -43,9 +45,17 @@ export async function isolation(bench: Bench, gateway: GatewayProcess, fixture: 
   const ids: string[] = [];
   const windows: Window[] = [];
   try {
-    await waitFor('a keyframe of the stream', async () => (await gateway.request('POST', '/rest-api/stream/find', { name })).body?.[0]?.video, 15_000);
+    await waitFor(
+      'a keyframe of the stream',
+      async () => (await gateway.request('POST', '/rest-api/stream/find', { name })).body?.[0]?.video,
+      15_000,
+    );
     for (const url of [`${proxy.url()}/a`, `${receiverB.url()}/b`]) {
-      const reply = await gateway.request('POST', '/rest-api/push/startup', { streamName: name, rtmpUrl: url, rtmpTransponderFullUrl: true });
+      const reply = await gateway.request('POST', '/rest-api/push/startup', {
+        streamName: name,
+        rtmpUrl: url,
+        rtmpTransponderFullUrl: true,
+      });
       if (reply.status !== 200) throw new Error(`startup answered ${reply.status}: ${JSON.stringify(reply.body)}`);
       ids.push(reply.body.mediaSessionId);
     }
@@ -64,7 +74,9 @@ export async function isolation(bench: Bench, gateway: GatewayProcess, fixture: 
       windows.push({ name: windowName, mode, startAt, endAt: now() });
     }
     const a = await gateway.push(ids[0]!);
-    console.log(`  A at the end: ${a?.state}, ${a?.counters.reconnects} reconnects, ${a?.counters.framesDropped} frames dropped`);
+    console.log(
+      `  A at the end: ${a?.state}, ${a?.counters.reconnects} reconnects, ${a?.counters.framesDropped} frames dropped`,
+    );
   } finally {
     for (const mediaSessionId of ids) await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId });
     await publisher.stop();
@@ -84,7 +96,9 @@ export async function isolation(bench: Bench, gateway: GatewayProcess, fixture: 
   for (const m of arrivals) byIndex.set(anchor + Math.round(((m.timestamp - first.timestamp) * fixture.fps) / 1000), m);
   const results = windows.map((w) => {
     const sent = publisher.frames.filter((f) => f.sentAt >= w.startAt && f.sentAt < w.endAt - 1000);
-    const got = sent.map((f) => ({ f, m: byIndex.get(f.index) })).filter((x): x is { f: (typeof sent)[number]; m: RtmpMediaMessage } => x.m !== undefined);
+    const got = sent
+      .map((f) => ({ f, m: byIndex.get(f.index) }))
+      .filter((x): x is { f: (typeof sent)[number]; m: RtmpMediaMessage } => x.m !== undefined);
     const latencies = got.map(({ f, m }) => m.arrivalMs - f.sentAt).sort((x, y) => x - y);
     const times = arrivals.filter((m) => m.arrivalMs >= w.startAt && m.arrivalMs < w.endAt).map((m) => m.arrivalMs);
     const gap = times.reduce((worst, t, i) => (i ? Math.max(worst, t - times[i - 1]!) : worst), 0);
@@ -99,7 +113,9 @@ export async function isolation(bench: Bench, gateway: GatewayProcess, fixture: 
   });
   const calm = results[0]!.latencyMedianMs;
   for (const r of results) {
-    console.log(`  ${r.window}: B lost ${r.lost} of ${r.sent} frames, longest gap ${r.maxGapMs} ms, latency median ${r.latencyMedianMs} ms, p99 ${r.latencyP99Ms} ms`);
+    console.log(
+      `  ${r.window}: B lost ${r.lost} of ${r.sent} frames, longest gap ${r.maxGapMs} ms, latency median ${r.latencyMedianMs} ms, p99 ${r.latencyP99Ms} ms`,
+    );
   }
   bench.details.isolation = results;
   bench.report(
@@ -108,6 +124,13 @@ export async function isolation(bench: Bench, gateway: GatewayProcess, fixture: 
     'frames',
     { max: 0 },
   );
-  bench.report("isolation: B's longest gap, worst window", Math.max(...results.map((r) => r.maxGapMs)), 'ms', { max: MAX_GAP_MS });
-  bench.report("isolation: B's latency p99 above the calm median, worst window", Math.max(...results.map((r) => r.latencyP99Ms)) - calm, 'ms', { max: MAX_ADDED_P99_MS });
+  bench.report("isolation: B's longest gap, worst window", Math.max(...results.map((r) => r.maxGapMs)), 'ms', {
+    max: MAX_GAP_MS,
+  });
+  bench.report(
+    "isolation: B's latency p99 above the calm median, worst window",
+    Math.max(...results.map((r) => r.latencyP99Ms)) - calm,
+    'ms',
+    { max: MAX_ADDED_P99_MS },
+  );
 }

@@ -28,7 +28,16 @@ export class Janus {
     const network = await TestNetwork.create();
     try {
       await writeConfig(dir, network.peerAddress);
-      const child = startProcess('ip', ['netns', 'exec', network.ns, 'janus', '--configs-folder', dir, '--config', join(dir, 'janus.jcfg')]);
+      const child = startProcess('ip', [
+        'netns',
+        'exec',
+        network.ns,
+        'janus',
+        '--configs-folder',
+        dir,
+        '--config',
+        join(dir, 'janus.jcfg'),
+      ]);
       const log = createWriteStream(join(dir, 'janus.log'));
       child.stdout!.pipe(log);
       child.stderr!.pipe(log);
@@ -104,8 +113,12 @@ export class JanusPublisher {
   async publish(offer: string): Promise<string> {
     const joined = await this.#request({ request: 'join', ptype: 'publisher', room: ROOM });
     this.#publisherId = Number(joined.plugindata?.data.id);
-    const published = await this.#request({ request: 'publish', audiocodec: 'opus', videocodec: 'h264' }, { type: 'offer', sdp: offer });
-    if (!published.jsep) throw new Error(`Janus answered the publish without SDP: ${JSON.stringify(published.plugindata)}`);
+    const published = await this.#request(
+      { request: 'publish', audiocodec: 'opus', videocodec: 'h264' },
+      { type: 'offer', sdp: offer },
+    );
+    if (!published.jsep)
+      throw new Error(`Janus answered the publish without SDP: ${JSON.stringify(published.plugindata)}`);
     return published.jsep.sdp;
   }
 
@@ -146,7 +159,9 @@ export class JanusPublisher {
     if (ack.janus !== 'ack') throw new Error(`Janus refused ${String(body.request)}: ${JSON.stringify(ack)}`);
     const reply = await Promise.race([
       event,
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`Janus did not answer ${String(body.request)}`)), 15_000).unref()),
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error(`Janus did not answer ${String(body.request)}`)), 15_000).unref(),
+      ),
     ]);
     const error = reply.plugindata?.data.error;
     if (error) throw new Error(`Janus ${String(body.request)}: ${JSON.stringify(error)}`);
@@ -176,7 +191,9 @@ export class JanusPublisher {
 }
 
 async function post(url: string, body: Record<string, unknown>): Promise<JanusReply> {
-  const reply = (await (await fetch(url, { method: 'POST', body: JSON.stringify({ transaction: randomBytes(8).toString('hex'), ...body }) })).json()) as JanusReply;
+  const reply = (await (
+    await fetch(url, { method: 'POST', body: JSON.stringify({ transaction: randomBytes(8).toString('hex'), ...body }) })
+  ).json()) as JanusReply;
   if (reply.janus === 'error') throw new Error(`Janus: ${reply.error?.reason ?? JSON.stringify(reply)}`);
   return reply;
 }

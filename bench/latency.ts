@@ -35,8 +35,17 @@ const CAPTION_EVERY_MS = 1000;
  * in-process by `captionCost`, is what is held to 0.2 % of a core, below this figure's spread).
  */
 export function captionsBeside(bench: Bench, passthrough: PushFigures, captions: PushFigures): void {
-  bench.report('captions beside passthrough: added latency, median difference', captions.medianMs - passthrough.medianMs, 'ms', { max: 5 });
-  bench.report('captions beside passthrough: CPU difference (gateway + ffmpeg)', captions.cpu - passthrough.cpu, '% of a core');
+  bench.report(
+    'captions beside passthrough: added latency, median difference',
+    captions.medianMs - passthrough.medianMs,
+    'ms',
+    { max: 5 },
+  );
+  bench.report(
+    'captions beside passthrough: CPU difference (gateway + ffmpeg)',
+    captions.cpu - passthrough.cpu,
+    '% of a core',
+  );
 }
 
 /** What one push measured: its added latency (median, ms) and the gateway's and ffmpeg's CPU (% of a core). */
@@ -45,7 +54,13 @@ export interface PushFigures {
   cpu: number;
 }
 
-export async function push(bench: Bench, gateway: GatewayProcess, fixture: Fixture, receiver: RtmpReceiver, mode: keyof typeof REQUESTS): Promise<PushFigures> {
+export async function push(
+  bench: Bench,
+  gateway: GatewayProcess,
+  fixture: Fixture,
+  receiver: RtmpReceiver,
+  mode: keyof typeof REQUESTS,
+): Promise<PushFigures> {
   const what = mode === 'vertical' ? ', made 720x1280 (9:16, the centre)' : '';
   console.log(`\nOne ${mode} push, 1280x720 at ${fixture.fps} fps, ~2.5 Mb/s${what} (${bench.plan.pushSeconds} s)`);
   const name = `push-${mode}`;
@@ -70,13 +85,20 @@ export async function push(bench: Bench, gateway: GatewayProcess, fixture: Fixtu
     );
     const startedAt = now();
     const anchor = publisher.frames.findLastIndex((f) => f.key);
-    const reply = await gateway.request('POST', '/rest-api/push/startup', { streamName: name, rtmpUrl: receiver.url(), ...REQUESTS[mode] });
+    const reply = await gateway.request('POST', '/rest-api/push/startup', {
+      streamName: name,
+      rtmpUrl: receiver.url(),
+      ...REQUESTS[mode],
+    });
     if (reply.status !== 200) throw new Error(`startup answered ${reply.status}: ${JSON.stringify(reply.body)}`);
     await sleep(2000);
     let captions = 0;
     const caption = (): void => {
       captions++;
-      void gateway.request('POST', '/rest-api/stream/caption', { streamName: name, text: `Caption number ${captions}, sent a second after the one before.` });
+      void gateway.request('POST', '/rest-api/stream/caption', {
+        streamName: name,
+        text: `Caption number ${captions}, sent a second after the one before.`,
+      });
     };
     const captionsFrom = now();
     if (mode === 'captions') caption();
@@ -118,7 +140,8 @@ export async function push(bench: Bench, gateway: GatewayProcess, fixture: Fixtu
     if ((mode === 'passthrough' || mode === 'captions') && identical < compared * 0.99) {
       throw new Error(`frame matching failed: ${identical} of ${compared} frames identical to the ones sent`);
     }
-    if (mode === 'captions' && withCaptions < captionFrames * 0.99) throw new Error(`captions: ${withCaptions} of ${captionFrames} frames carried caption data`);
+    if (mode === 'captions' && withCaptions < captionFrames * 0.99)
+      throw new Error(`captions: ${withCaptions} of ${captionFrames} frames carried caption data`);
     // The gateway is Node and, on mediasoup, its media worker processes.
     const gatewayCpu = cpu.of(own);
     const mediaWorkerCpu = cpu.of(own.slice(1));
@@ -132,7 +155,12 @@ export async function push(bench: Bench, gateway: GatewayProcess, fixture: Fixtu
     };
     const passedThrough = mode === 'passthrough' || mode === 'captions';
     bench.report(`${mode}: added latency, median`, median(latencies), 'ms', passedThrough ? { max: 50 } : undefined);
-    bench.report(`${mode}: added latency, p95`, percentile(latencies, 95), 'ms', passedThrough ? undefined : { max: 60 });
+    bench.report(
+      `${mode}: added latency, p95`,
+      percentile(latencies, 95),
+      'ms',
+      passedThrough ? undefined : { max: 60 },
+    );
     bench.report(`${mode}: gateway CPU (Node and media workers)`, gatewayCpu, '% of a core');
     bench.report(`${mode}: of which media workers`, mediaWorkerCpu, '% of a core');
     bench.report(`${mode}: ffmpeg CPU`, ffmpegCpu, '% of a core');

@@ -12,8 +12,15 @@ import type { Report } from './report.js';
  * of the low layer instead, and with the top one again (the noise floor). A low layer's push adds
  * a consumer in the media worker and a publisher of its own in the gateway, and nothing else.
  */
-export async function layerCost(gateway: GatewayProcess, nginx: NginxRtmp, report: Report, seconds: number): Promise<Record<string, number>> {
-  console.log(`\nA push of a simulcast layer against a passthrough push (Chromium's camera, three layers; ${seconds} s each)`);
+export async function layerCost(
+  gateway: GatewayProcess,
+  nginx: NginxRtmp,
+  report: Report,
+  seconds: number,
+): Promise<Record<string, number>> {
+  console.log(
+    `\nA push of a simulcast layer against a passthrough push (Chromium's camera, three layers; ${seconds} s each)`,
+  );
   const browser = await TestBrowser.launch();
   try {
     await browser.page.goto(`${gateway.baseUrl}/health`);
@@ -44,7 +51,9 @@ export async function layerCost(gateway: GatewayProcess, nginx: NginxRtmp, repor
     const noiseFloor = Math.abs(topAgain - top) / 2;
     report('layers: gateway and ffmpeg CPU, the simulcast stream with no push', alone, '% of a core');
     report('layers: a passthrough push of the top layer (above the stream alone)', passthrough, '% of a core');
-    report('layers: a push of the low layer (above the stream alone)', low - alone, '% of a core', { max: Math.round(passthrough * 110) / 100 });
+    report('layers: a push of the low layer (above the stream alone)', low - alone, '% of a core', {
+      max: Math.round(passthrough * 110) / 100,
+    });
     report('layers: noise floor (half the two passthrough windows apart)', noiseFloor, '% of a core');
     return { alone, top, low, topAgain };
   } finally {

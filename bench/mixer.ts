@@ -27,7 +27,9 @@ const LIVEKIT_CPUS = 4;
  */
 export async function mixer(bench: Bench, fixture: Fixture, receiver: RtmpReceiver): Promise<void> {
   const { report, plan } = bench;
-  console.log(`\nMixer: 720p30 inputs into one 720p30 picture, pushed to an RTMP server (${plan.pushSeconds} s a window)`);
+  console.log(
+    `\nMixer: 720p30 inputs into one 720p30 picture, pushed to an RTMP server (${plan.pushSeconds} s a window)`,
+  );
   const gateway = await GatewayProcess.start(join(bench.work, 'gateway-mixer.log'), {
     GATEWAY_WORKERS: '1',
     GATEWAY_LIMIT_MIXERS: '2',
@@ -57,16 +59,29 @@ export async function mixer(bench: Bench, fixture: Fixture, receiver: RtmpReceiv
       else audioHeader = message.data;
     };
     receiver.on('media', headers);
-    const started = await gateway.request('POST', '/rest-api/mixer/startup', { uri: 'mixer://mix', layout: 'grid', ...SIZE, fps: 30 });
-    if (started.status !== 200) throw new Error(`mixer startup answered ${started.status}: ${JSON.stringify(started.body)}`);
+    const started = await gateway.request('POST', '/rest-api/mixer/startup', {
+      uri: 'mixer://mix',
+      layout: 'grid',
+      ...SIZE,
+      fps: 30,
+    });
+    if (started.status !== 200)
+      throw new Error(`mixer startup answered ${started.status}: ${JSON.stringify(started.body)}`);
     const push = await waitFor('the mixer publishing', async () => {
-      const reply = await gateway.request('POST', '/rest-api/push/startup', { streamName: 'mix', rtmpUrl: `${receiver.url()}/mix`, rtmpTransponderFullUrl: true });
+      const reply = await gateway.request('POST', '/rest-api/push/startup', {
+        streamName: 'mix',
+        rtmpUrl: `${receiver.url()}/mix`,
+        rtmpTransponderFullUrl: true,
+      });
       return reply.status === 200 ? reply : undefined;
     });
     report('mixer: start -> first picture at the RTMP server', (await firstPicture) - askedAt, 'ms', { max: 1000 });
 
     const add = async (stream: string): Promise<void> => {
-      const reply = await gateway.request('POST', '/rest-api/mixer/add', { uri: 'mixer://mix', remoteStreamName: stream });
+      const reply = await gateway.request('POST', '/rest-api/mixer/add', {
+        uri: 'mixer://mix',
+        remoteStreamName: stream,
+      });
       if (reply.status !== 200) throw new Error(`mixer add answered ${reply.status}: ${JSON.stringify(reply.body)}`);
     };
     await add('in0');
@@ -77,15 +92,24 @@ export async function mixer(bench: Bench, fixture: Fixture, receiver: RtmpReceiv
     await add('in3');
     await sleep(2000);
     const four = (await cpu()) - without;
-    const cores = (percent: number): string => `${(percent / 100).toFixed(2)} core (Web Call Server: ${WCS_CORES} cores a mixer; LiveKit: ${LIVEKIT_CPUS} CPUs a RoomComposite)`;
+    const cores = (percent: number): string =>
+      `${(percent / 100).toFixed(2)} core (Web Call Server: ${WCS_CORES} cores a mixer; LiveKit: ${LIVEKIT_CPUS} CPUs a RoomComposite)`;
     console.log(`  2 inputs: ${cores(two)}\n  4 inputs: ${cores(four)}`);
     report('mixer: gateway and ffmpeg CPU, 2 inputs 720p30 -> 720p30', two / 100, 'core', { max: 0.6 });
     report('mixer: gateway and ffmpeg CPU, 4 inputs 720p30 -> 720p30', four / 100, 'core', { max: 1.0 });
 
     // A fifth input, one colour, so the pictures that show it can be told from those that do not.
-    const colour = await SyntheticPublisher.publish(loadFixture(join(bench.work, 'fixture'), colourLook('#ff00ff', '1280x720', 660)), gateway.baseUrl, 'magenta');
+    const colour = await SyntheticPublisher.publish(
+      loadFixture(join(bench.work, 'fixture'), colourLook('#ff00ff', '1280x720', 660)),
+      gateway.baseUrl,
+      'magenta',
+    );
     publishers.push(colour);
-    await waitFor('a keyframe of the fifth input', async () => ((await gateway.request('POST', '/rest-api/stream/find', { name: 'magenta' })).body?.[0]?.keyframes ?? 0) > 0);
+    await waitFor(
+      'a keyframe of the fifth input',
+      async () =>
+        ((await gateway.request('POST', '/rest-api/stream/find', { name: 'magenta' })).body?.[0]?.keyframes ?? 0) > 0,
+    );
     const slot = layoutSlots({ kind: 'grid' }, SIZE, 5)[4]!;
     receiver.off('media', headers);
     if (!sequenceHeader || !audioHeader) throw new Error("the mixer's sequence headers did not arrive");
@@ -100,7 +124,13 @@ export async function mixer(bench: Bench, fixture: Fixture, receiver: RtmpReceiv
     // until the output shows it, and how far apart its picture and sound are there.
     const first = layoutSlots({ kind: 'grid' }, SIZE, 5)[0]!;
     const recorder = recordFlv(receiver, 'mix', sequenceHeader, audioHeader);
-    const watchCyan = watchColour(receiver, 'mix', sequenceHeader, centre(first), (r, g, b) => r < 60 && g > 200 && b > 200);
+    const watchCyan = watchColour(
+      receiver,
+      'mix',
+      sequenceHeader,
+      centre(first),
+      (r, g, b) => r < 60 && g > 200 && b > 200,
+    );
     await watchCyan.decoding;
     await recorder.started;
     const switched = await publishers[0]!.switchTo(cyan);
@@ -111,7 +141,9 @@ export async function mixer(bench: Bench, fixture: Fixture, receiver: RtmpReceiv
     // Positive: the picture later than its sound.
     const offset = sync.pictureS - sync.soundS - (switched.videoDueAt - switched.audioDueAt) / 1000;
     report('mixer: an input picture against its sound in the output', Math.abs(offset) * 1000, 'ms', { max: 40 });
-    console.log(`  (the picture ${offset >= 0 ? 'after' : 'before'} the sound by ${Math.abs(offset * 1000).toFixed(0)} ms)`);
+    console.log(
+      `  (the picture ${offset >= 0 ? 'after' : 'before'} the sound by ${Math.abs(offset * 1000).toFixed(0)} ms)`,
+    );
     bench.details.mixer = { withoutMixer: without, two, four, syncOffsetMs: offset * 1000 };
     await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: push.body.mediaSessionId });
   } finally {
@@ -121,7 +153,10 @@ export async function mixer(bench: Bench, fixture: Fixture, receiver: RtmpReceiv
 }
 
 /** The centre of `slot`, as fractions of the output picture. */
-const centre = (slot: Slot): { x: number; y: number } => ({ x: (slot.x + slot.width / 2) / SIZE.width, y: (slot.y + slot.height / 2) / SIZE.height });
+const centre = (slot: Slot): { x: number; y: number } => ({
+  x: (slot.x + slot.width / 2) / SIZE.width,
+  y: (slot.y + slot.height / 2) / SIZE.height,
+});
 
 /** When the next video frame of `stream` arrives at the receiver. */
 function nextVideo(receiver: RtmpReceiver, stream: string): Promise<number> {
@@ -214,7 +249,12 @@ function watchColour(
  * What of `stream` arrives from its next keyframe on, kept as an FLV file (`stop` writes it and
  * gives its path): its sequence headers first, then each message at its RTMP timestamp.
  */
-function recordFlv(receiver: RtmpReceiver, stream: string, videoHeader: Buffer, audioHeader: Buffer): { started: Promise<void>; stop(file: string): string } {
+function recordFlv(
+  receiver: RtmpReceiver,
+  stream: string,
+  videoHeader: Buffer,
+  audioHeader: Buffer,
+): { started: Promise<void>; stop(file: string): string } {
   const tags: Buffer[] = [];
   let begin: () => void = () => {};
   const started = new Promise<void>((resolve) => (begin = resolve));
@@ -276,9 +316,17 @@ async function avOffset(file: string, slot: Slot, toneHz: number): Promise<{ pic
   const x = slot.x + slot.width / 4;
   const y = slot.y + slot.height / 4;
   // Cyan: Cr far below the middle (BT.601: 16); the test picture before it averages near 128.
-  const pictures = await frames(`crop=${slot.width / 2}:${slot.height / 2}:${x}:${y},signalstats`, 'v', 'lavfi.signalstats.VAVG');
+  const pictures = await frames(
+    `crop=${slot.width / 2}:${slot.height / 2}:${x}:${y},signalstats`,
+    'v',
+    'lavfi.signalstats.VAVG',
+  );
   const picture = pictures.find((p) => p.value < 60);
-  const sound = await frames(`bandpass=f=${toneHz}:width_type=q:w=8,asetnsamples=n=240,astats=metadata=1:reset=1`, 'a', 'lavfi.astats.Overall.RMS_level');
+  const sound = await frames(
+    `bandpass=f=${toneHz}:width_type=q:w=8,asetnsamples=n=240,astats=metadata=1:reset=1`,
+    'a',
+    'lavfi.astats.Overall.RMS_level',
+  );
   // Where the tone settles: the median level from half a second after the picture changed.
   const after = sound
     .filter((s) => picture && s.time > picture.time + 0.5)
@@ -287,6 +335,7 @@ async function avOffset(file: string, slot: Slot, toneHz: number): Promise<{ pic
   const settled = after[after.length >> 1] ?? 0;
   // The first moment at half that level (-6 dB), from a little before the picture changed on.
   const onset = sound.find((s) => picture && s.time > picture.time - 0.5 && s.value > settled - 6);
-  if (!picture || !onset) throw new Error(`the switch was not found in ${file} (picture ${picture?.time}, sound ${onset?.time})`);
+  if (!picture || !onset)
+    throw new Error(`the switch was not found in ${file} (picture ${picture?.time}, sound ${onset?.time})`);
   return { pictureS: picture.time, soundS: onset.time };
 }

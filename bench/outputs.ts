@@ -15,7 +15,12 @@ import type { Bench } from './report.js';
  * its own ffmpeg writing MP4 parts); and how long the SRT push's startup takes to answer (it
  * answers once the SRT session is up). The recording's files are deleted afterwards.
  */
-export async function outputs(bench: Bench, gateway: GatewayProcess, fixture: Fixture, nginx: NginxRtmp): Promise<void> {
+export async function outputs(
+  bench: Bench,
+  gateway: GatewayProcess,
+  fixture: Fixture,
+  nginx: NginxRtmp,
+): Promise<void> {
   const seconds = bench.plan.pushSeconds;
   console.log(`\nOutputs: one stream pushed over RTMP, then over SRT beside it, then recorded too (${seconds} s each)`);
   const publisher = await SyntheticPublisher.publish(fixture, gateway.baseUrl, 'outputs');
@@ -24,7 +29,11 @@ export async function outputs(bench: Bench, gateway: GatewayProcess, fixture: Fi
   const cpu = (): Promise<number> => gatewayCpu(gateway, seconds);
   const start = async (rtmpUrl: string): Promise<number> => {
     const startedAt = performance.now();
-    const reply = await gateway.request('POST', '/rest-api/push/startup', { streamName: 'outputs', rtmpUrl, rtmpTransponderFullUrl: true });
+    const reply = await gateway.request('POST', '/rest-api/push/startup', {
+      streamName: 'outputs',
+      rtmpUrl,
+      rtmpTransponderFullUrl: true,
+    });
     if (reply.status !== 200) throw new Error(`startup answered ${reply.status}: ${JSON.stringify(reply.body)}`);
     ids.push(reply.body.mediaSessionId);
     return performance.now() - startedAt;
@@ -58,14 +67,24 @@ export async function outputs(bench: Bench, gateway: GatewayProcess, fixture: Fi
       const at = (q: number): number => delays[Math.min(delays.length - 1, Math.floor(q * delays.length))]!;
       bench.report('outputs: WHEP viewer, frame sent → at the viewer, median', at(0.5), 'ms');
       bench.report('outputs: WHEP viewer, frame sent → at the viewer, p95', at(0.95), 'ms');
-      bench.details.outputs = { rtmp, both, all, srtStartupMs, recordStartupMs, whepMedianMs: at(0.5), whepP95Ms: at(0.95), whepFrames: delays.length };
+      bench.details.outputs = {
+        rtmp,
+        both,
+        all,
+        srtStartupMs,
+        recordStartupMs,
+        whepMedianMs: at(0.5),
+        whepP95Ms: at(0.95),
+        whepFrames: delays.length,
+      };
     } finally {
       await viewer.close();
     }
   } finally {
     for (const mediaSessionId of ids) await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId });
     const recorded = await gateway.request('POST', '/rest-api/recording/find_all', { streamName: 'outputs' });
-    for (const { fileName } of recorded.status === 200 ? (recorded.body as { fileName: string }[]) : []) await gateway.request('POST', '/rest-api/recording/delete', { fileName });
+    for (const { fileName } of recorded.status === 200 ? (recorded.body as { fileName: string }[]) : [])
+      await gateway.request('POST', '/rest-api/recording/delete', { fileName });
     await publisher.stop();
     await listener.close();
   }

@@ -15,7 +15,9 @@ import { round, type Bench } from './report.js';
  * and the frames the taken ones lost (the goal: < 0.5 % on every push).
  */
 export async function overload(bench: Bench, fixture: Fixture, nginx: NginxRtmp, maxPushes: number): Promise<void> {
-  console.log(`\nOverload: pushes added until the gateway refuses (overload limits at their defaults), then held ${bench.plan.capacitySeconds} s`);
+  console.log(
+    `\nOverload: pushes added until the gateway refuses (overload limits at their defaults), then held ${bench.plan.capacitySeconds} s`,
+  );
   const defaults = parseConfig({});
   const gateway = await GatewayProcess.start(join(bench.work, 'gateway-overload.log'), {
     GATEWAY_OVERLOAD_EVENT_LOOP_DELAY_MS: String(defaults.overload_event_loop_delay_ms),
@@ -103,7 +105,10 @@ export async function overload(bench: Bench, fixture: Fixture, nginx: NginxRtmp,
     bench.report('overload: pushes taken before the first 503', firstRefusalAt, 'pushes');
     // The refusal should come near what the machine really carries, not a third below it.
     const sustained = bench.details.sustained as number | undefined;
-    if (sustained) bench.report('overload: first 503, share of the sustained capacity', (firstRefusalAt / sustained) * 100, '%', { min: 90 });
+    if (sustained)
+      bench.report('overload: first 503, share of the sustained capacity', (firstRefusalAt / sustained) * 100, '%', {
+        min: 90,
+      });
     bench.report('overload: publishes and startups failed other than by a 503', failed.length, 'startups', { max: 0 });
     bench.report('overload: frames lost on the pushes taken', lossPercent, '%', { max: MAX_LOSS * 100 });
     bench.report('overload: worst push, frames lost', worst * 100, '%', { max: MAX_LOSS * 100 });

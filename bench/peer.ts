@@ -20,7 +20,8 @@ import { DEFAULT_CONFIG_FILE } from '../src/paths.js';
 
 /** The configuration the benchmark's gateway reads (its file and the environment): the peer encodes audio as it does. */
 let gatewayConfig: GatewayConfig | undefined;
-const readGatewayConfig = (): GatewayConfig => (gatewayConfig ??= loadConfig(process.env.GATEWAY_CONFIG ?? DEFAULT_CONFIG_FILE));
+const readGatewayConfig = (): GatewayConfig =>
+  (gatewayConfig ??= loadConfig(process.env.GATEWAY_CONFIG ?? DEFAULT_CONFIG_FILE));
 
 /** The synthetic publisher's payload types (its offer's first codec of each kind). */
 const VIDEO_PT = 96;
@@ -55,7 +56,10 @@ export async function peer(bench: Bench, fixture: Fixture, receiver: RtmpReceive
   const enter = async (name: string): Promise<PeerPush> => {
     const handle = await janus.publisherHandle();
     try {
-      const publisher = await SyntheticPublisher.publish(fixture, '', name, { localAddress: janus.network.hostAddress, exchange: (offer) => handle.publish(offer) });
+      const publisher = await SyntheticPublisher.publish(fixture, '', name, {
+        localAddress: janus.network.hostAddress,
+        exchange: (offer) => handle.publish(offer),
+      });
       const push = { publisher, handle };
       pushes.push(push);
       return push;
@@ -111,7 +115,10 @@ export async function peer(bench: Bench, fixture: Fixture, receiver: RtmpReceive
       try {
         for (const name of names) step.push(await enter(name));
         for (const [i, push] of step.entries()) await forward(push, `${nginx.url()}/${names[i]}`);
-        const keyframes = setInterval(() => step.forEach((p) => void p.handle.requestKeyframe().catch(() => undefined)), 1000);
+        const keyframes = setInterval(
+          () => step.forEach((p) => void p.handle.requestKeyframe().catch(() => undefined)),
+          1000,
+        );
         await sleep(2000);
         clearInterval(keyframes);
         const ffmpeg = step.map((p) => p.ffmpeg!.pid!);
@@ -141,7 +148,12 @@ export async function peer(bench: Bench, fixture: Fixture, receiver: RtmpReceive
     }
     bench.details.peerCapacity = steps;
     const at16 = steps.find((s) => s.pushes === 16) ?? steps[0];
-    if (at16) bench.report(`peer (Janus): Janus + ffmpeg CPU per push at ${at16.pushes as number} pushes`, at16.perPush as number, '% of a core');
+    if (at16)
+      bench.report(
+        `peer (Janus): Janus + ffmpeg CPU per push at ${at16.pushes as number} pushes`,
+        at16.perPush as number,
+        '% of a core',
+      );
     bench.report('peer (Janus): concurrent pushes sustained', sustained, 'pushes');
     bench.details.peerSustained = sustained;
     sideBySide(bench);
@@ -232,24 +244,38 @@ function udpBound(port: number): boolean {
 
 /** The gateway's figures from this run beside Janus's. */
 function sideBySide(bench: Bench): void {
-  const ours = (bench.details.capacity as { pushes: number; gatewayCpu: number; ffmpegCpuEach: number; lossPercent: number }[] | undefined) ?? [];
-  const theirs = (bench.details.peerCapacity as { pushes: number; perPush: number; lossPercent: number }[] | undefined) ?? [];
+  const ours =
+    (bench.details.capacity as
+      { pushes: number; gatewayCpu: number; ffmpegCpuEach: number; lossPercent: number }[] | undefined) ?? [];
+  const theirs =
+    (bench.details.peerCapacity as { pushes: number; perPush: number; lossPercent: number }[] | undefined) ?? [];
   if (!ours.length || !theirs.length) return;
   console.log('\n  pushes | gateway: CPU per push, frames lost | Janus: CPU per push, frames lost');
   for (const step of ours) {
     const peerStep = theirs.find((s) => s.pushes === step.pushes);
     const perPush = round(step.gatewayCpu / step.pushes + step.ffmpegCpuEach);
-    console.log(`  ${String(step.pushes).padStart(6)} | ${perPush} %, ${step.lossPercent} % | ${peerStep ? `${peerStep.perPush} %, ${peerStep.lossPercent} %` : '-'}`);
+    console.log(
+      `  ${String(step.pushes).padStart(6)} | ${perPush} %, ${step.lossPercent} % | ${peerStep ? `${peerStep.perPush} %, ${peerStep.lossPercent} %` : '-'}`,
+    );
   }
   // The target against the peer, from this run alone: three quarters of its CPU per push at 16.
   const ours16 = ours.find((s) => s.pushes === 16);
   const theirs16 = theirs.find((s) => s.pushes === 16);
   if (ours16 && theirs16)
-    bench.report('CPU per push at 16 pushes, gateway / Janus + ffmpeg', (ours16.gatewayCpu / 16 + ours16.ffmpegCpuEach) / theirs16.perPush, '×', { max: 0.75 });
+    bench.report(
+      'CPU per push at 16 pushes, gateway / Janus + ffmpeg',
+      (ours16.gatewayCpu / 16 + ours16.ffmpegCpuEach) / theirs16.perPush,
+      '×',
+      { max: 0.75 },
+    );
   const sustained = bench.details.sustained as number | undefined;
   const peerSustained = bench.details.peerSustained as number | undefined;
-  if (sustained !== undefined && peerSustained) bench.report('pushes sustained, gateway / Janus + ffmpeg', sustained / peerSustained, '×');
+  if (sustained !== undefined && peerSustained)
+    bench.report('pushes sustained, gateway / Janus + ffmpeg', sustained / peerSustained, '×');
   const startup = bench.details.startupRest as { firstFrameMs: number[] } | undefined;
   const peerStartup = bench.details.peerStartupMs as number[] | undefined;
-  if (startup && peerStartup) console.log(`  startup to the first frame, median: gateway ${median(startup.firstFrameMs)} ms, Janus ${median(peerStartup)} ms`);
+  if (startup && peerStartup)
+    console.log(
+      `  startup to the first frame, median: gateway ${median(startup.firstFrameMs)} ms, Janus ${median(peerStartup)} ms`,
+    );
 }

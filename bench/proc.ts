@@ -83,5 +83,9 @@ export function udpCounters(): { received: number; receiveBufferErrors: number; 
   const names = lines[0]!.split(/\s+/).slice(1);
   const values = lines[1]!.split(/\s+/).slice(1).map(Number);
   const get = (name: string): number => values[names.indexOf(name)] ?? 0;
-  return { received: get('InDatagrams'), receiveBufferErrors: get('RcvbufErrors'), sendBufferErrors: get('SndbufErrors') };
+  return {
+    received: get('InDatagrams'),
+    receiveBufferErrors: get('RcvbufErrors'),
+    sendBufferErrors: get('SndbufErrors'),
+  };
 }

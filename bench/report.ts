@@ -13,7 +13,17 @@ export interface Figure {
 /** How much each section measures: `--quick` runs a smaller version in about a minute. */
 export function benchPlan(quick: boolean) {
   return quick
-    ? { startupRuns: 3, sdkRuns: 3, audioRuns: 2, restartDownMs: [200, 800], cutRuns: 1, reconnectCycles: 20, pushSeconds: 8, capacitySteps: [2, 4], capacitySeconds: 6 }
+    ? {
+        startupRuns: 3,
+        sdkRuns: 3,
+        audioRuns: 2,
+        restartDownMs: [200, 800],
+        cutRuns: 1,
+        reconnectCycles: 20,
+        pushSeconds: 8,
+        capacitySteps: [2, 4],
+        capacitySeconds: 6,
+      }
     : {
         startupRuns: 10,
         sdkRuns: 10,
@@ -38,7 +48,12 @@ export interface Bench {
   work: string;
 }
 
-export type Report = (name: string, value: number, unit: string, target?: { max?: number; min?: number; noiseFloor?: number }) => void;
+export type Report = (
+  name: string,
+  value: number,
+  unit: string,
+  target?: { max?: number; min?: number; noiseFloor?: number },
+) => void;
 
 export const round = (n: number): number => Math.round(n * 1000) / 1000;
 
@@ -59,12 +74,20 @@ export class Figures {
     if (target?.max !== undefined) Object.assign(figure, { target: `<= ${target.max}`, ok: value <= target.max });
     if (target?.min !== undefined) Object.assign(figure, { target: `>= ${target.min}`, ok: value >= target.min });
     this.all.push(figure);
-    console.log(`  ${name}: ${figure.value} ${unit}${figure.target ? ` (target ${figure.target} ${unit}: ${figure.ok ? 'met' : 'MISSED'})` : ''}`);
+    console.log(
+      `  ${name}: ${figure.value} ${unit}${figure.target ? ` (target ${figure.target} ${unit}: ${figure.ok ? 'met' : 'MISSED'})` : ''}`,
+    );
   };
 
   printTable(): void {
-    const shown = (f: Figure): string => (f.noiseFloor !== undefined ? `< noise (±${f.noiseFloor} ${f.unit})` : `${f.value} ${f.unit}`);
-    const rows = this.all.map((f) => [f.name, shown(f), f.target ? `${f.target} ${f.unit}` : '', f.ok === undefined ? '' : f.ok ? 'met' : 'MISSED']);
+    const shown = (f: Figure): string =>
+      f.noiseFloor !== undefined ? `< noise (±${f.noiseFloor} ${f.unit})` : `${f.value} ${f.unit}`;
+    const rows = this.all.map((f) => [
+      f.name,
+      shown(f),
+      f.target ? `${f.target} ${f.unit}` : '',
+      f.ok === undefined ? '' : f.ok ? 'met' : 'MISSED',
+    ]);
     const header = ['figure', 'value', 'target', ''];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     const line = (cells: string[]): string =>

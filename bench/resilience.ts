@@ -24,7 +24,12 @@ async function startPush(gateway: GatewayProcess, streamName: string, rtmpUrl: s
  * the moment the server accepts connections again to the first video frame it gets (a keyframe,
  * after headers).
  */
-export async function destinationRestart(gateway: GatewayProcess, fixture: Fixture, report: Report, downMs: number[]): Promise<number[]> {
+export async function destinationRestart(
+  gateway: GatewayProcess,
+  fixture: Fixture,
+  report: Report,
+  downMs: number[],
+): Promise<number[]> {
   const name = 'restart';
   let receiver = await RtmpReceiver.start();
   const port = receiver.port;
@@ -38,9 +43,13 @@ export async function destinationRestart(gateway: GatewayProcess, fixture: Fixtu
       await sleep(down);
       receiver = await RtmpReceiver.start(port);
       const acceptingAt = now();
-      const frame = await new Promise<RtmpMediaMessage>((resolve) => receiver.on('media', (m) => m.kind === 'video' && !m.sequenceHeader && resolve(m)));
+      const frame = await new Promise<RtmpMediaMessage>((resolve) =>
+        receiver.on('media', (m) => m.kind === 'video' && !m.sequenceHeader && resolve(m)),
+      );
       results.push(frame.arrivalMs - acceptingAt);
-      console.log(`    down ${down} ms: first frame ${Math.round(frame.arrivalMs - acceptingAt)} ms after the server accepted again (keyframe: ${frame.key})`);
+      console.log(
+        `    down ${down} ms: first frame ${Math.round(frame.arrivalMs - acceptingAt)} ms after the server accepted again (keyframe: ${frame.key})`,
+      );
       await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: id });
     }
   } finally {
@@ -56,16 +65,23 @@ export async function destinationRestart(gateway: GatewayProcess, fixture: Fixtu
  * The link to the destination (a veth into a namespace of the benchmark's own) goes down for 10 s:
  * from the link coming back to nginx-rtmp counting bytes of the stream on a new connection.
  */
-export async function networkCut(gateway: GatewayProcess, fixture: Fixture, report: Report, runs: number): Promise<number[] | undefined> {
+export async function networkCut(
+  gateway: GatewayProcess,
+  fixture: Fixture,
+  report: Report,
+  runs: number,
+): Promise<number[] | undefined> {
   if (!(await TestNetwork.available())) {
     console.log('    skipped: needs root and iproute2 for a network namespace');
     return undefined;
   }
   const net = await TestNetwork.create();
-  const nginx = await NginxRtmp.start({ netns: { name: net.ns, address: net.peerAddress } }).catch(async (error: unknown) => {
-    await net.destroy();
-    throw error;
-  });
+  const nginx = await NginxRtmp.start({ netns: { name: net.ns, address: net.peerAddress } }).catch(
+    async (error: unknown) => {
+      await net.destroy();
+      throw error;
+    },
+  );
   const name = 'cut';
   const publisher = await SyntheticPublisher.publish(fixture, gateway.baseUrl, name);
   const results: number[] = [];
@@ -90,7 +106,9 @@ export async function networkCut(gateway: GatewayProcess, fixture: Fixture, repo
       );
       results.push(now() - backAt);
       const state = await gateway.push(id);
-      console.log(`    run ${run + 1}: media flowing ${Math.round(now() - backAt)} ms after the link came back (${state.counters.drops} drops, attempt ${state.reconnectAttempt})`);
+      console.log(
+        `    run ${run + 1}: media flowing ${Math.round(now() - backAt)} ms after the link came back (${state.counters.drops} drops, attempt ${state.reconnectAttempt})`,
+      );
     }
     await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: id });
   } finally {
@@ -106,7 +124,10 @@ export async function networkCut(gateway: GatewayProcess, fixture: Fixture, repo
  * Processes, open descriptors and UDP sockets of the gateway and its children. Connections to the
  * REST port are left out: they are the benchmark's own HTTP client, kept alive as it likes.
  */
-async function resources(pid: number, restPort: number): Promise<{ processes: number; fds: number; udp: number; targets: string[] }> {
+async function resources(
+  pid: number,
+  restPort: number,
+): Promise<{ processes: number; fds: number; udp: number; targets: string[] }> {
   const pids = [pid, ...(await children(pid))];
   const udpInodes = await socketInodes(['/proc/net/udp', '/proc/net/udp6']);
   const restInodes = await socketInodes(['/proc/net/tcp', '/proc/net/tcp6'], restPort);
@@ -155,7 +176,12 @@ async function children(pid: number): Promise<number[]> {
  * `cycles` drops of the destination's connection, each followed by a reconnect, on a gateway of
  * its own restoring after 100 ms: what the gateway holds before and after must be the same.
  */
-export async function reconnectCycles(logFile: string, fixture: Fixture, report: Report, cycles: number): Promise<void> {
+export async function reconnectCycles(
+  logFile: string,
+  fixture: Fixture,
+  report: Report,
+  cycles: number,
+): Promise<void> {
   const gateway = await GatewayProcess.start(logFile, { GATEWAY_RTMP_PUSH_RESTORE_INTERVAL_MS: '100' });
   const receiver = await RtmpReceiver.start();
   const name = 'cycles';
@@ -181,11 +207,16 @@ export async function reconnectCycles(logFile: string, fixture: Fixture, report:
     const seconds = (now() - started) / 1000;
     await sleep(2500); // ffmpeg processes replaced in the last cycle have ended
     const after = await resources(gateway.pid, restPort);
-    const counts = (r: { targets: string[] }): Map<string, number> => r.targets.reduce((m, t) => m.set(t, (m.get(t) ?? 0) + 1), new Map<string, number>());
+    const counts = (r: { targets: string[] }): Map<string, number> =>
+      r.targets.reduce((m, t) => m.set(t, (m.get(t) ?? 0) + 1), new Map<string, number>());
     const was = counts(before);
-    const grown = [...counts(after)].filter(([t, n]) => n > (was.get(t) ?? 0)).map(([t, n]) => `${t} ${was.get(t) ?? 0} -> ${n}`);
+    const grown = [...counts(after)]
+      .filter(([t, n]) => n > (was.get(t) ?? 0))
+      .map(([t, n]) => `${t} ${was.get(t) ?? 0} -> ${n}`);
     const brief = (r: typeof before): string => `${r.processes} processes, ${r.fds} fds, ${r.udp} UDP sockets`;
-    console.log(`    ${cycles} cycles in ${seconds.toFixed(1)} s; before: ${brief(before)}; after: ${brief(after)}${grown.length ? `; grown: ${grown.join(', ')}` : ''}`);
+    console.log(
+      `    ${cycles} cycles in ${seconds.toFixed(1)} s; before: ${brief(before)}; after: ${brief(after)}${grown.length ? `; grown: ${grown.join(', ')}` : ''}`,
+    );
     report(`after ${cycles} reconnects: extra processes`, after.processes - before.processes, '', { max: 0 });
     report(`after ${cycles} reconnects: extra file descriptors`, after.fds - before.fds, '', { max: 0 });
     report(`after ${cycles} reconnects: extra UDP sockets`, after.udp - before.udp, '', { max: 0 });

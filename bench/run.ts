@@ -48,7 +48,12 @@ const { values: args } = parseArgs({
   },
 });
 const quick = args.quick!;
-const sections = new Set((args.only ?? 'startup,sdk,latency,frame-path,fanout,outputs,audio,aac,resilience,stalls,isolation,capacity,overload,cluster,mixer,peer').split(','));
+const sections = new Set(
+  (
+    args.only ??
+    'startup,sdk,latency,frame-path,fanout,outputs,audio,aac,resilience,stalls,isolation,capacity,overload,cluster,mixer,peer'
+  ).split(','),
+);
 const plan = benchPlan(quick);
 if (args.steps) plan.capacitySteps = args.steps.split(',').map(Number);
 const WORK = resolve('.bench');
@@ -66,7 +71,9 @@ async function step(name: string, run: () => Promise<unknown>): Promise<void> {
   if (!sections.has(name)) return;
   await run();
   const { heapUsed, rss } = process.memoryUsage();
-  console.log(`  (after ${name}, the benchmark process: heap ${Math.round(heapUsed / 1048576)} MB, RSS ${Math.round(rss / 1048576)} MB)`);
+  console.log(
+    `  (after ${name}, the benchmark process: heap ${Math.round(heapUsed / 1048576)} MB, RSS ${Math.round(rss / 1048576)} MB)`,
+  );
 }
 
 async function main(): Promise<void> {
@@ -78,11 +85,17 @@ async function main(): Promise<void> {
     node: process.version,
     ffmpeg: execFileSync('ffmpeg', ['-version'], { encoding: 'utf8' }).split('\n')[0],
   };
-  console.log(`Benchmark (${quick ? 'quick' : 'full'}) on ${machine.cpus} x ${machine.cpuModel}, Node ${machine.node}, ${machine.ffmpeg}`);
+  console.log(
+    `Benchmark (${quick ? 'quick' : 'full'}) on ${machine.cpus} x ${machine.cpuModel}, Node ${machine.node}, ${machine.ffmpeg}`,
+  );
   const gateway = await GatewayProcess.start(
     join(WORK, 'gateway.log'),
     { GATEWAY_LOG_LEVEL: args['log-level']! },
-    args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(WORK, 'profiles')}`] : process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : [],
+    args.profile
+      ? ['--cpu-prof', `--cpu-prof-dir=${join(WORK, 'profiles')}`]
+      : process.env.BENCH_NODE_ARGS
+        ? process.env.BENCH_NODE_ARGS.split(' ')
+        : [],
   );
   const receiver = await RtmpReceiver.start();
   let nginx: NginxRtmp | undefined;
@@ -143,7 +156,14 @@ async function main(): Promise<void> {
   }
   figures.printTable();
   const out = resolve(args.out!);
-  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine, figures: figures.all, details }, null, 2) + '\n');
+  writeFileSync(
+    out,
+    JSON.stringify(
+      { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', machine, figures: figures.all, details },
+      null,
+      2,
+    ) + '\n',
+  );
   console.log(`\nwritten to ${out}`);
 }
 

@@ -18,12 +18,17 @@ const STALL_TARGET_MS = 50;
 async function loopMax(gateway: GatewayProcess): Promise<{ main: number; worker: number }> {
   const text = await (await fetch(`${gateway.baseUrl}/metrics`)).text();
   const main = Number(/^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text)?.[1] ?? 0) * 1000 - MAIN_RESOLUTION_MS;
-  const workers = [...text.matchAll(/^gateway_load\{worker="[^"]*",measure="event_loop_delay_max_ms"\} (\S+)$/gm)].map((m) => Number(m[1]));
+  const workers = [...text.matchAll(/^gateway_load\{worker="[^"]*",measure="event_loop_delay_max_ms"\} (\S+)$/gm)].map(
+    (m) => Number(m[1]),
+  );
   return { main: Math.max(0, main), worker: Math.max(0, ...workers) };
 }
 
 /** Reads every loop's longest hold every 200 ms while a step runs, and after it until the workers' window closed. */
-async function watched<T>(gateway: GatewayProcess, step: () => Promise<T>): Promise<{ result: T; main: number; worker: number }> {
+async function watched<T>(
+  gateway: GatewayProcess,
+  step: () => Promise<T>,
+): Promise<{ result: T; main: number; worker: number }> {
   const worst = { main: 0, worker: 0 };
   const read = async (): Promise<void> => {
     const now = await loopMax(gateway).catch(() => ({ main: 0, worker: 0 }));
@@ -61,7 +66,9 @@ async function watched<T>(gateway: GatewayProcess, step: () => Promise<T>): Prom
 export async function stalls(bench: Bench, gateway: GatewayProcess, fixture: Fixture, nginx: NginxRtmp): Promise<void> {
   const runs = bench.quick ? 1 : 3;
   const neighbours = bench.quick ? 2 : 8;
-  console.log(`\nStalls: the longest each lifecycle step holds an event loop, ${neighbours} streams pushing beside it (${runs} runs)`);
+  console.log(
+    `\nStalls: the longest each lifecycle step holds an event loop, ${neighbours} streams pushing beside it (${runs} runs)`,
+  );
   const background: SyntheticPublisher[] = [];
   const ids: string[] = [];
   const worst = new Map<string, { main: number; worker: number }>();
@@ -70,17 +77,27 @@ export async function stalls(bench: Bench, gateway: GatewayProcess, fixture: Fix
     worst.set(step, { main: Math.max(before.main, held.main), worker: Math.max(before.worker, held.worker) });
   };
   const startPush = async (streamName: string, rtmpUrl: string): Promise<string> => {
-    const reply = await gateway.request('POST', '/rest-api/push/startup', { streamName, rtmpUrl, rtmpTransponderFullUrl: true });
+    const reply = await gateway.request('POST', '/rest-api/push/startup', {
+      streamName,
+      rtmpUrl,
+      rtmpTransponderFullUrl: true,
+    });
     if (reply.status !== 200) throw new Error(`startup answered ${reply.status}: ${JSON.stringify(reply.body)}`);
     ids.push(reply.body.mediaSessionId);
     return reply.body.mediaSessionId as string;
   };
-  const state = async (mediaSessionId: string): Promise<string | undefined> => (await gateway.push(mediaSessionId))?.state;
+  const state = async (mediaSessionId: string): Promise<string | undefined> =>
+    (await gateway.push(mediaSessionId))?.state;
   let receiver = await RtmpReceiver.start();
   try {
     for (let i = 0; i < neighbours; i++) {
       background.push(await SyntheticPublisher.publish(fixture, gateway.baseUrl, `neighbour${i}`));
-      await waitFor(`a keyframe of neighbour${i}`, async () => (await gateway.request('POST', '/rest-api/stream/find', { name: `neighbour${i}` })).body?.[0]?.video, 15_000);
+      await waitFor(
+        `a keyframe of neighbour${i}`,
+        async () =>
+          (await gateway.request('POST', '/rest-api/stream/find', { name: `neighbour${i}` })).body?.[0]?.video,
+        15_000,
+      );
       await startPush(`neighbour${i}`, `${nginx.url()}/neighbour${i}`);
     }
     for (let run = 0; run < runs; run++) {
@@ -89,7 +106,11 @@ export async function stalls(bench: Bench, gateway: GatewayProcess, fixture: Fix
       note('publish (WHIP offer to connected)', published);
       const publisher = published.result;
       try {
-        await waitFor(`a keyframe of ${name}`, async () => (await gateway.request('POST', '/rest-api/stream/find', { name })).body?.[0]?.video, 15_000);
+        await waitFor(
+          `a keyframe of ${name}`,
+          async () => (await gateway.request('POST', '/rest-api/stream/find', { name })).body?.[0]?.video,
+          15_000,
+        );
         const pushed = await watched(gateway, async () => {
           const id = await startPush(name, `${receiver.url()}/${name}`);
           await waitFor('the push running', async () => (await state(id)) === 'running', 15_000);
@@ -129,7 +150,8 @@ export async function stalls(bench: Bench, gateway: GatewayProcess, fixture: Fix
         note(
           'terminate (two pushes)',
           await watched(gateway, async () => {
-            for (const id of ids.splice(neighbours)) await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: id });
+            for (const id of ids.splice(neighbours))
+              await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: id });
           }),
         );
       } finally {
@@ -139,7 +161,9 @@ export async function stalls(bench: Bench, gateway: GatewayProcess, fixture: Fix
   } finally {
     for (const mediaSessionId of ids) await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId });
     const recorded = await gateway.request('POST', '/rest-api/recording/find_all', {});
-    for (const { fileName, streamName } of recorded.status === 200 ? (recorded.body as { fileName: string; streamName: string }[]) : []) {
+    for (const { fileName, streamName } of recorded.status === 200
+      ? (recorded.body as { fileName: string; streamName: string }[])
+      : []) {
       if (streamName.startsWith('stall')) await gateway.request('POST', '/rest-api/recording/delete', { fileName });
     }
     for (const publisher of background) await publisher.stop();
@@ -147,7 +171,11 @@ export async function stalls(bench: Bench, gateway: GatewayProcess, fixture: Fix
   }
   for (const [step, held] of worst) {
     console.log(`  ${step}: main thread held ${round(held.main)} ms, worst worker ${round(held.worker)} ms`);
-    bench.report(`stalls: ${step}, longest event-loop hold`, Math.max(held.main, held.worker), 'ms', { max: STALL_TARGET_MS });
+    bench.report(`stalls: ${step}, longest event-loop hold`, Math.max(held.main, held.worker), 'ms', {
+      max: STALL_TARGET_MS,
+    });
   }
-  bench.details.stalls = Object.fromEntries([...worst].map(([step, held]) => [step, { mainMs: round(held.main), workerMs: round(held.worker) }]));
+  bench.details.stalls = Object.fromEntries(
+    [...worst].map(([step, held]) => [step, { mainMs: round(held.main), workerMs: round(held.worker) }]),
+  );
 }

@@ -35,7 +35,12 @@ function ended(receiver: RtmpReceiver, streamName: string): Promise<void> {
   });
 }
 
-export async function restStartup(bench: Bench, gateway: GatewayProcess, fixture: Fixture, receiver: RtmpReceiver): Promise<void> {
+export async function restStartup(
+  bench: Bench,
+  gateway: GatewayProcess,
+  fixture: Fixture,
+  receiver: RtmpReceiver,
+): Promise<void> {
   console.log(`\nStartup from /push/startup, stream already publishing (${bench.plan.startupRuns} runs)`);
   const publisher = await SyntheticPublisher.publish(fixture, gateway.baseUrl, 'startup');
   const replies: number[] = [];
@@ -46,7 +51,10 @@ export async function restStartup(bench: Bench, gateway: GatewayProcess, fixture
       const first = firstVideo(receiver, 'rtmp_startup');
       const done = ended(receiver, 'rtmp_startup');
       const t0 = now();
-      const reply = await gateway.request('POST', '/rest-api/push/startup', { streamName: 'startup', rtmpUrl: receiver.url() });
+      const reply = await gateway.request('POST', '/rest-api/push/startup', {
+        streamName: 'startup',
+        rtmpUrl: receiver.url(),
+      });
       if (reply.status !== 200) throw new Error(`startup answered ${reply.status}: ${JSON.stringify(reply.body)}`);
       replies.push(now() - t0);
       firsts.push((await first).arrivalMs - t0);
@@ -60,7 +68,9 @@ export async function restStartup(bench: Bench, gateway: GatewayProcess, fixture
   bench.details.startupRest = { replyMs: replies.map(round), firstFrameMs: firsts.map(round) };
   bench.report('/push/startup -> 200, median', median(replies) / 1000, 's');
   bench.report('/push/startup -> first video frame at RTMP server, median', median(firsts) / 1000, 's');
-  bench.report('/push/startup -> first video frame at RTMP server, p95', percentile(firsts, 95) / 1000, 's', { max: 0.05 });
+  bench.report('/push/startup -> first video frame at RTMP server, p95', percentile(firsts, 95) / 1000, 's', {
+    max: 0.05,
+  });
 }
 
 /**
@@ -102,5 +112,7 @@ export async function sdkStartup(bench: Bench, gateway: GatewayProcess, receiver
   }
   bench.details.startupSdk = { firstFrameMs: firsts.map(round) };
   bench.report('SDK publish() -> first video frame at RTMP server, median', median(firsts) / 1000, 's', { max: 0.25 });
-  bench.report('SDK publish() -> first video frame at RTMP server, p95', percentile(firsts, 95) / 1000, 's', { max: 1.0 });
+  bench.report('SDK publish() -> first video frame at RTMP server, p95', percentile(firsts, 95) / 1000, 's', {
+    max: 1.0,
+  });
 }

@@ -57,7 +57,9 @@ export class TestBrowser {
           session.on('ESTABLISHED', () => {
             const created = session.createStream(options);
             (window as unknown as { sdkStream: unknown }).sdkStream = created;
-            created.on('PUBLISHING', () => resolve('PUBLISHING')).on('FAILED', (e: { info: string }) => resolve(`failed: ${e.info}`));
+            created
+              .on('PUBLISHING', () => resolve('PUBLISHING'))
+              .on('FAILED', (e: { info: string }) => resolve(`failed: ${e.info}`));
             created.publish();
           });
         });

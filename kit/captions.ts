@@ -19,7 +19,21 @@ export async function readCaptions(file: string): Promise<DecodedCaption[]> {
   if (/[\\':,;[\]=]/.test(file)) throw new Error(`readCaptions: a path without \\ ' : , ; [ ] = expected, not ${file}`);
   const { stdout } = await run(
     'ffmpeg',
-    ['-nostdin', '-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', `movie=${file}[out0+subcc]`, '-map', '0:s', '-f', 'srt', 'pipe:1'],
+    [
+      '-nostdin',
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-f',
+      'lavfi',
+      '-i',
+      `movie=${file}[out0+subcc]`,
+      '-map',
+      '0:s',
+      '-f',
+      'srt',
+      'pipe:1',
+    ],
     {
       maxBuffer: 16 << 20,
     },

@@ -14,7 +14,9 @@ export class CpuHog {
   private constructor(readonly children: ChildProcess[]) {}
 
   static async start(nice: number, seconds: number, count = cpus().length): Promise<CpuHog> {
-    const children = Array.from({ length: count }, () => startProcess('timeout', ['-s', 'KILL', String(seconds), 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' }));
+    const children = Array.from({ length: count }, () =>
+      startProcess('timeout', ['-s', 'KILL', String(seconds), 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' }),
+    );
     await Promise.all(children.map((child) => raise(child.pid!, nice)));
     return new CpuHog(children);
   }
@@ -22,7 +24,9 @@ export class CpuHog {
   /** Resolves once every spinning process has ended (its time up, or stopped). */
   async ended(): Promise<void> {
     const exited = (child: ChildProcess): Promise<void> =>
-      child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve()));
+      child.exitCode !== null || child.signalCode !== null
+        ? Promise.resolve()
+        : new Promise((resolve) => child.once('exit', () => resolve()));
     await Promise.all(this.children.map(exited));
   }
 

@@ -15,15 +15,21 @@ const DEPLOY = join(import.meta.dirname, '..', 'deploy');
  * `node1:8080`, the balancer's fixed address) replaced by those of the processes that stand for
  * them here.
  */
-export async function composeNodeEnv(variables: Record<string, string>, addresses: Record<string, string>): Promise<Map<string, Record<string, string>>> {
-  const compose = parse(await readFile(join(DEPLOY, 'compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, { environment?: Record<string, string> }> };
+export async function composeNodeEnv(
+  variables: Record<string, string>,
+  addresses: Record<string, string>,
+): Promise<Map<string, Record<string, string>>> {
+  const compose = parse(await readFile(join(DEPLOY, 'compose.yml'), 'utf8'), { merge: true }) as {
+    services: Record<string, { environment?: Record<string, string> }>;
+  };
   const nodes = new Map<string, Record<string, string>>();
   for (const [name, service] of Object.entries(compose.services)) {
     if (!name.startsWith('node')) continue;
     const env: Record<string, string> = {};
     for (const [key, value] of Object.entries(service.environment ?? {})) {
       const filled = String(value).replace(/\$\{(\w+)(:\?[^}]*)?\}/g, (_, variable: string) => {
-        if (!(variable in variables)) throw new Error(`compose.yml asks for \${${variable}}, which the test does not give`);
+        if (!(variable in variables))
+          throw new Error(`compose.yml asks for \${${variable}}, which the test does not give`);
         return variables[variable]!;
       });
       env[key] = Object.entries(addresses).reduce((text, [from, to]) => text.split(from).join(to), filled);
@@ -50,7 +56,8 @@ export class DeployBalancer {
       const [port] = (await freePorts(1)) as [number];
       let server = await readFile(join(DEPLOY, 'nginx.conf'), 'utf8');
       for (const [node, address] of Object.entries(backends)) server = server.split(`${node}:8080`).join(address);
-      if (!/listen 8080;/.test(server)) throw new Error('deploy/nginx.conf no longer listens on 8080: the test does not know where');
+      if (!/listen 8080;/.test(server))
+        throw new Error('deploy/nginx.conf no longer listens on 8080: the test does not know where');
       server = server.replace('listen 8080;', `listen 127.0.0.1:${port};`);
       await writeFile(join(dir, 'nginx.conf'), nginxConf(dir, server));
       const listening = (): Promise<boolean> =>

@@ -33,7 +33,11 @@ export interface FixtureLook {
   sound?: 'programme';
 }
 
-const STANDARD: FixtureLook = { tag: '720p30', picture: `testsrc2=s=1280x720:r=${FIXTURE_FPS}:d=${SECONDS},noise=alls=14:allf=t+u`, toneHz: 440 };
+const STANDARD: FixtureLook = {
+  tag: '720p30',
+  picture: `testsrc2=s=1280x720:r=${FIXTURE_FPS}:d=${SECONDS},noise=alls=14:allf=t+u`,
+  toneHz: 440,
+};
 
 /** The benchmark's: the standard picture, with speech over music rather than a tone (a tone flatters the AAC encoder). */
 export const PROGRAMME: FixtureLook = { ...STANDARD, sound: 'programme' };
@@ -46,7 +50,10 @@ export function colourLook(colour: string, size: string, toneHz: number, fps = F
 
 export function loadFixture(dir: string, look: FixtureLook = STANDARD): Fixture {
   const videoPath = join(dir, look.tag === STANDARD.tag ? `video-720p${FIXTURE_FPS}.h264` : `video-${look.tag}.h264`);
-  const audioPath = join(dir, look.sound ? `audio-${look.sound}.ogg` : look === STANDARD ? 'audio-sine.ogg' : `audio-${look.toneHz}.ogg`);
+  const audioPath = join(
+    dir,
+    look.sound ? `audio-${look.sound}.ogg` : look === STANDARD ? 'audio-sine.ogg' : `audio-${look.toneHz}.ogg`,
+  );
   if (!existsSync(videoPath) || !existsSync(audioPath)) makeFixture(dir, videoPath, audioPath, look);
   return {
     fps: look.fps ?? FIXTURE_FPS,
@@ -88,7 +95,9 @@ function makeFixture(dir: string, videoPath: string, audioPath: string, look: Fi
     videoPath,
   ]);
   ffmpeg([
-    ...(look.sound ? ['-i', clip(dir, look.sound, SECONDS)] : ['-f', 'lavfi', '-i', `sine=f=${look.toneHz}:r=48000:d=${SECONDS}`]),
+    ...(look.sound
+      ? ['-i', clip(dir, look.sound, SECONDS)]
+      : ['-f', 'lavfi', '-i', `sine=f=${look.toneHz}:r=48000:d=${SECONDS}`]),
     '-ac',
     '2',
     '-c:a',

@@ -135,7 +135,9 @@ export class GatewayProcess {
   /** The push of this id as `find_all` lists it, or undefined when it is not listed. */
   async push(mediaSessionId: string): Promise<any> {
     const all = await this.request('POST', '/rest-api/push/find_all');
-    return Array.isArray(all.body) ? all.body.find((t: { mediaSessionId: string }) => t.mediaSessionId === mediaSessionId) : undefined;
+    return Array.isArray(all.body)
+      ? all.body.find((t: { mediaSessionId: string }) => t.mediaSessionId === mediaSessionId)
+      : undefined;
   }
 
   async request(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {

@@ -50,7 +50,9 @@ function fragment(nal: Buffer, maxPayload: number): Buffer[] {
   for (let offset = 0; offset < body.length; offset += chunk) {
     const start = offset === 0 ? 0x80 : 0;
     const end = offset + chunk >= body.length ? 0x40 : 0;
-    fragments.push(Buffer.concat([Buffer.from([indicator, start | end | type]), body.subarray(offset, offset + chunk)]));
+    fragments.push(
+      Buffer.concat([Buffer.from([indicator, start | end | type]), body.subarray(offset, offset + chunk)]),
+    );
   }
   return fragments;
 }

@@ -23,7 +23,11 @@ export async function heapGroups(path: string): Promise<Map<string, HeapGroup>> 
   const parsed = JSON.parse(await readFile(path, 'utf8')) as Snapshot;
   const fields = parsed.snapshot.meta.node_fields;
   const kinds = parsed.snapshot.meta.node_types[0];
-  const [type, name, size] = ['type', 'name', 'self_size'].map((field) => fields.indexOf(field)) as [number, number, number];
+  const [type, name, size] = ['type', 'name', 'self_size'].map((field) => fields.indexOf(field)) as [
+    number,
+    number,
+    number,
+  ];
   const groups = new Map<string, HeapGroup>();
   for (let at = 0; at < parsed.nodes.length; at += fields.length) {
     const kind = kinds[parsed.nodes[at + type]!]!;
@@ -37,7 +41,11 @@ export async function heapGroups(path: string): Promise<Map<string, HeapGroup>> 
 }
 
 /** The `top` groups that grew most in bytes from `before` to `after`, with their growth in count. */
-export function heapGrowth(before: Map<string, HeapGroup>, after: Map<string, HeapGroup>, top: number): { key: string; count: number; bytes: number }[] {
+export function heapGrowth(
+  before: Map<string, HeapGroup>,
+  after: Map<string, HeapGroup>,
+  top: number,
+): { key: string; count: number; bytes: number }[] {
   const grown = [...after].map(([key, group]) => {
     const was = before.get(key) ?? { count: 0, bytes: 0 };
     return { key, count: group.count - was.count, bytes: group.bytes - was.bytes };

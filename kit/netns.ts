@@ -27,7 +27,13 @@ export class TestNetwork {
     const id = `${process.pid % 10000}x${++made}`;
     const subnet = randomInt(0, 64) * 4;
     const third = randomInt(0, 256);
-    const net = new TestNetwork(`wrg${id}`, `wrgh${id}`, `wrgp${id}`, `10.213.${third}.${subnet + 1}`, `10.213.${third}.${subnet + 2}`);
+    const net = new TestNetwork(
+      `wrg${id}`,
+      `wrgh${id}`,
+      `wrgp${id}`,
+      `10.213.${third}.${subnet + 1}`,
+      `10.213.${third}.${subnet + 2}`,
+    );
     await run('ip', ['netns', 'add', net.ns]);
     try {
       await run('ip', ['link', 'add', net.hostLink, 'type', 'veth', 'peer', 'name', net.peerLink]);

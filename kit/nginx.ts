@@ -9,7 +9,9 @@ import { startProcess, stopProcess, waitFor } from './processes.js';
  */
 export async function startNginx(dir: string, ready: () => Promise<boolean>, netns?: string): Promise<ChildProcess> {
   const nginx = ['nginx', '-c', join(dir, 'nginx.conf'), '-p', dir];
-  const child = netns ? startProcess('ip', ['netns', 'exec', netns, ...nginx]) : startProcess(nginx[0]!, nginx.slice(1));
+  const child = netns
+    ? startProcess('ip', ['netns', 'exec', netns, ...nginx])
+    : startProcess(nginx[0]!, nginx.slice(1));
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   try {

@@ -18,10 +18,27 @@ export type Rgb = [number, number, number];
 /** One picture decoded by ffmpeg: a JPEG (a snapshot), or the first frame of a recording. Its size is read first with ffprobe. */
 export async function decodePicture(file: string): Promise<Picture> {
   const { width, height } = await videoSize(file);
-  const { stdout } = await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', file, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], {
-    encoding: 'buffer',
-    maxBuffer: 64 * 1024 * 1024,
-  });
+  const { stdout } = await run(
+    'ffmpeg',
+    [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-i',
+      file,
+      '-frames:v',
+      '1',
+      '-f',
+      'rawvideo',
+      '-pix_fmt',
+      'rgb24',
+      'pipe:1',
+    ],
+    {
+      encoding: 'buffer',
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  );
   if (stdout.length < width * height * 3) throw new Error(`${file}: no picture decoded`);
   return { width, height, rgb: stdout.subarray(0, width * height * 3) };
 }
@@ -68,7 +85,17 @@ export async function lastKeyframe(file: string): Promise<Picture> {
 }
 
 async function videoSize(file: string): Promise<{ width: number; height: number }> {
-  const { stdout } = await run('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=width,height', '-of', 'csv=p=0', file]);
+  const { stdout } = await run('ffprobe', [
+    '-v',
+    'error',
+    '-select_streams',
+    'v:0',
+    '-show_entries',
+    'stream=width,height',
+    '-of',
+    'csv=p=0',
+    file,
+  ]);
   const [width, height] = stdout.trim().split(',').map(Number) as [number, number];
   return { width, height };
 }
@@ -116,7 +143,24 @@ export function looksLike(colour: Rgb, expected: string, tolerance = 40): boolea
 export async function toneLevels(file: string, frequencies: number[], seconds = 2): Promise<number[]> {
   const { stdout } = await run(
     'ffmpeg',
-    ['-hide_banner', '-loglevel', 'error', '-sseof', String(-seconds), '-i', file, '-map', '0:a:0', '-ac', '1', '-ar', '48000', '-f', 's16le', 'pipe:1'],
+    [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-sseof',
+      String(-seconds),
+      '-i',
+      file,
+      '-map',
+      '0:a:0',
+      '-ac',
+      '1',
+      '-ar',
+      '48000',
+      '-f',
+      's16le',
+      'pipe:1',
+    ],
     {
       encoding: 'buffer',
       maxBuffer: 64 * 1024 * 1024,

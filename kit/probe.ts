@@ -68,7 +68,8 @@ export function keyframeCount(video: ProbedPacket[]): number {
 export function nonMonotonic(packets: ProbedPacket[]): string[] {
   const out: string[] = [];
   for (let i = 1; i < packets.length; i++) {
-    if (Number(packets[i]!.dts_time) <= Number(packets[i - 1]!.dts_time)) out.push(`#${i}: ${packets[i - 1]!.dts_time} -> ${packets[i]!.dts_time}`);
+    if (Number(packets[i]!.dts_time) <= Number(packets[i - 1]!.dts_time))
+      out.push(`#${i}: ${packets[i - 1]!.dts_time} -> ${packets[i]!.dts_time}`);
   }
   return out;
 }

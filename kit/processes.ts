@@ -61,7 +61,12 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
 export const now = (): number => performance.timeOrigin + performance.now();
 
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15000, everyMs = 50): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 15000,
+  everyMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
@@ -91,7 +96,8 @@ export async function childPids(parent: number, comm: string): Promise<number[]>
       const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
       const close = stat.lastIndexOf(')');
       const [state, ppid] = stat.slice(close + 2).split(' ');
-      if (stat.slice(stat.indexOf('(') + 1, close) === comm && Number(ppid) === parent && state !== 'Z') pids.push(Number(entry));
+      if (stat.slice(stat.indexOf('(') + 1, close) === comm && Number(ppid) === parent && state !== 'Z')
+        pids.push(Number(entry));
     } catch {
       // Ended while we looked.
     }

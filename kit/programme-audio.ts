@@ -32,9 +32,28 @@ export function clip(dir: string, kind: ClipKind, seconds: number): string {
     // Speech over a music bed 14 dB down, as a show's host talks over its theme.
     const speech = clip(dir, 'speech', seconds);
     const music = clip(dir, 'music', seconds);
-    run(['-i', speech, '-i', music, '-filter_complex', '[1]volume=-14dB[bed];[0][bed]amix=inputs=2:normalize=0', ...pcm(seconds), path]);
+    run([
+      '-i',
+      speech,
+      '-i',
+      music,
+      '-filter_complex',
+      '[1]volume=-14dB[bed];[0][bed]amix=inputs=2:normalize=0',
+      ...pcm(seconds),
+      path,
+    ]);
   } else if (kind === 'speech') speechClip(dir, seconds, path);
-  else run(['-f', 'lavfi', '-i', `aevalsrc=${musicExpression()}:s=${RATE}:c=stereo:d=${seconds}`, '-af', 'aecho=0.8:0.6:43|61:0.25|0.2', ...pcm(seconds), path]);
+  else
+    run([
+      '-f',
+      'lavfi',
+      '-i',
+      `aevalsrc=${musicExpression()}:s=${RATE}:c=stereo:d=${seconds}`,
+      '-af',
+      'aecho=0.8:0.6:43|61:0.25|0.2',
+      ...pcm(seconds),
+      path,
+    ]);
   return path;
 }
 
@@ -78,7 +97,8 @@ function musicExpression(): string {
   const inBar = 'mod(t,2)';
   const inBeat = 'mod(t,0.5)';
   const inEighth = 'mod(t,0.25)';
-  const saw = (hz: string, harmonics: number): string => Array.from({ length: harmonics }, (_, k) => `sin(2*PI*${k + 1}*${hz}*t)/${k + 1}`).join('+');
+  const saw = (hz: string, harmonics: number): string =>
+    Array.from({ length: harmonics }, (_, k) => `sin(2*PI*${k + 1}*${hz}*t)/${k + 1}`).join('+');
   const pad = `0.05*sin(PI*${inBar}/2)*(${saw('ld(0)', 5)}+${saw(`ld(0)*${third}`, 5)}+${saw(`ld(0)*${FIFTH}`, 5)})`;
   const bass = `0.16*min(1,${inBeat}*200)*exp(-5*${inBeat})*(${saw('ld(0)/2', 4)})`;
   // The arpeggio climbs the chord two octaves up, an eighth note each.
@@ -90,7 +110,8 @@ function musicExpression(): string {
   const inSnare = 'mod(t-0.5,1)';
   const snare = `if(gte(t,0.5),exp(-14*${inSnare})*(0.12*(2*random(1)-1)+0.1*sin(2*PI*185*${inSnare})),0)`;
   const hat = `exp(-45*${inEighth})*(2*random(2)-1)`;
-  const channel = (arpLevel: number, hatLevel: number): string => `st(0,${root});${pad}+${bass}+${arpLevel}*${arp}+${kick}+${snare}+${hatLevel}*${hat}`;
+  const channel = (arpLevel: number, hatLevel: number): string =>
+    `st(0,${root});${pad}+${bass}+${arpLevel}*${arp}+${kick}+${snare}+${hatLevel}*${hat}`;
   return `'${channel(0.09, 0.03)}|${channel(0.04, 0.06)}'`;
 }
 
@@ -99,6 +120,8 @@ function pcm(seconds: number): string[] {
 }
 
 function run(args: string[]): void {
-  const result = spawnSync('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y', ...args], { encoding: 'utf8' });
+  const result = spawnSync('ffmpeg', ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y', ...args], {
+    encoding: 'utf8',
+  });
   if (result.status !== 0) throw new Error(`ffmpeg could not make the clip: ${result.stderr || result.error}`);
 }

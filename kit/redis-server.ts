@@ -39,7 +39,20 @@ export class RedisServer {
   }
 
   async #spawn(): Promise<void> {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', this.persist ? 'yes' : 'no', '--protected-mode', 'yes'];
+    const args = [
+      '--port',
+      String(this.port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      this.dir,
+      '--save',
+      '',
+      '--appendonly',
+      this.persist ? 'yes' : 'no',
+      '--protected-mode',
+      'yes',
+    ];
     const child = startProcess('redis-server', args);
     let output = '';
     child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
@@ -88,7 +101,11 @@ export class RedisServer {
   async dump(): Promise<string> {
     const { execFile } = await import('node:child_process');
     const run = (args: string[]): Promise<string> =>
-      new Promise((resolve, reject) => execFile('redis-cli', ['-p', String(this.port), ...args], (error, stdout) => (error ? reject(error as Error) : resolve(stdout))));
+      new Promise((resolve, reject) =>
+        execFile('redis-cli', ['-p', String(this.port), ...args], (error, stdout) =>
+          error ? reject(error as Error) : resolve(stdout),
+        ),
+      );
     const keys = (await run(['--scan'])).split('\n').filter(Boolean);
     const parts = [keys.join('\n')];
     for (const key of keys) {

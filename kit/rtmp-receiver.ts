@@ -6,7 +6,8 @@ import { ChunkReader, DEFAULT_CHUNK_SIZE, encodeMessage } from '../src/rtmp/chun
 import { now } from './processes.js';
 
 /** An AMF0 string or number as text; anything else (an object, null) as empty. */
-const amfText = (value: unknown): string => (typeof value === 'string' || typeof value === 'number' ? String(value) : '');
+const amfText = (value: unknown): string =>
+  typeof value === 'string' || typeof value === 'number' ? String(value) : '';
 
 export interface RtmpPublish {
   app: string;
@@ -156,7 +157,8 @@ class Connection {
 
   #consume(data: Buffer, arrivalMs: number): void {
     if (this.#stage === 'chunks') {
-      for (const message of this.#reader.push(data)) this.#onMessage(message.type, message.timestamp, message.body, arrivalMs);
+      for (const message of this.#reader.push(data))
+        this.#onMessage(message.type, message.timestamp, message.body, arrivalMs);
       return;
     }
     this.#buffer = Buffer.concat([this.#buffer, data]);
@@ -212,10 +214,19 @@ class Connection {
       case 'connect': {
         this.#connect = (command ?? {}) as Record<string, Amf0Value>;
         this.receiver.emit('connect', this.#connect);
-        const refusal = this.receiver.auth && authenticate(this.receiver, this.receiver.auth, amfText(this.#connect.app));
+        const refusal =
+          this.receiver.auth && authenticate(this.receiver, this.receiver.auth, amfText(this.#connect.app));
         if (refusal) {
           // As Wowza: the reason in the description of an _error, then the connection is closed.
-          this.#send(3, 20, encodeAmf0('_error', txn, null, { level: 'error', code: 'NetConnection.Connect.Rejected', description: refusal }));
+          this.#send(
+            3,
+            20,
+            encodeAmf0('_error', txn, null, {
+              level: 'error',
+              code: 'NetConnection.Connect.Rejected',
+              description: refusal,
+            }),
+          );
           this.socket.end();
           return;
         }
@@ -252,7 +263,8 @@ class Connection {
         };
         const refusal = this.receiver.refusals.shift() ?? this.receiver.refuse;
         const publish = this.#publish;
-        const echo = (d: string): string => d.replace('{tcUrl}', publish.tcUrl).replace('{app}', publish.app).replace('{stream}', publish.streamName);
+        const echo = (d: string): string =>
+          d.replace('{tcUrl}', publish.tcUrl).replace('{app}', publish.app).replace('{stream}', publish.streamName);
         const status = refusal
           ? { level: 'error', code: refusal.code, description: echo(refusal.description) }
           : { level: 'status', code: 'NetStream.Publish.Start', description: 'Publishing.' };
@@ -284,7 +296,8 @@ function authenticate(receiver: RtmpReceiver, auth: ReceiverAuth, app: string): 
       .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)] as const),
   );
   const user = query.get('user');
-  if (query.get('authmod') !== auth.method || user === undefined) return `[ AccessManager.Reject ] : [ code=403 need auth; authmod=${auth.method} ] : `;
+  if (query.get('authmod') !== auth.method || user === undefined)
+    return `[ AccessManager.Reject ] : [ code=403 need auth; authmod=${auth.method} ] : `;
   if (decodeURIComponent(user) !== auth.user) return reject('?reason=nosuchuser');
   const md5 = (text: string, encoding: 'base64' | 'hex'): string => createHash('md5').update(text).digest(encoding);
   if (auth.method === 'adobe') {
@@ -300,7 +313,9 @@ function authenticate(receiver: RtmpReceiver, auth: ReceiverAuth, app: string): 
     }
     receiver.challenges.delete(opaque!);
     const secret = md5(auth.user + session.salt + auth.password, 'base64');
-    return query.get('response') === md5(secret + opaque + (query.get('challenge') ?? ''), 'base64') ? undefined : reject(`?reason=authfailed&opaque=${opaque}`);
+    return query.get('response') === md5(secret + opaque + (query.get('challenge') ?? ''), 'base64')
+      ? undefined
+      : reject(`?reason=authfailed&opaque=${opaque}`);
   }
   const nonce = query.get('nonce');
   if (!query.has('response') || nonce === undefined || !receiver.challenges.has(nonce)) {

@@ -103,7 +103,14 @@ export class NginxRtmp {
         const [rtmpPort, httpPort] = (await freePorts(2)) as [number, number];
         await writeFile(join(dir, 'nginx.conf'), NginxRtmp.#conf(dir, address, rtmpPort, httpPort, options));
         try {
-          return new NginxRtmp(dir, address, rtmpPort, httpPort, await NginxRtmp.#spawn(dir, address, httpPort, options), options);
+          return new NginxRtmp(
+            dir,
+            address,
+            rtmpPort,
+            httpPort,
+            await NginxRtmp.#spawn(dir, address, httpPort, options),
+            options,
+          );
         } catch (error) {
           const log = await readFile(join(dir, 'error.log'), 'utf8').catch(() => '');
           if (attempt === 3 || !log.includes('Address already in use')) throw error;
@@ -187,8 +194,12 @@ ${['live', ...(options.apps ?? [])]
 
   /** With `recordUnique`: the recordings of `stream`, one per publish, oldest first. */
   async recordings(stream: string): Promise<string[]> {
-    const names = (await readdir(join(this.dir, 'rec'))).filter((n) => n.startsWith(`${stream}-`) && n.endsWith('.flv'));
-    return names.sort((a, b) => Number(a.slice(stream.length + 1, -4)) - Number(b.slice(stream.length + 1, -4))).map((n) => join(this.dir, 'rec', n));
+    const names = (await readdir(join(this.dir, 'rec'))).filter(
+      (n) => n.startsWith(`${stream}-`) && n.endsWith('.flv'),
+    );
+    return names
+      .sort((a, b) => Number(a.slice(stream.length + 1, -4)) - Number(b.slice(stream.length + 1, -4)))
+      .map((n) => join(this.dir, 'rec', n));
   }
 
   async statXml(): Promise<string> {
@@ -202,7 +213,8 @@ ${['live', ...(options.apps ?? [])]
     for (const app of xml.matchAll(/<application>\s*<name>([^<]*)<\/name>([\s\S]*?)<\/application>/g)) {
       for (const stream of app[2]!.matchAll(/<stream>([\s\S]*?)<\/stream>/g)) {
         const s = stream[1]!;
-        const tag = (name: string, within = s): string => new RegExp(`<${name}>([^<]*)</${name}>`).exec(within)?.[1] ?? '';
+        const tag = (name: string, within = s): string =>
+          new RegExp(`<${name}>([^<]*)</${name}>`).exec(within)?.[1] ?? '';
         const publisher = /<client>([\s\S]*?<publishing\/>[\s\S]*?)<\/client>/.exec(s)?.[1] ?? '';
         if (!publisher) continue;
         const video = /<video>([\s\S]*?)<\/video>/.exec(s)?.[1] ?? '';

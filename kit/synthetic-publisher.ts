@@ -108,7 +108,12 @@ export class SyntheticPublisher {
   }
 
   /** Publishes `name` to the gateway's WHIP endpoint and starts sending once connected. */
-  static async publish(fixture: Fixture, baseUrl: string, name: string, options: PublishOptions = {}): Promise<SyntheticPublisher> {
+  static async publish(
+    fixture: Fixture,
+    baseUrl: string,
+    name: string,
+    options: PublishOptions = {},
+  ): Promise<SyntheticPublisher> {
     const publisher = new SyntheticPublisher(fixture, name, options.localAddress);
     publisher.#exchange = options.exchange;
     publisher.#withAudio = options.audio ?? true;
@@ -134,14 +139,22 @@ export class SyntheticPublisher {
     if (this.#withAudio) this.#audio = pc.addTransceiver('audio', { direction: 'sendonly' }).sender;
     // As an encoder would, answer a keyframe request with the next frame: here by skipping ahead
     // to the fixture's next keyframe.
-    if (!this.#ignoreKeyframeRequests) this.#video.onPictureLossIndication.subscribe(() => (this.#keyframeRequested = true));
+    if (!this.#ignoreKeyframeRequests)
+      this.#video.onPictureLossIndication.subscribe(() => (this.#keyframeRequested = true));
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc);
     const offer = pc.localDescription!.sdp;
-    const answer = this.#exchange ? await this.#exchange(offer) : this.#sdk ? await this.#signal(baseUrl, offer, this.#sdk) : await this.#whip(baseUrl, offer);
+    const answer = this.#exchange
+      ? await this.#exchange(offer)
+      : this.#sdk
+        ? await this.#signal(baseUrl, offer, this.#sdk)
+        : await this.#whip(baseUrl, offer);
     this.answer = answer;
     const connected = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.name}: WebRTC did not connect in ${this.#connectTimeoutMs / 1000} s`)), this.#connectTimeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`${this.name}: WebRTC did not connect in ${this.#connectTimeoutMs / 1000} s`)),
+        this.#connectTimeoutMs,
+      );
       pc.connectionStateChange.subscribe((state) => {
         if (state === 'connected') {
           clearTimeout(timer);
@@ -208,7 +221,8 @@ export class SyntheticPublisher {
    * due (its capture time, on `now()`'s clock) once both were sent.
    */
   switchTo(next: Fixture): Promise<{ videoDueAt: number; audioDueAt: number }> {
-    if (next.fps !== this.fixture.fps || next.audioFrameMs !== this.fixture.audioFrameMs) throw new Error('a fixture switched to has the same frame rate and sound frames');
+    if (next.fps !== this.fixture.fps || next.audioFrameMs !== this.fixture.audioFrameMs)
+      throw new Error('a fixture switched to has the same frame rate and sound frames');
     this.fixture = next;
     this.#payloads = next.video.map((unit) => packetizeH264(unit.nals));
     this.#unit = 0;
@@ -218,7 +232,10 @@ export class SyntheticPublisher {
     this.#audioOffset = audioFrom;
     return waitFor(`${this.name}'s switched frames sent`, () =>
       this.#videoSent > videoFrom && (this.#audioSent > audioFrom || !this.#audio)
-        ? { videoDueAt: this.#startedAt + videoFrom * frameMs, audioDueAt: this.#startedAt + audioFrom * next.audioFrameMs }
+        ? {
+            videoDueAt: this.#startedAt + videoFrom * frameMs,
+            audioDueAt: this.#startedAt + audioFrom * next.audioFrameMs,
+          }
         : undefined,
     );
   }
@@ -266,14 +283,27 @@ export class SyntheticPublisher {
       this.#videoSeq = (this.#videoSeq + 1) & 0xffff;
       send(this.#video!, VIDEO_PT, this.#videoSeq, timestamp, i === payloads.length - 1, payload);
     });
-    this.frames.push({ index, unit, key: units[unit]!.key, sentAt: now(), dueAt: this.#startedAt + (index * 1000) / this.fixture.fps });
+    this.frames.push({
+      index,
+      unit,
+      key: units[unit]!.key,
+      sentAt: now(),
+      dueAt: this.#startedAt + (index * 1000) / this.fixture.fps,
+    });
   }
 
   #sendAudioFrame(): void {
     const index = this.#audioSent++;
     const timestamp = (this.#audioTs0 + index * 48 * this.fixture.audioFrameMs) >>> 0;
     this.#audioSeq = (this.#audioSeq + 1) & 0xffff;
-    send(this.#audio!, AUDIO_PT, this.#audioSeq, timestamp, false, this.fixture.audio[(index - this.#audioOffset) % this.fixture.audio.length]!);
+    send(
+      this.#audio!,
+      AUDIO_PT,
+      this.#audioSeq,
+      timestamp,
+      false,
+      this.fixture.audio[(index - this.#audioOffset) % this.fixture.audio.length]!,
+    );
   }
 
   async #whip(baseUrl: string, offer: string): Promise<string> {
@@ -297,7 +327,8 @@ export class SyntheticPublisher {
         const message = JSON.parse(String(data as Buffer)) as Record<string, unknown>;
         this.messages.push(message);
         if (message.type === 'answer') resolve(message.sdp as string);
-        if (message.type === 'error') reject(new Error(`SDK publish of ${this.name} answered ${String(message.code)}: ${String(message.message)}`));
+        if (message.type === 'error')
+          reject(new Error(`SDK publish of ${this.name} answered ${String(message.code)}: ${String(message.message)}`));
       });
       ws.on('close', () => reject(new Error(`SDK publish of ${this.name}: the WebSocket closed`)));
     });
@@ -364,7 +395,14 @@ export function flvNals(body: Buffer): Buffer[] {
   return nals;
 }
 
-function send(sender: RTCRtpSender, payloadType: number, sequenceNumber: number, timestamp: number, marker: boolean, payload: Buffer): void {
+function send(
+  sender: RTCRtpSender,
+  payloadType: number,
+  sequenceNumber: number,
+  timestamp: number,
+  marker: boolean,
+  payload: Buffer,
+): void {
   const header = new RtpHeader({ payloadType, sequenceNumber, timestamp, marker });
   sender.sendRtp(new RtpPacket(header, payload)).catch(() => {
     // The transport is closing; the publisher is being stopped.

@@ -8,5 +8,7 @@ import { networkInterfaces } from 'node:os';
  */
 export const THIS_MACHINE: readonly string[] = [
   '127.0.0.0/8',
-  ...Object.values(networkInterfaces()).flatMap((list) => (list ?? []).filter((a) => a.family === 'IPv4' && !a.internal).map((a) => `${a.address}/32`)),
+  ...Object.values(networkInterfaces()).flatMap((list) =>
+    (list ?? []).filter((a) => a.family === 'IPv4' && !a.internal).map((a) => `${a.address}/32`),
+  ),
 ];

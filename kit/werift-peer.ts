@@ -23,7 +23,14 @@ export function loopbackPeer(localAddress: string, payloadTypes: { video: number
           parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
         }),
       ],
-      audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: payloadTypes.audio })],
+      audio: [
+        new RTCRtpCodecParameters({
+          mimeType: 'audio/opus',
+          clockRate: 48000,
+          channels: 2,
+          payloadType: payloadTypes.audio,
+        }),
+      ],
     },
     headerExtensions: { video: [useSdesMid()], audio: [useSdesMid()] },
   });

@@ -22,7 +22,11 @@ export class WhepViewer {
   }
 
   /** Posts the offer to `/whep/{name}` and connects; rejects with the gateway's answer when refused. */
-  static async watch(baseUrl: string, name: string, options: { token?: string; localAddress?: string } = {}): Promise<WhepViewer> {
+  static async watch(
+    baseUrl: string,
+    name: string,
+    options: { token?: string; localAddress?: string } = {},
+  ): Promise<WhepViewer> {
     const viewer = new WhepViewer(options.localAddress ?? '127.0.0.1');
     try {
       await viewer.#connect(baseUrl, name, options.token);
@@ -36,7 +40,10 @@ export class WhepViewer {
   async #connect(baseUrl: string, name: string, token?: string): Promise<void> {
     this.#end = async () => {
       if (!this.location) return;
-      await fetch(baseUrl + this.location, { method: 'DELETE', headers: token ? { authorization: `Bearer ${token}` } : {} })
+      await fetch(baseUrl + this.location, {
+        method: 'DELETE',
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+      })
         .then((r) => r.body?.cancel())
         .catch(() => {});
     };
@@ -51,7 +58,8 @@ export class WhepViewer {
             if (this.videoArrivals.size > 1000) this.videoArrivals.delete(this.videoArrivals.keys().next().value!);
           }
           const nal = rtp.payload[0]! & 0x1f;
-          if (kind === 'video' && (nal === 5 || (nal === 28 && (rtp.payload[1]! & 0x9f) === 0x85))) this.received.keyframes++;
+          if (kind === 'video' && (nal === 5 || (nal === 28 && (rtp.payload[1]! & 0x9f) === 0x85)))
+            this.received.keyframes++;
         });
       });
     }

@@ -101,7 +101,11 @@ function askKey() {
 
 const duration = (ms) => {
   const s = Math.max(0, Math.floor(ms / 1000));
-  return s >= 3600 ? `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min` : s >= 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s} s`;
+  return s >= 3600
+    ? `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`
+    : s >= 60
+      ? `${Math.floor(s / 60)} min ${s % 60} s`
+      : `${s} s`;
 };
 
 function streamCard(name) {
@@ -119,15 +123,24 @@ function streamCard(name) {
     picture.alt = `latest keyframe of ${name}`;
     picture.hidden = false;
   });
-  card.querySelector('.watch').addEventListener('click', () => (card.viewer ? stopWatching(card) : watchStream(card, name)));
-  card.querySelector('.record').addEventListener('click', () => command('/rest-api/push/startup', { streamName: name, rtmpUrl: 'record://' }));
+  card
+    .querySelector('.watch')
+    .addEventListener('click', () => (card.viewer ? stopWatching(card) : watchStream(card, name)));
+  card
+    .querySelector('.record')
+    .addEventListener('click', () => command('/rest-api/push/startup', { streamName: name, rtmpUrl: 'record://' }));
   card.querySelector('.start').addEventListener('submit', async (event) => {
     event.preventDefault();
     const rtmpUrl = card.querySelector('.url').value.trim();
     const button = card.querySelector('.start button');
     button.disabled = true;
     const picture = pictureOf(card.querySelector('.shape').value);
-    const started = await command('/rest-api/push/startup', { streamName: name, rtmpUrl, rtmpTransponderFullUrl: card.querySelector('.full').checked, ...picture });
+    const started = await command('/rest-api/push/startup', {
+      streamName: name,
+      rtmpUrl,
+      rtmpTransponderFullUrl: card.querySelector('.full').checked,
+      ...picture,
+    });
     button.disabled = false;
     if (started) card.querySelector('.url').value = '';
   });
@@ -164,13 +177,21 @@ function pushRow(card, push) {
   if (row) return row;
   row = $('push-row').content.firstElementChild.cloneNode(true);
   row.dataset.id = id;
-  row.querySelector('.mute').addEventListener('click', () => command(`/rest-api/push/${row.dataset.muted === 'true' ? 'unmute' : 'mute'}`, { mediaSessionId: id }));
+  row
+    .querySelector('.mute')
+    .addEventListener('click', () =>
+      command(`/rest-api/push/${row.dataset.muted === 'true' ? 'unmute' : 'mute'}`, { mediaSessionId: id }),
+    );
   row.querySelector('.play').addEventListener('click', () => {
     const soundFile = row.querySelector('.sound').value;
     if (soundFile) command('/rest-api/push/sound_on', { mediaSessionId: id, soundFile, loop: false });
   });
-  row.querySelector('.silence').addEventListener('click', () => command('/rest-api/push/sound_off', { mediaSessionId: id }));
-  row.querySelector('.terminate').addEventListener('click', () => command('/rest-api/push/terminate', { mediaSessionId: id }));
+  row
+    .querySelector('.silence')
+    .addEventListener('click', () => command('/rest-api/push/sound_off', { mediaSessionId: id }));
+  row
+    .querySelector('.terminate')
+    .addEventListener('click', () => command('/rest-api/push/terminate', { mediaSessionId: id }));
   const select = row.querySelector('.sound');
   for (const name of sounds) select.append(new Option(name, name));
   card.querySelector('.pushes').append(row);
@@ -184,12 +205,19 @@ function renderMixer(card, mixer) {
   if (!mixer) return;
   if (!part.dataset.uri) {
     part.dataset.uri = mixer.uri;
-    part.querySelector('.layout').addEventListener('change', (event) => command('/rest-api/mixer/set_layout', { uri: mixer.uri, layout: event.target.value }));
-    part.querySelector('.end-mixer').addEventListener('click', () => command('/rest-api/mixer/terminate', { uri: mixer.uri }));
+    part
+      .querySelector('.layout')
+      .addEventListener('change', (event) =>
+        command('/rest-api/mixer/set_layout', { uri: mixer.uri, layout: event.target.value }),
+      );
+    part
+      .querySelector('.end-mixer')
+      .addEventListener('click', () => command('/rest-api/mixer/terminate', { uri: mixer.uri }));
     part.querySelector('.add-input').addEventListener('submit', async (event) => {
       event.preventDefault();
       const field = part.querySelector('.input-name');
-      if (await command('/rest-api/mixer/add', { uri: mixer.uri, remoteStreamName: field.value.trim() })) field.value = '';
+      if (await command('/rest-api/mixer/add', { uri: mixer.uri, remoteStreamName: field.value.trim() }))
+        field.value = '';
     });
   }
   part.querySelector('.mixer-uri').textContent = mixer.uri;
@@ -206,7 +234,9 @@ function renderMixer(card, mixer) {
     const remove = document.createElement('button');
     remove.type = 'button';
     remove.textContent = 'Remove';
-    remove.addEventListener('click', () => command('/rest-api/mixer/remove', { uri: mixer.uri, remoteStreamName: input.streamName }));
+    remove.addEventListener('click', () =>
+      command('/rest-api/mixer/remove', { uri: mixer.uri, remoteStreamName: input.streamName }),
+    );
     item.append(remove);
     return item;
   });
@@ -221,7 +251,10 @@ function render(view) {
     stopWatching(card);
     card.remove();
   }
-  const kept = new Set([...view.streams.map((s) => `stream:${s.name}`), ...view.pushes.map((p) => `push:${p.mediaSessionId}`)]);
+  const kept = new Set([
+    ...view.streams.map((s) => `stream:${s.name}`),
+    ...view.pushes.map((p) => `push:${p.mediaSessionId}`),
+  ]);
   for (const key of histories.keys()) if (!kept.has(key)) histories.delete(key);
   for (const name of [...names].sort()) {
     const card = streamCard(name);
@@ -237,7 +270,9 @@ function render(view) {
     card.querySelector('.watch').disabled = !stream && !card.viewer;
     card.querySelector('.facts').textContent = stream
       ? [
-          stream.video ? `${stream.video.codec} ${stream.video.width ?? '?'}×${stream.video.height ?? '?'} ${stream.video.frameRate ?? '?'} fps` : 'no video',
+          stream.video
+            ? `${stream.video.codec} ${stream.video.width ?? '?'}×${stream.video.height ?? '?'} ${stream.video.frameRate ?? '?'} fps`
+            : 'no video',
           stream.audio ? stream.audio.codec : 'no audio',
           `${stream.bitrateKbps} kb/s in`,
           `up ${duration(now - Date.parse(stream.publishingSince ?? stream.createdAt))}`,
@@ -251,7 +286,8 @@ function render(view) {
       chart(card.querySelector('.chart-fps'), history, 'fps', 'fps');
     }
     const pushes = view.pushes.filter((p) => p.sourceStreamName === name);
-    for (const row of card.querySelectorAll('.push')) if (!pushes.some((p) => p.mediaSessionId === row.dataset.id)) row.remove();
+    for (const row of card.querySelectorAll('.push'))
+      if (!pushes.some((p) => p.mediaSessionId === row.dataset.id)) row.remove();
     for (const push of pushes) {
       const row = pushRow(card, push);
       const last = previous.get(push.mediaSessionId);
@@ -259,7 +295,11 @@ function render(view) {
       const kbps = last && now > last.at ? Math.round(((bytes - last.bytes) * 8) / (now - last.at)) : undefined;
       previous.set(push.mediaSessionId, { bytes, at: now });
       row.dataset.muted = String(push.muted);
-      const picture = push.aspect ? `${push.aspect} ${push.width}×${push.height}` : push.layer ? `${push.layer} layer ${push.width}×${push.height}` : '';
+      const picture = push.aspect
+        ? `${push.aspect} ${push.width}×${push.height}`
+        : push.layer
+          ? `${push.layer} layer ${push.width}×${push.height}`
+          : '';
       row.querySelector('.target').textContent = picture ? `${push.rtmpUrl} (${picture})` : push.rtmpUrl;
       row.querySelector('.state').textContent = push.state;
       row.querySelector('.state').dataset.state = push.state;
@@ -271,7 +311,11 @@ function render(view) {
       row.querySelector('.bitrate').textContent = kbps === undefined ? '…' : `${kbps} kb/s`;
       row.querySelector('.lag').textContent = `${push.counters?.lagMs ?? 0} ms`;
       row.querySelector('.reconnects').textContent = String(push.counters?.reconnects ?? 0);
-      const history = remember(`push:${push.mediaSessionId}`, now, { kbps, lag: push.counters?.lagMs, reconnects: push.counters?.reconnects ?? 0 });
+      const history = remember(`push:${push.mediaSessionId}`, now, {
+        kbps,
+        lag: push.counters?.lagMs,
+        reconnects: push.counters?.reconnects ?? 0,
+      });
       const reconnected = (before, after) => after.reconnects > before.reconnects;
       chart(row.querySelector('.chart-bitrate'), history, 'kbps', 'kb/s', reconnected);
       chart(row.querySelector('.chart-lag'), history, 'lag', 'ms', reconnected);
@@ -307,7 +351,14 @@ async function loadRecordings() {
   $('recordings').replaceChildren(
     ...recordings.map((r) => {
       const row = document.createElement('tr');
-      const cells = [r.fileName, r.streamName, new Date(r.startedAt).toLocaleString(), r.durationMs === null ? '' : duration(r.durationMs), size(r.size), r.state];
+      const cells = [
+        r.fileName,
+        r.streamName,
+        new Date(r.startedAt).toLocaleString(),
+        r.durationMs === null ? '' : duration(r.durationMs),
+        size(r.size),
+        r.state,
+      ];
       for (const text of cells) row.insertCell().textContent = text;
       const actions = row.insertCell();
       const download = document.createElement('a');
@@ -317,12 +368,22 @@ async function loadRecordings() {
         event.preventDefault();
         const file = await fetch(download.href, { headers: headers() });
         if (!file.ok) return tell(`download: ${file.status} ${file.statusText}`);
-        const link = Object.assign(document.createElement('a'), { href: URL.createObjectURL(await file.blob()), download: r.fileName });
+        const link = Object.assign(document.createElement('a'), {
+          href: URL.createObjectURL(await file.blob()),
+          download: r.fileName,
+        });
         link.click();
         setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
       });
-      const remove = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Delete', disabled: r.state === 'recording' });
-      remove.addEventListener('click', async () => (await command('/rest-api/recording/delete', { fileName: r.fileName })) && loadRecordings());
+      const remove = Object.assign(document.createElement('button'), {
+        type: 'button',
+        textContent: 'Delete',
+        disabled: r.state === 'recording',
+      });
+      remove.addEventListener(
+        'click',
+        async () => (await command('/rest-api/recording/delete', { fileName: r.fileName })) && loadRecordings(),
+      );
       actions.append(download, ' ', remove);
       return row;
     }),

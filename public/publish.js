@@ -89,7 +89,8 @@ async function checkRow(row) {
       name: $('name').value || undefined,
       token: $('token').value.trim() || undefined,
     });
-    if (report.ok) [text, kind] = ['Destination reachable, application accepted (the key is tried when going live)', 'ok'];
+    if (report.ok)
+      [text, kind] = ['Destination reachable, application accepted (the key is tried when going live)', 'ok'];
     else if (report.reachable) [text, kind] = [`The destination refused: ${report.message}`, 'bad'];
     else [text, kind] = [`Destination not reachable: ${report.message}`, 'bad'];
   } catch (error) {
@@ -135,7 +136,12 @@ async function listDevices() {
       const chosen = select.value;
       select.replaceChildren(select.options[0]);
       for (const device of devices.filter((d) => d.kind === kind && d.deviceId)) {
-        select.append(new Option(device.label || `${kind === 'videoinput' ? 'Camera' : 'Microphone'} ${select.length}`, device.deviceId));
+        select.append(
+          new Option(
+            device.label || `${kind === 'videoinput' ? 'Camera' : 'Microphone'} ${select.length}`,
+            device.deviceId,
+          ),
+        );
       }
       select.value = chosen;
     }
@@ -220,7 +226,9 @@ $('form').addEventListener('submit', (event) => {
       listDevices(); // labels are known once the camera is allowed
     })
     .on(STREAM_STATUS.DESTINATION, (e) => showDestination(e.destination))
-    .on(STREAM_STATUS.RECONNECTING, (e) => say(`Connection lost (${e.info}); reconnecting in ${Math.round(e.delayMs / 100) / 10} s`, 'warn'))
+    .on(STREAM_STATUS.RECONNECTING, (e) =>
+      say(`Connection lost (${e.info}); reconnecting in ${Math.round(e.delayMs / 100) / 10} s`, 'warn'),
+    )
     .on(STREAM_STATUS.UNPUBLISHED, (e) => ended(`Stopped (${e.info})`))
     .on(STREAM_STATUS.FAILED, (e) => ended(`Failed: ${e.info}`, 'bad'))
     .publish();
@@ -239,7 +247,11 @@ $('received').addEventListener('click', async () => {
   if (received) return stopReceived();
   $('received').disabled = true;
   try {
-    received = await watch({ name: $('name').value, video: $('receivedPlayer'), token: $('token').value.trim() || undefined });
+    received = await watch({
+      name: $('name').value,
+      video: $('receivedPlayer'),
+      token: $('token').value.trim() || undefined,
+    });
     $('receivedPlayer').hidden = false;
     $('received').setAttribute('aria-pressed', 'true');
   } catch (error) {

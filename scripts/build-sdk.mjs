@@ -10,7 +10,9 @@ const entry = join(root, 'sdk/src/gateway.ts');
 const common = { entryPoints: [entry], bundle: true, target: 'es2020', sourcemap: true, logLevel: 'warning' };
 await build({ ...common, format: 'esm', outfile: join(root, 'dist/sdk/gateway.js') });
 await build({ ...common, format: 'iife', globalName: 'Gateway', outfile: join(root, 'dist/sdk/gateway.iife.js') });
-execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'sdk/tsconfig.json')], { stdio: 'inherit' });
+execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'sdk/tsconfig.json')], {
+  stdio: 'inherit',
+});
 // The SDK's types are served as one file: the declarations of its public files joined, their
 // imports of each other dropped. Nothing else may be imported (the signalling protocol it shares
 // with the server is internal to it: what uses it is marked @internal).
@@ -23,5 +25,6 @@ const joined = PUBLIC_FILES.map((name) =>
     .join('\n')
     .trim(),
 ).join('\n\n');
-if (/^import\b|\bfrom '|import\(/m.test(joined)) throw new Error("the SDK's public types import something outside them: mark what uses it @internal");
+if (/^import\b|\bfrom '|import\(/m.test(joined))
+  throw new Error("the SDK's public types import something outside them: mark what uses it @internal");
 writeFileSync(join(root, 'dist/sdk/gateway.d.ts'), joined + '\n');

@@ -41,7 +41,10 @@ const MAKE_OFFER = `async (role) => {
 /** A browser's offers for both roles, from a page at `url`; the browser is closed after. */
 async function saveOffers(
   name: string,
-  browser: { page: { goto(url: string): Promise<unknown>; evaluate(script: string): Promise<unknown> }; close(): Promise<void> },
+  browser: {
+    page: { goto(url: string): Promise<unknown>; evaluate(script: string): Promise<unknown> };
+    close(): Promise<void>;
+  },
   url: string,
 ): Promise<void> {
   try {
@@ -65,7 +68,11 @@ async function main(): Promise<void> {
     await saveOffers('chromium', await TestBrowser.launch(), url);
     await saveOffers('firefox', await TestFirefox.launch(), url);
     for (const role of ['publish', 'view']) {
-      const { stdout } = await promisify(execFile)('/usr/bin/python3', [join(import.meta.dirname, '..', 'kit', 'gst-webrtc.py'), 'offer', role], { timeout: 20_000 });
+      const { stdout } = await promisify(execFile)(
+        '/usr/bin/python3',
+        [join(import.meta.dirname, '..', 'kit', 'gst-webrtc.py'), 'offer', role],
+        { timeout: 20_000 },
+      );
       await writeFile(join(OUT, `gstreamer-${role}.sdp`), stdout);
     }
   } finally {

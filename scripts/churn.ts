@@ -36,11 +36,16 @@ import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
 import { WhepViewer } from '../kit/whep-viewer.js';
 
 const { values: args } = parseArgs({
-  options: { cycles: { type: 'string', default: '5000' }, lanes: { type: 'string', default: '6' }, snapshots: { type: 'boolean', default: false } },
+  options: {
+    cycles: { type: 'string', default: '5000' },
+    lanes: { type: 'string', default: '6' },
+    snapshots: { type: 'boolean', default: false },
+  },
 });
 const cycles = Number(args.cycles);
 const lanes = Number(args.lanes);
-if (!(cycles >= 200) || !(lanes >= 1 && lanes <= 32)) throw new Error('usage: npm run churn -- [--cycles N (>= 200)] [--lanes N (1 to 32)]');
+if (!(cycles >= 200) || !(lanes >= 1 && lanes <= 32))
+  throw new Error('usage: npm run churn -- [--cycles N (>= 200)] [--lanes N (1 to 32)]');
 /** Cycles before the figures are first taken: caches warm, code compiled, pools at their size. */
 const WARM_CYCLES = 100;
 /** How far above its start a figure may end (share). */
@@ -53,11 +58,19 @@ const INFO = '· ';
 
 /** A cycle's client: the address its ICE gathers on, and the one its HTTP requests come from. */
 function clientOf(cycle: number): { ice: string; http: string } {
-  return { ice: `127.${2 + (cycle >> 14)}.${(cycle >> 7) & 127}.${1 + (cycle & 127)}`, http: `198.18.${(cycle >> 8) & 255}.${cycle & 255}` };
+  return {
+    ice: `127.${2 + (cycle >> 14)}.${(cycle >> 7) & 127}.${1 + (cycle & 127)}`,
+    http: `198.18.${(cycle >> 8) & 255}.${cycle & 255}`,
+  };
 }
 
 /** The gateway's REST API, as the client `from`. */
-async function api(gateway: GatewayProcess, path: string, body: unknown, from: string): Promise<{ status: number; body: any }> {
+async function api(
+  gateway: GatewayProcess,
+  path: string,
+  body: unknown,
+  from: string,
+): Promise<{ status: number; body: any }> {
   const response = await fetch(gateway.baseUrl + path, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-forwarded-for': from },
@@ -84,7 +97,12 @@ async function takeSrt(lab: Lab): Promise<() => void> {
   await before;
   await lab.srt.restart();
   const port = lab.srt.port.toString(16).toUpperCase().padStart(4, '0');
-  await waitFor('the SRT listener bound', async () => (await readFile('/proc/net/udp', 'utf8')).includes(`:${port} `), 10_000, 20);
+  await waitFor(
+    'the SRT listener bound',
+    async () => (await readFile('/proc/net/udp', 'utf8')).includes(`:${port} `),
+    10_000,
+    20,
+  );
   return free;
 }
 
@@ -118,7 +136,12 @@ async function cycle(lab: Lab, n: number): Promise<void> {
       const reply = await waitFor(
         `a push of ${name} to ${rtmpUrl.split(':')[0]}`,
         async () => {
-          const started = await api(gateway, '/rest-api/push/startup', { streamName: name, rtmpUrl, rtmpTransponderFullUrl: true }, client.http);
+          const started = await api(
+            gateway,
+            '/rest-api/push/startup',
+            { streamName: name, rtmpUrl, rtmpTransponderFullUrl: true },
+            client.http,
+          );
           if (started.status === 200) return started;
           // Refused for load (503): asked again.
           if (started.status !== 503) throw new Error(`${started.status} ${JSON.stringify(started.body)}`);
@@ -132,9 +155,22 @@ async function cycle(lab: Lab, n: number): Promise<void> {
     if (n % 10 === 0) {
       const viewer = await WhepViewer.watch(gateway.baseUrl, name, { localAddress: client.ice });
       extra.push(() => viewer.close());
-      const added = await api(gateway, '/rest-api/mixer/add', { uri: 'mixer://churn', remoteStreamName: name }, client.http);
+      const added = await api(
+        gateway,
+        '/rest-api/mixer/add',
+        { uri: 'mixer://churn', remoteStreamName: name },
+        client.http,
+      );
       if (added.status !== 200) throw new Error(`mixer add: ${JSON.stringify(added.body)}`);
-      extra.push(async () => void (await api(gateway, '/rest-api/mixer/remove', { uri: 'mixer://churn', remoteStreamName: name }, client.http)));
+      extra.push(
+        async () =>
+          void (await api(
+            gateway,
+            '/rest-api/mixer/remove',
+            { uri: 'mixer://churn', remoteStreamName: name },
+            client.http,
+          )),
+      );
       await waitFor(`the viewer of ${name} receiving`, () => viewer.received.video > 0, 10_000);
     }
     for (const id of ids) {
@@ -144,7 +180,10 @@ async function cycle(lab: Lab, n: number): Promise<void> {
   } finally {
     freeSrt?.();
     for (const end of extra.reverse()) await end();
-    if (location) await fetch(gateway.baseUrl + location, { method: 'DELETE', headers: { 'x-forwarded-for': client.http } }).then((r) => r.body?.cancel());
+    if (location)
+      await fetch(gateway.baseUrl + location, { method: 'DELETE', headers: { 'x-forwarded-for': client.http } }).then(
+        (r) => r.body?.cancel(),
+      );
     await publisher.stop();
   }
 }
@@ -168,7 +207,10 @@ async function run(lab: Lab, from: number, to: number, progress: (done: number) 
  * The inspector of the gateway's process: a full GC, then each thread's heap and timers; and, with
  * `snapshotPath`, each thread's heap snapshot written to `snapshotPath(thread)`.
  */
-async function inspect(url: string, snapshotPath?: (thread: number) => string): Promise<{ heapsMb: number[]; codeMb: number; spacesMb: Record<string, number>; timers: number }> {
+async function inspect(
+  url: string,
+  snapshotPath?: (thread: number) => string,
+): Promise<{ heapsMb: number[]; codeMb: number; spacesMb: Record<string, number>; timers: number }> {
   const ws = new WebSocket(url);
   await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
   let id = 0;
@@ -197,7 +239,10 @@ async function inspect(url: string, snapshotPath?: (thread: number) => string): 
     new Promise((resolve) => {
       const inner = ++id;
       inWorker.set(inner, resolve);
-      void call('NodeWorker.sendMessageToWorker', { sessionId, message: JSON.stringify({ id: inner, method, params }) });
+      void call('NodeWorker.sendMessageToWorker', {
+        sessionId,
+        message: JSON.stringify({ id: inner, method, params }),
+      });
     });
   const expression = "process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length";
   await call('NodeWorker.enable', { waitForDebuggerOnStart: false });
@@ -215,14 +260,24 @@ async function inspect(url: string, snapshotPath?: (thread: number) => string): 
   let timers = 0;
   let codeMb = 0;
   const add = (name: string, bytes: number): void => void (spacesMb[name] = (spacesMb[name] ?? 0) + bytes / 2 ** 20);
-  const threads: ((method: string, params?: object) => Promise<any>)[] = [call, ...workers.map((session) => (method: string, params?: object) => callIn(session, method, params))];
+  const threads: ((method: string, params?: object) => Promise<any>)[] = [
+    call,
+    ...workers.map((session) => (method: string, params?: object) => callIn(session, method, params)),
+  ];
   for (const [thread, send] of threads.entries()) {
     await send('HeapProfiler.collectGarbage');
     await send('HeapProfiler.collectGarbage');
     heapsMb.push(((await send('Runtime.getHeapUsage')) as { usedSize: number }).usedSize / 2 ** 20);
     timers += Number(((await send('Runtime.evaluate', { expression })) as { result: { value: number } }).result.value);
-    const evaluated = (await send('Runtime.evaluate', { expression: v8Figures, includeCommandLineAPI: true })) as { result: { value: string } };
-    const v8 = JSON.parse(evaluated.result.value) as { spaces: [string, number, number][]; malloced: number; external: number; code: number };
+    const evaluated = (await send('Runtime.evaluate', { expression: v8Figures, includeCommandLineAPI: true })) as {
+      result: { value: string };
+    };
+    const v8 = JSON.parse(evaluated.result.value) as {
+      spaces: [string, number, number][];
+      malloced: number;
+      external: number;
+      code: number;
+    };
     for (const [space, used, resident] of v8.spaces.filter(([, , resident]) => resident > 0)) {
       add(`${space} used`, used);
       add(`${space} resident`, resident);
@@ -271,13 +326,23 @@ async function residentMb(pid: number): Promise<{ rss: number; anon: number; fil
 type Figures = Record<string, number>;
 
 /** Every figure, once nothing is live: no publisher, no push, no ffmpeg. */
-async function figures(gateway: GatewayProcess, inspector: string, snapshotPath?: (thread: number) => string): Promise<Figures> {
+async function figures(
+  gateway: GatewayProcess,
+  inspector: string,
+  snapshotPath?: (thread: number) => string,
+): Promise<Figures> {
   // The mixer's stream and its encoder (its one ffmpeg) stay; its inputs' decoders are gone.
   const others = async (): Promise<unknown[]> => {
-    const listed = (await gateway.request('POST', '/rest-api/stream/find_all')).body as { name?: string; streamName?: string }[] | undefined;
+    const listed = (await gateway.request('POST', '/rest-api/stream/find_all')).body as
+      { name?: string; streamName?: string }[] | undefined;
     return Array.isArray(listed) ? listed.filter((s) => (s.name ?? s.streamName) !== 'churn') : [];
   };
-  await waitFor('nothing live', async () => (await others()).length === 0 && (await gateway.ffmpegPids()).length <= 1, 60_000, 200);
+  await waitFor(
+    'nothing live',
+    async () => (await others()).length === 0 && (await gateway.ffmpegPids()).length <= 1,
+    60_000,
+    200,
+  );
   await sleep(2000);
   const workers = await gateway.mediaWorkerPids();
   const { heapsMb, codeMb, spacesMb, timers } = await inspect(inspector, snapshotPath);
@@ -303,12 +368,18 @@ async function figures(gateway: GatewayProcess, inspector: string, snapshotPath?
     [`heap after a full GC, ${heapsMb.length} threads, compiled code apart (MB)`]: heapMb - codeMb,
     [`${INFO}heap after a full GC, ${heapsMb.length} threads, compiled code included (MB)`]: heapMb,
     [`${INFO}heap after a full GC, compiled code and bytecode, every thread (MB)`]: codeMb,
-    ...Object.fromEntries(heapsMb.map((mb, i) => [`${INFO}heap after a full GC, ${i === 0 ? 'main thread' : `thread ${i}`} (MB)`, mb])),
-    ...Object.fromEntries(Object.entries(spacesMb).map(([space, mb]) => [`${INFO}heap after a full GC, ${space}, every thread (MB)`, mb])),
+    ...Object.fromEntries(
+      heapsMb.map((mb, i) => [`${INFO}heap after a full GC, ${i === 0 ? 'main thread' : `thread ${i}`} (MB)`, mb]),
+    ),
+    ...Object.fromEntries(
+      Object.entries(spacesMb).map(([space, mb]) => [`${INFO}heap after a full GC, ${space}, every thread (MB)`, mb]),
+    ),
     // RSS less what only the program's size bounds: the pages of its files (the binaries, read in as more of them
     // runs) and V8's compiled code.
     'RSS, gateway and media workers, compiled code and file pages apart (MB)':
-      resident.reduce((sum, r) => sum + r.anon, 0) - (spacesMb['code_space resident'] ?? 0) - (spacesMb['code_large_object_space resident'] ?? 0),
+      resident.reduce((sum, r) => sum + r.anon, 0) -
+      (spacesMb['code_space resident'] ?? 0) -
+      (spacesMb['code_large_object_space resident'] ?? 0),
     [`${INFO}RSS, gateway and media workers (MB)`]: resident.reduce((sum, r) => sum + r.rss, 0),
     ...Object.fromEntries(
       resident.flatMap((r, i) => {
@@ -338,9 +409,14 @@ async function printHeapGrowth(work: string, ats: number[]): Promise<void> {
   for (let thread = 0; thread < threads; thread++) {
     const after = await heapGroups(join(work, `churn-heap-${end}-${thread}.heapsnapshot`));
     for (const at of ats.slice(0, -1)) {
-      console.log(`\n  ${thread === 0 ? 'main thread' : `thread ${thread}`}, what grew from ${at} cycles to ${end} (KB, count):`);
+      console.log(
+        `\n  ${thread === 0 ? 'main thread' : `thread ${thread}`}, what grew from ${at} cycles to ${end} (KB, count):`,
+      );
       const before = await heapGroups(join(work, `churn-heap-${at}-${thread}.heapsnapshot`));
-      for (const group of heapGrowth(before, after, 15)) console.log(`    ${(group.bytes / 1024).toFixed(1).padStart(9)} ${String(group.count).padStart(7)}  ${group.key}`);
+      for (const group of heapGrowth(before, after, 15))
+        console.log(
+          `    ${(group.bytes / 1024).toFixed(1).padStart(9)} ${String(group.count).padStart(7)}  ${group.key}`,
+        );
     }
   }
 }
@@ -365,9 +441,15 @@ async function main(): Promise<void> {
     'kit/server-from-source.ts',
   );
   try {
-    const list = (await (await fetch(`http://127.0.0.1:${inspectPort}/json/list`)).json()) as { webSocketDebuggerUrl: string }[];
+    const list = (await (await fetch(`http://127.0.0.1:${inspectPort}/json/list`)).json()) as {
+      webSocketDebuggerUrl: string;
+    }[];
     const inspector = list[0]!.webSocketDebuggerUrl;
-    const mixer = await gateway.request('POST', '/rest-api/mixer/startup', { uri: 'mixer://churn', width: 320, height: 180 });
+    const mixer = await gateway.request('POST', '/rest-api/mixer/startup', {
+      uri: 'mixer://churn',
+      width: 320,
+      height: 180,
+    });
     if (mixer.status !== 200) throw new Error(`mixer: ${JSON.stringify(mixer.body)}`);
     const lab: Lab = { gateway, fixture, rtmp, srt, srtFree: Promise.resolve() };
     const started = now();
@@ -377,23 +459,33 @@ async function main(): Promise<void> {
       reported = done;
       console.log(`  ${done} cycles, ${((now() - started) / 1000).toFixed(0)} s`);
     };
-    console.log(`Churn: ${cycles} cycles of publish → push → terminate → unpublish over ${lanes} lanes (every 10th: recording, SRT, WHEP viewer, mixer input)`);
+    console.log(
+      `Churn: ${cycles} cycles of publish → push → terminate → unpublish over ${lanes} lanes (every 10th: recording, SRT, WHEP viewer, mixer input)`,
+    );
     // With --snapshots, each thread's heap at each figures' taking: .bench/churn-heap-<cycles>-<thread>.heapsnapshot.
-    const snapshotAt = (at: number) => (args.snapshots ? (thread: number) => join(work, `churn-heap-${at}-${thread}.heapsnapshot`) : undefined);
+    const snapshotAt = (at: number) =>
+      args.snapshots ? (thread: number) => join(work, `churn-heap-${at}-${thread}.heapsnapshot`) : undefined;
     await run(lab, 0, WARM_CYCLES, progress);
     const before = await figures(gateway, inspector, snapshotAt(WARM_CYCLES));
     // Figures at each quarter too: where a figure that grew levels off, or does not.
     const quarters: { at: number; figures: Figures }[] = [];
     for (let quarter = 1; quarter <= 4; quarter++) {
-      const [from, to] = [WARM_CYCLES + Math.round(((cycles - WARM_CYCLES) * (quarter - 1)) / 4), WARM_CYCLES + Math.round(((cycles - WARM_CYCLES) * quarter) / 4)];
+      const [from, to] = [
+        WARM_CYCLES + Math.round(((cycles - WARM_CYCLES) * (quarter - 1)) / 4),
+        WARM_CYCLES + Math.round(((cycles - WARM_CYCLES) * quarter) / 4),
+      ];
       await run(lab, from, to, (done) => progress(done + from));
       quarters.push({ at: to, figures: await figures(gateway, inspector, snapshotAt(to)) });
     }
     const tookS = (now() - started) / 1000;
     const after = quarters.at(-1)!.figures;
-    console.log(`\n${cycles} cycles in ${(tookS / 60).toFixed(1)} min (${((tookS * 1000) / cycles).toFixed(0)} ms a cycle, figures taken included)\n`);
+    console.log(
+      `\n${cycles} cycles in ${(tookS / 60).toFixed(1)} min (${((tookS * 1000) / cycles).toFixed(0)} ms a cycle, figures taken included)\n`,
+    );
     for (const name of Object.keys(before).filter((n) => /heap|RSS/.test(n) && !/series/.test(n))) {
-      console.log(`  ${name.replace(INFO, '')}: ${[{ at: WARM_CYCLES, figures: before }, ...quarters].map((q) => `${(q.figures[name] ?? 0).toFixed(1)} at ${q.at}`).join(', ')}`);
+      console.log(
+        `  ${name.replace(INFO, '')}: ${[{ at: WARM_CYCLES, figures: before }, ...quarters].map((q) => `${(q.figures[name] ?? 0).toFixed(1)} at ${q.at}`).join(', ')}`,
+      );
     }
     console.log('');
     const misses: string[] = [];
@@ -406,7 +498,9 @@ async function main(): Promise<void> {
         `  ${info ? '    ' : ok ? 'ok  ' : 'MISS'} ${name}: ${start.toFixed(start % 1 ? 1 : 0)} after ${WARM_CYCLES} cycles, ${end.toFixed(end % 1 ? 1 : 0)} after ${cycles}`,
       );
     }
-    console.log(`\n${misses.length === 0 ? 'every figure back within 5 % of its start' : `grew: ${misses.join('; ')}`}`);
+    console.log(
+      `\n${misses.length === 0 ? 'every figure back within 5 % of its start' : `grew: ${misses.join('; ')}`}`,
+    );
     if (args.snapshots) await printHeapGrowth(work, [WARM_CYCLES, quarters[0]!.at, cycles]);
     process.exitCode = misses.length === 0 ? 0 : 1;
   } finally {

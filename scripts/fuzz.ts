@@ -3,7 +3,9 @@
 import { parseArgs } from 'node:util';
 import { FUZZ_PARTS, runFuzz, type FuzzPart } from '../test/helpers/fuzz.js';
 
-const { values } = parseArgs({ options: { cases: { type: 'string', default: '100000' }, seed: { type: 'string' }, only: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { cases: { type: 'string', default: '100000' }, seed: { type: 'string' }, only: { type: 'string' } },
+});
 const cases = Number(values.cases);
 const seed = values.seed === undefined ? Date.now() % 2 ** 31 : Number(values.seed);
 const only = values.only as FuzzPart | undefined;
@@ -13,8 +15,18 @@ if (!Number.isInteger(cases) || cases < 1 || !Number.isInteger(seed) || (only &&
 }
 const started = Date.now();
 console.log(`fuzzing ${cases} cases, seed ${seed}${only ? `, ${only} only` : ''}`);
-const report = await runFuzz({ cases, seed, only, onProgress: (line) => console.log(`  ${((Date.now() - started) / 1000).toFixed(0)} s  ${line}`) });
+const report = await runFuzz({
+  cases,
+  seed,
+  only,
+  onProgress: (line) => console.log(`  ${((Date.now() - started) / 1000).toFixed(0)} s  ${line}`),
+});
 console.log(JSON.stringify({ ...report, seconds: Math.round((Date.now() - started) / 1000) }, null, 2));
-const failed = report.serverErrors.length > 0 || report.wsInternalErrors.length > 0 || !report.alive || report.ffmpegLeft > 0;
-console.log(failed ? 'FAILED: see serverErrors / wsInternalErrors above (re-run with the same --seed)' : 'no 5xx, no internal error, gateway alive, no ffmpeg left');
+const failed =
+  report.serverErrors.length > 0 || report.wsInternalErrors.length > 0 || !report.alive || report.ffmpegLeft > 0;
+console.log(
+  failed
+    ? 'FAILED: see serverErrors / wsInternalErrors above (re-run with the same --seed)'
+    : 'no 5xx, no internal error, gateway alive, no ffmpeg left',
+);
 process.exit(failed ? 1 : 0);

@@ -41,7 +41,9 @@ const nodeCount = Number(args.nodes);
 const streamCount = Number(args.streams);
 const chaosMs = Number(args['chaos-s']) * 1000;
 if (!(minutes > 0) || !(nodeCount >= 1) || !(streamCount >= 1) || !(chaosMs >= 10_000)) {
-  throw new Error('usage: npm run soak -- --minutes N (> 0) [--nodes N (>= 1)] [--streams N (>= 1)] [--chaos-s S (>= 10)]');
+  throw new Error(
+    'usage: npm run soak -- --minutes N (> 0) [--nodes N (>= 1)] [--streams N (>= 1)] [--chaos-s S (>= 10)]',
+  );
 }
 const WORK = resolve('.bench');
 const SECRET = 'soak-cluster-secret-0123456789';
@@ -72,7 +74,12 @@ function rssMb(pid: number): number {
 }
 
 /** The frame counters summed at the end: video frames sent, and those lost, dropped or discarded on the way. */
-const FRAME_COUNTERS = ['gateway_push_frames_total', 'gateway_push_frames_lost_total', 'gateway_push_frames_dropped_total', 'gateway_push_frames_discarded_total'];
+const FRAME_COUNTERS = [
+  'gateway_push_frames_total',
+  'gateway_push_frames_lost_total',
+  'gateway_push_frames_dropped_total',
+  'gateway_push_frames_discarded_total',
+];
 
 /**
  * The last value seen of each frame counter's series, by process: a push (a series) ends and a
@@ -93,7 +100,9 @@ function frameTotals(): Record<string, number> {
 /** The worst event-loop delay p99 (ms) of the last second among the main thread and the workers. */
 function loopP99Ms(metrics: string): number {
   const main = Number(/^nodejs_eventloop_lag_p99_seconds (\S+)$/m.exec(metrics)?.[1] ?? 0) * 1000;
-  const workers = [...metrics.matchAll(/^gateway_load\{[^}]*measure="event_loop_delay_p99_ms"[^}]*\} (\S+)$/gm)].map((m) => Number(m[1]));
+  const workers = [...metrics.matchAll(/^gateway_load\{[^}]*measure="event_loop_delay_p99_ms"[^}]*\} (\S+)$/gm)].map(
+    (m) => Number(m[1]),
+  );
   return Math.max(main, ...workers);
 }
 
@@ -117,8 +126,20 @@ async function main(): Promise<void> {
   const starts = new Map<string, number>();
   const startNode = async (id: string): Promise<void> => {
     const port = ports.get(id)!;
-    const env: Record<string, string> = { GATEWAY_HTTP_PORT: String(port), GATEWAY_RUN_DIR: WORK, GATEWAY_DATA_DIR: dataDir, GATEWAY_LOG_LEVEL: 'info' };
-    if (redis) env.GATEWAY_CLUSTER = JSON.stringify({ redis_url: redis.url, node_id: id, advertise_url: `http://127.0.0.1:${port}`, secret: SECRET, drain_timeout_ms: 10_000 });
+    const env: Record<string, string> = {
+      GATEWAY_HTTP_PORT: String(port),
+      GATEWAY_RUN_DIR: WORK,
+      GATEWAY_DATA_DIR: dataDir,
+      GATEWAY_LOG_LEVEL: 'info',
+    };
+    if (redis)
+      env.GATEWAY_CLUSTER = JSON.stringify({
+        redis_url: redis.url,
+        node_id: id,
+        advertise_url: `http://127.0.0.1:${port}`,
+        secret: SECRET,
+        drain_timeout_ms: 10_000,
+      });
     const start = (starts.get(id) ?? 0) + 1;
     starts.set(id, start);
     nodes.set(id, await GatewayProcess.start(join(WORK, `soak-${id}-${start}.log`), env));
@@ -126,9 +147,11 @@ async function main(): Promise<void> {
   await Promise.all(ids.map(startNode));
   const balancer = await TcpBalancer.start(ids.map((id) => ({ host: '127.0.0.1', port: ports.get(id)! })));
   const api = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> => {
-    const response = await fetch(balancer.url + path, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined }).catch(
-      () => undefined,
-    );
+    const response = await fetch(balancer.url + path, {
+      method,
+      headers: body ? { 'content-type': 'application/json' } : {},
+      body: body ? JSON.stringify(body) : undefined,
+    }).catch(() => undefined);
     if (!response) return { status: 0, body: undefined };
     const text = await response.text();
     return { status: response.status, body: text ? JSON.parse(text) : undefined };
@@ -153,7 +176,12 @@ async function main(): Promise<void> {
       );
     }
   };
-  await waitFor('every stream published', async () => (await keepPublished(), publishers.size === names.length), 60_000, 500);
+  await waitFor(
+    'every stream published',
+    async () => (await keepPublished(), publishers.size === names.length),
+    60_000,
+    500,
+  );
   for (const name of names) {
     const res = await api('POST', '/rest-api/push/startup', { streamName: name, rtmpUrl: nginx.url() });
     if (res.status !== 200) throw new Error(`startup of ${name} answered ${res.status}: ${JSON.stringify(res.body)}`);
@@ -164,7 +192,11 @@ async function main(): Promise<void> {
   const receiver = await RtmpReceiver.start();
   const watchedUrl = `${receiver.url()}/${watched}`;
   const startWatching = async (): Promise<void> => {
-    const res = await api('POST', '/rest-api/push/startup', { streamName: watched, rtmpUrl: watchedUrl, rtmpTransponderFullUrl: true });
+    const res = await api('POST', '/rest-api/push/startup', {
+      streamName: watched,
+      rtmpUrl: watchedUrl,
+      rtmpTransponderFullUrl: true,
+    });
     if (res.status !== 200) console.log(`  startup of ${watched} to the receiver answered ${res.status}`);
   };
   /** The current connection's messages of the last minute, without their bodies. */
@@ -178,7 +210,12 @@ async function main(): Promise<void> {
   const receiving = (): boolean => heard.length > 0 && now() - heard.at(-1)!.arrivalMs < 2000;
   /** The A/V offset over the last 20 s of one connection, waiting up to a minute for that much. */
   const avOffset = async (): Promise<number> => {
-    await waitFor('20 s of one connection at the receiver', () => heard.length > 0 && heard[0]!.arrivalMs <= now() - 20_000 && receiving(), 60_000, 500).catch(() => {});
+    await waitFor(
+      '20 s of one connection at the receiver',
+      () => heard.length > 0 && heard[0]!.arrivalMs <= now() - 20_000 && receiving(),
+      60_000,
+      500,
+    ).catch(() => {});
     return avOffsetMs(heard, now() - 20_000, Infinity);
   };
   await startWatching();
@@ -187,8 +224,13 @@ async function main(): Promise<void> {
   const missing = async (): Promise<string[]> => {
     const at = await nginx.streams().catch(() => []);
     const pushes = await api('POST', '/rest-api/push/find_all');
-    const running = pushes.status === 200 ? (pushes.body as { state: string; sourceStreamName: string }[]).filter((p) => p.state === 'running') : [];
-    const lost = names.filter((n) => !(at.some((s) => s.name === `rtmp_${n}` && s.width > 0) && running.some((p) => p.sourceStreamName === n)));
+    const running =
+      pushes.status === 200
+        ? (pushes.body as { state: string; sourceStreamName: string }[]).filter((p) => p.state === 'running')
+        : [];
+    const lost = names.filter(
+      (n) => !(at.some((s) => s.name === `rtmp_${n}` && s.width > 0) && running.some((p) => p.sourceStreamName === n)),
+    );
     return receiving() ? lost : [...lost, `${watched} (at the receiver)`];
   };
   const allBack = async (): Promise<boolean> => (await missing()).length === 0;
@@ -204,7 +246,10 @@ async function main(): Promise<void> {
         const metrics = await fetch(`${node.baseUrl}/metrics`).then((r) => r.text());
         const heap = Number(/^nodejs_heap_size_used_bytes (\S+)$/m.exec(metrics)?.[1] ?? 0);
         const publishing = Number(/^gateway_publishers (\S+)$/m.exec(metrics)?.[1] ?? 0);
-        const pushes = [...metrics.matchAll(/^gateway_transponders\{state="[^"]+"\} (\S+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+        const pushes = [...metrics.matchAll(/^gateway_transponders\{state="[^"]+"\} (\S+)$/gm)].reduce(
+          (sum, m) => sum + Number(m[1]),
+          0,
+        );
         const own = await node.ownPids();
         const children = await node.ffmpegPids();
         readFrameCounters(node.pid, metrics);
@@ -264,7 +309,8 @@ async function main(): Promise<void> {
       case 'terminate and start': {
         const name = pick(names);
         const found = await api('POST', '/rest-api/push/find', { streamName: name });
-        for (const push of found.status === 200 ? found.body : []) await api('POST', '/rest-api/push/terminate', { mediaSessionId: push.mediaSessionId });
+        for (const push of found.status === 200 ? found.body : [])
+          await api('POST', '/rest-api/push/terminate', { mediaSessionId: push.mediaSessionId });
         await api('POST', '/rest-api/push/startup', { streamName: name, rtmpUrl: nginx.url() });
         if (name === watched) await startWatching();
         return;
@@ -323,7 +369,8 @@ async function main(): Promise<void> {
   const slopes: Record<string, Record<string, number>> = {};
   for (const id of ids) {
     const byPid = new Map<number, Sample[]>();
-    for (const s of samples) if (s.node === id && s.at > startedAt + 120_000) byPid.set(s.pid, [...(byPid.get(s.pid) ?? []), s]);
+    for (const s of samples)
+      if (s.node === id && s.at > startedAt + 120_000) byPid.set(s.pid, [...(byPid.get(s.pid) ?? []), s]);
     const longest = [...byPid.values()].sort((a, b) => b.length - a.length)[0] ?? [];
     const hours = longest.map((s) => (s.at - startedAt) / 3_600_000);
     const streams = longest.map((s) => s.streams);
@@ -342,7 +389,9 @@ async function main(): Promise<void> {
   // The event-loop delay, hour by hour: the 99th percentile of the samples' worst thread.
   const loopByHour: number[] = [];
   for (let hour = 0; hour * 3_600_000 < endAt - startedAt; hour++) {
-    const within = samples.filter((s) => s.at >= startedAt + hour * 3_600_000 && s.at < startedAt + (hour + 1) * 3_600_000);
+    const within = samples.filter(
+      (s) => s.at >= startedAt + hour * 3_600_000 && s.at < startedAt + (hour + 1) * 3_600_000,
+    );
     loopByHour.push(
       percentile(
         within.map((s) => s.loopP99Ms),
@@ -373,7 +422,14 @@ async function main(): Promise<void> {
     `  the sound against the pictures at the receiver: ${avAtStart.toFixed(0)} ms at the start, ${avAtEnd.toFixed(0)} ms at the end (moved ${avMoved.toFixed(0)} ms${avMoved < 40 ? '' : ': MISS, over 40 ms'})`,
   );
   const av = { startMs: avAtStart, endMs: avAtEnd };
-  writeFileSync(join(WORK, 'soak.json'), JSON.stringify({ minutes, nodes: nodeCount, streams: streamCount, troubles, slopes, loopByHour, frames, av, samples }, null, 2) + '\n');
+  writeFileSync(
+    join(WORK, 'soak.json'),
+    JSON.stringify(
+      { minutes, nodes: nodeCount, streams: streamCount, troubles, slopes, loopByHour, frames, av, samples },
+      null,
+      2,
+    ) + '\n',
+  );
   console.log(`written to ${join(WORK, 'soak.json')}`);
 
   for (const p of publishers.values()) await p.stop().catch(() => {});

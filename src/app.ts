@@ -2,7 +2,13 @@ import { monotonicMs } from './clock.js';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ROOT } from './paths.js';
-import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -91,7 +97,9 @@ function readCertificate(config: GatewayConfig): { cert: Buffer; key: Buffer } {
   try {
     return { cert: readFileSync(config.https_cert_file), key: readFileSync(config.https_key_file) };
   } catch (error) {
-    throw new ConfigError(`https_cert_file / https_key_file: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new ConfigError(
+      `https_cert_file / https_key_file: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
 }
 
@@ -99,14 +107,21 @@ function readCertificate(config: GatewayConfig): { cert: Buffer; key: Buffer } {
 export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDependencies = {}): Gateway {
   const access = createAccessControl(config);
   if (!access.publishAuth.enabled && !isLoopbackListen(config.http_host)) {
-    log.warn('publishing needs no token (no publish_keys, publish_jwt_keys or publish_auth_url): anyone who reaches the gateway can publish, but not push');
+    log.warn(
+      'publishing needs no token (no publish_keys, publish_jwt_keys or publish_auth_url): anyone who reaches the gateway can publish, but not push',
+    );
   }
   checkReceiveBuffer(config, log);
   const workers = workerCount(config);
-  if (workers > 0 && (deps.engine || deps.lookupHost)) throw new Error('an engine or host lookup of the caller runs the streams in this thread: set workers to 0');
+  if (workers > 0 && (deps.engine || deps.lookupHost))
+    throw new Error('an engine or host lookup of the caller runs the streams in this thread: set workers to 0');
   const local = workers === 0 ? buildMediaCore(config, log, deps) : undefined;
-  const own: MediaPlane = local ? new LocalPlane(local) : new WorkerPlane(config, log, { childRecord: deps.childRecord, startWorker: deps.startWorker });
-  const node = config.cluster ? new ClusterNode(config.cluster, config.http_port, log.child({ component: 'cluster' })) : undefined;
+  const own: MediaPlane = local
+    ? new LocalPlane(local)
+    : new WorkerPlane(config, log, { childRecord: deps.childRecord, startWorker: deps.startWorker });
+  const node = config.cluster
+    ? new ClusterNode(config.cluster, config.http_port, log.child({ component: 'cluster' }))
+    : undefined;
   const cluster = node ? new ClusterPlane(own, node, log.child({ component: 'cluster' })) : undefined;
   const plane: MediaPlane = cluster ?? own;
   // Each node keeps its own metrics (Prometheus scrapes every node), read from its own plane.
@@ -117,14 +132,26 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   // In a cluster, a push not live here may be live at the node holding its stream.
   const inCluster =
     node && config.cluster
-      ? { streamHeld: async (stream: string): Promise<boolean> => (await node.claims.holder(stream)) !== undefined, nodesBackMs: config.cluster.node_timeout_ms }
+      ? {
+          streamHeld: async (stream: string): Promise<boolean> => (await node.claims.holder(stream)) !== undefined,
+          nodesBackMs: config.cluster.node_timeout_ms,
+        }
       : {};
   const keeper = kept
-    ? new PushKeeper(plane, kept.store, kept.sealer, { windowMs: config.push_store_window_ms, ...inCluster }, log.child({ component: 'kept-pushes' }))
+    ? new PushKeeper(
+        plane,
+        kept.store,
+        kept.sealer,
+        { windowMs: config.push_store_window_ms, ...inCluster },
+        log.child({ component: 'kept-pushes' }),
+      )
     : undefined;
   const pushes = keeper ?? planeCommands(plane);
   // Mixers run within one node: kept in its data folder, on a gateway on its own.
-  const mixerKeeper = deps.keptPushes && !node ? new MixerKeeper(plane, deps.keptPushes.mixersFile, log.child({ component: 'kept-mixers' })) : undefined;
+  const mixerKeeper =
+    deps.keptPushes && !node
+      ? new MixerKeeper(plane, deps.keptPushes.mixersFile, log.child({ component: 'kept-mixers' }))
+      : undefined;
   if (node && keeper) node.registry.onEmptied = () => void keeper.rewrite();
 
   const tls = config.https_cert_file ? readCertificate(config) : undefined;
@@ -136,7 +163,9 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       // Header and request timeouts are enforced at each check: every second, not Node's 30 s.
       const options = { connectionsCheckingInterval: 1000 };
       const primary: Server =
-        tls && !config.https_port ? createHttpsServer({ ...tls, ...options }, handler) : createHttpServer<typeof IncomingMessage, typeof ServerResponse>(options, handler);
+        tls && !config.https_port
+          ? createHttpsServer({ ...tls, ...options }, handler)
+          : createHttpServer<typeof IncomingMessage, typeof ServerResponse>(options, handler);
       if (primary instanceof HttpsServer) secure.push(primary as HttpsServer);
       if (tls && config.https_port) secure.push((secondary = createHttpsServer({ ...tls, ...options }, handler)));
       for (const server of [primary, secondary]) {
@@ -165,7 +194,11 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       done(new GatewayError('invalid_request', 'body: not valid JSON', 'body'), undefined);
     }
   });
-  app.addContentTypeParser(['application/sdp', 'application/trickle-ice-sdpfrag'], { parseAs: 'string' }, (_request, body, done) => done(null, body));
+  app.addContentTypeParser(
+    ['application/sdp', 'application/trickle-ice-sdpfrag'],
+    { parseAs: 'string' },
+    (_request, body, done) => done(null, body),
+  );
 
   // Destination checks run here, their ffmpeg (SRT) ended with the gateway.
   const checkFfmpeg = new FfmpegSupervisor(deps.childRecord);
@@ -178,7 +211,8 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     what: 'destination checks',
     keys: { running: 'limit_checks', queue: 'limit_checks_queue', perCaller: 'limit_checks_per_client' },
   });
-  const check = (request: CheckRequest, caller: string): Promise<CheckReport> => checkQueue.run(caller, () => checkDestination(request, checks));
+  const check = (request: CheckRequest, caller: string): Promise<CheckReport> =>
+    checkQueue.run(caller, () => checkDestination(request, checks));
   pushRoutes(app, plane, pushes, check);
   mixerRoutes(app, plane, mixerKeeper ?? planeMixerCommands(plane));
   // This node's recordings: the files are on its disk, the parts being written are its own plane's.
@@ -192,18 +226,36 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   // Web Call Server's rooms: this node's callers (`user1#room1`) join their room's mixer, wherever it runs.
   // In a cluster a room's mixer starts at the node of its first caller, and the others are placed there.
   const rooms = config.mixer_auto_start
-    ? new Rooms(plane, config.mixer_idle_timeout_ms, log.child({ component: 'rooms' }), cluster && ((startup) => cluster.mixerStartupHere(startup)))
+    ? new Rooms(
+        plane,
+        config.mixer_idle_timeout_ms,
+        log.child({ component: 'rooms' }),
+        cluster && ((startup) => cluster.mixerStartupHere(startup)),
+      )
     : undefined;
   const stopRooms = rooms ? own.events((event) => rooms.follow(event)) : undefined;
   recordingRoutes(app, recordings);
   // Captions, over REST and the SDK together, per client address.
   const captionFlood = new CaptionFlood();
-  const snapshots = new SnapshotQueue((name) => plane.snapshot(name), config.limit_snapshot_decoders, config.limit_snapshot_queue);
+  const snapshots = new SnapshotQueue(
+    (name) => plane.snapshot(name),
+    config.limit_snapshot_decoders,
+    config.limit_snapshot_queue,
+  );
   streamRoutes(app, plane, snapshots, captionFlood);
   docsRoutes(app);
   // In a cluster the console's event log shows every node's events, each with its node.
-  const watchEvents = cluster ? (listener: (event: LifecycleEvent, node: string) => void) => cluster.watchEvents(listener) : undefined;
-  consoleRoutes(app, plane, resolve(ROOT, config.media_dir), access.consoleStreams, log.child({ component: 'console' }), watchEvents);
+  const watchEvents = cluster
+    ? (listener: (event: LifecycleEvent, node: string) => void) => cluster.watchEvents(listener)
+    : undefined;
+  consoleRoutes(
+    app,
+    plane,
+    resolve(ROOT, config.media_dir),
+    access.consoleStreams,
+    log.child({ component: 'console' }),
+    watchEvents,
+  );
   whipRoutes(app, plane, access);
   // A viewer's end is heard from whichever thread or node holds it.
   const viewerHolds = new ViewerHolds(
@@ -224,7 +276,9 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       workers,
     };
   });
-  app.get('/metrics', { ...routeAccess('metrics'), logLevel: 'warn' }, async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+  app.get('/metrics', { ...routeAccess('metrics'), logLevel: 'warn' }, async (_request, reply) =>
+    reply.type(metrics.contentType).send(await metrics.metrics()),
+  );
 
   const signaling = new SignalingServer(plane, destinationChecks(config, check, deps.lookupHost), access, log, {
     clientAddress: clientAddressReader(config.trust_proxy),
@@ -233,11 +287,13 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     captionFlood,
     captionsChannel: config.webrtc_engine === 'mediasoup',
   });
-  for (const server of [app.server, secondary]) server?.on('upgrade', (request, socket, head) => signaling.handleUpgrade(request, socket, head));
+  for (const server of [app.server, secondary])
+    server?.on('upgrade', (request, socket, head) => signaling.handleUpgrade(request, socket, head));
 
   let draining: Promise<{ moved: number; left: number }> | undefined;
   const drain = (): Promise<{ moved: number; left: number }> => {
-    if (!cluster || !config.cluster) return Promise.reject(notFound('this gateway is not in a cluster (cluster: null)'));
+    if (!cluster || !config.cluster)
+      return Promise.reject(notFound('this gateway is not in a cluster (cluster: null)'));
     const timeoutMs = config.cluster.drain_timeout_ms;
     draining ??= (async () => {
       // The SDK sessions first: each connects again at once through another node and publishes
@@ -270,7 +326,11 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       await node?.start(() => {
         const status = plane.status();
         const pushes = Object.values(status.pushes).reduce<number>((a, b) => a + (b ?? 0), 0);
-        return { publishers: status.publishers, transponders: pushes, ...(status.overloaded ? { overload: 'overloaded' } : {}) };
+        return {
+          publishers: status.publishers,
+          transponders: pushes,
+          ...(status.overloaded ? { overload: 'overloaded' } : {}),
+        };
       });
       await keeper?.open();
       // After the pushes: the kept pushes of a mixer's stream start again as soon as it publishes.

@@ -64,22 +64,27 @@ export class GatewayError extends Error {
   ) {
     super(message);
     this.name = 'GatewayError';
-    this.retryAfterS = retryAfterS ?? (code === 'unavailable' || code === 'too_many_requests' ? RETRY_AFTER_S : undefined);
+    this.retryAfterS =
+      retryAfterS ?? (code === 'unavailable' || code === 'too_many_requests' ? RETRY_AFTER_S : undefined);
   }
 }
 
-export const invalid = (field: string, message: string): GatewayError => new GatewayError('invalid_request', `${field}: ${message}`, field);
+export const invalid = (field: string, message: string): GatewayError =>
+  new GatewayError('invalid_request', `${field}: ${message}`, field);
 
 /** `field`: the request field that names what is not there. */
-export const notFound = (message: string, field?: string): GatewayError => new GatewayError('not_found', message, field);
+export const notFound = (message: string, field?: string): GatewayError =>
+  new GatewayError('not_found', message, field);
 
 export const conflict = (message: string, field?: string): GatewayError => new GatewayError('conflict', message, field);
 
 /** The gateway is at a configured capacity: try again later. */
-export const unavailable = (message: string, retryAfterS?: number): GatewayError => new GatewayError('unavailable', message, undefined, retryAfterS);
+export const unavailable = (message: string, retryAfterS?: number): GatewayError =>
+  new GatewayError('unavailable', message, undefined, retryAfterS);
 
 /** One caller (a client address, a stream) is at its quota. */
-export const tooMany = (message: string, retryAfterS?: number): GatewayError => new GatewayError('too_many_requests', message, undefined, retryAfterS);
+export const tooMany = (message: string, retryAfterS?: number): GatewayError =>
+  new GatewayError('too_many_requests', message, undefined, retryAfterS);
 
 /** Every error code, as answers carry them. */
 export const ERROR_CODES = Object.keys(STATUS) as ErrorCode[];

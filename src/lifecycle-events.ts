@@ -2,8 +2,20 @@
  * The names of the lifecycle events webhooks tell of: what configuration filters on and what the
  * plane emits.
  */
-export const PUBLISHER_EVENTS = ['publisher.published', 'publisher.lost', 'publisher.returned', 'publisher.ended'] as const;
-export const PUSH_EVENTS = ['transponder.started', 'transponder.reconnecting', 'transponder.restored', 'transponder.standby', 'transponder.failed', 'transponder.stopped'] as const;
+export const PUBLISHER_EVENTS = [
+  'publisher.published',
+  'publisher.lost',
+  'publisher.returned',
+  'publisher.ended',
+] as const;
+export const PUSH_EVENTS = [
+  'transponder.started',
+  'transponder.reconnecting',
+  'transponder.restored',
+  'transponder.standby',
+  'transponder.failed',
+  'transponder.stopped',
+] as const;
 /** A push's ingest health (what the platform's dashboard checks) changed status. */
 export const PUSH_HEALTH_EVENTS = ['transponder.health'] as const;
 /** A part (file) of a `record://` push began, or was finished. */
@@ -12,5 +24,12 @@ export const RECORDING_EVENTS = ['recording.started', 'recording.finished'] as c
 export const VIEWER_EVENTS = ['viewer.joined', 'viewer.left'] as const;
 /** A mixer started or ended; a stream became one of its inputs, or stopped being one. */
 export const MIXER_EVENTS = ['mixer.started', 'mixer.ended', 'mixer.input_added', 'mixer.input_removed'] as const;
-export const LIFECYCLE_EVENTS = [...PUBLISHER_EVENTS, ...PUSH_EVENTS, ...PUSH_HEALTH_EVENTS, ...RECORDING_EVENTS, ...VIEWER_EVENTS, ...MIXER_EVENTS] as const;
+export const LIFECYCLE_EVENTS = [
+  ...PUBLISHER_EVENTS,
+  ...PUSH_EVENTS,
+  ...PUSH_HEALTH_EVENTS,
+  ...RECORDING_EVENTS,
+  ...VIEWER_EVENTS,
+  ...MIXER_EVENTS,
+] as const;
 export type LifecycleEventType = (typeof LIFECYCLE_EVENTS)[number];

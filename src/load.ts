@@ -90,7 +90,9 @@ export class LoadMonitor {
    */
   get saturated(): boolean {
     const overdueMs = this.now() - this.#lastTickAt - this.#windowMs;
-    return this.#last.machineCpuPercent >= SATURATED_CPU_PERCENT || Math.max(this.#tickLateMs, overdueMs) >= this.#windowMs;
+    return (
+      this.#last.machineCpuPercent >= SATURATED_CPU_PERCENT || Math.max(this.#tickLateMs, overdueMs) >= this.#windowMs
+    );
   }
 
   /** Why the gateway is overloaded now, or undefined. */
@@ -119,7 +121,11 @@ export class LoadMonitor {
   /** Throws 503 when overloaded: `what` (a publish, a push) is not taken on. */
   admit(what: string): void {
     const overload = this.overload;
-    if (overload) throw unavailable(`the gateway is overloaded (${overload}): ${what} refused, the streams running keep their share`, Math.ceil(HOLD_MS / 1000));
+    if (overload)
+      throw unavailable(
+        `the gateway is overloaded (${overload}): ${what} refused, the streams running keep their share`,
+        Math.ceil(HOLD_MS / 1000),
+      );
   }
 
   close(): void {
@@ -148,9 +154,15 @@ function processSampler(): LoadSampler {
     const window = performance.eventLoopUtilization(next, utilization);
     utilization = next;
     const times = cpuTimes();
-    const machineCpuPercent = times && cpu && times.total > cpu.total ? ((times.busy - cpu.busy) / (times.total - cpu.total)) * 100 : 0;
+    const machineCpuPercent =
+      times && cpu && times.total > cpu.total ? ((times.busy - cpu.busy) / (times.total - cpu.total)) * 100 : 0;
     cpu = times;
-    return { eventLoopDelayMs: delayMs, eventLoopDelayMaxMs: delayMaxMs, eventLoopUtilization: window.utilization, machineCpuPercent };
+    return {
+      eventLoopDelayMs: delayMs,
+      eventLoopDelayMaxMs: delayMaxMs,
+      eventLoopUtilization: window.utilization,
+      machineCpuPercent,
+    };
   };
 }
 

@@ -13,7 +13,10 @@ export function resolveLogFormat(format: 'auto' | LogFormat, stream: { isTTY?: b
  * these paths are a second line of defence for objects that might carry a raw URL or token.
  */
 export function createLogger(level: string, destination?: DestinationStream, format: LogFormat = 'json'): Logger {
-  const options = { level, redact: { paths: ['rtmpUrl', '*.rtmpUrl', 'req.headers.authorization', 'sdp', '*.sdp'], censor: '[redacted]' } };
+  const options = {
+    level,
+    redact: { paths: ['rtmpUrl', '*.rtmpUrl', 'req.headers.authorization', 'sdp', '*.sdp'], censor: '[redacted]' },
+  };
   if (format === 'pretty') {
     const readable = pretty({
       destination: destination ?? 1,

@@ -60,7 +60,8 @@ export function createMetrics(plane: MediaPlane): Registry {
     collect() {
       this.reset();
       for (const [map, size] of Object.entries(trackedSizes())) this.set({ worker: 'main', map }, size);
-      for (const place of plane.status().places) for (const [map, size] of Object.entries(place.tracked ?? {})) this.set({ worker: place.place, map }, size);
+      for (const place of plane.status().places)
+        for (const [map, size] of Object.entries(place.tracked ?? {})) this.set({ worker: place.place, map }, size);
     },
   });
   streamMetrics(registry, plane);

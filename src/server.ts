@@ -43,8 +43,15 @@ async function main(deps: Pick<GatewayDependencies, 'startWorker'>): Promise<voi
   const log = createLogger(config.log_level, undefined, config.log_format);
   const ice = resolveIceAddresses(config.webrtc_ice_addresses);
   if (ice.addresses.length === 0)
-    await exitOnConfigError(() => Promise.reject(new ConfigError(`invalid configuration: webrtc_ice_addresses: ${ice.unresolved}, and no other address is named`)));
-  if (ice.unresolved) log.warn({ ice: ice.addresses }, `webrtc_ice_addresses: ${ice.unresolved}; only the others are announced`);
+    await exitOnConfigError(() =>
+      Promise.reject(
+        new ConfigError(
+          `invalid configuration: webrtc_ice_addresses: ${ice.unresolved}, and no other address is named`,
+        ),
+      ),
+    );
+  if (ice.unresolved)
+    log.warn({ ice: ice.addresses }, `webrtc_ice_addresses: ${ice.unresolved}; only the others are announced`);
   // ffmpeg processes a gateway killed outright on this port left behind are ended before anything starts.
   const registryFile = join(resolve(ROOT, config.run_dir), `ffmpeg-${config.http_port}.json`);
   const reaped = ChildRegistry.reap(registryFile);
@@ -52,7 +59,12 @@ async function main(deps: Pick<GatewayDependencies, 'startWorker'>): Promise<voi
   // A node of a cluster keeps its pushes in the cluster's Redis (`buildGateway` connects it).
   const keptPushes = config.cluster ? undefined : await exitOnConfigError(() => openFileStore(config, log));
   const gateway = await exitOnConfigError(() =>
-    buildGateway(config, log, { ...deps, childRecord: new ChildRegistry(registryFile), keptPushes, afterDrain: () => shutdown('drained') }),
+    buildGateway(config, log, {
+      ...deps,
+      childRecord: new ChildRegistry(registryFile),
+      keptPushes,
+      afterDrain: () => shutdown('drained'),
+    }),
   );
   running = gateway;
   await gateway.open();
@@ -101,7 +113,9 @@ async function main(deps: Pick<GatewayDependencies, 'startWorker'>): Promise<voi
   const address = await gateway.app.listen({ host: config.http_host, port: config.http_port });
   const secondary = gateway.secondary;
   if (secondary) {
-    await new Promise<void>((done, fail) => secondary.once('error', fail).listen(config.https_port, config.http_host, done));
+    await new Promise<void>((done, fail) =>
+      secondary.once('error', fail).listen(config.https_port, config.http_host, done),
+    );
   }
   log.info({ address, https: secondary ? config.https_port : undefined, ice: ice.addresses }, 'gateway listening');
 }

@@ -23,7 +23,8 @@ export function trackSize<T extends object>(name: string, owner: T, size: (owner
   let entries = tracked.get(name) ?? [];
   // Owners made per stream come and go: those gone are forgotten as they are registered too, not
   // only when the sizes are read (a thread whose sizes nobody reads would keep every entry).
-  if (entries.length >= PRUNE_AT && entries.length % PRUNE_AT === 0) entries = entries.filter((entry) => entry.owner.deref() !== undefined);
+  if (entries.length >= PRUNE_AT && entries.length % PRUNE_AT === 0)
+    entries = entries.filter((entry) => entry.owner.deref() !== undefined);
   entries.push({ owner: new WeakRef(owner), size: size as (owner: object) => number });
   tracked.set(name, entries);
 }

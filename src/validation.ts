@@ -13,7 +13,9 @@ export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infe
     return `${field}: ${issue.message}`;
   });
   const first = result.error.issues[0];
-  const field = first ? (first.code === 'unrecognized_keys' ? [...first.path, first.keys[0]] : first.path).join('.') : undefined;
+  const field = first
+    ? (first.code === 'unrecognized_keys' ? [...first.path, first.keys[0]] : first.path).join('.')
+    : undefined;
   throw new GatewayError('invalid_request', messages.join('; '), field || undefined);
 }
 

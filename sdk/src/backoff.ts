@@ -10,7 +10,12 @@ export interface ReconnectPolicy {
   maxAttempts: number;
 }
 
-export const DEFAULT_RECONNECT: ReconnectPolicy = { initialDelayMs: 500, maxDelayMs: 10_000, factor: 2, maxAttempts: 0 };
+export const DEFAULT_RECONNECT: ReconnectPolicy = {
+  initialDelayMs: 500,
+  maxDelayMs: 10_000,
+  factor: 2,
+  maxAttempts: 0,
+};
 
 /**
  * The wait before reconnect attempt `attempt` (1, 2, ...): growing by `factor` up to `maxDelayMs`,

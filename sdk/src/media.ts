@@ -51,8 +51,13 @@ export function showPreview(display: HTMLElement, media: MediaStream): void {
 }
 
 /** What the publishing connection sends, from two `getStats()` reports a moment apart (`SendStats`). */
-export function sendStats(before: RTCStatsReport | undefined, after: RTCStatsReport): { bitrateKbps: number; frameRate: number; width: number; height: number } {
-  const totals = (report: RTCStatsReport | undefined): { bytes: number; at: number; video?: RTCOutboundRtpStreamStats } => {
+export function sendStats(
+  before: RTCStatsReport | undefined,
+  after: RTCStatsReport,
+): { bitrateKbps: number; frameRate: number; width: number; height: number } {
+  const totals = (
+    report: RTCStatsReport | undefined,
+  ): { bytes: number; at: number; video?: RTCOutboundRtpStreamStats } => {
     let bytes = 0;
     let at = 0;
     let video: RTCOutboundRtpStreamStats | undefined;

@@ -1,4 +1,11 @@
-import { IDLE_CLOSE_CODE, MOVE_CLOSE_CODE, SIGNALING_PATH, type ClientMessage, type ServerMessage, type StartMixerMessage } from '../../src/signaling/protocol.js';
+import {
+  IDLE_CLOSE_CODE,
+  MOVE_CLOSE_CODE,
+  SIGNALING_PATH,
+  type ClientMessage,
+  type ServerMessage,
+  type StartMixerMessage,
+} from '../../src/signaling/protocol.js';
 import { DEFAULT_RECONNECT, mayReconnect, reconnectDelay, type ReconnectPolicy } from './backoff.js';
 import type { StreamHost, StreamLink } from './host.js';
 import { Stream } from './stream.js';
@@ -18,7 +25,8 @@ function signalingUrl(urlServer: string): string {
   const url = new URL(urlServer);
   if (url.protocol === 'http:') url.protocol = 'ws:';
   if (url.protocol === 'https:') url.protocol = 'wss:';
-  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new Error('urlServer must be a ws://, wss://, http:// or https:// URL');
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:')
+    throw new Error('urlServer must be a ws://, wss://, http:// or https:// URL');
   url.pathname = url.pathname.replace(/\/+$/, '') + SIGNALING_PATH;
   return url.toString();
 }
@@ -50,7 +58,10 @@ export class Session extends Emitter<SessionEvent> {
     super();
     this.#url = signalingUrl(options.urlServer);
     this.#token = options.token;
-    const policy = (this.#policy = options.reconnect === false ? undefined : { ...DEFAULT_RECONNECT, ...(options.reconnect === true ? {} : options.reconnect) });
+    const policy = (this.#policy =
+      options.reconnect === false
+        ? undefined
+        : { ...DEFAULT_RECONNECT, ...(options.reconnect === true ? {} : options.reconnect) });
     this.#host = {
       token: options.token,
       policy,
@@ -96,7 +107,12 @@ export class Session extends Emitter<SessionEvent> {
    * `stream.joinMixer`. Rejects with the gateway's error (`error.field` names what was wrong).
    */
   async startMixer(options: MixerOptions): Promise<MixerInfo> {
-    const answer = await this.#call({ type: 'startMixer', requestId: '', mixer: options, ...(this.#token ? { token: this.#token } : {}) });
+    const answer = await this.#call({
+      type: 'startMixer',
+      requestId: '',
+      mixer: options,
+      ...(this.#token ? { token: this.#token } : {}),
+    });
     return (answer as Extract<ServerMessage, { type: 'mixer' }>).mixer;
   }
 
@@ -106,7 +122,8 @@ export class Session extends Emitter<SessionEvent> {
     clearTimeout(this.#retry);
     for (const stream of this.#streams) stream.closed('session disconnected');
     this.#socket?.close(1000, 'disconnected by the client');
-    if (this.#status !== 'DISCONNECTED') this.#setStatus({ status: 'DISCONNECTED', info: 'disconnected by the client' });
+    if (this.#status !== 'DISCONNECTED')
+      this.#setStatus({ status: 'DISCONNECTED', info: 'disconnected by the client' });
   }
 
   #connect(): void {
@@ -123,12 +140,20 @@ export class Session extends Emitter<SessionEvent> {
       if (socket !== this.#socket || this.#closing) return;
       // Closed for publishing nothing in time: nothing was lost, so connect again without a word.
       // Messages sent meanwhile wait for the new connection's hello.
-      if (event.code === IDLE_CLOSE_CODE && this.#status === 'ESTABLISHED' && this.#streams.size === 0 && !this.#quiet) {
+      if (
+        event.code === IDLE_CLOSE_CODE &&
+        this.#status === 'ESTABLISHED' &&
+        this.#streams.size === 0 &&
+        !this.#quiet
+      ) {
         this.#quiet = [];
         return this.#connect();
       }
       // A node that drains asks to be left at once: the load balancer sends the new connection elsewhere.
-      this.#lost(event.reason || (this.#status === 'NEW' ? 'cannot reach the gateway' : 'connection to the gateway lost'), event.code === MOVE_CLOSE_CODE);
+      this.#lost(
+        event.reason || (this.#status === 'NEW' ? 'cannot reach the gateway' : 'connection to the gateway lost'),
+        event.code === MOVE_CLOSE_CODE,
+      );
     };
   }
 
@@ -193,10 +218,12 @@ export class Session extends Emitter<SessionEvent> {
       if (reconnected) for (const stream of this.#streams) stream.republish();
       return;
     }
-    const call = 'requestId' in message && message.requestId !== undefined ? this.#calls.get(message.requestId) : undefined;
+    const call =
+      'requestId' in message && message.requestId !== undefined ? this.#calls.get(message.requestId) : undefined;
     if (call && 'requestId' in message) {
       this.#calls.delete(message.requestId!);
-      if (message.type === 'error') call.reject(Object.assign(new Error(message.message), { code: message.code, field: message.field }));
+      if (message.type === 'error')
+        call.reject(Object.assign(new Error(message.message), { code: message.code, field: message.field }));
       else call.resolve(message);
       return;
     }
@@ -207,6 +234,7 @@ export class Session extends Emitter<SessionEvent> {
       request.stream.reply(message, request.destination);
       return;
     }
-    if ('name' in message) for (const stream of this.#streams) if (stream.name === message.name) stream.message(message);
+    if ('name' in message)
+      for (const stream of this.#streams) if (stream.name === message.name) stream.message(message);
   }
 }

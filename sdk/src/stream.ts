@@ -21,7 +21,10 @@ export class Stream extends Emitter<StreamEvent> {
   #captions: RTCDataChannel | undefined;
   #media: MediaStream | undefined;
   #ownsMedia = false;
-  readonly #destinations = new Map<string, { options: DestinationOptions & { id: string }; status: DestinationStatus }>();
+  readonly #destinations = new Map<
+    string,
+    { options: DestinationOptions & { id: string }; status: DestinationStatus }
+  >();
   #destinationCount = 0;
   /** The gateway has this publish (its publish message went on the current connection). */
   #offered = false;
@@ -47,7 +50,10 @@ export class Stream extends Emitter<StreamEvent> {
       message: (message) => this.#onMessage(message),
     };
     const listed =
-      options.destinations ?? (options.rtmpUrl !== undefined ? [{ id: 'rtmpUrl', rtmpUrl: options.rtmpUrl, rtmpTransponderFullUrl: options.rtmpTransponderFullUrl }] : []);
+      options.destinations ??
+      (options.rtmpUrl !== undefined
+        ? [{ id: 'rtmpUrl', rtmpUrl: options.rtmpUrl, rtmpTransponderFullUrl: options.rtmpTransponderFullUrl }]
+        : []);
     for (const destination of listed) this.#remember(destination);
   }
 
@@ -68,7 +74,11 @@ export class Stream extends Emitter<StreamEvent> {
   addDestination(destination: DestinationOptions): string {
     const { options } = this.#remember(destination);
     if (this.#offered && this.#host.connected()) {
-      this.#host.send({ type: 'addDestination', requestId: '', name: this.#options.name, destination: options }, this.#link, options.id);
+      this.#host.send(
+        { type: 'addDestination', requestId: '', name: this.#options.name, destination: options },
+        this.#link,
+        options.id,
+      );
     }
     return options.id;
   }
@@ -78,7 +88,8 @@ export class Stream extends Emitter<StreamEvent> {
     const entry = this.#destinations.get(id);
     if (!entry) throw new Error(`no destination ${id}`);
     this.#destinations.delete(id);
-    if (this.#offered && this.#host.connected()) this.#host.send({ type: 'removeDestination', name: this.#options.name, id });
+    if (this.#offered && this.#host.connected())
+      this.#host.send({ type: 'removeDestination', name: this.#options.name, id });
     this.emit({ status: 'DESTINATION', destination: { ...entry.status, state: 'stopped', reason: undefined } });
   }
 
@@ -88,7 +99,13 @@ export class Stream extends Emitter<StreamEvent> {
    * mixer with its inputs; rejects with the gateway's error (`error.field` names what was wrong).
    */
   async joinMixer(uri: string, options: { slot?: number; label?: string } = {}): Promise<MixerInfo> {
-    const answer = await this.#host.call({ type: 'joinMixer', requestId: '', name: this.#options.name, uri, ...options });
+    const answer = await this.#host.call({
+      type: 'joinMixer',
+      requestId: '',
+      name: this.#options.name,
+      uri,
+      ...options,
+    });
     return (answer as Extract<ServerMessage, { type: 'mixer' }>).mixer;
   }
 
@@ -106,7 +123,13 @@ export class Stream extends Emitter<StreamEvent> {
    * how many pushes carry it; rejects with the gateway's error (`error.field` names what was wrong).
    */
   async sendCaption(text: string, options: { final?: boolean; at?: number } = {}): Promise<number> {
-    const answer = await this.#host.call({ type: 'caption', requestId: '', name: this.#options.name, text, ...options });
+    const answer = await this.#host.call({
+      type: 'caption',
+      requestId: '',
+      name: this.#options.name,
+      text,
+      ...options,
+    });
     return (answer as Extract<ServerMessage, { type: 'captioned' }>).pushes;
   }
 
@@ -183,7 +206,11 @@ export class Stream extends Emitter<StreamEvent> {
 
   async #start(): Promise<void> {
     if (!this.#media) {
-      this.#media = this.#options.mediaStream ?? (await navigator.mediaDevices.getUserMedia(this.#options.constraints ?? { audio: true, video: { width: 1280, height: 720 } }));
+      this.#media =
+        this.#options.mediaStream ??
+        (await navigator.mediaDevices.getUserMedia(
+          this.#options.constraints ?? { audio: true, video: { width: 1280, height: 720 } },
+        ));
       this.#ownsMedia = !this.#options.mediaStream;
       if (this.#options.display) showPreview(this.#options.display, this.#media);
     }
@@ -191,7 +218,8 @@ export class Stream extends Emitter<StreamEvent> {
     this.#pc?.close();
     const pc = (this.#pc = new RTCPeerConnection({ iceServers: [] }));
     this.#lastStats = undefined;
-    const simulcast = this.#options.simulcast ?? this.#options.destinations?.some((d) => d.layer !== undefined) ?? false;
+    const simulcast =
+      this.#options.simulcast ?? this.#options.destinations?.some((d) => d.layer !== undefined) ?? false;
     // Negotiated (the id agreed beforehand): the gateway's engine does not take in-band channel opening.
     const channel = { negotiated: true, id: 0, ordered: true };
     this.#captions = this.#host.captionsChannel() ? pc.createDataChannel('captions', channel) : undefined;
@@ -233,7 +261,8 @@ export class Stream extends Emitter<StreamEvent> {
     this.#status = 'RECONNECTING';
     this.emit({ status: 'RECONNECTING', info, attempt, delayMs });
     for (const entry of this.#destinations.values()) {
-      if (entry.status.state !== 'failed' && entry.status.state !== 'stopped') this.#setDestination(entry.options.id, { state: 'reconnecting', reason: info });
+      if (entry.status.state !== 'failed' && entry.status.state !== 'stopped')
+        this.#setDestination(entry.options.id, { state: 'reconnecting', reason: info });
     }
     // A lost WebSocket is retried by the session, which publishes again once back; a failed peer
     // connection (the WebSocket still up) is published again here.
@@ -245,7 +274,8 @@ export class Stream extends Emitter<StreamEvent> {
   #retryOrFail(info: string, now = false): void {
     const policy = this.#host.policy;
     const attempt = this.#attempt + 1;
-    if (policy && mayReconnect(policy, attempt)) this.#connectionLost(info, attempt, now && attempt === 1 ? 0 : reconnectDelay(policy, attempt, Math.random()));
+    if (policy && mayReconnect(policy, attempt))
+      this.#connectionLost(info, attempt, now && attempt === 1 ? 0 : reconnectDelay(policy, attempt, Math.random()));
     else this.#fail(info);
   }
 
@@ -257,15 +287,26 @@ export class Stream extends Emitter<StreamEvent> {
   /** The answer to this stream's publish or to adding one of its destinations. */
   #onReply(message: ServerMessage, destination?: string): void {
     if (message.type === 'error' && destination !== undefined) {
-      this.#setDestination(destination, { state: 'failed', reason: message.message, code: message.code, field: message.field });
-    } else if (message.type === 'error' && (message.code === 'conflict' || message.code === 'unavailable') && this.#status === 'RECONNECTING') {
+      this.#setDestination(destination, {
+        state: 'failed',
+        reason: message.message,
+        code: message.code,
+        field: message.field,
+      });
+    } else if (
+      message.type === 'error' &&
+      (message.code === 'conflict' || message.code === 'unavailable') &&
+      this.#status === 'RECONNECTING'
+    ) {
       // The gateway has not yet noticed that the connection before the drop is gone, or cannot
       // take the stream now (in a cluster: the node that held it is gone, its claim not yet ended).
       this.#retryOrFail(message.message);
     } else if (message.type === 'error') {
       this.#fail(message.message || 'the gateway refused the stream', message.field);
     } else if (message.type === 'answer' && this.#pc) {
-      this.#pc.setRemoteDescription({ type: 'answer', sdp: message.sdp }).catch((error: unknown) => this.#fail(String(error)));
+      this.#pc
+        .setRemoteDescription({ type: 'answer', sdp: message.sdp })
+        .catch((error: unknown) => this.#fail(String(error)));
     }
   }
 
@@ -301,7 +342,8 @@ export class Stream extends Emitter<StreamEvent> {
     const entry = this.#destinations.get(id);
     if (!entry) return;
     const status: DestinationStatus = { ...entry.status, ...change };
-    for (const key of Object.keys(status) as (keyof DestinationStatus)[]) if (status[key] === undefined) delete status[key];
+    for (const key of Object.keys(status) as (keyof DestinationStatus)[])
+      if (status[key] === undefined) delete status[key];
     entry.status = status;
     this.emit({ status: 'DESTINATION', destination: { ...status } });
   }

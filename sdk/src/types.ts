@@ -7,21 +7,40 @@ import type {
   StartMixerMessage,
 } from '../../src/signaling/protocol.js';
 
-export const SESSION_STATUS = { ESTABLISHED: 'ESTABLISHED', RECONNECTING: 'RECONNECTING', DISCONNECTED: 'DISCONNECTED', FAILED: 'FAILED' } as const;
+export const SESSION_STATUS = {
+  ESTABLISHED: 'ESTABLISHED',
+  RECONNECTING: 'RECONNECTING',
+  DISCONNECTED: 'DISCONNECTED',
+  FAILED: 'FAILED',
+} as const;
 /** `PUBLISHING`: the gateway receives the stream (whether a destination took it is told by `DESTINATION`). */
-export const STREAM_STATUS = { PUBLISHING: 'PUBLISHING', RECONNECTING: 'RECONNECTING', UNPUBLISHED: 'UNPUBLISHED', FAILED: 'FAILED', DESTINATION: 'DESTINATION' } as const;
+export const STREAM_STATUS = {
+  PUBLISHING: 'PUBLISHING',
+  RECONNECTING: 'RECONNECTING',
+  UNPUBLISHED: 'UNPUBLISHED',
+  FAILED: 'FAILED',
+  DESTINATION: 'DESTINATION',
+} as const;
 /**
  * A destination's state: `starting` (connecting to the RTMP server), `live` (the server accepted the
  * stream and the media goes out), `reconnecting` (the output or the connection to the gateway broke
  * and is being restored), `standby` (the publisher is away; the gateway holds the broadcast with the
  * last picture), `failed` (given up: `reason` says why), `stopped` (ended).
  */
-export const DESTINATION_STATE = { STARTING: 'starting', LIVE: 'live', RECONNECTING: 'reconnecting', STANDBY: 'standby', FAILED: 'failed', STOPPED: 'stopped' } as const satisfies {
+export const DESTINATION_STATE = {
+  STARTING: 'starting',
+  LIVE: 'live',
+  RECONNECTING: 'reconnecting',
+  STANDBY: 'standby',
+  FAILED: 'failed',
+  STOPPED: 'stopped',
+} as const satisfies {
   [S in ProtocolDestinationState as Uppercase<S>]: S;
 };
 
 export type SessionStatus = (typeof SESSION_STATUS)[keyof typeof SESSION_STATUS] | 'NEW';
-export type StreamStatus = Exclude<(typeof STREAM_STATUS)[keyof typeof STREAM_STATUS], 'DESTINATION'> | 'NEW' | 'PENDING';
+export type StreamStatus =
+  Exclude<(typeof STREAM_STATUS)[keyof typeof STREAM_STATUS], 'DESTINATION'> | 'NEW' | 'PENDING';
 export type DestinationState = (typeof DESTINATION_STATE)[keyof typeof DESTINATION_STATE];
 
 /** How the SDK comes back after a drop: waits of `initialDelayMs`, growing ×`factor` up to `maxDelayMs` (+0-25 %). */
@@ -110,7 +129,11 @@ export interface CheckReport {
 }
 
 /** Whether two types are the same both ways (optional and required fields alike). */
-type Same<A, B> = [Required<A>, A] extends [Required<B>, B] ? ([Required<B>, B] extends [Required<A>, A] ? true : false) : false;
+type Same<A, B> = [Required<A>, A] extends [Required<B>, B]
+  ? [Required<B>, B] extends [Required<A>, A]
+    ? true
+    : false
+  : false;
 /** The compiler refuses the SDK's `CheckReport` once it differs from the gateway's. */
 const SAME_CHECK_REPORT: Same<CheckReport, GatewayCheckReport> = true;
 void SAME_CHECK_REPORT;
@@ -177,7 +200,10 @@ type WcsOnly = 'mixerLayoutClass' | 'mixerVideoWidth' | 'mixerVideoHeight' | 'mi
  * their names (Web Call Server's apart) and each as the gateway takes it (which also takes the
  * strings Web Call Server writes), the mixer as the gateway tells it.
  */
-const SAME_MIXER_OPTION_NAMES: Same<Record<keyof MixerOptions, 1>, Record<Exclude<keyof StartMixerMessage['mixer'], WcsOnly>, 1>> = true;
+const SAME_MIXER_OPTION_NAMES: Same<
+  Record<keyof MixerOptions, 1>,
+  Record<Exclude<keyof StartMixerMessage['mixer'], WcsOnly>, 1>
+> = true;
 const MIXER_OPTIONS_TAKEN = (options: MixerOptions): StartMixerMessage['mixer'] => options;
 const SAME_MIXER_INFO: Same<MixerInfo, GatewayMixerInfo> = true;
 void SAME_MIXER_OPTION_NAMES;

@@ -46,7 +46,10 @@ export class AudioMixer extends AudioTimeline {
 
   /** Writes `frames` frames: live samples from frame `offset` (silence without them or when muted) plus the source. */
   #mix(frames: number, live?: Int16Array, offset = 0): void {
-    const out = live && !this.muted ? live.slice(offset * PCM_CHANNELS, (offset + frames) * PCM_CHANNELS) : new Int16Array(frames * PCM_CHANNELS);
+    const out =
+      live && !this.muted
+        ? live.slice(offset * PCM_CHANNELS, (offset + frames) * PCM_CHANNELS)
+        : new Int16Array(frames * PCM_CHANNELS);
     const source = this.source;
     if (source) {
       const added = source.take(frames);

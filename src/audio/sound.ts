@@ -68,7 +68,12 @@ export class SoundPlayer extends TypedEmitter<SoundPlayerEvents> implements MixS
   }
 
   /** Starts decoding `path`; resolves once audio is ready to play, rejects when it cannot be decoded. */
-  static async start(ffmpegPath: string, path: string, options: SoundOptions, field = 'soundFile'): Promise<SoundPlayer> {
+  static async start(
+    ffmpegPath: string,
+    path: string,
+    options: SoundOptions,
+    field = 'soundFile',
+  ): Promise<SoundPlayer> {
     const player = new SoundPlayer(ffmpegPath, path, options);
     const decoder = player.#decoder;
     const errors: string[] = [];

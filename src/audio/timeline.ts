@@ -75,7 +75,11 @@ export abstract class AudioTimeline {
    * still says the audio goes on): silence first up to it after a gap, and what of it is already
    * written (it came late) left out; `write` writes its `frames` frames from frame `offset`.
    */
-  protected placePcm(pcm: Int16Array | undefined, captureMs: number, write: (frames: number, offset: number) => void): void {
+  protected placePcm(
+    pcm: Int16Array | undefined,
+    captureMs: number,
+    write: (frames: number, offset: number) => void,
+  ): void {
     const position = this.place(captureMs);
     if (position === undefined) return;
     const frames = pcm ? pcm.length / PCM_CHANNELS : 0;

@@ -71,7 +71,8 @@ type Encoding = { basic: number } | { code: [number, number]; fallback?: number 
 const ENCODINGS = ((): Map<string, Encoding> => {
   const map = new Map<string, Encoding>();
   const overridden = new Set(Object.keys(BASIC_OVERRIDES).map(Number));
-  for (let byte = 0x20; byte < 0x7f; byte++) if (!overridden.has(byte)) map.set(String.fromCharCode(byte), { basic: byte });
+  for (let byte = 0x20; byte < 0x7f; byte++)
+    if (!overridden.has(byte)) map.set(String.fromCharCode(byte), { basic: byte });
   for (const [byte, char] of Object.entries(BASIC_OVERRIDES)) map.set(char, { basic: Number(byte) });
   map.set('’', { basic: 0x27 });
   map.set('`', { basic: 0x27 });

@@ -7,13 +7,15 @@ import { invalid } from '../errors.js';
 /** A caption fills at most this many rows of 32 columns, as roll-up shows them. */
 const MAX_ROWS = 4;
 
+// eslint-disable-next-line no-control-regex -- what is refused is exactly the control characters
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
 /** A caption's text: printable, and within four rows of 32 columns once wrapped. */
 export const captionTextSchema = z
   .string()
   .min(1)
   .max(4 * 32 * 2)
-  // eslint-disable-next-line no-control-regex -- what is refused is exactly the control characters
-  .refine((text) => !/[\u0000-\u001f\u007f-\u009f]/.test(text), 'must hold no control characters (line breaks included: rows are wrapped)')
+  .refine((text) => !CONTROL.test(text), 'must hold no control characters (line breaks included: rows are wrapped)')
   .refine((text) => text.trim().length > 0, 'must hold more than spaces')
   .refine((text) => captionRows(text).length <= MAX_ROWS, `must fit in ${MAX_ROWS} rows of 32 columns once wrapped`);
 
@@ -35,7 +37,11 @@ export const captionRequestSchema = z.strictObject({
 });
 
 /** A caption on a publisher's `captions` data channel: its text (final), or JSON `{text, final?, at?}`. */
-const channelCaptionSchema = z.strictObject({ text: captionTextSchema, final: z.boolean().optional(), at: captionAtSchema.optional() });
+const channelCaptionSchema = z.strictObject({
+  text: captionTextSchema,
+  final: z.boolean().optional(),
+  at: captionAtSchema.optional(),
+});
 
 /** A data channel message as a caption; throws a 400 naming the field at fault. Text that starts with `{` is read as JSON. */
 export function parseChannelCaption(message: string): z.infer<typeof channelCaptionSchema> {
@@ -71,7 +77,9 @@ export function placeCaption(originMs: number, nowMs: number, at?: number): { at
   const now = Math.max(0, Math.round(nowMs - originMs));
   if (at === undefined) return { atMs: nowMs, at: now };
   const mediaTime = `the stream's media time now (${now})`;
-  if (at < now - AT_BACK_MS) throw invalid('at', `is ${now - at} ms before ${mediaTime}: a caption goes at most ${AT_BACK_MS / 1000} s back`);
-  if (at > now + AT_AHEAD_MS) throw invalid('at', `is ${at - now} ms after ${mediaTime}: a caption goes at most ${AT_AHEAD_MS / 1000} s ahead`);
+  if (at < now - AT_BACK_MS)
+    throw invalid('at', `is ${now - at} ms before ${mediaTime}: a caption goes at most ${AT_BACK_MS / 1000} s back`);
+  if (at > now + AT_AHEAD_MS)
+    throw invalid('at', `is ${at - now} ms after ${mediaTime}: a caption goes at most ${AT_AHEAD_MS / 1000} s ahead`);
   return { atMs: originMs + at, at };
 }

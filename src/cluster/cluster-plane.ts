@@ -8,7 +8,14 @@ import type { ListedNode } from './nodes.js';
 import type { PushChange } from '../pushes/changes.js';
 import { isActive } from '../pushes/states.js';
 import type { LifecycleEvent } from '../plane/lifecycle.js';
-import { checkResult, oldestFirst, PLACE_METHODS, type ArgsOf, type ResultOf, type RoutedMethod } from '../plane/methods.js';
+import {
+  checkResult,
+  oldestFirst,
+  PLACE_METHODS,
+  type ArgsOf,
+  type ResultOf,
+  type RoutedMethod,
+} from '../plane/methods.js';
 import { RoutedPlane } from '../plane/routed-plane.js';
 import { firstAnswer, NodeCalls, NodeDraining, NodeUnreachable } from './node-calls.js';
 import { ClusterNews, readPublishNews, type PublishNews } from './news.js';
@@ -80,7 +87,12 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
     this.#placement = new Placement(node.id);
     this.#stop.push(
       inner.events((event) => {
-        if (event.type === 'publisher.ended' || event.type === 'publisher.lost' || event.type === 'transponder.stopped' || event.type === 'transponder.failed') {
+        if (
+          event.type === 'publisher.ended' ||
+          event.type === 'publisher.lost' ||
+          event.type === 'transponder.stopped' ||
+          event.type === 'transponder.failed'
+        ) {
           void this.#releaseIfUnused(event.stream);
         }
       }),
@@ -98,7 +110,12 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
     this.#watchdog.unref();
   }
 
-  async publish(name: string, offer: string, handlers: PublishHandlers = {}, clientAddress?: string): Promise<{ id: string; answer: string }> {
+  async publish(
+    name: string,
+    offer: string,
+    handlers: PublishHandlers = {},
+    clientAddress?: string,
+  ): Promise<{ id: string; answer: string }> {
     // A draining node still places the publishes of its SDK sessions: at other nodes.
     const { value: published, node } = await this.#place(
       name,
@@ -147,7 +164,12 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
    * since the list was read refuses it (handing the stream over), and one that is gone (killed,
    * its registration not yet timed out) never got it: it is placed again, elsewhere.
    */
-  async #place<T>(name: string, what: string, there: (node: ListedNode) => Promise<T>, here: () => Promise<T>): Promise<{ value: T; node?: string }> {
+  async #place<T>(
+    name: string,
+    what: string,
+    there: (node: ListedNode) => Promise<T>,
+    here: () => Promise<T>,
+  ): Promise<{ value: T; node?: string }> {
     let place = await this.#placeFor(name);
     const refused = new Set<string>();
     while (place.node) {
@@ -158,7 +180,11 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
       } catch (error) {
         const draining = error instanceof NodeDraining;
         if (!draining && !(error instanceof NodeUnreachable)) throw error;
-        if (!draining) this.log.warn({ stream: name, node: target.id, reason: (error as Error).message }, `the node a ${what} was placed at is gone: placed again`);
+        if (!draining)
+          this.log.warn(
+            { stream: name, node: target.id, reason: (error as Error).message },
+            `the node a ${what} was placed at is gone: placed again`,
+          );
         this.#nodes = undefined;
         refused.add(target.id);
         place = await this.#placeFor(name, refused);
@@ -180,7 +206,12 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
   }
 
   /** Publishes `name` on this node, its stream claimed first. */
-  async publishHere(name: string, offer: string, handlers: PublishHandlers = {}, clientAddress?: string): Promise<{ id: string; answer: string }> {
+  async publishHere(
+    name: string,
+    offer: string,
+    handlers: PublishHandlers = {},
+    clientAddress?: string,
+  ): Promise<{ id: string; answer: string }> {
     await this.#claimHere(name, 'it takes no new publish');
     try {
       return await this.inner.publish(name, offer, handlers, clientAddress);
@@ -194,7 +225,8 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
   async #claimHere(name: string, refusal: string): Promise<void> {
     if (this.node.draining) {
       // Placed here by a node that had not heard yet: the stream (if this node has it) is handed over, and the work goes elsewhere.
-      if (this.node.claims.held.has(name)) await this.#move(name, 'this node is draining: published again at another node');
+      if (this.node.claims.held.has(name))
+        await this.#move(name, 'this node is draining: published again at another node');
       throw new NodeDraining(refusal);
     }
     let claim;
@@ -202,13 +234,20 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
       claim = await this.node.claims.claim(name);
     } catch (error) {
       if (error instanceof Settling) throw unavailable(`${error.message}: try again`, Math.ceil(error.leaseMs / 1000));
-      throw unavailable(`the cluster's Redis cannot be reached (${(error as Error).message}): no new publish until it can`);
+      throw unavailable(
+        `the cluster's Redis cannot be reached (${(error as Error).message}): no new publish until it can`,
+      );
     }
     if (!claim.mine) throw conflict(`stream ${name} is published at node ${claim.node}`);
   }
 
   /** A publish placed here by node `from`: published here, with what happens to it told back to `from`. */
-  async publishFor(from: string, name: string, offer: string, clientAddress?: string): Promise<{ id: string; answer: string }> {
+  async publishFor(
+    from: string,
+    name: string,
+    offer: string,
+    clientAddress?: string,
+  ): Promise<{ id: string; answer: string }> {
     let id: string | undefined;
     const waiting: PublishNews[] = [];
     const tell = (news: PublishNews): void => {
@@ -234,21 +273,35 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
    * work; `node` undefined for this node. A holder that drains hands the stream over first.
    * `counted`: the choice counts in the node's load until `Placement.answered` says how it went.
    */
-  async #placeFor(name: string, refused: ReadonlySet<string> = new Set()): Promise<{ node: ListedNode | undefined; counted: boolean }> {
+  async #placeFor(
+    name: string,
+    refused: ReadonlySet<string> = new Set(),
+  ): Promise<{ node: ListedNode | undefined; counted: boolean }> {
     let claim = await this.node.claims.holder(name).catch(() => undefined);
     const nodes = (await this.#list(true)).filter((n) => !refused.has(n.id));
     const holder = claim && nodes.find((n) => n.id === claim!.node);
     if (holder?.draining && holder.id !== this.node.id) {
       await this.calls
         .handOver(holder, name)
-        .catch((error: Error) => this.log.warn({ stream: name, node: holder.id, reason: error.message }, 'a draining node did not hand the stream over'));
+        .catch((error: Error) =>
+          this.log.warn(
+            { stream: name, node: holder.id, reason: error.message },
+            'a draining node did not hand the stream over',
+          ),
+        );
       claim = await this.node.claims.holder(name).catch(() => undefined);
     } else if (claim?.node === this.node.id && this.node.draining) {
       await this.handOver(name);
       claim = undefined;
     }
-    if (claim) return { node: claim.node === this.node.id ? undefined : nodes.find((n) => n.id === claim!.node), counted: false };
-    const open = nodes.filter((n) => !n.draining && n.overload === undefined && !(n.id === this.node.id && this.node.draining));
+    if (claim)
+      return {
+        node: claim.node === this.node.id ? undefined : nodes.find((n) => n.id === claim!.node),
+        counted: false,
+      };
+    const open = nodes.filter(
+      (n) => !n.draining && n.overload === undefined && !(n.id === this.node.id && this.node.draining),
+    );
     if (!open.length) return { node: undefined, counted: false }; // here, which refuses it if it is draining
     // A caller of a room (`user1#room1`) goes where its room's mixer runs: a mixer takes the streams of its node.
     const room = callerOf(name)?.room;
@@ -278,11 +331,17 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
 
   async #checkPlaced(): Promise<void> {
     if (!this.#placed.size) return;
-    const alive = new Set((await this.node.registry.list().catch(() => undefined))?.map((n) => n.id) ?? [...this.#placed.values()].map((p) => p.node));
+    const alive = new Set(
+      (await this.node.registry.list().catch(() => undefined))?.map((n) => n.id) ??
+        [...this.#placed.values()].map((p) => p.node),
+    );
     for (const [id, placed] of this.#placed) {
       if (alive.has(placed.node)) continue;
       this.#placed.delete(id);
-      this.log.warn({ node: placed.node, publisherId: id }, 'the node a publish was placed at is gone: its publisher is lost');
+      this.log.warn(
+        { node: placed.node, publisherId: id },
+        'the node a publish was placed at is gone: its publisher is lost',
+      );
       placed.handlers.closed?.(`node ${placed.node} is gone`, true);
     }
   }
@@ -292,7 +351,8 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
     const route = PLACE_METHODS[method].route;
     if (route.to === 'own') throw new Error(`${method} is not routed`);
     const key = (route.key as (args: unknown[]) => string | undefined)(args);
-    const local = (): Promise<ResultOf<M>> => (this.inner[method] as (...a: unknown[]) => Promise<ResultOf<M>>)(...args);
+    const local = (): Promise<ResultOf<M>> =>
+      (this.inner[method] as (...a: unknown[]) => Promise<ResultOf<M>>)(...args);
     const remote = (node: ListedNode): Promise<ResultOf<M>> => this.calls.call(node, method, args);
     const others = await this.#others();
     if (route.to === 'stream' || (route.to === 'gather' && key !== undefined)) {
@@ -319,7 +379,10 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
     }
     // A push: here, or at the node that answers for it. A mixer: the node that runs it (the others
     // answer that there is no mixer of its URI; an error of its input is the answer).
-    const notHere = route.to === 'mixer' ? (error: unknown) => error instanceof GatewayError && error.code === 'not_found' && error.field === 'uri' : undefined;
+    const notHere =
+      route.to === 'mixer'
+        ? (error: unknown) => error instanceof GatewayError && error.code === 'not_found' && error.field === 'uri'
+        : undefined;
     return firstAnswer(
       local,
       others.map((n) => () => remote(n)),
@@ -383,13 +446,20 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
         Math.min(deadline, monotonicMs() + 10_000),
       );
       if (elsewhere) moved++;
-      this.log.info({ stream: stream.name, elsewhere }, elsewhere ? 'stream moved' : 'stream not published elsewhere in 10 s: going on');
+      this.log.info(
+        { stream: stream.name, elsewhere },
+        elsewhere ? 'stream moved' : 'stream not published elsewhere in 10 s: going on',
+      );
     }
     // Pushes left waiting for a publisher that went away end here too: they start again where it comes back.
     for (const push of await this.inner.find({})) {
       if (isActive(push.state)) await this.#move(push.sourceStreamName, 'this node is draining');
     }
-    await pollUntil(async () => (await this.inner.streams()).length === 0 && !(await this.inner.find({})).some((p) => isActive(p.state)), deadline);
+    await pollUntil(
+      async () =>
+        (await this.inner.streams()).length === 0 && !(await this.inner.find({})).some((p) => isActive(p.state)),
+      deadline,
+    );
     const left = (await this.inner.streams()).length;
     this.log.info({ moved, left }, 'drained');
     return { moved, left };
@@ -403,7 +473,8 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
 
   /** Ends the stream here as lost (its kept pushes stay kept, its publisher publishes again) and gives it up. */
   async #move(stream: string, reason: string): Promise<void> {
-    for (const push of await this.inner.find({ streamName: stream })) await this.inner.terminate(push.mediaSessionId).catch(() => {});
+    for (const push of await this.inner.find({ streamName: stream }))
+      await this.inner.terminate(push.mediaSessionId).catch(() => {});
     await this.inner.unpublish(stream, undefined, reason, true).catch(() => false);
     await this.node.claims.release(stream).catch(() => {});
   }
@@ -413,7 +484,11 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
     if (!this.node.claims.held.has(stream)) return;
     const [streams, pushes] = await Promise.all([this.inner.streams(stream), this.inner.find({ streamName: stream })]);
     if (streams.length || pushes.some((p) => isActive(p.state))) return;
-    await this.node.claims.release(stream).catch((error: Error) => this.log.warn({ stream, reason: error.message }, 'a claim could not be given up: it ends with its lease'));
+    await this.node.claims
+      .release(stream)
+      .catch((error: Error) =>
+        this.log.warn({ stream, reason: error.message }, 'a claim could not be given up: it ends with its lease'),
+      );
   }
 
   /** Follows the push changes of every node. */

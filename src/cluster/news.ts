@@ -14,10 +14,20 @@ import { LIFECYCLE_EVENTS } from '../lifecycle-events.js';
 const changeNewsSchema = z.looseObject({
   kind: z.literal('change'),
   node: z.string(),
-  change: z.looseObject({ mediaSessionId: z.string(), stream: z.string(), destination: z.string(), state: z.enum(PUSH_STATES), previous: z.enum(PUSH_STATES).optional() }),
+  change: z.looseObject({
+    mediaSessionId: z.string(),
+    stream: z.string(),
+    destination: z.string(),
+    state: z.enum(PUSH_STATES),
+    previous: z.enum(PUSH_STATES).optional(),
+  }),
 });
 /** A lifecycle event (`LifecycleEvent`), told to every node (for watching: it is acted on where it happens). */
-const eventNewsSchema = z.looseObject({ kind: z.literal('event'), node: z.string(), event: z.looseObject({ type: z.enum(LIFECYCLE_EVENTS), stream: z.string() }) });
+const eventNewsSchema = z.looseObject({
+  kind: z.literal('event'),
+  node: z.string(),
+  event: z.looseObject({ type: z.enum(LIFECYCLE_EVENTS), stream: z.string() }),
+});
 const broadcastSchema = z.discriminatedUnion('kind', [changeNewsSchema, eventNewsSchema]);
 type ChangeNews = { kind: 'change'; node: string; change: PushChange };
 type EventNews = { kind: 'event'; node: string; event: LifecycleEvent };
@@ -27,7 +37,8 @@ const publishNewsSchema = z.discriminatedUnion('kind', [
   z.looseObject({ kind: z.literal('publishing'), publisherId: z.string() }),
   z.looseObject({ kind: z.literal('closed'), publisherId: z.string(), reason: z.string(), lost: z.boolean() }),
 ]);
-export type PublishNews = { kind: 'publishing'; publisherId: string } | { kind: 'closed'; publisherId: string; reason: string; lost: boolean };
+export type PublishNews =
+  { kind: 'publishing'; publisherId: string } | { kind: 'closed'; publisherId: string; reason: string; lost: boolean };
 
 /** A relay message as news of a placed publish; undefined for anything else. */
 export function readPublishNews(message: unknown): PublishNews | undefined {

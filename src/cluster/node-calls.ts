@@ -4,7 +4,17 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { GatewayError } from '../errors.js';
 import { Sealer } from '../security/seal.js';
-import { answerCall, checkResult, PLACE_METHODS, ROUTED_METHODS, type ArgsOf, type PlaceCalls, type ResultOf, type RoutedCalls, type RoutedMethod } from '../plane/methods.js';
+import {
+  answerCall,
+  checkResult,
+  PLACE_METHODS,
+  ROUTED_METHODS,
+  type ArgsOf,
+  type PlaceCalls,
+  type ResultOf,
+  type RoutedCalls,
+  type RoutedMethod,
+} from '../plane/methods.js';
 import { fromWire, toWire, type WireError } from '../plane/wire.js';
 
 /** How far a call's time may be from the receiver's clock, and how long its nonce is remembered. */
@@ -23,7 +33,9 @@ const NODE_METHODS = {
 type NodeMethod = keyof typeof NODE_METHODS;
 /** Every method one node calls at another. */
 type CallMethod = RoutedMethod | NodeMethod;
-type CallResult<M extends CallMethod> = M extends NodeMethod ? z.output<(typeof NODE_METHODS)[M]['result']> : ResultOf<M & RoutedMethod>;
+type CallResult<M extends CallMethod> = M extends NodeMethod
+  ? z.output<(typeof NODE_METHODS)[M]['result']>
+  : ResultOf<M & RoutedMethod>;
 
 const sealedCallSchema = z.object({
   from: z.string(),
@@ -54,7 +66,10 @@ const nodeErrorSchema = z.object({
   draining: z.literal(true).optional(),
 });
 // A void result crosses as `{}`: a reply is an error, or anything without one.
-const sealedReplySchema = z.union([z.object({ error: nodeErrorSchema }), z.object({ ok: z.unknown().optional(), error: z.undefined().optional() })]);
+const sealedReplySchema = z.union([
+  z.object({ error: nodeErrorSchema }),
+  z.object({ ok: z.unknown().optional(), error: z.undefined().optional() }),
+]);
 type SealedReply = { ok: unknown } | { error: NodeError };
 
 /** What a draining node's refusal begins with. */
@@ -69,17 +84,23 @@ export class NodeDraining extends GatewayError {
 
 /** `error` as the calling node gets it back: a draining refusal as `NodeDraining`, whichever release sent it. */
 function nodeError(error: NodeError): Error {
-  if (error.code === 'unavailable' && (error.draining || error.message.startsWith(DRAINING))) return new NodeDraining(error.message.slice(DRAINING.length + 2));
+  if (error.code === 'unavailable' && (error.draining || error.message.startsWith(DRAINING)))
+    return new NodeDraining(error.message.slice(DRAINING.length + 2));
   return fromWire(error);
 }
 
 /** Buffers (a snapshot) cross as base64. */
 const replacer = (_key: string, value: unknown): unknown =>
-  value && typeof value === 'object' && (value as { type?: unknown }).type === 'Buffer' && Array.isArray((value as { data?: unknown }).data)
+  value &&
+  typeof value === 'object' &&
+  (value as { type?: unknown }).type === 'Buffer' &&
+  Array.isArray((value as { data?: unknown }).data)
     ? { $bytes: Buffer.from((value as { data: number[] }).data).toString('base64') }
     : value;
 const reviver = (_key: string, value: unknown): unknown =>
-  value && typeof value === 'object' && typeof (value as { $bytes?: unknown }).$bytes === 'string' ? Buffer.from((value as { $bytes: string }).$bytes, 'base64') : value;
+  value && typeof value === 'object' && typeof (value as { $bytes?: unknown }).$bytes === 'string'
+    ? Buffer.from((value as { $bytes: string }).$bytes, 'base64')
+    : value;
 
 /** Errors that mean the call never reached its node: nothing listens there (it is gone), or its name is not found. */
 const NOT_DELIVERED = ['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND'];
@@ -101,7 +122,11 @@ const nothingHere = (error: unknown): boolean => error instanceof GatewayError &
  * This node's answer, or, when it has nothing of what was asked (`notHere`: a 404 by default), the
  * first other node's that has.
  */
-export async function firstAnswer<R>(local: () => Promise<R>, others: (() => Promise<R>)[], notHere = nothingHere): Promise<R> {
+export async function firstAnswer<R>(
+  local: () => Promise<R>,
+  others: (() => Promise<R>)[],
+  notHere = nothingHere,
+): Promise<R> {
   try {
     return await local();
   } catch (error) {
@@ -175,7 +200,15 @@ export class NodeCalls {
     const { url } = to;
     // JSON has no undefined: a trailing optional argument left out would arrive as null, which the table refuses.
     const given = args.slice(0, args.findLastIndex((arg) => arg !== undefined) + 1);
-    const call: SealedCall = { from: this.node, to: to.id, toBoot: to.boot, method, args: given, at: wallClockMs(), nonce: randomUUID() };
+    const call: SealedCall = {
+      from: this.node,
+      to: to.id,
+      toBoot: to.boot,
+      method,
+      args: given,
+      at: wallClockMs(),
+      nonce: randomUUID(),
+    };
     let response: Response;
     try {
       response = await fetch(`${url}/internal/plane`, {
@@ -190,7 +223,8 @@ export class NodeCalls {
       throw new GatewayError('unavailable', `node at ${url} cannot be reached: ${(error as Error).message}`);
     }
     const body = (await response.json().catch(() => undefined)) as { sealed?: string } | undefined;
-    if (!response.ok || typeof body?.sealed !== 'string') throw new GatewayError('unavailable', `node at ${url} answered ${response.status}`);
+    if (!response.ok || typeof body?.sealed !== 'string')
+      throw new GatewayError('unavailable', `node at ${url} answered ${response.status}`);
     const parsed = sealedReplySchema.safeParse(JSON.parse(JSON.stringify(this.#sealer.open(body.sealed)), reviver));
     if (!parsed.success) throw new GatewayError('unavailable', `node at ${url} answered what is not a reply`);
     const reply = parsed.data as SealedReply;
@@ -206,7 +240,10 @@ export class NodeCalls {
   async answer(
     place: RoutedCalls,
     sealed: unknown,
-    own: { publish: (from: string, ...args: ArgsOf<'publish'>) => Promise<ResultOf<'publish'>>; handOver: (name: string) => Promise<void> },
+    own: {
+      publish: (from: string, ...args: ArgsOf<'publish'>) => Promise<ResultOf<'publish'>>;
+      handOver: (name: string) => Promise<void>;
+    },
   ): Promise<string> {
     let call: SealedCall;
     try {
@@ -217,22 +254,29 @@ export class NodeCalls {
     }
     const now = wallClockMs();
     for (const [nonce, expires] of this.#seen) if (expires < now) this.#seen.delete(nonce);
-    if (Math.abs(now - call.at) > WINDOW_MS) throw new GatewayError('unauthorized', 'a call too old, or from a clock too far off');
+    if (Math.abs(now - call.at) > WINDOW_MS)
+      throw new GatewayError('unauthorized', 'a call too old, or from a clock too far off');
     if (call.to !== this.node) throw new GatewayError('unauthorized', 'a call meant for another node');
     // A node of an earlier release names no run. A node whose list is behind may name the run before
     // a restart: retryable, and no failed authentication.
-    if (call.toBoot !== undefined && call.toBoot !== this.boot) throw new GatewayError('unavailable', 'a call meant for an earlier run of this node', undefined, 1);
+    if (call.toBoot !== undefined && call.toBoot !== this.boot)
+      throw new GatewayError('unavailable', 'a call meant for an earlier run of this node', undefined, 1);
     if (this.#seen.has(call.nonce)) throw new GatewayError('unauthorized', 'a call made before');
     this.#seen.set(call.nonce, now + 2 * WINDOW_MS);
     let reply: SealedReply;
     try {
-      if (call.method === 'publish') reply = { ok: await own.publish(call.from, ...NODE_METHODS.publish.args.parse(call.args)) };
-      else if (call.method === 'handOver') reply = { ok: await own.handOver(...NODE_METHODS.handOver.args.parse(call.args)) };
-      else if (!(ROUTED_METHODS as string[]).includes(call.method)) throw new GatewayError('invalid_request', `${call.method} is not answered for another node`);
+      if (call.method === 'publish')
+        reply = { ok: await own.publish(call.from, ...NODE_METHODS.publish.args.parse(call.args)) };
+      else if (call.method === 'handOver')
+        reply = { ok: await own.handOver(...NODE_METHODS.handOver.args.parse(call.args)) };
+      else if (!(ROUTED_METHODS as string[]).includes(call.method))
+        throw new GatewayError('invalid_request', `${call.method} is not answered for another node`);
       else reply = { ok: await answerCall(place as PlaceCalls, call.method, call.args) };
     } catch (error) {
       const wire: NodeError = toWire(
-        error instanceof Error && error.name === 'ZodError' ? new GatewayError('invalid_request', `a call whose arguments this node does not read: ${error.message}`) : error,
+        error instanceof Error && error.name === 'ZodError'
+          ? new GatewayError('invalid_request', `a call whose arguments this node does not read: ${error.message}`)
+          : error,
       );
       reply = { error: error instanceof NodeDraining ? { ...wire, draining: true } : wire };
     }

@@ -52,7 +52,12 @@ export class ClusterNode {
     this.secret = readSecret(config, 'cluster.secret');
     this.id = config.node_id ?? `${hostname()}-${httpPort}`.replace(/[^\w.-]/g, '-').slice(0, 64);
     this.redis = connectRedis(config.redis_url, `gateway-${this.id}`, log);
-    this.registry = new NodeRegistry(this.redis, () => this.info, { prefix: config.key_prefix, heartbeatMs: config.heartbeat_ms, timeoutMs: config.node_timeout_ms }, log);
+    this.registry = new NodeRegistry(
+      this.redis,
+      () => this.info,
+      { prefix: config.key_prefix, heartbeatMs: config.heartbeat_ms, timeoutMs: config.node_timeout_ms },
+      log,
+    );
     this.claims = new StreamClaims(this.redis, this.id, { prefix: config.key_prefix, leaseMs: config.lease_ms });
     this.store = new RedisPushStore(this.redis, config.key_prefix);
     this.relay = new NodeRelay(this.redis, this.id, config.key_prefix, log);
@@ -60,7 +65,14 @@ export class ClusterNode {
   }
 
   get info(): NodeInfo {
-    return { id: this.id, url: this.config.advertise_url.replace(/\/$/, ''), startedAt: this.startedAt, boot: this.boot, draining: this.#draining, ...this.#load() };
+    return {
+      id: this.id,
+      url: this.config.advertise_url.replace(/\/$/, ''),
+      startedAt: this.startedAt,
+      boot: this.boot,
+      draining: this.#draining,
+      ...this.#load(),
+    };
   }
 
   get draining(): boolean {
@@ -76,7 +88,11 @@ export class ClusterNode {
   /** Joins the cluster: waits a while for Redis (a node starts even while it is away, and joins once it is back), then beats. */
   async start(load: () => NodeLoad): Promise<void> {
     this.#load = load;
-    if (!(await whenReady(this.redis, 5000))) this.log.warn({ redis: redactedRedisUrl(this.config.redis_url) }, 'Redis not reachable yet: new publishes are refused until it is');
+    if (!(await whenReady(this.redis, 5000)))
+      this.log.warn(
+        { redis: redactedRedisUrl(this.config.redis_url) },
+        'Redis not reachable yet: new publishes are refused until it is',
+      );
     await this.#tick();
     this.#timer = setInterval(() => void this.#tick(), this.config.heartbeat_ms);
     this.#timer.unref();
@@ -92,7 +108,10 @@ export class ClusterNode {
       const lost = await this.claims.renew().catch(() => []);
       for (const stream of lost) {
         const holder = await this.claims.holder(stream).catch(() => undefined);
-        this.log.warn({ stream, holder: holder?.node }, 'another node holds the stream now: this node stops serving it');
+        this.log.warn(
+          { stream, holder: holder?.node },
+          'another node holds the stream now: this node stops serving it',
+        );
         this.onLost(stream, holder?.node);
       }
     } finally {

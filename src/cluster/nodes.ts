@@ -143,7 +143,8 @@ export class NodeRegistry {
     infos.forEach((raw, i) => {
       if (!raw) return; // its entry expired between the two reads
       const parsed = nodeInfoSchema.safeParse(JSON.parse(raw));
-      if (!parsed.success) return this.log.warn({ node: ids[i] }, 'a node told what this version does not read: left out');
+      if (!parsed.success)
+        return this.log.warn({ node: ids[i] }, 'a node told what this version does not read: left out');
       nodes.push({ ...parsed.data, heardAgoMs: Math.max(0, now - (expires[i]! - this.options.timeoutMs)) });
     });
     return nodes.sort((a, b) => a.id.localeCompare(b.id));

@@ -40,7 +40,8 @@ export class Placement {
     };
     const loads = new Map(open.map((n) => [n, (n.publishers + uncounted(n)) * 1000 + n.transponders]));
     const least = Math.min(...loads.values());
-    const chosen = open.find((n) => n.id === this.self && loads.get(n) === least) ?? open.find((n) => loads.get(n) === least)!;
+    const chosen =
+      open.find((n) => n.id === this.self && loads.get(n) === least) ?? open.find((n) => loads.get(n) === least)!;
     for (const id of this.#answeredAt.keys()) if (!known.some((n) => n.id === id)) this.#answeredAt.delete(id);
     this.#answeredAt.set(chosen.id, [...(this.#answeredAt.get(chosen.id) ?? []), Infinity]);
     return chosen;

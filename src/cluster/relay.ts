@@ -22,7 +22,9 @@ export class NodeRelay {
     this.#subscriber.on('error', () => {}); // told by the main connection, which fails alike
     const channels = [this.#all, this.#to(node)];
     this.#subscriber.on('ready', () => {
-      this.#subscriber.subscribe(...channels).catch((error: Error) => log.warn({ reason: error.message }, 'relay: could not subscribe'));
+      this.#subscriber
+        .subscribe(...channels)
+        .catch((error: Error) => log.warn({ reason: error.message }, 'relay: could not subscribe'));
     });
     this.#subscriber.on('message', (channel: string, text: string) => {
       let message: unknown;

@@ -27,17 +27,28 @@ export const secretSource = {
 export const octalMode = z
   .string()
   .regex(/^0?[0-7]{3}$/, 'must be octal permissions such as 0640')
-  .refine((mode) => (parseInt(mode, 8) & 0o022) === 0, 'must not let the group or others write (no 2 in the last two digits)');
+  .refine(
+    (mode) => (parseInt(mode, 8) & 0o022) === 0,
+    'must not let the group or others write (no 2 in the last two digits)',
+  );
 
 export const keyId = z.string().regex(/^[\w.-]{1,64}$/, 'must be 1-64 letters, digits, "_", "." or "-"');
-export function oneSecret(value: { secret?: string; secret_env?: string; secret_file?: string }, ctx: z.RefinementCtx): void {
+export function oneSecret(
+  value: { secret?: string; secret_env?: string; secret_file?: string },
+  ctx: z.RefinementCtx,
+): void {
   const given = [value.secret, value.secret_env, value.secret_file].filter((v) => v !== undefined).length;
-  if (given !== 1) ctx.addIssue({ code: 'custom', path: ['secret'], message: 'give exactly one of secret, secret_env, secret_file' });
+  if (given !== 1)
+    ctx.addIssue({ code: 'custom', path: ['secret'], message: 'give exactly one of secret, secret_env, secret_file' });
 }
 /** Stream-name patterns: exact names, or `*` for any run of characters (`team-*`). */
-const streamPattern = z.string().regex(/^[A-Za-z0-9_.*-]{1,128}$/, 'must be a stream name, "*" matching any characters');
+const streamPattern = z
+  .string()
+  .regex(/^[A-Za-z0-9_.*-]{1,128}$/, 'must be a stream name, "*" matching any characters');
 /** Destination host patterns: a host name (`*.youtube.com`), an IP address or a CIDR block. */
-export const hostPattern = z.string().regex(/^[A-Za-z0-9.*:_/[\]-]{1,253}$/, 'must be a host name (with * for a label), an address or a CIDR block');
+export const hostPattern = z
+  .string()
+  .regex(/^[A-Za-z0-9.*:_/[\]-]{1,253}$/, 'must be a host name (with * for a label), an address or a CIDR block');
 const destinationGrant = z.union([z.enum(['none', 'any']), z.array(hostPattern).min(1)]);
 
 /** Who may call the control API and publish: keys, JWTs and the hook (`configSchema` takes these keys as they are). */
@@ -57,8 +68,17 @@ export const accessFields = {
     )
     .default([])
     .describe('control API keys: `{id, secret | secret_env | secret_file, scope: [control, metrics]}`'),
-  api_auth_disabled: z.boolean().default(false).describe('serve the control API without keys off loopback (refused otherwise)'),
-  auth_failures_per_minute: z.number().int().min(1).max(10000).default(10).describe('failed authentications per address before `429`'),
+  api_auth_disabled: z
+    .boolean()
+    .default(false)
+    .describe('serve the control API without keys off loopback (refused otherwise)'),
+  auth_failures_per_minute: z
+    .number()
+    .int()
+    .min(1)
+    .max(10000)
+    .default(10)
+    .describe('failed authentications per address before `429`'),
   publish_keys: z
     .array(
       z
@@ -78,11 +98,20 @@ export const accessFields = {
     ),
   publish_jwt_keys: z
     .array(
-      z.strictObject({ id: keyId, alg: z.enum(['HS256', 'ES256', 'RS256']), public_key_file: z.string().min(1).optional(), ...secretSource }).superRefine((k, ctx) => {
-        if (k.alg === 'HS256') return oneSecret(k, ctx);
-        if (!k.public_key_file) ctx.addIssue({ code: 'custom', path: ['public_key_file'], message: `is required for ${k.alg}` });
-        if (k.secret ?? k.secret_env ?? k.secret_file) ctx.addIssue({ code: 'custom', path: ['secret'], message: `${k.alg} takes public_key_file, not a secret` });
-      }),
+      z
+        .strictObject({
+          id: keyId,
+          alg: z.enum(['HS256', 'ES256', 'RS256']),
+          public_key_file: z.string().min(1).optional(),
+          ...secretSource,
+        })
+        .superRefine((k, ctx) => {
+          if (k.alg === 'HS256') return oneSecret(k, ctx);
+          if (!k.public_key_file)
+            ctx.addIssue({ code: 'custom', path: ['public_key_file'], message: `is required for ${k.alg}` });
+          if (k.secret ?? k.secret_env ?? k.secret_file)
+            ctx.addIssue({ code: 'custom', path: ['secret'], message: `${k.alg} takes public_key_file, not a secret` });
+        }),
     )
     .default([])
     .describe('`{id (the JWT kid), alg: HS256 | ES256 | RS256, secret… | public_key_file}`'),
@@ -95,10 +124,22 @@ export const accessFields = {
     .max(31536000)
     .default(86400)
     .describe('publish JWTs must carry `exp` and be valid at most this long (`exp - iat`, or `exp - now` when longer)'),
-  publish_jwt_clock_tolerance_s: z.number().int().min(0).max(300).default(5).describe("clock difference tolerated with the tokens' issuer for `exp`, `nbf`, `iat`"),
+  publish_jwt_clock_tolerance_s: z
+    .number()
+    .int()
+    .min(0)
+    .max(300)
+    .default(5)
+    .describe("clock difference tolerated with the tokens' issuer for `exp`, `nbf`, `iat`"),
   publish_auth_url: z
     .union([z.literal(''), z.string().regex(/^https?:\/\/\S+$/, 'must be an http:// or https:// URL')])
     .default('')
     .describe('your endpoint deciding publishes no key covers (2xx allows)'),
-  publish_auth_timeout_ms: z.number().int().min(100).max(30000).default(3000).describe('how long `publish_auth_url` has to answer (ms)'),
+  publish_auth_timeout_ms: z
+    .number()
+    .int()
+    .min(100)
+    .max(30000)
+    .default(3000)
+    .describe('how long `publish_auth_url` has to answer (ms)'),
 };

@@ -73,7 +73,10 @@ function stat(pid: number): string[] | undefined {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-    return [text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')), ...text.slice(text.lastIndexOf(')') + 2).split(' ')];
+    return [
+      text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')),
+      ...text.slice(text.lastIndexOf(')') + 2).split(' '),
+    ];
   } catch {
     return undefined;
   }

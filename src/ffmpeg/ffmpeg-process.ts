@@ -58,13 +58,25 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
    * standard output (which is then not read here). Arguments Node refuses to pass (a NUL in one)
    * are a `GatewayError` whose message holds none of them: an argument may be a secret.
    */
-  constructor(binary: string, args: readonly string[], onListenerError?: ListenerErrorHandler, fd3?: Fd3, stdout?: Socket) {
+  constructor(
+    binary: string,
+    args: readonly string[],
+    onListenerError?: ListenerErrorHandler,
+    fd3?: Fd3,
+    stdout?: Socket,
+  ) {
     super(onListenerError);
     const extra = fd3 === undefined ? [] : fd3 === 'video' ? (['pipe', 'pipe'] as const) : [fd3];
     try {
-      this.#child = spawn(binary, args, { stdio: ['pipe', stdout ?? 'pipe', 'pipe', ...extra], detached: true }) as ChildProcessByStdio<Writable, Readable | null, Readable>;
+      this.#child = spawn(binary, args, {
+        stdio: ['pipe', stdout ?? 'pipe', 'pipe', ...extra],
+        detached: true,
+      }) as ChildProcessByStdio<Writable, Readable | null, Readable>;
     } catch (error) {
-      throw new GatewayError('internal', `ffmpeg could not be started (${(error as NodeJS.ErrnoException).code ?? 'spawn refused its arguments'})`);
+      throw new GatewayError(
+        'internal',
+        `ffmpeg could not be started (${(error as NodeJS.ErrnoException).code ?? 'spawn refused its arguments'})`,
+      );
     }
     this.#video = fd3 === 'video' ? (this.#child.stdio[3] as Writable) : undefined;
     this.#video?.on('error', () => {}); // EPIPE once ffmpeg is gone

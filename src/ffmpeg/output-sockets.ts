@@ -44,7 +44,11 @@ export class OutputSockets {
    * A connected pair: what is written to `theirs` is read into `buffer` and given to `onData` (a
    * view of `buffer`, valid until it returns); `onError` hears of `onData` throwing.
    */
-  async pair(buffer: Buffer, onData: (data: Buffer) => void, onError: (error: unknown) => void): Promise<OutputSocketPair> {
+  async pair(
+    buffer: Buffer,
+    onData: (data: Buffer) => void,
+    onError: (error: unknown) => void,
+  ): Promise<OutputSocketPair> {
     const name = await (this.#listening ??= this.#listen());
     const token = randomBytes(TOKEN_BYTES);
     const key = token.toString('hex');

@@ -38,7 +38,13 @@ export class FfmpegSupervisor {
    * `onData` (a view of `buffer`, valid until it returns) instead of as `output` events: for an
    * output of raw pictures, which would allocate a buffer for each read (`OutputSockets`).
    */
-  async spawnReading(binary: string, args: readonly string[], onListenerError: ListenerErrorHandler, buffer: Buffer, onData: (data: Buffer) => void): Promise<FfmpegProcess> {
+  async spawnReading(
+    binary: string,
+    args: readonly string[],
+    onListenerError: ListenerErrorHandler,
+    buffer: Buffer,
+    onData: (data: Buffer) => void,
+  ): Promise<FfmpegProcess> {
     const { ours, theirs } = await this.#outputs.pair(buffer, onData, (error) => onListenerError('output', error));
     try {
       // `ours` ends by itself once ffmpeg, the last holder of `theirs`, has gone and all it wrote was read.

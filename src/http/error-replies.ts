@@ -15,24 +15,42 @@ function fromFramework(error: FastifyError): GatewayError | undefined {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new GatewayError('payload_too_large', 'body: larger than this route takes', 'body');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new GatewayError('unsupported_media_type', 'Content-Type: this route takes no such content type', 'Content-Type');
+      return new GatewayError(
+        'unsupported_media_type',
+        'Content-Type: this route takes no such content type',
+        'Content-Type',
+      );
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new GatewayError('invalid_request', 'body: its length is not what Content-Length says', 'body');
     case 'FST_ERR_MAX_PARAM_LENGTH':
-      return new GatewayError('uri_too_long', 'path: a part of the path is longer than the gateway takes (256 characters)', 'path');
+      return new GatewayError(
+        'uri_too_long',
+        'path: a part of the path is longer than the gateway takes (256 characters)',
+        'path',
+      );
     case 'FST_ERR_BAD_URL':
       return new GatewayError('invalid_request', 'path: not a valid URL path (a bad percent-encoding)', 'path');
   }
   const status = error.statusCode;
   if (status === 413) return new GatewayError('payload_too_large', 'body: larger than this route takes', 'body');
-  if (status === 415) return new GatewayError('unsupported_media_type', 'Content-Type: not a content type this route takes', 'Content-Type');
-  if (status !== undefined && status >= 400 && status < 500) return new GatewayError('invalid_request', `body: ${error.message}`, 'body');
+  if (status === 415)
+    return new GatewayError(
+      'unsupported_media_type',
+      'Content-Type: not a content type this route takes',
+      'Content-Type',
+    );
+  if (status !== undefined && status >= 400 && status < 500)
+    return new GatewayError('invalid_request', `body: ${error.message}`, 'body');
   return undefined;
 }
 
 function send(reply: FastifyReply, error: GatewayError, request: FastifyRequest): FastifyReply {
   // RFC 6750: a token that was presented and refused is an invalid_token.
-  if (error.code === 'unauthorized') reply.header('www-authenticate', `Bearer realm="gateway"${request.headers.authorization ? ', error="invalid_token"' : ''}`);
+  if (error.code === 'unauthorized')
+    reply.header(
+      'www-authenticate',
+      `Bearer realm="gateway"${request.headers.authorization ? ', error="invalid_token"' : ''}`,
+    );
   if (error.retryAfterS !== undefined) reply.header('retry-after', String(error.retryAfterS));
   return reply.code(statusFor(error.code)).send(errorBody(error));
 }
@@ -57,13 +75,21 @@ export function installErrorReplies(app: FastifyInstance, routes: RouteTable): v
     const allow = routes.allowed(request.raw.url ?? '/');
     if (allow.length === 0) return send(reply, new GatewayError('not_found', 'no such route'), request);
     reply.header('allow', allow.join(', '));
-    return send(reply, new GatewayError('method_not_allowed', `method: this path takes ${allow.join(', ')}`, 'method'), request);
+    return send(
+      reply,
+      new GatewayError('method_not_allowed', `method: this path takes ${allow.join(', ')}`, 'method'),
+      request,
+    );
   });
 }
 
 /** fastify's `frameworkErrors`: a path it cannot decode, or a path parameter over `maxParamLength`. */
 export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  void send(reply, fromFramework(error) ?? new GatewayError('invalid_request', 'path: not a valid URL path', 'path'), request);
+  void send(
+    reply,
+    fromFramework(error) ?? new GatewayError('invalid_request', 'path: not a valid URL path', 'path'),
+    request,
+  );
 }
 
 /** Node's HTTP parser refused the request (headers too large, slow, not HTTP): answered in the gateway's shape and closed. */
@@ -73,12 +99,18 @@ export function clientErrorHandler(error: NodeJS.ErrnoException, socket: Duplex)
     error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
       ? new GatewayError('request_timeout', 'the request did not arrive in time (http_request_timeout_ms)')
       : error.code === 'HPE_HEADER_OVERFLOW'
-        ? new GatewayError('headers_too_large', 'headers: the request line and headers are larger than the gateway takes (16 KiB)', 'headers')
+        ? new GatewayError(
+            'headers_too_large',
+            'headers: the request line and headers are larger than the gateway takes (16 KiB)',
+            'headers',
+          )
         : new GatewayError('invalid_request', 'the request is not valid HTTP/1.1');
   const status = statusFor(refusal.code);
   const body = JSON.stringify(errorBody(refusal));
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   }
   socket.destroy();
 }

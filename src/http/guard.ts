@@ -35,7 +35,12 @@ export function routeAccess(access: RouteAccess): { config: { access: RouteAcces
  * Checks a bearer token against the control keys; a client that failed too often is refused before
  * its token is looked at. Nothing is changed by a refused request: this runs before any route.
  */
-async function authenticate(guard: RequestGuard, authorization: string | string[] | undefined, scope: ApiScope, client: string): Promise<string | undefined> {
+async function authenticate(
+  guard: RequestGuard,
+  authorization: string | string[] | undefined,
+  scope: ApiScope,
+  client: string,
+): Promise<string | undefined> {
   if (!guard.apiKeys.enabled) return undefined;
   return guard.failures.attempt(client, () => {
     const token = bearerToken(authorization);
@@ -43,7 +48,9 @@ async function authenticate(guard: RequestGuard, authorization: string | string[
     if (id !== undefined) return id;
     throw new GatewayError(
       'unauthorized',
-      token === undefined ? 'Authorization: a Bearer API key is required' : 'Authorization: the API key is not valid for this route',
+      token === undefined
+        ? 'Authorization: a Bearer API key is required'
+        : 'Authorization: the API key is not valid for this route',
       'Authorization',
     );
   });
@@ -56,11 +63,17 @@ async function authenticate(guard: RequestGuard, authorization: string | string[
  * path (`%72est-api`, `/metrics;x`, `/metrics#`) reaches a route past its check. A path that matches
  * no route gets the Host check alone, then 404 or 405.
  */
-export function installGuard(app: FastifyInstance, guard: RequestGuard, onRoute: (route: RouteOptions) => void = () => {}): void {
+export function installGuard(
+  app: FastifyInstance,
+  guard: RequestGuard,
+  onRoute: (route: RouteOptions) => void = () => {},
+): void {
   app.addHook('onRoute', (route) => {
     const access = route.config?.access;
     if (access === undefined || !ACCESS.includes(access)) {
-      throw new Error(`${String(route.method)} ${route.url}: the route declares no access (config.access: ${ACCESS.join(' | ')})`);
+      throw new Error(
+        `${String(route.method)} ${route.url}: the route declares no access (config.access: ${ACCESS.join(' | ')})`,
+      );
     }
     onRoute(route);
   });

@@ -27,14 +27,20 @@ function withCors(reply: FastifyReply): FastifyReply {
  */
 function sdpOffer(request: FastifyRequest): string {
   const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/sdp') throw new GatewayError('unsupported_media_type', 'the offer must be sent as Content-Type: application/sdp');
+  if (type !== 'application/sdp')
+    throw new GatewayError('unsupported_media_type', 'the offer must be sent as Content-Type: application/sdp');
   const offer = typeof request.body === 'string' ? request.body : '';
   if (offer.trim() === '') throw invalid('body', 'must be an SDP offer; it is empty');
   return offer;
 }
 
 /** `201` with the answer; the session is `{base}/{streamName}/{id}`. */
-function sessionCreated(reply: FastifyReply, base: string, streamName: string, session: { id: string; answer: string }): FastifyReply {
+function sessionCreated(
+  reply: FastifyReply,
+  base: string,
+  streamName: string,
+  session: { id: string; answer: string },
+): FastifyReply {
   return reply
     .code(201)
     .header('content-type', 'application/sdp')
@@ -69,25 +75,33 @@ export interface SdpSessionKind {
 export function sdpSessionRoutes(app: FastifyInstance, quota: ClientQuota, kind: SdpSessionKind): void {
   const access = routeAccess('publish');
   const resource = `${kind.base}/:streamName/:id`;
-  app.options(`${kind.base}/:streamName`, access, async (_request, reply) => withCors(reply).code(204).header('accept-post', 'application/sdp').send());
-  app.options(resource, access, async (_request, reply) => withCors(reply).code(204).header('allow', 'DELETE, OPTIONS').send());
+  app.options(`${kind.base}/:streamName`, access, async (_request, reply) =>
+    withCors(reply).code(204).header('accept-post', 'application/sdp').send(),
+  );
+  app.options(resource, access, async (_request, reply) =>
+    withCors(reply).code(204).header('allow', 'DELETE, OPTIONS').send(),
+  );
 
-  app.post<{ Params: { streamName: string } }>(`${kind.base}/:streamName`, { ...access, bodyLimit: MAX_OFFER_BYTES }, async (request, reply) => {
-    withCors(reply);
-    const offer = sdpOffer(request);
-    const { streamName } = request.params;
-    checkStreamName(streamName);
-    await kind.authorize(streamName, request.headers.authorization, request.ip);
-    const release = quota.acquire(request.ip, kind.label);
-    let session;
-    try {
-      session = await kind.open(streamName, offer, request.ip, release);
-    } catch (error) {
-      release();
-      throw error;
-    }
-    return sessionCreated(reply, kind.base, streamName, session);
-  });
+  app.post<{ Params: { streamName: string } }>(
+    `${kind.base}/:streamName`,
+    { ...access, bodyLimit: MAX_OFFER_BYTES },
+    async (request, reply) => {
+      withCors(reply);
+      const offer = sdpOffer(request);
+      const { streamName } = request.params;
+      checkStreamName(streamName);
+      await kind.authorize(streamName, request.headers.authorization, request.ip);
+      const release = quota.acquire(request.ip, kind.label);
+      let session;
+      try {
+        session = await kind.open(streamName, offer, request.ip, release);
+      } catch (error) {
+        release();
+        throw error;
+      }
+      return sessionCreated(reply, kind.base, streamName, session);
+    },
+  );
 
   app.delete<{ Params: { streamName: string; id: string } }>(resource, access, async (request, reply) => {
     withCors(reply);
@@ -96,5 +110,7 @@ export function sdpSessionRoutes(app: FastifyInstance, quota: ClientQuota, kind:
     return reply.code(200).send();
   });
 
-  app.patch(resource, access, async (_request, reply) => withCors(reply).code(405).header('allow', 'DELETE, OPTIONS').send());
+  app.patch(resource, access, async (_request, reply) =>
+    withCors(reply).code(405).header('allow', 'DELETE, OPTIONS').send(),
+  );
 }

@@ -22,7 +22,12 @@ export class SnapshotQueue {
     queue: number,
   ) {
     SnapshotQueue.#trackSizes(this);
-    this.#work = new WorkQueue({ running: decoders, queue, what: 'snapshots', keys: { running: 'limit_snapshot_decoders', queue: 'limit_snapshot_queue' } });
+    this.#work = new WorkQueue({
+      running: decoders,
+      queue,
+      what: 'snapshots',
+      keys: { running: 'limit_snapshot_decoders', queue: 'limit_snapshot_queue' },
+    });
   }
 
   snapshot(name: string): Promise<Buffer> {

@@ -46,7 +46,10 @@ export class ViewerHolds {
   take(stream: string, client: string): () => void {
     const key = `${client} ${stream}`;
     const count = this.#ofClient.get(key) ?? 0;
-    if (count >= this.perClient) throw tooMany(`this address already has ${count} viewers of stream ${stream}, its limit (limit_viewers_per_client)`);
+    if (count >= this.perClient)
+      throw tooMany(
+        `this address already has ${count} viewers of stream ${stream}, its limit (limit_viewers_per_client)`,
+      );
     this.#ofClient.set(key, count + 1);
     let given = false;
     return () => {

@@ -38,11 +38,16 @@ export class WorkQueue {
     const { limits } = this;
     const mine = caller === undefined ? 0 : (this.#perCaller.get(caller) ?? 0);
     if (limits.perCaller !== undefined && mine >= limits.perCaller) {
-      return Promise.reject(tooMany(`${limits.what}: this address has ${mine} under way already (${limits.keys.perCaller})`, 1));
+      return Promise.reject(
+        tooMany(`${limits.what}: this address has ${mine} under way already (${limits.keys.perCaller})`, 1),
+      );
     }
     if (this.#running >= limits.running && this.#waiting.length >= limits.queue) {
       return Promise.reject(
-        unavailable(`${limits.what}: ${this.#running} under way and ${this.#waiting.length} waiting, the gateway's limit (${limits.keys.running}, ${limits.keys.queue})`, 1),
+        unavailable(
+          `${limits.what}: ${this.#running} under way and ${this.#waiting.length} waiting, the gateway's limit (${limits.keys.running}, ${limits.keys.queue})`,
+          1,
+        ),
       );
     }
     if (caller !== undefined) this.#perCaller.set(caller, mine + 1);

@@ -28,12 +28,16 @@ export interface ResolvedAddresses {
  * default route: the IPv4 one when there is an IPv4 default route, else the IPv6 one. Nothing
  * else is added: the gateway gathers and announces only what the configuration names.
  */
-export function resolveIceAddresses(configured: readonly string[], routes: RouteTable = systemRoutes): ResolvedAddresses {
+export function resolveIceAddresses(
+  configured: readonly string[],
+  routes: RouteTable = systemRoutes,
+): ResolvedAddresses {
   const addresses: string[] = [];
   let unresolved: string | undefined;
   for (const entry of configured) {
     const address = entry === DEFAULT_ROUTE ? defaultRouteAddress(routes) : entry;
-    if (address === undefined) unresolved = 'default-route names no address: this machine has no default route on an interface with an address';
+    if (address === undefined)
+      unresolved = 'default-route names no address: this machine has no default route on an interface with an address';
     else if (!addresses.includes(address)) addresses.push(address);
   }
   return { addresses, unresolved };
@@ -43,7 +47,11 @@ function defaultRouteAddress(routes: RouteTable): string | undefined {
   const { ipv4, ipv6 } = routes.defaultInterfaces();
   const all = routes.interfaces();
   const usable = (name: string | undefined, family: 'IPv4' | 'IPv6'): string | undefined =>
-    name === undefined ? undefined : all[name]?.find((info) => info.family === family && !info.internal && !(family === 'IPv6' && (info.scopeid ?? 0) !== 0))?.address;
+    name === undefined
+      ? undefined
+      : all[name]?.find(
+          (info) => info.family === family && !info.internal && !(family === 'IPv6' && (info.scopeid ?? 0) !== 0),
+        )?.address;
   return usable(ipv4, 'IPv4') ?? usable(ipv6, 'IPv6');
 }
 
@@ -51,7 +59,8 @@ function defaultRouteAddress(routes: RouteTable): string | undefined {
 export function ipv4DefaultInterface(table: string): string | undefined {
   for (const line of table.split('\n').slice(1)) {
     const [name, destination, , flags, , , , mask] = line.trim().split(/\s+/);
-    if (name && destination === '00000000' && mask === '00000000' && (parseInt(flags ?? '0', 16) & 1) === 1) return name;
+    if (name && destination === '00000000' && mask === '00000000' && (parseInt(flags ?? '0', 16) & 1) === 1)
+      return name;
   }
   return undefined;
 }
@@ -62,7 +71,14 @@ export function ipv6DefaultInterface(table: string): string | undefined {
     const fields = line.trim().split(/\s+/);
     const [destination, prefix] = fields;
     const name = fields[9];
-    if (destination === '0'.repeat(32) && prefix === '00' && name && name !== 'lo' && (parseInt(fields[8] ?? '0', 16) & 1) === 1) return name;
+    if (
+      destination === '0'.repeat(32) &&
+      prefix === '00' &&
+      name &&
+      name !== 'lo' &&
+      (parseInt(fields[8] ?? '0', 16) & 1) === 1
+    )
+      return name;
   }
   return undefined;
 }
@@ -76,7 +92,10 @@ const readOr = (path: string): string => {
 };
 
 const systemRoutes: RouteTable = {
-  defaultInterfaces: () => ({ ipv4: ipv4DefaultInterface(readOr('/proc/net/route')), ipv6: ipv6DefaultInterface(readOr('/proc/net/ipv6_route')) }),
+  defaultInterfaces: () => ({
+    ipv4: ipv4DefaultInterface(readOr('/proc/net/route')),
+    ipv6: ipv6DefaultInterface(readOr('/proc/net/ipv6_route')),
+  }),
   interfaces: () => networkInterfaces(),
 };
 

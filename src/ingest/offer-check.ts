@@ -8,7 +8,8 @@ const M_LINE = /^m=(\w+) (\d{1,5})(?:\/\d+)? ([\w/]+)((?: [\w*-]+)+)$/;
 const FINGERPRINT = /^a=fingerprint:(sha-1|sha-224|sha-256|sha-384|sha-512) ([0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2})+)$/;
 const SETUP = /^a=setup:(actpass|active|passive|holdconn)$/;
 /** RFC 8839 candidate grammar, far enough for the engine: foundation, component, transport, priority, address, port, type. */
-export const CANDIDATE = /^a=candidate:[\w+/]{1,32} \d{1,3} (?:udp|UDP|tcp|TCP) \d{1,10} ([\w.:-]{1,253}) \d{1,5} typ (?:host|srflx|prflx|relay)(?: \S+)*$/;
+export const CANDIDATE =
+  /^a=candidate:[\w+/]{1,32} \d{1,3} (?:udp|UDP|tcp|TCP) \d{1,10} ([\w.:-]{1,253}) \d{1,5} typ (?:host|srflx|prflx|relay)(?: \S+)*$/;
 
 /**
  * Checks what the WebRTC engine takes for granted, so that a malformed offer is a 400 naming what is
@@ -18,14 +19,16 @@ export const CANDIDATE = /^a=candidate:[\w+/]{1,32} \d{1,3} (?:udp|UDP|tcp|TCP) 
  * set (a publisher on mediasoup: its captions channel).
  */
 export function checkOffer(offer: string, options: { dataChannel?: boolean } = {}): void {
-  if (Buffer.byteLength(offer) > MAX_OFFER_BYTES) throw new OfferError(`the offer is larger than ${MAX_OFFER_BYTES} bytes`);
+  if (Buffer.byteLength(offer) > MAX_OFFER_BYTES)
+    throw new OfferError(`the offer is larger than ${MAX_OFFER_BYTES} bytes`);
   const lines = offer.split(/\r?\n/).filter((l) => l !== '');
   if (lines[0] !== 'v=0') throw new OfferError('the offer must start with v=0');
   const sessionLevel = new Set<string>();
   const sections: { kind: string; lines: string[] }[] = [];
   for (const [index, line] of lines.entries()) {
     // eslint-disable-next-line no-control-regex
-    if (!/^[a-z]=[^\x00-\x08\x0b-\x1f\x7f]*$/.test(line)) throw new OfferError(`line ${index + 1} is not an SDP line (x=value)`);
+    if (!/^[a-z]=[^\x00-\x08\x0b-\x1f\x7f]*$/.test(line))
+      throw new OfferError(`line ${index + 1} is not an SDP line (x=value)`);
     if (line.startsWith('m=')) {
       const m = M_LINE.exec(line);
       if (!m) throw new OfferError(`line ${index + 1}: malformed media line`);
@@ -35,13 +38,18 @@ export function checkOffer(offer: string, options: { dataChannel?: boolean } = {
         const second = sections.some((s) => s.kind === 'application');
         if (second) throw new OfferError('the offer has more than one data channel line (m=application)');
         if (m[3] !== 'UDP/DTLS/SCTP' || m[4]!.trim() !== 'webrtc-datachannel') {
-          throw new OfferError(`media line ${sections.length + 1}: data channels must be UDP/DTLS/SCTP webrtc-datachannel`);
+          throw new OfferError(
+            `media line ${sections.length + 1}: data channels must be UDP/DTLS/SCTP webrtc-datachannel`,
+          );
         }
         sections.push({ kind, lines: [line] });
         continue;
       }
       if (kind !== 'audio' && kind !== 'video') throw new OfferError(`media "${kind}" is not supported`);
-      if (!/^(UDP\/TLS\/RTP\/SAVPF|RTP\/SAVPF)$/.test(m[3]!)) throw new OfferError(`media line ${sections.length + 1}: transport ${m[3]} is not supported (UDP/TLS/RTP/SAVPF)`);
+      if (!/^(UDP\/TLS\/RTP\/SAVPF|RTP\/SAVPF)$/.test(m[3]!))
+        throw new OfferError(
+          `media line ${sections.length + 1}: transport ${m[3]} is not supported (UDP/TLS/RTP/SAVPF)`,
+        );
       if (
         m[4]!
           .trim()
@@ -81,7 +89,8 @@ export function checkOffer(offer: string, options: { dataChannel?: boolean } = {
     const payloadTypes = section.lines[0]!.split(' ').slice(3);
     for (const line of section.lines) {
       const pt = /^a=(?:rtpmap|fmtp|rtcp-fb):(\d+|\*) /.exec(line)?.[1];
-      if (pt !== undefined && pt !== '*' && !payloadTypes.includes(pt)) throw new OfferError(`${where}: ${line.split(' ')[0]} names a payload type not in the media line`);
+      if (pt !== undefined && pt !== '*' && !payloadTypes.includes(pt))
+        throw new OfferError(`${where}: ${line.split(' ')[0]} names a payload type not in the media line`);
     }
   }
   // One transport per publisher (one UDP port): every media line in one BUNDLE group. The engine
@@ -89,8 +98,10 @@ export function checkOffer(offer: string, options: { dataChannel?: boolean } = {
   const bundles = lines.filter((l) => l.startsWith('a=group:BUNDLE'));
   if (bundles.length > 1) throw new OfferError('the offer has more than one a=group:BUNDLE');
   const bundled = new Set(bundles[0]?.split(' ').slice(1) ?? []);
-  for (const mid of bundled) if (!mids.has(mid)) throw new OfferError(`a=group:BUNDLE names mid ${mid}, which no media line has`);
-  if (sections.length > 1 && [...mids].some((mid) => !bundled.has(mid))) throw new OfferError('every media line must be in one a=group:BUNDLE (max-bundle)');
+  for (const mid of bundled)
+    if (!mids.has(mid)) throw new OfferError(`a=group:BUNDLE names mid ${mid}, which no media line has`);
+  if (sections.length > 1 && [...mids].some((mid) => !bundled.has(mid)))
+    throw new OfferError('every media line must be in one a=group:BUNDLE (max-bundle)');
 }
 
 function checkAttribute(line: string, where: string): void {
@@ -103,11 +114,13 @@ function checkAttribute(line: string, where: string): void {
   else if (line.startsWith('a=fingerprint:') && !FINGERPRINT.test(line)) fail('a=fingerprint');
   else if (line.startsWith('a=setup:') && !SETUP.test(line)) fail('a=setup');
   else if (line.startsWith('a=candidate') && !CANDIDATE.test(line)) fail('a=candidate');
-  else if (line.startsWith('a=rtpmap:') && !/^a=rtpmap:\d{1,3} [\w.-]{1,32}\/\d{1,6}(?:\/\d{1,2})?$/.test(line)) fail('a=rtpmap');
+  else if (line.startsWith('a=rtpmap:') && !/^a=rtpmap:\d{1,3} [\w.-]{1,32}\/\d{1,6}(?:\/\d{1,2})?$/.test(line))
+    fail('a=rtpmap');
   else if (line.startsWith('a=ssrc:') && !/^a=ssrc:\d{1,10}( .*)?$/.test(line)) fail('a=ssrc');
   else if (line.startsWith('a=ssrc-group:') && !/^a=ssrc-group:\w+( \d{1,10})+$/.test(line)) fail('a=ssrc-group');
   else if (line.startsWith('a=extmap:') && !/^a=extmap:\d{1,3}(?:\/\w+)? \S+( \S+)*$/.test(line)) fail('a=extmap');
   else if (line.startsWith('a=group:') && !/^a=group:\w+( [\w.!#$%&'*+^`{|}~-]{1,64})*$/.test(line)) fail('a=group');
   else if (line.startsWith('a=sctp-port:') && !/^a=sctp-port:\d{1,5}$/.test(line)) fail('a=sctp-port');
-  else if (line.startsWith('a=max-message-size:') && !/^a=max-message-size:\d{1,10}$/.test(line)) fail('a=max-message-size');
+  else if (line.startsWith('a=max-message-size:') && !/^a=max-message-size:\d{1,10}$/.test(line))
+    fail('a=max-message-size');
 }

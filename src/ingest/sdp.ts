@@ -82,7 +82,10 @@ function h264Rank(codec: OfferedCodec): number | undefined {
 }
 
 /** Picks the video codec to receive: the first in `preference` that the offer carries. */
-function chooseVideoCodec(offered: OfferedCodec[], preference: readonly VideoCodec[]): { codec: VideoCodec; offered: OfferedCodec } | undefined {
+function chooseVideoCodec(
+  offered: OfferedCodec[],
+  preference: readonly VideoCodec[],
+): { codec: VideoCodec; offered: OfferedCodec } | undefined {
   for (const wanted of preference) {
     const candidates = offered.filter((c) => c.name.toUpperCase() === wanted);
     if (wanted === 'H264') {
@@ -104,7 +107,8 @@ function keepOnlyPayloadTypes(section: Section, keep: Set<number>): Section {
   const kept = parts.slice(3).filter((pt) => keep.has(Number(pt)));
   const lines = rest.filter((line) => {
     // Transport-wide congestion control and REMB are left out: the gateway sends neither.
-    if (/^a=rtcp-fb:\S+ (?:transport-cc|goog-remb)$/.test(line) || /^a=extmap:\d+\S* \S*transport-wide-cc/.test(line)) return false;
+    if (/^a=rtcp-fb:\S+ (?:transport-cc|goog-remb)$/.test(line) || /^a=extmap:\d+\S* \S*transport-wide-cc/.test(line))
+      return false;
     const m = /^a=(?:rtpmap|fmtp|rtcp-fb):(\d+)[ ]/.exec(line);
     return !m || keep.has(Number(m[1]));
   });
@@ -139,7 +143,8 @@ export function asSdpError(error: unknown): unknown {
  * the first offered codec of each MIME type, ignoring profiles).
  */
 export function selectCodecs(offer: string, preference: readonly VideoCodec[]): OfferSelection {
-  if (!/^v=0\r?$/m.test(offer) || !/^m=/m.test(offer)) throw new OfferError('the offer is not an SDP session description with media');
+  if (!/^v=0\r?$/m.test(offer) || !/^m=/m.test(offer))
+    throw new OfferError('the offer is not an SDP session description with media');
   const { session, media } = splitSdp(offer);
   const result: Omit<OfferSelection, 'sdp'> = {};
   const sections = media.map((section) => {
@@ -149,7 +154,9 @@ export function selectCodecs(offer: string, preference: readonly VideoCodec[]): 
       if (result.video) throw new OfferError('a stream carries at most one video track');
       const chosen = chooseVideoCodec(offered, preference);
       if (!chosen) {
-        throw new OfferError(`no supported video codec offered (supported: ${preference.join(', ')}; H.264 needs packetization-mode=1)`);
+        throw new OfferError(
+          `no supported video codec offered (supported: ${preference.join(', ')}; H.264 needs packetization-mode=1)`,
+        );
       }
       result.video = chosen;
       return keepOnlyPayloadTypes(section, new Set([chosen.offered.payloadType]));
@@ -189,8 +196,15 @@ export function addBitrateHints(answer: string, kbps: { start: number; min: numb
 }
 
 /** The answer with the configured bitrate as Chromium's start and top, and its floor. */
-export function withBitrateHints(answer: string, options: { videoBitrateKbps: number; videoMinBitrateKbps: number }): string {
-  return addBitrateHints(answer, { start: options.videoBitrateKbps, min: options.videoMinBitrateKbps, max: options.videoBitrateKbps });
+export function withBitrateHints(
+  answer: string,
+  options: { videoBitrateKbps: number; videoMinBitrateKbps: number },
+): string {
+  return addBitrateHints(answer, {
+    start: options.videoBitrateKbps,
+    min: options.videoMinBitrateKbps,
+    max: options.videoBitrateKbps,
+  });
 }
 
 /**

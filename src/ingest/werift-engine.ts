@@ -1,7 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:dgram';
 import { isIPv4, isIPv6 } from 'node:net';
-import { RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI, useSdesMid, type MediaStreamTrack, type RTCRtpTransceiver } from 'werift';
+import {
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  useNACK,
+  usePLI,
+  useSdesMid,
+  type MediaStreamTrack,
+  type RTCRtpTransceiver,
+} from 'werift';
 import { TypedEmitter } from '../events.js';
 import { OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE, type VideoCodec } from '../media/codecs.js';
 import type { RtpInput } from '../media/rtp.js';
@@ -39,7 +47,11 @@ export class WeriftEngine implements IngestEngine {
       try {
         await pc.setRemoteDescription({ type: 'offer', sdp: selection.sdp });
         session.noteTransports();
-        session.tracks = pc.getTransceivers().flatMap((transceiver) => transceiver.receiver.tracks.map((track) => new WeriftTrack(track, transceiver, selection.video?.codec)));
+        session.tracks = pc
+          .getTransceivers()
+          .flatMap((transceiver) =>
+            transceiver.receiver.tracks.map((track) => new WeriftTrack(track, transceiver, selection.video?.codec)),
+          );
         const answer = await pc.createAnswer();
         session.noteTransports();
         await pc.setLocalDescription(answer);
@@ -62,7 +74,10 @@ export class WeriftEngine implements IngestEngine {
     }
   }
 
-  #peerConfig(video: OfferedCodec | undefined, codec: VideoCodec | undefined): ConstructorParameters<typeof RTCPeerConnection>[0] {
+  #peerConfig(
+    video: OfferedCodec | undefined,
+    codec: VideoCodec | undefined,
+  ): ConstructorParameters<typeof RTCPeerConnection>[0] {
     const { addresses } = this.options;
     const v4 = addresses.filter((a) => isIPv4(a));
     const v6 = addresses.filter((a) => isIPv6(a));
@@ -97,7 +112,8 @@ export class WeriftEngine implements IngestEngine {
       },
       icePortRange: this.options.portRange,
       iceFilterStunResponse: (_message, address) => filter.allows(address[0]),
-      iceFilterCandidatePair: (pair) => announced.has(pair.localCandidate.host) && filter.allows(pair.remoteCandidate.host),
+      iceFilterCandidatePair: (pair) =>
+        announced.has(pair.localCandidate.host) && filter.allows(pair.remoteCandidate.host),
       codecs: {
         video: videoCodecs,
         audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: OPUS_CLOCK_RATE, channels: 2 })],
@@ -141,7 +157,10 @@ class WeriftSession extends TypedEmitter<IngestSessionEvents> implements IngestS
     super(options.onListenerError);
     const timeoutMs = options.connectTimeoutMs;
     if (timeoutMs) {
-      this.#connectTimer = setTimeout(() => void this.close(`ICE and DTLS not done within ${timeoutMs / 1000} s`), timeoutMs);
+      this.#connectTimer = setTimeout(
+        () => void this.close(`ICE and DTLS not done within ${timeoutMs / 1000} s`),
+        timeoutMs,
+      );
     }
     pc.connectionStateChange.subscribe((state) => {
       if (state === 'connected') {
@@ -158,7 +177,8 @@ class WeriftSession extends TypedEmitter<IngestSessionEvents> implements IngestS
   /** Sets the receive buffer of every gathered UDP socket; the kernel may give less (net.core.rmem_max). */
   setReceiveBuffers(bytes: number): void {
     for (const connection of this.#connections) {
-      for (const protocol of (connection as unknown as { protocols?: { transport?: { socket?: Socket } }[] }).protocols ?? []) {
+      for (const protocol of (connection as unknown as { protocols?: { transport?: { socket?: Socket } }[] })
+        .protocols ?? []) {
         try {
           protocol.transport?.socket?.setRecvBufferSize(bytes);
         } catch {

@@ -36,7 +36,13 @@ export class H264Frame implements VideoFrame {
     readonly pps?: Buffer,
     readonly size?: { width: number; height: number },
   ) {
-    ({ timestamp: this.timestamp, captureMs: this.captureMs, key: this.key, packets: this.packets, bytes: this.bytes } = pending);
+    ({
+      timestamp: this.timestamp,
+      captureMs: this.captureMs,
+      key: this.key,
+      packets: this.packets,
+      bytes: this.bytes,
+    } = pending);
     this.sequenceHeader = sps && pps ? avcSequenceHeader(sps, pps) : undefined;
   }
 

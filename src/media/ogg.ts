@@ -98,7 +98,8 @@ export function oggOpusSamples(pages: Buffer): number {
     const size = table.reduce((sum, byte) => sum + byte, 0);
     const body = at + HEADER_BYTES + lacing;
     // The two header pages (OpusHead, OpusTags) hold no audio.
-    if (pages[at + 5]! === 0 && !pages.toString('latin1', body, body + 4).startsWith('Opus')) samples += opusPacketSamples(pages.subarray(body, body + size));
+    if (pages[at + 5]! === 0 && !pages.toString('latin1', body, body + 4).startsWith('Opus'))
+      samples += opusPacketSamples(pages.subarray(body, body + size));
     at = body + size;
   }
   return samples;

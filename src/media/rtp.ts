@@ -202,7 +202,8 @@ export class DuplicateFilter {
       const ahead = (seq - this.#highest) & 0xffff;
       if (ahead !== 0 && ahead < 0x8000) {
         // Moving forward: forget the numbers that fall out of the window.
-        for (let i = 1; i <= Math.min(ahead, DuplicateFilter.WINDOW); i++) this.#clear((this.#highest + i - DuplicateFilter.WINDOW) & 0xffff);
+        for (let i = 1; i <= Math.min(ahead, DuplicateFilter.WINDOW); i++)
+          this.#clear((this.#highest + i - DuplicateFilter.WINDOW) & 0xffff);
         this.#highest = seq;
         this.#expected += ahead;
       } else {

@@ -16,9 +16,18 @@ export class VpxFrame implements VideoFrame {
     pending: PendingFrame,
     readonly data: Buffer,
   ) {
-    ({ timestamp: this.timestamp, captureMs: this.captureMs, key: this.key, packets: this.packets, bytes: this.bytes } = pending);
-    const vp8Keyframe = codec === 'VP8' && this.key && data.length >= 10 && data[3] === 0x9d && data[4] === 0x01 && data[5] === 0x2a;
-    this.size = vp8Keyframe ? { width: data.readUInt16LE(6) & 0x3fff, height: data.readUInt16LE(8) & 0x3fff } : undefined;
+    ({
+      timestamp: this.timestamp,
+      captureMs: this.captureMs,
+      key: this.key,
+      packets: this.packets,
+      bytes: this.bytes,
+    } = pending);
+    const vp8Keyframe =
+      codec === 'VP8' && this.key && data.length >= 10 && data[3] === 0x9d && data[4] === 0x01 && data[5] === 0x2a;
+    this.size = vp8Keyframe
+      ? { width: data.readUInt16LE(6) & 0x3fff, height: data.readUInt16LE(8) & 0x3fff }
+      : undefined;
   }
 
   bitstream(): Buffer {

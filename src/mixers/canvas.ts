@@ -50,7 +50,8 @@ export class Canvas {
     if (width % 2 || height % 2) throw new RangeError(`a 4:2:0 picture has an even size, not ${width}x${height}`);
     this.data = Buffer.alloc(pictureBytes(width, height));
     if (Buffer.isBuffer(background)) {
-      if (background.length !== this.data.length) throw new RangeError(`a ${width}x${height} background is ${this.data.length} bytes, not ${background.length}`);
+      if (background.length !== this.data.length)
+        throw new RangeError(`a ${width}x${height} background is ${this.data.length} bytes, not ${background.length}`);
       this.#background = background;
     } else {
       this.#background = Buffer.alloc(this.data.length);
@@ -77,7 +78,9 @@ export class Canvas {
    */
   draw(slot: Slot, picture: Buffer, size: Size): void {
     if (picture.length !== pictureBytes(size.width, size.height))
-      throw new RangeError(`a ${size.width}x${size.height} picture is ${pictureBytes(size.width, size.height)} bytes, not ${picture.length}`);
+      throw new RangeError(
+        `a ${size.width}x${size.height} picture is ${pictureBytes(size.width, size.height)} bytes, not ${picture.length}`,
+      );
     const canvas = this.size;
     // The picture's top left on the canvas, even; the part of it inside the slot and the canvas.
     const left = slot.x + 2 * Math.floor((slot.width - size.width) / 4);

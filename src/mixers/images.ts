@@ -23,9 +23,16 @@ export async function mixerImages(
   const size = { width: request.width, height: request.height };
   const background = COLOUR.test(request.background)
     ? yuvOf(request.background)
-    : await decodePicture(await resolveMediaFile(deps.mediaDir, request.background, 'background', IMAGE), size, deps, 'background');
+    : await decodePicture(
+        await resolveMediaFile(deps.mediaDir, request.background, 'background', IMAGE),
+        size,
+        deps,
+        'background',
+      );
   const wanted = [
-    ...(request.watermark ? [{ file: request.watermark, field: 'watermark', x: 0.83, y: 0.03, width: 0.14, opacity: 0.85 }] : []),
+    ...(request.watermark
+      ? [{ file: request.watermark, field: 'watermark', x: 0.83, y: 0.03, width: 0.14, opacity: 0.85 }]
+      : []),
     ...(request.overlays ?? []).map((o, i) => ({ ...o, field: `overlays.${i}.file` })),
   ];
   const overlays = await resolveImageFiles(deps.mediaDir, wanted);
@@ -33,12 +40,27 @@ export async function mixerImages(
 }
 
 /** An image file as one 4:2:0 picture of `size`, decoded by a short-lived ffmpeg. */
-async function decodePicture(path: string, size: Size, deps: { supervisor: FfmpegSupervisor; ffmpegPath: string }, field: string): Promise<Buffer> {
+async function decodePicture(
+  path: string,
+  size: Size,
+  deps: { supervisor: FfmpegSupervisor; ffmpegPath: string },
+  field: string,
+): Promise<Buffer> {
   const { width, height } = size;
   const ffmpeg = deps.supervisor.spawn(deps.ffmpegPath, [
     ...ffmpegQuietly('file'),
     ...['-i', path],
-    ...['-vf', `scale=${width}:${height}:force_original_aspect_ratio=increase,crop=${width}:${height}`, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1'],
+    ...[
+      '-vf',
+      `scale=${width}:${height}:force_original_aspect_ratio=increase,crop=${width}:${height}`,
+      '-frames:v',
+      '1',
+      '-f',
+      'rawvideo',
+      '-pix_fmt',
+      'yuv420p',
+      'pipe:1',
+    ],
   ]);
   const parts: Buffer[] = [];
   ffmpeg.on('output', (data) => parts.push(data));

@@ -66,23 +66,32 @@ class SlotDecoder {
         onPicture();
       }
     };
-    const onListenerError = (event: string, error: unknown): void => deps.log.error({ err: error, event }, 'mixer decoder listener failed');
-    this.#started = deps.supervisor.spawnReading(deps.ffmpegPath, decoderArgs(size, labelFile), onListenerError, Buffer.allocUnsafe(READ_BYTES), onData).then(
-      (ffmpeg) => {
-        this.#ffmpeg = ffmpeg;
-        ffmpeg.on('line', (line) => deps.log.warn({ ffmpeg: line }, 'mixer input decoder'));
-        ffmpeg.on('exit', () => {
+    const onListenerError = (event: string, error: unknown): void =>
+      deps.log.error({ err: error, event }, 'mixer decoder listener failed');
+    this.#started = deps.supervisor
+      .spawnReading(
+        deps.ffmpegPath,
+        decoderArgs(size, labelFile),
+        onListenerError,
+        Buffer.allocUnsafe(READ_BYTES),
+        onData,
+      )
+      .then(
+        (ffmpeg) => {
+          this.#ffmpeg = ffmpeg;
+          ffmpeg.on('line', (line) => deps.log.warn({ ffmpeg: line }, 'mixer input decoder'));
+          ffmpeg.on('exit', () => {
+            if (!this.#closed) onFailed();
+          });
+          if (this.#closed) void ffmpeg.stop(1000);
+          for (const data of this.#waiting ?? []) ffmpeg.write(data);
+          this.#waiting = undefined;
+        },
+        (error: unknown) => {
+          deps.log.error({ reason: (error as Error).message }, 'a mixer input decoder could not start');
           if (!this.#closed) onFailed();
-        });
-        if (this.#closed) void ffmpeg.stop(1000);
-        for (const data of this.#waiting ?? []) ffmpeg.write(data);
-        this.#waiting = undefined;
-      },
-      (error: unknown) => {
-        deps.log.error({ reason: (error as Error).message }, 'a mixer input decoder could not start');
-        if (!this.#closed) onFailed();
-      },
-    );
+        },
+      );
   }
 
   /** A frame for the decoder; the first must be a keyframe (earlier ones are left out). */
@@ -249,7 +258,10 @@ export class MixerInput implements MediaSink {
     const now = monotonicMs();
     if (now - this.#lastFailure < DECODER_RETRY_MS) return;
     this.#lastFailure = now;
-    this.deps.log.warn({ stream: this.stream }, "a mixer input's decoder ended: a new one starts from the next keyframe");
+    this.deps.log.warn(
+      { stream: this.stream },
+      "a mixer input's decoder ended: a new one starts from the next keyframe",
+    );
     publisher.detach(this);
     this.#newDecoder(this.#slotSize);
     publisher.attach(this, true);

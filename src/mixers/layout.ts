@@ -48,7 +48,8 @@ function slot(x: number, y: number, width: number, height: number): Slot {
  * large by the speaker layout (the first by default).
  */
 export function layoutSlots(options: LayoutOptions, size: Size, count: number, focus = 0): Slot[] {
-  if (!Number.isInteger(count) || count < 0 || count > MAX_MIXER_INPUTS) throw new RangeError(`a mixer composes 0 to ${MAX_MIXER_INPUTS} inputs, not ${count}`);
+  if (!Number.isInteger(count) || count < 0 || count > MAX_MIXER_INPUTS)
+    throw new RangeError(`a mixer composes 0 to ${MAX_MIXER_INPUTS} inputs, not ${count}`);
   if (count === 0) return [];
   switch (options.kind) {
     case 'grid':
@@ -170,7 +171,8 @@ export class SpeakerFocus {
       return this.#focus;
     }
     if (this.#challenger?.input !== loudest) this.#challenger = { input: loudest, since: now };
-    if (now - this.#challenger.since >= this.rules.holdMs && now - this.#since >= this.rules.minimumMs) this.#move(loudest, now);
+    if (now - this.#challenger.since >= this.rules.holdMs && now - this.#since >= this.rules.minimumMs)
+      this.#move(loudest, now);
     return this.#focus;
   }
 

@@ -15,7 +15,8 @@ const LABEL_FONT = '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf';
  */
 export function decoderArgs(slot: Size, labelFile: string): string[] {
   // A path goes into the filter graph as it is: one with characters the graph gives a meaning to would break it.
-  if (!/^[\w/.-]+$/.test(labelFile)) throw new Error(`a label file's path has characters a filter graph takes for its own: ${labelFile}`);
+  if (!/^[\w/.-]+$/.test(labelFile))
+    throw new Error(`a label file's path has characters a filter graph takes for its own: ${labelFile}`);
   const { width, height } = slot;
   const fontSize = Math.max(10, Math.round(height / 14));
   const label = `drawtext=fontfile=${LABEL_FONT}:textfile=${labelFile}:reload=1:expansion=none:fontsize=${fontSize}:fontcolor=white:box=1:boxcolor=black@0.55:boxborderw=${Math.round(fontSize / 3)}:x=${fontSize}:y=h-th-${fontSize}`;
@@ -46,10 +47,34 @@ export interface EncoderJob {
 }
 
 /** The mixed sound, as the mixer writes it on the encoder's stdin: PCM, 48 kHz stereo. */
-const SOUND_INPUT = ['-probesize', '32', '-analyzeduration', '0', '-thread_queue_size', '64', '-f', 's16le', '-ar', '48000', '-ch_layout', 'stereo', '-i', 'pipe:0'];
+const SOUND_INPUT = [
+  '-probesize',
+  '32',
+  '-analyzeduration',
+  '0',
+  '-thread_queue_size',
+  '64',
+  '-f',
+  's16le',
+  '-ar',
+  '48000',
+  '-ch_layout',
+  'stereo',
+  '-i',
+  'pipe:0',
+];
 
 /** Opus for the local stream's sound: at the mixer's bitrate, 20 ms frames, made for low delay. */
-const opus = (job: EncoderJob): string[] => ['-c:a', 'libopus', '-b:a', `${job.audioBitrateKbps}k`, '-application', 'lowdelay', '-frame_duration', '20'];
+const opus = (job: EncoderJob): string[] => [
+  '-c:a',
+  'libopus',
+  '-b:a',
+  `${job.audioBitrateKbps}k`,
+  '-application',
+  'lowdelay',
+  '-frame_duration',
+  '20',
+];
 
 /** Where a local stream's kind goes: RTP to its port on loopback, as its target says. */
 const rtpOut = (target: LocalTarget): string[] => [
@@ -57,7 +82,15 @@ const rtpOut = (target: LocalTarget): string[] => [
   `rtp://127.0.0.1:${target.port}?rtcpport=${target.rtcpPort}&pkt_size=1200`,
 ];
 
-const ENCODER_START = ['-hide_banner', '-nostats', '-nostdin', '-loglevel', 'level+warning', '-protocol_whitelist', 'pipe,rtp,udp,file'];
+const ENCODER_START = [
+  '-hide_banner',
+  '-nostats',
+  '-nostdin',
+  '-loglevel',
+  'level+warning',
+  '-protocol_whitelist',
+  'pipe,rtp,udp,file',
+];
 
 /**
  * The mixer's encoder: the composed picture as raw 4:2:0 on `pipe:3` at the frame rate, the mixed
@@ -65,7 +98,12 @@ const ENCODER_START = ['-hide_banner', '-nostats', '-nostdin', '-loglevel', 'lev
  * to the local stream's ports on loopback, nowhere else. A mixer of sound alone: Opus alone.
  */
 export function encoderArgs(job: EncoderJob): string[] {
-  if (!job.hasVideo) return [...ENCODER_START, ...SOUND_INPUT, ...job.targets.flatMap((target) => ['-map', '0:a', ...opus(job), ...rtpOut(target)])];
+  if (!job.hasVideo)
+    return [
+      ...ENCODER_START,
+      ...SOUND_INPUT,
+      ...job.targets.flatMap((target) => ['-map', '0:a', ...opus(job), ...rtpOut(target)]),
+    ];
   const { width, height } = job.size;
   const gop = String(Math.max(1, Math.round(job.frameRate * job.keyframeIntervalS)));
   const args = [
@@ -99,10 +137,25 @@ export function encoderArgs(job: EncoderJob): string[] {
   ];
   // Overlays: each image an input of its own, laid over the picture (`overlayGraph`).
   const overlays = job.overlays.length > 0;
-  if (overlays) args.push(...overlayInputs(job.overlays), '-filter_complex', overlayGraph('0:v', job.overlays, 2, 'vout').join(';'));
+  if (overlays)
+    args.push(
+      ...overlayInputs(job.overlays),
+      '-filter_complex',
+      overlayGraph('0:v', job.overlays, 2, 'vout').join(';'),
+    );
   for (const target of job.targets) {
     if (target.kind === 'video') {
-      args.push('-map', overlays ? '[vout]' : '0:v', ...libx264(job.videoBitrateKbps, { preset: job.preset }, 'baseline'), '-g', gop, '-keyint_min', gop, '-bf', '0');
+      args.push(
+        '-map',
+        overlays ? '[vout]' : '0:v',
+        ...libx264(job.videoBitrateKbps, { preset: job.preset }, 'baseline'),
+        '-g',
+        gop,
+        '-keyint_min',
+        gop,
+        '-bf',
+        '0',
+      );
     } else {
       args.push('-map', '1:a', ...opus(job));
     }

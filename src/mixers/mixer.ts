@@ -107,7 +107,13 @@ export class Mixer {
     this.#canvas = spec.hasVideo ? new Canvas(spec.size, spec.backgroundPicture) : undefined;
     this.#encoder = deps.supervisor.spawn(
       deps.ffmpegPath,
-      encoderArgs({ ...spec, targets, preset: deps.preset, keyframeIntervalS: deps.keyframeIntervalS, soundDelayMs: SOUND_DELAY_MS }),
+      encoderArgs({
+        ...spec,
+        targets,
+        preset: deps.preset,
+        keyframeIntervalS: deps.keyframeIntervalS,
+        soundDelayMs: SOUND_DELAY_MS,
+      }),
       (event, error) => deps.log.error({ err: error, event }, 'mixer encoder listener failed'),
       spec.hasVideo ? 'video' : undefined,
     );
@@ -147,7 +153,13 @@ export class Mixer {
   /** Adds the stream `name` (at `slot`, 0-based, or after the others), labelled; `publisher`, when it publishes now. */
   add(name: string, publisher: InputSource | undefined, slot?: number, label?: string): MixerInput {
     if (this.inputs.length >= MAX_MIXER_INPUTS) throw new RangeError(`a mixer has at most ${MAX_MIXER_INPUTS} inputs`);
-    const input = new MixerInput(name, this.deps, this.#startMs, join(this.#labels, `input-${++this.#added}.txt`), label);
+    const input = new MixerInput(
+      name,
+      this.deps,
+      this.#startMs,
+      join(this.#labels, `input-${++this.#added}.txt`),
+      label,
+    );
     this.inputs.splice(slot === undefined ? this.inputs.length : Math.min(slot, this.inputs.length), 0, input);
     this.#relayout(input);
     if (publisher) input.attach(publisher); // its decoder, fed the cached keyframe once
@@ -182,7 +194,11 @@ export class Mixer {
   async #close(reason: string): Promise<void> {
     clearInterval(this.#timer);
     this.deps.log.info({ reason }, 'mixer ended');
-    await Promise.all([...this.inputs.map((input) => input.close()), this.#encoder.stop(1000), this.output.close(reason)]);
+    await Promise.all([
+      ...this.inputs.map((input) => input.close()),
+      this.#encoder.stop(1000),
+      this.output.close(reason),
+    ]);
     rmSync(this.#labels, { recursive: true, force: true });
     this.onEnded(reason);
   }
@@ -252,7 +268,10 @@ export class Mixer {
     const due = Math.floor((elapsedMs * this.spec.frameRate) / 1000) + 1;
     if (due - this.#pictures > MAX_BEHIND_S * this.spec.frameRate) {
       this.skipped += due - 1 - this.#pictures;
-      this.deps.log.warn({ skipped: due - 1 - this.#pictures }, "the mixer's encoder does not keep up: pictures given up");
+      this.deps.log.warn(
+        { skipped: due - 1 - this.#pictures },
+        "the mixer's encoder does not keep up: pictures given up",
+      );
       this.#pictures = due - 1;
     }
     while (this.#pictures < due && this.#encoder.videoBacklog <= MAX_QUEUED_PICTURES * canvas.data.length) {

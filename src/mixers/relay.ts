@@ -16,7 +16,9 @@ export interface InputSource {
 
 /** What crosses between the threads: frames as their decoders read them, and sound already decoded. */
 type RelayMessage =
-  { t: 'frame'; codec: VideoCodec; key: boolean; captureMs: number; timestamp: number; data: Uint8Array } | { t: 'audio'; captureMs: number; pcm: Int16Array } | { t: 'closed' };
+  | { t: 'frame'; codec: VideoCodec; key: boolean; captureMs: number; timestamp: number; data: Uint8Array }
+  | { t: 'audio'; captureMs: number; pcm: Int16Array }
+  | { t: 'closed' };
 
 /**
  * Sends `publisher`'s media to a mixer in another worker thread over `port`: each frame's
@@ -33,7 +35,17 @@ export function relayStream(publisher: Publisher, port: MessagePort): void {
       const bitstream = frame.bitstream();
       const data = new Uint8Array(bitstream.byteLength);
       data.set(bitstream);
-      port.postMessage({ t: 'frame', codec: frame.codec, key: frame.key, captureMs: frame.captureMs, timestamp: frame.timestamp, data } satisfies RelayMessage, [data.buffer]);
+      port.postMessage(
+        {
+          t: 'frame',
+          codec: frame.codec,
+          key: frame.key,
+          captureMs: frame.captureMs,
+          timestamp: frame.timestamp,
+          data,
+        } satisfies RelayMessage,
+        [data.buffer],
+      );
     },
     audio: (packet) => {
       const pcm = publisher.audioPcm(packet);

@@ -14,18 +14,24 @@ import { LAYOUTS, MAX_MIXER_INPUTS, PIP_CORNERS } from './layout.js';
 export const mixerUriSchema = z
   .string()
   .max(80)
-  .regex(/^mixer:\/\/[A-Za-z0-9._-]{1,64}$/, 'must be mixer://name, the name of letters, digits, dot, dash and underscore (at most 64)');
+  .regex(
+    /^mixer:\/\/[A-Za-z0-9._-]{1,64}$/,
+    'must be mixer://name, the name of letters, digits, dot, dash and underscore (at most 64)',
+  );
 
 /** A mixer's name: its URI without `mixer://`, and the default name of its stream. */
 export const mixerName = (uri: string): string => uri.slice('mixer://'.length);
 /** The stream a mixer publishes: `localStreamName`, else its name. */
-export const mixerStream = (request: { uri: string; localStreamName?: string }): string => request.localStreamName ?? mixerName(request.uri);
+export const mixerStream = (request: { uri: string; localStreamName?: string }): string =>
+  request.localStreamName ?? mixerName(request.uri);
 
 const layoutSchema = z.enum(LAYOUTS);
 
 const pipSchema = z.strictObject({
   corner: z.enum(PIP_CORNERS).default('bottom-right'),
-  size: wcsNumber(z.number().min(0.1).max(0.5)).default(0.25).describe('the insets width, as a fraction of the output width'),
+  size: wcsNumber(z.number().min(0.1).max(0.5))
+    .default(0.25)
+    .describe('the insets width, as a fraction of the output width'),
 });
 
 const even = (min: number, max: number) => wcsNumber(z.number().int().min(min).max(max).multipleOf(2, 'must be even'));
@@ -46,7 +52,12 @@ export function layoutOfClass(className: string): (typeof LAYOUTS)[number] | und
 }
 
 /** Web Call Server's names for the output's size, rate and bitrate (`mixerVideoWidth`…), beside this gateway's. */
-const WCS_SIZES = { mixerVideoWidth: 'width', mixerVideoHeight: 'height', mixerVideoFps: 'fps', mixerVideoBitrateKbps: 'videoBitrate' } as const;
+const WCS_SIZES = {
+  mixerVideoWidth: 'width',
+  mixerVideoHeight: 'height',
+  mixerVideoFps: 'fps',
+  mixerVideoBitrateKbps: 'videoBitrate',
+} as const;
 
 export const mixerStartupSchema = z
   .strictObject({
@@ -57,38 +68,61 @@ export const mixerStartupSchema = z
     hasVideo: wcsBoolean().default(true),
     hasAudio: wcsBoolean().default(true),
     layout: layoutSchema.optional().describe('grid by default'),
-    mixerLayoutClass: z.string().min(1).max(255).optional().describe("Web Call Server's layout class, mapped to a layout by its name (grid, desktop, picture-in-picture)"),
+    mixerLayoutClass: z
+      .string()
+      .min(1)
+      .max(255)
+      .optional()
+      .describe("Web Call Server's layout class, mapped to a layout by its name (grid, desktop, picture-in-picture)"),
     pip: pipSchema.optional(),
     width: even(160, 1920).optional().describe('1280 by default (or mixerVideoWidth)'),
     height: even(120, 1080).optional().describe('720 by default (or mixerVideoHeight)'),
     fps: wcsNumber(z.number().int().min(1).max(60)).optional().describe('30 by default (or mixerVideoFps)'),
-    videoBitrate: wcsNumber(z.number().int().min(100).max(20000)).optional().describe('kb/s, 2500 by default (or mixerVideoBitrateKbps)'),
+    videoBitrate: wcsNumber(z.number().int().min(100).max(20000))
+      .optional()
+      .describe('kb/s, 2500 by default (or mixerVideoBitrateKbps)'),
     mixerVideoWidth: even(160, 1920).optional(),
     mixerVideoHeight: even(120, 1080).optional(),
     mixerVideoFps: wcsNumber(z.number().int().min(1).max(60)).optional(),
     mixerVideoBitrateKbps: wcsNumber(z.number().int().min(100).max(20000)).optional(),
     audioBitrate: wcsNumber(z.number().int().min(16).max(256)).default(96).describe('kb/s (Opus)'),
-    background: z.string().min(1).max(255).default('#000000').describe('a #rrggbb colour, or an image file (PNG or JPEG) of media_dir, scaled to fill the picture'),
-    watermark: z.string().min(1).max(255).optional().describe("an image file of media_dir at the picture's top right (Web Call Server's watermark)"),
+    background: z
+      .string()
+      .min(1)
+      .max(255)
+      .default('#000000')
+      .describe('a #rrggbb colour, or an image file (PNG or JPEG) of media_dir, scaled to fill the picture'),
+    watermark: z
+      .string()
+      .min(1)
+      .max(255)
+      .optional()
+      .describe("an image file of media_dir at the picture's top right (Web Call Server's watermark)"),
     overlays: overlaysSchema.optional(),
   })
   .superRefine((request, context) => {
     if (!request.hasVideo && !request.hasAudio)
-      context.addIssue({ code: 'custom', path: ['hasAudio'], message: 'a mixer makes a picture or sound: hasVideo and hasAudio are both false' });
+      context.addIssue({
+        code: 'custom',
+        path: ['hasAudio'],
+        message: 'a mixer makes a picture or sound: hasVideo and hasAudio are both false',
+      });
     for (const [theirs, ours] of Object.entries(WCS_SIZES)) {
       if (request[theirs as keyof typeof WCS_SIZES] !== undefined && request[ours] !== undefined) {
         context.addIssue({ code: 'custom', path: [theirs], message: `give ${ours} or ${theirs}, not both` });
       }
     }
   })
-  .transform(({ mixerLayoutClass, mixerVideoWidth, mixerVideoHeight, mixerVideoFps, mixerVideoBitrateKbps, ...request }) => ({
-    ...request,
-    layout: request.layout ?? (mixerLayoutClass ? layoutOfClass(mixerLayoutClass) : undefined) ?? 'grid',
-    width: request.width ?? mixerVideoWidth ?? 1280,
-    height: request.height ?? mixerVideoHeight ?? 720,
-    fps: request.fps ?? mixerVideoFps ?? 30,
-    videoBitrate: request.videoBitrate ?? mixerVideoBitrateKbps ?? 2500,
-  }));
+  .transform(
+    ({ mixerLayoutClass, mixerVideoWidth, mixerVideoHeight, mixerVideoFps, mixerVideoBitrateKbps, ...request }) => ({
+      ...request,
+      layout: request.layout ?? (mixerLayoutClass ? layoutOfClass(mixerLayoutClass) : undefined) ?? 'grid',
+      width: request.width ?? mixerVideoWidth ?? 1280,
+      height: request.height ?? mixerVideoHeight ?? 720,
+      fps: request.fps ?? mixerVideoFps ?? 30,
+      videoBitrate: request.videoBitrate ?? mixerVideoBitrateKbps ?? 2500,
+    }),
+  );
 
 /** Text written over an input's picture: printable, one line. */
 const labelSchema = z
@@ -121,23 +155,38 @@ export const mixerInputFields = z.strictObject({
 });
 
 export const mixerInputSchema = mixerInputFields
-  .refine((request) => request.label === undefined || request.streamLabel === undefined, { path: ['streamLabel'], message: 'give label or streamLabel, not both' })
-  .transform(({ streamLabel, avatar: _avatar, videoPositionId: _position, ...request }) => (streamLabel === undefined ? request : { ...request, label: streamLabel }));
+  .refine((request) => request.label === undefined || request.streamLabel === undefined, {
+    path: ['streamLabel'],
+    message: 'give label or streamLabel, not both',
+  })
+  .transform(({ streamLabel, avatar: _avatar, videoPositionId: _position, ...request }) =>
+    streamLabel === undefined ? request : { ...request, label: streamLabel },
+  );
 
 /** The fields of a mixer request that Web Call Server has and this gateway takes without using: logged as such. */
 export const IGNORED_WCS_FIELDS = ['avatar', 'videoPositionId'] as const;
 
-export const mixerLabelSchema = z.strictObject({ uri: mixerUriSchema, remoteStreamName: streamNameSchema, label: labelSchema });
+export const mixerLabelSchema = z.strictObject({
+  uri: mixerUriSchema,
+  remoteStreamName: streamNameSchema,
+  label: labelSchema,
+});
 
 export const mixerRemoveSchema = z.strictObject({ uri: mixerUriSchema, remoteStreamName: streamNameSchema });
 
-export const mixerLayoutSchema = z.strictObject({ uri: mixerUriSchema, layout: layoutSchema, pip: pipSchema.optional() });
+export const mixerLayoutSchema = z.strictObject({
+  uri: mixerUriSchema,
+  layout: layoutSchema,
+  pip: pipSchema.optional(),
+});
 
 export const mixerAudioVideoSchema = z.strictObject({
   uri: mixerUriSchema,
   remoteStreamName: streamNameSchema,
   audioMuted: wcsBoolean().optional(),
-  volume: wcsNumber(z.number().min(0).max(4)).optional().describe('the input gain in the mix: 1 as it is, 0 silent, up to 4'),
+  volume: wcsNumber(z.number().min(0).max(4))
+    .optional()
+    .describe('the input gain in the mix: 1 as it is, 0 silent, up to 4'),
 });
 
 export const mixerTerminateSchema = z.strictObject({ uri: mixerUriSchema });

@@ -10,7 +10,15 @@ import { mixerImages } from './images.js';
 import { RelayedSource, relayStream } from './relay.js';
 import { MAX_MIXER_INPUTS } from './layout.js';
 import { Mixer, SOUND_START_MS, type MixerDeps } from './mixer.js';
-import { mixerStream, type MixerAudioVideo, type MixerInfo, type MixerInputRequest, type MixerLabelRequest, type MixerLayoutRequest, type MixerStartup } from './requests.js';
+import {
+  mixerStream,
+  type MixerAudioVideo,
+  type MixerInfo,
+  type MixerInputRequest,
+  type MixerLabelRequest,
+  type MixerLayoutRequest,
+  type MixerStartup,
+} from './requests.js';
 
 /** What webhooks are told of a mixer: its URI, its stream, the input concerned, why it ended. */
 export interface MixerEvent {
@@ -62,11 +70,16 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
   async startup(request: MixerStartup): Promise<MixerInfo> {
     const { uri } = request;
     if (this.#mixers.has(uri) || this.#starting.has(uri)) throw conflict(`uri: ${uri} already runs`, 'uri');
-    if (this.#mixers.size + this.#starting.size >= this.deps.maxMixers) throw unavailable(`the gateway is at its limit of ${this.deps.maxMixers} mixers (limit_mixers)`);
+    if (this.#mixers.size + this.#starting.size >= this.deps.maxMixers)
+      throw unavailable(`the gateway is at its limit of ${this.deps.maxMixers} mixers (limit_mixers)`);
     const name = mixerStream(request);
     this.#starting.add(uri);
     try {
-      const images = await mixerImages(request, { mediaDir: this.deps.mediaDir, supervisor: this.deps.supervisor, ffmpegPath: this.deps.ffmpegPath });
+      const images = await mixerImages(request, {
+        mediaDir: this.deps.mediaDir,
+        supervisor: this.deps.supervisor,
+        ffmpegPath: this.deps.ffmpegPath,
+      });
       const { hasVideo, hasAudio } = request;
       const { publisher, targets } = await this.registry.publishLocal(name, {
         ...(hasVideo ? { video: { startMs: 0 } } : {}),
@@ -126,11 +139,21 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
       existing.attach(this.#relayed(mixer, stream, relay));
       return this.#describe(request.uri, mixer);
     }
-    if (existing) throw conflict(`remoteStreamName: ${stream} is already an input of ${request.uri}`, 'remoteStreamName');
-    if (mixer.inputs.length >= MAX_MIXER_INPUTS) throw conflict(`remoteStreamName: ${request.uri} has its ${MAX_MIXER_INPUTS} inputs, the most a mixer takes`, 'remoteStreamName');
-    if (this.#dependsOn(stream, mixer)) throw invalid('remoteStreamName', `${stream} is made from this mixer's own output (${mixer.output.name}): a mixer cannot take it`);
+    if (existing)
+      throw conflict(`remoteStreamName: ${stream} is already an input of ${request.uri}`, 'remoteStreamName');
+    if (mixer.inputs.length >= MAX_MIXER_INPUTS)
+      throw conflict(
+        `remoteStreamName: ${request.uri} has its ${MAX_MIXER_INPUTS} inputs, the most a mixer takes`,
+        'remoteStreamName',
+      );
+    if (this.#dependsOn(stream, mixer))
+      throw invalid(
+        'remoteStreamName',
+        `${stream} is made from this mixer's own output (${mixer.output.name}): a mixer cannot take it`,
+      );
     const source = relay ? this.#relayed(mixer, stream, relay) : this.#publishing(stream);
-    if (!source && !request.waitForStream) throw notFound(`remoteStreamName: stream ${stream} is not publishing`, 'remoteStreamName');
+    if (!source && !request.waitForStream)
+      throw notFound(`remoteStreamName: stream ${stream} is not publishing`, 'remoteStreamName');
     mixer.add(stream, source, request.slot, request.label);
     this.safeEmit('event', { type: 'mixer.input_added', mixer: request.uri, stream: mixer.output.name, input: stream });
     return this.#describe(request.uri, mixer);
@@ -138,7 +161,8 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
 
   remove(uri: string, stream: string): MixerInfo {
     const mixer = this.#get(uri);
-    if (!mixer.remove(stream)) throw notFound(`remoteStreamName: ${stream} is not an input of ${uri}`, 'remoteStreamName');
+    if (!mixer.remove(stream))
+      throw notFound(`remoteStreamName: ${stream} is not an input of ${uri}`, 'remoteStreamName');
     this.safeEmit('event', { type: 'mixer.input_removed', mixer: uri, stream: mixer.output.name, input: stream });
     return this.#describe(uri, mixer);
   }
@@ -152,7 +176,11 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
   setLabel(request: MixerLabelRequest): MixerInfo {
     const mixer = this.#get(request.uri);
     const input = mixer.input(request.remoteStreamName);
-    if (!input) throw notFound(`remoteStreamName: ${request.remoteStreamName} is not an input of ${request.uri}`, 'remoteStreamName');
+    if (!input)
+      throw notFound(
+        `remoteStreamName: ${request.remoteStreamName} is not an input of ${request.uri}`,
+        'remoteStreamName',
+      );
     input.label = request.label;
     return this.#describe(request.uri, mixer);
   }
@@ -160,7 +188,11 @@ export class MixerService extends TypedEmitter<MixerServiceEvents> {
   setAudioVideo(request: MixerAudioVideo): MixerInfo {
     const mixer = this.#get(request.uri);
     const input = mixer.input(request.remoteStreamName);
-    if (!input) throw notFound(`remoteStreamName: ${request.remoteStreamName} is not an input of ${request.uri}`, 'remoteStreamName');
+    if (!input)
+      throw notFound(
+        `remoteStreamName: ${request.remoteStreamName} is not an input of ${request.uri}`,
+        'remoteStreamName',
+      );
     if (request.audioMuted !== undefined) input.sound.muted = request.audioMuted;
     if (request.volume !== undefined) input.sound.volume = request.volume;
     return this.#describe(request.uri, mixer);

@@ -28,10 +28,23 @@ export const checkReportSchema: z.ZodType<CheckReport> = z.strictObject({
   ok: z.boolean().describe('every step asked for succeeded'),
   rtmpUrl: z.string().describe('the destination, its secrets shown as ***'),
   reachable: z.boolean().describe('a connection was made and the server answered the handshake'),
-  applicationAccepted: z.boolean().nullable().describe('RTMP: connect accepted (the application exists and lets this client in); SRT: the session accepted; null: not reached'),
-  keyAccepted: z.boolean().nullable().describe('RTMP with publish: the stream key accepted; SRT: the stream id and passphrase accepted; null: not asked or not reached'),
+  applicationAccepted: z
+    .boolean()
+    .nullable()
+    .describe(
+      'RTMP: connect accepted (the application exists and lets this client in); SRT: the session accepted; null: not reached',
+    ),
+  keyAccepted: z
+    .boolean()
+    .nullable()
+    .describe(
+      'RTMP with publish: the stream key accepted; SRT: the stream id and passphrase accepted; null: not asked or not reached',
+    ),
   elapsedMs: z.number(),
-  error: z.enum(['destination_refused', 'destination_unreachable', 'internal']).optional().describe('as a push would fail'),
+  error: z
+    .enum(['destination_refused', 'destination_unreachable', 'internal'])
+    .optional()
+    .describe('as a push would fail'),
   message: z.string().optional(),
 });
 export type { CheckReport };
@@ -47,7 +60,10 @@ export interface CheckSettings {
 }
 
 /** Makes the report from the steps a check took, and its failure if it failed. */
-type Reporter = (steps: Omit<CheckReport, 'ok' | 'rtmpUrl' | 'elapsedMs' | 'error' | 'message'>, failure?: { kind: FailureKind; message: string }) => CheckReport;
+type Reporter = (
+  steps: Omit<CheckReport, 'ok' | 'rtmpUrl' | 'elapsedMs' | 'error' | 'message'>,
+  failure?: { kind: FailureKind; message: string },
+) => CheckReport;
 
 /**
  * Connects to a destination as a push would, sending no media: the destination policy and the
@@ -58,15 +74,26 @@ type Reporter = (steps: Omit<CheckReport, 'ok' | 'rtmpUrl' | 'elapsedMs' | 'erro
  */
 export async function checkDestination(request: CheckRequest, settings: CheckSettings): Promise<CheckReport> {
   const startedAt = monotonicMs();
-  const destination = parseDestination(request.rtmpUrl, request.streamName ?? 'check', withFullUrl(settings.naming, request.rtmpTransponderFullUrl), 'rtmpUrl');
-  if (destination.protocol === 'record') throw invalid('rtmpUrl', 'a recording has no server to check (record_min_free_mb guards its disk)');
+  const destination = parseDestination(
+    request.rtmpUrl,
+    request.streamName ?? 'check',
+    withFullUrl(settings.naming, request.rtmpTransponderFullUrl),
+    'rtmpUrl',
+  );
+  if (destination.protocol === 'record')
+    throw invalid('rtmpUrl', 'a recording has no server to check (record_min_free_mb guards its disk)');
   const address = await settings.resolveDestination(destination.host, destination.port);
   const report: Reporter = (steps, failure) => ({
     ok: !failure,
     rtmpUrl: destination.redactedRequestedUrl,
     ...steps,
     elapsedMs: monotonicMs() - startedAt,
-    ...(failure ? { error: errorCodeFor(failure.kind) as CheckReport['error'], message: scrubDestination(failure.message, destination) } : {}),
+    ...(failure
+      ? {
+          error: errorCodeFor(failure.kind) as CheckReport['error'],
+          message: scrubDestination(failure.message, destination),
+        }
+      : {}),
   });
   if (destination.protocol === 'srt') return checkSrt(destination, address, settings, report);
   const steps = new Set<RtmpStep>();
@@ -95,11 +122,27 @@ export async function checkDestination(request: CheckRequest, settings: CheckSet
   }
 }
 
-async function checkSrt(destination: Destination, address: string, settings: CheckSettings, report: Reporter): Promise<CheckReport> {
+async function checkSrt(
+  destination: Destination,
+  address: string,
+  settings: CheckSettings,
+  report: Reporter,
+): Promise<CheckReport> {
   // A silent input that ends at once: ffmpeg opens the SRT session, writes no media, and closes it.
   const ffmpeg = await spawnSrt(
     settings.spawn,
-    [...FFMPEG_QUIET, '-f', 'lavfi', '-i', 'anullsrc=r=48000:cl=stereo', '-t', '0', '-c:a', 'aac', ...srtOutput(destination, address, CHECK_TIMEOUT_MS - 500)],
+    [
+      ...FFMPEG_QUIET,
+      '-f',
+      'lavfi',
+      '-i',
+      'anullsrc=r=48000:cl=stereo',
+      '-t',
+      '0',
+      '-c:a',
+      'aac',
+      ...srtOutput(destination, address, CHECK_TIMEOUT_MS - 500),
+    ],
     destination,
   );
   const lines: string[] = [];
@@ -111,8 +154,12 @@ async function checkSrt(destination: Destination, address: string, settings: Che
   const timer = setTimeout(() => void ffmpeg.kill(), CHECK_TIMEOUT_MS);
   await ffmpeg.closed;
   clearTimeout(timer);
-  if (connected && ffmpeg.exitCode === 0) return report({ reachable: true, applicationAccepted: true, keyAccepted: true });
+  if (connected && ffmpeg.exitCode === 0)
+    return report({ reachable: true, applicationAccepted: true, keyAccepted: true });
   const { reason, kind } = srtFailure(lines, destination);
   const answered = kind === 'rejected';
-  return report({ reachable: answered, applicationAccepted: answered ? false : null, keyAccepted: answered ? false : null }, { kind, message: reason });
+  return report(
+    { reachable: answered, applicationAccepted: answered ? false : null, keyAccepted: answered ? false : null },
+    { kind, message: reason },
+  );
 }

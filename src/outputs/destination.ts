@@ -65,7 +65,8 @@ const CONTROL = /[\x00-\x1f\x7f]/;
  * character, which the raw URL hides as `%00`, `%0a`… The message names the part, never its value.
  */
 function checkDecoded(field: string, part: string, value: string): void {
-  if (CONTROL.test(value)) throw invalid(field, `${part} must not contain control characters (percent-encoded ones included)`);
+  if (CONTROL.test(value))
+    throw invalid(field, `${part} must not contain control characters (percent-encoded ones included)`);
 }
 
 function lenientDecode(text: string): string {
@@ -93,7 +94,12 @@ function decoded(field: string, part: string, raw: string): string {
  * prefix mode `rtmp://host/app` + stream `test` → `rtmp://host/app/rtmp_test`;
  * full-URL mode `rtmp://host/app/KEY` → stream name `KEY` (a stream key: redacted everywhere).
  */
-export function parseDestination(rtmpUrl: string, publishedName: string, rules: NamingRules, field = 'rtmpUrl'): Destination {
+export function parseDestination(
+  rtmpUrl: string,
+  publishedName: string,
+  rules: NamingRules,
+  field = 'rtmpUrl',
+): Destination {
   if (rtmpUrl.length > MAX_URL_LENGTH) throw invalid(field, `must be at most ${MAX_URL_LENGTH} characters`);
   // eslint-disable-next-line no-control-regex
   if (/[\s\x00-\x1f\x7f]/.test(rtmpUrl)) throw invalid(field, 'must not contain spaces or control characters');
@@ -118,7 +124,8 @@ export function parseDestination(rtmpUrl: string, publishedName: string, rules: 
   let app: string;
   let streamName: string;
   if (rules.fullUrl) {
-    if (segments.length < 2) throw invalid(field, 'needs an application and a stream name (rtmp://host/app/stream) in full-URL mode');
+    if (segments.length < 2)
+      throw invalid(field, 'needs an application and a stream name (rtmp://host/app/stream) in full-URL mode');
     streamName = segments[segments.length - 1]!;
     app = segments.slice(0, -1).join('/');
   } else {
@@ -140,8 +147,12 @@ export function parseDestination(rtmpUrl: string, publishedName: string, rules: 
       return eq < 0 ? { key: undefined, value: part } : { key: part.slice(0, eq), value: part.slice(eq + 1) };
     });
   // Servers decode the query: what it decodes to is checked (a `%` that decodes to nothing is sent as it is).
-  for (const part of queryParts) for (const text of [part.key ?? '', part.value]) checkDecoded(field, 'a query parameter', lenientDecode(text.replace(/\+/g, ' ')));
-  const redactedQuery = queryParts.length ? `?${queryParts.map((p) => (p.key === undefined ? MASK : `${p.key}=${MASK}`)).join('&')}` : '';
+  for (const part of queryParts)
+    for (const text of [part.key ?? '', part.value])
+      checkDecoded(field, 'a query parameter', lenientDecode(text.replace(/\+/g, ' ')));
+  const redactedQuery = queryParts.length
+    ? `?${queryParts.map((p) => (p.key === undefined ? MASK : `${p.key}=${MASK}`)).join('&')}`
+    : '';
   const redactedStreamName = rules.fullUrl ? MASK : streamName;
   const hostPort = `${parsed.host.replace(/:\d+$/, '')}:${port}`;
   const base = `${protocol}://${userinfo}${hostPort}/${app}`;
@@ -201,25 +212,30 @@ function parseSrtDestination(srtUrl: string, field: string): Destination {
   if (!parsed.port) throw invalid(field, 'needs a port (srt://host:port): SRT has no default one');
   const port = Number(parsed.port);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalid(field, 'has a port outside 1-65535');
-  if (parsed.username || parsed.password) throw invalid(field, 'takes no user or password: an SRT destination is secured by its passphrase');
-  if (parsed.pathname !== '' && parsed.pathname !== '/') throw invalid(field, 'takes no path: an SRT destination names its stream with ?streamid=');
+  if (parsed.username || parsed.password)
+    throw invalid(field, 'takes no user or password: an SRT destination is secured by its passphrase');
+  if (parsed.pathname !== '' && parsed.pathname !== '/')
+    throw invalid(field, 'takes no path: an SRT destination names its stream with ?streamid=');
   if (parsed.hash) throw invalid(field, 'must not contain a fragment (#)');
   const settings: SrtSettings = {};
   const seen = new Set<string>();
   for (const [key, value] of parsed.searchParams) {
     checkDecoded(field, SRT_OPTIONS.includes(key) ? key : 'an SRT option', value);
-    if (!SRT_OPTIONS.includes(key)) throw invalid(field, `has an SRT option this gateway does not set: ${key} (it takes ${SRT_OPTIONS.join(', ')})`);
+    if (!SRT_OPTIONS.includes(key))
+      throw invalid(field, `has an SRT option this gateway does not set: ${key} (it takes ${SRT_OPTIONS.join(', ')})`);
     if (seen.has(key)) throw invalid(field, `gives the SRT option ${key} twice`);
     seen.add(key);
     if (key === 'streamid') {
       if (!value || value.length > 512) throw invalid(field, 'streamid must be 1-512 characters');
       settings.streamId = value;
     } else if (key === 'passphrase') {
-      if (value.length < 10 || value.length > 79) throw invalid(field, "passphrase must be 10-79 characters (SRT's rule)");
+      if (value.length < 10 || value.length > 79)
+        throw invalid(field, "passphrase must be 10-79 characters (SRT's rule)");
       settings.passphrase = value;
     } else if (key === 'latency') {
       const ms = /^\d+$/.test(value) ? Number(value) : NaN;
-      if (!(ms <= MAX_SRT_LATENCY_MS)) throw invalid(field, `latency is in milliseconds: a whole number from 0 to ${MAX_SRT_LATENCY_MS}`);
+      if (!(ms <= MAX_SRT_LATENCY_MS))
+        throw invalid(field, `latency is in milliseconds: a whole number from 0 to ${MAX_SRT_LATENCY_MS}`);
       settings.latencyMs = ms;
     } else if (key === 'pbkeylen') {
       if (!['16', '24', '32'].includes(value)) throw invalid(field, 'pbkeylen must be 16, 24 or 32');
@@ -231,7 +247,9 @@ function parseSrtDestination(srtUrl: string, field: string): Destination {
   if (settings.keyLength && !settings.passphrase) throw invalid(field, 'pbkeylen needs a passphrase');
   const hostPort = `${parsed.host.replace(/:\d+$/, '')}:${port}`;
   const query = parsed.search.replace(/^\?/, '');
-  const redactedQuery = [...parsed.searchParams].map(([key, value]) => `${key}=${key === 'streamid' || key === 'passphrase' ? MASK : value}`).join('&');
+  const redactedQuery = [...parsed.searchParams]
+    .map(([key, value]) => `${key}=${key === 'streamid' || key === 'passphrase' ? MASK : value}`)
+    .join('&');
   const secrets = [
     settings.streamId,
     settings.passphrase,
@@ -267,9 +285,29 @@ function parseSrtDestination(srtUrl: string, field: string): Destination {
 const RECORD_URL = 'record://';
 
 function recordDestination(url: string, field: string): Destination {
-  if (url.toLowerCase() !== RECORD_URL) throw invalid(field, `a recording is asked for with ${RECORD_URL} alone (record_dir and record_* say where and how)`);
-  const none = { host: '', port: 0, app: '', streamName: '', query: '', tcUrl: '', redactedStreamName: '', secrets: [] };
-  return { protocol: 'record', ...none, requestedUrl: url, url: RECORD_URL, redactedUrl: RECORD_URL, redactedRequestedUrl: RECORD_URL };
+  if (url.toLowerCase() !== RECORD_URL)
+    throw invalid(
+      field,
+      `a recording is asked for with ${RECORD_URL} alone (record_dir and record_* say where and how)`,
+    );
+  const none = {
+    host: '',
+    port: 0,
+    app: '',
+    streamName: '',
+    query: '',
+    tcUrl: '',
+    redactedStreamName: '',
+    secrets: [],
+  };
+  return {
+    protocol: 'record',
+    ...none,
+    requestedUrl: url,
+    url: RECORD_URL,
+    redactedUrl: RECORD_URL,
+    redactedRequestedUrl: RECORD_URL,
+  };
 }
 
 /**
@@ -286,14 +324,23 @@ function spellings(raw: string): string[] {
     }
   };
   const forms = [raw, decode(raw), decode(raw.replace(/\+/g, ' '))].filter((f): f is string => f !== undefined);
-  for (const form of [...forms]) forms.push(encodeURIComponent(form), encodeURIComponent(form).replace(/%20/g, '+'), new URLSearchParams({ v: form }).toString().slice(2));
+  for (const form of [...forms])
+    forms.push(
+      encodeURIComponent(form),
+      encodeURIComponent(form).replace(/%20/g, '+'),
+      new URLSearchParams({ v: form }).toString().slice(2),
+    );
   return forms;
 }
 
 function parseCredentials(parsed: URL, field: string): RtmpCredentials | undefined {
   if (!parsed.username && !parsed.password) return undefined;
-  if (!parsed.username || !parsed.password) throw invalid(field, 'credentials need both a user name and a password (rtmp://user:password@host/app)');
-  return { user: decoded(field, 'the user name', parsed.username), password: decoded(field, 'the password', parsed.password) };
+  if (!parsed.username || !parsed.password)
+    throw invalid(field, 'credentials need both a user name and a password (rtmp://user:password@host/app)');
+  return {
+    user: decoded(field, 'the user name', parsed.username),
+    password: decoded(field, 'the password', parsed.password),
+  };
 }
 
 function decodeSegment(field: string): (segment: string) => string {

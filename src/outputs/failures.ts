@@ -40,7 +40,13 @@ export function classifyFailure(error: unknown): FailureKind {
  * machine's load (`unavailable`: try again later), a recording's full disk (`insufficient_storage`)
  * or the gateway's own.
  */
-export const FAILURE_CODES = ['destination_refused', 'destination_unreachable', 'unavailable', 'insufficient_storage', 'internal'] as const satisfies readonly ErrorCode[];
+export const FAILURE_CODES = [
+  'destination_refused',
+  'destination_unreachable',
+  'unavailable',
+  'insufficient_storage',
+  'internal',
+] as const satisfies readonly ErrorCode[];
 export type FailureCode = (typeof FAILURE_CODES)[number];
 
 /** Whose fault a failure of `kind` was. */

@@ -82,7 +82,8 @@ export class FfmpegLink extends GuardedLink implements Link {
     this.#pipe = pipe;
     const checked = (write: () => void): void => {
       write();
-      if (ffmpeg.inputBacklog > MAX_BACKLOG_BYTES) this.end(`the output does not keep up: ${Math.round(ffmpeg.inputBacklog / 1048576)} MB waiting`, 'unreachable');
+      if (ffmpeg.inputBacklog > MAX_BACKLOG_BYTES)
+        this.end(`the output does not keep up: ${Math.round(ffmpeg.inputBacklog / 1048576)} MB waiting`, 'unreachable');
     };
     const front = this.front;
     this.out = {

@@ -24,7 +24,9 @@ export abstract class GuardedLink {
 
   constructor(sink: MediaOutput, probe: DeliveryProbe, settings: GuardSettings) {
     this.guard = new LagGuard(sink, probe, settings.maxLagMs);
-    this.outBuffer = settings.outBuffer.enabled ? new OutputBuffer(this.guard, settings.outBuffer, undefined, settings.onBufferState) : undefined;
+    this.outBuffer = settings.outBuffer.enabled
+      ? new OutputBuffer(this.guard, settings.outBuffer, undefined, settings.onBufferState)
+      : undefined;
     this.front = this.outBuffer ?? this.guard;
   }
 

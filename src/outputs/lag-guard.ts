@@ -56,7 +56,10 @@ export class LagGuard implements MediaOutput {
    * tail of what was sent stays unacknowledged until more is sent.
    */
   get lagMs(): number {
-    const delivered = Math.min(this.probe.bytesWritten, this.probe.bytesWritten - this.probe.undeliveredBytes + IN_FLIGHT_ALLOWANCE);
+    const delivered = Math.min(
+      this.probe.bytesWritten,
+      this.probe.bytesWritten - this.probe.undeliveredBytes + IN_FLIGHT_ALLOWANCE,
+    );
     while (this.#written.length && this.#written[0]![0] <= delivered) this.#written.shift();
     return this.#written.length ? Math.max(0, this.now() - this.#written[0]![1]) : 0;
   }

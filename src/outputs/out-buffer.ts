@@ -14,7 +14,9 @@ export interface OutBufferSettings {
   maxBufferings: number;
 }
 
-type Entry = { kind: 'video' | 'audio'; timestamp: number; body: Buffer; at: number } | { kind: 'metadata'; timestamp: number; metadata: Record<string, Amf0Value>; at: number };
+type Entry =
+  | { kind: 'video' | 'audio'; timestamp: number; body: Buffer; at: number }
+  | { kind: 'metadata'; timestamp: number; metadata: Record<string, Amf0Value>; at: number };
 
 /**
  * An adaptive output buffer (Web Call Server's RTMP output buffering): media is held until

@@ -16,12 +16,23 @@ interface Endpoint {
  * only checks: it never makes a push transcode that was not asked to.
  */
 
-const PLATFORM_NAMES = ['youtube', 'youtube-shorts', 'twitch', 'facebook', 'instagram', 'tiktok', 'kick', 'custom'] as const;
+const PLATFORM_NAMES = [
+  'youtube',
+  'youtube-shorts',
+  'twitch',
+  'facebook',
+  'instagram',
+  'tiktok',
+  'kick',
+  'custom',
+] as const;
 export type PlatformName = (typeof PLATFORM_NAMES)[number];
 
 export const platformSchema = z
   .enum(PLATFORM_NAMES)
-  .describe("The destination's platform: what it documents is checked (and, for the vertical ones, the picture made 9:16); recognised from the URL's host when not given");
+  .describe(
+    "The destination's platform: what it documents is checked (and, for the vertical ones, the picture made 9:16); recognised from the URL's host when not given",
+  );
 
 export interface Platform {
   name: Exclude<PlatformName, 'custom'>;
@@ -72,7 +83,11 @@ export const PLATFORMS: readonly Platform[] = [
   {
     name: 'twitch',
     title: 'Twitch',
-    sources: ['https://www.twitch.tv/creatorcamp/en/paths/going-live/broadcast-recommendations/', 'https://dev.twitch.tv/docs/video-broadcast/', OBS_SERVICES],
+    sources: [
+      'https://www.twitch.tv/creatorcamp/en/paths/going-live/broadcast-recommendations/',
+      'https://dev.twitch.tv/docs/video-broadcast/',
+      OBS_SERVICES,
+    ],
     // Its own hosts, and its ingest points on Amazon IVS (`sfo.contribute.live-video.net`).
     hosts: /(^|\.)twitch\.tv$|^[a-z0-9-]+\.contribute\.live-video\.net$/,
     rtmpsOnly: false,
@@ -119,7 +134,10 @@ export const PLATFORMS: readonly Platform[] = [
 ];
 
 /** The platform a push names, or the one its destination's host belongs to; none for `custom`, a recording or another host. */
-export function platformOf(named: PlatformName | undefined, destination: Endpoint): { platform: Platform; named: boolean } | undefined {
+export function platformOf(
+  named: PlatformName | undefined,
+  destination: Endpoint,
+): { platform: Platform; named: boolean } | undefined {
   if (named === 'custom') return undefined;
   if (named) return { platform: PLATFORMS.find((p) => p.name === named)!, named: true };
   if (destination.protocol !== 'rtmp' && destination.protocol !== 'rtmps') return undefined;
@@ -137,7 +155,11 @@ export interface PlatformChecked {
 }
 
 /** Refuses, naming the field, what `platform` documents it does not take. */
-export function checkForPlatform(platform: Platform, destination: Pick<Endpoint, 'protocol'>, request: PlatformChecked): void {
+export function checkForPlatform(
+  platform: Platform,
+  destination: Pick<Endpoint, 'protocol'>,
+  request: PlatformChecked,
+): void {
   const name = platform.name;
   if (platform.rtmpsOnly && destination.protocol !== 'rtmps') {
     throw invalid('rtmpUrl', `${name} takes RTMPS only (rtmps://)`);
@@ -145,12 +167,23 @@ export function checkForPlatform(platform: Platform, destination: Pick<Endpoint,
   if (destination.protocol !== 'rtmp' && destination.protocol !== 'rtmps') {
     throw invalid('rtmpUrl', `${name} takes RTMP${platform.rtmpsOnly ? 'S' : ''} only`);
   }
-  const over = (asked: number | undefined, most: number | undefined): boolean => asked !== undefined && most !== undefined && asked > most;
-  if (over(request.fps, platform.maxFps)) throw invalid('fps', `${name} takes at most ${platform.maxFps} frames a second`);
-  if (over(request.videoBitrate, platform.maxVideoKbps)) throw invalid('videoBitrate', `${name} takes at most ${platform.maxVideoKbps} kb/s`);
-  if (over(request.audioBitrate, platform.maxAudioKbps)) throw invalid('audioBitrate', `${name} takes at most ${platform.maxAudioKbps} kb/s of audio`);
-  if (request.keyFrameInterval && request.fps && request.keyFrameInterval / request.fps > platform.keyframeIntervalS.max) {
+  const over = (asked: number | undefined, most: number | undefined): boolean =>
+    asked !== undefined && most !== undefined && asked > most;
+  if (over(request.fps, platform.maxFps))
+    throw invalid('fps', `${name} takes at most ${platform.maxFps} frames a second`);
+  if (over(request.videoBitrate, platform.maxVideoKbps))
+    throw invalid('videoBitrate', `${name} takes at most ${platform.maxVideoKbps} kb/s`);
+  if (over(request.audioBitrate, platform.maxAudioKbps))
+    throw invalid('audioBitrate', `${name} takes at most ${platform.maxAudioKbps} kb/s of audio`);
+  if (
+    request.keyFrameInterval &&
+    request.fps &&
+    request.keyFrameInterval / request.fps > platform.keyframeIntervalS.max
+  ) {
     const seconds = Math.round((request.keyFrameInterval / request.fps) * 10) / 10;
-    throw invalid('keyFrameInterval', `${seconds} s at ${request.fps} fps; ${name} takes keyframes at most ${platform.keyframeIntervalS.max} s apart`);
+    throw invalid(
+      'keyFrameInterval',
+      `${seconds} s at ${request.fps} fps; ${name} takes keyframes at most ${platform.keyframeIntervalS.max} s apart`,
+    );
   }
 }

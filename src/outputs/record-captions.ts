@@ -46,7 +46,8 @@ export class RecordingCaptions {
    * the part are then let go.
    */
   part(startMs: number, endMs: number | undefined): string | undefined {
-    const inPart = (cue: Cue): boolean => (cue.endMs ?? cue.startMs + SHOWN_MS) > startMs && (endMs === undefined || cue.startMs < endMs);
+    const inPart = (cue: Cue): boolean =>
+      (cue.endMs ?? cue.startMs + SHOWN_MS) > startMs && (endMs === undefined || cue.startMs < endMs);
     const cues = this.#cues.filter(inPart);
     this.#cues = endMs === undefined ? [] : this.#cues.filter((cue) => cue.endMs === undefined || cue.endMs > endMs);
     if (cues.length === 0) return undefined;
@@ -69,4 +70,5 @@ export function vttTime(ms: number): string {
 }
 
 /** A cue's text: WebVTT reads `&`, `<` and `>` as markup (and `-->` as a timing), so they go as character references. */
-const escapeCueText = (text: string): string => text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
+const escapeCueText = (text: string): string =>
+  text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');

@@ -30,7 +30,11 @@ export class WritingFolder {
    */
   static async make(path: string, dir: string, fileMode: number): Promise<WritingFolder> {
     await mkdir(path, { mode: 0o700 });
-    return new WritingFolder(await openFd(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW), dir, fileMode);
+    return new WritingFolder(
+      await openFd(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW),
+      dir,
+      fileMode,
+    );
   }
 
   /** A file in the folder, by the folder's descriptor. */

@@ -90,7 +90,11 @@ export const compactTime = (at: Date): string =>
  */
 export function recordingName(pattern: string, stream: string, mediaSessionId: string, start: Date): string {
   const safe = stream.replace(/[^\w.-]/g, '_');
-  return pattern.replaceAll('{stream}', safe).replaceAll('{start}', compactTime(start)).replaceAll('{id}', mediaSessionId.slice(0, 8)).replace(/^[.-]/, '_');
+  return pattern
+    .replaceAll('{stream}', safe)
+    .replaceAll('{start}', compactTime(start))
+    .replaceAll('{id}', mediaSessionId.slice(0, 8))
+    .replace(/^[.-]/, '_');
 }
 
 /**
@@ -132,13 +136,16 @@ async function freeMb(dir: string): Promise<number> {
   return (stats.bavail * stats.bsize) / 1048576;
 }
 
-const diskFull = (free: number, settings: RecordSettings): string => `the disk of record_dir has ${Math.floor(free)} MB free, less than record_min_free_mb (${settings.minFreeMb})`;
+const diskFull = (free: number, settings: RecordSettings): string =>
+  `the disk of record_dir has ${Math.floor(free)} MB free, less than record_min_free_mb (${settings.minFreeMb})`;
 
 /** Why a recording's ffmpeg ended, from its last lines. */
 export function recordFailure(lines: readonly string[]): { reason: string; kind: FailureKind } {
   const text = lines.join('\n');
-  if (/No space left on device|ENOSPC|Disk quota exceeded/i.test(text)) return { reason: 'the disk of record_dir is full', kind: 'storage' };
-  if (/Permission denied|Read-only file system/i.test(text)) return { reason: 'record_dir cannot be written (permission denied or read-only)', kind: 'rejected' };
+  if (/No space left on device|ENOSPC|Disk quota exceeded/i.test(text))
+    return { reason: 'the disk of record_dir is full', kind: 'storage' };
+  if (/Permission denied|Read-only file system/i.test(text))
+    return { reason: 'record_dir cannot be written (permission denied or read-only)', kind: 'rejected' };
   const last = [...lines].reverse().find((l) => /error|fail|invalid/i.test(l)) ?? lines.at(-1) ?? 'ffmpeg ended';
   return { reason: `recording ended: ${last.trim()}`, kind: 'local' };
 }
@@ -150,19 +157,30 @@ export function recordFailure(lines: readonly string[]): { reason: string; kind:
  * `record_min_free_mb` free refuses a recording, or ends the one running (its parts closed as
  * ffmpeg stops, not cut).
  */
-export function recordLinks(settings: RecordLinkSettings, push: { stream: string; mediaSessionId: string }, onRecording: (event: RecordingEvent) => void): LinkFactory {
+export function recordLinks(
+  settings: RecordLinkSettings,
+  push: { stream: string; mediaSessionId: string },
+  onRecording: (event: RecordingEvent) => void,
+): LinkFactory {
   const { record } = settings;
   return async () => {
     try {
       await mkdir(record.dir, { recursive: true, mode: record.dirMode });
     } catch (error) {
-      throw new OpenError(`record_dir cannot be made: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 'rejected');
+      throw new OpenError(
+        `record_dir cannot be made: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        'rejected',
+      );
     }
     const free = await freeMb(record.dir);
     if (free < record.minFreeMb) throw new OpenError(diskFull(free, record), 'storage');
     const start = new Date();
     const about: RecordingAbout = { ...push, startedAt: start.toISOString() };
-    const { name, folder } = await claimName(record, recordingName(record.filePattern, push.stream, push.mediaSessionId, start), about);
+    const { name, folder } = await claimName(
+      record,
+      recordingName(record.filePattern, push.stream, push.mediaSessionId, start),
+      about,
+    );
     const captions = new RecordingCaptions();
     const parts = new PartFollower(record, name, folder, push, onRecording, captions);
     let watch: NodeJS.Timeout | undefined;
@@ -203,7 +221,11 @@ export function recordLinks(settings: RecordLinkSettings, push: { stream: string
  * `-3`… when anything is at either name already (a recording of the same pattern within one
  * second, or a link someone planted): a recording never writes over another, nor through a link.
  */
-async function claimName(record: RecordSettings, name: string, about: RecordingAbout): Promise<{ name: string; folder: WritingFolder }> {
+async function claimName(
+  record: RecordSettings,
+  name: string,
+  about: RecordingAbout,
+): Promise<{ name: string; folder: WritingFolder }> {
   for (let n = 1; ; n++) {
     const candidate = n === 1 ? name : `${name}-${n}`;
     const { about: aboutFile, parts } = recordingFiles(record.dir, candidate);
@@ -218,14 +240,20 @@ async function claimName(record: RecordSettings, name: string, about: RecordingA
         throw Object.assign(new Error('taken'), { code: 'EEXIST' });
       await createOwnFile(aboutFile, JSON.stringify(about), record.fileMode);
       try {
-        return { name: candidate, folder: await WritingFolder.make(recordingFiles(record.dir, candidate).writing, record.dir, record.fileMode) };
+        return {
+          name: candidate,
+          folder: await WritingFolder.make(recordingFiles(record.dir, candidate).writing, record.dir, record.fileMode),
+        };
       } catch (error) {
         await unlink(aboutFile).catch(() => {});
         throw error;
       }
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || n >= 100)
-        throw new OpenError(`the recording cannot be named: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, 'local');
+        throw new OpenError(
+          `the recording cannot be named: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+          'local',
+        );
     }
   }
 }
@@ -275,7 +303,11 @@ class PartFollower {
         return true;
       },
       (error: NodeJS.ErrnoException) => {
-        refuse(error.code === 'EEXIST' ? `record_dir already holds ${file}, which this recording did not write` : `${file} cannot be put in record_dir: ${error.code ?? 'error'}`);
+        refuse(
+          error.code === 'EEXIST'
+            ? `record_dir already holds ${file}, which this recording did not write`
+            : `${file} cannot be put in record_dir: ${error.code ?? 'error'}`,
+        );
         return false;
       },
     );
@@ -320,7 +352,12 @@ class PartFollower {
     try {
       await createOwnFile(join(this.record.dir, captionsFile), vtt, this.record.fileMode);
       const { dropped } = this.captions;
-      return { captionsFile, ...(dropped ? { captionsError: `${dropped} captions of the recording so far were left out: too many in one part` } : {}) };
+      return {
+        captionsFile,
+        ...(dropped
+          ? { captionsError: `${dropped} captions of the recording so far were left out: too many in one part` }
+          : {}),
+      };
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? 'error';
       const taken = `record_dir already holds ${captionsFile}, which this recording did not write`;
@@ -335,7 +372,8 @@ export async function listedParts(csv: string): Promise<Map<string, { start: num
   const parts = new Map<string, { start: number; end: number }>();
   for (const line of text.split('\n')) {
     const [file, start, end] = line.split(',').map((field) => field.trim());
-    if (file && Number.isFinite(Number(start)) && Number.isFinite(Number(end)) && start && end) parts.set(file, { start: Number(start), end: Number(end) });
+    if (file && Number.isFinite(Number(start)) && Number.isFinite(Number(end)) && start && end)
+      parts.set(file, { start: Number(start), end: Number(end) });
   }
   return parts;
 }

@@ -76,7 +76,10 @@ export function rtmpLinks(destination: Destination, settings: RtmpLinkSettings, 
         onListenerError: settings.onListenerError,
       });
     } catch (error) {
-      throw new OpenError(`could not publish to the destination: ${scrubDestination((error as Error).message, destination)}`, classifyFailure(error));
+      throw new OpenError(
+        `could not publish to the destination: ${scrubDestination((error as Error).message, destination)}`,
+        classifyFailure(error),
+      );
     }
     return new RtmpLink(rtmp, destination, settings);
   };
@@ -106,10 +109,16 @@ class RtmpLink extends GuardedLink implements Link {
     this.out = this.front;
     rtmp.on('closed', (error) => {
       this.#uncheckStall();
-      if (error) this.lose(`destination connection lost: ${scrubDestination(error.message, this.destination)}`, classifyFailure(error));
+      if (error)
+        this.lose(
+          `destination connection lost: ${scrubDestination(error.message, this.destination)}`,
+          classifyFailure(error),
+        );
     });
     this.#acknowledgements = rtmp.acknowledgements;
-    this.#uncheckStall = checkEvery(STALL_CHECK_MS, (now, onTime) => this.#checkStall(settings.stallTimeoutMs, now, onTime));
+    this.#uncheckStall = checkEvery(STALL_CHECK_MS, (now, onTime) =>
+      this.#checkStall(settings.stallTimeoutMs, now, onTime),
+    );
   }
 
   get stats(): LinkStats {
@@ -147,7 +156,10 @@ class RtmpLink extends GuardedLink implements Link {
     if (!rtmp.behind || progressed || !onTime) this.#overdueSince = undefined;
     else this.#overdueSince ??= now;
     if (this.#overdueSince === undefined || now - this.#overdueSince < timeoutMs) return;
-    const what = rtmp.acknowledgements > 0 ? `acknowledged nothing of the last ${Math.round(rtmp.unacknowledgedBytes / 1024)} KB` : 'took no data';
+    const what =
+      rtmp.acknowledgements > 0
+        ? `acknowledged nothing of the last ${Math.round(rtmp.unacknowledgedBytes / 1024)} KB`
+        : 'took no data';
     rtmp.abort(new RtmpError(`the destination ${what} for ${Math.round((now - this.#overdueSince) / 1000)} s`));
   }
 
@@ -156,7 +168,10 @@ class RtmpLink extends GuardedLink implements Link {
     const waiting = this.rtmp.bufferedBytes;
     if (waiting <= MAX_BACKLOG_BYTES) return false;
     this.#uncheckStall();
-    this.lose(`the destination does not keep up: ${Math.round(waiting / 1048576)} MB waiting to be sent`, 'unreachable');
+    this.lose(
+      `the destination does not keep up: ${Math.round(waiting / 1048576)} MB waiting to be sent`,
+      'unreachable',
+    );
     return true;
   }
 }

@@ -33,7 +33,10 @@ export function srtArgs(destination: Destination, address: string, connectTimeou
 export function srtSecrets(destination: Destination): Record<string, string> | undefined {
   const { streamId, passphrase } = destination.srt ?? {};
   if (streamId === undefined && passphrase === undefined) return undefined;
-  return { ...(streamId !== undefined ? { srt_streamid: streamId } : {}), ...(passphrase !== undefined ? { passphrase } : {}) };
+  return {
+    ...(streamId !== undefined ? { srt_streamid: streamId } : {}),
+    ...(passphrase !== undefined ? { passphrase } : {}),
+  };
 }
 
 /**
@@ -61,19 +64,32 @@ export function srtOutput(destination: Destination, address: string, connectTime
 /** Why an SRT session's ffmpeg ended, from its last lines (scrubbed), and what kind of failure it is. */
 export function srtFailure(lines: readonly string[], destination: Destination): { reason: string; kind: FailureKind } {
   const text = lines.join('\n');
-  if (/Incorrect passphrase|BADSECRET/i.test(text)) return { reason: 'the SRT destination refused the passphrase', kind: 'rejected' };
-  if (/passphrase|NOSECRET|KMREQ/i.test(text)) return { reason: 'the SRT destination asks for a passphrase (or another one)', kind: 'rejected' };
+  if (/Incorrect passphrase|BADSECRET/i.test(text))
+    return { reason: 'the SRT destination refused the passphrase', kind: 'rejected' };
+  if (/passphrase|NOSECRET|KMREQ/i.test(text))
+    return { reason: 'the SRT destination asks for a passphrase (or another one)', kind: 'rejected' };
   const rejected = /REJECT\w*[^:]*:\s*(.+?)(?: - not processing further)?$/im.exec(text);
-  if (rejected) return { reason: `the SRT destination refused the connection: ${scrubDestination(rejected[1]!, destination)}`, kind: 'rejected' };
-  if (/Connection setup failure|connection time ?out|timed out/i.test(text)) return { reason: 'the SRT destination did not answer (connection timed out)', kind: 'unreachable' };
+  if (rejected)
+    return {
+      reason: `the SRT destination refused the connection: ${scrubDestination(rejected[1]!, destination)}`,
+      kind: 'rejected',
+    };
+  if (/Connection setup failure|connection time ?out|timed out/i.test(text))
+    return { reason: 'the SRT destination did not answer (connection timed out)', kind: 'unreachable' };
   // libsrt says no more of a caller nobody answered.
-  if (/Connection to srt:\S* failed/i.test(text) || /^srt:\S*: Input\/output error$/m.test(text)) return { reason: 'the SRT destination did not answer', kind: 'unreachable' };
-  const last = [...lines].reverse().find((l) => /error|fail|refused|lost|broken/i.test(l)) ?? lines.at(-1) ?? 'ffmpeg ended';
+  if (/Connection to srt:\S* failed/i.test(text) || /^srt:\S*: Input\/output error$/m.test(text))
+    return { reason: 'the SRT destination did not answer', kind: 'unreachable' };
+  const last =
+    [...lines].reverse().find((l) => /error|fail|refused|lost|broken/i.test(l)) ?? lines.at(-1) ?? 'ffmpeg ended';
   return { reason: `SRT output ended: ${scrubDestination(last.trim(), destination)}`, kind: 'unreachable' };
 }
 
 /** Starts an ffmpeg whose output is `destination`, its secret options on descriptor 3. */
-export async function spawnSrt(spawn: SpawnFfmpeg, args: readonly string[], destination: Destination): Promise<FfmpegProcess> {
+export async function spawnSrt(
+  spawn: SpawnFfmpeg,
+  args: readonly string[],
+  destination: Destination,
+): Promise<FfmpegProcess> {
   const secrets = srtSecrets(destination);
   const fd = secrets ? await secretOptionsFile(secrets) : undefined;
   try {
@@ -90,10 +106,17 @@ export function srtLinks(destination: Destination, settings: SrtLinkSettings, pi
     const address =
       pinned ??
       (await settings.resolveDestination(destination.host, destination.port).catch((error: Error) => {
-        throw new OpenError(`could not publish to the destination: ${scrubDestination(error.message, destination)}`, 'rejected');
+        throw new OpenError(
+          `could not publish to the destination: ${scrubDestination(error.message, destination)}`,
+          'rejected',
+        );
       }));
     pinned = undefined;
     const output = { failure: (lines: readonly string[]) => srtFailure(lines, destination) };
-    return new FfmpegLink(await spawnSrt(settings.spawn, srtArgs(destination, address, settings.connectTimeoutMs), destination), output, settings);
+    return new FfmpegLink(
+      await spawnSrt(settings.spawn, srtArgs(destination, address, settings.connectTimeoutMs), destination),
+      output,
+      settings,
+    );
   };
 }

@@ -59,7 +59,10 @@ export class AudioBacklog {
     if (!this.#discarding && (backlog >= limit || backlog + incoming > max)) {
       this.#discarding = true;
       this.behindSince ??= monotonicMs();
-      this.log.warn({ backlogBytes: backlog }, 'ffmpeg falls behind on the audio (the machine is out of CPU): audio is discarded until it catches up');
+      this.log.warn(
+        { backlogBytes: backlog },
+        'ffmpeg falls behind on the audio (the machine is out of CPU): audio is discarded until it catches up',
+      );
     } else if (this.#discarding && backlog < limit / 4) {
       this.#discarding = false;
       this.behindSince = undefined;

@@ -80,13 +80,18 @@ export function planEncoding(source: VideoCodec, request: VideoRequest, settings
   if (overlays.length) reasons.push(`${overlays.length} overlay${overlays.length > 1 ? 's' : ''} requested`);
   if (reasons.length === 0) return { video: 'copy', ...audio };
   if (!settings.transcodingEnabled) {
-    throw new GatewayError('not_supported', `transcoding is disabled in the configuration but needed: ${reasons.join(', ')}`);
+    throw new GatewayError(
+      'not_supported',
+      `transcoding is disabled in the configuration but needed: ${reasons.join(', ')}`,
+    );
   }
   return {
     video: 'transcode',
     reason: reasons.join(', '),
     ...(shape ? { shape } : {}),
-    ...(height && !shape ? { scale: { width: width && !settings.keepAspectRatio ? evenUp(width) : -2, height: evenUp(height) } } : {}),
+    ...(height && !shape
+      ? { scale: { width: width && !settings.keepAspectRatio ? evenUp(width) : -2, height: evenUp(height) } }
+      : {}),
     ...(fps ? { fps } : {}),
     ...(keyFrameInterval ? { keyFrameInterval } : {}),
     ...(videoBitrate ? { videoBitrateKbps: videoBitrate } : {}),

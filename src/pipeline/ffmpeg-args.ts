@@ -67,7 +67,8 @@ export function buildFfmpegArgs(job: FfmpegJob): string[] {
   // Transcoded video is an output of its own (pipe:1), the audio another (pipe:4): in one FLV
   // output, the muxer would hold each video frame until audio as late had come through the AAC
   // encoder (its delay is two frames, ~43 ms). The gateway places both tracks on one timeline.
-  else if (job.videoInput && plan.video === 'transcode') args.push(...x264Args(plan, settings, video), ...flv, 'pipe:1');
+  else if (job.videoInput && plan.video === 'transcode')
+    args.push(...x264Args(plan, settings, video), ...flv, 'pipe:1');
   args.push(
     '-map',
     `${audioInput}:a:0`,
@@ -108,7 +109,11 @@ export function keyframeExpression(intervalS: number): string {
 /** The video's mapping and its filters: `-vf`, or a filter graph with the overlays. */
 type VideoFilters = (filters: string[]) => string[];
 
-function x264Args(plan: Extract<EncodingPlan, { video: 'transcode' }>, settings: EncodingSettings, video: VideoFilters): string[] {
+function x264Args(
+  plan: Extract<EncodingPlan, { video: 'transcode' }>,
+  settings: EncodingSettings,
+  video: VideoFilters,
+): string[] {
   const filters: string[] = [];
   if (plan.scale) filters.push(`scale=${plan.scale.width}:${plan.scale.height}`);
   if (plan.fps) filters.push(`fps=${plan.fps}`);
@@ -149,7 +154,11 @@ function stillArgs(fps: number, plan: EncodingPlan, settings: EncodingSettings, 
  */
 const ONE_THREAD_PRESETS = new Set(['ultrafast', 'superfast', 'veryfast']);
 
-export function libx264(kbps: number, settings: Pick<EncodingSettings, 'preset'>, profile: 'main' | 'baseline' = 'main'): string[] {
+export function libx264(
+  kbps: number,
+  settings: Pick<EncodingSettings, 'preset'>,
+  profile: 'main' | 'baseline' = 'main',
+): string[] {
   return [
     '-c:v',
     'libx264',

@@ -10,7 +10,13 @@ import { AudioBacklog } from './audio-backlog.js';
 import { buildFfmpegArgs } from './ffmpeg-args.js';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import { annexBKeyframe, FlvReader, FlvTagType, isVideoFrameTag, type FlvTag } from '../media/flv.js';
-import { MATROSKA_AUDIO_TRACK, MATROSKA_CLOCK_RATE, MATROSKA_VIDEO_TRACK, matroskaBlockHead, matroskaHeader } from '../media/matroska.js';
+import {
+  MATROSKA_AUDIO_TRACK,
+  MATROSKA_CLOCK_RATE,
+  MATROSKA_VIDEO_TRACK,
+  matroskaBlockHead,
+  matroskaHeader,
+} from '../media/matroska.js';
 import { PCM_CHANNELS, PCM_SAMPLE_RATE } from '../audio/pcm.js';
 import type { VideoFrame } from '../media/depacketizer.js';
 import type { AudioPacket } from '../publishers/fanout.js';
@@ -139,7 +145,8 @@ class FfmpegPipeline implements Pipeline {
       if (!onTime) return;
       if (this.#lastOutputAt === undefined) {
         // Started but silent: the machine did not get to it in time.
-        if (now - startedAt >= settings.startTimeoutMs) this.#lose(`ffmpeg wrote no output within ${settings.startTimeoutMs} ms`, 'slow');
+        if (now - startedAt >= settings.startTimeoutMs)
+          this.#lose(`ffmpeg wrote no output within ${settings.startTimeoutMs} ms`, 'slow');
         return;
       }
       const silentMs = now - this.#lastOutputAt;
@@ -147,14 +154,17 @@ class FfmpegPipeline implements Pipeline {
       // only if it stays silent much longer (the push may be ended first, newest first).
       const saturated = settings.saturated?.() ?? false;
       if (saturated && silentMs >= FFMPEG_BEHIND_SILENT_MS) this.#silentSince ??= this.#lastOutputAt;
-      if (silentMs >= (saturated ? FFMPEG_STALL_SATURATED_MS : FFMPEG_STALL_MS)) this.#lose(`ffmpeg made no progress for ${Math.round(silentMs / 1000)} s`);
+      if (silentMs >= (saturated ? FFMPEG_STALL_SATURATED_MS : FFMPEG_STALL_MS))
+        this.#lose(`ffmpeg made no progress for ${Math.round(silentMs / 1000)} s`);
     });
   }
 
   static async start(spec: PipelineSpec, settings: FfmpegPipelineSettings): Promise<FfmpegPipeline> {
     let writeAudio: (block: Buffer) => void = () => {};
     const opus = spec.opus === true && spec.sound === undefined && spec.still === undefined;
-    const mixer = opus ? new OpusRelay({ write: (pages) => writeAudio(pages) }) : new AudioMixer({ write: (pcm) => writeAudio(pcm) });
+    const mixer = opus
+      ? new OpusRelay({ write: (pages) => writeAudio(pages) })
+      : new AudioMixer({ write: (pcm) => writeAudio(pcm) });
     mixer.muted = spec.muted;
     if (mixer instanceof AudioMixer) mixer.source = spec.sound;
     let workDir: string | undefined;
@@ -163,7 +173,9 @@ class FfmpegPipeline implements Pipeline {
       if (spec.still) {
         workDir = await mkdtemp(join(tmpdir(), 'push-'));
         still = { path: join(workDir, 'still.h264'), fps: spec.still.fps };
-        await writeFile(still.path, annexBKeyframe(spec.still.picture.header, spec.still.picture.frame), { mode: 0o600 });
+        await writeFile(still.path, annexBKeyframe(spec.still.picture.header, spec.still.picture.frame), {
+          mode: 0o600,
+        });
       }
     } catch (error) {
       mixer.close();
@@ -171,11 +183,21 @@ class FfmpegPipeline implements Pipeline {
       throw error;
     }
     const videoInput = spec.video !== undefined;
-    const args = buildFfmpegArgs({ videoInput, still, opus, plan: spec.plan, settings: settings.encoding, analyzeDurationUs: settings.analyzeDurationUs });
+    const args = buildFfmpegArgs({
+      videoInput,
+      still,
+      opus,
+      plan: spec.plan,
+      settings: settings.encoding,
+      analyzeDurationUs: settings.analyzeDurationUs,
+    });
     const ffmpeg = settings.spawn(args, videoInput);
     const pipeline = new FfmpegPipeline(ffmpeg, mixer, settings, workDir, spec);
     writeAudio = (block) => pipeline.#writeAudio(block);
-    settings.log.info({ pid: ffmpeg.pid, plan: still ? 'still' : spec.plan.video, audio: opus ? 'opus' : 'pcm' }, 'ffmpeg started');
+    settings.log.info(
+      { pid: ffmpeg.pid, plan: still ? 'still' : spec.plan.video, audio: opus ? 'opus' : 'pcm' },
+      'ffmpeg started',
+    );
     return pipeline;
   }
 
@@ -367,7 +389,9 @@ class FfmpegPipeline implements Pipeline {
 
   #exitReason(code: number | null, signal: NodeJS.Signals | null): string {
     const lines = this.#lines;
-    const errors = lines.filter((l) => /\[(error|fatal)\]/.test(l)).map((l) => l.replace(/^.*\[(error|fatal)\]\s*/, ''));
+    const errors = lines
+      .filter((l) => /\[(error|fatal)\]/.test(l))
+      .map((l) => l.replace(/^.*\[(error|fatal)\]\s*/, ''));
     if (errors.length) return `ffmpeg exited (${signal ?? `code ${code}`}): ${errors.slice(-3).join('; ')}`;
     if (signal) return `ffmpeg was ended by ${signal}`;
     return `ffmpeg exited (code ${code})${lines.length ? `: ${lines.at(-1)!.trim()}` : ''}`;

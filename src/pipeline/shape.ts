@@ -45,7 +45,9 @@ export interface ShapeRequest {
 }
 
 /** The output picture: its even size, and either where the crop sits (0 to 1) or what fills around the source. */
-export type PictureShape = { aspect: string; width: number; height: number } & ({ crop: number } | { fill: 'blur' | `#${string}` });
+export type PictureShape = { aspect: string; width: number; height: number } & (
+  { crop: number } | { fill: 'blur' | `#${string}` }
+);
 
 /** The shorter side of a shaped picture when the request names no height (720x1280 for 9:16). */
 const SHORT_SIDE = 720;
@@ -64,14 +66,17 @@ export function checkShapeFields(request: ShapeRequest, context: z.RefinementCtx
   if (request.width) issue('width', 'is set by aspect: give height alone');
   if (!aspectSchema.safeParse(request.aspect).success) return; // told by the aspect's own check
   const { width } = shapeSize(request.aspect, request.height);
-  if (width > LONGEST_SIDE) issue('height', `makes a picture ${width} wide with aspect ${request.aspect}, more than ${LONGEST_SIDE}`);
+  if (width > LONGEST_SIDE)
+    issue('height', `makes a picture ${width} wide with aspect ${request.aspect}, more than ${LONGEST_SIDE}`);
 }
 
 /** The even size of a picture of shape `aspect`: `height` tall, or its shorter side `SHORT_SIDE`. */
 function shapeSize(aspect: string, height: number | undefined): { width: number; height: number } {
   const [w, h] = ratioOf(aspect);
   if (height) return { width: evenUp(Math.round((height * w) / h)), height: evenUp(height) };
-  return w < h ? { width: SHORT_SIDE, height: evenUp(Math.round((SHORT_SIDE * h) / w)) } : { width: evenUp(Math.round((SHORT_SIDE * w) / h)), height: SHORT_SIDE };
+  return w < h
+    ? { width: SHORT_SIDE, height: evenUp(Math.round((SHORT_SIDE * h) / w)) }
+    : { width: evenUp(Math.round((SHORT_SIDE * w) / h)), height: SHORT_SIDE };
 }
 
 /** The shape a request asks for, sized; undefined when it names no aspect. */
@@ -93,12 +98,17 @@ export function shapeGraph(shape: PictureShape, input: string, output: string): 
   const [w, h] = ratioOf(shape.aspect);
   if ('crop' in shape) {
     const x = shape.crop;
-    return [`[${input}]crop=w=trunc(min(iw\\,ih*${w}/${h})/2)*2:h=trunc(min(ih\\,iw*${h}/${w})/2)*2:x=(iw-ow)*${x}:y=(ih-oh)*${x},` + `scale=${W}:${H},setsar=1[${output}]`];
+    return [
+      `[${input}]crop=w=trunc(min(iw\\,ih*${w}/${h})/2)*2:h=trunc(min(ih\\,iw*${h}/${w})/2)*2:x=(iw-ow)*${x}:y=(ih-oh)*${x},` +
+        `scale=${W}:${H},setsar=1[${output}]`,
+    ];
   }
   const inside = `scale=${W}:${H}:force_original_aspect_ratio=decrease:force_divisible_by=2`;
   if (shape.fill !== 'blur') {
     const colour = `0x${shape.fill.slice(1)}`;
-    return [`[${input}]${inside},pad=${W}:${H}:x=trunc((ow-iw)/4)*2:y=trunc((oh-ih)/4)*2:color=${colour},setsar=1[${output}]`];
+    return [
+      `[${input}]${inside},pad=${W}:${H}:x=trunc((ow-iw)/4)*2:y=trunc((oh-ih)/4)*2:color=${colour},setsar=1[${output}]`,
+    ];
   }
   // The background: the source filling the shape, made small, blurred and scaled back (a blur at
   // an eighth of the size costs a sixty-fourth of one at full size, and looks the same).

@@ -1,5 +1,12 @@
 import type { MixSource } from '../audio/mixer.js';
-import { FlvTagType, isAudioFrameTag, isAudioHeaderTag, isKeyframeTag, isVideoFrameTag, type FlvTag } from '../media/flv.js';
+import {
+  FlvTagType,
+  isAudioFrameTag,
+  isAudioHeaderTag,
+  isKeyframeTag,
+  isVideoFrameTag,
+  type FlvTag,
+} from '../media/flv.js';
 import type { VideoFrame } from '../media/depacketizer.js';
 import type { PcmSource, Pipeline, PipelineFactory, PipelineSpec, TagSource } from './pipeline.js';
 import type { AudioPacket } from '../publishers/fanout.js';

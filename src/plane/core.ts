@@ -77,7 +77,11 @@ function createEngine(config: GatewayConfig, log: Logger, addresses: readonly st
     return new MediasoupEngine({
       ...options,
       rtpHandoff: config.webrtc_mediasoup_rtp_handoff,
-      onWorkerDied: (error) => log.error({ reason: error.message }, 'the mediasoup worker process died: its publishers were told lost, a new one starts'),
+      onWorkerDied: (error) =>
+        log.error(
+          { reason: error.message },
+          'the mediasoup worker process died: its publishers were told lost, a new one starts',
+        ),
     });
   }
   return new WeriftEngine({ ...options, allowMdns: config.webrtc_ice_allow_mdns });
@@ -192,5 +196,14 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
     },
     log.child({ component: 'mixers' }),
   );
-  return { publishers, pushes, viewers, ffmpeg, pictures: new KeyframePictures(ffmpeg, config.ffmpeg_path), engine, load, mixers };
+  return {
+    publishers,
+    pushes,
+    viewers,
+    ffmpeg,
+    pictures: new KeyframePictures(ffmpeg, config.ffmpeg_path),
+    engine,
+    load,
+    mixers,
+  };
 }

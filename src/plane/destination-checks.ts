@@ -2,7 +2,13 @@ import { createSecureContext } from 'node:tls';
 import type { GatewayConfig } from '../config/schema.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 import { rtmpsTrust } from '../rtmp/trust.js';
-import { DestinationPolicy, destinationResolver, lookupHost, type DestinationResolver, type HostLookup } from '../security/destination-policy.js';
+import {
+  DestinationPolicy,
+  destinationResolver,
+  lookupHost,
+  type DestinationResolver,
+  type HostLookup,
+} from '../security/destination-policy.js';
 import type { CheckReport, CheckRequest, CheckSettings } from '../outputs/check.js';
 import { parseDestination, withFullUrl, type Destination, type NamingRules } from '../outputs/destination.js';
 
@@ -50,11 +56,16 @@ export interface DestinationChecks {
   check(request: CheckRequest, caller: string): Promise<CheckReport>;
 }
 
-export function destinationChecks(config: GatewayConfig, check: (request: CheckRequest, caller: string) => Promise<CheckReport>, lookup?: HostLookup): DestinationChecks {
+export function destinationChecks(
+  config: GatewayConfig,
+  check: (request: CheckRequest, caller: string) => Promise<CheckReport>,
+  lookup?: HostLookup,
+): DestinationChecks {
   const resolveDestination = resolverFor(config, lookup);
   return {
     check,
-    checkDestination: (rtmpUrl, streamName, fullUrl) => parseDestination(rtmpUrl, streamName, withFullUrl(namingRules(config), fullUrl), 'rtmpUrl'),
+    checkDestination: (rtmpUrl, streamName, fullUrl) =>
+      parseDestination(rtmpUrl, streamName, withFullUrl(namingRules(config), fullUrl), 'rtmpUrl'),
     checkAddresses: async (destination) => {
       if (destination.protocol !== 'record') await resolveDestination(destination.host, destination.port);
     },

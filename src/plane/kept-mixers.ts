@@ -17,7 +17,9 @@ import type { MediaPlane } from './plane.js';
 /** A mixer as it is kept: its startup request (its layout as last set), and its inputs in their order. */
 const keptMixerSchema = z.strictObject({
   request: mixerStartupSchema,
-  inputs: z.array(z.strictObject({ streamName: z.string(), label: z.string(), audioMuted: z.boolean(), volume: z.number() })),
+  inputs: z.array(
+    z.strictObject({ streamName: z.string(), label: z.string(), audioMuted: z.boolean(), volume: z.number() }),
+  ),
 });
 type KeptMixer = z.infer<typeof keptMixerSchema>;
 const fileSchema = z.strictObject({ version: z.literal(1), mixers: z.array(keptMixerSchema) });
@@ -83,7 +85,10 @@ export class MixerKeeper implements MixerCommands {
         await this.#restore(mixer);
         this.#kept.set(mixer.request.uri, mixer);
       } catch (error) {
-        this.log.warn({ mixer: mixer.request.uri, reason: (error as Error).message }, 'a kept mixer could not start again: it is forgotten');
+        this.log.warn(
+          { mixer: mixer.request.uri, reason: (error as Error).message },
+          'a kept mixer could not start again: it is forgotten',
+        );
         await this.plane.mixerTerminate(mixer.request.uri).catch(() => undefined); // what of it had started
       }
     }
@@ -147,7 +152,12 @@ export class MixerKeeper implements MixerCommands {
   async #keep(info: MixerInfo): Promise<MixerInfo> {
     const kept = this.#kept.get(info.uri);
     if (!kept) return info;
-    kept.inputs = info.inputs.map(({ streamName, label, audioMuted, volume }) => ({ streamName, label, audioMuted, volume }));
+    kept.inputs = info.inputs.map(({ streamName, label, audioMuted, volume }) => ({
+      streamName,
+      label,
+      audioMuted,
+      volume,
+    }));
     await this.#save();
     return info;
   }
@@ -157,7 +167,13 @@ export class MixerKeeper implements MixerCommands {
     for (const input of inputs) {
       const { uri } = request;
       await this.plane.mixerAdd({ uri, remoteStreamName: input.streamName, label: input.label, waitForStream: true });
-      if (input.audioMuted || input.volume !== 1) await this.plane.mixerAudioVideo({ uri, remoteStreamName: input.streamName, audioMuted: input.audioMuted, volume: input.volume });
+      if (input.audioMuted || input.volume !== 1)
+        await this.plane.mixerAudioVideo({
+          uri,
+          remoteStreamName: input.streamName,
+          audioMuted: input.audioMuted,
+          volume: input.volume,
+        });
     }
   }
 
@@ -166,7 +182,8 @@ export class MixerKeeper implements MixerCommands {
     try {
       text = await readOwnFile(this.file);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ reason: (error as Error).message }, 'the kept mixers cannot be read: none are started again');
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.log.warn({ reason: (error as Error).message }, 'the kept mixers cannot be read: none are started again');
       return [];
     }
     let json: unknown;
@@ -177,7 +194,10 @@ export class MixerKeeper implements MixerCommands {
     }
     const parsed = fileSchema.safeParse(json);
     if (!parsed.success) {
-      this.log.warn({ reason: parsed.error.message.slice(0, 200) }, 'the kept mixers file is not as written: none are started again');
+      this.log.warn(
+        { reason: parsed.error.message.slice(0, 200) },
+        'the kept mixers file is not as written: none are started again',
+      );
       return [];
     }
     return parsed.data.mixers;
@@ -197,7 +217,9 @@ export class MixerKeeper implements MixerCommands {
       }
       await rename(fresh, this.file);
     };
-    this.#writing = this.#writing.then(write).catch((error: Error) => this.log.error({ reason: error.message }, 'the kept mixers could not be written'));
+    this.#writing = this.#writing
+      .then(write)
+      .catch((error: Error) => this.log.error({ reason: error.message }, 'the kept mixers could not be written'));
     return this.#writing;
   }
 }

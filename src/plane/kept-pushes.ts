@@ -112,14 +112,23 @@ export class PushKeeper implements PushCommands {
   /** Reads the kept pushes and follows the plane's streams to start them again: before the API is served. */
   async open(): Promise<void> {
     const { plane, options, log } = this;
-    await this.#read().catch((error: Error) => log.warn({ reason: error.message }, 'the push store cannot be read now: kept pushes are read at the next publish'));
+    await this.#read().catch((error: Error) =>
+      log.warn(
+        { reason: error.message },
+        'the push store cannot be read now: kept pushes are read at the next publish',
+      ),
+    );
     if (this.#kept.size) log.info({ count: this.#kept.size }, 'kept pushes wait for their streams');
     this.#stopEvents = plane.events((event) => {
       if (this.#closed) return;
       if (event.type === 'publisher.published' || event.type === 'publisher.returned') void this.#restore(event.stream);
       // The store first: in a cluster, what this node runs may have been kept by another.
-      else if (event.type === 'publisher.ended') void this.#fresh({ stream: event.stream }).then(() => this.#forgetStream(event.stream, event.reason ?? 'the stream ended'));
-      else if (event.type === 'transponder.failed') void this.#failed(event.mediaSessionId, event.reason ?? 'no reason told');
+      else if (event.type === 'publisher.ended')
+        void this.#fresh({ stream: event.stream }).then(() =>
+          this.#forgetStream(event.stream, event.reason ?? 'the stream ended'),
+        );
+      else if (event.type === 'transponder.failed')
+        void this.#failed(event.mediaSessionId, event.reason ?? 'no reason told');
     });
     const sweepMs = options.sweepMs ?? Math.min(60_000, Math.max(1000, options.windowMs / 4));
     this.#sweeper = setInterval(() => void this.#sweep(), sweepMs);
@@ -132,8 +141,15 @@ export class PushKeeper implements PushCommands {
     const info = await this.plane.startup(request, id);
     const { options, ...rest } = request;
     const { action, ...sound } = options ?? {};
-    const definition: Definition = { request: rest, muted: action === 'mute', ...(action === 'sound_on' ? { sound: soundRequestSchema.parse(sound) } : {}) };
-    const kept: Kept = { stored: { id, stream: request.streamName, startedBy, createdAt: new Date().toISOString() }, definition };
+    const definition: Definition = {
+      request: rest,
+      muted: action === 'mute',
+      ...(action === 'sound_on' ? { sound: soundRequestSchema.parse(sound) } : {}),
+    };
+    const kept: Kept = {
+      stored: { id, stream: request.streamName, startedBy, createdAt: new Date().toISOString() },
+      definition,
+    };
     this.#kept.set(id, kept);
     this.#writing.add(id);
     try {
@@ -204,10 +220,19 @@ export class PushKeeper implements PushCommands {
 
   async #rewriteLive(): Promise<void> {
     if (this.#closed) return;
-    const live = new Set((await this.plane.find({}).catch(() => [])).filter((p) => p.state !== 'failed').map((p) => p.mediaSessionId));
+    const live = new Set(
+      (await this.plane.find({}).catch(() => [])).filter((p) => p.state !== 'failed').map((p) => p.mediaSessionId),
+    );
     const again = [...this.#kept.values()].filter((k) => live.has(k.stored.id));
     await Promise.all(
-      again.map((k) => this.#write(k).catch((error: Error) => this.log.warn({ mediaSessionId: k.stored.id, reason: error.message }, 'a kept push could not be written again'))),
+      again.map((k) =>
+        this.#write(k).catch((error: Error) =>
+          this.log.warn(
+            { mediaSessionId: k.stored.id, reason: error.message },
+            'a kept push could not be written again',
+          ),
+        ),
+      ),
     );
     if (again.length) this.log.info({ count: again.length }, 'kept pushes written again');
   }
@@ -225,7 +250,11 @@ export class PushKeeper implements PushCommands {
   }
 
   /** An audio command: applied to the live push (404 when there is none), then kept with it. */
-  async #command(mediaSessionId: string, apply: () => Promise<void>, change: (definition: Definition) => void): Promise<void> {
+  async #command(
+    mediaSessionId: string,
+    apply: () => Promise<void>,
+    change: (definition: Definition) => void,
+  ): Promise<void> {
     await apply();
     if (!this.#kept.has(mediaSessionId)) await this.#fresh({ id: mediaSessionId });
     const kept = this.#kept.get(mediaSessionId);
@@ -245,11 +274,16 @@ export class PushKeeper implements PushCommands {
     clearTimeout(this.#retrying.get(mediaSessionId)?.timer);
     this.#retrying.delete(mediaSessionId);
     this.log.info({ mediaSessionId, stream: kept.stored.stream, why }, 'kept push forgotten');
-    await this.store.remove(mediaSessionId).catch((error: Error) => this.log.error({ mediaSessionId, reason: error.message }, 'a push could not be removed from the store'));
+    await this.store
+      .remove(mediaSessionId)
+      .catch((error: Error) =>
+        this.log.error({ mediaSessionId, reason: error.message }, 'a push could not be removed from the store'),
+      );
   }
 
   #forgetStream(stream: string, reason: string): void {
-    for (const [id, kept] of this.#kept) if (kept.stored.stream === stream) void this.#forget(id, `its stream ended (${reason})`);
+    for (const [id, kept] of this.#kept)
+      if (kept.stored.stream === stream) void this.#forget(id, `its stream ended (${reason})`);
   }
 
   /**
@@ -258,10 +292,17 @@ export class PushKeeper implements PushCommands {
    * store are forgotten here too.
    */
   async #read(of: { stream: string } | { id: string } | 'all' = 'all'): Promise<void> {
-    const stored = of === 'all' ? await this.store.all() : 'stream' in of ? await this.store.ofStream(of.stream) : [await this.store.get(of.id)].filter((s) => s !== undefined);
+    const stored =
+      of === 'all'
+        ? await this.store.all()
+        : 'stream' in of
+          ? await this.store.ofStream(of.stream)
+          : [await this.store.get(of.id)].filter((s) => s !== undefined);
     const ids = new Set(stored.map((s) => s.id));
-    const within = (id: string, kept: Kept): boolean => of === 'all' || ('stream' in of ? kept.stored.stream === of.stream : id === of.id);
-    for (const [id, kept] of this.#kept) if (within(id, kept) && !ids.has(id) && !this.#writing.has(id)) this.#kept.delete(id);
+    const within = (id: string, kept: Kept): boolean =>
+      of === 'all' || ('stream' in of ? kept.stored.stream === of.stream : id === of.id);
+    for (const [id, kept] of this.#kept)
+      if (within(id, kept) && !ids.has(id) && !this.#writing.has(id)) this.#kept.delete(id);
     const now = monotonicMs();
     for (const { sealed, ...record } of stored) {
       if (this.#kept.has(record.id)) continue;
@@ -279,7 +320,9 @@ export class PushKeeper implements PushCommands {
 
   /** Reads the store (the part `of` names), or goes on with what this node knows when it cannot be read now. */
   async #fresh(of: { stream: string } | { id: string }): Promise<void> {
-    await this.#read(of).catch((error: Error) => this.log.warn({ reason: error.message }, 'the push store cannot be read now'));
+    await this.#read(of).catch((error: Error) =>
+      this.log.warn({ reason: error.message }, 'the push store cannot be read now'),
+    );
   }
 
   /** The stream publishes: each of its kept pushes without a live push is started again. */
@@ -287,11 +330,20 @@ export class PushKeeper implements PushCommands {
     try {
       await this.#read({ stream });
     } catch (error) {
-      return this.log.warn({ stream, reason: (error as Error).message }, 'the push store cannot be read now: kept pushes wait for the next publish');
+      return this.log.warn(
+        { stream, reason: (error as Error).message },
+        'the push store cannot be read now: kept pushes wait for the next publish',
+      );
     }
-    const waiting = [...this.#kept.values()].filter((k) => k.stored.stream === stream && !this.#restoring.has(k.stored.id));
+    const waiting = [...this.#kept.values()].filter(
+      (k) => k.stored.stream === stream && !this.#restoring.has(k.stored.id),
+    );
     if (!waiting.length) return;
-    const live = new Set((await this.plane.find({ streamName: stream }).catch(() => [])).filter((p) => p.state !== 'failed').map((p) => p.mediaSessionId));
+    const live = new Set(
+      (await this.plane.find({ streamName: stream }).catch(() => []))
+        .filter((p) => p.state !== 'failed')
+        .map((p) => p.mediaSessionId),
+    );
     await Promise.all(waiting.filter((k) => !live.has(k.stored.id)).map((k) => this.#restoreOne(k)));
   }
 
@@ -300,7 +352,11 @@ export class PushKeeper implements PushCommands {
     const { request, muted, sound } = kept.definition;
     this.#restoring.add(id);
     try {
-      const options = sound ? { action: 'sound_on' as const, ...sound } : muted ? { action: 'mute' as const } : undefined;
+      const options = sound
+        ? { action: 'sound_on' as const, ...sound }
+        : muted
+          ? { action: 'mute' as const }
+          : undefined;
       await this.plane.startup({ ...request, ...(options ? { options } : {}) }, id);
       if (sound && muted) await this.plane.setMuted(id, true);
       kept.awaySince = undefined;
@@ -310,7 +366,8 @@ export class PushKeeper implements PushCommands {
       if (this.#closed || this.#kept.get(id) !== kept) return;
       // The destination did not take it now (it still holds the session of the node the stream left,
       // it is restarting): tried again after a wait, while the stream publishes here.
-      if (error instanceof GatewayError && DESTINATION_CODES.includes(error.code)) return void (await this.#retryLater(kept, error.message));
+      if (error instanceof GatewayError && DESTINATION_CODES.includes(error.code))
+        return void (await this.#retryLater(kept, error.message));
       // Not now (the stream went again, the gateway is loaded, the destination is already pushed
       // to): it waits for the next publish. Refused for good (the policy or the sound file changed): forgotten.
       if (error instanceof GatewayError && WAIT_CODES.includes(error.code)) {
@@ -326,9 +383,13 @@ export class PushKeeper implements PushCommands {
   async #retryLater(kept: Kept, reason: string): Promise<void> {
     const { id, stream } = kept.stored;
     const attempt = (this.#retrying.get(id)?.attempt ?? 0) + 1;
-    if (attempt > DESTINATION_ATTEMPTS) return this.#forget(id, `its destination did not take it in ${DESTINATION_ATTEMPTS} attempts: ${reason}`);
+    if (attempt > DESTINATION_ATTEMPTS)
+      return this.#forget(id, `its destination did not take it in ${DESTINATION_ATTEMPTS} attempts: ${reason}`);
     const inMs = Math.min(RETRY_MAX_MS, (this.options.retryMs ?? 2000) * 2 ** (attempt - 1));
-    this.log.warn({ mediaSessionId: id, stream, attempt, inMs, reason }, 'the destination did not take a kept push now: it is tried again');
+    this.log.warn(
+      { mediaSessionId: id, stream, attempt, inMs, reason },
+      'the destination did not take a kept push now: it is tried again',
+    );
     const timer = setTimeout(() => {
       const retry = this.#retrying.get(id);
       if (retry) retry.timer = undefined;
@@ -364,9 +425,11 @@ export class PushKeeper implements PushCommands {
     const live = new Set(pushes.filter((p) => p.state !== 'failed').map((p) => p.mediaSessionId));
     const now = monotonicMs();
     for (const [id, kept] of this.#kept) {
-      if (live.has(id) || this.#restoring.has(id) || (await this.#heldElsewhere(kept.stored.stream))) kept.awaySince = undefined;
+      if (live.has(id) || this.#restoring.has(id) || (await this.#heldElsewhere(kept.stored.stream)))
+        kept.awaySince = undefined;
       else if (kept.awaySince === undefined) kept.awaySince = now;
-      else if (now - kept.awaySince >= this.options.windowMs) await this.#forget(id, `its stream was not published within ${Math.round(this.options.windowMs / 1000)} s`);
+      else if (now - kept.awaySince >= this.options.windowMs)
+        await this.#forget(id, `its stream was not published within ${Math.round(this.options.windowMs / 1000)} s`);
     }
   }
 }

@@ -2,7 +2,14 @@ import type { PublisherRegistry } from '../publishers/registry.js';
 import type { PushService } from '../pushes/service.js';
 import type { PushState } from '../pushes/states.js';
 import { followPushes } from '../pushes/changes.js';
-import { MIXER_EVENTS, PUBLISHER_EVENTS, PUSH_HEALTH_EVENTS, RECORDING_EVENTS, PUSH_EVENTS, VIEWER_EVENTS } from '../lifecycle-events.js';
+import {
+  MIXER_EVENTS,
+  PUBLISHER_EVENTS,
+  PUSH_HEALTH_EVENTS,
+  RECORDING_EVENTS,
+  PUSH_EVENTS,
+  VIEWER_EVENTS,
+} from '../lifecycle-events.js';
 import type { Health } from '../pushes/health.js';
 import type { Push } from '../pushes/push.js';
 import type { MixerEvent, MixerService } from '../mixers/service.js';
@@ -77,7 +84,12 @@ export function followLifecycle(
     listener({ type, stream: publisher.name, publisherId: publisher.id });
   };
   const onClosed = (publisher: { name: string; id: string }, reason: string, lost: boolean): void => {
-    listener({ type: lost ? 'publisher.lost' : 'publisher.ended', stream: publisher.name, publisherId: publisher.id, reason });
+    listener({
+      type: lost ? 'publisher.lost' : 'publisher.ended',
+      stream: publisher.name,
+      publisherId: publisher.id,
+      reason,
+    });
   };
   const onRecording = (event: RecordingEvent): void => listener({ type: `recording.${event.type}`, ...event.part });
   const onHealth = (push: Push, health: Health): void =>

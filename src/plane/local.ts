@@ -12,7 +12,14 @@ import { followLifecycle, type LifecycleEvent } from './lifecycle.js';
 import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers } from './plane.js';
 import { followPushes, type PushChange } from '../pushes/changes.js';
 import type { PushInfo } from '../pushes/info.js';
-import type { MixerAudioVideo, MixerInfo, MixerInputRequest, MixerLabelRequest, MixerLayoutRequest, MixerStartup } from '../mixers/requests.js';
+import type {
+  MixerAudioVideo,
+  MixerInfo,
+  MixerInputRequest,
+  MixerLabelRequest,
+  MixerLayoutRequest,
+  MixerStartup,
+} from '../mixers/requests.js';
 
 const json = (t: Push): PushInfo => t.toJSON();
 
@@ -27,7 +34,12 @@ export class LocalPlane implements MediaPlane {
     private readonly place = 'main',
   ) {}
 
-  async publish(name: string, offer: string, handlers: PublishHandlers = {}, clientAddress?: string): Promise<{ id: string; answer: string }> {
+  async publish(
+    name: string,
+    offer: string,
+    handlers: PublishHandlers = {},
+    clientAddress?: string,
+  ): Promise<{ id: string; answer: string }> {
     const publisher = await this.core.publishers.publish(name, offer, clientAddress);
     if (handlers.publishing) publisher.on('publishing', () => handlers.publishing!());
     if (handlers.closed) publisher.on('closed', (reason, lost) => handlers.closed!(reason, lost));
@@ -79,7 +91,8 @@ export class LocalPlane implements MediaPlane {
     const publisher = this.core.publishers.get(name);
     if (!publisher || publisher.state !== 'publishing') throw notFound(`stream ${name} is not publishing`);
     const keyframe = publisher.keyframe;
-    if (!keyframe) throw notFound(`stream ${name} has no keyframe yet${publisher.videoCodec ? '' : ': it has no video'}`);
+    if (!keyframe)
+      throw notFound(`stream ${name} has no keyframe yet${publisher.videoCodec ? '' : ': it has no video'}`);
     return this.core.pictures.jpeg(keyframe);
   }
 

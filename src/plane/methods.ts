@@ -66,7 +66,9 @@ export const PLACE_METHODS = {
   snapshot: method({
     args: z.tuple([streamName]),
     // A Buffer crosses between threads as a Uint8Array.
-    result: z.instanceof(Uint8Array).transform((bytes): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
+    result: z
+      .instanceof(Uint8Array)
+      .transform((bytes): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
     route: { to: 'stream', key: ([name]) => name },
   }),
   /**
@@ -191,8 +193,13 @@ export type PlaceCalls = { [M in PlaceMethod]: (...args: ArgsOf<M>) => Promise<R
 const OWN_METHODS = ['publish', 'relayStream', 'close'] as const;
 export type RoutedMethod = Exclude<PlaceMethod, (typeof OWN_METHODS)[number]>;
 /** The methods a plane routes to a place by the table. */
-export const ROUTED_METHODS = (Object.keys(PLACE_METHODS) as PlaceMethod[]).filter((m) => PLACE_METHODS[m].route.to !== 'own') as RoutedMethod[];
-if (ROUTED_METHODS.length + OWN_METHODS.length !== Object.keys(PLACE_METHODS).length || ROUTED_METHODS.some((m) => (OWN_METHODS as readonly string[]).includes(m))) {
+export const ROUTED_METHODS = (Object.keys(PLACE_METHODS) as PlaceMethod[]).filter(
+  (m) => PLACE_METHODS[m].route.to !== 'own',
+) as RoutedMethod[];
+if (
+  ROUTED_METHODS.length + OWN_METHODS.length !== Object.keys(PLACE_METHODS).length ||
+  ROUTED_METHODS.some((m) => (OWN_METHODS as readonly string[]).includes(m))
+) {
   throw new Error(`OWN_METHODS (${OWN_METHODS.join(', ')}) must name exactly the methods routed 'own'`);
 }
 export type RoutedCalls = Pick<PlaceCalls, RoutedMethod>;
@@ -203,7 +210,9 @@ function isPlaceMethod(name: unknown): name is PlaceMethod {
 
 /** The routed methods of `plane`, bound to it. */
 export function routedTo(plane: RoutedCalls): RoutedCalls {
-  return Object.fromEntries(ROUTED_METHODS.map((m) => [m, (plane[m] as (...args: unknown[]) => Promise<unknown>).bind(plane)])) as unknown as RoutedCalls;
+  return Object.fromEntries(
+    ROUTED_METHODS.map((m) => [m, (plane[m] as (...args: unknown[]) => Promise<unknown>).bind(plane)]),
+  ) as unknown as RoutedCalls;
 }
 
 /** A `gather` call's answers from several places as one: their lists joined, oldest first. */

@@ -40,7 +40,12 @@ export interface PlaneStatus {
  */
 export interface MediaPlane extends RoutedCalls {
   /** Starts a publish from an SDP offer; resolves with the publisher's id and the SDP answer. */
-  publish(name: string, offer: string, handlers?: PublishHandlers, clientAddress?: string): Promise<{ id: string; answer: string }>;
+  publish(
+    name: string,
+    offer: string,
+    handlers?: PublishHandlers,
+    clientAddress?: string,
+  ): Promise<{ id: string; answer: string }>;
   /** Follows every push's state changes (the SDK sessions, the console); returns the function that stops following. */
   watch(listener: (change: PushChange) => void): () => void;
   /** Follows what happens to every stream and push (for webhooks); returns the function that stops following. */

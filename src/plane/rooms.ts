@@ -3,7 +3,14 @@ import { GatewayError } from '../errors.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import type { MediaPlane } from './plane.js';
 import { trackSize } from '../tracked.js';
-import { mixerInputSchema, mixerName, mixerStartupSchema, mixerUriSchema, type MixerInfo, type MixerStartup } from '../mixers/requests.js';
+import {
+  mixerInputSchema,
+  mixerName,
+  mixerStartupSchema,
+  mixerUriSchema,
+  type MixerInfo,
+  type MixerStartup,
+} from '../mixers/requests.js';
 
 /** A caller of a room, by its stream's name: `user1#room1`, or `user1#room1#desktop` for a screen it shares. */
 export interface Caller {
@@ -22,7 +29,10 @@ export function callerOf(stream: string): Caller | undefined {
 }
 
 /** What the automatic mixers ask of the plane: the mixers' own calls. */
-type MixerCalls = Pick<MediaPlane, 'mixerStartup' | 'mixerAdd' | 'mixerRemove' | 'mixerLayout' | 'mixerFind' | 'mixerTerminate'>;
+type MixerCalls = Pick<
+  MediaPlane,
+  'mixerStartup' | 'mixerAdd' | 'mixerRemove' | 'mixerLayout' | 'mixerFind' | 'mixerTerminate'
+>;
 
 /** A room with a mixer: its work, done in order, and what it is waiting for. */
 interface Room {
@@ -58,7 +68,8 @@ export class Rooms {
     private readonly idleMs: number,
     private readonly log: Logger,
     /** How a room's mixer is started: by the plane (placed by load), or on this node (a cluster's: its callers are placed there). */
-    private readonly startMixer: (startup: MixerStartup) => Promise<MixerInfo> = (startup) => plane.mixerStartup(startup),
+    private readonly startMixer: (startup: MixerStartup) => Promise<MixerInfo> = (startup) =>
+      plane.mixerStartup(startup),
   ) {
     Rooms.#trackSizes(this);
   }
@@ -71,11 +82,19 @@ export class Rooms {
       this.#rooms.delete(name);
       return;
     }
-    if (event.type !== 'publisher.published' && event.type !== 'publisher.returned' && event.type !== 'publisher.ended' && event.type !== 'publisher.lost') return;
+    if (
+      event.type !== 'publisher.published' &&
+      event.type !== 'publisher.returned' &&
+      event.type !== 'publisher.ended' &&
+      event.type !== 'publisher.lost'
+    )
+      return;
     const caller = callerOf(event.stream);
     if (!caller) return;
     const joins = event.type === 'publisher.published' || event.type === 'publisher.returned';
-    this.#inTurn(caller.room, (room) => (joins ? this.#join(room, caller, event.stream) : this.#leave(room, caller, event.stream)));
+    this.#inTurn(caller.room, (room) =>
+      joins ? this.#join(room, caller, event.stream) : this.#leave(room, caller, event.stream),
+    );
   }
 
   close(): void {
@@ -87,7 +106,11 @@ export class Rooms {
   #inTurn(name: string, work: (room: Room) => Promise<void>): void {
     const room = this.#rooms.get(name) ?? { work: Promise.resolve(), started: false };
     this.#rooms.set(name, room);
-    room.work = room.work.then(() => work(room)).catch((error: Error) => this.log.warn({ room: name, reason: error.message }, 'an automatic mixer could not follow its callers'));
+    room.work = room.work
+      .then(() => work(room))
+      .catch((error: Error) =>
+        this.log.warn({ room: name, reason: error.message }, 'an automatic mixer could not follow its callers'),
+      );
   }
 
   async #join(room: Room, caller: Caller, stream: string): Promise<void> {
@@ -104,7 +127,12 @@ export class Rooms {
         throw error;
       }
     }
-    const input = mixerInputSchema.parse({ uri, remoteStreamName: stream, label: caller.user, ...(caller.desktop ? { slot: 0 } : {}) });
+    const input = mixerInputSchema.parse({
+      uri,
+      remoteStreamName: stream,
+      label: caller.user,
+      ...(caller.desktop ? { slot: 0 } : {}),
+    });
     try {
       await this.plane.mixerAdd(input);
     } catch (error) {
@@ -136,7 +164,10 @@ export class Rooms {
       return;
     }
     clearTimeout(room.idle);
-    room.idle = setTimeout(() => this.#inTurn(caller.room, (current) => this.#endIfEmpty(caller.room, current, left.createdAt)), this.idleMs);
+    room.idle = setTimeout(
+      () => this.#inTurn(caller.room, (current) => this.#endIfEmpty(caller.room, current, left.createdAt)),
+      this.idleMs,
+    );
     room.idle.unref();
   }
 

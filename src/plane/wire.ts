@@ -34,9 +34,18 @@ export type WorkerMessage =
 
 export function toWire(error: unknown): WireError {
   if (error instanceof GatewayError) {
-    return { name: error.name, message: error.message, code: error.code, field: error.field, retryAfterS: error.retryAfterS };
+    return {
+      name: error.name,
+      message: error.message,
+      code: error.code,
+      field: error.field,
+      retryAfterS: error.retryAfterS,
+    };
   }
-  return { name: error instanceof Error ? error.name : 'Error', message: error instanceof Error ? error.message : String(error) };
+  return {
+    name: error instanceof Error ? error.name : 'Error',
+    message: error instanceof Error ? error.message : String(error),
+  };
 }
 
 export function fromWire(wire: WireError): Error {

@@ -27,11 +27,16 @@ const STATUS_INTERVAL_MS = 1000;
  */
 function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
   const { config, index } = data;
-  const log = createLogger(config.log_level, undefined, config.log_format === 'pretty' ? 'pretty' : 'json').child({ worker: index });
+  const log = createLogger(config.log_level, undefined, config.log_format === 'pretty' ? 'pretty' : 'json').child({
+    worker: index,
+  });
   const post = (message: WorkerMessage): void => port.postMessage(message);
   const core = buildMediaCore(config, log, {
     slots: data.slots,
-    childRecord: { add: (pid) => post({ kind: 'child', op: 'add', pid }), remove: (pid) => post({ kind: 'child', op: 'remove', pid }) },
+    childRecord: {
+      add: (pid) => post({ kind: 'child', op: 'add', pid }),
+      remove: (pid) => post({ kind: 'child', op: 'remove', pid }),
+    },
   });
   const plane = new LocalPlane(core, String(index));
   const { publishers, pushes } = core;

@@ -11,7 +11,15 @@ import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers } from './plan
 import { PUBLISHER_SLOTS, Slots, PUSH_SLOTS } from '../slots.js';
 import { isActive, type PushState } from '../pushes/states.js';
 import type { WorkerData } from './worker.js';
-import { checkResult, oldestFirst, PLACE_METHODS, type ArgsOf, type PlaceMethod, type ResultOf, type RoutedMethod } from './methods.js';
+import {
+  checkResult,
+  oldestFirst,
+  PLACE_METHODS,
+  type ArgsOf,
+  type PlaceMethod,
+  type ResultOf,
+  type RoutedMethod,
+} from './methods.js';
 import { RoutedPlane } from './routed-plane.js';
 import { mixerStream } from '../mixers/requests.js';
 import { fromWire, type Call, type WorkerMessage } from './wire.js';
@@ -33,7 +41,8 @@ const RESTART_DELAY_MS = 1000;
 export type WorkerStarter = (data: WorkerData, name: string) => Worker;
 
 /** The built gateway's workers: `worker.js` beside this module. */
-const builtWorker: WorkerStarter = (data, name) => new Worker(new URL('./worker.js', import.meta.url), { workerData: data, name });
+const builtWorker: WorkerStarter = (data, name) =>
+  new Worker(new URL('./worker.js', import.meta.url), { workerData: data, name });
 
 /** One worker thread: calls to it, and what it last told of its load. */
 class Place {
@@ -57,7 +66,14 @@ class Place {
     onStop: (place: Place, reason: string) => void,
   ) {
     Place.#trackSizes(this);
-    this.load = { place: String(index), eventLoopDelayMs: 0, eventLoopDelayMaxMs: 0, eventLoopUtilization: 0, machineCpuPercent: 0, publishers: 0 };
+    this.load = {
+      place: String(index),
+      eventLoopDelayMs: 0,
+      eventLoopDelayMaxMs: 0,
+      eventLoopUtilization: 0,
+      machineCpuPercent: 0,
+      publishers: 0,
+    };
     this.worker = startWorker(data, `media-${index}`);
     this.worker.on('message', (message: WorkerMessage) => {
       if (message.kind !== 'reply') return onMessage(this, message);
@@ -142,7 +158,9 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
     const count = workerCount(config);
     const ports = config.webrtc_ice_port_max - config.webrtc_ice_port_min + 1;
     if (ports < count * MIN_PORTS_PER_WORKER) {
-      throw new ConfigError(`webrtc_ice_port_min, webrtc_ice_port_max: ${ports} ports for ${count} workers (workers); each needs at least ${MIN_PORTS_PER_WORKER}`);
+      throw new ConfigError(
+        `webrtc_ice_port_min, webrtc_ice_port_max: ${ports} ports for ${count} workers (workers); each needs at least ${MIN_PORTS_PER_WORKER}`,
+      );
     }
     for (let index = 0; index < count; index++) this.#places.push(this.#start(index));
   }
@@ -152,12 +170,19 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
     const route = PLACE_METHODS[method].route;
     if (route.to === 'own') throw new Error(`${method} is not routed`);
     const key = (route.key as (args: unknown[]) => string | undefined)(args);
-    const call = (place: Place): Promise<unknown> => (place.call as (m: PlaceMethod, ...a: unknown[]) => Promise<unknown>)(method, ...args);
+    const call = (place: Place): Promise<unknown> =>
+      (place.call as (m: PlaceMethod, ...a: unknown[]) => Promise<unknown>)(method, ...args);
     if (route.to === 'gather' && key === undefined) {
       return oldestFirst(await Promise.all(this.#places.filter((p) => p.alive).map(call))) as ResultOf<M>;
     }
     const held =
-      key === undefined ? undefined : route.to === 'session' ? this.#sessions.get(key) : route.to === 'mixer' ? this.#mixers.get(key)?.place : this.#streams.get(key)?.place;
+      key === undefined
+        ? undefined
+        : route.to === 'session'
+          ? this.#sessions.get(key)
+          : route.to === 'mixer'
+            ? this.#mixers.get(key)?.place
+            : this.#streams.get(key)?.place;
     return (await call(held?.alive ? held : this.#any())) as ResultOf<M>;
   }
 
@@ -185,7 +210,8 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
       case 'push':
         // A push's last change (stopped) may come after its removal: it is not routed to again.
         if (message.change.state !== 'stopped') this.#sessions.set(message.change.mediaSessionId, place);
-        else if (this.#sessions.get(message.change.mediaSessionId) === place) this.#sessions.delete(message.change.mediaSessionId);
+        else if (this.#sessions.get(message.change.mediaSessionId) === place)
+          this.#sessions.delete(message.change.mediaSessionId);
         for (const watcher of this.#watchers) this.#tell(() => watcher(message.change));
         return;
       case 'event':
@@ -207,7 +233,9 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
       case 'child':
         if (message.op === 'add') this.#children.set(message.pid, place);
         else this.#children.delete(message.pid);
-        return message.op === 'add' ? this.deps.childRecord?.add(message.pid) : this.deps.childRecord?.remove(message.pid);
+        return message.op === 'add'
+          ? this.deps.childRecord?.add(message.pid)
+          : this.deps.childRecord?.remove(message.pid);
     }
   }
 
@@ -232,7 +260,8 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
     for (const [name, entry] of this.#streams) if (entry.place === place) this.#streams.delete(name);
     for (const [id, at] of this.#sessions) if (at === place) this.#sessions.delete(id);
     for (const [uri, mixer] of this.#mixers) if (mixer.place === place) this.#mixerEnded(uri, place);
-    for (const [id, publish] of this.#publishes) if (publish.place === place) this.#closed(id, `media worker ${reason}`, true);
+    for (const [id, publish] of this.#publishes)
+      if (publish.place === place) this.#closed(id, `media worker ${reason}`, true);
     // The slots its streams held are given back, as it last told of them.
     const publishers = new Slots(this.#slots, PUBLISHER_SLOTS);
     const pushes = new Slots(this.#slots, PUSH_SLOTS);
@@ -262,11 +291,16 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
     const open = alive.filter((p) => !p.load.overload);
     if (!open.length) {
       const reason = alive[0]?.load.overload ?? 'no media worker is running';
-      throw unavailable(`the gateway is overloaded (${reason}): publishing ${name} refused, the streams running keep their share`, 3);
+      throw unavailable(
+        `the gateway is overloaded (${reason}): publishing ${name} refused, the streams running keep their share`,
+        3,
+      );
     }
     const placed = (p: Place): number => [...this.#streams.values()].filter((e) => e.place === p).length;
     const mixers = (p: Place): number => (mixer ? [...this.#mixers.values()].filter((m) => m.place === p).length : 0);
-    return open.reduce((best, p) => (mixers(p) < mixers(best) || (mixers(p) === mixers(best) && placed(p) < placed(best)) ? p : best));
+    return open.reduce((best, p) =>
+      mixers(p) < mixers(best) || (mixers(p) === mixers(best) && placed(p) < placed(best)) ? p : best,
+    );
   }
 
   /** Runs `call` on the place of `name`, which holds the stream while it is on its way. */
@@ -281,7 +315,12 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
     }
   }
 
-  async publish(name: string, offer: string, handlers: PublishHandlers = {}, clientAddress?: string): Promise<{ id: string; answer: string }> {
+  async publish(
+    name: string,
+    offer: string,
+    handlers: PublishHandlers = {},
+    clientAddress?: string,
+  ): Promise<{ id: string; answer: string }> {
     const published = await this.#onStream(name, this.#placeFor(name), async (place) => {
       const published = await place.call('publish', name, offer, clientAddress);
       this.#publishes.set(published.id, { place, handlers });
@@ -291,7 +330,8 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
     // (A mixer in the stream's own worker hears of it there.)
     const place = this.#streams.get(name)?.place;
     for (const uri of this.#mixerInputs.get(name) ?? []) {
-      if (this.#mixerPlace(uri) !== place) void this.#relayInput({ uri, remoteStreamName: name }).catch(() => undefined);
+      if (this.#mixerPlace(uri) !== place)
+        void this.#relayInput({ uri, remoteStreamName: name }).catch(() => undefined);
     }
     return published;
   }
@@ -318,7 +358,10 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
   override async mixerAdd(request: ArgsOf<'mixerAdd'>[0]): Promise<ResultOf<'mixerAdd'>> {
     const own = this.#mixers.get(request.uri)?.stream;
     if (own !== undefined && this.#madeFrom(request.remoteStreamName, own)) {
-      throw invalid('remoteStreamName', `${request.remoteStreamName} is made from this mixer's own output (${own}): a mixer cannot take it`);
+      throw invalid(
+        'remoteStreamName',
+        `${request.remoteStreamName} is made from this mixer's own output (${own}): a mixer cannot take it`,
+      );
     }
     const added = await this.#relayInput(request);
     const inputs = this.#mixerInputs.get(request.remoteStreamName) ?? new Set<string>();
@@ -343,7 +386,9 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
     if (seen.has(stream)) return false;
     seen.add(stream);
     const making = [...this.#mixers].filter(([, mixer]) => mixer.stream === stream).map(([uri]) => uri);
-    return [...this.#mixerInputs].some(([input, uris]) => making.some((uri) => uris.has(uri)) && this.#madeFrom(input, output, seen));
+    return [...this.#mixerInputs].some(
+      ([input, uris]) => making.some((uri) => uris.has(uri)) && this.#madeFrom(input, output, seen),
+    );
   }
 
   /** The mixer `uri` (of `place`, when told by one) ended: its place and its inputs are forgotten. */
@@ -413,7 +458,8 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
     const pushes: PlaneStatus['pushes'] = {};
     // A stopped worker's streams are gone, though it last told of them.
     for (const place of this.#places.filter((p) => p.alive)) {
-      for (const [state, n] of Object.entries(place.pushes) as [keyof PlaneStatus['pushes'], number][]) pushes[state] = (pushes[state] ?? 0) + n;
+      for (const [state, n] of Object.entries(place.pushes) as [keyof PlaneStatus['pushes'], number][])
+        pushes[state] = (pushes[state] ?? 0) + n;
     }
     const alive = this.#places.filter((p) => p.alive);
     return {

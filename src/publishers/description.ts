@@ -8,7 +8,14 @@ export const streamJsonSchema = z.object({
   /** The publish's id (the WHIP session id). */
   id: z.string(),
   state: z.enum(['connecting', 'publishing', 'closed']),
-  video: z.object({ codec: z.string(), width: z.number().optional(), height: z.number().optional(), frameRate: z.number().optional() }).nullable(),
+  video: z
+    .object({
+      codec: z.string(),
+      width: z.number().optional(),
+      height: z.number().optional(),
+      frameRate: z.number().optional(),
+    })
+    .nullable(),
   audio: z.object({ codec: z.literal('opus') }).nullable(),
   /** Received RTP over the last second. */
   bitrateKbps: z.number(),
@@ -30,7 +37,9 @@ export const streamJsonSchema = z.object({
    * gateway's frame path, which received `gatewayReceived` (duplicates included). Null on an
    * engine that does not count (werift).
    */
-  hops: z.object({ engineReceived: z.number(), engineLost: z.number(), engineSent: z.number(), gatewayReceived: z.number() }).nullable(),
+  hops: z
+    .object({ engineReceived: z.number(), engineLost: z.number(), engineSent: z.number(), gatewayReceived: z.number() })
+    .nullable(),
   createdAt: z.string(),
   publishingSince: z.string().nullable(),
   /** Its media time now (ms since it began publishing): the clock a caption's `at` is on. */
@@ -52,7 +61,9 @@ export function describeStream(p: Publisher, pushes: string[]): StreamJson {
     name: p.name,
     id: p.id,
     state: p.state,
-    video: p.videoCodec ? { codec: p.videoCodec, ...size, ...(frameRate ? { frameRate: Math.round(frameRate * 100) / 100 } : {}) } : null,
+    video: p.videoCodec
+      ? { codec: p.videoCodec, ...size, ...(frameRate ? { frameRate: Math.round(frameRate * 100) / 100 } : {}) }
+      : null,
     audio: p.hasAudio ? { codec: 'opus' } : null,
     bitrateKbps: p.bitrateKbps,
     packets: p.counters.packets,

@@ -110,7 +110,8 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     );
     if (this.hasAudio) this.#opus = new OpusStage();
     if (this.videoCodec) {
-      const Codec = this.videoCodec === 'H264' ? H264Depacketizer : this.videoCodec === 'VP8' ? Vp8Depacketizer : Vp9Depacketizer;
+      const Codec =
+        this.videoCodec === 'H264' ? H264Depacketizer : this.videoCodec === 'VP8' ? Vp8Depacketizer : Vp9Depacketizer;
       // After a loss, frames resume at the next keyframe: one is asked for, and nothing is started from before it.
       const onLoss = (): void => {
         fanout.lost();
@@ -126,8 +127,15 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       const pipeline: TrackPipeline = {
         kind: track.kind,
         track,
-        receiver: new RtpReceiver(track.clockRate, target, track.startMs === undefined ? undefined : { start, startMs: track.startMs }, ({ jumpMs }) =>
-          options.log.warn({ kind: track.kind, jumpMs }, "the publisher's RTP time jumped: its media goes on from here as a new timeline"),
+        receiver: new RtpReceiver(
+          track.clockRate,
+          target,
+          track.startMs === undefined ? undefined : { start, startMs: track.startMs },
+          ({ jumpMs }) =>
+            options.log.warn(
+              { kind: track.kind, jumpMs },
+              "the publisher's RTP time jumped: its media goes on from here as a new timeline",
+            ),
         ),
       };
       this.#pipelines.set(track.kind, pipeline);
@@ -157,7 +165,8 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
    */
   messageRefused(channel: string, reason: string): void {
     const refused = ++this.messagesRefused;
-    if (/^10*$/.test(String(refused))) this.options.log.warn({ channel, reason, refused }, 'a data channel message was refused');
+    if (/^10*$/.test(String(refused)))
+      this.options.log.warn({ channel, reason, refused }, 'a data channel message was refused');
   }
 
   /** Simulcast: how many layers its video has, lowest first; 0 for a single stream. */
@@ -196,14 +205,27 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     }
     const session = new LayerSession(this.session, video, spatial);
     // The stream's own publisher watches for its media stopping, and ends its layers with it.
-    const layer = new Publisher(this.name, session, { ...this.options, mediaTimeoutMs: 0, log: this.options.log.child({ layer: spatial }) }, this);
+    const layer = new Publisher(
+      this.name,
+      session,
+      { ...this.options, mediaTimeoutMs: 0, log: this.options.log.child({ layer: spatial }) },
+      this,
+    );
     layer.clientAddress = this.clientAddress;
     session.connect();
     return layer;
   }
 
   /** What it took in and passed on. */
-  get counters(): { packets: number; bytes: number; duplicates: number; frames: number; keyframes: number; keyframeRequests: number; sinkErrors: number } {
+  get counters(): {
+    packets: number;
+    bytes: number;
+    duplicates: number;
+    frames: number;
+    keyframes: number;
+    keyframeRequests: number;
+    sinkErrors: number;
+  } {
     const { frames, keyframes, sinkErrors } = this.#fanout.counters;
     return {
       packets: this.#received('packets'),
@@ -305,7 +327,12 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
    * received (duplicates included). Undefined when the engine does not count.
    */
   get hops(): { engineReceived: number; engineLost: number; engineSent: number; gatewayReceived: number } | undefined {
-    const hops = { engineReceived: 0, engineLost: 0, engineSent: 0, gatewayReceived: this.#received('packets') + this.#received('duplicates') };
+    const hops = {
+      engineReceived: 0,
+      engineLost: 0,
+      engineSent: 0,
+      gatewayReceived: this.#received('packets') + this.#received('duplicates'),
+    };
     for (const { track } of this.#pipelines.values()) {
       const counts = track.engineCounts;
       if (!counts) return undefined;

@@ -63,7 +63,12 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
     // rather than a 409 until the connect timeout. As a loss, so that pushes waiting for the
     // stream wait on for the new one.
     const stale = this.#byName.get(name);
-    if (stale?.state === 'connecting' && stale.session.iceChecked !== true && clientAddress !== undefined && stale.clientAddress === clientAddress) {
+    if (
+      stale?.state === 'connecting' &&
+      stale.session.iceChecked !== true &&
+      clientAddress !== undefined &&
+      stale.clientAddress === clientAddress
+    ) {
       await stale.close('published again by its client before it connected', true);
     }
     const session = await this.#take(name, `publishing ${name}`, () => this.engine.accept(offer));
@@ -88,7 +93,8 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
   async publishLocal(name: string, kinds: LocalKinds): Promise<{ publisher: Publisher; targets: LocalTarget[] }> {
     checkStreamName(name);
     const { engine } = this;
-    if (!engine.acceptLocal) throw unavailable('the WebRTC engine (webrtc_engine) makes no stream of its own: mixers need mediasoup');
+    if (!engine.acceptLocal)
+      throw unavailable('the WebRTC engine (webrtc_engine) makes no stream of its own: mixers need mediasoup');
     let targets: LocalTarget[] = [];
     const session = await this.#take(name, `making ${name}`, async () => {
       const local = await engine.acceptLocal!(kinds);
@@ -102,7 +108,8 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
   async #take(name: string, what: string, accept: () => Promise<IngestSession>): Promise<IngestSession> {
     if (this.#byName.has(name) || this.#pending.has(name)) throw conflict(`stream ${name} is already publishing`);
     const max = this.options.maxPublishers ?? Infinity;
-    if (!this.#slots.take(max)) throw unavailable(`the gateway is at its limit of ${max} publishers (limit_publishers)`);
+    if (!this.#slots.take(max))
+      throw unavailable(`the gateway is at its limit of ${max} publishers (limit_publishers)`);
     this.#pending.add(name);
     try {
       this.options.admit?.(what);

@@ -41,12 +41,18 @@ export function followPushes(pushes: PushService, listener: (change: PushChange)
   const onState = (t: Push, state: PushState): void => {
     const before = previous.get(t);
     previous.set(t, state);
-    const change: PushChange = { mediaSessionId: t.mediaSessionId, stream: t.publisher.name, destination: t.destination.redactedUrl, state };
+    const change: PushChange = {
+      mediaSessionId: t.mediaSessionId,
+      stream: t.publisher.name,
+      destination: t.destination.redactedUrl,
+      state,
+    };
     if (before !== undefined) change.previous = before;
     const reason = shownReason(state, t.lastError);
     if (reason) change.reason = reason;
     if (state === 'failed' && t.errorCode) change.errorCode = t.errorCode;
-    if (state === 'running' && (before === undefined || before === 'starting') && t.writer.firstFrameAt !== undefined) change.startupMs = t.writer.firstFrameAt - t.createdMonoMs;
+    if (state === 'running' && (before === undefined || before === 'starting') && t.writer.firstFrameAt !== undefined)
+      change.startupMs = t.writer.firstFrameAt - t.createdMonoMs;
     if (state === 'reconnecting') downSince.set(t, monotonicMs());
     else if (state === 'running' && downSince.has(t)) change.outageMs = monotonicMs() - downSince.get(t)!;
     if (state !== 'reconnecting') downSince.delete(t);

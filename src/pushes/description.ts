@@ -38,8 +38,12 @@ export interface PushView {
 }
 
 /** A push's caption counters, once it had a caption. */
-function captionCounters(captions: { sent: number; replaced: number; dropped: number } | undefined): Partial<PushInfo['counters']> {
-  return captions ? { captionsSent: captions.sent, captionCharactersReplaced: captions.replaced, captionsDropped: captions.dropped } : {};
+function captionCounters(
+  captions: { sent: number; replaced: number; dropped: number } | undefined,
+): Partial<PushInfo['counters']> {
+  return captions
+    ? { captionsSent: captions.sent, captionCharactersReplaced: captions.replaced, captionsDropped: captions.dropped }
+    : {};
 }
 
 /**
@@ -69,7 +73,9 @@ export function describe(t: PushView): PushInfo {
     ...(until !== undefined ? { standbyUntil: new Date(until).toISOString() } : {}),
     reconnectAttempt: t.reconnectAttempt,
     ...(isUp(t.state) && t.health.current ? { health: t.health.current } : {}),
-    ...(t.config.outBuffer.enabled ? { outputBuffer: { state: buffer?.state, levelMs: buffer?.levelMs ?? 0, bufferings: output.bufferings } } : {}),
+    ...(t.config.outBuffer.enabled
+      ? { outputBuffer: { state: buffer?.state, levelMs: buffer?.levelMs ?? 0, bufferings: output.bufferings } }
+      : {}),
     transcoding: t.plan.video === 'transcode',
     captions: t.request.captions,
     ...(t.request.platform ? { platform: t.request.platform } : {}),

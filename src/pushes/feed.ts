@@ -46,8 +46,10 @@ export interface FeedOptions {
  * only once live video has replaced its picture.
  */
 export class OutputFeed {
-  readonly input = new PublisherInput({ audio: (packet) => this.#onAudio(packet), frame: (frame) => this.#onFrame(frame) }, (error) =>
-    this.options.log.error({ err: error }, "handling the publisher's media threw: the other pushes still get it"),
+  readonly input = new PublisherInput(
+    { audio: (packet) => this.#onAudio(packet), frame: (frame) => this.#onFrame(frame) },
+    (error) =>
+      this.options.log.error({ err: error }, "handling the publisher's media threw: the other pushes still get it"),
   );
   #source: FeedSource = 'publisher';
   #publisher: Publisher;
@@ -104,7 +106,9 @@ export class OutputFeed {
 
   /** Whether the output has video to start a link with: the publisher's, or the still picture. */
   get hasVideo(): boolean {
-    return this.#source === 'still' ? this.options.writer.picture !== undefined : this.#publisher.videoCodec !== undefined;
+    return this.#source === 'still'
+      ? this.options.writer.picture !== undefined
+      : this.#publisher.videoCodec !== undefined;
   }
 
   /** Starts a pipeline for the current source, not yet feeding the output (`use` makes it). */
@@ -269,7 +273,16 @@ export class OutputFeed {
    */
   #followSize(frame: VideoFrame): void {
     const grown = this.#startSizes.grown(frame, this.#current, this.#pending);
-    if (!grown || this.#pending || this.#overlap || this.#plan.video !== 'transcode' || this.#plan.scale || this.#plan.shape || this.#current?.source.still) return;
+    if (
+      !grown ||
+      this.#pending ||
+      this.#overlap ||
+      this.#plan.video !== 'transcode' ||
+      this.#plan.scale ||
+      this.#plan.shape ||
+      this.#current?.source.still
+    )
+      return;
     this.options.log.info(grown, 'the source grew: a pipeline at its new size takes over, make before break');
     this.#startSwitch(false, true);
   }
@@ -310,7 +323,10 @@ export class OutputFeed {
       // The source grew, and no pipeline at its size could start: the current one goes on.
       if (overlap) {
         this.#overlap = false;
-        this.options.log.warn({ reason: (error as Error).message }, "a pipeline at the source's new size did not start: the output keeps its size");
+        this.options.log.warn(
+          { reason: (error as Error).message },
+          "a pipeline at the source's new size did not start: the output keeps its size",
+        );
         return;
       }
       this.options.onLost((error as Error).message, 'local');

@@ -37,7 +37,10 @@ export const healthSchema = z.strictObject({
   status: z.enum(HEALTH_STATES),
   issues: z.array(z.string()).describe('What is off, each with what the platform takes'),
   measures: z.strictObject({
-    keyframeIntervalMaxS: z.number().nullable().describe('The longest gap between keyframes sent (null before two were)'),
+    keyframeIntervalMaxS: z
+      .number()
+      .nullable()
+      .describe('The longest gap between keyframes sent (null before two were)'),
     sinceKeyframeS: z.number().describe('Since the last keyframe sent (since the start, if none was)'),
     keyframeIntervalMeanS: z.number().nullable(),
     videoKbps: z.number(),
@@ -46,7 +49,10 @@ export const healthSchema = z.strictObject({
     audio: z.boolean().describe('Sound was sent'),
     audioSampleRate: z.number().nullable(),
     audioKbps: z.number(),
-    avOffsetMs: z.number().nullable().describe('How far the video runs ahead of the sound in the stream (negative: behind)'),
+    avOffsetMs: z
+      .number()
+      .nullable()
+      .describe('How far the video runs ahead of the sound in the stream (negative: behind)'),
   }),
 });
 export type Health = z.infer<typeof healthSchema>;
@@ -191,24 +197,41 @@ export class IngestHealth {
     const seconds = (n: number): string => `${n.toFixed(1)} s`;
     // Keyframes that stopped: no gap closes to be measured, and the stream cannot be joined.
     if (m.sinceKeyframeS > KEYFRAMES_STOPPED * keyframeMax) {
-      const takes = name ? `${name}: at most ${keyframeMax} s apart` : `most platforms take them at most ${keyframeMax} s apart`;
+      const takes = name
+        ? `${name}: at most ${keyframeMax} s apart`
+        : `most platforms take them at most ${keyframeMax} s apart`;
       issues.push({ text: `no keyframe for ${seconds(m.sinceKeyframeS)} (${takes})`, bad: true });
     } else if (m.keyframeIntervalMaxS !== null && m.keyframeIntervalMaxS > keyframeMax + KEYFRAME_SLACK_S) {
       const takes = name ? `${name}: at most ${keyframeMax} s` : `most platforms take at most ${keyframeMax} s`;
       issues.push({ text: `keyframe interval ${seconds(m.keyframeIntervalMaxS)} (${takes})`, bad: true });
-    } else if (p && m.keyframeIntervalMaxS !== null && m.keyframeIntervalMaxS > p.keyframeIntervalS.recommended + KEYFRAME_SLACK_S) {
-      issues.push({ text: `keyframe interval ${seconds(m.keyframeIntervalMaxS)} (${name} asks for ${p.keyframeIntervalS.recommended} s)`, bad: false });
+    } else if (
+      p &&
+      m.keyframeIntervalMaxS !== null &&
+      m.keyframeIntervalMaxS > p.keyframeIntervalS.recommended + KEYFRAME_SLACK_S
+    ) {
+      issues.push({
+        text: `keyframe interval ${seconds(m.keyframeIntervalMaxS)} (${name} asks for ${p.keyframeIntervalS.recommended} s)`,
+        bad: false,
+      });
     }
-    if (p?.maxVideoKbps && m.videoKbps > p.maxVideoKbps * 1.1) issues.push({ text: `video bitrate ${m.videoKbps} kb/s (${name}: at most ${p.maxVideoKbps})`, bad: false });
-    if (p?.maxFps && m.fps > p.maxFps + 1) issues.push({ text: `frame rate ${m.fps} (${name}: at most ${p.maxFps})`, bad: false });
+    if (p?.maxVideoKbps && m.videoKbps > p.maxVideoKbps * 1.1)
+      issues.push({ text: `video bitrate ${m.videoKbps} kb/s (${name}: at most ${p.maxVideoKbps})`, bad: false });
+    if (p?.maxFps && m.fps > p.maxFps + 1)
+      issues.push({ text: `frame rate ${m.fps} (${name}: at most ${p.maxFps})`, bad: false });
     if (m.fps < MIN_FPS) issues.push({ text: `frame rate ${m.fps}`, bad: m.fps === 0 });
-    if (m.sizeChanges) issues.push({ text: `picture size changed ${m.sizeChanges} time${m.sizeChanges > 1 ? 's' : ''} in ${WINDOW_S} s`, bad: false });
+    if (m.sizeChanges)
+      issues.push({
+        text: `picture size changed ${m.sizeChanges} time${m.sizeChanges > 1 ? 's' : ''} in ${WINDOW_S} s`,
+        bad: false,
+      });
     if (!m.audio) issues.push({ text: 'no sound', bad: true });
     else if (m.audioSampleRate !== null && m.audioSampleRate !== 44100 && m.audioSampleRate !== 48000) {
       issues.push({ text: `sample rate ${m.audioSampleRate} Hz (44.1 or 48 kHz expected)`, bad: false });
     }
-    if (p?.maxAudioKbps && m.audioKbps > p.maxAudioKbps * 1.1) issues.push({ text: `audio bitrate ${m.audioKbps} kb/s (${name}: at most ${p.maxAudioKbps})`, bad: false });
-    if (m.avOffsetMs !== null && Math.abs(m.avOffsetMs) > MAX_AV_OFFSET_MS) issues.push({ text: `video ${m.avOffsetMs} ms from the sound in the stream`, bad: false });
+    if (p?.maxAudioKbps && m.audioKbps > p.maxAudioKbps * 1.1)
+      issues.push({ text: `audio bitrate ${m.audioKbps} kb/s (${name}: at most ${p.maxAudioKbps})`, bad: false });
+    if (m.avOffsetMs !== null && Math.abs(m.avOffsetMs) > MAX_AV_OFFSET_MS)
+      issues.push({ text: `video ${m.avOffsetMs} ms from the sound in the stream`, bad: false });
     return issues;
   }
 }

@@ -26,11 +26,24 @@ export const pushInfoSchema = z.strictObject({
   errorCode: z.enum(FAILURE_CODES).optional().describe('Whose fault the failure was'),
   standbyUntil: z.string().optional().describe('In standby: when its grace period ends'),
   reconnectAttempt: z.number().describe('Attempts of the current outage'),
-  health: healthSchema.optional().describe("While it is up, once 5 s were sent: what the platform's dashboard checks, measured on what was sent over the last 20 s"),
-  outputBuffer: z.strictObject({ state: z.string().optional(), levelMs: z.number(), bufferings: z.number() }).optional(),
+  health: healthSchema
+    .optional()
+    .describe(
+      "While it is up, once 5 s were sent: what the platform's dashboard checks, measured on what was sent over the last 20 s",
+    ),
+  outputBuffer: z
+    .strictObject({ state: z.string().optional(), levelMs: z.number(), bufferings: z.number() })
+    .optional(),
   transcoding: z.boolean(),
-  captions: z.union([z.enum(['roll-up', 'pop-on']), z.literal(false)]).describe("How it shows the stream's captions (CEA-608), or false: it carries none"),
-  platform: z.string().optional().describe("The destination's platform (named, or recognised from its host), whose limits the push was checked against"),
+  captions: z
+    .union([z.enum(['roll-up', 'pop-on']), z.literal(false)])
+    .describe("How it shows the stream's captions (CEA-608), or false: it carries none"),
+  platform: z
+    .string()
+    .optional()
+    .describe(
+      "The destination's platform (named, or recognised from its host), whose limits the push was checked against",
+    ),
   aspect: z.string().optional().describe('The shape asked for (9:16), when the push makes a picture of its own shape'),
   layer: z.enum(LAYER_NAMES).optional().describe('Of a simulcast stream: the layer it sends now'),
   createdAt: z.string(),
@@ -42,16 +55,29 @@ export const pushInfoSchema = z.strictObject({
     reconnects: z.number().describe('Outages restored'),
     framesLost: z.number().describe('Frames the publisher lost while it fed this push'),
     framesDropped: z.number().describe('Frames dropped for a destination too far behind'),
-    framesDiscarded: z.number().describe("Frames the push's own queue discarded: its work on the gateway did not keep up with the stream"),
+    framesDiscarded: z
+      .number()
+      .describe("Frames the push's own queue discarded: its work on the gateway did not keep up with the stream"),
     audioPacketsDiscarded: z.number().describe("Audio packets the push's own queue discarded, with those frames"),
-    audioDiscardedMs: z.number().describe('Audio (ms) its encoder left out to catch up, the machine out of CPU (since the encoder last started)'),
+    audioDiscardedMs: z
+      .number()
+      .describe('Audio (ms) its encoder left out to catch up, the machine out of CPU (since the encoder last started)'),
     lagMs: z.number(),
     acknowledgedAgoMs: z.number().optional().describe('Since the destination last acknowledged what it received'),
     outputBytes: z.number(),
     acknowledgedBytes: z.number(),
-    captionsSent: z.number().optional().describe('Captions that went into its video, interim ones included (once it had one)'),
-    captionCharactersReplaced: z.number().optional().describe("Characters of its captions sent as others: 608 has no code for them (an accent dropped, or '?')"),
-    captionsDropped: z.number().optional().describe('Times captions waiting were dropped: more than 20 s of them while it sent no frames'),
+    captionsSent: z
+      .number()
+      .optional()
+      .describe('Captions that went into its video, interim ones included (once it had one)'),
+    captionCharactersReplaced: z
+      .number()
+      .optional()
+      .describe("Characters of its captions sent as others: 608 has no code for them (an accent dropped, or '?')"),
+    captionsDropped: z
+      .number()
+      .optional()
+      .describe('Times captions waiting were dropped: more than 20 s of them while it sent no frames'),
   }),
 });
 export type PushInfo = z.infer<typeof pushInfoSchema>;

@@ -47,7 +47,10 @@ export class LayerPin {
       return;
     }
     if (this.#away) return;
-    this.log.info({ layer, pinned: this.pinned }, 'the pinned simulcast layer stopped: holding standby until it is back');
+    this.log.info(
+      { layer, pinned: this.pinned },
+      'the pinned simulcast layer stopped: holding standby until it is back',
+    );
     this.#away = this.push.away(`simulcast layer ${this.pinned} stopped (layerPolicy pin)`);
   }
 

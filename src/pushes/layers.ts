@@ -27,7 +27,12 @@ export async function layerSource(stream: Publisher, video: VideoRequest, waitMs
   const { layer } = video;
   const count = stream.layers;
   if (count > 1) {
-    const spatial = layer === undefined ? count - 1 : typeof layer === 'number' ? await tallestUpTo(stream, layer, waitMs) : layerIndex(layer, count);
+    const spatial =
+      layer === undefined
+        ? count - 1
+        : typeof layer === 'number'
+          ? await tallestUpTo(stream, layer, waitMs)
+          : layerIndex(layer, count);
     const publisher = await stream.layer(spatial);
     // A push that named no layer and does not pin it takes what comes after a short while: the top
     // layer may be paused for a long time (a publisher short of bandwidth).
@@ -38,7 +43,8 @@ export async function layerSource(stream: Publisher, video: VideoRequest, waitMs
   if (layer === undefined) return { publisher: stream, video };
   if (video.height || video.aspect) return { publisher: stream, video };
   const sourceHeight = stream.keyframe?.size?.height ?? 720;
-  const height = typeof layer === 'number' ? Math.min(layer, sourceHeight) : Math.round(sourceHeight * NOMINAL_SHARE[layer]);
+  const height =
+    typeof layer === 'number' ? Math.min(layer, sourceHeight) : Math.round(sourceHeight * NOMINAL_SHARE[layer]);
   return { publisher: stream, video: height < sourceHeight ? { ...video, height } : video };
 }
 

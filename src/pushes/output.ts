@@ -180,7 +180,12 @@ export class OutputWriter {
     const sequenceHeader = isSequenceHeader(tag.body);
     const keyframe = kind === 'video' && isKeyframeBody(tag.body);
     const primingMs = kind === 'audio' ? (1024 / this.options.audioSampleRate) * 1000 : 0;
-    const timestamp = this.timeline.placeTag({ kind, timestamp: tag.timestamp, sequenceHeader, keyframe }, startMs, source.shiftMs, primingMs);
+    const timestamp = this.timeline.placeTag(
+      { kind, timestamp: tag.timestamp, sequenceHeader, keyframe },
+      startMs,
+      source.shiftMs,
+      primingMs,
+    );
     if (timestamp === undefined) return;
     if (kind === 'audio') {
       out.writeAudio(timestamp, tag.body);
@@ -316,7 +321,12 @@ export class OutputTimeline {
     if (timestamp < 0 && !sequenceHeader) return undefined; // the encoder's priming
     // Audio of a new pipeline from before what was already sent (a hand-over) would overlap it, and
     // one at the very time of the last audio frame would repeat it.
-    if (kind === 'audio' && !sequenceHeader && (timestamp < this.#last.audio || timestamp <= (this.#lastAudioFrame ?? -1))) return undefined;
+    if (
+      kind === 'audio' &&
+      !sequenceHeader &&
+      (timestamp < this.#last.audio || timestamp <= (this.#lastAudioFrame ?? -1))
+    )
+      return undefined;
     timestamp = Math.max(this.#last[kind], timestamp);
     if (!sequenceHeader) {
       if (kind === 'audio' && (this.#linkStartTs === undefined || timestamp < this.#linkStartTs)) return undefined;

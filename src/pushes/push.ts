@@ -12,7 +12,16 @@ import type { PushInfo } from './info.js';
 import { OutputFeed } from './feed.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { PushConfig, PushOptions, PushParts } from './settings.js';
-import { isActive, isReconnecting, isUp, publisherAway, shownState, TRANSITIONS, type PushPhase, type PushState } from './states.js';
+import {
+  isActive,
+  isReconnecting,
+  isUp,
+  publisherAway,
+  shownState,
+  TRANSITIONS,
+  type PushPhase,
+  type PushState,
+} from './states.js';
 import { Standby } from './standby.js';
 import { describe } from './description.js';
 import { IngestHealth, type Health } from './health.js';
@@ -103,13 +112,21 @@ export class Push extends TypedEmitter<PushEvents> {
       sendMetadata: config.sendMetadata,
       audioSampleRate: config.encoding.audioSampleRate,
       metadata: (size) =>
-        passthroughMetadata(size, (this.feed.plan.video === 'transcode' && this.feed.plan.fps) || this.feed.publisher.frameRate, {
-          sampleRate: config.encoding.audioSampleRate,
-          bitrateKbps: this.feed.plan.audioBitrateKbps ?? config.encoding.audioBitrateKbps,
-        }),
+        passthroughMetadata(
+          size,
+          (this.feed.plan.video === 'transcode' && this.feed.plan.fps) || this.feed.publisher.frameRate,
+          {
+            sampleRate: config.encoding.audioSampleRate,
+            bitrateKbps: this.feed.plan.audioBitrateKbps ?? config.encoding.audioBitrateKbps,
+          },
+        ),
       captionMode: request.captions || undefined,
       onBadSps: () => log.warn('an SPS whose picture size cannot be read: the output size is not known'),
-      onResizeSent: (from, to) => log.warn({ from: `${from.width}x${from.height}`, to: `${to.width}x${to.height}` }, 'the picture size sent changed mid-stream'),
+      onResizeSent: (from, to) =>
+        log.warn(
+          { from: `${from.width}x${from.height}`, to: `${to.width}x${to.height}` },
+          'the picture size sent changed mid-stream',
+        ),
     });
     this.audio = new OutputAudio(
       () => this.feed.pipelines,
@@ -193,7 +210,12 @@ export class Push extends TypedEmitter<PushEvents> {
   }
   /** Counts of every link so far, and the current link's lag and output buffer. */
   get output(): LinkStats & { lagMs: number; acknowledgedAt?: number; buffer?: { state: string; levelMs: number } } {
-    return { ...this.#links.with(this.#link?.stats), lagMs: this.#link?.lagMs ?? 0, acknowledgedAt: this.#link?.acknowledgedAt, buffer: this.#link?.buffer };
+    return {
+      ...this.#links.with(this.#link?.stats),
+      lagMs: this.#link?.lagMs ?? 0,
+      acknowledgedAt: this.#link?.acknowledgedAt,
+      buffer: this.#link?.buffer,
+    };
   }
   /**
    * The publisher went away (not ended on purpose): the RTMP session is kept with the last keyframe
@@ -284,7 +306,12 @@ export class Push extends TypedEmitter<PushEvents> {
 
   /** Starts in the background; `ready` tells when it is up. */
   start(): void {
-    this.#run().catch((error: unknown) => this.#fail(error instanceof Error ? error.message : String(error), error instanceof OpenError ? error.kind : 'local'));
+    this.#run().catch((error: unknown) =>
+      this.#fail(
+        error instanceof Error ? error.message : String(error),
+        error instanceof OpenError ? error.kind : 'local',
+      ),
+    );
   }
 
   async #run(): Promise<void> {

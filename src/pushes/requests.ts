@@ -24,11 +24,13 @@ export const startupOptionsSchema = z
   })
   .superRefine((options, context) => {
     if (options.action === 'sound_on') {
-      if (!options.soundFile) context.addIssue({ code: 'custom', path: ['soundFile'], message: 'is required with "action": "sound_on"' });
+      if (!options.soundFile)
+        context.addIssue({ code: 'custom', path: ['soundFile'], message: 'is required with "action": "sound_on"' });
       return;
     }
     for (const key of ['soundFile', 'loop', 'volume'] as const) {
-      if (key in options) context.addIssue({ code: 'custom', path: [key], message: 'is used only with "action": "sound_on"' });
+      if (key in options)
+        context.addIssue({ code: 'custom', path: [key], message: 'is used only with "action": "sound_on"' });
     }
   });
 
@@ -47,13 +49,20 @@ export const renditionFields = {
     .union([z.enum(LAYER_NAMES), wcsNumber(z.number().int().min(90).max(4096))])
     .optional()
     .describe('a simulcast layer of the stream ("low", "medium", "high"), or the tallest up to this height'),
-  layerPolicy: z.enum(['switch', 'pin']).optional().describe('when the browser stops sending the layer: switch down and back, or pin it (standby meanwhile)'),
+  layerPolicy: z
+    .enum(['switch', 'pin'])
+    .optional()
+    .describe('when the browser stops sending the layer: switch down and back, or pin it (standby meanwhile)'),
 };
 
 export const startupSchema = z
   .strictObject({
     streamName: streamNameSchema,
-    rtmpUrl: z.string().min(1).max(2048).describe('rtmp://, rtmps:// or srt:// destination, or record:// to record in record_dir'),
+    rtmpUrl: z
+      .string()
+      .min(1)
+      .max(2048)
+      .describe('rtmp://, rtmps:// or srt:// destination, or record:// to record in record_dir'),
     rtmpTransponderFullUrl: wcsBoolean().optional(),
     platform: platformSchema.optional(),
     rtmpFlashVersion: z
@@ -69,7 +78,9 @@ export const startupSchema = z
     captions: z
       .union([z.enum(['roll-up', 'pop-on']), wcsBoolean()], { error: 'expected "roll-up", "pop-on", true or false' })
       .optional()
-      .describe('how the push shows the stream\'s captions (CEA-608): "roll-up" (true, the default) or "pop-on"; false: none (a recording then writes no WebVTT)'),
+      .describe(
+        'how the push shows the stream\'s captions (CEA-608): "roll-up" (true, the default) or "pop-on"; false: none (a recording then writes no WebVTT)',
+      ),
   })
   .superRefine(checkShapeFields);
 

@@ -25,11 +25,28 @@ import { layerSource, type LayerSource } from './layers.js';
  * The fields of a startup request that decide the encoding: as asked, with the shape of a vertical
  * platform named when the request gives none.
  */
-function videoRequest(request: StartupRequest, overlays: readonly Overlay[], platform: { platform: Platform; named: boolean } | undefined): VideoRequest {
+function videoRequest(
+  request: StartupRequest,
+  overlays: readonly Overlay[],
+  platform: { platform: Platform; named: boolean } | undefined,
+): VideoRequest {
   const { width, height, fps, keyFrameInterval, videoBitrate, audioBitrate, crop, fit, layer, layerPolicy } = request;
   const shaped = platform?.named && request.aspect === undefined && !width ? platform.platform.aspect : undefined;
   const aspect = request.aspect ?? shaped;
-  return { width, height, fps, keyFrameInterval, videoBitrate, audioBitrate, aspect, crop, fit, layer, layerPolicy, ...(overlays.length ? { overlays } : {}) };
+  return {
+    width,
+    height,
+    fps,
+    keyFrameInterval,
+    videoBitrate,
+    audioBitrate,
+    aspect,
+    crop,
+    fit,
+    layer,
+    layerPolicy,
+    ...(overlays.length ? { overlays } : {}),
+  };
 }
 
 /** How long a push that failed while live stays in find, with its lastError. */
@@ -100,7 +117,12 @@ export class PushService extends TypedEmitter<ServiceEvents> {
   async startup(request: StartupRequest, id: string = randomUUID()): Promise<Push> {
     const holder = this.#byId.get(id);
     if (holder?.isActive) throw conflict(`push ${id} exists`);
-    const destination = parseDestination(request.rtmpUrl, request.streamName, withFullUrl(this.naming, request.rtmpTransponderFullUrl), 'rtmpUrl');
+    const destination = parseDestination(
+      request.rtmpUrl,
+      request.streamName,
+      withFullUrl(this.naming, request.rtmpTransponderFullUrl),
+      'rtmpUrl',
+    );
     // What the destination's platform refuses is refused before anything else is asked.
     const platform = platformOf(request.platform, destination);
     if (platform) checkForPlatform(platform.platform, destination, request);
@@ -119,7 +141,10 @@ export class PushService extends TypedEmitter<ServiceEvents> {
     );
     const video = videoRequest(request, overlays, platform);
     // One lookup, checked against the destination policy; the first connection goes to this address.
-    const address = destination.protocol === 'record' ? undefined : await this.settings.resolveDestination(destination.host, destination.port);
+    const address =
+      destination.protocol === 'record'
+        ? undefined
+        : await this.settings.resolveDestination(destination.host, destination.port);
     const stream = publishing(); // the same one, unless it ended during the lookup
     // A simulcast layer asked for: its own publisher, waited for until it has a keyframe when a height picks it.
     const source = await layerSource(stream, video, this.settings.startTimeoutMs).catch((error: unknown) => {
@@ -127,17 +152,23 @@ export class PushService extends TypedEmitter<ServiceEvents> {
     });
     const { publisher } = source;
     const { limits } = this.settings;
-    const atLimit = (): GatewayError => unavailable(`the gateway is at its limit of ${limits.total} pushes (limit_transponders)`);
+    const atLimit = (): GatewayError =>
+      unavailable(`the gateway is at its limit of ${limits.total} pushes (limit_transponders)`);
     if (this.#slots.taken >= limits.total) throw atLimit();
     const ofStream = this.all().filter((t) => t.isActive && t.publisher.name === request.streamName).length;
-    if (ofStream >= limits.perStream) throw tooMany(`stream ${request.streamName} has ${ofStream} pushes, its limit (limit_transponders_per_stream)`);
+    if (ofStream >= limits.perStream)
+      throw tooMany(`stream ${request.streamName} has ${ofStream} pushes, its limit (limit_transponders_per_stream)`);
     this.settings.admit?.(`a push of ${request.streamName}`);
     const sameDestination = (t: Push): boolean =>
-      t.publisher.name === request.streamName && (t.destination.requestedUrl === request.rtmpUrl || t.destination.url === destination.url);
+      t.publisher.name === request.streamName &&
+      (t.destination.requestedUrl === request.rtmpUrl || t.destination.url === destination.url);
     /** Refuses a second push of the stream to this destination while one is active. */
     const checkNoActive = (): void => {
       const active = this.all().find((t) => sameDestination(t) && t.isActive);
-      if (active) throw conflict(`a push of ${request.streamName} to ${destination.redactedRequestedUrl} exists: ${active.mediaSessionId}`);
+      if (active)
+        throw conflict(
+          `a push of ${request.streamName} to ${destination.redactedRequestedUrl} exists: ${active.mediaSessionId}`,
+        );
     };
     checkNoActive();
     // One that failed is replaced by the new one rather than blocking it.
@@ -148,7 +179,9 @@ export class PushService extends TypedEmitter<ServiceEvents> {
     );
     const plan = planEncoding(publisher.videoCodec ?? 'H264', source.video, this.settings.encoding);
     // The sound file is checked and its decoding started before anything else is.
-    const sound = options.soundFile ? await this.#startSound({ ...options, soundFile: options.soundFile }, 'options.soundFile') : undefined;
+    const sound = options.soundFile
+      ? await this.#startSound({ ...options, soundFile: options.soundFile }, 'options.soundFile')
+      : undefined;
 
     if (!this.#slots.take(limits.total)) {
       await sound?.stop();
@@ -165,7 +198,8 @@ export class PushService extends TypedEmitter<ServiceEvents> {
       const onRecording = (event: RecordingEvent): void => {
         const { file, durationMs, captionsFile, captionsError } = event.part;
         log.info({ file, durationMs, captionsFile }, `recording part ${event.type}`);
-        if (captionsError) log.warn({ file, reason: captionsError }, "the part's captions could not be written beside it");
+        if (captionsError)
+          log.warn({ file, reason: captionsError }, "the part's captions could not be written beside it");
         this.safeEmit('recording', event);
       };
       const parts = pushParts(destination, this.settings, log, {
@@ -230,7 +264,9 @@ export class PushService extends TypedEmitter<ServiceEvents> {
 
   find(filter: FindFilter): Push[] {
     return [...this.#byId.values()].filter(
-      (t) => (filter.streamName === undefined || t.publisher.name === filter.streamName) && (filter.rtmpUrl === undefined || t.destination.requestedUrl === filter.rtmpUrl),
+      (t) =>
+        (filter.streamName === undefined || t.publisher.name === filter.streamName) &&
+        (filter.rtmpUrl === undefined || t.destination.requestedUrl === filter.rtmpUrl),
     );
   }
 
@@ -276,19 +312,31 @@ export class PushService extends TypedEmitter<ServiceEvents> {
 
   async #startSound(request: SoundRequest, field: string): Promise<SoundPlayer> {
     const path = await resolveSoundFile(this.settings.mediaDir, request.soundFile, field);
-    const onListenerError = (event: string, error: unknown): void => this.log.error({ err: error, event }, 'sound player listener failed');
-    return SoundPlayer.start(this.settings.ffmpegPath, path, { ffmpeg: this.settings.ffmpeg, loop: request.loop ?? false, volume: request.volume ?? 1, onListenerError }, field);
+    const onListenerError = (event: string, error: unknown): void =>
+      this.log.error({ err: error, event }, 'sound player listener failed');
+    return SoundPlayer.start(
+      this.settings.ffmpegPath,
+      path,
+      { ffmpeg: this.settings.ffmpeg, loop: request.loop ?? false, volume: request.volume ?? 1, onListenerError },
+      field,
+    );
   }
 
   /** Ends every push, and waits for those already ending (terminated, their publisher gone). */
   async closeAll(): Promise<void> {
     this.#shedder.close();
-    await Promise.all([...this.all().map((t) => this.#remove(t, unavailable('the gateway is shutting down'))), ...this.#stopping]);
+    await Promise.all([
+      ...this.all().map((t) => this.#remove(t, unavailable('the gateway is shutting down'))),
+      ...this.#stopping,
+    ]);
   }
 
   /** A push that failed while live stays in find for FAILED_KEPT_MS, telling why, then goes. */
   #keepFailed(push: Push): void {
-    this.log.info({ mediaSessionId: push.mediaSessionId, keptMs: FAILED_KEPT_MS }, 'push failed: listed until it expires');
+    this.log.info(
+      { mediaSessionId: push.mediaSessionId, keptMs: FAILED_KEPT_MS },
+      'push failed: listed until it expires',
+    );
     this.#expiry.set(
       push,
       setTimeout(() => void this.#remove(push), FAILED_KEPT_MS),
@@ -323,11 +371,18 @@ export class PushService extends TypedEmitter<ServiceEvents> {
     const graceMs = this.settings.publisherGraceMs;
     const holding = lost && graceMs > 0 ? mine.filter((t) => t.publisherLost(reason, graceMs)) : [];
     const ending = mine.filter((t) => !holding.includes(t));
-    if (ending.length) this.log.info({ stream: publisher.name, count: ending.length, reason }, 'publisher ended: ending its pushes');
-    if (holding.length) this.log.info({ stream: publisher.name, count: holding.length, reason, graceMs }, 'publisher lost: pushes wait for it');
+    if (ending.length)
+      this.log.info({ stream: publisher.name, count: ending.length, reason }, 'publisher ended: ending its pushes');
+    if (holding.length)
+      this.log.info(
+        { stream: publisher.name, count: holding.length, reason, graceMs },
+        'publisher lost: pushes wait for it',
+      );
     // A push still starting ends with its publisher: one lost may come back (retry then), one that
     // ended on purpose is gone.
-    const why = lost ? unavailable(`the stream's publisher was lost (${reason})`) : new GatewayError('not_found', `the stream ended (${reason})`);
+    const why = lost
+      ? unavailable(`the stream's publisher was lost (${reason})`)
+      : new GatewayError('not_found', `the stream ended (${reason})`);
     await Promise.all(ending.map((t) => this.#remove(t, why)));
   }
 
@@ -349,7 +404,10 @@ export class PushService extends TypedEmitter<ServiceEvents> {
           source = await layerSource(publisher, t.request.video, this.settings.startTimeoutMs);
           plan = planEncoding(source.publisher.videoCodec ?? 'H264', source.video, this.settings.encoding);
         } catch (error) {
-          this.log.warn({ mediaSessionId: t.mediaSessionId, reason: (error as Error).message }, 'the returning publisher cannot be sent: ending the push');
+          this.log.warn(
+            { mediaSessionId: t.mediaSessionId, reason: (error as Error).message },
+            'the returning publisher cannot be sent: ending the push',
+          );
           return this.#remove(t);
         }
         t.resume(source.publisher, plan, source.spatial);

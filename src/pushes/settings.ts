@@ -99,23 +99,38 @@ export interface PartsFor {
 
 /** The real parts: RTMP or SRT links to `destination` (the first to `pinnedAddress`), or recordings; ffmpeg pipelines. */
 export function pushParts(destination: Destination, settings: PushSettings, log: Logger, push: PartsFor): PushParts {
-  const onListenerError = (event: string, error: unknown): void => log.error({ err: error, event }, 'push listener failed');
+  const onListenerError = (event: string, error: unknown): void =>
+    log.error({ err: error, event }, 'push listener failed');
   const onBufferState = (state: string): void => log.debug({ state }, 'output buffer');
-  const spawn = (args: readonly string[], fd3?: number) => settings.ffmpeg.spawn(settings.ffmpegPath, args, onListenerError, fd3);
+  const spawn = (args: readonly string[], fd3?: number) =>
+    settings.ffmpeg.spawn(settings.ffmpegPath, args, onListenerError, fd3);
   const links = (): LinkFactory => {
     switch (destination.protocol) {
       case 'srt':
         return srtLinks(destination, { ...settings, spawn, onBufferState }, push.pinnedAddress);
       case 'record':
-        return recordLinks({ ...settings, spawn, onBufferState }, { stream: push.stream, mediaSessionId: push.mediaSessionId }, push.onRecording);
+        return recordLinks(
+          { ...settings, spawn, onBufferState },
+          { stream: push.stream, mediaSessionId: push.mediaSessionId },
+          push.onRecording,
+        );
       default:
-        return rtmpLinks(destination, { ...settings, flashVer: push.flashVer ?? settings.flashVer, onListenerError, onBufferState }, push.pinnedAddress);
+        return rtmpLinks(
+          destination,
+          { ...settings, flashVer: push.flashVer ?? settings.flashVer, onListenerError, onBufferState },
+          push.pinnedAddress,
+        );
     }
   };
   return {
     links: links(),
     pipelines: settings.sharedEncoders.pipelines(
-      ffmpegPipelines({ ...settings, spawn: (args, videoInput) => settings.ffmpeg.spawn(settings.ffmpegPath, args, onListenerError, videoInput ? 'video' : undefined), log }),
+      ffmpegPipelines({
+        ...settings,
+        spawn: (args, videoInput) =>
+          settings.ffmpeg.spawn(settings.ffmpegPath, args, onListenerError, videoInput ? 'video' : undefined),
+        log,
+      }),
     ),
   };
 }

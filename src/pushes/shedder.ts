@@ -60,22 +60,29 @@ export class Shedder {
     const now = this.now();
     const all = [...this.pushes()];
     // Forgotten: those ended meanwhile, or started again by other means.
-    for (let i = this.#shed.length - 1; i >= 0; i--) if (!all.includes(this.#shed[i]!) || !this.#shed[i]!.isShed) this.#shed.splice(i, 1);
+    for (let i = this.#shed.length - 1; i >= 0; i--)
+      if (!all.includes(this.#shed[i]!) || !this.#shed[i]!.isShed) this.#shed.splice(i, 1);
     if (this.saturated()) {
       this.#saturatedAt = now;
       const behind = all.filter((push) => push.behindSince !== undefined && now - push.behindSince >= SHED_BEHIND_MS);
       if (behind.length === 0 || now - this.#lastShedAt < SHED_SPACING_MS) return;
-      const newest = all.filter((push) => push.isUp && !push.isShed).sort((a, b) => b.createdMonoMs - a.createdMonoMs)[0];
+      const newest = all
+        .filter((push) => push.isUp && !push.isShed)
+        .sort((a, b) => b.createdMonoMs - a.createdMonoMs)[0];
       if (!newest) return;
       const seconds = Math.round((now - Math.min(...behind.map((push) => push.behindSince!))) / 1000);
       const reason = `the machine is saturated (out of CPU): ${behind.length} push${behind.length === 1 ? '' : 'es'} behind for ${seconds} s, so the newest is ended to keep the others; it starts again once the load has passed`;
       if (!newest.shed(reason)) return;
       this.#shed.push(newest);
       this.#lastShedAt = now;
-      this.log.warn({ mediaSessionId: newest.mediaSessionId, behind: behind.length, behindS: seconds }, 'the machine is saturated: the newest push is shed');
+      this.log.warn(
+        { mediaSessionId: newest.mediaSessionId, behind: behind.length, behindS: seconds },
+        'the machine is saturated: the newest push is shed',
+      );
       return;
     }
-    if (this.#shed.length === 0 || now - this.#saturatedAt < CALM_MS || now - this.#lastUnshedAt < UNSHED_SPACING_MS) return;
+    if (this.#shed.length === 0 || now - this.#saturatedAt < CALM_MS || now - this.#lastUnshedAt < UNSHED_SPACING_MS)
+      return;
     this.#lastUnshedAt = now;
     this.#shed.shift()!.unshed();
   }

@@ -12,7 +12,11 @@ export class StartSizes {
   readonly #sizes = new WeakMap<object, Size>();
 
   /** A keyframe given to `pipelines` (the first one each gets is what it starts on): the growth past `current`'s, if any. */
-  grown(keyframe: VideoFrame, current: object | undefined, ...pipelines: (object | undefined)[]): { from: Size; to: Size } | undefined {
+  grown(
+    keyframe: VideoFrame,
+    current: object | undefined,
+    ...pipelines: (object | undefined)[]
+  ): { from: Size; to: Size } | undefined {
     const size = keyframe.size;
     if (!size) return undefined;
     for (const pipe of [current, ...pipelines]) if (pipe && !this.#sizes.has(pipe)) this.#sizes.set(pipe, size);

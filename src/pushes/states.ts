@@ -9,7 +9,16 @@
  * - `reconnecting`: the output broke and is being restored after a wait;
  * - `stopping`, `stopped`: ended on request; `failed`: ended by a failure (it says why).
  */
-export const PUSH_STATES = ['starting', 'running', 'standby', 'resuming', 'reconnecting', 'stopping', 'stopped', 'failed'] as const;
+export const PUSH_STATES = [
+  'starting',
+  'running',
+  'standby',
+  'resuming',
+  'reconnecting',
+  'stopping',
+  'stopped',
+  'failed',
+] as const;
 export type PushState = (typeof PUSH_STATES)[number];
 
 /**

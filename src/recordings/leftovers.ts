@@ -72,7 +72,10 @@ export async function reclaimLeftovers(recordDir: string, fileMode: number, log:
       log.warn(done, 'a recording stopped short by an earlier run was put in order');
       reclaimed.push(done);
     } catch (error) {
-      log.error({ folder, reason: (error as Error).message }, 'a recording stopped short by an earlier run could not be put in order');
+      log.error(
+        { folder, reason: (error as Error).message },
+        'a recording stopped short by an earlier run could not be put in order',
+      );
     } finally {
       await closeFd(fd).catch(() => {});
     }

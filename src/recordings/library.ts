@@ -25,7 +25,10 @@ export const recordingDownloadSchema = z.strictObject({
   fileName: z
     .string()
     .max(200)
-    .regex(/^[\w][\w.-]*-\d{3,}\.(mp4|vtt)$/, 'must be the name of a recording file or of its captions (as recording/find_all lists them)'),
+    .regex(
+      /^[\w][\w.-]*-\d{3,}\.(mp4|vtt)$/,
+      'must be the name of a recording file or of its captions (as recording/find_all lists them)',
+    ),
 });
 
 /** The WebVTT file of a part's captions. */
@@ -36,10 +39,18 @@ export const recordingSchema = z.strictObject({
   streamName: z.string(),
   mediaSessionId: z.string().describe('the push (`record://`) that recorded it'),
   startedAt: z.string().describe('when the part began (ISO 8601)'),
-  durationMs: z.number().nullable().describe('null while recording, or when the part was cut short (the gateway or ffmpeg killed): it plays up to its last keyframe'),
+  durationMs: z
+    .number()
+    .nullable()
+    .describe(
+      'null while recording, or when the part was cut short (the gateway or ffmpeg killed): it plays up to its last keyframe',
+    ),
   size: z.number().describe('bytes'),
   state: z.enum(['recording', 'finished', 'interrupted']),
-  captionsFile: z.string().nullable().describe("the WebVTT beside it with its video's captions, once it is finished (null: none)"),
+  captionsFile: z
+    .string()
+    .nullable()
+    .describe("the WebVTT beside it with its video's captions, once it is finished (null: none)"),
 });
 export type Recording = z.infer<typeof recordingSchema>;
 
@@ -145,7 +156,9 @@ export class RecordingLibrary {
         });
       }
     }
-    return found.sort((a, b) => a.startedAt.localeCompare(b.startedAt) || a.fileName.localeCompare(b.fileName, 'en', { numeric: true }));
+    return found.sort(
+      (a, b) => a.startedAt.localeCompare(b.startedAt) || a.fileName.localeCompare(b.fileName, 'en', { numeric: true }),
+    );
   }
 
   /** A regular file's size in `record_dir`; undefined when there is none (deleted meanwhile, a link, a folder). */
@@ -193,7 +206,12 @@ export class RecordingLibrary {
       const tooOld = maxAgeHours > 0 && Date.parse(part.startedAt) + (part.durationMs ?? 0) < ageLimit;
       const tooMuch = maxMb > 0 && total > maxMb * 1048576;
       if (!tooOld && !tooMuch) continue;
-      await this.#delete(part.fileName, tooOld ? `older than record_retention_hours (${maxAgeHours})` : `recordings above record_retention_max_mb (${maxMb})`);
+      await this.#delete(
+        part.fileName,
+        tooOld
+          ? `older than record_retention_hours (${maxAgeHours})`
+          : `recordings above record_retention_max_mb (${maxMb})`,
+      );
       total -= part.size;
     }
   }
@@ -208,7 +226,11 @@ export class RecordingLibrary {
     // The recording's own files go with its last part.
     const left = (await readdir(this.dir)).some((f) => PART_FILE.exec(f)?.[1] === name);
     if (left) return;
-    await Promise.all([rm(about, { force: true }), rm(parts, { force: true }), rm(writing, { recursive: true, force: true })]);
+    await Promise.all([
+      rm(about, { force: true }),
+      rm(parts, { force: true }),
+      rm(writing, { recursive: true, force: true }),
+    ]);
   }
 
   /** ffmpeg's list of the recording's finished parts: beside them once it ended, in its own folder while it records. */

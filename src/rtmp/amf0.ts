@@ -1,5 +1,6 @@
 /** AMF0 (Adobe's Action Message Format 0), just what RTMP commands and onMetaData use. */
-export type Amf0Value = number | boolean | string | null | undefined | Date | Amf0Value[] | EcmaArray | { [key: string]: Amf0Value };
+export type Amf0Value =
+  number | boolean | string | null | undefined | Date | Amf0Value[] | EcmaArray | { [key: string]: Amf0Value };
 
 /** An associative array (marker 0x08), which onMetaData is by convention; written like an object otherwise. */
 export class EcmaArray {

@@ -35,16 +35,22 @@ export class RtmpAuthenticator {
     if (!method) return undefined;
     const { credentials } = this;
     if (!credentials) {
-      throw new RtmpError(`the destination requires a user name and password (${method} authentication): give them in the URL, rtmp://user:password@host/app`, 'authentication');
+      throw new RtmpError(
+        `the destination requires a user name and password (${method} authentication): give them in the URL, rtmp://user:password@host/app`,
+        'authentication',
+      );
     }
-    if (description.includes('reason=authfailed')) throw new RtmpError('the destination refused the user name or password', 'authentication');
-    if (description.includes('reason=nosuchuser')) throw new RtmpError('the destination does not know the user name', 'authentication');
+    if (description.includes('reason=authfailed'))
+      throw new RtmpError('the destination refused the user name or password', 'authentication');
+    if (description.includes('reason=nosuchuser'))
+      throw new RtmpError('the destination does not know the user name', 'authentication');
     if (this.#answered) throw new RtmpError(`the destination refused the ${method} authentication`, 'authentication');
     const user = encodeURIComponent(credentials.user);
     if (description.includes('code=403 need auth')) return `authmod=${method}&user=${user}`;
 
     const start = description.indexOf('?reason=needauth');
-    if (start < 0) throw new RtmpError(`the destination asked for ${method} authentication without a challenge`, 'authentication');
+    if (start < 0)
+      throw new RtmpError(`the destination asked for ${method} authentication without a challenge`, 'authentication');
     const params = rawParams(description.slice(start + 1).split(/\s/)[0]!);
     this.#answered = true;
     const clientChallenge = randomBytes(4).toString('hex');
@@ -63,7 +69,12 @@ export class RtmpAuthenticator {
 
 const LLNW_NC = '00000001';
 
-function adobeResponse(credentials: RtmpCredentials, salt: string, serverChallenge: string, clientChallenge: string): string {
+function adobeResponse(
+  credentials: RtmpCredentials,
+  salt: string,
+  serverChallenge: string,
+  clientChallenge: string,
+): string {
   const secret = md5(credentials.user + salt + credentials.password).toString('base64');
   return md5(secret + serverChallenge + clientChallenge).toString('base64');
 }

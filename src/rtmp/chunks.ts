@@ -49,9 +49,12 @@ export function messageChunks(csid: number, message: RtmpMessage, chunkSize: num
   if (body.length <= chunkSize) return [header, body];
 
   // A type-3 header repeats the extended timestamp: the continuation is the basic header and it.
-  const continuation = extended ? Buffer.concat([basicHeader(3, csid), header.subarray(header.length - 4)]) : basicHeader(3, csid);
+  const continuation = extended
+    ? Buffer.concat([basicHeader(3, csid), header.subarray(header.length - 4)])
+    : basicHeader(3, csid);
   const parts: Buffer[] = [header, body.subarray(0, chunkSize)];
-  for (let at = chunkSize; at < body.length; at += chunkSize) parts.push(continuation, body.subarray(at, at + chunkSize));
+  for (let at = chunkSize; at < body.length; at += chunkSize)
+    parts.push(continuation, body.subarray(at, at + chunkSize));
   return parts;
 }
 
@@ -115,7 +118,15 @@ export class ChunkReader {
     }
     const headerSize = [11, 7, 3, 0][format]!;
     if (b.length < offset + headerSize) return undefined;
-    const stream = this.#streams.get(csid) ?? { timestamp: 0, delta: 0, length: 0, type: 0, streamId: 0, extended: false, received: 0 };
+    const stream = this.#streams.get(csid) ?? {
+      timestamp: 0,
+      delta: 0,
+      length: 0,
+      type: 0,
+      streamId: 0,
+      extended: false,
+      received: 0,
+    };
     const startsMessage = stream.parts === undefined;
     const header = offset;
     let field = format < 3 ? b.readUIntBE(header, 3) : 0;

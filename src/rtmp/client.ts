@@ -110,7 +110,8 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
       try {
         return await RtmpPushClient.#attempt(options, auth, deadline - monotonicMs());
       } catch (error) {
-        const next = error instanceof ConnectRefused ? authenticator.next(error.description ?? '', options.app) : undefined;
+        const next =
+          error instanceof ConnectRefused ? authenticator.next(error.description ?? '', options.app) : undefined;
         if (next === undefined) throw error;
         auth = next;
       }
@@ -118,11 +119,15 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
   }
 
   static async #attempt(options: RtmpPublishOptions, auth: string, timeoutMs: number): Promise<RtmpPushClient> {
-    if (timeoutMs <= 0) throw new RtmpError(`the destination did not accept the publish within ${options.timeoutMs} ms`);
+    if (timeoutMs <= 0)
+      throw new RtmpError(`the destination did not accept the publish within ${options.timeoutMs} ms`);
     const socket = await openSocket(options, Math.min(timeoutMs, options.socketTimeoutMs ?? timeoutMs));
     options.onStep?.('connected');
     const client = new RtmpPushClient(socket, options.onListenerError);
-    const timer = setTimeout(() => client.#abort(new RtmpError(`the destination did not accept the publish within ${options.timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => client.#abort(new RtmpError(`the destination did not accept the publish within ${options.timeoutMs} ms`)),
+      timeoutMs,
+    );
     try {
       await client.#handshake();
       options.onStep?.('handshake');
@@ -155,7 +160,13 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
   }
 
   writeMetadata(metadata: Record<string, Amf0Value>): void {
-    this.#send(CSID.data, MessageType.DATA_AMF0, 0, encodeAmf0('@setDataFrame', 'onMetaData', new EcmaArray(metadata)), this.#streamId);
+    this.#send(
+      CSID.data,
+      MessageType.DATA_AMF0,
+      0,
+      encodeAmf0('@setDataFrame', 'onMetaData', new EcmaArray(metadata)),
+      this.#streamId,
+    );
   }
 
   writeVideo(timestamp: number, body: Buffer): void {
@@ -257,9 +268,11 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
     const query = options.query ?? '';
     const app = withQuery(withQuery(options.app, query), auth);
     const tcUrl = withQuery(withQuery(options.tcUrl, query), auth);
-    await this.#call('connect', [{ app, type: 'nonprivate', flashVer: options.flashVer, tcUrl }]).catch((error: unknown) => {
-      throw error instanceof RtmpError ? new ConnectRefused(error) : error;
-    });
+    await this.#call('connect', [{ app, type: 'nonprivate', flashVer: options.flashVer, tcUrl }]).catch(
+      (error: unknown) => {
+        throw error instanceof RtmpError ? new ConnectRefused(error) : error;
+      },
+    );
     if (options.connectOnly) return;
     options.onStep?.('application');
     const streamName = withQuery(options.streamName, query);
@@ -340,7 +353,8 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
         return;
       case MessageType.USER_CONTROL:
         // PingRequest (6) is answered with PingResponse (7) carrying the same timestamp.
-        if (body.readUInt16BE(0) === 6) this.#sendControl(MessageType.USER_CONTROL, Buffer.concat([Buffer.from([0, 7]), body.subarray(2, 6)]));
+        if (body.readUInt16BE(0) === 6)
+          this.#sendControl(MessageType.USER_CONTROL, Buffer.concat([Buffer.from([0, 7]), body.subarray(2, 6)]));
         return;
       case MessageType.COMMAND_AMF0:
         return this.#onCommand(decodeAmf0(body));
@@ -371,7 +385,9 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
   #onClose(): void {
     if (this.#closed) return;
     this.#closed = true;
-    const error = this.#closedByUs ? undefined : (this.#error ?? new RtmpError('the destination closed the connection'));
+    const error = this.#closedByUs
+      ? undefined
+      : (this.#error ?? new RtmpError('the destination closed the connection'));
     const failure = error ?? new RtmpError('the connection was closed');
     for (const pending of this.#pending.values()) pending.reject(failure);
     this.#pending.clear();

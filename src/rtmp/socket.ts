@@ -31,7 +31,10 @@ export function openSocket(options: SocketOptions, timeoutMs: number): Promise<S
           })
         : netConnect(common);
     const ready = options.protocol === 'rtmps' ? 'secureConnect' : 'connect';
-    const timer = setTimeout(() => socket.destroy(new RtmpError(`could not connect within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => socket.destroy(new RtmpError(`could not connect within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     socket.once(ready, () => {
       clearTimeout(timer);
       socket.off('error', onError);

@@ -22,8 +22,11 @@ export function rtmpsTrust(extraCaFile: string, systemBundle = SYSTEM_BUNDLE): s
   try {
     extra = readFileSync(extraCaFile, 'utf8');
   } catch (error) {
-    throw new ConfigError(`rtmps_ca_file: cannot read ${extraCaFile}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    throw new ConfigError(
+      `rtmps_ca_file: cannot read ${extraCaFile}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+    );
   }
-  if (!extra.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`rtmps_ca_file: ${extraCaFile} holds no PEM certificate`);
+  if (!extra.includes('-----BEGIN CERTIFICATE-----'))
+    throw new ConfigError(`rtmps_ca_file: ${extraCaFile} holds no PEM certificate`);
   return [...system, extra];
 }

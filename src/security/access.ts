@@ -29,7 +29,9 @@ export function isLoopbackListen(host: string): boolean {
 }
 
 export function createAccessControl(config: GatewayConfig, env: NodeJS.ProcessEnv = process.env): AccessControl {
-  const apiKeys = new ApiKeyring(config.api_keys.map((k, i) => ({ id: k.id, scope: k.scope, secret: readSecret(k, `api_keys.${i}`, env) })));
+  const apiKeys = new ApiKeyring(
+    config.api_keys.map((k, i) => ({ id: k.id, scope: k.scope, secret: readSecret(k, `api_keys.${i}`, env) })),
+  );
   if (!apiKeys.enabled && !isLoopbackListen(config.http_host) && !config.api_auth_disabled) {
     throw new ConfigError(
       `http_host ${config.http_host} is not a loopback address, and no api_keys are set: set api_keys (the control API needs them off loopback), or api_auth_disabled: true to serve it open`,
@@ -62,7 +64,11 @@ export function createAccessControl(config: GatewayConfig, env: NodeJS.ProcessEn
   const guard: RequestGuard = {
     apiKeys,
     failures: new AuthFailureLimiter(config.auth_failures_per_minute),
-    origins: new OriginPolicy({ listenHost: config.http_host, allowedHosts: config.http_allowed_hosts, allowedOrigins: config.http_allowed_origins }),
+    origins: new OriginPolicy({
+      listenHost: config.http_host,
+      allowedHosts: config.http_allowed_hosts,
+      allowedOrigins: config.http_allowed_origins,
+    }),
   };
   return {
     guard,

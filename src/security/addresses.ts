@@ -5,7 +5,8 @@ import { isIP, isIPv4 } from 'node:net';
  * 16-byte values, IPv4 mapped into IPv6 (`::ffff:a.b.c.d`) so that a mapped or compatible spelling of
  * a refused IPv4 address is refused too.
  */
-export type AddressClass = 'unspecified' | 'link-local' | 'multicast' | 'broadcast' | 'reserved' | 'loopback' | 'private' | 'public';
+export type AddressClass =
+  'unspecified' | 'link-local' | 'multicast' | 'broadcast' | 'reserved' | 'loopback' | 'private' | 'public';
 
 /** The 16 bytes of an IP address (IPv4 as ::ffff:a.b.c.d), or undefined for anything else. */
 export function addressBytes(address: string): Uint8Array | undefined {
@@ -30,7 +31,8 @@ export function addressBytes(address: string): Uint8Array | undefined {
       : [];
   const left = groups(head);
   const right = groups(rest);
-  const all = rest === undefined ? left : [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+  const all =
+    rest === undefined ? left : [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
   const bytes = new Uint8Array(16);
   all.forEach((g, i) => {
     bytes[2 * i] = g >> 8;
@@ -75,7 +77,18 @@ const CLASSES: [AddressClass, Network[]][] = [
   ['loopback', nets('127.0.0.0/8', '::1/128')],
   ['link-local', nets('169.254.0.0/16', 'fe80::/10')],
   ['multicast', nets('224.0.0.0/4', 'ff00::/8')],
-  ['reserved', nets('240.0.0.0/4', '192.0.0.0/24', '192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24', '2001:db8::/32', '100::/64')],
+  [
+    'reserved',
+    nets(
+      '240.0.0.0/4',
+      '192.0.0.0/24',
+      '192.0.2.0/24',
+      '198.51.100.0/24',
+      '203.0.113.0/24',
+      '2001:db8::/32',
+      '100::/64',
+    ),
+  ],
   ['private', nets('10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '198.18.0.0/15', 'fc00::/7')],
 ];
 
@@ -86,7 +99,9 @@ const CLASSES: [AddressClass, Network[]][] = [
 const EMBEDDINGS: [Network, (bytes: Uint8Array) => Uint8Array][] = [
   // IPv4-compatible (::a.b.c.d, deprecated), NAT64 (64:ff9b::/96, RFC 6052), SIIT's IPv4-translated
   // form (::ffff:0:a.b.c.d, RFC 7915) and NAT64 local-use (64:ff9b:1::/48, RFC 8215; the /96 layout).
-  ...['::/96', '64:ff9b::/96', '::ffff:0:0:0/96', '64:ff9b:1::/48'].map((n) => [parseNetwork(n)!, (b: Uint8Array) => b.subarray(12)] as [Network, (b: Uint8Array) => Uint8Array]),
+  ...['::/96', '64:ff9b::/96', '::ffff:0:0:0/96', '64:ff9b:1::/48'].map(
+    (n) => [parseNetwork(n)!, (b: Uint8Array) => b.subarray(12)] as [Network, (b: Uint8Array) => Uint8Array],
+  ),
   // 6to4 (2002:a.b.c.d::/48, RFC 3056): the IPv4 follows the prefix.
   [parseNetwork('2002::/16')!, (b) => b.subarray(2, 6)],
   // Teredo (2001:0::/32, RFC 4380): the client's IPv4, where packets are delivered, stored inverted.

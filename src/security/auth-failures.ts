@@ -38,7 +38,11 @@ export class AuthFailureLimiter {
    * Runs one authentication for `client`: refused with 429 first when it failed too often, and
    * counted as a failure when it is refused (401, or what `refused` says).
    */
-  async attempt<T>(client: string, authenticate: () => T | Promise<T>, refused: (error: GatewayError) => boolean = (e) => e.code === 'unauthorized'): Promise<T> {
+  async attempt<T>(
+    client: string,
+    authenticate: () => T | Promise<T>,
+    refused: (error: GatewayError) => boolean = (e) => e.code === 'unauthorized',
+  ): Promise<T> {
     this.check(client);
     try {
       return await authenticate();

@@ -32,10 +32,14 @@ export class ClientQuota {
   acquire(client: string, what: string): () => void {
     const count = this.#counts.get(client) ?? 0;
     if (this.limits.perClient !== undefined && count >= this.limits.perClient) {
-      throw tooMany(`this address already has ${count} concurrent sessions (${this.limits.perClientKey}): ${what} refused`);
+      throw tooMany(
+        `this address already has ${count} concurrent sessions (${this.limits.perClientKey}): ${what} refused`,
+      );
     }
     if (this.limits.total !== undefined && this.#total >= this.limits.total) {
-      throw unavailable(`the gateway already has ${this.#total} concurrent sessions of this kind (${this.limits.totalKey}): ${what} refused`);
+      throw unavailable(
+        `the gateway already has ${this.#total} concurrent sessions of this kind (${this.limits.totalKey}): ${what} refused`,
+      );
     }
     this.#counts.set(client, count + 1);
     this.#total++;

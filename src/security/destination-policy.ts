@@ -1,6 +1,13 @@
 import { isIP } from 'node:net';
 import { invalid } from '../errors.js';
-import { classifyAddress, addressBytes, inNetwork, parseNetwork, type AddressClass, type Network } from './addresses.js';
+import {
+  classifyAddress,
+  addressBytes,
+  inNetwork,
+  parseNetwork,
+  type AddressClass,
+  type Network,
+} from './addresses.js';
 import { lookup } from 'node:dns/promises';
 
 /**
@@ -20,7 +27,13 @@ export interface DestinationPolicyConfig {
 }
 
 /** Never reachable as a destination, whatever the configuration: cloud metadata lives at link-local. */
-const ALWAYS_REFUSED: ReadonlySet<AddressClass> = new Set(['unspecified', 'link-local', 'multicast', 'broadcast', 'reserved']);
+const ALWAYS_REFUSED: ReadonlySet<AddressClass> = new Set([
+  'unspecified',
+  'link-local',
+  'multicast',
+  'broadcast',
+  'reserved',
+]);
 
 interface HostRules {
   names: RegExp[];
@@ -58,7 +71,10 @@ function matchesAddress(rules: HostRules, address: string): boolean {
   return bytes !== undefined && rules.networks.some((n) => inNetwork(bytes, n));
 }
 
-const CLASS_KEY: Partial<Record<AddressClass, string>> = { loopback: 'destination_allow_loopback', private: 'destination_allow_private' };
+const CLASS_KEY: Partial<Record<AddressClass, string>> = {
+  loopback: 'destination_allow_loopback',
+  private: 'destination_allow_private',
+};
 
 export class DestinationPolicy {
   readonly #allowed: HostRules;
@@ -72,7 +88,8 @@ export class DestinationPolicy {
   /** What can be refused from the URL alone, before any lookup: the port and denied or unlisted names. */
   checkName(host: string, port: number, field = 'rtmpUrl'): void {
     const { allowedPorts } = this.config;
-    if (allowedPorts.length && !allowedPorts.includes(port)) throw invalid(field, `port ${port} is not allowed (destination_allowed_ports)`);
+    if (allowedPorts.length && !allowedPorts.includes(port))
+      throw invalid(field, `port ${port} is not allowed (destination_allowed_ports)`);
     if (matchesName(this.#denied, host)) throw invalid(field, `host ${host} is denied (destination_denied_hosts)`);
     // With only names allowed, an unlisted name is refused unlooked-up; with CIDRs, its addresses decide.
     const namesOnly = this.#allowed.names.length > 0 && this.#allowed.networks.length === 0;
@@ -95,16 +112,22 @@ export class DestinationPolicy {
       const kind = classifyAddress(address);
       if (kind === undefined) throw invalid(field, `host ${host} resolves to something that is not an IP address`);
       const article = /^[aeiou]/.test(kind) ? 'an' : 'a';
-      if (ALWAYS_REFUSED.has(kind)) throw invalid(field, `${subject} ${article} ${kind} address, never allowed as a destination`);
-      if (matchesAddress(this.#denied, address)) throw invalid(field, `${subject} a denied address (destination_denied_hosts)`);
+      if (ALWAYS_REFUSED.has(kind))
+        throw invalid(field, `${subject} ${article} ${kind} address, never allowed as a destination`);
+      if (matchesAddress(this.#denied, address))
+        throw invalid(field, `${subject} a denied address (destination_denied_hosts)`);
       const addressListed = matchesAddress(this.#allowed, address);
       if (this.config.allowedHosts.length && !listed && !addressListed) {
         throw invalid(field, `host ${host} is not among the allowed destinations (destination_allowed_hosts)`);
       }
       const key = CLASS_KEY[kind];
-      const allowedByClass = (kind === 'loopback' && this.config.allowLoopback) || (kind === 'private' && this.config.allowPrivate);
+      const allowedByClass =
+        (kind === 'loopback' && this.config.allowLoopback) || (kind === 'private' && this.config.allowPrivate);
       if (key && !allowedByClass && !addressListed)
-        throw invalid(field, `${subject} ${article} ${kind} address, not allowed (set ${key}, or list it in destination_allowed_hosts)`);
+        throw invalid(
+          field,
+          `${subject} ${article} ${kind} address, not allowed (set ${key}, or list it in destination_allowed_hosts)`,
+        );
     }
   }
 }
@@ -143,4 +166,5 @@ export function destinationResolver(lookup: HostLookup, policy: DestinationPolic
 }
 
 /** Every address of a host, from the system's resolver (as a TCP connect would see them). */
-export const lookupHost: HostLookup = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+export const lookupHost: HostLookup = async (host) =>
+  (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);

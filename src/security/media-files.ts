@@ -17,7 +17,8 @@ export const WAV: MediaFormat = {
 export const IMAGE: MediaFormat = {
   what: 'a PNG or JPEG image',
   matches: (header) =>
-    header.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) || (header[0] === 0xff && header[1] === 0xd8 && header[2] === 0xff),
+    header.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) ||
+    (header[0] === 0xff && header[1] === 0xd8 && header[2] === 0xff),
 };
 
 /**
@@ -26,9 +27,15 @@ export const IMAGE: MediaFormat = {
  * "No such file" when it does not exist, 400 for a path, `..`, a symlink leading out of the
  * directory, or a file of another kind.
  */
-export async function resolveMediaFile(mediaDir: string, name: string, field: string, format: MediaFormat): Promise<string> {
+export async function resolveMediaFile(
+  mediaDir: string,
+  name: string,
+  field: string,
+  format: MediaFormat,
+): Promise<string> {
   // eslint-disable-next-line no-control-regex
-  if (name === '.' || name === '..' || /[/\\\x00-\x1f]/.test(name)) throw invalid(field, 'must be a plain file name inside the media directory');
+  if (name === '.' || name === '..' || /[/\\\x00-\x1f]/.test(name))
+    throw invalid(field, 'must be a plain file name inside the media directory');
   let path: string;
   let dir: string;
   try {
@@ -57,8 +64,12 @@ export async function resolveMediaFile(mediaDir: string, name: string, field: st
  * The image files a request names (`field` names each in an error: missing, not an image, a path),
  * found in the media directory, each with its path. Nothing starts before they all are.
  */
-export async function resolveImageFiles<T extends { file: string; field: string }>(mediaDir: string, wanted: readonly T[]): Promise<(T & { path: string })[]> {
+export async function resolveImageFiles<T extends { file: string; field: string }>(
+  mediaDir: string,
+  wanted: readonly T[],
+): Promise<(T & { path: string })[]> {
   const found: (T & { path: string })[] = [];
-  for (const image of wanted) found.push({ ...image, path: await resolveMediaFile(mediaDir, image.file, image.field, IMAGE) });
+  for (const image of wanted)
+    found.push({ ...image, path: await resolveMediaFile(mediaDir, image.file, image.field, IMAGE) });
   return found;
 }

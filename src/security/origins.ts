@@ -25,7 +25,9 @@ function hostName(authority: string): string {
 }
 
 function isLoopbackName(name: string): boolean {
-  return name === 'localhost' || name.endsWith('.localhost') || (isIP(name) !== 0 && classifyAddress(name) === 'loopback');
+  return (
+    name === 'localhost' || name.endsWith('.localhost') || (isIP(name) !== 0 && classifyAddress(name) === 'loopback')
+  );
 }
 
 export class OriginPolicy {
@@ -51,12 +53,18 @@ export class OriginPolicy {
 
   /** Throws 403 naming `Host` for a name that is not one of the gateway's. */
   checkHost(header: string | undefined): void {
-    if (!this.allowsHost(header)) throw new GatewayError('forbidden', "Host: not one of the gateway's names (http_allowed_hosts)", 'Host');
+    if (!this.allowsHost(header))
+      throw new GatewayError('forbidden', "Host: not one of the gateway's names (http_allowed_hosts)", 'Host');
   }
 
   /** Throws 403 naming `Origin` for a page that may not use the gateway. */
   checkOrigin(origin: string | undefined, host: string | undefined): void {
-    if (!this.allowsOrigin(origin, host)) throw new GatewayError('forbidden', 'Origin: pages of this origin may not use the gateway (http_allowed_origins)', 'Origin');
+    if (!this.allowsOrigin(origin, host))
+      throw new GatewayError(
+        'forbidden',
+        'Origin: pages of this origin may not use the gateway (http_allowed_origins)',
+        'Origin',
+      );
   }
 
   allowsHost(header: string | undefined): boolean {

@@ -92,7 +92,10 @@ export class PublishAuthorizer {
     for (const k of config.jwtKeys) {
       let key: KeyObject;
       try {
-        key = k.alg === 'HS256' ? createSecretKey(Buffer.from(k.secret!, 'utf8')) : createPublicKey(readFileSync(k.publicKeyFile!));
+        key =
+          k.alg === 'HS256'
+            ? createSecretKey(Buffer.from(k.secret!, 'utf8'))
+            : createPublicKey(readFileSync(k.publicKeyFile!));
       } catch (error) {
         throw new ConfigError(`publish_jwt_keys ${k.id}: cannot load the key: ${(error as Error).message}`);
       }
@@ -116,13 +119,16 @@ export class PublishAuthorizer {
       throw forbidden(`the token does not allow ${verb} stream ${request.stream}`);
     }
     if (request.action === 'view' && !grant.view) {
-      if (grant.subject === 'anonymous') throw unauthorized('watching needs the control key or a view token (Authorization: Bearer)');
+      if (grant.subject === 'anonymous')
+        throw unauthorized('watching needs the control key or a view token (Authorization: Bearer)');
       throw forbidden('the token does not allow watching (a view grant: "view": true)');
     }
     if (request.destinationHost !== undefined) checkDestinationGrant(grant, request.destinationHost);
     if (request.mixer !== undefined && !grant.mixers.some((p) => streamPattern(p).test(request.mixer!))) {
       const why =
-        grant.subject === 'anonymous' ? 'anonymous publishers may not use mixers (set publish_keys or publish_jwt_keys)' : `the token does not allow mixer ${request.mixer}`;
+        grant.subject === 'anonymous'
+          ? 'anonymous publishers may not use mixers (set publish_keys or publish_jwt_keys)'
+          : `the token does not allow mixer ${request.mixer}`;
       throw forbidden(`mixer: ${why}`, 'mixer');
     }
     return grant;
@@ -131,16 +137,30 @@ export class PublishAuthorizer {
   async #grantFor(request: PublishRequest): Promise<PublishGrant> {
     const { token } = request;
     const control = token === undefined ? undefined : this.config.isControlKey(token);
-    if (control) return { subject: `api-key:${control}`, streams: ['*'], destinations: 'any', view: true, mixers: ['*'] };
+    if (control)
+      return { subject: `api-key:${control}`, streams: ['*'], destinations: 'any', view: true, mixers: ['*'] };
     if (!this.enabled) {
       // Nothing is protected on a gateway with no keys at all (the quick start, on loopback).
       const open = !this.config.controlKeysSet;
-      return { subject: 'anonymous', streams: ['*'], destinations: open ? 'any' : 'none', view: open, mixers: open ? ['*'] : [] };
+      return {
+        subject: 'anonymous',
+        streams: ['*'],
+        destinations: open ? 'any' : 'none',
+        view: open,
+        mixers: open ? ['*'] : [],
+      };
     }
     if (token !== undefined) {
       let key: PublishKeyConfig | undefined;
       for (const k of this.#keys) if (k.digest.matches(token) && !key) key = k.config;
-      if (key) return { subject: `publish-key:${key.id}`, streams: key.streams, destinations: key.destinations, view: key.view ?? false, mixers: key.mixers ?? [] };
+      if (key)
+        return {
+          subject: `publish-key:${key.id}`,
+          streams: key.streams,
+          destinations: key.destinations,
+          view: key.view ?? false,
+          mixers: key.mixers ?? [],
+        };
       if (this.#jwtKeys.size && /^[\w-]+\.[\w-]+\.[\w-]*$/.test(token)) return this.#verifyJwt(token);
     }
     if (this.config.hookUrl) return this.#askHook(request);
@@ -160,7 +180,8 @@ export class PublishAuthorizer {
       throw unauthorized('the token is malformed');
     }
     if (kid !== undefined && typeof kid !== 'string') throw unauthorized("the token's key id (kid) is not a string");
-    if (kid === undefined && this.#jwtKeys.size > 1) throw unauthorized('the token names no key id (kid), and several keys are configured');
+    if (kid === undefined && this.#jwtKeys.size > 1)
+      throw unauthorized('the token names no key id (kid), and several keys are configured');
     const id = kid ?? this.#jwtKeys.keys().next().value!;
     const key = this.#jwtKeys.get(id);
     if (!key) throw unauthorized(`the token is signed with unknown key id ${JSON.stringify(id.slice(0, 64))}`);
@@ -181,9 +202,14 @@ export class PublishAuthorizer {
     const exp = payload.exp!;
     const lifetimeS = Math.max(exp - (typeof payload.iat === 'number' ? payload.iat : now), exp - now);
     if (lifetimeS > this.config.jwtMaxLifetimeS) {
-      throw unauthorized(`the token is valid for ${lifetimeS} s, longer than the gateway accepts (publish_jwt_max_lifetime_s: ${this.config.jwtMaxLifetimeS})`);
+      throw unauthorized(
+        `the token is valid for ${lifetimeS} s, longer than the gateway accepts (publish_jwt_max_lifetime_s: ${this.config.jwtMaxLifetimeS})`,
+      );
     }
-    return grantFromClaims(payload, `jwt:${id}${typeof payload.sub === 'string' ? `/${payload.sub.slice(0, 64)}` : ''}`);
+    return grantFromClaims(
+      payload,
+      `jwt:${id}${typeof payload.sub === 'string' ? `/${payload.sub.slice(0, 64)}` : ''}`,
+    );
   }
 
   /** The integrator's endpoint decides (as nginx-rtmp's on_publish): 2xx allows, anything else refuses. */
@@ -218,7 +244,8 @@ export class PublishAuthorizer {
         mixers: [],
       };
     }
-    if (response.status === 401) throw unauthorized(`the publish authorization service refused the token (${response.status})`);
+    if (response.status === 401)
+      throw unauthorized(`the publish authorization service refused the token (${response.status})`);
     throw forbidden(`the publish authorization service refused this publish (${response.status})`);
   }
 }
@@ -230,31 +257,48 @@ function checkDestinationGrant(grant: PublishGrant, host: string): void {
   const name = host.toLowerCase();
   if (destinations !== 'none' && destinations.some((p) => hostNamePattern(p).test(name))) return;
   const why =
-    grant.subject === 'anonymous' ? 'anonymous publishers may not choose a destination (set publish_keys or publish_jwt_keys)' : 'the token does not allow pushing to this host';
+    grant.subject === 'anonymous'
+      ? 'anonymous publishers may not choose a destination (set publish_keys or publish_jwt_keys)'
+      : 'the token does not allow pushing to this host';
   throw forbidden(`rtmpUrl: ${why}`, 'rtmpUrl');
 }
 
 function grantFromClaims(payload: JWTPayload, subject: string): PublishGrant {
   const streams = payload.streams ?? (typeof payload.stream === 'string' ? [payload.stream] : undefined);
-  if (!Array.isArray(streams) || streams.length === 0 || !streams.every((s) => typeof s === 'string' && /^[A-Za-z0-9_.*-]{1,128}$/.test(s))) {
+  if (
+    !Array.isArray(streams) ||
+    streams.length === 0 ||
+    !streams.every((s) => typeof s === 'string' && /^[A-Za-z0-9_.*-]{1,128}$/.test(s))
+  ) {
     throw unauthorized('the token has no valid "streams" claim (a list of stream names or patterns)');
   }
   const d = payload.destinations ?? 'none';
-  const valid = d === 'none' || d === 'any' || (Array.isArray(d) && d.every((h) => typeof h === 'string' && /^[A-Za-z0-9.*:-]{1,253}$/.test(h)));
+  const valid =
+    d === 'none' ||
+    d === 'any' ||
+    (Array.isArray(d) && d.every((h) => typeof h === 'string' && /^[A-Za-z0-9.*:-]{1,253}$/.test(h)));
   if (!valid) throw unauthorized('the token\'s "destinations" claim must be "none", "any" or a list of host patterns');
-  if (payload.view !== undefined && typeof payload.view !== 'boolean') throw unauthorized('the token\'s "view" claim must be true or false');
+  if (payload.view !== undefined && typeof payload.view !== 'boolean')
+    throw unauthorized('the token\'s "view" claim must be true or false');
   const mixers = payload.mixers ?? [];
   if (!Array.isArray(mixers) || !mixers.every((m) => typeof m === 'string' && /^[A-Za-z0-9_.*-]{1,128}$/.test(m))) {
     throw unauthorized('the token\'s "mixers" claim must be a list of mixer names or patterns');
   }
-  return { subject, streams: streams as string[], destinations: d as DestinationGrant, view: payload.view === true, mixers: mixers as string[] };
+  return {
+    subject,
+    streams: streams as string[],
+    destinations: d as DestinationGrant,
+    view: payload.view === true,
+    mixers: mixers as string[],
+  };
 }
 
 function jwtRefusal(error: unknown): string {
   if (error instanceof joseErrors.JWTExpired) return 'the token has expired';
   if (error instanceof joseErrors.JWTClaimValidationFailed) {
     if (error.claim === 'nbf') return 'the token is not valid yet (nbf)';
-    if (error.claim === 'exp' && error.reason === 'missing') return 'the token has no expiry ("exp" claim): it must expire';
+    if (error.claim === 'exp' && error.reason === 'missing')
+      return 'the token has no expiry ("exp" claim): it must expire';
     return `the token's "${error.claim}" claim is not accepted`;
   }
   if (error instanceof joseErrors.JOSEAlgNotAllowed) return "the token's signing algorithm is not allowed for its key";

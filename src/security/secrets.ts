@@ -23,9 +23,12 @@ export function readSecret(source: SecretSource, key: string, env: NodeJS.Proces
     try {
       value = readFileSync(source.secret_file, 'utf8').replace(/\r?\n$/, '');
     } catch (error) {
-      throw new ConfigError(`${key}: cannot read ${source.secret_file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+      throw new ConfigError(
+        `${key}: cannot read ${source.secret_file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+      );
     }
   }
-  if (value === undefined || value.length < MIN_LENGTH) throw new ConfigError(`${key}: the secret must be at least ${MIN_LENGTH} characters`);
+  if (value === undefined || value.length < MIN_LENGTH)
+    throw new ConfigError(`${key}: the secret must be at least ${MIN_LENGTH} characters`);
   return value;
 }

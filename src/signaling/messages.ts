@@ -55,10 +55,12 @@ export const publishMessageSchema = z
     token: z.string().min(1).max(4096).optional(),
   })
   .superRefine((m, ctx) => {
-    if (m.rtmpUrl !== undefined && m.destinations !== undefined) ctx.addIssue({ code: 'custom', path: ['destinations'], message: 'give rtmpUrl or destinations, not both' });
+    if (m.rtmpUrl !== undefined && m.destinations !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['destinations'], message: 'give rtmpUrl or destinations, not both' });
     const ids = (m.destinations ?? []).map((d) => d.id);
     const twice = ids.findIndex((id, i) => ids.indexOf(id) !== i);
-    if (twice >= 0) ctx.addIssue({ code: 'custom', path: ['destinations', twice, 'id'], message: `${ids[twice]} is given twice` });
+    if (twice >= 0)
+      ctx.addIssue({ code: 'custom', path: ['destinations', twice, 'id'], message: `${ids[twice]} is given twice` });
   });
 
 const unpublishMessageSchema = z.strictObject({

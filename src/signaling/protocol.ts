@@ -135,4 +135,12 @@ interface ErrorMessage {
 
 /** What the gateway sends. */
 export type ServerMessage =
-  HelloMessage | AnswerMessage | StatusMessage | DestinationMessage | DestinationAddedMessage | DestinationCheckedMessage | MixerMessage | CaptionedMessage | ErrorMessage;
+  | HelloMessage
+  | AnswerMessage
+  | StatusMessage
+  | DestinationMessage
+  | DestinationAddedMessage
+  | DestinationCheckedMessage
+  | MixerMessage
+  | CaptionedMessage
+  | ErrorMessage;

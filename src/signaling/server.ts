@@ -55,7 +55,16 @@ export class SignalingServer {
     const sessionLog = log.child({ component: 'signaling' });
     this.#wss.on('connection', (socket: WebSocket, request: IncomingMessage, release: () => void) => {
       socket.on('close', release);
-      new SignalingSession(socket, plane, destinations, access, captions, this.#clientAddress(request), sessionLog, idleTimeoutMs);
+      new SignalingSession(
+        socket,
+        plane,
+        destinations,
+        access,
+        captions,
+        this.#clientAddress(request),
+        sessionLog,
+        idleTimeoutMs,
+      );
     });
     this.#wss.on('error', (error) => sessionLog.warn({ err: error }, 'signalling server error'));
   }
@@ -114,4 +123,10 @@ function refuseUpgrade(socket: Duplex, status: number, message: string): void {
   );
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests', 503: 'Service Unavailable' };
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  404: 'Not Found',
+  429: 'Too Many Requests',
+  503: 'Service Unavailable',
+};

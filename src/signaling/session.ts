@@ -24,7 +24,8 @@ import { mixerName } from '../mixers/requests.js';
 import { StreamPushes } from './stream-pushes.js';
 
 /** A text message as ws hands it: one buffer, its fragments, or an ArrayBuffer. */
-const textOf = (data: RawData): string => (Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)).toString();
+const textOf = (data: RawData): string =>
+  (Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)).toString();
 
 /** A stream this session publishes (or published), with its destinations. */
 interface SessionStream {
@@ -62,7 +63,10 @@ export class SignalingSession {
     private readonly log: Logger,
     idleTimeoutMs = 30_000,
   ) {
-    this.#idle = setTimeout(() => socket.close(IDLE_CLOSE_CODE, 'nothing published in time (signaling_idle_timeout_ms)'), idleTimeoutMs).unref();
+    this.#idle = setTimeout(
+      () => socket.close(IDLE_CLOSE_CODE, 'nothing published in time (signaling_idle_timeout_ms)'),
+      idleTimeoutMs,
+    ).unref();
     this.#unwatch = plane.watch((change) => {
       for (const stream of this.#streams.values()) stream.pushes.onChange(change);
     });
@@ -75,7 +79,8 @@ export class SignalingSession {
       // The page was closed or its network went away: the publisher is lost, not ended.
       for (const [name, stream] of this.#streams) {
         stream.pushes.close();
-        if (stream.publisherId !== undefined) void this.#unpublish(name, stream.publisherId, 'SDK session disconnected', true);
+        if (stream.publisherId !== undefined)
+          void this.#unpublish(name, stream.publisherId, 'SDK session disconnected', true);
       }
       this.#streams.clear();
       for (const [uri, createdAt] of this.#mixers) void this.#endMixer(uri, createdAt);
@@ -141,19 +146,30 @@ export class SignalingSession {
   async #publish(message: PublishMessage): Promise<void> {
     const { name, token } = message;
     const requests: DestinationRequest[] =
-      message.destinations ?? (message.rtmpUrl !== undefined ? [{ id: 'rtmpUrl', rtmpUrl: message.rtmpUrl, rtmpTransponderFullUrl: message.rtmpTransponderFullUrl }] : []);
+      message.destinations ??
+      (message.rtmpUrl !== undefined
+        ? [{ id: 'rtmpUrl', rtmpUrl: message.rtmpUrl, rtmpTransponderFullUrl: message.rtmpTransponderFullUrl }]
+        : []);
     // Checked before anything is created: a bad destination or token never starts a publish.
     if (requests.length === 0) await authorizePublish(this.access, { stream: name, token, client: this.client });
     const checked: Destination[] = [];
     for (const [i, request] of requests.entries()) {
-      checked.push(await this.#checkDestination(name, request, token, message.destinations ? `destinations.${i}.rtmpUrl` : 'rtmpUrl'));
+      checked.push(
+        await this.#checkDestination(
+          name,
+          request,
+          token,
+          message.destinations ? `destinations.${i}.rtmpUrl` : 'rtmpUrl',
+        ),
+      );
     }
     // Published again by this session (its peer connection failed): the new publish takes over.
     const previous = this.#streams.get(name);
     if (previous) {
       this.#streams.delete(name);
       previous.pushes.close();
-      if (previous.publisherId !== undefined) await this.#unpublish(name, previous.publisherId, 'published again by the SDK', true);
+      if (previous.publisherId !== undefined)
+        await this.#unpublish(name, previous.publisherId, 'published again by the SDK', true);
     }
     const pushes = new StreamPushes(name, this.plane, (m) => this.#send(m), this.log);
     requests.forEach((request, i) => pushes.add(request, checked[i]!));
@@ -201,7 +217,12 @@ export class SignalingSession {
     const stream = this.#stream(name);
     // Refused before the checks below, which may ask DNS or the authorization hook; checked again on add.
     stream.pushes.checkNewId(request.id);
-    if (stream.pushes.size >= MAX_DESTINATIONS) throw new GatewayError('invalid_request', `destination: a stream has at most ${MAX_DESTINATIONS} destinations`, 'destination');
+    if (stream.pushes.size >= MAX_DESTINATIONS)
+      throw new GatewayError(
+        'invalid_request',
+        `destination: a stream has at most ${MAX_DESTINATIONS} destinations`,
+        'destination',
+      );
     const destination = await this.#checkDestination(name, request, stream.token, 'destination.rtmpUrl');
     stream.pushes.add(request, destination);
     this.#send({ type: 'destinationAdded', requestId: message.requestId, name, id: request.id });
@@ -210,11 +231,19 @@ export class SignalingSession {
   /** A destination checked before going live: the checks of a push's destination, then a connection without media. */
   async #checkOnly(message: CheckDestinationMessage): Promise<void> {
     const { name, rtmpUrl, rtmpTransponderFullUrl, publish } = message;
-    await this.#checkDestination(name, { id: 'check', rtmpUrl, rtmpTransponderFullUrl }, message.token ?? this.#streams.get(name)?.token, 'rtmpUrl');
+    await this.#checkDestination(
+      name,
+      { id: 'check', rtmpUrl, rtmpTransponderFullUrl },
+      message.token ?? this.#streams.get(name)?.token,
+      'rtmpUrl',
+    );
     // Counted with the client's publishes: a page cannot make the gateway open connections without end.
     const release = this.access.quota.acquire(this.client, 'destination check');
     try {
-      const report = await this.destinations.check({ rtmpUrl, rtmpTransponderFullUrl, streamName: name, publish }, this.client);
+      const report = await this.destinations.check(
+        { rtmpUrl, rtmpTransponderFullUrl, streamName: name, publish },
+        this.client,
+      );
       this.#send({ type: 'destinationChecked', requestId: message.requestId, report });
     } finally {
       release();
@@ -229,7 +258,12 @@ export class SignalingSession {
     const { mixer: request } = message;
     const name = mixerName(request.uri);
     const token = message.token ?? [...this.#streams.values()].find((s) => s.token !== undefined)?.token;
-    await authorizePublish(this.access, { stream: request.localStreamName ?? name, token, client: this.client, mixer: name });
+    await authorizePublish(this.access, {
+      stream: request.localStreamName ?? name,
+      token,
+      client: this.client,
+      mixer: name,
+    });
     const mixer = await this.plane.mixerStartup(request);
     if (this.socket.readyState !== this.socket.OPEN) {
       await this.#endMixer(request.uri, mixer.createdAt);
@@ -242,8 +276,18 @@ export class SignalingSession {
   /** Adds a stream this session publishes to a mixer its publish token allows. */
   async #joinMixer(message: JoinMixerMessage): Promise<void> {
     const stream = this.#stream(message.name);
-    await authorizePublish(this.access, { stream: message.name, token: stream.token, client: this.client, mixer: mixerName(message.uri) });
-    const mixer = await this.plane.mixerAdd({ uri: message.uri, remoteStreamName: message.name, slot: message.slot, label: message.label });
+    await authorizePublish(this.access, {
+      stream: message.name,
+      token: stream.token,
+      client: this.client,
+      mixer: mixerName(message.uri),
+    });
+    const mixer = await this.plane.mixerAdd({
+      uri: message.uri,
+      remoteStreamName: message.name,
+      slot: message.slot,
+      label: message.label,
+    });
     this.#send({ type: 'mixer', requestId: message.requestId, mixer });
   }
 
@@ -263,12 +307,23 @@ export class SignalingSession {
   }
 
   /** The destination policy, the publish token's grant and the address checks, for one destination. */
-  async #checkDestination(name: string, request: DestinationRequest, token: string | undefined, field: string): Promise<Destination> {
+  async #checkDestination(
+    name: string,
+    request: DestinationRequest,
+    token: string | undefined,
+    field: string,
+  ): Promise<Destination> {
     try {
       const destination = this.destinations.checkDestination(request.rtmpUrl, name, request.rtmpTransponderFullUrl);
       // A token lets its publisher record with `record` among its destinations.
       const destinationHost = destination.protocol === 'record' ? 'record' : destination.host;
-      await authorizePublish(this.access, { stream: name, token, client: this.client, destinationHost, redactedDestination: destination.redactedRequestedUrl });
+      await authorizePublish(this.access, {
+        stream: name,
+        token,
+        client: this.client,
+        destinationHost,
+        redactedDestination: destination.redactedRequestedUrl,
+      });
       await this.destinations.checkAddresses(destination);
       return destination;
     } catch (error) {

@@ -60,7 +60,12 @@ export class StreamPushes {
 
   /** Throws 409 naming `destination.id` when `id` is already a destination of this stream. */
   checkNewId(id: string): void {
-    if (this.#pushes.has(id)) throw new GatewayError('conflict', `destination.id: ${id} is already a destination of ${this.name}`, 'destination.id');
+    if (this.#pushes.has(id))
+      throw new GatewayError(
+        'conflict',
+        `destination.id: ${id} is already a destination of ${this.name}`,
+        'destination.id',
+      );
   }
 
   /** A checked destination: pushed at once when the stream is publishing, else once it is. */
@@ -99,7 +104,8 @@ export class StreamPushes {
   /** A push changed state somewhere in the plane: told when it is one of these pushes. */
   onChange(change: PushChange): void {
     for (const push of this.#pushes.values()) {
-      if (push.mediaSessionId === change.mediaSessionId) this.#tell(push, destinationState(change.state), change.reason);
+      if (push.mediaSessionId === change.mediaSessionId)
+        this.#tell(push, destinationState(change.state), change.reason);
     }
   }
 
@@ -117,7 +123,10 @@ export class StreamPushes {
     } catch (error) {
       const reason = error instanceof GatewayError ? error.message : 'the push failed to start';
       const code = error instanceof GatewayError ? error.code : 'internal';
-      this.log.warn({ stream: this.name, destination: push.destination.redactedUrl, code, reason }, 'republishing from the SDK failed');
+      this.log.warn(
+        { stream: this.name, destination: push.destination.redactedUrl, code, reason },
+        'republishing from the SDK failed',
+      );
       if (this.#pushes.get(push.request.id) === push) this.#tell(push, 'failed', reason, code);
       return;
     }
@@ -128,7 +137,10 @@ export class StreamPushes {
     }
     push.mediaSessionId = started.mediaSessionId;
     // Changes made before the id was known are read back once.
-    const now = (await this.plane.find({ streamName: this.name, rtmpUrl }).catch(() => [])).find((t) => t.mediaSessionId === started.mediaSessionId) ?? started;
+    const now =
+      (await this.plane.find({ streamName: this.name, rtmpUrl }).catch(() => [])).find(
+        (t) => t.mediaSessionId === started.mediaSessionId,
+      ) ?? started;
     this.#tell(push, destinationState(now.state), shownReason(now.state, now.lastError));
   }
 

@@ -45,20 +45,28 @@ export async function openFileStore(config: GatewayConfig, log: Logger): Promise
 }
 
 async function pushStoreSecret(config: GatewayConfig, folder: string, log: Logger): Promise<string> {
-  if (config.push_store_secret_env) return readSecret({ secret_env: config.push_store_secret_env }, 'push_store_secret_env');
-  if (config.push_store_secret_file) return readSecret({ secret_file: resolve(ROOT, config.push_store_secret_file) }, 'push_store_secret_file');
+  if (config.push_store_secret_env)
+    return readSecret({ secret_env: config.push_store_secret_env }, 'push_store_secret_env');
+  if (config.push_store_secret_file)
+    return readSecret({ secret_file: resolve(ROOT, config.push_store_secret_file) }, 'push_store_secret_file');
   const file = join(folder, 'push-store.key');
   try {
     await createOwnFile(file, `${randomBytes(32).toString('base64url')}\n`);
-    log.info({ file }, 'made the secret that seals kept pushes (set push_store_secret_env or push_store_secret_file to choose one)');
+    log.info(
+      { file },
+      'made the secret that seals kept pushes (set push_store_secret_env or push_store_secret_file to choose one)',
+    );
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new ConfigError(`data_dir: cannot write ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
+      throw new ConfigError(`data_dir: cannot write ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
   }
   let secret: string;
   try {
     secret = (await readOwnFile(file)).trim();
   } catch (error) {
-    throw new ConfigError(`data_dir: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'} (it must be a regular file, not a link)`);
+    throw new ConfigError(
+      `data_dir: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'} (it must be a regular file, not a link)`,
+    );
   }
   if (secret.length < 16) throw new ConfigError(`data_dir: ${file} holds no secret of 16 or more characters`);
   return secret;

@@ -83,7 +83,10 @@ export class FilePushStore implements PushStore {
         throw error;
       });
       const { records, goodBytes } = readRecords(text);
-      const store = new FilePushStore(path, { records: records.length, droppedBytes: Buffer.byteLength(text) - goodBytes });
+      const store = new FilePushStore(path, {
+        records: records.length,
+        droppedBytes: Buffer.byteLength(text) - goodBytes,
+      });
       for (const record of records) store.#apply(record);
       await store.#rewrite();
       return store;
@@ -146,7 +149,11 @@ export class FilePushStore implements PushStore {
     await this.#handle?.close();
     // Made anew (a link or file left at that name is removed first, never written through).
     await rm(`${this.path}.new`, { force: true });
-    const fresh = await open(`${this.path}.new`, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    const fresh = await open(
+      `${this.path}.new`,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o600,
+    );
     try {
       await fresh.writeFile([...this.#pushes.values()].map((push) => line({ put: push })).join(''));
       await fresh.datasync();
@@ -195,7 +202,11 @@ async function syncFolder(folder: string): Promise<void> {
 async function lock(path: string): Promise<void> {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      const handle = await open(
+        path,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o600,
+      );
       await handle.writeFile(String(process.pid));
       await handle.close();
       return;

@@ -57,7 +57,14 @@ export class RedisPushStore implements PushStore {
 
   async put(push: StoredPush): Promise<void> {
     const record = storedPushSchema.parse(push);
-    checked(await this.redis.multi().set(this.#key(record.id), JSON.stringify(record)).sadd(this.#ids, record.id).sadd(this.#ofStream(record.stream), record.id).exec());
+    checked(
+      await this.redis
+        .multi()
+        .set(this.#key(record.id), JSON.stringify(record))
+        .sadd(this.#ids, record.id)
+        .sadd(this.#ofStream(record.stream), record.id)
+        .exec(),
+    );
   }
 
   async remove(id: string): Promise<void> {

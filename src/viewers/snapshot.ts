@@ -38,7 +38,24 @@ export class KeyframePictures {
  * (H.264 as Annex B, VP8, VP9) and writes one picture: nothing is decoded while nobody asks.
  */
 async function snapshotJpeg(keyframe: VideoFrame, ffmpeg: FfmpegSupervisor, ffmpegPath: string): Promise<Buffer> {
-  const args = [...ffmpegQuietly('pipe'), '-f', 'ivf', '-i', 'pipe:0', '-frames:v', '1', '-c:v', 'mjpeg', '-q:v', '3', '-pix_fmt', 'yuvj420p', '-f', 'image2pipe', 'pipe:1'];
+  const args = [
+    ...ffmpegQuietly('pipe'),
+    '-f',
+    'ivf',
+    '-i',
+    'pipe:0',
+    '-frames:v',
+    '1',
+    '-c:v',
+    'mjpeg',
+    '-q:v',
+    '3',
+    '-pix_fmt',
+    'yuvj420p',
+    '-f',
+    'image2pipe',
+    'pipe:1',
+  ];
   const child = ffmpeg.spawn(ffmpegPath, args);
   const chunks: Buffer[] = [];
   const lines: string[] = [];
@@ -55,7 +72,10 @@ async function snapshotJpeg(keyframe: VideoFrame, ffmpeg: FfmpegSupervisor, ffmp
   await child.closed; // its exit can be known before the picture on its stdout has been read
   clearTimeout(timer);
   if (child.exitCode !== 0 || size === 0 || size > MAX_SNAPSHOT_BYTES) {
-    throw new GatewayError('internal', `the snapshot could not be made: ${lines.at(-1) ?? `ffmpeg ended with ${child.exitCode}`}`);
+    throw new GatewayError(
+      'internal',
+      `the snapshot could not be made: ${lines.at(-1) ?? `ffmpeg ended with ${child.exitCode}`}`,
+    );
   }
   return Buffer.concat(chunks);
 }

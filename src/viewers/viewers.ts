@@ -46,13 +46,16 @@ export class ViewerRegistry extends TypedEmitter<ViewerEvents> {
 
   /** Answers a viewer's offer for stream `name`: the viewer's id and the SDP answer. */
   async view(name: string, offer: string): Promise<{ id: string; answer: string }> {
-    if (!this.engine.view) throw new GatewayError('not_supported', 'watching a stream (WHEP) needs webrtc_engine: mediasoup');
+    if (!this.engine.view)
+      throw new GatewayError('not_supported', 'watching a stream (WHEP) needs webrtc_engine: mediasoup');
     const publisher = this.publishers.get(name);
     if (!publisher || publisher.state !== 'publishing') throw notFound(`stream ${name} is not publishing`);
     checkOffer(offer, { dataChannel: true }); // a bad offer is told as such, before any limit
     const ofStream = this.count(name);
-    if (ofStream >= this.limits.perStream) throw tooMany(`stream ${name} has ${ofStream} viewers, its limit (limit_viewers_per_stream)`);
-    if (!this.slots.take(this.limits.total)) throw unavailable(`the gateway is at its limit of ${this.limits.total} viewers (limit_viewers)`);
+    if (ofStream >= this.limits.perStream)
+      throw tooMany(`stream ${name} has ${ofStream} viewers, its limit (limit_viewers_per_stream)`);
+    if (!this.slots.take(this.limits.total))
+      throw unavailable(`the gateway is at its limit of ${this.limits.total} viewers (limit_viewers)`);
     let session: ViewSession;
     try {
       session = await this.engine.view(publisher.session, offer);
@@ -82,7 +85,9 @@ export class ViewerRegistry extends TypedEmitter<ViewerEvents> {
 
   /** Viewers of one stream, or of all. */
   count(name?: string): number {
-    return name === undefined ? this.#viewers.size : [...this.#viewers.values()].filter((v) => v.stream === name).length;
+    return name === undefined
+      ? this.#viewers.size
+      : [...this.#viewers.values()].filter((v) => v.stream === name).length;
   }
 
   /**

@@ -102,11 +102,17 @@ class EndpointQueue {
       if (this.#closed) return 'failed';
       this.counters.attemptFailed(endpoint.id);
       if (attempt >= endpoint.maxAttempts) {
-        this.log.warn({ webhook: endpoint.id, delivery: delivery.id, attempts: attempt, reason: error }, 'webhook delivery given up');
+        this.log.warn(
+          { webhook: endpoint.id, delivery: delivery.id, attempts: attempt, reason: error },
+          'webhook delivery given up',
+        );
         return 'failed';
       }
       const waitMs = retryWaitMs(attempt, this.random);
-      this.log.info({ webhook: endpoint.id, delivery: delivery.id, attempt, reason: error, inMs: waitMs }, 'webhook delivery failed: trying again');
+      this.log.info(
+        { webhook: endpoint.id, delivery: delivery.id, attempt, reason: error, inMs: waitMs },
+        'webhook delivery failed: trying again',
+      );
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, waitMs);
         this.#wake = () => {
@@ -166,7 +172,9 @@ export class WebhookDispatcher {
     /** In a cluster: the node that tells of the event (each event is told once, by its stream's node). */
     private readonly node?: string,
   ) {
-    this.#queues = endpoints.map((endpoint) => new EndpointQueue(endpoint, counters, log.child({ component: 'webhooks' }), random));
+    this.#queues = endpoints.map(
+      (endpoint) => new EndpointQueue(endpoint, counters, log.child({ component: 'webhooks' }), random),
+    );
   }
 
   get pending(): number {
@@ -179,7 +187,13 @@ export class WebhookDispatcher {
     if (!wanting.length) return;
     const id = `evt_${randomUUID()}`;
     const { type, ...data } = event;
-    const body = JSON.stringify({ id, type, time: time.toISOString(), ...(this.node ? { node: this.node } : {}), data });
+    const body = JSON.stringify({
+      id,
+      type,
+      time: time.toISOString(),
+      ...(this.node ? { node: this.node } : {}),
+      data,
+    });
     for (const queue of wanting) queue.push({ id, body });
   }
 

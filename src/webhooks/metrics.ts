@@ -23,5 +23,8 @@ export function webhookMetrics(registry: Registry, pending: () => number): Webho
       this.set(pending());
     },
   });
-  return { delivery: (endpoint, result) => deliveries.inc({ endpoint, result }), attemptFailed: (endpoint) => failedAttempts.inc({ endpoint }) };
+  return {
+    delivery: (endpoint, result) => deliveries.inc({ endpoint, result }),
+    attemptFailed: (endpoint) => failedAttempts.inc({ endpoint }),
+  };
 }

@@ -13,7 +13,13 @@ const DRAIN_MS = 2000;
  * The configured webhooks, told of every event of the plane; `close` gives queued deliveries a
  * moment. In a cluster, `node` names this node in each delivery.
  */
-export function createWebhooks(config: GatewayConfig, plane: MediaPlane, registry: Registry, log: Logger, node?: string): { close(): Promise<void> } {
+export function createWebhooks(
+  config: GatewayConfig,
+  plane: MediaPlane,
+  registry: Registry,
+  log: Logger,
+  node?: string,
+): { close(): Promise<void> } {
   if (!config.webhooks.length) return { close: async () => {} };
   const endpoints = config.webhooks.map((w, i) => ({
     id: w.id,

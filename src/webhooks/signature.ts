@@ -22,7 +22,12 @@ const TOLERANCE_S = 300;
  * the timestamp is recent. Keeping the ids of the last `TOLERANCE_S` seconds also refuses a replay
  * within that window.
  */
-export function verify(key: Buffer, headers: { id: string; timestamp: string; signature: string }, body: string, nowS = wallClockMs() / 1000): boolean {
+export function verify(
+  key: Buffer,
+  headers: { id: string; timestamp: string; signature: string },
+  body: string,
+  nowS = wallClockMs() / 1000,
+): boolean {
   const timestampS = Number(headers.timestamp);
   if (!Number.isInteger(timestampS) || Math.abs(nowS - timestampS) > TOLERANCE_S) return false;
   const expected = Buffer.from(sign(key, headers.id, timestampS, body));

@@ -44,7 +44,12 @@ t.before(async () => {
   gateway = await GatewayProcess.start(
     join(dir, 'gateway.log'),
     // The API listens on the namespace's address, reached by the test alone.
-    { GATEWAY_WEBRTC_ICE_ADDRESSES: undefined, GATEWAY_WEBRTC_ICE_REMOTE_NETWORKS: undefined, GATEWAY_LOG_LEVEL: 'info', GATEWAY_API_AUTH_DISABLED: 'true' },
+    {
+      GATEWAY_WEBRTC_ICE_ADDRESSES: undefined,
+      GATEWAY_WEBRTC_ICE_REMOTE_NETWORKS: undefined,
+      GATEWAY_LOG_LEVEL: 'info',
+      GATEWAY_API_AUTH_DISABLED: 'true',
+    },
     ['--import', 'tsx'],
     'kit/server-from-source.ts',
     net,
@@ -62,21 +67,35 @@ t.test(
   async (t) => {
     const page = firefox!.page;
     await page.goto(front!.url + '/');
-    await waitFor('the SDK session', async () => (await page.$eval('#status', (e) => e.textContent)) === 'Ready', 15000);
+    await waitFor(
+      'the SDK session',
+      async () => (await page.$eval('#status', (e) => e.textContent)) === 'Ready',
+      15000,
+    );
     await page.$eval('#name', (e) => ((e as HTMLInputElement).value = ''));
     await page.type('#name', 'fox');
     await page.type('#rtmpUrl', `${nginx!.url()}/fox`);
     await page.click('#publish');
-    await waitFor('Live', async () => (await page.$eval('#status', (e) => e.textContent)) === 'Live', 30000).catch(async (error) => {
-      t.comment(await readFile(join(dir, 'gateway.log'), 'utf8'));
-      throw error;
-    });
+    await waitFor('Live', async () => (await page.$eval('#status', (e) => e.textContent)) === 'Live', 30000).catch(
+      async (error) => {
+        t.comment(await readFile(join(dir, 'gateway.log'), 'utf8'));
+        throw error;
+      },
+    );
     const log = await readFile(join(dir, 'gateway.log'), 'utf8');
-    t.match(log, new RegExp(`"ice":\\["127\\.0\\.0\\.1","${net!.peerAddress.replace(/\./g, '\\.')}"\\]`), 'the gateway announces 127.0.0.1 and its address on the default route');
+    t.match(
+      log,
+      new RegExp(`"ice":\\["127\\.0\\.0\\.1","${net!.peerAddress.replace(/\./g, '\\.')}"\\]`),
+      'the gateway announces 127.0.0.1 and its address on the default route',
+    );
     const [stream] = (await gateway!.request('POST', '/rest-api/stream/find', { name: 'fox' })).body;
     t.equal(stream.state, 'publishing');
     t.equal(stream.warning, null, 'no warning on a stream that connected');
-    const session = await waitFor('video at the RTMP server', async () => (await nginx!.streams()).find((s) => s.name === 'fox' && s.width > 0), 15000);
+    const session = await waitFor(
+      'video at the RTMP server',
+      async () => (await nginx!.streams()).find((s) => s.name === 'fox' && s.width > 0),
+      15000,
+    );
     t.equal(session.videoCodec, 'H264', "Firefox's VP8 arrives as H.264");
 
     // The page's "See what the gateway receives": Firefox watches the VP8 stream over WHEP.
@@ -100,7 +119,10 @@ t.test(
     await new Promise((resolve) => setTimeout(resolve, 1000));
     return { width: video.videoWidth, audioTracks: video.srcObject.getAudioTracks().length, shown };
   })()`)) as { width: number; audioTracks: number; shown: number };
-    t.ok(watched.shown >= 5, `Firefox decodes and shows the WHEP video (${watched.shown} frames in a second, ${watched.width} wide)`);
+    t.ok(
+      watched.shown >= 5,
+      `Firefox decodes and shows the WHEP video (${watched.shown} frames in a second, ${watched.width} wide)`,
+    );
     t.equal(watched.audioTracks, 1, 'and receives its audio');
 
     // The operator console's WHEP preview, in Firefox: frames decoded, audio received.
@@ -128,11 +150,17 @@ t.test(
       },
       20000,
     );
-    t.pass(`the console's preview in Firefox: ${consoleCounts.frames} frames decoded, ${consoleCounts.audioPackets} audio packets received`);
+    t.pass(
+      `the console's preview in Firefox: ${consoleCounts.frames} frames decoded, ${consoleCounts.audioPackets} audio packets received`,
+    );
     await consolePage.close();
 
     await page.click('#stop');
-    await waitFor('the push to end at the server', async () => !(await nginx!.streams()).some((s) => s.name === 'fox'), 15000);
+    await waitFor(
+      'the push to end at the server',
+      async () => !(await nginx!.streams()).some((s) => s.name === 'fox'),
+      15000,
+    );
     const recorded = await probe(nginx!.recording('fox'));
     t.match(
       recorded.streams.find((s) => s.codec_type === 'video'),
@@ -148,39 +176,55 @@ t.test(
   },
 );
 
-t.test('a gateway that announces 127.0.0.1 alone tells why Firefox never connects', { skip: !available && 'needs root to make a network namespace' }, async (t) => {
-  const loopbackOnly = await GatewayProcess.start(
-    join(dir, 'loopback-only.log'),
-    { GATEWAY_WEBRTC_ICE_ADDRESSES: '["127.0.0.1"]', GATEWAY_WEBRTC_ICE_REMOTE_NETWORKS: undefined, GATEWAY_API_AUTH_DISABLED: 'true' },
-    ['--import', 'tsx'],
-    'kit/server-from-source.ts',
-    net,
-  );
-  const port = Number(new URL(loopbackOnly.baseUrl).port);
-  const door = await TcpBalancer.start([{ host: net!.peerAddress, port }]);
-  t.teardown(async () => {
-    await door.stop();
-    await loopbackOnly.stop();
-  });
-  const page = firefox!.page;
-  await page.goto(door.url + '/');
-  await waitFor('the SDK session', async () => (await page.$eval('#status', (e) => e.textContent)) === 'Ready', 15000);
-  await page.$eval('#name', (e) => ((e as HTMLInputElement).value = 'fox_loopback'));
-  await page.click('#publish');
-  const stream = await waitFor(
-    "the stream's warning",
-    async () => {
-      const { body } = await loopbackOnly.request('POST', '/rest-api/stream/find', { name: 'fox_loopback' });
-      return Array.isArray(body) && body[0]?.warning ? body[0] : undefined;
-    },
-    15000,
-  );
-  t.equal(stream.state, 'connecting');
-  t.match(
-    stream.warning,
-    /^no ICE check from the publisher within 4 s: the gateway announces 127\.0\.0\.1 and the offer's first candidate is (IPv4 host|mDNS host|none); Firefox and Safari never pair a loopback address/,
-    stream.warning,
-  );
-  await waitFor('the warning in the log', async () => (await readFile(join(dir, 'loopback-only.log'), 'utf8')).includes('"offerCandidate"'), 5000);
-  await page.click('#stop').catch(() => {});
-});
+t.test(
+  'a gateway that announces 127.0.0.1 alone tells why Firefox never connects',
+  { skip: !available && 'needs root to make a network namespace' },
+  async (t) => {
+    const loopbackOnly = await GatewayProcess.start(
+      join(dir, 'loopback-only.log'),
+      {
+        GATEWAY_WEBRTC_ICE_ADDRESSES: '["127.0.0.1"]',
+        GATEWAY_WEBRTC_ICE_REMOTE_NETWORKS: undefined,
+        GATEWAY_API_AUTH_DISABLED: 'true',
+      },
+      ['--import', 'tsx'],
+      'kit/server-from-source.ts',
+      net,
+    );
+    const port = Number(new URL(loopbackOnly.baseUrl).port);
+    const door = await TcpBalancer.start([{ host: net!.peerAddress, port }]);
+    t.teardown(async () => {
+      await door.stop();
+      await loopbackOnly.stop();
+    });
+    const page = firefox!.page;
+    await page.goto(door.url + '/');
+    await waitFor(
+      'the SDK session',
+      async () => (await page.$eval('#status', (e) => e.textContent)) === 'Ready',
+      15000,
+    );
+    await page.$eval('#name', (e) => ((e as HTMLInputElement).value = 'fox_loopback'));
+    await page.click('#publish');
+    const stream = await waitFor(
+      "the stream's warning",
+      async () => {
+        const { body } = await loopbackOnly.request('POST', '/rest-api/stream/find', { name: 'fox_loopback' });
+        return Array.isArray(body) && body[0]?.warning ? body[0] : undefined;
+      },
+      15000,
+    );
+    t.equal(stream.state, 'connecting');
+    t.match(
+      stream.warning,
+      /^no ICE check from the publisher within 4 s: the gateway announces 127\.0\.0\.1 and the offer's first candidate is (IPv4 host|mDNS host|none); Firefox and Safari never pair a loopback address/,
+      stream.warning,
+    );
+    await waitFor(
+      'the warning in the log',
+      async () => (await readFile(join(dir, 'loopback-only.log'), 'utf8')).includes('"offerCandidate"'),
+      5000,
+    );
+    await page.click('#stop').catch(() => {});
+  },
+);

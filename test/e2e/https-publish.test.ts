@@ -48,7 +48,13 @@ t.teardown(() => {
 });
 
 const stage = useStage(
-  [{ https_cert_file: join(dir, 'cert.pem'), https_key_file: join(dir, 'key.pem'), http_allowed_origins: [pageOrigin] }],
+  [
+    {
+      https_cert_file: join(dir, 'cert.pem'),
+      https_key_file: join(dir, 'key.pem'),
+      http_allowed_origins: [pageOrigin],
+    },
+  ],
   [`--ignore-certificate-errors-spki-list=${spki}`],
 );
 
@@ -59,18 +65,33 @@ t.test('a page on another origin publishes through the SDK over wss:// and throu
   await page.goto(pageOrigin + '/');
   await page.waitForFunction(() => typeof (window as any).publishSdk === 'function', undefined, { timeout: 10_000 });
 
-  const status = await page.evaluate(([name, url]) => (window as any).publishSdk(name, url), ['tls-sdk', stage.nginx.url()]);
+  const status = await page.evaluate(
+    ([name, url]) => (window as any).publishSdk(name, url),
+    ['tls-sdk', stage.nginx.url()],
+  );
   t.equal(status, 'PUBLISHING', 'the SDK published over wss://');
-  const sdkStream = await waitFor('the SDK push at nginx-rtmp', async () => (await stage.nginx.streams()).find((s) => s.name === 'rtmp_tls-sdk' && s.width > 0), 20_000);
+  const sdkStream = await waitFor(
+    'the SDK push at nginx-rtmp',
+    async () => (await stage.nginx.streams()).find((s) => s.name === 'rtmp_tls-sdk' && s.width > 0),
+    20_000,
+  );
   t.match(sdkStream, { videoCodec: 'H264', audioCodec: 'AAC', width: 1280, height: 720 });
 
   const whip = await whipPublish(page, `${gatewayOrigin}/whip/tls-whip`);
   t.equal(whip.status, 201, 'WHIP over https:// from the page');
   await waitFor('the WHIP publisher', async () => stage.gw.publishers.get('tls-whip')?.state === 'publishing', 15_000);
   await new Promise((r) => setTimeout(r, 1000));
-  const startup = await stage.gw.app.inject({ method: 'POST', url: '/rest-api/push/startup', payload: { streamName: 'tls-whip', rtmpUrl: stage.nginx.url() } });
+  const startup = await stage.gw.app.inject({
+    method: 'POST',
+    url: '/rest-api/push/startup',
+    payload: { streamName: 'tls-whip', rtmpUrl: stage.nginx.url() },
+  });
   t.equal(startup.statusCode, 200, startup.body);
-  const whipStream = await waitFor('the WHIP push at nginx-rtmp', async () => (await stage.nginx.streams()).find((s) => s.name === 'rtmp_tls-whip' && s.width > 0), 15_000);
+  const whipStream = await waitFor(
+    'the WHIP push at nginx-rtmp',
+    async () => (await stage.nginx.streams()).find((s) => s.name === 'rtmp_tls-whip' && s.width > 0),
+    15_000,
+  );
   t.match(whipStream, { videoCodec: 'H264', width: 1280, height: 720 });
 });
 

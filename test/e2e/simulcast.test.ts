@@ -10,91 +10,144 @@ import { useStage } from '../helpers/stage.js';
 
 const stage = useStage();
 
-t.test('three simulcast layers over WHIP: pushes of the top one, the low one, one up to a height, and one pinned', async (t) => {
-  await stage.browser.page.goto(stage.gw.baseUrl + '/health');
-  const whip = await whipPublish(stage.browser.page, stage.gw.baseUrl + '/whip/layers', true, true);
-  t.equal(whip.status, 201, whip.answer);
-  t.match(whip.offer, /a=simulcast:send l;m;h/, 'Chromium offered three layers');
-  t.match(whip.answer, /a=simulcast:recv l;m;h/, 'the answer receives them');
-  t.match(whip.answer, /a=rid:l recv[\s\S]*a=rid:m recv[\s\S]*a=rid:h recv/);
-  t.match(whip.answer, /a=extmap:\d+ urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id/);
-  await waitFor('the WebRTC publish', async () => stage.gw.publishers.get('layers')?.state === 'publishing', 10_000);
-  const layersSent = await waitFor(
-    'Chromium sending its three layers',
-    async () => {
-      const sizes = await stage.browser.page.evaluate(async () => {
+t.test(
+  'three simulcast layers over WHIP: pushes of the top one, the low one, one up to a height, and one pinned',
+  async (t) => {
+    await stage.browser.page.goto(stage.gw.baseUrl + '/health');
+    const whip = await whipPublish(stage.browser.page, stage.gw.baseUrl + '/whip/layers', true, true);
+    t.equal(whip.status, 201, whip.answer);
+    t.match(whip.offer, /a=simulcast:send l;m;h/, 'Chromium offered three layers');
+    t.match(whip.answer, /a=simulcast:recv l;m;h/, 'the answer receives them');
+    t.match(whip.answer, /a=rid:l recv[\s\S]*a=rid:m recv[\s\S]*a=rid:h recv/);
+    t.match(whip.answer, /a=extmap:\d+ urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id/);
+    await waitFor('the WebRTC publish', async () => stage.gw.publishers.get('layers')?.state === 'publishing', 10_000);
+    const layersSent = await waitFor(
+      'Chromium sending its three layers',
+      async () => {
+        const sizes = await stage.browser.page.evaluate(async () => {
+          const seen: string[] = [];
+          (await (window as any).pc.getStats()).forEach((s: any) => {
+            if (s.type === 'outbound-rtp' && s.kind === 'video' && s.framesSent > 0)
+              seen.push(`${s.rid}:${s.frameWidth}x${s.frameHeight}:${s.encoderImplementation}`);
+          });
+          return seen.sort();
+        });
+        return sizes.length === 3 ? sizes : undefined;
+      },
+      15_000,
+      200,
+    );
+    t.comment(`layers sent: ${layersSent.join(', ')}`);
+
+    const push = async (
+      name: string,
+      fields: object = {},
+    ): Promise<{ mediaSessionId: string; layer?: string; transcoding: boolean }> => {
+      const res = await stage.gw.post('/rest-api/push/startup', {
+        streamName: 'layers',
+        rtmpUrl: `${stage.nginx.url()}/${name}`,
+        rtmpTransponderFullUrl: true,
+        ...fields,
+      });
+      t.equal(res.status, 200, `${name}: ${JSON.stringify(res.body)}`);
+      return res.body;
+    };
+    const top = await push('top');
+    const low = await push('low', { layer: 'low' });
+    const upTo400 = await push('up-to-400', { layer: 400 });
+    const pinned = await push('pinned', { layerPolicy: 'pin' });
+    t.match(
+      [top, low, upTo400, pinned].map((p) => [p.layer, p.transcoding]),
+      [
+        ['high', false],
+        ['low', false],
+        ['medium', false],
+        ['high', false],
+      ],
+      'each sends its layer as it comes',
+    );
+    const recorded = (name: string, frames: number): Promise<unknown> =>
+      waitFor(
+        `${frames} frames of ${name} recorded`,
+        async () => ((await probe(stage.nginx.recording(name)).catch(() => undefined))?.video.length ?? 0) >= frames,
+        30_000,
+        250,
+      );
+    for (const name of ['top', 'low', 'up-to-400']) await recorded(name, 40);
+    const sizes = await Promise.all(
+      ['top', 'low', 'up-to-400'].map(async (name) => {
+        const video = (await probe(stage.nginx.recording(name))).streams.find((s) => s.codec_type === 'video');
+        return `${video?.codec_name} ${video?.width}x${video?.height}`;
+      }),
+    );
+    t.same(
+      sizes,
+      ['h264 1280x720', 'h264 320x180', 'h264 640x360'],
+      'the top layer, the low one, the tallest up to 400',
+    );
+
+    // The browser's bandwidth to the gateway falls (the gateway's REMB says so, its publisher's
+    // transport capped as a congested link would make it): it stops its top layer. The push that switches goes on with the next one down, the pinned one holds standby; once
+    // the bandwidth is back, so is the top layer.
+    const transport = (stage.gw.publishers.get('layers') as any).session.transports[0];
+    const find = async (
+      id: string,
+    ): Promise<{ layer?: string; state: string; width: number; resolutionChanges: number }> =>
+      (await stage.gw.post('/rest-api/push/find_all', {})).body.find(
+        (p: { mediaSessionId: string }) => p.mediaSessionId === id,
+      );
+    const browserSends = async (): Promise<string> =>
+      stage.browser.page.evaluate(async () => {
         const seen: string[] = [];
         (await (window as any).pc.getStats()).forEach((s: any) => {
-          if (s.type === 'outbound-rtp' && s.kind === 'video' && s.framesSent > 0) seen.push(`${s.rid}:${s.frameWidth}x${s.frameHeight}:${s.encoderImplementation}`);
+          if (s.type === 'outbound-rtp' && s.kind === 'video')
+            seen.push(
+              `${s.rid}:${s.frameWidth}x${s.frameHeight}:${s.framesSent}:${s.ssrc}:${s.qualityLimitationReason}`,
+            );
         });
-        return seen.sort();
+        return seen.sort().join(' ');
       });
-      return sizes.length === 3 ? sizes : undefined;
-    },
-    15_000,
-    200,
-  );
-  t.comment(`layers sent: ${layersSent.join(', ')}`);
+    let cutAt = Date.now();
+    await transport.setMaxIncomingBitrate(700_000);
+    await waitFor(
+      'the top push on a lower layer',
+      async () => (await find(top.mediaSessionId)).layer !== 'high',
+      30_000,
+      100,
+    );
+    t.comment(`top layer stopped after ${Date.now() - cutAt} ms: ${await browserSends()}`);
+    await waitFor(
+      'the pinned push in standby',
+      async () => (await find(pinned.mediaSessionId)).state === 'standby',
+      15_000,
+      100,
+    );
+    t.match(await find(low.mediaSessionId), { layer: 'low', state: 'running' }, 'the low one goes on');
+    cutAt = Date.now();
+    await transport.setMaxIncomingBitrate(5_000_000);
+    await waitFor(
+      'the top push on the high layer again',
+      async () => (await find(top.mediaSessionId)).layer === 'high',
+      60_000,
+      100,
+    );
+    t.comment(`top layer back after ${Date.now() - cutAt} ms: ${await browserSends()}`);
+    await waitFor(
+      'the pinned push live again',
+      async () => (await find(pinned.mediaSessionId)).state === 'running',
+      15_000,
+      100,
+    );
+    const back = await find(top.mediaSessionId);
+    t.match(back, { state: 'running', width: 1280 }, 'the top push: back at 1280x720');
+    t.ok(back.resolutionChanges >= 2, `the top push: down and back up (${back.resolutionChanges} size changes)`);
+    t.match(
+      await find(pinned.mediaSessionId),
+      { state: 'running', width: 1280, resolutionChanges: 0 },
+      'the pinned push: one size throughout',
+    );
 
-  const push = async (name: string, fields: object = {}): Promise<{ mediaSessionId: string; layer?: string; transcoding: boolean }> => {
-    const res = await stage.gw.post('/rest-api/push/startup', { streamName: 'layers', rtmpUrl: `${stage.nginx.url()}/${name}`, rtmpTransponderFullUrl: true, ...fields });
-    t.equal(res.status, 200, `${name}: ${JSON.stringify(res.body)}`);
-    return res.body;
-  };
-  const top = await push('top');
-  const low = await push('low', { layer: 'low' });
-  const upTo400 = await push('up-to-400', { layer: 400 });
-  const pinned = await push('pinned', { layerPolicy: 'pin' });
-  t.match(
-    [top, low, upTo400, pinned].map((p) => [p.layer, p.transcoding]),
-    [
-      ['high', false],
-      ['low', false],
-      ['medium', false],
-      ['high', false],
-    ],
-    'each sends its layer as it comes',
-  );
-  const recorded = (name: string, frames: number): Promise<unknown> =>
-    waitFor(`${frames} frames of ${name} recorded`, async () => ((await probe(stage.nginx.recording(name)).catch(() => undefined))?.video.length ?? 0) >= frames, 30_000, 250);
-  for (const name of ['top', 'low', 'up-to-400']) await recorded(name, 40);
-  const sizes = await Promise.all(
-    ['top', 'low', 'up-to-400'].map(async (name) => {
-      const video = (await probe(stage.nginx.recording(name))).streams.find((s) => s.codec_type === 'video');
-      return `${video?.codec_name} ${video?.width}x${video?.height}`;
-    }),
-  );
-  t.same(sizes, ['h264 1280x720', 'h264 320x180', 'h264 640x360'], 'the top layer, the low one, the tallest up to 400');
-
-  // The browser's bandwidth to the gateway falls (the gateway's REMB says so, its publisher's
-  // transport capped as a congested link would make it): it stops its top layer. The push that switches goes on with the next one down, the pinned one holds standby; once
-  // the bandwidth is back, so is the top layer.
-  const transport = (stage.gw.publishers.get('layers') as any).session.transports[0];
-  const find = async (id: string): Promise<{ layer?: string; state: string; width: number; resolutionChanges: number }> =>
-    (await stage.gw.post('/rest-api/push/find_all', {})).body.find((p: { mediaSessionId: string }) => p.mediaSessionId === id);
-  const browserSends = async (): Promise<string> =>
-    stage.browser.page.evaluate(async () => {
-      const seen: string[] = [];
-      (await (window as any).pc.getStats()).forEach((s: any) => {
-        if (s.type === 'outbound-rtp' && s.kind === 'video') seen.push(`${s.rid}:${s.frameWidth}x${s.frameHeight}:${s.framesSent}:${s.ssrc}:${s.qualityLimitationReason}`);
-      });
-      return seen.sort().join(' ');
-    });
-  let cutAt = Date.now();
-  await transport.setMaxIncomingBitrate(700_000);
-  await waitFor('the top push on a lower layer', async () => (await find(top.mediaSessionId)).layer !== 'high', 30_000, 100);
-  t.comment(`top layer stopped after ${Date.now() - cutAt} ms: ${await browserSends()}`);
-  await waitFor('the pinned push in standby', async () => (await find(pinned.mediaSessionId)).state === 'standby', 15_000, 100);
-  t.match(await find(low.mediaSessionId), { layer: 'low', state: 'running' }, 'the low one goes on');
-  cutAt = Date.now();
-  await transport.setMaxIncomingBitrate(5_000_000);
-  await waitFor('the top push on the high layer again', async () => (await find(top.mediaSessionId)).layer === 'high', 60_000, 100);
-  t.comment(`top layer back after ${Date.now() - cutAt} ms: ${await browserSends()}`);
-  await waitFor('the pinned push live again', async () => (await find(pinned.mediaSessionId)).state === 'running', 15_000, 100);
-  const back = await find(top.mediaSessionId);
-  t.match(back, { state: 'running', width: 1280 }, 'the top push: back at 1280x720');
-  t.ok(back.resolutionChanges >= 2, `the top push: down and back up (${back.resolutionChanges} size changes)`);
-  t.match(await find(pinned.mediaSessionId), { state: 'running', width: 1280, resolutionChanges: 0 }, 'the pinned push: one size throughout');
-
-  for (const id of [top, low, upTo400, pinned].map((p) => p.mediaSessionId)) t.equal((await stage.gw.post('/rest-api/push/terminate', { mediaSessionId: id })).status, 200);
-});
+    for (const id of [top, low, upTo400, pinned].map((p) => p.mediaSessionId))
+      t.equal((await stage.gw.post('/rest-api/push/terminate', { mediaSessionId: id })).status, 200);
+  },
+);

@@ -49,55 +49,82 @@ const PUBLISH_CANVAS = `(async (whipUrl) => {
   await pc.setRemoteDescription({ type: 'answer', sdp: answer });
 })`;
 
-t.test('a transcoded push moves up to the size its source grows to, in one RTMP session, without a break', async (t) => {
-  const { gw, nginx, browser } = stage;
-  await browser.page.goto(gw.baseUrl + '/health');
-  await browser.page.evaluate(`${PUBLISH_CANVAS}(${JSON.stringify(gw.baseUrl + '/whip/grow')})`);
-  // The push starts once the frame rate is measured over its whole window (60 frames, 3 s here):
-  // over the first frames it is what the browser sent while starting, which on a busy machine is
-  // fewer frames (15 a second against 19 overall in one run) and no measure of the stream.
-  await waitFor(
-    'a 960x540 keyframe and 60 frames',
-    async () => {
-      const [stream] = (await gw.post('/rest-api/stream/find', { name: 'grow' })).body ?? [];
-      return stream?.video?.width === 960 && stream.video.frameRate > 0 && stream.frames >= 60;
-    },
-    20_000,
-  );
-  const started = await gw.post('/rest-api/push/startup', { streamName: 'grow', rtmpUrl: `${nginx.url()}/grow`, rtmpTransponderFullUrl: true });
-  t.equal(started.status, 200, JSON.stringify(started.body));
-  t.match(started.body, { transcoding: true, width: 960, height: 540 });
-  const first = await waitFor('960x540 at the server', async () => (await nginx.streams()).find((s) => s.name === 'grow' && s.width === 960), 15_000);
+t.test(
+  'a transcoded push moves up to the size its source grows to, in one RTMP session, without a break',
+  async (t) => {
+    const { gw, nginx, browser } = stage;
+    await browser.page.goto(gw.baseUrl + '/health');
+    await browser.page.evaluate(`${PUBLISH_CANVAS}(${JSON.stringify(gw.baseUrl + '/whip/grow')})`);
+    // The push starts once the frame rate is measured over its whole window (60 frames, 3 s here):
+    // over the first frames it is what the browser sent while starting, which on a busy machine is
+    // fewer frames (15 a second against 19 overall in one run) and no measure of the stream.
+    await waitFor(
+      'a 960x540 keyframe and 60 frames',
+      async () => {
+        const [stream] = (await gw.post('/rest-api/stream/find', { name: 'grow' })).body ?? [];
+        return stream?.video?.width === 960 && stream.video.frameRate > 0 && stream.frames >= 60;
+      },
+      20_000,
+    );
+    const started = await gw.post('/rest-api/push/startup', {
+      streamName: 'grow',
+      rtmpUrl: `${nginx.url()}/grow`,
+      rtmpTransponderFullUrl: true,
+    });
+    t.equal(started.status, 200, JSON.stringify(started.body));
+    t.match(started.body, { transcoding: true, width: 960, height: 540 });
+    const first = await waitFor(
+      '960x540 at the server',
+      async () => (await nginx.streams()).find((s) => s.name === 'grow' && s.width === 960),
+      15_000,
+    );
 
-  await browser.page.evaluate('window.grow()');
-  const grown = await waitFor('1280x720 at the server', async () => (await nginx.streams()).find((s) => s.name === 'grow' && s.width === 1280 && s.height === 720), 30_000);
-  t.equal(grown.clientId, first.clientId, 'the same RTMP session');
-  const [push] = (await gw.post('/rest-api/push/find', { streamName: 'grow' })).body;
-  t.match(push, { width: 1280, height: 720, state: 'running', counters: { reconnects: 0 } }, 'find gives the size sent; no reconnect');
-  t.ok(push.resolutionChanges >= 1, `the change is counted (${push.resolutionChanges})`);
-  // Some seconds at the new size, then the push ends and its recording is read.
-  const sentAtGrowth = push.counters.frames;
-  await waitFor(
-    'three seconds of frames at the new size',
-    async () => (await gw.post('/rest-api/push/find', { streamName: 'grow' })).body[0].counters.frames > sentAtGrowth + 55,
-    15_000,
-  );
-  await gw.post('/rest-api/push/terminate', { mediaSessionId: push.mediaSessionId });
-  await waitFor('the stream gone at the server', async () => !(await nginx.streams()).some((s) => s.name === 'grow'), 10_000);
+    await browser.page.evaluate('window.grow()');
+    const grown = await waitFor(
+      '1280x720 at the server',
+      async () => (await nginx.streams()).find((s) => s.name === 'grow' && s.width === 1280 && s.height === 720),
+      30_000,
+    );
+    t.equal(grown.clientId, first.clientId, 'the same RTMP session');
+    const [push] = (await gw.post('/rest-api/push/find', { streamName: 'grow' })).body;
+    t.match(
+      push,
+      { width: 1280, height: 720, state: 'running', counters: { reconnects: 0 } },
+      'find gives the size sent; no reconnect',
+    );
+    t.ok(push.resolutionChanges >= 1, `the change is counted (${push.resolutionChanges})`);
+    // Some seconds at the new size, then the push ends and its recording is read.
+    const sentAtGrowth = push.counters.frames;
+    await waitFor(
+      'three seconds of frames at the new size',
+      async () =>
+        (await gw.post('/rest-api/push/find', { streamName: 'grow' })).body[0].counters.frames > sentAtGrowth + 55,
+      15_000,
+    );
+    await gw.post('/rest-api/push/terminate', { mediaSessionId: push.mediaSessionId });
+    await waitFor(
+      'the stream gone at the server',
+      async () => !(await nginx.streams()).some((s) => s.name === 'grow'),
+      10_000,
+    );
 
-  const recorded = await probe(nginx.recording('grow'));
-  const times = recorded.video.map((p) => Number(p.pts_time));
-  let gap = 0;
-  for (let i = 1; i < times.length; i++) gap = Math.max(gap, times[i]! - times[i - 1]!);
-  t.ok(gap < 0.3, `no break in the video: the longest gap between frames is ${Math.round(gap * 1000)} ms`);
-  t.same(nonMonotonic(recorded.video), [], 'timestamps only go up across the change');
-  // What was sent, from the recording: the page paints about 20 frames a second, fewer on a busy machine.
-  const sentFps = (times.length - 1) / (times.at(-1)! - times[0]!);
-  for (const [when, said] of [
-    ['at first', first.frameRate],
-    ['after the change', grown.frameRate],
-  ] as const) {
-    t.ok(Math.abs(said - sentFps) <= 0.2 * sentFps, `onMetaData ${when} gives the frame rate sent: ${said} for ${sentFps.toFixed(1)} sent`);
-  }
-  t.ok(maxKeyframeGap(recorded.video) <= 2.1, `keyframes at most 2 s apart (${maxKeyframeGap(recorded.video)} s)`);
-});
+    const recorded = await probe(nginx.recording('grow'));
+    const times = recorded.video.map((p) => Number(p.pts_time));
+    let gap = 0;
+    for (let i = 1; i < times.length; i++) gap = Math.max(gap, times[i]! - times[i - 1]!);
+    t.ok(gap < 0.3, `no break in the video: the longest gap between frames is ${Math.round(gap * 1000)} ms`);
+    t.same(nonMonotonic(recorded.video), [], 'timestamps only go up across the change');
+    // What was sent, from the recording: the page paints about 20 frames a second, fewer on a busy machine.
+    const sentFps = (times.length - 1) / (times.at(-1)! - times[0]!);
+    for (const [when, said] of [
+      ['at first', first.frameRate],
+      ['after the change', grown.frameRate],
+    ] as const) {
+      t.ok(
+        Math.abs(said - sentFps) <= 0.2 * sentFps,
+        `onMetaData ${when} gives the frame rate sent: ${said} for ${sentFps.toFixed(1)} sent`,
+      );
+    }
+    t.ok(maxKeyframeGap(recorded.video) <= 2.1, `keyframes at most 2 s apart (${maxKeyframeGap(recorded.video)} s)`);
+  },
+);

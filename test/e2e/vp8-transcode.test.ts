@@ -33,12 +33,21 @@ t.test('a VP8 publish is transcoded to H.264 with keyframes at most 2 s apart', 
 
 t.test("a mixer takes a browser's VP8 beside an H.264 stream: each is decoded into its slot", async (t) => {
   const { gw } = stage;
-  const red = await SyntheticPublisher.publish(loadFixture(FIXTURES, colourLook('#ff0000', '640x480', 440)), gw.baseUrl, 'red');
+  const red = await SyntheticPublisher.publish(
+    loadFixture(FIXTURES, colourLook('#ff0000', '640x480', 440)),
+    gw.baseUrl,
+    'red',
+  );
   t.teardown(() => red.stop());
   await waitFor('the VP8 stream publishing', async () => gw.publishers.get('vp8')?.state === 'publishing', 10000);
-  t.equal((await gw.post('/rest-api/mixer/startup', { uri: 'mixer://both', layout: 'side-by-side', width: 640, height: 360 })).status, 200);
+  t.equal(
+    (await gw.post('/rest-api/mixer/startup', { uri: 'mixer://both', layout: 'side-by-side', width: 640, height: 360 }))
+      .status,
+    200,
+  );
   t.teardown(() => gw.post('/rest-api/mixer/terminate', { uri: 'mixer://both' }));
-  for (const stream of ['vp8', 'red']) t.equal((await gw.post('/rest-api/mixer/add', { uri: 'mixer://both', remoteStreamName: stream })).status, 200);
+  for (const stream of ['vp8', 'red'])
+    t.equal((await gw.post('/rest-api/mixer/add', { uri: 'mixer://both', remoteStreamName: stream })).status, 200);
   await waitForBrowserBesideRed(gw, 'both');
   t.equal((await gw.post('/rest-api/mixer/terminate', { uri: 'mixer://both' })).status, 200);
   await waitFor('no ffmpeg left', () => gw.ffmpeg.count === 0);
@@ -47,9 +56,15 @@ t.test("a mixer takes a browser's VP8 beside an H.264 stream: each is decoded in
 t.test('a destination that refuses the connection answers 500 with the reason, and nothing is left', async (t) => {
   const { gw } = stage;
   const closedPort = await freePort();
-  const res = await gw.post('/rest-api/push/startup', { streamName: 'vp8', rtmpUrl: `rtmp://127.0.0.1:${closedPort}/live` });
+  const res = await gw.post('/rest-api/push/startup', {
+    streamName: 'vp8',
+    rtmpUrl: `rtmp://127.0.0.1:${closedPort}/live`,
+  });
   t.equal(res.status, 500);
-  t.match(res.body, { error: 'destination_unreachable', message: /push failed to start: could not publish to the destination: connect ECONNREFUSED/ });
+  t.match(res.body, {
+    error: 'destination_unreachable',
+    message: /push failed to start: could not publish to the destination: connect ECONNREFUSED/,
+  });
   t.equal((await gw.post('/rest-api/push/find', { streamName: 'vp8' })).status, 404, 'the failed push is not listed');
   t.equal(gw.ffmpeg.count, 0);
 });

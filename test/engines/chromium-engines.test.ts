@@ -19,13 +19,19 @@ async function whipVp8(page: Page, url: string): Promise<{ status: number; answe
     for (const track of media.getTracks()) {
       const transceiver = pc.addTransceiver(track, { direction: 'sendonly' });
       if (track.kind !== 'video') continue;
-      transceiver.setCodecPreferences(RTCRtpSender.getCapabilities('video')!.codecs.filter((c) => /VP8|rtx/i.test(c.mimeType)));
+      transceiver.setCodecPreferences(
+        RTCRtpSender.getCapabilities('video')!.codecs.filter((c) => /VP8|rtx/i.test(c.mimeType)),
+      );
       const parameters: any = transceiver.sender.getParameters();
       parameters.degradationPreference = 'maintain-resolution';
       await transceiver.sender.setParameters(parameters);
     }
     await pc.setLocalDescription(await pc.createOffer());
-    const response = await fetch(whipUrl, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: pc.localDescription!.sdp });
+    const response = await fetch(whipUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp' },
+      body: pc.localDescription!.sdp,
+    });
     const answer = await response.text();
     if (response.status === 201) await pc.setRemoteDescription({ type: 'answer', sdp: answer });
     return { status: response.status, answer };
@@ -38,7 +44,11 @@ async function pushed(t: Test, gw: TestGateway, nginx: NginxRtmp, name: string, 
   const res = await gw.post('/rest-api/push/startup', { streamName: name, rtmpUrl: nginx.url() });
   t.equal(res.status, 200, JSON.stringify(res.body));
   t.match(res.body, { transcoding });
-  const stream = await waitFor(`${name} at the RTMP server`, async () => (await nginx.streams()).find((s) => s.name === `rtmp_${name}` && s.width > 0), 20000);
+  const stream = await waitFor(
+    `${name} at the RTMP server`,
+    async () => (await nginx.streams()).find((s) => s.name === `rtmp_${name}` && s.width > 0),
+    20000,
+  );
   t.match(stream, { videoCodec: 'H264', audioCodec: 'AAC', width: 1280, height: 720 });
   t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: res.body.mediaSessionId })).status, 200);
 }
@@ -85,10 +95,18 @@ for (const engine of ['mediasoup', 'werift'] as const) {
       await page.uncheck('#fullUrl');
       await page.click('#publish');
       await waitFor('the page to say Live', async () => (await page.textContent('#status')) === 'Live', 20000);
-      const stream = await waitFor('video at the RTMP server', async () => (await nginx.streams()).find((s) => s.name === `rtmp_sdk-${engine}` && s.width > 0), 20000);
+      const stream = await waitFor(
+        'video at the RTMP server',
+        async () => (await nginx.streams()).find((s) => s.name === `rtmp_sdk-${engine}` && s.width > 0),
+        20000,
+      );
       t.match(stream, { videoCodec: 'H264', audioCodec: 'AAC', width: 1280, height: 720 });
       await page.click('#stop');
-      await waitFor('the RTMP stream to end', async () => !(await nginx.streams()).some((s) => s.name === `rtmp_sdk-${engine}`), 10000);
+      await waitFor(
+        'the RTMP stream to end',
+        async () => !(await nginx.streams()).some((s) => s.name === `rtmp_sdk-${engine}`),
+        10000,
+      );
       await waitFor('no publisher left', () => gw.publishers.all().length === 0, 10000);
     });
   });

@@ -41,19 +41,29 @@ export async function pushAndVerify(
   const after = await framesSent(page, opts.statsExpression);
   const browserFps = ((after.frames - before.frames) * 1000) / (after.at - before.at);
 
-  const listed = await gw.post('/rest-api/push/find', { streamName: gw.pushService.get(opts.mediaSessionId).publisher.name });
+  const listed = await gw.post('/rest-api/push/find', {
+    streamName: gw.pushService.get(opts.mediaSessionId).publisher.name,
+  });
   t.equal(listed.status, 200);
   t.match(listed.body[0], { mediaSessionId: opts.mediaSessionId, state: 'running', width: 1280, height: 720 });
   const ffmpegPids = await pidsMatching(PUSH_FFMPEG);
 
   const terminated = await gw.post('/rest-api/push/terminate', { mediaSessionId: opts.mediaSessionId });
   t.equal(terminated.status, 200, 'terminate answers 200');
-  await waitFor('the RTMP stream to end', async () => !(await nginx.streams()).some((s) => s.name === opts.rtmpStream), 5000);
+  await waitFor(
+    'the RTMP stream to end',
+    async () => !(await nginx.streams()).some((s) => s.name === opts.rtmpStream),
+    5000,
+  );
   t.pass('the RTMP server no longer has the stream');
   t.equal(gw.ffmpeg.count, 0, 'the gateway tracks no ffmpeg');
   t.equal(ffmpegPids.length, 1, 'one ffmpeg was running before terminate');
   t.same(await pidsMatching(PUSH_FFMPEG), [], 'no ffmpeg is left');
-  t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: opts.mediaSessionId })).status, 404, 'a second terminate is 404');
+  t.equal(
+    (await gw.post('/rest-api/push/terminate', { mediaSessionId: opts.mediaSessionId })).status,
+    404,
+    'a second terminate is 404',
+  );
 
   // Kept for inspection after the run: .test-output/ is ignored by git.
   await mkdir(ARTIFACTS, { recursive: true });
@@ -69,7 +79,10 @@ export async function pushAndVerify(
   t.ok(keyframeCount(rec.video) >= Math.floor(opts.seconds / 2), `keyframes: ${keyframeCount(rec.video)}`);
   t.ok(gap > 0 && gap <= 2.0, `largest keyframe gap ${gap.toFixed(3)} s is at most 2 s`);
   const fps = recordedFps(rec.video);
-  t.ok(fps >= 0.9 * browserFps, `recorded ${fps.toFixed(2)} fps vs ${browserFps.toFixed(2)} sent by the browser (>= 90 %)`);
+  t.ok(
+    fps >= 0.9 * browserFps,
+    `recorded ${fps.toFixed(2)} fps vs ${browserFps.toFixed(2)} sent by the browser (>= 90 %)`,
+  );
   t.same(nonMonotonic(rec.video), [], 'video timestamps strictly increase');
   t.same(nonMonotonic(rec.audio), [], 'audio timestamps strictly increase');
   t.comment(
@@ -90,7 +103,13 @@ export interface WhipResult {
  * `keepResolution` its video sender asks for `maintain-resolution`; without, it is a default
  * `RTCPeerConnection` as third-party WHIP clients use it.
  */
-export async function whipPublish(page: Page, url: string, keepResolution = true, simulcast = false, captionsChannel = false): Promise<WhipResult> {
+export async function whipPublish(
+  page: Page,
+  url: string,
+  keepResolution = true,
+  simulcast = false,
+  captionsChannel = false,
+): Promise<WhipResult> {
   return page.evaluate(
     async ([whipUrl, keep, layers, channel]) => {
       const media = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: true });
@@ -104,7 +123,11 @@ export async function whipPublish(page: Page, url: string, keepResolution = true
         { rid: 'm', scaleResolutionDownBy: 2, maxBitrate: 700_000 },
         { rid: 'h', maxBitrate: 2_500_000 },
       ];
-      for (const track of media.getTracks()) pc.addTransceiver(track, { direction: 'sendonly', ...(layers && track.kind === 'video' ? { sendEncodings } : {}) });
+      for (const track of media.getTracks())
+        pc.addTransceiver(track, {
+          direction: 'sendonly',
+          ...(layers && track.kind === 'video' ? { sendEncodings } : {}),
+        });
       for (const sender of pc.getSenders()) {
         if (sender.track?.kind !== 'video' || !keep) continue;
         const parameters: any = sender.getParameters();
@@ -112,10 +135,20 @@ export async function whipPublish(page: Page, url: string, keepResolution = true
         await sender.setParameters(parameters);
       }
       await pc.setLocalDescription(await pc.createOffer());
-      const response = await fetch(whipUrl, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: pc.localDescription!.sdp });
+      const response = await fetch(whipUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/sdp' },
+        body: pc.localDescription!.sdp,
+      });
       const answer = await response.text();
       if (response.status === 201) await pc.setRemoteDescription({ type: 'answer', sdp: answer });
-      return { status: response.status, location: response.headers.get('location'), contentType: response.headers.get('content-type'), offer: pc.localDescription!.sdp, answer };
+      return {
+        status: response.status,
+        location: response.headers.get('location'),
+        contentType: response.headers.get('content-type'),
+        offer: pc.localDescription!.sdp,
+        answer,
+      };
     },
     [url, keepResolution, simulcast, captionsChannel] as const,
   );
@@ -139,7 +172,11 @@ export async function waitForBrowserBesideRed(gw: TestGateway, mixer: string): P
         const picture = await decodePicture(file);
         const left = colourAt(picture, 0.25, 0.3);
         seen = JSON.stringify([left, colourAt(picture, 0.75, 0.5)]);
-        return !looksLike(left, '#303030', 12) && !looksLike(left, '#000000', 12) && looksLike(colourAt(picture, 0.75, 0.5), '#ff0000');
+        return (
+          !looksLike(left, '#303030', 12) &&
+          !looksLike(left, '#000000', 12) &&
+          looksLike(colourAt(picture, 0.75, 0.5), '#ff0000')
+        );
       },
       20_000,
       250,

@@ -72,7 +72,10 @@ export function fakePublisher(name: string, tracks: FakeTrack[], keyframeInterva
 }
 
 /** A video publisher whose camera has sent a keyframe and two frames since: a sink can start from its cache. */
-export function cachedPublisher(t: { teardown(fn: () => unknown): void }): { publisher: Publisher; camera: FakeCamera } {
+export function cachedPublisher(t: { teardown(fn: () => unknown): void }): {
+  publisher: Publisher;
+  camera: FakeCamera;
+} {
   const track = new FakeTrack('video');
   const publisher = fakePublisher('cam', [track]);
   t.teardown(() => publisher.close());

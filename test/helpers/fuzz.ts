@@ -34,7 +34,9 @@ export const RETAINED_GROWTH_MB = 64;
 const RELEASE_WAIT_MS = 16_000;
 
 const ROUTES = [
-  ...['startup', 'find', 'find_all', 'terminate', 'mute', 'unmute', 'sound_on', 'sound_off'].map((r) => `/rest-api/push/${r}`),
+  ...['startup', 'find', 'find_all', 'terminate', 'mute', 'unmute', 'sound_on', 'sound_off'].map(
+    (r) => `/rest-api/push/${r}`,
+  ),
   ...['find', 'find_all', 'snapshot'].map((r) => `/rest-api/stream/${r}`),
 ];
 const FIELDS = [
@@ -90,14 +92,23 @@ const restBody = fc.oneof(
   fc.json(),
   fc.dictionary(fc.constantFrom(...FIELDS), nasty, { maxKeys: 6 }).map((o) => JSON.stringify(o)),
   fc
-    .record({ streamName: fc.constantFrom('fuzz', 'nope', '..'), rtmpUrl: nasty, options: fc.dictionary(fc.constantFrom('action', 'soundFile', 'loop', 'volume'), nasty) })
+    .record({
+      streamName: fc.constantFrom('fuzz', 'nope', '..'),
+      rtmpUrl: nasty,
+      options: fc.dictionary(fc.constantFrom('action', 'soundFile', 'loop', 'volume'), nasty),
+    })
     .map((o) => JSON.stringify(o)),
   fc.string({ unit: 'binary', maxLength: 300 }),
 );
 
 /** Offers: the Chromium-like offer with lines dropped, doubled, swapped for junk or cut, and random text. */
 export const offer = fc.oneof(
-  { weight: 4, arbitrary: fc.array(fc.tuple(fc.nat(), fc.nat(3), fc.string({ maxLength: 40 })), { minLength: 1, maxLength: 4 }).map(mutateOffer) },
+  {
+    weight: 4,
+    arbitrary: fc
+      .array(fc.tuple(fc.nat(), fc.nat(3), fc.string({ maxLength: 40 })), { minLength: 1, maxLength: 4 })
+      .map(mutateOffer),
+  },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 400 }) },
   { weight: 1, arbitrary: fc.constant(chromiumOffer()) },
   { weight: 1, arbitrary: fc.constantFrom('', ' ', '\r\n') },
@@ -141,7 +152,14 @@ const wsMessage = fc.oneof(
       destinations: fc.oneof(
         nasty,
         fc.array(
-          fc.record({ id: fc.oneof(fc.constantFrom('a', 'b'), nasty), rtmpUrl: nasty, rtmpTransponderFullUrl: fc.option(nasty, { nil: undefined }) }, { requiredKeys: [] }),
+          fc.record(
+            {
+              id: fc.oneof(fc.constantFrom('a', 'b'), nasty),
+              rtmpUrl: nasty,
+              rtmpTransponderFullUrl: fc.option(nasty, { nil: undefined }),
+            },
+            { requiredKeys: [] },
+          ),
           { maxLength: 10 },
         ),
       ),
@@ -166,8 +184,18 @@ const wsMessage = fc.oneof(
 export type FuzzPart = 'rest' | 'whip' | 'whep' | 'ws';
 export const FUZZ_PARTS: readonly FuzzPart[] = ['rest', 'whip', 'whep', 'ws'];
 
-export async function runFuzz(options: { cases: number; seed: number; onProgress?: (line: string) => void; only?: FuzzPart }): Promise<FuzzReport> {
-  const split = { rest: Math.round(options.cases * 0.5), whip: Math.round(options.cases * 0.2), whep: Math.round(options.cases * 0.1), ws: 0 };
+export async function runFuzz(options: {
+  cases: number;
+  seed: number;
+  onProgress?: (line: string) => void;
+  only?: FuzzPart;
+}): Promise<FuzzReport> {
+  const split = {
+    rest: Math.round(options.cases * 0.5),
+    whip: Math.round(options.cases * 0.2),
+    whep: Math.round(options.cases * 0.1),
+    ws: 0,
+  };
   split.ws = options.cases - split.rest - split.whip - split.whep;
   if (options.only) for (const key of FUZZ_PARTS) split[key] = key === options.only ? options.cases : 0;
   // Limits high enough that the fuzzer meets them only where it means to; short ICE timeout frees sessions.
@@ -201,7 +229,12 @@ export async function runFuzz(options: { cases: number; seed: number; onProgress
   try {
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...ROUTES), restBody, async (url, payload) => {
-        const res = await gw.app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload });
+        const res = await gw.app.inject({
+          method: 'POST',
+          url,
+          headers: { 'content-type': 'application/json' },
+          payload,
+        });
         count(res.statusCode, `${url} ${payload} → ${res.body}`);
         return true;
       }),
@@ -210,7 +243,12 @@ export async function runFuzz(options: { cases: number; seed: number; onProgress
     options.onProgress?.(`REST: ${split.rest} cases`);
     await fc.assert(
       fc.asyncProperty(offer, async (sdp) => {
-        const res = await gw.app.inject({ method: 'POST', url: '/whip/whip-fuzz', headers: { 'content-type': 'application/sdp' }, payload: sdp });
+        const res = await gw.app.inject({
+          method: 'POST',
+          url: '/whip/whip-fuzz',
+          headers: { 'content-type': 'application/sdp' },
+          payload: sdp,
+        });
         count(res.statusCode, `WHIP ${JSON.stringify(sdp)} → ${res.body}`);
         if (res.statusCode === 201) {
           report.accepted++;
@@ -233,7 +271,10 @@ export async function runFuzz(options: { cases: number; seed: number; onProgress
         count(res.statusCode, `WHEP ${JSON.stringify(sdp)} → ${res.body}`);
         if (res.statusCode === 201) {
           report.accepted++;
-          count((await gw.app.inject({ method: 'DELETE', url: String(res.headers.location) })).statusCode, 'WHEP DELETE');
+          count(
+            (await gw.app.inject({ method: 'DELETE', url: String(res.headers.location) })).statusCode,
+            'WHEP DELETE',
+          );
         }
         return true;
       }),
@@ -291,7 +332,8 @@ async function fuzzWebSocket(gw: TestGateway, cases: number, seed: number, repor
       } catch {
         return;
       }
-      if (reply.type === 'error' && reply.code === 'internal' && report.wsInternalErrors.length < 20) report.wsInternalErrors.push(String(reply.message));
+      if (reply.type === 'error' && reply.code === 'internal' && report.wsInternalErrors.length < 20)
+        report.wsInternalErrors.push(String(reply.message));
       if (reply.type === 'answer') report.accepted++;
     });
     await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));

@@ -61,12 +61,17 @@ export async function startGateway(overrides: Partial<GatewayConfig> = {}, logLi
   // Worker threads resolve names themselves (a function cannot cross to them): suites run there
   // name only loopback addresses and `localhost`, which the system resolves from /etc/hosts.
   const inThreads = config.workers !== 0;
-  const gateway = buildGateway(config, createLogger(config.log_level, destination), inThreads ? { startWorker: sourceWorkers } : { lookupHost: resolveWithoutNetwork });
+  const gateway = buildGateway(
+    config,
+    createLogger(config.log_level, destination),
+    inThreads ? { startWorker: sourceWorkers } : { lookupHost: resolveWithoutNetwork },
+  );
   const listened = await gateway.app.listen({ host: '127.0.0.1', port: 0 });
   const address = config.https_cert_file && !config.https_port ? listened.replace(/^http:/, 'https:') : listened;
   const local = gateway.local;
   const inThisThread = <T>(what: string, value: T | undefined): T => {
-    if (value === undefined) throw new Error(`gw.${what}: this gateway runs its streams in worker threads; ask through gw.plane or the API`);
+    if (value === undefined)
+      throw new Error(`gw.${what}: this gateway runs its streams in worker threads; ask through gw.plane or the API`);
     return value;
   };
   return {

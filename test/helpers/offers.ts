@@ -6,8 +6,16 @@
 export function chromiumOffer(options: { ufrag?: string; port?: number } = {}): string {
   const ufrag = options.ufrag ?? 'Abcd';
   const port = options.port ?? 9;
-  const fingerprint = Array.from({ length: 32 }, (_, i) => ((i * 37) & 0xff).toString(16).padStart(2, '0').toUpperCase()).join(':');
-  const common = [`a=ice-ufrag:${ufrag}`, 'a=ice-pwd:abcdefghijklmnopqrstuvwx', 'a=ice-options:trickle', `a=fingerprint:sha-256 ${fingerprint}`, 'a=setup:actpass'];
+  const fingerprint = Array.from({ length: 32 }, (_, i) =>
+    ((i * 37) & 0xff).toString(16).padStart(2, '0').toUpperCase(),
+  ).join(':');
+  const common = [
+    `a=ice-ufrag:${ufrag}`,
+    'a=ice-pwd:abcdefghijklmnopqrstuvwx',
+    'a=ice-options:trickle',
+    `a=fingerprint:sha-256 ${fingerprint}`,
+    'a=setup:actpass',
+  ];
   return [
     'v=0',
     'o=- 4611731400430051336 2 IN IP4 127.0.0.1',

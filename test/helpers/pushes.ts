@@ -11,7 +11,13 @@ export async function findPush(gw: TestGateway, streamName: string): Promise<any
 }
 
 /** Polls find until `state`, recording every state seen on the way in `seen`. */
-export async function awaitPushState(gw: TestGateway, streamName: string, state: string, seen: string[], timeoutMs: number): Promise<any> {
+export async function awaitPushState(
+  gw: TestGateway,
+  streamName: string,
+  state: string,
+  seen: string[],
+  timeoutMs: number,
+): Promise<any> {
   return waitFor(
     `state ${state} (seen ${seen.join(' → ')})`,
     async () => {
@@ -26,7 +32,11 @@ export async function awaitPushState(gw: TestGateway, streamName: string, state:
 
 /** Waits until the publisher of `streamName` holds a keyframe: a push started then begins at once. */
 export async function keyframeCached(gw: TestGateway, streamName: string, timeoutMs = 15000): Promise<void> {
-  await waitFor(`a keyframe of ${streamName}`, async () => ((await gw.plane.streams(streamName))[0]?.keyframes ?? 0) > 0, timeoutMs);
+  await waitFor(
+    `a keyframe of ${streamName}`,
+    async () => ((await gw.plane.streams(streamName))[0]?.keyframes ?? 0) > 0,
+    timeoutMs,
+  );
 }
 
 /**
@@ -34,11 +44,20 @@ export async function keyframeCached(gw: TestGateway, streamName: string, timeou
  * every `everyMs`: a machine busy with other work refuses it for a while (503), and a stream with no
  * keyframe yet too. Resolves with the reply taken.
  */
-export async function pushWhenTaken(gateway: GatewayProcess, streamName: string, rtmpUrl: string, everyMs: number): Promise<{ status: number; body: any }> {
+export async function pushWhenTaken(
+  gateway: GatewayProcess,
+  streamName: string,
+  rtmpUrl: string,
+  everyMs: number,
+): Promise<{ status: number; body: any }> {
   return waitFor(
     `a push of ${streamName}`,
     async () => {
-      const reply = await gateway.request('POST', '/rest-api/push/startup', { streamName, rtmpUrl, rtmpTransponderFullUrl: true });
+      const reply = await gateway.request('POST', '/rest-api/push/startup', {
+        streamName,
+        rtmpUrl,
+        rtmpTransponderFullUrl: true,
+      });
       return reply.status === 200 ? reply : undefined;
     },
     20_000,

@@ -43,7 +43,8 @@ export function answerDeviations(offer: string, answer: string): string[] {
   const offered = sections(offer);
   const answered = sections(answer);
   const problems: string[] = [];
-  if (offered.length !== answered.length) problems.push(`${answered.length} media lines answered for ${offered.length} offered`);
+  if (offered.length !== answered.length)
+    problems.push(`${answered.length} media lines answered for ${offered.length} offered`);
   answered.forEach((a, i) => {
     const o = offered[i];
     const where = `line ${i + 1} (${a.kind})`;
@@ -54,15 +55,22 @@ export function answerDeviations(offer: string, answer: string): string[] {
     if (a.port === '0') return;
     for (const pt of a.payloadTypes) {
       if (!o.payloadTypes.includes(pt)) problems.push(`${where}: payload type ${pt} not on its line of the offer`);
-      else if (rtpmapOf(a, pt) !== rtpmapOf(o, pt)) problems.push(`${where}: payload type ${pt} is ${rtpmapOf(a, pt)}, offered as ${rtpmapOf(o, pt)}`);
+      else if (rtpmapOf(a, pt) !== rtpmapOf(o, pt))
+        problems.push(`${where}: payload type ${pt} is ${rtpmapOf(a, pt)}, offered as ${rtpmapOf(o, pt)}`);
     }
     for (const line of a.lines) {
       const extmap = /^a=extmap:(\d+)(?:\/\w+)? (\S+)/.exec(line);
-      if (extmap && !o.lines.some((l) => new RegExp(`^a=extmap:${extmap[1]}(?:/\\w+)? ${extmap[2]!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`).test(l))) {
+      if (
+        extmap &&
+        !o.lines.some((l) =>
+          new RegExp(`^a=extmap:${extmap[1]}(?:/\\w+)? ${extmap[2]!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`).test(l),
+        )
+      ) {
         problems.push(`${where}: extmap ${extmap[1]} ${extmap[2]} not offered on this line`);
       }
       const feedback = /^a=rtcp-fb:(\S+) (.+)$/.exec(line);
-      if (feedback && !o.lines.includes(line) && !o.lines.includes(`a=rtcp-fb:* ${feedback[2]}`)) problems.push(`${where}: ${line} not offered on this line`);
+      if (feedback && !o.lines.includes(line) && !o.lines.includes(`a=rtcp-fb:* ${feedback[2]}`))
+        problems.push(`${where}: ${line} not offered on this line`);
     }
   });
   return problems;

@@ -15,7 +15,9 @@ export class ThrottledProxy {
   static async start(targetPort: number, bytesPerSecond: number): Promise<ThrottledProxy> {
     const server = createServer();
     const proxy = await new Promise<ThrottledProxy>((resolve) =>
-      server.listen(0, '127.0.0.1', () => resolve(new ThrottledProxy(server, (server.address() as { port: number }).port))),
+      server.listen(0, '127.0.0.1', () =>
+        resolve(new ThrottledProxy(server, (server.address() as { port: number }).port)),
+      ),
     );
     server.on('connection', (client) => {
       const upstream = connect(targetPort, '127.0.0.1');

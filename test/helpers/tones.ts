@@ -6,7 +6,13 @@ const run = promisify(execFile);
 /** Writes a WAV file of a sine tone with ffmpeg, in the sample format, rate and channels asked for. */
 export async function writeToneWav(
   path: string,
-  tone: { frequency: number; seconds: number; sampleRate: number; channels: 1 | 2; codec?: 'pcm_s16le' | 'pcm_s24le' | 'pcm_f32le' | 'pcm_u8' },
+  tone: {
+    frequency: number;
+    seconds: number;
+    sampleRate: number;
+    channels: 1 | 2;
+    codec?: 'pcm_s16le' | 'pcm_s24le' | 'pcm_f32le' | 'pcm_u8';
+  },
 ): Promise<void> {
   await run('ffmpeg', [
     '-hide_banner',
@@ -38,7 +44,8 @@ export interface Level {
  */
 export async function bandLevels(file: string, frequency: number | 'all', windowMs = 100): Promise<Level[]> {
   const samples = Math.round((48000 * windowMs) / 1000);
-  const band = frequency === 'all' ? [] : [`bandpass=f=${frequency}:width_type=q:w=8`, `bandpass=f=${frequency}:width_type=q:w=8`];
+  const band =
+    frequency === 'all' ? [] : [`bandpass=f=${frequency}:width_type=q:w=8`, `bandpass=f=${frequency}:width_type=q:w=8`];
   const filters = [
     'aresample=48000',
     'pan=mono|c0=0.5*c0+0.5*c1',
@@ -47,9 +54,13 @@ export async function bandLevels(file: string, frequency: number | 'all', window
     'astats=metadata=1:reset=1:measure_overall=RMS_level:measure_perchannel=none',
     'ametadata=mode=print:key=lavfi.astats.Overall.RMS_level:file=-',
   ];
-  const { stdout } = await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', file, '-vn', '-af', filters.join(','), '-f', 'null', '-'], {
-    maxBuffer: 64 * 1024 * 1024,
-  });
+  const { stdout } = await run(
+    'ffmpeg',
+    ['-hide_banner', '-loglevel', 'error', '-i', file, '-vn', '-af', filters.join(','), '-f', 'null', '-'],
+    {
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  );
   const levels: Level[] = [];
   let t = 0;
   for (const line of stdout.split('\n')) {

@@ -54,7 +54,11 @@ export class WebhookReceiver {
     for await (const chunk of request) chunks.push(chunk as Buffer);
     const text = Buffer.concat(chunks).toString('utf8');
     const header = (name: string): string => String(request.headers[name] ?? '');
-    const signed = verify(signingKey(this.secret), { id: header('webhook-id'), timestamp: header('webhook-timestamp'), signature: header('webhook-signature') }, text);
+    const signed = verify(
+      signingKey(this.secret),
+      { id: header('webhook-id'), timestamp: header('webhook-timestamp'), signature: header('webhook-signature') },
+      text,
+    );
     const body = JSON.parse(text) as ReceivedHook['body'];
     const hook: ReceivedHook = { id: header('webhook-id'), type: body.type, body, signed, at: Date.now() };
     this.received.push(hook);

@@ -11,7 +11,9 @@ t.test('rtmp_push_auto_start republishes every stream that starts publishing, by
   t.teardown(() => nginx.stop());
   const gw = await startGateway({ rtmp_push_auto_start: true, rtmp_push_auto_start_url: nginx.url() });
   t.teardown(() => gw.close());
-  const publishers = await Promise.all(['auto1', 'auto2'].map((name) => SyntheticPublisher.publish(testFixture(), gw.baseUrl, name)));
+  const publishers = await Promise.all(
+    ['auto1', 'auto2'].map((name) => SyntheticPublisher.publish(testFixture(), gw.baseUrl, name)),
+  );
   t.teardown(() => Promise.all(publishers.map((p) => p.stop())));
 
   const streams = await waitFor(
@@ -30,10 +32,17 @@ t.test('rtmp_push_auto_start republishes every stream that starts publishing, by
   t.same(listed.body.map((x: { sourceStreamName: string }) => x.sourceStreamName).sort(), ['auto1', 'auto2']);
 
   await publishers[0]!.stop();
-  await waitFor('the first push to end with its publisher', async () => (await gw.post('/rest-api/push/find_all')).body.length === 1, 5000);
+  await waitFor(
+    'the first push to end with its publisher',
+    async () => (await gw.post('/rest-api/push/find_all')).body.length === 1,
+    5000,
+  );
 });
 
 t.test('auto-start needs a URL', async (t) => {
   t.throws(() => parseConfig({ rtmp_push_auto_start: true }), /rtmp_push_auto_start_url: must be set/);
-  t.throws(() => parseConfig({ rtmp_push_auto_start_url: 'http://x/live' }), /rtmp_push_auto_start_url: must be an rtmp/);
+  t.throws(
+    () => parseConfig({ rtmp_push_auto_start_url: 'http://x/live' }),
+    /rtmp_push_auto_start_url: must be an rtmp/,
+  );
 });

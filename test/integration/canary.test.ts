@@ -24,7 +24,12 @@ const CANARIES = [KEY, PASSWORD, 'QTcanary 5512/9', BARE, PATH_KEY];
 
 /** Every spelling a canary could be written in. */
 function spellings(secret: string): string[] {
-  const out = new Set([secret, encodeURIComponent(secret), encodeURIComponent(secret).replace(/%20/g, '+'), secret.replace(/ /g, '+')]);
+  const out = new Set([
+    secret,
+    encodeURIComponent(secret),
+    encodeURIComponent(secret).replace(/%20/g, '+'),
+    secret.replace(/ /g, '+'),
+  ]);
   for (const pad of ['', 'x', 'xx']) {
     const b64 = Buffer.from(pad + secret).toString('base64');
     out.add(b64.slice(4, -4)); // the part independent of the padding's alignment
@@ -63,38 +68,72 @@ t.test('the canaries appear in no response, log line, metric, command line, ffmp
   const following = fetch(gateway.baseUrl + '/rest-api/console/events', { signal: consoleEvents.signal })
     .then(async (response) => {
       const reader = response.body!.getReader();
-      for (let read = await reader.read(); !read.done; read = await reader.read()) consoleText += Buffer.from(read.value).toString();
+      for (let read = await reader.read(); !read.done; read = await reader.read())
+        consoleText += Buffer.from(read.value).toString();
     })
     .catch(() => {});
   const published: string[] = [];
   receiver.on('publish', (p) => published.push(p.app));
   const publisher = await SyntheticPublisher.publish(testFixture(), gateway.baseUrl, 'cam');
   t.teardown(() => publisher.stop());
-  await waitFor('a keyframe of the stream', async () => (await gateway.request('POST', '/rest-api/stream/find', { name: 'cam' })).body?.[0]?.keyframes >= 1, 15_000);
+  await waitFor(
+    'a keyframe of the stream',
+    async () => (await gateway.request('POST', '/rest-api/stream/find', { name: 'cam' })).body?.[0]?.keyframes >= 1,
+    15_000,
+  );
   const rtmpUrl = `rtmp://streamer:${PASSWORD}@127.0.0.1:${receiver.port}/live/${KEY}?token=${TOKEN_URL}&${BARE}`;
   const seen: string[] = [];
-  const keep = (what: string, value: unknown): void => void seen.push(`${what}: ${typeof value === 'string' ? value : JSON.stringify(value)}`);
+  const keep = (what: string, value: unknown): void =>
+    void seen.push(`${what}: ${typeof value === 'string' ? value : JSON.stringify(value)}`);
 
   // A destination that refuses, echoing back its tcUrl, app and stream name, encoded as sent.
-  receiver.refusals.push({ code: 'NetStream.Publish.BadName', description: 'refused {tcUrl} app={app} stream={stream}' });
-  const refused = await gateway.request('POST', '/rest-api/push/startup', { streamName: 'cam', rtmpUrl, rtmpTransponderFullUrl: true });
+  receiver.refusals.push({
+    code: 'NetStream.Publish.BadName',
+    description: 'refused {tcUrl} app={app} stream={stream}',
+  });
+  const refused = await gateway.request('POST', '/rest-api/push/startup', {
+    streamName: 'cam',
+    rtmpUrl,
+    rtmpTransponderFullUrl: true,
+  });
   t.equal(refused.status, 500, 'the refusal is reported');
   t.match(refused.body.message, /refused/, `with the server's words: ${refused.body.message}`);
   keep('refusal', refused.body);
 
-  const started = await gateway.request('POST', '/rest-api/push/startup', { streamName: 'cam', rtmpUrl, rtmpTransponderFullUrl: true });
+  const started = await gateway.request('POST', '/rest-api/push/startup', {
+    streamName: 'cam',
+    rtmpUrl,
+    rtmpTransponderFullUrl: true,
+  });
   t.equal(started.status, 200, 'startup after authenticating with the password');
   keep('startup', started.body);
   const id = started.body.mediaSessionId;
   keep('find', (await gateway.request('POST', '/rest-api/push/find', { rtmpUrl })).body);
   keep('find_all', (await gateway.request('POST', '/rest-api/push/find_all')).body);
-  keep('conflict', (await gateway.request('POST', '/rest-api/push/startup', { streamName: 'cam', rtmpUrl, rtmpTransponderFullUrl: true })).body);
+  keep(
+    'conflict',
+    (
+      await gateway.request('POST', '/rest-api/push/startup', {
+        streamName: 'cam',
+        rtmpUrl,
+        rtmpTransponderFullUrl: true,
+      })
+    ).body,
+  );
 
   // Prefix mode with the key pasted in the path: it goes to the server as the application instance.
   const pathUrl = `rtmp://streamer:${PASSWORD}@127.0.0.1:${receiver.port}/live/${PATH_KEY}`;
-  const inPath = await gateway.request('POST', '/rest-api/push/startup', { streamName: 'cam', rtmpUrl: pathUrl, rtmpTransponderFullUrl: false });
+  const inPath = await gateway.request('POST', '/rest-api/push/startup', {
+    streamName: 'cam',
+    rtmpUrl: pathUrl,
+    rtmpTransponderFullUrl: false,
+  });
   t.equal(inPath.status, 200, 'startup in prefix mode with a key in the path');
-  t.match(inPath.body.rtmpUrl, /\/live\/\*\*\*$/, `listed with the path after the application hidden: ${inPath.body.rtmpUrl}`);
+  t.match(
+    inPath.body.rtmpUrl,
+    /\/live\/\*\*\*$/,
+    `listed with the path after the application hidden: ${inPath.body.rtmpUrl}`,
+  );
   t.ok(
     published.some((app) => app.startsWith(`live/${PATH_KEY}`)),
     'the key in the path reached the server as the application instance',
@@ -103,7 +142,8 @@ t.test('the canaries appear in no response, log line, metric, command line, ffmp
   keep('find, key in the path', (await gateway.request('POST', '/rest-api/push/find', { rtmpUrl: pathUrl })).body);
   keep('stream/find', (await gateway.request('POST', '/rest-api/stream/find', { name: 'cam' })).body);
 
-  for (const pid of [gateway.pid, ...(await gateway.ffmpegPids())]) keep(`cmdline ${pid}`, (await readFile(`/proc/${pid}/cmdline`, 'utf8')).replace(/\0/g, ' '));
+  for (const pid of [gateway.pid, ...(await gateway.ffmpegPids())])
+    keep(`cmdline ${pid}`, (await readFile(`/proc/${pid}/cmdline`, 'utf8')).replace(/\0/g, ' '));
   // The two pushes of the stream hear the same audio: they share one AAC encoder, whose command line was read above.
   t.equal((await gateway.ffmpegPids()).length, 1, 'one ffmpeg runs for the two pushes');
 
@@ -120,9 +160,20 @@ t.test('the canaries appear in no response, log line, metric, command line, ffmp
   );
   keep('metrics', await (await fetch(gateway.baseUrl + '/metrics')).text());
   t.equal((await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: id })).status, 200);
-  t.equal((await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: inPath.body.mediaSessionId })).status, 200);
-  await waitFor("the webhooks of both pushes' ends", () => hooks.delivered.filter((h) => h.type === 'transponder.stopped').length >= 2, 15_000);
-  await waitFor('the console to hear of both ends', () => (consoleText.match(/transponder\.stopped/g) ?? []).length >= 2, 15_000);
+  t.equal(
+    (await gateway.request('POST', '/rest-api/push/terminate', { mediaSessionId: inPath.body.mediaSessionId })).status,
+    200,
+  );
+  await waitFor(
+    "the webhooks of both pushes' ends",
+    () => hooks.delivered.filter((h) => h.type === 'transponder.stopped').length >= 2,
+    15_000,
+  );
+  await waitFor(
+    'the console to hear of both ends',
+    () => (consoleText.match(/transponder\.stopped/g) ?? []).length >= 2,
+    15_000,
+  );
   consoleEvents.abort();
   await following;
   await gateway.stop();
@@ -133,7 +184,8 @@ t.test('the canaries appear in no response, log line, metric, command line, ffmp
   keep('console events', consoleText);
 
   keep('log', await readFile(logFile, 'utf8'));
-  for (const file of await readdir(runDir)) if (file !== 'gateway.log') keep(`file ${file}`, await readFile(join(runDir, file), 'utf8'));
+  for (const file of await readdir(runDir))
+    if (file !== 'gateway.log') keep(`file ${file}`, await readFile(join(runDir, file), 'utf8'));
   const text = seen.join('\n');
   t.match(text, /ffmpeg/i, "the debug log holds ffmpeg's own output");
   t.match(text, /\*\*\*/, 'the secrets were there, redacted');

@@ -85,147 +85,236 @@ t.test('the caption track: ffmpeg reads each caption out of the frames, accents 
   const file = join(dir, 'captions.flv');
   await writeFile(file, Buffer.concat(parts));
   const shown = (await readCaptions(file)).map((cue) => plain(cue.text)).join(' | ');
-  for (const caption of [...captions.values()].slice(0, 3)) t.ok(shown.includes(caption), `"${caption}" read back (${shown})`);
+  for (const caption of [...captions.values()].slice(0, 3))
+    t.ok(shown.includes(caption), `"${caption}" read back (${shown})`);
   t.notOk(/también|dijo que/.test(shown), 'the interim text was written over by the final text, none of it left');
   t.equal(track.replaced, 0, 'every character had a code');
 });
 
-t.test('REST captions reach a passthrough push, a transcoded one and a recording, as 608 in the H.264 each holds', async (t) => {
-  const nginx = await NginxRtmp.start();
-  const records = await mkdtemp(join(tmpdir(), 'captions-recordings-'));
-  const gw = await startGateway({ record_dir: records, record_min_free_mb: 1 });
-  let publisher: SyntheticPublisher | undefined;
-  // In this order: the recording's ffmpeg has ended before its folder goes.
-  t.teardown(async () => {
-    await publisher?.stop();
-    await gw.close();
-    await nginx.stop();
-    await rm(records, { recursive: true, force: true });
-  });
-  publisher = await SyntheticPublisher.publish(loadFixture(FIXTURES), gw.baseUrl, 'cam');
-  await keyframeCached(gw, 'cam');
+t.test(
+  'REST captions reach a passthrough push, a transcoded one and a recording, as 608 in the H.264 each holds',
+  async (t) => {
+    const nginx = await NginxRtmp.start();
+    const records = await mkdtemp(join(tmpdir(), 'captions-recordings-'));
+    const gw = await startGateway({ record_dir: records, record_min_free_mb: 1 });
+    let publisher: SyntheticPublisher | undefined;
+    // In this order: the recording's ffmpeg has ended before its folder goes.
+    t.teardown(async () => {
+      await publisher?.stop();
+      await gw.close();
+      await nginx.stop();
+      await rm(records, { recursive: true, force: true });
+    });
+    publisher = await SyntheticPublisher.publish(loadFixture(FIXTURES), gw.baseUrl, 'cam');
+    await keyframeCached(gw, 'cam');
 
-  const caption = (body: unknown): ReturnType<typeof gw.post> => gw.post('/rest-api/stream/caption', body);
-  t.match(await caption({ streamName: 'cam', text: '' }), { status: 400, body: { field: 'text' } }, 'empty');
-  t.match(await caption({ streamName: 'cam', text: 'two\nlines' }), { status: 400, body: { field: 'text' } }, 'a control character');
-  t.match(await caption({ streamName: 'cam', text: 'word '.repeat(40) }), { status: 400, body: { field: 'text' } }, 'more than four rows');
-  t.match(await caption({ text: 'hi' }), { status: 400, body: { field: 'streamName' } }, 'no stream');
-  t.match(await caption({ streamName: 'nobody', text: 'hi' }), { status: 404 }, 'a stream not publishing');
-  t.match((await caption({ streamName: 'cam', text: 'Before any push.' })).body, { pushes: 0, at: Number }, 'a stream without pushes: nothing carries it');
-  t.match(await caption({ streamName: 'cam', text: 'hi', at: -1 }), { status: 400, body: { field: 'at' } }, 'at: not negative');
-  t.match(await caption({ streamName: 'cam', text: 'hi', at: 86_400_000 }), { status: 400, body: { field: 'at' } }, 'at: a day ahead');
+    const caption = (body: unknown): ReturnType<typeof gw.post> => gw.post('/rest-api/stream/caption', body);
+    t.match(await caption({ streamName: 'cam', text: '' }), { status: 400, body: { field: 'text' } }, 'empty');
+    t.match(
+      await caption({ streamName: 'cam', text: 'two\nlines' }),
+      { status: 400, body: { field: 'text' } },
+      'a control character',
+    );
+    t.match(
+      await caption({ streamName: 'cam', text: 'word '.repeat(40) }),
+      { status: 400, body: { field: 'text' } },
+      'more than four rows',
+    );
+    t.match(await caption({ text: 'hi' }), { status: 400, body: { field: 'streamName' } }, 'no stream');
+    t.match(await caption({ streamName: 'nobody', text: 'hi' }), { status: 404 }, 'a stream not publishing');
+    t.match(
+      (await caption({ streamName: 'cam', text: 'Before any push.' })).body,
+      { pushes: 0, at: Number },
+      'a stream without pushes: nothing carries it',
+    );
+    t.match(
+      await caption({ streamName: 'cam', text: 'hi', at: -1 }),
+      { status: 400, body: { field: 'at' } },
+      'at: not negative',
+    );
+    t.match(
+      await caption({ streamName: 'cam', text: 'hi', at: 86_400_000 }),
+      { status: 400, body: { field: 'at' } },
+      'at: a day ahead',
+    );
 
-  t.match(
-    await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: `${nginx.url()}/x`, captions: 'sideways' }),
-    { status: 400, body: { field: 'captions' } },
-    'captions: a mode it has, or a boolean',
-  );
-  const pushIds: Record<string, string> = {};
-  for (const [stream, fields] of [
-    ['pass', {}],
-    ['small', { height: 360 }],
-    ['plain', { captions: false }],
-    ['popon', { captions: 'pop-on' }],
-  ] as const) {
-    const started = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: `${nginx.url()}/${stream}`, rtmpTransponderFullUrl: true, ...fields });
-    t.equal(started.status, 200, JSON.stringify(started.body));
-    pushIds[stream] = (started.body as { mediaSessionId: string }).mediaSessionId;
-    t.equal((started.body as { captions: unknown }).captions, 'captions' in fields ? fields.captions : 'roll-up', `${stream}: captions told in its info`);
-  }
-  const recording = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: 'record://' });
-  t.equal(recording.status, 200, JSON.stringify(recording.body));
-  const frames = async (stream: string): Promise<number> => (await probe(nginx.recording(stream)).catch(() => undefined))?.video.length ?? 0;
-  const moreFrames = async (what: string, count: number): Promise<void> => {
-    const due = { pass: (await frames('pass')) + count, small: (await frames('small')) + count };
-    await waitFor(what, async () => (await frames('pass')) >= due.pass && (await frames('small')) >= due.small, 30_000, 250);
-  };
-  await waitFor('both pushes recorded', async () => (await frames('pass')) >= 30 && (await frames('small')) >= 30, 30_000, 250);
-
-  // Each caption goes on the frames captured when it came, or at the media time `at` names: the
-  // decoded cues are as far apart as the captions' times (a roll-up cue shows from its carriage return).
-  const sent = ['Hello from the gateway.', "Second caption: it's here, ¡olé!", 'Third one, braces {ok}.', 'Bye.'];
-  t.match(await caption({ streamName: 'cam', text: 'Hello fr', final: 'maybe' }), { status: 400, body: { field: 'final' } }, 'final: a boolean');
-  t.match((await caption({ streamName: 'cam', text: 'Hello fr', final: false })).body, { pushes: 4 }, 'an interim caption, written over by the next');
-  const at: number[] = [];
-  const send = async (text: string, when?: number): Promise<void> => {
-    const reply = await caption({ streamName: 'cam', text, ...(when === undefined ? {} : { at: when }) });
-    t.match(reply.body, { pushes: 4, at: Number }, `"${text}" in the four pushes that carry captions`);
-    at.push((reply.body as { at: number }).at);
-  };
-  await send(sent[0]!);
-  await moreFrames('2 s more recorded', 60);
-  await send(sent[1]!);
-  await send(sent[2]!, at[1]! + 2500);
-  await send(sent[3]!, at[1]! + 4000);
-  t.equal(at[2], at[1]! + 2500, 'placed at the media time asked');
-  await moreFrames('6 s more recorded', 180);
-  const found = (await gw.post('/rest-api/push/find', { streamName: 'cam' })).body as { mediaSessionId: string; counters: Record<string, number> }[];
-  const counters = Object.fromEntries(Object.entries(pushIds).map(([stream, id]) => [stream, found.find((p) => p.mediaSessionId === id)!.counters]));
-  t.match(counters.pass, { captionsSent: 5, captionCharactersReplaced: 0, captionsDropped: 0 }, "the passthrough push's caption counters: the interim and four captions");
-  t.notOk('captionsSent' in counters.plain!, 'none on the push without captions');
-  t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: (recording.body as { mediaSessionId: string }).mediaSessionId })).status, 200);
-  const [part] = (await gw.post('/rest-api/recording/find_all', { streamName: 'cam' })).body as { fileName: string }[];
-  const vttFile = join(records, part!.fileName.replace(/\.mp4$/, '.vtt'));
-  await waitFor(
-    'the WebVTT beside the part',
-    () =>
-      readFile(vttFile, 'utf8').then(
-        () => true,
-        () => false,
-      ),
-    30_000,
-    100,
-  );
-  const listed = (await gw.post('/rest-api/recording/find_all', { streamName: 'cam' })).body as { captionsFile: string | null }[];
-  t.equal(listed[0]!.captionsFile, basename(vttFile), 'find_all names the WebVTT beside the part');
-  const download = await fetch(`${gw.baseUrl}/rest-api/recording/download/${basename(vttFile)}`);
-  t.equal(download.headers.get('content-type'), 'text/vtt; charset=utf-8', 'downloaded as WebVTT');
-  t.equal(await download.text(), await readFile(vttFile, 'utf8'));
-  const files = { pass: nginx.recording('pass'), small: nginx.recording('small'), recording: join(records, part!.fileName) };
-  const startOf = (cues: DecodedCaption[], text: string): number | undefined => cues.find((cue) => plain(cue.text).endsWith(text))?.startS;
-  const decoded: Record<string, DecodedCaption[]> = {};
-  for (const [what, file] of Object.entries(files)) {
-    const cues = (decoded[what] = await readCaptions(file));
-    const shown = cues.map((cue) => plain(cue.text)).join(' | ');
-    for (const text of sent.slice(0, 3)) t.ok(shown.includes(text), `${what}: "${text}" read back (${shown})`);
-    for (const i of [1, 2]) {
-      const apartMs = ((startOf(cues, sent[i]!) ?? NaN) - (startOf(cues, sent[i - 1]!) ?? NaN)) * 1000;
-      t.ok(Math.abs(apartMs - (at[i]! - at[i - 1]!)) <= 300, `${what}: captions ${i - 1} and ${i} shown ${Math.round(apartMs)} ms apart, sent ${at[i]! - at[i - 1]!} ms apart`);
+    t.match(
+      await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: `${nginx.url()}/x`, captions: 'sideways' }),
+      { status: 400, body: { field: 'captions' } },
+      'captions: a mode it has, or a boolean',
+    );
+    const pushIds: Record<string, string> = {};
+    for (const [stream, fields] of [
+      ['pass', {}],
+      ['small', { height: 360 }],
+      ['plain', { captions: false }],
+      ['popon', { captions: 'pop-on' }],
+    ] as const) {
+      const started = await gw.post('/rest-api/push/startup', {
+        streamName: 'cam',
+        rtmpUrl: `${nginx.url()}/${stream}`,
+        rtmpTransponderFullUrl: true,
+        ...fields,
+      });
+      t.equal(started.status, 200, JSON.stringify(started.body));
+      pushIds[stream] = (started.body as { mediaSessionId: string }).mediaSessionId;
+      t.equal(
+        (started.body as { captions: unknown }).captions,
+        'captions' in fields ? fields.captions : 'roll-up',
+        `${stream}: captions told in its info`,
+      );
     }
-  }
-  t.same(await readCaptions(nginx.recording('plain')), [], 'the push with captions: false carries none');
-  // Pop-on: each final caption shown whole, in place of the one before; interim text not shown.
-  const popOn = (await readCaptions(nginx.recording('popon'))).map((cue) => plain(cue.text));
-  t.same(popOn.slice(0, 3), sent.slice(0, 3), `the pop-on push shows each caption alone (${popOn.join(' | ')})`);
+    const recording = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: 'record://' });
+    t.equal(recording.status, 200, JSON.stringify(recording.body));
+    const frames = async (stream: string): Promise<number> =>
+      (await probe(nginx.recording(stream)).catch(() => undefined))?.video.length ?? 0;
+    const moreFrames = async (what: string, count: number): Promise<void> => {
+      const due = { pass: (await frames('pass')) + count, small: (await frames('small')) + count };
+      await waitFor(
+        what,
+        async () => (await frames('pass')) >= due.pass && (await frames('small')) >= due.small,
+        30_000,
+        250,
+      );
+    };
+    await waitFor(
+      'both pushes recorded',
+      async () => (await frames('pass')) >= 30 && (await frames('small')) >= 30,
+      30_000,
+      250,
+    );
 
-  // Byte for byte: the passthrough push's frames, its caption SEI NAL units taken out, are the
-  // frames the push without captions sent (the same camera, passed through).
-  const pass = await frameKeys(nginx.recording('pass'));
-  const plainFrames = await frameKeys(nginx.recording('plain'));
-  t.equal(plainFrames.captionSeis, 0);
-  t.ok(pass.captionSeis > 150, `the passthrough push's frames carried caption SEIs (${pass.captionSeis})`);
-  const passKeys = new Set(pass.keys);
-  const missing = plainFrames.keys.filter((key) => !passKeys.has(key)).length;
-  t.ok(missing <= 3 && plainFrames.keys.length > 200, `${plainFrames.keys.length - missing} of ${plainFrames.keys.length} frames identical but for the caption SEI`);
+    // Each caption goes on the frames captured when it came, or at the media time `at` names: the
+    // decoded cues are as far apart as the captions' times (a roll-up cue shows from its carriage return).
+    const sent = ['Hello from the gateway.', "Second caption: it's here, ¡olé!", 'Third one, braces {ok}.', 'Bye.'];
+    t.match(
+      await caption({ streamName: 'cam', text: 'Hello fr', final: 'maybe' }),
+      { status: 400, body: { field: 'final' } },
+      'final: a boolean',
+    );
+    t.match(
+      (await caption({ streamName: 'cam', text: 'Hello fr', final: false })).body,
+      { pushes: 4 },
+      'an interim caption, written over by the next',
+    );
+    const at: number[] = [];
+    const send = async (text: string, when?: number): Promise<void> => {
+      const reply = await caption({ streamName: 'cam', text, ...(when === undefined ? {} : { at: when }) });
+      t.match(reply.body, { pushes: 4, at: Number }, `"${text}" in the four pushes that carry captions`);
+      at.push((reply.body as { at: number }).at);
+    };
+    await send(sent[0]!);
+    await moreFrames('2 s more recorded', 60);
+    await send(sent[1]!);
+    await send(sent[2]!, at[1]! + 2500);
+    await send(sent[3]!, at[1]! + 4000);
+    t.equal(at[2], at[1]! + 2500, 'placed at the media time asked');
+    await moreFrames('6 s more recorded', 180);
+    const found = (await gw.post('/rest-api/push/find', { streamName: 'cam' })).body as {
+      mediaSessionId: string;
+      counters: Record<string, number>;
+    }[];
+    const counters = Object.fromEntries(
+      Object.entries(pushIds).map(([stream, id]) => [stream, found.find((p) => p.mediaSessionId === id)!.counters]),
+    );
+    t.match(
+      counters.pass,
+      { captionsSent: 5, captionCharactersReplaced: 0, captionsDropped: 0 },
+      "the passthrough push's caption counters: the interim and four captions",
+    );
+    t.notOk('captionsSent' in counters.plain!, 'none on the push without captions');
+    t.equal(
+      (
+        await gw.post('/rest-api/push/terminate', {
+          mediaSessionId: (recording.body as { mediaSessionId: string }).mediaSessionId,
+        })
+      ).status,
+      200,
+    );
+    const [part] = (await gw.post('/rest-api/recording/find_all', { streamName: 'cam' })).body as {
+      fileName: string;
+    }[];
+    const vttFile = join(records, part!.fileName.replace(/\.mp4$/, '.vtt'));
+    await waitFor(
+      'the WebVTT beside the part',
+      () =>
+        readFile(vttFile, 'utf8').then(
+          () => true,
+          () => false,
+        ),
+      30_000,
+      100,
+    );
+    const listed = (await gw.post('/rest-api/recording/find_all', { streamName: 'cam' })).body as {
+      captionsFile: string | null;
+    }[];
+    t.equal(listed[0]!.captionsFile, basename(vttFile), 'find_all names the WebVTT beside the part');
+    const download = await fetch(`${gw.baseUrl}/rest-api/recording/download/${basename(vttFile)}`);
+    t.equal(download.headers.get('content-type'), 'text/vtt; charset=utf-8', 'downloaded as WebVTT');
+    t.equal(await download.text(), await readFile(vttFile, 'utf8'));
+    const files = {
+      pass: nginx.recording('pass'),
+      small: nginx.recording('small'),
+      recording: join(records, part!.fileName),
+    };
+    const startOf = (cues: DecodedCaption[], text: string): number | undefined =>
+      cues.find((cue) => plain(cue.text).endsWith(text))?.startS;
+    const decoded: Record<string, DecodedCaption[]> = {};
+    for (const [what, file] of Object.entries(files)) {
+      const cues = (decoded[what] = await readCaptions(file));
+      const shown = cues.map((cue) => plain(cue.text)).join(' | ');
+      for (const text of sent.slice(0, 3)) t.ok(shown.includes(text), `${what}: "${text}" read back (${shown})`);
+      for (const i of [1, 2]) {
+        const apartMs = ((startOf(cues, sent[i]!) ?? NaN) - (startOf(cues, sent[i - 1]!) ?? NaN)) * 1000;
+        t.ok(
+          Math.abs(apartMs - (at[i]! - at[i - 1]!)) <= 300,
+          `${what}: captions ${i - 1} and ${i} shown ${Math.round(apartMs)} ms apart, sent ${at[i]! - at[i - 1]!} ms apart`,
+        );
+      }
+    }
+    t.same(await readCaptions(nginx.recording('plain')), [], 'the push with captions: false carries none');
+    // Pop-on: each final caption shown whole, in place of the one before; interim text not shown.
+    const popOn = (await readCaptions(nginx.recording('popon'))).map((cue) => plain(cue.text));
+    t.same(popOn.slice(0, 3), sent.slice(0, 3), `the pop-on push shows each caption alone (${popOn.join(' | ')})`);
 
-  // The WebVTT: the same cues, interim text made one with its final, at the times the decoder shows them.
-  const vtt = parseVtt(await readFile(vttFile, 'utf8'));
-  t.same(
-    vtt.map((cue) => cue.text),
-    sent,
-    'a cue per caption, in order, the interim text written over',
-  );
-  for (const i of [1, 2]) {
-    const decodedS = startOf(decoded.recording!, sent[i]!)!;
-    t.ok(Math.abs(vtt[i]!.startS - decodedS) <= 0.3, `cue ${i}: at ${vtt[i]!.startS} s in the WebVTT, ${decodedS} s in the video`);
-  }
-  const burst = await Promise.all(Array.from({ length: 30 }, () => caption({ streamName: 'cam', text: 'Flood.' })));
-  const refused = burst.filter((reply) => reply.status === 429);
-  t.ok(refused.length >= 10 && refused.length < 30, `a burst of 30 captions: past 20 in a second refused (${refused.length})`);
-  const { streams } = await probe(nginx.recording('pass'));
-  t.match(
-    streams.find((s) => s.codec_type === 'video'),
-    { codec_name: 'h264', width: 1280, height: 720 },
-    'the passthrough push still sends the camera as it came',
-  );
-});
+    // Byte for byte: the passthrough push's frames, its caption SEI NAL units taken out, are the
+    // frames the push without captions sent (the same camera, passed through).
+    const pass = await frameKeys(nginx.recording('pass'));
+    const plainFrames = await frameKeys(nginx.recording('plain'));
+    t.equal(plainFrames.captionSeis, 0);
+    t.ok(pass.captionSeis > 150, `the passthrough push's frames carried caption SEIs (${pass.captionSeis})`);
+    const passKeys = new Set(pass.keys);
+    const missing = plainFrames.keys.filter((key) => !passKeys.has(key)).length;
+    t.ok(
+      missing <= 3 && plainFrames.keys.length > 200,
+      `${plainFrames.keys.length - missing} of ${plainFrames.keys.length} frames identical but for the caption SEI`,
+    );
+
+    // The WebVTT: the same cues, interim text made one with its final, at the times the decoder shows them.
+    const vtt = parseVtt(await readFile(vttFile, 'utf8'));
+    t.same(
+      vtt.map((cue) => cue.text),
+      sent,
+      'a cue per caption, in order, the interim text written over',
+    );
+    for (const i of [1, 2]) {
+      const decodedS = startOf(decoded.recording!, sent[i]!)!;
+      t.ok(
+        Math.abs(vtt[i]!.startS - decodedS) <= 0.3,
+        `cue ${i}: at ${vtt[i]!.startS} s in the WebVTT, ${decodedS} s in the video`,
+      );
+    }
+    const burst = await Promise.all(Array.from({ length: 30 }, () => caption({ streamName: 'cam', text: 'Flood.' })));
+    const refused = burst.filter((reply) => reply.status === 429);
+    t.ok(
+      refused.length >= 10 && refused.length < 30,
+      `a burst of 30 captions: past 20 in a second refused (${refused.length})`,
+    );
+    const { streams } = await probe(nginx.recording('pass'));
+    t.match(
+      streams.find((s) => s.codec_type === 'video'),
+      { codec_name: 'h264', width: 1280, height: 720 },
+      'the passthrough push still sends the camera as it came',
+    );
+  },
+);

@@ -66,49 +66,52 @@ t.test("ffmpeg's standard output is read into the caller's one buffer, every byt
   t.equal(supervisor.count, 0);
 });
 
-t.test('a connection of another process is never taken for a pair; a reader that throws is reported, not fatal', async (t) => {
-  const sockets = new OutputSockets();
-  t.teardown(() => sockets.close());
-  const heard: string[] = [];
-  const first = await sockets.pair(
-    Buffer.alloc(64),
-    (data) => heard.push(data.toString()),
-    () => {},
-  );
-  t.teardown(() => {
-    first.ours.destroy();
-    first.theirs.destroy();
-  });
-  const [name] = listeningNames();
-  t.ok(name, 'it listens in the abstract namespace, under its own name');
+t.test(
+  'a connection of another process is never taken for a pair; a reader that throws is reported, not fatal',
+  async (t) => {
+    const sockets = new OutputSockets();
+    t.teardown(() => sockets.close());
+    const heard: string[] = [];
+    const first = await sockets.pair(
+      Buffer.alloc(64),
+      (data) => heard.push(data.toString()),
+      () => {},
+    );
+    t.teardown(() => {
+      first.ours.destroy();
+      first.theirs.destroy();
+    });
+    const [name] = listeningNames();
+    t.ok(name, 'it listens in the abstract namespace, under its own name');
 
-  // Another process connects and says a token of its own: it is closed, and no pair is made of it.
-  const stranger = connect({ path: `\0${name!.slice(1)}` });
-  stranger.on('error', () => {});
-  stranger.write(Buffer.alloc(16, 7));
-  await new Promise((resolve) => stranger.once('close', resolve));
-  t.pass("the stranger's connection was closed");
+    // Another process connects and says a token of its own: it is closed, and no pair is made of it.
+    const stranger = connect({ path: `\0${name!.slice(1)}` });
+    stranger.on('error', () => {});
+    stranger.write(Buffer.alloc(16, 7));
+    await new Promise((resolve) => stranger.once('close', resolve));
+    t.pass("the stranger's connection was closed");
 
-  const errors: unknown[] = [];
-  const second = await sockets.pair(
-    Buffer.alloc(64),
-    () => {
-      throw new Error('a reader that fails');
-    },
-    (error) => errors.push(error),
-  );
-  t.teardown(() => {
-    second.ours.destroy();
-    second.theirs.destroy();
-  });
-  first.theirs.write('to the first');
-  second.theirs.write('to the second');
-  await waitFor('what each pair was written', () => heard.length > 0 && errors.length > 0);
-  t.same(heard, ['to the first'], 'each pair carries only its own bytes');
-  t.match(errors, [{ message: 'a reader that fails' }]);
+    const errors: unknown[] = [];
+    const second = await sockets.pair(
+      Buffer.alloc(64),
+      () => {
+        throw new Error('a reader that fails');
+      },
+      (error) => errors.push(error),
+    );
+    t.teardown(() => {
+      second.ours.destroy();
+      second.theirs.destroy();
+    });
+    first.theirs.write('to the first');
+    second.theirs.write('to the second');
+    await waitFor('what each pair was written', () => heard.length > 0 && errors.length > 0);
+    t.same(heard, ['to the first'], 'each pair carries only its own bytes');
+    t.match(errors, [{ message: 'a reader that fails' }]);
 
-  sockets.close();
-  await waitFor('it listens no more', () => listeningNames().length === 0);
-  first.theirs.write(' again');
-  await waitFor('the pair goes on', () => heard.join('') === 'to the first again');
-});
+    sockets.close();
+    await waitFor('it listens no more', () => listeningNames().length === 0);
+    first.theirs.write(' again');
+    await waitFor('the pair goes on', () => heard.join('') === 'to the first again');
+  },
+);

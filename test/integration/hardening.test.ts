@@ -100,7 +100,11 @@ t.test('malformed WebSocket frames end only their own connection, with the right
     t.equal((await fetch(gw.baseUrl + '/health')).status, 200, `alive after ${what}`);
   }
   const before = (gw.pushService.get(pushId).toJSON() as any).counters.frames as number;
-  await waitFor('frames after the bad ones', () => (gw.pushService.get(pushId).toJSON() as any).counters.frames > before, 10000);
+  await waitFor(
+    'frames after the bad ones',
+    () => (gw.pushService.get(pushId).toJSON() as any).counters.frames > before,
+    10000,
+  );
   const push = gw.pushService.get(pushId).toJSON() as any;
   t.equal(push.state, 'running', 'the push runs on');
   t.ok(push.counters.frames > before, `and keeps sending (${before} → ${push.counters.frames} frames)`);
@@ -123,7 +127,11 @@ t.test('bodies over the limits are 413: REST 64 KiB, an offer 128 KiB', async (t
   });
   t.equal(rest.status, 413);
   t.match(await rest.json(), { error: 'payload_too_large', field: 'body' });
-  const offer = await fetch(gw.baseUrl + '/whip/big', { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: 'v=0\r\n' + 'a=x\r\n'.repeat(30_000) });
+  const offer = await fetch(gw.baseUrl + '/whip/big', {
+    method: 'POST',
+    headers: { 'content-type': 'application/sdp' },
+    body: 'v=0\r\n' + 'a=x\r\n'.repeat(30_000),
+  });
   t.equal(offer.status, 413);
 });
 
@@ -132,11 +140,14 @@ t.test('one stream-name rule on every path: "." and ".." refused, 128 characters
   const whip = (name: string): Promise<{ status: number; body: any }> =>
     new Promise((resolve, reject) => {
       const { hostname, port } = new URL(gw.baseUrl);
-      const req = request({ hostname, port, path: `/whip/${name}`, method: 'POST', headers: { 'content-type': 'application/sdp' } }, (res) => {
-        let text = '';
-        res.on('data', (c) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : undefined }));
-      });
+      const req = request(
+        { hostname, port, path: `/whip/${name}`, method: 'POST', headers: { 'content-type': 'application/sdp' } },
+        (res) => {
+          let text = '';
+          res.on('data', (c) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : undefined }));
+        },
+      );
       req.on('error', reject);
       req.end('v=0\r\n');
     });
@@ -147,8 +158,14 @@ t.test('one stream-name rule on every path: "." and ".." refused, 128 characters
   }
   const long = await whip('a'.repeat(128));
   t.equal(long.body?.field, 'offer', 'a 128-character name passes (the placeholder offer does not)');
-  t.match((await gw.post('/rest-api/push/startup', { streamName: '..', rtmpUrl: receiver.url() })).body, { field: 'streamName' });
-  t.equal((await gw.post('/rest-api/push/startup', { streamName: 'a'.repeat(128), rtmpUrl: receiver.url() })).status, 404, 'REST: 128 characters is a valid name');
+  t.match((await gw.post('/rest-api/push/startup', { streamName: '..', rtmpUrl: receiver.url() })).body, {
+    field: 'streamName',
+  });
+  t.equal(
+    (await gw.post('/rest-api/push/startup', { streamName: 'a'.repeat(128), rtmpUrl: receiver.url() })).status,
+    404,
+    'REST: 128 characters is a valid name',
+  );
 });
 
 t.test('offers the WebRTC engine cannot take are 400 naming what is wrong, checked before it sees them', async (t) => {
@@ -156,7 +173,11 @@ t.test('offers the WebRTC engine cannot take are 400 naming what is wrong, check
   const cases: [string, string, RegExp][] = [
     ['no a=mid', good.replace(/a=mid:\d\r\n/g, ''), /no a=mid/],
     ['a bare a=candidate', good.replace('a=rtcp-mux\r\n', 'a=candidate\r\na=rtcp-mux\r\n'), /malformed a=candidate/],
-    ['a .local candidate cut short', good.replace('a=rtcp-mux\r\n', 'a=candidate:1 1 udp 1 x.local\r\na=rtcp-mux\r\n'), /malformed a=candidate/],
+    [
+      'a .local candidate cut short',
+      good.replace('a=rtcp-mux\r\n', 'a=candidate:1 1 udp 1 x.local\r\na=rtcp-mux\r\n'),
+      /malformed a=candidate/,
+    ],
     ['no media line', 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n', /no media line/],
     [
       'a data channel the old way (DTLS/SCTP 5000)',
@@ -171,7 +192,11 @@ t.test('offers the WebRTC engine cannot take are 400 naming what is wrong, check
     ['binary junk', '\u0000\u0001v=0', /v=0/],
   ];
   for (const [what, offer, message] of cases) {
-    const res = await fetch(`${gw.baseUrl}/whip/bad-offer`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: offer });
+    const res = await fetch(`${gw.baseUrl}/whip/bad-offer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp' },
+      body: offer,
+    });
     t.equal(res.status, 400, what);
     t.match(await res.json(), { field: 'offer', message }, what);
   }
@@ -179,7 +204,12 @@ t.test('offers the WebRTC engine cannot take are 400 naming what is wrong, check
 });
 
 t.test('limits: sessions per client 429, publishers and pushes 503 with Retry-After, per stream 429', async (t) => {
-  const tight = await startGateway({ limit_sessions_per_client: 2, limit_publishers: 1, limit_transponders: 1, limit_transponders_per_stream: 1 });
+  const tight = await startGateway({
+    limit_sessions_per_client: 2,
+    limit_publishers: 1,
+    limit_transponders: 1,
+    limit_transponders_per_stream: 1,
+  });
   t.teardown(() => tight.close());
   const open = (): Promise<string> =>
     new Promise((resolve) => {
@@ -202,7 +232,11 @@ t.test('limits: the publisher limit answers 503, the push limits 503 and 429', a
   t.teardown(() => tight.close());
   const one = await SyntheticPublisher.publish(testFixture(), tight.baseUrl, 'one');
   t.teardown(() => one.stop());
-  const second = await fetch(`${tight.baseUrl}/whip/two`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: chromiumOffer() });
+  const second = await fetch(`${tight.baseUrl}/whip/two`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/sdp' },
+    body: chromiumOffer(),
+  });
   t.equal(second.status, 503);
   t.ok(Number(second.headers.get('retry-after')) > 0, 'Retry-After');
   await keyframeCached(tight, 'one');
@@ -215,7 +249,11 @@ t.test('limits: the publisher limit answers 503, the push limits 503 and 429', a
 t.test('a session that never completes ICE is closed after webrtc_connect_timeout_ms', async (t) => {
   const quick = await startGateway({ webrtc_connect_timeout_ms: 1000 });
   t.teardown(() => quick.close());
-  const res = await fetch(`${quick.baseUrl}/whip/silent`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: chromiumOffer() });
+  const res = await fetch(`${quick.baseUrl}/whip/silent`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/sdp' },
+    body: chromiumOffer(),
+  });
   t.equal(res.status, 201);
   t.ok(quick.publishers.get('silent'), 'published, waiting for ICE');
   await waitFor('the session to be closed', () => quick.publishers.get('silent') === undefined, 15000);

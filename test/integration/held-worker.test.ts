@@ -40,8 +40,13 @@ t.test('RTP that arrives while the gateway is held is all received once it runs 
   });
   const names = Array.from({ length: STREAMS }, (_, i) => `held${i}`);
   for (const name of names) publishers.push(await SyntheticPublisher.publish(testFixture(), gateway.baseUrl, name));
-  const streams = async (): Promise<StreamCounts[]> => ((await gateway.request('POST', '/rest-api/stream/find_all')).body ?? []) as StreamCounts[];
-  await waitFor('every stream receiving video', async () => (await streams()).filter((s) => (s.hops?.gatewayReceived ?? 0) > 200).length === STREAMS, 20_000);
+  const streams = async (): Promise<StreamCounts[]> =>
+    ((await gateway.request('POST', '/rest-api/stream/find_all')).body ?? []) as StreamCounts[];
+  await waitFor(
+    'every stream receiving video',
+    async () => (await streams()).filter((s) => (s.hops?.gatewayReceived ?? 0) > 200).length === STREAMS,
+    20_000,
+  );
   const before = await streams();
 
   process.kill(gateway.pid, 'SIGSTOP');
@@ -65,7 +70,11 @@ t.test('RTP that arrives while the gateway is held is all received once it runs 
     const was = before.find((s) => s.name === name)!;
     const is = after.find((s) => s.name === name)!;
     t.ok(is.hops!.gatewayReceived - was.hops!.gatewayReceived > 0, `${name}: RTP went on arriving`);
-    t.equal(is.packetsLost, was.packetsLost, `${name}: no RTP packet lost while held (${is.packetsLost - was.packetsLost} lost)`);
+    t.equal(
+      is.packetsLost,
+      was.packetsLost,
+      `${name}: no RTP packet lost while held (${is.packetsLost - was.packetsLost} lost)`,
+    );
     t.equal(is.framesLost, was.framesLost, `${name}: no frame lost`);
   }
 });

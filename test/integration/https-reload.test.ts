@@ -60,8 +60,15 @@ t.test('SIGHUP reloads the certificate for new connections; live pushes go on', 
   );
   const publisher = await SyntheticPublisher.publish(testFixture(), gateway.baseUrl, 'live');
   t.teardown(() => publisher.stop());
-  await waitFor('a keyframe to push', async () => (await gateway.request('POST', '/rest-api/stream/find', { name: 'live' })).body?.[0]?.keyframes >= 1, 15000);
-  const started = await gateway.request('POST', '/rest-api/push/startup', { streamName: 'live', rtmpUrl: receiver.url() });
+  await waitFor(
+    'a keyframe to push',
+    async () => (await gateway.request('POST', '/rest-api/stream/find', { name: 'live' })).body?.[0]?.keyframes >= 1,
+    15000,
+  );
+  const started = await gateway.request('POST', '/rest-api/push/startup', {
+    streamName: 'live',
+    rtmpUrl: receiver.url(),
+  });
   t.equal(started.status, 200, 'a push over the HTTP port');
 
   const first = await served(httpsPort);
@@ -69,7 +76,11 @@ t.test('SIGHUP reloads the certificate for new connections; live pushes go on', 
   t.equal(await served(httpsPort), first, 'before SIGHUP the old certificate is served');
   process.kill(gateway.pid, 'SIGHUP');
   const logFile = join(dir, 'gateway.log');
-  await waitFor('the reload to be logged', () => readFileSync(logFile, 'utf8').includes('certificates reloaded'), 15000);
+  await waitFor(
+    'the reload to be logged',
+    () => readFileSync(logFile, 'utf8').includes('certificates reloaded'),
+    15000,
+  );
   const second = await served(httpsPort);
   t.not(second, first, 'after SIGHUP a new connection gets the renewed certificate');
   t.match(renewed, /BEGIN CERTIFICATE/);
@@ -81,7 +92,11 @@ t.test('SIGHUP reloads the certificate for new connections; live pushes go on', 
 
   writeFileSync(join(dir, 'key.pem'), 'not a key');
   process.kill(gateway.pid, 'SIGHUP');
-  await waitFor('the failed reload to be logged', () => readFileSync(logFile, 'utf8').includes('certificates not reloaded'), 15000);
+  await waitFor(
+    'the failed reload to be logged',
+    () => readFileSync(logFile, 'utf8').includes('certificates not reloaded'),
+    15000,
+  );
   t.equal(await served(httpsPort), second, 'a broken renewal keeps the certificate in use');
   t.equal((await fetch(gateway.baseUrl + '/health')).status, 200, 'and the gateway running');
 });

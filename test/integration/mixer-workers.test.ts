@@ -12,7 +12,12 @@ import { testFixture } from '../helpers/synthetic.js';
 // name lands in the other worker; a mixer never takes, through mixers of either worker, its own output.
 
 const runDir = await mkdtemp(join(tmpdir(), 'gateway-mixer-workers-'));
-const gateway = await GatewayProcess.start(join(runDir, 'gateway.log'), { GATEWAY_WORKERS: '2', GATEWAY_RUN_DIR: runDir }, ['--import', 'tsx'], 'kit/server-from-source.ts');
+const gateway = await GatewayProcess.start(
+  join(runDir, 'gateway.log'),
+  { GATEWAY_WORKERS: '2', GATEWAY_RUN_DIR: runDir },
+  ['--import', 'tsx'],
+  'kit/server-from-source.ts',
+);
 const publishers: SyntheticPublisher[] = [];
 t.teardown(async () => {
   for (const publisher of publishers) await publisher.stop();
@@ -35,7 +40,8 @@ async function publish(name: string): Promise<string> {
   );
 }
 
-const mixer = (uri: string, more: Record<string, unknown> = {}) => gateway.request('POST', '/rest-api/mixer/startup', { uri, width: 320, height: 180, fps: 10, ...more });
+const mixer = (uri: string, more: Record<string, unknown> = {}) =>
+  gateway.request('POST', '/rest-api/mixer/startup', { uri, width: 320, height: 180, fps: 10, ...more });
 
 t.test("mixers spread over the workers by load, and each mixer's stream is taken in every worker", async (t) => {
   t.equal(await publish('cam'), 'taken');
@@ -49,18 +55,45 @@ t.test("mixers spread over the workers by load, and each mixer's stream is taken
   await waitFor('m2 placed', async () => (await publishersByWorker()) !== '1,1', 5000);
   t.equal(await publishersByWorker(), '2,1', 'the second in the worker with no mixer');
 
-  t.match(await publish('m1'), /answered 409: .*m1 is already publishing/, "a publish of the first mixer's stream is refused");
-  t.match(await publish('show2'), /answered 409: .*show2 is already publishing/, "and of the second's (its localStreamName)");
-  t.equal((await mixer('mixer://m3', { localStreamName: 'cam' })).status, 409, 'a mixer whose stream is publishing is refused');
+  t.match(
+    await publish('m1'),
+    /answered 409: .*m1 is already publishing/,
+    "a publish of the first mixer's stream is refused",
+  );
+  t.match(
+    await publish('show2'),
+    /answered 409: .*show2 is already publishing/,
+    "and of the second's (its localStreamName)",
+  );
+  t.equal(
+    (await mixer('mixer://m3', { localStreamName: 'cam' })).status,
+    409,
+    'a mixer whose stream is publishing is refused',
+  );
   t.equal(await publishersByWorker(), '2,1', 'nothing was added by the refusals');
 
   // Each mixer's calls reach its worker, whatever its stream's name; inputs of the other worker come over a relay.
-  t.equal((await gateway.request('POST', '/rest-api/mixer/add', { uri: 'mixer://m2', remoteStreamName: 'cam' })).status, 200, 'cam into m2 (the same worker)');
-  t.equal((await gateway.request('POST', '/rest-api/mixer/add', { uri: 'mixer://m1', remoteStreamName: 'show2' })).status, 200, "m2's stream into m1 (the other worker)");
+  t.equal(
+    (await gateway.request('POST', '/rest-api/mixer/add', { uri: 'mixer://m2', remoteStreamName: 'cam' })).status,
+    200,
+    'cam into m2 (the same worker)',
+  );
+  t.equal(
+    (await gateway.request('POST', '/rest-api/mixer/add', { uri: 'mixer://m1', remoteStreamName: 'show2' })).status,
+    200,
+    "m2's stream into m1 (the other worker)",
+  );
   const loop = await gateway.request('POST', '/rest-api/mixer/add', { uri: 'mixer://m2', remoteStreamName: 'm1' });
   t.equal(loop.status, 400, "m1's stream into m2 would make a loop across the workers: refused");
-  t.match(loop.body, { error: 'invalid_request', field: 'remoteStreamName', message: /made from this mixer's own output/ }, 'naming the field');
-  const listed = (await gateway.request('POST', '/rest-api/mixer/find_all')).body as { uri: string; inputs: { streamName: string }[] }[];
+  t.match(
+    loop.body,
+    { error: 'invalid_request', field: 'remoteStreamName', message: /made from this mixer's own output/ },
+    'naming the field',
+  );
+  const listed = (await gateway.request('POST', '/rest-api/mixer/find_all')).body as {
+    uri: string;
+    inputs: { streamName: string }[];
+  }[];
   t.same(
     listed.map((m) => `${m.uri}: ${m.inputs.map((i) => i.streamName).join()}`),
     ['mixer://m1: show2', 'mixer://m2: cam'],

@@ -10,12 +10,21 @@ import { syntheticPublish } from '../helpers/synthetic.js';
 
 const KEY = 'openapi-control-key-0123456789';
 
-type Doc = { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: object }> }> }>> };
+type Doc = {
+  paths: Record<
+    string,
+    Record<string, { responses: Record<string, { content?: Record<string, { schema: object }> }> }>
+  >;
+};
 
 t.test('the document is OpenAPI 3.1 and every answer matches it', async (t) => {
   const destination = await RtmpReceiver.start();
   t.teardown(() => destination.close());
-  const { gw } = await syntheticPublish(t, { api_keys: [{ id: 'ops', secret: KEY, scope: ['control', 'metrics'] }], destination_allow_loopback: true }, 'cam');
+  const { gw } = await syntheticPublish(
+    t,
+    { api_keys: [{ id: 'ops', secret: KEY, scope: ['control', 'metrics'] }], destination_allow_loopback: true },
+    'cam',
+  );
   const doc = (await (await fetch(`${gw.baseUrl}/openapi.json`)).json()) as Doc;
   const validation = await new Validator().validate(doc as never);
   t.ok(validation.valid, `valid OpenAPI 3.1 ${JSON.stringify(validation.errors ?? '').slice(0, 500)}`);
@@ -24,7 +33,11 @@ t.test('the document is OpenAPI 3.1 and every answer matches it', async (t) => {
   const docs = await fetch(`${gw.baseUrl}/docs`);
   t.equal(docs.status, 200);
   t.match(await docs.text(), /swagger-ui-bundle\.js/);
-  t.equal((await fetch(`${gw.baseUrl}/docs/swagger-ui-bundle.js`)).status, 200, 'the UI is served from the package, no network');
+  t.equal(
+    (await fetch(`${gw.baseUrl}/docs/swagger-ui-bundle.js`)).status,
+    200,
+    'the UI is served from the package, no network',
+  );
 
   const ajv = new Ajv2020({ strict: false });
   const checked = new Set<string>();
@@ -37,7 +50,11 @@ t.test('the document is OpenAPI 3.1 and every answer matches it', async (t) => {
   ): Promise<{ status: number; json?: any }> {
     const headers: Record<string, string> = { 'content-type': options.type ?? 'application/json' };
     if (options.key !== false) headers.authorization = `Bearer ${KEY}`;
-    const res = await fetch(gw.baseUrl + path, { method, headers, body: options.raw ?? (body === undefined ? undefined : JSON.stringify(body)) });
+    const res = await fetch(gw.baseUrl + path, {
+      method,
+      headers,
+      body: options.raw ?? (body === undefined ? undefined : JSON.stringify(body)),
+    });
     const operation = doc.paths[template]?.[method.toLowerCase()];
     t.ok(operation, `${method} ${template} is documented`);
     const documented = operation?.responses[String(res.status)];
@@ -54,29 +71,61 @@ t.test('the document is OpenAPI 3.1 and every answer matches it', async (t) => {
       }
     } else {
       await res.arrayBuffer();
-      if (type) t.ok(documented?.content?.[type] ?? res.status === 200, `${method} ${path} ${res.status}: ${type} is documented`);
+      if (type)
+        t.ok(
+          documented?.content?.[type] ?? res.status === 200,
+          `${method} ${path} ${res.status}: ${type} is documented`,
+        );
     }
     checked.add(`${method} ${template} ${res.status}`);
     return { status: res.status, json };
   }
 
   await keyframeCached(gw, 'cam'); // for the push and the snapshot
-  const started = await check('POST', '/rest-api/push/startup', '/rest-api/push/startup', { streamName: 'cam', rtmpUrl: destination.url() });
+  const started = await check('POST', '/rest-api/push/startup', '/rest-api/push/startup', {
+    streamName: 'cam',
+    rtmpUrl: destination.url(),
+  });
   t.equal(started.status, 200);
   const id = started.json.mediaSessionId as string;
-  await check('POST', '/rest-api/push/startup', '/rest-api/push/startup', { streamName: 'cam', rtmpUrl: destination.url() }); // 409
-  await check('POST', '/rest-api/push/startup', '/rest-api/push/startup', { streamName: 'cam', rtmpUrl: 'rtmp://127.0.0.1:1/live' }); // 500
-  await check('POST', '/rest-api/push/startup', '/rest-api/push/startup', { streamName: 'nobody', rtmpUrl: destination.url() }); // 404
+  await check('POST', '/rest-api/push/startup', '/rest-api/push/startup', {
+    streamName: 'cam',
+    rtmpUrl: destination.url(),
+  }); // 409
+  await check('POST', '/rest-api/push/startup', '/rest-api/push/startup', {
+    streamName: 'cam',
+    rtmpUrl: 'rtmp://127.0.0.1:1/live',
+  }); // 500
+  await check('POST', '/rest-api/push/startup', '/rest-api/push/startup', {
+    streamName: 'nobody',
+    rtmpUrl: destination.url(),
+  }); // 404
   await check('POST', '/rest-api/push/startup', '/rest-api/push/startup', { streamName: 'cam' }); // 400
-  await check('POST', '/rest-api/push/startup', '/rest-api/push/startup', { streamName: 'cam', rtmpUrl: destination.url() }, { key: false }); // 401
+  await check(
+    'POST',
+    '/rest-api/push/startup',
+    '/rest-api/push/startup',
+    { streamName: 'cam', rtmpUrl: destination.url() },
+    { key: false },
+  ); // 401
   for (const body of [{ rtmpUrl: destination.url() }, { rtmpUrl: 'rtmp://127.0.0.1:1/live' }, { rtmpUrl: 'ftp://x' }])
     await check('POST', '/rest-api/push/check', '/rest-api/push/check', body); // 200, 200 (not ok), 400
   await check('POST', '/rest-api/push/check', '/rest-api/push/check', { rtmpUrl: destination.url() }, { key: false }); // 401
-  for (const path of ['find', 'find_all']) await check('POST', `/rest-api/push/${path}`, `/rest-api/push/${path}`, path === 'find' ? { streamName: 'cam' } : {});
+  for (const path of ['find', 'find_all'])
+    await check(
+      'POST',
+      `/rest-api/push/${path}`,
+      `/rest-api/push/${path}`,
+      path === 'find' ? { streamName: 'cam' } : {},
+    );
   await check('POST', '/rest-api/push/find', '/rest-api/push/find', { streamName: 'nobody' });
   await check('POST', '/rest-api/push/find', '/rest-api/push/find', { bogus: 1 });
-  for (const command of ['mute', 'unmute', 'sound_off']) await check('POST', `/rest-api/push/${command}`, `/rest-api/push/${command}`, { mediaSessionId: id });
-  await check('POST', '/rest-api/push/sound_on', '/rest-api/push/sound_on', { mediaSessionId: id, soundFile: 'chime.wav' });
+  for (const command of ['mute', 'unmute', 'sound_off'])
+    await check('POST', `/rest-api/push/${command}`, `/rest-api/push/${command}`, { mediaSessionId: id });
+  await check('POST', '/rest-api/push/sound_on', '/rest-api/push/sound_on', {
+    mediaSessionId: id,
+    soundFile: 'chime.wav',
+  });
   await check('POST', '/rest-api/push/mute', '/rest-api/push/mute', { mediaSessionId: 'nope' });
   await check('POST', '/rest-api/stream/find', '/rest-api/stream/find', { name: 'cam' });
   await check('POST', '/rest-api/stream/find', '/rest-api/stream/find', { name: 'nobody' });
@@ -88,7 +137,8 @@ t.test('the document is OpenAPI 3.1 and every answer matches it', async (t) => {
   await check('POST', '/rest-api/stream/caption', '/rest-api/stream/caption', { streamName: 'nobody', text: 'Hello.' }); // 404
   await check('POST', '/rest-api/stream/caption', '/rest-api/stream/caption', { streamName: 'cam', text: 'a\tb' }); // 400
   await check('POST', '/rest-api/push/terminate', '/rest-api/push/terminate', { mediaSessionId: id });
-  const mixer = (path: string, body: unknown): ReturnType<typeof check> => check('POST', `/rest-api/mixer/${path}`, `/rest-api/mixer/${path}`, body);
+  const mixer = (path: string, body: unknown): ReturnType<typeof check> =>
+    check('POST', `/rest-api/mixer/${path}`, `/rest-api/mixer/${path}`, body);
   await mixer('find_all', {}); // 404
   await mixer('startup', { uri: 'mixer://show', width: 320, height: 180 });
   await mixer('startup', { uri: 'mixer://show' }); // 409

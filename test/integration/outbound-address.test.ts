@@ -12,7 +12,11 @@ t.test('rtmp_publisher_ip: the RTMP server sees the connection come from that ad
 
   const res = await gw.post('/rest-api/push/startup', { streamName: 'out1', rtmpUrl: nginx.url() });
   t.equal(res.status, 200, JSON.stringify(res.body));
-  const stream = await waitFor('the stream at nginx-rtmp', async () => (await nginx.streams()).find((s) => s.name === 'rtmp_out1' && s.width > 0), 10000);
+  const stream = await waitFor(
+    'the stream at nginx-rtmp',
+    async () => (await nginx.streams()).find((s) => s.name === 'rtmp_out1' && s.width > 0),
+    10000,
+  );
   t.equal(stream.address, '127.0.0.2');
   t.match(stream, { width: 1280, height: 720, videoCodec: 'H264', audioCodec: 'AAC' });
 });

@@ -35,7 +35,13 @@ async function bufferedPush(
   t: Test,
   name: string,
   request: object = {},
-): Promise<{ gw: TestGateway; publisher: SyntheticPublisher; arrivals: Arrival[]; unmatched: () => number; videoArrivals: number[] }> {
+): Promise<{
+  gw: TestGateway;
+  publisher: SyntheticPublisher;
+  arrivals: Arrival[];
+  unmatched: () => number;
+  videoArrivals: number[];
+}> {
   const receiver = await RtmpReceiver.start();
   t.teardown(() => receiver.close());
   const { gw, publisher } = await syntheticPublish(t, BUFFER, name);
@@ -89,35 +95,62 @@ t.test('bursty input leaves evenly, no later than the configured most', async (t
   t.ok(window.length >= 120, `${window.length} frames sent during the bursts arrived`);
   const sentLate = window.map((a) => a.frame.sentAt - a.frame.dueAt);
   const arrivedLate = window.map((a) => a.arrivalMs - a.frame.dueAt);
-  t.ok(range(sentLate) >= 300, `the input was bursty: sent ${Math.round(Math.min(...sentLate))}–${Math.round(Math.max(...sentLate))} ms after due`);
+  t.ok(
+    range(sentLate) >= 300,
+    `the input was bursty: sent ${Math.round(Math.min(...sentLate))}–${Math.round(Math.max(...sentLate))} ms after due`,
+  );
   t.ok(
     range(arrivedLate) <= 120 + loopLateMs,
     `the output was even: arrived ${Math.round(Math.min(...arrivedLate))}–${Math.round(Math.max(...arrivedLate))} ms after due (120 ms, and the event loop ran up to ${Math.round(loopLateMs)} ms late)`,
   );
-  t.ok(Math.max(...arrivedLate) <= 1200 + 100, 'no frame later than rtmp_out_buffer_initial_size (+ a polling period and the hops)');
-  t.ok(median(arrivedLate) >= 400, `held about rtmp_out_buffer_start_size: median ${Math.round(median(arrivedLate))} ms after due`);
+  t.ok(
+    Math.max(...arrivedLate) <= 1200 + 100,
+    'no frame later than rtmp_out_buffer_initial_size (+ a polling period and the hops)',
+  );
+  t.ok(
+    median(arrivedLate) >= 400,
+    `held about rtmp_out_buffer_start_size: median ${Math.round(median(arrivedLate))} ms after due`,
+  );
 
   const listed = await findPush(gw, 'bursty');
   t.match(listed, { state: 'running', outputBuffer: { state: 'playing', bufferings: 0 } }, 'the buffer never ran dry');
-  t.ok(listed.outputBuffer.levelMs > 300 && listed.outputBuffer.levelMs <= 1200, `level ${listed.outputBuffer.levelMs} ms`);
+  t.ok(
+    listed.outputBuffer.levelMs > 300 && listed.outputBuffer.levelMs <= 1200,
+    `level ${listed.outputBuffer.levelMs} ms`,
+  );
 });
 
-t.test('output that stops for longer than what is buffered (ffmpeg paused): the buffer runs dry, fills again, media flows on', async (t) => {
-  // Transcoded, so all media comes from ffmpeg; a paused ffmpeg makes none (it is replaced only after 5 s).
-  const { gw, videoArrivals } = await bufferedPush(t, 'gappy', { height: 240 });
-  await sleep(1500);
-  const [pid] = await pidsMatching(PUSH_FFMPEG);
-  t.ok(pid, "the push's ffmpeg");
-  process.kill(pid!, 'SIGSTOP');
-  try {
-    await waitFor('the buffer to run dry', async () => (await findPush(gw, 'gappy')).outputBuffer.state === 'buffering', 3000);
-  } finally {
-    process.kill(pid!, 'SIGCONT');
-  }
-  const resumed = now();
-  await waitFor('the buffer to fill and play again', async () => (await findPush(gw, 'gappy')).outputBuffer.state === 'playing', 3000);
-  await sleep(1000);
-  const listed = await findPush(gw, 'gappy');
-  t.match(listed, { state: 'running', outputBuffer: { state: 'playing', bufferings: 1 }, counters: { drops: 0 } }, 'one buffering, no drop');
-  t.ok(videoArrivals.filter((at) => at > resumed).length >= 15, 'video flows again');
-});
+t.test(
+  'output that stops for longer than what is buffered (ffmpeg paused): the buffer runs dry, fills again, media flows on',
+  async (t) => {
+    // Transcoded, so all media comes from ffmpeg; a paused ffmpeg makes none (it is replaced only after 5 s).
+    const { gw, videoArrivals } = await bufferedPush(t, 'gappy', { height: 240 });
+    await sleep(1500);
+    const [pid] = await pidsMatching(PUSH_FFMPEG);
+    t.ok(pid, "the push's ffmpeg");
+    process.kill(pid!, 'SIGSTOP');
+    try {
+      await waitFor(
+        'the buffer to run dry',
+        async () => (await findPush(gw, 'gappy')).outputBuffer.state === 'buffering',
+        3000,
+      );
+    } finally {
+      process.kill(pid!, 'SIGCONT');
+    }
+    const resumed = now();
+    await waitFor(
+      'the buffer to fill and play again',
+      async () => (await findPush(gw, 'gappy')).outputBuffer.state === 'playing',
+      3000,
+    );
+    await sleep(1000);
+    const listed = await findPush(gw, 'gappy');
+    t.match(
+      listed,
+      { state: 'running', outputBuffer: { state: 'playing', bufferings: 1 }, counters: { drops: 0 } },
+      'one buffering, no drop',
+    );
+    t.ok(videoArrivals.filter((at) => at > resumed).length >= 15, 'video flows again');
+  },
+);

@@ -19,7 +19,11 @@ t.test('an event loop held busy: new publishes and pushes get 503, the running p
   const running = await waitFor(
     'a push taken while the load is low',
     async () => {
-      const reply = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: `${nginx.url()}/first`, rtmpTransponderFullUrl: true });
+      const reply = await gw.post('/rest-api/push/startup', {
+        streamName: 'cam',
+        rtmpUrl: `${nginx.url()}/first`,
+        rtmpTransponderFullUrl: true,
+      });
       if (reply.status !== 503) return reply;
     },
     30_000,
@@ -41,16 +45,28 @@ t.test('an event loop held busy: new publishes and pushes get 503, the running p
   const refused = await waitFor(
     'a new push refused',
     async () => {
-      const reply = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: `${nginx.url()}/second`, rtmpTransponderFullUrl: true });
-      if (reply.status === 200) await gw.post('/rest-api/push/terminate', { mediaSessionId: reply.body.mediaSessionId });
+      const reply = await gw.post('/rest-api/push/startup', {
+        streamName: 'cam',
+        rtmpUrl: `${nginx.url()}/second`,
+        rtmpTransponderFullUrl: true,
+      });
+      if (reply.status === 200)
+        await gw.post('/rest-api/push/terminate', { mediaSessionId: reply.body.mediaSessionId });
       else return reply;
     },
     20_000,
     500,
   );
   t.equal(refused.status, 503, 'a new push is refused');
-  t.match(refused.body, { error: 'unavailable', message: /overloaded \(event-loop delay p99 \d+ ms \(overload_event_loop_delay_ms 50\)\): a push of cam refused/ });
-  const whip = await fetch(`${gw.baseUrl}/whip/other`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: chromiumOffer() });
+  t.match(refused.body, {
+    error: 'unavailable',
+    message: /overloaded \(event-loop delay p99 \d+ ms \(overload_event_loop_delay_ms 50\)\): a push of cam refused/,
+  });
+  const whip = await fetch(`${gw.baseUrl}/whip/other`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/sdp' },
+    body: chromiumOffer(),
+  });
   t.equal(whip.status, 503, 'so is a new publish');
   t.equal(whip.headers.get('retry-after'), '3', 'with a time to retry after');
   t.equal(gw.publishers.get('other'), undefined, 'nothing was created for it');
@@ -65,7 +81,11 @@ t.test('an event loop held busy: new publishes and pushes get 503, the running p
   await waitFor(
     'the gateway to take work again',
     async () => {
-      const reply = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: `${nginx.url()}/second`, rtmpTransponderFullUrl: true });
+      const reply = await gw.post('/rest-api/push/startup', {
+        streamName: 'cam',
+        rtmpUrl: `${nginx.url()}/second`,
+        rtmpTransponderFullUrl: true,
+      });
       return reply.status === 200;
     },
     10_000,

@@ -22,7 +22,9 @@ t.teardown(async () => {
 /** Each worker's publishers, from /metrics. */
 async function publishersByWorker(): Promise<string> {
   const text = await (await fetch(`${gw.baseUrl}/metrics`)).text();
-  return [...text.matchAll(/^gateway_load\{worker="(\d+)",measure="publishers"\} (\d+)$/gm)].map((m) => `${m[1]}:${m[2]}`).join(' ');
+  return [...text.matchAll(/^gateway_load\{worker="(\d+)",measure="publishers"\} (\d+)$/gm)]
+    .map((m) => `${m[1]}:${m[2]}`)
+    .join(' ');
 }
 
 const codeOf = (error: unknown): string | undefined => (error instanceof GatewayError ? error.code : undefined);
@@ -63,7 +65,11 @@ t.test('each routed call reaches the worker that holds its stream or push', asyn
     [false, true],
     'setMuted reached the push of the other worker, and only it',
   );
-  await t.rejects(gw.plane.soundOn(first.mediaSessionId, { soundFile: 'missing.wav' }), { code: 'not_found' }, 'soundOn: the worker answered, its error code crossed');
+  await t.rejects(
+    gw.plane.soundOn(first.mediaSessionId, { soundFile: 'missing.wav' }),
+    { code: 'not_found' },
+    'soundOn: the worker answered, its error code crossed',
+  );
   await gw.plane.soundOff(first.mediaSessionId);
 
   const jpeg = await gw.plane.snapshot('r1');

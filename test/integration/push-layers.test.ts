@@ -15,10 +15,19 @@ t.test('without simulcast, a layer is transcoded to its size; a wrong layer is a
   const { gw } = await syntheticPublish(t, {}, 'single');
   await keyframeCached(gw, 'single');
   const start = (name: string, fields: object): ReturnType<typeof gw.post> =>
-    gw.post('/rest-api/push/startup', { streamName: 'single', rtmpUrl: `${nginx.url()}/${name}`, rtmpTransponderFullUrl: true, ...fields });
+    gw.post('/rest-api/push/startup', {
+      streamName: 'single',
+      rtmpUrl: `${nginx.url()}/${name}`,
+      rtmpTransponderFullUrl: true,
+      ...fields,
+    });
 
   t.match(await start('bad', { layer: 'top' }), { status: 400, body: { field: 'layer' } });
-  t.match(await start('bad', { layer: 30 }), { status: 400, body: { field: 'layer' } }, 'a height too small for a picture');
+  t.match(
+    await start('bad', { layer: 30 }),
+    { status: 400, body: { field: 'layer' } },
+    'a height too small for a picture',
+  );
   t.match(await start('bad', { layerPolicy: 'hold' }), { status: 400, body: { field: 'layerPolicy' } });
   t.equal(await ffmpegCount(), 0, 'nothing started for them');
 
@@ -32,13 +41,19 @@ t.test('without simulcast, a layer is transcoded to its size; a wrong layer is a
     ['low', 180],
     ['up-to', 360],
   ] as const) {
-    await waitFor(`1 s of ${name} recorded`, async () => ((await probe(nginx.recording(name)).catch(() => undefined))?.video.length ?? 0) >= 30, 30_000, 250);
+    await waitFor(
+      `1 s of ${name} recorded`,
+      async () => ((await probe(nginx.recording(name)).catch(() => undefined))?.video.length ?? 0) >= 30,
+      30_000,
+      250,
+    );
     t.match(
       (await probe(nginx.recording(name))).streams.find((s) => s.codec_type === 'video'),
       { codec_name: 'h264', height },
       `${name}: ${height} high`,
     );
   }
-  for (const push of [low, upTo]) t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: push.body.mediaSessionId })).status, 200);
+  for (const push of [low, upTo])
+    t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: push.body.mediaSessionId })).status, 200);
   await waitFor('no ffmpeg left', async () => (await ffmpegCount()) === 0);
 });

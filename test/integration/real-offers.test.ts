@@ -15,7 +15,8 @@ t.teardown(async () => {
   await publisher.stop();
   await gw.close();
 });
-const post = (path: string, offer: string): Promise<Response> => fetch(gw.baseUrl + path, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: offer });
+const post = (path: string, offer: string): Promise<Response> =>
+  fetch(gw.baseUrl + path, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: offer });
 
 /** The offer without its video line (and the line's mid left out of the BUNDLE group). */
 function withoutVideo(offer: string): string {
@@ -52,17 +53,24 @@ for (const client of ['chromium', 'gstreamer']) {
   });
 }
 
-t.test("firefox's view offer without an H.264 decoder: 406 naming the stream's codec and the ones it takes", async (t) => {
-  const offer = savedOffer('firefox-view');
-  t.notMatch(offer, /H264/, 'this Firefox has no OpenH264');
-  const res = await post('/whep/cam', offer);
-  t.equal(res.status, 406);
-  t.match(await res.json(), { error: 'not_acceptable', field: 'offer', message: /the stream's video is H264, and the offer receives video as VP8, VP9.* only/ });
+t.test(
+  "firefox's view offer without an H.264 decoder: 406 naming the stream's codec and the ones it takes",
+  async (t) => {
+    const offer = savedOffer('firefox-view');
+    t.notMatch(offer, /H264/, 'this Firefox has no OpenH264');
+    const res = await post('/whep/cam', offer);
+    t.equal(res.status, 406);
+    t.match(await res.json(), {
+      error: 'not_acceptable',
+      field: 'offer',
+      message: /the stream's video is H264, and the offer receives video as VP8, VP9.* only/,
+    });
 
-  const audioOnly = withoutVideo(offer);
-  const heard = await post('/whep/cam', audioOnly);
-  const answer = await heard.text();
-  t.equal(heard.status, 201, 'an offer for the audio alone gets it');
-  t.same(answerDeviations(audioOnly, answer), []);
-  await fetch(new URL(heard.headers.get('location')!, gw.baseUrl), { method: 'DELETE' });
-});
+    const audioOnly = withoutVideo(offer);
+    const heard = await post('/whep/cam', audioOnly);
+    const answer = await heard.text();
+    t.equal(heard.status, 201, 'an offer for the audio alone gets it');
+    t.same(answerDeviations(audioOnly, answer), []);
+    await fetch(new URL(heard.headers.get('location')!, gw.baseUrl), { method: 'DELETE' });
+  },
+);

@@ -26,7 +26,11 @@ t.test('each media socket gets webrtc_udp_receive_buffer_bytes', async (t) => {
   // Outside the system's ephemeral ports (32768-60999), where the in-process publisher's sockets are.
   const range: [number, number] = [61000, 61999];
   const wanted = 1024 * 1024;
-  const { gw } = await syntheticPublish(t, { webrtc_ice_port_min: range[0], webrtc_ice_port_max: range[1], webrtc_udp_receive_buffer_bytes: wanted }, 'cam');
+  const { gw } = await syntheticPublish(
+    t,
+    { webrtc_ice_port_min: range[0], webrtc_ice_port_max: range[1], webrtc_udp_receive_buffer_bytes: wanted },
+    'cam',
+  );
   await sleep(500);
   // werift's sockets are this process's; mediasoup's are its worker process's.
   const owner = (gw.local!.engine as { workerPid?: number }).workerPid ?? process.pid;

@@ -26,7 +26,17 @@ const gw = await startGateway({
   record_part_s: 10,
   record_min_free_mb: 1,
   webrtc_media_timeout_ms: 2000,
-  webhooks: [{ id: 'app', url: hooks.url, secret: HOOK_SECRET, events: [], timeout_ms: 5000, max_attempts: 8, queue_limit: 1000 }],
+  webhooks: [
+    {
+      id: 'app',
+      url: hooks.url,
+      secret: HOOK_SECRET,
+      events: [],
+      timeout_ms: 5000,
+      max_attempts: 8,
+      queue_limit: 1000,
+    },
+  ],
 });
 let publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'reccam');
 t.teardown(async () => {
@@ -49,7 +59,8 @@ const listed = async (): Promise<Listed[]> => {
   const res = await gw.post('/rest-api/recording/find_all', { streamName: 'reccam' });
   return res.status === 200 ? res.body : [];
 };
-const download = (fileName: string, range?: string): Promise<Response> => fetch(`${gw.baseUrl}/rest-api/recording/download/${fileName}`, { headers: range ? { range } : {} });
+const download = (fileName: string, range?: string): Promise<Response> =>
+  fetch(`${gw.baseUrl}/rest-api/recording/download/${fileName}`, { headers: range ? { range } : {} });
 /** The recording ffmpeg's process, found by its output folder. */
 const recorderPid = async (): Promise<number | undefined> => {
   const { stdout } = await run('pgrep', ['-f', `segment_list /proc/self/fd/3/.reccam-`]).catch(() => ({ stdout: '' }));
@@ -57,48 +68,75 @@ const recorderPid = async (): Promise<number | undefined> => {
 };
 
 let pushId = '';
-t.test('a record:// push writes the stream into an MP4 part: H.264 as published, AAC, readable while written', async (t) => {
-  const res = await gw.post('/rest-api/push/startup', { streamName: 'reccam', rtmpUrl: 'record://' });
-  t.equal(res.status, 200, JSON.stringify(res.body));
-  t.match(res.body, { state: 'running', rtmpUrl: 'record://' });
-  pushId = res.body.mediaSessionId;
-  await waitFor('a part of 200 KB', async () => (await listed()).some((r) => r.size > 200_000), 20_000);
-  const [part] = await listed();
-  t.match(part, { streamName: 'reccam', mediaSessionId: pushId, state: 'recording', durationMs: null });
-  t.match(part!.fileName, /^reccam-\d{8}T\d{6}Z-001\.mp4$/, 'named by stream and start time');
-  const recorded = await probe(join(dir, part!.fileName));
-  t.match(
-    recorded.streams.map((s) => [s.codec_type, s.codec_name]).sort(),
-    [
-      ['audio', 'aac'],
-      ['video', 'h264'],
-    ],
-    'H.264 and AAC',
-  );
-  t.match(
-    recorded.streams.find((s) => s.codec_type === 'video'),
-    { width: 1280, height: 720 },
-    "the publisher's picture, not transcoded",
-  );
-  t.ok(recorded.video[0]!.flags.startsWith('K'), 'a keyframe first');
-  await waitFor('recording.started told', () => hooks.delivered.some((h) => h.type === 'recording.started' && h.body.data.file === part!.fileName), 10_000);
-  const found = (await gw.post('/rest-api/push/find', { streamName: 'reccam' })).body;
-  t.match(found, [{ mediaSessionId: pushId, rtmpUrl: 'record://', state: 'running' }], 'listed in find like any push');
-  t.equal((await gw.post('/rest-api/push/mute', { mediaSessionId: pushId })).status, 200, 'audio commands apply');
-  t.equal((await gw.post('/rest-api/push/unmute', { mediaSessionId: pushId })).status, 200);
-});
+t.test(
+  'a record:// push writes the stream into an MP4 part: H.264 as published, AAC, readable while written',
+  async (t) => {
+    const res = await gw.post('/rest-api/push/startup', { streamName: 'reccam', rtmpUrl: 'record://' });
+    t.equal(res.status, 200, JSON.stringify(res.body));
+    t.match(res.body, { state: 'running', rtmpUrl: 'record://' });
+    pushId = res.body.mediaSessionId;
+    await waitFor('a part of 200 KB', async () => (await listed()).some((r) => r.size > 200_000), 20_000);
+    const [part] = await listed();
+    t.match(part, { streamName: 'reccam', mediaSessionId: pushId, state: 'recording', durationMs: null });
+    t.match(part!.fileName, /^reccam-\d{8}T\d{6}Z-001\.mp4$/, 'named by stream and start time');
+    const recorded = await probe(join(dir, part!.fileName));
+    t.match(
+      recorded.streams.map((s) => [s.codec_type, s.codec_name]).sort(),
+      [
+        ['audio', 'aac'],
+        ['video', 'h264'],
+      ],
+      'H.264 and AAC',
+    );
+    t.match(
+      recorded.streams.find((s) => s.codec_type === 'video'),
+      { width: 1280, height: 720 },
+      "the publisher's picture, not transcoded",
+    );
+    t.ok(recorded.video[0]!.flags.startsWith('K'), 'a keyframe first');
+    await waitFor(
+      'recording.started told',
+      () => hooks.delivered.some((h) => h.type === 'recording.started' && h.body.data.file === part!.fileName),
+      10_000,
+    );
+    const found = (await gw.post('/rest-api/push/find', { streamName: 'reccam' })).body;
+    t.match(
+      found,
+      [{ mediaSessionId: pushId, rtmpUrl: 'record://', state: 'running' }],
+      'listed in find like any push',
+    );
+    t.equal((await gw.post('/rest-api/push/mute', { mediaSessionId: pushId })).status, 200, 'audio commands apply');
+    t.equal((await gw.post('/rest-api/push/unmute', { mediaSessionId: pushId })).status, 200);
+  },
+);
 
 t.test('split into parts of record_part_s, each listed with its duration once finished', async (t) => {
   await waitFor('a second part', async () => (await listed()).length >= 2, 30_000);
   const [first, second] = await listed();
   t.match(first, { state: 'finished', fileName: /-001\.mp4$/ });
-  t.ok(first!.durationMs! >= 9000 && first!.durationMs! <= 13_000, `the first part lasts ${first!.durationMs} ms (parts of 10 s, cut at keyframes)`);
+  t.ok(
+    first!.durationMs! >= 9000 && first!.durationMs! <= 13_000,
+    `the first part lasts ${first!.durationMs} ms (parts of 10 s, cut at keyframes)`,
+  );
   t.match(second, { state: 'recording', fileName: /-002\.mp4$/ });
   t.ok(Date.parse(second!.startedAt) > Date.parse(first!.startedAt), 'the second starts later');
-  await waitFor('recording.finished told', () => hooks.delivered.some((h) => h.type === 'recording.finished' && h.body.data.file === first!.fileName), 10_000);
+  await waitFor(
+    'recording.finished told',
+    () => hooks.delivered.some((h) => h.type === 'recording.finished' && h.body.data.file === first!.fileName),
+    10_000,
+  );
   const hook = hooks.delivered.find((h) => h.type === 'recording.finished')!;
-  t.match(hook.body.data, { stream: 'reccam', mediaSessionId: pushId, file: first!.fileName, durationMs: first!.durationMs });
-  await waitFor('the second part written into', async () => ((await listed()).find((r) => r.fileName === second!.fileName)?.size ?? 0) > 100_000, 20_000);
+  t.match(hook.body.data, {
+    stream: 'reccam',
+    mediaSessionId: pushId,
+    file: first!.fileName,
+    durationMs: first!.durationMs,
+  });
+  await waitFor(
+    'the second part written into',
+    async () => ((await listed()).find((r) => r.fileName === second!.fileName)?.size ?? 0) > 100_000,
+    20_000,
+  );
   const second2 = await probe(join(dir, second!.fileName));
   t.ok(second2.video[0]!.flags.startsWith('K'), 'the second part starts at a keyframe');
 });
@@ -129,79 +167,118 @@ t.test('a part is downloaded whole or by ranges', async (t) => {
   t.match(await bad.json(), { field: 'fileName' });
 });
 
-t.test('the publisher lost: standby, the still picture recorded in the same part; back live in it when the publisher returns', async (t) => {
-  const writing = (await listed()).find((r) => r.state === 'recording')!;
-  await publisher.vanish();
-  await awaitPushState(gw, 'reccam', 'standby', [], 10_000);
-  const sizeOf = async (): Promise<number> => (await listed()).find((r) => r.fileName === writing.fileName)?.size ?? 0;
-  const atStandby = await sizeOf();
-  await waitFor('the still picture written into the part', async () => (await sizeOf()) > atStandby + 10_000, 15_000);
-  publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'reccam');
-  const back = await awaitPushState(gw, 'reccam', 'running', [], 15_000);
-  t.match(back, { mediaSessionId: pushId, counters: { reconnects: 0 } }, 'the same push, never reconnected');
-  const recordings = new Set((await listed()).map((r) => r.fileName.replace(/-\d{3}\.mp4$/, '')));
-  t.equal(recordings.size, 1, 'one recording throughout');
-  t.equal((await listed()).find((r) => r.state === 'recording')?.fileName.startsWith([...recordings][0]!), true);
-});
+t.test(
+  'the publisher lost: standby, the still picture recorded in the same part; back live in it when the publisher returns',
+  async (t) => {
+    const writing = (await listed()).find((r) => r.state === 'recording')!;
+    await publisher.vanish();
+    await awaitPushState(gw, 'reccam', 'standby', [], 10_000);
+    const sizeOf = async (): Promise<number> =>
+      (await listed()).find((r) => r.fileName === writing.fileName)?.size ?? 0;
+    const atStandby = await sizeOf();
+    await waitFor('the still picture written into the part', async () => (await sizeOf()) > atStandby + 10_000, 15_000);
+    publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'reccam');
+    const back = await awaitPushState(gw, 'reccam', 'running', [], 15_000);
+    t.match(back, { mediaSessionId: pushId, counters: { reconnects: 0 } }, 'the same push, never reconnected');
+    const recordings = new Set((await listed()).map((r) => r.fileName.replace(/-\d{3}\.mp4$/, '')));
+    t.equal(recordings.size, 1, 'one recording throughout');
+    t.equal((await listed()).find((r) => r.state === 'recording')?.fileName.startsWith([...recordings][0]!), true);
+  },
+);
 
-t.test('ffmpeg killed mid-part: the part plays up to where it was cut; the push goes on in a new recording', async (t) => {
-  const pid = await recorderPid();
-  t.ok(pid, 'the recording ffmpeg');
-  const cut = (await listed()).find((r) => r.state === 'recording')!;
-  process.kill(pid!, 'SIGKILL');
-  await waitFor('a new recording', async () => (await listed()).some((r) => r.state === 'recording' && r.fileName.endsWith('-001.mp4') && r.startedAt > cut.startedAt), 20_000);
-  const after = (await listed()).find((r) => r.fileName === cut.fileName)!;
-  t.match(after, { state: 'interrupted', durationMs: null }, 'told as cut short');
-  const played = await probe(join(dir, cut.fileName));
-  t.ok(played.video.length > 10 && played.audio.length > 10, `${played.video.length} video and ${played.audio.length} audio packets read back`);
-  t.match(await gw.post('/rest-api/push/find', { streamName: 'reccam' }), { body: [{ mediaSessionId: pushId, state: 'running', counters: { reconnects: 1 } }] });
-});
+t.test(
+  'ffmpeg killed mid-part: the part plays up to where it was cut; the push goes on in a new recording',
+  async (t) => {
+    const pid = await recorderPid();
+    t.ok(pid, 'the recording ffmpeg');
+    const cut = (await listed()).find((r) => r.state === 'recording')!;
+    process.kill(pid!, 'SIGKILL');
+    await waitFor(
+      'a new recording',
+      async () =>
+        (await listed()).some(
+          (r) => r.state === 'recording' && r.fileName.endsWith('-001.mp4') && r.startedAt > cut.startedAt,
+        ),
+      20_000,
+    );
+    const after = (await listed()).find((r) => r.fileName === cut.fileName)!;
+    t.match(after, { state: 'interrupted', durationMs: null }, 'told as cut short');
+    const played = await probe(join(dir, cut.fileName));
+    t.ok(
+      played.video.length > 10 && played.audio.length > 10,
+      `${played.video.length} video and ${played.audio.length} audio packets read back`,
+    );
+    t.match(await gw.post('/rest-api/push/find', { streamName: 'reccam' }), {
+      body: [{ mediaSessionId: pushId, state: 'running', counters: { reconnects: 1 } }],
+    });
+  },
+);
 
 t.test('terminated: the last part is finished and told; deleted over REST, a part being written is not', async (t) => {
   const writing = (await listed()).find((r) => r.state === 'recording')!;
   const busy = await gw.post('/rest-api/recording/delete', { fileName: writing.fileName });
   t.match(busy, { status: 409, body: { message: /being recorded/ } });
   t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: pushId })).status, 200);
-  await waitFor('recording.finished for the last part', () => hooks.delivered.some((h) => h.type === 'recording.finished' && h.body.data.file === writing.fileName), 10_000);
+  await waitFor(
+    'recording.finished for the last part',
+    () => hooks.delivered.some((h) => h.type === 'recording.finished' && h.body.data.file === writing.fileName),
+    10_000,
+  );
   await waitFor('no recording ffmpeg', async () => (await recorderPid()) === undefined, 10_000);
   const last = (await listed()).find((r) => r.fileName === writing.fileName)!;
   t.equal(last.state, 'finished');
   t.ok(last.durationMs! > 0, `lasts ${last.durationMs} ms`);
 
   const all = await listed();
-  for (const part of all) t.equal((await gw.post('/rest-api/recording/delete', { fileName: part.fileName })).status, 200, `${part.fileName} deleted`);
+  for (const part of all)
+    t.equal(
+      (await gw.post('/rest-api/recording/delete', { fileName: part.fileName })).status,
+      200,
+      `${part.fileName} deleted`,
+    );
   t.equal((await gw.post('/rest-api/recording/find_all', {})).status, 404, 'none left');
   t.same(
     (await readdir(dir)).filter((f) => !f.startsWith('.') || f.endsWith('.json') || f.endsWith('.csv')),
     [],
     'nor what the recordings wrote beside them',
   );
-  t.equal((await gw.post('/rest-api/recording/delete', { fileName: all[0]!.fileName })).status, 404, 'deleted twice: 404');
-  t.match(await gw.post('/rest-api/recording/delete', { fileName: '../etc/passwd' }), { status: 400, body: { field: 'fileName' } });
+  t.equal(
+    (await gw.post('/rest-api/recording/delete', { fileName: all[0]!.fileName })).status,
+    404,
+    'deleted twice: 404',
+  );
+  t.match(await gw.post('/rest-api/recording/delete', { fileName: '../etc/passwd' }), {
+    status: 400,
+    body: { field: 'fileName' },
+  });
 });
 
-t.test('a recording started long after the keyframe (the video cached since comes first, at once) has its sound', async (t) => {
-  await waitFor(
-    'the last keyframe sent 1.2 s ago',
-    () => {
-      const last = [...publisher.frames].reverse().find((f) => f.key);
-      return last !== undefined && now() - last.sentAt > 1200;
-    },
-    10_000,
-    10,
-  );
-  const res = await gw.post('/rest-api/push/startup', { streamName: 'reccam', rtmpUrl: 'record://' });
-  t.equal(res.status, 200, JSON.stringify(res.body));
-  await waitFor('a part of 400 KB', async () => (await listed()).some((r) => r.size > 400_000), 20_000);
-  const [part] = await listed();
-  const recorded = await probe(join(dir, part!.fileName));
-  t.same(recorded.streams.map((s) => s.codec_type).sort(), ['audio', 'video'], 'its picture and its sound');
-  t.ok(recorded.audio.length > 10, `${recorded.audio.length} audio packets`);
-  t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: res.body.mediaSessionId })).status, 200);
-  await waitFor('no recording ffmpeg', async () => (await recorderPid()) === undefined, 10_000);
-  await waitFor('the part finished', async () => (await listed()).every((r) => r.state !== 'recording'), 10_000);
-  for (const { fileName } of await listed()) t.equal((await gw.post('/rest-api/recording/delete', { fileName })).status, 200);
-});
+t.test(
+  'a recording started long after the keyframe (the video cached since comes first, at once) has its sound',
+  async (t) => {
+    await waitFor(
+      'the last keyframe sent 1.2 s ago',
+      () => {
+        const last = [...publisher.frames].reverse().find((f) => f.key);
+        return last !== undefined && now() - last.sentAt > 1200;
+      },
+      10_000,
+      10,
+    );
+    const res = await gw.post('/rest-api/push/startup', { streamName: 'reccam', rtmpUrl: 'record://' });
+    t.equal(res.status, 200, JSON.stringify(res.body));
+    await waitFor('a part of 400 KB', async () => (await listed()).some((r) => r.size > 400_000), 20_000);
+    const [part] = await listed();
+    const recorded = await probe(join(dir, part!.fileName));
+    t.same(recorded.streams.map((s) => s.codec_type).sort(), ['audio', 'video'], 'its picture and its sound');
+    t.ok(recorded.audio.length > 10, `${recorded.audio.length} audio packets`);
+    t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: res.body.mediaSessionId })).status, 200);
+    await waitFor('no recording ffmpeg', async () => (await recorderPid()) === undefined, 10_000);
+    await waitFor('the part finished', async () => (await listed()).every((r) => r.state !== 'recording'), 10_000);
+    for (const { fileName } of await listed())
+      t.equal((await gw.post('/rest-api/recording/delete', { fileName })).status, 200);
+  },
+);
 
 t.test('record:// takes nothing else; a push check has nothing to check', async (t) => {
   t.match(await gw.post('/rest-api/push/startup', { streamName: 'reccam', rtmpUrl: 'record://elsewhere' }), {
@@ -217,7 +294,14 @@ t.test('a disk below record_min_free_mb: no recording starts, saying why; nothin
   const p = await SyntheticPublisher.publish(testFixture(), full.baseUrl, 'fullcam');
   t.teardown(() => p.stop());
   const res = await full.post('/rest-api/push/startup', { streamName: 'fullcam', rtmpUrl: 'record://' });
-  t.match(res, { status: 507, body: { error: 'insufficient_storage', message: /has \d+ MB free, less than record_min_free_mb \(100000000\)/ } }, JSON.stringify(res.body));
+  t.match(
+    res,
+    {
+      status: 507,
+      body: { error: 'insufficient_storage', message: /has \d+ MB free, less than record_min_free_mb \(100000000\)/ },
+    },
+    JSON.stringify(res.body),
+  );
   t.equal(full.ffmpeg.count, 0, 'no ffmpeg left');
 });
 
@@ -241,17 +325,36 @@ t.test(
     const recording = await gw2.post('/rest-api/push/startup', { streamName: 'diskcam', rtmpUrl: 'record://' });
     t.equal(recording.status, 200, JSON.stringify(recording.body));
     const state = async (id: string): Promise<{ state: string; lastError?: string }> =>
-      ((await gw2.post('/rest-api/push/find', { streamName: 'diskcam' })).body as { mediaSessionId: string; state: string; lastError?: string }[]).find(
-        (x) => x.mediaSessionId === id,
-      )!;
-    await waitFor('the recording failed', async () => (await state(recording.body.mediaSessionId)).state === 'failed', 60_000);
-    t.match(await state(recording.body.mediaSessionId), { lastError: /the disk of record_dir (has \d+ MB free, less than record_min_free_mb \(1\)|is full)/ });
+      (
+        (await gw2.post('/rest-api/push/find', { streamName: 'diskcam' })).body as {
+          mediaSessionId: string;
+          state: string;
+          lastError?: string;
+        }[]
+      ).find((x) => x.mediaSessionId === id)!;
+    await waitFor(
+      'the recording failed',
+      async () => (await state(recording.body.mediaSessionId)).state === 'failed',
+      60_000,
+    );
+    t.match(await state(recording.body.mediaSessionId), {
+      lastError: /the disk of record_dir (has \d+ MB free, less than record_min_free_mb \(1\)|is full)/,
+    });
     const files = (await readdir(small)).filter((f) => f.endsWith('.mp4'));
     t.ok(files.length >= 1, `${files.length} part(s) written`);
     const played = await probe(join(small, files[0]!));
-    t.ok(played.video.length > 10, `the part written before the disk filled plays: ${played.video.length} video packets`);
+    t.ok(
+      played.video.length > 10,
+      `the part written before the disk filled plays: ${played.video.length} video packets`,
+    );
     t.match(await state(pushed.body.mediaSessionId), { state: 'running' }, 'the RTMP push of the same stream runs on');
     t.equal((await fetch(`${gw2.baseUrl}/health`)).status, 200, 'the gateway answers');
-    await waitFor('no recording ffmpeg', async () => (await run('pgrep', ['-f', `segment_list /proc/self/fd/3/.diskcam-`]).catch(() => ({ stdout: '' }))).stdout === '', 10_000);
+    await waitFor(
+      'no recording ffmpeg',
+      async () =>
+        (await run('pgrep', ['-f', `segment_list /proc/self/fd/3/.diskcam-`]).catch(() => ({ stdout: '' }))).stdout ===
+        '',
+      10_000,
+    );
   },
 );

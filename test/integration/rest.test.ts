@@ -21,11 +21,27 @@ t.test('startup: 400 names the missing or invalid field, and nothing is spawned'
     [{ streamName: 'a', rtmpUrl: 'rtmp://h/live', bogus: 1 }, 'bogus', /bogus: unknown field/],
     [{ streamName: 'a', rtmpUrl: 'rtmp://h/live', height: -1 }, 'height', /height/],
     [{ streamName: 'a', rtmpUrl: 'rtmp://h/live', fps: 'x' }, 'fps', /fps/],
-    [{ streamName: 'a', rtmpUrl: 'rtmp://h/live', rtmpFlashVersion: 'FMLE\n3.0' }, 'rtmpFlashVersion', /printable ASCII/],
+    [
+      { streamName: 'a', rtmpUrl: 'rtmp://h/live', rtmpFlashVersion: 'FMLE\n3.0' },
+      'rtmpFlashVersion',
+      /printable ASCII/,
+    ],
     [{ streamName: 'a', rtmpUrl: 'rtmp://h/live', options: { action: 'dance' } }, 'options.action', /options\.action/],
-    [{ streamName: 'a', rtmpUrl: 'rtmp://localhost/live', options: { soundFile: 'chime.wav' } }, 'options.soundFile', /only with "action": "sound_on"/],
-    [{ streamName: 'a', rtmpUrl: 'rtmp://localhost/live', options: { action: 'sound_on' } }, 'options.soundFile', /is required/],
-    [{ streamName: 'a', rtmpUrl: 'rtmp://localhost/live', options: { action: 'mute', volume: 3 } }, 'options.volume', /options\.volume/],
+    [
+      { streamName: 'a', rtmpUrl: 'rtmp://localhost/live', options: { soundFile: 'chime.wav' } },
+      'options.soundFile',
+      /only with "action": "sound_on"/,
+    ],
+    [
+      { streamName: 'a', rtmpUrl: 'rtmp://localhost/live', options: { action: 'sound_on' } },
+      'options.soundFile',
+      /is required/,
+    ],
+    [
+      { streamName: 'a', rtmpUrl: 'rtmp://localhost/live', options: { action: 'mute', volume: 3 } },
+      'options.volume',
+      /options\.volume/,
+    ],
   ];
   for (const [body, field, message] of cases) {
     const res = await startup(body);
@@ -38,7 +54,11 @@ t.test('startup: 400 names the missing or invalid field, and nothing is spawned'
 });
 
 t.test('startup: a stream key in a bad request never comes back in the error', async (t) => {
-  const res = await startup({ streamName: 'a', rtmpUrl: 'rtmps://h:99999/live2/supersecretkey', rtmpTransponderFullUrl: true });
+  const res = await startup({
+    streamName: 'a',
+    rtmpUrl: 'rtmps://h:99999/live2/supersecretkey',
+    rtmpTransponderFullUrl: true,
+  });
   t.equal(res.status, 400);
   t.notMatch(JSON.stringify(res.body), /supersecretkey/);
 });
@@ -50,7 +70,11 @@ t.test('startup: 404 when the stream is not publishing', async (t) => {
 });
 
 t.test('startup: malformed JSON is a 400', async (t) => {
-  const res = await fetch(gw.baseUrl + '/rest-api/push/startup', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{' });
+  const res = await fetch(gw.baseUrl + '/rest-api/push/startup', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{',
+  });
   t.equal(res.status, 400);
 });
 
@@ -66,26 +90,54 @@ t.test('find, find_all and terminate answer 404 when there is nothing', async (t
 });
 
 t.test('WHIP: 415 for another content type, 400 for an offer that is not SDP', async (t) => {
-  const json = await fetch(gw.baseUrl + '/whip/s1', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  const json = await fetch(gw.baseUrl + '/whip/s1', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{}',
+  });
   t.equal(json.status, 415);
-  const text = await fetch(gw.baseUrl + '/whip/s1', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'v=0' });
+  const text = await fetch(gw.baseUrl + '/whip/s1', {
+    method: 'POST',
+    headers: { 'content-type': 'text/plain' },
+    body: 'v=0',
+  });
   t.equal(text.status, 415);
-  const bad = await fetch(gw.baseUrl + '/whip/s1', { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: 'hello' });
+  const bad = await fetch(gw.baseUrl + '/whip/s1', {
+    method: 'POST',
+    headers: { 'content-type': 'application/sdp' },
+    body: 'hello',
+  });
   t.equal(bad.status, 400);
   t.match(await bad.json(), { field: 'offer' });
-  const badName = await fetch(gw.baseUrl + '/whip/bad%20name', { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: 'v=0' });
+  const badName = await fetch(gw.baseUrl + '/whip/bad%20name', {
+    method: 'POST',
+    headers: { 'content-type': 'application/sdp' },
+    body: 'v=0',
+  });
   t.equal(badName.status, 400);
   t.same(await gw.plane.streams(), []);
 });
 
 t.test('WHIP: OPTIONS answers CORS preflight, PATCH is 405, DELETE of an unknown session is 404', async (t) => {
-  const options = await fetch(gw.baseUrl + '/whip/s1', { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' } });
+  const options = await fetch(gw.baseUrl + '/whip/s1', {
+    method: 'OPTIONS',
+    headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' },
+  });
   t.equal(options.status, 204);
   t.equal(options.headers.get('access-control-allow-origin'), '*');
   t.match(options.headers.get('access-control-allow-methods'), /POST/);
   t.match(options.headers.get('access-control-expose-headers'), /location/);
   t.equal(options.headers.get('accept-post'), 'application/sdp');
-  t.equal((await fetch(gw.baseUrl + '/whip/s1/abc', { method: 'PATCH', headers: { 'content-type': 'application/trickle-ice-sdpfrag' }, body: 'a=x' })).status, 405);
+  t.equal(
+    (
+      await fetch(gw.baseUrl + '/whip/s1/abc', {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/trickle-ice-sdpfrag' },
+        body: 'a=x',
+      })
+    ).status,
+    405,
+  );
   t.equal((await fetch(gw.baseUrl + '/whip/s1/abc', { method: 'DELETE' })).status, 404);
 });
 
@@ -119,6 +171,10 @@ t.test('the SDK and the publish page are served', async (t) => {
   t.match(await sdk.text(), /createSession/);
   t.equal((await fetch(gw.baseUrl + '/sdk/gateway.d.ts')).status, 200);
   t.match(await (await fetch(gw.baseUrl + '/')).text(), /src="\/publish\.js"/);
-  t.match(await (await fetch(gw.baseUrl + '/publish.js')).text(), /from '\/sdk\/gateway\.js'/, "the page's script loads the SDK");
+  t.match(
+    await (await fetch(gw.baseUrl + '/publish.js')).text(),
+    /from '\/sdk\/gateway\.js'/,
+    "the page's script loads the SDK",
+  );
   t.equal((await fetch(gw.baseUrl + '/nope')).status, 404);
 });

@@ -65,7 +65,10 @@ function send(method: string, path: string, token: string | undefined): Promise<
         port,
         method,
         path,
-        headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(withBody ? { 'content-type': 'application/json' } : {}) },
+        headers: {
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+          ...(withBody ? { 'content-type': 'application/json' } : {}),
+        },
       },
       (res) => {
         answered = true;
@@ -103,7 +106,9 @@ function send(method: string, path: string, token: string | undefined): Promise<
  */
 function answeredByRouter(method: string, answer: Answer): boolean {
   if (method === 'HEAD') return [400, 404, 405].includes(answer.status) && answer.what === 'application/json';
-  return /^(not_found: no such route|method_not_allowed: .*|invalid_request: path: .*|invalid_request: the request is not valid HTTP\/1\.1)$/.test(answer.what);
+  return /^(not_found: no such route|method_not_allowed: .*|invalid_request: path: .*|invalid_request: the request is not valid HTTP\/1\.1)$/.test(
+    answer.what,
+  );
 }
 
 /** A spelling of a path: each step rewrites the path text, never the route it should name. */
@@ -156,7 +161,10 @@ t.test('a route that declares no access refuses to register: the gateway would n
   const app = Fastify();
   installGuard(app, createAccessControl(parseConfig({})).guard);
   t.throws(() => app.get('/undeclared', async () => 'open'), /declares no access/);
-  t.throws(() => app.post('/wrongly-declared', { config: { access: 'everyone' as never } }, async () => 'open'), /declares no access/);
+  t.throws(
+    () => app.post('/wrongly-declared', { config: { access: 'everyone' as never } }, async () => 'open'),
+    /declares no access/,
+  );
   await app.close();
 });
 
@@ -175,48 +183,58 @@ t.test('the spellings an attacker tried answer 401 without a key', async (t) => 
   }
 });
 
-t.test("every route, every credential, every spelling: the plain answer or the router's, never a handler without the key", async (t) => {
-  const entries = gw.routes.entries;
-  t.ok(entries.length >= 30, `the route table lists ${entries.length} routes`);
-  const plain = new Map<string, Answer>();
-  for (const entry of entries) {
-    for (const credential of CREDENTIALS) {
-      const answer = await send(entry.method, concrete(entry.url), tokenFor(entry, credential));
-      plain.set(`${entry.method} ${entry.url} ${credential}`, answer);
-      const guarded = entry.access === 'control' || entry.access === 'metrics';
-      if (guarded && credential !== 'right') t.equal(answer.status, 401, `${entry.method} ${entry.url} with ${credential}`);
-      if (guarded && credential === 'right') t.not(answer.status, 401, `${entry.method} ${entry.url} with the right key`);
-    }
-  }
-  const names = Object.keys(SPELLINGS);
-  let differed = 0;
-  let failures = 0;
-  await fc.assert(
-    fc.asyncProperty(
-      fc.constantFrom(...entries),
-      fc.constantFrom(...CREDENTIALS),
-      fc.array(fc.tuple(fc.constantFrom(...names), fc.nat(64)), { minLength: 1, maxLength: 3 }),
-      async (entry, credential, steps) => {
-        const path = steps.reduce((p, [name, at]) => SPELLINGS[name]!(p, at), concrete(entry.url));
-        const expected = plain.get(`${entry.method} ${entry.url} ${credential}`)!;
-        const got = await send(entry.method, path, tokenFor(entry, credential));
-        const same = got.status === expected.status && got.what === expected.what;
-        const routers = answeredByRouter(entry.method, got);
-        if (!same) differed++;
+t.test(
+  "every route, every credential, every spelling: the plain answer or the router's, never a handler without the key",
+  async (t) => {
+    const entries = gw.routes.entries;
+    t.ok(entries.length >= 30, `the route table lists ${entries.length} routes`);
+    const plain = new Map<string, Answer>();
+    for (const entry of entries) {
+      for (const credential of CREDENTIALS) {
+        const answer = await send(entry.method, concrete(entry.url), tokenFor(entry, credential));
+        plain.set(`${entry.method} ${entry.url} ${credential}`, answer);
         const guarded = entry.access === 'control' || entry.access === 'metrics';
-        const reachedWithoutKey = guarded && credential !== 'right' && got.status !== 401 && !routers;
-        if ((!same && !routers) || reachedWithoutKey) {
-          failures++;
-          t.fail(`${entry.method} ${path} (${steps.map((s) => s[0]).join(', ')}) with ${credential}: ${got.status} ${got.what}; plain: ${expected.status} ${expected.what}`);
-        }
-        return true;
-      },
-    ),
-    { numRuns: 3000, seed: Number(process.env.FC_SEED ?? Date.now() % 2 ** 31) },
-  );
-  t.equal(failures, 0, '3000 spellings: each answered as its plain form or by the router');
-  t.ok(differed > 0, `${differed} spellings were told apart by the router (404/405/400), so the property is exercised`);
-});
+        if (guarded && credential !== 'right')
+          t.equal(answer.status, 401, `${entry.method} ${entry.url} with ${credential}`);
+        if (guarded && credential === 'right')
+          t.not(answer.status, 401, `${entry.method} ${entry.url} with the right key`);
+      }
+    }
+    const names = Object.keys(SPELLINGS);
+    let differed = 0;
+    let failures = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...entries),
+        fc.constantFrom(...CREDENTIALS),
+        fc.array(fc.tuple(fc.constantFrom(...names), fc.nat(64)), { minLength: 1, maxLength: 3 }),
+        async (entry, credential, steps) => {
+          const path = steps.reduce((p, [name, at]) => SPELLINGS[name]!(p, at), concrete(entry.url));
+          const expected = plain.get(`${entry.method} ${entry.url} ${credential}`)!;
+          const got = await send(entry.method, path, tokenFor(entry, credential));
+          const same = got.status === expected.status && got.what === expected.what;
+          const routers = answeredByRouter(entry.method, got);
+          if (!same) differed++;
+          const guarded = entry.access === 'control' || entry.access === 'metrics';
+          const reachedWithoutKey = guarded && credential !== 'right' && got.status !== 401 && !routers;
+          if ((!same && !routers) || reachedWithoutKey) {
+            failures++;
+            t.fail(
+              `${entry.method} ${path} (${steps.map((s) => s[0]).join(', ')}) with ${credential}: ${got.status} ${got.what}; plain: ${expected.status} ${expected.what}`,
+            );
+          }
+          return true;
+        },
+      ),
+      { numRuns: 3000, seed: Number(process.env.FC_SEED ?? Date.now() % 2 ** 31) },
+    );
+    t.equal(failures, 0, '3000 spellings: each answered as its plain form or by the router');
+    t.ok(
+      differed > 0,
+      `${differed} spellings were told apart by the router (404/405/400), so the property is exercised`,
+    );
+  },
+);
 
 t.test("errors made by fastify and by Node's parser answer in the gateway's shape, with a listed code", async (t) => {
   /** A raw request over a socket: the status line and the parsed JSON body. */
@@ -240,8 +258,20 @@ t.test("errors made by fastify and by Node's parser answer in the gateway's shap
       'uri_too_long',
       'path',
     ],
-    ['headers over 16 KiB', `GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`, 431, 'headers_too_large', 'headers'],
-    ['a bad percent-encoding', 'GET /%zz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n', 400, 'invalid_request', 'path'],
+    [
+      'headers over 16 KiB',
+      `GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`,
+      431,
+      'headers_too_large',
+      'headers',
+    ],
+    [
+      'a bad percent-encoding',
+      'GET /%zz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n',
+      400,
+      'invalid_request',
+      'path',
+    ],
     ['not HTTP', 'HELLO THERE\r\n\r\n', 400, 'invalid_request'],
     [
       'JSON that does not parse',
@@ -265,7 +295,13 @@ t.test("errors made by fastify and by Node's parser answer in the gateway's shap
       'body',
     ],
     ['a path no route has', 'GET /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n', 404, 'not_found'],
-    ['a method the path is not served with', 'DELETE /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n', 405, 'method_not_allowed', 'method'],
+    [
+      'a method the path is not served with',
+      'DELETE /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n',
+      405,
+      'method_not_allowed',
+      'method',
+    ],
   ];
   for (const [what, request, status, code, field] of cases) {
     const answer = await raw(request);

@@ -37,7 +37,12 @@ t.test('publishes: connect carries app, tcUrl and flashVer; the server gets meta
 
   const client = await RtmpPushClient.publish(options());
   t.match(publishes, [
-    { app: 'live/instance', tcUrl: `rtmp://localhost:${receiver.port}/live/instance`, flashVer: 'FMLE/3.0 (compatible; test)', streamName: 'stream1?token=abc' },
+    {
+      app: 'live/instance',
+      tcUrl: `rtmp://localhost:${receiver.port}/live/instance`,
+      flashVer: 'FMLE/3.0 (compatible; test)',
+      streamName: 'stream1?token=abc',
+    },
   ]);
   client.writeMetadata({ width: 1280, height: 720 });
   client.writeVideo(0, Buffer.concat([Buffer.from([0x17, 1, 0, 0, 0]), Buffer.alloc(9000, 3)]));
@@ -83,7 +88,9 @@ t.test('a server that never answers the handshake times out', async (t) => {
       }),
   );
   const started = Date.now();
-  const error = await RtmpPushClient.publish(options({ port: (silent.address() as { port: number }).port, timeoutMs: 300 })).catch((e: unknown) => e);
+  const error = await RtmpPushClient.publish(
+    options({ port: (silent.address() as { port: number }).port, timeoutMs: 300 }),
+  ).catch((e: unknown) => e);
   t.match(String(error), /did not accept the publish within 300 ms/);
   t.ok(Date.now() - started < 1500);
 });
@@ -104,55 +111,69 @@ t.test('RTMP authentication: Adobe and Limelight, as Wowza and Limelight ask for
     t.equal(connects[0]?.app, 'live/instance?token=abc', `${method}: the first connect is plain`);
     t.match(connects[1]?.app, new RegExp(`^live/instance\\?token=abc&authmod=${method}&user=pub%20lisher$`));
     t.match(connects[2]?.app, new RegExp(`^live/instance\\?token=abc&authmod=${method}&user=pub%20lisher&.*response=`));
-    t.match(connects[2]?.tcUrl, new RegExp(`^rtmp://localhost:\\d+/live/instance\\?token=abc&authmod=${method}&`), `${method}: tcUrl carries the same query`);
+    t.match(
+      connects[2]?.tcUrl,
+      new RegExp(`^rtmp://localhost:\\d+/live/instance\\?token=abc&authmod=${method}&`),
+      `${method}: tcUrl carries the same query`,
+    );
     t.notMatch(JSON.stringify(connects), /p@ss|w\/rd/, `${method}: the password itself is never sent`);
     await client.close();
   }
 
   receiver.auth = { method: 'adobe', ...credentials };
-  const wrong = await RtmpPushClient.publish(options({ credentials: { ...credentials, password: 'wrong-password' } })).catch((e: unknown) => e);
+  const wrong = await RtmpPushClient.publish(
+    options({ credentials: { ...credentials, password: 'wrong-password' } }),
+  ).catch((e: unknown) => e);
   t.type(wrong, RtmpError);
   t.equal((wrong as Error).message, 'the destination refused the user name or password');
-  const unknown = await RtmpPushClient.publish(options({ credentials: { user: 'nobody', password: 'x' } })).catch((e: unknown) => e);
+  const unknown = await RtmpPushClient.publish(options({ credentials: { user: 'nobody', password: 'x' } })).catch(
+    (e: unknown) => e,
+  );
   t.equal((unknown as Error).message, 'the destination does not know the user name');
   const none = await RtmpPushClient.publish(options()).catch((e: unknown) => e);
-  t.match((none as Error).message, /requires a user name and password \(adobe authentication\): give them in the URL, rtmp:\/\/user:password@host\/app/);
+  t.match(
+    (none as Error).message,
+    /requires a user name and password \(adobe authentication\): give them in the URL, rtmp:\/\/user:password@host\/app/,
+  );
 });
 
-t.test("the test server authenticates as real servers do: ffmpeg's own RTMP client gets in with the password and not without it", async (t) => {
-  t.teardown(() => (receiver.auth = undefined));
-  for (const method of ['adobe', 'llnw'] as const) {
-    receiver.auth = { method, user: 'ffuser', password: 'ffpass' };
-    for (const [password, accepted] of [
-      ['ffpass', true],
-      ['nope', false],
-    ] as const) {
-      let published = false;
-      const onPublish = (): void => void (published = true);
-      receiver.on('publish', onPublish);
-      const ffmpeg = startProcess('ffmpeg', [
-        '-hide_banner',
-        '-nostdin',
-        '-loglevel',
-        'error',
-        '-f',
-        'lavfi',
-        '-i',
-        'color=size=64x64:rate=5',
-        '-frames:v',
-        '5',
-        '-c:v',
-        'flv',
-        '-f',
-        'flv',
-        `rtmp://ffuser:${password}@127.0.0.1:${receiver.port}/live/ff`,
-      ]);
-      t.teardown(() => stopProcess(ffmpeg));
-      const code = await new Promise<number | null>((resolve) => ffmpeg.once('exit', (c) => resolve(c)));
-      receiver.off('publish', onPublish);
-      const outcome = accepted ? 'published' : 'was refused';
-      t.equal(published, accepted, `${method}, ${accepted ? 'right' : 'wrong'} password: ffmpeg ${outcome}`);
-      t.equal(code === 0, accepted, `${method}: ffmpeg's exit status agrees`);
+t.test(
+  "the test server authenticates as real servers do: ffmpeg's own RTMP client gets in with the password and not without it",
+  async (t) => {
+    t.teardown(() => (receiver.auth = undefined));
+    for (const method of ['adobe', 'llnw'] as const) {
+      receiver.auth = { method, user: 'ffuser', password: 'ffpass' };
+      for (const [password, accepted] of [
+        ['ffpass', true],
+        ['nope', false],
+      ] as const) {
+        let published = false;
+        const onPublish = (): void => void (published = true);
+        receiver.on('publish', onPublish);
+        const ffmpeg = startProcess('ffmpeg', [
+          '-hide_banner',
+          '-nostdin',
+          '-loglevel',
+          'error',
+          '-f',
+          'lavfi',
+          '-i',
+          'color=size=64x64:rate=5',
+          '-frames:v',
+          '5',
+          '-c:v',
+          'flv',
+          '-f',
+          'flv',
+          `rtmp://ffuser:${password}@127.0.0.1:${receiver.port}/live/ff`,
+        ]);
+        t.teardown(() => stopProcess(ffmpeg));
+        const code = await new Promise<number | null>((resolve) => ffmpeg.once('exit', (c) => resolve(c)));
+        receiver.off('publish', onPublish);
+        const outcome = accepted ? 'published' : 'was refused';
+        t.equal(published, accepted, `${method}, ${accepted ? 'right' : 'wrong'} password: ffmpeg ${outcome}`);
+        t.equal(code === 0, accepted, `${method}: ffmpeg's exit status agrees`);
+      }
     }
-  }
-});
+  },
+);

@@ -41,9 +41,16 @@ async function terminator(t: Test, certificate: ReturnType<TestCa['issue']>): Pr
 
 t.test('a certificate from the configured CA, for the host asked for by SNI: the stream arrives', async (t) => {
   const tls = await terminator(t, ca.issue(['localhost']));
-  const res = await gw.post('/rest-api/push/startup', { streamName: 'secure', rtmpUrl: `rtmps://localhost:${tls.port}/live` });
+  const res = await gw.post('/rest-api/push/startup', {
+    streamName: 'secure',
+    rtmpUrl: `rtmps://localhost:${tls.port}/live`,
+  });
   t.equal(res.status, 200, JSON.stringify(res.body));
-  const stream = await waitFor('the stream at nginx-rtmp', async () => (await nginx.streams()).find((s) => s.name === 'rtmp_secure' && s.width > 0), 10000);
+  const stream = await waitFor(
+    'the stream at nginx-rtmp',
+    async () => (await nginx.streams()).find((s) => s.name === 'rtmp_secure' && s.width > 0),
+    10000,
+  );
   t.match(stream, { width: 1280, height: 720, videoCodec: 'H264', audioCodec: 'AAC' });
   t.same(tls.serverNames, ['localhost'], 'the host name went out as SNI');
   t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: res.body.mediaSessionId })).status, 200);
@@ -51,7 +58,10 @@ t.test('a certificate from the configured CA, for the host asked for by SNI: the
 
 t.test('a certificate from an untrusted CA fails the startup with the reason', async (t) => {
   const tls = await terminator(t, otherCa.issue(['localhost']));
-  const res = await gw.post('/rest-api/push/startup', { streamName: 'secure', rtmpUrl: `rtmps://localhost:${tls.port}/live` });
+  const res = await gw.post('/rest-api/push/startup', {
+    streamName: 'secure',
+    rtmpUrl: `rtmps://localhost:${tls.port}/live`,
+  });
   t.equal(res.status, 500);
   t.match(res.body.message, /could not publish to the destination: .*(certificate|issuer)/i);
   t.equal((await gw.post('/rest-api/push/find_all')).status, 404, 'nothing is left');
@@ -63,15 +73,24 @@ t.test('a certificate from an untrusted CA fails the startup with the reason', a
 
 t.test('a trusted certificate for another host name fails the startup', async (t) => {
   const tls = await terminator(t, ca.issue(['other.example']));
-  const res = await gw.post('/rest-api/push/startup', { streamName: 'secure', rtmpUrl: `rtmps://localhost:${tls.port}/live` });
+  const res = await gw.post('/rest-api/push/startup', {
+    streamName: 'secure',
+    rtmpUrl: `rtmps://localhost:${tls.port}/live`,
+  });
   t.equal(res.status, 500);
   t.match(res.body.message, /could not publish to the destination: .*localhost.*altnames|does not match/i);
 });
 
-t.test('rtmps_ca_file that cannot be read, or holds no certificate, is a configuration error naming the key', async (t) => {
-  t.throws(() => rtmpsTrust('/nonexistent/ca.pem'), ConfigError);
-  t.throws(() => rtmpsTrust('/nonexistent/ca.pem'), /rtmps_ca_file: cannot read/);
-  t.throws(() => rtmpsTrust(join(import.meta.dirname, 'rtmps.test.ts')), /rtmps_ca_file: .* holds no PEM certificate/);
-  t.ok(rtmpsTrust('', '/nonexistent/bundle').length > 100, "without a system bundle, Node's own CAs are trusted");
-  t.equal(rtmpsTrust(ca.file).at(-1), ca.cert);
-});
+t.test(
+  'rtmps_ca_file that cannot be read, or holds no certificate, is a configuration error naming the key',
+  async (t) => {
+    t.throws(() => rtmpsTrust('/nonexistent/ca.pem'), ConfigError);
+    t.throws(() => rtmpsTrust('/nonexistent/ca.pem'), /rtmps_ca_file: cannot read/);
+    t.throws(
+      () => rtmpsTrust(join(import.meta.dirname, 'rtmps.test.ts')),
+      /rtmps_ca_file: .* holds no PEM certificate/,
+    );
+    t.ok(rtmpsTrust('', '/nonexistent/bundle').length > 100, "without a system bundle, Node's own CAs are trusted");
+    t.equal(rtmpsTrust(ca.file).at(-1), ca.cert);
+  },
+);

@@ -10,9 +10,15 @@ import { IDLE_CLOSE_CODE } from '../../src/signaling/protocol.js';
 const CONTROL = 'control-key-0123456789abcdef';
 
 /** Opens the console's event stream; answers its status and a function that closes it. */
-async function openEvents(baseUrl: string, headers: Record<string, string> = {}): Promise<{ status: number; retryAfter: string | null; close: () => void }> {
+async function openEvents(
+  baseUrl: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; retryAfter: string | null; close: () => void }> {
   const abort = new AbortController();
-  const res = await fetch(`${baseUrl}/rest-api/console/events`, { headers: { authorization: `Bearer ${CONTROL}`, ...headers }, signal: abort.signal });
+  const res = await fetch(`${baseUrl}/rest-api/console/events`, {
+    headers: { authorization: `Bearer ${CONTROL}`, ...headers },
+    signal: abort.signal,
+  });
   if (res.status !== 200) await res.body?.cancel();
   return { status: res.status, retryAfter: res.headers.get('retry-after'), close: () => abort.abort() };
 }
@@ -86,11 +92,16 @@ t.test('SDK WebSockets: capped in total (503); a closed one frees its place', as
   later.ws.close();
 });
 
-t.test('an SDK WebSocket that publishes nothing within signaling_idle_timeout_ms is closed with the idle code', async (t) => {
-  const gw = await startGateway({ signaling_idle_timeout_ms: 1000 });
-  t.teardown(() => gw.close());
-  const { ws } = await connect(gw.baseUrl);
-  const closed = await new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
-  t.equal(closed.code, IDLE_CLOSE_CODE, 'closed for publishing nothing');
-  t.match(closed.reason, /signaling_idle_timeout_ms/);
-});
+t.test(
+  'an SDK WebSocket that publishes nothing within signaling_idle_timeout_ms is closed with the idle code',
+  async (t) => {
+    const gw = await startGateway({ signaling_idle_timeout_ms: 1000 });
+    t.teardown(() => gw.close());
+    const { ws } = await connect(gw.baseUrl);
+    const closed = await new Promise<{ code: number; reason: string }>((resolve) =>
+      ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
+    t.equal(closed.code, IDLE_CLOSE_CODE, 'closed for publishing nothing');
+    t.match(closed.reason, /signaling_idle_timeout_ms/);
+  },
+);

@@ -21,7 +21,8 @@ t.teardown(async () => {
   await rm(runDir, { recursive: true, force: true });
 });
 
-const startGateway = (): Promise<GatewayProcess> => GatewayProcess.start(join(runDir, 'gateway.log'), env, ['--import', 'tsx'], 'kit/server-from-source.ts');
+const startGateway = (): Promise<GatewayProcess> =>
+  GatewayProcess.start(join(runDir, 'gateway.log'), env, ['--import', 'tsx'], 'kit/server-from-source.ts');
 
 /** A gateway with one publisher pushed twice: passed through and transcoded (ffmpeg reading RTP). */
 async function busyGateway(t: Test): Promise<{ gateway: GatewayProcess; pids: number[] }> {
@@ -29,7 +30,11 @@ async function busyGateway(t: Test): Promise<{ gateway: GatewayProcess; pids: nu
   const publisher = await SyntheticPublisher.publish(testFixture(), gateway.baseUrl, 'busy');
   t.teardown(() => publisher.stop());
   for (const body of [{}, { height: 360, rtmpUrl: `${nginx.url()}/busy-small`, rtmpTransponderFullUrl: true }]) {
-    const res = await gateway.request('POST', '/rest-api/push/startup', { streamName: 'busy', rtmpUrl: nginx.url(), ...body });
+    const res = await gateway.request('POST', '/rest-api/push/startup', {
+      streamName: 'busy',
+      rtmpUrl: nginx.url(),
+      ...body,
+    });
     t.equal(res.status, 200, JSON.stringify(res.body));
   }
   const pids = await gateway.ffmpegPids();
@@ -61,7 +66,11 @@ t.test('after kill -9, the next start ends the ffmpeg processes the gateway left
   await gateway.signal('SIGKILL');
   await sleep(1000);
   const orphans = pids.filter(isAlive);
-  t.equal(orphans.length, pids.length, `the ffmpeg processes outlived the killed gateway (${orphans.length} of ${pids.length})`);
+  t.equal(
+    orphans.length,
+    pids.length,
+    `the ffmpeg processes outlived the killed gateway (${orphans.length} of ${pids.length})`,
+  );
   const next = await startGateway();
   t.teardown(() => next.stop());
   await waitFor('the orphans to be ended', () => orphans.every((pid) => !isAlive(pid)), 3000);

@@ -22,40 +22,59 @@ t.teardown(async () => {
   await gw.close();
   await listener.close();
 });
-const spellings = (secret: string): string[] => [secret, encodeURIComponent(secret), Buffer.from(secret).toString('base64').slice(2, -2), Buffer.from(secret).toString('hex')];
+const spellings = (secret: string): string[] => [
+  secret,
+  encodeURIComponent(secret),
+  Buffer.from(secret).toString('base64').slice(2, -2),
+  Buffer.from(secret).toString('hex'),
+];
 const url = listener.url(`streamid=${STREAM_ID}&passphrase=${PASSPHRASE}&latency=120`);
 let pushId = '';
 const push = async (): Promise<{ state: string; counters: { outputBytes: number; reconnects: number } }> =>
   (
-    (await gw.post('/rest-api/push/find', { streamName: 'srtcam' })).body as { mediaSessionId: string; state: string; counters: { outputBytes: number; reconnects: number } }[]
+    (await gw.post('/rest-api/push/find', { streamName: 'srtcam' })).body as {
+      mediaSessionId: string;
+      state: string;
+      counters: { outputBytes: number; reconnects: number };
+    }[]
   ).find((p) => p.mediaSessionId === pushId)!;
 
-t.test('a push to an SRT listener: H.264 and AAC arrive in MPEG-TS; the stream id and passphrase are shown as ***', async (t) => {
-  const started = await gw.post('/rest-api/push/startup', { streamName: 'srtcam', rtmpUrl: url });
-  t.equal(started.status, 200, JSON.stringify(started.body));
-  pushId = started.body.mediaSessionId;
-  t.match(started.body, { state: 'running', rtmpUrl: `srt://127.0.0.1:${listener.port}?streamid=***&passphrase=***&latency=120`, streamName: '***' });
-  await waitFor('300 KB at the listener', async () => (await listener.received()) > 300_000, 20_000);
-  const received = await probe(listener.file);
-  t.match(
-    received.streams.map((s) => [s.codec_type, s.codec_name]).sort(),
-    [
-      ['audio', 'aac'],
-      ['video', 'h264'],
-    ],
-    'H.264 and AAC',
-  );
-  t.match(
-    received.streams.find((s) => s.codec_type === 'video'),
-    { width: 1280, height: 720 },
-    "the publisher's picture, passed through",
-  );
-  t.ok(received.video.length > 30 && received.audio.length > 30, `${received.video.length} video and ${received.audio.length} audio packets`);
-  t.ok(received.video[0]!.flags.startsWith('K'), 'a keyframe first');
-  const found = await push();
-  t.match(found, { state: 'running', counters: { frames: Number } });
-  t.ok(found.counters.outputBytes > 300_000, 'its output counted');
-});
+t.test(
+  'a push to an SRT listener: H.264 and AAC arrive in MPEG-TS; the stream id and passphrase are shown as ***',
+  async (t) => {
+    const started = await gw.post('/rest-api/push/startup', { streamName: 'srtcam', rtmpUrl: url });
+    t.equal(started.status, 200, JSON.stringify(started.body));
+    pushId = started.body.mediaSessionId;
+    t.match(started.body, {
+      state: 'running',
+      rtmpUrl: `srt://127.0.0.1:${listener.port}?streamid=***&passphrase=***&latency=120`,
+      streamName: '***',
+    });
+    await waitFor('300 KB at the listener', async () => (await listener.received()) > 300_000, 20_000);
+    const received = await probe(listener.file);
+    t.match(
+      received.streams.map((s) => [s.codec_type, s.codec_name]).sort(),
+      [
+        ['audio', 'aac'],
+        ['video', 'h264'],
+      ],
+      'H.264 and AAC',
+    );
+    t.match(
+      received.streams.find((s) => s.codec_type === 'video'),
+      { width: 1280, height: 720 },
+      "the publisher's picture, passed through",
+    );
+    t.ok(
+      received.video.length > 30 && received.audio.length > 30,
+      `${received.video.length} video and ${received.audio.length} audio packets`,
+    );
+    t.ok(received.video[0]!.flags.startsWith('K'), 'a keyframe first');
+    const found = await push();
+    t.match(found, { state: 'running', counters: { frames: Number } });
+    t.ok(found.counters.outputBytes > 300_000, 'its output counted');
+  },
+);
 
 t.test('captions reach the SRT destination: CEA-608 in the H.264 of the MPEG-TS, read back by ffmpeg', async (t) => {
   for (const text of ['Captions over SRT.', 'And the next one.']) {
@@ -71,7 +90,11 @@ t.test('a listener that restarts gets the stream again: the push reconnects by i
   const first = listener.file;
   await listener.restart();
   t.not(listener.file, first, 'a new session');
-  await waitFor('the push told the session is lost, then back', async () => (await push()).counters.reconnects >= 1, 30_000);
+  await waitFor(
+    'the push told the session is lost, then back',
+    async () => (await push()).counters.reconnects >= 1,
+    30_000,
+  );
   await waitFor('media at the new session', async () => (await listener.received()) > 100_000, 20_000);
   const received = await probe(listener.file);
   t.ok(received.video[0]!.flags.startsWith('K'), 'the new session starts with a keyframe');
@@ -84,9 +107,17 @@ t.test('a wrong passphrase fails the startup naming it; nothing is left running'
   await listener.restart();
   const before = gw.ffmpeg.count;
   const wrong = 'not-the-passphrase-99';
-  const res = await gw.post('/rest-api/push/startup', { streamName: 'srtcam', rtmpUrl: listener.url(`passphrase=${wrong}`) });
-  t.match(res, { status: 500, body: { error: 'destination_refused', message: /refused the passphrase/ } }, JSON.stringify(res.body));
-  for (const spelling of spellings(wrong)) t.notOk(JSON.stringify(res.body).includes(spelling), `no ${spelling} in the error`);
+  const res = await gw.post('/rest-api/push/startup', {
+    streamName: 'srtcam',
+    rtmpUrl: listener.url(`passphrase=${wrong}`),
+  });
+  t.match(
+    res,
+    { status: 500, body: { error: 'destination_refused', message: /refused the passphrase/ } },
+    JSON.stringify(res.body),
+  );
+  for (const spelling of spellings(wrong))
+    t.notOk(JSON.stringify(res.body).includes(spelling), `no ${spelling} in the error`);
   await waitFor('its ffmpeg gone', () => gw.ffmpeg.count === before, 5000);
   t.equal((await gw.post('/rest-api/push/find_all')).status, 404, 'no push left');
 });
@@ -94,7 +125,11 @@ t.test('a wrong passphrase fails the startup naming it; nothing is left running'
 t.test('no listener: the startup fails as unreachable', async (t) => {
   await listener.stop();
   const res = await gw.post('/rest-api/push/startup', { streamName: 'srtcam', rtmpUrl: listener.url() });
-  t.match(res, { status: 500, body: { error: 'destination_unreachable', message: /the SRT destination did not answer/ } }, JSON.stringify(res.body));
+  t.match(
+    res,
+    { status: 500, body: { error: 'destination_unreachable', message: /the SRT destination did not answer/ } },
+    JSON.stringify(res.body),
+  );
 });
 
 t.test('the SRT options are checked, each error naming rtmpUrl', async (t) => {
@@ -113,8 +148,15 @@ t.test('the SRT options are checked, each error naming rtmpUrl', async (t) => {
 });
 
 t.test('the destination policy applies to an SRT host', async (t) => {
-  const res = await gw.post('/rest-api/push/startup', { streamName: 'srtcam', rtmpUrl: 'srt://10.20.30.40:9000?passphrase=policy-check-secret' });
-  t.match(res, { status: 400, body: { field: 'rtmpUrl', message: /10\.20\.30\.40 is a private address/ } }, JSON.stringify(res.body));
+  const res = await gw.post('/rest-api/push/startup', {
+    streamName: 'srtcam',
+    rtmpUrl: 'srt://10.20.30.40:9000?passphrase=policy-check-secret',
+  });
+  t.match(
+    res,
+    { status: 400, body: { field: 'rtmpUrl', message: /10\.20\.30\.40 is a private address/ } },
+    JSON.stringify(res.body),
+  );
   t.notOk(JSON.stringify(res.body).includes('policy-check-secret'), 'no passphrase in the refusal');
 });
 

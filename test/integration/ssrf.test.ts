@@ -68,7 +68,11 @@ t.test('by default, internal destinations are 400 naming rtmpUrl and the rule, a
   const gw = gateway();
   t.teardown(() => gw.close());
   // A publishing stream: names are looked up only for a push that could start.
-  const publisher = await SyntheticPublisher.publish(testFixture(), await gw.app.listen({ host: '127.0.0.1', port: 0 }), 'cam');
+  const publisher = await SyntheticPublisher.publish(
+    testFixture(),
+    await gw.app.listen({ host: '127.0.0.1', port: 0 }),
+    'cam',
+  );
   t.teardown(() => publisher.stop());
   const p = local.port;
   const cases: [string, RegExp][] = [
@@ -89,10 +93,18 @@ t.test('by default, internal destinations are 400 naming rtmpUrl and the rule, a
     [`rtmp://224.0.0.1/live`, /multicast/],
   ];
   for (const [rtmpUrl, message] of cases) {
-    const res = await gw.app.inject({ method: 'POST', url: '/rest-api/push/startup', payload: { streamName: 'cam', rtmpUrl } });
+    const res = await gw.app.inject({
+      method: 'POST',
+      url: '/rest-api/push/startup',
+      payload: { streamName: 'cam', rtmpUrl },
+    });
     t.equal(res.statusCode, 400, rtmpUrl);
     t.match(res.json(), { field: 'rtmpUrl', message }, rtmpUrl);
-    t.notMatch(res.json().message, /142\.250|10\.0\.0\.1.*resolves/, 'the message names the rule, not where a name points');
+    t.notMatch(
+      res.json().message,
+      /142\.250|10\.0\.0\.1.*resolves/,
+      'the message names the rule, not where a name points',
+    );
   }
   t.equal(local.connections + second.connections, 0, 'no connection reached the listeners');
 });
@@ -105,7 +117,15 @@ t.test("the SDK's rtmpUrl is checked before anything is published", async (t) =>
   const replies: any[] = [];
   ws.on('message', (d) => replies.push(JSON.parse(String(d as Buffer))));
   await new Promise((r) => ws.once('open', r));
-  ws.send(JSON.stringify({ type: 'publish', requestId: '1', name: 'cam', sdp: 'v=0', rtmpUrl: 'rtmp://metadata.attacker.example/live' }));
+  ws.send(
+    JSON.stringify({
+      type: 'publish',
+      requestId: '1',
+      name: 'cam',
+      sdp: 'v=0',
+      rtmpUrl: 'rtmp://metadata.attacker.example/live',
+    }),
+  );
   for (let i = 0; i < 100 && replies.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
   ws.close();
   t.match(replies[1], { type: 'error', field: 'rtmpUrl', message: /link-local/ });
@@ -116,9 +136,17 @@ t.test('allowed ports and denied hosts refuse before any lookup', async (t) => {
   const gw = gateway({ destination_allowed_ports: [1935, 443], destination_denied_hosts: ['*.attacker.example'] });
   t.teardown(() => gw.close());
   lookups.length = 0;
-  const port = await gw.app.inject({ method: 'POST', url: '/rest-api/push/startup', payload: { streamName: 'cam', rtmpUrl: 'rtmp://a.rtmp.youtube.com:22/live' } });
+  const port = await gw.app.inject({
+    method: 'POST',
+    url: '/rest-api/push/startup',
+    payload: { streamName: 'cam', rtmpUrl: 'rtmp://a.rtmp.youtube.com:22/live' },
+  });
   t.match(port.json(), { field: 'rtmpUrl', message: /port 22 is not allowed/ });
-  const denied = await gw.app.inject({ method: 'POST', url: '/rest-api/push/startup', payload: { streamName: 'cam', rtmpUrl: 'rtmp://x.attacker.example/live' } });
+  const denied = await gw.app.inject({
+    method: 'POST',
+    url: '/rest-api/push/startup',
+    payload: { streamName: 'cam', rtmpUrl: 'rtmp://x.attacker.example/live' },
+  });
   t.match(denied.json(), { field: 'rtmpUrl', message: /denied/ });
   t.same(lookups, [], 'nothing was looked up');
 });
@@ -145,7 +173,8 @@ t.test('one lookup, pinned: the connection goes to the checked address even when
   // A reconnect looks up again: the name now points at the metadata address, which is refused.
   receiver.dropAll();
   const id = res.json().mediaSessionId;
-  for (let i = 0; i < 100 && !/link-local/.test(gw.local!.pushes.get(id).lastError ?? ''); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 100 && !/link-local/.test(gw.local!.pushes.get(id).lastError ?? ''); i++)
+    await new Promise((r) => setTimeout(r, 50));
   t.match(gw.local!.pushes.get(id).lastError, /link-local/, "the reconnect's answer was checked and refused");
   t.equal(receiver.connections, 1, 'no further connection');
 });

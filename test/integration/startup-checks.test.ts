@@ -14,22 +14,37 @@ t.test('two startups of one destination at once: one push, one 409, and no slot 
   const { gw } = await syntheticPublish(t, { limit_transponders: 2 }, 'race');
   await keyframeCached(gw, 'race');
   const startup = (path: string): Promise<{ status: number; body: any }> =>
-    gw.post('/rest-api/push/startup', { streamName: 'race', rtmpUrl: `${nginx.url()}/${path}`, rtmpTransponderFullUrl: true });
+    gw.post('/rest-api/push/startup', {
+      streamName: 'race',
+      rtmpUrl: `${nginx.url()}/${path}`,
+      rtmpTransponderFullUrl: true,
+    });
   const answers = await Promise.all([startup('same'), startup('same')]);
   t.same(answers.map((a) => a.status).sort(), [200, 409], JSON.stringify(answers.map((a) => a.body)));
   t.equal(gw.pushService.find({ streamName: 'race' }).length, 1, 'one push');
   const other = await startup('other');
-  t.equal(other.status, 200, `a second destination still fits under limit_transponders: 2 (${JSON.stringify(other.body)})`);
+  t.equal(
+    other.status,
+    200,
+    `a second destination still fits under limit_transponders: 2 (${JSON.stringify(other.body)})`,
+  );
   const third = await startup('third');
   t.equal(third.status, 503, 'and the limit holds');
 });
 
 t.test('a push of a stream that is not publishing is refused before its destination is looked up', async (t) => {
   const { gw } = await syntheticPublish(t, {}, 'here');
-  const res = await gw.post('/rest-api/push/startup', { streamName: 'absent', rtmpUrl: 'rtmp://no-such-host.example/live/key' });
+  const res = await gw.post('/rest-api/push/startup', {
+    streamName: 'absent',
+    rtmpUrl: 'rtmp://no-such-host.example/live/key',
+  });
   t.equal(res.status, 404, 'not publishing: 404, not a DNS error');
   t.match(res.body, { message: /stream absent is not publishing/ });
-  const unresolved = await gw.post('/rest-api/push/startup', { streamName: 'here', rtmpUrl: 'rtmp://no-such-host.example/live2/supersecretkey', rtmpTransponderFullUrl: true });
+  const unresolved = await gw.post('/rest-api/push/startup', {
+    streamName: 'here',
+    rtmpUrl: 'rtmp://no-such-host.example/live2/supersecretkey',
+    rtmpTransponderFullUrl: true,
+  });
   t.equal(unresolved.status, 400, 'a publishing stream: the host that does not resolve is told');
   t.match(unresolved.body, { field: 'rtmpUrl', message: /does not resolve/ });
   t.notMatch(JSON.stringify(unresolved.body), /supersecretkey/, 'and the stream key is not in the error');

@@ -17,7 +17,11 @@ const MEDIA_TIMEOUT_MS = 1500;
 t.test('a WHIP DELETE after the connection closed answers 200 and ends the pushes waiting in standby', async (t) => {
   const nginx = await NginxRtmp.start();
   t.teardown(() => nginx.stop());
-  const { gw, publisher } = await syntheticPublish(t, { rtmp_push_publisher_grace_ms: 60_000, webrtc_media_timeout_ms: MEDIA_TIMEOUT_MS }, 'cam');
+  const { gw, publisher } = await syntheticPublish(
+    t,
+    { rtmp_push_publisher_grace_ms: 60_000, webrtc_media_timeout_ms: MEDIA_TIMEOUT_MS },
+    'cam',
+  );
   await keyframeCached(gw, 'cam');
   const started = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: nginx.url() });
   t.equal(started.status, 200, JSON.stringify(started.body));
@@ -31,7 +35,11 @@ t.test('a WHIP DELETE after the connection closed answers 200 and ends the pushe
 
   const deleted = await fetch(resource, { method: 'DELETE' });
   t.equal(deleted.status, 200, 'the late DELETE is answered as the stop it is');
-  t.equal((await gw.post('/rest-api/push/find_all', {})).status, 404, 'the push is gone at once, not held with the still picture');
+  t.equal(
+    (await gw.post('/rest-api/push/find_all', {})).status,
+    404,
+    'the push is gone at once, not held with the still picture',
+  );
   await waitFor('every ffmpeg to end', () => gw.ffmpeg.count === 0, 5000);
   t.pass('no ffmpeg left');
 
@@ -47,7 +55,8 @@ t.test('a DELETE for a session that never was still answers 404', async (t) => {
 });
 
 /** The states a push went through, as the SDK's destination messages told them. */
-const toldStates = (publisher: SyntheticPublisher): string[] => publisher.messages.filter((m) => m.type === 'destination').map((m) => m.state as string);
+const toldStates = (publisher: SyntheticPublisher): string[] =>
+  publisher.messages.filter((m) => m.type === 'destination').map((m) => m.state as string);
 
 for (const order of ['peer connection closed, then unpublish', 'unpublish, then peer connection closed'] as const) {
   t.test(`an SDK stop ends the push at once: ${order}`, async (t) => {
@@ -55,10 +64,16 @@ for (const order of ['peer connection closed, then unpublish', 'unpublish, then 
     t.teardown(() => nginx.stop());
     const gw = await startGateway({ rtmp_push_publisher_grace_ms: 60_000, webrtc_media_timeout_ms: MEDIA_TIMEOUT_MS });
     t.teardown(() => gw.close());
-    const publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'sdkcam', { sdk: { rtmpUrl: nginx.url() + '/sdkcam', rtmpTransponderFullUrl: true } });
+    const publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'sdkcam', {
+      sdk: { rtmpUrl: nginx.url() + '/sdkcam', rtmpTransponderFullUrl: true },
+    });
     t.teardown(() => publisher.stop());
     await waitFor('the push live', async () => toldStates(publisher).includes('live'), 15_000);
-    await waitFor('video at the server', async () => (await nginx.streams()).some((s) => s.name === 'sdkcam' && s.width > 0), 10_000);
+    await waitFor(
+      'video at the server',
+      async () => (await nginx.streams()).some((s) => s.name === 'sdkcam' && s.width > 0),
+      10_000,
+    );
 
     if (order === 'peer connection closed, then unpublish') {
       await publisher.closePeer();
@@ -74,8 +89,16 @@ for (const order of ['peer connection closed, then unpublish', 'unpublish, then 
     }
     await waitFor('the push gone', async () => (await gw.post('/rest-api/push/find_all', {})).status === 404, 5000);
     t.pass('the push ends at once, not after the grace period');
-    await waitFor('the stream gone at the server', async () => !(await nginx.streams()).some((s) => s.name === 'sdkcam'), 5000);
+    await waitFor(
+      'the stream gone at the server',
+      async () => !(await nginx.streams()).some((s) => s.name === 'sdkcam'),
+      5000,
+    );
     await waitFor('every ffmpeg to end', () => gw.ffmpeg.count === 0, 5000);
-    if (order === 'unpublish, then peer connection closed') t.notOk(toldStates(publisher).includes('reconnecting'), `no standby for a stop (${toldStates(publisher).join(', ')})`);
+    if (order === 'unpublish, then peer connection closed')
+      t.notOk(
+        toldStates(publisher).includes('reconnecting'),
+        `no standby for a stop (${toldStates(publisher).join(', ')})`,
+      );
   });
 }

@@ -23,7 +23,12 @@ async function pushCases(t: Tap, config: Partial<GatewayConfig>, cases: Case[], 
   await keyframeCached(gw, 'src');
   const started = await Promise.all(
     cases.map(async (c) => {
-      const res = await gw.post('/rest-api/push/startup', { streamName: 'src', rtmpUrl: `${nginx.url()}/${c.name}`, rtmpTransponderFullUrl: true, ...c.request });
+      const res = await gw.post('/rest-api/push/startup', {
+        streamName: 'src',
+        rtmpUrl: `${nginx.url()}/${c.name}`,
+        rtmpTransponderFullUrl: true,
+        ...c.request,
+      });
       t.equal(res.status, 200, `${c.name}: ${JSON.stringify(res.body)}`);
       return res.body;
     }),
@@ -75,7 +80,10 @@ t.test('transcoding rules with aspect-ratio preservation on (the default)', asyn
       check: (t, rec) => {
         const fps = recordedFps(rec.video);
         t.ok(Math.abs(fps - 15) < 0.75, `15 fps asked, ${fps.toFixed(2)} recorded`);
-        t.ok(Math.abs(maxKeyframeGap(rec.video) - 1) < 0.1, `keyframes every 15 frames = 1 s: max gap ${maxKeyframeGap(rec.video)} s`);
+        t.ok(
+          Math.abs(maxKeyframeGap(rec.video) - 1) < 0.1,
+          `keyframes every 15 frames = 1 s: max gap ${maxKeyframeGap(rec.video)} s`,
+        );
       },
     },
     {
@@ -88,19 +96,31 @@ t.test('transcoding rules with aspect-ratio preservation on (the default)', asyn
         t.ok(video > 560 && video < 1040, `800 kb/s asked, ${video.toFixed(0)} recorded`);
         // AAC's fast coder spends less than asked on the fixture's quieter passages: two runs of this
         // same push recorded 47 and 66 kb/s. The default (128 kb/s) is what must not be there.
-        t.ok(audio > 32 && audio < 80, `64 kb/s AAC asked, ${audio.toFixed(0)} recorded in the frames that carry sound`);
+        t.ok(
+          audio > 32 && audio < 80,
+          `64 kb/s AAC asked, ${audio.toFixed(0)} recorded in the frames that carry sound`,
+        );
       },
     },
   ]);
 });
 
 t.test('aspect-ratio preservation off: width and height are both applied', async (t) => {
-  await pushCases(t, { transcoding_keep_aspect_ratio: false }, [{ name: 'exact', request: { width: 640, height: 480 }, check: (t, rec) => t.equal(size(rec), '640x480') }], 3);
+  await pushCases(
+    t,
+    { transcoding_keep_aspect_ratio: false },
+    [{ name: 'exact', request: { width: 640, height: 480 }, check: (t, rec) => t.equal(size(rec), '640x480') }],
+    3,
+  );
 });
 
 t.test('transcoding disabled: a startup that needs it is a 400 with the reason, and nothing starts', async (t) => {
   const { gw } = await syntheticPublish(t, { transcoding_enabled: false }, 'src');
-  const res = await gw.post('/rest-api/push/startup', { streamName: 'src', rtmpUrl: 'rtmp://127.0.0.1:1/live', height: 480 });
+  const res = await gw.post('/rest-api/push/startup', {
+    streamName: 'src',
+    rtmpUrl: 'rtmp://127.0.0.1:1/live',
+    height: 480,
+  });
   t.equal(res.status, 400);
   t.match(res.body.message, /transcoding is disabled .*height 480 requested/);
   t.equal((await gw.post('/rest-api/push/find_all')).status, 404);

@@ -20,7 +20,10 @@ t.test('application instances, query parameters and full URLs reach the RTMP ser
   });
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
   t.teardown(() => new Promise<void>((r) => http.close(() => r())));
-  const nginx = await NginxRtmp.start({ onPublish: `http://127.0.0.1:${(http.address() as { port: number }).port}/on_publish`, apps: ['live/inst1'] });
+  const nginx = await NginxRtmp.start({
+    onPublish: `http://127.0.0.1:${(http.address() as { port: number }).port}/on_publish`,
+    apps: ['live/inst1'],
+  });
   t.teardown(() => nginx.stop());
   const { gw } = await syntheticPublish(t, {}, 'src');
 
@@ -45,7 +48,11 @@ t.test('application instances, query parameters and full URLs reach the RTMP ser
     },
     10000,
   );
-  t.same(streams.map((s) => `${s.app} ${s.name}`).sort(), ['live rtmp_src', 'live/inst1 key-in-url-7', 'live/inst1 rtmp_src']);
+  t.same(streams.map((s) => `${s.app} ${s.name}`).sort(), [
+    'live rtmp_src',
+    'live/inst1 key-in-url-7',
+    'live/inst1 rtmp_src',
+  ]);
 
   const withQuery = notified.find((n) => n.get('user') === 'u1');
   t.ok(withQuery, 'on_publish got the query parameters');
@@ -68,15 +75,24 @@ t.test("credentials in the URL answer the server's RTMP authentication; they nev
   const { gw } = await syntheticPublish(t, { log_level: 'debug' }, 'authed', logs);
   const base = `127.0.0.1:${receiver.port}/live`;
 
-  const ok = await gw.post('/rest-api/push/startup', { streamName: 'authed', rtmpUrl: `rtmp://wowza-user:pa55-w0rd@${base}` });
+  const ok = await gw.post('/rest-api/push/startup', {
+    streamName: 'authed',
+    rtmpUrl: `rtmp://wowza-user:pa55-w0rd@${base}`,
+  });
   t.equal(ok.status, 200, JSON.stringify(ok.body));
   t.match(ok.body, { state: 'running', rtmpUrl: `rtmp://wowza-user:***@${base}` });
   t.match((await published).streamName, 'rtmp_authed');
   t.notMatch(JSON.stringify((await gw.post('/rest-api/push/find_all')).body), /pa55-w0rd/);
 
-  const wrong = await gw.post('/rest-api/push/startup', { streamName: 'authed', rtmpUrl: `rtmp://wowza-user:not-it-42@${base}` });
+  const wrong = await gw.post('/rest-api/push/startup', {
+    streamName: 'authed',
+    rtmpUrl: `rtmp://wowza-user:not-it-42@${base}`,
+  });
   t.equal(wrong.status, 500, JSON.stringify(wrong.body));
-  t.match(wrong.body.message, /could not publish to the destination: the destination refused the user name or password$/);
+  t.match(
+    wrong.body.message,
+    /could not publish to the destination: the destination refused the user name or password$/,
+  );
   const none = await gw.post('/rest-api/push/startup', { streamName: 'authed', rtmpUrl: `rtmp://${base}` });
   t.match(none.body.message, /requires a user name and password \(adobe authentication\)/);
   const half = await gw.post('/rest-api/push/startup', { streamName: 'authed', rtmpUrl: `rtmp://wowza-user@${base}` });

@@ -21,7 +21,9 @@ t.test("a push's whole life reaches the endpoint, in order, signed, with no stre
   const { gw, publisher } = await syntheticPublish(
     t,
     {
-      webhooks: [{ id: 'app', url: hooks.url, secret: SECRET, events: [], timeout_ms: 2000, max_attempts: 3, queue_limit: 100 }],
+      webhooks: [
+        { id: 'app', url: hooks.url, secret: SECRET, events: [], timeout_ms: 2000, max_attempts: 3, queue_limit: 100 },
+      ],
       webrtc_media_timeout_ms: 2000,
       log_level: 'debug',
     },
@@ -29,7 +31,11 @@ t.test("a push's whole life reaches the endpoint, in order, signed, with no stre
     logLines,
   );
   await waitFor('published', () => hooks.delivered.length === 1, 5000);
-  const started = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: `${destination.url()}/${KEY}`, rtmpTransponderFullUrl: true });
+  const started = await gw.post('/rest-api/push/startup', {
+    streamName: 'cam',
+    rtmpUrl: `${destination.url()}/${KEY}`,
+    rtmpTransponderFullUrl: true,
+  });
   t.equal(started.status, 200, JSON.stringify(started.body));
   const id = started.body.mediaSessionId as string;
   await awaitPushState(gw, 'cam', 'running', [], 10000);
@@ -79,10 +85,14 @@ t.test("a push's whole life reaches the endpoint, in order, signed, with no stre
   );
 
   // Every log line about the push names it and its destination (redacted).
-  const pushLines = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.destination !== undefined || l.mediaSessionId !== undefined);
+  const pushLines = logLines
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l.destination !== undefined || l.mediaSessionId !== undefined);
   t.ok(pushLines.length >= 10, `log lines about the push (${pushLines.length})`);
   t.same(
-    pushLines.filter((l) => l.mediaSessionId !== id || !/\/live\/\*\*\*$/.test(String(l.destination))).map((l) => l.msg),
+    pushLines
+      .filter((l) => l.mediaSessionId !== id || !/\/live\/\*\*\*$/.test(String(l.destination)))
+      .map((l) => l.msg),
     [],
     'each with its mediaSessionId and redacted destination',
   );
@@ -102,7 +112,19 @@ t.test('an endpoint that never answers does not hold back the media', async (t) 
   destination.on('media', (m) => m.kind === 'video' && !m.sequenceHeader && frames.push(m));
   const { gw } = await syntheticPublish(
     t,
-    { webhooks: [{ id: 'stuck', url: hooks.url, secret: SECRET, events: [], timeout_ms: 60000, max_attempts: 3, queue_limit: 100 }] },
+    {
+      webhooks: [
+        {
+          id: 'stuck',
+          url: hooks.url,
+          secret: SECRET,
+          events: [],
+          timeout_ms: 60000,
+          max_attempts: 3,
+          queue_limit: 100,
+        },
+      ],
+    },
     'cam',
   );
   const started = await gw.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: destination.url() });

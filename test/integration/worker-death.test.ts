@@ -21,7 +21,9 @@ import { sourceWorkers } from '../../kit/source-workers.js';
  * gone) is not running.
  */
 function children(name: string): number[] {
-  const lines = execFileSync('ps', ['-o', 'pid=,stat=,comm=', '--ppid', String(process.pid)], { encoding: 'utf8' }).split('\n');
+  const lines = execFileSync('ps', ['-o', 'pid=,stat=,comm=', '--ppid', String(process.pid)], {
+    encoding: 'utf8',
+  }).split('\n');
   return lines
     .map((line) => line.trim().split(/\s+/))
     .filter(([pid, stat, command]) => pid && !stat!.startsWith('Z') && command!.startsWith(name.slice(0, 15)))
@@ -51,7 +53,13 @@ t.test('a worker thread that dies: its stream comes back, the other loses nothin
   const baseUrl = await gateway.app.listen({ host: '127.0.0.1', port: 0 });
   const plane = gateway.plane as WorkerPlane;
   const request = async (path: string, body: unknown): Promise<any> =>
-    (await fetch(baseUrl + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).json();
+    (
+      await fetch(baseUrl + path, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      })
+    ).json();
   const publishers: SyntheticPublisher[] = [];
   t.teardown(async () => {
     for (const p of publishers) await p.stop();
@@ -61,7 +69,11 @@ t.test('a worker thread that dies: its stream comes back, the other loses nothin
   const publish = async (name: string) => {
     const publisher = await SyntheticPublisher.publish(testFixture(), baseUrl, name, { sdk: sdk(name) });
     publishers.push(publisher);
-    await waitFor(`${name} live`, () => publisher.messages.find((m) => m.type === 'destination' && m.state === 'live'), 15_000);
+    await waitFor(
+      `${name} live`,
+      () => publisher.messages.find((m) => m.type === 'destination' && m.state === 'live'),
+      15_000,
+    );
     return publisher;
   };
   const doomed = await publish('doomed');
@@ -79,10 +91,18 @@ t.test('a worker thread that dies: its stream comes back, the other loses nothin
   await doomedThread!.terminate();
 
   // Told lost, as a publisher whose connection failed: the SDK publishes again.
-  await waitFor('doomed told lost', () => doomed.messages.find((m) => m.type === 'status' && m.status === 'UNPUBLISHED' && m.lost), 10_000);
+  await waitFor(
+    'doomed told lost',
+    () => doomed.messages.find((m) => m.type === 'status' && m.status === 'UNPUBLISHED' && m.lost),
+    10_000,
+  );
   t.pass('the SDK was told its stream was lost');
   await waitFor("the dead worker's ffmpeg to end", () => children('ffmpeg').length === 1, 10_000);
-  t.same(children('ffmpeg').filter((pid) => ffmpegBefore.includes(pid)).length, 1, 'its ffmpeg was killed, the other one runs');
+  t.same(
+    children('ffmpeg').filter((pid) => ffmpegBefore.includes(pid)).length,
+    1,
+    'its ffmpeg was killed, the other one runs',
+  );
   if (config.webrtc_engine === 'mediasoup') {
     t.equal(mediasoupBefore.length, 2, 'a mediasoup process per worker');
     await waitFor('its mediasoup process to end', () => children('mediasoup-worker').length === 1, 10_000);
@@ -94,27 +114,50 @@ t.test('a worker thread that dies: its stream comes back, the other loses nothin
 
   // The worker is started again; what the SDK does on a lost stream: publish it again, with its destination.
   const survivorThread = plane.threadOf('survivor');
-  await waitFor('the worker to be started again', () => plane.threads().length === 2 && !plane.threads().includes(doomedThread!), 10_000);
+  await waitFor(
+    'the worker to be started again',
+    () => plane.threads().length === 2 && !plane.threads().includes(doomedThread!),
+    10_000,
+  );
   await doomed.stop();
   const back = await publish('doomed');
   const newThread = plane.threadOf('doomed');
-  t.ok(newThread && newThread !== survivorThread && newThread !== doomedThread, 'placed on the restarted worker (the one with fewer streams)');
+  t.ok(
+    newThread && newThread !== survivorThread && newThread !== doomedThread,
+    'placed on the restarted worker (the one with fewer streams)',
+  );
   const [pushAgain] = await request('/rest-api/push/find', { streamName: 'doomed' });
   t.equal(pushAgain.state, 'running');
   t.not(pushAgain.mediaSessionId, doomedPush.mediaSessionId, 'a new push (the old one died with its worker)');
-  await waitFor('doomed at the RTMP server again', async () => (await nginx.streams()).some((s) => s.name === 'doomed' && s.width > 0), 10_000);
+  await waitFor(
+    'doomed at the RTMP server again',
+    async () => (await nginx.streams()).some((s) => s.name === 'doomed' && s.width > 0),
+    10_000,
+  );
   t.ok(back.messages.some((m) => m.type === 'destination' && m.state === 'live'));
 
   // The other worker's stream went on untouched.
   const [survivorAfter] = await request('/rest-api/push/find', { streamName: 'survivor' });
   t.equal(survivorAfter.mediaSessionId, survivorPush.mediaSessionId);
   t.equal(survivorAfter.state, 'running');
-  t.ok(survivorAfter.counters.frames > survivorPush.counters.frames, `it kept sending (${survivorPush.counters.frames} -> ${survivorAfter.counters.frames} frames)`);
-  t.match(survivorAfter.counters, { framesLost: 0, framesDropped: 0, framesDiscarded: 0, drops: 0 }, 'and lost no frame');
+  t.ok(
+    survivorAfter.counters.frames > survivorPush.counters.frames,
+    `it kept sending (${survivorPush.counters.frames} -> ${survivorAfter.counters.frames} frames)`,
+  );
+  t.match(
+    survivorAfter.counters,
+    { framesLost: 0, framesDropped: 0, framesDiscarded: 0, drops: 0 },
+    'and lost no frame',
+  );
   t.notOk(
     survivor.messages.some((m) => m.type === 'status' && m.status === 'UNPUBLISHED'),
     'its SDK heard nothing of it',
   );
-  if (config.webrtc_engine === 'mediasoup') t.equal(children('mediasoup-worker').length, 2, 'the restarted worker has a mediasoup process of its own');
-  t.match(await (await fetch(`${baseUrl}/health`)).json(), { publishers: 2, transponders: 2, workers: 2 }, 'the counts hold what runs');
+  if (config.webrtc_engine === 'mediasoup')
+    t.equal(children('mediasoup-worker').length, 2, 'the restarted worker has a mediasoup process of its own');
+  t.match(
+    await (await fetch(`${baseUrl}/health`)).json(),
+    { publishers: 2, transponders: 2, workers: 2 },
+    'the counts hold what runs',
+  );
 });

@@ -19,7 +19,10 @@ decoder.free();
 async function mixer(): Promise<{ mixer: AudioMixer; out: Int16Array[]; clock: { now: number } }> {
   const out: Int16Array[] = [];
   const clock = { now: 10_000 };
-  const m = new AudioMixer({ write: (pcm) => void out.push(new Int16Array(pcm.buffer.slice(pcm.byteOffset, pcm.byteOffset + pcm.length))), now: () => clock.now });
+  const m = new AudioMixer({
+    write: (pcm) => void out.push(new Int16Array(pcm.buffer.slice(pcm.byteOffset, pcm.byteOffset + pcm.length))),
+    now: () => clock.now,
+  });
   m.begin(10_000);
   t.teardown(() => m.close());
   return { mixer: m, out, clock };
@@ -61,7 +64,11 @@ t.test('mute writes silence in the same time; a source is mixed at its volume an
   m.source = { volume: 1, take: (n) => new Int16Array(Math.min(n, 100) * 2).fill(5) };
   m.muted = true;
   m.pushPcm(pcm[3], 10_060);
-  t.same([out[3]![0], out[3]![199], out[3]![200]], [5, 5, 0], 'a source that has fewer frames leaves silence after them');
+  t.same(
+    [out[3]![0], out[3]![199], out[3]![200]],
+    [5, 5, 0],
+    'a source that has fewer frames leaves silence after them',
+  );
 });
 
 t.test('when live audio stops, silence keeps time moving; a packet over it is trimmed', async (t) => {

@@ -18,15 +18,18 @@ t.test('each byte gets odd parity in its top bit', async (t) => {
   t.equal(PAD_PAIR, 0x8080);
 });
 
-t.test('a caption rolls in: roll-up 2 once, then per row a carriage return and row 15, each sent twice, then the text', async (t) => {
-  const writer = new Cea608Writer();
-  writer.write('Hello');
-  t.same(hex(all(writer)), ['9425', '9425', '94ad', '94ad', '94e0', '94e0', 'c8e5', 'ecec', 'ef80']);
-  writer.write('Hi');
-  t.same(hex(all(writer)), ['94ad', '94ad', '94e0', '94e0', 'c8e9'], 'the mode is set once');
-  writer.erase();
-  t.same(hex(all(writer)), ['942c', '942c']);
-});
+t.test(
+  'a caption rolls in: roll-up 2 once, then per row a carriage return and row 15, each sent twice, then the text',
+  async (t) => {
+    const writer = new Cea608Writer();
+    writer.write('Hello');
+    t.same(hex(all(writer)), ['9425', '9425', '94ad', '94ad', '94e0', '94e0', 'c8e5', 'ecec', 'ef80']);
+    writer.write('Hi');
+    t.same(hex(all(writer)), ['94ad', '94ad', '94e0', '94e0', 'c8e9'], 'the mode is set once');
+    writer.erase();
+    t.same(hex(all(writer)), ['942c', '942c']);
+  },
+);
 
 t.test('special and extended characters: their code twice, an extended one after a basic stand-in', async (t) => {
   const writer = new Cea608Writer();
@@ -35,7 +38,11 @@ t.test('special and extended characters: their code twice, an extended one after
   writer.write('{');
   t.same(hex(all(writer)).slice(4), ['a880', '1329', '1329'], "'{' is 0x13 0x29, after '('");
   writer.write('♪♪');
-  t.same(hex(all(writer)).slice(4), ['9137', '9137', '8080', '9137', '9137'], 'a null pair keeps the second from reading as a repeat');
+  t.same(
+    hex(all(writer)).slice(4),
+    ['9137', '9137', '8080', '9137', '9137'],
+    'a null pair keeps the second from reading as a repeat',
+  );
   writer.write('é*');
   t.same(hex(all(writer)).slice(4), ['dcab', '92a8', '92a8'], "é is basic 0x5C; '*' is extended 0x12 0x28, after '+'");
 });
@@ -52,7 +59,11 @@ t.test('text is wrapped into rows of 32 columns', async (t) => {
   const rows = captionRows('The quick brown fox jumps over the lazy dog and keeps on running far away');
   t.ok(rows.every((row) => row.length <= 32));
   t.equal(rows.join(' '), 'The quick brown fox jumps over the lazy dog and keeps on running far away');
-  t.same(captionRows('x'.repeat(70)), ['x'.repeat(32), 'x'.repeat(32), 'x'.repeat(6)], 'a word longer than a row is cut');
+  t.same(
+    captionRows('x'.repeat(70)),
+    ['x'.repeat(32), 'x'.repeat(32), 'x'.repeat(6)],
+    'a word longer than a row is cut',
+  );
 });
 
 t.test('take hands out at most the count asked, oldest first', async (t) => {
@@ -67,7 +78,13 @@ t.test('take hands out at most the count asked, oldest first', async (t) => {
 
 t.test('the SEI: A/53 cc_data in user data registered by ITU-T T.35, with emulation prevention', async (t) => {
   const sei = captionSei([0x9425, 0x8080]);
-  t.same([...sei], [0x06, 0x04, 17, 0xb5, 0x00, 0x31, 0x47, 0x41, 0x39, 0x34, 0x03, 0xc2, 0xff, 0xfc, 0x94, 0x25, 0xfc, 0x80, 0x80, 0xff, 0x80]);
+  t.same(
+    [...sei],
+    [
+      0x06, 0x04, 17, 0xb5, 0x00, 0x31, 0x47, 0x41, 0x39, 0x34, 0x03, 0xc2, 0xff, 0xfc, 0x94, 0x25, 0xfc, 0x80, 0x80,
+      0xff, 0x80,
+    ],
+  );
   t.throws(() => captionSei([]), RangeError);
   t.throws(() => captionSei(new Array<number>(32).fill(PAD_PAIR)), RangeError);
   const long = captionSei(new Array<number>(31).fill(0x0000));
@@ -78,61 +95,92 @@ t.test('the SEI: A/53 cc_data in user data registered by ITU-T T.35, with emulat
 t.test('the SEI goes before the first slice; every other byte of the frame is kept', async (t) => {
   const nal = (bytes: number[]): Buffer => Buffer.concat([Buffer.from([0, 0, 0, bytes.length]), Buffer.from(bytes)]);
   const header = Buffer.from([0x17, 1, 0, 0, 0]);
-  const body = Buffer.concat([header, nal([0x09, 0xf0]), nal([0x67, 1, 2]), nal([0x68, 3]), nal([0x65, 9, 9, 9]), nal([0x65, 8])]);
+  const body = Buffer.concat([
+    header,
+    nal([0x09, 0xf0]),
+    nal([0x67, 1, 2]),
+    nal([0x68, 3]),
+    nal([0x65, 9, 9, 9]),
+    nal([0x65, 8]),
+  ]);
   const sei = captionSei([0x9425]);
   const out = withSei(body, sei);
-  t.same(out, Buffer.concat([header, nal([0x09, 0xf0]), nal([0x67, 1, 2]), nal([0x68, 3]), nal([...sei]), nal([0x65, 9, 9, 9]), nal([0x65, 8])]));
+  t.same(
+    out,
+    Buffer.concat([
+      header,
+      nal([0x09, 0xf0]),
+      nal([0x67, 1, 2]),
+      nal([0x68, 3]),
+      nal([...sei]),
+      nal([0x65, 9, 9, 9]),
+      nal([0x65, 8]),
+    ]),
+  );
   t.equal(withSei(Buffer.concat([header, nal([0x09, 0xf0])]), sei).length, 11, 'no slice: as it was');
 });
 
-t.test('a client past 20 captions in a second is refused with 429 until the second has passed; others are not held', async (t) => {
-  let now = 0;
-  const flood = new CaptionFlood(() => now);
-  for (let i = 0; i < 20; i++) flood.take('10.0.0.1');
-  t.throws(() => flood.take('10.0.0.1'), { code: 'too_many_requests', retryAfterS: 1 });
-  t.doesNotThrow(() => flood.take('10.0.0.2'), 'another address has its own share');
-  now = 999;
-  t.throws(() => flood.take('10.0.0.1'), GatewayError, 'still the same second');
-  now = 1000;
-  t.doesNotThrow(() => flood.take('10.0.0.1'), 'a new second');
-  for (let i = 0; i < 20; i++) flood.take('busy');
-  t.throws(() => flood.take('busy'), GatewayError);
-  for (let i = 0; i < 10_000; i++) flood.take(`client-${i}`);
-  t.doesNotThrow(() => flood.take('busy'), 'the address seen longest ago is forgotten first (10,000 kept at most)');
-});
+t.test(
+  'a client past 20 captions in a second is refused with 429 until the second has passed; others are not held',
+  async (t) => {
+    let now = 0;
+    const flood = new CaptionFlood(() => now);
+    for (let i = 0; i < 20; i++) flood.take('10.0.0.1');
+    t.throws(() => flood.take('10.0.0.1'), { code: 'too_many_requests', retryAfterS: 1 });
+    t.doesNotThrow(() => flood.take('10.0.0.2'), 'another address has its own share');
+    now = 999;
+    t.throws(() => flood.take('10.0.0.1'), GatewayError, 'still the same second');
+    now = 1000;
+    t.doesNotThrow(() => flood.take('10.0.0.1'), 'a new second');
+    for (let i = 0; i < 20; i++) flood.take('busy');
+    t.throws(() => flood.take('busy'), GatewayError);
+    for (let i = 0; i < 10_000; i++) flood.take(`client-${i}`);
+    t.doesNotThrow(() => flood.take('busy'), 'the address seen longest ago is forgotten first (10,000 kept at most)');
+  },
+);
 
-t.test('interim text is written over: what of it waits is dropped, the row rewritten from column 0 and the rest deleted', async (t) => {
-  const writer = new Cea608Writer();
-  writer.write('Hi', false);
-  t.same(hex(all(writer)), ['9425', '9425', '94ad', '94ad', '94e0', '94e0', 'c8e9'], 'a new row, as a final caption starts one');
-  writer.write('Hello', false);
-  t.equal(writer.pending, 7, 'row 15 again, the text, delete to end of row');
-  writer.write('Hello world.');
-  t.same(
-    hex(all(writer)),
-    ['94e0', '94e0', 'c8e5', 'ecec', 'ef20', 'f7ef', 'f2ec', '64ae', '94a4', '94a4'],
-    'the waiting interim dropped; the final text over the row, the rest deleted',
-  );
-  writer.write('Next');
-  t.same(hex(all(writer)), ['94ad', '94ad', '94e0', '94e0', 'cee5', 'f8f4'], 'after a final caption, a new row');
-  writer.write('Half', false);
-  t.same(hex(writer.take(3)), ['94ad', '94ad', '94e0'], 'an interim in part sent');
-  writer.write('Halfway there');
-  t.same(
-    hex(all(writer)).slice(0, 4),
-    ['8080', '94e0', '94e0', 'c861'],
-    "what was sent stays; the row is addressed again (a null pair after the PAC already sent, so it is not read as that one's repeat)",
-  );
-});
+t.test(
+  'interim text is written over: what of it waits is dropped, the row rewritten from column 0 and the rest deleted',
+  async (t) => {
+    const writer = new Cea608Writer();
+    writer.write('Hi', false);
+    t.same(
+      hex(all(writer)),
+      ['9425', '9425', '94ad', '94ad', '94e0', '94e0', 'c8e9'],
+      'a new row, as a final caption starts one',
+    );
+    writer.write('Hello', false);
+    t.equal(writer.pending, 7, 'row 15 again, the text, delete to end of row');
+    writer.write('Hello world.');
+    t.same(
+      hex(all(writer)),
+      ['94e0', '94e0', 'c8e5', 'ecec', 'ef20', 'f7ef', 'f2ec', '64ae', '94a4', '94a4'],
+      'the waiting interim dropped; the final text over the row, the rest deleted',
+    );
+    writer.write('Next');
+    t.same(hex(all(writer)), ['94ad', '94ad', '94e0', '94e0', 'cee5', 'f8f4'], 'after a final caption, a new row');
+    writer.write('Half', false);
+    t.same(hex(writer.take(3)), ['94ad', '94ad', '94e0'], 'an interim in part sent');
+    writer.write('Halfway there');
+    t.same(
+      hex(all(writer)).slice(0, 4),
+      ['8080', '94e0', '94e0', 'c861'],
+      "what was sent stays; the row is addressed again (a null pair after the PAC already sent, so it is not read as that one's repeat)",
+    );
+  },
+);
 
-t.test('a push that sends no frames holds at most about 20 s of pairs: what waits is dropped before the next caption', async (t) => {
-  const writer = new Cea608Writer();
-  for (let i = 0; i < 200; i++) writer.write(`Caption number ${i} of a push in standby.`);
-  t.ok(writer.pending <= 600 + 60, `${writer.pending} pairs waiting`);
-  t.ok(writer.dropped >= 1, 'counted');
-  const pairs = hex(all(writer));
-  t.same(pairs.slice(0, 4), ['94ad', '94ad', '94e0', '94e0'], 'what is left starts a row of its own');
-});
+t.test(
+  'a push that sends no frames holds at most about 20 s of pairs: what waits is dropped before the next caption',
+  async (t) => {
+    const writer = new Cea608Writer();
+    for (let i = 0; i < 200; i++) writer.write(`Caption number ${i} of a push in standby.`);
+    t.ok(writer.pending <= 600 + 60, `${writer.pending} pairs waiting`);
+    t.ok(writer.dropped >= 1, 'counted');
+    const pairs = hex(all(writer));
+    t.same(pairs.slice(0, 4), ['94ad', '94ad', '94e0', '94e0'], 'what is left starts a row of its own');
+  },
+);
 
 t.test('captions that never stop, faster than frames take them: the queue stays bounded, and in order', async (t) => {
   const writer = new Cea608Writer();
@@ -183,37 +231,48 @@ t.test('captions held past 64 go into the video at once, oldest first', async (t
   t.equal(cues.length, 66, 'the rest on the frame captured after them');
 });
 
-t.test("a caption's media time: now when not given; within 10 s back and 60 s ahead, else refused naming `at`", async (t) => {
-  t.same(placeCaption(5_000, 65_000), { atMs: 65_000, at: 60_000 });
-  t.same(placeCaption(5_000, 65_000, 52_000), { atMs: 57_000, at: 52_000 });
-  t.same(placeCaption(5_000, 65_000, 120_000), { atMs: 125_000, at: 120_000 });
-  for (const at of [49_999, 120_001]) {
-    const error = (() => {
-      try {
-        placeCaption(5_000, 65_000, at);
-      } catch (caught) {
-        return caught as GatewayError;
-      }
-    })();
-    t.match(error, { code: 'invalid_request', field: 'at' }, `${at} refused`);
-  }
-});
+t.test(
+  "a caption's media time: now when not given; within 10 s back and 60 s ahead, else refused naming `at`",
+  async (t) => {
+    t.same(placeCaption(5_000, 65_000), { atMs: 65_000, at: 60_000 });
+    t.same(placeCaption(5_000, 65_000, 52_000), { atMs: 57_000, at: 52_000 });
+    t.same(placeCaption(5_000, 65_000, 120_000), { atMs: 125_000, at: 120_000 });
+    for (const at of [49_999, 120_001]) {
+      const error = (() => {
+        try {
+          placeCaption(5_000, 65_000, at);
+        } catch (caught) {
+          return caught as GatewayError;
+        }
+      })();
+      t.match(error, { code: 'invalid_request', field: 'at' }, `${at} refused`);
+    }
+  },
+);
 
-t.test("a recording's WebVTT: a cue per caption, interim text made one with its final, each until the next or 10 s", async (t) => {
-  const captions = new RecordingCaptions();
-  captions.add({ linkMs: 1_000, text: 'Hel', final: false });
-  captions.add({ linkMs: 1_400, text: 'Hello <you> & all', final: true });
-  captions.add({ linkMs: 3_000, text: 'Second', final: true });
-  captions.add({ linkMs: 20_000, text: 'Across the cut', final: true });
-  t.equal(
-    captions.part(0, 21_000),
-    'WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nHello &lt;you&gt; &amp; all\n\n00:00:03.000 --> 00:00:13.000\nSecond\n\n' + '00:00:20.000 --> 00:00:21.000\nAcross the cut\n',
-  );
-  t.equal(captions.part(21_000, undefined), 'WEBVTT\n\n00:00:00.000 --> 00:00:09.000\nAcross the cut\n', 'the next part has the rest of the cue that crosses');
-  t.equal(captions.part(30_000, undefined), undefined, 'none left: no file');
-  t.equal(vttTime(3_725_004), '01:02:05.004');
-  t.equal(vttTime(101 * 3_600_000), '101:00:00.000', 'hours take the digits they need');
-});
+t.test(
+  "a recording's WebVTT: a cue per caption, interim text made one with its final, each until the next or 10 s",
+  async (t) => {
+    const captions = new RecordingCaptions();
+    captions.add({ linkMs: 1_000, text: 'Hel', final: false });
+    captions.add({ linkMs: 1_400, text: 'Hello <you> & all', final: true });
+    captions.add({ linkMs: 3_000, text: 'Second', final: true });
+    captions.add({ linkMs: 20_000, text: 'Across the cut', final: true });
+    t.equal(
+      captions.part(0, 21_000),
+      'WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nHello &lt;you&gt; &amp; all\n\n00:00:03.000 --> 00:00:13.000\nSecond\n\n' +
+        '00:00:20.000 --> 00:00:21.000\nAcross the cut\n',
+    );
+    t.equal(
+      captions.part(21_000, undefined),
+      'WEBVTT\n\n00:00:00.000 --> 00:00:09.000\nAcross the cut\n',
+      'the next part has the rest of the cue that crosses',
+    );
+    t.equal(captions.part(30_000, undefined), undefined, 'none left: no file');
+    t.equal(vttTime(3_725_004), '01:02:05.004');
+    t.equal(vttTime(101 * 3_600_000), '101:00:00.000', 'hours take the digits they need');
+  },
+);
 
 t.test('a data channel message as a caption: text, or JSON; what is refused names its field', async (t) => {
   t.same(parseChannelCaption('Hello.'), { text: 'Hello.' });
@@ -230,13 +289,20 @@ t.test('a data channel message as a caption: text, or JSON; what is refused name
   t.equal(fieldOf('a\u0007b'), 'text', 'a control character');
 });
 
-t.test('pop-on: loaded off screen at the bottom rows, then shown whole (end of caption); interim text not shown', async (t) => {
-  const writer = new Cea608Writer('pop-on');
-  writer.write('Hi');
-  t.same(hex(all(writer)), ['9420', '9420', '94ae', '94ae', '94e0', '94e0', 'c8e9', '942f', '942f'], 'RCL, ENM, row 15, the text, EOC');
-  writer.write('Hel', false);
-  t.equal(writer.pending, 0, 'interim: nothing');
-  writer.write('one two three four five six seven eight nine ten eleven');
-  const rows = hex(all(writer)).filter((pair) => ['1340', '13e0', '9440', '94e0'].includes(pair));
-  t.same(rows, ['9440', '9440', '94e0', '94e0'], 'two rows: 14 and 15');
-});
+t.test(
+  'pop-on: loaded off screen at the bottom rows, then shown whole (end of caption); interim text not shown',
+  async (t) => {
+    const writer = new Cea608Writer('pop-on');
+    writer.write('Hi');
+    t.same(
+      hex(all(writer)),
+      ['9420', '9420', '94ae', '94ae', '94e0', '94e0', 'c8e9', '942f', '942f'],
+      'RCL, ENM, row 15, the text, EOC',
+    );
+    writer.write('Hel', false);
+    t.equal(writer.pending, 0, 'interim: nothing');
+    writer.write('one two three four five six seven eight nine ten eleven');
+    const rows = hex(all(writer)).filter((pair) => ['1340', '13e0', '9440', '94e0'].includes(pair));
+    t.same(rows, ['9440', '9440', '94e0', '94e0'], 'two rows: 14 and 15');
+  },
+);

@@ -12,7 +12,10 @@ t.test('the file follows the children that start and end', async (t) => {
   const file = join(dir, 'a.json');
   const registry = new ChildRegistry(file);
   registry.add(process.pid);
-  t.match(JSON.parse(await readFile(file, 'utf8')), { gatewayPid: process.pid, children: [{ pid: process.pid, startTime: /^\d+$/ }] });
+  t.match(JSON.parse(await readFile(file, 'utf8')), {
+    gatewayPid: process.pid,
+    children: [{ pid: process.pid, startTime: /^\d+$/ }],
+  });
   registry.remove(process.pid);
   t.same(JSON.parse(await readFile(file, 'utf8')).children, []);
 });

@@ -33,7 +33,13 @@ t.test('parameter sets are taken from a STAP-A', async (t) => {
   const units: VideoFrame[] = [];
   const depacketizer = new H264Depacketizer({ frame: (unit) => units.push(unit) }, { maxWaitMs: 100 });
   depacketizer.push({ sequenceNumber: 1, timestamp: 0, marker: false, payload: stapA(SPS_720P, PPS), captureMs: 0 });
-  depacketizer.push({ sequenceNumber: 2, timestamp: 0, marker: true, payload: Buffer.from([0x65, 0x88, 0x84]), captureMs: 0 });
+  depacketizer.push({
+    sequenceNumber: 2,
+    timestamp: 0,
+    marker: true,
+    payload: Buffer.from([0x65, 0x88, 0x84]),
+    captureMs: 0,
+  });
   const { sps, pps } = units[0]!;
   t.same(sps, SPS_720P);
   t.same(pps, PPS);

@@ -17,11 +17,18 @@ t.test('the table has a row for every key, with its variable, default and descri
   t.match(table, '| `http_port` | `GATEWAY_HTTP_PORT` | `8080` | HTTP port |');
   t.match(table, '| `rtmp_push_auto_start_url` | `GATEWAY_RTMP_PUSH_AUTO_START_URL` | `""` |');
   t.match(table, '| `webrtc_video_codecs` | `GATEWAY_WEBRTC_VIDEO_CODECS` | `["H264","VP8","VP9"]` |');
-  t.match(table, '`{id, secret \\| secret_env \\| secret_file, scope: [control, metrics]}`', 'a | in a description does not end the cell');
+  t.match(
+    table,
+    '`{id, secret \\| secret_env \\| secret_file, scope: [control, metrics]}`',
+    'a | in a description does not end the cell',
+  );
 });
 
 t.test('a stale table is told apart', async (t) => {
-  const stale = readme.replace('| `http_port` | `GATEWAY_HTTP_PORT` | `8080` |', '| `http_port` | `GATEWAY_HTTP_PORT` | `8081` |');
+  const stale = readme.replace(
+    '| `http_port` | `GATEWAY_HTTP_PORT` | `8080` |',
+    '| `http_port` | `GATEWAY_HTTP_PORT` | `8081` |',
+  );
   t.not(stale, readme);
   t.equal(withReference(stale), readme, 'made anew, the table is right again');
   t.throws(() => withReference('# no table here'), /no <!-- config-reference/);

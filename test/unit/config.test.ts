@@ -17,26 +17,61 @@ t.test('an unknown key stops the gateway naming the key', async (t) => {
 });
 
 t.test('a bad value stops the gateway naming the key', async (t) => {
-  t.throws(() => parseConfig({ webrtc_ice_addresses: ['localhost'] }), { message: /webrtc_ice_addresses\.0: must be an IP address/ });
-  t.throws(() => parseConfig({ webrtc_ice_port_min: 5000, webrtc_ice_port_max: 4000 }), { message: /webrtc_ice_port_max/ });
-  t.throws(() => parseConfig({ webrtc_ice_remote_networks: ['10.0.0.0/33'] }), { message: /webrtc_ice_remote_networks\.0/ });
-  t.throws(() => parseConfig({ rtmp_transponder_stream_name_prefix: 'a/b' }), { message: /rtmp_transponder_stream_name_prefix/ });
-  t.throws(() => parseConfig({ rtmp_out_buffer_start_size: 3000 }), { message: /rtmp_out_buffer_start_size: must not exceed rtmp_out_buffer_initial_size/ });
-  t.throws(() => parseConfig({ rtmp_out_buffer_max_bufferings_allowed: -2 }), { message: /rtmp_out_buffer_max_bufferings_allowed/ });
+  t.throws(() => parseConfig({ webrtc_ice_addresses: ['localhost'] }), {
+    message: /webrtc_ice_addresses\.0: must be an IP address/,
+  });
+  t.throws(() => parseConfig({ webrtc_ice_port_min: 5000, webrtc_ice_port_max: 4000 }), {
+    message: /webrtc_ice_port_max/,
+  });
+  t.throws(() => parseConfig({ webrtc_ice_remote_networks: ['10.0.0.0/33'] }), {
+    message: /webrtc_ice_remote_networks\.0/,
+  });
+  t.throws(() => parseConfig({ rtmp_transponder_stream_name_prefix: 'a/b' }), {
+    message: /rtmp_transponder_stream_name_prefix/,
+  });
+  t.throws(() => parseConfig({ rtmp_out_buffer_start_size: 3000 }), {
+    message: /rtmp_out_buffer_start_size: must not exceed rtmp_out_buffer_initial_size/,
+  });
+  t.throws(() => parseConfig({ rtmp_out_buffer_max_bufferings_allowed: -2 }), {
+    message: /rtmp_out_buffer_max_bufferings_allowed/,
+  });
 });
 
 t.test('the cluster and the push store: bad values name the key', async (t) => {
-  const cluster = { redis_url: 'redis://127.0.0.1:6379', advertise_url: 'http://10.0.0.11:8080', secret: 'a cluster secret of 16+' };
-  t.match(parseConfig({ cluster }).cluster, { ...cluster, key_prefix: 'gw:', heartbeat_ms: 1000, node_timeout_ms: 3000, lease_ms: 3000, drain_timeout_ms: 60000 });
+  const cluster = {
+    redis_url: 'redis://127.0.0.1:6379',
+    advertise_url: 'http://10.0.0.11:8080',
+    secret: 'a cluster secret of 16+',
+  };
+  t.match(parseConfig({ cluster }).cluster, {
+    ...cluster,
+    key_prefix: 'gw:',
+    heartbeat_ms: 1000,
+    node_timeout_ms: 3000,
+    lease_ms: 3000,
+    drain_timeout_ms: 60000,
+  });
   t.equal(parseConfig({}).cluster, null, 'none: a gateway on its own');
-  t.throws(() => parseConfig({ cluster: { ...cluster, redis_url: 'http://x' } }), { message: /cluster\.redis_url: must be a redis:\/\/ or rediss:\/\/ URL/ });
-  t.throws(() => parseConfig({ cluster: { ...cluster, advertise_url: 'ftp://x' } }), { message: /cluster\.advertise_url/ });
+  t.throws(() => parseConfig({ cluster: { ...cluster, redis_url: 'http://x' } }), {
+    message: /cluster\.redis_url: must be a redis:\/\/ or rediss:\/\/ URL/,
+  });
+  t.throws(() => parseConfig({ cluster: { ...cluster, advertise_url: 'ftp://x' } }), {
+    message: /cluster\.advertise_url/,
+  });
   t.throws(() => parseConfig({ cluster: { ...cluster, node_id: 'a|b' } }), { message: /cluster\.node_id/ });
   const { secret: _secret, ...noSecret } = cluster;
-  t.throws(() => parseConfig({ cluster: noSecret }), { message: /cluster\.secret: give exactly one of secret, secret_env, secret_file/ });
-  t.throws(() => parseConfig({ cluster: { ...cluster, secret: 'short' } }), { message: /cluster\.secret: must be at least 16 characters/ });
-  t.throws(() => parseConfig({ cluster: { ...cluster, heartbeat_ms: 1000, node_timeout_ms: 1500 } }), { message: /cluster\.node_timeout_ms: must be at least twice heartbeat_ms/ });
-  t.throws(() => parseConfig({ cluster: { ...cluster, heartbeat_ms: 1000, lease_ms: 1500 } }), { message: /cluster\.lease_ms: must be at least twice heartbeat_ms/ });
+  t.throws(() => parseConfig({ cluster: noSecret }), {
+    message: /cluster\.secret: give exactly one of secret, secret_env, secret_file/,
+  });
+  t.throws(() => parseConfig({ cluster: { ...cluster, secret: 'short' } }), {
+    message: /cluster\.secret: must be at least 16 characters/,
+  });
+  t.throws(() => parseConfig({ cluster: { ...cluster, heartbeat_ms: 1000, node_timeout_ms: 1500 } }), {
+    message: /cluster\.node_timeout_ms: must be at least twice heartbeat_ms/,
+  });
+  t.throws(() => parseConfig({ cluster: { ...cluster, heartbeat_ms: 1000, lease_ms: 1500 } }), {
+    message: /cluster\.lease_ms: must be at least twice heartbeat_ms/,
+  });
   t.throws(() => parseConfig({ cluster: { ...cluster, redis: 'x' } }), { message: /cluster\.redis: unknown key/ });
   t.throws(() => parseConfig({ push_store_secret_env: 'A', push_store_secret_file: '/k' }), {
     message: /push_store_secret_file: give push_store_secret_env or push_store_secret_file, not both/,

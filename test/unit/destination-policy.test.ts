@@ -1,9 +1,20 @@
 import t from 'tap';
 import { classifyAddress } from '../../src/security/addresses.js';
-import { DestinationPolicy, destinationResolver, type DestinationPolicyConfig } from '../../src/security/destination-policy.js';
+import {
+  DestinationPolicy,
+  destinationResolver,
+  type DestinationPolicyConfig,
+} from '../../src/security/destination-policy.js';
 
 const policy = (over: Partial<DestinationPolicyConfig> = {}): DestinationPolicy =>
-  new DestinationPolicy({ allowLoopback: false, allowPrivate: false, allowedHosts: [], deniedHosts: [], allowedPorts: [], ...over });
+  new DestinationPolicy({
+    allowLoopback: false,
+    allowPrivate: false,
+    allowedHosts: [],
+    deniedHosts: [],
+    allowedPorts: [],
+    ...over,
+  });
 
 t.test('addresses are classified in every spelling, IPv4 inside IPv6 judged as IPv4', async (t) => {
   const cases: [string, string][] = [
@@ -50,14 +61,32 @@ t.test('addresses are classified in every spelling, IPv4 inside IPv6 judged as I
 
 t.test('always refused, whatever the configuration', async (t) => {
   const open = policy({ allowLoopback: true, allowPrivate: true });
-  for (const address of ['169.254.169.254', '0.0.0.0', '::', 'fe80::1', '224.0.0.1', '255.255.255.255', '::ffff:169.254.169.254']) {
-    t.throws(() => open.check(address, 1935, [address]), { code: 'invalid_request', field: 'rtmpUrl', message: /never allowed/ }, address);
+  for (const address of [
+    '169.254.169.254',
+    '0.0.0.0',
+    '::',
+    'fe80::1',
+    '224.0.0.1',
+    '255.255.255.255',
+    '::ffff:169.254.169.254',
+  ]) {
+    t.throws(
+      () => open.check(address, 1935, [address]),
+      { code: 'invalid_request', field: 'rtmpUrl', message: /never allowed/ },
+      address,
+    );
   }
 });
 
 t.test('loopback and private need their switch, or the address in the allowed list', async (t) => {
-  t.throws(() => policy().check('127.0.0.1', 1935, ['127.0.0.1']), /loopback address, not allowed \(set destination_allow_loopback/);
-  t.throws(() => policy().check('10.0.0.1', 1935, ['10.0.0.1']), /private address, not allowed \(set destination_allow_private/);
+  t.throws(
+    () => policy().check('127.0.0.1', 1935, ['127.0.0.1']),
+    /loopback address, not allowed \(set destination_allow_loopback/,
+  );
+  t.throws(
+    () => policy().check('10.0.0.1', 1935, ['10.0.0.1']),
+    /private address, not allowed \(set destination_allow_private/,
+  );
   t.throws(() => policy().check('rtmp.lan', 1935, ['192.168.1.5']), /host rtmp.lan resolves to a private address/);
   t.doesNotThrow(() => policy({ allowLoopback: true }).check('127.0.0.1', 1935, ['127.0.0.1']));
   t.doesNotThrow(() => policy({ allowPrivate: true }).check('10.0.0.1', 1935, ['10.0.0.1']));

@@ -44,7 +44,11 @@ t.test('prefix mode: what follows the application name (a pasted stream key) is 
   t.equal(d.redactedUrl, 'rtmp://live.example.com:1935/app/***/***/rtmp_cam');
   t.equal(d.redactedRequestedUrl, 'rtmp://live.example.com:1935/app/***/***');
   t.equal(scrubDestination('refused KEY-abc-123 (more)', d), 'refused *** (***)');
-  t.equal(parseDestination('rtmp://h/live', 'cam', prefix).redactedUrl, 'rtmp://h:1935/live/rtmp_cam', 'an application alone is shown');
+  t.equal(
+    parseDestination('rtmp://h/live', 'cam', prefix).redactedUrl,
+    'rtmp://h:1935/live/rtmp_cam',
+    'an application alone is shown',
+  );
 });
 
 t.test('rtmps defaults to port 443', async (t) => {
@@ -63,7 +67,10 @@ t.test('credentials are decoded for RTMP authentication and kept secret', async 
   t.equal(d.redactedUrl, 'rtmp://us%20er:***@h:1935/app/***');
   t.equal(scrubDestination('said p@ss:word and p%40ss%3Aword', d), 'said *** and ***');
   t.equal(parseDestination('rtmp://h/app', 's', prefix).credentials, undefined);
-  t.throws(() => parseDestination('rtmp://user@h/app', 's', prefix), /rtmpUrl: credentials need both a user name and a password/);
+  t.throws(
+    () => parseDestination('rtmp://user@h/app', 's', prefix),
+    /rtmpUrl: credentials need both a user name and a password/,
+  );
   t.throws(() => parseDestination('rtmp://:pw@h/app', 's', prefix), /rtmpUrl: credentials need both/);
 });
 
@@ -88,20 +95,39 @@ t.test('bad URLs are refused naming the field', async (t) => {
   t.throws(() => parseDestination('rtmp://h/app', 's', full), { message: /full-URL mode/ });
 });
 
-t.test('query secrets are scrubbed in every spelling a destination can echo back; bare query words are secrets', async (t) => {
-  const d = parseDestination('rtmp://h/app?token=CANARY+TOK%2F1&BARETOKEN', 's', { prefix: 'rtmp_', fullUrl: false });
-  t.equal(d.redactedUrl, 'rtmp://h:1935/app/rtmp_s?token=***&***');
-  for (const echoed of ['CANARY+TOK%2F1', 'CANARY TOK/1', 'CANARY+TOK/1', 'CANARY%20TOK%2F1', 'BARETOKEN']) {
-    t.notMatch(scrubDestination(`refused: app=live?token=${echoed}`, d), /CANARY|TOK|BARETOKEN/, echoed);
-  }
-  const key = parseDestination('rtmp://h/live2/KEY%2Bwith%20space', 's', { prefix: '', fullUrl: true });
-  for (const echoed of ['KEY%2Bwith%20space', 'KEY+with space', 'KEY%2Bwith+space']) t.notMatch(scrubDestination(echoed, key), /KEY|with/, echoed);
-});
+t.test(
+  'query secrets are scrubbed in every spelling a destination can echo back; bare query words are secrets',
+  async (t) => {
+    const d = parseDestination('rtmp://h/app?token=CANARY+TOK%2F1&BARETOKEN', 's', { prefix: 'rtmp_', fullUrl: false });
+    t.equal(d.redactedUrl, 'rtmp://h:1935/app/rtmp_s?token=***&***');
+    for (const echoed of ['CANARY+TOK%2F1', 'CANARY TOK/1', 'CANARY+TOK/1', 'CANARY%20TOK%2F1', 'BARETOKEN']) {
+      t.notMatch(scrubDestination(`refused: app=live?token=${echoed}`, d), /CANARY|TOK|BARETOKEN/, echoed);
+    }
+    const key = parseDestination('rtmp://h/live2/KEY%2Bwith%20space', 's', { prefix: '', fullUrl: true });
+    for (const echoed of ['KEY%2Bwith%20space', 'KEY+with space', 'KEY%2Bwith+space'])
+      t.notMatch(scrubDestination(echoed, key), /KEY|with/, echoed);
+  },
+);
 
 t.test('SRT: host, port and options read; the stream id and passphrase are secrets', async (t) => {
-  const d = parseDestination('srt://ingest.example.com:9000?streamid=%23!::r=live/KEY77,m=publish&passphrase=pass+word%2Fsecret1&latency=250&pbkeylen=32', 'cam', prefix);
-  t.match(d, { protocol: 'srt', host: 'ingest.example.com', port: 9000, streamName: '#!::r=live/KEY77,m=publish', redactedStreamName: '***' });
-  t.same(d.srt, { streamId: '#!::r=live/KEY77,m=publish', passphrase: 'pass word/secret1', latencyMs: 250, keyLength: 32 });
+  const d = parseDestination(
+    'srt://ingest.example.com:9000?streamid=%23!::r=live/KEY77,m=publish&passphrase=pass+word%2Fsecret1&latency=250&pbkeylen=32',
+    'cam',
+    prefix,
+  );
+  t.match(d, {
+    protocol: 'srt',
+    host: 'ingest.example.com',
+    port: 9000,
+    streamName: '#!::r=live/KEY77,m=publish',
+    redactedStreamName: '***',
+  });
+  t.same(d.srt, {
+    streamId: '#!::r=live/KEY77,m=publish',
+    passphrase: 'pass word/secret1',
+    latencyMs: 250,
+    keyLength: 32,
+  });
   t.equal(d.redactedUrl, 'srt://ingest.example.com:9000?streamid=***&passphrase=***&latency=250&pbkeylen=32');
   const echoed = `Connection to ${d.url} failed: streamid #!::r=live/KEY77,m=publish, passphrase pass+word%2Fsecret1`;
   const scrubbed = scrubDestination(echoed, d);
@@ -125,5 +151,7 @@ t.test('SRT: what the gateway cannot do is refused, naming the field', async (t)
   ] as const) {
     t.throws(() => parseDestination(url, 'cam', prefix), { field: 'rtmpUrl', message: why }, url);
   }
-  t.throws(() => parseDestination('udp://h:9000', 'cam', prefix), { message: /rtmp:\/\/, rtmps:\/\/, srt:\/\/ or be record:\/\// });
+  t.throws(() => parseDestination('udp://h:9000', 'cam', prefix), {
+    message: /rtmp:\/\/, rtmps:\/\/, srt:\/\/ or be record:\/\//,
+  });
 });

@@ -1,6 +1,12 @@
 import t from 'tap';
 import { packetizeH264 } from '../../kit/h264-packetizer.js';
-import { avcDecoderConfiguration, avcSequenceHeader, H264Depacketizer, spsPictureSize, type H264Frame } from '../../src/media/h264.js';
+import {
+  avcDecoderConfiguration,
+  avcSequenceHeader,
+  H264Depacketizer,
+  spsPictureSize,
+  type H264Frame,
+} from '../../src/media/h264.js';
 import type { MediaPacket } from '../../src/media/rtp.js';
 
 // SPS and PPS of a 1280x720 constrained-baseline stream (as x264 and Chromium's OpenH264 make them).
@@ -8,7 +14,8 @@ const SPS_720P = Buffer.from('Z0LAH9oBQBbsBEAAAAMAQAAADyPGDKg=', 'base64');
 const SPS_1080P_CROPPED = Buffer.from('Z0LAKNoB4AiflwEQAAADABAAAAMDyPGDKg==', 'base64');
 const PPS = Buffer.from([0x68, 0xce, 0x3c, 0x80]);
 
-const nal = (type: number, size: number, fill = 0xab): Buffer => Buffer.concat([Buffer.from([0x60 | type]), Buffer.alloc(size - 1, fill)]);
+const nal = (type: number, size: number, fill = 0xab): Buffer =>
+  Buffer.concat([Buffer.from([0x60 | type]), Buffer.alloc(size - 1, fill)]);
 const keyUnit = (): Buffer[] => [SPS_720P, PPS, nal(5, 5000, 1)];
 const deltaUnit = (fill: number): Buffer[] => [nal(1, 1800, fill)];
 
@@ -18,15 +25,29 @@ function packets(units: Buffer[][], firstSeq = 65530): MediaPacket[] {
   let seq = firstSeq;
   units.forEach((nals, i) => {
     const payloads = packetizeH264(nals);
-    payloads.forEach((payload, j) => out.push({ sequenceNumber: seq++ & 0xffff, timestamp: 1000 + i * 3000, marker: j === payloads.length - 1, payload, captureMs: 500 + i * 33 }));
+    payloads.forEach((payload, j) =>
+      out.push({
+        sequenceNumber: seq++ & 0xffff,
+        timestamp: 1000 + i * 3000,
+        marker: j === payloads.length - 1,
+        payload,
+        captureMs: 500 + i * 33,
+      }),
+    );
   });
   return out;
 }
 
-function depacketize(input: MediaPacket[], times?: number[]): { units: H264Frame[]; losses: number; d: H264Depacketizer } {
+function depacketize(
+  input: MediaPacket[],
+  times?: number[],
+): { units: H264Frame[]; losses: number; d: H264Depacketizer } {
   const units: H264Frame[] = [];
   let losses = 0;
-  const d = new H264Depacketizer({ frame: (u) => units.push(u as H264Frame) }, { maxWaitMs: 100, onLoss: () => losses++ });
+  const d = new H264Depacketizer(
+    { frame: (u) => units.push(u as H264Frame) },
+    { maxWaitMs: 100, onLoss: () => losses++ },
+  );
   input.forEach((p, i) => d.push(p, times?.[i] ?? 0));
   return { units, losses, d };
 }
@@ -129,7 +150,11 @@ t.test('FLV video tags: AVC sequence header and frames with 4-byte lengths, made
   t.same([...record.subarray(0, 6)], [1, 0x42, 0xc0, 0x1f, 0xff, 0xe1]);
   t.equal(record.readUInt16BE(6), SPS_720P.length);
   t.same([...avcSequenceHeader(SPS_720P, PPS).subarray(0, 5)], [0x17, 0, 0, 0, 0]);
-  t.same(key!.sequenceHeader, avcSequenceHeader(SPS_720P, PPS), 'the keyframe carries the sequence header of its SPS and PPS');
+  t.same(
+    key!.sequenceHeader,
+    avcSequenceHeader(SPS_720P, PPS),
+    'the keyframe carries the sequence header of its SPS and PPS',
+  );
   t.equal(delta!.sequenceHeader, undefined);
   const flv = key!.flv;
   t.same([...flv.subarray(0, 5)], [0x17, 1, 0, 0, 0]);
@@ -137,6 +162,10 @@ t.test('FLV video tags: AVC sequence header and frames with 4-byte lengths, made
   t.equal(flv.length, 5 + keyUnit().reduce((n, x) => n + 4 + x.length, 0));
   t.equal(delta!.flv[0], 0x27);
   const annexB = key!.bitstream();
-  t.same(annexB.subarray(0, 4 + SPS_720P.length), Buffer.concat([Buffer.from([0, 0, 0, 1]), SPS_720P]), 'Annex B: each NAL unit after a start code');
+  t.same(
+    annexB.subarray(0, 4 + SPS_720P.length),
+    Buffer.concat([Buffer.from([0, 0, 0, 1]), SPS_720P]),
+    'Annex B: each NAL unit after a start code',
+  );
   t.equal(key!.bitstream(), annexB, 'made once');
 });

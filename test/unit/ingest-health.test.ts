@@ -30,7 +30,13 @@ t.test('a stream as platforms want it: good, its measures as sent', async (t) =>
   feed(health, 12, 2);
   const { status, issues, measures } = health.current!;
   t.equal(status, 'good', issues.join());
-  t.match(measures, { keyframeIntervalMaxS: 2, keyframeIntervalMeanS: 2, audio: true, audioSampleRate: 48000, sizeChanges: 0 });
+  t.match(measures, {
+    keyframeIntervalMaxS: 2,
+    keyframeIntervalMeanS: 2,
+    audio: true,
+    audioSampleRate: 48000,
+    sizeChanges: 0,
+  });
   t.ok(Math.abs(measures.fps - 30.3) < 0.5, `fps ${measures.fps}`);
   t.ok(Math.abs(measures.videoKbps - 2424) < 60, `video ${measures.videoKbps} kb/s`);
   t.ok(Math.abs(measures.audioKbps - 160) < 10, `audio ${measures.audioKbps} kb/s`);
@@ -51,7 +57,11 @@ t.test('keyframes too far apart: bad past what the platform takes, a warning pas
   t.equal(threeOnTwitch.current!.status, 'bad', 'Twitch takes 2 s at most');
   const none = new IngestHealth(undefined);
   feed(none, 14, 6);
-  t.same(none.current!.issues, ['keyframe interval 6.0 s (most platforms take at most 4 s)'], 'with no platform, what every one takes');
+  t.same(
+    none.current!.issues,
+    ['keyframe interval 6.0 s (most platforms take at most 4 s)'],
+    'with no platform, what every one takes',
+  );
 });
 
 t.test('keyframes that stopped: no interval closes, the time since the last one is told', async (t) => {
@@ -98,16 +108,19 @@ t.test('a status change is told once, then each change; a timeline that goes bac
   );
 });
 
-t.test('a stream that flickers between states (a machine out of CPU) is told no change until one holds 5 s', async (t) => {
-  const told: string[] = [];
-  const health = new IngestHealth(youtube, (h) => told.push(h.status));
-  feed(health, 10, 2);
-  // Its sound comes and goes, 3 s gone then 2 s back, four times: each gap makes it bad for about a second.
-  for (let from = 10_000; from < 30_000; from += 5000) {
-    feed(health, 3, 2, false, from);
-    feed(health, 2, 2, true, from + 3000);
-  }
-  t.same(told, ['good'], 'never told bad');
-  feed(health, 8, 2, false, 30_000);
-  t.same(told, ['good', 'bad'], 'told once the silence held');
-});
+t.test(
+  'a stream that flickers between states (a machine out of CPU) is told no change until one holds 5 s',
+  async (t) => {
+    const told: string[] = [];
+    const health = new IngestHealth(youtube, (h) => told.push(h.status));
+    feed(health, 10, 2);
+    // Its sound comes and goes, 3 s gone then 2 s back, four times: each gap makes it bad for about a second.
+    for (let from = 10_000; from < 30_000; from += 5000) {
+      feed(health, 3, 2, false, from);
+      feed(health, 2, 2, true, from + 3000);
+    }
+    t.same(told, ['good'], 'never told bad');
+    feed(health, 8, 2, false, 30_000);
+    t.same(told, ['good', 'bad'], 'told once the silence held');
+  },
+);

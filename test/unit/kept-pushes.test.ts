@@ -118,7 +118,11 @@ t.test('a push is kept sealed with its audio, and starts again under its id when
   await settle();
   t.match(
     second.live.get(id),
-    { request: { rtmpUrl: request.rtmpUrl, options: { action: 'sound_on', soundFile: 'chime.wav', loop: true } }, muted: true, sound: 'chime.wav' },
+    {
+      request: { rtmpUrl: request.rtmpUrl, options: { action: 'sound_on', soundFile: 'chime.wav', loop: true } },
+      muted: true,
+      sound: 'chime.wav',
+    },
     'with the sound and the mute commanded',
   );
   second.tell(published());
@@ -150,7 +154,14 @@ t.test('forgotten: terminated (live or waiting), its stream ended on purpose, fa
   await settle();
   t.equal(store.pushes.size, 1, 'a stream lost keeps it');
   failed.add(c);
-  tell({ type: 'transponder.failed', stream: 'cam', mediaSessionId: c, destination: 'rtmp://127.0.0.1/live/***', state: 'failed', reason: 'refused' });
+  tell({
+    type: 'transponder.failed',
+    stream: 'cam',
+    mediaSessionId: c,
+    destination: 'rtmp://127.0.0.1/live/***',
+    state: 'failed',
+    reason: 'refused',
+  });
   await settle();
   t.equal(store.pushes.size, 0, 'failed');
 
@@ -167,74 +178,104 @@ t.test('forgotten: terminated (live or waiting), its stream ended on purpose, fa
   t.equal(store.pushes.size, 0, `refused for good (${d})`);
 });
 
-t.test('a kept push its destination does not take when started again (still busy, restarting) is tried again, then forgotten after 8 attempts', async (t) => {
-  const store = new MemoryStore();
-  const fake = fakePlane();
-  const k = new PushKeeper(fake.plane, store, sealer, { windowMs: 60_000, sweepMs: 20, retryMs: 5 }, pino({ level: 'silent' }));
-  await k.open();
-  t.teardown(() => k.close());
-  fake.tell(published());
-  const id = (await k.startup(request, 'rest')).mediaSessionId;
-  fake.live.clear(); // the stream moved, or the gateway restarted
-  fake.refuse.push(new GatewayError('destination_refused', 'push failed to start: NetStream.Publish.BadName: Already publishing'));
-  fake.refuse.push(new GatewayError('destination_unreachable', 'push failed to start: connect ECONNREFUSED'));
-  fake.tell(published());
-  const deadline = Date.now() + 5000;
-  while (!fake.live.has(id) && Date.now() < deadline) await settle();
-  t.ok(fake.live.has(id), 'started on the third attempt, under its id');
-  t.equal(store.pushes.size, 1, 'kept all along');
+t.test(
+  'a kept push its destination does not take when started again (still busy, restarting) is tried again, then forgotten after 8 attempts',
+  async (t) => {
+    const store = new MemoryStore();
+    const fake = fakePlane();
+    const k = new PushKeeper(
+      fake.plane,
+      store,
+      sealer,
+      { windowMs: 60_000, sweepMs: 20, retryMs: 5 },
+      pino({ level: 'silent' }),
+    );
+    await k.open();
+    t.teardown(() => k.close());
+    fake.tell(published());
+    const id = (await k.startup(request, 'rest')).mediaSessionId;
+    fake.live.clear(); // the stream moved, or the gateway restarted
+    fake.refuse.push(
+      new GatewayError('destination_refused', 'push failed to start: NetStream.Publish.BadName: Already publishing'),
+    );
+    fake.refuse.push(new GatewayError('destination_unreachable', 'push failed to start: connect ECONNREFUSED'));
+    fake.tell(published());
+    const deadline = Date.now() + 5000;
+    while (!fake.live.has(id) && Date.now() < deadline) await settle();
+    t.ok(fake.live.has(id), 'started on the third attempt, under its id');
+    t.equal(store.pushes.size, 1, 'kept all along');
 
-  fake.live.clear();
-  for (let i = 0; i < 9; i++) fake.refuse.push(new GatewayError('destination_refused', 'NetStream.Publish.BadName'));
-  fake.tell(published());
-  while (store.pushes.size && Date.now() < deadline + 10_000) await settle();
-  t.equal(store.pushes.size, 0, 'a destination that never takes it: forgotten after the attempts');
-  t.equal(fake.refuse.length, 0, 'nine attempts: the first and eight more');
-});
+    fake.live.clear();
+    for (let i = 0; i < 9; i++) fake.refuse.push(new GatewayError('destination_refused', 'NetStream.Publish.BadName'));
+    fake.tell(published());
+    while (store.pushes.size && Date.now() < deadline + 10_000) await settle();
+    t.equal(store.pushes.size, 0, 'a destination that never takes it: forgotten after the attempts');
+    t.equal(fake.refuse.length, 0, 'nine attempts: the first and eight more');
+  },
+);
 
-t.test('a push failed at the node its stream left, while it runs on under its id where the stream went, stays kept', async (t) => {
-  const { k, store, tell, failed } = await keeper(t);
-  tell(published());
-  const id = (await k.startup(request, 'rest')).mediaSessionId;
-  // The plane (every node's pushes) lists it running; the instance that failed is another node's.
-  tell({
-    type: 'transponder.failed',
-    stream: 'cam',
-    mediaSessionId: id,
-    destination: 'rtmp://127.0.0.1/live/***',
-    state: 'failed',
-    reason: 'the destination already has this stream',
-  });
-  await settle();
-  t.equal(store.pushes.size, 1, 'still kept');
-  failed.add(id);
-  tell({ type: 'transponder.failed', stream: 'cam', mediaSessionId: id, destination: 'rtmp://127.0.0.1/live/***', state: 'failed', reason: 'refused' });
-  await settle();
-  t.equal(store.pushes.size, 0, 'failed everywhere: forgotten');
-});
+t.test(
+  'a push failed at the node its stream left, while it runs on under its id where the stream went, stays kept',
+  async (t) => {
+    const { k, store, tell, failed } = await keeper(t);
+    tell(published());
+    const id = (await k.startup(request, 'rest')).mediaSessionId;
+    // The plane (every node's pushes) lists it running; the instance that failed is another node's.
+    tell({
+      type: 'transponder.failed',
+      stream: 'cam',
+      mediaSessionId: id,
+      destination: 'rtmp://127.0.0.1/live/***',
+      state: 'failed',
+      reason: 'the destination already has this stream',
+    });
+    await settle();
+    t.equal(store.pushes.size, 1, 'still kept');
+    failed.add(id);
+    tell({
+      type: 'transponder.failed',
+      stream: 'cam',
+      mediaSessionId: id,
+      destination: 'rtmp://127.0.0.1/live/***',
+      state: 'failed',
+      reason: 'refused',
+    });
+    await settle();
+    t.equal(store.pushes.size, 0, 'failed everywhere: forgotten');
+  },
+);
 
-t.test('Redis back empty: the pushes that run are written again, those at a node not back yet once it is', async (t) => {
-  const store = new MemoryStore();
-  const fake = fakePlane();
-  const k = new PushKeeper(fake.plane, store, sealer, { windowMs: 60_000, sweepMs: 20, nodesBackMs: 50 }, pino({ level: 'silent' }));
-  await k.open();
-  t.teardown(() => k.close());
-  fake.tell(published());
-  fake.tell(published('far'));
-  const here = (await k.startup(request, 'rest')).mediaSessionId;
-  const far = (await k.startup({ ...request, streamName: 'far' }, 'rest')).mediaSessionId;
-  const ended = (await k.startup({ ...request, streamName: 'far' }, 'rest')).mediaSessionId;
-  store.pushes.clear();
-  fake.unlisted.add(far); // its node has not heartbeated since Redis came back
-  await fake.plane.terminate(ended); // ended by another node meanwhile
-  await k.rewrite();
-  t.same([...store.pushes.keys()], [here], 'at once: the push found running');
-  fake.unlisted.clear();
-  const deadline = Date.now() + 5000;
-  while (!store.pushes.has(far) && Date.now() < deadline) await settle();
-  t.ok(store.pushes.has(far), 'once every node is back: the push running at the node that came back last');
-  t.notOk(store.pushes.has(ended), 'a push no node runs is not written');
-});
+t.test(
+  'Redis back empty: the pushes that run are written again, those at a node not back yet once it is',
+  async (t) => {
+    const store = new MemoryStore();
+    const fake = fakePlane();
+    const k = new PushKeeper(
+      fake.plane,
+      store,
+      sealer,
+      { windowMs: 60_000, sweepMs: 20, nodesBackMs: 50 },
+      pino({ level: 'silent' }),
+    );
+    await k.open();
+    t.teardown(() => k.close());
+    fake.tell(published());
+    fake.tell(published('far'));
+    const here = (await k.startup(request, 'rest')).mediaSessionId;
+    const far = (await k.startup({ ...request, streamName: 'far' }, 'rest')).mediaSessionId;
+    const ended = (await k.startup({ ...request, streamName: 'far' }, 'rest')).mediaSessionId;
+    store.pushes.clear();
+    fake.unlisted.add(far); // its node has not heartbeated since Redis came back
+    await fake.plane.terminate(ended); // ended by another node meanwhile
+    await k.rewrite();
+    t.same([...store.pushes.keys()], [here], 'at once: the push found running');
+    fake.unlisted.clear();
+    const deadline = Date.now() + 5000;
+    while (!store.pushes.has(far) && Date.now() < deadline) await settle();
+    t.ok(store.pushes.has(far), 'once every node is back: the push running at the node that came back last');
+    t.notOk(store.pushes.has(ended), 'a push no node runs is not written');
+  },
+);
 
 t.test('a kept push whose stream does not come back within the window is forgotten', async (t) => {
   const { k, store, live, tell } = await keeper(t, new MemoryStore(), 60);

@@ -12,7 +12,11 @@ function run(answerMs: number, intervalMs: number, durationMs: number): number[]
   let now = 0;
   let frame = 0;
   let keyDueAt: number | undefined = 0; // the stream starts with a keyframe
-  const frames: { -readonly [K in keyof FrameTimes]: FrameTimes[K] } = { latestCaptureMs: 0, latestKeyframeMs: undefined, cachedKeyframeMs: undefined };
+  const frames: { -readonly [K in keyof FrameTimes]: FrameTimes[K] } = {
+    latestCaptureMs: 0,
+    latestKeyframeMs: undefined,
+    cachedKeyframeMs: undefined,
+  };
   let previousWasFrame = false;
   const keyframesAt: number[] = [];
   const schedule = new KeyframeSchedule(

@@ -12,7 +12,12 @@ const INTER = frame(0x27);
 const VIDEO_HEADER = Buffer.from([0x17, 0, 0, 0, 0, 1]);
 const AUDIO = Buffer.from([0xaf, 1, 5, 5]);
 
-function setup(maxLagMs: number): { guard: LagGuard; sent: string[]; tick: (ms: number) => void; deliverAll: () => void } {
+function setup(maxLagMs: number): {
+  guard: LagGuard;
+  sent: string[];
+  tick: (ms: number) => void;
+  deliverAll: () => void;
+} {
   let now = 0;
   const probe = { bytesWritten: 0, undeliveredBytes: 0 };
   const sent: string[] = [];
@@ -45,30 +50,33 @@ t.test('a destination that keeps up gets everything', async (t) => {
   t.equal(guard.lagMs, 0);
 });
 
-t.test('past the lag limit media is dropped up to a keyframe that comes once caught up; headers always pass', async (t) => {
-  const { guard, sent, tick, deliverAll } = setup(1000);
-  guard.writeVideo(0, VIDEO_HEADER);
-  for (let i = 0; i < 40; i++) {
-    guard.writeVideo(i * 33, i === 0 ? KEY : INTER);
-    guard.writeAudio(i * 33, AUDIO);
-    tick(33); // nothing is delivered: the destination has stopped reading
-  }
-  t.ok(guard.lagMs > 1000, `lag ${guard.lagMs} ms`);
-  const before = guard.framesDropped;
-  t.ok(before > 0, `${before} frames dropped so far`);
-  guard.writeVideo(2000, VIDEO_HEADER);
-  t.equal(sent.at(-1), 'header@2000', 'a codec header goes through while dropping');
-  guard.writeVideo(2033, KEY);
-  t.not(sent.at(-1), 'key@2033', 'a keyframe while still behind is dropped too');
-  deliverAll();
-  guard.writeVideo(2066, INTER);
-  t.not(sent.at(-1), 'inter@2066', 'caught up, but no keyframe yet: still dropping');
-  guard.writeVideo(2100, KEY);
-  t.equal(sent.at(-1), 'key@2100', 'resumes at the next keyframe once caught up');
-  guard.writeAudio(2100, AUDIO);
-  t.equal(sent.at(-1), 'audio@2100', 'and audio with it');
-  t.equal(guard.framesDropped, before + 2);
-});
+t.test(
+  'past the lag limit media is dropped up to a keyframe that comes once caught up; headers always pass',
+  async (t) => {
+    const { guard, sent, tick, deliverAll } = setup(1000);
+    guard.writeVideo(0, VIDEO_HEADER);
+    for (let i = 0; i < 40; i++) {
+      guard.writeVideo(i * 33, i === 0 ? KEY : INTER);
+      guard.writeAudio(i * 33, AUDIO);
+      tick(33); // nothing is delivered: the destination has stopped reading
+    }
+    t.ok(guard.lagMs > 1000, `lag ${guard.lagMs} ms`);
+    const before = guard.framesDropped;
+    t.ok(before > 0, `${before} frames dropped so far`);
+    guard.writeVideo(2000, VIDEO_HEADER);
+    t.equal(sent.at(-1), 'header@2000', 'a codec header goes through while dropping');
+    guard.writeVideo(2033, KEY);
+    t.not(sent.at(-1), 'key@2033', 'a keyframe while still behind is dropped too');
+    deliverAll();
+    guard.writeVideo(2066, INTER);
+    t.not(sent.at(-1), 'inter@2066', 'caught up, but no keyframe yet: still dropping');
+    guard.writeVideo(2100, KEY);
+    t.equal(sent.at(-1), 'key@2100', 'resumes at the next keyframe once caught up');
+    guard.writeAudio(2100, AUDIO);
+    t.equal(sent.at(-1), 'audio@2100', 'and audio with it');
+    t.equal(guard.framesDropped, before + 2);
+  },
+);
 
 t.test('0 turns the guard off', async (t) => {
   const { guard, sent, tick } = setup(0);
@@ -80,37 +88,45 @@ t.test('0 turns the guard off', async (t) => {
   t.equal(guard.framesDropped, 0);
 });
 
-t.test('a destination that keeps up is not taken for a slow one when the stream grows from a still picture to live video', async (t) => {
-  let now = 0;
-  // What the destination has acknowledged: everything written at least `delayMs` ago.
-  const written: [at: number, bytes: number][] = [];
-  let bytesWritten = 0;
-  const delayMs = 200;
-  const probe = {
-    get bytesWritten() {
-      return bytesWritten;
-    },
-    get undeliveredBytes() {
-      return written.filter(([at]) => at > now - delayMs).reduce((sum, [, bytes]) => sum + bytes, 0);
-    },
-  };
-  const write = (_ts: number, body: Buffer): void => {
-    bytesWritten += body.length;
-    written.push([now, body.length]);
-  };
-  const guard = new LagGuard({ writeMetadata: () => undefined, writeVideo: write, writeAudio: write }, probe, 1000, () => now);
-  const still = (first: number): Buffer => Buffer.concat([Buffer.from([first, 1, 0, 0, 0]), Buffer.alloc(300, 9)]);
-  // Three seconds of the still picture (a few KB a second), then live video (600 KB a second).
-  for (let i = 0; i < 90; i++) {
-    guard.writeVideo(i * 33, still(i % 60 === 0 ? 0x17 : 0x27));
-    now += 33;
-  }
-  for (let i = 90; i < 180; i++) {
-    guard.writeVideo(i * 33, i === 90 ? KEY : INTER);
-    now += 33;
-  }
-  t.equal(guard.framesDropped, 0, 'nothing dropped: the destination is 200 ms behind, at the rate it is sent');
-});
+t.test(
+  'a destination that keeps up is not taken for a slow one when the stream grows from a still picture to live video',
+  async (t) => {
+    let now = 0;
+    // What the destination has acknowledged: everything written at least `delayMs` ago.
+    const written: [at: number, bytes: number][] = [];
+    let bytesWritten = 0;
+    const delayMs = 200;
+    const probe = {
+      get bytesWritten() {
+        return bytesWritten;
+      },
+      get undeliveredBytes() {
+        return written.filter(([at]) => at > now - delayMs).reduce((sum, [, bytes]) => sum + bytes, 0);
+      },
+    };
+    const write = (_ts: number, body: Buffer): void => {
+      bytesWritten += body.length;
+      written.push([now, body.length]);
+    };
+    const guard = new LagGuard(
+      { writeMetadata: () => undefined, writeVideo: write, writeAudio: write },
+      probe,
+      1000,
+      () => now,
+    );
+    const still = (first: number): Buffer => Buffer.concat([Buffer.from([first, 1, 0, 0, 0]), Buffer.alloc(300, 9)]);
+    // Three seconds of the still picture (a few KB a second), then live video (600 KB a second).
+    for (let i = 0; i < 90; i++) {
+      guard.writeVideo(i * 33, still(i % 60 === 0 ? 0x17 : 0x27));
+      now += 33;
+    }
+    for (let i = 90; i < 180; i++) {
+      guard.writeVideo(i * 33, i === 90 ? KEY : INTER);
+      now += 33;
+    }
+    t.equal(guard.framesDropped, 0, 'nothing dropped: the destination is 200 ms behind, at the rate it is sent');
+  },
+);
 
 t.test('a destination reading 50 KB/s of a 2.4 Mb/s stream: the lag stays bounded after each catch-up', async (t) => {
   let now = 0;
@@ -127,8 +143,14 @@ t.test('a destination reading 50 KB/s of a 2.4 Mb/s stream: the lag stays bounde
   };
   const write = (_ts: number, body: Buffer): void => void (bytesWritten += body.length);
   const maxLagMs = 2000;
-  const guard = new LagGuard({ writeMetadata: () => undefined, writeVideo: write, writeAudio: write }, probe, maxLagMs, () => now);
-  const sized = (first: number, bytes: number): Buffer => Buffer.concat([Buffer.from([first, 1, 0, 0, 0]), Buffer.alloc(bytes, 9)]);
+  const guard = new LagGuard(
+    { writeMetadata: () => undefined, writeVideo: write, writeAudio: write },
+    probe,
+    maxLagMs,
+    () => now,
+  );
+  const sized = (first: number, bytes: number): Buffer =>
+    Buffer.concat([Buffer.from([first, 1, 0, 0, 0]), Buffer.alloc(bytes, 9)]);
   const lags: number[] = [];
   for (let i = 0; i < 30 * 40; i++) {
     const key = i % 60 === 0;
@@ -141,7 +163,10 @@ t.test('a destination reading 50 KB/s of a 2.4 Mb/s stream: the lag stays bounde
   t.ok(guard.framesDropped > 0, `frames dropped (${guard.framesDropped})`);
   // Within the limit itself: after a catch-up, the guard predicts from the rate measured before
   // (it was blind for half a second, and the lag reached 2079 ms).
-  t.ok(Math.max(...settled) <= maxLagMs, `lag within ${maxLagMs} ms after each catch-up (worst ${Math.max(...settled)} ms): ${settled.join(' ')}`);
+  t.ok(
+    Math.max(...settled) <= maxLagMs,
+    `lag within ${maxLagMs} ms after each catch-up (worst ${Math.max(...settled)} ms): ${settled.join(' ')}`,
+  );
   t.ok(
     settled.some((lag) => lag < maxLagMs / 2),
     'and it catches up again and again',

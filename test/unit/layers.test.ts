@@ -30,7 +30,10 @@ function sourceFiles(dir: string): string[] {
 /** Every relative import and re-export of a file, as paths from the root. */
 function importsOf(file: string): string[] {
   const text = readFileSync(join(ROOT, file), 'utf8');
-  const found = [...text.matchAll(/^\s*(?:import|export)\b[^;]*?\bfrom\s+'(\.{1,2}\/[^']+)'/gm), ...text.matchAll(/\bimport\(\s*'(\.{1,2}\/[^']+)'\s*\)/g)];
+  const found = [
+    ...text.matchAll(/^\s*(?:import|export)\b[^;]*?\bfrom\s+'(\.{1,2}\/[^']+)'/gm),
+    ...text.matchAll(/\bimport\(\s*'(\.{1,2}\/[^']+)'\s*\)/g),
+  ];
   return found.map((m) => normalize(join(dirname(file), m[1]!)).replace(/\.js$/, '.ts'));
 }
 
@@ -57,7 +60,9 @@ function layerViolations(layers: string[][], files: string[], imports: (file: st
       if (to === from) continue;
       const toLayer = layerOf.get(to);
       if (toLayer === undefined || toLayer >= fromLayer)
-        wrong.push(`${file} -> ${target} (${from} is in layer ${fromLayer + 1}, ${to} in ${toLayer === undefined ? 'none' : toLayer + 1})`);
+        wrong.push(
+          `${file} -> ${target} (${from} is in layer ${fromLayer + 1}, ${to} in ${toLayer === undefined ? 'none' : toLayer + 1})`,
+        );
     }
   }
   return wrong;
@@ -87,7 +92,10 @@ t.test('the check finds an import that goes up, and one within a layer', async (
   };
   t.same(
     layerViolations(layers, Object.keys(imports), (f) => imports[f]!),
-    ['src/media/h264.ts -> src/pushes/output.ts (media is in layer 2, pushes in 3)', 'src/rtmp/client.ts -> src/media/flv.ts (rtmp is in layer 2, media in 2)'],
+    [
+      'src/media/h264.ts -> src/pushes/output.ts (media is in layer 2, pushes in 3)',
+      'src/rtmp/client.ts -> src/media/flv.ts (rtmp is in layer 2, media in 2)',
+    ],
   );
 });
 

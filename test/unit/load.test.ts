@@ -6,7 +6,12 @@ import { cgroupQuota, cpuTimesReader, LoadMonitor, SUSTAINED_WINDOWS, type LoadS
 
 function monitor(limits: Partial<ConstructorParameters<typeof LoadMonitor>[0]>) {
   let now = 0;
-  let sample: LoadSample = { eventLoopDelayMs: 5, eventLoopDelayMaxMs: 5, eventLoopUtilization: 0.2, machineCpuPercent: 30 };
+  let sample: LoadSample = {
+    eventLoopDelayMs: 5,
+    eventLoopDelayMaxMs: 5,
+    eventLoopUtilization: 0.2,
+    machineCpuPercent: 30,
+  };
   const m = new LoadMonitor(
     { eventLoopDelayMs: 0, eventLoopUtilization: 0, machineCpuPercent: 0, ...limits },
     () => sample,
@@ -28,44 +33,62 @@ t.test('under every limit: admitted', async (t) => {
 });
 
 for (const [limit, sample, words] of [
-  [{ eventLoopDelayMs: 50 }, { eventLoopDelayMs: 80 }, /event-loop delay p99 80 ms \(overload_event_loop_delay_ms 50\)/],
-  [{ eventLoopUtilization: 0.9 }, { eventLoopUtilization: 0.95 }, /event loop busy 95 % \(overload_event_loop_utilization 0.9\)/],
+  [
+    { eventLoopDelayMs: 50 },
+    { eventLoopDelayMs: 80 },
+    /event-loop delay p99 80 ms \(overload_event_loop_delay_ms 50\)/,
+  ],
+  [
+    { eventLoopUtilization: 0.9 },
+    { eventLoopUtilization: 0.95 },
+    /event loop busy 95 % \(overload_event_loop_utilization 0.9\)/,
+  ],
   [{ machineCpuPercent: 90 }, { machineCpuPercent: 97 }, /machine CPU 97 % \(overload_machine_cpu_percent 90\)/],
 ] as const) {
-  t.test(`past ${Object.keys(limit)[0]} for ${SUSTAINED_WINDOWS} windows: refused with 503 saying why, for 3 s after the last such window`, async (t) => {
-    const { m, set, at } = monitor(limit);
-    set(sample);
-    for (let window = 1; window < SUSTAINED_WINDOWS; window++) {
+  t.test(
+    `past ${Object.keys(limit)[0]} for ${SUSTAINED_WINDOWS} windows: refused with 503 saying why, for 3 s after the last such window`,
+    async (t) => {
+      const { m, set, at } = monitor(limit);
+      set(sample);
+      for (let window = 1; window < SUSTAINED_WINDOWS; window++) {
+        m.tick();
+        t.equal(m.overload, undefined, `not after ${window} window(s): a moment, not load that lasts`);
+      }
       m.tick();
-      t.equal(m.overload, undefined, `not after ${window} window(s): a moment, not load that lasts`);
-    }
-    m.tick();
-    t.match(m.overload, words);
-    t.throws(() => m.admit('publishing cam'), { code: 'unavailable', message: /overloaded .*publishing cam refused/, retryAfterS: 3 });
-    set({ eventLoopDelayMs: 5, eventLoopUtilization: 0.2, machineCpuPercent: 30 });
-    at(1000);
-    m.tick();
-    t.ok(m.overload, 'still held a second later');
-    at(3001);
-    t.equal(m.overload, undefined, 'admitted again once it held for 3 s');
-    m.close();
-  });
+      t.match(m.overload, words);
+      t.throws(() => m.admit('publishing cam'), {
+        code: 'unavailable',
+        message: /overloaded .*publishing cam refused/,
+        retryAfterS: 3,
+      });
+      set({ eventLoopDelayMs: 5, eventLoopUtilization: 0.2, machineCpuPercent: 30 });
+      at(1000);
+      m.tick();
+      t.ok(m.overload, 'still held a second later');
+      at(3001);
+      t.equal(m.overload, undefined, 'admitted again once it held for 3 s');
+      m.close();
+    },
+  );
 }
 
-t.test('saturated: the machine 90 % busy, or this thread starved: its window a whole window late, or overdue now', async (t) => {
-  const { m, set, at } = monitor({});
-  t.equal(m.saturated, false, 'CPU to spare, the window on time');
-  set({ machineCpuPercent: 95 });
-  m.tick();
-  t.equal(m.saturated, true, '95 % busy');
-  set({ machineCpuPercent: 30 });
-  m.tick();
-  at(1500);
-  t.equal(m.saturated, false, 'half a window overdue: not yet');
-  at(2000);
-  t.equal(m.saturated, true, 'a window overdue: the thread did not get the CPU to measure');
-  m.close();
-});
+t.test(
+  'saturated: the machine 90 % busy, or this thread starved: its window a whole window late, or overdue now',
+  async (t) => {
+    const { m, set, at } = monitor({});
+    t.equal(m.saturated, false, 'CPU to spare, the window on time');
+    set({ machineCpuPercent: 95 });
+    m.tick();
+    t.equal(m.saturated, true, '95 % busy');
+    set({ machineCpuPercent: 30 });
+    m.tick();
+    at(1500);
+    t.equal(m.saturated, false, 'half a window overdue: not yet');
+    at(2000);
+    t.equal(m.saturated, true, 'a window overdue: the thread did not get the CPU to measure');
+    m.close();
+  },
+);
 
 t.test('windows past a limit with one under between them are moments, not load that lasts', async (t) => {
   const { m, set } = monitor({ eventLoopDelayMs: 50 });
@@ -114,10 +137,22 @@ t.test('a cgroup v2 quota: its cores, and its usage against them over wall time'
 });
 
 t.test('a cgroup v2 without a quota, or a namespace of its own: the root is read, then the machine', async (t) => {
-  t.equal(cgroupQuota(files({ '/proc/self/cgroup': '0::/\n', '/sys/fs/cgroup/cpu.max': 'max 100000\n' })), undefined, 'max: no quota');
-  const own = cgroupQuota(files({ '/proc/self/cgroup': '0::/docker/abc\n', '/sys/fs/cgroup/cpu.max': '200000 100000', '/sys/fs/cgroup/cpu.stat': 'usage_usec 7' }));
+  t.equal(
+    cgroupQuota(files({ '/proc/self/cgroup': '0::/\n', '/sys/fs/cgroup/cpu.max': 'max 100000\n' })),
+    undefined,
+    'max: no quota',
+  );
+  const own = cgroupQuota(
+    files({
+      '/proc/self/cgroup': '0::/docker/abc\n',
+      '/sys/fs/cgroup/cpu.max': '200000 100000',
+      '/sys/fs/cgroup/cpu.stat': 'usage_usec 7',
+    }),
+  );
   t.equal(own?.cores, 2, 'a container whose cgroup namespace shows its own as the root');
-  const machine = cpuTimesReader(files({ '/proc/self/cgroup': '0::/\n', '/proc/stat': 'cpu 100 0 100 800 0 0 0 0 0 0\n' }))();
+  const machine = cpuTimesReader(
+    files({ '/proc/self/cgroup': '0::/\n', '/proc/stat': 'cpu 100 0 100 800 0 0 0 0 0 0\n' }),
+  )();
   t.same(machine, { busy: 200, total: 1000 }, 'no quota: the whole machine, from /proc/stat');
 });
 
@@ -134,7 +169,13 @@ t.test('a cgroup v1 quota: cpu.cfs_quota_us over its period, cpuacct.usage in na
   t.equal(quota?.cores, 0.5);
   t.equal(quota?.usageUs(), 3_000_000);
   t.equal(
-    cgroupQuota(files({ '/proc/self/cgroup': '1:cpu:/\n2:cpuacct:/\n0::/\n', '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '-1\n', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000\n' })),
+    cgroupQuota(
+      files({
+        '/proc/self/cgroup': '1:cpu:/\n2:cpuacct:/\n0::/\n',
+        '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '-1\n',
+        '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000\n',
+      }),
+    ),
     undefined,
   );
 });

@@ -13,7 +13,10 @@ t.test('auto: readable lines at a terminal, JSON otherwise', async (t) => {
 t.test('pretty: one line per event with its fields, secrets redacted as in JSON', async (t) => {
   const chunks: string[] = [];
   const sink = new Writable({ write: (chunk, _encoding, done) => (chunks.push(String(chunk)), done()) });
-  const log = createLogger('info', sink as never, 'pretty').child({ mediaSessionId: 'm-1', destination: 'rtmp://host/live/***' });
+  const log = createLogger('info', sink as never, 'pretty').child({
+    mediaSessionId: 'm-1',
+    destination: 'rtmp://host/live/***',
+  });
   log.info({ attempt: 2 }, 'output restored');
   log.warn({ rtmpUrl: 'rtmp://host/live/secret-key-123' }, 'a raw URL by mistake');
   const lines = chunks.join('').trimEnd().split('\n');

@@ -25,38 +25,48 @@ t.test('colours: #rrggbb to BT.601 limited-range Y′CbCr', async (t) => {
   t.throws(() => yuvOf('red'), /not a #rrggbb colour/);
 });
 
-t.test('the canvas: background, a picture in its slot, a smaller one centred, a placeholder; a buffer the encoder holds is never drawn on', async (t) => {
-  const canvas = new Canvas(SIZE, yuvOf('#000000'));
-  canvas.clear();
-  const first = canvas.data;
-  canvas.draw({ x: 0, y: 0, width: 8, height: 8 }, solid(8, 8, 200, 50, 60), { width: 8, height: 8 });
-  t.same(at(canvas, 0, 0), { y: 200, u: 50 }, 'the picture fills its slot');
-  t.same(at(canvas, 7, 7), { y: 200, u: 50 });
-  t.same(at(canvas, 8, 0), { y: 16, u: 128 }, 'the background beside it');
-  canvas.draw({ x: 8, y: 0, width: 8, height: 8 }, solid(4, 4, 100, 70, 80), { width: 4, height: 4 });
-  t.same(at(canvas, 10, 2), { y: 100, u: 70 }, 'a smaller picture (the size before a layout change) centred in its slot');
-  t.same(at(canvas, 8, 0), { y: 16, u: 128 }, 'around it the background');
-  canvas.draw({ x: 8, y: 0, width: 4, height: 4 }, solid(8, 8, 120, 90, 90), { width: 8, height: 8 });
-  t.same(at(canvas, 8, 0), { y: 120, u: 90 }, 'a larger one cut to its slot');
-  t.same(at(canvas, 12, 0), { y: 16, u: 128 }, 'nothing of it outside the slot');
-  canvas.fill({ x: 0, y: 4, width: 4, height: 4 }, yuvOf('#303030'));
-  t.equal(at(canvas, 1, 5).y, yuvOf('#303030').y, 'a placeholder');
-  t.throws(() => canvas.draw({ x: 0, y: 0, width: 4, height: 4 }, Buffer.alloc(10), { width: 4, height: 4 }), /bytes/);
-  canvas.clear();
-  t.not(canvas.data, first, 'a new buffer for the next frame: the one handed to the encoder is left alone');
-  t.equal(first[0], 200, 'which keeps its picture');
-  t.equal(canvas.data[0], 16);
-  const second = canvas.data;
-  canvas.release(first);
-  canvas.clear();
-  t.equal(canvas.data, first, 'a picture the encoder gave back is made again, from the background');
-  t.equal(first[0], 16);
-  t.not(canvas.data, second);
-  canvas.release(Buffer.alloc(4));
-  canvas.clear();
-  t.equal(canvas.data.length, pictureBytes(16, 8), 'a buffer of another size is not taken back');
-  t.throws(() => new Canvas({ width: 15, height: 8 }, yuvOf('#000000')), /even size/);
-});
+t.test(
+  'the canvas: background, a picture in its slot, a smaller one centred, a placeholder; a buffer the encoder holds is never drawn on',
+  async (t) => {
+    const canvas = new Canvas(SIZE, yuvOf('#000000'));
+    canvas.clear();
+    const first = canvas.data;
+    canvas.draw({ x: 0, y: 0, width: 8, height: 8 }, solid(8, 8, 200, 50, 60), { width: 8, height: 8 });
+    t.same(at(canvas, 0, 0), { y: 200, u: 50 }, 'the picture fills its slot');
+    t.same(at(canvas, 7, 7), { y: 200, u: 50 });
+    t.same(at(canvas, 8, 0), { y: 16, u: 128 }, 'the background beside it');
+    canvas.draw({ x: 8, y: 0, width: 8, height: 8 }, solid(4, 4, 100, 70, 80), { width: 4, height: 4 });
+    t.same(
+      at(canvas, 10, 2),
+      { y: 100, u: 70 },
+      'a smaller picture (the size before a layout change) centred in its slot',
+    );
+    t.same(at(canvas, 8, 0), { y: 16, u: 128 }, 'around it the background');
+    canvas.draw({ x: 8, y: 0, width: 4, height: 4 }, solid(8, 8, 120, 90, 90), { width: 8, height: 8 });
+    t.same(at(canvas, 8, 0), { y: 120, u: 90 }, 'a larger one cut to its slot');
+    t.same(at(canvas, 12, 0), { y: 16, u: 128 }, 'nothing of it outside the slot');
+    canvas.fill({ x: 0, y: 4, width: 4, height: 4 }, yuvOf('#303030'));
+    t.equal(at(canvas, 1, 5).y, yuvOf('#303030').y, 'a placeholder');
+    t.throws(
+      () => canvas.draw({ x: 0, y: 0, width: 4, height: 4 }, Buffer.alloc(10), { width: 4, height: 4 }),
+      /bytes/,
+    );
+    canvas.clear();
+    t.not(canvas.data, first, 'a new buffer for the next frame: the one handed to the encoder is left alone');
+    t.equal(first[0], 200, 'which keeps its picture');
+    t.equal(canvas.data[0], 16);
+    const second = canvas.data;
+    canvas.release(first);
+    canvas.clear();
+    t.equal(canvas.data, first, 'a picture the encoder gave back is made again, from the background');
+    t.equal(first[0], 16);
+    t.not(canvas.data, second);
+    canvas.release(Buffer.alloc(4));
+    canvas.clear();
+    t.equal(canvas.data.length, pictureBytes(16, 8), 'a buffer of another size is not taken back');
+    t.throws(() => new Canvas({ width: 15, height: 8 }, yuvOf('#000000')), /even size/);
+  },
+);
 
 /** An input whose timeline starts at 0 on a clock the test holds. */
 function input(now: { ms: number }): InputSound {
@@ -88,7 +98,10 @@ t.test('sound: inputs summed at their volumes, placed by capture time, silence w
   const next = mix.mix([a, b], 480);
   t.equal(next[0], 1000, 'b at half volume, a muted');
   t.equal(next[479 * 2], 0, 'silence where b has nothing');
-  t.ok(b.levelDb > -30 && a.levelDb === -Infinity, `levels for the speaker layout (${b.levelDb.toFixed(1)} dB, muted ${a.levelDb})`);
+  t.ok(
+    b.levelDb > -30 && a.levelDb === -Infinity,
+    `levels for the speaker layout (${b.levelDb.toFixed(1)} dB, muted ${a.levelDb})`,
+  );
 });
 
 t.test('sound: a sum that would clip is limited below full scale, then comes back up', async (t) => {

@@ -3,27 +3,32 @@ import { layoutSlots, LAYOUTS, MAX_MIXER_INPUTS, SpeakerFocus, type Slot } from 
 
 const SIZE = { width: 1280, height: 720 };
 
-const overlaps = (a: Slot, b: Slot): boolean => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
-const inside = (s: Slot): boolean => s.x >= 0 && s.y >= 0 && s.x + s.width <= SIZE.width && s.y + s.height <= SIZE.height;
+const overlaps = (a: Slot, b: Slot): boolean =>
+  a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+const inside = (s: Slot): boolean =>
+  s.x >= 0 && s.y >= 0 && s.x + s.width <= SIZE.width && s.y + s.height <= SIZE.height;
 
-t.test('every layout, 1 to 9 inputs: slots inside the picture, even, and apart (picture-in-picture insets over the main one)', async (t) => {
-  for (const kind of LAYOUTS) {
-    for (let count = 1; count <= MAX_MIXER_INPUTS; count++) {
-      const slots = layoutSlots({ kind }, SIZE, count);
-      t.equal(slots.length, count, `${kind} ${count}: one slot an input`);
-      t.ok(slots.every(inside), `${kind} ${count}: inside the picture`);
-      t.ok(
-        slots.every((s) => [s.x, s.y, s.width, s.height].every((n) => n % 2 === 0 && n >= 0)),
-        `${kind} ${count}: even`,
-      );
-      const apart = kind === 'picture-in-picture' ? slots.slice(1) : slots;
-      t.notOk(
-        apart.some((a, i) => apart.some((b, j) => i < j && overlaps(a, b))),
-        `${kind} ${count}: no two overlap`,
-      );
+t.test(
+  'every layout, 1 to 9 inputs: slots inside the picture, even, and apart (picture-in-picture insets over the main one)',
+  async (t) => {
+    for (const kind of LAYOUTS) {
+      for (let count = 1; count <= MAX_MIXER_INPUTS; count++) {
+        const slots = layoutSlots({ kind }, SIZE, count);
+        t.equal(slots.length, count, `${kind} ${count}: one slot an input`);
+        t.ok(slots.every(inside), `${kind} ${count}: inside the picture`);
+        t.ok(
+          slots.every((s) => [s.x, s.y, s.width, s.height].every((n) => n % 2 === 0 && n >= 0)),
+          `${kind} ${count}: even`,
+        );
+        const apart = kind === 'picture-in-picture' ? slots.slice(1) : slots;
+        t.notOk(
+          apart.some((a, i) => apart.some((b, j) => i < j && overlaps(a, b))),
+          `${kind} ${count}: no two overlap`,
+        );
+      }
     }
-  }
-});
+  },
+);
 
 t.test('grid: as square as the count allows, a short last row centred', async (t) => {
   t.same(layoutSlots({ kind: 'grid' }, SIZE, 1), [{ x: 0, y: 0, width: 1280, height: 720 }]);
@@ -45,7 +50,11 @@ t.test('side by side, picture-in-picture and speaker focus', async (t) => {
   ]);
   const pip = layoutSlots({ kind: 'picture-in-picture', pip: { corner: 'top-left', size: 0.25 } }, SIZE, 3);
   t.same(pip[0], { x: 0, y: 0, width: 1280, height: 720 }, 'the first fills the picture');
-  t.same(pip[1], { x: 24, y: 24, width: 320, height: 180 }, 'an inset of a quarter of the width, in the corner asked for');
+  t.same(
+    pip[1],
+    { x: 24, y: 24, width: 320, height: 180 },
+    'an inset of a quarter of the width, in the corner asked for',
+  );
   t.ok(pip[2]!.y > pip[1]!.y + pip[1]!.height, 'the next inset below it');
   const corner = layoutSlots({ kind: 'picture-in-picture' }, SIZE, 2)[1]!;
   t.ok(corner.x + corner.width > 1200 && corner.y + corner.height > 680, 'bottom right by default');

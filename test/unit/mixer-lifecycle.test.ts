@@ -13,7 +13,13 @@ import type { Publisher } from '../../src/publishers/publisher.js';
 const spec = mixerSpec(64, 36);
 
 function depsWith(spawn: () => FfmpegProcess): MixerDeps {
-  return { supervisor: { spawn } as unknown as FfmpegSupervisor, ffmpegPath: 'ffmpeg', preset: 'veryfast', keyframeIntervalS: 2, log: pino({ level: 'silent' }) };
+  return {
+    supervisor: { spawn } as unknown as FfmpegSupervisor,
+    ffmpegPath: 'ffmpeg',
+    preset: 'veryfast',
+    keyframeIntervalS: 2,
+    log: pino({ level: 'silent' }),
+  };
 }
 
 /** The mixer's temporary folders go to a folder of the test's own. */

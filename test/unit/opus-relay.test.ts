@@ -27,39 +27,45 @@ t.test('the samples of an Opus packet, from its table of contents', async (t) =>
   t.equal(opusPacketSamples(Buffer.alloc(0)), 0);
 });
 
-t.test('packets on the timeline: a gap filled with silent frames, a late packet dropped, muted packets silent', async (t) => {
-  const { relay: r, written, at } = relay();
-  r.begin(1000);
-  const packets = () => oggPackets(Buffer.concat(written));
-  t.same(
-    packets().map((p) => p.subarray(0, 8).toString('latin1')),
-    ['OpusHead', 'OpusTags'],
-    'the headers first',
-  );
-  r.push(fixture.audio[0]!, 1000);
-  r.push(fixture.audio[1]!, 1020);
-  r.push(fixture.audio[4]!, 1080); // two lost
-  t.equal(r.written, 5 * 960);
-  t.same(
-    packets()
-      .slice(2)
-      .map((p) => (p.equals(OPUS_SILENCE_20MS) ? 'silence' : 'live')),
-    ['live', 'live', 'silence', 'silence', 'live'],
-  );
-  r.push(fixture.audio[2]!, 1040);
-  t.equal(packets().length, 7, 'a late packet is dropped');
-  r.muted = true;
-  r.push(fixture.audio[5]!, 1100);
-  t.ok(packets().at(-1)!.equals(OPUS_SILENCE_20MS), 'muted: silence in its place');
-  t.equal(r.written, 6 * 960);
-  r.muted = false;
-  at(1500);
-  // The thread's next tick finds the stall.
-  const before = r.written;
-  while (r.written === before) await new Promise((resolve) => setTimeout(resolve, 10));
-  t.ok(r.written >= Math.floor((1500 - 60 - 1000) * 48) - 960, `a stall is filled with silence, keeping time (${r.written} samples)`);
-  r.close();
-});
+t.test(
+  'packets on the timeline: a gap filled with silent frames, a late packet dropped, muted packets silent',
+  async (t) => {
+    const { relay: r, written, at } = relay();
+    r.begin(1000);
+    const packets = () => oggPackets(Buffer.concat(written));
+    t.same(
+      packets().map((p) => p.subarray(0, 8).toString('latin1')),
+      ['OpusHead', 'OpusTags'],
+      'the headers first',
+    );
+    r.push(fixture.audio[0]!, 1000);
+    r.push(fixture.audio[1]!, 1020);
+    r.push(fixture.audio[4]!, 1080); // two lost
+    t.equal(r.written, 5 * 960);
+    t.same(
+      packets()
+        .slice(2)
+        .map((p) => (p.equals(OPUS_SILENCE_20MS) ? 'silence' : 'live')),
+      ['live', 'live', 'silence', 'silence', 'live'],
+    );
+    r.push(fixture.audio[2]!, 1040);
+    t.equal(packets().length, 7, 'a late packet is dropped');
+    r.muted = true;
+    r.push(fixture.audio[5]!, 1100);
+    t.ok(packets().at(-1)!.equals(OPUS_SILENCE_20MS), 'muted: silence in its place');
+    t.equal(r.written, 6 * 960);
+    r.muted = false;
+    at(1500);
+    // The thread's next tick finds the stall.
+    const before = r.written;
+    while (r.written === before) await new Promise((resolve) => setTimeout(resolve, 10));
+    t.ok(
+      r.written >= Math.floor((1500 - 60 - 1000) * 48) - 960,
+      `a stall is filled with silence, keeping time (${r.written} samples)`,
+    );
+    r.close();
+  },
+);
 
 t.test('ffmpeg reads the pages: every packet, checksums right, the timeline as written', async (t) => {
   const { relay: r, written, at } = relay();
@@ -69,7 +75,11 @@ t.test('ffmpeg reads the pages: every packet, checksums right, the timeline as w
     if (i < 40 || i >= 45) r.push(fixture.audio[i % fixture.audio.length]!, 1000 + i * 20);
   }
   r.close();
-  const probe = spawnSync('ffprobe', ['-v', 'error', '-f', 'ogg', '-i', 'pipe:0', '-show_entries', 'packet=pts', '-of', 'csv=p=0'], { input: Buffer.concat(written) });
+  const probe = spawnSync(
+    'ffprobe',
+    ['-v', 'error', '-f', 'ogg', '-i', 'pipe:0', '-show_entries', 'packet=pts', '-of', 'csv=p=0'],
+    { input: Buffer.concat(written) },
+  );
   t.equal(probe.stderr.toString(), '', 'no error (a bad checksum would be one)');
   const pts = probe.stdout.toString().trim().split('\n').map(Number);
   t.equal(pts.length, 100, 'a packet every 20 ms, the five lost ones filled');

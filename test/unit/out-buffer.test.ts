@@ -42,7 +42,10 @@ t.test('holds media until start_size is buffered, then sends it paced by its tim
   t.equal(sent.length, 50, 'everything is sent in the end');
   // The first frames were already older than 300 ms behind the newest when sending began.
   const lateness = sent.slice(5).map((s) => s.at - s.timestamp);
-  t.ok(Math.max(...lateness) - Math.min(...lateness) <= 5, `sent evenly: lateness ${Math.min(...lateness)}–${Math.max(...lateness)} ms`);
+  t.ok(
+    Math.max(...lateness) - Math.min(...lateness) <= 5,
+    `sent evenly: lateness ${Math.min(...lateness)}–${Math.max(...lateness)} ms`,
+  );
   t.ok(Math.max(...lateness) <= 300, 'no later than start_size');
   t.same(
     sent.map((s) => s.timestamp),
@@ -83,30 +86,33 @@ t.test('never holds more than max_size, nor anything longer: the delay it adds i
   t.ok(sent.length > 60);
 });
 
-t.test('running dry is a buffering: it fills to start_size again; beyond max_bufferings it passes media on', async (t) => {
-  const { buffer, sent, states, advance } = setup(t, { maxBufferings: 1 });
-  let ts = 0;
-  const feed = (from: number, to: number): void => {
-    for (let at = from; at < to; at += 40, ts += 40) {
-      advance(at);
-      buffer.writeVideo(ts, Buffer.alloc(1));
-    }
-  };
-  feed(0, 2000);
-  advance(2600); // the input stops for 600 ms: the buffer's 300 ms run out
-  t.equal(buffer.state, 'buffering');
-  t.equal(buffer.bufferings, 1);
-  const before = sent.length;
-  feed(2600, 2800);
-  t.equal(sent.length, before, 'held again until 300 ms are buffered');
-  feed(2800, 4000);
-  t.ok(sent.length > before);
-  advance(4600); // dry again: max_bufferings (1) is used up
-  t.equal(buffer.state, 'passthrough');
-  buffer.writeAudio(ts, Buffer.alloc(1));
-  t.equal(sent.at(-1)!.kind, 'audio', 'passed straight on');
-  t.same(states, ['playing', 'buffering', 'playing', 'passthrough']);
-});
+t.test(
+  'running dry is a buffering: it fills to start_size again; beyond max_bufferings it passes media on',
+  async (t) => {
+    const { buffer, sent, states, advance } = setup(t, { maxBufferings: 1 });
+    let ts = 0;
+    const feed = (from: number, to: number): void => {
+      for (let at = from; at < to; at += 40, ts += 40) {
+        advance(at);
+        buffer.writeVideo(ts, Buffer.alloc(1));
+      }
+    };
+    feed(0, 2000);
+    advance(2600); // the input stops for 600 ms: the buffer's 300 ms run out
+    t.equal(buffer.state, 'buffering');
+    t.equal(buffer.bufferings, 1);
+    const before = sent.length;
+    feed(2600, 2800);
+    t.equal(sent.length, before, 'held again until 300 ms are buffered');
+    feed(2800, 4000);
+    t.ok(sent.length > before);
+    advance(4600); // dry again: max_bufferings (1) is used up
+    t.equal(buffer.state, 'passthrough');
+    buffer.writeAudio(ts, Buffer.alloc(1));
+    t.equal(sent.at(-1)!.kind, 'audio', 'passed straight on');
+    t.same(states, ['playing', 'buffering', 'playing', 'passthrough']);
+  },
+);
 
 t.test('-1 allows any number of bufferings; close drops what is held', async (t) => {
   const { buffer, sent, advance } = setup(t);

@@ -14,8 +14,25 @@ t.test('transcoded onMetaData carries the frame rate sent, the rest as ffmpeg wr
     onBadSps: () => {},
   });
   writer.useLink({ writeMetadata: (m) => sent.push(m), writeVideo: () => {}, writeAudio: () => {} }, true);
-  const fromFfmpeg = encodeAmf0('onMetaData', { width: 960, height: 540, framerate: 40, videocodecid: 7, encoder: 'Lavf59.27.100' });
-  writer.writeTag({ type: FlvTagType.SCRIPT, timestamp: 0, body: fromFfmpeg }, { shiftMs: 0, still: false, transcoding: true, videoStartMs: 0 });
+  const fromFfmpeg = encodeAmf0('onMetaData', {
+    width: 960,
+    height: 540,
+    framerate: 40,
+    videocodecid: 7,
+    encoder: 'Lavf59.27.100',
+  });
+  writer.writeTag(
+    { type: FlvTagType.SCRIPT, timestamp: 0, body: fromFfmpeg },
+    { shiftMs: 0, still: false, transcoding: true, videoStartMs: 0 },
+  );
   t.equal(sent.length, 1);
-  t.match(sent[0], { width: 960, height: 540, framerate: 20, videocodecid: 7, audiocodecid: 10, audiosamplerate: 48000, encoder: 'webrtc-rtmp-gateway' });
+  t.match(sent[0], {
+    width: 960,
+    height: 540,
+    framerate: 20,
+    videocodecid: 7,
+    audiocodecid: 10,
+    audiosamplerate: 48000,
+    encoder: 'webrtc-rtmp-gateway',
+  });
 });

@@ -14,7 +14,8 @@ const run = promisify(execFile);
 const settings = encodingSettings;
 
 /** 1280x720 in three upright bands: red, green (the centre 428 pixels), blue. */
-const BANDS = 'color=c=0xff0000:s=1280x720:d=1,drawbox=x=426:y=0:w=428:h=720:color=0x00ff00:t=fill,drawbox=x=854:y=0:w=426:h=720:color=0x0000ff:t=fill';
+const BANDS =
+  'color=c=0xff0000:s=1280x720:d=1,drawbox=x=426:y=0:w=428:h=720:color=0x00ff00:t=fill,drawbox=x=854:y=0:w=426:h=720:color=0x0000ff:t=fill';
 
 /** One frame of the bands made into `shape` by ffmpeg, with the filters the gateway gives it. */
 async function shaped(shape: PictureShape, source = BANDS): Promise<Picture> {
@@ -43,11 +44,13 @@ async function shaped(shape: PictureShape, source = BANDS): Promise<Picture> {
     ],
     { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 },
   );
-  if (stdout.length !== shape.width * shape.height * 3) throw new Error(`ffmpeg made ${stdout.length} bytes, not one ${shape.width}x${shape.height} picture`);
+  if (stdout.length !== shape.width * shape.height * 3)
+    throw new Error(`ffmpeg made ${stdout.length} bytes, not one ${shape.width}x${shape.height} picture`);
   return { width: shape.width, height: shape.height, rgb: stdout };
 }
 
-const startup = (fields: Record<string, unknown>): unknown => parseBody(startupSchema, { streamName: 'cam', rtmpUrl: 'rtmp://127.0.0.1/live/x', ...fields });
+const startup = (fields: Record<string, unknown>): unknown =>
+  parseBody(startupSchema, { streamName: 'cam', rtmpUrl: 'rtmp://127.0.0.1/live/x', ...fields });
 
 t.test('a shape is sized by its shorter side, 720, or by the height asked; the crop sits where asked', async (t) => {
   t.match(planShape({ aspect: '9:16' }), { width: 720, height: 1280, crop: 0.5 });
@@ -71,7 +74,11 @@ t.test('an aspect transcodes to its size; height alone still scales as Web Call 
   const graph = args[args.indexOf('-filter_complex') + 1]!;
   t.match(graph, /^\[0:v\]crop=.*scale=720:1280,setsar=1\[vout\]$/);
   t.equal(args[args.indexOf('-map') + 1], '[vout]');
-  const overlaid = planEncoding('H264', { aspect: '1:1', fps: 25, overlays: [{ path: '/logo.png', x: 0.1, y: 0.1, width: 0.1, opacity: 1 }] }, settings);
+  const overlaid = planEncoding(
+    'H264',
+    { aspect: '1:1', fps: 25, overlays: [{ path: '/logo.png', x: 0.1, y: 0.1, width: 0.1, opacity: 1 }] },
+    settings,
+  );
   const both = buildFfmpegArgs({ videoInput: true, plan: overlaid, settings, analyzeDurationUs: 1 });
   t.match(
     both[both.indexOf('-filter_complex') + 1],
@@ -84,7 +91,11 @@ t.test('an aspect transcodes to its size; height alone still scales as Web Call 
 
 t.test('crop: the centre column of the bands, their left or their right; the shape filled by ffmpeg', async (t) => {
   const centre = await shaped(planShape({ aspect: '9:16' })!);
-  for (const x of [0.02, 0.5, 0.98]) t.ok(looksLike(colourAt(centre, x, 0.5), '#00ff00'), `green across the centre crop at ${x}: ${colourAt(centre, x, 0.5).join()}`);
+  for (const x of [0.02, 0.5, 0.98])
+    t.ok(
+      looksLike(colourAt(centre, x, 0.5), '#00ff00'),
+      `green across the centre crop at ${x}: ${colourAt(centre, x, 0.5).join()}`,
+    );
   const left = await shaped(planShape({ aspect: '9:16', crop: 'left' })!);
   t.ok(looksLike(colourAt(left, 0.5, 0.5), '#ff0000'), 'red in the left crop');
   const right = await shaped(planShape({ aspect: '9:16', crop: 'right' })!);
@@ -102,14 +113,24 @@ t.test('fit: the whole source in the middle, on a colour or on a blurred copy of
   t.ok(looksLike(colourAt(black, 0.9, 0.5), '#0000ff'), 'blue at its right');
   t.ok(looksLike(colourAt(black, 0.5, 0.1), '#000000'), 'the colour above');
   const blur = await shaped(planShape({ aspect: '9:16', fit: 'blur' })!);
-  t.ok(looksLike(colourAt(blur, 0.1, 0.5), '#ff0000') && looksLike(colourAt(blur, 0.9, 0.5), '#0000ff'), 'the whole source across the middle');
+  t.ok(
+    looksLike(colourAt(blur, 0.1, 0.5), '#ff0000') && looksLike(colourAt(blur, 0.9, 0.5), '#0000ff'),
+    'the whole source across the middle',
+  );
   const above = colourAt(blur, 0.5, 0.1);
-  t.ok(above[1] > 100 && !looksLike(above, '#000000'), `the source's blurred centre above it, not a colour: ${above.join()}`);
+  t.ok(
+    above[1] > 100 && !looksLike(above, '#000000'),
+    `the source's blurred centre above it, not a colour: ${above.join()}`,
+  );
 });
 
 t.test('the shape fields refused naming the field', async (t) => {
   const refused = (fields: Record<string, unknown>, field: string, message: RegExp): void => {
-    t.throws(() => startup(fields), { code: 'invalid_request', field, message }, `${JSON.stringify(fields)} names ${field}`);
+    t.throws(
+      () => startup(fields),
+      { code: 'invalid_request', field, message },
+      `${JSON.stringify(fields)} names ${field}`,
+    );
   };
   refused({ aspect: '9/16' }, 'aspect', /W:H/);
   refused({ aspect: '0:16' }, 'aspect', /W:H/);
@@ -122,5 +143,9 @@ t.test('the shape fields refused naming the field', async (t) => {
   refused({ aspect: '9:16', crop: 'left', fit: 'blur' }, 'fit', /not both/);
   refused({ aspect: '9:16', width: 720 }, 'width', /give height alone/);
   refused({ aspect: '4:1', height: 2000 }, 'height', /8000 wide/);
-  t.match(startup({ aspect: '9:16', crop: '0.3', height: '1280' }), { aspect: '9:16', crop: 0.3, height: 1280 }, 'numbers as strings, as Web Call Server writes them');
+  t.match(
+    startup({ aspect: '9:16', crop: '0.3', height: '1280' }),
+    { aspect: '9:16', crop: 0.3, height: 1280 },
+    'numbers as strings, as Web Call Server writes them',
+  );
 });

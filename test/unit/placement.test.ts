@@ -6,7 +6,11 @@ import { Placement } from '../../src/cluster/placement.js';
 
 /** Chooses among `nodes`, every one of them listed. */
 const among = (placement: Placement, nodes: ReturnType<typeof node>[]): string => placement.choose(nodes, nodes).id;
-const node = (id: string, publishers: number, heardAt: number): { id: string; publishers: number; transponders: number; heardAt: number } => ({
+const node = (
+  id: string,
+  publishers: number,
+  heardAt: number,
+): { id: string; publishers: number; transponders: number; heardAt: number } => ({
   id,
   publishers,
   transponders: 0,
@@ -23,14 +27,26 @@ t.test('a burst is spread: a publish on its way counts, even past a heartbeat wr
   placement.answered('n1', true, 200);
   placement.answered('n3', true, 210);
   // Heartbeats written after the answers count them: they are not counted twice.
-  t.equal(among(placement, [node('n1', 1, 300), node('n2', 1, 300), node('n3', 1, 300)]), 'n2', 'all equal: this node first');
+  t.equal(
+    among(placement, [node('n1', 1, 300), node('n2', 1, 300), node('n3', 1, 300)]),
+    'n2',
+    'all equal: this node first',
+  );
 });
 
 t.test('a publish answered after a heartbeat counts until a later one; a failed one does not count', async (t) => {
   const placement = new Placement('n9');
   t.equal(among(placement, [node('n1', 0, 100), node('n2', 0, 100)]), 'n1');
   placement.answered('n1', true, 120);
-  t.equal(among(placement, [node('n1', 0, 110), node('n2', 0, 110)]), 'n2', 'heartbeat at 110 is older than the answer at 120');
+  t.equal(
+    among(placement, [node('n1', 0, 110), node('n2', 0, 110)]),
+    'n2',
+    'heartbeat at 110 is older than the answer at 120',
+  );
   placement.answered('n2', false, 130);
-  t.equal(among(placement, [node('n1', 1, 200), node('n2', 0, 200)]), 'n2', 'the failed placement at n2 is not counted');
+  t.equal(
+    among(placement, [node('n1', 1, 200), node('n2', 0, 200)]),
+    'n2',
+    'the failed placement at n2 is not counted',
+  );
 });

@@ -4,7 +4,9 @@ import { answerCall, checkResult, oldestFirst, PLACE_METHODS, type PlaceCalls } 
 /** A place that records its calls and answers nothing. */
 function recorder(): { place: PlaceCalls; calls: [string, unknown[]][] } {
   const calls: [string, unknown[]][] = [];
-  const place = Object.fromEntries(Object.keys(PLACE_METHODS).map((m) => [m, async (...args: unknown[]) => void calls.push([m, args])])) as unknown as PlaceCalls;
+  const place = Object.fromEntries(
+    Object.keys(PLACE_METHODS).map((m) => [m, async (...args: unknown[]) => void calls.push([m, args])]),
+  ) as unknown as PlaceCalls;
   return { place, calls };
 }
 

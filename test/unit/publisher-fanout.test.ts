@@ -55,7 +55,14 @@ t.test('a throwing sink does not stop the others, and is logged once', async (t)
   const broken = new CountingSink(true);
   const after = new CountingSink();
   for (const sink of [before, broken, after]) publisher.attach(sink, false);
-  for (let i = 0; i < 50; i++) track.input!.packet({ sequenceNumber: i, timestamp: i * 960, marker: false, payload: Buffer.from([1, 2, 3]), captureMs: 0 });
+  for (let i = 0; i < 50; i++)
+    track.input!.packet({
+      sequenceNumber: i,
+      timestamp: i * 960,
+      marker: false,
+      payload: Buffer.from([1, 2, 3]),
+      captureMs: 0,
+    });
   t.equal(before.times.length, 50, 'the sink before the broken one got every packet');
   t.same(after.times, before.times, 'the sink after the broken one got every packet');
   t.same(
@@ -97,7 +104,10 @@ t.test('video is depacketized once: every sink gets the same frames, one throwin
     'the very same frame objects: made once',
   );
   t.equal(first!.frames[3]!.flv, last!.frames[3]!.flv, 'and their FLV bodies made once');
-  t.ok(first!.frames[0]!.key && first!.frames[0]!.sps && first!.frames[0]!.pps, 'the first is a keyframe with its parameter sets');
+  t.ok(
+    first!.frames[0]!.key && first!.frames[0]!.sps && first!.frames[0]!.pps,
+    'the first is a keyframe with its parameter sets',
+  );
   t.same(
     first!.frames.map((f) => Math.round(f.captureMs - first!.frames[0]!.captureMs)),
     Array.from({ length: 10 }, (_, i) => Math.round((i * 3000) / 90)),
@@ -148,22 +158,25 @@ t.test('after a lost packet, frames resume at the next keyframe and one is asked
   t.equal(sink.frames.length, 3);
 });
 
-t.test('a push waiting for a keyframe to start from is told when one comes, and given up on after its timeout', async (t) => {
-  const track = new FakeTrack('video');
-  const publisher = fakePublisher('cam', [track]);
-  t.teardown(() => publisher.close());
-  const camera = new FakeCamera(track);
-  const refused = await publisher.keyframeCached(20).then(
-    () => undefined,
-    (error: Error) => error,
-  );
-  t.match(refused?.message, /no keyframe arrived/, 'none came in time');
-  const waiting = publisher.keyframeCached(60_000);
-  camera.frame();
-  t.notOk(publisher.hasKeyframe, 'an inter frame is nothing to start from');
-  camera.frame(true);
-  await waiting;
-  t.ok(publisher.hasKeyframe, 'resolved by the keyframe');
-  await publisher.keyframeCached(0);
-  t.pass('and at once while one is cached');
-});
+t.test(
+  'a push waiting for a keyframe to start from is told when one comes, and given up on after its timeout',
+  async (t) => {
+    const track = new FakeTrack('video');
+    const publisher = fakePublisher('cam', [track]);
+    t.teardown(() => publisher.close());
+    const camera = new FakeCamera(track);
+    const refused = await publisher.keyframeCached(20).then(
+      () => undefined,
+      (error: Error) => error,
+    );
+    t.match(refused?.message, /no keyframe arrived/, 'none came in time');
+    const waiting = publisher.keyframeCached(60_000);
+    camera.frame();
+    t.notOk(publisher.hasKeyframe, 'an inter frame is nothing to start from');
+    camera.frame(true);
+    await waiting;
+    t.ok(publisher.hasKeyframe, 'resolved by the keyframe');
+    await publisher.keyframeCached(0);
+    t.pass('and at once while one is cached');
+  },
+);

@@ -76,13 +76,23 @@ t.test("lifecycle events are the change stream's: the same reasons, states and t
   const changes: PushChange[] = [];
   const events: LifecycleEvent[] = [];
   followPushes(service, (c) => changes.push(c));
-  followLifecycle(publishers, service, new TypedEmitter() as unknown as ViewerRegistry, new TypedEmitter() as unknown as MixerService, (e) => events.push(e));
+  followLifecycle(
+    publishers,
+    service,
+    new TypedEmitter() as unknown as ViewerRegistry,
+    new TypedEmitter() as unknown as MixerService,
+    (e) => events.push(e),
+  );
   const push = pushOf('m1');
   pushes.push(push);
-  for (const [state, reason] of [['running'], ['standby', 'the publisher went away'], ['resuming'], ['running'], ['reconnecting', 'reset'], ['failed', 'gave up']] as [
-    PushState,
-    string?,
-  ][])
+  for (const [state, reason] of [
+    ['running'],
+    ['standby', 'the publisher went away'],
+    ['resuming'],
+    ['running'],
+    ['reconnecting', 'reset'],
+    ['failed', 'gave up'],
+  ] as [PushState, string?][])
     move(push, state, reason);
   const told = changes.filter((c) => c.state !== 'resuming');
   t.same(
@@ -91,6 +101,12 @@ t.test("lifecycle events are the change stream's: the same reasons, states and t
   );
   t.same(
     events.map((e) => e.type),
-    ['transponder.started', 'transponder.standby', 'transponder.restored', 'transponder.reconnecting', 'transponder.failed'],
+    [
+      'transponder.started',
+      'transponder.standby',
+      'transponder.restored',
+      'transponder.reconnecting',
+      'transponder.failed',
+    ],
   );
 });

@@ -101,7 +101,11 @@ class FakePipeline implements Pipeline {
   }
 }
 
-const keyframeTag = (timestamp: number): FlvTag => ({ type: FlvTagType.VIDEO, timestamp, body: Buffer.from([0x17, 1, 0, 0, 0, 9]) });
+const keyframeTag = (timestamp: number): FlvTag => ({
+  type: FlvTagType.VIDEO,
+  timestamp,
+  body: Buffer.from([0x17, 1, 0, 0, 0, 9]),
+});
 
 interface Rig {
   push: Push;
@@ -195,10 +199,16 @@ t.test('the table: ended states lead nowhere, and every state can end', async (t
   t.same(TRANSITIONS.failed, []);
   t.same(TRANSITIONS.stopped, []);
   for (const state of ['starting', 'running', 'standby', 'resuming', 'reconnecting', 'reconnecting-away'] as const) {
-    t.ok(TRANSITIONS[state].includes('stopping') && TRANSITIONS[state].includes('failed'), `${state} can stop and fail`);
+    t.ok(
+      TRANSITIONS[state].includes('stopping') && TRANSITIONS[state].includes('failed'),
+      `${state} can stop and fail`,
+    );
   }
   t.notOk(TRANSITIONS.starting.includes('standby'), 'a push not yet up cannot hold the output');
-  t.notOk(TRANSITIONS['reconnecting-away'].includes('running'), 'restored with the publisher away, the still picture goes out');
+  t.notOk(
+    TRANSITIONS['reconnecting-away'].includes('running'),
+    'restored with the publisher away, the still picture goes out',
+  );
   t.notOk(TRANSITIONS.reconnecting.includes('standby'), 'restored with the publisher there, its media goes out');
 });
 
@@ -216,28 +226,31 @@ t.test('starts: one link, one pipeline, the cached keyframe passed through at on
   t.equal(push.writer.frames, 2, 'the keyframe and the frame after it');
 });
 
-t.test('a startup whose pipeline the machine does not get to in time fails as unavailable: the pipeline owns that deadline', async (t) => {
-  const { publisher } = videoPublisher(t);
-  const watched = rig(t, publisher);
-  watched.silentPipelines = true;
-  watched.push.start();
-  await waitFor('the pipeline', () => watched.pipelines.length === 1, 2000, 1);
-  await tick(config.startTimeoutMs + 50);
-  t.equal(watched.push.state, 'starting', 'no other timer of the push ends it meanwhile');
-  watched.pipelines[0]!.lose('ffmpeg wrote no output within 200 ms', 'slow');
-  await watched.push.ready;
-  t.equal(watched.push.state, 'failed');
-  t.equal(watched.push.errorCode, 'unavailable', "the machine's load, not the gateway's fault");
-  t.match(watched.push.lastError, /ffmpeg wrote no output within 200 ms/);
-  // An ffmpeg that ended is the gateway's own failure.
-  const ended = rig(t, publisher);
-  ended.silentPipelines = true;
-  ended.push.start();
-  await waitFor('the pipeline', () => ended.pipelines.length === 1, 2000, 1);
-  ended.pipelines[0]!.lose('ffmpeg exited with code 1');
-  await ended.push.ready;
-  t.equal(ended.push.errorCode, 'internal');
-});
+t.test(
+  'a startup whose pipeline the machine does not get to in time fails as unavailable: the pipeline owns that deadline',
+  async (t) => {
+    const { publisher } = videoPublisher(t);
+    const watched = rig(t, publisher);
+    watched.silentPipelines = true;
+    watched.push.start();
+    await waitFor('the pipeline', () => watched.pipelines.length === 1, 2000, 1);
+    await tick(config.startTimeoutMs + 50);
+    t.equal(watched.push.state, 'starting', 'no other timer of the push ends it meanwhile');
+    watched.pipelines[0]!.lose('ffmpeg wrote no output within 200 ms', 'slow');
+    await watched.push.ready;
+    t.equal(watched.push.state, 'failed');
+    t.equal(watched.push.errorCode, 'unavailable', "the machine's load, not the gateway's fault");
+    t.match(watched.push.lastError, /ffmpeg wrote no output within 200 ms/);
+    // An ffmpeg that ended is the gateway's own failure.
+    const ended = rig(t, publisher);
+    ended.silentPipelines = true;
+    ended.push.start();
+    await waitFor('the pipeline', () => ended.pipelines.length === 1, 2000, 1);
+    ended.pipelines[0]!.lose('ffmpeg exited with code 1');
+    await ended.push.ready;
+    t.equal(ended.push.errorCode, 'internal');
+  },
+);
 
 t.test('a lost link is restored after a wait; the counts say so', async (t) => {
   const { publisher, camera } = videoPublisher(t);
@@ -258,23 +271,32 @@ t.test('a lost link is restored after a wait; the counts say so', async (t) => {
   );
 });
 
-t.test('restore attempts keep their pace: an attempt that spent its wait on a silent network is followed at once', async (t) => {
-  const track = new FakeTrack('audio');
-  const publisher = fakePublisher('mic', [track]);
-  t.teardown(() => publisher.close());
-  const slow = { ...config, restore: { enabled: true, attempts: 0, intervalMs: 100 } };
-  const { links, linkFailures, linkDelays, attempts, push } = await running(t, publisher, undefined, slow);
-  linkFailures.push('unreachable', 'unreachable');
-  linkDelays.push(300, 20);
-  const brokeAt = Date.now();
-  links[0]!.break();
-  await tick(1200); // the third attempt comes 650-710 ms after the break
-  t.equal(push.state, 'running', 'restored by the third attempt');
-  const [, first, second, third] = attempts;
-  t.ok(first! - brokeAt >= 90 && first! - brokeAt <= 140, `the first attempt after the interval (${first! - brokeAt} ms)`);
-  t.ok(second! - first! >= 300 && second! - first! <= 340, `the second as soon as the 300 ms attempt failed, its 150-190 ms wait already spent (${second! - first!} ms)`);
-  t.ok(third! - second! >= 200, `a quick failure still waits (${third! - second!} ms)`);
-});
+t.test(
+  'restore attempts keep their pace: an attempt that spent its wait on a silent network is followed at once',
+  async (t) => {
+    const track = new FakeTrack('audio');
+    const publisher = fakePublisher('mic', [track]);
+    t.teardown(() => publisher.close());
+    const slow = { ...config, restore: { enabled: true, attempts: 0, intervalMs: 100 } };
+    const { links, linkFailures, linkDelays, attempts, push } = await running(t, publisher, undefined, slow);
+    linkFailures.push('unreachable', 'unreachable');
+    linkDelays.push(300, 20);
+    const brokeAt = Date.now();
+    links[0]!.break();
+    await tick(1200); // the third attempt comes 650-710 ms after the break
+    t.equal(push.state, 'running', 'restored by the third attempt');
+    const [, first, second, third] = attempts;
+    t.ok(
+      first! - brokeAt >= 90 && first! - brokeAt <= 140,
+      `the first attempt after the interval (${first! - brokeAt} ms)`,
+    );
+    t.ok(
+      second! - first! >= 300 && second! - first! <= 340,
+      `the second as soon as the 300 ms attempt failed, its 150-190 ms wait already spent (${second! - first!} ms)`,
+    );
+    t.ok(third! - second! >= 200, `a quick failure still waits (${third! - second!} ms)`);
+  },
+);
 
 t.test('a destination that refuses twice fails the push, releasing everything', async (t) => {
   const track = new FakeTrack('audio');
@@ -304,127 +326,150 @@ t.test('stop during a restore wait: no attempt comes after', async (t) => {
   t.ok(closed, 'closed is told');
 });
 
-const audioTag = (timestamp: number): FlvTag => ({ type: FlvTagType.AUDIO, timestamp, body: Buffer.from([0xaf, 1, 0x21]) });
-
-t.test("standby: the live pipeline goes on until the still picture's first keyframe, then the grace period ends the push", async (t) => {
-  const { publisher } = videoPublisher(t);
-  const { pipelines, links, states, push } = await running(t, publisher);
-  t.ok(push.publisherLost('page closed', 80));
-  t.equal(push.state, 'standby');
-  await tick(5);
-  t.equal(pipelines.length, 2);
-  t.ok(pipelines[1]!.spec.still, 'a pipeline showing the still picture');
-  t.notOk(pipelines[0]!.closed, 'the live pipeline goes on (its silence) while the still picture starts');
-  pipelines[0]!.emit([audioTag(100)]);
-  t.equal(links[0]!.audio.length, 1, 'its audio still goes out');
-  pipelines[1]!.emit([audioTag(0), keyframeTag(0)]);
-  t.ok(pipelines[0]!.closed, "replaced at the still picture's keyframe");
-  t.notOk(links[0]!.closed, 'over the same link');
-  t.match(push.toJSON(), { state: 'standby', lastError: /publisher lost: page closed/, standbyUntil: String });
-  await tick(100);
-  t.same(states, ['running', 'standby', 'stopping', 'stopped']);
-  t.match(push.lastError, /did not come back/);
-  t.ok(links[0]!.closed && pipelines[1]!.closed, 'everything is released');
+const audioTag = (timestamp: number): FlvTag => ({
+  type: FlvTagType.AUDIO,
+  timestamp,
+  body: Buffer.from([0xaf, 1, 0x21]),
 });
 
-t.test("passthrough back from standby: the still picture until live video goes out, its sound until the new pipeline's", async (t) => {
-  const { publisher } = videoPublisher(t);
-  const { pipelines, links, states, push } = await running(t, publisher);
-  await showStill(push, pipelines);
-  const still = pipelines[1]!;
-  const { publisher: back, camera } = videoPublisher(t);
-  push.resume(back, { video: 'copy' });
-  t.equal(push.state, 'running');
-  await tick(5);
-  t.equal(pipelines.length, 3);
-  const live = pipelines[2]!;
-  t.notOk(live.spec.still, 'a live pipeline again');
-  t.notOk(still.closed, "the still picture's pipeline goes on meanwhile");
-  const stillVideo = links[0]!.video.length;
-  still.emit([keyframeTag(100), audioTag(100)]);
-  t.equal(links[0]!.video.length, stillVideo + 1, 'and its picture, until live video comes');
-  t.equal(links[0]!.audio.length, 1, 'and its sound');
-  stillReaches(still, live.source.audioStartMs!, 'audio');
-  live.emit([audioTag(0)]);
-  t.notOk(still.closed, "the new pipeline's audio does not end the still picture before live video replaced it");
-  const sentVideo = links[0]!.video.length;
-  camera.frame(true);
-  await delivered();
-  const liveVideo = links[0]!.video.length;
-  t.ok(liveVideo > sentVideo, 'live video goes out at once');
-  t.ok(still.closed, "the still picture ended with live video there and the new pipeline's audio ready");
-  t.same(states, ['running', 'standby', 'running']);
-  t.equal(push.standby.until, undefined, 'no deadline left');
-});
+t.test(
+  "standby: the live pipeline goes on until the still picture's first keyframe, then the grace period ends the push",
+  async (t) => {
+    const { publisher } = videoPublisher(t);
+    const { pipelines, links, states, push } = await running(t, publisher);
+    t.ok(push.publisherLost('page closed', 80));
+    t.equal(push.state, 'standby');
+    await tick(5);
+    t.equal(pipelines.length, 2);
+    t.ok(pipelines[1]!.spec.still, 'a pipeline showing the still picture');
+    t.notOk(pipelines[0]!.closed, 'the live pipeline goes on (its silence) while the still picture starts');
+    pipelines[0]!.emit([audioTag(100)]);
+    t.equal(links[0]!.audio.length, 1, 'its audio still goes out');
+    pipelines[1]!.emit([audioTag(0), keyframeTag(0)]);
+    t.ok(pipelines[0]!.closed, "replaced at the still picture's keyframe");
+    t.notOk(links[0]!.closed, 'over the same link');
+    t.match(push.toJSON(), { state: 'standby', lastError: /publisher lost: page closed/, standbyUntil: String });
+    await tick(100);
+    t.same(states, ['running', 'standby', 'stopping', 'stopped']);
+    t.match(push.lastError, /did not come back/);
+    t.ok(links[0]!.closed && pipelines[1]!.closed, 'everything is released');
+  },
+);
 
-t.test("passthrough back from standby: once live video went out, the still picture's picture stops and its sound goes on until the new pipeline's", async (t) => {
-  const { publisher } = videoPublisher(t);
-  const { pipelines, links, push } = await running(t, publisher);
-  await showStill(push, pipelines);
-  const still = pipelines[1]!;
-  const { publisher: back, camera } = videoPublisher(t);
-  push.resume(back, { video: 'copy' });
-  await tick(5);
-  const live = pipelines[2]!;
-  camera.frame(true);
-  await delivered();
-  const liveVideo = links[0]!.video.length;
-  const audio = links[0]!.audio.length;
-  still.emit([keyframeTag(5000), audioTag(5000)]);
-  t.notOk(still.closed, "the still picture's pipeline goes on for its sound");
-  t.equal(links[0]!.video.length, liveVideo, 'but not its picture');
-  t.equal(links[0]!.audio.length, audio + 1, 'its sound');
-  stillReaches(still, live.source.audioStartMs!, 'audio');
-  live.emit([audioTag(0)]);
-  t.ok(still.closed, "the still picture ended at the new pipeline's first audio");
-});
+t.test(
+  "passthrough back from standby: the still picture until live video goes out, its sound until the new pipeline's",
+  async (t) => {
+    const { publisher } = videoPublisher(t);
+    const { pipelines, links, states, push } = await running(t, publisher);
+    await showStill(push, pipelines);
+    const still = pipelines[1]!;
+    const { publisher: back, camera } = videoPublisher(t);
+    push.resume(back, { video: 'copy' });
+    t.equal(push.state, 'running');
+    await tick(5);
+    t.equal(pipelines.length, 3);
+    const live = pipelines[2]!;
+    t.notOk(live.spec.still, 'a live pipeline again');
+    t.notOk(still.closed, "the still picture's pipeline goes on meanwhile");
+    const stillVideo = links[0]!.video.length;
+    still.emit([keyframeTag(100), audioTag(100)]);
+    t.equal(links[0]!.video.length, stillVideo + 1, 'and its picture, until live video comes');
+    t.equal(links[0]!.audio.length, 1, 'and its sound');
+    stillReaches(still, live.source.audioStartMs!, 'audio');
+    live.emit([audioTag(0)]);
+    t.notOk(still.closed, "the new pipeline's audio does not end the still picture before live video replaced it");
+    const sentVideo = links[0]!.video.length;
+    camera.frame(true);
+    await delivered();
+    const liveVideo = links[0]!.video.length;
+    t.ok(liveVideo > sentVideo, 'live video goes out at once');
+    t.ok(still.closed, "the still picture ended with live video there and the new pipeline's audio ready");
+    t.same(states, ['running', 'standby', 'running']);
+    t.equal(push.standby.until, undefined, 'no deadline left');
+  },
+);
 
-t.test('passthrough: the publisher lost again before its new pipeline took over: the still picture shows again', async (t) => {
-  const { publisher } = videoPublisher(t);
-  const { pipelines, links, push } = await running(t, publisher);
-  await showStill(push, pipelines);
-  const still = pipelines[1]!;
-  const { publisher: back } = videoPublisher(t);
-  push.resume(back, { video: 'copy' });
-  await tick(5);
-  t.ok(push.publisherLost('gone again', 10_000));
-  await tick(5);
-  t.ok(pipelines[2]!.closed, 'the live pipeline that had not taken over is closed');
-  const sentVideo = links[0]!.video.length;
-  still.emit([keyframeTag(200)]);
-  t.equal(links[0]!.video.length, sentVideo + 1, 'the still picture goes out again until the new one takes over');
-  t.equal(push.state, 'standby');
-});
+t.test(
+  "passthrough back from standby: once live video went out, the still picture's picture stops and its sound goes on until the new pipeline's",
+  async (t) => {
+    const { publisher } = videoPublisher(t);
+    const { pipelines, links, push } = await running(t, publisher);
+    await showStill(push, pipelines);
+    const still = pipelines[1]!;
+    const { publisher: back, camera } = videoPublisher(t);
+    push.resume(back, { video: 'copy' });
+    await tick(5);
+    const live = pipelines[2]!;
+    camera.frame(true);
+    await delivered();
+    const liveVideo = links[0]!.video.length;
+    const audio = links[0]!.audio.length;
+    still.emit([keyframeTag(5000), audioTag(5000)]);
+    t.notOk(still.closed, "the still picture's pipeline goes on for its sound");
+    t.equal(links[0]!.video.length, liveVideo, 'but not its picture');
+    t.equal(links[0]!.audio.length, audio + 1, 'its sound');
+    stillReaches(still, live.source.audioStartMs!, 'audio');
+    live.emit([audioTag(0)]);
+    t.ok(still.closed, "the still picture ended at the new pipeline's first audio");
+  },
+);
 
-t.test('publisher away is a state: an output lost meanwhile comes back to the still picture, and to live video once it is back', async (t) => {
-  const { publisher } = videoPublisher(t);
-  const { pipelines, links, states, push } = await running(t, publisher);
-  await showStill(push, pipelines);
-  links[0]!.break();
-  t.equal(push.phase, 'reconnecting-away', 'the output is restored with the publisher away');
-  t.equal(push.state, 'reconnecting', 'which shows as reconnecting');
-  t.ok(push.awaitingPublisher);
-  await waitFor('the restore', () => push.state !== 'reconnecting', 2000, 1);
-  t.equal(push.phase, 'standby', 'back to the still picture, not to live video');
-  t.ok(pipelines.at(-1)!.spec.still, 'the restored pipeline shows the still picture');
-  t.match(push.toJSON(), { state: 'standby', standbyUntil: String });
-  // Lost again, and the publisher back before the restore: the restore brings live video.
-  links.at(-1)!.break();
-  t.equal(push.phase, 'reconnecting-away');
-  const { publisher: back, camera } = videoPublisher(t);
-  push.resume(back, { video: 'copy' });
-  t.equal(push.phase, 'reconnecting', 'the publisher is back, the output still being restored');
-  t.notOk(push.awaitingPublisher);
-  t.equal(push.standby.until, undefined, 'no grace period left');
-  await waitFor('the restore', () => push.state !== 'reconnecting', 2000, 1);
-  t.equal(push.state, 'running');
-  t.notOk(pipelines.at(-1)!.spec.still, 'a live pipeline');
-  const sent = links.at(-1)!.video.length;
-  camera.frame(true);
-  await delivered();
-  t.ok(links.at(-1)!.video.length > sent, 'live video goes out');
-  t.same(states, ['running', 'standby', 'reconnecting', 'standby', 'reconnecting', 'running'], 'the shown states, each told once');
-});
+t.test(
+  'passthrough: the publisher lost again before its new pipeline took over: the still picture shows again',
+  async (t) => {
+    const { publisher } = videoPublisher(t);
+    const { pipelines, links, push } = await running(t, publisher);
+    await showStill(push, pipelines);
+    const still = pipelines[1]!;
+    const { publisher: back } = videoPublisher(t);
+    push.resume(back, { video: 'copy' });
+    await tick(5);
+    t.ok(push.publisherLost('gone again', 10_000));
+    await tick(5);
+    t.ok(pipelines[2]!.closed, 'the live pipeline that had not taken over is closed');
+    const sentVideo = links[0]!.video.length;
+    still.emit([keyframeTag(200)]);
+    t.equal(links[0]!.video.length, sentVideo + 1, 'the still picture goes out again until the new one takes over');
+    t.equal(push.state, 'standby');
+  },
+);
+
+t.test(
+  'publisher away is a state: an output lost meanwhile comes back to the still picture, and to live video once it is back',
+  async (t) => {
+    const { publisher } = videoPublisher(t);
+    const { pipelines, links, states, push } = await running(t, publisher);
+    await showStill(push, pipelines);
+    links[0]!.break();
+    t.equal(push.phase, 'reconnecting-away', 'the output is restored with the publisher away');
+    t.equal(push.state, 'reconnecting', 'which shows as reconnecting');
+    t.ok(push.awaitingPublisher);
+    await waitFor('the restore', () => push.state !== 'reconnecting', 2000, 1);
+    t.equal(push.phase, 'standby', 'back to the still picture, not to live video');
+    t.ok(pipelines.at(-1)!.spec.still, 'the restored pipeline shows the still picture');
+    t.match(push.toJSON(), { state: 'standby', standbyUntil: String });
+    // Lost again, and the publisher back before the restore: the restore brings live video.
+    links.at(-1)!.break();
+    t.equal(push.phase, 'reconnecting-away');
+    const { publisher: back, camera } = videoPublisher(t);
+    push.resume(back, { video: 'copy' });
+    t.equal(push.phase, 'reconnecting', 'the publisher is back, the output still being restored');
+    t.notOk(push.awaitingPublisher);
+    t.equal(push.standby.until, undefined, 'no grace period left');
+    await waitFor('the restore', () => push.state !== 'reconnecting', 2000, 1);
+    t.equal(push.state, 'running');
+    t.notOk(pipelines.at(-1)!.spec.still, 'a live pipeline');
+    const sent = links.at(-1)!.video.length;
+    camera.frame(true);
+    await delivered();
+    t.ok(links.at(-1)!.video.length > sent, 'live video goes out');
+    t.same(
+      states,
+      ['running', 'standby', 'reconnecting', 'standby', 'reconnecting', 'running'],
+      'the shown states, each told once',
+    );
+  },
+);
 
 t.test('publisher away while the output is being restored: restored to the still picture', async (t) => {
   const { publisher } = videoPublisher(t);
@@ -458,16 +503,19 @@ function stillReaches(still: FakePipeline, captureMs: number, kind: 'audio' | 'v
   still.emit([kind === 'audio' ? audioTag(timestamp) : keyframeTag(timestamp)]);
 }
 
-t.test('a still picture that is slow to start: the live pipeline takes the output to its start-up timeout', async (t) => {
-  const { publisher } = videoPublisher(t);
-  const { pipelines, push } = await running(t, publisher);
-  push.publisherLost('gone', 10_000);
-  await tick(config.startTimeoutMs - 50);
-  t.notOk(pipelines[0]!.closed, 'still the live pipeline');
-  await tick(80);
-  t.ok(pipelines[0]!.closed, 'then the still picture takes over anyway');
-  t.equal(push.feed.pending, undefined);
-});
+t.test(
+  'a still picture that is slow to start: the live pipeline takes the output to its start-up timeout',
+  async (t) => {
+    const { publisher } = videoPublisher(t);
+    const { pipelines, push } = await running(t, publisher);
+    push.publisherLost('gone', 10_000);
+    await tick(config.startTimeoutMs - 50);
+    t.notOk(pipelines[0]!.closed, 'still the live pipeline');
+    await tick(80);
+    t.ok(pipelines[0]!.closed, 'then the still picture takes over anyway');
+    t.equal(push.feed.pending, undefined);
+  },
+);
 
 const transcode: EncodingPlan = { video: 'transcode', reason: 'size', scale: { width: 640, height: 360 } };
 
@@ -497,30 +545,39 @@ t.test("transcoding back from standby: resuming until the new video's keyframe, 
   t.same(states, ['running', 'standby', 'resuming', 'running']);
 });
 
-t.test("a still picture behind the clock (its ffmpeg was slow to start) goes on until it reaches the new video's keyframe", async (t) => {
-  const { publisher } = videoPublisher(t);
-  const { pipelines, links, push } = await running(t, publisher);
-  await showStill(push, pipelines);
-  const still = pipelines[1]!;
-  await tick(300);
-  const { publisher: back, camera } = videoPublisher(t);
-  push.resume(back, transcode);
-  await tick(5);
-  const pending = pipelines[2]!;
-  camera.frame(true);
-  await delivered();
-  pending.emit([keyframeTag(0)]);
-  const keyframeAt = pending.source.videoStartMs!;
-  t.ok(keyframeAt - still.source.videoStartMs! - still.source.shiftMs >= 150, 'the new keyframe was captured well into the still picture');
-  stillReaches(still, keyframeAt - 100, 'video');
-  t.equal(push.state, 'resuming', 'the still picture has not reached it: it goes on');
-  t.notOk(still.closed);
-  stillReaches(still, keyframeAt - 33, 'video');
-  t.equal(push.state, 'running', 'taken over once it has');
-  t.ok(still.closed, 'the still picture ended');
-  const [last, first] = links[0]!.video.slice(-2).map((v) => v.timestamp);
-  t.ok(first! > last! && first! - last! <= 34, `live video goes on one frame after the still picture (${last} ms, then ${first} ms)`);
-});
+t.test(
+  "a still picture behind the clock (its ffmpeg was slow to start) goes on until it reaches the new video's keyframe",
+  async (t) => {
+    const { publisher } = videoPublisher(t);
+    const { pipelines, links, push } = await running(t, publisher);
+    await showStill(push, pipelines);
+    const still = pipelines[1]!;
+    await tick(300);
+    const { publisher: back, camera } = videoPublisher(t);
+    push.resume(back, transcode);
+    await tick(5);
+    const pending = pipelines[2]!;
+    camera.frame(true);
+    await delivered();
+    pending.emit([keyframeTag(0)]);
+    const keyframeAt = pending.source.videoStartMs!;
+    t.ok(
+      keyframeAt - still.source.videoStartMs! - still.source.shiftMs >= 150,
+      'the new keyframe was captured well into the still picture',
+    );
+    stillReaches(still, keyframeAt - 100, 'video');
+    t.equal(push.state, 'resuming', 'the still picture has not reached it: it goes on');
+    t.notOk(still.closed);
+    stillReaches(still, keyframeAt - 33, 'video');
+    t.equal(push.state, 'running', 'taken over once it has');
+    t.ok(still.closed, 'the still picture ended');
+    const [last, first] = links[0]!.video.slice(-2).map((v) => v.timestamp);
+    t.ok(
+      first! > last! && first! - last! <= 34,
+      `live video goes on one frame after the still picture (${last} ms, then ${first} ms)`,
+    );
+  },
+);
 
 t.test('a hand-over without video in time takes over anyway', async (t) => {
   const { publisher } = videoPublisher(t);

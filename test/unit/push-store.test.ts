@@ -8,7 +8,13 @@ import { Sealer } from '../../src/security/seal.js';
 // The store of kept pushes on one machine: an append-only file flushed at each write, read back up
 // to a torn end; and the sealing that keeps stream keys out of it.
 
-const push = (id: string, stream = 'cam'): StoredPush => ({ id, stream, startedBy: 'rest', createdAt: '2026-01-01T00:00:00.000Z', sealed: 'v1.x' });
+const push = (id: string, stream = 'cam'): StoredPush => ({
+  id,
+  stream,
+  startedBy: 'rest',
+  createdAt: '2026-01-01T00:00:00.000Z',
+  sealed: 'v1.x',
+});
 
 async function folder(t: Test): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'push-store-'));
@@ -28,7 +34,11 @@ t.test('puts and removes survive a reopen; the file is rewritten to what is kept
     (await store.all()).map((p) => [p.id, p.startedBy]),
     [['a', 'rest:ops']],
   );
-  t.equal((await readFile(path, 'utf8')).trim().split('\n').length, 4, 'appended: three puts and one removal (nothing for an id never kept)');
+  t.equal(
+    (await readFile(path, 'utf8')).trim().split('\n').length,
+    4,
+    'appended: three puts and one removal (nothing for an id never kept)',
+  );
   await store.close();
   const again = await FilePushStore.open(path);
   t.same(
@@ -110,26 +120,32 @@ t.test('many writes: the log is compacted as it grows', async (t) => {
   await store.close();
 });
 
-t.test('sealed values: no part of the secret they hold shows, in any encoding; another secret or a change is refused', async (t) => {
-  const sealer = new Sealer('a secret of sixteen or more', 'kept pushes');
-  const key = 'SKEYsealed4471';
-  const sealed = sealer.seal({ rtmpUrl: `rtmp://a.rtmp.youtube.com/live2/${key}` });
-  for (const spelling of [
-    key,
-    Buffer.from(key).toString('base64').slice(2, -2),
-    Buffer.from(key).toString('base64url').slice(2, -2),
-    Buffer.from(key).toString('hex'),
-    'youtube',
-  ]) {
-    t.notOk(sealed.includes(spelling), `no ${spelling}`);
-  }
-  t.same(sealer.open(sealed), { rtmpUrl: `rtmp://a.rtmp.youtube.com/live2/${key}` });
-  t.not(sealer.seal({ a: 1 }), sealer.seal({ a: 1 }), 'a fresh IV each time');
-  t.throws(() => new Sealer('another secret of sixteen', 'kept pushes').open(sealed), /does not open with this secret/);
-  t.throws(() => new Sealer('a secret of sixteen or more', 'another purpose').open(sealed), /does not open/);
-  const body = sealed.slice(3);
-  const flipped = `v1.${body.slice(0, 10)}${body[10] === 'A' ? 'B' : 'A'}${body.slice(11)}`;
-  t.throws(() => sealer.open(flipped), /does not open/);
-  t.throws(() => sealer.open('v1.abc'), /cut short/);
-  t.throws(() => sealer.open('plain'), /not a sealed value/);
-});
+t.test(
+  'sealed values: no part of the secret they hold shows, in any encoding; another secret or a change is refused',
+  async (t) => {
+    const sealer = new Sealer('a secret of sixteen or more', 'kept pushes');
+    const key = 'SKEYsealed4471';
+    const sealed = sealer.seal({ rtmpUrl: `rtmp://a.rtmp.youtube.com/live2/${key}` });
+    for (const spelling of [
+      key,
+      Buffer.from(key).toString('base64').slice(2, -2),
+      Buffer.from(key).toString('base64url').slice(2, -2),
+      Buffer.from(key).toString('hex'),
+      'youtube',
+    ]) {
+      t.notOk(sealed.includes(spelling), `no ${spelling}`);
+    }
+    t.same(sealer.open(sealed), { rtmpUrl: `rtmp://a.rtmp.youtube.com/live2/${key}` });
+    t.not(sealer.seal({ a: 1 }), sealer.seal({ a: 1 }), 'a fresh IV each time');
+    t.throws(
+      () => new Sealer('another secret of sixteen', 'kept pushes').open(sealed),
+      /does not open with this secret/,
+    );
+    t.throws(() => new Sealer('a secret of sixteen or more', 'another purpose').open(sealed), /does not open/);
+    const body = sealed.slice(3);
+    const flipped = `v1.${body.slice(0, 10)}${body[10] === 'A' ? 'B' : 'A'}${body.slice(11)}`;
+    t.throws(() => sealer.open(flipped), /does not open/);
+    t.throws(() => sealer.open('v1.abc'), /cut short/);
+    t.throws(() => sealer.open('plain'), /not a sealed value/);
+  },
+);

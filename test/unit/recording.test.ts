@@ -15,11 +15,27 @@ import { parseConfig } from '../../src/config/load.js';
 t.test('a recording is named by the pattern; parts follow with -001.mp4', async (t) => {
   const start = new Date('2026-11-24T10:22:33.456Z');
   t.equal(recordingName('{stream}-{start}', 'cam', 'a1b2c3d4-e5f6', start), 'cam-20261124T102233Z');
-  t.equal(recordingName('{id}_{stream}', 'cam one/two', 'a1b2c3d4-e5f6', start), 'a1b2c3d4_cam_one_two', 'characters a file name cannot hold become _');
-  t.equal(recordingName('{stream}-{start}', '.hidden', 'a1b2c3d4', start), '_hidden-20261124T102233Z', 'no hidden file');
+  t.equal(
+    recordingName('{id}_{stream}', 'cam one/two', 'a1b2c3d4-e5f6', start),
+    'a1b2c3d4_cam_one_two',
+    'characters a file name cannot hold become _',
+  );
+  t.equal(
+    recordingName('{stream}-{start}', '.hidden', 'a1b2c3d4', start),
+    '_hidden-20261124T102233Z',
+    'no hidden file',
+  );
   const args = recordArgs('/rec', 'cam-20261124T102233Z', 600);
-  t.equal(args.at(-1), '/rec/cam-20261124T102233Z-%03d.mp4', "written in the folder given (the recording's own, as ffmpeg's descriptor 3)");
-  t.match(args.join(' '), /-c copy .*-f segment -segment_time 600 -segment_start_number 1 .*movflags=\+frag_keyframe\+empty_moov/, 'copied, cut into fragmented MP4 parts');
+  t.equal(
+    args.at(-1),
+    '/rec/cam-20261124T102233Z-%03d.mp4',
+    "written in the folder given (the recording's own, as ffmpeg's descriptor 3)",
+  );
+  t.match(
+    args.join(' '),
+    /-c copy .*-f segment -segment_time 600 -segment_start_number 1 .*movflags=\+frag_keyframe\+empty_moov/,
+    'copied, cut into fragmented MP4 parts',
+  );
 });
 
 t.test('the pattern is checked by the configuration', async (t) => {
@@ -32,13 +48,22 @@ t.test('the pattern is checked by the configuration', async (t) => {
 t.test('record:// is a destination with no host and nothing secret', async (t) => {
   const d = parseDestination('record://', 'cam', { prefix: 'rtmp_', fullUrl: false });
   t.match(d, { protocol: 'record', host: '', redactedUrl: 'record://', secrets: [] });
-  t.throws(() => parseDestination('record://x', 'cam', { prefix: '', fullUrl: false }), /rtmpUrl: a recording is asked for with record:\/\/ alone/);
+  t.throws(
+    () => parseDestination('record://x', 'cam', { prefix: '', fullUrl: false }),
+    /rtmpUrl: a recording is asked for with record:\/\/ alone/,
+  );
 });
 
 t.test("why a recording ended, from ffmpeg's last lines", async (t) => {
-  t.same(recordFailure(['[mp4 @ 0x1] Error writing trailer: No space left on device']), { reason: 'the disk of record_dir is full', kind: 'storage' });
+  t.same(recordFailure(['[mp4 @ 0x1] Error writing trailer: No space left on device']), {
+    reason: 'the disk of record_dir is full',
+    kind: 'storage',
+  });
   t.match(recordFailure(['/rec/x-001.mp4: Permission denied']), { reason: /cannot be written/, kind: 'rejected' });
-  t.match(recordFailure(['something odd', 'Conversion failed!']), { reason: 'recording ended: Conversion failed!', kind: 'local' });
+  t.match(recordFailure(['something odd', 'Conversion failed!']), {
+    reason: 'recording ended: Conversion failed!',
+    kind: 'local',
+  });
 });
 
 t.test('one byte range per request, as RFC 9110 reads it', async (t) => {
@@ -63,7 +88,11 @@ t.test('one byte range per request, as RFC 9110 reads it', async (t) => {
     t.equal(byteRange(refused, 1000), 'unsatisfiable', `${refused.slice(0, 40)}: 416, not the whole file`);
   }
   t.same(byteRange('bytes=0-1,5-6', 1000), { start: 0, end: 6 }, 'several ranges: the one range covering them');
-  t.same(byteRange('bytes=900-,-10, 2000-', 1000), { start: 900, end: 999 }, 'ranges past the end are left out of the cover');
+  t.same(
+    byteRange('bytes=900-,-10, 2000-', 1000),
+    { start: 900, end: 999 },
+    'ranges past the end are left out of the cover',
+  );
 });
 
 async function laidOut(t: Test) {
@@ -71,12 +100,18 @@ async function laidOut(t: Test) {
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
   // Two parts of one recording, the second cut short; a third part of another, being written.
-  await writeFile(join(dir, '.cam-a.json'), JSON.stringify({ stream: 'cam', mediaSessionId: 'p1', startedAt: hourAgo }));
+  await writeFile(
+    join(dir, '.cam-a.json'),
+    JSON.stringify({ stream: 'cam', mediaSessionId: 'p1', startedAt: hourAgo }),
+  );
   // On the push's clock: a recording made again after a loss does not start at 0.
   await writeFile(join(dir, '.cam-a.csv'), 'cam-a-001.mp4,120.000000,130.040000\n');
   await writeFile(join(dir, 'cam-a-001.mp4'), Buffer.alloc(3000));
   await writeFile(join(dir, 'cam-a-002.mp4'), Buffer.alloc(1000));
-  await writeFile(join(dir, '.other-b.json'), JSON.stringify({ stream: 'other', mediaSessionId: 'p2', startedAt: new Date().toISOString() }));
+  await writeFile(
+    join(dir, '.other-b.json'),
+    JSON.stringify({ stream: 'other', mediaSessionId: 'p2', startedAt: new Date().toISOString() }),
+  );
   await writeFile(join(dir, 'other-b-001.mp4'), Buffer.alloc(500));
   await writeFile(join(dir, 'stray-001.mp4'), Buffer.alloc(10)); // not the gateway's: no .json
   await utimes(join(dir, 'cam-a-001.mp4'), new Date(hourAgo), new Date(hourAgo));
@@ -86,10 +121,23 @@ async function laidOut(t: Test) {
 t.test("the library lists parts with their recording's stream, start, duration and state", async (t) => {
   const dir = await laidOut(t);
   const library = new RecordingLibrary(dir, { maxAgeHours: 0, maxMb: 0 }, 0o640, pino({ level: 'silent' }));
-  library.follow({ type: 'recording.started', file: 'other-b-001.mp4', stream: 'other', mediaSessionId: 'p2', startedAt: new Date().toISOString() });
+  library.follow({
+    type: 'recording.started',
+    file: 'other-b-001.mp4',
+    stream: 'other',
+    mediaSessionId: 'p2',
+    startedAt: new Date().toISOString(),
+  });
   const all = await library.list();
   t.match(all, [
-    { fileName: 'cam-a-001.mp4', streamName: 'cam', mediaSessionId: 'p1', durationMs: 10040, size: 3000, state: 'finished' },
+    {
+      fileName: 'cam-a-001.mp4',
+      streamName: 'cam',
+      mediaSessionId: 'p1',
+      durationMs: 10040,
+      size: 3000,
+      state: 'finished',
+    },
     { fileName: 'cam-a-002.mp4', durationMs: null, size: 1000, state: 'interrupted' },
     { fileName: 'other-b-001.mp4', state: 'recording' },
   ]);
@@ -97,7 +145,11 @@ t.test("the library lists parts with their recording's stream, start, duration a
     Math.abs(Date.parse(all[0]!.startedAt) - (Date.now() - 3_600_000)) < 5000,
     'the first part began when its recording did (an hour ago), whatever the clock ffmpeg listed it on',
   );
-  t.equal(Date.parse(all[1]!.startedAt) - Date.parse(all[0]!.startedAt), 10040, 'a part cut short began where the one before ended');
+  t.equal(
+    Date.parse(all[1]!.startedAt) - Date.parse(all[0]!.startedAt),
+    10040,
+    'a part cut short began where the one before ended',
+  );
   t.same(
     (await library.list({ streamName: 'other' })).map((r) => r.fileName),
     ['other-b-001.mp4'],
@@ -105,45 +157,72 @@ t.test("the library lists parts with their recording's stream, start, duration a
   t.equal(all.length, 3, 'a file no recording of the gateway wrote is not listed');
 });
 
-t.test('a recording past its 999th part: -1000.mp4 comes after -999.mp4, in the listing and for retention', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'recording-library-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  await writeFile(join(dir, '.long.json'), JSON.stringify({ stream: 'long', mediaSessionId: 'p1', startedAt: new Date(Date.now() - 86_400_000).toISOString() }));
-  // The list holds the finished parts; the last two were cut short (a gateway killed, say).
-  await writeFile(join(dir, '.long.csv'), ['long-998.mp4,99700.0,99800.0', 'long-999.mp4,99800.0,99900.0'].join('\n') + '\n');
-  for (const n of ['998', '999', '1000', '1001']) await writeFile(join(dir, `long-${n}.mp4`), Buffer.alloc(1000));
-  const library = new RecordingLibrary(dir, { maxAgeHours: 0, maxMb: 0 }, 0o640, pino({ level: 'silent' }));
-  const listed = await library.list();
-  t.same(
-    listed.map((r) => r.fileName),
-    ['long-998.mp4', 'long-999.mp4', 'long-1000.mp4', 'long-1001.mp4'],
-  );
-  const starts = listed.map((r) => Date.parse(r.startedAt));
-  t.same(
-    starts.slice(1).map((at, i) => at - starts[i]!),
-    [100_000, 100_000, 0],
-    'a part not in the list begins where the last one listed ended',
-  );
-});
+t.test(
+  'a recording past its 999th part: -1000.mp4 comes after -999.mp4, in the listing and for retention',
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'recording-library-'));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    await writeFile(
+      join(dir, '.long.json'),
+      JSON.stringify({
+        stream: 'long',
+        mediaSessionId: 'p1',
+        startedAt: new Date(Date.now() - 86_400_000).toISOString(),
+      }),
+    );
+    // The list holds the finished parts; the last two were cut short (a gateway killed, say).
+    await writeFile(
+      join(dir, '.long.csv'),
+      ['long-998.mp4,99700.0,99800.0', 'long-999.mp4,99800.0,99900.0'].join('\n') + '\n',
+    );
+    for (const n of ['998', '999', '1000', '1001']) await writeFile(join(dir, `long-${n}.mp4`), Buffer.alloc(1000));
+    const library = new RecordingLibrary(dir, { maxAgeHours: 0, maxMb: 0 }, 0o640, pino({ level: 'silent' }));
+    const listed = await library.list();
+    t.same(
+      listed.map((r) => r.fileName),
+      ['long-998.mp4', 'long-999.mp4', 'long-1000.mp4', 'long-1001.mp4'],
+    );
+    const starts = listed.map((r) => Date.parse(r.startedAt));
+    t.same(
+      starts.slice(1).map((at, i) => at - starts[i]!),
+      [100_000, 100_000, 0],
+      'a part not in the list begins where the last one listed ended',
+    );
+  },
+);
 
-t.test('retention: parts past the age go, then the oldest while above the size; a part being written stays', async (t) => {
-  const dir = await laidOut(t);
-  const byAge = new RecordingLibrary(dir, { maxAgeHours: 0.5, maxMb: 0 }, 0o640, pino({ level: 'silent' }));
-  byAge.follow({ type: 'recording.started', file: 'other-b-001.mp4', stream: 'other', mediaSessionId: 'p2', startedAt: new Date().toISOString() });
-  await byAge.sweep();
-  t.same(
-    (await byAge.list()).map((r) => r.fileName),
-    ['other-b-001.mp4'],
-    'the hour-old recording gone, its .json and .csv too',
-  );
+t.test(
+  'retention: parts past the age go, then the oldest while above the size; a part being written stays',
+  async (t) => {
+    const dir = await laidOut(t);
+    const byAge = new RecordingLibrary(dir, { maxAgeHours: 0.5, maxMb: 0 }, 0o640, pino({ level: 'silent' }));
+    byAge.follow({
+      type: 'recording.started',
+      file: 'other-b-001.mp4',
+      stream: 'other',
+      mediaSessionId: 'p2',
+      startedAt: new Date().toISOString(),
+    });
+    await byAge.sweep();
+    t.same(
+      (await byAge.list()).map((r) => r.fileName),
+      ['other-b-001.mp4'],
+      'the hour-old recording gone, its .json and .csv too',
+    );
 
-  const dir2 = await laidOut(t);
-  const bySize = new RecordingLibrary(dir2, { maxAgeHours: 0, maxMb: 2500 / 1048576 }, 0o640, pino({ level: 'silent' }));
-  await bySize.sweep();
-  t.same(
-    (await bySize.list()).map((r) => r.fileName),
-    ['cam-a-002.mp4', 'other-b-001.mp4'],
-    'the oldest part went, bringing the total under the limit',
-  );
-  await t.rejects(bySize.remove('cam-a-001.mp4'), { code: 'not_found' });
-});
+    const dir2 = await laidOut(t);
+    const bySize = new RecordingLibrary(
+      dir2,
+      { maxAgeHours: 0, maxMb: 2500 / 1048576 },
+      0o640,
+      pino({ level: 'silent' }),
+    );
+    await bySize.sweep();
+    t.same(
+      (await bySize.list()).map((r) => r.fileName),
+      ['cam-a-002.mp4', 'other-b-001.mp4'],
+      'the oldest part went, bringing the total under the limit',
+    );
+    await t.rejects(bySize.remove('cam-a-001.mp4'), { code: 'not_found' });
+  },
+);

@@ -31,34 +31,37 @@ t.test("a refusal is tried once more, then given up with the server's reason", a
   t.same(policy.next('rejected', 'invalid stream key'), { giveUp: 'invalid stream key' });
 });
 
-t.test('"already publishing" is asked again every 0.5 s and retried as long as attempts last, counted against them as often as the usual waits', async (t) => {
-  let now = 0;
-  const policy = new RestorePolicy(
-    { ...settings, attempts: 3 },
-    () => 0,
-    () => now,
-  );
-  const asks: Array<[number, number]> = [];
-  let decision = policy.next('busy', 'Already publishing');
-  while ('retryInMs' in decision) {
-    asks.push([now, policy.attempt]);
-    now += decision.retryInMs;
-    decision = policy.next('busy', 'Already publishing');
-  }
-  t.same(
-    asks.slice(0, 4),
-    [
-      [0, 1],
-      [500, 2],
-      [1000, 3],
-      [1500, 4],
-    ],
-    'every ask shown as an attempt',
-  );
-  t.equal(asks.length, 9, 'asked every 0.5 s');
-  t.equal(now, 4500, 'the three attempts last as long as before');
-  t.same(decision, { giveUp: 'Already publishing (after 3 restore attempts)' });
-});
+t.test(
+  '"already publishing" is asked again every 0.5 s and retried as long as attempts last, counted against them as often as the usual waits',
+  async (t) => {
+    let now = 0;
+    const policy = new RestorePolicy(
+      { ...settings, attempts: 3 },
+      () => 0,
+      () => now,
+    );
+    const asks: Array<[number, number]> = [];
+    let decision = policy.next('busy', 'Already publishing');
+    while ('retryInMs' in decision) {
+      asks.push([now, policy.attempt]);
+      now += decision.retryInMs;
+      decision = policy.next('busy', 'Already publishing');
+    }
+    t.same(
+      asks.slice(0, 4),
+      [
+        [0, 1],
+        [500, 2],
+        [1000, 3],
+        [1500, 4],
+      ],
+      'every ask shown as an attempt',
+    );
+    t.equal(asks.length, 9, 'asked every 0.5 s');
+    t.equal(now, 4500, 'the three attempts last as long as before');
+    t.same(decision, { giveUp: 'Already publishing (after 3 restore attempts)' });
+  },
+);
 
 t.test('off: the first drop gives up; healthy output starts the count afresh', async (t) => {
   t.same(new RestorePolicy({ ...settings, enabled: false }).next('unreachable', 'lost'), { giveUp: 'lost' });
@@ -73,7 +76,11 @@ t.test('off: the first drop gives up; healthy output starts the count afresh', a
 
 t.test('failures are told apart by what the server said', async (t) => {
   t.equal(classifyFailure(new Error('connect ECONNREFUSED')), 'unreachable');
-  t.equal(classifyFailure(new RtmpError('the destination closed the connection')), 'unreachable', 'no status code: the connection broke');
+  t.equal(
+    classifyFailure(new RtmpError('the destination closed the connection')),
+    'unreachable',
+    'no status code: the connection broke',
+  );
   t.equal(classifyFailure(new RtmpError('x', 'NetStream.Publish.BadName', 'Already publishing')), 'busy');
   t.equal(classifyFailure(new RtmpError('x', 'NetStream.Publish.Rejected', 'Already has a stream')), 'busy');
   t.equal(classifyFailure(new RtmpError('x', 'NetStream.Publish.Rejected', 'invalid stream key')), 'rejected');

@@ -13,7 +13,11 @@ t.test('AMF0 round trip: strings, numbers, booleans, null, objects and ECMA arra
 t.test('messages larger than the chunk size are split and reassembled, byte by byte', async (t) => {
   const body = Buffer.alloc(10_000, 7);
   const wire = Buffer.concat([
-    encodeMessage(2, { type: MessageType.SET_CHUNK_SIZE, timestamp: 0, streamId: 0, body: Buffer.from([0, 0, 0x10, 0]) }, 128),
+    encodeMessage(
+      2,
+      { type: MessageType.SET_CHUNK_SIZE, timestamp: 0, streamId: 0, body: Buffer.from([0, 0, 0x10, 0]) },
+      128,
+    ),
     encodeMessage(6, { type: MessageType.VIDEO, timestamp: 40, streamId: 1, body }, 4096),
     encodeMessage(4, { type: MessageType.AUDIO, timestamp: 0x1234567, streamId: 1, body: Buffer.alloc(300, 1) }, 4096),
     encodeMessage(300, { type: MessageType.AUDIO, timestamp: 5, streamId: 1, body: Buffer.from([1]) }, 4096),
@@ -33,7 +37,11 @@ t.test('messages larger than the chunk size are split and reassembled, byte by b
 });
 
 t.test('extended timestamps are carried in continuation chunks too', async (t) => {
-  const wire = encodeMessage(6, { type: MessageType.VIDEO, timestamp: 0xffffff + 10, streamId: 1, body: Buffer.alloc(300, 2) }, 128);
+  const wire = encodeMessage(
+    6,
+    { type: MessageType.VIDEO, timestamp: 0xffffff + 10, streamId: 1, body: Buffer.alloc(300, 2) },
+    128,
+  );
   t.equal(wire.length, 12 + 4 + 300 + 2 * (1 + 4));
   const [message] = new ChunkReader().push(wire);
   t.equal(message!.timestamp, 0xffffff + 10);

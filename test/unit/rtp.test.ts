@@ -1,5 +1,12 @@
 import t from 'tap';
-import { ClockMapping, DuplicateFilter, parseRtp, RtpReceiver, StreamStart, type MediaPacket } from '../../src/media/rtp.js';
+import {
+  ClockMapping,
+  DuplicateFilter,
+  parseRtp,
+  RtpReceiver,
+  StreamStart,
+  type MediaPacket,
+} from '../../src/media/rtp.js';
 
 t.test('ClockMapping maps RTP time onto the wall clock across a timestamp wrap', async (t) => {
   const clock = new ClockMapping(90000, 0xffffff00, 1000);
@@ -7,91 +14,123 @@ t.test('ClockMapping maps RTP time onto the wall clock across a timestamp wrap',
   t.equal(clock.captureMs(0xffffff00 - 9000), 900);
 });
 
-t.test('ClockMapping follows a track for days: 2^31 ticks from the first packet and every 2^32 wrap of the field pass unseen', async (t) => {
-  for (const [kind, rate, stepTicks] of [
-    ['video', 90000, 3000],
-    ['audio', 48000, 960],
-  ] as const) {
-    const first = 0x7fff0000; // 2^31 ticks from it come soon, then the field wraps
-    const jumps: number[] = [];
-    const clock = new ClockMapping(rate, first, 5000, 5000, ({ jumpMs }) => jumps.push(jumpMs));
-    const stepMs = (stepTicks * 1000) / rate;
-    let worst = 0;
-    let previous = 5000;
-    // 3 × 2^32 ticks: 39 h 46 min of video, 74 h 33 min of audio, a packet each frame.
-    const packets = Math.ceil((3 * 2 ** 32) / stepTicks);
-    for (let i = 1; i <= packets; i++) {
-      const at = clock.next((first + i * stepTicks) % 2 ** 32, 5000 + i * stepMs);
-      worst = Math.max(worst, Math.abs(at - previous - stepMs));
+t.test(
+  'ClockMapping follows a track for days: 2^31 ticks from the first packet and every 2^32 wrap of the field pass unseen',
+  async (t) => {
+    for (const [kind, rate, stepTicks] of [
+      ['video', 90000, 3000],
+      ['audio', 48000, 960],
+    ] as const) {
+      const first = 0x7fff0000; // 2^31 ticks from it come soon, then the field wraps
+      const jumps: number[] = [];
+      const clock = new ClockMapping(rate, first, 5000, 5000, ({ jumpMs }) => jumps.push(jumpMs));
+      const stepMs = (stepTicks * 1000) / rate;
+      let worst = 0;
+      let previous = 5000;
+      // 3 × 2^32 ticks: 39 h 46 min of video, 74 h 33 min of audio, a packet each frame.
+      const packets = Math.ceil((3 * 2 ** 32) / stepTicks);
+      for (let i = 1; i <= packets; i++) {
+        const at = clock.next((first + i * stepTicks) % 2 ** 32, 5000 + i * stepMs);
+        worst = Math.max(worst, Math.abs(at - previous - stepMs));
+        previous = at;
+      }
+      t.ok(worst < 1e-6, `${kind}: every packet ${stepMs} ms after the one before (worst error ${worst} ms)`);
+      t.equal(
+        Math.round(previous - 5000),
+        Math.round(packets * stepMs),
+        `${kind}: ${Math.round((packets * stepMs) / 3_600_000)} h after the first packet`,
+      );
+      t.same(jumps, [], `${kind}: no discontinuity was seen`);
+    }
+  },
+);
+
+t.test(
+  'ClockMapping holds a sender whose clock runs fast near the arrivals: a day at 100 ppm, never more than 0.5 s ahead, steps smooth',
+  async (t) => {
+    const clock = new ClockMapping(48000, 0, 0, 0, () => t.fail('no discontinuity'));
+    let previous = 0;
+    let worstStep = 0;
+    let mostAhead = 0;
+    // 20 ms of audio by the sender's clock every 19.998 ms of ours, for a day.
+    for (let i = 1; i <= 4_320_000; i++) {
+      const arrival = i * 19.998;
+      const at = clock.next((i * 960) % 2 ** 32, arrival);
+      worstStep = Math.max(worstStep, Math.abs(at - previous - 20));
+      mostAhead = Math.max(mostAhead, at - arrival);
       previous = at;
     }
-    t.ok(worst < 1e-6, `${kind}: every packet ${stepMs} ms after the one before (worst error ${worst} ms)`);
-    t.equal(Math.round(previous - 5000), Math.round(packets * stepMs), `${kind}: ${Math.round((packets * stepMs) / 3_600_000)} h after the first packet`);
-    t.same(jumps, [], `${kind}: no discontinuity was seen`);
-  }
-});
+    t.ok(mostAhead <= 501, `at most ${mostAhead.toFixed(1)} ms ahead of the arrivals, where it would have been 8.6 s`);
+    t.ok(worstStep < 1, `each packet 20 ms after the one before, within ${worstStep.toFixed(3)} ms`);
+    // A sender's backlog of 3 s sent at once: placed where its timestamps say.
+    const burst = new ClockMapping(48000, 0, 0, 0);
+    const placed = Array.from({ length: 150 }, (_, i) => burst.next(i * 960, 1 + i * 0.01));
+    t.same(
+      placed.map((ms, i) => Math.round(ms - i * 20)),
+      placed.map(() => 0),
+      'a burst of 3 s at once: every packet where its timestamp says',
+    );
+  },
+);
 
-t.test('ClockMapping holds a sender whose clock runs fast near the arrivals: a day at 100 ppm, never more than 0.5 s ahead, steps smooth', async (t) => {
-  const clock = new ClockMapping(48000, 0, 0, 0, () => t.fail('no discontinuity'));
-  let previous = 0;
-  let worstStep = 0;
-  let mostAhead = 0;
-  // 20 ms of audio by the sender's clock every 19.998 ms of ours, for a day.
-  for (let i = 1; i <= 4_320_000; i++) {
-    const arrival = i * 19.998;
-    const at = clock.next((i * 960) % 2 ** 32, arrival);
-    worstStep = Math.max(worstStep, Math.abs(at - previous - 20));
-    mostAhead = Math.max(mostAhead, at - arrival);
-    previous = at;
-  }
-  t.ok(mostAhead <= 501, `at most ${mostAhead.toFixed(1)} ms ahead of the arrivals, where it would have been 8.6 s`);
-  t.ok(worstStep < 1, `each packet 20 ms after the one before, within ${worstStep.toFixed(3)} ms`);
-  // A sender's backlog of 3 s sent at once: placed where its timestamps say.
-  const burst = new ClockMapping(48000, 0, 0, 0);
-  const placed = Array.from({ length: 150 }, (_, i) => burst.next(i * 960, 1 + i * 0.01));
-  t.same(
-    placed.map((ms, i) => Math.round(ms - i * 20)),
-    placed.map(() => 0),
-    'a burst of 3 s at once: every packet where its timestamp says',
-  );
-});
+t.test(
+  'ClockMapping takes a leap of the RTP time as a new timeline, on purpose and told; pauses and late packets are not leaps',
+  async (t) => {
+    const jumps: number[] = [];
+    const clock = new ClockMapping(90000, 1000, 0, 0, ({ jumpMs }) => jumps.push(jumpMs));
+    t.equal(clock.next(1000 + 3000, 33.3), 3000 / 90);
+    t.equal(
+      Math.round(clock.next(1000 + 2 ** 31 + 6000, 1033)),
+      1033,
+      'a leap of 2^31 ticks 1 s later: placed 1 s after the packet before',
+    );
+    t.same(
+      jumps,
+      [Math.round(-(2 ** 31 - 3000) / 90 - 1000)],
+      'and told, with its size (2^31 ticks are as far back as forward)',
+    );
+    t.equal(Math.round(clock.next(1000 + 2 ** 31 + 9000, 1066)), 1033 + 33, 'the new timeline goes on from there');
+    t.equal(Math.round(clock.next(1000 + 2 ** 31 + 9000 - 900000, 1100)), 1100, 'a step 10 s back: a new timeline too');
+    t.equal(jumps.length, 2);
+    const after = clock.next(1000 + 2 ** 31 + 9000 - 900000 + 90000 * 12, 13100);
+    t.equal(Math.round(after), 13100, 'a pause of 12 s, as long in RTP time as in arrival: the same timeline');
+    t.equal(
+      Math.round(clock.next(1000 + 2 ** 31 + 9000 - 900000 + 90000 * 12 - 9000, 13120)),
+      13000,
+      'a late packet (a retransmission) is placed 100 ms back',
+    );
+    t.equal(
+      Math.round(clock.next(1000 + 2 ** 31 + 9000 - 900000 + 90000 * 12 + 3000, 20000)),
+      13134,
+      "packets held 7 s on the gateway's side (a busy thread): still the same timeline",
+    );
+    t.equal(
+      Math.round(clock.next(1000 + 2 ** 31 + 9000 - 900000 + 90000 * 22 + 3000, 23200)),
+      23134,
+      '10 s of packets lost while the gateway was starved, the next read 3.2 s after the one before (read late): the 10 s its timestamp says',
+    );
+    t.equal(jumps.length, 2, 'none of these was a discontinuity');
+    t.equal(
+      Math.round(clock.captureMs(1000 + 2 ** 31 + 9000 - 900000 + 90000 * 12 + 6000)),
+      13167,
+      'any timestamp near the latest, unwrapped against it',
+    );
+  },
+);
 
-t.test('ClockMapping takes a leap of the RTP time as a new timeline, on purpose and told; pauses and late packets are not leaps', async (t) => {
-  const jumps: number[] = [];
-  const clock = new ClockMapping(90000, 1000, 0, 0, ({ jumpMs }) => jumps.push(jumpMs));
-  t.equal(clock.next(1000 + 3000, 33.3), 3000 / 90);
-  t.equal(Math.round(clock.next(1000 + 2 ** 31 + 6000, 1033)), 1033, 'a leap of 2^31 ticks 1 s later: placed 1 s after the packet before');
-  t.same(jumps, [Math.round(-(2 ** 31 - 3000) / 90 - 1000)], 'and told, with its size (2^31 ticks are as far back as forward)');
-  t.equal(Math.round(clock.next(1000 + 2 ** 31 + 9000, 1066)), 1033 + 33, 'the new timeline goes on from there');
-  t.equal(Math.round(clock.next(1000 + 2 ** 31 + 9000 - 900000, 1100)), 1100, 'a step 10 s back: a new timeline too');
-  t.equal(jumps.length, 2);
-  const after = clock.next(1000 + 2 ** 31 + 9000 - 900000 + 90000 * 12, 13100);
-  t.equal(Math.round(after), 13100, 'a pause of 12 s, as long in RTP time as in arrival: the same timeline');
-  t.equal(Math.round(clock.next(1000 + 2 ** 31 + 9000 - 900000 + 90000 * 12 - 9000, 13120)), 13000, 'a late packet (a retransmission) is placed 100 ms back');
-  t.equal(
-    Math.round(clock.next(1000 + 2 ** 31 + 9000 - 900000 + 90000 * 12 + 3000, 20000)),
-    13134,
-    "packets held 7 s on the gateway's side (a busy thread): still the same timeline",
-  );
-  t.equal(
-    Math.round(clock.next(1000 + 2 ** 31 + 9000 - 900000 + 90000 * 22 + 3000, 23200)),
-    23134,
-    '10 s of packets lost while the gateway was starved, the next read 3.2 s after the one before (read late): the 10 s its timestamp says',
-  );
-  t.equal(jumps.length, 2, 'none of these was a discontinuity');
-  t.equal(Math.round(clock.captureMs(1000 + 2 ** 31 + 9000 - 900000 + 90000 * 12 + 6000)), 13167, 'any timestamp near the latest, unwrapped against it');
-});
-
-t.test('DuplicateFilter counts packets lost around the 16-bit wrap of sequence numbers, and late ones as received', async (t) => {
-  const f = new DuplicateFilter();
-  for (const seq of [65530, 65531, 65533, 65535, 1, 2, 5]) t.ok(f.accept(seq));
-  t.equal(f.lost, 5, '65532, 65534, 0, 3 and 4 never came');
-  t.ok(f.accept(0), 'a retransmission of 0, after the wrap');
-  t.notOk(f.accept(65535), 'a repeat from before the wrap');
-  t.equal(f.lost, 4);
-  for (let seq = 6; seq < 6 + 3 * 65536; seq++) f.accept(seq & 0xffff);
-  t.equal(f.lost, 4, 'three more wraps with nothing lost: the count stays');
-});
+t.test(
+  'DuplicateFilter counts packets lost around the 16-bit wrap of sequence numbers, and late ones as received',
+  async (t) => {
+    const f = new DuplicateFilter();
+    for (const seq of [65530, 65531, 65533, 65535, 1, 2, 5]) t.ok(f.accept(seq));
+    t.equal(f.lost, 5, '65532, 65534, 0, 3 and 4 never came');
+    t.ok(f.accept(0), 'a retransmission of 0, after the wrap');
+    t.notOk(f.accept(65535), 'a repeat from before the wrap');
+    t.equal(f.lost, 4);
+    for (let seq = 6; seq < 6 + 3 * 65536; seq++) f.accept(seq & 0xffff);
+    t.equal(f.lost, 4, 'three more wraps with nothing lost: the count stays');
+  },
+);
 
 t.test('DuplicateFilter drops repeated sequence numbers, also across the 16-bit wrap', async (t) => {
   const f = new DuplicateFilter();
@@ -121,21 +160,30 @@ t.test('DuplicateFilter starts afresh when the sender restarts its numbering', a
   t.notOk(f.accept(5));
 });
 
-t.test('DuplicateFilter counts packets never received: a hole until its retransmission comes, across the wrap', async (t) => {
-  const f = new DuplicateFilter();
-  for (const seq of [65533, 65534, 0, 1]) f.accept(seq); // 65535 missing
-  t.equal(f.lost, 1, 'one hole');
-  f.accept(1); // a duplicate
-  t.equal(f.lost, 1, 'a duplicate fills nothing');
-  f.accept(65535); // the retransmission
-  t.equal(f.lost, 0, 'filled by the retransmission');
-  for (const seq of [5, 6]) f.accept(seq);
-  t.equal(f.lost, 3, '2, 3 and 4 missing');
-});
+t.test(
+  'DuplicateFilter counts packets never received: a hole until its retransmission comes, across the wrap',
+  async (t) => {
+    const f = new DuplicateFilter();
+    for (const seq of [65533, 65534, 0, 1]) f.accept(seq); // 65535 missing
+    t.equal(f.lost, 1, 'one hole');
+    f.accept(1); // a duplicate
+    t.equal(f.lost, 1, 'a duplicate fills nothing');
+    f.accept(65535); // the retransmission
+    t.equal(f.lost, 0, 'filled by the retransmission');
+    for (const seq of [5, 6]) f.accept(seq);
+    t.equal(f.lost, 3, '2, 3 and 4 missing');
+  },
+);
 
 t.test('parseRtp reads the header and finds the payload past CSRCs, the header extension and padding', async (t) => {
   const header = Buffer.from([0x80, 0x60, 0x12, 0x34, 0x00, 0x00, 0x0b, 0xb8, 0xde, 0xad, 0xbe, 0xef]);
-  t.same(parseRtp(Buffer.concat([header, Buffer.from('abc')])), { sequenceNumber: 0x1234, timestamp: 3000, marker: false, payload: Buffer.from('abc'), captureMs: 0 });
+  t.same(parseRtp(Buffer.concat([header, Buffer.from('abc')])), {
+    sequenceNumber: 0x1234,
+    timestamp: 3000,
+    marker: false,
+    payload: Buffer.from('abc'),
+    captureMs: 0,
+  });
   // Marker, two CSRCs, a one-word extension, three bytes of padding.
   const full = Buffer.concat([
     Buffer.from([0xb2, 0xe0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1]),
@@ -144,54 +192,95 @@ t.test('parseRtp reads the header and finds the payload past CSRCs, the header e
     Buffer.from('payload'),
     Buffer.from([0, 0, 3]),
   ]);
-  t.same(parseRtp(full), { sequenceNumber: 0xffff, timestamp: 0xffffffff, marker: true, payload: Buffer.from('payload'), captureMs: 0 });
+  t.same(parseRtp(full), {
+    sequenceNumber: 0xffff,
+    timestamp: 0xffffffff,
+    marker: true,
+    payload: Buffer.from('payload'),
+    captureMs: 0,
+  });
   t.equal(parseRtp(Buffer.from([0x80, 0x60])), undefined, 'too short');
   t.equal(parseRtp(Buffer.concat([Buffer.from([0x40]), header.subarray(1)])), undefined, 'not version 2');
-  t.equal(parseRtp(Buffer.concat([Buffer.from([0x90]), header.subarray(1), Buffer.from([0xbe, 0xde, 0x00, 0x09])])), undefined, 'an extension longer than the packet');
-  t.equal(parseRtp(Buffer.concat([Buffer.from([0xa0]), header.subarray(1), Buffer.from([0, 40])])), undefined, 'more padding than the packet');
+  t.equal(
+    parseRtp(Buffer.concat([Buffer.from([0x90]), header.subarray(1), Buffer.from([0xbe, 0xde, 0x00, 0x09])])),
+    undefined,
+    'an extension longer than the packet',
+  );
+  t.equal(
+    parseRtp(Buffer.concat([Buffer.from([0xa0]), header.subarray(1), Buffer.from([0, 40])])),
+    undefined,
+    'more padding than the packet',
+  );
 });
 
-t.test('RtpReceiver: datagrams read, repeats dropped and counted, each packet timed on the track clock and handed on', async (t) => {
-  const taken: MediaPacket[] = [];
-  const receiver = new RtpReceiver(90000, { push: (packet) => void taken.push(packet) });
-  const datagram = (seq: number, timestamp: number, payload: string): Buffer => {
-    const header = Buffer.from([0x80, 0x60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-    header.writeUInt16BE(seq, 2);
-    header.writeUInt32BE(timestamp, 4);
-    return Buffer.concat([header, Buffer.from(payload)]);
-  };
-  receiver.datagram(datagram(1, 90000, 'a'));
-  receiver.datagram(datagram(2, 93000, 'bb'));
-  receiver.datagram(datagram(2, 93000, 'bb'));
-  receiver.datagram(Buffer.from([1, 2, 3]));
-  receiver.packet({ sequenceNumber: 4, timestamp: 99000, marker: true, payload: Buffer.from('dddd'), captureMs: 0 });
-  t.same(
-    taken.map((p) => p.payload.toString()),
-    ['a', 'bb', 'dddd'],
-    'the repeat and what is not RTP go no further',
-  );
-  t.same(
-    taken.map((p) => Math.round(p.captureMs - taken[0]!.captureMs)),
-    [0, 33, 100],
-    'timed from the first packet',
-  );
-  t.equal(Math.round(receiver.captureMs(96000)! - taken[0]!.captureMs), 67, 'any timestamp of the track, on the same clock');
-  t.match({ packets: receiver.packets, bytes: receiver.bytes, duplicates: receiver.duplicates, lost: receiver.lost }, { packets: 3, bytes: 7, duplicates: 1, lost: 1 });
-});
+t.test(
+  'RtpReceiver: datagrams read, repeats dropped and counted, each packet timed on the track clock and handed on',
+  async (t) => {
+    const taken: MediaPacket[] = [];
+    const receiver = new RtpReceiver(90000, { push: (packet) => void taken.push(packet) });
+    const datagram = (seq: number, timestamp: number, payload: string): Buffer => {
+      const header = Buffer.from([0x80, 0x60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+      header.writeUInt16BE(seq, 2);
+      header.writeUInt32BE(timestamp, 4);
+      return Buffer.concat([header, Buffer.from(payload)]);
+    };
+    receiver.datagram(datagram(1, 90000, 'a'));
+    receiver.datagram(datagram(2, 93000, 'bb'));
+    receiver.datagram(datagram(2, 93000, 'bb'));
+    receiver.datagram(Buffer.from([1, 2, 3]));
+    receiver.packet({ sequenceNumber: 4, timestamp: 99000, marker: true, payload: Buffer.from('dddd'), captureMs: 0 });
+    t.same(
+      taken.map((p) => p.payload.toString()),
+      ['a', 'bb', 'dddd'],
+      'the repeat and what is not RTP go no further',
+    );
+    t.same(
+      taken.map((p) => Math.round(p.captureMs - taken[0]!.captureMs)),
+      [0, 33, 100],
+      'timed from the first packet',
+    );
+    t.equal(
+      Math.round(receiver.captureMs(96000)! - taken[0]!.captureMs),
+      67,
+      'any timestamp of the track, on the same clock',
+    );
+    t.match(
+      { packets: receiver.packets, bytes: receiver.bytes, duplicates: receiver.duplicates, lost: receiver.lost },
+      { packets: 3, bytes: 7, duplicates: 1, lost: 1 },
+    );
+  },
+);
 
-t.test("a local stream's tracks share one start: each first packet placed where its encoder's timestamps say, whichever came first", async (t) => {
-  const start = new StreamStart();
-  const times: Record<string, number[]> = { video: [], audio: [] };
-  const receiver = (kind: 'video' | 'audio', rate: number, startMs: number): RtpReceiver =>
-    new RtpReceiver(rate, { push: (packet) => void times[kind]!.push(packet.captureMs) }, { start, startMs });
-  const audio = receiver('audio', 48000, 40);
-  const video = receiver('video', 90000, 0);
-  const packet = (seq: number, timestamp: number): MediaPacket => ({ sequenceNumber: seq, timestamp, marker: true, payload: Buffer.from('x'), captureMs: 0 });
-  // The sound's first packet (40 ms after the start) comes first, the first picture later still.
-  audio.packet(packet(1, 1000));
-  await new Promise((resolve) => setTimeout(resolve, 30));
-  video.packet(packet(1, 5000));
-  video.packet(packet(2, 5000 + 3000));
-  t.equal(times.audio![0]! - times.video![0]!, 40, "the sound's first packet 40 ms after the first picture, as the encoder timed them, not as they arrived");
-  t.equal(Math.round((times.video![1]! - times.video![0]!) * 1000), 33333, 'and each track on its own rate from there (33.333 ms)');
-});
+t.test(
+  "a local stream's tracks share one start: each first packet placed where its encoder's timestamps say, whichever came first",
+  async (t) => {
+    const start = new StreamStart();
+    const times: Record<string, number[]> = { video: [], audio: [] };
+    const receiver = (kind: 'video' | 'audio', rate: number, startMs: number): RtpReceiver =>
+      new RtpReceiver(rate, { push: (packet) => void times[kind]!.push(packet.captureMs) }, { start, startMs });
+    const audio = receiver('audio', 48000, 40);
+    const video = receiver('video', 90000, 0);
+    const packet = (seq: number, timestamp: number): MediaPacket => ({
+      sequenceNumber: seq,
+      timestamp,
+      marker: true,
+      payload: Buffer.from('x'),
+      captureMs: 0,
+    });
+    // The sound's first packet (40 ms after the start) comes first, the first picture later still.
+    audio.packet(packet(1, 1000));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    video.packet(packet(1, 5000));
+    video.packet(packet(2, 5000 + 3000));
+    t.equal(
+      times.audio![0]! - times.video![0]!,
+      40,
+      "the sound's first packet 40 ms after the first picture, as the encoder timed them, not as they arrived",
+    );
+    t.equal(
+      Math.round((times.video![1]! - times.video![0]!) * 1000),
+      33333,
+      'and each track on its own rate from there (33.333 ms)',
+    );
+  },
+);

@@ -73,7 +73,10 @@ t.test('H.264 with only packetization-mode=0 is refused with a clear reason', as
   const offer = OFFER.replace(/packetization-mode=1/g, 'packetization-mode=0')
     .replace(/a=rtpmap:9[67] .*\r\n/g, '')
     .replace(/a=rtpmap:107 .*\r\n/, '');
-  t.throws(() => selectCodecs(offer, ['H264', 'VP8', 'VP9']), { name: 'OfferError', message: /no supported video codec offered.*packetization-mode=1/ });
+  t.throws(() => selectCodecs(offer, ['H264', 'VP8', 'VP9']), {
+    name: 'OfferError',
+    message: /no supported video codec offered.*packetization-mode=1/,
+  });
 });
 
 t.test('an offer that is not SDP is an OfferError', async (t) => {
@@ -82,15 +85,25 @@ t.test('an offer that is not SDP is an OfferError', async (t) => {
 });
 
 t.test('two video tracks in one offer are refused', async (t) => {
-  const twice = OFFER + 'm=video 9 UDP/TLS/RTP/SAVPF 105\r\na=mid:2\r\na=rtpmap:105 H264/90000\r\na=fmtp:105 packetization-mode=1\r\n';
+  const twice =
+    OFFER +
+    'm=video 9 UDP/TLS/RTP/SAVPF 105\r\na=mid:2\r\na=rtpmap:105 H264/90000\r\na=fmtp:105 packetization-mode=1\r\n';
   t.throws(() => selectCodecs(twice, ['H264']), { message: /at most one video track/ });
 });
 
 t.test('bitrate hints are added to the answer video format', async (t) => {
-  const answer = 'v=0\r\ns=-\r\nm=video 9 UDP/TLS/RTP/SAVPF 105\r\na=rtpmap:105 H264/90000\r\na=fmtp:105 packetization-mode=1\r\n';
+  const answer =
+    'v=0\r\ns=-\r\nm=video 9 UDP/TLS/RTP/SAVPF 105\r\na=rtpmap:105 H264/90000\r\na=fmtp:105 packetization-mode=1\r\n';
   const out = addBitrateHints(answer, { start: 2500, min: 300, max: 2500 });
-  t.match(out, /a=fmtp:105 packetization-mode=1;x-google-start-bitrate=2500;x-google-min-bitrate=300;x-google-max-bitrate=2500/);
-  const vp8 = addBitrateHints('v=0\r\nm=video 9 RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n', { start: 1, min: 1, max: 1 });
+  t.match(
+    out,
+    /a=fmtp:105 packetization-mode=1;x-google-start-bitrate=2500;x-google-min-bitrate=300;x-google-max-bitrate=2500/,
+  );
+  const vp8 = addBitrateHints('v=0\r\nm=video 9 RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n', {
+    start: 1,
+    min: 1,
+    max: 1,
+  });
   t.match(vp8, /a=rtpmap:96 VP8\/90000\r\na=fmtp:96 x-google-start-bitrate=1/);
 });
 
@@ -104,7 +117,8 @@ t.test('offer candidates outside the allowed networks and mDNS names are dropped
 });
 
 t.test('the answer announces only the configured addresses', async (t) => {
-  const answer = 'v=0\r\na=candidate:1 1 udp 1 127.0.0.1 40000 typ host\r\na=candidate:2 1 udp 1 192.0.2.2 40001 typ host\r\n';
+  const answer =
+    'v=0\r\na=candidate:1 1 udp 1 127.0.0.1 40000 typ host\r\na=candidate:2 1 udp 1 192.0.2.2 40001 typ host\r\n';
   t.same(candidateAddresses(filterCandidates(answer, (a) => a === '127.0.0.1')), ['127.0.0.1']);
 });
 

@@ -48,39 +48,49 @@ function setup(count: number) {
   return { pushes, shedder, run, at: () => clock, saturate: (on: boolean) => (saturated = on) };
 }
 
-t.test('a push behind on a saturated machine sheds the newest running push, one per spacing, with a reason that says so', async (t) => {
-  const { pushes, shedder, run, at, saturate } = setup(5);
-  saturate(true);
-  pushes[1]!.behindSince = at();
-  run(SHED_BEHIND_MS - 1000);
-  t.same(pushes.filter((p) => p.isShed).length, 0, 'not before it has been behind for SHED_BEHIND_MS');
-  run(1000);
-  t.same(
-    pushes.filter((p) => p.isShed).map((p) => p.mediaSessionId),
-    ['p4'],
-    'the newest is shed, not the one behind',
-  );
-  t.match(pushes[4]!.reason, /the machine is saturated \(out of CPU\): 1 push behind for 10 s/);
-  run(SHED_SPACING_MS - 1000);
-  t.equal(shedder.waiting, 1, 'no second one within the spacing');
-  run(1000);
-  t.same(
-    pushes.filter((p) => p.isShed).map((p) => p.mediaSessionId),
-    ['p3', 'p4'],
-    'then the next newest',
-  );
-});
+t.test(
+  'a push behind on a saturated machine sheds the newest running push, one per spacing, with a reason that says so',
+  async (t) => {
+    const { pushes, shedder, run, at, saturate } = setup(5);
+    saturate(true);
+    pushes[1]!.behindSince = at();
+    run(SHED_BEHIND_MS - 1000);
+    t.same(pushes.filter((p) => p.isShed).length, 0, 'not before it has been behind for SHED_BEHIND_MS');
+    run(1000);
+    t.same(
+      pushes.filter((p) => p.isShed).map((p) => p.mediaSessionId),
+      ['p4'],
+      'the newest is shed, not the one behind',
+    );
+    t.match(pushes[4]!.reason, /the machine is saturated \(out of CPU\): 1 push behind for 10 s/);
+    run(SHED_SPACING_MS - 1000);
+    t.equal(shedder.waiting, 1, 'no second one within the spacing');
+    run(1000);
+    t.same(
+      pushes.filter((p) => p.isShed).map((p) => p.mediaSessionId),
+      ['p3', 'p4'],
+      'then the next newest',
+    );
+  },
+);
 
-t.test('nothing is shed when the machine is saturated but no push is behind, nor when one is behind on a machine with CPU to spare', async (t) => {
-  const { pushes, run, at, saturate } = setup(3);
-  saturate(true);
-  run(60_000);
-  t.same(pushes.filter((p) => p.isShed).length, 0, 'saturated by others: the pushes keep up');
-  saturate(false);
-  pushes[0]!.behindSince = at();
-  run(60_000);
-  t.same(pushes.filter((p) => p.isShed).length, 0, 'behind, but not for want of CPU (the destination is the lag guard’s)');
-});
+t.test(
+  'nothing is shed when the machine is saturated but no push is behind, nor when one is behind on a machine with CPU to spare',
+  async (t) => {
+    const { pushes, run, at, saturate } = setup(3);
+    saturate(true);
+    run(60_000);
+    t.same(pushes.filter((p) => p.isShed).length, 0, 'saturated by others: the pushes keep up');
+    saturate(false);
+    pushes[0]!.behindSince = at();
+    run(60_000);
+    t.same(
+      pushes.filter((p) => p.isShed).length,
+      0,
+      'behind, but not for want of CPU (the destination is the lag guard’s)',
+    );
+  },
+);
 
 t.test('once the machine is calm, shed pushes start again one at a time, oldest shed first', async (t) => {
   const { pushes, shedder, run, at, saturate } = setup(4);

@@ -84,7 +84,11 @@ t.test('a queue that overflows discards what it holds and its video up to the ne
   queue.frame(frame(2003, true));
   queue.frame(frame(2004));
   const audioHeld = Math.floor((SINK_QUEUE_ITEMS - 1) / 3);
-  t.same(queue.discarded, { frames: SINK_QUEUE_ITEMS - audioHeld + 2, audioPackets: audioHeld, overflows: 1 }, 'what it held, and the frames until the keyframe');
+  t.same(
+    queue.discarded,
+    { frames: SINK_QUEUE_ITEMS - audioHeld + 2, audioPackets: audioHeld, overflows: 1 },
+    'what it held, and the frames until the keyframe',
+  );
   await turn();
   t.same(sink.got, ['a40020', 'f66099', 'f66132'], 'audio goes on; video resumes at the keyframe');
 });

@@ -4,9 +4,24 @@ import { OutputTimeline, type PipelineTag } from '../../src/pushes/output.js';
 // The output timeline: publisher-clock times mapped to RTMP timestamps, monotonic per track, links
 // starting at a keyframe, hand-overs moved on past what was sent.
 
-const audio = (timestamp: number): PipelineTag => ({ kind: 'audio', timestamp, sequenceHeader: false, keyframe: false });
-const video = (timestamp: number, keyframe = false): PipelineTag => ({ kind: 'video', timestamp, sequenceHeader: false, keyframe });
-const header = (kind: 'audio' | 'video'): PipelineTag => ({ kind, timestamp: 0, sequenceHeader: true, keyframe: kind === 'video' });
+const audio = (timestamp: number): PipelineTag => ({
+  kind: 'audio',
+  timestamp,
+  sequenceHeader: false,
+  keyframe: false,
+});
+const video = (timestamp: number, keyframe = false): PipelineTag => ({
+  kind: 'video',
+  timestamp,
+  sequenceHeader: false,
+  keyframe,
+});
+const header = (kind: 'audio' | 'video'): PipelineTag => ({
+  kind,
+  timestamp: 0,
+  sequenceHeader: true,
+  keyframe: kind === 'video',
+});
 
 t.test('the first moment placed is time 0; later ones are their distance from it', async (t) => {
   const timeline = new OutputTimeline();
@@ -62,8 +77,16 @@ t.test("ffmpeg's times are placed from its start, less the encoder priming", asy
   timeline.newLink(false);
   const priming = (1024 / 48000) * 1000;
   t.equal(timeline.placeTag(audio(0), 5100, 0, priming), undefined, 'the priming itself goes before time 0: left out');
-  t.equal(timeline.placeTag(audio(priming + 21), 5100, 0, priming), 21, 'ffmpeg time 0 is its start on the publisher clock');
-  t.equal(timeline.placeTag(audio(priming + 42), 5200, 0, priming), 142, 'a pipeline started later is placed from its own start');
+  t.equal(
+    timeline.placeTag(audio(priming + 21), 5100, 0, priming),
+    21,
+    'ffmpeg time 0 is its start on the publisher clock',
+  );
+  t.equal(
+    timeline.placeTag(audio(priming + 42), 5200, 0, priming),
+    142,
+    'a pipeline started later is placed from its own start',
+  );
 });
 
 t.test('a pipeline that takes over is moved on one frame past the last video sent', async (t) => {

@@ -55,7 +55,11 @@ t.test('a receive-only offer: what the viewer takes, with its payload types', as
   );
   t.match(
     parsed.rtpCapabilities.codecs!.find((c) => c.preferredPayloadType === 108),
-    { mimeType: 'video/H264', parameters: { 'profile-level-id': '42e01f', 'packetization-mode': 1 }, rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }] },
+    {
+      mimeType: 'video/H264',
+      parameters: { 'profile-level-id': '42e01f', 'packetization-mode': 1 },
+      rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }],
+    },
   );
   t.match(parsed, { remoteRole: 'client', fingerprints: [{ algorithm: 'sha-256', value: 'AB:CD' }] });
   t.throws(() => parseViewerOffer(offer('sendonly')), /must receive \(recvonly\)/);
@@ -64,7 +68,12 @@ t.test('a receive-only offer: what the viewer takes, with its payload types', as
 t.test("the viewers' router takes the stream's codecs under the viewer's payload types, nothing else", async (t) => {
   const produced = [
     { mimeType: 'audio/opus', payloadType: 100, clockRate: 48000, channels: 2 },
-    { mimeType: 'video/H264', payloadType: 101, clockRate: 90000, parameters: { 'packetization-mode': 1, 'profile-level-id': '42e01f' } },
+    {
+      mimeType: 'video/H264',
+      payloadType: 101,
+      clockRate: 90000,
+      parameters: { 'packetization-mode': 1, 'profile-level-id': '42e01f' },
+    },
   ];
   const codecs = viewerCodecs(parseViewerOffer(offer()).rtpCapabilities, produced);
   t.same(
@@ -81,13 +90,31 @@ t.test('the answer sends on each line the stream has, and refuses the others', a
   const parsed = parseViewerOffer(offer());
   const transport = {
     iceParameters: { usernameFragment: 'u', password: 'p', iceLite: true },
-    iceCandidates: [{ foundation: 'f', priority: 1, ip: '127.0.0.1', address: '127.0.0.1', protocol: 'udp' as const, port: 40000, type: 'host' as const }],
+    iceCandidates: [
+      {
+        foundation: 'f',
+        priority: 1,
+        ip: '127.0.0.1',
+        address: '127.0.0.1',
+        protocol: 'udp' as const,
+        port: 40000,
+        type: 'host' as const,
+      },
+    ],
     dtlsParameters: { role: 'auto' as const, fingerprints: [{ algorithm: 'sha-256' as const, value: 'EF:01' }] },
   };
   const video = {
     kind: 'video' as const,
     rtpParameters: {
-      codecs: [{ mimeType: 'video/H264', payloadType: 108, clockRate: 90000, parameters: { 'packetization-mode': 1 }, rtcpFeedback: [{ type: 'nack' }] }],
+      codecs: [
+        {
+          mimeType: 'video/H264',
+          payloadType: 108,
+          clockRate: 90000,
+          parameters: { 'packetization-mode': 1 },
+          rtcpFeedback: [{ type: 'nack' }],
+        },
+      ],
       encodings: [{ ssrc: 1234 }],
       rtcp: { cname: 'c' },
     },
@@ -98,21 +125,36 @@ t.test('the answer sends on each line the stream has, and refuses the others', a
   t.match(answer, /a=rtpmap:108 H264\/90000\r\na=fmtp:108 packetization-mode=1\r\na=rtcp-fb:108 nack\r\n/);
   t.match(answer, /a=ssrc:1234 cname:c\r\n/);
   t.match(answer, /a=setup:passive/);
-  t.match(answer, /m=audio 0 UDP\/TLS\/RTP\/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=inactive/, 'no audio track: its line refused');
+  t.match(
+    answer,
+    /m=audio 0 UDP\/TLS\/RTP\/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=inactive/,
+    'no audio track: its line refused',
+  );
   t.match(answer, /a=group:BUNDLE 0\r\n/);
 
   // A data channel line (the player's captions): answered with SCTP where taken, in the offer's order.
   const withChannel = offer()
     .replace('a=group:BUNDLE 0 1', 'a=group:BUNDLE 0 2 1')
-    .replace('m=audio', 'm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\na=sctp-port:5000\r\nm=audio');
+    .replace(
+      'm=audio',
+      'm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\na=sctp-port:5000\r\nm=audio',
+    );
   const channelled = parseViewerOffer(withChannel);
   t.same(channelled.mids, ['0', '2', '1']);
   const taken = viewerAnswerSdp(channelled, new Map([['0', video]]), transport, () => true, 'gw', true);
   t.match(taken, /a=group:BUNDLE 0 2\r\n/);
-  t.match(taken, /a=ssrc:1234 msid:gw gw-video\r\n(?:a=candidate.*\r\n)+a=end-of-candidates\r\nm=application 9 UDP\/DTLS\/SCTP webrtc-datachannel\r\n/, 'after the video line');
+  t.match(
+    taken,
+    /a=ssrc:1234 msid:gw gw-video\r\n(?:a=candidate.*\r\n)+a=end-of-candidates\r\nm=application 9 UDP\/DTLS\/SCTP webrtc-datachannel\r\n/,
+    'after the video line',
+  );
   t.match(taken, /a=mid:2\r\na=sctp-port:5000\r\na=max-message-size:65536\r\n/);
   const refused = viewerAnswerSdp(channelled, new Map([['0', video]]), transport, () => true, 'gw');
-  t.match(refused, /m=application 0 UDP\/DTLS\/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\n/, 'refused when not taken');
+  t.match(
+    refused,
+    /m=application 0 UDP\/DTLS\/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\n/,
+    'refused when not taken',
+  );
 });
 
 t.test('each answered line carries only the header extensions its offered line carried', async (t) => {
@@ -164,7 +206,17 @@ t.test('each answered line carries only the header extensions its offered line c
   const parsed = parseViewerOffer(firefoxLike);
   const transport = {
     iceParameters: { usernameFragment: 'u', password: 'p', iceLite: true },
-    iceCandidates: [{ foundation: 'f', priority: 1, ip: '127.0.0.1', address: '127.0.0.1', protocol: 'udp' as const, port: 40000, type: 'host' as const }],
+    iceCandidates: [
+      {
+        foundation: 'f',
+        priority: 1,
+        ip: '127.0.0.1',
+        address: '127.0.0.1',
+        protocol: 'udp' as const,
+        port: 40000,
+        type: 'host' as const,
+      },
+    ],
     dtlsParameters: { role: 'auto' as const, fingerprints: [{ algorithm: 'sha-256' as const, value: 'EF:01' }] },
   };
   // What mediasoup gives each consumer: every extension whose id and URI the capabilities hold, whatever the line.
@@ -175,9 +227,20 @@ t.test('each answered line carries only the header extensions its offered line c
   ];
   const audio = {
     kind: 'audio' as const,
-    rtpParameters: { codecs: [{ mimeType: 'audio/opus', payloadType: 109, clockRate: 48000, channels: 2 }], headerExtensions, encodings: [{ ssrc: 1 }] },
+    rtpParameters: {
+      codecs: [{ mimeType: 'audio/opus', payloadType: 109, clockRate: 48000, channels: 2 }],
+      headerExtensions,
+      encodings: [{ ssrc: 1 }],
+    },
   };
-  const video = { kind: 'video' as const, rtpParameters: { codecs: [{ mimeType: 'video/VP8', payloadType: 120, clockRate: 90000 }], headerExtensions, encodings: [{ ssrc: 2 }] } };
+  const video = {
+    kind: 'video' as const,
+    rtpParameters: {
+      codecs: [{ mimeType: 'video/VP8', payloadType: 120, clockRate: 90000 }],
+      headerExtensions,
+      encodings: [{ ssrc: 2 }],
+    },
+  };
   const answer = viewerAnswerSdp(
     parsed,
     new Map<string, SentTrack>([
@@ -189,8 +252,13 @@ t.test('each answered line carries only the header extensions its offered line c
     'gw',
   );
   const [, audioLine, videoLine] = answer.split(/(?=\r\nm=)/);
-  const extmaps = (section: string | undefined): string[] => (section ?? '').split('\r\n').filter((l) => l.startsWith('a=extmap:'));
-  t.same(extmaps(audioLine), ['a=extmap:3 urn:ietf:params:rtp-hdrext:sdes:mid'], 'the audio line: its mid extension alone');
+  const extmaps = (section: string | undefined): string[] =>
+    (section ?? '').split('\r\n').filter((l) => l.startsWith('a=extmap:'));
+  t.same(
+    extmaps(audioLine),
+    ['a=extmap:3 urn:ietf:params:rtp-hdrext:sdes:mid'],
+    'the audio line: its mid extension alone',
+  );
   t.same(
     extmaps(videoLine),
     [
@@ -204,8 +272,13 @@ t.test('each answered line carries only the header extensions its offered line c
 
 t.test('the view offers real clients made are read as they mean them', async (t) => {
   const codecsOf = (client: string): string[] =>
-    parseViewerOffer(savedOffer(`${client}-view`)).rtpCapabilities.codecs!.map((c) => `${c.mimeType}${c.channels ? `/${c.channels}` : ''}`);
-  t.ok(codecsOf('chromium').includes('video/H264') && codecsOf('chromium').includes('audio/opus/2'), 'Chromium receives H.264 and Opus');
+    parseViewerOffer(savedOffer(`${client}-view`)).rtpCapabilities.codecs!.map(
+      (c) => `${c.mimeType}${c.channels ? `/${c.channels}` : ''}`,
+    );
+  t.ok(
+    codecsOf('chromium').includes('video/H264') && codecsOf('chromium').includes('audio/opus/2'),
+    'Chromium receives H.264 and Opus',
+  );
   t.notOk(codecsOf('firefox').includes('video/H264'), 'this Firefox (no OpenH264) receives no H.264');
   t.ok(codecsOf('firefox').includes('video/VP8') && codecsOf('firefox').includes('audio/opus/2'), 'but VP8 and Opus');
   t.match(savedOffer('gstreamer-view'), /a=rtpmap:\d+ OPUS\/48000\r\n/, 'GStreamer writes Opus without its channels');

@@ -29,7 +29,12 @@ function vp8(data: Buffer, timestamp: number, key: boolean, parts = 3): MediaPac
 function vp9(data: Buffer, timestamp: number, key: boolean, parts = 2, scalability = false): MediaPacket[] {
   const size = Math.ceil(data.length / parts);
   return Array.from({ length: parts }, (_, i) => {
-    const b0 = 0x80 | (key ? 0 : 0x40) | (i === 0 ? 0x08 : 0) | (i === parts - 1 ? 0x04 : 0) | (scalability && i === 0 ? 0x02 : 0);
+    const b0 =
+      0x80 |
+      (key ? 0 : 0x40) |
+      (i === 0 ? 0x08 : 0) |
+      (i === parts - 1 ? 0x04 : 0) |
+      (scalability && i === 0 ? 0x02 : 0);
     // Scalability structure: one spatial layer with its size (Y), one picture group with one reference (G).
     const ss = scalability && i === 0 ? [0x18, 0x05, 0x00, 0x02, 0xd0, 0x01, 0x04, 0x01] : [];
     const descriptor = Buffer.from([b0, 0x21, ...ss]);
@@ -37,7 +42,9 @@ function vp9(data: Buffer, timestamp: number, key: boolean, parts = 2, scalabili
   });
 }
 
-function collect<D extends Vp8Depacketizer | Vp9Depacketizer>(make: (sink: { frame(frame: VpxFrame): void }) => D): { frames: VpxFrame[]; d: D } {
+function collect<D extends Vp8Depacketizer | Vp9Depacketizer>(
+  make: (sink: { frame(frame: VpxFrame): void }) => D,
+): { frames: VpxFrame[]; d: D } {
   const frames: VpxFrame[] = [];
   return { frames, d: make({ frame: (frame) => frames.push(frame as VpxFrame) }) };
 }

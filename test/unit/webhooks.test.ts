@@ -1,7 +1,12 @@
 import pino from 'pino';
 import t from 'tap';
 import type { LifecycleEvent } from '../../src/plane/lifecycle.js';
-import { retryWaitMs, WebhookDispatcher, type DeliveryResult, type WebhookEndpoint } from '../../src/webhooks/dispatcher.js';
+import {
+  retryWaitMs,
+  WebhookDispatcher,
+  type DeliveryResult,
+  type WebhookEndpoint,
+} from '../../src/webhooks/dispatcher.js';
 import { sign, signingKey, verify } from '../../src/webhooks/signature.js';
 import { waitFor } from '../../kit/processes.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
@@ -26,25 +31,54 @@ function counting() {
 }
 
 function endpoint(receiver: WebhookReceiver, overrides: Partial<WebhookEndpoint> = {}): WebhookEndpoint {
-  return { id: 'app', url: receiver.url, events: [], secret: SECRET, timeoutMs: 2000, maxAttempts: 3, queueLimit: 100, ...overrides };
+  return {
+    id: 'app',
+    url: receiver.url,
+    events: [],
+    secret: SECRET,
+    timeoutMs: 2000,
+    maxAttempts: 3,
+    queueLimit: 100,
+    ...overrides,
+  };
 }
 
-const published = (stream: string): LifecycleEvent => ({ type: 'publisher.published', stream, publisherId: `p-${stream}` });
-
-t.test('signatures: Standard Webhooks form; a changed body, another secret or an old timestamp is refused', async (t) => {
-  const key = signingKey(SECRET);
-  const now = Math.floor(Date.now() / 1000);
-  const signature = sign(key, 'evt_1', now, '{"a":1}');
-  t.match(signature, /^v1,[A-Za-z0-9+/]{43}=$/);
-  t.ok(verify(key, { id: 'evt_1', timestamp: String(now), signature }, '{"a":1}'), 'verifies');
-  t.ok(verify(key, { id: 'evt_1', timestamp: String(now), signature: `v1,bogus ${signature}` }, '{"a":1}'), 'one of several signatures');
-  t.notOk(verify(key, { id: 'evt_1', timestamp: String(now), signature }, '{"a":2}'), 'another body');
-  t.notOk(verify(key, { id: 'evt_2', timestamp: String(now), signature }, '{"a":1}'), 'another id');
-  t.notOk(verify(signingKey('another-secret-0123456789'), { id: 'evt_1', timestamp: String(now), signature }, '{"a":1}'), 'another secret');
-  const old = now - 600;
-  t.notOk(verify(key, { id: 'evt_1', timestamp: String(old), signature: sign(key, 'evt_1', old, '{"a":1}') }, '{"a":1}'), 'a replay 10 minutes later');
-  t.same(signingKey(`whsec_${Buffer.from('raw key bytes').toString('base64')}`), Buffer.from('raw key bytes'), 'whsec_ secrets are base64');
+const published = (stream: string): LifecycleEvent => ({
+  type: 'publisher.published',
+  stream,
+  publisherId: `p-${stream}`,
 });
+
+t.test(
+  'signatures: Standard Webhooks form; a changed body, another secret or an old timestamp is refused',
+  async (t) => {
+    const key = signingKey(SECRET);
+    const now = Math.floor(Date.now() / 1000);
+    const signature = sign(key, 'evt_1', now, '{"a":1}');
+    t.match(signature, /^v1,[A-Za-z0-9+/]{43}=$/);
+    t.ok(verify(key, { id: 'evt_1', timestamp: String(now), signature }, '{"a":1}'), 'verifies');
+    t.ok(
+      verify(key, { id: 'evt_1', timestamp: String(now), signature: `v1,bogus ${signature}` }, '{"a":1}'),
+      'one of several signatures',
+    );
+    t.notOk(verify(key, { id: 'evt_1', timestamp: String(now), signature }, '{"a":2}'), 'another body');
+    t.notOk(verify(key, { id: 'evt_2', timestamp: String(now), signature }, '{"a":1}'), 'another id');
+    t.notOk(
+      verify(signingKey('another-secret-0123456789'), { id: 'evt_1', timestamp: String(now), signature }, '{"a":1}'),
+      'another secret',
+    );
+    const old = now - 600;
+    t.notOk(
+      verify(key, { id: 'evt_1', timestamp: String(old), signature: sign(key, 'evt_1', old, '{"a":1}') }, '{"a":1}'),
+      'a replay 10 minutes later',
+    );
+    t.same(
+      signingKey(`whsec_${Buffer.from('raw key bytes').toString('base64')}`),
+      Buffer.from('raw key bytes'),
+      'whsec_ secrets are base64',
+    );
+  },
+);
 
 t.test('waits between attempts: 1 s doubling to a minute, up to 25 % longer', async (t) => {
   t.same(
@@ -66,7 +100,11 @@ t.test('every event, in order, signed, with its id in the header and the body', 
   const streams = ['a', 'b', 'c', 'd', 'e'];
   for (const stream of streams) dispatcher.send(published(stream));
   // The receiver records a delivery before its answer reaches the dispatcher, which counts it then.
-  await waitFor('five deliveries, counted', () => receiver.delivered.length === 5 && counters.results.length === 5, 5000);
+  await waitFor(
+    'five deliveries, counted',
+    () => receiver.delivered.length === 5 && counters.results.length === 5,
+    5000,
+  );
   t.same(
     receiver.delivered.map((h) => h.body.data.stream),
     streams,
@@ -80,7 +118,11 @@ t.test('every event, in order, signed, with its id in the header and the body', 
     receiver.received.every((h) => h.id === h.body.id && /^evt_/.test(h.id)),
     "the id in the header is the body's",
   );
-  t.match(receiver.received[0]!.body, { type: 'publisher.published', time: String, data: { stream: 'a', publisherId: 'p-a' } });
+  t.match(receiver.received[0]!.body, {
+    type: 'publisher.published',
+    time: String,
+    data: { stream: 'a', publisherId: 'p-a' },
+  });
   t.same(
     counters.results,
     streams.map(() => ['app', 'delivered']),
@@ -108,21 +150,33 @@ t.test('an endpoint answering 500 gets the same delivery again, then the next', 
   t.equal(counters.failedAttempts, 1);
 });
 
-t.test('a hanging endpoint: each attempt times out, the delivery is given up, another endpoint is not held back', async (t) => {
-  const hanging = await WebhookReceiver.start(SECRET);
-  const healthy = await WebhookReceiver.start(SECRET);
-  t.teardown(() => Promise.all([hanging.stop(), healthy.stop()]));
-  hanging.answer = () => 'hang';
-  const counters = counting();
-  const dispatcher = new WebhookDispatcher([endpoint(hanging, { id: 'slow', timeoutMs: 1000, maxAttempts: 2 }), endpoint(healthy, { id: 'fast' })], counters, log, () => 0);
-  t.teardown(() => dispatcher.close());
-  dispatcher.send(published('a'));
-  await waitFor('the healthy endpoint has it', () => healthy.delivered.length === 1, 5000);
-  t.equal(counters.failedAttempts, 0, 'delivered there while the first attempt on the hanging one still waits');
-  await waitFor('given up on the hanging one', () => counters.results.some(([id, r]) => id === 'slow' && r === 'failed'), 10000);
-  t.equal(hanging.received.length, 2, 'two attempts');
-  t.equal(counters.failedAttempts, 2);
-});
+t.test(
+  'a hanging endpoint: each attempt times out, the delivery is given up, another endpoint is not held back',
+  async (t) => {
+    const hanging = await WebhookReceiver.start(SECRET);
+    const healthy = await WebhookReceiver.start(SECRET);
+    t.teardown(() => Promise.all([hanging.stop(), healthy.stop()]));
+    hanging.answer = () => 'hang';
+    const counters = counting();
+    const dispatcher = new WebhookDispatcher(
+      [endpoint(hanging, { id: 'slow', timeoutMs: 1000, maxAttempts: 2 }), endpoint(healthy, { id: 'fast' })],
+      counters,
+      log,
+      () => 0,
+    );
+    t.teardown(() => dispatcher.close());
+    dispatcher.send(published('a'));
+    await waitFor('the healthy endpoint has it', () => healthy.delivered.length === 1, 5000);
+    t.equal(counters.failedAttempts, 0, 'delivered there while the first attempt on the hanging one still waits');
+    await waitFor(
+      'given up on the hanging one',
+      () => counters.results.some(([id, r]) => id === 'slow' && r === 'failed'),
+      10000,
+    );
+    t.equal(hanging.received.length, 2, 'two attempts');
+    t.equal(counters.failedAttempts, 2);
+  },
+);
 
 t.test('a bounded queue: past its limit the oldest waiting delivery is dropped and counted', async (t) => {
   const receiver = await WebhookReceiver.start(SECRET);
@@ -147,7 +201,14 @@ t.test('an endpoint gets only the events it asked for', async (t) => {
   const dispatcher = new WebhookDispatcher([endpoint(receiver, { events: ['transponder.failed'] })], counting(), log);
   t.teardown(() => dispatcher.close());
   dispatcher.send(published('a'));
-  dispatcher.send({ type: 'transponder.failed', stream: 'a', mediaSessionId: 'm', destination: 'rtmp://host/live/***', state: 'failed', reason: 'refused' });
+  dispatcher.send({
+    type: 'transponder.failed',
+    stream: 'a',
+    mediaSessionId: 'm',
+    destination: 'rtmp://host/live/***',
+    state: 'failed',
+    reason: 'refused',
+  });
   await waitFor('one delivery', () => receiver.delivered.length === 1, 3000);
   t.equal(receiver.delivered[0]!.type, 'transponder.failed');
   t.equal(receiver.received.length, 1);

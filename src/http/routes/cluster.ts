@@ -23,19 +23,30 @@ const sealedCall = z.strictObject({
  * A call that does not open, or is stale, replayed or meant for another node, counts as a failed
  * authentication of its address (`auth_failures_per_minute`).
  */
-export function clusterRoutes(app: FastifyInstance, plane: ClusterPlane | undefined, failures: AuthFailureLimiter, startDrain: () => void): void {
+export function clusterRoutes(
+  app: FastifyInstance,
+  plane: ClusterPlane | undefined,
+  failures: AuthFailureLimiter,
+  startDrain: () => void,
+): void {
   const node: ClusterNode | undefined = plane?.node;
   if (plane) {
     // What another node's calls are answered by: this node's own plane, but a mixer started for
     // another node claims its stream here first, as a publish placed here does.
-    const place = { ...routedTo(plane.inner), mixerStartup: (startup: MixerStartup) => plane.mixerStartupHere(startup) };
+    const place = {
+      ...routedTo(plane.inner),
+      mixerStartup: (startup: MixerStartup) => plane.mixerStartupHere(startup),
+    };
     const own = {
-      publish: (from: string, name: string, offer: string, clientAddress?: string) => plane.publishFor(from, name, offer, clientAddress),
+      publish: (from: string, name: string, offer: string, clientAddress?: string) =>
+        plane.publishFor(from, name, offer, clientAddress),
       handOver: (name: string) => plane.handOver(name),
     };
     // A placed publish carries its offer, sealed: more than a REST body.
     app.post('/internal/plane', { ...routeAccess('node'), logLevel: 'warn', bodyLimit: 1 << 20 }, async (request) => {
-      const sealed = await failures.attempt(request.ip, () => plane.calls.answer(place, parseBody(sealedCall, request.body).sealed, own));
+      const sealed = await failures.attempt(request.ip, () =>
+        plane.calls.answer(place, parseBody(sealedCall, request.body).sealed, own),
+      );
       return { sealed };
     });
   }

@@ -39,59 +39,63 @@ export function consoleRoutes(
   });
 
   // GET only: a HEAD would get the headers of a stream that never ends.
-  app.get('/rest-api/console/events', { ...routeAccess('control'), logLevel: 'warn', exposeHeadRoute: false }, (request, reply) => {
-    const release = streams.acquire(request.ip, 'console event stream'); // 429 or 503 before anything is sent
-    reply.hijack();
-    const out = reply.raw;
-    out.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-store',
-      'x-accel-buffering': 'no', // nginx in front: pass each event on at once
-    });
-    out.flushHeaders();
-    let closed = false;
-    let pending: NodeJS.Timeout | undefined;
-    const send = (event: string, data: unknown): void => {
-      if (closed) return;
-      if (out.writableLength > MAX_BACKLOG_BYTES) return void out.destroy();
-      out.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-    };
-    const sendView = async (): Promise<void> => {
-      pending = undefined;
-      try {
-        const [streams, pushes, mixers] = await Promise.all([plane.streams(), plane.find({}), plane.mixerFind()]);
-        send('view', { at: new Date().toISOString(), streams, pushes, mixers });
-      } catch (error) {
-        log.warn({ reason: (error as Error).message }, 'console view failed');
-      }
-    };
-    const soon = (): void => {
-      pending ??= setTimeout(() => void sendView(), COALESCE_MS);
-    };
-    const stopFollowing = watchEvents((event, node) => {
-      send('event', node === undefined ? event : { ...event, node });
-      soon();
-    });
-    const refresh = setInterval(() => void sendView(), CONSOLE_REFRESH_MS);
-    const close = (): void => {
-      if (closed) return;
-      closed = true;
-      release();
-      open.delete(end);
-      stopFollowing();
-      clearInterval(refresh);
-      clearTimeout(pending);
-    };
-    const end = (): void => {
-      close();
-      out.end();
-    };
-    open.add(end);
-    out.on('error', close);
-    out.on('close', close);
-    request.raw.on('error', close);
-    void sendView();
-  });
+  app.get(
+    '/rest-api/console/events',
+    { ...routeAccess('control'), logLevel: 'warn', exposeHeadRoute: false },
+    (request, reply) => {
+      const release = streams.acquire(request.ip, 'console event stream'); // 429 or 503 before anything is sent
+      reply.hijack();
+      const out = reply.raw;
+      out.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-store',
+        'x-accel-buffering': 'no', // nginx in front: pass each event on at once
+      });
+      out.flushHeaders();
+      let closed = false;
+      let pending: NodeJS.Timeout | undefined;
+      const send = (event: string, data: unknown): void => {
+        if (closed) return;
+        if (out.writableLength > MAX_BACKLOG_BYTES) return void out.destroy();
+        out.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      };
+      const sendView = async (): Promise<void> => {
+        pending = undefined;
+        try {
+          const [streams, pushes, mixers] = await Promise.all([plane.streams(), plane.find({}), plane.mixerFind()]);
+          send('view', { at: new Date().toISOString(), streams, pushes, mixers });
+        } catch (error) {
+          log.warn({ reason: (error as Error).message }, 'console view failed');
+        }
+      };
+      const soon = (): void => {
+        pending ??= setTimeout(() => void sendView(), COALESCE_MS);
+      };
+      const stopFollowing = watchEvents((event, node) => {
+        send('event', node === undefined ? event : { ...event, node });
+        soon();
+      });
+      const refresh = setInterval(() => void sendView(), CONSOLE_REFRESH_MS);
+      const close = (): void => {
+        if (closed) return;
+        closed = true;
+        release();
+        open.delete(end);
+        stopFollowing();
+        clearInterval(refresh);
+        clearTimeout(pending);
+      };
+      const end = (): void => {
+        close();
+        out.end();
+      };
+      open.add(end);
+      out.on('error', close);
+      out.on('close', close);
+      request.raw.on('error', close);
+      void sendView();
+    },
+  );
 
   app.post('/rest-api/console/sounds', routeAccess('control'), async (request) => {
     parseBody(findAllSchema, request.body);

@@ -29,7 +29,11 @@ export function docsRoutes(app: FastifyInstance): void {
   const document = openApiDocument(version);
   app.get('/openapi.json', PUBLIC, async () => document);
   app.get('/docs', PUBLIC, async (_request, reply) =>
-    reply.type('text/html; charset=utf-8').header('content-security-policy', DOCS_CSP).header('x-frame-options', 'DENY').send(DOCS_PAGE),
+    reply
+      .type('text/html; charset=utf-8')
+      .header('content-security-policy', DOCS_CSP)
+      .header('x-frame-options', 'DENY')
+      .send(DOCS_PAGE),
   );
   app.get('/docs/init.js', PUBLIC, async (_request, reply) => reply.type('text/javascript; charset=utf-8').send(INIT));
   for (const [file, type] of [

@@ -29,31 +29,50 @@ export function mixerRoutes(app: FastifyInstance, plane: MediaPlane, mixers: Mix
     const startup = parseBody(mixerStartupSchema, request.body);
     const { layout, mixerLayoutClass } = request.body as { layout?: unknown; mixerLayoutClass?: string };
     if (mixerLayoutClass !== undefined && layout === undefined && layoutOfClass(mixerLayoutClass) === undefined) {
-      request.log.warn({ uri: startup.uri, mixerLayoutClass }, 'mixerLayoutClass names no layout the gateway can tell: the grid is used');
+      request.log.warn(
+        { uri: startup.uri, mixerLayoutClass },
+        'mixerLayoutClass names no layout the gateway can tell: the grid is used',
+      );
     }
     return mixers.startup(startup);
   });
 
   app.post('/rest-api/mixer/add', CONTROL, async (request) => {
     const input = parseBody(mixerInputSchema, request.body);
-    const ignored = IGNORED_WCS_FIELDS.filter((field) => (request.body as Record<string, unknown>)[field] !== undefined);
-    if (ignored.length > 0) request.log.warn({ uri: input.uri, stream: input.remoteStreamName, ignored }, "Web Call Server's fields taken, not used");
+    const ignored = IGNORED_WCS_FIELDS.filter(
+      (field) => (request.body as Record<string, unknown>)[field] !== undefined,
+    );
+    if (ignored.length > 0)
+      request.log.warn(
+        { uri: input.uri, stream: input.remoteStreamName, ignored },
+        "Web Call Server's fields taken, not used",
+      );
     return mixers.add(input);
   });
 
-  app.post('/rest-api/mixer/remove', CONTROL, async (request) => mixers.remove(parseBody(mixerRemoveSchema, request.body)));
+  app.post('/rest-api/mixer/remove', CONTROL, async (request) =>
+    mixers.remove(parseBody(mixerRemoveSchema, request.body)),
+  );
 
-  app.post('/rest-api/mixer/set_layout', CONTROL, async (request) => mixers.layout(parseBody(mixerLayoutSchema, request.body)));
+  app.post('/rest-api/mixer/set_layout', CONTROL, async (request) =>
+    mixers.layout(parseBody(mixerLayoutSchema, request.body)),
+  );
 
-  app.post('/rest-api/mixer/set_stream_label', CONTROL, async (request) => mixers.label(parseBody(mixerLabelSchema, request.body)));
+  app.post('/rest-api/mixer/set_stream_label', CONTROL, async (request) =>
+    mixers.label(parseBody(mixerLabelSchema, request.body)),
+  );
 
-  app.post('/rest-api/mixer/setAudioVideo', CONTROL, async (request) => mixers.audioVideo(parseBody(mixerAudioVideoSchema, request.body)));
+  app.post('/rest-api/mixer/setAudioVideo', CONTROL, async (request) =>
+    mixers.audioVideo(parseBody(mixerAudioVideoSchema, request.body)),
+  );
 
   app.post('/rest-api/mixer/find_all', CONTROL, async (request) => {
     parseBody(findAllSchema, request.body);
     const [all, streams] = await Promise.all([plane.mixerFind(), plane.streams()]);
     if (all.length === 0) throw notFound('no mixers');
-    const sessions = new Map(streams.filter((stream) => stream.state !== 'closed').map((stream) => [stream.name, stream.id]));
+    const sessions = new Map(
+      streams.filter((stream) => stream.state !== 'closed').map((stream) => [stream.name, stream.id]),
+    );
     return all.map((mixer) => mixerListing(mixer, (stream) => sessions.get(stream)));
   });
 

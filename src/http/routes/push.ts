@@ -15,9 +15,16 @@ const CONTROL = routeAccess('control');
  * the commands go through `pushes`, which keeps what was started (`kept-pushes.ts`) when the
  * gateway keeps pushes.
  */
-export function pushRoutes(app: FastifyInstance, plane: MediaPlane, pushes: PushCommands, check: (request: CheckRequest, caller: string) => Promise<CheckReport>): void {
+export function pushRoutes(
+  app: FastifyInstance,
+  plane: MediaPlane,
+  pushes: PushCommands,
+  check: (request: CheckRequest, caller: string) => Promise<CheckReport>,
+): void {
   // Answered where it arrives: nothing of a stream is involved.
-  app.post('/rest-api/push/check', CONTROL, async (request) => check(parseBody(checkRequestSchema, request.body), request.ip));
+  app.post('/rest-api/push/check', CONTROL, async (request) =>
+    check(parseBody(checkRequestSchema, request.body), request.ip),
+  );
 
   app.post('/rest-api/push/startup', CONTROL, async (request) => {
     const body = parseBody(startupSchema, request.body);

@@ -1,6 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import { notFound } from '../../errors.js';
-import { recordingDownloadSchema, recordingFileRequestSchema, recordingFindSchema, type RecordingLibrary } from '../../recordings/library.js';
+import {
+  recordingDownloadSchema,
+  recordingFileRequestSchema,
+  recordingFindSchema,
+  type RecordingLibrary,
+} from '../../recordings/library.js';
 import { routeAccess } from '../guard.js';
 import { parseBody } from '../../validation.js';
 
@@ -16,7 +21,10 @@ const MAX_RANGES = 16;
  * than `MAX_RANGES`. Several ranges are sent as the one range that covers them all (a single-part
  * 206, which the RFC allows for ranges coalesced).
  */
-export function byteRange(header: string | undefined, size: number): { start: number; end: number } | 'unsatisfiable' | undefined {
+export function byteRange(
+  header: string | undefined,
+  size: number,
+): { start: number; end: number } | 'unsatisfiable' | undefined {
   if (header === undefined) return undefined;
   const text = header.trim();
   if (!/^bytes=/i.test(text)) return /^[\w-]+=/.test(text) ? undefined : 'unsatisfiable';
@@ -63,7 +71,10 @@ export function recordingRoutes(app: FastifyInstance, library: RecordingLibrary)
     let streaming = false;
     try {
       const range = byteRange(request.headers.range, size);
-      reply.header('accept-ranges', 'bytes').header('content-type', type).header('content-disposition', `attachment; filename="${fileName}"`);
+      reply
+        .header('accept-ranges', 'bytes')
+        .header('content-type', type)
+        .header('content-disposition', `attachment; filename="${fileName}"`);
       if (range === 'unsatisfiable') return reply.code(416).header('content-range', `bytes */${size}`).send();
       const { start, end } = range ?? { start: 0, end: size - 1 };
       if (range) reply.code(206).header('content-range', `bytes ${start}-${end}/${size}`);

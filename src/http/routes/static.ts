@@ -40,9 +40,21 @@ const FILES: Record<string, { path: string; type: string; headers: Record<string
   '/console': { path: join(PUBLIC_DIR, 'console.html'), type: 'text/html; charset=utf-8', headers: PAGE_HEADERS },
   '/console.css': { path: join(PUBLIC_DIR, 'console.css'), type: 'text/css; charset=utf-8', headers: {} },
   '/console.js': { path: join(PUBLIC_DIR, 'console.js'), type: 'text/javascript; charset=utf-8', headers: {} },
-  '/sdk/gateway.js': { path: join(SDK_DIST_DIR, 'gateway.js'), type: 'text/javascript; charset=utf-8', headers: SDK_HEADERS },
-  '/sdk/gateway.iife.js': { path: join(SDK_DIST_DIR, 'gateway.iife.js'), type: 'text/javascript; charset=utf-8', headers: SDK_HEADERS },
-  '/sdk/gateway.d.ts': { path: join(SDK_DIST_DIR, 'gateway.d.ts'), type: 'text/plain; charset=utf-8', headers: SDK_HEADERS },
+  '/sdk/gateway.js': {
+    path: join(SDK_DIST_DIR, 'gateway.js'),
+    type: 'text/javascript; charset=utf-8',
+    headers: SDK_HEADERS,
+  },
+  '/sdk/gateway.iife.js': {
+    path: join(SDK_DIST_DIR, 'gateway.iife.js'),
+    type: 'text/javascript; charset=utf-8',
+    headers: SDK_HEADERS,
+  },
+  '/sdk/gateway.d.ts': {
+    path: join(SDK_DIST_DIR, 'gateway.d.ts'),
+    type: 'text/plain; charset=utf-8',
+    headers: SDK_HEADERS,
+  },
 };
 
 /** The publish page, the operator console and the browser SDK at stable paths; every response carries the common security headers. */

@@ -11,7 +11,12 @@ import type { CaptionFlood } from '../../captions/flood.js';
 const CONTROL = routeAccess('control');
 
 /** Web Call Server's stream API: what is being published, and a picture of it; and captions in its pushes. */
-export function streamRoutes(app: FastifyInstance, plane: MediaPlane, snapshots: SnapshotQueue, captions: CaptionFlood): void {
+export function streamRoutes(
+  app: FastifyInstance,
+  plane: MediaPlane,
+  snapshots: SnapshotQueue,
+  captions: CaptionFlood,
+): void {
   app.post('/rest-api/stream/find', CONTROL, async (request) => {
     const { name } = parseBody(streamSchema, request.body);
     const found = await plane.streams(name);

@@ -17,7 +17,8 @@ export function whepRoutes(app: FastifyInstance, plane: MediaPlane, access: Acce
   sdpSessionRoutes(app, access.quota, {
     base: '/whep',
     label: 'WHEP session',
-    authorize: (stream, authorization, client) => authorizePublish(access, { action: 'view', stream, token: bearerToken(authorization), client }),
+    authorize: (stream, authorization, client) =>
+      authorizePublish(access, { action: 'view', stream, token: bearerToken(authorization), client }),
     open: async (stream, offer, client, release) => {
       // Taken once the offer is answered, so that a bad offer or a stream at its limit is told as such
       // first; a viewer past its client's share ends at once.

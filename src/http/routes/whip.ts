@@ -15,7 +15,8 @@ export function whipRoutes(app: FastifyInstance, plane: MediaPlane, access: Acce
   sdpSessionRoutes(app, access.quota, {
     base: '/whip',
     label: 'WHIP session',
-    authorize: (stream, authorization, client) => authorizePublish(access, { stream, token: bearerToken(authorization), client }),
+    authorize: (stream, authorization, client) =>
+      authorizePublish(access, { stream, token: bearerToken(authorization), client }),
     open: (stream, offer, client, release) => plane.publish(stream, offer, { closed: release }, client),
     end: (stream, id) => plane.unpublish(stream, id, 'WHIP session deleted'),
   });

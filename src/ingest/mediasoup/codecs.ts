@@ -17,12 +17,16 @@ export const MEDIA_CODECS: types.RouterRtpCodecCapability[] = [
 /** The H.264 profile, packetization mode or VP9 profile that tells two codecs of one MIME type apart. */
 export const flavour = (codec: { mimeType: string; parameters?: Record<string, unknown> }): string => {
   const p = (codec.parameters ?? {}) as Record<string, string | number | undefined>;
-  if (/h264/i.test(codec.mimeType)) return `${String(p['profile-level-id'] ?? '').toLowerCase()}/${String(p['packetization-mode'] ?? 0)}`;
+  if (/h264/i.test(codec.mimeType))
+    return `${String(p['profile-level-id'] ?? '').toLowerCase()}/${String(p['packetization-mode'] ?? 0)}`;
   if (/vp9/i.test(codec.mimeType)) return String(p['profile-id'] ?? 0);
   return '';
 };
 
-const sameCodec = (a: { mimeType: string; clockRate: number; parameters?: Record<string, unknown> }, b: typeof a): boolean =>
+const sameCodec = (
+  a: { mimeType: string; clockRate: number; parameters?: Record<string, unknown> },
+  b: typeof a,
+): boolean =>
   a.mimeType.toLowerCase() === b.mimeType.toLowerCase() && a.clockRate === b.clockRate && flavour(a) === flavour(b);
 
 /**
@@ -32,7 +36,10 @@ const sameCodec = (a: { mimeType: string; clockRate: number; parameters?: Record
  * same browser share one). Only the stream's codecs: the router adds a retransmission format per
  * video codec from the payload types left, which more codecs could make collide with one offered.
  */
-export function viewerCodecs(capabilities: types.RtpCapabilities, produced: readonly types.RtpCodecParameters[]): types.RouterRtpCodecCapability[] {
+export function viewerCodecs(
+  capabilities: types.RtpCapabilities,
+  produced: readonly types.RtpCodecParameters[],
+): types.RouterRtpCodecCapability[] {
   const offered = capabilities.codecs ?? [];
   return MEDIA_CODECS.filter((codec) => produced.some((p) => sameCodec(p, codec))).flatMap((codec) => {
     const match = offered.find((o) => sameCodec(o, codec));

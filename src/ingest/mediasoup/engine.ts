@@ -3,7 +3,15 @@ import type { types } from 'mediasoup';
 import { isIPv6 } from 'node:net';
 import { GatewayError, unavailable } from '../../errors.js';
 import { RemoteAddressFilter, filterCandidates } from '../address-filter.js';
-import { PUBLISHER_CHANNELS, type EngineOptions, type IngestEngine, type IngestSession, type LocalKinds, type LocalStream, type ViewSession } from '../engine.js';
+import {
+  PUBLISHER_CHANNELS,
+  type EngineOptions,
+  type IngestEngine,
+  type IngestSession,
+  type LocalKinds,
+  type LocalStream,
+  type ViewSession,
+} from '../engine.js';
 import { checkOffer } from '../offer-check.js';
 import { OfferError, selectCodecs, withBitrateHints } from '../sdp.js';
 import { createLocalStream } from './local.js';
@@ -125,7 +133,9 @@ export class MediasoupEngine implements IngestEngine {
           session.addTrack(media.kind, producer, await handoff.consume(producer.id), undefined, consumeLayer);
         }
         if (parsed.data) {
-          const reader = await (plant.channels ??= plant.router.createDirectTransport({ maxMessageSize: DATA_MESSAGE_MAX_BYTES }));
+          const reader = await (plant.channels ??= plant.router.createDirectTransport({
+            maxMessageSize: DATA_MESSAGE_MAX_BYTES,
+          }));
           for (const { label, streamId } of PUBLISHER_CHANNELS) {
             const producer = await transport.produceData({ sctpStreamParameters: { streamId, ordered: true }, label });
             session.addChannel(label, await reader.consumeData({ dataProducerId: producer.id }));
@@ -174,23 +184,29 @@ export class MediasoupEngine implements IngestEngine {
    * gateway's shortage, not the client's fault: 503, not 400.
    */
   async #handoff(plant: Plant): Promise<RtpHandoff> {
-    return createHandoff(this.options.rtpHandoff ?? 'plain', plant.router, this.options.receiveBufferBytes).catch((error: unknown) => {
-      throw unavailable(`the media worker cannot take another stream now (${(error as Error).message ?? error})`);
-    });
+    return createHandoff(this.options.rtpHandoff ?? 'plain', plant.router, this.options.receiveBufferBytes).catch(
+      (error: unknown) => {
+        throw unavailable(`the media worker cannot take another stream now (${(error as Error).message ?? error})`);
+      },
+    );
   }
 
   async view(publisher: IngestSession, offer: string): Promise<ViewSession> {
     const parsed = parseViewerOffer(filterCandidates(offer, () => false));
     const session = [...this.#sessions].find((s) => s === publisher);
     if (!session) throw new OfferError('the stream is not published through this engine');
-    const produced = (['audio', 'video'] as const).flatMap((kind) => session.producer(kind)?.rtpParameters.codecs.slice(0, 1) ?? []);
+    const produced = (['audio', 'video'] as const).flatMap(
+      (kind) => session.producer(kind)?.rtpParameters.codecs.slice(0, 1) ?? [],
+    );
     const codecs = viewerCodecs(parsed.rtpCapabilities, produced);
     // A viewer that asks for video it cannot decode is told so (406), rather than answered with
     // its video line refused and given the audio alone.
     const receives = (kind: 'audio' | 'video'): string[] => [
       ...new Set(
         parsed.rtpCapabilities
-          .codecs!.filter((c) => c.kind === kind && !/\/(rtx|red|ulpfec|flexfec-03|CN|telephone-event)$/i.test(c.mimeType))
+          .codecs!.filter(
+            (c) => c.kind === kind && !/\/(rtx|red|ulpfec|flexfec-03|CN|telephone-event)$/i.test(c.mimeType),
+          )
           .map((c) => c.mimeType.split('/')[1]!),
       ),
     ];
@@ -243,15 +259,24 @@ export class MediasoupEngine implements IngestEngine {
           if (!producer || [...tracks.values()].some((t) => t.kind === media.kind)) continue;
           // A track whose codec the viewer cannot receive is not piped: its media line is refused.
           const piped = await this.#pipe(plant, sender, producer.id).catch(() => undefined);
-          if (!piped || !sender.router.canConsume({ producerId: piped.id, rtpCapabilities: parsed.rtpCapabilities })) continue;
+          if (!piped || !sender.router.canConsume({ producerId: piped.id, rtpCapabilities: parsed.rtpCapabilities }))
+            continue;
           // No RTX: its payload type is the router's own choice, which the viewer did not offer. Lost packets are sent again as they were.
-          const consumer = await transport.consume({ producerId: piped.id, rtpCapabilities: parsed.rtpCapabilities, paused: true, mid: media.mid, enableRtx: false });
+          const consumer = await transport.consume({
+            producerId: piped.id,
+            rtpCapabilities: parsed.rtpCapabilities,
+            paused: true,
+            mid: media.mid,
+            enableRtx: false,
+          });
           viewer.add(consumer);
           tracks.set(media.mid, { kind: media.kind, rtpParameters: consumer.rtpParameters });
         }
         // The viewer's data channel, negotiated with id 0 as a publisher's is: the first the transport sends on.
         if (parsed.data) {
-          const writer = await (sender.channels ??= sender.router.createDirectTransport({ maxMessageSize: DATA_MESSAGE_MAX_BYTES }));
+          const writer = await (sender.channels ??= sender.router.createDirectTransport({
+            maxMessageSize: DATA_MESSAGE_MAX_BYTES,
+          }));
           const producer = await writer.produceData({ label: 'captions' });
           viewer.addChannel('captions', producer);
           const consumer = await transport.consumeData({ dataProducerId: producer.id });
@@ -262,7 +287,14 @@ export class MediasoupEngine implements IngestEngine {
         throw new OfferError(`the WebRTC engine cannot take this offer (${(error as Error).message ?? error})`);
       }
       if (tracks.size === 0) throw noCodec();
-      viewer.answer = viewerAnswerSdp(parsed, tracks, transport, (a) => this.#announced.has(a), 'gateway', parsed.data !== undefined);
+      viewer.answer = viewerAnswerSdp(
+        parsed,
+        tracks,
+        transport,
+        (a) => this.#announced.has(a),
+        'gateway',
+        parsed.data !== undefined,
+      );
       return viewer;
     } catch (error) {
       await viewer.close('negotiation failed');
@@ -309,8 +341,14 @@ export class MediasoupEngine implements IngestEngine {
     if (piping) return piping;
     sender.pipe ??= (async () => {
       const listenInfo = { protocol: 'udp' as const, ip: '127.0.0.1' };
-      const [from, into] = await Promise.all([plant.router.createPipeTransport({ listenInfo }), sender.router.createPipeTransport({ listenInfo })]);
-      await Promise.all([from.connect({ ip: into.tuple.localAddress, port: into.tuple.localPort }), into.connect({ ip: from.tuple.localAddress, port: from.tuple.localPort })]);
+      const [from, into] = await Promise.all([
+        plant.router.createPipeTransport({ listenInfo }),
+        sender.router.createPipeTransport({ listenInfo }),
+      ]);
+      await Promise.all([
+        from.connect({ ip: into.tuple.localAddress, port: into.tuple.localPort }),
+        into.connect({ ip: from.tuple.localAddress, port: from.tuple.localPort }),
+      ]);
       // The far one closes with the viewers' router; this one must be closed with it.
       sender.router.observer.once('close', () => from.close());
       return { from, into };
@@ -318,7 +356,11 @@ export class MediasoupEngine implements IngestEngine {
     piping = (async () => {
       const { from, into } = await sender.pipe!;
       const consumer = await from.consume({ producerId });
-      const producer = await into.produce({ kind: consumer.kind, rtpParameters: consumer.rtpParameters, paused: consumer.producerPaused });
+      const producer = await into.produce({
+        kind: consumer.kind,
+        rtpParameters: consumer.rtpParameters,
+        paused: consumer.producerPaused,
+      });
       consumer.observer.once('close', () => {
         producer.close();
         sender.piped.delete(producerId);

@@ -38,7 +38,11 @@ export async function createLocalStream(
     for (let i = 0; i < wanted.length; i++) {
       transports.push(
         await router.createPlainTransport({
-          listenInfo: { protocol: 'udp', ip: LOOPBACK, ...(options.receiveBufferBytes ? { recvBufferSize: options.receiveBufferBytes } : {}) },
+          listenInfo: {
+            protocol: 'udp',
+            ip: LOOPBACK,
+            ...(options.receiveBufferBytes ? { recvBufferSize: options.receiveBufferBytes } : {}),
+          },
           // RTCP on a port of its own: the encoder sends it from another socket than its RTP, and
           // a transport that learns the sender's address would keep only the first one's.
           rtcpMux: false,
@@ -63,7 +67,13 @@ export async function createLocalStream(
       const ssrc = randomInt(1, 2 ** 31);
       const producer = await transport.produce({ kind, rtpParameters: { codecs: [codec], encodings: [{ ssrc }] } });
       session.addTrack(kind, producer, await handoff.consume(producer.id), kinds[kind]!.startMs);
-      targets.push({ kind, port: transport.tuple.localPort, rtcpPort: transport.rtcpTuple!.localPort, payloadType: codec.payloadType, ssrc });
+      targets.push({
+        kind,
+        port: transport.tuple.localPort,
+        rtcpPort: transport.rtcpTuple!.localPort,
+        payloadType: codec.payloadType,
+        ssrc,
+      });
     }
   } catch (error) {
     await session.close('the local stream could not be set up');

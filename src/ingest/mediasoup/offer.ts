@@ -57,9 +57,17 @@ export interface ParsedOffer {
 function feedbackFor(kind: 'audio' | 'video', offered: Set<string>, transportCc: boolean): types.RtcpFeedback[] {
   const wanted: types.RtcpFeedback[] =
     kind === 'video'
-      ? [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }, { type: 'goog-remb' }, { type: 'transport-cc' }]
+      ? [
+          { type: 'nack' },
+          { type: 'nack', parameter: 'pli' },
+          { type: 'ccm', parameter: 'fir' },
+          { type: 'goog-remb' },
+          { type: 'transport-cc' },
+        ]
       : [{ type: 'transport-cc' }];
-  return wanted.filter((f) => offered.has(f.parameter ? `${f.type} ${f.parameter}` : f.type) && (f.type !== 'transport-cc' || transportCc));
+  return wanted.filter(
+    (f) => offered.has(f.parameter ? `${f.type} ${f.parameter}` : f.type) && (f.type !== 'transport-cc' || transportCc),
+  );
 }
 
 /** An offer's session-level lines and its media sections (each from its `m=` line). */
@@ -75,7 +83,10 @@ export function splitSdp(offer: string): { sessionLines: string[]; sections: str
 }
 
 /** The peer's DTLS fingerprints and role (as mediasoup's `connect` wants it), from the session and first media section. */
-export function dtlsOf(sessionLines: string[], first: string[]): { fingerprints: types.DtlsFingerprint[]; remoteRole: types.DtlsRole } {
+export function dtlsOf(
+  sessionLines: string[],
+  first: string[],
+): { fingerprints: types.DtlsFingerprint[]; remoteRole: types.DtlsRole } {
   const fingerprints = [...sessionLines, ...first]
     .filter((l) => l.startsWith('a=fingerprint:'))
     .map((l) => {
@@ -91,7 +102,9 @@ export function dtlsOf(sessionLines: string[], first: string[]): { fingerprints:
 export function parseOffer(offer: string, selection: OfferSelection): ParsedOffer {
   const { sessionLines, sections } = splitSdp(offer);
   const attribute = (section: string[], name: string): string | undefined =>
-    (section.find((l) => l.startsWith(`a=${name}:`)) ?? sessionLines.find((l) => l.startsWith(`a=${name}:`)))?.slice(name.length + 3);
+    (section.find((l) => l.startsWith(`a=${name}:`)) ?? sessionLines.find((l) => l.startsWith(`a=${name}:`)))?.slice(
+      name.length + 3,
+    );
 
   const first = sections[0]!;
   const dtls = dtlsOf(sessionLines, first);
@@ -111,19 +124,27 @@ export function parseOffer(offer: string, selection: OfferSelection): ParsedOffe
     const mid = attribute(section, 'mid')!;
     const rtx = section
       .map((l) => /^a=fmtp:(\d+) apt=(\d+)$/.exec(l))
-      .find((m) => m && Number(m[2]) === codec.payloadType && section.some((l) => l.startsWith(`a=rtpmap:${m[1]} rtx/`)));
+      .find(
+        (m) => m && Number(m[2]) === codec.payloadType && section.some((l) => l.startsWith(`a=rtpmap:${m[1]} rtx/`)),
+      );
     const extensions = section
       .map((l) => /^a=extmap:(\d+)(?:\/\w+)? (\S+)/.exec(l))
       .filter((m): m is RegExpExecArray => m !== null && (EXTENSIONS as readonly string[]).includes(m[2]!))
       .map((m) => ({ uri: m[2] as types.RtpHeaderExtensionUri, id: Number(m[1]) }));
-    const offeredFeedback = new Set(section.filter((l) => l.startsWith(`a=rtcp-fb:${codec.payloadType} `)).map((l) => l.slice(`a=rtcp-fb:${codec.payloadType} `.length)));
+    const offeredFeedback = new Set(
+      section
+        .filter((l) => l.startsWith(`a=rtcp-fb:${codec.payloadType} `))
+        .map((l) => l.slice(`a=rtcp-fb:${codec.payloadType} `.length)),
+    );
     // The media SSRC is the first of a FID group (its RTX the second), or the only one listed.
     const fid = section
       .find((l) => l.startsWith('a=ssrc-group:FID '))
       ?.split(' ')
       .slice(1)
       .map(Number);
-    const ssrcs = [...new Set(section.filter((l) => l.startsWith('a=ssrc:')).map((l) => Number(l.slice(7).split(' ')[0])))];
+    const ssrcs = [
+      ...new Set(section.filter((l) => l.startsWith('a=ssrc:')).map((l) => Number(l.slice(7).split(' ')[0]))),
+    ];
     const ssrc = fid?.[0] ?? (ssrcs.length === 1 ? ssrcs[0] : undefined);
     const cname = section.find((l) => l.startsWith(`a=ssrc:${ssrc} cname:`))?.split('cname:')[1];
     const rids = kind === 'video' ? simulcastRids(section) : undefined;
@@ -169,16 +190,21 @@ function simulcastRids(section: readonly string[]): string[] | undefined {
   const quoted = JSON.stringify(line.length > 120 ? `${line.slice(0, 120)}…` : line);
   const sent = /(?:^|\s)send\s+(\S+)/.exec(line.slice('a=simulcast:'.length));
   if (!sent) throw new OfferError(`a=simulcast must send its layers: ${quoted}`);
-  const declared = new Set(section.map((l) => /^a=rid:(\S+) send(?:\s|$)/.exec(l)?.[1]).filter((rid) => rid !== undefined));
+  const declared = new Set(
+    section.map((l) => /^a=rid:(\S+) send(?:\s|$)/.exec(l)?.[1]).filter((rid) => rid !== undefined),
+  );
   const rids = sent[1]!.split(';').map((alternatives) => alternatives.split(',')[0]!.replace(/^~/, ''));
   for (const rid of rids) {
     if (!/^[A-Za-z0-9_-]{1,16}$/.test(rid)) {
-      throw new OfferError(`a simulcast layer's RID must be 1 to 16 letters, digits, - or _: ${JSON.stringify(rid.slice(0, 40))}`);
+      throw new OfferError(
+        `a simulcast layer's RID must be 1 to 16 letters, digits, - or _: ${JSON.stringify(rid.slice(0, 40))}`,
+      );
     }
     if (!declared.has(rid)) throw new OfferError(`the simulcast layer "${rid}" has no a=rid:${rid} send line`);
   }
   if (new Set(rids).size !== rids.length) throw new OfferError(`a simulcast layer is listed twice: ${quoted}`);
-  if (rids.length > MAX_LAYERS) throw new OfferError(`at most ${MAX_LAYERS} simulcast layers are taken, the offer sends ${rids.length}`);
+  if (rids.length > MAX_LAYERS)
+    throw new OfferError(`at most ${MAX_LAYERS} simulcast layers are taken, the offer sends ${rids.length}`);
   return rids.length > 1 ? rids : undefined;
 }
 
@@ -197,10 +223,23 @@ export function producerParameters(media: OfferedMedia): types.RtpParameters {
     },
   ];
   if (media.rtxPayloadType !== undefined) {
-    codecs.push({ mimeType: `${media.kind}/rtx`, payloadType: media.rtxPayloadType, clockRate: codec.clockRate, parameters: { apt: codec.payloadType }, rtcpFeedback: [] });
+    codecs.push({
+      mimeType: `${media.kind}/rtx`,
+      payloadType: media.rtxPayloadType,
+      clockRate: codec.clockRate,
+      parameters: { apt: codec.payloadType },
+      rtcpFeedback: [],
+    });
   }
   const encoding: types.RtpEncodingParameters =
-    media.ssrc === undefined ? {} : { ssrc: media.ssrc, ...(media.rtxSsrc !== undefined && media.rtxPayloadType !== undefined ? { rtx: { ssrc: media.rtxSsrc } } : {}) };
+    media.ssrc === undefined
+      ? {}
+      : {
+          ssrc: media.ssrc,
+          ...(media.rtxSsrc !== undefined && media.rtxPayloadType !== undefined
+            ? { rtx: { ssrc: media.rtxSsrc } }
+            : {}),
+        };
   return {
     mid: media.mid,
     codecs,
@@ -230,7 +269,9 @@ export function mediaHead(
   mid: string,
   protocol = 'UDP/TLS/RTP/SAVPF',
 ): string[] {
-  const fingerprint = transport.dtlsParameters.fingerprints.find((f) => f.algorithm === 'sha-256') ?? transport.dtlsParameters.fingerprints[0]!;
+  const fingerprint =
+    transport.dtlsParameters.fingerprints.find((f) => f.algorithm === 'sha-256') ??
+    transport.dtlsParameters.fingerprints[0]!;
   return [
     `m=${kind} 9 ${protocol} ${formats.join(' ')}`,
     'c=IN IP4 0.0.0.0',
@@ -243,7 +284,12 @@ export function mediaHead(
 }
 
 /** An answer's data channel line, taken: SCTP over the transport's DTLS, with the candidates. */
-export function dataChannelSection(transport: AnswerTransport, remoteRole: types.DtlsRole, mid: string, candidates: readonly string[]): string[] {
+export function dataChannelSection(
+  transport: AnswerTransport,
+  remoteRole: types.DtlsRole,
+  mid: string,
+  candidates: readonly string[],
+): string[] {
   return [
     ...mediaHead('application', ['webrtc-datachannel'], transport, remoteRole, mid, 'UDP/DTLS/SCTP'),
     'a=sctp-port:5000',
@@ -264,10 +310,15 @@ export function candidateLines(transport: AnswerTransport, announced: (address: 
  * The SDP answer: mediasoup is ICE-lite, every media line is received on one bundled transport,
  * each with the one codec chosen, its RTX, the feedback and header extensions taken.
  */
-export function answerSdp(offer: ParsedOffer, transport: AnswerTransport, announced: (address: string) => boolean): string {
+export function answerSdp(
+  offer: ParsedOffer,
+  transport: AnswerTransport,
+  announced: (address: string) => boolean,
+): string {
   const candidates = candidateLines(transport, announced);
   const sections = new Map<string, string[]>();
-  if (offer.data) sections.set(offer.data.mid, dataChannelSection(transport, offer.remoteRole, offer.data.mid, candidates));
+  if (offer.data)
+    sections.set(offer.data.mid, dataChannelSection(transport, offer.remoteRole, offer.data.mid, candidates));
   for (const media of offer.media) {
     const { codec } = media;
     const payloadTypes = [codec.payloadType, ...(media.rtxPayloadType !== undefined ? [media.rtxPayloadType] : [])];
@@ -285,14 +336,30 @@ export function answerSdp(offer: ParsedOffer, transport: AnswerTransport, announ
               .join(';')}`,
           ]
         : []),
-      ...media.rtcpFeedback.map((f) => `a=rtcp-fb:${codec.payloadType} ${f.type}${f.parameter ? ` ${f.parameter}` : ''}`),
-      ...(media.rtxPayloadType !== undefined ? [`a=rtpmap:${media.rtxPayloadType} rtx/${codec.clockRate}`, `a=fmtp:${media.rtxPayloadType} apt=${codec.payloadType}`] : []),
-      ...(media.rids ? [...media.rids.map((rid) => `a=rid:${rid} recv`), `a=simulcast:recv ${media.rids.join(';')}`] : []),
+      ...media.rtcpFeedback.map(
+        (f) => `a=rtcp-fb:${codec.payloadType} ${f.type}${f.parameter ? ` ${f.parameter}` : ''}`,
+      ),
+      ...(media.rtxPayloadType !== undefined
+        ? [
+            `a=rtpmap:${media.rtxPayloadType} rtx/${codec.clockRate}`,
+            `a=fmtp:${media.rtxPayloadType} apt=${codec.payloadType}`,
+          ]
+        : []),
+      ...(media.rids
+        ? [...media.rids.map((rid) => `a=rid:${rid} recv`), `a=simulcast:recv ${media.rids.join(';')}`]
+        : []),
       ...candidates,
       'a=end-of-candidates',
     ]);
   }
-  const lines = ['v=0', `o=- ${wallClockMs()} 2 IN IP4 127.0.0.1`, 's=-', 't=0 0', 'a=ice-lite', `a=group:BUNDLE ${offer.mids.join(' ')}`];
+  const lines = [
+    'v=0',
+    `o=- ${wallClockMs()} 2 IN IP4 127.0.0.1`,
+    's=-',
+    't=0 0',
+    'a=ice-lite',
+    `a=group:BUNDLE ${offer.mids.join(' ')}`,
+  ];
   for (const mid of offer.mids) lines.push(...sections.get(mid)!);
   return lines.join('\r\n') + '\r\n';
 }

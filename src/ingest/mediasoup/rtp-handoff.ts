@@ -32,13 +32,20 @@ export interface RtpHandoff {
   close(): void;
 }
 
-export async function createHandoff(kind: HandoffKind, router: types.Router, receiveBufferBytes?: number): Promise<RtpHandoff> {
+export async function createHandoff(
+  kind: HandoffKind,
+  router: types.Router,
+  receiveBufferBytes?: number,
+): Promise<RtpHandoff> {
   return kind === 'plain' ? PlainHandoff.create(router, receiveBufferBytes) : DirectHandoff.create(router);
 }
 
 /** Feedback and header extensions that would have the worker estimate the hand-off's bandwidth. */
 const BANDWIDTH_FEEDBACK = new Set(['transport-cc', 'goog-remb']);
-const BANDWIDTH_EXTENSIONS = new Set(['http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01', 'http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time']);
+const BANDWIDTH_EXTENSIONS = new Set([
+  'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01',
+  'http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time',
+]);
 
 /**
  * The router's capabilities without bandwidth estimation. The gateway sends no feedback over the
@@ -48,12 +55,19 @@ const BANDWIDTH_EXTENSIONS = new Set(['http://www.ietf.org/id/draft-holmer-rmcat
 function handoffCapabilities(router: types.Router): types.RtpCapabilities {
   const { codecs = [], headerExtensions = [] } = router.rtpCapabilities;
   return {
-    codecs: codecs.map((codec) => ({ ...codec, rtcpFeedback: (codec.rtcpFeedback ?? []).filter((f) => !BANDWIDTH_FEEDBACK.has(f.type)) })),
+    codecs: codecs.map((codec) => ({
+      ...codec,
+      rtcpFeedback: (codec.rtcpFeedback ?? []).filter((f) => !BANDWIDTH_FEEDBACK.has(f.type)),
+    })),
     headerExtensions: headerExtensions.filter((e) => !BANDWIDTH_EXTENSIONS.has(e.uri)),
   };
 }
 
-function consumeOptions(router: types.Router, producerId: string, spatialLayer: number | undefined): types.ConsumerOptions {
+function consumeOptions(
+  router: types.Router,
+  producerId: string,
+  spatialLayer: number | undefined,
+): types.ConsumerOptions {
   const preferred = spatialLayer === undefined ? {} : { preferredLayers: { spatialLayer } };
   return { producerId, rtpCapabilities: handoffCapabilities(router), enableRtx: false, ...preferred };
 }
@@ -131,7 +145,11 @@ class PlainHandoff implements RtpHandoff {
       // Its worker-side socket takes a port of the worker's share of the range, on loopback only,
       // sized like every media socket there.
       const transport = await router.createPlainTransport({
-        listenInfo: { protocol: 'udp', ip: LOOPBACK, ...(receiveBufferBytes ? { recvBufferSize: receiveBufferBytes } : {}) },
+        listenInfo: {
+          protocol: 'udp',
+          ip: LOOPBACK,
+          ...(receiveBufferBytes ? { recvBufferSize: receiveBufferBytes } : {}),
+        },
         rtcpMux: true,
         comedia: false,
       });

@@ -27,7 +27,9 @@ export function watchConnection(
   close: (reason: string) => void,
 ): NodeJS.Timeout | undefined {
   const timeoutMs = options.connectTimeoutMs;
-  const timer = timeoutMs ? setTimeout(() => close(`ICE and DTLS not done within ${timeoutMs / 1000} s`), timeoutMs) : undefined;
+  const timer = timeoutMs
+    ? setTimeout(() => close(`ICE and DTLS not done within ${timeoutMs / 1000} s`), timeoutMs)
+    : undefined;
   transport.on('dtlsstatechange', (state) => {
     if (state === 'connected') {
       clearTimeout(timer);
@@ -35,10 +37,12 @@ export function watchConnection(
     } else if (state === 'failed' || state === 'closed') close(`WebRTC connection ${state}`);
   });
   transport.on('icestatechange', (state) => {
-    if (state === 'disconnected' || state === 'closed') close(`WebRTC connection ${state === 'disconnected' ? 'lost (no ICE consent)' : 'closed'}`);
+    if (state === 'disconnected' || state === 'closed')
+      close(`WebRTC connection ${state === 'disconnected' ? 'lost (no ICE consent)' : 'closed'}`);
   });
   transport.on('iceselectedtuplechange', (tuple) => {
-    if (!options.remoteAllowed(tuple.remoteIp ?? '')) close(`the ${who}'s address is outside webrtc_ice_remote_networks`);
+    if (!options.remoteAllowed(tuple.remoteIp ?? ''))
+      close(`the ${who}'s address is outside webrtc_ice_remote_networks`);
   });
   // The worker process ended under it: the engine tells why (worker died) first when it can.
   transport.on('routerclose', () => close('the media worker closed'));
@@ -93,7 +97,10 @@ export class MediasoupSession extends TypedEmitter<IngestSessionEvents> implemen
    * A stream the gateway makes, its RTP sent by an encoder to `transports` (plain, on loopback, one
    * per kind). Connected when the first packet came; closed with its router.
    */
-  static local(transports: readonly types.PlainTransport[], options: Pick<MediasoupSessionOptions, 'videoCodec' | 'hasAudio' | 'onListenerError'>): MediasoupSession {
+  static local(
+    transports: readonly types.PlainTransport[],
+    options: Pick<MediasoupSessionOptions, 'videoCodec' | 'hasAudio' | 'onListenerError'>,
+  ): MediasoupSession {
     const session = new MediasoupSession(transports, options);
     let connected = false;
     for (const transport of transports) {
@@ -127,8 +134,16 @@ export class MediasoupSession extends TypedEmitter<IngestSessionEvents> implemen
   }
 
   /** `startMs`: a local stream's track (see `LocalKinds`); `consumeLayer`: a consumer of one simulcast layer. */
-  addTrack(kind: MediaKind, producer: types.Producer, handed: HandedTrack, startMs?: number, consumeLayer?: (spatial: number) => Promise<HandedTrack>): void {
-    this.tracks.push(new MediasoupTrack(kind, kind === 'video' ? this.videoCodec : undefined, producer, handed, startMs, consumeLayer));
+  addTrack(
+    kind: MediaKind,
+    producer: types.Producer,
+    handed: HandedTrack,
+    startMs?: number,
+    consumeLayer?: (spatial: number) => Promise<HandedTrack>,
+  ): void {
+    this.tracks.push(
+      new MediasoupTrack(kind, kind === 'video' ? this.videoCodec : undefined, producer, handed, startMs, consumeLayer),
+    );
   }
 
   async close(reason = 'closed by the gateway'): Promise<void> {

@@ -57,7 +57,9 @@ export function parseViewerOffer(offer: string): ParsedViewerOffer {
     if (kind === 'application') data = { mid };
     if (kind !== 'audio' && kind !== 'video') continue;
     if (section.some((l) => l === 'a=sendonly' || l === 'a=inactive'))
-      throw new OfferError(`media line ${media.length + 1} (${kind}) must receive (recvonly): WHEP sends media to the viewer`);
+      throw new OfferError(
+        `media line ${media.length + 1} (${kind}) must receive (recvonly): WHEP sends media to the viewer`,
+      );
     const extensions = new Set<string>();
     media.push({ kind, mid, firstPayloadType: payloadTypes[0]!, extensions });
     for (const line of section) {
@@ -67,7 +69,8 @@ export function parseViewerOffer(offer: string): ParsedViewerOffer {
       // mediasoup takes each payload type once across the capabilities.
       if (takenPayloadTypes.has(payloadType)) continue;
       takenPayloadTypes.add(payloadType);
-      const fmtp = section.find((l) => l.startsWith(`a=fmtp:${payloadType} `))?.slice(`a=fmtp:${payloadType} `.length) ?? '';
+      const fmtp =
+        section.find((l) => l.startsWith(`a=fmtp:${payloadType} `))?.slice(`a=fmtp:${payloadType} `.length) ?? '';
       const parameters = Object.fromEntries(
         fmtp
           .split(';')
@@ -97,7 +100,12 @@ export function parseViewerOffer(offer: string): ParsedViewerOffer {
       const extmap = /^a=extmap:(\d+)(?:\/\w+)? (\S+)/.exec(line);
       if (extmap && EXTENSIONS.includes(extmap[2]!)) {
         extensions.add(`${extmap[1]} ${extmap[2]}`);
-        headerExtensions.push({ kind, uri: extmap[2] as types.RtpHeaderExtensionUri, preferredId: Number(extmap[1]), direction: 'sendrecv' });
+        headerExtensions.push({
+          kind,
+          uri: extmap[2] as types.RtpHeaderExtensionUri,
+          preferredId: Number(extmap[1]),
+          direction: 'sendrecv',
+        });
       }
     }
   }
@@ -145,7 +153,12 @@ export function viewerAnswerSdp(
     const media = offer.media.find((m) => m.mid === mid)!;
     const track = tracks.get(media.mid);
     if (!track) {
-      lines.push(`m=${media.kind} 0 UDP/TLS/RTP/SAVPF ${media.firstPayloadType}`, 'c=IN IP4 0.0.0.0', `a=mid:${media.mid}`, 'a=inactive');
+      lines.push(
+        `m=${media.kind} 0 UDP/TLS/RTP/SAVPF ${media.firstPayloadType}`,
+        'c=IN IP4 0.0.0.0',
+        `a=mid:${media.mid}`,
+        'a=inactive',
+      );
       continue;
     }
     const { codecs, headerExtensions = [], encodings = [], rtcp } = track.rtpParameters;
@@ -168,17 +181,27 @@ export function viewerAnswerSdp(
       // mediasoup matches a consumer's extensions to the capabilities by id and URI, whatever their
       // kind: an extension offered on the video line only would be answered on the audio line too,
       // which browsers refuse (Firefox: "Answer has extmap … that was not present in offer").
-      ...headerExtensions.filter((e) => media.extensions.has(`${e.id} ${e.uri}`)).map((e) => `a=extmap:${e.id} ${e.uri}`),
+      ...headerExtensions
+        .filter((e) => media.extensions.has(`${e.id} ${e.uri}`))
+        .map((e) => `a=extmap:${e.id} ${e.uri}`),
     );
     for (const codec of codecs) {
       const [, name] = codec.mimeType.split('/');
-      lines.push(`a=rtpmap:${codec.payloadType} ${name}/${codec.clockRate}${codec.channels && codec.channels > 1 ? `/${codec.channels}` : ''}`);
+      lines.push(
+        `a=rtpmap:${codec.payloadType} ${name}/${codec.clockRate}${codec.channels && codec.channels > 1 ? `/${codec.channels}` : ''}`,
+      );
       const parameters = Object.entries(codec.parameters ?? {});
-      if (parameters.length) lines.push(`a=fmtp:${codec.payloadType} ${parameters.map(([k, v]) => `${k}=${String(v)}`).join(';')}`);
-      for (const feedback of codec.rtcpFeedback ?? []) lines.push(`a=rtcp-fb:${codec.payloadType} ${feedback.type}${feedback.parameter ? ` ${feedback.parameter}` : ''}`);
+      if (parameters.length)
+        lines.push(`a=fmtp:${codec.payloadType} ${parameters.map(([k, v]) => `${k}=${String(v)}`).join(';')}`);
+      for (const feedback of codec.rtcpFeedback ?? [])
+        lines.push(
+          `a=rtcp-fb:${codec.payloadType} ${feedback.type}${feedback.parameter ? ` ${feedback.parameter}` : ''}`,
+        );
     }
     if (ssrc !== undefined && rtxSsrc !== undefined) lines.push(`a=ssrc-group:FID ${ssrc} ${rtxSsrc}`);
-    for (const s of [ssrc, rtxSsrc]) if (s !== undefined) lines.push(`a=ssrc:${s} cname:${cname}`, `a=ssrc:${s} msid:${streamId} ${streamId}-${media.kind}`);
+    for (const s of [ssrc, rtxSsrc])
+      if (s !== undefined)
+        lines.push(`a=ssrc:${s} cname:${cname}`, `a=ssrc:${s} msid:${streamId} ${streamId}-${media.kind}`);
     lines.push(...candidates, 'a=end-of-candidates');
   }
   return lines.join('\r\n') + '\r\n';

@@ -19,7 +19,7 @@ import {
 import { RoutedPlane } from '../plane/routed-plane.js';
 import { firstAnswer, NodeCalls, NodeDraining, NodeUnreachable } from './node-calls.js';
 import { ClusterNews, readPublishNews, type PublishNews } from './news.js';
-import type { MediaPlane, PlaneStatus, PublishHandlers } from '../plane/plane.js';
+import type { MediaPlane, PlaneStatus, Negotiated, PublishHandlers } from '../plane/plane.js';
 import { Placement } from './placement.js';
 import { pollUntil } from '../events.js';
 import { mixerStream } from '../mixers/requests.js';
@@ -115,7 +115,7 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
     offer: string,
     handlers: PublishHandlers = {},
     clientAddress?: string,
-  ): Promise<{ id: string; answer: string }> {
+  ): Promise<Negotiated> {
     // A draining node still places the publishes of its SDK sessions: at other nodes.
     const { value: published, node } = await this.#place(
       name,
@@ -211,7 +211,7 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
     offer: string,
     handlers: PublishHandlers = {},
     clientAddress?: string,
-  ): Promise<{ id: string; answer: string }> {
+  ): Promise<Negotiated> {
     await this.#claimHere(name, 'it takes no new publish');
     try {
       return await this.inner.publish(name, offer, handlers, clientAddress);
@@ -242,12 +242,7 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
   }
 
   /** A publish placed here by node `from`: published here, with what happens to it told back to `from`. */
-  async publishFor(
-    from: string,
-    name: string,
-    offer: string,
-    clientAddress?: string,
-  ): Promise<{ id: string; answer: string }> {
+  async publishFor(from: string, name: string, offer: string, clientAddress?: string): Promise<Negotiated> {
     let id: string | undefined;
     const waiting: PublishNews[] = [];
     const tell = (news: PublishNews): void => {

@@ -50,6 +50,23 @@ export interface PendingFrame {
   bytes: number;
 }
 
+/** A whole frame's place in the stream and what it came in, as its depacketizer counted them. */
+export abstract class DepacketizedFrame {
+  readonly timestamp: number;
+  readonly captureMs: number;
+  readonly key: boolean;
+  readonly packets: number;
+  readonly bytes: number;
+
+  constructor(pending: PendingFrame) {
+    this.timestamp = pending.timestamp;
+    this.captureMs = pending.captureMs;
+    this.key = pending.key;
+    this.packets = pending.packets;
+    this.bytes = pending.bytes;
+  }
+}
+
 interface Held {
   packet: MediaPacket;
   arrivedAt: number;

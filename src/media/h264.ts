@@ -1,5 +1,5 @@
 import { NAL_FU_A, NAL_IDR, NAL_PPS, NAL_SPS, NAL_STAP_A, stapANalUnits } from './codecs.js';
-import { Depacketizer, type PendingFrame, type VideoFrame } from './depacketizer.js';
+import { DepacketizedFrame, Depacketizer, type PendingFrame, type VideoFrame } from './depacketizer.js';
 
 interface PendingUnit extends PendingFrame {
   /** Each NAL unit as the pieces it came in (one, or an FU-A's header and fragments). */
@@ -18,13 +18,8 @@ const KEY_FRAME = 1;
 const INTER_FRAME = 2;
 
 /** One H.264 picture: its NAL units without start codes, in decoding order, as views of its FLV body. */
-export class H264Frame implements VideoFrame {
+export class H264Frame extends DepacketizedFrame implements VideoFrame {
   readonly codec = 'H264';
-  readonly timestamp: number;
-  readonly captureMs: number;
-  readonly key: boolean;
-  readonly packets: number;
-  readonly bytes: number;
   readonly sequenceHeader: Buffer | undefined;
   #annexB: Buffer | undefined;
 
@@ -36,13 +31,7 @@ export class H264Frame implements VideoFrame {
     readonly pps?: Buffer,
     readonly size?: { width: number; height: number },
   ) {
-    ({
-      timestamp: this.timestamp,
-      captureMs: this.captureMs,
-      key: this.key,
-      packets: this.packets,
-      bytes: this.bytes,
-    } = pending);
+    super(pending);
     this.sequenceHeader = sps && pps ? avcSequenceHeader(sps, pps) : undefined;
   }
 

@@ -1,13 +1,8 @@
 import type { VideoCodec } from './codecs.js';
-import { Depacketizer, type PendingFrame, type VideoFrame } from './depacketizer.js';
+import { DepacketizedFrame, Depacketizer, type PendingFrame, type VideoFrame } from './depacketizer.js';
 
 /** One VP8 or VP9 frame as the decoder reads it. */
-export class VpxFrame implements VideoFrame {
-  readonly timestamp: number;
-  readonly captureMs: number;
-  readonly key: boolean;
-  readonly packets: number;
-  readonly bytes: number;
+export class VpxFrame extends DepacketizedFrame implements VideoFrame {
   /** A VP8 keyframe's picture size, from its frame header (RFC 6386 §9.1: start code 9d 01 2a, then 14-bit width and height). */
   readonly size: { width: number; height: number } | undefined;
 
@@ -16,13 +11,7 @@ export class VpxFrame implements VideoFrame {
     pending: PendingFrame,
     readonly data: Buffer,
   ) {
-    ({
-      timestamp: this.timestamp,
-      captureMs: this.captureMs,
-      key: this.key,
-      packets: this.packets,
-      bytes: this.bytes,
-    } = pending);
+    super(pending);
     const vp8Keyframe =
       codec === 'VP8' && this.key && data.length >= 10 && data[3] === 0x9d && data[4] === 0x01 && data[5] === 0x2a;
     this.size = vp8Keyframe

@@ -46,23 +46,15 @@ export interface EncoderJob {
   targets: readonly LocalTarget[];
 }
 
+/**
+ * A raw input, read by a thread of its own which queues what it read for the encoders. It says all
+ * there is to know of itself: ffmpeg is told not to read ahead to learn it (which would hold the
+ * first picture back by half a second).
+ */
+const RAW_INPUT = ['-probesize', '32', '-analyzeduration', '0', '-thread_queue_size', '64'];
+
 /** The mixed sound, as the mixer writes it on the encoder's stdin: PCM, 48 kHz stereo. */
-const SOUND_INPUT = [
-  '-probesize',
-  '32',
-  '-analyzeduration',
-  '0',
-  '-thread_queue_size',
-  '64',
-  '-f',
-  's16le',
-  '-ar',
-  '48000',
-  '-ch_layout',
-  'stereo',
-  '-i',
-  'pipe:0',
-];
+const SOUND_INPUT = [...RAW_INPUT, '-f', 's16le', '-ar', '48000', '-ch_layout', 'stereo', '-i', 'pipe:0'];
 
 /** Opus for the local stream's sound: at the mixer's bitrate, 20 ms frames, made for low delay. */
 const opus = (job: EncoderJob): string[] => [
@@ -108,27 +100,9 @@ export function encoderArgs(job: EncoderJob): string[] {
   const gop = String(Math.max(1, Math.round(job.frameRate * job.keyframeIntervalS)));
   const args = [
     ...ENCODER_START,
-    // Each input is read by a thread of its own, which queues what it read for the encoders. Raw
-    // inputs say all there is to know of themselves: ffmpeg is told not to read ahead to learn it
-    // (which would hold the first picture back by half a second).
-    ...[
-      '-probesize',
-      '32',
-      '-analyzeduration',
-      '0',
-      '-thread_queue_size',
-      '64',
-      '-f',
-      'rawvideo',
-      '-pix_fmt',
-      'yuv420p',
-      '-s',
-      `${width}x${height}`,
-      '-framerate',
-      String(job.frameRate),
-      '-i',
-      'pipe:3',
-    ],
+    ...RAW_INPUT,
+    ...['-f', 'rawvideo', '-pix_fmt', 'yuv420p', '-s', `${width}x${height}`, '-framerate', String(job.frameRate)],
+    ...['-i', 'pipe:3'],
     // The sound is written behind the pictures (`soundDelayMs`): its timestamps are put that much
     // later, for ffmpeg, which takes its inputs in timestamp order, not to hold each picture back
     // until the sound of its moment came.

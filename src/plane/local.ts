@@ -9,7 +9,7 @@ import { CaptionFlood } from '../captions/flood.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { MediaCore } from './core.js';
 import { followLifecycle, type LifecycleEvent } from './lifecycle.js';
-import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers } from './plane.js';
+import type { MediaPlane, PlaceLoad, PlaneStatus, Negotiated, PublishHandlers } from './plane.js';
 import { followPushes, type PushChange } from '../pushes/changes.js';
 import type { PushInfo } from '../pushes/info.js';
 import type {
@@ -39,7 +39,7 @@ export class LocalPlane implements MediaPlane {
     offer: string,
     handlers: PublishHandlers = {},
     clientAddress?: string,
-  ): Promise<{ id: string; answer: string }> {
+  ): Promise<Negotiated> {
     const publisher = await this.core.publishers.publish(name, offer, clientAddress);
     if (handlers.publishing) publisher.on('publishing', () => handlers.publishing!());
     if (handlers.closed) publisher.on('closed', (reason, lost) => handlers.closed!(reason, lost));
@@ -107,7 +107,7 @@ export class LocalPlane implements MediaPlane {
     return { pushes: pushes.length, at: placed.at };
   }
 
-  async view(name: string, offer: string): Promise<{ id: string; answer: string }> {
+  async view(name: string, offer: string): Promise<Negotiated> {
     return this.core.viewers.view(name, offer);
   }
 

@@ -11,6 +11,12 @@ export interface PublishHandlers {
   closed?(reason: string, lost: boolean): void;
 }
 
+/** A publish or a view as started: its id, and the SDP answer to send back. */
+export interface Negotiated {
+  id: string;
+  answer: string;
+}
+
 /** The load of one place that runs streams (a worker, or the main thread). */
 export interface PlaceLoad extends LoadSample {
   place: string;
@@ -40,12 +46,7 @@ export interface PlaneStatus {
  */
 export interface MediaPlane extends RoutedCalls {
   /** Starts a publish from an SDP offer; resolves with the publisher's id and the SDP answer. */
-  publish(
-    name: string,
-    offer: string,
-    handlers?: PublishHandlers,
-    clientAddress?: string,
-  ): Promise<{ id: string; answer: string }>;
+  publish(name: string, offer: string, handlers?: PublishHandlers, clientAddress?: string): Promise<Negotiated>;
   /** Follows every push's state changes (the SDK sessions, the console); returns the function that stops following. */
   watch(listener: (change: PushChange) => void): () => void;
   /** Follows what happens to every stream and push (for webhooks); returns the function that stops following. */

@@ -7,7 +7,7 @@ import type { GatewayConfig } from '../config/schema.js';
 import { invalid, unavailable } from '../errors.js';
 import type { ChildRecord } from '../ffmpeg/supervisor.js';
 import type { LifecycleEvent } from './lifecycle.js';
-import type { MediaPlane, PlaceLoad, PlaneStatus, PublishHandlers } from './plane.js';
+import type { MediaPlane, PlaceLoad, PlaneStatus, Negotiated, PublishHandlers } from './plane.js';
 import { PUBLISHER_SLOTS, Slots, PUSH_SLOTS } from '../slots.js';
 import { isActive, type PushState } from '../pushes/states.js';
 import type { WorkerData } from './worker.js';
@@ -320,7 +320,7 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
     offer: string,
     handlers: PublishHandlers = {},
     clientAddress?: string,
-  ): Promise<{ id: string; answer: string }> {
+  ): Promise<Negotiated> {
     const published = await this.#onStream(name, this.#placeFor(name), async (place) => {
       const published = await place.call('publish', name, offer, clientAddress);
       this.#publishes.set(published.id, { place, handlers });

@@ -18,8 +18,8 @@ const WALL_CLOCK_READERS: Record<string, string> = {
   'publishers/publisher.ts': 'createdAt and publishingSince: dates in listings',
   'pushes/push.ts': 'createdAt: a date in listings and the push log',
   'recordings/library.ts': "retention: a file's age from its modification date",
-  'ingest/mediasoup/offer.ts': "the SDP's session id (RFC 8866 suggests an NTP time)",
-  'ingest/mediasoup/viewer-sdp.ts': "the SDP's session id",
+  'ingest/mediasoup/offer.ts':
+    "the SDP's session id, a publisher's answer's and a viewer's (RFC 8866 suggests an NTP time)",
   'webhooks/dispatcher.ts': "the signature's timestamp, which the receiver compares with its own clock",
   'webhooks/signature.ts': "a signature's timestamp against this machine's clock",
   'security/publish-auth.ts': "a token's expiry (exp, nbf), set by another machine's clock",

@@ -352,14 +352,13 @@ export function answerSdp(
       'a=end-of-candidates',
     ]);
   }
-  const lines = [
-    'v=0',
-    `o=- ${wallClockMs()} 2 IN IP4 127.0.0.1`,
-    's=-',
-    't=0 0',
-    'a=ice-lite',
-    `a=group:BUNDLE ${offer.mids.join(' ')}`,
-  ];
+  const lines = sessionLines(offer.mids);
   for (const mid of offer.mids) lines.push(...sections.get(mid)!);
   return lines.join('\r\n') + '\r\n';
+}
+
+/** An answer's session lines: mediasoup is ICE-lite, and the media lines `mids` are bundled on one transport. */
+export function sessionLines(mids: readonly string[]): string[] {
+  const origin = `o=- ${wallClockMs()} 2 IN IP4 127.0.0.1`;
+  return ['v=0', origin, 's=-', 't=0 0', 'a=ice-lite', `a=group:BUNDLE ${mids.join(' ')}`];
 }

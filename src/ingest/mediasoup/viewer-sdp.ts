@@ -1,7 +1,14 @@
-import { wallClockMs } from '../../clock.js';
 import type { types } from 'mediasoup';
 import { OfferError } from '../sdp.js';
-import { candidateLines, dataChannelSection, dtlsOf, mediaHead, splitSdp, type AnswerTransport } from './offer.js';
+import {
+  candidateLines,
+  dataChannelSection,
+  dtlsOf,
+  mediaHead,
+  sessionLines,
+  splitSdp,
+  type AnswerTransport,
+} from './offer.js';
 
 /**
  * A viewer's offer (WHEP: it receives) in mediasoup's terms, and the answer that sends it the
@@ -135,15 +142,7 @@ export function viewerAnswerSdp(
 ): string {
   const candidates = candidateLines(transport, announced);
   const answered = (mid: string): boolean => tracks.has(mid) || (channel && mid === offer.data?.mid);
-  const lines = [
-    'v=0',
-    `o=- ${wallClockMs()} 2 IN IP4 127.0.0.1`,
-    's=-',
-    't=0 0',
-    'a=ice-lite',
-    `a=group:BUNDLE ${offer.mids.filter(answered).join(' ')}`,
-    `a=msid-semantic: WMS ${streamId}`,
-  ];
+  const lines = [...sessionLines(offer.mids.filter(answered)), `a=msid-semantic: WMS ${streamId}`];
   for (const mid of offer.mids) {
     if (mid === offer.data?.mid) {
       const refused = ['m=application 0 UDP/DTLS/SCTP webrtc-datachannel', 'c=IN IP4 0.0.0.0', `a=mid:${mid}`];

@@ -86,7 +86,8 @@ export const configSchema = z
       )
       .default([])
       .describe(
-        'endpoints told of stream and push events: `{id, url, secret | secret_env | secret_file, events, timeout_ms, max_attempts, queue_limit}` (see [Webhooks](#webhooks))',
+        'endpoints told of stream and push events: `{id, url, secret | secret_env | secret_file, events, timeout_ms, ' +
+          'max_attempts, queue_limit}` (see [Webhooks](#webhooks))',
       ),
 
     limit_publishers: z
@@ -144,7 +145,8 @@ export const configSchema = z
       .boolean()
       .default(false)
       .describe(
-        "a stream named `user1#room1` publishing joins the mixer `mixer://room1`, started for it (Web Call Server's); `user1#room1#desktop`, a screen, is placed large",
+        'a stream named `user1#room1` publishing joins the mixer `mixer://room1`, started for it (Web Call ' +
+          "Server's); `user1#room1#desktop`, a screen, is placed large",
       ),
     mixer_idle_timeout_ms: z
       .number()
@@ -232,7 +234,8 @@ export const configSchema = z
       .union([z.literal('auto'), z.number().int().min(0).max(64)])
       .default('auto')
       .describe(
-        'worker threads that run the streams, one stream (its publisher and pushes) in one worker: `auto` is one per core; `0` runs them in the main thread beside the HTTP server',
+        'worker threads that run the streams, one stream (its publisher and pushes) in one worker: `auto` is one per ' +
+          'core; `0` runs them in the main thread beside the HTTP server',
       ),
 
     overload_event_loop_delay_ms: z
@@ -242,7 +245,11 @@ export const configSchema = z
       .max(10000)
       .default(150)
       .describe(
-        "each worker measures its own event loop: a new publish (WHIP, SDK) goes to a worker that is not past its limits, and gets `503` with `Retry-After: 3` when none is; a push (`/push/startup`, auto-start, the SDK's `rtmpUrl`) gets it when its stream's worker is past them. Past: the event loop ran this late (p99 over each second, beyond its 50 ms sampling) three seconds in a row (load that lasts, not a moment), and for 3 s after; what runs goes on; `0` = off",
+        'each worker measures its own event loop: a new publish (WHIP, SDK) goes to a worker that is not past its ' +
+          "limits, and gets `503` with `Retry-After: 3` when none is; a push (`/push/startup`, auto-start, the SDK's " +
+          "`rtmpUrl`) gets it when its stream's worker is past them. Past: the event loop ran this late (p99 over each " +
+          'second, beyond its 50 ms sampling) three seconds in a row (load that lasts, not a moment), and for 3 s ' +
+          'after; what runs goes on; `0` = off',
       ),
     overload_event_loop_utilization: z
       .number()
@@ -256,7 +263,10 @@ export const configSchema = z
       .max(100)
       .default(90)
       .describe(
-        "the same, for the CPU in use: the container's share of its quota when its cgroup sets one (v2 `cpu.max`, v1 `cpu.cfs_quota_us`), else the whole machine's (% of all cores, other programs included). The gateway's own event loops stay quick long after ffmpeg, its media workers and anything beside it have taken the machine, when every stream loses frames; `0` = off",
+        "the same, for the CPU in use: the container's share of its quota when its cgroup sets one (v2 `cpu.max`, v1 " +
+          "`cpu.cfs_quota_us`), else the whole machine's (% of all cores, other programs included). The gateway's own " +
+          'event loops stay quick long after ffmpeg, its media workers and anything beside it have taken the machine, ' +
+          'when every stream loses frames; `0` = off',
       ),
 
     destination_allow_loopback: z.boolean().default(false).describe('allow destinations on this machine'),
@@ -278,27 +288,38 @@ export const configSchema = z
       .enum(['auto', 'json', 'pretty'])
       .default('auto')
       .describe(
-        '`auto`: one readable line per event when stdout is a terminal, JSON lines otherwise; or `json`, `pretty`. Every line about a push carries its `stream`, `mediaSessionId` and `destination` (redacted)',
+        '`auto`: one readable line per event when stdout is a terminal, JSON lines otherwise; or `json`, `pretty`. ' +
+          'Every line about a push carries its `stream`, `mediaSessionId` and `destination` (redacted)',
       ),
 
     webrtc_engine: z
       .enum(['mediasoup', 'werift'])
       .default('mediasoup')
       .describe(
-        'the WebRTC stack publishers connect to: `werift` (TypeScript, in the thread), or `mediasoup`: its C++ worker process (built by the install, see the quick start), one per worker thread, every publisher of a worker on one UDP port of its share; ICE-lite, so a session whose chosen address is outside `webrtc_ice_remote_networks` is closed rather than never answered. Both pass the same engine tests (`test/engines/`); the rest of the suite runs on mediasoup (`GATEWAY_WEBRTC_ENGINE=werift npm test` runs it on werift)',
+        'the WebRTC stack publishers connect to: `werift` (TypeScript, in the thread), or `mediasoup`: its C++ ' +
+          'worker process (built by the install, see the quick start), one per worker thread, every publisher of a ' +
+          'worker on one UDP port of its share; ICE-lite, so a session whose chosen address is outside ' +
+          '`webrtc_ice_remote_networks` is closed rather than never answered. Both pass the same engine tests ' +
+          '(`test/engines/`); the rest of the suite runs on mediasoup (`GATEWAY_WEBRTC_ENGINE=werift npm test` runs it ' +
+          'on werift)',
       ),
     webrtc_mediasoup_rtp_handoff: z
       .enum(['plain', 'direct'])
       .default('plain')
       .describe(
-        "with mediasoup, how each publisher's RTP reaches the gateway from the worker: `plain`, plain RTP over loopback UDP to one socket of the gateway's (a `PlainTransport`; only the worker's port is heard; it takes one more port of the worker's share, bound to 127.0.0.1), or `direct`, as messages on the worker's channel (a `DirectTransport`). See the benchmark for what each costs",
+        "with mediasoup, how each publisher's RTP reaches the gateway from the worker: `plain`, plain RTP over " +
+          "loopback UDP to one socket of the gateway's (a `PlainTransport`; only the worker's port is heard; it takes " +
+          "one more port of the worker's share, bound to 127.0.0.1), or `direct`, as messages on the worker's channel " +
+          '(a `DirectTransport`). See the benchmark for what each costs',
       ),
     webrtc_ice_addresses: z
       .array(z.string().refine((v) => v === 'default-route' || isIP(v) !== 0, 'must be an IP address or default-route'))
       .min(1)
       .default(['127.0.0.1', 'default-route'])
       .describe(
-        "the only addresses gathered and announced as ICE candidates; `default-route` is this machine's own address on its default route (IPv4 when there is an IPv4 default route), which Firefox and Safari pair with: they never pair 127.0.0.1. Name the addresses themselves on an exposed server",
+        "the only addresses gathered and announced as ICE candidates; `default-route` is this machine's own address " +
+          'on its default route (IPv4 when there is an IPv4 default route), which Firefox and Safari pair with: they ' +
+          'never pair 127.0.0.1. Name the addresses themselves on an exposed server',
       ),
     webrtc_ice_port_min: port
       .default(40000)
@@ -339,7 +360,8 @@ export const configSchema = z
       .max(256 * 1024 * 1024)
       .default(4 * 1024 * 1024)
       .describe(
-        'receive buffer of each media socket; the kernel caps it at `net.core.rmem_max` (the gateway warns at start when that is lower: `sysctl -w net.core.rmem_max=4194304`)',
+        'receive buffer of each media socket; the kernel caps it at `net.core.rmem_max` (the gateway warns at start ' +
+          'when that is lower: `sysctl -w net.core.rmem_max=4194304`)',
       ),
     webrtc_video_bitrate_kbps: z
       .number()
@@ -409,7 +431,8 @@ export const configSchema = z
       .max(600000)
       .default(1000)
       .describe(
-        'wait before the first attempt; later ones grow ×1.5, to 2 s, each lengthened by up to 25 % (jitter); a refusal other than "already publishing" is tried once more, then fails',
+        'wait before the first attempt; later ones grow ×1.5, to 2 s, each lengthened by up to 25 % (jitter); a ' +
+          'refusal other than "already publishing" is tried once more, then fails',
       ),
     rtmp_push_stall_timeout_ms: z
       .number()
@@ -431,7 +454,8 @@ export const configSchema = z
       .max(3600000)
       .default(30000)
       .describe(
-        'a publisher that goes away (page closed, network gone) leaves its pushes in `standby`, sending the last picture and silence, live again when the stream is published again; they end after this long; `0` = at once',
+        'a publisher that goes away (page closed, network gone) leaves its pushes in `standby`, sending the last ' +
+          'picture and silence, live again when the stream is published again; they end after this long; `0` = at once',
       ),
     rtmp_out_buffer_enabled: z
       .boolean()
@@ -540,7 +564,8 @@ export const configSchema = z
       .max(128)
       .default('{stream}-{start}')
       .describe(
-        "a recording's name: `{stream}`, `{start}` (UTC, `20261124T102233Z`), `{id}` (the push's first 8 characters); each part adds `-001.mp4`, `-002.mp4`…",
+        "a recording's name: `{stream}`, `{start}` (UTC, `20261124T102233Z`), `{id}` (the push's first 8 " +
+          'characters); each part adds `-001.mp4`, `-002.mp4`…',
       ),
     record_part_s: z
       .number()
@@ -605,7 +630,10 @@ export const configSchema = z
       .nullable()
       .default(null)
       .describe(
-        '`null`: one gateway on its own. Else the nodes of a cluster on Redis: `{redis_url, advertise_url, secret | secret_env | secret_file, node_id, key_prefix, heartbeat_ms, node_timeout_ms, lease_ms, drain_timeout_ms}` (see [Running a cluster](#running-a-cluster)). The secret, the same on every node, seals the calls between nodes and the kept pushes in Redis',
+        '`null`: one gateway on its own. Else the nodes of a cluster on Redis: `{redis_url, advertise_url, secret | ' +
+          'secret_env | secret_file, node_id, key_prefix, heartbeat_ms, node_timeout_ms, lease_ms, drain_timeout_ms}` ' +
+          '(see [Running a cluster](#running-a-cluster)). The secret, the same on every node, seals the calls between ' +
+          'nodes and the kept pushes in Redis',
       ),
     run_dir: z
       .string()
@@ -619,19 +647,26 @@ export const configSchema = z
       .min(1)
       .default('data')
       .describe(
-        "the gateway's durable state (relative to its folder): the pushes it keeps (`pushes-<http_port>.log`), the mixers (`mixers-<http_port>.json`) and, unless `push_store_secret_env` or `push_store_secret_file` gives one, the secret they are sealed with (`push-store.key`, made at the first start, readable by the gateway's user alone)",
+        "the gateway's durable state (relative to its folder): the pushes it keeps (`pushes-<http_port>.log`), the " +
+          'mixers (`mixers-<http_port>.json`) and, unless `push_store_secret_env` or `push_store_secret_file` gives ' +
+          "one, the secret they are sealed with (`push-store.key`, made at the first start, readable by the gateway's " +
+          'user alone)',
       ),
     push_store_enabled: z
       .boolean()
       .default(true)
       .describe(
-        "keep each push started over REST (`/push/startup`) in `data_dir`, so that a restart or a crash forgets none: it starts again, with its id and its audio as last commanded, when its stream publishes again. Forgotten when terminated, when its stream ends on purpose (WHIP DELETE, the SDK's unpublish) or when it fails. Pushes the SDK asks for are not kept: the SDK asks again",
+        'keep each push started over REST (`/push/startup`) in `data_dir`, so that a restart or a crash forgets ' +
+          'none: it starts again, with its id and its audio as last commanded, when its stream publishes again. ' +
+          "Forgotten when terminated, when its stream ends on purpose (WHIP DELETE, the SDK's unpublish) or when it " +
+          'fails. Pushes the SDK asks for are not kept: the SDK asks again',
       ),
     push_store_secret_env: z
       .union([z.literal(''), z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name')])
       .default('')
       .describe(
-        "the environment variable holding the secret (16 or more characters) that seals the kept pushes' destinations (stream keys, passwords) with AES-256-GCM",
+        "the environment variable holding the secret (16 or more characters) that seals the kept pushes' " +
+          'destinations (stream keys, passwords) with AES-256-GCM',
       ),
     push_store_secret_file: z
       .string()

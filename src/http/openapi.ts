@@ -104,7 +104,8 @@ export function openApiDocument(version: string): Json {
       title: 'WebRTC to RTMP gateway',
       version,
       description:
-        "Republishes WebRTC streams (browser SDK, WHIP) to RTMP/RTMPS destinations. The transponder API follows Web Call Server's `/rest-api/push/*`.",
+        'Republishes WebRTC streams (browser SDK, WHIP) to RTMP/RTMPS destinations. The transponder API follows Web ' +
+        "Call Server's `/rest-api/push/*`.",
     },
     components: {
       securitySchemes: {
@@ -213,7 +214,8 @@ export function openApiDocument(version: string): Json {
       '/rest-api/recording/download/{fileName}': {
         get: {
           summary:
-            "Download a recording's part (fragmented MP4), or its captions (WebVTT, `.vtt`); one byte range per request (`Range: bytes=a-b`), as a player seeking asks",
+            "Download a recording's part (fragmented MP4), or its captions (WebVTT, `.vtt`); one byte range per " +
+            'request (`Range: bytes=a-b`), as a player seeking asks',
           security: [{ apiKey: [] }],
           parameters: [
             { name: 'fileName', in: 'path', required: true, schema: { type: 'string' } },
@@ -275,7 +277,9 @@ export function openApiDocument(version: string): Json {
         get: {
           summary: 'Every stream, push and mixer as server-sent events (the operator console)',
           description:
-            '`event: view` carries `{at, streams, pushes, mixers}` (as stream/find_all, push/find_all and mixer/find_all show them) at once, on every change and every 2 s; `event: event` carries each lifecycle event as webhooks do.',
+            '`event: view` carries `{at, streams, pushes, mixers}` (as stream/find_all, push/find_all and ' +
+            'mixer/find_all show them) at once, on every change and every 2 s; `event: event` carries each lifecycle ' +
+            'event as webhooks do.',
           security: [{ apiKey: [] }],
           responses: {
             '200': {
@@ -304,9 +308,11 @@ export function openApiDocument(version: string): Json {
       '/whep/{streamName}': {
         post: {
           summary:
-            "Watch a published stream over WHEP: its media as it arrives, not transcoded (needs webrtc_engine: mediasoup); 406 when the offer asks for video but receives none of the stream's video codec",
+            'Watch a published stream over WHEP: its media as it arrives, not transcoded (needs webrtc_engine: ' +
+            "mediasoup); 406 when the offer asks for video but receives none of the stream's video codec",
           description:
-            'With keys set: `Authorization: Bearer` with the control key, or a publish key or JWT with a view grant (`view: true`) covering the stream.',
+            'With keys set: `Authorization: Bearer` with the control key, or a publish key or JWT with a view grant ' +
+            '(`view: true`) covering the stream.',
           parameters: [{ name: 'streamName', in: 'path', required: true, schema: { type: 'string' } }],
           requestBody: { required: true, content: { 'application/sdp': { schema: { type: 'string' } } } },
           responses: {
@@ -361,7 +367,8 @@ export function openApiDocument(version: string): Json {
       '/rest-api/cluster/drain': {
         post: {
           summary:
-            'Drains this node (a rolling deploy): it takes no new work, moves each stream to another node one at a time (the SDK publishes again there, its pushes follow), then exits; SIGTERM does the same in a cluster',
+            'Drains this node (a rolling deploy): it takes no new work, moves each stream to another node one at a ' +
+            'time (the SDK publishes again there, its pushes follow), then exits; SIGTERM does the same in a cluster',
           security: [{ apiKey: [] }],
           responses: {
             '202': {

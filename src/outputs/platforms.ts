@@ -31,14 +31,18 @@ export type PlatformName = (typeof PLATFORM_NAMES)[number];
 export const platformSchema = z
   .enum(PLATFORM_NAMES)
   .describe(
-    "The destination's platform: what it documents is checked (and, for the vertical ones, the picture made 9:16); recognised from the URL's host when not given",
+    "The destination's platform: what it documents is checked (and, for the vertical ones, the picture made 9:16); " +
+      "recognised from the URL's host when not given",
   );
 
 export interface Platform {
   name: Exclude<PlatformName, 'custom'>;
   /** How an issue names it. */
   title: string;
-  /** Where the figures come from: the platform's own page, and OBS Studio's list of services (`plugins/rtmp-services/data/services.json`), which platforms keep. */
+  /**
+   * Where the figures come from: the platform's own page, and OBS Studio's list of services
+   * (`plugins/rtmp-services/data/services.json`), which platforms keep.
+   */
   sources: readonly string[];
   /** Its ingest hosts, for recognising it from a URL. */
   hosts: RegExp;

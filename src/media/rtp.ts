@@ -1,4 +1,5 @@
 import { monotonicMs } from '../clock.js';
+import { ClockMapping, type Discontinuity } from './clock-mapping.js';
 
 /** A received media packet, engine-neutral: what the RTP header says plus the payload. */
 export interface MediaPacket {
@@ -46,119 +47,6 @@ export function parseRtp(packet: Buffer): MediaPacket | undefined {
     payload: packet.subarray(offset, end),
     captureMs: 0,
   };
-}
-
-/**
- * A timestamp more than this far back from the latest packet's, or one that would put its capture
- * this far after its own arrival, is a new timeline.
- */
-const DISCONTINUITY_MS = 5000;
-/**
- * A track whose every packet over a window was captured more than this after its arrival (by the
- * mapping) has a sender whose clock runs fast (an audio device's crystal, 50 ppm: 4.3 s a day): its
- * mapping is moved back by what it gained, at most `MAX_LEAD_STEP_MS` a window. Judged on a whole
- * window's least lead, not a packet's, so a burst (a sender's backlog sent at once) moves nothing.
- */
-const MAX_LEAD_MS = 500;
-const LEAD_WINDOW_MS = 2000;
-const MAX_LEAD_STEP_MS = 20;
-
-/** Why a track's mapping started again: said once per discontinuity, with its size. */
-export interface Discontinuity {
-  /** How far the RTP time jumped from the latest packet's, less the time that passed between their arrivals (ms). */
-  jumpMs: number;
-}
-
-/**
- * Maps a track's RTP timestamps to capture times on the gateway's monotonic clock (ms), anchored at
- * the arrival of the track's first packet. Audio and video anchored on the same clock keep their
- * relative timing within the arrival jitter of their first packets: the clock every output
- * timestamp is mapped from.
- *
- * Each timestamp is unwrapped against the previous packet's (a signed 32-bit step), into an
- * extended time that never wraps: the 32-bit field wraps every 13 h 15 min at 90 kHz, and a step
- * taken from the first packet would flip sign after 6 h 37 min. A step back of more than
- * `DISCONTINUITY_MS`, or one forward that would place the packet's capture that far after its
- * arrival (the publisher's encoder restarted, a new SSRC, a sender's clock leaping), is a new
- * timeline: it goes on from the previous packet's time plus the time that passed between their
- * arrivals, and `onDiscontinuity` is told. A large step forward that lands in the past is not one:
- * packets lost while the gateway did not get the CPU to read them come back so, and the time they
- * say is the truth, whatever late moment they were read at. A sender's clock that runs fast is held
- * about `MAX_LEAD_MS` ahead of the arrivals at most, a fraction of a millisecond at a time.
- */
-export class ClockMapping {
-  /** The previous packet's RTP field, its extended time (ticks) and its arrival (ms). */
-  #lastTimestamp: number;
-  #lastExtended: number;
-  #lastArrivalMs: number;
-  /** The extended time (ticks) that maps to `#anchorMs`. */
-  #anchorExtended: number;
-  #anchorMs: number;
-  /** The least lead of capture over arrival in the current window, and the window's start (arrival ms). */
-  #leastLead = Infinity;
-  #windowStart: number;
-
-  constructor(
-    readonly clockRate: number,
-    anchorTimestamp: number,
-    anchorMs: number,
-    arrivalMs = anchorMs,
-    private readonly onDiscontinuity?: (discontinuity: Discontinuity) => void,
-  ) {
-    this.#lastTimestamp = anchorTimestamp >>> 0;
-    this.#lastExtended = this.#anchorExtended = this.#lastTimestamp;
-    this.#anchorMs = anchorMs;
-    this.#lastArrivalMs = arrivalMs;
-    this.#windowStart = arrivalMs;
-  }
-
-  /** A timestamp's capture time, unwrapped against the latest packet's; changes nothing. */
-  captureMs(timestamp: number): number {
-    return this.#toMs(this.#lastExtended + this.#step(timestamp));
-  }
-
-  /** A packet that arrived at `arrivalMs`: its capture time, the mapping following it. */
-  next(timestamp: number, arrivalMs: number): number {
-    const step = this.#step(timestamp);
-    const stepMs = (step * 1000) / this.clockRate;
-    const passedMs = Math.max(0, arrivalMs - this.#lastArrivalMs);
-    const extended = this.#lastExtended + step;
-    if (stepMs < -DISCONTINUITY_MS || this.#toMs(extended) - arrivalMs > DISCONTINUITY_MS) {
-      // A new timeline: this packet goes where the time that passed puts it.
-      const at = this.#toMs(this.#lastExtended) + passedMs;
-      this.#lastExtended += Math.round((passedMs * this.clockRate) / 1000);
-      this.#anchorExtended = this.#lastExtended;
-      this.#anchorMs = at;
-      this.#lastTimestamp = timestamp >>> 0;
-      this.#lastArrivalMs = arrivalMs;
-      this.#leastLead = Infinity;
-      this.#windowStart = arrivalMs;
-      this.onDiscontinuity?.({ jumpMs: Math.round(stepMs - passedMs) });
-      return at;
-    }
-    if (step > 0) {
-      // Only moving forward moves the reference: a late packet (a retransmission) is placed, not followed.
-      this.#lastTimestamp = timestamp >>> 0;
-      this.#lastExtended = extended;
-    }
-    this.#lastArrivalMs = Math.max(this.#lastArrivalMs, arrivalMs);
-    this.#leastLead = Math.min(this.#leastLead, this.#toMs(extended) - arrivalMs);
-    if (arrivalMs - this.#windowStart >= LEAD_WINDOW_MS) {
-      if (this.#leastLead > MAX_LEAD_MS) this.#anchorMs -= Math.min(this.#leastLead - MAX_LEAD_MS, MAX_LEAD_STEP_MS);
-      this.#leastLead = Infinity;
-      this.#windowStart = arrivalMs;
-    }
-    return this.#toMs(extended);
-  }
-
-  /** The signed 32-bit step from the latest packet's timestamp. */
-  #step(timestamp: number): number {
-    return ((timestamp >>> 0) - this.#lastTimestamp) | 0;
-  }
-
-  #toMs(extended: number): number {
-    return this.#anchorMs + ((extended - this.#anchorExtended) * 1000) / this.clockRate;
-  }
 }
 
 /**

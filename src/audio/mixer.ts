@@ -37,7 +37,7 @@ export class AudioMixer extends AudioTimeline {
    * a packet that could not be decoded, which still says the publisher's audio goes on.
    */
   pushPcm(pcm: Int16Array | undefined, captureMs: number): void {
-    this.placePcm(pcm, captureMs, (frames, offset) => this.#mix(frames, pcm, offset));
+    this.placePcm(pcm, captureMs, (samples, frames, offset) => this.#mix(frames, samples, offset));
   }
 
   protected silence(position: number): void {

@@ -1,4 +1,4 @@
-import { AudioTimeline } from './timeline.js';
+import { AudioTimeline, stretchLimit } from './timeline.js';
 import { OggOpusWriter, OPUS_SILENCE_20MS, OPUS_SILENCE_SAMPLES, opusPacketSamples } from '../media/ogg.js';
 
 export interface OpusRelayOptions {
@@ -10,11 +10,14 @@ export interface OpusRelayOptions {
 
 /**
  * The audio of one output as the publisher's Opus packets themselves, for an encoder that decodes
- * them (ffmpeg): nothing is decoded here. On the same timeline as `AudioMixer`'s (`AudioTimeline`;
- * each page's granule position says where its packet ends): a gap of 20 ms or more (lost packets)
- * and a stall of the publisher's audio are filled with silent frames, late packets are dropped,
- * and while muted every packet is replaced by silence of the same length. It cannot mix a sound in:
- * that needs the decoded audio (`AudioMixer`).
+ * them (ffmpeg): nothing is decoded here. On the same timeline as `AudioMixer`'s (`AudioTimeline`):
+ * each page's granule position says where its packet really ends, so a drifting sender's packets,
+ * a fraction of a millisecond apart or overlapping, are all written, and the encoder stretches or
+ * squeezes the sound to their times (`aresample=async`, `ffmpeg-args.ts`). A gap of 20 ms or more
+ * (lost packets) and a stall of the publisher's audio are filled with silent frames, a packet
+ * overlapping more than a squeeze closes (late) is dropped, and while muted every packet is
+ * replaced by silence of the same length. It cannot mix a sound in: that needs the decoded audio
+ * (`AudioMixer`).
  */
 export class OpusRelay extends AudioTimeline {
   readonly #ogg = new OggOpusWriter();
@@ -30,10 +33,15 @@ export class OpusRelay extends AudioTimeline {
     const position = this.place(captureMs);
     if (position === undefined) return;
     const samples = opusPacketSamples(packet);
-    // Unreadable, or its time is written already (late, or overlapping silence written for a stall).
-    if (samples === 0 || position < this.written) return;
+    if (samples === 0) return;
+    if (this.written - position > stretchLimit(samples)) {
+      // Late: its time is written already, or most of it (it overlaps silence written for a stall).
+      this.dropped += samples;
+      return;
+    }
     this.silence(position);
-    if (this.muted) return this.silence(position + samples, true);
+    this.stretched += position - this.written;
+    if (this.muted) return this.#silentAs(position + samples, samples);
     this.written = position + samples;
     this.#write(this.#ogg.page(packet, this.written));
   }
@@ -42,10 +50,20 @@ export class OpusRelay extends AudioTimeline {
     this.#write(this.#ogg.headers());
   }
 
-  /** Silent frames up to `until` (samples); a remainder under a frame is left as a gap in time, or, with `whole`, made a frame. */
-  protected silence(until: number, whole = false): void {
-    while (until - this.written >= OPUS_SILENCE_SAMPLES || (whole && until > this.written)) {
+  /** Silent frames up to `until` (samples); a remainder under a frame is left as a gap in time. */
+  protected silence(until: number): void {
+    while (until - this.written >= OPUS_SILENCE_SAMPLES) {
       this.written += OPUS_SILENCE_SAMPLES;
+      this.#write(this.#ogg.page(OPUS_SILENCE_20MS, this.written));
+    }
+  }
+
+  /** A muted packet of `samples` samples ending at `end`: as many silent frames, the last ending there. */
+  #silentAs(end: number, samples: number): void {
+    const count = Math.max(1, Math.round(samples / OPUS_SILENCE_SAMPLES));
+    const from = this.written;
+    for (let i = 1; i <= count; i++) {
+      this.written = Math.round(from + ((end - from) * i) / count);
       this.#write(this.#ogg.page(OPUS_SILENCE_20MS, this.written));
     }
   }

@@ -1,4 +1,5 @@
 import { monotonicMs } from '../clock.js';
+import { TIMELINE_LIMITS } from '../media/clock-mapping.js';
 import { onTick } from '../tick.js';
 import { PCM_CHANNELS } from './pcm.js';
 
@@ -8,8 +9,35 @@ const SAMPLES_PER_MS = 48;
 const STALL_MS = 100;
 /** While stalled, silence is written up to this far behind now, leaving room for late packets. */
 const STALL_LAG_MS = 60;
-/** Packets further ahead of now than this cannot be placed (a sender whose clock jumped). */
-const MAX_AHEAD_MS = 1000;
+/**
+ * The most a packet of `frames` frames is stretched or squeezed to meet the one before: what a
+ * sender's clock followed at its furthest (`TIMELINE_LIMITS.maxSkew`) opens between two packets,
+ * plus a frame for rounding. A larger gap is a loss (silence fills it), a larger overlap a late packet.
+ */
+export function stretchLimit(frames: number): number {
+  return Math.ceil(frames * TIMELINE_LIMITS.maxSkew) + 1;
+}
+
+/**
+ * `frames` interleaved stereo frames of `pcm` from frame `offset`, resampled (linearly) to
+ * `length` frames: a drifting sound card's 20 ms made 19.9 or 20.1, a step too small to hear.
+ */
+export function stretchPcm(pcm: Int16Array, offset: number, frames: number, length: number): Int16Array {
+  const out = new Int16Array(length * PCM_CHANNELS);
+  const ratio = length > 1 ? (frames - 1) / (length - 1) : 0;
+  for (let i = 0; i < length; i++) {
+    const x = i * ratio;
+    const at = Math.floor(x);
+    const next = Math.min(at + 1, frames - 1);
+    const f = x - at;
+    for (let c = 0; c < PCM_CHANNELS; c++) {
+      const a = pcm[(offset + at) * PCM_CHANNELS + c]!;
+      const b = pcm[(offset + next) * PCM_CHANNELS + c]!;
+      out[i * PCM_CHANNELS + c] = Math.round(a + (b - a) * f);
+    }
+  }
+  return out;
+}
 
 /**
  * One output's audio on one unbroken timeline: sample n is at `startMs + n / 48` on the
@@ -22,6 +50,10 @@ export abstract class AudioTimeline {
   muted = false;
   /** Samples written so far. */
   written = 0;
+  /** Samples of live audio left out: late packets, or parts of them already written. */
+  dropped = 0;
+  /** Samples a drifting sender's packets were stretched (positive) or squeezed (negative) by, in all. */
+  stretched = 0;
 
   protected readonly now: () => number;
   #startMs: number | undefined;
@@ -65,28 +97,41 @@ export abstract class AudioTimeline {
    * audio goes on; undefined when it cannot be placed (not begun, closed, too far ahead of now).
    */
   protected place(captureMs: number): number | undefined {
-    if (this.#closed || this.#startMs === undefined || captureMs > this.now() + MAX_AHEAD_MS) return undefined;
+    if (this.#closed || this.#startMs === undefined || captureMs > this.now() + TIMELINE_LIMITS.discontinuityMs)
+      return undefined;
     this.#lastLiveAt = this.now();
     return Math.round((captureMs - this.#startMs) * SAMPLES_PER_MS);
   }
 
   /**
    * Places a packet's samples (interleaved stereo; undefined for one that did not decode, which
-   * still says the audio goes on): silence first up to it after a gap, and what of it is already
-   * written (it came late) left out; `write` writes its `frames` frames from frame `offset`.
+   * still says the audio goes on). Within `stretchLimit` of where the timeline is, the packet is
+   * stretched or squeezed to meet it, so a drifting sender costs no sound; after a larger gap,
+   * silence first up to it; what of it is already written (it came late) is left out. `write`
+   * writes `frames` frames of `samples` from frame `offset`.
    */
   protected placePcm(
     pcm: Int16Array | undefined,
     captureMs: number,
-    write: (frames: number, offset: number) => void,
+    write: (samples: Int16Array, frames: number, offset: number) => void,
   ): void {
     const position = this.place(captureMs);
-    if (position === undefined) return;
-    const frames = pcm ? pcm.length / PCM_CHANNELS : 0;
-    if (frames === 0 || position + frames <= this.written) return;
-    if (position > this.written) this.silence(position);
-    const skip = this.written - position;
-    write(frames - skip, skip);
+    if (position === undefined || !pcm) return;
+    const frames = pcm.length / PCM_CHANNELS;
+    if (frames === 0) return;
+    if (position + frames <= this.written) {
+      this.dropped += frames;
+      return;
+    }
+    const off = position - this.written;
+    if (off !== 0 && Math.abs(off) <= stretchLimit(frames)) {
+      this.stretched += off;
+      return write(stretchPcm(pcm, 0, frames, frames + off), frames + off, 0);
+    }
+    if (off > 0) this.silence(position);
+    const skip = Math.max(0, -off);
+    this.dropped += skip;
+    write(pcm, frames - skip, skip);
   }
 
   /** Keeps time moving with silence when no live audio arrives; called on the thread's tick (`tick.ts`) once begun. */

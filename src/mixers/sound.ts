@@ -20,7 +20,7 @@ export class InputSound extends AudioTimeline {
 
   /** A packet's samples (interleaved stereo) captured at `captureMs`; undefined: not decoded. */
   pushPcm(pcm: Int16Array | undefined, captureMs: number): void {
-    this.placePcm(pcm, captureMs, (frames, offset) => this.#write(frames, pcm, offset));
+    this.placePcm(pcm, captureMs, (samples, frames, offset) => this.#write(frames, samples, offset));
   }
 
   /** Its level over the last block mixed (dBFS; -Infinity for silence), for the speaker layout. */

@@ -83,3 +83,23 @@ t.test('when live audio stops, silence keeps time moving; a packet over it is tr
   t.equal(m.written, before + 480, 'only its part after the silence is written');
   t.equal(frames(out), m.written);
 });
+
+t.test(
+  "a sender's sound card 0.5 % fast or slow: each packet stretched or squeezed to its real time, none dropped",
+  async (t) => {
+    for (const skew of [0.005, -0.005]) {
+      const { mixer: m, out, clock } = await mixer();
+      const count = Math.round((60_000 * (1 + skew)) / 20);
+      for (let i = 0; i < count; i++) {
+        clock.now = 10_000 + (i * 20) / (1 + skew);
+        m.pushPcm(pcm[i % pcm.length], clock.now);
+      }
+      t.equal(m.dropped, 0, `${skew * 100} %: no sound dropped`);
+      const expected = (-count * 960 * skew) / (1 + skew);
+      t.ok(Math.abs(m.stretched - expected) <= 960, `${skew * 100} %: stretched by ${m.stretched} frames in all`);
+      t.ok(Math.abs(frames(out) - 60_000 * 48) <= 960, `${skew * 100} %: a minute of our clock (${frames(out)})`);
+      // No 20 ms of silence anywhere: every block written carries the tone.
+      t.equal(out.filter((b) => peak(b) < 1000).length, 0, `${skew * 100} %: no block of silence`);
+    }
+  },
+);

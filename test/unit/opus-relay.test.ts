@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { loadFixture, oggPackets } from '../../kit/fixture.js';
 import { OpusRelay } from '../../src/audio/opus-relay.js';
 import { OPUS_SILENCE_20MS, opusPacketSamples } from '../../src/media/ogg.js';
+import { OPUS_TIMING } from '../../src/pipeline/ffmpeg-args.js';
 
 // The publisher's Opus relayed to ffmpeg as Ogg pages, on the mixer's timeline: packets placed by
 // their capture time, gaps and stalls filled with silent frames, late packets dropped, muted
@@ -85,3 +86,47 @@ t.test('ffmpeg reads the pages: every packet, checksums right, the timeline as w
   t.equal(pts.length, 100, 'a packet every 20 ms, the five lost ones filled');
   t.equal(pts.at(-1)! - pts[0]!, 99 * 960, 'on one unbroken timeline');
 });
+
+/**
+ * Packets of a sender whose sound card runs `skew` off the gateway's clock for `seconds`, as the
+ * clock mapping places them once it follows the sender (20 ms of sound every 20 / (1 + skew) ms).
+ */
+function drifting(skew: number, seconds: number) {
+  const { relay: r, written, at } = relay();
+  r.begin(1000);
+  const count = Math.round((seconds * 1000 * (1 + skew)) / 20);
+  for (let i = 0; i < count; i++) {
+    const captureMs = 1000 + (i * 20) / (1 + skew);
+    at(captureMs);
+    r.push(fixture.audio[i % fixture.audio.length]!, captureMs);
+  }
+  r.close();
+  return { relay: r, ogg: Buffer.concat(written), count };
+}
+
+t.test(
+  "a sender's sound card 0.5 % fast or slow for a minute: every packet relayed at its real time, and ffmpeg follows",
+  async (t) => {
+    for (const skew of [0.005, -0.005]) {
+      const { relay: r, ogg, count } = drifting(skew, 60);
+      const pages = oggPackets(ogg).slice(2);
+      t.equal(r.dropped, 0, `${skew * 100} %: no packet dropped`);
+      t.equal(pages.filter((p) => p.equals(OPUS_SILENCE_20MS)).length, 0, `${skew * 100} %: no silence put in`);
+      t.equal(pages.length, count, `${skew * 100} %: all ${count} packets written`);
+      const endMs = (r.written / 48) | 0;
+      t.ok(Math.abs(endMs - 60_000) <= 21, `${skew * 100} %: the granules end at the minute's end (${endMs} ms)`);
+      // The push's own audio filter: the AAC it makes is as long as the gateway's clock says.
+      const decoded = spawnSync(
+        'ffmpeg',
+        ['-v', 'error', '-c:a', 'libopus', '-f', 'ogg', '-i', 'pipe:0', '-af', OPUS_TIMING, '-f', 's16le', 'pipe:1'],
+        { input: ogg, maxBuffer: 64 << 20 },
+      );
+      t.equal(decoded.stderr.toString(), '', `${skew * 100} %: ffmpeg read it without error`);
+      const outMs = decoded.stdout.length / 4 / 48;
+      t.ok(
+        Math.abs(outMs - r.written / 48) <= 30,
+        `${skew * 100} %: ffmpeg's sound ${outMs.toFixed(0)} ms long, its sender's ${count * 20} ms`,
+      );
+    }
+  },
+);

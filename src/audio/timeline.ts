@@ -22,7 +22,7 @@ export function stretchLimit(frames: number): number {
  * `frames` interleaved stereo frames of `pcm` from frame `offset`, resampled (linearly) to
  * `length` frames: a drifting sound card's 20 ms made 19.9 or 20.1, a step too small to hear.
  */
-export function stretchPcm(pcm: Int16Array, offset: number, frames: number, length: number): Int16Array {
+function stretchPcm(pcm: Int16Array, offset: number, frames: number, length: number): Int16Array {
   const out = new Int16Array(length * PCM_CHANNELS);
   const ratio = length > 1 ? (frames - 1) / (length - 1) : 0;
   for (let i = 0; i < length; i++) {

@@ -56,7 +56,7 @@ function steps(media: RtmpMediaMessage[], kind: 'audio' | 'video'): number[] {
 }
 
 t.test(
-  "RTP time: the 32-bit field's wrap, then 2^31 ticks from the first packet, on video and sound: the push's timeline goes on evenly",
+  "RTP time: the 32-bit field's wrap, then a leap of 2^31 ticks on video and sound (a new timeline each): the push's timeline goes on evenly",
   async (t) => {
     // Both fields wrap two seconds in.
     const { publisher, media } = await pushed(t, 'wrapping', {
@@ -69,7 +69,8 @@ t.test(
       20_000,
     );
     const before = avOffsetMs(media, media.at(-1)!.arrivalMs - 1000, Infinity);
-    // Hours of stream time in a leap: 2^31 ticks since the first packet pass from the next one on.
+    // A leap of 2^31 ticks in one step: a sender's clock that leapt, taken as a new timeline (the
+    // unit tests cross 2^31 ticks from the first packet by ordinary steps).
     publisher.leapRtpTime('video', 2 ** 31);
     const leaptAt = media.length;
     await sleep(1000);

@@ -1,0 +1,79 @@
+import t from 'tap';
+import { waitFor } from '../../kit/processes.js';
+import { avOffsetMs, RtmpReceiver, type RtmpMediaMessage } from '../../kit/rtmp-receiver.js';
+import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
+import { startGateway } from '../helpers/gateway.js';
+import { keyframeCached } from '../helpers/pushes.js';
+import { testFixture } from '../helpers/synthetic.js';
+
+// Real senders' sound cards drift from the clock that stamps their video: a minute at 0.5 % stands
+// for a day at ±60 ppm. Two publishers, one fast and one slow, each pushed through the gateway to an
+// RTMP server, which reports every message with its arrival.
+
+/** How long each sender drifts, and the window (ms) over which the offset is measured at each end. */
+const DRIFT_MS = 60_000;
+const WINDOW_MS = 5_000;
+
+t.test(
+  "a sender's sound card 0.5 % fast, another's 0.5 % slow, for a minute: the sound holds against the pictures at the RTMP server, and none is missing",
+  async (t) => {
+    const receiver = await RtmpReceiver.start();
+    t.teardown(() => receiver.close());
+    const gw = await startGateway();
+    t.teardown(() => gw.close());
+    const senders = { fast: 0.005, slow: -0.005 };
+    const media = new Map<string, RtmpMediaMessage[]>();
+    receiver.on('media', (m) => {
+      if (m.sequenceHeader) return;
+      const list = media.get(m.publish.streamName) ?? [];
+      list.push(m);
+      media.set(m.publish.streamName, list);
+    });
+    for (const [name, skew] of Object.entries(senders)) {
+      const publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, name, { audioClockSkew: skew });
+      t.teardown(() => publisher.stop());
+      await keyframeCached(gw, name);
+      const res = await gw.post('/rest-api/push/startup', {
+        streamName: name,
+        rtmpUrl: `${receiver.url()}/${name}`,
+        rtmpTransponderFullUrl: true,
+      });
+      t.equal(res.status, 200, JSON.stringify(res.body));
+    }
+    const arrived = (name: string, kind: 'audio' | 'video') => (media.get(name) ?? []).filter((m) => m.kind === kind);
+    await waitFor(
+      'both pushes carrying sound and pictures',
+      () =>
+        Object.keys(senders).every((name) => arrived(name, 'audio').length > 0 && arrived(name, 'video').length > 0),
+      20_000,
+    );
+    const startedAt = new Map(Object.keys(senders).map((name) => [name, media.get(name)![0]!.arrivalMs]));
+    await waitFor(
+      `${DRIFT_MS / 1000} s of both pushes at the RTMP server`,
+      () => Object.keys(senders).every((name) => media.get(name)!.at(-1)!.arrivalMs - startedAt.get(name)! >= DRIFT_MS),
+      DRIFT_MS + 60_000,
+    );
+    for (const name of Object.keys(senders)) {
+      const list = media.get(name)!;
+      const from = startedAt.get(name)!;
+      const end = list.at(-1)!.arrivalMs;
+      const before = avOffsetMs(list, from, from + WINDOW_MS);
+      const after = avOffsetMs(list, end - WINDOW_MS, end);
+      t.ok(
+        Math.abs(after - before) <= 30,
+        `${name}: the sound against the pictures moved ${(after - before).toFixed(0)} ms in a minute ` +
+          `(${before.toFixed(0)} ms at the start, ${after.toFixed(0)} ms at the end)`,
+      );
+      // The sound at the server is unbroken: each AAC frame (1024 samples) the one before's length on.
+      const audio = arrived(name, 'audio').map((m) => m.timestamp);
+      const gaps = audio.slice(1).filter((time, i) => time - audio[i]! > 30);
+      t.same(gaps, [], `${name}: no gap in the sound (${audio.length} AAC frames)`);
+      const spanMs = audio.at(-1)! - audio[0]!;
+      const heardMs = ((audio.length - 1) * 1024) / 48;
+      t.ok(
+        Math.abs(spanMs - heardMs) <= 50,
+        `${name}: ${heardMs.toFixed(0)} ms of AAC frames over ${spanMs} ms of timestamps`,
+      );
+    }
+  },
+);

@@ -32,6 +32,11 @@ export interface PublishOptions {
    * sound sent every 19.9 ms), as a real sender's does; 0 by default.
    */
   audioClockSkew?: number;
+  /**
+   * Nothing is sent for this long after connecting, then at once what fell due meanwhile, then on
+   * time: first packets read late, as a busy gateway reads them.
+   */
+  holdFirstMs?: number;
 }
 
 /** What the SDK's publish message carries besides the offer. */
@@ -76,6 +81,7 @@ export class SyntheticPublisher {
   /** Nothing is sent before this; then everything due goes at once, as after a network hiccup. */
   #heldUntil = 0;
   #audioSent = 0;
+  #holdFirstMs = 0;
   /** Real milliseconds per sound frame's worth of its sound card's clock (`audioClockSkew`). */
   #audioPace = 1;
   /** The sound frame its fixture's first packet went with (a fixture switched to starts from its first). */
@@ -132,6 +138,7 @@ export class SyntheticPublisher {
     publisher.#audioTs0 = options.firstAudioTimestamp ?? publisher.#audioTs0;
     publisher.#ignoreKeyframeRequests = options.ignoreKeyframeRequests ?? false;
     publisher.#audioPace = 1 / (1 + (options.audioClockSkew ?? 0));
+    publisher.#holdFirstMs = options.holdFirstMs ?? 0;
     try {
       await publisher.#connect(baseUrl);
     } catch (error) {
@@ -174,6 +181,7 @@ export class SyntheticPublisher {
     await connected;
     if (this.#loseOneIn) this.#loseVideoPackets(this.#video, this.#loseOneIn);
     this.#startedAt = now();
+    this.#heldUntil = this.#startedAt + this.#holdFirstMs;
     pacer.add(this);
   }
 

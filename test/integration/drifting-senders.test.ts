@@ -77,3 +77,43 @@ t.test(
     }
   },
 );
+
+t.test(
+  "a stream's first 3 s read at once, late (a busy gateway): its push's sound starts with the pictures, none of it lost",
+  async (t) => {
+    const receiver = await RtmpReceiver.start();
+    t.teardown(() => receiver.close());
+    const gw = await startGateway();
+    t.teardown(() => gw.close());
+    const media: RtmpMediaMessage[] = [];
+    receiver.on('media', (m) => !m.sequenceHeader && media.push(m));
+    // The push starts with the publish (the SDK's rtmpUrl), so it is there when the first packets come.
+    const publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'held', {
+      sdk: { rtmpUrl: `${receiver.url()}/held`, rtmpTransponderFullUrl: true },
+      holdFirstMs: 3000,
+    });
+    t.teardown(() => publisher.stop());
+    const of = (kind: 'audio' | 'video') => media.filter((m) => m.kind === kind);
+    await waitFor(
+      '12 s of pictures at the RTMP server',
+      () => {
+        const video = of('video');
+        return video.length > 0 && video.at(-1)!.timestamp - video[0]!.timestamp >= 12_000;
+      },
+      40_000,
+    );
+    const video = of('video');
+    const audio = of('audio');
+    t.ok(audio.length > 0, 'sound arrived');
+    const late = audio[0]!.timestamp - video[0]!.timestamp;
+    t.ok(late <= 2000, `the sound starts ${late} ms after the pictures`);
+    const times = audio.map((m) => m.timestamp);
+    const gaps = times.slice(1).filter((time, i) => time - times[i]! > 30);
+    t.same(gaps, [], `no gap in the sound (${audio.length} AAC frames)`);
+    const heardMs = (audio.length * 1024) / 48;
+    const shownMs = video.at(-1)!.timestamp - video[0]!.timestamp;
+    t.ok(heardMs >= shownMs - 2000, `${heardMs.toFixed(0)} ms of sound for ${shownMs} ms of pictures`);
+    const offset = avOffsetMs(media, media.at(-1)!.arrivalMs - 3000, Infinity);
+    t.ok(Math.abs(offset) <= 200, `the sound against the pictures at the end: ${offset.toFixed(0)} ms`);
+  },
+);

@@ -55,10 +55,23 @@ export const isAudioFrameTag = (tag: FlvTag): boolean => tag.type === FlvTagType
 /** An audio tag that is the AAC sequence header. */
 export const isAudioHeaderTag = (tag: FlvTag): boolean => tag.type === FlvTagType.AUDIO && isSequenceHeader(tag.body);
 
-/** Reads FLV tags from a byte stream (ffmpeg's `-f flv pipe:1`) as they complete. */
+/**
+ * ffmpeg writes a tag's timestamp as a signed 32-bit number, its top bit cleared: it wraps at 2^31 ms
+ * (24 days 20 h 31 min) to 0.
+ */
+const FFMPEG_FLV_WRAP = 2 ** 31;
+
+/**
+ * Reads FLV tags from a byte stream (ffmpeg's `-f flv pipe:1`) as they complete. Timestamps are
+ * unwrapped against the tag before (a step of less than 2^30 ms either way), so a push's ffmpeg
+ * that runs for more than 24.9 days goes on at 2^31 ms and beyond, not back at 0.
+ */
 export class FlvReader {
   #buffer: Buffer = Buffer.alloc(0);
   #headerRead = false;
+  /** The tag before's timestamp as written, and unwrapped. */
+  #lastWritten: number | undefined;
+  #lastTimestamp = 0;
 
   push(data: Buffer): FlvTag[] {
     this.#buffer = this.#buffer.length ? Buffer.concat([this.#buffer, data]) : data;
@@ -75,11 +88,24 @@ export class FlvReader {
       if (b.length < 11) break;
       const size = b.readUIntBE(1, 3);
       if (b.length < 11 + size + 4) break;
-      const timestamp = (b.readUIntBE(4, 3) | (b[7]! << 24)) >>> 0;
-      tags.push({ type: b[0]! & 0x1f, timestamp, body: b.subarray(11, 11 + size) });
+      const written = (b.readUIntBE(4, 3) | (b[7]! << 24)) >>> 0;
+      tags.push({ type: b[0]! & 0x1f, timestamp: this.#unwrap(written), body: b.subarray(11, 11 + size) });
       this.#buffer = b.subarray(11 + size + 4);
     }
     return tags;
+  }
+
+  #unwrap(written: number): number {
+    if (this.#lastWritten === undefined) {
+      this.#lastWritten = this.#lastTimestamp = written;
+      return written;
+    }
+    let step = (written - this.#lastWritten) % FFMPEG_FLV_WRAP;
+    if (step >= FFMPEG_FLV_WRAP / 2) step -= FFMPEG_FLV_WRAP;
+    else if (step < -FFMPEG_FLV_WRAP / 2) step += FFMPEG_FLV_WRAP;
+    this.#lastWritten = written;
+    this.#lastTimestamp += step;
+    return this.#lastTimestamp;
   }
 }
 

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
 import { FlvReader } from '../../src/media/flv.js';
 import { decodeAmf0, EcmaArray, encodeAmf0 } from '../../src/rtmp/amf0.js';
 import { ChunkReader, encodeMessage, MessageType } from '../../src/rtmp/chunks.js';
@@ -76,4 +77,30 @@ t.test('FLV reader returns tags as they complete', async (t) => {
     ],
   );
   t.throws(() => new FlvReader().push(Buffer.alloc(20)), /not an FLV stream/);
+});
+
+t.test("ffmpeg's FLV timestamps past 2^31 ms (24.9 days), where it wraps them to 0, are read on", async (t) => {
+  // 8 s of AAC whose times start 3.6 s before 2^31 ms.
+  const made = spawnSync(
+    'ffmpeg',
+    [
+      ...['-v', 'error', '-f', 'lavfi', '-i', 'sine=f=440:d=8:r=48000', '-c:a', 'aac'],
+      ...['-output_ts_offset', String((2 ** 31 - 3600) / 1000), '-f', 'flv', 'pipe:1'],
+    ],
+    { maxBuffer: 16 << 20 },
+  );
+  t.equal(made.stderr.toString(), '');
+  const flv = made.stdout;
+  // Its header tags (onMetaData, the AAC header) are stamped 0: the stream is read from its first frame.
+  let at = 13;
+  for (let i = 0; i < 2; i++) at += 11 + flv.readUIntBE(at + 1, 3) + 4;
+  const reader = new FlvReader();
+  const times = reader.push(Buffer.concat([flv.subarray(0, 13), flv.subarray(at)])).map((tag) => tag.timestamp);
+  t.ok(times.at(-1)! < 2 ** 31 - 3600 + 8000 + 100 && times.at(-1)! > 2 ** 31, `the last at ${times.at(-1)} ms`);
+  const steps = times.slice(1).map((time, i) => time - times[i]!);
+  t.same(
+    steps.filter((step) => step < 0 || step > 30),
+    [],
+    `each of ${times.length} frames 21 or 22 ms after the one before, across the wrap`,
+  );
 });

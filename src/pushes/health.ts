@@ -78,10 +78,15 @@ export class IngestHealth {
   /** A status other than the one told, and since when (ms of the stream) it has held. */
   #candidate: { status: HealthStatus; since: number } | undefined;
 
-  /** `onChange`: the status, told once the stream settled, then each change that held `HOLD_S`. */
+  /**
+   * `onChange`: the status, told once the stream settled, then each change that held `HOLD_S`.
+   * `pictures`: whether the push carries video now; a push of sound alone (an audio-only publisher,
+   * a mixer without video) is judged on its sound alone.
+   */
   constructor(
     private readonly platform: Platform | undefined,
     private readonly onChange: (health: Health) => void = () => {},
+    private readonly pictures: () => boolean = () => true,
   ) {}
 
   /** A video frame sent at `timestamp` (ms of the stream). */
@@ -193,6 +198,20 @@ export class IngestHealth {
     const p = this.platform;
     const name = p?.title;
     const issues: { text: string; bad: boolean }[] = [];
+    if (this.pictures()) this.#judgePictures(m, issues);
+    if (!m.audio) issues.push({ text: 'no sound', bad: true });
+    else if (m.audioSampleRate !== null && m.audioSampleRate !== 44100 && m.audioSampleRate !== 48000) {
+      issues.push({ text: `sample rate ${m.audioSampleRate} Hz (44.1 or 48 kHz expected)`, bad: false });
+    }
+    if (p?.maxAudioKbps && m.audioKbps > p.maxAudioKbps * 1.1)
+      issues.push({ text: `audio bitrate ${m.audioKbps} kb/s (${name}: at most ${p.maxAudioKbps})`, bad: false });
+    return issues;
+  }
+
+  /** What a push that carries video is judged on besides its sound: keyframes, rates, size, and its offset from the sound. */
+  #judgePictures(m: Health['measures'], issues: { text: string; bad: boolean }[]): void {
+    const p = this.platform;
+    const name = p?.title;
     const keyframeMax = p?.keyframeIntervalS.max ?? ANY_PLATFORM_KEYFRAME_S;
     const seconds = (n: number): string => `${n.toFixed(1)} s`;
     // Keyframes that stopped: no gap closes to be measured, and the stream cannot be joined.
@@ -224,14 +243,7 @@ export class IngestHealth {
         text: `picture size changed ${m.sizeChanges} time${m.sizeChanges > 1 ? 's' : ''} in ${WINDOW_S} s`,
         bad: false,
       });
-    if (!m.audio) issues.push({ text: 'no sound', bad: true });
-    else if (m.audioSampleRate !== null && m.audioSampleRate !== 44100 && m.audioSampleRate !== 48000) {
-      issues.push({ text: `sample rate ${m.audioSampleRate} Hz (44.1 or 48 kHz expected)`, bad: false });
-    }
-    if (p?.maxAudioKbps && m.audioKbps > p.maxAudioKbps * 1.1)
-      issues.push({ text: `audio bitrate ${m.audioKbps} kb/s (${name}: at most ${p.maxAudioKbps})`, bad: false });
     if (m.avOffsetMs !== null && Math.abs(m.avOffsetMs) > MAX_AV_OFFSET_MS)
       issues.push({ text: `video ${m.avOffsetMs} ms from the sound in the stream`, bad: false });
-    return issues;
   }
 }

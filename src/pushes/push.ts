@@ -106,6 +106,7 @@ export class Push extends TypedEmitter<PushEvents> {
         log.info({ status: health.status, issues: health.issues }, 'ingest health');
         this.safeEmit('health', health);
       },
+      () => this.feed.hasVideo,
     );
     this.writer = new OutputWriter({
       health: this.health,

@@ -265,6 +265,12 @@ t.test(
       ['audio aac'],
       'AAC alone',
     );
+    // Judged on its sound alone: no keyframe and no frame rate are not faults of a push of sound.
+    const health = await waitFor('the push of sound judged', async () => {
+      const found = await gw.post('/rest-api/push/find', { streamName: 'stream3' });
+      return (found.body as { health?: { status: string; issues: string[] } }[])[0]?.health;
+    });
+    t.same(health, { ...health, status: 'good', issues: [] }, "the push's ingest health: good");
     const [low, high, absent] = await toneLevels(nginx.recording('stream3'), [440, 1000, 700], 1);
     t.ok(low! > 0.02 && high! > 0.02, `both inputs are heard (440 Hz ${low!.toFixed(3)}, 1000 Hz ${high!.toFixed(3)})`);
     t.ok(absent! < low! / 5 && absent! < high! / 5, `and nothing else (700 Hz ${absent!.toFixed(3)})`);

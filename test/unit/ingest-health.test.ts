@@ -124,3 +124,19 @@ t.test(
     t.same(told, ['good', 'bad'], 'told once the silence held');
   },
 );
+
+t.test('a push of sound alone is judged on its sound: good, where judged as video it is bad', async (t) => {
+  const soundOnly = (pictures: boolean): IngestHealth => {
+    const health = new IngestHealth(
+      youtube,
+      () => {},
+      () => pictures,
+    );
+    health.audio(0, AAC_HEADER);
+    for (let ms = 0; ms < 8000; ms += 20) health.audio(ms, aac(400));
+    return health;
+  };
+  t.equal(soundOnly(false).current!.status, 'good');
+  t.same(soundOnly(false).current!.issues, []);
+  t.equal(soundOnly(true).current!.status, 'bad', 'judged as a video push: no keyframe, frame rate 0');
+});

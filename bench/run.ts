@@ -3,7 +3,7 @@
  * beside its target.
  * Prints a table and writes JSON. `--quick` runs a smaller version in about a minute.
  *
- *   npm run bench -- [--quick] [--only startup,sdk,latency,fanout,outputs,audio,aac,resilience,stalls,isolation,capacity,overload,cluster,mixer,peer] [--steps 8,16,24]
+ *   npm run bench -- [--quick] [--only startup,sdk,latency,frame-path,drift,fanout,outputs,audio,aac,resilience,stalls,isolation,capacity,overload,cluster,mixer,peer] [--steps 8,16,24]
  *                    [--out file.json] [--log-level debug] [--profile: CPU profile of the gateway
  *                    in .bench/profiles, for Chrome DevTools or speedscope]
  */
@@ -26,6 +26,7 @@ import { glassToGlass } from './glass.js';
 import { captionsBeside, push } from './latency.js';
 import { captionCost } from './captions.js';
 import { framePathCost } from './frame-path.js';
+import { driftDay } from './drift.js';
 import { outputs } from './outputs.js';
 import { overload } from './overload.js';
 import { peer } from './peer.js';
@@ -51,7 +52,7 @@ const quick = args.quick!;
 const sections = new Set(
   (
     args.only ??
-    'startup,sdk,latency,frame-path,fanout,outputs,audio,aac,resilience,stalls,isolation,capacity,overload,cluster,mixer,peer'
+    'startup,sdk,latency,frame-path,drift,fanout,outputs,audio,aac,resilience,stalls,isolation,capacity,overload,cluster,mixer,peer'
   ).split(','),
 );
 const plan = benchPlan(quick);
@@ -110,6 +111,7 @@ async function main(): Promise<void> {
       await push(bench, gateway, fixture, receiver, 'vertical');
     });
     await step('frame-path', async () => framePathCost(bench, fixture));
+    await step('drift', async () => driftDay(bench, fixture));
     await step('audio', () => audioCommands(bench, gateway, fixture, receiver));
     await step('aac', async () => aacCoders(bench));
     await step('resilience', async () => {

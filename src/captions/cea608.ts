@@ -126,7 +126,6 @@ export class Cea608Writer {
   #last: CcPair | undefined;
   /** The pair taken last (what `#last` is again once the queue is cut back to what was taken). */
   #lastTaken: CcPair | undefined;
-  #started = false;
   /** The bottom row holds interim text, which the next caption writes over. */
   #interim = false;
   /** Where the open interim's pairs begin in the queue: those not taken yet are dropped when it is replaced. */
@@ -158,18 +157,19 @@ export class Cea608Writer {
     if (this.pending > MAX_PENDING) this.#dropWaiting();
     const rows = captionRows(text);
     const shown = final ? rows : rows.slice(-1);
-    if (!this.#started) {
-      this.#control(MISC, ROLL_UP[this.rollUpRows]);
-      this.#started = true;
-    }
+    const replacing = this.#interim;
+    if (replacing) this.#dropInterim();
+    // The mode before every caption: a decoder that joins anywhere (a viewer, a new link, a
+    // recording's part) and starts in no mode shows the next caption.
+    const mode = withParity(MISC) * 256 + withParity(ROLL_UP[this.rollUpRows]);
+    if (this.#last !== mode) this.#control(MISC, ROLL_UP[this.rollUpRows]);
     let from: number | undefined;
     shown.forEach((row, i) => {
-      if (i === 0 && this.#interim) this.#dropInterim();
-      else this.#control(MISC, CARRIAGE_RETURN);
+      if (i > 0 || !replacing) this.#control(MISC, CARRIAGE_RETURN);
       if (i === shown.length - 1) from = this.#queue.length;
       this.#control(...PAC_ROW_15);
       this.#text(row);
-      if (i === 0 && this.#interim) this.#control(MISC, DELETE_TO_END_OF_ROW);
+      if (i === 0 && replacing) this.#control(MISC, DELETE_TO_END_OF_ROW);
     });
     this.#interim = !final;
     this.#interimFrom = final ? undefined : from;

@@ -10,9 +10,21 @@ const MAX_ROWS = 4;
 // eslint-disable-next-line no-control-regex -- what is refused is exactly the control characters
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
-/** A caption's text: printable, and within four rows of 32 columns once wrapped. */
+/**
+ * Characters that steer text without being shown: zero-width spaces and joiners, the Arabic letter
+ * mark, bidirectional marks, embeddings, overrides and isolates, the word joiner and the byte order
+ * mark. 608 has no code for them, and in WebVTT they reorder or hide what follows: they are removed.
+ */
+const INVISIBLE = /[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/gu;
+
+/**
+ * A caption's text, composed (NFC: "cafe" and a combining acute accent, as macOS and speech engines
+ * write it, is "café") and without invisible characters; printable, and within four rows of 32
+ * columns once wrapped.
+ */
 export const captionTextSchema = z
   .string()
+  .overwrite((text) => text.normalize('NFC').replace(INVISIBLE, ''))
   .min(1)
   .max(4 * 32 * 2)
   .refine((text) => !CONTROL.test(text), 'must hold no control characters (line breaks included: rows are wrapped)')

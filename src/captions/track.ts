@@ -1,8 +1,6 @@
 import { Cea608Writer, PAD_PAIR, type CaptionMode } from './cea608.js';
 import { captionSei, withSei } from './sei.js';
 
-/** 608's rate is a pair per field 29.97 times a second: frames further apart than this carry two. */
-const ONE_PAIR_MS = 40;
 /** A caption left this long (media time) with nothing after it is erased from the viewer's screen. */
 const ERASE_AFTER_MS = 10_000;
 /**
@@ -75,11 +73,11 @@ export class CaptionTrack {
    * `timestampMs` where it goes in the output, `captureMs` when it was captured (publisher clock).
    */
   frame(body: Buffer, timestampMs: number, captureMs: number): Buffer {
-    const gapMs = this.#lastFrameMs === undefined ? 0 : timestampMs - this.#lastFrameMs;
     this.#lastFrameMs = timestampMs;
     const waiting = this.#waiting;
     while (waiting.length > 0 && waiting[0]!.atMs <= captureMs) this.#begin(waiting.shift()!, timestampMs);
-    const pairs = this.#writer.take(gapMs > ONE_PAIR_MS ? 2 : 1);
+    // One field-1 pair a frame, as ATSC A/53 allows 608 data at most; the rest waits for the next frames.
+    const pairs = this.#writer.take(1);
     if (pairs.length > 0 && this.#writer.pending === 0) this.#shownSince = timestampMs;
     else if (this.#shownSince !== undefined && timestampMs - this.#shownSince >= ERASE_AFTER_MS) {
       this.#writer.erase();

@@ -2,6 +2,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { annexBPairs, Cea608Reader, seiPairs } from '../../kit/cea608-reader.js';
+import { RtmpReceiver, type RtmpMediaMessage } from '../../kit/rtmp-receiver.js';
 import { readCaptions, type DecodedCaption } from '../../kit/captions.js';
 import { loadFixture } from '../../kit/fixture.js';
 import { probe } from '../../kit/probe.js';
@@ -315,6 +318,89 @@ t.test(
       streams.find((s) => s.codec_type === 'video'),
       { codec_name: 'h264', width: 1280, height: 720 },
       'the passthrough push still sends the camera as it came',
+    );
+  },
+);
+
+t.test(
+  'a decoder that starts in no mode shows the captions of a push after it reconnected, and from the middle of a recording',
+  async (t) => {
+    const receiver = await RtmpReceiver.start();
+    const records = await mkdtemp(join(tmpdir(), 'captions-join-'));
+    const gw = await startGateway({ record_dir: records, record_min_free_mb: 1 });
+    let publisher: SyntheticPublisher | undefined;
+    t.teardown(async () => {
+      await publisher?.stop();
+      await gw.close();
+      await receiver.close();
+      await rm(records, { recursive: true, force: true });
+    });
+    publisher = await SyntheticPublisher.publish(loadFixture(FIXTURES), gw.baseUrl, 'join');
+    await keyframeCached(gw, 'join');
+    const video: RtmpMediaMessage[] = [];
+    receiver.on('media', (m) => m.kind === 'video' && !m.sequenceHeader && video.push(m));
+    const pushed = await gw.post('/rest-api/push/startup', {
+      streamName: 'join',
+      rtmpUrl: `${receiver.url()}/join`,
+      rtmpTransponderFullUrl: true,
+    });
+    t.equal(pushed.status, 200, JSON.stringify(pushed.body));
+    const recording = await gw.post('/rest-api/push/startup', { streamName: 'join', rtmpUrl: 'record://' });
+    t.equal(recording.status, 200, JSON.stringify(recording.body));
+    const recordedFrom = Date.now();
+    const frames = (connection: number): number => video.filter((m) => m.publish.connection === connection).length;
+    const caption = async (text: string): Promise<number> => {
+      const reply = await gw.post('/rest-api/stream/caption', { streamName: 'join', text });
+      t.match(reply.body, { pushes: 2 }, `"${text}" in the push and the recording`);
+      return Date.now();
+    };
+    await waitFor('a second of the push', () => frames(1) >= 30, 20_000);
+    const firstSent = await caption('Before the reconnect.');
+    await waitFor('3 s more of the push', () => frames(1) >= 120, 20_000);
+    receiver.dropAll();
+    await waitFor('the push back on a second link', () => frames(2) >= 30, 30_000);
+    const secondSent = await caption('After the reconnect.');
+    await waitFor('3 s of the second link', () => frames(2) >= 120, 20_000);
+    await caption('Last words.');
+    await waitFor('3 s more of the second link', () => frames(2) >= 210, 20_000);
+
+    const second = new Cea608Reader();
+    for (const m of video.filter((m) => m.publish.connection === 2))
+      for (const nal of flvNals(m.data)) for (const pair of seiPairs(nal)) second.pair(pair);
+    second.end();
+    t.same(
+      second.shown.map((caption) => caption.text),
+      ['After the reconnect.', 'Last words.'],
+      "the second link's captions, read by a decoder that starts in no mode",
+    );
+
+    const recordingId = (recording.body as { mediaSessionId: string }).mediaSessionId;
+    t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: recordingId })).status, 200);
+    const part = await waitFor('the recording part', async () => {
+      const parts = (await gw.post('/rest-api/recording/find_all', { streamName: 'join' })).body as {
+        fileName: string;
+      }[];
+      const file = parts[0] && join(records, parts[0].fileName);
+      return file && (await probe(file).catch(() => undefined)) ? file : undefined;
+    });
+    // From between the two captions on: the keyframe before that point and what follows, as H.264.
+    const fromS = ((firstSent + secondSent) / 2 - recordedFrom) / 1000;
+    const middle = spawnSync(
+      'ffmpeg',
+      [
+        ...['-v', 'error', '-ss', fromS.toFixed(2), '-i', part, '-an', '-c:v', 'copy'],
+        ...['-bsf:v', 'h264_mp4toannexb', '-f', 'h264', 'pipe:1'],
+      ],
+      { maxBuffer: 64 << 20 },
+    );
+    t.ok(middle.stdout.length > 0, `ffmpeg read the part from its middle ${middle.stderr.toString()}`);
+    const fromMiddle = new Cea608Reader();
+    for (const pairs of annexBPairs(middle.stdout)) for (const pair of pairs) fromMiddle.pair(pair);
+    fromMiddle.end();
+    const shown = fromMiddle.shown.map((caption) => caption.text);
+    t.ok(
+      shown.includes('After the reconnect.') && shown.includes('Last words.'),
+      `the recording read from ${fromS.toFixed(1)} s on: ${JSON.stringify(shown)}`,
     );
   },
 );

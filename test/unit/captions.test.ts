@@ -6,6 +6,8 @@ import { GatewayError } from '../../src/errors.js';
 import { CaptionTrack, type CaptionCue } from '../../src/captions/track.js';
 import { parseChannelCaption, placeCaption } from '../../src/captions/request.js';
 import { RecordingCaptions, vttTime } from '../../src/outputs/record-captions.js';
+import { Cea608Reader, seiPairs } from '../../kit/cea608-reader.js';
+import { flvNals } from '../../kit/synthetic-publisher.js';
 
 const hex = (pairs: CcPair[]): string[] => pairs.map((p) => p.toString(16).padStart(4, '0'));
 const all = (writer: Cea608Writer): CcPair[] => writer.take(writer.pending);
@@ -19,13 +21,17 @@ t.test('each byte gets odd parity in its top bit', async (t) => {
 });
 
 t.test(
-  'a caption rolls in: roll-up 2 once, then per row a carriage return and row 15, each sent twice, then the text',
+  'a caption rolls in: roll-up 2 before each caption, then per row a carriage return and row 15, each sent twice, then the text',
   async (t) => {
     const writer = new Cea608Writer();
     writer.write('Hello');
     t.same(hex(all(writer)), ['9425', '9425', '94ad', '94ad', '94e0', '94e0', 'c8e5', 'ecec', 'ef80']);
     writer.write('Hi');
-    t.same(hex(all(writer)), ['94ad', '94ad', '94e0', '94e0', 'c8e9'], 'the mode is set once');
+    t.same(
+      hex(all(writer)),
+      ['9425', '9425', '94ad', '94ad', '94e0', '94e0', 'c8e9'],
+      'the mode again: a decoder that joins now and starts in no mode shows this caption',
+    );
     writer.erase();
     t.same(hex(all(writer)), ['942c', '942c']);
   },
@@ -36,15 +42,15 @@ t.test('special and extended characters: their code twice, an extended one after
   writer.write('a♪');
   t.same(hex(all(writer)).slice(6), ['6180', '9137', '9137'], '♪ is 0x11 0x37');
   writer.write('{');
-  t.same(hex(all(writer)).slice(4), ['a880', '1329', '1329'], "'{' is 0x13 0x29, after '('");
+  t.same(hex(all(writer)).slice(6), ['a880', '1329', '1329'], "'{' is 0x13 0x29, after '('");
   writer.write('♪♪');
   t.same(
-    hex(all(writer)).slice(4),
+    hex(all(writer)).slice(6),
     ['9137', '9137', '8080', '9137', '9137'],
     'a null pair keeps the second from reading as a repeat',
   );
   writer.write('é*');
-  t.same(hex(all(writer)).slice(4), ['dcab', '92a8', '92a8'], "é is basic 0x5C; '*' is extended 0x12 0x28, after '+'");
+  t.same(hex(all(writer)).slice(6), ['dcab', '92a8', '92a8'], "é is basic 0x5C; '*' is extended 0x12 0x28, after '+'");
 });
 
 t.test('a character 608 has no code for is sent as its letter without accents, or as ?, and counted', async (t) => {
@@ -150,22 +156,26 @@ t.test(
       'a new row, as a final caption starts one',
     );
     writer.write('Hello', false);
-    t.equal(writer.pending, 7, 'row 15 again, the text, delete to end of row');
+    t.equal(writer.pending, 9, 'the mode, row 15 again, the text, delete to end of row');
     writer.write('Hello world.');
     t.same(
       hex(all(writer)),
-      ['94e0', '94e0', 'c8e5', 'ecec', 'ef20', 'f7ef', 'f2ec', '64ae', '94a4', '94a4'],
-      'the waiting interim dropped; the final text over the row, the rest deleted',
+      ['9425', '9425', '94e0', '94e0', 'c8e5', 'ecec', 'ef20', 'f7ef', 'f2ec', '64ae', '94a4', '94a4'],
+      'the waiting interim dropped (the mode it came with kept, not sent twice); the final text over the row, the rest deleted',
     );
     writer.write('Next');
-    t.same(hex(all(writer)), ['94ad', '94ad', '94e0', '94e0', 'cee5', 'f8f4'], 'after a final caption, a new row');
+    t.same(
+      hex(all(writer)),
+      ['9425', '9425', '94ad', '94ad', '94e0', '94e0', 'cee5', 'f8f4'],
+      'after a final caption, a new row',
+    );
     writer.write('Half', false);
-    t.same(hex(writer.take(3)), ['94ad', '94ad', '94e0'], 'an interim in part sent');
+    t.same(hex(writer.take(5)), ['9425', '9425', '94ad', '94ad', '94e0'], 'an interim in part sent');
     writer.write('Halfway there');
     t.same(
-      hex(all(writer)).slice(0, 4),
-      ['8080', '94e0', '94e0', 'c861'],
-      "what was sent stays; the row is addressed again (a null pair after the PAC already sent, so it is not read as that one's repeat)",
+      hex(all(writer)).slice(0, 5),
+      ['9425', '9425', '94e0', '94e0', 'c861'],
+      'what was sent stays; the mode again, and the row addressed again',
     );
   },
 );
@@ -178,7 +188,11 @@ t.test(
     t.ok(writer.pending <= 600 + 60, `${writer.pending} pairs waiting`);
     t.ok(writer.dropped >= 1, 'counted');
     const pairs = hex(all(writer));
-    t.same(pairs.slice(0, 4), ['94ad', '94ad', '94e0', '94e0'], 'what is left starts a row of its own');
+    t.same(
+      pairs.slice(0, 6),
+      ['9425', '9425', '94ad', '94ad', '94e0', '94e0'],
+      'what is left starts with the mode and a row of its own',
+    );
   },
 );
 
@@ -306,3 +320,67 @@ t.test(
     t.same(rows, ['9440', '9440', '94e0', '94e0'], 'two rows: 14 and 15');
   },
 );
+
+/** The CC1 pairs of each frame body (AVCC), through the kit's reader of SEI NAL units. */
+const framePairs = (body: Buffer): number[] => flvNals(body).flatMap((nal) => seiPairs(nal));
+
+t.test(
+  'a decoder that starts in no mode, joining at any frame, shows the next whole caption: the mode goes before each',
+  async (t) => {
+    const captions = ['First caption here.', 'Second one, café.', 'Third and last.', 'Closing words.'];
+    const track = new CaptionTrack();
+    const frames: number[][] = [];
+    for (let i = 0; i < 600; i++) {
+      const caption = i % 150 === 10 ? captions[(i - 10) / 150] : undefined;
+      if (caption) track.write({ text: caption, final: true, atMs: i * 33 });
+      frames.push(framePairs(track.frame(sliceFrame(), i * 33, i * 33)));
+    }
+    t.ok(
+      frames.every((pairs) => pairs.length === 1),
+      'every frame carries one field-1 pair (a null pair when there is nothing to say)',
+    );
+    const missed: number[] = [];
+    for (let join = 0; join < 600; join += 7) {
+      const reader = new Cea608Reader();
+      for (const pairs of frames.slice(join)) for (const pair of pairs) reader.pair(pair);
+      reader.end();
+      // The first caption written at or after the frame it joined at: all of its pairs come after.
+      const next = captions.findIndex((_, n) => join <= 10 + n * 150);
+      if (next < 0) continue;
+      const shown = reader.shown.map((caption) => caption.text);
+      if (!shown.includes(captions[next]!) || shown.some((text) => !captions.includes(text))) missed.push(join);
+    }
+    t.same(
+      missed,
+      [],
+      'joined at every 7th frame: the first caption written after it is shown whole, and nothing garbled',
+    );
+  },
+);
+
+t.test('frames further apart than 608 runs still carry one field-1 pair each; the rest waits', async (t) => {
+  const track = new CaptionTrack();
+  track.write({ text: 'A caption at fifteen frames a second.', final: true, atMs: 0 });
+  const counts: number[] = [];
+  for (let i = 0; i < 40; i++) counts.push(framePairs(track.frame(sliceFrame(), i * 66, i * 66)).length);
+  t.same(new Set(counts), new Set([1]), 'one pair a frame at 66 ms apart');
+});
+
+t.test('caption text is composed (NFC) and its invisible characters removed, wherever it comes from', async (t) => {
+  t.equal(parseChannelCaption('cafe\u0301').text, 'café', 'a combining accent, composed');
+  t.equal(
+    parseChannelCaption('a\u200bb\u200dc\u200e\u202ed\u2066e\u2069\ufefff').text,
+    'abcdef',
+    'zero-width and bidirectional characters removed',
+  );
+  let refused: unknown;
+  try {
+    parseChannelCaption('\u200b\u200f');
+  } catch (error) {
+    refused = error;
+  }
+  t.match(refused, { code: 'invalid_request', field: 'text' }, 'nothing left: a 400 naming text');
+  const writer = new Cea608Writer();
+  writer.write(parseChannelCaption('cafe\u0301').text);
+  t.equal(writer.replaced, 0, 'é has its own code: nothing sent as ?');
+});

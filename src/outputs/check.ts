@@ -2,6 +2,7 @@ import { monotonicMs } from '../clock.js';
 import type { SecureContext } from 'node:tls';
 import { z } from 'zod';
 import { GatewayError, invalid } from '../errors.js';
+import { wcsBoolean } from '../validation.js';
 import { RtmpPushClient, type RtmpStep } from '../rtmp/client.js';
 import type { DestinationResolver } from '../security/destination-policy.js';
 import { parseDestination, scrubDestination, withFullUrl, type Destination, type NamingRules } from './destination.js';
@@ -16,11 +17,11 @@ const CHECK_TIMEOUT_MS = 4500;
 
 export const checkRequestSchema = z.strictObject({
   rtmpUrl: z.string().min(1).max(2048),
-  rtmpTransponderFullUrl: z.boolean().optional(),
+  rtmpTransponderFullUrl: wcsBoolean().optional(),
   /** The stream the push would be of: names it in prefix mode (default `check`). */
   streamName: z.string().min(1).max(256).optional(),
   /** Also publish, then unpublish at once: tells whether the stream key is accepted (RTMP). */
-  publish: z.boolean().optional(),
+  publish: wcsBoolean().optional(),
 });
 export type CheckRequest = z.output<typeof checkRequestSchema>;
 

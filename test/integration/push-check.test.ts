@@ -30,10 +30,11 @@ t.test(
       { status: 200, body: { ok: true, reachable: true, applicationAccepted: true, keyAccepted: null } },
       JSON.stringify(connectOnly.body),
     );
+    // Web Call Server's clients write booleans as strings: taken as the push's own body takes them.
     const published = await check({
       rtmpUrl: `${nginx.url()}/KEYcheck5521`,
-      rtmpTransponderFullUrl: true,
-      publish: true,
+      rtmpTransponderFullUrl: 'true',
+      publish: 'true',
     });
     t.match(
       published,
@@ -132,6 +133,7 @@ t.test('bad input is a 400 naming the field; the policy applies', async (t) => {
     body: { field: 'rtmpUrl', message: /must start with/ },
   });
   t.match(await check({ rtmpUrl: nginx.url(), extra: 1 }), { status: 400, body: { field: 'extra' } });
+  t.match(await check({ rtmpUrl: nginx.url(), publish: 'yes' }), { status: 400, body: { field: 'publish' } });
   t.match(await check({ rtmpUrl: 'rtmp://10.1.2.3/live' }), {
     status: 400,
     body: { field: 'rtmpUrl', message: /private address/ },

@@ -188,7 +188,11 @@ export function recordLinks(
     try {
       ffmpeg = settings.spawn(recordArgs(FFMPEG_FOLDER, name, record.partS), folder.fd);
     } catch (error) {
+      // Nothing was written: the recording's name is given back (its folder and its `.json`).
       await folder.close();
+      const files = recordingFiles(record.dir, name);
+      await rmdir(files.writing).catch(() => {});
+      await unlink(files.about).catch(() => {});
       throw error;
     }
     const link = new FfmpegLink(

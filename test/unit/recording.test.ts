@@ -1,12 +1,12 @@
 import t, { type Test } from 'tap';
-import { mkdtemp, rm, writeFile, utimes } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { byteRange } from '../../src/http/routes/recording.js';
 import { RecordingLibrary } from '../../src/recordings/library.js';
 import { parseDestination } from '../../src/outputs/destination.js';
-import { recordArgs, recordFailure, recordingName } from '../../src/outputs/record-link.js';
+import { recordArgs, recordFailure, recordingName, recordLinks } from '../../src/outputs/record-link.js';
 import { parseConfig } from '../../src/config/load.js';
 
 // Recording's rules: names, ffmpeg's arguments, why a recording ended, ranges, and the library's
@@ -226,3 +226,25 @@ t.test(
     await t.rejects(bySize.remove('cam-a-001.mp4'), { code: 'not_found' });
   },
 );
+
+t.test('an ffmpeg that cannot be started leaves nothing of the recording in record_dir, and says why', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'record-spawn-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const open = recordLinks(
+    {
+      connectTimeoutMs: 1000,
+      stopTimeoutMs: 1000,
+      maxLagMs: 1000,
+      outBuffer: { enabled: false, startMs: 0, maxMs: 0, pollingMs: 10, maxBufferings: -1 },
+      onBufferState: () => {},
+      spawn: () => {
+        throw new Error('spawn ffmpeg EAGAIN');
+      },
+      record: { dir, filePattern: '{stream}', partS: 60, minFreeMb: 1, fileMode: 0o640, dirMode: 0o750 },
+    },
+    { stream: 'cam', mediaSessionId: 'cam-push' },
+    () => {},
+  );
+  await t.rejects(open(false), /EAGAIN/);
+  t.same(await readdir(dir), [], 'no .writing folder, no .json');
+});

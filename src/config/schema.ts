@@ -132,7 +132,7 @@ export const configSchema = z
       .max(10000)
       .default(0)
       .describe(
-        'WHEP viewers of one stream from one client address (`429` beyond); 0: half of limit_viewers_per_stream, rounded up',
+        'WHEP viewers of one stream from one client address (`429` beyond), at most limit_viewers_per_stream; 0: half of it, rounded up',
       ),
     limit_mixers: z
       .number()
@@ -695,6 +695,13 @@ export const configSchema = z
         code: 'custom',
         path: ['rtmp_push_auto_start_url'],
         message: 'must be set when rtmp_push_auto_start is true',
+      });
+    }
+    if (c.limit_viewers_per_client > c.limit_viewers_per_stream) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['limit_viewers_per_client'],
+        message: `must not exceed limit_viewers_per_stream (${c.limit_viewers_per_stream}): one client would hold every viewer of a stream`,
       });
     }
     if (c.rtmp_out_buffer_start_size > c.rtmp_out_buffer_initial_size) {

@@ -29,6 +29,10 @@ t.test('a bad value stops the gateway naming the key', async (t) => {
   t.throws(() => parseConfig({ rtmp_transponder_stream_name_prefix: 'a/b' }), {
     message: /rtmp_transponder_stream_name_prefix/,
   });
+  t.throws(() => parseConfig({ limit_viewers_per_stream: 10, limit_viewers_per_client: 11 }), {
+    message: /limit_viewers_per_client: must not exceed limit_viewers_per_stream \(10\)/,
+  });
+  t.doesNotThrow(() => parseConfig({ limit_viewers_per_stream: 10, limit_viewers_per_client: 10 }));
   t.throws(() => parseConfig({ rtmp_out_buffer_start_size: 3000 }), {
     message: /rtmp_out_buffer_start_size: must not exceed rtmp_out_buffer_initial_size/,
   });

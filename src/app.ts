@@ -28,6 +28,7 @@ import { whepRoutes } from './http/routes/whep.js';
 import { recordingRoutes } from './http/routes/recording.js';
 import { RecordingLibrary } from './recordings/library.js';
 import { Rooms } from './plane/rooms.js';
+import { Shedder } from './plane/shedder.js';
 import { streamRoutes } from './http/routes/stream.js';
 import { docsRoutes } from './http/routes/docs.js';
 import { consoleRoutes } from './http/routes/console.js';
@@ -124,6 +125,8 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     : undefined;
   const cluster = node ? new ClusterPlane(own, node, log.child({ component: 'cluster' })) : undefined;
   const plane: MediaPlane = cluster ?? own;
+  // One decision for the machine: every worker thread's pushes, through this node's own plane.
+  const shedder = new Shedder(own, { floor: config.shed_min_pushes }, log.child({ component: 'shedder' }));
   // Each node keeps its own metrics (Prometheus scrapes every node), read from its own plane.
   const metrics = createMetrics(own);
   const webhooks = createWebhooks(config, plane, metrics, log, node?.id);
@@ -346,6 +349,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
         // The callers' ends as the plane closes are not followed: their mixers end with it.
         stopRooms?.();
         rooms?.close();
+        shedder.close();
         await keeper?.close(); // first: what the plane's closing ends is not forgotten
         await mixerKeeper?.close();
         await plane.close();

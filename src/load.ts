@@ -1,5 +1,5 @@
 import { monotonicMs } from './clock.js';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { monitorEventLoopDelay, performance, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
 import { unavailable } from './errors.js';
 
@@ -41,7 +41,7 @@ const HOLD_MS = 3000;
  * late or more (this thread did not get the CPU to run it): what tells a push whose encoder falls
  * behind that the machine is short of CPU, not its destination slow.
  */
-const SATURATED_CPU_PERCENT = 90;
+export const SATURATED_CPU_PERCENT = 90;
 
 /**
  * Measures the gateway's load every second and says when it has been past its limits for
@@ -253,4 +253,37 @@ export function machineCpuTimes(read: ReadText = readText): { busy: number; tota
   const values = stat.split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   const total = values.reduce((a, b) => a + b, 0);
   return { busy: total - values[3]! - (values[4] ?? 0), total };
+}
+
+/** Clock ticks a second in /proc's CPU times (Linux's USER_HZ). */
+const CLOCK_TICKS = 100;
+
+/**
+ * CPU time (s) the gateway has used so far: this process (every thread) and its children alive
+ * now (ffmpeg, media workers; /proc/self/task/<id>/children, then each child's utime and stime).
+ * A child that ended takes its time with it: the figure is for differences over a second.
+ */
+export function gatewayCpuSeconds(read: ReadText = readText): number {
+  const { user, system } = process.cpuUsage();
+  let seconds = (user + system) / 1e6;
+  let tasks: string[];
+  try {
+    tasks = readdirSync('/proc/self/task');
+  } catch {
+    return seconds;
+  }
+  for (const task of tasks) {
+    for (const pid of (read(`/proc/self/task/${task}/children`) ?? '').split(/\s+/).filter(Boolean))
+      seconds += processCpuSeconds(Number(pid), read);
+  }
+  return seconds;
+}
+
+/** CPU time (s) process `pid` has used so far; 0 for one that is gone. */
+export function processCpuSeconds(pid: number, read: ReadText = readText): number {
+  const stat = read(`/proc/${pid}/stat`);
+  if (!stat) return 0;
+  // After the command's closing parenthesis: utime and stime are fields 14 and 15 of the line.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }

@@ -167,6 +167,12 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
   );
   perPush(Counter, 'gateway_push_reconnects_total', 'Times the output was restored', (p) => p.counters.reconnects);
   perPush(
+    Counter,
+    'gateway_push_sheds_total',
+    "Times it was shed to leave a saturated machine's CPU to the other pushes",
+    (p) => p.counters.sheds,
+  );
+  perPush(
     Gauge,
     'gateway_push_lag_seconds',
     'Age of the oldest media the destination has not received',

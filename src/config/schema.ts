@@ -257,6 +257,16 @@ export const configSchema = z
       .max(1)
       .default(0.9)
       .describe('the same, for the share of time the event loop is busy (0..1)'),
+    shed_min_pushes: z
+      .number()
+      .int()
+      .min(1)
+      .max(10000)
+      .default(1)
+      .describe(
+        'on a machine out of CPU, pushes are shed (ended until the load passes) one at a time while it helps, but never ' +
+          'below this many running',
+      ),
     overload_machine_cpu_percent: z
       .number()
       .min(0)

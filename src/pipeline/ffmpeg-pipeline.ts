@@ -205,6 +205,10 @@ class FfmpegPipeline implements Pipeline {
     return this.audio instanceof AudioMixer;
   }
 
+  get pid(): number | undefined {
+    return this.ffmpeg.pid;
+  }
+
   get behindSince(): number | undefined {
     const [silent, backlog] = [this.#silentSince, this.#backlog.behindSince];
     return silent === undefined ? backlog : backlog === undefined ? silent : Math.min(silent, backlog);

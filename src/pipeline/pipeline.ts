@@ -85,6 +85,10 @@ export interface Pipeline {
   readonly behindSince: number | undefined;
   /** Milliseconds of audio discarded so that its ffmpeg could catch up. */
   readonly audioDiscardedMs: number;
+  /** Other pushes whose output comes from the same encoder (a shared rendition); none when its own. */
+  readonly sharedWith?: number;
+  /** Its ffmpeg's process id, while one runs: what it costs the machine is read there. */
+  readonly pid?: number;
   /** Tags it writes, and its end (with why, and what kind of failure) once: each listener set once. */
   onTags(listener: (tags: FlvTag[]) => void): void;
   onLost(listener: (reason: string, kind: FailureKind) => void): void;

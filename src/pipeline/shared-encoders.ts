@@ -161,6 +161,11 @@ class SharedEncoder {
     this.#pipe?.writeVideo(frame);
   }
 
+  /** Pushes taking its output. */
+  get leases(): number {
+    return this.#leases.size;
+  }
+
   /** Makes the pipeline `lease`'s alone if no other push shares it: true when it did. */
   makeOwn(lease: EncoderLease): boolean {
     if (this.#leases.size !== 1 || !this.#leases.has(lease)) return false;
@@ -249,6 +254,14 @@ class EncoderLease implements Pipeline {
 
   get audioDiscardedMs(): number {
     return this.pipe.audioDiscardedMs;
+  }
+
+  get sharedWith(): number {
+    return this.#own ? 0 : this.encoder.leases - 1;
+  }
+
+  get pid(): number | undefined {
+    return this.pipe.pid;
   }
 
   begin(captureMs: number): void {

@@ -11,7 +11,7 @@ import type { MediaCore } from './core.js';
 import { followLifecycle, type LifecycleEvent } from './lifecycle.js';
 import type { MediaPlane, PlaceLoad, PlaneStatus, Negotiated, PublishHandlers } from './plane.js';
 import { followPushes, type PushChange } from '../pushes/changes.js';
-import type { PushInfo } from '../pushes/info.js';
+import type { PushInfo, Sheddable } from '../pushes/info.js';
 import type {
   MixerAudioVideo,
   MixerInfo,
@@ -125,6 +125,25 @@ export class LocalPlane implements MediaPlane {
 
   async terminate(mediaSessionId: string): Promise<void> {
     await this.core.pushes.terminate(mediaSessionId);
+  }
+
+  async sheddable(): Promise<Sheddable[]> {
+    return this.core.pushes.all().map((push) => push.sheddable());
+  }
+
+  async shed(mediaSessionId: string, reason: string): Promise<boolean> {
+    return this.#push(mediaSessionId)?.shed(reason) ?? false;
+  }
+
+  async unshed(mediaSessionId: string): Promise<boolean> {
+    const push = this.#push(mediaSessionId);
+    if (!push?.isShed) return false;
+    push.unshed();
+    return true;
+  }
+
+  #push(mediaSessionId: string): Push | undefined {
+    return this.core.pushes.all().find((push) => push.mediaSessionId === mediaSessionId);
   }
 
   async setMuted(mediaSessionId: string, muted: boolean): Promise<void> {

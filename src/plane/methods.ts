@@ -2,7 +2,7 @@ import { MessagePort } from 'node:worker_threads';
 import { z } from 'zod';
 import { captionAtSchema, captionResultSchema, captionTextSchema } from '../captions/request.js';
 import { streamJsonSchema } from '../publishers/description.js';
-import { pushInfoSchema } from '../pushes/info.js';
+import { pushInfoSchema, sheddableSchema } from '../pushes/info.js';
 import { findFilterSchema, mediaSessionIdSchema, soundRequestSchema, startupSchema } from '../pushes/requests.js';
 import {
   mixerAudioVideoSchema,
@@ -123,6 +123,24 @@ export const PLACE_METHODS = {
   soundOff: method({
     args: z.tuple([mediaSessionIdSchema]),
     result: nothing,
+    route: { to: 'session', key: ([id]) => id },
+  }),
+  /** Every push as the machine's shedder weighs it (`Shedder`), oldest first. */
+  sheddable: method({
+    args: z.tuple([]),
+    result: z.array(sheddableSchema),
+    route: { to: 'gather', key: () => undefined },
+  }),
+  /** Ends the push's output to leave a saturated machine's CPU to the others, with why; false when it is not running. */
+  shed: method({
+    args: z.tuple([mediaSessionIdSchema, z.string().min(1).max(1000)]),
+    result: z.boolean(),
+    route: { to: 'session', key: ([id]) => id },
+  }),
+  /** The load has passed: a shed push opens its output again; false when it was not shed (or is gone). */
+  unshed: method({
+    args: z.tuple([mediaSessionIdSchema]),
+    result: z.boolean(),
     route: { to: 'session', key: ([id]) => id },
   }),
   /** Starts a mixer (`/rest-api/mixer/startup`), which publishes its stream in the place it runs in; its calls go where it runs. */

@@ -58,6 +58,18 @@ export abstract class RoutedPlane implements RoutedCalls {
     return this.route('soundOff', args);
   }
 
+  sheddable(...args: ArgsOf<'sheddable'>): Promise<ResultOf<'sheddable'>> {
+    return this.route('sheddable', args);
+  }
+
+  shed(...args: ArgsOf<'shed'>): Promise<ResultOf<'shed'>> {
+    return this.route('shed', args);
+  }
+
+  unshed(...args: ArgsOf<'unshed'>): Promise<ResultOf<'unshed'>> {
+    return this.route('unshed', args);
+  }
+
   mixerStartup(...args: ArgsOf<'mixerStartup'>): Promise<ResultOf<'mixerStartup'>> {
     return this.route('mixerStartup', args);
   }

@@ -27,7 +27,7 @@ export interface PushView {
   readonly lastError: string | undefined;
   readonly errorCode: FailureCode | undefined;
   readonly reconnectAttempt: number;
-  readonly counters: { drops: number; reconnects: number };
+  readonly counters: { drops: number; reconnects: number; sheds: number };
   readonly audioDiscardedMs: number;
   readonly output: LinkStats & { lagMs: number; acknowledgedAt?: number; buffer?: { state: string; levelMs: number } };
   readonly writer: OutputWriter;
@@ -88,6 +88,7 @@ export function describe(t: PushView): PushInfo {
       frames: t.writer.frames,
       drops: t.counters.drops,
       reconnects: t.counters.reconnects,
+      sheds: t.counters.sheds,
       framesLost: t.input.framesLost,
       framesDropped: output.framesDropped,
       framesDiscarded: t.input.discarded.frames,

@@ -53,6 +53,9 @@ export const pushInfoSchema = z.strictObject({
     frames: z.number(),
     drops: z.number().describe('Outages'),
     reconnects: z.number().describe('Outages restored'),
+    sheds: z
+      .number()
+      .describe("Times it was shed to leave a saturated machine's CPU to the others (`lastError` says why)"),
     framesLost: z.number().describe('Frames the publisher lost while it fed this push'),
     framesDropped: z.number().describe('Frames dropped for a destination too far behind'),
     framesDiscarded: z
@@ -81,3 +84,22 @@ export const pushInfoSchema = z.strictObject({
   }),
 });
 export type PushInfo = z.infer<typeof pushInfoSchema>;
+
+/**
+ * What the machine's shedder weighs of a push (`Push.sheddable`): whether shedding would take it
+ * (running), since when its encoder is behind, and what shedding it frees (`cost`: 2 an encoder
+ * of its own that transcodes, 1 its own ffmpeg making AAC, 0 an encoder it shares with other pushes,
+ * which keep it running).
+ */
+export const sheddableSchema = z.strictObject({
+  mediaSessionId: z.string(),
+  createdAt: z.string(),
+  createdMonoMs: z.number(),
+  running: z.boolean(),
+  shed: z.boolean(),
+  behindSince: z.number().nullable(),
+  cost: z.number().int().min(0).max(2),
+  /** CPU time its own ffmpeg has used so far (s); 0 with none of its own. */
+  cpuSeconds: z.number().nonnegative(),
+});
+export type Sheddable = z.infer<typeof sheddableSchema>;

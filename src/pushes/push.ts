@@ -1,3 +1,4 @@
+import { processCpuSeconds } from '../load.js';
 import { monotonicMs, wallClockMs } from '../clock.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -8,7 +9,7 @@ import type { EncodingPlan } from '../pipeline/encoding.js';
 import { OutputWriter, passthroughMetadata } from './output.js';
 import { OutputAudio } from '../pipeline/output-audio.js';
 import { HEALTHY_RESET_MS, RestorePolicy } from './restore.js';
-import type { PushInfo } from './info.js';
+import type { PushInfo, Sheddable } from './info.js';
 import { OutputFeed } from './feed.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { PushConfig, PushOptions, PushParts } from './settings.js';
@@ -58,7 +59,7 @@ export class Push extends TypedEmitter<PushEvents> {
   /** When it was asked for: a date (listings), and on the monotonic clock (how long it took to start). */
   readonly createdAt = wallClockMs();
   readonly createdMonoMs = monotonicMs();
-  readonly counters = { drops: 0, reconnects: 0 };
+  readonly counters = { drops: 0, reconnects: 0, sheds: 0 };
   readonly writer: OutputWriter;
   /** What a platform's dashboard checks, measured on what was sent. */
   readonly health: IngestHealth;
@@ -292,8 +293,26 @@ export class Push extends TypedEmitter<PushEvents> {
   shed(reason: string): boolean {
     if (this.#state !== 'running') return false;
     this.#shed = true;
+    this.counters.sheds++;
     this.#lose(reason, 'saturated', false);
     return true;
+  }
+
+  /** What the machine's shedder weighs of it (`sheddableSchema`). */
+  sheddable(): Sheddable {
+    const pipeline = this.feed.current;
+    const own = pipeline !== undefined && (pipeline.sharedWith ?? 0) === 0;
+    const cost = !own ? 0 : pipeline.source.transcoding ? 2 : 1;
+    return {
+      mediaSessionId: this.mediaSessionId,
+      createdAt: new Date(this.createdAt).toISOString(),
+      createdMonoMs: this.createdMonoMs,
+      running: this.#state === 'running',
+      shed: this.#shed,
+      behindSince: this.behindSince ?? null,
+      cost,
+      cpuSeconds: own && pipeline.pid !== undefined ? processCpuSeconds(pipeline.pid) : 0,
+    };
   }
 
   /** The load has passed: a shed push opens its output again (a failed attempt goes on as any restore). */

@@ -1,5 +1,4 @@
 import { trackSize } from '../tracked.js';
-import { Shedder } from './shedder.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { conflict, GatewayError, notFound, tooMany, unavailable } from '../errors.js';
@@ -76,8 +75,6 @@ export class PushService extends TypedEmitter<ServiceEvents> {
   readonly #expiry = new Map<Push, NodeJS.Timeout>();
   /** Why a push was ended by the gateway (its publisher gone, terminated, shutting down). */
   readonly #endedBy = new WeakMap<Push, GatewayError>();
-  /** Gives up the newest push when the machine is saturated. */
-  readonly #shedder: Shedder;
 
   /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
   static #trackSizes(owner: PushService): void {
@@ -97,7 +94,6 @@ export class PushService extends TypedEmitter<ServiceEvents> {
     super((event, error) => log.error({ err: error, event }, 'push service listener failed'));
     PushService.#trackSizes(this);
     this.#slots = settings.slots ?? Slots.own();
-    this.#shedder = new Shedder(() => this.#byId.values(), settings.saturated ?? (() => false), log);
     publishers.on('closed', (publisher, reason, lost) => void this.#endFor(publisher, reason, lost));
     // Before auto-start, so that a push waiting for the stream takes it back first.
     publishers.on('publishing', (publisher) => void this.#resumeFor(publisher));
@@ -324,7 +320,6 @@ export class PushService extends TypedEmitter<ServiceEvents> {
 
   /** Ends every push, and waits for those already ending (terminated, their publisher gone). */
   async closeAll(): Promise<void> {
-    this.#shedder.close();
     await Promise.all([
       ...this.all().map((t) => this.#remove(t, unavailable('the gateway is shutting down'))),
       ...this.#stopping,

@@ -80,6 +80,7 @@ const running = (id: string): PushInfo => ({
     bytesSent: 0,
     frames: 0,
     drops: 0,
+    sheds: 0,
     reconnects: 0,
     framesLost: 0,
     framesDropped: 0,

@@ -25,10 +25,10 @@ export const SHED_BEHIND_MS = 10_000;
 /** Pushes are shed no closer together than this: each shed is given time to relieve the machine (ms). */
 export const SHED_SPACING_MS = 15_000;
 /**
- * How long the machine must have been calm before a push shed `n` times starts again: 10 s after
+ * How long the machine must have been calm before a push shed `n` times starts again: 5 s after
  * its first shed, 2 min after its second, 10 min after its third, 30 min from then on (ms).
  */
-export const UNSHED_AFTER_MS = [10_000, 120_000, 600_000, 1_800_000] as const;
+export const UNSHED_AFTER_MS = [5000, 120_000, 600_000, 1_800_000] as const;
 /** Shed pushes start again one at a time, this far apart, so that their start-ups do not bring the load back (ms). */
 const UNSHED_SPACING_MS = 3000;
 /** A push not shed for this long starts its count afresh (ms): a week's load peaks are not held against it. */

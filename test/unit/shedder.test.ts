@@ -158,7 +158,7 @@ t.test(
   },
 );
 
-t.test('the first shed push starts again after 10 s of calm, once', async (t) => {
+t.test('the first shed push starts again after 5 s of calm, once', async (t) => {
   const s = setup([{}, {}]);
   s.saturate(true);
   s.all[0]!.behindSince = s.now();

@@ -37,6 +37,8 @@ export interface PublishOptions {
    * time: first packets read late, as a busy gateway reads them.
    */
   holdFirstMs?: number;
+  /** false: it sends no RTCP sender reports, as OBS's WHIP output does not (werift sends them by default). */
+  senderReports?: boolean;
 }
 
 /** What the SDK's publish message carries besides the offer. */
@@ -82,6 +84,7 @@ export class SyntheticPublisher {
   #heldUntil = 0;
   #audioSent = 0;
   #holdFirstMs = 0;
+  #senderReports = true;
   /** Real milliseconds per sound frame's worth of its sound card's clock (`audioClockSkew`). */
   #audioPace = 1;
   /** The sound frame its fixture's first packet went with (a fixture switched to starts from its first). */
@@ -139,6 +142,7 @@ export class SyntheticPublisher {
     publisher.#ignoreKeyframeRequests = options.ignoreKeyframeRequests ?? false;
     publisher.#audioPace = 1 / (1 + (options.audioClockSkew ?? 0));
     publisher.#holdFirstMs = options.holdFirstMs ?? 0;
+    publisher.#senderReports = options.senderReports ?? true;
     try {
       await publisher.#connect(baseUrl);
     } catch (error) {
@@ -152,6 +156,10 @@ export class SyntheticPublisher {
     const pc = this.#pc;
     this.#video = pc.addTransceiver('video', { direction: 'sendonly' }).sender;
     if (this.#withAudio) this.#audio = pc.addTransceiver('audio', { direction: 'sendonly' }).sender;
+    // werift starts its report loop at the first packet sent unless it runs already: marked running, it never starts.
+    if (!this.#senderReports)
+      for (const sender of [this.#video, this.#audio])
+        if (sender) (sender as unknown as { rtcpRunning: boolean }).rtcpRunning = true;
     // As an encoder would, answer a keyframe request with the next frame: here by skipping ahead
     // to the fixture's next keyframe.
     if (!this.#ignoreKeyframeRequests)

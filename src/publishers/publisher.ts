@@ -6,7 +6,7 @@ import type { IngestSession, IngestTrack } from '../ingest/engine.js';
 import type { MediaKind, VideoCodec } from '../media/codecs.js';
 import type { Depacketizer, PendingFrame, VideoFrame } from '../media/depacketizer.js';
 import { H264Depacketizer } from '../media/h264.js';
-import { RtpReceiver, StreamStart } from '../media/rtp.js';
+import { RtpReceiver, StreamStart, type PacketTarget } from '../media/rtp.js';
 import { Vp8Depacketizer, Vp9Depacketizer } from '../media/vpx.js';
 import { OpusStage } from './opus-stage.js';
 import { Fanout, type AudioPacket, type MediaSink } from './fanout.js';
@@ -84,6 +84,8 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   /** Stops its media watch. */
   #unwatchMedia: (() => void) | undefined;
   #unsubscribers: (() => void)[] = [];
+  /** Simulcast: each layer's publisher's sound input, fed with this stream's timed sound. */
+  readonly #audioFollowers = new Set<PacketTarget>();
   /** Simulcast: a publisher of each lower layer a push asked for, made at its first use. */
   readonly #layers = new Map<number, Promise<Publisher>>();
   /** The stream's publisher, of which this one is a simulcast layer; itself for the stream's own. */
@@ -122,7 +124,13 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     // A local stream's tracks share a start; a publisher's are each timed from their first packet.
     const start = new StreamStart();
     for (const track of session.tracks) {
-      const target = track.kind === 'video' ? this.#depacketizer : fanout.audioInput;
+      // A simulcast layer's sound is its stream's, timed once on the stream's own anchor: every
+      // layer's pushes then hold the same sound against the pictures.
+      if (track.kind === 'audio' && this.origin !== this) {
+        this.#unsubscribers.push(this.origin.#followAudio(fanout.audioInput));
+        continue;
+      }
+      const target = track.kind === 'video' ? this.#depacketizer : this.#audioTee(fanout.audioInput);
       if (!target) continue;
       const pipeline: TrackPipeline = {
         kind: track.kind,
@@ -304,9 +312,28 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     return this.#fanout.frameRate;
   }
 
-  /** A track's RTP timestamp on the publisher's shared clock, in milliseconds. */
+  /** A track's RTP timestamp on the publisher's shared clock, in milliseconds (a layer's sound: its stream's). */
   captureMs(kind: MediaKind, timestamp: number): number | undefined {
-    return this.#pipelines.get(kind)?.receiver.captureMs(timestamp);
+    const pipeline = this.#pipelines.get(kind);
+    if (!pipeline && kind === 'audio' && this.origin !== this) return this.origin.captureMs(kind, timestamp);
+    return pipeline?.receiver.captureMs(timestamp);
+  }
+
+  /** Where its own sound goes once timed: its fan-out, then each simulcast layer's (`#followAudio`). */
+  #audioTee(own: PacketTarget): PacketTarget {
+    const followers = this.#audioFollowers;
+    return {
+      push: (packet) => {
+        own.push(packet);
+        for (const follower of followers) follower.push(packet);
+      },
+    };
+  }
+
+  /** A simulcast layer takes the stream's timed sound; the function returned stops it. */
+  #followAudio(target: PacketTarget): () => void {
+    this.#audioFollowers.add(target);
+    return () => this.#audioFollowers.delete(target);
   }
 
   /** An audio packet's samples, interleaved stereo 16-bit at 48 kHz, decoded once for every sink. */

@@ -85,6 +85,16 @@ t.test(
       ['h264 1280x720', 'h264 320x180', 'h264 640x360'],
       'the top layer, the low one, the tallest up to 400',
     );
+    // Every layer's sound is the stream's, timed once: pushes of different layers hold it alike.
+    const stream = stage.gw.publishers.get('layers')!;
+    const lowLayer = await stream.layer(0);
+    const now = Math.round(Math.random() * 2 ** 31);
+    t.type(stream.captureMs('audio', now), 'number', 'the stream times its sound');
+    t.same(
+      [now, now + 48_000, now - 96_000].map((ts) => lowLayer.captureMs('audio', ts)),
+      [now, now + 48_000, now - 96_000].map((ts) => stream.captureMs('audio', ts)),
+      "the low layer's sound on the stream's own anchor",
+    );
 
     // The browser's bandwidth to the gateway falls (the gateway's REMB says so, its publisher's
     // transport capped as a congested link would make it): it stops its top layer. The push that switches goes on with the next one down, the pinned one holds standby; once

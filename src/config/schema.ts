@@ -388,6 +388,16 @@ export const configSchema = z
       .max(10000)
       .default(2000)
       .describe('keyframe request period (keyframes at most this far apart)'),
+    webrtc_simulcast_layer_idle_ms: z
+      .number()
+      .int()
+      .min(1000)
+      .max(3_600_000)
+      .default(30_000)
+      .describe(
+        'a simulcast layer no push has taken for this long is let go (its consumer closed, its keyframe requests ' +
+          'ended); the next push of it takes it again',
+      ),
     webrtc_media_timeout_ms: z
       .number()
       .int()

@@ -112,6 +112,7 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
     maxPublishers: config.limit_publishers,
     keyframeIntervalMs: config.webrtc_keyframe_interval_ms,
     mediaTimeoutMs: config.webrtc_media_timeout_ms,
+    layerIdleMs: config.webrtc_simulcast_layer_idle_ms,
     announced,
     log,
     admit,

@@ -32,10 +32,15 @@ export interface PublisherOptions {
   keyframeIntervalMs: number;
   /** A publishing stream that sends no RTP for this long is lost (0: never). */
   mediaTimeoutMs?: number;
+  /** Simulcast: a layer's publisher that no push holds (`hold`) is let go after this long (ms; 30 s). */
+  layerIdleMs?: number;
   /** Whether the machine is out of CPU now (`LoadMonitor.saturated`). */
   saturated?: () => boolean;
   log: Logger;
 }
+
+/** A simulcast layer's publisher no push holds is let go after this long, by default (ms). */
+const LAYER_IDLE_MS = 30_000;
 
 /** How long the depacketizer waits for a missing video packet (a NACK retransmission). */
 const REORDER_WAIT_MS = 100;
@@ -71,7 +76,10 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   #keyframeRequests = 0;
   readonly #rate = new RateMeter();
   /** Takes its rate sample (every second) off the thread's tick. */
-  readonly #untickRate = onTick(() => this.#rate.sample(this.#received('bytes')), 1000);
+  readonly #untickRate = onTick(() => {
+    this.#rate.sample(this.#received('bytes'));
+    if (this.#madeLayers.size) this.#releaseIdleLayers();
+  }, 1000);
   readonly #pipelines = new Map<MediaKind, TrackPipeline>();
   readonly #fanout: Fanout;
   /** The video's frames, made once for every sink. */
@@ -86,8 +94,13 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   #unsubscribers: (() => void)[] = [];
   /** Simulcast: each layer's publisher's sound input, fed with this stream's timed sound. */
   readonly #audioFollowers = new Set<PacketTarget>();
-  /** Simulcast: a publisher of each lower layer a push asked for, made at its first use. */
+  /** Simulcast: a publisher of each lower layer a push asked for, made at its first use, let go when no push holds it. */
   readonly #layers = new Map<number, Promise<Publisher>>();
+  /** The layers' publishers made, by layer, for the idle check. */
+  readonly #madeLayers = new Map<number, Publisher>();
+  /** Pushes that take their media from it now (`hold`), and since when none has (monotonic ms). */
+  #holders = 0;
+  #idleSince = monotonicMs();
   /** The stream's publisher, of which this one is a simulcast layer; itself for the stream's own. */
   readonly origin: Publisher;
 
@@ -198,9 +211,47 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     if (!made) {
       made = this.#makeLayer(spatial);
       this.#layers.set(spatial, made);
-      made.catch(() => this.#layers.delete(spatial));
+      made.then(
+        (layer) => this.#madeLayers.set(spatial, layer),
+        () => this.#layers.delete(spatial),
+      );
     }
+    // Asked for: not idle, whether a push goes on to hold it or only looks at its size.
+    const existing = this.#madeLayers.get(spatial);
+    if (existing) existing.#touch();
     return made;
+  }
+
+  /** Simulcast: the lower layers that have a publisher now (let go when no push holds them). */
+  get layersTaken(): number[] {
+    return [...this.#madeLayers.keys()].sort();
+  }
+
+  /** A push takes its media from this publisher; the function returned says it no longer does (once). */
+  hold(): () => void {
+    this.#holders++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.#holders === 0) this.#idleSince = monotonicMs();
+    };
+  }
+
+  #touch(): void {
+    this.#idleSince = monotonicMs();
+  }
+
+  /** Lets go of each layer's publisher that no push has held for `layerIdleMs`: its consumer and keyframe requests end. */
+  #releaseIdleLayers(): void {
+    const idleMs = this.options.layerIdleMs ?? LAYER_IDLE_MS;
+    for (const [spatial, layer] of this.#madeLayers) {
+      if (layer.#holders > 0 || monotonicMs() - layer.#idleSince < idleMs) continue;
+      this.#madeLayers.delete(spatial);
+      this.#layers.delete(spatial);
+      this.options.log.info({ layer: spatial }, 'no push takes this simulcast layer: it is let go');
+      void layer.close('no push takes this simulcast layer');
+    }
   }
 
   async #makeLayer(spatial: number): Promise<Publisher> {

@@ -37,6 +37,8 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
     private readonly options: {
       keyframeIntervalMs: number;
       mediaTimeoutMs: number;
+      /** A simulcast layer no push holds is let go after this long (ms). */
+      layerIdleMs?: number;
       log: Logger;
       maxPublishers?: number;
       /** The addresses the engine announces, named when no ICE check comes. */
@@ -128,6 +130,7 @@ export class PublisherRegistry extends TypedEmitter<RegistryEvents> {
     const publisher = new Publisher(name, session, {
       keyframeIntervalMs: this.options.keyframeIntervalMs,
       mediaTimeoutMs: this.options.mediaTimeoutMs,
+      layerIdleMs: this.options.layerIdleMs,
       saturated: this.options.saturated,
       log,
     });

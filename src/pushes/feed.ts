@@ -67,6 +67,8 @@ export class OutputFeed {
   readonly #switching = new Set<Promise<void>>();
   /** Pipelines being closed: `close` waits for them, so no ffmpeg outlives the feed. */
   readonly #dropping = new Set<Promise<void>>();
+  /** Lets go of the publisher it takes its media from (a simulcast layer no push holds is let go). */
+  #release: () => void;
   /** The source size each transcoding pipeline started on. */
   readonly #startSizes = new StartSizes();
   /**
@@ -77,6 +79,7 @@ export class OutputFeed {
 
   constructor(private readonly options: FeedOptions) {
     this.#publisher = options.publisher;
+    this.#release = this.#publisher.hold();
     this.#plan = options.plan;
   }
 
@@ -177,7 +180,9 @@ export class OutputFeed {
   setSource(source: FeedSource, back?: { publisher: Publisher; plan: EncodingPlan }): void {
     this.#source = source;
     if (back) {
+      this.#release();
       this.#publisher = back.publisher;
+      this.#release = back.publisher.hold();
       this.#plan = back.plan;
     }
     if (source === 'still') this.input.detach();
@@ -231,6 +236,7 @@ export class OutputFeed {
   /** Ends everything; no timer fires after this. Resolves once every pipeline it started is closed. */
   async close(): Promise<void> {
     this.input.detach();
+    this.#release();
     clearTimeout(this.#handOverTimer);
     // A switch under way closes the pipeline it was starting (drop makes it give way).
     await Promise.all([this.drop(), ...this.#switching, ...this.#dropping]);

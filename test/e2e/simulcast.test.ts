@@ -8,7 +8,8 @@ import { useStage } from '../helpers/stage.js';
 // with OpenH264: 1280x720, 640x360 and 320x180). The gateway takes them all; a push of the stream
 // gets the top layer, passed through, or the layer it asks for.
 
-const stage = useStage();
+// A layer no push takes is let go after 3 s (30 s by default).
+const stage = useStage([{ webrtc_simulcast_layer_idle_ms: 3000 }]);
 
 t.test(
   'three simulcast layers over WHIP: pushes of the top one, the low one, one up to a height, and one pinned',
@@ -157,7 +158,10 @@ t.test(
       'the pinned push: one size throughout',
     );
 
+    t.same(stream.layersTaken, [0, 1], 'the low and the middle layer are taken (the top one is the stream itself)');
     for (const id of [top, low, upTo400, pinned].map((p) => p.mediaSessionId))
       t.equal((await stage.gw.post('/rest-api/push/terminate', { mediaSessionId: id })).status, 200);
+    await waitFor('the lower layers let go', async () => stream.layersTaken.length === 0, 20_000, 100);
+    t.pass('no push takes the lower layers: they are let go, their keyframe requests with them');
   },
 );

@@ -1,4 +1,5 @@
 import type { Fixture } from '../kit/fixture.js';
+import { seededRandom } from '../kit/stats.js';
 import { OpusRelay } from '../src/audio/opus-relay.js';
 import { ClockMapping } from '../src/media/clock-mapping.js';
 import { OPUS_SILENCE_20MS } from '../src/media/ogg.js';
@@ -11,16 +12,6 @@ const SETTLED_MS = 60_000;
 /** The bytes of an Ogg page of one silent Opus frame: how a filled gap is told from sound. */
 const SILENT_PAGE_BYTES = 27 + 1 + OPUS_SILENCE_20MS.length;
 
-/** A small deterministic generator (mulberry32): the same network every run. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let r = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 /**
  * A publisher whose sound card runs `ppm` off the system clock that stamps its video, for a day:
  * its video (30 fps at 90 kHz) and its Opus (20 ms at 48 kHz) each mapped by the gateway's clock
@@ -29,7 +20,7 @@ function random(seed: number): () => number {
  * change of their offset, ms) and the sound lost (ms dropped, and ms of silence put in for sound).
  */
 function day(fixture: Fixture, ppm: number): { driftMs: number; lostMs: number; filledMs: number } {
-  const next = random(1000 + ppm);
+  const next = seededRandom(1000 + ppm);
   const arrival = (captured: number): number => captured + 5 + 40 * next() ** 3;
   const video = new ClockMapping(90_000, 0, 5, 5);
   const audio = new ClockMapping(48_000, 0, 5, 5);

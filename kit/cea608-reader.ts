@@ -3,7 +3,8 @@
  * (Shaka Player's, mux.js's): it shows nothing until a mode command (roll-up RU2/RU3/RU4, or pop-on's
  * resume caption loading) tells it how. ffmpeg's decoder, which starts in roll-up, would show text
  * a stream never set a mode for, so it cannot tell a stream that sends its mode once from one that
- * repeats it.
+ * repeats it. Its character tables are written out from the standard again, not taken from the
+ * gateway's writer: an oracle that shared the writer's tables would read back any mistake in them.
  */
 
 /** A caption shown: roll-up's row once a carriage return rolls it up (or the stream ends), pop-on's once swapped in. */

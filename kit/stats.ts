@@ -23,3 +23,13 @@ export function slopeAtLoad(ts: number[], ls: number[], ys: number[]): number {
   if (ll === 0 || Math.abs(det) < 1e-9 * tt * ll) return tt === 0 ? 0 : ty / tt;
   return (ty * ll - ly * tl) / det;
 }
+
+/** A small deterministic generator (mulberry32) of numbers in [0, 1): the same jitter every run. */
+export function seededRandom(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let r = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
+    return ((r ^ (r >>> 14)) >>> 0) / 2 ** 32;
+  };
+}

@@ -1,15 +1,6 @@
 import t from 'tap';
+import { seededRandom } from '../../kit/stats.js';
 import { ClockMapping } from '../../src/media/clock-mapping.js';
-
-/** A small deterministic generator (mulberry32): the same jitter every run. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let r = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 t.test('ClockMapping maps RTP time onto the wall clock across a timestamp wrap', async (t) => {
   const clock = new ClockMapping(90000, 0xffffff00, 1000);
@@ -55,7 +46,7 @@ t.test(
  * packet-to-packet step off the sender's real step, and how far its rate came to the sender's.
  */
 function follow(skew: number, seconds: number, seed: number) {
-  const next = random(seed);
+  const next = seededRandom(seed);
   const clock = new ClockMapping(48000, 123456, 5, 5, () => {
     throw new Error('no discontinuity');
   });

@@ -128,6 +128,11 @@ export class Shedder {
       const late = now - this.#lastCheckAt - CHECK_MS >= CHECK_MS;
       this.#lastCheckAt = now;
       const cpu = this.#cpuPercent();
+      const saturated = cpu >= SATURATED_CPU_PERCENT || late;
+      if (saturated) this.#saturatedAt = now;
+      // Calm, nothing shed: nothing to weigh. The pushes and the gateway's CPU (a read of /proc per
+      // child) are looked at only while it matters.
+      if (!saturated && this.#waiting.length === 0) return this.#rest(now);
       const seconds = this.#gatewayCpu();
       const pushes = await this.place.sheddable();
       this.#cpuSamples.push({ at: now, seconds, pushes: new Map(pushes.map((p) => [p.mediaSessionId, p.cpuSeconds])) });
@@ -137,15 +142,9 @@ export class Shedder {
       this.#waiting = this.#waiting.filter((id) => shed.has(id));
       const known = new Set(pushes.map((p) => p.mediaSessionId));
       for (const id of this.#history.keys()) if (!known.has(id)) this.#history.delete(id);
-      if (cpu >= SATURATED_CPU_PERCENT || late) {
-        this.#saturatedAt = now;
-        await this.#shedOne(pushes, now, Math.round(cpu));
-      } else {
-        // Calm for a while, not for a sample between two busy ones: shedding may help again.
-        if (now - this.#saturatedAt >= UNSHED_AFTER_MS[0]) {
-          this.#stalled = false;
-          this.#last = undefined;
-        }
+      if (saturated) await this.#shedOne(pushes, now, Math.round(cpu));
+      else {
+        this.#calm(now);
         await this.#unshedOne(now);
       }
     } catch (error) {
@@ -157,6 +156,20 @@ export class Shedder {
 
   close(): void {
     clearInterval(this.#timer);
+  }
+
+  /** Calm for a while, not for a sample between two busy ones: shedding may help again. */
+  #calm(now: number): void {
+    if (now - this.#saturatedAt < UNSHED_AFTER_MS[0]) return;
+    this.#stalled = false;
+    this.#last = undefined;
+  }
+
+  /** A calm machine with nothing shed: the CPU samples go, and sheds older than `FORGET_MS` are forgotten. */
+  #rest(now: number): void {
+    this.#calm(now);
+    this.#cpuSamples.length = 0;
+    for (const [id, history] of this.#history) if (now - history.at >= FORGET_MS) this.#history.delete(id);
   }
 
   async #shedOne(pushes: Sheddable[], now: number, cpu: number): Promise<void> {

@@ -84,6 +84,11 @@ export class ClockMapping {
     anchorMs: number,
     arrivalMs = anchorMs,
     private readonly onDiscontinuity?: (discontinuity: Discontinuity) => void,
+    /**
+     * Whether to follow the sender's rate on its arrivals: false for a stream the gateway makes
+     * itself (a mixer's), whose RTP time is the gateway's own clock already.
+     */
+    private readonly followArrivals = true,
   ) {
     this.#lastTimestamp = anchorTimestamp >>> 0;
     this.#lastExtended = this.#anchorExtended = this.#lastTimestamp;
@@ -128,7 +133,7 @@ export class ClockMapping {
       // Only moving forward moves the reference: a late packet (a retransmission) is placed, not followed.
       this.#lastTimestamp = timestamp >>> 0;
       this.#lastExtended = extended;
-      this.#measure(extended, arrivalMs);
+      if (this.followArrivals) this.#measure(extended, arrivalMs);
     }
     this.#lastArrivalMs = Math.max(this.#lastArrivalMs, arrivalMs);
     return this.#toMs(extended);

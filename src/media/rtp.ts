@@ -170,7 +170,15 @@ export class RtpReceiver implements RtpInput {
     if (this.#clock) packet.captureMs = this.#clock.next(packet.timestamp, arrivalMs);
     else {
       const anchorMs = this.local ? this.local.start.at(this.local.startMs) : arrivalMs;
-      this.#clock = new ClockMapping(this.clockRate, packet.timestamp, anchorMs, arrivalMs, this.onDiscontinuity);
+      this.#clock = new ClockMapping(
+        this.clockRate,
+        packet.timestamp,
+        anchorMs,
+        arrivalMs,
+        this.onDiscontinuity,
+        // A local stream's time is the gateway's own clock: nothing to follow.
+        this.local === undefined,
+      );
       packet.captureMs = anchorMs;
     }
     this.target.push(packet);

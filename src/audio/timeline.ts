@@ -19,10 +19,10 @@ export function stretchLimit(frames: number): number {
 }
 
 /**
- * `frames` interleaved stereo frames of `pcm` from frame `offset`, resampled (linearly) to
+ * The `frames` interleaved stereo frames of `pcm`, resampled (linearly) to
  * `length` frames: a drifting sound card's 20 ms made 19.9 or 20.1, a step too small to hear.
  */
-function stretchPcm(pcm: Int16Array, offset: number, frames: number, length: number): Int16Array {
+function stretchPcm(pcm: Int16Array, frames: number, length: number): Int16Array {
   const out = new Int16Array(length * PCM_CHANNELS);
   const ratio = length > 1 ? (frames - 1) / (length - 1) : 0;
   for (let i = 0; i < length; i++) {
@@ -31,8 +31,8 @@ function stretchPcm(pcm: Int16Array, offset: number, frames: number, length: num
     const next = Math.min(at + 1, frames - 1);
     const f = x - at;
     for (let c = 0; c < PCM_CHANNELS; c++) {
-      const a = pcm[(offset + at) * PCM_CHANNELS + c]!;
-      const b = pcm[(offset + next) * PCM_CHANNELS + c]!;
+      const a = pcm[at * PCM_CHANNELS + c]!;
+      const b = pcm[next * PCM_CHANNELS + c]!;
       out[i * PCM_CHANNELS + c] = Math.round(a + (b - a) * f);
     }
   }
@@ -126,7 +126,7 @@ export abstract class AudioTimeline {
     const off = position - this.written;
     if (off !== 0 && Math.abs(off) <= stretchLimit(frames)) {
       this.stretched += off;
-      return write(stretchPcm(pcm, 0, frames, frames + off), frames + off, 0);
+      return write(stretchPcm(pcm, frames, frames + off), frames + off, 0);
     }
     if (off > 0) this.silence(position);
     const skip = Math.max(0, -off);

@@ -263,7 +263,6 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   // A viewer's end is heard from whichever thread or node holds it.
   const viewerHolds = new ViewerHolds(
     cluster ? (listener) => cluster.watchEvents(listener) : (listener) => plane.events(listener),
-    config.limit_viewers_per_client || Math.ceil(config.limit_viewers_per_stream / 2),
   );
   whepRoutes(app, plane, access, viewerHolds);
   staticRoutes(app);

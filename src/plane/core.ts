@@ -180,7 +180,11 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
   const viewers = new ViewerRegistry(
     engine,
     publishers,
-    { total: config.limit_viewers, perStream: config.limit_viewers_per_stream },
+    {
+      total: config.limit_viewers,
+      perStream: config.limit_viewers_per_stream,
+      perClient: config.limit_viewers_per_client || Math.ceil(config.limit_viewers_per_stream / 2),
+    },
     new Slots(slots, VIEWER_SLOTS),
     log.child({ component: 'viewers' }),
   );

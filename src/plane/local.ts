@@ -107,8 +107,8 @@ export class LocalPlane implements MediaPlane {
     return { pushes: pushes.length, at: placed.at };
   }
 
-  async view(name: string, offer: string): Promise<Negotiated> {
-    return this.core.viewers.view(name, offer);
+  async view(name: string, offer: string, client: string): Promise<Negotiated> {
+    return this.core.viewers.view(name, offer, client);
   }
 
   async endView(name: string, id: string): Promise<boolean> {

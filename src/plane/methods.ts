@@ -81,9 +81,12 @@ export const PLACE_METHODS = {
     result: captionResultSchema,
     route: { to: 'stream', key: ([name]) => name },
   }),
-  /** A viewer of the stream (WHEP) from its SDP offer: the viewer's id and the SDP answer. */
+  /**
+   * A viewer of the stream (WHEP) from its SDP offer and its client's address: the viewer's id and
+   * the SDP answer.
+   */
   view: method({
-    args: z.tuple([streamName, z.string().min(1)]),
+    args: z.tuple([streamName, z.string().min(1), z.string().min(1).max(128)]),
     result: z.strictObject({ id: z.string(), answer: z.string() }),
     route: { to: 'stream', key: ([name]) => name },
   }),

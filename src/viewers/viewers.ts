@@ -12,6 +12,8 @@ export interface ViewerLimits {
   total: number;
   /** Viewers of one stream (`limit_viewers_per_stream`). */
   perStream: number;
+  /** Viewers of one stream from one client address (`limit_viewers_per_client`). */
+  perClient: number;
 }
 
 export type ViewerEvents = {
@@ -26,7 +28,9 @@ export type ViewerEvents = {
  * stream ends. Viewers take nothing from the publisher or its pushes but a copy of each packet.
  */
 export class ViewerRegistry extends TypedEmitter<ViewerEvents> {
-  readonly #viewers = new Map<string, { stream: string; session: ViewSession }>();
+  readonly #viewers = new Map<string, { stream: string; client: string; session: ViewSession }>();
+  /** Offers being answered, counted against their stream's and client's limits as viewers are. */
+  readonly #asking = new Set<{ stream: string; client: string }>();
 
   /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
   static #trackSizes(owner: ViewerRegistry): void {
@@ -44,8 +48,12 @@ export class ViewerRegistry extends TypedEmitter<ViewerEvents> {
     ViewerRegistry.#trackSizes(this);
   }
 
-  /** Answers a viewer's offer for stream `name`: the viewer's id and the SDP answer. */
-  async view(name: string, offer: string): Promise<{ id: string; answer: string }> {
+  /**
+   * Answers the offer of a viewer of stream `name` from address `client`: the viewer's id and the
+   * SDP answer. The stream's viewers are all here, whichever thread or node took their offers, so
+   * its limits, the per-client one included, are counted here.
+   */
+  async view(name: string, offer: string, client: string): Promise<{ id: string; answer: string }> {
     if (!this.engine.view)
       throw new GatewayError('not_supported', 'watching a stream (WHEP) needs webrtc_engine: mediasoup');
     const publisher = this.publishers.get(name);
@@ -54,16 +62,25 @@ export class ViewerRegistry extends TypedEmitter<ViewerEvents> {
     const ofStream = this.count(name);
     if (ofStream >= this.limits.perStream)
       throw tooMany(`stream ${name} has ${ofStream} viewers, its limit (limit_viewers_per_stream)`);
+    const ofClient = this.#ofClient(name, client);
+    if (ofClient >= this.limits.perClient)
+      throw tooMany(
+        `this address already has ${ofClient} viewers of stream ${name}, its limit (limit_viewers_per_client)`,
+      );
     if (!this.slots.take(this.limits.total))
       throw unavailable(`the gateway is at its limit of ${this.limits.total} viewers (limit_viewers)`);
+    const asking = { stream: name, client };
+    this.#asking.add(asking);
     let session: ViewSession;
     try {
       session = await this.engine.view(publisher.session, offer);
     } catch (error) {
       this.slots.give();
       throw error;
+    } finally {
+      this.#asking.delete(asking);
     }
-    this.#viewers.set(session.id, { stream: name, session });
+    this.#viewers.set(session.id, { stream: name, client, session });
     this.log.info({ stream: name, viewer: session.id }, 'viewer joined');
     this.safeEmit('joined', { stream: name, viewerId: session.id });
     session.on('closed', (reason) => {
@@ -83,11 +100,21 @@ export class ViewerRegistry extends TypedEmitter<ViewerEvents> {
     return true;
   }
 
-  /** Viewers of one stream, or of all. */
+  /** Viewers of one stream (those whose offers are being answered too), or of all. */
   count(name?: string): number {
-    return name === undefined
-      ? this.#viewers.size
-      : [...this.#viewers.values()].filter((v) => v.stream === name).length;
+    if (name === undefined) return this.#viewers.size;
+    return this.#of((v) => v.stream === name);
+  }
+
+  #ofClient(name: string, client: string): number {
+    return this.#of((v) => v.stream === name && v.client === client);
+  }
+
+  #of(matches: (viewer: { stream: string; client: string }) => boolean): number {
+    let count = 0;
+    for (const viewer of this.#viewers.values()) if (matches(viewer)) count++;
+    for (const viewer of this.#asking) if (matches(viewer)) count++;
+    return count;
   }
 
   /**

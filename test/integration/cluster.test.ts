@@ -57,6 +57,8 @@ async function startNode(id: string): Promise<GatewayProcess> {
       GATEWAY_WEBHOOKS: JSON.stringify([{ id: 'app', url: hooks.url, secret: HOOK_SECRET }]),
       GATEWAY_MIXER_AUTO_START: 'true',
       GATEWAY_MIXER_IDLE_TIMEOUT_MS: '1000',
+      // One viewer of a stream per client address, counted at the stream's node.
+      GATEWAY_LIMIT_VIEWERS_PER_CLIENT: '1',
     },
     ['--import', 'tsx'],
     'kit/server-from-source.ts',
@@ -232,7 +234,8 @@ t.test(
 );
 
 t.test(
-  'a WHEP viewer through a node that does not serve the stream is answered by the one that does',
+  'a WHEP viewer through a node that does not serve the stream is answered by the one that does, ' +
+    "which counts a client's viewers whichever node they come through",
   { skip: process.env.GATEWAY_WEBRTC_ENGINE === 'werift' ? 'WHEP needs webrtc_engine: mediasoup' : false },
   async (t) => {
     const serving = (await servingNode('c1'))!;
@@ -241,9 +244,18 @@ t.test(
     t.teardown(() => viewer.close());
     await waitFor('video at the viewer', () => viewer.received.video > 50 && viewer.received.keyframes > 0, 15_000);
     t.pass(`viewing through ${other}, media from ${serving}: ${viewer.received.video} video packets`);
+    // limit_viewers_per_client is 1: the same address through the serving node is past it.
+    const second = await WhepViewer.watch(node(serving).baseUrl, 'c1').then(
+      (v) => (void v.close(), 'accepted'),
+      (error: Error) => error.message,
+    );
+    t.match(second, /429[\s\S]*limit_viewers_per_client/, `a second viewer through ${serving}: ${second}`);
     const third = [...nodes.keys()].find((id) => id !== serving && id !== other)!;
     const deleted = await fetch(node(third).baseUrl + viewer.location, { method: 'DELETE' });
     t.equal(deleted.status, 200, `ended through ${third}`);
+    const again = await WhepViewer.watch(node(third).baseUrl, 'c1');
+    t.teardown(() => again.close());
+    t.pass(`the ended viewer's place is free: a viewer through ${third} is answered`);
   },
 );
 

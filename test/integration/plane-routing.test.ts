@@ -91,7 +91,7 @@ t.test('a key held nowhere gets the answer of nothing; a call that does not fit 
   t.same(await gw.plane.find({ streamName: 'nowhere' }), []);
   await t.rejects(gw.plane.terminate('no-such-push'), { code: 'not_found' });
   await t.rejects(gw.plane.snapshot('nowhere'), { code: 'not_found' });
-  const refused: unknown = await gw.plane.view('nowhere', 'v=0\r\n').then(
+  const refused: unknown = await gw.plane.view('nowhere', 'v=0\r\n', '127.0.0.1').then(
     () => undefined,
     (error: unknown) => error,
   );

@@ -20,20 +20,9 @@ export function whepRoutes(app: FastifyInstance, plane: MediaPlane, access: Acce
     authorize: (stream, authorization, client) =>
       authorizePublish(access, { action: 'view', stream, token: bearerToken(authorization), client }),
     open: async (stream, offer, client, release) => {
-      // Taken once the offer is answered, so that a bad offer or a stream at its limit is told as such
-      // first; a viewer past its client's share ends at once.
-      const viewer = await plane.view(stream, offer);
-      let place: () => void;
-      try {
-        place = holds.take(stream, client);
-      } catch (error) {
-        await plane.endView(stream, viewer.id);
-        throw error;
-      }
-      holds.hold(viewer.id, () => {
-        place();
-        release();
-      });
+      // The stream's own thread or node counts its viewers from this client against the limit.
+      const viewer = await plane.view(stream, offer, client);
+      holds.hold(viewer.id, release);
       return viewer;
     },
     end: async (stream, id) => {

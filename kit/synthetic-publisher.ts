@@ -37,6 +37,8 @@ export interface PublishOptions {
    * time: first packets read late, as a busy gateway reads them.
    */
   holdFirstMs?: number;
+  /** As `holdFirstMs`, for its sound alone: its pictures go on time, its first sound comes late at once. */
+  holdFirstAudioMs?: number;
   /** false: it sends no RTCP sender reports, as OBS's WHIP output does not (werift sends them by default). */
   senderReports?: boolean;
 }
@@ -82,6 +84,8 @@ export class SyntheticPublisher {
   #ignoreKeyframeRequests = false;
   /** Nothing is sent before this; then everything due goes at once, as after a network hiccup. */
   #heldUntil = 0;
+  #holdFirstAudioMs = 0;
+  #audioHeldUntil = 0;
   #audioSent = 0;
   #holdFirstMs = 0;
   #senderReports = true;
@@ -142,6 +146,7 @@ export class SyntheticPublisher {
     publisher.#ignoreKeyframeRequests = options.ignoreKeyframeRequests ?? false;
     publisher.#audioPace = 1 / (1 + (options.audioClockSkew ?? 0));
     publisher.#holdFirstMs = options.holdFirstMs ?? 0;
+    publisher.#holdFirstAudioMs = options.holdFirstAudioMs ?? 0;
     publisher.#senderReports = options.senderReports ?? true;
     try {
       await publisher.#connect(baseUrl);
@@ -190,6 +195,7 @@ export class SyntheticPublisher {
     if (this.#loseOneIn) this.#loseVideoPackets(this.#video, this.#loseOneIn);
     this.#startedAt = now();
     this.#heldUntil = this.#startedAt + this.#holdFirstMs;
+    this.#audioHeldUntil = this.#startedAt + this.#holdFirstAudioMs;
     pacer.add(this);
   }
 
@@ -283,7 +289,7 @@ export class SyntheticPublisher {
     if (time < this.#heldUntil) return;
     const frameMs = 1000 / this.fixture.fps;
     while (this.#startedAt + this.#videoSent * frameMs <= time) this.#sendVideoFrame();
-    if (!this.#audio) return;
+    if (!this.#audio || time < this.#audioHeldUntil) return;
     while (this.#startedAt + this.#audioSent * this.fixture.audioFrameMs * this.#audioPace <= time)
       this.#sendAudioFrame();
   }

@@ -35,6 +35,57 @@ export interface Discontinuity {
   jumpMs: number;
 }
 
+/** A first packet that lowers the least delay seen by more than this is part of a late burst (ms). */
+const BURST_STEP_MS = 5;
+
+/**
+ * A track's start, found from its least-delayed first packets rather than its very first: a thread
+ * busy when a track's first packets came reads them late and at once, and a mapping anchored on the
+ * first of them would hold the track that late for minutes (it follows the arrivals at 1 % at most).
+ * Told each packet's timestamp and arrival while its packets wait, it ends the search at the first
+ * packet that moves the track's time on without lowering the least delay seen by more than
+ * `BURST_STEP_MS` (the burst is over), or once `settleMs` of arrivals have passed.
+ */
+export class FirstPackets {
+  readonly #timestamp: number;
+  readonly #arrivalMs: number;
+  /** Where the first packet's timestamp is on the gateway's clock: the least delay seen so far. */
+  #anchorMs: number;
+  /** The furthest step of RTP time from the first packet so far (ticks). */
+  #furthest = 0;
+
+  constructor(
+    readonly clockRate: number,
+    timestamp: number,
+    arrivalMs: number,
+    private readonly settleMs: number,
+  ) {
+    this.#timestamp = timestamp >>> 0;
+    this.#arrivalMs = this.#anchorMs = arrivalMs;
+  }
+
+  /** The first packet's timestamp, and where the least-delayed packets put it. */
+  get anchor(): { timestamp: number; atMs: number; arrivalMs: number } {
+    return { timestamp: this.#timestamp, atMs: this.#anchorMs, arrivalMs: this.#arrivalMs };
+  }
+
+  /** A later packet of the track: whether the search is over. */
+  add(timestamp: number, arrivalMs: number): boolean {
+    const passedMs = arrivalMs - this.#arrivalMs;
+    if (passedMs >= this.settleMs) return true;
+    const step = ((timestamp >>> 0) - this.#timestamp) | 0;
+    const elapsedMs = (step * 1000) / this.clockRate;
+    // A leap is a new timeline, the mapping's to find: it says nothing of the start.
+    if (Math.abs(elapsedMs - passedMs) > TIMELINE_LIMITS.discontinuityMs) return false;
+    const atMs = arrivalMs - elapsedMs;
+    const lowered = atMs < this.#anchorMs - BURST_STEP_MS;
+    this.#anchorMs = Math.min(this.#anchorMs, atMs);
+    const onward = step > this.#furthest;
+    this.#furthest = Math.max(this.#furthest, step);
+    return onward && !lowered;
+  }
+}
+
 /** A window's least-delayed packet: its extended RTP time (ticks) and its arrival (ms). */
 interface Point {
   extended: number;

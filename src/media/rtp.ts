@@ -1,5 +1,5 @@
 import { monotonicMs } from '../clock.js';
-import { ClockMapping, type Discontinuity } from './clock-mapping.js';
+import { ClockMapping, FirstPackets, type Discontinuity } from './clock-mapping.js';
 
 /** A received media packet, engine-neutral: what the RTP header says plus the payload. */
 export interface MediaPacket {
@@ -122,6 +122,22 @@ export class DuplicateFilter {
   }
 }
 
+/** How a receiver times its track. */
+export interface TrackTiming {
+  /** A local stream's track: timed from the stream's start, `startMs` before its first timestamp. */
+  local?: { start: StreamStart; startMs: number };
+  /**
+   * A publisher's track: how long its first packets may wait for the least-delayed one to anchor
+   * its time on (`FirstPackets`; ms; 0, the default: the first packet anchors it).
+   */
+  settleMs?: number;
+  /** Told when the track's RTP time jumps to a new timeline (`ClockMapping`). */
+  onDiscontinuity?: (discontinuity: Discontinuity) => void;
+}
+
+/** First packets held while the track's start is searched for, at most (a flood holds no more). */
+const MAX_HELD = 4096;
+
 /**
  * One track's RTP as the gateway takes it from the engine: repeated packets dropped, the others
  * counted, timed on the publisher's clock and handed on to `target`. The first stage of a packet's
@@ -134,14 +150,14 @@ export class RtpReceiver implements RtpInput {
   duplicates = 0;
   readonly #filter = new DuplicateFilter();
   #clock: ClockMapping | undefined;
+  /** While the track's start is searched for: the search, and the packets waiting with their arrivals. */
+  #first: FirstPackets | undefined;
+  #held: { packet: MediaPacket; arrivalMs: number }[] = [];
 
   constructor(
     readonly clockRate: number,
     private readonly target: PacketTarget,
-    /** A local stream's track: timed from the stream's start, `startMs` before its first timestamp. */
-    private readonly local?: { start: StreamStart; startMs: number },
-    /** Told when the track's RTP time jumps to a new timeline (`ClockMapping`). */
-    private readonly onDiscontinuity?: (discontinuity: Discontinuity) => void,
+    private readonly timing: TrackTiming = {},
   ) {}
 
   /** Packets never received (retransmitted ones count as received). */
@@ -149,7 +165,7 @@ export class RtpReceiver implements RtpInput {
     return this.#filter.lost;
   }
 
-  /** An RTP timestamp of this track on the gateway's media clock (ms), once a packet came. */
+  /** An RTP timestamp of this track on the gateway's media clock (ms), once its start is known. */
   captureMs(timestamp: number): number | undefined {
     return this.#clock?.captureMs(timestamp);
   }
@@ -167,20 +183,48 @@ export class RtpReceiver implements RtpInput {
     this.packets++;
     this.bytes += packet.payload.length;
     const arrivalMs = monotonicMs();
-    if (this.#clock) packet.captureMs = this.#clock.next(packet.timestamp, arrivalMs);
+    if (this.#clock) {
+      packet.captureMs = this.#clock.next(packet.timestamp, arrivalMs);
+      this.target.push(packet);
+    } else if (this.timing.local) {
+      const { start, startMs } = this.timing.local;
+      packet.captureMs = start.at(startMs);
+      // A local stream's time is the gateway's own clock: nothing to follow.
+      this.#start(packet.timestamp, packet.captureMs, arrivalMs, false);
+      this.target.push(packet);
+    } else this.#search(packet, arrivalMs);
+  }
+
+  /** A publisher's first packets wait until their least-delayed one is known, then go on timed from it. */
+  #search(packet: MediaPacket, arrivalMs: number): void {
+    this.#held.push({ packet, arrivalMs });
+    let found: boolean;
+    if (this.#first) found = this.#first.add(packet.timestamp, arrivalMs) || this.#held.length >= MAX_HELD;
     else {
-      const anchorMs = this.local ? this.local.start.at(this.local.startMs) : arrivalMs;
-      this.#clock = new ClockMapping(
-        this.clockRate,
-        packet.timestamp,
-        anchorMs,
-        arrivalMs,
-        this.onDiscontinuity,
-        // A local stream's time is the gateway's own clock: nothing to follow.
-        this.local === undefined,
-      );
-      packet.captureMs = anchorMs;
+      this.#first = new FirstPackets(this.clockRate, packet.timestamp, arrivalMs, this.timing.settleMs ?? 0);
+      found = !this.timing.settleMs;
     }
-    this.target.push(packet);
+    if (!found) return;
+    const { timestamp, atMs, arrivalMs: firstArrivalMs } = this.#first.anchor;
+    const clock = this.#start(timestamp, atMs, firstArrivalMs, true);
+    const held = this.#held;
+    this.#first = undefined;
+    this.#held = [];
+    for (const { packet: waiting, arrivalMs: arrived } of held) {
+      waiting.captureMs = clock.next(waiting.timestamp, arrived);
+      this.target.push(waiting);
+    }
+  }
+
+  #start(timestamp: number, atMs: number, arrivalMs: number, followArrivals: boolean): ClockMapping {
+    this.#clock = new ClockMapping(
+      this.clockRate,
+      timestamp,
+      atMs,
+      arrivalMs,
+      this.timing.onDiscontinuity,
+      followArrivals,
+    );
+    return this.#clock;
   }
 }

@@ -36,11 +36,22 @@ export interface PublisherOptions {
   layerIdleMs?: number;
   /** Whether the machine is out of CPU now (`LoadMonitor.saturated`). */
   saturated?: () => boolean;
+  /**
+   * How long a track's first packets wait for the least-delayed one to anchor the track's time on
+   * (ms; `FIRST_PACKETS_SETTLE_MS`); 0: on the first packet (a test that feeds packets all at once).
+   */
+  firstPacketsSettleMs?: number;
   log: Logger;
 }
 
 /** A simulcast layer's publisher no push holds is let go after this long, by default (ms). */
 const LAYER_IDLE_MS = 30_000;
+
+/**
+ * A track's first packets wait this long at most for the least-delayed one (ms): a thread busy when
+ * they came reads seconds of them at once, and the track is timed from the last of that burst.
+ */
+const FIRST_PACKETS_SETTLE_MS = 100;
 
 /** How long the depacketizer waits for a missing video packet (a NACK retransmission). */
 const REORDER_WAIT_MS = 100;
@@ -148,16 +159,15 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       const pipeline: TrackPipeline = {
         kind: track.kind,
         track,
-        receiver: new RtpReceiver(
-          track.clockRate,
-          target,
-          track.startMs === undefined ? undefined : { start, startMs: track.startMs },
-          ({ jumpMs }) =>
+        receiver: new RtpReceiver(track.clockRate, target, {
+          local: track.startMs === undefined ? undefined : { start, startMs: track.startMs },
+          settleMs: options.firstPacketsSettleMs ?? FIRST_PACKETS_SETTLE_MS,
+          onDiscontinuity: ({ jumpMs }) =>
             options.log.warn(
               { kind: track.kind, jumpMs },
               "the publisher's RTP time jumped: its media goes on from here as a new timeline",
             ),
-        ),
+        }),
       };
       this.#pipelines.set(track.kind, pipeline);
       this.#unsubscribers.push(track.deliverTo(pipeline.receiver));

@@ -68,7 +68,9 @@ class FakeSession extends TypedEmitter<IngestSessionEvents> implements IngestSes
 
 /** A publisher of fake tracks (no network): its packets are what the test sends. */
 export function fakePublisher(name: string, tracks: FakeTrack[], keyframeIntervalMs = 2000): Publisher {
-  return new Publisher(name, new FakeSession(tracks), { keyframeIntervalMs, log: pino({ level: 'silent' }) });
+  // Packets are fed all at once: each track's first is its start.
+  const log = pino({ level: 'silent' });
+  return new Publisher(name, new FakeSession(tracks), { keyframeIntervalMs, firstPacketsSettleMs: 0, log });
 }
 
 /** A video publisher whose camera has sent a keyframe and two frames since: a sink can start from its cache. */

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { seededRandom } from '../../kit/stats.js';
-import { ClockMapping } from '../../src/media/clock-mapping.js';
+import { ClockMapping, FirstPackets } from '../../src/media/clock-mapping.js';
 
 t.test('ClockMapping maps RTP time onto the wall clock across a timestamp wrap', async (t) => {
   const clock = new ClockMapping(90000, 0xffffff00, 1000);
@@ -153,4 +153,35 @@ t.test("ClockMapping places a sender's backlog sent at once where its timestamps
     placed.map(() => 0),
     'a burst of 3 s at once: every packet where its timestamp says',
   );
+});
+
+t.test("FirstPackets: a track's start is its least-delayed first packet, not its first", async (t) => {
+  t.test('3 s of sound read at once, late: the search lasts the burst and anchors on its last packet', async (t) => {
+    const first = new FirstPackets(48000, 1000, 3000, 100);
+    // 150 packets of 20 ms, all read within 1.5 ms of the first.
+    const ends = Array.from({ length: 150 }, (_, i) => first.add(1000 + (i + 1) * 960, 3000 + (i + 1) * 0.01));
+    t.same([...new Set(ends)], [false], 'every packet of the burst lowers the least delay: the search goes on');
+    t.equal(first.add(1000 + 151 * 960, 3022), true, 'the first packet on time ends it');
+    // The burst's last packet, read 1.5 ms into it, says where the first was captured.
+    t.equal(Math.round(first.anchor.atMs * 10) / 10, 1.5, 'the first packet is placed 3 s before it was read');
+  });
+  t.test('packets on time: the first is the start, found at the second', async (t) => {
+    const first = new FirstPackets(48000, 5, 500, 100);
+    t.equal(first.add(5 + 960, 520.4), true);
+    t.equal(first.anchor.atMs, 500);
+  });
+  t.test('a first packet 10 ms late: the next one on time is the start, found at the one after', async (t) => {
+    const first = new FirstPackets(90000, 0, 10, 100);
+    t.equal(first.add(0, 10.1), false, "a frame's second packet says nothing of the start");
+    t.equal(first.add(3000, 33.4), false, 'the second frame lowers the least delay by 10 ms');
+    t.equal(first.add(6000, 66.8), true, 'the third does not');
+    t.equal(Math.round(first.anchor.atMs * 10) / 10, 0.1);
+  });
+  t.test('the search ends once its time has passed, and a leap of the RTP time says nothing', async (t) => {
+    const first = new FirstPackets(48000, 0, 0, 100);
+    t.equal(first.add(48000 * 600, 20), false, 'ten minutes on in 20 ms: a new timeline, left to the mapping');
+    t.equal(first.anchor.atMs, 0);
+    t.equal(first.add(960, 0.5), false);
+    t.equal(first.add(1920, 100), true, 'settled after 100 ms, whatever came');
+  });
 });

@@ -49,7 +49,11 @@ t.test('a throwing sink does not stop the others, and is logged once', async (t)
   const track = new AudioTrack();
   const logged: string[] = [];
   const log = pino({ level: 'error' }, { write: (line: string) => void logged.push(line) });
-  const publisher = new Publisher('cam', new FakeSession([track]), { keyframeIntervalMs: 2000, log });
+  const publisher = new Publisher('cam', new FakeSession([track]), {
+    keyframeIntervalMs: 2000,
+    firstPacketsSettleMs: 0,
+    log,
+  });
   t.teardown(() => publisher.close());
   const before = new CountingSink();
   const broken = new CountingSink(true);

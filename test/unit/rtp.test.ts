@@ -1,4 +1,6 @@
 import t from 'tap';
+import { waitFor } from '../../kit/processes.js';
+import { monotonicMs } from '../../src/clock.js';
 import { DuplicateFilter, parseRtp, RtpReceiver, StreamStart, type MediaPacket } from '../../src/media/rtp.js';
 
 t.test(
@@ -140,7 +142,11 @@ t.test(
     const start = new StreamStart();
     const times: Record<string, number[]> = { video: [], audio: [] };
     const receiver = (kind: 'video' | 'audio', rate: number, startMs: number): RtpReceiver =>
-      new RtpReceiver(rate, { push: (packet) => void times[kind]!.push(packet.captureMs) }, { start, startMs });
+      new RtpReceiver(
+        rate,
+        { push: (packet) => void times[kind]!.push(packet.captureMs) },
+        { local: { start, startMs } },
+      );
     const audio = receiver('audio', 48000, 40);
     const video = receiver('video', 90000, 0);
     const packet = (seq: number, timestamp: number): MediaPacket => ({
@@ -165,5 +171,36 @@ t.test(
       33333,
       'and each track on its own rate from there (33.333 ms)',
     );
+  },
+);
+
+t.test(
+  "RtpReceiver: a publisher's first packets read at once wait for the burst's end, and are timed from its last",
+  async (t) => {
+    const taken: MediaPacket[] = [];
+    const receiver = new RtpReceiver(48000, { push: (packet) => void taken.push(packet) }, { settleMs: 30 });
+    const packet = (seq: number, timestamp: number): MediaPacket => ({
+      sequenceNumber: seq,
+      timestamp,
+      marker: false,
+      payload: Buffer.from('x'),
+      captureMs: 0,
+    });
+    const firstArrivalMs = monotonicMs();
+    for (let i = 0; i < 50; i++) receiver.packet(packet(i, i * 960)); // 1 s of sound, read at once
+    t.equal(taken.length, 0, 'held while the burst lasts');
+    t.equal(receiver.captureMs(0), undefined, 'the track has no time yet');
+    await waitFor('the search to have had its time', () => monotonicMs() - firstArrivalMs >= 30);
+    receiver.packet(packet(50, 50 * 960));
+    t.equal(taken.length, 51, 'all handed on, in order, once it has');
+    t.same(
+      taken.slice(0, 3).map((p) => p.sequenceNumber),
+      [0, 1, 2],
+    );
+    t.ok(
+      taken[0]!.captureMs <= firstArrivalMs - 970,
+      `the first packet placed ${(firstArrivalMs - taken[0]!.captureMs).toFixed(0)} ms before it was read`,
+    );
+    t.equal(Math.round(taken[49]!.captureMs - taken[0]!.captureMs), 980, 'each packet where its timestamp says');
   },
 );

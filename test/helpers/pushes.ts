@@ -1,3 +1,4 @@
+import type { Test } from 'tap';
 import type { TestGateway } from './gateway.js';
 import type { GatewayProcess } from '../../kit/gateway-process.js';
 import { waitFor } from '../../kit/processes.js';
@@ -37,6 +38,16 @@ export async function keyframeCached(gw: TestGateway, streamName: string, timeou
     async () => ((await gw.plane.streams(streamName))[0]?.keyframes ?? 0) > 0,
     timeoutMs,
   );
+}
+
+/**
+ * Once `streamName` holds a keyframe, starts a push of it to `rtmpUrl` (the full URL); the test
+ * fails unless the gateway takes it.
+ */
+export async function pushOnceCached(t: Test, gw: TestGateway, streamName: string, rtmpUrl: string): Promise<void> {
+  await keyframeCached(gw, streamName);
+  const res = await gw.post('/rest-api/push/startup', { streamName, rtmpUrl, rtmpTransponderFullUrl: true });
+  t.equal(res.status, 200, JSON.stringify(res.body));
 }
 
 /**

@@ -3,7 +3,7 @@ import { waitFor } from '../../kit/processes.js';
 import { avOffsetMs, RtmpReceiver, type RtmpMediaMessage } from '../../kit/rtmp-receiver.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { startGateway } from '../helpers/gateway.js';
-import { keyframeCached } from '../helpers/pushes.js';
+import { pushOnceCached } from '../helpers/pushes.js';
 import { testFixture } from '../helpers/synthetic.js';
 
 // Real senders' sound cards drift from the clock that stamps their video: a minute at 0.5 % stands
@@ -38,13 +38,7 @@ t.test(
         senderReports: !name.endsWith('no-reports'),
       });
       t.teardown(() => publisher.stop());
-      await keyframeCached(gw, name);
-      const res = await gw.post('/rest-api/push/startup', {
-        streamName: name,
-        rtmpUrl: `${receiver.url()}/${name}`,
-        rtmpTransponderFullUrl: true,
-      });
-      t.equal(res.status, 200, JSON.stringify(res.body));
+      await pushOnceCached(t, gw, name, `${receiver.url()}/${name}`);
     }
     const arrived = (name: string, kind: 'audio' | 'video') => (media.get(name) ?? []).filter((m) => m.kind === kind);
     await waitFor(

@@ -15,7 +15,7 @@ import type { InputSource } from '../../src/mixers/relay.js';
 import type { AudioPacket, MediaSink, Publisher } from '../../src/publishers/publisher.js';
 import { RtmpPushClient } from '../../src/rtmp/client.js';
 import { startGateway } from '../helpers/gateway.js';
-import { keyframeCached } from '../helpers/pushes.js';
+import { pushOnceCached } from '../helpers/pushes.js';
 import { fixtureFlvVideo } from '../helpers/flv-video.js';
 import { mixerSpec } from '../helpers/mixer-spec.js';
 import { testFixture } from '../helpers/synthetic.js';
@@ -39,13 +39,7 @@ async function pushed(
   t.teardown(() => publisher.stop());
   const media: RtmpMediaMessage[] = [];
   receiver.on('media', (m) => !m.sequenceHeader && media.push(m));
-  await keyframeCached(gw, name);
-  const res = await gw.post('/rest-api/push/startup', {
-    streamName: name,
-    rtmpUrl: `${receiver.url()}/${name}`,
-    rtmpTransponderFullUrl: true,
-  });
-  t.equal(res.status, 200, JSON.stringify(res.body));
+  await pushOnceCached(t, gw, name, `${receiver.url()}/${name}`);
   return { publisher, media };
 }
 

@@ -3,7 +3,7 @@
  * beside its target.
  * Prints a table and writes JSON. `--quick` runs a smaller version in about a minute.
  *
- *   npm run bench -- [--quick] [--only startup,sdk,latency,frame-path,drift,fanout,outputs,audio,aac,resilience,stalls,isolation,capacity,overload,cluster,mixer,peer] [--steps 8,16,24]
+ *   npm run bench -- [--quick] [--only startup,sdk,latency,frame-path,drift,fanout,outputs,audio,aac,resilience,stalls,isolation,capacity,overload,shedding,cluster,mixer,peer] [--steps 8,16,24]
  *                    [--out file.json] [--log-level debug] [--profile: CPU profile of the gateway
  *                    in .bench/profiles, for Chrome DevTools or speedscope]
  */
@@ -29,6 +29,7 @@ import { framePathCost } from './frame-path.js';
 import { driftDay } from './drift.js';
 import { outputs } from './outputs.js';
 import { overload } from './overload.js';
+import { shedding } from './shedding.js';
 import { peer } from './peer.js';
 import { cluster } from './cluster.js';
 import { benchPlan, Figures, type Bench } from './report.js';
@@ -52,7 +53,7 @@ const quick = args.quick!;
 const sections = new Set(
   (
     args.only ??
-    'startup,sdk,latency,frame-path,drift,fanout,outputs,audio,aac,resilience,stalls,isolation,capacity,overload,cluster,mixer,peer'
+    'startup,sdk,latency,frame-path,drift,fanout,outputs,audio,aac,resilience,stalls,isolation,capacity,overload,shedding,cluster,mixer,peer'
   ).split(','),
 );
 const plan = benchPlan(quick);
@@ -143,6 +144,10 @@ async function main(): Promise<void> {
     await step('overload', async () => {
       nginx ??= await NginxRtmp.start();
       await overload(bench, fixture, nginx, quick ? 6 : 72);
+    });
+    await step('shedding', async () => {
+      nginx ??= await NginxRtmp.start();
+      await shedding(bench, fixture, nginx);
     });
     await step('cluster', () => cluster(bench, fixture, receiver));
     await step('mixer', () => mixer(bench, fixture, receiver));

@@ -1,4 +1,4 @@
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { cpus } from 'node:os';
 import { writeFile } from 'node:fs/promises';
 import { startProcess, stopProcess } from './processes.js';
@@ -40,4 +40,27 @@ export async function raise(pid: number, nice: number): Promise<void> {
   const { setPriority } = await import('node:os');
   setPriority(pid, nice);
   await writeFile(`/proc/${pid || process.pid}/autogroup`, String(nice)).catch(() => {});
+}
+
+/**
+ * A busy loop that is not the caller's child (its shell has left it to init), as another program on
+ * the machine is: a gateway in the test's own process counts its children's CPU as its own. Its
+ * process id: stop it with `stopHog`, nothing else will.
+ */
+export async function startHog(): Promise<number> {
+  const shell = spawn('sh', ['-c', 'sh -c "while :; do :; done" >/dev/null 2>&1 & echo $!'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  let out = '';
+  shell.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  await new Promise((resolve) => shell.once('close', resolve));
+  return Number(out.trim());
+}
+
+export function stopHog(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone already
+  }
 }

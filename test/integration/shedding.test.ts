@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
 import t from 'tap';
+import { startHog, stopHog } from '../../kit/cpu-hog.js';
 import { childPids, waitFor } from '../../kit/processes.js';
 import { RtmpReceiver } from '../../kit/rtmp-receiver.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
@@ -14,28 +14,6 @@ import { testFixture } from '../helpers/synthetic.js';
 // share one encoder. The push shed is the one whose shedding frees the most; no other is shed
 // after it (what it freed went to the busy loops, not to the pushes); it starts again once the
 // load has passed.
-
-/**
- * A busy loop that is not the gateway's child (its shell has left it to init), as another program
- * on the machine is: the gateway counts its own children's CPU as its own. Its process id.
- */
-async function hog(): Promise<number> {
-  const shell = spawn('sh', ['-c', 'sh -c "while :; do :; done" >/dev/null 2>&1 & echo $!'], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  let out = '';
-  shell.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  await new Promise((resolve) => shell.once('close', resolve));
-  return Number(out.trim());
-}
-
-function stop(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // gone already
-  }
-}
 
 /** Lets a stopped process go on, if it is still there. */
 function resume(pid: number): void {
@@ -62,7 +40,7 @@ t.test(
     const hogs: number[] = [];
     const stopped: number[] = [];
     t.teardown(() => {
-      for (const pid of hogs) stop(pid);
+      for (const pid of hogs) stopHog(pid);
       for (const pid of stopped) resume(pid);
     });
     const cam = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'cam');
@@ -98,7 +76,7 @@ t.test(
     await waitFor('the newest push in standby', async () => (await find(standby))?.state === 'standby', 20_000);
 
     // The machine taken by busy loops, one push's ffmpeg stopped: it falls behind.
-    for (let i = 0; i < 3; i++) hogs.push(await hog());
+    for (let i = 0; i < 3; i++) hogs.push(await startHog());
     process.kill(stalledFfmpeg[0]!, 'SIGSTOP');
     stopped.push(stalledFfmpeg[0]!);
     const shedAt = await waitFor(
@@ -125,7 +103,7 @@ t.test(
     t.equal((await find(transcoding))?.counters.sheds, 1, 'the shed push: shed once, not again');
 
     // The load passes: the shed push starts again.
-    for (const pid of hogs.splice(0)) stop(pid);
+    for (const pid of hogs.splice(0)) stopHog(pid);
     resume(stopped.pop()!);
     await waitFor(
       'the shed push running again',

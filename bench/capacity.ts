@@ -307,7 +307,7 @@ async function capacityStep(
  * How the publishers kept to their schedule between `from` and `to` (on `now()`'s clock): the share
  * of the frames due then that were sent, and the 99th percentile of how late each was sent.
  */
-function generatorKept(
+export function generatorKept(
   publishers: readonly SyntheticPublisher[],
   from: number,
   to: number,

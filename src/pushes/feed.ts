@@ -57,6 +57,12 @@ export class OutputFeed {
   #current: Pipeline | undefined;
   /** The pipeline about to take over, and the tags it wrote so far. */
   #pending: Pipeline | undefined;
+  /**
+   * An audio-only switch under way: the capture time (ms) from which the pending pipeline has the
+   * publisher's audio. The current one gets none after it, and what it makes of that time (its
+   * timeline's silence for a stall) would stand in the way of the pending one's: it is not written.
+   */
+  #audioHandedAtMs: number | undefined;
   #held: FlvTag[] = [];
   /** The publisher-clock time of the pending pipeline's first frame that can take over, once it came. */
   #readyAt: { kind: MediaKind; captureMs: number } | undefined;
@@ -138,7 +144,11 @@ export class OutputFeed {
   use(pipe: Pipeline): void {
     this.#current = pipe;
     pipe.onTags((tags) => {
-      for (const tag of tags) this.options.writer.writeTag(tag, pipe.source);
+      const handedAtMs = this.#pending ? this.#audioHandedAtMs : undefined;
+      for (const tag of tags) {
+        if (handedAtMs !== undefined && handedOver(tag, pipe, handedAtMs)) continue;
+        this.options.writer.writeTag(tag, pipe.source);
+      }
       if (this.#pending && this.#readyAt) this.#takeOverIfReached(this.#pending);
     });
     pipe.onLost((reason, kind) => {
@@ -303,6 +313,7 @@ export class OutputFeed {
   async #dropPending(): Promise<void> {
     const pipe = this.#pending;
     this.#pending = undefined;
+    this.#audioHandedAtMs = undefined;
     this.#overlap = false;
     this.#held = [];
     this.#readyAt = undefined;
@@ -357,8 +368,11 @@ export class OutputFeed {
       this.options.onSwitched();
     }
     // The publisher's video goes on as it was: the new pipeline's audio starts with its next packet.
-    if (audioOnly) pipe.begin(monotonicMs());
-    else this.attach(false);
+    if (audioOnly) {
+      const handedAtMs = monotonicMs();
+      pipe.begin(handedAtMs);
+      if (this.#pending === pipe) this.#audioHandedAtMs = handedAtMs;
+    } else this.attach(false);
   }
 
   #hold(pipe: Pipeline, tags: FlvTag[]): void {
@@ -399,6 +413,7 @@ export class OutputFeed {
     clearTimeout(this.#handOverTimer);
     const held = this.#held;
     this.#pending = undefined;
+    this.#audioHandedAtMs = undefined;
     this.#overlap = false;
     this.#held = [];
     this.#readyAt = undefined;
@@ -416,6 +431,12 @@ export class OutputFeed {
     this.options.onSwitched();
     for (const tag of held) writer.writeTag(tag, pipe.source);
   }
+}
+
+/** Whether `tag` is a sound frame of `pipe` captured from `handedAtMs` on, when another pipeline has the audio. */
+function handedOver(tag: FlvTag, pipe: Pipeline, handedAtMs: number): boolean {
+  const startMs = pipe.source.audioStartMs;
+  return isAudioFrameTag(tag) && startMs !== undefined && startMs + pipe.source.shiftMs + tag.timestamp >= handedAtMs;
 }
 
 /** A pipeline's audio timeline starts with the first packet or frame it is given; later ones leave it be. */

@@ -37,22 +37,27 @@ export interface Discontinuity {
 
 /** A first packet that lowers the least delay seen by more than this is part of a late burst (ms). */
 const BURST_STEP_MS = 5;
+/** The search ends once this much of the sender's time (ms) has come on time after the burst. */
+const ON_TIME_MS = 60;
 
 /**
  * A track's start, found from its least-delayed first packets rather than its very first: a thread
  * busy when a track's first packets came reads them late and at once, and a mapping anchored on the
  * first of them would hold the track that late for minutes (it follows the arrivals at 1 % at most).
- * Told each packet's timestamp and arrival while its packets wait, it ends the search at the first
- * packet that moves the track's time on without lowering the least delay seen by more than
- * `BURST_STEP_MS` (the burst is over), or once `settleMs` of arrivals have passed.
+ * Told each packet's timestamp and arrival while its packets wait, it ends the search once packets
+ * have come on time for `ON_TIME_MS` of the sender's time since the last that lowered the least delay
+ * seen by more than `BURST_STEP_MS` (the burst is over, and a hiccup of the reader within it shorter
+ * than that does not end it), or once `settleMs` of arrivals have passed.
  */
 export class FirstPackets {
   readonly #timestamp: number;
   readonly #arrivalMs: number;
   /** Where the first packet's timestamp is on the gateway's clock: the least delay seen so far. */
   #anchorMs: number;
-  /** The furthest step of RTP time from the first packet so far (ticks). */
+  /** The step of RTP time from the first packet (ticks) of the last packet of the burst, and the furthest so far. */
+  #burstEnd = 0;
   #furthest = 0;
+  readonly #onTimeTicks: number;
 
   constructor(
     readonly clockRate: number,
@@ -62,6 +67,7 @@ export class FirstPackets {
   ) {
     this.#timestamp = timestamp >>> 0;
     this.#arrivalMs = this.#anchorMs = arrivalMs;
+    this.#onTimeTicks = (ON_TIME_MS * clockRate) / 1000;
   }
 
   /** The first packet's timestamp, and where the least-delayed packets put it. */
@@ -78,11 +84,10 @@ export class FirstPackets {
     // A leap is a new timeline, the mapping's to find: it says nothing of the start.
     if (Math.abs(elapsedMs - passedMs) > TIMELINE_LIMITS.discontinuityMs) return false;
     const atMs = arrivalMs - elapsedMs;
-    const lowered = atMs < this.#anchorMs - BURST_STEP_MS;
+    if (atMs < this.#anchorMs - BURST_STEP_MS) this.#burstEnd = step;
     this.#anchorMs = Math.min(this.#anchorMs, atMs);
-    const onward = step > this.#furthest;
     this.#furthest = Math.max(this.#furthest, step);
-    return onward && !lowered;
+    return this.#furthest - this.#burstEnd >= this.#onTimeTicks;
   }
 }
 

@@ -49,9 +49,10 @@ const LAYER_IDLE_MS = 30_000;
 
 /**
  * A track's first packets wait this long at most for the least-delayed one (ms): a thread busy when
- * they came reads seconds of them at once, and the track is timed from the last of that burst.
+ * they came reads seconds of them at once, and the track is timed from the last of that burst. A
+ * burst read slowly (a busy thread) takes a while; a publish on time waits for 60 ms of its media.
  */
-const FIRST_PACKETS_SETTLE_MS = 100;
+const FIRST_PACKETS_SETTLE_MS = 1000;
 
 /** How long the depacketizer waits for a missing video packet (a NACK retransmission). */
 const REORDER_WAIT_MS = 100;

@@ -157,24 +157,40 @@ t.test("ClockMapping places a sender's backlog sent at once where its timestamps
 
 t.test("FirstPackets: a track's start is its least-delayed first packet, not its first", async (t) => {
   t.test('3 s of sound read at once, late: the search lasts the burst and anchors on its last packet', async (t) => {
-    const first = new FirstPackets(48000, 1000, 3000, 100);
+    const first = new FirstPackets(48000, 1000, 3000, 1000);
     // 150 packets of 20 ms, all read within 1.5 ms of the first.
     const ends = Array.from({ length: 150 }, (_, i) => first.add(1000 + (i + 1) * 960, 3000 + (i + 1) * 0.01));
     t.same([...new Set(ends)], [false], 'every packet of the burst lowers the least delay: the search goes on');
-    t.equal(first.add(1000 + 151 * 960, 3022), true, 'the first packet on time ends it');
+    t.equal(first.add(1000 + 151 * 960, 3022), false, 'the first packet on time');
+    t.equal(first.add(1000 + 152 * 960, 3042), false, 'the second');
+    t.equal(first.add(1000 + 153 * 960, 3062), true, 'the third: 60 ms of sound on time end it');
     // The burst's last packet, read 1.5 ms into it, says where the first was captured.
     t.equal(Math.round(first.anchor.atMs * 10) / 10, 1.5, 'the first packet is placed 3 s before it was read');
   });
-  t.test('packets on time: the first is the start, found at the second', async (t) => {
-    const first = new FirstPackets(48000, 5, 500, 100);
-    t.equal(first.add(5 + 960, 520.4), true);
+  t.test('a burst read slowly, with a hiccup of the reader in it: the search goes on to its end', async (t) => {
+    const first = new FirstPackets(48000, 0, 3000, 1000);
+    const ends: boolean[] = [];
+    // 3 s of sound read in 300 ms (2 ms a packet), the reader held 40 ms after the 50th packet.
+    for (let i = 1; i <= 150; i++) ends.push(first.add(i * 960, 3000 + i * 2 + (i > 50 ? 40 : 0)));
+    t.same([...new Set(ends)], [false], 'no packet of the burst ends it');
+    // Then on time, as the burst's last packet (captured at 340 on the reader's clock) says.
+    for (let i = 151; i <= 153; i++) ends.push(first.add(i * 960, 340 + i * 20 + 1));
+    t.equal(ends.at(-1), true, 'packets on time after it do');
+    t.ok(Math.abs(first.anchor.atMs - 340) < 1, `anchored on the burst's end: ${first.anchor.atMs.toFixed(1)}`);
+  });
+  t.test('packets on time: the first is the start, found once 60 ms of them came', async (t) => {
+    const first = new FirstPackets(48000, 5, 500, 1000);
+    t.equal(first.add(5 + 960, 520.4), false);
+    t.equal(first.add(5 + 2 * 960, 540.2), false);
+    t.equal(first.add(5 + 3 * 960, 560.9), true);
     t.equal(first.anchor.atMs, 500);
   });
-  t.test('a first packet 10 ms late: the next one on time is the start, found at the one after', async (t) => {
-    const first = new FirstPackets(90000, 0, 10, 100);
+  t.test('a first packet 10 ms late: the start is the next one, found 60 ms after it', async (t) => {
+    const first = new FirstPackets(90000, 0, 10, 1000);
     t.equal(first.add(0, 10.1), false, "a frame's second packet says nothing of the start");
     t.equal(first.add(3000, 33.4), false, 'the second frame lowers the least delay by 10 ms');
-    t.equal(first.add(6000, 66.8), true, 'the third does not');
+    t.equal(first.add(6000, 66.8), false);
+    t.equal(first.add(9000, 100.1), true, 'two frames on time after it');
     t.equal(Math.round(first.anchor.atMs * 10) / 10, 0.1);
   });
   t.test('the search ends once its time has passed, and a leap of the RTP time says nothing', async (t) => {

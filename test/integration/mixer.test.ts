@@ -240,7 +240,9 @@ t.test(
       'with sound',
     );
     const [low, high, absent] = await toneLevels(nginx.recording('show'), [440, 1000, 700]);
-    t.ok(low! > 0.02 && high! > 0.02, `both inputs are heard (440 Hz ${low!.toFixed(3)}, 1000 Hz ${high!.toFixed(3)})`);
+    // Averaged over the whole recording (the mute and the mix's first moments in it): 0.019-0.069 a
+    // tone in clean runs, 0.000 for a tone that is not there.
+    t.ok(low! > 0.01 && high! > 0.01, `both inputs are heard (440 Hz ${low!.toFixed(3)}, 1000 Hz ${high!.toFixed(3)})`);
     t.ok(absent! < low! / 5 && absent! < high! / 5, `and nothing else (700 Hz ${absent!.toFixed(3)})`);
     const frame = await lastKeyframe(nginx.recording('show'));
     t.ok(

@@ -26,6 +26,7 @@ mkdir -p .test-output
 total_pass=0
 total_fail=0
 overall=0
+logs=()
 
 # Runs tap on the files given, logging to $1; adds its assertions to the totals. With COVER set,
 # under c8 (`npm run cover`), the report in .test-output/coverage.
@@ -37,6 +38,7 @@ run_tap() {
     rm -rf .test-output/coverage-raw .test-output/coverage
     cover=(npm run --silent cover --)
   fi
+  logs+=("$log")
   "${cover[@]}" npx tap --reporter=tap "$@" 2>&1 | tee "$log"
   local status=${PIPESTATUS[0]}
   local summary pass fail
@@ -94,6 +96,14 @@ else
       overall=1
     fi
   fi
+fi
+# What failed, each under its file, so that the end of a long log names it.
+if ((total_fail)); then
+  echo "failed:"
+  for log in "${logs[@]}"; do
+    awk -v run="$(basename "$log" .log)" '/^# Subtest: /{file=$3} /^ *not ok /{sub(/ # time=.*/, ""); print "  " run " " file ":" $0}' \
+      "$log" | head -40
+  done
 fi
 echo "${total_pass} passed, ${total_fail} failed"
 exit "$overall"

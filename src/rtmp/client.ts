@@ -7,6 +7,7 @@ import { decodeAmf0, EcmaArray, encodeAmf0, type Amf0Value } from './amf0.js';
 import { ChunkReader, MessageType, messageChunks, type RtmpMessage } from './chunks.js';
 import { RtmpAuthenticator, type RtmpCredentials } from './auth.js';
 import { ConnectRefused, RtmpError } from './errors.js';
+import { flushLater } from './merged-writes.js';
 import { openSocket } from './socket.js';
 
 export type RtmpStep = 'connected' | 'handshake' | 'application' | 'published';
@@ -84,8 +85,11 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
   #serverWindow = 0;
   #publishing?: { resolve: () => void; reject: (error: Error) => void };
   #closed = false;
-  /** Writes of this tick go out together, in one system call, once it ends. */
-  #corked = false;
+  /** Chunks written and not yet handed to the socket: they go together, in one system call. */
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+  /** A flush is due at the end of this tick (a command or control message is held). */
+  #flushThisTick = false;
   #closedByUs = false;
   #error: Error | undefined;
   #acknowledgements = 0;
@@ -147,12 +151,12 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
    * ones, or before the server ever acknowledged anything, those not yet handed to the kernel.
    */
   get undeliveredBytes(): number {
-    return this.#acknowledgements > 0 ? this.unacknowledgedBytes : this.socket.writableLength;
+    return this.#acknowledgements > 0 ? this.unacknowledgedBytes : this.bufferedBytes;
   }
 
   /** Bytes accepted by `write*` but not yet handed to the kernel. */
   get bufferedBytes(): number {
-    return this.socket.writableLength;
+    return this.#heldBytes + this.socket.writableLength;
   }
 
   get closed(): boolean {
@@ -169,12 +173,24 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
     );
   }
 
+  /** Media goes out in merged writes (`merged-writes.ts`), within MERGED_WRITE_MS. */
   writeVideo(timestamp: number, body: Buffer): void {
-    this.#send(CSID.video, MessageType.VIDEO, timestamp, body, this.#streamId);
+    this.#send(CSID.video, MessageType.VIDEO, timestamp, body, this.#streamId, true);
   }
 
   writeAudio(timestamp: number, body: Buffer): void {
-    this.#send(CSID.audio, MessageType.AUDIO, timestamp, body, this.#streamId);
+    this.#send(CSID.audio, MessageType.AUDIO, timestamp, body, this.#streamId, true);
+  }
+
+  /** Hands what is held to the socket, in one system call. */
+  flush(): void {
+    if (this.#closed || !this.#held.length) return;
+    const held = this.#held;
+    this.#held = [];
+    this.#heldBytes = 0;
+    this.socket.cork();
+    for (const chunk of held) this.socket.write(chunk);
+    this.socket.uncork();
   }
 
   /** Bytes written that the server has not acknowledged yet (acknowledgements count modulo 2^32). */
@@ -189,7 +205,7 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
 
   /**
    * Output waits on the server: more than a window unacknowledged, or, from a server that has never
-   * acknowledged anything, bytes the kernel would not take. Whether that is a stall is the link's
+   * acknowledged anything, bytes the kernel would not take (not those merely held for a merged write). Whether that is a stall is the link's
    * to decide (`rtmp-link.ts`).
    */
   get behind(): boolean {
@@ -215,6 +231,7 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
         clearTimeout(timer);
         resolve();
       });
+      this.flush();
       this.socket.end();
     });
   }
@@ -305,22 +322,24 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
     this.#send(CSID.control, type, 0, body, 0);
   }
 
-  #send(csid: number, type: number, timestamp: number, body: Buffer, streamId: number): void {
+  /**
+   * Holds the message's chunks, views of its body, not a copy. Media waits for the thread's next
+   * merged write; anything else goes at the end of this tick, with the media held before it.
+   */
+  #send(csid: number, type: number, timestamp: number, body: Buffer, streamId: number, media = false): void {
     if (this.#closed) return;
-    // The body's chunks go as views of it, not a copy: the socket is corked until the end of this
-    // tick, and sends everything written meanwhile in one writev.
-    const chunks = messageChunks(csid, { type, timestamp, streamId, body }, OUT_CHUNK_SIZE);
-    if (!this.#corked) {
-      this.#corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.#corked = false;
-        this.socket.uncork();
-      });
-    }
-    for (const chunk of chunks) {
+    for (const chunk of messageChunks(csid, { type, timestamp, streamId, body }, OUT_CHUNK_SIZE)) {
       this.bytesWritten += chunk.length;
-      this.socket.write(chunk);
+      this.#heldBytes += chunk.length;
+      this.#held.push(chunk);
+    }
+    if (media) flushLater(this);
+    else if (!this.#flushThisTick) {
+      this.#flushThisTick = true;
+      process.nextTick(() => {
+        this.#flushThisTick = false;
+        this.flush();
+      });
     }
   }
 

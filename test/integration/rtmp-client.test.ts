@@ -63,6 +63,32 @@ t.test('publishes: connect carries app, tcUrl and flashVer; the server gets meta
   receiver.removeAllListeners();
 });
 
+t.test('media written over several ticks goes out in one merged write; close sends what is held', async (t) => {
+  const media: RtmpMediaMessage[] = [];
+  receiver.on('media', (m) => media.push(m));
+  t.teardown(() => receiver.removeAllListeners());
+  const ended = new Promise<void>((resolve) => receiver.once('end', () => resolve()));
+  const client = await RtmpPushClient.publish(options());
+  const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+  for (let i = 0; i < 5; i++) {
+    client.writeAudio(21 * i, Buffer.from([0xaf, 1, i, i]));
+    await tick();
+  }
+  t.ok(client.bufferedBytes > 0, `held after five ticks (${client.bufferedBytes} bytes)`);
+  t.equal(client.undeliveredBytes, client.bufferedBytes, 'and counted as not delivered');
+  await waitFor('the five to arrive', () => media.length >= 5);
+  t.equal(new Set(media.map((m) => m.arrivalMs)).size, 1, 'read by the server at once');
+  t.equal(client.bufferedBytes, 0, 'nothing held once written');
+  client.writeAudio(200, Buffer.from([0xaf, 1, 9, 9]));
+  await client.close();
+  await ended;
+  t.same(
+    media.map((m) => m.timestamp),
+    [0, 21, 42, 63, 84, 200],
+    'the message written just before close arrived, in order',
+  );
+});
+
 t.test('a refused publish rejects with the server code and description', async (t) => {
   receiver.refuse = { code: 'NetStream.Publish.BadName', description: 'Stream already publishing' };
   t.teardown(() => (receiver.refuse = undefined));

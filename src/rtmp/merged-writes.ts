@@ -5,7 +5,7 @@
  * delivers each in the writer's thread. Merged over 40 ms they are about 25, for a delay an RTMP
  * destination (which buffers seconds) does not notice. SRS merges writes the same way (`mw_latency`).
  */
-export const MERGED_WRITE_MS = 40;
+const MERGED_WRITE_MS = 40;
 
 /** A writer that holds media back and hands it to its socket when told. */
 export interface MergedWriter {

@@ -6,7 +6,7 @@ import type { NginxRtmp } from '../kit/rtmp-server.js';
 import type { Fixture } from '../kit/fixture.js';
 import type { GatewayProcess } from '../kit/gateway-process.js';
 import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
-import { CpuWindow, rssMb, udpCounters } from './proc.js';
+import { CpuWindow, generatorLoop, rssMb, udpCounters } from './proc.js';
 import { round, type Bench } from './report.js';
 
 /** Video frames lost beyond this share fail a capacity step. */
@@ -30,8 +30,11 @@ const MAX_GENERATOR_LATE_MS = 500;
 
 interface StepResult {
   pushes: number;
-  /** How the load generator kept to its publishers' schedule over the window: a step it could not feed says nothing of the gateway. */
-  generator: { sentPercent: number; lateP99Ms: number; fed: boolean };
+  /**
+   * How the load generator kept to its publishers' schedule over the window, and its own event-loop
+   * delay p99 there (ms): a step it could not feed says nothing of the gateway.
+   */
+  generator: { sentPercent: number; lateP99Ms: number; fed: boolean; loopDelayP99Ms?: number };
   running: number;
   /** Publishes and pushes the gateway refused with 503 (overloaded, or at a limit). */
   refused: number;
@@ -216,9 +219,14 @@ async function capacityStep(
     const udpBefore = udpCounters();
     const window = new CpuWindow([gateway.pid, ...mediaWorkers, nginx.pid!, process.pid, ...ffmpeg]);
     const windowFrom = now();
+    const generatorDelay = generatorLoop();
     await sleep(bench.plan.capacitySeconds * 1000);
     const cpu = window.end();
-    const generator = generatorKept(publishers, windowFrom, now(), fixture.fps);
+    generatorDelay.end();
+    const generator = {
+      ...generatorKept(publishers, windowFrom, now(), fixture.fps),
+      loopDelayP99Ms: round(generatorDelay.p99Ms()),
+    };
     const udpAfter = udpCounters();
     const loopP99 = await loop.stop();
     const gatewayRssMb = [gateway.pid, ...mediaWorkers].reduce((sum, pid) => sum + rssMb(pid), 0);
@@ -352,7 +360,7 @@ export async function capacity(
     if (!step.generator.fed) {
       console.log(
         `  ${count} pushes: the load generator could not feed its ${count} publishers (it sent ${step.generator.sentPercent} % of the frames due, ` +
-          `p99 ${step.generator.lateP99Ms} ms late): the step says nothing of the gateway, and the ramp ends here`,
+          `p99 ${step.generator.lateP99Ms} ms late, its event-loop delay p99 ${step.generator.loopDelayP99Ms} ms): the step says nothing of the gateway, and the ramp ends here`,
       );
       break;
     }
@@ -360,7 +368,7 @@ export async function capacity(
     console.log(
       `  ${count} pushes: ${step.running} running, ${step.refused} refused, ${step.failed.length} failed${step.failed.length ? ` (${step.failed.join(', ')})` : ''}, ${step.framesLost}/${step.framesExpected} frames lost (${step.lossPercent} %, worst push ${step.worstPushLossPercent} %); ` +
         `CPU % of a core: gateway ${step.gatewayCpu} (media workers ${step.mediaWorkersCpu}), ffmpeg ${step.ffmpegCpuEach} each, nginx ${step.nginxCpu}, publishers ${step.publishersCpu}; machine ${step.machineCpu} % busy; ` +
-        `worst worker event-loop delay p99 ${step.eventLoopDelayP99Ms} ms; the load generator sent ${step.generator.sentPercent} % of its frames due (p99 ${step.generator.lateP99Ms} ms late); UDP datagrams dropped for full receive buffers ${step.udpDropped} of ${step.udpReceived}, sends refused for full send buffers ${step.udpSendsRefused}; ` +
+        `worst worker event-loop delay p99 ${step.eventLoopDelayP99Ms} ms; the load generator sent ${step.generator.sentPercent} % of its frames due (p99 ${step.generator.lateP99Ms} ms late, its event-loop delay p99 ${step.generator.loopDelayP99Ms} ms); UDP datagrams dropped for full receive buffers ${step.udpDropped} of ${step.udpReceived}, sends refused for full send buffers ${step.udpSendsRefused}; ` +
         (step.hops
           ? `RTP hop by hop: the engine received ${step.hops.engineReceived} (lost ${step.hops.engineLost} on the way), sent ${step.hops.engineSent}, the frame path received ${step.hops.gatewayReceived}; `
           : '') +

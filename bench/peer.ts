@@ -11,7 +11,7 @@ import { median } from '../kit/stats.js';
 import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
 import { framesLost, generatorKept, MAX_LOSS } from './capacity.js';
 import { Janus, type JanusPublisher } from './janus.js';
-import { CpuWindow } from './proc.js';
+import { CpuWindow, generatorLoop } from './proc.js';
 import { round, type Bench } from './report.js';
 import { firstVideo } from './startup.js';
 import { loadConfig } from '../src/config/load.js';
@@ -124,8 +124,11 @@ export async function peer(bench: Bench, fixture: Fixture, receiver: RtmpReceive
         const ffmpeg = step.map((p) => p.ffmpeg!.pid!);
         const window = new CpuWindow([janus.pid, process.pid, ...ffmpeg]);
         const windowFrom = now();
+        const generatorDelay = generatorLoop();
         await sleep(bench.plan.capacitySeconds * 1000);
         const cpu = window.end();
+        generatorDelay.end();
+        const generatorDelayMs = round(generatorDelay.p99Ms());
         const generator = generatorKept(
           step.map((p) => p.publisher),
           windowFrom,
@@ -137,7 +140,7 @@ export async function peer(bench: Bench, fixture: Fixture, receiver: RtmpReceive
           // Judged as the gateway's step is: the publishers were not fed, so the step says nothing of Janus.
           console.log(
             `  ${count} pushes: the load generator could not feed its ${count} publishers (it sent ${generator.sentPercent} % of the frames due, ` +
-              `p99 ${generator.lateP99Ms} ms late): the step says nothing of Janus, and the ramp ends here`,
+              `p99 ${generator.lateP99Ms} ms late, its event-loop delay p99 ${generatorDelayMs} ms): the step says nothing of Janus, and the ramp ends here`,
           );
           break;
         }
@@ -153,7 +156,7 @@ export async function peer(bench: Bench, fixture: Fixture, receiver: RtmpReceive
         steps.push(result);
         const ok = result.lossPercent < MAX_LOSS * 100;
         console.log(
-          `  ${count} pushes: ${lost.lost}/${lost.expected} frames lost (${result.lossPercent} %); CPU % of a core: Janus ${result.janusCpu}, ffmpeg ${result.ffmpegCpuEach} each, ${result.perPush} per push; machine ${result.machineCpu} % busy -> ${ok ? 'sustained' : 'FAILED'}`,
+          `  ${count} pushes: ${lost.lost}/${lost.expected} frames lost (${result.lossPercent} %); CPU % of a core: Janus ${result.janusCpu}, ffmpeg ${result.ffmpegCpuEach} each, ${result.perPush} per push; machine ${result.machineCpu} % busy; the load generator sent ${generator.sentPercent} % of its frames due (p99 ${generator.lateP99Ms} ms late, its event-loop delay p99 ${generatorDelayMs} ms) -> ${ok ? 'sustained' : 'FAILED'}`,
         );
         if (!ok) break;
         sustained = count;

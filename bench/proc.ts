@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { machineCpuTimes } from '../src/load.js';
 import type { GatewayProcess } from '../kit/gateway-process.js';
 import { sleep } from '../kit/processes.js';
@@ -88,4 +89,15 @@ export function udpCounters(): { received: number; receiveBufferErrors: number; 
     receiveBufferErrors: get('RcvbufErrors'),
     sendBufferErrors: get('SndbufErrors'),
   };
+}
+
+/**
+ * The load generator's own event-loop delay (this process's main thread, where every publisher's
+ * SRTP is made and sent) from now on: `p99Ms()` so far, `end()` stops watching. Printed beside each
+ * capacity step, with how late its frames were sent, so that a step it could not feed is seen so.
+ */
+export function generatorLoop(): { p99Ms: () => number; end: () => void } {
+  const delay = monitorEventLoopDelay({ resolution: 10 });
+  delay.enable();
+  return { p99Ms: () => delay.percentile(99) / 1e6, end: () => delay.disable() };
 }

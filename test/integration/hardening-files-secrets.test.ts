@@ -370,7 +370,9 @@ t.test('an ffmpeg argument Node refuses is a GatewayError that quotes no argumen
 t.test(
   'through worker threads (workers: auto): an empty offer is a 400 naming the body, and fuzzed offers never a 500',
   async (t) => {
-    const logFile = join(await mkdtemp(join(tmpdir(), 'gateway-offers-')), 'gateway.log');
+    const logDir = await mkdtemp(join(tmpdir(), 'gateway-offers-'));
+    t.teardown(() => rm(logDir, { recursive: true, force: true }));
+    const logFile = join(logDir, 'gateway.log');
     const gateway = await GatewayProcess.start(
       logFile,
       { GATEWAY_WORKERS: 'auto' },

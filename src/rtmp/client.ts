@@ -205,8 +205,8 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
 
   /**
    * Output waits on the server: more than a window unacknowledged, or, from a server that has never
-   * acknowledged anything, bytes the kernel would not take (not those merely held for a merged write). Whether that is a stall is the link's
-   * to decide (`rtmp-link.ts`).
+   * acknowledged anything, bytes the kernel would not take (not those merely held for a merged
+   * write). Whether that is a stall is the link's to decide (`rtmp-link.ts`).
    */
   get behind(): boolean {
     return this.#acknowledgements > 0 ? this.unacknowledgedBytes > ACK_WINDOW : this.socket.writableLength > 0;

@@ -70,14 +70,24 @@ t.test('media written over several ticks goes out in one merged write; close sen
   const ended = new Promise<void>((resolve) => receiver.once('end', () => resolve()));
   const client = await RtmpPushClient.publish(options());
   const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+  const startedAt = performance.now();
   for (let i = 0; i < 5; i++) {
     client.writeAudio(21 * i, Buffer.from([0xaf, 1, i, i]));
     await tick();
   }
-  t.ok(client.bufferedBytes > 0, `held after five ticks (${client.bufferedBytes} bytes)`);
-  t.equal(client.undeliveredBytes, client.bufferedBytes, 'and counted as not delivered');
+  // A thread held past a merged write's 40 ms (a busy machine) sends what it held by then: one read each.
+  const elapsedMs = performance.now() - startedAt;
+  const merges = 1 + Math.floor(elapsedMs / 40);
+  if (merges === 1) {
+    t.ok(client.bufferedBytes > 0, `held after five ticks (${client.bufferedBytes} bytes)`);
+    t.equal(client.undeliveredBytes, client.bufferedBytes, 'and counted as not delivered');
+  }
   await waitFor('the five to arrive', () => media.length >= 5);
-  t.equal(new Set(media.map((m) => m.arrivalMs)).size, 1, 'read by the server at once');
+  const reads = new Set(media.map((m) => m.arrivalMs)).size;
+  t.ok(
+    reads <= merges,
+    `read by the server in ${reads} reads, ${merges} merged writes at most (${elapsedMs.toFixed(1)} ms)`,
+  );
   t.equal(client.bufferedBytes, 0, 'nothing held once written');
   client.writeAudio(200, Buffer.from([0xaf, 1, 9, 9]));
   await client.close();

@@ -7,7 +7,7 @@ import { decodeAmf0, EcmaArray, encodeAmf0, type Amf0Value } from './amf0.js';
 import { ChunkReader, MessageType, messageChunks, type RtmpMessage } from './chunks.js';
 import { RtmpAuthenticator, type RtmpCredentials } from './auth.js';
 import { ConnectRefused, RtmpError } from './errors.js';
-import { flushLater } from './merged-writes.js';
+import { HeldWrites } from './merged-writes.js';
 import { openSocket } from './socket.js';
 
 export type RtmpStep = 'connected' | 'handshake' | 'application' | 'published';
@@ -85,11 +85,8 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
   #serverWindow = 0;
   #publishing?: { resolve: () => void; reject: (error: Error) => void };
   #closed = false;
-  /** Chunks written and not yet handed to the socket: they go together, in one system call. */
-  #held: Buffer[] = [];
-  #heldBytes = 0;
-  /** A flush is due at the end of this tick (a command or control message is held). */
-  #flushThisTick = false;
+  /** Chunks written and not yet handed to the socket (`merged-writes.ts`). */
+  readonly #held: HeldWrites;
   #closedByUs = false;
   #error: Error | undefined;
   #acknowledgements = 0;
@@ -99,6 +96,7 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
     onListenerError?: ListenerErrorHandler,
   ) {
     super(onListenerError);
+    this.#held = new HeldWrites(socket, () => !this.#closed);
     socket.on('error', (error) => (this.#error ??= error));
   }
 
@@ -156,7 +154,7 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
 
   /** Bytes accepted by `write*` but not yet handed to the kernel. */
   get bufferedBytes(): number {
-    return this.#heldBytes + this.socket.writableLength;
+    return this.#held.bytes + this.socket.writableLength;
   }
 
   get closed(): boolean {
@@ -180,17 +178,6 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
 
   writeAudio(timestamp: number, body: Buffer): void {
     this.#send(CSID.audio, MessageType.AUDIO, timestamp, body, this.#streamId, true);
-  }
-
-  /** Hands what is held to the socket, in one system call. */
-  flush(): void {
-    if (this.#closed || !this.#held.length) return;
-    const held = this.#held;
-    this.#held = [];
-    this.#heldBytes = 0;
-    this.socket.cork();
-    for (const chunk of held) this.socket.write(chunk);
-    this.socket.uncork();
   }
 
   /** Bytes written that the server has not acknowledged yet (acknowledgements count modulo 2^32). */
@@ -231,7 +218,7 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
         clearTimeout(timer);
         resolve();
       });
-      this.flush();
+      this.#held.flush();
       this.socket.end();
     });
   }
@@ -322,25 +309,12 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
     this.#send(CSID.control, type, 0, body, 0);
   }
 
-  /**
-   * Holds the message's chunks, views of its body, not a copy. Media waits for the thread's next
-   * merged write; anything else goes at the end of this tick, with the media held before it.
-   */
+  /** Holds the message's chunks, views of its body, not a copy: media until the thread's next merged write. */
   #send(csid: number, type: number, timestamp: number, body: Buffer, streamId: number, media = false): void {
     if (this.#closed) return;
-    for (const chunk of messageChunks(csid, { type, timestamp, streamId, body }, OUT_CHUNK_SIZE)) {
-      this.bytesWritten += chunk.length;
-      this.#heldBytes += chunk.length;
-      this.#held.push(chunk);
-    }
-    if (media) flushLater(this);
-    else if (!this.#flushThisTick) {
-      this.#flushThisTick = true;
-      process.nextTick(() => {
-        this.#flushThisTick = false;
-        this.flush();
-      });
-    }
+    const chunks = messageChunks(csid, { type, timestamp, streamId, body }, OUT_CHUNK_SIZE);
+    for (const chunk of chunks) this.bytesWritten += chunk.length;
+    this.#held.hold(chunks, media);
   }
 
   #onData(data: Buffer): void {

@@ -68,15 +68,21 @@ export class LagGuard implements MediaOutput {
    * How long what is in flight will take to arrive at the recent delivery rate (ms). The rate is
    * measured only while output waits on the destination: while it does not, the rate is what was
    * sent, not what the destination can take (the still picture's few KB a second, before live video
-   * comes back at 300 KB a second), and would predict a lag that is not there. A wait that ended
-   * more than RATE_WINDOW_MS before this one began says nothing of this one either, but its rate,
-   * when recent, stands until this one has measured its own.
+   * comes back at 300 KB a second), and would predict a lag that is not there. A wait ends when the
+   * destination has caught up: what it took between two waits was what was sent, so each wait
+   * measures from its own start (the still picture's keyframe every 2 s, 100 KB written at once,
+   * would otherwise be measured against the few KB a second sent since the last one, and dropped
+   * as seconds of lag). The rate the last wait measured, when recent, stands until this one has
+   * measured its own.
    */
   get #expectedLagMs(): number {
     const now = this.now();
     const beyond = this.probe.undeliveredBytes - UNACKNOWLEDGED_WINDOW;
-    if (beyond <= 0) return 0;
     const samples = this.#delivery;
+    if (beyond <= 0) {
+      samples.length = 0;
+      return 0;
+    }
     if (samples.length && now - samples.at(-1)![0] > RATE_WINDOW_MS) samples.length = 0;
     const delivered = this.probe.bytesWritten - this.probe.undeliveredBytes;
     if (!samples.length || now - samples.at(-1)![0] >= 100) samples.push([now, delivered]);

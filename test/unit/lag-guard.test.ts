@@ -128,6 +128,43 @@ t.test(
   },
 );
 
+t.test(
+  "a still picture's keyframes, written at once every 2 s, are not measured against the little sent between them",
+  async (t) => {
+    let now = 0;
+    // The destination keeps up: what was written 40 ms ago (a merged write's longest hold) has arrived.
+    const written: [at: number, bytes: number][] = [];
+    let bytesWritten = 0;
+    const probe = {
+      get bytesWritten() {
+        return bytesWritten;
+      },
+      get undeliveredBytes() {
+        return written.filter(([at]) => at > now - 40).reduce((sum, [, bytes]) => sum + bytes, 0);
+      },
+    };
+    const write = (_ts: number, body: Buffer): void => {
+      bytesWritten += body.length;
+      written.push([now, body.length]);
+    };
+    const guard = new LagGuard(
+      { writeMetadata: () => undefined, writeVideo: write, writeAudio: write },
+      probe,
+      1000,
+      () => now,
+    );
+    const sized = (first: number, bytes: number): Buffer =>
+      Buffer.concat([Buffer.from([first, 1, 0, 0, 0]), Buffer.alloc(bytes, 9)]);
+    // ffmpeg's output of the still picture comes in bursts of half a second: 15 frames at once, a
+    // 150 KB keyframe first every 57 frames (1.9 s), then 500 bytes a frame.
+    for (let i = 0; i < 57 * 6; i++) {
+      if (i % 15 === 0) now = i * 33;
+      guard.writeVideo(i * 33, i % 57 === 0 ? sized(0x17, 150_000) : sized(0x27, 500));
+    }
+    t.equal(guard.framesDropped, 0, 'nothing dropped: the destination had all of it 40 ms after it was written');
+  },
+);
+
 t.test('a destination reading 50 KB/s of a 2.4 Mb/s stream: the lag stays bounded after each catch-up', async (t) => {
   let now = 0;
   let bytesWritten = 0;

@@ -6,6 +6,7 @@ import type { VideoFrame } from '../media/depacketizer.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { AudioPacket } from '../publishers/fanout.js';
 import type { EncodingPlan } from '../pipeline/encoding.js';
+import { AudioTail } from './audio-tail.js';
 import { PublisherInput } from './input.js';
 import { StartSizes } from './start-sizes.js';
 import type { OutputAudio } from '../pipeline/output-audio.js';
@@ -82,6 +83,8 @@ export class OutputFeed {
    * until it takes over, so the output goes on unbroken.
    */
   #overlap = false;
+  /** The still picture's sound going on after a pipeline took its video over, until it reaches the new one's. */
+  #tail: AudioTail | undefined;
 
   constructor(private readonly options: FeedOptions) {
     this.#publisher = options.publisher;
@@ -105,7 +108,7 @@ export class OutputFeed {
   }
   /** Every pipeline running: audio commands apply to each. */
   get pipelines(): Pipeline[] {
-    return [this.#current, this.#pending].filter((p) => p !== undefined);
+    return [this.#current, this.#pending, this.#tail?.still].filter((p) => p !== undefined);
   }
 
   /** Whether ffmpeg carries the publisher's video (transcoding) rather than the gateway (passthrough). */
@@ -144,10 +147,12 @@ export class OutputFeed {
   use(pipe: Pipeline): void {
     this.#current = pipe;
     pipe.onTags((tags) => {
+      if (this.#tail?.still === pipe) return this.#tail.stillTags(tags);
+      if (this.#current !== pipe) return; // one that was replaced, closing
       const handedAtMs = this.#pending ? this.#audioHandedAtMs : undefined;
       for (const tag of tags) {
         if (handedAtMs !== undefined && handedOver(tag, pipe, handedAtMs)) continue;
-        this.options.writer.writeTag(tag, pipe.source);
+        this.#write(tag, pipe);
       }
       if (this.#pending && this.#readyAt) this.#takeOverIfReached(this.#pending);
     });
@@ -240,6 +245,7 @@ export class OutputFeed {
     this.#switches++;
     const pipe = this.#current;
     this.#current = undefined;
+    this.#tail?.finish();
     return this.#tracked(Promise.all([pipe?.close(), this.#dropPending()]));
   }
 
@@ -329,6 +335,7 @@ export class OutputFeed {
   async #switch(audioOnly: boolean, overlap: boolean): Promise<void> {
     const { writer, startTimeoutMs } = this.options;
     const switchNo = ++this.#switches;
+    this.#tail?.finish();
     void this.#dropPending();
     this.#overlap = overlap;
     if (!audioOnly) writer.newSource();
@@ -419,7 +426,6 @@ export class OutputFeed {
     this.#readyAt = undefined;
     const previous = this.#current;
     this.#current = undefined;
-    void this.#tracked(Promise.resolve(previous?.close()));
     this.use(pipe);
     // Its first keyframe was captured before the last still frames were sent: its timeline is moved
     // on to one frame after them, audio and video alike.
@@ -428,8 +434,38 @@ export class OutputFeed {
       const frameMs = 1000 / (this.#publisher.frameRate ?? 30);
       pipe.source.shiftMs = writer.timeline.shiftFor(pipe.source.videoStartMs + keyframe.timestamp, frameMs);
     }
+    if (previous && this.#soundBehind(previous, pipe)) {
+      const tail: AudioTail = new AudioTail(
+        previous,
+        pipe.source.audioStartMs! + pipe.source.shiftMs,
+        (tag) => writer.writeTag(tag, previous.source),
+        (audio) => {
+          if (this.#tail === tail) this.#tail = undefined;
+          void this.#tracked(previous.close());
+          if (this.#current === pipe) for (const tag of audio) writer.writeTag(tag, pipe.source);
+        },
+      );
+      this.#tail = tail;
+    } else void this.#tracked(Promise.resolve(previous?.close()));
     this.options.onSwitched();
-    for (const tag of held) writer.writeTag(tag, pipe.source);
+    for (const tag of held) this.#write(tag, pipe);
+  }
+
+  /**
+   * Whether the still picture's sound is behind where the pipeline taking its video over starts its
+   * own: the still goes on for its sound until it gets there (`AudioTail`).
+   */
+  #soundBehind(previous: Pipeline, pipe: Pipeline): boolean {
+    const { timeline } = this.options.writer;
+    const startMs = pipe.source.audioStartMs;
+    if (!previous.source.still || previous.source.audioOnly || startMs === undefined) return false;
+    const { audioFrameMs } = this.options.writer;
+    return timeline.last('audio') + audioFrameMs < timeline.at(startMs + pipe.source.shiftMs) - 1;
+  }
+
+  /** A tag of a pipeline feeding the output goes out, its audio once the still's sound has reached it. */
+  #write(tag: FlvTag, pipe: Pipeline): void {
+    if (!this.#tail?.holds(tag)) this.options.writer.writeTag(tag, pipe.source);
   }
 }
 

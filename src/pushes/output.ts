@@ -82,6 +82,11 @@ export class OutputWriter {
     return track && { sent: track.sent, replaced: track.replaced, dropped: track.dropped };
   }
 
+  /** How long an AAC frame lasts (ms): 1024 samples. */
+  get audioFrameMs(): number {
+    return (1024 / this.options.audioSampleRate) * 1000;
+  }
+
   /** The latest keyframe sent of live video, with its sequence header. */
   get picture(): Picture | undefined {
     return this.#picture;
@@ -179,7 +184,7 @@ export class OutputWriter {
     if (startMs === undefined) return;
     const sequenceHeader = isSequenceHeader(tag.body);
     const keyframe = kind === 'video' && isKeyframeBody(tag.body);
-    const primingMs = kind === 'audio' ? (1024 / this.options.audioSampleRate) * 1000 : 0;
+    const primingMs = kind === 'audio' ? this.audioFrameMs : 0;
     const timestamp = this.timeline.placeTag(
       { kind, timestamp: tag.timestamp, sequenceHeader, keyframe },
       startMs,

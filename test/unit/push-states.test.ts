@@ -536,13 +536,99 @@ t.test("transcoding back from standby: resuming until the new video's keyframe, 
   await delivered();
   t.ok(pending.video > 0, 'the new pipeline is fed');
   stillReaches(pipelines[1]!, pending.source.videoStartMs!, 'video');
+  stillReaches(pipelines[1]!, pending.source.audioStartMs! - 21, 'audio');
   const before = links[0]!.video.length;
   pending.emit([keyframeTag(0)]);
   t.equal(push.state, 'running');
-  t.ok(pipelines[1]!.closed, 'the still picture ended');
+  t.ok(pipelines[1]!.closed, "the still picture ended: its sound had reached the new pipeline's");
   t.equal(links[0]!.video.length, before + 1, 'the keyframe it held went out');
   t.ok(links[0]!.video.at(-1)!.timestamp > links[0]!.video[before - 1]!.timestamp, 'after what was sent');
   t.same(states, ['running', 'standby', 'resuming', 'running']);
+});
+
+/**
+ * Standby, then the publisher back through a transcoding pipeline whose first keyframe was captured
+ * `captureAgoMs` before the still picture's last frame (its encoder's delay): it has taken over.
+ */
+async function transcodedBack(t: Test, captureAgoMs: number) {
+  const { publisher } = videoPublisher(t);
+  const r = await running(t, publisher);
+  await showStill(r.push, r.pipelines);
+  const still = r.pipelines[1]!;
+  const { publisher: back, camera } = videoPublisher(t);
+  r.push.resume(back, transcode);
+  await tick(5);
+  const pending = r.pipelines[2]!;
+  camera.frame(true);
+  await delivered();
+  stillReaches(still, pending.source.videoStartMs! + captureAgoMs, 'video');
+  pending.emit([keyframeTag(0)]);
+  return { ...r, still, pending };
+}
+
+t.test(
+  "back from standby, transcoded: the still picture's sound goes on until the new pipeline's, whose waits",
+  async (t) => {
+    const { still, pending, links, push } = await transcodedBack(t, 300);
+    t.equal(push.state, 'running', 'the new pipeline has the video');
+    t.ok(still.source.audioOnly, "the still picture's video ended");
+    t.notOk(still.closed, 'its sound goes on: it is behind');
+    const startMs = pending.source.audioStartMs! + pending.source.shiftMs;
+    t.ok(
+      pending.source.shiftMs >= 300,
+      `the new pipeline placed after the still's last frame (${pending.source.shiftMs} ms on)`,
+    );
+    pending.emit([audioTag(21), audioTag(43)]);
+    const sent = links[0]!.audio.length;
+    const frames = links[0]!.video.length;
+    stillReaches(still, startMs - 100, 'video');
+    stillReaches(still, startMs - 64, 'audio');
+    stillReaches(still, startMs - 43, 'audio');
+    t.equal(links[0]!.audio.length, sent + 2, "the still's sound goes out, the new pipeline's waits");
+    t.equal(links[0]!.video.length, frames, "the still's picture does not");
+    t.notOk(still.closed);
+    stillReaches(still, startMs - 21, 'audio');
+    t.ok(still.closed, "the still picture ended with the frame that meets the new pipeline's first");
+    const audio = links[0]!.audio.slice(sent);
+    t.equal(audio.length, 5, "then the new pipeline's sound it held");
+    const steps = audio.slice(1).map((ts, i) => ts - audio[i]!);
+    t.ok(
+      steps.every((step) => step > 0 && step <= 22),
+      `one sound, unbroken and without overlap: ${audio.join(' ')}`,
+    );
+    pending.emit([audioTag(64)]);
+    t.equal(links[0]!.audio.length, sent + 6, "the new pipeline's sound goes straight out after that");
+  },
+);
+
+t.test("a still picture's frame that would overlap the new pipeline's first sound is left out", async (t) => {
+  const { still, pending, links } = await transcodedBack(t, 300);
+  const startMs = pending.source.audioStartMs! + pending.source.shiftMs;
+  pending.emit([audioTag(21)]);
+  const sent = links[0]!.audio.length;
+  stillReaches(still, startMs - 29, 'audio');
+  stillReaches(still, startMs - 8, 'audio');
+  t.ok(still.closed, 'the still picture ended');
+  const audio = links[0]!.audio.slice(sent);
+  t.equal(audio.length, 2, "one still frame, then the new pipeline's");
+  t.ok(audio[1]! - audio[0]! >= 21, `no overlap: ${audio.join(' ')}`);
+});
+
+t.test("a still picture that stops sounding: the new pipeline's sound goes out after a second", async (t) => {
+  const { still, pending, links } = await transcodedBack(t, 300);
+  pending.emit([audioTag(21)]);
+  const sent = links[0]!.audio.length;
+  await tick(500);
+  t.equal(links[0]!.audio.length, sent, 'held while the still might yet reach it');
+  await waitFor('the hold to end', () => links[0]!.audio.length > sent, 2000, 10);
+  t.ok(still.closed, 'the still picture ended');
+});
+
+t.test("the push ends while the still picture's sound goes on: both pipelines are closed", async (t) => {
+  const { still, pending, push } = await transcodedBack(t, 300);
+  t.notOk(still.closed);
+  await push.stop();
+  t.ok(still.closed && pending.closed, 'both closed');
 });
 
 t.test(
@@ -570,7 +656,7 @@ t.test(
     t.notOk(still.closed);
     stillReaches(still, keyframeAt - 33, 'video');
     t.equal(push.state, 'running', 'taken over once it has');
-    t.ok(still.closed, 'the still picture ended');
+    t.ok(still.source.audioOnly, "the still picture's video ended");
     const [last, first] = links[0]!.video.slice(-2).map((v) => v.timestamp);
     t.ok(
       first! > last! && first! - last! <= 34,

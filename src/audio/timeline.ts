@@ -134,11 +134,23 @@ export abstract class AudioTimeline {
     write(pcm, frames - skip, skip);
   }
 
-  /** Keeps time moving with silence when no live audio arrives; called on the thread's tick (`tick.ts`) once begun. */
+  /**
+   * Keeps time moving with silence when no live audio arrives; called on the thread's tick (`tick.ts`)
+   * once begun. A thread held past its tick (a process spawned, a machine out of CPU) runs its
+   * overdue timers before it reads what its sockets and pipes hold: the packets of the hold would
+   * then come after their time was filled with silence, and be dropped as late. So a stall seen on
+   * the tick is judged again once that I/O is read (`setImmediate`).
+   */
   fillStall(): void {
-    const now = this.now();
-    if (now - this.#lastLiveAt < STALL_MS || this.#startMs === undefined) return;
-    const target = Math.floor((now - STALL_LAG_MS - this.#startMs) * SAMPLES_PER_MS);
-    if (target > this.written) this.silence(target);
+    if (!this.#stalled()) return;
+    setImmediate(() => {
+      if (!this.#stalled()) return;
+      const target = Math.floor((this.now() - STALL_LAG_MS - this.#startMs!) * SAMPLES_PER_MS);
+      if (target > this.written) this.silence(target);
+    });
+  }
+
+  #stalled(): boolean {
+    return !this.#closed && this.#startMs !== undefined && this.now() - this.#lastLiveAt >= STALL_MS;
   }
 }

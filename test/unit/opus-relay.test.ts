@@ -1,10 +1,15 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { loadFixture, oggPackets } from '../../kit/fixture.js';
 import { OpusRelay } from '../../src/audio/opus-relay.js';
 import { OPUS_SILENCE_20MS, opusPacketSamples } from '../../src/media/ogg.js';
 import { OPUS_TIMING } from '../../src/pipeline/ffmpeg-args.js';
+import { monotonicMs } from '../../src/clock.js';
+import { waitFor } from '../../kit/processes.js';
 
 // The publisher's Opus relayed to ffmpeg as Ogg pages, on the mixer's timeline: packets placed by
 // their capture time, gaps and stalls filled with silent frames, late packets dropped, muted
@@ -67,6 +72,62 @@ t.test(
     r.close();
   },
 );
+
+t.test('a thread held past its tick: the packets that waited meanwhile are not taken for a stall', async (t) => {
+  // A sender thread sends a packet every 20 ms over UDP, stamped with its capture time; this thread
+  // is held for 300 ms meanwhile, as a process spawn on a busy machine holds it. Its overdue tick
+  // runs before the socket is read.
+  const socket = createSocket('udp4');
+  t.teardown(() => socket.close());
+  socket.bind(0, '127.0.0.1');
+  await once(socket, 'listening');
+  const written: Buffer[] = [];
+  const r = new OpusRelay({ write: (pages) => void written.push(pages) });
+  t.teardown(() => r.close());
+  const packets = 40;
+  let received = 0;
+  socket.on('message', (message) => {
+    const captureMs = message.readDoubleBE(0);
+    if (received++ === 0) r.begin(captureMs);
+    r.push(fixture.audio[received % fixture.audio.length]!, captureMs);
+    // Held by other work after this read: what arrives meanwhile waits in the socket, and the
+    // thread's next turn runs its timers first.
+    if (received === 5)
+      setImmediate(() => {
+        const until = monotonicMs() + 300;
+        while (monotonicMs() < until);
+      });
+  });
+  const sender = new Worker(
+    `const { workerData } = require('node:worker_threads');
+    const socket = require('node:dgram').createSocket('udp4');
+    const now = () => Number(process.hrtime.bigint() / 1000n) / 1000;
+    const startMs = Math.floor(now());
+    let sent = 0;
+    const timer = setInterval(() => {
+      // Each packet is sent once its 20 ms have been captured, stamped with that time.
+      while (sent < workerData.packets && now() >= startMs + sent * 20) {
+        const message = Buffer.alloc(8);
+        message.writeDoubleBE(startMs + sent++ * 20);
+        socket.send(message, workerData.port, '127.0.0.1');
+      }
+      if (sent === workerData.packets) {
+        clearInterval(timer);
+        setTimeout(() => socket.close(), 100);
+      }
+    }, 5);`,
+    { eval: true, workerData: { port: socket.address().port, packets } },
+  );
+  t.teardown(() => sender.terminate());
+  await waitFor('every packet', () => received === packets, 10_000, 10);
+  // Taken for a stall, the hold cost 11 of them (220 ms of sound). A sender thread itself held on a
+  // busy machine may cost one or two.
+  t.ok(r.dropped <= 2 * 960, `none dropped as late (${r.dropped / 960} packets)`);
+  const silent = oggPackets(Buffer.concat(written))
+    .slice(2)
+    .filter((p) => p.equals(OPUS_SILENCE_20MS)).length;
+  t.ok(silent <= 2, `no silence put in their place (${silent} silent frames)`);
+});
 
 t.test('ffmpeg reads the pages: every packet, checksums right, the timeline as written', async (t) => {
   const { relay: r, written, at } = relay();

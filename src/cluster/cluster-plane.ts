@@ -466,10 +466,14 @@ export class ClusterPlane extends RoutedPlane implements MediaPlane {
     await this.#move(name, 'this node is draining: published again at another node');
   }
 
-  /** Ends the stream here as lost (its kept pushes stay kept, its publisher publishes again) and gives it up. */
+  /**
+   * Ends the stream here as lost (its kept pushes stay kept, its publisher publishes again) and gives it up.
+   * Its pushes end together, each once its ffmpeg has exited, before the publisher is told: their
+   * destinations are free for the node it publishes at next.
+   */
   async #move(stream: string, reason: string): Promise<void> {
-    for (const push of await this.inner.find({ streamName: stream }))
-      await this.inner.terminate(push.mediaSessionId).catch(() => {});
+    const pushes = await this.inner.find({ streamName: stream });
+    await Promise.all(pushes.map((push) => this.inner.terminate(push.mediaSessionId).catch(() => {})));
     await this.inner.unpublish(stream, undefined, reason, true).catch(() => false);
     await this.node.claims.release(stream).catch(() => {});
   }

@@ -155,7 +155,10 @@ t.test(
     await waitFor('the new RTMP session', () => firstNew > 0, 15_000);
     clearInterval(watch);
     const gapMs = firstNew - lastOld;
-    t.ok(gapMs < 2000, `gap at the destination ${gapMs} ms (a new RTMP session: the node changed)`);
+    // The SDK publishing again at the other node (about 1 s) and the push starting there: 1.4 s
+    // alone, 2.2 s in the whole suite under coverage on two cores. A publisher told to move only
+    // when the node exits (at its drain deadline, 3 s here) would be well over this.
+    t.ok(gapMs < 3000, `gap at the destination ${gapMs} ms (a new RTMP session: the node changed)`);
     t.equal(await servingNode('cl1'), other, 'served by the node left');
     await waitFor('the page to say Live', async () => (await page.textContent('#status')) === 'Live', 10_000);
     // The gap was measured on one push; the other may still be connecting.

@@ -8,6 +8,9 @@ import type { MediaOutput } from '../../src/outputs/link.js';
 /** Frames of a 720p stream's size (~20 KB): a few of them exceed what is normally in flight. */
 const frame = (first: number): Buffer => Buffer.concat([Buffer.from([first, 1, 0, 0, 0]), Buffer.alloc(20_000, 9)]);
 const KEY = frame(0x17);
+/** A video frame of `bytes` bytes: `first` tells a keyframe (0x17) from an inter frame (0x27). */
+const sized = (first: number, bytes: number): Buffer =>
+  Buffer.concat([Buffer.from([first, 1, 0, 0, 0]), Buffer.alloc(bytes, 9)]);
 const INTER = frame(0x27);
 const VIDEO_HEADER = Buffer.from([0x17, 0, 0, 0, 0, 1]);
 const AUDIO = Buffer.from([0xaf, 1, 5, 5]);
@@ -36,6 +39,30 @@ function setup(maxLagMs: number): {
   };
   const guard = new LagGuard(output, probe, maxLagMs, () => now);
   return { guard, sent, tick: (ms) => void (now += ms), deliverAll: () => void (probe.undeliveredBytes = 0) };
+}
+
+/**
+ * A guard before a destination that has everything written `delayMs` ago, on the test's clock
+ * (`clock.now`, ms).
+ */
+function delayedDestination(delayMs: number, maxLagMs: number): { guard: LagGuard; clock: { now: number } } {
+  const clock = { now: 0 };
+  const written: [at: number, bytes: number][] = [];
+  let bytesWritten = 0;
+  const probe = {
+    get bytesWritten() {
+      return bytesWritten;
+    },
+    get undeliveredBytes() {
+      return written.filter(([at]) => at > clock.now - delayMs).reduce((sum, [, bytes]) => sum + bytes, 0);
+    },
+  };
+  const write = (_ts: number, body: Buffer): void => {
+    bytesWritten += body.length;
+    written.push([clock.now, body.length]);
+  };
+  const output = { writeMetadata: () => undefined, writeVideo: write, writeAudio: write };
+  return { guard: new LagGuard(output, probe, maxLagMs, () => clock.now), clock };
 }
 
 t.test('a destination that keeps up gets everything', async (t) => {
@@ -91,38 +118,17 @@ t.test('0 turns the guard off', async (t) => {
 t.test(
   'a destination that keeps up is not taken for a slow one when the stream grows from a still picture to live video',
   async (t) => {
-    let now = 0;
-    // What the destination has acknowledged: everything written at least `delayMs` ago.
-    const written: [at: number, bytes: number][] = [];
-    let bytesWritten = 0;
-    const delayMs = 200;
-    const probe = {
-      get bytesWritten() {
-        return bytesWritten;
-      },
-      get undeliveredBytes() {
-        return written.filter(([at]) => at > now - delayMs).reduce((sum, [, bytes]) => sum + bytes, 0);
-      },
-    };
-    const write = (_ts: number, body: Buffer): void => {
-      bytesWritten += body.length;
-      written.push([now, body.length]);
-    };
-    const guard = new LagGuard(
-      { writeMetadata: () => undefined, writeVideo: write, writeAudio: write },
-      probe,
-      1000,
-      () => now,
-    );
+    // The destination has everything written at least 200 ms ago.
+    const { guard, clock } = delayedDestination(200, 1000);
     const still = (first: number): Buffer => Buffer.concat([Buffer.from([first, 1, 0, 0, 0]), Buffer.alloc(300, 9)]);
     // Three seconds of the still picture (a few KB a second), then live video (600 KB a second).
     for (let i = 0; i < 90; i++) {
       guard.writeVideo(i * 33, still(i % 60 === 0 ? 0x17 : 0x27));
-      now += 33;
+      clock.now += 33;
     }
     for (let i = 90; i < 180; i++) {
       guard.writeVideo(i * 33, i === 90 ? KEY : INTER);
-      now += 33;
+      clock.now += 33;
     }
     t.equal(guard.framesDropped, 0, 'nothing dropped: the destination is 200 ms behind, at the rate it is sent');
   },
@@ -131,34 +137,12 @@ t.test(
 t.test(
   "a still picture's keyframes, written at once every 2 s, are not measured against the little sent between them",
   async (t) => {
-    let now = 0;
     // The destination keeps up: what was written 40 ms ago (a merged write's longest hold) has arrived.
-    const written: [at: number, bytes: number][] = [];
-    let bytesWritten = 0;
-    const probe = {
-      get bytesWritten() {
-        return bytesWritten;
-      },
-      get undeliveredBytes() {
-        return written.filter(([at]) => at > now - 40).reduce((sum, [, bytes]) => sum + bytes, 0);
-      },
-    };
-    const write = (_ts: number, body: Buffer): void => {
-      bytesWritten += body.length;
-      written.push([now, body.length]);
-    };
-    const guard = new LagGuard(
-      { writeMetadata: () => undefined, writeVideo: write, writeAudio: write },
-      probe,
-      1000,
-      () => now,
-    );
-    const sized = (first: number, bytes: number): Buffer =>
-      Buffer.concat([Buffer.from([first, 1, 0, 0, 0]), Buffer.alloc(bytes, 9)]);
+    const { guard, clock } = delayedDestination(40, 1000);
     // ffmpeg's output of the still picture comes in bursts of half a second: 15 frames at once, a
     // 150 KB keyframe first every 57 frames (1.9 s), then 500 bytes a frame.
     for (let i = 0; i < 57 * 6; i++) {
-      if (i % 15 === 0) now = i * 33;
+      if (i % 15 === 0) clock.now = i * 33;
       guard.writeVideo(i * 33, i % 57 === 0 ? sized(0x17, 150_000) : sized(0x27, 500));
     }
     t.equal(guard.framesDropped, 0, 'nothing dropped: the destination had all of it 40 ms after it was written');
@@ -186,8 +170,6 @@ t.test('a destination reading 50 KB/s of a 2.4 Mb/s stream: the lag stays bounde
     maxLagMs,
     () => now,
   );
-  const sized = (first: number, bytes: number): Buffer =>
-    Buffer.concat([Buffer.from([first, 1, 0, 0, 0]), Buffer.alloc(bytes, 9)]);
   const lags: number[] = [];
   for (let i = 0; i < 30 * 40; i++) {
     const key = i % 60 === 0;

@@ -139,15 +139,18 @@ export abstract class AudioTimeline {
    * once begun. A thread held past its tick (a process spawned, a machine out of CPU) runs its
    * overdue timers before it reads what its sockets and pipes hold: the packets of the hold would
    * then come after their time was filled with silence, and be dropped as late. So a stall seen on
-   * the tick is judged again once that I/O is read (`setImmediate`).
+   * the tick is judged again two turns on: after that turn's I/O, and after the round its sinks'
+   * queues serve then (`SinkQueue`, whose rounds are themselves `setImmediate`s queued by that I/O).
    */
   fillStall(): void {
     if (!this.#stalled()) return;
-    setImmediate(() => {
-      if (!this.#stalled()) return;
-      const target = Math.floor((this.now() - STALL_LAG_MS - this.#startMs!) * SAMPLES_PER_MS);
-      if (target > this.written) this.silence(target);
-    });
+    setImmediate(() =>
+      setImmediate(() => {
+        if (!this.#stalled()) return;
+        const target = Math.floor((this.now() - STALL_LAG_MS - this.#startMs!) * SAMPLES_PER_MS);
+        if (target > this.written) this.silence(target);
+      }),
+    );
   }
 
   #stalled(): boolean {

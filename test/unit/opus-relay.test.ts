@@ -6,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { loadFixture, oggPackets } from '../../kit/fixture.js';
 import { OpusRelay } from '../../src/audio/opus-relay.js';
+import { SinkQueue } from '../../src/publishers/sink-queue.js';
 import { OPUS_SILENCE_20MS, opusPacketSamples } from '../../src/media/ogg.js';
 import { OPUS_TIMING } from '../../src/pipeline/ffmpeg-args.js';
 import { monotonicMs } from '../../src/clock.js';
@@ -86,10 +87,15 @@ t.test('a thread held past its tick: the packets that waited meanwhile are not t
   t.teardown(() => r.close());
   const packets = 40;
   let received = 0;
+  // As a push gets them: through its queue, served on the thread's next turn.
+  const queue = new SinkQueue(
+    { audio: (packet) => r.push(packet.payload, packet.captureMs), frame: () => {} },
+    (error) => t.error(error),
+  );
   socket.on('message', (message) => {
     const captureMs = message.readDoubleBE(0);
     if (received++ === 0) r.begin(captureMs);
-    r.push(fixture.audio[received % fixture.audio.length]!, captureMs);
+    queue.audio({ payload: fixture.audio[received % fixture.audio.length]!, captureMs });
     // Held by other work after this read: what arrives meanwhile waits in the socket, and the
     // thread's next turn runs its timers first.
     if (received === 5)
@@ -119,7 +125,7 @@ t.test('a thread held past its tick: the packets that waited meanwhile are not t
     { eval: true, workerData: { port: socket.address().port, packets } },
   );
   t.teardown(() => sender.terminate());
-  await waitFor('every packet', () => received === packets, 10_000, 10);
+  await waitFor('every packet', () => received === packets && queue.size === 0, 10_000, 10);
   // Taken for a stall, the hold cost 11 of them (220 ms of sound). A sender thread itself held on a
   // busy machine may cost one or two.
   t.ok(r.dropped <= 2 * 960, `none dropped as late (${r.dropped / 960} packets)`);

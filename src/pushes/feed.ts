@@ -44,7 +44,8 @@ export interface FeedOptions {
  * However long ffmpeg takes to start, the output does not pause. The still picture goes on until
  * what replaces it is there: live video passed through, from its first frame written (a keyframe);
  * a pipeline's video, once the output has reached its first frame; and it hands its audio over
- * only once live video has replaced its picture.
+ * only once live video has replaced its picture, and once its sound has met the new pipeline's
+ * (`AudioTail`: the new pipeline's sound waits for it).
  */
 export class OutputFeed {
   readonly input = new PublisherInput(
@@ -413,7 +414,10 @@ export class OutputFeed {
     this.#takeOver(pipe);
   }
 
-  /** The pending pipeline replaces the current one, what it held going out first. */
+  /**
+   * The pending pipeline replaces the current one, what it held going out first (its sound once the
+   * still picture's, when that is behind, has met it).
+   */
   #takeOver(pipe: Pipeline): void {
     const { writer } = this.options;
     if (this.#pending !== pipe) return;

@@ -1,5 +1,6 @@
 import { FlvTagType, isAudioFrameTag, type FlvTag } from '../media/flv.js';
-import type { Pipeline } from '../pipeline/pipeline.js';
+import type { Pipeline, TagSource } from '../pipeline/pipeline.js';
+import type { OutputWriter } from './output.js';
 
 /** The longest the still picture's sound goes on after live video took over from it. */
 const TAIL_MAX_MS = 1000;
@@ -16,12 +17,31 @@ const ROUNDING_MS = 1;
  * publisher's clock), and the new pipeline's audio is held until then, at most TAIL_MAX_MS.
  */
 export class AudioTail {
+  /**
+   * The tail of `still` when its sound is behind where `pipe`, taking its video over, starts its own;
+   * undefined when it is not (it is then closed at once). `end` is told once the tail is over, with
+   * `pipe`'s audio held meanwhile.
+   */
+  static after(
+    still: Pipeline,
+    pipe: Pipeline,
+    writer: OutputWriter,
+    end: (held: FlvTag[]) => void,
+  ): AudioTail | undefined {
+    const startMs = pipe.source.audioStartMs;
+    if (!still.source.still || still.source.audioOnly || startMs === undefined) return undefined;
+    const untilMs = startMs + pipe.source.shiftMs;
+    const { timeline, audioFrameMs } = writer;
+    if (timeline.last('audio') + audioFrameMs >= timeline.at(untilMs) - ROUNDING_MS) return undefined;
+    return new AudioTail(still, untilMs, (tag) => writer.writeTag(tag, still.source), end);
+  }
+
   readonly #held: FlvTag[] = [];
   readonly #timer: NodeJS.Timeout;
   #ended = false;
 
   /** `write` sends a tag of the still; `end` is told once the tail is over, with the new pipeline's audio held meanwhile. */
-  constructor(
+  private constructor(
     readonly still: Pipeline,
     private readonly untilMs: number,
     private readonly write: (tag: FlvTag) => void,
@@ -35,7 +55,7 @@ export class AudioTail {
   stillTags(tags: FlvTag[]): void {
     for (const tag of tags) {
       if (this.#ended) return;
-      const endMs = isAudioFrameTag(tag) ? audioEndMs(tag, this.still) : undefined;
+      const endMs = isAudioFrameTag(tag) ? audioEndMs(tag, this.still.source) : undefined;
       if (endMs !== undefined && endMs > this.untilMs + ROUNDING_MS) return this.finish();
       this.write(tag);
       if (endMs !== undefined && endMs >= this.untilMs - ROUNDING_MS) this.finish();
@@ -59,11 +79,12 @@ export class AudioTail {
 }
 
 /**
- * Publisher-clock time at which an AAC frame of `pipe` ends: its FLV timestamp, one frame (the
- * encoder's priming, moved to time 0) after where it is placed. A still frame goes out when it ends
- * where the new pipeline's first begins or before: they do not overlap, and at most a frame is left
- * between; the one that meets it ends the tail.
+ * Publisher-clock time at which an AAC frame of `source` ends (undefined before its audio began):
+ * its FLV timestamp, one frame (the encoder's priming, moved to time 0) after where it is placed. A
+ * still frame goes out when it ends where the new pipeline's first begins or before: they do not
+ * overlap, and at most a frame is left between; the one that meets it ends the tail.
  */
-function audioEndMs(tag: FlvTag, pipe: Pipeline): number {
-  return (pipe.source.audioStartMs ?? 0) + pipe.source.shiftMs + tag.timestamp;
+export function audioEndMs(tag: FlvTag, source: TagSource): number | undefined {
+  const startMs = source.audioStartMs;
+  return startMs === undefined ? undefined : startMs + source.shiftMs + tag.timestamp;
 }

@@ -6,7 +6,7 @@ import type { VideoFrame } from '../media/depacketizer.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { AudioPacket } from '../publishers/fanout.js';
 import type { EncodingPlan } from '../pipeline/encoding.js';
-import { AudioTail } from './audio-tail.js';
+import { AudioTail, audioEndMs } from './audio-tail.js';
 import { PublisherInput } from './input.js';
 import { StartSizes } from './start-sizes.js';
 import type { OutputAudio } from '../pipeline/output-audio.js';
@@ -438,33 +438,17 @@ export class OutputFeed {
       const frameMs = 1000 / (this.#publisher.frameRate ?? 30);
       pipe.source.shiftMs = writer.timeline.shiftFor(pipe.source.videoStartMs + keyframe.timestamp, frameMs);
     }
-    if (previous && this.#soundBehind(previous, pipe)) {
-      const tail: AudioTail = new AudioTail(
-        previous,
-        pipe.source.audioStartMs! + pipe.source.shiftMs,
-        (tag) => writer.writeTag(tag, previous.source),
-        (audio) => {
-          if (this.#tail === tail) this.#tail = undefined;
-          void this.#tracked(previous.close());
-          if (this.#current === pipe) for (const tag of audio) writer.writeTag(tag, pipe.source);
-        },
-      );
-      this.#tail = tail;
-    } else void this.#tracked(Promise.resolve(previous?.close()));
+    const tail =
+      previous &&
+      AudioTail.after(previous, pipe, writer, (audio) => {
+        if (this.#tail === tail) this.#tail = undefined;
+        void this.#tracked(previous.close());
+        if (this.#current === pipe) for (const tag of audio) writer.writeTag(tag, pipe.source);
+      });
+    this.#tail = tail;
+    if (!tail) void this.#tracked(Promise.resolve(previous?.close()));
     this.options.onSwitched();
     for (const tag of held) this.#write(tag, pipe);
-  }
-
-  /**
-   * Whether the still picture's sound is behind where the pipeline taking its video over starts its
-   * own: the still goes on for its sound until it gets there (`AudioTail`).
-   */
-  #soundBehind(previous: Pipeline, pipe: Pipeline): boolean {
-    const { timeline } = this.options.writer;
-    const startMs = pipe.source.audioStartMs;
-    if (!previous.source.still || previous.source.audioOnly || startMs === undefined) return false;
-    const { audioFrameMs } = this.options.writer;
-    return timeline.last('audio') + audioFrameMs < timeline.at(startMs + pipe.source.shiftMs) - 1;
   }
 
   /** A tag of a pipeline feeding the output goes out, its audio once the still's sound has reached it. */
@@ -475,8 +459,7 @@ export class OutputFeed {
 
 /** Whether `tag` is a sound frame of `pipe` captured from `handedAtMs` on, when another pipeline has the audio. */
 function handedOver(tag: FlvTag, pipe: Pipeline, handedAtMs: number): boolean {
-  const startMs = pipe.source.audioStartMs;
-  return isAudioFrameTag(tag) && startMs !== undefined && startMs + pipe.source.shiftMs + tag.timestamp >= handedAtMs;
+  return isAudioFrameTag(tag) && (audioEndMs(tag, pipe.source) ?? -Infinity) >= handedAtMs;
 }
 
 /** A pipeline's audio timeline starts with the first packet or frame it is given; later ones leave it be. */

@@ -313,8 +313,7 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
   #send(csid: number, type: number, timestamp: number, body: Buffer, streamId: number, media = false): void {
     if (this.#closed) return;
     const chunks = messageChunks(csid, { type, timestamp, streamId, body }, OUT_CHUNK_SIZE);
-    for (const chunk of chunks) this.bytesWritten += chunk.length;
-    this.#held.hold(chunks, media);
+    this.bytesWritten += this.#held.hold(chunks, media);
   }
 
   #onData(data: Buffer): void {

@@ -34,11 +34,14 @@ export class HeldWrites implements MergedWriter {
     return this.#bytes;
   }
 
-  hold(chunks: Buffer[], media: boolean): void {
+  /** Holds `chunks` (media until the thread's next merged write); returns their bytes. */
+  hold(chunks: Buffer[], media: boolean): number {
+    let bytes = 0;
     for (const chunk of chunks) {
-      this.#bytes += chunk.length;
+      bytes += chunk.length;
       this.#chunks.push(chunk);
     }
+    this.#bytes += bytes;
     if (media) flushLater(this);
     else if (!this.#thisTick) {
       this.#thisTick = true;
@@ -47,6 +50,7 @@ export class HeldWrites implements MergedWriter {
         this.flush();
       });
     }
+    return bytes;
   }
 
   /** Hands what is held to the socket, in one system call. */

@@ -36,7 +36,9 @@ export function createMetrics(plane: MediaPlane): Registry {
   });
   new Gauge({
     name: 'gateway_load',
-    help: 'Each place that runs streams (worker), the last second: event-loop delay p99 and max (ms), event-loop utilization (0..1), machine CPU (%), publishers, overloaded (0/1)',
+    help:
+      'Each place that runs streams (worker), the last second: event-loop delay p99 and max (ms), ' +
+      'event-loop utilization (0..1), machine CPU (%), publishers, overloaded (0/1)',
     labelNames: ['worker', 'measure'],
     registers: [registry],
     collect() {
@@ -54,7 +56,9 @@ export function createMetrics(plane: MediaPlane): Registry {
   });
   new Gauge({
     name: 'gateway_tracked_entries',
-    help: 'Entries of each map the gateway keeps per stream, client address, viewer or destination, by thread (main, or a worker): back where they were once what made them has ended',
+    help:
+      'Entries of each map the gateway keeps per stream, client address, viewer or destination, ' +
+      'by thread (main, or a worker): back where they were once what made them has ended',
     labelNames: ['worker', 'map'],
     registers: [registry],
     collect() {

@@ -105,9 +105,14 @@ const isLoopback = (address: string): boolean => address.startsWith('127.') || a
 export function noIceCheckWarning(announced: readonly string[], offerCandidate: string, afterMs: number): string {
   const cause =
     announced.length > 0 && announced.every(isLoopback)
-      ? "Firefox and Safari never pair a loopback address: announce one of this machine's own (webrtc_ice_addresses: default-route, or the address itself)"
+      ? 'Firefox and Safari never pair a loopback address: ' +
+        "announce one of this machine's own (webrtc_ice_addresses: default-route, or the address itself)"
       : offerCandidate === 'none'
         ? 'the offer carried no candidate: the client gathered none, or sends them later'
         : 'the publisher cannot reach those addresses (another network, a firewall or NAT): announce one it can reach';
-  return `no ICE check from the publisher within ${afterMs / 1000} s: the gateway announces ${announced.join(', ') || 'no address'} and the offer's first candidate is ${offerCandidate}; ${cause}`;
+  const addresses = announced.join(', ') || 'no address';
+  return (
+    `no ICE check from the publisher within ${afterMs / 1000} s: the gateway announces ${addresses} ` +
+    `and the offer's first candidate is ${offerCandidate}; ${cause}`
+  );
 }

@@ -19,13 +19,25 @@ export function decoderArgs(slot: Size, labelFile: string): string[] {
     throw new Error(`a label file's path has characters a filter graph takes for its own: ${labelFile}`);
   const { width, height } = slot;
   const fontSize = Math.max(10, Math.round(height / 14));
-  const label = `drawtext=fontfile=${LABEL_FONT}:textfile=${labelFile}:reload=1:expansion=none:fontsize=${fontSize}:fontcolor=white:box=1:boxcolor=black@0.55:boxborderw=${Math.round(fontSize / 3)}:x=${fontSize}:y=h-th-${fontSize}`;
+  const label = [
+    `drawtext=fontfile=${LABEL_FONT}:textfile=${labelFile}:reload=1:expansion=none`,
+    `fontsize=${fontSize}:fontcolor=white`,
+    `box=1:boxcolor=black@0.55:boxborderw=${Math.round(fontSize / 3)}`,
+    `x=${fontSize}:y=h-th-${fontSize}`,
+  ].join(':');
   return [
     ...ffmpegQuietly('pipe'),
     // One thread: frame threading would hold each frame back until the next ones came.
     ...['-threads', '1', '-probesize', '32', '-analyzeduration', '0', '-f', 'ivf', '-i', 'pipe:0'],
     '-vf',
-    `scale=${width}:${height}:force_original_aspect_ratio=decrease:flags=bilinear,scale=trunc(iw/2)*2:trunc(ih/2)*2,pad=${width}:${height}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,${label},format=yuv420p`,
+    [
+      `scale=${width}:${height}:force_original_aspect_ratio=decrease:flags=bilinear`,
+      'scale=trunc(iw/2)*2:trunc(ih/2)*2',
+      `pad=${width}:${height}:(ow-iw)/2:(oh-ih)/2:color=black`,
+      'setsar=1',
+      label,
+      'format=yuv420p',
+    ].join(','),
     ...['-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1'],
   ];
 }

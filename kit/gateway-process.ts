@@ -1,10 +1,10 @@
 import type { ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TEST_NETWORKS } from './netns.js';
-import { startProcess, stopProcess, waitFor } from './processes.js';
+import { childPids, startProcess, stopProcess, waitFor } from './processes.js';
 import { freePort } from './rtmp-server.js';
 import { THIS_MACHINE } from './this-machine.js';
 
@@ -115,21 +115,14 @@ export class GatewayProcess {
     return this.#children('mediasoup-worke');
   }
 
-  /** The gateway's own processes, ffmpeg aside: Node, and the media workers when it has them. */
+  /** The gateway's own processes, ffmpeg aside: Node, its spawner, and the media workers when it has them. */
   async ownPids(): Promise<number[]> {
-    return [this.pid, ...(await this.mediaWorkerPids())];
+    return [this.pid, ...(await this.#children('node')), ...(await this.mediaWorkerPids())];
   }
 
-  /** Children of the gateway whose command is `command` (as /proc/PID/stat shows it: 15 characters at most). */
-  async #children(command: string): Promise<number[]> {
-    const pids: number[] = [];
-    for (const entry of await readdir('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-      const [, comm, rest] = /^\d+ \((.*)\) (.*)$/s.exec(stat.trim()) ?? [];
-      if (comm === command && Number(rest?.split(' ')[1]) === this.pid) pids.push(Number(entry));
-    }
-    return pids;
+  /** Descendants of the gateway whose command is `command` (as /proc/PID/stat shows it: 15 characters at most). */
+  #children(command: string): Promise<number[]> {
+    return childPids(this.pid, command);
   }
 
   /** The push of this id as `find_all` lists it, or undefined when it is not listed. */

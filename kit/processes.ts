@@ -86,21 +86,34 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** PIDs of the running children of `parent` whose command name is `comm` (as in /proc/PID/stat). */
+/**
+ * PIDs of the running descendants of `parent` whose command name is `comm` (as in /proc/PID/stat):
+ * its children, and theirs (the gateway's ffmpeg are children of its spawner).
+ */
 export async function childPids(parent: number, comm: string): Promise<number[]> {
   const { readdir, readFile } = await import('node:fs/promises');
-  const pids: number[] = [];
+  const processes: { pid: number; ppid: number; comm: string }[] = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
       const close = stat.lastIndexOf(')');
       const [state, ppid] = stat.slice(close + 2).split(' ');
-      if (stat.slice(stat.indexOf('(') + 1, close) === comm && Number(ppid) === parent && state !== 'Z')
-        pids.push(Number(entry));
+      if (state !== 'Z')
+        processes.push({ pid: Number(entry), ppid: Number(ppid), comm: stat.slice(stat.indexOf('(') + 1, close) });
     } catch {
       // Ended while we looked.
     }
   }
-  return pids;
+  const below = new Set([parent]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const process of processes) {
+      if (below.has(process.ppid) && !below.has(process.pid)) {
+        below.add(process.pid);
+        grew = true;
+      }
+    }
+  }
+  return processes.filter((p) => p.pid !== parent && below.has(p.pid) && p.comm === comm).map((p) => p.pid);
 }

@@ -38,6 +38,7 @@ import { whipRoutes } from './http/routes/whip.js';
 import { createMetrics } from './metrics.js';
 import { buildMediaCore, checkReceiveBuffer, type MediaCore, type MediaCoreDependencies } from './plane/core.js';
 import { checkSettings, destinationChecks } from './plane/destination-checks.js';
+import { spawnerConnection } from './ffmpeg/spawner-client.js';
 import { FfmpegSupervisor } from './ffmpeg/supervisor.js';
 import { checkDestination, type CheckReport, type CheckRequest } from './outputs/check.js';
 import { LocalPlane } from './plane/local.js';
@@ -83,7 +84,7 @@ export interface Gateway {
 const REST_BODY_LIMIT = 64 * 1024;
 
 /**
- * What a caller may put in place of the real parts (with workers, only `childRecord` and `startWorker`: the others
+ * What a caller may put in place of the real parts (with workers, only `childRecord`, `spawner` and `startWorker`: the others
  * stay in this thread), and the store of kept pushes when the gateway keeps them (`server.ts` opens it).
  */
 export type GatewayDependencies = MediaCoreDependencies & {
@@ -119,7 +120,11 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   const local = workers === 0 ? buildMediaCore(config, log, deps) : undefined;
   const own: MediaPlane = local
     ? new LocalPlane(local)
-    : new WorkerPlane(config, log, { childRecord: deps.childRecord, startWorker: deps.startWorker });
+    : new WorkerPlane(config, log, {
+        childRecord: deps.childRecord,
+        startWorker: deps.startWorker,
+        spawner: deps.spawner,
+      });
   const node = config.cluster
     ? new ClusterNode(config.cluster, config.http_port, log.child({ component: 'cluster' }))
     : undefined;
@@ -204,7 +209,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   );
 
   // Destination checks run here, their ffmpeg (SRT) ended with the gateway.
-  const checkFfmpeg = new FfmpegSupervisor(deps.childRecord);
+  const checkFfmpeg = new FfmpegSupervisor(deps.childRecord, spawnerConnection(deps.spawner));
   const checks = checkSettings(config, checkFfmpeg, deps.lookupHost);
   // A check may start an ffmpeg (SRT): bounded in all and per client, the rest refused at once.
   const checkQueue = new WorkQueue({

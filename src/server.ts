@@ -8,6 +8,7 @@ import { buildGateway, type Gateway, type GatewayDependencies } from './app.js';
 import { createLogger, resolveLogFormat } from './log.js';
 import { DEFAULT_CONFIG_FILE, ROOT } from './paths.js';
 import { ChildRegistry } from './ffmpeg/child-registry.js';
+import { SpawnerProcess } from './ffmpeg/spawner-client.js';
 import { resolveIceAddresses } from './ingest/ice-addresses.js';
 import { openFileStore } from './store/open.js';
 
@@ -56,12 +57,18 @@ async function main(deps: Pick<GatewayDependencies, 'startWorker'>): Promise<voi
   const registryFile = join(resolve(ROOT, config.run_dir), `ffmpeg-${config.http_port}.json`);
   const reaped = ChildRegistry.reap(registryFile);
   if (reaped.length) log.warn({ pids: reaped }, 'ended ffmpeg processes left by a previous gateway');
+  // Every ffmpeg is started by a small process of the gateway's own, so that no thread of the gateway forks.
+  const spawner = new SpawnerProcess({
+    onStop: (code) => log.error({ code }, 'the ffmpeg spawner stopped: starting it again'),
+  });
+  await spawner.ready;
   // A node of a cluster keeps its pushes in the cluster's Redis (`buildGateway` connects it).
   const keptPushes = config.cluster ? undefined : await exitOnConfigError(() => openFileStore(config, log));
   const gateway = await exitOnConfigError(() =>
     buildGateway(config, log, {
       ...deps,
       childRecord: new ChildRegistry(registryFile),
+      spawner: spawner.address,
       keptPushes,
       afterDrain: () => shutdown('drained'),
     }),

@@ -1,9 +1,9 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import type { Socket } from 'node:net';
+import type { OnReadOpts, Socket } from 'node:net';
 import { createInterface } from 'node:readline';
-import type { Readable, Writable } from 'node:stream';
 import { GatewayError } from '../errors.js';
 import { TypedEmitter, type ListenerErrorHandler } from '../events.js';
+import { killGroup, type SpawnerConnection } from './spawner-client.js';
+import type { Slot } from './spawner-wire.js';
 
 /** How a short-lived ffmpeg's arguments begin: no banner, no keyboard, errors alone in its log, reading only `protocols`. */
 export function ffmpegQuietly(protocols: string): string[] {
@@ -13,15 +13,15 @@ export function ffmpegQuietly(protocols: string): string[] {
 /**
  * ffmpeg's file descriptor 3: `'video'`, a pipe for `writeVideo` (its `pipe:3`), with a second
  * output pipe as its descriptor 4 (`pipe:4`, read as `audioOutput`); or a descriptor of
- * the gateway's handed over as it is (ffmpeg reads it as `/proc/self/fd/3`: a folder it writes into,
- * a file of secret options). The caller closes its own copy once ffmpeg has started.
+ * the gateway's, opened again for it by the spawner (ffmpeg reads it as `/proc/self/fd/3`: a folder it
+ * writes into, a file of secret options). The caller closes its own copy once ffmpeg has started.
  */
 export type Fd3 = 'video' | number;
 
 export type FfmpegEvents = {
   /** A line of ffmpeg's log. */
   line: [line: string];
-  /** Bytes ffmpeg wrote to its standard output (unless it was given a socket for it). */
+  /** Bytes ffmpeg wrote to its standard output (unless they are read into a buffer of the caller's). */
   output: [data: Buffer];
   /** Bytes ffmpeg wrote to its descriptor 4 (`pipe:4`), which it has with a video input. */
   audioOutput: [data: Buffer];
@@ -37,89 +37,123 @@ const SIGNAL_GAP_MS = 100;
 const SPAWN_FAILED = 127;
 
 /**
- * One ffmpeg child in its own process group, started through `FfmpegSupervisor`. `stop()` escalates
- * end of stdin → SIGINT twice → SIGKILL on the group. An ffmpeg reading PCM from stdin ends at its end; after its start-up a
- * single SIGINT only asks the main loop to end: the second one also interrupts a blocking read,
- * which is what ends an ffmpeg whose input has gone quiet.
+ * One ffmpeg child in its own process group, started by the spawner (`spawner.ts`: no thread of the
+ * gateway forks) through `FfmpegSupervisor`. Its standard input, output and error, and its pipes 3
+ * and 4, are stream sockets whose other end it holds: what is written before it has started waits
+ * here, in order. `stop()` escalates end of stdin → SIGINT twice → SIGKILL on the group. An ffmpeg
+ * reading PCM from stdin ends at its end; after its start-up a single SIGINT only asks the main loop
+ * to end: the second one also interrupts a blocking read, which is what ends an ffmpeg whose input
+ * has gone quiet.
  */
 export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
-  readonly #child: ChildProcessByStdio<Writable, Readable | null, Readable>;
+  #stdin: Socket | undefined;
   /** File descriptor 3 of ffmpeg (`pipe:3`): its video input, when it has one. */
-  readonly #video: Writable | undefined;
+  #video: Socket | undefined;
+  #stdout: Socket | undefined;
+  /** Every descriptor's connection, once made. */
+  #sockets = new Map<number, Socket>();
+  readonly #hasVideo: boolean;
   readonly exited: Promise<void>;
   /** Resolves once it has exited and its output has been read to the end (`exited` can come first). */
   readonly closed: Promise<void>;
+  /** Resolves with its PID once it runs, or undefined when it could not be started. */
+  readonly started: Promise<number | undefined>;
+  #pid: number | undefined;
   #exitCode: number | null | undefined;
   #stopping: Promise<void> | undefined;
+  /** What was asked of its inputs before it started, in order; undefined once it has. */
+  #waiting: (() => void)[] | undefined = [];
+  #waitingBytes = { input: 0, video: 0 };
+  #outputPaused = false;
+  #killed = false;
 
   /**
    * `onListenerError` hears of a listener that threw (isolated from the others and from this
-   * process); `fd3` gives ffmpeg a fourth descriptor; `stdout`, a socket of the caller's for its
-   * standard output (which is then not read here). Arguments Node refuses to pass (a NUL in one)
-   * are a `GatewayError` whose message holds none of them: an argument may be a secret.
+   * process); `fd3` gives ffmpeg a fourth descriptor; `reader`, a buffer its standard output is read
+   * into, again and again (then given to the reader's callback instead of as `output` events: for an
+   * output of raw pictures, which would allocate a buffer for each read). Arguments Node refuses to
+   * pass (a NUL in one) are a `GatewayError` whose message holds none of them: an argument may be a secret.
    */
   constructor(
+    spawner: SpawnerConnection,
     binary: string,
     args: readonly string[],
     onListenerError?: ListenerErrorHandler,
     fd3?: Fd3,
-    stdout?: Socket,
+    reader?: OnReadOpts,
   ) {
     super(onListenerError);
-    const extra = fd3 === undefined ? [] : fd3 === 'video' ? (['pipe', 'pipe'] as const) : [fd3];
-    try {
-      this.#child = spawn(binary, args, {
-        stdio: ['pipe', stdout ?? 'pipe', 'pipe', ...extra],
-        detached: true,
-      }) as ChildProcessByStdio<Writable, Readable | null, Readable>;
-    } catch (error) {
-      throw new GatewayError(
-        'internal',
-        `ffmpeg could not be started (${(error as NodeJS.ErrnoException).code ?? 'spawn refused its arguments'})`,
-      );
+    if ([binary, ...args].some((arg) => typeof arg !== 'string' || arg.includes('\0'))) {
+      throw new GatewayError('internal', 'ffmpeg could not be started (spawn refused its arguments)');
     }
-    this.#video = fd3 === 'video' ? (this.#child.stdio[3] as Writable) : undefined;
-    this.#video?.on('error', () => {}); // EPIPE once ffmpeg is gone
-    const pid = this.#child.pid;
+    this.#hasVideo = fd3 === 'video';
+    const slots: Slot[] = ['socket', 'socket', 'socket'];
+    if (fd3 === 'video') slots.push('socket', 'socket');
+    else if (fd3 !== undefined) slots.push({ path: `/proc/${process.pid}/fd/${fd3}` });
+    let resolveStarted!: (pid: number | undefined) => void;
+    this.started = new Promise((resolve) => (resolveStarted = resolve));
+    let resolveOutputs!: (value: Promise<unknown>) => void;
+    const outputs = new Promise((resolve) => (resolveOutputs = resolve));
     this.exited = new Promise((resolve) => {
       const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
         if (this.#exitCode !== undefined) return;
         this.#exitCode = code;
+        this.#waiting = undefined;
         this.safeEmit('exit', code, signal);
         resolve();
       };
-      this.#child.once('exit', finish);
-      // A binary that cannot be started gets 'error' and no 'exit': it has ended all the same.
-      this.#child.once('error', (error) => {
-        // The code only: Node's message may quote the arguments.
-        this.safeEmit('line', `failed to start ${binary}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
-        if (pid === undefined) finish(SPAWN_FAILED, null);
+      spawner.launch(binary, args, slots, new Map(reader ? [[1, reader]] : []), {
+        connected: (sockets) => resolveOutputs(this.#connected(sockets, reader !== undefined)),
+        started: (pid) => {
+          this.#pid = pid;
+          resolveStarted(pid);
+          const waiting = this.#waiting ?? [];
+          this.#waiting = undefined;
+          this.#waitingBytes = { input: 0, video: 0 };
+          for (const step of waiting) step();
+          if (this.#killed) killGroup(pid);
+        },
+        failed: (code) => {
+          // The code only: Node's message may quote the arguments.
+          this.safeEmit('line', `failed to start ${binary}: ${code}`);
+          for (const socket of this.#sockets.values()) socket.destroy();
+          resolveOutputs(Promise.resolve());
+          resolveStarted(undefined);
+          finish(SPAWN_FAILED, null);
+        },
+        exited: (code, signal) => {
+          resolveStarted(undefined);
+          finish(code, signal);
+        },
       });
     });
-    // 'close' comes after 'exit' and after standard output ended; a child that never started has no 'close'.
-    this.closed = Promise.all([
-      this.exited,
-      new Promise<void>((resolve) => {
-        this.#child.once('close', () => resolve());
-        this.#child.once('error', () => pid === undefined && resolve());
-      }),
-    ]).then(() => undefined);
-    this.#child.stdin.on('error', () => {}); // EPIPE once ffmpeg is gone
-    createInterface({ input: this.#child.stderr }).on('line', (line) => this.safeEmit('line', line));
-    this.#child.stdout?.on('data', (data: Buffer) => this.safeEmit('output', data));
-    if (fd3 === 'video') {
-      const second = this.#child.stdio[4] as Readable;
-      second.on('error', () => {});
-      second.on('data', (data: Buffer) => this.safeEmit('audioOutput', data));
-    }
+    // Its output sockets end once it has gone, the last holder of their other ends, and all it wrote was read.
+    this.closed = Promise.all([this.exited, outputs]).then(() => undefined);
+  }
+
+  /** Its descriptors' connections are made: readers set, inputs kept until it has started. */
+  #connected(sockets: Map<number, Socket>, read: boolean): Promise<unknown> {
+    this.#sockets = sockets;
+    this.#stdin = sockets.get(0);
+    this.#stdout = sockets.get(1)!;
+    const stderr = sockets.get(2)!;
+    this.#video = sockets.get(3);
+    const second = this.#hasVideo ? sockets.get(4) : undefined;
+    createInterface({ input: stderr }).on('line', (line) => this.safeEmit('line', line));
+    if (!read) this.#stdout.on('data', (data: Buffer) => this.safeEmit('output', data));
+    if (this.#outputPaused) this.#stdout.pause();
+    second?.on('data', (data: Buffer) => this.safeEmit('audioOutput', data));
+    const outputs = second ? [this.#stdout, stderr, second] : [this.#stdout, stderr];
+    return Promise.all(outputs.map((socket) => new Promise((resolve) => socket.once('close', resolve))));
   }
 
   get pid(): number | undefined {
-    return this.#child.pid;
+    return this.#pid;
   }
 
+  /** True from its start (while it is being started, too) until it has exited. */
   get running(): boolean {
-    return this.#exitCode === undefined && this.#child.pid !== undefined;
+    return this.#exitCode === undefined;
   }
 
   /** The exit code once it has exited (null when a signal ended it), else undefined. */
@@ -127,10 +161,20 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
     return this.#exitCode;
   }
 
+  /** Runs `step` once it has started (now, when it has). */
+  #once(step: () => void): void {
+    if (this.#waiting) this.#waiting.push(step);
+    else step();
+  }
+
   /** Writes to ffmpeg's standard input (its raw PCM input); false once it is gone. */
   write(data: Buffer): boolean {
-    if (!this.running || this.#child.stdin.writableEnded) return false;
-    this.#child.stdin.write(data);
+    if (!this.running) return false;
+    if (this.#waiting) {
+      this.#waitingBytes.input += data.length;
+      this.#waiting.push(() => this.#stdin?.write(data));
+    } else if (this.#stdin?.writableEnded === false) this.#stdin.write(data);
+    else return false;
     return true;
   }
 
@@ -139,35 +183,42 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
    * is called once the pipe no longer holds `data` (it may be reused).
    */
   writeVideo(data: Buffer, written?: () => void): boolean {
-    const video = this.#video;
-    if (!video || !this.running || video.writableEnded) return false;
-    video.write(data, written);
+    if (!this.#hasVideo || !this.running) return false;
+    if (this.#waiting) {
+      this.#waitingBytes.video += data.length;
+      this.#waiting.push(() => this.#video?.write(data, written));
+    } else if (this.#video?.writableEnded === false) this.#video.write(data, written);
+    else return false;
     return true;
   }
 
   /** Bytes written to the video input that ffmpeg has not read yet. */
   get videoBacklog(): number {
-    return this.#video?.writableLength ?? 0;
+    return this.#waitingBytes.video + (this.#video?.writableLength ?? 0);
   }
 
   /** Bytes written to standard input that ffmpeg has not read yet. */
   get inputBacklog(): number {
-    return this.#child.stdin.writableLength;
+    return this.#waitingBytes.input + (this.#stdin?.writableLength ?? 0);
   }
 
-  /** Stops reading ffmpeg's output until `resumeOutput`: ffmpeg blocks once the pipe is full. */
+  /** Stops reading ffmpeg's output until `resumeOutput`: ffmpeg blocks once the socket is full. */
   pauseOutput(): void {
-    this.#child.stdout?.pause();
+    this.#outputPaused = true;
+    this.#stdout?.pause();
   }
 
   resumeOutput(): void {
-    this.#child.stdout?.resume();
+    this.#outputPaused = false;
+    this.#stdout?.resume();
   }
 
   /** Ends its input: an ffmpeg reading a file from stdin finishes its work and exits. */
   endInput(): void {
-    this.#video?.end();
-    this.#child.stdin.end();
+    this.#once(() => {
+      this.#video?.end();
+      this.#stdin?.end();
+    });
   }
 
   stop(stepTimeoutMs: number): Promise<void> {
@@ -177,8 +228,9 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
 
   async #escalate(stepTimeoutMs: number): Promise<void> {
     if (!this.running) return this.exited;
+    if ((await this.started) === undefined) return this.exited;
     this.#video?.end();
-    this.#child.stdin.end(); // end of input: ffmpeg flushes its encoders and exits
+    this.#stdin?.end(); // end of input: ffmpeg flushes its encoders and exits
     if (await this.#exitsWithin(Math.min(QUIT_GRACE_MS, stepTimeoutMs))) return;
     this.#signalGroup('SIGINT');
     if (await this.#exitsWithin(SIGNAL_GAP_MS)) return;
@@ -190,6 +242,7 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
 
   /** Kills it at once (for a process whose output is no longer wanted); resolves when it has exited. */
   kill(): Promise<void> {
+    this.#killed = true;
     this.#signalGroup('SIGKILL');
     return this.exited;
   }
@@ -205,12 +258,6 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
   }
 
   #signalGroup(signal: NodeJS.Signals): void {
-    const pid = this.#child.pid;
-    if (pid === undefined || !this.running) return;
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      // Already gone.
-    }
+    if (this.#pid !== undefined && this.running) killGroup(this.#pid, signal);
   }
 }

@@ -1,7 +1,7 @@
 import { trackSize } from '../tracked.js';
 import type { ListenerErrorHandler } from '../events.js';
 import { FfmpegProcess, type Fd3 } from './ffmpeg-process.js';
-import { OutputSockets } from './output-sockets.js';
+import { ownSpawner, type SpawnerConnection } from './spawner-client.js';
 
 /** Where the PIDs of running children are recorded, so that a killed gateway's can be found (`ChildRegistry`). */
 export interface ChildRecord {
@@ -10,61 +10,65 @@ export interface ChildRecord {
 }
 
 /**
- * Starts every ffmpeg of one place (the main thread, or one worker thread: each has its own) and
- * knows which still run: each is recorded (when a record is given, the gateway's one file shared by
+ * Starts every ffmpeg of one place (the main thread, or one worker thread: each has its own), through
+ * the gateway's spawner (or, without one, a spawner of this thread's own), and knows which still
+ * run: each is recorded (when a record is given, the gateway's one file shared by
  * all places) from its start to its exit, and `killAll` ends them all at once in the gateway's last
  * moments.
  */
 export class FfmpegSupervisor {
   readonly #live = new Set<FfmpegProcess>();
-  readonly #outputs = new OutputSockets();
 
   /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
   static #trackSizes(owner: FfmpegSupervisor): void {
     trackSize('ffmpeg_live', owner, (self) => self.#live.size);
   }
 
-  constructor(private readonly record?: ChildRecord) {
+  constructor(
+    private readonly record?: ChildRecord,
+    private readonly spawner: SpawnerConnection = ownSpawner(),
+  ) {
     FfmpegSupervisor.#trackSizes(this);
   }
 
   /** Starts ffmpeg, with a descriptor 3 when `fd3` says which (`Fd3`). */
   spawn(binary: string, args: readonly string[], onListenerError?: ListenerErrorHandler, fd3?: Fd3): FfmpegProcess {
-    return this.#track(new FfmpegProcess(binary, args, onListenerError, fd3));
+    return this.#track(new FfmpegProcess(this.spawner, binary, args, onListenerError, fd3));
   }
 
   /**
    * Starts ffmpeg with its standard output read into `buffer`, again and again, each read given to
    * `onData` (a view of `buffer`, valid until it returns) instead of as `output` events: for an
-   * output of raw pictures, which would allocate a buffer for each read (`OutputSockets`).
+   * output of raw pictures (a mixer's input decoders). A stream allocates 64 KB for each read: at
+   * the 40 MB/s two 720p inputs make, those allocations were external memory enough for V8 to
+   * collect the whole heap about every 0.7 s.
    */
-  async spawnReading(
+  spawnReading(
     binary: string,
     args: readonly string[],
     onListenerError: ListenerErrorHandler,
     buffer: Buffer,
     onData: (data: Buffer) => void,
-  ): Promise<FfmpegProcess> {
-    const { ours, theirs } = await this.#outputs.pair(buffer, onData, (error) => onListenerError('output', error));
-    try {
-      // `ours` ends by itself once ffmpeg, the last holder of `theirs`, has gone and all it wrote was read.
-      return this.#track(new FfmpegProcess(binary, args, onListenerError, undefined, theirs));
-    } catch (error) {
-      ours.destroy();
-      throw error;
-    } finally {
-      theirs.destroy(); // ffmpeg has its own copy
-    }
+  ): FfmpegProcess {
+    const callback = (bytes: number): boolean => {
+      try {
+        onData(buffer.subarray(0, bytes));
+      } catch (error) {
+        onListenerError('output', error);
+      }
+      return true;
+    };
+    return this.#track(new FfmpegProcess(this.spawner, binary, args, onListenerError, undefined, { buffer, callback }));
   }
 
   #track(child: FfmpegProcess): FfmpegProcess {
-    const pid = child.pid;
     this.#live.add(child);
-    if (pid !== undefined) this.record?.add(pid);
-    void child.exited.then(() => {
-      this.#live.delete(child);
-      if (pid !== undefined) this.record?.remove(pid);
+    void child.started.then((pid) => {
+      if (pid === undefined) return;
+      this.record?.add(pid);
+      void child.exited.then(() => this.record?.remove(pid));
     });
+    void child.exited.then(() => this.#live.delete(child));
     return child;
   }
 
@@ -75,7 +79,6 @@ export class FfmpegSupervisor {
 
   /** Kills every ffmpeg still running; the signals are sent before it returns. */
   killAll(): void {
-    this.#outputs.close();
     for (const child of this.#live) void child.kill();
   }
 }

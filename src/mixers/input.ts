@@ -68,13 +68,15 @@ class SlotDecoder {
     };
     const onListenerError = (event: string, error: unknown): void =>
       deps.log.error({ err: error, event }, 'mixer decoder listener failed');
-    this.#started = deps.supervisor
-      .spawnReading(
-        deps.ffmpegPath,
-        decoderArgs(size, labelFile),
-        onListenerError,
-        Buffer.allocUnsafe(READ_BYTES),
-        onData,
+    this.#started = Promise.resolve()
+      .then(() =>
+        deps.supervisor.spawnReading(
+          deps.ffmpegPath,
+          decoderArgs(size, labelFile),
+          onListenerError,
+          Buffer.allocUnsafe(READ_BYTES),
+          onData,
+        ),
       )
       .then(
         (ffmpeg) => {

@@ -92,11 +92,16 @@ export async function spawnSrt(
 ): Promise<FfmpegProcess> {
   const secrets = srtSecrets(destination);
   const fd = secrets ? await secretOptionsFile(secrets) : undefined;
+  let ffmpeg: FfmpegProcess;
   try {
-    return spawn(args, fd);
-  } finally {
+    ffmpeg = spawn(args, fd);
+  } catch (error) {
     closeSecretOptions(fd);
+    throw error;
   }
+  // The spawner opens it again for ffmpeg: it is closed here once ffmpeg has started (or could not).
+  void ffmpeg.started.then(() => closeSecretOptions(fd));
+  return ffmpeg;
 }
 
 /** Links to one SRT destination: the first to `pinnedAddress`, every later one looked up and checked again. */

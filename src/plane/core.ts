@@ -10,6 +10,8 @@ import { LoadMonitor } from '../load.js';
 import { ROOT } from '../paths.js';
 import { PublisherRegistry } from '../publishers/registry.js';
 import { MixerService } from '../mixers/service.js';
+import { spawnerConnection } from '../ffmpeg/spawner-client.js';
+import type { SpawnerAddress } from '../ffmpeg/spawner-wire.js';
 import { FfmpegSupervisor, type ChildRecord } from '../ffmpeg/supervisor.js';
 import { KeyframePictures } from '../viewers/snapshot.js';
 import { MediasoupEngine } from '../ingest/mediasoup/engine.js';
@@ -44,6 +46,8 @@ export interface MediaCoreDependencies {
   lookupHost?: HostLookup;
   /** Where the PIDs of running ffmpeg processes are recorded (the server's `ChildRegistry`). */
   childRecord?: ChildRecord;
+  /** The gateway's spawner, which starts every ffmpeg (without one, each thread starts its own). */
+  spawner?: SpawnerAddress;
   /** The gateway-wide counts behind the limits (`Slots.buffer()`), shared by every worker. */
   slots?: SharedArrayBuffer;
 }
@@ -106,7 +110,7 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
     machineCpuPercent: config.overload_machine_cpu_percent,
   });
   const admit = (what: string): void => load.admit(what);
-  const ffmpeg = new FfmpegSupervisor(deps.childRecord);
+  const ffmpeg = new FfmpegSupervisor(deps.childRecord, spawnerConnection(deps.spawner));
   const slots = deps.slots ?? Slots.buffer();
   const publishers = new PublisherRegistry(engine, {
     maxPublishers: config.limit_publishers,

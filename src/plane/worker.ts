@@ -1,5 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { GatewayConfig } from '../config/schema.js';
+import type { SpawnerAddress } from '../ffmpeg/spawner-wire.js';
 import { GatewayError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { trackedSizes } from '../tracked.js';
@@ -16,6 +17,8 @@ export interface WorkerData {
   index: number;
   /** The gateway-wide counts behind the limits (`Slots`). */
   slots: SharedArrayBuffer;
+  /** The gateway's spawner (`spawner.ts`). */
+  spawner?: SpawnerAddress;
 }
 
 /** How often the worker tells its load, and counts, to the main thread. */
@@ -33,6 +36,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
   const post = (message: WorkerMessage): void => port.postMessage(message);
   const core = buildMediaCore(config, log, {
     slots: data.slots,
+    spawner: data.spawner,
     childRecord: {
       add: (pid) => post({ kind: 'child', op: 'add', pid }),
       remove: (pid) => post({ kind: 'child', op: 'remove', pid }),

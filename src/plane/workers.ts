@@ -6,6 +6,7 @@ import { ConfigError } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { invalid, unavailable } from '../errors.js';
 import type { ChildRecord } from '../ffmpeg/supervisor.js';
+import type { SpawnerAddress } from '../ffmpeg/spawner-wire.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import type { MediaPlane, PlaceLoad, PlaneStatus, Negotiated, PublishHandlers } from './plane.js';
 import { PUBLISHER_SLOTS, Slots, PUSH_SLOTS } from '../slots.js';
@@ -151,7 +152,7 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
     private readonly config: GatewayConfig,
     private readonly log: Logger,
     /** `startWorker`: how a worker is started (the built one by default; the tests run the sources). */
-    private readonly deps: { childRecord?: ChildRecord; startWorker?: WorkerStarter } = {},
+    private readonly deps: { childRecord?: ChildRecord; startWorker?: WorkerStarter; spawner?: SpawnerAddress } = {},
   ) {
     super();
     WorkerPlane.#trackSizes(this);
@@ -195,7 +196,7 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
     return new Place(
       index,
       this.deps.startWorker ?? builtWorker,
-      { config, index, slots: this.#slots },
+      { config, index, slots: this.#slots, spawner: this.deps.spawner },
       (place, message) => this.#onMessage(place, message),
       (place, reason) => this.#onStop(place, reason),
     );

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +17,7 @@ import {
   type Picture,
 } from '../../kit/pictures.js';
 import { nonMonotonic, probe, recordedFps, type ProbedPacket } from '../../kit/probe.js';
-import { waitFor } from '../../kit/processes.js';
+import { childPids, waitFor } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { ffmpegCount, IN_WORKERS, startGateway, type TestGateway } from '../helpers/gateway.js';
@@ -371,10 +372,15 @@ t.test(
 
     // The inputs' decoders killed (a stream one cannot decode ends it the same way): new ones take over.
     const decoders = async (): Promise<number[]> => {
-      const { stdout } = await run('pgrep', ['-P', String(process.pid), '-f', 'ivf -i pipe:0']).catch(() => ({
-        stdout: '',
-      }));
-      return stdout.split('\n').filter(Boolean).map(Number);
+      const ours = await childPids(process.pid, 'ffmpeg');
+      const commandLine = (pid: number): string => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+        } catch {
+          return '';
+        }
+      };
+      return ours.filter((pid) => commandLine(pid).includes('ivf -i pipe:0'));
     };
     const killed = await decoders();
     t.equal(killed.length, 3, 'a decoder for each input');

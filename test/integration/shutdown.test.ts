@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GatewayProcess } from '../../kit/gateway-process.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
-import { sleep, stopAllProcesses, waitFor, isAlive } from '../../kit/processes.js';
+import { childPids, sleep, stopAllProcesses, waitFor, isAlive } from '../../kit/processes.js';
 import { freePort, NginxRtmp } from '../../kit/rtmp-server.js';
 import { testFixture } from '../helpers/synthetic.js';
 
@@ -58,25 +58,41 @@ t.test('SIGTERM ends every push cleanly within 10 s and leaves no ffmpeg', async
   );
 });
 
-t.test('after kill -9, the next start ends the ffmpeg processes the gateway left', async (t) => {
+t.test('after kill -9, its spawner ends every ffmpeg at once, even one that hangs', async (t) => {
   const { gateway, pids } = await busyGateway(t);
   // An ffmpeg reading a closed pipe ends by itself; one that hangs (stopped here, so that it cannot
-  // see its input end) would run on, and is what the next start must end.
+  // see its input end) would run on, but for the spawner, which kills them when the gateway has gone.
   for (const pid of pids) process.kill(pid, 'SIGSTOP');
   await gateway.signal('SIGKILL');
-  await sleep(1000);
-  const orphans = pids.filter(isAlive);
-  t.equal(
-    orphans.length,
-    pids.length,
-    `the ffmpeg processes outlived the killed gateway (${orphans.length} of ${pids.length})`,
-  );
-  const next = await startGateway();
-  t.teardown(() => next.stop());
-  await waitFor('the orphans to be ended', () => orphans.every((pid) => !isAlive(pid)), 3000);
-  t.pass('the next start ended them');
-  t.equal((await next.request('GET', '/health')).status, 200, 'and serves');
+  await waitFor('every ffmpeg to be ended', () => pids.every((pid) => !isAlive(pid)), 5000);
+  t.pass('none outlived the gateway');
 });
+
+t.test(
+  'after kill -9 of the gateway and its spawner, the next start ends the ffmpeg processes they left',
+  async (t) => {
+    const { gateway, pids } = await busyGateway(t);
+    for (const pid of pids) process.kill(pid, 'SIGSTOP');
+    const spawners = await childPids(gateway.pid, 'node');
+    t.equal(spawners.length, 1, 'one spawner');
+    // The gateway stopped first, so that it cannot hear of its spawner's end (it would end the ffmpeg itself).
+    process.kill(gateway.pid, 'SIGSTOP');
+    process.kill(spawners[0]!, 'SIGKILL');
+    await gateway.signal('SIGKILL');
+    await sleep(1000);
+    const orphans = pids.filter(isAlive);
+    t.equal(
+      orphans.length,
+      pids.length,
+      `the ffmpeg processes outlived the killed gateway (${orphans.length} of ${pids.length})`,
+    );
+    const next = await startGateway();
+    t.teardown(() => next.stop());
+    await waitFor('the orphans to be ended', () => orphans.every((pid) => !isAlive(pid)), 3000);
+    t.pass('the next start ended them');
+    t.equal((await next.request('GET', '/health')).status, 200, 'and serves');
+  },
+);
 
 function kill(pid: number): void {
   try {

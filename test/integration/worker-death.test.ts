@@ -16,18 +16,25 @@ import { sourceWorkers } from '../../kit/source-workers.js';
 // left running or counted, and the other worker's stream loses no frame.
 
 /**
- * Running processes whose parent is this process, by command name. A process that ended but was
- * not reaped (a zombie: Node reaps a child only in the thread that started it, and that thread is
- * gone) is not running.
+ * Running descendants of this process, by command name (its ffmpeg are children of a worker's
+ * spawner). A process that ended but was not reaped (a zombie: Node reaps a child only in the
+ * thread that started it, and that thread is gone) is not running.
  */
 function children(name: string): number[] {
-  const lines = execFileSync('ps', ['-o', 'pid=,stat=,comm=', '--ppid', String(process.pid)], {
-    encoding: 'utf8',
-  }).split('\n');
-  return lines
+  const rows = execFileSync('ps', ['-e', '-o', 'pid=,ppid=,stat=,comm='], { encoding: 'utf8' })
+    .split('\n')
     .map((line) => line.trim().split(/\s+/))
-    .filter(([pid, stat, command]) => pid && !stat!.startsWith('Z') && command!.startsWith(name.slice(0, 15)))
-    .map(([pid]) => Number(pid));
+    .filter(([pid]) => pid)
+    .map(([pid, ppid, stat, command]) => ({ pid: Number(pid), ppid: Number(ppid), stat: stat!, command: command! }));
+  const below = new Set([process.pid]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const row of rows) if (below.has(row.ppid) && !below.has(row.pid)) grew = below.add(row.pid) !== undefined;
+  }
+  return rows
+    .filter((row) => row.pid !== process.pid && below.has(row.pid) && !row.stat.startsWith('Z'))
+    .filter((row) => row.command.startsWith(name.slice(0, 15)))
+    .map((row) => row.pid);
 }
 
 t.test('a worker thread that dies: its stream comes back, the other loses nothing', async (t) => {

@@ -1,0 +1,78 @@
+/** Where the spawner listens (a name in the abstract namespace) and the secret every connection begins with. */
+export interface SpawnerAddress {
+  name: string;
+  /** Hex; a connection that does not begin with it is closed. */
+  secret: string;
+}
+
+/**
+ * What each of a child's descriptors is, by its number: `'socket'`, one end of a stream socket
+ * connection the caller makes to the spawner (`SlotHello`); a path, a file the spawner opens for it
+ * (one of the gateway's own descriptors, as `/proc/<gateway>/fd/<n>`); `'ignore'`, nothing.
+ */
+export type Slot = 'socket' | 'ignore' | { path: string };
+
+/** A connection's first line: a control connection, its key chosen by the caller. */
+export interface ControlHello {
+  secret: string;
+  control: string;
+}
+
+/** A connection's first line: descriptor `fd` of request `request` of the control connection `key`. */
+export interface SlotHello {
+  secret: string;
+  key: string;
+  request: number;
+  fd: number;
+}
+
+/** A line on a control connection, from the caller: start `binary`. */
+export interface SpawnRequest {
+  id: number;
+  binary: string;
+  args: string[];
+  slots: Slot[];
+}
+
+/** A line on a control connection, from the spawner. */
+export type SpawnReply =
+  | { id: number; pid: number }
+  /** The error code (`ENOENT`, …), never Node's message (which may quote the arguments). */
+  | { id: number; failed: string }
+  | { id: number; exit: number | null; signal: NodeJS.Signals | null };
+
+/** The longest line accepted (a request, with ffmpeg's arguments); a connection sending more without a line break is closed. */
+export const MAX_LINE_BYTES = 64 * 1024;
+
+/** Each line of a stream, as it comes, parsed as JSON; false from `onLine` stops reading lines. */
+export function readLines(
+  onChunk: (listener: (data: Buffer) => void) => void,
+  onLine: (value: unknown) => boolean | void,
+  onBad: () => void,
+  limit = Infinity,
+): void {
+  let pending = '';
+  let reading = true;
+  onChunk((data) => {
+    if (!reading) return;
+    pending += data.toString('utf8');
+    let end: number;
+    while (reading && (end = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, end);
+      pending = pending.slice(end + 1);
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch {
+        reading = false;
+        onBad();
+        return;
+      }
+      if (onLine(value) === false) reading = false;
+    }
+    if (reading && pending.length > limit) {
+      reading = false;
+      onBad();
+    }
+  });
+}

@@ -65,6 +65,11 @@ export class SpawnerProcess {
     });
   }
 
+  /** Its PID while it runs. */
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
   /** Ends it: it kills every child it started, then exits. */
   close(): void {
     this.#closed = true;

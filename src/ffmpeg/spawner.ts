@@ -228,9 +228,10 @@ function main(): void {
     },
     () => process.exit(1),
   );
-  // Only the gateway ends it: an interrupt of the terminal reaches the gateway, which closes its input.
-  process.on('SIGINT', () => {});
-  process.on('SIGTERM', end);
+  // Only the gateway ends it, by closing its input, once its ffmpeg have ended as they should: a
+  // signal to the gateway's whole process group (an interrupt from the terminal, a service manager
+  // stopping every process of the service) is the gateway's to act on.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => {});
 }
 
 main();

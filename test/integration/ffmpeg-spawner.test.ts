@@ -169,6 +169,12 @@ t.test("every child is killed when the spawner's input ends (the gateway has gon
   const b = second.spawn('ffmpeg', args);
   const [pidA, pidB] = [await a.started, await b.started];
   t.ok(pidA && alive(pidA) && pidB && alive(pidB), 'both run');
+  // A signal to the gateway's whole process group is the gateway's to act on: the spawner stays.
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.kill(spawner.pid!, signal);
+  const third = first.spawn('ffmpeg', ['-hide_banner', '-version']);
+  await third.closed;
+  t.equal(third.exitCode, 0, 'after SIGTERM, SIGINT and SIGHUP, it still starts ffmpeg');
+  t.ok(alive(pidA!) && alive(pidB!), 'and its children run on');
   spawner.close();
   await Promise.all([a.exited, b.exited]);
   await waitFor('both to be gone', () => !alive(pidA!) && !alive(pidB!));

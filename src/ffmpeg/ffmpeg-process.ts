@@ -102,28 +102,35 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
         this.safeEmit('exit', code, signal);
         resolve();
       };
-      spawner.launch(binary, args, slots, new Map(reader ? [[1, reader]] : []), {
-        connected: (sockets) => resolveOutputs(this.#connected(sockets, reader !== undefined)),
-        started: (pid) => {
-          this.#pid = pid;
-          resolveStarted(pid);
-          const waiting = this.#waiting ?? [];
-          this.#waiting = undefined;
-          this.#waitingBytes = { input: 0, video: 0 };
-          for (const step of waiting) step();
-          if (this.#killed) killGroup(pid);
-        },
-        failed: (code) => {
-          // The code only: Node's message may quote the arguments.
-          this.safeEmit('line', `failed to start ${binary}: ${code}`);
-          for (const socket of this.#sockets.values()) socket.destroy();
-          resolveOutputs(Promise.resolve());
-          resolveStarted(undefined);
-          finish(SPAWN_FAILED, null);
-        },
-        exited: (code, signal) => {
-          resolveStarted(undefined);
-          finish(code, signal);
+      const readers = new Map(reader ? [[1, reader]] : []);
+      spawner.launch({
+        binary,
+        args,
+        slots,
+        readers,
+        events: {
+          connected: (sockets) => resolveOutputs(this.#connected(sockets, reader !== undefined)),
+          started: (pid) => {
+            this.#pid = pid;
+            resolveStarted(pid);
+            const waiting = this.#waiting ?? [];
+            this.#waiting = undefined;
+            this.#waitingBytes = { input: 0, video: 0 };
+            for (const step of waiting) step();
+            if (this.#killed) killGroup(pid);
+          },
+          failed: (code) => {
+            // The code only: Node's message may quote the arguments.
+            this.safeEmit('line', `failed to start ${binary}: ${code}`);
+            for (const socket of this.#sockets.values()) socket.destroy();
+            resolveOutputs(Promise.resolve());
+            resolveStarted(undefined);
+            finish(SPAWN_FAILED, null);
+          },
+          exited: (code, signal) => {
+            resolveStarted(undefined);
+            finish(code, signal);
+          },
         },
       });
     });

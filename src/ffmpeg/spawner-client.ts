@@ -88,6 +88,16 @@ export interface LaunchEvents {
   exited(code: number | null, signal: NodeJS.Signals | null): void;
 }
 
+/** A child to start (`SpawnerConnection.launch`). */
+export interface Launch {
+  binary: string;
+  args: readonly string[];
+  slots: readonly Slot[];
+  /** Buffers the connections of some descriptors are read into, by descriptor number. */
+  readers: ReadonlyMap<number, OnReadOpts>;
+  events: LaunchEvents;
+}
+
 interface Launched {
   events: LaunchEvents;
   pid?: number;
@@ -111,29 +121,16 @@ export class SpawnerConnection {
    * Asks for `binary` with `args` and the descriptors `slots`; each `'socket'` slot is a connection
    * made here, read into a buffer of the caller's when `readers` has one for it.
    */
-  launch(
-    binary: string,
-    args: readonly string[],
-    slots: readonly Slot[],
-    readers: ReadonlyMap<number, OnReadOpts>,
-    events: LaunchEvents,
-  ): void {
+  launch(launch: Launch): void {
     const id = this.#next++;
-    this.#launched.set(id, { events });
+    this.#launched.set(id, { events: launch.events });
     this.ready().then(
-      () => this.#send(id, binary, args, slots, readers, events),
+      () => this.#send(id, launch),
       () => this.#failed(id, 'ECONNREFUSED'),
     );
   }
 
-  #send(
-    id: number,
-    binary: string,
-    args: readonly string[],
-    slots: readonly Slot[],
-    readers: ReadonlyMap<number, OnReadOpts>,
-    events: LaunchEvents,
-  ): void {
+  #send(id: number, { binary, args, slots, readers, events }: Launch): void {
     if (!this.#launched.has(id)) return;
     const control = this.#connect();
     const sockets = new Map<number, Socket>();

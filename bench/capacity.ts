@@ -215,9 +215,11 @@ async function capacityStep(
     await sleep(2000);
     const ffmpeg = await gateway.ffmpegPids();
     const mediaWorkers = await gateway.mediaWorkerPids();
+    // The gateway's own processes: Node, its spawner (which starts the ffmpeg) and the media workers.
+    const own = await gateway.ownPids();
     const loop = watchEventLoop(gateway);
     const udpBefore = udpCounters();
-    const window = new CpuWindow([gateway.pid, ...mediaWorkers, nginx.pid!, process.pid, ...ffmpeg]);
+    const window = new CpuWindow([...own, nginx.pid!, process.pid, ...ffmpeg]);
     const windowFrom = now();
     const generatorDelay = generatorLoop();
     await sleep(bench.plan.capacitySeconds * 1000);
@@ -229,7 +231,7 @@ async function capacityStep(
     };
     const udpAfter = udpCounters();
     const loopP99 = await loop.stop();
-    const gatewayRssMb = [gateway.pid, ...mediaWorkers].reduce((sum, pid) => sum + rssMb(pid), 0);
+    const gatewayRssMb = own.reduce((sum, pid) => sum + rssMb(pid), 0);
     // A gateway past its limit may not answer its listings: the step fails saying so, and the ramp ends there.
     const list = async <T>(path: string): Promise<T[]> => {
       const reply = await gateway.request('POST', path);
@@ -285,7 +287,7 @@ async function capacityStep(
       framesLost: lost,
       lossPercent: round((lost / expected) * 100),
       worstPushLossPercent: round(worst * 100),
-      gatewayCpu: round(cpu.of([gateway.pid, ...mediaWorkers])),
+      gatewayCpu: round(cpu.of(own)),
       mediaWorkersCpu: round(cpu.of(mediaWorkers)),
       ffmpegCpuEach: round(each(ffmpeg)),
       nginxCpu: round(cpu.percent.get(nginx.pid!)!),

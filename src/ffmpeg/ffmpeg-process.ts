@@ -66,6 +66,8 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
   #waitingBytes = { input: 0, video: 0 };
   #outputPaused = false;
   #killed = false;
+  /** Its input was ended (`endInput`, `stop`): nothing more is written to it. */
+  #inputEnded = false;
 
   /**
    * `onListenerError` hears of a listener that threw (isolated from the others and from this
@@ -176,7 +178,7 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
 
   /** Writes to ffmpeg's standard input (its raw PCM input); false once it is gone. */
   write(data: Buffer): boolean {
-    if (!this.running) return false;
+    if (!this.running || this.#inputEnded) return false;
     if (this.#waiting) {
       this.#waitingBytes.input += data.length;
       this.#waiting.push(() => this.#stdin?.write(data));
@@ -190,7 +192,7 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
    * is called once the pipe no longer holds `data` (it may be reused).
    */
   writeVideo(data: Buffer, written?: () => void): boolean {
-    if (!this.#hasVideo || !this.running) return false;
+    if (!this.#hasVideo || !this.running || this.#inputEnded) return false;
     if (this.#waiting) {
       this.#waitingBytes.video += data.length;
       this.#waiting.push(() => this.#video?.write(data, written));
@@ -222,6 +224,7 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
 
   /** Ends its input: an ffmpeg reading a file from stdin finishes its work and exits. */
   endInput(): void {
+    this.#inputEnded = true;
     this.#once(() => {
       this.#video?.end();
       this.#stdin?.end();
@@ -236,6 +239,7 @@ export class FfmpegProcess extends TypedEmitter<FfmpegEvents> {
   async #escalate(stepTimeoutMs: number): Promise<void> {
     if (!this.running) return this.exited;
     if ((await this.started) === undefined) return this.exited;
+    this.#inputEnded = true;
     this.#video?.end();
     this.#stdin?.end(); // end of input: ffmpeg flushes its encoders and exits
     if (await this.#exitsWithin(Math.min(QUIT_GRACE_MS, stepTimeoutMs))) return;

@@ -1,7 +1,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { connect, type OnReadOpts, type Socket } from 'node:net';
-import { readLines, type Slot, type SpawnReply, type SpawnRequest, type SpawnerAddress } from './spawner-wire.js';
+import { fileURLToPath } from 'node:url';
+import {
+  proof,
+  proves,
+  readLines,
+  type ControlHello,
+  type Slot,
+  type SlotHello,
+  type SpawnReply,
+  type SpawnRequest,
+  type SpawnerAddress,
+} from './spawner-wire.js';
 
 /** A spawner that stopped (it should not) is started again after this long, at the same address. */
 const RESTART_DELAY_MS = 500;
@@ -11,9 +22,8 @@ const RESTART_DELAY_MS = 500;
  * tests run the gateway).
  */
 function spawnerCommand(): string[] {
-  const built = new URL('./spawner.js', import.meta.url);
-  if (import.meta.url.endsWith('.js')) return [built.pathname];
-  return [`--import=${import.meta.resolve('tsx')}`, new URL('./spawner.ts', import.meta.url).pathname];
+  if (import.meta.url.endsWith('.js')) return [fileURLToPath(new URL('./spawner.js', import.meta.url))];
+  return [`--import=${import.meta.resolve('tsx')}`, fileURLToPath(new URL('./spawner.ts', import.meta.url))];
 }
 
 /**
@@ -36,10 +46,19 @@ export class SpawnerProcess {
     this.ready = this.#start();
   }
 
+  /** Starts it; resolves once it listens, rejects if it ends (or cannot be started) before. */
   #start(): Promise<void> {
-    const child = spawn(process.execPath, spawnerCommand(), { stdio: ['pipe', 'pipe', 'inherit'] });
+    let child: ChildProcess;
+    try {
+      child = spawn(process.execPath, spawnerCommand(), { stdio: ['pipe', 'pipe', 'inherit'] });
+    } catch (error) {
+      this.#stopped(null);
+      return Promise.reject(error as Error);
+    }
     this.#child = child;
+    child.on('error', () => {}); // it could not be started: its 'exit' follows, or none, and `ready` says
     child.stdin!.on('error', () => {});
+    child.stdout!.on('error', () => {});
     child.stdin!.write(`${JSON.stringify(this.address)}\n`);
     // Unreferenced, it keeps the thread alive only until it listens (a launch waits for that).
     const unref = (): void => {
@@ -48,21 +67,30 @@ export class SpawnerProcess {
       (child.stdin as unknown as Socket).unref();
       (child.stdout as unknown as Socket).unref();
     };
-    child.once('exit', (code) => {
-      if (this.#closed) return;
-      this.options.onStop?.(code);
-      const timer = setTimeout(() => {
-        if (!this.#closed) this.ready = this.#start();
-      }, RESTART_DELAY_MS);
-      if (this.options.unref) timer.unref();
-    });
-    return new Promise((resolve) => {
+    child.once('exit', (code) => this.#stopped(code));
+    const ready = new Promise<void>((resolve, reject) => {
       child.stdout!.once('data', () => {
         unref();
         resolve();
       });
-      child.once('exit', () => resolve()); // connections will fail, and say so
+      child.once('exit', (code) => reject(new Error(`the ffmpeg spawner ended (${code}) before it listened`)));
+      child.once('error', (error) => {
+        reject(error);
+        if (child.pid === undefined) this.#stopped(null);
+      });
     });
+    ready.catch(() => {}); // the caller that waits for it hears of it
+    return ready;
+  }
+
+  /** It stopped (it should not): it is started again shortly, at the same address. */
+  #stopped(code: number | null): void {
+    if (this.#closed) return;
+    this.options.onStop?.(code);
+    const timer = setTimeout(() => {
+      if (!this.#closed) this.ready = this.#start();
+    }, RESTART_DELAY_MS);
+    if (this.options.unref) timer.unref();
   }
 
   /** Its PID while it runs. */
@@ -78,7 +106,7 @@ export class SpawnerProcess {
 }
 
 /** What becomes of a child asked for with `SpawnerConnection.launch`. */
-export interface LaunchEvents {
+interface LaunchEvents {
   /** Its descriptors' connections, by descriptor number, made (not yet handed over). */
   connected(sockets: Map<number, Socket>): void;
   /** It runs: what is written to its descriptors now reaches it. */
@@ -98,6 +126,13 @@ export interface Launch {
   events: LaunchEvents;
 }
 
+/** A thread's control connection: `verified` once the spawner has proved it knows the secret. */
+interface Control {
+  socket: Socket;
+  key: string;
+  verified: Promise<void>;
+}
+
 interface Launched {
   events: LaunchEvents;
   pid?: number;
@@ -109,7 +144,7 @@ interface Launched {
  */
 export class SpawnerConnection {
   readonly #launched = new Map<number, Launched>();
-  #control: { socket: Socket; key: string } | undefined;
+  #control: Control | undefined;
   #next = 0;
 
   constructor(
@@ -124,22 +159,34 @@ export class SpawnerConnection {
   launch(launch: Launch): void {
     const id = this.#next++;
     this.#launched.set(id, { events: launch.events });
-    this.ready().then(
-      () => this.#send(id, launch),
-      () => this.#failed(id, 'ECONNREFUSED'),
-    );
+    this.ready()
+      .then(() => {
+        const control = this.#connect();
+        return control.verified.then(() => control);
+      })
+      .then(
+        (control) => this.#send(id, launch, control),
+        () => this.#failed(id, 'ECONNREFUSED'),
+      );
   }
 
-  #send(id: number, { binary, args, slots, readers, events }: Launch): void {
-    if (!this.#launched.has(id)) return;
-    const control = this.#connect();
+  #send(id: number, { binary, args, slots, readers, events }: Launch, control: Control): void {
+    // Gone already: its connection closed (and it was told) while waiting for the spawner's proof.
+    if (!this.#launched.has(id) || control.socket.destroyed) return;
+    const { name, secret } = this.address;
     const sockets = new Map<number, Socket>();
     slots.forEach((slot, fd) => {
       if (slot !== 'socket') return;
       const reader = readers.get(fd);
-      const socket = connect({ path: this.address.name, ...(reader ? { onread: reader } : {}) });
+      const socket = connect({ path: name, ...(reader ? { onread: reader } : {}) });
       socket.on('error', () => {}); // the child gone: its exit tells
-      socket.write(`${JSON.stringify({ secret: this.address.secret, key: control.key, request: id, fd })}\n`);
+      const hello: SlotHello = {
+        key: control.key,
+        request: id,
+        fd,
+        proof: proof(secret, `slot:${control.key}:${id}:${fd}`),
+      };
+      socket.write(`${JSON.stringify(hello)}\n`);
       sockets.set(fd, socket);
     });
     events.connected(sockets);
@@ -148,20 +195,38 @@ export class SpawnerConnection {
     control.socket.ref();
   }
 
-  #connect(): { socket: Socket; key: string } {
+  /**
+   * The control connection, made when first needed. Nothing is asked on it (no argument, which may
+   * hold a stream key, is written) before the spawner has proved it knows the secret: whatever else
+   * listens at its name (it restarts at the same one) hears only this connection's proof.
+   */
+  #connect(): Control {
     if (this.#control) return this.#control;
+    const { name, secret } = this.address;
     const key = randomBytes(16).toString('hex');
-    const socket = connect({ path: this.address.name });
-    const control = { socket, key };
+    const socket = connect({ path: name });
+    let proven!: () => void;
+    let refused!: (error: Error) => void;
+    const verified = new Promise<void>((resolve, reject) => ([proven, refused] = [resolve, reject]));
+    verified.catch(() => {}); // each launch hears of it
+    const control: Control = { socket, key, verified };
     this.#control = control;
     socket.on('error', () => socket.destroy());
-    socket.write(`${JSON.stringify({ secret: this.address.secret, control: key })}\n`);
+    const hello: ControlHello = { control: key, proof: proof(secret, `control:${key}`) };
+    socket.write(`${JSON.stringify(hello)}\n`);
+    let trusted = false;
     readLines(
       (on) => socket.on('data', on),
-      (reply) => this.#reply(reply as SpawnReply),
+      (line) => {
+        if (trusted) return this.#reply(line as SpawnReply, socket);
+        trusted = proves((line as { spawner?: unknown }).spawner, secret, `spawner:${key}`);
+        if (!trusted) return void socket.destroy();
+        proven();
+      },
       () => socket.destroy(),
     );
     socket.on('close', () => {
+      refused(new Error('the spawner closed the connection'));
       if (this.#control === control) this.#control = undefined;
       // The spawner has gone, and with it what it knew of this thread's children: they are ended here.
       for (const [id, launched] of this.#launched) {
@@ -175,10 +240,12 @@ export class SpawnerConnection {
     return control;
   }
 
-  #reply(reply: SpawnReply): void {
+  #reply(reply: SpawnReply, socket: Socket): void {
     const launched = this.#launched.get(reply.id);
     if (!launched) return;
     if ('pid' in reply) {
+      // A PID this thread will signal the group of: never 0, 1 (every process) or its own.
+      if (!Number.isSafeInteger(reply.pid) || reply.pid <= 1 || reply.pid === process.pid) return void socket.destroy();
       launched.pid = reply.pid;
       launched.events.started(reply.pid);
     } else if ('failed' in reply) this.#failed(reply.id, reply.failed);

@@ -1,8 +1,27 @@
-/** Where the spawner listens (a name in the abstract namespace) and the secret every connection begins with. */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+/** Where the spawner listens (a name in the abstract namespace) and the secret both ends prove they know. */
 export interface SpawnerAddress {
   name: string;
-  /** Hex; a connection that does not begin with it is closed. */
+  /** Hex; never sent: each side proves it knows it (`proof`). */
   secret: string;
+}
+
+/**
+ * Proof of knowing `secret`, for `what` (hex). Any local process can listen at or connect to an
+ * abstract name, so the secret itself is never written: a connection from the gateway says a proof
+ * for its own key, and the spawner answers one of its own before it is sent anything else.
+ */
+export function proof(secret: string, what: string): string {
+  return createHmac('sha256', Buffer.from(secret, 'hex')).update(what).digest('hex');
+}
+
+/** Whether `given` is the proof of `secret` for `what` (compared in constant time). */
+export function proves(given: unknown, secret: string, what: string): boolean {
+  if (typeof given !== 'string') return false;
+  const expected = Buffer.from(proof(secret, what), 'hex');
+  const actual = Buffer.from(given, 'hex');
+  return actual.length === expected.length && timingSafeEqual(actual, expected);
 }
 
 /**
@@ -12,18 +31,24 @@ export interface SpawnerAddress {
  */
 export type Slot = 'socket' | 'ignore' | { path: string };
 
-/** A connection's first line: a control connection, its key chosen by the caller. */
+/**
+ * A connection's first line: a control connection, its key chosen by the caller, with
+ * `proof(secret, 'control:<key>')`. The spawner answers `{ spawner: proof(secret, 'spawner:<key>') }`.
+ */
 export interface ControlHello {
-  secret: string;
   control: string;
+  proof: string;
 }
 
-/** A connection's first line: descriptor `fd` of request `request` of the control connection `key`. */
+/**
+ * A connection's first line: descriptor `fd` of request `request` of the control connection `key`,
+ * with `proof(secret, 'slot:<key>:<request>:<fd>')`.
+ */
 export interface SlotHello {
-  secret: string;
   key: string;
   request: number;
   fd: number;
+  proof: string;
 }
 
 /** A line on a control connection, from the caller: start `binary`. */
@@ -42,7 +67,7 @@ export type SpawnReply =
   | { id: number; exit: number | null; signal: NodeJS.Signals | null };
 
 /** The longest line accepted (a request, with ffmpeg's arguments); a connection sending more without a line break is closed. */
-export const MAX_LINE_BYTES = 64 * 1024;
+export const MAX_LINE_BYTES = 1024 * 1024;
 
 /** Each line of a stream, as it comes, parsed as JSON; false from `onLine` stops reading lines. */
 export function readLines(

@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { timingSafeEqual } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import {
   MAX_LINE_BYTES,
+  proof,
+  proves,
   readLines,
   type ControlHello,
   type SlotHello,
@@ -47,13 +48,13 @@ class Control {
 }
 
 class Spawner {
-  readonly #secret: Buffer;
+  readonly #secret: string;
   readonly #controls = new Map<string, Control>();
   /** Descriptors that came in, by `key:request:fd`, until their request is started. */
   readonly #slots = new Map<string, Socket>();
 
   constructor(secret: string) {
-    this.#secret = Buffer.from(secret, 'hex');
+    this.#secret = secret;
   }
 
   accept(socket: Socket): void {
@@ -67,7 +68,7 @@ class Spawner {
         if (control) return this.#request(control.key, control.control, line as SpawnRequest);
         clearTimeout(timer);
         if (!this.#trusted(line)) return void socket.destroy();
-        if ('control' in line) {
+        if (typeof (line as Partial<ControlHello>).control === 'string') {
           control = this.#control(socket, (line as ControlHello).control);
           return control !== undefined;
         }
@@ -87,17 +88,20 @@ class Spawner {
     for (const control of this.#controls.values()) for (const child of control.children.values()) killGroup(child);
   }
 
-  #trusted(hello: unknown): hello is { secret: string } {
-    if (typeof hello !== 'object' || hello === null || typeof (hello as { secret?: unknown }).secret !== 'string')
-      return false;
-    const given = Buffer.from((hello as { secret: string }).secret, 'hex');
-    return given.length === this.#secret.length && timingSafeEqual(given, this.#secret);
+  /** Whether a first line proves the secret known, for what it says it is. */
+  #trusted(hello: unknown): boolean {
+    if (typeof hello !== 'object' || hello === null) return false;
+    const { control, key, request, fd, proof: given } = hello as Partial<ControlHello & SlotHello>;
+    if (typeof control === 'string') return proves(given, this.#secret, `control:${control}`);
+    if (typeof key !== 'string' || !Number.isSafeInteger(request) || !Number.isSafeInteger(fd)) return false;
+    return proves(given, this.#secret, `slot:${key}:${request}:${fd}`);
   }
 
   #control(socket: Socket, key: string): { key: string; control: Control } | undefined {
     if (typeof key !== 'string' || this.#controls.has(key)) return void socket.destroy();
     const control = new Control(socket);
     this.#controls.set(key, control);
+    socket.write(`${JSON.stringify({ spawner: proof(this.#secret, `spawner:${key}`) })}\n`);
     socket.on('close', () => {
       this.#controls.delete(key);
       for (const { timer, request } of control.pending.values()) {
@@ -158,7 +162,7 @@ class Spawner {
     let failed: string | undefined;
     try {
       const stdio = request.slots.map((slot, fd) => {
-        if (slot === 'socket') return sockets[fd]!;
+        if (slot === 'socket') return blocking(sockets[fd]!);
         if (slot === 'ignore') return 'ignore';
         const opened_ = openSync(slot.path, 'r');
         opened.push(opened_);
@@ -171,9 +175,12 @@ class Spawner {
     for (const fd of opened) closeSync(fd);
     for (const socket of sockets) socket?.destroy(); // the child has its own copies
     if (!child || child.pid === undefined) {
-      child?.once('error', () => {}); // its 'error' comes later: the code is known already
-      const code = failed ?? 'ENOENT';
-      control.reply({ id: request.id, failed: code });
+      if (!child) control.reply({ id: request.id, failed: failed ?? 'EINVAL' });
+      // Not started: its 'error' comes next, with the code (ENOENT, EACCES, EAGAIN, …).
+      else
+        child.once('error', (error: NodeJS.ErrnoException) =>
+          control.reply({ id: request.id, failed: error.code ?? 'EINVAL' }),
+        );
       return;
     }
     const pid = child.pid;
@@ -194,6 +201,18 @@ class Spawner {
       this.#slots.delete(id);
     });
   }
+}
+
+/**
+ * The socket made blocking, for the child: its descriptor shares the open file with this process's,
+ * which Node made non-blocking, and libuv makes only descriptors 0-2 blocking in a child. ffmpeg
+ * reading a non-blocking pipe 3 would poll it every millisecond while it waits.
+ */
+function blocking(socket: Socket): Socket {
+  const handle = (socket as unknown as { _handle?: { readStop(): number; setBlocking(on: boolean): number } })._handle;
+  handle?.readStop();
+  handle?.setBlocking(true);
+  return socket;
 }
 
 function killGroup(child: ChildProcess): void {
@@ -219,11 +238,16 @@ function main(): void {
       const address = value as SpawnerAddress;
       spawner = new Spawner(address.secret);
       const server = createServer((socket) => spawner!.accept(socket));
-      server.on('error', (error) => {
+      const cannotListen = (error: Error): void => {
         process.stderr.write(`the spawner cannot listen: ${(error as NodeJS.ErrnoException).code}\n`);
         process.exit(1);
+      };
+      server.once('error', cannotListen);
+      server.listen(address.name, () => {
+        server.off('error', cannotListen);
+        server.on('error', () => {}); // a listening server's errors are of its connections, handled each
+        process.stdout.write('listening\n');
       });
-      server.listen(address.name, () => process.stdout.write('listening\n'));
       return false;
     },
     () => process.exit(1),

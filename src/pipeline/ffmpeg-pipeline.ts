@@ -194,9 +194,13 @@ class FfmpegPipeline implements Pipeline {
     const ffmpeg = settings.spawn(args, videoInput);
     const pipeline = new FfmpegPipeline(ffmpeg, mixer, settings, workDir, spec);
     writeAudio = (block) => pipeline.#writeAudio(block);
-    settings.log.info(
-      { pid: ffmpeg.pid, plan: still ? 'still' : spec.plan.video, audio: opus ? 'opus' : 'pcm' },
-      'ffmpeg started',
+    void ffmpeg.started.then(
+      (pid) =>
+        pid !== undefined &&
+        settings.log.info(
+          { pid, plan: still ? 'still' : spec.plan.video, audio: opus ? 'opus' : 'pcm' },
+          'ffmpeg started',
+        ),
     );
     return pipeline;
   }

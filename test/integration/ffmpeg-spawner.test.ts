@@ -2,8 +2,9 @@ import t, { type Test } from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { SpawnerConnection, SpawnerProcess } from '../../src/ffmpeg/spawner-client.js';
+import { proof } from '../../src/ffmpeg/spawner-wire.js';
 import { FfmpegSupervisor } from '../../src/ffmpeg/supervisor.js';
 import { waitFor } from '../../kit/processes.js';
 
@@ -105,6 +106,7 @@ t.test('what is written before ffmpeg has started reaches it, in order, and its 
   for (let i = 0; i < 100; i++) ffmpeg.write(Buffer.alloc(1000, i));
   t.equal(ffmpeg.inputBacklog, 100_000, 'the bytes waiting count as its backlog');
   ffmpeg.endInput();
+  t.notOk(ffmpeg.write(Buffer.alloc(1000, 200)), 'nothing more is taken once its input is ended');
   await ffmpeg.closed;
   t.equal(ffmpeg.exitCode, 0);
   const all = Buffer.concat(out);
@@ -124,12 +126,13 @@ t.test('a binary that cannot be started ends as a shell says: 127, its error cod
   t.equal(supervisor.count, 0);
 });
 
-t.test('a connection without the secret is closed, and starts nothing', async (t) => {
+t.test('a connection without a proof of the secret is closed, and starts nothing', async (t) => {
   const { spawner } = ownSpawner(t);
   await spawner.ready;
   const never = join(tmpdir(), `spawner-stranger-${process.pid}`);
   for (const hello of [
-    { secret: '00'.repeat(32), control: 'stranger' },
+    { control: 'stranger', proof: proof('00'.repeat(32), 'control:stranger') },
+    { control: 'stranger', secret: spawner.address.secret },
     { control: 'stranger' },
     'not json',
     'x'.repeat(2000),
@@ -179,4 +182,42 @@ t.test("every child is killed when the spawner's input ends (the gateway has gon
   await Promise.all([a.exited, b.exited]);
   await waitFor('both to be gone', () => !alive(pidA!) && !alive(pidB!));
   t.pass('the spawner ended every child when its input ended');
+});
+
+t.test("a stranger listening at the spawner's name hears no argument, no secret and no media", async (t) => {
+  // It took the name (as it could while the spawner restarts) and answers with a proof it cannot make.
+  const name = `\0spawner-impostor-${process.pid}`;
+  const heard: Buffer[] = [];
+  const connections = new Set<Socket>();
+  const server = createServer((socket) => {
+    connections.add(socket);
+    socket.on('error', () => {});
+    socket.on('data', (data: Buffer) => heard.push(data));
+    socket.write(`${JSON.stringify({ spawner: '00'.repeat(32) })}\n`);
+  });
+  await new Promise<void>((resolve) => server.listen(name, resolve));
+  t.teardown(() => {
+    for (const socket of connections) socket.destroy();
+    server.close();
+  });
+  const secret = 'ab'.repeat(32);
+  const supervisor = new FfmpegSupervisor(undefined, new SpawnerConnection({ name, secret }));
+  const child = supervisor.spawn('ffmpeg', ['-i', 'rtmp://host/app/STREAMKEY123']);
+  child.write(Buffer.from('MEDIA456'));
+  await child.closed;
+  t.equal(child.exitCode, 127, 'it did not start');
+  const all = Buffer.concat(heard).toString();
+  t.ok(all.length > 0, 'the stranger heard the first line');
+  for (const word of ['STREAMKEY123', 'MEDIA456', secret, 'ffmpeg']) t.notOk(all.includes(word), `nothing of ${word}`);
+});
+
+t.test("ffmpeg's pipes 3 and 4 are blocking, as pipes were: it never polls them", async (t) => {
+  const { supervisor } = ownSpawner(t);
+  const child = supervisor.spawn('sleep', ['30'], undefined, 'video');
+  t.teardown(() => child.kill());
+  const pid = await child.started;
+  for (const fd of [0, 1, 2, 3, 4]) {
+    const flags = parseInt(/^flags:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))![1]!, 8);
+    t.equal(flags & 0o4000, 0, `descriptor ${fd} has no O_NONBLOCK`);
+  }
 });

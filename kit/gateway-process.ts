@@ -1,10 +1,10 @@
 import type { ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TEST_NETWORKS } from './netns.js';
-import { childPids, startProcess, stopProcess, waitFor } from './processes.js';
+import { childPids, descendants, startProcess, stopProcess, waitFor } from './processes.js';
 import { freePort } from './rtmp-server.js';
 import { THIS_MACHINE } from './this-machine.js';
 
@@ -115,9 +115,18 @@ export class GatewayProcess {
     return this.#children('mediasoup-worke');
   }
 
+  /** The gateway's spawner, which starts its ffmpeg: found by its program (Node 24 names its main thread otherwise). */
+  async spawnerPids(): Promise<number[]> {
+    const commandLine = (pid: number): Promise<string> => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    const found: number[] = [];
+    for (const { pid } of await descendants(this.pid))
+      if (/\/ffmpeg\/spawner\.(js|ts)\0/.test(await commandLine(pid))) found.push(pid);
+    return found;
+  }
+
   /** The gateway's own processes, ffmpeg aside: Node, its spawner, and the media workers when it has them. */
   async ownPids(): Promise<number[]> {
-    return [this.pid, ...(await this.#children('node')), ...(await this.mediaWorkerPids())];
+    return [this.pid, ...(await this.spawnerPids()), ...(await this.mediaWorkerPids())];
   }
 
   /** Descendants of the gateway whose command is `command` (as /proc/PID/stat shows it: 15 characters at most). */

@@ -86,11 +86,8 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/**
- * PIDs of the running descendants of `parent` whose command name is `comm` (as in /proc/PID/stat):
- * its children, and theirs (the gateway's ffmpeg are children of its spawner).
- */
-export async function childPids(parent: number, comm: string): Promise<number[]> {
+/** The running descendants of `parent`: its children, and theirs; each with its command name (as in /proc/PID/stat). */
+export async function descendants(parent: number): Promise<{ pid: number; comm: string }[]> {
   const { readdir, readFile } = await import('node:fs/promises');
   const processes: { pid: number; ppid: number; comm: string }[] = [];
   for (const entry of await readdir('/proc')) {
@@ -115,5 +112,13 @@ export async function childPids(parent: number, comm: string): Promise<number[]>
       }
     }
   }
-  return processes.filter((p) => p.pid !== parent && below.has(p.pid) && p.comm === comm).map((p) => p.pid);
+  return processes.filter((p) => p.pid !== parent && below.has(p.pid)).map(({ pid, comm }) => ({ pid, comm }));
+}
+
+/**
+ * PIDs of the running descendants of `parent` whose command name is `comm` (as in /proc/PID/stat):
+ * its children, and theirs (the gateway's ffmpeg are children of its spawner).
+ */
+export async function childPids(parent: number, comm: string): Promise<number[]> {
+  return (await descendants(parent)).filter((p) => p.comm === comm).map((p) => p.pid);
 }

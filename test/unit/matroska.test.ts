@@ -74,6 +74,7 @@ t.test(
     const written: Buffer[] = [];
     const ffmpeg = Object.assign(new EventEmitter(), {
       pid: 1,
+      started: Promise.resolve(1),
       inputBacklog: 0,
       videoBacklog: 0,
       write: (): boolean => t.fail('nothing goes to stdin') as unknown as boolean,

@@ -11,6 +11,7 @@ import type { AudioPacket } from '../../src/publishers/fanout.js';
 /** An ffmpeg that reads nothing unless told: its backlog is the test's to set. */
 class SlowFfmpeg extends EventEmitter {
   readonly pid = 1;
+  readonly started = Promise.resolve(1);
   inputBacklog = 0;
   videoBacklog = 0;
   written = 0;

@@ -76,7 +76,9 @@ t.test(
     const spawners = await gateway.spawnerPids();
     t.equal(spawners.length, 1, 'one spawner');
     if (spawners.length !== 1) return;
-    // The gateway stopped first, so that it cannot hear of its spawner's end (it would end the ffmpeg itself).
+    // The gateway stopped first, so that it cannot hear of its spawner's end (it would end the ffmpeg
+    // itself); killed whatever happens next, never left stopped.
+    t.teardown(() => kill(gateway.pid));
     process.kill(gateway.pid, 'SIGSTOP');
     process.kill(spawners[0]!, 'SIGKILL');
     await gateway.signal('SIGKILL');

@@ -28,20 +28,17 @@ const READ_BYTES = 256 * 1024;
  * One decoder of an input's video: its frames from a keyframe on as IVF into ffmpeg, which scales
  * them into the slot (letterboxed) and gives back raw pictures of the slot's size. The latest
  * picture is what the mixer draws. Its output is read into buffers of its own, never allocated per
- * read (`spawnReading`); what it is written before its ffmpeg has started waits for it.
+ * read (`spawnReading`); what it is written before its ffmpeg has started waits in the process.
  */
 class SlotDecoder {
   /** Its latest whole picture; read (copied into the canvas) before the next one replaces it. */
   latest: Buffer | undefined;
-  #ffmpeg: FfmpegProcess | undefined;
-  /** What was written before ffmpeg started. */
-  #waiting: Buffer[] | undefined = [];
+  readonly #ffmpeg: FfmpegProcess | undefined;
   /** The picture being read from ffmpeg; it and `latest` swap when it is whole, so no picture is allocated twice. */
   #filling: Buffer;
   #filled = 0;
   #startMs: number | undefined;
   #closed = false;
-  readonly #started: Promise<void>;
 
   constructor(
     readonly size: Size,
@@ -68,32 +65,23 @@ class SlotDecoder {
     };
     const onListenerError = (event: string, error: unknown): void =>
       deps.log.error({ err: error, event }, 'mixer decoder listener failed');
-    this.#started = Promise.resolve()
-      .then(() =>
-        deps.supervisor.spawnReading(
-          deps.ffmpegPath,
-          decoderArgs(size, labelFile),
-          onListenerError,
-          Buffer.allocUnsafe(READ_BYTES),
-          onData,
-        ),
-      )
-      .then(
-        (ffmpeg) => {
-          this.#ffmpeg = ffmpeg;
-          ffmpeg.on('line', (line) => deps.log.warn({ ffmpeg: line }, 'mixer input decoder'));
-          ffmpeg.on('exit', () => {
-            if (!this.#closed) onFailed();
-          });
-          if (this.#closed) void ffmpeg.stop(1000);
-          for (const data of this.#waiting ?? []) ffmpeg.write(data);
-          this.#waiting = undefined;
-        },
-        (error: unknown) => {
-          deps.log.error({ reason: (error as Error).message }, 'a mixer input decoder could not start');
-          if (!this.#closed) onFailed();
-        },
+    try {
+      this.#ffmpeg = deps.supervisor.spawnReading(
+        deps.ffmpegPath,
+        decoderArgs(size, labelFile),
+        onListenerError,
+        Buffer.allocUnsafe(READ_BYTES),
+        onData,
       );
+    } catch (error) {
+      deps.log.error({ reason: (error as Error).message }, 'a mixer input decoder could not start');
+      queueMicrotask(() => !this.#closed && onFailed());
+      return;
+    }
+    this.#ffmpeg.on('line', (line) => deps.log.warn({ ffmpeg: line }, 'mixer input decoder'));
+    this.#ffmpeg.on('exit', () => {
+      if (!this.#closed) onFailed();
+    });
   }
 
   /** A frame for the decoder; the first must be a keyframe (earlier ones are left out). */
@@ -102,25 +90,18 @@ class SlotDecoder {
     if (this.#startMs === undefined) {
       if (!frame.key) return;
       this.#startMs = frame.captureMs;
-      this.#send(ivfHeader(frame.codec));
+      this.#ffmpeg?.write(ivfHeader(frame.codec));
     }
     const data = frame.bitstream();
     const pts = Math.max(0, Math.round(((frame.captureMs - this.#startMs) * IVF_CLOCK_RATE) / 1000));
-    this.#send(ivfFrameHeader(data.length, pts));
-    this.#send(data);
+    this.#ffmpeg?.write(ivfFrameHeader(data.length, pts));
+    this.#ffmpeg?.write(data);
   }
 
   /** Ends its ffmpeg; resolves once it has exited. */
   async close(): Promise<void> {
     this.#closed = true;
-    this.#waiting = undefined;
-    await this.#started;
     await this.#ffmpeg?.stop(1000);
-  }
-
-  #send(data: Buffer): void {
-    if (this.#waiting) this.#waiting.push(data);
-    else this.#ffmpeg?.write(data);
   }
 }
 

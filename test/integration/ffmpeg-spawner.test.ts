@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { connect, createServer, type Socket } from 'node:net';
 import { SpawnerConnection, SpawnerProcess } from '../../src/ffmpeg/spawner-client.js';
 import { proof } from '../../src/ffmpeg/spawner-wire.js';
+import { ffmpegQuietly } from '../../src/ffmpeg/ffmpeg-process.js';
 import { FfmpegSupervisor } from '../../src/ffmpeg/supervisor.js';
 import { waitFor } from '../../kit/processes.js';
 
@@ -37,10 +38,7 @@ t.test("ffmpeg's standard output is read into the caller's one buffer, every byt
   const errors: unknown[] = [];
   // 10 pictures of 64x64 grey, each a different level: 40 960 bytes, more than the buffer holds.
   const args = [
-    '-hide_banner',
-    '-nostdin',
-    '-loglevel',
-    'error',
+    ...ffmpegQuietly('pipe'),
     '-f',
     'lavfi',
     '-i',
@@ -84,10 +82,7 @@ t.test('what is written before ffmpeg has started reaches it, in order, and its 
   const { supervisor } = ownSpawner(t);
   // ffmpeg copies its standard input to its standard output, which ends when its input ends.
   const ffmpeg = supervisor.spawn('ffmpeg', [
-    '-hide_banner',
-    '-nostdin',
-    '-loglevel',
-    'error',
+    ...ffmpegQuietly('pipe'),
     '-f',
     'data',
     '-i',
@@ -152,20 +147,7 @@ t.test('a connection without a proof of the secret is closed, and starts nothing
 t.test("every child is killed when the spawner's input ends (the gateway has gone)", async (t) => {
   const spawner = new SpawnerProcess();
   t.teardown(() => spawner.close());
-  const args = [
-    '-hide_banner',
-    '-nostdin',
-    '-loglevel',
-    'error',
-    '-re',
-    '-f',
-    'lavfi',
-    '-i',
-    'anullsrc',
-    '-f',
-    'null',
-    '-',
-  ];
+  const args = [...ffmpegQuietly('pipe'), '-re', '-f', 'lavfi', '-i', 'anullsrc', '-f', 'null', '-'];
   const first = new FfmpegSupervisor(undefined, new SpawnerConnection(spawner.address, () => spawner.ready));
   const second = new FfmpegSupervisor(undefined, new SpawnerConnection(spawner.address, () => spawner.ready));
   const a = first.spawn('ffmpeg', args);

@@ -1,10 +1,9 @@
-import { execFileSync } from 'node:child_process';
 import t from 'tap';
 import { buildGateway } from '../../src/app.js';
 import { parseConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { WorkerPlane } from '../../src/plane/workers.js';
-import { waitFor } from '../../kit/processes.js';
+import { childPids, waitFor } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { THIS_MACHINE } from '../../kit/this-machine.js';
@@ -16,25 +15,12 @@ import { sourceWorkers } from '../../kit/source-workers.js';
 // left running or counted, and the other worker's stream loses no frame.
 
 /**
- * Running descendants of this process, by command name (its ffmpeg are children of a worker's
- * spawner). A process that ended but was not reaped (a zombie: Node reaps a child only in the
- * thread that started it, and that thread is gone) is not running.
+ * Running descendants of this process, by command name (15 characters at most, as /proc shows it):
+ * its ffmpeg are children of a worker's spawner. A process that ended but was not reaped (a zombie:
+ * Node reaps a child only in the thread that started it, and that thread is gone) is not running.
  */
-function children(name: string): number[] {
-  const rows = execFileSync('ps', ['-e', '-o', 'pid=,ppid=,stat=,comm='], { encoding: 'utf8' })
-    .split('\n')
-    .map((line) => line.trim().split(/\s+/))
-    .filter(([pid]) => pid)
-    .map(([pid, ppid, stat, command]) => ({ pid: Number(pid), ppid: Number(ppid), stat: stat!, command: command! }));
-  const below = new Set([process.pid]);
-  for (let grew = true; grew;) {
-    grew = false;
-    for (const row of rows) if (below.has(row.ppid) && !below.has(row.pid)) grew = below.add(row.pid) !== undefined;
-  }
-  return rows
-    .filter((row) => row.pid !== process.pid && below.has(row.pid) && !row.stat.startsWith('Z'))
-    .filter((row) => row.command.startsWith(name.slice(0, 15)))
-    .map((row) => row.pid);
+function children(name: string): Promise<number[]> {
+  return childPids(process.pid, name.slice(0, 15));
 }
 
 t.test('a worker thread that dies: its stream comes back, the other loses nothing', async (t) => {
@@ -92,8 +78,8 @@ t.test('a worker thread that dies: its stream comes back, the other loses nothin
   const [doomedPush] = await request('/rest-api/push/find', { streamName: 'doomed' });
   t.equal(survivorPush.state, 'running');
 
-  const ffmpegBefore = children('ffmpeg');
-  const mediasoupBefore = children('mediasoup-worker');
+  const ffmpegBefore = await children('ffmpeg');
+  const mediasoupBefore = await children('mediasoup-worker');
   t.equal(ffmpegBefore.length, 2, 'one ffmpeg per push');
   await doomedThread!.terminate();
 
@@ -104,15 +90,19 @@ t.test('a worker thread that dies: its stream comes back, the other loses nothin
     10_000,
   );
   t.pass('the SDK was told its stream was lost');
-  await waitFor("the dead worker's ffmpeg to end", () => children('ffmpeg').length === 1, 10_000);
+  await waitFor("the dead worker's ffmpeg to end", async () => (await children('ffmpeg')).length === 1, 10_000);
   t.same(
-    children('ffmpeg').filter((pid) => ffmpegBefore.includes(pid)).length,
+    (await children('ffmpeg')).filter((pid) => ffmpegBefore.includes(pid)).length,
     1,
     'its ffmpeg was killed, the other one runs',
   );
   if (config.webrtc_engine === 'mediasoup') {
     t.equal(mediasoupBefore.length, 2, 'a mediasoup process per worker');
-    await waitFor('its mediasoup process to end', () => children('mediasoup-worker').length === 1, 10_000);
+    await waitFor(
+      'its mediasoup process to end',
+      async () => (await children('mediasoup-worker')).length === 1,
+      10_000,
+    );
     t.pass("the dead worker's mediasoup process ended (its UDP ports with it)");
   }
 
@@ -161,7 +151,7 @@ t.test('a worker thread that dies: its stream comes back, the other loses nothin
     'its SDK heard nothing of it',
   );
   if (config.webrtc_engine === 'mediasoup')
-    t.equal(children('mediasoup-worker').length, 2, 'the restarted worker has a mediasoup process of its own');
+    t.equal((await children('mediasoup-worker')).length, 2, 'the restarted worker has a mediasoup process of its own');
   t.match(
     await (await fetch(`${baseUrl}/health`)).json(),
     { publishers: 2, transponders: 2, workers: 2 },

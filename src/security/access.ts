@@ -34,7 +34,8 @@ export function createAccessControl(config: GatewayConfig, env: NodeJS.ProcessEn
   );
   if (!apiKeys.enabled && !isLoopbackListen(config.http_host) && !config.api_auth_disabled) {
     throw new ConfigError(
-      `http_host ${config.http_host} is not a loopback address, and no api_keys are set: set api_keys (the control API needs them off loopback), or api_auth_disabled: true to serve it open`,
+      `http_host ${config.http_host} is not a loopback address, and no api_keys are set: ` +
+        'set api_keys (the control API needs them off loopback), or api_auth_disabled: true to serve it open',
     );
   }
   const publishAuth = new PublishAuthorizer({

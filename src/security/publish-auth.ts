@@ -203,7 +203,8 @@ export class PublishAuthorizer {
     const lifetimeS = Math.max(exp - (typeof payload.iat === 'number' ? payload.iat : now), exp - now);
     if (lifetimeS > this.config.jwtMaxLifetimeS) {
       throw unauthorized(
-        `the token is valid for ${lifetimeS} s, longer than the gateway accepts (publish_jwt_max_lifetime_s: ${this.config.jwtMaxLifetimeS})`,
+        `the token is valid for ${lifetimeS} s, longer than the gateway accepts ` +
+          `(publish_jwt_max_lifetime_s: ${this.config.jwtMaxLifetimeS})`,
       );
     }
     return grantFromClaims(

@@ -5,8 +5,8 @@ import { now, sleep, waitFor } from '../kit/processes.js';
 import type { NginxRtmp } from '../kit/rtmp-server.js';
 import type { Fixture } from '../kit/fixture.js';
 import type { GatewayProcess } from '../kit/gateway-process.js';
-import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
-import { CpuWindow, generatorLoop, rssMb, udpCounters } from './proc.js';
+import { generatorSaid, LoadGenerator, Ramp, type GeneratorWindow, type LoadPublisher } from './load-generator.js';
+import { cpuOver, rssMb, udpCounters } from './proc.js';
 import { round, type Bench } from './report.js';
 
 /** Video frames lost beyond this share fail a capacity step. */
@@ -21,20 +21,10 @@ const PER_PUSH_AT_16_MAX = 2.2;
 const OWN_THREADS_AT_16_MAX = 0.6;
 const PROJECTION_MIN = 100;
 
-/**
- * The load generator (this process: every publisher's SRTP in one JavaScript thread) fed a step
- * only if it sent this share of the frames due in the window, none later than MAX_GENERATOR_LATE_MS.
- */
-const MIN_GENERATOR_SENT = 0.98;
-const MAX_GENERATOR_LATE_MS = 500;
-
 interface StepResult {
   pushes: number;
-  /**
-   * How the load generator kept to its publishers' schedule over the window, and its own event-loop
-   * delay p99 there (ms): a step it could not feed says nothing of the gateway.
-   */
-  generator: { sentPercent: number; lateP99Ms: number; fed: boolean; loopDelayP99Ms?: number };
+  /** How the load generator kept to its publishers' schedule over the window: a step it could not feed says nothing of the gateway. */
+  generator: GeneratorWindow;
   running: number;
   /** Publishes and pushes the gateway refused with 503 (overloaded, or at a limit). */
   refused: number;
@@ -48,6 +38,8 @@ interface StepResult {
   worstPushLossPercent: number;
   /** Node and its media worker processes (mediasoup), in percent of a core. */
   gatewayCpu: number;
+  /** Gateway + ffmpeg CPU per push in each third of the window: the figure's spread. */
+  perPushParts: number[];
   mediaWorkersCpu: number;
   ffmpegCpuEach: number;
   nginxCpu: number;
@@ -185,10 +177,11 @@ async function capacityStep(
   gateway: GatewayProcess,
   fixture: Fixture,
   nginx: NginxRtmp,
+  generator: LoadGenerator,
   count: number,
 ): Promise<StepResult> {
   const names = Array.from({ length: count }, (_, i) => `cap${count}-${i}`);
-  const publishers: SyntheticPublisher[] = [];
+  const publishers: LoadPublisher[] = [];
   try {
     // A refusal (503) is counted, not an error: with its overload limits on, the gateway may refuse.
     let refused = 0;
@@ -198,7 +191,7 @@ async function capacityStep(
     const stepUdpBefore = udpCounters();
     for (const name of names) {
       try {
-        publishers.push(await SyntheticPublisher.publish(fixture, gateway.baseUrl, name));
+        publishers.push(await generator.publish(gateway.baseUrl, name));
         published.push(name);
       } catch (error) {
         if (!/answered 503/.test((error as Error).message)) throw error;
@@ -219,16 +212,11 @@ async function capacityStep(
     const own = await gateway.ownPids();
     const loop = watchEventLoop(gateway);
     const udpBefore = udpCounters();
-    const window = new CpuWindow([...own, nginx.pid!, process.pid, ...ffmpeg]);
+    await generator.open();
     const windowFrom = now();
-    const generatorDelay = generatorLoop();
-    await sleep(bench.plan.capacitySeconds * 1000);
-    const cpu = window.end();
-    generatorDelay.end();
-    const generator = {
-      ...generatorKept(publishers, windowFrom, now(), fixture.fps),
-      loopDelayP99Ms: round(generatorDelay.p99Ms()),
-    };
+    const measured = await cpuOver([...own, nginx.pid!, process.pid, ...ffmpeg], bench.plan.capacitySeconds);
+    const cpu = measured.whole;
+    const kept = await generator.window(windowFrom, now(), publishers.length);
     const udpAfter = udpCounters();
     const loopP99 = await loop.stop();
     const gatewayRssMb = own.reduce((sum, pid) => sum + rssMb(pid), 0);
@@ -264,9 +252,9 @@ async function capacityStep(
           gatewayReceived: sum(streams, (s) => s.hops!.gatewayReceived),
         }
       : undefined;
-    const framesSent = sum(publishers, (p) => p.frames.length);
     for (const publisher of publishers.splice(0)) await publisher.stop();
-    await waitFor('every push to end', async () => (await gateway.ffmpegPids()).length === 0, 30_000, 100);
+    // A gateway past its limit (or a machine the load generator saturated) ends its pushes slowly.
+    await waitFor('every push to end', async () => (await gateway.ffmpegPids()).length === 0, 120_000, 100);
 
     const { expected, lost, worst, recorded, gaps } = await framesLost(
       nginx,
@@ -278,7 +266,7 @@ async function capacityStep(
       pids.reduce((sum, pid) => sum + cpu.percent.get(pid)!, 0) / Math.max(1, pids.length);
     return {
       pushes: count,
-      generator,
+      generator: kept,
       running,
       refused,
       failed,
@@ -288,6 +276,7 @@ async function capacityStep(
       lossPercent: round((lost / expected) * 100),
       worstPushLossPercent: round(worst * 100),
       gatewayCpu: round(cpu.of(own)),
+      perPushParts: measured.parts.map((part) => round((part.of(own) + part.of(ffmpeg)) / count)),
       mediaWorkersCpu: round(cpu.of(mediaWorkers)),
       ffmpegCpuEach: round(each(ffmpeg)),
       nginxCpu: round(cpu.percent.get(nginx.pid!)!),
@@ -302,7 +291,7 @@ async function capacityStep(
       gatewaySaw,
       hops,
       frameHops: {
-        sent: framesSent,
+        sent: kept.framesSent,
         made: sum(streams, (s) => s.frames),
         written: sum(listed, (t) => t.counters.frames),
         recorded,
@@ -311,35 +300,6 @@ async function capacityStep(
   } finally {
     for (const publisher of publishers) await publisher.stop();
   }
-}
-
-/**
- * How the publishers kept to their schedule between `from` and `to` (on `now()`'s clock): the share
- * of the frames due then that were sent, and the 99th percentile of how late each was sent.
- */
-export function generatorKept(
-  publishers: readonly SyntheticPublisher[],
-  from: number,
-  to: number,
-  fps: number,
-): StepResult['generator'] {
-  const late: number[] = [];
-  for (const publisher of publishers) {
-    for (let i = publisher.frames.length - 1; i >= 0; i--) {
-      const frame = publisher.frames[i]!;
-      if (frame.dueAt < from) break;
-      if (frame.dueAt < to) late.push(Math.max(0, frame.sentAt - frame.dueAt));
-    }
-  }
-  const due = publishers.length * ((to - from) / 1000) * fps;
-  late.sort((a, b) => a - b);
-  const lateP99Ms = late.length ? late[Math.min(late.length - 1, Math.floor(late.length * 0.99))]! : Infinity;
-  const sentPercent = due > 0 ? (late.length / due) * 100 : 100;
-  return {
-    sentPercent: round(sentPercent),
-    lateP99Ms: round(lateP99Ms),
-    fed: sentPercent >= MIN_GENERATOR_SENT * 100 && lateP99Ms <= MAX_GENERATOR_LATE_MS,
-  };
 }
 
 export async function capacity(
@@ -356,40 +316,48 @@ export async function capacity(
   // Past the first failed step the ramp goes on once: a saturated machine should shed its newest
   // pushes and keep the others, which that step's count of pushes still running shows.
   let failedSteps = 0;
-  for (const count of bench.plan.capacitySteps) {
-    const step = await capacityStep(bench, gateway, fixture, nginx, count);
-    steps.push(step);
-    if (!step.generator.fed) {
+  const generator = new LoadGenerator(fixture);
+  const ramp = new Ramp(bench.plan.capacitySteps);
+  try {
+    for (let count = ramp.next(); count !== undefined; count = ramp.next()) {
+      const step = await capacityStep(bench, gateway, fixture, nginx, generator, count);
+      steps.push(step);
+      if (!step.generator.fed) {
+        const back = ramp.notFed(count);
+        console.log(
+          `  ${count} pushes: ${generatorSaid(step.generator)}: it could not feed its publishers, ` +
+            `so the step says nothing of the gateway; ${back ? `${back} pushes next` : 'the ramp ends here'}`,
+        );
+        continue;
+      }
+      const ok = step.unanswered.length === 0 && step.running === count && step.lossPercent < MAX_LOSS * 100;
+      ramp.fed(count, !ok);
       console.log(
-        `  ${count} pushes: the load generator could not feed its ${count} publishers (it sent ${step.generator.sentPercent} % of the frames due, ` +
-          `p99 ${step.generator.lateP99Ms} ms late, its event-loop delay p99 ${step.generator.loopDelayP99Ms} ms): the step says nothing of the gateway, and the ramp ends here`,
+        `  ${count} pushes: ${step.running} running, ${step.refused} refused, ${step.failed.length} failed${step.failed.length ? ` (${step.failed.join(', ')})` : ''}, ${step.framesLost}/${step.framesExpected} frames lost (${step.lossPercent} %, worst push ${step.worstPushLossPercent} %); ` +
+          `CPU % of a core: gateway ${step.gatewayCpu} (media workers ${step.mediaWorkersCpu}), ffmpeg ${step.ffmpegCpuEach} each, nginx ${step.nginxCpu}, publishers ${step.publishersCpu}; machine ${step.machineCpu} % busy; ` +
+          `worst worker event-loop delay p99 ${step.eventLoopDelayP99Ms} ms; ${generatorSaid(step.generator)}; UDP datagrams dropped for full receive buffers ${step.udpDropped} of ${step.udpReceived}, sends refused for full send buffers ${step.udpSendsRefused}; ` +
+          (step.hops
+            ? `RTP hop by hop: the engine received ${step.hops.engineReceived} (lost ${step.hops.engineLost} on the way), sent ${step.hops.engineSent}, the frame path received ${step.hops.gatewayReceived}; `
+            : '') +
+          `video frames: the publishers sent ${step.frameHops.sent}, the gateway made ${step.frameHops.made}, its pushes wrote ${step.frameHops.written}, nginx recorded ${step.frameHops.recorded}; ` +
+          `the gateway saw ${step.gatewaySaw.packetsLost} RTP packets lost, ${step.gatewaySaw.framesIncomplete} frames incomplete, ${step.gatewaySaw.pushFramesLost} lost and ${step.gatewaySaw.pushFramesDropped} dropped by pushes -> ${ok ? 'sustained' : `FAILED (lost at: ${lossHop(step)})`}`,
       );
-      break;
+      if (!ok) {
+        console.log(
+          `  past capacity at ${count} pushes: ${step.running} of ${count} kept running (the gateway sheds the newest when saturated)`,
+        );
+        bench.report(
+          `capacity: pushes kept running at the ${failedSteps === 0 ? 'first' : 'second'} step past capacity (${count})`,
+          step.running,
+          'pushes',
+        );
+        if (++failedSteps === 2) break;
+        continue;
+      }
+      if (failedSteps === 0) sustained = count;
     }
-    const ok = step.unanswered.length === 0 && step.running === count && step.lossPercent < MAX_LOSS * 100;
-    console.log(
-      `  ${count} pushes: ${step.running} running, ${step.refused} refused, ${step.failed.length} failed${step.failed.length ? ` (${step.failed.join(', ')})` : ''}, ${step.framesLost}/${step.framesExpected} frames lost (${step.lossPercent} %, worst push ${step.worstPushLossPercent} %); ` +
-        `CPU % of a core: gateway ${step.gatewayCpu} (media workers ${step.mediaWorkersCpu}), ffmpeg ${step.ffmpegCpuEach} each, nginx ${step.nginxCpu}, publishers ${step.publishersCpu}; machine ${step.machineCpu} % busy; ` +
-        `worst worker event-loop delay p99 ${step.eventLoopDelayP99Ms} ms; the load generator sent ${step.generator.sentPercent} % of its frames due (p99 ${step.generator.lateP99Ms} ms late, its event-loop delay p99 ${step.generator.loopDelayP99Ms} ms); UDP datagrams dropped for full receive buffers ${step.udpDropped} of ${step.udpReceived}, sends refused for full send buffers ${step.udpSendsRefused}; ` +
-        (step.hops
-          ? `RTP hop by hop: the engine received ${step.hops.engineReceived} (lost ${step.hops.engineLost} on the way), sent ${step.hops.engineSent}, the frame path received ${step.hops.gatewayReceived}; `
-          : '') +
-        `video frames: the publishers sent ${step.frameHops.sent}, the gateway made ${step.frameHops.made}, its pushes wrote ${step.frameHops.written}, nginx recorded ${step.frameHops.recorded}; ` +
-        `the gateway saw ${step.gatewaySaw.packetsLost} RTP packets lost, ${step.gatewaySaw.framesIncomplete} frames incomplete, ${step.gatewaySaw.pushFramesLost} lost and ${step.gatewaySaw.pushFramesDropped} dropped by pushes -> ${ok ? 'sustained' : `FAILED (lost at: ${lossHop(step)})`}`,
-    );
-    if (!ok) {
-      console.log(
-        `  past capacity at ${count} pushes: ${step.running} of ${count} kept running (the gateway sheds the newest when saturated)`,
-      );
-      bench.report(
-        `capacity: pushes kept running at the ${failedSteps === 0 ? 'first' : 'second'} step past capacity (${count})`,
-        step.running,
-        'pushes',
-      );
-      if (++failedSteps === 2) break;
-      continue;
-    }
-    if (failedSteps === 0) sustained = count;
+  } finally {
+    await generator.close();
   }
   bench.details.capacity = steps;
   bench.details.sustained = sustained;
@@ -410,7 +378,7 @@ export async function capacity(
       `gateway + ffmpeg CPU per push at ${step.pushes} pushes`,
       step.gatewayCpu / step.pushes + step.ffmpegCpuEach,
       '% of a core',
-      target,
+      { ...target, runs: step.perPushParts },
     );
   }
   const at16 = steps.find((s) => s.pushes === 16);
@@ -426,7 +394,7 @@ export async function capacity(
   }
   bench.report(`concurrent passthrough pushes sustained on ${cpus().length} cores`, sustained, 'pushes');
   // Frames may be lost only once the machine is saturated: how busy it was at the first step that lost some.
-  const failedStep = steps.find((s) => s.pushes > sustained);
+  const failedStep = steps.find((s) => s.pushes > sustained && s.generator.fed);
   if (failedStep && failedStep.running === failedStep.pushes)
     bench.report('machine busy at the first step that lost frames', failedStep.machineCpu, '%', { min: 90 });
   // What the load generator on the same machine takes from the gateway, and what the gateway

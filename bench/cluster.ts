@@ -140,11 +140,14 @@ export async function cluster(bench: Bench, fixture: Fixture, receiver: RtmpRece
     bench.details.clusterNodeLossMs = lossMs.map(round);
     bench.report('cluster: node killed -> media at the destination again, median', median(lossMs) / 1000, 's', {
       max: 5,
+      runs: lossMs.map((ms) => ms / 1000),
     });
     bench.report('cluster: node killed -> media at the destination again, max', Math.max(...lossMs) / 1000, 's', {
       max: 5,
     });
-    bench.report('cluster: frames not delivered during a node loss, median', median(lostFrames), 'frames');
+    bench.report('cluster: frames not delivered during a node loss, median', median(lostFrames), 'frames', {
+      runs: lostFrames,
+    });
 
     // Drain, with the SDK in Chromium through a load balancer.
     const balancer = await TcpBalancer.start([...nodes.ports.values()].map((port) => ({ host: '127.0.0.1', port })));

@@ -9,9 +9,10 @@ import type { RtmpReceiver } from '../kit/rtmp-receiver.js';
 import type { NginxRtmp } from '../kit/rtmp-server.js';
 import { median } from '../kit/stats.js';
 import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
-import { framesLost, generatorKept, MAX_LOSS } from './capacity.js';
+import { framesLost, MAX_LOSS } from './capacity.js';
 import { Janus, type JanusPublisher } from './janus.js';
-import { CpuWindow, generatorLoop } from './proc.js';
+import { generatorSaid, LoadGenerator, Ramp, type LoadPublisher } from './load-generator.js';
+import { cpuOver, udpCounters } from './proc.js';
 import { round, type Bench } from './report.js';
 import { firstVideo } from './startup.js';
 import { loadConfig } from '../src/config/load.js';
@@ -31,7 +32,7 @@ const FIRST_PORT = 31000;
 
 /** One publisher in Janus's VideoRoom, forwarded to an ffmpeg that pushes it to an RTMP server. */
 interface PeerPush {
-  publisher: SyntheticPublisher;
+  publisher: SyntheticPublisher | LoadPublisher;
   handle: JanusPublisher;
   ffmpeg?: ChildProcess;
 }
@@ -52,14 +53,16 @@ export async function peer(bench: Bench, fixture: Fixture, receiver: RtmpReceive
   const janus = await Janus.start(join(bench.work, 'janus'));
   let port = FIRST_PORT;
   const pushes: PeerPush[] = [];
-  /** A publisher in the room, not yet forwarded. */
-  const enter = async (name: string): Promise<PeerPush> => {
+  // The ramp's publishers come from the load generator's threads, as the gateway's ramp's do.
+  const generator = new LoadGenerator(fixture);
+  /** A publisher in the room, not yet forwarded: from this thread, or from the load generator's. */
+  const enter = async (name: string, load?: LoadGenerator): Promise<PeerPush> => {
     const handle = await janus.publisherHandle();
     try {
-      const publisher = await SyntheticPublisher.publish(fixture, '', name, {
-        localAddress: janus.network.hostAddress,
-        exchange: (offer) => handle.publish(offer),
-      });
+      const options = { localAddress: janus.network.hostAddress, exchange: (offer: string) => handle.publish(offer) };
+      const publisher = load
+        ? await load.publish('', name, options)
+        : await SyntheticPublisher.publish(fixture, '', name, options);
       const push = { publisher, handle };
       pushes.push(push);
       return push;
@@ -104,16 +107,19 @@ export async function peer(bench: Bench, fixture: Fixture, receiver: RtmpReceive
       await end(push);
     }
     bench.details.peerStartupMs = firsts.map(round);
-    bench.report('peer (Janus): push asked -> first video frame at RTMP server, median', median(firsts) / 1000, 's');
+    bench.report('peer (Janus): push asked -> first video frame at RTMP server, median', median(firsts) / 1000, 's', {
+      runs: firsts.map((ms) => ms / 1000),
+    });
 
     // Cost per push and capacity, at the capacity section's steps.
     const steps: Record<string, unknown>[] = [];
     let sustained = 0;
-    for (const count of bench.plan.capacitySteps) {
+    const ramp = new Ramp(bench.plan.capacitySteps);
+    for (let count = ramp.next(); count !== undefined; count = ramp.next()) {
       const names = Array.from({ length: count }, (_, i) => `janus${count}-${i}`);
       const step: PeerPush[] = [];
       try {
-        for (const name of names) step.push(await enter(name));
+        for (const name of names) step.push(await enter(name, generator));
         for (const [i, push] of step.entries()) await forward(push, `${nginx.url()}/${names[i]}`);
         const keyframes = setInterval(
           () => step.forEach((p) => void p.handle.requestKeyframe().catch(() => undefined)),
@@ -122,41 +128,48 @@ export async function peer(bench: Bench, fixture: Fixture, receiver: RtmpReceive
         await sleep(2000);
         clearInterval(keyframes);
         const ffmpeg = step.map((p) => p.ffmpeg!.pid!);
-        const window = new CpuWindow([janus.pid, process.pid, ...ffmpeg]);
+        await generator.open();
+        // Where datagrams were dropped for full receive buffers: in Janus's namespace (the publishers'
+        // RTP), or in this one (the forwarded RTP at each ffmpeg's socket).
+        const udpBefore = { janus: udpCounters(janus.pid), here: udpCounters() };
         const windowFrom = now();
-        const generatorDelay = generatorLoop();
-        await sleep(bench.plan.capacitySeconds * 1000);
-        const cpu = window.end();
-        generatorDelay.end();
-        const generatorDelayMs = round(generatorDelay.p99Ms());
-        const generator = generatorKept(
-          step.map((p) => p.publisher),
-          windowFrom,
-          now(),
-          fixture.fps,
-        );
+        const measured = await cpuOver([janus.pid, process.pid, ...ffmpeg], bench.plan.capacitySeconds);
+        const cpu = measured.whole;
+        const kept = await generator.window(windowFrom, now(), step.length);
+        const udpDropped = {
+          janus: udpCounters(janus.pid).receiveBufferErrors - udpBefore.janus.receiveBufferErrors,
+          forwarders: udpCounters().receiveBufferErrors - udpBefore.here.receiveBufferErrors,
+        };
         for (const push of step) await end(push);
-        if (!generator.fed) {
+        if (!kept.fed) {
           // Judged as the gateway's step is: the publishers were not fed, so the step says nothing of Janus.
+          const back = ramp.notFed(count);
           console.log(
-            `  ${count} pushes: the load generator could not feed its ${count} publishers (it sent ${generator.sentPercent} % of the frames due, ` +
-              `p99 ${generator.lateP99Ms} ms late, its event-loop delay p99 ${generatorDelayMs} ms): the step says nothing of Janus, and the ramp ends here`,
+            `  ${count} pushes: ${generatorSaid(kept)}: it could not feed its publishers, ` +
+              `so the step says nothing of Janus; ${back ? `${back} pushes next` : 'the ramp ends here'}`,
           );
-          break;
+          continue;
         }
+        ramp.fed(count);
         const lost = await framesLost(nginx, names, fixture, bench.plan.capacitySeconds);
         const result = {
           pushes: count,
+          generator: kept,
           janusCpu: round(cpu.percent.get(janus.pid)!),
           ffmpegCpuEach: round(cpu.of(ffmpeg) / count),
           perPush: round(cpu.percent.get(janus.pid)! / count + cpu.of(ffmpeg) / count),
+          perPushParts: measured.parts.map((part) => round(part.of([janus.pid, ...ffmpeg]) / count)),
           lossPercent: round((lost.lost / lost.expected) * 100),
           machineCpu: round(cpu.machinePercent),
+          udpDropped,
+          gaps: lost.gaps,
         };
         steps.push(result);
         const ok = result.lossPercent < MAX_LOSS * 100;
         console.log(
-          `  ${count} pushes: ${lost.lost}/${lost.expected} frames lost (${result.lossPercent} %); CPU % of a core: Janus ${result.janusCpu}, ffmpeg ${result.ffmpegCpuEach} each, ${result.perPush} per push; machine ${result.machineCpu} % busy; the load generator sent ${generator.sentPercent} % of its frames due (p99 ${generator.lateP99Ms} ms late, its event-loop delay p99 ${generatorDelayMs} ms) -> ${ok ? 'sustained' : 'FAILED'}`,
+          `  ${count} pushes: ${lost.lost}/${lost.expected} frames lost (${result.lossPercent} %); CPU % of a core: Janus ${result.janusCpu}, ffmpeg ${result.ffmpegCpuEach} each, ${result.perPush} per push; machine ${result.machineCpu} % busy; ${generatorSaid(kept)}; ` +
+            `UDP datagrams dropped for full receive buffers: ${udpDropped.janus} in Janus's namespace, ${udpDropped.forwarders} at the forwarding ffmpeg; ` +
+            `${Object.values(lost.gaps).flat().length} gaps in ${Object.keys(lost.gaps).length} recordings -> ${ok ? 'sustained' : 'FAILED'}`,
         );
         if (!ok) break;
         sustained = count;
@@ -171,12 +184,14 @@ export async function peer(bench: Bench, fixture: Fixture, receiver: RtmpReceive
         `peer (Janus): Janus + ffmpeg CPU per push at ${at16.pushes as number} pushes`,
         at16.perPush as number,
         '% of a core',
+        { runs: at16.perPushParts as number[] },
       );
     bench.report('peer (Janus): concurrent pushes sustained', sustained, 'pushes');
     bench.details.peerSustained = sustained;
     sideBySide(bench);
   } finally {
     for (const push of [...pushes]) await end(push).catch(() => undefined);
+    await generator.close();
     await janus.stop();
   }
 }
@@ -268,20 +283,30 @@ function sideBySide(bench: Bench): void {
           pushes: number;
           gatewayCpu: number;
           ffmpegCpuEach: number;
+          perPushParts: number[];
           lossPercent: number;
           generator: { fed: boolean };
         }[]
       | undefined) ?? [];
   const theirs =
-    (bench.details.peerCapacity as { pushes: number; perPush: number; lossPercent: number }[] | undefined) ?? [];
+    (bench.details.peerCapacity as
+      { pushes: number; perPush: number; perPushParts: number[]; lossPercent: number }[] | undefined) ?? [];
   if (!ours.length || !theirs.length) return;
-  console.log('\n  pushes | gateway: CPU per push, frames lost | Janus: CPU per push, frames lost');
+  const spread = (parts: number[]): string => `${Math.min(...parts)}-${Math.max(...parts)}`;
+  console.log(
+    "\n  pushes | gateway: CPU per push (its window's thirds), frames lost | Janus: the same | gateway / Janus",
+  );
   for (const step of ours) {
     const peerStep = theirs.find((s) => s.pushes === step.pushes);
     const perPush = round(step.gatewayCpu / step.pushes + step.ffmpegCpuEach);
-    console.log(
-      `  ${String(step.pushes).padStart(6)} | ${perPush} %, ${step.lossPercent} % | ${peerStep ? `${peerStep.perPush} %, ${peerStep.lossPercent} %` : '-'}`,
-    );
+    const oursSaid = step.generator.fed
+      ? `${perPush} % (${spread(step.perPushParts)}), ${step.lossPercent} %`
+      : 'not fed by the load generator';
+    const peerSaid = peerStep
+      ? `${peerStep.perPush} % (${spread(peerStep.perPushParts)}), ${peerStep.lossPercent} %`
+      : '-';
+    const ratio = step.generator.fed && peerStep ? ` | ${round(perPush / peerStep.perPush)} ×` : '';
+    console.log(`  ${String(step.pushes).padStart(6)} | ${oursSaid} | ${peerSaid}${ratio}`);
   }
   // Against the peer, from this run alone, at every step both sustained: at most its CPU per push,
   // and three quarters of it at 16.
@@ -293,7 +318,10 @@ function sideBySide(bench: Bench): void {
       `CPU per push at ${step.pushes} pushes, gateway / Janus + ffmpeg`,
       (step.gatewayCpu / step.pushes + step.ffmpegCpuEach) / peerStep.perPush,
       '×',
-      { max: step.pushes === 16 ? 0.75 : 1 },
+      {
+        max: step.pushes === 16 ? 0.75 : 1,
+        runs: step.perPushParts.map((part, i) => part / (peerStep.perPushParts[i] ?? peerStep.perPush)),
+      },
     );
   }
   const sustained = bench.details.sustained as number | undefined;

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { machineCpuTimes } from '../src/load.js';
 import type { GatewayProcess } from '../kit/gateway-process.js';
 import { sleep } from '../kit/processes.js';
@@ -74,11 +73,12 @@ export async function gatewayCpu(gateway: GatewayProcess, seconds: number, settl
 }
 
 /**
- * The machine's UDP counters (/proc/net/snmp): datagrams received, those dropped for a full receive
- * buffer, and sends refused for a full send buffer (a sender's datagram that never left).
+ * The UDP counters of this network namespace, or of process `pid`'s (/proc/<pid>/net/snmp):
+ * datagrams received, those dropped for a full receive buffer, and sends refused for a full send
+ * buffer (a sender's datagram that never left).
  */
-export function udpCounters(): { received: number; receiveBufferErrors: number; sendBufferErrors: number } {
-  const lines = readFileSync('/proc/net/snmp', 'utf8')
+export function udpCounters(pid?: number): { received: number; receiveBufferErrors: number; sendBufferErrors: number } {
+  const lines = readFileSync(`/proc/${pid ?? 'self'}/net/snmp`, 'utf8')
     .split('\n')
     .filter((l) => l.startsWith('Udp:'));
   const names = lines[0]!.split(/\s+/).slice(1);
@@ -92,12 +92,20 @@ export function udpCounters(): { received: number; receiveBufferErrors: number; 
 }
 
 /**
- * The load generator's own event-loop delay (this process's main thread, where every publisher's
- * SRTP is made and sent) from now on: `p99Ms()` so far, `end()` stops watching. Printed beside each
- * capacity step, with how late its frames were sent, so that a step it could not feed is seen so.
+ * The CPU of `pids` over `seconds`, and over each of `parts` equal windows within it: the parts'
+ * own figures are the measure's spread, printed beside it.
  */
-export function generatorLoop(): { p99Ms: () => number; end: () => void } {
-  const delay = monitorEventLoopDelay({ resolution: 10 });
-  delay.enable();
-  return { p99Ms: () => delay.percentile(99) / 1e6, end: () => delay.disable() };
+export async function cpuOver(
+  pids: readonly number[],
+  seconds: number,
+  parts = 3,
+): Promise<{ whole: CpuReading; parts: CpuReading[] }> {
+  const whole = new CpuWindow(pids);
+  const readings: CpuReading[] = [];
+  for (let i = 0; i < parts; i++) {
+    const part = new CpuWindow(pids);
+    await sleep((seconds * 1000) / parts);
+    readings.push(part.end());
+  }
+  return { whole: whole.end(), parts: readings };
 }

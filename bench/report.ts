@@ -8,6 +8,8 @@ export interface Figure {
   ok?: boolean;
   /** A difference of two measures no larger than their noise floor (given here): told as such, not as a figure. */
   noiseFloor?: number;
+  /** The runs (or windows) the figure was made of: how many, their least and greatest. */
+  spread?: { runs: number; min: number; max: number };
 }
 
 /** How much each section measures: `--quick` runs a smaller version in about a minute. */
@@ -52,8 +54,13 @@ export type Report = (
   name: string,
   value: number,
   unit: string,
-  target?: { max?: number; min?: number; noiseFloor?: number },
+  /** `runs`: each run's (or window's) own figure, printed as the figure's spread. */
+  target?: { max?: number; min?: number; noiseFloor?: number; runs?: readonly number[] },
 ) => void;
+
+/** A figure's spread as printed: "n runs a-b". */
+const spreadSaid = (f: Figure): string =>
+  f.spread ? `${f.spread.runs} runs ${f.spread.min}-${f.spread.max} ${f.unit}` : '';
 
 export const round = (n: number): number => Math.round(n * 1000) / 1000;
 
@@ -63,6 +70,12 @@ export class Figures {
 
   readonly report: Report = (name, value, unit, target) => {
     const figure: Figure = { name, value: round(value), unit };
+    if (target?.runs && target.runs.length > 1)
+      figure.spread = {
+        runs: target.runs.length,
+        min: round(Math.min(...target.runs)),
+        max: round(Math.max(...target.runs)),
+      };
     // What one more output adds is the difference of two windows: no larger than the spread of two
     // windows of the same load, it is noise, and told as such (never as a negative cost).
     if (target?.noiseFloor !== undefined && Math.abs(value) <= target.noiseFloor) {
@@ -75,7 +88,8 @@ export class Figures {
     if (target?.min !== undefined) Object.assign(figure, { target: `>= ${target.min}`, ok: value >= target.min });
     this.all.push(figure);
     console.log(
-      `  ${name}: ${figure.value} ${unit}${figure.target ? ` (target ${figure.target} ${unit}: ${figure.ok ? 'met' : 'MISSED'})` : ''}`,
+      `  ${name}: ${figure.value} ${unit}${figure.spread ? ` [${spreadSaid(figure)}]` : ''}` +
+        (figure.target ? ` (target ${figure.target} ${unit}: ${figure.ok ? 'met' : 'MISSED'})` : ''),
     );
   };
 
@@ -85,10 +99,11 @@ export class Figures {
     const rows = this.all.map((f) => [
       f.name,
       shown(f),
+      spreadSaid(f),
       f.target ? `${f.target} ${f.unit}` : '',
       f.ok === undefined ? '' : f.ok ? 'met' : 'MISSED',
     ]);
-    const header = ['figure', 'value', 'target', ''];
+    const header = ['figure', 'value', 'spread', 'target', ''];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     const line = (cells: string[]): string =>
       cells

@@ -180,6 +180,7 @@ export async function stalls(bench: Bench, gateway: GatewayProcess, fixture: Fix
     );
     bench.report(`stalls: ${step}, longest event-loop hold`, Math.max(held.main, held.worker), 'ms', {
       max: STALL_TARGET_MS,
+      runs: held.runs,
     });
   }
   bench.details.stalls = Object.fromEntries(

@@ -48,14 +48,14 @@ const FFMPEG_STALL_MS = 5000;
 const WATCH_MS = 500;
 /**
  * Audio blocks written to ffmpeg at a time once it is up: the mixer's blocks and the relay's pages
- * are each ~20 ms (an Opus packet), so five make 100 ms. Each write wakes ffmpeg, and on two cores
+ * are each ~20 ms (an Opus packet), so ten make 200 ms. Each write wakes ffmpeg, and on two cores
  * the writer is often pre-empted until ffmpeg has encoded it: fewer, larger writes cost both less
  * (see DESIGN.md). The video does not wait for it: passed through, it does not go through ffmpeg;
  * transcoded, it comes in the same input (Matroska), which ffmpeg reads in the order written. (With
  * the audio an input of its own, ffmpeg's main loop took its next packet for the output furthest
  * behind, and the video waited for audio as late: 43 ms median added latency, 59 ms p95.)
  */
-const BATCH_BLOCKS = 5;
+const BATCH_BLOCKS = 10;
 /** A transcoding ffmpeg's PCM held until its first frame: 10 s of 20 ms blocks; what comes after is discarded. */
 const MAX_HELD_PCM_BLOCKS = 500;
 /** The gateway's PCM as a transcoding ffmpeg's Matroska input describes it; the bytes of one sample of its channels. */

@@ -216,7 +216,7 @@ async function capacityStep(
     const windowFrom = now();
     const measured = await cpuOver([...own, nginx.pid!, process.pid, ...ffmpeg], bench.plan.capacitySeconds);
     const cpu = measured.whole;
-    const kept = await generator.window(windowFrom, now(), publishers.length);
+    const windowTo = now();
     const udpAfter = udpCounters();
     const loopP99 = await loop.stop();
     const gatewayRssMb = own.reduce((sum, pid) => sum + rssMb(pid), 0);
@@ -252,7 +252,9 @@ async function capacityStep(
           gatewayReceived: sum(streams, (s) => s.hops!.gatewayReceived),
         }
       : undefined;
-    for (const publisher of publishers.splice(0)) await publisher.stop();
+    // Read last, so that the frames the publishers sent are counted after those the gateway made.
+    const kept = await generator.window(windowFrom, windowTo, publishers.length);
+    await Promise.allSettled(publishers.splice(0).map((publisher) => publisher.stop()));
     // A gateway past its limit (or a machine the load generator saturated) ends its pushes slowly.
     await waitFor('every push to end', async () => (await gateway.ffmpegPids()).length === 0, 120_000, 100);
 
@@ -276,7 +278,9 @@ async function capacityStep(
       lossPercent: round((lost / expected) * 100),
       worstPushLossPercent: round(worst * 100),
       gatewayCpu: round(cpu.of(own)),
-      perPushParts: measured.parts.map((part) => round((part.of(own) + part.of(ffmpeg)) / count)),
+      perPushParts: measured.parts.map((part) =>
+        round(part.of(own) / count + part.of(ffmpeg) / Math.max(1, ffmpeg.length)),
+      ),
       mediaWorkersCpu: round(cpu.of(mediaWorkers)),
       ffmpegCpuEach: round(each(ffmpeg)),
       nginxCpu: round(cpu.percent.get(nginx.pid!)!),
@@ -298,7 +302,7 @@ async function capacityStep(
       },
     };
   } finally {
-    for (const publisher of publishers) await publisher.stop();
+    await Promise.allSettled(publishers.map((publisher) => publisher.stop()));
   }
 }
 
@@ -360,17 +364,19 @@ export async function capacity(
     await generator.close();
   }
   bench.details.capacity = steps;
+  // A step the load generator could not feed counts neither for the gateway nor against it.
+  const fedSteps = steps.filter((s) => s.generator.fed);
   bench.details.sustained = sustained;
   bench.report(
     'capacity: startups failed other than by a 503',
-    steps.reduce((sum, s) => sum + s.failed.length, 0),
+    fedSteps.reduce((sum, s) => sum + s.failed.length, 0),
     'startups',
     { max: 0 },
   );
   // The cost of one more push, once the gateway's fixed costs are shared: at the first step and
   // at the largest one sustained; its target at 16 (another, against the peer in the same run: see
   // the peer section).
-  const sustainedSteps = steps.filter((s) => s.pushes <= sustained);
+  const sustainedSteps = fedSteps.filter((s) => s.pushes <= sustained);
   for (const step of new Set([sustainedSteps[0], sustainedSteps.find((s) => s.pushes === 16), sustainedSteps.at(-1)])) {
     if (!step) continue;
     const target = step.pushes === 16 && !bench.quick ? { max: PER_PUSH_AT_16_MAX } : undefined;
@@ -378,10 +384,10 @@ export async function capacity(
       `gateway + ffmpeg CPU per push at ${step.pushes} pushes`,
       step.gatewayCpu / step.pushes + step.ffmpegCpuEach,
       '% of a core',
-      { ...target, runs: step.perPushParts },
+      { ...target, runs: step.perPushParts, runsAre: 'thirds of its window' },
     );
   }
-  const at16 = steps.find((s) => s.pushes === 16);
+  const at16 = fedSteps.find((s) => s.pushes === 16);
   if (at16) {
     const ownThreads = (at16.gatewayCpu - at16.mediaWorkersCpu) / 16;
     bench.report(

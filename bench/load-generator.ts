@@ -69,17 +69,20 @@ export interface LoadPublisher {
  */
 export class LoadGenerator {
   readonly #threads: Worker[];
-  readonly #pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  readonly #pending = new Map<
+    number,
+    { thread: Worker; resolve: (value: unknown) => void; reject: (error: Error) => void }
+  >();
   readonly #exchanges = new Map<number, (offer: string) => Promise<string>>();
   #nextId = 1;
   #next = 0;
   readonly #placed = new Map<string, Worker>();
-  /** Why a thread ended, once one has: nothing more is asked of the generator. */
-  #ended: Error | undefined;
+  /** Threads that ended, and why: nothing more is asked of them. */
+  readonly #ended = new Map<Worker, Error>();
 
   constructor(
     private readonly fixture: Fixture,
-    threads = Number(process.env.BENCH_LOAD_THREADS) || cpus().length,
+    threads = Math.max(1, Number(process.env.BENCH_LOAD_THREADS) || cpus().length),
   ) {
     const entry = new URL('./load-thread.ts', import.meta.url).href;
     const tsx = import.meta.resolve('tsx/esm/api');
@@ -87,8 +90,8 @@ export class LoadGenerator {
     this.#threads = Array.from({ length: threads }, (_, i) => {
       const thread = new Worker(bootstrap, { eval: true, workerData: { fixture }, name: `load-${i}` });
       thread.on('message', (message: FromThread) => this.#received(thread, message));
-      thread.on('error', (error) => this.#failAll(error));
-      thread.on('exit', (code) => this.#failAll(new Error(`a load generator thread exited with ${code}`)));
+      thread.on('error', (error) => this.#fail(thread, error));
+      thread.on('exit', (code) => this.#fail(thread, new Error(`a load generator thread exited with ${code}`)));
       return thread;
     });
   }
@@ -152,16 +155,17 @@ export class LoadGenerator {
     };
   }
 
-  /** Stops every publisher still publishing and ends the threads. */
+  /** Stops every publisher still publishing (on the threads still running) and ends the threads. */
   async close(): Promise<void> {
-    if (!this.#ended) await Promise.allSettled([...this.#placed.keys()].map((name) => this.#stop(name)));
+    await Promise.allSettled([...this.#placed.keys()].map((name) => this.#stop(name)));
     await Promise.all(this.#threads.map((thread) => thread.terminate()));
   }
 
   #ask(thread: Worker, message: ToThread, id: number): Promise<unknown> {
-    if (this.#ended) return Promise.reject(this.#ended);
+    const ended = this.#ended.get(thread);
+    if (ended) return Promise.reject(ended);
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+      this.#pending.set(id, { thread, resolve, reject });
       thread.postMessage(message);
     });
   }
@@ -184,10 +188,14 @@ export class LoadGenerator {
     else pending?.reject(new Error(message.error));
   }
 
-  #failAll(error: Error): void {
-    this.#ended ??= error;
-    for (const pending of this.#pending.values()) pending.reject(error);
-    this.#pending.clear();
+  /** A thread ended: what was asked of it fails, and nothing more is asked of it. */
+  #fail(thread: Worker, error: Error): void {
+    if (!this.#ended.has(thread)) this.#ended.set(thread, error);
+    for (const [id, pending] of this.#pending) {
+      if (pending.thread !== thread) continue;
+      this.#pending.delete(id);
+      pending.reject(error);
+    }
   }
 }
 

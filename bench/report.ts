@@ -8,8 +8,8 @@ export interface Figure {
   ok?: boolean;
   /** A difference of two measures no larger than their noise floor (given here): told as such, not as a figure. */
   noiseFloor?: number;
-  /** The runs (or windows) the figure was made of: how many, their least and greatest. */
-  spread?: { runs: number; min: number; max: number };
+  /** The runs (or parts of one window) the figure was made of: how many, what they are, their least and greatest. */
+  spread?: { runs: number; of: string; min: number; max: number };
 }
 
 /** How much each section measures: `--quick` runs a smaller version in about a minute. */
@@ -54,13 +54,13 @@ export type Report = (
   name: string,
   value: number,
   unit: string,
-  /** `runs`: each run's (or window's) own figure, printed as the figure's spread. */
-  target?: { max?: number; min?: number; noiseFloor?: number; runs?: readonly number[] },
+  /** `runs`: each run's own figure (or each part's of one window: `runsAre`), printed as the figure's spread. */
+  target?: { max?: number; min?: number; noiseFloor?: number; runs?: readonly number[]; runsAre?: string },
 ) => void;
 
 /** A figure's spread as printed: "n runs a-b". */
 const spreadSaid = (f: Figure): string =>
-  f.spread ? `${f.spread.runs} runs ${f.spread.min}-${f.spread.max} ${f.unit}` : '';
+  f.spread ? `${f.spread.runs} ${f.spread.of} ${f.spread.min}-${f.spread.max} ${f.unit}` : '';
 
 export const round = (n: number): number => Math.round(n * 1000) / 1000;
 
@@ -73,6 +73,7 @@ export class Figures {
     if (target?.runs && target.runs.length > 1)
       figure.spread = {
         runs: target.runs.length,
+        of: target.runsAre ?? 'runs',
         min: round(Math.min(...target.runs)),
         max: round(Math.max(...target.runs)),
       };

@@ -23,7 +23,10 @@ const PROJECTION_MIN = 100;
 
 interface StepResult {
   pushes: number;
-  /** How the load generator kept to its publishers' schedule over the window: a step it could not feed says nothing of the gateway. */
+  /**
+   * How the load generator kept to its publishers' schedule over the window: a step it could not
+   * feed says nothing of the gateway.
+   */
   generator: GeneratorWindow;
   running: number;
   /** Publishes and pushes the gateway refused with 503 (overloaded, or at a limit). */

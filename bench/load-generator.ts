@@ -86,7 +86,8 @@ export class LoadGenerator {
   ) {
     const entry = new URL('./load-thread.ts', import.meta.url).href;
     const tsx = import.meta.resolve('tsx/esm/api');
-    const bootstrap = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`;
+    const bootstrap =
+      `import(${JSON.stringify(tsx)})` + `.then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`;
     this.#threads = Array.from({ length: threads }, (_, i) => {
       const thread = new Worker(bootstrap, { eval: true, workerData: { fixture }, name: `load-${i}` });
       thread.on('message', (message: FromThread) => this.#received(thread, message));

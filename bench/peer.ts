@@ -171,8 +171,10 @@ export async function peer(bench: Bench, fixture: Fixture, receiver: RtmpReceive
         const ok = result.lossPercent < MAX_LOSS * 100;
         console.log(
           `  ${count} pushes: ${lost.lost}/${lost.expected} frames lost (${result.lossPercent} %); CPU % of a core: Janus ${result.janusCpu}, ffmpeg ${result.ffmpegCpuEach} each, ${result.perPush} per push; machine ${result.machineCpu} % busy; ${generatorSaid(kept)}; ` +
-            `UDP datagrams dropped for full receive buffers: ${udpDropped.janus} in Janus's namespace, ${udpDropped.forwarders} at the forwarding ffmpeg; ` +
-            `${Object.values(lost.gaps).flat().length} gaps in ${Object.keys(lost.gaps).length} recordings -> ${ok ? 'sustained' : 'FAILED'}`,
+            'UDP datagrams dropped for full receive buffers: ' +
+            `${udpDropped.janus} in Janus's namespace, ${udpDropped.forwarders} at the forwarding ffmpeg; ` +
+            `${Object.values(lost.gaps).flat().length} gaps in ${Object.keys(lost.gaps).length} recordings ` +
+            `-> ${ok ? 'sustained' : 'FAILED'}`,
         );
         if (!ok) break;
         sustained = count;

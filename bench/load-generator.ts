@@ -1,6 +1,7 @@
 import { cpus } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Fixture } from '../kit/fixture.js';
+import { typeScriptWorker } from '../kit/source-workers.js';
 import { round } from './report.js';
 
 /** What the benchmark asks of one of the load generator's threads. */
@@ -84,12 +85,9 @@ export class LoadGenerator {
     private readonly fixture: Fixture,
     threads = Math.max(1, Number(process.env.BENCH_LOAD_THREADS) || cpus().length),
   ) {
-    const entry = new URL('./load-thread.ts', import.meta.url).href;
-    const tsx = import.meta.resolve('tsx/esm/api');
-    const bootstrap =
-      `import(${JSON.stringify(tsx)})` + `.then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`;
+    const entry = new URL('./load-thread.ts', import.meta.url);
     this.#threads = Array.from({ length: threads }, (_, i) => {
-      const thread = new Worker(bootstrap, { eval: true, workerData: { fixture }, name: `load-${i}` });
+      const thread = typeScriptWorker(entry, { workerData: { fixture }, name: `load-${i}` });
       thread.on('message', (message: FromThread) => this.#received(thread, message));
       thread.on('error', (error) => this.#fail(thread, error));
       thread.on('exit', (code) => this.#fail(thread, new Error(`a load generator thread exited with ${code}`)));
@@ -110,11 +108,8 @@ export class LoadGenerator {
     const id = this.#nextId++;
     if (options.exchange) this.#exchanges.set(id, options.exchange);
     try {
-      await this.#ask(
-        thread,
-        { op: 'publish', id, baseUrl, name, localAddress: options.localAddress, exchange: !!options.exchange },
-        id,
-      );
+      const { localAddress, exchange } = options;
+      await this.#ask(thread, { op: 'publish', id, baseUrl, name, localAddress, exchange: !!exchange });
     } finally {
       this.#exchanges.delete(id);
     }
@@ -126,21 +121,18 @@ export class LoadGenerator {
     const thread = this.#placed.get(name);
     if (!thread) return;
     this.#placed.delete(name);
-    const id = this.#nextId++;
-    await this.#ask(thread, { op: 'stop', id, name }, id);
+    await this.#ask(thread, { op: 'stop', id: this.#nextId++, name });
   }
 
   /** Starts a window: every thread's loop delay and backlog are measured from now. */
   async open(): Promise<void> {
-    await Promise.all(
-      this.#threads.map((thread) => this.#ask(thread, { op: 'window', id: this.#nextId }, this.#nextId++)),
-    );
+    await Promise.all(this.#threads.map((thread) => this.#ask(thread, { op: 'window', id: this.#nextId++ })));
   }
 
   /** How the generator kept to schedule between `from` and `to` (on `now()`'s clock) with `publishers` publishing. */
   async window(from: number, to: number, publishers: number): Promise<GeneratorWindow> {
     const reports = (await Promise.all(
-      this.#threads.map((thread) => this.#ask(thread, { op: 'report', id: this.#nextId, from, to }, this.#nextId++)),
+      this.#threads.map((thread) => this.#ask(thread, { op: 'report', id: this.#nextId++, from, to })),
     )) as ThreadReport[];
     const late = reports.flatMap((r) => r.late).sort((a, b) => a - b);
     const due = publishers * ((to - from) / 1000) * this.fixture.fps;
@@ -162,11 +154,11 @@ export class LoadGenerator {
     await Promise.all(this.#threads.map((thread) => thread.terminate()));
   }
 
-  #ask(thread: Worker, message: ToThread, id: number): Promise<unknown> {
+  #ask(thread: Worker, message: ToThread): Promise<unknown> {
     const ended = this.#ended.get(thread);
     if (ended) return Promise.reject(ended);
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { thread, resolve, reject });
+      this.#pending.set(message.id, { thread, resolve, reject });
       thread.postMessage(message);
     });
   }

@@ -79,7 +79,8 @@ export const startupSchema = z
       .union([z.enum(['roll-up', 'pop-on']), wcsBoolean()], { error: 'expected "roll-up", "pop-on", true or false' })
       .optional()
       .describe(
-        'how the push shows the stream\'s captions (CEA-608): "roll-up" (true, the default) or "pop-on"; false: none (a recording then writes no WebVTT)',
+        'how the push shows the stream\'s captions (CEA-608): "roll-up" (true, the default) or "pop-on"; ' +
+          'false: none (a recording then writes no WebVTT)',
       ),
   })
   .superRefine(checkShapeFields);

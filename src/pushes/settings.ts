@@ -41,7 +41,10 @@ export interface PushSettings {
   slots?: Slots;
   /** Throws (503) when the gateway takes on no more work now. */
   admit?: (what: string) => void;
-  /** Whether the machine is out of CPU now: a push whose encoder falls behind then says so (`behindSince`), and the machine's shedder may shed one (`Shedder`). */
+  /**
+   * Whether the machine is out of CPU now: a push whose encoder falls behind then says so
+   * (`behindSince`), and the machine's shedder may shed one (`Shedder`).
+   */
   saturated?: () => boolean;
   /** Looks the destination host up and checks every answer against the destination policy. */
   resolveDestination: DestinationResolver;

@@ -59,7 +59,8 @@ export class RtmpAuthenticator {
       const opaque = params.get('opaque');
       const challenge = params.get('challenge');
       const response = adobeResponse(credentials, salt, opaque ?? challenge ?? '', clientChallenge);
-      return `authmod=adobe&user=${user}&challenge=${clientChallenge}&response=${response}${opaque === undefined ? '' : `&opaque=${opaque}`}`;
+      const echoed = opaque === undefined ? '' : `&opaque=${opaque}`;
+      return `authmod=adobe&user=${user}&challenge=${clientChallenge}&response=${response}${echoed}`;
     }
     const nonce = params.get('nonce') ?? '';
     const response = llnwResponse(credentials, app, nonce, clientChallenge);

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpus } from 'node:os';
+import { cpus, setPriority } from 'node:os';
 import { writeFile } from 'node:fs/promises';
 import { startProcess, stopProcess } from './processes.js';
 
@@ -37,24 +37,28 @@ export class CpuHog {
 
 /** Sets the priority of `pid` (this process when 0), and of its session's autogroup where the kernel has them. */
 export async function raise(pid: number, nice: number): Promise<void> {
-  const { setPriority } = await import('node:os');
   setPriority(pid, nice);
   await writeFile(`/proc/${pid || process.pid}/autogroup`, String(nice)).catch(() => {});
 }
 
 /**
  * A busy loop that is not the caller's child (its shell has left it to init), as another program on
- * the machine is: a gateway in the test's own process counts its children's CPU as its own. Its
- * process id: stop it with `stopHog`, nothing else will.
+ * the machine is: a gateway in the test's own process counts its children's CPU as its own. At
+ * `nice` 19 it takes only what the caller's session leaves: the machine is saturated, yet the
+ * caller's processes get all the CPU they ask for. Its process id: stop it with `stopHog`, nothing
+ * else will.
  */
-export async function startHog(): Promise<number> {
+export async function startHog(nice = 0): Promise<number> {
   const shell = spawn('sh', ['-c', 'sh -c "while :; do :; done" >/dev/null 2>&1 & echo $!'], {
     stdio: ['ignore', 'pipe', 'ignore'],
   });
   let out = '';
   shell.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   await new Promise((resolve) => shell.once('close', resolve));
-  return Number(out.trim());
+  const pid = Number(out.trim());
+  // Its own priority only: it shares the caller's session, and so its autogroup.
+  if (nice !== 0) setPriority(pid, nice);
+  return pid;
 }
 
 export function stopHog(pid: number): void {

@@ -9,11 +9,14 @@ import { IN_WORKERS, startGateway } from '../helpers/gateway.js';
 import { keyframeCached } from '../helpers/pushes.js';
 import { testFixture } from '../helpers/synthetic.js';
 
-// The machine's shedder on real pushes: a program beside the gateway takes the CPU (busy loops),
-// one push's ffmpeg is stopped so that it falls behind, the newest push is in standby, two pushes
-// share one encoder. The push shed is the one whose shedding frees the most; no other is shed
-// after it (what it freed went to the busy loops, not to the pushes); it starts again once the
-// load has passed.
+// The machine's shedder on real pushes: a program beside the gateway takes what CPU is left (busy
+// loops at the lowest priority: the machine is saturated, yet no push but one is starved), one
+// push's ffmpeg is stopped so that it falls behind, the newest push is in standby, two pushes share
+// one encoder. The push shed is the one whose shedding frees the most; no other is shed after it
+// (what it freed went to the busy loops, not to the pushes, and the push behind stays behind); it
+// starts again once the load has passed. At an equal priority the busy loops would starve the
+// shared encoder too, and whether a shed then let it catch up (shedding helped: the next is shed)
+// would depend on the machine.
 
 /** Lets a stopped process go on, if it is still there. */
 function resume(pid: number): void {
@@ -76,7 +79,7 @@ t.test(
     await waitFor('the newest push in standby', async () => (await find(standby))?.state === 'standby', 20_000);
 
     // The machine taken by busy loops, one push's ffmpeg stopped: it falls behind.
-    for (let i = 0; i < 3; i++) hogs.push(await startHog());
+    for (let i = 0; i < 3; i++) hogs.push(await startHog(19));
     process.kill(stalledFfmpeg[0]!, 'SIGSTOP');
     stopped.push(stalledFfmpeg[0]!);
     const shedAt = await waitFor(

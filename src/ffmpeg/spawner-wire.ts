@@ -66,6 +66,12 @@ export type SpawnReply =
   | { id: number; failed: string }
   | { id: number; exit: number | null; signal: NodeJS.Signals | null };
 
+/**
+ * How long a child whose thread, or whose gateway, has gone is given to end by itself before the
+ * spawner kills it (ms): its input has ended, and a recording's ffmpeg finishes its part as it ends.
+ */
+export const ORPHAN_GRACE_MS = 2000;
+
 /** The longest line accepted (a request, with ffmpeg's arguments); a connection sending more without a line break is closed. */
 export const MAX_LINE_BYTES = 1024 * 1024;
 

@@ -3,6 +3,7 @@ import { closeSync, openSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import {
   MAX_LINE_BYTES,
+  ORPHAN_GRACE_MS,
   proof,
   proves,
   readLines,
@@ -21,11 +22,15 @@ import {
  * process of a few dozen MB, it takes a few ms of its own.
  *
  * It reads its address (`SpawnerAddress`) as the first line of its standard input, listens there,
- * and ends, killing every child still running, when that input ends: the gateway has gone. Each
- * thread of the gateway opens a control connection (`ControlHello`) and asks it for children
- * (`SpawnRequest`); their descriptors are connections the thread makes to it (`SlotHello`), handed
- * to the child as they are, so that what the child reads and writes goes straight to the thread.
- * The children of a control connection that closes are killed: their thread has gone.
+ * and ends when that input ends: the gateway has gone. Each thread of the gateway opens a control
+ * connection (`ControlHello`) and asks it for children (`SpawnRequest`); their descriptors are
+ * connections the thread makes to it (`SlotHello`), handed to the child as they are, so that what
+ * the child reads and writes goes straight to the thread.
+ *
+ * The children of a control connection that closes (their thread has gone), and every child when
+ * the gateway has gone, are given `ORPHAN_GRACE_MS` to end by themselves and then killed: their
+ * input has ended with the thread, and a recording's ffmpeg finishes and lists its part as it ends;
+ * one that hangs is not left running.
  */
 
 /** How long a request waits for its descriptors' connections. */
@@ -52,6 +57,8 @@ class Spawner {
   readonly #controls = new Map<string, Control>();
   /** Descriptors that came in, by `key:request:fd`, until their request is started. */
   readonly #slots = new Map<string, Socket>();
+  /** Every child running, its control connection's or one whose control connection has closed. */
+  readonly #running = new Set<ChildProcess>();
 
   constructor(secret: string) {
     this.#secret = secret;
@@ -83,9 +90,9 @@ class Spawner {
     );
   }
 
-  /** Ends every child: the gateway has gone. */
-  killAll(): void {
-    for (const control of this.#controls.values()) for (const child of control.children.values()) killGroup(child);
+  /** Ends every child, after the grace: the gateway has gone. Resolves once none runs. */
+  endAll(): Promise<void> {
+    return endInGrace([...this.#running]);
   }
 
   /** Whether a first line proves the secret known, for what it says it is. */
@@ -108,7 +115,7 @@ class Spawner {
         clearTimeout(timer);
         this.#dropSlots(key, request);
       }
-      for (const child of control.children.values()) killGroup(child);
+      void endInGrace([...control.children.values()]);
     });
     return { key, control };
   }
@@ -185,9 +192,11 @@ class Spawner {
     }
     const pid = child.pid;
     control.children.set(request.id, child);
+    this.#running.add(child);
     child.on('error', () => {}); // a signal to a child already gone
     child.once('exit', (code, signal) => {
       control.children.delete(request.id);
+      this.#running.delete(child);
       control.reply({ id: request.id, exit: code, signal });
     });
     control.reply({ id: request.id, pid });
@@ -215,6 +224,15 @@ function blocking(socket: Socket): Socket {
   return socket;
 }
 
+/** Kills those of `children` that have not ended by themselves within `ORPHAN_GRACE_MS`; resolves once all have. */
+function endInGrace(children: ChildProcess[]): Promise<void> {
+  const running = children.filter((child) => child.exitCode === null && child.signalCode === null);
+  if (running.length === 0) return Promise.resolve();
+  const ended = running.map((child) => new Promise<void>((resolve) => child.once('exit', () => resolve())));
+  const timer = setTimeout(() => running.forEach(killGroup), ORPHAN_GRACE_MS);
+  return Promise.all(ended).then(() => clearTimeout(timer));
+}
+
 function killGroup(child: ChildProcess): void {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   try {
@@ -227,8 +245,9 @@ function killGroup(child: ChildProcess): void {
 function main(): void {
   let spawner: Spawner | undefined;
   const end = (): void => {
-    spawner?.killAll();
-    process.exit(0);
+    // Once every child has ended; and at the latest shortly after the grace, should a killed one's exit go unheard.
+    setTimeout(() => process.exit(0), ORPHAN_GRACE_MS + 1000);
+    void (spawner?.endAll() ?? Promise.resolve()).then(() => process.exit(0));
   };
   process.stdin.on('error', end);
   process.stdin.on('end', end);

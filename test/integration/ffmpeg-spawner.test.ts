@@ -144,27 +144,30 @@ t.test('a connection without a proof of the secret is closed, and starts nothing
   t.notOk(existsSync(never), 'nothing was started');
 });
 
-t.test("every child is killed when the spawner's input ends (the gateway has gone)", async (t) => {
-  const spawner = new SpawnerProcess();
-  t.teardown(() => spawner.close());
-  const args = [...ffmpegQuietly('pipe'), '-re', '-f', 'lavfi', '-i', 'anullsrc', '-f', 'null', '-'];
-  const first = new FfmpegSupervisor(undefined, new SpawnerConnection(spawner.address, () => spawner.ready));
-  const second = new FfmpegSupervisor(undefined, new SpawnerConnection(spawner.address, () => spawner.ready));
-  const a = first.spawn('ffmpeg', args);
-  const b = second.spawn('ffmpeg', args);
-  const [pidA, pidB] = [await a.started, await b.started];
-  t.ok(pidA && alive(pidA) && pidB && alive(pidB), 'both run');
-  // A signal to the gateway's whole process group is the gateway's to act on: the spawner stays.
-  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.kill(spawner.pid!, signal);
-  const third = first.spawn('ffmpeg', ['-hide_banner', '-version']);
-  await third.closed;
-  t.equal(third.exitCode, 0, 'after SIGTERM, SIGINT and SIGHUP, it still starts ffmpeg');
-  t.ok(alive(pidA!) && alive(pidB!), 'and its children run on');
-  spawner.close();
-  await Promise.all([a.exited, b.exited]);
-  await waitFor('both to be gone', () => !alive(pidA!) && !alive(pidB!));
-  t.pass('the spawner ended every child when its input ended');
-});
+t.test(
+  "every child is killed when the spawner's input ends (the gateway has gone), once its grace is over",
+  async (t) => {
+    const spawner = new SpawnerProcess();
+    t.teardown(() => spawner.close());
+    const args = [...ffmpegQuietly('pipe'), '-re', '-f', 'lavfi', '-i', 'anullsrc', '-f', 'null', '-'];
+    const first = new FfmpegSupervisor(undefined, new SpawnerConnection(spawner.address, () => spawner.ready));
+    const second = new FfmpegSupervisor(undefined, new SpawnerConnection(spawner.address, () => spawner.ready));
+    const a = first.spawn('ffmpeg', args);
+    const b = second.spawn('ffmpeg', args);
+    const [pidA, pidB] = [await a.started, await b.started];
+    t.ok(pidA && alive(pidA) && pidB && alive(pidB), 'both run');
+    // A signal to the gateway's whole process group is the gateway's to act on: the spawner stays.
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.kill(spawner.pid!, signal);
+    const third = first.spawn('ffmpeg', ['-hide_banner', '-version']);
+    await third.closed;
+    t.equal(third.exitCode, 0, 'after SIGTERM, SIGINT and SIGHUP, it still starts ffmpeg');
+    t.ok(alive(pidA!) && alive(pidB!), 'and its children run on');
+    spawner.close();
+    await Promise.all([a.exited, b.exited]);
+    await waitFor('both to be gone', () => !alive(pidA!) && !alive(pidB!));
+    t.pass('the spawner ended every child when its input ended');
+  },
+);
 
 t.test("a stranger listening at the spawner's name hears no argument, no secret and no media", async (t) => {
   // It took the name (as it could while the spawner restarts) and answers with a proof it cannot make.

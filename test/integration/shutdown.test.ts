@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { GatewayProcess } from '../../kit/gateway-process.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { sleep, stopAllProcesses, waitFor, isAlive } from '../../kit/processes.js';
+import { ORPHAN_GRACE_MS } from '../../src/ffmpeg/spawner-wire.js';
 import { freePort, NginxRtmp } from '../../kit/rtmp-server.js';
 import { testFixture } from '../helpers/synthetic.js';
 
@@ -58,13 +59,14 @@ t.test('SIGTERM ends every push cleanly within 10 s and leaves no ffmpeg', async
   );
 });
 
-t.test('after kill -9, its spawner ends every ffmpeg at once, even one that hangs', async (t) => {
+t.test('after kill -9, its spawner ends every ffmpeg after its grace, even one that hangs', async (t) => {
   const { gateway, pids } = await busyGateway(t);
   // An ffmpeg reading a closed pipe ends by itself; one that hangs (stopped here, so that it cannot
-  // see its input end) would run on, but for the spawner, which kills them when the gateway has gone.
+  // see its input end) would run on, but for the spawner, which kills those left when the gateway has
+  // gone, once they have had their grace.
   for (const pid of pids) process.kill(pid, 'SIGSTOP');
   await gateway.signal('SIGKILL');
-  await waitFor('every ffmpeg to be ended', () => pids.every((pid) => !isAlive(pid)), 5000);
+  await waitFor('every ffmpeg to be ended', () => pids.every((pid) => !isAlive(pid)), ORPHAN_GRACE_MS + 5000);
   t.pass('none outlived the gateway');
 });
 

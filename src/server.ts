@@ -30,6 +30,13 @@ async function exitOnConfigError<T>(make: () => T | Promise<T>): Promise<T> {
 // of pause, 10-40 ms of marking steps), from a heap of 25 MB. Without it, a worker's heap is
 // collected when it grows. Set before the worker threads are made: each new isolate reads it.
 setFlagsFromString('--no-memory-reducer');
+// A heap collected when it is four times what was live after the last full collection, not 1.1
+// times. V8 counts the Buffers' memory outside its heap against that limit, and a media thread's
+// Buffers (RTP, frames, the start cache's few seconds) outlive its young generation: with the
+// smallest factor V8 picks for a heap this small, each worker ran a full mark-compact every 1.5-3 s
+// at 16 pushes (10-20 ms of pause and as much of marking steps). Now one every several seconds;
+// a worker's heap and Buffers may grow to four times their live size between two.
+setFlagsFromString('--heap-growing-percent=300');
 
 /** The gateway once built, for ending its ffmpeg processes if starting fails. */
 let running: Gateway | undefined;

@@ -26,6 +26,8 @@ export interface ThreadReport {
   publishers: number;
   /** Video frames its publishers sent since they began. */
   framesSent: number;
+  /** Datagrams its publishers' ICE connections dropped unsent since they began (`SyntheticPublisher.sendsLost`). */
+  sendsLost: number;
   loopDelayP99Ms: number;
   /** The most frames any of its publishers was behind its schedule (sampled every 100 ms). */
   backlogFrames: number;
@@ -33,7 +35,9 @@ export interface ThreadReport {
 
 /**
  * The load generator fed a step only if it sent this share of the frames due in the window, none
- * later than MAX_LATE_MS: a step it could not feed says nothing of the server it fed, gateway or peer.
+ * later than MAX_LATE_MS, and its publishers' ICE connections dropped none of what they were given
+ * (werift drops it without a word once its consent to send has expired): a step it could not feed
+ * says nothing of the server it fed, gateway or peer.
  */
 const MIN_SENT = 0.98;
 const MAX_LATE_MS = 500;
@@ -49,12 +53,15 @@ export interface GeneratorWindow {
   backlogFrames: number;
   /** Video frames its publishers sent, from their start to the window's end. */
   framesSent: number;
+  /** Datagrams its publishers' ICE connections dropped unsent, from their start to the window's end. */
+  sendsLost: number;
 }
 
 /** Tells how the load generator kept up, as printed beside every step. */
 export const generatorSaid = (g: GeneratorWindow): string =>
   `the load generator sent ${g.sentPercent} % of its frames due (p99 ${g.lateP99Ms} ms late, ` +
-  `at most ${g.backlogFrames} frames behind, its threads' event-loop delay p99 ${g.loopDelayP99Ms} ms)`;
+  `at most ${g.backlogFrames} frames behind, its threads' event-loop delay p99 ${g.loopDelayP99Ms} ms, ` +
+  `${g.sendsLost} datagrams dropped unsent)`;
 
 /** A publisher on one of the generator's threads. */
 export interface LoadPublisher {
@@ -138,13 +145,15 @@ export class LoadGenerator {
     const due = publishers * ((to - from) / 1000) * this.fixture.fps;
     const lateP99Ms = late.length ? late[Math.min(late.length - 1, Math.floor(late.length * 0.99))]! : Infinity;
     const sentPercent = due > 0 ? (late.length / due) * 100 : 100;
+    const sendsLost = reports.reduce((sum, r) => sum + r.sendsLost, 0);
     return {
       sentPercent: round(sentPercent),
       lateP99Ms: round(lateP99Ms),
-      fed: sentPercent >= MIN_SENT * 100 && lateP99Ms <= MAX_LATE_MS,
+      fed: sentPercent >= MIN_SENT * 100 && lateP99Ms <= MAX_LATE_MS && sendsLost === 0,
       loopDelayP99Ms: round(Math.max(...reports.map((r) => r.loopDelayP99Ms))),
       backlogFrames: Math.max(...reports.map((r) => r.backlogFrames)),
       framesSent: reports.reduce((sum, r) => sum + r.framesSent, 0),
+      sendsLost,
     };
   }
 

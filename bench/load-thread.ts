@@ -90,11 +90,16 @@ async function handle(message: ToThread): Promise<unknown> {
       return undefined;
     case 'report': {
       let framesSent = 0;
-      for (const publisher of publishers.values()) framesSent += publisher.frames.length;
+      let sendsLost = 0;
+      for (const publisher of publishers.values()) {
+        framesSent += publisher.frames.length;
+        sendsLost += publisher.sendsLost;
+      }
       const report: ThreadReport = {
         late: lateness(message.from, message.to),
         publishers: publishers.size,
         framesSent,
+        sendsLost,
         loopDelayP99Ms: delay.count ? delay.percentile(99) / 1e6 : 0,
         backlogFrames: backlog,
       };

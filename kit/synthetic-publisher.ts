@@ -100,6 +100,12 @@ export class SyntheticPublisher {
   #connectTimeoutMs = 30_000;
   /** Video packets lost so far, and how many of them were sent again on request. */
   readonly videoLoss = { lost: 0, resent: 0 };
+  /**
+   * Datagrams (RTP, RTCP) werift's ICE connection was given and did not send, which it does not
+   * tell: its consent to send had expired (RFC 7675: no answer to its checks for 30 s), or the
+   * socket refused them. What they carried is lost before any server sees it.
+   */
+  sendsLost = 0;
   #videoSeq = randomInt(0, 0xffff);
   #audioSeq = randomInt(0, 0xffff);
   #videoTs0 = randomInt(0, 0x7fffffff);
@@ -192,6 +198,7 @@ export class SyntheticPublisher {
     });
     await pc.setRemoteDescription({ type: 'answer', sdp: answer });
     await connected;
+    this.#countSendsLost(this.#video);
     if (this.#loseOneIn) this.#loseVideoPackets(this.#video, this.#loseOneIn);
     this.#startedAt = now();
     this.#heldUntil = this.#startedAt + this.#holdFirstMs;
@@ -212,6 +219,23 @@ export class SyntheticPublisher {
       if (frame.sentAt <= beforeMs && this.fixture.video[frame.unit]!.nals.at(-1)!.equals(picture)) return frame;
     }
     return undefined;
+  }
+
+  /** Counts in `sendsLost` what the (bundled) ICE connection drops without a word. */
+  #countSendsLost(sender: RTCRtpSender): void {
+    const connection = sender.dtlsTransport.iceTransport.connection;
+    const send = connection.send.bind(connection);
+    // Private in werift's types: what its `send` checks first.
+    const maySend = (connection as unknown as { canSendApplicationData(): boolean }).canSendApplicationData.bind(
+      connection,
+    );
+    connection.send = async (data) => {
+      if (!maySend()) this.sendsLost++;
+      return send(data).catch((error: unknown) => {
+        this.sendsLost++;
+        throw error;
+      });
+    };
   }
 
   /**

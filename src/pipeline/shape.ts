@@ -115,7 +115,8 @@ export function shapeGraph(shape: PictureShape, input: string, output: string): 
   const small = { width: evenUp(Math.round(W / 8)), height: evenUp(Math.round(H / 8)) };
   return [
     `[${input}]split=2[${output}_back][${output}_front]`,
-    `[${output}_back]scale=${small.width}:${small.height}:force_original_aspect_ratio=increase,crop=${small.width}:${small.height},boxblur=4:2,scale=${W}:${H}[${output}_blurred]`,
+    `[${output}_back]scale=${small.width}:${small.height}:force_original_aspect_ratio=increase,` +
+      `crop=${small.width}:${small.height},boxblur=4:2,scale=${W}:${H}[${output}_blurred]`,
     `[${output}_front]${inside}[${output}_fitted]`,
     `[${output}_blurred][${output}_fitted]overlay=x=trunc((W-w)/4)*2:y=trunc((H-h)/4)*2,setsar=1[${output}]`,
   ];

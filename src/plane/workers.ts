@@ -160,7 +160,8 @@ export class WorkerPlane extends RoutedPlane implements MediaPlane {
     const ports = config.webrtc_ice_port_max - config.webrtc_ice_port_min + 1;
     if (ports < count * MIN_PORTS_PER_WORKER) {
       throw new ConfigError(
-        `webrtc_ice_port_min, webrtc_ice_port_max: ${ports} ports for ${count} workers (workers); each needs at least ${MIN_PORTS_PER_WORKER}`,
+        `webrtc_ice_port_min, webrtc_ice_port_max: ${ports} ports for ${count} workers (workers); ` +
+          `each needs at least ${MIN_PORTS_PER_WORKER}`,
       );
     }
     for (let index = 0; index < count; index++) this.#places.push(this.#start(index));

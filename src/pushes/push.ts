@@ -31,7 +31,10 @@ import { errorCodeFor, type FailureCode, type FailureKind, OpenError } from '../
 import { type Link, type LinkStats, LinkTotals } from '../outputs/link.js';
 import { LayerPin } from './layer-pin.js';
 
-/** A push pinned to a simulcast layer holds standby while the layer is away for at most this long (the longest timer there is, 24.8 days). */
+/**
+ * A push pinned to a simulcast layer holds standby while the layer is away for at most this long
+ * (the longest timer there is, 24.8 days).
+ */
 const PIN_HOLD_MS = 2 ** 31 - 1;
 
 export type PushEvents = {

@@ -259,9 +259,11 @@ export function machineCpuTimes(read: ReadText = readText): { busy: number; tota
 const CLOCK_TICKS = 100;
 
 /**
- * CPU time (s) the gateway has used so far: this process (every thread) and its children alive
- * now (ffmpeg, media workers; /proc/self/task/<id>/children, then each child's utime and stime).
- * A child that ended takes its time with it: the figure is for differences over a second.
+ * CPU time (s) the gateway has used so far: this process (every thread) and every process below
+ * it alive now: media workers, the spawners and the ffmpeg they started (/proc/self/task/<id>/children,
+ * then each descendant's utime and stime and its own main thread's children; a spawner starts its
+ * children from its main thread, ffmpeg starts none). A process that ended takes its time with it:
+ * the figure is for differences over a second.
  */
 export function gatewayCpuSeconds(read: ReadText = readText): number {
   const { user, system } = process.cpuUsage();
@@ -272,12 +274,17 @@ export function gatewayCpuSeconds(read: ReadText = readText): number {
   } catch {
     return seconds;
   }
-  for (const task of tasks) {
-    for (const pid of (read(`/proc/self/task/${task}/children`) ?? '').split(/\s+/).filter(Boolean))
-      seconds += processCpuSeconds(Number(pid), read);
+  const pending = tasks.flatMap((task) => childrenOf(read(`/proc/self/task/${task}/children`)));
+  // A process tree is shallow (gateway, spawner, ffmpeg); the bound keeps a bad read from looping.
+  for (let i = 0; i < pending.length && i < 100_000; i++) {
+    const pid = pending[i]!;
+    seconds += processCpuSeconds(pid, read);
+    pending.push(...childrenOf(read(`/proc/${pid}/task/${pid}/children`)));
   }
   return seconds;
 }
+
+const childrenOf = (text: string | undefined): number[] => (text ?? '').split(/\s+/).filter(Boolean).map(Number);
 
 /** CPU time (s) process `pid` has used so far; 0 for one that is gone. */
 export function processCpuSeconds(pid: number, read: ReadText = readText): number {

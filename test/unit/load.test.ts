@@ -1,5 +1,15 @@
 import t from 'tap';
-import { cgroupQuota, cpuTimesReader, LoadMonitor, SUSTAINED_WINDOWS, type LoadSample } from '../../src/load.js';
+import { spawn } from 'node:child_process';
+import { waitFor } from '../../kit/processes.js';
+import {
+  cgroupQuota,
+  cpuTimesReader,
+  gatewayCpuSeconds,
+  LoadMonitor,
+  processCpuSeconds,
+  SUSTAINED_WINDOWS,
+  type LoadSample,
+} from '../../src/load.js';
 
 // The overload judgement in fake time: each limit on its own, load that lasts against a moment's,
 // the hold after the last overloaded window, and the 503 it makes.
@@ -178,4 +188,22 @@ t.test('a cgroup v1 quota: cpu.cfs_quota_us over its period, cpuacct.usage in na
     ),
     undefined,
   );
+});
+
+t.test("the gateway's CPU counts its children's children: ffmpeg started by a spawner", async (t) => {
+  // A shell (the spawner) whose own child spins: the grandchild's time is in the figure.
+  const shell = spawn('sh', ['-c', 'sh -c "while :; do :; done" & echo $!; wait'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const spinning = await new Promise<number>((resolve) => shell.stdout.once('data', (d: Buffer) => resolve(Number(d))));
+  t.teardown(() => {
+    process.kill(spinning, 'SIGKILL');
+    shell.kill('SIGKILL');
+  });
+  await waitFor('the grandchild has spun', async () => processCpuSeconds(spinning) >= 0.3 || undefined, 20_000);
+  const grandchild = processCpuSeconds(spinning);
+  // This process's own time read first: the figure's own part, read after, is no less.
+  const { user, system } = process.cpuUsage();
+  const others = gatewayCpuSeconds() - (user + system) / 1e6;
+  t.ok(others >= grandchild, `${others.toFixed(2)} s for the processes below, the grandchild alone ${grandchild} s`);
 });

@@ -16,10 +16,13 @@ export interface PinnedPush {
 }
 
 /**
- * A push pinned to one simulcast layer (`layerPolicy: "pin"`). When the browser stops sending it,
- * the engine forwards the next layer down, a picture of another size, which some platforms take
- * for a new stream or refuse mid-broadcast: the push holds standby instead (the last picture sent,
- * and the audio). Once the layer is back, it goes live again from the first keyframe after it.
+ * A push held to its simulcast layer. When the browser stops sending it, the engine forwards
+ * another layer, a picture of another size: the next one down, or, when there is none below with
+ * media, the lowest one above. Pinned (`layerPolicy: "pin"`), the push takes neither; otherwise
+ * (`"switch"`) it takes the one down but never one above: a destination asked for a smaller
+ * picture (and its bitrate) is not sent a larger one, and some platforms take a size change for a
+ * new stream or refuse it mid-broadcast. Meanwhile the push holds standby (the last picture sent,
+ * and the audio); once a layer it takes is back, it goes live again from the first keyframe after it.
  */
 export class LayerPin {
   #away = false;
@@ -29,6 +32,8 @@ export class LayerPin {
   constructor(
     private readonly publisher: Publisher,
     private readonly pinned: number,
+    /** Only this layer (`pin`), or it and those below (`switch`). */
+    private readonly policy: 'pin' | 'switch',
     private readonly push: PinnedPush,
     private readonly log: Logger,
   ) {
@@ -40,18 +45,30 @@ export class LayerPin {
     clearInterval(this.#waiting);
   }
 
+  /** Whether the push may send `layer`. */
+  #takes(layer: number | undefined): boolean {
+    return this.policy === 'pin' ? layer === this.pinned : layer !== undefined && layer <= this.pinned;
+  }
+
   #changed(layer: number | undefined): void {
     clearInterval(this.#waiting);
-    if (layer === this.pinned) {
+    if (this.#takes(layer)) {
       if (this.#away) this.#backAtKeyframe();
       return;
     }
-    if (this.#away) return;
+    // Switching, with no layer forwarded at all: nothing larger is sent either (the media timeout judges a silence).
+    if (this.#away || (layer === undefined && this.policy === 'switch')) return;
     this.log.info(
-      { layer, pinned: this.pinned },
-      'the pinned simulcast layer stopped: holding standby until it is back',
+      { layer, pinned: this.pinned, policy: this.policy },
+      this.policy === 'pin'
+        ? 'the pinned simulcast layer stopped: holding standby until it is back'
+        : 'the simulcast layer stopped with none below it: holding standby rather than sending a larger picture',
     );
-    this.#away = this.push.away(`simulcast layer ${this.pinned} stopped (layerPolicy pin)`);
+    this.#away = this.push.away(
+      this.policy === 'pin'
+        ? `simulcast layer ${this.pinned} stopped (layerPolicy pin)`
+        : `simulcast layer ${this.pinned} stopped and only larger ones are sent`,
+    );
   }
 
   /** The engine switched back at a keyframe, which may have come before it said so: the next one is asked for and waited for. */
@@ -62,7 +79,7 @@ export class LayerPin {
       if (!keyframeCame() && monotonicMs() - since < BACK_WAIT_MS) return;
       clearInterval(this.#waiting);
       this.#away = false;
-      this.log.info({ layer: this.pinned }, 'the pinned simulcast layer is back: live again');
+      this.log.info({ layer: this.publisher.currentLayer }, 'the simulcast layer is back: live again');
       this.push.back();
     }, BACK_CHECK_MS);
   }

@@ -88,7 +88,7 @@ export class Push extends TypedEmitter<PushEvents> {
   #releasing: Promise<void> | undefined;
   /** Ended to leave the machine's CPU to the others (`shed`): it waits, reconnecting, for `unshed`. */
   #shed = false;
-  /** Its simulcast layer, held to with `layerPolicy: "pin"`. */
+  /** Its simulcast layer, held to: exactly (`layerPolicy: "pin"`), or it and those below. */
   #pin: LayerPin | undefined;
 
   constructor(
@@ -154,13 +154,18 @@ export class Push extends TypedEmitter<PushEvents> {
     this.#pinTo(publisher, request.spatial);
   }
 
-  /** With `layerPolicy: "pin"`, holds standby while `publisher` sends another layer than `spatial`. */
+  /**
+   * Holds standby while `publisher` sends a larger layer than `spatial`, or with `layerPolicy: "pin"`
+   * any other one.
+   */
   #pinTo(publisher: Publisher, spatial: number | undefined): void {
     this.#pin?.close();
-    if (this.request.video.layerPolicy !== 'pin' || spatial === undefined) return;
+    this.#pin = undefined;
+    if (spatial === undefined) return;
     this.#pin = new LayerPin(
       publisher,
       spatial,
+      this.request.video.layerPolicy ?? 'switch',
       {
         away: (reason) => this.publisherLost(reason, PIN_HOLD_MS),
         back: () => this.resume(publisher, this.feed.plan),

@@ -52,7 +52,9 @@ export const renditionFields = {
   layerPolicy: z
     .enum(['switch', 'pin'])
     .optional()
-    .describe('when the browser stops sending the layer: switch down and back, or pin it (standby meanwhile)'),
+    .describe(
+      'when the browser stops sending the layer: switch down and back (standby when none is below), or pin it (standby meanwhile)',
+    ),
 };
 
 export const startupSchema = z

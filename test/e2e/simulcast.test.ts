@@ -158,6 +158,39 @@ t.test(
       'the pinned push: one size throughout',
     );
 
+    // The browser stops its low layer alone: the engine forwards the next one up for it, a larger
+    // picture than the low push asked for. The push holds standby instead, and takes the low layer
+    // again once it is back; the push of the middle layer is not disturbed.
+    const lowActive = (active: boolean): Promise<void> =>
+      stage.browser.page.evaluate(async (active) => {
+        const sender = (window as any).pc.getSenders().find((s: any) => s.track?.kind === 'video');
+        const parameters = sender.getParameters();
+        for (const encoding of parameters.encodings) if (encoding.rid === 'l') encoding.active = active;
+        await sender.setParameters(parameters);
+      }, active);
+    await lowActive(false);
+    await waitFor(
+      'the low push in standby',
+      async () => (await find(low.mediaSessionId)).state === 'standby',
+      15_000,
+      100,
+    );
+    t.match(await find(upTo400.mediaSessionId), { layer: 'medium', state: 'running' }, 'the middle one goes on');
+    const lowOff = await browserSends();
+    await lowActive(true);
+    await waitFor(
+      'the low push live again',
+      async () => (await find(low.mediaSessionId)).state === 'running',
+      30_000,
+      100,
+    );
+    t.comment(`low layer off: ${lowOff}; on again: ${await browserSends()}`);
+    t.match(
+      await find(low.mediaSessionId),
+      { layer: 'low', width: 320, resolutionChanges: 0 },
+      'the low push: never sent a larger layer',
+    );
+
     t.same(stream.layersTaken, [0, 1], 'the low and the middle layer are taken (the top one is the stream itself)');
     for (const id of [top, low, upTo400, pinned].map((p) => p.mediaSessionId))
       t.equal((await stage.gw.post('/rest-api/push/terminate', { mediaSessionId: id })).status, 200);

@@ -24,9 +24,16 @@ export interface LoadSample {
 }
 
 /** Takes a sample of the window since the previous call. */
-export type LoadSampler = () => LoadSample;
+/** A thread's load, sampled once a window; its event-loop delay measured only while `watchDelay(true)`. */
+export interface LoadSampler {
+  sample(): LoadSample;
+  /** Starts or stops measuring the event loop's delay (a timer that wakes the thread 20 times a second). */
+  watchDelay?(on: boolean): void;
+}
 
 const WINDOW_MS = 1000;
+/** Windows the event-loop delay is measured after an admission, carried or not yet. */
+const ADMITTED_WATCH_WINDOWS = 5;
 /**
  * Windows in a row past a limit before the gateway counts as overloaded: load that lasts, not a
  * moment of the gateway's own (a publish's handshake, code compiled on first use, a burst of
@@ -60,6 +67,10 @@ export class LoadMonitor {
   /** Windows in a row past a limit, up to now. */
   #over = 0;
   readonly #timer: NodeJS.Timeout;
+  /** Whether the thread carries anything (`watchWhile`); its delay is measured only then. */
+  #carrying: (() => boolean) | undefined;
+  #watching = true;
+  #admittedAt = -Infinity;
 
   constructor(
     private readonly limits: LoadLimits,
@@ -100,9 +111,28 @@ export class LoadMonitor {
     return this.now() < this.#overloadedUntil ? this.#reason : undefined;
   }
 
+  /**
+   * Measures the event loop's delay only while `carrying()` (publishers, pushes, ffmpeg): an idle
+   * thread has nothing to delay, and the measuring timer was most of an idle gateway's CPU. It
+   * starts again at once when something is admitted (`admit`), and is kept on for
+   * `ADMITTED_WATCH_WINDOWS` after, while its set-up makes what it carries; otherwise at the next
+   * window that finds something carried.
+   */
+  watchWhile(carrying: () => boolean): void {
+    this.#carrying = carrying;
+  }
+
+  #watch(on: boolean): void {
+    if (on === this.#watching) return;
+    this.#watching = on;
+    this.sample.watchDelay?.(on);
+  }
+
   /** Takes the next window's sample and judges it; called every window. */
   tick(): void {
-    const sample = (this.#last = this.sample());
+    const sample = (this.#last = this.sample.sample());
+    if (this.#carrying)
+      this.#watch(this.#carrying() || this.now() - this.#admittedAt < ADMITTED_WATCH_WINDOWS * this.#windowMs);
     const { limits } = this;
     const reason =
       limits.eventLoopDelayMs > 0 && sample.eventLoopDelayMs >= limits.eventLoopDelayMs
@@ -120,6 +150,8 @@ export class LoadMonitor {
 
   /** Throws 503 when overloaded: `what` (a publish, a push) is not taken on. */
   admit(what: string): void {
+    this.#admittedAt = this.now();
+    this.#watch(true);
     const overload = this.overload;
     if (overload)
       throw unavailable(
@@ -145,24 +177,33 @@ function processSampler(): LoadSampler {
   delay.enable();
   let utilization: EventLoopUtilization = performance.eventLoopUtilization();
   let cpu = cpuTimes();
-  return () => {
-    const beyond = (ns: number): number => (delay.count > 0 ? Math.max(0, ns / 1e6 - DELAY_RESOLUTION_MS) : 0);
-    const delayMs = beyond(delay.percentile(99));
-    const delayMaxMs = beyond(delay.max);
-    delay.reset();
-    const next = performance.eventLoopUtilization();
-    const window = performance.eventLoopUtilization(next, utilization);
-    utilization = next;
-    const times = cpuTimes();
-    const machineCpuPercent =
-      times && cpu && times.total > cpu.total ? ((times.busy - cpu.busy) / (times.total - cpu.total)) * 100 : 0;
-    cpu = times;
-    return {
-      eventLoopDelayMs: delayMs,
-      eventLoopDelayMaxMs: delayMaxMs,
-      eventLoopUtilization: window.utilization,
-      machineCpuPercent,
-    };
+  return {
+    sample: () => {
+      const beyond = (ns: number): number => (delay.count > 0 ? Math.max(0, ns / 1e6 - DELAY_RESOLUTION_MS) : 0);
+      const delayMs = beyond(delay.percentile(99));
+      const delayMaxMs = beyond(delay.max);
+      delay.reset();
+      const next = performance.eventLoopUtilization();
+      const window = performance.eventLoopUtilization(next, utilization);
+      utilization = next;
+      const times = cpuTimes();
+      const machineCpuPercent =
+        times && cpu && times.total > cpu.total ? ((times.busy - cpu.busy) / (times.total - cpu.total)) * 100 : 0;
+      cpu = times;
+      return {
+        eventLoopDelayMs: delayMs,
+        eventLoopDelayMaxMs: delayMaxMs,
+        eventLoopUtilization: window.utilization,
+        machineCpuPercent,
+      };
+    },
+    watchDelay: (on) => {
+      if (on) delay.enable();
+      else {
+        delay.disable();
+        delay.reset();
+      }
+    },
   };
 }
 

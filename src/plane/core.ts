@@ -181,6 +181,8 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
     log.child({ component: 'pushes' }),
     config.rtmp_push_auto_start ? config.rtmp_push_auto_start_url : undefined,
   );
+  // Publishers (their viewers with them), pushes, ffmpeg (mixers, recordings, pictures): what a delay would hold up.
+  load.watchWhile(() => ffmpeg.count > 0 || publishers.all().length > 0 || pushes.all().length > 0);
   const viewers = new ViewerRegistry(
     engine,
     publishers,

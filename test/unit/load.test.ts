@@ -24,7 +24,7 @@ function monitor(limits: Partial<ConstructorParameters<typeof LoadMonitor>[0]>) 
   };
   const m = new LoadMonitor(
     { eventLoopDelayMs: 0, eventLoopUtilization: 0, machineCpuPercent: 0, ...limits },
-    () => sample,
+    { sample: () => sample },
     () => now,
   );
   return {
@@ -40,6 +40,39 @@ t.test('under every limit: admitted', async (t) => {
   t.equal(m.overload, undefined);
   t.doesNotThrow(() => m.admit('publishing cam'));
   m.close();
+});
+
+t.test('an idle thread stops measuring its event-loop delay, and starts again on what it is given', async (t) => {
+  const watched: boolean[] = [];
+  let carrying = true;
+  let now = 0;
+  const m = new LoadMonitor(
+    { eventLoopDelayMs: 50, eventLoopUtilization: 0, machineCpuPercent: 0 },
+    {
+      sample: () => ({ eventLoopDelayMs: 0, eventLoopDelayMaxMs: 0, eventLoopUtilization: 0, machineCpuPercent: 0 }),
+      watchDelay: (on) => watched.push(on),
+    },
+    () => now,
+  );
+  t.teardown(() => m.close());
+  m.watchWhile(() => carrying);
+  m.tick();
+  t.same(watched, [], 'carrying: measured on');
+  carrying = false;
+  m.tick();
+  m.tick();
+  t.same(watched, [false], 'nothing carried: stopped, once');
+  m.admit('publishing cam');
+  t.same(watched, [false, true], 'a publish admitted: measured again at once, before its set-up');
+  now = 4000;
+  m.tick();
+  t.same(watched, [false, true], 'kept on while the set-up may still be making what it carries');
+  now = 5000;
+  m.tick();
+  t.same(watched, [false, true, false], 'refused or gone: stopped again');
+  carrying = true;
+  m.tick();
+  t.same(watched, [false, true, false, true], 'carrying again, without an admission: from the next window');
 });
 
 for (const [limit, sample, words] of [

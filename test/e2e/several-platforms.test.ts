@@ -43,9 +43,18 @@ t.test(
         250,
       );
     }
-    const pushes = (await gw.post('/rest-api/push/find', { streamName: 'show' })).body as Array<
-      Record<string, unknown>
-    >;
+    // A layer the browser pauses for a moment on a busy machine holds its push in standby meanwhile.
+    const pushes = await waitFor(
+      'the three pushes running',
+      async () => {
+        const found = (await gw.post('/rest-api/push/find', { streamName: 'show' })).body as Array<
+          Record<string, unknown>
+        >;
+        return found.length === 3 && found.every((p) => p.state === 'running') ? found : undefined;
+      },
+      30_000,
+      250,
+    );
     const byHost = (server: NginxRtmp): Record<string, unknown> | undefined =>
       pushes.find((p) => String(p.rtmpUrl).includes(`:${server.rtmpPort}/`));
     t.match(

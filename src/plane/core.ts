@@ -1,3 +1,4 @@
+import { isMainThread } from 'node:worker_threads';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
@@ -181,8 +182,9 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
     log.child({ component: 'pushes' }),
     config.rtmp_push_auto_start ? config.rtmp_push_auto_start_url : undefined,
   );
-  // Publishers (their viewers with them), pushes, ffmpeg (mixers, recordings, pictures): what a delay would hold up.
-  load.watchWhile(() => ffmpeg.count > 0 || publishers.all().length > 0 || pushes.all().length > 0);
+  // A media worker thread: publishers (their viewers with them), pushes, ffmpeg (mixers, recordings,
+  // pictures) are what a delay would hold up. The main thread serves signalling and HTTP at any time.
+  if (!isMainThread) load.watchWhile(() => ffmpeg.count > 0 || publishers.all().length > 0 || pushes.all().length > 0);
   const viewers = new ViewerRegistry(
     engine,
     publishers,

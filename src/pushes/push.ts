@@ -235,7 +235,9 @@ export class Push extends TypedEmitter<PushEvents> {
    */
   publisherLost(reason: string, graceMs: number): boolean {
     const state = this.#state;
-    if (state !== 'running' && state !== 'resuming' && state !== 'reconnecting') return false;
+    // Already on the still picture (its simulcast layer away): the publisher's grace now counts.
+    const holding = state === 'standby' || state === 'reconnecting-away';
+    if (!holding && state !== 'running' && state !== 'resuming' && state !== 'reconnecting') return false;
     this.standby.begin(graceMs, () => {
       this.#lastError = `the publisher did not come back within ${Math.round(graceMs / 100) / 10} s`;
       this.log.info({ graceMs }, 'publisher did not come back: ending the push');
@@ -243,6 +245,7 @@ export class Push extends TypedEmitter<PushEvents> {
     });
     this.#lastError = `publisher lost: ${reason}`;
     this.log.info({ reason, graceMs }, 'publisher lost: holding the output with a still picture');
+    if (holding) return true;
     if (state === 'resuming') {
       this.feed.keepStill(); // the still picture is still the current pipeline: it goes on
       this.#transition('standby');

@@ -357,6 +357,22 @@ t.test(
 );
 
 t.test(
+  'held in standby for its simulcast layer, then its publisher lost: the push waits out the grace period, not ended',
+  async (t) => {
+    const { publisher } = videoPublisher(t);
+    const { states, push } = await running(t, publisher);
+    // What the layer's hold does (`LayerPin`): standby for as long as the layer is away.
+    t.ok(push.publisherLost('simulcast layer 0 stopped', 2 ** 31 - 1));
+    t.equal(push.state, 'standby');
+    t.ok(push.publisherLost('page closed', 60), 'the publisher lost meanwhile: still held');
+    t.match(push.toJSON(), { state: 'standby', lastError: /publisher lost: page closed/ });
+    await tick(100);
+    t.same(states, ['running', 'standby', 'stopping', 'stopped'], "ended by the publisher's grace period");
+    t.match(push.lastError, /did not come back/);
+  },
+);
+
+t.test(
   "passthrough back from standby: the still picture until live video goes out, its sound until the new pipeline's",
   async (t) => {
     const { publisher } = videoPublisher(t);

@@ -23,9 +23,9 @@ export interface LoadSample {
   machineCpuPercent: number;
 }
 
-/** Takes a sample of the window since the previous call. */
 /** A thread's load, sampled once a window; its event-loop delay measured only while `watchDelay(true)`. */
 export interface LoadSampler {
+  /** Takes a sample of the window since the previous call. */
   sample(): LoadSample;
   /** Starts or stops measuring the event loop's delay (a timer that wakes the thread 20 times a second). */
   watchDelay?(on: boolean): void;

@@ -32,8 +32,8 @@ import { type Link, type LinkStats, LinkTotals } from '../outputs/link.js';
 import { LayerPin } from './layer-pin.js';
 
 /**
- * A push pinned to a simulcast layer holds standby while the layer is away for at most this long
- * (the longest timer there is, 24.8 days).
+ * A push held to its simulcast layer (`LayerPin`) holds standby while the layer is away for at most
+ * this long (the longest timer there is, 24.8 days).
  */
 const PIN_HOLD_MS = 2 ** 31 - 1;
 
@@ -235,9 +235,13 @@ export class Push extends TypedEmitter<PushEvents> {
    */
   publisherLost(reason: string, graceMs: number): boolean {
     const state = this.#state;
-    // Already on the still picture (its simulcast layer away): the publisher's grace now counts.
+    // Already on the still picture (its simulcast layer away, or its publisher lost): the sooner
+    // deadline holds. The publisher lost during a layer's hold ends it after its grace; a layer
+    // event of a publisher already lost never stretches that grace.
     const holding = state === 'standby' || state === 'reconnecting-away';
     if (!holding && state !== 'running' && state !== 'resuming' && state !== 'reconnecting') return false;
+    const until = this.standby.until;
+    if (holding && until !== undefined && until <= monotonicMs() + graceMs) return true;
     this.standby.begin(graceMs, () => {
       this.#lastError = `the publisher did not come back within ${Math.round(graceMs / 100) / 10} s`;
       this.log.info({ graceMs }, 'publisher did not come back: ending the push');

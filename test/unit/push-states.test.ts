@@ -373,6 +373,19 @@ t.test(
 );
 
 t.test(
+  'its publisher lost, then a layer event of that publisher: the grace period is not stretched to the layer hold',
+  async (t) => {
+    const { publisher } = videoPublisher(t);
+    const { states, push } = await running(t, publisher);
+    t.ok(push.publisherLost('page closed', 60));
+    t.ok(push.publisherLost('simulcast layer 0 stopped', 2 ** 31 - 1), 'still held');
+    t.match(push.toJSON(), { state: 'standby', lastError: /publisher lost: page closed/ });
+    await tick(100);
+    t.same(states, ['running', 'standby', 'stopping', 'stopped'], "ended by the publisher's grace period");
+  },
+);
+
+t.test(
   "passthrough back from standby: the still picture until live video goes out, its sound until the new pipeline's",
   async (t) => {
     const { publisher } = videoPublisher(t);

@@ -75,8 +75,12 @@ for (const setup of SETUPS) {
       t.teardown(() => publisher.stop());
       await keyframeCached(gw, 'lossy');
       await waitFor('20 lost packets sent again', () => publisher.videoLoss.resent >= 20, 20000);
-      const stream = (await gw.post('/rest-api/stream/find', { name: 'lossy' })).body[0];
-      t.ok(stream.nacksSent > 0, `${stream.nacksSent} NACKs sent for ${publisher.videoLoss.lost} packets lost`);
+      // The engine's NACK count is read from it every 10 s.
+      const nacked = async (): Promise<Record<string, number>> =>
+        (await gw.post('/rest-api/stream/find', { name: 'lossy' })).body[0];
+      await waitFor('the NACKs counted', async () => (await nacked()).nacksSent! > 0, 20000);
+      const stream = await nacked();
+      t.ok(stream.nacksSent! > 0, `${stream.nacksSent} NACKs sent for ${publisher.videoLoss.lost} packets lost`);
       t.equal(stream.framesLost, 0, 'every frame completed by the packets sent again');
     });
 

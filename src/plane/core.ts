@@ -10,7 +10,6 @@ import { WeriftEngine } from '../ingest/werift-engine.js';
 import { LoadMonitor } from '../load.js';
 import { ROOT } from '../paths.js';
 import { PublisherRegistry } from '../publishers/registry.js';
-import { MEDIA_THREAD_NAP_MS, napAfterRounds } from '../publishers/sink-queue.js';
 import { MixerService } from '../mixers/service.js';
 import { spawnerConnection } from '../ffmpeg/spawner-client.js';
 import type { SpawnerAddress } from '../ffmpeg/spawner-wire.js';
@@ -185,10 +184,7 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
   );
   // A media worker thread: publishers (their viewers with them), pushes, ffmpeg (mixers, recordings,
   // pictures) are what a delay would hold up. The main thread serves signalling and HTTP at any time.
-  if (!isMainThread) {
-    load.watchWhile(() => ffmpeg.count > 0 || publishers.all().length > 0 || pushes.all().length > 0);
-    napAfterRounds(MEDIA_THREAD_NAP_MS);
-  }
+  if (!isMainThread) load.watchWhile(() => ffmpeg.count > 0 || publishers.all().length > 0 || pushes.all().length > 0);
   const viewers = new ViewerRegistry(
     engine,
     publishers,

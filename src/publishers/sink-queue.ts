@@ -27,23 +27,6 @@ export interface SinkQueueDiscards {
 let waiting: SinkQueue[] = [];
 let serving: SinkQueue[] = [];
 let scheduled = false;
-/**
- * How long a media worker thread sleeps after a round that left every queue empty (ms). Woken for
- * each datagram and each read of its ffmpeg, a thread carrying 8 pushes woke ~650 times a second,
- * and each wake-up (the switch into the thread, `epoll_wait`, a turn of the loop) cost about as
- * much as the packet it brought. Asleep, what arrives waits in the sockets' buffers and is read
- * at the next turn in one go: ~200 wake-ups a second, and 9-21 % less of the thread's CPU at 16
- * pushes, for at most this much added to a packet's way through, which the RTMP output's merged
- * writes (40 ms) absorb. SRS reads a publisher's stream the same way (`mr_sleep`).
- */
-export const MEDIA_THREAD_NAP_MS = 5;
-let napMs = 0;
-const napCell = new Int32Array(new SharedArrayBuffer(4));
-
-/** Has this thread sleep `ms` after each round that drained every queue (0: never). */
-export function napAfterRounds(ms: number): void {
-  napMs = ms;
-}
 
 function schedule(): void {
   if (scheduled) return;
@@ -51,10 +34,7 @@ function schedule(): void {
   setImmediate(drainRound);
 }
 
-/**
- * One round: each waiting queue delivers a slice; what is left waits for the next turn, after I/O.
- * When nothing is left, the thread naps (`napAfterRounds`).
- */
+/** One round: each waiting queue delivers a slice; what is left waits for the next turn, after I/O. */
 function drainRound(): void {
   scheduled = false;
   const round = waiting;
@@ -63,7 +43,6 @@ function drainRound(): void {
   for (let i = 0; i < serving.length; i++) serving[i]!.serve(SLICE_ITEMS);
   serving.length = 0;
   if (waiting.length > 0) schedule();
-  else if (napMs > 0) Atomics.wait(napCell, 0, 0, napMs);
 }
 
 /**

@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { VideoFrame } from '../../src/media/depacketizer.js';
 import type { AudioPacket, MediaSink } from '../../src/publishers/publisher.js';
-import { napAfterRounds, SINK_QUEUE_ITEMS, SinkQueue } from '../../src/publishers/sink-queue.js';
+import { SINK_QUEUE_ITEMS, SinkQueue } from '../../src/publishers/sink-queue.js';
 import { cachedPublisher } from '../helpers/fake-ingest.js';
 
 // Each push has a bounded queue of its own between the publisher and its work: the fan-out only
@@ -129,24 +129,4 @@ t.test("a push attached from the publisher's start cache gets the cache through 
   camera.frame();
   await turn();
   t.equal(late.got.length, 4, 'then delivered with the live frame after them');
-});
-
-t.test('a media thread naps after a round that drained every queue, never while work is left', async (t) => {
-  t.teardown(() => napAfterRounds(0));
-  const sink = new Recorder();
-  const queue = new SinkQueue(sink, () => t.fail('no error'));
-  napAfterRounds(2000);
-  // A burst longer than a slice: its first rounds leave work, and the thread does not nap after them.
-  for (let i = 0; i < 40; i++) queue.audio(packet(i));
-  const started = performance.now();
-  await turn();
-  t.ok(sink.got.length > 0 && queue.size > 0, 'a round delivered part of the burst');
-  t.ok(performance.now() - started < 2000, 'and the thread went on without a nap');
-  napAfterRounds(40);
-  const last = performance.now();
-  await turn();
-  await turn();
-  t.equal(queue.size, 0, 'the burst drained');
-  const slept = performance.now() - last;
-  t.ok(slept >= 39, `then it napped (${slept.toFixed(1)} ms until its next turn)`);
 });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { GatewayProcess } from '../../kit/gateway-process.js';
+import { STATS_INTERVAL_MS } from '../../src/ingest/mediasoup/session.js';
 import { sleep, waitFor } from '../../kit/processes.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { testFixture } from '../helpers/synthetic.js';
@@ -55,13 +56,13 @@ t.test('RTP that arrives while the gateway is held is all received once it runs 
   } finally {
     process.kill(gateway.pid, 'SIGCONT');
   }
-  // The engine's counts are read every 10 s: wait until they are past the hold, and the gateway has caught up.
+  // The engine's counts are read every STATS_INTERVAL_MS: wait until they are past the hold, and the gateway has caught up.
   const heldAt = Date.now();
   const after = await waitFor(
     'the engine counts read after the hold',
     async () => {
       const now = await streams();
-      return Date.now() - heldAt > 10_500 && now.every((s) => s.hops) ? now : undefined;
+      return Date.now() - heldAt > STATS_INTERVAL_MS + 500 && now.every((s) => s.hops) ? now : undefined;
     },
     30_000,
   );

@@ -5,6 +5,10 @@ import type { DeliveryProbe, MediaOutput } from './link.js';
 /** Delivery is measured over this much recent time. */
 const RATE_WINDOW_MS = 2000;
 const RATE_MIN_SPAN_MS = 500;
+/** The delivery rate is sampled at most this often. */
+const RATE_SAMPLE_MS = 100;
+/** Messages a guard has room for before its first growth: about 3 s of a stream's video and audio tags. */
+const WRITTEN_INITIAL = 256;
 /**
  * A new wait starts from the rate the last one measured, when it is this recent: after a catch-up
  * the guard would otherwise be blind for RATE_MIN_SPAN_MS, in which a keyframe and the frames after
@@ -36,12 +40,13 @@ const UNACKNOWLEDGED_WINDOW = 32 * 1024;
 export class LagGuard implements MediaOutput {
   framesDropped = 0;
   #dropping = false;
-  /** [byte offset at the end of a message, when it was written], oldest first. */
-  readonly #written: [number, number][] = [];
-  /** [when, bytes delivered by then], over the last RATE_WINDOW_MS. */
-  readonly #delivery: [number, number][] = [];
-  /** The delivery rate last measured while output waited (bytes/ms), and when. */
-  #lastRate: { bytesPerMs: number; at: number } | undefined;
+  /** Where each message written ends in the byte stream, and when it was written, oldest first. */
+  readonly #written = new OffsetRing(WRITTEN_INITIAL);
+  /** When, and the bytes delivered by then, every 100 ms or more over the last RATE_WINDOW_MS. */
+  readonly #delivery = new OffsetRing(RATE_WINDOW_MS / RATE_SAMPLE_MS + 2);
+  /** The delivery rate last measured while output waited (bytes/ms), and when (NaN: none yet). */
+  #lastBytesPerMs = 0;
+  #lastRateAt = Number.NaN;
 
   constructor(
     private readonly output: MediaOutput,
@@ -56,12 +61,26 @@ export class LagGuard implements MediaOutput {
    * tail of what was sent stays unacknowledged until more is sent.
    */
   get lagMs(): number {
-    const delivered = Math.min(
+    const written = this.#written;
+    const delivered = this.#deliveredBytes();
+    for (let i = 0; i < written.length; i++)
+      if (written.offset(i) > delivered) return Math.max(0, this.now() - written.time(i));
+    return 0;
+  }
+
+  /** Bytes the destination has, as `lagMs` counts them (IN_FLIGHT_ALLOWANCE of the tail included). */
+  #deliveredBytes(): number {
+    return Math.min(
       this.probe.bytesWritten,
       this.probe.bytesWritten - this.probe.undeliveredBytes + IN_FLIGHT_ALLOWANCE,
     );
-    while (this.#written.length && this.#written[0]![0] <= delivered) this.#written.shift();
-    return this.#written.length ? Math.max(0, this.now() - this.#written[0]![1]) : 0;
+  }
+
+  /** Forgets the messages the destination has: what `lagMs` would skip. */
+  #forgetDelivered(): void {
+    const delivered = this.#deliveredBytes();
+    const written = this.#written;
+    while (written.length && written.offset(0) <= delivered) written.shift();
   }
 
   /**
@@ -75,27 +94,27 @@ export class LagGuard implements MediaOutput {
    * as seconds of lag). The rate the last wait measured, when recent, stands until this one has
    * measured its own.
    */
-  get #expectedLagMs(): number {
+  #expectedLagMs(): number {
     const now = this.now();
     const beyond = this.probe.undeliveredBytes - UNACKNOWLEDGED_WINDOW;
     const samples = this.#delivery;
     if (beyond <= 0) {
-      samples.length = 0;
+      samples.clear();
       return 0;
     }
-    if (samples.length && now - samples.at(-1)![0] > RATE_WINDOW_MS) samples.length = 0;
+    if (samples.length && now - samples.time(samples.length - 1) > RATE_WINDOW_MS) samples.clear();
     const delivered = this.probe.bytesWritten - this.probe.undeliveredBytes;
-    if (!samples.length || now - samples.at(-1)![0] >= 100) samples.push([now, delivered]);
-    while (samples.length > 2 && now - samples[0]![0] > RATE_WINDOW_MS) samples.shift();
-    const [t0, d0] = samples[0]!;
-    if (now - t0 < RATE_MIN_SPAN_MS) {
-      const last = this.#lastRate;
-      return last && now - last.at <= RATE_MEMORY_MS ? beyond / last.bytesPerMs : 0;
-    }
+    if (!samples.length || now - samples.time(samples.length - 1) >= RATE_SAMPLE_MS) samples.push(delivered, now);
+    while (samples.length > 2 && now - samples.time(0) > RATE_WINDOW_MS) samples.shift();
+    const t0 = samples.time(0);
+    if (now - t0 < RATE_MIN_SPAN_MS)
+      return now - this.#lastRateAt <= RATE_MEMORY_MS ? beyond / this.#lastBytesPerMs : 0;
     // No delivery at all is a stall: the age of what waits tells it, and the stall timer reconnects.
-    const bytesPerMs = (delivered - d0) / (now - t0);
-    if (bytesPerMs > 0) this.#lastRate = { bytesPerMs, at: now };
-    return bytesPerMs > 0 ? beyond / bytesPerMs : 0;
+    const bytesPerMs = (delivered - samples.offset(0)) / (now - t0);
+    if (bytesPerMs <= 0) return 0;
+    this.#lastBytesPerMs = bytesPerMs;
+    this.#lastRateAt = now;
+    return beyond / bytesPerMs;
   }
 
   writeMetadata(metadata: Record<string, Amf0Value>): void {
@@ -121,7 +140,8 @@ export class LagGuard implements MediaOutput {
   /** Whether this message goes unsent: lagging too far starts dropping; a keyframe once caught up ends it. */
   #drop(keyframe: boolean): boolean {
     if (!this.maxLagMs) return false;
-    const lag = Math.max(this.lagMs, this.#expectedLagMs);
+    this.#forgetDelivered();
+    const lag = Math.max(this.lagMs, this.#expectedLagMs());
     if (!this.#dropping && lag > this.maxLagMs) this.#dropping = true;
     else if (this.#dropping && keyframe && lag <= this.maxLagMs / 2) this.#dropping = false;
     return this.#dropping;
@@ -129,6 +149,63 @@ export class LagGuard implements MediaOutput {
 
   #note(): void {
     if (!this.maxLagMs) return;
-    this.#written.push([this.probe.bytesWritten, this.now()]);
+    this.#forgetDelivered();
+    this.#written.push(this.probe.bytesWritten, this.now());
+  }
+}
+
+/**
+ * Pairs of a byte offset and a time, oldest first, in a ring of two typed arrays: adding and
+ * forgetting allocate nothing. It grows (doubling) only when full: a lagging destination's messages
+ * are bounded by the guard itself (past `maxLagMs` it drops), so it never grows past what the worst
+ * backlog of its link held.
+ */
+class OffsetRing {
+  #offsets: Float64Array;
+  #times: Float64Array;
+  #head = 0;
+  length = 0;
+
+  constructor(capacity: number) {
+    this.#offsets = new Float64Array(capacity);
+    this.#times = new Float64Array(capacity);
+  }
+
+  offset(i: number): number {
+    return this.#offsets[(this.#head + i) % this.#offsets.length]!;
+  }
+
+  time(i: number): number {
+    return this.#times[(this.#head + i) % this.#times.length]!;
+  }
+
+  push(offset: number, time: number): void {
+    if (this.length === this.#offsets.length) this.#grow();
+    const at = (this.#head + this.length) % this.#offsets.length;
+    this.#offsets[at] = offset;
+    this.#times[at] = time;
+    this.length++;
+  }
+
+  shift(): void {
+    this.#head = (this.#head + 1) % this.#offsets.length;
+    this.length--;
+  }
+
+  clear(): void {
+    this.#head = 0;
+    this.length = 0;
+  }
+
+  #grow(): void {
+    const offsets = new Float64Array(this.#offsets.length * 2);
+    const times = new Float64Array(this.#times.length * 2);
+    for (let i = 0; i < this.length; i++) {
+      offsets[i] = this.offset(i);
+      times[i] = this.time(i);
+    }
+    this.#offsets = offsets;
+    this.#times = times;
+    this.#head = 0;
   }
 }

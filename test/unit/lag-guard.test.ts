@@ -191,3 +191,34 @@ t.test('a destination reading 50 KB/s of a 2.4 Mb/s stream: the lag stays bounde
     'and it catches up again and again',
   );
 });
+
+t.test('a backlog longer than the ring first holds keeps the age of its oldest undelivered message', async (t) => {
+  let now = 0;
+  const probe = { bytesWritten: 0, undeliveredBytes: 0 };
+  const write = (_ts: number, body: Buffer): void => {
+    probe.bytesWritten += body.length;
+    probe.undeliveredBytes += body.length;
+  };
+  const output = { writeMetadata: () => undefined, writeVideo: write, writeAudio: write };
+  const guard = new LagGuard(output, probe, 1e9, () => now);
+  // The destination has all but the last `undeliveredBytes`, less the allowance in flight: the
+  // first message it lacks ends past that point (message n, of INTER's size, written at n * 10 ms).
+  const expected = (): number => {
+    const delivered = probe.bytesWritten - probe.undeliveredBytes + 64 * 1024;
+    const firstLacking = Math.floor(delivered / INTER.length);
+    return firstLacking * INTER.length >= probe.bytesWritten ? 0 : now - firstLacking * 10;
+  };
+  const wrong: string[] = [];
+  // Half of what waits is delivered each round, so the ring's head moves while it grows and wraps.
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 700; i++) {
+      guard.writeVideo(now, INTER);
+      now += 10;
+      if (guard.lagMs !== expected()) wrong.push(`round ${round}, message ${i}: ${guard.lagMs}, not ${expected()}`);
+    }
+    probe.undeliveredBytes = Math.floor(probe.undeliveredBytes / 2);
+  }
+  t.same(wrong.slice(0, 5), [], 'the age of the first message the destination lacks, after every write');
+  t.equal(guard.lagMs, guard.lagMs, 'reading it again changes nothing');
+  t.equal(guard.framesDropped, 0);
+});

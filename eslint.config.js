@@ -39,7 +39,7 @@ export default tseslint.config(
   },
   {
     // Media is timed on the monotonic clock: the wall clock, which an NTP correction or a resumed VM
-    // steps, is read only through src/clock.ts's wallClockMs, where a date is meant.
+    // steps, is read only through src/core/clock.ts's wallClockMs, where a date is meant.
     files: ['src/**/*.ts'],
     rules: {
       'no-restricted-properties': [

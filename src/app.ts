@@ -1,7 +1,7 @@
-import { monotonicMs } from './clock.js';
+import { monotonicMs } from './core/clock.js';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { ROOT } from './paths.js';
+import { ROOT } from './core/paths.js';
 import {
   createServer as createHttpServer,
   type IncomingMessage,
@@ -14,7 +14,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from './config/schema.js';
 import { ConfigError } from './config/load.js';
-import { GatewayError, notFound } from './errors.js';
+import { GatewayError, notFound } from './core/errors.js';
 import { clientErrorHandler, frameworkErrors, installErrorReplies } from './http/error-replies.js';
 import { installGuard, routeAccess } from './http/guard.js';
 import { ROUTER_OPTIONS, RouteTable } from './http/route-table.js';
@@ -35,7 +35,7 @@ import { consoleRoutes } from './http/routes/console.js';
 import { SignalingServer } from './signaling/server.js';
 import { staticRoutes } from './http/routes/static.js';
 import { whipRoutes } from './http/routes/whip.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics } from './metrics/metrics.js';
 import { buildMediaCore, checkReceiveBuffer, type MediaCore, type MediaCoreDependencies } from './plane/core.js';
 import { checkSettings, destinationChecks } from './plane/destination-checks.js';
 import { spawnerConnection } from './ffmpeg/spawner-client.js';

@@ -1,5 +1,5 @@
-import { invalid } from '../errors.js';
-import { TypedEmitter, type ListenerErrorHandler } from '../events.js';
+import { invalid } from '../core/errors.js';
+import { TypedEmitter, type ListenerErrorHandler } from '../core/events.js';
 import type { MixSource } from './mixer.js';
 import { PCM_CHANNELS, PCM_SAMPLE_RATE } from './pcm.js';
 import { ffmpegQuietly, type FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';

@@ -1,6 +1,6 @@
-import { monotonicMs } from '../clock.js';
+import { monotonicMs } from '../core/clock.js';
 import { TIMELINE_LIMITS } from '../media/clock-mapping.js';
-import { onTick } from '../tick.js';
+import { onTick } from '../core/tick.js';
 import { PCM_CHANNELS } from './pcm.js';
 
 /** Samples (48 kHz frames) per millisecond of the publisher's clock. */

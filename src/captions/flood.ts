@@ -1,6 +1,6 @@
-import { monotonicMs } from '../clock.js';
-import { tooMany } from '../errors.js';
-import { trackSize } from '../tracked.js';
+import { monotonicMs } from '../core/clock.js';
+import { tooMany } from '../core/errors.js';
+import { trackSize } from '../core/tracked.js';
 
 /** Captions one client may send in a second, over REST and the SDK together. */
 const PER_SECOND = 20;

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { streamNameSchema } from '../publishers/stream-name.js';
 import { captionRows } from './cea608.js';
-import { parseBody, wcsBoolean, wcsNumber } from '../validation.js';
-import { invalid } from '../errors.js';
+import { parseBody, wcsBoolean, wcsNumber } from '../core/validation.js';
+import { invalid } from '../core/errors.js';
 
 /** A caption fills at most this many rows of 32 columns, as roll-up shows them. */
 const MAX_ROWS = 4;

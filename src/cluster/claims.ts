@@ -1,4 +1,4 @@
-import { trackSize } from '../tracked.js';
+import { trackSize } from '../core/tracked.js';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { epochLua } from './epoch.js';

@@ -1,7 +1,7 @@
-import { trackSize } from '../tracked.js';
-import { monotonicMs } from '../clock.js';
+import { trackSize } from '../core/tracked.js';
+import { monotonicMs } from '../core/clock.js';
 import type { Logger } from 'pino';
-import { conflict, GatewayError, unavailable } from '../errors.js';
+import { conflict, GatewayError, unavailable } from '../core/errors.js';
 import type { ClusterNode } from './node.js';
 import { Settling } from './claims.js';
 import type { ListedNode } from './nodes.js';
@@ -21,7 +21,7 @@ import { firstAnswer, NodeCalls, NodeDraining, NodeUnreachable } from './node-ca
 import { ClusterNews, readPublishNews, type PublishNews } from './news.js';
 import type { MediaPlane, PlaneStatus, Negotiated, PublishHandlers } from '../plane/plane.js';
 import { Placement } from './placement.js';
-import { pollUntil } from '../events.js';
+import { pollUntil } from '../core/events.js';
 import { mixerStream } from '../mixers/requests.js';
 import { callerOf } from '../plane/rooms.js';
 

@@ -4,7 +4,7 @@ import type { PushChange } from '../pushes/changes.js';
 import { PUSH_STATES } from '../pushes/states.js';
 import type { LifecycleEvent } from '../plane/lifecycle.js';
 import type { MediaPlane } from '../plane/plane.js';
-import { LIFECYCLE_EVENTS } from '../lifecycle-events.js';
+import { LIFECYCLE_EVENTS } from '../core/lifecycle-events.js';
 
 // The messages nodes send each other over the relay, parsed where they arrive: what a node acts on
 // is checked, and fields a later release adds are let through (nodes of two releases meet in a

@@ -1,8 +1,8 @@
-import { trackSize } from '../tracked.js';
-import { wallClockMs } from '../clock.js';
+import { trackSize } from '../core/tracked.js';
+import { wallClockMs } from '../core/clock.js';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { GatewayError } from '../errors.js';
+import { GatewayError } from '../core/errors.js';
 import { Sealer } from '../security/seal.js';
 import {
   answerCall,

@@ -1,4 +1,4 @@
-import { wallClockMs } from '../clock.js';
+import { wallClockMs } from '../core/clock.js';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';

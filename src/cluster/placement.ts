@@ -1,5 +1,5 @@
-import { trackSize } from '../tracked.js';
-import { monotonicMs } from '../clock.js';
+import { trackSize } from '../core/tracked.js';
+import { monotonicMs } from '../core/clock.js';
 /** A node as placement weighs it: what its last heartbeat told, and when it was written (local clock). */
 export interface WeighedNode {
   id: string;

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { LIFECYCLE_EVENTS } from '../lifecycle-events.js';
+import { LIFECYCLE_EVENTS } from '../core/lifecycle-events.js';
 import {
   accessFields,
   cidr,

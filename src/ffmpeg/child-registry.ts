@@ -1,7 +1,7 @@
-import { trackSize } from '../tracked.js';
+import { trackSize } from '../core/tracked.js';
 import { mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { createOwnFileSync, readOwnFileSync } from '../own-files.js';
+import { createOwnFileSync, readOwnFileSync } from '../core/own-files.js';
 
 interface Entry {
   pid: number;

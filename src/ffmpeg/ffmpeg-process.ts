@@ -1,7 +1,7 @@
 import type { OnReadOpts, Socket } from 'node:net';
 import { createInterface } from 'node:readline';
-import { GatewayError } from '../errors.js';
-import { TypedEmitter, type ListenerErrorHandler } from '../events.js';
+import { GatewayError } from '../core/errors.js';
+import { TypedEmitter, type ListenerErrorHandler } from '../core/events.js';
 import { killGroup, type SpawnerConnection } from './spawner-client.js';
 import type { Slot } from './spawner-wire.js';
 

@@ -1,5 +1,5 @@
-import { trackSize } from '../tracked.js';
-import type { ListenerErrorHandler } from '../events.js';
+import { trackSize } from '../core/tracked.js';
+import type { ListenerErrorHandler } from '../core/events.js';
 import { FfmpegProcess, type Fd3 } from './ffmpeg-process.js';
 import { ownSpawner, type SpawnerConnection } from './spawner-client.js';
 

@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { GatewayError, statusFor, type ErrorCode } from '../errors.js';
+import { GatewayError, statusFor, type ErrorCode } from '../core/errors.js';
 import type { RouteTable } from './route-table.js';
 
 /** What every error answer carries: `{error, message, field?}`, whoever made it (a route, fastify, Node's parser). */

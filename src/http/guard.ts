@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
-import { GatewayError } from '../errors.js';
+import { GatewayError } from '../core/errors.js';
 import type { RequestGuard } from '../security/access.js';
 import type { ApiScope } from '../security/api-keys.js';
 import { bearerToken } from '../security/bearer.js';

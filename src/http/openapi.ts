@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ERROR_CODES, type ErrorCode } from '../errors.js';
+import { ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import { pushInfoSchema } from '../pushes/info.js';
 import { soundOnSchema, startupSchema } from '../pushes/requests.js';
 import { checkReportSchema, checkRequestSchema } from '../outputs/check.js';

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { GatewayError, invalid, notFound } from '../errors.js';
+import { GatewayError, invalid, notFound } from '../core/errors.js';
 import { MAX_OFFER_BYTES } from '../ingest/offer-check.js';
 import { checkStreamName } from '../publishers/stream-name.js';
 import type { ClientQuota } from '../security/client-quota.js';

@@ -1,4 +1,4 @@
-import { trackSize } from '../tracked.js';
+import { trackSize } from '../core/tracked.js';
 import { WorkQueue } from './work-queue.js';
 
 /**

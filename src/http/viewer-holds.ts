@@ -1,4 +1,4 @@
-import { trackSize } from '../tracked.js';
+import { trackSize } from '../core/tracked.js';
 import type { LifecycleEvent } from '../plane/lifecycle.js';
 
 /** Viewers told gone before their offer's answer was back, remembered this many at most. */

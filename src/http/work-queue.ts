@@ -1,5 +1,5 @@
-import { trackSize } from '../tracked.js';
-import { tooMany, unavailable } from '../errors.js';
+import { trackSize } from '../core/tracked.js';
+import { tooMany, unavailable } from '../core/errors.js';
 
 /** What a `WorkQueue` may spend, and the configuration keys that set it (named in refusals). */
 export interface WorkLimits {

@@ -1,4 +1,4 @@
-import type { TypedEmitter } from '../events.js';
+import type { TypedEmitter } from '../core/events.js';
 import type { MediaKind, VideoCodec } from '../media/codecs.js';
 import type { RtpInput } from '../media/rtp.js';
 

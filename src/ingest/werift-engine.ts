@@ -10,7 +10,7 @@ import {
   type MediaStreamTrack,
   type RTCRtpTransceiver,
 } from 'werift';
-import { TypedEmitter } from '../events.js';
+import { TypedEmitter } from '../core/events.js';
 import { OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE, type VideoCodec } from '../media/codecs.js';
 import type { RtpInput } from '../media/rtp.js';
 import { RemoteAddressFilter, filterCandidates } from './address-filter.js';

@@ -1,4 +1,4 @@
-import { monotonicMs } from '../clock.js';
+import { monotonicMs } from '../core/clock.js';
 import { ClockMapping, FirstPackets, type Discontinuity } from './clock-mapping.js';
 
 /** A received media packet, engine-neutral: what the RTP header says plus the payload. */

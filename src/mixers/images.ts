@@ -1,4 +1,4 @@
-import { invalid } from '../errors.js';
+import { invalid } from '../core/errors.js';
 import { ffmpegQuietly } from '../ffmpeg/ffmpeg-process.js';
 import type { Overlay } from '../pipeline/overlays.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';

@@ -1,6 +1,6 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { monotonicMs } from '../clock.js';
+import { monotonicMs } from '../core/clock.js';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 import type { VideoFrame } from '../media/depacketizer.js';

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { monotonicMs, wallClockMs } from '../clock.js';
+import { monotonicMs, wallClockMs } from '../core/clock.js';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 import type { LocalTarget } from '../ingest/engine.js';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { overlaysSchema } from '../pipeline/overlays.js';
 import { streamNameSchema } from '../publishers/stream-name.js';
-import { wcsBoolean, wcsNumber } from '../validation.js';
+import { wcsBoolean, wcsNumber } from '../core/validation.js';
 import { LAYOUTS, MAX_MIXER_INPUTS, PIP_CORNERS } from './layout.js';
 
 /**

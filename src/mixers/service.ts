@@ -1,8 +1,8 @@
-import { trackSize } from '../tracked.js';
+import { trackSize } from '../core/tracked.js';
 import type { Logger } from 'pino';
-import { conflict, invalid, notFound, unavailable } from '../errors.js';
-import { TypedEmitter } from '../events.js';
-import type { MIXER_EVENTS } from '../lifecycle-events.js';
+import { conflict, invalid, notFound, unavailable } from '../core/errors.js';
+import { TypedEmitter } from '../core/events.js';
+import type { MIXER_EVENTS } from '../core/lifecycle-events.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { PublisherRegistry } from '../publishers/registry.js';
 import type { MessagePort } from 'node:worker_threads';

@@ -1,8 +1,8 @@
-import { monotonicMs } from '../clock.js';
+import { monotonicMs } from '../core/clock.js';
 import type { SecureContext } from 'node:tls';
 import { z } from 'zod';
-import { GatewayError, invalid } from '../errors.js';
-import { wcsBoolean } from '../validation.js';
+import { GatewayError, invalid } from '../core/errors.js';
+import { wcsBoolean } from '../core/validation.js';
 import { RtmpPushClient, type RtmpStep } from '../rtmp/client.js';
 import type { DestinationResolver } from '../security/destination-policy.js';
 import { parseDestination, scrubDestination, withFullUrl, type Destination, type NamingRules } from './destination.js';

@@ -1,4 +1,4 @@
-import { GatewayError, type ErrorCode } from '../errors.js';
+import { GatewayError, type ErrorCode } from '../core/errors.js';
 import { RtmpError } from '../rtmp/errors.js';
 
 /**

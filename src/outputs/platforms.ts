@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { invalid } from '../errors.js';
+import { invalid } from '../core/errors.js';
 
 /** What of a destination a platform is recognised and checked by. */
 interface Endpoint {

@@ -1,7 +1,7 @@
-import { monotonicMs } from '../clock.js';
+import { monotonicMs } from '../core/clock.js';
 import { lstat, mkdir, rmdir, statfs, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { createOwnFile, readOwnFile } from '../own-files.js';
+import { createOwnFile, readOwnFile } from '../core/own-files.js';
 import { RecordingCaptions } from './record-captions.js';
 import { WritingFolder } from './record-folder.js';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';

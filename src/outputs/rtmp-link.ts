@@ -1,4 +1,4 @@
-import { checkEvery } from '../tick.js';
+import { checkEvery } from '../core/tick.js';
 import type { SecureContext } from 'node:tls';
 import { RtmpPushClient, type RtmpPublishOptions } from '../rtmp/client.js';
 import { RtmpError } from '../rtmp/errors.js';

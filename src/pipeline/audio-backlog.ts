@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { PCM_SAMPLE_RATE } from '../audio/pcm.js';
-import { monotonicMs } from '../clock.js';
+import { monotonicMs } from '../core/clock.js';
 import { FlvTagType, type FlvTag } from '../media/flv.js';
 import { oggOpusSamples } from '../media/ogg.js';
 

@@ -1,4 +1,4 @@
-import { GatewayError } from '../errors.js';
+import { GatewayError } from '../core/errors.js';
 import type { Overlay } from './overlays.js';
 import { evenUp, planShape, type PictureShape, type ShapeRequest } from './shape.js';
 import type { VideoCodec } from '../media/codecs.js';

@@ -1,5 +1,5 @@
-import { monotonicMs } from '../clock.js';
-import { checkEvery } from '../tick.js';
+import { monotonicMs } from '../core/clock.js';
+import { checkEvery } from '../core/tick.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { wcsNumber } from '../validation.js';
+import { wcsNumber } from '../core/validation.js';
 
 /**
  * A picture of another shape than the source's: a vertical rendition (9:16) for TikTok, Instagram

@@ -1,4 +1,4 @@
-import { trackSize } from '../tracked.js';
+import { trackSize } from '../core/tracked.js';
 import { open, rename } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -11,7 +11,7 @@ import {
   type MixerLayoutRequest,
   type MixerStartup,
 } from '../mixers/requests.js';
-import { readOwnFile } from '../own-files.js';
+import { readOwnFile } from '../core/own-files.js';
 import type { MediaPlane } from './plane.js';
 
 /** A mixer as it is kept: its startup request (its layout as last set), and its inputs in their order. */

@@ -1,9 +1,9 @@
-import { trackSize } from '../tracked.js';
-import { monotonicMs } from '../clock.js';
+import { trackSize } from '../core/tracked.js';
+import { monotonicMs } from '../core/clock.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { GatewayError, unavailable, type ErrorCode } from '../errors.js';
+import { GatewayError, unavailable, type ErrorCode } from '../core/errors.js';
 import type { Sealer } from '../security/seal.js';
 import type { PushStore, StoredPush } from '../store/push-log.js';
 import type { PushInfo } from '../pushes/info.js';

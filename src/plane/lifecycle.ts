@@ -9,7 +9,7 @@ import {
   RECORDING_EVENTS,
   PUSH_EVENTS,
   VIEWER_EVENTS,
-} from '../lifecycle-events.js';
+} from '../core/lifecycle-events.js';
 import type { Health } from '../pushes/health.js';
 import type { Push } from '../pushes/push.js';
 import type { MixerEvent, MixerService } from '../mixers/service.js';

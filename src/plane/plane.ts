@@ -1,5 +1,5 @@
 import type { PushState } from '../pushes/states.js';
-import type { LoadSample } from '../load.js';
+import type { LoadSample } from '../core/load.js';
 import type { PushChange } from '../pushes/changes.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import type { RoutedCalls } from './methods.js';

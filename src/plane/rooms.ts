@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
-import { GatewayError } from '../errors.js';
+import { GatewayError } from '../core/errors.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import type { MediaPlane } from './plane.js';
-import { trackSize } from '../tracked.js';
+import { trackSize } from '../core/tracked.js';
 import {
   mixerInputSchema,
   mixerName,

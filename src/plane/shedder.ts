@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import { monotonicMs } from '../clock.js';
-import { cpuTimesReader, gatewayCpuSeconds, SATURATED_CPU_PERCENT } from '../load.js';
+import { monotonicMs } from '../core/clock.js';
+import { cpuTimesReader, gatewayCpuSeconds, SATURATED_CPU_PERCENT } from '../core/load.js';
 import type { Sheddable } from '../pushes/info.js';
 
 /** What the shedder asks of the machine's pushes: the plane's routed calls, across every worker thread. */

@@ -1,4 +1,4 @@
-import { GatewayError, type ErrorCode } from '../errors.js';
+import { GatewayError, type ErrorCode } from '../core/errors.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import type { ArgsOf, PlaceMethod } from './methods.js';
 import type { PlaceLoad, PlaneStatus } from './plane.js';

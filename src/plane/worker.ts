@@ -1,9 +1,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { GatewayConfig } from '../config/schema.js';
 import type { SpawnerAddress } from '../ffmpeg/spawner-wire.js';
-import { GatewayError } from '../errors.js';
-import { createLogger } from '../log.js';
-import { trackedSizes } from '../tracked.js';
+import { GatewayError } from '../core/errors.js';
+import { createLogger } from '../core/log.js';
+import { trackedSizes } from '../core/tracked.js';
 import { buildMediaCore } from './core.js';
 import { LocalPlane } from './local.js';
 import type { PlaneStatus } from './plane.js';

@@ -1,15 +1,15 @@
-import { trackSize } from '../tracked.js';
+import { trackSize } from '../core/tracked.js';
 import { availableParallelism } from 'node:os';
 import { MessageChannel, MessagePort, Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { ConfigError } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
-import { invalid, unavailable } from '../errors.js';
+import { invalid, unavailable } from '../core/errors.js';
 import type { ChildRecord } from '../ffmpeg/supervisor.js';
 import type { SpawnerAddress } from '../ffmpeg/spawner-wire.js';
 import type { LifecycleEvent } from './lifecycle.js';
 import type { MediaPlane, PlaceLoad, PlaneStatus, Negotiated, PublishHandlers } from './plane.js';
-import { PUBLISHER_SLOTS, Slots, PUSH_SLOTS } from '../slots.js';
+import { PUBLISHER_SLOTS, Slots, PUSH_SLOTS } from '../core/slots.js';
 import { isActive, type PushState } from '../pushes/states.js';
 import type { WorkerData } from './worker.js';
 import {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { monotonicMs } from '../clock.js';
+import { monotonicMs } from '../core/clock.js';
 import type { Publisher } from './publisher.js';
 
 /** A stream as `/rest-api/stream/find` shows it: plain data, the same from any worker; the OpenAPI document shows this schema. */

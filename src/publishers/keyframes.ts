@@ -1,4 +1,4 @@
-import { monotonicMs } from '../clock.js';
+import { monotonicMs } from '../core/clock.js';
 /**
  * Keyframes are requested ahead of the interval, in capture time since the last one, by at least
  * this fraction of it: the keyframe lands on a captured frame some time after the request, and the

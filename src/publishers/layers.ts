@@ -1,4 +1,4 @@
-import { TypedEmitter, type ListenerErrorHandler } from '../events.js';
+import { TypedEmitter, type ListenerErrorHandler } from '../core/events.js';
 import type { IngestSession, IngestSessionEvents, IngestTrack, LayerTrack } from '../ingest/engine.js';
 import type { VideoCodec } from '../media/codecs.js';
 

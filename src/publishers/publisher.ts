@@ -1,7 +1,7 @@
-import { monotonicMs, wallClockMs } from '../clock.js';
+import { monotonicMs, wallClockMs } from '../core/clock.js';
 import type { Logger } from 'pino';
-import { TypedEmitter } from '../events.js';
-import { checkEvery, onTick } from '../tick.js';
+import { TypedEmitter } from '../core/events.js';
+import { checkEvery, onTick } from '../core/tick.js';
 import type { IngestSession, IngestTrack } from '../ingest/engine.js';
 import type { MediaKind, VideoCodec } from '../media/codecs.js';
 import type { Depacketizer, PendingFrame, VideoFrame } from '../media/depacketizer.js';

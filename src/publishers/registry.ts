@@ -1,13 +1,13 @@
-import { trackSize } from '../tracked.js';
+import { trackSize } from '../core/tracked.js';
 import type { Logger } from 'pino';
-import { conflict, unavailable } from '../errors.js';
-import { TypedEmitter } from '../events.js';
+import { conflict, unavailable } from '../core/errors.js';
+import { TypedEmitter } from '../core/events.js';
 import type { IngestEngine, IngestSession, LocalKinds, LocalTarget } from '../ingest/engine.js';
 import { noIceCheckWarning } from '../ingest/ice-addresses.js';
 import { firstCandidateKind } from '../ingest/sdp.js';
 import { Publisher } from './publisher.js';
 import { checkStreamName } from './stream-name.js';
-import { Slots } from '../slots.js';
+import { Slots } from '../core/slots.js';
 
 /** A publisher still without an ICE check after this long is told of in the log and its stream's `warning` (ms). */
 const ICE_CHECK_WARN_MS = 4000;

@@ -1,4 +1,4 @@
-import { monotonicMs } from '../clock.js';
+import { monotonicMs } from '../core/clock.js';
 /** A byte counter's rate over the last second or so, sampled by the caller about once a second. */
 export class RateMeter {
   #last: { atMs: number; bytes: number } | undefined;

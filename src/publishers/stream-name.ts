@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { invalid } from '../errors.js';
+import { invalid } from '../core/errors.js';
 
 /** The longest stream name, on every path (REST, WHIP, SDK). */
 const STREAM_NAME_MAX = 128;

@@ -1,4 +1,4 @@
-import { monotonicMs } from '../clock.js';
+import { monotonicMs } from '../core/clock.js';
 import type { PushService } from './service.js';
 import type { PushState } from './states.js';
 import type { Push } from './push.js';

@@ -1,4 +1,4 @@
-import { monotonicMs } from '../clock.js';
+import { monotonicMs } from '../core/clock.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { Destination } from '../outputs/destination.js';
 import type { EncodingPlan } from '../pipeline/encoding.js';

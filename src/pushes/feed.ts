@@ -1,4 +1,4 @@
-import { monotonicMs } from '../clock.js';
+import { monotonicMs } from '../core/clock.js';
 import type { Logger } from 'pino';
 import type { MediaKind } from '../media/codecs.js';
 import { isAudioFrameTag, isKeyframeTag, type FlvTag } from '../media/flv.js';

@@ -1,4 +1,4 @@
-import { monotonicMs } from '../clock.js';
+import { monotonicMs } from '../core/clock.js';
 import type { Logger } from 'pino';
 import type { Publisher } from '../publishers/publisher.js';
 import { askKeyframe } from './layers.js';

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { monotonicMs } from '../clock.js';
+import { monotonicMs } from '../core/clock.js';
 import type { VideoRequest } from '../pipeline/encoding.js';
 import { layerIndex, layerName, type LayerName } from '../publishers/layer-names.js';
 import type { Publisher } from '../publishers/publisher.js';

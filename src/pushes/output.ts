@@ -1,4 +1,4 @@
-import { monotonicMs } from '../clock.js';
+import { monotonicMs } from '../core/clock.js';
 import { decodeAmf0, type Amf0Value } from '../rtmp/amf0.js';
 import { spsPictureSize } from '../media/h264.js';
 import type { MediaKind } from '../media/codecs.js';

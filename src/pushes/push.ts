@@ -1,8 +1,8 @@
-import { processCpuSeconds } from '../load.js';
-import { monotonicMs, wallClockMs } from '../clock.js';
+import { processCpuSeconds } from '../core/load.js';
+import { monotonicMs, wallClockMs } from '../core/clock.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { TypedEmitter } from '../events.js';
+import { TypedEmitter } from '../core/events.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { Destination } from '../outputs/destination.js';
 import type { EncodingPlan } from '../pipeline/encoding.js';

@@ -4,7 +4,7 @@ import { overlaysSchema } from '../pipeline/overlays.js';
 import { aspectSchema, checkShapeFields, cropSchema, fitSchema } from '../pipeline/shape.js';
 import { streamNameSchema } from '../publishers/stream-name.js';
 import { LAYER_NAMES } from '../publishers/layer-names.js';
-import { wcsBoolean, wcsNumber } from '../validation.js';
+import { wcsBoolean, wcsNumber } from '../core/validation.js';
 
 /**
  * What the push API takes (Web Call Server's `/rest-api/push/*` bodies): the schemas check

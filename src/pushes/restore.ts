@@ -1,4 +1,4 @@
-import { monotonicMs } from '../clock.js';
+import { monotonicMs } from '../core/clock.js';
 import type { FailureKind } from '../outputs/failures.js';
 
 /** How a push restores its output after a drop (Web Call Server's `rtmp_push_restore*`). */

@@ -1,7 +1,7 @@
-import { trackSize } from '../tracked.js';
+import { trackSize } from '../core/tracked.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { conflict, GatewayError, notFound, tooMany, unavailable } from '../errors.js';
+import { conflict, GatewayError, notFound, tooMany, unavailable } from '../core/errors.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { PublisherRegistry } from '../publishers/registry.js';
 import { parseDestination, withFullUrl, type NamingRules } from '../outputs/destination.js';
@@ -14,9 +14,9 @@ import { resolveImageFiles } from '../security/media-files.js';
 import { Push } from './push.js';
 import type { Health } from './health.js';
 import { pushParts, type PushSettings } from './settings.js';
-import { Slots } from '../slots.js';
+import { Slots } from '../core/slots.js';
 import { isActive, type PushState } from './states.js';
-import { TypedEmitter } from '../events.js';
+import { TypedEmitter } from '../core/events.js';
 import type { RecordingEvent } from '../outputs/record-link.js';
 import { layerSource, type LayerSource } from './layers.js';
 

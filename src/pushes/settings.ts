@@ -13,7 +13,7 @@ import type { RestoreSettings } from './restore.js';
 import { rtmpLinks } from '../outputs/rtmp-link.js';
 import { srtLinks } from '../outputs/srt-link.js';
 import { recordLinks, type RecordingEvent, type RecordSettings } from '../outputs/record-link.js';
-import type { Slots } from '../slots.js';
+import type { Slots } from '../core/slots.js';
 import type { LinkFactory } from '../outputs/link.js';
 
 export interface PushSettings {

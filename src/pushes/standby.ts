@@ -1,4 +1,4 @@
-import { monotonicMs } from '../clock.js';
+import { monotonicMs } from '../core/clock.js';
 /**
  * A push's grace period while its publisher is away: its one timer. The push keeps
  * the output up with the still picture meanwhile (`OutputFeed`) and ends when the period is over.

@@ -1,13 +1,13 @@
-import { trackSize } from '../tracked.js';
-import { wallClockMs } from '../clock.js';
+import { trackSize } from '../core/tracked.js';
+import { wallClockMs } from '../core/clock.js';
 import type { FileHandle } from 'node:fs/promises';
 import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { conflict, notFound } from '../errors.js';
+import { conflict, notFound } from '../core/errors.js';
 import type { LifecycleEvent } from '../plane/lifecycle.js';
-import { openOwnFile, readOwnFile } from '../own-files.js';
+import { openOwnFile, readOwnFile } from '../core/own-files.js';
 import { listedParts, PART_FILE, recordingFiles, type RecordingAbout } from '../outputs/record-link.js';
 import { reclaimLeftovers } from './leftovers.js';
 

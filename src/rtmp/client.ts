@@ -1,8 +1,8 @@
-import { monotonicMs } from '../clock.js';
+import { monotonicMs } from '../core/clock.js';
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
-import { TypedEmitter, type ListenerErrorHandler } from '../events.js';
+import { TypedEmitter, type ListenerErrorHandler } from '../core/events.js';
 import { decodeAmf0, EcmaArray, encodeAmf0, type Amf0Value } from './amf0.js';
 import { ChunkReader, MessageType, messageChunks, type RtmpMessage } from './chunks.js';
 import { RtmpAuthenticator, type RtmpCredentials } from './auth.js';

@@ -1,6 +1,6 @@
-import { trackSize } from '../tracked.js';
-import { monotonicMs } from '../clock.js';
-import { GatewayError, tooMany } from '../errors.js';
+import { trackSize } from '../core/tracked.js';
+import { monotonicMs } from '../core/clock.js';
+import { GatewayError, tooMany } from '../core/errors.js';
 
 const WINDOW_MS = 60_000;
 /** Client addresses remembered at most; the oldest is forgotten first (memory stays bounded). */

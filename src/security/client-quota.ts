@@ -1,5 +1,5 @@
-import { trackSize } from '../tracked.js';
-import { tooMany, unavailable } from '../errors.js';
+import { trackSize } from '../core/tracked.js';
+import { tooMany, unavailable } from '../core/errors.js';
 
 /** A quota's bounds and the configuration keys that set them (named in refusals). */
 export interface QuotaLimits {

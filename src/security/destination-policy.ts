@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { invalid } from '../errors.js';
+import { invalid } from '../core/errors.js';
 import {
   classifyAddress,
   addressBytes,

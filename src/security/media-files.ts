@@ -1,7 +1,7 @@
 import { realpath } from 'node:fs/promises';
 import { join, sep } from 'node:path';
-import { GatewayError, invalid } from '../errors.js';
-import { openOwnFile } from '../own-files.js';
+import { GatewayError, invalid } from '../core/errors.js';
+import { openOwnFile } from '../core/own-files.js';
 
 /** A kind of file a request may name: what it is called, and how its first bytes tell it. */
 export interface MediaFormat {

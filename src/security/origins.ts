@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { classifyAddress } from './addresses.js';
 import { hostNamePattern } from './destination-policy.js';
-import { GatewayError } from '../errors.js';
+import { GatewayError } from '../core/errors.js';
 
 /**
  * Which `Host` names the gateway answers to and which page origins may drive it. A gateway on

@@ -1,9 +1,9 @@
-import { wallClockMs } from '../clock.js';
+import { wallClockMs } from '../core/clock.js';
 import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { errors as joseErrors, jwtVerify, decodeProtectedHeader, type JWTPayload } from 'jose';
 import { ConfigError } from '../config/load.js';
-import { GatewayError } from '../errors.js';
+import { GatewayError } from '../core/errors.js';
 import { hostNamePattern } from './destination-policy.js';
 import { SecretDigest } from './bearer.js';
 

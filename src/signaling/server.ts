@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { AccessControl } from '../security/access.js';
-import { GatewayError, statusFor } from '../errors.js';
+import { GatewayError, statusFor } from '../core/errors.js';
 import type { DestinationChecks } from '../plane/destination-checks.js';
 import type { MediaPlane } from '../plane/plane.js';
 import { MAX_SIGNALING_MESSAGE_BYTES } from './messages.js';

@@ -2,13 +2,13 @@ import type { Logger } from 'pino';
 import type { CaptionFlood } from '../captions/flood.js';
 import type { RawData, WebSocket } from 'ws';
 import { authorizePublish, type AccessControl } from '../security/access.js';
-import { GatewayError } from '../errors.js';
+import { GatewayError } from '../core/errors.js';
 import { asSdpError } from '../ingest/sdp.js';
 import type { DestinationChecks } from '../plane/destination-checks.js';
 import type { MediaPlane } from '../plane/plane.js';
 import type { Destination } from '../outputs/destination.js';
 import { clientMessageSchema, MAX_DESTINATIONS } from './messages.js';
-import { parseBody } from '../validation.js';
+import { parseBody } from '../core/validation.js';
 import {
   IDLE_CLOSE_CODE,
   PROTOCOL_VERSION,

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { GatewayError, type ErrorCode } from '../errors.js';
+import { GatewayError, type ErrorCode } from '../core/errors.js';
 import type { MediaPlane } from '../plane/plane.js';
 import { shownReason, type PushChange } from '../pushes/changes.js';
 import type { PushInfo } from '../pushes/info.js';

@@ -1,8 +1,8 @@
-import { trackSize } from '../tracked.js';
+import { trackSize } from '../core/tracked.js';
 import { createHash } from 'node:crypto';
 import { constants, type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { appendOwnFile, readOwnFile } from '../own-files.js';
+import { appendOwnFile, readOwnFile } from '../core/own-files.js';
 import { z } from 'zod';
 
 /**

@@ -1,4 +1,4 @@
-import { GatewayError } from '../errors.js';
+import { GatewayError } from '../core/errors.js';
 import { ffmpegQuietly } from '../ffmpeg/ffmpeg-process.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 import { ivfFrameHeader, ivfHeader } from '../media/ivf.js';

@@ -1,10 +1,10 @@
-import { trackSize } from '../tracked.js';
+import { trackSize } from '../core/tracked.js';
 import type { Logger } from 'pino';
-import { GatewayError, notFound, tooMany, unavailable } from '../errors.js';
-import { TypedEmitter } from '../events.js';
+import { GatewayError, notFound, tooMany, unavailable } from '../core/errors.js';
+import { TypedEmitter } from '../core/events.js';
 import type { IngestEngine, ViewSession } from '../ingest/engine.js';
 import { checkOffer } from '../ingest/offer-check.js';
-import type { Slots } from '../slots.js';
+import type { Slots } from '../core/slots.js';
 import type { PublisherRegistry } from '../publishers/registry.js';
 
 export interface ViewerLimits {

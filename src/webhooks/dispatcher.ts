@@ -1,7 +1,7 @@
-import { monotonicMs, wallClockMs } from '../clock.js';
+import { monotonicMs, wallClockMs } from '../core/clock.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { LifecycleEventType } from '../lifecycle-events.js';
+import type { LifecycleEventType } from '../core/lifecycle-events.js';
 import type { LifecycleEvent } from '../plane/lifecycle.js';
 import { sign, signingKey } from './signature.js';
 

@@ -1,4 +1,4 @@
-import { wallClockMs } from '../clock.js';
+import { wallClockMs } from '../core/clock.js';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /**

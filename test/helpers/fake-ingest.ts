@@ -1,5 +1,5 @@
 import pino from 'pino';
-import { TypedEmitter } from '../../src/events.js';
+import { TypedEmitter } from '../../src/core/events.js';
 import type { IngestSession, IngestSessionEvents, IngestTrack } from '../../src/ingest/engine.js';
 import type { MediaKind, VideoCodec } from '../../src/media/codecs.js';
 import type { RtpInput } from '../../src/media/rtp.js';

@@ -1,7 +1,7 @@
 import { parseConfig } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/schema.js';
 import { buildGateway, type Gateway } from '../../src/app.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger } from '../../src/core/log.js';
 import type { MediaCore } from '../../src/plane/core.js';
 import { THIS_MACHINE } from '../../kit/this-machine.js';
 import { childPids } from '../../kit/processes.js';

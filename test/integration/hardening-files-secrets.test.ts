@@ -353,7 +353,7 @@ t.test(
 t.test('an ffmpeg argument Node refuses is a GatewayError that quotes no argument', async (t) => {
   const { FfmpegProcess } = await import('../../src/ffmpeg/ffmpeg-process.js');
   const { ownSpawner } = await import('../../src/ffmpeg/spawner-client.js');
-  const { GatewayError } = await import('../../src/errors.js');
+  const { GatewayError } = await import('../../src/core/errors.js');
   let thrown: unknown;
   try {
     new FfmpegProcess(ownSpawner(), 'ffmpeg', ['-passphrase', '\u0000SECRETspawn42']);

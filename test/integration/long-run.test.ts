@@ -8,7 +8,7 @@ import { sleep, startProcess, stopProcess, waitFor } from '../../kit/processes.j
 import { avOffsetMs, RtmpReceiver, type RtmpMediaMessage } from '../../kit/rtmp-receiver.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
-import { monotonicMs } from '../../src/clock.js';
+import { monotonicMs } from '../../src/core/clock.js';
 import { FfmpegSupervisor } from '../../src/ffmpeg/supervisor.js';
 import { Mixer } from '../../src/mixers/mixer.js';
 import type { InputSource } from '../../src/mixers/relay.js';

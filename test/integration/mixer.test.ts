@@ -23,7 +23,7 @@ import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { ffmpegCount, IN_WORKERS, startGateway, type TestGateway } from '../helpers/gateway.js';
 import { keyframeCached } from '../helpers/pushes.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
-import type { LifecycleEventType } from '../../src/lifecycle-events.js';
+import type { LifecycleEventType } from '../../src/core/lifecycle-events.js';
 import type { WorkerPlane } from '../../src/plane/workers.js';
 
 // A mixer made from two real WebRTC publishers (werift over WHIP): one red at 640x480 (4:3) with a

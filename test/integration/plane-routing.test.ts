@@ -1,5 +1,5 @@
 import t from 'tap';
-import { GatewayError } from '../../src/errors.js';
+import { GatewayError } from '../../src/core/errors.js';
 import { RtmpReceiver } from '../../kit/rtmp-receiver.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { waitFor } from '../../kit/processes.js';

@@ -1,6 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
-import { ERROR_CODES } from '../../src/errors.js';
+import { ERROR_CODES } from '../../src/core/errors.js';
 import t from 'tap';
 import fc from 'fast-check';
 import Fastify from 'fastify';

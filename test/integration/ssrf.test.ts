@@ -3,7 +3,7 @@ import t from 'tap';
 import WebSocket from 'ws';
 import { buildGateway } from '../../src/app.js';
 import { parseConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger } from '../../src/core/log.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { RtmpReceiver } from '../../kit/rtmp-receiver.js';
 import { testFixture } from '../helpers/synthetic.js';

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { buildGateway } from '../../src/app.js';
 import { parseConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger } from '../../src/core/log.js';
 import { WorkerPlane } from '../../src/plane/workers.js';
 import { childPids, waitFor } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';

@@ -2,7 +2,7 @@ import t from 'tap';
 import { Cea608Writer, captionRows, PAD_PAIR, withParity, type CcPair } from '../../src/captions/cea608.js';
 import { captionSei, withSei } from '../../src/captions/sei.js';
 import { CaptionFlood } from '../../src/captions/flood.js';
-import { GatewayError } from '../../src/errors.js';
+import { GatewayError } from '../../src/core/errors.js';
 import { CaptionTrack, type CaptionCue } from '../../src/captions/track.js';
 import { parseChannelCaption, placeCaption } from '../../src/captions/request.js';
 import { RecordingCaptions, vttTime } from '../../src/outputs/record-captions.js';

@@ -3,8 +3,8 @@ import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import t from 'tap';
-import { monotonicMs } from '../../src/clock.js';
-import { checkEvery } from '../../src/tick.js';
+import { monotonicMs } from '../../src/core/clock.js';
+import { checkEvery } from '../../src/core/tick.js';
 
 const SRC = join(import.meta.dirname, '../../src');
 
@@ -13,7 +13,7 @@ const SRC = join(import.meta.dirname, '../../src');
  * compares: nothing that times media. A file that starts reading it must be added here, with why.
  */
 const WALL_CLOCK_READERS: Record<string, string> = {
-  'clock.ts': 'where it is read',
+  'core/clock.ts': 'where it is read',
   'mixers/mixer.ts': "createdAt: the mixer's start as a date in listings, and how a restarted one is told apart",
   'publishers/publisher.ts': 'createdAt and publishingSince: dates in listings',
   'pushes/push.ts': 'createdAt: a date in listings and the push log',
@@ -41,7 +41,7 @@ t.test(
     const files = sources(SRC);
     t.ok(files.length > 100, 'the sources were found');
     const dateNow = files.filter((file) => /\bDate\.now\b/.test(readFileSync(join(SRC, file), 'utf8')));
-    t.same(dateNow, ['clock.ts'], 'Date.now is read in clock.ts alone');
+    t.same(dateNow, ['core/clock.ts'], 'Date.now is read in core/clock.ts alone');
     const readers = files.filter((file) => /\bwallClockMs\b/.test(readFileSync(join(SRC, file), 'utf8'))).sort();
     t.same(
       readers,
@@ -65,7 +65,7 @@ t.test(
       `const { parentPort } = require('node:worker_threads');
     parentPort.once('message', async () => {
       (await import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})).register();
-      const { monotonicMs } = await import(${JSON.stringify(pathToFileURL(join(SRC, 'clock.ts')).href)});
+      const { monotonicMs } = await import(${JSON.stringify(pathToFileURL(join(SRC, 'core/clock.ts')).href)});
       parentPort.postMessage([performance.now(), monotonicMs()]);
     });`,
       { eval: true },

@@ -3,7 +3,7 @@ import t from 'tap';
 import { parse } from 'yaml';
 import { ConfigError, envOverrides, loadConfig, parseConfig } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
-import { DEFAULT_CONFIG_FILE } from '../../src/paths.js';
+import { DEFAULT_CONFIG_FILE } from '../../src/core/paths.js';
 
 t.test('the default config file names every key with its default value', async (t) => {
   const file = parse(readFileSync(DEFAULT_CONFIG_FILE, 'utf8')) as Record<string, unknown>;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import pino from 'pino';
-import { notFound } from '../../src/errors.js';
+import { notFound } from '../../src/core/errors.js';
 import { MixerKeeper } from '../../src/plane/kept-mixers.js';
 import type { LifecycleEvent } from '../../src/plane/lifecycle.js';
 import type { MediaPlane } from '../../src/plane/plane.js';

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import pino from 'pino';
-import { GatewayError, notFound } from '../../src/errors.js';
+import { GatewayError, notFound } from '../../src/core/errors.js';
 import { PushKeeper } from '../../src/plane/kept-pushes.js';
 import type { LifecycleEvent } from '../../src/plane/lifecycle.js';
 import type { MediaPlane } from '../../src/plane/plane.js';

@@ -9,7 +9,7 @@ import {
   processCpuSeconds,
   SUSTAINED_WINDOWS,
   type LoadSample,
-} from '../../src/load.js';
+} from '../../src/core/load.js';
 
 // The overload judgement in fake time: each limit on its own, load that lasts against a moment's,
 // the hold after the last overloaded window, and the 503 it makes.

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import t from 'tap';
-import { createLogger, resolveLogFormat } from '../../src/log.js';
+import { createLogger, resolveLogFormat } from '../../src/core/log.js';
 
 t.test('auto: readable lines at a terminal, JSON otherwise', async (t) => {
   t.equal(resolveLogFormat('auto', { isTTY: true }), 'pretty');

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
-import { GatewayError } from '../../src/errors.js';
+import { GatewayError } from '../../src/core/errors.js';
 import { DRAINING, NodeCalls, NodeDraining } from '../../src/cluster/node-calls.js';
 import type { RoutedCalls } from '../../src/plane/methods.js';
 import { Sealer } from '../../src/security/seal.js';

@@ -9,7 +9,7 @@ import { OpusRelay } from '../../src/audio/opus-relay.js';
 import { SinkQueue } from '../../src/publishers/sink-queue.js';
 import { OPUS_SILENCE_20MS, opusPacketSamples } from '../../src/media/ogg.js';
 import { OPUS_TIMING } from '../../src/pipeline/ffmpeg-args.js';
-import { monotonicMs } from '../../src/clock.js';
+import { monotonicMs } from '../../src/core/clock.js';
 import { waitFor } from '../../kit/processes.js';
 
 // The publisher's Opus relayed to ffmpeg as Ogg pages, on the mixer's timeline: packets placed by

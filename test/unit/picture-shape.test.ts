@@ -7,7 +7,7 @@ import { encodingSettings } from '../helpers/encoding.js';
 import { buildFfmpegArgs } from '../../src/pipeline/ffmpeg-args.js';
 import { planShape, shapeGraph, type PictureShape } from '../../src/pipeline/shape.js';
 import { startupSchema } from '../../src/pushes/requests.js';
-import { parseBody } from '../../src/validation.js';
+import { parseBody } from '../../src/core/validation.js';
 
 const run = promisify(execFile);
 

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import pino, { type Logger } from 'pino';
 import t, { type Test } from 'tap';
-import { monotonicMs } from '../../src/clock.js';
+import { monotonicMs } from '../../src/core/clock.js';
 import type { FfmpegProcess } from '../../src/ffmpeg/ffmpeg-process.js';
 import { flvFileHeader, flvTag, FlvTagType, type FlvTag } from '../../src/media/flv.js';
 import { ffmpegPipelines } from '../../src/pipeline/ffmpeg-pipeline.js';

@@ -1,6 +1,6 @@
 import t from 'tap';
 import pino from 'pino';
-import { TypedEmitter } from '../../src/events.js';
+import { TypedEmitter } from '../../src/core/events.js';
 import type { IngestSession, IngestSessionEvents, IngestTrack } from '../../src/ingest/engine.js';
 import type { RtpInput } from '../../src/media/rtp.js';
 import { Publisher, type AudioPacket, type MediaSink } from '../../src/publishers/publisher.js';

@@ -1,6 +1,6 @@
 import type { MixerService } from '../../src/mixers/service.js';
 import t from 'tap';
-import { TypedEmitter } from '../../src/events.js';
+import { TypedEmitter } from '../../src/core/events.js';
 import { followLifecycle, type LifecycleEvent } from '../../src/plane/lifecycle.js';
 import type { PublisherRegistry } from '../../src/publishers/registry.js';
 import type { ViewerRegistry } from '../../src/viewers/viewers.js';

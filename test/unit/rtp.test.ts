@@ -1,6 +1,6 @@
 import t from 'tap';
 import { waitFor } from '../../kit/processes.js';
-import { monotonicMs } from '../../src/clock.js';
+import { monotonicMs } from '../../src/core/clock.js';
 import { DuplicateFilter, parseRtp, RtpReceiver, StreamStart, type MediaPacket } from '../../src/media/rtp.js';
 
 t.test(

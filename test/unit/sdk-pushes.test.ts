@@ -1,7 +1,7 @@
 import t from 'tap';
 import pino from 'pino';
 import { DEFAULT_RECONNECT, mayReconnect, reconnectDelay } from '../../sdk/src/backoff.js';
-import { GatewayError } from '../../src/errors.js';
+import { GatewayError } from '../../src/core/errors.js';
 import type { MediaPlane } from '../../src/plane/plane.js';
 import type { PushInfo } from '../../src/pushes/info.js';
 import type { DestinationMessage } from '../../src/signaling/protocol.js';

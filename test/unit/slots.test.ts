@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Worker } from 'node:worker_threads';
-import { Slots } from '../../src/slots.js';
+import { Slots } from '../../src/core/slots.js';
 
 t.test('slots taken through one view are seen through another of the same memory, up to the limit', async (t) => {
   const buffer = Slots.buffer(2);
@@ -21,7 +21,7 @@ t.test('three threads taking at once never go past the limit', async (t) => {
   const buffer = Slots.buffer(3);
   const cells = new Int32Array(buffer);
   // Each worker takes through its own Slots on the same memory, 10,000 tries, once all are ready.
-  const slotsModule = new URL('../../src/slots.ts', import.meta.url).href;
+  const slotsModule = new URL('../../src/core/slots.ts', import.meta.url).href;
   const code = `
     const { workerData, parentPort } = require('node:worker_threads');
     import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then(async (tsx) => {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { waitFor } from '../../kit/processes.js';
-import { onTick } from '../../src/tick.js';
+import { onTick } from '../../src/core/tick.js';
 
 // The thread's one timer for periodic work: each job at its own period, in whole ticks; a job
 // stopped runs no more, and the others go on.

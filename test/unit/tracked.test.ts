@@ -1,5 +1,5 @@
 import t from 'tap';
-import { trackedSizes, trackSize } from '../../src/tracked.js';
+import { trackedSizes, trackSize } from '../../src/core/tracked.js';
 
 t.test("tracked maps: each name's entries summed over its owners, read when asked", async (t) => {
   const a = { entries: new Map<string, number>() };

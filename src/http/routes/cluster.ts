@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ClusterNode } from '../../cluster/node.js';
-import { notFound, unavailable } from '../../errors.js';
+import { notFound, unavailable } from '../../core/errors.js';
 import type { ClusterPlane } from '../../cluster/cluster-plane.js';
 import type { AuthFailureLimiter } from '../../security/auth-failures.js';
 import { routeAccess } from '../guard.js';
-import { parseBody } from '../../validation.js';
+import { parseBody } from '../../core/validation.js';
 import { routedTo } from '../../plane/methods.js';
 import type { MixerStartup } from '../../mixers/requests.js';
 

@@ -5,7 +5,7 @@ import type { LifecycleEvent } from '../../plane/lifecycle.js';
 import type { MediaPlane } from '../../plane/plane.js';
 import type { ClientQuota } from '../../security/client-quota.js';
 import { findAllSchema } from '../schemas.js';
-import { parseBody } from '../../validation.js';
+import { parseBody } from '../../core/validation.js';
 import { routeAccess } from '../guard.js';
 
 /** A console's view is sent again this often (ms) even when nothing changed: counters and uptimes move. */

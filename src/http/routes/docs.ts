@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { ROOT } from '../../paths.js';
+import { ROOT } from '../../core/paths.js';
 import { openApiDocument } from '../openapi.js';
 import { PAGE_CSP } from './static.js';
 import { routeAccess } from '../guard.js';

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { notFound } from '../../errors.js';
+import { notFound } from '../../core/errors.js';
 import {
   IGNORED_WCS_FIELDS,
   layoutOfClass,
@@ -14,7 +14,7 @@ import {
 } from '../../mixers/requests.js';
 import type { MixerCommands } from '../../plane/kept-mixers.js';
 import type { MediaPlane } from '../../plane/plane.js';
-import { parseBody } from '../../validation.js';
+import { parseBody } from '../../core/validation.js';
 import { findAllSchema } from '../schemas.js';
 import { routeAccess } from '../guard.js';
 

@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify';
-import { notFound } from '../../errors.js';
+import { notFound } from '../../core/errors.js';
 import type { MediaPlane } from '../../plane/plane.js';
 import type { PushCommands } from '../../plane/kept-pushes.js';
 import { findAllSchema, findSchema, mediaSessionSchema } from '../schemas.js';
 import { soundOnSchema, startupSchema } from '../../pushes/requests.js';
 import { checkRequestSchema, type CheckReport, type CheckRequest } from '../../outputs/check.js';
-import { parseBody } from '../../validation.js';
+import { parseBody } from '../../core/validation.js';
 import { routeAccess } from '../guard.js';
 
 const CONTROL = routeAccess('control');

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { notFound } from '../../errors.js';
+import { notFound } from '../../core/errors.js';
 import {
   recordingDownloadSchema,
   recordingFileRequestSchema,
@@ -7,7 +7,7 @@ import {
   type RecordingLibrary,
 } from '../../recordings/library.js';
 import { routeAccess } from '../guard.js';
-import { parseBody } from '../../validation.js';
+import { parseBody } from '../../core/validation.js';
 
 const CONTROL = routeAccess('control');
 

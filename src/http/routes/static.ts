@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { PUBLIC_DIR, SDK_DIST_DIR } from '../../paths.js';
+import { PUBLIC_DIR, SDK_DIST_DIR } from '../../core/paths.js';
 import { routeAccess } from '../guard.js';
 
 /**

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
-import { notFound } from '../../errors.js';
+import { notFound } from '../../core/errors.js';
 import type { MediaPlane } from '../../plane/plane.js';
 import { findAllSchema, streamSchema } from '../schemas.js';
-import { parseBody } from '../../validation.js';
+import { parseBody } from '../../core/validation.js';
 import type { SnapshotQueue } from '../snapshot-queue.js';
 import { routeAccess } from '../guard.js';
 import { captionRequestSchema } from '../../captions/request.js';

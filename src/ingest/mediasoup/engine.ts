@@ -1,7 +1,7 @@
-import { trackSize } from '../../tracked.js';
+import { trackSize } from '../../core/tracked.js';
 import type { types } from 'mediasoup';
 import { isIPv6 } from 'node:net';
-import { GatewayError, unavailable } from '../../errors.js';
+import { GatewayError, unavailable } from '../../core/errors.js';
 import { RemoteAddressFilter, filterCandidates } from '../address-filter.js';
 import {
   PUBLISHER_CHANNELS,

@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import type { types } from 'mediasoup';
-import type { ListenerErrorHandler } from '../../events.js';
+import type { ListenerErrorHandler } from '../../core/events.js';
 import type { MediaKind } from '../../media/codecs.js';
 import type { LocalKinds, LocalStream, LocalTarget } from '../engine.js';
 import type { RtpHandoff } from './rtp-handoff.js';

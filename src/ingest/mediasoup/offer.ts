@@ -1,4 +1,4 @@
-import { wallClockMs } from '../../clock.js';
+import { wallClockMs } from '../../core/clock.js';
 import type { types } from 'mediasoup';
 import { OfferError, type OfferedCodec, type OfferSelection } from '../sdp.js';
 

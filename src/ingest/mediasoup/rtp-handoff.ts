@@ -1,4 +1,4 @@
-import { trackSize } from '../../tracked.js';
+import { trackSize } from '../../core/tracked.js';
 import { createSocket, type Socket } from 'node:dgram';
 import type { types } from 'mediasoup';
 import type { RtpInput } from '../../media/rtp.js';

@@ -1,5 +1,5 @@
 import type { types } from 'mediasoup';
-import { TypedEmitter, type ListenerErrorHandler } from '../../events.js';
+import { TypedEmitter, type ListenerErrorHandler } from '../../core/events.js';
 import { OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE, type MediaKind, type VideoCodec } from '../../media/codecs.js';
 import type { RtpInput } from '../../media/rtp.js';
 import type { EngineCounts, IngestSession, IngestSessionEvents, LayerTrack } from '../engine.js';

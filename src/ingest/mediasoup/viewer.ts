@@ -1,5 +1,5 @@
 import type { types } from 'mediasoup';
-import { TypedEmitter, type ListenerErrorHandler } from '../../events.js';
+import { TypedEmitter, type ListenerErrorHandler } from '../../core/events.js';
 import type { ViewSession, ViewSessionEvents } from '../engine.js';
 import { watchConnection } from './session.js';
 

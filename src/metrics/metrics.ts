@@ -1,7 +1,7 @@
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { MediaPlane } from './plane/plane.js';
-import { streamMetrics } from './metrics-streams.js';
-import { trackedSizes } from './tracked.js';
+import type { MediaPlane } from '../plane/plane.js';
+import { streamMetrics } from './streams.js';
+import { trackedSizes } from '../core/tracked.js';
 
 /** Prometheus metrics, read from the plane at scrape time. Labels never carry a URL. */
 export function createMetrics(plane: MediaPlane): Registry {

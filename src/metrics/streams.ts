@@ -1,9 +1,9 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { MediaPlane } from './plane/plane.js';
-import type { PushInfo } from './pushes/info.js';
-import type { StreamJson } from './publishers/description.js';
-import { PUSH_STATES } from './pushes/states.js';
-import type { MixerInfo } from './mixers/requests.js';
+import type { MediaPlane } from '../plane/plane.js';
+import type { PushInfo } from '../pushes/info.js';
+import type { StreamJson } from '../publishers/description.js';
+import { PUSH_STATES } from '../pushes/states.js';
+import type { MixerInfo } from '../mixers/requests.js';
 
 /** What one scrape reads from the plane, shared by every metric of that scrape. */
 interface Scrape {

@@ -17,7 +17,7 @@ import { round, type Bench } from './report.js';
 import { firstVideo } from './startup.js';
 import { loadConfig } from '../src/config/load.js';
 import type { GatewayConfig } from '../src/config/schema.js';
-import { DEFAULT_CONFIG_FILE } from '../src/paths.js';
+import { DEFAULT_CONFIG_FILE } from '../src/core/paths.js';
 
 /** The configuration the benchmark's gateway reads (its file and the environment): the peer encodes audio as it does. */
 let gatewayConfig: GatewayConfig | undefined;

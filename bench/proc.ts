@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { machineCpuTimes } from '../src/load.js';
+import { machineCpuTimes } from '../src/core/load.js';
 import type { GatewayProcess } from '../kit/gateway-process.js';
 import { sleep } from '../kit/processes.js';
 

@@ -136,11 +136,14 @@ export class LoadMonitor {
     const { limits } = this;
     const reason =
       limits.eventLoopDelayMs > 0 && sample.eventLoopDelayMs >= limits.eventLoopDelayMs
-        ? `event-loop delay p99 ${Math.round(sample.eventLoopDelayMs)} ms (overload_event_loop_delay_ms ${limits.eventLoopDelayMs})`
+        ? `event-loop delay p99 ${Math.round(sample.eventLoopDelayMs)} ms ` +
+          `(overload_event_loop_delay_ms ${limits.eventLoopDelayMs})`
         : limits.eventLoopUtilization > 0 && sample.eventLoopUtilization >= limits.eventLoopUtilization
-          ? `event loop busy ${Math.round(sample.eventLoopUtilization * 100)} % (overload_event_loop_utilization ${limits.eventLoopUtilization})`
+          ? `event loop busy ${Math.round(sample.eventLoopUtilization * 100)} % ` +
+            `(overload_event_loop_utilization ${limits.eventLoopUtilization})`
           : limits.machineCpuPercent > 0 && sample.machineCpuPercent >= limits.machineCpuPercent
-            ? `machine CPU ${Math.round(sample.machineCpuPercent)} % (overload_machine_cpu_percent ${limits.machineCpuPercent})`
+            ? `machine CPU ${Math.round(sample.machineCpuPercent)} % ` +
+              `(overload_machine_cpu_percent ${limits.machineCpuPercent})`
             : undefined;
     this.#over = reason ? this.#over + 1 : 0;
     if (!reason || this.#over < SUSTAINED_WINDOWS) return;

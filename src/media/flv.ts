@@ -1,4 +1,7 @@
-/** FLV tag bodies (Adobe FLV and F4V specification 10.1, annex E), as RTMP carries them. H.264's own are made where it is depacketized (`h264.ts`). */
+/**
+ * FLV tag bodies (Adobe FLV and F4V specification 10.1, annex E), as RTMP carries them. H.264's own
+ * are made where it is depacketized (`h264.ts`).
+ */
 
 export const FlvTagType = { AUDIO: 8, VIDEO: 9, SCRIPT: 18 } as const;
 

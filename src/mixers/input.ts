@@ -234,7 +234,10 @@ export class MixerInput implements MediaSink {
     this.#decoder = decoder;
   }
 
-  /** A decoder that ended by itself is replaced, from the next cached keyframe; at most once a second, so a stream it cannot decode does not spin. */
+  /**
+   * A decoder that ended by itself is replaced, from the next cached keyframe; at most once a second,
+   * so a stream it cannot decode does not spin.
+   */
   #decoderFailed(decoder: SlotDecoder): void {
     const publisher = this.publisher;
     if (this.#decoder !== decoder || !publisher || !this.#slotSize) return;

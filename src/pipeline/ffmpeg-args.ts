@@ -98,8 +98,8 @@ const MATROSKA_PIPE_3 = ['-threads', '1', '-f', 'matroska', '-i', 'pipe:3'];
  * The relayed Opus's timing: each Ogg page's granule says where its packet really is on the gateway's
  * clock (`OpusRelay`), and a drifting sender's packets overlap or part by a fraction of a
  * millisecond. The resampler stretches or squeezes the sound to those times, by at most what the
- * clock mapping follows (`TIMELINE_LIMITS.maxSkew`, 1 %: 480 samples a second), inaudibly. An ideal sender costs nothing more: 1.50 CPU s for 120 s of Opus to AAC with
- * it and without (ffmpeg 5.1.9).
+ * clock mapping follows (`TIMELINE_LIMITS.maxSkew`, 1 %: 480 samples a second), inaudibly. An ideal
+ * sender costs nothing more: 1.50 CPU s for 120 s of Opus to AAC with it and without (ffmpeg 5.1.9).
  */
 export const OPUS_TIMING = `aresample=async=${Math.round(TIMELINE_LIMITS.maxSkew * PCM_SAMPLE_RATE)}`;
 const PCM_STDIN = ['-f', 's16le', '-ar', String(PCM_SAMPLE_RATE), '-ac', String(PCM_CHANNELS), '-i', 'pipe:0'];

@@ -216,7 +216,8 @@ export class MediasoupEngine implements IngestEngine {
       const streamCodec = wanted === 'video' ? session.videoCodec : 'Opus';
       return new GatewayError(
         'not_acceptable',
-        `offer: the stream's ${wanted} is ${streamCodec}, and the offer receives ${wanted} as ${receives(wanted).join(', ') || 'nothing'} only` +
+        `offer: the stream's ${wanted} is ${streamCodec}, ` +
+          `and the offer receives ${wanted} as ${receives(wanted).join(', ') || 'nothing'} only` +
           (streamCodec === 'H264' ? ' (Firefox decodes H.264 only with its OpenH264 plugin)' : ''),
         'offer',
       );

@@ -260,7 +260,10 @@ export interface AnswerTransport {
   dtlsParameters: types.DtlsParameters;
 }
 
-/** The first lines of an answer's media section (RTP, or SCTP for data channels): the transport's ICE and DTLS parameters, and the line's mid. */
+/**
+ * The first lines of an answer's media section (RTP, or SCTP for data channels): the transport's ICE
+ * and DTLS parameters, and the line's mid.
+ */
 export function mediaHead(
   kind: string,
   formats: readonly (number | string)[],

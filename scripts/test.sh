@@ -17,7 +17,7 @@ npm run --silent knip || { echo "0 passed, 1 failed"; exit 1; }
 # failed, in the first run only): the runner is built before any test runs.
 npx tap build >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
 
-# Lines of src/ the whole suite must cover (%): the README states it.
+# Lines of src/ the whole suite must cover (%): docs/tests.md states it.
 COVERAGE_FLOOR=94
 # On Node 24, besides the unit tests: the suites whose code leans on what changes between versions.
 NODE24_SUITES=(workers plane-routing worker-death rtmps https-reload rtmp-client webhooks sdk-destinations shutdown kept-pushes recording slow-clients hardening-files-secrets)

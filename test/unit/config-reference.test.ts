@@ -4,11 +4,14 @@ import { envName, envOverrides } from '../../src/config/load.js';
 import { configReference, withReference } from '../../src/config/reference.js';
 import { configSchema } from '../../src/config/schema.js';
 
-const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+const page = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
 
-t.test("the README's configuration table is the one the schema makes (npm run config-reference)", async (t) => {
-  t.equal(withReference(readme), readme);
-});
+t.test(
+  "docs/configuration.md's configuration table is the one the schema makes (npm run config-reference)",
+  async (t) => {
+    t.equal(withReference(page), page);
+  },
+);
 
 t.test('the table has a row for every key, with its variable, default and description', async (t) => {
   const table = configReference();
@@ -25,12 +28,12 @@ t.test('the table has a row for every key, with its variable, default and descri
 });
 
 t.test('a stale table is told apart', async (t) => {
-  const stale = readme.replace(
+  const stale = page.replace(
     '| `http_port` | `GATEWAY_HTTP_PORT` | `8080` |',
     '| `http_port` | `GATEWAY_HTTP_PORT` | `8081` |',
   );
-  t.not(stale, readme);
-  t.equal(withReference(stale), readme, 'made anew, the table is right again');
+  t.not(stale, page);
+  t.equal(withReference(stale), page, 'made anew, the table is right again');
   t.throws(() => withReference('# no table here'), /no <!-- config-reference/);
 });
 

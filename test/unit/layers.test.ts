@@ -4,15 +4,15 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 
 /**
- * The layers the README's "How it works" lists, checked against every import of `src/` and
+ * The layers docs/how-it-works.md lists, checked against every import of `src/` and
  * `sdk/src/` (type-only imports too: they couple as much).
  */
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
-function readmeLayers(): string[][] {
-  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-  const block = /<!-- layers -->\n([\s\S]*?)<!-- \/layers -->/.exec(readme);
-  if (!block) throw new Error('README.md has no <!-- layers --> list');
+function documentedLayers(): string[][] {
+  const page = readFileSync(join(ROOT, 'docs/how-it-works.md'), 'utf8');
+  const block = /<!-- layers -->\n([\s\S]*?)<!-- \/layers -->/.exec(page);
+  if (!block) throw new Error('docs/how-it-works.md has no <!-- layers --> list');
   return block[1]!
     .trim()
     .split('\n')
@@ -69,8 +69,8 @@ function layerViolations(layers: string[][], files: string[], imports: (file: st
 }
 
 t.test('every module of src/ imports only from its own folder and the layers below it', async (t) => {
-  const layers = readmeLayers();
-  t.ok(layers.length >= 5, 'the README lists the layers');
+  const layers = documentedLayers();
+  t.ok(layers.length >= 5, 'docs/how-it-works.md lists the layers');
   const files = sourceFiles('src');
   const modules = new Set(files.map(moduleOf));
   const listed = layers.flat();

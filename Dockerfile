@@ -26,7 +26,7 @@ COPY --from=build /app /app
 RUN mkdir -p /app/run /app/data && chown node:node /app/run /app/data
 VOLUME ["/app/data"]
 ENV GATEWAY_HTTP_HOST=0.0.0.0
-# Two malloc arenas, as scripts/start.sh sets (see the README's Days of streaming).
+# Two malloc arenas, as scripts/start.sh sets (see "Days of streaming" in docs/how-it-works.md).
 ENV MALLOC_ARENA_MAX=2
 EXPOSE 8080/tcp 40000-49999/udp
 USER node

@@ -16,7 +16,7 @@ import { WhepViewer } from '../../kit/whep-viewer.js';
 // stream is published next, and Redis going away (even coming back empty) stops nothing running.
 
 const runDir = await mkdtemp(join(tmpdir(), 'gateway-cluster-'));
-// Append-only, as the README asks of a cluster's Redis: restarted, it keeps the kept pushes.
+// Append-only, as docs/cluster.md asks of a cluster's Redis: restarted, it keeps the kept pushes.
 const redis = await RedisServer.start({ persist: true });
 const nginx = await NginxRtmp.start();
 const HOOK_SECRET = 'cluster-webhook-secret';

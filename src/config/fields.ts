@@ -2,6 +2,9 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 
 export const port = z.number().int().min(1).max(65535);
+/** A port to listen on, `0` meaning what its key says. */
+export const listenPort = (fallback: number, description: string) =>
+  z.number().int().min(0).max(65535).default(fallback).describe(description);
 export const ipAddress = z.string().refine((v) => isIP(v) !== 0, 'must be an IP address');
 export const cidr = z.string().refine((v) => {
   const [address, bits, extra] = v.split('/');
@@ -41,105 +44,55 @@ export function oneSecret(
   if (given !== 1)
     ctx.addIssue({ code: 'custom', path: ['secret'], message: 'give exactly one of secret, secret_env, secret_file' });
 }
-/** Stream-name patterns: exact names, or `*` for any run of characters (`team-*`). */
-const streamPattern = z
-  .string()
-  .regex(/^[A-Za-z0-9_.*-]{1,128}$/, 'must be a stream name, "*" matching any characters');
+
 /** Destination host patterns: a host name (`*.youtube.com`), an IP address or a CIDR block. */
 export const hostPattern = z
   .string()
   .regex(/^[A-Za-z0-9.*:_/[\]-]{1,253}$/, 'must be a host name (with * for a label), an address or a CIDR block');
-const destinationGrant = z.union([z.enum(['none', 'any']), z.array(hostPattern).min(1)]);
 
-/** Who may call the control API and publish: keys, JWTs and the hook (`configSchema` takes these keys as they are). */
-export const accessFields = {
-  api_keys: z
-    .array(
-      z
-        .strictObject({
-          id: keyId,
-          scope: z
-            .array(z.enum(['control', 'metrics']))
-            .min(1)
-            .default(['control', 'metrics']),
-          ...secretSource,
-        })
-        .superRefine(oneSecret),
-    )
-    .default([])
-    .describe('control API keys: `{id, secret | secret_env | secret_file, scope: [control, metrics]}`'),
-  api_auth_disabled: z
-    .boolean()
-    .default(false)
-    .describe('serve the control API without keys off loopback (refused otherwise)'),
-  auth_failures_per_minute: z
-    .number()
-    .int()
-    .min(1)
-    .max(10000)
-    .default(10)
-    .describe('failed authentications per address before `429`'),
-  publish_keys: z
-    .array(
-      z
-        .strictObject({
-          id: keyId,
-          streams: z.array(streamPattern).min(1).default(['*']),
-          destinations: destinationGrant.default('none'),
-          view: z.boolean().default(false),
-          mixers: z.array(streamPattern).default([]),
-          ...secretSource,
-        })
-        .superRefine(oneSecret),
-    )
-    .default([])
-    .describe(
-      '`{id, secret…, streams: [patterns], destinations: none | any | [host patterns], view: false, mixers: [patterns]}`; `view: true` lets the key also watch its streams over WHEP; `mixers` names the mixers its publisher may start and add its stream to from the SDK',
-    ),
-  publish_jwt_keys: z
-    .array(
-      z
-        .strictObject({
-          id: keyId,
-          alg: z.enum(['HS256', 'ES256', 'RS256']),
-          public_key_file: z.string().min(1).optional(),
-          ...secretSource,
-        })
-        .superRefine((k, ctx) => {
-          if (k.alg === 'HS256') return oneSecret(k, ctx);
-          if (!k.public_key_file)
-            ctx.addIssue({ code: 'custom', path: ['public_key_file'], message: `is required for ${k.alg}` });
-          if (k.secret ?? k.secret_env ?? k.secret_file)
-            ctx.addIssue({ code: 'custom', path: ['secret'], message: `${k.alg} takes public_key_file, not a secret` });
-        }),
-    )
-    .default([])
-    .describe('`{id (the JWT kid), alg: HS256 | ES256 | RS256, secret… | public_key_file}`'),
-  publish_jwt_issuer: z.string().default('').describe('required `iss` of publish JWTs, when set'),
-  publish_jwt_audience: z.string().default('').describe('required `aud` of publish JWTs, when set'),
-  publish_jwt_max_lifetime_s: z
-    .number()
-    .int()
-    .min(60)
-    .max(31536000)
-    .default(86400)
-    .describe('publish JWTs must carry `exp` and be valid at most this long (`exp - iat`, or `exp - now` when longer)'),
-  publish_jwt_clock_tolerance_s: z
-    .number()
-    .int()
-    .min(0)
-    .max(300)
-    .default(5)
-    .describe("clock difference tolerated with the tokens' issuer for `exp`, `nbf`, `iat`"),
-  publish_auth_url: z
-    .union([z.literal(''), z.string().regex(/^https?:\/\/\S+$/, 'must be an http:// or https:// URL')])
-    .default('')
-    .describe('your endpoint deciding publishes no key covers (2xx allows)'),
-  publish_auth_timeout_ms: z
-    .number()
-    .int()
-    .min(100)
-    .max(30000)
-    .default(3000)
-    .describe('how long `publish_auth_url` has to answer (ms)'),
+/** What the fields of `Shape` parse to: the values a section's checks see. */
+export type Parsed<Shape extends z.ZodRawShape> = z.output<z.ZodObject<Shape>>;
+
+/*
+ * Field builders: one line per numeric setting, named by its unit: `(min, max, default, description)`.
+ * The description is what the configuration table shows; settings inside an object (a webhook's, the
+ * cluster's) go without one.
+ */
+
+type Builder<Max = number> = (
+  min: number,
+  max: Max,
+  fallback: number,
+  description?: string,
+) => z.ZodDefault<z.ZodNumber>;
+
+/** Whole numbers within `min`..`max` (no upper bound when `max` is `null`). */
+const whole: Builder<number | null> = (min, max, fallback, description) => {
+  const bounded = max === null ? z.number().int().min(min) : z.number().int().min(min).max(max);
+  const field = bounded.default(fallback);
+  return description === undefined ? field : field.describe(description);
 };
+/** Any number within `min`..`max`, fractions included. */
+const real: Builder = (min, max, fallback, description) => {
+  const field = z.number().min(min).max(max).default(fallback);
+  return description === undefined ? field : field.describe(description);
+};
+
+/** Milliseconds, whole. */
+export const ms: Builder = whole;
+/** Seconds, whole. */
+export const seconds: Builder = whole;
+/** Hours, fractions allowed. */
+export const hours: Builder = real;
+/** Bytes. */
+export const bytes: Builder = whole;
+/** Megabytes (1 MB = 1,048,576 bytes), whole; `max` may be `null`: as large as the disk. */
+export const megabytes: Builder<number | null> = whole;
+/** Kilobits per second, whole. */
+export const kbps: Builder = whole;
+/** A number of things (sessions, attempts, messages). */
+export const count: Builder = whole;
+/** A percentage, fractions allowed. */
+export const percent: Builder = real;
+/** A share of a whole, fractions allowed. */
+export const fraction: Builder = real;

@@ -1,7 +1,7 @@
 import { envName } from './load.js';
 import { configSchema } from './schema.js';
 
-/** Where the README holds the table `configReference` makes. */
+/** Where docs/configuration.md holds the table `configReference` makes. */
 const REFERENCE_START = '<!-- config-reference: made by `npm run config-reference`, do not edit -->';
 const REFERENCE_END = '<!-- /config-reference -->';
 
@@ -15,7 +15,7 @@ export function configReference(): string {
   const defaults = configSchema.parse({}) as Record<string, unknown>;
   const rows = Object.entries(configSchema.shape).map(([key, schema]) => {
     const meaning = schema.description;
-    if (!meaning) throw new Error(`configuration key ${key} has no description (.describe() in src/config/schema.ts)`);
+    if (!meaning) throw new Error(`configuration key ${key} has no description (.describe() in src/config/sections/)`);
     const cell = (text: string): string => text.replaceAll('|', '\\|');
     return `| \`${key}\` | \`${envName(key)}\` | \`${cell(shown(defaults[key]))}\` | ${cell(meaning)} |`;
   });

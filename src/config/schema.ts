@@ -16,10 +16,10 @@ import { checkIcePorts, checkVideoBitrates, webRtcFields } from './sections/webr
 
 /**
  * Every configuration key, with its default and its description (`.describe()`), from which the
- * README's configuration table is made (`npm run config-reference`; a test fails when it is out of
- * date). `config/gateway.yml` documents each one too; keep the two in step. Names follow Web Call
- * Server's properties where it has one. Each part lives in `sections/`, with the checks across its
- * keys; the parts follow one another here in the order of the table.
+ * configuration table of docs/configuration.md is made (`npm run config-reference`; a test fails when
+ * it is out of date). `config/gateway.yml` documents each one too; keep the two in step. Names follow
+ * Web Call Server's properties where it has one. Each part lives in `sections/`, with the checks across
+ * its keys; the parts follow one another here in the order of the table.
  */
 export const configSchema = z
   .strictObject({

@@ -18,6 +18,8 @@ import { GatewayError, notFound } from './core/errors.js';
 import { clientErrorHandler, frameworkErrors, installErrorReplies } from './http/error-replies.js';
 import { installGuard, routeAccess } from './http/guard.js';
 import { ROUTER_OPTIONS, RouteTable } from './http/route-table.js';
+import { installRouteSchemas } from './http/route-schemas.js';
+import { HEALTH, installOpenApi, METRICS } from './http/openapi.js';
 import { SnapshotQueue } from './http/snapshot-queue.js';
 import { WorkQueue } from './http/work-queue.js';
 import { ViewerHolds } from './http/viewer-holds.js';
@@ -193,6 +195,8 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   const routes = new RouteTable();
   installGuard(app, access.guard, (route) => routes.add(route));
   installErrorReplies(app, routes);
+  installRouteSchemas(app);
+  installOpenApi(app);
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     if (body === '') return done(null, {});
@@ -221,8 +225,6 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   });
   const check = (request: CheckRequest, caller: string): Promise<CheckReport> =>
     checkQueue.run(caller, () => checkDestination(request, checks));
-  pushRoutes(app, plane, pushes, check);
-  mixerRoutes(app, plane, mixerKeeper ?? planeMixerCommands(plane));
   // This node's recordings: the files are on its disk, the parts being written are its own plane's.
   const recordings = new RecordingLibrary(
     resolve(ROOT, config.record_dir),
@@ -242,7 +244,6 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
       )
     : undefined;
   const stopRooms = rooms ? own.events((event) => rooms.follow(event)) : undefined;
-  recordingRoutes(app, recordings);
   // Captions, over REST and the SDK together, per client address.
   const captionFlood = new CaptionFlood();
   const snapshots = new SnapshotQueue(
@@ -250,43 +251,14 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     config.limit_snapshot_decoders,
     config.limit_snapshot_queue,
   );
-  streamRoutes(app, plane, snapshots, captionFlood);
-  docsRoutes(app);
   // In a cluster the console's event log shows every node's events, each with its node.
   const watchEvents = cluster
     ? (listener: (event: LifecycleEvent, node: string) => void) => cluster.watchEvents(listener)
     : undefined;
-  consoleRoutes(
-    app,
-    plane,
-    resolve(ROOT, config.media_dir),
-    access.consoleStreams,
-    log.child({ component: 'console' }),
-    watchEvents,
-  );
-  whipRoutes(app, plane, access);
   // A viewer's end is heard from whichever thread or node holds it.
   const viewerHolds = new ViewerHolds(
     cluster ? (listener) => cluster.watchEvents(listener) : (listener) => plane.events(listener),
   );
-  whepRoutes(app, plane, access, viewerHolds);
-  staticRoutes(app);
-  // Probes and scrapes are frequent: keep them out of the info log.
-  app.get('/health', { ...routeAccess('public'), logLevel: 'warn' }, async () => {
-    const status = plane.status();
-    return {
-      status: 'ok',
-      publishers: status.publishers,
-      transponders: Object.values(status.pushes).reduce<number>((a, b) => a + (b ?? 0), 0),
-      // New publishes are refused (503) while true; a load balancer can send them elsewhere.
-      overloaded: status.overloaded,
-      workers,
-    };
-  });
-  app.get('/metrics', { ...routeAccess('metrics'), logLevel: 'warn' }, async (_request, reply) =>
-    reply.type(metrics.contentType).send(await metrics.metrics()),
-  );
-
   const signaling = new SignalingServer(plane, destinationChecks(config, check, deps.lookupHost), access, log, {
     clientAddress: clientAddressReader(config.trust_proxy),
     maxSessions: config.limit_signaling_sessions,
@@ -311,11 +283,46 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     })();
     return draining;
   };
-  clusterRoutes(app, cluster, access.guard.failures, () => {
-    drain().then(
-      () => deps.afterDrain?.(),
-      (error: Error) => log.error({ err: error }, 'drain failed'),
+  // The routes are declared once the OpenAPI plugin is loaded, so that it sees every one of them.
+  app.after((error) => {
+    if (error) throw error;
+    pushRoutes(app, plane, pushes, check);
+    mixerRoutes(app, plane, mixerKeeper ?? planeMixerCommands(plane));
+    recordingRoutes(app, recordings);
+    streamRoutes(app, plane, snapshots, captionFlood);
+    docsRoutes(app);
+    consoleRoutes(
+      app,
+      plane,
+      resolve(ROOT, config.media_dir),
+      access.consoleStreams,
+      log.child({ component: 'console' }),
+      watchEvents,
     );
+    whipRoutes(app, plane, access);
+    whepRoutes(app, plane, access, viewerHolds);
+    staticRoutes(app);
+    // Probes and scrapes are frequent: keep them out of the info log.
+    app.get('/health', { ...routeAccess('public'), logLevel: 'warn', schema: HEALTH }, async () => {
+      const status = plane.status();
+      return {
+        status: 'ok',
+        publishers: status.publishers,
+        transponders: Object.values(status.pushes).reduce<number>((a, b) => a + (b ?? 0), 0),
+        // New publishes are refused (503) while true; a load balancer can send them elsewhere.
+        overloaded: status.overloaded,
+        workers,
+      };
+    });
+    app.get('/metrics', { ...routeAccess('metrics'), logLevel: 'warn', schema: METRICS }, async (_request, reply) =>
+      reply.type(metrics.contentType).send(await metrics.metrics()),
+    );
+    clusterRoutes(app, cluster, access.guard.failures, () => {
+      drain().then(
+        () => deps.afterDrain?.(),
+        (error: Error) => log.error({ err: error }, 'drain failed'),
+      );
+    });
   });
 
   let closing: Promise<void> | undefined;

@@ -1,5 +1,5 @@
 import FindMyWay, { type HTTPMethod } from 'find-my-way';
-import type { RouteOptions } from 'fastify';
+import type { FastifySchema, RouteOptions } from 'fastify';
 import type { RouteAccess } from './guard.js';
 
 /** fastify's router options, shared with the route table so both match a path alike. */
@@ -13,6 +13,8 @@ export interface RouteEntry {
   method: string;
   url: string;
   access: RouteAccess;
+  /** What the route declared of its input and answers (`schema`): what it is checked with and documented by. */
+  schema?: FastifySchema;
 }
 
 /**
@@ -27,7 +29,7 @@ export class RouteTable {
   add(route: RouteOptions): void {
     const methods = ([] as string[]).concat(route.method).map((m) => m.toUpperCase() as HTTPMethod);
     for (const method of methods) {
-      this.#entries.push({ method, url: route.url, access: route.config!.access! });
+      this.#entries.push({ method, url: route.url, access: route.config!.access!, schema: route.schema });
       this.#router.on(method, route.url, () => {});
     }
   }

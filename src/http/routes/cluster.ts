@@ -1,11 +1,13 @@
 import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { ClusterNode } from '../../cluster/node.js';
 import { notFound, unavailable } from '../../core/errors.js';
 import type { ClusterPlane } from '../../cluster/cluster-plane.js';
 import type { AuthFailureLimiter } from '../../security/auth-failures.js';
 import { routeAccess } from '../guard.js';
-import { parseBody } from '../../core/validation.js';
+import { failures } from '../openapi.js';
+import { nodeInfoSchema } from '../../cluster/nodes.js';
 import { routedTo } from '../../plane/methods.js';
 import type { MixerStartup } from '../../mixers/requests.js';
 
@@ -26,7 +28,7 @@ const sealedCall = z.strictObject({
 export function clusterRoutes(
   app: FastifyInstance,
   plane: ClusterPlane | undefined,
-  failures: AuthFailureLimiter,
+  authFailures: AuthFailureLimiter,
   startDrain: () => void,
 ): void {
   const node: ClusterNode | undefined = plane?.node;
@@ -43,14 +45,38 @@ export function clusterRoutes(
       handOver: (name: string) => plane.handOver(name),
     };
     // A placed publish carries its offer, sealed: more than a REST body.
-    app.post('/internal/plane', { ...routeAccess('node'), logLevel: 'warn', bodyLimit: 1 << 20 }, async (request) => {
-      const sealed = await failures.attempt(request.ip, () =>
-        plane.calls.answer(place, parseBody(sealedCall, request.body).sealed, own),
-      );
-      return { sealed };
-    });
+    app.withTypeProvider<ZodTypeProvider>().post(
+      '/internal/plane',
+      {
+        ...routeAccess('node'),
+        logLevel: 'warn',
+        bodyLimit: 1 << 20,
+        // An address refused too often is refused before its call's body is looked at.
+        preValidation: async (request) => authFailures.check(request.ip),
+        schema: {
+          summary: "Another node's call, sealed with the cluster's secret (only between the nodes of a cluster)",
+          body: sealedCall,
+          response: { 200: sealedCall.describe("This node's answer, sealed"), ...failures(400, 401, 413, 429) },
+        },
+      },
+      async (request) => {
+        const sealed = await authFailures.attempt(request.ip, () =>
+          plane.calls.answer(place, request.body.sealed, own),
+        );
+        return { sealed };
+      },
+    );
   }
-  app.get('/rest-api/cluster/nodes', CONTROL, async () => {
+  const nodes = {
+    summary: 'The nodes of the cluster alive now, with their load (404 when the gateway is not in a cluster)',
+    response: {
+      200: z
+        .strictObject({ node: z.string(), nodes: z.array(nodeInfoSchema.extend({ heardAgoMs: z.number() })) })
+        .describe("This node's id and every node's"),
+      ...failures(401, 404, 503),
+    },
+  };
+  app.get('/rest-api/cluster/nodes', { ...CONTROL, schema: nodes }, async () => {
     if (!node) throw notFound('this gateway is not in a cluster (cluster: null)');
     let nodes;
     try {
@@ -62,7 +88,16 @@ export function clusterRoutes(
   });
 
   // A rolling deploy: the node moves its streams to the others, then exits. Answered at once.
-  app.post('/rest-api/cluster/drain', CONTROL, async (_request, reply) => {
+  const drain = {
+    summary:
+      'Drains this node (a rolling deploy): it takes no new work, moves each stream to another node one at a ' +
+      'time (the SDK publishes again there, its pushes follow), then exits; SIGTERM does the same in a cluster',
+    response: {
+      202: z.strictObject({ node: z.string(), draining: z.literal(true) }).describe('Draining'),
+      ...failures(401, 404),
+    },
+  };
+  app.post('/rest-api/cluster/drain', { ...CONTROL, schema: drain }, async (_request, reply) => {
     if (!node) throw notFound('this gateway is not in a cluster (cluster: null)');
     startDrain();
     return reply.code(202).send({ node: node.id, draining: true });

@@ -5,7 +5,8 @@ import type { LifecycleEvent } from '../../plane/lifecycle.js';
 import type { MediaPlane } from '../../plane/plane.js';
 import type { ClientQuota } from '../../security/client-quota.js';
 import { findAllSchema } from '../schemas.js';
-import { parseBody } from '../../core/validation.js';
+import { z } from 'zod';
+import { binary, failures } from '../openapi.js';
 import { routeAccess } from '../guard.js';
 
 /** A console's view is sent again this often (ms) even when nothing changed: counters and uptimes move. */
@@ -41,7 +42,19 @@ export function consoleRoutes(
   // GET only: a HEAD would get the headers of a stream that never ends.
   app.get(
     '/rest-api/console/events',
-    { ...routeAccess('control'), logLevel: 'warn', exposeHeadRoute: false },
+    {
+      ...routeAccess('control'),
+      logLevel: 'warn',
+      exposeHeadRoute: false,
+      schema: {
+        summary: 'Every stream, push and mixer as server-sent events (the operator console)',
+        description:
+          '`event: view` carries `{at, streams, pushes, mixers}` (as stream/find_all, push/find_all and ' +
+          'mixer/find_all show them) at once, on every change and every 2 s; `event: event` carries each lifecycle ' +
+          'event as webhooks do.',
+        response: { 200: binary('An event stream that stays open', 'text/event-stream'), ...failures(401, 429, 503) },
+      },
+    },
     (request, reply) => {
       const release = streams.acquire(request.ip, 'console event stream'); // 429 or 503 before anything is sent
       reply.hijack();
@@ -97,8 +110,12 @@ export function consoleRoutes(
     },
   );
 
-  app.post('/rest-api/console/sounds', routeAccess('control'), async (request) => {
-    parseBody(findAllSchema, request.body);
+  const sounds = {
+    summary: 'The WAV files of media_dir that sound_on plays',
+    body: findAllSchema,
+    response: { 200: z.array(z.string()).describe('File names'), ...failures(400, 401) },
+  };
+  app.post('/rest-api/console/sounds', { ...routeAccess('control'), schema: sounds }, async () => {
     const entries = await readdir(mediaDir, { withFileTypes: true }).catch(() => []);
     return entries
       .filter((e) => e.isFile() && /\.wav$/i.test(e.name))

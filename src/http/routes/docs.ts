@@ -1,14 +1,13 @@
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { ROOT } from '../../core/paths.js';
-import { openApiDocument } from '../openapi.js';
 import { PAGE_CSP } from './static.js';
 import { routeAccess } from '../guard.js';
 
 const PUBLIC = routeAccess('public');
+/** The UI's page and files: no API of the gateway, left out of the document. */
+const PAGE = { ...PUBLIC, schema: { hide: true } };
 
 const UI_DIR = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
 
@@ -23,24 +22,29 @@ const DOCS_PAGE = `<!doctype html>
 `;
 const INIT = "window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#api' });\n";
 
-/** The OpenAPI document at /openapi.json and Swagger UI over it at /docs (no key needed: it holds no secret). */
+/**
+ * The OpenAPI document at /openapi.json (made from the routes, `openapi.ts`) and Swagger UI over it at
+ * /docs (no key needed: it holds no secret).
+ */
 export function docsRoutes(app: FastifyInstance): void {
-  const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
-  const document = openApiDocument(version);
-  app.get('/openapi.json', PUBLIC, async () => document);
-  app.get('/docs', PUBLIC, async (_request, reply) =>
+  app.get(
+    '/openapi.json',
+    { ...PUBLIC, schema: { summary: 'This document: every route of the gateway, made from their own schemas' } },
+    async () => app.swagger(),
+  );
+  app.get('/docs', PAGE, async (_request, reply) =>
     reply
       .type('text/html; charset=utf-8')
       .header('content-security-policy', DOCS_CSP)
       .header('x-frame-options', 'DENY')
       .send(DOCS_PAGE),
   );
-  app.get('/docs/init.js', PUBLIC, async (_request, reply) => reply.type('text/javascript; charset=utf-8').send(INIT));
+  app.get('/docs/init.js', PAGE, async (_request, reply) => reply.type('text/javascript; charset=utf-8').send(INIT));
   for (const [file, type] of [
     ['swagger-ui.css', 'text/css'],
     ['swagger-ui-bundle.js', 'text/javascript'],
   ] as const) {
-    app.get(`/docs/${file}`, PUBLIC, async (_request, reply) =>
+    app.get(`/docs/${file}`, PAGE, async (_request, reply) =>
       reply
         .type(`${type}; charset=utf-8`)
         .header('cache-control', 'max-age=3600')

@@ -1,13 +1,16 @@
 import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import { notFound } from '../../core/errors.js';
 import {
   recordingDownloadSchema,
   recordingFileRequestSchema,
   recordingFindSchema,
+  recordingSchema,
   type RecordingLibrary,
 } from '../../recordings/library.js';
 import { routeAccess } from '../guard.js';
-import { parseBody } from '../../core/validation.js';
+import { binary, done, failures } from '../openapi.js';
 
 const CONTROL = routeAccess('control');
 
@@ -53,38 +56,80 @@ export function byteRange(
 
 /** The files `record://` pushes wrote on this node: list, download (HTTP ranges), delete. */
 export function recordingRoutes(app: FastifyInstance, library: RecordingLibrary): void {
-  app.post('/rest-api/recording/find_all', CONTROL, async (request) => {
-    const found = await library.list(parseBody(recordingFindSchema, request.body));
-    if (found.length === 0) throw notFound('no recordings');
-    return found;
-  });
+  const api = app.withTypeProvider<ZodTypeProvider>();
+  api.post(
+    '/rest-api/recording/find_all',
+    {
+      ...CONTROL,
+      schema: {
+        summary: 'The recordings (parts of `record://` pushes) on this node, of one stream or all',
+        body: recordingFindSchema,
+        response: { 200: z.array(recordingSchema).describe('Every part, oldest first'), ...failures(400, 401, 404) },
+      },
+    },
+    async (request) => {
+      const found = await library.list(request.body);
+      if (found.length === 0) throw notFound('no recordings');
+      return found;
+    },
+  );
 
-  app.post('/rest-api/recording/delete', CONTROL, async (request, reply) => {
-    await library.remove(parseBody(recordingFileRequestSchema, request.body).fileName);
-    return reply.code(200).send();
-  });
+  api.post(
+    '/rest-api/recording/delete',
+    {
+      ...CONTROL,
+      schema: {
+        summary: "Delete a recording's part (409 while it is being written)",
+        body: recordingFileRequestSchema,
+        response: { 200: done(), ...failures(400, 401, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      await library.remove(request.body.fileName);
+      return reply.code(200).send();
+    },
+  );
 
-  app.get('/rest-api/recording/download/:fileName', CONTROL, async (request, reply) => {
-    const { fileName } = parseBody(recordingDownloadSchema, request.params);
-    const { handle, size } = await library.file(fileName);
-    const type = fileName.endsWith('.vtt') ? 'text/vtt; charset=utf-8' : 'video/mp4';
-    let streaming = false;
-    try {
-      const range = byteRange(request.headers.range, size);
-      reply
-        .header('accept-ranges', 'bytes')
-        .header('content-type', type)
-        .header('content-disposition', `attachment; filename="${fileName}"`);
-      if (range === 'unsatisfiable') return reply.code(416).header('content-range', `bytes */${size}`).send();
-      const { start, end } = range ?? { start: 0, end: size - 1 };
-      if (range) reply.code(206).header('content-range', `bytes ${start}-${end}/${size}`);
-      reply.header('content-length', String(Math.max(0, end - start + 1)));
-      if (size === 0) return reply.send('');
-      streaming = true;
-      // The stream closes the handle when it ends, or when the client goes.
-      return reply.send(handle.createReadStream({ start, end }));
-    } finally {
-      if (!streaming) await handle.close();
-    }
-  });
+  api.get(
+    '/rest-api/recording/download/:fileName',
+    {
+      ...CONTROL,
+      schema: {
+        summary:
+          "Download a recording's part (fragmented MP4), or its captions (WebVTT, `.vtt`); one byte range per " +
+          'request (`Range: bytes=a-b`), as a player seeking asks',
+        params: recordingDownloadSchema,
+        headers: z.looseObject({ range: z.string().optional().describe('`bytes=a-b`: a part of the file') }),
+        response: {
+          200: binary('The whole file', 'video/mp4', 'text/vtt'),
+          206: binary('The range asked for (`Content-Range`)', 'video/mp4'),
+          416: done('The range starts past the end (`Content-Range: bytes */size`)'),
+          ...failures(400, 401, 404),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { fileName } = request.params;
+      const { handle, size } = await library.file(fileName);
+      const type = fileName.endsWith('.vtt') ? 'text/vtt; charset=utf-8' : 'video/mp4';
+      let streaming = false;
+      try {
+        const range = byteRange(request.headers.range, size);
+        reply
+          .header('accept-ranges', 'bytes')
+          .header('content-type', type)
+          .header('content-disposition', `attachment; filename="${fileName}"`);
+        if (range === 'unsatisfiable') return reply.code(416).header('content-range', `bytes */${size}`).send();
+        const { start, end } = range ?? { start: 0, end: size - 1 };
+        if (range) reply.code(206).header('content-range', `bytes ${start}-${end}/${size}`);
+        reply.header('content-length', String(Math.max(0, end - start + 1)));
+        if (size === 0) return reply.send('');
+        streaming = true;
+        // The stream closes the handle when it ends, or when the client goes.
+        return reply.send(handle.createReadStream({ start, end }));
+      } finally {
+        if (!streaming) await handle.close();
+      }
+    },
+  );
 }

@@ -65,7 +65,8 @@ export function staticRoutes(app: FastifyInstance): void {
     if (request.protocol === 'https') reply.header('strict-transport-security', 'max-age=31536000');
   });
   for (const [url, file] of Object.entries(FILES)) {
-    app.get(url, routeAccess('public'), async (_request, reply) => {
+    // Files, no API: left out of the OpenAPI document.
+    app.get(url, { ...routeAccess('public'), schema: { hide: true } }, async (_request, reply) => {
       try {
         return reply
           .type(file.type)

@@ -1,11 +1,14 @@
 import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import { notFound } from '../../core/errors.js';
 import type { MediaPlane } from '../../plane/plane.js';
 import { findAllSchema, streamSchema } from '../schemas.js';
-import { parseBody } from '../../core/validation.js';
+import { binary, failures } from '../openapi.js';
+import { streamJsonSchema } from '../../publishers/description.js';
 import type { SnapshotQueue } from '../snapshot-queue.js';
 import { routeAccess } from '../guard.js';
-import { captionRequestSchema } from '../../captions/request.js';
+import { captionRequestSchema, captionResultSchema } from '../../captions/request.js';
 import type { CaptionFlood } from '../../captions/flood.js';
 
 const CONTROL = routeAccess('control');
@@ -17,31 +20,76 @@ export function streamRoutes(
   snapshots: SnapshotQueue,
   captions: CaptionFlood,
 ): void {
-  app.post('/rest-api/stream/find', CONTROL, async (request) => {
-    const { name } = parseBody(streamSchema, request.body);
-    const found = await plane.streams(name);
-    if (found.length === 0) throw notFound(`stream ${name} is not published`);
-    return found;
-  });
+  const api = app.withTypeProvider<ZodTypeProvider>();
+  api.post(
+    '/rest-api/stream/find',
+    {
+      ...CONTROL,
+      schema: {
+        summary: 'A publishing stream and its figures',
+        body: streamSchema,
+        response: { 200: z.array(streamJsonSchema).describe('The stream'), ...failures(400, 401, 404) },
+      },
+    },
+    async (request) => {
+      const { name } = request.body;
+      const found = await plane.streams(name);
+      if (found.length === 0) throw notFound(`stream ${name} is not published`);
+      return found;
+    },
+  );
 
-  app.post('/rest-api/stream/find_all', CONTROL, async (request) => {
-    parseBody(findAllSchema, request.body);
-    const all = await plane.streams();
-    if (all.length === 0) throw notFound('no streams');
-    return all;
-  });
+  api.post(
+    '/rest-api/stream/find_all',
+    {
+      ...CONTROL,
+      schema: {
+        summary: 'Every publishing stream',
+        body: findAllSchema,
+        response: { 200: z.array(streamJsonSchema).describe('Every stream'), ...failures(400, 401, 404) },
+      },
+    },
+    async () => {
+      const all = await plane.streams();
+      if (all.length === 0) throw notFound('no streams');
+      return all;
+    },
+  );
 
   // A caption in every push of the stream (CEA-608 in the H.264 sent).
-  app.post('/rest-api/stream/caption', CONTROL, async (request) => {
-    const { streamName, text, final, at } = parseBody(captionRequestSchema, request.body);
-    captions.take(request.ip);
-    return plane.caption(streamName, text, final, at);
-  });
+  api.post(
+    '/rest-api/stream/caption',
+    {
+      ...CONTROL,
+      schema: {
+        summary:
+          'A caption (CEA-608 roll-up, in the H.264 of every push of the stream, on the frames captured when it ' +
+          'came or at `at`)',
+        body: captionRequestSchema,
+        response: { 200: captionResultSchema.describe('How many pushes carry it'), ...failures(400, 401, 404) },
+      },
+    },
+    async (request) => {
+      const { streamName, text, final, at } = request.body;
+      captions.take(request.ip);
+      return plane.caption(streamName, text, final, at);
+    },
+  );
 
   // The latest keyframe, decoded when asked, within what snapshots may spend.
-  app.post('/rest-api/stream/snapshot', CONTROL, async (request, reply) => {
-    const { name } = parseBody(streamSchema, request.body);
-    const jpeg = await snapshots.snapshot(name);
-    return reply.type('image/jpeg').header('cache-control', 'no-store').send(jpeg);
-  });
+  api.post(
+    '/rest-api/stream/snapshot',
+    {
+      ...CONTROL,
+      schema: {
+        summary: "The stream's latest keyframe as a JPEG",
+        body: streamSchema,
+        response: { 200: binary('The picture', 'image/jpeg'), ...failures(400, 401, 404, 500, 503) },
+      },
+    },
+    async (request, reply) => {
+      const jpeg = await snapshots.snapshot(request.body.name);
+      return reply.type('image/jpeg').header('cache-control', 'no-store').send(jpeg);
+    },
+  );
 }

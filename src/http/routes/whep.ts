@@ -17,6 +17,17 @@ export function whepRoutes(app: FastifyInstance, plane: MediaPlane, access: Acce
   sdpSessionRoutes(app, access.quota, {
     base: '/whep',
     label: 'WHEP session',
+    idName: 'viewerId',
+    offer: {
+      summary:
+        'Watch a published stream over WHEP: its media as it arrives, not transcoded (needs webrtc_engine: ' +
+        "mediasoup); 406 when the offer asks for video but receives none of the stream's video codec",
+      description:
+        'With keys set: `Authorization: Bearer` with the control key, or a publish key or JWT with a view grant ' +
+        '(`view: true`) covering the stream.',
+      failures: [400, 401, 403, 404, 406, 413, 415, 429, 503],
+    },
+    endFailures: [401, 403, 404],
     authorize: (stream, authorization, client) =>
       authorizePublish(access, { action: 'view', stream, token: bearerToken(authorization), client }),
     open: async (stream, offer, client, release) => {

@@ -15,6 +15,9 @@ export function whipRoutes(app: FastifyInstance, plane: MediaPlane, access: Acce
   sdpSessionRoutes(app, access.quota, {
     base: '/whip',
     label: 'WHIP session',
+    idName: 'sessionId',
+    offer: { summary: 'Publish over WHIP (RFC 9725)', failures: [400, 401, 409, 413, 415, 429, 503] },
+    endFailures: [401, 404],
     authorize: (stream, authorization, client) =>
       authorizePublish(access, { stream, token: bearerToken(authorization), client }),
     open: (stream, offer, client, release) => plane.publish(stream, offer, { closed: release }, client),

@@ -26,6 +26,7 @@ export function configReference(): string {
 export function withReference(readme: string): string {
   const start = readme.indexOf(REFERENCE_START);
   const end = readme.indexOf(REFERENCE_END);
-  if (start < 0 || end < start) throw new Error(`docs/configuration.md has no ${REFERENCE_START} ... ${REFERENCE_END} section`);
+  if (start < 0 || end < start)
+    throw new Error(`docs/configuration.md has no ${REFERENCE_START} ... ${REFERENCE_END} section`);
   return `${readme.slice(0, start + REFERENCE_START.length)}\n${configReference()}\n${readme.slice(end)}`;
 }

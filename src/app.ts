@@ -112,7 +112,8 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   const access = createAccessControl(config);
   if (!access.publishAuth.enabled && !isLoopbackListen(config.http_host)) {
     log.warn(
-      'publishing needs no token (no publish_keys, publish_jwt_keys or publish_auth_url): anyone who reaches the gateway can publish, but not push',
+      'publishing needs no token (no publish_keys, publish_jwt_keys or publish_auth_url): ' +
+        'anyone who reaches the gateway can publish, but not push',
     );
   }
   checkReceiveBuffer(config, log);

@@ -45,7 +45,8 @@ export class WorkQueue {
     if (this.#running >= limits.running && this.#waiting.length >= limits.queue) {
       return Promise.reject(
         unavailable(
-          `${limits.what}: ${this.#running} under way and ${this.#waiting.length} waiting, the gateway's limit (${limits.keys.running}, ${limits.keys.queue})`,
+          `${limits.what}: ${this.#running} under way and ${this.#waiting.length} waiting, ` +
+            `the gateway's limit (${limits.keys.running}, ${limits.keys.queue})`,
           1,
         ),
       );

@@ -47,7 +47,9 @@ export const accessFields = {
     )
     .default([])
     .describe(
-      '`{id, secret…, streams: [patterns], destinations: none | any | [host patterns], view: false, mixers: [patterns]}`; `view: true` lets the key also watch its streams over WHEP; `mixers` names the mixers its publisher may start and add its stream to from the SDK',
+      '`{id, secret…, streams: [patterns], destinations: none | any | [host patterns], view: false, ' +
+        'mixers: [patterns]}`; `view: true` lets the key also watch its streams over WHEP; `mixers` names the ' +
+        'mixers its publisher may start and add its stream to from the SDK',
     ),
   publish_jwt_keys: z
     .array(

@@ -1,8 +1,11 @@
 import { z } from 'zod';
 import { GatewayError } from './errors.js';
 
-/** Parses a body with a zod schema; the error names the first offending field. */
-export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
+/**
+ * Parses a body with a zod schema; the error names the first offending field (`root` when it is the
+ * whole value: a request's `body`, say).
+ */
+export function parseBody<S extends z.ZodType>(schema: S, body: unknown, root?: string): z.infer<S> {
   const result = schema.safeParse(body ?? {});
   if (result.success) return result.data;
   const messages = result.error.issues.map((issue) => {
@@ -16,7 +19,7 @@ export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infe
   const field = first
     ? (first.code === 'unrecognized_keys' ? [...first.path, first.keys[0]] : first.path).join('.')
     : undefined;
-  throw new GatewayError('invalid_request', messages.join('; '), field || undefined);
+  throw new GatewayError('invalid_request', messages.join('; '), field || root);
 }
 
 /**

@@ -8,10 +8,11 @@ import { parseBody } from '../core/validation.js';
  * refusal is the gateway's own (`invalid_request`, naming the first offending field), as `parseBody` words it.
  */
 const zodValidator: FastifySchemaCompiler<z.ZodType> =
-  ({ schema }) =>
+  ({ schema, httpPart }) =>
   (data) => {
     try {
-      return { value: parseBody(schema, data) };
+      // A refusal of the whole part (an empty offer) names the part: `body`.
+      return { value: parseBody(schema, data, httpPart) };
     } catch (error) {
       return { error: error as Error };
     }

@@ -24,8 +24,14 @@ function withCors(reply: FastifyReply): FastifyReply {
   return reply.headers(CORS);
 }
 
+/** A session route's answers carry CORS headers, its refusals too: set before anything is checked. */
+async function cors(_request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  withCors(reply);
+}
+
 /** A POST's offer: 415 unless sent as `application/sdp`, told before its body is looked at. */
-async function sdpContentType(request: FastifyRequest): Promise<void> {
+async function sdpContentType(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  withCors(reply);
   const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/sdp')
     throw new GatewayError('unsupported_media_type', 'the offer must be sent as Content-Type: application/sdp');
@@ -94,6 +100,7 @@ export function sdpSessionRoutes(app: FastifyInstance, quota: ClientQuota, kind:
   >;
   const session = (summary: string, response: Record<number, z.ZodType>) => ({
     ...access,
+    preValidation: cors,
     schema: { summary, params: sessionParams, response },
   });
   const idOf = (params: Record<string, string>): string => params[kind.idName]!;

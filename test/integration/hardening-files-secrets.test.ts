@@ -391,9 +391,9 @@ t.test(
           body,
         });
         t.match(
-          { status: res.status, body: await res.json() },
-          { status: 400, body: { field: 'body', message: /empty/ } },
-          `${path} with ${JSON.stringify(body)}`,
+          { status: res.status, body: await res.json(), cors: res.headers.get('access-control-allow-origin') },
+          { status: 400, body: { field: 'body', message: /empty/ }, cors: '*' },
+          `${path} with ${JSON.stringify(body)}: refused with CORS headers, so a page can read why`,
         );
       }
     }

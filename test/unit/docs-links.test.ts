@@ -18,8 +18,8 @@ function pages(): string[] {
   return ['README.md', 'DESIGN.md', ...docs.sort()];
 }
 
-/** The lines of a page outside fenced code blocks, with their numbers; code spans blanked out. */
-function proseLines(markdown: string): { line: number; text: string }[] {
+/** The lines of a page outside fenced code blocks, as written, with their numbers. */
+function unfencedLines(markdown: string): { line: number; text: string }[] {
   const out: { line: number; text: string }[] = [];
   let fence: string | undefined;
   markdown.split('\n').forEach((text, i) => {
@@ -29,10 +29,17 @@ function proseLines(markdown: string): { line: number; text: string }[] {
       else if (marker[0] === fence[0] && marker.length >= fence.length) fence = undefined;
       return;
     }
-    if (fence !== undefined) return;
-    out.push({ line: i + 1, text: text.replace(/(`+)(?:(?!\1).)+\1/g, (span) => ' '.repeat(span.length)) });
+    if (fence === undefined) out.push({ line: i + 1, text });
   });
   return out;
+}
+
+/** The lines of a page outside fenced code blocks, with their numbers; code spans blanked out. */
+function proseLines(markdown: string): { line: number; text: string }[] {
+  return unfencedLines(markdown).map(({ line, text }) => ({
+    line,
+    text: text.replace(/(`+)(?:(?!\1).)+\1/g, (span) => ' '.repeat(span.length)),
+  }));
 }
 
 /** A heading's text as GitHub slugs it, before duplicates are numbered. */
@@ -50,15 +57,7 @@ function slug(heading: string): string {
 function anchors(markdown: string): Set<string> {
   const found = new Set<string>();
   const seen = new Map<string, number>();
-  let fence: string | undefined;
-  for (const line of markdown.split('\n')) {
-    const marker = /^ {0,3}(`{3,}|~{3,})/.exec(line)?.[1];
-    if (marker !== undefined) {
-      if (fence === undefined) fence = marker;
-      else if (marker[0] === fence[0] && marker.length >= fence.length) fence = undefined;
-      continue;
-    }
-    if (fence !== undefined) continue;
+  for (const { text: line } of unfencedLines(markdown)) {
     for (const m of line.matchAll(/<a\s[^>]*\b(?:id|name)="([^"]+)"/g)) found.add(m[1]!);
     const heading = /^ {0,3}#{1,6}\s+(.*?)(?:\s+#+)?\s*$/.exec(line);
     if (!heading) continue;

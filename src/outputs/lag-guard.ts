@@ -76,7 +76,7 @@ export class LagGuard implements MediaOutput {
     );
   }
 
-  /** Forgets the messages the destination has: what `lagMs` would skip. */
+  /** Forgets the messages the destination has (what `lagMs` would skip): once per message, as it is judged. */
   #forgetDelivered(): void {
     const delivered = this.#deliveredBytes();
     const written = this.#written;
@@ -149,7 +149,6 @@ export class LagGuard implements MediaOutput {
 
   #note(): void {
     if (!this.maxLagMs) return;
-    this.#forgetDelivered();
     this.#written.push(this.probe.bytesWritten, this.now());
   }
 }

@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { ConfigError, loadConfig } from './config/load.js';
-import { buildGateway, type Gateway, type GatewayDependencies } from './app.js';
+import { buildGateway, type Gateway, type GatewayDependencies } from './gateway/gateway.js';
 import { createLogger, resolveLogFormat } from './core/log.js';
 import { DEFAULT_CONFIG_FILE, ROOT } from './core/paths.js';
 import { ChildRegistry } from './ffmpeg/child-registry.js';

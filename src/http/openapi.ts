@@ -99,25 +99,3 @@ export function installOpenApi(app: FastifyInstance): void {
     transform,
   });
 }
-
-/** `GET /health` (declared in `app.ts`, which holds what it reads). */
-export const HEALTH = {
-  summary: 'Liveness and load',
-  response: {
-    200: z
-      .object({
-        status: z.literal('ok'),
-        publishers: z.number(),
-        transponders: z.number(),
-        overloaded: z.boolean(),
-        workers: z.number(),
-      })
-      .describe('Up'),
-  },
-};
-
-/** `GET /metrics` (declared in `app.ts`, beside the metrics it reads). */
-export const METRICS = {
-  summary: 'Prometheus metrics',
-  response: { 200: binary('Prometheus text format', 'text/plain'), ...failures(401) },
-};

@@ -1,6 +1,6 @@
 import { parseConfig } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/schema.js';
-import { buildGateway, type Gateway } from '../../src/app.js';
+import { buildGateway, type Gateway } from '../../src/gateway/gateway.js';
 import { createLogger } from '../../src/core/log.js';
 import type { MediaCore } from '../../src/plane/core.js';
 import { THIS_MACHINE } from '../../kit/this-machine.js';

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:net';
 import t from 'tap';
 import WebSocket from 'ws';
-import { buildGateway } from '../../src/app.js';
+import { buildGateway } from '../../src/gateway/gateway.js';
 import { parseConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/core/log.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';

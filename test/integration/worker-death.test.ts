@@ -1,5 +1,5 @@
 import t from 'tap';
-import { buildGateway } from '../../src/app.js';
+import { buildGateway } from '../../src/gateway/gateway.js';
 import { parseConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/core/log.js';
 import { WorkerPlane } from '../../src/plane/workers.js';

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { cidr, listenPort, ms, type Parsed } from '../fields.js';
 
 /**
- * The HTTP server (`server.ts`, `app.ts`): where it listens, HTTPS and its certificate (reloaded on
+ * The HTTP server (`server.ts`, `gateway/http-server.ts`): where it listens, HTTPS and its certificate (reloaded on
  * SIGHUP), request timeouts, the `Host` and `Origin` checks (`security/origins.ts`) and client addresses
  * behind proxies (`security/client-address.ts`).
  */

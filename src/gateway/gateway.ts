@@ -1,0 +1,161 @@
+import { resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Server as HttpsServer } from 'node:https';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '../config/schema.js';
+import { monotonicMs } from '../core/clock.js';
+import { notFound } from '../core/errors.js';
+import { ROOT } from '../core/paths.js';
+import type { RouteTable } from '../http/route-table.js';
+import { createMetrics } from '../metrics/metrics.js';
+import { checkReceiveBuffer, type MediaCore } from '../plane/core.js';
+import type { PushCommands } from '../plane/kept-pushes.js';
+import type { MediaPlane } from '../plane/plane.js';
+import { Shedder } from '../plane/shedder.js';
+import { ViewerHolds } from '../http/viewer-holds.js';
+import { RecordingLibrary } from '../recordings/library.js';
+import { createAccessControl, isLoopbackListen } from '../security/access.js';
+import type { KeptPushStore } from '../store/open.js';
+import { createWebhooks } from '../webhooks/setup.js';
+import { destinationCheckQueue } from './checks.js';
+import { Closers } from './closers.js';
+import { createHttp } from './http-server.js';
+import { buildKeepers } from './keepers.js';
+import { buildPlanes, pushTotal, type PlaneDependencies } from './planes.js';
+import { registerRoutes } from './routes.js';
+import { buildSignaling } from './signaling.js';
+
+export interface Gateway {
+  app: FastifyInstance;
+  /** HTTPS on `https_port`, beside HTTP on `http_port`; the caller listens on it. */
+  secondary?: HttpsServer;
+  /** Reads the certificate and key files again for new connections (SIGHUP); live ones go on. */
+  reloadCertificates(): void;
+  /** Where the streams run: this thread (`workers: 0`) or worker threads. */
+  plane: MediaPlane;
+  /** With `workers: 0`, the streams' objects in this thread (tests, embedding). */
+  local?: MediaCore;
+  /** Every route with the access it declared. */
+  routes: RouteTable;
+  /** The REST API's push commands; a `PushKeeper` when the gateway keeps pushes. */
+  pushes: PushCommands;
+  /** Reads the kept pushes, if any, to start them again as their streams publish: before listening. */
+  open(): Promise<void>;
+  /**
+   * A node of a cluster: moves every stream to other nodes (`ClusterPlane.drain`), then asks every
+   * SDK session to connect again elsewhere; resolves when done (once, however often asked).
+   */
+  drain(): Promise<{ moved: number; left: number }>;
+  /** Ends every push and publisher, then the HTTP server. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * What a caller may put in place of the real parts (with workers, only `childRecord`, `spawner` and `startWorker`: the others
+ * stay in this thread), and the store of kept pushes when the gateway keeps them (`server.ts` opens it).
+ */
+export type GatewayDependencies = PlaneDependencies & {
+  keptPushes?: KeptPushStore;
+  /** Once a drain is over (`POST /rest-api/cluster/drain`): the process ends (`server.ts`). */
+  afterDrain?: () => void;
+};
+
+/**
+ * Composes the gateway from its parts, each made once and closed by the list it hands its closer to:
+ * in reverse, so the parts that follow the plane's events (webhooks, recordings) hear its last ones,
+ * and the HTTP server ends last. Owns nothing process-wide.
+ */
+export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDependencies = {}): Gateway {
+  const access = createAccessControl(config);
+  if (!access.publishAuth.enabled && !isLoopbackListen(config.http_host)) {
+    log.warn(
+      'publishing needs no token (no publish_keys, publish_jwt_keys or publish_auth_url): ' +
+        'anyone who reaches the gateway can publish, but not push',
+    );
+  }
+  checkReceiveBuffer(config, log);
+  const closers = new Closers(log);
+  const http = createHttp(config, log, access.guard);
+  closers.add('http', () => http.close());
+  const planes = buildPlanes(config, log, deps);
+  const { own, plane, node, cluster } = planes;
+  // Each node keeps its own metrics (Prometheus scrapes every node), read from its own plane.
+  const metrics = createMetrics(own);
+  const webhooks = createWebhooks(config, plane, metrics, log, node?.id);
+  closers.add('webhooks', () => webhooks.close());
+  const checks = destinationCheckQueue(config, deps);
+  closers.add('destination checks', () => checks.close());
+  // This node's recordings: the files are on its disk, the parts being written are its own plane's.
+  const recordings = new RecordingLibrary(
+    resolve(ROOT, config.record_dir),
+    { maxAgeHours: config.record_retention_hours, maxMb: config.record_retention_max_mb },
+    parseInt(config.record_file_mode, 8),
+    log.child({ component: 'recordings' }),
+  );
+  closers.add('recordings', () => recordings.close());
+  // A viewer's end is heard from whichever thread or node holds it.
+  const viewerHolds = new ViewerHolds(
+    cluster ? (listener) => cluster.watchEvents(listener) : (listener) => plane.events(listener),
+  );
+  closers.add('viewer holds', () => viewerHolds.close());
+  closers.add(
+    'recording events',
+    own.events((event) => recordings.follow(event)),
+  );
+  closers.add('plane', () => plane.close());
+  const keepers = buildKeepers(config, planes, deps.keptPushes, log);
+  closers.add('keepers', () => keepers.close());
+  // One decision for the machine: every worker thread's pushes, through this node's own plane.
+  const shedder = new Shedder(own, { floor: config.shed_min_pushes }, log.child({ component: 'shedder' }));
+  closers.add('shedder', () => shedder.close());
+  const signaling = buildSignaling(config, planes, access, checks.check, deps.lookupHost, log);
+  closers.add('signalling', () => signaling.close());
+
+  const counts = (): { publishers: number; transponders: number; overloaded: boolean } => {
+    const status = plane.status();
+    return { publishers: status.publishers, transponders: pushTotal(status), overloaded: status.overloaded };
+  };
+  let draining: Promise<{ moved: number; left: number }> | undefined;
+  const drain = (): Promise<{ moved: number; left: number }> => {
+    if (!cluster || !config.cluster)
+      return Promise.reject(notFound('this gateway is not in a cluster (cluster: null)'));
+    const timeoutMs = config.cluster.drain_timeout_ms;
+    // The SDK sessions first: each connects again at once through another node and publishes
+    // there, the stream handed over by this node; then whatever is left here is moved.
+    draining ??= cluster.node
+      .startDraining()
+      .then(() => signaling.server.drain())
+      .then(() => cluster.drain(monotonicMs() + timeoutMs));
+    return draining;
+  };
+  const { captionFlood } = signaling;
+  registerRoutes(http.app, {
+    ...{ config, log, planes, access, metrics, keepers, check: checks.check, recordings, viewerHolds, captionFlood },
+    counts,
+    startDrain: () =>
+      void drain().then(
+        () => deps.afterDrain?.(),
+        (error: Error) => log.error({ err: error }, 'drain failed'),
+      ),
+  });
+  for (const server of [http.app.server, http.secondary])
+    server?.on('upgrade', (request, socket, head) => signaling.server.handleUpgrade(request, socket, head));
+
+  return {
+    ...http,
+    plane,
+    local: planes.local,
+    pushes: keepers.pushes,
+    drain,
+    async open() {
+      // Before anything can record: a recording an earlier run left unfinished is put in order.
+      await recordings.start();
+      await node?.start(() => {
+        const { overloaded, ...load } = counts();
+        return { ...load, ...(overloaded ? { overload: 'overloaded' } : {}) };
+      });
+      await keepers.open();
+    },
+    close: () => closers.close(),
+  };
+}

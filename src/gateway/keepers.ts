@@ -1,0 +1,60 @@
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '../config/schema.js';
+import { MixerKeeper, planeMixerCommands, type MixerCommands } from '../plane/kept-mixers.js';
+import { planeCommands, PushKeeper, type PushCommands } from '../plane/kept-pushes.js';
+import type { KeptPushStore } from '../store/open.js';
+import type { Planes } from './planes.js';
+
+/** The REST API's push and mixer commands: kept across restarts when the gateway has a store for them. */
+export interface Keepers {
+  pushes: PushCommands;
+  mixers: MixerCommands;
+  /** Reads what was kept, to start it again as its streams publish: before listening. */
+  open(): Promise<void>;
+  /** Stops keeping, before the plane closes: what its closing ends is not forgotten. */
+  close(): Promise<void>;
+}
+
+export function buildKeepers(
+  config: GatewayConfig,
+  { plane, node }: Planes,
+  store: KeptPushStore | undefined,
+  log: Logger,
+): Keepers {
+  // A cluster keeps pushes in its Redis, which every node reads; a gateway on its own, in its data folder.
+  const kept = node ? { store: node.store, sealer: node.sealer } : store;
+  // In a cluster, a push not live here may be live at the node holding its stream.
+  const inCluster =
+    node && config.cluster
+      ? {
+          streamHeld: async (stream: string): Promise<boolean> => (await node.claims.holder(stream)) !== undefined,
+          nodesBackMs: config.cluster.node_timeout_ms,
+        }
+      : {};
+  const keeper = kept
+    ? new PushKeeper(
+        plane,
+        kept.store,
+        kept.sealer,
+        { windowMs: config.push_store_window_ms, ...inCluster },
+        log.child({ component: 'kept-pushes' }),
+      )
+    : undefined;
+  if (node && keeper) node.registry.onEmptied = () => void keeper.rewrite();
+  // Mixers run within one node: kept in its data folder, on a gateway on its own.
+  const mixerKeeper =
+    store && !node ? new MixerKeeper(plane, store.mixersFile, log.child({ component: 'kept-mixers' })) : undefined;
+  return {
+    pushes: keeper ?? planeCommands(plane),
+    mixers: mixerKeeper ?? planeMixerCommands(plane),
+    async open() {
+      await keeper?.open();
+      // After the pushes: the kept pushes of a mixer's stream start again as soon as it publishes.
+      await mixerKeeper?.open();
+    },
+    async close() {
+      await keeper?.close();
+      await mixerKeeper?.close();
+    },
+  };
+}

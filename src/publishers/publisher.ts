@@ -2,17 +2,19 @@ import { monotonicMs, wallClockMs } from '../core/clock.js';
 import type { Logger } from 'pino';
 import { TypedEmitter } from '../core/events.js';
 import { checkEvery, onTick } from '../core/tick.js';
-import type { IngestSession, IngestTrack } from '../ingest/engine.js';
+import type { IngestSession } from '../ingest/engine.js';
 import type { MediaKind, VideoCodec } from '../media/codecs.js';
 import type { Depacketizer, PendingFrame, VideoFrame } from '../media/depacketizer.js';
 import { H264Depacketizer } from '../media/h264.js';
-import { RtpReceiver, StreamStart, type PacketTarget } from '../media/rtp.js';
+import type { PacketTarget } from '../media/rtp.js';
 import { Vp8Depacketizer, Vp9Depacketizer } from '../media/vpx.js';
 import { OpusStage } from './opus-stage.js';
 import { Fanout, type AudioPacket, type MediaSink } from './fanout.js';
 import { KEYFRAME_CHECK_MS, KeyframeSchedule } from './keyframes.js';
 import { RateMeter } from './stats.js';
 import { LayerSession } from './layers.js';
+import { StreamTracks, type Hops } from './tracks.js';
+import { LAYER_IDLE_MS, SimulcastLayers, type LayerPublisher } from './simulcast.js';
 
 export type { AudioPacket, MediaSink, VideoFrame };
 
@@ -44,9 +46,6 @@ export interface PublisherOptions {
   log: Logger;
 }
 
-/** A simulcast layer's publisher no push holds is let go after this long, by default (ms). */
-const LAYER_IDLE_MS = 30_000;
-
 /**
  * A track's first packets wait this long at most for the least-delayed one (ms): a thread busy when
  * they came reads seconds of them at once, and the track is timed from the last of that burst. A
@@ -57,12 +56,6 @@ const FIRST_PACKETS_SETTLE_MS = 1000;
 /** How long the depacketizer waits for a missing video packet (a NACK retransmission). */
 const REORDER_WAIT_MS = 100;
 
-interface TrackPipeline {
-  kind: MediaKind;
-  track: IngestTrack;
-  receiver: RtpReceiver;
-}
-
 /**
  * One published stream: owns its ingest session and the stages its media passes through, in one
  * direction: each track's `RtpReceiver` (repeats dropped, packets timed), the video's
@@ -70,7 +63,7 @@ interface TrackPipeline {
  * and keeps the start cache, so that a new push starts from a keyframe at once. It asks the sender
  * for a keyframe every `keyframeIntervalMs`, so passed-through H.264 meets the platforms' 2 s GOP advice.
  */
-export class Publisher extends TypedEmitter<PublisherEvents> {
+export class Publisher extends TypedEmitter<PublisherEvents> implements LayerPublisher {
   state: PublisherState = 'connecting';
   readonly createdAt = wallClockMs();
   readonly videoCodec: VideoCodec | undefined;
@@ -89,10 +82,10 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   readonly #rate = new RateMeter();
   /** Takes its rate sample (every second) off the thread's tick. */
   readonly #untickRate = onTick(() => {
-    this.#rate.sample(this.#received('bytes'));
-    if (this.#madeLayers.size) this.#releaseIdleLayers();
+    this.#rate.sample(this.#tracks.received('bytes'));
+    this.#layers.releaseIdle();
   }, 1000);
-  readonly #pipelines = new Map<MediaKind, TrackPipeline>();
+  readonly #tracks: StreamTracks;
   readonly #fanout: Fanout;
   /** The video's frames, made once for every sink. */
   readonly #depacketizer: Depacketizer<PendingFrame> | undefined;
@@ -106,10 +99,8 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   #unsubscribers: (() => void)[] = [];
   /** Simulcast: each layer's publisher's sound input, fed with this stream's timed sound. */
   readonly #audioFollowers = new Set<PacketTarget>();
-  /** Simulcast: a publisher of each lower layer a push asked for, made at its first use, let go when no push holds it. */
-  readonly #layers = new Map<number, Promise<Publisher>>();
-  /** The layers' publishers made, by layer, for the idle check. */
-  readonly #madeLayers = new Map<number, Publisher>();
+  /** Simulcast: a publisher of each lower layer a push asked for. */
+  readonly #layers: SimulcastLayers<Publisher>;
   /** Pushes that take their media from it now (`hold`), and since when none has (monotonic ms). */
   #holders = 0;
   #idleSince = monotonicMs();
@@ -126,12 +117,17 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     this.origin = origin ?? this;
     this.videoCodec = session.videoCodec;
     this.hasAudio = session.hasAudio;
+    this.#layers = new SimulcastLayers(
+      (spatial) => this.#makeLayer(spatial),
+      options.layerIdleMs ?? LAYER_IDLE_MS,
+      options.log,
+    );
     const fanout = (this.#fanout = new Fanout(this.videoCodec !== undefined, options.log));
     this.#keyframes = new KeyframeSchedule(
       options.keyframeIntervalMs,
       () => {
         this.#keyframeRequests++;
-        this.#pipelines.get('video')?.track.requestKeyframe();
+        this.#tracks.track('video')?.requestKeyframe();
       },
       fanout,
     );
@@ -146,37 +142,22 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
       };
       this.#depacketizer = new Codec(fanout, { maxWaitMs: REORDER_WAIT_MS, onLoss });
     }
-    // A local stream's tracks share a start; a publisher's are each timed from their first packet.
-    const start = new StreamStart();
-    for (const track of session.tracks) {
-      // A simulcast layer's sound is its stream's, timed once on the stream's own anchor: every
-      // layer's pushes then hold the same sound against the pictures.
-      if (track.kind === 'audio' && this.origin !== this) {
+    this.#tracks = new StreamTracks(
+      session,
+      (track) => {
+        if (track.kind === 'video') return this.#depacketizer;
+        // A simulcast layer's sound is its stream's, timed once on the stream's own anchor: every
+        // layer's pushes then hold the same sound against the pictures.
+        if (this.origin === this) return this.#audioTee(fanout.audioInput);
         this.#unsubscribers.push(this.origin.#followAudio(fanout.audioInput));
-        continue;
-      }
-      const target = track.kind === 'video' ? this.#depacketizer : this.#audioTee(fanout.audioInput);
-      if (!target) continue;
-      const pipeline: TrackPipeline = {
-        kind: track.kind,
-        track,
-        receiver: new RtpReceiver(track.clockRate, target, {
-          local: track.startMs === undefined ? undefined : { start, startMs: track.startMs },
-          settleMs: options.firstPacketsSettleMs ?? FIRST_PACKETS_SETTLE_MS,
-          onDiscontinuity: ({ jumpMs }) =>
-            options.log.warn(
-              { kind: track.kind, jumpMs },
-              "the publisher's RTP time jumped: its media goes on from here as a new timeline",
-            ),
-        }),
-      };
-      this.#pipelines.set(track.kind, pipeline);
-      this.#unsubscribers.push(track.deliverTo(pipeline.receiver));
-      track.onLayerChange?.((layer) => {
-        options.log.info({ layer, of: track.layers }, 'the simulcast layer forwarded changed');
-        this.safeEmit('layer', layer);
-      });
-    }
+        return undefined;
+      },
+      {
+        settleMs: options.firstPacketsSettleMs ?? FIRST_PACKETS_SETTLE_MS,
+        log: options.log,
+        onLayer: (layer) => this.safeEmit('layer', layer),
+      },
+    );
     session.on('connected', () => {
       if (this.state !== 'connecting') return;
       this.state = 'publishing';
@@ -203,12 +184,12 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
 
   /** Simulcast: how many layers its video has, lowest first; 0 for a single stream. */
   get layers(): number {
-    return this.#pipelines.get('video')?.track.layers ?? 0;
+    return this.#tracks.track('video')?.layers ?? 0;
   }
 
   /** Simulcast: the layer its video carries now (0 the lowest), undefined while none comes. */
   get currentLayer(): number | undefined {
-    return this.#pipelines.get('video')?.track.currentLayer;
+    return this.#tracks.track('video')?.currentLayer;
   }
 
   /**
@@ -218,24 +199,12 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
    */
   layer(spatial: number): Promise<Publisher> {
     if (spatial >= this.layers - 1) return Promise.resolve(this);
-    let made = this.#layers.get(spatial);
-    if (!made) {
-      made = this.#makeLayer(spatial);
-      this.#layers.set(spatial, made);
-      made.then(
-        (layer) => this.#madeLayers.set(spatial, layer),
-        () => this.#layers.delete(spatial),
-      );
-    }
-    // Asked for: not idle, whether a push goes on to hold it or only looks at its size.
-    const existing = this.#madeLayers.get(spatial);
-    if (existing) existing.#touch();
-    return made;
+    return this.#layers.get(spatial);
   }
 
   /** Simulcast: the lower layers that have a publisher now (let go when no push holds them). */
   get layersTaken(): number[] {
-    return [...this.#madeLayers.keys()].sort();
+    return this.#layers.taken;
   }
 
   /** A push takes its media from this publisher; the function returned says it no longer does (once). */
@@ -249,24 +218,16 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     };
   }
 
-  #touch(): void {
+  get idleSince(): number | undefined {
+    return this.#holders > 0 ? undefined : this.#idleSince;
+  }
+
+  touch(): void {
     this.#idleSince = monotonicMs();
   }
 
-  /** Lets go of each layer's publisher that no push has held for `layerIdleMs`: its consumer and keyframe requests end. */
-  #releaseIdleLayers(): void {
-    const idleMs = this.options.layerIdleMs ?? LAYER_IDLE_MS;
-    for (const [spatial, layer] of this.#madeLayers) {
-      if (layer.#holders > 0 || monotonicMs() - layer.#idleSince < idleMs) continue;
-      this.#madeLayers.delete(spatial);
-      this.#layers.delete(spatial);
-      this.options.log.info({ layer: spatial }, 'no push takes this simulcast layer: it is let go');
-      void layer.close('no push takes this simulcast layer');
-    }
-  }
-
   async #makeLayer(spatial: number): Promise<Publisher> {
-    const track = this.#pipelines.get('video')?.track;
+    const track = this.#tracks.track('video');
     if (!track?.layer) throw new Error('the stream sends no simulcast layers');
     const video = await track.layer(spatial);
     if (this.isClosed) {
@@ -298,9 +259,9 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
   } {
     const { frames, keyframes, sinkErrors } = this.#fanout.counters;
     return {
-      packets: this.#received('packets'),
-      bytes: this.#received('bytes'),
-      duplicates: this.#received('duplicates'),
+      packets: this.#tracks.received('packets'),
+      bytes: this.#tracks.received('bytes'),
+      duplicates: this.#tracks.received('duplicates'),
       frames,
       keyframes,
       keyframeRequests: this.#keyframeRequests,
@@ -321,10 +282,10 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     if (!timeoutMs) return;
     const everyMs = Math.min(500, timeoutMs / 4);
     // Told by the packet count standing still between checks, not by a clock read per packet.
-    let packets = this.#received('packets');
+    let packets = this.#tracks.received('packets');
     let silentSince = monotonicMs();
     this.#unwatchMedia = checkEvery(everyMs, (now, onTime) => {
-      const received = this.#received('packets');
+      const received = this.#tracks.received('packets');
       const held = !onTime || (this.options.saturated?.() ?? false);
       if (received !== packets || held) {
         packets = received;
@@ -376,9 +337,9 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
 
   /** A track's RTP timestamp on the publisher's shared clock, in milliseconds (a layer's sound: its stream's). */
   captureMs(kind: MediaKind, timestamp: number): number | undefined {
-    const pipeline = this.#pipelines.get(kind);
-    if (!pipeline && kind === 'audio' && this.origin !== this) return this.origin.captureMs(kind, timestamp);
-    return pipeline?.receiver.captureMs(timestamp);
+    if (kind === 'audio' && this.origin !== this && !this.#tracks.has(kind))
+      return this.origin.captureMs(kind, timestamp);
+    return this.#tracks.captureMs(kind, timestamp);
   }
 
   /** Where its own sound goes once timed: its fan-out, then each simulcast layer's (`#followAudio`). */
@@ -405,9 +366,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
 
   /** RTP packets of this stream never received, both tracks (retransmitted ones count as received). */
   get packetsLost(): number {
-    let lost = 0;
-    for (const { receiver } of this.#pipelines.values()) lost += receiver.lost;
-    return lost;
+    return this.#tracks.lost;
   }
 
   /**
@@ -415,28 +374,13 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
    * on the way to it, what it sent on towards the gateway, and what the gateway's frame path
    * received (duplicates included). Undefined when the engine does not count.
    */
-  get hops(): { engineReceived: number; engineLost: number; engineSent: number; gatewayReceived: number } | undefined {
-    const hops = {
-      engineReceived: 0,
-      engineLost: 0,
-      engineSent: 0,
-      gatewayReceived: this.#received('packets') + this.#received('duplicates'),
-    };
-    for (const { track } of this.#pipelines.values()) {
-      const counts = track.engineCounts;
-      if (!counts) return undefined;
-      hops.engineReceived += counts.received;
-      hops.engineLost += counts.lost;
-      hops.engineSent += counts.sentToGateway;
-    }
-    return hops;
+  get hops(): Hops | undefined {
+    return this.#tracks.hops;
   }
 
   /** NACKs sent for this stream's lost packets, both tracks. */
   get nacksSent(): number {
-    let sent = 0;
-    for (const { track } of this.#pipelines.values()) sent += track.nacksSent ?? 0;
-    return sent;
+    return this.#tracks.nacksSent;
   }
 
   /** Received RTP (both tracks) over the last second, in kb/s. */
@@ -474,24 +418,14 @@ export class Publisher extends TypedEmitter<PublisherEvents> {
     this.#untickKeyframes?.();
     this.#unwatchMedia?.();
     this.#untickRate();
+    this.#tracks.close();
     for (const unsubscribe of this.#unsubscribers) unsubscribe();
     this.#fanout.close();
     this.#opus?.close();
-    for (const layer of this.#layers.values())
-      void layer.then(
-        (publisher) => publisher.close(reason, lost),
-        () => {},
-      );
+    this.#layers.close(reason, lost);
     this.options.log.info({ reason }, 'publisher closed');
     await this.session.close(reason);
     this.safeEmit('closed', reason, lost);
     this.removeAllListeners();
-  }
-
-  /** A count of both tracks' receivers. */
-  #received(count: 'packets' | 'bytes' | 'duplicates'): number {
-    let total = 0;
-    for (const { receiver } of this.#pipelines.values()) total += receiver[count];
-    return total;
   }
 }

@@ -1,6 +1,6 @@
 import type { Fixture } from '../kit/fixture.js';
 import { seededRandom } from '../kit/stats.js';
-import { OpusRelay } from '../src/audio/opus-relay.js';
+import { OpusTimeline } from '../src/audio/opus-timeline.js';
 import { ClockMapping } from '../src/media/clock-mapping.js';
 import { OPUS_SILENCE_20MS } from '../src/media/ogg.js';
 import type { Bench } from './report.js';
@@ -26,7 +26,7 @@ function day(fixture: Fixture, ppm: number): { driftMs: number; lostMs: number; 
   const audio = new ClockMapping(48_000, 0, 5, 5);
   let now = 5;
   let filledPages = 0;
-  const relay = new OpusRelay({
+  const relay = new OpusTimeline({
     write: (page) => void (page.length === SILENT_PAGE_BYTES && filledPages++),
     now: () => now,
   });

@@ -1,4 +1,4 @@
-/** The gateway's PCM, between the Opus decoder, the mixer and ffmpeg: 48 kHz, stereo, signed 16-bit little-endian, interleaved. */
+/** The gateway's PCM, between the Opus decoder, the PCM timeline and ffmpeg: 48 kHz, stereo, signed 16-bit little-endian, interleaved. */
 export const PCM_SAMPLE_RATE = 48000;
 export const PCM_CHANNELS = 2;
 

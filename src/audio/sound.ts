@@ -1,6 +1,6 @@
 import { invalid } from '../core/errors.js';
 import { TypedEmitter, type ListenerErrorHandler } from '../core/events.js';
-import type { MixSource } from './mixer.js';
+import type { SoundSource } from './pcm-timeline.js';
 import { PCM_CHANNELS, PCM_SAMPLE_RATE } from './pcm.js';
 import { ffmpegQuietly, type FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
@@ -36,7 +36,7 @@ export type SoundPlayerEvents = {
  * rate and channel count) to 48 kHz stereo s16le, looping with `-stream_loop -1` when asked; only a
  * few seconds are held ahead, so a file of any length costs the same memory.
  */
-export class SoundPlayer extends TypedEmitter<SoundPlayerEvents> implements MixSource {
+export class SoundPlayer extends TypedEmitter<SoundPlayerEvents> implements SoundSource {
   readonly volume: number;
   readonly #decoder: FfmpegProcess;
   readonly #chunks: Buffer[] = [];

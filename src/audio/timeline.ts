@@ -44,7 +44,7 @@ function stretchPcm(pcm: Int16Array, frames: number, length: number): Int16Array
  * publisher's clock, so the encoder's output maps back exactly. A packet is placed by its capture
  * time; when the publisher's audio stops (or it never had any), silence keeps the timeline moving
  * in real time, a little behind now. What is written, and how, is the subclass's: PCM mixed
- * (`AudioMixer`) or the publisher's Opus as it is (`OpusRelay`).
+ * (`PcmTimeline`) or the publisher's Opus as it is (`OpusTimeline`).
  */
 export abstract class AudioTimeline {
   muted = false;

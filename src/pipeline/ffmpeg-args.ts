@@ -16,7 +16,7 @@ export interface FfmpegJob {
    * picture at `fps`, in real time, instead of any video input.
    */
   still?: { path: string; fps: number };
-  /** The audio comes as the publisher's Opus in Ogg on stdin (`OpusRelay`), not as PCM. */
+  /** The audio comes as the publisher's Opus in Ogg on stdin (`OpusTimeline`), not as PCM. */
   opus?: boolean;
 }
 
@@ -95,8 +95,8 @@ export function buildFfmpegArgs(job: FfmpegJob): string[] {
  */
 const MATROSKA_PIPE_3 = ['-threads', '1', '-f', 'matroska', '-i', 'pipe:3'];
 /**
- * The relayed Opus's timing: each Ogg page's granule says where its packet really is on the gateway's
- * clock (`OpusRelay`), and a drifting sender's packets overlap or part by a fraction of a
+ * The timing of the Opus passed as it is: each Ogg page's granule says where its packet really is on the gateway's
+ * clock (`OpusTimeline`), and a drifting sender's packets overlap or part by a fraction of a
  * millisecond. The resampler stretches or squeezes the sound to those times, by at most what the
  * clock mapping follows (`TIMELINE_LIMITS.maxSkew`, 1 %: 480 samples a second), inaudibly. An ideal
  * sender costs nothing more: 1.50 CPU s for 120 s of Opus to AAC with it and without (ffmpeg 5.1.9).

@@ -4,8 +4,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { AudioMixer, type MixSource } from '../audio/mixer.js';
-import { OpusRelay } from '../audio/opus-relay.js';
+import { PcmTimeline, type SoundSource } from '../audio/pcm-timeline.js';
+import { OpusTimeline } from '../audio/opus-timeline.js';
 import { AudioBacklog } from './audio-backlog.js';
 import { buildFfmpegArgs } from './ffmpeg-args.js';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
@@ -47,7 +47,7 @@ const MAX_VIDEO_BACKLOG_BYTES = 3 * 1024 * 1024;
 const FFMPEG_STALL_MS = 5000;
 const WATCH_MS = 500;
 /**
- * Audio blocks written to ffmpeg at a time once it is up: the mixer's blocks and the relay's pages
+ * Audio blocks written to ffmpeg at a time once it is up: the PCM timeline's blocks and the Opus timeline's pages
  * are each ~20 ms (an Opus packet), so ten make 200 ms. Each write wakes ffmpeg, and on two cores
  * the writer is often pre-empted until ffmpeg has encoded it: fewer, larger writes cost both less
  * (see DESIGN.md). The video does not wait for it: passed through, it does not go through ffmpeg;
@@ -72,13 +72,13 @@ export function ffmpegPipelines(settings: FfmpegPipelineSettings): PipelineFacto
 }
 
 /**
- * ffmpeg with what feeds it: the publisher's Opus relayed as it is (`OpusRelay`, when nothing is
- * mixed), or the audio mixer (the publisher's audio, decoded once by the publisher, muted or not, a
+ * ffmpeg with what feeds it: the publisher's Opus passed as it is (`OpusTimeline`, when nothing is
+ * mixed), or the PCM timeline (the publisher's audio, decoded once by the publisher, muted or not, a
  * sound file over it) writing PCM to its stdin. For transcoding, the publisher's frames and that PCM
  * go together as Matroska on `pipe:3` (the frames depacketized once by the publisher, each stamped
  * with its publisher-clock time; the PCM by the samples written before it). For the still
  * picture, the last keyframe as a file it loops. Its FLV tags come back on stdout. Its audio time 0
- * is the mixer's first sample, its video time 0 the first frame given to it. Lost when ffmpeg
+ * is the audio timeline's first sample, its video time 0 the first frame given to it. Lost when ffmpeg
  * exits, stops writing, writes what cannot be read, or no longer reads its video (audio it cannot
  * take is discarded: `AudioBacklog`).
  */
@@ -120,14 +120,14 @@ class FfmpegPipeline implements Pipeline {
 
   private constructor(
     private readonly ffmpeg: FfmpegProcess,
-    private readonly audio: AudioMixer | OpusRelay,
+    private readonly audio: PcmTimeline | OpusTimeline,
     private readonly settings: FfmpegPipelineSettings,
     private readonly workDir: string | undefined,
     private readonly spec: PipelineSpec,
   ) {
     this.source = { shiftMs: 0, still: spec.still !== undefined, transcoding: spec.video !== undefined };
     if (spec.video !== undefined) ffmpeg.writeVideo(matroskaHeader(spec.video, PCM_FORMAT));
-    this.#backlog = new AudioBacklog(audio instanceof AudioMixer, settings.log);
+    this.#backlog = new AudioBacklog(audio instanceof PcmTimeline, settings.log);
     this.output = new Promise<void>((resolve, reject) => {
       ffmpeg.once('output', () => resolve());
       this.#failOutput = reject;
@@ -162,11 +162,11 @@ class FfmpegPipeline implements Pipeline {
   static async start(spec: PipelineSpec, settings: FfmpegPipelineSettings): Promise<FfmpegPipeline> {
     let writeAudio: (block: Buffer) => void = () => {};
     const opus = spec.opus === true && spec.sound === undefined && spec.still === undefined;
-    const mixer = opus
-      ? new OpusRelay({ write: (pages) => writeAudio(pages) })
-      : new AudioMixer({ write: (pcm) => writeAudio(pcm) });
-    mixer.muted = spec.muted;
-    if (mixer instanceof AudioMixer) mixer.source = spec.sound;
+    const timeline = opus
+      ? new OpusTimeline({ write: (pages) => writeAudio(pages) })
+      : new PcmTimeline({ write: (pcm) => writeAudio(pcm) });
+    timeline.muted = spec.muted;
+    if (timeline instanceof PcmTimeline) timeline.source = spec.sound;
     let workDir: string | undefined;
     let still: { path: string; fps: number } | undefined;
     try {
@@ -178,7 +178,7 @@ class FfmpegPipeline implements Pipeline {
         });
       }
     } catch (error) {
-      mixer.close();
+      timeline.close();
       if (workDir) await rm(workDir, { recursive: true, force: true });
       throw error;
     }
@@ -192,7 +192,7 @@ class FfmpegPipeline implements Pipeline {
       analyzeDurationUs: settings.analyzeDurationUs,
     });
     const ffmpeg = settings.spawn(args, videoInput);
-    const pipeline = new FfmpegPipeline(ffmpeg, mixer, settings, workDir, spec);
+    const pipeline = new FfmpegPipeline(ffmpeg, timeline, settings, workDir, spec);
     writeAudio = (block) => pipeline.#writeAudio(block);
     void ffmpeg.started.then(
       (pid) =>
@@ -206,7 +206,7 @@ class FfmpegPipeline implements Pipeline {
   }
 
   get mixes(): boolean {
-    return this.audio instanceof AudioMixer;
+    return this.audio instanceof PcmTimeline;
   }
 
   get pid(): number | undefined {
@@ -229,7 +229,7 @@ class FfmpegPipeline implements Pipeline {
   }
 
   writeAudio(packet: AudioPacket, pcm: PcmSource): void {
-    if (this.audio instanceof OpusRelay) this.audio.push(packet.payload, packet.captureMs);
+    if (this.audio instanceof OpusTimeline) this.audio.push(packet.payload, packet.captureMs);
     else this.audio.pushPcm(pcm.audioPcm(packet), packet.captureMs);
   }
 
@@ -261,8 +261,8 @@ class FfmpegPipeline implements Pipeline {
     return true;
   }
 
-  setSound(sound: MixSource | undefined): boolean {
-    if (!(this.audio instanceof AudioMixer)) return sound === undefined;
+  setSound(sound: SoundSource | undefined): boolean {
+    if (!(this.audio instanceof PcmTimeline)) return sound === undefined;
     this.audio.source = sound;
     this.#eagerBlocks = EAGER_BLOCKS;
     return true;

@@ -1,4 +1,4 @@
-import type { MixSource } from '../audio/mixer.js';
+import type { SoundSource } from '../audio/pcm-timeline.js';
 import type { VideoCodec } from '../media/codecs.js';
 import type { FlvTag } from '../media/flv.js';
 import type { VideoFrame } from '../media/depacketizer.js';
@@ -8,7 +8,7 @@ import type { FailureKind } from '../outputs/failures.js';
 
 /** Where a pipeline's tags come from, for placing them on the timeline. */
 export interface TagSource {
-  /** Publisher-clock time of ffmpeg's audio time 0 (the mixer's first sample). */
+  /** Publisher-clock time of ffmpeg's audio time 0 (the audio timeline's first sample). */
   audioStartMs?: number;
   /** Publisher-clock time of ffmpeg's video time 0 (the first video it was given). */
   videoStartMs?: number;
@@ -36,7 +36,7 @@ export interface PipelineSpec {
   /** The picture shown while the publisher is away, at this frame rate. */
   still?: { picture: Picture; fps: number };
   muted: boolean;
-  sound: MixSource | undefined;
+  sound: SoundSource | undefined;
   /**
    * The publisher's Opus goes to ffmpeg as it is (Ogg on its stdin), which decodes it: nothing is
    * decoded or mixed in the gateway. Such a pipeline cannot mix a sound in (`setSound` says so).
@@ -67,14 +67,14 @@ export interface Pipeline {
   readonly source: TagSource;
   /** Starts the audio timeline (and the still picture's) at this publisher-clock time, if not started. */
   begin(captureMs: number): void;
-  /** A packet of the publisher's audio: relayed as it is, or its samples (asked of `pcm`) mixed. */
+  /** A packet of the publisher's audio: passed as it is, or its samples (asked of `pcm`) mixed. */
   writeAudio(packet: AudioPacket, pcm: PcmSource): void;
   /** A frame of the publisher's video, for a pipeline that transcodes (from a keyframe on). */
   writeVideo(frame: VideoFrame): void;
   /** Mutes or unmutes; false when it cannot here (its encoder is shared with other pushes): one of this push's own must take over. */
   setMuted(muted: boolean): boolean;
-  /** Plays `sound` over the audio; false when this pipeline cannot mix (it relays Opus): one that can must take over. */
-  setSound(sound: MixSource | undefined): boolean;
+  /** Plays `sound` over the audio; false when this pipeline cannot mix (it passes the Opus as it is): one that can must take over. */
+  setSound(sound: SoundSource | undefined): boolean;
   /** Whether it can mix a sound in. */
   readonly mixes: boolean;
   /**

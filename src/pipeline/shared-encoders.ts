@@ -1,4 +1,4 @@
-import type { MixSource } from '../audio/mixer.js';
+import type { SoundSource } from '../audio/pcm-timeline.js';
 import {
   FlvTagType,
   isAudioFrameTag,
@@ -18,7 +18,7 @@ const MAX_CACHED_TAGS = 500;
 /**
  * One encoder per stream and variant. Pushes of a stream that would make the same output share one
  * pipeline, so a second destination costs no second ffmpeg:
- * - an AAC variant: the publisher's Opus relayed as it is (video passed through), the same bitrate;
+ * - an AAC variant: the publisher's Opus passed as it is (video passed through), the same bitrate;
  * - a rendition: video transcoded with the same plan (size or shape, frame rate, keyframe interval,
  *   bitrate, overlays) and its audio with the same bitrate.
  * Neither may be muted or carry a sound, or show the still picture. Each push holds a lease on it,
@@ -282,8 +282,8 @@ class EncoderLease implements Pipeline {
     return this.#command(muted, () => this.pipe.setMuted(muted));
   }
 
-  setSound(sound: MixSource | undefined): boolean {
-    // Relayed Opus mixes nothing in: a pipeline that mixes must take over.
+  setSound(sound: SoundSource | undefined): boolean {
+    // Opus passed as it is mixes nothing in: a pipeline that mixes must take over.
     if (!this.pipe.mixes) return sound === undefined;
     return this.#command(sound !== undefined, () => this.pipe.setSound(sound));
   }

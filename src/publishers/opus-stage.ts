@@ -5,7 +5,7 @@ import { interleave } from '../audio/pcm.js';
 /**
  * A publisher's Opus decoded once for all its pushes that mix (a sound over it): each packet
  * is decoded the first time one of them asks, to interleaved stereo 16-bit PCM at 48 kHz, and kept
- * with the packet. Outputs that only relay the Opus (`OpusRelay`) never ask, and the decoder (a
+ * with the packet. Pushes that pass the Opus as it is (`OpusTimeline`) never ask, and the decoder (a
  * WebAssembly module) is made only at the first ask: a stream nobody mixes decodes nothing.
  * Opus decoding carries state from packet to packet, so packets are decoded in time order: one
  * captured before the last decoded is not decoded any more (its pushes take it as lost).

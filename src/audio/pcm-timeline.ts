@@ -2,14 +2,14 @@ import { clamp, PCM_CHANNELS } from './pcm.js';
 import { AudioTimeline } from './timeline.js';
 
 /** Audio mixed over the live audio: a sound file being played. */
-export interface MixSource {
+export interface SoundSource {
   /** Up to `frames` interleaved stereo frames; fewer when it has no more yet, or has ended. */
   take(frames: number): Int16Array;
   /** Gain applied to the source, 0..1. */
   readonly volume: number;
 }
 
-export interface AudioMixerOptions {
+export interface PcmTimelineOptions {
   /** Receives each block of PCM in order, with no gap in time. */
   write: (pcm: Buffer) => void;
   /** The publisher clock now (the clock `push` times are on). */
@@ -21,13 +21,13 @@ export interface AudioMixerOptions {
  * Opus decoded, silenced while muted, with a sound file mixed over it. Lost packets become
  * silence, late ones are dropped.
  */
-export class AudioMixer extends AudioTimeline {
-  source: MixSource | undefined;
+export class PcmTimeline extends AudioTimeline {
+  source: SoundSource | undefined;
 
-  readonly #options: AudioMixerOptions;
+  readonly #options: PcmTimelineOptions;
 
   /** Its audio comes decoded (`pushPcm`): a publisher's Opus is decoded once for all its outputs (`OpusStage`). */
-  constructor(options: AudioMixerOptions) {
+  constructor(options: PcmTimelineOptions) {
     super(options.now);
     this.#options = options;
   }

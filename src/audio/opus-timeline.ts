@@ -1,7 +1,7 @@
 import { AudioTimeline, stretchLimit } from './timeline.js';
 import { OggOpusWriter, OPUS_SILENCE_20MS, OPUS_SILENCE_SAMPLES, opusPacketSamples } from '../media/ogg.js';
 
-export interface OpusRelayOptions {
+export interface OpusTimelineOptions {
   /** Receives the Ogg stream in order: the headers, then a page per packet. */
   write: (pages: Buffer) => void;
   /** The publisher clock now (the clock `push` times are on). */
@@ -10,20 +10,20 @@ export interface OpusRelayOptions {
 
 /**
  * The audio of one output as the publisher's Opus packets themselves, for an encoder that decodes
- * them (ffmpeg): nothing is decoded here. On the same timeline as `AudioMixer`'s (`AudioTimeline`):
+ * them (ffmpeg): nothing is decoded here. On the same timeline as `PcmTimeline`'s (`AudioTimeline`):
  * each page's granule position says where its packet really ends, so a drifting sender's packets,
  * a fraction of a millisecond apart or overlapping, are all written, and the encoder stretches or
  * squeezes the sound to their times (`aresample=async`, `ffmpeg-args.ts`). A gap of 20 ms or more
  * (lost packets) and a stall of the publisher's audio are filled with silent frames, a packet
  * overlapping more than a squeeze closes (late) is dropped, and while muted every packet is
  * replaced by silence of the same length. It cannot mix a sound in: that needs the decoded audio
- * (`AudioMixer`).
+ * (`PcmTimeline`).
  */
-export class OpusRelay extends AudioTimeline {
+export class OpusTimeline extends AudioTimeline {
   readonly #ogg = new OggOpusWriter();
   readonly #write: (pages: Buffer) => void;
 
-  constructor(options: OpusRelayOptions) {
+  constructor(options: OpusTimelineOptions) {
     super(options.now);
     this.#write = options.write;
   }

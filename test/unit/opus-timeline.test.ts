@@ -5,24 +5,24 @@ import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { loadFixture, oggPackets } from '../../kit/fixture.js';
-import { OpusRelay } from '../../src/audio/opus-relay.js';
+import { OpusTimeline } from '../../src/audio/opus-timeline.js';
 import { SinkQueue } from '../../src/publishers/sink-queue.js';
 import { OPUS_SILENCE_20MS, opusPacketSamples } from '../../src/media/ogg.js';
 import { OPUS_TIMING } from '../../src/pipeline/ffmpeg-args.js';
 import { monotonicMs } from '../../src/core/clock.js';
 import { waitFor } from '../../kit/processes.js';
 
-// The publisher's Opus relayed to ffmpeg as Ogg pages, on the mixer's timeline: packets placed by
+// The publisher's Opus passed to ffmpeg as Ogg pages, on the PCM timeline's clock: packets placed by
 // their capture time, gaps and stalls filled with silent frames, late packets dropped, muted
 // packets replaced by silence; and ffmpeg reads what it writes, checksums included.
 
 const fixture = loadFixture(join(import.meta.dirname, '..', '..', '.bench', 'fixture'));
 
-function relay(): { relay: OpusRelay; written: Buffer[]; at: (ms: number) => void } {
+function timeline(): { timeline: OpusTimeline; written: Buffer[]; at: (ms: number) => void } {
   let now = 1000;
   const written: Buffer[] = [];
-  const r = new OpusRelay({ write: (pages) => void written.push(pages), now: () => now });
-  return { relay: r, written, at: (ms) => void (now = ms) };
+  const r = new OpusTimeline({ write: (pages) => void written.push(pages), now: () => now });
+  return { timeline: r, written, at: (ms) => void (now = ms) };
 }
 
 t.test('the samples of an Opus packet, from its table of contents', async (t) => {
@@ -37,7 +37,7 @@ t.test('the samples of an Opus packet, from its table of contents', async (t) =>
 t.test(
   'packets on the timeline: a gap filled with silent frames, a late packet dropped, muted packets silent',
   async (t) => {
-    const { relay: r, written, at } = relay();
+    const { timeline: r, written, at } = timeline();
     r.begin(1000);
     const packets = () => oggPackets(Buffer.concat(written));
     t.same(
@@ -83,7 +83,7 @@ t.test('a thread held past its tick: the packets that waited meanwhile are not t
   socket.bind(0, '127.0.0.1');
   await once(socket, 'listening');
   const written: Buffer[] = [];
-  const r = new OpusRelay({ write: (pages) => void written.push(pages) });
+  const r = new OpusTimeline({ write: (pages) => void written.push(pages) });
   t.teardown(() => r.close());
   const packets = 40;
   let received = 0;
@@ -136,7 +136,7 @@ t.test('a thread held past its tick: the packets that waited meanwhile are not t
 });
 
 t.test('ffmpeg reads the pages: every packet, checksums right, the timeline as written', async (t) => {
-  const { relay: r, written, at } = relay();
+  const { timeline: r, written, at } = timeline();
   r.begin(1000);
   for (let i = 0; i < 100; i++) {
     at(1000 + i * 20);
@@ -159,7 +159,7 @@ t.test('ffmpeg reads the pages: every packet, checksums right, the timeline as w
  * clock mapping places them once it follows the sender (20 ms of sound every 20 / (1 + skew) ms).
  */
 function drifting(skew: number, seconds: number) {
-  const { relay: r, written, at } = relay();
+  const { timeline: r, written, at } = timeline();
   r.begin(1000);
   const count = Math.round((seconds * 1000 * (1 + skew)) / 20);
   for (let i = 0; i < count; i++) {
@@ -168,14 +168,14 @@ function drifting(skew: number, seconds: number) {
     r.push(fixture.audio[i % fixture.audio.length]!, captureMs);
   }
   r.close();
-  return { relay: r, ogg: Buffer.concat(written), count };
+  return { timeline: r, ogg: Buffer.concat(written), count };
 }
 
 t.test(
   "a sender's sound card 0.5 % fast or slow for a minute: every packet relayed at its real time, and ffmpeg follows",
   async (t) => {
     for (const skew of [0.005, -0.005]) {
-      const { relay: r, ogg, count } = drifting(skew, 60);
+      const { timeline: r, ogg, count } = drifting(skew, 60);
       const pages = oggPackets(ogg).slice(2);
       t.equal(r.dropped, 0, `${skew * 100} %: no packet dropped`);
       t.equal(pages.filter((p) => p.equals(OPUS_SILENCE_20MS)).length, 0, `${skew * 100} %: no silence put in`);

@@ -1,11 +1,11 @@
 import t from 'tap';
 import { OpusDecoder } from 'opus-decoder';
-import { AudioMixer, type MixSource } from '../../src/audio/mixer.js';
+import { PcmTimeline, type SoundSource } from '../../src/audio/pcm-timeline.js';
 import { interleave } from '../../src/audio/pcm.js';
 import { testFixture } from '../helpers/synthetic.js';
 
 // Real Opus packets (the fixture's 440 Hz tone, 20 ms each), decoded as a publisher decodes them,
-// through the mixer, with a clock the test moves by hand.
+// through the timeline, with a clock the test moves by hand.
 const decoder = new OpusDecoder({ forceStereo: true });
 await decoder.ready;
 const pcm = testFixture()
@@ -16,23 +16,23 @@ const pcm = testFixture()
   });
 decoder.free();
 
-async function mixer(): Promise<{ mixer: AudioMixer; out: Int16Array[]; clock: { now: number } }> {
+async function timeline(): Promise<{ timeline: PcmTimeline; out: Int16Array[]; clock: { now: number } }> {
   const out: Int16Array[] = [];
   const clock = { now: 10_000 };
-  const m = new AudioMixer({
+  const m = new PcmTimeline({
     write: (pcm) => void out.push(new Int16Array(pcm.buffer.slice(pcm.byteOffset, pcm.byteOffset + pcm.length))),
     now: () => clock.now,
   });
   m.begin(10_000);
   t.teardown(() => m.close());
-  return { mixer: m, out, clock };
+  return { timeline: m, out, clock };
 }
 
 const frames = (out: Int16Array[]): number => out.reduce((n, b) => n + b.length / 2, 0);
 const peak = (b: Int16Array): number => b.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 
 t.test('packets become one unbroken timeline: gaps are silence, late packets are dropped', async (t) => {
-  const { mixer: m, out } = await mixer();
+  const { timeline: m, out } = await timeline();
   m.pushPcm(pcm[0], 10_000);
   t.equal(frames(out), 960, 'a 20 ms packet is 960 frames');
   t.ok(peak(out[0]!.subarray(960)) > 1000, 'the tone is there');
@@ -45,11 +45,11 @@ t.test('packets become one unbroken timeline: gaps are silence, late packets are
 });
 
 t.test('mute writes silence in the same time; a source is mixed at its volume and clipped', async (t) => {
-  const { mixer: m, out } = await mixer();
+  const { timeline: m, out } = await timeline();
   m.muted = true;
   m.pushPcm(pcm[0], 10_000);
   t.equal(peak(out[0]!), 0, 'muted: silence');
-  const source: MixSource = { volume: 0.5, take: (n) => new Int16Array(n * 2).fill(20_000) };
+  const source: SoundSource = { volume: 0.5, take: (n) => new Int16Array(n * 2).fill(20_000) };
   m.source = source;
   m.pushPcm(pcm[1], 10_020);
   t.ok(
@@ -72,7 +72,7 @@ t.test('mute writes silence in the same time; a source is mixed at its volume an
 });
 
 t.test('when live audio stops, silence keeps time moving; a packet over it is trimmed', async (t) => {
-  const { mixer: m, out, clock } = await mixer();
+  const { timeline: m, out, clock } = await timeline();
   m.pushPcm(pcm[0], 10_000);
   clock.now = 10_500; // nothing for half a second
   const written = m.written;
@@ -88,7 +88,7 @@ t.test(
   "a sender's sound card 0.5 % fast or slow: each packet stretched or squeezed to its real time, none dropped",
   async (t) => {
     for (const skew of [0.005, -0.005]) {
-      const { mixer: m, out, clock } = await mixer();
+      const { timeline: m, out, clock } = await timeline();
       const count = Math.round((60_000 * (1 + skew)) / 20);
       for (let i = 0; i < count; i++) {
         clock.now = 10_000 + (i * 20) / (1 + skew);

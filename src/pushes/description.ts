@@ -4,7 +4,7 @@ import type { Destination } from '../outputs/destination.js';
 import type { EncodingPlan } from '../pipeline/encoding.js';
 import type { PublisherInput } from './input.js';
 import type { OutputAudio } from '../pipeline/output-audio.js';
-import type { OutputWriter } from './output.js';
+import type { TagWriter } from './tag-writer.js';
 import type { PushInfo } from './info.js';
 import type { Health } from './health.js';
 import type { PushConfig, PushOptions } from './settings.js';
@@ -30,7 +30,7 @@ export interface PushView {
   readonly counters: { drops: number; reconnects: number; sheds: number };
   readonly audioDiscardedMs: number;
   readonly output: LinkStats & { lagMs: number; acknowledgedAt?: number; buffer?: { state: string; levelMs: number } };
-  readonly writer: OutputWriter;
+  readonly writer: TagWriter;
   readonly health: { readonly current: Health | undefined };
   readonly standby: Standby;
   readonly audio: OutputAudio;

@@ -6,11 +6,11 @@ import { TypedEmitter } from '../core/events.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { Destination } from '../outputs/destination.js';
 import type { EncodingPlan } from '../pipeline/encoding.js';
-import { OutputWriter, passthroughMetadata } from './output.js';
+import { passthroughMetadata, TagWriter } from './tag-writer.js';
 import { OutputAudio } from '../pipeline/output-audio.js';
 import { HEALTHY_RESET_MS, RestorePolicy } from './restore.js';
 import type { PushInfo, Sheddable } from './info.js';
-import { OutputFeed } from './feed.js';
+import { PushFeed } from './feed.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { PushConfig, PushOptions, PushParts } from './settings.js';
 import {
@@ -48,12 +48,12 @@ export type PushEvents = {
  * One (stream, destination) pair: the state table, the restore loop and what feeds the output.
  * The output has two halves that fail separately, each opened by a factory it is given: the link
  * (`rtmp-link.ts`: the RTMP session) and the pipeline (`pipeline.ts`: ffmpeg and its input). The
- * publisher's H.264 frames are passed through by the `OutputWriter` (`output.ts`); its audio (and
+ * publisher's H.264 frames are passed through by the `TagWriter` (`tag-writer.ts`); its audio (and
  * video to transcode) goes to the pipeline, whose tags the writer places on the same timeline.
  *
  * When either half breaks while up, the push goes to `reconnecting` (`#lose`) and opens what
  * is missing again after a wait (`#restore`, one attempt being `#open`); each new link starts with
- * codec headers and a keyframe, its timestamps going on. The `OutputFeed` owns what feeds the
+ * codec headers and a keyframe, its timestamps going on. The `PushFeed` owns what feeds the
  * output (the publisher or, while it is away, the still picture; the pipelines; the switch between
  * them); `Standby` holds the grace period. Every state change is made here.
  */
@@ -63,7 +63,7 @@ export class Push extends TypedEmitter<PushEvents> {
   readonly createdAt = wallClockMs();
   readonly createdMonoMs = monotonicMs();
   readonly counters = { drops: 0, reconnects: 0, sheds: 0 };
-  readonly writer: OutputWriter;
+  readonly writer: TagWriter;
   /** What a platform's dashboard checks, measured on what was sent. */
   readonly health: IngestHealth;
   /** The grace period while the publisher is away. */
@@ -71,7 +71,7 @@ export class Push extends TypedEmitter<PushEvents> {
   /** Mute and the sound played, applied to every pipeline. */
   readonly audio: OutputAudio;
   /** What feeds the output: its source, its pipelines, the publisher's media routed to them. */
-  readonly feed: OutputFeed;
+  readonly feed: PushFeed;
   #state: PushPhase = 'starting';
   #lastError: string | undefined;
   #link: Link | undefined;
@@ -112,7 +112,7 @@ export class Push extends TypedEmitter<PushEvents> {
       },
       () => this.feed.hasVideo,
     );
-    this.writer = new OutputWriter({
+    this.writer = new TagWriter({
       health: this.health,
       sendMetadata: config.sendMetadata,
       audioSampleRate: config.encoding.audioSampleRate,
@@ -138,7 +138,7 @@ export class Push extends TypedEmitter<PushEvents> {
       log,
       () => this.feed.startOwnPipeline(),
     );
-    this.feed = new OutputFeed({
+    this.feed = new PushFeed({
       publisher,
       plan,
       writer: this.writer,
@@ -189,7 +189,7 @@ export class Push extends TypedEmitter<PushEvents> {
     return this.feed.plan;
   }
   /** Where the push takes its publisher's media. */
-  get input(): OutputFeed['input'] {
+  get input(): PushFeed['input'] {
     return this.feed.input;
   }
   /** The publisher went away and has not come back: the still picture feeds the output until it does. */

@@ -10,7 +10,7 @@ import type { Health } from './health.js';
 import type { PushConfig, PushOptions } from './settings.js';
 import type { Standby } from './standby.js';
 import { isUp, type PushState } from './states.js';
-import type { LinkStats } from '../outputs/link.js';
+import type { LinkSlotStats } from './link-slot.js';
 import type { FailureCode } from '../outputs/failures.js';
 import { layerSent } from './layers.js';
 
@@ -29,7 +29,7 @@ export interface PushView {
   readonly reconnectAttempt: number;
   readonly counters: { drops: number; reconnects: number; sheds: number };
   readonly audioDiscardedMs: number;
-  readonly output: LinkStats & { lagMs: number; acknowledgedAt?: number; buffer?: { state: string; levelMs: number } };
+  readonly output: LinkSlotStats;
   readonly writer: TagWriter;
   readonly health: { readonly current: Health | undefined };
   readonly standby: Standby;

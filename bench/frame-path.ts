@@ -3,7 +3,7 @@ import { packetizeH264 } from '../kit/h264-packetizer.js';
 import { H264Depacketizer } from '../src/media/h264.js';
 import type { VideoFrame } from '../src/media/depacketizer.js';
 import { RtpReceiver } from '../src/media/rtp.js';
-import { OutputWriter } from '../src/pushes/output.js';
+import { TagWriter } from '../src/pushes/tag-writer.js';
 import { messageChunks } from '../src/rtmp/chunks.js';
 import type { Bench } from './report.js';
 
@@ -56,7 +56,7 @@ export function framePathCost(bench: Bench, fixture: Fixture): void {
   const packets = datagrams(fixture);
   const toFrames = (): number => pass(packets, () => {});
   const toChunks = (): number => {
-    const writer = new OutputWriter({
+    const writer = new TagWriter({
       sendMetadata: true,
       audioSampleRate: 48_000,
       metadata: () => ({}),

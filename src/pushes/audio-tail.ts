@@ -1,6 +1,6 @@
 import { FlvTagType, isAudioFrameTag, type FlvTag } from '../media/flv.js';
 import type { Pipeline, TagSource } from '../pipeline/pipeline.js';
-import type { OutputWriter } from './output.js';
+import type { TagWriter } from './tag-writer.js';
 
 /** The longest the still picture's sound goes on after live video took over from it. */
 const TAIL_MAX_MS = 1000;
@@ -25,7 +25,7 @@ export class AudioTail {
   static after(
     still: Pipeline,
     pipe: Pipeline,
-    writer: OutputWriter,
+    writer: TagWriter,
     end: (held: FlvTag[]) => void,
   ): AudioTail | undefined {
     const startMs = pipe.source.audioStartMs;

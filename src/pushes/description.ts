@@ -4,13 +4,13 @@ import type { Destination } from '../outputs/destination.js';
 import type { EncodingPlan } from '../pipeline/encoding.js';
 import type { PublisherInput } from './input.js';
 import type { OutputAudio } from '../pipeline/output-audio.js';
-import type { OutputWriter } from './output.js';
+import type { TagWriter } from './tag-writer.js';
 import type { PushInfo } from './info.js';
 import type { Health } from './health.js';
 import type { PushConfig, PushOptions } from './settings.js';
 import type { Standby } from './standby.js';
 import { isUp, type PushState } from './states.js';
-import type { LinkStats } from '../outputs/link.js';
+import type { LinkSlotStats } from './link-slot.js';
 import type { FailureCode } from '../outputs/failures.js';
 import { layerSent } from './layers.js';
 
@@ -29,8 +29,8 @@ export interface PushView {
   readonly reconnectAttempt: number;
   readonly counters: { drops: number; reconnects: number; sheds: number };
   readonly audioDiscardedMs: number;
-  readonly output: LinkStats & { lagMs: number; acknowledgedAt?: number; buffer?: { state: string; levelMs: number } };
-  readonly writer: OutputWriter;
+  readonly output: LinkSlotStats;
+  readonly writer: TagWriter;
   readonly health: { readonly current: Health | undefined };
   readonly standby: Standby;
   readonly audio: OutputAudio;

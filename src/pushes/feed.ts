@@ -10,7 +10,7 @@ import { AudioTail, audioEndMs } from './audio-tail.js';
 import { PublisherInput } from './input.js';
 import { StartSizes } from './start-sizes.js';
 import type { OutputAudio } from '../pipeline/output-audio.js';
-import type { OutputWriter } from './output.js';
+import type { TagWriter } from './tag-writer.js';
 import type { Pipeline, PipelineFactory } from '../pipeline/pipeline.js';
 import type { FailureKind } from '../outputs/failures.js';
 
@@ -20,7 +20,7 @@ export type FeedSource = 'publisher' | 'still';
 export interface FeedOptions {
   publisher: Publisher;
   plan: EncodingPlan;
-  writer: OutputWriter;
+  writer: TagWriter;
   audio: OutputAudio;
   pipelines: PipelineFactory;
   /** How long a new pipeline may take to write its first frame before it takes over anyway. */
@@ -36,7 +36,7 @@ export interface FeedOptions {
  * The one owner of what feeds a push's output: its source (the publisher, or the still
  * picture while the publisher is away), its pipelines (the current one, and the one about to take
  * over during a switch), and the routing of the publisher's packets and frames to them. The link is
- * the push's; the feed writes to it through the `OutputWriter`.
+ * the push's; the feed writes to it through the `TagWriter`.
  *
  * Every switch of source is made before the old pipeline is broken: the new pipeline is fed while
  * the current one goes on (its mixer writes silence when no audio comes), and takes over at its
@@ -47,7 +47,7 @@ export interface FeedOptions {
  * only once live video has replaced its picture, and once its sound has met the new pipeline's
  * (`AudioTail`: the new pipeline's sound waits for it).
  */
-export class OutputFeed {
+export class PushFeed {
   readonly input = new PublisherInput(
     { audio: (packet) => this.#onAudio(packet), frame: (frame) => this.#onFrame(frame) },
     (error) =>

@@ -6,30 +6,20 @@ import { TypedEmitter } from '../core/events.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { Destination } from '../outputs/destination.js';
 import type { EncodingPlan } from '../pipeline/encoding.js';
-import { OutputWriter, passthroughMetadata } from './output.js';
+import { passthroughMetadata, TagWriter } from './tag-writer.js';
 import { OutputAudio } from '../pipeline/output-audio.js';
-import { HEALTHY_RESET_MS, RestorePolicy } from './restore.js';
 import type { PushInfo, Sheddable } from './info.js';
-import { OutputFeed } from './feed.js';
-import type { Pipeline } from '../pipeline/pipeline.js';
+import { PushFeed } from './feed.js';
 import type { PushConfig, PushOptions, PushParts } from './settings.js';
-import {
-  isActive,
-  isReconnecting,
-  isUp,
-  publisherAway,
-  shownState,
-  TRANSITIONS,
-  type PushPhase,
-  type PushState,
-} from './states.js';
+import { isActive, isReconnecting, isUp, publisherAway, type PushPhase, type PushState } from './states.js';
 import { Standby } from './standby.js';
 import { describe } from './description.js';
 import { IngestHealth, type Health } from './health.js';
 import { PLATFORMS } from '../outputs/platforms.js';
-import { errorCodeFor, type FailureCode, type FailureKind, OpenError } from '../outputs/failures.js';
-import { type Link, type LinkStats, LinkTotals } from '../outputs/link.js';
+import type { FailureCode } from '../outputs/failures.js';
+import type { LinkSlotStats } from './link-slot.js';
 import { LayerPin } from './layer-pin.js';
+import { PushLife } from './life.js';
 
 /**
  * A push held to its simulcast layer (`LayerPin`) holds standby while the layer is away for at most
@@ -45,17 +35,18 @@ export type PushEvents = {
 };
 
 /**
- * One (stream, destination) pair: the state table, the restore loop and what feeds the output.
- * The output has two halves that fail separately, each opened by a factory it is given: the link
- * (`rtmp-link.ts`: the RTMP session) and the pipeline (`pipeline.ts`: ffmpeg and its input). The
- * publisher's H.264 frames are passed through by the `OutputWriter` (`output.ts`); its audio (and
- * video to transcode) goes to the pipeline, whose tags the writer places on the same timeline.
+ * One (stream, destination) pair, as the rest of the gateway sees it: it owns the parts of its
+ * output and tells what they do. The output has two halves that fail separately, each opened by a
+ * factory it is given: the link (`rtmp-link.ts`: the RTMP session) and the pipeline
+ * (`pipeline.ts`: ffmpeg and its input). The publisher's H.264 frames are passed through by the
+ * `TagWriter` (`tag-writer.ts`); its audio (and video to transcode) goes to the pipeline, whose tags
+ * the writer places on the same timeline (`PushTimeline`).
  *
- * When either half breaks while up, the push goes to `reconnecting` (`#lose`) and opens what
- * is missing again after a wait (`#restore`, one attempt being `#open`); each new link starts with
- * codec headers and a keyframe, its timestamps going on. The `OutputFeed` owns what feeds the
- * output (the publisher or, while it is away, the still picture; the pipelines; the switch between
- * them); `Standby` holds the grace period. Every state change is made here.
+ * Its life (`PushLife`, `life.ts`) holds the state table and keeps the output up: the restore loop,
+ * one `Attempt` (`attempt.ts`) at a time, and the active link (`LinkSlot`, `link-slot.ts`); every
+ * state change is made there. The `PushFeed` owns what feeds the output (the publisher or, while it
+ * is away, the still picture; the pipelines; the switch between them); `Standby` holds the grace
+ * period; the `LayerPin` holds standby while its simulcast layer is away.
  */
 export class Push extends TypedEmitter<PushEvents> {
   readonly mediaSessionId: string;
@@ -63,7 +54,7 @@ export class Push extends TypedEmitter<PushEvents> {
   readonly createdAt = wallClockMs();
   readonly createdMonoMs = monotonicMs();
   readonly counters = { drops: 0, reconnects: 0, sheds: 0 };
-  readonly writer: OutputWriter;
+  readonly writer: TagWriter;
   /** What a platform's dashboard checks, measured on what was sent. */
   readonly health: IngestHealth;
   /** The grace period while the publisher is away. */
@@ -71,21 +62,10 @@ export class Push extends TypedEmitter<PushEvents> {
   /** Mute and the sound played, applied to every pipeline. */
   readonly audio: OutputAudio;
   /** What feeds the output: its source, its pipelines, the publisher's media routed to them. */
-  readonly feed: OutputFeed;
-  #state: PushPhase = 'starting';
-  #lastError: string | undefined;
-  #link: Link | undefined;
-  readonly #links = new LinkTotals();
-  readonly #policy: RestorePolicy;
-  #retryTimer: NodeJS.Timeout | undefined;
-  #upSince = 0; // when output was last restored (or first started)
-  #failure: FailureKind | undefined;
-  /** The pipeline an attempt started and has not used yet (it waits for the link). */
-  #openingPipe: Pipeline | undefined;
-  readonly #settled: Promise<void>;
-  #settle!: () => void;
+  readonly feed: PushFeed;
+  /** Its state table and the loop that keeps its output up. */
+  readonly #life: PushLife;
   #closing: Promise<void> | undefined;
-  #releasing: Promise<void> | undefined;
   /** Ended to leave the machine's CPU to the others (`shed`): it waits, reconnecting, for `unshed`. */
   #shed = false;
   /** Its simulcast layer, held to: exactly (`layerPolicy: "pin"`), or it and those below. */
@@ -97,13 +77,11 @@ export class Push extends TypedEmitter<PushEvents> {
     plan: EncodingPlan,
     readonly request: PushOptions,
     readonly config: PushConfig,
-    private readonly parts: PushParts,
+    parts: PushParts,
     readonly log: Logger,
   ) {
     super((event, error) => log.error({ err: error, event }, 'push listener failed'));
     this.mediaSessionId = request.id ?? randomUUID();
-    this.#settled = new Promise((resolve) => (this.#settle = resolve));
-    this.#policy = new RestorePolicy(config.restore);
     this.health = new IngestHealth(
       PLATFORMS.find((p) => p.name === request.platform),
       (health) => {
@@ -112,7 +90,7 @@ export class Push extends TypedEmitter<PushEvents> {
       },
       () => this.feed.hasVideo,
     );
-    this.writer = new OutputWriter({
+    this.writer = new TagWriter({
       health: this.health,
       sendMetadata: config.sendMetadata,
       audioSampleRate: config.encoding.audioSampleRate,
@@ -138,7 +116,7 @@ export class Push extends TypedEmitter<PushEvents> {
       log,
       () => this.feed.startOwnPipeline(),
     );
-    this.feed = new OutputFeed({
+    this.feed = new PushFeed({
       publisher,
       plan,
       writer: this.writer,
@@ -146,10 +124,20 @@ export class Push extends TypedEmitter<PushEvents> {
       pipelines: parts.pipelines,
       startTimeoutMs: config.startTimeoutMs,
       log,
-      onLost: (reason, kind) => this.#lose(reason, kind, true),
-      onSwitched: () => {
-        if (this.#state === 'resuming') this.#transition('running');
-      },
+      onLost: (reason, kind) => this.#life.lose(reason, kind, true),
+      onSwitched: () => this.#life.switched(),
+    });
+    this.#life = new PushLife({
+      feed: this.feed,
+      writer: this.writer,
+      links: parts.links,
+      standby: this.standby,
+      config,
+      counters: this.counters,
+      log,
+      onState: (state) => this.safeEmit('state', state),
+      stop: () => void this.stop(),
+      release: () => this.#release(),
     });
     this.#pinTo(publisher, request.spatial);
   }
@@ -176,11 +164,11 @@ export class Push extends TypedEmitter<PushEvents> {
 
   /** The state it shows (`find`, events). */
   get state(): PushState {
-    return shownState(this.#state);
+    return this.#life.state;
   }
   /** The state in its table, which also tells whether the publisher is away. */
   get phase(): PushPhase {
-    return this.#state;
+    return this.#life.phase;
   }
   get publisher(): Publisher {
     return this.feed.publisher;
@@ -189,81 +177,52 @@ export class Push extends TypedEmitter<PushEvents> {
     return this.feed.plan;
   }
   /** Where the push takes its publisher's media. */
-  get input(): OutputFeed['input'] {
+  get input(): PushFeed['input'] {
     return this.feed.input;
   }
   /** The publisher went away and has not come back: the still picture feeds the output until it does. */
   get awaitingPublisher(): boolean {
-    return publisherAway(this.#state);
+    return publisherAway(this.#life.phase);
   }
   get lastError(): string | undefined {
-    return this.#lastError;
+    return this.#life.lastError;
   }
   /** Resolves once the push is running, has failed, or is being stopped. */
   get ready(): Promise<void> {
-    return this.#settled;
+    return this.#life.ready;
   }
   /** Starting, up or reconnecting: audio commands apply. */
   get isActive(): boolean {
-    return isActive(this.#state);
+    return isActive(this.#life.phase);
   }
   get isUp(): boolean {
-    return isUp(this.#state);
+    return isUp(this.#life.phase);
   }
   /** Attempts of the current outage, 0 once output has been up for a minute. */
   get reconnectAttempt(): number {
-    return this.isUp && monotonicMs() - this.#upSince >= HEALTHY_RESET_MS ? 0 : this.#policy.attempt;
+    return this.#life.reconnectAttempt;
   }
   /** Whose fault a failure was: the destination's (refused, unreachable) or the gateway's. Undefined unless failed. */
   get errorCode(): FailureCode | undefined {
-    return this.#state === 'failed' ? errorCodeFor(this.#failure ?? 'local') : undefined;
+    return this.#life.errorCode;
   }
-  /** Counts of every link so far, and the current link's lag and output buffer. */
-  get output(): LinkStats & { lagMs: number; acknowledgedAt?: number; buffer?: { state: string; levelMs: number } } {
-    return {
-      ...this.#links.with(this.#link?.stats),
-      lagMs: this.#link?.lagMs ?? 0,
-      acknowledgedAt: this.#link?.acknowledgedAt,
-      buffer: this.#link?.buffer,
-    };
+  /** Counts of every link so far, and the active link's lag and output buffer. */
+  get output(): LinkSlotStats {
+    return this.#life.slot.stats;
   }
+
+  /** Starts in the background; `ready` tells when it is up. */
+  start(): void {
+    this.#life.start();
+  }
+
   /**
-   * The publisher went away (not ended on purpose): the RTMP session is kept with the last keyframe
-   * sent as a still picture and silence (or the sound being played), `standby`, until the stream is
-   * published again or `graceMs` passes. False when the output was not up (still starting, or
-   * ended): such a push ends with its publisher.
+   * The publisher went away (not ended on purpose): the output is held with the still picture until
+   * the stream is published again or `graceMs` passes (`PushLife.publisherLost`). False when the
+   * output was not up: such a push ends with its publisher.
    */
   publisherLost(reason: string, graceMs: number): boolean {
-    const state = this.#state;
-    // Already on the still picture (its simulcast layer away, or its publisher lost): the sooner
-    // deadline holds. The publisher lost during a layer's hold ends it after its grace; a layer
-    // event of a publisher already lost never stretches that grace.
-    const holding = state === 'standby' || state === 'reconnecting-away';
-    if (!holding && state !== 'running' && state !== 'resuming' && state !== 'reconnecting') return false;
-    const until = this.standby.until;
-    if (holding && until !== undefined && until <= monotonicMs() + graceMs) return true;
-    this.standby.begin(graceMs, () => {
-      this.#lastError = `the publisher did not come back within ${Math.round(graceMs / 100) / 10} s`;
-      this.log.info({ graceMs }, 'publisher did not come back: ending the push');
-      void this.stop();
-    });
-    this.#lastError = `publisher lost: ${reason}`;
-    this.log.info({ reason, graceMs }, 'publisher lost: holding the output with a still picture');
-    if (holding) return true;
-    if (state === 'resuming') {
-      this.feed.keepStill(); // the still picture is still the current pipeline: it goes on
-      this.#transition('standby');
-      return true;
-    }
-    this.feed.setSource('still');
-    if (state === 'running') {
-      this.#transition('standby');
-      this.feed.startSwitch();
-    } else {
-      this.#transition('reconnecting-away');
-      this.writer.newSource(); // the restore opens the still picture
-    }
-    return true;
+    return this.#life.publisherLost(reason, graceMs);
   }
 
   /**
@@ -273,17 +232,7 @@ export class Push extends TypedEmitter<PushEvents> {
   resume(publisher: Publisher, plan: EncodingPlan, spatial?: number): void {
     if (!this.awaitingPublisher) return;
     if (spatial !== undefined) this.#pinTo(publisher, spatial);
-    this.standby.end();
-    this.feed.setSource('publisher', { publisher, plan });
-    this.log.info('publisher back: live again');
-    if (this.#state === 'standby') {
-      // Transcoded video takes a while to come out of the new pipeline: the still picture goes on.
-      this.#transition(this.feed.videoInFfmpeg && this.feed.current ? 'resuming' : 'running');
-      this.feed.startSwitch();
-    } else {
-      this.#transition('reconnecting');
-      this.writer.newSource(); // the restore attaches the new publisher
-    }
+    this.#life.resume(publisher, plan);
   }
 
   /** Since when (monotonic ms) its encoder has not kept up, the machine out of CPU; undefined while it keeps up. */
@@ -306,10 +255,10 @@ export class Push extends TypedEmitter<PushEvents> {
    * `reconnecting` with `reason` and starts again only when `unshed`. False when it is not running.
    */
   shed(reason: string): boolean {
-    if (this.#state !== 'running') return false;
+    if (this.#life.phase !== 'running') return false;
     this.#shed = true;
     this.counters.sheds++;
-    this.#lose(reason, 'saturated', false);
+    this.#life.lose(reason, 'saturated', false);
     return true;
   }
 
@@ -322,7 +271,7 @@ export class Push extends TypedEmitter<PushEvents> {
       mediaSessionId: this.mediaSessionId,
       createdAt: new Date(this.createdAt).toISOString(),
       createdMonoMs: this.createdMonoMs,
-      running: this.#state === 'running',
+      running: this.#life.phase === 'running',
       shed: this.#shed,
       behindSince: this.behindSince ?? null,
       cost,
@@ -334,206 +283,28 @@ export class Push extends TypedEmitter<PushEvents> {
   unshed(): void {
     if (!this.#shed) return;
     this.#shed = false;
-    if (!isReconnecting(this.#state)) return;
+    if (!isReconnecting(this.#life.phase)) return;
     this.log.info('the load has passed: restoring the output');
-    this.#retryTimer = setTimeout(() => void this.#restore(), 0);
-  }
-
-  /** Starts in the background; `ready` tells when it is up. */
-  start(): void {
-    this.#run().catch((error: unknown) =>
-      this.#fail(
-        error instanceof Error ? error.message : String(error),
-        error instanceof OpenError ? error.kind : 'local',
-      ),
-    );
-  }
-
-  async #run(): Promise<void> {
-    if (this.feed.publisher.videoCodec) await this.feed.publisher.keyframeCached(this.config.startTimeoutMs);
-    if (this.#state !== 'starting') return;
-    await this.#open();
-    if (this.#state !== 'starting') return;
-    this.#upSince = monotonicMs();
-    this.#transition('running');
-    this.log.info({ size: this.writer.size, plan: this.feed.plan.video }, 'publishing to the destination');
-    this.#settle();
-  }
-
-  /** Whether an attempt to open the output is still wanted. */
-  get #opening(): boolean {
-    return this.#state === 'starting' || isReconnecting(this.#state);
-  }
-
-  /**
-   * One attempt: opens what is missing of the output, the link and the pipeline side by side,
-   * starts feeding them and waits for the pipeline's first output. Throws an `OpenError`; closes
-   * what it opened when it fails or is no longer wanted.
-   */
-  async #open(): Promise<void> {
-    const first = this.#state === 'starting';
-    const [linked, piped] = await Promise.allSettled([
-      this.#link ? undefined : this.parts.links(isReconnecting(this.#state)),
-      this.feed.current ? undefined : this.#startPipeline(),
-    ]);
-    this.#openingPipe = undefined;
-    const link = linked.status === 'fulfilled' ? linked.value : undefined;
-    const pipe = piped.status === 'fulfilled' ? piped.value : undefined;
-    if (linked.status === 'rejected' || piped.status === 'rejected' || !this.#opening) {
-      await Promise.all([link?.close(), pipe?.close()]);
-      if (linked.status === 'rejected') throw linked.reason;
-      if (piped.status === 'rejected') throw new OpenError((piped.reason as Error).message, 'local');
-      return;
-    }
-    if (link) this.#useLink(link);
-    if (pipe) this.feed.use(pipe);
-    this.feed.attach(first);
-    try {
-      // The pipeline owns the deadline of its first output (ffmpeg_start_timeout_ms): one timer, one kind of failure.
-      await this.feed.current?.output;
-    } catch (error) {
-      throw error instanceof OpenError ? error : new OpenError((error as Error).message, 'local');
-    }
-    if (!this.#opening) return;
-    // A link that connects once media flows (SRT) is up when the destination took it.
-    if (link?.connected) {
-      try {
-        await link.connected;
-      } catch (error) {
-        if (this.#link === link) await this.#dropLink();
-        throw error;
-      }
-    }
-    if (!this.#opening) return;
-    if (!this.#link) throw new OpenError(this.#lastError ?? 'the destination connection was lost', 'unreachable');
-    if (!this.feed.current) throw new OpenError(this.#lastError ?? 'ffmpeg ended', 'local');
-  }
-
-  /**
-   * The attempt's pipeline: ffmpeg starts beside the link. If the attempt stops being wanted
-   * (terminated, failed) while the link still connects, it is closed then, not when the link's
-   * attempt ends, which can take its whole connect timeout.
-   */
-  async #startPipeline(): Promise<Pipeline> {
-    const pipe = await this.feed.startPipeline();
-    if (this.#opening) this.#openingPipe = pipe;
-    else void pipe.close();
-    return pipe;
-  }
-
-  /** Makes `link` the link: a new RTMP session, which starts with headers and a keyframe. */
-  #useLink(link: Link): void {
-    this.#link = link;
-    // Audio waits for the link's first keyframe, if video is to come.
-    this.writer.useLink(link.out, this.feed.hasVideo);
-    link.onLost((reason, kind) => {
-      if (this.#link === link) this.#lose(reason, kind, false);
-    });
-  }
-
-  /** Ends the link, its counts kept; resolves when its socket is closed. */
-  async #dropLink(): Promise<void> {
-    const link = this.#link;
-    this.#link = undefined;
-    this.writer.dropLink();
-    if (!link) return;
-    this.#links.add(link.stats);
-    await link.close();
-  }
-
-  /**
-   * Output broke: the pipeline (and the link, unless kept) is ended. While up, go to `reconnecting`
-   * and open what is missing again after a wait, or fail when restoring is off or exhausted. Before
-   * the first start a failure fails the startup; during an attempt, the attempt reports it.
-   */
-  #lose(reason: string, kind: FailureKind, keepLink: boolean): void {
-    if (!keepLink) void this.#dropLink();
-    void this.feed.drop(); // a switch under way gives way to the restore
-    if (this.#state === 'starting') return this.#fail(reason, kind);
-    if (!this.isUp) return;
-    this.counters.drops++;
-    this.#lastError = reason;
-    this.log.warn({ reason }, 'output lost');
-    if (monotonicMs() - this.#upSince >= HEALTHY_RESET_MS) this.#policy.healthy();
-    this.#transition(this.awaitingPublisher ? 'reconnecting-away' : 'reconnecting');
-    if (!keepLink) this.feed.detach();
-    // A shed push waits for the load to pass (`unshed`): a restart now would feed the overload.
-    if (kind !== 'saturated') this.#scheduleAttempt(kind, reason);
-  }
-
-  /** The wait runs from the failed attempt's start: after seconds spent on a SYN nobody answered (a network cut), the next goes at once. */
-  #scheduleAttempt(kind: FailureKind, reason: string, attemptStartedAt = monotonicMs()): void {
-    const decision = this.#policy.next(kind, reason);
-    if ('giveUp' in decision) return this.#fail(decision.giveUp, kind);
-    const inMs = Math.max(0, attemptStartedAt + decision.retryInMs - monotonicMs());
-    this.log.info({ attempt: this.#policy.attempt, inMs }, 'restoring the output');
-    this.#retryTimer = setTimeout(() => void this.#restore(), inMs);
-  }
-
-  async #restore(startedAt = monotonicMs()): Promise<void> {
-    if (!isReconnecting(this.#state)) return;
-    try {
-      await this.#open();
-    } catch (error) {
-      if (!isReconnecting(this.#state)) return;
-      if (!this.#link) this.feed.detach(); // passed-through video goes on over a kept link
-      void this.feed.drop();
-      this.#lastError = (error as Error).message;
-      this.log.warn({ reason: this.#lastError, attempt: this.#policy.attempt }, 'restore attempt failed');
-      this.#scheduleAttempt(error instanceof OpenError ? error.kind : 'local', this.#lastError, startedAt);
-      return;
-    }
-    if (!isReconnecting(this.#state)) return;
-    this.#policy.restored();
-    this.#upSince = monotonicMs();
-    this.counters.reconnects++;
-    this.#transition(this.awaitingPublisher ? 'standby' : 'running');
-    this.log.info({ attempt: this.#policy.attempt }, 'output restored');
-  }
-
-  #fail(reason: string, kind: FailureKind): void {
-    if (!TRANSITIONS[this.#state].includes('failed')) return;
-    this.#lastError = reason;
-    this.#failure = kind;
-    this.#transition('failed');
-    this.log.warn({ reason }, 'push failed');
-    this.#settle();
-    void this.#release();
-  }
-
-  /** Changes state through the table (a change it does not allow is a bug); tells the state shown when that changes. */
-  #transition(next: PushPhase): void {
-    if (!TRANSITIONS[this.#state].includes(next)) throw new Error(`push cannot go from ${this.#state} to ${next}`);
-    const shown = this.state;
-    this.#state = next;
-    // A pipeline started by an attempt that is still waiting for its link is not wanted any more.
-    if (!this.#opening) void this.#openingPipe?.close();
-    if (this.state !== shown) this.safeEmit('state', this.state);
+    this.#life.restoreNow();
   }
 
   /** Ends it all and releases everything (a failed one stays `failed`, with `lastError`); idempotent, resolves when all is released. */
   stop(): Promise<void> {
     this.#closing ??= (async () => {
-      if (TRANSITIONS[this.#state].includes('stopping')) this.#transition('stopping');
-      this.#settle();
-      await this.#release();
-      if (this.#state === 'stopping') this.#transition('stopped');
-      this.log.info({ state: this.#state }, 'push closed');
+      await this.#life.end();
+      this.log.info({ state: this.#life.phase }, 'push closed');
       this.safeEmit('closed');
       this.removeAllListeners();
     })();
     return this.#closing;
   }
 
-  #release(): Promise<void> {
-    this.#releasing ??= (async () => {
-      clearTimeout(this.#retryTimer);
-      this.standby.end();
-      this.#pin?.close();
-      // The feed waits for every pipeline it started, so no ffmpeg outlives the push.
-      await Promise.all([this.#dropLink(), this.feed.close(), this.audio.stop()]);
-    })();
-    return this.#releasing;
+  /** Releases its parts but the link, which its life drops; its life calls this once. */
+  async #release(): Promise<void> {
+    this.standby.end();
+    this.#pin?.close();
+    // The feed waits for every pipeline it started, so no ffmpeg outlives the push.
+    await Promise.all([this.feed.close(), this.audio.stop()]);
   }
 
   /** The Web Call Server shape, plus `state`, `lastError`, restore attempts and counters. Holds no secret. */

@@ -1,7 +1,7 @@
 import { monotonicMs } from '../core/clock.js';
 /**
  * A push's grace period while its publisher is away: its one timer. The push keeps
- * the output up with the still picture meanwhile (`OutputFeed`) and ends when the period is over.
+ * the output up with the still picture meanwhile (`PushFeed`) and ends when the period is over.
  */
 export class Standby {
   #until: number | undefined;

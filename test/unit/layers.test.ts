@@ -86,14 +86,14 @@ t.test('every module of src/ imports only from its own folder and the layers bel
 t.test('the check finds an import that goes up, and one within a layer', async (t) => {
   const layers = [['errors'], ['media', 'rtmp'], ['pushes']];
   const imports: Record<string, string[]> = {
-    'src/media/h264.ts': ['src/errors.ts', 'src/media/rtp.ts', 'src/pushes/output.ts'],
+    'src/media/h264.ts': ['src/errors.ts', 'src/media/rtp.ts', 'src/pushes/tag-writer.ts'],
     'src/rtmp/client.ts': ['src/media/flv.ts'],
-    'src/pushes/output.ts': ['src/media/rtp.ts'],
+    'src/pushes/tag-writer.ts': ['src/media/rtp.ts'],
   };
   t.same(
     layerViolations(layers, Object.keys(imports), (f) => imports[f]!),
     [
-      'src/media/h264.ts -> src/pushes/output.ts (media is in layer 2, pushes in 3)',
+      'src/media/h264.ts -> src/pushes/tag-writer.ts (media is in layer 2, pushes in 3)',
       'src/rtmp/client.ts -> src/media/flv.ts (rtmp is in layer 2, media in 2)',
     ],
   );

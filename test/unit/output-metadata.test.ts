@@ -1,13 +1,13 @@
 import t from 'tap';
 import { FlvTagType } from '../../src/media/flv.js';
 import { encodeAmf0, type Amf0Value } from '../../src/rtmp/amf0.js';
-import { OutputWriter, passthroughMetadata } from '../../src/pushes/output.js';
+import { passthroughMetadata, TagWriter } from '../../src/pushes/tag-writer.js';
 
 // A transcoding ffmpeg's onMetaData goes out with the frame rate sent (asked for, or the source's as
 // measured), not ffmpeg's guess from the first timestamps: a browser's uneven 20 fps gave 40.
 t.test('transcoded onMetaData carries the frame rate sent, the rest as ffmpeg wrote it', async (t) => {
   const sent: Record<string, Amf0Value>[] = [];
-  const writer = new OutputWriter({
+  const writer = new TagWriter({
     sendMetadata: true,
     audioSampleRate: 48000,
     metadata: (size) => passthroughMetadata(size, 20, { sampleRate: 48000, bitrateKbps: 128 }),

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { OutputTimeline, type PipelineTag } from '../../src/pushes/output.js';
+import { PushTimeline, type PipelineTag } from '../../src/pushes/timeline.js';
 
 // The output timeline: publisher-clock times mapped to RTMP timestamps, monotonic per track, links
 // starting at a keyframe, hand-overs moved on past what was sent.
@@ -24,14 +24,14 @@ const header = (kind: 'audio' | 'video'): PipelineTag => ({
 });
 
 t.test('the first moment placed is time 0; later ones are their distance from it', async (t) => {
-  const timeline = new OutputTimeline();
+  const timeline = new PushTimeline();
   t.equal(timeline.at(10_000.4), 0);
   t.equal(timeline.at(10_033.6), 33);
   t.equal(timeline.at(9_990), -10, 'earlier moments are negative: callers leave them out');
 });
 
 t.test('passed-through frames never go back, and start the link', async (t) => {
-  const timeline = new OutputTimeline();
+  const timeline = new PushTimeline();
   timeline.newLink(true);
   t.notOk(timeline.linkStarted);
   const first = timeline.frameTime(1000);
@@ -46,7 +46,7 @@ t.test('passed-through frames never go back, and start the link', async (t) => {
 });
 
 t.test("audio waits for the link's first keyframe when video is to come", async (t) => {
-  const timeline = new OutputTimeline();
+  const timeline = new PushTimeline();
   timeline.at(0);
   timeline.newLink(true);
   t.equal(timeline.placeTag(header('audio'), 0, 0, 0), 0, 'codec headers always go');
@@ -59,7 +59,7 @@ t.test("audio waits for the link's first keyframe when video is to come", async 
 });
 
 t.test('without video to come, audio goes on from where the last link ended', async (t) => {
-  const timeline = new OutputTimeline();
+  const timeline = new PushTimeline();
   timeline.at(0);
   timeline.newLink(false);
   t.equal(timeline.placeTag(audio(20), 0, 0, 0), 20);
@@ -72,7 +72,7 @@ t.test('without video to come, audio goes on from where the last link ended', as
 });
 
 t.test("ffmpeg's times are placed from its start, less the encoder priming", async (t) => {
-  const timeline = new OutputTimeline();
+  const timeline = new PushTimeline();
   timeline.at(5100);
   timeline.newLink(false);
   const priming = (1024 / 48000) * 1000;
@@ -90,7 +90,7 @@ t.test("ffmpeg's times are placed from its start, less the encoder priming", asy
 });
 
 t.test('a pipeline that takes over is moved on one frame past the last video sent', async (t) => {
-  const timeline = new OutputTimeline();
+  const timeline = new PushTimeline();
   timeline.at(0);
   timeline.newLink(true);
   timeline.placeFrame(timeline.frameTime(2000));

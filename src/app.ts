@@ -46,7 +46,8 @@ import { checkDestination, type CheckReport, type CheckRequest } from './outputs
 import { LocalPlane } from './plane/local.js';
 import type { MediaPlane } from './plane/plane.js';
 import type { LifecycleEvent } from './plane/lifecycle.js';
-import { WorkerPlane, workerCount, type WorkerStarter } from './plane/workers.js';
+import type { WorkerStarter } from './plane/thread.js';
+import { WorkerPlane, workerCount } from './plane/workers.js';
 import { createWebhooks } from './webhooks/setup.js';
 import { createAccessControl, isLoopbackListen } from './security/access.js';
 import { planeCommands, PushKeeper, type PushCommands } from './plane/kept-pushes.js';

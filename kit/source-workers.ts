@@ -1,5 +1,5 @@
 import { Worker, type WorkerOptions } from 'node:worker_threads';
-import type { WorkerStarter } from '../src/plane/workers.js';
+import type { WorkerStarter } from '../src/plane/thread.js';
 
 /**
  * A worker thread running the TypeScript module `entry` (a file: URL), with tsx registered in the

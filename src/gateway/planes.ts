@@ -3,7 +3,8 @@ import type { GatewayConfig } from '../config/schema.js';
 import { buildMediaCore, type MediaCore, type MediaCoreDependencies } from '../plane/core.js';
 import { LocalPlane } from '../plane/local.js';
 import type { MediaPlane, PlaneStatus } from '../plane/plane.js';
-import { WorkerPlane, workerCount, type WorkerStarter } from '../plane/workers.js';
+import type { WorkerStarter } from '../plane/thread.js';
+import { WorkerPlane, workerCount } from '../plane/workers.js';
 import { ClusterPlane } from '../cluster/cluster-plane.js';
 import { ClusterNode } from '../cluster/node.js';
 

@@ -37,20 +37,20 @@ export function createMetrics(plane: MediaPlane): Registry {
   new Gauge({
     name: 'gateway_load',
     help:
-      'Each place that runs streams (worker), the last second: event-loop delay p99 and max (ms), ' +
+      'Each thread that runs streams (worker), the last second: event-loop delay p99 and max (ms), ' +
       'event-loop utilization (0..1), machine CPU (%), publishers, overloaded (0/1)',
     labelNames: ['worker', 'measure'],
     registers: [registry],
     collect() {
       this.reset();
-      for (const place of plane.status().places) {
-        const worker = place.place;
-        this.set({ worker, measure: 'event_loop_delay_p99_ms' }, place.eventLoopDelayMs);
-        this.set({ worker, measure: 'event_loop_delay_max_ms' }, place.eventLoopDelayMaxMs);
-        this.set({ worker, measure: 'event_loop_utilization' }, place.eventLoopUtilization);
-        this.set({ worker, measure: 'machine_cpu_percent' }, place.machineCpuPercent);
-        this.set({ worker, measure: 'publishers' }, place.publishers);
-        this.set({ worker, measure: 'overloaded' }, place.overload ? 1 : 0);
+      for (const thread of plane.status().threads) {
+        const worker = thread.thread;
+        this.set({ worker, measure: 'event_loop_delay_p99_ms' }, thread.eventLoopDelayMs);
+        this.set({ worker, measure: 'event_loop_delay_max_ms' }, thread.eventLoopDelayMaxMs);
+        this.set({ worker, measure: 'event_loop_utilization' }, thread.eventLoopUtilization);
+        this.set({ worker, measure: 'machine_cpu_percent' }, thread.machineCpuPercent);
+        this.set({ worker, measure: 'publishers' }, thread.publishers);
+        this.set({ worker, measure: 'overloaded' }, thread.overload ? 1 : 0);
       }
     },
   });
@@ -64,8 +64,8 @@ export function createMetrics(plane: MediaPlane): Registry {
     collect() {
       this.reset();
       for (const [map, size] of Object.entries(trackedSizes())) this.set({ worker: 'main', map }, size);
-      for (const place of plane.status().places)
-        for (const [map, size] of Object.entries(place.tracked ?? {})) this.set({ worker: place.place, map }, size);
+      for (const thread of plane.status().threads)
+        for (const [map, size] of Object.entries(thread.tracked ?? {})) this.set({ worker: thread.thread, map }, size);
     },
   });
   streamMetrics(registry, plane);

@@ -24,11 +24,11 @@ import { PUBLISHER_SLOTS, Slots, PUSH_SLOTS, VIEWER_SLOTS } from '../core/slots.
 import { ViewerRegistry } from '../viewers/viewers.js';
 import { namingRules, resolverFor } from './destination-checks.js';
 
-/** What runs streams in one place (the main thread, or one worker): publishers, pushes, their ffmpeg. */
+/** What runs streams in one thread (the main thread, or one worker): publishers, pushes, their ffmpeg. */
 export interface MediaCore {
   publishers: PublisherRegistry;
   pushes: PushService;
-  /** Every ffmpeg of this place. */
+  /** Every ffmpeg of this thread. */
   ffmpeg: FfmpegSupervisor;
   /** Each keyframe's JPEG, decoded when first asked for. */
   pictures: KeyframePictures;
@@ -101,7 +101,7 @@ function systemReceiveBufferMax(): number | undefined {
   }
 }
 
-/** Builds the publishers and pushes of one place, with their load monitor. */
+/** Builds the publishers and pushes of one thread, with their load monitor. */
 export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCoreDependencies = {}): MediaCore {
   const announced = resolveIceAddresses(config.webrtc_ice_addresses).addresses;
   const engine = deps.engine ?? createEngine(config, log, announced);

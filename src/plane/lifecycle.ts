@@ -60,7 +60,7 @@ function pushEvent(previous: PushState | undefined, state: PushState): (typeof P
 }
 
 /**
- * The lifecycle events of one place's publishers and pushes. A stream published while
+ * The lifecycle events of one thread's publishers and pushes. A stream published while
  * pushes of it wait in standby has `returned`; a publisher that went away (connection gone,
  * page closed) is `lost`, one ended on purpose `ended`.
  */

@@ -9,7 +9,7 @@ import { CaptionFlood } from '../captions/flood.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { MediaCore } from './core.js';
 import { followLifecycle, type LifecycleEvent } from './lifecycle.js';
-import type { MediaPlane, PlaceLoad, PlaneStatus, Negotiated, PublishHandlers } from './plane.js';
+import type { MediaPlane, PlaneStatus, Negotiated, PublishHandlers, ThreadLoad } from './plane.js';
 import { followPushes, type PushChange } from '../pushes/changes.js';
 import type { PushInfo, Sheddable } from '../pushes/info.js';
 import type {
@@ -31,7 +31,8 @@ export class LocalPlane implements MediaPlane {
 
   constructor(
     readonly core: MediaCore,
-    private readonly place = 'main',
+    /** The thread's name in its load: the worker's index, or `main`. */
+    private readonly thread = 'main',
   ) {}
 
   async publish(
@@ -202,17 +203,17 @@ export class LocalPlane implements MediaPlane {
     return followLifecycle(this.core.publishers, this.core.pushes, this.core.viewers, this.core.mixers, listener);
   }
 
-  /** This place's load and counts. */
-  get load(): PlaceLoad {
+  /** This thread's load and counts. */
+  get load(): ThreadLoad {
     const { load, publishers } = this.core;
-    return { place: this.place, ...load.last, publishers: publishers.all().length, overload: load.overload };
+    return { thread: this.thread, ...load.last, publishers: publishers.all().length, overload: load.overload };
   }
 
   status(): PlaneStatus {
     const pushes: PlaneStatus['pushes'] = {};
     for (const t of this.core.pushes.all()) pushes[t.state] = (pushes[t.state] ?? 0) + 1;
-    const place = this.load;
-    return { publishers: place.publishers, pushes, overloaded: place.overload !== undefined, places: [place] };
+    const thread = this.load;
+    return { publishers: thread.publishers, pushes, overloaded: thread.overload !== undefined, threads: [thread] };
   }
 
   close(): Promise<void> {

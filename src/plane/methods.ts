@@ -16,15 +16,18 @@ import {
 } from '../mixers/requests.js';
 
 /**
- * Which place answers a call, when there are several (worker threads, and next machines):
- * - `stream`: the place holding the stream `key` names;
- * - `session`: the place that told of the push `key` names;
- * - `gather`: with a key, as `stream`; without one, every place, the lists joined oldest first;
- * - `mixer`: the place running the mixer whose URI `key` names (the plane records where it started it);
- * - `own`: the plane handles it itself (placing a new publish, closing every place).
- * A key held nowhere goes to any place, which holds nothing of it and answers so (404, false, []).
+ * Which holder answers a call, when there are several: the worker threads of a gateway, the nodes of
+ * a cluster. A holder is the thread or node that holds a stream (its publisher, its pushes, the
+ * mixers that publish it):
+ * - `stream`: the holder of the stream `key` names;
+ * - `session`: the holder that told of the push `key` names;
+ * - `gather`: with a key, as `stream`; without one, every holder, the lists joined oldest first;
+ * - `mixer`: the holder running the mixer whose URI `key` names (the plane records where it started it);
+ * - `own`: the plane handles it itself (choosing the holder of a new publish, closing every holder).
+ * A key held nowhere goes to any holder, which holds nothing of it and answers so (404, false, []).
  */
-type Route<A> = { to: 'stream' | 'session' | 'gather' | 'mixer'; key: (args: A) => string | undefined } | { to: 'own' };
+export type RouteTo = 'stream' | 'session' | 'gather' | 'mixer';
+type Route<A> = { to: RouteTo; key: (args: A) => string | undefined } | { to: 'own' };
 
 interface MethodSpec<A extends z.ZodTuple, R extends z.ZodType> {
   args: A;
@@ -38,12 +41,12 @@ const streamName = z.string().min(1).max(256);
 const nothing = z.void();
 
 /**
- * What a place that runs streams answers: each method once, with the schemas of its arguments and
- * its result. The local plane implements them; the worker wire (and next the cluster's calls
- * between machines) is driven from this table: arguments are checked where they arrive, results
- * where they come back. Adding a method is one entry here and its implementation in `LocalPlane`.
+ * What a holder of streams answers: each method once, with the schemas of its arguments and
+ * its result. The local plane implements them; the worker wire and the cluster's calls between
+ * nodes are driven from this table: arguments are checked where they arrive, results where they
+ * come back. Adding a method is one entry here and its implementation in `LocalPlane`.
  */
-export const PLACE_METHODS = {
+export const HOLDER_METHODS = {
   /** Starts a publish from an SDP offer (the client's address last); the publisher's id and the SDP answer. */
   publish: method({
     args: z.tuple([streamName, z.string().min(1), z.string().optional()]),
@@ -146,7 +149,7 @@ export const PLACE_METHODS = {
     result: z.boolean(),
     route: { to: 'session', key: ([id]) => id },
   }),
-  /** Starts a mixer (`/rest-api/mixer/startup`), which publishes its stream in the place it runs in; its calls go where it runs. */
+  /** Starts a mixer (`/rest-api/mixer/startup`), which publishes its stream where it runs; its calls go there. */
   mixerStartup: method({
     args: z.tuple([mixerStartupSchema]),
     result: mixerInfoSchema,
@@ -196,7 +199,7 @@ export const PLACE_METHODS = {
     result: z.boolean(),
     route: { to: 'own' },
   }),
-  /** Ends every stream of the place, then the place. */
+  /** Ends every stream of the holder, then the holder. */
   close: method({
     args: z.tuple([]),
     result: nothing,
@@ -204,29 +207,37 @@ export const PLACE_METHODS = {
   }),
 };
 
-export type PlaceMethod = keyof typeof PLACE_METHODS;
-export type ArgsOf<M extends PlaceMethod> = z.output<(typeof PLACE_METHODS)[M]['args']>;
-export type ResultOf<M extends PlaceMethod> = z.output<(typeof PLACE_METHODS)[M]['result']>;
-/** Every method of the table, as a place implements it. */
-export type PlaceCalls = { [M in PlaceMethod]: (...args: ArgsOf<M>) => Promise<ResultOf<M>> };
+export type HolderMethod = keyof typeof HOLDER_METHODS;
+export type ArgsOf<M extends HolderMethod> = z.output<(typeof HOLDER_METHODS)[M]['args']>;
+export type ResultOf<M extends HolderMethod> = z.output<(typeof HOLDER_METHODS)[M]['result']>;
+/** Every method of the table, as a holder implements it. */
+export type HolderCalls = { [M in HolderMethod]: (...args: ArgsOf<M>) => Promise<ResultOf<M>> };
+
+/**
+ * `HOLDER_METHODS` under its name before "holder": `src/cluster/` still imports it so.
+ * @alias
+ */
+export const PLACE_METHODS = HOLDER_METHODS;
+/** `HolderCalls` under its name before "holder": `src/cluster/` still imports it so. */
+export type PlaceCalls = HolderCalls;
 
 /** The methods whose route is `own`, named again for the types (checked against the table below). */
 const OWN_METHODS = ['publish', 'relayStream', 'close'] as const;
-export type RoutedMethod = Exclude<PlaceMethod, (typeof OWN_METHODS)[number]>;
-/** The methods a plane routes to a place by the table. */
-export const ROUTED_METHODS = (Object.keys(PLACE_METHODS) as PlaceMethod[]).filter(
-  (m) => PLACE_METHODS[m].route.to !== 'own',
+export type RoutedMethod = Exclude<HolderMethod, (typeof OWN_METHODS)[number]>;
+/** The methods a plane routes to a holder by the table. */
+export const ROUTED_METHODS = (Object.keys(HOLDER_METHODS) as HolderMethod[]).filter(
+  (m) => HOLDER_METHODS[m].route.to !== 'own',
 ) as RoutedMethod[];
 if (
-  ROUTED_METHODS.length + OWN_METHODS.length !== Object.keys(PLACE_METHODS).length ||
+  ROUTED_METHODS.length + OWN_METHODS.length !== Object.keys(HOLDER_METHODS).length ||
   ROUTED_METHODS.some((m) => (OWN_METHODS as readonly string[]).includes(m))
 ) {
   throw new Error(`OWN_METHODS (${OWN_METHODS.join(', ')}) must name exactly the methods routed 'own'`);
 }
-export type RoutedCalls = Pick<PlaceCalls, RoutedMethod>;
+export type RoutedCalls = Pick<HolderCalls, RoutedMethod>;
 
-function isPlaceMethod(name: unknown): name is PlaceMethod {
-  return typeof name === 'string' && Object.hasOwn(PLACE_METHODS, name);
+function isHolderMethod(name: unknown): name is HolderMethod {
+  return typeof name === 'string' && Object.hasOwn(HOLDER_METHODS, name);
 }
 
 /** The routed methods of `plane`, bound to it. */
@@ -236,19 +247,19 @@ export function routedTo(plane: RoutedCalls): RoutedCalls {
   ) as unknown as RoutedCalls;
 }
 
-/** A `gather` call's answers from several places as one: their lists joined, oldest first. */
+/** A `gather` call's answers from several holders as one: their lists joined, oldest first. */
 export function oldestFirst(lists: unknown[]): unknown[] {
   return (lists as { createdAt: string }[][]).flat().sort((a, b) => a.createdAt.localeCompare(b.createdAt));
 }
 
-/** Calls `method` of `place` with arguments that came from elsewhere, checked against the table first. */
-export async function answerCall(place: PlaceCalls, method: unknown, args: unknown): Promise<unknown> {
-  if (!isPlaceMethod(method)) throw new Error(`no place method ${String(method)}`);
-  const checked = PLACE_METHODS[method].args.parse(args) as unknown[];
-  return (place[method] as (...a: unknown[]) => Promise<unknown>)(...checked);
+/** Calls `method` of `holder` with arguments that came from elsewhere, checked against the table first. */
+export async function answerCall(holder: HolderCalls, method: unknown, args: unknown): Promise<unknown> {
+  if (!isHolderMethod(method)) throw new Error(`no holder method ${String(method)}`);
+  const checked = HOLDER_METHODS[method].args.parse(args) as unknown[];
+  return (holder[method] as (...a: unknown[]) => Promise<unknown>)(...checked);
 }
 
 /** A result that came back from elsewhere, checked against the table. */
-export function checkResult<M extends PlaceMethod>(method: M, value: unknown): ResultOf<M> {
-  return PLACE_METHODS[method].result.parse(value) as ResultOf<M>;
+export function checkResult<M extends HolderMethod>(method: M, value: unknown): ResultOf<M> {
+  return HOLDER_METHODS[method].result.parse(value) as ResultOf<M>;
 }

@@ -17,9 +17,10 @@ export interface Negotiated {
   answer: string;
 }
 
-/** The load of one place that runs streams (a worker, or the main thread). */
-export interface PlaceLoad extends LoadSample {
-  place: string;
+/** The load of one thread that runs streams (a worker thread, or the main thread with `workers: 0`). */
+export interface ThreadLoad extends LoadSample {
+  /** The worker's index, or `main`. */
+  thread: string;
   publishers: number;
   /** A worker thread's tracked maps and their sizes (`tracked.ts`); the main thread's are read there. */
   tracked?: Record<string, number>;
@@ -31,18 +32,18 @@ export interface PlaceLoad extends LoadSample {
 export interface PlaneStatus {
   publishers: number;
   pushes: Partial<Record<PushState, number>>;
-  /** True when no place takes a new publish now. */
+  /** True when no thread takes a new publish now. */
   overloaded: boolean;
-  places: PlaceLoad[];
+  threads: ThreadLoad[];
 }
 
 /**
  * Where streams run, behind one interface: the HTTP routes and the SDK's signalling speak only to
- * this. A stream (its publisher and every push of it) lives in one place; the plane routes
- * each request to the place that holds the stream or the push, and gathers `find` from all.
- * `LocalPlane` runs them in this thread, `WorkerPlane` spreads them over worker threads; a plane
- * of several machines would route the same requests over the network. The calls routed to one
- * place are declared once, in `PLACE_METHODS` (`methods.ts`).
+ * this. A stream (its publisher and every push of it) lives in one holder, a thread or a node of a
+ * cluster; the plane routes each request to the holder of the stream or the push, and gathers
+ * `find` from all. `LocalPlane` runs them in this thread, `WorkerPlane` spreads them over worker
+ * threads, `ClusterPlane` routes the same requests to the other nodes. The calls routed to one
+ * holder are declared once, in `HOLDER_METHODS` (`methods.ts`).
  */
 export interface MediaPlane extends RoutedCalls {
   /** Starts a publish from an SDP offer; resolves with the publisher's id and the SDP answer. */
@@ -52,7 +53,7 @@ export interface MediaPlane extends RoutedCalls {
   /** Follows what happens to every stream and push (for webhooks); returns the function that stops following. */
   events(listener: (event: LifecycleEvent) => void): () => void;
   status(): PlaneStatus;
-  /** Ends every stream, then the places themselves. Idempotent. */
+  /** Ends every stream, then the threads that run them. Idempotent. */
   close(): Promise<void>;
   /** Kills every ffmpeg still running at once: the process's last moments. */
   killChildren(): void;

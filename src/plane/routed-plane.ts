@@ -1,13 +1,13 @@
 import type { ArgsOf, ResultOf, RoutedCalls, RoutedMethod } from './methods.js';
 
 /**
- * A plane that sends each call the table routes (`PLACE_METHODS`) to the place its route names:
+ * A plane that sends each call the table routes (`HOLDER_METHODS`) to the holder its route names:
  * how is the subclass's `route` (worker threads, the nodes of a cluster). The methods are written
  * out here, so that go-to-definition and stack traces name them; `implements RoutedCalls` holds
  * this list to the table, so a method added there and not here does not compile.
  */
 export abstract class RoutedPlane implements RoutedCalls {
-  /** Sends `method` with `args` to the place its route names; its result, as the table types it. */
+  /** Sends `method` with `args` to the holder its route names; its result, as the table types it. */
   protected abstract route<M extends RoutedMethod>(method: M, args: ArgsOf<M>): Promise<ResultOf<M>>;
 
   unpublish(...args: ArgsOf<'unpublish'>): Promise<ResultOf<'unpublish'>> {

@@ -3,8 +3,11 @@ import { monotonicMs } from '../core/clock.js';
 import { cpuTimesReader, gatewayCpuSeconds, SATURATED_CPU_PERCENT } from '../core/load.js';
 import type { Sheddable } from '../pushes/info.js';
 
-/** What the shedder asks of the machine's pushes: the plane's routed calls, across every worker thread. */
-export interface ShedPlace {
+/**
+ * What the shedder asks of the machine's pushes: the routed calls of the machine's own plane (not
+ * the cluster's), across every worker thread.
+ */
+export interface ShedPlane {
   sheddable(): Promise<Sheddable[]>;
   shed(mediaSessionId: string, reason: string): Promise<boolean>;
   unshed(mediaSessionId: string): Promise<boolean>;
@@ -103,7 +106,7 @@ export class Shedder {
   readonly #now: () => number;
 
   constructor(
-    private readonly place: ShedPlace,
+    private readonly plane: ShedPlane,
     private readonly settings: ShedSettings,
     private readonly log: Logger,
   ) {
@@ -134,7 +137,7 @@ export class Shedder {
       // child) are looked at only while it matters.
       if (!saturated && this.#waiting.length === 0) return this.#rest(now);
       const seconds = this.#gatewayCpu();
-      const pushes = await this.place.sheddable();
+      const pushes = await this.plane.sheddable();
       this.#cpuSamples.push({ at: now, seconds, pushes: new Map(pushes.map((p) => [p.mediaSessionId, p.cpuSeconds])) });
       while (this.#cpuSamples.length > 2 && now - this.#cpuSamples[1]!.at >= RATE_WINDOW_MS) this.#cpuSamples.shift();
       const shed = new Set(pushes.filter((p) => p.shed).map((p) => p.mediaSessionId));
@@ -213,7 +216,7 @@ export class Shedder {
       `the machine is saturated (CPU ${cpu} %): ${behind.length} push${behind.length === 1 ? '' : 'es'} behind for ` +
       `${seconds} s, so this one, which frees the most of the newest, is ended to keep the others; ` +
       'it starts again once the load has passed';
-    if (!(await this.place.shed(candidate.mediaSessionId, reason))) return;
+    if (!(await this.plane.shed(candidate.mediaSessionId, reason))) return;
     const history = this.#history.get(candidate.mediaSessionId);
     const count = history && now - history.at < FORGET_MS ? history.count + 1 : 1;
     this.#history.set(candidate.mediaSessionId, { count, at: now });
@@ -256,7 +259,7 @@ export class Shedder {
     if (due === undefined) return;
     this.#waiting = this.#waiting.filter((id) => id !== due);
     this.#lastUnshedAt = now;
-    if (await this.place.unshed(due))
+    if (await this.plane.unshed(due))
       this.log.info({ mediaSessionId: due }, 'the load has passed: a shed push starts again');
   }
 }

@@ -1,14 +1,14 @@
 import { GatewayError, type ErrorCode } from '../core/errors.js';
 import type { LifecycleEvent } from './lifecycle.js';
-import type { ArgsOf, PlaceMethod } from './methods.js';
-import type { PlaceLoad, PlaneStatus } from './plane.js';
+import type { ArgsOf, HolderMethod } from './methods.js';
+import type { PlaneStatus, ThreadLoad } from './plane.js';
 import type { PushChange } from '../pushes/changes.js';
 
 /**
- * From the main thread to a worker: a method of `PLACE_METHODS` with its arguments (structured-clone
+ * From the main thread to a worker: a method of `HOLDER_METHODS` with its arguments (structured-clone
  * data, checked against the table where they arrive).
  */
-export type Call = { [M in PlaceMethod]: { kind: 'call'; id: number; method: M; args: ArgsOf<M> } }[PlaceMethod];
+export type Call = { [M in HolderMethod]: { kind: 'call'; id: number; method: M; args: ArgsOf<M> } }[HolderMethod];
 
 /** An error as it crosses between threads: what the HTTP answer needs, nothing more. */
 export interface WireError {
@@ -29,7 +29,7 @@ export type WorkerMessage =
   | { kind: 'removed'; mediaSessionId: string }
   /** The worker holds nothing more of this stream: no publisher, no push. */
   | { kind: 'idle'; stream: string }
-  | { kind: 'status'; load: PlaceLoad; pushes: PlaneStatus['pushes'] }
+  | { kind: 'status'; load: ThreadLoad; pushes: PlaneStatus['pushes'] }
   | { kind: 'child'; op: 'add' | 'remove'; pid: number };
 
 export function toWire(error: unknown): WireError {

@@ -7,7 +7,7 @@ import { trackedSizes } from '../core/tracked.js';
 import { buildMediaCore } from './core.js';
 import { LocalPlane } from './local.js';
 import type { PlaneStatus } from './plane.js';
-import { answerCall, routedTo, type PlaceCalls } from './methods.js';
+import { answerCall, routedTo, type HolderCalls } from './methods.js';
 import { toWire, type Call, type WorkerMessage } from './wire.js';
 import { mixerStream } from '../mixers/requests.js';
 
@@ -68,7 +68,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
   });
   const timer = setInterval(sendStatus, STATUS_INTERVAL_MS);
 
-  const methods: PlaceCalls = {
+  const methods: HolderCalls = {
     publish: async (name, offer, clientAddress) => {
       let publisherId = ''; // known before either event can come: both follow the ICE exchange
       const published = await plane.publish(

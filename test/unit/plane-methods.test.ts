@@ -1,29 +1,29 @@
 import t from 'tap';
-import { answerCall, checkResult, oldestFirst, PLACE_METHODS, type PlaceCalls } from '../../src/plane/methods.js';
+import { answerCall, checkResult, HOLDER_METHODS, oldestFirst, type HolderCalls } from '../../src/plane/methods.js';
 
-/** A place that records its calls and answers nothing. */
-function recorder(): { place: PlaceCalls; calls: [string, unknown[]][] } {
+/** A holder that records its calls and answers nothing. */
+function recorder(): { holder: HolderCalls; calls: [string, unknown[]][] } {
   const calls: [string, unknown[]][] = [];
-  const place = Object.fromEntries(
-    Object.keys(PLACE_METHODS).map((m) => [m, async (...args: unknown[]) => void calls.push([m, args])]),
-  ) as unknown as PlaceCalls;
-  return { place, calls };
+  const holder = Object.fromEntries(
+    Object.keys(HOLDER_METHODS).map((m) => [m, async (...args: unknown[]) => void calls.push([m, args])]),
+  ) as unknown as HolderCalls;
+  return { holder, calls };
 }
 
-t.test('a call that arrives is checked against the table before the place sees it', async (t) => {
-  const { place, calls } = recorder();
-  await answerCall(place, 'setMuted', ['m1', true]);
-  await answerCall(place, 'soundOn', ['m1', { soundFile: 'chime.wav', loop: true }]);
+t.test('a call that arrives is checked against the table before the holder sees it', async (t) => {
+  const { holder, calls } = recorder();
+  await answerCall(holder, 'setMuted', ['m1', true]);
+  await answerCall(holder, 'soundOn', ['m1', { soundFile: 'chime.wav', loop: true }]);
   t.same(calls, [
     ['setMuted', ['m1', true]],
     ['soundOn', ['m1', { soundFile: 'chime.wav', loop: true }]],
   ]);
-  await t.rejects(answerCall(place, 'launch', []), /no place method launch/);
-  await t.rejects(answerCall(place, 'toString', []), /no place method toString/, 'not a method of any object');
-  await t.rejects(answerCall(place, 'setMuted', ['m1', 'yes']));
-  await t.rejects(answerCall(place, 'soundOn', ['m1', { soundFile: 'chime.wav', gain: 2 }]), 'an unknown field');
-  await t.rejects(answerCall(place, 'startup', [{ streamName: '../x', rtmpUrl: 'rtmp://h/a' }]));
-  t.equal(calls.length, 2, 'the place saw none of them');
+  await t.rejects(answerCall(holder, 'launch', []), /no holder method launch/);
+  await t.rejects(answerCall(holder, 'toString', []), /no holder method toString/, 'not a method of any object');
+  await t.rejects(answerCall(holder, 'setMuted', ['m1', 'yes']));
+  await t.rejects(answerCall(holder, 'soundOn', ['m1', { soundFile: 'chime.wav', gain: 2 }]), 'an unknown field');
+  await t.rejects(answerCall(holder, 'startup', [{ streamName: '../x', rtmpUrl: 'rtmp://h/a' }]));
+  t.equal(calls.length, 2, 'the holder saw none of them');
 });
 
 t.test('a result that comes back is checked against the table', async (t) => {
@@ -35,7 +35,7 @@ t.test('a result that comes back is checked against the table', async (t) => {
   t.ok(Buffer.isBuffer(snapshot), 'a snapshot comes back a Buffer, as it crosses threads as a Uint8Array');
 });
 
-t.test('lists gathered from several places are joined oldest first', async (t) => {
+t.test('lists gathered from several holders are joined oldest first', async (t) => {
   const a = { createdAt: '2026-01-01T00:00:02.000Z', id: 'a' };
   const b = { createdAt: '2026-01-01T00:00:01.000Z', id: 'b' };
   const c = { createdAt: '2026-01-01T00:00:03.000Z', id: 'c' };

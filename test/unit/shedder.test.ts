@@ -1,10 +1,10 @@
 import pino from 'pino';
 import t from 'tap';
-import { Shedder, SHED_BEHIND_MS, SHED_SPACING_MS, UNSHED_AFTER_MS, type ShedPlace } from '../../src/plane/shedder.js';
+import { Shedder, SHED_BEHIND_MS, SHED_SPACING_MS, UNSHED_AFTER_MS, type ShedPlane } from '../../src/plane/shedder.js';
 import { sheddableSchema, type Sheddable } from '../../src/pushes/info.js';
 
-// The machine's shedder against a place that answers as the plane does: every answer is checked
-// against the schema the plane's routed calls check it with (`PLACE_METHODS`), and a push is shed
+// The machine's shedder against a fake of the machine's plane: every answer is checked
+// against the schema the plane's routed calls check it with (`HOLDER_METHODS`), and a push is shed
 // only as `Push.shed` sheds one (running, not shed already).
 
 interface FakePush extends Sheddable {
@@ -32,7 +32,7 @@ function setup(pushes: Partial<FakePush>[], floor = 1) {
   }));
   const shedCalls: string[] = [];
   const unshedCalls: string[] = [];
-  const place: ShedPlace = {
+  const plane: ShedPlane = {
     sheddable: async () => all.map(({ cores: _cores, ...p }) => sheddableSchema.parse(p)),
     shed: async (id) => {
       const push = all.find((p) => p.mediaSessionId === id)!;
@@ -53,7 +53,7 @@ function setup(pushes: Partial<FakePush>[], floor = 1) {
     },
   };
   const shedder = new Shedder(
-    place,
+    plane,
     {
       floor,
       cpuPercent: () => cpu,

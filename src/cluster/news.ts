@@ -6,7 +6,7 @@ import type { LifecycleEvent } from '../plane/lifecycle.js';
 import type { MediaPlane } from '../plane/plane.js';
 import { LIFECYCLE_EVENTS } from '../core/lifecycle-events.js';
 
-// The messages nodes send each other over the relay, parsed where they arrive: what a node acts on
+// The messages nodes send each other (`NodeMessenger`), parsed where they arrive: what a node acts on
 // is checked, and fields a later release adds are let through (nodes of two releases meet in a
 // rolling deploy).
 
@@ -40,14 +40,14 @@ const publishNewsSchema = z.discriminatedUnion('kind', [
 export type PublishNews =
   { kind: 'publishing'; publisherId: string } | { kind: 'closed'; publisherId: string; reason: string; lost: boolean };
 
-/** A relay message as news of a placed publish; undefined for anything else. */
+/** A message from another node as news of a publish placed there; undefined for anything else. */
 export function readPublishNews(message: unknown): PublishNews | undefined {
   const parsed = publishNewsSchema.safeParse(message);
   return parsed.success ? parsed.data : undefined;
 }
 
 /**
- * What each node tells every other over the relay: the push changes and lifecycle events of its
+ * What each node tells every other (`NodeMessenger`): the push changes and lifecycle events of its
  * own plane. Heard here with the node they came from, this node's own included.
  */
 export class ClusterNews {
@@ -59,14 +59,14 @@ export class ClusterNews {
     this.#stop = [
       inner.watch((change) => {
         this.#tellChange(change);
-        node.relay.broadcast({ kind: 'change', node: node.id, change } satisfies ChangeNews);
+        node.messenger.broadcast({ kind: 'change', node: node.id, change } satisfies ChangeNews);
       }),
       inner.events((event) => {
         this.#tellEvent(event, node.id);
-        node.relay.broadcast({ kind: 'event', node: node.id, event } satisfies EventNews);
+        node.messenger.broadcast({ kind: 'event', node: node.id, event } satisfies EventNews);
       }),
     ];
-    node.relay.onBroadcast = (message) => {
+    node.messenger.onBroadcast = (message) => {
       const parsed = broadcastSchema.safeParse(message);
       if (!parsed.success || parsed.data.node === node.id) return;
       // Checked above for what is acted on; the rest of the record is the sender's, as it told it.

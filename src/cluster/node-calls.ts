@@ -7,10 +7,9 @@ import { Sealer } from '../security/seal.js';
 import {
   answerCall,
   checkResult,
-  PLACE_METHODS,
+  PLACE_METHODS as PLANE_METHODS,
   ROUTED_METHODS,
   type ArgsOf,
-  type PlaceCalls,
   type ResultOf,
   type RoutedCalls,
   type RoutedMethod,
@@ -21,12 +20,12 @@ import { fromWire, toWire, type WireError } from '../plane/wire.js';
 const WINDOW_MS = 30_000;
 
 /**
- * What a node answers for another besides the routed methods of `PLACE_METHODS`, checked the same
+ * What a node answers for another besides the routed methods of the plane's table, checked the same
  * way: arguments where they arrive, results where they come back.
  */
 const NODE_METHODS = {
-  /** A publish placed here by the calling node (the call's `from`): it publishes here and hears back over the relay. */
-  publish: PLACE_METHODS.publish,
+  /** A publish placed here by the calling node (the call's `from`), which is told by message what happens to it. */
+  publish: PLANE_METHODS.publish,
   /** A draining node gives stream `name` up now: its publisher is being placed elsewhere. */
   handOver: { args: z.tuple([z.string().min(1).max(256)]), result: z.void() },
 };
@@ -148,7 +147,7 @@ export interface NodeAddress {
 }
 
 /**
- * Calls between the nodes of a cluster: a method of `PLACE_METHODS` and its arguments, sent to the
+ * Calls between the nodes of a cluster: a method of the plane's table and its arguments, sent to the
  * node that holds the stream or the push. Calls and replies are sealed with the cluster's secret
  * (AES-256-GCM): only a node with the secret can make one, and a stream key in the arguments of a
  * forwarded startup is never in the clear between nodes. A call carries its time and a nonce: one
@@ -186,7 +185,7 @@ export class NodeCalls {
     return checkResult(method as Exclude<M, 'handOver'>, value) as CallResult<M>;
   }
 
-  /** Places a publish at node `to`: it publishes the stream there and tells this node what happens to it (`NodeRelay`). */
+  /** Places a publish at node `to`: it publishes the stream there and tells this node by message what happens to it. */
   async publish(to: NodeAddress, name: string, offer: string, clientAddress?: string): Promise<ResultOf<'publish'>> {
     return this.call(to, 'publish', [name, offer, clientAddress]);
   }
@@ -233,12 +232,12 @@ export class NodeCalls {
   }
 
   /**
-   * Answers a sealed call with `place` (this node's own plane): the sealed reply. Only the routed
-   * methods are answered (never `close`), and `publish`, placed here by node `from`, with `publish`.
+   * Answers a sealed call with `routed` (this node's own plane): the sealed reply. Only the routed
+   * methods are answered (never `close`), and `publish`, placed here by node `from`, with `own.publish`.
    * Throws `unauthorized` for a call it cannot trust.
    */
   async answer(
-    place: RoutedCalls,
+    routed: RoutedCalls,
     sealed: unknown,
     own: {
       publish: (from: string, ...args: ArgsOf<'publish'>) => Promise<ResultOf<'publish'>>;
@@ -271,7 +270,7 @@ export class NodeCalls {
         reply = { ok: await own.handOver(...NODE_METHODS.handOver.args.parse(call.args)) };
       else if (!(ROUTED_METHODS as string[]).includes(call.method))
         throw new GatewayError('invalid_request', `${call.method} is not answered for another node`);
-      else reply = { ok: await answerCall(place as PlaceCalls, call.method, call.args) };
+      else reply = { ok: await answerCall(routed as Parameters<typeof answerCall>[0], call.method, call.args) };
     } catch (error) {
       const wire: NodeError = toWire(
         error instanceof Error && error.name === 'ZodError'

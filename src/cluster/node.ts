@@ -9,7 +9,7 @@ import { Sealer } from '../security/seal.js';
 import { StreamClaims } from './claims.js';
 import { NodeRegistry, type NodeInfo } from './nodes.js';
 import { connectRedis, redactedRedisUrl, whenReady } from './redis.js';
-import { NodeRelay } from './relay.js';
+import { NodeMessenger } from './messenger.js';
 
 export type ClusterConfig = NonNullable<GatewayConfig['cluster']>;
 
@@ -30,7 +30,7 @@ export class ClusterNode {
   readonly claims: StreamClaims;
   readonly store: RedisPushStore;
   /** Messages to the other nodes: push changes, and what happens to publishes placed for another node. */
-  readonly relay: NodeRelay;
+  readonly messenger: NodeMessenger;
   /** Seals what is kept in Redis; the same secret on every node. */
   readonly sealer: Sealer;
   /** Signs the calls between nodes. */
@@ -60,7 +60,7 @@ export class ClusterNode {
     );
     this.claims = new StreamClaims(this.redis, this.id, { prefix: config.key_prefix, leaseMs: config.lease_ms });
     this.store = new RedisPushStore(this.redis, config.key_prefix);
-    this.relay = new NodeRelay(this.redis, this.id, config.key_prefix, log);
+    this.messenger = new NodeMessenger(this.redis, this.id, config.key_prefix, log);
     this.sealer = new Sealer(this.secret, 'kept pushes');
   }
 
@@ -124,7 +124,7 @@ export class ClusterNode {
     clearInterval(this.#timer);
     await Promise.all([...this.claims.held.keys()].map((s) => this.claims.release(s).catch(() => {})));
     await this.registry.stop();
-    this.relay.close();
+    this.messenger.close();
     this.redis.disconnect();
   }
 }

@@ -5,9 +5,10 @@ import type { Logger } from 'pino';
  * Messages between nodes over Redis's publish/subscribe: to every node (`broadcast`, heard by
  * `onBroadcast`) and to one node (`send`, heard by `onMessage`). Nothing here is kept: a node
  * that is away when a message goes misses it. Messages hold no secret (destinations redacted).
- * The subscription is made again each time the connection is back.
+ * The subscription is made again each time the connection is back. The channels keep the names
+ * nodes of every release use (`relay:all`, `relay:<node>`).
  */
-export class NodeRelay {
+export class NodeMessenger {
   readonly #subscriber: Redis;
   onBroadcast: (message: unknown) => void = () => {};
   onMessage: (message: unknown) => void = () => {};
@@ -18,13 +19,13 @@ export class NodeRelay {
     private readonly prefix: string,
     log: Logger,
   ) {
-    this.#subscriber = redis.duplicate({ connectionName: `gateway-${node}-relay` });
+    this.#subscriber = redis.duplicate({ connectionName: `gateway-${node}-messages` });
     this.#subscriber.on('error', () => {}); // told by the main connection, which fails alike
     const channels = [this.#all, this.#to(node)];
     this.#subscriber.on('ready', () => {
       this.#subscriber
         .subscribe(...channels)
-        .catch((error: Error) => log.warn({ reason: error.message }, 'relay: could not subscribe'));
+        .catch((error: Error) => log.warn({ reason: error.message }, 'messages between nodes: could not subscribe'));
     });
     this.#subscriber.on('message', (channel: string, text: string) => {
       let message: unknown;

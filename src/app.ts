@@ -24,12 +24,13 @@ import { SnapshotQueue } from './http/snapshot-queue.js';
 import { WorkQueue } from './http/work-queue.js';
 import { ViewerHolds } from './http/viewer-holds.js';
 import { mixerRoutes } from './http/routes/mixer.js';
-import { MixerKeeper, planeMixerCommands } from './plane/kept-mixers.js';
+import { MixerKeeper } from './control/mixer-keeper.js';
+import { planeMixerCommands, planePushCommands, type PushCommands } from './control/commands.js';
 import { pushRoutes } from './http/routes/push.js';
 import { whepRoutes } from './http/routes/whep.js';
 import { recordingRoutes } from './http/routes/recording.js';
 import { RecordingLibrary } from './recordings/library.js';
-import { Rooms } from './plane/rooms.js';
+import { Rooms } from './control/rooms.js';
 import { Shedder } from './plane/shedder.js';
 import { streamRoutes } from './http/routes/stream.js';
 import { docsRoutes } from './http/routes/docs.js';
@@ -39,7 +40,7 @@ import { staticRoutes } from './http/routes/static.js';
 import { whipRoutes } from './http/routes/whip.js';
 import { createMetrics } from './metrics/metrics.js';
 import { buildMediaCore, checkReceiveBuffer, type MediaCore, type MediaCoreDependencies } from './plane/core.js';
-import { checkSettings, destinationChecks } from './plane/destination-checks.js';
+import { checkSettings, destinationChecks } from './control/destination-checks.js';
 import { spawnerConnection } from './ffmpeg/spawner-client.js';
 import { FfmpegSupervisor } from './ffmpeg/supervisor.js';
 import { checkDestination, type CheckReport, type CheckRequest } from './outputs/check.js';
@@ -49,7 +50,7 @@ import type { LifecycleEvent } from './plane/lifecycle.js';
 import { WorkerPlane, workerCount, type WorkerStarter } from './plane/workers.js';
 import { createWebhooks } from './webhooks/setup.js';
 import { createAccessControl, isLoopbackListen } from './security/access.js';
-import { planeCommands, PushKeeper, type PushCommands } from './plane/kept-pushes.js';
+import { PushKeeper } from './control/push-keeper.js';
 import { ClusterPlane } from './cluster/cluster-plane.js';
 import { ClusterNode } from './cluster/node.js';
 import { clusterRoutes } from './http/routes/cluster.js';
@@ -157,7 +158,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
         log.child({ component: 'kept-pushes' }),
       )
     : undefined;
-  const pushes = keeper ?? planeCommands(plane);
+  const pushes = keeper ?? planePushCommands(plane);
   // Mixers run within one node: kept in its data folder, on a gateway on its own.
   const mixerKeeper =
     deps.keptPushes && !node

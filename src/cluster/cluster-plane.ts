@@ -23,7 +23,7 @@ import type { MediaPlane, PlaneStatus, Negotiated, PublishHandlers } from '../pl
 import { Placement } from './placement.js';
 import { pollUntil } from '../core/events.js';
 import { mixerStream } from '../mixers/requests.js';
-import { callerOf } from '../plane/rooms.js';
+import { callerOf } from '../mixers/callers.js';
 
 /** A listed node, with when it was last heard by this process's clock. */
 type KnownNode = ListedNode & { heardAt: number };

@@ -1,5 +1,12 @@
 import t from 'tap';
-import { answerCall, checkResult, oldestFirst, PLACE_METHODS, type PlaceCalls } from '../../src/plane/methods.js';
+import {
+  answerCall,
+  answerTypedCall,
+  checkResult,
+  oldestFirst,
+  PLACE_METHODS,
+  type PlaceCalls,
+} from '../../src/plane/methods.js';
 
 /** A place that records its calls and answers nothing. */
 function recorder(): { place: PlaceCalls; calls: [string, unknown[]][] } {
@@ -24,6 +31,23 @@ t.test('a call that arrives is checked against the table before the place sees i
   await t.rejects(answerCall(place, 'soundOn', ['m1', { soundFile: 'chime.wav', gain: 2 }]), 'an unknown field');
   await t.rejects(answerCall(place, 'startup', [{ streamName: '../x', rtmpUrl: 'rtmp://h/a' }]));
   t.equal(calls.length, 2, 'the place saw none of them');
+});
+
+t.test('a call from the main thread to a worker is dispatched as typed, its arguments not parsed again', async (t) => {
+  const { place, calls } = recorder();
+  // Parsed once where it entered (a REST body by its route's schema): the worker takes it as it is.
+  const startup = { streamName: 'cam', rtmpUrl: 'rtmp://h/a', rtmpTransponderFullUrl: true, width: 640 };
+  await answerTypedCall(place, 'startup', [startup, 'm1']);
+  t.equal(calls.length, 1);
+  t.equal(calls[0]![0], 'startup');
+  t.equal(calls[0]![1][0], startup, 'the very request, not a copy a parse made');
+  t.same(calls[0]![1], [startup, 'm1']);
+  // What the dispatch needs is still checked: a method of the table, arguments as a list.
+  await t.rejects(answerTypedCall(place, 'launch', []), /no place method launch/);
+  await t.rejects(answerTypedCall(place, 'toString', []), /no place method toString/, 'not a method of any object');
+  await t.rejects(answerTypedCall(place, '__proto__', []), /no place method __proto__/);
+  await t.rejects(answerTypedCall(place, 'setMuted', { 0: 'm1', 1: true }), /setMuted: its arguments are not a list/);
+  t.equal(calls.length, 1, 'the place saw none of them');
 });
 
 t.test('a result that comes back is checked against the table', async (t) => {

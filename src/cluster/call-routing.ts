@@ -3,7 +3,7 @@ import { GatewayError } from '../core/errors.js';
 import {
   checkResult,
   oldestFirst,
-  PLACE_METHODS as PLANE_METHODS,
+  HOLDER_METHODS,
   type ArgsOf,
   type ResultOf,
   type RoutedMethod,
@@ -32,7 +32,7 @@ export class CallRouting {
 
   /** Sends a routed call where the table says: the stream's node, the push's node, or every node. */
   async route<M extends RoutedMethod>(method: M, args: ArgsOf<M>): Promise<ResultOf<M>> {
-    const route = PLANE_METHODS[method].route;
+    const route = HOLDER_METHODS[method].route;
     if (route.to === 'own') throw new Error(`${method} is not routed`);
     const key = (route.key as (args: unknown[]) => string | undefined)(args);
     const local = (): Promise<ResultOf<M>> =>

@@ -7,7 +7,7 @@ import { Sealer } from '../security/seal.js';
 import {
   answerCall,
   checkResult,
-  PLACE_METHODS as PLANE_METHODS,
+  HOLDER_METHODS,
   ROUTED_METHODS,
   type ArgsOf,
   type ResultOf,
@@ -25,7 +25,7 @@ const WINDOW_MS = 30_000;
  */
 const NODE_METHODS = {
   /** A publish placed here by the calling node (the call's `from`), which is told by message what happens to it. */
-  publish: PLANE_METHODS.publish,
+  publish: HOLDER_METHODS.publish,
   /** A draining node gives stream `name` up now: its publisher is being placed elsewhere. */
   handOver: { args: z.tuple([z.string().min(1).max(256)]), result: z.void() },
 };

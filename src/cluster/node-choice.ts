@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { callerOf } from '../plane/rooms.js';
+import { callerOf } from '../mixers/callers.js';
 import type { HeldStreams } from './held-streams.js';
 import type { KnownNode } from './known-node.js';
 import type { KnownNodes } from './known-nodes.js';

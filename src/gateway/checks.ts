@@ -4,7 +4,7 @@ import { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 import { WorkQueue } from '../http/work-queue.js';
 import { checkDestination, type CheckReport, type CheckRequest } from '../outputs/check.js';
 import type { MediaCoreDependencies } from '../plane/core.js';
-import { checkSettings } from '../plane/destination-checks.js';
+import { checkSettings } from '../control/destination-checks.js';
 
 /** A destination check for a caller: queued, at most `limit_checks` at once. */
 export type Check = (request: CheckRequest, caller: string) => Promise<CheckReport>;

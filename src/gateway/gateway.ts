@@ -9,7 +9,7 @@ import { ROOT } from '../core/paths.js';
 import type { RouteTable } from '../http/route-table.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { checkReceiveBuffer, type MediaCore } from '../plane/core.js';
-import type { PushCommands } from '../plane/kept-pushes.js';
+import type { PushCommands } from '../control/commands.js';
 import type { MediaPlane } from '../plane/plane.js';
 import { Shedder } from '../plane/shedder.js';
 import { ViewerHolds } from '../http/viewer-holds.js';

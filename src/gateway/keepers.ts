@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.js';
-import { MixerKeeper, planeMixerCommands, type MixerCommands } from '../plane/kept-mixers.js';
-import { planeCommands, PushKeeper, type PushCommands } from '../plane/kept-pushes.js';
+import { planeMixerCommands, planePushCommands, type MixerCommands, type PushCommands } from '../control/commands.js';
+import { MixerKeeper } from '../control/mixer-keeper.js';
+import { PushKeeper } from '../control/push-keeper.js';
 import type { KeptPushStore } from '../store/open.js';
 import type { Planes } from './planes.js';
 
@@ -45,7 +46,7 @@ export function buildKeepers(
   const mixerKeeper =
     store && !node ? new MixerKeeper(plane, store.mixersFile, log.child({ component: 'kept-mixers' })) : undefined;
   return {
-    pushes: keeper ?? planeCommands(plane),
+    pushes: keeper ?? planePushCommands(plane),
     mixers: mixerKeeper ?? planeMixerCommands(plane),
     async open() {
       await keeper?.open();

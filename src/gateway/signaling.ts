@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.js';
 import { CaptionFlood } from '../captions/flood.js';
-import { destinationChecks } from '../plane/destination-checks.js';
-import { Rooms } from '../plane/rooms.js';
+import { destinationChecks } from '../control/destination-checks.js';
+import { Rooms } from '../control/rooms.js';
 import type { AccessControl } from '../security/access.js';
 import { clientAddressReader } from '../security/client-address.js';
 import type { HostLookup } from '../security/destination-policy.js';

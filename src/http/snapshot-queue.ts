@@ -4,7 +4,7 @@ import { WorkQueue } from './work-queue.js';
 /**
  * What the snapshot route may spend, for every caller together: at most `decoders` snapshots are
  * made at once, `queue` more wait their turn, and any beyond get 503 with `Retry-After`. Requests
- * for a stream whose snapshot is already under way share it; the place that holds the stream reuses
+ * for a stream whose snapshot is already under way share it; the thread or node that holds the stream reuses
  * a keyframe's picture until the next keyframe (`KeyframePictures`).
  */
 export class SnapshotQueue {

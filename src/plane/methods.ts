@@ -43,8 +43,9 @@ const nothing = z.void();
 /**
  * What a holder of streams answers: each method once, with the schemas of its arguments and
  * its result. The local plane implements them; the worker wire and the cluster's calls between
- * nodes are driven from this table: arguments are checked where they arrive, results where they
- * come back. Adding a method is one entry here and its implementation in `LocalPlane`.
+ * nodes are driven from this table: arguments are parsed where they arrive from another process
+ * (`answerCall`; a worker thread takes them as typed, `answerTypedCall`), results where they come
+ * back. Adding a method is one entry here and its implementation in `LocalPlane`.
  */
 export const HOLDER_METHODS = {
   /** Starts a publish from an SDP offer (the client's address last); the publisher's id and the SDP answer. */
@@ -213,14 +214,6 @@ export type ResultOf<M extends HolderMethod> = z.output<(typeof HOLDER_METHODS)[
 /** Every method of the table, as a holder implements it. */
 export type HolderCalls = { [M in HolderMethod]: (...args: ArgsOf<M>) => Promise<ResultOf<M>> };
 
-/**
- * `HOLDER_METHODS` under its name before "holder": `src/cluster/` still imports it so.
- * @alias
- */
-export const PLACE_METHODS = HOLDER_METHODS;
-/** `HolderCalls` under its name before "holder": `src/cluster/` still imports it so. */
-export type PlaceCalls = HolderCalls;
-
 /** The methods whose route is `own`, named again for the types (checked against the table below). */
 const OWN_METHODS = ['publish', 'relayStream', 'close'] as const;
 export type RoutedMethod = Exclude<HolderMethod, (typeof OWN_METHODS)[number]>;
@@ -252,11 +245,30 @@ export function oldestFirst(lists: unknown[]): unknown[] {
   return (lists as { createdAt: string }[][]).flat().sort((a, b) => a.createdAt.localeCompare(b.createdAt));
 }
 
-/** Calls `method` of `holder` with arguments that came from elsewhere, checked against the table first. */
+/**
+ * Calls `method` of `holder` with arguments that came from another process (a node of the cluster),
+ * parsed against the table first: they arrive as JSON, maybe from another version of the gateway,
+ * and the parse is what makes them the table's types.
+ */
 export async function answerCall(holder: HolderCalls, method: unknown, args: unknown): Promise<unknown> {
   if (!isHolderMethod(method)) throw new Error(`no holder method ${String(method)}`);
   const checked = HOLDER_METHODS[method].args.parse(args) as unknown[];
   return (holder[method] as (...a: unknown[]) => Promise<unknown>)(...checked);
+}
+
+/**
+ * Calls `method` of `holder` with arguments the caller typed: a call from the main thread to a worker
+ * thread of the same build (`wire.ts`'s `Call`, `ArgsOf<M>`), whose arguments were parsed where they
+ * entered the gateway (a REST body by its route's schema, an SDK message, the push store or the
+ * mixers' file read back, a cluster node's call by `answerCall`) and carried as the schemas' output
+ * types; structured cloning keeps plain data as it was. They are not parsed again (a startup's whole
+ * schema, say): what is checked is what the dispatch needs, that the method is one of the table's
+ * own (not a property every object has) and that the arguments are a list.
+ */
+export async function answerTypedCall(holder: HolderCalls, method: unknown, args: unknown): Promise<unknown> {
+  if (!isHolderMethod(method)) throw new Error(`no holder method ${String(method)}`);
+  if (!Array.isArray(args)) throw new Error(`${method}: its arguments are not a list`);
+  return (holder[method] as (...a: unknown[]) => Promise<unknown>)(...(args as unknown[]));
 }
 
 /** A result that came back from elsewhere, checked against the table. */

@@ -5,8 +5,9 @@ import type { PlaneStatus, ThreadLoad } from './plane.js';
 import type { PushChange } from '../pushes/changes.js';
 
 /**
- * From the main thread to a worker: a method of `HOLDER_METHODS` with its arguments (structured-clone
- * data, checked against the table where they arrive).
+ * From the main thread to a worker: a method of `HOLDER_METHODS` with its arguments, as the table
+ * types them (structured-clone data, parsed where they entered the gateway: the worker checks the
+ * method, not the arguments again, `answerTypedCall`).
  */
 export type Call = { [M in HolderMethod]: { kind: 'call'; id: number; method: M; args: ArgsOf<M> } }[HolderMethod];
 

@@ -7,7 +7,7 @@ import { trackedSizes } from '../core/tracked.js';
 import { buildMediaCore } from './core.js';
 import { LocalPlane } from './local.js';
 import type { PlaneStatus } from './plane.js';
-import { answerCall, routedTo, type HolderCalls } from './methods.js';
+import { answerTypedCall, routedTo, type HolderCalls } from './methods.js';
 import { toWire, type Call, type WorkerMessage } from './wire.js';
 import { mixerStream } from '../mixers/requests.js';
 
@@ -95,7 +95,7 @@ function main(port: NonNullable<typeof parentPort>, data: WorkerData): void {
     void (async () => {
       let reply: WorkerMessage;
       try {
-        const value = await answerCall(methods, call.method, call.args);
+        const value = await answerTypedCall(methods, call.method, call.args);
         reply = { kind: 'reply', id: call.id, value };
       } catch (error) {
         if (!(error instanceof GatewayError)) log.error({ err: error, method: call.method }, 'worker call failed');

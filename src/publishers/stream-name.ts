@@ -11,7 +11,7 @@ const RULE = `must be 1-${STREAM_NAME_MAX} letters, digits, "_", "." or "-" (up 
  * Stream names: what Web Call Server accepts in practice, kept safe for URLs and file names (a
  * recording's name turns `#` into `_`; URLs carry it encoded, `%23`). `.` and `..` are refused: a
  * WHIP resource URL holding them resolves to another path. A name with `#` is a caller of a room
- * when `mixer_auto_start` is on (`plane/rooms.ts`).
+ * when `mixer_auto_start` is on (`control/rooms.ts`).
  */
 function isStreamName(name: string): boolean {
   return name.length >= 1 && name.length <= STREAM_NAME_MAX && CHARACTERS.test(name) && name !== '.' && name !== '..';

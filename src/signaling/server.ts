@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { AccessControl } from '../security/access.js';
 import { GatewayError, statusFor } from '../core/errors.js';
-import type { DestinationChecks } from '../plane/destination-checks.js';
+import type { DestinationChecks } from '../control/destination-checks.js';
 import type { MediaPlane } from '../plane/plane.js';
 import { MAX_SIGNALING_MESSAGE_BYTES } from './messages.js';
 import { MOVE_CLOSE_CODE, SIGNALING_PATH } from './protocol.js';

@@ -4,7 +4,7 @@ import type { RawData, WebSocket } from 'ws';
 import { authorizePublish, type AccessControl } from '../security/access.js';
 import { GatewayError } from '../core/errors.js';
 import { asSdpError } from '../ingest/sdp.js';
-import type { DestinationChecks } from '../plane/destination-checks.js';
+import type { DestinationChecks } from '../control/destination-checks.js';
 import type { MediaPlane } from '../plane/plane.js';
 import type { Destination } from '../outputs/destination.js';
 import { clientMessageSchema, MAX_DESTINATIONS } from './messages.js';

@@ -8,7 +8,8 @@ import { testFixture } from '../helpers/synthetic.js';
 
 // Every call the plane routes, made on a gateway whose streams run in two worker threads: each
 // reaches the worker that holds its stream or push, lists are gathered from both oldest first,
-// errors come back with their codes, and arguments that do not fit the table are refused.
+// and errors come back with their codes. (Arguments are parsed where they enter the gateway, not
+// again in the worker: `answerTypedCall`, in the plane-methods unit test.)
 
 const gw = await startGateway({ workers: 2 });
 const receiver = await RtmpReceiver.start();
@@ -86,7 +87,7 @@ t.test('each routed call reaches the worker that holds its stream or push', asyn
   );
 });
 
-t.test('a key held nowhere gets the answer of nothing; a call that does not fit the table is refused', async (t) => {
+t.test('a key held nowhere gets the answer of nothing', async (t) => {
   t.same(await gw.plane.streams('nowhere'), []);
   t.same(await gw.plane.find({ streamName: 'nowhere' }), []);
   await t.rejects(gw.plane.terminate('no-such-push'), { code: 'not_found' });
@@ -96,7 +97,4 @@ t.test('a key held nowhere gets the answer of nothing; a call that does not fit 
     (error: unknown) => error,
   );
   t.ok(codeOf(refused), `view: a coded answer (${codeOf(refused)})`);
-  // A caller that escapes the types: the worker checks the arguments against the table.
-  const loose = gw.plane as unknown as { setMuted(id: unknown, muted: unknown): Promise<void> };
-  await t.rejects(loose.setMuted('x', 'yes'));
 });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import pino from 'pino';
 import { notFound } from '../../src/core/errors.js';
-import { MixerKeeper } from '../../src/plane/kept-mixers.js';
+import { MixerKeeper } from '../../src/control/mixer-keeper.js';
 import type { LifecycleEvent } from '../../src/plane/lifecycle.js';
 import type { MediaPlane } from '../../src/plane/plane.js';
 import type { MixerInfo } from '../../src/mixers/requests.js';

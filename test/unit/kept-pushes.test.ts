@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import pino from 'pino';
 import { GatewayError, notFound } from '../../src/core/errors.js';
-import { PushKeeper } from '../../src/plane/kept-pushes.js';
+import { PushKeeper } from '../../src/control/push-keeper.js';
 import type { LifecycleEvent } from '../../src/plane/lifecycle.js';
 import type { MediaPlane } from '../../src/plane/plane.js';
 import type { PushStore, StoredPush } from '../../src/store/push-log.js';

@@ -1,5 +1,12 @@
 import t from 'tap';
-import { answerCall, checkResult, HOLDER_METHODS, oldestFirst, type HolderCalls } from '../../src/plane/methods.js';
+import {
+  answerCall,
+  answerTypedCall,
+  checkResult,
+  HOLDER_METHODS,
+  oldestFirst,
+  type HolderCalls,
+} from '../../src/plane/methods.js';
 
 /** A holder that records its calls and answers nothing. */
 function recorder(): { holder: HolderCalls; calls: [string, unknown[]][] } {
@@ -24,6 +31,23 @@ t.test('a call that arrives is checked against the table before the holder sees 
   await t.rejects(answerCall(holder, 'soundOn', ['m1', { soundFile: 'chime.wav', gain: 2 }]), 'an unknown field');
   await t.rejects(answerCall(holder, 'startup', [{ streamName: '../x', rtmpUrl: 'rtmp://h/a' }]));
   t.equal(calls.length, 2, 'the holder saw none of them');
+});
+
+t.test('a call from the main thread to a worker is dispatched as typed, its arguments not parsed again', async (t) => {
+  const { holder, calls } = recorder();
+  // Parsed once where it entered (a REST body by its route's schema): the worker takes it as it is.
+  const startup = { streamName: 'cam', rtmpUrl: 'rtmp://h/a', rtmpTransponderFullUrl: true, width: 640 };
+  await answerTypedCall(holder, 'startup', [startup, 'm1']);
+  t.equal(calls.length, 1);
+  t.equal(calls[0]![0], 'startup');
+  t.equal(calls[0]![1][0], startup, 'the very request, not a copy a parse made');
+  t.same(calls[0]![1], [startup, 'm1']);
+  // What the dispatch needs is still checked: a method of the table, arguments as a list.
+  await t.rejects(answerTypedCall(holder, 'launch', []), /no holder method launch/);
+  await t.rejects(answerTypedCall(holder, 'toString', []), /no holder method toString/, 'not a method of any object');
+  await t.rejects(answerTypedCall(holder, '__proto__', []), /no holder method __proto__/);
+  await t.rejects(answerTypedCall(holder, 'setMuted', { 0: 'm1', 1: true }), /setMuted: its arguments are not a list/);
+  t.equal(calls.length, 1, 'the holder saw none of them');
 });
 
 t.test('a result that comes back is checked against the table', async (t) => {

@@ -3,7 +3,7 @@ import t from 'tap';
 import pino from 'pino';
 import type { WebSocket } from 'ws';
 import { parseConfig } from '../../src/config/load.js';
-import { destinationChecks } from '../../src/plane/destination-checks.js';
+import { destinationChecks } from '../../src/control/destination-checks.js';
 import type { MediaPlane, PublishHandlers } from '../../src/plane/plane.js';
 import { createAccessControl } from '../../src/security/access.js';
 import { SignalingSession } from '../../src/signaling/session.js';

@@ -4,7 +4,7 @@ import { ms, count, type Parsed } from '../fields.js';
 /**
  * How much runs at once, counted by the slots of the publishers' registry, the pushes' service, the
  * WHEP viewers, the WHIP and SDK sessions (`signaling/server.ts`), the console's event streams, destination
- * checks and snapshots (`gateway/`); beside them the mixers (`plane/rooms.ts`) and the idle timeouts that free
+ * checks and snapshots (`gateway/`); beside them the mixers (`control/rooms.ts`) and the idle timeouts that free
  * a mixer's or a WebSocket's place.
  */
 export const limitFields = {

@@ -3,7 +3,7 @@ import { ms, type Parsed } from '../fields.js';
 
 /**
  * What the gateway keeps on disk between runs: its ffmpeg processes (`run_dir`, read at start by
- * `server.ts`) and the pushes and mixers it keeps (`store/open.ts`, `plane/kept-pushes.ts`).
+ * `server.ts`) and the pushes and mixers it keeps (`store/open.ts`, `control/push-keeper.ts`).
  */
 export const stateFields = {
   run_dir: z

@@ -35,7 +35,7 @@ export function clusterRoutes(
   if (plane) {
     // What another node's calls are answered by: this node's own plane, but a mixer started for
     // another node claims its stream here first, as a publish placed here does.
-    const place = {
+    const holder = {
       ...routedTo(plane.inner),
       mixerStartup: (startup: MixerStartup) => plane.mixerStartupHere(startup),
     };
@@ -61,7 +61,7 @@ export function clusterRoutes(
       },
       async (request) => {
         const sealed = await authFailures.attempt(request.ip, () =>
-          plane.calls.answer(place, request.body.sealed, own),
+          plane.calls.answer(holder, request.body.sealed, own),
         );
         return { sealed };
       },

@@ -16,7 +16,7 @@ import {
   mixerStartupSchema,
   mixerTerminateSchema,
 } from '../../mixers/requests.js';
-import type { MixerCommands } from '../../plane/kept-mixers.js';
+import type { MixerCommands } from '../../control/commands.js';
 import type { MediaPlane } from '../../plane/plane.js';
 import { done, failures } from '../openapi.js';
 import { findAllSchema } from '../schemas.js';
@@ -34,7 +34,8 @@ const theMixer = (description: string) => ({ 200: mixerInfoSchema.describe(descr
 
 /**
  * Web Call Server's mixer API: `/rest-api/mixer/*`, JSON in and out. A mixer publishes a stream of
- * its own (`localStreamName`), pushed with `/rest-api/push/startup` like any other.
+ * its own (`localStreamName`), pushed with `/rest-api/push/startup` like any other. Each body is
+ * checked here, once, by its route's schema; the commands (`control/commands.ts`) take its typed output.
  */
 export function mixerRoutes(app: FastifyInstance, plane: MediaPlane, mixers: MixerCommands): void {
   const api = app.withTypeProvider<ZodTypeProvider>();

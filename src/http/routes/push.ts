@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { notFound } from '../../core/errors.js';
 import type { MediaPlane } from '../../plane/plane.js';
-import type { PushCommands } from '../../plane/kept-pushes.js';
+import type { PushCommands } from '../../control/commands.js';
 import { findAllSchema, findSchema, mediaSessionSchema } from '../schemas.js';
 import { soundOnSchema, startupSchema } from '../../pushes/requests.js';
 import { checkReportSchema, checkRequestSchema, type CheckReport, type CheckRequest } from '../../outputs/check.js';
@@ -15,8 +15,9 @@ const CONTROL = routeAccess('control');
 
 /**
  * Web Call Server's transponder API: `/rest-api/push/*`, JSON in and out. `find` reads the plane;
- * the commands go through `pushes`, which keeps what was started (`kept-pushes.ts`) when the
- * gateway keeps pushes.
+ * the commands go through `pushes` (`control/commands.ts`), which keeps what was started
+ * (`control/push-keeper.ts`) when the gateway keeps pushes. The body is checked here, once, by
+ * the route's schema: what goes on is its typed output.
  */
 export function pushRoutes(
   app: FastifyInstance,

@@ -2,39 +2,16 @@ import { createSecureContext } from 'node:tls';
 import type { GatewayConfig } from '../config/schema.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 import { rtmpsTrust } from '../rtmp/trust.js';
-import {
-  DestinationPolicy,
-  destinationResolver,
-  lookupHost,
-  type DestinationResolver,
-  type HostLookup,
-} from '../security/destination-policy.js';
+import type { HostLookup } from '../security/destination-policy.js';
 import type { CheckReport, CheckRequest, CheckSettings } from '../outputs/check.js';
-import { parseDestination, withFullUrl, type Destination, type NamingRules } from '../outputs/destination.js';
+import { parseDestination, withFullUrl, type Destination } from '../outputs/destination.js';
+import { namingRules, resolverFor } from '../outputs/destination-rules.js';
 
 /**
- * What checks a destination before a push of it starts, from the configuration: the destination
- * policy with its one lookup, the naming rules, and the settings `/rest-api/push/check` connects with.
+ * What checks a destination before a push of it starts, from the configuration: its form and where
+ * it resolves (`outputs/destination-rules.ts`, the pushes' own rules), and the settings
+ * `/rest-api/push/check` connects with.
  */
-
-/** The destination policy's check of where a host resolves. */
-export function resolverFor(config: GatewayConfig, lookup: HostLookup = lookupHost): DestinationResolver {
-  return destinationResolver(
-    lookup,
-    new DestinationPolicy({
-      allowLoopback: config.destination_allow_loopback,
-      allowPrivate: config.destination_allow_private,
-      allowedHosts: config.destination_allowed_hosts,
-      deniedHosts: config.destination_denied_hosts,
-      allowedPorts: config.destination_allowed_ports,
-    }),
-  );
-}
-
-/** How pushes name the stream at the destination (`rtmp_transponder_*`). */
-export function namingRules(config: GatewayConfig): NamingRules {
-  return { prefix: config.rtmp_transponder_stream_name_prefix, fullUrl: config.rtmp_transponder_full_url };
-}
 
 /** What `/rest-api/push/check` connects with: the pushes' own naming, policy, RTMP settings; ffmpeg through `ffmpeg`. */
 export function checkSettings(config: GatewayConfig, ffmpeg: FfmpegSupervisor, lookup?: HostLookup): CheckSettings {

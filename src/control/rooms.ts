@@ -1,32 +1,16 @@
 import type { Logger } from 'pino';
 import { GatewayError } from '../core/errors.js';
-import type { LifecycleEvent } from './lifecycle.js';
-import type { MediaPlane } from './plane.js';
+import type { LifecycleEvent } from '../plane/lifecycle.js';
+import type { MediaPlane } from '../plane/plane.js';
 import { trackSize } from '../core/tracked.js';
+import { callerOf, type Caller } from '../mixers/callers.js';
 import {
   mixerInputSchema,
   mixerName,
   mixerStartupSchema,
-  mixerUriSchema,
   type MixerInfo,
   type MixerStartup,
 } from '../mixers/requests.js';
-
-/** A caller of a room, by its stream's name: `user1#room1`, or `user1#room1#desktop` for a screen it shares. */
-export interface Caller {
-  user: string;
-  room: string;
-  desktop: boolean;
-}
-
-const CALLER = /^([^#]+)#([^#]+)(#desktop)?$/;
-
-/** The caller a stream's name makes, when it is one (its room a mixer's name). */
-export function callerOf(stream: string): Caller | undefined {
-  const match = CALLER.exec(stream);
-  if (!match || !mixerUriSchema.safeParse(`mixer://${match[2]}`).success) return undefined;
-  return { user: match[1]!, room: match[2]!, desktop: match[3] !== undefined };
-}
 
 /** What the automatic mixers ask of the plane: the mixers' own calls. */
 type MixerCalls = Pick<

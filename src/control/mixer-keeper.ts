@@ -12,9 +12,13 @@ import {
   type MixerStartup,
 } from '../mixers/requests.js';
 import { readOwnFile } from '../core/own-files.js';
-import type { MediaPlane } from './plane.js';
+import type { MediaPlane } from '../plane/plane.js';
+import type { MixerCommands } from './commands.js';
 
-/** A mixer as it is kept: its startup request (its layout as last set), and its inputs in their order. */
+/**
+ * A mixer as it is kept: its startup request (its layout as last set), and its inputs in their order.
+ * Read back, the file is parsed whole: it holds bytes, written by this or an earlier version.
+ */
 const keptMixerSchema = z.strictObject({
   request: mixerStartupSchema,
   inputs: z.array(
@@ -23,30 +27,6 @@ const keptMixerSchema = z.strictObject({
 });
 type KeptMixer = z.infer<typeof keptMixerSchema>;
 const fileSchema = z.strictObject({ version: z.literal(1), mixers: z.array(keptMixerSchema) });
-
-/** The REST API's mixer commands (`/rest-api/mixer/*` but `find_all`): the plane's, or the keeper's, which also keeps them. */
-export interface MixerCommands {
-  startup(request: MixerStartup): Promise<MixerInfo>;
-  add(request: MixerInputRequest): Promise<MixerInfo>;
-  remove(request: { uri: string; remoteStreamName: string }): Promise<MixerInfo>;
-  layout(request: MixerLayoutRequest): Promise<MixerInfo>;
-  label(request: MixerLabelRequest): Promise<MixerInfo>;
-  audioVideo(request: MixerAudioVideo): Promise<MixerInfo>;
-  terminate(uri: string): Promise<void>;
-}
-
-/** The mixer commands of a gateway that keeps nothing. */
-export function planeMixerCommands(plane: MediaPlane): MixerCommands {
-  return {
-    startup: (request) => plane.mixerStartup(request),
-    add: (request) => plane.mixerAdd(request),
-    remove: (request) => plane.mixerRemove(request),
-    layout: (request) => plane.mixerLayout(request),
-    label: (request) => plane.mixerLabel(request),
-    audioVideo: (request) => plane.mixerAudioVideo(request),
-    terminate: (uri) => plane.mixerTerminate(uri),
-  };
-}
 
 /**
  * Mixers started over REST, kept in a file of the data folder from their startup to their end on

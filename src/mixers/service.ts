@@ -31,8 +31,9 @@ export interface MixerEvent {
 export type MixerServiceEvents = { event: [{ type: (typeof MIXER_EVENTS)[number] } & MixerEvent] };
 
 /**
- * The mixers of one holder (a thread, or the main thread with `workers: 0`): started, given inputs, ended. An input is a stream published here; it
- * may go and come back (its slot shows a placeholder meanwhile). A mixer's output is a stream like
+ * The mixers of one holder (a worker thread, or the main thread with `workers: 0`): started, given
+ * inputs, ended. An input is a stream published here; it may go and come back (its slot shows a
+ * placeholder meanwhile). A mixer's output is a stream like
  * any, so it can be another mixer's input, but never, directly or through other mixers, its own.
  */
 export class MixerService extends TypedEmitter<MixerServiceEvents> {

@@ -1,11 +1,11 @@
 import type { Fixture } from '../kit/fixture.js';
 import { packetizeH264 } from '../kit/h264-packetizer.js';
 import { H264Depacketizer } from '../src/media/h264.js';
-import type { VideoFrame } from '../src/media/depacketizer.js';
 import { RtpReceiver } from '../src/media/rtp.js';
 import { TagWriter } from '../src/pushes/tag-writer.js';
 import { messageChunks } from '../src/rtmp/chunks.js';
 import type { Bench } from './report.js';
+import type { VideoFrame } from '../src/media/sinks.js';
 
 /** Seconds of the fixture's video each run takes through the path (the fixture looped). */
 const SECONDS = 120;

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
-import { decodeAmf0, encodeAmf0, type Amf0Value } from '../src/rtmp/amf0.js';
+import { decodeAmf0, encodeAmf0, type Amf0Value } from '../src/media/amf0.js';
 import { ChunkReader, DEFAULT_CHUNK_SIZE, encodeMessage } from '../src/rtmp/chunks.js';
 import { now } from './processes.js';
 

@@ -7,7 +7,7 @@ import { checkHttps, httpFields } from './sections/http.js';
 import { checkViewersPerClient, limitFields } from './sections/limits.js';
 import { loggingFields } from './sections/logging.js';
 import { overloadFields } from './sections/overload.js';
-import { checkAutoStart, checkOutBuffer, pushFields } from './sections/pushes.js';
+import { checkAutoStart, checkSendBuffer, pushFields } from './sections/pushes.js';
 import { recordingFields } from './sections/recordings.js';
 import { checkPushStoreSecret, stateFields } from './sections/state.js';
 import { transcodingFields } from './sections/transcoding.js';
@@ -44,7 +44,7 @@ export const configSchema = z
       checkIcePorts,
       checkAutoStart,
       checkViewersPerClient,
-      checkOutBuffer,
+      checkSendBuffer,
       checkHttps,
       checkPushStoreSecret,
       checkVideoBitrates,

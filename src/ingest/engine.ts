@@ -1,6 +1,6 @@
 import type { TypedEmitter } from '../core/events.js';
 import type { MediaKind, VideoCodec } from '../media/codecs.js';
-import type { RtpInput } from '../media/rtp.js';
+import type { RtpSink } from '../media/sinks.js';
 
 /**
  * The boundary between the gateway and a WebRTC implementation. Nothing outside `src/ingest/`
@@ -12,7 +12,7 @@ export interface IngestTrack {
   /** Set for video tracks. */
   readonly videoCodec?: VideoCodec;
   /** Hands the track's decrypted, RTX-unwrapped RTP to `input`; returns the function that stops it. */
-  deliverTo(input: RtpInput): () => void;
+  deliverTo(input: RtpSink): () => void;
   /** Asks the sender for a keyframe (RTCP PLI). A no-op for audio. */
   requestKeyframe(): void;
   /** A local stream's track: where its first timestamp stands after the stream's start (see `LocalKinds`). */

@@ -12,11 +12,11 @@ import {
 } from 'werift';
 import { TypedEmitter } from '../core/events.js';
 import { OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE, type VideoCodec } from '../media/codecs.js';
-import type { RtpInput } from '../media/rtp.js';
 import { RemoteAddressFilter, filterCandidates } from './address-filter.js';
 import type { EngineOptions, IngestEngine, IngestSession, IngestSessionEvents, IngestTrack } from './engine.js';
 import { checkOffer } from './offer-check.js';
 import { OfferError, selectCodecs, withBitrateHints, type OfferedCodec } from './sdp.js';
+import type { RtpSink } from '../media/sinks.js';
 
 export interface WeriftEngineOptions extends EngineOptions {
   /** How long ICE gathering may take before the answer is sent with what was gathered. */
@@ -231,7 +231,7 @@ class WeriftTrack implements IngestTrack {
     });
   }
 
-  deliverTo(input: RtpInput): () => void {
+  deliverTo(input: RtpSink): () => void {
     const { unSubscribe } = this.track.onReceiveRtp.subscribe((rtp) => {
       input.packet({
         sequenceNumber: rtp.header.sequenceNumber,

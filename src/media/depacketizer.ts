@@ -1,34 +1,4 @@
-import type { VideoCodec } from './codecs.js';
-import type { MediaPacket, PacketTarget } from './rtp.js';
-
-/** A complete picture on the publisher's clock, made once per publisher and shared by every sink. */
-export interface VideoFrame {
-  readonly codec: VideoCodec;
-  /** RTP timestamp (90 kHz). */
-  readonly timestamp: number;
-  /** Capture time on the publisher's clock (ms). */
-  readonly captureMs: number;
-  readonly key: boolean;
-  /** The RTP packets it came in, and their payloads' bytes. */
-  readonly packets: number;
-  readonly bytes: number;
-  /** H.264's SPS and PPS, when the frame carries them (a keyframe does). */
-  readonly sps?: Buffer;
-  readonly pps?: Buffer;
-  /** The picture size its SPS codes, when it carries one that reads. */
-  readonly size?: { width: number; height: number };
-  /** H.264: the FLV video tag body of its SPS and PPS (AVCPacketType 0), when it carries them. */
-  readonly sequenceHeader?: Buffer;
-  /** H.264: the frame as an FLV video tag body (AVCPacketType 1). */
-  readonly flv?: Buffer;
-  /** The frame as its decoder reads it (Annex B for H.264), made once on first need. */
-  bitstream(): Buffer;
-}
-
-/** Where a depacketizer hands each frame: the publisher's fan-out. */
-export interface FrameSink {
-  frame(frame: VideoFrame): void;
-}
+import type { FrameSink, MediaPacket, PacketSink, VideoFrame } from './sinks.js';
 
 export interface DepacketizerOptions {
   /** How long a missing packet is waited for (a NACK retransmission) before it counts as lost. */
@@ -82,7 +52,7 @@ const MAX_HELD = 512;
  * so what goes out always decodes cleanly. Output starts at the first keyframe. Subclasses read
  * their codec's payloads into frames, which go to `sink`.
  */
-export abstract class Depacketizer<F extends PendingFrame> implements PacketTarget {
+export abstract class Depacketizer<F extends PendingFrame> implements PacketSink {
   /** Frames dropped because a packet was lost. */
   framesLost = 0;
 

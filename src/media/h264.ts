@@ -1,5 +1,6 @@
 import { NAL_FU_A, NAL_IDR, NAL_PPS, NAL_SPS, NAL_STAP_A, stapANalUnits } from './codecs.js';
-import { DepacketizedFrame, Depacketizer, type PendingFrame, type VideoFrame } from './depacketizer.js';
+import { DepacketizedFrame, Depacketizer, type PendingFrame } from './depacketizer.js';
+import type { VideoFrame } from './sinks.js';
 
 interface PendingUnit extends PendingFrame {
   /** Each NAL unit as the pieces it came in (one, or an FU-A's header and fragments). */

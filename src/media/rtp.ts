@@ -1,26 +1,6 @@
 import { monotonicMs } from '../core/clock.js';
 import { ClockMapping, FirstPackets, type Discontinuity } from './clock-mapping.js';
-
-/** A received media packet, engine-neutral: what the RTP header says plus the payload. */
-export interface MediaPacket {
-  sequenceNumber: number;
-  timestamp: number;
-  marker: boolean;
-  payload: Buffer;
-  /** Capture time on the publisher's clock (ms): 0 as read, set by the track's `RtpReceiver`. */
-  captureMs: number;
-}
-
-/** Where a receiver hands each packet it accepts: the video's depacketizer, the audio's fan-out. */
-export interface PacketTarget {
-  push(packet: MediaPacket): void;
-}
-
-/** What an engine hands a track's RTP to: datagrams as they came, or packets it read itself. */
-export interface RtpInput {
-  datagram(buffer: Buffer): void;
-  packet(packet: MediaPacket): void;
-}
+import type { MediaPacket, PacketSink, RtpSink } from './sinks.js';
 
 export const RTP_HEADER_SIZE = 12;
 
@@ -143,7 +123,7 @@ const MAX_HELD = 4096;
  * counted, timed on the publisher's clock and handed on to `target`. The first stage of a packet's
  * walk after the engine's hand-off.
  */
-export class RtpReceiver implements RtpInput {
+export class RtpReceiver implements RtpSink {
   packets = 0;
   /** Payload bytes of the packets taken. */
   bytes = 0;
@@ -156,7 +136,7 @@ export class RtpReceiver implements RtpInput {
 
   constructor(
     readonly clockRate: number,
-    private readonly target: PacketTarget,
+    private readonly target: PacketSink,
     private readonly timing: TrackTiming = {},
   ) {}
 

@@ -1,5 +1,6 @@
 import type { VideoCodec } from './codecs.js';
-import { DepacketizedFrame, Depacketizer, type PendingFrame, type VideoFrame } from './depacketizer.js';
+import { DepacketizedFrame, Depacketizer, type PendingFrame } from './depacketizer.js';
+import type { VideoFrame } from './sinks.js';
 
 /** One VP8 or VP9 frame as the decoder reads it. */
 export class VpxFrame extends DepacketizedFrame implements VideoFrame {

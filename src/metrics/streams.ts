@@ -187,7 +187,7 @@ export function streamMetrics(registry: Registry, plane: MediaPlane): void {
   perPush(
     Gauge,
     'gateway_push_output_buffer_seconds',
-    'Media held in the output buffer (rtmp_out_buffer_enabled; 0 without it)',
+    'Media held in the send buffer (rtmp_out_buffer_enabled; 0 without it)',
     (p) => (p.outputBuffer?.levelMs ?? 0) / 1000,
   );
   perPush(

@@ -3,14 +3,13 @@ import type { Logger } from 'pino';
 import { monotonicMs } from '../core/clock.js';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
-import type { VideoFrame } from '../media/depacketizer.js';
 import { IVF_CLOCK_RATE, ivfFrameHeader, ivfHeader } from '../media/ivf.js';
-import type { AudioPacket, MediaSink } from '../publishers/publisher.js';
 import type { InputSource } from './relay.js';
 import { pictureBytes } from './canvas.js';
 import type { Size } from './layout.js';
 import { decoderArgs } from './mixer-args.js';
 import { InputSound } from './sound.js';
+import type { AudioPacket, MediaSink, VideoFrame } from '../media/sinks.js';
 
 /** A decoder that ended by itself is replaced at most this often (ms). */
 const DECODER_RETRY_MS = 1000;

@@ -1,7 +1,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { VideoCodec } from '../media/codecs.js';
-import type { VideoFrame } from '../media/depacketizer.js';
-import type { AudioPacket, MediaSink, Publisher } from '../publishers/publisher.js';
+import type { Publisher } from '../publishers/publisher.js';
+import type { AudioPacket, MediaSink, VideoFrame } from '../media/sinks.js';
 
 /** Where a mixer input's media comes from: its publisher, or a relay of a publisher in another worker thread. */
 export interface InputSource {

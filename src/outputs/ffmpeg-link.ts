@@ -1,10 +1,11 @@
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
-import { EcmaArray, encodeAmf0, type Amf0Value } from '../rtmp/amf0.js';
+import { EcmaArray, encodeAmf0, type Amf0Value } from '../media/amf0.js';
 import { flvFileHeader, flvTag, FlvTagType } from '../media/flv.js';
-import type { OutBufferSettings } from './out-buffer.js';
-import type { DeliveryProbe, Link, LinkCue, LinkStats, MediaOutput, OutBufferState } from './link.js';
+import type { SendBufferSettings } from './send-buffer.js';
+import type { DeliveryProbe, Link, LinkStats, SendBufferState } from './link.js';
 import { type FailureKind, OpenError } from './failures.js';
 import { GuardedLink } from './guarded-link.js';
+import type { LinkCue, TagSink } from '../media/sinks.js';
 
 /** Output waiting for ffmpeg beyond this fails the link (as an RTMP link's backlog does). */
 const MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
@@ -35,8 +36,8 @@ export interface FfmpegLinkSettings {
   connectTimeoutMs: number;
   stopTimeoutMs: number;
   maxLagMs: number;
-  outBuffer: OutBufferSettings;
-  onBufferState: (state: OutBufferState) => void;
+  sendBuffer: SendBufferSettings;
+  onBufferState: (state: SendBufferState) => void;
 }
 
 /** What one kind of ffmpeg output (SRT, recording) reads in ffmpeg's log. */
@@ -61,10 +62,10 @@ export interface FfmpegOutput {
  * writing it out (MPEG-TS over SRT, MP4 files). ffmpeg opens its output once it has read the
  * stream's first media (its codecs), so the link is open at once and `connected` tells when the
  * output opened: until then a failure rejects it; after, a failure is a loss. A lag guard and the
- * output buffer sit in front, as on an RTMP link; the lag is what ffmpeg has not read yet.
+ * send buffer sit in front, as on an RTMP link; the lag is what ffmpeg has not read yet.
  */
 export class FfmpegLink extends GuardedLink implements Link {
-  readonly out: MediaOutput;
+  readonly out: TagSink;
   readonly connected: Promise<void>;
   readonly #lines: string[] = [];
   readonly #pipe: FlvPipe;
@@ -139,14 +140,14 @@ export class FfmpegLink extends GuardedLink implements Link {
     return {
       written: this.#pipe.bytesWritten,
       acknowledged: this.#pipe.bytesWritten - this.#pipe.undeliveredBytes,
-      bufferings: this.outBuffer?.bufferings ?? 0,
+      bufferings: this.sendBuffer?.bufferings ?? 0,
       framesDropped: this.guard.framesDropped,
     };
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    this.outBuffer?.close();
+    this.sendBuffer?.close();
     await this.ffmpeg.stop(this.settings.stopTimeoutMs);
   }
 
@@ -180,7 +181,7 @@ const MAX_HELD_BYTES = 8 * 1024 * 1024;
  * tag came, and ffmpeg would take a stream without sound. So the video waits for the audio's first
  * tag, which follows within a moment: a push always has audio (silence when its publisher has none).
  */
-class FlvPipe implements MediaOutput, DeliveryProbe {
+class FlvPipe implements TagSink, DeliveryProbe {
   bytesWritten = 0;
   /** Video tags written before the audio's first, until it comes. */
   #held: Buffer[] | undefined = [];

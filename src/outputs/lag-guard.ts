@@ -1,6 +1,7 @@
 import { isKeyframeBody, isSequenceHeader } from '../media/flv.js';
-import type { Amf0Value } from '../rtmp/amf0.js';
-import type { DeliveryProbe, MediaOutput } from './link.js';
+import type { Amf0Value } from '../media/amf0.js';
+import type { DeliveryProbe } from './link.js';
+import type { TagSink } from '../media/sinks.js';
 
 /** Delivery is measured over this much recent time. */
 const RATE_WINDOW_MS = 2000;
@@ -37,7 +38,7 @@ const UNACKNOWLEDGED_WINDOW = 32 * 1024;
  * current media, rather than ever older media. Codec headers and metadata always go through.
  * 0 turns it off.
  */
-export class LagGuard implements MediaOutput {
+export class LagGuard implements TagSink {
   framesDropped = 0;
   #dropping = false;
   /** Where each message written ends in the byte stream, and when it was written, oldest first. */
@@ -49,7 +50,7 @@ export class LagGuard implements MediaOutput {
   #lastRateAt = Number.NaN;
 
   constructor(
-    private readonly output: MediaOutput,
+    private readonly output: TagSink,
     private readonly probe: DeliveryProbe,
     private readonly maxLagMs: number,
     private readonly now: () => number = () => performance.now(),

@@ -1,24 +1,8 @@
-import type { Amf0Value } from '../rtmp/amf0.js';
 import type { FailureKind } from './failures.js';
+import type { TagSink } from '../media/sinks.js';
 
-/** What an output buffer is doing: filling, sending paced, or passing media straight on. */
-export type OutBufferState = 'buffering' | 'playing' | 'passthrough';
-
-/** Where a link's media goes: the RTMP connection itself, or an output buffer in front of it. */
-export interface MediaOutput {
-  writeMetadata(metadata: Record<string, Amf0Value>): void;
-  writeVideo(timestamp: number, body: Buffer): void;
-  writeAudio(timestamp: number, body: Buffer): void;
-  /** A caption as it went into the video (`linkMs` after the link's first frame): a recording writes it out as WebVTT. */
-  writeCaption?(cue: LinkCue): void;
-}
-
-export interface LinkCue {
-  linkMs: number;
-  text: string;
-  /** false: interim text, which the next caption writes over. */
-  final: boolean;
-}
+/** What an send buffer is doing: filling, sending paced, or passing media straight on. */
+export type SendBufferState = 'buffering' | 'playing' | 'passthrough';
 
 /** What the guard reads of the connection it protects. */
 export interface DeliveryProbe {
@@ -56,7 +40,7 @@ export class LinkTotals {
 /** One session with the destination (RTMP, or SRT through ffmpeg), as the push sees it. */
 export interface Link {
   /** Where media for the destination is written. */
-  readonly out: MediaOutput;
+  readonly out: TagSink;
   /**
    * For a link that connects once media flows (SRT): resolves when the destination took the
    * session, rejects with an `OpenError` when it did not. Absent: connected when opened.
@@ -67,8 +51,8 @@ export interface Link {
   readonly lagMs: number;
   /** When the destination last acknowledged what it received, if it ever did. */
   readonly acknowledgedAt?: number;
-  /** The output buffer, when one is in front of the link. */
-  readonly buffer: { state: OutBufferState; levelMs: number } | undefined;
+  /** The send buffer, when one is in front of the link. */
+  readonly buffer: { state: SendBufferState; levelMs: number } | undefined;
   /** Called once when the link breaks by itself (not by `close`). */
   onLost(listener: (reason: string, kind: FailureKind) => void): void;
   close(): Promise<void>;

@@ -1,4 +1,4 @@
-import type { LinkCue } from './link.js';
+import type { LinkCue } from '../media/sinks.js';
 
 /** How long a caption stays on screen with nothing after it: the pushed video's 608 erases it then too. */
 const SHOWN_MS = 10_000;

@@ -6,8 +6,9 @@ import type { DestinationResolver } from '../security/destination-policy.js';
 import { scrubDestination, type Destination } from './destination.js';
 import { classifyFailure, OpenError } from './failures.js';
 import { GuardedLink } from './guarded-link.js';
-import type { Link, LinkFactory, LinkStats, MediaOutput, OutBufferState } from './link.js';
-import type { OutBufferSettings } from './out-buffer.js';
+import type { Link, LinkFactory, LinkStats, SendBufferState } from './link.js';
+import type { SendBufferSettings } from './send-buffer.js';
+import type { TagSink } from '../media/sinks.js';
 
 /** Output waiting in the gateway for a slow destination beyond this fails the link (~50 s at 2.5 Mb/s). */
 const MAX_BACKLOG_BYTES = 16 * 1024 * 1024;
@@ -29,9 +30,9 @@ export interface RtmpLinkSettings {
   connectTimeoutMs: number;
   stallTimeoutMs: number;
   maxLagMs: number;
-  outBuffer: OutBufferSettings;
+  sendBuffer: SendBufferSettings;
   onListenerError: (event: string, error: unknown) => void;
-  onBufferState: (state: OutBufferState) => void;
+  onBufferState: (state: SendBufferState) => void;
 }
 
 /** What an RTMP session to `destination` at `address` is made of: the push's, and a check's. */
@@ -87,13 +88,13 @@ export function rtmpLinks(destination: Destination, settings: RtmpLinkSettings, 
 
 /**
  * The RTMP link: the publish session, a `LagGuard` that drops media up to a keyframe for a
- * destination too far behind, and the output buffer when enabled. It is the one place that decides
+ * destination too far behind, and the send buffer when enabled. It is the one place that decides
  * the destination stalled (`#checkStall`): media it does not take piling up beyond
  * MAX_BACKLOG_BYTES, or nothing acknowledged for `stallTimeoutMs`. A stall, or the connection's
  * end, is a loss.
  */
 class RtmpLink extends GuardedLink implements Link {
-  readonly out: MediaOutput;
+  readonly out: TagSink;
   /** Stops its stall check. */
   readonly #uncheckStall: () => void;
   /** Since when output has waited on the destination without it acknowledging anything. */
@@ -125,7 +126,7 @@ class RtmpLink extends GuardedLink implements Link {
     return {
       written: this.rtmp.bytesWritten,
       acknowledged: this.rtmp.bytesAcknowledged,
-      bufferings: this.outBuffer?.bufferings ?? 0,
+      bufferings: this.sendBuffer?.bufferings ?? 0,
       framesDropped: this.guard.framesDropped,
     };
   }
@@ -137,7 +138,7 @@ class RtmpLink extends GuardedLink implements Link {
   async close(): Promise<void> {
     this.closed = true;
     this.#uncheckStall();
-    this.outBuffer?.close();
+    this.sendBuffer?.close();
     await this.rtmp.close();
   }
 

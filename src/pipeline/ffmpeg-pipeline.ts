@@ -18,11 +18,10 @@ import {
   matroskaHeader,
 } from '../media/matroska.js';
 import { PCM_CHANNELS, PCM_SAMPLE_RATE } from '../audio/pcm.js';
-import type { VideoFrame } from '../media/depacketizer.js';
-import type { AudioPacket } from '../publishers/fanout.js';
 import type { EncodingSettings } from './encoding.js';
 import { type FailureKind, OpenError } from '../outputs/failures.js';
 import type { PcmSource, Pipeline, PipelineFactory, PipelineSpec, TagSource } from './pipeline.js';
+import type { AudioPacket, VideoFrame } from '../media/sinks.js';
 
 export interface FfmpegPipelineSettings {
   encoding: EncodingSettings;

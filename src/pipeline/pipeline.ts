@@ -1,10 +1,9 @@
 import type { SoundSource } from '../audio/pcm-timeline.js';
 import type { VideoCodec } from '../media/codecs.js';
 import type { FlvTag } from '../media/flv.js';
-import type { VideoFrame } from '../media/depacketizer.js';
-import type { AudioPacket } from '../publishers/fanout.js';
 import type { EncodingPlan } from './encoding.js';
 import type { FailureKind } from '../outputs/failures.js';
+import type { AudioPacket, VideoFrame } from '../media/sinks.js';
 
 /** Where a pipeline's tags come from, for placing them on the timeline. */
 export interface TagSource {

@@ -7,10 +7,9 @@ import {
   isVideoFrameTag,
   type FlvTag,
 } from '../media/flv.js';
-import type { VideoFrame } from '../media/depacketizer.js';
 import type { PcmSource, Pipeline, PipelineFactory, PipelineSpec, TagSource } from './pipeline.js';
-import type { AudioPacket } from '../publishers/fanout.js';
 import type { FailureKind } from '../outputs/failures.js';
+import type { AudioPacket, VideoFrame } from '../media/sinks.js';
 
 /** Tags of a shared rendition kept since its last keyframe (about 6 s at 30 fps with its audio); a longer GOP is not kept. */
 const MAX_CACHED_TAGS = 500;

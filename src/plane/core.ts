@@ -165,7 +165,7 @@ export function buildMediaCore(config: GatewayConfig, log: Logger, deps: MediaCo
       },
       stallTimeoutMs: config.rtmp_push_stall_timeout_ms,
       maxLagMs: config.rtmp_push_max_lag_ms,
-      outBuffer: {
+      sendBuffer: {
         enabled: config.rtmp_out_buffer_enabled,
         startMs: config.rtmp_out_buffer_start_size,
         maxMs: config.rtmp_out_buffer_initial_size,

@@ -1,20 +1,6 @@
 import type { Logger } from 'pino';
-import type { FrameSink, VideoFrame } from '../media/depacketizer.js';
-import type { PacketTarget } from '../media/rtp.js';
 import type { FrameTimes } from './keyframes.js';
-
-/** An audio packet as sinks receive it: its payload and its capture time on the publisher's clock. */
-export interface AudioPacket {
-  payload: Buffer;
-  /** Capture time on the publisher's clock (ms). */
-  captureMs: number;
-}
-
-/** What a sink is given: the publisher's audio packets and its whole video frames. */
-export interface MediaSink {
-  audio(packet: AudioPacket): void;
-  frame(frame: VideoFrame): void;
-}
+import type { AudioPacket, FrameSink, MediaSink, PacketSink, VideoFrame } from '../media/sinks.js';
 
 /** Frames the frame rate is measured over. */
 const FRAME_RATE_WINDOW = 60;
@@ -34,7 +20,7 @@ export class Fanout implements FrameSink, FrameTimes {
   latestCaptureMs = 0;
   latestKeyframeMs: number | undefined;
   /** Where the audio track's receiver hands its packets. */
-  readonly audioInput: PacketTarget = { push: (packet) => this.audio(packet) };
+  readonly audioInput: PacketSink = { push: (packet) => this.audio(packet) };
   readonly #cache = new StartCache();
   readonly #sinks = new Set<MediaSink>();
   readonly #failedSinks = new WeakSet<MediaSink>();

@@ -1,6 +1,6 @@
 import { OpusDecoder } from 'opus-decoder';
-import type { AudioPacket } from './fanout.js';
 import { interleave } from '../audio/pcm.js';
+import type { AudioPacket } from '../media/sinks.js';
 
 /**
  * A publisher's Opus decoded once for all its pushes that mix (a sound over it): each packet

@@ -4,19 +4,17 @@ import { TypedEmitter } from '../core/events.js';
 import { checkEvery, onTick } from '../core/tick.js';
 import type { IngestSession } from '../ingest/engine.js';
 import type { MediaKind, VideoCodec } from '../media/codecs.js';
-import type { Depacketizer, PendingFrame, VideoFrame } from '../media/depacketizer.js';
+import type { Depacketizer, PendingFrame } from '../media/depacketizer.js';
 import { H264Depacketizer } from '../media/h264.js';
-import type { PacketTarget } from '../media/rtp.js';
 import { Vp8Depacketizer, Vp9Depacketizer } from '../media/vpx.js';
 import { OpusStage } from './opus-stage.js';
-import { Fanout, type AudioPacket, type MediaSink } from './fanout.js';
+import { Fanout } from './fanout.js';
 import { KEYFRAME_CHECK_MS, KeyframeSchedule } from './keyframes.js';
 import { RateMeter } from './stats.js';
 import { LayerSession } from './layers.js';
 import { StreamTracks, type Hops } from './tracks.js';
 import { LAYER_IDLE_MS, SimulcastLayers, type LayerPublisher } from './simulcast.js';
-
-export type { AudioPacket, MediaSink, VideoFrame };
+import type { AudioPacket, MediaSink, PacketSink, VideoFrame } from '../media/sinks.js';
 
 export type PublisherState = 'connecting' | 'publishing' | 'closed';
 
@@ -98,7 +96,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> implements LayerPub
   #unwatchMedia: (() => void) | undefined;
   #unsubscribers: (() => void)[] = [];
   /** Simulcast: each layer's publisher's sound input, fed with this stream's timed sound. */
-  readonly #audioFollowers = new Set<PacketTarget>();
+  readonly #audioFollowers = new Set<PacketSink>();
   /** Simulcast: a publisher of each lower layer a push asked for. */
   readonly #layers: SimulcastLayers<Publisher>;
   /** Pushes that take their media from it now (`hold`), and since when none has (monotonic ms). */
@@ -343,7 +341,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> implements LayerPub
   }
 
   /** Where its own sound goes once timed: its fan-out, then each simulcast layer's (`#followAudio`). */
-  #audioTee(own: PacketTarget): PacketTarget {
+  #audioTee(own: PacketSink): PacketSink {
     const followers = this.#audioFollowers;
     return {
       push: (packet) => {
@@ -354,7 +352,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> implements LayerPub
   }
 
   /** A simulcast layer takes the stream's timed sound; the function returned stops it. */
-  #followAudio(target: PacketTarget): () => void {
+  #followAudio(target: PacketSink): () => void {
     this.#audioFollowers.add(target);
     return () => this.#audioFollowers.delete(target);
   }

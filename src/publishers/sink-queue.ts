@@ -1,6 +1,5 @@
-import type { VideoFrame } from '../media/depacketizer.js';
 import { RTP_HEADER_SIZE } from '../media/rtp.js';
-import type { AudioPacket, MediaSink } from './fanout.js';
+import type { AudioPacket, MediaSink, VideoFrame } from '../media/sinks.js';
 
 /**
  * What one queue holds at most: a whole start cache replayed at once (300 frames and the audio of

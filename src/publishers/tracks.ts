@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { IngestSession, IngestTrack } from '../ingest/engine.js';
 import type { MediaKind } from '../media/codecs.js';
-import { RtpReceiver, StreamStart, type PacketTarget } from '../media/rtp.js';
+import { RtpReceiver, StreamStart } from '../media/rtp.js';
+import type { PacketSink } from '../media/sinks.js';
 
 interface Track {
   track: IngestTrack;
@@ -27,7 +28,7 @@ export class StreamTracks {
   /** `targetFor` says where a track's timed packets go, or nothing: the track is not received. */
   constructor(
     session: IngestSession,
-    targetFor: (track: IngestTrack) => PacketTarget | undefined,
+    targetFor: (track: IngestTrack) => PacketSink | undefined,
     options: { settleMs: number; log: Logger; onLayer: (layer: number | undefined) => void },
   ) {
     const { log } = options;

@@ -3,7 +3,7 @@ import type { Publisher } from '../publishers/publisher.js';
 import type { Destination } from '../outputs/destination.js';
 import type { EncodingPlan } from '../pipeline/encoding.js';
 import type { PublisherInput } from './input.js';
-import type { OutputAudio } from '../pipeline/output-audio.js';
+import type { AudioCommands } from '../pipeline/audio-commands.js';
 import type { TagWriter } from './tag-writer.js';
 import type { PushInfo } from './info.js';
 import type { Health } from './health.js';
@@ -33,7 +33,7 @@ export interface PushView {
   readonly writer: TagWriter;
   readonly health: { readonly current: Health | undefined };
   readonly standby: Standby;
-  readonly audio: OutputAudio;
+  readonly audio: AudioCommands;
   readonly input: PublisherInput;
 }
 
@@ -48,7 +48,7 @@ function captionCounters(
 
 /**
  * A push as `find` shows it: Web Call Server's fields, then `state`, `lastError`,
- * `errorCode`, restore attempts, the output buffer and counters. Holds no secret: the destination
+ * `errorCode`, restore attempts, the send buffer and counters. Holds no secret: the destination
  * is shown redacted.
  */
 export function describe(t: PushView): PushInfo {
@@ -73,7 +73,7 @@ export function describe(t: PushView): PushInfo {
     ...(until !== undefined ? { standbyUntil: new Date(until).toISOString() } : {}),
     reconnectAttempt: t.reconnectAttempt,
     ...(isUp(t.state) && t.health.current ? { health: t.health.current } : {}),
-    ...(t.config.outBuffer.enabled
+    ...(t.config.sendBuffer.enabled
       ? { outputBuffer: { state: buffer?.state, levelMs: buffer?.levelMs ?? 0, bufferings: output.bufferings } }
       : {}),
     transcoding: t.plan.video === 'transcode',

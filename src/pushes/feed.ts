@@ -2,17 +2,16 @@ import { monotonicMs } from '../core/clock.js';
 import type { Logger } from 'pino';
 import type { MediaKind } from '../media/codecs.js';
 import { isAudioFrameTag, isKeyframeTag, type FlvTag } from '../media/flv.js';
-import type { VideoFrame } from '../media/depacketizer.js';
 import type { Publisher } from '../publishers/publisher.js';
-import type { AudioPacket } from '../publishers/fanout.js';
 import type { EncodingPlan } from '../pipeline/encoding.js';
 import { AudioTail, audioEndMs } from './audio-tail.js';
 import { PublisherInput } from './input.js';
 import { StartSizes } from './start-sizes.js';
-import type { OutputAudio } from '../pipeline/output-audio.js';
+import type { AudioCommands } from '../pipeline/audio-commands.js';
 import type { TagWriter } from './tag-writer.js';
 import type { Pipeline, PipelineFactory } from '../pipeline/pipeline.js';
 import type { FailureKind } from '../outputs/failures.js';
+import type { AudioPacket, VideoFrame } from '../media/sinks.js';
 
 /** What feeds the output: the publisher's media, or the still picture while the publisher is away. */
 export type FeedSource = 'publisher' | 'still';
@@ -21,7 +20,7 @@ export interface FeedOptions {
   publisher: Publisher;
   plan: EncodingPlan;
   writer: TagWriter;
-  audio: OutputAudio;
+  audio: AudioCommands;
   pipelines: PipelineFactory;
   /** How long a new pipeline may take to write its first frame before it takes over anyway. */
   startTimeoutMs: number;

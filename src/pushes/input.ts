@@ -1,5 +1,6 @@
-import type { MediaSink, Publisher } from '../publishers/publisher.js';
+import type { Publisher } from '../publishers/publisher.js';
 import { SinkQueue, type SinkQueueDiscards } from '../publishers/sink-queue.js';
+import type { MediaSink } from '../media/sinks.js';
 
 /**
  * A push's place among its publisher's sinks: it is given the audio packets and the video frames

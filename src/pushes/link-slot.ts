@@ -2,7 +2,7 @@ import type { FailureKind } from '../outputs/failures.js';
 import { type Link, type LinkStats, LinkTotals } from '../outputs/link.js';
 import type { TagWriter } from './tag-writer.js';
 
-/** What a push's links sent: the counts of every link so far, and the active link's lag and output buffer. */
+/** What a push's links sent: the counts of every link so far, and the active link's lag and send buffer. */
 export type LinkSlotStats = LinkStats & {
   lagMs: number;
   acknowledgedAt?: number;
@@ -34,7 +34,7 @@ export class LinkSlot {
     return this.#link;
   }
 
-  /** Counts of every link so far, and the active link's lag and output buffer. */
+  /** Counts of every link so far, and the active link's lag and send buffer. */
   get stats(): LinkSlotStats {
     return {
       ...this.#ended.with(this.#link?.stats),

@@ -7,7 +7,7 @@ import type { Publisher } from '../publishers/publisher.js';
 import type { Destination } from '../outputs/destination.js';
 import type { EncodingPlan } from '../pipeline/encoding.js';
 import { passthroughMetadata, TagWriter } from './tag-writer.js';
-import { OutputAudio } from '../pipeline/output-audio.js';
+import { AudioCommands } from '../pipeline/audio-commands.js';
 import type { PushInfo, Sheddable } from './info.js';
 import { PushFeed } from './feed.js';
 import type { PushConfig, PushOptions, PushParts } from './settings.js';
@@ -60,7 +60,7 @@ export class Push extends TypedEmitter<PushEvents> {
   /** The grace period while the publisher is away. */
   readonly standby = new Standby();
   /** Mute and the sound played, applied to every pipeline. */
-  readonly audio: OutputAudio;
+  readonly audio: AudioCommands;
   /** What feeds the output: its source, its pipelines, the publisher's media routed to them. */
   readonly feed: PushFeed;
   /** Its state table and the loop that keeps its output up. */
@@ -111,7 +111,7 @@ export class Push extends TypedEmitter<PushEvents> {
           'the picture size sent changed mid-stream',
         ),
     });
-    this.audio = new OutputAudio(
+    this.audio = new AudioCommands(
       () => this.feed.pipelines,
       log,
       () => this.feed.startOwnPipeline(),
@@ -206,7 +206,7 @@ export class Push extends TypedEmitter<PushEvents> {
   get errorCode(): FailureCode | undefined {
     return this.#life.errorCode;
   }
-  /** Counts of every link so far, and the active link's lag and output buffer. */
+  /** Counts of every link so far, and the active link's lag and send buffer. */
   get output(): LinkSlotStats {
     return this.#life.slot.stats;
   }

@@ -5,7 +5,7 @@ import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 import type { DestinationResolver } from '../security/destination-policy.js';
 import type { Destination } from '../outputs/destination.js';
 import type { EncodingSettings, VideoRequest } from '../pipeline/encoding.js';
-import type { OutBufferSettings } from '../outputs/out-buffer.js';
+import type { SendBufferSettings } from '../outputs/send-buffer.js';
 import { ffmpegPipelines } from '../pipeline/ffmpeg-pipeline.js';
 import type { PipelineFactory } from '../pipeline/pipeline.js';
 import type { SharedEncoders } from '../pipeline/shared-encoders.js';
@@ -55,7 +55,7 @@ export interface PushSettings {
   /** A destination lagging more than this (ms) gets media dropped up to a keyframe; 0: never. */
   maxLagMs: number;
   /** Output buffering in front of each link. */
-  outBuffer: OutBufferSettings;
+  sendBuffer: SendBufferSettings;
   /** How long a push whose publisher went away holds the output with a still picture; 0: it ends at once. */
   publisherGraceMs: number;
   /** Where and how `record://` pushes record. */
@@ -65,7 +65,7 @@ export interface PushSettings {
 }
 
 /** What a push needs of the gateway's settings. */
-export type PushConfig = Pick<PushSettings, 'startTimeoutMs' | 'restore' | 'sendMetadata' | 'encoding' | 'outBuffer'>;
+export type PushConfig = Pick<PushSettings, 'startTimeoutMs' | 'restore' | 'sendMetadata' | 'encoding' | 'sendBuffer'>;
 
 /** A push's startup request, as far as it keeps it. */
 export interface PushOptions {
@@ -104,7 +104,7 @@ export interface PartsFor {
 export function pushParts(destination: Destination, settings: PushSettings, log: Logger, push: PartsFor): PushParts {
   const onListenerError = (event: string, error: unknown): void =>
     log.error({ err: error, event }, 'push listener failed');
-  const onBufferState = (state: string): void => log.debug({ state }, 'output buffer');
+  const onBufferState = (state: string): void => log.debug({ state }, 'send buffer');
   const spawn = (args: readonly string[], fd3?: number) =>
     settings.ffmpeg.spawn(settings.ffmpegPath, args, onListenerError, fd3);
   const links = (): LinkFactory => {

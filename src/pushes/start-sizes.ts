@@ -1,4 +1,4 @@
-import type { VideoFrame } from '../media/depacketizer.js';
+import type { VideoFrame } from '../media/sinks.js';
 
 type Size = { width: number; height: number };
 

@@ -1,14 +1,13 @@
 import { monotonicMs } from '../core/clock.js';
-import { decodeAmf0, type Amf0Value } from '../rtmp/amf0.js';
+import { decodeAmf0, type Amf0Value } from '../media/amf0.js';
 import { spsPictureSize } from '../media/h264.js';
 import { FlvTagType, isKeyframeBody, isSequenceHeader, type FlvTag } from '../media/flv.js';
-import type { VideoFrame } from '../media/depacketizer.js';
-import type { MediaOutput } from '../outputs/link.js';
 import type { Picture, TagSource } from '../pipeline/pipeline.js';
 import type { IngestHealth } from './health.js';
 import { CaptionTrack, type TimedCaption } from '../captions/track.js';
 import type { CaptionMode } from '../captions/cea608.js';
 import { PushTimeline } from './timeline.js';
+import type { TagSink, VideoFrame } from '../media/sinks.js';
 
 export interface TagWriterOptions {
   sendMetadata: boolean;
@@ -64,7 +63,7 @@ export class TagWriter {
   size: { width: number; height: number } | undefined;
   /** Times the picture size sent changed after the first. */
   resolutionChanges = 0;
-  #out: MediaOutput | undefined;
+  #out: TagSink | undefined;
   /** SPS and PPS of the sequence header sent for the current source on the current link. */
   #sps: Buffer | undefined;
   #pps: Buffer | undefined;
@@ -103,7 +102,7 @@ export class TagWriter {
   }
 
   /** A new link: it starts with codec headers, and its audio waits for a keyframe when video is to come. */
-  useLink(out: MediaOutput, videoToCome: boolean): void {
+  useLink(out: TagSink, videoToCome: boolean): void {
     this.#out = out;
     this.timeline.newLink(videoToCome);
     this.options.health?.restart();

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import { TypedEmitter, type ListenerErrorHandler } from '../core/events.js';
-import { decodeAmf0, EcmaArray, encodeAmf0, type Amf0Value } from './amf0.js';
+import { decodeAmf0, EcmaArray, encodeAmf0, type Amf0Value } from '../media/amf0.js';
 import { ChunkReader, MessageType, messageChunks, type RtmpMessage } from './chunks.js';
 import { RtmpAuthenticator, type RtmpCredentials } from './auth.js';
 import { ConnectRefused, RtmpError } from './errors.js';

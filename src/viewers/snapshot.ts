@@ -2,7 +2,7 @@ import { GatewayError } from '../core/errors.js';
 import { ffmpegQuietly } from '../ffmpeg/ffmpeg-process.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 import { ivfFrameHeader, ivfHeader } from '../media/ivf.js';
-import type { VideoFrame } from '../media/depacketizer.js';
+import type { VideoFrame } from '../media/sinks.js';
 
 /** Longest a snapshot's ffmpeg may take. */
 const SNAPSHOT_TIMEOUT_MS = 5000;

@@ -3,7 +3,8 @@ import { createWorker, type types } from 'mediasoup';
 import t, { type Test } from 'tap';
 import { waitFor } from '../../kit/processes.js';
 import { createHandoff, type HandoffKind } from '../../src/ingest/mediasoup/rtp-handoff.js';
-import { RtpReceiver, type MediaPacket } from '../../src/media/rtp.js';
+import { RtpReceiver } from '../../src/media/rtp.js';
+import type { MediaPacket } from '../../src/media/sinks.js';
 
 // How a publisher's RTP leaves the mediasoup worker for the gateway, on a real worker: a producer
 // fed plain RTP from a socket of the test's, consumed through each hand-off. Every packet arrives

@@ -2,9 +2,9 @@ import pino from 'pino';
 import { TypedEmitter } from '../../src/core/events.js';
 import type { IngestSession, IngestSessionEvents, IngestTrack } from '../../src/ingest/engine.js';
 import type { MediaKind, VideoCodec } from '../../src/media/codecs.js';
-import type { RtpInput } from '../../src/media/rtp.js';
 import { Publisher } from '../../src/publishers/publisher.js';
 import { packetizeH264 } from '../../kit/h264-packetizer.js';
+import type { RtpSink } from '../../src/media/sinks.js';
 
 /** SPS and PPS of a 1280x720 constrained-baseline stream (as x264 and Chromium's OpenH264 make them). */
 export const SPS_720P = Buffer.from('Z0LAH9oBQBbsBEAAAAMAQAAADyPGDKg=', 'base64');
@@ -21,7 +21,7 @@ export function nal(type: number, size: number, fill = 0): Buffer {
 export class FakeTrack implements IngestTrack {
   keyframeRequests = 0;
   packetsSent = 0;
-  #input: RtpInput | undefined;
+  #input: RtpSink | undefined;
   #sequence = 0;
 
   constructor(
@@ -29,7 +29,7 @@ export class FakeTrack implements IngestTrack {
     readonly clockRate = kind === 'video' ? 90000 : 48000,
   ) {}
 
-  deliverTo(input: RtpInput): () => void {
+  deliverTo(input: RtpSink): () => void {
     this.#input = input;
     return () => (this.#input = undefined);
   }

@@ -40,7 +40,7 @@ async function recording(
       connectTimeoutMs: 10_000,
       stopTimeoutMs: 10_000,
       maxLagMs: 60_000,
-      outBuffer: { enabled: false, startMs: 0, maxMs: 0, pollingMs: 10, maxBufferings: -1 },
+      sendBuffer: { enabled: false, startMs: 0, maxMs: 0, pollingMs: 10, maxBufferings: -1 },
       onBufferState: () => {},
       spawn: (args, fd3) => supervisor.spawn('ffmpeg', args, () => {}, fd3),
       record,

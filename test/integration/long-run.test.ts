@@ -12,13 +12,14 @@ import { monotonicMs } from '../../src/core/clock.js';
 import { FfmpegSupervisor } from '../../src/ffmpeg/supervisor.js';
 import { Mixer } from '../../src/mixers/mixer.js';
 import type { InputSource } from '../../src/mixers/relay.js';
-import type { AudioPacket, MediaSink, Publisher } from '../../src/publishers/publisher.js';
+import type { Publisher } from '../../src/publishers/publisher.js';
 import { RtmpPushClient } from '../../src/rtmp/client.js';
 import { startGateway } from '../helpers/gateway.js';
 import { pushOnceCached } from '../helpers/pushes.js';
 import { fixtureFlvVideo } from '../helpers/flv-video.js';
 import { mixerSpec } from '../helpers/mixer-spec.js';
 import { testFixture } from '../helpers/synthetic.js';
+import type { AudioPacket, MediaSink } from '../../src/media/sinks.js';
 
 // What days of streaming do to a push, reached without waiting for them: each counter is set just
 // before its limit, then run through it with real components.

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
-import type { Amf0Value } from '../../src/rtmp/amf0.js';
+import type { Amf0Value } from '../../src/media/amf0.js';
 import { startGateway } from '../helpers/gateway.js';
 import { waitFor } from '../../kit/processes.js';
 import { RtmpReceiver } from '../../kit/rtmp-receiver.js';

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { RtmpPushClient, type RtmpPublishOptions } from '../../src/rtmp/client.js';
 import { RtmpError } from '../../src/rtmp/errors.js';
-import type { Amf0Value } from '../../src/rtmp/amf0.js';
+import type { Amf0Value } from '../../src/media/amf0.js';
 import { RtmpReceiver, type RtmpMediaMessage, type RtmpPublish } from '../../kit/rtmp-receiver.js';
 import { freePort } from '../../kit/rtmp-server.js';
 import { startProcess, stopProcess, waitFor } from '../../kit/processes.js';

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { isKeyframeStart } from '../../src/media/codecs.js';
 import { H264Depacketizer } from '../../src/media/h264.js';
-import type { VideoFrame } from '../../src/media/depacketizer.js';
+import type { VideoFrame } from '../../src/media/sinks.js';
 
 // SPS of Chromium's OpenH264 at 1280x720, constrained baseline 3.1.
 const SPS_720P = Buffer.from('Z0LAH4xoBQBbkBgB+lA=', 'base64');

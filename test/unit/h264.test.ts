@@ -7,7 +7,7 @@ import {
   spsPictureSize,
   type H264Frame,
 } from '../../src/media/h264.js';
-import type { MediaPacket } from '../../src/media/rtp.js';
+import type { MediaPacket } from '../../src/media/sinks.js';
 
 // SPS and PPS of a 1280x720 constrained-baseline stream (as x264 and Chromium's OpenH264 make them).
 const SPS_720P = Buffer.from('Z0LAH9oBQBbsBEAAAAMAQAAADyPGDKg=', 'base64');

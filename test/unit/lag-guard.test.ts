@@ -1,6 +1,6 @@
 import t from 'tap';
 import { LagGuard } from '../../src/outputs/lag-guard.js';
-import type { MediaOutput } from '../../src/outputs/link.js';
+import type { TagSink } from '../../src/media/sinks.js';
 
 // A destination that receives less than it is sent: the guard drops media up to a keyframe once
 // the oldest undelivered media is too old, and resumes when it has caught up.
@@ -24,7 +24,7 @@ function setup(maxLagMs: number): {
   let now = 0;
   const probe = { bytesWritten: 0, undeliveredBytes: 0 };
   const sent: string[] = [];
-  const output: MediaOutput = {
+  const output: TagSink = {
     writeMetadata: () => sent.push('meta'),
     writeVideo: (ts, body) => {
       sent.push(`${body[1] === 0 ? 'header' : body[0] === 0x17 ? 'key' : 'inter'}@${ts}`);

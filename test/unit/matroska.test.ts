@@ -5,7 +5,6 @@ import pino from 'pino';
 import t from 'tap';
 import { loadFixture } from '../../kit/fixture.js';
 import type { FfmpegProcess } from '../../src/ffmpeg/ffmpeg-process.js';
-import type { VideoFrame } from '../../src/media/depacketizer.js';
 import {
   MATROSKA_AUDIO_TRACK,
   MATROSKA_VIDEO_TRACK,
@@ -14,7 +13,7 @@ import {
 } from '../../src/media/matroska.js';
 import { planEncoding } from '../../src/pipeline/encoding.js';
 import { ffmpegPipelines } from '../../src/pipeline/ffmpeg-pipeline.js';
-import type { AudioPacket } from '../../src/publishers/fanout.js';
+import type { AudioPacket, VideoFrame } from '../../src/media/sinks.js';
 
 const fixture = loadFixture(join(import.meta.dirname, '..', '..', '.bench', 'fixture'));
 const START_CODE = Buffer.from([0, 0, 0, 1]);

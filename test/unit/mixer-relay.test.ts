@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { MessageChannel } from 'node:worker_threads';
 import t from 'tap';
-import type { VideoFrame } from '../../src/media/depacketizer.js';
-import type { MediaSink, Publisher } from '../../src/publishers/publisher.js';
+import type { Publisher } from '../../src/publishers/publisher.js';
 import { relayStream } from '../../src/mixers/relay.js';
+import type { MediaSink, VideoFrame } from '../../src/media/sinks.js';
 
 t.test(
   'a relayed frame crosses between threads as its own bytes, not the pool its bitstream is a view of',

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import { OpusStage } from '../../src/publishers/opus-stage.js';
-import type { AudioPacket } from '../../src/publishers/fanout.js';
 import { testFixture } from '../helpers/synthetic.js';
+import type { AudioPacket } from '../../src/media/sinks.js';
 
 // A publisher's Opus decoded once for all its pushes, in time order.
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { FlvTagType } from '../../src/media/flv.js';
-import { encodeAmf0, type Amf0Value } from '../../src/rtmp/amf0.js';
+import { encodeAmf0, type Amf0Value } from '../../src/media/amf0.js';
 import { passthroughMetadata, TagWriter } from '../../src/pushes/tag-writer.js';
 
 // A transcoding ffmpeg's onMetaData goes out with the frame rate sent (asked for, or the source's as

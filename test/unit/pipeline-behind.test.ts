@@ -6,7 +6,7 @@ import type { FfmpegProcess } from '../../src/ffmpeg/ffmpeg-process.js';
 import { flvFileHeader, flvTag, FlvTagType, type FlvTag } from '../../src/media/flv.js';
 import { ffmpegPipelines } from '../../src/pipeline/ffmpeg-pipeline.js';
 import type { Pipeline } from '../../src/pipeline/pipeline.js';
-import type { AudioPacket } from '../../src/publishers/fanout.js';
+import type { AudioPacket } from '../../src/media/sinks.js';
 
 /** An ffmpeg that reads nothing unless told: its backlog is the test's to set. */
 class SlowFfmpeg extends EventEmitter {

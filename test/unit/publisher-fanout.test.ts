@@ -2,10 +2,9 @@ import t from 'tap';
 import pino from 'pino';
 import { TypedEmitter } from '../../src/core/events.js';
 import type { IngestSession, IngestSessionEvents, IngestTrack } from '../../src/ingest/engine.js';
-import type { RtpInput } from '../../src/media/rtp.js';
-import { Publisher, type AudioPacket, type MediaSink } from '../../src/publishers/publisher.js';
-import type { VideoFrame } from '../../src/media/depacketizer.js';
+import { Publisher } from '../../src/publishers/publisher.js';
 import { cachedPublisher, FakeCamera, FakeTrack, fakePublisher, nal, PPS, SPS_720P } from '../helpers/fake-ingest.js';
+import type { AudioPacket, MediaSink, RtpSink, VideoFrame } from '../../src/media/sinks.js';
 
 // One publisher's audio packets and video frames reach every sink; a sink that throws is logged
 // once and hurts no other.
@@ -13,8 +12,8 @@ import { cachedPublisher, FakeCamera, FakeTrack, fakePublisher, nal, PPS, SPS_72
 class AudioTrack implements IngestTrack {
   readonly kind = 'audio' as const;
   readonly clockRate = 48000;
-  input: RtpInput | undefined;
-  deliverTo(input: RtpInput): () => void {
+  input: RtpSink | undefined;
+  deliverTo(input: RtpSink): () => void {
     this.input = input;
     return () => (this.input = undefined);
   }

@@ -3,7 +3,6 @@ import t, { type Test } from 'tap';
 import pino from 'pino';
 import { FlvTagType, type FlvTag } from '../../src/media/flv.js';
 import type { Publisher } from '../../src/publishers/publisher.js';
-import type { VideoFrame } from '../../src/media/depacketizer.js';
 import { parseDestination } from '../../src/outputs/destination.js';
 import type { EncodingPlan } from '../../src/pipeline/encoding.js';
 import type { Pipeline, PipelineSpec, TagSource } from '../../src/pipeline/pipeline.js';
@@ -12,8 +11,9 @@ import { TRANSITIONS, type PushState } from '../../src/pushes/states.js';
 import { Push } from '../../src/pushes/push.js';
 import { FakeCamera, FakeTrack, fakePublisher } from '../helpers/fake-ingest.js';
 import { waitFor } from '../../kit/processes.js';
-import type { Link, LinkStats, MediaOutput } from '../../src/outputs/link.js';
+import type { Link, LinkStats } from '../../src/outputs/link.js';
 import { type FailureKind, OpenError } from '../../src/outputs/failures.js';
+import type { TagSink, VideoFrame } from '../../src/media/sinks.js';
 
 // The push's state table, restore loop, standby and hand-over, with a fake link and fake
 // pipelines: no socket, no ffmpeg, milliseconds each.
@@ -26,7 +26,7 @@ class FakeLink implements Link {
   readonly lagMs = 0;
   readonly buffer = undefined;
   #lost: ((reason: string, kind: FailureKind) => void) | undefined;
-  readonly out: MediaOutput = {
+  readonly out: TagSink = {
     writeMetadata: () => {},
     writeVideo: (timestamp, body) => void this.video.push({ timestamp, body }),
     writeAudio: (timestamp) => void this.audio.push(timestamp),
@@ -127,7 +127,7 @@ const config: PushConfig = {
   restore: { enabled: true, attempts: 3, intervalMs: 5 },
   sendMetadata: true,
   encoding: encodingSettings,
-  outBuffer: { enabled: false, startMs: 0, maxMs: 0, pollingMs: 100, maxBufferings: -1 },
+  sendBuffer: { enabled: false, startMs: 0, maxMs: 0, pollingMs: 100, maxBufferings: -1 },
 };
 
 function rig(t: Test, publisher: Publisher, plan: EncodingPlan = { video: 'copy' }, settings = config): Rig {

@@ -235,7 +235,7 @@ t.test('an ffmpeg that cannot be started leaves nothing of the recording in reco
       connectTimeoutMs: 1000,
       stopTimeoutMs: 1000,
       maxLagMs: 1000,
-      outBuffer: { enabled: false, startMs: 0, maxMs: 0, pollingMs: 10, maxBufferings: -1 },
+      sendBuffer: { enabled: false, startMs: 0, maxMs: 0, pollingMs: 10, maxBufferings: -1 },
       onBufferState: () => {},
       spawn: () => {
         throw new Error('spawn ffmpeg EAGAIN');

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { FlvReader } from '../../src/media/flv.js';
-import { decodeAmf0, EcmaArray, encodeAmf0 } from '../../src/rtmp/amf0.js';
+import { decodeAmf0, EcmaArray, encodeAmf0 } from '../../src/media/amf0.js';
 import { ChunkReader, encodeMessage, MessageType } from '../../src/rtmp/chunks.js';
 
 t.test('AMF0 round trip: strings, numbers, booleans, null, objects and ECMA arrays', async (t) => {

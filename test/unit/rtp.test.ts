@@ -1,7 +1,8 @@
 import t from 'tap';
 import { waitFor } from '../../kit/processes.js';
 import { monotonicMs } from '../../src/core/clock.js';
-import { DuplicateFilter, parseRtp, RtpReceiver, StreamStart, type MediaPacket } from '../../src/media/rtp.js';
+import { DuplicateFilter, parseRtp, RtpReceiver, StreamStart } from '../../src/media/rtp.js';
+import type { MediaPacket } from '../../src/media/sinks.js';
 
 t.test(
   'DuplicateFilter counts packets lost around the 16-bit wrap of sequence numbers, and late ones as received',

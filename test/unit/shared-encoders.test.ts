@@ -1,11 +1,10 @@
 import t from 'tap';
 import { FlvTagType, type FlvTag } from '../../src/media/flv.js';
-import type { AudioPacket } from '../../src/publishers/fanout.js';
-import type { VideoFrame } from '../../src/media/depacketizer.js';
 import type { EncodingPlan } from '../../src/pipeline/encoding.js';
 import type { Pipeline, PipelineSpec } from '../../src/pipeline/pipeline.js';
 import { SharedEncoders, shareableVariant } from '../../src/pipeline/shared-encoders.js';
 import type { FailureKind } from '../../src/outputs/failures.js';
+import type { AudioPacket, VideoFrame } from '../../src/media/sinks.js';
 
 // The leases on one shared encoder, over a fake pipeline: what each push is given, and when the
 // encoder is shared, made a push's own, or ended.

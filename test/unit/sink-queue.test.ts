@@ -1,8 +1,7 @@
 import t from 'tap';
-import type { VideoFrame } from '../../src/media/depacketizer.js';
-import type { AudioPacket, MediaSink } from '../../src/publishers/publisher.js';
 import { SINK_QUEUE_ITEMS, SinkQueue } from '../../src/publishers/sink-queue.js';
 import { cachedPublisher } from '../helpers/fake-ingest.js';
+import type { AudioPacket, MediaSink, VideoFrame } from '../../src/media/sinks.js';
 
 // Each push has a bounded queue of its own between the publisher and its work: the fan-out only
 // queues, every queue is served a slice at a time in turn, and one that overflows discards up to

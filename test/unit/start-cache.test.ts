@@ -1,6 +1,6 @@
 import t from 'tap';
-import type { VideoFrame } from '../../src/media/depacketizer.js';
-import { StartCache, type AudioPacket, type MediaSink } from '../../src/publishers/fanout.js';
+import { StartCache } from '../../src/publishers/fanout.js';
+import type { AudioPacket, MediaSink, VideoFrame } from '../../src/media/sinks.js';
 
 const frame = (tag: string, captureMs: number): VideoFrame => ({
   codec: 'H264',

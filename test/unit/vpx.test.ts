@@ -1,6 +1,6 @@
 import t from 'tap';
-import type { MediaPacket } from '../../src/media/rtp.js';
 import { Vp8Depacketizer, Vp9Depacketizer, type VpxFrame } from '../../src/media/vpx.js';
+import type { MediaPacket } from '../../src/media/sinks.js';
 
 // VP8 (RFC 7741) and VP9 (RFC 9628) RTP to whole frames: descriptors stripped, parts joined, a
 // frame with a hole never emitted, output resuming at a keyframe.

@@ -4,7 +4,7 @@ import { ms, count, ipAddress, type Parsed } from '../fields.js';
 /**
  * Pushes to RTMP(S) destinations (`outputs/`, `pushes/`): the RTMP connection, reconnecting a dropped
  * destination (`pushes/restore.ts`), stalls and lag (`outputs/lag-guard.ts`), the publisher's grace, output
- * buffering (`outputs/out-buffer.ts`) and pushes started for every stream (`plane/core.ts`).
+ * buffering (`outputs/send-buffer.ts`) and pushes started for every stream (`plane/core.ts`).
  */
 export const pushFields = {
   rtmp_transponder_stream_name_prefix: z
@@ -104,8 +104,8 @@ export function checkAutoStart(c: Parsed<typeof pushFields>, ctx: z.RefinementCt
   }
 }
 
-/** The output buffer starts sending before it holds the most it may. */
-export function checkOutBuffer(c: Parsed<typeof pushFields>, ctx: z.RefinementCtx): void {
+/** The send buffer starts sending before it holds the most it may. */
+export function checkSendBuffer(c: Parsed<typeof pushFields>, ctx: z.RefinementCtx): void {
   if (c.rtmp_out_buffer_start_size > c.rtmp_out_buffer_initial_size) {
     ctx.addIssue({
       code: 'custom',

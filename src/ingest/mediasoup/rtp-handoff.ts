@@ -1,14 +1,14 @@
 import { trackSize } from '../../core/tracked.js';
 import { createSocket, type Socket } from 'node:dgram';
 import type { types } from 'mediasoup';
-import type { RtpInput } from '../../media/rtp.js';
+import type { RtpSink } from '../../media/sinks.js';
 
 /** A publisher's track as the gateway receives it from the worker. */
 export interface HandedTrack {
   /** Keyframe requests go through it (mediasoup sends the publisher a PLI). */
   readonly consumer: types.Consumer;
   /** Hands the track's RTP datagrams to `input`; returns the function that stops it. */
-  deliverTo(input: RtpInput): () => void;
+  deliverTo(input: RtpSink): () => void;
 }
 
 /**
@@ -104,7 +104,7 @@ const LOOPBACK = '127.0.0.1';
 
 class PlainHandoff implements RtpHandoff {
   /** Where each consumer's RTP goes, by its SSRC. */
-  readonly #inputs = new Map<number, RtpInput[]>();
+  readonly #inputs = new Map<number, RtpSink[]>();
 
   /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
   static #trackSizes(owner: PlainHandoff): void {

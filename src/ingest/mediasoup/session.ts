@@ -1,9 +1,9 @@
 import type { types } from 'mediasoup';
 import { TypedEmitter, type ListenerErrorHandler } from '../../core/events.js';
 import { OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE, type MediaKind, type VideoCodec } from '../../media/codecs.js';
-import type { RtpInput } from '../../media/rtp.js';
 import type { EngineCounts, IngestSession, IngestSessionEvents, LayerTrack } from '../engine.js';
 import type { HandedTrack } from './rtp-handoff.js';
+import type { RtpSink } from '../../media/sinks.js';
 
 export interface MediasoupSessionOptions {
   videoCodec: VideoCodec | undefined;
@@ -209,7 +209,7 @@ export class MediasoupTrack implements LayerTrack {
     return new SimulcastLayer(this.kind, this.videoCodec, this.producer, await this.consumeLayer(spatial));
   }
 
-  deliverTo(input: RtpInput): () => void {
+  deliverTo(input: RtpSink): () => void {
     return this.handed.deliverTo(input);
   }
 

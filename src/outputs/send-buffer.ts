@@ -1,8 +1,9 @@
-import type { Amf0Value } from '../rtmp/amf0.js';
-import type { MediaOutput, OutBufferState } from './link.js';
+import type { Amf0Value } from '../media/amf0.js';
+import type { SendBufferState } from './link.js';
+import type { TagSink } from '../media/sinks.js';
 
 /** Web Call Server's `rtmp_out_buffer_*` settings. */
-export interface OutBufferSettings {
+export interface SendBufferSettings {
   enabled: boolean;
   /** Media held before sending starts, and again after the buffer ran dry (ms). */
   startMs: number;
@@ -19,7 +20,7 @@ type Entry =
   | { kind: 'metadata'; timestamp: number; metadata: Record<string, Amf0Value>; at: number };
 
 /**
- * An adaptive output buffer (Web Call Server's RTMP output buffering): media is held until
+ * An adaptive send buffer (Web Call Server's RTMP output buffering): media is held until
  * `startMs` of it is buffered, then sent paced by its timestamps, so a publisher's bursts and gaps
  * (network jitter, ffmpeg writing audio in runs) reach the destination as an even stream.
  *
@@ -36,8 +37,8 @@ type Entry =
  * (a burst after the publisher's network stalled) is not held behind audio that ffmpeg went on
  * making meanwhile. onMetaData goes with the video, at once when its turn comes.
  */
-export class OutputBuffer implements MediaOutput {
-  state: OutBufferState = 'buffering';
+export class SendBuffer implements TagSink {
+  state: SendBufferState = 'buffering';
   /** Times the buffer ran dry and filled again. */
   bufferings = 0;
   readonly #tracks: { video: Entry[]; audio: Entry[] } = { video: [], audio: [] };
@@ -48,10 +49,10 @@ export class OutputBuffer implements MediaOutput {
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly output: MediaOutput,
-    private readonly settings: OutBufferSettings,
+    private readonly output: TagSink,
+    private readonly settings: SendBufferSettings,
     private readonly now: () => number = () => performance.now(),
-    private readonly onChange: (state: OutBufferState) => void = () => {},
+    private readonly onChange: (state: SendBufferState) => void = () => {},
   ) {
     this.#timer = setInterval(() => this.poll(), settings.pollingMs);
     this.#timer.unref();
@@ -143,7 +144,7 @@ export class OutputBuffer implements MediaOutput {
     this.#setState('buffering');
   }
 
-  #setState(state: OutBufferState): void {
+  #setState(state: SendBufferState): void {
     if (this.state === state) return;
     this.state = state;
     this.onChange(state);

@@ -3,10 +3,10 @@ import type { SoundPlayer } from '../audio/sound.js';
 import type { Pipeline } from './pipeline.js';
 
 /**
- * The audio commands of one output (Web Call Server's mute, unmute, sound_on, sound_off): kept
+ * The audio commands of one push (Web Call Server's mute, unmute, sound_on, sound_off): kept
  * here, applied to whichever pipelines run now, and given to every new one.
  */
-export class OutputAudio {
+export class AudioCommands {
   #muted = false;
   #sound: SoundPlayer | undefined;
 

@@ -1,15 +1,15 @@
 import t, { type Test } from 'tap';
-import { OutputBuffer, type OutBufferSettings } from '../../src/outputs/out-buffer.js';
-import type { OutBufferState } from '../../src/outputs/link.js';
+import { SendBuffer, type SendBufferSettings } from '../../src/outputs/send-buffer.js';
+import type { SendBufferState } from '../../src/outputs/link.js';
 
-const settings: OutBufferSettings = { enabled: true, startMs: 300, maxMs: 2000, pollingMs: 100, maxBufferings: -1 };
+const settings: SendBufferSettings = { enabled: true, startMs: 300, maxMs: 2000, pollingMs: 100, maxBufferings: -1 };
 
 /** A buffer on a clock the test moves, recording what it sends and when. */
-function setup(t: Test, overrides: Partial<OutBufferSettings> = {}) {
+function setup(t: Test, overrides: Partial<SendBufferSettings> = {}) {
   let clock = 0;
   const sent: { kind: string; timestamp: number; at: number }[] = [];
-  const states: OutBufferState[] = [];
-  const buffer = new OutputBuffer(
+  const states: SendBufferState[] = [];
+  const buffer = new SendBuffer(
     {
       writeMetadata: () => sent.push({ kind: 'metadata', timestamp: -1, at: clock }),
       writeVideo: (timestamp) => sent.push({ kind: 'video', timestamp, at: clock }),

@@ -26,7 +26,7 @@ export class PcmTimeline extends AudioTimeline {
 
   readonly #options: PcmTimelineOptions;
 
-  /** Its audio comes decoded (`pushPcm`): a publisher's Opus is decoded once for all its outputs (`OpusStage`). */
+  /** Its audio comes decoded (`pushPcm`): a publisher's Opus is decoded once for all its pushes (`OpusStage`). */
   constructor(options: PcmTimelineOptions) {
     super(options.now);
     this.#options = options;

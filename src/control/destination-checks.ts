@@ -3,13 +3,13 @@ import type { GatewayConfig } from '../config/schema.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 import { rtmpsTrust } from '../rtmp/trust.js';
 import type { HostLookup } from '../security/destination-policy.js';
-import type { CheckReport, CheckRequest, CheckSettings } from '../outputs/check.js';
-import { parseDestination, withFullUrl, type Destination } from '../outputs/destination.js';
-import { namingRules, resolverFor } from '../outputs/destination-rules.js';
+import type { CheckReport, CheckRequest, CheckSettings } from '../links/check.js';
+import { parseDestination, withFullUrl, type Destination } from '../links/destination.js';
+import { namingRules, resolverFor } from '../links/destination-rules.js';
 
 /**
  * What checks a destination before a push of it starts, from the configuration: its form and where
- * it resolves (`outputs/destination-rules.ts`, the pushes' own rules), and the settings
+ * it resolves (`links/destination-rules.ts`, the pushes' own rules), and the settings
  * `/rest-api/push/check` connects with.
  */
 

@@ -9,7 +9,7 @@ export function resolveLogFormat(format: 'auto' | LogFormat, stream: { isTTY?: b
 }
 
 /**
- * The gateway's logger. Secrets are redacted where they enter (see outputs/destination.ts);
+ * The gateway's logger. Secrets are redacted where they enter (see links/destination.ts);
  * these paths are a second line of defence for objects that might carry a raw URL or token.
  */
 export function createLogger(level: string, destination?: DestinationStream, format: LogFormat = 'json'): Logger {

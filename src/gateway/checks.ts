@@ -2,7 +2,7 @@ import type { GatewayConfig } from '../config/schema.js';
 import { spawnerConnection } from '../ffmpeg/spawner-client.js';
 import { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 import { WorkQueue } from '../http/work-queue.js';
-import { checkDestination, type CheckReport, type CheckRequest } from '../outputs/check.js';
+import { checkDestination, type CheckReport, type CheckRequest } from '../links/check.js';
 import type { MediaCoreDependencies } from '../plane/core.js';
 import { checkSettings } from '../control/destination-checks.js';
 

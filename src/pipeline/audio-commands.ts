@@ -15,7 +15,7 @@ export class AudioCommands {
     private readonly pipelines: () => (Pipeline | undefined)[],
     private readonly log: Logger,
     /**
-     * A command the running pipeline cannot carry out (a sound over one that relays Opus, a mute of an
+     * A command the running pipeline cannot carry out (a sound over one that passes the Opus as it is, a mute of an
      * encoder other pushes share): one of this output's own, made for the commands now, must take over.
      */
     private readonly needsOwnPipeline: () => void = () => {},

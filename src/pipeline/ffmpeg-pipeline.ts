@@ -19,7 +19,7 @@ import {
 } from '../media/matroska.js';
 import { PCM_CHANNELS, PCM_SAMPLE_RATE } from '../audio/pcm.js';
 import type { EncodingSettings } from './encoding.js';
-import { type FailureKind, OpenError } from '../outputs/failures.js';
+import { type FailureKind, OpenError } from '../links/failures.js';
 import type { PcmSource, Pipeline, PipelineFactory, PipelineSpec, TagSource } from './pipeline.js';
 import type { AudioPacket, VideoFrame } from '../media/sinks.js';
 

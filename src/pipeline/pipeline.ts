@@ -2,7 +2,7 @@ import type { SoundSource } from '../audio/pcm-timeline.js';
 import type { VideoCodec } from '../media/codecs.js';
 import type { FlvTag } from '../media/flv.js';
 import type { EncodingPlan } from './encoding.js';
-import type { FailureKind } from '../outputs/failures.js';
+import type { FailureKind } from '../links/failures.js';
 import type { AudioPacket, VideoFrame } from '../media/sinks.js';
 
 /** Where a pipeline's tags come from, for placing them on the timeline. */
@@ -50,7 +50,7 @@ export interface PipelineSpec {
   canStartAt?: (keyframeCaptureMs: number) => boolean;
 }
 
-/** Where a packet's samples come from, decoded on demand once for all outputs: its publisher. */
+/** Where a packet's samples come from, decoded on demand once for all pushes: its publisher. */
 export interface PcmSource {
   audioPcm(packet: AudioPacket): Int16Array | undefined;
 }

@@ -8,7 +8,7 @@ import {
   type FlvTag,
 } from '../media/flv.js';
 import type { PcmSource, Pipeline, PipelineFactory, PipelineSpec, TagSource } from './pipeline.js';
-import type { FailureKind } from '../outputs/failures.js';
+import type { FailureKind } from '../links/failures.js';
 import type { AudioPacket, VideoFrame } from '../media/sinks.js';
 
 /** Tags of a shared rendition kept since its last keyframe (about 6 s at 30 fps with its audio); a longer GOP is not kept. */

@@ -22,7 +22,7 @@ import { PushService } from '../pushes/service.js';
 import { SharedEncoders } from '../pipeline/shared-encoders.js';
 import { PUBLISHER_SLOTS, Slots, PUSH_SLOTS, VIEWER_SLOTS } from '../core/slots.js';
 import { ViewerRegistry } from '../viewers/viewers.js';
-import { namingRules, resolverFor } from '../outputs/destination-rules.js';
+import { namingRules, resolverFor } from '../links/destination-rules.js';
 
 /** What runs streams in one thread (the main thread, or one worker): publishers, pushes, their ffmpeg. */
 export interface MediaCore {

@@ -14,7 +14,7 @@ import type { Health } from '../pushes/health.js';
 import type { Push } from '../pushes/push.js';
 import type { MixerEvent, MixerService } from '../mixers/service.js';
 import type { ViewerEvents, ViewerRegistry } from '../viewers/viewers.js';
-import type { RecordingEvent, RecordingPart } from '../outputs/record-link.js';
+import type { RecordingEvent, RecordingPart } from '../links/record-link.js';
 
 /** What happened to a stream or one of its pushes, as webhooks tell it. Holds no secret. */
 export type LifecycleEvent =

@@ -1,5 +1,5 @@
-import { OpenError } from '../outputs/failures.js';
-import type { LinkFactory } from '../outputs/link.js';
+import { OpenError } from '../links/failures.js';
+import type { LinkFactory } from '../links/link.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { PushFeed } from './feed.js';
 import type { LinkSlot } from './link-slot.js';

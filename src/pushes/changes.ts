@@ -2,7 +2,7 @@ import { monotonicMs } from '../core/clock.js';
 import type { PushService } from './service.js';
 import type { PushState } from './states.js';
 import type { Push } from './push.js';
-import type { FailureCode } from '../outputs/failures.js';
+import type { FailureCode } from '../links/failures.js';
 
 /**
  * One change of a push's state, as everything that follows pushes hears it: lifecycle events

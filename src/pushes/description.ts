@@ -1,6 +1,6 @@
 import { monotonicMs } from '../core/clock.js';
 import type { Publisher } from '../publishers/publisher.js';
-import type { Destination } from '../outputs/destination.js';
+import type { Destination } from '../links/destination.js';
 import type { EncodingPlan } from '../pipeline/encoding.js';
 import type { PublisherInput } from './input.js';
 import type { AudioCommands } from '../pipeline/audio-commands.js';
@@ -11,7 +11,7 @@ import type { PushConfig, PushOptions } from './settings.js';
 import type { Standby } from './standby.js';
 import { isUp, type PushState } from './states.js';
 import type { LinkSlotStats } from './link-slot.js';
-import type { FailureCode } from '../outputs/failures.js';
+import type { FailureCode } from '../links/failures.js';
 import { layerSent } from './layers.js';
 
 /** What `find` shows of a push. */

@@ -10,7 +10,7 @@ import { StartSizes } from './start-sizes.js';
 import type { AudioCommands } from '../pipeline/audio-commands.js';
 import type { TagWriter } from './tag-writer.js';
 import type { Pipeline, PipelineFactory } from '../pipeline/pipeline.js';
-import type { FailureKind } from '../outputs/failures.js';
+import type { FailureKind } from '../links/failures.js';
 import type { AudioPacket, VideoFrame } from '../media/sinks.js';
 
 /** What feeds the output: the publisher's media, or the still picture while the publisher is away. */
@@ -135,7 +135,7 @@ export class PushFeed {
       muted: audio.muted,
       sound: audio.sound,
       // Nothing to mix: the publisher's Opus goes to ffmpeg as it is, decoded there and not here.
-      // A transcoding ffmpeg is given PCM: with the Opus relayed to it as well, its added latency
+      // A transcoding ffmpeg is given PCM: with the Opus passed to it as well, its added latency
       // was 53/67-69 ms (median/p95) against 40-45/57-61 ms, for the same CPU in all (3 paired runs).
       opus: this.#source === 'publisher' && publisher.hasAudio && !this.videoInFfmpeg && audio.sound === undefined,
       stream: publisher,
@@ -209,7 +209,7 @@ export class PushFeed {
   }
 
   /**
-   * An audio command the pipeline cannot carry out (a sound over the publisher's Opus relayed as it
+   * An audio command the pipeline cannot carry out (a sound over the publisher's Opus passed as it
    * is, a mute of an encoder other pushes share): a pipeline of this output's own, made for the
    * commands now, takes over. Video the gateway passes through goes on untouched, and only the
    * audio changes hands, at the new pipeline's first audio frame; a transcoded rendition changes

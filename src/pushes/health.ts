@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Platform } from '../outputs/platforms.js';
+import type { Platform } from '../links/platforms.js';
 
 /**
  * Ingest health: what a platform's dashboard checks of a stream (its keyframe interval, bitrate and

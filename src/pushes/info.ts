@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { startupOptionsSchema } from './requests.js';
 import { PUSH_STATES } from './states.js';
 import { healthSchema } from './health.js';
-import { FAILURE_CODES } from '../outputs/failures.js';
+import { FAILURE_CODES } from '../links/failures.js';
 import { LAYER_NAMES } from '../publishers/layer-names.js';
 
 /**

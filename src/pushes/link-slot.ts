@@ -1,5 +1,5 @@
-import type { FailureKind } from '../outputs/failures.js';
-import { type Link, type LinkStats, LinkTotals } from '../outputs/link.js';
+import type { FailureKind } from '../links/failures.js';
+import { type Link, type LinkStats, LinkTotals } from '../links/link.js';
 import type { TagWriter } from './tag-writer.js';
 
 /** What a push's links sent: the counts of every link so far, and the active link's lag and send buffer. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { platformSchema } from '../outputs/platforms.js';
+import { platformSchema } from '../links/platforms.js';
 import { overlaysSchema } from '../pipeline/overlays.js';
 import { aspectSchema, checkShapeFields, cropSchema, fitSchema } from '../pipeline/shape.js';
 import { streamNameSchema } from '../publishers/stream-name.js';

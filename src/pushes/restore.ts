@@ -1,5 +1,5 @@
 import { monotonicMs } from '../core/clock.js';
-import type { FailureKind } from '../outputs/failures.js';
+import type { FailureKind } from '../links/failures.js';
 
 /** How a push restores its output after a drop (Web Call Server's `rtmp_push_restore*`). */
 export interface RestoreSettings {

@@ -4,8 +4,8 @@ import type { Logger } from 'pino';
 import { conflict, GatewayError, notFound, tooMany, unavailable } from '../core/errors.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { PublisherRegistry } from '../publishers/registry.js';
-import { parseDestination, withFullUrl, type NamingRules } from '../outputs/destination.js';
-import { checkForPlatform, platformOf, type Platform } from '../outputs/platforms.js';
+import { parseDestination, withFullUrl, type NamingRules } from '../links/destination.js';
+import { checkForPlatform, platformOf, type Platform } from '../links/platforms.js';
 import { planEncoding, type EncodingPlan, type VideoRequest } from '../pipeline/encoding.js';
 import type { Overlay } from '../pipeline/overlays.js';
 import type { FindFilter, SoundRequest, StartupRequest } from './requests.js';
@@ -17,7 +17,7 @@ import { pushParts, type PushSettings } from './settings.js';
 import { Slots } from '../core/slots.js';
 import { isActive, type PushState } from './states.js';
 import { TypedEmitter } from '../core/events.js';
-import type { RecordingEvent } from '../outputs/record-link.js';
+import type { RecordingEvent } from '../links/record-link.js';
 import { layerSource, type LayerSource } from './layers.js';
 
 /**

@@ -3,18 +3,18 @@ import type { CaptionMode } from '../captions/cea608.js';
 import type { Logger } from 'pino';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 import type { DestinationResolver } from '../security/destination-policy.js';
-import type { Destination } from '../outputs/destination.js';
+import type { Destination } from '../links/destination.js';
 import type { EncodingSettings, VideoRequest } from '../pipeline/encoding.js';
-import type { SendBufferSettings } from '../outputs/send-buffer.js';
+import type { SendBufferSettings } from '../links/send-buffer.js';
 import { ffmpegPipelines } from '../pipeline/ffmpeg-pipeline.js';
 import type { PipelineFactory } from '../pipeline/pipeline.js';
 import type { SharedEncoders } from '../pipeline/shared-encoders.js';
 import type { RestoreSettings } from './restore.js';
-import { rtmpLinks } from '../outputs/rtmp-link.js';
-import { srtLinks } from '../outputs/srt-link.js';
-import { recordLinks, type RecordingEvent, type RecordSettings } from '../outputs/record-link.js';
+import { rtmpLinks } from '../links/rtmp-link.js';
+import { srtLinks } from '../links/srt-link.js';
+import { recordLinks, type RecordingEvent, type RecordSettings } from '../links/record-link.js';
 import type { Slots } from '../core/slots.js';
-import type { LinkFactory } from '../outputs/link.js';
+import type { LinkFactory } from '../links/link.js';
 
 export interface PushSettings {
   ffmpegPath: string;

@@ -3,7 +3,7 @@ import { chmod, link, lstat, readdir, readlink, realpath, rmdir, unlink } from '
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
-import { PART_FILE } from '../outputs/record-link.js';
+import { PART_FILE } from '../links/record-link.js';
 
 const openFd = promisify(open);
 const closeFd = promisify(close);

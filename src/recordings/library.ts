@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { conflict, notFound } from '../core/errors.js';
 import type { LifecycleEvent } from '../plane/lifecycle.js';
 import { openOwnFile, readOwnFile } from '../core/own-files.js';
-import { listedParts, PART_FILE, recordingFiles, type RecordingAbout } from '../outputs/record-link.js';
+import { listedParts, PART_FILE, recordingFiles, type RecordingAbout } from '../links/record-link.js';
 import { reclaimLeftovers } from './leftovers.js';
 
 /** How often retention is applied, besides after each finished part (ms). */

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { captionAtSchema, captionTextSchema } from '../captions/request.js';
 import { mixerInputFields, mixerStartupSchema, mixerUriSchema } from '../mixers/requests.js';
-import { platformSchema } from '../outputs/platforms.js';
+import { platformSchema } from '../links/platforms.js';
 import { checkShapeFields } from '../pipeline/shape.js';
 import { renditionFields } from '../pushes/requests.js';
 import { streamNameSchema } from '../publishers/stream-name.js';

@@ -7,7 +7,7 @@
 
 import type { z } from 'zod';
 import type { ErrorCode } from '../core/errors.js';
-import type { CheckReport } from '../outputs/check-report.js';
+import type { CheckReport } from '../links/check-report.js';
 import type { MixerInfo } from '../mixers/requests.js';
 import type {
   addDestinationMessageSchema,

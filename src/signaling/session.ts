@@ -6,7 +6,7 @@ import { GatewayError } from '../core/errors.js';
 import { asSdpError } from '../ingest/sdp.js';
 import type { DestinationChecks } from '../control/destination-checks.js';
 import type { MediaPlane } from '../plane/plane.js';
-import type { Destination } from '../outputs/destination.js';
+import type { Destination } from '../links/destination.js';
 import { clientMessageSchema, MAX_DESTINATIONS } from './messages.js';
 import { parseBody } from '../core/validation.js';
 import {

@@ -3,7 +3,7 @@ import { GatewayError, type ErrorCode } from '../core/errors.js';
 import type { MediaPlane } from '../plane/plane.js';
 import { shownReason, type PushChange } from '../pushes/changes.js';
 import type { PushInfo } from '../pushes/info.js';
-import type { Destination } from '../outputs/destination.js';
+import type { Destination } from '../links/destination.js';
 import { isActive, type PushState } from '../pushes/states.js';
 import type { DestinationMessage, DestinationRequest, DestinationState } from './protocol.js';
 

@@ -10,8 +10,8 @@ import { waitFor } from '../../kit/processes.js';
 import { FfmpegSupervisor } from '../../src/ffmpeg/supervisor.js';
 import { FlvReader, FlvTagType, isAudioFrameTag, isAudioHeaderTag } from '../../src/media/flv.js';
 import type { LifecycleEvent } from '../../src/plane/lifecycle.js';
-import type { Link } from '../../src/outputs/link.js';
-import { recordLinks, type RecordingEvent, type RecordSettings } from '../../src/outputs/record-link.js';
+import type { Link } from '../../src/links/link.js';
+import { recordLinks, type RecordingEvent, type RecordSettings } from '../../src/links/record-link.js';
 import { RecordingLibrary } from '../../src/recordings/library.js';
 import { fixtureFlvVideo } from '../helpers/flv-video.js';
 

@@ -5,7 +5,7 @@ import { CaptionFlood } from '../../src/captions/flood.js';
 import { GatewayError } from '../../src/core/errors.js';
 import { CaptionTrack, type CaptionCue } from '../../src/captions/track.js';
 import { parseChannelCaption, placeCaption } from '../../src/captions/request.js';
-import { RecordingCaptions, vttTime } from '../../src/outputs/record-captions.js';
+import { RecordingCaptions, vttTime } from '../../src/links/record-captions.js';
 import { Cea608Reader, seiPairs } from '../../kit/cea608-reader.js';
 import { flvNals } from '../../kit/synthetic-publisher.js';
 

@@ -48,7 +48,7 @@ t.test(
       Object.keys(WALL_CLOCK_READERS).sort(),
       'the files that read the wall clock are the ones listed, each with its reason',
     );
-    for (const folder of ['media/', 'audio/', 'pipeline/', 'outputs/', 'rtmp/'])
+    for (const folder of ['media/', 'audio/', 'pipeline/', 'links/', 'rtmp/'])
       t.same(
         readers.filter((file) => file.startsWith(folder)),
         [],

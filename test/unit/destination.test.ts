@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parseDestination, scrubDestination } from '../../src/outputs/destination.js';
+import { parseDestination, scrubDestination } from '../../src/links/destination.js';
 
 const prefix = { prefix: 'rtmp_', fullUrl: false };
 const full = { prefix: 'rtmp_', fullUrl: true };

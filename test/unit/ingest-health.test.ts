@@ -1,5 +1,5 @@
 import t from 'tap';
-import { PLATFORMS } from '../../src/outputs/platforms.js';
+import { PLATFORMS } from '../../src/links/platforms.js';
 import { IngestHealth, type Health } from '../../src/pushes/health.js';
 
 const youtube = PLATFORMS.find((p) => p.name === 'youtube')!;

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { LagGuard } from '../../src/outputs/lag-guard.js';
+import { LagGuard } from '../../src/links/lag-guard.js';
 import type { TagSink } from '../../src/media/sinks.js';
 
 // A destination that receives less than it is sent: the guard drops media up to a keyframe once

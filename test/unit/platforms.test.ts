@@ -1,6 +1,6 @@
 import t from 'tap';
-import { parseDestination } from '../../src/outputs/destination.js';
-import { checkForPlatform, platformOf, PLATFORMS } from '../../src/outputs/platforms.js';
+import { parseDestination } from '../../src/links/destination.js';
+import { checkForPlatform, platformOf, PLATFORMS } from '../../src/links/platforms.js';
 
 const at = (url: string): ReturnType<typeof parseDestination> =>
   parseDestination(url, 'cam', { prefix: '', fullUrl: true });

@@ -3,7 +3,7 @@ import t, { type Test } from 'tap';
 import pino from 'pino';
 import { FlvTagType, type FlvTag } from '../../src/media/flv.js';
 import type { Publisher } from '../../src/publishers/publisher.js';
-import { parseDestination } from '../../src/outputs/destination.js';
+import { parseDestination } from '../../src/links/destination.js';
 import type { EncodingPlan } from '../../src/pipeline/encoding.js';
 import type { Pipeline, PipelineSpec, TagSource } from '../../src/pipeline/pipeline.js';
 import type { PushConfig } from '../../src/pushes/settings.js';
@@ -11,8 +11,8 @@ import { TRANSITIONS, type PushState } from '../../src/pushes/states.js';
 import { Push } from '../../src/pushes/push.js';
 import { FakeCamera, FakeTrack, fakePublisher } from '../helpers/fake-ingest.js';
 import { waitFor } from '../../kit/processes.js';
-import type { Link, LinkStats } from '../../src/outputs/link.js';
-import { type FailureKind, OpenError } from '../../src/outputs/failures.js';
+import type { Link, LinkStats } from '../../src/links/link.js';
+import { type FailureKind, OpenError } from '../../src/links/failures.js';
 import type { TagSink, VideoFrame } from '../../src/media/sinks.js';
 
 // The push's state table, restore loop, standby and hand-over, with a fake link and fake

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { byteRange } from '../../src/http/routes/recording.js';
 import { RecordingLibrary } from '../../src/recordings/library.js';
-import { parseDestination } from '../../src/outputs/destination.js';
-import { recordArgs, recordFailure, recordingName, recordLinks } from '../../src/outputs/record-link.js';
+import { parseDestination } from '../../src/links/destination.js';
+import { recordArgs, recordFailure, recordingName, recordLinks } from '../../src/links/record-link.js';
 import { parseConfig } from '../../src/config/load.js';
 
 // Recording's rules: names, ffmpeg's arguments, why a recording ended, ranges, and the library's

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { RtmpError } from '../../src/rtmp/errors.js';
 import { RestorePolicy } from '../../src/pushes/restore.js';
-import { classifyFailure } from '../../src/outputs/failures.js';
+import { classifyFailure } from '../../src/links/failures.js';
 
 const settings = { enabled: true, attempts: 0, intervalMs: 1000 };
 

@@ -6,7 +6,7 @@ import type { MediaPlane } from '../../src/plane/plane.js';
 import type { PushInfo } from '../../src/pushes/info.js';
 import type { DestinationMessage } from '../../src/signaling/protocol.js';
 import { destinationState, StreamPushes } from '../../src/signaling/stream-pushes.js';
-import { parseDestination } from '../../src/outputs/destination.js';
+import { parseDestination } from '../../src/links/destination.js';
 import type { PushChange } from '../../src/pushes/changes.js';
 
 t.test(

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
-import { SendBuffer, type SendBufferSettings } from '../../src/outputs/send-buffer.js';
-import type { SendBufferState } from '../../src/outputs/link.js';
+import { SendBuffer, type SendBufferSettings } from '../../src/links/send-buffer.js';
+import type { SendBufferState } from '../../src/links/link.js';
 
 const settings: SendBufferSettings = { enabled: true, startMs: 300, maxMs: 2000, pollingMs: 100, maxBufferings: -1 };
 

@@ -3,7 +3,7 @@ import { FlvTagType, type FlvTag } from '../../src/media/flv.js';
 import type { EncodingPlan } from '../../src/pipeline/encoding.js';
 import type { Pipeline, PipelineSpec } from '../../src/pipeline/pipeline.js';
 import { SharedEncoders, shareableVariant } from '../../src/pipeline/shared-encoders.js';
-import type { FailureKind } from '../../src/outputs/failures.js';
+import type { FailureKind } from '../../src/links/failures.js';
 import type { AudioPacket, VideoFrame } from '../../src/media/sinks.js';
 
 // The leases on one shared encoder, over a fake pipeline: what each push is given, and when the

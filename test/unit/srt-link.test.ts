@@ -1,7 +1,7 @@
 import t from 'tap';
 import { FlvReader, flvFileHeader, flvTag, FlvTagType } from '../../src/media/flv.js';
-import { parseDestination } from '../../src/outputs/destination.js';
-import { srtArgs, srtFailure, srtSecrets } from '../../src/outputs/srt-link.js';
+import { parseDestination } from '../../src/links/destination.js';
+import { srtArgs, srtFailure, srtSecrets } from '../../src/links/srt-link.js';
 
 const destination = parseDestination(
   'srt://ingest.example.com:9000?streamid=KEY-4410&passphrase=secret-passphrase&latency=250',

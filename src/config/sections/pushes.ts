@@ -2,9 +2,9 @@ import { z } from 'zod';
 import { ms, count, ipAddress, type Parsed } from '../fields.js';
 
 /**
- * Pushes to RTMP(S) destinations (`outputs/`, `pushes/`): the RTMP connection, reconnecting a dropped
- * destination (`pushes/restore.ts`), stalls and lag (`outputs/lag-guard.ts`), the publisher's grace, output
- * buffering (`outputs/send-buffer.ts`) and pushes started for every stream (`plane/core.ts`).
+ * Pushes to RTMP(S) destinations (`links/`, `pushes/`): the RTMP connection, reconnecting a dropped
+ * destination (`pushes/restore.ts`), stalls and lag (`links/lag-guard.ts`), the publisher's grace, output
+ * buffering (`links/send-buffer.ts`) and pushes started for every stream (`plane/core.ts`).
  */
 export const pushFields = {
   rtmp_transponder_stream_name_prefix: z

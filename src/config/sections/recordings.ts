@@ -3,7 +3,7 @@ import { seconds, hours, megabytes, octalMode } from '../fields.js';
 
 /**
  * `record://` pushes: where their MP4 files go and how they are named and split
- * (`outputs/record-link.ts`, `outputs/record-folder.ts`), and how long they are kept (`recordings/library.ts`).
+ * (`links/record-link.ts`, `links/record-folder.ts`), and how long they are kept (`recordings/library.ts`).
  */
 export const recordingFields = {
   record_dir: z

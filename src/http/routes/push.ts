@@ -6,7 +6,7 @@ import type { MediaPlane } from '../../plane/plane.js';
 import type { PushCommands } from '../../control/commands.js';
 import { findAllSchema, findSchema, mediaSessionSchema } from '../schemas.js';
 import { soundOnSchema, startupSchema } from '../../pushes/requests.js';
-import { checkReportSchema, checkRequestSchema, type CheckReport, type CheckRequest } from '../../outputs/check.js';
+import { checkReportSchema, checkRequestSchema, type CheckReport, type CheckRequest } from '../../links/check.js';
 import { pushInfoSchema } from '../../pushes/info.js';
 import { done, failures } from '../openapi.js';
 import { routeAccess } from '../guard.js';

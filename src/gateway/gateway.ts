@@ -1,12 +1,11 @@
-import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Server as HttpsServer } from 'node:https';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.js';
 import { monotonicMs } from '../core/clock.js';
 import { notFound } from '../core/errors.js';
-import { ROOT } from '../core/paths.js';
 import type { RouteTable } from '../http/route-table.js';
+import type { HealthCounts } from '../http/routes/health.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { checkReceiveBuffer, type MediaCore } from '../plane/core.js';
 import type { PushCommands } from '../control/commands.js';
@@ -14,14 +13,14 @@ import type { MediaPlane } from '../plane/plane.js';
 import { Shedder } from '../plane/shedder.js';
 import { ViewerHolds } from '../http/viewer-holds.js';
 import { RecordingLibrary } from '../recordings/library.js';
-import { createAccessControl, isLoopbackListen } from '../security/access.js';
+import { createAccessControl, isLoopbackListen, type AccessControl } from '../security/access.js';
 import type { KeptPushStore } from '../store/open.js';
 import { createWebhooks } from '../webhooks/setup.js';
 import { destinationCheckQueue } from './checks.js';
 import { Closers } from './closers.js';
 import { createHttp } from './http-server.js';
 import { buildKeepers } from './keepers.js';
-import { buildPlanes, pushTotal, type PlaneDependencies } from './planes.js';
+import { buildPlanes, healthCounts, type PlaneDependencies } from './planes.js';
 import { registerRoutes } from './routes.js';
 import { buildSignaling } from './signaling.js';
 
@@ -60,6 +59,14 @@ export type GatewayDependencies = PlaneDependencies & {
   afterDrain?: () => void;
 };
 
+function warnOpenPublishing(config: GatewayConfig, access: AccessControl, log: Logger): void {
+  if (access.publishAuth.enabled || isLoopbackListen(config.http_host)) return;
+  log.warn(
+    'publishing needs no token (no publish_keys, publish_jwt_keys or publish_auth_url): ' +
+      'anyone who reaches the gateway can publish, but not push',
+  );
+}
+
 /**
  * Composes the gateway from its parts, each made once and closed by the list it hands its closer to:
  * in reverse, so the parts that follow the plane's events (webhooks, recordings) hear its last ones,
@@ -67,12 +74,7 @@ export type GatewayDependencies = PlaneDependencies & {
  */
 export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDependencies = {}): Gateway {
   const access = createAccessControl(config);
-  if (!access.publishAuth.enabled && !isLoopbackListen(config.http_host)) {
-    log.warn(
-      'publishing needs no token (no publish_keys, publish_jwt_keys or publish_auth_url): ' +
-        'anyone who reaches the gateway can publish, but not push',
-    );
-  }
+  warnOpenPublishing(config, access, log);
   checkReceiveBuffer(config, log);
   const closers = new Closers(log);
   const http = createHttp(config, log, access.guard);
@@ -86,12 +88,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   const checks = destinationCheckQueue(config, deps);
   closers.add('destination checks', () => checks.close());
   // This node's recordings: the files are on its disk, the parts being written are its own plane's.
-  const recordings = new RecordingLibrary(
-    resolve(ROOT, config.record_dir),
-    { maxAgeHours: config.record_retention_hours, maxMb: config.record_retention_max_mb },
-    parseInt(config.record_file_mode, 8),
-    log.child({ component: 'recordings' }),
-  );
+  const recordings = RecordingLibrary.fromConfig(config, log);
   closers.add('recordings', () => recordings.close());
   // A viewer's end is heard from whichever thread or node holds it.
   const viewerHolds = new ViewerHolds(
@@ -111,10 +108,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   const signaling = buildSignaling(config, planes, access, checks.check, deps.lookupHost, log);
   closers.add('signalling', () => signaling.close());
 
-  const counts = (): { publishers: number; transponders: number; overloaded: boolean } => {
-    const status = plane.status();
-    return { publishers: status.publishers, transponders: pushTotal(status), overloaded: status.overloaded };
-  };
+  const counts = (): HealthCounts => healthCounts(plane);
   let draining: Promise<{ moved: number; left: number }> | undefined;
   const drain = (): Promise<{ moved: number; left: number }> => {
     if (!cluster || !config.cluster)

@@ -2,7 +2,8 @@ import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.js';
 import { buildMediaCore, type MediaCore, type MediaCoreDependencies } from '../plane/core.js';
 import { LocalPlane } from '../plane/local.js';
-import type { MediaPlane, PlaneStatus } from '../plane/plane.js';
+import type { MediaPlane } from '../plane/plane.js';
+import type { HealthCounts } from '../http/routes/health.js';
 import type { WorkerStarter } from '../plane/thread.js';
 import { WorkerPlane, workerCount } from '../plane/workers.js';
 import { ClusterPlane } from '../cluster/cluster-plane.js';
@@ -46,7 +47,9 @@ export function buildPlanes(config: GatewayConfig, log: Logger, deps: PlaneDepen
   return { own, plane: cluster ?? own, local, node, cluster, workers };
 }
 
-/** Pushes in every state. */
-export function pushTotal(status: PlaneStatus): number {
-  return Object.values(status.pushes).reduce<number>((sum, count) => sum + (count ?? 0), 0);
+/** What `/health` and a node's heartbeat tell of a plane: its publishers, its pushes in every state, and whether it is loaded. */
+export function healthCounts(plane: MediaPlane): HealthCounts {
+  const status = plane.status();
+  const transponders = Object.values(status.pushes).reduce<number>((sum, count) => sum + (count ?? 0), 0);
+  return { publishers: status.publishers, transponders, overloaded: status.overloaded };
 }

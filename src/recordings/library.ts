@@ -10,6 +10,9 @@ import type { LifecycleEvent } from '../plane/lifecycle.js';
 import { openOwnFile, readOwnFile } from '../core/own-files.js';
 import { listedParts, PART_FILE, recordingFiles, type RecordingAbout } from '../links/record-link.js';
 import { reclaimLeftovers } from './leftovers.js';
+import type { GatewayConfig } from '../config/schema.js';
+import { ROOT } from '../core/paths.js';
+import { resolve } from 'node:path';
 
 /** How often retention is applied, besides after each finished part (ms). */
 const SWEEP_MS = 60_000;
@@ -76,6 +79,16 @@ export class RecordingLibrary {
   /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
   static #trackSizes(owner: RecordingLibrary): void {
     trackSize('recordings_writing', owner, (self) => self.#writing.size);
+  }
+
+  /** This node's recordings as the configuration says: `record_dir`, its retention and file mode. */
+  static fromConfig(config: GatewayConfig, log: Logger): RecordingLibrary {
+    return new RecordingLibrary(
+      resolve(ROOT, config.record_dir),
+      { maxAgeHours: config.record_retention_hours, maxMb: config.record_retention_max_mb },
+      parseInt(config.record_file_mode, 8),
+      log.child({ component: 'recordings' }),
+    );
   }
 
   constructor(

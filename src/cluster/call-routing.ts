@@ -83,7 +83,10 @@ export class CallRouting {
       return 'unknown';
     }
     if (!claim || claim.node === this.node.id) return undefined;
-    return (await this.nodes.list()).find((n) => n.id === claim.node);
+    // A node the list read up to a second ago lacks may have registered since (Redis back after an
+    // outage): the list is read again before this node answers for a stream it does not hold.
+    const named = (nodes: KnownNode[]): KnownNode | undefined => nodes.find((n) => n.id === claim.node);
+    return named(await this.nodes.list()) ?? named(await this.nodes.list(true));
   }
 
   async #others(): Promise<KnownNode[]> {

@@ -110,12 +110,19 @@ t.test(
 
     const recorded = await probe(nginx.recording('grow'));
     const times = recorded.video.map((p) => Number(p.pts_time));
-    let gap = 0;
-    for (let i = 1; i < times.length; i++) gap = Math.max(gap, times[i]! - times[i - 1]!);
-    t.ok(gap < 0.3, `no break in the video: the longest gap between frames is ${Math.round(gap * 1000)} ms`);
-    t.same(nonMonotonic(recorded.video), [], 'timestamps only go up across the change');
     // What was sent, from the recording: the page paints about 20 frames a second, fewer on a busy machine.
     const sentFps = (times.length - 1) / (times.at(-1)! - times[0]!);
+    // A break is a switch that is not made before the old pipeline goes: frames missing for as long
+    // as a new ffmpeg takes to start. The page's own painting, on a busy machine, skips a few frames
+    // now and then: six frame times of the rate sent (300 ms at 20 a second) are allowed.
+    let gap = 0;
+    for (let i = 1; i < times.length; i++) gap = Math.max(gap, times[i]! - times[i - 1]!);
+    t.ok(
+      gap < 6 / sentFps,
+      `no break in the video: the longest gap between frames is ${Math.round(gap * 1000)} ms ` +
+        `(${(gap * sentFps).toFixed(1)} frame times at ${sentFps.toFixed(1)} a second)`,
+    );
+    t.same(nonMonotonic(recorded.video), [], 'timestamps only go up across the change');
     for (const [when, said] of [
       ['at first', first.frameRate],
       ['after the change', grown.frameRate],

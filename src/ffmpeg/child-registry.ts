@@ -1,7 +1,8 @@
 import { trackSize } from '../core/tracked.js';
-import { mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createOwnFileSync, readOwnFileSync } from '../core/own-files.js';
+import { processName, processStartTime } from './proc-stat.js';
 
 interface Entry {
   pid: number;
@@ -67,25 +68,4 @@ export class ChildRegistry {
     createOwnFileSync(temporary, JSON.stringify({ gatewayPid: process.pid, children: [...this.#entries.values()] }));
     renameSync(temporary, this.file);
   }
-}
-
-function stat(pid: number): string[] | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-    return [
-      text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')),
-      ...text.slice(text.lastIndexOf(')') + 2).split(' '),
-    ];
-  } catch {
-    return undefined;
-  }
-}
-
-function processStartTime(pid: number): string | undefined {
-  return stat(pid)?.[20]; // field 22 of stat; [0] is comm (field 2), [1] is state (field 3)
-}
-
-function processName(pid: number): string | undefined {
-  return stat(pid)?.[0];
 }

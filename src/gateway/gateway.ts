@@ -12,14 +12,16 @@ import type { PushCommands } from '../control/commands.js';
 import type { MediaPlane } from '../plane/plane.js';
 import { Shedder } from '../plane/shedder.js';
 import { ViewerHolds } from '../http/viewer-holds.js';
+import type { BucketError } from '../recordings/bucket.js';
 import { RecordingLibrary } from '../recordings/library.js';
+import { recordingStore } from '../recordings/store.js';
 import { createAccessControl, isLoopbackListen, type AccessControl } from '../security/access.js';
 import type { KeptPushStore } from '../store/open.js';
 import { createWebhooks } from '../webhooks/setup.js';
 import { destinationCheckQueue } from './checks.js';
 import { Closers } from './closers.js';
 import { createHttp } from './http-server.js';
-import { buildKeepers } from './keepers.js';
+import { buildKeepers, withBucketReady } from './keepers.js';
 import { buildPlanes, healthCounts, type PlaneDependencies } from './planes.js';
 import { registerRoutes } from './routes.js';
 import { buildSignaling } from './signaling.js';
@@ -87,8 +89,10 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   closers.add('webhooks', () => webhooks.close());
   const checks = destinationCheckQueue(config, deps);
   closers.add('destination checks', () => checks.close());
-  // This node's recordings: the files are on its disk, the parts being written are its own plane's.
-  const recordings = RecordingLibrary.fromConfig(config, log);
+  // This node's recordings: the files are on its disk, the parts being written are its own plane's;
+  // with `record_s3`, each finished part goes to the bucket.
+  const store = recordingStore(config, metrics, (event) => webhooks.send(event), log);
+  const recordings = RecordingLibrary.fromConfig(config, log, store);
   closers.add('recordings', () => recordings.close());
   // A viewer's end is heard from whichever thread or node holds it.
   const viewerHolds = new ViewerHolds(
@@ -100,7 +104,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     own.events((event) => recordings.follow(event)),
   );
   closers.add('plane', () => plane.close());
-  const keepers = buildKeepers(config, planes, deps.keptPushes, log);
+  const keepers = withBucketReady(buildKeepers(config, planes, deps.keptPushes, log), store?.bucket);
   closers.add('keepers', () => keepers.close());
   // One decision for the machine: every worker thread's pushes, through this node's own plane.
   const shedder = new Shedder(own, { floor: config.shed_min_pushes }, log.child({ component: 'shedder' }));
@@ -142,6 +146,10 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
     pushes: keepers.pushes,
     drain,
     async open() {
+      // A bucket that cannot be used is found now, not at the end of an hour's recording.
+      await store?.bucket.check().catch((error: BucketError) => {
+        throw new Error(`${error.field}: ${error.message}`, { cause: error });
+      });
       // Before anything can record: a recording an earlier run left unfinished is put in order.
       await recordings.start();
       await node?.start(() => {

@@ -5,6 +5,9 @@ import { MixerKeeper } from '../control/mixer-keeper.js';
 import { PushKeeper } from '../control/push-keeper.js';
 import type { KeptPushStore } from '../store/open.js';
 import type { Planes } from './planes.js';
+import { GatewayError } from '../core/errors.js';
+import { recordingUrl } from '../links/destination.js';
+import type { Bucket, BucketError } from '../recordings/bucket.js';
 
 /** The REST API's push and mixer commands: kept across restarts when the gateway has a store for them. */
 export interface Keepers {
@@ -56,6 +59,37 @@ export function buildKeepers(
     async close() {
       await keeper?.close();
       await mixerKeeper?.close();
+    },
+  };
+}
+
+/**
+ * The keepers, a recording that uploads asked for only while the bucket answers: a bucket that
+ * cannot be used is said at the recording's startup (503, naming the setting), not when its first
+ * part is finished.
+ */
+export function withBucketReady(keepers: Keepers, bucket: Bucket | undefined): Keepers {
+  if (!bucket) return keepers;
+  const { pushes } = keepers;
+  const uploads = (rtmpUrl: string): boolean => {
+    const recording = recordingUrl(rtmpUrl);
+    if (!recording) return false;
+    return recording.storage === undefined ? bucket.settings.upload_by_default : recording.storage === 's3';
+  };
+  return {
+    ...keepers,
+    pushes: {
+      terminate: (id) => pushes.terminate(id),
+      setMuted: (id, muted) => pushes.setMuted(id, muted),
+      soundOn: (id, sound) => pushes.soundOn(id, sound),
+      soundOff: (id) => pushes.soundOff(id),
+      async startup(request, startedBy) {
+        if (uploads(request.rtmpUrl))
+          await bucket.ready().catch((error: BucketError) => {
+            throw new GatewayError('unavailable', `${error.field}: ${error.message}`, error.field, 10);
+          });
+        return pushes.startup(request, startedBy);
+      },
     },
   };
 }

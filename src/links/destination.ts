@@ -281,21 +281,34 @@ function parseSrtDestination(srtUrl: string, field: string): Destination {
   };
 }
 
-/** A recording: `record://` and nothing more (where and how it records is the gateway's configuration). */
+/**
+ * A recording: `record://`, and where to keep its parts (`?storage=local` or `?storage=s3`; none:
+ * as `record_s3` says); where and how it records is the gateway's configuration.
+ */
 const RECORD_URL = 'record://';
+const RECORD_FORMS = /^record:\/\/(?:\?storage=(local|s3))?$/i;
+
+/** A `record://` URL's storage (`{}`: as configured), or undefined for a URL that is not a recording's. */
+export function recordingUrl(url: string): { storage?: 'local' | 's3' } | undefined {
+  const form = RECORD_FORMS.exec(url);
+  if (!form) return undefined;
+  return form[1] ? { storage: form[1].toLowerCase() as 'local' | 's3' } : {};
+}
 
 function recordDestination(url: string, field: string): Destination {
-  if (url.toLowerCase() !== RECORD_URL)
+  const form = recordingUrl(url);
+  if (!form)
     throw invalid(
       field,
-      `a recording is asked for with ${RECORD_URL} alone (record_dir and record_* say where and how)`,
+      `a recording is asked for with ${RECORD_URL}, or ${RECORD_URL}?storage=local or ?storage=s3 (record_dir and record_* say where and how)`,
     );
+  const query = form.storage ? `storage=${form.storage}` : '';
+  const canonical = query ? `${RECORD_URL}?${query}` : RECORD_URL;
   const none = {
     host: '',
     port: 0,
     app: '',
     streamName: '',
-    query: '',
     tcUrl: '',
     redactedStreamName: '',
     secrets: [],
@@ -303,10 +316,11 @@ function recordDestination(url: string, field: string): Destination {
   return {
     protocol: 'record',
     ...none,
+    query,
     requestedUrl: url,
-    url: RECORD_URL,
-    redactedUrl: RECORD_URL,
-    redactedRequestedUrl: RECORD_URL,
+    url: canonical,
+    redactedUrl: canonical,
+    redactedRequestedUrl: canonical,
   };
 }
 

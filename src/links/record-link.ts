@@ -75,6 +75,17 @@ export interface RecordingAbout {
   stream: string;
   mediaSessionId: string;
   startedAt: string;
+  /** Where its parts are kept, as the push asked (`record://?storage=`); none: as configured. */
+  storage?: RecordStorage;
+}
+
+/** A recording's parts kept on this node only, or uploaded to the bucket (`record_s3`). */
+export type RecordStorage = 'local' | 's3';
+
+/** The storage a `record://` destination asks for (`?storage=local` or `?storage=s3`), if any. */
+export function recordStorage(destination: { query: string }): { storage?: RecordStorage } {
+  const storage = new URLSearchParams(destination.query).get('storage');
+  return storage === 'local' || storage === 's3' ? { storage } : {};
 }
 
 /** `20261124T102233Z`. */
@@ -159,7 +170,7 @@ export function recordFailure(lines: readonly string[]): { reason: string; kind:
  */
 export function recordLinks(
   settings: RecordLinkSettings,
-  push: { stream: string; mediaSessionId: string },
+  push: { stream: string; mediaSessionId: string; storage?: RecordStorage },
   onRecording: (event: RecordingEvent) => void,
 ): LinkFactory {
   const { record } = settings;

@@ -7,6 +7,7 @@ import {
   PUBLISHER_EVENTS,
   PUSH_HEALTH_EVENTS,
   RECORDING_EVENTS,
+  UPLOAD_EVENTS,
   PUSH_EVENTS,
   VIEWER_EVENTS,
 } from '../core/lifecycle-events.js';
@@ -15,6 +16,25 @@ import type { Push } from '../pushes/push.js';
 import type { MixerEvent, MixerService } from '../mixers/service.js';
 import type { ViewerEvents, ViewerRegistry } from '../viewers/viewers.js';
 import type { RecordingEvent, RecordingPart } from '../links/record-link.js';
+
+/** What an upload tells, as a webhook (`recording.uploaded`, `recording.upload_failed`). Holds no secret. */
+export interface UploadEvent {
+  type: (typeof UPLOAD_EVENTS)[number];
+  file: string;
+  stream: string;
+  mediaSessionId: string;
+  bucket: string;
+  key: string;
+  /** Bytes of the part. */
+  size: number;
+  /** From the attempt's start to the store's confirmation, or to its failure (ms). */
+  tookMs: number;
+  /** The attempt at this file, from 1. */
+  attempt: number;
+  /** Why it failed, and the setting to look at. */
+  reason?: string;
+  field?: string;
+}
 
 /** What happened to a stream or one of its pushes, as webhooks tell it. Holds no secret. */
 export type LifecycleEvent =
@@ -41,6 +61,7 @@ export type LifecycleEvent =
       health: Pick<Health, 'status' | 'issues'>;
     }
   | ({ type: (typeof RECORDING_EVENTS)[number] } & RecordingPart)
+  | UploadEvent
   | { type: (typeof VIEWER_EVENTS)[number]; stream: string; viewerId: string; reason?: string }
   | ({ type: (typeof MIXER_EVENTS)[number] } & MixerEvent);
 

@@ -12,7 +12,7 @@ import type { SharedEncoders } from '../pipeline/shared-encoders.js';
 import type { RestoreSettings } from './restore.js';
 import { rtmpLinks } from '../links/rtmp-link.js';
 import { srtLinks } from '../links/srt-link.js';
-import { recordLinks, type RecordingEvent, type RecordSettings } from '../links/record-link.js';
+import { recordLinks, recordStorage, type RecordingEvent, type RecordSettings } from '../links/record-link.js';
 import type { Slots } from '../core/slots.js';
 import type { LinkFactory } from '../links/link.js';
 
@@ -114,7 +114,7 @@ export function pushParts(destination: Destination, settings: PushSettings, log:
       case 'record':
         return recordLinks(
           { ...settings, spawn, onBufferState },
-          { stream: push.stream, mediaSessionId: push.mediaSessionId },
+          { stream: push.stream, mediaSessionId: push.mediaSessionId, ...recordStorage(destination) },
           push.onRecording,
         );
       default:

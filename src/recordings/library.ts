@@ -10,6 +10,8 @@ import type { LifecycleEvent } from '../plane/lifecycle.js';
 import { openOwnFile, readOwnFile } from '../core/own-files.js';
 import { listedParts, PART_FILE, recordingFiles, type RecordingAbout } from '../links/record-link.js';
 import { reclaimLeftovers } from './leftovers.js';
+import type { Bucket } from './bucket.js';
+import { readUploadRecord, UPLOAD_FILE, uploadFileOf, type RecordingUploads, type UploadRecord } from './uploads.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { ROOT } from '../core/paths.js';
 import { resolve } from 'node:path';
@@ -54,8 +56,23 @@ export const recordingSchema = z.strictObject({
     .string()
     .nullable()
     .describe("the WebVTT beside it with its video's captions, once it is finished (null: none)"),
+  storage: z
+    .strictObject({
+      state: z.enum(['local', 'queued', 'uploading', 'uploaded', 'failed']),
+      bucket: z.string().optional(),
+      key: z.string().optional().describe("the object's key in the bucket"),
+      error: z.string().optional().describe('why the last attempt failed (it is tried again)'),
+      local: z.boolean().describe('whether the file is on this node (an uploaded part may be kept or not)'),
+    })
+    .describe('where the part is kept: on this node only, on its way to the bucket, or in it (record_s3)'),
 });
 export type Recording = z.infer<typeof recordingSchema>;
+
+/** The bucket a node's recordings are uploaded to (`record_s3`), and its uploads. */
+export interface RecordingStore {
+  bucket: Bucket;
+  uploads: RecordingUploads;
+}
 
 export interface RecordingRetention {
   /** Finished parts older than this are deleted (0: kept). */
@@ -81,13 +98,14 @@ export class RecordingLibrary {
     trackSize('recordings_writing', owner, (self) => self.#writing.size);
   }
 
-  /** This node's recordings as the configuration says: `record_dir`, its retention and file mode. */
-  static fromConfig(config: GatewayConfig, log: Logger): RecordingLibrary {
+  /** This node's recordings as the configuration says: `record_dir`, its retention and file mode, its bucket. */
+  static fromConfig(config: GatewayConfig, log: Logger, store?: RecordingStore): RecordingLibrary {
     return new RecordingLibrary(
       resolve(ROOT, config.record_dir),
       { maxAgeHours: config.record_retention_hours, maxMb: config.record_retention_max_mb },
       parseInt(config.record_file_mode, 8),
       log.child({ component: 'recordings' }),
+      store,
     );
   }
 
@@ -97,6 +115,8 @@ export class RecordingLibrary {
     /** `record_file_mode`: a part an earlier run left unlisted gets it as it is put in `record_dir`. */
     private readonly fileMode: number,
     private readonly log: Logger,
+    /** The bucket parts are uploaded to, when `record_s3` names one. */
+    private readonly store?: RecordingStore,
   ) {
     RecordingLibrary.#trackSizes(this);
   }
@@ -109,13 +129,27 @@ export class RecordingLibrary {
     await reclaimLeftovers(this.dir, this.fileMode, this.log).catch((error: Error) =>
       this.log.error({ reason: error.message }, 'record_dir could not be read for what an earlier run left'),
     );
+    // Parts an earlier run finished, or was stopped in, and did not see into the bucket.
+    if (this.store) {
+      const parts = await this.#parts().catch(() => []);
+      const unsent = parts.filter((p) => p.storage.state !== 'uploaded' && p.storage.state !== 'local');
+      const wanted = parts.filter((p) => p.storage.state === 'local' && p.uploads);
+      await this.store.uploads.resume(
+        [...unsent, ...wanted].map((p) => ({
+          file: p.fileName,
+          stream: p.streamName,
+          mediaSessionId: p.mediaSessionId,
+        })),
+      );
+    }
     this.#sweeper = setInterval(() => void this.sweep(), SWEEP_MS);
     this.#sweeper.unref();
     void this.sweep();
   }
 
-  close(): void {
+  async close(): Promise<void> {
     clearInterval(this.#sweeper);
+    await this.store?.uploads.close();
   }
 
   /** Follows this node's recordings. */
@@ -123,20 +157,43 @@ export class RecordingLibrary {
     if (event.type === 'recording.started') this.#writing.add(event.file);
     if (event.type !== 'recording.finished') return;
     this.#writing.delete(event.file);
+    const name = PART_FILE.exec(event.file)?.[1];
+    if (this.store && name)
+      void this.#about(name).then((about) => {
+        if (about && this.#uploads(about))
+          void this.store!.uploads.add({
+            file: event.file,
+            stream: event.stream,
+            mediaSessionId: event.mediaSessionId,
+          });
+      });
     void this.sweep();
   }
 
+  /** Whether a recording's parts go to the bucket: as it asked (`record://?storage=`), else as configured. */
+  #uploads(about: RecordingAbout): boolean {
+    if (!this.store) return false;
+    return about.storage === undefined ? this.store.bucket.settings.upload_by_default : about.storage === 's3';
+  }
+
   async list(filter: { streamName?: string } = {}): Promise<Recording[]> {
+    return (await this.#parts(filter)).map(({ uploads: _, ...recording }) => recording);
+  }
+
+  /** The parts, each with whether its recording uploads them. */
+  async #parts(filter: { streamName?: string } = {}): Promise<(Recording & { uploads: boolean })[]> {
     const names = await readdir(this.dir).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return [] as string[];
       throw error;
     });
-    const byRecording = new Map<string, string[]>();
-    for (const file of names) {
-      const name = PART_FILE.exec(file)?.[1];
-      if (name && !file.startsWith('.')) byRecording.set(name, [...(byRecording.get(name) ?? []), file]);
+    const byRecording = new Map<string, Set<string>>();
+    for (const entry of names) {
+      // A part, or a part uploaded and no longer on this node: listed by its upload file.
+      const file = entry.startsWith('.') ? UPLOAD_FILE.exec(entry)?.[1] : entry;
+      const name = file === undefined ? undefined : PART_FILE.exec(file)?.[1];
+      if (name) byRecording.set(name, (byRecording.get(name) ?? new Set()).add(file!));
     }
-    const found: Recording[] = [];
+    const found: (Recording & { uploads: boolean })[] = [];
     for (const [name, files] of byRecording) {
       const about = await this.#about(name);
       if (!about || (filter.streamName !== undefined && about.stream !== filter.streamName)) continue;
@@ -148,9 +205,11 @@ export class RecordingLibrary {
       let next = origin; // where a part not in the list began: where the one before it ended
       // In the order of their numbers: a recording that never ends goes past -999.mp4 to -1000.mp4.
       const number = (file: string): number => Number(PART_FILE.exec(file)![2]);
-      for (const file of files.sort((a, b) => number(a) - number(b))) {
-        // Deleted meanwhile, or not a file of the gateway's (a link, a folder): not listed.
-        const size = await this.#fileSize(file);
+      for (const file of [...files].sort((a, b) => number(a) - number(b))) {
+        const local = await this.#fileSize(file);
+        const upload = this.store ? await readUploadRecord(this.dir, file) : undefined;
+        // Deleted meanwhile, or not a file of the gateway's (a link, a folder), and not in the bucket: not listed.
+        const size = local ?? (upload?.state === 'uploaded' ? upload.size : undefined);
         if (size === undefined) continue;
         const captionsFile = (await this.#fileSize(captionsFileOf(file))) === undefined ? null : captionsFileOf(file);
         const part = listed.get(file);
@@ -166,12 +225,27 @@ export class RecordingLibrary {
           size,
           state,
           captionsFile,
+          storage: this.#storage(upload, local !== undefined),
+          uploads: this.#uploads(about),
         });
       }
     }
     return found.sort(
       (a, b) => a.startedAt.localeCompare(b.startedAt) || a.fileName.localeCompare(b.fileName, 'en', { numeric: true }),
     );
+  }
+
+  /** Where a part is kept, from its upload file (none: on this node only). */
+  #storage(upload: UploadRecord | undefined, local: boolean): Recording['storage'] {
+    if (!upload || !this.store) return { state: 'local', local };
+    const bucket = this.store.bucket.name;
+    return {
+      state: upload.state,
+      bucket,
+      key: upload.key,
+      ...(upload.state === 'failed' && upload.error ? { error: upload.error } : {}),
+      local,
+    };
   }
 
   /** A regular file's size in `record_dir`; undefined when there is none (deleted meanwhile, a link, a folder). */
@@ -195,9 +269,12 @@ export class RecordingLibrary {
   }
 
   async remove(fileName: string): Promise<void> {
-    await (await this.file(fileName)).handle.close();
+    const part = (await this.#parts()).find((p) => p.fileName === fileName);
+    if (!part) throw notFound(`no recording ${fileName}`);
     if (this.#writing.has(fileName)) throw conflict(`${fileName} is being recorded: terminate its push first`);
-    await this.#delete(fileName, 'deleted on request');
+    if (this.store?.uploads.has(fileName))
+      throw conflict(`${fileName} is on its way to the bucket: it can be deleted once uploaded`);
+    await this.#delete(fileName, 'deleted on request', part.storage);
   }
 
   /** Deletes finished parts past the retention rules, oldest first, and what their recordings left beside them. */
@@ -211,33 +288,57 @@ export class RecordingLibrary {
   async #sweep(): Promise<void> {
     const { maxAgeHours, maxMb } = this.retention;
     if (maxAgeHours === 0 && maxMb === 0) return;
-    const parts = (await this.list()).filter((r) => r.state !== 'recording');
+    // Nothing the bucket has not confirmed is deleted: a part waiting to be uploaded stays.
+    const parts = (await this.#parts()).filter(
+      (r) => r.state !== 'recording' && (r.storage.state === 'local' || r.storage.state === 'uploaded'),
+    );
     const oldestFirst = parts.sort((a, b) => a.startedAt.localeCompare(b.startedAt));
-    let total = oldestFirst.reduce((sum, r) => sum + r.size, 0);
+    // The size limit is the disk's: it counts the files on this node, and takes an uploaded part's file only.
+    let total = oldestFirst.reduce((sum, r) => sum + (r.storage.local ? r.size : 0), 0);
     const ageLimit = wallClockMs() - maxAgeHours * 3_600_000;
     for (const part of oldestFirst) {
       const tooOld = maxAgeHours > 0 && Date.parse(part.startedAt) + (part.durationMs ?? 0) < ageLimit;
-      const tooMuch = maxMb > 0 && total > maxMb * 1048576;
-      if (!tooOld && !tooMuch) continue;
-      await this.#delete(
-        part.fileName,
-        tooOld
-          ? `older than record_retention_hours (${maxAgeHours})`
-          : `recordings above record_retention_max_mb (${maxMb})`,
-      );
-      total -= part.size;
+      const tooMuch = maxMb > 0 && part.storage.local && total > maxMb * 1048576;
+      if (tooOld) await this.#delete(part.fileName, `older than record_retention_hours (${maxAgeHours})`, part.storage);
+      else if (tooMuch && part.storage.state === 'uploaded') await this.#deleteLocal(part.fileName);
+      else if (tooMuch)
+        await this.#delete(part.fileName, `recordings above record_retention_max_mb (${maxMb})`, part.storage);
+      if ((tooOld || tooMuch) && part.storage.local) total -= part.size;
     }
   }
 
-  async #delete(fileName: string, why: string): Promise<void> {
+  /** An uploaded part's file (and captions) leave this node; the bucket keeps it, and it stays listed. */
+  async #deleteLocal(fileName: string): Promise<void> {
+    await Promise.all([fileName, captionsFileOf(fileName)].map((f) => rm(join(this.dir, f), { force: true })));
+    this.log.info(
+      { file: fileName, why: `recordings above record_retention_max_mb (${this.retention.maxMb})` },
+      'recording file deleted, kept in the bucket',
+    );
+  }
+
+  /** Deletes a part, on this node and, once uploaded, in the bucket: retention and requests apply to both. */
+  async #delete(fileName: string, why: string, storage: Recording['storage']): Promise<void> {
     const name = PART_FILE.exec(fileName)![1]!;
     const { about, parts, writing } = recordingFiles(this.dir, name);
+    if (this.store && storage.state === 'uploaded' && storage.key) {
+      const { bucket } = this.store;
+      // The object first: a part whose object could not be deleted stays listed, to be deleted again.
+      await bucket.remove(storage.key);
+      await bucket.remove(captionsFileOf(storage.key));
+    }
     // A link to the part may be left in the recording's folder by a gateway that was killed.
-    const paths = [join(this.dir, fileName), join(this.dir, captionsFileOf(fileName)), join(writing, fileName)];
+    const paths = [
+      join(this.dir, fileName),
+      join(this.dir, captionsFileOf(fileName)),
+      join(writing, fileName),
+      uploadFileOf(this.dir, fileName),
+    ];
     await Promise.all(paths.map((path) => rm(path, { force: true })));
     this.log.info({ file: fileName, why }, 'recording deleted');
     // The recording's own files go with its last part.
-    const left = (await readdir(this.dir)).some((f) => PART_FILE.exec(f)?.[1] === name);
+    const left = (await readdir(this.dir)).some(
+      (f) => PART_FILE.exec(f)?.[1] === name || PART_FILE.exec(UPLOAD_FILE.exec(f)?.[1] ?? '')?.[1] === name,
+    );
     if (left) return;
     await Promise.all([
       rm(about, { force: true }),

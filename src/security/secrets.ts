@@ -13,7 +13,13 @@ const MIN_LENGTH = 16;
  * Reads a configured secret from where the configuration says it is: inline, an environment
  * variable, or a file (trailing newline removed). Errors name the key, never the value.
  */
-export function readSecret(source: SecretSource, key: string, env: NodeJS.ProcessEnv = process.env): string {
+export function readSecret(
+  source: SecretSource,
+  key: string,
+  env: NodeJS.ProcessEnv = process.env,
+  /** Secrets the gateway signs with are 16 characters at least; one another service issued is as it made it. */
+  minLength = MIN_LENGTH,
+): string {
   let value: string | undefined;
   if (source.secret !== undefined) value = source.secret;
   else if (source.secret_env !== undefined) {
@@ -28,7 +34,7 @@ export function readSecret(source: SecretSource, key: string, env: NodeJS.Proces
       );
     }
   }
-  if (value === undefined || value.length < MIN_LENGTH)
-    throw new ConfigError(`${key}: the secret must be at least ${MIN_LENGTH} characters`);
+  if (value === undefined || value.length < minLength)
+    throw new ConfigError(`${key}: the secret must be at least ${minLength} characters`);
   return value;
 }

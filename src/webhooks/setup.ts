@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { GatewayConfig } from '../config/schema.js';
 import type { MediaPlane } from '../plane/plane.js';
+import type { LifecycleEvent } from '../plane/lifecycle.js';
 import { readSecret } from '../security/secrets.js';
 import { WebhookDispatcher } from './dispatcher.js';
 import { webhookMetrics } from './metrics.js';
@@ -19,8 +20,8 @@ export function createWebhooks(
   registry: Registry,
   log: Logger,
   node?: string,
-): { close(): Promise<void> } {
-  if (!config.webhooks.length) return { close: async () => {} };
+): { send(event: LifecycleEvent): void; close(): Promise<void> } {
+  if (!config.webhooks.length) return { send: () => {}, close: async () => {} };
   const endpoints = config.webhooks.map((w, i) => ({
     id: w.id,
     url: w.url,
@@ -35,6 +36,8 @@ export function createWebhooks(
   dispatcher = new WebhookDispatcher(endpoints, counters, log, Math.random, node);
   const stop = plane.events((event) => dispatcher.send(event));
   return {
+    /** An event of this node's own, not the plane's (a recording's upload). */
+    send: (event) => dispatcher.send(event),
     async close() {
       stop();
       await dispatcher.drain(DRAIN_MS);

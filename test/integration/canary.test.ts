@@ -7,6 +7,7 @@ import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { stopAllProcesses, waitFor } from '../../kit/processes.js';
 import { RtmpReceiver } from '../../kit/rtmp-receiver.js';
 import { testFixture } from '../helpers/synthetic.js';
+import { spellings } from '../helpers/spellings.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 // A canary stream key, RTMP password and query token go through everything the gateway does with a
@@ -21,22 +22,6 @@ const TOKEN_URL = 'QTcanary+5512%2F9'; // the query value as written in the URL:
 const BARE = 'BAREcanary2207';
 const PATH_KEY = 'PKEYcanary6068';
 const CANARIES = [KEY, PASSWORD, 'QTcanary 5512/9', BARE, PATH_KEY];
-
-/** Every spelling a canary could be written in. */
-function spellings(secret: string): string[] {
-  const out = new Set([
-    secret,
-    encodeURIComponent(secret),
-    encodeURIComponent(secret).replace(/%20/g, '+'),
-    secret.replace(/ /g, '+'),
-  ]);
-  for (const pad of ['', 'x', 'xx']) {
-    const b64 = Buffer.from(pad + secret).toString('base64');
-    out.add(b64.slice(4, -4)); // the part independent of the padding's alignment
-  }
-  out.add(Buffer.from(secret).toString('hex'));
-  return [...out];
-}
 
 const runDir = await mkdtemp(join(tmpdir(), 'gateway-canary-'));
 const logFile = join(runDir, 'gateway.log');

@@ -2,6 +2,28 @@ import { z } from 'zod';
 import { seconds, hours, megabytes, octalMode } from '../fields.js';
 
 /**
+ * The tokens of `record_file_pattern`, what `recordingName` (`links/record-link.ts`) puts in their
+ * place: Web Call Server's `stream_record_policy_template` names (`{streamName}`, `{startTime}`,
+ * `{startTimeMillis}`, `{mediaSessionId}`) beside the gateway's own.
+ */
+export const RECORD_NAME_TOKENS = [
+  'stream',
+  'streamName',
+  'start',
+  'startTime',
+  'startTimeMillis',
+  'date',
+  'time',
+  'id',
+  'mediaSessionId',
+] as const;
+const anyOf = (tokens: readonly string[]): string => `\\{(?:${tokens.join('|')})\\}`;
+/** A stream's or a push's token somewhere, and nothing but safe characters and tokens. */
+const RECORD_PATTERN = new RegExp(
+  `^(?=.*${anyOf(['stream', 'streamName', 'id', 'mediaSessionId'])})(?:[\\w.-]|${anyOf(RECORD_NAME_TOKENS)})+$`,
+);
+
+/**
  * `record://` pushes: where their MP4 files go and how they are named and split
  * (`links/record-link.ts`, `links/record-folder.ts`), and how long they are kept (`recordings/library.ts`).
  */
@@ -14,14 +36,16 @@ export const recordingFields = {
   record_file_pattern: z
     .string()
     .regex(
-      /^(?=.*\{(stream|id)\})(?:[\w.-]|\{(?:stream|start|id)\})+$/,
-      'must name the stream ({stream}) or the push ({id}), and hold only letters, digits, "_", ".", "-" and {stream}, {start}, {id}',
+      RECORD_PATTERN,
+      'must name the stream ({stream}, {streamName}) or the push ({id}, {mediaSessionId}), and hold only ' +
+        `letters, digits, "_", ".", "-" and the tokens ${RECORD_NAME_TOKENS.map((t) => `{${t}}`).join(', ')}`,
     )
     .max(128)
     .default('{stream}-{start}')
     .describe(
-      "a recording's name: `{stream}`, `{start}` (UTC, `20261124T102233Z`), `{id}` (the push's first 8 " +
-        'characters); each part adds `-001.mp4`, `-002.mp4`…',
+      "a recording's name: `{stream}` (or `{streamName}`), `{start}` (UTC, `20261124T102233Z`), " +
+        '`{startTime}` or `{startTimeMillis}` (ms since 1970), `{date}` (UTC, `2026-11-24`), `{time}` (UTC, `10-22-33`), `{id}` (the ' +
+        "push's first 8 characters), `{mediaSessionId}`; each part adds its index, `-001.mp4`, `-002.mp4`…",
     ),
   record_part_s: seconds(10, 86_400, 1800, 'a recording is split into parts of this long (s), each cut at a keyframe'),
   record_retention_hours: hours(0, 87_600, 0, 'finished recordings older than this are deleted (0: kept)'),

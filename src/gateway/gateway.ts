@@ -13,6 +13,7 @@ import type { MediaPlane } from '../plane/plane.js';
 import { Shedder } from '../plane/shedder.js';
 import { ViewerHolds } from '../http/viewer-holds.js';
 import { RecordingLibrary } from '../recordings/library.js';
+import { RecordHook } from '../recordings/record-hook.js';
 import { createAccessControl, isLoopbackListen, type AccessControl } from '../security/access.js';
 import type { KeptPushStore } from '../store/open.js';
 import { createWebhooks } from '../webhooks/setup.js';
@@ -90,6 +91,9 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   // This node's recordings: the files are on its disk, the parts being written are its own plane's.
   const recordings = RecordingLibrary.fromConfig(config, log);
   closers.add('recordings', () => recordings.close());
+  // Run for each part this node finished; closed once the plane's last events are heard, its runs killed.
+  const recordHook = RecordHook.fromConfig(config, recordings.dir, log);
+  if (recordHook) closers.add('record hook', () => recordHook.close());
   // A viewer's end is heard from whichever thread or node holds it.
   const viewerHolds = new ViewerHolds(
     cluster ? (listener) => cluster.watchEvents(listener) : (listener) => plane.events(listener),
@@ -97,7 +101,10 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   closers.add('viewer holds', () => viewerHolds.close());
   closers.add(
     'recording events',
-    own.events((event) => recordings.follow(event)),
+    own.events((event) => {
+      recordings.follow(event);
+      recordHook?.follow(event);
+    }),
   );
   closers.add('plane', () => plane.close());
   const keepers = buildKeepers(config, planes, deps.keptPushes, log);

@@ -1,3 +1,5 @@
+import { accessSync, constants, statSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { seconds, hours, megabytes, octalMode } from '../fields.js';
 
@@ -65,4 +67,25 @@ export const recordingFields = {
     512,
     'a recording ends (`failed`, saying why) when the disk of `record_dir` has less than this free (MB); none starts then',
   ),
+  record_hook: z
+    .string()
+    .default('')
+    .refine(isExecutable, 'must be the absolute path of an executable file (or empty: none)')
+    .describe(
+      "a command run for each finished part (as Web Call Server's `on_record_hook_script`): an absolute path, " +
+        "given the part's path, the stream and the push (docs/recording.md); empty: none",
+    ),
+  record_hook_timeout_s: seconds(1, 86_400, 30, 'a `record_hook` still running after this long (s) is killed'),
 };
+
+/** An absolute path to a regular file this process may execute; empty is no command at all. */
+function isExecutable(path: string): boolean {
+  if (path === '') return true;
+  if (!isAbsolute(path)) return false;
+  try {
+    accessSync(path, constants.X_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}

@@ -1,9 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { Server as HttpsServer } from 'node:https';
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.js';
 import { monotonicMs } from '../core/clock.js';
 import { notFound } from '../core/errors.js';
+import { ROOT } from '../core/paths.js';
 import type { RouteTable } from '../http/route-table.js';
 import type { HealthCounts } from '../http/routes/health.js';
 import { createMetrics } from '../metrics/metrics.js';
@@ -14,6 +16,7 @@ import { Shedder } from '../plane/shedder.js';
 import { ViewerHolds } from '../http/viewer-holds.js';
 import type { BucketError } from '../recordings/bucket.js';
 import { RecordingLibrary } from '../recordings/library.js';
+import { RecordHook } from '../recordings/record-hook.js';
 import { recordingStore } from '../recordings/store.js';
 import { createAccessControl, isLoopbackListen, type AccessControl } from '../security/access.js';
 import type { KeptPushStore } from '../store/open.js';
@@ -89,10 +92,14 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   closers.add('webhooks', () => webhooks.close());
   const checks = destinationCheckQueue(config, deps);
   closers.add('destination checks', () => checks.close());
+  // Run for each part this node finished (once uploaded, with `record_s3`); closed after the
+  // recordings, once the plane's last events are heard, its runs killed.
+  const recordHook = RecordHook.fromConfig(config, resolve(ROOT, config.record_dir), log);
+  if (recordHook) closers.add('record hook', () => recordHook.close());
   // This node's recordings: the files are on its disk, the parts being written are its own plane's;
   // with `record_s3`, each finished part goes to the bucket.
-  const store = recordingStore(config, metrics, (event) => webhooks.send(event), log);
-  const recordings = RecordingLibrary.fromConfig(config, log, store);
+  const store = recordingStore(config, metrics, (event) => webhooks.send(event), log, recordHook);
+  const recordings = RecordingLibrary.fromConfig(config, log, store, recordHook);
   closers.add('recordings', () => recordings.close());
   // A viewer's end is heard from whichever thread or node holds it.
   const viewerHolds = new ViewerHolds(

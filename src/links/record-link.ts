@@ -16,7 +16,7 @@ const DISK_CHECK_MS = 2000;
 export interface RecordSettings {
   /** Absolute. */
   dir: string;
-  /** `{stream}`, `{start}`, `{id}`: the name of a recording, which each part follows with `-001.mp4`… */
+  /** `{stream}`, `{start}`, `{id}` and the other tokens of `recordingName`: each part follows it with `-001.mp4`… */
   filePattern: string;
   /** Parts of this long (s), cut at keyframes. */
   partS: number;
@@ -96,16 +96,47 @@ export const compactTime = (at: Date): string =>
     .replace(/\.\d+Z$/, 'Z');
 
 /**
- * A recording's name from the pattern; a stream name's characters other than letters, digits,
- * `_`, `.`, `-` become `_`, and so does a leading `.` or `-` (no hidden file, no option-like name).
+ * The longest recording name (characters): with `-<n>` (a name taken) and `-1000.mp4`, a part's name
+ * stays within the 200 that REST accepts, and the recording's own files within a file name's 255.
+ */
+const NAME_MAX = 180;
+
+/** Characters other than letters, digits, `_`, `.`, `-` become `_`. */
+const safeName = (text: string): string => text.replace(/[^\w.-]/g, '_');
+
+/**
+ * What a pattern's tokens stand for (`RECORD_NAME_TOKENS` of the configuration names the same); Web
+ * Call Server's `stream_record_policy_template` names are among them.
+ */
+export function recordNameValues(stream: string, mediaSessionId: string, start: Date): Record<string, string> {
+  const iso = start.toISOString(); // 2026-11-24T10:22:33.456Z
+  const safeStream = safeName(stream);
+  const safeId = safeName(mediaSessionId);
+  return {
+    stream: safeStream,
+    streamName: safeStream,
+    start: compactTime(start),
+    startTime: String(start.getTime()),
+    startTimeMillis: String(start.getTime()),
+    date: iso.slice(0, 10),
+    time: iso.slice(11, 19).replaceAll(':', '-'),
+    id: safeId.slice(0, 8),
+    mediaSessionId: safeId,
+  };
+}
+
+/**
+ * A recording's name from the pattern; characters of the stream name or the push's id other than
+ * letters, digits, `_`, `.`, `-` become `_`, and so does a leading `.` or `-` (no hidden file, no
+ * option-like name). The name is cut at 180 characters. Its parts add their index after it (`-001.mp4`).
  */
 export function recordingName(pattern: string, stream: string, mediaSessionId: string, start: Date): string {
-  const safe = stream.replace(/[^\w.-]/g, '_');
+  const values = recordNameValues(stream, mediaSessionId, start);
   return pattern
-    .replaceAll('{stream}', safe)
-    .replaceAll('{start}', compactTime(start))
-    .replaceAll('{id}', mediaSessionId.slice(0, 8))
-    .replace(/^[.-]/, '_');
+    .replace(/\{(\w+)\}/g, (token, name: string) => values[name] ?? token)
+    .replace(/[^\w.-]/g, '_') // a token the configuration would not have let in
+    .replace(/^[.-]/, '_')
+    .slice(0, NAME_MAX);
 }
 
 /**

@@ -11,6 +11,7 @@ import { openOwnFile, readOwnFile } from '../core/own-files.js';
 import { listedParts, PART_FILE, recordingFiles, type RecordingAbout } from '../links/record-link.js';
 import { reclaimLeftovers } from './leftovers.js';
 import type { Bucket } from './bucket.js';
+import type { RecordHook } from './record-hook.js';
 import { readUploadRecord, UPLOAD_FILE, uploadFileOf, type RecordingUploads, type UploadRecord } from './uploads.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { ROOT } from '../core/paths.js';
@@ -99,13 +100,14 @@ export class RecordingLibrary {
   }
 
   /** This node's recordings as the configuration says: `record_dir`, its retention and file mode, its bucket. */
-  static fromConfig(config: GatewayConfig, log: Logger, store?: RecordingStore): RecordingLibrary {
+  static fromConfig(config: GatewayConfig, log: Logger, store?: RecordingStore, hook?: RecordHook): RecordingLibrary {
     return new RecordingLibrary(
       resolve(ROOT, config.record_dir),
       { maxAgeHours: config.record_retention_hours, maxMb: config.record_retention_max_mb },
       parseInt(config.record_file_mode, 8),
       log.child({ component: 'recordings' }),
       store,
+      hook,
     );
   }
 
@@ -117,6 +119,8 @@ export class RecordingLibrary {
     private readonly log: Logger,
     /** The bucket parts are uploaded to, when `record_s3` names one. */
     private readonly store?: RecordingStore,
+    /** `record_hook`, run for each finished part: at once, or once it is uploaded (the uploads run it then). */
+    private readonly hook?: RecordHook,
   ) {
     RecordingLibrary.#trackSizes(this);
   }
@@ -166,7 +170,9 @@ export class RecordingLibrary {
             stream: event.stream,
             mediaSessionId: event.mediaSessionId,
           });
+        else this.hook?.follow(event);
       });
+    else this.hook?.follow(event);
     void this.sweep();
   }
 

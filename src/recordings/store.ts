@@ -5,6 +5,7 @@ import type { GatewayConfig } from '../config/schema.js';
 import { ROOT } from '../core/paths.js';
 import type { LifecycleEvent } from '../plane/lifecycle.js';
 import { Bucket } from './bucket.js';
+import type { RecordHook } from './record-hook.js';
 import type { RecordingStore } from './library.js';
 import { RecordingUploads, uploadMetrics } from './uploads.js';
 
@@ -17,6 +18,7 @@ export function recordingStore(
   registry: Registry,
   tell: (event: LifecycleEvent) => void,
   log: Logger,
+  hook?: RecordHook,
 ): RecordingStore | undefined {
   const bucket = Bucket.fromConfig(config);
   if (!bucket) return undefined;
@@ -28,6 +30,7 @@ export function recordingStore(
     uploadMetrics(registry, () => queued.count()),
     tell,
     log.child({ component: 'uploads' }),
+    async (part, path, key) => hook?.run({ path, stream: part.stream, mediaSessionId: part.mediaSessionId }, key),
   );
   queued.count = () => uploads.queued;
   return { bucket, uploads };

@@ -129,6 +129,8 @@ export class RecordingUploads {
     private readonly counters: UploadCounters,
     private readonly tell: (event: UploadEvent) => void,
     private readonly log: Logger,
+    /** Run once a part is in the bucket, before its file is deleted (`record_hook`, given its key). */
+    private readonly afterUpload: (part: PartToUpload, path: string, key: string) => Promise<void> = async () => {},
     private readonly random: () => number = Math.random,
   ) {
     RecordingUploads.#trackSizes(this);
@@ -242,6 +244,7 @@ export class RecordingUploads {
     const tookMs = monotonicMs() - startedAt;
     this.log.info({ file, key, size, tookMs }, 'recording part uploaded');
     this.tell({ type: 'recording.uploaded', ...this.#about(pending), bucket: this.bucket.name, key, size, tookMs });
+    await this.afterUpload(pending, path, key);
     if (!keptLocal) {
       await Promise.all([path, path.replace(/\.mp4$/, '.vtt')].map((p) => unlink(p).catch(() => {})));
     }

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,17 +15,28 @@ import { awaitPushState } from '../helpers/pushes.js';
 
 // `record://` pushes: the stream's H.264 untouched and its audio as AAC in fragmented MP4 parts
 // under record_dir, split by duration, playable when ffmpeg is killed mid-part; listed, downloaded
-// with ranges and deleted over REST; told by webhooks.
+// with ranges and deleted over REST; told by webhooks and to record_hook.
 
 const run = promisify(execFile);
 const dir = await mkdtemp(join(tmpdir(), 'gateway-recordings-'));
 const HOOK_SECRET = 'recording-webhook-secret';
 const hooks = await WebhookReceiver.start(HOOK_SECRET);
+// record_hook: a script that writes down how it was called, one line a part.
+const hookDir = await mkdtemp(join(tmpdir(), 'gateway-record-hook-'));
+const hookCalls = join(hookDir, 'calls');
+const hookScript = join(hookDir, 'on-record.sh');
+await writeFile(
+  hookScript,
+  `#!/bin/sh\nprintf '%s|%s|%s|%s|%s\\n' "$#" "$1" "$2" "$3" "$RECORD_DURATION_MS" >> ${hookCalls}\n`,
+);
+await chmod(hookScript, 0o755);
 const gw = await startGateway({
   record_dir: dir,
   record_part_s: 10,
   record_min_free_mb: 1,
   webrtc_media_timeout_ms: 2000,
+  record_hook: hookScript,
+  record_hook_timeout_s: 10,
   webhooks: [
     {
       id: 'app',
@@ -44,6 +55,7 @@ t.teardown(async () => {
   await gw.close();
   await hooks.stop();
   await rm(dir, { recursive: true, force: true });
+  await rm(hookDir, { recursive: true, force: true });
 });
 
 interface Listed {
@@ -139,6 +151,25 @@ t.test('split into parts of record_part_s, each listed with its duration once fi
   );
   const second2 = await probe(join(dir, second!.fileName));
   t.ok(second2.video[0]!.flags.startsWith('K'), 'the second part starts at a keyframe');
+});
+
+t.test('record_hook is run for a finished part with its stream, its path and its push', async (t) => {
+  const [first] = await listed();
+  const path = join(dir, first!.fileName);
+  const calls = async (): Promise<string[][]> =>
+    (await readFile(hookCalls, 'utf8').catch(() => ''))
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => line.split('|'));
+  const call = await waitFor('the hook run for the first part', async () => (await calls()).find((c) => c[2] === path));
+  t.same(call, ['3', 'reccam', path, pushId, String(first!.durationMs)]);
+  const writing = join(dir, (await listed()).find((r) => r.state === 'recording')!.fileName);
+  t.notOk(
+    (await calls()).some((c) => c[2] === writing),
+    'not for the part still being written',
+  );
+  const recorded = await probe(call[2]!);
+  t.ok(recorded.video.length > 0 && recorded.video[0]!.flags.startsWith('K'), 'the file it is given plays');
 });
 
 t.test('a part is downloaded whole or by ranges', async (t) => {

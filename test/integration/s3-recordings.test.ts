@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -70,9 +70,18 @@ t.test(
     const hooks = await WebhookReceiver.start(HOOK_SECRET);
     t.teardown(() => hooks.stop());
     const records = await tempDir(t, 's3-records-');
+    // record_hook: run once a part is in the bucket, with its key, while its file is still there.
+    const hookDir = await tempDir(t, 's3-hook-');
+    const hookScript = join(hookDir, 'on-record.sh');
+    await writeFile(
+      hookScript,
+      `#!/bin/sh\n[ -f "$2" ] && here=yes || here=no\necho "$1|$2|$3|$4|$here" >> ${hookDir}/calls\n`,
+      { mode: 0o755 },
+    );
     const logLines: string[] = [];
     const gw = await startGateway(
       {
+        record_hook: hookScript,
         record_dir: records,
         record_min_free_mb: 1,
         record_part_s: 10,
@@ -168,6 +177,22 @@ t.test(
       hooks.delivered.filter((h) => h.type === 'recording.uploaded').length,
       uploaded.length,
       'one webhook per part',
+    );
+    // The one kept on this node (?storage=local) has it at once, with no key.
+    const calls = (await readFile(join(hookDir, 'calls'), 'utf8')).trim().split('\n').sort();
+    const ids = new Map([
+      ['gateway/', started.body.mediaSessionId as string],
+      ['', kept.body.mediaSessionId as string],
+    ]);
+    t.same(
+      calls,
+      (await parts(gw, 'cam'))
+        .map((p) => {
+          const key = p.storage.key ?? '';
+          return `cam|${join(records, p.fileName)}|${ids.get(key ? 'gateway/' : '')}|${key}|yes`;
+        })
+        .sort(),
+      'record_hook run once a part: an uploaded one with its key, its file still there',
     );
 
     const everything = [

@@ -89,6 +89,7 @@ function uploads(b: Bucket, dir: string, events: UploadEvent[]): RecordingUpload
     { uploaded: () => {}, failed: () => {} },
     (event) => events.push(event),
     pino({ level: 'silent' }),
+    async () => {},
     () => 0,
   );
 }

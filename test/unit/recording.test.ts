@@ -4,9 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { byteRange } from '../../src/http/routes/recording.js';
-import { RecordingLibrary } from '../../src/recordings/library.js';
+import { RecordingLibrary, recordingFileRequestSchema } from '../../src/recordings/library.js';
 import { parseDestination } from '../../src/links/destination.js';
-import { recordArgs, recordFailure, recordingName, recordLinks } from '../../src/links/record-link.js';
+import {
+  recordArgs,
+  recordFailure,
+  recordingName,
+  recordLinks,
+  recordNameValues,
+} from '../../src/links/record-link.js';
+import { RECORD_NAME_TOKENS } from '../../src/config/sections/recordings.js';
 import { parseConfig } from '../../src/config/load.js';
 
 // Recording's rules: names, ffmpeg's arguments, why a recording ended, ranges, and the library's
@@ -38,11 +45,54 @@ t.test('a recording is named by the pattern; parts follow with -001.mp4', async 
   );
 });
 
+t.test("Web Call Server's template tokens, the date and the time name a recording too", async (t) => {
+  const start = new Date('2026-11-24T10:22:33.456Z');
+  const id = 'a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d';
+  t.equal(
+    recordingName('{streamName}-{mediaSessionId}', 'cam', id, start),
+    `cam-${id}`,
+    '{streamName} is {stream}, {mediaSessionId} the whole id',
+  );
+  t.equal(recordingName('{stream}-{startTime}', 'cam', id, start), 'cam-1795515753456', 'ms since 1970, as WCS');
+  t.equal(recordingName('{stream}-{startTimeMillis}', 'cam', id, start), 'cam-1795515753456');
+  t.equal(recordingName('{date}_{time}_{stream}', 'cam', id, start), '2026-11-24_10-22-33_cam', 'UTC');
+  t.equal(recordingName('{id}', 'cam', id, start), 'a1b2c3d4');
+  t.equal(
+    recordingName('{mediaSessionId}.{streamName}', 'room#cam', '../$(x) y', start),
+    '_.___x__y.room_cam',
+    "every token's characters other than letters, digits, _ . - become _; no hidden file",
+  );
+  t.equal(recordingName('{stream}-{when}', 'cam', id, start), 'cam-_when_', 'an unknown token is no file name trick');
+  const long = recordingName('{stream}{stream}{mediaSessionId}', 'c'.repeat(128), id, start);
+  t.equal(long.length, 180, 'cut at 180 characters');
+  t.ok(
+    recordingFileRequestSchema.safeParse({ fileName: `${long}-100-1000.mp4` }).success,
+    'its parts are names REST accepts',
+  );
+  for (const token of RECORD_NAME_TOKENS)
+    t.notOk(recordingName(`{${token}}`, 'cam', id, start).includes('{'), `{${token}} is put in place`);
+  t.same(
+    Object.keys(recordNameValues('cam', id, start)).sort(),
+    [...RECORD_NAME_TOKENS].sort(),
+    'the configuration lets in the tokens recordingName knows',
+  );
+});
+
 t.test('the pattern is checked by the configuration', async (t) => {
   t.throws(() => parseConfig({ record_file_pattern: '{start}' }), /record_file_pattern: must name the stream/);
   t.throws(() => parseConfig({ record_file_pattern: '../{stream}' }), /record_file_pattern/);
   t.throws(() => parseConfig({ record_file_pattern: '{stream}-{when}' }), /record_file_pattern/);
   t.equal(parseConfig({ record_file_pattern: 'rec_{id}.{stream}' }).record_file_pattern, 'rec_{id}.{stream}');
+  for (const pattern of ['{date}/{time}-{stream}', '{streamName}*', '{StreamName}', '{streamName'])
+    t.throws(() => parseConfig({ record_file_pattern: pattern }), /record_file_pattern/, pattern);
+  const wcs = '{streamName}-{date}_{time}-{startTime}-{startTimeMillis}-{mediaSessionId}-{id}-{start}';
+  t.equal(parseConfig({ record_file_pattern: wcs }).record_file_pattern, wcs, 'every token together');
+  t.equal(parseConfig({ record_file_pattern: '{mediaSessionId}' }).record_file_pattern, '{mediaSessionId}');
+  t.throws(
+    () => parseConfig({ record_file_pattern: '{date}_{time}_{startTime}' }),
+    /record_file_pattern: must name the stream \(\{stream\}, \{streamName\}\) or the push/,
+    'a date and time alone do not tell recordings apart',
+  );
 });
 
 t.test('record:// is a destination with no host and nothing secret', async (t) => {

@@ -10,6 +10,7 @@ import { overloadFields } from './sections/overload.js';
 import { checkAutoStart, checkSendBuffer, pushFields } from './sections/pushes.js';
 import { recordingFields } from './sections/recordings.js';
 import { checkPushStoreSecret, stateFields } from './sections/state.js';
+import { thumbnailFields } from './sections/thumbnails.js';
 import { transcodingFields } from './sections/transcoding.js';
 import { webhookFields } from './sections/webhooks.js';
 import { checkIcePorts, checkVideoBitrates, webRtcFields } from './sections/webrtc.js';
@@ -35,6 +36,7 @@ export const configSchema = z
     ...transcodingFields,
     ...audioFields,
     ...recordingFields,
+    ...thumbnailFields,
     ...clusterFields,
     ...stateFields,
   })

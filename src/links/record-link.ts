@@ -84,14 +84,16 @@ export const compactTime = (at: Date): string =>
     .replace(/[-:]/g, '')
     .replace(/\.\d+Z$/, 'Z');
 
+/** A stream's name in a file name (a recording's, a thumbnail's): letters, digits, `_`, `.`, `-`, the others `_`. */
+export const safeStreamName = (stream: string): string => stream.replace(/[^\w.-]/g, '_');
+
 /**
  * A recording's name from the pattern; a stream name's characters other than letters, digits,
  * `_`, `.`, `-` become `_`, and so does a leading `.` or `-` (no hidden file, no option-like name).
  */
 export function recordingName(pattern: string, stream: string, mediaSessionId: string, start: Date): string {
-  const safe = stream.replace(/[^\w.-]/g, '_');
   return pattern
-    .replaceAll('{stream}', safe)
+    .replaceAll('{stream}', safeStreamName(stream))
     .replaceAll('{start}', compactTime(start))
     .replaceAll('{id}', mediaSessionId.slice(0, 8))
     .replace(/^[.-]/, '_');

@@ -2,6 +2,7 @@ import { mkdir, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createOwnFile, openOwnFile } from '../core/own-files.js';
+import { trackSize } from '../core/tracked.js';
 import { compactTime, safeStreamName } from '../links/record-link.js';
 
 /** What the thumbnails are taken from: the plane's streams, and its snapshots within what snapshots may spend. */
@@ -74,12 +75,19 @@ export class Thumbnailer {
   #round: Promise<void> | undefined;
   #closed = false;
 
+  /** Counts its map in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
+  static #trackSizes(owner: Thumbnailer): void {
+    trackSize('thumbnail_streams', owner, (self) => self.#streams.size);
+  }
+
   constructor(
     private readonly source: ThumbnailSource,
     private readonly settings: ThumbnailSettings,
     private readonly log: Logger,
     private readonly now: () => Date = () => new Date(),
-  ) {}
+  ) {
+    Thumbnailer.#trackSizes(this);
+  }
 
   /** Takes thumbnails every `intervalS` seconds from now on; nothing when it is 0. */
   start(): void {
@@ -103,12 +111,17 @@ export class Thumbnailer {
     let streams: Awaited<ReturnType<ThumbnailSource['streams']>>;
     try {
       await mkdir(this.settings.dir, { recursive: true });
-      streams = await this.source.streams();
-      this.#told.clear();
     } catch (error) {
-      this.#tellOnce(this.#told, undefined, 'list', error as Error);
+      this.#tellOnce(this.#told, undefined, 'folder', error as Error);
       return;
     }
+    try {
+      streams = await this.source.streams();
+    } catch (error) {
+      this.#tellOnce(this.#told, undefined, 'list of streams', error as Error);
+      return;
+    }
+    this.#told.clear(); // a failure that comes back after a good pass is told again
     const wanted = this.settings.streams;
     const publishing = streams.filter(
       (s) => s.state === 'publishing' && (wanted.length === 0 || wanted.includes(s.name)),
@@ -173,8 +186,8 @@ export class Thumbnailer {
   }
 
   #tellOnce(told: Set<string>, stream: string | undefined, kind: string, error: Error): void {
-    const code = (error as { code?: string }).code;
-    const key = `${kind}:${code ?? error.message}`;
+    // By the error's code (a GatewayError's, a system call's), not its text: the set stays a few entries.
+    const key = `${kind}:${(error as { code?: string }).code ?? 'other'}`;
     if (told.has(key)) return;
     told.add(key);
     this.log.warn(

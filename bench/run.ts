@@ -3,7 +3,7 @@
  * beside its target.
  * Prints a table and writes JSON. `--quick` runs a smaller version in about a minute.
  *
- *   npm run bench -- [--quick] [--only startup,sdk,latency,frame-path,drift,fanout,outputs,audio,aac,resilience,stalls,isolation,capacity,overload,shedding,cluster,mixer,peer] [--steps 8,16,24]
+ *   npm run bench -- [--quick] [--only startup,sdk,latency,frame-path,drift,fanout,outputs,audio,aac,resilience,stalls,isolation,capacity,overload,shedding,cluster,mixer,peer,thumbnails] [--steps 8,16,24]
  *                    [--out file.json] [--log-level debug] [--profile: CPU profile of the gateway
  *                    in .bench/profiles, for Chrome DevTools or speedscope]
  */
@@ -38,6 +38,7 @@ import { restStartup, sdkStartup } from './startup.js';
 import { stalls } from './stalls.js';
 import { isolation } from './isolation.js';
 import { mixer } from './mixer.js';
+import { thumbnailCost } from './thumbnails.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -53,7 +54,7 @@ const quick = args.quick!;
 const sections = new Set(
   (
     args.only ??
-    'startup,sdk,latency,frame-path,drift,fanout,outputs,audio,aac,resilience,stalls,isolation,capacity,overload,shedding,cluster,mixer,peer'
+    'startup,sdk,latency,frame-path,drift,fanout,outputs,audio,aac,resilience,stalls,isolation,capacity,overload,shedding,cluster,mixer,peer,thumbnails'
   ).split(','),
 );
 const plan = benchPlan(quick);
@@ -155,6 +156,7 @@ async function main(): Promise<void> {
       nginx ??= await NginxRtmp.start();
       await peer(bench, fixture, receiver, nginx);
     });
+    await step('thumbnails', () => thumbnailCost(bench, fixture));
   } finally {
     await receiver.close();
     await nginx?.stop();

@@ -243,7 +243,57 @@ function renderMixer(card, mixer) {
   list.replaceChildren(...rows);
 }
 
+/** When each stream's thumbnail was last fetched (performance.now()), by name. */
+const thumbnailFetched = new Map();
+
+/**
+ * The grid of the publishing streams' thumbnails, each fetched again every thumbnail interval (with the
+ * key, shown from a blob); hidden while the gateway takes none (`thumbnailIntervalS` 0).
+ */
+function renderThumbnails(view) {
+  const grid = $('thumbnails');
+  const intervalMs = (view.thumbnailIntervalS ?? 0) * 1000;
+  grid.hidden = intervalMs === 0 || view.streams.length === 0;
+  const names = new Set(intervalMs === 0 ? [] : view.streams.map((s) => s.name));
+  for (const figure of grid.querySelectorAll('figure')) {
+    if (names.has(figure.dataset.name)) continue;
+    const img = figure.querySelector('img');
+    if (img.src) URL.revokeObjectURL(img.src);
+    figure.remove();
+    thumbnailFetched.delete(figure.dataset.name);
+  }
+  for (const name of [...names].sort()) {
+    let figure = grid.querySelector(`figure[data-name="${CSS.escape(name)}"]`);
+    if (!figure) {
+      figure = document.createElement('figure');
+      figure.dataset.name = name;
+      const img = Object.assign(document.createElement('img'), { alt: `thumbnail of ${name}` });
+      const caption = document.createElement('figcaption');
+      caption.textContent = name;
+      figure.append(img, caption);
+      grid.append(figure);
+    }
+    const last = thumbnailFetched.get(name);
+    if (last !== undefined && performance.now() - last < intervalMs) continue;
+    thumbnailFetched.set(name, performance.now());
+    void fetchThumbnail(figure, name);
+  }
+}
+
+async function fetchThumbnail(figure, name) {
+  const response = await fetch(`/rest-api/stream/thumbnail?streamName=${encodeURIComponent(name)}`, {
+    headers: headers(),
+    cache: 'no-cache',
+  }).catch(() => undefined);
+  if (!response?.ok || !figure.isConnected) return; // none yet: the next interval asks again
+  const img = figure.querySelector('img');
+  if (img.src) URL.revokeObjectURL(img.src);
+  img.src = URL.createObjectURL(await response.blob());
+  figure.dataset.at = response.headers.get('last-modified') ?? '';
+}
+
 function render(view) {
+  renderThumbnails(view);
   const now = Date.parse(view.at);
   const names = new Set([...view.streams.map((s) => s.name), ...view.pushes.map((p) => p.sourceStreamName)]);
   for (const card of document.querySelectorAll('.stream')) {

@@ -13,6 +13,7 @@ import { checkReceiveBuffer, type MediaCore } from '../plane/core.js';
 import type { PushCommands } from '../control/commands.js';
 import type { MediaPlane } from '../plane/plane.js';
 import { Shedder } from '../plane/shedder.js';
+import { SnapshotQueue } from '../http/snapshot-queue.js';
 import { ViewerHolds } from '../http/viewer-holds.js';
 import type { BucketError } from '../recordings/bucket.js';
 import { RecordingLibrary } from '../recordings/library.js';
@@ -20,6 +21,7 @@ import { RecordHook } from '../recordings/record-hook.js';
 import { recordingStore } from '../recordings/store.js';
 import { createAccessControl, isLoopbackListen, type AccessControl } from '../security/access.js';
 import type { KeptPushStore } from '../store/open.js';
+import { Thumbnailer } from '../viewers/thumbnails.js';
 import { createWebhooks } from '../webhooks/setup.js';
 import { destinationCheckQueue } from './checks.js';
 import { Closers } from './closers.js';
@@ -73,6 +75,36 @@ function warnOpenPublishing(config: GatewayConfig, access: AccessControl, log: L
 }
 
 /**
+ * What snapshots may spend, for the snapshot route and the thumbnails together, and the thumbnails,
+ * taken in this process (the one with the HTTP server) from the streams of the whole plane.
+ */
+function buildPictures(
+  config: GatewayConfig,
+  plane: MediaPlane,
+  log: Logger,
+): { snapshots: SnapshotQueue; thumbnails: Thumbnailer } {
+  const snapshots = new SnapshotQueue(
+    (name) => plane.snapshot(name),
+    config.limit_snapshot_decoders,
+    config.limit_snapshot_queue,
+  );
+  const thumbnails = new Thumbnailer(
+    { streams: () => plane.streams(), snapshot: (name) => snapshots.snapshot(name) },
+    {
+      intervalS: config.thumbnail_interval_s,
+      streams: config.thumbnail_streams,
+      dir: resolve(ROOT, config.thumbnail_dir),
+      naming: config.thumbnail_naming,
+      keep: config.thumbnail_keep,
+      concurrency: config.limit_snapshot_decoders,
+    },
+    log.child({ component: 'thumbnails' }),
+  );
+  thumbnails.start();
+  return { snapshots, thumbnails };
+}
+
+/**
  * Composes the gateway from its parts, each made once and closed by the list it hands its closer to:
  * in reverse, so the parts that follow the plane's events (webhooks, recordings) hear its last ones,
  * and the HTTP server ends last. Owns nothing process-wide.
@@ -118,6 +150,8 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   closers.add('shedder', () => shedder.close());
   const signaling = buildSignaling(config, planes, access, checks.check, deps.lookupHost, log);
   closers.add('signalling', () => signaling.close());
+  const { snapshots, thumbnails } = buildPictures(config, plane, log);
+  closers.add('thumbnails', () => thumbnails.close());
 
   const counts = (): HealthCounts => healthCounts(plane);
   let draining: Promise<{ moved: number; left: number }> | undefined;
@@ -136,6 +170,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   const { captionFlood } = signaling;
   registerRoutes(http.app, {
     ...{ config, log, planes, access, metrics, keepers, check: checks.check, recordings, viewerHolds, captionFlood },
+    ...{ snapshots, thumbnails },
     counts,
     startDrain: () =>
       void drain().then(

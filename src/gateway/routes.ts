@@ -5,7 +5,7 @@ import type { Registry } from 'prom-client';
 import type { CaptionFlood } from '../captions/flood.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { ROOT } from '../core/paths.js';
-import { SnapshotQueue } from '../http/snapshot-queue.js';
+import type { SnapshotQueue } from '../http/snapshot-queue.js';
 import type { ViewerHolds } from '../http/viewer-holds.js';
 import { clusterRoutes } from '../http/routes/cluster.js';
 import { consoleRoutes } from '../http/routes/console.js';
@@ -20,6 +20,7 @@ import { whepRoutes } from '../http/routes/whep.js';
 import { whipRoutes } from '../http/routes/whip.js';
 import type { LifecycleEvent } from '../plane/lifecycle.js';
 import type { RecordingLibrary } from '../recordings/library.js';
+import type { Thumbnailer } from '../viewers/thumbnails.js';
 import type { AccessControl } from '../security/access.js';
 import type { Check } from './checks.js';
 import type { Keepers } from './keepers.js';
@@ -37,6 +38,9 @@ export interface RouteParts {
   recordings: RecordingLibrary;
   viewerHolds: ViewerHolds;
   captionFlood: CaptionFlood;
+  /** What snapshots may spend, shared by the snapshot route and the thumbnails. */
+  snapshots: SnapshotQueue;
+  thumbnails: Thumbnailer;
   counts: () => HealthCounts;
   /** `POST /rest-api/cluster/drain`: answered at once, the drain going on. */
   startDrain: () => void;
@@ -46,11 +50,6 @@ export interface RouteParts {
 export function registerRoutes(app: FastifyInstance, parts: RouteParts): void {
   const { config, planes, access } = parts;
   const { plane, cluster } = planes;
-  const snapshots = new SnapshotQueue(
-    (name) => plane.snapshot(name),
-    config.limit_snapshot_decoders,
-    config.limit_snapshot_queue,
-  );
   // In a cluster the console's event log shows every node's events, each with its node.
   const watchEvents = cluster
     ? (listener: (event: LifecycleEvent, node: string) => void) => cluster.watchEvents(listener)
@@ -60,7 +59,7 @@ export function registerRoutes(app: FastifyInstance, parts: RouteParts): void {
     pushRoutes(app, plane, parts.keepers.pushes, parts.check);
     mixerRoutes(app, plane, parts.keepers.mixers);
     recordingRoutes(app, parts.recordings);
-    streamRoutes(app, plane, snapshots, parts.captionFlood);
+    streamRoutes(app, plane, parts.snapshots, parts.thumbnails, parts.captionFlood);
     docsRoutes(app);
     consoleRoutes(
       app,
@@ -69,6 +68,7 @@ export function registerRoutes(app: FastifyInstance, parts: RouteParts): void {
       access.consoleStreams,
       parts.log.child({ component: 'console' }),
       watchEvents,
+      config.thumbnail_interval_s,
     );
     whipRoutes(app, plane, access);
     whepRoutes(app, plane, access, parts.viewerHolds);

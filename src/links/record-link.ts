@@ -96,13 +96,16 @@ export const compactTime = (at: Date): string =>
     .replace(/\.\d+Z$/, 'Z');
 
 /**
+ * A stream's name (or a push's id) in a file name (a recording's, a thumbnail's): letters, digits,
+ * `_`, `.`, `-`, the others `_`.
+ */
+export const safeStreamName = (stream: string): string => stream.replace(/[^\w.-]/g, '_');
+
+/**
  * The longest recording name (characters): with `-<n>` (a name taken) and `-1000.mp4`, a part's name
  * stays within the 200 that REST accepts, and the recording's own files within a file name's 255.
  */
 const NAME_MAX = 180;
-
-/** Characters other than letters, digits, `_`, `.`, `-` become `_`. */
-const safeName = (text: string): string => text.replace(/[^\w.-]/g, '_');
 
 /**
  * What a pattern's tokens stand for (`RECORD_NAME_TOKENS` of the configuration names the same); Web
@@ -110,8 +113,8 @@ const safeName = (text: string): string => text.replace(/[^\w.-]/g, '_');
  */
 export function recordNameValues(stream: string, mediaSessionId: string, start: Date): Record<string, string> {
   const iso = start.toISOString(); // 2026-11-24T10:22:33.456Z
-  const safeStream = safeName(stream);
-  const safeId = safeName(mediaSessionId);
+  const safeStream = safeStreamName(stream);
+  const safeId = safeStreamName(mediaSessionId);
   return {
     stream: safeStream,
     streamName: safeStream,

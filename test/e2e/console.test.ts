@@ -10,10 +10,17 @@ import { useStage } from '../helpers/stage.js';
 const ARTIFACTS = join(import.meta.dirname ?? '.', '..', '..', '.test-output');
 const KEY = 'console-test-control-key-0123456789';
 const recordDir = await mkdtemp(join(tmpdir(), 'console-recordings-'));
+const thumbnailDir = await mkdtemp(join(tmpdir(), 'console-thumbnails-'));
 const stage = useStage([
-  { api_keys: [{ id: 'ops', secret: KEY, scope: ['control', 'metrics'] }], record_dir: recordDir },
+  {
+    api_keys: [{ id: 'ops', secret: KEY, scope: ['control', 'metrics'] }],
+    record_dir: recordDir,
+    thumbnail_interval_s: 1,
+    thumbnail_dir: thumbnailDir,
+  },
 ]);
 t.teardown(() => rm(recordDir, { recursive: true, force: true }));
+t.teardown(() => rm(thumbnailDir, { recursive: true, force: true }));
 let publisher: SyntheticPublisher | undefined;
 t.teardown(() => publisher?.stop());
 
@@ -53,6 +60,15 @@ t.test(
       10000,
     );
     t.match(await page.textContent(`${card} .facts`), /H264 1280×720/, 'with its codec and size');
+    // The grid of thumbnails: cam's, fetched with the key from GET /rest-api/stream/thumbnail.
+    const thumbnail = '#thumbnails figure[data-name="cam"] img';
+    const thumbnailWidth = (): Promise<number> =>
+      page.evaluate(
+        (selector) => (document.querySelector(selector) as HTMLImageElement | null)?.naturalWidth ?? 0,
+        thumbnail,
+      );
+    await waitFor('its thumbnail in the grid', async () => (await thumbnailWidth()) > 0, 10000);
+    t.equal(await thumbnailWidth(), 1280, "the grid shows the stream's thumbnail");
 
     await page.fill(`${card} .url`, stage.nginx.url());
     await page.click(`${card} .start button`);

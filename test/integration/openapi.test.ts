@@ -133,6 +133,8 @@ t.test('the document is OpenAPI 3.1 and every answer matches it', async (t) => {
   await check('POST', '/rest-api/stream/find_all', '/rest-api/stream/find_all', {});
   await check('POST', '/rest-api/stream/snapshot', '/rest-api/stream/snapshot', { name: 'cam' });
   await check('POST', '/rest-api/stream/snapshot', '/rest-api/stream/snapshot', { name: 'nobody' });
+  await check('GET', '/rest-api/stream/thumbnail?streamName=cam', '/rest-api/stream/thumbnail'); // 404: off
+  await check('GET', '/rest-api/stream/thumbnail?streamName=', '/rest-api/stream/thumbnail'); // 400
   await check('POST', '/rest-api/stream/caption', '/rest-api/stream/caption', { streamName: 'cam', text: 'Hello.' });
   await check('POST', '/rest-api/stream/caption', '/rest-api/stream/caption', { streamName: 'nobody', text: 'Hello.' }); // 404
   await check('POST', '/rest-api/stream/caption', '/rest-api/stream/caption', { streamName: 'cam', text: 'a\tb' }); // 400

@@ -84,6 +84,6 @@ export const storageFields = {
       'upload recordings to S3 or an S3-compatible store: `{bucket, endpoint, region, prefix, path_style, ' +
         'access_key_id, secret_access_key | secret_access_key_env | secret_access_key_file, ' +
         'server_side_encryption, kms_key_id, storage_class, acl, keep_local, upload_by_default}` ' +
-        '(see [Object storage](#object-storage); null: recordings stay on disk)',
+        '(see [Object storage](recording.md#object-storage); null: recordings stay on disk)',
     ),
 };

@@ -32,6 +32,8 @@ export function consoleRoutes(
   streams: ClientQuota,
   log: Logger,
   watchEvents: EventWatcher = (listener) => plane.events((event) => listener(event)),
+  /** `thumbnail_interval_s`, in each view: how often the console's grid fetches the thumbnails (0: no grid). */
+  thumbnailIntervalS = 0,
 ): void {
   /** Open event streams, ended when the gateway closes (they would hold its HTTP server open). */
   const open = new Set<() => void>();
@@ -49,8 +51,9 @@ export function consoleRoutes(
       schema: {
         summary: 'Every stream, push and mixer as server-sent events (the operator console)',
         description:
-          '`event: view` carries `{at, streams, pushes, mixers}` (as stream/find_all, push/find_all and ' +
-          'mixer/find_all show them) at once, on every change and every 2 s; `event: event` carries each lifecycle ' +
+          '`event: view` carries `{at, streams, pushes, mixers, thumbnailIntervalS}` (as stream/find_all, ' +
+          'push/find_all and mixer/find_all show them, and `thumbnail_interval_s`) at once, on every change and ' +
+          'every 2 s; `event: event` carries each lifecycle ' +
           'event as webhooks do.',
         response: { 200: binary('An event stream that stays open', 'text/event-stream'), ...failures(401, 429, 503) },
       },
@@ -76,7 +79,7 @@ export function consoleRoutes(
         pending = undefined;
         try {
           const [streams, pushes, mixers] = await Promise.all([plane.streams(), plane.find({}), plane.mixerFind()]);
-          send('view', { at: new Date().toISOString(), streams, pushes, mixers });
+          send('view', { at: new Date().toISOString(), streams, pushes, mixers, thumbnailIntervalS });
         } catch (error) {
           log.warn({ reason: (error as Error).message }, 'console view failed');
         }

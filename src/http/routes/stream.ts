@@ -7,17 +7,25 @@ import { findAllSchema, streamSchema } from '../schemas.js';
 import { binary, failures } from '../openapi.js';
 import { streamJsonSchema } from '../../publishers/description.js';
 import type { SnapshotQueue } from '../snapshot-queue.js';
+import type { Thumbnailer } from '../../viewers/thumbnails.js';
+import { streamNameSchema } from '../../publishers/stream-name.js';
 import { routeAccess } from '../guard.js';
 import { captionRequestSchema, captionResultSchema } from '../../captions/request.js';
 import type { CaptionFlood } from '../../captions/flood.js';
 
 const CONTROL = routeAccess('control');
 
-/** Web Call Server's stream API: what is being published, and a picture of it; and captions in its pushes. */
+const thumbnailQuerySchema = z.strictObject({ streamName: streamNameSchema.describe('The stream') });
+
+/**
+ * Web Call Server's stream API: what is being published, a picture of it (a snapshot when asked, the latest
+ * thumbnail); and captions in its pushes.
+ */
 export function streamRoutes(
   app: FastifyInstance,
   plane: MediaPlane,
   snapshots: SnapshotQueue,
+  thumbnails: Thumbnailer,
   captions: CaptionFlood,
 ): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
@@ -90,6 +98,33 @@ export function streamRoutes(
     async (request, reply) => {
       const jpeg = await snapshots.snapshot(request.body.name);
       return reply.type('image/jpeg').header('cache-control', 'no-store').send(jpeg);
+    },
+  );
+
+  // The latest thumbnail taken every thumbnail_interval_s: nothing decoded for the request.
+  api.get(
+    '/rest-api/stream/thumbnail',
+    {
+      ...CONTROL,
+      schema: {
+        summary: "The stream's latest thumbnail (JPEG), taken every `thumbnail_interval_s`",
+        description:
+          '`Last-Modified` says when it was taken. A stream that ended keeps its last thumbnail while its file ' +
+          'stays in `thumbnail_dir`. 404 when thumbnails are off or the stream has none.',
+        querystring: thumbnailQuerySchema,
+        response: { 200: binary('The picture', 'image/jpeg'), ...failures(400, 401, 404) },
+      },
+    },
+    async (request, reply) => {
+      const { streamName } = request.query;
+      if (!thumbnails.enabled) throw notFound(`stream ${streamName} has no thumbnail: thumbnail_interval_s is 0`);
+      const thumbnail = await thumbnails.latest(streamName);
+      if (!thumbnail) throw notFound(`stream ${streamName} has no thumbnail yet`, 'streamName');
+      return reply
+        .type('image/jpeg')
+        .header('cache-control', 'no-cache')
+        .header('last-modified', thumbnail.at.toUTCString())
+        .send(thumbnail.jpeg);
     },
   );
 }

@@ -1,0 +1,82 @@
+import { readFileSync } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Fixture } from '../kit/fixture.js';
+import { GatewayProcess } from '../kit/gateway-process.js';
+import { sleep } from '../kit/processes.js';
+import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
+import type { Bench } from './report.js';
+
+const STREAMS = 16;
+const INTERVAL_S = 5;
+/** Clock ticks per second for /proc CPU times; 100 on Linux. */
+const HZ = 100;
+
+/**
+ * CPU seconds of a process and of the children it has reaped: a snapshot's ffmpeg lives a fraction
+ * of a second, too short to be found and watched, and its CPU is counted in the spawner that
+ * reaped it (`cutime`, `cstime`).
+ */
+function cpuWithReaped(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / HZ;
+  } catch {
+    return 0;
+  }
+}
+
+/** The CPU (% of a core) of a gateway with 16 streams publishing, its spawner and media workers with what they reaped. */
+async function sixteenStreams(
+  bench: Bench,
+  fixture: Fixture,
+  intervalS: number,
+  seconds: number,
+): Promise<{ cpu: number; files: number }> {
+  const dir = await mkdtemp(join(tmpdir(), 'bench-thumbnails-'));
+  const gateway = await GatewayProcess.start(join(bench.work, `gateway-thumbnails-${intervalS}.log`), {
+    GATEWAY_THUMBNAIL_INTERVAL_S: String(intervalS),
+    GATEWAY_THUMBNAIL_DIR: dir,
+    GATEWAY_THUMBNAIL_NAMING: 'numbered',
+  });
+  const publishers: SyntheticPublisher[] = [];
+  try {
+    for (let i = 0; i < STREAMS; i++)
+      publishers.push(await SyntheticPublisher.publish(fixture, gateway.baseUrl, `thumbnails-${i}`, { audio: false }));
+    await sleep(INTERVAL_S * 1000); // every stream with a keyframe, the first round past
+    const pids = await gateway.ownPids();
+    const before = pids.map(cpuWithReaped);
+    const filesBefore = (await readdir(dir)).length;
+    await sleep(seconds * 1000);
+    const used = pids.map(cpuWithReaped).reduce((sum, cpu, i) => sum + cpu - before[i]!, 0);
+    return { cpu: (used / seconds) * 100, files: (await readdir(dir)).length - filesBefore };
+  } finally {
+    await Promise.all(publishers.map((p) => p.stop()));
+    await gateway.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * What thumbnails cost: 16 streams (the benchmark's 720p30 fixture, video only) published into a
+ * gateway that takes none, then into one that takes a thumbnail of each every 5 s, the gateway's
+ * CPU measured over the same window in both (with the snapshots' ffmpegs, through what its
+ * spawner reaped). The difference is the thumbnails'; the thumbnails written are counted.
+ */
+export async function thumbnailCost(bench: Bench, fixture: Fixture): Promise<void> {
+  const seconds = bench.quick ? 15 : 60;
+  console.log(`\nThumbnails: ${STREAMS} streams, none against one of each every ${INTERVAL_S} s (${seconds} s each)`);
+  const off = await sixteenStreams(bench, fixture, 0, seconds);
+  const on = await sixteenStreams(bench, fixture, INTERVAL_S, seconds);
+  bench.details.thumbnails = { off, on, seconds };
+  bench.report(`thumbnails: ${STREAMS} streams, gateway CPU with none`, off.cpu, '% of a core');
+  bench.report(
+    `thumbnails: one of each of ${STREAMS} streams every ${INTERVAL_S} s (above none)`,
+    on.cpu - off.cpu,
+    '% of a core',
+  );
+  bench.report('thumbnails: written in the window', on.files, 'files', {
+    min: Math.floor((seconds / INTERVAL_S - 1) * STREAMS),
+  });
+}

@@ -1,0 +1,33 @@
+import { z } from 'zod';
+import { count, seconds } from '../fields.js';
+
+/**
+ * Thumbnails: a JPEG of each publishing stream's latest keyframe written every interval
+ * (`viewers/thumbnails.ts`), served by `GET /rest-api/stream/thumbnail` and shown by the console.
+ */
+export const thumbnailFields = {
+  thumbnail_interval_s: seconds(
+    0,
+    86_400,
+    0,
+    'a thumbnail (JPEG of the latest keyframe) of each publishing stream is written this often (s); 0: none; a stream whose keyframe has not changed is not decoded again',
+  ),
+  thumbnail_streams: z
+    .array(z.string().min(1).max(128))
+    .max(1000)
+    .default([])
+    .describe('the streams that get thumbnails; empty: every stream'),
+  thumbnail_dir: z
+    .string()
+    .min(1)
+    .default('thumbnails')
+    .describe("where thumbnails are written (relative to the gateway's folder)"),
+  thumbnail_naming: z
+    .enum(['latest', 'numbered'])
+    .default('latest')
+    .describe(
+      '`latest`: one `<stream>.jpg` per stream, replaced whole (written aside, then renamed); ' +
+        '`numbered`: `<stream>-<UTC, 20261124T102233Z>.jpg`, the oldest deleted beyond `thumbnail_keep`',
+    ),
+  thumbnail_keep: count(1, 100_000, 100, 'numbered thumbnails kept per stream (the oldest are deleted)'),
+};

@@ -1,15 +1,4 @@
-import {
-  AbortMultipartUploadCommand,
-  DeleteObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  S3Client,
-  S3ServiceException,
-  type ObjectCannedACL,
-  type ServerSideEncryption,
-  type StorageClass,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { ObjectCannedACL, S3Client, ServerSideEncryption, StorageClass } from '@aws-sdk/client-s3';
 import { createReadStream } from 'node:fs';
 import type { GatewayConfig } from '../config/schema.js';
 import { monotonicMs } from '../core/clock.js';
@@ -30,6 +19,17 @@ const READY_FOR_MS = 30_000;
 const NOT_READY_FOR_MS = 5000;
 
 type StoreSettings = NonNullable<GatewayConfig['record_s3']>;
+
+/** The SDK's modules, loaded at the first request: a gateway that records to disk only never loads them (~27 MB). */
+interface Sdk {
+  s3: typeof import('@aws-sdk/client-s3');
+  storage: typeof import('@aws-sdk/lib-storage');
+  client: S3Client;
+}
+
+/** The HTTP status of an error the store answered with (the SDK's service exceptions carry it), if any. */
+const statusOf = (error: unknown): number | undefined =>
+  (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
 
 /** Why a request to the bucket failed: said plainly, with the setting to look at, and whether to try again. */
 export class BucketError extends Error {
@@ -58,7 +58,8 @@ export function partSizeFor(size: number): number {
  * take the newest work. No message it makes holds the credentials.
  */
 export class Bucket {
-  readonly #client: S3Client;
+  #sdk: Promise<Sdk> | undefined;
+  readonly #credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
   /** What no message may hold: the credentials as given. */
   readonly #secrets: string[];
   #ready: Promise<void> | undefined;
@@ -68,16 +69,26 @@ export class Bucket {
     readonly settings: StoreSettings,
     credentials?: { accessKeyId: string; secretAccessKey: string },
   ) {
-    this.#client = new S3Client({
-      region: settings.region,
-      ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
-      forcePathStyle: settings.path_style,
-      ...(credentials ? { credentials } : {}),
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS },
-    });
+    this.#credentials = credentials;
     this.#secrets = credentials ? [credentials.secretAccessKey, credentials.accessKeyId] : [];
+  }
+
+  #load(): Promise<Sdk> {
+    this.#sdk ??= (async () => {
+      const [s3, storage] = await Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]);
+      const { settings } = this;
+      const client = new s3.S3Client({
+        region: settings.region,
+        ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+        forcePathStyle: settings.path_style,
+        ...(this.#credentials ? { credentials: this.#credentials } : {}),
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+        requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS },
+      });
+      return { s3, storage, client };
+    })();
+    return this.#sdk;
   }
 
   /** The bucket `record_s3` names, with its credentials read; undefined when recordings stay on disk. */
@@ -126,7 +137,8 @@ export class Bucket {
   /** Whether the bucket is there and the credentials may use it; a `BucketError` naming the setting if not. */
   async check(): Promise<void> {
     try {
-      await this.#client.send(new HeadBucketCommand({ Bucket: this.name }));
+      const { s3, client } = await this.#load();
+      await client.send(new s3.HeadBucketCommand({ Bucket: this.name }));
     } catch (error) {
       throw this.#unready(error);
     }
@@ -139,8 +151,10 @@ export class Bucket {
    */
   async upload(path: string, key: string, size: number, onUploadId: (id: string) => void, signal: AbortSignal) {
     const { server_side_encryption, kms_key_id, storage_class, acl } = this.settings;
-    const upload = new Upload({
-      client: this.#client,
+    const { storage, client } = await this.#load();
+    signal.throwIfAborted();
+    const upload = new storage.Upload({
+      client,
       queueSize: PARTS_AT_ONCE,
       partSize: partSizeFor(size),
       params: {
@@ -175,9 +189,10 @@ export class Bucket {
   /** The size of the object at `key`; undefined when there is none. */
   async sizeOf(key: string): Promise<number | undefined> {
     try {
-      return (await this.#client.send(new HeadObjectCommand({ Bucket: this.name, Key: key }))).ContentLength;
+      const { s3, client } = await this.#load();
+      return (await client.send(new s3.HeadObjectCommand({ Bucket: this.name, Key: key }))).ContentLength;
     } catch (error) {
-      if (error instanceof S3ServiceException && error.$metadata.httpStatusCode === 404) return undefined;
+      if (statusOf(error) === 404) return undefined;
       throw this.explain(error);
     }
   }
@@ -185,24 +200,26 @@ export class Bucket {
   /** Aborts a multipart upload a gateway stopped short left: its parts are freed. */
   async abort(key: string, uploadId: string): Promise<void> {
     try {
-      await this.#client.send(new AbortMultipartUploadCommand({ Bucket: this.name, Key: key, UploadId: uploadId }));
+      const { s3, client } = await this.#load();
+      await client.send(new s3.AbortMultipartUploadCommand({ Bucket: this.name, Key: key, UploadId: uploadId }));
     } catch (error) {
       // Gone already (completed, aborted, or expired by the bucket's lifecycle rule).
-      if (error instanceof S3ServiceException && error.$metadata.httpStatusCode === 404) return;
+      if (statusOf(error) === 404) return;
       throw this.explain(error);
     }
   }
 
   async remove(key: string): Promise<void> {
     try {
-      await this.#client.send(new DeleteObjectCommand({ Bucket: this.name, Key: key }));
+      const { s3, client } = await this.#load();
+      await client.send(new s3.DeleteObjectCommand({ Bucket: this.name, Key: key }));
     } catch (error) {
       throw this.explain(error);
     }
   }
 
   close(): void {
-    this.#client.destroy();
+    void this.#sdk?.then(({ client }) => client.destroy());
   }
 
   /** A failure of an upload or a check: until the next check, `ready` says it, and a recording asked for meanwhile is refused. */
@@ -217,7 +234,7 @@ export class Bucket {
   /** A failure of the store, the network or the credentials, said plainly with the setting to look at. */
   explain(error: unknown): BucketError {
     if (error instanceof BucketError) return error;
-    const status = error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
+    const status = statusOf(error);
     const code = error instanceof Error ? ((error as NodeJS.ErrnoException).code ?? error.name) : 'Error';
     const said = this.#redact(error instanceof Error ? error.message : String(error));
     if (status === 401 || status === 403)

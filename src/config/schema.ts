@@ -11,7 +11,7 @@ import { checkAutoStart, checkSendBuffer, pushFields } from './sections/pushes.j
 import { recordingFields } from './sections/recordings.js';
 import { checkPushStoreSecret, stateFields } from './sections/state.js';
 import { storageFields } from './sections/storage.js';
-import { thumbnailFields } from './sections/thumbnails.js';
+import { checkThumbnailUpload, thumbnailFields } from './sections/thumbnails.js';
 import { transcodingFields } from './sections/transcoding.js';
 import { webhookFields } from './sections/webhooks.js';
 import { checkIcePorts, checkVideoBitrates, webRtcFields } from './sections/webrtc.js';
@@ -52,6 +52,7 @@ export const configSchema = z
       checkHttps,
       checkPushStoreSecret,
       checkVideoBitrates,
+      checkThumbnailUpload,
     ])
       check(c, ctx);
   });

@@ -15,7 +15,7 @@ import type { MediaPlane } from '../plane/plane.js';
 import { Shedder } from '../plane/shedder.js';
 import { SnapshotQueue } from '../http/snapshot-queue.js';
 import { ViewerHolds } from '../http/viewer-holds.js';
-import type { BucketError } from '../recordings/bucket.js';
+import type { Bucket, BucketError } from '../recordings/bucket.js';
 import { RecordingLibrary } from '../recordings/library.js';
 import { RecordHook } from '../recordings/record-hook.js';
 import { recordingStore } from '../recordings/store.js';
@@ -82,6 +82,7 @@ function buildPictures(
   config: GatewayConfig,
   plane: MediaPlane,
   log: Logger,
+  bucket: Bucket | undefined,
 ): { snapshots: SnapshotQueue; thumbnails: Thumbnailer } {
   const snapshots = new SnapshotQueue(
     (name) => plane.snapshot(name),
@@ -97,6 +98,14 @@ function buildPictures(
       naming: config.thumbnail_naming,
       keep: config.thumbnail_keep,
       concurrency: config.limit_snapshot_decoders,
+      ...(config.thumbnail_upload && bucket
+        ? {
+            bucket: {
+              put: (file, jpeg) => bucket.put(bucket.key(`thumbnails/${file}`), jpeg, 'image/jpeg'),
+              remove: (file) => bucket.remove(bucket.key(`thumbnails/${file}`)),
+            },
+          }
+        : {}),
     },
     log.child({ component: 'thumbnails' }),
   );
@@ -150,7 +159,7 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   closers.add('shedder', () => shedder.close());
   const signaling = buildSignaling(config, planes, access, checks.check, deps.lookupHost, log);
   closers.add('signalling', () => signaling.close());
-  const { snapshots, thumbnails } = buildPictures(config, plane, log);
+  const { snapshots, thumbnails } = buildPictures(config, plane, log, store?.bucket);
   closers.add('thumbnails', () => thumbnails.close());
 
   const counts = (): HealthCounts => healthCounts(plane);

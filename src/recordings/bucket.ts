@@ -209,6 +209,28 @@ export class Bucket {
     }
   }
 
+  /** Puts a small object (a thumbnail) at `key` in one request, replacing what was there. */
+  async put(key: string, body: Buffer, contentType: string): Promise<void> {
+    const { server_side_encryption, kms_key_id, storage_class, acl } = this.settings;
+    try {
+      const { s3, client } = await this.#load();
+      await client.send(
+        new s3.PutObjectCommand({
+          Bucket: this.name,
+          Key: key,
+          Body: body,
+          ContentType: contentType,
+          ACL: acl as ObjectCannedACL,
+          ...(server_side_encryption ? { ServerSideEncryption: server_side_encryption as ServerSideEncryption } : {}),
+          ...(kms_key_id ? { SSEKMSKeyId: kms_key_id } : {}),
+          ...(storage_class ? { StorageClass: storage_class as StorageClass } : {}),
+        }),
+      );
+    } catch (error) {
+      throw this.explain(error);
+    }
+  }
+
   async remove(key: string): Promise<void> {
     try {
       const { s3, client } = await this.#load();

@@ -28,6 +28,14 @@ export interface ThumbnailSettings {
   keep: number;
   /** Snapshots asked for at once: the snapshot decoders, so that the thumbnails never wait in their queue. */
   concurrency: number;
+  /** Where each is put besides (`thumbnail_upload`: the recordings' bucket), by its file's name. */
+  bucket?: ThumbnailBucket;
+}
+
+/** A bucket thumbnails are put in, and numbered ones beyond the number kept deleted from. */
+interface ThumbnailBucket {
+  put(file: string, jpeg: Buffer): Promise<void>;
+  remove(file: string): Promise<void>;
 }
 
 export interface Thumbnail {
@@ -152,16 +160,22 @@ export class Thumbnailer {
       this.#tellOnce(entry.told, stream.name, 'snapshot', error as Error);
       return;
     }
+    const at = this.now();
     try {
-      const at = this.now();
       await this.#write(stream.name, entry, jpeg, at);
-      // Gone meanwhile: not brought back into memory.
-      if (this.#streams.get(stream.name) !== entry) return;
-      entry.keyframe = `${stream.id}:${stream.keyframes}`;
-      entry.latest = { jpeg, at };
     } catch (error) {
-      this.#tellOnce(entry.told, stream.name, 'write', error as Error);
+      return this.#tellOnce(entry.told, stream.name, 'write', error as Error);
     }
+    const { bucket, naming } = this.settings;
+    // In the bucket too: a failure is told, and the next keyframe's thumbnail put there again.
+    const put = await bucket?.put(thumbnailFileName(stream.name, naming, at), jpeg).then(
+      () => true,
+      (error: Error) => (this.#tellOnce(entry.told, stream.name, 'upload', error), false),
+    );
+    // Gone meanwhile: not brought back into memory.
+    if (this.#streams.get(stream.name) !== entry || put === false) return;
+    entry.keyframe = `${stream.id}:${stream.keyframes}`;
+    entry.latest = { jpeg, at };
   }
 
   /** Written aside under a hidden name, then renamed: a reader sees the old picture or the new one, never half. */
@@ -182,6 +196,7 @@ export class Thumbnailer {
       await unlink(join(dir, oldest)).catch((error: NodeJS.ErrnoException) => {
         if (error.code !== 'ENOENT') throw error;
       });
+      await this.settings.bucket?.remove(oldest);
     }
   }
 

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { GatewayProcess } from '../../kit/gateway-process.js';
+import { decodePicture } from '../../kit/pictures.js';
 import { probe } from '../../kit/probe.js';
 import { stopAllProcesses, waitFor } from '../../kit/processes.js';
 import { S3RVER_KEY_ID, S3Server } from '../../kit/s3-server.js';
@@ -82,6 +83,10 @@ t.test(
     const gw = await startGateway(
       {
         record_hook: hookScript,
+        // Thumbnails into the bucket too, beside the recordings.
+        thumbnail_interval_s: 2,
+        thumbnail_upload: true,
+        thumbnail_dir: await tempDir(t, 's3-thumbnails-'),
         record_dir: records,
         record_min_free_mb: 1,
         record_part_s: 10,
@@ -158,12 +163,14 @@ t.test(
       },
       30_000,
     );
-    const objects = await s3.objects();
+    const objects = (await s3.objects()).filter((o) => !o.key.startsWith('gateway/thumbnails/'));
     t.same(
       objects.map((o) => o.key).sort(),
       uploaded.map((p) => p.storage.key).sort(),
       'the bucket holds each part once, and nothing else',
     );
+    const thumbnail = await decodePicture(await s3.download('gateway/thumbnails/cam.jpg', downloads));
+    t.match(thumbnail, { width: 1280, height: 720 }, "the stream's thumbnail in the bucket, a picture of it");
     for (const part of uploaded)
       t.ok(objects.find((o) => o.key === part.storage.key)!.size > 10_000, `${part.fileName} whole`);
 

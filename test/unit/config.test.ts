@@ -84,6 +84,24 @@ t.test('the cluster and the push store: bad values name the key', async (t) => {
   t.throws(() => parseConfig({ push_store_window_ms: 10 }), { message: /push_store_window_ms/ });
 });
 
+t.test('object storage: bad values name the key, inside record_s3 too', async (t) => {
+  const store = { bucket: 'recordings', access_key_id: 'AKID', secret_access_key: 'secret' };
+  t.ok(parseConfig({ record_s3: store }).record_s3, 'a bucket with its keys');
+  t.ok(parseConfig({ record_s3: { bucket: 'recordings' } }).record_s3, 'a bucket with the AWS chain');
+  t.throws(() => parseConfig({ record_s3: { ...store, bucket: 'Bad_Bucket' } }), { message: /record_s3\.bucket/ });
+  t.throws(() => parseConfig({ record_s3: { ...store, endpoint: 'ftp://x' } }), { message: /record_s3\.endpoint/ });
+  t.throws(() => parseConfig({ record_s3: { bucket: 'recordings', access_key_id: 'AKID' } }), {
+    message: /record_s3\.access_key_id: give access_key_id with one of secret_access_key/,
+  });
+  t.throws(() => parseConfig({ record_s3: { ...store, secret_access_key_env: 'S3_SECRET' } }), {
+    message: /record_s3\.secret_access_key: give at most one/,
+  });
+  t.throws(() => parseConfig({ record_s3: { ...store, kms_key_id: 'k' } }), { message: /record_s3\.kms_key_id/ });
+  t.throws(() => parseConfig({ thumbnail_upload: true }), { message: /thumbnail_upload: needs record_s3/ });
+  const parsed = parseConfig({ record_s3: store, thumbnail_upload: true });
+  t.equal(parsed.record_s3?.acl, 'private', 'objects are private unless said');
+});
+
 t.test('environment variables override the file, with JSON or comma-separated values', async (t) => {
   t.same(
     envOverrides({

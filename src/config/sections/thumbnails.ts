@@ -30,4 +30,21 @@ export const thumbnailFields = {
         '`numbered`: `<stream>-<UTC, 20261124T102233Z>.jpg`, the oldest deleted beyond `thumbnail_keep`',
     ),
   thumbnail_keep: count(1, 100_000, 100, 'numbered thumbnails kept per stream (the oldest are deleted)'),
+  thumbnail_upload: z
+    .boolean()
+    .default(false)
+    .describe(
+      "also put each thumbnail in `record_s3`'s bucket, at `<prefix>thumbnails/<file>` (numbered ones beyond " +
+        '`thumbnail_keep` deleted there too)',
+    ),
 };
+
+/** Thumbnails go to the bucket recordings go to: there must be one. */
+export function checkThumbnailUpload(c: { thumbnail_upload: boolean; record_s3: unknown }, ctx: z.RefinementCtx): void {
+  if (c.thumbnail_upload && c.record_s3 === null)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['thumbnail_upload'],
+      message: 'needs record_s3 (the bucket to put them in)',
+    });
+}

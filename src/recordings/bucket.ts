@@ -150,7 +150,6 @@ export class Bucket {
    * `signal` aborts it (and the multipart upload with it). Resolves once the store has it all.
    */
   async upload(path: string, key: string, size: number, onUploadId: (id: string) => void, signal: AbortSignal) {
-    const { server_side_encryption, kms_key_id, storage_class, acl } = this.settings;
     const { storage, client } = await this.#load();
     signal.throwIfAborted();
     const upload = new storage.Upload({
@@ -163,10 +162,7 @@ export class Bucket {
         Body: createReadStream(path),
         ContentLength: size,
         ContentType: key.endsWith('.vtt') ? 'text/vtt' : 'video/mp4',
-        ACL: acl as ObjectCannedACL,
-        ...(server_side_encryption ? { ServerSideEncryption: server_side_encryption as ServerSideEncryption } : {}),
-        ...(kms_key_id ? { SSEKMSKeyId: kms_key_id } : {}),
-        ...(storage_class ? { StorageClass: storage_class as StorageClass } : {}),
+        ...this.#objectSettings(),
       },
     });
     let told = false;
@@ -209,9 +205,24 @@ export class Bucket {
     }
   }
 
+  /** What every object is given: its ACL, its encryption and its storage class, as configured. */
+  #objectSettings(): {
+    ACL: ObjectCannedACL;
+    ServerSideEncryption?: ServerSideEncryption;
+    SSEKMSKeyId?: string;
+    StorageClass?: StorageClass;
+  } {
+    const { server_side_encryption, kms_key_id, storage_class, acl } = this.settings;
+    return {
+      ACL: acl as ObjectCannedACL,
+      ...(server_side_encryption ? { ServerSideEncryption: server_side_encryption as ServerSideEncryption } : {}),
+      ...(kms_key_id ? { SSEKMSKeyId: kms_key_id } : {}),
+      ...(storage_class ? { StorageClass: storage_class as StorageClass } : {}),
+    };
+  }
+
   /** Puts a small object (a thumbnail) at `key` in one request, replacing what was there. */
   async put(key: string, body: Buffer, contentType: string): Promise<void> {
-    const { server_side_encryption, kms_key_id, storage_class, acl } = this.settings;
     try {
       const { s3, client } = await this.#load();
       await client.send(
@@ -220,10 +231,7 @@ export class Bucket {
           Key: key,
           Body: body,
           ContentType: contentType,
-          ACL: acl as ObjectCannedACL,
-          ...(server_side_encryption ? { ServerSideEncryption: server_side_encryption as ServerSideEncryption } : {}),
-          ...(kms_key_id ? { SSEKMSKeyId: kms_key_id } : {}),
-          ...(storage_class ? { StorageClass: storage_class as StorageClass } : {}),
+          ...this.#objectSettings(),
         }),
       );
     } catch (error) {

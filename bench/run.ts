@@ -3,7 +3,7 @@
  * beside its target.
  * Prints a table and writes JSON. `--quick` runs a smaller version in about a minute.
  *
- *   npm run bench -- [--quick] [--only startup,sdk,latency,frame-path,drift,fanout,outputs,audio,aac,resilience,stalls,isolation,capacity,overload,shedding,cluster,mixer,peer,thumbnails] [--steps 8,16,24]
+ *   npm run bench -- [--quick] [--only startup,sdk,latency,frame-path,drift,fanout,outputs,audio,aac,resilience,stalls,isolation,capacity,overload,shedding,cluster,mixer,peer,thumbnails,uploads] [--steps 8,16,24]
  *                    [--out file.json] [--log-level debug] [--profile: CPU profile of the gateway
  *                    in .bench/profiles, for Chrome DevTools or speedscope]
  */
@@ -39,6 +39,7 @@ import { stalls } from './stalls.js';
 import { isolation } from './isolation.js';
 import { mixer } from './mixer.js';
 import { thumbnailCost } from './thumbnails.js';
+import { uploadCost } from './uploads.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -54,7 +55,7 @@ const quick = args.quick!;
 const sections = new Set(
   (
     args.only ??
-    'startup,sdk,latency,frame-path,drift,fanout,outputs,audio,aac,resilience,stalls,isolation,capacity,overload,shedding,cluster,mixer,peer,thumbnails'
+    'startup,sdk,latency,frame-path,drift,fanout,outputs,audio,aac,resilience,stalls,isolation,capacity,overload,shedding,cluster,mixer,peer,thumbnails,uploads'
   ).split(','),
 );
 const plan = benchPlan(quick);
@@ -157,6 +158,7 @@ async function main(): Promise<void> {
       await peer(bench, fixture, receiver, nginx);
     });
     await step('thumbnails', () => thumbnailCost(bench, fixture));
+    await step('uploads', () => uploadCost(bench, fixture));
   } finally {
     await receiver.close();
     await nginx?.stop();

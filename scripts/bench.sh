@@ -3,7 +3,7 @@
 # and the same figures for a peer (Janus) in the same run.
 # Installs what it needs (as the tests do, and Debian's janus for the peer section), builds, and
 # runs the gateway as its own process.
-# Arguments go to bench/run.ts: --quick, --only startup,sdk,latency,frame-path,drift,fanout,outputs,audio,resilience,stalls,isolation,capacity,overload,cluster,mixer,peer,thumbnails, --steps 8,16, --out F.
+# Arguments go to bench/run.ts: --quick, --only startup,sdk,latency,frame-path,drift,fanout,outputs,audio,resilience,stalls,isolation,capacity,overload,cluster,mixer,peer,thumbnails,uploads, --steps 8,16, --out F.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --test

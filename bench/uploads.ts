@@ -1,0 +1,118 @@
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Fixture } from '../kit/fixture.js';
+import { GatewayProcess } from '../kit/gateway-process.js';
+import { sleep, waitFor } from '../kit/processes.js';
+import { S3RVER_KEY_ID, S3Server } from '../kit/s3-server.js';
+import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
+import type { Bench } from './report.js';
+
+/** Clock ticks per second for /proc CPU times; 100 on Linux. */
+const HZ = 100;
+/** A part every this many seconds: several are uploaded within the window. */
+const PART_S = 10;
+/** The bitrate the issue's figure is for: a 1080p stream as platforms ask for it. */
+const REFERENCE_MBPS = 6;
+
+/** CPU seconds of a process and of the children it has reaped (a recording's ffmpeg is the spawner's). */
+function cpuWithReaped(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / HZ;
+  } catch {
+    return 0;
+  }
+}
+
+/** The resident memory of a process (MB). */
+function rssMb(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m);
+  return line ? Number(line[1]) / 1024 : 0;
+}
+
+interface Window {
+  cpu: number;
+  /** The main thread's process memory at the window's end, less at its start (MB). */
+  rssGrowthMb: number;
+  rssMb: number;
+  /** Bytes the bucket holds at the end. */
+  uploadedBytes: number;
+}
+
+/**
+ * One stream recorded in parts of `PART_S` seconds, kept on the disk (`storage=local`) or
+ * uploaded to an S3-compatible server on loopback as each part is finished: the gateway's CPU
+ * (its process, its spawner with the recordings' ffmpeg, its media workers) over `seconds`.
+ */
+async function recordOne(bench: Bench, fixture: Fixture, storage: 'local' | 's3', seconds: number): Promise<Window> {
+  const s3 = await S3Server.start();
+  const records = await mkdtemp(join(tmpdir(), 'bench-uploads-'));
+  const gateway = await GatewayProcess.start(join(bench.work, `gateway-uploads-${storage}.log`), {
+    GATEWAY_RECORD_DIR: records,
+    GATEWAY_RECORD_MIN_FREE_MB: '1',
+    GATEWAY_RECORD_PART_S: String(PART_S),
+    GATEWAY_RECORD_S3: JSON.stringify({
+      bucket: s3.bucket,
+      endpoint: s3.endpoint,
+      path_style: true,
+      access_key_id: S3RVER_KEY_ID,
+      secret_access_key: S3RVER_KEY_ID,
+    }),
+  });
+  let publisher: SyntheticPublisher | undefined;
+  try {
+    publisher = await SyntheticPublisher.publish(fixture, gateway.baseUrl, 'uploads');
+    await waitFor('the recording started', async () => {
+      const reply = await gateway.request('POST', '/rest-api/push/startup', {
+        streamName: 'uploads',
+        rtmpUrl: `record://?storage=${storage}`,
+      });
+      return reply.status === 200;
+    });
+    await sleep(PART_S * 1000); // the first part finished (and, uploading, its upload under way)
+    const pids = await gateway.ownPids();
+    const before = pids.map(cpuWithReaped);
+    const rssBefore = rssMb(gateway.pid);
+    await sleep(seconds * 1000);
+    const used = pids.map(cpuWithReaped).reduce((sum, cpu, i) => sum + cpu - before[i]!, 0);
+    const rss = rssMb(gateway.pid);
+    const uploadedBytes = (await s3.objects()).reduce((sum, o) => sum + o.size, 0);
+    return { cpu: (used / seconds) * 100, rssGrowthMb: rss - rssBefore, rssMb: rss, uploadedBytes };
+  } finally {
+    await publisher?.stop();
+    await gateway.stop();
+    await rm(records, { recursive: true, force: true });
+    await s3.stop();
+  }
+}
+
+/**
+ * What uploading recordings costs: one stream recorded to the disk only, then recorded and each
+ * part uploaded as it is finished, the gateway's CPU over the same window in both; the difference
+ * is the uploads', also scaled to a 6 Mb/s stream by the bytes uploaded. The S3 server runs in the
+ * benchmark's own process and is not counted.
+ */
+export async function uploadCost(bench: Bench, fixture: Fixture): Promise<void> {
+  const seconds = bench.quick ? 20 : 60;
+  console.log(`\nUploads: one stream recorded in ${PART_S} s parts, on disk against uploaded (${seconds} s each)`);
+  const local = await recordOne(bench, fixture, 'local', seconds);
+  const uploaded = await recordOne(bench, fixture, 's3', seconds);
+  const extra = uploaded.cpu - local.cpu;
+  const mbps = (uploaded.uploadedBytes * 8) / 1e6 / (seconds + PART_S);
+  bench.details.uploads = { local, uploaded, seconds, mbps };
+  bench.report('uploads: one recording on disk, gateway CPU', local.cpu, '% of a core');
+  bench.report('uploads: the same, each part uploaded (above on disk)', extra, '% of a core', { noiseFloor: 0.3 });
+  bench.report('uploads: uploaded, as the stream went', mbps, 'Mb/s');
+  bench.report(
+    `uploads: scaled to a ${REFERENCE_MBPS} Mb/s stream`,
+    mbps > 0 ? (extra * REFERENCE_MBPS) / mbps : 0,
+    '% of a core',
+    {
+      max: 1,
+    },
+  );
+  bench.report('uploads: gateway memory uploading (main process)', uploaded.rssMb, 'MB');
+  bench.report('uploads: its growth over the window', uploaded.rssGrowthMb, 'MB', { max: 40 });
+}

@@ -133,15 +133,15 @@ export function buildGateway(config: GatewayConfig, log: Logger, deps: GatewayDe
   closers.add('webhooks', () => webhooks.close());
   const checks = destinationCheckQueue(config, deps);
   closers.add('destination checks', () => checks.close());
-  // Run for each part this node finished (once uploaded, with `record_s3`); closed after the
-  // recordings, once the plane's last events are heard, its runs killed.
+  // Run for each part this node finished (once uploaded, with `record_s3`).
   const recordHook = RecordHook.fromConfig(config, resolve(ROOT, config.record_dir), log);
-  if (recordHook) closers.add('record hook', () => recordHook.close());
   // This node's recordings: the files are on its disk, the parts being written are its own plane's;
   // with `record_s3`, each finished part goes to the bucket.
   const store = recordingStore(config, metrics, (event) => webhooks.send(event), log, recordHook);
   const recordings = RecordingLibrary.fromConfig(config, log, store, recordHook);
   closers.add('recordings', () => recordings.close());
+  // Closed before the recordings: an upload whose hook runs waits for it, and its run is killed.
+  if (recordHook) closers.add('record hook', () => recordHook.close());
   // A viewer's end is heard from whichever thread or node holds it.
   const viewerHolds = new ViewerHolds(
     cluster ? (listener) => cluster.watchEvents(listener) : (listener) => plane.events(listener),

@@ -5,7 +5,7 @@ import { MixerKeeper } from '../control/mixer-keeper.js';
 import { PushKeeper } from '../control/push-keeper.js';
 import type { KeptPushStore } from '../store/open.js';
 import type { Planes } from './planes.js';
-import { GatewayError } from '../core/errors.js';
+import { GatewayError, invalid } from '../core/errors.js';
 import { recordingUrl } from '../links/destination.js';
 import type { Bucket, BucketError } from '../recordings/bucket.js';
 
@@ -69,11 +69,16 @@ export function buildKeepers(
  * part is finished.
  */
 export function withBucketReady(keepers: Keepers, bucket: Bucket | undefined): Keepers {
-  if (!bucket) return keepers;
   const { pushes } = keepers;
+  /** Whether a push of `rtmpUrl` is a recording that uploads; a 400 when it asks for a bucket there is none of. */
   const uploads = (rtmpUrl: string): boolean => {
     const recording = recordingUrl(rtmpUrl);
     if (!recording) return false;
+    if (!bucket) {
+      if (recording.storage === 's3')
+        throw invalid('rtmpUrl', 'record://?storage=s3 needs a bucket: the gateway has no record_s3');
+      return false;
+    }
     return recording.storage === undefined ? bucket.settings.upload_by_default : recording.storage === 's3';
   };
   return {
@@ -85,7 +90,7 @@ export function withBucketReady(keepers: Keepers, bucket: Bucket | undefined): K
       soundOff: (id) => pushes.soundOff(id),
       async startup(request, startedBy) {
         if (uploads(request.rtmpUrl))
-          await bucket.ready().catch((error: BucketError) => {
+          await bucket!.ready().catch((error: BucketError) => {
             throw new GatewayError('unavailable', `${error.field}: ${error.message}`, error.field, 10);
           });
         return pushes.startup(request, startedBy);

@@ -249,7 +249,10 @@ export class Bucket {
   }
 
   close(): void {
-    void this.#sdk?.then(({ client }) => client.destroy());
+    this.#sdk?.then(
+      ({ client }) => client.destroy(),
+      () => {}, // never loaded: nothing to close
+    );
   }
 
   /** A failure of an upload or a check: until the next check, `ready` says it, and a recording asked for meanwhile is refused. */
@@ -272,6 +275,12 @@ export class Bucket {
         `the store refused the credentials (${status} ${code}): check record_s3's keys and the bucket's policy`,
         'record_s3.access_key_id',
         true,
+      );
+    if (status === 301 || code === 'PermanentRedirect' || code === 'AuthorizationHeaderMalformed')
+      return new BucketError(
+        `the bucket ${this.name} is in another region than ${this.settings.region} (${status ?? ''} ${code})`,
+        'record_s3.region',
+        false,
       );
     if (status === 404 && (code === 'NoSuchBucket' || code === 'NotFound'))
       return new BucketError(`there is no bucket ${this.name} at the store`, 'record_s3.bucket', false);

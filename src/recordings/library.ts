@@ -244,7 +244,7 @@ export class RecordingLibrary {
   /** Where a part is kept, from its upload file (none: on this node only). */
   #storage(upload: UploadRecord | undefined, local: boolean): Recording['storage'] {
     if (!upload || !this.store) return { state: 'local', local };
-    const bucket = this.store.bucket.name;
+    const bucket = upload.bucket ?? this.store.bucket.name;
     return {
       state: upload.state,
       bucket,
@@ -278,7 +278,7 @@ export class RecordingLibrary {
     const part = (await this.#parts()).find((p) => p.fileName === fileName);
     if (!part) throw notFound(`no recording ${fileName}`);
     if (this.#writing.has(fileName)) throw conflict(`${fileName} is being recorded: terminate its push first`);
-    if (this.store?.uploads.has(fileName))
+    if (this.#unconfirmed(part))
       throw conflict(`${fileName} is on its way to the bucket: it can be deleted once uploaded`);
     await this.#delete(fileName, 'deleted on request', part.storage);
   }
@@ -295,14 +295,14 @@ export class RecordingLibrary {
     const { maxAgeHours, maxMb } = this.retention;
     if (maxAgeHours === 0 && maxMb === 0) return;
     // Nothing the bucket has not confirmed is deleted: a part waiting to be uploaded stays.
-    const parts = (await this.#parts()).filter(
-      (r) => r.state !== 'recording' && (r.storage.state === 'local' || r.storage.state === 'uploaded'),
-    );
+    const parts = (await this.#parts()).filter((r) => r.state !== 'recording' && !this.#unconfirmed(r));
     const oldestFirst = parts.sort((a, b) => a.startedAt.localeCompare(b.startedAt));
     // The size limit is the disk's: it counts the files on this node, and takes an uploaded part's file only.
     let total = oldestFirst.reduce((sum, r) => sum + (r.storage.local ? r.size : 0), 0);
     const ageLimit = wallClockMs() - maxAgeHours * 3_600_000;
     for (const part of oldestFirst) {
+      // Queued since the list was read (a part finished meanwhile): left for the bucket.
+      if (this.store?.uploads.has(part.fileName)) continue;
       const tooOld = maxAgeHours > 0 && Date.parse(part.startedAt) + (part.durationMs ?? 0) < ageLimit;
       const tooMuch = maxMb > 0 && part.storage.local && total > maxMb * 1048576;
       if (tooOld) await this.#delete(part.fileName, `older than record_retention_hours (${maxAgeHours})`, part.storage);
@@ -322,11 +322,23 @@ export class RecordingLibrary {
     );
   }
 
+  /**
+   * Whether a part is on its way to the bucket and not yet confirmed there: queued, being uploaded,
+   * failed, or finished in a recording that uploads and not yet queued (its upload file comes a
+   * moment after the part). Nothing deletes such a part.
+   */
+  #unconfirmed(part: Recording & { uploads: boolean }): boolean {
+    if (!this.store) return false;
+    if (this.store.uploads.has(part.fileName)) return true;
+    return part.storage.state === 'local' ? part.uploads : part.storage.state !== 'uploaded';
+  }
+
   /** Deletes a part, on this node and, once uploaded, in the bucket: retention and requests apply to both. */
   async #delete(fileName: string, why: string, storage: Recording['storage']): Promise<void> {
     const name = PART_FILE.exec(fileName)![1]!;
     const { about, parts, writing } = recordingFiles(this.dir, name);
-    if (this.store && storage.state === 'uploaded' && storage.key) {
+    // An object of another bucket (`record_s3.bucket` changed since) is left where it is.
+    if (this.store && storage.state === 'uploaded' && storage.key && storage.bucket === this.store.bucket.name) {
       const { bucket } = this.store;
       // The object first: a part whose object could not be deleted stays listed, to be deleted again.
       await bucket.remove(storage.key);

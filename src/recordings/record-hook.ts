@@ -14,6 +14,8 @@ const OUTPUT_MAX_BYTES = 8192;
 const HOOKS_AT_ONCE = 4;
 /** Parts waiting for a hook at most: a bound for a hook that keeps timing out while parts keep finishing. */
 const HOOK_QUEUE_LIMIT = 1000;
+/** The gateway's environment variables a hook is given: what a program needs to run, no secret. */
+const HOOK_ENVIRONMENT = ['PATH', 'HOME', 'USER', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR'];
 
 export interface RecordHookSettings {
   /** An absolute path to an executable, run without a shell. */
@@ -149,16 +151,18 @@ export class RecordHook {
   #start({ part, objectKey, over }: Run): void {
     // As Web Call Server's `on_record_hook_script`: the stream's name, then the file's path; then ours.
     const args = [part.stream, part.path, part.mediaSessionId, ...(objectKey === undefined ? [] : [objectKey])];
+    // Not the gateway's environment, which holds its secrets (`GATEWAY_*`, the store's keys): only
+    // what a program needs to run, and the part.
     const env: NodeJS.ProcessEnv = {
-      ...process.env,
+      ...Object.fromEntries(
+        HOOK_ENVIRONMENT.flatMap((name) => (name in process.env ? [[name, process.env[name]]] : [])),
+      ),
       RECORD_FILE: part.path,
       RECORD_STREAM: part.stream,
       RECORD_MEDIA_SESSION_ID: part.mediaSessionId,
       RECORD_DURATION_MS: part.durationMs === undefined ? '' : String(part.durationMs),
+      ...(objectKey === undefined ? {} : { RECORD_OBJECT_KEY: objectKey }),
     };
-    // Not one of the gateway's own environment, should it have one by that name.
-    if (objectKey === undefined) delete env.RECORD_OBJECT_KEY;
-    else env.RECORD_OBJECT_KEY = objectKey;
     const log = this.log.child({ file: part.path });
     let child: ChildProcess;
     try {

@@ -25,6 +25,8 @@ const JITTER = 0.25;
  */
 export interface UploadRecord {
   key: string;
+  /** The bucket it goes to: a part of another bucket (the configuration changed) is not deleted from this one. */
+  bucket?: string;
   state: 'queued' | 'uploading' | 'uploaded' | 'failed';
   /** The multipart upload under way, if the store gave one. */
   uploadId?: string;
@@ -97,6 +99,8 @@ export function uploadMetrics(registry: Registry, queued: () => number): UploadC
 
 interface Pending extends PartToUpload {
   attempt: number;
+  /** The multipart upload an attempt began and did not finish: aborted before the next. */
+  begun?: { key: string; uploadId: string };
   timer?: NodeJS.Timeout;
 }
 
@@ -114,7 +118,7 @@ export class RecordingUploads {
   readonly #running = new Map<string, AbortController>();
   readonly #done = new Set<Promise<void>>();
   /** Each part's upload file written in turn. */
-  readonly #writes = new Map<string, Promise<void>>();
+  readonly #writes = new Map<string, Promise<boolean>>();
   #closed = false;
 
   /** Counts its maps in /metrics (`tracked.ts`): static, so that no closure of the constructor holds the instance. */
@@ -159,25 +163,16 @@ export class RecordingUploads {
     for (const part of parts) {
       const record = await readUploadRecord(this.dir, part.file);
       if (record?.state === 'uploaded') continue;
-      if (record?.uploadId !== undefined)
-        await this.bucket
-          .abort(record.key, record.uploadId)
-          .catch((error: unknown) =>
-            this.log.warn(
-              { file: part.file, reason: this.bucket.explain(error).message },
-              'an upload an earlier run began could not be aborted: the bucket lifecycle rule will',
-            ),
-          );
-      await this.add(part);
+      await this.add(part, record?.uploadId === undefined ? undefined : { key: record.key, uploadId: record.uploadId });
     }
   }
 
-  /** A part finished: uploaded in its turn. */
-  async add(part: PartToUpload): Promise<void> {
+  /** A part finished: uploaded in its turn (`begun`: a multipart upload an earlier attempt left, aborted first). */
+  async add(part: PartToUpload, begun?: { key: string; uploadId: string }): Promise<void> {
     if (this.#closed || this.#pending.has(part.file)) return;
-    const pending: Pending = { ...part, attempt: 0 };
+    const pending: Pending = { ...part, attempt: 0, ...(begun ? { begun } : {}) };
     this.#pending.set(part.file, pending);
-    await this.#record(part.file, { key: this.bucket.key(part.file), state: 'queued' });
+    await this.#record(part.file, { key: this.bucket.key(part.file), state: 'queued', ...begun });
     this.#waiting.push(pending);
     this.#next();
   }
@@ -213,41 +208,70 @@ export class RecordingUploads {
     pending.attempt++;
     const info = await lstat(path).catch(() => undefined);
     if (!info?.isFile()) {
-      // Deleted meanwhile (by hand, or by retention): there is nothing left to upload.
+      // Deleted meanwhile (by hand): there is nothing left to upload, nor to list.
       this.#pending.delete(file);
       this.log.error({ file }, 'a recording part to upload is no longer on disk');
-      return this.#record(file, { key, state: 'failed', error: 'the file was gone before it was uploaded' });
+      await unlink(uploadFileOf(this.dir, file)).catch(() => {});
+      return;
     }
     const size = info.size;
+    const bucket = this.bucket.name;
     try {
-      await this.#record(file, { key, state: 'uploading' });
-      const onUploadId = (uploadId: string): void => void this.#record(file, { key, state: 'uploading', uploadId });
+      if (pending.begun) await this.#abortBegun(pending);
+      await this.#record(file, { key, bucket, state: 'uploading' });
+      const onUploadId = (uploadId: string): void => {
+        pending.begun = { key, uploadId };
+        void this.#record(file, { key, bucket, state: 'uploading', uploadId });
+      };
       await this.bucket.upload(path, key, size, onUploadId, signal);
-      const held = await this.bucket.sizeOf(key);
-      if (held !== size)
-        throw new BucketError(`the bucket holds ${held ?? 'no'} bytes of the ${size} sent`, 'record_s3.endpoint', true);
+      pending.begun = undefined; // completed: nothing left to abort
+      await this.#confirm(key, size);
       await this.#uploadCaptions(file, signal);
     } catch (error) {
       if (signal.aborted) return; // closing: the upload file says `uploading`, taken up at the next start
       return this.#failed(pending, key, size, startedAt, this.bucket.explain(error));
     }
     const keptLocal = this.keepLocal;
-    await this.#record(file, {
+    const recorded = await this.#record(file, {
       key,
+      bucket,
       state: 'uploaded',
       size,
       uploadedAt: new Date(wallClockMs()).toISOString(),
       keptLocal,
     });
-    this.#pending.delete(file);
     this.counters.uploaded(size);
     const tookMs = monotonicMs() - startedAt;
     this.log.info({ file, key, size, tookMs }, 'recording part uploaded');
-    this.tell({ type: 'recording.uploaded', ...this.#about(pending), bucket: this.bucket.name, key, size, tookMs });
-    await this.afterUpload(pending, path, key);
-    if (!keptLocal) {
+    this.tell({ type: 'recording.uploaded', ...this.#about(pending), bucket, key, size, tookMs });
+    if (!this.#closed) await this.afterUpload(pending, path, key);
+    // Deleted only once its record says uploaded: a part whose record could not be written (a full
+    // disk) stays, listed as it was, and is sent again at the next start.
+    if (!keptLocal && recorded)
       await Promise.all([path, path.replace(/\.mp4$/, '.vtt')].map((p) => unlink(p).catch(() => {})));
-    }
+    // Only now: until its hook has run and its file is gone, a delete request or retention leaves it.
+    this.#pending.delete(file);
+  }
+
+  /** The bucket holds all `size` bytes at `key`, or a `BucketError` says what it holds. */
+  async #confirm(key: string, size: number): Promise<void> {
+    const held = await this.bucket.sizeOf(key);
+    if (held !== size)
+      throw new BucketError(`the bucket holds ${held ?? 'no'} bytes of the ${size} sent`, 'record_s3.endpoint', true);
+  }
+
+  /** Aborts the multipart upload an earlier attempt (or run) began, so that its pieces are not kept and billed. */
+  async #abortBegun(pending: Pending): Promise<void> {
+    const { key, uploadId } = pending.begun!;
+    await this.bucket
+      .abort(key, uploadId)
+      .catch((error: unknown) =>
+        this.log.warn(
+          { file: pending.file, reason: this.bucket.explain(error).message },
+          'an upload begun earlier could not be aborted: the bucket lifecycle rule will',
+        ),
+      );
+    pending.begun = undefined;
   }
 
   /** A part's captions (its WebVTT, when it has one) go beside it in the bucket. */
@@ -256,6 +280,7 @@ export class RecordingUploads {
     const info = await lstat(join(this.dir, captions)).catch(() => undefined);
     if (!info?.isFile()) return;
     await this.bucket.upload(join(this.dir, captions), this.bucket.key(captions), info.size, () => {}, signal);
+    await this.#confirm(this.bucket.key(captions), info.size);
   }
 
   async #failed(pending: Pending, key: string, size: number, startedAt: number, error: BucketError): Promise<void> {
@@ -264,7 +289,13 @@ export class RecordingUploads {
     const backoff = FIRST_WAIT_MS * 2 ** (pending.attempt - 1);
     const wait = Math.min(MOST_WAIT_MS, Math.max(refused ? REFUSED_WAIT_MS : 0, backoff));
     const inMs = Math.round(wait * (1 + JITTER * this.random()));
-    await this.#record(pending.file, { key, state: 'failed', error: reason });
+    await this.#record(pending.file, {
+      key,
+      bucket: this.bucket.name,
+      state: 'failed',
+      error: reason,
+      ...(pending.begun ? { uploadId: pending.begun.uploadId } : {}),
+    });
     this.counters.failed();
     this.log.warn({ file: pending.file, key, reason, attempt: pending.attempt, inMs }, 'recording part upload failed');
     this.tell({
@@ -299,19 +330,19 @@ export class RecordingUploads {
    * Writes a part's upload file anew, in the order asked: a file of the gateway's own made beside it,
    * then renamed over it (never written through a link; a gateway killed meanwhile leaves the old one).
    */
-  #record(file: string, record: UploadRecord): Promise<void> {
+  #record(file: string, record: UploadRecord): Promise<boolean> {
     const path = uploadFileOf(this.dir, file);
-    const write = async (): Promise<void> => {
+    const write = async (): Promise<boolean> => {
       const temporary = `${path}.new`;
       await unlink(temporary).catch(() => {});
       await createOwnFile(temporary, JSON.stringify(record), this.fileMode);
       await rename(temporary, path);
+      return true;
     };
-    const written = (this.#writes.get(file) ?? Promise.resolve())
-      .then(write)
-      .catch((error: Error) =>
-        this.log.error({ file, reason: error.message }, 'the upload file of a recording part could not be written'),
-      );
+    const written = (this.#writes.get(file) ?? Promise.resolve(true)).then(write).catch((error: Error) => {
+      this.log.error({ file, reason: error.message }, 'the upload file of a recording part could not be written');
+      return false;
+    });
     this.#writes.set(file, written);
     void written.then(() => {
       if (this.#writes.get(file) === written) this.#writes.delete(file);

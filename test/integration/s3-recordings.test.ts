@@ -318,4 +318,11 @@ t.test('a bucket that cannot be used is found at start, naming the setting', asy
     (e: Error) => e,
   );
   t.match(config, { message: /record_s3\.access_key_id/ }, 'a secret without its key id is a configuration error');
+  const without = await startGateway({ record_dir: records });
+  t.teardown(() => without.close());
+  t.match(
+    await without.post('/rest-api/push/startup', { streamName: 'cam', rtmpUrl: 'record://?storage=s3' }),
+    { status: 400, body: { field: 'rtmpUrl', message: /needs a bucket: the gateway has no record_s3/ } },
+    'a recording asking for the bucket of a gateway without one',
+  );
 });

@@ -49,9 +49,12 @@ t.test('a hook is given the part, its stream and its push as arguments and RECOR
   const command = await script(
     dir,
     'hook.sh',
-    `printf '%s\\n' "$@" > ${dir}/args\nenv | grep ^RECORD_ | sort > ${dir}/env\necho copied\necho warned >&2`,
+    `printf '%s\\n' "$@" > ${dir}/args\nenv | grep ^RECORD_ | sort > ${dir}/env\nenv > ${dir}/all\necho copied\necho warned >&2`,
   );
   const lines: Line[] = [];
+  // A secret of the gateway's own environment stays there.
+  process.env.GATEWAY_HOOK_CANARY = 'canary-secret-in-the-environment';
+  t.teardown(() => delete process.env.GATEWAY_HOOK_CANARY);
   hook(t, { command }, lines).run(part);
   const done = await waitFor('the hook to end', () => ended(lines));
   t.match(done, { msg: 'record hook done', code: 0, file: part.path, level: 30 });
@@ -62,6 +65,9 @@ t.test('a hook is given the part, its stream and its push as arguments and RECOR
     'RECORD_MEDIA_SESSION_ID=a1b2c3d4',
     'RECORD_STREAM=cam',
   ]);
+  const all = await readFile(join(dir, 'all'), 'utf8');
+  t.notMatch(all, /canary-secret|GATEWAY_/, "none of the gateway's own variables");
+  t.match(all, /^PATH=/m, 'but PATH');
   const output = lines.filter((l) => l.msg === 'record hook output');
   t.match(
     output.map((l) => [l.stream, l.line]).sort(),

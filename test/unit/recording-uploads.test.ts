@@ -1,5 +1,8 @@
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  UploadPartCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   PutObjectCommand,
@@ -7,7 +10,7 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
-import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -167,3 +170,66 @@ t.test('a failed attempt is told and tried again; a part the bucket holds short 
   const told = JSON.stringify(events) + (await readFile(uploadFileOf(dir, file), 'utf8'));
   t.notMatch(told, /CANARY/);
 });
+
+t.test(
+  'a part over 8 MiB goes in pieces: its multipart upload recorded as it begins, aborted before the next attempt when one fails',
+  async (t) => {
+    const { dir, file } = await partDir(t);
+    const size = 17 * 1024 * 1024; // three pieces of 8 MiB at most
+    await writeFile(join(dir, file), Buffer.alloc(size, 2));
+    s3.on(CreateMultipartUploadCommand).resolves({ UploadId: 'mpu-2' });
+    s3.on(UploadPartCommand).resolves({ ETag: '"p"' });
+    s3.on(CompleteMultipartUploadCommand)
+      .rejectsOnce(refusal('InternalError', 500, 'try again'))
+      .resolves({ ETag: '"whole"' });
+    s3.on(AbortMultipartUploadCommand).resolves({});
+    s3.on(HeadObjectCommand).resolves({ ContentLength: size });
+    const events: UploadEvent[] = [];
+    const b = bucket();
+    const up = uploads(b, dir, events);
+    t.teardown(() => up.close());
+    await up.add({ file, stream: 'cam', mediaSessionId: 'm1' });
+    await waitFor('the part uploaded', () => events.some((e) => e.type === 'recording.uploaded'), 20_000);
+    t.same(
+      events.map((e) => e.type),
+      ['recording.upload_failed', 'recording.uploaded'],
+    );
+    t.equal(s3.commandCalls(UploadPartCommand).length, 6, 'three pieces an attempt');
+    t.ok(
+      s3.commandCalls(UploadPartCommand).every((c) => (c.args[0].input.Body as Buffer).length <= 8 * 1024 * 1024),
+      'none over 8 MiB',
+    );
+    t.match(
+      s3.commandCalls(AbortMultipartUploadCommand).map((c) => c.args[0].input),
+      [{ Key: `gw/${file}`, UploadId: 'mpu-2' }],
+      "the first attempt's upload aborted once, before the second",
+    );
+    t.match(await readUploadRecord(dir, file), { state: 'uploaded', bucket: 'recordings', size });
+  },
+);
+
+t.test(
+  'a record that cannot be written (a full disk): the part is not deleted, and is sent again next time',
+  async (t) => {
+    const { dir, file, size } = await partDir(t);
+    s3.on(PutObjectCommand).resolves({ ETag: '"e"' });
+    s3.on(HeadObjectCommand).resolves({ ContentLength: size });
+    // A folder where the record's temporary file would go: every write of the record fails.
+    await mkdir(`${uploadFileOf(dir, file)}.new`);
+    await writeFile(join(`${uploadFileOf(dir, file)}.new`, 'x'), 'x');
+    const events: UploadEvent[] = [];
+    const b = bucket();
+    const up = uploads(b, dir, events);
+    t.teardown(() => up.close());
+    await up.add({ file, stream: 'cam', mediaSessionId: 'm1' });
+    await waitFor('the part uploaded', () => events.some((e) => e.type === 'recording.uploaded'));
+    await waitFor('done with it', () => up.queued === 0);
+    t.ok(
+      await access(join(dir, file)).then(
+        () => true,
+        () => false,
+      ),
+      'the file stays: its record does not say uploaded',
+    );
+  },
+);

@@ -314,7 +314,7 @@ t.test(
 t.test('record:// takes nothing else; a push check has nothing to check', async (t) => {
   t.match(await gw.post('/rest-api/push/startup', { streamName: 'reccam', rtmpUrl: 'record://elsewhere' }), {
     status: 400,
-    body: { field: 'rtmpUrl', message: /record:\/\/ alone/ },
+    body: { field: 'rtmpUrl', message: /a recording is asked for with record:\/\/, or record:\/\/\?storage=local/ },
   });
   t.match(await gw.post('/rest-api/push/check', { rtmpUrl: 'record://' }), { status: 400, body: { field: 'rtmpUrl' } });
 });

@@ -15,7 +15,8 @@ import type { CaptionFlood } from '../../captions/flood.js';
 
 const CONTROL = routeAccess('control');
 
-const thumbnailQuerySchema = z.strictObject({ streamName: streamNameSchema.describe('The stream') });
+/** Other parameters are left alone: an image's URL often carries one of its own (a cache buster). */
+const thumbnailQuerySchema = z.object({ streamName: streamNameSchema.describe('The stream') });
 
 /**
  * Web Call Server's stream API: what is being published, a picture of it (a snapshot when asked, the latest

@@ -16,6 +16,19 @@ function cpuSeconds(pid: number): number | undefined {
   }
 }
 
+/**
+ * CPU seconds of a process and of the children it has reaped (`cutime`, `cstime`): a short-lived
+ * ffmpeg (a snapshot's) is counted in the spawner that reaped it, too short to be found and watched.
+ */
+export function cpuWithReaped(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / HZ;
+  } catch {
+    return 0;
+  }
+}
+
 /** Resident memory of a process in MB. */
 export function rssMb(pid: number): number {
   try {

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,26 +5,11 @@ import type { Fixture } from '../kit/fixture.js';
 import { GatewayProcess } from '../kit/gateway-process.js';
 import { sleep } from '../kit/processes.js';
 import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
+import { cpuWithReaped } from './proc.js';
 import type { Bench } from './report.js';
 
 const STREAMS = 16;
 const INTERVAL_S = 5;
-/** Clock ticks per second for /proc CPU times; 100 on Linux. */
-const HZ = 100;
-
-/**
- * CPU seconds of a process and of the children it has reaped: a snapshot's ffmpeg lives a fraction
- * of a second, too short to be found and watched, and its CPU is counted in the spawner that
- * reaped it (`cutime`, `cstime`).
- */
-function cpuWithReaped(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / HZ;
-  } catch {
-    return 0;
-  }
-}
 
 /** The CPU (% of a core) of a gateway with 16 streams publishing, its spawner and media workers with what they reaped. */
 async function sixteenStreams(

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,30 +6,13 @@ import { GatewayProcess } from '../kit/gateway-process.js';
 import { sleep, waitFor } from '../kit/processes.js';
 import { S3RVER_KEY_ID, S3Server } from '../kit/s3-server.js';
 import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
+import { cpuWithReaped, rssMb } from './proc.js';
 import type { Bench } from './report.js';
 
-/** Clock ticks per second for /proc CPU times; 100 on Linux. */
-const HZ = 100;
 /** A part every this many seconds: several are uploaded within the window. */
 const PART_S = 10;
 /** The bitrate the issue's figure is for: a 1080p stream as platforms ask for it. */
 const REFERENCE_MBPS = 6;
-
-/** CPU seconds of a process and of the children it has reaped (a recording's ffmpeg is the spawner's). */
-function cpuWithReaped(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / HZ;
-  } catch {
-    return 0;
-  }
-}
-
-/** The resident memory of a process (MB). */
-function rssMb(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m);
-  return line ? Number(line[1]) / 1024 : 0;
-}
 
 interface Window {
   cpu: number;

@@ -97,6 +97,14 @@ function uploads(b: Bucket, dir: string, events: UploadEvent[]): RecordingUpload
   );
 }
 
+/** Uploads into `dir`, closed with the test, and what they tell. */
+function started(t: Test, dir: string): { events: UploadEvent[]; up: RecordingUploads } {
+  const events: UploadEvent[] = [];
+  const up = uploads(bucket(), dir, events);
+  t.teardown(() => up.close());
+  return { events, up };
+}
+
 t.test(
   'a part an earlier run was uploading: its multipart upload aborted, the part sent again, confirmed, then deleted',
   async (t) => {
@@ -108,10 +116,7 @@ t.test(
     s3.on(AbortMultipartUploadCommand).resolves({});
     s3.on(PutObjectCommand).resolves({ ETag: '"e"' });
     s3.on(HeadObjectCommand).resolves({ ContentLength: size });
-    const events: UploadEvent[] = [];
-    const b = bucket();
-    const up = uploads(b, dir, events);
-    t.teardown(() => up.close());
+    const { events, up } = started(t, dir);
     await up.resume([{ file, stream: 'cam', mediaSessionId: 'm1' }]);
     await waitFor('the part uploaded', () => events.length === 1);
     t.match(s3.commandCalls(AbortMultipartUploadCommand)[0]!.args[0].input, {
@@ -151,10 +156,7 @@ t.test('a failed attempt is told and tried again; a part the bucket holds short 
   s3.on(HeadObjectCommand)
     .resolvesOnce({ ContentLength: size - 1 })
     .resolves({ ContentLength: size });
-  const events: UploadEvent[] = [];
-  const b = bucket();
-  const up = uploads(b, dir, events);
-  t.teardown(() => up.close());
+  const { events, up } = started(t, dir);
   await up.add({ file, stream: 'cam', mediaSessionId: 'm1' });
   await waitFor('the part uploaded', () => events.some((e) => e.type === 'recording.uploaded'), 20_000);
   t.same(
@@ -184,10 +186,7 @@ t.test(
       .resolves({ ETag: '"whole"' });
     s3.on(AbortMultipartUploadCommand).resolves({});
     s3.on(HeadObjectCommand).resolves({ ContentLength: size });
-    const events: UploadEvent[] = [];
-    const b = bucket();
-    const up = uploads(b, dir, events);
-    t.teardown(() => up.close());
+    const { events, up } = started(t, dir);
     await up.add({ file, stream: 'cam', mediaSessionId: 'm1' });
     await waitFor('the part uploaded', () => events.some((e) => e.type === 'recording.uploaded'), 20_000);
     t.same(
@@ -217,10 +216,7 @@ t.test(
     // A folder where the record's temporary file would go: every write of the record fails.
     await mkdir(`${uploadFileOf(dir, file)}.new`);
     await writeFile(join(`${uploadFileOf(dir, file)}.new`, 'x'), 'x');
-    const events: UploadEvent[] = [];
-    const b = bucket();
-    const up = uploads(b, dir, events);
-    t.teardown(() => up.close());
+    const { events, up } = started(t, dir);
     await up.add({ file, stream: 'cam', mediaSessionId: 'm1' });
     await waitFor('the part uploaded', () => events.some((e) => e.type === 'recording.uploaded'));
     await waitFor('done with it', () => up.queued === 0);

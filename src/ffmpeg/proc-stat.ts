@@ -25,9 +25,3 @@ export function processStartTime(pid: number): string | undefined {
 export function processName(pid: number): string | undefined {
   return stat(pid)?.[0];
 }
-
-/** Whether it is stopped (`T`, by a signal) or held by a debugger (`t`): it cannot run, however much CPU there is. */
-export function processStopped(pid: number): boolean {
-  const state = stat(pid)?.[1];
-  return state === 'T' || state === 't';
-}

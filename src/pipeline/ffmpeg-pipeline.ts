@@ -9,7 +9,6 @@ import { OpusTimeline } from '../audio/opus-timeline.js';
 import { AudioBacklog } from './audio-backlog.js';
 import { buildFfmpegArgs } from './ffmpeg-args.js';
 import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
-import { processStopped } from '../ffmpeg/proc-stat.js';
 import { annexBKeyframe, FlvReader, FlvTagType, isVideoFrameTag, type FlvTag } from '../media/flv.js';
 import {
   MATROSKA_AUDIO_TRACK,
@@ -151,14 +150,11 @@ class FfmpegPipeline implements Pipeline {
       }
       const silentMs = now - this.#lastOutputAt;
       // On a saturated machine a silent ffmpeg is starved, not stuck: it is behind, and replaced
-      // only if it stays silent much longer (the push may be ended first, newest first). One that
-      // is stopped (a signal, a debugger) is stuck whatever the load: no CPU would run it.
+      // only if it stays silent much longer (the push may be ended first, newest first).
       const saturated = settings.saturated?.() ?? false;
       if (saturated && silentMs >= FFMPEG_BEHIND_SILENT_MS) this.#silentSince ??= this.#lastOutputAt;
-      if (silentMs < FFMPEG_STALL_MS) return;
-      const stopped = ffmpeg.pid !== undefined && processStopped(ffmpeg.pid);
-      if (stopped || !saturated || silentMs >= FFMPEG_STALL_SATURATED_MS)
-        this.#lose(`ffmpeg made no progress for ${Math.round(silentMs / 1000)} s${stopped ? ' (stopped)' : ''}`);
+      if (silentMs >= (saturated ? FFMPEG_STALL_SATURATED_MS : FFMPEG_STALL_MS))
+        this.#lose(`ffmpeg made no progress for ${Math.round(silentMs / 1000)} s`);
     });
   }
 

@@ -224,9 +224,17 @@ t.test('ffmpeg killed or stopped: replaced, while the RTMP session to the destin
   const [stopped] = await pidsMatching(PUSH_FFMPEG);
   process.kill(stopped!, 'SIGSTOP');
   const stoppedAt = Date.now();
-  await ffmpegReplaced(stopped!, 15000);
-  t.ok(Date.now() - stoppedAt <= 10000, `a stopped ffmpeg was replaced after ${Date.now() - stoppedAt} ms`);
-  t.match((await findPush(gw, 'ffkill')).lastError, /ffmpeg (made no progress|does not keep up)/);
+  await ffmpegReplaced(stopped!, 45_000);
+  const took = Date.now() - stoppedAt;
+  const { lastError } = await findPush(gw, 'ffkill');
+  t.match(lastError, /ffmpeg (made no progress|does not keep up)/);
+  // Silent for 5 s, it is replaced; on a machine the rest of a busy run saturates, a silent ffmpeg
+  // is taken for starved and given 30 s (the shedding test stops one to make it so): the error says which.
+  const silentS = Number(/made no progress for (\d+) s/.exec(lastError)?.[1] ?? 0);
+  t.ok(
+    took <= 10_000 || (silentS >= 29 && took <= (silentS + 6) * 1000),
+    `a stopped ffmpeg was replaced after ${took} ms (${lastError})`,
+  );
   await awaitPushState(gw, 'ffkill', 'running', seen, 8000);
 
   const [now] = (await nginx.streams()).filter((s) => s.name === 'rtmp_ffkill');

@@ -3,8 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChildRegistry } from '../../src/ffmpeg/child-registry.js';
-import { processName, processStopped } from '../../src/ffmpeg/proc-stat.js';
-import { startProcess, stopProcess, waitFor } from '../../kit/processes.js';
+import { startProcess, stopProcess } from '../../kit/processes.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'registry-'));
 t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -34,18 +33,4 @@ t.test('reap ends only what it recorded: not a reused PID, not a process that is
   t.same(ChildRegistry.reap(file), [], 'a PID with another start time is left alone');
   t.equal(sleeper.exitCode, null, 'the process still runs');
   t.same(ChildRegistry.reap(join(dir, 'missing.json')), [], 'no file: nothing to do');
-});
-
-t.test('a stopped process is told from one that sleeps, and a process gone is not stopped', async (t) => {
-  const sleeper = startProcess('sleep', ['30']);
-  t.teardown(() => stopProcess(sleeper));
-  const pid = sleeper.pid!;
-  await waitFor('sleep running', () => processName(pid) === 'sleep');
-  t.notOk(processStopped(pid), 'sleeping is not stopped');
-  process.kill(pid, 'SIGSTOP');
-  await waitFor('the process stopped', () => processStopped(pid));
-  process.kill(pid, 'SIGCONT');
-  await waitFor('the process going on', () => !processStopped(pid));
-  await stopProcess(sleeper);
-  t.notOk(processStopped(pid), 'gone');
 });

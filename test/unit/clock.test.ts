@@ -18,6 +18,7 @@ const WALL_CLOCK_READERS: Record<string, string> = {
   'publishers/publisher.ts': 'createdAt and publishingSince: dates in listings',
   'pushes/push.ts': 'createdAt: a date in listings and the push log',
   'recordings/library.ts': "retention: a file's age from its modification date",
+  'recordings/uploads.ts': "an upload's date, as find_all lists it",
   'ingest/mediasoup/offer.ts':
     "the SDP's session id, a publisher's answer's and a viewer's (RFC 8866 suggests an NTP time)",
   'webhooks/dispatcher.ts': "the signature's timestamp, which the receiver compares with its own clock",

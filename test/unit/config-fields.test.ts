@@ -13,6 +13,8 @@ import { overloadFields } from '../../src/config/sections/overload.js';
 import { pushFields } from '../../src/config/sections/pushes.js';
 import { recordingFields } from '../../src/config/sections/recordings.js';
 import { stateFields } from '../../src/config/sections/state.js';
+import { storageFields } from '../../src/config/sections/storage.js';
+import { thumbnailFields } from '../../src/config/sections/thumbnails.js';
 import { transcodingFields } from '../../src/config/sections/transcoding.js';
 import { webhookFields } from '../../src/config/sections/webhooks.js';
 import { webRtcFields } from '../../src/config/sections/webrtc.js';
@@ -73,6 +75,8 @@ t.test('the sections make the schema: every key in one section only, in their or
     transcodingFields,
     audioFields,
     recordingFields,
+    storageFields,
+    thumbnailFields,
     clusterFields,
     stateFields,
   ];

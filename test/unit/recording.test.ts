@@ -100,7 +100,7 @@ t.test('record:// is a destination with no host and nothing secret', async (t) =
   t.match(d, { protocol: 'record', host: '', redactedUrl: 'record://', secrets: [] });
   t.throws(
     () => parseDestination('record://x', 'cam', { prefix: '', fullUrl: false }),
-    /rtmpUrl: a recording is asked for with record:\/\/ alone/,
+    /rtmpUrl: a recording is asked for with record:\/\/, or record:\/\/\?storage=local/,
   );
 });
 

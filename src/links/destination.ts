@@ -300,7 +300,8 @@ function recordDestination(url: string, field: string): Destination {
   if (!form)
     throw invalid(
       field,
-      `a recording is asked for with ${RECORD_URL}, or ${RECORD_URL}?storage=local or ?storage=s3 (record_dir and record_* say where and how)`,
+      `a recording is asked for with ${RECORD_URL}, or ${RECORD_URL}?storage=local or ?storage=s3 ` +
+        '(record_dir and record_* say where and how)',
     );
   const query = form.storage ? `storage=${form.storage}` : '';
   const canonical = query ? `${RECORD_URL}?${query}` : RECORD_URL;

@@ -8,6 +8,7 @@ import type { FfmpegProcess } from '../ffmpeg/ffmpeg-process.js';
 import { FFMPEG_QUIET, FfmpegLink, FLV_STDIN, type FfmpegLinkSettings } from './ffmpeg-link.js';
 import { type FailureKind, OpenError } from './failures.js';
 import type { LinkFactory } from './link.js';
+import { recordingName } from './record-names.js';
 
 /** How often a recording looks at the free space of its disk (ms). */
 const DISK_CHECK_MS = 2000;
@@ -81,66 +82,6 @@ export interface RecordingAbout {
 
 /** A recording's parts kept on this node only, or uploaded to the bucket (`record_s3`). */
 export type RecordStorage = 'local' | 's3';
-
-/** The storage a `record://` destination asks for (`?storage=local` or `?storage=s3`), if any. */
-export function recordStorage(destination: { query: string }): { storage?: RecordStorage } {
-  const storage = new URLSearchParams(destination.query).get('storage');
-  return storage === 'local' || storage === 's3' ? { storage } : {};
-}
-
-/** `20261124T102233Z`. */
-export const compactTime = (at: Date): string =>
-  at
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z');
-
-/**
- * A stream's name (or a push's id) in a file name (a recording's, a thumbnail's): letters, digits,
- * `_`, `.`, `-`, the others `_`.
- */
-export const safeStreamName = (stream: string): string => stream.replace(/[^\w.-]/g, '_');
-
-/**
- * The longest recording name (characters): with `-<n>` (a name taken) and `-1000.mp4`, a part's name
- * stays within the 200 that REST accepts, and the recording's own files within a file name's 255.
- */
-const NAME_MAX = 180;
-
-/**
- * What a pattern's tokens stand for (`RECORD_NAME_TOKENS` of the configuration names the same); Web
- * Call Server's `stream_record_policy_template` names are among them.
- */
-export function recordNameValues(stream: string, mediaSessionId: string, start: Date): Record<string, string> {
-  const iso = start.toISOString(); // 2026-11-24T10:22:33.456Z
-  const safeStream = safeStreamName(stream);
-  const safeId = safeStreamName(mediaSessionId);
-  return {
-    stream: safeStream,
-    streamName: safeStream,
-    start: compactTime(start),
-    startTime: String(start.getTime()),
-    startTimeMillis: String(start.getTime()),
-    date: iso.slice(0, 10),
-    time: iso.slice(11, 19).replaceAll(':', '-'),
-    id: safeId.slice(0, 8),
-    mediaSessionId: safeId,
-  };
-}
-
-/**
- * A recording's name from the pattern; characters of the stream name or the push's id other than
- * letters, digits, `_`, `.`, `-` become `_`, and so does a leading `.` or `-` (no hidden file, no
- * option-like name). The name is cut at 180 characters. Its parts add their index after it (`-001.mp4`).
- */
-export function recordingName(pattern: string, stream: string, mediaSessionId: string, start: Date): string {
-  const values = recordNameValues(stream, mediaSessionId, start);
-  return pattern
-    .replace(/\{(\w+)\}/g, (token, name: string) => values[name] ?? token)
-    .replace(/[^\w.-]/g, '_') // a token the configuration would not have let in
-    .replace(/^[.-]/, '_')
-    .slice(0, NAME_MAX);
-}
 
 /**
  * ffmpeg's arguments for a recording: FLV from standard input, copied (H.264 and AAC as they are)

@@ -3,7 +3,6 @@ import type { CaptionMode } from '../captions/cea608.js';
 import type { Logger } from 'pino';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 import type { DestinationResolver } from '../security/destination-policy.js';
-import type { Destination } from '../links/destination.js';
 import type { EncodingSettings, VideoRequest } from '../pipeline/encoding.js';
 import type { SendBufferSettings } from '../links/send-buffer.js';
 import { ffmpegPipelines } from '../pipeline/ffmpeg-pipeline.js';
@@ -12,7 +11,8 @@ import type { SharedEncoders } from '../pipeline/shared-encoders.js';
 import type { RestoreSettings } from './restore.js';
 import { rtmpLinks } from '../links/rtmp-link.js';
 import { srtLinks } from '../links/srt-link.js';
-import { recordLinks, recordStorage, type RecordingEvent, type RecordSettings } from '../links/record-link.js';
+import { recordingUrl, type Destination } from '../links/destination.js';
+import { recordLinks, type RecordingEvent, type RecordSettings } from '../links/record-link.js';
 import type { Slots } from '../core/slots.js';
 import type { LinkFactory } from '../links/link.js';
 
@@ -114,7 +114,7 @@ export function pushParts(destination: Destination, settings: PushSettings, log:
       case 'record':
         return recordLinks(
           { ...settings, spawn, onBufferState },
-          { stream: push.stream, mediaSessionId: push.mediaSessionId, ...recordStorage(destination) },
+          { stream: push.stream, mediaSessionId: push.mediaSessionId, ...recordingUrl(destination.url) },
           push.onRecording,
         );
       default:

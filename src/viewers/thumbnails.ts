@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createOwnFile, openOwnFile } from '../core/own-files.js';
 import { trackSize } from '../core/tracked.js';
-import { compactTime, safeStreamName } from '../links/record-link.js';
+import { compactTime, safeStreamName } from '../links/record-names.js';
 
 /** What the thumbnails are taken from: the plane's streams, and its snapshots within what snapshots may spend. */
 export interface ThumbnailSource {

@@ -10,7 +10,7 @@ import { SrtListener, freeUdpPort } from '../../kit/srt-listener.js';
 import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
 import { RedisServer } from '../../kit/redis-server.js';
 import { freePorts } from '../../kit/rtmp-server.js';
-import { compactTime } from '../../src/links/record-link.js';
+import { compactTime } from '../../src/links/record-names.js';
 import { offer as fuzzedOffer } from '../helpers/fuzz.js';
 import { ffmpegCount, startGateway, type TestGateway } from '../helpers/gateway.js';
 import { keyframeCached, pushWhenTaken } from '../helpers/pushes.js';

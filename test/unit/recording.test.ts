@@ -6,13 +6,8 @@ import pino from 'pino';
 import { byteRange } from '../../src/http/routes/recording.js';
 import { RecordingLibrary, recordingFileRequestSchema } from '../../src/recordings/library.js';
 import { parseDestination } from '../../src/links/destination.js';
-import {
-  recordArgs,
-  recordFailure,
-  recordingName,
-  recordLinks,
-  recordNameValues,
-} from '../../src/links/record-link.js';
+import { recordArgs, recordFailure, recordLinks } from '../../src/links/record-link.js';
+import { recordingName, recordNameValues } from '../../src/links/record-names.js';
 import { RECORD_NAME_TOKENS } from '../../src/config/sections/recordings.js';
 import { parseConfig } from '../../src/config/load.js';
 

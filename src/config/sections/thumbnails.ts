@@ -10,7 +10,8 @@ export const thumbnailFields = {
     0,
     86_400,
     0,
-    'a thumbnail (JPEG of the latest keyframe) of each publishing stream is written this often (s); 0: none; a stream whose keyframe has not changed is not decoded again',
+    'a thumbnail (JPEG of the latest keyframe) of each publishing stream is written this often (s); 0: none; ' +
+      'a stream whose keyframe has not changed is not decoded again',
   ),
   thumbnail_streams: z
     .array(z.string().min(1).max(128))

@@ -287,11 +287,12 @@ t.test(
     t.equal(push.state, 'running', 'restored by the third attempt');
     const [, first, second, third] = attempts;
     t.ok(
-      first! - brokeAt >= 90 && first! - brokeAt <= 140,
+      // timers fire late on a busy machine, never early: the upper bounds only rule out a second wait
+      first! - brokeAt >= 90 && first! - brokeAt < 250,
       `the first attempt after the interval (${first! - brokeAt} ms)`,
     );
     t.ok(
-      second! - first! >= 300 && second! - first! <= 340,
+      second! - first! >= 300 && second! - first! < 440,
       `the second as soon as the 300 ms attempt failed, its 150-190 ms wait already spent (${second! - first!} ms)`,
     );
     t.ok(third! - second! >= 200, `a quick failure still waits (${third! - second!} ms)`);

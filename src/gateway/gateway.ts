@@ -74,9 +74,12 @@ function warnOpenPublishing(config: GatewayConfig, access: AccessControl, log: L
   );
 }
 
+/** Thumbnails asked for at once: a round of that many streams is one ffmpeg per holder. */
+const THUMBNAILS_AT_ONCE = 32;
+
 /**
- * What snapshots may spend, for the snapshot route and the thumbnails together, and the thumbnails,
- * taken in this process (the one with the HTTP server) from the streams of the whole plane.
+ * What the snapshot route may spend, and the thumbnails, taken in this process (the one with the
+ * HTTP server) from the streams of the whole plane.
  */
 function buildPictures(
   config: GatewayConfig,
@@ -90,14 +93,15 @@ function buildPictures(
     config.limit_snapshot_queue,
   );
   const thumbnails = new Thumbnailer(
-    { streams: () => plane.streams(), snapshot: (name) => snapshots.snapshot(name) },
+    // Straight to the plane, every stream's at once: each holder decodes them together, one ffmpeg at a time.
+    { streams: () => plane.streams(), snapshot: (name) => plane.snapshot(name) },
     {
       intervalS: config.thumbnail_interval_s,
       streams: config.thumbnail_streams,
       dir: resolve(ROOT, config.thumbnail_dir),
       naming: config.thumbnail_naming,
       keep: config.thumbnail_keep,
-      concurrency: config.limit_snapshot_decoders,
+      concurrency: THUMBNAILS_AT_ONCE,
       ...(config.thumbnail_upload && bucket
         ? {
             bucket: {

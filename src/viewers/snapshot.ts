@@ -1,21 +1,35 @@
-import { GatewayError } from '../core/errors.js';
-import { ffmpegQuietly } from '../ffmpeg/ffmpeg-process.js';
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
-import { ivfFrameHeader, ivfHeader } from '../media/ivf.js';
 import type { VideoFrame } from '../media/sinks.js';
+import { keyframeJpegs } from './keyframe-jpegs.js';
 
-/** Longest a snapshot's ffmpeg may take. */
-const SNAPSHOT_TIMEOUT_MS = 5000;
-/** A JPEG larger than this is not a snapshot of a video frame (an ffmpeg gone wrong). */
-const MAX_SNAPSHOT_BYTES = 16 * 1024 * 1024;
+/** Keyframes one ffmpeg decodes at most. */
+const MAX_BATCH = 32;
+/**
+ * How long the first keyframe asked for waits for others: a round of thumbnails reaches a worker
+ * thread as one message per stream, and becomes one ffmpeg.
+ */
+const GATHER_MS = 20;
+
+interface Wanted {
+  keyframe: VideoFrame;
+  resolve(jpeg: Buffer): void;
+  reject(error: Error): void;
+}
 
 /**
  * The JPEG of each keyframe, made once: requests for the same keyframe share one decode, and its
  * picture is reused until the publisher has a newer keyframe (the old one is then collected with its
  * picture). A failed decode is forgotten so that the next request tries again.
+ *
+ * The holder decodes with one ffmpeg at a time: the keyframes asked for while one runs are decoded
+ * together by the next, those of one codec and size in one ffmpeg (`keyframeJpegs`), as ffmpeg's start
+ * costs several times a picture. When a batch fails, each of its keyframes is tried alone, so that
+ * one broken keyframe costs no other stream its picture.
  */
 export class KeyframePictures {
   readonly #pictures = new WeakMap<VideoFrame, Promise<Buffer>>();
+  #waiting: Wanted[] = [];
+  #decoding = false;
 
   constructor(
     private readonly ffmpeg: FfmpegSupervisor,
@@ -25,57 +39,41 @@ export class KeyframePictures {
   jpeg(keyframe: VideoFrame): Promise<Buffer> {
     let picture = this.#pictures.get(keyframe);
     if (!picture) {
-      picture = snapshotJpeg(keyframe, this.ffmpeg, this.ffmpegPath);
+      picture = new Promise<Buffer>((resolve, reject) => this.#waiting.push({ keyframe, resolve, reject }));
       this.#pictures.set(keyframe, picture);
       picture.catch(() => this.#pictures.delete(keyframe));
+      if (!this.#decoding) {
+        this.#decoding = true;
+        setTimeout(() => void this.#decodeWaiting(), GATHER_MS);
+      }
     }
     return picture;
   }
-}
 
-/**
- * The keyframe as a JPEG, decoded on demand by a short-lived ffmpeg that reads it as IVF on stdin
- * (H.264 as Annex B, VP8, VP9) and writes one picture: nothing is decoded while nobody asks.
- */
-async function snapshotJpeg(keyframe: VideoFrame, ffmpeg: FfmpegSupervisor, ffmpegPath: string): Promise<Buffer> {
-  const args = [
-    ...ffmpegQuietly('pipe'),
-    '-f',
-    'ivf',
-    '-i',
-    'pipe:0',
-    '-frames:v',
-    '1',
-    '-c:v',
-    'mjpeg',
-    '-q:v',
-    '3',
-    '-pix_fmt',
-    'yuvj420p',
-    '-f',
-    'image2pipe',
-    'pipe:1',
-  ];
-  const child = ffmpeg.spawn(ffmpegPath, args);
-  const chunks: Buffer[] = [];
-  const lines: string[] = [];
-  let size = 0;
-  child.on('output', (data) => {
-    size += data.length;
-    if (size <= MAX_SNAPSHOT_BYTES) chunks.push(data);
-  });
-  child.on('line', (line) => lines.push(line));
-  const bitstream = keyframe.bitstream();
-  child.write(Buffer.concat([ivfHeader(keyframe.codec), ivfFrameHeader(bitstream.length, 0), bitstream]));
-  child.endInput(); // it decodes the one picture, writes it and exits
-  const timer = setTimeout(() => void child.kill(), SNAPSHOT_TIMEOUT_MS);
-  await child.closed; // its exit can be known before the picture on its stdout has been read
-  clearTimeout(timer);
-  if (child.exitCode !== 0 || size === 0 || size > MAX_SNAPSHOT_BYTES) {
-    throw new GatewayError(
-      'internal',
-      `the snapshot could not be made: ${lines.at(-1) ?? `ffmpeg ended with ${child.exitCode}`}`,
-    );
+  async #decodeWaiting(): Promise<void> {
+    while (this.#waiting.length > 0) {
+      const groups = new Map<string | Wanted, Wanted[]>();
+      for (const wanted of this.#waiting.splice(0, MAX_BATCH)) {
+        const { codec, size } = wanted.keyframe;
+        const key = size ? `${codec}:${size.width}x${size.height}` : wanted; // a size not known: alone
+        groups.set(key, [...(groups.get(key) ?? []), wanted]);
+      }
+      for (const group of groups.values()) await this.#decode(group);
+    }
+    this.#decoding = false;
   }
-  return Buffer.concat(chunks);
+
+  async #decode(group: Wanted[]): Promise<void> {
+    try {
+      const jpegs = await keyframeJpegs(
+        group.map((w) => w.keyframe),
+        this.ffmpeg,
+        this.ffmpegPath,
+      );
+      group.forEach((wanted, i) => wanted.resolve(jpegs[i]!));
+    } catch (error) {
+      if (group.length === 1) return group[0]!.reject(error as Error);
+      for (const wanted of group) await this.#decode([wanted]);
+    }
+  }
 }

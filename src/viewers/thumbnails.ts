@@ -26,7 +26,7 @@ export interface ThumbnailSettings {
   naming: ThumbnailNaming;
   /** Numbered thumbnails kept per stream. */
   keep: number;
-  /** Snapshots asked for at once: the snapshot decoders, so that the thumbnails never wait in their queue. */
+  /** Snapshots asked for at once: each holder decodes those it is asked for together. */
   concurrency: number;
   /** Where each is put besides (`thumbnail_upload`: the recordings' bucket), by its file's name. */
   bucket?: ThumbnailBucket;
@@ -69,9 +69,9 @@ function isNumberedOf(stream: string, file: string): boolean {
  * A JPEG of each publishing stream's latest keyframe, written into `thumbnail_dir` every interval
  * and kept in memory for `GET /rest-api/stream/thumbnail`. A stream is only asked for a snapshot when
  * it has had a keyframe since its last thumbnail (its publish's id and keyframe count say so), so an
- * unchanged stream costs nothing; the snapshots go through the snapshot route's queue, shared with its
- * callers, at most `concurrency` at once, and the holder of a stream decodes each keyframe once for
- * everybody (`KeyframePictures`). A stream that ends is forgotten in memory, but its last files stay
+ * unchanged stream costs nothing; up to `concurrency` are asked for at once, and the holder of a
+ * stream decodes each keyframe once for everybody, those asked for together in one ffmpeg
+ * (`KeyframePictures`). A stream that ends is forgotten in memory, but its last files stay
  * on disk (the `latest` file still answers the GET). Errors are logged once per stream and kind,
  * never thrown: the next interval tries again.
  */

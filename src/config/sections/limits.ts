@@ -71,7 +71,12 @@ export const limitFields = {
     2,
     'destination checks of one client address under way or waiting (`429` beyond)',
   ),
-  limit_snapshot_decoders: count(1, 64, 2, 'snapshots decoded at once (one ffmpeg each)'),
+  limit_snapshot_decoders: count(
+    1,
+    64,
+    2,
+    'snapshot requests served at once (each thread decodes in one ffmpeg at a time)',
+  ),
   limit_snapshot_queue: count(0, 1000, 16, 'snapshot requests waiting for a decoder (`503` beyond)'),
 };
 

@@ -90,6 +90,8 @@ export const bytes: Builder = whole;
 export const megabytes: Builder<number | null> = whole;
 /** Kilobits per second, whole. */
 export const kbps: Builder = whole;
+/** Pixels, whole. */
+export const pixels: Builder = whole;
 /** A number of things (sessions, attempts, messages). */
 export const count: Builder = whole;
 /** A percentage, fractions allowed. */

@@ -94,7 +94,7 @@ function buildPictures(
   );
   const thumbnails = new Thumbnailer(
     // Straight to the plane, every stream's at once: each holder decodes them together, one ffmpeg at a time.
-    { streams: () => plane.streams(), snapshot: (name) => plane.snapshot(name) },
+    { streams: () => plane.streams(), snapshot: (name) => plane.snapshot(name, config.thumbnail_width) },
     {
       intervalS: config.thumbnail_interval_s,
       streams: config.thumbnail_streams,

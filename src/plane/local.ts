@@ -88,13 +88,13 @@ export class LocalPlane implements MediaPlane {
     );
   }
 
-  async snapshot(name: string): Promise<Buffer> {
+  async snapshot(name: string, width?: number): Promise<Buffer> {
     const publisher = this.core.publishers.get(name);
     if (!publisher || publisher.state !== 'publishing') throw notFound(`stream ${name} is not publishing`);
     const keyframe = publisher.keyframe;
     if (!keyframe)
       throw notFound(`stream ${name} has no keyframe yet${publisher.videoCodec ? '' : ': it has no video'}`);
-    return this.core.pictures.jpeg(keyframe);
+    return this.core.pictures.jpeg(keyframe, width);
   }
 
   async caption(name: string, text: string, final = true, at?: number): Promise<CaptionResult> {

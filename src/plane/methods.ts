@@ -66,9 +66,12 @@ export const HOLDER_METHODS = {
     result: z.array(streamJsonSchema),
     route: { to: 'gather', key: ([name]) => name },
   }),
-  /** The stream's latest keyframe as a JPEG; 404 when it is not publishing or has no keyframe yet. */
+  /**
+   * The stream's latest keyframe as a JPEG, at most as wide as the second argument says (its own
+   * size without); 404 when it is not publishing or has no keyframe yet.
+   */
   snapshot: method({
-    args: z.tuple([streamName]),
+    args: z.tuple([streamName, z.number().int().min(16).max(8192).optional()]),
     // A Buffer crosses between threads as a Uint8Array.
     result: z
       .instanceof(Uint8Array)

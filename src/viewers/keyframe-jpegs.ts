@@ -13,16 +13,18 @@ const MAX_JPEG_BYTES = 16 * 1024 * 1024;
 const PTS_STEP = IVF_CLOCK_RATE / 30;
 
 /**
- * Keyframes decoded into JPEGs by one short-lived ffmpeg, in order: an IVF stream of them on its
- * stdin (H.264 as Annex B, VP8, VP9; one codec and one picture size, as its JPEG encoder is opened
- * once) and multipart JPEG (`mpjpeg`, each picture with its length) on its stdout. One thread each
- * (the pictures are a few, small, and the machine's cores carry the media); frames passed through as
- * they come (`-vsync passthrough`: none dropped or doubled). ffmpeg's own start costs several times
- * a picture's decode, which is why keyframes are decoded together. Throws when ffmpeg fails or gives
- * another number of pictures than it was given: the caller cannot tell which is which then.
+ * Keyframes decoded into JPEGs by one short-lived ffmpeg, in order, at most `width` wide (0: their
+ * own size): an IVF stream of them on its stdin (H.264 as Annex B, VP8, VP9; one codec and one
+ * picture size, as its JPEG encoder is opened once) and multipart JPEG (`mpjpeg`, each picture with
+ * its length) on its stdout. One thread each (the pictures are a few, and the machine's cores carry
+ * the media); frames passed through as they come (`-vsync passthrough`: none dropped or doubled).
+ * ffmpeg's own start costs several times a picture's decode, which is why keyframes are decoded
+ * together. Throws when ffmpeg fails or gives another number of pictures than it was given: the
+ * caller cannot tell which is which then.
  */
 export async function keyframeJpegs(
   keyframes: readonly VideoFrame[],
+  width: number,
   ffmpeg: FfmpegSupervisor,
   ffmpegPath: string,
 ): Promise<Buffer[]> {
@@ -34,6 +36,8 @@ export async function keyframeJpegs(
     'ivf',
     '-i',
     'pipe:0',
+    // Made smaller, never larger, the height kept in proportion (and even).
+    ...(width > 0 ? ['-vf', `scale='min(${width},iw)':-2`] : []),
     '-vsync',
     'passthrough',
     '-threads',

@@ -12,6 +12,7 @@ const GATHER_MS = 20;
 
 interface Wanted {
   keyframe: VideoFrame;
+  width: number;
   resolve(jpeg: Buffer): void;
   reject(error: Error): void;
 }
@@ -22,12 +23,13 @@ interface Wanted {
  * picture). A failed decode is forgotten so that the next request tries again.
  *
  * The holder decodes with one ffmpeg at a time: the keyframes asked for while one runs are decoded
- * together by the next, those of one codec and size in one ffmpeg (`keyframeJpegs`), as ffmpeg's start
+ * together by the next, those of one codec, size and width asked for in one ffmpeg (`keyframeJpegs`), as ffmpeg's start
  * costs several times a picture. When a batch fails, each of its keyframes is tried alone, so that
  * one broken keyframe costs no other stream its picture.
  */
 export class KeyframePictures {
-  readonly #pictures = new WeakMap<VideoFrame, Promise<Buffer>>();
+  /** Per keyframe, its pictures by width (0: its own size). */
+  readonly #pictures = new WeakMap<VideoFrame, Map<number, Promise<Buffer>>>();
   #waiting: Wanted[] = [];
   #decoding = false;
 
@@ -36,12 +38,15 @@ export class KeyframePictures {
     private readonly ffmpegPath: string,
   ) {}
 
-  jpeg(keyframe: VideoFrame): Promise<Buffer> {
-    let picture = this.#pictures.get(keyframe);
+  /** The keyframe's picture, at most `width` wide (0: its own size). */
+  jpeg(keyframe: VideoFrame, width = 0): Promise<Buffer> {
+    let pictures = this.#pictures.get(keyframe);
+    if (!pictures) this.#pictures.set(keyframe, (pictures = new Map()));
+    let picture = pictures.get(width);
     if (!picture) {
-      picture = new Promise<Buffer>((resolve, reject) => this.#waiting.push({ keyframe, resolve, reject }));
-      this.#pictures.set(keyframe, picture);
-      picture.catch(() => this.#pictures.delete(keyframe));
+      picture = new Promise<Buffer>((resolve, reject) => this.#waiting.push({ keyframe, width, resolve, reject }));
+      pictures.set(width, picture);
+      picture.catch(() => pictures.delete(width));
       if (!this.#decoding) {
         this.#decoding = true;
         setTimeout(() => void this.#decodeWaiting(), GATHER_MS);
@@ -55,7 +60,7 @@ export class KeyframePictures {
       const groups = new Map<string | Wanted, Wanted[]>();
       for (const wanted of this.#waiting.splice(0, MAX_BATCH)) {
         const { codec, size } = wanted.keyframe;
-        const key = size ? `${codec}:${size.width}x${size.height}` : wanted; // a size not known: alone
+        const key = size ? `${codec}:${size.width}x${size.height}:${wanted.width}` : wanted; // a size not known: alone
         groups.set(key, [...(groups.get(key) ?? []), wanted]);
       }
       for (const group of groups.values()) await this.#decode(group);
@@ -67,6 +72,7 @@ export class KeyframePictures {
     try {
       const jpegs = await keyframeJpegs(
         group.map((w) => w.keyframe),
+        group[0]!.width,
         this.ffmpeg,
         this.ffmpegPath,
       );

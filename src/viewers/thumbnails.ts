@@ -9,7 +9,7 @@ import { compactTime, safeStreamName } from '../links/record-names.js';
 export interface ThumbnailSource {
   /** Every stream, with its publish's id, its state and how many keyframes it has had. */
   streams(): Promise<{ name: string; id: string; state: string; keyframes: number }[]>;
-  /** The JPEG of the stream's latest keyframe (decoded once per keyframe where the stream runs). */
+  /** The JPEG of the stream's latest keyframe, thumbnail-sized (decoded once per keyframe where the stream runs). */
   snapshot(name: string): Promise<Buffer>;
 }
 

@@ -102,6 +102,34 @@ t.test('keyframes of two sizes: one ffmpeg for each size, each at its own size',
   t.ok(looksLike(colourAt(decoded[2]!, 0.5, 0.5), GREEN), 'the third is green');
 });
 
+t.test(
+  'at most a width: a wider picture made smaller in proportion, a narrower one kept, each width its own',
+  async (t) => {
+    const [wide, narrow] = await Promise.all([keyframe(BLUE, 640, 360), keyframe(RED, 160, 120)]);
+    const { pictures, started } = counted();
+    const [small, kept, full] = await Promise.all([
+      pictures.jpeg(wide, 320),
+      pictures.jpeg(narrow, 320),
+      pictures.jpeg(wide),
+    ]);
+    const sizes = await Promise.all(
+      [small!, kept!, full!].map(async (jpeg, i) => {
+        await writeFile(join(dir, `width-${i}.jpg`), jpeg);
+        const picture = await decodePicture(join(dir, `width-${i}.jpg`));
+        return [picture.width, picture.height];
+      }),
+    );
+    t.same(sizes, [
+      [320, 180],
+      [160, 120],
+      [640, 360],
+    ]);
+    t.equal(started(), 3, 'one ffmpeg per size and width');
+    t.equal(await pictures.jpeg(wide, 320), small, 'each width kept for the keyframe');
+    t.equal(started(), 3);
+  },
+);
+
 t.test('a broken keyframe among good ones: the others get their pictures, it alone fails', async (t) => {
   const good = await Promise.all([keyframe(RED), keyframe(BLUE)]);
   const broken = frame(Buffer.from([0, 0, 0, 1, 0x65, 1, 2, 3]), { width: 320, height: 240 });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { count, seconds } from '../fields.js';
+import { count, pixels, seconds } from '../fields.js';
 
 /**
  * Thumbnails: a JPEG of each publishing stream's latest keyframe written every interval
@@ -30,6 +30,12 @@ export const thumbnailFields = {
       '`latest`: one `<stream>.jpg` per stream, replaced whole (written aside, then renamed); ' +
         '`numbered`: `<stream>-<UTC, 20261124T102233Z>.jpg`, the oldest deleted beyond `thumbnail_keep`',
     ),
+  thumbnail_width: pixels(
+    16,
+    8192,
+    320,
+    'a thumbnail is at most this wide (px), its height in proportion; a narrower picture keeps its size',
+  ),
   thumbnail_keep: count(1, 100_000, 100, 'numbered thumbnails kept per stream (the oldest are deleted)'),
   thumbnail_upload: z
     .boolean()

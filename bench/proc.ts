@@ -29,6 +29,16 @@ export function cpuWithReaped(pid: number): number {
   }
 }
 
+/** CPU seconds of the children a process has reaped (`cutime`, `cstime`): its short-lived ffmpegs'. */
+export function reapedSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[13]) + Number(fields[14])) / HZ;
+  } catch {
+    return 0;
+  }
+}
+
 /** Resident memory of a process in MB. */
 export function rssMb(pid: number): number {
   try {

@@ -10,6 +10,8 @@ const MOST_PARTS = 9000;
 const LEAST_PART_BYTES = 8 * 1024 * 1024;
 /** Parts of one file sent at once: memory is this many parts per upload. */
 const PARTS_AT_ONCE = 2;
+/** A recording file is read in pieces this large: a part is a few reads, not hundreds. */
+const READ_BYTES = 1024 * 1024;
 /** How long a connection may take to open, and a request to go without an answer (ms). */
 const CONNECT_TIMEOUT_MS = 5000;
 const REQUEST_TIMEOUT_MS = 60_000;
@@ -159,7 +161,7 @@ export class Bucket {
       params: {
         Bucket: this.name,
         Key: key,
-        Body: createReadStream(path),
+        Body: createReadStream(path, { highWaterMark: READ_BYTES }),
         ContentLength: size,
         ContentType: key.endsWith('.vtt') ? 'text/vtt' : 'video/mp4',
         ...this.#objectSettings(),

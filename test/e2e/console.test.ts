@@ -68,7 +68,7 @@ t.test(
         thumbnail,
       );
     await waitFor('its thumbnail in the grid', async () => (await thumbnailWidth()) > 0, 10000);
-    t.equal(await thumbnailWidth(), 1280, "the grid shows the stream's thumbnail");
+    t.equal(await thumbnailWidth(), 320, "the grid shows the stream's thumbnail (thumbnail_width wide)");
 
     await page.fill(`${card} .url`, stage.nginx.url());
     await page.click(`${card} .start button`);

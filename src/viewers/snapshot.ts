@@ -41,7 +41,7 @@ export class KeyframePictures {
   /** The keyframe's picture, at most `width` wide (0: its own size). */
   jpeg(keyframe: VideoFrame, width = 0): Promise<Buffer> {
     let pictures = this.#pictures.get(keyframe);
-    if (!pictures) this.#pictures.set(keyframe, (pictures = new Map()));
+    if (!pictures) this.#pictures.set(keyframe, (pictures = new Map<number, Promise<Buffer>>()));
     let picture = pictures.get(width);
     if (!picture) {
       picture = new Promise<Buffer>((resolve, reject) => this.#waiting.push({ keyframe, width, resolve, reject }));

@@ -90,9 +90,14 @@ async function uploadPath(): Promise<number> {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
+  server.on('error', () => {}); // a stop sent after it ended: it is gone either way
+  const exited = once(server, 'exit');
   const dir = await mkdtemp(join(tmpdir(), 'bench-upload-path-'));
   try {
-    const [{ endpoint, bucket }] = (await once(server, 'message')) as [{ endpoint: string; bucket: string }];
+    const started = once(server, 'message') as Promise<[{ endpoint: string; bucket: string }]>;
+    const first = await Promise.race([started, exited.then(() => undefined)]);
+    if (!first) throw new Error('the S3 server ended before it started');
+    const [{ endpoint, bucket }] = first;
     const config = parseConfig({
       record_s3: { bucket, endpoint, path_style: true, access_key_id: S3RVER_KEY_ID, secret_access_key: S3RVER_KEY_ID },
     });
@@ -114,8 +119,8 @@ async function uploadPath(): Promise<number> {
     const streamS = (PATH_UPLOADS * PATH_FILE_BYTES * 8) / (REFERENCE_MBPS * 1e6);
     return (cpuS / streamS) * 100;
   } finally {
-    server.send('stop');
-    await once(server, 'exit');
+    if (server.connected) server.send('stop');
+    if (server.exitCode === null && server.signalCode === null) await exited;
     await rm(dir, { recursive: true, force: true });
   }
 }

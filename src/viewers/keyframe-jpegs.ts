@@ -19,8 +19,8 @@ const PTS_STEP = IVF_CLOCK_RATE / 30;
  * its length) on its stdout. One thread each (the pictures are a few, and the machine's cores carry
  * the media); frames passed through as they come (`-vsync passthrough`: none dropped or doubled).
  * ffmpeg's own start costs several times a picture's decode, which is why keyframes are decoded
- * together. Throws when ffmpeg fails or gives another number of pictures than it was given: the
- * caller cannot tell which is which then.
+ * together. Throws `PicturesError` when ffmpeg fails, is stopped, or gives another number of
+ * pictures than it was given: the caller cannot tell which is which then.
  */
 export async function keyframeJpegs(
   keyframes: readonly VideoFrame[],
@@ -73,11 +73,23 @@ export async function keyframeJpegs(
   await child.closed; // its exit can be known before the pictures on its stdout have been read
   clearTimeout(timer);
   const jpegs = child.exitCode === 0 && size <= limit ? mpjpegParts(Buffer.concat(chunks)) : [];
+  // A keyframe alone may show more than one picture (a superframe's layers): the first is its own.
+  if (keyframes.length === 1 && jpegs.length > 1) jpegs.length = 1;
   if (jpegs.length !== keyframes.length) {
     const why = child.exitCode !== 0 ? `ffmpeg ended with ${child.exitCode}` : `${jpegs.length} of ${keyframes.length}`;
-    throw new GatewayError('internal', `the snapshot could not be made: ${lines.at(-1) ?? why}`);
+    throw new PicturesError(`the snapshot could not be made: ${lines.at(-1) ?? why}`, child.exitCode === null);
   }
   return jpegs;
+}
+
+/** Pictures not made; `killed`: ffmpeg was stopped (its time up, the gateway closing), not failed on its input. */
+export class PicturesError extends GatewayError {
+  constructor(
+    message: string,
+    readonly killed: boolean,
+  ) {
+    super('internal', message);
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { FfmpegSupervisor } from '../ffmpeg/supervisor.js';
 import type { VideoFrame } from '../media/sinks.js';
-import { keyframeJpegs } from './keyframe-jpegs.js';
+import { keyframeJpegs, PicturesError } from './keyframe-jpegs.js';
 
 /** Keyframes one ffmpeg decodes at most. */
 const MAX_BATCH = 32;
@@ -24,8 +24,9 @@ interface Wanted {
  *
  * The holder decodes with one ffmpeg at a time: the keyframes asked for while one runs are decoded
  * together by the next, those of one codec, size and width asked for in one ffmpeg (`keyframeJpegs`), as ffmpeg's start
- * costs several times a picture. When a batch fails, each of its keyframes is tried alone, so that
- * one broken keyframe costs no other stream its picture.
+ * costs several times a picture. When a batch fails on its input, each of its keyframes is tried
+ * alone, so that one broken keyframe costs no other stream its picture; one stopped (its time up,
+ * the gateway closing) fails them all.
  */
 export class KeyframePictures {
   /** Per keyframe, its pictures by width (0: its own size). */
@@ -60,7 +61,8 @@ export class KeyframePictures {
       const groups = new Map<string | Wanted, Wanted[]>();
       for (const wanted of this.#waiting.splice(0, MAX_BATCH)) {
         const { codec, size } = wanted.keyframe;
-        const key = size ? `${codec}:${size.width}x${size.height}:${wanted.width}` : wanted; // a size not known: alone
+        // A size not known, or AV1's (its sequence header's largest, not the picture's): decoded alone.
+        const key = size && codec !== 'AV1' ? `${codec}:${size.width}x${size.height}:${wanted.width}` : wanted;
         groups.set(key, [...(groups.get(key) ?? []), wanted]);
       }
       for (const group of groups.values()) await this.#decode(group);
@@ -78,7 +80,11 @@ export class KeyframePictures {
       );
       group.forEach((wanted, i) => wanted.resolve(jpegs[i]!));
     } catch (error) {
-      if (group.length === 1) return group[0]!.reject(error as Error);
+      // Stopped rather than failed (its time up, the gateway closing): nothing is tried again.
+      if (group.length === 1 || (error instanceof PicturesError && error.killed)) {
+        for (const wanted of group) wanted.reject(error as Error);
+        return;
+      }
       for (const wanted of group) await this.#decode([wanted]);
     }
   }

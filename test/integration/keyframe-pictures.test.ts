@@ -51,11 +51,16 @@ function frame(bitstream: Buffer, size?: { width: number; height: number }): Vid
 }
 
 /** Every ffmpeg the pictures start, counted. */
-function counted(): { pictures: KeyframePictures; started: () => number } {
+function counted(onSpawn?: () => void): { pictures: KeyframePictures; started: () => number } {
   let started = 0;
   const spawn = supervisor.spawn.bind(supervisor);
   const counting = Object.create(supervisor) as FfmpegSupervisor;
-  counting.spawn = (...args: Parameters<typeof spawn>) => (started++, spawn(...args));
+  counting.spawn = (...args: Parameters<typeof spawn>) => {
+    started++;
+    const child = spawn(...args);
+    onSpawn?.();
+    return child;
+  };
   return { pictures: new KeyframePictures(counting, 'ffmpeg'), started: () => started };
 }
 
@@ -145,6 +150,18 @@ t.test('a broken keyframe among good ones: the others get their pictures, it alo
   // The failure is not kept: asked again, it is decoded again (and fails again).
   await t.rejects(pictures.jpeg(broken));
   t.equal(started(), 5);
+});
+
+t.test('a batch stopped (the gateway closing) fails every keyframe of it, none tried again alone', async (t) => {
+  const frames = await Promise.all([RED, GREEN, BLUE].map((c) => keyframe(c, 1280, 720)));
+  // Killed as it starts, long before it could have decoded anything.
+  const { pictures, started } = counted(() => supervisor.killAll());
+  const settled = await Promise.allSettled(frames.map((f) => pictures.jpeg(f)));
+  t.ok(
+    settled.every((a) => a.status === 'rejected'),
+    'all three fail',
+  );
+  t.equal(started(), 1, 'no ffmpeg started after');
 });
 
 t.test('keyframes asked for while one ffmpeg runs are decoded together by the next', async (t) => {

@@ -1,5 +1,5 @@
 /** Codec facts shared by ingest, publishers and pushes. */
-export type VideoCodec = 'H264' | 'VP8' | 'VP9';
+export type VideoCodec = 'H264' | 'VP8' | 'VP9' | 'AV1';
 export type MediaKind = 'audio' | 'video';
 
 export const VIDEO_CLOCK_RATE = 90000;
@@ -15,6 +15,8 @@ export function isKeyframeStart(codec: VideoCodec, payload: Buffer): boolean {
       return vp8StartsKeyframe(payload);
     case 'VP9':
       return vp9StartsKeyframe(payload);
+    case 'AV1':
+      return av1StartsKeyframe(payload);
   }
 }
 
@@ -73,4 +75,13 @@ function vp9StartsKeyframe(payload: Buffer): boolean {
   const interPredicted = (b0 & 0x40) !== 0;
   const startOfFrame = (b0 & 0x08) !== 0;
   return startOfFrame && !interPredicted;
+}
+
+/**
+ * The AV1 RTP aggregation header: N (the first packet of a coded video sequence, which starts at a
+ * keyframe) set, and Z (its first OBU goes on from the packet before) clear.
+ */
+function av1StartsKeyframe(payload: Buffer): boolean {
+  const aggregation = payload[0]!;
+  return (aggregation & 0x08) !== 0 && (aggregation & 0x80) === 0;
 }

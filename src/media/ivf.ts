@@ -1,7 +1,7 @@
 import type { VideoCodec } from './codecs.js';
 
-/** IVF's codec tags: ffmpeg's IVF reader maps them to its decoders (H.264 as an Annex B stream). */
-const FOURCC: Record<VideoCodec, string> = { H264: 'H264', VP8: 'VP80', VP9: 'VP90' };
+/** IVF's codec tags: ffmpeg's IVF reader maps them to its decoders (H.264 as an Annex B stream, AV1 as OBUs with sizes). */
+const FOURCC: Record<VideoCodec, string> = { H264: 'H264', VP8: 'VP80', VP9: 'VP90', AV1: 'AV01' };
 
 /** Timestamps of IVF frames count in 1/90000 s, RTP's video clock. */
 export const IVF_CLOCK_RATE = 90000;

@@ -42,9 +42,14 @@ const ID = {
 
 /**
  * Matroska's codec IDs. H.264 goes as the Annex B stream the publisher sent, which ffmpeg's decoder
- * takes without a CodecPrivate.
+ * takes without a CodecPrivate; AV1 as its temporal units, whose keyframes carry the sequence header.
  */
-const VIDEO_CODEC_ID: Record<VideoCodec, string> = { H264: 'V_MPEG4/ISO/AVC', VP8: 'V_VP8', VP9: 'V_VP9' };
+const VIDEO_CODEC_ID: Record<VideoCodec, string> = {
+  H264: 'V_MPEG4/ISO/AVC',
+  VP8: 'V_VP8',
+  VP9: 'V_VP9',
+  AV1: 'V_AV1',
+};
 
 export const MATROSKA_VIDEO_TRACK = 1;
 export const MATROSKA_AUDIO_TRACK = 2;

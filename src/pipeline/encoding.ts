@@ -58,7 +58,7 @@ export type EncodingPlan = (
 /**
  * Web Call Server's transcoding rules: no width/height/fps/keyFrameInterval (or all 0) passes H.264
  * through; height transcodes to that height; width counts only with height and aspect-ratio
- * preservation off; fps or keyFrameInterval transcode. VP8/VP9 sources always transcode to H.264.
+ * preservation off; fps or keyFrameInterval transcode. VP8, VP9 and AV1 sources always transcode to H.264.
  * The gateway's own: `aspect` transcodes to a picture of that shape (`height` tall when given).
  */
 export function planEncoding(source: VideoCodec, request: VideoRequest, settings: EncodingSettings): EncodingPlan {

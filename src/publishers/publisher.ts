@@ -5,6 +5,7 @@ import { checkEvery, onTick } from '../core/tick.js';
 import type { IngestSession } from '../ingest/engine.js';
 import type { MediaKind, VideoCodec } from '../media/codecs.js';
 import type { Depacketizer, PendingFrame } from '../media/depacketizer.js';
+import { Av1Depacketizer } from '../media/av1.js';
 import { H264Depacketizer } from '../media/h264.js';
 import { Vp8Depacketizer, Vp9Depacketizer } from '../media/vpx.js';
 import { OpusStage } from './opus-stage.js';
@@ -15,6 +16,14 @@ import { LayerSession } from './layers.js';
 import { StreamTracks, type Hops } from './tracks.js';
 import { LAYER_IDLE_MS, SimulcastLayers, type LayerPublisher } from './simulcast.js';
 import type { AudioPacket, MediaSink, PacketSink, VideoFrame } from '../media/sinks.js';
+
+/** Each video codec's RTP payload format, read into frames. */
+const DEPACKETIZERS = {
+  H264: H264Depacketizer,
+  VP8: Vp8Depacketizer,
+  VP9: Vp9Depacketizer,
+  AV1: Av1Depacketizer,
+} as const satisfies Record<VideoCodec, unknown>;
 
 export type PublisherState = 'connecting' | 'publishing' | 'closed';
 
@@ -131,8 +140,7 @@ export class Publisher extends TypedEmitter<PublisherEvents> implements LayerPub
     );
     if (this.hasAudio) this.#opus = new OpusStage();
     if (this.videoCodec) {
-      const Codec =
-        this.videoCodec === 'H264' ? H264Depacketizer : this.videoCodec === 'VP8' ? Vp8Depacketizer : Vp9Depacketizer;
+      const Codec = DEPACKETIZERS[this.videoCodec];
       // After a loss, frames resume at the next keyframe: one is asked for, and nothing is started from before it.
       const onLoss = (): void => {
         fanout.lost();

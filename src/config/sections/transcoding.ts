@@ -18,7 +18,7 @@ export const transcodingFields = {
     .boolean()
     .default(true)
     .describe(
-      'off: a startup that needs transcoding (VP8/VP9 source, height, fps, keyFrameInterval, videoBitrate, overlays) answers 400',
+      'off: a startup that needs transcoding (VP8/VP9/AV1 source, height, fps, keyFrameInterval, videoBitrate, overlays) answers 400',
     ),
   transcoding_keep_aspect_ratio: z
     .boolean()

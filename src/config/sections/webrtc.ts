@@ -82,10 +82,10 @@ export const webRtcFields = {
     'a publisher that sends no media for this long is lost (page closed, network gone)',
   ),
   webrtc_video_codecs: z
-    .array(z.enum(['H264', 'VP8', 'VP9']))
+    .array(z.enum(['H264', 'VP8', 'VP9', 'AV1']))
     .min(1)
     .default(['H264', 'VP8', 'VP9'])
-    .describe('accepted video codecs, most preferred first'),
+    .describe('accepted video codecs, most preferred first (AV1 is transcoded to H.264 for RTMP)'),
 };
 
 /** The UDP port range is not empty. */

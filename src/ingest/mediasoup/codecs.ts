@@ -1,6 +1,6 @@
 import type { types } from 'mediasoup';
 
-/** The codecs the router takes: each H.264 profile a browser or encoder offers, VP8, VP9 and Opus. */
+/** The codecs the router takes: each H.264 profile a browser or encoder offers, VP8, VP9, AV1 and Opus. */
 export const MEDIA_CODECS: types.RouterRtpCodecCapability[] = [
   { kind: 'audio', mimeType: 'audio/opus', clockRate: 48000, channels: 2 },
   ...['42e01f', '42001f', '4d001f', '640032'].map((profile): types.RouterRtpCodecCapability => ({
@@ -12,6 +12,7 @@ export const MEDIA_CODECS: types.RouterRtpCodecCapability[] = [
   { kind: 'video', mimeType: 'video/VP8', clockRate: 90000 },
   { kind: 'video', mimeType: 'video/VP9', clockRate: 90000, parameters: { 'profile-id': 0 } },
   { kind: 'video', mimeType: 'video/VP9', clockRate: 90000, parameters: { 'profile-id': 2 } },
+  { kind: 'video', mimeType: 'video/AV1', clockRate: 90000 },
 ];
 
 /** The H.264 profile, packetization mode or VP9 profile that tells two codecs of one MIME type apart. */

@@ -1,0 +1,382 @@
+import { DepacketizedFrame, Depacketizer, type PendingFrame } from './depacketizer.js';
+import type { VideoFrame } from './sinks.js';
+
+/*
+ * AV1 as it comes over RTP (the AOM "RTP Payload Format for AV1") and as Enhanced RTMP, IVF and
+ * decoders take it: a temporal unit of OBUs, each with its size field (the low-overhead bitstream
+ * format), without temporal delimiters.
+ */
+
+/** OBU types (AV1 §6.2.2) this code tells apart. */
+const OBU_SEQUENCE_HEADER = 1;
+export const OBU_TEMPORAL_DELIMITER = 2;
+const OBU_FRAME_HEADER = 3;
+const OBU_FRAME = 6;
+const OBU_TILE_LIST = 8;
+
+/** An unsigned LEB128 number at `offset` and the bytes it took; undefined when it runs past the end or past 8 bytes. */
+export function readLeb128(data: Buffer, offset: number): { value: number; length: number } | undefined {
+  let value = 0;
+  for (let i = 0; i < 8; i++) {
+    const byte = data[offset + i];
+    if (byte === undefined) return undefined;
+    value += (byte & 0x7f) * 2 ** (7 * i);
+    if ((byte & 0x80) === 0) return { value, length: i + 1 };
+  }
+  return undefined;
+}
+
+/** `value` as unsigned LEB128, in as few bytes as it needs. */
+export function leb128(value: number): Buffer {
+  const bytes: number[] = [];
+  do {
+    let byte = value % 128;
+    value = Math.floor(value / 128);
+    if (value > 0) byte |= 0x80;
+    bytes.push(byte);
+  } while (value > 0);
+  return Buffer.from(bytes);
+}
+
+/** One OBU's header fields and where its payload is. */
+export interface Obu {
+  type: number;
+  /** Its header (1 byte, 2 with the extension), as it came. */
+  header: Buffer;
+  payload: Buffer;
+}
+
+/**
+ * The OBUs of an element of `data` whose size is known from outside (an RTP OBU element): its
+ * header, then its payload, read with its own size field when it has one. Undefined when it does
+ * not read (a forbidden bit set, a size past the end).
+ */
+function readObu(element: Buffer): Obu | undefined {
+  const first = element[0];
+  if (first === undefined || (first & 0x80) !== 0) return undefined;
+  const hasExtension = (first & 0x04) !== 0;
+  const hasSize = (first & 0x02) !== 0;
+  const headerLength = hasExtension ? 2 : 1;
+  if (element.length < headerLength) return undefined;
+  const header = element.subarray(0, headerLength);
+  if (!hasSize) return { type: (first >> 3) & 0x0f, header, payload: element.subarray(headerLength) };
+  const size = readLeb128(element, headerLength);
+  if (!size || headerLength + size.length + size.value > element.length) return undefined;
+  const start = headerLength + size.length;
+  return { type: (first >> 3) & 0x0f, header, payload: element.subarray(start, start + size.value) };
+}
+
+/**
+ * The OBUs of a low-overhead bitstream (each with its size field), in order, each with where it
+ * ends in `data`; stops at one that does not read.
+ */
+export function* lowOverheadObus(data: Buffer): Generator<Obu & { end: number }> {
+  let offset = 0;
+  while (offset < data.length) {
+    const first = data[offset]!;
+    if ((first & 0x02) === 0) return; // no size field: only the last OBU of a sample may lack one
+    const headerLength = (first & 0x04) !== 0 ? 2 : 1;
+    const size = readLeb128(data, offset + headerLength);
+    if (!size) return;
+    const end = offset + headerLength + size.length + size.value;
+    if (end > data.length) return;
+    const obu = readObu(data.subarray(offset, end));
+    if (!obu) return;
+    yield { ...obu, end };
+    offset = end;
+  }
+}
+
+/** The OBU written with its size field (and the extension it had). */
+export function sizedObu(obu: Obu): Buffer {
+  const header = Buffer.from(obu.header);
+  header[0] = header[0]! | 0x02;
+  return Buffer.concat([header, leb128(obu.payload.length), obu.payload]);
+}
+
+/** What a sequence header says (AV1 §5.5): what `av1C` carries, and the largest picture. */
+export interface Av1Sequence {
+  profile: number;
+  level: number;
+  tier: number;
+  highBitdepth: boolean;
+  twelveBit: boolean;
+  monochrome: boolean;
+  subsamplingX: boolean;
+  subsamplingY: boolean;
+  chromaSamplePosition: number;
+  width: number;
+  height: number;
+  reducedStillPictureHeader: boolean;
+}
+
+/** Reads bits most significant first; past the end it throws (a sequence header cut short). */
+class Bits {
+  #bit = 0;
+  constructor(private readonly data: Buffer) {}
+
+  read(n: number): number {
+    let value = 0;
+    for (let i = 0; i < n; i++) {
+      const byte = this.data[this.#bit >> 3];
+      if (byte === undefined) throw new RangeError('the sequence header ends early');
+      value = value * 2 + ((byte >> (7 - (this.#bit & 7))) & 1);
+      this.#bit++;
+    }
+    return value;
+  }
+
+  flag(): boolean {
+    return this.read(1) === 1;
+  }
+
+  /** uvlc() (AV1 §4.10.3). */
+  uvlc(): number {
+    let zeros = 0;
+    while (!this.flag()) if (++zeros >= 32) return 2 ** 32 - 1;
+    return zeros === 0 ? 0 : this.read(zeros) + 2 ** zeros - 1;
+  }
+}
+
+const CP_BT_709 = 1;
+const TC_SRGB = 13;
+const MC_IDENTITY = 0;
+
+/** A sequence header OBU's payload read; undefined when it does not read. */
+function readSequenceHeader(payload: Buffer): Av1Sequence | undefined {
+  try {
+    return sequenceHeader(new Bits(payload));
+  } catch {
+    return undefined;
+  }
+}
+
+function sequenceHeader(bits: Bits): Av1Sequence {
+  const profile = bits.read(3);
+  bits.read(1); // still_picture
+  const reducedStillPictureHeader = bits.flag();
+  let level = 0;
+  let tier = 0;
+  if (reducedStillPictureHeader) {
+    level = bits.read(5);
+  } else {
+    let decoderModelInfo = false;
+    let bufferDelayLength = 0;
+    if (bits.flag()) {
+      // timing_info
+      bits.read(32);
+      bits.read(32);
+      if (bits.flag()) bits.uvlc();
+      decoderModelInfo = bits.flag();
+      if (decoderModelInfo) {
+        bufferDelayLength = bits.read(5) + 1;
+        bits.read(32);
+        bits.read(5);
+        bits.read(5);
+      }
+    }
+    const initialDisplayDelay = bits.flag();
+    const operatingPoints = bits.read(5) + 1;
+    for (let i = 0; i < operatingPoints; i++) {
+      bits.read(12); // operating_point_idc
+      const seqLevel = bits.read(5);
+      const seqTier = seqLevel > 7 ? bits.read(1) : 0;
+      if (i === 0) [level, tier] = [seqLevel, seqTier];
+      if (decoderModelInfo && bits.flag()) {
+        bits.read(bufferDelayLength);
+        bits.read(bufferDelayLength);
+        bits.read(1);
+      }
+      if (initialDisplayDelay && bits.flag()) bits.read(4);
+    }
+  }
+  const widthBits = bits.read(4) + 1;
+  const heightBits = bits.read(4) + 1;
+  const width = bits.read(widthBits) + 1;
+  const height = bits.read(heightBits) + 1;
+  if (!reducedStillPictureHeader && bits.flag()) bits.read(7); // frame id lengths
+  bits.read(3); // 128x128 superblocks, filter intra, intra edge filter
+  if (!reducedStillPictureHeader) {
+    bits.read(4); // interintra compound, masked compound, warped motion, dual filter
+    const orderHint = bits.flag();
+    if (orderHint) bits.read(2); // jnt_comp, ref_frame_mvs
+    const screenContentTools = bits.flag() ? 2 : bits.read(1);
+    if (screenContentTools > 0 && !bits.flag()) bits.read(1); // seq_force_integer_mv
+    if (orderHint) bits.read(3);
+  }
+  bits.read(3); // superres, cdef, restoration
+  // color_config (AV1 §5.5.2)
+  const highBitdepth = bits.flag();
+  const twelveBit = profile === 2 && highBitdepth ? bits.flag() : false;
+  const monochrome = profile === 1 ? false : bits.flag();
+  let [primaries, transfer, matrix] = [2, 2, 2];
+  if (bits.flag()) [primaries, transfer, matrix] = [bits.read(8), bits.read(8), bits.read(8)];
+  let subsamplingX = true;
+  let subsamplingY = true;
+  let chromaSamplePosition = 0;
+  if (monochrome) {
+    bits.read(1); // color_range
+  } else if (primaries === CP_BT_709 && transfer === TC_SRGB && matrix === MC_IDENTITY) {
+    [subsamplingX, subsamplingY] = [false, false];
+  } else {
+    bits.read(1); // color_range
+    if (profile === 1) [subsamplingX, subsamplingY] = [false, false];
+    else if (profile === 2) {
+      if (twelveBit) {
+        subsamplingX = bits.flag();
+        subsamplingY = subsamplingX ? bits.flag() : false;
+      } else [subsamplingX, subsamplingY] = [true, false];
+    }
+    if (subsamplingX && subsamplingY) chromaSamplePosition = bits.read(2);
+  }
+  return {
+    ...{ profile, level, tier, highBitdepth, twelveBit, monochrome },
+    ...{ subsamplingX, subsamplingY, chromaSamplePosition, width, height, reducedStillPictureHeader },
+  };
+}
+
+/**
+ * The AV1CodecConfigurationRecord (`av1C`, AV1-ISOBMFF §2.3.3) of a sequence header OBU: what
+ * Enhanced RTMP's SequenceStart carries. The sequence header follows as its configOBUs, with its
+ * size field.
+ */
+export function av1CodecConfiguration(sequence: Av1Sequence, sequenceHeaderObu: Obu): Buffer {
+  const head = Buffer.alloc(4);
+  head[0] = 0x81; // marker, version 1
+  head[1] = (sequence.profile << 5) | sequence.level;
+  head[2] =
+    (sequence.tier << 7) |
+    (Number(sequence.highBitdepth) << 6) |
+    (Number(sequence.twelveBit) << 5) |
+    (Number(sequence.monochrome) << 4) |
+    (Number(sequence.subsamplingX) << 3) |
+    (Number(sequence.subsamplingY) << 2) |
+    sequence.chromaSamplePosition;
+  head[3] = 0; // no initial presentation delay
+  return Buffer.concat([head, sizedObu(sequenceHeaderObu)]);
+}
+
+/** One AV1 temporal unit: its OBUs with their sizes, and, on a keyframe, its sequence header read. */
+export class Av1Frame extends DepacketizedFrame implements VideoFrame {
+  readonly codec = 'AV1';
+  readonly size: { width: number; height: number } | undefined;
+
+  constructor(
+    pending: PendingFrame,
+    /** The temporal unit in the low-overhead format, without temporal delimiters. */
+    readonly data: Buffer,
+    /** The sequence header it carries (a keyframe's), read, with the OBU itself. */
+    readonly sequence?: { info: Av1Sequence; obu: Obu },
+  ) {
+    super(pending);
+    this.size = sequence ? { width: sequence.info.width, height: sequence.info.height } : undefined;
+  }
+
+  bitstream(): Buffer {
+    return this.data;
+  }
+}
+
+interface PendingAv1 extends PendingFrame {
+  obus: Buffer[];
+  /** An OBU element whose end is in a later packet (Y set), as far as it came, and its bytes. */
+  fragment: Buffer[] | undefined;
+  fragmentBytes: number;
+  sequence: { info: Av1Sequence; obu: Obu } | undefined;
+  /** Whether the first frame (header) OBU said KEY_FRAME, once one was seen. */
+  keyFrameHeader: boolean | undefined;
+}
+
+/** Most OBUs and bytes one temporal unit may hold: a sender past them is sending something else. */
+const MAX_OBUS = 256;
+const MAX_FRAME_BYTES = 8 * 1024 * 1024;
+
+/**
+ * RTP (the AOM AV1 payload format) to AV1 temporal units: each packet's aggregation header (Z: its
+ * first element goes on from the last packet; Y: its last element goes on in the next; W: how many
+ * elements, the last without a length when W is not 0; N: a new coded video sequence) read, the
+ * OBU elements joined across packets, temporal delimiters and tile lists dropped, and each OBU
+ * written with its size field. A temporal unit is a keyframe when it carries a sequence header and
+ * its first frame header says KEY_FRAME (shown, not a repeat).
+ */
+export class Av1Depacketizer extends Depacketizer<PendingAv1> {
+  protected start(timestamp: number, captureMs: number): PendingAv1 {
+    return {
+      ...{ timestamp, captureMs, key: false, damaged: false, packets: 0, bytes: 0 },
+      ...{ obus: [], fragment: undefined, fragmentBytes: 0, sequence: undefined, keyFrameHeader: undefined },
+    };
+  }
+
+  protected parse(frame: PendingAv1, payload: Buffer): void {
+    const aggregation = payload[0]!;
+    const continues = (aggregation & 0x80) !== 0;
+    const goesOn = (aggregation & 0x40) !== 0;
+    const count = (aggregation >> 4) & 0x03;
+    if (continues !== (frame.fragment !== undefined)) {
+      frame.damaged = true; // a fragment's start or end went missing
+      return;
+    }
+    let offset = 1;
+    for (let element = 1; offset < payload.length; element++) {
+      let length = payload.length - offset;
+      if (count === 0 || element < count) {
+        const prefix = readLeb128(payload, offset);
+        if (!prefix || offset + prefix.length + prefix.value > payload.length) {
+          frame.damaged = true;
+          return;
+        }
+        offset += prefix.length;
+        length = prefix.value;
+      }
+      let data = payload.subarray(offset, offset + length);
+      offset += length;
+      const last = offset >= payload.length || (count !== 0 && element === count);
+      if (element === 1 && frame.fragment) {
+        frame.fragment.push(data);
+        frame.fragmentBytes += data.length;
+        if (frame.fragmentBytes > MAX_FRAME_BYTES) {
+          frame.damaged = true;
+          return;
+        }
+        if (last && goesOn) return; // the OBU goes on in the next packet still
+        data = Buffer.concat(frame.fragment); // joined once, when its last piece came
+        frame.fragment = undefined;
+      } else if (last && goesOn) {
+        frame.fragment = [data];
+        frame.fragmentBytes = data.length;
+        return;
+      }
+      if (data.length > 0) this.#obu(frame, data);
+      if (last) return;
+    }
+  }
+
+  #obu(frame: PendingAv1, element: Buffer): void {
+    const obu = readObu(element);
+    if (!obu) {
+      frame.damaged = true;
+      return;
+    }
+    if (obu.type === OBU_TEMPORAL_DELIMITER || obu.type === OBU_TILE_LIST) return;
+    if (obu.type === OBU_SEQUENCE_HEADER && !frame.sequence) {
+      const info = readSequenceHeader(obu.payload);
+      if (info) frame.sequence = { info, obu };
+    }
+    if ((obu.type === OBU_FRAME || obu.type === OBU_FRAME_HEADER) && frame.keyFrameHeader === undefined) {
+      // show_existing_frame 0, frame_type KEY_FRAME (0), show_frame 1: the header's first four bits (AV1 §5.9.2).
+      const first = obu.payload[0];
+      frame.keyFrameHeader =
+        frame.sequence?.info.reducedStillPictureHeader || (first !== undefined && (first & 0xf0) === 0x10);
+    }
+    frame.key = frame.sequence !== undefined && frame.keyFrameHeader === true;
+    frame.obus.push(sizedObu(obu));
+    if (frame.obus.length > MAX_OBUS) frame.damaged = true;
+  }
+
+  protected complete(frame: PendingAv1): Av1Frame | undefined {
+    if (frame.fragment || frame.obus.length === 0) return undefined;
+    const data = Buffer.concat(frame.obus);
+    if (data.length > MAX_FRAME_BYTES) return undefined;
+    return new Av1Frame(frame, data, frame.key ? frame.sequence : undefined);
+  }
+}

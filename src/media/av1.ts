@@ -1,3 +1,4 @@
+import { BitReader } from './bits.js';
 import { DepacketizedFrame, Depacketizer, type PendingFrame } from './depacketizer.js';
 import type { VideoFrame } from './sinks.js';
 
@@ -110,34 +111,6 @@ export interface Av1Sequence {
   reducedStillPictureHeader: boolean;
 }
 
-/** Reads bits most significant first; past the end it throws (a sequence header cut short). */
-class Bits {
-  #bit = 0;
-  constructor(private readonly data: Buffer) {}
-
-  read(n: number): number {
-    let value = 0;
-    for (let i = 0; i < n; i++) {
-      const byte = this.data[this.#bit >> 3];
-      if (byte === undefined) throw new RangeError('the sequence header ends early');
-      value = value * 2 + ((byte >> (7 - (this.#bit & 7))) & 1);
-      this.#bit++;
-    }
-    return value;
-  }
-
-  flag(): boolean {
-    return this.read(1) === 1;
-  }
-
-  /** uvlc() (AV1 §4.10.3). */
-  uvlc(): number {
-    let zeros = 0;
-    while (!this.flag()) if (++zeros >= 32) return 2 ** 32 - 1;
-    return zeros === 0 ? 0 : this.read(zeros) + 2 ** zeros - 1;
-  }
-}
-
 const CP_BT_709 = 1;
 const TC_SRGB = 13;
 const MC_IDENTITY = 0;
@@ -145,89 +118,89 @@ const MC_IDENTITY = 0;
 /** A sequence header OBU's payload read; undefined when it does not read. */
 function readSequenceHeader(payload: Buffer): Av1Sequence | undefined {
   try {
-    return sequenceHeader(new Bits(payload));
+    return sequenceHeader(new BitReader(payload));
   } catch {
     return undefined;
   }
 }
 
-function sequenceHeader(bits: Bits): Av1Sequence {
-  const profile = bits.read(3);
-  bits.read(1); // still_picture
-  const reducedStillPictureHeader = bits.flag();
+function sequenceHeader(r: BitReader): Av1Sequence {
+  const profile = r.bits(3);
+  r.bits(1); // still_picture
+  const reducedStillPictureHeader = r.flag();
   let level = 0;
   let tier = 0;
   if (reducedStillPictureHeader) {
-    level = bits.read(5);
+    level = r.bits(5);
   } else {
     let decoderModelInfo = false;
     let bufferDelayLength = 0;
-    if (bits.flag()) {
+    if (r.flag()) {
       // timing_info
-      bits.read(32);
-      bits.read(32);
-      if (bits.flag()) bits.uvlc();
-      decoderModelInfo = bits.flag();
+      r.bits(32);
+      r.bits(32);
+      if (r.flag()) r.ue();
+      decoderModelInfo = r.flag();
       if (decoderModelInfo) {
-        bufferDelayLength = bits.read(5) + 1;
-        bits.read(32);
-        bits.read(5);
-        bits.read(5);
+        bufferDelayLength = r.bits(5) + 1;
+        r.bits(32);
+        r.bits(5);
+        r.bits(5);
       }
     }
-    const initialDisplayDelay = bits.flag();
-    const operatingPoints = bits.read(5) + 1;
+    const initialDisplayDelay = r.flag();
+    const operatingPoints = r.bits(5) + 1;
     for (let i = 0; i < operatingPoints; i++) {
-      bits.read(12); // operating_point_idc
-      const seqLevel = bits.read(5);
-      const seqTier = seqLevel > 7 ? bits.read(1) : 0;
+      r.bits(12); // operating_point_idc
+      const seqLevel = r.bits(5);
+      const seqTier = seqLevel > 7 ? r.bits(1) : 0;
       if (i === 0) [level, tier] = [seqLevel, seqTier];
-      if (decoderModelInfo && bits.flag()) {
-        bits.read(bufferDelayLength);
-        bits.read(bufferDelayLength);
-        bits.read(1);
+      if (decoderModelInfo && r.flag()) {
+        r.bits(bufferDelayLength);
+        r.bits(bufferDelayLength);
+        r.bits(1);
       }
-      if (initialDisplayDelay && bits.flag()) bits.read(4);
+      if (initialDisplayDelay && r.flag()) r.bits(4);
     }
   }
-  const widthBits = bits.read(4) + 1;
-  const heightBits = bits.read(4) + 1;
-  const width = bits.read(widthBits) + 1;
-  const height = bits.read(heightBits) + 1;
-  if (!reducedStillPictureHeader && bits.flag()) bits.read(7); // frame id lengths
-  bits.read(3); // 128x128 superblocks, filter intra, intra edge filter
+  const widthBits = r.bits(4) + 1;
+  const heightBits = r.bits(4) + 1;
+  const width = r.bits(widthBits) + 1;
+  const height = r.bits(heightBits) + 1;
+  if (!reducedStillPictureHeader && r.flag()) r.bits(7); // frame id lengths
+  r.bits(3); // 128x128 superblocks, filter intra, intra edge filter
   if (!reducedStillPictureHeader) {
-    bits.read(4); // interintra compound, masked compound, warped motion, dual filter
-    const orderHint = bits.flag();
-    if (orderHint) bits.read(2); // jnt_comp, ref_frame_mvs
-    const screenContentTools = bits.flag() ? 2 : bits.read(1);
-    if (screenContentTools > 0 && !bits.flag()) bits.read(1); // seq_force_integer_mv
-    if (orderHint) bits.read(3);
+    r.bits(4); // interintra compound, masked compound, warped motion, dual filter
+    const orderHint = r.flag();
+    if (orderHint) r.bits(2); // jnt_comp, ref_frame_mvs
+    const screenContentTools = r.flag() ? 2 : r.bits(1);
+    if (screenContentTools > 0 && !r.flag()) r.bits(1); // seq_force_integer_mv
+    if (orderHint) r.bits(3);
   }
-  bits.read(3); // superres, cdef, restoration
+  r.bits(3); // superres, cdef, restoration
   // color_config (AV1 §5.5.2)
-  const highBitdepth = bits.flag();
-  const twelveBit = profile === 2 && highBitdepth ? bits.flag() : false;
-  const monochrome = profile === 1 ? false : bits.flag();
+  const highBitdepth = r.flag();
+  const twelveBit = profile === 2 && highBitdepth ? r.flag() : false;
+  const monochrome = profile === 1 ? false : r.flag();
   let [primaries, transfer, matrix] = [2, 2, 2];
-  if (bits.flag()) [primaries, transfer, matrix] = [bits.read(8), bits.read(8), bits.read(8)];
+  if (r.flag()) [primaries, transfer, matrix] = [r.bits(8), r.bits(8), r.bits(8)];
   let subsamplingX = true;
   let subsamplingY = true;
   let chromaSamplePosition = 0;
   if (monochrome) {
-    bits.read(1); // color_range
+    r.bits(1); // color_range
   } else if (primaries === CP_BT_709 && transfer === TC_SRGB && matrix === MC_IDENTITY) {
     [subsamplingX, subsamplingY] = [false, false];
   } else {
-    bits.read(1); // color_range
+    r.bits(1); // color_range
     if (profile === 1) [subsamplingX, subsamplingY] = [false, false];
     else if (profile === 2) {
       if (twelveBit) {
-        subsamplingX = bits.flag();
-        subsamplingY = subsamplingX ? bits.flag() : false;
+        subsamplingX = r.flag();
+        subsamplingY = subsamplingX ? r.flag() : false;
       } else [subsamplingX, subsamplingY] = [true, false];
     }
-    if (subsamplingX && subsamplingY) chromaSamplePosition = bits.read(2);
+    if (subsamplingX && subsamplingY) chromaSamplePosition = r.bits(2);
   }
   return {
     ...{ profile, level, tier, highBitdepth, twelveBit, monochrome },

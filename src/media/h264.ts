@@ -1,3 +1,4 @@
+import { BitReader } from './bits.js';
 import { NAL_FU_A, NAL_IDR, NAL_PPS, NAL_SPS, NAL_STAP_A, stapANalUnits } from './codecs.js';
 import { DepacketizedFrame, Depacketizer, type PendingFrame } from './depacketizer.js';
 import type { VideoFrame } from './sinks.js';
@@ -199,31 +200,4 @@ function unescape(rbsp: Buffer): Buffer {
     out[length++] = rbsp[i]!;
   }
   return out.subarray(0, length);
-}
-
-class BitReader {
-  #bit = 0;
-  constructor(private readonly data: Buffer) {}
-
-  bits(count: number): number {
-    let value = 0;
-    for (let i = 0; i < count; i++) {
-      const byte = this.data[this.#bit >> 3];
-      if (byte === undefined) throw new RangeError('SPS ended early');
-      value = value * 2 + ((byte >> (7 - (this.#bit & 7))) & 1);
-      this.#bit++;
-    }
-    return value;
-  }
-
-  ue(): number {
-    let zeros = 0;
-    while (this.bits(1) === 0) if (++zeros > 31) throw new RangeError('bad exp-Golomb code in SPS');
-    return 2 ** zeros - 1 + this.bits(zeros);
-  }
-
-  se(): number {
-    const k = this.ue();
-    return k % 2 ? (k + 1) / 2 : -k / 2;
-  }
 }

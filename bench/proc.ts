@@ -6,14 +6,20 @@ import { sleep } from '../kit/processes.js';
 /** Clock ticks per second for /proc CPU times; 100 on Linux. */
 const HZ = 100;
 
-/** User + system CPU time of a process so far, in seconds (undefined once it is gone). */
-function cpuSeconds(pid: number): number | undefined {
+/** A process's user, system, reaped children's user and system CPU seconds; undefined once it is gone. */
+function cpuTimes(pid: number): [number, number, number, number] | undefined {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / HZ;
+    return [11, 12, 13, 14].map((i) => Number(fields[i]) / HZ) as [number, number, number, number];
   } catch {
     return undefined;
   }
+}
+
+/** User + system CPU time of a process so far, in seconds (undefined once it is gone). */
+function cpuSeconds(pid: number): number | undefined {
+  const times = cpuTimes(pid);
+  return times && times[0] + times[1];
 }
 
 /**
@@ -21,22 +27,13 @@ function cpuSeconds(pid: number): number | undefined {
  * ffmpeg (a snapshot's) is counted in the spawner that reaped it, too short to be found and watched.
  */
 export function cpuWithReaped(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / HZ;
-  } catch {
-    return 0;
-  }
+  return (cpuTimes(pid) ?? [0, 0, 0, 0]).reduce((sum, t) => sum + t, 0);
 }
 
 /** CPU seconds of the children a process has reaped (`cutime`, `cstime`): its short-lived ffmpegs'. */
 export function reapedSeconds(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[13]) + Number(fields[14])) / HZ;
-  } catch {
-    return 0;
-  }
+  const times = cpuTimes(pid);
+  return times ? times[2] + times[3] : 0;
 }
 
 /** Resident memory of a process in MB. */

@@ -45,26 +45,28 @@ export interface Obu {
   /** Its header (1 byte, 2 with the extension), as it came. */
   header: Buffer;
   payload: Buffer;
+  /** The bytes it took, its size field included. */
+  length: number;
 }
 
 /**
- * The OBUs of an element of `data` whose size is known from outside (an RTP OBU element): its
- * header, then its payload, read with its own size field when it has one. Undefined when it does
- * not read (a forbidden bit set, a size past the end).
+ * The OBU at the start of `element`: its header, then its payload, read with its own size field when
+ * it has one, else to the element's end (an RTP OBU element, whose size is known from outside).
+ * Undefined when it does not read (a forbidden bit set, a size past the end).
  */
 function readObu(element: Buffer): Obu | undefined {
   const first = element[0];
   if (first === undefined || (first & 0x80) !== 0) return undefined;
-  const hasExtension = (first & 0x04) !== 0;
   const hasSize = (first & 0x02) !== 0;
-  const headerLength = hasExtension ? 2 : 1;
+  const headerLength = (first & 0x04) !== 0 ? 2 : 1;
   if (element.length < headerLength) return undefined;
   const header = element.subarray(0, headerLength);
-  if (!hasSize) return { type: (first >> 3) & 0x0f, header, payload: element.subarray(headerLength) };
+  const type = (first >> 3) & 0x0f;
+  if (!hasSize) return { type, header, payload: element.subarray(headerLength), length: element.length };
   const size = readLeb128(element, headerLength);
-  if (!size || headerLength + size.length + size.value > element.length) return undefined;
-  const start = headerLength + size.length;
-  return { type: (first >> 3) & 0x0f, header, payload: element.subarray(start, start + size.value) };
+  const start = headerLength + (size?.length ?? 0);
+  if (!size || start + size.value > element.length) return undefined;
+  return { type, header, payload: element.subarray(start, start + size.value), length: start + size.value };
 }
 
 /**
@@ -72,19 +74,12 @@ function readObu(element: Buffer): Obu | undefined {
  * ends in `data`; stops at one that does not read.
  */
 export function* lowOverheadObus(data: Buffer): Generator<Obu & { end: number }> {
-  let offset = 0;
-  while (offset < data.length) {
-    const first = data[offset]!;
-    if ((first & 0x02) === 0) return; // no size field: only the last OBU of a sample may lack one
-    const headerLength = (first & 0x04) !== 0 ? 2 : 1;
-    const size = readLeb128(data, offset + headerLength);
-    if (!size) return;
-    const end = offset + headerLength + size.length + size.value;
-    if (end > data.length) return;
-    const obu = readObu(data.subarray(offset, end));
+  for (let offset = 0; offset < data.length;) {
+    if ((data[offset]! & 0x02) === 0) return; // no size field: only the last OBU of a sample may lack one
+    const obu = readObu(data.subarray(offset));
     if (!obu) return;
-    yield { ...obu, end };
-    offset = end;
+    offset += obu.length;
+    yield { ...obu, end: offset };
   }
 }
 

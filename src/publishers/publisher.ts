@@ -5,9 +5,7 @@ import { checkEvery, onTick } from '../core/tick.js';
 import type { IngestSession } from '../ingest/engine.js';
 import type { MediaKind, VideoCodec } from '../media/codecs.js';
 import type { Depacketizer, PendingFrame } from '../media/depacketizer.js';
-import { Av1Depacketizer } from '../media/av1.js';
-import { H264Depacketizer } from '../media/h264.js';
-import { Vp8Depacketizer, Vp9Depacketizer } from '../media/vpx.js';
+import { DEPACKETIZERS } from '../media/depacketizers.js';
 import { OpusStage } from './opus-stage.js';
 import { Fanout } from './fanout.js';
 import { KEYFRAME_CHECK_MS, KeyframeSchedule } from './keyframes.js';
@@ -16,14 +14,6 @@ import { LayerSession } from './layers.js';
 import { StreamTracks, type Hops } from './tracks.js';
 import { LAYER_IDLE_MS, SimulcastLayers, type LayerPublisher } from './simulcast.js';
 import type { AudioPacket, MediaSink, PacketSink, VideoFrame } from '../media/sinks.js';
-
-/** Each video codec's RTP payload format, read into frames. */
-const DEPACKETIZERS = {
-  H264: H264Depacketizer,
-  VP8: Vp8Depacketizer,
-  VP9: Vp9Depacketizer,
-  AV1: Av1Depacketizer,
-} as const satisfies Record<VideoCodec, unknown>;
 
 export type PublisherState = 'connecting' | 'publishing' | 'closed';
 

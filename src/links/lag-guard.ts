@@ -1,4 +1,4 @@
-import { isKeyframeBody, isSequenceHeader } from '../media/flv.js';
+import { isKeyframeBody, isSequenceHeader, isVideoSequenceHeader } from '../media/flv.js';
 import type { Amf0Value } from '../media/amf0.js';
 import type { DeliveryProbe } from './link.js';
 import type { TagSink } from '../media/sinks.js';
@@ -124,7 +124,7 @@ export class LagGuard implements TagSink {
   }
 
   writeVideo(timestamp: number, body: Buffer): void {
-    if (!isSequenceHeader(body) && this.#drop(isKeyframeBody(body))) {
+    if (!isVideoSequenceHeader(body) && this.#drop(isKeyframeBody(body))) {
       this.framesDropped++;
       return;
     }

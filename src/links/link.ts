@@ -1,5 +1,6 @@
 import type { FailureKind } from './failures.js';
 import type { TagSink } from '../media/sinks.js';
+import type { FourCc } from '../media/flv.js';
 
 /** What an send buffer is doing: filling, sending paced, or passing media straight on. */
 export type SendBufferState = 'buffering' | 'playing' | 'passthrough';
@@ -58,5 +59,8 @@ export interface Link {
   close(): Promise<void>;
 }
 
-/** Opens a link; throws an `OpenError`. `reconnecting`: a restore attempt rather than the first start. */
-export type LinkFactory = (reconnecting: boolean) => Promise<Link>;
+/**
+ * Opens a link; throws an `OpenError`. `reconnecting`: a restore attempt rather than the first start;
+ * `videoFourCcs`: the Enhanced RTMP codecs it will carry.
+ */
+export type LinkFactory = (reconnecting: boolean, videoFourCcs?: readonly FourCc[]) => Promise<Link>;

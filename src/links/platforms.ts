@@ -57,6 +57,8 @@ export interface Platform {
   maxAudioKbps?: number;
   /** The shape its viewers see, for a vertical platform. */
   aspect?: '9:16';
+  /** The video it takes: H.264 over FLV, and the codecs it takes over Enhanced RTMP. */
+  videoCodecs: readonly RtmpVideoCodec[];
 }
 
 const OBS_SERVICES = 'https://github.com/obsproject/obs-studio/blob/master/plugins/rtmp-services/data/services.json';
@@ -69,6 +71,8 @@ const YOUTUBE: Omit<Platform, 'name' | 'hosts'> = {
   maxVideoKbps: 51_000,
   maxFps: 60,
   maxAudioKbps: 160,
+  // "Video codec: H.264, or HEVC and AV1 over Enhanced RTMP" on its encoder settings page.
+  videoCodecs: ['H264', 'AV1', 'HEVC'],
 };
 
 const META: Omit<Platform, 'name' | 'title' | 'hosts' | 'sources'> = {
@@ -77,6 +81,7 @@ const META: Omit<Platform, 'name' | 'title' | 'hosts' | 'sources'> = {
   maxVideoKbps: 9000,
   maxFps: 60,
   maxAudioKbps: 256,
+  videoCodecs: ['H264'],
 };
 
 /** The table `docs/platforms.md` gives, with each figure's source. */
@@ -99,6 +104,8 @@ export const PLATFORMS: readonly Platform[] = [
     maxVideoKbps: 6000,
     maxFps: 60,
     maxAudioKbps: 320,
+    // Its standard ingest; Enhanced Broadcasting's HEVC and AV1 come only from OBS's multitrack.
+    videoCodecs: ['H264'],
   },
   {
     name: 'facebook',
@@ -125,6 +132,7 @@ export const PLATFORMS: readonly Platform[] = [
     rtmpsOnly: false,
     keyframeIntervalS: { recommended: 2, max: 4 },
     aspect: '9:16',
+    videoCodecs: ['H264'],
   },
   // Kick's ingest is on Amazon IVS, RTMPS on port 443.
   {
@@ -134,6 +142,7 @@ export const PLATFORMS: readonly Platform[] = [
     hosts: /^fa723fc1b171\.global-contribute\.live-video\.net$/,
     rtmpsOnly: true,
     keyframeIntervalS: { recommended: 2, max: 2 },
+    videoCodecs: ['H264'],
   },
 ];
 
@@ -148,6 +157,36 @@ export function platformOf(
   const host = destination.host.toLowerCase().replace(/\.$/, '');
   const platform = PLATFORMS.find((p) => p.hosts.test(host));
   return platform && { platform, named: false };
+}
+
+/** A codec a destination may take over RTMP: FLV's H.264, or Enhanced RTMP's. */
+export type RtmpVideoCodec = 'H264' | 'AV1' | 'HEVC';
+
+/** What video a destination takes, and who says so (for errors). */
+export interface DestinationCodecs {
+  codecs: readonly RtmpVideoCodec[];
+  /** Who: "youtube", "a recording", "an RTMP server"… */
+  by: string;
+  /**
+   * Whether that is all it takes (a platform, a recording), or only what is sent unasked (a server
+   * of the user's, which a `videoCodec` asked for may say takes more).
+   */
+  strict: boolean;
+}
+
+/** What an RTMP server the gateway knows nothing of is sent unasked: H.264, which every one takes. */
+export const ANY_RTMP_SERVER: DestinationCodecs = { codecs: ['H264'], by: 'an RTMP server', strict: false };
+
+/** What video `destination` takes: its platform's codecs, a recording's or an SRT destination's (H.264), or any RTMP server's. */
+export function destinationCodecs(
+  platform: Platform | undefined,
+  destination: Pick<Endpoint, 'protocol'>,
+): DestinationCodecs {
+  if (platform) return { codecs: platform.videoCodecs, by: platform.name, strict: true };
+  // ffmpeg 5.1, which writes both, reads no Enhanced RTMP.
+  if (destination.protocol === 'record') return { codecs: ['H264'], by: 'a recording', strict: true };
+  if (destination.protocol === 'srt') return { codecs: ['H264'], by: 'an SRT destination', strict: true };
+  return ANY_RTMP_SERVER;
 }
 
 /** What a request asks that a platform checks. */

@@ -65,7 +65,7 @@ export function rtmpSession(
  */
 export function rtmpLinks(destination: Destination, settings: RtmpLinkSettings, pinnedAddress?: string): LinkFactory {
   let pinned = pinnedAddress;
-  return async (reconnecting) => {
+  return async (reconnecting, videoFourCcs) => {
     let rtmp: RtmpPushClient;
     try {
       const address = pinned ?? (await settings.resolveDestination(destination.host, destination.port));
@@ -74,6 +74,7 @@ export function rtmpLinks(destination: Destination, settings: RtmpLinkSettings, 
         ...rtmpSession(destination, address, settings),
         timeoutMs: settings.connectTimeoutMs,
         socketTimeoutMs: reconnecting ? RECONNECT_SOCKET_TIMEOUT_MS : undefined,
+        videoFourCcs,
         onListenerError: settings.onListenerError,
       });
     } catch (error) {

@@ -86,7 +86,14 @@ function writeValue(value: Amf0Value): Buffer {
   }
   if (typeof value === 'boolean') return Buffer.from([0x01, value ? 1 : 0]);
   if (typeof value === 'string') return Buffer.concat([Buffer.from([0x02]), shortString(value)]);
-  if (value instanceof Date || Array.isArray(value)) throw new Error('AMF0 dates and arrays are not written');
+  if (value instanceof Date) throw new Error('AMF0 dates are not written');
+  if (Array.isArray(value)) {
+    // A strict array (Enhanced RTMP's `fourCcList` in connect).
+    const head = Buffer.alloc(5);
+    head[0] = 0x0a;
+    head.writeUInt32BE(value.length, 1);
+    return Buffer.concat([head, ...value.map(writeValue)]);
+  }
   const ecma = value instanceof EcmaArray;
   const entries = Object.entries(ecma ? value.entries : value);
   const parts: Buffer[] = [];

@@ -1,6 +1,7 @@
 import { BitReader } from './bits.js';
 import { DepacketizedFrame, Depacketizer, type PendingFrame } from './depacketizer.js';
 import type { VideoFrame } from './sinks.js';
+import { EX_VIDEO_HEADER, exVideoBody, FourCc, VideoPacketType, writeExVideoHeader } from './flv.js';
 
 /*
  * AV1 as it comes over RTP (the AOM "RTP Payload Format for AV1") and as Enhanced RTMP, IVF and
@@ -83,11 +84,32 @@ export function* lowOverheadObus(data: Buffer): Generator<Obu & { end: number }>
   }
 }
 
+/** The bytes of `value` as LEB128. */
+function leb128Length(value: number): number {
+  let length = 1;
+  for (let rest = value; rest >= 0x80; rest = Math.floor(rest / 0x80)) length++;
+  return length;
+}
+
+/** The bytes the OBU takes written with its size field. */
+function sizedLength(obu: Obu): number {
+  return obu.header.length + leb128Length(obu.payload.length) + obu.payload.length;
+}
+
+/** Writes the OBU with its size field (and the extension it had) into `target` at `at`; the bytes written. */
+function writeSizedObu(obu: Obu, target: Buffer, at: number): number {
+  let offset = at + obu.header.copy(target, at);
+  target[at] = target[at]! | 0x02;
+  offset += leb128(obu.payload.length).copy(target, offset);
+  offset += obu.payload.copy(target, offset);
+  return offset - at;
+}
+
 /** The OBU written with its size field (and the extension it had). */
 export function sizedObu(obu: Obu): Buffer {
-  const header = Buffer.from(obu.header);
-  header[0] = header[0]! | 0x02;
-  return Buffer.concat([header, leb128(obu.payload.length), obu.payload]);
+  const sized = Buffer.allocUnsafe(sizedLength(obu));
+  writeSizedObu(obu, sized, 0);
+  return sized;
 }
 
 /** What a sequence header says (AV1 §5.5): what `av1C` carries, and the largest picture. */
@@ -224,20 +246,33 @@ export function av1CodecConfiguration(sequence: Av1Sequence, sequenceHeaderObu: 
   return Buffer.concat([head, sizedObu(sequenceHeaderObu)]);
 }
 
-/** One AV1 temporal unit: its OBUs with their sizes, and, on a keyframe, its sequence header read. */
+/**
+ * One AV1 temporal unit: its OBUs with their sizes, and, on a keyframe, its sequence header read. It
+ * is made as the Enhanced RTMP body that passes it through (CodedFrames, its data the temporal unit
+ * without temporal delimiters), the OBUs a view of it; a keyframe's `sequenceHeader` is the
+ * SequenceStart body with its `av1C`.
+ */
 export class Av1Frame extends DepacketizedFrame implements VideoFrame {
   readonly codec = 'AV1';
   readonly size: { width: number; height: number } | undefined;
+  /** The temporal unit in the low-overhead format, without temporal delimiters. */
+  readonly data: Buffer;
+  readonly sequenceHeader: Buffer | undefined;
 
   constructor(
     pending: PendingFrame,
-    /** The temporal unit in the low-overhead format, without temporal delimiters. */
-    readonly data: Buffer,
+    /** The Enhanced RTMP body: `EX_VIDEO_HEADER` bytes to be written, then the temporal unit. */
+    readonly flv: Buffer,
     /** The sequence header it carries (a keyframe's), read, with the OBU itself. */
     readonly sequence?: { info: Av1Sequence; obu: Obu },
   ) {
     super(pending);
+    writeExVideoHeader(flv, VideoPacketType.CodedFrames, FourCc.AV1, pending.key);
+    this.data = flv.subarray(EX_VIDEO_HEADER);
     this.size = sequence ? { width: sequence.info.width, height: sequence.info.height } : undefined;
+    this.sequenceHeader = sequence
+      ? exVideoBody(VideoPacketType.SequenceStart, FourCc.AV1, true, av1CodecConfiguration(sequence.info, sequence.obu))
+      : undefined;
   }
 
   bitstream(): Buffer {
@@ -246,7 +281,9 @@ export class Av1Frame extends DepacketizedFrame implements VideoFrame {
 }
 
 interface PendingAv1 extends PendingFrame {
-  obus: Buffer[];
+  /** Its OBUs as they came (views of the packets), and the bytes they take written with their sizes. */
+  obus: Obu[];
+  obuBytes: number;
   /** An OBU element whose end is in a later packet (Y set), as far as it came, and its bytes. */
   fragment: Buffer[] | undefined;
   fragmentBytes: number;
@@ -271,7 +308,14 @@ export class Av1Depacketizer extends Depacketizer<PendingAv1> {
   protected start(timestamp: number, captureMs: number): PendingAv1 {
     return {
       ...{ timestamp, captureMs, key: false, damaged: false, packets: 0, bytes: 0 },
-      ...{ obus: [], fragment: undefined, fragmentBytes: 0, sequence: undefined, keyFrameHeader: undefined },
+      ...{
+        obus: [],
+        obuBytes: 0,
+        fragment: undefined,
+        fragmentBytes: 0,
+        sequence: undefined,
+        keyFrameHeader: undefined,
+      },
     };
   }
 
@@ -337,14 +381,16 @@ export class Av1Depacketizer extends Depacketizer<PendingAv1> {
         frame.sequence?.info.reducedStillPictureHeader || (first !== undefined && (first & 0xf0) === 0x10);
     }
     frame.key = frame.sequence !== undefined && frame.keyFrameHeader === true;
-    frame.obus.push(sizedObu(obu));
-    if (frame.obus.length > MAX_OBUS) frame.damaged = true;
+    frame.obus.push(obu);
+    frame.obuBytes += sizedLength(obu);
+    if (frame.obus.length > MAX_OBUS || frame.obuBytes > MAX_FRAME_BYTES) frame.damaged = true;
   }
 
   protected complete(frame: PendingAv1): Av1Frame | undefined {
     if (frame.fragment || frame.obus.length === 0) return undefined;
-    const data = Buffer.concat(frame.obus);
-    if (data.length > MAX_FRAME_BYTES) return undefined;
-    return new Av1Frame(frame, data, frame.key ? frame.sequence : undefined);
+    const body = Buffer.allocUnsafe(EX_VIDEO_HEADER + frame.obuBytes);
+    let at = EX_VIDEO_HEADER;
+    for (const obu of frame.obus) at += writeSizedObu(obu, body, at);
+    return new Av1Frame(frame, body, frame.key ? frame.sequence : undefined);
   }
 }

@@ -43,14 +43,66 @@ export interface FlvTag {
 }
 
 /**
- * What an FLV audio or video tag body is, read from its first two bytes (AAC and AVC alike: the
- * second byte is the packet type, 0 a sequence header): the one place these bits are read.
+ * Enhanced RTMP's video bodies (veovera enhanced-rtmp v2, "Enhanced Video"): the first byte has
+ * IsExHeader (0x80), the frame type (3 bits) and the packet type (4 bits); the codec's FourCC
+ * follows, then the packet's data. AV1's and VP9's frames carry no composition time.
+ */
+export const FourCc = { AV1: 'av01', VP9: 'vp09', HEVC: 'hvc1' } as const;
+export type FourCc = (typeof FourCc)[keyof typeof FourCc];
+
+export const VideoPacketType = { SequenceStart: 0, CodedFrames: 1, SequenceEnd: 2, CodedFramesX: 3 } as const;
+export type VideoPacketType = (typeof VideoPacketType)[keyof typeof VideoPacketType];
+
+const IS_EX_HEADER = 0x80;
+const KEY_FRAME = 1;
+const INTER_FRAME = 2;
+/** Bytes before an Enhanced RTMP video packet's data: the first byte and the FourCC. */
+export const EX_VIDEO_HEADER = 5;
+
+/** The FourCC as `onMetaData`'s `videocodecid` gives it: its four bytes read as one big-endian number. */
+export const fourCcNumber = (fourCc: FourCc): number => Buffer.from(fourCc, 'latin1').readUInt32BE(0);
+
+/**
+ * Writes the Enhanced RTMP video header into the first `EX_VIDEO_HEADER` bytes of `body`: `key` for a
+ * keyframe, and for a sequence start or end.
+ */
+export function writeExVideoHeader(body: Buffer, packetType: VideoPacketType, fourCc: FourCc, key: boolean): Buffer {
+  body[0] = IS_EX_HEADER | ((key ? KEY_FRAME : INTER_FRAME) << 4) | packetType;
+  body.write(fourCc, 1, 'latin1');
+  return body;
+}
+
+/** An Enhanced RTMP video body whose data is `data` (copied once). */
+export function exVideoBody(packetType: VideoPacketType, fourCc: FourCc, key: boolean, data: Buffer): Buffer {
+  const body = Buffer.allocUnsafe(EX_VIDEO_HEADER + data.length);
+  data.copy(body, EX_VIDEO_HEADER);
+  return writeExVideoHeader(body, packetType, fourCc, key);
+}
+
+/** What an Enhanced RTMP video body is: its packet type and FourCC; undefined for a legacy body. */
+export function readExVideoHeader(body: Buffer): { packetType: number; fourCc: string; key: boolean } | undefined {
+  const first = body[0];
+  if (first === undefined || (first & IS_EX_HEADER) === 0 || body.length < EX_VIDEO_HEADER) return undefined;
+  return { packetType: first & 0x0f, fourCc: body.toString('latin1', 1, 5), key: ((first >> 4) & 0x07) === KEY_FRAME };
+}
+
+/**
+ * What an FLV audio tag body is, read from its first two bytes (AAC: the second byte is the packet
+ * type, 0 a sequence header): the one place these bits are read.
  */
 export const isSequenceHeader = (body: Buffer): boolean => body[1] === 0;
-/** A video body of a keyframe (frame type 1), sequence headers included. */
-export const isKeyframeBody = (body: Buffer): boolean => body[0]! >> 4 === 1;
+/** A video body that configures its decoder: AVC's sequence header, or Enhanced RTMP's SequenceStart. */
+export const isVideoSequenceHeader = (body: Buffer): boolean =>
+  (body[0]! & IS_EX_HEADER) === 0 ? body[1] === 0 : (body[0]! & 0x0f) === VideoPacketType.SequenceStart;
+/** A video body of a keyframe (frame type 1), sequence headers included, in either header. */
+export const isKeyframeBody = (body: Buffer): boolean => ((body[0]! >> 4) & 0x07) === KEY_FRAME;
+/** A video body that is a picture: AVC's NAL units, or Enhanced RTMP's coded frames. */
+const isPictureBody = (body: Buffer): boolean =>
+  (body[0]! & IS_EX_HEADER) === 0
+    ? body[1] === 1
+    : (body[0]! & 0x0f) === VideoPacketType.CodedFrames || (body[0]! & 0x0f) === VideoPacketType.CodedFramesX;
 /** A video tag that is a picture (not a sequence header). */
-export const isVideoFrameTag = (tag: FlvTag): boolean => tag.type === FlvTagType.VIDEO && tag.body[1] === 1;
+export const isVideoFrameTag = (tag: FlvTag): boolean => tag.type === FlvTagType.VIDEO && isPictureBody(tag.body);
 /** A video tag that is a keyframe's picture. */
 export const isKeyframeTag = (tag: FlvTag): boolean => isVideoFrameTag(tag) && isKeyframeBody(tag.body);
 /** An audio tag that is a frame (not the AAC sequence header). */

@@ -1,7 +1,8 @@
-import { GatewayError } from '../core/errors.js';
+import { GatewayError, invalid } from '../core/errors.js';
 import type { Overlay } from './overlays.js';
 import { evenUp, planShape, type PictureShape, type ShapeRequest } from './shape.js';
 import type { VideoCodec } from '../media/codecs.js';
+import { ANY_RTMP_SERVER, type DestinationCodecs, type RtmpVideoCodec } from '../links/platforms.js';
 import type { LayerName } from '../publishers/layer-names.js';
 
 /** What a startup request asks of the output video; 0 or absent means "as the source". */
@@ -21,7 +22,18 @@ export interface VideoRequest extends ShapeRequest {
   layer?: LayerName | number;
   /** When the browser stops sending that layer: `switch` to the next one down and back, or `pin` it (standby until it is back). */
   layerPolicy?: 'switch' | 'pin';
+  /** The video codec sent: the stream's as it is (`passthrough`), or H.264, AV1, HEVC; by the destination when absent. */
+  videoCodec?: RequestedCodec;
 }
+
+export const REQUESTED_CODECS = ['passthrough', 'h264', 'av1', 'hevc'] as const;
+type RequestedCodec = (typeof REQUESTED_CODECS)[number];
+
+/** The stream's codecs that RTMP can carry as they are (VP8 has no RTMP form; VP9's is not written here). */
+const PASSABLE: ReadonlySet<VideoCodec> = new Set(['H264', 'AV1']);
+
+const CODEC_TITLES: Record<RtmpVideoCodec, string> = { H264: 'H.264', AV1: 'AV1', HEVC: 'HEVC' };
+const listed = (codecs: readonly RtmpVideoCodec[]): string => codecs.map((c) => CODEC_TITLES[c]).join(', ');
 
 export interface EncodingSettings {
   keepAspectRatio: boolean;
@@ -58,10 +70,18 @@ export type EncodingPlan = (
 /**
  * Web Call Server's transcoding rules: no width/height/fps/keyFrameInterval (or all 0) passes H.264
  * through; height transcodes to that height; width counts only with height and aspect-ratio
- * preservation off; fps or keyFrameInterval transcode. VP8, VP9 and AV1 sources always transcode to H.264.
- * The gateway's own: `aspect` transcodes to a picture of that shape (`height` tall when given).
+ * preservation off; fps or keyFrameInterval transcode. The gateway's own: `aspect` transcodes to a
+ * picture of that shape (`height` tall when given); an AV1 stream passes through to a destination
+ * that takes AV1 (Enhanced RTMP), and is transcoded to H.264 for any other; VP8 and VP9 always are.
+ * `videoCodec` asks for a codec: `passthrough` and `av1` send the stream as it is, refused (naming the
+ * field) where the destination or the other fields rule that out; `h264` transcodes all but H.264.
  */
-export function planEncoding(source: VideoCodec, request: VideoRequest, settings: EncodingSettings): EncodingPlan {
+export function planEncoding(
+  source: VideoCodec,
+  request: VideoRequest,
+  settings: EncodingSettings,
+  destination: DestinationCodecs = ANY_RTMP_SERVER,
+): EncodingPlan {
   const height = request.height || 0;
   const width = request.width || 0;
   const fps = request.fps || 0;
@@ -69,7 +89,6 @@ export function planEncoding(source: VideoCodec, request: VideoRequest, settings
   const videoBitrate = request.videoBitrate || 0;
   const audio = request.audioBitrate ? { audioBitrateKbps: request.audioBitrate } : {};
   const reasons: string[] = [];
-  if (source !== 'H264') reasons.push(`source codec ${source} is not H.264`);
   const shape = planShape(request);
   if (shape) reasons.push(`aspect ${shape.aspect} requested`);
   else if (height) reasons.push(`height ${height} requested`);
@@ -78,6 +97,13 @@ export function planEncoding(source: VideoCodec, request: VideoRequest, settings
   if (videoBitrate) reasons.push(`videoBitrate ${videoBitrate} requested`);
   const overlays = request.overlays ?? [];
   if (overlays.length) reasons.push(`${overlays.length} overlay${overlays.length > 1 ? 's' : ''} requested`);
+  const asked = request.videoCodec;
+  if (asked === 'hevc' || asked === 'av1' || asked === 'passthrough') {
+    checkPassthrough(source, asked, reasons, destination);
+    return { video: 'copy', ...audio };
+  }
+  const takes = (destination.codecs as readonly string[]).includes(source);
+  if (source !== 'H264' && (asked === 'h264' || !takes)) reasons.unshift(`source codec ${source} is not H.264`);
   if (reasons.length === 0) return { video: 'copy', ...audio };
   if (!settings.transcodingEnabled) {
     throw new GatewayError(
@@ -98,4 +124,39 @@ export function planEncoding(source: VideoCodec, request: VideoRequest, settings
     ...(overlays.length ? { overlays } : {}),
     ...audio,
   };
+}
+
+/** Refuses, naming `videoCodec`, a codec asked for that cannot be sent as the stream is. */
+function checkPassthrough(
+  source: VideoCodec,
+  asked: 'passthrough' | 'av1' | 'hevc',
+  reasons: readonly string[],
+  destination: DestinationCodecs,
+): void {
+  if (asked === 'hevc') {
+    // An HEVC encoder would need an Enhanced RTMP muxer ffmpeg 5.1 lacks, and no HEVC stream can be published.
+    throw invalid('videoCodec', 'hevc is passed through only, and no HEVC stream can be published to this gateway');
+  }
+  if (asked === 'av1' && source !== 'AV1') {
+    throw invalid('videoCodec', `av1 is passed through only, never encoded here: the stream is ${source}`);
+  }
+  if (!PASSABLE.has(source)) {
+    throw invalid(
+      'videoCodec',
+      `passthrough: the stream is ${source}, which RTMP cannot carry as it is (H.264 and AV1 pass)`,
+    );
+  }
+  const codec = source as RtmpVideoCodec;
+  if (destination.strict && !destination.codecs.includes(codec)) {
+    throw invalid(
+      'videoCodec',
+      `${asked}: ${destination.by} takes ${listed(destination.codecs)} only, not ${CODEC_TITLES[codec]}`,
+    );
+  }
+  if (reasons.length) {
+    throw invalid(
+      'videoCodec',
+      `${asked} sends the stream's video as it is, but ${reasons.join(', ')} needs a transcode`,
+    );
+  }
 }

@@ -38,7 +38,7 @@ export class Attempt {
   async run(): Promise<void> {
     const { slot, feed, links } = this.parts;
     const [linked, piped] = await Promise.allSettled([
-      slot.link ? undefined : links(!this.first),
+      slot.link ? undefined : links(!this.first, feed.videoFourCcs),
       feed.current ? undefined : this.#startPipeline(),
     ]);
     this.#pipe = undefined;

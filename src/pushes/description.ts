@@ -56,6 +56,8 @@ export function describe(t: PushView): PushInfo {
   const buffer = output.buffer;
   const until = t.standby.until;
   const layer = layerSent(t.publisher);
+  const source = t.publisher.videoCodec;
+  const sentCodec = t.plan.video === 'transcode' ? 'H264' : source === 'H264' || source === 'AV1' ? source : undefined;
   return {
     mediaSessionId: t.mediaSessionId,
     streamName: t.destination.redactedStreamName,
@@ -77,6 +79,7 @@ export function describe(t: PushView): PushInfo {
       ? { outputBuffer: { state: buffer?.state, levelMs: buffer?.levelMs ?? 0, bufferings: output.bufferings } }
       : {}),
     transcoding: t.plan.video === 'transcode',
+    ...(sentCodec ? { videoCodec: sentCodec } : {}),
     captions: t.request.captions,
     ...(t.request.platform ? { platform: t.request.platform } : {}),
     ...(t.plan.video === 'transcode' && t.plan.shape ? { aspect: t.plan.shape.aspect } : {}),

@@ -1,7 +1,7 @@
 import { monotonicMs } from '../core/clock.js';
 import type { Logger } from 'pino';
 import type { MediaKind } from '../media/codecs.js';
-import { isAudioFrameTag, isKeyframeTag, type FlvTag } from '../media/flv.js';
+import { FourCc, isAudioFrameTag, isKeyframeTag, type FlvTag } from '../media/flv.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { EncodingPlan } from '../pipeline/encoding.js';
 import { AudioTail, audioEndMs } from './audio-tail.js';
@@ -114,6 +114,12 @@ export class PushFeed {
   /** Whether ffmpeg carries the publisher's video (transcoding) rather than the gateway (passthrough). */
   get videoInFfmpeg(): boolean {
     return this.#source === 'publisher' && this.#publisher.videoCodec !== undefined && this.#plan.video === 'transcode';
+  }
+
+  /** The Enhanced RTMP codecs of the video it passes through, for a link to announce. */
+  get videoFourCcs(): readonly FourCc[] {
+    const passed = this.#source === 'publisher' && this.#plan.video === 'copy' ? this.#publisher.videoCodec : undefined;
+    return passed === 'AV1' ? [FourCc.AV1] : [];
   }
 
   /** Whether the output has video to start a link with: the publisher's, or the still picture. */

@@ -35,6 +35,10 @@ export const pushInfoSchema = z.strictObject({
     .strictObject({ state: z.string().optional(), levelMs: z.number(), bufferings: z.number() })
     .optional(),
   transcoding: z.boolean(),
+  videoCodec: z
+    .enum(['H264', 'AV1'])
+    .optional()
+    .describe("The video it sends: the stream's own, passed through (AV1 over Enhanced RTMP), or H.264 transcoded"),
   captions: z
     .union([z.enum(['roll-up', 'pop-on']), z.literal(false)])
     .describe("How it shows the stream's captions (CEA-608), or false: it carries none"),

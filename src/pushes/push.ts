@@ -94,7 +94,7 @@ export class Push extends TypedEmitter<PushEvents> {
       health: this.health,
       sendMetadata: config.sendMetadata,
       audioSampleRate: config.encoding.audioSampleRate,
-      metadata: (size) =>
+      metadata: (size, codec) =>
         passthroughMetadata(
           size,
           (this.feed.plan.video === 'transcode' && this.feed.plan.fps) || this.feed.publisher.frameRate,
@@ -102,6 +102,7 @@ export class Push extends TypedEmitter<PushEvents> {
             sampleRate: config.encoding.audioSampleRate,
             bitrateKbps: this.feed.plan.audioBitrateKbps ?? config.encoding.audioBitrateKbps,
           },
+          codec,
         ),
       captionMode: request.captions || undefined,
       onBadSps: () => log.warn('an SPS whose picture size cannot be read: the output size is not known'),

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { platformSchema } from '../links/platforms.js';
 import { overlaysSchema } from '../pipeline/overlays.js';
+import { REQUESTED_CODECS } from '../pipeline/encoding.js';
 import { aspectSchema, checkShapeFields, cropSchema, fitSchema } from '../pipeline/shape.js';
 import { streamNameSchema } from '../publishers/stream-name.js';
 import { LAYER_NAMES } from '../publishers/layer-names.js';
@@ -54,6 +55,13 @@ export const renditionFields = {
     .optional()
     .describe(
       'when the browser stops sending the layer: switch down and back (standby when none is below), or pin it (standby meanwhile)',
+    ),
+  videoCodec: z
+    .enum(REQUESTED_CODECS)
+    .optional()
+    .describe(
+      'the video sent: "passthrough" (the stream\'s H.264 or AV1 as it is), "h264" (transcoded unless it is), ' +
+        '"av1" (an AV1 stream passed through); when absent, passed through where the destination takes the codec',
     ),
 };
 

@@ -5,7 +5,7 @@ import { conflict, GatewayError, notFound, tooMany, unavailable } from '../core/
 import type { Publisher } from '../publishers/publisher.js';
 import type { PublisherRegistry } from '../publishers/registry.js';
 import { parseDestination, withFullUrl, type NamingRules } from '../links/destination.js';
-import { checkForPlatform, platformOf, type Platform } from '../links/platforms.js';
+import { checkForPlatform, destinationCodecs, platformOf, type Platform } from '../links/platforms.js';
 import { planEncoding, type EncodingPlan, type VideoRequest } from '../pipeline/encoding.js';
 import type { Overlay } from '../pipeline/overlays.js';
 import type { FindFilter, SoundRequest, StartupRequest } from './requests.js';
@@ -29,7 +29,19 @@ function videoRequest(
   overlays: readonly Overlay[],
   platform: { platform: Platform; named: boolean } | undefined,
 ): VideoRequest {
-  const { width, height, fps, keyFrameInterval, videoBitrate, audioBitrate, crop, fit, layer, layerPolicy } = request;
+  const {
+    width,
+    height,
+    fps,
+    keyFrameInterval,
+    videoBitrate,
+    audioBitrate,
+    crop,
+    fit,
+    layer,
+    layerPolicy,
+    videoCodec,
+  } = request;
   const shaped = platform?.named && request.aspect === undefined && !width ? platform.platform.aspect : undefined;
   const aspect = request.aspect ?? shaped;
   return {
@@ -44,6 +56,7 @@ function videoRequest(
     fit,
     layer,
     layerPolicy,
+    videoCodec,
     ...(overlays.length ? { overlays } : {}),
   };
 }
@@ -173,7 +186,8 @@ export class PushService extends TypedEmitter<ServiceEvents> {
         .filter((t) => sameDestination(t) || t === holder)
         .map((t) => this.#remove(t)),
     );
-    const plan = planEncoding(publisher.videoCodec ?? 'H264', source.video, this.settings.encoding);
+    const codecs = destinationCodecs(platform?.platform, destination);
+    const plan = planEncoding(publisher.videoCodec ?? 'H264', source.video, this.settings.encoding, codecs);
     // The sound file is checked and its decoding started before anything else is.
     const sound = options.soundFile
       ? await this.#startSound({ ...options, soundFile: options.soundFile }, 'options.soundFile')
@@ -214,6 +228,7 @@ export class PushService extends TypedEmitter<ServiceEvents> {
           options,
           video,
           platform: platform?.platform.name,
+          codecs,
           spatial: source.spatial,
           captions: request.captions === true || request.captions === undefined ? 'roll-up' : request.captions,
         },
@@ -397,7 +412,12 @@ export class PushService extends TypedEmitter<ServiceEvents> {
         let source: LayerSource;
         try {
           source = await layerSource(publisher, t.request.video, this.settings.startTimeoutMs);
-          plan = planEncoding(source.publisher.videoCodec ?? 'H264', source.video, this.settings.encoding);
+          plan = planEncoding(
+            source.publisher.videoCodec ?? 'H264',
+            source.video,
+            this.settings.encoding,
+            t.request.codecs,
+          );
         } catch (error) {
           this.log.warn(
             { mediaSessionId: t.mediaSessionId, reason: (error as Error).message },

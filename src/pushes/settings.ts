@@ -15,6 +15,7 @@ import { recordingUrl, type Destination } from '../links/destination.js';
 import { recordLinks, type RecordingEvent, type RecordSettings } from '../links/record-link.js';
 import type { Slots } from '../core/slots.js';
 import type { LinkFactory } from '../links/link.js';
+import type { DestinationCodecs } from '../links/platforms.js';
 
 export interface PushSettings {
   ffmpegPath: string;
@@ -77,6 +78,8 @@ export interface PushOptions {
   video: VideoRequest;
   /** The destination's platform, named or recognised from its host. */
   platform?: string;
+  /** The video the destination takes (any RTMP server's when absent). */
+  codecs?: DestinationCodecs;
   /** The simulcast layer its publisher sends (0 the lowest), of a simulcast stream. */
   spatial?: number;
   /** How it shows the stream's captions (`captions` in the request: true is roll-up), or false: not at all. */

@@ -1,7 +1,16 @@
 import { monotonicMs } from '../core/clock.js';
 import { decodeAmf0, type Amf0Value } from '../media/amf0.js';
 import { spsPictureSize } from '../media/h264.js';
-import { FlvTagType, isKeyframeBody, isSequenceHeader, type FlvTag } from '../media/flv.js';
+import {
+  FlvTagType,
+  FourCc,
+  fourCcNumber,
+  isKeyframeBody,
+  isSequenceHeader,
+  isVideoSequenceHeader,
+  type FlvTag,
+} from '../media/flv.js';
+import type { VideoCodec } from '../media/codecs.js';
 import type { Picture, TagSource } from '../pipeline/pipeline.js';
 import type { IngestHealth } from './health.js';
 import { CaptionTrack, type TimedCaption } from '../captions/track.js';
@@ -12,8 +21,11 @@ import type { TagSink, VideoFrame } from '../media/sinks.js';
 export interface TagWriterOptions {
   sendMetadata: boolean;
   audioSampleRate: number;
-  /** onMetaData of passed-through video, for the output size known so far; its frame rate is the one sent. */
-  metadata(size: { width: number; height: number } | undefined): Record<string, Amf0Value>;
+  /**
+   * onMetaData for the output size known so far and, of passed-through video, its codec (the
+   * transcoded is H.264); its frame rate is the one sent.
+   */
+  metadata(size: { width: number; height: number } | undefined, codec?: VideoCodec): Record<string, Amf0Value>;
   /** An SPS whose picture size cannot be read. */
   onBadSps(): void;
   /** The output's picture size changed mid-stream (platforms dislike it: told in `find` and the log). */
@@ -24,16 +36,20 @@ export interface TagWriterOptions {
   captionMode?: CaptionMode;
 }
 
+/** onMetaData's `videocodecid` of passed-through video: FLV's 7 for H.264, else Enhanced RTMP's FourCC. */
+const VIDEO_CODEC_IDS: Partial<Record<VideoCodec, number>> = { H264: 7, AV1: fourCcNumber(FourCc.AV1) };
+
 /** onMetaData for video the gateway passes through; ffmpeg writes its own when it transcodes. */
 export function passthroughMetadata(
   size: { width: number; height: number } | undefined,
   frameRate: number | undefined,
   audio: { sampleRate: number; bitrateKbps: number },
+  codec: VideoCodec = 'H264',
 ): Record<string, Amf0Value> {
   return {
     ...(size ? { width: size.width, height: size.height } : {}),
     ...(frameRate ? { framerate: Math.round(frameRate * 100) / 100 } : {}),
-    videocodecid: 7,
+    videocodecid: VIDEO_CODEC_IDS[codec] ?? 7,
     audiocodecid: 10,
     audiosamplerate: audio.sampleRate,
     audiosamplesize: 16,
@@ -50,9 +66,10 @@ function audioMetadata(metadata: Record<string, Amf0Value>): Record<string, Amf0
 
 /**
  * Writes a push's FLV tags to its current link, whatever made them: frames the gateway passes
- * through (muxed here as FLV: a sequence header whenever SPS or PPS change, then each frame) and the
- * tags ffmpeg writes, each placed on the `PushTimeline`. Remembers the latest keyframe sent, the
- * picture shown while the publisher is away, and the size of the picture sent.
+ * through (muxed here: H.264 as FLV, AV1 as Enhanced RTMP; a sequence header whenever the
+ * decoder's configuration changes, then each frame) and the tags ffmpeg writes, each placed on the
+ * `PushTimeline`. Remembers the latest H.264 keyframe sent, the picture shown while the publisher is
+ * away, and the size of the picture sent.
  */
 export class TagWriter {
   readonly timeline = new PushTimeline();
@@ -64,9 +81,8 @@ export class TagWriter {
   /** Times the picture size sent changed after the first. */
   resolutionChanges = 0;
   #out: TagSink | undefined;
-  /** SPS and PPS of the sequence header sent for the current source on the current link. */
-  #sps: Buffer | undefined;
-  #pps: Buffer | undefined;
+  /** The sequence header sent for the current source on the current link (AVC's, or a SequenceStart). */
+  #configuration: Buffer | undefined;
   /** The latest AVC sequence header sent, and the latest keyframe after it. */
   #header: Buffer | undefined;
   #picture: Picture | undefined;
@@ -115,34 +131,34 @@ export class TagWriter {
 
   /** A new source of passed-through video: its sequence header and metadata are sent again. */
   newSource(): void {
-    this.#sps = undefined;
-    this.#pps = undefined;
+    this.#configuration = undefined;
   }
 
   /**
-   * A frame passed through: a sequence header first when its parameter sets are new, then the frame
-   * from a keyframe on. True when it went out.
+   * A frame passed through: a sequence header first when the decoder's configuration is new (H.264's
+   * SPS or PPS, AV1's sequence header), then the frame from a keyframe on. True when it went out.
    */
   writeFrame(frame: VideoFrame): boolean {
     const out = this.#out;
     if (!out) return false;
     const body = frame.flv;
-    if (!body) return false; // not H.264: transcoded, never passed through
+    if (!body) return false; // VP8 and VP9: transcoded, never passed through
     const timestamp = this.timeline.frameTime(frame.captureMs);
-    const { sps, pps, sequenceHeader } = frame;
-    if (sps && pps && sequenceHeader && !(this.#sps?.equals(sps) && this.#pps?.equals(pps))) {
-      const first = !this.#sps;
-      this.#sps = sps;
-      this.#pps = pps;
+    const { sequenceHeader } = frame;
+    if (sequenceHeader && !this.#configuration?.equals(sequenceHeader)) {
+      const first = !this.#configuration;
+      this.#configuration = sequenceHeader;
       if (frame.size) this.#sizeSent(frame.size);
       else this.options.onBadSps();
-      if (first && this.options.sendMetadata) out.writeMetadata(this.options.metadata(this.size));
-      this.#header = sequenceHeader;
+      if (first && this.options.sendMetadata) out.writeMetadata(this.options.metadata(this.size, frame.codec));
+      if (frame.codec === 'H264') this.#header = sequenceHeader;
       out.writeVideo(timestamp, sequenceHeader);
     }
-    if (!this.#sps) return false; // no decoder configuration yet: nothing decodable to send
-    if (frame.key && this.#header) this.#picture = { header: this.#header, frame: body };
-    const sent = this.#captions ? this.#captions.frame(body, timestamp, frame.captureMs) : body;
+    if (!this.#configuration) return false; // no decoder configuration yet: nothing decodable to send
+    const h264 = frame.codec === 'H264';
+    // The still picture is made from H.264; captions go in H.264's SEI (AV1 would carry them in ITU-T T.35 metadata OBUs).
+    if (h264 && frame.key && this.#header) this.#picture = { header: this.#header, frame: body };
+    const sent = h264 && this.#captions ? this.#captions.frame(body, timestamp, frame.captureMs) : body;
     out.writeVideo(timestamp, sent);
     this.options.health?.video(timestamp, sent.length, frame.key);
     this.timeline.placeFrame(timestamp);
@@ -181,7 +197,7 @@ export class TagWriter {
     if (!kind || (kind === 'video' && source.audioOnly)) return;
     const startMs = kind === 'audio' ? source.audioStartMs : source.videoStartMs;
     if (startMs === undefined) return;
-    const sequenceHeader = isSequenceHeader(tag.body);
+    const sequenceHeader = kind === 'video' ? isVideoSequenceHeader(tag.body) : isSequenceHeader(tag.body);
     const keyframe = kind === 'video' && isKeyframeBody(tag.body);
     const primingMs = kind === 'audio' ? this.audioFrameMs : 0;
     const timestamp = this.timeline.placeTag(

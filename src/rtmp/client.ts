@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import { TypedEmitter, type ListenerErrorHandler } from '../core/events.js';
 import { decodeAmf0, EcmaArray, encodeAmf0, type Amf0Value } from '../media/amf0.js';
+import type { FourCc } from '../media/flv.js';
 import { ChunkReader, MessageType, messageChunks, type RtmpMessage } from './chunks.js';
 import { RtmpAuthenticator, type RtmpCredentials } from './auth.js';
 import { ConnectRefused, RtmpError } from './errors.js';
@@ -42,6 +43,11 @@ export interface RtmpPublishOptions {
   timeoutMs: number;
   /** The TCP (and TLS) connection alone must be made within this; `timeoutMs` when absent. */
   socketTimeoutMs?: number;
+  /**
+   * The Enhanced RTMP codecs it sends, announced in `connect` (`fourCcList`, `videoFourCcInfoMap`
+   * saying it encodes them, `capsEx` 0: none of the extended capabilities); none for FLV's own.
+   */
+  videoFourCcs?: readonly FourCc[];
   /** Stop once the application accepted `connect` (a destination check): no stream is created. */
   connectOnly?: boolean;
   /** Told of each step done: the connection made, the handshake, `connect` accepted, the publish started. */
@@ -54,6 +60,8 @@ export type RtmpPushClientEvents = {
 };
 
 const HANDSHAKE_SIZE = 1536;
+/** `videoFourCcInfoMap`'s flag for a codec the client sends (Enhanced RTMP v2). */
+const CAN_ENCODE = 0x02;
 const OUT_CHUNK_SIZE = 4096;
 /**
  * Window after which the server is asked to acknowledge what it received. Small, so that even an
@@ -272,7 +280,15 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
     const query = options.query ?? '';
     const app = withQuery(withQuery(options.app, query), auth);
     const tcUrl = withQuery(withQuery(options.tcUrl, query), auth);
-    await this.#call('connect', [{ app, type: 'nonprivate', flashVer: options.flashVer, tcUrl }]).catch(
+    const fourCcs = options.videoFourCcs ?? [];
+    const enhanced = fourCcs.length
+      ? {
+          fourCcList: [...fourCcs],
+          videoFourCcInfoMap: Object.fromEntries(fourCcs.map((fourCc) => [fourCc, CAN_ENCODE])),
+          capsEx: 0,
+        }
+      : {};
+    await this.#call('connect', [{ app, type: 'nonprivate', flashVer: options.flashVer, tcUrl, ...enhanced }]).catch(
       (error: unknown) => {
         throw error instanceof RtmpError ? new ConnectRefused(error) : error;
       },

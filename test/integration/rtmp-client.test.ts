@@ -131,6 +131,24 @@ t.test('a server that never answers the handshake times out', async (t) => {
   t.ok(Date.now() - started < 1500);
 });
 
+t.test('connect announces the Enhanced RTMP codecs it sends, and nothing of them for H.264 alone', async (t) => {
+  const connects: Record<string, Amf0Value>[] = [];
+  const onConnect = (c: Record<string, Amf0Value>): void => void connects.push(c);
+  receiver.on('connect', onConnect);
+  t.teardown(() => receiver.off('connect', onConnect));
+  const enhanced = await RtmpPushClient.publish(options({ videoFourCcs: ['av01'] }));
+  await enhanced.close();
+  const plain = await RtmpPushClient.publish(options());
+  await plain.close();
+  t.equal(connects.length, 2);
+  t.same(connects[0]?.fourCcList, ['av01'], 'a strict array of FourCCs');
+  t.same(connects[0]?.videoFourCcInfoMap, { av01: 2 }, 'it can encode (send) them');
+  t.equal(connects[0]?.capsEx, 0);
+  t.equal(connects[0]?.flashVer, 'FMLE/3.0 (compatible; test)', 'beside the usual fields');
+  t.notOk('fourCcList' in connects[1]!, 'H.264 alone: connect as before');
+  t.notOk('capsEx' in connects[1]!);
+});
+
 t.test('RTMP authentication: Adobe and Limelight, as Wowza and Limelight ask for them', async (t) => {
   t.teardown(() => (receiver.auth = undefined));
   const connects: Record<string, Amf0Value>[] = [];

@@ -18,6 +18,8 @@ export interface Destination {
   streamName: string;
   /** The URL's query string without `?` (secret: its values may be credentials), or "". */
   query: string;
+  /** The query goes to `connect` alone, not to the published name (YouTube's backup form, as OBS sends it). */
+  queryInAppOnly?: boolean;
   /** From `rtmp://user:password@host/app`, for servers that ask for RTMP authentication (secret). */
   credentials?: RtmpCredentials;
   /** `protocol://host:port/app`, the tcUrl of the RTMP connect (without the query). */
@@ -106,9 +108,14 @@ export function parseDestination(
   if (/^srt:\/\//i.test(rtmpUrl)) return parseSrtDestination(rtmpUrl, field);
   if (/^record:/i.test(rtmpUrl)) return recordDestination(rtmpUrl, field);
   if (!/^rtmps?:\/\//i.test(rtmpUrl)) throw invalid(field, 'must start with rtmp://, rtmps://, srt:// or be record://');
+  // YouTube's backup ingest writes its key after the query (`rtmp://b.rtmp.youtube.com/live2?backup=1/KEY`):
+  // the key is the URL's last path segment, the query the application's.
+  const keyAfterQuery = /^rtmps?:\/\/([^/:?#@]+\.)?youtube\.com[:/]/i.test(rtmpUrl)
+    ? /^(rtmps?:\/\/[^?#]*)\?([^/?#]*)\/([^/?#]+)$/i.exec(rtmpUrl)
+    : null;
   let parsed: URL;
   try {
-    parsed = new URL(rtmpUrl);
+    parsed = new URL(keyAfterQuery ? `${keyAfterQuery[1]}/${keyAfterQuery[3]}?${keyAfterQuery[2]}` : rtmpUrl);
   } catch {
     throw invalid(field, 'is not a valid URL');
   }
@@ -180,6 +187,7 @@ export function parseDestination(
     app,
     streamName,
     query: query.replace(/^\?/, ''),
+    ...(keyAfterQuery ? { queryInAppOnly: true } : {}),
     credentials,
     tcUrl: `${protocol}://${hostPort}/${app}`,
     requestedUrl: rtmpUrl,

@@ -202,13 +202,15 @@ export function checkForPlatform(
   platform: Platform,
   destination: Pick<Endpoint, 'protocol'>,
   request: PlatformChecked,
+  /** The field of the destination's URL. */
+  field = 'rtmpUrl',
 ): void {
   const name = platform.name;
   if (platform.rtmpsOnly && destination.protocol !== 'rtmps') {
-    throw invalid('rtmpUrl', `${name} takes RTMPS only (rtmps://)`);
+    throw invalid(field, `${name} takes RTMPS only (rtmps://)`);
   }
   if (destination.protocol !== 'rtmp' && destination.protocol !== 'rtmps') {
-    throw invalid('rtmpUrl', `${name} takes RTMP${platform.rtmpsOnly ? 'S' : ''} only`);
+    throw invalid(field, `${name} takes RTMP${platform.rtmpsOnly ? 'S' : ''} only`);
   }
   const over = (asked: number | undefined, most: number | undefined): boolean =>
     asked !== undefined && most !== undefined && asked > most;

@@ -52,6 +52,7 @@ export function rtmpSession(
     tcUrl: destination.tcUrl,
     streamName: destination.streamName,
     query: destination.query,
+    ...(destination.queryInAppOnly ? { queryInName: false } : {}),
     credentials: destination.credentials,
     flashVer: settings.flashVer,
     localAddress: settings.localAddress,

@@ -15,6 +15,15 @@ import type { FailureCode } from '../links/failures.js';
 import { layerSent } from './layers.js';
 
 /** What `find` shows of a push. */
+/** A push's twin: the same frames, at the same times, to a second ingest of the destination. */
+export interface Twin {
+  /** What this push is of the two. */
+  role: 'primary' | 'backup';
+  /** The other's id; undefined for a backup that could not be started (`error` says why). */
+  mediaSessionId?: string;
+  error?: string;
+}
+
 export interface PushView {
   readonly mediaSessionId: string;
   readonly createdAt: number;
@@ -35,6 +44,17 @@ export interface PushView {
   readonly standby: Standby;
   readonly audio: AudioCommands;
   readonly input: PublisherInput;
+  readonly twin: Twin | undefined;
+}
+
+/** How `find` tells a twin push: the backup's id on its primary (or why there is none), the primary's on its backup. */
+function twinFields(twin: Twin | undefined): Partial<PushInfo> {
+  if (!twin) return {};
+  if (twin.role === 'backup') return { backupOf: twin.mediaSessionId };
+  return {
+    ...(twin.mediaSessionId ? { backupMediaSessionId: twin.mediaSessionId } : {}),
+    ...(twin.error ? { backupError: twin.error } : {}),
+  };
 }
 
 /** A push's caption counters, once it had a caption. */
@@ -82,6 +102,7 @@ export function describe(t: PushView): PushInfo {
     ...(sentCodec ? { videoCodec: sentCodec } : {}),
     captions: t.request.captions,
     ...(t.request.platform ? { platform: t.request.platform } : {}),
+    ...twinFields(t.twin),
     ...(t.plan.video === 'transcode' && t.plan.shape ? { aspect: t.plan.shape.aspect } : {}),
     ...(layer ? { layer } : {}),
     createdAt: new Date(t.createdAt).toISOString(),

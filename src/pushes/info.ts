@@ -48,6 +48,12 @@ export const pushInfoSchema = z.strictObject({
     .describe(
       "The destination's platform (named, or recognised from its host), whose limits the push was checked against",
     ),
+  backupMediaSessionId: z
+    .string()
+    .optional()
+    .describe('Of a push with `backupUrl`: its twin to the backup ingest, a push of its own in `find`'),
+  backupError: z.string().optional().describe('Of a push with `backupUrl`: why its backup could not be started'),
+  backupOf: z.string().optional().describe('Of a backup: the push it is the twin of (terminating that one ends both)'),
   aspect: z.string().optional().describe('The shape asked for (9:16), when the push makes a picture of its own shape'),
   layer: z.enum(LAYER_NAMES).optional().describe('Of a simulcast stream: the layer it sends now'),
   createdAt: z.string(),

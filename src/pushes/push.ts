@@ -13,7 +13,7 @@ import { PushFeed } from './feed.js';
 import type { PushConfig, PushOptions, PushParts } from './settings.js';
 import { isActive, isReconnecting, isUp, publisherAway, type PushPhase, type PushState } from './states.js';
 import { Standby } from './standby.js';
-import { describe } from './description.js';
+import { describe, type Twin } from './description.js';
 import { IngestHealth, type Health } from './health.js';
 import { PLATFORMS } from '../links/platforms.js';
 import type { FailureCode } from '../links/failures.js';
@@ -70,6 +70,8 @@ export class Push extends TypedEmitter<PushEvents> {
   #shed = false;
   /** Its simulcast layer, held to: exactly (`layerPolicy: "pin"`), or it and those below. */
   #pin: LayerPin | undefined;
+  /** Of a push with `backupUrl`: the other connection (the primary's backup, or the backup's primary). */
+  twin: Twin | undefined;
 
   constructor(
     publisher: Publisher,
@@ -91,6 +93,7 @@ export class Push extends TypedEmitter<PushEvents> {
       () => this.feed.hasVideo,
     );
     this.writer = new TagWriter({
+      origin: request.origin,
       health: this.health,
       sendMetadata: config.sendMetadata,
       audioSampleRate: config.encoding.audioSampleRate,

@@ -74,6 +74,15 @@ export const startupSchema = z
       .max(2048)
       .describe('rtmp://, rtmps:// or srt:// destination, or record:// to record in record_dir'),
     rtmpTransponderFullUrl: wcsBoolean().optional(),
+    backupUrl: z
+      .string()
+      .min(1)
+      .max(2048)
+      .optional()
+      .describe(
+        "a second ingest of the destination (YouTube's backup, rtmp://b.rtmp.youtube.com/live2?backup=1/KEY): " +
+          'a twin push sends it the same frames at the same times; named as rtmpUrl is',
+      ),
     platform: platformSchema.optional(),
     rtmpFlashVersion: z
       .string()

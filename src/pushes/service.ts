@@ -1,7 +1,7 @@
 import { trackSize } from '../core/tracked.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { conflict, GatewayError, notFound, tooMany, unavailable } from '../core/errors.js';
+import { conflict, GatewayError, invalid, notFound, tooMany, unavailable } from '../core/errors.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { PublisherRegistry } from '../publishers/registry.js';
 import { parseDestination, withFullUrl, type NamingRules } from '../links/destination.js';
@@ -122,8 +122,38 @@ export class PushService extends TypedEmitter<ServiceEvents> {
     }
   }
 
-  /** Starts a push; `id` names it (a kept push started again keeps its id), else a new one is made. */
+  /**
+   * Starts a push; `id` names it (a kept push started again keeps its id), else a new one is made.
+   * With `backupUrl`, its twin to the backup ingest is started once it runs, on its timeline: a
+   * backup that cannot start is told in the primary's `backupError`, and the primary goes on.
+   */
   async startup(request: StartupRequest, id: string = randomUUID()): Promise<Push> {
+    const { backupUrl, ...single } = request;
+    if (backupUrl === undefined) return this.#startOne(single, id);
+    const backupRequest = { ...single, rtmpUrl: backupUrl };
+    // The backup's URL is checked as the primary's is, before anything starts.
+    const naming = withFullUrl(this.naming, request.rtmpTransponderFullUrl);
+    const backupDestination = parseDestination(backupUrl, request.streamName, naming, 'backupUrl');
+    const primaryDestination = parseDestination(request.rtmpUrl, request.streamName, naming, 'rtmpUrl');
+    if (backupDestination.protocol !== 'rtmp' && backupDestination.protocol !== 'rtmps')
+      throw invalid('backupUrl', 'must be an RTMP or RTMPS ingest (rtmp:// or rtmps://)');
+    if (backupDestination.url === primaryDestination.url) throw invalid('backupUrl', 'is the same as rtmpUrl');
+    const platform = platformOf(request.platform, backupDestination);
+    if (platform) checkForPlatform(platform.platform, backupDestination, request, 'backupUrl');
+    const primary = await this.#startOne(single, id);
+    try {
+      const backup = await this.#startOne(backupRequest, randomUUID(), primary);
+      primary.twin = { role: 'primary', mediaSessionId: backup.mediaSessionId };
+    } catch (error) {
+      const reason = (error as Error).message;
+      primary.twin = { role: 'primary', error: reason };
+      primary.log.warn({ reason }, 'its backup could not be started: the primary goes on alone');
+    }
+    return primary;
+  }
+
+  /** Starts one push; the twin of `primary` when given, on its timeline. */
+  async #startOne(request: Omit<StartupRequest, 'backupUrl'>, id: string, primary?: Push): Promise<Push> {
     const holder = this.#byId.get(id);
     if (holder?.isActive) throw conflict(`push ${id} exists`);
     const destination = parseDestination(
@@ -229,6 +259,7 @@ export class PushService extends TypedEmitter<ServiceEvents> {
           video,
           platform: platform?.platform.name,
           codecs,
+          ...(primary ? { origin: primary.writer.timeline.origin } : {}),
           spatial: source.spatial,
           captions: request.captions === true || request.captions === undefined ? 'roll-up' : request.captions,
         },
@@ -242,6 +273,7 @@ export class PushService extends TypedEmitter<ServiceEvents> {
       throw error;
     }
     this.#byId.set(push.mediaSessionId, push);
+    if (primary) push.twin = { role: 'backup', mediaSessionId: primary.mediaSessionId };
     let holdsSlot = true;
     const giveSlot = (): void => {
       if (holdsSlot) this.#slots.give();
@@ -291,28 +323,37 @@ export class PushService extends TypedEmitter<ServiceEvents> {
     return t;
   }
 
+  /** Ends a push; a primary's backup with it (a backup alone ends alone). */
   async terminate(mediaSessionId: string): Promise<void> {
-    await this.#remove(this.get(mediaSessionId), conflict('it was terminated'));
+    const pair = this.#withBackup(this.get(mediaSessionId));
+    await Promise.all(pair.map((push) => this.#remove(push, conflict('it was terminated'))));
   }
 
-  /** Silences (or restores) the publisher's audio in one push's output. */
+  /** Silences (or restores) the publisher's audio in one push's output (and its backup's: the same encode). */
   setMuted(mediaSessionId: string, muted: boolean): void {
-    this.get(mediaSessionId).audio.setMuted(muted);
+    for (const push of this.#withBackup(this.get(mediaSessionId))) push.audio.setMuted(muted);
   }
 
-  /** Plays a WAV file of the media directory into one push's output, over the live audio. */
+  /** Plays a WAV file of the media directory into one push's output (and its backup's), over the live audio. */
   async soundOn(mediaSessionId: string, request: SoundRequest): Promise<void> {
-    const push = this.#active(mediaSessionId);
-    const player = await this.#startSound(request, 'soundFile');
-    if (this.#byId.get(mediaSessionId) !== push || !push.isActive) {
-      await player.stop();
+    const pushes = this.#withBackup(this.#active(mediaSessionId));
+    const players = await Promise.all(pushes.map(() => this.#startSound(request, 'soundFile')));
+    if (pushes.some((push) => this.#byId.get(push.mediaSessionId) !== push || !push.isActive)) {
+      await Promise.all(players.map((player) => player.stop()));
       throw conflict(`push ${mediaSessionId} ended meanwhile`);
     }
-    push.audio.play(player);
+    pushes.forEach((push, i) => push.audio.play(players[i]!));
   }
 
   async soundOff(mediaSessionId: string): Promise<void> {
-    await this.get(mediaSessionId).audio.stop();
+    await Promise.all(this.#withBackup(this.get(mediaSessionId)).map((push) => push.audio.stop()));
+  }
+
+  /** The push, and its backup while that is listed when it is a primary. */
+  #withBackup(push: Push): Push[] {
+    const id = push.twin?.role === 'primary' ? push.twin.mediaSessionId : undefined;
+    const backup = id === undefined ? undefined : this.#byId.get(id);
+    return backup?.twin?.mediaSessionId === push.mediaSessionId ? [push, backup] : [push];
   }
 
   #active(mediaSessionId: string): Push {
@@ -367,6 +408,10 @@ export class PushService extends TypedEmitter<ServiceEvents> {
     this.#expiry.delete(push);
     if (this.#byId.get(push.mediaSessionId) !== push) return;
     this.#byId.delete(push.mediaSessionId);
+    // A backup gone: its primary says so (and goes on).
+    const primary = push.twin?.role === 'backup' ? this.#byId.get(push.twin.mediaSessionId ?? '') : undefined;
+    if (primary?.twin?.mediaSessionId === push.mediaSessionId)
+      primary.twin = { role: 'primary', error: 'its backup ended' };
     this.safeEmit('removed', push);
   }
 

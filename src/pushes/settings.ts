@@ -16,6 +16,7 @@ import { recordLinks, type RecordingEvent, type RecordSettings } from '../links/
 import type { Slots } from '../core/slots.js';
 import type { LinkFactory } from '../links/link.js';
 import type { DestinationCodecs } from '../links/platforms.js';
+import type { TimelineOrigin } from './timeline.js';
 
 export interface PushSettings {
   ffmpegPath: string;
@@ -78,6 +79,8 @@ export interface PushOptions {
   video: VideoRequest;
   /** The destination's platform, named or recognised from its host. */
   platform?: string;
+  /** Time 0 of its timeline: a backup's is its primary's. */
+  origin?: TimelineOrigin;
   /** The video the destination takes (any RTMP server's when absent). */
   codecs?: DestinationCodecs;
   /** The simulcast layer its publisher sends (0 the lowest), of a simulcast stream. */

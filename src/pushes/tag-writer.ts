@@ -15,7 +15,7 @@ import type { Picture, TagSource } from '../pipeline/pipeline.js';
 import type { IngestHealth } from './health.js';
 import { CaptionTrack, type TimedCaption } from '../captions/track.js';
 import type { CaptionMode } from '../captions/cea608.js';
-import { PushTimeline } from './timeline.js';
+import { PushTimeline, type TimelineOrigin } from './timeline.js';
 import type { TagSink, VideoFrame } from '../media/sinks.js';
 
 export interface TagWriterOptions {
@@ -34,6 +34,8 @@ export interface TagWriterOptions {
   health?: IngestHealth;
   /** How its captions appear (roll-up by default). */
   captionMode?: CaptionMode;
+  /** Time 0 of its timeline, shared with a twin push's. */
+  origin?: TimelineOrigin;
 }
 
 /** onMetaData's `videocodecid` of passed-through video: FLV's 7 for H.264, else Enhanced RTMP's FourCC. */
@@ -72,7 +74,7 @@ function audioMetadata(metadata: Record<string, Amf0Value>): Record<string, Amf0
  * away, and the size of the picture sent.
  */
 export class TagWriter {
-  readonly timeline = new PushTimeline();
+  readonly timeline: PushTimeline;
   /** Video frames written, on every link. */
   frames = 0;
   /** When the first video frame was written. */
@@ -89,7 +91,9 @@ export class TagWriter {
   /** From the push's first caption on. */
   #captions: CaptionTrack | undefined;
 
-  constructor(private readonly options: TagWriterOptions) {}
+  constructor(private readonly options: TagWriterOptions) {
+    this.timeline = new PushTimeline(options.origin);
+  }
 
   /** What its captions did, once it had one. */
   get captions(): { sent: number; replaced: number; dropped: number } | undefined {

@@ -9,6 +9,11 @@ export interface PipelineTag {
   keyframe: boolean;
 }
 
+/** Where a timeline's time 0 is on the publisher's clock (ms), once known. */
+export interface TimelineOrigin {
+  baseMs?: number;
+}
+
 /**
  * A push's RTMP timeline. Every timestamp is a moment on the publisher's clock, the first media
  * placed being time 0, so the tracks stay in sync whatever carried them (the gateway passing video
@@ -19,8 +24,6 @@ export interface PipelineTag {
  * audio waits for it when video is to come. Pure: no I/O, no clock.
  */
 export class PushTimeline {
-  /** Publisher clock (ms) of RTMP timestamp 0. */
-  #baseMs: number | undefined;
   readonly #last = { audio: 0, video: 0 };
   /** RTMP time of the last audio frame (not a sequence header) placed. */
   #lastAudioFrame: number | undefined;
@@ -28,6 +31,12 @@ export class PushTimeline {
   #lastVideoFrame = -1;
   /** RTMP time of the current link's first video keyframe: audio before it is not sent. */
   #linkStartTs: number | undefined;
+
+  /**
+   * `origin`: the publisher-clock time of RTMP timestamp 0, set by the first moment asked. A twin
+   * push shares its primary's, so that both send each frame at the same time.
+   */
+  constructor(readonly origin: TimelineOrigin = {}) {}
 
   /** The latest timestamp placed of a track. */
   last(kind: MediaKind): number {
@@ -46,18 +55,18 @@ export class PushTimeline {
 
   /** RTMP timestamp of a moment on the publisher's clock; the first moment asked is time 0. */
   at(captureMs: number): number {
-    this.#baseMs ??= captureMs;
-    return Math.round(captureMs - this.#baseMs);
+    this.origin.baseMs ??= captureMs;
+    return Math.round(captureMs - this.origin.baseMs);
   }
 
   /** Whether the output can start (again) at a keyframe captured at `captureMs`: nothing was placed yet, or all of it before. */
   canStartAt(captureMs: number): boolean {
-    return this.#baseMs === undefined || this.isAhead(captureMs);
+    return this.origin.baseMs === undefined || this.isAhead(captureMs);
   }
 
   /** Whether a keyframe captured at `captureMs` comes after all video placed so far. */
   isAhead(captureMs: number): boolean {
-    return this.#baseMs !== undefined && captureMs - this.#baseMs > this.#last.video;
+    return this.origin.baseMs !== undefined && captureMs - this.origin.baseMs > this.#last.video;
   }
 
   /** A new link begins: its audio waits for its first keyframe when video is to come. */

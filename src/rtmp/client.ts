@@ -30,6 +30,8 @@ export interface RtmpPublishOptions {
    * on_publish and Wowza's publish handlers do.
    */
   query?: string;
+  /** false: the query goes to connect alone (YouTube's backup ingest, as OBS sends it). */
+  queryInName?: boolean;
   /** For servers that ask for Adobe or Limelight authentication. */
   credentials?: RtmpCredentials;
   flashVer: string;
@@ -295,7 +297,7 @@ export class RtmpPushClient extends TypedEmitter<RtmpPushClientEvents> {
     );
     if (options.connectOnly) return;
     options.onStep?.('application');
-    const streamName = withQuery(options.streamName, query);
+    const streamName = options.queryInName === false ? options.streamName : withQuery(options.streamName, query);
     this.#command('releaseStream', [null, streamName]);
     this.#command('FCPublish', [null, streamName]);
     const created = await this.#call('createStream', [null]);

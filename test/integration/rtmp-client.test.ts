@@ -131,6 +131,16 @@ t.test('a server that never answers the handshake times out', async (t) => {
   t.ok(Date.now() - started < 1500);
 });
 
+t.test("the query in connect alone (YouTube's backup form): the key is published bare", async (t) => {
+  const publishes: RtmpPublish[] = [];
+  const onPublish = (p: RtmpPublish): void => void publishes.push(p);
+  receiver.on('publish', onPublish);
+  t.teardown(() => receiver.off('publish', onPublish));
+  const client = await RtmpPushClient.publish(options({ query: 'backup=1', queryInName: false }));
+  await client.close();
+  t.match(publishes, [{ app: 'live/instance?backup=1', tcUrl: /\/live\/instance\?backup=1$/, streamName: 'stream1' }]);
+});
+
 t.test('connect announces the Enhanced RTMP codecs it sends, and nothing of them for H.264 alone', async (t) => {
   const connects: Record<string, Amf0Value>[] = [];
   const onConnect = (c: Record<string, Amf0Value>): void => void connects.push(c);

@@ -155,3 +155,26 @@ t.test('SRT: what the gateway cannot do is refused, naming the field', async (t)
     message: /rtmp:\/\/, rtmps:\/\/, srt:\/\/ or be record:\/\//,
   });
 });
+
+t.test(
+  "YouTube's backup ingest, its key after the query: the key is the stream, the query the application's",
+  async (t) => {
+    const d = parseDestination('rtmp://b.rtmp.youtube.com/live2?backup=1/abcd-efgh-ijkl-mnop', 'test', full);
+    t.equal(d.app, 'live2');
+    t.equal(d.streamName, 'abcd-efgh-ijkl-mnop');
+    t.equal(d.query, 'backup=1');
+    t.equal(d.queryInAppOnly, true, 'published as OBS does: the key alone');
+    t.equal(d.redactedRequestedUrl, 'rtmp://b.rtmp.youtube.com:1935/live2/***?backup=***');
+    t.equal(
+      scrubDestination(`failed: ${d.url} (abcd-efgh-ijkl-mnop)`, d),
+      'failed: rtmp://b.rtmp.youtube.com:1935/live2/***?backup=*** (***)',
+      'the key is a secret',
+    );
+    const primary = parseDestination('rtmp://a.rtmp.youtube.com/live2/abcd-efgh-ijkl-mnop', 'test', full);
+    t.equal(primary.queryInAppOnly, undefined, 'the primary form is a URL like any');
+    // Elsewhere a slash in a query is the query's own.
+    const other = parseDestination('rtmp://example.com/live/key?token=a/b', 'test', full);
+    t.equal(other.streamName, 'key');
+    t.equal(other.query, 'token=a/b');
+  },
+);

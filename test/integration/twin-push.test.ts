@@ -1,0 +1,124 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import t from 'tap';
+import { NodeMediaServer } from '../../kit/node-media-server.js';
+import { waitFor } from '../../kit/processes.js';
+import { SyntheticPublisher } from '../../kit/synthetic-publisher.js';
+import { FlvReader, FlvTagType, isSequenceHeader, isVideoSequenceHeader } from '../../src/media/flv.js';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { testFixture } from '../helpers/synthetic.js';
+
+// A push with `backupUrl`: two RTMP connections, each received by a node-media-server of its own,
+// fed the same frames at the same timestamps (YouTube's primary and backup ingest want exactly
+// that), each with its own state and reconnects; the backup's receiver killed and started again
+// while the primary goes on untouched; terminating the primary ends both.
+
+let gw: TestGateway;
+let publisher: SyntheticPublisher;
+let primaryServer: NodeMediaServer;
+let backupServer: NodeMediaServer;
+t.before(async () => {
+  [primaryServer, backupServer] = await Promise.all([NodeMediaServer.start(), NodeMediaServer.start()]);
+  gw = await startGateway();
+  publisher = await SyntheticPublisher.publish(testFixture(), gw.baseUrl, 'twin');
+  await waitFor('a keyframe', () => gw.publishers.get('twin')?.keyframe !== undefined, 15_000);
+});
+t.teardown(async () => {
+  await publisher?.stop();
+  await gw?.close();
+  await Promise.all([primaryServer?.stop(), backupServer?.stop()]);
+});
+
+/** Every audio and video frame of the files (their sequence headers go at each connection's start), as "kind timestamp digest". */
+async function tagList(files: string[]): Promise<string[]> {
+  const list: string[] = [];
+  for (const file of files) {
+    for (const tag of new FlvReader().push(await readFile(file))) {
+      if (tag.type !== FlvTagType.AUDIO && tag.type !== FlvTagType.VIDEO) continue;
+      if (tag.type === FlvTagType.VIDEO ? isVideoSequenceHeader(tag.body) : isSequenceHeader(tag.body)) continue;
+      const digest = createHash('sha1').update(tag.body).digest('hex').slice(0, 16);
+      list.push(`${tag.type === FlvTagType.VIDEO ? 'video' : 'audio'} ${tag.timestamp} ${digest}`);
+    }
+  }
+  return list;
+}
+
+t.test('bad backupUrl: a 400 naming it, and nothing started', async (t) => {
+  const base = { streamName: 'twin', rtmpUrl: primaryServer.url('bad'), rtmpTransponderFullUrl: true };
+  for (const [backupUrl, message] of [
+    [primaryServer.url('bad'), /is the same as rtmpUrl/],
+    ['srt://127.0.0.1:9000?streamid=x', /RTMP or RTMPS/],
+    ['http://example.com/live', /must start with rtmp/],
+    ['rtmp://127.0.0.1/', /needs an application/],
+  ] as const) {
+    const res = await gw.post('/rest-api/push/startup', { ...base, backupUrl });
+    t.equal(res.status, 400, backupUrl);
+    t.equal(res.body.field, 'backupUrl', backupUrl);
+    t.match(res.body.message, message, backupUrl);
+  }
+  t.equal((await gw.post('/rest-api/push/find_all', {})).status, 404, 'no push was started');
+});
+
+t.test('the same frames at the same times to both; the backup lost and back, the primary untouched', async (t) => {
+  const res = await gw.post('/rest-api/push/startup', {
+    streamName: 'twin',
+    rtmpUrl: primaryServer.url('live1'),
+    backupUrl: backupServer.url('live1'),
+    rtmpTransponderFullUrl: true,
+  });
+  t.equal(res.status, 200, JSON.stringify(res.body));
+  const primaryId: string = res.body.mediaSessionId;
+  const backupId: string = res.body.backupMediaSessionId;
+  t.type(backupId, 'string', 'the startup names its backup');
+  const listed = (await gw.post('/rest-api/push/find', { streamName: 'twin' })).body as any[];
+  t.match(
+    listed.find((p) => p.mediaSessionId === backupId),
+    { backupOf: primaryId, state: 'running', rtmpUrl: /^rtmp:\/\/127\.0\.0\.1:\d+\/live\/\*\*\*$/ },
+    'the backup is a push of its own in find, its key hidden',
+  );
+  const primary = gw.pushService.get(primaryId);
+  const backup = gw.pushService.get(backupId);
+  await waitFor('frames on both', () => primary.writer.frames >= 60 && backup.writer.frames >= 60, 20_000);
+
+  await backupServer.kill();
+  await waitFor('the backup to see its loss', () => backup.state !== 'running', 10_000);
+  const primaryFrames = primary.writer.frames;
+  await waitFor('the primary to go on meanwhile', () => primary.writer.frames >= primaryFrames + 30, 10_000);
+  t.equal(primary.state, 'running', 'the primary runs on');
+  await backupServer.restart();
+  await waitFor('the backup to reconnect', () => backup.counters.reconnects >= 1 && backup.state === 'running', 30_000);
+  const backupFrames = backup.writer.frames;
+  await waitFor('frames after the reconnect', () => backup.writer.frames >= backupFrames + 60, 20_000);
+  t.match(primary, { counters: { drops: 0, reconnects: 0 } }, 'the primary never dropped');
+
+  t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: primaryId })).status, 200);
+  t.equal(
+    (await gw.post('/rest-api/push/find', { streamName: 'twin' })).status,
+    404,
+    'terminating the primary ended both',
+  );
+  await waitFor(
+    'both receivers to see the end',
+    () => primaryServer.publishEnded('live1') && backupServer.publishEnded('live1'),
+  );
+
+  const primaryFiles = await primaryServer.recordings('live1');
+  const backupFiles = await backupServer.recordings('live1');
+  t.equal(primaryFiles.length, 1, 'the primary: one unbroken publish');
+  t.equal(backupFiles.length, 2, 'the backup: before its receiver was killed, and after');
+  const primaryTags = new Set(await tagList(primaryFiles));
+  const backupTags = await tagList(backupFiles);
+  const backupVideo = backupTags.filter((tag) => tag.startsWith('video'));
+  const backupAudio = backupTags.filter((tag) => tag.startsWith('audio'));
+  t.ok(
+    backupVideo.length >= 100 && backupAudio.length >= 100,
+    `${backupVideo.length} video, ${backupAudio.length} audio tags`,
+  );
+  // The primary's file may miss its last tags (the receiver writes on as it stops): the backup's must all be in it but those.
+  const lastPrimary = Math.max(...[...primaryTags].map((tag) => Number(tag.split(' ')[1])));
+  t.same(
+    backupTags.filter((tag) => !primaryTags.has(tag) && Number(tag.split(' ')[1]) < lastPrimary - 100),
+    [],
+    'every tag the backup received, the primary received at the same timestamp, byte for byte',
+  );
+});

@@ -10,6 +10,8 @@ export interface StreamHost {
   connected(): boolean;
   /** Whether the gateway takes a publish's `captions` data channel (its hello said so). */
   captionsChannel(): boolean;
+  /** The video codecs the gateway takes (its hello said so). */
+  videoCodecs(): readonly string[];
   /** Sends a message; a request's answer (or error) goes to `replyTo`, about `destination` when given. */
   send(message: ClientMessage | StartMixerMessage, replyTo?: StreamLink, destination?: string): void;
   /** Sends a request and resolves with its answer; rejects with the gateway's error. */

@@ -19,6 +19,24 @@ export function preferH264(transceiver: RTCRtpTransceiver): void {
   }
 }
 
+/**
+ * Offers AV1 alone (with its retransmission and redundancy) when the browser encodes it: true then.
+ * False leaves the offer as it was, for `preferH264`.
+ */
+export function preferAv1(transceiver: RTCRtpTransceiver): boolean {
+  const capabilities = RTCRtpSender.getCapabilities?.('video');
+  if (!capabilities || typeof transceiver.setCodecPreferences !== 'function') return false;
+  const av1 = capabilities.codecs.filter((c) => c.mimeType.toLowerCase() === 'video/av1');
+  if (!av1.length) return false;
+  const repair = capabilities.codecs.filter((c) => /rtx|red|ulpfec/i.test(c.mimeType));
+  try {
+    transceiver.setCodecPreferences([...av1, ...repair]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The simulcast layers the SDK publishes, lowest first (as the gateway takes them): a quarter, half and all of the camera's size. */
 export const SIMULCAST_ENCODINGS: RTCRtpEncodingParameters[] = [
   { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 200_000 },

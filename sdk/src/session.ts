@@ -53,6 +53,7 @@ export class Session extends Emitter<SessionEvent> {
   readonly #host: StreamHost;
   /** Whether the gateway takes a publish's captions data channel. */
   #captionsChannel = false;
+  #videoCodecs: readonly string[] = ['H264'];
 
   constructor(options: SessionOptions) {
     super();
@@ -67,6 +68,7 @@ export class Session extends Emitter<SessionEvent> {
       policy,
       connected: () => this.#connected(),
       captionsChannel: () => this.#captionsChannel,
+      videoCodecs: () => this.#videoCodecs,
       send: (message, replyTo, destination) => this.#send(message, replyTo, destination),
       call: (message) => this.#call(message),
       track: (link, tracked) => (tracked ? this.#streams.add(link) : this.#streams.delete(link)),
@@ -212,6 +214,7 @@ export class Session extends Emitter<SessionEvent> {
     }
     if (message.type === 'hello') {
       this.#captionsChannel = message.captionsChannel === true;
+      this.#videoCodecs = message.videoCodecs ?? ['H264'];
       const reconnected = this.#status === 'RECONNECTING';
       this.#attempt = 0;
       this.#setStatus({ status: 'ESTABLISHED', ...(reconnected ? { info: 'reconnected' } : {}) });

@@ -1,6 +1,6 @@
 import type { DestinationMessage, ServerMessage } from '../../src/signaling/protocol.js';
 import { mayReconnect, reconnectDelay } from './backoff.js';
-import { keepResolution, preferH264, sendStats, showPreview, SIMULCAST_ENCODINGS } from './media.js';
+import { keepResolution, preferAv1, preferH264, sendStats, showPreview, SIMULCAST_ENCODINGS } from './media.js';
 import type { StreamHost, StreamLink } from './host.js';
 import {
   Emitter,
@@ -226,7 +226,11 @@ export class Stream extends Emitter<StreamEvent> {
     for (const track of media.getTracks()) {
       const layers = simulcast && track.kind === 'video' ? { sendEncodings: SIMULCAST_ENCODINGS } : {};
       const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [media], ...layers });
-      if (track.kind === 'video') preferH264(transceiver);
+      if (track.kind !== 'video') continue;
+      // AV1 where the browser encodes it and the gateway takes it; H.264 otherwise.
+      const av1 =
+        this.#options.preferCodec === 'av1' && this.#host.videoCodecs().includes('AV1') && preferAv1(transceiver);
+      if (!av1) preferH264(transceiver);
     }
     pc.onconnectionstatechange = () => {
       if (pc === this.#pc && pc.connectionState === 'failed') this.#retryOrFail('WebRTC connection failed');

@@ -103,6 +103,12 @@ export interface DestinationOptions {
   layer?: 'low' | 'medium' | 'high' | number;
   /** When the browser stops sending the layer (its bandwidth fell): `'switch'` down and back (default), or `'pin'` it, standby meanwhile. */
   layerPolicy?: 'switch' | 'pin';
+  /**
+   * The video sent: `'passthrough'` (the stream's H.264 or AV1 as it is), `'h264'` (transcoded unless
+   * it is), `'av1'` (an AV1 stream passed through); by default passed through where the destination
+   * takes the codec (YouTube takes AV1), else H.264.
+   */
+  videoCodec?: 'passthrough' | 'h264' | 'av1' | 'hevc';
 }
 
 /**
@@ -241,6 +247,13 @@ export interface StreamOptions {
    * `layer`.
    */
   simulcast?: boolean;
+  /**
+   * The video codec to ask the browser for: `av1` where both the browser and the gateway can (the
+   * gateway then passes it untouched to destinations that take AV1, such as YouTube, and transcodes
+   * it to H.264 for the rest: ask for it when every destination takes it); H.264 otherwise, and by
+   * default.
+   */
+  preferCodec?: 'av1' | 'h264';
   /** A publish token for this stream, instead of the session's. */
   token?: string;
 }

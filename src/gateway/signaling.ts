@@ -44,6 +44,7 @@ export function buildSignaling(
     idleTimeoutMs: config.signaling_idle_timeout_ms,
     captionFlood,
     captionsChannel: config.webrtc_engine === 'mediasoup',
+    videoCodecs: config.webrtc_video_codecs,
   });
   return {
     server,

@@ -159,6 +159,10 @@ export function platformOf(
   return platform && { platform, named: false };
 }
 
+/** What a push may ask to send (`videoCodec`): the stream's video as it is, or a codec. */
+export const REQUESTED_CODECS = ['passthrough', 'h264', 'av1', 'hevc'] as const;
+export type RequestedCodec = (typeof REQUESTED_CODECS)[number];
+
 /** A codec a destination may take over RTMP: FLV's H.264, or Enhanced RTMP's. */
 export type RtmpVideoCodec = 'H264' | 'AV1' | 'HEVC';
 

@@ -2,7 +2,12 @@ import { GatewayError, invalid } from '../core/errors.js';
 import type { Overlay } from './overlays.js';
 import { evenUp, planShape, type PictureShape, type ShapeRequest } from './shape.js';
 import type { VideoCodec } from '../media/codecs.js';
-import { ANY_RTMP_SERVER, type DestinationCodecs, type RtmpVideoCodec } from '../links/platforms.js';
+import {
+  ANY_RTMP_SERVER,
+  type DestinationCodecs,
+  type RequestedCodec,
+  type RtmpVideoCodec,
+} from '../links/platforms.js';
 import type { LayerName } from '../publishers/layer-names.js';
 
 /** What a startup request asks of the output video; 0 or absent means "as the source". */
@@ -25,9 +30,6 @@ export interface VideoRequest extends ShapeRequest {
   /** The video codec sent: the stream's as it is (`passthrough`), or H.264, AV1, HEVC; by the destination when absent. */
   videoCodec?: RequestedCodec;
 }
-
-export const REQUESTED_CODECS = ['passthrough', 'h264', 'av1', 'hevc'] as const;
-type RequestedCodec = (typeof REQUESTED_CODECS)[number];
 
 /** The stream's codecs that RTMP can carry as they are (VP8 has no RTMP form; VP9's is not written here). */
 const PASSABLE: ReadonlySet<VideoCodec> = new Set(['H264', 'AV1']);

@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { platformSchema } from '../links/platforms.js';
+import { platformSchema, REQUESTED_CODECS } from '../links/platforms.js';
 import { overlaysSchema } from '../pipeline/overlays.js';
-import { REQUESTED_CODECS } from '../pipeline/encoding.js';
 import { aspectSchema, checkShapeFields, cropSchema, fitSchema } from '../pipeline/shape.js';
 import { streamNameSchema } from '../publishers/stream-name.js';
 import { LAYER_NAMES } from '../publishers/layer-names.js';

@@ -48,6 +48,8 @@ interface HelloMessage {
   version: number;
   /** Whether a publish may carry a `captions` data channel (negotiated, id 0): the gateway's engine takes it. */
   captionsChannel?: boolean;
+  /** The video codecs a publish may use, the gateway's most preferred first (an SDK asks for AV1 only when it is here). */
+  videoCodecs?: string[];
 }
 
 /** The gateway's SDP answer to a publish. */

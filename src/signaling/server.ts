@@ -1,3 +1,4 @@
+import type { VideoCodec } from '../media/codecs.js';
 import type { IncomingMessage } from 'node:http';
 import { CaptionFlood } from '../captions/flood.js';
 import type { Duplex } from 'node:stream';
@@ -25,6 +26,8 @@ export interface SignalingOptions {
   captionFlood?: CaptionFlood;
   /** Whether publishers may send captions on a data channel (`PUBLISHER_CHANNELS`): the mediasoup engine. */
   captionsChannel?: boolean;
+  /** The video codecs publishes may use, most preferred first (`webrtc_video_codecs`). */
+  videoCodecs?: readonly VideoCodec[];
 }
 
 /**
@@ -61,6 +64,7 @@ export class SignalingServer {
         destinations,
         access,
         captions,
+        options.videoCodecs ?? ['H264'],
         this.#clientAddress(request),
         sessionLog,
         idleTimeoutMs,

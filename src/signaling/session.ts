@@ -1,3 +1,4 @@
+import type { VideoCodec } from '../media/codecs.js';
 import type { Logger } from 'pino';
 import type { CaptionFlood } from '../captions/flood.js';
 import type { RawData, WebSocket } from 'ws';
@@ -59,6 +60,8 @@ export class SignalingSession {
     private readonly destinations: DestinationChecks,
     private readonly access: AccessControl,
     private readonly captions: { flood: CaptionFlood; channel: boolean },
+    /** The video codecs the gateway takes, most preferred first (`webrtc_video_codecs`), told in hello. */
+    videoCodecs: readonly VideoCodec[],
     private readonly client: string,
     private readonly log: Logger,
     idleTimeoutMs = 30_000,
@@ -86,7 +89,12 @@ export class SignalingSession {
       for (const [uri, createdAt] of this.#mixers) void this.#endMixer(uri, createdAt);
       this.#mixers.clear();
     });
-    this.#send({ type: 'hello', version: PROTOCOL_VERSION, captionsChannel: captions.channel });
+    this.#send({
+      type: 'hello',
+      version: PROTOCOL_VERSION,
+      captionsChannel: captions.channel,
+      videoCodecs: [...videoCodecs],
+    });
   }
 
   async #onMessage(text: string): Promise<void> {

@@ -127,3 +127,60 @@ t.test('an AV1 push whose receiver restarts reconnects with a new sequence start
   const frames = await checkReceived(t, files[files.length - 1]!, 'av1-after-restart');
   t.ok(frames >= 80, `${frames} frames after the restart`);
 });
+
+t.test('the SDK asks Chromium for AV1 (preferCodec): untouched to YouTube, H.264 to nginx-rtmp, at once', async (t) => {
+  const { gw, nginx, browser } = stage;
+  const page = browser.page;
+  await page.goto(gw.baseUrl + '/health');
+  await page.evaluate(
+    async ([passed, transcoded]) => {
+      const { createSession } = await import('/sdk/gateway.js' as string);
+      const session = createSession({ urlServer: location.origin });
+      await new Promise<void>((resolve) => session.on('ESTABLISHED', () => resolve()));
+      const stream = session.createStream({
+        name: 'sdkav1',
+        preferCodec: 'av1',
+        destinations: [
+          { id: 'yt', rtmpUrl: passed, rtmpTransponderFullUrl: true, platform: 'youtube' },
+          { id: 'own', rtmpUrl: transcoded },
+        ],
+      });
+      (window as any).sdkStream = stream;
+      stream.publish();
+    },
+    [nms.url('sdkav1'), nginx.url()] as const,
+  );
+  await waitFor('the SDK publish', async () => gw.publishers.get('sdkav1')?.state === 'publishing', 15_000);
+  t.equal(gw.publishers.get('sdkav1')!.videoCodec, 'AV1', 'Chromium sends AV1, as the SDK asked');
+  let pushes: any[] = [];
+  await waitFor(
+    'both pushes running',
+    async () => {
+      pushes = (await gw.post('/rest-api/push/find', { streamName: 'sdkav1' })).body;
+      return Array.isArray(pushes) && pushes.length === 2 && pushes.every((p) => p.state === 'running');
+    },
+    20_000,
+  );
+  t.match(
+    pushes.find((p) => p.platform === 'youtube'),
+    { transcoding: false, videoCodec: 'AV1' },
+    'to YouTube: passed through',
+  );
+  t.match(
+    pushes.find((p) => !p.platform),
+    { transcoding: true, videoCodec: 'H264' },
+    'to nginx-rtmp: transcoded',
+  );
+  const push = gw.pushService.get(pushes.find((p) => p.platform === 'youtube').mediaSessionId);
+  await waitFor('90 AV1 frames sent', () => push.writer.frames >= 90, 30_000);
+  await waitFor('H.264 at nginx-rtmp', async () =>
+    (await nginx.streams()).some((s) => s.name === 'rtmp_sdkav1' && s.width === 1280),
+  );
+  await page.evaluate(() => (window as any).sdkStream.stop());
+  let file = '';
+  await waitFor('node-media-server to finish its recording', async () => {
+    [file = ''] = await nms.recordings('sdkav1');
+    return file !== '' && nms.publishEnded('sdkav1');
+  });
+  t.ok((await checkReceived(t, file, 'sdk-av1')) >= 80);
+});

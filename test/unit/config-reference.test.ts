@@ -19,7 +19,7 @@ t.test('the table has a row for every key, with its variable, default and descri
   t.equal(table.split('\n').length, keys.length + 2);
   t.match(table, '| `http_port` | `GATEWAY_HTTP_PORT` | `8080` | HTTP port |');
   t.match(table, '| `rtmp_push_auto_start_url` | `GATEWAY_RTMP_PUSH_AUTO_START_URL` | `""` |');
-  t.match(table, '| `webrtc_video_codecs` | `GATEWAY_WEBRTC_VIDEO_CODECS` | `["H264","VP8","VP9"]` |');
+  t.match(table, '| `webrtc_video_codecs` | `GATEWAY_WEBRTC_VIDEO_CODECS` | `["H264","VP8","VP9","AV1"]` |');
   t.match(
     table,
     '`{id, secret \\| secret_env \\| secret_file, scope: [control, metrics]}`',

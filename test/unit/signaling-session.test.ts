@@ -66,6 +66,7 @@ function openSession(idleTimeoutMs?: number) {
     destinationChecks(config, () => Promise.reject(new Error('no checks here'))),
     createAccessControl(config),
     { flood: new CaptionFlood(), channel: false },
+    ['H264', 'AV1'],
     '127.0.0.1',
     pino({ level: 'silent' }),
     idleTimeoutMs,
@@ -111,6 +112,7 @@ t.test(
       ],
       'no UNPUBLISHED for the publish that was replaced',
     );
+    t.match(socket.sent[0], { type: 'hello', videoCodecs: ['H264', 'AV1'] }, 'hello tells the video codecs it takes');
 
     socket.client({ type: 'unpublish', name: 'cam' });
     await settle();

@@ -84,8 +84,10 @@ export const webRtcFields = {
   webrtc_video_codecs: z
     .array(z.enum(['H264', 'VP8', 'VP9', 'AV1']))
     .min(1)
-    .default(['H264', 'VP8', 'VP9'])
-    .describe('accepted video codecs, most preferred first (AV1 is transcoded to H.264 for RTMP)'),
+    .default(['H264', 'VP8', 'VP9', 'AV1'])
+    .describe(
+      'accepted video codecs, most preferred first; AV1 goes as it is to destinations that take it, VP8 and VP9 are transcoded',
+    ),
 };
 
 /** The UDP port range is not empty. */

@@ -8,8 +8,9 @@ import { SyntheticPublisher } from '../kit/synthetic-publisher.js';
 
 /**
  * The gateway with no stream, then one stream pushed to no destination, to one, then to three
- * passthrough destinations: the gateway's CPU for each, what the stream adds to the gateway with
- * none, and what every destination after the first adds. What a stream's work costs once (receiving,
+ * passthrough destinations, then to one with its twin (`backupUrl`): the gateway's CPU for each,
+ * what the stream adds to the gateway with none, what every destination after the first adds, and
+ * what a twin adds. What a stream's work costs once (receiving,
  * reordering, reassembling frames) is not paid again per destination.
  */
 export async function fanout(
@@ -36,6 +37,7 @@ export async function fanout(
     const three = await pushes.cpuWith(3);
     // One destination again: how far two windows of the same load differ is the floor below which a difference is noise.
     const oneAgain = await pushes.cpuWith(1);
+    const twin = await pushes.cpuWithTwin();
     const noiseFloor = Math.abs(oneAgain - one) / 2;
     report('fan-out: gateway CPU with no stream', alone, '% of a core');
     report(
@@ -52,7 +54,14 @@ export async function fanout(
       '% of a core',
       { max: 0.6, noiseFloor },
     );
-    return { alone, idle, one, three, oneAgain };
+    report('fan-out: gateway and ffmpeg CPU, 1 destination and its twin (backupUrl)', twin, '% of a core');
+    report(
+      "fan-out: a push's twin to a backup ingest, above the push alone",
+      twin - (one + oneAgain) / 2,
+      '% of a core',
+      { max: 0.3, noiseFloor },
+    );
+    return { alone, idle, one, three, oneAgain, twin };
   } finally {
     await pushes.close();
     await publisher.stop();
@@ -109,6 +118,23 @@ class Destinations {
   /** CPU (% of a core) of the gateway and every ffmpeg it runs over `seconds`, with `count` pushes up: a destination costs both. */
   async cpuWith(count: number): Promise<number> {
     await this.#count(count);
+    return gatewayCpu(this.gateway, this.seconds);
+  }
+
+  /** CPU as `cpuWith`, with one push and its twin to a second ingest (`backupUrl`): the same frames, the same encoder. */
+  async cpuWithTwin(): Promise<number> {
+    await this.#count(0);
+    const base = `${this.nginx.url()}/${this.stream}-twin`;
+    const reply = await this.gateway.request('POST', '/rest-api/push/startup', {
+      streamName: this.stream,
+      rtmpUrl: `${base}-primary`,
+      backupUrl: `${base}-backup`,
+      rtmpTransponderFullUrl: true,
+      ...this.request,
+    });
+    if (reply.status !== 200 || !reply.body.backupMediaSessionId)
+      throw new Error(`startup answered ${reply.status}: ${JSON.stringify(reply.body)}`);
+    this.#ids.push(reply.body.mediaSessionId); // terminating it ends its twin
     return gatewayCpu(this.gateway, this.seconds);
   }
 

@@ -22,11 +22,18 @@ const A53 = Buffer.from('GA94');
  */
 /**
  * What each mode asks of the push: H.264 passed through, transcoded at its size, made a vertical
- * 720x1280 picture, or passed through with a caption every second (CEA-608 in an SEI of each frame).
+ * 720x1280 picture, or passed through with a caption every second (CEA-608 in an SEI of each frame);
+ * or, of an AV1 stream, AV1 passed through over Enhanced RTMP.
  */
-const REQUESTS = { passthrough: {}, transcode: { height: 720 }, vertical: { aspect: '9:16' }, captions: {} } as const;
+const REQUESTS = {
+  passthrough: {},
+  transcode: { height: 720 },
+  vertical: { aspect: '9:16' },
+  captions: {},
+  av1: { videoCodec: 'passthrough' },
+} as const;
 /** Each mode's gateway + ffmpeg CPU target, % of a core: a 720p30 transcode 0.3 of a core, a 720x1280 one 0.35. */
-const CPU_TARGETS = { passthrough: 5, transcode: 30, vertical: 35, captions: 5 } as const;
+const CPU_TARGETS = { passthrough: 5, transcode: 30, vertical: 35, captions: 5, av1: 5 } as const;
 const CAPTION_EVERY_MS = 1000;
 
 /**
@@ -48,6 +55,24 @@ export function captionsBeside(bench: Bench, passthrough: PushFigures, captions:
   );
 }
 
+/**
+ * The AV1 passthrough push beside the H.264 one of the same run, same picture, bitrate and sound:
+ * its CPU and added latency as a share of H.264's (target: within 10 %).
+ */
+export function av1Beside(bench: Bench, passthrough: PushFigures, av1: PushFigures): void {
+  bench.report('AV1 beside H.264 passthrough: CPU (gateway + ffmpeg), ratio', av1.cpu / passthrough.cpu, 'times', {
+    max: 1.1,
+  });
+  bench.report(
+    'AV1 beside H.264 passthrough: added latency, median, ratio',
+    av1.medianMs / passthrough.medianMs,
+    'times',
+    {
+      max: 1.1,
+    },
+  );
+}
+
 /** What one push measured: its added latency (median, ms) and the gateway's and ffmpeg's CPU (% of a core). */
 export interface PushFigures {
   medianMs: number;
@@ -61,7 +86,8 @@ export async function push(
   receiver: RtmpReceiver,
   mode: keyof typeof REQUESTS,
 ): Promise<PushFigures> {
-  const what = mode === 'vertical' ? ', made 720x1280 (9:16, the centre)' : '';
+  const what =
+    mode === 'vertical' ? ', made 720x1280 (9:16, the centre)' : mode === 'av1' ? ', AV1 over Enhanced RTMP' : '';
   console.log(`\nOne ${mode} push, 1280x720 at ${fixture.fps} fps, ~2.5 Mb/s${what} (${bench.plan.pushSeconds} s)`);
   const name = `push-${mode}`;
   const publisher = await SyntheticPublisher.publish(fixture, gateway.baseUrl, name);
@@ -125,7 +151,11 @@ export async function push(
       const sent = publisher.frames[index];
       if (!sent || sent.sentAt < startedAt + 1000) continue;
       latencies.push(message.arrivalMs - sent.sentAt);
-      if (mode === 'passthrough' || mode === 'captions') {
+      if (mode === 'av1') {
+        // The Enhanced RTMP body: its 5 bytes of header, then the temporal unit as it was sent.
+        compared++;
+        if (message.data.subarray(5).equals(fixture.video[sent.unit]!.nals[0]!)) identical++;
+      } else if (mode === 'passthrough' || mode === 'captions') {
         compared++;
         const nals = flvNals(message.data);
         const expected = fixture.video[sent.unit]!.nals.at(-1)!;
@@ -137,7 +167,8 @@ export async function push(
         }
       }
     }
-    if ((mode === 'passthrough' || mode === 'captions') && identical < compared * 0.99) {
+    const passedThrough = mode === 'passthrough' || mode === 'captions' || mode === 'av1';
+    if (passedThrough && identical < compared * 0.99) {
       throw new Error(`frame matching failed: ${identical} of ${compared} frames identical to the ones sent`);
     }
     if (mode === 'captions' && withCaptions < captionFrames * 0.99)
@@ -153,7 +184,6 @@ export async function push(
       cpu: { gatewayCpu, mediaWorkerCpu, ffmpegCpu },
       rss,
     };
-    const passedThrough = mode === 'passthrough' || mode === 'captions';
     bench.report(`${mode}: added latency, median`, median(latencies), 'ms', passedThrough ? { max: 50 } : undefined);
     bench.report(
       `${mode}: added latency, p95`,

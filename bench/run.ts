@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadFixture, PROGRAMME } from '../kit/fixture.js';
+import { loadFixture, PROGRAMME, PROGRAMME_AV1 } from '../kit/fixture.js';
 import { GatewayProcess } from '../kit/gateway-process.js';
 import { stopAllProcesses } from '../kit/processes.js';
 import { RtmpReceiver } from '../kit/rtmp-receiver.js';
@@ -23,7 +23,7 @@ import { capacity } from './capacity.js';
 import { fanout, renditionFanout } from './fanout.js';
 import { layerCost } from './layers.js';
 import { glassToGlass } from './glass.js';
-import { captionsBeside, push } from './latency.js';
+import { av1Beside, captionsBeside, push } from './latency.js';
 import { captionCost } from './captions.js';
 import { framePathCost } from './frame-path.js';
 import { driftDay } from './drift.js';
@@ -109,6 +109,8 @@ async function main(): Promise<void> {
     await step('latency', async () => {
       const passthrough = await push(bench, gateway, fixture, receiver, 'passthrough');
       captionsBeside(bench, passthrough, await push(bench, gateway, fixture, receiver, 'captions'));
+      const av1 = loadFixture(join(WORK, 'fixture'), PROGRAMME_AV1);
+      av1Beside(bench, passthrough, await push(bench, gateway, av1, receiver, 'av1'));
       captionCost(bench);
       await push(bench, gateway, fixture, receiver, 'transcode');
       await push(bench, gateway, fixture, receiver, 'vertical');

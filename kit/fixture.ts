@@ -1,7 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { clip } from './programme-audio.js';
+import { temporalUnits } from './av1-packetizer.js';
+import { lowOverheadObus, OBU_TEMPORAL_DELIMITER } from '../src/media/av1.js';
+
+const OBU_SEQUENCE_HEADER = 1;
 
 /**
  * Pre-encoded media for synthetic publishers: 10 s of 1280x720 at 30 fps, constrained-baseline
@@ -10,7 +14,12 @@ import { clip } from './programme-audio.js';
  */
 export interface Fixture {
   fps: number;
-  /** Access units in decoding order; each is its NAL units without start codes. */
+  /** H.264 (by default), or AV1. */
+  codec?: 'H264' | 'AV1';
+  /**
+   * Access units in decoding order; each is its NAL units without start codes (H.264), or its
+   * temporal unit without temporal delimiter as its only item (AV1).
+   */
   video: { nals: Buffer[]; key: boolean }[];
   /** Opus packets, 20 ms each. */
   audio: Buffer[];
@@ -31,6 +40,8 @@ export interface FixtureLook {
   keyframeS?: number;
   /** Instead of the tone, what people send: speech over music (kit/programme-audio.ts). */
   sound?: 'programme';
+  /** AV1 (libaom, real-time) instead of H.264. */
+  codec?: 'AV1';
 }
 
 const STANDARD: FixtureLook = {
@@ -42,6 +53,9 @@ const STANDARD: FixtureLook = {
 /** The benchmark's: the standard picture, with speech over music rather than a tone (a tone flatters the AAC encoder). */
 export const PROGRAMME: FixtureLook = { ...STANDARD, sound: 'programme' };
 
+/** The benchmark's picture and sound in AV1 at the same bitrate, as Chromium sends it when asked. */
+export const PROGRAMME_AV1: FixtureLook = { ...PROGRAMME, tag: '720p30-av1', codec: 'AV1' };
+
 /** A picture of one colour (`#rrggbb`) at `size` and `fps`, and a tone: for telling inputs apart in a mixer's output. */
 export function colourLook(colour: string, size: string, toneHz: number, fps = FIXTURE_FPS): FixtureLook {
   const tag = `${colour.slice(1)}-${size}-${toneHz}${fps === FIXTURE_FPS ? '' : `-${fps}fps`}`;
@@ -49,15 +63,22 @@ export function colourLook(colour: string, size: string, toneHz: number, fps = F
 }
 
 export function loadFixture(dir: string, look: FixtureLook = STANDARD): Fixture {
-  const videoPath = join(dir, look.tag === STANDARD.tag ? `video-720p${FIXTURE_FPS}.h264` : `video-${look.tag}.h264`);
+  const extension = look.codec === 'AV1' ? 'obu' : 'h264';
+  const videoPath = join(
+    dir,
+    look.tag === STANDARD.tag ? `video-720p${FIXTURE_FPS}.h264` : `video-${look.tag}.${extension}`,
+  );
   const audioPath = join(
     dir,
     look.sound ? `audio-${look.sound}.ogg` : look === STANDARD ? 'audio-sine.ogg' : `audio-${look.toneHz}.ogg`,
   );
-  if (!existsSync(videoPath) || !existsSync(audioPath)) makeFixture(dir, videoPath, audioPath, look);
+  // A file an ffmpeg that failed left empty is made again.
+  const made = (path: string): boolean => existsSync(path) && statSync(path).size > 0;
+  if (!made(videoPath) || !made(audioPath)) makeFixture(dir, videoPath, audioPath, look);
   return {
     fps: look.fps ?? FIXTURE_FPS,
-    video: accessUnits(readFileSync(videoPath)),
+    ...(look.codec ? { codec: look.codec } : {}),
+    video: look.codec === 'AV1' ? av1Units(readFileSync(videoPath)) : accessUnits(readFileSync(videoPath)),
     audio: oggPackets(readFileSync(audioPath)).slice(2), // OpusHead and OpusTags come first
     audioFrameMs: AUDIO_FRAME_MS,
   };
@@ -66,6 +87,21 @@ export function loadFixture(dir: string, look: FixtureLook = STANDARD): Fixture 
 function makeFixture(dir: string, videoPath: string, audioPath: string, look: FixtureLook): void {
   mkdirSync(dir, { recursive: true });
   const gop = Math.round((look.fps ?? FIXTURE_FPS) * (look.keyframeS ?? 2));
+  if (look.codec === 'AV1') makeAv1(look, gop, videoPath);
+  else makeH264(look, gop, videoPath);
+  makeOpus(dir, look, audioPath);
+}
+
+/** AV1 from libaom in its real-time mode, as a browser's encoder, in the low-overhead format (`-f obu`). */
+function makeAv1(look: FixtureLook, gop: number, videoPath: string): void {
+  ffmpeg([
+    ...['-f', 'lavfi', '-i', look.picture, '-c:v', 'libaom-av1', '-usage', 'realtime', '-cpu-used', '8'],
+    ...['-row-mt', '1', '-pix_fmt', 'yuv420p', '-g', String(gop), '-keyint_min', String(gop)],
+    ...['-b:v', '2500k', '-maxrate', '2500k', '-bufsize', '1250k', '-f', 'obu', videoPath],
+  ]);
+}
+
+function makeH264(look: FixtureLook, gop: number, videoPath: string): void {
   ffmpeg([
     '-f',
     'lavfi',
@@ -94,6 +130,9 @@ function makeFixture(dir: string, videoPath: string, audioPath: string, look: Fi
     'h264',
     videoPath,
   ]);
+}
+
+function makeOpus(dir: string, look: FixtureLook, audioPath: string): void {
   ffmpeg([
     ...(look.sound
       ? ['-i', clip(dir, look.sound, SECONDS)]
@@ -122,6 +161,15 @@ function ffmpeg(args: string[]): void {
 const NAL_AUD = 9;
 const NAL_SEI = 6;
 const NAL_IDR = 5;
+
+/** An AV1 stream's temporal units, each without its temporal delimiter: a keyframe's carries a sequence header. */
+function av1Units(stream: Buffer): Fixture['video'] {
+  return temporalUnits(stream).map((unit) => {
+    const obus = [...lowOverheadObus(unit)].filter((obu) => obu.type !== OBU_TEMPORAL_DELIMITER);
+    const start = obus[0] ? obus[0].end - obus[0].length : unit.length;
+    return { nals: [unit.subarray(start)], key: obus.some((obu) => obu.type === OBU_SEQUENCE_HEADER) };
+  });
+}
 
 /** Splits an Annex B stream into access units at each access unit delimiter; drops AUD and SEI. */
 function accessUnits(stream: Buffer): Fixture['video'] {

@@ -1,3 +1,4 @@
+import { isKeyframeBody, isSequenceHeader, isVideoSequenceHeader } from '../src/media/flv.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -198,8 +199,8 @@ class Connection {
           kind: video ? 'video' : 'audio',
           timestamp,
           arrivalMs,
-          key: video && body[0]! >> 4 === 1,
-          sequenceHeader: body[1] === 0,
+          key: video && isKeyframeBody(body),
+          sequenceHeader: video ? isVideoSequenceHeader(body) : isSequenceHeader(body),
           data: body,
         });
         return;

@@ -4,6 +4,7 @@ import { WebSocket } from 'ws';
 import { now, waitFor } from './processes.js';
 import type { Fixture } from './fixture.js';
 import { packetizeH264 } from './h264-packetizer.js';
+import { av1RtpPayloads } from './av1-packetizer.js';
 import { loopbackPeer } from './werift-peer.js';
 
 export interface PublishOptions {
@@ -124,8 +125,8 @@ export class SyntheticPublisher {
     readonly name: string,
     localAddress = '127.0.0.1',
   ) {
-    this.#payloads = fixture.video.map((unit) => packetizeH264(unit.nals));
-    this.#pc = loopbackPeer(localAddress, { video: VIDEO_PT, audio: AUDIO_PT });
+    this.#payloads = payloadsOf(fixture);
+    this.#pc = loopbackPeer(localAddress, { video: VIDEO_PT, audio: AUDIO_PT }, fixture.codec);
   }
 
   /** The WebRTC connection's state, as the peer sees it. */
@@ -278,7 +279,9 @@ export class SyntheticPublisher {
     if (next.fps !== this.fixture.fps || next.audioFrameMs !== this.fixture.audioFrameMs)
       throw new Error('a fixture switched to has the same frame rate and sound frames');
     this.fixture = next;
-    this.#payloads = next.video.map((unit) => packetizeH264(unit.nals));
+    if ((next.codec ?? 'H264') !== (this.fixture.codec ?? 'H264'))
+      throw new Error('a fixture switched to has the same codec');
+    this.#payloads = payloadsOf(next);
     this.#unit = 0;
     const audioFrom = this.#audioSent;
     const videoFrom = this.#videoSent;
@@ -494,3 +497,10 @@ const pacer = new (class Pacer {
     }
   }
 })();
+
+/** Each frame of the fixture as the RTP payloads a browser would send: H.264's (RFC 6184), or AV1's. */
+function payloadsOf(fixture: Fixture): Buffer[][] {
+  return fixture.codec === 'AV1'
+    ? fixture.video.map((unit) => av1RtpPayloads(unit.nals[0]!, 1200, unit.key))
+    : fixture.video.map((unit) => packetizeH264(unit.nals));
+}

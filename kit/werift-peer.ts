@@ -5,7 +5,11 @@ import { RTCPeerConnection, RTCRtpCodecParameters, useNACK, usePLI, useSdesMid }
  * test host's link to a namespace), one bundle, H.264 (constrained baseline, packetization mode 1)
  * and Opus on the given payload types.
  */
-export function loopbackPeer(localAddress: string, payloadTypes: { video: number; audio: number }): RTCPeerConnection {
+export function loopbackPeer(
+  localAddress: string,
+  payloadTypes: { video: number; audio: number },
+  videoCodec: 'H264' | 'AV1' = 'H264',
+): RTCPeerConnection {
   return new RTCPeerConnection({
     iceServers: [],
     bundlePolicy: 'max-bundle',
@@ -16,11 +20,13 @@ export function loopbackPeer(localAddress: string, payloadTypes: { video: number
     codecs: {
       video: [
         new RTCRtpCodecParameters({
-          mimeType: 'video/H264',
+          mimeType: `video/${videoCodec}`,
           clockRate: 90000,
           payloadType: payloadTypes.video,
           rtcpFeedback: [useNACK(), usePLI()],
-          parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
+          ...(videoCodec === 'H264'
+            ? { parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f' }
+            : {}),
         }),
       ],
       audio: [

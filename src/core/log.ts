@@ -15,7 +15,10 @@ export function resolveLogFormat(format: 'auto' | LogFormat, stream: { isTTY?: b
 export function createLogger(level: string, destination?: DestinationStream, format: LogFormat = 'json'): Logger {
   const options = {
     level,
-    redact: { paths: ['rtmpUrl', '*.rtmpUrl', 'req.headers.authorization', 'sdp', '*.sdp'], censor: '[redacted]' },
+    redact: {
+      paths: ['rtmpUrl', '*.rtmpUrl', 'backupUrl', '*.backupUrl', 'req.headers.authorization', 'sdp', '*.sdp'],
+      censor: '[redacted]',
+    },
   };
   if (format === 'pretty') {
     const readable = pretty({

@@ -116,10 +116,12 @@ export class PushFeed {
     return this.#source === 'publisher' && this.#publisher.videoCodec !== undefined && this.#plan.video === 'transcode';
   }
 
-  /** The Enhanced RTMP codecs of the video it passes through, for a link to announce. */
+  /**
+   * The Enhanced RTMP codecs of the publisher's video it passes through, for a link to announce
+   * (while the still picture stands in too: the link goes on when the publisher is back).
+   */
   get videoFourCcs(): readonly FourCc[] {
-    const passed = this.#source === 'publisher' && this.#plan.video === 'copy' ? this.#publisher.videoCodec : undefined;
-    return passed === 'AV1' ? [FourCc.AV1] : [];
+    return this.#plan.video === 'copy' && this.#publisher.videoCodec === 'AV1' ? [FourCc.AV1] : [];
   }
 
   /** Whether the output has video to start a link with: the publisher's, or the still picture. */

@@ -182,10 +182,16 @@ export class PushLife {
   resume(publisher: Publisher, plan: EncodingPlan): void {
     const { standby, feed, writer, log } = this.parts;
     if (!publisherAway(this.#phase)) return;
+    const codecsBefore = feed.videoFourCcs.join();
     standby.end();
     feed.setSource('publisher', { publisher, plan });
     log.info('publisher back: live again');
-    if (this.#phase === 'standby') {
+    if (this.#phase === 'standby' && feed.videoFourCcs.join() !== codecsBefore) {
+      // Back in another codec (H.264 and AV1 pass through as they are): a receiver takes a codec
+      // for a connection, so a new one is made.
+      this.#transition('running');
+      this.lose('the stream came back in another video codec: a new connection for it', 'local', false);
+    } else if (this.#phase === 'standby') {
       // Transcoded video takes a while to come out of the new pipeline: the still picture goes on.
       this.#transition(feed.videoInFfmpeg && feed.current ? 'resuming' : 'running');
       feed.startSwitch();

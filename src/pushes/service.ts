@@ -140,11 +140,26 @@ export class PushService extends TypedEmitter<ServiceEvents> {
     if (backupDestination.url === primaryDestination.url) throw invalid('backupUrl', 'is the same as rtmpUrl');
     const platform = platformOf(request.platform, backupDestination);
     if (platform) checkForPlatform(platform.platform, backupDestination, request, 'backupUrl');
+    // A backup to this ingest whose primary failed or went (the one this startup replaces) goes first.
+    const stale = this.all().filter(
+      (p) =>
+        p.twin?.role === 'backup' &&
+        p.publisher.name === request.streamName &&
+        p.destination.url === backupDestination.url &&
+        !this.#byId.get(p.twin.mediaSessionId ?? '')?.isActive,
+    );
+    await Promise.all(stale.map((p) => this.#remove(p)));
     const primary = await this.#startOne(single, id);
     try {
       const backup = await this.#startOne(backupRequest, randomUUID(), primary);
+      if (this.#byId.get(primary.mediaSessionId) !== primary) {
+        // The primary was terminated while its backup started: the backup goes too.
+        await this.#remove(backup, conflict('its primary was terminated'));
+        throw conflict(`push ${primary.mediaSessionId} was terminated while it started`);
+      }
       primary.twin = { role: 'primary', mediaSessionId: backup.mediaSessionId };
     } catch (error) {
+      if (this.#byId.get(primary.mediaSessionId) !== primary) throw error;
       const reason = (error as Error).message;
       primary.twin = { role: 'primary', error: reason };
       primary.log.warn({ reason }, 'its backup could not be started: the primary goes on alone');
@@ -216,7 +231,8 @@ export class PushService extends TypedEmitter<ServiceEvents> {
         .filter((t) => sameDestination(t) || t === holder)
         .map((t) => this.#remove(t)),
     );
-    const codecs = destinationCodecs(platform?.platform, destination);
+    // A backup is sent what its primary is: the same frames.
+    const codecs = primary?.request.codecs ?? destinationCodecs(platform?.platform, destination);
     const plan = planEncoding(publisher.videoCodec ?? 'H264', source.video, this.settings.encoding, codecs);
     // The sound file is checked and its decoding started before anything else is.
     const sound = options.soundFile
@@ -234,6 +250,9 @@ export class PushService extends TypedEmitter<ServiceEvents> {
       if (this.#byId.has(id)) throw conflict(`push ${id} exists`);
       checkNoActive();
       if (publishing() !== stream) throw notFound(`stream ${request.streamName} is not publishing`);
+      // A backup whose primary was terminated meanwhile never starts.
+      if (primary && this.#byId.get(primary.mediaSessionId) !== primary)
+        throw conflict(`push ${primary.mediaSessionId} was terminated while its backup started`);
       const log = this.log.child({ stream: publisher.name, mediaSessionId: id, destination: destination.redactedUrl });
       const onRecording = (event: RecordingEvent): void => {
         const { file, durationMs, captionsFile, captionsError } = event.part;
@@ -336,24 +355,34 @@ export class PushService extends TypedEmitter<ServiceEvents> {
 
   /** Plays a WAV file of the media directory into one push's output (and its backup's), over the live audio. */
   async soundOn(mediaSessionId: string, request: SoundRequest): Promise<void> {
-    const pushes = this.#withBackup(this.#active(mediaSessionId));
-    const players = await Promise.all(pushes.map(() => this.#startSound(request, 'soundFile')));
-    if (pushes.some((push) => this.#byId.get(push.mediaSessionId) !== push || !push.isActive)) {
+    const pushes = this.#withBackup(this.#active(mediaSessionId)).filter((push) => push.isActive);
+    const started = await Promise.allSettled(pushes.map(() => this.#startSound(request, 'soundFile')));
+    const players = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+    const failed = started.find((result) => result.status === 'rejected');
+    const [primary] = pushes;
+    if (failed || this.#byId.get(primary!.mediaSessionId) !== primary || !primary!.isActive) {
       await Promise.all(players.map((player) => player.stop()));
+      if (failed) throw failed.reason;
       throw conflict(`push ${mediaSessionId} ended meanwhile`);
     }
-    pushes.forEach((push, i) => push.audio.play(players[i]!));
+    // A backup that ended meanwhile is left out.
+    pushes.forEach((push, i) => {
+      if (push.isActive) push.audio.play(players[i]!);
+      else void players[i]!.stop();
+    });
   }
 
   async soundOff(mediaSessionId: string): Promise<void> {
     await Promise.all(this.#withBackup(this.get(mediaSessionId)).map((push) => push.audio.stop()));
   }
 
-  /** The push, and its backup while that is listed when it is a primary. */
+  /** The push, and the backups listed as its twins (one, or one still starting). */
   #withBackup(push: Push): Push[] {
-    const id = push.twin?.role === 'primary' ? push.twin.mediaSessionId : undefined;
-    const backup = id === undefined ? undefined : this.#byId.get(id);
-    return backup?.twin?.mediaSessionId === push.mediaSessionId ? [push, backup] : [push];
+    if (push.twin?.role === 'backup') return [push];
+    const backups = this.all().filter(
+      (p) => p.twin?.role === 'backup' && p.twin.mediaSessionId === push.mediaSessionId,
+    );
+    return [push, ...backups];
   }
 
   #active(mediaSessionId: string): Push {

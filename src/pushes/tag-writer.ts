@@ -90,6 +90,8 @@ export class TagWriter {
   #picture: Picture | undefined;
   /** From the push's first caption on. */
   #captions: CaptionTrack | undefined;
+  /** The codec of the video passed through from the current source, once a frame of it came. */
+  #passedCodec: VideoCodec | undefined;
 
   constructor(private readonly options: TagWriterOptions) {
     this.timeline = new PushTimeline(options.origin);
@@ -113,6 +115,7 @@ export class TagWriter {
 
   /** A caption (CEA-608 in the video sent), from the first frame captured at its time on. */
   caption(caption: TimedCaption): void {
+    if (this.#passedCodec !== undefined && this.#passedCodec !== 'H264') return; // AV1 passed through carries none
     this.#captions ??= new CaptionTrack(({ timestamp, text, final }) => {
       // Where the link's media begins: its first keyframe (the frame carrying the cue, when it is that).
       const startTs = this.timeline.linkStartTs ?? timestamp;
@@ -136,6 +139,7 @@ export class TagWriter {
   /** A new source of passed-through video: its sequence header and metadata are sent again. */
   newSource(): void {
     this.#configuration = undefined;
+    this.#passedCodec = undefined;
   }
 
   /**
@@ -149,6 +153,9 @@ export class TagWriter {
     if (!body) return false; // VP8 and VP9: transcoded, never passed through
     const timestamp = this.timeline.frameTime(frame.captureMs);
     const { sequenceHeader } = frame;
+    this.#passedCodec = frame.codec;
+    // The still picture is made from H.264: none stands for other video.
+    if (frame.codec !== 'H264') this.#picture = undefined;
     if (sequenceHeader && !this.#configuration?.equals(sequenceHeader)) {
       const first = !this.#configuration;
       this.#configuration = sequenceHeader;

@@ -90,6 +90,10 @@ t.test('the same frames at the same times to both; the backup lost and back, the
   const backupFrames = backup.writer.frames;
   await waitFor('frames after the reconnect', () => backup.writer.frames >= backupFrames + 60, 20_000);
   t.match(primary, { counters: { drops: 0, reconnects: 0 } }, 'the primary never dropped');
+  t.equal((await gw.post('/rest-api/push/mute', { mediaSessionId: primaryId })).status, 200);
+  t.same([primary.audio.muted, backup.audio.muted], [true, true], "the primary's mute takes its backup too");
+  t.equal((await gw.post('/rest-api/push/unmute', { mediaSessionId: primaryId })).status, 200);
+  t.same([primary.audio.muted, backup.audio.muted], [false, false]);
 
   t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: primaryId })).status, 200);
   t.equal(

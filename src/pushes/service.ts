@@ -1,7 +1,7 @@
 import { trackSize } from '../core/tracked.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { conflict, GatewayError, invalid, notFound, tooMany, unavailable } from '../core/errors.js';
+import { conflict, GatewayError, notFound, tooMany, unavailable } from '../core/errors.js';
 import type { Publisher } from '../publishers/publisher.js';
 import type { PublisherRegistry } from '../publishers/registry.js';
 import { parseDestination, withFullUrl, type NamingRules } from '../links/destination.js';
@@ -19,6 +19,7 @@ import { isActive, type PushState } from './states.js';
 import { TypedEmitter } from '../core/events.js';
 import type { RecordingEvent } from '../links/record-link.js';
 import { layerSource, type LayerSource } from './layers.js';
+import { backupDestination } from './twin.js';
 
 /**
  * The fields of a startup request that decide the encoding: as asked, with the shape of a vertical
@@ -131,21 +132,13 @@ export class PushService extends TypedEmitter<ServiceEvents> {
     const { backupUrl, ...single } = request;
     if (backupUrl === undefined) return this.#startOne(single, id);
     const backupRequest = { ...single, rtmpUrl: backupUrl };
-    // The backup's URL is checked as the primary's is, before anything starts.
-    const naming = withFullUrl(this.naming, request.rtmpTransponderFullUrl);
-    const backupDestination = parseDestination(backupUrl, request.streamName, naming, 'backupUrl');
-    const primaryDestination = parseDestination(request.rtmpUrl, request.streamName, naming, 'rtmpUrl');
-    if (backupDestination.protocol !== 'rtmp' && backupDestination.protocol !== 'rtmps')
-      throw invalid('backupUrl', 'must be an RTMP or RTMPS ingest (rtmp:// or rtmps://)');
-    if (backupDestination.url === primaryDestination.url) throw invalid('backupUrl', 'is the same as rtmpUrl');
-    const platform = platformOf(request.platform, backupDestination);
-    if (platform) checkForPlatform(platform.platform, backupDestination, request, 'backupUrl');
+    const ingest = backupDestination({ ...request, backupUrl }, this.naming);
     // A backup to this ingest whose primary failed or went (the one this startup replaces) goes first.
     const stale = this.all().filter(
       (p) =>
         p.twin?.role === 'backup' &&
         p.publisher.name === request.streamName &&
-        p.destination.url === backupDestination.url &&
+        p.destination.url === ingest.url &&
         !this.#byId.get(p.twin.mediaSessionId ?? '')?.isActive,
     );
     await Promise.all(stale.map((p) => this.#remove(p)));

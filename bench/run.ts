@@ -23,7 +23,7 @@ import { capacity } from './capacity.js';
 import { fanout, renditionFanout } from './fanout.js';
 import { layerCost } from './layers.js';
 import { glassToGlass } from './glass.js';
-import { av1Beside, captionsBeside, push } from './latency.js';
+import { av1AtOnce, av1Beside, captionsBeside, push } from './latency.js';
 import { captionCost } from './captions.js';
 import { framePathCost } from './frame-path.js';
 import { driftDay } from './drift.js';
@@ -111,6 +111,7 @@ async function main(): Promise<void> {
       captionsBeside(bench, passthrough, await push(bench, gateway, fixture, receiver, 'captions'));
       const av1 = loadFixture(join(WORK, 'fixture'), PROGRAMME_AV1);
       av1Beside(bench, passthrough, await push(bench, gateway, av1, receiver, 'av1'));
+      await av1AtOnce(bench, gateway, { h264: fixture, av1 }, receiver);
       captionCost(bench);
       await push(bench, gateway, fixture, receiver, 'transcode');
       await push(bench, gateway, fixture, receiver, 'vertical');
@@ -180,12 +181,17 @@ async function main(): Promise<void> {
   console.log(`\nwritten to ${out}`);
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    console.error(`\n${signal}: stopping every process the benchmark started`);
-    void stopAllProcesses().finally(() => process.exit(130));
-  });
+/** Ends the benchmark early, stopping every process it started (they run in process groups of their own). */
+function abort(why: string, code: number): void {
+  console.error(`\n${why}: stopping every process the benchmark started`);
+  void stopAllProcesses().finally(() => process.exit(code));
 }
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => abort(signal, 130));
+// A throw in a timer or a listener (a publisher's, the receiver's) never reaches `main`'s promise.
+process.once('uncaughtException', (error) => {
+  console.error(error);
+  abort('uncaught exception', 1);
+});
 
 main().then(
   () => process.exit(0),

@@ -7,7 +7,8 @@ export function percentile(xs: number[], p: number): number {
 
 export const median = (xs: number[]): number => percentile(xs, 50);
 
-const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+/** The arithmetic mean of `xs`; NaN when empty. */
+export const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 const dot = (xs: number[], ys: number[]): number => xs.reduce((sum, x, i) => sum + x * ys[i]!, 0);
 
 /**

@@ -306,6 +306,21 @@ export class SyntheticPublisher {
     else this.#audioTs0 = (this.#audioTs0 + ticks) >>> 0;
   }
 
+  /**
+   * Sends on `other`'s clock from now on: its frame and sound packet of each index in the same tick
+   * as `other`'s, from the same place in its fixture (so, with keyframe requests ignored by both, at
+   * the same place in its GOP). Only before it sent anything.
+   */
+  shareClockWith(other: SyntheticPublisher): void {
+    if (this.#videoSent || this.#audioSent) throw new Error(`${this.name} has already sent media`);
+    this.#startedAt = other.#startedAt;
+    this.#videoSent = other.#videoSent;
+    this.#unit = other.#unit;
+    this.#audioSent = this.#audioOffset = other.#audioSent;
+    this.#heldUntil = other.#heldUntil;
+    this.#audioHeldUntil = other.#audioHeldUntil;
+  }
+
   /** Sends nothing for `ms`, then at once what fell due meanwhile: a burst of late packets. */
   stall(ms: number): void {
     this.#heldUntil = now() + ms;

@@ -19,7 +19,7 @@ import { isActive, type PushState } from './states.js';
 import { TypedEmitter } from '../core/events.js';
 import type { RecordingEvent } from '../links/record-link.js';
 import { layerSource, type LayerSource } from './layers.js';
-import { backupDestination } from './twin.js';
+import { backupDestination, backupGone, staleBackups, withBackups } from './twin.js';
 
 /**
  * The fields of a startup request that decide the encoding: as asked, with the shape of a vertical
@@ -134,13 +134,7 @@ export class PushService extends TypedEmitter<ServiceEvents> {
     const backupRequest = { ...single, rtmpUrl: backupUrl };
     const ingest = backupDestination({ ...request, backupUrl }, this.naming);
     // A backup to this ingest whose primary failed or went (the one this startup replaces) goes first.
-    const stale = this.all().filter(
-      (p) =>
-        p.twin?.role === 'backup' &&
-        p.publisher.name === request.streamName &&
-        p.destination.url === ingest.url &&
-        !this.#byId.get(p.twin.mediaSessionId ?? '')?.isActive,
-    );
+    const stale = staleBackups(this.all(), request.streamName, ingest, (id) => this.#byId.get(id));
     await Promise.all(stale.map((p) => this.#remove(p)));
     const primary = await this.#startOne(single, id);
     try {
@@ -371,11 +365,7 @@ export class PushService extends TypedEmitter<ServiceEvents> {
 
   /** The push, and the backups listed as its twins (one, or one still starting). */
   #withBackup(push: Push): Push[] {
-    if (push.twin?.role === 'backup') return [push];
-    const backups = this.all().filter(
-      (p) => p.twin?.role === 'backup' && p.twin.mediaSessionId === push.mediaSessionId,
-    );
-    return [push, ...backups];
+    return withBackups(push, this.all());
   }
 
   #active(mediaSessionId: string): Push {
@@ -430,10 +420,7 @@ export class PushService extends TypedEmitter<ServiceEvents> {
     this.#expiry.delete(push);
     if (this.#byId.get(push.mediaSessionId) !== push) return;
     this.#byId.delete(push.mediaSessionId);
-    // A backup gone: its primary says so (and goes on).
-    const primary = push.twin?.role === 'backup' ? this.#byId.get(push.twin.mediaSessionId ?? '') : undefined;
-    if (primary?.twin?.mediaSessionId === push.mediaSessionId)
-      primary.twin = { role: 'primary', error: 'its backup ended' };
+    backupGone(push, (id) => this.#byId.get(id));
     this.safeEmit('removed', push);
   }
 

@@ -10,8 +10,8 @@ import { testFixture } from '../helpers/synthetic.js';
 
 // A push with `backupUrl`: two RTMP connections, each received by a node-media-server of its own,
 // fed the same frames at the same timestamps (YouTube's primary and backup ingest want exactly
-// that), each with its own state and reconnects; the backup's receiver killed and started again
-// while the primary goes on untouched; terminating the primary ends both.
+// that), each with its own state and reconnects; either one's receiver killed and started again
+// while the other goes on untouched; terminating the primary ends both.
 
 let gw: TestGateway;
 let publisher: SyntheticPublisher;
@@ -110,7 +110,6 @@ t.test('the same frames at the same times to both; the backup lost and back, the
   const backupFiles = await backupServer.recordings('live1');
   t.equal(primaryFiles.length, 1, 'the primary: one unbroken publish');
   t.equal(backupFiles.length, 2, 'the backup: before its receiver was killed, and after');
-  const primaryTags = new Set(await tagList(primaryFiles));
   const backupTags = await tagList(backupFiles);
   const backupVideo = backupTags.filter((tag) => tag.startsWith('video'));
   const backupAudio = backupTags.filter((tag) => tag.startsWith('audio'));
@@ -118,11 +117,78 @@ t.test('the same frames at the same times to both; the backup lost and back, the
     backupVideo.length >= 100 && backupAudio.length >= 100,
     `${backupVideo.length} video, ${backupAudio.length} audio tags`,
   );
-  // The primary's file may miss its last tags (the receiver writes on as it stops): the backup's must all be in it but those.
-  const lastPrimary = Math.max(...[...primaryTags].map((tag) => Number(tag.split(' ')[1])));
   t.same(
-    backupTags.filter((tag) => !primaryTags.has(tag) && Number(tag.split(' ')[1]) < lastPrimary - 100),
+    notIn(backupTags, await tagList(primaryFiles)),
     [],
     'every tag the backup received, the primary received at the same timestamp, byte for byte',
   );
 });
+
+t.test('the primary lost and back, the backup untouched', async (t) => {
+  const res = await gw.post('/rest-api/push/startup', {
+    streamName: 'twin',
+    rtmpUrl: primaryServer.url('live2'),
+    backupUrl: backupServer.url('live2'),
+    rtmpTransponderFullUrl: true,
+  });
+  t.equal(res.status, 200, JSON.stringify(res.body));
+  const primary = gw.pushService.get(res.body.mediaSessionId);
+  const backup = gw.pushService.get(res.body.backupMediaSessionId);
+  await waitFor('frames on both', () => primary.writer.frames >= 60 && backup.writer.frames >= 60, 20_000);
+
+  await primaryServer.kill();
+  await waitFor('the primary to see its loss', () => primary.state !== 'running', 10_000);
+  const backupFrames = backup.writer.frames;
+  await waitFor('the backup to go on meanwhile', () => backup.writer.frames >= backupFrames + 30, 10_000);
+  const listed = (await gw.post('/rest-api/push/find', { streamName: 'twin' })).body as any[];
+  t.match(
+    listed.find((p) => p.mediaSessionId === backup.mediaSessionId),
+    { state: 'running', backupOf: primary.mediaSessionId },
+    'the backup runs on, as find tells',
+  );
+  await primaryServer.restart();
+  await waitFor(
+    'the primary to reconnect',
+    () => primary.counters.reconnects >= 1 && primary.state === 'running',
+    30_000,
+  );
+  const primaryFrames = primary.writer.frames;
+  await waitFor('frames after the reconnect', () => primary.writer.frames >= primaryFrames + 60, 20_000);
+  t.match(backup, { counters: { drops: 0, reconnects: 0 } }, 'the backup never dropped');
+
+  t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: primary.mediaSessionId })).status, 200);
+  await waitFor(
+    'both receivers to see the end',
+    () => primaryServer.publishEnded('live2') && backupServer.publishEnded('live2'),
+  );
+  const primaryFiles = await primaryServer.recordings('live2');
+  const backupFiles = await backupServer.recordings('live2');
+  t.equal(backupFiles.length, 1, 'the backup: one unbroken publish');
+  t.equal(primaryFiles.length, 2, 'the primary: before its receiver was killed, and after');
+  const primaryTags = await tagList(primaryFiles);
+  t.ok(primaryTags.length >= 200, `${primaryTags.length} tags at the primary`);
+  t.same(
+    notIn(primaryTags, await tagList(backupFiles)),
+    [],
+    'every tag the primary received, the backup received at the same timestamp, byte for byte',
+  );
+});
+
+/**
+ * The tags of `tags` that `other` lacks while it was receiving that kind of tag: from its first (a
+ * backup's sound starts when it joins, its pictures at the keyframe cached before) to its last but
+ * 100 ms (a receiver's file may miss its last tags: it writes on as it stops).
+ */
+function notIn(tags: string[], other: string[]): string[] {
+  const set = new Set(other);
+  const span = (kind: string): [number, number] => {
+    const times = other.filter((tag) => tag.startsWith(kind)).map((tag) => Number(tag.split(' ')[1]));
+    return [Math.min(...times), Math.max(...times) - 100];
+  };
+  const spans = { audio: span('audio'), video: span('video') };
+  return tags.filter((tag) => {
+    const [kind, time] = tag.split(' ') as ['audio' | 'video', string];
+    const [from, to] = spans[kind];
+    return !set.has(tag) && Number(time) >= from && Number(time) < to;
+  });
+}

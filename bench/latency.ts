@@ -1,8 +1,9 @@
+import { join } from 'node:path';
 import { now, sleep, waitFor } from '../kit/processes.js';
 import type { RtmpMediaMessage, RtmpReceiver } from '../kit/rtmp-receiver.js';
 import { mean, median, percentile } from '../kit/stats.js';
 import type { Fixture } from '../kit/fixture.js';
-import type { GatewayProcess } from '../kit/gateway-process.js';
+import { GatewayProcess } from '../kit/gateway-process.js';
 import { flvNals, SyntheticPublisher, type SentFrame } from '../kit/synthetic-publisher.js';
 import { CpuWindow, rssMb } from './proc.js';
 import type { Bench } from './report.js';
@@ -68,7 +69,8 @@ export function av1Beside(bench: Bench, passthrough: PushFigures, av1: PushFigur
 /**
  * AV1 and H.264 passed through at once, to compare the latency each adds (target: AV1's within 10 %
  * of H.264's). Their publishers send on the same ticks (each frame of one with the same frame of the
- * other), so both pushes' frames wait for the same merged writes (the RTMP writer's `MERGED_WRITE_MS`):
+ * other), to a gateway of its own with one media thread, so both pushes' frames wait for the same
+ * merged writes (the RTMP writer's `MERGED_WRITE_MS`, one timer per thread):
  * how long a frame waits for one depends on where the frames fall between them, which differs from
  * one run to the next (a median of 15 or of 40 ms for the same build), so pushes measured one after
  * the other cannot be compared. What differs here is the codec's path alone; also told frame by frame.
@@ -79,16 +81,18 @@ export function av1Beside(bench: Bench, passthrough: PushFigures, av1: PushFigur
  */
 export async function av1AtOnce(
   bench: Bench,
-  gateway: GatewayProcess,
   fixtures: { h264: Fixture; av1: Fixture },
   receiver: RtmpReceiver,
 ): Promise<void> {
-  console.log(`\nAV1 and H.264 passed through at once, sent on the same ticks (${bench.plan.pushSeconds} s)`);
+  console.log(
+    `\nAV1 and H.264 passed through at once, sent on the same ticks, one media thread (${bench.plan.pushSeconds} s)`,
+  );
+  const gateway = await GatewayProcess.start(join(bench.work, 'gateway-at-once.log'), { GATEWAY_WORKERS: '1' });
   // Keyframes come where the fixtures have them: both publishers stay at the same place in their GOPs.
   const options = { ignoreKeyframeRequests: true };
-  const h264 = await SyntheticPublisher.publish(fixtures.h264, gateway.baseUrl, 'at-once-h264', options);
+  let h264: SyntheticPublisher | undefined;
   let av1: SyntheticPublisher | undefined;
-  const streams = [`rtmp_${h264.name}`, 'rtmp_at-once-av1'];
+  const streams = ['rtmp_at-once-h264', 'rtmp_at-once-av1'];
   const messages = streams.map(() => [] as RtmpMediaMessage[]);
   const collect = (m: RtmpMediaMessage): void => {
     const stream = streams.indexOf(m.publish.streamName);
@@ -96,8 +100,8 @@ export async function av1AtOnce(
   };
   receiver.on('media', collect);
   try {
-    av1 = await SyntheticPublisher.publish(fixtures.av1, gateway.baseUrl, 'at-once-av1', options);
-    av1.shareClockWith(h264);
+    h264 = await SyntheticPublisher.publish(fixtures.h264, gateway.baseUrl, 'at-once-h264', options);
+    av1 = await SyntheticPublisher.publish(fixtures.av1, gateway.baseUrl, 'at-once-av1', { ...options, clockOf: h264 });
     await midGop(h264, fixtures.h264);
     const startedAt = now();
     const anchors = [h264, av1].map((p) => p.frames.findLastIndex((f) => f.key));
@@ -146,14 +150,11 @@ export async function av1AtOnce(
     bench.report('at once: AV1 minus H.264, the same frame, p95', percentile(differences, 95), 'ms');
   } finally {
     receiver.off('media', collect);
-    await Promise.all([h264.stop(), av1?.stop()]);
+    await Promise.all([h264?.stop(), av1?.stop()]);
+    await gateway.stop();
   }
 }
 
-/**
- * Waits until the publisher is mid-GOP, after 2.5 s of sending: a push started then begins with a
- * keyframe the gateway cached, unambiguously the publisher's last.
- */
 /** How many of `values` fall in each `width`-wide bin from 0. */
 function histogram(values: number[], width: number): number[] {
   const bins: number[] = [];
@@ -165,6 +166,10 @@ function histogram(values: number[], width: number): number[] {
   return bins;
 }
 
+/**
+ * Waits until the publisher is mid-GOP, after 2.5 s of sending: a push started then begins with a
+ * keyframe the gateway cached, unambiguously the publisher's last.
+ */
 async function midGop(publisher: SyntheticPublisher, fixture: Fixture): Promise<void> {
   await sleep(2500);
   const gop = fixture.video.findIndex((unit, i) => i > 0 && unit.key);

@@ -111,7 +111,7 @@ async function main(): Promise<void> {
       captionsBeside(bench, passthrough, await push(bench, gateway, fixture, receiver, 'captions'));
       const av1 = loadFixture(join(WORK, 'fixture'), PROGRAMME_AV1);
       av1Beside(bench, passthrough, await push(bench, gateway, av1, receiver, 'av1'));
-      await av1AtOnce(bench, gateway, { h264: fixture, av1 }, receiver);
+      await av1AtOnce(bench, { h264: fixture, av1 }, receiver);
       captionCost(bench);
       await push(bench, gateway, fixture, receiver, 'transcode');
       await push(bench, gateway, fixture, receiver, 'vertical');
@@ -181,15 +181,19 @@ async function main(): Promise<void> {
   console.log(`\nwritten to ${out}`);
 }
 
-/** Ends the benchmark early, stopping every process it started (they run in process groups of their own). */
+let aborting = false;
+/** Ends the benchmark early, stopping every process it started (they run in process groups of their own); once. */
 function abort(why: string, code: number): void {
+  if (aborting) return;
+  aborting = true;
   console.error(`\n${why}: stopping every process the benchmark started`);
   void stopAllProcesses().finally(() => process.exit(code));
 }
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => abort(signal, 130));
-// A throw in a timer or a listener (a publisher's, the receiver's) never reaches `main`'s promise.
-process.once('uncaughtException', (error) => {
-  console.error(error);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => abort(signal, 130));
+// A throw in a timer or a listener (a publisher's, the receiver's) never reaches `main`'s promise; a
+// timer's throws go on every tick meanwhile.
+process.on('uncaughtException', (error) => {
+  if (!aborting) console.error(error);
   abort('uncaught exception', 1);
 });
 

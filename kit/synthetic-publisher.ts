@@ -42,6 +42,12 @@ export interface PublishOptions {
   holdFirstAudioMs?: number;
   /** false: it sends no RTCP sender reports, as OBS's WHIP output does not (werift sends them by default). */
   senderReports?: boolean;
+  /**
+   * Sends on this publisher's clock: each frame and sound packet in the same tick as its own of the
+   * same index, from the same place in its fixture (so, with keyframe requests ignored by both, at
+   * the same place in its GOP). Its fixture has the same frame rate and sound frames.
+   */
+  clockOf?: SyntheticPublisher;
 }
 
 /** What the SDK's publish message carries besides the offer. */
@@ -53,7 +59,7 @@ export interface SdkPublish {
 }
 
 export interface SentFrame {
-  /** Frames sent by this publisher before this one. */
+  /** Frames sent by this publisher before this one (by the one whose clock it shares: `clockOf`). */
   index: number;
   /** The fixture's access unit that was sent. */
   unit: number;
@@ -119,6 +125,7 @@ export class SyntheticPublisher {
   #payloads: Buffer[][];
 
   #exchange: PublishOptions['exchange'];
+  #clockOf: SyntheticPublisher | undefined;
 
   private constructor(
     private fixture: Fixture,
@@ -155,6 +162,7 @@ export class SyntheticPublisher {
     publisher.#holdFirstMs = options.holdFirstMs ?? 0;
     publisher.#holdFirstAudioMs = options.holdFirstAudioMs ?? 0;
     publisher.#senderReports = options.senderReports ?? true;
+    publisher.#clockOf = options.clockOf;
     try {
       await publisher.#connect(baseUrl);
     } catch (error) {
@@ -201,9 +209,12 @@ export class SyntheticPublisher {
     await connected;
     this.#countSendsLost(this.#video);
     if (this.#loseOneIn) this.#loseVideoPackets(this.#video, this.#loseOneIn);
-    this.#startedAt = now();
-    this.#heldUntil = this.#startedAt + this.#holdFirstMs;
-    this.#audioHeldUntil = this.#startedAt + this.#holdFirstAudioMs;
+    if (this.#clockOf) this.#shareClock(this.#clockOf);
+    else {
+      this.#startedAt = now();
+      this.#heldUntil = this.#startedAt + this.#holdFirstMs;
+      this.#audioHeldUntil = this.#startedAt + this.#holdFirstAudioMs;
+    }
     pacer.add(this);
   }
 
@@ -306,17 +317,16 @@ export class SyntheticPublisher {
     else this.#audioTs0 = (this.#audioTs0 + ticks) >>> 0;
   }
 
-  /**
-   * Sends on `other`'s clock from now on: its frame and sound packet of each index in the same tick
-   * as `other`'s, from the same place in its fixture (so, with keyframe requests ignored by both, at
-   * the same place in its GOP). Only before it sent anything.
-   */
-  shareClockWith(other: SyntheticPublisher): void {
-    if (this.#videoSent || this.#audioSent) throw new Error(`${this.name} has already sent media`);
+  /** From its first tick on, frames and sound go as `other`'s of the same index, from the same place in its fixture. */
+  #shareClock(other: SyntheticPublisher): void {
+    if (other.fixture.fps !== this.fixture.fps || other.fixture.audioFrameMs !== this.fixture.audioFrameMs)
+      throw new Error('a publisher sharing a clock has the same frame rate and sound frames');
     this.#startedAt = other.#startedAt;
     this.#videoSent = other.#videoSent;
     this.#unit = other.#unit;
-    this.#audioSent = this.#audioOffset = other.#audioSent;
+    this.#audioSent = other.#audioSent;
+    this.#audioOffset = other.#audioOffset;
+    this.#audioPace = other.#audioPace;
     this.#heldUntil = other.#heldUntil;
     this.#audioHeldUntil = other.#audioHeldUntil;
   }

@@ -48,6 +48,12 @@ export interface PipelineSpec {
    * shared rendition gives such a push its last keyframe and what followed, not the next one.
    */
   canStartAt?: (keyframeCaptureMs: number) => boolean;
+  /**
+   * Nothing went out on the push's output yet, and the publisher's pictures begin it (at a keyframe
+   * sent before): a shared AAC encoder gives it its sound from before it joined, kept, so that its
+   * sound starts with its first picture rather than up to a keyframe interval later.
+   */
+  newOutput?: boolean;
 }
 
 /** Where a packet's samples come from, decoded on demand once for all pushes: its publisher. */

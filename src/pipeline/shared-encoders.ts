@@ -13,6 +13,11 @@ import type { AudioPacket, VideoFrame } from '../media/sinks.js';
 
 /** Tags of a shared rendition kept since its last keyframe (about 6 s at 30 fps with its audio); a longer GOP is not kept. */
 const MAX_CACHED_TAGS = 500;
+/**
+ * The sound an AAC encoder keeps (ms): a push joining it starts at a keyframe the publisher sent
+ * before (up to a keyframe interval), and is given its sound from there.
+ */
+const KEPT_AUDIO_MS = 5000;
 
 /**
  * One encoder per stream and variant. Pushes of a stream that would make the same output share one
@@ -79,6 +84,8 @@ class SharedEncoder {
   #audioHeader: FlvTag | undefined;
   /** The tags since its last keyframe: a push that can start there is given them at once. */
   #gop: FlvTag[] = [];
+  /** An AAC encoder's sound frames of the last KEPT_AUDIO_MS, oldest first. */
+  readonly #recentAudio: FlvTag[] = [];
   /** A video frame went out: a push joining after it starts at a keyframe, one before it with everything. */
   #framesOut = false;
   /**
@@ -138,6 +145,11 @@ class SharedEncoder {
     return this.#gop;
   }
 
+  /** An AAC encoder's recent sound frames, oldest first: what a push joining may have missed. */
+  get recentAudio(): readonly FlvTag[] {
+    return this.#recentAudio;
+  }
+
   /** What a lease is given before its first keyframe, at its time. */
   videoHeaders(timestamp: number): FlvTag[] {
     return [this.#script, this.#videoHeader].filter((tag) => tag !== undefined).map((tag) => ({ ...tag, timestamp }));
@@ -187,12 +199,19 @@ class SharedEncoder {
     if (tag.type === FlvTagType.SCRIPT) this.#script ??= tag;
     else if (isAudioHeaderTag(tag)) this.#audioHeader = tag;
     else if (tag.type === FlvTagType.VIDEO && !isVideoFrameTag(tag)) this.#videoHeader = tag;
-    else if (!this.video) return;
+    else if (!this.video) this.#keepAudio(tag);
     else if (isKeyframeTag(tag)) {
       this.#gop = [tag];
       this.#framesOut = true;
     } else if (this.#gop.length > 0 && this.#gop.length < MAX_CACHED_TAGS) this.#gop.push(tag);
     else this.#gop = [];
+  }
+
+  #keepAudio(tag: FlvTag): void {
+    if (!isAudioFrameTag(tag)) return;
+    const recent = this.#recentAudio;
+    recent.push(tag);
+    while (recent[0]!.timestamp < tag.timestamp - KEPT_AUDIO_MS) recent.shift();
   }
 
   /** No more leases join. */
@@ -215,6 +234,11 @@ class EncoderLease implements Pipeline {
   #started: boolean;
   /** The AAC sequence header is owed before the next audio frame (each listener starts with it). */
   #owesAudioHeader = true;
+  /**
+   * A new push's sound from before it joined an AAC encoder (`newOutput`): given with the next tags
+   * once its own media began (its first packet was handed in, after the keyframe it starts at).
+   */
+  #recentAudio: 'later' | 'owed' | 'given';
   /** The pipeline is this push's alone: audio commands go to it. */
   #own = false;
   #closing: Promise<void> | undefined;
@@ -224,6 +248,7 @@ class EncoderLease implements Pipeline {
     private readonly spec: PipelineSpec,
   ) {
     this.#started = !encoder.video;
+    this.#recentAudio = spec.newOutput && !encoder.video ? 'later' : 'given';
     // The encoder's times, its tags' time 0; the shift is this push's own.
     const encoderSource = (): TagSource => this.pipe.source;
     this.source = {
@@ -268,6 +293,7 @@ class EncoderLease implements Pipeline {
   }
 
   writeAudio(packet: AudioPacket, pcm: PcmSource): void {
+    if (this.#recentAudio === 'later') this.#recentAudio = 'owed';
     if (this.#own) this.pipe.writeAudio(packet, pcm);
     else this.encoder.writeAudio(packet, pcm);
   }
@@ -318,6 +344,7 @@ class EncoderLease implements Pipeline {
       this.#started = true;
       out = [...this.encoder.videoHeaders(tags[at]!.timestamp), ...tags.slice(at)];
     }
+    if (this.#recentAudio === 'owed') out = this.#withRecentAudio(out);
     if (this.#owesAudioHeader) out = this.#withAudioHeader(out);
     listener(out as FlvTag[]);
   }
@@ -360,6 +387,20 @@ class EncoderLease implements Pipeline {
       this.#own = true;
     }
     return apply();
+  }
+
+  /**
+   * A new push on an AAC encoder starts its pictures at the publisher's keyframe before it joined:
+   * it is given the encoder's sound kept from before its next tags, and its timeline sends what is
+   * from that keyframe on (up to a keyframe interval more of sound).
+   */
+  #withRecentAudio(tags: readonly FlvTag[]): readonly FlvTag[] {
+    const at = tags.findIndex(isAudioFrameTag);
+    if (at < 0) return tags;
+    this.#recentAudio = 'given';
+    const first = tags[at]!.timestamp;
+    const missed = this.encoder.recentAudio.filter((tag) => tag.timestamp < first);
+    return missed.length ? [...tags.slice(0, at), ...missed, ...tags.slice(at)] : tags;
   }
 
   #withAudioHeader(tags: readonly FlvTag[]): readonly FlvTag[] {

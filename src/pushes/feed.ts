@@ -148,6 +148,7 @@ export class PushFeed {
       opus: this.#source === 'publisher' && publisher.hasAudio && !this.videoInFfmpeg && audio.sound === undefined,
       stream: publisher,
       canStartAt: (captureMs) => writer.timeline.canStartAt(captureMs),
+      newOutput: !writer.timeline.placedAny && this.#source === 'publisher' && publisher.videoCodec !== undefined,
     });
   }
 

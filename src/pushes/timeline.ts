@@ -43,6 +43,11 @@ export class PushTimeline {
     return this.#last[kind];
   }
 
+  /** Whether any frame, of sound or picture, was placed yet (on any link). */
+  get placedAny(): boolean {
+    return this.#lastAudioFrame !== undefined || this.#lastVideoFrame >= 0;
+  }
+
   /** Whether anything was placed on the current link yet from a video keyframe on. */
   get linkStarted(): boolean {
     return this.#linkStartTs !== undefined;

@@ -49,11 +49,12 @@ export interface PipelineSpec {
    */
   canStartAt?: (keyframeCaptureMs: number) => boolean;
   /**
-   * Nothing went out on the push's output yet, and the publisher's pictures begin it (at a keyframe
-   * sent before): a shared AAC encoder gives it its sound from before it joined, kept, so that its
-   * sound starts with its first picture rather than up to a keyframe interval later.
+   * For a new push (nothing went out on its output yet) that the publisher's pictures begin, most
+   * often at a keyframe sent before it joined: whether its first picture went out. From then on, a
+   * shared AAC encoder gives it its sound from before it joined, kept, once, so that its sound
+   * starts with its first picture rather than up to a keyframe interval later.
    */
-  newOutput?: boolean;
+  pictureStarted?: () => boolean;
 }
 
 /** Where a packet's samples come from, decoded on demand once for all pushes: its publisher. */

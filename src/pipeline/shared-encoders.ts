@@ -15,9 +15,10 @@ import type { AudioPacket, VideoFrame } from '../media/sinks.js';
 const MAX_CACHED_TAGS = 500;
 /**
  * The sound an AAC encoder keeps (ms): a push joining it starts at a keyframe the publisher sent
- * before (up to a keyframe interval), and is given its sound from there.
+ * before, and is given its sound from there. The publisher's start cache holds up to 300 frames
+ * (10 s at 30 fps); a second more for the time its first picture takes to go out.
  */
-const KEPT_AUDIO_MS = 5000;
+const KEPT_AUDIO_MS = 11_000;
 
 /**
  * One encoder per stream and variant. Pushes of a stream that would make the same output share one
@@ -234,11 +235,8 @@ class EncoderLease implements Pipeline {
   #started: boolean;
   /** The AAC sequence header is owed before the next audio frame (each listener starts with it). */
   #owesAudioHeader = true;
-  /**
-   * A new push's sound from before it joined an AAC encoder (`newOutput`): given with the next tags
-   * once its own media began (its first packet was handed in, after the keyframe it starts at).
-   */
-  #recentAudio: 'later' | 'owed' | 'given';
+  /** A new push's sound from before it joined an AAC encoder is owed, once its first picture went out (`pictureStarted`). */
+  #owesRecentAudio: boolean;
   /** The pipeline is this push's alone: audio commands go to it. */
   #own = false;
   #closing: Promise<void> | undefined;
@@ -248,7 +246,7 @@ class EncoderLease implements Pipeline {
     private readonly spec: PipelineSpec,
   ) {
     this.#started = !encoder.video;
-    this.#recentAudio = spec.newOutput && !encoder.video ? 'later' : 'given';
+    this.#owesRecentAudio = spec.pictureStarted !== undefined && !encoder.video;
     // The encoder's times, its tags' time 0; the shift is this push's own.
     const encoderSource = (): TagSource => this.pipe.source;
     this.source = {
@@ -293,7 +291,6 @@ class EncoderLease implements Pipeline {
   }
 
   writeAudio(packet: AudioPacket, pcm: PcmSource): void {
-    if (this.#recentAudio === 'later') this.#recentAudio = 'owed';
     if (this.#own) this.pipe.writeAudio(packet, pcm);
     else this.encoder.writeAudio(packet, pcm);
   }
@@ -344,7 +341,7 @@ class EncoderLease implements Pipeline {
       this.#started = true;
       out = [...this.encoder.videoHeaders(tags[at]!.timestamp), ...tags.slice(at)];
     }
-    if (this.#recentAudio === 'owed') out = this.#withRecentAudio(out);
+    if (this.#owesRecentAudio && this.spec.pictureStarted?.()) out = this.#withRecentAudio(out);
     if (this.#owesAudioHeader) out = this.#withAudioHeader(out);
     listener(out as FlvTag[]);
   }
@@ -391,13 +388,14 @@ class EncoderLease implements Pipeline {
 
   /**
    * A new push on an AAC encoder starts its pictures at the publisher's keyframe before it joined:
-   * it is given the encoder's sound kept from before its next tags, and its timeline sends what is
-   * from that keyframe on (up to a keyframe interval more of sound).
+   * once that went out, it is given the encoder's sound kept from before its next tags, and its
+   * timeline sends what is from that keyframe on (up to a keyframe interval more of sound). What
+   * was delivered before its first picture went out was left out by its timeline: it comes again.
    */
   #withRecentAudio(tags: readonly FlvTag[]): readonly FlvTag[] {
     const at = tags.findIndex(isAudioFrameTag);
     if (at < 0) return tags;
-    this.#recentAudio = 'given';
+    this.#owesRecentAudio = false;
     const first = tags[at]!.timestamp;
     const missed = this.encoder.recentAudio.filter((tag) => tag.timestamp < first);
     return missed.length ? [...tags.slice(0, at), ...missed, ...tags.slice(at)] : tags;

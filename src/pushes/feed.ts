@@ -148,7 +148,10 @@ export class PushFeed {
       opus: this.#source === 'publisher' && publisher.hasAudio && !this.videoInFfmpeg && audio.sound === undefined,
       stream: publisher,
       canStartAt: (captureMs) => writer.timeline.canStartAt(captureMs),
-      newOutput: !writer.timeline.placedAny && this.#source === 'publisher' && publisher.videoCodec !== undefined,
+      pictureStarted:
+        !writer.timeline.placedAny && this.#source === 'publisher' && publisher.videoCodec !== undefined
+          ? () => writer.timeline.linkStarted
+          : undefined,
     });
   }
 

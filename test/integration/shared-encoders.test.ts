@@ -1,7 +1,7 @@
 import t from 'tap';
 import { decodePicture } from '../../kit/pictures.js';
 import { probe } from '../../kit/probe.js';
-import { childPids, sleep, waitFor } from '../../kit/processes.js';
+import { childPids, now, sleep, waitFor } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
 import { syntheticPublish } from '../helpers/synthetic.js';
 import { bandLevels, runs } from '../helpers/tones.js';
@@ -17,6 +17,39 @@ const nginx = await NginxRtmp.start();
 t.teardown(() => nginx.stop());
 
 const ffmpegs = (): Promise<number[]> => childPids(process.pid, 'ffmpeg');
+
+t.test(
+  'a push joining a running AAC encoder mid-GOP: its sound starts with its first picture, the keyframe before',
+  async (t) => {
+    const { gw, publisher } = await syntheticPublish(t, {}, 'joining');
+    const push = async (name: string): Promise<string> => {
+      const res = await gw.post('/rest-api/push/startup', {
+        streamName: 'joining',
+        rtmpUrl: `${nginx.url()}/${name}`,
+        rtmpTransponderFullUrl: true,
+      });
+      t.equal(res.status, 200, JSON.stringify(res.body));
+      return res.body.mediaSessionId as string;
+    };
+    const first = await push('join-1');
+    await waitFor('the first push sending', () => gw.pushService.get(first).writer.frames >= 30, 20_000);
+    // The keyframe the second push starts at was sent 0.7 to 1.3 s before it joined.
+    const keyframeAge = (): number => now() - publisher.frames.findLast((f) => f.key)!.sentAt;
+    await waitFor('mid-GOP', () => keyframeAge() >= 700 && keyframeAge() <= 1300, 20_000, 5);
+    const second = await push('join-2');
+    t.equal((await ffmpegs()).length, 1, 'one encoder for both');
+    await waitFor('the second push sending', () => gw.pushService.get(second).writer.frames >= 60, 20_000);
+    for (const id of [first, second])
+      t.equal((await gw.post('/rest-api/push/terminate', { mediaSessionId: id })).status, 200);
+    await waitFor('the recordings to be closed', async () => (await nginx.streams()).length === 0);
+    const media = await probe(nginx.recording('join-2')!);
+    const [video, audio] = [media.video[0], media.audio[0]].map((p) => Number(p?.pts_time));
+    t.ok(
+      Math.abs(audio! - video!) < 0.1,
+      `the second push's first sound at ${audio} s, its first picture at ${video} s`,
+    );
+  },
+);
 
 t.test(
   'pushes of one stream share one AAC encoder; one that mutes gets its own and the others are not muted',

@@ -317,37 +317,37 @@ t.test(
 );
 
 t.test(
-  'a new push joining an AAC encoder is given its sound kept (5 s), with its next tags once its media began',
+  'a new push joining an AAC encoder is given its sound kept (11 s) once its first picture went out',
   async (t) => {
     const { made, pipelines } = setup();
     const a = await pipelines(spec());
     a.onTags(() => {});
     made[0]!.begin(1000);
-    const sound = Array.from({ length: 300 }, (_, i) => frame(i * 20));
+    const sound = Array.from({ length: 600 }, (_, i) => frame(i * 20));
     made[0]!.emit([header, ...sound]);
-    const join = async (over: Partial<PipelineSpec>): Promise<{ lease: Pipeline; seen: FlvTag[] }> => {
+    const join = async (over: Partial<PipelineSpec>): Promise<FlvTag[]> => {
       const seen: FlvTag[] = [];
-      const lease = await pipelines(spec(over));
-      lease.onTags((tags) => seen.push(...tags));
-      return { lease, seen };
+      (await pipelines(spec(over))).onTags((tags) => seen.push(...tags));
+      return seen;
     };
-    const fresh = await join({ newOutput: true });
-    const handedOver = await join({});
+    let pictureOut = false;
+    const fresh = await join({ pictureStarted: () => pictureOut });
+    const other = await join({});
     const times = (tags: FlvTag[]): number[] => tags.map((tag) => tag.timestamp);
-    made[0]!.emit([frame(6000)]);
-    t.same(times(fresh.seen), [6000, 6000], 'before its own media began: live sound only, the header first');
-    for (const { lease } of [fresh, handedOver]) lease.writeAudio(packet(Buffer.from([9])), noPcm);
-    made[0]!.emit([frame(6020), frame(6040)]);
+    made[0]!.emit([frame(12000)]);
+    t.same(times(fresh), [12000, 12000], 'before its first picture went out: live sound only, the header first');
+    pictureOut = true;
+    made[0]!.emit([frame(12020), frame(12040)]);
     t.equal(made.length, 1, 'all on the one encoder');
     const kept = sound.filter((tag) => tag.timestamp >= 1040).map((tag) => tag.timestamp);
     t.same(
-      times(fresh.seen),
-      [6000, 6000, ...kept, 6000, 6020, 6040],
-      'then the sound kept, the last 5 s, before the live (its timeline leaves out what it has sent, and what is before its first picture)',
+      times(fresh),
+      [12000, 12000, ...kept, 12000, 12020, 12040],
+      'then the sound kept, the last 11 s, before the live (its timeline leaves out what it sent, and what is before its first picture)',
     );
-    t.same(times(handedOver.seen), [6000, 6000, 6020, 6040], 'a push whose output began before: live sound only');
-    made[0]!.emit([frame(6060)]);
-    t.same(times(fresh.seen).slice(-2), [6040, 6060], 'given once');
+    t.same(times(other), [12000, 12000, 12020, 12040], 'a push that is not new: live sound only');
+    made[0]!.emit([frame(12060)]);
+    t.same(times(fresh).slice(-2), [12040, 12060], 'given once');
   },
 );
 

@@ -1,8 +1,9 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { decodePicture } from '../../kit/pictures.js';
 import { probe } from '../../kit/probe.js';
 import { childPids, now, sleep, waitFor } from '../../kit/processes.js';
 import { NginxRtmp } from '../../kit/rtmp-server.js';
+import type { TestGateway } from '../helpers/gateway.js';
 import { syntheticPublish } from '../helpers/synthetic.js';
 import { bandLevels, runs } from '../helpers/tones.js';
 
@@ -18,19 +19,29 @@ t.teardown(() => nginx.stop());
 
 const ffmpegs = (): Promise<number[]> => childPids(process.pid, 'ffmpeg');
 
+/** Starts a push of `streamName` to nginx-rtmp's stream `name`: its mediaSessionId. */
+async function startPush(
+  t: Test,
+  gw: TestGateway,
+  streamName: string,
+  name: string,
+  body: object = {},
+): Promise<string> {
+  const res = await gw.post('/rest-api/push/startup', {
+    streamName,
+    rtmpUrl: `${nginx.url()}/${name}`,
+    rtmpTransponderFullUrl: true,
+    ...body,
+  });
+  t.equal(res.status, 200, JSON.stringify(res.body));
+  return res.body.mediaSessionId as string;
+}
+
 t.test(
   'a push joining a running AAC encoder mid-GOP: its sound starts with its first picture, the keyframe before',
   async (t) => {
     const { gw, publisher } = await syntheticPublish(t, {}, 'joining');
-    const push = async (name: string): Promise<string> => {
-      const res = await gw.post('/rest-api/push/startup', {
-        streamName: 'joining',
-        rtmpUrl: `${nginx.url()}/${name}`,
-        rtmpTransponderFullUrl: true,
-      });
-      t.equal(res.status, 200, JSON.stringify(res.body));
-      return res.body.mediaSessionId as string;
-    };
+    const push = (name: string): Promise<string> => startPush(t, gw, 'joining', name);
     const first = await push('join-1');
     await waitFor('the first push sending', () => gw.pushService.get(first).writer.frames >= 30, 20_000);
     // The keyframe the second push starts at was sent 0.7 to 1.3 s before it joined.
@@ -55,16 +66,7 @@ t.test(
   'pushes of one stream share one AAC encoder; one that mutes gets its own and the others are not muted',
   async (t) => {
     const { gw } = await syntheticPublish(t, {}, 'shared');
-    const push = async (name: string, body: object = {}): Promise<string> => {
-      const res = await gw.post('/rest-api/push/startup', {
-        streamName: 'shared',
-        rtmpUrl: `${nginx.url()}/${name}`,
-        rtmpTransponderFullUrl: true,
-        ...body,
-      });
-      t.equal(res.status, 200, JSON.stringify(res.body));
-      return res.body.mediaSessionId as string;
-    };
+    const push = (name: string): Promise<string> => startPush(t, gw, 'shared', name);
     const a = await push('a');
     const b = await push('b');
     const c = await push('c');
@@ -120,15 +122,7 @@ t.test(
   'a push alone on its encoder mutes it in place; the next push of the stream gets a new shared one',
   async (t) => {
     const { gw } = await syntheticPublish(t, {}, 'alone');
-    const start = async (name: string): Promise<string> => {
-      const res = await gw.post('/rest-api/push/startup', {
-        streamName: 'alone',
-        rtmpUrl: `${nginx.url()}/${name}`,
-        rtmpTransponderFullUrl: true,
-      });
-      t.equal(res.status, 200, JSON.stringify(res.body));
-      return res.body.mediaSessionId as string;
-    };
+    const start = (name: string): Promise<string> => startPush(t, gw, 'alone', name);
     const first = await start('alone-1');
     const before = await ffmpegs();
     t.equal(before.length, 1);
@@ -145,15 +139,7 @@ t.test(
 t.test("the shared encoder lost is every sharing push's loss: each restores, and they share again", async (t) => {
   const { gw } = await syntheticPublish(t, {}, 'lost');
   const ids: string[] = [];
-  for (const name of ['lost-1', 'lost-2']) {
-    const res = await gw.post('/rest-api/push/startup', {
-      streamName: 'lost',
-      rtmpUrl: `${nginx.url()}/${name}`,
-      rtmpTransponderFullUrl: true,
-    });
-    t.equal(res.status, 200, JSON.stringify(res.body));
-    ids.push(res.body.mediaSessionId as string);
-  }
+  for (const name of ['lost-1', 'lost-2']) ids.push(await startPush(t, gw, 'lost', name));
   const [shared] = await ffmpegs();
   t.ok(shared, 'one ffmpeg');
   process.kill(shared!, 'SIGKILL');
@@ -174,16 +160,7 @@ t.test(
   'pushes of one rendition share one ffmpeg, a late one starting at its keyframe; one that mutes gets its own, video unbroken',
   async (t) => {
     const { gw } = await syntheticPublish(t, {}, 'rendition');
-    const push = async (name: string, height: number): Promise<string> => {
-      const res = await gw.post('/rest-api/push/startup', {
-        streamName: 'rendition',
-        rtmpUrl: `${nginx.url()}/${name}`,
-        rtmpTransponderFullUrl: true,
-        height,
-      });
-      t.equal(res.status, 200, JSON.stringify(res.body));
-      return res.body.mediaSessionId as string;
-    };
+    const push = (name: string, height: number): Promise<string> => startPush(t, gw, 'rendition', name, { height });
     const recorded = (name: string, packets: number): Promise<unknown> =>
       waitFor(
         `${packets} frames of ${name} recorded`,
